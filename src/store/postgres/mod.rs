@@ -1,0 +1,724 @@
+//! PostgreSQL backend: a `sqlx` pool, many processes, row locks.
+//!
+//! * **Pool** of [`POOL_SIZE`] connections; connecting gives up after [`CONNECT_TIMEOUT`] with
+//!   [`Error::Unavailable`] (the URL in the message has its password redacted).
+//! * **Migrations** are embedded (`migrations-postgres/`) and run on open under sqlx's advisory
+//!   lock, so processes opening the same database at once take turns. A database that has a
+//!   migration this binary does not carry is refused with [`Error::DatabaseTooNew`].
+//! * **Concurrency**: claims, promotions and rescues take rows with `FOR UPDATE SKIP LOCKED`,
+//!   so producers of many processes never queue behind each other; worker-side writes are
+//!   fenced on (id, running, attempt, worker) like on SQLite.
+//! * **Wake-ups across processes**: inserts send `pg_notify('porter_insert', queue)` inside
+//!   their transaction (delivered at commit, never for a rollback); a task LISTENs on that
+//!   channel and wakes the queue's producers in this process. It reconnects by itself, wakes
+//!   every queue after a reconnect (notifications sent meanwhile are lost), and stops when the
+//!   store is dropped.
+//! * **Times** are `timestamptz` from the database clock (`now()`), where SQLite keeps text in
+//!   one fixed format; durations are bound as seconds (`float8`). The SQL files sit beside this
+//!   one with the same names as SQLite's; each says where and why it differs beyond that.
+//! * **Tests** give each test its own schema through the URL
+//!   (`?options=-c%20search_path%3Dname`, see [`PgStore::create_test_schema`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{Connection, PgConnection, Row};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::*;
+use crate::error::{Error, Result};
+use crate::job::{AttemptError, JobRow, JobState};
+
+/// Connections in the pool (one of them is held by the LISTEN task).
+pub const POOL_SIZE: u32 = 10;
+/// How long connecting (or waiting for a free connection) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The NOTIFY channel inserts are announced on; the payload is the queue name.
+pub const NOTIFY_CHANNEL: &str = "porter_insert";
+/// How long the LISTEN task waits before trying again after an error.
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
+/// How often an insert tries again when a unique key's holder finished between its insert
+/// and the read of the holder (READ COMMITTED lets that happen; it is rare).
+const UNIQUE_ROUNDS: usize = 5;
+
+macro_rules! sql {
+    ($name:literal) => {
+        include_str!(concat!("sql/", $name, ".sql"))
+    };
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres");
+
+/// The newest migration this binary carries.
+pub fn schema_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The PostgreSQL store. Share it behind an `Arc`; dropping it stops its LISTEN task.
+pub struct PgStore {
+    /// The connection pool (also available to callers for their own transactions).
+    pool: PgPool,
+    /// Producers of this process, woken by inserts here and by NOTIFY from elsewhere.
+    wakeup: Arc<Wakeup>,
+    /// Stops the LISTEN task when the store goes.
+    _listener: DropGuard,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("pool_size", &self.pool.size()).finish()
+    }
+}
+
+/// Maps a sqlx error to the library's error. The only place that looks at driver codes.
+pub fn map_err(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            let text = match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|p| p.detail()) {
+                Some(detail) => format!("{}: {detail}", db.message()),
+                None => db.message().to_string(),
+            };
+            match code.as_str() {
+                // unique_violation
+                "23505" => Error::Conflict(text),
+                // check_violation, not_null_violation: input the schema refuses
+                "23514" | "23502" => Error::invalid("job", text),
+                // connection_exception class, too_many_connections, admin/crash shutdown,
+                // cannot_connect_now
+                c if c.starts_with("08") || matches!(c, "53300" | "57P01" | "57P02" | "57P03") => {
+                    Error::Unavailable(text)
+                }
+                _ => Error::Database(text),
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Error::Unavailable(e.to_string()),
+        _ => Error::Database(e.to_string()),
+    }
+}
+
+fn migrate_err(e: sqlx::migrate::MigrateError) -> Error {
+    match e {
+        sqlx::migrate::MigrateError::Execute(e) => match map_err(e) {
+            Error::Unavailable(m) => Error::Unavailable(m),
+            other => Error::Migration(other.to_string()),
+        },
+        other => Error::Migration(other.to_string()),
+    }
+}
+
+impl PgStore {
+    /// Connects to the database a `postgres://` URL names and migrates it.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot connect to {}: {}", redact_url(url), map_err(e))))?;
+        migrate(&pool).await?;
+
+        let wakeup = Arc::new(Wakeup::default());
+        let mut listener = PgListener::connect_with(&pool).await.map_err(map_err)?;
+        listener.listen(NOTIFY_CHANNEL).await.map_err(map_err)?;
+        let stop = CancellationToken::new();
+        tokio::spawn(listen(listener, wakeup.clone(), stop.clone()));
+        Ok(PgStore { pool, wakeup, _listener: stop.drop_guard() })
+    }
+
+    /// The connection pool, for callers that insert jobs inside their own transactions with
+    /// [`job_insert_tx`].
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Creates a fresh, randomly named schema in the database `base_url` names and returns a
+    /// URL that selects it (through `search_path`), so each test gets an empty database.
+    pub async fn create_test_schema(base_url: &str) -> Result<String> {
+        let schema = format!("porter_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(base_url)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot connect to {}: {}", redact_url(base_url), map_err(e))))?;
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.map_err(map_err)?;
+        conn.close().await.map_err(map_err)?;
+        let mut url = url::Url::parse(base_url).map_err(|e| Error::invalid("database url", e.to_string()))?;
+        url.query_pairs_mut().append_pair("options", &format!("-c search_path={schema}"));
+        Ok(url.to_string())
+    }
+}
+
+/// Runs the embedded migrations on one connection. sqlx holds an advisory lock (per database)
+/// while it migrates, so concurrent opens take turns.
+async fn migrate(pool: &PgPool) -> Result<()> {
+    let mut conn = pool.acquire().await.map_err(map_err)?;
+    let Err(e) = MIGRATOR.run_direct(&mut *conn).await else { return Ok(()) };
+    let known = schema_version();
+    let err = match e {
+        sqlx::migrate::MigrateError::VersionMissing(version) => {
+            let found: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap_or(None);
+            Error::DatabaseTooNew { found: found.unwrap_or(version).max(version), known }
+        }
+        other => migrate_err(other),
+    };
+    // A failed run keeps the advisory lock on this connection: close it rather than hand it
+    // back to the pool.
+    let _ = conn.detach().close().await;
+    Err(err)
+}
+
+/// Wakes this process's producers for every insert any process announces.
+async fn listen(mut listener: PgListener, wakeup: Arc<Wakeup>, stop: CancellationToken) {
+    loop {
+        let received = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.try_recv() => r,
+        };
+        match received {
+            Ok(Some(n)) => wakeup.notify(n.payload()),
+            // The connection was lost and is back: what was sent meanwhile is gone.
+            Ok(None) => wakeup.notify(super::wake::ALL_QUEUES),
+            Err(e) => {
+                tracing::warn!(error = %map_err(e), "LISTEN {NOTIFY_CHANNEL} failed; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(LISTEN_RETRY) => wakeup.notify(super::wake::ALL_QUEUES),
+                }
+            }
+        }
+    }
+}
+
+// ---- row mapping --------------------------------------------------------------------------
+
+fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
+fn job_from_row(r: PgRow) -> sqlx::Result<JobRow> {
+    Ok(JobRow {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        queue: r.try_get("queue")?,
+        args: r.try_get("args")?,
+        state: r.try_get::<&str, _>("state")?.parse::<JobState>().map_err(decode_err)?,
+        priority: r.try_get("priority")?,
+        attempt: r.try_get("attempt")?,
+        max_attempts: r.try_get("max_attempts")?,
+        errors: r.try_get::<Json<Vec<AttemptError>>, _>("errors")?.0,
+        created_at: r.try_get("created_at")?,
+        scheduled_at: r.try_get("scheduled_at")?,
+        attempted_at: r.try_get("attempted_at")?,
+        finalized_at: r.try_get("finalized_at")?,
+        attempted_by: r.try_get("attempted_by")?,
+        unique_key: r.try_get("unique_key")?,
+        metadata: r.try_get("metadata")?,
+    })
+}
+
+fn tablo_from_row(r: PgRow) -> sqlx::Result<TabloRow> {
+    Ok(TabloRow { id: r.try_get("id")?, name: r.try_get("name")?, created_at: r.try_get("created_at")? })
+}
+
+fn file_from_row(r: PgRow) -> sqlx::Result<TabloFileRow> {
+    Ok(TabloFileRow {
+        id: r.try_get("id")?,
+        tablo_id: r.try_get("tablo_id")?,
+        s3_key: r.try_get("s3_key")?,
+        size: r.try_get("size")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// A duration as the seconds the SQL multiplies by `interval '1 second'`.
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn fenced(fence: &JobFence, row: Option<JobRow>) -> Result<JobRow> {
+    row.ok_or(Error::Fenced { id: fence.id, attempt: fence.attempt })
+}
+
+async fn one_job(conn: &mut PgConnection, id: i64) -> Result<Option<JobRow>> {
+    sqlx::query(sql!("job_get")).bind(id).try_map(job_from_row).fetch_optional(conn).await.map_err(map_err)
+}
+
+/// After a user write changed no row: a conflict if the job exists, else not found.
+async fn conflict_or_not_found(conn: &mut PgConnection, id: i64, conflict: impl FnOnce(&JobRow) -> String) -> Error {
+    match one_job(conn, id).await {
+        Ok(Some(row)) => Error::Conflict(conflict(&row)),
+        Ok(None) => Error::not_found("job", id),
+        Err(e) => e,
+    }
+}
+
+// ---- writes shared with callers' own transactions -------------------------------------------
+
+/// Wakes the producers of these queues in every process, at commit (see `queue_notify.sql`).
+async fn notify_queues(conn: &mut PgConnection, mut queues: Vec<String>) -> Result<()> {
+    queues.sort();
+    queues.dedup();
+    sqlx::query(sql!("queue_notify")).bind(queues).execute(conn).await.map_err(map_err).map(drop)
+}
+
+/// One column of a batch, for binding as an array.
+fn column<T>(jobs: &[&JobInsertParams], f: impl Fn(&JobInsertParams) -> T) -> Vec<T> {
+    jobs.iter().map(|j| f(j)).collect()
+}
+
+/// Inserts one batch in one statement; returns the rows inserted, in id (= input) order.
+async fn insert_batch(conn: &mut PgConnection, jobs: &[&JobInsertParams]) -> Result<Vec<JobRow>> {
+    let mut rows = sqlx::query(sql!("job_insert"))
+        .bind(column(jobs, |j| j.kind.clone()))
+        .bind(column(jobs, |j| j.queue.clone()))
+        .bind(column(jobs, |j| j.args.clone()))
+        .bind(column(jobs, |j| j.priority))
+        .bind(column(jobs, |j| j.max_attempts))
+        .bind(column(jobs, |j| j.scheduled_at))
+        .bind(column(jobs, |j| j.schedule_in.map_or(0.0, secs)))
+        .bind(column(jobs, |j| j.unique_key.clone()))
+        .bind(column(jobs, |j| j.metadata.clone()))
+        .try_map(job_from_row)
+        .fetch_all(conn)
+        .await
+        .map_err(map_err)?;
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
+}
+
+/// Inserts jobs on a caller's connection, inside whatever transaction it has open: the jobs
+/// exist if and only if that transaction commits, and the NOTIFY that wakes producers is
+/// delivered at that commit. Results are in input order; a job whose unique key an unfinished
+/// job holds is not inserted, and that job is returned with `inserted = false`.
+///
+/// Producers in this process are woken by the NOTIFY too (this function cannot know when the
+/// caller commits).
+pub async fn job_insert_tx(conn: &mut PgConnection, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<Option<InsertResult>> = vec![None; jobs.len()];
+    let mut pending: Vec<usize> = (0..jobs.len()).collect();
+    for _ in 0..UNIQUE_ROUNDS {
+        let batch: Vec<&JobInsertParams> = pending.iter().map(|&i| &jobs[i]).collect();
+        // Rows come back in input order, minus the jobs whose key was held (by an earlier job
+        // or by an earlier row of this batch): match them up in one pass.
+        let mut rows = insert_batch(conn, &batch).await?.into_iter().peekable();
+        let mut held = Vec::new();
+        for &i in &pending {
+            match rows.next_if(|r| r.unique_key == jobs[i].unique_key) {
+                Some(row) => out[i] = Some(InsertResult { job: row, inserted: true }),
+                None if jobs[i].unique_key.is_none() => {
+                    return Err(Error::Database("the insert returned fewer rows than it was given".into()))
+                }
+                None => held.push(i),
+            }
+        }
+        if held.is_empty() {
+            pending.clear();
+            break;
+        }
+        let keys: Vec<String> = held.iter().filter_map(|&i| jobs[i].unique_key.clone()).collect();
+        let holders: HashMap<String, JobRow> = sqlx::query(sql!("job_get_unique"))
+            .bind(keys)
+            .try_map(job_from_row)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .into_iter()
+            .filter_map(|row| Some((row.unique_key.clone()?, row)))
+            .collect();
+        // A holder that finished in between frees its key: insert that job again.
+        pending = held
+            .into_iter()
+            .filter(|&i| match jobs[i].unique_key.as_ref().and_then(|k| holders.get(k)) {
+                Some(row) => {
+                    out[i] = Some(InsertResult { job: row.clone(), inserted: false });
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+    }
+    if let Some(&i) = pending.first() {
+        return Err(Error::Conflict(format!(
+            "unique key {:?} kept changing hands while inserting; try again",
+            jobs[i].unique_key.as_deref().unwrap_or_default()
+        )));
+    }
+    notify_queues(conn, jobs.iter().map(|j| j.queue.clone()).collect()).await?;
+    Ok(out.into_iter().map(|r| r.expect("every job has a result")).collect())
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    fn wakeup(&self) -> &Arc<Wakeup> {
+        &self.wakeup
+    }
+
+    async fn now(&self) -> Result<DateTime<Utc>> {
+        sqlx::query_scalar("SELECT now()").fetch_one(&self.pool).await.map_err(map_err)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT count(*) FROM porter_queues").execute(&self.pool).await.map(drop).map_err(map_err)
+    }
+
+    async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
+        let mut queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let out = job_insert_tx(&mut tx, jobs).await?;
+        tx.commit().await.map_err(map_err)?;
+        queues.sort();
+        queues.dedup();
+        for q in queues {
+            self.wakeup.notify(&q);
+        }
+        Ok(out)
+    }
+
+    async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
+        one_job(&mut *self.pool.acquire().await.map_err(map_err)?, id).await
+    }
+
+    async fn job_list(&self, params: JobListParams) -> Result<Vec<JobRow>> {
+        let states: Vec<&str> = params.states.iter().map(|s| s.as_str()).collect();
+        sqlx::query(sql!("job_list"))
+            .bind(&params.kind)
+            .bind(&params.queue)
+            .bind(params.before_id)
+            .bind(states)
+            .bind(i64::from(params.effective_limit()))
+            .try_map(job_from_row)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn job_counts(&self) -> Result<JobCounts> {
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as(sql!("job_counts")).fetch_all(&self.pool).await.map_err(map_err)?;
+        let rows = rows
+            .into_iter()
+            .map(|(q, s, n)| Ok((q, s.parse::<JobState>()?, n)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(JobCounts::from_rows(rows))
+    }
+
+    async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>> {
+        if params.limit == 0 || params.kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        sqlx::query(sql!("job_promote_due")).bind(&params.queue).execute(&mut *conn).await.map_err(map_err)?;
+        let mut jobs = sqlx::query(sql!("job_claim"))
+            .bind(&params.queue)
+            .bind(&params.worker_id)
+            .bind(&params.kinds)
+            .bind(i64::from(params.limit))
+            .try_map(job_from_row)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        jobs.sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
+        Ok(jobs)
+    }
+
+    async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<bool>> {
+        if fences.is_empty() {
+            return Ok(Vec::new());
+        }
+        let completed: Vec<(i64, i32, String)> = sqlx::query_as(sql!("job_complete"))
+            .bind(fences.iter().map(|f| f.id).collect::<Vec<_>>())
+            .bind(fences.iter().map(|f| f.attempt).collect::<Vec<_>>())
+            .bind(fences.iter().map(|f| f.worker_id.clone()).collect::<Vec<_>>())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        // A fence given twice changed its row once: the first one reports it, as on SQLite.
+        let mut completed: HashSet<(i64, i32, String)> = completed.into_iter().collect();
+        Ok(fences.into_iter().map(|f| completed.remove(&(f.id, f.attempt, f.worker_id))).collect())
+    }
+
+    async fn job_fail(&self, p: JobFailParams) -> Result<JobRow> {
+        let f = &p.fence;
+        let row = sqlx::query(sql!("job_fail"))
+            .bind(f.id)
+            .bind(f.attempt)
+            .bind(&f.worker_id)
+            .bind(&p.error)
+            .bind(&p.trace)
+            .bind(secs(p.retry_in))
+            .bind(p.discard)
+            .try_map(job_from_row)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        fenced(f, row)
+    }
+
+    async fn job_snooze(&self, fence: JobFence, delay: Duration) -> Result<JobRow> {
+        let row = sqlx::query(sql!("job_snooze"))
+            .bind(fence.id)
+            .bind(fence.attempt)
+            .bind(&fence.worker_id)
+            .bind(secs(delay))
+            .try_map(job_from_row)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        fenced(&fence, row)
+    }
+
+    async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow> {
+        let row = sqlx::query(sql!("job_cancel_running"))
+            .bind(fence.id)
+            .bind(fence.attempt)
+            .bind(&fence.worker_id)
+            .bind(reason)
+            .try_map(job_from_row)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        fenced(&fence, row)
+    }
+
+    async fn job_cancel(&self, id: i64) -> Result<JobRow> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let row = sqlx::query(sql!("job_cancel"))
+            .bind(id)
+            .try_map(job_from_row)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        match row {
+            Some(row) => Ok(row),
+            None => Err(conflict_or_not_found(&mut conn, id, |j| format!("job {id} is already {}", j.state)).await),
+        }
+    }
+
+    async fn job_retry(&self, id: i64) -> Result<JobRow> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let row = sqlx::query(sql!("job_retry"))
+            .bind(id)
+            .try_map(job_from_row)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let Some(row) = row else {
+            return Err(conflict_or_not_found(&mut tx, id, |_| {
+                format!("job {id} is running; it cannot be retried until it stops")
+            })
+            .await);
+        };
+        notify_queues(&mut tx, vec![row.queue.clone()]).await?;
+        tx.commit().await.map_err(map_err)?;
+        self.wakeup.notify(&row.queue);
+        Ok(row)
+    }
+
+    async fn job_delete_finalized(&self, p: JobDeleteFinalizedParams) -> Result<u64> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut deleted = 0u64;
+        for (state, age) in [("completed", p.completed), ("cancelled", p.cancelled), ("discarded", p.discarded)] {
+            let left = u64::from(p.limit).saturating_sub(deleted);
+            if left == 0 {
+                break;
+            }
+            let done = sqlx::query(sql!("job_delete_finalized"))
+                .bind(state)
+                .bind(secs(age))
+                .bind(left as i64)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            deleted += done.rows_affected();
+        }
+        Ok(deleted)
+    }
+
+    async fn job_rescue(&self, p: JobRescueParams) -> Result<RescueCounts> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut states: Vec<String> = sqlx::query_scalar(sql!("job_rescue_lost"))
+            .bind(secs(p.lease))
+            .bind(i64::from(p.limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        for (kind, after) in &p.stuck_after {
+            let stuck: Vec<String> = sqlx::query_scalar(sql!("job_rescue_stuck"))
+                .bind(kind)
+                .bind(secs(*after))
+                .bind(i64::from(p.limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            states.extend(stuck);
+        }
+        tx.commit().await.map_err(map_err)?;
+        let discarded = states.iter().filter(|s| *s == "discarded").count() as u64;
+        Ok(RescueCounts { retried: states.len() as u64 - discarded, discarded })
+    }
+
+    async fn queue_list(&self) -> Result<Vec<QueueRow>> {
+        let rows: Vec<(String, Option<DateTime<Utc>>)> =
+            sqlx::query_as(sql!("queue_list")).fetch_all(&self.pool).await.map_err(map_err)?;
+        Ok(rows.into_iter().map(|(name, paused_at)| QueueRow { name, paused_at }).collect())
+    }
+
+    async fn queue_pause(&self, name: &str) -> Result<()> {
+        crate::job::validate_name("queue", name)?;
+        sqlx::query(sql!("queue_pause")).bind(name).execute(&self.pool).await.map(drop).map_err(map_err)
+    }
+
+    async fn queue_resume(&self, name: &str) -> Result<()> {
+        crate::job::validate_name("queue", name)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query(sql!("queue_resume")).bind(name).execute(&mut *tx).await.map_err(map_err)?;
+        notify_queues(&mut tx, vec![name.to_string()]).await?;
+        tx.commit().await.map_err(map_err)?;
+        self.wakeup.notify(name);
+        Ok(())
+    }
+
+    async fn worker_heartbeat(&self, id: &str, host: &str, pid: i64) -> Result<()> {
+        sqlx::query(sql!("worker_heartbeat"))
+            .bind(id)
+            .bind(host)
+            .bind(pid)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(map_err)
+    }
+
+    async fn worker_delete(&self, id: &str) -> Result<()> {
+        sqlx::query(sql!("worker_delete")).bind(id).execute(&self.pool).await.map(drop).map_err(map_err)
+    }
+
+    async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
+        let rows: Vec<(String, String, i64, DateTime<Utc>, DateTime<Utc>)> =
+            sqlx::query_as(sql!("worker_list")).fetch_all(&self.pool).await.map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, host, pid, started_at, heartbeat_at)| WorkerRow { id, host, pid, started_at, heartbeat_at })
+            .collect())
+    }
+
+    async fn periodic_enqueue(&self, p: PeriodicEnqueueParams) -> Result<Option<InsertResult>> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let created: Option<bool> = sqlx::query_scalar(sql!("periodic_set"))
+            .bind(&p.name)
+            .bind(p.slot)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let insert = match created {
+            None => return Ok(None), // the slot was taken already; nothing written
+            Some(true) => p.insert_if_new,
+            Some(false) => true,
+        };
+        let queue = p.job.queue.clone();
+        let out = if insert { job_insert_tx(&mut tx, vec![p.job]).await?.pop() } else { None };
+        tx.commit().await.map_err(map_err)?;
+        if out.is_some() {
+            self.wakeup.notify(&queue);
+        }
+        Ok(out)
+    }
+
+    async fn tablo_insert(&self, name: &str) -> Result<TabloRow> {
+        sqlx::query(sql!("tablo_insert"))
+            .bind(uuid::Uuid::new_v4())
+            .bind(name)
+            .try_map(tablo_from_row)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>> {
+        sqlx::query(sql!("tablo_get"))
+            .bind(id)
+            .try_map(tablo_from_row)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn tablo_delete_enqueue(&self, id: uuid::Uuid, job: JobInsertParams) -> Result<Option<InsertResult>> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let deleted = sqlx::query(sql!("tablo_delete")).bind(id).execute(&mut *tx).await.map_err(map_err)?;
+        if deleted.rows_affected() == 0 {
+            return Ok(None); // dropping the transaction rolls it back
+        }
+        let queue = job.queue.clone();
+        let out = job_insert_tx(&mut tx, vec![job]).await?.pop();
+        tx.commit().await.map_err(map_err)?;
+        self.wakeup.notify(&queue);
+        Ok(out)
+    }
+
+    async fn tablo_file_insert(&self, f: TabloFileRow) -> Result<()> {
+        sqlx::query(sql!("tablo_file_insert"))
+            .bind(f.id)
+            .bind(f.tablo_id)
+            .bind(f.s3_key)
+            .bind(f.size)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(map_err)
+    }
+
+    async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>> {
+        sqlx::query(sql!("tablo_file_list"))
+            .bind(tablo_id)
+            .try_map(file_from_row)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn tablo_file_orphans(&self, p: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
+        sqlx::query(sql!("tablo_file_orphans"))
+            .bind(p.after)
+            .bind(p.tablo_id)
+            .bind(i64::from(p.limit))
+            .try_map(file_from_row)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let done = sqlx::query(sql!("tablo_file_delete")).bind(ids).execute(&self.pool).await.map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests;

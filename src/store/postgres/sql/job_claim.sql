@@ -1,0 +1,17 @@
+-- Differs from SQLite, which needs no row locks inside its one write transaction: here
+-- producers of many processes claim at once, and FOR UPDATE SKIP LOCKED lets each take rows
+-- nobody else is taking instead of queueing behind them. $3 is the array of kinds.
+WITH picked AS (
+    SELECT id FROM porter_jobs
+    WHERE state = 'available' AND queue = $1 AND scheduled_at <= now()
+      AND kind = ANY($3::text[])
+      AND NOT EXISTS (SELECT 1 FROM porter_queues WHERE name = $1 AND paused_at IS NOT NULL)
+    ORDER BY priority, scheduled_at, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE porter_jobs j
+SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), attempted_by = $2
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.*

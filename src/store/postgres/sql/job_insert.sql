@@ -1,0 +1,20 @@
+-- Differs from SQLite, which inserts one row per statement inside its one write transaction
+-- (cheap in process). Here a round trip per row would dominate, so a whole batch is one
+-- statement over arrays, in input order (ORDER BY ord, so ids ascend in input order).
+-- $6 is an absolute due time or NULL; $7 a delay in seconds (0 when none).
+-- A unique key held by an unfinished job (or by an earlier row of this batch) inserts nothing
+-- for that row (no error): the caller then reads the holder with job_get_unique.sql.
+INSERT INTO porter_jobs (kind, queue, args, state, priority, max_attempts, scheduled_at, unique_key, metadata)
+SELECT kind, queue, args,
+       CASE WHEN due <= now() THEN 'available' ELSE 'scheduled' END,
+       priority, max_attempts, due, unique_key, metadata
+FROM (
+    SELECT t.*, COALESCE(t.due_at, now() + t.delay_secs * interval '1 second') AS due
+    FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::smallint[], $5::int[],
+                $6::timestamptz[], $7::float8[], $8::text[], $9::jsonb[])
+         WITH ORDINALITY AS t(kind, queue, args, priority, max_attempts, due_at, delay_secs, unique_key, metadata, ord)
+) j
+ORDER BY ord
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available','scheduled','running','retryable')
+DO NOTHING
+RETURNING *

@@ -1,0 +1,8 @@
+-- Differs from SQLite, which reads the slot (periodic_get.sql) and writes it inside its one
+-- write transaction, where nobody can come between. Here it is one upsert: its row lock makes
+-- concurrent callers for the same slot wait, then see the slot taken and change nothing, so
+-- exactly one of them gets a row back. `created` (xmax = 0) tells a new row from an advanced one.
+INSERT INTO porter_periodic (name, last_slot) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET last_slot = EXCLUDED.last_slot
+WHERE porter_periodic.last_slot < EXCLUDED.last_slot
+RETURNING (xmax = 0) AS created
