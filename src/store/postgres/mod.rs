@@ -121,14 +121,16 @@ impl PgStore {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
+        // One plain connection first: the pool would retry until its timeout and then report
+        // only that, where this reports why (refused, unknown host, bad password, no database).
+        let mut conn = connect(&options, url).await?;
+        migrate(&mut conn).await?;
+        conn.close().await.map_err(map_err)?;
+
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| Error::Unavailable(format!("cannot connect to {}: {}", redact_url(url), map_err(e))))?;
-        migrate(&pool).await?;
-
+            .connect_lazy_with(options);
         let wakeup = Arc::new(Wakeup::default());
         let mut listener = PgListener::connect_with(&pool).await.map_err(map_err)?;
         listener.listen(NOTIFY_CHANNEL).await.map_err(map_err)?;
@@ -146,10 +148,11 @@ impl PgStore {
     /// Creates a fresh, randomly named schema in the database `base_url` names and returns a
     /// URL that selects it (through `search_path`), so each test gets an empty database.
     pub async fn create_test_schema(base_url: &str) -> Result<String> {
+        let options: PgConnectOptions = base_url
+            .parse()
+            .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(base_url))))?;
         let schema = format!("porter_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = PgConnection::connect(base_url)
-            .await
-            .map_err(|e| Error::Unavailable(format!("cannot connect to {}: {}", redact_url(base_url), map_err(e))))?;
+        let mut conn = connect(&options, base_url).await?;
         sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.map_err(map_err)?;
         conn.close().await.map_err(map_err)?;
         let mut url = url::Url::parse(base_url).map_err(|e| Error::invalid("database url", e.to_string()))?;
@@ -158,26 +161,33 @@ impl PgStore {
     }
 }
 
-/// Runs the embedded migrations on one connection. sqlx holds an advisory lock (per database)
-/// while it migrates, so concurrent opens take turns.
-async fn migrate(pool: &PgPool) -> Result<()> {
-    let mut conn = pool.acquire().await.map_err(map_err)?;
+/// One connection, within [`CONNECT_TIMEOUT`]; errors name the server without the password.
+async fn connect(options: &PgConnectOptions, url: &str) -> Result<PgConnection> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(Error::Unavailable(format!("cannot connect to {}: {e}", redact_url(url)))),
+        Err(_) => Err(Error::Unavailable(format!(
+            "cannot connect to {}: no answer within {CONNECT_TIMEOUT:?}",
+            redact_url(url)
+        ))),
+    }
+}
+
+/// Runs the embedded migrations. sqlx holds an advisory lock (per database) while it
+/// migrates, so concurrent opens take turns. A run that failed half-way keeps the lock until
+/// the connection is closed or dropped, which the caller does either way.
+async fn migrate(conn: &mut PgConnection) -> Result<()> {
     let Err(e) = MIGRATOR.run_direct(&mut *conn).await else { return Ok(()) };
-    let known = schema_version();
-    let err = match e {
+    Err(match e {
         sqlx::migrate::MigrateError::VersionMissing(version) => {
             let found: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
                 .fetch_one(&mut *conn)
                 .await
                 .unwrap_or(None);
-            Error::DatabaseTooNew { found: found.unwrap_or(version).max(version), known }
+            Error::DatabaseTooNew { found: found.unwrap_or(version).max(version), known: schema_version() }
         }
         other => migrate_err(other),
-    };
-    // A failed run keeps the advisory lock on this connection: close it rather than hand it
-    // back to the pool.
-    let _ = conn.detach().close().await;
-    Err(err)
+    })
 }
 
 /// Wakes this process's producers for every insert any process announces.
