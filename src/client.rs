@@ -1,0 +1,119 @@
+//! The client: insert typed jobs (one, many, or inside the caller's transaction), and manage
+//! them (get, list, cancel, retry).
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::job::{InsertOpts, JobArgs, JobRow};
+use crate::store::{InsertResult, JobCounts, JobInsertParams, JobListParams, Store};
+
+/// Inserts and manages jobs. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("backend", &self.store.backend()).finish()
+    }
+}
+
+/// Validated insert params for typed args: the args' own options, overridden by `opts`.
+pub fn insert_params<A: JobArgs>(args: &A, opts: Option<InsertOpts>) -> Result<JobInsertParams> {
+    let value = serde_json::to_value(args).map_err(|e| crate::Error::invalid("args", e.to_string()))?;
+    let mut merged = args.insert_opts();
+    if let Some(o) = opts {
+        merged = InsertOpts {
+            queue: o.queue.or(merged.queue),
+            priority: o.priority.or(merged.priority),
+            max_attempts: o.max_attempts.or(merged.max_attempts),
+            scheduled_at: o.scheduled_at.or(merged.scheduled_at),
+            schedule_in: o.schedule_in.or(merged.schedule_in),
+            unique_key: o.unique_key.or(merged.unique_key),
+            metadata: o.metadata.or(merged.metadata),
+        };
+    }
+    JobInsertParams::new(A::KIND, value, merged)
+}
+
+impl Client {
+    /// A client over a store.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Client { store }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Inserts one typed job.
+    pub async fn insert<A: JobArgs>(&self, args: &A, opts: Option<InsertOpts>) -> Result<InsertResult> {
+        let params = insert_params(args, opts)?;
+        Ok(self.store.job_insert_many(vec![params]).await?.remove(0))
+    }
+
+    /// Inserts many typed jobs in one transaction.
+    pub async fn insert_many<'a, A: JobArgs>(
+        &self,
+        jobs: impl IntoIterator<Item = (&'a A, Option<InsertOpts>)>,
+    ) -> Result<Vec<InsertResult>> {
+        let params = jobs.into_iter().map(|(a, o)| insert_params(a, o)).collect::<Result<Vec<_>>>()?;
+        self.store.job_insert_many(params).await
+    }
+
+    /// Inserts a job by kind name with JSON args (the CLI and HTTP path).
+    pub async fn insert_raw(&self, kind: &str, args: serde_json::Value, opts: InsertOpts) -> Result<InsertResult> {
+        let params = JobInsertParams::new(kind, args, opts)?;
+        Ok(self.store.job_insert_many(vec![params]).await?.remove(0))
+    }
+
+    /// Inserts typed jobs on a caller's SQLite connection, inside the transaction it has open:
+    /// they exist if and only if that transaction commits.
+    pub fn insert_tx_sqlite<A: JobArgs>(
+        conn: &rusqlite::Connection,
+        args: &A,
+        opts: Option<InsertOpts>,
+    ) -> Result<InsertResult> {
+        let params = insert_params(args, opts)?;
+        Ok(crate::store::sqlite::job_insert_tx(conn, std::slice::from_ref(&params))?.remove(0))
+    }
+
+    /// Inserts typed jobs inside a caller's PostgreSQL transaction: they exist if and only if
+    /// it commits (and producers are notified when it does).
+    #[cfg(feature = "postgres")]
+    pub async fn insert_tx_pg<A: JobArgs>(
+        conn: &mut sqlx::PgConnection,
+        args: &A,
+        opts: Option<InsertOpts>,
+    ) -> Result<InsertResult> {
+        let params = insert_params(args, opts)?;
+        Ok(crate::store::postgres::job_insert_tx(conn, vec![params]).await?.remove(0))
+    }
+
+    /// One job.
+    pub async fn get(&self, id: i64) -> Result<Option<JobRow>> {
+        self.store.job_get(id).await
+    }
+
+    /// Jobs, newest first.
+    pub async fn list(&self, params: JobListParams) -> Result<Vec<JobRow>> {
+        self.store.job_list(params).await
+    }
+
+    /// Cancels an unfinished job.
+    pub async fn cancel(&self, id: i64) -> Result<JobRow> {
+        self.store.job_cancel(id).await
+    }
+
+    /// Makes a job that is not running available again.
+    pub async fn retry(&self, id: i64) -> Result<JobRow> {
+        self.store.job_retry(id).await
+    }
+
+    /// Counts by queue and state.
+    pub async fn counts(&self) -> Result<JobCounts> {
+        self.store.job_counts().await
+    }
+}

@@ -1,0 +1,232 @@
+//! Jobs: their states, rows, insert options and the typed `JobArgs` trait.
+//!
+//! # States
+//! A job follows River's state machine:
+//!
+//! ```text
+//!  insert ──► available ──claim──► running ──ok──► completed
+//!     │           ▲                   │ error: attempt < max_attempts
+//!     ▼           │ due               ├──────────────► retryable ──due──► available
+//!  scheduled ─────┘                   │ error: attempts used up, or discard
+//!     ▲                               ├──────────────► discarded
+//!     └──────────── snooze ───────────┤ cancel
+//!                                     └──────────────► cancelled
+//! ```
+//! `completed`, `cancelled` and `discarded` are final; a final job can be retried by hand,
+//! which makes it `available` again with its history kept.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Default number of attempts before a job is discarded (River's default).
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 25;
+/// Default queue name.
+pub const DEFAULT_QUEUE: &str = "default";
+/// Default priority (1 is the highest, 4 the lowest).
+pub const DEFAULT_PRIORITY: i16 = 1;
+
+/// A job's place in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Ready to be claimed now.
+    Available,
+    /// Waiting for its scheduled time (inserted for later, or snoozed).
+    Scheduled,
+    /// Claimed by a worker, which holds it under a lease.
+    Running,
+    /// Failed; will be available again once its backoff has passed.
+    Retryable,
+    /// Finished successfully (final).
+    Completed,
+    /// Cancelled by a user or by the job itself (final).
+    Cancelled,
+    /// Failed for good: attempts used up, or discarded on purpose (final).
+    Discarded,
+}
+
+impl JobState {
+    /// Every state, in life-cycle order.
+    pub const ALL: [JobState; 7] = [
+        JobState::Available,
+        JobState::Scheduled,
+        JobState::Running,
+        JobState::Retryable,
+        JobState::Completed,
+        JobState::Cancelled,
+        JobState::Discarded,
+    ];
+
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Available => "available",
+            JobState::Scheduled => "scheduled",
+            JobState::Running => "running",
+            JobState::Retryable => "retryable",
+            JobState::Completed => "completed",
+            JobState::Cancelled => "cancelled",
+            JobState::Discarded => "discarded",
+        }
+    }
+
+    /// Whether the state is final (completed, cancelled, discarded).
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Cancelled | JobState::Discarded)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        JobState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
+            Error::invalid(
+                "state",
+                format!(
+                    "{s:?} is not a job state (one of available, scheduled, running, retryable, completed, cancelled, discarded)"
+                ),
+            )
+        })
+    }
+}
+
+/// One entry of a job's error history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptError {
+    /// The attempt that failed.
+    pub attempt: i32,
+    /// When it failed (database clock).
+    pub at: DateTime<Utc>,
+    /// The error message.
+    pub error: String,
+    /// A backtrace or panic location, when one was captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRow {
+    /// Ascending 64-bit id.
+    pub id: i64,
+    /// What the job does; selects the worker.
+    pub kind: String,
+    /// The queue it runs on.
+    pub queue: String,
+    /// The job's arguments.
+    pub args: serde_json::Value,
+    /// Current state.
+    pub state: JobState,
+    /// 1 (highest) to 4.
+    pub priority: i16,
+    /// Attempts started so far.
+    pub attempt: i32,
+    /// Attempts allowed before it is discarded.
+    pub max_attempts: i32,
+    /// One entry per failed attempt, oldest first.
+    pub errors: Vec<AttemptError>,
+    /// When it was inserted.
+    pub created_at: DateTime<Utc>,
+    /// When it is (or was) due.
+    pub scheduled_at: DateTime<Utc>,
+    /// When the latest attempt started.
+    pub attempted_at: Option<DateTime<Utc>>,
+    /// When it reached a final state.
+    pub finalized_at: Option<DateTime<Utc>>,
+    /// The worker that holds (or last held) it.
+    pub attempted_by: Option<String>,
+    /// Deduplication key, unique among unfinished jobs.
+    pub unique_key: Option<String>,
+    /// Free-form metadata (periodic name and slot, for example).
+    pub metadata: serde_json::Value,
+}
+
+impl JobRow {
+    /// The fence a worker-side write must present: the job's id, the attempt and the worker
+    /// that claimed it.
+    pub fn fence(&self) -> crate::store::JobFence {
+        crate::store::JobFence {
+            id: self.id,
+            attempt: self.attempt,
+            worker_id: self.attempted_by.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The latest error, if any.
+    pub fn last_error(&self) -> Option<&AttemptError> {
+        self.errors.last()
+    }
+}
+
+/// Typed job arguments. The kind names the worker that runs them.
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct SendEmail { to: String }
+/// impl porter::JobArgs for SendEmail { const KIND: &'static str = "send_email"; }
+/// ```
+pub trait JobArgs: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The job kind, `^[a-z0-9_.-]{1,64}$`.
+    const KIND: &'static str;
+
+    /// Insert options this kind uses unless the caller gives others.
+    fn insert_opts(&self) -> InsertOpts {
+        InsertOpts::default()
+    }
+}
+
+/// Options for inserting a job. Unset fields take the defaults (queue `default`, priority 1,
+/// 25 attempts, due now).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InsertOpts {
+    /// Queue name.
+    pub queue: Option<String>,
+    /// Priority, 1 (highest) to 4.
+    pub priority: Option<i16>,
+    /// Attempts before discard, at least 1.
+    pub max_attempts: Option<i32>,
+    /// Run at this time (or later).
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// Run after this delay, counted on the database clock.
+    #[serde(skip)]
+    pub schedule_in: Option<Duration>,
+    /// Deduplicate against unfinished jobs with the same key.
+    pub unique_key: Option<String>,
+    /// Free-form metadata.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Checks a queue name or a kind against `^[a-z0-9_.-]{1,64}$`.
+pub fn validate_name(what: &'static str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            what,
+            format!("{name:?} must match ^[a-z0-9_.-]{{1,64}}$ (lower-case letters, digits, '_', '.', '-')"),
+        ))
+    }
+}
+
+/// River's default retry delay: attempt^4 seconds, with ±10 % jitter.
+pub fn default_backoff(attempt: i32) -> Duration {
+    let base = (attempt.max(1) as f64).powi(4);
+    let jitter = 1.0 + (fastrand::f64() * 0.2 - 0.1);
+    Duration::from_secs_f64(base * jitter)
+}

@@ -1,0 +1,121 @@
+//! Built-in jobs: `heartbeat` (periodic), `orphan_file_cleanup` (periodic, in
+//! [`orphan_file_cleanup`]), and the diagnostics `noop`, `sleep` and `fail`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use crate::job::JobArgs;
+use crate::worker::{Job, JobError, Worker};
+
+/// Logs "worker heartbeat" with its job id and attempt: proof that the loop turns.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Heartbeat {}
+
+impl JobArgs for Heartbeat {
+    const KIND: &'static str = "heartbeat";
+}
+
+/// Runs [`Heartbeat`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeartbeatWorker;
+
+#[async_trait::async_trait]
+impl Worker<Heartbeat> for HeartbeatWorker {
+    async fn work(&self, job: Job<Heartbeat>) -> Result<(), JobError> {
+        info!(job_id = job.id(), attempt = job.attempt(), "worker heartbeat");
+        Ok(())
+    }
+}
+
+/// Does nothing (benchmarks, smoke tests).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Noop {}
+
+impl JobArgs for Noop {
+    const KIND: &'static str = "noop";
+}
+
+/// Runs [`Noop`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopWorker;
+
+#[async_trait::async_trait]
+impl Worker<Noop> for NoopWorker {
+    async fn work(&self, _job: Job<Noop>) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+/// Sleeps `ms` milliseconds (cancellable), for shutdown and soak tests.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Sleep {
+    /// How long to sleep.
+    pub ms: u64,
+}
+
+impl JobArgs for Sleep {
+    const KIND: &'static str = "sleep";
+}
+
+/// Runs [`Sleep`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SleepWorker;
+
+#[async_trait::async_trait]
+impl Worker<Sleep> for SleepWorker {
+    async fn work(&self, job: Job<Sleep>) -> Result<(), JobError> {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(job.args.ms)) => Ok(()),
+            _ = job.cancel.cancelled() => Err(JobError::msg("sleep cancelled")),
+        }
+    }
+
+    fn timeout(&self, job: &Job<Sleep>) -> Duration {
+        // A sleep longer than the default timeout is asked for on purpose.
+        crate::worker::DEFAULT_JOB_TIMEOUT.max(Duration::from_millis(job.args.ms.saturating_add(5_000)))
+    }
+}
+
+/// Fails with `message`, or panics with it when `panic` is set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Fail {
+    /// The error message.
+    #[serde(default = "default_fail_message")]
+    pub message: String,
+    /// Panic instead of returning an error.
+    #[serde(default)]
+    pub panic: bool,
+}
+
+fn default_fail_message() -> String {
+    "failed on purpose".to_string()
+}
+
+impl JobArgs for Fail {
+    const KIND: &'static str = "fail";
+}
+
+/// Runs [`Fail`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FailWorker;
+
+#[async_trait::async_trait]
+impl Worker<Fail> for FailWorker {
+    async fn work(&self, job: Job<Fail>) -> Result<(), JobError> {
+        if job.args.panic {
+            panic!("{}", job.args.message);
+        }
+        Err(JobError::msg(&job.args.message))
+    }
+}
+
+/// Registers `heartbeat`, `noop`, `sleep` and `fail`.
+pub fn add_builtin_workers(workers: &mut crate::Workers) -> crate::Result<()> {
+    workers.add(HeartbeatWorker)?;
+    workers.add(NoopWorker)?;
+    workers.add(SleepWorker)?;
+    workers.add(FailWorker)?;
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! porter: a background-job queue and worker for Rust services, on one SQLite file (zero
+//! setup: local runs and tests) or on PostgreSQL (production), with the same code.
+//!
+//! # Layout
+//! * [`job`]: job rows, states, insert options, the typed [`JobArgs`] trait.
+//! * [`worker`]: the [`Worker`] trait (work, timeout, next_retry) and the [`Workers`] registry.
+//! * [`client`]: [`Client`], to insert jobs (one, many, inside a caller's transaction) and
+//!   manage them.
+//! * [`store`]: the one storage seam, [`Store`], with `sqlite` and `postgres` backends.
+//! * [`runtime`]: producers, executor, batched completer, graceful shutdown.
+//! * [`maintenance`]: periodic enqueuer, rescuer (leases), retention cleaner.
+//! * [`jobs`]: built-in jobs (heartbeat, orphan file cleanup, diagnostics).
+//!
+//! # Example
+//! ```
+//! use porter::{Client, Job, JobArgs, JobError, Worker, Workers};
+//! use porter::runtime::{Runtime, RuntimeConfig, Shutdown};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Greet { name: String }
+//! impl JobArgs for Greet { const KIND: &'static str = "greet"; }
+//!
+//! struct GreetWorker;
+//! #[async_trait::async_trait]
+//! impl Worker<Greet> for GreetWorker {
+//!     async fn work(&self, job: Job<Greet>) -> Result<(), JobError> {
+//!         println!("hello, {}", job.args.name);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> porter::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = porter::store::open(&format!("sqlite://{}/porter.db", dir.path().display())).await?;
+//! let client = Client::new(store.clone());
+//! let inserted = client.insert(&Greet { name: "tablo".into() }, None).await?;
+//!
+//! let mut workers = Workers::new();
+//! workers.add(GreetWorker)?;
+//! let shutdown = Shutdown::new();
+//! let runtime = Runtime::new(store.clone(), workers, RuntimeConfig::default());
+//! let running = tokio::spawn(runtime.run(shutdown.clone()));
+//! while client.get(inserted.job.id).await?.unwrap().state != porter::JobState::Completed {
+//!     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+//! }
+//! shutdown.soft.cancel();
+//! running.await.unwrap()?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod error;
+pub mod job;
+pub mod jobs;
+pub mod maintenance;
+pub mod runtime;
+pub mod store;
+pub mod worker;
+
+pub use client::Client;
+pub use error::{Error, Result};
+pub use job::{AttemptError, InsertOpts, JobArgs, JobRow, JobState};
+pub use store::{Backend, InsertResult, Store};
+pub use worker::{Job, JobError, Worker, Workers};

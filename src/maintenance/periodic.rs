@@ -1,0 +1,199 @@
+//! Durable periodic jobs with no leader. Each schedule has a row in `porter_periodic` holding
+//! the last slot enqueued; a process that sees a newer slot due moves the row forward and
+//! inserts the slot's job in one transaction, so one slot yields exactly one job however many
+//! processes race for it. A slot missed while everything was down runs once at the next start
+//! (the row only remembers the latest slot), and restarts never skip a long interval, since
+//! the schedule lives in the database rather than in a process's memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::error::{Error, Result};
+use crate::job::InsertOpts;
+use crate::store::{JobInsertParams, PeriodicEnqueueParams, Store};
+
+/// When a periodic job is due.
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    /// Every fixed interval, on slots aligned to the Unix epoch (every 1 h runs on the hour).
+    Every(Duration),
+    /// A cron expression (five fields, or six with seconds), in UTC.
+    Cron(Box<croner::Cron>),
+}
+
+impl Schedule {
+    /// Parses a cron expression.
+    pub fn cron(expr: &str) -> Result<Self> {
+        let cron = croner::Cron::new(expr)
+            .with_seconds_optional()
+            .parse()
+            .map_err(|e| Error::invalid("cron expression", format!("{expr:?}: {e}")))?;
+        Ok(Schedule::Cron(Box::new(cron)))
+    }
+
+    /// The latest slot (Unix ms) at or before `now`, given the last slot enqueued. `None` when
+    /// no slot after `last` has come yet.
+    fn due_slot(&self, now: DateTime<Utc>, last: Option<i64>) -> Option<i64> {
+        let now_ms = now.timestamp_millis();
+        match self {
+            Schedule::Every(every) => {
+                let step = (every.as_millis() as i64).max(1);
+                let slot = now_ms.div_euclid(step) * step;
+                (last.is_none_or(|l| l < slot)).then_some(slot)
+            }
+            Schedule::Cron(cron) => {
+                let slot = latest_cron_time(cron, now)?.timestamp_millis();
+                (last.is_none_or(|l| l < slot)).then_some(slot)
+            }
+        }
+    }
+
+    /// The shortest gap between two slots, to pick how often to look.
+    fn min_gap(&self) -> Duration {
+        match self {
+            Schedule::Every(d) => *d,
+            Schedule::Cron(_) => Duration::from_secs(1),
+        }
+    }
+}
+
+/// The latest time at or before `now` that the cron expression names, searched backwards in
+/// growing windows so that a minutely and a yearly schedule both cost a few steps.
+fn latest_cron_time(cron: &croner::Cron, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    const WINDOWS_SECS: [i64; 6] = [120, 7_200, 172_800, 3_456_000, 34_560_000, 345_600_000];
+    for secs in WINDOWS_SECS {
+        let start = now - chrono::Duration::seconds(secs);
+        let latest = cron.iter_from(start).take(200_000).take_while(|t| *t <= now).last();
+        if latest.is_some() {
+            return latest;
+        }
+    }
+    None
+}
+
+/// A job enqueued on a schedule.
+#[derive(Debug, Clone)]
+pub struct PeriodicJob {
+    /// Unique name of the schedule (the kind, usually).
+    pub name: String,
+    /// When it is due.
+    pub schedule: Schedule,
+    /// Job kind.
+    pub kind: String,
+    /// Job args.
+    pub args: serde_json::Value,
+    /// Insert options (queue, priority, ...).
+    pub opts: InsertOpts,
+    /// Also insert one job each time a process starts, outside the slots.
+    pub run_on_start: bool,
+}
+
+impl PeriodicJob {
+    /// A periodic job of `kind` with `{}` args, named after the kind.
+    pub fn new(kind: &str, schedule: Schedule) -> Self {
+        PeriodicJob {
+            name: kind.to_string(),
+            schedule,
+            kind: kind.to_string(),
+            args: serde_json::json!({}),
+            opts: InsertOpts::default(),
+            run_on_start: false,
+        }
+    }
+
+    /// Sets run-on-start.
+    pub fn run_on_start(mut self, yes: bool) -> Self {
+        self.run_on_start = yes;
+        self
+    }
+
+    fn params(&self, metadata: serde_json::Value) -> Result<JobInsertParams> {
+        let mut opts = self.opts.clone();
+        opts.metadata = Some(metadata);
+        JobInsertParams::new(&self.kind, self.args.clone(), opts)
+    }
+}
+
+/// The periodic enqueuer service.
+pub struct PeriodicEnqueuer {
+    store: Arc<dyn Store>,
+    jobs: Vec<PeriodicJob>,
+    worker_id: String,
+    /// Last slot this process saw enqueued (by anyone), per name: saves needless writes.
+    seen: HashMap<String, i64>,
+}
+
+impl PeriodicEnqueuer {
+    /// An enqueuer for these schedules.
+    pub fn new(store: Arc<dyn Store>, jobs: Vec<PeriodicJob>, worker_id: String) -> Self {
+        PeriodicEnqueuer { store, jobs, worker_id, seen: HashMap::new() }
+    }
+
+    /// How often to look: a quarter of the shortest interval, between 50 ms and 1 s.
+    pub fn tick(&self) -> Duration {
+        let min = self.jobs.iter().map(|j| j.schedule.min_gap()).min().unwrap_or(Duration::from_secs(1));
+        (min / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
+
+    /// Inserts the run-on-start jobs; returns how many.
+    pub async fn run_start_jobs(&self) -> Result<u64> {
+        let mut n = 0;
+        for job in self.jobs.iter().filter(|j| j.run_on_start) {
+            let meta = serde_json::json!({"periodic": job.name, "run_on_start": true, "worker_id": self.worker_id});
+            self.store.job_insert_many(vec![job.params(meta)?]).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Enqueues every slot that has come due; returns how many jobs this call inserted.
+    pub async fn run_once(&mut self) -> Result<u64> {
+        let now = self.store.now().await?;
+        let mut inserted = 0;
+        for job in &self.jobs {
+            let seen = self.seen.get(&job.name).copied();
+            let Some(slot) = job.schedule.due_slot(now, seen) else { continue };
+            let meta = serde_json::json!({"periodic": job.name, "slot": slot});
+            let result = self
+                .store
+                .periodic_enqueue(PeriodicEnqueueParams {
+                    name: job.name.clone(),
+                    slot,
+                    insert_if_new: false,
+                    job: job.params(meta)?,
+                })
+                .await?;
+            if let Some(r) = result {
+                inserted += 1;
+                debug!(periodic = %job.name, slot, job_id = r.job.id, "enqueued periodic job");
+            }
+            // Whoever moved it, the row now holds at least this slot.
+            self.seen.insert(job.name.clone(), slot);
+        }
+        Ok(inserted)
+    }
+
+    /// Inserts run-on-start jobs, then enqueues due slots every tick until `stop`.
+    pub async fn run(mut self, stop: CancellationToken) {
+        if let Err(e) = self.run_start_jobs().await {
+            warn!(error = %e, "could not insert run-on-start periodic jobs");
+        }
+        let tick = self.tick();
+        loop {
+            match self.run_once().await {
+                Ok(n) if n > 0 => info!(inserted = n, "enqueued periodic jobs"),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "periodic enqueuer pass failed"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(tick) => {}
+            }
+        }
+    }
+}

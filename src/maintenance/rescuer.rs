@@ -1,0 +1,87 @@
+//! The rescuer: running jobs whose worker stopped heartbeating within the lease, or that ran
+//! far past their timeout, go back to retryable ("worker lost") or to discarded when their
+//! attempts are used up. Fencing makes the lost worker's late writes change nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::error::Result;
+use crate::store::{wake_all, JobRescueParams, RescueCounts, Store};
+use crate::worker::Workers;
+
+/// A job is stuck once it ran this much longer than its own timeout.
+pub const STUCK_MARGIN: Duration = Duration::from_secs(30);
+
+/// Rescuer settings.
+#[derive(Debug, Clone)]
+pub struct RescuerConfig {
+    /// A worker silent for this long is lost (default 15 s).
+    pub lease: Duration,
+    /// How often to look (default a fifth of the lease).
+    pub interval: Duration,
+    /// Per kind, how long a run may last before it counts as stuck (timeout + margin).
+    pub stuck_after: Vec<(String, Duration)>,
+    /// Most rows per pass.
+    pub batch: u32,
+}
+
+impl RescuerConfig {
+    /// Settings for a lease, with stuck limits from the registry's default timeouts.
+    pub fn for_workers(lease: Duration, workers: &Workers) -> Self {
+        let stuck_after = workers
+            .kinds()
+            .into_iter()
+            .map(|k| (k, crate::worker::DEFAULT_JOB_TIMEOUT + STUCK_MARGIN))
+            .collect();
+        RescuerConfig { lease, interval: lease / 5, stuck_after, batch: 1000 }
+    }
+}
+
+/// The rescuer service.
+pub struct Rescuer {
+    store: Arc<dyn Store>,
+    config: RescuerConfig,
+}
+
+impl Rescuer {
+    /// A rescuer over a store.
+    pub fn new(store: Arc<dyn Store>, config: RescuerConfig) -> Self {
+        Rescuer { store, config }
+    }
+
+    /// One pass; returns what it rescued.
+    pub async fn run_once(&self) -> Result<RescueCounts> {
+        let counts = self
+            .store
+            .job_rescue(JobRescueParams {
+                lease: self.config.lease,
+                stuck_after: self.config.stuck_after.clone(),
+                limit: self.config.batch,
+            })
+            .await?;
+        if counts.retried > 0 {
+            wake_all(&*self.store);
+        }
+        Ok(counts)
+    }
+
+    /// Runs a pass every interval until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.config.interval) => {}
+            }
+            match self.run_once().await {
+                Ok(c) if c.retried + c.discarded > 0 => {
+                    info!(retried = c.retried, discarded = c.discarded, "rescued jobs of lost workers")
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "rescuer pass failed"),
+            }
+        }
+    }
+}

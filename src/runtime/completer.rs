@@ -1,0 +1,99 @@
+//! Records completions in batches: one statement (or one grouped transaction) per batch.
+//! Other outcomes are written at once by the executor.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tracing::{debug, warn};
+
+use crate::store::{JobFence, Store};
+
+/// Most completions written in one batch.
+const MAX_BATCH: usize = 1000;
+
+enum Msg {
+    Complete(JobFence),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle to the completer task.
+pub(crate) struct Completer {
+    tx: mpsc::UnboundedSender<Msg>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Completer {
+    pub(crate) fn spawn(store: Arc<dyn Store>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(store, rx));
+        Completer { tx, task: Mutex::new(Some(task)) }
+    }
+
+    /// Queues a completion; it is written with the next batch.
+    pub(crate) fn complete(&self, fence: JobFence) {
+        let _ = self.tx.send(Msg::Complete(fence));
+    }
+
+    /// Waits until every completion queued so far is written.
+    pub(crate) async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        let _ = self.task.lock().await;
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let mut batch: Vec<JobFence> = Vec::new();
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Complete(f) => batch.push(f),
+                Msg::Flush(tx) => flushes.push(tx),
+            }
+            if batch.len() >= MAX_BATCH {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if !batch.is_empty() {
+            write(&*store, std::mem::take(&mut batch)).await;
+        }
+        for f in flushes.drain(..) {
+            let _ = f.send(());
+        }
+    }
+}
+
+/// Writes one batch, retrying while the database is unreachable: a completion that is never
+/// written leaves its job to be rescued and run again, which at-least-once allows but which
+/// costs a second run.
+async fn write(store: &dyn Store, fences: Vec<JobFence>) {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1.. {
+        match store.job_complete_many(fences.clone()).await {
+            Ok(changed) => {
+                let stale = changed.iter().filter(|c| !**c).count();
+                if stale > 0 {
+                    debug!(stale, "completions fenced off: those jobs were rescued or cancelled meanwhile");
+                }
+                return;
+            }
+            Err(e) if attempt < 40 => {
+                if attempt == 1 {
+                    warn!(error = %e, jobs = fences.len(), "recording completions failed; retrying");
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                warn!(error = %e, jobs = fences.len(), "giving up on recording completions; the jobs will be rescued and run again");
+                return;
+            }
+        }
+    }
+}

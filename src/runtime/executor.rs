@@ -1,0 +1,206 @@
+//! Runs one claimed job: decode, run with its timeout, catch panics, then record the outcome
+//! (fenced). Job args are never logged.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::{debug, error, warn};
+
+use super::Ctx;
+use crate::error::Error;
+use crate::job::JobRow;
+use crate::store::JobFailParams;
+use crate::worker::JobError;
+
+/// Told about every failed attempt. The default, [`LogErrors`], logs through tracing.
+pub trait ErrorHandler: Send + Sync + 'static {
+    /// An attempt failed with an error (or timed out).
+    fn handle_error(&self, job: &JobRow, error: &str);
+    /// An attempt panicked.
+    fn handle_panic(&self, job: &JobRow, message: &str, trace: Option<&str>);
+}
+
+/// Logs failures with job_id, kind, queue, attempt, max_attempts and the error; never args.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogErrors;
+
+impl ErrorHandler for LogErrors {
+    fn handle_error(&self, job: &JobRow, err: &str) {
+        error!(job_id = job.id, kind = %job.kind, queue = %job.queue, attempt = job.attempt,
+               max_attempts = job.max_attempts, error = %err, "job failed");
+    }
+    fn handle_panic(&self, job: &JobRow, message: &str, trace: Option<&str>) {
+        error!(job_id = job.id, kind = %job.kind, queue = %job.queue, attempt = job.attempt,
+               max_attempts = job.max_attempts, panic = %message, trace = trace.unwrap_or(""), "job panicked");
+    }
+}
+
+enum Outcome {
+    Done(Result<(), JobError>),
+    Panicked { message: String, trace: Option<String> },
+    TimedOut(Duration),
+    ShutDown,
+}
+
+thread_local! {
+    /// Where the panic hook leaves the location and backtrace of a panic on this thread.
+    static PANIC_TRACE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Chains a panic hook that keeps each panic's location and backtrace (when `RUST_BACKTRACE`
+/// asks for one) for the executor, which catches the panic on the same thread.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let mut trace = info.location().map(|l| format!("panicked at {l}")).unwrap_or_default();
+            let bt = std::backtrace::Backtrace::capture();
+            if bt.status() == std::backtrace::BacktraceStatus::Captured {
+                trace.push('\n');
+                trace.push_str(&bt.to_string());
+            }
+            PANIC_TRACE.with(|t| *t.borrow_mut() = Some(trace));
+            previous(info);
+        }));
+    });
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePermit) {
+    install_panic_hook();
+    let Some(worker) = ctx.workers.get(&row.kind).cloned() else {
+        // The claim only takes kinds this process runs; this is a bug, not a job error.
+        record(&ctx, &row, Outcome::Done(Err(JobError::msg(format!("no worker for kind {}", row.kind))))).await;
+        return;
+    };
+    let timeout = worker.timeout_for(&row);
+    let cancel = ctx.stop_jobs.child_token();
+    let run = {
+        let (row, cancel) = (row.clone(), cancel.clone());
+        async move {
+            match AssertUnwindSafe(worker.work_row(row, cancel)).catch_unwind().await {
+                Ok(result) => Outcome::Done(result),
+                Err(payload) => Outcome::Panicked {
+                    message: panic_message(&*payload),
+                    trace: PANIC_TRACE.with(|t| t.borrow_mut().take()),
+                },
+            }
+        }
+    };
+    let mut task = tokio::spawn(run);
+    let outcome = tokio::select! {
+        joined = &mut task => match joined {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::Panicked { message: e.to_string(), trace: None },
+        },
+        _ = tokio::time::sleep(timeout) => {
+            cancel.cancel();
+            task.abort();
+            Outcome::TimedOut(timeout)
+        }
+        _ = ctx.stop_jobs.cancelled() => {
+            task.abort();
+            Outcome::ShutDown
+        }
+    };
+    record(&ctx, &row, outcome).await;
+    drop(permit);
+}
+
+async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome) {
+    let fence = row.fence();
+    let fail = |error: String, trace: Option<String>, retry_in: Duration, discard: bool| JobFailParams {
+        fence: fence.clone(),
+        error,
+        trace,
+        retry_in,
+        discard,
+    };
+    let retry_in = || ctx.workers.get(&row.kind).map_or(Duration::from_secs(1), |w| w.next_retry_for(row));
+    let params = match outcome {
+        Outcome::Done(Ok(())) => {
+            ctx.completer.complete(fence);
+            return;
+        }
+        Outcome::Done(Err(JobError::Snooze(delay))) => {
+            write(ctx, row, || ctx.store.job_snooze(fence.clone(), delay)).await;
+            return;
+        }
+        Outcome::Done(Err(JobError::Cancel(reason))) => {
+            write(ctx, row, || ctx.store.job_cancel_running(fence.clone(), reason.clone())).await;
+            return;
+        }
+        Outcome::Done(Err(JobError::Discard(reason))) => {
+            ctx.errors.handle_error(row, &reason);
+            fail(reason, None, Duration::ZERO, true)
+        }
+        Outcome::Done(Err(JobError::Failed { message, trace })) => {
+            ctx.errors.handle_error(row, &message);
+            fail(message, trace, retry_in(), false)
+        }
+        Outcome::Panicked { message, trace } => {
+            ctx.errors.handle_panic(row, &message, trace.as_deref());
+            fail(format!("panic: {message}"), trace, retry_in(), false)
+        }
+        Outcome::TimedOut(t) => {
+            let message = format!("job timed out after {}", humanize(t));
+            ctx.errors.handle_error(row, &message);
+            fail(message, None, retry_in(), false)
+        }
+        Outcome::ShutDown => fail("worker shut down".to_string(), None, Duration::ZERO, false),
+    };
+    write(ctx, row, || ctx.store.job_fail(params.clone())).await;
+}
+
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Writes one outcome, retrying while the database is unreachable; a fenced write is logged
+/// and dropped (the job was rescued or cancelled: this attempt's result no longer counts).
+async fn write<F, Fut>(_ctx: &Ctx, row: &JobRow, op: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = crate::Result<JobRow>>,
+{
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=40 {
+        match op().await {
+            Ok(_) => return,
+            Err(Error::Fenced { id, attempt }) => {
+                debug!(job_id = id, attempt, "outcome fenced off: the job was rescued or cancelled meanwhile");
+                return;
+            }
+            Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed)) if attempt < 40 => {
+                if attempt == 1 {
+                    warn!(job_id = row.id, error = %e, "recording a job outcome failed; retrying");
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                warn!(job_id = row.id, error = %e, "could not record a job outcome; the job will be rescued");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The worker runtime: a producer per queue claims jobs into free slots, the executor runs
+//! them (decode, timeout, panics), the completer records outcomes (completions batched), and
+//! the maintenance services keep the queue healthy. Shutdown is passed in.
+
+mod completer;
+mod executor;
+mod producer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::error::{Error, Result};
+use crate::maintenance::{self, PeriodicJob};
+use crate::store::Store;
+use crate::worker::Workers;
+
+pub use executor::{ErrorHandler, LogErrors};
+
+/// Default fallback poll interval (wake-ups normally come sooner).
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Default soft shutdown timeout.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default lease: a worker silent for this long is lost and its jobs are rescued.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+/// Most jobs claimed in one statement.
+pub const MAX_CLAIM: usize = 1000;
+
+/// How a worker process runs.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Queues and their concurrency (jobs run at once).
+    pub queues: Vec<(String, usize)>,
+    /// Fallback poll interval.
+    pub poll_interval: Duration,
+    /// How long running jobs may finish after a shutdown signal before they are cancelled.
+    pub shutdown_timeout: Duration,
+    /// Lease: the worker heartbeats every third of it; silent workers lose their jobs.
+    pub lease: Duration,
+    /// Periodic jobs this process schedules (with every other process, one job per slot).
+    pub periodic: Vec<PeriodicJob>,
+    /// Run the maintenance services (rescuer, retention, periodic) in this process.
+    pub maintenance: bool,
+    /// Retention and the other maintenance settings.
+    pub retention: maintenance::RetentionConfig,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            queues: vec![(crate::job::DEFAULT_QUEUE.to_string(), 100)],
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            lease: DEFAULT_LEASE,
+            periodic: Vec::new(),
+            maintenance: true,
+            retention: maintenance::RetentionConfig::default(),
+        }
+    }
+}
+
+/// Parses `default=100,critical=10` (a bare name gets concurrency 100).
+pub fn parse_queues(spec: &str) -> Result<Vec<(String, usize)>> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, n) = match part.split_once('=') {
+            Some((name, n)) => {
+                let n: usize = n
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1 && *n <= 10_000)
+                    .ok_or_else(|| Error::invalid("queues", format!("{part:?}: concurrency must be 1..10000")))?;
+                (name.trim(), n)
+            }
+            None => (part, 100),
+        };
+        crate::job::validate_name("queue", name)?;
+        if out.iter().any(|(q, _)| q == name) {
+            return Err(Error::invalid("queues", format!("queue {name} is listed twice")));
+        }
+        out.push((name.to_string(), n));
+    }
+    if out.is_empty() {
+        return Err(Error::invalid("queues", "give at least one queue, e.g. default=100"));
+    }
+    Ok(out)
+}
+
+/// Two-stage shutdown: `soft` stops claiming and lets running jobs finish for the shutdown
+/// timeout; `hard` (a second signal) cuts that wait short. Cancelling `hard` alone does both.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    /// Stop claiming; wait for running jobs.
+    pub soft: CancellationToken,
+    /// Stop waiting: cancel running jobs now.
+    pub hard: CancellationToken,
+}
+
+impl Shutdown {
+    /// A fresh pair of tokens.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// A worker process's identity, as registered in `porter_workers`.
+#[derive(Debug, Clone)]
+pub struct WorkerIdentity {
+    /// Unique per process start.
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: i64,
+}
+
+impl WorkerIdentity {
+    /// This process, with a fresh random suffix.
+    pub fn current() -> Self {
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let pid = std::process::id() as i64;
+        let id = format!("{host}-{pid}-{:08x}", fastrand::u32(..));
+        WorkerIdentity { id, host, pid }
+    }
+}
+
+/// Everything the tasks of one runtime share.
+pub(crate) struct Ctx {
+    pub store: Arc<dyn Store>,
+    pub workers: Workers,
+    pub identity: WorkerIdentity,
+    pub config: RuntimeConfig,
+    /// Cancelled on the first shutdown signal: stop claiming.
+    pub stop_claiming: CancellationToken,
+    /// Cancelled when running jobs must stop.
+    pub stop_jobs: CancellationToken,
+    /// Running jobs.
+    pub jobs: TaskTracker,
+    pub completer: completer::Completer,
+    pub errors: Arc<dyn ErrorHandler>,
+}
+
+/// A worker: runs the jobs of its registry from the configured queues until shut down.
+pub struct Runtime {
+    store: Arc<dyn Store>,
+    workers: Workers,
+    config: RuntimeConfig,
+    identity: WorkerIdentity,
+    errors: Arc<dyn ErrorHandler>,
+}
+
+/// What a runtime did before it stopped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Jobs still running at the shutdown timeout, cancelled and made retryable.
+    pub cancelled_at_shutdown: u64,
+}
+
+impl Runtime {
+    /// A runtime for these workers; nothing runs until [`Runtime::run`].
+    pub fn new(store: Arc<dyn Store>, workers: Workers, config: RuntimeConfig) -> Self {
+        Runtime { store, workers, config, identity: WorkerIdentity::current(), errors: Arc::new(LogErrors) }
+    }
+
+    /// Replaces the error handler (the default logs through tracing).
+    pub fn with_error_handler(mut self, handler: Arc<dyn ErrorHandler>) -> Self {
+        self.errors = handler;
+        self
+    }
+
+    /// This runtime's worker identity.
+    pub fn identity(&self) -> &WorkerIdentity {
+        &self.identity
+    }
+
+    /// Runs until `shutdown.soft` (or `shutdown.hard`) is cancelled, then stops as described on
+    /// [`Shutdown`]: no job is left `running` by this worker when this returns.
+    pub async fn run(self, shutdown: Shutdown) -> Result<RunReport> {
+        let Runtime { store, workers, config, identity, errors } = self;
+        for (queue, _) in &config.queues {
+            crate::job::validate_name("queue", queue)?;
+        }
+        store.worker_heartbeat(&identity.id, &identity.host, identity.pid).await?;
+        let stop_claiming = CancellationToken::new();
+        let stop_jobs = CancellationToken::new();
+        let stop_services = CancellationToken::new();
+        let completer = completer::Completer::spawn(store.clone());
+        let ctx = Arc::new(Ctx {
+            store: store.clone(),
+            workers,
+            identity: identity.clone(),
+            config: config.clone(),
+            stop_claiming: stop_claiming.clone(),
+            stop_jobs: stop_jobs.clone(),
+            jobs: TaskTracker::new(),
+            completer,
+            errors,
+        });
+
+        let services = TaskTracker::new();
+        services.spawn(heartbeat_loop(ctx.clone(), stop_services.clone()));
+        if config.maintenance {
+            maintenance::spawn_all(&services, &ctx.store, &ctx.workers, &config, &identity, stop_services.clone());
+        }
+        let producers = TaskTracker::new();
+        for (queue, limit) in &config.queues {
+            producers.spawn(producer::run(ctx.clone(), queue.clone(), *limit));
+        }
+        producers.close();
+        info!(worker_id = %identity.id, queues = ?config.queues, backend = %store.backend(), "worker ready");
+
+        tokio::select! {
+            _ = shutdown.soft.cancelled() => {}
+            _ = shutdown.hard.cancelled() => {}
+        }
+        info!("shutting down");
+        stop_claiming.cancel();
+        producers.wait().await;
+        ctx.jobs.close();
+        let running = ctx.jobs.len();
+        let mut report = RunReport::default();
+        if running > 0 {
+            info!(running, timeout = ?config.shutdown_timeout, "waiting for running jobs");
+            let finished = tokio::select! {
+                _ = ctx.jobs.wait() => true,
+                _ = tokio::time::sleep(config.shutdown_timeout) => false,
+                _ = shutdown.hard.cancelled() => false,
+            };
+            if !finished {
+                report.cancelled_at_shutdown = ctx.jobs.len() as u64;
+                warn!(cancelled = report.cancelled_at_shutdown, "cancelling jobs still running; they will be retried");
+                stop_jobs.cancel();
+                ctx.jobs.wait().await;
+            }
+        }
+        ctx.completer.flush().await;
+        stop_services.cancel();
+        services.close();
+        services.wait().await;
+        if let Err(e) = store.worker_delete(&identity.id).await {
+            warn!(error = %e, "could not deregister the worker; its registration expires with the lease");
+        }
+        info!("shutdown complete");
+        Ok(report)
+    }
+}
+
+/// Keeps this worker's lease alive: a heartbeat every third of the lease.
+async fn heartbeat_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
+    let every = ctx.config.lease / 3;
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let id = &ctx.identity;
+        match ctx.store.worker_heartbeat(&id.id, &id.host, id.pid).await {
+            Ok(()) if failing => {
+                failing = false;
+                info!("worker heartbeat recorded again");
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                failing = true;
+                warn!(error = %e, "worker heartbeat failed; jobs may be rescued by others if this lasts past the lease");
+            }
+            Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! One producer per queue: claims due jobs into the queue's free slots and hands them to the
+//! executor; sleeps until a wake-up or the poll interval when the queue is empty.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use super::{executor, Ctx, MAX_CLAIM};
+use crate::store::JobClaimParams;
+
+pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
+    let slots = Arc::new(Semaphore::new(limit));
+    let wakeup = ctx.store.wakeup().subscribe(&queue);
+    let kinds = ctx.workers.kinds();
+    let mut failures = 0u32;
+    loop {
+        if ctx.stop_claiming.is_cancelled() {
+            return;
+        }
+        // Wait for a free slot.
+        if slots.available_permits() == 0 {
+            tokio::select! {
+                permit = slots.acquire() => drop(permit),
+                _ = ctx.stop_claiming.cancelled() => return,
+            }
+        }
+        let free = slots.available_permits().min(MAX_CLAIM);
+        let params = JobClaimParams {
+            queue: queue.clone(),
+            kinds: kinds.clone(),
+            limit: free as u32,
+            worker_id: ctx.identity.id.clone(),
+        };
+        let jobs = match ctx.store.job_claim(params).await {
+            Ok(jobs) => {
+                if failures > 0 {
+                    info!(queue, "claiming works again");
+                }
+                failures = 0;
+                jobs
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 1 {
+                    warn!(queue, error = %e, "claiming jobs failed; retrying");
+                }
+                let backoff = Duration::from_millis(100 * u64::from(failures.min(50)));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = ctx.stop_claiming.cancelled() => return,
+                }
+                continue;
+            }
+        };
+        let claimed = jobs.len();
+        for job in jobs {
+            let permit = slots.clone().try_acquire_owned().expect("a slot per claimed job");
+            ctx.jobs.spawn(executor::execute(ctx.clone(), job, permit));
+        }
+        if claimed == free {
+            // The queue may hold more: claim again as soon as a slot frees.
+            continue;
+        }
+        tokio::select! {
+            _ = wakeup.notified() => {}
+            _ = tokio::time::sleep(ctx.config.poll_interval) => {}
+            _ = ctx.stop_claiming.cancelled() => return,
+        }
+    }
+}

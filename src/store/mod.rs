@@ -1,0 +1,467 @@
+//! The storage seam: one trait, [`Store`], between the queue and its database.
+//!
+//! This is an internal seam, documented so that the two backends stay alike; it may change
+//! between releases. Methods are named noun first (`job_claim`, `queue_pause`) and take one
+//! params struct where they take more than an id. Every method means the same on SQLite and
+//! on PostgreSQL, and `tests/conformance.rs` proves it by running one suite against both.
+//!
+//! Worker-side writes (`job_complete_many`, `job_fail`, `job_snooze`, `job_cancel_running`)
+//! are *fenced*: they only change a row whose state is `running` with the attempt and worker
+//! named in the [`JobFence`]. A stale worker's write changes nothing and is reported as such.
+
+pub mod sqlite;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
+mod wake;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::job::{validate_name, InsertOpts, JobRow, JobState, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, DEFAULT_QUEUE};
+
+pub use wake::{Wakeup, WakeupSubscription};
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// One SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// A validated job ready to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobInsertParams {
+    /// Job kind.
+    pub kind: String,
+    /// Queue name.
+    pub queue: String,
+    /// Arguments (any JSON value; objects by convention).
+    pub args: serde_json::Value,
+    /// Priority 1..=4.
+    pub priority: i16,
+    /// Attempts allowed, at least 1.
+    pub max_attempts: i32,
+    /// Absolute due time, if any.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// Delay from the database's now, if any (ignored when `scheduled_at` is set).
+    pub schedule_in: Option<Duration>,
+    /// Deduplication key.
+    pub unique_key: Option<String>,
+    /// Metadata object.
+    pub metadata: serde_json::Value,
+}
+
+impl JobInsertParams {
+    /// Validates a kind, args and options into insert params. Nothing is written.
+    pub fn new(kind: &str, args: serde_json::Value, opts: InsertOpts) -> Result<Self> {
+        validate_name("kind", kind)?;
+        let queue = opts.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_string());
+        validate_name("queue", &queue)?;
+        let priority = opts.priority.unwrap_or(DEFAULT_PRIORITY);
+        if !(1..=4).contains(&priority) {
+            return Err(Error::invalid("priority", format!("{priority} is outside 1..4 (1 is the highest)")));
+        }
+        let max_attempts = opts.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        if max_attempts < 1 {
+            return Err(Error::invalid("max_attempts", format!("{max_attempts} is below 1")));
+        }
+        if let Some(key) = &opts.unique_key {
+            if key.is_empty() || key.len() > 255 {
+                return Err(Error::invalid("unique_key", "must be 1 to 255 bytes"));
+            }
+        }
+        let metadata = opts.metadata.unwrap_or_else(|| serde_json::json!({}));
+        if !metadata.is_object() {
+            return Err(Error::invalid("metadata", "must be a JSON object"));
+        }
+        Ok(JobInsertParams {
+            kind: kind.to_string(),
+            queue,
+            args,
+            priority,
+            max_attempts,
+            scheduled_at: opts.scheduled_at,
+            schedule_in: opts.schedule_in,
+            unique_key: opts.unique_key,
+            metadata,
+        })
+    }
+}
+
+/// The outcome of one insert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InsertResult {
+    /// The new job, or the existing unfinished job holding the same unique key.
+    pub job: JobRow,
+    /// False when an existing job was returned because of its unique key.
+    pub inserted: bool,
+}
+
+/// Claim up to `limit` jobs of one queue for one worker.
+#[derive(Debug, Clone)]
+pub struct JobClaimParams {
+    /// The queue to claim from.
+    pub queue: String,
+    /// Only jobs of these kinds (the kinds this worker can run).
+    pub kinds: Vec<String>,
+    /// At most this many.
+    pub limit: u32,
+    /// The claiming worker's id, recorded in `attempted_by`.
+    pub worker_id: String,
+}
+
+/// What a worker-side write must match: the job, the attempt and the worker holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct JobFence {
+    /// Job id.
+    pub id: i64,
+    /// The attempt the worker claimed.
+    pub attempt: i32,
+    /// The worker that claimed it.
+    pub worker_id: String,
+}
+
+/// Record a failed attempt.
+#[derive(Debug, Clone)]
+pub struct JobFailParams {
+    /// Who is writing.
+    pub fence: JobFence,
+    /// The error message.
+    pub error: String,
+    /// Optional trace (backtrace, panic location).
+    pub trace: Option<String>,
+    /// Delay before the next attempt; ignored when attempts are used up.
+    pub retry_in: Duration,
+    /// Discard now, whatever attempts remain (for errors that can never succeed).
+    pub discard: bool,
+}
+
+/// Filters for listing jobs, newest first, with keyset paging on id.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JobListParams {
+    /// Any of these states (empty: all).
+    #[serde(default)]
+    pub states: Vec<JobState>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only jobs with an id below this (the previous page's last id).
+    pub before_id: Option<i64>,
+    /// Page size (default 100, at most 10,000).
+    pub limit: Option<u32>,
+}
+
+/// Job counts by state, every state present.
+pub type StateCounts = BTreeMap<JobState, i64>;
+
+/// Counts for `porter stats`: totals and per queue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobCounts {
+    /// Counts over all queues.
+    pub total: StateCounts,
+    /// Counts per queue.
+    pub queues: BTreeMap<String, StateCounts>,
+}
+
+impl JobCounts {
+    /// Builds counts from (queue, state, count) rows, with zeroes for absent states.
+    pub fn from_rows(rows: impl IntoIterator<Item = (String, JobState, i64)>) -> Self {
+        let zero = || JobState::ALL.iter().map(|s| (*s, 0)).collect::<StateCounts>();
+        let mut counts = JobCounts { total: zero(), queues: BTreeMap::new() };
+        for (queue, state, n) in rows {
+            *counts.total.entry(state).or_default() += n;
+            *counts.queues.entry(queue).or_insert_with(zero).entry(state).or_default() += n;
+        }
+        counts
+    }
+}
+
+/// Delete finished jobs older than their retention, in bounded batches.
+#[derive(Debug, Clone)]
+pub struct JobDeleteFinalizedParams {
+    /// Completed jobs older than this go.
+    pub completed: Duration,
+    /// Cancelled jobs older than this go.
+    pub cancelled: Duration,
+    /// Discarded jobs older than this go.
+    pub discarded: Duration,
+    /// At most this many rows per call.
+    pub limit: u32,
+}
+
+/// Rescue running jobs whose worker is gone or that have run far past their timeout.
+#[derive(Debug, Clone)]
+pub struct JobRescueParams {
+    /// A worker that has not heartbeated within this is lost.
+    pub lease: Duration,
+    /// Per kind: a job of that kind running longer than this is stuck.
+    pub stuck_after: Vec<(String, Duration)>,
+    /// At most this many rows per call.
+    pub limit: u32,
+}
+
+/// What a rescue pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RescueCounts {
+    /// Jobs made retryable.
+    pub retried: u64,
+    /// Jobs discarded because their attempts were used up.
+    pub discarded: u64,
+}
+
+/// A queue and whether it is paused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueRow {
+    /// Queue name.
+    pub name: String,
+    /// When it was paused, if it is.
+    pub paused_at: Option<DateTime<Utc>>,
+}
+
+/// A worker process, as registered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerRow {
+    /// Worker id (unique per process start).
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: i64,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Its latest heartbeat.
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+/// Enqueue a periodic job's slot, once across every process.
+#[derive(Debug, Clone)]
+pub struct PeriodicEnqueueParams {
+    /// The periodic job's name.
+    pub name: String,
+    /// The slot (Unix milliseconds of its due time).
+    pub slot: i64,
+    /// When there is no row yet: true inserts the slot's job, false only records the slot.
+    pub insert_if_new: bool,
+    /// The job to insert when the slot advances.
+    pub job: JobInsertParams,
+}
+
+/// A tablo (the application's record that owns files).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TabloRow {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// Name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored file of a tablo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TabloFileRow {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// Owning tablo (which may be gone: then the file is an orphan).
+    pub tablo_id: uuid::Uuid,
+    /// Object key in the object store.
+    pub s3_key: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One page of orphan files, in id order.
+#[derive(Debug, Clone)]
+pub struct TabloFileOrphansParams {
+    /// Only files after this id.
+    pub after: Option<uuid::Uuid>,
+    /// Only orphans of this (deleted) tablo.
+    pub tablo_id: Option<uuid::Uuid>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// The one storage seam. See the module docs.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// In-process wake-ups: inserts (from this process, and from others where the backend can
+    /// tell) wake the queue's subscribers.
+    fn wakeup(&self) -> &Arc<Wakeup>;
+
+    /// The database's clock.
+    async fn now(&self) -> Result<DateTime<Utc>>;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// The journal mode, on SQLite (`wal`); `None` elsewhere.
+    async fn journal_mode(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Inserts jobs in one transaction, in order. A job whose unique key is held by an
+    /// unfinished job is not inserted; that job is returned with `inserted = false`.
+    async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>>;
+
+    /// One job by id.
+    async fn job_get(&self, id: i64) -> Result<Option<JobRow>>;
+
+    /// Jobs matching the filters, newest (highest id) first.
+    async fn job_list(&self, params: JobListParams) -> Result<Vec<JobRow>>;
+
+    /// Counts by queue and state.
+    async fn job_counts(&self) -> Result<JobCounts>;
+
+    /// Claims up to `limit` due jobs of one queue (unless it is paused) for a worker, by
+    /// priority, due time, id: they become `running` with `attempt + 1`. Scheduled and
+    /// retryable jobs that are due are made available first.
+    async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>>;
+
+    /// Completes jobs (fenced). Returns, per fence, whether the row changed.
+    async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<bool>>;
+
+    /// Records a failed attempt (fenced): retryable after `retry_in`, or discarded when the
+    /// attempts are used up or `discard` is set. The error joins the history.
+    async fn job_fail(&self, params: JobFailParams) -> Result<JobRow>;
+
+    /// Puts a running job back to `scheduled` after a delay without using an attempt (fenced).
+    async fn job_snooze(&self, fence: JobFence, delay: Duration) -> Result<JobRow>;
+
+    /// A running job cancels itself (fenced), with a reason kept in its error history.
+    async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow>;
+
+    /// A user cancels a job that has not finished. Final jobs are a conflict.
+    async fn job_cancel(&self, id: i64) -> Result<JobRow>;
+
+    /// A user retries a job that is not running: it becomes available now, history kept.
+    /// A running job is a conflict.
+    async fn job_retry(&self, id: i64) -> Result<JobRow>;
+
+    /// Deletes finished jobs past their retention; returns how many went.
+    async fn job_delete_finalized(&self, params: JobDeleteFinalizedParams) -> Result<u64>;
+
+    /// Rescues running jobs of lost workers and stuck jobs.
+    async fn job_rescue(&self, params: JobRescueParams) -> Result<RescueCounts>;
+
+    /// Queues that have jobs or a pause record.
+    async fn queue_list(&self) -> Result<Vec<QueueRow>>;
+
+    /// Pauses a queue: its jobs are not claimed until it is resumed.
+    async fn queue_pause(&self, name: &str) -> Result<()>;
+
+    /// Resumes a paused queue.
+    async fn queue_resume(&self, name: &str) -> Result<()>;
+
+    /// Registers a worker process or refreshes its heartbeat.
+    async fn worker_heartbeat(&self, id: &str, host: &str, pid: i64) -> Result<()>;
+
+    /// Removes a worker's registration (clean shutdown), and stale registrations older than
+    /// `stale_after`.
+    async fn worker_delete(&self, id: &str) -> Result<()>;
+
+    /// Registered workers.
+    async fn worker_list(&self) -> Result<Vec<WorkerRow>>;
+
+    /// Moves the periodic job's slot forward and inserts its job, in one transaction; returns
+    /// the job when this call advanced the slot, `None` when the slot was already taken.
+    async fn periodic_enqueue(&self, params: PeriodicEnqueueParams) -> Result<Option<InsertResult>>;
+
+    /// Creates a tablo.
+    async fn tablo_insert(&self, name: &str) -> Result<TabloRow>;
+
+    /// One tablo.
+    async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>>;
+
+    /// Deletes a tablo and inserts its cleanup job in one transaction. `None` if no such tablo.
+    async fn tablo_delete_enqueue(&self, id: uuid::Uuid, job: JobInsertParams) -> Result<Option<InsertResult>>;
+
+    /// Records a stored file.
+    async fn tablo_file_insert(&self, file: TabloFileRow) -> Result<()>;
+
+    /// A tablo's files, in id order.
+    async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>>;
+
+    /// A page of files whose tablo is gone.
+    async fn tablo_file_orphans(&self, params: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>>;
+
+    /// Deletes file rows by id, only if their tablo is still gone; returns how many went.
+    async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64>;
+}
+
+/// Opens the store a database URL names and migrates it: `sqlite://path`,
+/// `sqlite:///abs/path`, `sqlite::memory:`, or `postgres://...`.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        {
+            Ok(Arc::new(postgres::PgStore::open(url).await?))
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            Err(Error::invalid("database url", "this porter was built without the postgres feature"))
+        }
+    } else {
+        Err(Error::invalid(
+            "database url",
+            format!(
+                "{} has an unknown scheme; use sqlite://FILE or postgres://...",
+                redact_url(url)
+            ),
+        ))
+    }
+}
+
+/// A database URL with its password replaced by `***`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => url.split('@').next_back().map(|rest| format!("***@{rest}")).unwrap_or_default(),
+    }
+}
+
+/// Page size used when a list does not say.
+pub const DEFAULT_LIST_LIMIT: u32 = 100;
+/// Largest page a list returns.
+pub const MAX_LIST_LIMIT: u32 = 10_000;
+
+impl JobListParams {
+    /// The page size, defaulted and capped.
+    pub fn effective_limit(&self) -> u32 {
+        self.limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT)
+    }
+}
+
+/// Wakes every producer of this process (after a rescue, say).
+pub fn wake_all(store: &dyn Store) {
+    store.wakeup().notify(wake::ALL_QUEUES);
+}

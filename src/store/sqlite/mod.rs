@@ -1,0 +1,789 @@
+//! SQLite backend: one file, several processes, WAL.
+//!
+//! * **One writer per process.** A dedicated thread owns the only write connection and runs
+//!   every write of this process. It takes whatever writes are waiting (up to
+//!   [`MAX_GROUP`]) and runs them in one `BEGIN IMMEDIATE` transaction, each inside its own
+//!   savepoint so one failing write does not undo the others, then commits once and answers
+//!   every caller (group commit, effectum's model). `BEGIN IMMEDIATE` takes the write lock up
+//!   front, so a transaction can never fail with `SQLITE_BUSY` half-way on a lock upgrade;
+//!   other processes' writers wait on `busy_timeout`, and past it the writer retries.
+//! * **Reads on a pool** of read connections ([`READ_POOL_SIZE`]), which WAL lets run beside
+//!   the writer.
+//! * **Pragmas**: `journal_mode=WAL` (asserted by a test), `busy_timeout=5000`,
+//!   `synchronous=NORMAL` by default: in WAL mode this is safe against a crash of the process
+//!   (no committed transaction is lost or corrupted), but the last transactions before a power
+//!   loss or OS crash may roll back. Use `?synchronous=full` in the URL to fsync every commit.
+//!   `journal_size_limit` keeps the WAL file from staying large after a checkpoint.
+//! * **Wake-ups across processes**: a watcher polls `PRAGMA data_version` (a cheap read that
+//!   changes when another connection commits) every [`CHANGE_POLL`] while somebody listens.
+
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use self::writer::Writer;
+use super::*;
+use crate::error::{Error, Result};
+use crate::job::{AttemptError, JobRow, JobState};
+
+/// Most writes grouped into one transaction.
+pub const MAX_GROUP: usize = 512;
+/// Read connections in the pool.
+pub const READ_POOL_SIZE: u32 = 4;
+/// How often the change watcher looks at `PRAGMA data_version`.
+pub const CHANGE_POLL: Duration = Duration::from_millis(2);
+/// How long a connection waits on another process's lock before SQLite gives up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+macro_rules! sql {
+    ($name:literal) => {
+        include_str!(concat!("sql/", $name, ".sql"))
+    };
+}
+
+fn migrations() -> rusqlite_migration::Migrations<'static> {
+    rusqlite_migration::Migrations::new(vec![rusqlite_migration::M::up(include_str!(
+        "../../../migrations-sqlite/0001_init.sql"
+    ))])
+}
+
+/// Number of migrations this binary carries.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The SQLite store. Cheap to share behind an `Arc`.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    wakeup: Arc<Wakeup>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+/// Parses `sqlite://rel/path.db`, `sqlite:///abs/path.db` or `sqlite:path.db`, with an optional
+/// `?synchronous=normal|full|off` query.
+fn parse_url(url: &str) -> Result<(PathBuf, &'static str)> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| Error::invalid("database url", format!("{url} is not a sqlite: URL")))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" {
+        return Err(Error::invalid(
+            "database url",
+            "porter needs a SQLite file (several connections share it); give sqlite://FILE",
+        ));
+    }
+    let mut synchronous = "NORMAL";
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("synchronous", v)) => {
+                synchronous = match v.to_ascii_lowercase().as_str() {
+                    "normal" => "NORMAL",
+                    "full" => "FULL",
+                    "off" => "OFF",
+                    other => {
+                        return Err(Error::invalid("database url", format!("synchronous={other} (use normal, full or off)")))
+                    }
+                }
+            }
+            Some(("mode", "rwc")) => {}
+            _ => return Err(Error::invalid("database url", format!("unknown SQLite URL option {pair:?}"))),
+        }
+    }
+    Ok((PathBuf::from(path), synchronous))
+}
+
+/// Maps a rusqlite error to the library's error. The only place that looks at driver codes.
+pub fn map_err(e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, msg) => {
+            let text = msg.clone().unwrap_or_else(|| f.to_string());
+            match f.code {
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Error::Unavailable(format!("database is busy: {text}")),
+                ErrorCode::CannotOpen | ErrorCode::NotADatabase | ErrorCode::ReadOnly | ErrorCode::PermissionDenied => {
+                    Error::Unavailable(text)
+                }
+                ErrorCode::ConstraintViolation
+                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+                {
+                    Error::Conflict(text)
+                }
+                ErrorCode::ConstraintViolation => Error::invalid("job", text),
+                _ => Error::Database(text),
+            }
+        }
+        _ => Error::Database(e.to_string()),
+    }
+}
+
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+fn set_pragmas(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {synchronous}; PRAGMA journal_size_limit = 67108864; PRAGMA foreign_keys = ON;"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Opens (creating when missing) and migrates the file; refuses a schema newer than ours.
+fn open_writer(path: &Path, synchronous: &str) -> Result<Connection> {
+    let mut conn = Connection::open(path).map_err(|e| {
+        Error::Unavailable(format!("cannot open SQLite file {}: {}", path.display(), map_err(e)))
+    })?;
+    set_pragmas(&conn, synchronous).map_err(map_err)?;
+    // Switching to WAL needs a moment of exclusive access; another process starting at the
+    // same time makes it busy, so retry for a while.
+    let mode: String = retry_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Database(format!("SQLite refused WAL mode (journal_mode is {mode})")));
+    }
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(map_err)?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::DatabaseTooNew { found, known: SCHEMA_VERSION });
+    }
+    if found < SCHEMA_VERSION {
+        let migrations = migrations();
+        let mut attempts = 0;
+        loop {
+            match migrations.to_latest(&mut conn) {
+                Ok(()) => break,
+                Err(rusqlite_migration::Error::RusqliteError { err, .. }) if is_busy(&err) && attempts < 100 => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(rusqlite_migration::Error::MigrationDefinition(
+                    rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
+                )) => {
+                    let found = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap_or(found);
+                    return Err(Error::DatabaseTooNew { found, known: SCHEMA_VERSION });
+                }
+                Err(e) => return Err(Error::Migration(e.to_string())),
+            }
+        }
+    }
+    Ok(conn)
+}
+
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> Result<T> {
+    let mut attempts = 0;
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) && attempts < 200 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            other => return other.map_err(map_err),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens the file a `sqlite:` URL names, creating and migrating it as needed.
+    pub async fn open(url: &str) -> Result<Self> {
+        let (path, synchronous) = parse_url(url)?;
+        tokio::task::spawn_blocking(move || Self::open_blocking(path, synchronous))
+            .await
+            .map_err(|e| Error::Database(e.to_string()))?
+    }
+
+    fn open_blocking(path: PathBuf, synchronous: &'static str) -> Result<Self> {
+        let conn = open_writer(&path, synchronous)?;
+        let manager = SqliteConnectionManager::file(&path).with_init(move |c| set_pragmas(c, synchronous));
+        let readers = r2d2::Pool::builder()
+            .max_size(READ_POOL_SIZE)
+            .min_idle(Some(1))
+            .build(manager)
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        let wakeup = Arc::new(Wakeup::default());
+        let writer = Writer::start(conn);
+        spawn_change_watcher(&path, Arc::downgrade(&wakeup), synchronous);
+        Ok(SqliteStore { path, writer, readers, wakeup })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` inside this process's write transaction (grouped with other writes, in its own
+    /// savepoint): everything `f` writes, jobs inserted with [`job_insert_tx`] included, commits
+    /// together or not at all. An `Err` from `f` rolls back its writes only.
+    pub async fn write_tx<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer.run(f).await
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.get().map_err(|e| Error::Unavailable(e.to_string()))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| Error::Database(e.to_string()))?
+    }
+}
+
+/// Watches `PRAGMA data_version` and wakes every queue when another connection committed.
+fn spawn_change_watcher(path: &Path, wakeup: std::sync::Weak<Wakeup>, synchronous: &'static str) {
+    let path = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("porter-sqlite-watch".into())
+        .spawn(move || {
+            let Ok(conn) = Connection::open(&path) else { return };
+            if set_pragmas(&conn, synchronous).is_err() {
+                return;
+            }
+            let mut last: Option<i64> = None;
+            loop {
+                std::thread::sleep(CHANGE_POLL);
+                let Some(wakeup) = wakeup.upgrade() else { return };
+                if !wakeup.has_subscribers() {
+                    last = None;
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                let Ok(v) = conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)) else { continue };
+                if last.is_some_and(|l| l != v) {
+                    wakeup.notify(wake::ALL_QUEUES);
+                }
+                last = Some(v);
+            }
+        })
+        .expect("spawn the SQLite change watcher");
+}
+
+// ---- row mapping --------------------------------------------------------------------------
+
+/// Formats a time the way the SQLite schema stores it.
+pub fn fmt_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn opt_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    s.as_deref().map(parse_time).transpose()
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
+    let state: String = r.get("state")?;
+    Ok(JobRow {
+        id: r.get("id")?,
+        kind: r.get("kind")?,
+        queue: r.get("queue")?,
+        args: json_col(&r.get::<_, String>("args")?)?,
+        state: state
+            .parse::<JobState>()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?,
+        priority: r.get("priority")?,
+        attempt: r.get("attempt")?,
+        max_attempts: r.get("max_attempts")?,
+        errors: json_col::<Vec<AttemptError>>(&r.get::<_, String>("errors")?)?,
+        created_at: parse_time(&r.get::<_, String>("created_at")?)?,
+        scheduled_at: parse_time(&r.get::<_, String>("scheduled_at")?)?,
+        attempted_at: opt_time(r.get("attempted_at")?)?,
+        finalized_at: opt_time(r.get("finalized_at")?)?,
+        attempted_by: r.get("attempted_by")?,
+        unique_key: r.get("unique_key")?,
+        metadata: json_col(&r.get::<_, String>("metadata")?)?,
+    })
+}
+
+fn uuid_col(s: String) -> rusqlite::Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(&s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn tablo_from_row(r: &Row<'_>) -> rusqlite::Result<TabloRow> {
+    Ok(TabloRow { id: uuid_col(r.get(0)?)?, name: r.get(1)?, created_at: parse_time(&r.get::<_, String>(2)?)? })
+}
+
+fn file_from_row(r: &Row<'_>) -> rusqlite::Result<TabloFileRow> {
+    Ok(TabloFileRow {
+        id: uuid_col(r.get(0)?)?,
+        tablo_id: uuid_col(r.get(1)?)?,
+        s3_key: r.get(2)?,
+        size: r.get(3)?,
+        created_at: parse_time(&r.get::<_, String>(4)?)?,
+    })
+}
+
+/// An SQLite date modifier for a signed duration, e.g. `+30.000 seconds`.
+fn modifier(secs: f64) -> String {
+    format!("{secs:+.3} seconds")
+}
+
+fn fenced(fence: &JobFence, row: Option<JobRow>) -> Result<JobRow> {
+    row.ok_or(Error::Fenced { id: fence.id, attempt: fence.attempt })
+}
+
+// ---- writes shared with callers' own transactions -------------------------------------------
+
+/// Inserts jobs on a caller's connection, inside whatever transaction it has open: the jobs
+/// exist if and only if that transaction commits. Producers in this process are not woken (the
+/// insert is not committed yet); other processes notice through `data_version`, and the poll
+/// catches the rest.
+pub fn job_insert_tx(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<InsertResult>> {
+    let mut insert = conn.prepare_cached(sql!("job_insert")).map_err(map_err)?;
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let args = serde_json::to_string(&job.args).map_err(|e| Error::invalid("args", e.to_string()))?;
+        let metadata = serde_json::to_string(&job.metadata).map_err(|e| Error::invalid("metadata", e.to_string()))?;
+        let delay = modifier(job.schedule_in.map_or(0.0, |d| d.as_secs_f64()));
+        let inserted = insert
+            .query_row(
+                params![
+                    job.kind,
+                    job.queue,
+                    args,
+                    job.scheduled_at.map(fmt_time),
+                    delay,
+                    job.priority,
+                    job.max_attempts,
+                    job.unique_key,
+                    metadata
+                ],
+                job_from_row,
+            )
+            .optional()
+            .map_err(map_err)?;
+        match inserted {
+            Some(row) => out.push(InsertResult { job: row, inserted: true }),
+            None => {
+                let key = job.unique_key.as_deref().unwrap_or_default();
+                let existing = conn
+                    .prepare_cached(sql!("job_get_unique"))
+                    .and_then(|mut s| s.query_row([key], job_from_row))
+                    .map_err(map_err)?;
+                out.push(InsertResult { job: existing, inserted: false });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn one_job(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Option<JobRow>> {
+    conn.prepare_cached(sql).and_then(|mut s| s.query_row(p, job_from_row).optional()).map_err(map_err)
+}
+
+fn fail_or_not_found(conn: &Connection, id: i64, conflict: impl FnOnce(&JobRow) -> String) -> Error {
+    match one_job(conn, sql!("job_get"), [id]) {
+        Ok(Some(row)) => Error::Conflict(conflict(&row)),
+        Ok(None) => Error::not_found("job", id),
+        Err(e) => e,
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    fn wakeup(&self) -> &Arc<Wakeup> {
+        &self.wakeup
+    }
+
+    async fn now(&self) -> Result<DateTime<Utc>> {
+        let s: String = self
+            .read(|c| c.query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now')", [], |r| r.get(0)).map_err(map_err))
+            .await?;
+        parse_time(&s).map_err(map_err)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT count(*) FROM porter_queues", [], |_| Ok(())).map_err(map_err)).await
+    }
+
+    async fn journal_mode(&self) -> Result<Option<String>> {
+        self.read(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map(Some).map_err(map_err)).await
+    }
+
+    async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
+        let mut queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
+        let out = self.writer.run(move |c| job_insert_tx(c, &jobs)).await?;
+        queues.sort();
+        queues.dedup();
+        for q in queues {
+            self.wakeup.notify(&q);
+        }
+        Ok(out)
+    }
+
+    async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
+        self.read(move |c| one_job(c, sql!("job_get"), [id])).await
+    }
+
+    async fn job_list(&self, params: JobListParams) -> Result<Vec<JobRow>> {
+        let states = serde_json::to_string(&params.states).expect("states serialize");
+        let limit = params.effective_limit();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql!("job_list")).map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![params.kind, params.queue, params.before_id, states, limit], job_from_row)
+                .map_err(map_err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn job_counts(&self) -> Result<JobCounts> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(sql!("job_counts")).map_err(map_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            let rows = rows
+                .into_iter()
+                .map(|(q, s, n)| Ok((q, s.parse::<JobState>()?, n)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(JobCounts::from_rows(rows))
+        })
+        .await
+    }
+
+    async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>> {
+        if params.limit == 0 || params.kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kinds = serde_json::to_string(&params.kinds).expect("kinds serialize");
+        self.writer
+            .run(move |c| {
+                c.prepare_cached(sql!("job_promote_due"))
+                    .and_then(|mut s| s.execute([&params.queue]))
+                    .map_err(map_err)?;
+                let mut stmt = c.prepare_cached(sql!("job_claim")).map_err(map_err)?;
+                let rows = stmt
+                    .query_map(params![params.queue, params.worker_id, kinds, params.limit], job_from_row)
+                    .map_err(map_err)?;
+                let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)?;
+                jobs.sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
+                Ok(jobs)
+            })
+            .await
+    }
+
+    async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<bool>> {
+        if fences.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(sql!("job_complete")).map_err(map_err)?;
+                fences
+                    .iter()
+                    .map(|f| stmt.execute(params![f.id, f.attempt, f.worker_id]).map(|n| n == 1).map_err(map_err))
+                    .collect()
+            })
+            .await
+    }
+
+    async fn job_fail(&self, p: JobFailParams) -> Result<JobRow> {
+        self.writer
+            .run(move |c| {
+                let f = &p.fence;
+                let row = one_job(
+                    c,
+                    sql!("job_fail"),
+                    params![f.id, f.attempt, f.worker_id, p.error, p.trace, modifier(p.retry_in.as_secs_f64()), p.discard],
+                )?;
+                fenced(f, row)
+            })
+            .await
+    }
+
+    async fn job_snooze(&self, fence: JobFence, delay: Duration) -> Result<JobRow> {
+        self.writer
+            .run(move |c| {
+                let row = one_job(
+                    c,
+                    sql!("job_snooze"),
+                    params![fence.id, fence.attempt, fence.worker_id, modifier(delay.as_secs_f64())],
+                )?;
+                fenced(&fence, row)
+            })
+            .await
+    }
+
+    async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow> {
+        self.writer
+            .run(move |c| {
+                let row = one_job(c, sql!("job_cancel_running"), params![fence.id, fence.attempt, fence.worker_id, reason])?;
+                fenced(&fence, row)
+            })
+            .await
+    }
+
+    async fn job_cancel(&self, id: i64) -> Result<JobRow> {
+        self.writer
+            .run(move |c| match one_job(c, sql!("job_cancel"), [id])? {
+                Some(row) => Ok(row),
+                None => Err(fail_or_not_found(c, id, |j| format!("job {id} is already {}", j.state))),
+            })
+            .await
+    }
+
+    async fn job_retry(&self, id: i64) -> Result<JobRow> {
+        let row = self
+            .writer
+            .run(move |c| match one_job(c, sql!("job_retry"), [id])? {
+                Some(row) => Ok(row),
+                None => Err(fail_or_not_found(c, id, |_| format!("job {id} is running; it cannot be retried until it stops"))),
+            })
+            .await?;
+        self.wakeup.notify(&row.queue);
+        Ok(row)
+    }
+
+    async fn job_delete_finalized(&self, p: JobDeleteFinalizedParams) -> Result<u64> {
+        self.writer
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(sql!("job_delete_finalized")).map_err(map_err)?;
+                let mut deleted = 0u64;
+                for (state, age) in [("completed", p.completed), ("cancelled", p.cancelled), ("discarded", p.discarded)] {
+                    let left = u64::from(p.limit).saturating_sub(deleted);
+                    if left == 0 {
+                        break;
+                    }
+                    let n = stmt.execute(params![state, modifier(-age.as_secs_f64()), left]).map_err(map_err)?;
+                    deleted += n as u64;
+                }
+                Ok(deleted)
+            })
+            .await
+    }
+
+    async fn job_rescue(&self, p: JobRescueParams) -> Result<RescueCounts> {
+        self.writer
+            .run(move |c| {
+                let mut counts = RescueCounts::default();
+                let mut tally = |states: Vec<String>| {
+                    for s in states {
+                        if s == "discarded" {
+                            counts.discarded += 1
+                        } else {
+                            counts.retried += 1
+                        }
+                    }
+                };
+                let mut lost = c.prepare_cached(sql!("job_rescue_lost")).map_err(map_err)?;
+                let rows = lost
+                    .query_map(params![modifier(-p.lease.as_secs_f64()), p.limit], |r| r.get::<_, String>(0))
+                    .map_err(map_err)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(map_err)?;
+                tally(rows);
+                let mut stuck = c.prepare_cached(sql!("job_rescue_stuck")).map_err(map_err)?;
+                for (kind, after) in &p.stuck_after {
+                    let rows = stuck
+                        .query_map(params![kind, modifier(-after.as_secs_f64()), p.limit], |r| r.get::<_, String>(0))
+                        .map_err(map_err)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                        .map_err(map_err)?;
+                    tally(rows);
+                }
+                Ok(counts)
+            })
+            .await
+    }
+
+    async fn queue_list(&self) -> Result<Vec<QueueRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(sql!("queue_list")).map_err(map_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok(QueueRow { name: r.get(0)?, paused_at: opt_time(r.get(1)?)? }))
+                .map_err(map_err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn queue_pause(&self, name: &str) -> Result<()> {
+        crate::job::validate_name("queue", name)?;
+        let name = name.to_string();
+        self.writer.run(move |c| c.execute(sql!("queue_pause"), [name]).map(drop).map_err(map_err)).await
+    }
+
+    async fn queue_resume(&self, name: &str) -> Result<()> {
+        crate::job::validate_name("queue", name)?;
+        let owned = name.to_string();
+        self.writer.run(move |c| c.execute(sql!("queue_resume"), [owned]).map(drop).map_err(map_err)).await?;
+        self.wakeup.notify(name);
+        Ok(())
+    }
+
+    async fn worker_heartbeat(&self, id: &str, host: &str, pid: i64) -> Result<()> {
+        let (id, host) = (id.to_string(), host.to_string());
+        self.writer
+            .run(move |c| c.prepare_cached(sql!("worker_heartbeat")).and_then(|mut s| s.execute(params![id, host, pid])).map(drop).map_err(map_err))
+            .await
+    }
+
+    async fn worker_delete(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.writer.run(move |c| c.execute(sql!("worker_delete"), [id]).map(drop).map_err(map_err)).await
+    }
+
+    async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(sql!("worker_list")).map_err(map_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(WorkerRow {
+                        id: r.get(0)?,
+                        host: r.get(1)?,
+                        pid: r.get(2)?,
+                        started_at: parse_time(&r.get::<_, String>(3)?)?,
+                        heartbeat_at: parse_time(&r.get::<_, String>(4)?)?,
+                    })
+                })
+                .map_err(map_err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn periodic_enqueue(&self, p: PeriodicEnqueueParams) -> Result<Option<InsertResult>> {
+        let queue = p.job.queue.clone();
+        let out = self
+            .writer
+            .run(move |c| {
+                // One write transaction: nobody else can read-then-write between these.
+                let last: Option<i64> = c
+                    .query_row(sql!("periodic_get"), [&p.name], |r| r.get(0))
+                    .optional()
+                    .map_err(map_err)?;
+                let insert = match last {
+                    None => p.insert_if_new,
+                    Some(last) => last < p.slot,
+                };
+                if last.is_some_and(|l| l >= p.slot) {
+                    return Ok(None);
+                }
+                c.execute(sql!("periodic_set"), params![p.name, p.slot]).map_err(map_err)?;
+                if !insert {
+                    return Ok(None);
+                }
+                Ok(job_insert_tx(c, std::slice::from_ref(&p.job))?.pop())
+            })
+            .await?;
+        if out.is_some() {
+            self.wakeup.notify(&queue);
+        }
+        Ok(out)
+    }
+
+    async fn tablo_insert(&self, name: &str) -> Result<TabloRow> {
+        let name = name.to_string();
+        let id = uuid::Uuid::new_v4();
+        self.writer
+            .run(move |c| c.query_row(sql!("tablo_insert"), params![id.to_string(), name], tablo_from_row).map_err(map_err))
+            .await
+    }
+
+    async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>> {
+        self.read(move |c| c.query_row(sql!("tablo_get"), [id.to_string()], tablo_from_row).optional().map_err(map_err))
+            .await
+    }
+
+    async fn tablo_delete_enqueue(&self, id: uuid::Uuid, job: JobInsertParams) -> Result<Option<InsertResult>> {
+        let queue = job.queue.clone();
+        let out = self
+            .writer
+            .run(move |c| {
+                let n = c.execute(sql!("tablo_delete"), [id.to_string()]).map_err(map_err)?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                Ok(job_insert_tx(c, std::slice::from_ref(&job))?.pop())
+            })
+            .await?;
+        if out.is_some() {
+            self.wakeup.notify(&queue);
+        }
+        Ok(out)
+    }
+
+    async fn tablo_file_insert(&self, f: TabloFileRow) -> Result<()> {
+        self.writer
+            .run(move |c| {
+                c.execute(sql!("tablo_file_insert"), params![f.id.to_string(), f.tablo_id.to_string(), f.s3_key, f.size])
+                    .map(drop)
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql!("tablo_file_list")).map_err(map_err)?;
+            let rows = stmt.query_map([tablo_id.to_string()], file_from_row).map_err(map_err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn tablo_file_orphans(&self, p: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql!("tablo_file_orphans")).map_err(map_err)?;
+            let rows = stmt
+                .query_map(
+                    params![p.after.map(|u| u.to_string()), p.tablo_id.map(|u| u.to_string()), p.limit],
+                    file_from_row,
+                )
+                .map_err(map_err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64> {
+        self.writer
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(sql!("tablo_file_delete")).map_err(map_err)?;
+                let mut n = 0u64;
+                for id in ids {
+                    n += stmt.execute([id.to_string()]).map_err(map_err)? as u64;
+                }
+                Ok(n)
+            })
+            .await
+    }
+}

@@ -1,0 +1,14 @@
+-- SQLite has no FOR UPDATE SKIP LOCKED: it needs none, since this runs inside the one write
+-- transaction (BEGIN IMMEDIATE), which no other connection or process can interleave with.
+-- ?3 is a JSON array of the kinds the claiming worker runs.
+UPDATE porter_jobs
+SET state = 'running', attempt = attempt + 1, attempted_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), attempted_by = ?2
+WHERE id IN (
+    SELECT id FROM porter_jobs
+    WHERE state = 'available' AND queue = ?1 AND scheduled_at <= strftime('%Y-%m-%dT%H:%M:%fZ','now')
+      AND kind IN (SELECT value FROM json_each(?3))
+      AND NOT EXISTS (SELECT 1 FROM porter_queues WHERE name = ?1 AND paused_at IS NOT NULL)
+    ORDER BY priority, scheduled_at, id
+    LIMIT ?4
+)
+RETURNING *

@@ -1,0 +1,1 @@
+SELECT queue, state, count(*) FROM porter_jobs GROUP BY queue, state

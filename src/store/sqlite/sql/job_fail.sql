@@ -1,0 +1,9 @@
+-- Fenced. ?4 error, ?5 trace or NULL, ?6 retry modifier ('+16.000 seconds'), ?7 discard now (0/1).
+UPDATE porter_jobs SET
+    state        = CASE WHEN ?7 OR attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
+    scheduled_at = CASE WHEN ?7 OR attempt >= max_attempts THEN scheduled_at
+                        ELSE strftime('%Y-%m-%dT%H:%M:%fZ','now', ?6) END,
+    finalized_at = CASE WHEN ?7 OR attempt >= max_attempts THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') END,
+    errors       = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 'error', ?4, 'trace', ?5))
+WHERE id = ?1 AND state = 'running' AND attempt = ?2 AND attempted_by = ?3
+RETURNING *

@@ -1,0 +1,1 @@
+SELECT * FROM porter_jobs WHERE id = ?1

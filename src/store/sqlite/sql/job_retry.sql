@@ -1,0 +1,9 @@
+-- A user retries a job that is not running: available now, history kept, and at least one
+-- attempt left.
+UPDATE porter_jobs SET
+    state = 'available',
+    scheduled_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'),
+    finalized_at = NULL,
+    max_attempts = max(max_attempts, attempt + 1)
+WHERE id = ?1 AND state <> 'running'
+RETURNING *

@@ -1,0 +1,1 @@
+SELECT last_slot FROM porter_periodic WHERE name = ?1

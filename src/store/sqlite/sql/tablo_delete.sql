@@ -1,0 +1,1 @@
+DELETE FROM tablos WHERE id = ?1

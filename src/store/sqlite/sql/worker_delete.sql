@@ -1,0 +1,1 @@
+DELETE FROM porter_workers WHERE id = ?1

@@ -1,0 +1,135 @@
+//! The one write connection of a process and its group commit.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::{is_busy, map_err, MAX_GROUP};
+use crate::error::{Error, Result};
+
+/// Called once the group's transaction has ended: `None` when it committed, else why not.
+type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
+/// Runs one caller's writes (or, given `Err`, answers the caller that they could not run);
+/// returns whether they succeeded and how to answer the caller once the transaction ended.
+type Op = Box<dyn FnOnce(std::result::Result<&Connection, &str>) -> (bool, Reply) + Send>;
+
+/// How long the writer keeps retrying to begin a transaction while other processes hold the
+/// lock, past SQLite's own busy_timeout, before it fails the waiting callers.
+const BEGIN_DEADLINE: Duration = Duration::from_secs(60);
+
+pub(super) struct Writer {
+    tx: mpsc::Sender<Op>,
+}
+
+impl Writer {
+    pub(super) fn start(conn: Connection) -> Self {
+        let (tx, rx) = mpsc::channel::<Op>();
+        std::thread::Builder::new()
+            .name("porter-sqlite-writer".into())
+            .spawn(move || run(conn, rx))
+            .expect("spawn the SQLite writer thread");
+        Writer { tx }
+    }
+
+    /// Runs `f` in the next group transaction and answers once that transaction committed.
+    pub(super) async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = oneshot::channel::<Result<T>>();
+        let op: Op = Box::new(move |conn| {
+            let conn = match conn {
+                Ok(conn) => conn,
+                Err(e) => {
+                    let _ = reply_tx.send(Err(Error::Unavailable(e.to_string())));
+                    return (false, Box::new(|_| {}));
+                }
+            };
+            let result = f(conn);
+            let ok = result.is_ok();
+            let reply: Reply = Box::new(move |commit_error| {
+                let result = match commit_error {
+                    Some(e) if result.is_ok() => Err(Error::Database(format!("commit failed: {e}"))),
+                    _ => result,
+                };
+                let _ = reply_tx.send(result);
+            });
+            (ok, reply)
+        });
+        self.tx.send(op).map_err(|_| Error::Closed)?;
+        reply_rx.await.map_err(|_| Error::Closed)?
+    }
+}
+
+fn begin(conn: &Connection) -> std::result::Result<(), String> {
+    let started = Instant::now();
+    loop {
+        match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => return Ok(()),
+            Err(e) if is_busy(&e) && started.elapsed() < BEGIN_DEADLINE => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => return Err(map_err(e).to_string()),
+        }
+    }
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Op>) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(op) => group.push(op),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = begin(&conn) {
+            // Answer without running: each op must see the failure, so run none of them.
+            for op in group {
+                let _ = op(Err(&e));
+            }
+            continue;
+        }
+        let single = group.len() == 1;
+        let mut replies = Vec::with_capacity(group.len());
+        for op in group {
+            if single {
+                let (ok, reply) = op(Ok(&conn));
+                if !ok {
+                    // Nothing else shares this transaction: roll it all back below.
+                    let _ = conn.execute_batch("ROLLBACK");
+                    reply(None);
+                    replies.clear();
+                    break;
+                }
+                replies.push(reply);
+            } else {
+                let _ = conn.execute_batch("SAVEPOINT op");
+                let (ok, reply) = op(Ok(&conn));
+                if !ok {
+                    let _ = conn.execute_batch("ROLLBACK TO op");
+                }
+                let _ = conn.execute_batch("RELEASE op");
+                replies.push(reply);
+            }
+        }
+        if conn.is_autocommit() {
+            // Rolled back above (a single failed op), or SQLite ended the transaction itself.
+            for reply in replies {
+                reply(Some("the transaction was rolled back"));
+            }
+            continue;
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => replies.into_iter().for_each(|r| r(None)),
+            Err(e) => {
+                let msg = map_err(e).to_string();
+                let _ = conn.execute_batch("ROLLBACK");
+                replies.into_iter().for_each(|r| r(Some(&msg)));
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! In-process wake-ups for producers: an insert (seen in this process, through LISTEN/NOTIFY,
+//! or through SQLite's `data_version`) wakes the producers of its queue at once instead of
+//! leaving them to their poll interval.
+
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::Notify;
+
+/// The queue name that wakes every subscriber.
+pub const ALL_QUEUES: &str = "*";
+
+/// Subscribers by queue.
+#[derive(Debug, Default)]
+pub struct Wakeup {
+    subscribers: Mutex<Vec<(String, Weak<Notify>)>>,
+}
+
+/// One producer's subscription; dropping it unsubscribes.
+#[derive(Debug)]
+pub struct WakeupSubscription {
+    notify: Arc<Notify>,
+}
+
+impl WakeupSubscription {
+    /// Waits for the next wake-up (a wake-up sent while nobody waited is kept, so none is lost).
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+}
+
+impl Wakeup {
+    /// Subscribes to one queue's wake-ups.
+    pub fn subscribe(&self, queue: &str) -> WakeupSubscription {
+        let notify = Arc::new(Notify::new());
+        let mut subs = self.subscribers.lock().unwrap();
+        subs.retain(|(_, w)| w.strong_count() > 0);
+        subs.push((queue.to_string(), Arc::downgrade(&notify)));
+        WakeupSubscription { notify }
+    }
+
+    /// Wakes the subscribers of `queue` (or all of them for [`ALL_QUEUES`]).
+    pub fn notify(&self, queue: &str) {
+        let subs = self.subscribers.lock().unwrap();
+        for (q, w) in subs.iter() {
+            if queue == ALL_QUEUES || q == queue {
+                if let Some(n) = w.upgrade() {
+                    n.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Whether anybody listens (lets the SQLite change watcher idle when nobody does).
+    pub fn has_subscribers(&self) -> bool {
+        self.subscribers.lock().unwrap().iter().any(|(_, w)| w.strong_count() > 0)
+    }
+}

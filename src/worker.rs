@@ -1,0 +1,205 @@
+//! Workers: the code that runs a kind of job, and the registry that maps kinds to workers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::job::{default_backoff, validate_name, JobArgs, JobRow};
+
+/// Default time a job may run before it is cancelled and failed (River's default).
+pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A job handed to a worker: its decoded args, its row as claimed, and a token that is
+/// cancelled when the job must stop (hard shutdown or timeout).
+#[derive(Debug, Clone)]
+pub struct Job<A> {
+    /// Decoded arguments.
+    pub args: A,
+    /// The row as claimed (state `running`, `attempt` already counted).
+    pub row: JobRow,
+    /// Cancelled when the job should stop early; long jobs may watch it.
+    pub cancel: CancellationToken,
+}
+
+impl<A> Job<A> {
+    /// The job's id.
+    pub fn id(&self) -> i64 {
+        self.row.id
+    }
+    /// The current attempt (1 on the first run).
+    pub fn attempt(&self) -> i32 {
+        self.row.attempt
+    }
+}
+
+/// How a job run can end other than in success.
+#[derive(Debug)]
+pub enum JobError {
+    /// An ordinary failure: retried with backoff until attempts are used up.
+    Failed {
+        /// The message kept in the job's error history.
+        message: String,
+        /// An optional trace.
+        trace: Option<String>,
+    },
+    /// Run again after this delay without using up an attempt.
+    Snooze(Duration),
+    /// Stop for good as cancelled, with a reason.
+    Cancel(String),
+    /// Stop for good as discarded (the job can never succeed), with a reason.
+    Discard(String),
+}
+
+impl JobError {
+    /// An ordinary failure with a message.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        JobError::Failed { message: message.to_string(), trace: None }
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+    fn from(e: E) -> Self {
+        JobError::msg(e)
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Failed { message, .. } => f.write_str(message),
+            JobError::Snooze(d) => write!(f, "snoozed for {d:?}"),
+            JobError::Cancel(r) => write!(f, "cancelled: {r}"),
+            JobError::Discard(r) => write!(f, "discarded: {r}"),
+        }
+    }
+}
+
+/// Runs jobs of one kind, named by its args type.
+///
+/// ```
+/// use porter::{Job, JobArgs, JobError, Worker};
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Resize { width: u32 }
+/// impl JobArgs for Resize { const KIND: &'static str = "resize"; }
+///
+/// struct ResizeWorker;
+/// #[async_trait::async_trait]
+/// impl Worker<Resize> for ResizeWorker {
+///     async fn work(&self, job: Job<Resize>) -> Result<(), JobError> {
+///         if job.args.width == 0 { return Err(JobError::Discard("width 0".into())); }
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait::async_trait]
+pub trait Worker<A: JobArgs>: Send + Sync + 'static {
+    /// Does the work. `Err` records a failure (or snooze, cancel, discard).
+    async fn work(&self, job: Job<A>) -> std::result::Result<(), JobError>;
+
+    /// How long one attempt may run (default 60 s).
+    fn timeout(&self, _job: &Job<A>) -> Duration {
+        DEFAULT_JOB_TIMEOUT
+    }
+
+    /// Delay before the next attempt after a failure (default attempt^4 s ± 10 %).
+    fn next_retry(&self, job: &Job<A>) -> Duration {
+        default_backoff(job.row.attempt)
+    }
+}
+
+/// A worker with its args type erased, as the executor sees it.
+#[async_trait::async_trait]
+pub trait AnyWorker: Send + Sync + 'static {
+    /// Decodes the args, then runs the job; undecodable args are a discard.
+    async fn work_row(&self, row: JobRow, cancel: CancellationToken) -> std::result::Result<(), JobError>;
+    /// The timeout for this job.
+    fn timeout_for(&self, row: &JobRow) -> Duration;
+    /// The retry delay for this job after a failure.
+    fn next_retry_for(&self, row: &JobRow) -> Duration;
+}
+
+struct Typed<A, W> {
+    worker: W,
+    _args: PhantomData<fn() -> A>,
+}
+
+impl<A: JobArgs, W: Worker<A>> Typed<A, W> {
+    fn job(&self, row: &JobRow) -> std::result::Result<Job<A>, JobError> {
+        let args = serde_json::from_value::<A>(row.args.clone()).map_err(|e| {
+            JobError::Discard(format!("args cannot be decoded for kind {}: {e}", A::KIND))
+        })?;
+        Ok(Job { args, row: row.clone(), cancel: CancellationToken::new() })
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: JobArgs, W: Worker<A>> AnyWorker for Typed<A, W> {
+    async fn work_row(&self, row: JobRow, cancel: CancellationToken) -> std::result::Result<(), JobError> {
+        let mut job = self.job(&row)?;
+        job.cancel = cancel;
+        self.worker.work(job).await
+    }
+
+    fn timeout_for(&self, row: &JobRow) -> Duration {
+        match self.job(row) {
+            Ok(job) => self.worker.timeout(&job),
+            Err(_) => DEFAULT_JOB_TIMEOUT,
+        }
+    }
+
+    fn next_retry_for(&self, row: &JobRow) -> Duration {
+        match self.job(row) {
+            Ok(job) => self.worker.next_retry(&job),
+            Err(_) => default_backoff(row.attempt),
+        }
+    }
+}
+
+/// Kinds and the workers that run them. A kind has at most one worker.
+#[derive(Clone, Default)]
+pub struct Workers {
+    by_kind: BTreeMap<String, Arc<dyn AnyWorker>>,
+}
+
+impl fmt::Debug for Workers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Workers").field("kinds", &self.by_kind.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Workers {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers the worker for `A::KIND`; a second worker for one kind is refused.
+    pub fn add<A: JobArgs, W: Worker<A>>(&mut self, worker: W) -> Result<&mut Self> {
+        validate_name("kind", A::KIND)?;
+        if self.by_kind.contains_key(A::KIND) {
+            return Err(Error::invalid("worker", format!("kind {} already has a worker", A::KIND)));
+        }
+        self.by_kind.insert(A::KIND.to_string(), Arc::new(Typed { worker, _args: PhantomData::<fn() -> A> }));
+        Ok(self)
+    }
+
+    /// The worker for a kind.
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn AnyWorker>> {
+        self.by_kind.get(kind)
+    }
+
+    /// The kinds this registry runs, sorted.
+    pub fn kinds(&self) -> Vec<String> {
+        self.by_kind.keys().cloned().collect()
+    }
+
+    /// Whether a kind has a worker.
+    pub fn contains(&self, kind: &str) -> bool {
+        self.by_kind.contains_key(kind)
+    }
+}
