@@ -1,6 +1,8 @@
 //! Built-in jobs: `heartbeat` (periodic), `orphan_file_cleanup` (periodic, in
 //! [`orphan_file_cleanup`]), and the diagnostics `noop`, `sleep` and `fail`.
 
+pub mod orphan_file_cleanup;
+
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -118,4 +120,17 @@ pub fn add_builtin_workers(workers: &mut crate::Workers) -> crate::Result<()> {
     workers.add(SleepWorker)?;
     workers.add(FailWorker)?;
     Ok(())
+}
+
+/// The built-in periodic jobs: `heartbeat` (run on start, then every `heartbeat_every`) and
+/// `orphan_file_cleanup` (every `orphan_cleanup_every`, on slots aligned to the epoch).
+pub fn builtin_periodic(
+    heartbeat_every: Duration,
+    orphan_cleanup_every: Duration,
+) -> Vec<crate::maintenance::PeriodicJob> {
+    use crate::maintenance::{PeriodicJob, Schedule};
+    vec![
+        PeriodicJob::new(Heartbeat::KIND, Schedule::Every(heartbeat_every)).run_on_start(true),
+        PeriodicJob::new("orphan_file_cleanup", Schedule::Every(orphan_cleanup_every)),
+    ]
 }

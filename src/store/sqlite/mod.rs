@@ -261,18 +261,18 @@ fn spawn_change_watcher(path: &Path, wakeup: std::sync::Weak<Wakeup>, synchronou
             }
             let mut last: Option<i64> = None;
             loop {
-                std::thread::sleep(CHANGE_POLL);
                 let Some(wakeup) = wakeup.upgrade() else { return };
-                if !wakeup.has_subscribers() {
-                    last = None;
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
+                let listening = wakeup.has_subscribers();
+                // Keep sampling while nobody listens (slowly), so that a commit made just
+                // after somebody subscribes still differs from the last sample.
+                if let Ok(v) = conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)) {
+                    if listening && last.is_some_and(|l| l != v) {
+                        wakeup.notify(wake::ALL_QUEUES);
+                    }
+                    last = Some(v);
                 }
-                let Ok(v) = conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)) else { continue };
-                if last.is_some_and(|l| l != v) {
-                    wakeup.notify(wake::ALL_QUEUES);
-                }
-                last = Some(v);
+                drop(wakeup);
+                std::thread::sleep(if listening { CHANGE_POLL } else { Duration::from_millis(20) });
             }
         })
         .expect("spawn the SQLite change watcher");
