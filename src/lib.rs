@@ -52,6 +52,7 @@
 
 pub mod client;
 pub mod error;
+pub mod files;
 pub mod job;
 pub mod jobs;
 pub mod maintenance;

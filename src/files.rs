@@ -1,0 +1,430 @@
+//! Stored files: the object store (through the `object_store` crate) and the orphan-file
+//! cleanup.
+//!
+//! # Object stores
+//! [`object_store_from_url`] opens the store `--object-store-url` names:
+//!
+//! | URL | store |
+//! |---|---|
+//! | `file://DIR` (default `file://./porter-objects`) | a directory, created when missing; relative paths are relative to the working directory |
+//! | `s3://BUCKET` | S3 or any S3-compatible server (MinIO, moto, ...), configured from the `AWS_*` and `S3_*` variables |
+//! | `memory://` | a fresh in-memory store (tests) |
+//!
+//! # Keys
+//! A tablo's files live under `tablos/{tablo_id}/`, one object per file
+//! ([`object_key_for`]). The `tablo_files` rows are the only index: the cleanup never lists the
+//! bucket, it deletes the objects that orphan rows name.
+//!
+//! # Orphan cleanup
+//! [`cleanup_orphans`] runs one pass over the `tablo_files` rows whose tablo is gone, one page
+//! (one query) at a time:
+//!
+//! 1. every key is checked: it must parse as an object path, unchanged (no `..`, no empty
+//!    segment, no leading or trailing `/`), and lie strictly under the configured prefix. A key
+//!    that fails is a *failure*: logged, counted, never deleted, its row kept;
+//! 2. the page's objects are deleted with [`ObjectStore::delete_stream`] (bulk requests on S3,
+//!    concurrent single deletes elsewhere); "not found" counts as deleted;
+//! 3. the rows of the objects that are gone are deleted, and only those.
+//!
+//! Objects go before rows, so a crash in between leaves rows whose objects are already gone,
+//! and the next pass finishes them ("not found" is success). Several passes may run at once,
+//! in one process or many: an object or a row that another pass deleted first is not an error.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::store::{Store, TabloFileOrphansParams, TabloFileRow};
+
+/// The object store used when none is configured.
+pub const DEFAULT_OBJECT_STORE_URL: &str = "file://./porter-objects";
+/// Where tablos' files live; the cleanup touches nothing outside it.
+pub const DEFAULT_PREFIX: &str = "tablos/";
+/// Orphan rows read (and objects deleted) per page.
+pub const DEFAULT_PAGE_SIZE: u32 = 1000;
+/// Object deletes in flight at once on stores without bulk deletes.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+/// The longest file name kept in an object key.
+const MAX_NAME_IN_KEY: usize = 100;
+
+/// Opens the object store a URL names; see the module docs for the schemes.
+///
+/// For `s3://BUCKET` the usual `AWS_*` variables apply (`AWS_ENDPOINT`, `AWS_REGION`,
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...), then the web backend's own variables
+/// override them when set: `S3_ENDPOINT`, `S3_REGION`, `S3_ACCESS_KEY`, `S3_SECRET_KEY`,
+/// `S3_USE_PATH_STYLE` (`true`, the default, or `false` for virtual-hosted buckets), and
+/// `S3_BUCKET` when the URL names no bucket (`s3://`). Plain-http endpoints are allowed, for
+/// S3-compatible servers on a private network or loopback.
+pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>> {
+    let invalid = |message: String| Error::invalid("object store url", message);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(invalid(format!("{url:?} has no scheme; use file://DIR, s3://BUCKET or memory://")));
+    };
+    match scheme {
+        "file" => {
+            let dir = if rest.is_empty() { "." } else { rest };
+            std::fs::create_dir_all(dir)
+                .map_err(|e| invalid(format!("cannot create the object directory {dir:?}: {e}")))?;
+            let fs = LocalFileSystem::new_with_prefix(dir)
+                .map_err(|e| invalid(format!("cannot use {dir:?} as an object store: {e}")))?
+                // Removes a deleted file's empty parent directories (up to the root), so the
+                // directories of deleted tablos do not pile up.
+                .with_automatic_cleanup(true);
+            Ok(Arc::new(fs))
+        }
+        "memory" => {
+            if !rest.is_empty() {
+                return Err(invalid(format!("memory:// takes no path (got {url:?})")));
+            }
+            Ok(Arc::new(InMemory::new()))
+        }
+        "s3" => {
+            let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
+            if !path.trim_matches('/').is_empty() {
+                return Err(invalid(format!(
+                    "{url:?}: a path inside the bucket is not supported; use s3://BUCKET (keys start with {DEFAULT_PREFIX})"
+                )));
+            }
+            Ok(Arc::new(s3_from_env(bucket)?))
+        }
+        other => Err(invalid(format!(
+            "unknown scheme {other:?} in {url:?}; use file://DIR, s3://BUCKET or memory://"
+        ))),
+    }
+}
+
+/// An S3 client from the environment: `AWS_*` first, the web backend's `S3_*` on top.
+fn s3_from_env(bucket: &str) -> Result<object_store::aws::AmazonS3> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut builder = AmazonS3Builder::from_env().with_allow_http(true);
+    if !bucket.is_empty() {
+        builder = builder.with_bucket_name(bucket);
+    } else if let Some(b) = var("S3_BUCKET") {
+        builder = builder.with_bucket_name(b);
+    } else if var("AWS_BUCKET").is_none() && var("AWS_BUCKET_NAME").is_none() {
+        return Err(Error::invalid("object store url", "s3:// names no bucket; use s3://BUCKET or set S3_BUCKET"));
+    }
+    if let Some(endpoint) = var("S3_ENDPOINT") {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let Some(region) = var("S3_REGION") {
+        builder = builder.with_region(region);
+    }
+    if let Some(key) = var("S3_ACCESS_KEY") {
+        builder = builder.with_access_key_id(key);
+    }
+    if let Some(secret) = var("S3_SECRET_KEY") {
+        builder = builder.with_secret_access_key(secret);
+    }
+    if let Some(path_style) = var("S3_USE_PATH_STYLE") {
+        let path_style = match path_style.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => return Err(Error::invalid("S3_USE_PATH_STYLE", format!("{path_style:?} is not true or false"))),
+        };
+        builder = builder.with_virtual_hosted_style_request(!path_style);
+    }
+    builder.build().map_err(|e| Error::invalid("object store url", format!("s3://{bucket}: {e}")))
+}
+
+/// The object key for a new file of a tablo: `tablos/{tablo_id}/{file_id}`, followed by
+/// `-{name}` when the file name has anything worth keeping. The name is reduced to ASCII
+/// letters, digits, `.`, `-` and `_` (anything else becomes `_`) and cut to 100 bytes, so a
+/// key is always a valid object path whatever the client sent.
+pub fn object_key_for(tablo_id: Uuid, file_id: Uuid, file_name: &str) -> String {
+    let mut name: String = file_name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .take(MAX_NAME_IN_KEY)
+        .collect();
+    // Leading dots would make hidden files on file://; a name of only dots and underscores
+    // says nothing.
+    name = name.trim_start_matches('.').to_string();
+    if name.chars().all(|c| matches!(c, '.' | '_')) {
+        format!("{}{tablo_id}/{file_id}", DEFAULT_PREFIX)
+    } else {
+        format!("{}{tablo_id}/{file_id}-{name}", DEFAULT_PREFIX)
+    }
+}
+
+/// Stores one object under `key`, which must be a valid object path.
+pub async fn put_file(objects: &dyn ObjectStore, key: &str, bytes: Bytes) -> Result<()> {
+    let path = parse_key(key).map_err(|why| Error::invalid("object key", format!("{key:?}: {why}")))?;
+    objects.put(&path, PutPayload::from_bytes(bytes)).await.map_err(object_err)?;
+    Ok(())
+}
+
+/// Stores a new file of a tablo: the object first, then its `tablo_files` row. An unknown
+/// tablo is [`Error::NotFound`]. When the row cannot be written the object is deleted again
+/// (best effort); a tablo deleted meanwhile leaves an orphan row, which the cleanup handles.
+pub async fn save_tablo_file(
+    store: &dyn Store,
+    objects: &dyn ObjectStore,
+    tablo_id: Uuid,
+    file_name: &str,
+    bytes: Bytes,
+) -> Result<TabloFileRow> {
+    if store.tablo_get(tablo_id).await?.is_none() {
+        return Err(Error::not_found("tablo", tablo_id));
+    }
+    let id = Uuid::new_v4();
+    let s3_key = object_key_for(tablo_id, id, file_name);
+    let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+    put_file(objects, &s3_key, bytes).await?;
+    let row = TabloFileRow { id, tablo_id, s3_key, size, created_at: store.now().await? };
+    if let Err(e) = store.tablo_file_insert(row.clone()).await {
+        if let Err(del) = objects.delete(&Path::from(row.s3_key.as_str())).await {
+            tracing::warn!(file_id = %id, error = %del, "could not delete the object of a file whose row was not written");
+        }
+        return Err(e);
+    }
+    Ok(row)
+}
+
+/// Maps an object-store error into the library's error.
+fn object_err(e: object_store::Error) -> Error {
+    Error::ObjectStore(e.to_string())
+}
+
+/// Parses a key as an object path, refusing anything the parse would change (a leading or
+/// trailing `/`) as well as what it rejects (`.` and `..` segments, empty segments, control
+/// characters).
+fn parse_key(key: &str) -> std::result::Result<Path, String> {
+    let path = Path::parse(key).map_err(|e| e.to_string())?;
+    if path.as_ref() != key {
+        return Err(format!("it is not in canonical form (it parses as {:?})", path.as_ref()));
+    }
+    if key.is_empty() {
+        return Err("it is empty".to_string());
+    }
+    Ok(path)
+}
+
+/// Settings for one cleanup pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupConfig {
+    /// Only keys strictly under this prefix are deleted (segment-wise: `tablos/` covers
+    /// `tablos/x` but not `tablos_old/x`). Default `tablos/`.
+    pub prefix: String,
+    /// Orphan rows per page: one query, one batch of deletes (default 1000, S3's bulk limit).
+    pub page_size: u32,
+    /// Deletes in flight at once on stores without bulk deletes (default 32).
+    pub concurrency: usize,
+    /// Count what would be deleted, delete nothing.
+    pub dry_run: bool,
+    /// Only orphans of this tablo.
+    pub tablo_id: Option<Uuid>,
+}
+
+impl Default for CleanupConfig {
+    fn default() -> Self {
+        CleanupConfig {
+            prefix: DEFAULT_PREFIX.to_string(),
+            page_size: DEFAULT_PAGE_SIZE,
+            concurrency: DEFAULT_CONCURRENCY,
+            dry_run: false,
+            tablo_id: None,
+        }
+    }
+}
+
+/// What one cleanup pass did (or, in a dry run, would do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupCounts {
+    /// Orphan rows read.
+    pub orphans_seen: u64,
+    /// Distinct objects deleted or found already gone.
+    pub objects_deleted: u64,
+    /// Orphan rows deleted.
+    pub rows_deleted: u64,
+    /// Orphan rows left in place: a refused key, or an object that could not be deleted.
+    pub failures: u64,
+}
+
+impl std::ops::AddAssign for CleanupCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.orphans_seen += o.orphans_seen;
+        self.objects_deleted += o.objects_deleted;
+        self.rows_deleted += o.rows_deleted;
+        self.failures += o.failures;
+    }
+}
+
+impl std::fmt::Display for CleanupCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "orphans seen {}, objects deleted {}, rows deleted {}, failures {}",
+            self.orphans_seen, self.objects_deleted, self.rows_deleted, self.failures
+        )
+    }
+}
+
+/// Runs one cleanup pass over every orphan (or one tablo's); see the module docs.
+///
+/// Errors only when the database fails or the config is unusable; what fails object by object
+/// is counted in [`CleanupCounts::failures`] and logged.
+pub async fn cleanup_orphans(store: &dyn Store, objects: &dyn ObjectStore, cfg: &CleanupConfig) -> Result<CleanupCounts> {
+    cleanup_orphans_until(store, objects, cfg, &CancellationToken::new()).await
+}
+
+/// [`cleanup_orphans`] that stops between pages once `cancel` is cancelled (the counts then
+/// cover the pages done; the rest is left for the next pass).
+pub async fn cleanup_orphans_until(
+    store: &dyn Store,
+    objects: &dyn ObjectStore,
+    cfg: &CleanupConfig,
+    cancel: &CancellationToken,
+) -> Result<CleanupCounts> {
+    let prefix = parse_prefix(&cfg.prefix)?;
+    if cfg.page_size == 0 {
+        return Err(Error::invalid("page_size", "must be at least 1"));
+    }
+    let mut total = CleanupCounts::default();
+    let mut after = None;
+    while !cancel.is_cancelled() {
+        let page = store
+            .tablo_file_orphans(TabloFileOrphansParams { after, tablo_id: cfg.tablo_id, limit: cfg.page_size })
+            .await?;
+        let Some(last) = page.last() else { break };
+        // Keyset paging: rows left in place (failures) are not read again in this pass.
+        after = Some(last.id);
+        let full = page.len() as u64 == u64::from(cfg.page_size);
+        total += cleanup_page(store, objects, cfg, &prefix, page).await?;
+        if !full {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// The prefix as an object path; an empty prefix would let the cleanup delete anything.
+fn parse_prefix(prefix: &str) -> Result<Path> {
+    let path = Path::parse(prefix).map_err(|e| Error::invalid("cleanup prefix", format!("{prefix:?}: {e}")))?;
+    if path.as_ref().is_empty() {
+        return Err(Error::invalid("cleanup prefix", "must not be empty: the cleanup would reach every object"));
+    }
+    Ok(path)
+}
+
+/// Checks a row's key: a canonical object path strictly under the prefix.
+fn checked_path(key: &str, prefix: &Path) -> std::result::Result<Path, String> {
+    let path = parse_key(key)?;
+    let strictly_under = path.prefix_match(prefix).is_some_and(|mut rest| rest.next().is_some());
+    if strictly_under {
+        Ok(path)
+    } else {
+        Err(format!("it is outside the prefix {:?}", prefix.as_ref()))
+    }
+}
+
+async fn cleanup_page(
+    store: &dyn Store,
+    objects: &dyn ObjectStore,
+    cfg: &CleanupConfig,
+    prefix: &Path,
+    page: Vec<TabloFileRow>,
+) -> Result<CleanupCounts> {
+    let mut counts = CleanupCounts { orphans_seen: page.len() as u64, ..Default::default() };
+    let mut valid: Vec<(Uuid, Path)> = Vec::with_capacity(page.len());
+    for row in &page {
+        match checked_path(&row.s3_key, prefix) {
+            Ok(path) => valid.push((row.id, path)),
+            Err(why) => {
+                counts.failures += 1;
+                tracing::warn!(file_id = %row.id, tablo_id = %row.tablo_id, key = ?row.s3_key,
+                    "orphan file's key refused, object and row left in place: {why}");
+            }
+        }
+    }
+    // Two rows may name one object: delete it once.
+    let mut seen = HashSet::with_capacity(valid.len());
+    let paths: Vec<Path> = valid.iter().filter(|(_, p)| seen.insert(p.clone())).map(|(_, p)| p.clone()).collect();
+
+    if cfg.dry_run {
+        counts.objects_deleted = paths.len() as u64;
+        counts.rows_deleted = valid.len() as u64;
+        return Ok(counts);
+    }
+
+    let gone = delete_objects(objects, paths, cfg.concurrency).await;
+    counts.objects_deleted = gone.len() as u64;
+    let mut ids = Vec::with_capacity(valid.len());
+    for (id, path) in valid {
+        if gone.contains(&path) {
+            ids.push(id);
+        } else {
+            counts.failures += 1;
+        }
+    }
+    if !ids.is_empty() {
+        // A row another pass deleted first is simply not counted here.
+        counts.rows_deleted = store.tablo_file_delete_many(ids).await?;
+    }
+    Ok(counts)
+}
+
+/// Deletes objects; returns those that are gone (deleted now, or not found). Failures are
+/// logged, and their objects are not in the result.
+async fn delete_objects(objects: &dyn ObjectStore, paths: Vec<Path>, concurrency: usize) -> HashSet<Path> {
+    let mut gone = HashSet::with_capacity(paths.len());
+    if paths.is_empty() {
+        return gone;
+    }
+    let n = paths.len();
+    let results: Vec<object_store::Result<Path>> = objects
+        .delete_stream(stream::iter(paths.clone()).map(Ok).boxed())
+        .collect()
+        .await;
+    let mut failed: HashMap<Path, String> = HashMap::new();
+    if results.len() == n {
+        // One result per path, in order (the trait's contract when no bulk call failed whole).
+        for (path, result) in paths.into_iter().zip(results) {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {
+                    gone.insert(path);
+                }
+                Err(e) => {
+                    failed.insert(path, e.to_string());
+                }
+            }
+        }
+    } else {
+        // A bulk request failed as a whole: what it covered is unknown, so only the paths
+        // reported deleted count; the rest are failures this pass (retried by the next one).
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(path) => {
+                    gone.insert(path);
+                }
+                Err(e) => {
+                    first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        let why = first_error.unwrap_or_else(|| "no result".to_string());
+        for path in paths {
+            if !gone.contains(&path) {
+                failed.insert(path, why.clone());
+            }
+        }
+    }
+    let _ = concurrency;
+    if let Some((path, why)) = failed.iter().next() {
+        tracing::warn!(failed = failed.len(), example_key = %path, error = %why,
+            "orphan file objects could not be deleted; their rows stay for the next pass");
+    }
+    gone
+}

@@ -1,0 +1,147 @@
+//! The one mock of the file tests: an object store that passes everything to a real store but
+//! misbehaves on deletes in a chosen way. A real store cannot be made to fail on demand, and a
+//! crash cannot be placed between two statements from outside.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::stream::{self, BoxStream, StreamExt};
+use futures::FutureExt;
+use object_store::path::Path;
+use object_store::{
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions,
+    PutPayload, PutResult,
+};
+
+/// How deletes misbehave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Deletes of the chosen keys fail (and the objects stay); others go through.
+    FailChosen,
+    /// Every delete happens, then is reported failed (a lost answer, or a crash before the
+    /// caller could act on it).
+    DeleteThenFail,
+    /// Every delete of the first batch happens, then the process aborts: a crash between the
+    /// object deletes and the row deletes.
+    DeleteThenAbort,
+}
+
+/// A real store with faulty deletes; see [`Fault`].
+#[derive(Debug)]
+pub struct FaultyStore {
+    inner: Arc<dyn ObjectStore>,
+    fault: Fault,
+    fail: Mutex<HashSet<Path>>,
+    /// The largest batch one `delete_stream` call was given.
+    pub max_batch: AtomicUsize,
+}
+
+impl FaultyStore {
+    pub fn new(inner: Arc<dyn ObjectStore>, fault: Fault) -> Self {
+        FaultyStore { inner, fault, fail: Mutex::new(HashSet::new()), max_batch: AtomicUsize::new(0) }
+    }
+
+    /// Deletes of these keys fail from now on ([`Fault::FailChosen`]).
+    pub fn fail_keys<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+        self.fail.lock().unwrap().extend(keys.into_iter().map(Path::from));
+    }
+
+    /// Deletes work again.
+    pub fn heal(&self) {
+        self.fail.lock().unwrap().clear();
+    }
+
+    fn injected(path: &Path) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "FaultyStore",
+            source: format!("injected delete failure for {path}").into(),
+        }
+    }
+}
+
+impl fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultyStore({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn delete(&self, location: &Path) -> object_store::Result<()> {
+        let mut results = self.delete_stream(stream::iter([Ok(location.clone())]).boxed()).collect::<Vec<_>>().await;
+        results.pop().expect("one result").map(drop)
+    }
+
+    /// Passes the deletes that are not to fail to the real store's `delete_stream` (bulk on
+    /// S3), then answers in input order as the trait requires.
+    fn delete_stream<'a>(
+        &'a self,
+        locations: BoxStream<'a, object_store::Result<Path>>,
+    ) -> BoxStream<'a, object_store::Result<Path>> {
+        async move {
+            let paths: Vec<Path> = locations.filter_map(|p| async move { p.ok() }).collect().await;
+            self.max_batch.fetch_max(paths.len(), Ordering::SeqCst);
+            let failing = self.fail.lock().unwrap().clone();
+            let passed: Vec<Path> = match self.fault {
+                Fault::FailChosen => paths.iter().filter(|p| !failing.contains(*p)).cloned().collect(),
+                Fault::DeleteThenFail | Fault::DeleteThenAbort => paths.clone(),
+            };
+            let inner: Vec<object_store::Result<Path>> =
+                self.inner.delete_stream(stream::iter(passed.clone()).map(Ok).boxed()).collect().await;
+            assert_eq!(inner.len(), passed.len(), "the real store answered every delete");
+            if self.fault == Fault::DeleteThenAbort {
+                eprintln!("FaultyStore: {} objects deleted; aborting the process now", passed.len());
+                std::process::abort();
+            }
+            let mut inner = inner.into_iter();
+            let out: Vec<object_store::Result<Path>> = paths
+                .into_iter()
+                .map(|p| match self.fault {
+                    Fault::FailChosen if failing.contains(&p) => Err(Self::injected(&p)),
+                    Fault::FailChosen => inner.next().expect("answer"),
+                    Fault::DeleteThenFail | Fault::DeleteThenAbort => {
+                        let _ = inner.next();
+                        Err(Self::injected(&p))
+                    }
+                })
+                .collect();
+            stream::iter(out)
+        }
+        .flatten_stream()
+        .boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        self.inner.copy(from, to).await
+    }
+
+    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        self.inner.copy_if_not_exists(from, to).await
+    }
+}

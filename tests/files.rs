@@ -1,0 +1,464 @@
+//! Object storage and the orphan-file cleanup, on both databases and every object store:
+//! `sqlite::{memory,file,s3}::case` and `postgres::{memory,file,s3}::case`. The Postgres half
+//! is ignored unless PORTER_TEST_DATABASE_URL was set at build time; the S3 cases pass with a
+//! note on stderr unless PORTER_TEST_S3_ENDPOINT points at an S3-compatible server
+//! (`scripts/test` starts one).
+
+mod common;
+#[path = "common/files_faulty_store.rs"]
+mod files_faulty_store;
+#[path = "common/files_fixture.rs"]
+mod files_fixture;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use files_faulty_store::{Fault, FaultyStore};
+use files_fixture::Fixture;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use porter::files::{cleanup_orphans, object_key_for, object_store_from_url, put_file, CleanupConfig, CleanupCounts};
+use porter::jobs::orphan_file_cleanup::OrphanFileCleanup;
+use porter::{Error, JobArgs, JobState};
+use uuid::Uuid;
+
+/// Runs every case on {sqlite, postgres} x {memory, file, s3}, each on a fresh database.
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            on_every_store!(@objects sqlite, $($name),*);
+        }
+        mod postgres {
+            on_every_store!(@objects postgres, $($name),*);
+        }
+    };
+    (@objects $db:ident, $($name:ident),*) => {
+        mod memory { on_every_store!(@cases $db, Memory, $($name),*); }
+        mod file { on_every_store!(@cases $db, File, $($name),*); }
+        mod s3 { on_every_store!(@cases $db, S3, $($name),*); }
+    };
+    (@cases sqlite, $kind:ident, $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let db = crate::common::sqlite().await;
+                if let Some(fx) = crate::files_fixture::Fixture::new(db, crate::files_fixture::Objects::$kind).await {
+                    crate::cases::$name(fx).await;
+                }
+            }
+        )*
+    };
+    (@cases postgres, $kind:ident, $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
+            async fn $name() {
+                if crate::common::postgres_base_url().is_none() {
+                    eprintln!("skipped: PORTER_TEST_DATABASE_URL is not set");
+                    return;
+                }
+                let db = crate::common::postgres().await;
+                if let Some(fx) = crate::files_fixture::Fixture::new(db, crate::files_fixture::Objects::$kind).await {
+                    crate::cases::$name(fx).await;
+                }
+            }
+        )*
+    };
+}
+
+on_every_store!(
+    orphans_are_deleted_and_live_files_and_canaries_are_untouched,
+    unsafe_keys_are_refused_counted_and_left_in_place,
+    a_missing_object_counts_as_deleted,
+    failed_deletes_leave_exactly_those_rows_and_the_job_retries,
+    a_tablo_limited_run_touches_only_that_tablo,
+    a_dry_run_deletes_nothing,
+    concurrent_cleanups_lose_nothing,
+    lost_delete_answers_are_finished_by_the_next_run,
+    a_crash_between_object_and_row_deletes_loses_nothing,
+    pages_are_bounded,
+);
+
+fn counts(orphans_seen: u64, objects_deleted: u64, rows_deleted: u64, failures: u64) -> CleanupCounts {
+    CleanupCounts { orphans_seen, objects_deleted, rows_deleted, failures }
+}
+
+fn keys(rows: &[porter::store::TabloFileRow]) -> BTreeSet<String> {
+    rows.iter().map(|r| r.s3_key.clone()).collect()
+}
+
+/// Rows by identity (created_at is the database's, not the caller's).
+fn ids(rows: &[porter::store::TabloFileRow]) -> Vec<(Uuid, String)> {
+    let mut v: Vec<_> = rows.iter().map(|r| (r.id, r.s3_key.clone())).collect();
+    v.sort();
+    v
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn orphans_are_deleted_and_live_files_and_canaries_are_untouched(fx: Fixture) {
+        let (live, live_files) = fx.tablo_with_files(3).await;
+        let (a, a_files, _) = fx.orphaned_tablo(4).await;
+        let (b, b_files, _) = fx.orphaned_tablo(3).await;
+        // Objects no row names: outside the prefix, beside it, and inside it. The cleanup
+        // never lists the bucket, so none of them may go.
+        let canaries = [
+            format!("canary/{}", Uuid::new_v4()),
+            format!("tablos_old/{}/x", Uuid::new_v4()),
+            format!("tablos/{}/unreferenced", Uuid::new_v4()),
+        ];
+        for c in &canaries {
+            fx.put(c).await;
+        }
+
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        assert_eq!(got, counts(7, 7, 7, 0));
+
+        fx.assert_cleaned(&[a_files, b_files].concat()).await;
+        assert!(fx.store.tablo_file_list(a).await.unwrap().is_empty());
+        assert!(fx.store.tablo_file_list(b).await.unwrap().is_empty());
+        fx.assert_live(live, &live_files).await;
+        for c in &canaries {
+            assert!(fx.exists(c).await, "canary {c} stays");
+        }
+
+        // A second pass finds nothing to do.
+        let again = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        assert_eq!(again, counts(0, 0, 0, 0));
+    }
+
+    pub async fn unsafe_keys_are_refused_counted_and_left_in_place(fx: Fixture) {
+        let u = Uuid::new_v4();
+        let canary = format!("canary/{u}");
+        let beside = format!("tablos_old/{u}");
+        fx.put(&canary).await;
+        fx.put(&beside).await;
+        let refused = [
+            "../x".to_string(),
+            "tablos/../../etc".to_string(),
+            "a//b".to_string(),
+            format!("tablos/{u}//double"),
+            format!("/tablos/{u}/leading-slash"),
+            format!("tablos/{u}/trailing-slash/"),
+            format!("tablos/./{u}"),
+            "tablos".to_string(),
+            "tablos/".to_string(),
+            "".to_string(),
+            format!("tablos/{u}/bell\u{7}"),
+            beside.clone(),
+            canary.clone(),
+        ];
+        for key in &refused {
+            fx.orphan_row(key).await;
+        }
+        let (_, valid, _) = fx.orphaned_tablo(2).await;
+        let n = refused.len() as u64;
+
+        // Through the job: it fails, with the counts, and is retryable.
+        let job = fx.cleanup_job().await;
+        let (result, after) = fx.run_job(&fx.worker(fx.objects.clone()), job.id).await;
+        let message = result.expect_err("refused keys make the job fail");
+        assert_eq!(message, format!("orphan cleanup: {n} failures (seen {}, objects deleted 2, rows deleted 2)", n + 2));
+        assert_eq!(after.state, JobState::Retryable);
+        assert_eq!(after.errors.last().unwrap().error, message);
+
+        let left = fx.orphans().await;
+        assert_eq!(keys(&left), refused.iter().cloned().collect::<BTreeSet<_>>(), "exactly the refused rows stay");
+        for f in &valid {
+            assert!(!fx.exists(&f.s3_key).await);
+        }
+        assert!(fx.exists(&canary).await, "an object outside the prefix is never deleted");
+        assert!(fx.exists(&beside).await, "tablos_old/ is not under tablos/");
+
+        // The retry refuses them again, and touches nothing.
+        let again = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        assert_eq!(again, counts(n, 0, 0, n));
+        assert!(fx.exists(&canary).await);
+    }
+
+    pub async fn a_missing_object_counts_as_deleted(fx: Fixture) {
+        let (_, files, _) = fx.orphaned_tablo(3).await;
+        fx.objects.delete(&Path::from(files[1].s3_key.as_str())).await.unwrap();
+        fx.orphan_row(&format!("tablos/{}/never-stored", Uuid::new_v4())).await;
+
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        assert_eq!(got, counts(4, 4, 4, 0));
+        assert!(fx.orphans().await.is_empty());
+    }
+
+    pub async fn failed_deletes_leave_exactly_those_rows_and_the_job_retries(fx: Fixture) {
+        let (live, live_files) = fx.tablo_with_files(2).await;
+        let (_, files, job) = fx.orphaned_tablo(5).await;
+        let faulty = Arc::new(FaultyStore::new(fx.objects.clone(), Fault::FailChosen));
+        faulty.fail_keys([files[1].s3_key.as_str(), files[3].s3_key.as_str()]);
+        let worker = fx.worker(faulty.clone());
+
+        let (result, after) = fx.run_job(&worker, job.id).await;
+        assert_eq!(
+            result.expect_err("failed deletes fail the job"),
+            "orphan cleanup: 2 failures (seen 5, objects deleted 3, rows deleted 3)"
+        );
+        assert_eq!(after.state, JobState::Retryable);
+
+        let left = fx.orphans().await;
+        assert_eq!(keys(&left), BTreeSet::from([files[1].s3_key.clone(), files[3].s3_key.clone()]));
+        for (i, f) in files.iter().enumerate() {
+            assert_eq!(fx.exists(&f.s3_key).await, i == 1 || i == 3, "object {i}");
+        }
+
+        // The store recovers; the retry finishes the job.
+        faulty.heal();
+        let (result, after) = fx.run_job(&worker, job.id).await;
+        assert_eq!(result, Ok(()));
+        assert_eq!(after.state, JobState::Completed);
+        assert_eq!(after.attempt, 2);
+        fx.assert_cleaned(&files).await;
+        fx.assert_live(live, &live_files).await;
+    }
+
+    pub async fn a_tablo_limited_run_touches_only_that_tablo(fx: Fixture) {
+        let (a, a_files, a_job) = fx.orphaned_tablo(4).await;
+        let (b, b_files, _) = fx.orphaned_tablo(2).await;
+        let stray = fx.orphan_row(&format!("tablos/{}/stray", Uuid::new_v4())).await;
+        fx.put(&stray.s3_key).await;
+
+        let (result, after) = fx.run_job(&fx.worker(fx.objects.clone()), a_job.id).await;
+        assert_eq!(result, Ok(()));
+        assert_eq!(after.state, JobState::Completed);
+        for f in &a_files {
+            assert!(!fx.exists(&f.s3_key).await);
+        }
+        let left = fx.orphans().await;
+        assert!(left.iter().all(|r| r.tablo_id != a), "tablo a's rows are gone");
+        assert_eq!(left.len(), b_files.len() + 1, "b's rows and the stray row stay");
+        for f in b_files.iter().chain([&stray]) {
+            assert!(fx.exists(&f.s3_key).await, "{} stays", f.s3_key);
+        }
+
+        let cfg = CleanupConfig { tablo_id: Some(b), ..fx.config() };
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &cfg).await.unwrap();
+        assert_eq!(got, counts(2, 2, 2, 0));
+        assert_eq!(ids(&fx.orphans().await), ids(&[stray.clone()]));
+        assert!(fx.exists(&stray.s3_key).await);
+    }
+
+    pub async fn a_dry_run_deletes_nothing(fx: Fixture) {
+        let (_, files, _) = fx.orphaned_tablo(4).await;
+        fx.orphan_row("../x").await;
+        // Two rows naming one object: one object to delete, two rows.
+        let shared = fx.orphan_row(&files[0].s3_key).await;
+
+        // One page, so that the shared object is seen once (objects are told apart per page).
+        let cfg = CleanupConfig { dry_run: true, page_size: 100, ..fx.config() };
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &cfg).await.unwrap();
+        assert_eq!(got, counts(6, 4, 5, 1));
+        assert_eq!(fx.orphans().await.len(), 6);
+        for f in &files {
+            assert!(fx.exists(&f.s3_key).await);
+        }
+
+        // The real run does what the dry run said.
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        assert_eq!(got.rows_deleted + got.failures, 6);
+        assert_eq!(got.failures, 1);
+        assert!(fx.orphans().await.iter().all(|r| r.id != shared.id));
+    }
+
+    pub async fn concurrent_cleanups_lose_nothing(fx: Fixture) {
+        let (live, live_files) = fx.tablo_with_files(2).await;
+        let mut orphan_files = Vec::new();
+        for _ in 0..5 {
+            orphan_files.extend(fx.orphaned_tablo(6).await.1);
+        }
+        // Two "processes": two stores on one database, one object store.
+        let other = fx.db.reopen().await;
+        let cfg = CleanupConfig { page_size: 4, concurrency: 3, ..CleanupConfig::default() };
+        let (x, y) = tokio::join!(
+            cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &cfg),
+            cleanup_orphans(other.as_ref(), fx.objects.as_ref(), &cfg),
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x.failures + y.failures, 0, "{x} / {y}");
+        assert_eq!(x.rows_deleted + y.rows_deleted, 30, "every row deleted exactly once: {x} / {y}");
+        fx.assert_cleaned(&orphan_files).await;
+        fx.assert_live(live, &live_files).await;
+    }
+
+    pub async fn lost_delete_answers_are_finished_by_the_next_run(fx: Fixture) {
+        let (_, files, _) = fx.orphaned_tablo(4).await;
+        // The objects go but the answers are lost: the state a crash right after the object
+        // deletes leaves.
+        let faulty = FaultyStore::new(fx.objects.clone(), Fault::DeleteThenFail);
+        let got = cleanup_orphans(fx.store.as_ref(), &faulty, &fx.config()).await.unwrap();
+        assert_eq!(got, counts(4, 0, 0, 4));
+        assert_eq!(fx.orphans().await.len(), 4, "no row goes before its object is known gone");
+        for f in &files {
+            assert!(!fx.exists(&f.s3_key).await);
+        }
+
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        assert_eq!(got, counts(4, 4, 4, 0));
+        assert!(fx.orphans().await.is_empty());
+    }
+
+    /// A real crash: a child process runs the cleanup and aborts right after its first batch
+    /// of object deletes, before the rows go. The next run finishes the work.
+    pub async fn a_crash_between_object_and_row_deletes_loses_nothing(fx: Fixture) {
+        let Some(objects_url) = fx.objects_url.clone() else {
+            eprintln!("skipped: memory:// objects do not outlive a process");
+            return;
+        };
+        let (live, live_files) = fx.tablo_with_files(2).await;
+        let mut files = Vec::new();
+        for _ in 0..3 {
+            files.extend(fx.orphaned_tablo(3).await.1);
+        }
+
+        let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env("PORTER_FILES_CRASH_DB", &fx.db.url)
+            .env("PORTER_FILES_CRASH_OBJECTS", &objects_url)
+            .envs(fx.objects_env.iter().cloned())
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "the child crashed: {stderr}");
+        assert!(stderr.contains("aborting the process now"), "the child reached the crash point: {stderr}");
+
+        // Pages are in id order; the first page's objects are gone, every row is still there.
+        let left = fx.orphans().await;
+        assert_eq!(left.len(), 9);
+        let mut gone = 0;
+        for f in &files {
+            if !fx.exists(&f.s3_key).await {
+                gone += 1;
+            }
+        }
+        assert_eq!(gone, 4, "the first page (4) of objects was deleted before the crash");
+
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        assert_eq!(got, counts(9, 9, 9, 0));
+        fx.assert_cleaned(&files).await;
+        fx.assert_live(live, &live_files).await;
+    }
+
+    pub async fn pages_are_bounded(fx: Fixture) {
+        for _ in 0..3 {
+            fx.orphaned_tablo(4).await;
+        }
+        let faulty = FaultyStore::new(fx.objects.clone(), Fault::FailChosen);
+        let cfg = CleanupConfig { page_size: 5, ..CleanupConfig::default() };
+        let got = cleanup_orphans(fx.store.as_ref(), &faulty, &cfg).await.unwrap();
+        assert_eq!(got, counts(12, 12, 12, 0));
+        assert_eq!(faulty.max_batch.load(std::sync::atomic::Ordering::SeqCst), 5, "one page per delete batch");
+    }
+}
+
+/// The child of `a_crash_between_object_and_row_deletes_loses_nothing`: opens the parent's
+/// database and objects by URL and runs a cleanup that aborts after its first object batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by the crash test in a child process"]
+async fn crash_child() {
+    let (Ok(db_url), Ok(objects_url)) = (std::env::var("PORTER_FILES_CRASH_DB"), std::env::var("PORTER_FILES_CRASH_OBJECTS"))
+    else {
+        eprintln!("skipped: only the crash test runs this");
+        return;
+    };
+    let store = porter::store::open(&db_url).await.unwrap();
+    let objects = object_store_from_url(&objects_url).unwrap();
+    let faulty = FaultyStore::new(objects, Fault::DeleteThenAbort);
+    let cfg = CleanupConfig { page_size: 4, ..CleanupConfig::default() };
+    let _ = cleanup_orphans(store.as_ref(), &faulty, &cfg).await;
+    panic!("the cleanup should have aborted the process");
+}
+
+#[tokio::test]
+async fn object_store_urls_open_file_memory_and_refuse_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a/b/objects");
+    let file = object_store_from_url(&format!("file://{}", nested.display())).unwrap();
+    assert!(nested.is_dir(), "file:// creates its directory");
+    put_file(file.as_ref(), "tablos/x/y", bytes::Bytes::from_static(b"hi")).await.unwrap();
+    assert!(nested.join("tablos/x/y").is_file());
+
+    let memory = object_store_from_url("memory://").unwrap();
+    put_file(memory.as_ref(), "tablos/x/y", bytes::Bytes::from_static(b"hi")).await.unwrap();
+    assert_eq!(memory.get(&Path::from("tablos/x/y")).await.unwrap().bytes().await.unwrap().as_ref(), b"hi");
+
+    for (url, says) in [
+        ("ftp://host/x", "unknown scheme"),
+        ("gs://bucket", "unknown scheme"),
+        ("porter-objects", "no scheme"),
+        ("memory://somewhere", "takes no path"),
+        ("s3://bucket/inner/path", "path inside the bucket"),
+    ] {
+        match object_store_from_url(url) {
+            Err(Error::Invalid { what: "object store url", message }) => {
+                assert!(message.contains(says), "{url}: {message}")
+            }
+            Err(other) => panic!("{url}: expected Invalid, got {other}"),
+            Ok(store) => panic!("{url}: expected an error, got {store}"),
+        }
+    }
+
+    // S3 needs only a bucket to build (nothing is contacted yet).
+    assert!(object_store_from_url("s3://some-bucket").unwrap().to_string().contains("some-bucket"));
+}
+
+#[tokio::test]
+async fn put_file_refuses_keys_that_are_not_object_paths() {
+    let memory = object_store_from_url("memory://").unwrap();
+    for key in ["../x", "a//b", "/lead", "trail/", "", "tablos/./x"] {
+        let err = put_file(memory.as_ref(), key, bytes::Bytes::new()).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid { what: "object key", .. }), "{key:?}: {err}");
+    }
+}
+
+#[test]
+fn object_keys_stay_under_the_tablo_prefix_whatever_the_file_name() {
+    let (t, f) = (Uuid::new_v4(), Uuid::new_v4());
+    assert_eq!(object_key_for(t, f, "report.pdf"), format!("tablos/{t}/{f}-report.pdf"));
+    assert_eq!(object_key_for(t, f, "../../etc/passwd"), format!("tablos/{t}/{f}-_.._etc_passwd"));
+    assert_eq!(object_key_for(t, f, "héllo wörld.txt"), format!("tablos/{t}/{f}-h_llo_w_rld.txt"));
+    for nothing in ["", "...", "..", "/", "//", "\u{0}", "é"] {
+        assert_eq!(object_key_for(t, f, nothing), format!("tablos/{t}/{f}"), "{nothing:?}");
+    }
+    assert!(object_key_for(t, f, &"x".repeat(10_000)).len() < 200);
+
+    use proptest::prelude::*;
+    let stem = format!("tablos/{t}/{f}");
+    proptest!(|(name in any::<String>())| {
+        let key = object_key_for(t, f, &name);
+        prop_assert!(key.starts_with(&stem));
+        let path = Path::parse(&key).expect("a valid object path");
+        prop_assert_eq!(path.as_ref(), key.as_str());
+        prop_assert_eq!(path.parts().count(), 3, "no extra segments");
+    });
+}
+
+#[test]
+fn cleanup_job_args_decode_with_and_without_a_tablo() {
+    assert_eq!(OrphanFileCleanup::KIND, "orphan_file_cleanup");
+    let none: OrphanFileCleanup = serde_json::from_value(serde_json::json!({})).unwrap();
+    assert_eq!(none.tablo_id, None);
+    let id = Uuid::new_v4();
+    let some: OrphanFileCleanup = serde_json::from_value(serde_json::json!({ "tablo_id": id })).unwrap();
+    assert_eq!(some.tablo_id, Some(id));
+    assert_eq!(
+        serde_json::to_value(counts(1, 2, 3, 4)).unwrap(),
+        serde_json::json!({"orphans_seen": 1, "objects_deleted": 2, "rows_deleted": 3, "failures": 4})
+    );
+}
+
+#[tokio::test]
+async fn cleanup_refuses_an_empty_prefix() {
+    let db = common::sqlite().await;
+    let objects = object_store_from_url("memory://").unwrap();
+    for prefix in ["", "/", "a//b"] {
+        let cfg = CleanupConfig { prefix: prefix.into(), ..CleanupConfig::default() };
+        let err = cleanup_orphans(db.store.as_ref(), objects.as_ref(), &cfg).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid { what: "cleanup prefix", .. }), "{prefix:?}: {err}");
+    }
+}
