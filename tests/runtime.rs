@@ -1,0 +1,312 @@
+//! The worker runtime, in process, on both backends: typed workers, retries, panics,
+//! timeouts, snooze/cancel/discard, concurrency, wake-ups and graceful shutdown.
+
+mod common;
+
+on_both_backends!(cases:
+    thousands_of_jobs_each_run_once, retries_until_discarded_with_history, panic_is_recorded_and_worker_keeps_going,
+    timeout_fails_the_attempt, snooze_then_complete, job_cancels_or_discards_itself, undecodable_args_are_discarded_at_once,
+    kinds_without_a_worker_are_never_claimed, queue_concurrency_is_a_ceiling, paused_queue_waits_for_resume,
+    insert_from_another_connection_wakes_the_worker, shutdown_lets_short_jobs_finish_and_retries_long_ones,
+);
+
+#[test]
+fn registry_refuses_two_workers_for_one_kind() {
+    let mut w = porter::Workers::new();
+    w.add(porter::jobs::NoopWorker).unwrap();
+    assert!(w.add(porter::jobs::NoopWorker).is_err());
+    assert_eq!(w.kinds(), vec!["noop"]);
+}
+
+#[test]
+fn queue_specs_parse_and_refuse_bad_input() {
+    use porter::runtime::parse_queues;
+    assert_eq!(parse_queues("default=100,critical=10").unwrap(), vec![("default".into(), 100), ("critical".into(), 10)]);
+    assert_eq!(parse_queues("mail").unwrap(), vec![("mail".into(), 100)]);
+    for bad in ["", "Bad=1", "a=0", "a=x", "a=1,a=2", "a b=3"] {
+        assert!(parse_queues(bad).is_err(), "{bad:?} refused");
+    }
+}
+
+mod cases {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use porter::runtime::{Runtime, RuntimeConfig, Shutdown};
+    use porter::{Client, InsertOpts, Job, JobArgs, JobError, JobState, Store, Worker, Workers};
+    use serde::{Deserialize, Serialize};
+
+    use crate::common::{eventually, TestDb};
+
+
+    #[derive(Serialize, Deserialize, Clone)]
+    pub struct Count {
+        pub n: u64,
+    }
+    impl JobArgs for Count {
+        const KIND: &'static str = "count";
+    }
+
+    /// Counts runs per job id, and the most jobs it saw running at once.
+    #[derive(Clone, Default)]
+    pub struct CountWorker {
+        runs: Arc<Mutex<HashMap<i64, u32>>>,
+        running: Arc<AtomicUsize>,
+        peak: Arc<AtomicUsize>,
+        hold: Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl Worker<Count> for CountWorker {
+        async fn work(&self, job: Job<Count>) -> Result<(), JobError> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            if !self.hold.is_zero() {
+                tokio::time::sleep(self.hold).await;
+            }
+            *self.runs.lock().unwrap().entry(job.id()).or_default() += 1;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Behave {
+        pub what: String,
+    }
+    impl JobArgs for Behave {
+        const KIND: &'static str = "behave";
+    }
+
+    pub struct BehaveWorker;
+
+    #[async_trait::async_trait]
+    impl Worker<Behave> for BehaveWorker {
+        async fn work(&self, job: Job<Behave>) -> Result<(), JobError> {
+            match job.args.what.as_str() {
+                "fail" => Err(JobError::msg(format!("failure #{}", job.attempt()))),
+                "panic" => panic!("kaboom in attempt {}", job.attempt()),
+                "hang" => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Ok(())
+                }
+                "snooze_once" if job.attempt() == 1 => Err(JobError::Snooze(Duration::ZERO)),
+                "cancel" => Err(JobError::Cancel("not needed any more".into())),
+                "discard" => Err(JobError::Discard("can never work".into())),
+                _ => Ok(()),
+            }
+        }
+        fn timeout(&self, job: &Job<Behave>) -> Duration {
+            if job.args.what == "hang" { Duration::from_millis(200) } else { Duration::from_secs(60) }
+        }
+        fn next_retry(&self, _job: &Job<Behave>) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    fn config(queues: &[(&str, usize)]) -> RuntimeConfig {
+        RuntimeConfig {
+            queues: queues.iter().map(|(q, n)| (q.to_string(), *n)).collect(),
+            poll_interval: Duration::from_millis(200),
+            shutdown_timeout: Duration::from_secs(5),
+            ..RuntimeConfig::default()
+        }
+    }
+
+    struct Running {
+        shutdown: Shutdown,
+        task: tokio::task::JoinHandle<porter::Result<porter::runtime::RunReport>>,
+    }
+
+    impl Running {
+        async fn stop(self) -> porter::runtime::RunReport {
+            self.shutdown.soft.cancel();
+            self.task.await.unwrap().unwrap()
+        }
+    }
+
+    fn start(store: Arc<dyn Store>, workers: Workers, config: RuntimeConfig) -> Running {
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(Runtime::new(store, workers, config).run(shutdown.clone()));
+        Running { shutdown, task }
+    }
+
+    fn behave_workers() -> Workers {
+        let mut w = Workers::new();
+        w.add(BehaveWorker).unwrap();
+        w
+    }
+
+    async fn behave(client: &Client, what: &str, max_attempts: i32) -> i64 {
+        let opts = InsertOpts { max_attempts: Some(max_attempts), ..Default::default() };
+        client.insert(&Behave { what: what.into() }, Some(opts)).await.unwrap().job.id
+    }
+
+    async fn wait_state(store: &dyn Store, id: i64, state: JobState) -> porter::JobRow {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let row = store.job_get(id).await.unwrap().unwrap();
+            if row.state == state {
+                return row;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "job {id} never reached {state}: {row:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn thousands_of_jobs_each_run_once(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let args: Vec<Count> = (0..3000).map(|n| Count { n }).collect();
+        client.insert_many(args.iter().map(|a| (a, None))).await.unwrap();
+        let worker = CountWorker { hold: Duration::from_millis(1), ..Default::default() };
+        let mut workers = Workers::new();
+        workers.add(worker.clone()).unwrap();
+        let rt = start(db.store.clone(), workers, config(&[("default", 50)]));
+        eventually("all 3000 completed", || async {
+            db.store.job_counts().await.unwrap().total[&JobState::Completed] == 3000
+        })
+        .await;
+        rt.stop().await;
+        let runs = worker.runs.lock().unwrap();
+        assert_eq!(runs.len(), 3000);
+        assert!(runs.values().all(|n| *n == 1), "no job ran twice");
+        assert!(worker.peak.load(Ordering::SeqCst) > 1, "ran concurrently");
+        let c = db.store.job_counts().await.unwrap().total;
+        assert_eq!(c[&JobState::Running] + c[&JobState::Available], 0);
+    }
+
+    pub async fn retries_until_discarded_with_history(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let id = behave(&client, "fail", 3).await;
+        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let row = wait_state(&*db.store, id, JobState::Discarded).await;
+        rt.stop().await;
+        assert_eq!(row.attempt, 3);
+        let errs: Vec<_> = row.errors.iter().map(|e| (e.attempt, e.error.as_str())).collect();
+        assert_eq!(errs, vec![(1, "failure #1"), (2, "failure #2"), (3, "failure #3")]);
+    }
+
+    pub async fn panic_is_recorded_and_worker_keeps_going(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let bad = behave(&client, "panic", 1).await;
+        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let row = wait_state(&*db.store, bad, JobState::Discarded).await;
+        let err = &row.errors[0];
+        assert_eq!(err.error, "panic: kaboom in attempt 1");
+        assert!(err.trace.as_deref().unwrap_or("").contains("tests/runtime.rs"), "trace names the panic's location: {:?}", err.trace);
+        let good = behave(&client, "ok", 1).await;
+        wait_state(&*db.store, good, JobState::Completed).await;
+        rt.stop().await;
+    }
+
+    pub async fn timeout_fails_the_attempt(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let id = behave(&client, "hang", 1).await;
+        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let row = wait_state(&*db.store, id, JobState::Discarded).await;
+        rt.stop().await;
+        assert_eq!(row.errors[0].error, "job timed out after 200ms");
+    }
+
+    pub async fn snooze_then_complete(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let id = behave(&client, "snooze_once", 1).await;
+        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let row = wait_state(&*db.store, id, JobState::Completed).await;
+        rt.stop().await;
+        assert_eq!((row.attempt, row.max_attempts, row.errors.len()), (2, 2, 0), "the snooze used no attempt");
+    }
+
+    pub async fn job_cancels_or_discards_itself(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let c = behave(&client, "cancel", 5).await;
+        let d = behave(&client, "discard", 5).await;
+        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let cancelled = wait_state(&*db.store, c, JobState::Cancelled).await;
+        let discarded = wait_state(&*db.store, d, JobState::Discarded).await;
+        rt.stop().await;
+        assert_eq!((cancelled.attempt, cancelled.errors[0].error.as_str()), (1, "not needed any more"));
+        assert_eq!((discarded.attempt, discarded.errors[0].error.as_str()), (1, "can never work"));
+    }
+
+    pub async fn undecodable_args_are_discarded_at_once(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let id = client.insert_raw("behave", serde_json::json!({"wat": 1}), InsertOpts::default()).await.unwrap().job.id;
+        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let row = wait_state(&*db.store, id, JobState::Discarded).await;
+        rt.stop().await;
+        assert_eq!(row.attempt, 1, "25 attempts allowed, one used");
+        assert!(row.errors[0].error.contains("args cannot be decoded for kind behave"), "{}", row.errors[0].error);
+    }
+
+    pub async fn kinds_without_a_worker_are_never_claimed(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let other = client.insert_raw("someone_elses", serde_json::json!({}), InsertOpts::default()).await.unwrap().job.id;
+        let mine = behave(&client, "ok", 1).await;
+        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        wait_state(&*db.store, mine, JobState::Completed).await;
+        rt.stop().await;
+        let row = db.store.job_get(other).await.unwrap().unwrap();
+        assert_eq!((row.state, row.attempt), (JobState::Available, 0));
+    }
+
+    pub async fn queue_concurrency_is_a_ceiling(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let args: Vec<Count> = (0..24).map(|n| Count { n }).collect();
+        let opts = || Some(InsertOpts { queue: Some("narrow".into()), ..Default::default() });
+        client.insert_many(args.iter().map(|a| (a, opts()))).await.unwrap();
+        let worker = CountWorker { hold: Duration::from_millis(30), ..Default::default() };
+        let mut workers = Workers::new();
+        workers.add(worker.clone()).unwrap();
+        let rt = start(db.store.clone(), workers, config(&[("narrow", 3), ("default", 10)]));
+        eventually("24 completed", || async { db.store.job_counts().await.unwrap().total[&JobState::Completed] == 24 }).await;
+        rt.stop().await;
+        assert_eq!(worker.peak.load(Ordering::SeqCst), 3, "never more than the queue's 3 at once, and it got there");
+    }
+
+    pub async fn paused_queue_waits_for_resume(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        db.store.queue_pause("default").await.unwrap();
+        let id = behave(&client, "ok", 1).await;
+        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        // Give the producer several polls to (wrongly) claim it.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(db.store.job_get(id).await.unwrap().unwrap().state, JobState::Available);
+        db.store.queue_resume("default").await.unwrap();
+        wait_state(&*db.store, id, JobState::Completed).await;
+        rt.stop().await;
+    }
+
+    pub async fn insert_from_another_connection_wakes_the_worker(db: TestDb) {
+        let mut cfg = config(&[("default", 5)]);
+        // A poll this long would stall the test: only a wake-up gets the job run in time.
+        cfg.poll_interval = Duration::from_secs(3600);
+        let rt = start(db.store.clone(), behave_workers(), cfg);
+        tokio::time::sleep(Duration::from_millis(300)).await; // the producer is now asleep
+        let other = Client::new(db.reopen().await);
+        let id = behave(&other, "ok", 1).await;
+        wait_state(&*db.store, id, JobState::Completed).await;
+        rt.stop().await;
+    }
+
+    pub async fn shutdown_lets_short_jobs_finish_and_retries_long_ones(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let short = client.insert(&porter::jobs::Sleep { ms: 150 }, None).await.unwrap().job.id;
+        let long = client.insert(&porter::jobs::Sleep { ms: 60_000 }, None).await.unwrap().job.id;
+        let mut workers = Workers::new();
+        porter::jobs::add_builtin_workers(&mut workers).unwrap();
+        let mut cfg = config(&[("default", 5)]);
+        cfg.shutdown_timeout = Duration::from_millis(1500);
+        let rt = start(db.store.clone(), workers, cfg);
+        wait_state(&*db.store, long, JobState::Running).await;
+        let report = rt.stop().await;
+        assert_eq!(report.cancelled_at_shutdown, 1);
+        assert_eq!(db.store.job_get(short).await.unwrap().unwrap().state, JobState::Completed);
+        let l = db.store.job_get(long).await.unwrap().unwrap();
+        assert_eq!((l.state, l.attempt, l.errors[0].error.as_str()), (JobState::Retryable, 1, "worker shut down"));
+        assert_eq!(db.store.job_counts().await.unwrap().total[&JobState::Running], 0);
+        assert!(db.store.worker_list().await.unwrap().is_empty(), "deregistered");
+    }
+}
