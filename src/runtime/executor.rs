@@ -118,6 +118,12 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
             Outcome::ShutDown
         }
     };
+    // A job that watched its cancel token and returned an error because of the shutdown was
+    // stopped by us, not failed by itself: record it as the shutdown.
+    let outcome = match outcome {
+        Outcome::Done(Err(_)) if ctx.stop_jobs.is_cancelled() => Outcome::ShutDown,
+        other => other,
+    };
     record(&ctx, &row, outcome).await;
     drop(permit);
 }
