@@ -1,0 +1,172 @@
+//! Maintenance services on both backends: periodic slots (leaderless, durable), rescue by
+//! lease, retention. Each service's run_once returns counts, which these tests assert.
+
+mod common;
+
+on_both_backends!(cases:
+    periodic_racing_enqueuers_give_one_job_per_slot, periodic_schedule_survives_restarts, periodic_missed_slots_run_once,
+    periodic_cron_schedule, periodic_run_on_start, rescuer_returns_a_lost_workers_jobs, retention_cleaner_deletes_in_batches,
+);
+
+#[test]
+fn cron_expressions_are_validated() {
+    assert!(porter::maintenance::Schedule::cron("*/5 * * * *").is_ok());
+    assert!(porter::maintenance::Schedule::cron("61 * * * *").is_err());
+    assert!(porter::maintenance::Schedule::cron("not cron").is_err());
+}
+
+mod cases {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use porter::maintenance::{PeriodicEnqueuer, PeriodicJob, Rescuer, RescuerConfig, RetentionCleaner, RetentionConfig, Schedule};
+    use porter::store::{JobClaimParams, JobInsertParams, JobListParams, PeriodicEnqueueParams, Store};
+    use porter::{InsertOpts, JobState};
+
+    use crate::common::TestDb;
+
+    fn every(name: &str, d: Duration) -> PeriodicJob {
+        PeriodicJob { name: name.into(), ..PeriodicJob::new("noop", Schedule::Every(d)) }
+    }
+
+    async fn slots_of(store: &dyn Store, name: &str) -> BTreeMap<i64, usize> {
+        let mut slots = BTreeMap::new();
+        for j in store.job_list(JobListParams { limit: Some(10_000), ..Default::default() }).await.unwrap() {
+            if j.metadata["periodic"] == name {
+                if let Some(slot) = j.metadata["slot"].as_i64() {
+                    *slots.entry(slot).or_insert(0) += 1;
+                }
+            }
+        }
+        slots
+    }
+
+    pub async fn periodic_racing_enqueuers_give_one_job_per_slot(db: TestDb) {
+        // Three "processes" (each its own store and enqueuer, no shared memory) tick together
+        // for a few one-second slots.
+        let mut tasks = Vec::new();
+        for i in 0..3 {
+            let store = if i == 0 { db.store.clone() } else { db.reopen().await };
+            tasks.push(tokio::spawn(async move {
+                let mut e = PeriodicEnqueuer::new(store, vec![every("tick", Duration::from_secs(1))], format!("w{i}"));
+                let mut inserted = 0;
+                let end = tokio::time::Instant::now() + Duration::from_millis(3600);
+                while tokio::time::Instant::now() < end {
+                    inserted += e.run_once().await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(37 + 11 * i)).await;
+                }
+                inserted
+            }));
+        }
+        let mut inserted = 0;
+        for t in tasks {
+            inserted += t.await.unwrap();
+        }
+        let slots = slots_of(&*db.store, "tick").await;
+        assert!(slots.values().all(|n| *n == 1), "one job per slot: {slots:?}");
+        assert_eq!(slots.len() as u64, inserted);
+        assert!(slots.len() >= 2, "a few slots passed: {slots:?}");
+        let keys: Vec<i64> = slots.keys().copied().collect();
+        assert!(keys.windows(2).all(|w| w[1] - w[0] == 1000), "no slot missing: {keys:?}");
+    }
+
+    pub async fn periodic_schedule_survives_restarts(db: TestDb) {
+        let week = Duration::from_secs(7 * 24 * 3600);
+        // Last run a week and a bit ago (recorded by an earlier process).
+        let now = db.store.now().await.unwrap().timestamp_millis();
+        let step = week.as_millis() as i64;
+        let prev = (now.div_euclid(step) - 1) * step;
+        let job = JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default()).unwrap();
+        db.store.periodic_enqueue(PeriodicEnqueueParams { name: "weekly".into(), slot: prev, insert_if_new: false, job }).await.unwrap();
+        // Workers restart every few minutes: each fresh enqueuer has no memory, and together
+        // they run the due weekly slot exactly once.
+        let mut inserted = 0;
+        for i in 0..4 {
+            let store = db.reopen().await;
+            let mut e = PeriodicEnqueuer::new(store, vec![every("weekly", week)], format!("restart-{i}"));
+            inserted += e.run_once().await.unwrap();
+        }
+        assert_eq!(inserted, 1);
+        assert_eq!(slots_of(&*db.store, "weekly").await.len(), 1);
+    }
+
+    pub async fn periodic_missed_slots_run_once(db: TestDb) {
+        let mut e = PeriodicEnqueuer::new(db.store.clone(), vec![every("minutely", Duration::from_secs(60))], "w".into());
+        assert_eq!(e.run_once().await.unwrap(), 0, "first sight records the slot, runs nothing");
+        // Everything was down for ten slots.
+        let now = db.store.now().await.unwrap().timestamp_millis();
+        rewind(&db, "minutely", now - 10 * 60_000).await;
+        let mut fresh = PeriodicEnqueuer::new(db.reopen().await, vec![every("minutely", Duration::from_secs(60))], "w2".into());
+        assert_eq!(fresh.run_once().await.unwrap(), 1, "one job, not ten");
+        assert_eq!(fresh.run_once().await.unwrap(), 0);
+    }
+
+    /// Moves a schedule's recorded slot back in time, as if the last run was long ago.
+    async fn rewind(db: &TestDb, name: &str, slot: i64) {
+        match db.sqlite_path() {
+            Some(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(Duration::from_secs(5)).unwrap();
+                c.execute("UPDATE porter_periodic SET last_slot = ?1 WHERE name = ?2", rusqlite::params![slot, name]).unwrap();
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                sqlx::query("UPDATE porter_periodic SET last_slot = $1 WHERE name = $2").bind(slot).bind(name).execute(&mut c).await.unwrap();
+            }
+        }
+    }
+
+    pub async fn periodic_cron_schedule(db: TestDb) {
+        let job = PeriodicJob { name: "cron".into(), ..PeriodicJob::new("noop", Schedule::cron("* * * * * *").unwrap()) };
+        let mut e = PeriodicEnqueuer::new(db.store.clone(), vec![job], "w".into());
+        let mut inserted = 0;
+        let end = tokio::time::Instant::now() + Duration::from_millis(2600);
+        while tokio::time::Instant::now() < end {
+            inserted += e.run_once().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let slots = slots_of(&*db.store, "cron").await;
+        assert!(inserted >= 1 && slots.len() as u64 == inserted);
+        assert!(slots.keys().all(|s| s % 1000 == 0), "cron slots fall on whole seconds");
+    }
+
+    pub async fn periodic_run_on_start(db: TestDb) {
+        let job = every("hb", Duration::from_secs(3600)).run_on_start(true);
+        let e = PeriodicEnqueuer::new(db.store.clone(), vec![job, every("quiet", Duration::from_secs(3600))], "w".into());
+        assert_eq!(e.run_start_jobs().await.unwrap(), 1);
+        let jobs = db.store.job_list(JobListParams::default()).await.unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].metadata["run_on_start"], true);
+    }
+
+    pub async fn rescuer_returns_a_lost_workers_jobs(db: TestDb) {
+        let s = &*db.store;
+        s.job_insert_many((0..3).map(|_| JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default()).unwrap()).collect()).await.unwrap();
+        s.worker_heartbeat("crashed", "host", 1).await.unwrap();
+        let claimed = s.job_claim(JobClaimParams { queue: "default".into(), kinds: vec!["noop".into()], limit: 3, worker_id: "crashed".into() }).await.unwrap();
+        let rescuer = Rescuer::new(db.store.clone(), RescuerConfig { lease: Duration::from_millis(500), interval: Duration::from_millis(100), stuck_after: vec![], batch: 2 });
+        assert_eq!(rescuer.run_once().await.unwrap().retried, 0, "within the lease");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(rescuer.run_once().await.unwrap().retried, 2, "bounded batch");
+        assert_eq!(rescuer.run_once().await.unwrap().retried, 1);
+        for c in claimed {
+            assert_eq!(s.job_complete_many(vec![c.fence()]).await.unwrap(), vec![false], "the crashed worker's late write is fenced");
+        }
+        assert_eq!(s.job_counts().await.unwrap().total[&JobState::Retryable], 3);
+    }
+
+    pub async fn retention_cleaner_deletes_in_batches(db: TestDb) {
+        let s: Arc<dyn Store> = db.store.clone();
+        s.job_insert_many((0..25).map(|_| JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default()).unwrap()).collect()).await.unwrap();
+        let claimed = s.job_claim(JobClaimParams { queue: "default".into(), kinds: vec!["noop".into()], limit: 20, worker_id: "w".into() }).await.unwrap();
+        s.job_complete_many(claimed.iter().map(|j| j.fence()).collect()).await.unwrap();
+        let keep = RetentionCleaner::new(s.clone(), RetentionConfig::default());
+        assert_eq!(keep.run_once().await.unwrap(), 0, "a day's retention keeps fresh jobs");
+        let cfg = RetentionConfig { completed: Duration::ZERO, cancelled: Duration::ZERO, discarded: Duration::ZERO, batch: 7, ..RetentionConfig::default() };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(RetentionCleaner::new(s.clone(), cfg).run_once().await.unwrap(), 20);
+        assert_eq!(s.job_counts().await.unwrap().total[&JobState::Available], 5, "unfinished untouched");
+    }
+}
