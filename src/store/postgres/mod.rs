@@ -44,6 +44,8 @@ const LISTEN_RETRY: Duration = Duration::from_secs(1);
 /// How often an insert tries again when a unique key's holder finished between its insert
 /// and the read of the holder (READ COMMITTED lets that happen; it is rare).
 const UNIQUE_ROUNDS: usize = 5;
+/// Most finished jobs one retention statement deletes.
+const DELETE_BATCH: u64 = 1_000;
 
 macro_rules! sql {
     ($name:literal) => {
@@ -551,18 +553,25 @@ impl Store for PgStore {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let mut deleted = 0u64;
         for (state, age) in [("completed", p.completed), ("cancelled", p.cancelled), ("discarded", p.discarded)] {
-            let left = u64::from(p.limit).saturating_sub(deleted);
-            if left == 0 {
-                break;
+            // Unlike SQLite's one statement per state, bounded batches: each is its own short
+            // transaction, so a large clean-up never holds many row locks at once.
+            loop {
+                let batch = u64::from(p.limit).saturating_sub(deleted).min(DELETE_BATCH);
+                if batch == 0 {
+                    break;
+                }
+                let done = sqlx::query(sql!("job_delete_finalized"))
+                    .bind(state)
+                    .bind(secs(age))
+                    .bind(batch as i64)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                deleted += done.rows_affected();
+                if done.rows_affected() < batch {
+                    break;
+                }
             }
-            let done = sqlx::query(sql!("job_delete_finalized"))
-                .bind(state)
-                .bind(secs(age))
-                .bind(left as i64)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-            deleted += done.rows_affected();
         }
         Ok(deleted)
     }

@@ -255,3 +255,56 @@ async fn driver_errors_map_to_the_library_errors() {
     let closed = sqlx::query("SELECT 1").execute(store.pool()).await;
     assert!(matches!(map_err(closed.unwrap_err()), Error::Unavailable(_)));
 }
+
+#[tokio::test]
+#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+async fn retention_deletes_past_one_batch_up_to_the_limit() {
+    let store = fresh_store().await;
+    store.job_insert_many((0..2_500).map(|_| job("k", InsertOpts::default())).collect()).await.unwrap();
+    sqlx::query("UPDATE porter_jobs SET state = 'completed', finalized_at = now() - interval '2 days'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let day = Duration::from_secs(86_400);
+    let params = JobDeleteFinalizedParams { completed: day, cancelled: day, discarded: day, limit: 2_200 };
+    assert_eq!(store.job_delete_finalized(params.clone()).await.unwrap(), 2_200);
+    assert_eq!(store.job_delete_finalized(params.clone()).await.unwrap(), 300);
+    assert_eq!(store.job_delete_finalized(params).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+async fn racing_inserts_of_one_unique_key_make_one_job() {
+    let store = Arc::new(fresh_store().await);
+    let inserts = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_insert_many(vec![keyed("once")]).await.unwrap().remove(0) })
+    });
+    let results: Vec<InsertResult> = futures::future::join_all(inserts).await.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| r.inserted).count(), 1);
+    let ids: HashSet<i64> = results.iter().map(|r| r.job.id).collect();
+    assert_eq!(ids.len(), 1, "every caller got the one job");
+}
+
+#[tokio::test]
+#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+async fn a_key_held_by_an_insert_that_rolls_back_goes_to_the_next() {
+    let store = fresh_store().await;
+    let mut holder = store.pool().begin().await.unwrap();
+    job_insert_tx(&mut holder, vec![keyed("k1")]).await.unwrap();
+    // The second insert waits on the holder's row; the holder rolls back, so it inserts.
+    let second = {
+        let pool = store.pool().clone();
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.unwrap();
+            let r = job_insert_tx(&mut tx, vec![keyed("k1")]).await.unwrap().remove(0);
+            tx.commit().await.unwrap();
+            r
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    holder.rollback().await.unwrap();
+    let r = second.await.unwrap();
+    assert!(r.inserted);
+    assert_eq!(store.job_get(r.job.id).await.unwrap().unwrap().unique_key.as_deref(), Some("k1"));
+}
