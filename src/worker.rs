@@ -131,10 +131,40 @@ struct Typed<A, W> {
 impl<A: JobArgs, W: Worker<A>> Typed<A, W> {
     fn job(&self, row: &JobRow) -> std::result::Result<Job<A>, JobError> {
         let args = serde_json::from_value::<A>(row.args.clone()).map_err(|e| {
-            JobError::Discard(format!("args cannot be decoded for kind {}: {e}", A::KIND))
+            JobError::Discard(format!("args cannot be decoded for kind {}: {}", A::KIND, describe_decode_error(&e)))
         })?;
         Ok(Job { args, row: row.clone(), cancel: CancellationToken::new() })
     }
+}
+
+/// What went wrong decoding args, without the values: serde's messages quote the offending
+/// value (`invalid type: string "hunter2", expected u64`), and this message is logged, kept in
+/// the job's errors and listed by the CLI and the dashboard, where args (which may hold
+/// secrets) never go. Field names and the expected shape are kept; values are replaced by
+/// their type, and messages of unknown shape (custom `Deserialize` impls) are withheld.
+fn describe_decode_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    // serde's own shapes: "invalid type: X, expected Y", "invalid value: X, expected Y",
+    // "unknown variant `X`, expected Y". Y comes from the code, X from the data.
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            if let Some(at) = rest.rfind(", expected ") {
+                let found: Vec<&str> =
+                    rest[..at].split(' ').take_while(|w| !w.starts_with(['"', '`', '\''])).collect();
+                return format!("{prefix}{}{}", found.join(" "), &rest[at..]);
+            }
+        }
+    }
+    if let Some(rest) = text.strip_prefix("unknown variant ") {
+        if let Some(at) = rest.rfind(", expected ") {
+            return format!("unknown variant{}", &rest[at..]);
+        }
+    }
+    let safe = ["missing field ", "unknown field ", "duplicate field ", "invalid length "];
+    if safe.iter().any(|p| text.starts_with(p)) {
+        return text;
+    }
+    "the args do not match the kind's fields (details withheld: they may quote the args)".to_string()
 }
 
 #[async_trait::async_trait]
@@ -201,5 +231,41 @@ impl Workers {
     /// Whether a kind has a worker.
     pub fn contains(&self, kind: &str) -> bool {
         self.by_kind.contains_key(kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode<A: serde::de::DeserializeOwned>(v: serde_json::Value) -> String {
+        describe_decode_error(&serde_json::from_value::<A>(v).err().expect("a decode error"))
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Args {
+        ms: u64,
+        mode: Mode,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    enum Mode {
+        Fast,
+    }
+
+    #[test]
+    fn decode_errors_keep_the_shape_and_drop_the_values() {
+        use serde_json::json;
+        assert_eq!(decode::<Args>(json!({"ms": "hunter2, expected x", "mode": "Fast"})), "invalid type: string, expected u64");
+        assert_eq!(decode::<Args>(json!({"ms": -7, "mode": "Fast"})), "invalid value: integer, expected u64");
+        assert_eq!(decode::<Args>(json!({"ms": 1.5, "mode": "Fast"})), "invalid type: floating point, expected u64");
+        assert_eq!(decode::<Args>(json!({"ms": 1, "mode": "hunter2"})), "unknown variant, expected `Fast`");
+        assert_eq!(decode::<Args>(json!({"mode": "Fast"})), "missing field `ms`");
+        assert_eq!(decode::<Args>(json!({"ms": 1, "mode": "Fast", "extra": 1})), "unknown field `extra`, expected `ms` or `mode`");
+        assert_eq!(decode::<Args>(json!("hunter2")), "invalid type: string, expected struct Args");
+        assert_eq!(decode::<Args>(json!(true)), "invalid type: boolean, expected struct Args");
     }
 }
