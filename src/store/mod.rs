@@ -87,11 +87,16 @@ impl JobInsertParams {
             if key.is_empty() || key.len() > 255 {
                 return Err(Error::invalid("unique_key", "must be 1 to 255 bytes"));
             }
+            if key.contains('\0') {
+                return Err(Error::invalid("unique_key", NUL_REFUSED));
+            }
         }
         let metadata = opts.metadata.unwrap_or_else(|| serde_json::json!({}));
         if !metadata.is_object() {
             return Err(Error::invalid("metadata", "must be a JSON object"));
         }
+        refuse_nul("args", &args)?;
+        refuse_nul("metadata", &metadata)?;
         Ok(JobInsertParams {
             kind: kind.to_string(),
             queue,
@@ -104,6 +109,31 @@ impl JobInsertParams {
             metadata,
         })
     }
+}
+
+const NUL_REFUSED: &str = "contains a NUL character (\\u0000), which PostgreSQL cannot store";
+
+/// Refuses a NUL character in any string or key of a JSON document. PostgreSQL's `jsonb` and
+/// `text` cannot hold one (the insert would fail as a database error); refusing it on SQLite
+/// too keeps the two backends alike.
+fn refuse_nul(what: &'static str, value: &serde_json::Value) -> Result<()> {
+    use serde_json::Value;
+    // An explicit stack: a document built in code may nest deeper than the call stack allows.
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) if s.contains('\0') => return Err(Error::invalid(what, NUL_REFUSED)),
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => {
+                if map.keys().any(|k| k.contains('\0')) {
+                    return Err(Error::invalid(what, NUL_REFUSED));
+                }
+                stack.extend(map.values());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The outcome of one insert.
