@@ -1,0 +1,949 @@
+//! The fault suite (issue 8): real `porter` processes and real database servers under faults,
+//! on both backends. Every scenario asserts counts in the database after the fact (never
+//! timings) and prints one summary line,
+//! `CHAOS scenario=.. backend=.. jobs=.. faults=.. lost=.. stuck=.. duplicates=..`,
+//! which `scripts/chaos` collects into a table.
+//!
+//! Sizes are small by default (`scripts/test`); PORTER_CHAOS_JOBS, PORTER_CHAOS_KILLS,
+//! PORTER_CHAOS_WORKERS, PORTER_CHAOS_CONCURRENCY, PORTER_CHAOS_JOB_MS and
+//! PORTER_CHAOS_LEASE_SECS make them large (`scripts/chaos`).
+//!
+//! Executions are counted from the job rows: a run cut short by a kill leaves "worker lost" in
+//! the job's errors when it is rescued, and every run beyond the first is one more attempt, so
+//! duplicates = sum(attempt - 1), and each must be explained by an error entry.
+
+mod common;
+#[path = "common/chaos_pg.rs"]
+mod chaos_pg;
+#[path = "common/chaos_proc.rs"]
+mod chaos_proc;
+
+on_both_backends!(cases:
+    kill_soak_loses_no_job, sigterm_and_sigkill_mixed_lose_no_job, contention_across_processes_claims_each_job_once,
+    contention_across_stores_claims_each_job_once, periodic_slots_stay_unique_under_churn,
+    secret_in_args_stays_out_of_logs_and_listings, hostile_cli_input_is_refused_or_stored_verbatim,
+    hostile_http_input_is_refused_or_stored_verbatim, args_round_trip_verbatim_or_are_refused,
+    nul_characters_are_refused_alike_on_both_backends,
+);
+
+/// Sizes for the in-process property tests.
+fn prop_cases() -> u32 {
+    chaos_proc::knob("PORTER_CHAOS_PROP_CASES", 64) as u32
+}
+
+mod cases {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use porter::store::{JobClaimParams, JobInsertParams, Store};
+    use porter::{Error, InsertOpts, JobState};
+    use serde_json::{json, Value};
+
+    use crate::chaos_proc::*;
+    use crate::common::TestDb;
+
+    fn backend(db: &TestDb) -> String {
+        db.store.backend().to_string()
+    }
+
+    /// Worker flags for a soak of this size.
+    fn soak_flags(size: &Size) -> Vec<String> {
+        vec![
+            "--queues".into(),
+            format!("default={}", size.concurrency),
+            "--lease".into(),
+            format!("{}s", size.lease_secs),
+            "--shutdown-timeout".into(),
+            "10s".into(),
+            "--no-periodic".into(),
+        ]
+    }
+
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+
+    /// How long a drain may take before the test gives up (a hang, not a timing assertion).
+    fn drain_bound(size: &Size) -> Duration {
+        Duration::from_secs(120 + size.jobs / 50)
+    }
+
+    // ---- 1 and 2: the kill soak ---------------------------------------------------------
+
+    pub async fn kill_soak_loses_no_job(db: TestDb) {
+        soak(db, "kill_soak", false).await
+    }
+
+    pub async fn sigterm_and_sigkill_mixed_lose_no_job(db: TestDb) {
+        soak(db, "mixed_stop", true).await
+    }
+
+    /// Inserts the jobs in waves while a random worker is stopped and restarted after each
+    /// wave: SIGKILL always, or (mixed) SIGTERM on odd rounds. Then drains, waits one more
+    /// lease, and reads the rows.
+    async fn soak(db: TestDb, scenario: &str, mixed: bool) {
+        if !cli_ready() {
+            return;
+        }
+        let size = Size::from_env();
+        let dir = scratch();
+        let launcher = Launcher::new(&db.url, dir.path());
+        let flags = soak_flags(&size);
+        let mut workers: Vec<Proc> = (0..size.workers).map(|i| launcher.worker(&format!("w{i}"), &refs(&flags))).collect();
+        for w in &mut workers {
+            w.ready().await;
+        }
+        let mut retired: Vec<Proc> = Vec::new();
+        let mut ids = BTreeSet::new();
+        let (mut hard, mut soft) = (0u64, 0u64);
+        let per_round = size.jobs / size.kills;
+        for round in 0..size.kills {
+            let n = if round == 0 { size.jobs - per_round * (size.kills - 1) } else { per_round };
+            ids.extend(insert_sleeps(&*db.store, n, size.job_ms).await);
+            // Let the wave get going, so that the victim has jobs in flight.
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(150..450))).await;
+            let i = fastrand::usize(..workers.len());
+            let mut victim = std::mem::replace(&mut workers[i], launcher.worker(&format!("w{i}"), &refs(&flags)));
+            if mixed && round % 2 == 1 {
+                let status = victim.term(Duration::from_secs(30)).await;
+                assert!(status.success(), "{} exits 0 after SIGTERM, got {status:?}:\n{}", victim.name, victim.output());
+                assert!(victim.logged("shutdown complete"), "{}:\n{}", victim.name, victim.output());
+                soft += 1;
+            } else {
+                victim.kill();
+                hard += 1;
+            }
+            if let Some(path) = db.sqlite_path() {
+                assert_eq!(sqlite_integrity(&path), "ok", "integrity_check after stopping {}", victim.name);
+            }
+            retired.push(victim);
+        }
+        wait_totals(&*db.store, "every job finished", drain_bound(&size), |t| {
+            t[&JobState::Completed] as u64 >= size.jobs
+                && t[&JobState::Available] + t[&JobState::Running] + t[&JobState::Retryable] + t[&JobState::Scheduled] == 0
+        })
+        .await;
+        // One more lease: nothing comes back from the dead.
+        tokio::time::sleep(size.lease() + size.lease() / 5 + Duration::from_millis(500)).await;
+        let ledger = Ledger::read(&*db.store, "sleep", &ids).await;
+        for w in &mut workers {
+            let status = w.term(Duration::from_secs(30)).await;
+            assert!(status.success(), "{} exits 0 after SIGTERM: {status:?}\n{}", w.name, w.output());
+        }
+        for p in retired.iter().chain(workers.iter()) {
+            p.assert_clean_log();
+        }
+        if let Some(path) = db.sqlite_path() {
+            assert_eq!(sqlite_integrity(&path), "ok");
+        }
+        report(scenario, &backend(&db), size.jobs, hard + soft, ledger.lost, ledger.stuck, ledger.duplicates);
+        eprintln!("{scenario} ({}): {ledger:?}", backend(&db));
+        // Each hard kill can cost at most the jobs the victim held; a SIGTERM costs none.
+        ledger.assert_all_completed(scenario, hard * size.concurrency);
+        let t = totals(&*db.store).await;
+        assert_eq!((t[&JobState::Running], t[&JobState::Available]), (0, 0));
+    }
+
+    // ---- 4: contention --------------------------------------------------------------------
+
+    /// Several `porter worker` processes claim and complete while several `porter enqueue`
+    /// processes insert and others read, all at once on one database: every command succeeds,
+    /// no lock error reaches anyone, and with no process killed, every job ran exactly once.
+    pub async fn contention_across_processes_claims_each_job_once(db: TestDb) {
+        if !cli_ready() {
+            return;
+        }
+        let workers_n = knob("PORTER_CHAOS_WORKERS", 3);
+        let enqueuers = knob("PORTER_CHAOS_ENQUEUERS", 3);
+        let rounds = knob("PORTER_CHAOS_ENQUEUE_ROUNDS", 4);
+        let per_call = knob("PORTER_CHAOS_ENQUEUE_COUNT", 50);
+        let dir = scratch();
+        let launcher = Launcher::new(&db.url, dir.path());
+        let flags = ["--queues", "default=8", "--no-periodic"];
+        let mut workers: Vec<Proc> = (0..workers_n).map(|i| launcher.worker(&format!("w{i}"), &flags)).collect();
+        // Not waiting for "ready": starting (and migrating) at the same time is part of it.
+        let ids = Arc::new(Mutex::new(BTreeSet::new()));
+        let mut tasks = Vec::new();
+        for _ in 0..enqueuers {
+            let (launcher, ids) = (launcher.clone(), ids.clone());
+            tasks.push(tokio::spawn(async move {
+                let count = per_call.to_string();
+                let mut runs = Vec::new();
+                for _ in 0..rounds {
+                    let out = launcher.run(&["enqueue", "sleep", r#"{"ms":1}"#, "--count", &count]).await;
+                    out.ok();
+                    for line in out.stdout.lines() {
+                        let id: i64 = line.trim().parse().unwrap_or_else(|_| panic!("enqueue prints ids: {line:?}"));
+                        assert!(ids.lock().unwrap().insert(id), "id {id} printed twice");
+                    }
+                    runs.push(out);
+                }
+                runs
+            }));
+        }
+        for _ in 0..2 {
+            let launcher = launcher.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut runs = Vec::new();
+                for _ in 0..rounds {
+                    runs.push(launcher.run(&["stats", "--json"]).await);
+                    runs.push(launcher.run(&["jobs", "list", "--limit", "20", "--json"]).await);
+                }
+                runs
+            }));
+        }
+        let mut commands = 0;
+        for t in tasks {
+            for out in t.await.unwrap() {
+                out.ok();
+                commands += 1;
+                for line in out.stderr.lines() {
+                    let l = line.to_ascii_lowercase();
+                    assert!(!(l.contains("locked") || l.contains("busy")), "porter {:?}: {line}", out.args);
+                }
+            }
+        }
+        let ids = ids.lock().unwrap().clone();
+        let jobs = enqueuers * rounds * per_call;
+        assert_eq!(ids.len() as u64, jobs);
+        wait_totals(&*db.store, "every job finished", Duration::from_secs(120), |t| {
+            t[&JobState::Completed] as u64 >= jobs && t[&JobState::Available] + t[&JobState::Running] == 0
+        })
+        .await;
+        for w in &mut workers {
+            assert!(w.term(Duration::from_secs(30)).await.success(), "{}", w.output());
+            w.assert_clean_log();
+        }
+        let ledger = Ledger::read(&*db.store, "sleep", &ids).await;
+        report("contention_processes", &backend(&db), jobs, 0, ledger.lost, ledger.stuck, ledger.duplicates);
+        eprintln!("contention: {commands} commands, {} workers, {ledger:?}", workers_n);
+        ledger.assert_all_completed("contention", 0);
+        if let Some(path) = db.sqlite_path() {
+            assert_eq!(sqlite_integrity(&path), "ok");
+        }
+    }
+
+    /// The same contention inside one test process: several stores (each its own connections
+    /// and, on SQLite, its own writer thread, as a process would have) times several tasks,
+    /// each inserting, claiming and completing through the Store API. No call fails, no job is
+    /// claimed twice, every job is completed.
+    pub async fn contention_across_stores_claims_each_job_once(db: TestDb) {
+        let stores_n = knob("PORTER_CHAOS_STORES", 4);
+        let tasks_n = knob("PORTER_CHAOS_TASKS", 4);
+        let rounds = knob("PORTER_CHAOS_ROUNDS", 25);
+        let batch = 10u64;
+        let claimed: Arc<Mutex<BTreeMap<i64, u32>>> = Default::default();
+        let mut handles = Vec::new();
+        for s in 0..stores_n {
+            let store = db.reopen().await;
+            for t in 0..tasks_n {
+                let (store, claimed) = (store.clone(), claimed.clone());
+                handles.push(tokio::spawn(async move {
+                    let worker_id = format!("store{s}-task{t}");
+                    let mut inserted = 0u64;
+                    for _ in 0..rounds {
+                        let jobs = (0..batch).map(|_| JobInsertParams::new("noop", json!({}), InsertOpts::default()).unwrap()).collect();
+                        inserted += store.job_insert_many(jobs).await.expect("insert under contention").len() as u64;
+                        claim_and_complete(&*store, &worker_id, &claimed).await;
+                    }
+                    // Drain what is left.
+                    while claim_and_complete(&*store, &worker_id, &claimed).await > 0 {}
+                    inserted
+                }));
+            }
+        }
+        let mut inserted = 0;
+        for h in handles {
+            inserted += h.await.unwrap();
+        }
+        let claimed = claimed.lock().unwrap().clone();
+        let twice: Vec<_> = claimed.iter().filter(|(_, n)| **n > 1).collect();
+        let t = totals(&*db.store).await;
+        report("contention_stores", &backend(&db), inserted, 0, inserted - t[&JobState::Completed] as u64, (t[&JobState::Available] + t[&JobState::Running]) as u64, twice.len() as u64);
+        assert!(twice.is_empty(), "jobs claimed more than once: {twice:?}");
+        assert_eq!(claimed.len() as u64, inserted);
+        assert_eq!(t[&JobState::Completed] as u64, inserted, "{t:?}");
+    }
+
+    async fn claim_and_complete(store: &dyn Store, worker_id: &str, claimed: &Mutex<BTreeMap<i64, u32>>) -> usize {
+        let jobs = store
+            .job_claim(JobClaimParams { queue: "default".into(), kinds: vec!["noop".into()], limit: 7, worker_id: worker_id.into() })
+            .await
+            .expect("claim under contention");
+        {
+            let mut c = claimed.lock().unwrap();
+            for j in &jobs {
+                assert_eq!(j.attempt, 1, "job {} claimed again", j.id);
+                *c.entry(j.id).or_default() += 1;
+            }
+        }
+        let fences: Vec<_> = jobs.iter().map(|j| j.fence()).collect();
+        let n = fences.len();
+        let done = store.job_complete_many(fences).await.expect("complete under contention");
+        assert!(done.iter().all(|d| *d), "every completion of a job we hold lands");
+        n
+    }
+
+    // ---- 6: periodic jobs under churn ---------------------------------------------------------
+
+    /// Processes running a 1-second periodic job are killed and started at random; every slot
+    /// the database holds has exactly one job.
+    pub async fn periodic_slots_stay_unique_under_churn(db: TestDb) {
+        if !cli_ready() {
+            return;
+        }
+        let kills = knob("PORTER_CHAOS_KILLS", 4);
+        let dir = scratch();
+        let launcher = Launcher::new(&db.url, dir.path());
+        let flags = ["--heartbeat-every", "1s", "--lease", "2s", "--queues", "default=4"];
+        let mut procs: Vec<Proc> = (0..3).map(|i| launcher.worker(&format!("p{i}"), &flags)).collect();
+        for p in &mut procs {
+            p.ready().await;
+        }
+        let mut retired = Vec::new();
+        for round in 0..kills {
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(200..1200))).await;
+            let i = fastrand::usize(..procs.len());
+            let mut victim = std::mem::replace(&mut procs[i], launcher.worker(&format!("p{i}"), &flags));
+            if round % 3 == 2 {
+                assert!(victim.term(Duration::from_secs(30)).await.success(), "{}", victim.output());
+            } else {
+                victim.kill();
+            }
+            retired.push(victim);
+        }
+        // Let the survivors rescue what the last victims held, then stop them cleanly.
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        for p in &mut procs {
+            assert!(p.term(Duration::from_secs(30)).await.success(), "{}", p.output());
+        }
+        for p in retired.iter().chain(procs.iter()) {
+            p.assert_clean_log();
+        }
+        let mut slots: BTreeMap<i64, u64> = BTreeMap::new();
+        let rows = all_jobs(&*db.store, Some("heartbeat")).await;
+        for j in &rows {
+            if let Some(slot) = j.metadata["slot"].as_i64() {
+                assert_eq!(j.metadata["periodic"], "heartbeat");
+                *slots.entry(slot).or_default() += 1;
+            }
+        }
+        let extra: u64 = slots.values().map(|n| n - 1).sum();
+        let keys: Vec<i64> = slots.keys().copied().collect();
+        let gaps: i64 = keys.windows(2).map(|w| (w[1] - w[0]) / 1000 - 1).sum();
+        let running = rows.iter().filter(|j| j.state == JobState::Running).count() as u64;
+        report("periodic_churn", &backend(&db), slots.len() as u64, kills, 0, running, extra);
+        eprintln!("periodic churn ({}): {} slots, {gaps} slots skipped, {} jobs", backend(&db), slots.len(), rows.len());
+        assert!(slots.len() >= 3, "slots were enqueued all along: {slots:?}");
+        assert_eq!(extra, 0, "two jobs for one slot: {slots:?}");
+        assert_eq!(running, 0, "nothing left running after the clean stop");
+    }
+
+    // ---- 8: secrets -------------------------------------------------------------------------
+
+    /// A failing job whose args hold a secret, another whose secret cannot even be decoded, and
+    /// a third sent over HTTP: the secret appears in no log line of any process (at
+    /// RUST_LOG=debug), and in no listing except the job's own args.
+    pub async fn secret_in_args_stays_out_of_logs_and_listings(db: TestDb) {
+        if !cli_ready() {
+            return;
+        }
+        let secret = format!("s3cr3t-{}", uuid::Uuid::new_v4().simple());
+        let dir = scratch();
+        let launcher = Launcher::new(&db.url, dir.path()).with_env("RUST_LOG", "debug");
+        let mut worker = launcher.worker("worker", &["--queues", "default=4", "--no-periodic"]);
+        let mut web = launcher.spawn("web", &["web", "--listen", "127.0.0.1:0"]);
+        worker.ready().await;
+        let base = web_base(&mut web).await;
+        let http = reqwest::Client::new();
+
+        let fails = json!({"message": "boom", "api_key": secret}).to_string();
+        let undecodable = json!({"ms": secret}).to_string();
+        let mut ids = Vec::new();
+        let mut cli_runs = Vec::new();
+        for args in [vec!["enqueue", "fail", &fails, "--max-attempts", "2"], vec!["enqueue", "sleep", &undecodable]] {
+            let out = launcher.run(&args).await;
+            out.ok();
+            ids.push(out.stdout.trim().parse::<i64>().expect("an id"));
+            cli_runs.push(out);
+        }
+        let body = json!({"kind": "fail", "args": {"message": "boom", "password": secret}, "max_attempts": 1});
+        let resp = http.post(format!("{base}/admin/jobs")).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 201);
+        let created: Value = resp.json().await.unwrap();
+        ids.push(created["id"].as_i64().unwrap());
+        wait_totals(&*db.store, "the three jobs discarded", Duration::from_secs(60), |t| t[&JobState::Discarded] == 3).await;
+
+        // Listings: the secret only inside the jobs' own args.
+        let id = ids[0].to_string();
+        let undecodable_id = ids[1].to_string();
+        for args in [
+            vec!["jobs", "list"],
+            vec!["jobs", "list", "--json"],
+            vec!["jobs", "list", "--state", "discarded", "--json"],
+            vec!["list-failed-jobs"],
+            vec!["list-failed-jobs", "--json"],
+            vec!["jobs", "show", &id],
+            vec!["jobs", "show", &id, "--json"],
+            vec!["jobs", "show", &undecodable_id],
+            vec!["stats", "--json"],
+            vec!["stats"],
+            vec!["queues", "list"],
+        ] {
+            let out = launcher.run(&args).await;
+            out.ok();
+            assert_no_secret(&format!("porter {args:?}"), &out.stdout, &secret);
+            assert!(!out.stderr.contains(&secret), "porter {args:?} logged the secret:\n{}", out.stderr);
+            cli_runs.push(out);
+        }
+        for path in [
+            "/admin/jobs".to_string(),
+            "/admin/jobs?state=discarded".to_string(),
+            format!("/admin/jobs/{}", ids[0]),
+            format!("/admin/jobs/{}", ids[1]),
+            format!("/admin/jobs/{}", ids[2]),
+            "/admin/failed".to_string(),
+            "/admin/stats".to_string(),
+            "/admin/queues".to_string(),
+            "/metrics".to_string(),
+            "/".to_string(),
+            "/healthz".to_string(),
+        ] {
+            let resp = http.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "GET {path}");
+            let text = resp.text().await.unwrap();
+            assert_no_secret(&format!("GET {path}"), &text, &secret);
+        }
+        // The args themselves are stored verbatim.
+        let row = db.store.job_get(ids[0]).await.unwrap().unwrap();
+        assert_eq!(row.args["api_key"], secret.as_str());
+        let undecodable_row = db.store.job_get(ids[1]).await.unwrap().unwrap();
+        assert!(undecodable_row.errors[0].error.contains("args cannot be decoded"), "{:?}", undecodable_row.errors);
+
+        assert!(worker.term(Duration::from_secs(30)).await.success());
+        assert!(web.term(Duration::from_secs(30)).await.success(), "{}", web.output());
+        for p in [&worker, &web] {
+            let log = p.output();
+            assert!(log.lines().count() > 5, "{} logged at debug level:\n{log}", p.name);
+            for line in log.lines() {
+                assert!(!line.contains(&secret), "{} logged the secret: {line}", p.name);
+            }
+        }
+        report("secret_hygiene", &backend(&db), 3, 0, 0, 0, 0);
+    }
+
+    /// Fails if `secret` appears in `text` outside a job's `args`: JSON is read and every
+    /// `args` field removed; text is checked line by line, skipping the `args:` line of
+    /// `porter jobs show`.
+    fn assert_no_secret(what: &str, text: &str, secret: &str) {
+        if !text.contains(secret) {
+            return;
+        }
+        let mut rest = String::new();
+        for line in text.lines() {
+            match serde_json::from_str::<Value>(line) {
+                Ok(mut v) => {
+                    strip_args(&mut v);
+                    rest.push_str(&v.to_string());
+                }
+                Err(_) if line.starts_with("args:") => {}
+                Err(_) => rest.push_str(line),
+            }
+            rest.push('\n');
+        }
+        assert!(!rest.contains(secret), "{what} shows the secret outside the job's args:\n{text}");
+    }
+
+    fn strip_args(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                if map.contains_key("kind") {
+                    map.remove("args");
+                }
+                map.values_mut().for_each(strip_args);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip_args),
+            _ => {}
+        }
+    }
+
+    /// Reads the address `porter web --listen 127.0.0.1:0` logged.
+    async fn web_base(web: &mut Proc) -> String {
+        web.wait_for_log("web listening on http://", Duration::from_secs(60)).await;
+        let log = web.output();
+        let at = log.find("web listening on http://").unwrap() + "web listening on ".len();
+        let url: String = log[at..].chars().take_while(|c| !c.is_whitespace()).collect();
+        url.trim_end_matches('/').to_string()
+    }
+
+    // ---- 7: hostile input ---------------------------------------------------------------------
+
+    const SQL: &str = "x';DROP TABLE porter_jobs;--";
+
+    /// Names that must be refused: SQL, unicode, control characters, empty, too long.
+    fn hostile_names() -> Vec<String> {
+        vec![
+            SQL.to_string(),
+            "Robert'); DROP TABLE porter_jobs;--".into(),
+            "jöb".into(),
+            "job\u{7}".into(),
+            "job\nnext".into(),
+            "job\u{1b}[2J".into(),
+            "\u{202e}boj".into(),
+            "zero\u{200b}width".into(),
+            "NOOP".into(),
+            "".into(),
+            "a".repeat(65),
+        ]
+    }
+
+    /// Values that are data, not names: stored and shown back byte for byte.
+    fn hostile_values() -> Vec<String> {
+        vec![
+            SQL.to_string(),
+            "'; DELETE FROM porter_jobs WHERE '1'='1".into(),
+            "ключ 🔑 \u{202e}".into(),
+            "tab\there, bell\u{7}, esc\u{1b}[31m".into(),
+            "\"quoted\" \\ backslash".into(),
+            "$1 ?1 :name %s".into(),
+        ]
+    }
+
+    async fn row_count(db: &TestDb, launcher: &Launcher) -> u64 {
+        // The tables are intact when a plain listing works and counts add up.
+        let out = launcher.run(&["stats", "--json"]).await;
+        out.ok();
+        let stats: Value = serde_json::from_str(out.stdout.trim()).expect("stats --json");
+        let total: i64 = stats["total"].as_object().unwrap().values().map(|v| v.as_i64().unwrap()).sum();
+        let rows = all_jobs(&*db.store, None).await.len() as i64;
+        assert_eq!(total, rows, "stats and the rows agree");
+        rows as u64
+    }
+
+    pub async fn hostile_cli_input_is_refused_or_stored_verbatim(db: TestDb) {
+        if !cli_ready() {
+            return;
+        }
+        let dir = scratch();
+        let launcher = Launcher::new(&db.url, dir.path());
+        let before = row_count(&db, &launcher).await;
+        let mut refused = 0u64;
+        // Names: refused with a clear error, nothing written.
+        for name in hostile_names() {
+            for args in [
+                vec!["enqueue", name.as_str()],
+                vec!["enqueue", "noop", "{}", "--queue", name.as_str()],
+                vec!["jobs", "list", "--kind", name.as_str()],
+                vec!["jobs", "list", "--queue", name.as_str()],
+                vec!["queues", "pause", name.as_str()],
+            ] {
+                let out = launcher.run(&args).await;
+                let msg = out.refused();
+                assert!(!msg.contains("database error"), "porter {args:?}: a clear error, not a database error: {msg}");
+                refused += 1;
+            }
+        }
+        // Malformed and hostile JSON: refused (usage error) without a panic.
+        let deep = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
+        for args_json in ["{", "{\"ms\": }", "nope", "{\"a\":1}{", deep.as_str(), "1e400"] {
+            let out = launcher.run(&["enqueue", "noop", args_json]).await;
+            out.refused();
+            refused += 1;
+        }
+        for bad in [vec!["jobs", "show", "1 OR 1=1"], vec!["jobs", "show", "-1;"], vec!["jobs", "list", "--limit", "1;DROP"], vec!["enqueue", "noop", "--priority", "0"]] {
+            launcher.run(&bad).await.refused();
+            refused += 1;
+        }
+        assert_eq!(row_count(&db, &launcher).await, before, "0 rows from refused input");
+
+        // Values: stored verbatim, shown back verbatim.
+        let mut stored = 0u64;
+        for (i, value) in hostile_values().into_iter().enumerate() {
+            let args = json!({"note": value, "nested": [value, {"k": value}]});
+            let key = format!("{value}-{i}");
+            let out = launcher.run(&["enqueue", "noop", &args.to_string(), "--unique-key", &key, "--queue", "q.x-1_y"]).await;
+            out.ok();
+            let id = out.stdout.trim().to_string();
+            let show = launcher.run(&["jobs", "show", &id, "--json"]).await;
+            show.ok();
+            let row: Value = serde_json::from_str(show.stdout.trim()).unwrap();
+            assert_eq!(row["args"], args, "args verbatim");
+            assert_eq!(row["unique_key"], key.as_str(), "unique key verbatim");
+            stored += 1;
+        }
+        // A large args document (well under the OS's argument limit) is fine too.
+        let big = json!({"blob": "x".repeat(100_000)});
+        let out = launcher.run(&["enqueue", "noop", &big.to_string()]).await;
+        out.ok();
+        let row = db.store.job_get(out.stdout.trim().parse().unwrap()).await.unwrap().unwrap();
+        assert_eq!(row.args, big);
+        stored += 1;
+        assert_eq!(row_count(&db, &launcher).await, before + stored, "exactly the accepted rows");
+        report("hostile_cli", &backend(&db), stored, refused, 0, 0, 0);
+    }
+
+    pub async fn hostile_http_input_is_refused_or_stored_verbatim(db: TestDb) {
+        if !cli_ready() {
+            return;
+        }
+        let dir = scratch();
+        let launcher = Launcher::new(&db.url, dir.path());
+        let mut web = launcher.spawn("web", &["web", "--listen", "127.0.0.1:0"]);
+        let base = web_base(&mut web).await;
+        let http = reqwest::Client::new();
+        let before = row_count(&db, &launcher).await;
+        let post = |body: Vec<u8>| {
+            let http = http.clone();
+            let url = format!("{base}/admin/jobs");
+            async move {
+                let resp = http.post(url).header("content-type", "application/json").body(body).send().await.unwrap();
+                let status = resp.status().as_u16();
+                let text = resp.text().await.unwrap();
+                (status, text)
+            }
+        };
+        let mut refused = 0u64;
+        let mut expect_refused = |status: u16, text: &str, what: &str| {
+            assert!(matches!(status, 400 | 413 | 422), "{what}: expected 400/413/422, got {status}: {text}");
+            let v: Value = serde_json::from_str(text).unwrap_or_else(|_| panic!("{what}: errors are JSON: {text}"));
+            assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {text}");
+            refused += 1;
+        };
+        for name in hostile_names() {
+            let (s, t) = post(json!({"kind": name, "args": {}}).to_string().into_bytes()).await;
+            expect_refused(s, &t, &format!("kind {name:?}"));
+            let (s, t) = post(json!({"kind": "noop", "queue": name}).to_string().into_bytes()).await;
+            expect_refused(s, &t, &format!("queue {name:?}"));
+        }
+        let deep = format!("{{\"kind\":\"noop\",\"args\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let huge = json!({"kind": "noop", "args": {"blob": "x".repeat(2 << 20)}}).to_string();
+        for (what, body) in [
+            ("truncated", b"{\"kind\": \"noop\"".to_vec()),
+            ("not json", b"DROP TABLE porter_jobs".to_vec()),
+            ("invalid utf-8", vec![b'{', 0xff, 0xfe, b'}']),
+            ("wrong type", br#"{"kind": 5}"#.to_vec()),
+            ("unknown field", format!(r#"{{"kind": "noop", "{SQL}": 1}}"#).into_bytes()),
+            ("priority out of range", br#"{"kind": "noop", "priority": 99}"#.to_vec()),
+            ("nul in args", br#"{"kind": "noop", "args": {"a": "x\u0000y"}}"#.to_vec()),
+            ("nul in a key of args", br#"{"kind": "noop", "args": {"a\u0000": 1}}"#.to_vec()),
+            ("nul in unique key", br#"{"kind": "noop", "unique_key": "k\u0000"}"#.to_vec()),
+            ("lone surrogate", br#"{"kind": "noop", "args": {"a": "\ud800"}}"#.to_vec()),
+            ("number too large", br#"{"kind": "noop", "args": {"a": 1e400}}"#.to_vec()),
+            ("deep", deep.into_bytes()),
+            ("huge", huge.into_bytes()),
+            ("empty", Vec::new()),
+        ] {
+            let (s, t) = post(body).await;
+            expect_refused(s, &t, what);
+        }
+        for path in [
+            format!("/admin/jobs?kind={}", urlencode(SQL)),
+            format!("/admin/jobs?queue={}", urlencode(SQL)),
+            format!("/admin/jobs?state={}", urlencode(SQL)),
+            "/admin/jobs?limit=1%3BDROP".to_string(),
+            "/admin/jobs?before_id=1%20OR%201%3D1".to_string(),
+            format!("/admin/jobs/{}", urlencode("1 OR 1=1")),
+        ] {
+            let resp = http.get(format!("{base}{path}")).send().await.unwrap();
+            let status = resp.status().as_u16();
+            expect_refused(status, &resp.text().await.unwrap(), &path);
+        }
+        let resp = http.post(format!("{base}/admin/queues/{}/pause", urlencode(SQL))).send().await.unwrap();
+        let status = resp.status().as_u16();
+        expect_refused(status, &resp.text().await.unwrap(), "pause");
+        assert_eq!(row_count(&db, &launcher).await, before, "0 rows from refused input");
+
+        let mut stored = 0u64;
+        for (i, value) in hostile_values().into_iter().enumerate() {
+            let args = json!({"note": value, "list": [value], SQL: value});
+            let key = format!("{value}-{i}");
+            let (s, t) = post(json!({"kind": "noop", "args": args, "unique_key": key}).to_string().into_bytes()).await;
+            assert_eq!(s, 201, "{t}");
+            let id = serde_json::from_str::<Value>(&t).unwrap()["id"].as_i64().unwrap();
+            let got: Value = http.get(format!("{base}/admin/jobs/{id}")).send().await.unwrap().json().await.unwrap();
+            assert_eq!(got["args"], args);
+            assert_eq!(got["unique_key"], key.as_str());
+            stored += 1;
+        }
+        assert_eq!(row_count(&db, &launcher).await, before + stored, "exactly the accepted rows");
+        assert!(web.term(Duration::from_secs(30)).await.success());
+        web.assert_clean_log();
+        report("hostile_http", &backend(&db), stored, refused, 0, 0, 0);
+    }
+
+    fn urlencode(s: &str) -> String {
+        url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    }
+
+    /// PostgreSQL cannot store a NUL character in jsonb or text; SQLite can. Both refuse it up
+    /// front as invalid input, instead of Postgres failing with a database error (HTTP 500).
+    pub async fn nul_characters_are_refused_alike_on_both_backends(db: TestDb) {
+        let cases = [
+            (json!({"a": "x\u{0}y"}), None),
+            (json!({"a\u{0}": 1}), None),
+            (json!([[{"deep": ["\u{0}"]}]]), None),
+            (json!({}), Some("key\u{0}".to_string())),
+        ];
+        for (args, unique_key) in cases {
+            let opts = InsertOpts { unique_key, ..Default::default() };
+            let err = JobInsertParams::new("noop", args.clone(), opts).expect_err("refused");
+            assert!(matches!(err, Error::Invalid { .. }), "{args}: {err}");
+        }
+        let opts = InsertOpts { metadata: Some(json!({"m": "\u{0}"})), ..Default::default() };
+        assert!(matches!(JobInsertParams::new("noop", json!({}), opts), Err(Error::Invalid { what: "metadata", .. })));
+        // Everything else unusual is stored and read back as it was.
+        let odd = json!({"s": "\u{1}\u{7f}\u{202e}🔑'\\\"", "n": [1e300, -0.5, 18446744073709551615u64, -9223372036854775808i64]});
+        let params = JobInsertParams::new("noop", odd.clone(), InsertOpts::default()).unwrap();
+        let id = db.store.job_insert_many(vec![params]).await.unwrap().remove(0).job.id;
+        assert_eq!(db.store.job_get(id).await.unwrap().unwrap().args, odd);
+    }
+
+    // ---- 7: the args decoder, property-tested ---------------------------------------------------
+
+    /// Any JSON value: inserted and read back verbatim, or refused as invalid (the same way on
+    /// both backends), never a database error.
+    pub async fn args_round_trip_verbatim_or_are_refused(db: TestDb) {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let store = db.store.clone();
+        let handle = tokio::runtime::Handle::current();
+        let cases = crate::prop_cases();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+            runner.run(&(crate::props::json_value(), proptest::option::of(crate::props::any_text())), |(args, key)| {
+                let opts = InsertOpts { unique_key: key.clone(), ..Default::default() };
+                let result = handle.block_on(async {
+                    let params = JobInsertParams::new("noop", args.clone(), opts)?;
+                    let id = store.job_insert_many(vec![params]).await?.remove(0).job.id;
+                    Ok::<_, Error>(store.job_get(id).await?.unwrap())
+                });
+                match result {
+                    Ok(row) => {
+                        prop_assert_eq!(&row.args, &args);
+                        prop_assert_eq!(&row.unique_key, &key);
+                        // Done with the key: a finished job frees it for later cases.
+                        handle.block_on(store.job_cancel(row.id)).unwrap();
+                    }
+                    Err(Error::Invalid { .. }) => {}
+                    Err(other) => prop_assert!(false, "neither stored nor refused as invalid: {other}"),
+                }
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+        if let Err(e) = outcome {
+            panic!("{e}");
+        }
+    }
+}
+
+/// proptest strategies shared by the property tests.
+mod props {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Text with the characters hostile input is made of: quotes, SQL, controls, NUL, unicode.
+    pub fn any_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z0-9_.-]{1,10}",
+            "\\PC{0,12}",
+            any::<String>().prop_map(|s| s.chars().take(16).collect()),
+            Just("x';DROP TABLE porter_jobs;--".to_string()),
+            Just("\u{0}".to_string()),
+            Just("a\u{0}b".to_string()),
+        ]
+    }
+
+    /// Any JSON value, a few levels deep.
+    pub fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            any_text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(any_text(), inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}
+
+/// Kinds, queues, keys and args through `JobInsertParams::new`: accepted exactly when valid,
+/// and then kept verbatim; never a panic.
+#[test]
+fn insert_params_accept_exactly_the_valid_names_and_keep_values() {
+    use porter::store::JobInsertParams;
+    use porter::InsertOpts;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let valid = |s: &str| {
+        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-'))
+    };
+    let mut runner = TestRunner::new(Config { cases: prop_cases() * 4, failure_persistence: None, ..Config::default() });
+    let strategy = (props::any_text(), props::any_text(), proptest::option::of(props::any_text()), props::json_value());
+    runner
+        .run(&strategy, |(kind, queue, key, args)| {
+            let opts = InsertOpts { queue: Some(queue.clone()), unique_key: key.clone(), ..Default::default() };
+            match JobInsertParams::new(&kind, args.clone(), opts) {
+                Ok(p) => {
+                    prop_assert!(valid(&kind) && valid(&queue), "accepted {kind:?} / {queue:?}");
+                    prop_assert_eq!((&p.kind, &p.queue, &p.unique_key, &p.args), (&kind, &queue, &key, &args));
+                }
+                Err(porter::Error::Invalid { .. }) => {}
+                Err(other) => prop_assert!(false, "not an Invalid error: {other}"),
+            }
+            if !valid(&kind) || !valid(&queue) {
+                let again = JobInsertParams::new(&kind, args, InsertOpts { queue: Some(queue), ..Default::default() });
+                prop_assert!(again.is_err(), "an invalid name is refused");
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// The built-in workers' args decoders, over any JSON: a decode error names what is wrong
+/// but never echoes a value from the args (it is logged and listed; args may hold secrets).
+#[test]
+fn decode_errors_never_echo_arg_values() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    const SECRET: &str = "hunter2-secret";
+    let mut workers = porter::Workers::new();
+    porter::jobs::add_builtin_workers(&mut workers).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // Values a secret could be: strings, numbers (PINs), in any position.
+    let secretish = prop_oneof![
+        Just(serde_json::json!(SECRET)),
+        Just(serde_json::json!(987_654_321_u64)),
+        Just(serde_json::json!(-987_654_321_i64)),
+        Just(serde_json::json!(9876.54321)),
+        Just(serde_json::json!([SECRET])),
+        Just(serde_json::json!({ "k": SECRET })),
+        props::json_value(),
+    ];
+    let field = prop_oneof![Just("ms".to_string()), Just("message".to_string()), Just("panic".to_string()), props::any_text()];
+    let strategy = (
+        prop_oneof![Just("noop"), Just("sleep"), Just("fail"), Just("heartbeat")],
+        prop_oneof![
+            secretish.clone(),
+            prop::collection::btree_map(field, secretish, 0..3).prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ],
+    );
+    let mut runner = TestRunner::new(Config { cases: prop_cases() * 4, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&strategy, |(kind, args)| {
+            if kind == "fail" && args.get("panic") == Some(&serde_json::Value::Bool(true)) {
+                return Ok(()); // decodes, and panics on purpose
+            }
+            let worker = workers.get(kind).unwrap().clone();
+            let row = job_row(kind, args.clone());
+            let cancel = tokio_util::sync::CancellationToken::new();
+            cancel.cancel(); // a `sleep` that decodes returns at once
+            let result = rt.block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(5), worker.work_row(row, cancel)).await
+            });
+            if let Ok(Err(porter::JobError::Discard(message))) = result {
+                for needle in [SECRET, "987654321", "9876.54321"] {
+                    prop_assert!(!message.contains(needle), "decode error echoes {needle:?} for {kind} {args}: {message}");
+                }
+                prop_assert!(message.contains("args cannot be decoded"), "{message}");
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn job_row(kind: &str, args: serde_json::Value) -> porter::JobRow {
+    let now = chrono::Utc::now();
+    porter::JobRow {
+        id: 1,
+        kind: kind.into(),
+        queue: "default".into(),
+        args,
+        state: porter::JobState::Running,
+        priority: 1,
+        attempt: 1,
+        max_attempts: 1,
+        errors: Vec::new(),
+        created_at: now,
+        scheduled_at: now,
+        attempted_at: Some(now),
+        finalized_at: None,
+        attempted_by: Some("w".into()),
+        unique_key: None,
+        metadata: serde_json::json!({}),
+    }
+}
+
+/// A long read transaction pins the WAL (no checkpoint can pass its snapshot, so the file
+/// grows); once it ends, checkpoints catch up completely and the WAL stays bounded: its live
+/// content under the auto-checkpoint threshold, its file reused rather than grown (SQLite
+/// keeps the file's size, up to `journal_size_limit`, until a TRUNCATE checkpoint).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_wal_checkpoints_catch_up_once_a_long_reader_ends() {
+    use porter::store::JobInsertParams;
+    use std::time::Duration;
+    let db = common::sqlite().await;
+    let path = db.sqlite_path().unwrap();
+    let wal = path.with_file_name("porter.db-wal");
+    let rounds = chaos_proc::knob("PORTER_CHAOS_WAL_ROUNDS", 150);
+    let load = |store: std::sync::Arc<dyn porter::Store>| async move {
+        for _ in 0..rounds {
+            let jobs = (0..20).map(|_| JobInsertParams::new("noop", serde_json::json!({"pad": "p".repeat(200)}), Default::default()).unwrap()).collect();
+            store.job_insert_many(jobs).await.unwrap();
+            let claimed = store
+                .job_claim(porter::store::JobClaimParams { queue: "default".into(), kinds: vec!["noop".into()], limit: 20, worker_id: "w".into() })
+                .await
+                .unwrap();
+            store.job_complete_many(claimed.iter().map(|j| j.fence()).collect()).await.unwrap();
+        }
+    };
+    let checkpoint = |mode: &str| -> (i64, i64, i64) {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap()
+    };
+    let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+
+    // Porter's own connections hold no read transaction once idle: everything checkpoints.
+    load(db.store.clone()).await;
+    let (busy, log, done) = checkpoint("PASSIVE");
+    assert_eq!((busy, log), (0, done), "porter's idle connections pin nothing");
+    let baseline = size();
+
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader.query_row("SELECT count(*) FROM porter_jobs", [], |r| r.get(0)).unwrap();
+    load(db.store.clone()).await;
+    load(db.store.clone()).await;
+    let (_, log, done) = checkpoint("PASSIVE");
+    let pinned = size();
+    assert!(done < log, "the open reader holds checkpoints back ({done} of {log} frames)");
+    assert!(pinned > baseline, "the WAL grew past the reader's snapshot: {baseline} -> {pinned}");
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+
+    load(db.store.clone()).await;
+    let settled = size();
+    for _ in 0..3 {
+        load(db.store.clone()).await;
+    }
+    let (busy, log, done) = checkpoint("PASSIVE");
+    let after = size();
+    eprintln!("wal: baseline {baseline} B, with a long reader {pinned} B, then {settled} B and {after} B; live frames {done}/{log}");
+    assert_eq!((busy, log), (0, done), "checkpoints catch up completely once the reader is gone");
+    assert!(log < 2_000, "the live WAL stays near the auto-checkpoint threshold (1000 pages): {log} frames");
+    assert_eq!(after, settled, "three more loads reuse the WAL file instead of growing it");
+    let (busy, _, _) = checkpoint("TRUNCATE");
+    assert_eq!(busy, 0);
+    assert_eq!(size(), 0, "nothing pins the WAL any more: it truncates to 0");
+    assert_eq!(chaos_proc::sqlite_integrity(&path), "ok");
+    chaos_proc::report("wal_long_reader", "sqlite", rounds * 20 * 5, 1, 0, 0, 0);
+}
