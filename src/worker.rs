@@ -110,6 +110,15 @@ pub trait Worker<A: JobArgs>: Send + Sync + 'static {
     fn next_retry(&self, job: &Job<A>) -> Duration {
         default_backoff(job.row.attempt)
     }
+
+    /// The longest [`Worker::timeout`] any job of this kind gets (default 60 s). The rescuer,
+    /// which sees rows and not decoded args, treats a job of this kind that has been running
+    /// longer than this plus [`crate::maintenance::STUCK_MARGIN`] as stuck, even in a live
+    /// worker (a job that never yields cannot be stopped by its timeout). Raise it together
+    /// with `timeout`.
+    fn max_timeout(&self) -> Duration {
+        DEFAULT_JOB_TIMEOUT
+    }
 }
 
 /// A worker with its args type erased, as the executor sees it.
@@ -121,6 +130,8 @@ pub trait AnyWorker: Send + Sync + 'static {
     fn timeout_for(&self, row: &JobRow) -> Duration;
     /// The retry delay for this job after a failure.
     fn next_retry_for(&self, row: &JobRow) -> Duration;
+    /// The longest timeout of the kind (see [`Worker::max_timeout`]).
+    fn max_timeout(&self) -> Duration;
 }
 
 struct Typed<A, W> {
@@ -180,6 +191,10 @@ impl<A: JobArgs, W: Worker<A>> AnyWorker for Typed<A, W> {
             Ok(job) => self.worker.timeout(&job),
             Err(_) => DEFAULT_JOB_TIMEOUT,
         }
+    }
+
+    fn max_timeout(&self) -> Duration {
+        self.worker.max_timeout()
     }
 
     fn next_retry_for(&self, row: &JobRow) -> Duration {

@@ -78,6 +78,11 @@ impl Worker<Sleep> for SleepWorker {
         // A sleep longer than the default timeout is asked for on purpose.
         crate::worker::DEFAULT_JOB_TIMEOUT.max(Duration::from_millis(job.args.ms.saturating_add(5_000)))
     }
+
+    fn max_timeout(&self) -> Duration {
+        // Sleeps are as long as asked: a day covers every test and soak.
+        Duration::from_secs(24 * 3600)
+    }
 }
 
 /// Fails with `message`, or panics with it when `panic` is set.

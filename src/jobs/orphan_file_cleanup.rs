@@ -84,4 +84,8 @@ impl Worker<OrphanFileCleanup> for OrphanFileCleanupWorker {
     fn timeout(&self, _job: &Job<OrphanFileCleanup>) -> Duration {
         TIMEOUT
     }
+
+    fn max_timeout(&self) -> Duration {
+        TIMEOUT
+    }
 }

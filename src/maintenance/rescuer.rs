@@ -29,12 +29,15 @@ pub struct RescuerConfig {
 }
 
 impl RescuerConfig {
-    /// Settings for a lease, with stuck limits from the registry's default timeouts.
+    /// Settings for a lease, with stuck limits from each kind's longest timeout.
     pub fn for_workers(lease: Duration, workers: &Workers) -> Self {
         let stuck_after = workers
             .kinds()
             .into_iter()
-            .map(|k| (k, crate::worker::DEFAULT_JOB_TIMEOUT + STUCK_MARGIN))
+            .filter_map(|k| {
+                let max = workers.get(&k)?.max_timeout();
+                Some((k, max.saturating_add(STUCK_MARGIN)))
+            })
             .collect();
         RescuerConfig { lease, interval: lease / 5, stuck_after, batch: 1000 }
     }
