@@ -13,6 +13,8 @@
 //! duplicates = sum(attempt - 1), and each must be explained by an error entry.
 
 mod common;
+#[path = "common/chaos_gated_store.rs"]
+mod chaos_gated_store;
 #[path = "common/chaos_pg.rs"]
 mod chaos_pg;
 #[path = "common/chaos_proc.rs"]
@@ -23,7 +25,7 @@ on_both_backends!(cases:
     contention_across_stores_claims_each_job_once, periodic_slots_stay_unique_under_churn,
     secret_in_args_stays_out_of_logs_and_listings, hostile_cli_input_is_refused_or_stored_verbatim,
     hostile_http_input_is_refused_or_stored_verbatim, args_round_trip_verbatim_or_are_refused,
-    nul_characters_are_refused_alike_on_both_backends,
+    nul_characters_are_refused_alike_on_both_backends, unwritten_completions_keep_their_slots,
 );
 
 /// Sizes for the in-process property tests.
@@ -101,8 +103,9 @@ mod cases {
         for round in 0..size.kills {
             let n = if round == 0 { size.jobs - per_round * (size.kills - 1) } else { per_round };
             ids.extend(insert_sleeps(&*db.store, n, size.job_ms).await);
-            // Let the wave get going, so that the victim has jobs in flight.
-            tokio::time::sleep(Duration::from_millis(fastrand::u64(150..450))).await;
+            // Strike while the wave runs, so that the victim likely holds jobs.
+            wait_totals(&*db.store, "the wave running", drain_bound(&size), |t| t[&JobState::Running] > 0).await;
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(0..(size.job_ms * 4).max(10)))).await;
             let i = fastrand::usize(..workers.len());
             let mut victim = std::mem::replace(&mut workers[i], launcher.worker(&format!("w{i}"), &refs(&flags)));
             if mixed && round % 2 == 1 {
@@ -143,6 +146,37 @@ mod cases {
         ledger.assert_all_completed(scenario, hard * size.concurrency);
         let t = totals(&*db.store).await;
         assert_eq!((t[&JobState::Running], t[&JobState::Available]), (0, 0));
+    }
+
+    /// While completions cannot be written (a slow or unreachable database), a worker keeps
+    /// the finished jobs' slots: it holds at most its concurrency in claimed but unrecorded
+    /// jobs, which is what a crash can cost in runs again.
+    pub async fn unwritten_completions_keep_their_slots(db: TestDb) {
+        use porter::runtime::{Runtime, RuntimeConfig, Shutdown};
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        gated.close();
+        let ids = insert_sleeps(&*db.store, 20, 0).await;
+        let mut workers = porter::Workers::new();
+        porter::jobs::add_builtin_workers(&mut workers).unwrap();
+        let config = RuntimeConfig {
+            queues: vec![("default".into(), 3)],
+            poll_interval: Duration::from_millis(50),
+            maintenance: false,
+            ..RuntimeConfig::default()
+        };
+        let shutdown = Shutdown::new();
+        let store: Arc<dyn Store> = gated.clone();
+        let running = tokio::spawn(Runtime::new(store, workers, config).run(shutdown.clone()));
+        wait_totals(&*db.store, "three claimed", Duration::from_secs(60), |t| t[&JobState::Running] >= 3).await;
+        // Many poll intervals: time enough to claim everything if finished jobs freed slots.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let t = totals(&*db.store).await;
+        assert_eq!((t[&JobState::Running], t[&JobState::Available]), (3, 17), "at most 3 claimed and unrecorded");
+        gated.open();
+        wait_totals(&*db.store, "all completed", Duration::from_secs(60), |t| t[&JobState::Completed] == 20).await;
+        shutdown.soft.cancel();
+        running.await.unwrap().unwrap();
+        Ledger::read(&*db.store, "sleep", &ids).await.assert_all_completed("gated", 0);
     }
 
     // ---- 4: contention --------------------------------------------------------------------

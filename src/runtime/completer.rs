@@ -1,10 +1,14 @@
 //! Records completions in batches: one statement (or one grouped transaction) per batch.
 //! Other outcomes are written at once by the executor.
+//!
+//! A completion keeps its job's slot (the queue's semaphore permit) until it is written, as
+//! the executor does for every other outcome: so a worker never holds more claimed but
+//! unrecorded jobs than its concurrency, and a crash costs at most that many runs again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, OwnedSemaphorePermit};
 use tracing::{debug, warn};
 
 use crate::store::{JobFence, Store};
@@ -13,7 +17,7 @@ use crate::store::{JobFence, Store};
 const MAX_BATCH: usize = 1000;
 
 enum Msg {
-    Complete(JobFence),
+    Complete(JobFence, OwnedSemaphorePermit),
     Flush(oneshot::Sender<()>),
 }
 
@@ -30,9 +34,10 @@ impl Completer {
         Completer { tx, task: Mutex::new(Some(task)) }
     }
 
-    /// Queues a completion; it is written with the next batch.
-    pub(crate) fn complete(&self, fence: JobFence) {
-        let _ = self.tx.send(Msg::Complete(fence));
+    /// Queues a completion; it is written with the next batch, and then the job's slot is
+    /// released.
+    pub(crate) fn complete(&self, fence: JobFence, slot: OwnedSemaphorePermit) {
+        let _ = self.tx.send(Msg::Complete(fence, slot));
     }
 
     /// Waits until every completion queued so far is written.
@@ -47,12 +52,16 @@ impl Completer {
 
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>) {
     let mut batch: Vec<JobFence> = Vec::new();
+    let mut slots: Vec<OwnedSemaphorePermit> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                Msg::Complete(f) => batch.push(f),
+                Msg::Complete(f, slot) => {
+                    batch.push(f);
+                    slots.push(slot);
+                }
                 Msg::Flush(tx) => flushes.push(tx),
             }
             if batch.len() >= MAX_BATCH {
@@ -63,6 +72,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>) {
         if !batch.is_empty() {
             write(&*store, std::mem::take(&mut batch)).await;
         }
+        slots.clear(); // written (or given up on): the slots are free for new claims
         for f in flushes.drain(..) {
             let _ = f.send(());
         }

@@ -85,7 +85,7 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
     install_panic_hook();
     let Some(worker) = ctx.workers.get(&row.kind).cloned() else {
         // The claim only takes kinds this process runs; this is a bug, not a job error.
-        record(&ctx, &row, Outcome::Done(Err(JobError::msg(format!("no worker for kind {}", row.kind))))).await;
+        record(&ctx, &row, Outcome::Done(Err(JobError::msg(format!("no worker for kind {}", row.kind)))), permit).await;
         return;
     };
     let timeout = worker.timeout_for(&row);
@@ -124,11 +124,12 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
         Outcome::Done(Err(_)) if ctx.stop_jobs.is_cancelled() => Outcome::ShutDown,
         other => other,
     };
-    record(&ctx, &row, outcome).await;
-    drop(permit);
+    record(&ctx, &row, outcome, permit).await;
 }
 
-async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome) {
+/// Records the outcome; the job's slot is released once it is written (by the completer, for
+/// a completion).
+async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slot: OwnedSemaphorePermit) {
     let fence = row.fence();
     let fail = |error: String, trace: Option<String>, retry_in: Duration, discard: bool| JobFailParams {
         fence: fence.clone(),
@@ -140,7 +141,7 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome) {
     let retry_in = || ctx.workers.get(&row.kind).map_or(Duration::from_secs(1), |w| w.next_retry_for(row));
     let params = match outcome {
         Outcome::Done(Ok(())) => {
-            ctx.completer.complete(fence);
+            ctx.completer.complete(fence, slot);
             return;
         }
         Outcome::Done(Err(JobError::Snooze(delay))) => {

@@ -65,11 +65,11 @@ impl Size {
     /// The size the environment asks for.
     pub fn from_env() -> Size {
         Size {
-            jobs: knob("PORTER_CHAOS_JOBS", 600),
+            jobs: knob("PORTER_CHAOS_JOBS", 1200),
             kills: knob("PORTER_CHAOS_KILLS", 4).max(1),
             workers: knob("PORTER_CHAOS_WORKERS", 3).max(2),
             concurrency: knob("PORTER_CHAOS_CONCURRENCY", 8).max(1),
-            job_ms: knob("PORTER_CHAOS_JOB_MS", 5),
+            job_ms: knob("PORTER_CHAOS_JOB_MS", 10),
             lease_secs: knob("PORTER_CHAOS_LEASE_SECS", 2).max(1),
         }
     }
@@ -457,7 +457,7 @@ pub async fn wait_totals(store: &dyn Store, what: &str, within: Duration, done: 
             return;
         }
         assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {what} after {within:?}: {t:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 

@@ -1,0 +1,133 @@
+//! A real store whose completions can be held back: `job_complete_many` waits while the gate
+//! is closed; everything else passes through. A slow or unreachable database cannot be made to
+//! slow down only completions from outside.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use porter::store::*;
+use porter::{JobRow, Result};
+
+/// See the module docs.
+pub struct GatedStore {
+    inner: Arc<dyn Store>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl GatedStore {
+    /// A pass-through store with the gate open.
+    pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(GatedStore { inner, open: tokio::sync::watch::channel(true).0 })
+    }
+
+    /// Completions wait from now on.
+    pub fn close(&self) {
+        self.open.send_replace(false);
+    }
+
+    /// Completions go through again (the waiting ones too).
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for GatedStore {
+    fn backend(&self) -> Backend {
+        self.inner.backend()
+    }
+    fn wakeup(&self) -> &Arc<Wakeup> {
+        self.inner.wakeup()
+    }
+    async fn now(&self) -> Result<DateTime<Utc>> {
+        self.inner.now().await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+    async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
+        self.inner.job_insert_many(jobs).await
+    }
+    async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
+        self.inner.job_get(id).await
+    }
+    async fn job_list(&self, params: JobListParams) -> Result<Vec<JobRow>> {
+        self.inner.job_list(params).await
+    }
+    async fn job_counts(&self) -> Result<JobCounts> {
+        self.inner.job_counts().await
+    }
+    async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>> {
+        self.inner.job_claim(params).await
+    }
+    async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<bool>> {
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|o| *o).await;
+        self.inner.job_complete_many(fences).await
+    }
+    async fn job_fail(&self, params: JobFailParams) -> Result<JobRow> {
+        self.inner.job_fail(params).await
+    }
+    async fn job_snooze(&self, fence: JobFence, delay: Duration) -> Result<JobRow> {
+        self.inner.job_snooze(fence, delay).await
+    }
+    async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow> {
+        self.inner.job_cancel_running(fence, reason).await
+    }
+    async fn job_cancel(&self, id: i64) -> Result<JobRow> {
+        self.inner.job_cancel(id).await
+    }
+    async fn job_retry(&self, id: i64) -> Result<JobRow> {
+        self.inner.job_retry(id).await
+    }
+    async fn job_delete_finalized(&self, params: JobDeleteFinalizedParams) -> Result<u64> {
+        self.inner.job_delete_finalized(params).await
+    }
+    async fn job_rescue(&self, params: JobRescueParams) -> Result<RescueCounts> {
+        self.inner.job_rescue(params).await
+    }
+    async fn queue_list(&self) -> Result<Vec<QueueRow>> {
+        self.inner.queue_list().await
+    }
+    async fn queue_pause(&self, name: &str) -> Result<()> {
+        self.inner.queue_pause(name).await
+    }
+    async fn queue_resume(&self, name: &str) -> Result<()> {
+        self.inner.queue_resume(name).await
+    }
+    async fn worker_heartbeat(&self, id: &str, host: &str, pid: i64) -> Result<()> {
+        self.inner.worker_heartbeat(id, host, pid).await
+    }
+    async fn worker_delete(&self, id: &str) -> Result<()> {
+        self.inner.worker_delete(id).await
+    }
+    async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
+        self.inner.worker_list().await
+    }
+    async fn periodic_enqueue(&self, params: PeriodicEnqueueParams) -> Result<Option<InsertResult>> {
+        self.inner.periodic_enqueue(params).await
+    }
+    async fn tablo_insert(&self, name: &str) -> Result<TabloRow> {
+        self.inner.tablo_insert(name).await
+    }
+    async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>> {
+        self.inner.tablo_get(id).await
+    }
+    async fn tablo_delete_enqueue(&self, id: uuid::Uuid, job: JobInsertParams) -> Result<Option<InsertResult>> {
+        self.inner.tablo_delete_enqueue(id, job).await
+    }
+    async fn tablo_file_insert(&self, file: TabloFileRow) -> Result<()> {
+        self.inner.tablo_file_insert(file).await
+    }
+    async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>> {
+        self.inner.tablo_file_list(tablo_id).await
+    }
+    async fn tablo_file_orphans(&self, params: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
+        self.inner.tablo_file_orphans(params).await
+    }
+    async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64> {
+        self.inner.tablo_file_delete_many(ids).await
+    }
+}
