@@ -467,6 +467,38 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     }
 }
 
+/// First and longest wait between two attempts of [`open_retrying`].
+pub const OPEN_RETRY_BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(10));
+
+/// Opens the store like [`open`], for long-running processes: while a database server does
+/// not answer ([`Error::Unavailable`]: refused, not up yet, starting up, no such database yet),
+/// logs why and tries again with backoff ([`OPEN_RETRY_BACKOFF`]) until `stop` resolves, which
+/// gives `Ok(None)`. Every other error returns at once: a malformed URL, a database newer than
+/// this binary, a failed migration, and any SQLite error (a local file has nothing to wait for).
+pub async fn open_retrying(url: &str, stop: impl std::future::Future<Output = ()>) -> Result<Option<Arc<dyn Store>>> {
+    let server = !url.starts_with("sqlite:");
+    let (mut delay, longest) = OPEN_RETRY_BACKOFF;
+    tokio::pin!(stop);
+    loop {
+        let attempt = tokio::select! {
+            opened = open(url) => opened,
+            _ = &mut stop => return Ok(None),
+        };
+        match attempt {
+            Ok(store) => return Ok(Some(store)),
+            Err(e @ Error::Unavailable(_)) if server => {
+                tracing::warn!(error = %e, retry_in = ?delay, "database unavailable; retrying");
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = &mut stop => return Ok(None),
+        }
+        delay = (delay * 2).min(longest);
+    }
+}
+
 /// A database URL with its password replaced by `***`, for logs and errors.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {

@@ -80,9 +80,14 @@ impl PgCluster {
     pub fn start_new() -> Option<PgCluster> {
         let cluster = Self::init()?;
         cluster.start();
-        let out = cluster.pg("createdb", &["-h", "127.0.0.1", "-p", &cluster.port.to_string(), "-U", PG_DB_USER, PG_DB]);
-        assert!(out.status.success(), "createdb: {}", String::from_utf8_lossy(&out.stderr));
+        cluster.create_db();
         Some(cluster)
+    }
+
+    /// Creates the test database (the server must be up).
+    pub fn create_db(&self) {
+        let out = self.pg("createdb", &["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", PG_DB_USER, PG_DB]);
+        assert!(out.status.success(), "createdb: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     fn data(&self) -> String {

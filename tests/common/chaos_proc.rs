@@ -87,9 +87,14 @@ pub fn report(scenario: &str, backend: &str, jobs: u64, faults: u64, lost: u64, 
 }
 
 /// The scratch directory of one scenario: process logs, and the working directory of every
-/// process (so nothing lands in the repository).
+/// process (so nothing lands in the repository). PORTER_CHAOS_KEEP=1 keeps it (and says where).
 pub fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("porter-chaos.").tempdir().expect("scratch dir")
+    let mut dir = tempfile::Builder::new().prefix("porter-chaos.").tempdir().expect("scratch dir");
+    if knob("PORTER_CHAOS_KEEP", 0) == 1 {
+        dir.disable_cleanup(true);
+        eprintln!("note: keeping the process logs in {}", dir.path().display());
+    }
+    dir
 }
 
 /// How a `porter` process is started: its database and extra environment.
