@@ -34,7 +34,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::FutureExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
@@ -53,8 +54,8 @@ pub const DEFAULT_OBJECT_STORE_URL: &str = "file://./porter-objects";
 pub const DEFAULT_PREFIX: &str = "tablos/";
 /// Orphan rows read (and objects deleted) per page.
 pub const DEFAULT_PAGE_SIZE: u32 = 1000;
-/// Object deletes in flight at once on stores without bulk deletes.
-pub const DEFAULT_CONCURRENCY: usize = 32;
+/// Pages worked on at once.
+pub const DEFAULT_PAGES_IN_FLIGHT: usize = 2;
 /// The longest file name kept in an object key.
 const MAX_NAME_IN_KEY: usize = 100;
 
@@ -219,8 +220,11 @@ pub struct CleanupConfig {
     pub prefix: String,
     /// Orphan rows per page: one query, one batch of deletes (default 1000, S3's bulk limit).
     pub page_size: u32,
-    /// Deletes in flight at once on stores without bulk deletes (default 32).
-    pub concurrency: usize,
+    /// Pages worked on at once (default 2): one page's objects are deleted while the next
+    /// page is read and the previous one has its rows deleted. Within a page the store's
+    /// `delete_stream` sets the pace: one bulk request on S3, concurrent single deletes
+    /// elsewhere.
+    pub pages_in_flight: usize,
     /// Count what would be deleted, delete nothing.
     pub dry_run: bool,
     /// Only orphans of this tablo.
@@ -232,7 +236,7 @@ impl Default for CleanupConfig {
         CleanupConfig {
             prefix: DEFAULT_PREFIX.to_string(),
             page_size: DEFAULT_PAGE_SIZE,
-            concurrency: DEFAULT_CONCURRENCY,
+            pages_in_flight: DEFAULT_PAGES_IN_FLIGHT,
             dry_run: false,
             tablo_id: None,
         }
@@ -291,20 +295,28 @@ pub async fn cleanup_orphans_until(
     if cfg.page_size == 0 {
         return Err(Error::invalid("page_size", "must be at least 1"));
     }
-    let mut total = CleanupCounts::default();
-    let mut after = None;
-    while !cancel.is_cancelled() {
+    // Pages are read one after the other (keyset paging needs the previous page's last id,
+    // not its outcome), and worked on `pages_in_flight` at a time: while one page's objects
+    // are being deleted, the next page is read and the one before has its rows deleted.
+    let pages = stream::try_unfold((None, false), |(after, last_page)| async move {
+        if last_page || cancel.is_cancelled() {
+            return Ok(None);
+        }
         let page = store
             .tablo_file_orphans(TabloFileOrphansParams { after, tablo_id: cfg.tablo_id, limit: cfg.page_size })
             .await?;
-        let Some(last) = page.last() else { break };
-        // Keyset paging: rows left in place (failures) are not read again in this pass.
-        after = Some(last.id);
-        let full = page.len() as u64 == u64::from(cfg.page_size);
-        total += cleanup_page(store, objects, cfg, &prefix, page).await?;
-        if !full {
-            break;
-        }
+        // Rows left in place (failures) are not read again in this pass.
+        let Some(next) = page.last().map(|r| r.id) else { return Ok(None) };
+        let short = page.len() < cfg.page_size as usize;
+        Ok(Some((page, (Some(next), short))))
+    })
+    .boxed();
+    let mut done = pages
+        .map_ok(|page| cleanup_page(store, objects, cfg, &prefix, page).boxed())
+        .try_buffered(cfg.pages_in_flight.max(1));
+    let mut total = CleanupCounts::default();
+    while let Some(counts) = done.try_next().await? {
+        total += counts;
     }
     Ok(total)
 }
@@ -358,7 +370,7 @@ async fn cleanup_page(
         return Ok(counts);
     }
 
-    let gone = delete_objects(objects, paths, cfg.concurrency).await;
+    let gone = delete_objects(objects, paths).await;
     counts.objects_deleted = gone.len() as u64;
     let mut ids = Vec::with_capacity(valid.len());
     for (id, path) in valid {
@@ -377,7 +389,7 @@ async fn cleanup_page(
 
 /// Deletes objects; returns those that are gone (deleted now, or not found). Failures are
 /// logged, and their objects are not in the result.
-async fn delete_objects(objects: &dyn ObjectStore, paths: Vec<Path>, concurrency: usize) -> HashSet<Path> {
+async fn delete_objects(objects: &dyn ObjectStore, paths: Vec<Path>) -> HashSet<Path> {
     let mut gone = HashSet::with_capacity(paths.len());
     if paths.is_empty() {
         return gone;
@@ -421,7 +433,6 @@ async fn delete_objects(objects: &dyn ObjectStore, paths: Vec<Path>, concurrency
             }
         }
     }
-    let _ = concurrency;
     if let Some((path, why)) = failed.iter().next() {
         tracing::warn!(failed = failed.len(), example_key = %path, error = %why,
             "orphan file objects could not be deleted; their rows stay for the next pass");

@@ -273,7 +273,7 @@ mod cases {
         }
         // Two "processes": two stores on one database, one object store.
         let other = fx.db.reopen().await;
-        let cfg = CleanupConfig { page_size: 4, concurrency: 3, ..CleanupConfig::default() };
+        let cfg = CleanupConfig { page_size: 4, pages_in_flight: 3, ..CleanupConfig::default() };
         let (x, y) = tokio::join!(
             cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &cfg),
             cleanup_orphans(other.as_ref(), fx.objects.as_ref(), &cfg),
@@ -336,7 +336,8 @@ mod cases {
                 gone += 1;
             }
         }
-        assert_eq!(gone, 4, "the first page (4) of objects was deleted before the crash");
+        // The first page's objects at least (pages overlap: the next one's may be gone too).
+        assert!((4..=8).contains(&gone), "{gone} objects were deleted before the crash");
 
         let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
         assert_eq!(got, counts(9, 9, 9, 0));
@@ -461,4 +462,78 @@ async fn cleanup_refuses_an_empty_prefix() {
         let err = cleanup_orphans(db.store.as_ref(), objects.as_ref(), &cfg).await.unwrap_err();
         assert!(matches!(err, Error::Invalid { what: "cleanup prefix", .. }), "{prefix:?}: {err}");
     }
+}
+
+/// The cleanup benchmark (issue 5): N orphans (default 100,000; PORTER_BENCH_ORPHANS), each
+/// with its object, on PORTER_BENCH_DB (`sqlite`, the default, or `postgres` on
+/// PORTER_TEST_DATABASE_URL) and PORTER_BENCH_OBJECTS (`file`, the default, `memory` or `s3`
+/// on the test server), beside PORTER_BENCH_LIVE live files (default 0). Prints objects
+/// deleted per second for one full pass.
+///
+/// `cargo test --release --test files bench_cleanup_orphans -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by hand"]
+async fn bench_cleanup_orphans() {
+    use futures::StreamExt;
+    let n: usize = std::env::var("PORTER_BENCH_ORPHANS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let db = match std::env::var("PORTER_BENCH_DB").as_deref() {
+        Ok("postgres") => common::postgres().await,
+        _ => common::sqlite().await,
+    };
+    let kind = match std::env::var("PORTER_BENCH_OBJECTS").as_deref() {
+        Ok("memory") => files_fixture::Objects::Memory,
+        Ok("s3") => files_fixture::Objects::S3,
+        _ => files_fixture::Objects::File,
+    };
+    let Some(fx) = Fixture::new(db, kind).await else { return };
+
+    let started = std::time::Instant::now();
+    let tablo = Uuid::new_v4(); // never inserted: every file is an orphan
+    let store = fx.store.clone();
+    let objects = fx.objects.clone();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let (store, objects) = (store.clone(), objects.clone());
+            async move {
+                let id = Uuid::new_v4();
+                let key = object_key_for(tablo, id, &format!("f{i}.bin"));
+                put_file(objects.as_ref(), &key, bytes::Bytes::from_static(b"0123456789abcdef")).await.unwrap();
+                let row = porter::store::TabloFileRow { id, tablo_id: tablo, s3_key: key, size: 16, created_at: chrono::Utc::now() };
+                store.tablo_file_insert(row).await.unwrap();
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<()>>()
+        .await;
+    // Live files interleaved with the orphans (random ids): rows only, the pass never reads
+    // their objects.
+    let live: usize = std::env::var("PORTER_BENCH_LIVE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let live_tablo = fx.store.tablo_insert("live").await.unwrap().id;
+    futures::stream::iter(0..live)
+        .map(|i| {
+            let store = store.clone();
+            async move {
+                let id = Uuid::new_v4();
+                let s3_key = object_key_for(live_tablo, id, &format!("l{i}.bin"));
+                let row = porter::store::TabloFileRow { id, tablo_id: live_tablo, s3_key, size: 16, created_at: chrono::Utc::now() };
+                store.tablo_file_insert(row).await.unwrap();
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<()>>()
+        .await;
+    let setup = started.elapsed();
+
+    let started = std::time::Instant::now();
+    let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &CleanupConfig::default()).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(got, counts(n as u64, n as u64, n as u64, 0));
+    println!(
+        "bench_cleanup_orphans: backend={} objects={:?} orphans={n} live={live} setup={:.1}s cleanup={:.2}s => {:.0} objects/s",
+        fx.store.backend(),
+        kind,
+        setup.as_secs_f64(),
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
 }
