@@ -10,6 +10,8 @@
 //! * [`runtime`]: producers, executor, batched completer, graceful shutdown.
 //! * [`maintenance`]: periodic enqueuer, rescuer (leases), retention cleaner.
 //! * [`jobs`]: built-in jobs (heartbeat, orphan file cleanup, diagnostics).
+//! * [`http`]: the web process: tablo API, admin API, metrics and dashboard, as one axum router.
+//! * [`cli`]: the `porter` command line (the binary is one call to [`cli::main`]).
 //!
 //! # Example
 //! ```
@@ -50,9 +52,11 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod client;
 pub mod error;
 pub mod files;
+pub mod http;
 pub mod job;
 pub mod jobs;
 pub mod maintenance;

@@ -1,0 +1,124 @@
+//! `porter enqueue`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+
+use super::{open_store, output, GlobalArgs, BUILTIN_KINDS};
+use crate::error::Error;
+use crate::job::{validate_name, InsertOpts};
+use crate::store::JobInsertParams;
+
+/// `porter enqueue KIND [ARGS_JSON] ...`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+KIND must be a kind some worker runs: the built-in kinds are heartbeat, orphan_file_cleanup, \
+noop, sleep and fail. Jobs of other kinds (run by your own workers) need --allow-unknown-kind.
+
+Examples:
+  porter enqueue noop
+  porter enqueue sleep '{\"ms\": 2000}' --queue default --count 10
+  porter enqueue fail '{\"message\": \"boom\"}' --max-attempts 1
+  porter enqueue heartbeat --in 30s --unique-key hb-once")]
+pub struct EnqueueArgs {
+    /// The job kind (^[a-z0-9_.-]{1,64}$).
+    kind: String,
+    /// The job's args as a JSON value (default {}).
+    #[arg(value_name = "ARGS_JSON", value_parser = parse_json)]
+    args: Option<serde_json::Value>,
+    /// Queue (default "default").
+    #[arg(long)]
+    queue: Option<String>,
+    /// Priority, 1 (highest) to 4 (default 1).
+    #[arg(long, value_parser = clap::value_parser!(i16).range(1..=4))]
+    priority: Option<i16>,
+    /// Attempts before the job is discarded (default 25).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    max_attempts: Option<i32>,
+    /// Run after this delay (500ms, 30s, 5m, 1h), on the database clock.
+    #[arg(long = "in", value_name = "DURATION", value_parser = super::parse_duration, conflicts_with = "at")]
+    delay: Option<Duration>,
+    /// Run at this time (RFC 3339, e.g. 2030-01-01T09:00:00Z).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    at: Option<DateTime<Utc>>,
+    /// Deduplicate: no new job while an unfinished job holds this key (its id is printed).
+    #[arg(long, conflicts_with = "count")]
+    unique_key: Option<String>,
+    /// Insert this many identical jobs, in one transaction.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    count: u32,
+    /// Print the job rows as JSON, one per line, instead of the ids.
+    #[arg(long)]
+    json: bool,
+    /// Accept a kind that no built-in worker runs (for jobs your own workers run).
+    #[arg(long)]
+    allow_unknown_kind: bool,
+}
+
+fn parse_json(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e}); quote it for the shell: '{{\"ms\": 100}}'"))
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time like 2030-01-01T09:00:00Z ({e})"))
+}
+
+/// Refuses kinds no built-in worker runs, unless allowed.
+fn check_kind(kind: &str, allow_unknown: bool) -> Result<(), Error> {
+    validate_name("kind", kind)?;
+    if allow_unknown || BUILTIN_KINDS.contains(&kind) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "kind",
+        format!(
+            "no built-in worker runs {kind:?} (built-in kinds: {}); pass --allow-unknown-kind if your own workers run it",
+            BUILTIN_KINDS.join(", ")
+        ),
+    ))
+}
+
+pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
+    check_kind(&a.kind, a.allow_unknown_kind)?;
+    let opts = InsertOpts {
+        queue: a.queue,
+        priority: a.priority,
+        max_attempts: a.max_attempts,
+        scheduled_at: a.at,
+        schedule_in: a.delay,
+        unique_key: a.unique_key.clone(),
+        metadata: None,
+    };
+    let params = JobInsertParams::new(&a.kind, a.args.unwrap_or_else(|| serde_json::json!({})), opts)?;
+    let store = open_store(g).await?;
+    let results = store.job_insert_many(vec![params; a.count as usize]).await?;
+    let mut text = String::new();
+    for r in &results {
+        if !r.inserted {
+            tracing::warn!(job_id = r.job.id, "an unfinished job already holds this unique key; nothing was inserted");
+        }
+        if a.json {
+            text.push_str(&serde_json::to_string(&r.job)?);
+        } else {
+            text.push_str(&r.job.id.to_string());
+        }
+        text.push('\n');
+    }
+    output::print(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_kinds_are_refused_unless_allowed() {
+        assert!(check_kind("noop", false).is_ok());
+        assert!(check_kind("send_email", false).is_err());
+        assert!(check_kind("send_email", true).is_ok());
+        assert!(check_kind("Bad Kind", true).is_err());
+    }
+}

@@ -1,0 +1,205 @@
+//! `porter jobs list|show|retry|cancel` and `porter list-failed-jobs`.
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::{open_store, output, GlobalArgs};
+use crate::error::Error;
+use crate::job::{validate_name, JobRow, JobState};
+use crate::store::JobListParams;
+
+/// `porter jobs ...`
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Jobs, newest first.
+    List(ListArgs),
+    /// One job with its args and error history.
+    Show {
+        /// Job id.
+        id: i64,
+        /// Print the job row as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a job that is not running available again now (its history is kept).
+    Retry {
+        /// Job id.
+        id: i64,
+    },
+    /// Cancel a job that has not finished.
+    Cancel {
+        /// Job id.
+        id: i64,
+    },
+}
+
+/// `porter jobs list`
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only jobs in this state (repeat, or separate with commas): available, scheduled,
+    /// running, retryable, completed, cancelled, discarded.
+    #[arg(long = "state", value_name = "STATE", value_delimiter = ',', value_parser = parse_state)]
+    states: Vec<JobState>,
+    /// Only this kind.
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only this queue.
+    #[arg(long)]
+    queue: Option<String>,
+    /// At most this many (default 100, at most 10000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    limit: Option<u32>,
+    /// Print {"jobs": [...]} as JSON (the shape of GET /admin/jobs).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `porter list-failed-jobs`
+#[derive(Debug, Args)]
+pub struct FailedArgs {
+    /// At most this many (default 100, at most 10000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    limit: Option<u32>,
+    /// Print {"jobs": [...]} as JSON (the shape of GET /admin/failed).
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_state(text: &str) -> Result<JobState, String> {
+    text.trim().parse().map_err(|e: Error| e.to_string())
+}
+
+/// Width of the error column in tables.
+const ERROR_WIDTH: usize = 80;
+
+fn attempts(job: &JobRow) -> String {
+    format!("{}/{}", job.attempt, job.max_attempts)
+}
+
+/// A column of a job table: its header and how a job fills it.
+type Column = (&'static str, fn(&JobRow) -> String);
+
+/// A table of jobs: ID, KIND, QUEUE, the given columns, and LAST ERROR (on one line).
+fn jobs_table(jobs: &[JobRow], columns: &[Column]) -> String {
+    let mut headers = vec!["ID", "KIND", "QUEUE"];
+    headers.extend(columns.iter().map(|(h, _)| *h));
+    headers.push("LAST ERROR");
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            let mut row = vec![j.id.to_string(), j.kind.clone(), j.queue.clone()];
+            row.extend(columns.iter().map(|(_, cell)| cell(j)));
+            row.push(last_error(j));
+            row
+        })
+        .collect();
+    output::table(&headers, &rows)
+}
+
+fn last_error(job: &JobRow) -> String {
+    job.last_error().map(|e| output::one_line(&e.error, ERROR_WIDTH)).unwrap_or_else(|| "-".to_string())
+}
+
+pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> {
+    match cmd {
+        JobsCommand::List(a) => {
+            let mut params = JobListParams { states: a.states, limit: a.limit, ..Default::default() };
+            if let Some(kind) = a.kind {
+                validate_name("kind", &kind)?;
+                params.kind = Some(kind);
+            }
+            if let Some(queue) = a.queue {
+                validate_name("queue", &queue)?;
+                params.queue = Some(queue);
+            }
+            let store = open_store(g).await?;
+            let jobs = store.job_list(params).await?;
+            if a.json {
+                return output::print_json(&json!({ "jobs": jobs }));
+            }
+            if jobs.is_empty() {
+                return output::print("no jobs\n");
+            }
+            output::print(&jobs_table(
+                &jobs,
+                &[
+                    ("STATE", |j| j.state.to_string()),
+                    ("ATTEMPTS", attempts),
+                    ("PRIORITY", |j| j.priority.to_string()),
+                    ("SCHEDULED (UTC)", |j| output::time(Some(j.scheduled_at))),
+                ],
+            ))
+        }
+        JobsCommand::Show { id, json } => {
+            let store = open_store(g).await?;
+            let job = store.job_get(id).await?.ok_or_else(|| Error::not_found("job", id))?;
+            if json {
+                return output::print_json(&job);
+            }
+            output::print(&show(&job))
+        }
+        JobsCommand::Retry { id } => {
+            let store = open_store(g).await?;
+            let job = store.job_retry(id).await?;
+            output::print(&format!("job {} is {} (attempt {} of {} so far)\n", job.id, job.state, job.attempt, job.max_attempts))
+        }
+        JobsCommand::Cancel { id } => {
+            let store = open_store(g).await?;
+            let job = store.job_cancel(id).await?;
+            output::print(&format!("job {} is {}\n", job.id, job.state))
+        }
+    }
+}
+
+/// The human view of one job.
+fn show(job: &JobRow) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+    let mut text = format!(
+        "id:           {}\nkind:         {}\nqueue:        {}\nstate:        {}\npriority:     {}\n\
+         attempts:     {} of {}\ncreated:      {}\nscheduled:    {}\nattempted:    {}\nfinalized:    {}\n\
+         attempted by: {}\nunique key:   {}\nargs:         {}\nmetadata:     {}\n",
+        job.id,
+        job.kind,
+        job.queue,
+        job.state,
+        job.priority,
+        job.attempt,
+        job.max_attempts,
+        output::time(Some(job.created_at)),
+        output::time(Some(job.scheduled_at)),
+        output::time(job.attempted_at),
+        output::time(job.finalized_at),
+        opt(&job.attempted_by),
+        opt(&job.unique_key),
+        job.args,
+        job.metadata,
+    );
+    if job.errors.is_empty() {
+        text.push_str("errors:       none\n");
+    } else {
+        text.push_str("errors:\n");
+        for e in &job.errors {
+            text.push_str(&format!("  attempt {} at {}: {}\n", e.attempt, output::time(Some(e.at)), e.error));
+            if let Some(trace) = &e.trace {
+                for line in trace.lines() {
+                    text.push_str(&format!("      {line}\n"));
+                }
+            }
+        }
+    }
+    text
+}
+
+pub(super) async fn failed(g: &GlobalArgs, a: FailedArgs) -> anyhow::Result<()> {
+    let store = open_store(g).await?;
+    let jobs = store
+        .job_list(JobListParams { states: vec![JobState::Discarded], limit: a.limit, ..Default::default() })
+        .await?;
+    if a.json {
+        return output::print_json(&json!({ "jobs": jobs }));
+    }
+    if jobs.is_empty() {
+        return output::print("no failed jobs\n");
+    }
+    output::print(&jobs_table(&jobs, &[("ATTEMPTS", attempts), ("FAILED AT (UTC)", |j| output::time(j.finalized_at))]))
+}

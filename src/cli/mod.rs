@@ -1,0 +1,235 @@
+//! The `porter` command line: clap parses, this module turns flags into library calls.
+//!
+//! Exit codes: 0 on success (and after a clean shutdown of `worker`, `web` and `dev` on
+//! SIGINT/SIGTERM); 2 on a usage error (clap's own: unknown flag, bad number, bad duration,
+//! malformed JSON argument); 1 on any other error, printed as exactly one `error: ...` line on
+//! stderr. Logs go to stderr, command output to stdout. The database URL's password is never
+//! printed; job args are never logged.
+
+mod enqueue;
+mod jobs;
+mod output;
+mod queues;
+mod serve;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::store::{redact_url, Store};
+
+pub use serve::{builtin_workers, BUILTIN_KINDS};
+
+const ABOUT: &str = "A background-job queue and worker on one SQLite file or PostgreSQL";
+
+const AFTER_HELP: &str = "\
+Getting started:
+  porter dev                          web + worker on ./porter.db, dashboard at http://127.0.0.1:8080/
+  porter enqueue noop                 insert a job (prints its id)
+  porter enqueue fail '{\"message\":\"boom\"}' --max-attempts 1
+  porter list-failed-jobs             discarded jobs with their last error
+  porter jobs retry ID                run a job again
+
+Built-in kinds: heartbeat, orphan_file_cleanup, noop, sleep {\"ms\":N}, fail {\"message\":\"...\",\"panic\":false}.
+Durations are written 500ms, 10s, 2m, 1h, 1d (or combined: 1h30m).
+Exit codes: 0 ok, 1 runtime error (one `error: ...` line on stderr), 2 usage error.";
+
+/// `porter`: every command, with the global flags.
+#[derive(Debug, Parser)]
+#[command(name = "porter", version, about = ABOUT, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Flags every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Database: sqlite://FILE (relative to the working directory), sqlite:///ABS/PATH, or
+    /// postgres://USER:PASSWORD@HOST/DB. Migrated on first use.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://porter.db", global = true, hide_env_values = true)]
+    pub database_url: String,
+    /// Where tablos' files are stored: file://DIR, s3://BUCKET (AWS_* and S3_* variables), memory://.
+    #[arg(
+        long,
+        env = "OBJECT_STORE_URL",
+        default_value = crate::files::DEFAULT_OBJECT_STORE_URL,
+        global = true,
+        hide_env_values = true
+    )]
+    pub object_store_url: String,
+    /// Log format (on stderr); filter with RUST_LOG (default info,sqlx=warn).
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the database schema (every command does this first; this one does
+    /// only that).
+    Migrate,
+    /// Run jobs until SIGINT/SIGTERM (a second signal stops running jobs at once).
+    Worker(serve::WorkerArgs),
+    /// Serve the API, the admin API, /metrics and the dashboard.
+    #[command(after_help = serve::WEB_AFTER_HELP)]
+    Web(serve::WebArgs),
+    /// Web and worker in one process: the zero-setup local run.
+    #[command(after_help = serve::WEB_AFTER_HELP)]
+    Dev(serve::DevArgs),
+    /// Insert jobs; prints each new job id on its own line.
+    Enqueue(enqueue::EnqueueArgs),
+    /// List, show, retry and cancel jobs.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
+    /// Discarded jobs, newest first, with kind, queue, attempts and last error.
+    ListFailedJobs(jobs::FailedArgs),
+    /// List, pause and resume queues.
+    #[command(subcommand)]
+    Queues(queues::QueuesCommand),
+    /// Job counts by state, in total and per queue.
+    Stats(queues::StatsArgs),
+    /// Delete the stored files (objects, then rows) whose tablo is gone.
+    CleanupOrphans(serve::CleanupArgs),
+}
+
+/// Runs the command line: parses `std::env::args`, runs the command, and turns the outcome
+/// into the exit code. `main.rs` is only this call.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(run(cli));
+    // Background tasks (pool reapers, LISTEN) must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+/// Prints the one error line and picks exit code 1.
+fn fail(e: anyhow::Error) -> ExitCode {
+    let message = format!("{e:#}").replace(['\r', '\n'], " ");
+    eprintln!("error: {message}");
+    ExitCode::from(1)
+}
+
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    // sqlx reports the server's NOTICEs (`relation ... already exists, skipping` on every
+    // migration check) at info; they say nothing to a user.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs one parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = cli.global;
+    match cli.command {
+        Command::Migrate => {
+            let store = open_store(&g).await?;
+            output::print(&format!("database {} ({}) is migrated\n", redact_url(&g.database_url), store.backend()))
+        }
+        Command::Worker(args) => serve::worker(&g, args).await,
+        Command::Web(args) => serve::web(&g, args).await,
+        Command::Dev(args) => serve::dev(&g, args).await,
+        Command::Enqueue(args) => enqueue::run(&g, args).await,
+        Command::Jobs(cmd) => jobs::run(&g, cmd).await,
+        Command::ListFailedJobs(args) => jobs::failed(&g, args).await,
+        Command::Queues(cmd) => queues::run(&g, cmd).await,
+        Command::Stats(args) => queues::stats(&g, args).await,
+        Command::CleanupOrphans(args) => serve::cleanup_orphans(&g, args).await,
+    }
+}
+
+/// Opens (and migrates) the database.
+async fn open_store(g: &GlobalArgs) -> anyhow::Result<Arc<dyn Store>> {
+    // The library's errors name the database with its password redacted.
+    Ok(crate::store::open(&g.database_url).await?)
+}
+
+/// Opens the object store.
+fn open_objects(g: &GlobalArgs) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
+    crate::files::object_store_from_url(&g.object_store_url).context("opening the object store")
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h`, `1d`, or a sum of those (`1h30m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    let bad = || format!("{text:?} is not a duration; write it like 500ms, 10s, 2m, 1h or 1h30m");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let part = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            "d" => Duration::from_secs(n.saturating_mul(86_400)),
+            _ => return Err(bad()),
+        };
+        total = total.saturating_add(part);
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        for bad in ["", "10", "s", "10x", "1.5s", "-1s", "10 s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

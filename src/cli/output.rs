@@ -1,0 +1,94 @@
+//! Writing command output: plain text, aligned tables, JSON.
+
+use std::io::Write;
+
+/// Writes to stdout. A closed pipe (`porter jobs list | head`) ends the output quietly.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::anyhow!("writing output: {e}")),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a value as one line of JSON.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut line = serde_json::to_string(value)?;
+    line.push('\n');
+    print(&line)
+}
+
+/// Cuts text to one line of at most `max` characters (newlines become spaces).
+pub fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// A time as the tables show it.
+pub fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".to_string())
+}
+
+/// Renders an aligned table: columns padded to their widest cell, numeric columns aligned
+/// right; the last column is not padded.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let cols = headers.len();
+    let mut width: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    let mut numeric = vec![true; cols];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(cols) {
+            width[i] = width[i].max(cell.chars().count());
+            numeric[i] &= cell.parse::<f64>().is_ok() || cell == "-";
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = width[i].saturating_sub(cell.chars().count());
+            let last = i + 1 == cols;
+            if numeric[i] && !rows.is_empty() {
+                text.push_str(&" ".repeat(pad));
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                if !last {
+                    text.push_str(&" ".repeat(pad));
+                }
+            }
+            if !last {
+                text.push_str("  ");
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align() {
+        let t = table(&["ID", "KIND", "ERROR"], &[vec!["7".into(), "fail".into(), "boom".into()], vec!["12".into(), "noop".into(), "-".into()]]);
+        assert_eq!(t, "ID  KIND  ERROR\n 7  fail  boom\n12  noop  -\n");
+    }
+
+    #[test]
+    fn one_line_flattens_and_cuts() {
+        assert_eq!(one_line("a\n  b", 10), "a b");
+        assert_eq!(one_line("abcdef", 4), "abc…");
+    }
+}

@@ -1,0 +1,107 @@
+//! `porter queues list|pause|resume` and `porter stats`.
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::{open_store, output, GlobalArgs};
+use crate::job::{validate_name, JobState};
+use crate::store::StateCounts;
+
+/// `porter queues ...`
+#[derive(Debug, Subcommand)]
+pub enum QueuesCommand {
+    /// Queues (those with jobs or a pause record), whether paused, and their job counts.
+    List {
+        /// Print {"queues": [{"name","paused","paused_at"}]} as JSON (the shape of GET /admin/queues).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop workers from claiming the queue's jobs (running jobs finish).
+    Pause {
+        /// Queue name.
+        queue: String,
+    },
+    /// Let workers claim the queue's jobs again.
+    Resume {
+        /// Queue name.
+        queue: String,
+    },
+}
+
+/// `porter stats`
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print {"total": {state: n, ...}, "queues": {queue: {state: n, ...}}} as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn count_cells(counts: Option<&StateCounts>) -> Vec<String> {
+    JobState::ALL.iter().map(|s| counts.and_then(|c| c.get(s)).copied().unwrap_or(0).to_string()).collect()
+}
+
+fn state_headers<'a>(first: &'a [&'a str]) -> Vec<&'a str> {
+    let mut headers = first.to_vec();
+    headers.extend(JobState::ALL.iter().map(|s| s.as_str()));
+    headers
+}
+
+pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()> {
+    match cmd {
+        QueuesCommand::List { json } => {
+            let store = open_store(g).await?;
+            let queues = store.queue_list().await?;
+            if json {
+                let queues: Vec<_> = queues
+                    .iter()
+                    .map(|q| json!({ "name": q.name, "paused": q.paused_at.is_some(), "paused_at": q.paused_at }))
+                    .collect();
+                return output::print_json(&json!({ "queues": queues }));
+            }
+            if queues.is_empty() {
+                return output::print("no queues yet (a queue appears with its first job)\n");
+            }
+            let counts = store.job_counts().await?;
+            let rows: Vec<Vec<String>> = queues
+                .iter()
+                .map(|q| {
+                    let mut row = vec![q.name.clone(), if q.paused_at.is_some() { "paused" } else { "active" }.to_string()];
+                    row.extend(count_cells(counts.queues.get(&q.name)));
+                    row
+                })
+                .collect();
+            output::print(&output::table(&state_headers(&["QUEUE", "STATUS"]), &rows))
+        }
+        QueuesCommand::Pause { queue } => {
+            validate_name("queue", &queue)?;
+            open_store(g).await?.queue_pause(&queue).await?;
+            output::print(&format!("queue {queue} paused\n"))
+        }
+        QueuesCommand::Resume { queue } => {
+            validate_name("queue", &queue)?;
+            open_store(g).await?.queue_resume(&queue).await?;
+            output::print(&format!("queue {queue} resumed\n"))
+        }
+    }
+}
+
+pub(super) async fn stats(g: &GlobalArgs, a: StatsArgs) -> anyhow::Result<()> {
+    let store = open_store(g).await?;
+    let counts = store.job_counts().await?;
+    if a.json {
+        return output::print_json(&counts);
+    }
+    let mut rows: Vec<Vec<String>> = counts
+        .queues
+        .iter()
+        .map(|(name, c)| {
+            let mut row = vec![name.clone()];
+            row.extend(count_cells(Some(c)));
+            row
+        })
+        .collect();
+    let mut total = vec!["(total)".to_string()];
+    total.extend(count_cells(Some(&counts.total)));
+    rows.push(total);
+    output::print(&output::table(&state_headers(&["QUEUE"]), &rows))
+}

@@ -1,0 +1,263 @@
+//! The long-running commands (`worker`, `web`, `dev`), their signals, and
+//! `cleanup-orphans`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use object_store::ObjectStore;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::info;
+
+use super::{open_objects, open_store, output, parse_duration, GlobalArgs};
+use crate::error::Error;
+use crate::files::{cleanup_orphans as run_cleanup, CleanupConfig};
+use crate::http::{self, AppState, HttpConfig};
+use crate::job::JobArgs;
+use crate::jobs::orphan_file_cleanup::{OrphanFileCleanup, OrphanFileCleanupWorker};
+use crate::jobs::{Fail, Heartbeat, Noop, Sleep};
+use crate::runtime::{parse_queues, Runtime, RuntimeConfig, Shutdown};
+use crate::store::{redact_url, Store};
+use crate::worker::Workers;
+
+/// The kinds the built-in workers run: what `porter enqueue` and `POST /admin/jobs` accept
+/// unless told otherwise.
+pub const BUILTIN_KINDS: [&str; 5] = [Heartbeat::KIND, Noop::KIND, Sleep::KIND, Fail::KIND, OrphanFileCleanup::KIND];
+
+/// The built-in workers (heartbeat, noop, sleep, fail, orphan_file_cleanup), the last one on
+/// this database and object store.
+pub fn builtin_workers(store: Arc<dyn Store>, objects: Arc<dyn ObjectStore>) -> crate::Result<Workers> {
+    let mut workers = Workers::new();
+    crate::jobs::add_builtin_workers(&mut workers)?;
+    workers.add(OrphanFileCleanupWorker { store, objects, config: CleanupConfig::default() })?;
+    Ok(workers)
+}
+
+pub(super) const WEB_AFTER_HELP: &str = "\
+Environment:
+  PORTER_LISTEN        the listen address (like --listen)
+  PORTER_ADMIN_TOKEN   when set, /admin/* needs `Authorization: Bearer TOKEN`, and the dashboard's
+                       buttons need the token too (log in at /dashboard/login). Required to listen
+                       on anything but a loopback address.";
+
+/// The queue list `--queues` takes.
+#[derive(Debug, Clone)]
+pub struct QueueSpec(Vec<(String, usize)>);
+
+fn parse_queue_spec(text: &str) -> Result<QueueSpec, String> {
+    parse_queues(text).map(QueueSpec).map_err(|e| e.to_string())
+}
+
+/// `porter worker` flags.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Queues to work and how many jobs of each run at once: name=concurrency, comma-separated.
+    #[arg(long, default_value = "default=100", value_parser = parse_queue_spec)]
+    queues: QueueSpec,
+    /// After a signal, how long running jobs may finish before they are cancelled (and retried).
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
+    /// A worker silent for this long is presumed dead and its jobs are rescued (heartbeats
+    /// every third of it). At least 1s.
+    #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
+    lease: Duration,
+    /// Interval of the periodic `heartbeat` job.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    heartbeat_every: Duration,
+    /// Interval of the periodic `orphan_file_cleanup` job.
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = parse_duration)]
+    orphan_cleanup_every: Duration,
+    /// Do not schedule the built-in periodic jobs (heartbeat, orphan_file_cleanup).
+    #[arg(long)]
+    no_periodic: bool,
+}
+
+impl WorkerArgs {
+    fn runtime_config(&self) -> crate::Result<RuntimeConfig> {
+        if self.lease < Duration::from_secs(1) {
+            return Err(Error::invalid("lease", "must be at least 1s"));
+        }
+        for (what, every) in [("heartbeat-every", self.heartbeat_every), ("orphan-cleanup-every", self.orphan_cleanup_every)] {
+            if every < Duration::from_secs(1) {
+                return Err(Error::invalid(what, "must be at least 1s"));
+            }
+        }
+        let periodic = if self.no_periodic {
+            Vec::new()
+        } else {
+            crate::jobs::builtin_periodic(self.heartbeat_every, self.orphan_cleanup_every)
+        };
+        Ok(RuntimeConfig {
+            queues: self.queues.0.clone(),
+            shutdown_timeout: self.shutdown_timeout,
+            lease: self.lease,
+            periodic,
+            ..RuntimeConfig::default()
+        })
+    }
+}
+
+/// `porter web` flags.
+#[derive(Debug, Clone, Args)]
+pub struct WebArgs {
+    /// Address to listen on. Anything but loopback needs PORTER_ADMIN_TOKEN.
+    #[arg(long, env = "PORTER_LISTEN", default_value = http::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Accept POST /admin/jobs for kinds no built-in worker runs (your own workers' kinds).
+    #[arg(long)]
+    allow_unknown_kind: bool,
+}
+
+/// `porter dev` flags: the web's and the worker's.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    web: WebArgs,
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
+/// `porter cleanup-orphans` flags.
+#[derive(Debug, Clone, Args)]
+pub struct CleanupArgs {
+    /// Count what would be deleted; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the counts as JSON: {"dry_run","orphans_seen","objects_deleted","rows_deleted","failures"}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Turns SIGINT/SIGTERM into the two-stage shutdown: the first signal cancels `soft`, a
+/// second one `hard`. The handlers are installed before this returns, so a signal that comes
+/// right after is not lost.
+fn on_signals(shutdown: Shutdown) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        shutdown.soft.cancel();
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        info!("second signal: cancelling running jobs now");
+        shutdown.hard.cancel();
+    });
+    Ok(())
+}
+
+fn admin_token() -> Option<String> {
+    std::env::var("PORTER_ADMIN_TOKEN").ok().filter(|t| !t.is_empty())
+}
+
+/// Checks the address and token, binds, and returns the listener.
+async fn bind(args: &WebArgs) -> anyhow::Result<(tokio::net::TcpListener, HttpConfig)> {
+    let token = admin_token();
+    http::check_listen(args.listen, token.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let mut config = HttpConfig { admin_token: token, ..HttpConfig::default() };
+    if args.allow_unknown_kind {
+        config.known_kinds = None;
+    }
+    Ok((listener, config))
+}
+
+fn log_listening(listener: &tokio::net::TcpListener, config: &HttpConfig) {
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    info!(%address, admin_token = config.admin_token.is_some(), "web listening on http://{address}/");
+}
+
+pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<()> {
+    let config = args.runtime_config()?;
+    let store = open_store(g).await?;
+    let objects = open_objects(g)?;
+    info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting worker");
+    let workers = builtin_workers(store.clone(), objects)?;
+    let shutdown = Shutdown::new();
+    on_signals(shutdown.clone())?;
+    Runtime::new(store, workers, config).run(shutdown).await?;
+    Ok(())
+}
+
+pub(super) async fn web(g: &GlobalArgs, args: WebArgs) -> anyhow::Result<()> {
+    let (listener, config) = bind(&args).await?;
+    let store = open_store(g).await?;
+    let objects = open_objects(g)?;
+    info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting web");
+    let shutdown = Shutdown::new();
+    on_signals(shutdown.clone())?;
+    log_listening(&listener, &config);
+    let state = AppState::with_config(store, objects, config);
+    let stop = shutdown.soft.clone();
+    http::serve(listener, state, async move { stop.cancelled().await }).await?;
+    info!("web stopped");
+    Ok(())
+}
+
+pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
+    let runtime_config = args.worker.runtime_config()?;
+    let (listener, config) = bind(&args.web).await?;
+    let store = open_store(g).await?;
+    let objects = open_objects(g)?;
+    info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting dev: web and worker in one process");
+    let workers = builtin_workers(store.clone(), objects.clone())?;
+    let shutdown = Shutdown::new();
+    on_signals(shutdown.clone())?;
+    let state = AppState::with_config(store.clone(), objects, config);
+    let runtime = Runtime::new(store, workers, runtime_config).with_error_handler(state.metrics.error_handler());
+    let worker = tokio::spawn(runtime.run(shutdown.clone()));
+    log_listening(&listener, &state.config);
+    let stop = shutdown.soft.clone();
+    let served = http::serve(listener, state, async move { stop.cancelled().await }).await;
+    // If the web server failed on its own, the worker must stop too.
+    shutdown.soft.cancel();
+    let worked = worker.await.context("the worker task failed")?;
+    served?;
+    worked?;
+    Ok(())
+}
+
+pub(super) async fn cleanup_orphans(g: &GlobalArgs, args: CleanupArgs) -> anyhow::Result<()> {
+    let store = open_store(g).await?;
+    let objects = open_objects(g)?;
+    let config = CleanupConfig { dry_run: args.dry_run, ..CleanupConfig::default() };
+    let counts = run_cleanup(store.as_ref(), objects.as_ref(), &config).await?;
+    if args.json {
+        output::print_json(&serde_json::json!({
+            "dry_run": args.dry_run,
+            "orphans_seen": counts.orphans_seen,
+            "objects_deleted": counts.objects_deleted,
+            "rows_deleted": counts.rows_deleted,
+            "failures": counts.failures,
+        }))?;
+    } else if args.dry_run {
+        output::print(&format!(
+            "dry run: {} orphan files; would delete {} objects and {} rows; {} keys refused\n",
+            counts.orphans_seen, counts.objects_deleted, counts.rows_deleted, counts.failures
+        ))?;
+    } else {
+        output::print(&format!("{counts}\n"))?;
+    }
+    if counts.failures > 0 {
+        anyhow::bail!("{} orphan files could not be cleaned up (see the log); run again to retry them", counts.failures);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn builtin_kinds_are_the_builtin_workers_kinds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&format!("sqlite://{}/p.db", dir.path().display())).await.unwrap();
+        let objects: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let workers = builtin_workers(store, objects).unwrap();
+        let mut kinds: Vec<String> = BUILTIN_KINDS.iter().map(|k| k.to_string()).collect();
+        kinds.sort();
+        assert_eq!(workers.kinds(), kinds);
+    }
+}

@@ -1,0 +1,190 @@
+//! The admin JSON API under `/admin`: insert, list, inspect, retry and cancel jobs; stats;
+//! pause and resume queues. Behind the admin token when one is set.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::api::json_body;
+use super::{auth, AppError, AppState};
+use crate::error::Error;
+use crate::job::{validate_name, InsertOpts, JobRow, JobState};
+use crate::store::{JobInsertParams, JobListParams, QueueRow};
+
+pub(super) fn routes(state: AppState) -> axum::Router<AppState> {
+    Router::new()
+        .route("/jobs", post(insert_job).get(list_jobs))
+        .route("/jobs/{id}", get(get_job))
+        .route("/jobs/{id}/retry", post(retry_job))
+        .route("/jobs/{id}/cancel", post(cancel_job))
+        .route("/failed", get(failed_jobs))
+        .route("/stats", get(stats))
+        .route("/queues", get(list_queues))
+        .route("/queues/{name}/pause", post(pause_queue))
+        .route("/queues/{name}/resume", post(resume_queue))
+        .route_layer(axum::middleware::from_fn_with_state(state, auth::require_admin))
+}
+
+/// The body of `POST /admin/jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewJob {
+    kind: String,
+    #[serde(default = "empty_object")]
+    args: Value,
+    queue: Option<String>,
+    priority: Option<i16>,
+    max_attempts: Option<i32>,
+    scheduled_at: Option<DateTime<Utc>>,
+    unique_key: Option<String>,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+/// Refuses a kind that no worker runs (unless the config accepts any kind).
+pub(crate) fn check_kind(state: &AppState, kind: &str) -> Result<(), Error> {
+    validate_name("kind", kind)?;
+    match &state.config.known_kinds {
+        Some(known) if !known.contains(kind) => Err(Error::invalid(
+            "kind",
+            format!(
+                "no worker runs {kind:?}; known kinds: {}",
+                known.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn insert_job(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let job: NewJob = json_body(body)?;
+    check_kind(&state, &job.kind)?;
+    let opts = InsertOpts {
+        queue: job.queue,
+        priority: job.priority,
+        max_attempts: job.max_attempts,
+        scheduled_at: job.scheduled_at,
+        unique_key: job.unique_key,
+        ..Default::default()
+    };
+    let params = JobInsertParams::new(&job.kind, job.args, opts)?;
+    let result = state.store.job_insert_many(vec![params]).await?.remove(0);
+    state.metrics.inserted(&result.job.queue, &result.job.kind, result.inserted);
+    Ok((StatusCode::CREATED, Json(json!({ "id": result.job.id, "inserted": result.inserted }))))
+}
+
+/// `{"jobs": [...]}`.
+#[derive(Serialize)]
+struct Jobs {
+    jobs: Vec<JobRow>,
+}
+
+/// Reads `state` (repeated or comma-separated), `kind`, `queue`, `limit` and `before_id`.
+fn list_params(query: Option<&str>) -> Result<JobListParams, AppError> {
+    let mut params = JobListParams::default();
+    let bad = |what: &str, v: &str| AppError::new(StatusCode::BAD_REQUEST, format!("{what}={v:?} is not a number"));
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "state" => {
+                for s in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    params.states.push(s.parse::<JobState>()?);
+                }
+            }
+            "kind" => {
+                validate_name("kind", &value)?;
+                params.kind = Some(value.into_owned());
+            }
+            "queue" => {
+                validate_name("queue", &value)?;
+                params.queue = Some(value.into_owned());
+            }
+            "limit" => params.limit = Some(value.parse().map_err(|_| bad("limit", &value))?),
+            "before_id" => params.before_id = Some(value.parse().map_err(|_| bad("before_id", &value))?),
+            other => {
+                return Err(AppError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown query parameter {other:?} (use state, kind, queue, limit, before_id)"),
+                ))
+            }
+        }
+    }
+    Ok(params)
+}
+
+async fn list_jobs(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Jobs>, AppError> {
+    let params = list_params(query.as_deref())?;
+    Ok(Json(Jobs { jobs: state.store.job_list(params).await? }))
+}
+
+async fn failed_jobs(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Jobs>, AppError> {
+    let mut params = list_params(query.as_deref())?;
+    if !params.states.is_empty() {
+        return Err(Error::invalid("state", "/admin/failed lists discarded jobs; use /admin/jobs?state=...").into());
+    }
+    params.states = vec![JobState::Discarded];
+    Ok(Json(Jobs { jobs: state.store.job_list(params).await? }))
+}
+
+async fn get_job(State(state): State<AppState>, id: Result<Path<i64>, PathRejection>) -> Result<Json<JobRow>, AppError> {
+    let Path(id) = id?;
+    match state.store.job_get(id).await? {
+        Some(job) => Ok(Json(job)),
+        None => Err(Error::not_found("job", id).into()),
+    }
+}
+
+async fn retry_job(State(state): State<AppState>, id: Result<Path<i64>, PathRejection>) -> Result<Json<JobRow>, AppError> {
+    let Path(id) = id?;
+    Ok(Json(state.store.job_retry(id).await?))
+}
+
+async fn cancel_job(State(state): State<AppState>, id: Result<Path<i64>, PathRejection>) -> Result<Json<JobRow>, AppError> {
+    let Path(id) = id?;
+    Ok(Json(state.store.job_cancel(id).await?))
+}
+
+async fn stats(State(state): State<AppState>) -> Result<Json<crate::store::JobCounts>, AppError> {
+    Ok(Json(state.store.job_counts().await?))
+}
+
+/// A queue as the admin API shows it.
+#[derive(Serialize)]
+struct QueueView {
+    name: String,
+    paused: bool,
+    paused_at: Option<DateTime<Utc>>,
+}
+
+impl From<QueueRow> for QueueView {
+    fn from(q: QueueRow) -> Self {
+        QueueView { paused: q.paused_at.is_some(), name: q.name, paused_at: q.paused_at }
+    }
+}
+
+async fn list_queues(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    let queues: Vec<QueueView> = state.store.queue_list().await?.into_iter().map(QueueView::from).collect();
+    Ok(Json(json!({ "queues": queues })))
+}
+
+async fn pause_queue(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, AppError> {
+    validate_name("queue", &name)?;
+    state.store.queue_pause(&name).await?;
+    Ok(Json(json!({ "queue": name, "paused": true })))
+}
+
+async fn resume_queue(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, AppError> {
+    validate_name("queue", &name)?;
+    state.store.queue_resume(&name).await?;
+    Ok(Json(json!({ "queue": name, "paused": false })))
+}

@@ -1,0 +1,106 @@
+//! The application's routes: tablos and their files.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{AppError, AppState, HttpConfig};
+use crate::error::Error;
+use crate::job::{InsertOpts, JobArgs};
+use crate::jobs::orphan_file_cleanup::OrphanFileCleanup;
+use crate::store::JobInsertParams;
+
+/// Longest tablo name.
+const MAX_TABLO_NAME: usize = 200;
+
+pub(super) fn routes(config: &HttpConfig) -> Router<AppState> {
+    Router::new()
+        .route("/api/tablos", post(create_tablo))
+        .route(
+            "/api/tablos/{id}/files",
+            post(upload_file).layer(DefaultBodyLimit::max(config.max_file_bytes)).get(list_files),
+        )
+        .route("/api/tablos/{id}", delete(delete_tablo))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTablo {
+    name: String,
+}
+
+/// Parses a JSON body (any content type: `curl -d` sends a form type).
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, AppError> {
+    let body = body?;
+    serde_json::from_slice(&body).map_err(AppError::from_json)
+}
+
+async fn create_tablo(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let NewTablo { name } = json_body(body)?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_TABLO_NAME {
+        return Err(Error::invalid("name", format!("a tablo name has 1 to {MAX_TABLO_NAME} characters")).into());
+    }
+    let tablo = state.store.tablo_insert(name).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": tablo.id }))))
+}
+
+async fn upload_file(
+    State(state): State<AppState>,
+    id: Result<Path<Uuid>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let Path(tablo_id) = id?;
+    let name = match headers.get("x-file-name") {
+        None => "",
+        Some(v) => v
+            .to_str()
+            .map_err(|_| Error::invalid("x-file-name", "must be visible ASCII; percent-encode other characters"))?,
+    };
+    // An unknown tablo is 404 whatever the body (even one over the limit).
+    if state.store.tablo_get(tablo_id).await?.is_none() {
+        return Err(Error::not_found("tablo", tablo_id).into());
+    }
+    let body = body?;
+    let file = crate::files::save_tablo_file(state.store.as_ref(), state.objects.as_ref(), tablo_id, name, body).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": file.id, "s3_key": file.s3_key, "size": file.size }))))
+}
+
+async fn list_files(
+    State(state): State<AppState>,
+    id: Result<Path<Uuid>, PathRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Path(tablo_id) = id?;
+    if state.store.tablo_get(tablo_id).await?.is_none() {
+        return Err(Error::not_found("tablo", tablo_id).into());
+    }
+    let files = state.store.tablo_file_list(tablo_id).await?;
+    Ok(Json(json!(files)))
+}
+
+async fn delete_tablo(
+    State(state): State<AppState>,
+    id: Result<Path<Uuid>, PathRejection>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let Path(tablo_id) = id?;
+    let args = serde_json::to_value(OrphanFileCleanup { tablo_id: Some(tablo_id) })
+        .map_err(|e| Error::invalid("args", e.to_string()))?;
+    let job = JobInsertParams::new(OrphanFileCleanup::KIND, args, InsertOpts::default())?;
+    match state.store.tablo_delete_enqueue(tablo_id, job).await? {
+        Some(inserted) => {
+            state.metrics.inserted(&inserted.job.queue, &inserted.job.kind, inserted.inserted);
+            Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": inserted.job.id }))))
+        }
+        None => Err(Error::not_found("tablo", tablo_id).into()),
+    }
+}

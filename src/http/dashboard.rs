@@ -1,0 +1,389 @@
+//! The dashboard at `/`: server-rendered HTML (maud escapes every value), no JavaScript, no
+//! build step. It shows job counts by queue and state, the discarded jobs with their last
+//! error, and the unfinished jobs, with retry and cancel buttons; it reloads itself every few
+//! seconds ([`HttpConfig::dashboard_refresh`](super::HttpConfig::dashboard_refresh)).
+//!
+//! # Actions and the admin token
+//! The buttons are plain HTML forms posting to `POST /dashboard/jobs/{id}/retry` and
+//! `POST /dashboard/jobs/{id}/cancel`, which answer `303 See Other` back to `/`. Job args are
+//! not shown.
+//!
+//! When `PORTER_ADMIN_TOKEN` is set, an action needs the token, taken from any of:
+//! * the `porter_admin_token` cookie, which `GET /dashboard/login` (a form) sets for a browser:
+//!   `HttpOnly`, `SameSite=Strict`, for the browser session; `POST /dashboard/logout` clears it;
+//! * a `token` form field (for scripts: `curl -d token=... .../dashboard/jobs/5/retry`);
+//! * an `Authorization: Bearer` header.
+//!
+//! Viewing the dashboard needs no token. An action posted from another origin (its `Origin`
+//! header names another host than `Host`) is refused with 403, so a foreign page cannot drive
+//! the buttons of a dashboard on loopback.
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use super::auth::{self, TOKEN_COOKIE};
+use super::AppState;
+use crate::error::Error;
+use crate::job::{JobRow, JobState};
+use crate::store::JobListParams;
+
+/// Discarded and unfinished jobs shown, each.
+pub const JOBS_SHOWN: u32 = 25;
+/// Longest error text shown (the full history is in `porter jobs show`).
+const ERROR_SHOWN: usize = 2000;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(page))
+        .route("/dashboard/login", get(login_page).post(login))
+        .route("/dashboard/logout", post(logout))
+        .route("/dashboard/jobs/{id}/{action}", post(act))
+}
+
+const CSS: &str = r#"
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #222; }
+h1 { font-size: 1.4rem; margin: 0 1rem 0 0; display: inline-block; }
+header { display: flex; align-items: baseline; gap: 1rem; flex-wrap: wrap; }
+.muted { color: #777; }
+table { border-collapse: collapse; margin: .5rem 0 1.5rem; }
+th, td { border-bottom: 1px solid #ddd; padding: .3rem .6rem; text-align: left; vertical-align: top; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.zero { color: #bbb; }
+pre.error { margin: 0; white-space: pre-wrap; max-width: 60rem; color: #a00; }
+form.inline { display: inline; margin: 0 .2rem 0 0; }
+.notice { background: #eef7ee; border: 1px solid #9c9; padding: .4rem .8rem; display: inline-block; }
+.problem { background: #fbeeee; border: 1px solid #c99; padding: .4rem .8rem; display: inline-block; }
+"#;
+
+fn layout(title: &str, refresh: Option<u64>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                @if let Some(secs) = refresh {
+                    // Reload to `/`, dropping a one-time notice from the URL.
+                    meta http-equiv="refresh" content=(format!("{secs}; url=/"));
+                }
+                title { (title) }
+                style { (PreEscaped(CSS)) }
+            }
+            body { (body) }
+        }
+    }
+}
+
+fn state_counts(counts: &crate::store::StateCounts) -> Markup {
+    html! {
+        @for state in JobState::ALL {
+            @let n = counts.get(&state).copied().unwrap_or(0);
+            td.n.zero[n == 0] data-state=(state.as_str()) { (n) }
+        }
+    }
+}
+
+fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
+}
+
+fn last_error(job: &JobRow) -> Markup {
+    match job.last_error() {
+        None => html! { span.muted { "no error recorded" } },
+        Some(e) => {
+            let mut text: String = e.error.chars().take(ERROR_SHOWN).collect();
+            if text.len() < e.error.len() {
+                text.push_str(" …");
+            }
+            html! { pre.error { (text) } }
+        }
+    }
+}
+
+fn action(job: &JobRow, verb: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(format!("/dashboard/jobs/{}/{verb}", job.id)) {
+            button type="submit" class=(verb) data-job-id=(job.id) { (label) }
+        }
+    }
+}
+
+/// A one-time notice after an action: `?retried=ID` or `?cancelled=ID` (ids only, so the
+/// URL cannot put text on the page).
+fn notice(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).find_map(|(k, v)| {
+        let id: i64 = v.parse().ok()?;
+        match k.as_ref() {
+            "retried" => Some(format!("Job {id} is available again.")),
+            "cancelled" => Some(format!("Job {id} was cancelled.")),
+            "logged_in" => Some("Logged in: the buttons work now.".to_string()),
+            _ => None,
+        }
+    })
+}
+
+async fn page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    match render_page(&state, &headers, query.as_deref()).await {
+        Ok(markup) => Html(markup.into_string()).into_response(),
+        Err(e) => problem_page(&state, status_of(&e), &e.to_string()),
+    }
+}
+
+async fn render_page(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> crate::Result<Markup> {
+    let counts = state.store.job_counts().await?;
+    let queues = state.store.queue_list().await?;
+    let discarded = state
+        .store
+        .job_list(JobListParams { states: vec![JobState::Discarded], limit: Some(JOBS_SHOWN), ..Default::default() })
+        .await?;
+    let unfinished = state
+        .store
+        .job_list(JobListParams {
+            states: vec![JobState::Available, JobState::Scheduled, JobState::Running, JobState::Retryable],
+            limit: Some(JOBS_SHOWN),
+            ..Default::default()
+        })
+        .await?;
+    let token_set = state.config.admin_token.is_some();
+    let logged_in = token_set && auth::allowed(state.config.admin_token.as_deref(), [cookie_token(headers).as_deref()]);
+    let refresh = state.config.dashboard_refresh.as_secs().max(1);
+    let paused = |name: &str| queues.iter().any(|q| q.name == name && q.paused_at.is_some());
+    let mut queue_names: Vec<&String> = counts.queues.keys().collect();
+    for q in &queues {
+        if !counts.queues.contains_key(&q.name) {
+            queue_names.push(&q.name);
+        }
+    }
+    queue_names.sort();
+    let empty = crate::store::StateCounts::new();
+
+    Ok(layout(
+        "porter",
+        Some(refresh),
+        html! {
+            header {
+                h1 { "porter" }
+                span.muted { "backend: " (state.store.backend()) }
+                span.muted { "refreshes every " (refresh) " s" }
+                @if logged_in {
+                    form.inline method="post" action="/dashboard/logout" { button type="submit" { "Log out" } }
+                } @else if token_set {
+                    a href="/dashboard/login" { "Log in to use the buttons" }
+                }
+            }
+            @if let Some(text) = notice(query) {
+                p { span.notice #notice { (text) } }
+            }
+            section #counts {
+                h2 { "Jobs by queue and state" }
+                table {
+                    thead { tr {
+                        th { "queue" }
+                        @for s in JobState::ALL { th.n { (s.as_str()) } }
+                    } }
+                    tbody {
+                        @for name in &queue_names {
+                            tr data-queue=(name) {
+                                td { (name) @if paused(name) { " " span.muted { "(paused)" } } }
+                                (state_counts(counts.queues.get(*name).unwrap_or(&empty)))
+                            }
+                        }
+                    }
+                    tfoot { tr data-queue="" { th { "total" } (state_counts(&counts.total)) } }
+                }
+            }
+            section #failed {
+                h2 { "Failed jobs (discarded), newest first" }
+                @if discarded.is_empty() {
+                    p.muted { "No discarded jobs." }
+                } @else {
+                    table {
+                        thead { tr { th { "id" } th { "kind" } th { "queue" } th { "attempts" } th { "failed at" } th { "last error" } th {} } }
+                        tbody {
+                            @for job in &discarded {
+                                tr #(format!("job-{}", job.id)) data-job-id=(job.id) data-state=(job.state.as_str()) {
+                                    td.n { (job.id) }
+                                    td { (job.kind) }
+                                    td { (job.queue) }
+                                    td.n { (job.attempt) " / " (job.max_attempts) }
+                                    td { (time(job.finalized_at)) }
+                                    td { (last_error(job)) }
+                                    td { (action(job, "retry", "Retry")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section #unfinished {
+                h2 { "Unfinished jobs, newest first" }
+                @if unfinished.is_empty() {
+                    p.muted { "No unfinished jobs." }
+                } @else {
+                    table {
+                        thead { tr { th { "id" } th { "kind" } th { "queue" } th { "state" } th { "attempts" } th { "due" } th { "last error" } th {} } }
+                        tbody {
+                            @for job in &unfinished {
+                                tr #(format!("job-{}", job.id)) data-job-id=(job.id) data-state=(job.state.as_str()) {
+                                    td.n { (job.id) }
+                                    td { (job.kind) }
+                                    td { (job.queue) }
+                                    td { (job.state.as_str()) }
+                                    td.n { (job.attempt) " / " (job.max_attempts) }
+                                    td { (time(Some(job.scheduled_at))) }
+                                    td { @if job.errors.is_empty() { } @else { (last_error(job)) } }
+                                    td {
+                                        @if matches!(job.state, JobState::Scheduled | JobState::Retryable) {
+                                            (action(job, "retry", "Run now"))
+                                        }
+                                        (action(job, "cancel", "Cancel"))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+fn status_of(e: &Error) -> StatusCode {
+    super::error::status_for(e)
+}
+
+/// An HTML error page with a way back (and the login form when the token was missing).
+fn problem_page(state: &AppState, status: StatusCode, message: &str) -> Response {
+    let markup = layout(
+        &format!("porter: {}", status.as_u16()),
+        None,
+        html! {
+            h1 { "porter" }
+            p { span.problem #problem { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) ": " (message) } }
+            @if status == StatusCode::UNAUTHORIZED && state.config.admin_token.is_some() {
+                (login_form())
+            }
+            p { a href="/" { "Back to the dashboard" } }
+        },
+    );
+    (status, Html(markup.into_string())).into_response()
+}
+
+fn login_form() -> Markup {
+    html! {
+        form method="post" action="/dashboard/login" {
+            label { "Admin token (PORTER_ADMIN_TOKEN) " input type="password" name="token" autocomplete="current-password"; }
+            " "
+            button type="submit" { "Log in" }
+        }
+    }
+}
+
+async fn login_page(State(state): State<AppState>) -> Response {
+    let body = if state.config.admin_token.is_some() {
+        html! {
+            h1 { "porter" }
+            p { "The dashboard's buttons need the admin token. It is kept in an HttpOnly cookie for this browser session." }
+            (login_form())
+            p { a href="/" { "Back to the dashboard" } }
+        }
+    } else {
+        html! {
+            h1 { "porter" }
+            p { "No admin token is set (PORTER_ADMIN_TOKEN), so the buttons need no login." }
+            p { a href="/" { "Back to the dashboard" } }
+        }
+    };
+    Html(layout("porter: log in", None, body).into_string()).into_response()
+}
+
+/// The form's fields, leniently parsed (any content type, unknown fields ignored).
+fn form_token(body: &[u8]) -> Option<String> {
+    url::form_urlencoded::parse(body).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
+}
+
+/// The cookie's token, percent-decoded (the login encodes it, whatever characters it has).
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    let raw = auth::cookie(headers)?;
+    Some(url::form_urlencoded::parse(format!("t={raw}").as_bytes()).next()?.1.into_owned())
+}
+
+/// Whether the request comes from a page of this same server: no `Origin` (not a browser
+/// form), or an `Origin` whose host is this request's `Host`.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+    !host.is_empty() && origin_host == host
+}
+
+/// Checks origin and token for an action; `Some` is the refusal to answer with.
+fn refusal(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+    if !same_origin(headers) {
+        return Some(problem_page(state, StatusCode::FORBIDDEN, "this action was posted from another site"));
+    }
+    let form = form_token(body);
+    let cookie = cookie_token(headers);
+    if auth::allowed(
+        state.config.admin_token.as_deref(),
+        [form.as_deref(), cookie.as_deref(), auth::bearer(headers)],
+    ) {
+        None
+    } else {
+        Some(problem_page(state, StatusCode::UNAUTHORIZED, "this action needs the admin token"))
+    }
+}
+
+async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !same_origin(&headers) {
+        return problem_page(&state, StatusCode::FORBIDDEN, "this login was posted from another site");
+    }
+    let Some(expected) = state.config.admin_token.as_deref() else {
+        return Redirect::to("/").into_response();
+    };
+    let given = form_token(&body).unwrap_or_default();
+    if !auth::token_matches(expected, &given) {
+        return problem_page(&state, StatusCode::UNAUTHORIZED, "wrong admin token");
+    }
+    let value: String = url::form_urlencoded::byte_serialize(given.as_bytes()).collect();
+    let cookie = format!("{TOKEN_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/?logged_in=1")).into_response()
+}
+
+async fn logout(headers: HeaderMap, State(state): State<AppState>) -> Response {
+    if !same_origin(&headers) {
+        return problem_page(&state, StatusCode::FORBIDDEN, "this logout was posted from another site");
+    }
+    let cookie = format!("{TOKEN_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+}
+
+/// `POST /dashboard/jobs/{id}/retry` and `.../cancel`.
+async fn act(
+    State(state): State<AppState>,
+    path: Result<Path<(i64, String)>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(page) = refusal(&state, &headers, &body) {
+        return page;
+    }
+    let (id, action) = match path {
+        Ok(Path(p)) => p,
+        Err(e) => return problem_page(&state, StatusCode::BAD_REQUEST, &e.body_text()),
+    };
+    let (result, done) = match action.as_str() {
+        "retry" => (state.store.job_retry(id).await, "retried"),
+        "cancel" => (state.store.job_cancel(id).await, "cancelled"),
+        _ => return problem_page(&state, StatusCode::NOT_FOUND, "no such action (retry or cancel)"),
+    };
+    match result {
+        Ok(_) => Redirect::to(&format!("/?{done}={id}")).into_response(),
+        Err(e) => problem_page(&state, status_of(&e), &super::AppError::from(e).message),
+    }
+}

@@ -1,0 +1,102 @@
+//! `AppError`: the one place where errors become HTTP statuses and `{"error": "..."}` bodies.
+
+use axum::extract::rejection::{BytesRejection, FormRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::error::Error;
+
+/// An error answer: a status and a message, sent as `{"error": message}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What went wrong, for the client.
+    pub message: String,
+}
+
+impl AppError {
+    /// An error with a status and a message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        AppError { status, message: message.into() }
+    }
+
+    /// 401, with the message a client needs to fix it.
+    pub fn unauthorized() -> Self {
+        AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token: send Authorization: Bearer <PORTER_ADMIN_TOKEN>",
+        )
+    }
+
+    /// A body that is not JSON at all is 400; JSON of the wrong shape is 422.
+    pub fn from_json(e: serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let status = match e.classify() {
+            Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
+            Category::Syntax | Category::Eof | Category::Io => StatusCode::BAD_REQUEST,
+        };
+        AppError::new(status, format!("invalid JSON body: {e}"))
+    }
+}
+
+/// The status an error is answered with; see the module docs of [`crate::http`].
+pub(crate) fn status_for(e: &Error) -> StatusCode {
+    match e {
+        Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::Conflict(_) | Error::Fenced { .. } => StatusCode::CONFLICT,
+        Error::Unavailable(_) | Error::Closed | Error::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::ObjectStore(_) => StatusCode::BAD_GATEWAY,
+        Error::DatabaseTooNew { .. } | Error::Database(_) | Error::Migration(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        let status = status_for(&e);
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // The driver's words stay in the log; the client learns only that it failed.
+            tracing::error!(error = %e, "request failed");
+            return AppError::new(status, "internal error (see the server log)");
+        }
+        if status.is_server_error() {
+            tracing::warn!(error = %e, "request failed");
+        }
+        AppError::new(status, e.to_string())
+    }
+}
+
+macro_rules! from_rejection {
+    ($($t:ty),*) => {$(
+        impl From<$t> for AppError {
+            fn from(r: $t) -> Self {
+                // axum answers a malformed path or query with 400 (or 422 for a path that
+                // parses but does not deserialize); a body over the limit with 413.
+                let status = match r.status() {
+                    StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+                    s => s,
+                };
+                AppError::new(status, r.body_text())
+            }
+        }
+    )*};
+}
+from_rejection!(BytesRejection, FormRejection, PathRejection, QueryRejection);
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)
+    }
+}

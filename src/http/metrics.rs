@@ -1,0 +1,146 @@
+//! `/metrics` in the Prometheus (OpenMetrics) text format, with the `prometheus-client` crate.
+//!
+//! | metric | type | labels | what |
+//! |---|---|---|---|
+//! | `porter_jobs` | gauge | `queue`, `state` | jobs in the database, read at each scrape |
+//! | `porter_jobs_inserted_total` | counter | `queue`, `kind` | jobs inserted through this process's web API |
+//! | `porter_job_errors_total` | counter | `queue`, `kind` | failed attempts (errors, panics, timeouts) of jobs run by this process (`porter dev`) |
+//! | `porter_http_errors_total` | counter | `status` | error answers (4xx, 5xx) of this process |
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::{AppError, AppState};
+use crate::job::JobRow;
+use crate::runtime::{ErrorHandler, LogErrors};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    queue: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    queue: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+/// This process's metrics. See the module docs for the list.
+pub struct Metrics {
+    registry: Registry,
+    jobs: Family<StateLabels, Gauge>,
+    inserted: Family<KindLabels, Counter>,
+    job_errors: Family<KindLabels, Counter>,
+    http_errors: Family<StatusLabels, Counter>,
+    /// One scrape at a time: a scrape clears and refills the job gauges.
+    scrape: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics, every counter at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let jobs = Family::<StateLabels, Gauge>::default();
+        let inserted = Family::<KindLabels, Counter>::default();
+        let job_errors = Family::<KindLabels, Counter>::default();
+        let http_errors = Family::<StatusLabels, Counter>::default();
+        registry.register("porter_jobs", "Jobs in the database by queue and state, read at scrape", jobs.clone());
+        registry.register("porter_jobs_inserted", "Jobs inserted through this process's web API", inserted.clone());
+        registry.register("porter_job_errors", "Failed attempts of jobs run by this process", job_errors.clone());
+        registry.register("porter_http_errors", "Error answers of this process's web server", http_errors.clone());
+        Metrics { registry, jobs, inserted, job_errors, http_errors, scrape: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Counts an insert (when it inserted: a unique-key hit is not a new job).
+    pub fn inserted(&self, queue: &str, kind: &str, inserted: bool) {
+        if inserted {
+            self.inserted.get_or_create(&KindLabels { queue: queue.to_string(), kind: kind.to_string() }).inc();
+        }
+    }
+
+    fn job_error(&self, job: &JobRow) {
+        self.job_errors.get_or_create(&KindLabels { queue: job.queue.clone(), kind: job.kind.clone() }).inc();
+    }
+
+    /// An [`ErrorHandler`] for a runtime in this process: counts each failed attempt, then logs
+    /// it like [`LogErrors`].
+    pub fn error_handler(self: &Arc<Self>) -> Arc<dyn ErrorHandler> {
+        Arc::new(CountErrors(self.clone()))
+    }
+
+    /// Reads the job counts and renders every metric.
+    pub async fn render(&self, store: &dyn crate::Store) -> crate::Result<String> {
+        let _one_at_a_time = self.scrape.lock().await;
+        let counts = store.job_counts().await?;
+        self.jobs.clear();
+        for (queue, states) in &counts.queues {
+            for (state, n) in states {
+                self.jobs.get_or_create(&StateLabels { queue: queue.clone(), state: state.to_string() }).set(*n);
+            }
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .map_err(|e| crate::Error::Database(format!("encoding metrics: {e}")))?;
+        Ok(out)
+    }
+}
+
+struct CountErrors(Arc<Metrics>);
+
+impl ErrorHandler for CountErrors {
+    fn handle_error(&self, job: &JobRow, error: &str) {
+        self.0.job_error(job);
+        LogErrors.handle_error(job, error);
+    }
+    fn handle_panic(&self, job: &JobRow, message: &str, trace: Option<&str>) {
+        self.0.job_error(job);
+        LogErrors.handle_panic(job, message, trace);
+    }
+}
+
+pub(super) async fn scrape(State(state): State<AppState>) -> Result<Response, AppError> {
+    let body = state.metrics.render(state.store.as_ref()).await?;
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response())
+}
+
+/// Counts error answers by status, and logs each request at debug: method, path and status,
+/// never the query string or the body.
+pub(super) async fn count_responses(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status();
+    tracing::debug!(%method, %path, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    if status.is_client_error() || status.is_server_error() {
+        state.metrics.http_errors.get_or_create(&StatusLabels { status: status.as_u16().to_string() }).inc();
+    }
+    response
+}

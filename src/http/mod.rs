@@ -1,0 +1,212 @@
+//! The web process (`porter web`, `porter dev`): the application's tablo routes, the admin
+//! JSON API, `/healthz`, `/metrics` and the dashboard, as one axum [`Router`].
+//!
+//! [`router`] builds the whole app from an [`AppState`], so tests drive it with
+//! `tower::ServiceExt::oneshot` without a socket; [`serve`] runs it on a listener until a
+//! shutdown future resolves.
+//!
+//! # Routes
+//! | route | answer |
+//! |---|---|
+//! | `GET /healthz` | 200 `{"status":"ok"}` when the database answers, 503 otherwise |
+//! | `GET /metrics` | Prometheus text ([`Metrics`]) |
+//! | `POST /api/tablos` `{"name"}` | 201 `{"id"}` |
+//! | `POST /api/tablos/{id}/files` (body = the file, header `x-file-name`) | 201 `{"id","s3_key","size"}` |
+//! | `GET /api/tablos/{id}/files` | 200 `[file, ...]` |
+//! | `DELETE /api/tablos/{id}` | 202 `{"job_id"}`: the row delete and its `orphan_file_cleanup` job in one transaction |
+//! | `POST /admin/jobs` `{kind,args,queue?,priority?,max_attempts?,scheduled_at?,unique_key?}` | 201 `{"id","inserted"}` |
+//! | `GET /admin/jobs?state=&kind=&queue=&limit=&before_id=` | 200 `{"jobs":[..]}` (`state` repeated or comma-separated) |
+//! | `GET /admin/jobs/{id}`, `POST /admin/jobs/{id}/retry`, `POST /admin/jobs/{id}/cancel` | 200 the job |
+//! | `GET /admin/failed?limit=` | 200 `{"jobs":[..]}`: discarded jobs, newest first |
+//! | `GET /admin/stats` | 200, the shape of `porter stats --json` |
+//! | `GET /admin/queues`, `POST /admin/queues/{name}/pause`, `.../resume` | 200 `{"queues":[..]}`, `{"queue","paused"}` |
+//! | `GET /` | the dashboard ([`dashboard`]) |
+//!
+//! # Errors
+//! Every error is `{"error": "..."}` with one status, decided in one place ([`AppError`]):
+//!
+//! * **400** the request cannot be read: malformed JSON, a path id that is not a number or a
+//!   UUID, a malformed query string;
+//! * **401** `/admin/*` or a dashboard action without the admin token (when one is set);
+//! * **404** no such job, tablo or route;
+//! * **409** the job's state forbids it (retrying a running job, cancelling a finished one);
+//! * **413** a body over the limit ([`HttpConfig::max_json_bytes`], [`HttpConfig::max_file_bytes`]);
+//! * **422** the request reads fine but a value is refused: an unknown kind, a bad queue name or
+//!   kind (`^[a-z0-9_.-]{1,64}$`), a priority outside 1..4, a JSON field of the wrong type or an
+//!   unknown field. Every [`crate::Error::Invalid`] is a 422;
+//! * **503** the database does not answer; **500** anything else (logged, details withheld).
+//!
+//! # Security
+//! [`check_listen`] refuses a non-loopback address unless an admin token is set. With a token,
+//! `/admin/*` needs `Authorization: Bearer TOKEN`, and the dashboard's actions need it too
+//! (see [`dashboard`] for how a browser supplies it); tokens are compared in constant time.
+//! Bodies are limited, requests time out ([`HttpConfig::request_timeout`]), and job args are
+//! never logged.
+
+mod admin;
+mod api;
+mod auth;
+pub mod dashboard;
+mod error;
+mod metrics;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use object_store::ObjectStore;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+pub use error::AppError;
+pub use metrics::Metrics;
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default largest JSON body (admin and API requests).
+pub const DEFAULT_MAX_JSON_BYTES: usize = 256 * 1024;
+/// Default largest uploaded file.
+pub const DEFAULT_MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+/// Default time a request may take before it is answered 408.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the web process behaves.
+#[derive(Clone)]
+pub struct HttpConfig {
+    /// The admin token (`PORTER_ADMIN_TOKEN`): when set, `/admin/*` and the dashboard's actions
+    /// need it. Never logged (the `Debug` output hides it).
+    pub admin_token: Option<String>,
+    /// The kinds `POST /admin/jobs` accepts (the kinds some worker runs); `None` accepts any
+    /// well-formed kind. Default: the built-in kinds.
+    pub known_kinds: Option<BTreeSet<String>>,
+    /// Largest JSON request body (default 256 KiB).
+    pub max_json_bytes: usize,
+    /// Largest uploaded file (default 64 MiB).
+    pub max_file_bytes: usize,
+    /// How long one request may take (default 30 s), uploads included.
+    pub request_timeout: Duration,
+    /// How often the dashboard reloads itself (default 5 s).
+    pub dashboard_refresh: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            admin_token: None,
+            known_kinds: Some(crate::cli::BUILTIN_KINDS.iter().map(|k| k.to_string()).collect()),
+            max_json_bytes: DEFAULT_MAX_JSON_BYTES,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            dashboard_refresh: Duration::from_secs(5),
+        }
+    }
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
+            .field("known_kinds", &self.known_kinds)
+            .field("max_json_bytes", &self.max_json_bytes)
+            .field("max_file_bytes", &self.max_file_bytes)
+            .field("request_timeout", &self.request_timeout)
+            .field("dashboard_refresh", &self.dashboard_refresh)
+            .finish()
+    }
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Where tablos' files are stored.
+    pub objects: Arc<dyn ObjectStore>,
+    /// Settings.
+    pub config: Arc<HttpConfig>,
+    /// This process's metrics (shared with an in-process worker in `porter dev`).
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// State with the default [`HttpConfig`] and fresh metrics.
+    pub fn new(store: Arc<dyn Store>, objects: Arc<dyn ObjectStore>) -> Self {
+        Self::with_config(store, objects, HttpConfig::default())
+    }
+
+    /// State with a given config and fresh metrics.
+    pub fn with_config(store: Arc<dyn Store>, objects: Arc<dyn ObjectStore>, config: HttpConfig) -> Self {
+        AppState { store, objects, config: Arc::new(config), metrics: Arc::new(Metrics::new()) }
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("backend", &self.store.backend())
+            .field("objects", &self.objects.to_string())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// The whole web app: API, admin API, health, metrics and dashboard.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::scrape))
+        .merge(api::routes(&config))
+        .nest("/admin", admin::routes(state.clone()))
+        .merge(dashboard::routes())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(config.max_json_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_responses))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .with_state(state)
+}
+
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<axum::Json<serde_json::Value>, AppError> {
+    state.store.ping().await?;
+    Ok(axum::Json(serde_json::json!({"status": "ok"})))
+}
+
+async fn not_found() -> AppError {
+    AppError::new(StatusCode::NOT_FOUND, "no such route")
+}
+
+/// Refuses to listen beyond loopback without an admin token: the admin API would be open to
+/// the network.
+pub fn check_listen(addr: SocketAddr, admin_token: Option<&str>) -> Result<()> {
+    if addr.ip().is_loopback() || admin_token.is_some_and(|t| !t.is_empty()) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "listen address",
+            format!(
+                "{addr} is not a loopback address; set PORTER_ADMIN_TOKEN to protect /admin/* and the dashboard's actions, or listen on 127.0.0.1"
+            ),
+        ))
+    }
+}
+
+/// Serves the app on `listener` until `shutdown` resolves, then finishes the requests in
+/// flight and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::Unavailable(format!("web server: {e}")))
+}
