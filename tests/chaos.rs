@@ -26,6 +26,7 @@ on_both_backends!(cases:
     secret_in_args_stays_out_of_logs_and_listings, hostile_cli_input_is_refused_or_stored_verbatim,
     hostile_http_input_is_refused_or_stored_verbatim, args_round_trip_verbatim_or_are_refused,
     nul_characters_are_refused_alike_on_both_backends, unwritten_completions_keep_their_slots,
+    crashed_workers_registrations_do_not_pile_up,
 );
 
 /// Sizes for the in-process property tests.
@@ -177,6 +178,31 @@ mod cases {
         shutdown.soft.cancel();
         running.await.unwrap().unwrap();
         Ledger::read(&*db.store, "sleep", &ids).await.assert_all_completed("gated", 0);
+    }
+
+    /// Every SIGKILL leaves a worker registration behind. The next clean shutdown removes those
+    /// silent for more than a day, so they do not pile up over a fleet's life.
+    pub async fn crashed_workers_registrations_do_not_pile_up(db: TestDb) {
+        let s = &*db.store;
+        for id in ["crashed", "alive", "leaving"] {
+            s.worker_heartbeat(id, "host", 1).await.unwrap();
+        }
+        // The crashed one last heartbeated two days ago.
+        match db.sqlite_path() {
+            Some(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(Duration::from_secs(5)).unwrap();
+                c.execute("UPDATE porter_workers SET heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ','now','-2 days') WHERE id = 'crashed'", []).unwrap();
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                sqlx::query("UPDATE porter_workers SET heartbeat_at = now() - interval '2 days' WHERE id = 'crashed'").execute(&mut c).await.unwrap();
+            }
+        }
+        s.worker_delete("leaving").await.unwrap();
+        let left: Vec<String> = s.worker_list().await.unwrap().into_iter().map(|w| w.id).collect();
+        assert_eq!(left, vec!["alive".to_string()]);
     }
 
     // ---- 4: contention --------------------------------------------------------------------

@@ -409,8 +409,8 @@ pub trait Store: Send + Sync + 'static {
     /// Registers a worker process or refreshes its heartbeat.
     async fn worker_heartbeat(&self, id: &str, host: &str, pid: i64) -> Result<()>;
 
-    /// Removes a worker's registration (clean shutdown), and stale registrations older than
-    /// `stale_after`.
+    /// Removes a worker's registration (clean shutdown), and the registrations of workers
+    /// silent for more than a day (crashed ones: their jobs were rescued long before).
     async fn worker_delete(&self, id: &str) -> Result<()>;
 
     /// Registered workers.
