@@ -433,6 +433,17 @@ mod cases {
         assert_eq!(resp.status(), 201);
         let created: Value = resp.json().await.unwrap();
         ids.push(created["id"].as_i64().unwrap());
+        // Refused requests carrying the secret: the answer may quote the caller's own input,
+        // the logs must not.
+        for bad in [
+            json!({"kind": "fail", "args": {"password": secret}, "max_attempts": "many"}),
+            json!({"kind": "no_such_kind", "args": {"password": secret}}),
+            json!({"kind": "fail", "args": {"password": secret}, "queue": "Bad Queue"}),
+            json!({"kind": "fail", "args": {"password": secret}, "extra": secret}),
+        ] {
+            let resp = http.post(format!("{base}/admin/jobs")).json(&bad).send().await.unwrap();
+            assert_eq!(resp.status(), 422, "{bad}");
+        }
         wait_totals(&*db.store, "the three jobs discarded", Duration::from_secs(60), |t| t[&JobState::Discarded] == 3).await;
 
         // Listings: the secret only inside the jobs' own args.
