@@ -40,12 +40,19 @@ pub fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let cols = headers.len();
     let mut width: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    // A column is numeric (aligned right) when it holds numbers, and "-" for none, only.
     let mut numeric = vec![true; cols];
+    let mut any_number = vec![false; cols];
     for row in rows {
         for (i, cell) in row.iter().enumerate().take(cols) {
             width[i] = width[i].max(cell.chars().count());
-            numeric[i] &= cell.parse::<f64>().is_ok() || cell == "-";
+            let number = cell.parse::<f64>().is_ok();
+            any_number[i] |= number;
+            numeric[i] &= number || cell == "-";
         }
+    }
+    for (n, any) in numeric.iter_mut().zip(&any_number) {
+        *n &= *any;
     }
     let mut out = String::new();
     let mut line = |cells: Vec<&str>| {
@@ -53,7 +60,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         for (i, cell) in cells.iter().enumerate() {
             let pad = width[i].saturating_sub(cell.chars().count());
             let last = i + 1 == cols;
-            if numeric[i] && !rows.is_empty() {
+            if numeric[i] {
                 text.push_str(&" ".repeat(pad));
                 text.push_str(cell);
             } else {
@@ -84,6 +91,8 @@ mod tests {
     fn tables_align() {
         let t = table(&["ID", "KIND", "ERROR"], &[vec!["7".into(), "fail".into(), "boom".into()], vec!["12".into(), "noop".into(), "-".into()]]);
         assert_eq!(t, "ID  KIND  ERROR\n 7  fail  boom\n12  noop  -\n");
+        let dashes = table(&["ID", "LAST ERROR"], &[vec!["3".into(), "-".into()]]);
+        assert_eq!(dashes, "ID  LAST ERROR\n 3  -\n", "a column of dashes only is text");
     }
 
     #[test]
