@@ -72,6 +72,9 @@ pub struct WorkerArgs {
     /// Do not schedule the built-in periodic jobs (heartbeat, orphan_file_cleanup).
     #[arg(long)]
     no_periodic: bool,
+    /// Fallback poll interval when no wake-up comes (tests set it long to prove wake-ups).
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration, hide = true)]
+    poll_interval: Duration,
 }
 
 impl WorkerArgs {
@@ -93,6 +96,7 @@ impl WorkerArgs {
             queues: self.queues.0.clone(),
             shutdown_timeout: self.shutdown_timeout,
             lease: self.lease,
+            poll_interval: self.poll_interval,
             periodic,
             ..RuntimeConfig::default()
         })

@@ -1,0 +1,222 @@
+//! Real `porter worker` processes, sent real signals, on both backends: graceful shutdown on
+//! SIGTERM, wake-ups across processes, periodic slots shared by three processes, and rescue
+//! after SIGKILL.
+
+mod common;
+
+on_both_backends!(cases:
+    sigterm_lets_short_jobs_finish_and_retries_long_ones, job_inserted_by_another_process_wakes_the_worker,
+    three_workers_share_periodic_slots, sigkill_jobs_are_rescued_by_another_worker,
+);
+
+mod cases {
+    use std::collections::BTreeMap;
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use porter::store::{JobListParams, Store};
+    use porter::{Client, InsertOpts, JobState};
+
+    use crate::common::{eventually, TestDb};
+
+    /// A `porter worker` child whose output is collected line by line.
+    pub struct Worker {
+        child: Child,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Worker {
+        pub fn start(url: &str, args: &[&str]) -> Worker {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_porter"))
+                .arg("worker")
+                .args(args)
+                .env("DATABASE_URL", url)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start porter worker");
+            let log = Arc::new(Mutex::new(Vec::new()));
+            for out in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(out).lines().map_while(Result::ok) {
+                        log.lock().unwrap().push(line);
+                    }
+                });
+            }
+            Worker { child, log }
+        }
+
+        pub fn logged(&self, needle: &str) -> bool {
+            self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+        }
+
+        pub async fn ready(&self) {
+            eventually("worker ready", || async { self.logged("worker ready") }).await;
+        }
+
+        pub fn signal(&self, sig: &str) {
+            let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap().success();
+            assert!(ok, "kill -{sig}");
+        }
+
+        pub async fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Some(status) = self.child.try_wait().unwrap() {
+                    tokio::time::sleep(Duration::from_millis(50)).await; // let the readers drain
+                    return (status, self.log.lock().unwrap().clone());
+                }
+                assert!(tokio::time::Instant::now() < deadline, "worker did not exit");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    impl Drop for Worker {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    async fn sleep_job(client: &Client, ms: u64) -> i64 {
+        client.insert(&porter::jobs::Sleep { ms }, None).await.unwrap().job.id
+    }
+
+    async fn state(store: &dyn Store, id: i64) -> porter::JobRow {
+        store.job_get(id).await.unwrap().unwrap()
+    }
+
+    pub async fn sigterm_lets_short_jobs_finish_and_retries_long_ones(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let w = Worker::start(&db.url, &["--queues", "default=10", "--shutdown-timeout", "1500ms", "--no-periodic"]);
+        w.ready().await;
+        let short: Vec<i64> = futures_ids(&client, 3, 700).await;
+        let long: Vec<i64> = futures_ids(&client, 2, 120_000).await;
+        eventually("all five running", || async {
+            db.store.job_counts().await.unwrap().total[&JobState::Running] == 5
+        })
+        .await;
+        w.signal("TERM");
+        let (status, log) = w.wait().await;
+        assert!(status.success(), "exit 0 after SIGTERM: {status:?}\n{}", log.join("\n"));
+        let text = log.join("\n");
+        for line in ["worker ready", "shutting down", "shutdown complete"] {
+            assert!(text.contains(line), "log has {line:?}:\n{text}");
+        }
+        for id in short {
+            assert_eq!(state(&*db.store, id).await.state, JobState::Completed);
+        }
+        for id in long {
+            let row = state(&*db.store, id).await;
+            assert_eq!((row.state, row.attempt), (JobState::Retryable, 1));
+            assert_eq!(row.errors.last().unwrap().error, "worker shut down");
+        }
+        assert_eq!(db.store.job_counts().await.unwrap().total[&JobState::Running], 0);
+        assert!(db.store.worker_list().await.unwrap().is_empty(), "the worker deregistered");
+    }
+
+    async fn futures_ids(client: &Client, n: usize, ms: u64) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for _ in 0..n {
+            ids.push(sleep_job(client, ms).await);
+        }
+        ids
+    }
+
+    pub async fn job_inserted_by_another_process_wakes_the_worker(db: TestDb) {
+        // With a one-hour poll, only a wake-up (LISTEN/NOTIFY, or data_version on SQLite)
+        // gets the job run before the test gives up.
+        let w = Worker::start(&db.url, &["--no-periodic", "--poll-interval", "1h"]);
+        w.ready().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let out = Command::new(env!("CARGO_BIN_EXE_porter"))
+            .args(["enqueue", "noop", "{}"])
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let id: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("enqueue prints the id");
+        eventually("the job runs", || async { state(&*db.store, id).await.state == JobState::Completed }).await;
+        w.signal("TERM");
+        assert!(w.wait().await.0.success());
+    }
+
+    async fn heartbeat_slots(store: &dyn Store) -> BTreeMap<i64, usize> {
+        let mut slots = BTreeMap::new();
+        let jobs = store.job_list(JobListParams { kind: Some("heartbeat".into()), limit: Some(10_000), ..Default::default() }).await.unwrap();
+        for j in jobs {
+            if let Some(slot) = j.metadata["slot"].as_i64() {
+                *slots.entry(slot).or_insert(0) += 1;
+            }
+        }
+        slots
+    }
+
+    pub async fn three_workers_share_periodic_slots(db: TestDb) {
+        let args = ["--heartbeat-every", "1s", "--queues", "default=5"];
+        let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&db.url, &args)).collect();
+        for w in &workers {
+            w.ready().await;
+        }
+        eventually("five heartbeat slots", || async { heartbeat_slots(&*db.store).await.len() >= 5 }).await;
+        for w in &workers {
+            w.signal("TERM");
+        }
+        let mut beats = 0;
+        for w in workers {
+            let (status, log) = w.wait().await;
+            assert!(status.success());
+            beats += log.iter().filter(|l| l.contains("worker heartbeat")).count();
+        }
+        let slots = heartbeat_slots(&*db.store).await;
+        assert!(slots.values().all(|n| *n == 1), "exactly one job per slot: {slots:?}");
+        let keys: Vec<i64> = slots.keys().copied().collect();
+        assert!(keys.windows(2).all(|w| w[1] - w[0] == 1000), "no slot missing: {keys:?}");
+        assert!(beats >= 3, "heartbeats were logged (3 on start plus the slots'): {beats}");
+        let c = db.store.job_counts().await.unwrap().total;
+        assert_eq!(c[&JobState::Running], 0);
+    }
+
+    pub async fn sigkill_jobs_are_rescued_by_another_worker(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let lease = ["--lease", "2s", "--no-periodic", "--queues", "default=10"];
+        let victim = Worker::start(&db.url, &lease);
+        victim.ready().await;
+        let mut ids = Vec::new();
+        for _ in 0..6 {
+            let opts = InsertOpts { max_attempts: Some(3), ..Default::default() };
+            ids.push(client.insert(&porter::jobs::Sleep { ms: 1500 }, Some(opts)).await.unwrap().job.id);
+        }
+        eventually("the victim runs all six", || async {
+            db.store.job_counts().await.unwrap().total[&JobState::Running] == 6
+        })
+        .await;
+        victim.signal("KILL");
+        let killed_at = db.store.now().await.unwrap();
+        let (status, _) = victim.wait().await;
+        assert!(!status.success(), "killed");
+        let rescuer = Worker::start(&db.url, &lease);
+        rescuer.ready().await;
+        eventually("all six completed by the other worker", || async {
+            db.store.job_counts().await.unwrap().total[&JobState::Completed] == 6
+        })
+        .await;
+        for id in &ids {
+            let row = state(&*db.store, *id).await;
+            assert_eq!(row.attempt, 2, "run once more, no more");
+            assert_eq!(row.errors.iter().map(|e| e.error.as_str()).collect::<Vec<_>>(), vec!["worker lost"]);
+            // Rescue time on the database clock: about the lease, far below River's hour.
+            let rescued_after = (row.errors[0].at - killed_at).num_milliseconds();
+            assert!(rescued_after < 2_000 * 4, "rescued {rescued_after} ms after the kill, lease 2 s");
+        }
+        let c = db.store.job_counts().await.unwrap().total;
+        assert_eq!((c[&JobState::Running], c[&JobState::Available], c[&JobState::Retryable]), (0, 0, 0));
+        rescuer.signal("TERM");
+        assert!(rescuer.wait().await.0.success());
+    }
+}
