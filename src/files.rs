@@ -169,6 +169,10 @@ pub async fn put_file(objects: &dyn ObjectStore, key: &str, bytes: Bytes) -> Res
 /// Stores a new file of a tablo: the object first, then its `tablo_files` row. An unknown
 /// tablo is [`Error::NotFound`]. When the row cannot be written the object is deleted again
 /// (best effort); a tablo deleted meanwhile leaves an orphan row, which the cleanup handles.
+/// Only a crash between the two writes leaves an object without a row.
+///
+/// The returned row's `created_at` is the database clock read just before the insert; the
+/// stored value is the database's own default, a moment later.
 pub async fn save_tablo_file(
     store: &dyn Store,
     objects: &dyn ObjectStore,

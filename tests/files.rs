@@ -470,7 +470,10 @@ async fn cleanup_refuses_an_empty_prefix() {
 /// on the test server), beside PORTER_BENCH_LIVE live files (default 0). Prints objects
 /// deleted per second for one full pass.
 ///
-/// `cargo test --release --test files bench_cleanup_orphans -- --ignored --nocapture`
+/// `cargo test --release --test files bench_cleanup_orphans -- --ignored --nocapture`; with
+/// PORTER_BENCH_SETUP_ONLY=1 it only fills the database and the objects and prints their
+/// URLs, for timing `porter cleanup-orphans` on them (the temporary directories are left for
+/// the caller to remove).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run by hand"]
 async fn bench_cleanup_orphans() {
@@ -523,6 +526,18 @@ async fn bench_cleanup_orphans() {
         .collect::<Vec<()>>()
         .await;
     let setup = started.elapsed();
+
+    if std::env::var_os("PORTER_BENCH_SETUP_ONLY").is_some() {
+        // For timing `porter cleanup-orphans` itself: leave the database and objects behind.
+        println!(
+            "bench_cleanup_orphans: {n} orphans ready in {:.1}s\nDATABASE_URL={}\nOBJECT_STORE_URL={}",
+            setup.as_secs_f64(),
+            fx.db.url,
+            fx.objects_url.as_deref().unwrap_or("memory://")
+        );
+        std::mem::forget(fx);
+        return;
+    }
 
     let started = std::time::Instant::now();
     let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &CleanupConfig::default()).await.unwrap();
