@@ -239,7 +239,7 @@ mod cases {
         let cfg = CleanupConfig { tablo_id: Some(b), ..fx.config() };
         let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &cfg).await.unwrap();
         assert_eq!(got, counts(2, 2, 2, 0));
-        assert_eq!(ids(&fx.orphans().await), ids(&[stray.clone()]));
+        assert_eq!(ids(&fx.orphans().await), ids(std::slice::from_ref(&stray)));
         assert!(fx.exists(&stray.s3_key).await);
     }
 
