@@ -6,7 +6,7 @@ mod common;
 #[path = "common/surfaces.rs"]
 mod surfaces;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -68,13 +68,34 @@ fn porter_cmd(dir: &Path) -> Command {
     cmd
 }
 
+/// Runs a one-shot command to its end: bounded, so that a command that does not exit fails
+/// the test instead of hanging it.
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.stdin(Stdio::null()).output().expect("run porter");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run porter");
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for porter") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = Output { code: status.and_then(|s| s.code()).unwrap_or(-1), stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() };
+    assert!(status.is_some(), "porter {:?} did not exit within 60 s: {out:#?}", cmd.get_args().collect::<Vec<_>>());
+    out
 }
 
 /// Runs `porter ARGS` with no database flags, in a fresh directory.
@@ -196,7 +217,11 @@ fn an_unknown_database_scheme_is_one_error_line() {
 fn a_database_password_is_never_printed() {
     // Nothing listens on port 1: the connection fails, and the message names the server.
     let url = "postgres://porter:hunter2-secret@127.0.0.1:1/porter";
-    for args in [vec!["--database-url", url, "stats"], vec!["--database-url", url, "--log-format", "json", "worker"]] {
+    for args in [
+        vec!["--database-url", url, "stats"],
+        vec!["--database-url", url, "--log-format", "json", "migrate"],
+        vec!["--database-url", url, "enqueue", "noop"],
+    ] {
         let out = bare(&args);
         out.assert_error("127.0.0.1");
         assert!(!out.stderr.contains("hunter2-secret"), "{out:#?}");
