@@ -86,9 +86,6 @@ mod cases {
     /// wave: SIGKILL always, or (mixed) SIGTERM on odd rounds. Then drains, waits one more
     /// lease, and reads the rows.
     async fn soak(db: TestDb, scenario: &str, mixed: bool) {
-        if !cli_ready() {
-            return;
-        }
         let size = Size::from_env();
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path());
@@ -211,9 +208,6 @@ mod cases {
     /// processes insert and others read, all at once on one database: every command succeeds,
     /// no lock error reaches anyone, and with no process killed, every job ran exactly once.
     pub async fn contention_across_processes_claims_each_job_once(db: TestDb) {
-        if !cli_ready() {
-            return;
-        }
         let workers_n = knob("PORTER_CHAOS_WORKERS", 3);
         let enqueuers = knob("PORTER_CHAOS_ENQUEUERS", 3);
         let rounds = knob("PORTER_CHAOS_ENQUEUE_ROUNDS", 4);
@@ -350,9 +344,6 @@ mod cases {
     /// Processes running a 1-second periodic job are killed and started at random; every slot
     /// the database holds has exactly one job.
     pub async fn periodic_slots_stay_unique_under_churn(db: TestDb) {
-        if !cli_ready() {
-            return;
-        }
         let kills = knob("PORTER_CHAOS_KILLS", 4);
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path());
@@ -406,9 +397,6 @@ mod cases {
     /// a third sent over HTTP: the secret appears in no log line of any process (at
     /// RUST_LOG=debug), and in no listing except the job's own args.
     pub async fn secret_in_args_stays_out_of_logs_and_listings(db: TestDb) {
-        if !cli_ready() {
-            return;
-        }
         let secret = format!("s3cr3t-{}", uuid::Uuid::new_v4().simple());
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path()).with_env("RUST_LOG", "debug");
@@ -593,9 +581,6 @@ mod cases {
     }
 
     pub async fn hostile_cli_input_is_refused_or_stored_verbatim(db: TestDb) {
-        if !cli_ready() {
-            return;
-        }
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path());
         let before = row_count(&db, &launcher).await;
@@ -655,9 +640,6 @@ mod cases {
     }
 
     pub async fn hostile_http_input_is_refused_or_stored_verbatim(db: TestDb) {
-        if !cli_ready() {
-            return;
-        }
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path());
         let mut web = launcher.spawn("web", &["web", "--listen", "127.0.0.1:0"]);
@@ -1084,12 +1066,9 @@ async fn open_retrying_waits_for_a_server_but_not_for_a_file() {
 /// says why, then starts by itself once the server answers. A one-shot command fails at once
 /// with one clear error line, and a worker told to stop while it waits exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "until `porter worker` opens its database with porter::store::open_retrying (issue 8)"]
+#[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
 async fn postgres_unreachable_at_start_is_waited_for() {
     use chaos_proc::*;
-    if !cli_ready() {
-        return;
-    }
     let Some(cluster) = chaos_pg::PgCluster::init() else { return };
     let dir = scratch();
     let launcher = Launcher::new(&cluster.url(), dir.path());
@@ -1128,9 +1107,6 @@ async fn postgres_restarts_under_load_lose_no_job() {
     use chaos_proc::*;
     use porter::JobState;
     use std::time::Duration;
-    if !cli_ready() {
-        return;
-    }
     let Some(cluster) = chaos_pg::PgCluster::start_new() else { return };
     let size = Size::from_env();
     let restarts = knob("PORTER_CHAOS_PG_RESTARTS", 2).max(1);
@@ -1210,9 +1186,6 @@ async fn sqlite_write_lock_held_past_busy_timeout_loses_no_job() {
     use chaos_proc::*;
     use porter::JobState;
     use std::time::Duration;
-    if !cli_ready() {
-        return;
-    }
     let db = common::sqlite().await;
     let size = Size::from_env();
     let hold = Duration::from_millis(knob("PORTER_CHAOS_LOCK_MS", 7000));

@@ -173,25 +173,40 @@ fn log_listening(listener: &tokio::net::TcpListener, config: &HttpConfig) {
     info!(%address, admin_token = config.admin_token.is_some(), "web listening on http://{address}/");
 }
 
+/// Opens the database for a long-running command: while a database server does not answer
+/// (not up yet, restarting), logs why and keeps trying (see [`crate::store::open_retrying`])
+/// instead of exiting, so that a worker started before its database, or beside it, starts by
+/// itself. `None` when a signal came first. Other errors (a bad URL, a database newer than
+/// this binary, any SQLite error) end the command at once, as for every other command.
+async fn open_store_waiting(g: &GlobalArgs, shutdown: &Shutdown) -> anyhow::Result<Option<Arc<dyn Store>>> {
+    let stop = shutdown.soft.clone();
+    let store = crate::store::open_retrying(&g.database_url, async move { stop.cancelled().await }).await?;
+    if store.is_none() {
+        info!("shutting down before the database answered");
+        info!("shutdown complete");
+    }
+    Ok(store)
+}
+
 pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<()> {
     let config = args.runtime_config()?;
-    let store = open_store(g).await?;
+    let shutdown = Shutdown::new();
+    on_signals(shutdown.clone())?;
+    let Some(store) = open_store_waiting(g, &shutdown).await? else { return Ok(()) };
     let objects = open_objects(g)?;
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting worker");
     let workers = builtin_workers(store.clone(), objects)?;
-    let shutdown = Shutdown::new();
-    on_signals(shutdown.clone())?;
     Runtime::new(store, workers, config).run(shutdown).await?;
     Ok(())
 }
 
 pub(super) async fn web(g: &GlobalArgs, args: WebArgs) -> anyhow::Result<()> {
     let (listener, config) = bind(&args).await?;
-    let store = open_store(g).await?;
-    let objects = open_objects(g)?;
-    info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting web");
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone())?;
+    let Some(store) = open_store_waiting(g, &shutdown).await? else { return Ok(()) };
+    let objects = open_objects(g)?;
+    info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting web");
     log_listening(&listener, &config);
     let state = AppState::with_config(store, objects, config);
     let stop = shutdown.soft.clone();
@@ -203,12 +218,12 @@ pub(super) async fn web(g: &GlobalArgs, args: WebArgs) -> anyhow::Result<()> {
 pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
     let runtime_config = args.worker.runtime_config()?;
     let (listener, config) = bind(&args.web).await?;
-    let store = open_store(g).await?;
+    let shutdown = Shutdown::new();
+    on_signals(shutdown.clone())?;
+    let Some(store) = open_store_waiting(g, &shutdown).await? else { return Ok(()) };
     let objects = open_objects(g)?;
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting dev: web and worker in one process");
     let workers = builtin_workers(store.clone(), objects.clone())?;
-    let shutdown = Shutdown::new();
-    on_signals(shutdown.clone())?;
     let state = AppState::with_config(store.clone(), objects, config);
     let runtime = Runtime::new(store, workers, runtime_config).with_error_handler(state.metrics.error_handler());
     let worker = tokio::spawn(runtime.run(shutdown.clone()));

@@ -21,20 +21,6 @@ pub fn porter_bin() -> PathBuf {
     }
 }
 
-/// Whether the binary is the real command line (`porter --version` answers). Until the CLI
-/// lands, `src/main.rs` is a placeholder and the process scenarios return early with a note.
-pub fn cli_ready() -> bool {
-    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *READY.get_or_init(|| {
-        let out = Command::new(porter_bin()).arg("--version").output();
-        let ready = out.is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).starts_with("porter"));
-        if !ready {
-            eprintln!("note: {} is not the porter CLI yet: process scenarios skipped", porter_bin().display());
-        }
-        ready
-    })
-}
-
 /// A size knob: the environment variable when set, else the reduced default of `scripts/test`.
 pub fn knob(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
