@@ -569,6 +569,13 @@ mod cases {
         ]
     }
 
+    /// Fails on a control character (other than a newline) or a bidirectional override in
+    /// text meant for a terminal.
+    fn assert_no_raw_controls(what: &str, text: &str) {
+        let bad = |c: char| (c.is_control() && c != '\n') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        assert!(!text.chars().any(bad), "{what} prints raw control characters: {text:?}");
+    }
+
     async fn row_count(db: &TestDb, launcher: &Launcher) -> u64 {
         // The tables are intact when a plain listing works and counts add up.
         let out = launcher.run(&["stats", "--json"]).await;
@@ -626,7 +633,22 @@ mod cases {
             let row: Value = serde_json::from_str(show.stdout.trim()).unwrap();
             assert_eq!(row["args"], args, "args verbatim");
             assert_eq!(row["unique_key"], key.as_str(), "unique key verbatim");
+            let text = launcher.run(&["jobs", "show", &id]).await;
+            assert_no_raw_controls("porter jobs show", &text.ok().stdout);
             stored += 1;
+        }
+        // A job failing with escape sequences in its error (from whatever it failed on): the
+        // text listings show them escaped, never raw to the operator's terminal.
+        let hostile_error = json!({"message": "boom \u{1b}]0;pwned\u{7} \u{1b}[2J\u{202e}"}).to_string();
+        let out = launcher.run(&["enqueue", "fail", &hostile_error, "--max-attempts", "1"]).await;
+        let failing = out.ok().stdout.trim().to_string();
+        stored += 1;
+        let mut worker = launcher.worker("worker", &["--no-periodic"]);
+        wait_totals(&*db.store, "the failing job discarded", Duration::from_secs(60), |t| t[&JobState::Discarded] == 1).await;
+        assert!(worker.term(Duration::from_secs(30)).await.success());
+        for args in [vec!["jobs", "show", failing.as_str()], vec!["jobs", "list"], vec!["list-failed-jobs"]] {
+            let out = launcher.run(&args).await;
+            assert_no_raw_controls(&format!("porter {args:?}"), &out.ok().stdout);
         }
         // A large args document (well under the OS's argument limit) is fine too.
         let big = json!({"blob": "x".repeat(100_000)});

@@ -153,7 +153,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
 
 /// The human view of one job.
 fn show(job: &JobRow) -> String {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+    let opt = |v: &Option<String>| v.as_deref().map_or_else(|| "-".to_string(), output::printable);
     let mut text = format!(
         "id:           {}\nkind:         {}\nqueue:        {}\nstate:        {}\npriority:     {}\n\
          attempts:     {} of {}\ncreated:      {}\nscheduled:    {}\nattempted:    {}\nfinalized:    {}\n\
@@ -171,18 +171,19 @@ fn show(job: &JobRow) -> String {
         output::time(job.finalized_at),
         opt(&job.attempted_by),
         opt(&job.unique_key),
-        job.args,
-        job.metadata,
+        output::printable(&job.args.to_string()),
+        output::printable(&job.metadata.to_string()),
     );
     if job.errors.is_empty() {
         text.push_str("errors:       none\n");
     } else {
         text.push_str("errors:\n");
         for e in &job.errors {
-            text.push_str(&format!("  attempt {} at {}: {}\n", e.attempt, output::time(Some(e.at)), e.error));
+            let error = output::printable(&e.error);
+            text.push_str(&format!("  attempt {} at {}: {error}\n", e.attempt, output::time(Some(e.at))));
             if let Some(trace) = &e.trace {
                 for line in trace.lines() {
-                    text.push_str(&format!("      {line}\n"));
+                    text.push_str(&format!("      {}\n", output::printable(line)));
                 }
             }
         }

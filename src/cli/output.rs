@@ -18,9 +18,26 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     print(&line)
 }
 
-/// Cuts text to one line of at most `max` characters (newlines become spaces).
+/// Text from the database made safe to print on a terminal: a unique key or a job's error
+/// can hold escape sequences (from whatever the job failed on) that would recolour, retitle
+/// or rewrite the operator's terminal. Control characters, and the bidirectional overrides
+/// that reorder what is shown, are printed escaped (`\u{1b}`); newlines are kept.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if (c.is_control() && c != '\n') || bidi {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Cuts text to one line of at most `max` characters (newlines become spaces), printable.
 pub fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat: String = printable(&text.split_whitespace().collect::<Vec<_>>().join(" "));
     if flat.chars().count() <= max {
         flat
     } else {
@@ -93,6 +110,14 @@ mod tests {
         assert_eq!(t, "ID  KIND  ERROR\n 7  fail  boom\n12  noop  -\n");
         let dashes = table(&["ID", "LAST ERROR"], &[vec!["3".into(), "-".into()]]);
         assert_eq!(dashes, "ID  LAST ERROR\n 3  -\n", "a column of dashes only is text");
+    }
+
+    #[test]
+    fn terminal_escapes_are_printed_escaped() {
+        assert_eq!(printable("ok\u{1b}[31mred\u{7}\nnext"), "ok\\u{1b}[31mred\\u{7}\nnext");
+        assert_eq!(printable("\u{202e}olleh"), "\\u{202e}olleh");
+        assert_eq!(one_line("a\u{1b}]0;title\u{7}", 40), "a\\u{1b}]0;title\\u{7}");
+        assert_eq!(printable("ключ 🔑"), "ключ 🔑");
     }
 
     #[test]
