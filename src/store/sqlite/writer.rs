@@ -64,10 +64,16 @@ impl Writer {
     }
 }
 
+/// Runs one of the transaction-control statements, prepared once and kept (they run for
+/// every group, several times per group with savepoints).
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
 fn begin(conn: &Connection) -> std::result::Result<(), String> {
     let started = Instant::now();
     loop {
-        match conn.execute_batch("BEGIN IMMEDIATE") {
+        match control(conn, "BEGIN IMMEDIATE") {
             Ok(()) => return Ok(()),
             Err(e) if is_busy(&e) && started.elapsed() < BEGIN_DEADLINE => {
                 std::thread::sleep(Duration::from_millis(2));
@@ -96,23 +102,29 @@ fn run(conn: Connection, rx: mpsc::Receiver<Op>) {
         let single = group.len() == 1;
         let mut replies = Vec::with_capacity(group.len());
         for op in group {
+            if conn.is_autocommit() {
+                // SQLite ended the transaction itself on an earlier op's error (a full disk,
+                // say): nothing more may run, or it would commit on its own outside the group.
+                let _ = op(Err("the transaction was rolled back by an earlier error"));
+                continue;
+            }
             if single {
                 let (ok, reply) = op(Ok(&conn));
                 if !ok {
                     // Nothing else shares this transaction: roll it all back below.
-                    let _ = conn.execute_batch("ROLLBACK");
+                    let _ = control(&conn, "ROLLBACK");
                     reply(None);
                     replies.clear();
                     break;
                 }
                 replies.push(reply);
             } else {
-                let _ = conn.execute_batch("SAVEPOINT op");
+                let _ = control(&conn, "SAVEPOINT op");
                 let (ok, reply) = op(Ok(&conn));
                 if !ok {
-                    let _ = conn.execute_batch("ROLLBACK TO op");
+                    let _ = control(&conn, "ROLLBACK TO op");
                 }
-                let _ = conn.execute_batch("RELEASE op");
+                let _ = control(&conn, "RELEASE op");
                 replies.push(reply);
             }
         }
@@ -123,11 +135,11 @@ fn run(conn: Connection, rx: mpsc::Receiver<Op>) {
             }
             continue;
         }
-        match conn.execute_batch("COMMIT") {
+        match control(&conn, "COMMIT") {
             Ok(()) => replies.into_iter().for_each(|r| r(None)),
             Err(e) => {
                 let msg = map_err(e).to_string();
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = control(&conn, "ROLLBACK");
                 replies.into_iter().for_each(|r| r(Some(&msg)));
             }
         }

@@ -1,8 +1,9 @@
 -- SQLite has no FOR UPDATE SKIP LOCKED: it needs none, since this runs inside the one write
 -- transaction (BEGIN IMMEDIATE), which no other connection or process can interleave with.
--- ?3 is a JSON array of the kinds the claiming worker runs.
+-- ?3 is a JSON array of the kinds the claiming worker runs. The clock in a scalar subquery is
+-- formatted once per statement, not once per claimed row.
 UPDATE porter_jobs
-SET state = 'running', attempt = attempt + 1, attempted_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), attempted_by = ?2
+SET state = 'running', attempt = attempt + 1, attempted_at = (SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now')), attempted_by = ?2
 WHERE id IN (
     SELECT id FROM porter_jobs
     WHERE state = 'available' AND queue = ?1 AND scheduled_at <= strftime('%Y-%m-%dT%H:%M:%fZ','now')

@@ -1,3 +1,10 @@
 -- Fenced: only the running attempt of the worker that claimed it can complete it.
-UPDATE porter_jobs SET state = 'completed', finalized_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
-WHERE id = ?1 AND state = 'running' AND attempt = ?2 AND attempted_by = ?3
+-- A whole batch in one statement, like on Postgres: ?1 is a JSON array of [id, attempt,
+-- worker_id] fences, each joined to its row by primary key. The unary + keeps the planner
+-- from walking every running job through porter_jobs_fetch instead; the clock in a scalar
+-- subquery is formatted once per statement. Returns the fences that matched.
+UPDATE porter_jobs SET state = 'completed', finalized_at = (SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+FROM (SELECT value ->> 0 AS id, value ->> 1 AS attempt, value ->> 2 AS worker_id FROM json_each(?1)) AS f
+WHERE porter_jobs.id = f.id AND +porter_jobs.state = 'running'
+  AND porter_jobs.attempt = f.attempt AND porter_jobs.attempted_by = f.worker_id
+RETURNING porter_jobs.id, porter_jobs.attempt, porter_jobs.attempted_by
