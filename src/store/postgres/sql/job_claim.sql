@@ -10,8 +10,9 @@ WITH picked AS (
     LIMIT $4
     FOR UPDATE SKIP LOCKED
 )
+-- The rows are then found by primary key from an array: joining `picked` instead lets the
+-- planner hash-join against a sequential scan of the whole table when it is small.
 UPDATE porter_jobs j
 SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), attempted_by = $2
-FROM picked
-WHERE j.id = picked.id
+WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING j.*
