@@ -12,6 +12,7 @@
 //! * [`jobs`]: built-in jobs (heartbeat, orphan file cleanup, diagnostics).
 //! * [`http`]: the web process: tablo API, admin API, metrics and dashboard, as one axum router.
 //! * [`cli`]: the `porter` command line (the binary is one call to [`cli::main`]).
+//! * [`bench`]: `porter bench`, porter's speed next to its database's own limit.
 //!
 //! # Example
 //! ```
@@ -52,6 +53,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod error;

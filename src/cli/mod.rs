@@ -6,6 +6,7 @@
 //! stderr. Logs go to stderr, command output to stdout. The database URL's password is never
 //! printed; job args are never logged.
 
+mod bench;
 mod enqueue;
 mod jobs;
 mod output;
@@ -107,6 +108,9 @@ pub enum Command {
     Stats(queues::StatsArgs),
     /// Delete the stored files (objects, then rows) whose tablo is gone.
     CleanupOrphans(serve::CleanupArgs),
+    /// Measure insert and drain rates, latency and memory on a fresh database, next to what
+    /// the database does with hand-written SQL.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the command line: parses `std::env::args`, runs the command, and turns the outcome
@@ -164,6 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Queues(cmd) => queues::run(&g, cmd).await,
         Command::Stats(args) => queues::stats(&g, args).await,
         Command::CleanupOrphans(args) => serve::cleanup_orphans(&g, args).await,
+        Command::Bench(args) => bench::run(&g, args).await,
     }
 }
 

@@ -9,6 +9,7 @@
 //! are *fenced*: they only change a row whose state is `running` with the attempt and worker
 //! named in the [`JobFence`]. A stale worker's write changes nothing and is reported as such.
 
+pub mod bench;
 pub mod sqlite;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -19,6 +19,8 @@
 //! * **Tests** give each test its own schema through the URL
 //!   (`?options=-c%20search_path%3Dname`, see [`PgStore::create_test_schema`]).
 
+pub mod bench;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;

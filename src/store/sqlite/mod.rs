@@ -19,6 +19,7 @@
 //! * **Wake-ups across processes**: a watcher polls `PRAGMA data_version` (a cheap read that
 //!   changes when another connection commits) every [`CHANGE_POLL`] while somebody listens.
 
+pub mod bench;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,560 @@
+//! `porter bench`: how fast porter moves jobs on the database it is given, next to what that
+//! database does with hand-written SQL, measured in the same run on the same machine.
+//!
+//! The run needs a database without jobs (it refuses any other) and goes through these
+//! phases, each on a queue of its own:
+//! 1. **baseline**: the database's own limit with hand-written SQL
+//!    ([`store::bench`](crate::store::bench)): one transaction inserting N bare jobs,
+//!    single-job transactions, then a drain claiming 100 and completing them per transaction
+//!    (SQLite: one connection; PostgreSQL: 4 connections with `SKIP LOCKED`).
+//! 2. **batch insert**: N `noop` jobs with [`Store::job_insert_many`], one call per
+//!    [`BATCH_INSERT_MAX`] jobs (one call for the default 20,000).
+//! 3. **drain**: a [`Runtime`] with the built-in `noop` worker and `concurrency` slots
+//!    ([`DEFAULT_CONCURRENCY`] unless told), timed from its start until every one of the N jobs
+//!    is completed in the database (polled from the fetch index, a few percent of the time).
+//! 4. **single insert**: `concurrency` tasks each inserting one job at a time, up to
+//!    [`SINGLE_INSERT_MAX`] jobs in all.
+//! 5. **latency**: probe jobs inserted one at a time, [`LATENCY_INTERVAL`] apart, into a
+//!    queue a runtime works (100 slots, the worker's default); each carries the wall-clock time taken just before its insert
+//!    began, and the worker subtracts it from the time it starts (one host, one clock). First
+//!    from this process, then from a child process (the `porter` binary itself, with
+//!    `bench --latency-inserter K`), when [`BenchOptions::inserter`] names it.
+//!
+//! Peak RSS is the process's `VmHWM`; for the drain alone it is reset just before the drain
+//! (`/proc/self/clear_refs`). Nothing here asserts a time: the figures are reported, and the
+//! targets are compared in the README.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::client::insert_params;
+use crate::error::{Error, Result};
+use crate::job::{InsertOpts, JobArgs, JobState};
+use crate::jobs::{Noop, NoopWorker};
+use crate::runtime::{Runtime, RuntimeConfig, Shutdown};
+use crate::store::bench::{BenchProbe, RawBaseline};
+use crate::store::{Backend, JobInsertParams, Store};
+use crate::worker::{Job, JobError, Worker, Workers};
+
+/// Jobs a run inserts and drains unless told otherwise.
+pub const DEFAULT_JOBS: usize = 20_000;
+/// Slots of the draining runtime (and tasks of the single-insert phase) unless told otherwise.
+/// River's benchmark runs 2,000 workers, having found about 1,000 best; `porter worker`
+/// defaults to 100 per queue, and `--concurrency 100` measures that.
+pub const DEFAULT_CONCURRENCY: usize = 1000;
+/// Most jobs of one `job_insert_many` call in the batch-insert phase (bounds memory for runs
+/// of a million jobs).
+pub const BATCH_INSERT_MAX: usize = 20_000;
+/// Most jobs of the single-insert phases (porter's and the baseline's).
+pub const SINGLE_INSERT_MAX: usize = 20_000;
+/// Time between two latency probes: light load.
+pub const LATENCY_INTERVAL: Duration = Duration::from_millis(5);
+/// How long a phase may go without progress before the run gives up.
+const STALL_LIMIT: Duration = Duration::from_secs(120);
+
+const DRAIN_QUEUE: &str = "bench";
+const SINGLE_QUEUE: &str = "bench_single";
+const LATENCY_QUEUE: &str = "bench_latency";
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Jobs inserted and drained (also by the baseline).
+    pub jobs: usize,
+    /// Slots of the draining runtime, and tasks inserting single jobs.
+    pub concurrency: usize,
+    /// Latency probes per phase; `None` picks one from `jobs` (20 to 400).
+    pub latency_samples: Option<usize>,
+    /// The `porter` binary, to measure latency from another process; `None` skips that.
+    pub inserter: Option<PathBuf>,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions { jobs: DEFAULT_JOBS, concurrency: DEFAULT_CONCURRENCY, latency_samples: None, inserter: None }
+    }
+}
+
+/// The figures of one run (`porter bench --json` prints this).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// `sqlite` or `postgres`.
+    pub backend: Backend,
+    /// Jobs inserted and drained.
+    pub jobs: usize,
+    /// Slots of the draining runtime.
+    pub concurrency: usize,
+    /// Batch insert rate (jobs/s).
+    pub insert_jobs_per_sec: f64,
+    /// Drain rate (jobs/s), runtime start until every job is completed.
+    pub drain_jobs_per_sec: f64,
+    /// Enqueue-to-start latency within this process, median (ms).
+    pub latency_ms_p50: f64,
+    /// Enqueue-to-start latency within this process, 99th percentile (ms).
+    pub latency_ms_p99: f64,
+    /// Drained jobs that ended `completed` (equals `jobs` when all went well).
+    pub completed: usize,
+    /// Single-job insert rate from `concurrency` tasks (jobs/s).
+    pub single_insert_jobs_per_sec: f64,
+    /// Jobs of the single-insert phase.
+    pub single_insert_jobs: usize,
+    /// Probes per latency phase.
+    pub latency_samples: usize,
+    /// Enqueue-to-start latency from another process, median (ms); `null` when not measured.
+    pub latency_cross_process_ms_p50: Option<f64>,
+    /// Enqueue-to-start latency from another process, 99th percentile (ms).
+    pub latency_cross_process_ms_p99: Option<f64>,
+    /// Peak resident memory of the whole run (MiB).
+    pub peak_rss_mib: f64,
+    /// Peak resident memory during the drain (MiB), where the kernel lets it be reset.
+    pub drain_peak_rss_mib: Option<f64>,
+    /// The database's own batch insert rate, hand-written SQL (jobs/s).
+    pub baseline_insert_jobs_per_sec: f64,
+    /// The database's own single-insert rate, one transaction per job (jobs/s).
+    pub baseline_single_insert_jobs_per_sec: f64,
+    /// The database's own drain rate, claim 100 + complete 100 per transaction (jobs/s).
+    pub baseline_drain_jobs_per_sec: f64,
+    /// `drain_jobs_per_sec / baseline_drain_jobs_per_sec`.
+    pub drain_vs_baseline: f64,
+    /// `insert_jobs_per_sec / baseline_insert_jobs_per_sec`.
+    pub insert_vs_baseline: f64,
+    /// `single_insert_jobs_per_sec / baseline_single_insert_jobs_per_sec`.
+    pub single_insert_vs_baseline: f64,
+    /// The plan of the claim query with the drain's jobs waiting.
+    pub claim_plan: String,
+}
+
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} ms"));
+        writeln!(f, "porter bench on {} ({} jobs, concurrency {})", self.backend, self.jobs, self.concurrency)?;
+        writeln!(f, "{:<26}{:>14}{:>16}{:>9}", "", "porter", "hand-written", "ratio")?;
+        let row = |f: &mut std::fmt::Formatter<'_>, name: &str, ours: f64, raw: f64| {
+            writeln!(f, "{name:<26}{:>14}{:>16}{:>8.0}%", per_sec(ours), per_sec(raw), 100.0 * ours / raw.max(1e-9))
+        };
+        row(f, "batch insert", self.insert_jobs_per_sec, self.baseline_insert_jobs_per_sec)?;
+        row(f, "single inserts", self.single_insert_jobs_per_sec, self.baseline_single_insert_jobs_per_sec)?;
+        row(f, "drain", self.drain_jobs_per_sec, self.baseline_drain_jobs_per_sec)?;
+        writeln!(f, "completed                 {} of {}", self.completed, self.jobs)?;
+        writeln!(f, "latency in process        p50 {}  p99 {}", ms(Some(self.latency_ms_p50)), ms(Some(self.latency_ms_p99)))?;
+        writeln!(
+            f,
+            "latency across processes  p50 {}  p99 {}",
+            ms(self.latency_cross_process_ms_p50),
+            ms(self.latency_cross_process_ms_p99)
+        )?;
+        let drain_rss = self.drain_peak_rss_mib.map_or("-".to_string(), |m| format!("{m:.1} MiB"));
+        writeln!(f, "peak RSS                  {:.1} MiB (drain: {drain_rss})", self.peak_rss_mib)?;
+        writeln!(f, "claim plan:")?;
+        for line in self.claim_plan.lines() {
+            writeln!(f, "  {line}")?;
+        }
+        Ok(())
+    }
+}
+
+fn per_sec(v: f64) -> String {
+    format!("{v:.0}/s")
+}
+
+/// A latency probe: carries the wall-clock time (Unix microseconds) taken just before its
+/// insert began.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Probe {
+    sent_at_us: i64,
+    /// From the other process, and which phase it belongs to.
+    from_child: bool,
+    /// Warms a connection up; not a sample.
+    warmup: bool,
+}
+
+impl JobArgs for Probe {
+    const KIND: &'static str = "bench_probe";
+}
+
+/// Latencies seen by the probe worker, in milliseconds.
+#[derive(Default)]
+struct Seen {
+    in_process: Vec<f64>,
+    cross_process: Vec<f64>,
+    warmups: usize,
+}
+
+struct ProbeWorker {
+    seen: Arc<Mutex<Seen>>,
+}
+
+#[async_trait::async_trait]
+impl Worker<Probe> for ProbeWorker {
+    async fn work(&self, job: Job<Probe>) -> std::result::Result<(), JobError> {
+        let latency_ms = (unix_micros() - job.args.sent_at_us) as f64 / 1000.0;
+        let mut seen = self.seen.lock().unwrap();
+        match (job.args.warmup, job.args.from_child) {
+            (true, _) => seen.warmups += 1,
+            (false, false) => seen.in_process.push(latency_ms),
+            (false, true) => seen.cross_process.push(latency_ms),
+        }
+        Ok(())
+    }
+}
+
+fn unix_micros() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+fn probe_params(from_child: bool, warmup: bool) -> Result<JobInsertParams> {
+    let probe = Probe { sent_at_us: unix_micros(), from_child, warmup };
+    insert_params(&probe, Some(InsertOpts { queue: Some(LATENCY_QUEUE.into()), ..InsertOpts::default() }))
+}
+
+/// The child process's part: opens the database, inserts one warm-up probe and then
+/// `samples` probes one at a time, [`LATENCY_INTERVAL`] apart, and returns.
+/// `porter bench --latency-inserter K` runs this.
+pub async fn run_latency_inserter(database_url: &str, samples: usize) -> Result<()> {
+    let store = crate::store::open(database_url).await?;
+    store.job_insert_many(vec![probe_params(true, true)?]).await?;
+    tokio::time::sleep(LATENCY_INTERVAL * 4).await;
+    for _ in 0..samples {
+        store.job_insert_many(vec![probe_params(true, false)?]).await?;
+        tokio::time::sleep(LATENCY_INTERVAL).await;
+    }
+    Ok(())
+}
+
+/// Runs the benchmark on the database `database_url` names, which must hold no jobs. With
+/// `progress`, draws a progress bar per phase on stderr.
+pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Result<BenchReport> {
+    if opts.jobs == 0 || opts.concurrency == 0 {
+        return Err(Error::invalid("bench", "jobs and concurrency must be at least 1"));
+    }
+    let store = crate::store::open(database_url).await?;
+    let existing: i64 = store.job_counts().await?.total.values().sum();
+    if existing > 0 {
+        return Err(Error::invalid(
+            "database",
+            format!("it holds {existing} jobs; porter bench measures on a database without jobs (give it a fresh one)"),
+        ));
+    }
+    let mut probe = BenchProbe::open(database_url).await?;
+    let bars = Bars { show: progress };
+    let jobs = opts.jobs;
+    let single_jobs = jobs.min(SINGLE_INSERT_MAX);
+    let samples = opts.latency_samples.unwrap_or((jobs / 50).clamp(20, 400)).max(1);
+
+    // 1. The database's own limit.
+    let bar = bars.spinner("baseline", "hand-written SQL: insert, single inserts, drain");
+    let baseline: RawBaseline = probe.raw_drain_baseline(jobs, single_jobs).await?;
+    bar.finish_with_message(format!("drain {}", per_sec(baseline.drain_jobs_per_sec)));
+
+    // 2. Batch insert.
+    let bar = bars.counter("batch insert", jobs);
+    let noop = insert_params(&Noop {}, Some(InsertOpts { queue: Some(DRAIN_QUEUE.into()), ..InsertOpts::default() }))?;
+    let started = Instant::now();
+    let mut left = jobs;
+    while left > 0 {
+        let n = left.min(BATCH_INSERT_MAX);
+        let inserted = store.job_insert_many(vec![noop.clone(); n]).await?;
+        if inserted.len() != n {
+            return Err(Error::Database(format!("inserted {} jobs of {n}", inserted.len())));
+        }
+        left -= n;
+        bar.inc(n as u64);
+    }
+    let insert_jobs_per_sec = crate::store::bench::rate(jobs, started.elapsed());
+    bar.finish_with_message(per_sec(insert_jobs_per_sec));
+    let claim_plan = probe.explain_claim(DRAIN_QUEUE).await?;
+
+    // 3. Drain.
+    let peak_before_drain = peak_rss_kib();
+    let drain_rss_reset = reset_peak_rss();
+    let bar = bars.counter("drain", jobs);
+    let (drain_jobs_per_sec, completed) = drain(&store, &mut probe, jobs, opts.concurrency, &bar).await?;
+    bar.finish_with_message(per_sec(drain_jobs_per_sec));
+    let drain_peak = peak_rss_kib();
+
+    // 4. Single inserts from many tasks.
+    let bar = bars.counter("single inserts", single_jobs);
+    let single_insert_jobs_per_sec = single_inserts(&store, single_jobs, opts.concurrency, &bar).await?;
+    bar.finish_with_message(per_sec(single_insert_jobs_per_sec));
+
+    // 5. Latency, in this process and from another one.
+    let bar = bars.counter("latency", samples * if opts.inserter.is_some() { 2 } else { 1 });
+    let (in_process, cross_process) = latency(&store, database_url, samples, opts.inserter.as_ref(), &bar).await?;
+    bar.finish_with_message(format!("p50 {:.2} ms", percentile(&in_process, 0.50)));
+
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let peak_rss_mib = mib(peak_before_drain.max(drain_peak).max(peak_rss_kib()));
+    Ok(BenchReport {
+        backend: store.backend(),
+        jobs,
+        concurrency: opts.concurrency,
+        insert_jobs_per_sec,
+        drain_jobs_per_sec,
+        latency_ms_p50: percentile(&in_process, 0.50),
+        latency_ms_p99: percentile(&in_process, 0.99),
+        completed,
+        single_insert_jobs_per_sec,
+        single_insert_jobs: single_jobs,
+        latency_samples: samples,
+        latency_cross_process_ms_p50: cross_process.as_ref().map(|v| percentile(v, 0.50)),
+        latency_cross_process_ms_p99: cross_process.as_ref().map(|v| percentile(v, 0.99)),
+        peak_rss_mib,
+        drain_peak_rss_mib: drain_rss_reset.then(|| mib(drain_peak)),
+        baseline_insert_jobs_per_sec: baseline.batch_insert_jobs_per_sec,
+        baseline_single_insert_jobs_per_sec: baseline.single_insert_jobs_per_sec,
+        baseline_drain_jobs_per_sec: baseline.drain_jobs_per_sec,
+        drain_vs_baseline: ratio(drain_jobs_per_sec, baseline.drain_jobs_per_sec),
+        insert_vs_baseline: ratio(insert_jobs_per_sec, baseline.batch_insert_jobs_per_sec),
+        single_insert_vs_baseline: ratio(single_insert_jobs_per_sec, baseline.single_insert_jobs_per_sec),
+        claim_plan,
+    })
+}
+
+fn ratio(ours: f64, raw: f64) -> f64 {
+    if raw > 0.0 {
+        ours / raw
+    } else {
+        0.0
+    }
+}
+
+/// Runs a runtime with the noop worker on the drain queue until no job of it is available or
+/// running; returns the rate and how many of the jobs ended completed.
+async fn drain(
+    store: &Arc<dyn Store>,
+    probe: &mut BenchProbe,
+    jobs: usize,
+    concurrency: usize,
+    bar: &ProgressBar,
+) -> Result<(f64, usize)> {
+    let mut workers = Workers::new();
+    workers.add(NoopWorker)?;
+    let config = RuntimeConfig {
+        queues: vec![(DRAIN_QUEUE.to_string(), concurrency)],
+        maintenance: false,
+        ..RuntimeConfig::default()
+    };
+    let shutdown = Shutdown::new();
+    let started = Instant::now();
+    let running = tokio::spawn(Runtime::new(store.clone(), workers, config).run(shutdown.clone()));
+    let mut last_left = jobs as i64;
+    let mut last_progress = Instant::now();
+    let outcome = loop {
+        // Poll often enough to time the drain within ~2 %, and never spend more than a tenth of
+        // the time counting.
+        let asked = Instant::now();
+        let left = match probe.unfinished(DRAIN_QUEUE).await {
+            Ok(left) => left,
+            Err(e) => break Err(e),
+        };
+        if left == 0 {
+            break Ok(started.elapsed());
+        }
+        bar.set_position((jobs as i64 - left).max(0) as u64);
+        if left < last_left {
+            last_left = left;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > STALL_LIMIT {
+            break Err(Error::Timeout(STALL_LIMIT));
+        }
+        if running.is_finished() {
+            break Err(Error::Database("the draining runtime stopped early".into()));
+        }
+        let pause = (started.elapsed() / 50).max(asked.elapsed() * 10).clamp(Duration::from_millis(2), Duration::from_millis(500));
+        tokio::time::sleep(pause).await;
+    };
+    shutdown.soft.cancel();
+    let stopped = running.await.map_err(|e| Error::Database(e.to_string()))?;
+    let elapsed = outcome?;
+    stopped?;
+    let counts = store.job_counts().await?;
+    let completed = counts.queues.get(DRAIN_QUEUE).and_then(|q| q.get(&JobState::Completed)).copied().unwrap_or(0);
+    Ok((crate::store::bench::rate(jobs, elapsed), completed as usize))
+}
+
+/// `tasks` tasks insert `jobs` jobs between them, one job per call.
+async fn single_inserts(store: &Arc<dyn Store>, jobs: usize, tasks: usize, bar: &ProgressBar) -> Result<f64> {
+    let noop = insert_params(&Noop {}, Some(InsertOpts { queue: Some(SINGLE_QUEUE.into()), ..InsertOpts::default() }))?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks.min(jobs))
+        .map(|_| {
+            let (store, next, noop, bar) = (store.clone(), next.clone(), noop.clone(), bar.clone());
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < jobs {
+                    store.job_insert_many(vec![noop.clone()]).await?;
+                    bar.inc(1);
+                }
+                Ok::<_, Error>(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.map_err(|e| Error::Database(e.to_string()))??;
+    }
+    Ok(crate::store::bench::rate(jobs, started.elapsed()))
+}
+
+/// Probes latency in this process, then (with an inserter binary) from a child process.
+async fn latency(
+    store: &Arc<dyn Store>,
+    database_url: &str,
+    samples: usize,
+    inserter: Option<&PathBuf>,
+    bar: &ProgressBar,
+) -> Result<(Vec<f64>, Option<Vec<f64>>)> {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut workers = Workers::new();
+    workers.add(ProbeWorker { seen: seen.clone() })?;
+    let config = RuntimeConfig {
+        queues: vec![(LATENCY_QUEUE.to_string(), 100)],
+        maintenance: false,
+        ..RuntimeConfig::default()
+    };
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(Runtime::new(store.clone(), workers, config).run(shutdown.clone()));
+    let result = async {
+        let wait_for = |what: &'static str, done: Box<dyn Fn(&Seen) -> bool + Send>| {
+            let seen = seen.clone();
+            let bar = bar.clone();
+            async move {
+                let deadline = Instant::now() + STALL_LIMIT;
+                loop {
+                    {
+                        let s = seen.lock().unwrap();
+                        bar.set_position((s.in_process.len() + s.cross_process.len()) as u64);
+                        if done(&s) {
+                            return Ok(());
+                        }
+                    }
+                    if Instant::now() > deadline {
+                        return Err(Error::Database(format!("latency probes {what} never started")));
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        };
+        // A warm-up probe: the runtime is up and the connections are open.
+        store.job_insert_many(vec![probe_params(false, true)?]).await?;
+        wait_for("of the warm-up", Box::new(|s| s.warmups >= 1)).await?;
+        for _ in 0..samples {
+            store.job_insert_many(vec![probe_params(false, false)?]).await?;
+            tokio::time::sleep(LATENCY_INTERVAL).await;
+        }
+        wait_for("from this process", Box::new(move |s| s.in_process.len() >= samples)).await?;
+
+        let Some(exe) = inserter else { return Ok(false) };
+        let child = tokio::process::Command::new(exe)
+            .args(["bench", "--latency-inserter", &samples.to_string()])
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(STALL_LIMIT, child)
+            .await
+            .map_err(|_| Error::Timeout(STALL_LIMIT))?
+            .map_err(|e| Error::Database(format!("cannot start {}: {e}", exe.display())))?;
+        if !out.status.success() {
+            return Err(Error::Database(format!(
+                "the latency inserter failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        wait_for("from the other process", Box::new(move |s| s.cross_process.len() >= samples)).await?;
+        Ok(true)
+    }
+    .await;
+    shutdown.soft.cancel();
+    let stopped = running.await.map_err(|e| Error::Database(e.to_string()))?;
+    let crossed = result?;
+    stopped?;
+    let s = std::mem::take(&mut *seen.lock().unwrap());
+    Ok((s.in_process, crossed.then_some(s.cross_process)))
+}
+
+/// The nearest-rank percentile of `values` (0 when empty).
+fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// The process's peak resident set so far (`VmHWM`, KiB); 0 where /proc has none.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resets the peak resident set to the current one (Linux 4.0+); false where it cannot.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Progress bars on stderr, or nothing.
+struct Bars {
+    show: bool,
+}
+
+impl Bars {
+    fn counter(&self, phase: &str, len: usize) -> ProgressBar {
+        if !self.show {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos:>8}/{len:<8} {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(phase.to_string());
+        bar
+    }
+
+    fn spinner(&self, phase: &str, message: &str) -> ProgressBar {
+        if !self.show {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(ProgressStyle::with_template("{prefix:>14} {spinner} {msg}").expect("a valid template"));
+        bar.set_prefix(phase.to_string());
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.50), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&[3.0], 0.99), 3.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn peak_rss_is_read_from_proc() {
+        assert!(peak_rss_kib() > 0);
+    }
+}

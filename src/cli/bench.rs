@@ -1,0 +1,47 @@
+//! `porter bench`: porter's speed on the database it is given, next to what that database
+//! does with hand-written SQL (see [`crate::bench`]).
+
+use clap::builder::RangedU64ValueParser;
+use clap::Args;
+
+use super::{output, GlobalArgs};
+use crate::bench::{BenchOptions, DEFAULT_CONCURRENCY, DEFAULT_JOBS};
+
+/// `porter bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Jobs to insert and drain (the database must hold no jobs yet: give it a fresh one).
+    #[arg(long, default_value_t = DEFAULT_JOBS, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
+    jobs: usize,
+    /// Slots of the draining worker, and tasks inserting single jobs at once.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    concurrency: usize,
+    /// Print the figures as one JSON object (and draw no progress bar).
+    #[arg(long)]
+    json: bool,
+    /// Inserts this many latency probes and exits: the other process of a running
+    /// `porter bench`, which starts it.
+    #[arg(long, hide = true)]
+    latency_inserter: Option<usize>,
+}
+
+pub(super) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if let Some(samples) = args.latency_inserter {
+        return Ok(crate::bench::run_latency_inserter(&g.database_url, samples).await?);
+    }
+    let options = BenchOptions {
+        jobs: args.jobs,
+        concurrency: args.concurrency,
+        latency_samples: None,
+        // This very binary measures latency from another process.
+        inserter: std::env::current_exe().ok(),
+    };
+    let progress = !args.json && std::io::stderr().is_terminal();
+    let report = crate::bench::run(&g.database_url, options, progress).await?;
+    if args.json {
+        output::print_json(&report)
+    } else {
+        output::print(&report.to_string())
+    }
+}

@@ -1,0 +1,201 @@
+//! `porter bench` on PostgreSQL: the database's own limit with hand-written SQL on
+//! [`RAW_CONNECTIONS`] connections claiming with `FOR UPDATE SKIP LOCKED`, and the probes the
+//! benchmark reads.
+
+use std::time::Instant;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+
+use super::{connect, map_err};
+use crate::error::{Error, Result};
+use crate::store::bench::{rate, RawBaseline, RAW_BATCH, RAW_QUEUE, RAW_SINGLE_QUEUE};
+use crate::store::redact_url;
+
+/// Connections the hand-written baseline drains (and single-inserts) with.
+pub const RAW_CONNECTIONS: usize = 4;
+/// Most rows one hand-written batch insert statement sends.
+const RAW_INSERT_CHUNK: usize = 20_000;
+/// The worker id the hand-written claims record.
+const RAW_WORKER: &str = "bench-raw";
+
+/// A connection of its own on the benchmark's database.
+pub struct Probe {
+    options: PgConnectOptions,
+    url: String,
+    conn: PgConnection,
+}
+
+impl Probe {
+    /// Connects to the database a `postgres://` URL names (the store has migrated it).
+    pub async fn open(url: &str) -> Result<Self> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
+        let conn = connect(&options, url).await?;
+        Ok(Probe { options, url: url.to_string(), conn })
+    }
+
+    /// Jobs of `queue` that are available or running.
+    pub async fn unfinished(&mut self, queue: &str) -> Result<i64> {
+        sqlx::query_scalar(include_str!("sql/bench_unfinished.sql"))
+            .bind(queue)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(map_err)
+    }
+
+    /// `EXPLAIN` of porter's claim (`job_claim.sql`) as the planner sees it now.
+    pub async fn explain_claim(&mut self, queue: &str) -> Result<String> {
+        let sql = format!("EXPLAIN {}", include_str!("sql/job_claim.sql"));
+        let lines: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(queue)
+            .bind("explain")
+            .bind(vec!["noop".to_string()])
+            .bind(100i64)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(lines.join("\n") + "\n")
+    }
+
+    /// Inserts `jobs` jobs in one transaction, `single_jobs` more one transaction each over
+    /// [`RAW_CONNECTIONS`] connections (then deletes those), and drains the first ones on
+    /// [`RAW_CONNECTIONS`] connections: claim [`RAW_BATCH`] with SKIP LOCKED + complete them
+    /// per transaction.
+    pub async fn raw_drain_baseline(&mut self, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
+        let started = Instant::now();
+        let mut tx = self.conn.begin().await.map_err(map_err)?;
+        let mut left = jobs;
+        while left > 0 {
+            let n = left.min(RAW_INSERT_CHUNK);
+            sqlx::query(include_str!("sql/bench_raw_insert.sql"))
+                .bind(RAW_QUEUE)
+                .bind(vec![serde_json::json!({}); n])
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            left -= n;
+        }
+        tx.commit().await.map_err(map_err)?;
+        let batch_insert_jobs_per_sec = rate(jobs, started.elapsed());
+
+        let mut conns = Vec::with_capacity(RAW_CONNECTIONS);
+        for _ in 0..RAW_CONNECTIONS {
+            conns.push(connect(&self.options, &self.url).await?);
+        }
+        let started = Instant::now();
+        let inserters = conns.into_iter().enumerate().map(|(i, mut conn)| {
+            let share = single_jobs / RAW_CONNECTIONS + usize::from(i < single_jobs % RAW_CONNECTIONS);
+            tokio::spawn(async move {
+                for _ in 0..share {
+                    sqlx::query(include_str!("sql/bench_raw_insert_one.sql"))
+                        .bind(RAW_SINGLE_QUEUE)
+                        .execute(&mut conn)
+                        .await
+                        .map_err(map_err)?;
+                }
+                Ok::<_, Error>(conn)
+            })
+        });
+        let conns = join_all(inserters).await?;
+        let single_insert_jobs_per_sec = rate(single_jobs, started.elapsed());
+        sqlx::query(include_str!("sql/bench_raw_delete.sql"))
+            .bind(RAW_SINGLE_QUEUE)
+            .execute(&mut self.conn)
+            .await
+            .map_err(map_err)?;
+
+        let started = Instant::now();
+        let drainers = conns.into_iter().map(|conn| tokio::spawn(drain(conn)));
+        let drained: usize = join_all(drainers).await?.into_iter().sum();
+        if drained != jobs {
+            return Err(Error::Database(format!("baseline: drained {drained} jobs of {jobs}")));
+        }
+        let drain_jobs_per_sec = rate(jobs, started.elapsed());
+        Ok(RawBaseline { batch_insert_jobs_per_sec, single_insert_jobs_per_sec, drain_jobs_per_sec })
+    }
+}
+
+/// One baseline connection's drain loop; returns how many jobs it completed.
+async fn drain(mut conn: PgConnection) -> Result<usize> {
+    let mut drained = 0;
+    loop {
+        let mut tx = conn.begin().await.map_err(map_err)?;
+        let claimed: Vec<(i64, i32)> = sqlx::query_as(include_str!("sql/bench_raw_claim.sql"))
+            .bind(RAW_QUEUE)
+            .bind(RAW_WORKER)
+            .bind(RAW_BATCH as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if claimed.is_empty() {
+            tx.commit().await.map_err(map_err)?;
+            break;
+        }
+        let (ids, attempts): (Vec<i64>, Vec<i32>) = claimed.iter().copied().unzip();
+        let done = sqlx::query(include_str!("sql/bench_raw_complete.sql"))
+            .bind(ids)
+            .bind(attempts)
+            .bind(RAW_WORKER)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() as usize != claimed.len() {
+            return Err(Error::Database("baseline: a claimed job was not completed".into()));
+        }
+        tx.commit().await.map_err(map_err)?;
+        drained += claimed.len();
+    }
+    let _ = conn.close().await;
+    Ok(drained)
+}
+
+async fn join_all<T>(tasks: impl Iterator<Item = tokio::task::JoinHandle<Result<T>>>) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for task in tasks.collect::<Vec<_>>() {
+        out.push(task.await.map_err(|e| Error::Database(e.to_string()))??);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::postgres::PgStore;
+    use crate::store::Store;
+
+    async fn fresh() -> (String, PgStore) {
+        let base = std::env::var("PORTER_TEST_DATABASE_URL").expect("PORTER_TEST_DATABASE_URL is set");
+        let url = PgStore::create_test_schema(&base).await.unwrap();
+        let store = PgStore::open(&url).await.unwrap();
+        (url, store)
+    }
+
+    /// With jobs waiting, the claim reads the fetch index (no sequential scan of porter_jobs).
+    #[tokio::test]
+    #[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+    async fn claim_plan_uses_the_fetch_index() {
+        let (url, store) = fresh().await;
+        let job = crate::store::JobInsertParams::new("noop", serde_json::json!({}), Default::default()).unwrap();
+        store.job_insert_many(vec![job; 5000]).await.unwrap();
+        let mut probe = Probe::open(&url).await.unwrap();
+        sqlx::query("ANALYZE porter_jobs").execute(&mut probe.conn).await.unwrap();
+        let plan = probe.explain_claim("default").await.unwrap();
+        assert!(plan.contains("using porter_jobs_fetch on porter_jobs"), "{plan}");
+        assert!(!plan.contains("Seq Scan on porter_jobs"), "{plan}");
+        assert_eq!(probe.unfinished("default").await.unwrap(), 5000);
+    }
+
+    #[tokio::test]
+    #[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+    async fn baseline_drains_every_job_it_inserts() {
+        let (url, store) = fresh().await;
+        let mut probe = Probe::open(&url).await.unwrap();
+        let raw = probe.raw_drain_baseline(250, 20).await.unwrap();
+        assert!(raw.drain_jobs_per_sec > 0.0 && raw.single_insert_jobs_per_sec > 0.0);
+        let counts = store.job_counts().await.unwrap();
+        assert_eq!(counts.queues[RAW_QUEUE][&crate::JobState::Completed], 250);
+        assert!(!counts.queues.contains_key(RAW_SINGLE_QUEUE));
+    }
+}

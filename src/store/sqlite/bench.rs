@@ -1,0 +1,194 @@
+//! `porter bench` on SQLite: the database's own limit with hand-written SQL on one connection
+//! in WAL mode (the same pragmas as the store), and the probes the benchmark reads.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rusqlite::{params, Connection};
+
+use super::{map_err, parse_url, set_pragmas};
+use crate::error::{Error, Result};
+use crate::store::bench::{rate, RawBaseline, RAW_BATCH, RAW_QUEUE, RAW_SINGLE_QUEUE};
+
+/// The worker id the hand-written claims record.
+const RAW_WORKER: &str = "bench-raw";
+
+/// One connection of its own on the benchmark's file.
+pub struct Probe {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Probe {
+    /// Opens the file a `sqlite:` URL names (the store has created and migrated it).
+    pub async fn open(url: &str) -> Result<Self> {
+        let (path, synchronous) = parse_url(url)?;
+        let conn = blocking(move || open(&path, synchronous)).await?;
+        Ok(Probe { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let conn = self.conn.clone();
+        blocking(move || f(&mut conn.lock().expect("probe connection"))).await
+    }
+
+    /// Jobs of `queue` that are available or running.
+    pub async fn unfinished(&self, queue: &str) -> Result<i64> {
+        let queue = queue.to_string();
+        self.with(move |c| {
+            c.prepare_cached(include_str!("sql/bench_unfinished.sql"))
+                .and_then(|mut s| s.query_row([queue], |r| r.get(0)))
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    /// `EXPLAIN QUERY PLAN` of porter's claim (`job_claim.sql`), one line per step.
+    pub async fn explain_claim(&self, queue: &str) -> Result<String> {
+        let queue = queue.to_string();
+        self.with(move |c| {
+            let sql = format!("EXPLAIN QUERY PLAN {}", include_str!("sql/job_claim.sql"));
+            let mut stmt = c.prepare(&sql).map_err(map_err)?;
+            let rows = stmt
+                .query_map(params![queue, "explain", r#"["noop"]"#, 100], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(3)?))
+                })
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            // Indent each step under its parent, as the sqlite3 shell does.
+            let mut depth: Vec<(i64, usize)> = Vec::new();
+            let mut out = String::new();
+            for (id, parent, detail) in rows {
+                let level = depth.iter().find(|(i, _)| *i == parent).map_or(0, |(_, d)| d + 1);
+                depth.push((id, level));
+                out.push_str(&format!("{}{}\n", "  ".repeat(level), detail));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Inserts `jobs` jobs in one transaction, `single_jobs` more one transaction each (then
+    /// deletes those), and drains the first ones: claim [`RAW_BATCH`] + complete them per
+    /// `BEGIN IMMEDIATE` transaction, all on this one connection.
+    pub async fn raw_drain_baseline(&self, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
+        self.with(move |c| raw_drain_baseline(c, jobs, single_jobs)).await
+    }
+}
+
+fn raw_drain_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
+    let started = Instant::now();
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(map_err)?;
+    {
+        let mut insert = tx.prepare_cached(include_str!("sql/bench_raw_insert.sql")).map_err(map_err)?;
+        for _ in 0..jobs {
+            insert.execute([RAW_QUEUE]).map_err(map_err)?;
+        }
+    }
+    tx.commit().map_err(map_err)?;
+    let batch_insert_jobs_per_sec = rate(jobs, started.elapsed());
+
+    let started = Instant::now();
+    {
+        let mut insert = c.prepare_cached(include_str!("sql/bench_raw_insert.sql")).map_err(map_err)?;
+        for _ in 0..single_jobs {
+            insert.execute([RAW_SINGLE_QUEUE]).map_err(map_err)?;
+        }
+    }
+    let single_insert_jobs_per_sec = rate(single_jobs, started.elapsed());
+    c.execute(include_str!("sql/bench_raw_delete.sql"), [RAW_SINGLE_QUEUE]).map_err(map_err)?;
+
+    let started = Instant::now();
+    let mut drained = 0usize;
+    loop {
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(map_err)?;
+        let claimed = {
+            let mut claim = tx.prepare_cached(include_str!("sql/bench_raw_claim.sql")).map_err(map_err)?;
+            let mut complete = tx.prepare_cached(include_str!("sql/bench_raw_complete.sql")).map_err(map_err)?;
+            let rows = claim
+                .query_map(params![RAW_QUEUE, RAW_WORKER, RAW_BATCH], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            for (id, attempt) in &rows {
+                if complete.execute(params![id, attempt, RAW_WORKER]).map_err(map_err)? != 1 {
+                    return Err(Error::Database(format!("baseline: job {id} was not completed")));
+                }
+            }
+            rows.len()
+        };
+        tx.commit().map_err(map_err)?;
+        drained += claimed;
+        if claimed == 0 {
+            break;
+        }
+    }
+    if drained != jobs {
+        return Err(Error::Database(format!("baseline: drained {drained} jobs of {jobs}")));
+    }
+    let drain_jobs_per_sec = rate(jobs, started.elapsed());
+    Ok(RawBaseline { batch_insert_jobs_per_sec, single_insert_jobs_per_sec, drain_jobs_per_sec })
+}
+
+fn open(path: &Path, synchronous: &'static str) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(map_err)?;
+    set_pragmas(&conn, synchronous).map_err(map_err)?;
+    Ok(conn)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Database(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// A fresh file, its store (which migrates it) and a probe beside it.
+    async fn fresh() -> (tempfile::TempDir, std::sync::Arc<dyn Store>, Probe) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/porter.db", dir.path().display());
+        let store = crate::store::open(&url).await.unwrap();
+        let probe = Probe::open(&url).await.unwrap();
+        (dir, store, probe)
+    }
+
+    /// The claim walks the fetch index: no full scan of porter_jobs, whatever the table holds.
+    #[tokio::test]
+    async fn claim_plan_uses_the_fetch_index() {
+        let (_dir, _store, probe) = fresh().await;
+        let plan = probe.explain_claim("default").await.unwrap();
+        assert!(plan.contains("USING INDEX porter_jobs_fetch"), "{plan}");
+        assert!(!plan.lines().any(|l| l.trim() == "SCAN porter_jobs"), "{plan}");
+        assert_eq!(probe.unfinished("default").await.unwrap(), 0);
+    }
+
+    /// A batch of completions finds each row by primary key, whatever else is running.
+    #[tokio::test]
+    async fn completion_plan_uses_the_primary_key() {
+        let (_dir, _store, probe) = fresh().await;
+        let plan = probe
+            .with(|c| {
+                let sql = format!("EXPLAIN QUERY PLAN {}", include_str!("sql/job_complete.sql"));
+                let mut stmt = c.prepare(&sql).map_err(map_err)?;
+                let rows = stmt.query_map([r#"[[1,1,"w"]]"#], |r| r.get::<_, String>(3)).map_err(map_err)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+            })
+            .await
+            .unwrap();
+        assert_eq!(plan[0], "SCAN json_each VIRTUAL TABLE INDEX 1:", "{plan:?}");
+        assert!(plan[1].starts_with("SEARCH porter_jobs USING INTEGER PRIMARY KEY"), "{plan:?}");
+    }
+
+    #[tokio::test]
+    async fn baseline_drains_every_job_it_inserts() {
+        let (_dir, store, probe) = fresh().await;
+        let raw = probe.raw_drain_baseline(250, 20).await.unwrap();
+        assert!(raw.drain_jobs_per_sec > 0.0 && raw.single_insert_jobs_per_sec > 0.0);
+        let counts = store.job_counts().await.unwrap();
+        assert_eq!(counts.queues[RAW_QUEUE][&crate::JobState::Completed], 250);
+        assert!(!counts.queues.contains_key(RAW_SINGLE_QUEUE));
+    }
+}

@@ -1,0 +1,66 @@
+//! `porter bench` runs end to end on each backend: the real binary, a small run, the JSON
+//! shape DESIGN.md fixes, and every drained job completed. Figures are not checked: the
+//! benchmark is a command, not a test.
+
+use std::process::Command;
+
+fn bench(database_url: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_porter"))
+        .args(["bench", "--jobs", "200", "--concurrency", "20", "--json"])
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run porter bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "porter bench failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON line on stdout, got: {stdout}");
+    serde_json::from_str(lines[0]).expect("the output is JSON")
+}
+
+fn check(report: &serde_json::Value, backend: &str) {
+    assert_eq!(report["backend"], backend);
+    assert_eq!(report["jobs"], 200);
+    assert_eq!(report["completed"], 200, "every drained job completed: {report}");
+    for rate in [
+        "insert_jobs_per_sec",
+        "drain_jobs_per_sec",
+        "single_insert_jobs_per_sec",
+        "baseline_insert_jobs_per_sec",
+        "baseline_single_insert_jobs_per_sec",
+        "baseline_drain_jobs_per_sec",
+        "drain_vs_baseline",
+        "peak_rss_mib",
+    ] {
+        assert!(report[rate].as_f64().is_some_and(|v| v > 0.0), "{rate} is a positive number: {report}");
+    }
+    for latency in ["latency_ms_p50", "latency_ms_p99", "latency_cross_process_ms_p50", "latency_cross_process_ms_p99"] {
+        assert!(report[latency].as_f64().is_some_and(|v| v >= 0.0), "{latency} is measured: {report}");
+    }
+    assert!(report["latency_ms_p50"].as_f64() <= report["latency_ms_p99"].as_f64());
+    assert!(report["claim_plan"].as_str().is_some_and(|p| p.contains("porter_jobs_fetch")), "{report}");
+}
+
+#[test]
+fn bench_runs_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/bench.db", dir.path().display());
+    check(&bench(&url), "sqlite");
+    // A database with jobs is refused: the figures are only comparable on a fresh one.
+    let again = Command::new(env!("CARGO_BIN_EXE_porter"))
+        .args(["bench", "--jobs", "10", "--json"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("without jobs"));
+}
+
+#[test]
+#[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
+fn bench_runs_on_postgres() {
+    let base = std::env::var("PORTER_TEST_DATABASE_URL").expect("PORTER_TEST_DATABASE_URL is set");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(porter::store::postgres::PgStore::create_test_schema(&base)).unwrap();
+    check(&bench(&url), "postgres");
+}
