@@ -102,7 +102,12 @@ mod cases {
             let n = if round == 0 { size.jobs - per_round * (size.kills - 1) } else { per_round };
             ids.extend(insert_sleeps(&*db.store, n, size.job_ms).await);
             // Strike while the wave runs, so that the victim likely holds jobs.
-            wait_totals(&*db.store, "the wave running", drain_bound(&size), |t| t[&JobState::Running] > 0).await;
+            // (Or the wave is already done: a fast machine may finish it between two looks.)
+            let inserted = ids.len() as i64;
+            wait_totals(&*db.store, "the wave running", drain_bound(&size), |t| {
+                t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted
+            })
+            .await;
             tokio::time::sleep(Duration::from_millis(fastrand::u64(0..(size.job_ms * 4).max(10)))).await;
             let i = fastrand::usize(..workers.len());
             let mut victim = std::mem::replace(&mut workers[i], launcher.worker(&format!("w{i}"), &refs(&flags)));
@@ -1155,7 +1160,11 @@ async fn postgres_restarts_under_load_lose_no_job() {
     let per_wave = size.jobs / restarts;
     for _ in 0..restarts {
         ids.extend(insert_sleeps(&*store, per_wave, size.job_ms).await);
-        wait_totals(&*store, "the wave running", Duration::from_secs(60), |t| t[&JobState::Running] > 0).await;
+        let inserted = ids.len() as i64;
+        wait_totals(&*store, "the wave running (or done)", Duration::from_secs(60), |t| {
+            t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted
+        })
+        .await;
         cluster.restart_fast();
         for p in procs.iter_mut().chain(std::iter::once(&mut web)) {
             assert!(p.alive(), "{} exited on the restart:\n{}", p.name, p.output());
@@ -1221,7 +1230,11 @@ async fn sqlite_write_lock_held_past_busy_timeout_loses_no_job() {
         p.ready().await;
     }
     let mut ids = insert_sleeps(&*db.store, size.jobs / 2, size.job_ms).await;
-    wait_totals(&*db.store, "the first half running", Duration::from_secs(60), |t| t[&JobState::Running] > 0).await;
+    let inserted = ids.len() as i64;
+    wait_totals(&*db.store, "the first half running (or done)", Duration::from_secs(60), |t| {
+        t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted
+    })
+    .await;
     let path = db.sqlite_path().unwrap();
     let locker = std::thread::spawn(move || {
         let conn = rusqlite::Connection::open(&path).unwrap();
