@@ -5,6 +5,7 @@
 //! the executor does for every other outcome: so a worker never holds more claimed but
 //! unrecorded jobs than its concurrency, and a crash costs at most that many runs again.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use crate::store::{JobFence, Store};
 
 /// Most completions written in one batch.
 const MAX_BATCH: usize = 1000;
+/// Longest a completion waits for the completions of other running jobs to join its batch.
+const COALESCE: Duration = Duration::from_millis(1);
 
 enum Msg {
     Complete(JobFence, OwnedSemaphorePermit),
@@ -24,14 +27,27 @@ enum Msg {
 /// Handle to the completer task.
 pub(crate) struct Completer {
     tx: mpsc::UnboundedSender<Msg>,
+    /// Jobs claimed whose outcome is not known yet.
+    running: Arc<AtomicUsize>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Completer {
     pub(crate) fn spawn(store: Arc<dyn Store>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(store, rx));
-        Completer { tx, task: Mutex::new(Some(task)) }
+        let running = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(run(store, rx, running.clone()));
+        Completer { tx, running, task: Mutex::new(Some(task)) }
+    }
+
+    /// `n` claimed jobs start: their completions are worth waiting a moment for.
+    pub(crate) fn started(&self, n: usize) {
+        self.running.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// A job's outcome is known (whatever it is; a completion follows with [`Self::complete`]).
+    pub(crate) fn finished(&self) {
+        self.running.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Queues a completion; it is written with the next batch, and then the job's slot is
@@ -50,24 +66,41 @@ impl Completer {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>) {
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, running: Arc<AtomicUsize>) {
     let mut batch: Vec<JobFence> = Vec::new();
     let mut slots: Vec<OwnedSemaphorePermit> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Complete(f, slot) => {
-                    batch.push(f);
-                    slots.push(slot);
+        let deadline = tokio::time::Instant::now() + COALESCE;
+        loop {
+            let mut flush = false;
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Complete(f, slot) => {
+                        batch.push(f);
+                        slots.push(slot);
+                    }
+                    Msg::Flush(tx) => {
+                        flushes.push(tx);
+                        flush = true;
+                    }
                 }
-                Msg::Flush(tx) => flushes.push(tx),
+                if batch.len() >= MAX_BATCH {
+                    break;
+                }
+                next = rx.try_recv().ok();
             }
-            if batch.len() >= MAX_BATCH {
+            // Jobs claimed together tend to finish together: while some are still running,
+            // wait a moment for their completions to join this batch, rather than writing one
+            // now and the rest a whole write later.
+            if flush || batch.len() >= MAX_BATCH || running.load(Ordering::Acquire) == 0 {
                 break;
             }
-            next = rx.try_recv().ok();
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(msg)) => next = Some(msg),
+                Ok(None) | Err(_) => break,
+            }
         }
         if !batch.is_empty() {
             write(&*store, std::mem::take(&mut batch)).await;

@@ -130,6 +130,7 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
 /// Records the outcome; the job's slot is released once it is written (by the completer, for
 /// a completion).
 async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slot: OwnedSemaphorePermit) {
+    ctx.completer.finished();
     let fence = row.fence();
     let fail = |error: String, trace: Option<String>, retry_in: Duration, discard: bool| JobFailParams {
         fence: fence.clone(),
