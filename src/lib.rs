@@ -10,6 +10,7 @@
 //! * [`runtime`]: producers, executor, batched completer, graceful shutdown.
 //! * [`maintenance`]: periodic enqueuer, rescuer (leases), retention cleaner.
 //! * [`jobs`]: built-in jobs (heartbeat, orphan file cleanup, diagnostics).
+//! * [`files`]: object storage (file://, s3://, memory://) and the orphan-file cleanup pass.
 //! * [`http`]: the web process: tablo API, admin API, metrics and dashboard, as one axum router.
 //! * [`cli`]: the `porter` command line (the binary is one call to [`cli::main`]).
 //! * [`bench`]: `porter bench`, porter's speed next to its database's own limit.
