@@ -105,9 +105,22 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, runnin
         if !batch.is_empty() {
             write(&*store, std::mem::take(&mut batch)).await;
         }
-        slots.clear(); // written (or given up on): the slots are free for new claims
+        release(&mut slots); // written (or given up on): the slots are free for new claims
         for f in flushes.drain(..) {
             let _ = f.send(());
+        }
+    }
+}
+
+/// Gives slots back one queue at a time: a single release of many permits wakes the queue's
+/// producer with all of them free, where releasing them one by one let it claim for the first
+/// few and then again for the rest.
+fn release(slots: &mut Vec<OwnedSemaphorePermit>) {
+    let mut by_queue: Vec<OwnedSemaphorePermit> = Vec::new();
+    for slot in slots.drain(..) {
+        match by_queue.iter_mut().find(|q| Arc::ptr_eq(q.semaphore(), slot.semaphore())) {
+            Some(q) => q.merge(slot),
+            None => by_queue.push(slot),
         }
     }
 }

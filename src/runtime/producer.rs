@@ -25,9 +25,6 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
                 permit = slots.acquire() => drop(permit),
                 _ = ctx.stop_claiming.cancelled() => return,
             }
-            // Slots come back a batch of completions at a time: let the rest of the batch
-            // land, so that one claim fills them all.
-            tokio::task::yield_now().await;
         }
         let free = slots.available_permits().min(MAX_CLAIM);
         let params = JobClaimParams {
