@@ -4,7 +4,11 @@
 WITH fences AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[]) AS f(id, attempt, worker_id)
 )
+-- The worker is compared with IS NOT DISTINCT FROM (the same here: both sides are set) because
+-- it cannot drive an index: with `=`, generic plans looked each fence up through
+-- porter_jobs_running by worker, a walk over every job the worker runs, per fence (a batch of
+-- 500 took 30 ms where it takes 5 by primary key).
 UPDATE porter_jobs j SET state = 'completed', finalized_at = now()
 FROM fences f
-WHERE j.id = f.id AND j.state = 'running' AND j.attempt = f.attempt AND j.attempted_by = f.worker_id
+WHERE j.id = f.id AND j.state = 'running' AND j.attempt = f.attempt AND j.attempted_by IS NOT DISTINCT FROM f.worker_id
 RETURNING j.id, j.attempt, j.attempted_by
