@@ -62,6 +62,15 @@ impl BenchProbe {
         }
     }
 
+    /// Whether any job of `queue` is available or running (one index probe).
+    pub async fn any_unfinished(&mut self, queue: &str) -> Result<bool> {
+        match self {
+            BenchProbe::Sqlite(p) => p.any_unfinished(queue).await,
+            #[cfg(feature = "postgres")]
+            BenchProbe::Postgres(p) => p.any_unfinished(queue).await,
+        }
+    }
+
     /// The plan of the claim query (porter's own `job_claim.sql`) for `queue`, as text.
     pub async fn explain_claim(&mut self, queue: &str) -> Result<String> {
         match self {

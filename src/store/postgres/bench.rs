@@ -45,6 +45,15 @@ impl Probe {
             .map_err(map_err)
     }
 
+    /// Whether any job of `queue` is available or running.
+    pub async fn any_unfinished(&mut self, queue: &str) -> Result<bool> {
+        sqlx::query_scalar(include_str!("sql/bench_any_unfinished.sql"))
+            .bind(queue)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(map_err)
+    }
+
     /// `EXPLAIN` of porter's claim (`job_claim.sql`) as the planner sees it now.
     pub async fn explain_claim(&mut self, queue: &str) -> Result<String> {
         let sql = format!("EXPLAIN {}", include_str!("sql/job_claim.sql"));
@@ -185,6 +194,7 @@ mod tests {
         assert!(plan.contains("using porter_jobs_fetch on porter_jobs"), "{plan}");
         assert!(!plan.contains("Seq Scan on porter_jobs"), "{plan}");
         assert_eq!(probe.unfinished("default").await.unwrap(), 5000);
+        assert!(probe.any_unfinished("default").await.unwrap());
     }
 
     #[tokio::test]

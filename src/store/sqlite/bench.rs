@@ -43,6 +43,17 @@ impl Probe {
         .await
     }
 
+    /// Whether any job of `queue` is available or running.
+    pub async fn any_unfinished(&self, queue: &str) -> Result<bool> {
+        let queue = queue.to_string();
+        self.with(move |c| {
+            c.prepare_cached(include_str!("sql/bench_any_unfinished.sql"))
+                .and_then(|mut s| s.query_row([queue], |r| r.get(0)))
+                .map_err(map_err)
+        })
+        .await
+    }
+
     /// `EXPLAIN QUERY PLAN` of porter's claim (`job_claim.sql`), one line per step.
     pub async fn explain_claim(&self, queue: &str) -> Result<String> {
         let queue = queue.to_string();
@@ -163,6 +174,7 @@ mod tests {
         assert!(plan.contains("USING INDEX porter_jobs_fetch"), "{plan}");
         assert!(!plan.lines().any(|l| l.trim() == "SCAN porter_jobs"), "{plan}");
         assert_eq!(probe.unfinished("default").await.unwrap(), 0);
+        assert!(!probe.any_unfinished("default").await.unwrap());
     }
 
     /// A batch of completions finds each row by primary key, whatever else is running.
