@@ -112,6 +112,9 @@ mod cases {
             let i = fastrand::usize(..workers.len());
             let mut victim = std::mem::replace(&mut workers[i], launcher.worker(&format!("w{i}"), &refs(&flags)));
             if mixed && round % 2 == 1 {
+                // A replacement started in an earlier round may not have installed its signal
+                // handlers yet; a SIGTERM then would kill it like a SIGKILL.
+                victim.ready().await;
                 let status = victim.term(Duration::from_secs(30)).await;
                 assert!(status.success(), "{} exits 0 after SIGTERM, got {status:?}:\n{}", victim.name, victim.output());
                 assert!(victim.logged("shutdown complete"), "{}:\n{}", victim.name, victim.output());
