@@ -121,13 +121,18 @@ pub trait Worker<A: JobArgs>: Send + Sync + 'static {
     }
 }
 
+/// A claimed job whose args are decoded, ready to run.
+pub struct StartedJob {
+    /// How long it may run ([`Worker::timeout`]).
+    pub timeout: Duration,
+    /// The work; nothing runs until it is polled.
+    pub work: futures::future::BoxFuture<'static, std::result::Result<(), JobError>>,
+}
+
 /// A worker with its args type erased, as the executor sees it.
-#[async_trait::async_trait]
 pub trait AnyWorker: Send + Sync + 'static {
-    /// Decodes the args, then runs the job; undecodable args are a discard.
-    async fn work_row(&self, row: JobRow, cancel: CancellationToken) -> std::result::Result<(), JobError>;
-    /// The timeout for this job.
-    fn timeout_for(&self, row: &JobRow) -> Duration;
+    /// Decodes the args once and prepares the run; undecodable args are a discard.
+    fn start(&self, row: JobRow, cancel: CancellationToken) -> std::result::Result<StartedJob, JobError>;
     /// The retry delay for this job after a failure.
     fn next_retry_for(&self, row: &JobRow) -> Duration;
     /// The longest timeout of the kind (see [`Worker::max_timeout`]).
@@ -135,16 +140,19 @@ pub trait AnyWorker: Send + Sync + 'static {
 }
 
 struct Typed<A, W> {
-    worker: W,
+    worker: Arc<W>,
     _args: PhantomData<fn() -> A>,
 }
 
 impl<A: JobArgs, W: Worker<A>> Typed<A, W> {
-    fn job(&self, row: &JobRow) -> std::result::Result<Job<A>, JobError> {
-        let args = serde_json::from_value::<A>(row.args.clone()).map_err(|e| {
+    fn decode(row: &JobRow) -> std::result::Result<A, JobError> {
+        A::deserialize(&row.args).map_err(|e| {
             JobError::Discard(format!("args cannot be decoded for kind {}: {}", A::KIND, describe_decode_error(&e)))
-        })?;
-        Ok(Job { args, row: row.clone(), cancel: CancellationToken::new() })
+        })
+    }
+
+    fn job(&self, row: &JobRow) -> std::result::Result<Job<A>, JobError> {
+        Ok(Job { args: Self::decode(row)?, row: row.clone(), cancel: CancellationToken::new() })
     }
 }
 
@@ -178,19 +186,13 @@ fn describe_decode_error(e: &serde_json::Error) -> String {
     "the args do not match the kind's fields (details withheld: they may quote the args)".to_string()
 }
 
-#[async_trait::async_trait]
 impl<A: JobArgs, W: Worker<A>> AnyWorker for Typed<A, W> {
-    async fn work_row(&self, row: JobRow, cancel: CancellationToken) -> std::result::Result<(), JobError> {
-        let mut job = self.job(&row)?;
-        job.cancel = cancel;
-        self.worker.work(job).await
-    }
-
-    fn timeout_for(&self, row: &JobRow) -> Duration {
-        match self.job(row) {
-            Ok(job) => self.worker.timeout(&job),
-            Err(_) => DEFAULT_JOB_TIMEOUT,
-        }
+    fn start(&self, row: JobRow, cancel: CancellationToken) -> std::result::Result<StartedJob, JobError> {
+        let args = Self::decode(&row)?;
+        let job = Job { args, row, cancel };
+        let timeout = self.worker.timeout(&job);
+        let worker = self.worker.clone();
+        Ok(StartedJob { timeout, work: Box::pin(async move { worker.work(job).await }) })
     }
 
     fn max_timeout(&self) -> Duration {
@@ -229,7 +231,7 @@ impl Workers {
         if self.by_kind.contains_key(A::KIND) {
             return Err(Error::invalid("worker", format!("kind {} already has a worker", A::KIND)));
         }
-        self.by_kind.insert(A::KIND.to_string(), Arc::new(Typed { worker, _args: PhantomData::<fn() -> A> }));
+        self.by_kind.insert(A::KIND.to_string(), Arc::new(Typed { worker: Arc::new(worker), _args: PhantomData::<fn() -> A> }));
         Ok(self)
     }
 

@@ -976,7 +976,13 @@ fn decode_errors_never_echo_arg_values() {
             let cancel = tokio_util::sync::CancellationToken::new();
             cancel.cancel(); // a `sleep` that decodes returns at once
             let result = rt.block_on(async {
-                tokio::time::timeout(std::time::Duration::from_secs(5), worker.work_row(row, cancel)).await
+                let run = async {
+                    match worker.start(row, cancel) {
+                        Ok(started) => started.work.await,
+                        Err(e) => Err(e),
+                    }
+                };
+                tokio::time::timeout(std::time::Duration::from_secs(5), run).await
             });
             if let Ok(Err(porter::JobError::Discard(message))) = result {
                 for needle in [SECRET, "987654321", "9876.54321"] {

@@ -88,18 +88,22 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
         record(&ctx, &row, Outcome::Done(Err(JobError::msg(format!("no worker for kind {}", row.kind)))), permit).await;
         return;
     };
-    let timeout = worker.timeout_for(&row);
     let cancel = ctx.stop_jobs.child_token();
-    let run = {
-        let (row, cancel) = (row.clone(), cancel.clone());
-        async move {
-            match AssertUnwindSafe(worker.work_row(row, cancel)).catch_unwind().await {
-                Ok(result) => Outcome::Done(result),
-                Err(payload) => Outcome::Panicked {
-                    message: panic_message(&*payload),
-                    trace: PANIC_TRACE.with(|t| t.borrow_mut().take()),
-                },
-            }
+    let started = match worker.start(row.clone(), cancel.clone()) {
+        Ok(started) => started,
+        Err(e) => {
+            record(&ctx, &row, Outcome::Done(Err(e)), permit).await;
+            return;
+        }
+    };
+    let timeout = started.timeout;
+    let run = async move {
+        match AssertUnwindSafe(started.work).catch_unwind().await {
+            Ok(result) => Outcome::Done(result),
+            Err(payload) => Outcome::Panicked {
+                message: panic_message(&*payload),
+                trace: PANIC_TRACE.with(|t| t.borrow_mut().take()),
+            },
         }
     };
     let mut task = tokio::spawn(run);
