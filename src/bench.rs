@@ -78,7 +78,12 @@ pub struct BenchOptions {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { jobs: DEFAULT_JOBS, concurrency: DEFAULT_CONCURRENCY, latency_samples: None, inserter: None }
+        BenchOptions {
+            jobs: DEFAULT_JOBS,
+            concurrency: DEFAULT_CONCURRENCY,
+            latency_samples: None,
+            inserter: None,
+        }
     }
 }
 
@@ -134,24 +139,68 @@ pub struct BenchReport {
 impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} ms"));
-        writeln!(f, "porter bench on {} ({} jobs, concurrency {})", self.backend, self.jobs, self.concurrency)?;
-        writeln!(f, "{:<26}{:>14}{:>16}{:>9}", "", "porter", "hand-written", "ratio")?;
+        writeln!(
+            f,
+            "porter bench on {} ({} jobs, concurrency {})",
+            self.backend, self.jobs, self.concurrency
+        )?;
+        writeln!(
+            f,
+            "{:<26}{:>14}{:>16}{:>9}",
+            "", "porter", "hand-written", "ratio"
+        )?;
         let row = |f: &mut std::fmt::Formatter<'_>, name: &str, ours: f64, raw: f64| {
-            writeln!(f, "{name:<26}{:>14}{:>16}{:>8.0}%", per_sec(ours), per_sec(raw), 100.0 * ours / raw.max(1e-9))
+            writeln!(
+                f,
+                "{name:<26}{:>14}{:>16}{:>8.0}%",
+                per_sec(ours),
+                per_sec(raw),
+                100.0 * ours / raw.max(1e-9)
+            )
         };
-        row(f, "batch insert", self.insert_jobs_per_sec, self.baseline_insert_jobs_per_sec)?;
-        row(f, "single inserts", self.single_insert_jobs_per_sec, self.baseline_single_insert_jobs_per_sec)?;
-        row(f, "drain", self.drain_jobs_per_sec, self.baseline_drain_jobs_per_sec)?;
-        writeln!(f, "completed                 {} of {}", self.completed, self.jobs)?;
-        writeln!(f, "latency in process        p50 {}  p99 {}", ms(Some(self.latency_ms_p50)), ms(Some(self.latency_ms_p99)))?;
+        row(
+            f,
+            "batch insert",
+            self.insert_jobs_per_sec,
+            self.baseline_insert_jobs_per_sec,
+        )?;
+        row(
+            f,
+            "single inserts",
+            self.single_insert_jobs_per_sec,
+            self.baseline_single_insert_jobs_per_sec,
+        )?;
+        row(
+            f,
+            "drain",
+            self.drain_jobs_per_sec,
+            self.baseline_drain_jobs_per_sec,
+        )?;
+        writeln!(
+            f,
+            "completed                 {} of {}",
+            self.completed, self.jobs
+        )?;
+        writeln!(
+            f,
+            "latency in process        p50 {}  p99 {}",
+            ms(Some(self.latency_ms_p50)),
+            ms(Some(self.latency_ms_p99))
+        )?;
         writeln!(
             f,
             "latency across processes  p50 {}  p99 {}",
             ms(self.latency_cross_process_ms_p50),
             ms(self.latency_cross_process_ms_p99)
         )?;
-        let drain_rss = self.drain_peak_rss_mib.map_or("-".to_string(), |m| format!("{m:.1} MiB"));
-        writeln!(f, "peak RSS                  {:.1} MiB (drain: {drain_rss})", self.peak_rss_mib)?;
+        let drain_rss = self
+            .drain_peak_rss_mib
+            .map_or("-".to_string(), |m| format!("{m:.1} MiB"));
+        writeln!(
+            f,
+            "peak RSS                  {:.1} MiB (drain: {drain_rss})",
+            self.peak_rss_mib
+        )?;
         writeln!(f, "claim plan:")?;
         for line in self.claim_plan.lines() {
             writeln!(f, "  {line}")?;
@@ -206,12 +255,24 @@ impl Worker<Probe> for ProbeWorker {
 }
 
 fn unix_micros() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 fn probe_params(from_child: bool, warmup: bool) -> Result<JobInsertParams> {
-    let probe = Probe { sent_at_us: unix_micros(), from_child, warmup };
-    insert_params(&probe, Some(InsertOpts { queue: Some(LATENCY_QUEUE.into()), ..InsertOpts::default() }))
+    let probe = Probe {
+        sent_at_us: unix_micros(),
+        from_child,
+        warmup,
+    };
+    insert_params(
+        &probe,
+        Some(InsertOpts {
+            queue: Some(LATENCY_QUEUE.into()),
+            ..InsertOpts::default()
+        }),
+    )
 }
 
 /// The child process's part: opens the database, inserts one warm-up probe and then
@@ -219,10 +280,14 @@ fn probe_params(from_child: bool, warmup: bool) -> Result<JobInsertParams> {
 /// `porter bench --latency-inserter K` runs this.
 pub async fn run_latency_inserter(database_url: &str, samples: usize) -> Result<()> {
     let store = crate::store::open(database_url).await?;
-    store.job_insert_many(vec![probe_params(true, true)?]).await?;
+    store
+        .job_insert_many(vec![probe_params(true, true)?])
+        .await?;
     tokio::time::sleep(LATENCY_INTERVAL * 4).await;
     for _ in 0..samples {
-        store.job_insert_many(vec![probe_params(true, false)?]).await?;
+        store
+            .job_insert_many(vec![probe_params(true, false)?])
+            .await?;
         tokio::time::sleep(LATENCY_INTERVAL).await;
     }
     Ok(())
@@ -232,7 +297,10 @@ pub async fn run_latency_inserter(database_url: &str, samples: usize) -> Result<
 /// `progress`, draws a progress bar per phase on stderr.
 pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Result<BenchReport> {
     if opts.jobs == 0 || opts.concurrency == 0 {
-        return Err(Error::invalid("bench", "jobs and concurrency must be at least 1"));
+        return Err(Error::invalid(
+            "bench",
+            "jobs and concurrency must be at least 1",
+        ));
     }
     let store = crate::store::open(database_url).await?;
     let existing: i64 = store.job_counts().await?.total.values().sum();
@@ -246,23 +314,38 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
     let bars = Bars { show: progress };
     let jobs = opts.jobs;
     let single_jobs = jobs.min(SINGLE_INSERT_MAX);
-    let samples = opts.latency_samples.unwrap_or((jobs / 50).clamp(20, 400)).max(1);
+    let samples = opts
+        .latency_samples
+        .unwrap_or((jobs / 50).clamp(20, 400))
+        .max(1);
 
     // 1. The database's own limit.
-    let bar = bars.spinner("baseline", "hand-written SQL: insert, single inserts, drain");
+    let bar = bars.spinner(
+        "baseline",
+        "hand-written SQL: insert, single inserts, drain",
+    );
     let baseline: RawBaseline = probe.raw_drain_baseline(jobs, single_jobs).await?;
     bar.finish_with_message(format!("drain {}", per_sec(baseline.drain_jobs_per_sec)));
 
     // 2. Batch insert.
     let bar = bars.counter("batch insert", jobs);
-    let noop = insert_params(&Noop {}, Some(InsertOpts { queue: Some(DRAIN_QUEUE.into()), ..InsertOpts::default() }))?;
+    let noop = insert_params(
+        &Noop {},
+        Some(InsertOpts {
+            queue: Some(DRAIN_QUEUE.into()),
+            ..InsertOpts::default()
+        }),
+    )?;
     let started = Instant::now();
     let mut left = jobs;
     while left > 0 {
         let n = left.min(BATCH_INSERT_MAX);
         let inserted = store.job_insert_many(vec![noop.clone(); n]).await?;
         if inserted.len() != n {
-            return Err(Error::Database(format!("inserted {} jobs of {n}", inserted.len())));
+            return Err(Error::Database(format!(
+                "inserted {} jobs of {n}",
+                inserted.len()
+            )));
         }
         left -= n;
         bar.inc(n as u64);
@@ -275,18 +358,24 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
     let peak_before_drain = peak_rss_kib();
     let drain_rss_reset = reset_peak_rss();
     let bar = bars.counter("drain", jobs);
-    let (drain_jobs_per_sec, completed) = drain(&store, &mut probe, jobs, opts.concurrency, &bar).await?;
+    let (drain_jobs_per_sec, completed) =
+        drain(&store, &mut probe, jobs, opts.concurrency, &bar).await?;
     bar.finish_with_message(per_sec(drain_jobs_per_sec));
     let drain_peak = peak_rss_kib();
 
     // 4. Single inserts from many tasks.
     let bar = bars.counter("single inserts", single_jobs);
-    let single_insert_jobs_per_sec = single_inserts(&store, single_jobs, opts.concurrency, &bar).await?;
+    let single_insert_jobs_per_sec =
+        single_inserts(&store, single_jobs, opts.concurrency, &bar).await?;
     bar.finish_with_message(per_sec(single_insert_jobs_per_sec));
 
     // 5. Latency, in this process and from another one.
-    let bar = bars.counter("latency", samples * if opts.inserter.is_some() { 2 } else { 1 });
-    let (in_process, cross_process) = latency(&store, database_url, samples, opts.inserter.as_ref(), &bar).await?;
+    let bar = bars.counter(
+        "latency",
+        samples * if opts.inserter.is_some() { 2 } else { 1 },
+    );
+    let (in_process, cross_process) =
+        latency(&store, database_url, samples, opts.inserter.as_ref(), &bar).await?;
     bar.finish_with_message(format!("p50 {:.2} ms", percentile(&in_process, 0.50)));
 
     let mib = |kib: u64| kib as f64 / 1024.0;
@@ -312,7 +401,10 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
         baseline_drain_jobs_per_sec: baseline.drain_jobs_per_sec,
         drain_vs_baseline: ratio(drain_jobs_per_sec, baseline.drain_jobs_per_sec),
         insert_vs_baseline: ratio(insert_jobs_per_sec, baseline.batch_insert_jobs_per_sec),
-        single_insert_vs_baseline: ratio(single_insert_jobs_per_sec, baseline.single_insert_jobs_per_sec),
+        single_insert_vs_baseline: ratio(
+            single_insert_jobs_per_sec,
+            baseline.single_insert_jobs_per_sec,
+        ),
         claim_plan,
     })
 }
@@ -381,13 +473,29 @@ async fn drain(
     let elapsed = outcome?;
     stopped?;
     let counts = store.job_counts().await?;
-    let completed = counts.queues.get(DRAIN_QUEUE).and_then(|q| q.get(&JobState::Completed)).copied().unwrap_or(0);
+    let completed = counts
+        .queues
+        .get(DRAIN_QUEUE)
+        .and_then(|q| q.get(&JobState::Completed))
+        .copied()
+        .unwrap_or(0);
     Ok((crate::store::bench::rate(jobs, elapsed), completed as usize))
 }
 
 /// `tasks` tasks insert `jobs` jobs between them, one job per call.
-async fn single_inserts(store: &Arc<dyn Store>, jobs: usize, tasks: usize, bar: &ProgressBar) -> Result<f64> {
-    let noop = insert_params(&Noop {}, Some(InsertOpts { queue: Some(SINGLE_QUEUE.into()), ..InsertOpts::default() }))?;
+async fn single_inserts(
+    store: &Arc<dyn Store>,
+    jobs: usize,
+    tasks: usize,
+    bar: &ProgressBar,
+) -> Result<f64> {
+    let noop = insert_params(
+        &Noop {},
+        Some(InsertOpts {
+            queue: Some(SINGLE_QUEUE.into()),
+            ..InsertOpts::default()
+        }),
+    )?;
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let handles: Vec<_> = (0..tasks.min(jobs))
@@ -441,22 +549,34 @@ async fn latency(
                         }
                     }
                     if Instant::now() > deadline {
-                        return Err(Error::Database(format!("latency probes {what} never started")));
+                        return Err(Error::Database(format!(
+                            "latency probes {what} never started"
+                        )));
                     }
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             }
         };
         // A warm-up probe: the runtime is up and the connections are open.
-        store.job_insert_many(vec![probe_params(false, true)?]).await?;
+        store
+            .job_insert_many(vec![probe_params(false, true)?])
+            .await?;
         wait_for("of the warm-up", Box::new(|s| s.warmups >= 1)).await?;
         for _ in 0..samples {
-            store.job_insert_many(vec![probe_params(false, false)?]).await?;
+            store
+                .job_insert_many(vec![probe_params(false, false)?])
+                .await?;
             tokio::time::sleep(LATENCY_INTERVAL).await;
         }
-        wait_for("from this process", Box::new(move |s| s.in_process.len() >= samples)).await?;
+        wait_for(
+            "from this process",
+            Box::new(move |s| s.in_process.len() >= samples),
+        )
+        .await?;
 
-        let Some(exe) = inserter else { return Ok(false) };
+        let Some(exe) = inserter else {
+            return Ok(false);
+        };
         let child = tokio::process::Command::new(exe)
             .args(["bench", "--latency-inserter", &samples.to_string()])
             .env("DATABASE_URL", database_url)
@@ -477,7 +597,11 @@ async fn latency(
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        wait_for("from the other process", Box::new(move |s| s.cross_process.len() >= samples)).await?;
+        wait_for(
+            "from the other process",
+            Box::new(move |s| s.cross_process.len() >= samples),
+        )
+        .await?;
         Ok(true)
     }
     .await;
@@ -540,7 +664,9 @@ impl Bars {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(ProgressStyle::with_template("{prefix:>14} {spinner} {msg}").expect("a valid template"));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>14} {spinner} {msg}").expect("a valid template"),
+        );
         bar.set_prefix(phase.to_string());
         bar.set_message(message.to_string());
         bar.enable_steady_tick(Duration::from_millis(100));

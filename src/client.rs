@@ -15,13 +15,16 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("backend", &self.store.backend()).finish()
+        f.debug_struct("Client")
+            .field("backend", &self.store.backend())
+            .finish()
     }
 }
 
 /// Validated insert params for typed args: the args' own options, overridden by `opts`.
 pub fn insert_params<A: JobArgs>(args: &A, opts: Option<InsertOpts>) -> Result<JobInsertParams> {
-    let value = serde_json::to_value(args).map_err(|e| crate::Error::invalid("args", e.to_string()))?;
+    let value =
+        serde_json::to_value(args).map_err(|e| crate::Error::invalid("args", e.to_string()))?;
     let mut merged = args.insert_opts();
     if let Some(o) = opts {
         merged = InsertOpts {
@@ -49,7 +52,11 @@ impl Client {
     }
 
     /// Inserts one typed job.
-    pub async fn insert<A: JobArgs>(&self, args: &A, opts: Option<InsertOpts>) -> Result<InsertResult> {
+    pub async fn insert<A: JobArgs>(
+        &self,
+        args: &A,
+        opts: Option<InsertOpts>,
+    ) -> Result<InsertResult> {
         let params = insert_params(args, opts)?;
         Ok(self.store.job_insert_many(vec![params]).await?.remove(0))
     }
@@ -59,12 +66,20 @@ impl Client {
         &self,
         jobs: impl IntoIterator<Item = (&'a A, Option<InsertOpts>)>,
     ) -> Result<Vec<InsertResult>> {
-        let params = jobs.into_iter().map(|(a, o)| insert_params(a, o)).collect::<Result<Vec<_>>>()?;
+        let params = jobs
+            .into_iter()
+            .map(|(a, o)| insert_params(a, o))
+            .collect::<Result<Vec<_>>>()?;
         self.store.job_insert_many(params).await
     }
 
     /// Inserts a job by kind name with JSON args (the CLI and HTTP path).
-    pub async fn insert_raw(&self, kind: &str, args: serde_json::Value, opts: InsertOpts) -> Result<InsertResult> {
+    pub async fn insert_raw(
+        &self,
+        kind: &str,
+        args: serde_json::Value,
+        opts: InsertOpts,
+    ) -> Result<InsertResult> {
         let params = JobInsertParams::new(kind, args, opts)?;
         Ok(self.store.job_insert_many(vec![params]).await?.remove(0))
     }
@@ -89,7 +104,9 @@ impl Client {
         opts: Option<InsertOpts>,
     ) -> Result<InsertResult> {
         let params = insert_params(args, opts)?;
-        Ok(crate::store::postgres::job_insert_tx(conn, vec![params]).await?.remove(0))
+        Ok(crate::store::postgres::job_insert_tx(conn, vec![params])
+            .await?
+            .remove(0))
     }
 
     /// One job.

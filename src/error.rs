@@ -66,12 +66,18 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(what: &'static str, message: impl Into<String>) -> Self {
-        Error::Invalid { what, message: message.into() }
+        Error::Invalid {
+            what,
+            message: message.into(),
+        }
     }
 
     /// Shorthand for [`Error::NotFound`].
     pub fn not_found(what: &'static str, id: impl ToString) -> Self {
-        Error::NotFound { what, id: id.to_string() }
+        Error::NotFound {
+            what,
+            id: id.to_string(),
+        }
     }
 }
 

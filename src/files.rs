@@ -70,7 +70,9 @@ const MAX_NAME_IN_KEY: usize = 100;
 pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>> {
     let invalid = |message: String| Error::invalid("object store url", message);
     let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(invalid(format!("{url:?} has no scheme; use file://DIR, s3://BUCKET or memory://")));
+        return Err(invalid(format!(
+            "{url:?} has no scheme; use file://DIR, s3://BUCKET or memory://"
+        )));
     };
     match scheme {
         "file" => {
@@ -114,7 +116,10 @@ fn s3_from_env(bucket: &str) -> Result<object_store::aws::AmazonS3> {
     } else if let Some(b) = var("S3_BUCKET") {
         builder = builder.with_bucket_name(b);
     } else if var("AWS_BUCKET").is_none() && var("AWS_BUCKET_NAME").is_none() {
-        return Err(Error::invalid("object store url", "s3:// names no bucket; use s3://BUCKET or set S3_BUCKET"));
+        return Err(Error::invalid(
+            "object store url",
+            "s3:// names no bucket; use s3://BUCKET or set S3_BUCKET",
+        ));
     }
     if let Some(endpoint) = var("S3_ENDPOINT") {
         builder = builder.with_endpoint(endpoint);
@@ -132,11 +137,18 @@ fn s3_from_env(bucket: &str) -> Result<object_store::aws::AmazonS3> {
         let path_style = match path_style.to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => true,
             "0" | "false" | "no" | "off" => false,
-            _ => return Err(Error::invalid("S3_USE_PATH_STYLE", format!("{path_style:?} is not true or false"))),
+            _ => {
+                return Err(Error::invalid(
+                    "S3_USE_PATH_STYLE",
+                    format!("{path_style:?} is not true or false"),
+                ))
+            }
         };
         builder = builder.with_virtual_hosted_style_request(!path_style);
     }
-    builder.build().map_err(|e| Error::invalid("object store url", format!("s3://{bucket}: {e}")))
+    builder
+        .build()
+        .map_err(|e| Error::invalid("object store url", format!("s3://{bucket}: {e}")))
 }
 
 /// The object key for a new file of a tablo: `tablos/{tablo_id}/{file_id}`, followed by
@@ -146,7 +158,13 @@ fn s3_from_env(bucket: &str) -> Result<object_store::aws::AmazonS3> {
 pub fn object_key_for(tablo_id: Uuid, file_id: Uuid, file_name: &str) -> String {
     let mut name: String = file_name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(MAX_NAME_IN_KEY)
         .collect();
     // Leading dots would make hidden files on file://; a name of only dots and underscores
@@ -161,8 +179,12 @@ pub fn object_key_for(tablo_id: Uuid, file_id: Uuid, file_name: &str) -> String 
 
 /// Stores one object under `key`, which must be a valid object path.
 pub async fn put_file(objects: &dyn ObjectStore, key: &str, bytes: Bytes) -> Result<()> {
-    let path = parse_key(key).map_err(|why| Error::invalid("object key", format!("{key:?}: {why}")))?;
-    objects.put(&path, PutPayload::from_bytes(bytes)).await.map_err(object_err)?;
+    let path =
+        parse_key(key).map_err(|why| Error::invalid("object key", format!("{key:?}: {why}")))?;
+    objects
+        .put(&path, PutPayload::from_bytes(bytes))
+        .await
+        .map_err(object_err)?;
     Ok(())
 }
 
@@ -187,7 +209,13 @@ pub async fn save_tablo_file(
     let s3_key = object_key_for(tablo_id, id, file_name);
     let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
     put_file(objects, &s3_key, bytes).await?;
-    let row = TabloFileRow { id, tablo_id, s3_key, size, created_at: store.now().await? };
+    let row = TabloFileRow {
+        id,
+        tablo_id,
+        s3_key,
+        size,
+        created_at: store.now().await?,
+    };
     if let Err(e) = store.tablo_file_insert(row.clone()).await {
         if let Err(del) = objects.delete(&Path::from(row.s3_key.as_str())).await {
             tracing::warn!(file_id = %id, error = %del, "could not delete the object of a file whose row was not written");
@@ -208,7 +236,10 @@ fn object_err(e: object_store::Error) -> Error {
 fn parse_key(key: &str) -> std::result::Result<Path, String> {
     let path = Path::parse(key).map_err(|e| e.to_string())?;
     if path.as_ref() != key {
-        return Err(format!("it is not in canonical form (it parses as {:?})", path.as_ref()));
+        return Err(format!(
+            "it is not in canonical form (it parses as {:?})",
+            path.as_ref()
+        ));
     }
     if key.is_empty() {
         return Err("it is empty".to_string());
@@ -283,7 +314,11 @@ impl std::fmt::Display for CleanupCounts {
 ///
 /// Errors only when the database fails or the config is unusable; what fails object by object
 /// is counted in [`CleanupCounts::failures`] and logged.
-pub async fn cleanup_orphans(store: &dyn Store, objects: &dyn ObjectStore, cfg: &CleanupConfig) -> Result<CleanupCounts> {
+pub async fn cleanup_orphans(
+    store: &dyn Store,
+    objects: &dyn ObjectStore,
+    cfg: &CleanupConfig,
+) -> Result<CleanupCounts> {
     cleanup_orphans_until(store, objects, cfg, &CancellationToken::new()).await
 }
 
@@ -307,10 +342,16 @@ pub async fn cleanup_orphans_until(
             return Ok(None);
         }
         let page = store
-            .tablo_file_orphans(TabloFileOrphansParams { after, tablo_id: cfg.tablo_id, limit: cfg.page_size })
+            .tablo_file_orphans(TabloFileOrphansParams {
+                after,
+                tablo_id: cfg.tablo_id,
+                limit: cfg.page_size,
+            })
             .await?;
         // Rows left in place (failures) are not read again in this pass.
-        let Some(next) = page.last().map(|r| r.id) else { return Ok(None) };
+        let Some(next) = page.last().map(|r| r.id) else {
+            return Ok(None);
+        };
         let short = page.len() < cfg.page_size as usize;
         Ok(Some((page, (Some(next), short))))
     })
@@ -327,9 +368,13 @@ pub async fn cleanup_orphans_until(
 
 /// The prefix as an object path; an empty prefix would let the cleanup delete anything.
 fn parse_prefix(prefix: &str) -> Result<Path> {
-    let path = Path::parse(prefix).map_err(|e| Error::invalid("cleanup prefix", format!("{prefix:?}: {e}")))?;
+    let path = Path::parse(prefix)
+        .map_err(|e| Error::invalid("cleanup prefix", format!("{prefix:?}: {e}")))?;
     if path.as_ref().is_empty() {
-        return Err(Error::invalid("cleanup prefix", "must not be empty: the cleanup would reach every object"));
+        return Err(Error::invalid(
+            "cleanup prefix",
+            "must not be empty: the cleanup would reach every object",
+        ));
     }
     Ok(path)
 }
@@ -337,7 +382,9 @@ fn parse_prefix(prefix: &str) -> Result<Path> {
 /// Checks a row's key: a canonical object path strictly under the prefix.
 fn checked_path(key: &str, prefix: &Path) -> std::result::Result<Path, String> {
     let path = parse_key(key)?;
-    let strictly_under = path.prefix_match(prefix).is_some_and(|mut rest| rest.next().is_some());
+    let strictly_under = path
+        .prefix_match(prefix)
+        .is_some_and(|mut rest| rest.next().is_some());
     if strictly_under {
         Ok(path)
     } else {
@@ -352,7 +399,10 @@ async fn cleanup_page(
     prefix: &Path,
     page: Vec<TabloFileRow>,
 ) -> Result<CleanupCounts> {
-    let mut counts = CleanupCounts { orphans_seen: page.len() as u64, ..Default::default() };
+    let mut counts = CleanupCounts {
+        orphans_seen: page.len() as u64,
+        ..Default::default()
+    };
     let mut valid: Vec<(Uuid, Path)> = Vec::with_capacity(page.len());
     for row in &page {
         match checked_path(&row.s3_key, prefix) {
@@ -366,7 +416,11 @@ async fn cleanup_page(
     }
     // Two rows may name one object: delete it once.
     let mut seen = HashSet::with_capacity(valid.len());
-    let paths: Vec<Path> = valid.iter().filter(|(_, p)| seen.insert(p.clone())).map(|(_, p)| p.clone()).collect();
+    let paths: Vec<Path> = valid
+        .iter()
+        .filter(|(_, p)| seen.insert(p.clone()))
+        .map(|(_, p)| p.clone())
+        .collect();
 
     if cfg.dry_run {
         counts.objects_deleted = paths.len() as u64;

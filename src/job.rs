@@ -79,7 +79,10 @@ impl JobState {
 
     /// Whether the state is final (completed, cancelled, discarded).
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Completed | JobState::Cancelled | JobState::Discarded)
+        matches!(
+            self,
+            JobState::Completed | JobState::Cancelled | JobState::Discarded
+        )
     }
 }
 
@@ -213,7 +216,9 @@ pub struct InsertOpts {
 pub fn validate_name(what: &'static str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-'));
+        && name
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-'));
     if ok {
         Ok(())
     } else {

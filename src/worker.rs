@@ -58,7 +58,10 @@ pub enum JobError {
 impl JobError {
     /// An ordinary failure with a message.
     pub fn msg(message: impl fmt::Display) -> Self {
-        JobError::Failed { message: message.to_string(), trace: None }
+        JobError::Failed {
+            message: message.to_string(),
+            trace: None,
+        }
     }
 }
 
@@ -132,7 +135,11 @@ pub struct StartedJob {
 /// A worker with its args type erased, as the executor sees it.
 pub trait AnyWorker: Send + Sync + 'static {
     /// Decodes the args once and prepares the run; undecodable args are a discard.
-    fn start(&self, row: JobRow, cancel: CancellationToken) -> std::result::Result<StartedJob, JobError>;
+    fn start(
+        &self,
+        row: JobRow,
+        cancel: CancellationToken,
+    ) -> std::result::Result<StartedJob, JobError>;
     /// The retry delay for this job after a failure.
     fn next_retry_for(&self, row: &JobRow) -> Duration;
     /// The longest timeout of the kind (see [`Worker::max_timeout`]).
@@ -147,12 +154,20 @@ struct Typed<A, W> {
 impl<A: JobArgs, W: Worker<A>> Typed<A, W> {
     fn decode(row: &JobRow) -> std::result::Result<A, JobError> {
         A::deserialize(&row.args).map_err(|e| {
-            JobError::Discard(format!("args cannot be decoded for kind {}: {}", A::KIND, describe_decode_error(&e)))
+            JobError::Discard(format!(
+                "args cannot be decoded for kind {}: {}",
+                A::KIND,
+                describe_decode_error(&e)
+            ))
         })
     }
 
     fn job(&self, row: &JobRow) -> std::result::Result<Job<A>, JobError> {
-        Ok(Job { args: Self::decode(row)?, row: row.clone(), cancel: CancellationToken::new() })
+        Ok(Job {
+            args: Self::decode(row)?,
+            row: row.clone(),
+            cancel: CancellationToken::new(),
+        })
     }
 }
 
@@ -168,8 +183,10 @@ fn describe_decode_error(e: &serde_json::Error) -> String {
     for prefix in ["invalid type: ", "invalid value: "] {
         if let Some(rest) = text.strip_prefix(prefix) {
             if let Some(at) = rest.rfind(", expected ") {
-                let found: Vec<&str> =
-                    rest[..at].split(' ').take_while(|w| !w.starts_with(['"', '`', '\''])).collect();
+                let found: Vec<&str> = rest[..at]
+                    .split(' ')
+                    .take_while(|w| !w.starts_with(['"', '`', '\'']))
+                    .collect();
                 return format!("{prefix}{}{}", found.join(" "), &rest[at..]);
             }
         }
@@ -179,20 +196,33 @@ fn describe_decode_error(e: &serde_json::Error) -> String {
             return format!("unknown variant{}", &rest[at..]);
         }
     }
-    let safe = ["missing field ", "unknown field ", "duplicate field ", "invalid length "];
+    let safe = [
+        "missing field ",
+        "unknown field ",
+        "duplicate field ",
+        "invalid length ",
+    ];
     if safe.iter().any(|p| text.starts_with(p)) {
         return text;
     }
-    "the args do not match the kind's fields (details withheld: they may quote the args)".to_string()
+    "the args do not match the kind's fields (details withheld: they may quote the args)"
+        .to_string()
 }
 
 impl<A: JobArgs, W: Worker<A>> AnyWorker for Typed<A, W> {
-    fn start(&self, row: JobRow, cancel: CancellationToken) -> std::result::Result<StartedJob, JobError> {
+    fn start(
+        &self,
+        row: JobRow,
+        cancel: CancellationToken,
+    ) -> std::result::Result<StartedJob, JobError> {
         let args = Self::decode(&row)?;
         let job = Job { args, row, cancel };
         let timeout = self.worker.timeout(&job);
         let worker = self.worker.clone();
-        Ok(StartedJob { timeout, work: Box::pin(async move { worker.work(job).await }) })
+        Ok(StartedJob {
+            timeout,
+            work: Box::pin(async move { worker.work(job).await }),
+        })
     }
 
     fn max_timeout(&self) -> Duration {
@@ -215,7 +245,9 @@ pub struct Workers {
 
 impl fmt::Debug for Workers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Workers").field("kinds", &self.by_kind.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Workers")
+            .field("kinds", &self.by_kind.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -229,9 +261,18 @@ impl Workers {
     pub fn add<A: JobArgs, W: Worker<A>>(&mut self, worker: W) -> Result<&mut Self> {
         validate_name("kind", A::KIND)?;
         if self.by_kind.contains_key(A::KIND) {
-            return Err(Error::invalid("worker", format!("kind {} already has a worker", A::KIND)));
+            return Err(Error::invalid(
+                "worker",
+                format!("kind {} already has a worker", A::KIND),
+            ));
         }
-        self.by_kind.insert(A::KIND.to_string(), Arc::new(Typed { worker: Arc::new(worker), _args: PhantomData::<fn() -> A> }));
+        self.by_kind.insert(
+            A::KIND.to_string(),
+            Arc::new(Typed {
+                worker: Arc::new(worker),
+                _args: PhantomData::<fn() -> A>,
+            }),
+        );
         Ok(self)
     }
 
@@ -256,7 +297,11 @@ mod tests {
     use super::*;
 
     fn decode<A: serde::de::DeserializeOwned>(v: serde_json::Value) -> String {
-        describe_decode_error(&serde_json::from_value::<A>(v).err().expect("a decode error"))
+        describe_decode_error(
+            &serde_json::from_value::<A>(v)
+                .err()
+                .expect("a decode error"),
+        )
     }
 
     #[derive(Debug, serde::Deserialize)]
@@ -276,13 +321,37 @@ mod tests {
     #[test]
     fn decode_errors_keep_the_shape_and_drop_the_values() {
         use serde_json::json;
-        assert_eq!(decode::<Args>(json!({"ms": "hunter2, expected x", "mode": "Fast"})), "invalid type: string, expected u64");
-        assert_eq!(decode::<Args>(json!({"ms": -7, "mode": "Fast"})), "invalid value: integer, expected u64");
-        assert_eq!(decode::<Args>(json!({"ms": 1.5, "mode": "Fast"})), "invalid type: floating point, expected u64");
-        assert_eq!(decode::<Args>(json!({"ms": 1, "mode": "hunter2"})), "unknown variant, expected `Fast`");
-        assert_eq!(decode::<Args>(json!({"mode": "Fast"})), "missing field `ms`");
-        assert_eq!(decode::<Args>(json!({"ms": 1, "mode": "Fast", "extra": 1})), "unknown field `extra`, expected `ms` or `mode`");
-        assert_eq!(decode::<Args>(json!("hunter2")), "invalid type: string, expected struct Args");
-        assert_eq!(decode::<Args>(json!(true)), "invalid type: boolean, expected struct Args");
+        assert_eq!(
+            decode::<Args>(json!({"ms": "hunter2, expected x", "mode": "Fast"})),
+            "invalid type: string, expected u64"
+        );
+        assert_eq!(
+            decode::<Args>(json!({"ms": -7, "mode": "Fast"})),
+            "invalid value: integer, expected u64"
+        );
+        assert_eq!(
+            decode::<Args>(json!({"ms": 1.5, "mode": "Fast"})),
+            "invalid type: floating point, expected u64"
+        );
+        assert_eq!(
+            decode::<Args>(json!({"ms": 1, "mode": "hunter2"})),
+            "unknown variant, expected `Fast`"
+        );
+        assert_eq!(
+            decode::<Args>(json!({"mode": "Fast"})),
+            "missing field `ms`"
+        );
+        assert_eq!(
+            decode::<Args>(json!({"ms": 1, "mode": "Fast", "extra": 1})),
+            "unknown field `extra`, expected `ms` or `mode`"
+        );
+        assert_eq!(
+            decode::<Args>(json!("hunter2")),
+            "invalid type: string, expected struct Args"
+        );
+        assert_eq!(
+            decode::<Args>(json!(true)),
+            "invalid type: boolean, expected struct Args"
+        );
     }
 }

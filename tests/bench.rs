@@ -12,7 +12,11 @@ fn bench(database_url: &str) -> serde_json::Value {
         .output()
         .expect("run porter bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "porter bench failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "porter bench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "one JSON line on stdout, got: {stdout}");
     serde_json::from_str(lines[0]).expect("the output is JSON")
@@ -21,7 +25,10 @@ fn bench(database_url: &str) -> serde_json::Value {
 fn check(report: &serde_json::Value, backend: &str) {
     assert_eq!(report["backend"], backend);
     assert_eq!(report["jobs"], 200);
-    assert_eq!(report["completed"], 200, "every drained job completed: {report}");
+    assert_eq!(
+        report["completed"], 200,
+        "every drained job completed: {report}"
+    );
     for rate in [
         "insert_jobs_per_sec",
         "drain_jobs_per_sec",
@@ -32,13 +39,29 @@ fn check(report: &serde_json::Value, backend: &str) {
         "drain_vs_baseline",
         "peak_rss_mib",
     ] {
-        assert!(report[rate].as_f64().is_some_and(|v| v > 0.0), "{rate} is a positive number: {report}");
+        assert!(
+            report[rate].as_f64().is_some_and(|v| v > 0.0),
+            "{rate} is a positive number: {report}"
+        );
     }
-    for latency in ["latency_ms_p50", "latency_ms_p99", "latency_cross_process_ms_p50", "latency_cross_process_ms_p99"] {
-        assert!(report[latency].as_f64().is_some_and(|v| v >= 0.0), "{latency} is measured: {report}");
+    for latency in [
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "latency_cross_process_ms_p50",
+        "latency_cross_process_ms_p99",
+    ] {
+        assert!(
+            report[latency].as_f64().is_some_and(|v| v >= 0.0),
+            "{latency} is measured: {report}"
+        );
     }
     assert!(report["latency_ms_p50"].as_f64() <= report["latency_ms_p99"].as_f64());
-    assert!(report["claim_plan"].as_str().is_some_and(|p| p.contains("porter_jobs_fetch")), "{report}");
+    assert!(
+        report["claim_plan"]
+            .as_str()
+            .is_some_and(|p| p.contains("porter_jobs_fetch")),
+        "{report}"
+    );
 }
 
 #[test]
@@ -57,10 +80,15 @@ fn bench_runs_on_sqlite() {
 }
 
 #[test]
-#[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+)]
 fn bench_runs_on_postgres() {
     let base = std::env::var("PORTER_TEST_DATABASE_URL").expect("PORTER_TEST_DATABASE_URL is set");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let url = rt.block_on(porter::store::postgres::PgStore::create_test_schema(&base)).unwrap();
+    let url = rt
+        .block_on(porter::store::postgres::PgStore::create_test_schema(&base))
+        .unwrap();
     check(&bench(&url), "postgres");
 }

@@ -12,13 +12,13 @@
 //! the job's errors when it is rescued, and every run beyond the first is one more attempt, so
 //! duplicates = sum(attempt - 1), and each must be explained by an error entry.
 
-mod common;
 #[path = "common/chaos_gated_store.rs"]
 mod chaos_gated_store;
 #[path = "common/chaos_pg.rs"]
 mod chaos_pg;
 #[path = "common/chaos_proc.rs"]
 mod chaos_proc;
+mod common;
 
 on_both_backends!(cases:
     kill_soak_loses_no_job, sigterm_and_sigkill_mixed_lose_no_job, contention_across_processes_claims_each_job_once,
@@ -90,7 +90,9 @@ mod cases {
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path());
         let flags = soak_flags(&size);
-        let mut workers: Vec<Proc> = (0..size.workers).map(|i| launcher.worker(&format!("w{i}"), &refs(&flags))).collect();
+        let mut workers: Vec<Proc> = (0..size.workers)
+            .map(|i| launcher.worker(&format!("w{i}"), &refs(&flags)))
+            .collect();
         for w in &mut workers {
             w.ready().await;
         }
@@ -99,7 +101,11 @@ mod cases {
         let (mut hard, mut soft) = (0u64, 0u64);
         let per_round = size.jobs / size.kills;
         for round in 0..size.kills {
-            let n = if round == 0 { size.jobs - per_round * (size.kills - 1) } else { per_round };
+            let n = if round == 0 {
+                size.jobs - per_round * (size.kills - 1)
+            } else {
+                per_round
+            };
             ids.extend(insert_sleeps(&*db.store, n, size.job_ms).await);
             // Strike while the wave runs, so that the victim likely holds jobs.
             // (Or the wave is already done: a fast machine may finish it between two looks.)
@@ -108,29 +114,54 @@ mod cases {
                 t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted
             })
             .await;
-            tokio::time::sleep(Duration::from_millis(fastrand::u64(0..(size.job_ms * 4).max(10)))).await;
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(
+                0..(size.job_ms * 4).max(10),
+            )))
+            .await;
             let i = fastrand::usize(..workers.len());
-            let mut victim = std::mem::replace(&mut workers[i], launcher.worker(&format!("w{i}"), &refs(&flags)));
+            let mut victim = std::mem::replace(
+                &mut workers[i],
+                launcher.worker(&format!("w{i}"), &refs(&flags)),
+            );
             if mixed && round % 2 == 1 {
                 // A replacement started in an earlier round may not have installed its signal
                 // handlers yet; a SIGTERM then would kill it like a SIGKILL.
                 victim.ready().await;
                 let status = victim.term(Duration::from_secs(30)).await;
-                assert!(status.success(), "{} exits 0 after SIGTERM, got {status:?}:\n{}", victim.name, victim.output());
-                assert!(victim.logged("shutdown complete"), "{}:\n{}", victim.name, victim.output());
+                assert!(
+                    status.success(),
+                    "{} exits 0 after SIGTERM, got {status:?}:\n{}",
+                    victim.name,
+                    victim.output()
+                );
+                assert!(
+                    victim.logged("shutdown complete"),
+                    "{}:\n{}",
+                    victim.name,
+                    victim.output()
+                );
                 soft += 1;
             } else {
                 victim.kill();
                 hard += 1;
             }
             if let Some(path) = db.sqlite_path() {
-                assert_eq!(sqlite_integrity(&path), "ok", "integrity_check after stopping {}", victim.name);
+                assert_eq!(
+                    sqlite_integrity(&path),
+                    "ok",
+                    "integrity_check after stopping {}",
+                    victim.name
+                );
             }
             retired.push(victim);
         }
         wait_totals(&*db.store, "every job finished", drain_bound(&size), |t| {
             t[&JobState::Completed] as u64 >= size.jobs
-                && t[&JobState::Available] + t[&JobState::Running] + t[&JobState::Retryable] + t[&JobState::Scheduled] == 0
+                && t[&JobState::Available]
+                    + t[&JobState::Running]
+                    + t[&JobState::Retryable]
+                    + t[&JobState::Scheduled]
+                    == 0
         })
         .await;
         // One more lease: nothing comes back from the dead.
@@ -138,7 +169,12 @@ mod cases {
         let ledger = Ledger::read(&*db.store, "sleep", &ids).await;
         for w in &mut workers {
             let status = w.term(Duration::from_secs(30)).await;
-            assert!(status.success(), "{} exits 0 after SIGTERM: {status:?}\n{}", w.name, w.output());
+            assert!(
+                status.success(),
+                "{} exits 0 after SIGTERM: {status:?}\n{}",
+                w.name,
+                w.output()
+            );
         }
         for p in retired.iter().chain(workers.iter()) {
             p.assert_clean_log();
@@ -146,7 +182,15 @@ mod cases {
         if let Some(path) = db.sqlite_path() {
             assert_eq!(sqlite_integrity(&path), "ok");
         }
-        report(scenario, &backend(&db), size.jobs, hard + soft, ledger.lost, ledger.stuck, ledger.duplicates);
+        report(
+            scenario,
+            &backend(&db),
+            size.jobs,
+            hard + soft,
+            ledger.lost,
+            ledger.stuck,
+            ledger.duplicates,
+        );
         eprintln!("{scenario} ({}): {ledger:?}", backend(&db));
         // Each hard kill can cost at most the jobs the victim held; a SIGTERM costs none.
         ledger.assert_all_completed(scenario, hard * size.concurrency);
@@ -173,16 +217,28 @@ mod cases {
         let shutdown = Shutdown::new();
         let store: Arc<dyn Store> = gated.clone();
         let running = tokio::spawn(Runtime::new(store, workers, config).run(shutdown.clone()));
-        wait_totals(&*db.store, "three claimed", Duration::from_secs(60), |t| t[&JobState::Running] >= 3).await;
+        wait_totals(&*db.store, "three claimed", Duration::from_secs(60), |t| {
+            t[&JobState::Running] >= 3
+        })
+        .await;
         // Many poll intervals: time enough to claim everything if finished jobs freed slots.
         tokio::time::sleep(Duration::from_millis(600)).await;
         let t = totals(&*db.store).await;
-        assert_eq!((t[&JobState::Running], t[&JobState::Available]), (3, 17), "at most 3 claimed and unrecorded");
+        assert_eq!(
+            (t[&JobState::Running], t[&JobState::Available]),
+            (3, 17),
+            "at most 3 claimed and unrecorded"
+        );
         gated.open();
-        wait_totals(&*db.store, "all completed", Duration::from_secs(60), |t| t[&JobState::Completed] == 20).await;
+        wait_totals(&*db.store, "all completed", Duration::from_secs(60), |t| {
+            t[&JobState::Completed] == 20
+        })
+        .await;
         shutdown.soft.cancel();
         running.await.unwrap().unwrap();
-        Ledger::read(&*db.store, "sleep", &ids).await.assert_all_completed("gated", 0);
+        Ledger::read(&*db.store, "sleep", &ids)
+            .await
+            .assert_all_completed("gated", 0);
     }
 
     /// Every SIGKILL leaves a worker registration behind. The next clean shutdown removes those
@@ -206,7 +262,13 @@ mod cases {
             }
         }
         s.worker_delete("leaving").await.unwrap();
-        let left: Vec<String> = s.worker_list().await.unwrap().into_iter().map(|w| w.id).collect();
+        let left: Vec<String> = s
+            .worker_list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|w| w.id)
+            .collect();
         assert_eq!(left, vec!["alive".to_string()]);
     }
 
@@ -223,7 +285,9 @@ mod cases {
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path());
         let flags = ["--queues", "default=8", "--no-periodic"];
-        let mut workers: Vec<Proc> = (0..workers_n).map(|i| launcher.worker(&format!("w{i}"), &flags)).collect();
+        let mut workers: Vec<Proc> = (0..workers_n)
+            .map(|i| launcher.worker(&format!("w{i}"), &flags))
+            .collect();
         // Not waiting for "ready": starting (and migrating) at the same time is part of it.
         let ids = Arc::new(Mutex::new(BTreeSet::new()));
         let mut tasks = Vec::new();
@@ -233,10 +297,15 @@ mod cases {
                 let count = per_call.to_string();
                 let mut runs = Vec::new();
                 for _ in 0..rounds {
-                    let out = launcher.run(&["enqueue", "sleep", r#"{"ms":1}"#, "--count", &count]).await;
+                    let out = launcher
+                        .run(&["enqueue", "sleep", r#"{"ms":1}"#, "--count", &count])
+                        .await;
                     out.ok();
                     for line in out.stdout.lines() {
-                        let id: i64 = line.trim().parse().unwrap_or_else(|_| panic!("enqueue prints ids: {line:?}"));
+                        let id: i64 = line
+                            .trim()
+                            .parse()
+                            .unwrap_or_else(|_| panic!("enqueue prints ids: {line:?}"));
                         assert!(ids.lock().unwrap().insert(id), "id {id} printed twice");
                     }
                     runs.push(out);
@@ -250,7 +319,11 @@ mod cases {
                 let mut runs = Vec::new();
                 for _ in 0..rounds {
                     runs.push(launcher.run(&["stats", "--json"]).await);
-                    runs.push(launcher.run(&["jobs", "list", "--limit", "20", "--json"]).await);
+                    runs.push(
+                        launcher
+                            .run(&["jobs", "list", "--limit", "20", "--json"])
+                            .await,
+                    );
                 }
                 runs
             }));
@@ -262,24 +335,49 @@ mod cases {
                 commands += 1;
                 for line in out.stderr.lines() {
                     let l = line.to_ascii_lowercase();
-                    assert!(!(l.contains("locked") || l.contains("busy")), "porter {:?}: {line}", out.args);
+                    assert!(
+                        !(l.contains("locked") || l.contains("busy")),
+                        "porter {:?}: {line}",
+                        out.args
+                    );
                 }
             }
         }
         let ids = ids.lock().unwrap().clone();
         let jobs = enqueuers * rounds * per_call;
         assert_eq!(ids.len() as u64, jobs);
-        wait_totals(&*db.store, "every job finished", Duration::from_secs(120), |t| {
-            t[&JobState::Completed] as u64 >= jobs && t[&JobState::Available] + t[&JobState::Running] == 0
-        })
+        wait_totals(
+            &*db.store,
+            "every job finished",
+            Duration::from_secs(120),
+            |t| {
+                t[&JobState::Completed] as u64 >= jobs
+                    && t[&JobState::Available] + t[&JobState::Running] == 0
+            },
+        )
         .await;
         for w in &mut workers {
-            assert!(w.term(Duration::from_secs(30)).await.success(), "{}", w.output());
+            assert!(
+                w.term(Duration::from_secs(30)).await.success(),
+                "{}",
+                w.output()
+            );
             w.assert_clean_log();
         }
         let ledger = Ledger::read(&*db.store, "sleep", &ids).await;
-        report("contention_processes", &backend(&db), jobs, 0, ledger.lost, ledger.stuck, ledger.duplicates);
-        eprintln!("contention: {commands} commands, {} workers, {ledger:?}", workers_n);
+        report(
+            "contention_processes",
+            &backend(&db),
+            jobs,
+            0,
+            ledger.lost,
+            ledger.stuck,
+            ledger.duplicates,
+        );
+        eprintln!(
+            "contention: {commands} commands, {} workers, {ledger:?}",
+            workers_n
+        );
         ledger.assert_all_completed("contention", 0);
         if let Some(path) = db.sqlite_path() {
             assert_eq!(sqlite_integrity(&path), "ok");
@@ -305,8 +403,17 @@ mod cases {
                     let worker_id = format!("store{s}-task{t}");
                     let mut inserted = 0u64;
                     for _ in 0..rounds {
-                        let jobs = (0..batch).map(|_| JobInsertParams::new("noop", json!({}), InsertOpts::default()).unwrap()).collect();
-                        inserted += store.job_insert_many(jobs).await.expect("insert under contention").len() as u64;
+                        let jobs = (0..batch)
+                            .map(|_| {
+                                JobInsertParams::new("noop", json!({}), InsertOpts::default())
+                                    .unwrap()
+                            })
+                            .collect();
+                        inserted += store
+                            .job_insert_many(jobs)
+                            .await
+                            .expect("insert under contention")
+                            .len() as u64;
                         claim_and_complete(&*store, &worker_id, &claimed).await;
                     }
                     // Drain what is left.
@@ -322,15 +429,32 @@ mod cases {
         let claimed = claimed.lock().unwrap().clone();
         let twice: Vec<_> = claimed.iter().filter(|(_, n)| **n > 1).collect();
         let t = totals(&*db.store).await;
-        report("contention_stores", &backend(&db), inserted, 0, inserted - t[&JobState::Completed] as u64, (t[&JobState::Available] + t[&JobState::Running]) as u64, twice.len() as u64);
+        report(
+            "contention_stores",
+            &backend(&db),
+            inserted,
+            0,
+            inserted - t[&JobState::Completed] as u64,
+            (t[&JobState::Available] + t[&JobState::Running]) as u64,
+            twice.len() as u64,
+        );
         assert!(twice.is_empty(), "jobs claimed more than once: {twice:?}");
         assert_eq!(claimed.len() as u64, inserted);
         assert_eq!(t[&JobState::Completed] as u64, inserted, "{t:?}");
     }
 
-    async fn claim_and_complete(store: &dyn Store, worker_id: &str, claimed: &Mutex<BTreeMap<i64, u32>>) -> usize {
+    async fn claim_and_complete(
+        store: &dyn Store,
+        worker_id: &str,
+        claimed: &Mutex<BTreeMap<i64, u32>>,
+    ) -> usize {
         let jobs = store
-            .job_claim(JobClaimParams { queue: "default".into(), kinds: vec!["noop".into()], limit: 7, worker_id: worker_id.into() })
+            .job_claim(JobClaimParams {
+                queue: "default".into(),
+                kinds: vec!["noop".into()],
+                limit: 7,
+                worker_id: worker_id.into(),
+            })
             .await
             .expect("claim under contention");
         {
@@ -342,8 +466,14 @@ mod cases {
         }
         let fences: Vec<_> = jobs.iter().map(|j| j.fence()).collect();
         let n = fences.len();
-        let done = store.job_complete_many(fences).await.expect("complete under contention");
-        assert!(done.iter().all(|d| *d), "every completion of a job we hold lands");
+        let done = store
+            .job_complete_many(fences)
+            .await
+            .expect("complete under contention");
+        assert!(
+            done.iter().all(|d| *d),
+            "every completion of a job we hold lands"
+        );
         n
     }
 
@@ -355,8 +485,17 @@ mod cases {
         let kills = knob("PORTER_CHAOS_KILLS", 4);
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path());
-        let flags = ["--heartbeat-every", "1s", "--lease", "2s", "--queues", "default=4"];
-        let mut procs: Vec<Proc> = (0..3).map(|i| launcher.worker(&format!("p{i}"), &flags)).collect();
+        let flags = [
+            "--heartbeat-every",
+            "1s",
+            "--lease",
+            "2s",
+            "--queues",
+            "default=4",
+        ];
+        let mut procs: Vec<Proc> = (0..3)
+            .map(|i| launcher.worker(&format!("p{i}"), &flags))
+            .collect();
         for p in &mut procs {
             p.ready().await;
         }
@@ -364,9 +503,14 @@ mod cases {
         for round in 0..kills {
             tokio::time::sleep(Duration::from_millis(fastrand::u64(200..1200))).await;
             let i = fastrand::usize(..procs.len());
-            let mut victim = std::mem::replace(&mut procs[i], launcher.worker(&format!("p{i}"), &flags));
+            let mut victim =
+                std::mem::replace(&mut procs[i], launcher.worker(&format!("p{i}"), &flags));
             if round % 3 == 2 {
-                assert!(victim.term(Duration::from_secs(30)).await.success(), "{}", victim.output());
+                assert!(
+                    victim.term(Duration::from_secs(30)).await.success(),
+                    "{}",
+                    victim.output()
+                );
             } else {
                 victim.kill();
             }
@@ -375,7 +519,11 @@ mod cases {
         // Let the survivors rescue what the last victims held, then stop them cleanly.
         tokio::time::sleep(Duration::from_millis(3500)).await;
         for p in &mut procs {
-            assert!(p.term(Duration::from_secs(30)).await.success(), "{}", p.output());
+            assert!(
+                p.term(Duration::from_secs(30)).await.success(),
+                "{}",
+                p.output()
+            );
         }
         for p in retired.iter().chain(procs.iter()) {
             p.assert_clean_log();
@@ -392,8 +540,21 @@ mod cases {
         let keys: Vec<i64> = slots.keys().copied().collect();
         let gaps: i64 = keys.windows(2).map(|w| (w[1] - w[0]) / 1000 - 1).sum();
         let running = rows.iter().filter(|j| j.state == JobState::Running).count() as u64;
-        report("periodic_churn", &backend(&db), slots.len() as u64, kills, 0, running, extra);
-        eprintln!("periodic churn ({}): {} slots, {gaps} slots skipped, {} jobs", backend(&db), slots.len(), rows.len());
+        report(
+            "periodic_churn",
+            &backend(&db),
+            slots.len() as u64,
+            kills,
+            0,
+            running,
+            extra,
+        );
+        eprintln!(
+            "periodic churn ({}): {} slots, {gaps} slots skipped, {} jobs",
+            backend(&db),
+            slots.len(),
+            rows.len()
+        );
         assert!(slots.len() >= 3, "slots were enqueued all along: {slots:?}");
         assert_eq!(extra, 0, "two jobs for one slot: {slots:?}");
         assert_eq!(running, 0, "nothing left running after the clean stop");
@@ -418,14 +579,22 @@ mod cases {
         let undecodable = json!({"ms": secret}).to_string();
         let mut ids = Vec::new();
         let mut cli_runs = Vec::new();
-        for args in [vec!["enqueue", "fail", &fails, "--max-attempts", "2"], vec!["enqueue", "sleep", &undecodable]] {
+        for args in [
+            vec!["enqueue", "fail", &fails, "--max-attempts", "2"],
+            vec!["enqueue", "sleep", &undecodable],
+        ] {
             let out = launcher.run(&args).await;
             out.ok();
             ids.push(out.stdout.trim().parse::<i64>().expect("an id"));
             cli_runs.push(out);
         }
         let body = json!({"kind": "fail", "args": {"message": "boom", "password": secret}, "max_attempts": 1});
-        let resp = http.post(format!("{base}/admin/jobs")).json(&body).send().await.unwrap();
+        let resp = http
+            .post(format!("{base}/admin/jobs"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 201);
         let created: Value = resp.json().await.unwrap();
         ids.push(created["id"].as_i64().unwrap());
@@ -437,10 +606,21 @@ mod cases {
             json!({"kind": "fail", "args": {"password": secret}, "queue": "Bad Queue"}),
             json!({"kind": "fail", "args": {"password": secret}, "extra": secret}),
         ] {
-            let resp = http.post(format!("{base}/admin/jobs")).json(&bad).send().await.unwrap();
+            let resp = http
+                .post(format!("{base}/admin/jobs"))
+                .json(&bad)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(resp.status(), 422, "{bad}");
         }
-        wait_totals(&*db.store, "the three jobs discarded", Duration::from_secs(60), |t| t[&JobState::Discarded] == 3).await;
+        wait_totals(
+            &*db.store,
+            "the three jobs discarded",
+            Duration::from_secs(60),
+            |t| t[&JobState::Discarded] == 3,
+        )
+        .await;
 
         // Listings: the secret only inside the jobs' own args.
         let id = ids[0].to_string();
@@ -461,7 +641,11 @@ mod cases {
             let out = launcher.run(&args).await;
             out.ok();
             assert_no_secret(&format!("porter {args:?}"), &out.stdout, &secret);
-            assert!(!out.stderr.contains(&secret), "porter {args:?} logged the secret:\n{}", out.stderr);
+            assert!(
+                !out.stderr.contains(&secret),
+                "porter {args:?} logged the secret:\n{}",
+                out.stderr
+            );
             cli_runs.push(out);
         }
         for path in [
@@ -486,15 +670,33 @@ mod cases {
         let row = db.store.job_get(ids[0]).await.unwrap().unwrap();
         assert_eq!(row.args["api_key"], secret.as_str());
         let undecodable_row = db.store.job_get(ids[1]).await.unwrap().unwrap();
-        assert!(undecodable_row.errors[0].error.contains("args cannot be decoded"), "{:?}", undecodable_row.errors);
+        assert!(
+            undecodable_row.errors[0]
+                .error
+                .contains("args cannot be decoded"),
+            "{:?}",
+            undecodable_row.errors
+        );
 
         assert!(worker.term(Duration::from_secs(30)).await.success());
-        assert!(web.term(Duration::from_secs(30)).await.success(), "{}", web.output());
+        assert!(
+            web.term(Duration::from_secs(30)).await.success(),
+            "{}",
+            web.output()
+        );
         for p in [&worker, &web] {
             let log = p.output();
-            assert!(log.lines().count() > 5, "{} logged at debug level:\n{log}", p.name);
+            assert!(
+                log.lines().count() > 5,
+                "{} logged at debug level:\n{log}",
+                p.name
+            );
             for line in log.lines() {
-                assert!(!line.contains(&secret), "{} logged the secret: {line}", p.name);
+                assert!(
+                    !line.contains(&secret),
+                    "{} logged the secret: {line}",
+                    p.name
+                );
             }
         }
         report("secret_hygiene", &backend(&db), 3, 0, 0, 0, 0);
@@ -519,7 +721,10 @@ mod cases {
             }
             rest.push('\n');
         }
-        assert!(!rest.contains(secret), "{what} shows the secret outside the job's args:\n{text}");
+        assert!(
+            !rest.contains(secret),
+            "{what} shows the secret outside the job's args:\n{text}"
+        );
     }
 
     fn strip_args(v: &mut Value) {
@@ -537,10 +742,14 @@ mod cases {
 
     /// Reads the address `porter web --listen 127.0.0.1:0` logged.
     async fn web_base(web: &mut Proc) -> String {
-        web.wait_for_log("web listening on http://", Duration::from_secs(60)).await;
+        web.wait_for_log("web listening on http://", Duration::from_secs(60))
+            .await;
         let log = web.output();
         let at = log.find("web listening on http://").unwrap() + "web listening on ".len();
-        let url: String = log[at..].chars().take_while(|c| !c.is_whitespace()).collect();
+        let url: String = log[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
         url.trim_end_matches('/').to_string()
     }
 
@@ -580,8 +789,14 @@ mod cases {
     /// Fails on a control character (other than a newline) or a bidirectional override in
     /// text meant for a terminal.
     fn assert_no_raw_controls(what: &str, text: &str) {
-        let bad = |c: char| (c.is_control() && c != '\n') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        assert!(!text.chars().any(bad), "{what} prints raw control characters: {text:?}");
+        let bad = |c: char| {
+            (c.is_control() && c != '\n')
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        };
+        assert!(
+            !text.chars().any(bad),
+            "{what} prints raw control characters: {text:?}"
+        );
     }
 
     async fn row_count(db: &TestDb, launcher: &Launcher) -> u64 {
@@ -589,7 +804,12 @@ mod cases {
         let out = launcher.run(&["stats", "--json"]).await;
         out.ok();
         let stats: Value = serde_json::from_str(out.stdout.trim()).expect("stats --json");
-        let total: i64 = stats["total"].as_object().unwrap().values().map(|v| v.as_i64().unwrap()).sum();
+        let total: i64 = stats["total"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_i64().unwrap())
+            .sum();
         let rows = all_jobs(&*db.store, None).await.len() as i64;
         assert_eq!(total, rows, "stats and the rows agree");
         rows as u64
@@ -611,29 +831,58 @@ mod cases {
             ] {
                 let out = launcher.run(&args).await;
                 let msg = out.refused();
-                assert!(!msg.contains("database error"), "porter {args:?}: a clear error, not a database error: {msg}");
+                assert!(
+                    !msg.contains("database error"),
+                    "porter {args:?}: a clear error, not a database error: {msg}"
+                );
                 refused += 1;
             }
         }
         // Malformed and hostile JSON: refused (usage error) without a panic.
         let deep = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
-        for args_json in ["{", "{\"ms\": }", "nope", "{\"a\":1}{", deep.as_str(), "1e400"] {
+        for args_json in [
+            "{",
+            "{\"ms\": }",
+            "nope",
+            "{\"a\":1}{",
+            deep.as_str(),
+            "1e400",
+        ] {
             let out = launcher.run(&["enqueue", "noop", args_json]).await;
             out.refused();
             refused += 1;
         }
-        for bad in [vec!["jobs", "show", "1 OR 1=1"], vec!["jobs", "show", "-1;"], vec!["jobs", "list", "--limit", "1;DROP"], vec!["enqueue", "noop", "--priority", "0"]] {
+        for bad in [
+            vec!["jobs", "show", "1 OR 1=1"],
+            vec!["jobs", "show", "-1;"],
+            vec!["jobs", "list", "--limit", "1;DROP"],
+            vec!["enqueue", "noop", "--priority", "0"],
+        ] {
             launcher.run(&bad).await.refused();
             refused += 1;
         }
-        assert_eq!(row_count(&db, &launcher).await, before, "0 rows from refused input");
+        assert_eq!(
+            row_count(&db, &launcher).await,
+            before,
+            "0 rows from refused input"
+        );
 
         // Values: stored verbatim, shown back verbatim.
         let mut stored = 0u64;
         for (i, value) in hostile_values().into_iter().enumerate() {
             let args = json!({"note": value, "nested": [value, {"k": value}]});
             let key = format!("{value}-{i}");
-            let out = launcher.run(&["enqueue", "noop", &args.to_string(), "--unique-key", &key, "--queue", "q.x-1_y"]).await;
+            let out = launcher
+                .run(&[
+                    "enqueue",
+                    "noop",
+                    &args.to_string(),
+                    "--unique-key",
+                    &key,
+                    "--queue",
+                    "q.x-1_y",
+                ])
+                .await;
             out.ok();
             let id = out.stdout.trim().to_string();
             let show = launcher.run(&["jobs", "show", &id, "--json"]).await;
@@ -647,14 +896,27 @@ mod cases {
         }
         // A job failing with escape sequences in its error (from whatever it failed on): the
         // text listings show them escaped, never raw to the operator's terminal.
-        let hostile_error = json!({"message": "boom \u{1b}]0;pwned\u{7} \u{1b}[2J\u{202e}"}).to_string();
-        let out = launcher.run(&["enqueue", "fail", &hostile_error, "--max-attempts", "1"]).await;
+        let hostile_error =
+            json!({"message": "boom \u{1b}]0;pwned\u{7} \u{1b}[2J\u{202e}"}).to_string();
+        let out = launcher
+            .run(&["enqueue", "fail", &hostile_error, "--max-attempts", "1"])
+            .await;
         let failing = out.ok().stdout.trim().to_string();
         stored += 1;
         let mut worker = launcher.worker("worker", &["--no-periodic"]);
-        wait_totals(&*db.store, "the failing job discarded", Duration::from_secs(60), |t| t[&JobState::Discarded] == 1).await;
+        wait_totals(
+            &*db.store,
+            "the failing job discarded",
+            Duration::from_secs(60),
+            |t| t[&JobState::Discarded] == 1,
+        )
+        .await;
         assert!(worker.term(Duration::from_secs(30)).await.success());
-        for args in [vec!["jobs", "show", failing.as_str()], vec!["jobs", "list"], vec!["list-failed-jobs"]] {
+        for args in [
+            vec!["jobs", "show", failing.as_str()],
+            vec!["jobs", "list"],
+            vec!["list-failed-jobs"],
+        ] {
             let out = launcher.run(&args).await;
             assert_no_raw_controls(&format!("porter {args:?}"), &out.ok().stdout);
         }
@@ -662,10 +924,19 @@ mod cases {
         let big = json!({"blob": "x".repeat(100_000)});
         let out = launcher.run(&["enqueue", "noop", &big.to_string()]).await;
         out.ok();
-        let row = db.store.job_get(out.stdout.trim().parse().unwrap()).await.unwrap().unwrap();
+        let row = db
+            .store
+            .job_get(out.stdout.trim().parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(row.args, big);
         stored += 1;
-        assert_eq!(row_count(&db, &launcher).await, before + stored, "exactly the accepted rows");
+        assert_eq!(
+            row_count(&db, &launcher).await,
+            before + stored,
+            "exactly the accepted rows"
+        );
         report("hostile_cli", &backend(&db), stored, refused, 0, 0, 0);
     }
 
@@ -680,7 +951,13 @@ mod cases {
             let http = http.clone();
             let url = format!("{base}/admin/jobs");
             async move {
-                let resp = http.post(url).header("content-type", "application/json").body(body).send().await.unwrap();
+                let resp = http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
                 let status = resp.status().as_u16();
                 let text = resp.text().await.unwrap();
                 (status, text)
@@ -688,30 +965,67 @@ mod cases {
         };
         let mut refused = 0u64;
         let mut expect_refused = |status: u16, text: &str, what: &str| {
-            assert!(matches!(status, 400 | 413 | 422), "{what}: expected 400/413/422, got {status}: {text}");
-            let v: Value = serde_json::from_str(text).unwrap_or_else(|_| panic!("{what}: errors are JSON: {text}"));
-            assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {text}");
+            assert!(
+                matches!(status, 400 | 413 | 422),
+                "{what}: expected 400/413/422, got {status}: {text}"
+            );
+            let v: Value = serde_json::from_str(text)
+                .unwrap_or_else(|_| panic!("{what}: errors are JSON: {text}"));
+            assert!(
+                v["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{what}: {text}"
+            );
             refused += 1;
         };
         for name in hostile_names() {
             let (s, t) = post(json!({"kind": name, "args": {}}).to_string().into_bytes()).await;
             expect_refused(s, &t, &format!("kind {name:?}"));
-            let (s, t) = post(json!({"kind": "noop", "queue": name}).to_string().into_bytes()).await;
+            let (s, t) = post(
+                json!({"kind": "noop", "queue": name})
+                    .to_string()
+                    .into_bytes(),
+            )
+            .await;
             expect_refused(s, &t, &format!("queue {name:?}"));
         }
-        let deep = format!("{{\"kind\":\"noop\",\"args\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let deep = format!(
+            "{{\"kind\":\"noop\",\"args\":{}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
         for (what, body) in [
             ("truncated", b"{\"kind\": \"noop\"".to_vec()),
             ("not json", b"DROP TABLE porter_jobs".to_vec()),
             ("invalid utf-8", vec![b'{', 0xff, 0xfe, b'}']),
             ("wrong type", br#"{"kind": 5}"#.to_vec()),
-            ("unknown field", format!(r#"{{"kind": "noop", "{SQL}": 1}}"#).into_bytes()),
-            ("priority out of range", br#"{"kind": "noop", "priority": 99}"#.to_vec()),
-            ("nul in args", br#"{"kind": "noop", "args": {"a": "x\u0000y"}}"#.to_vec()),
-            ("nul in a key of args", br#"{"kind": "noop", "args": {"a\u0000": 1}}"#.to_vec()),
-            ("nul in unique key", br#"{"kind": "noop", "unique_key": "k\u0000"}"#.to_vec()),
-            ("lone surrogate", br#"{"kind": "noop", "args": {"a": "\ud800"}}"#.to_vec()),
-            ("number too large", br#"{"kind": "noop", "args": {"a": 1e400}}"#.to_vec()),
+            (
+                "unknown field",
+                format!(r#"{{"kind": "noop", "{SQL}": 1}}"#).into_bytes(),
+            ),
+            (
+                "priority out of range",
+                br#"{"kind": "noop", "priority": 99}"#.to_vec(),
+            ),
+            (
+                "nul in args",
+                br#"{"kind": "noop", "args": {"a": "x\u0000y"}}"#.to_vec(),
+            ),
+            (
+                "nul in a key of args",
+                br#"{"kind": "noop", "args": {"a\u0000": 1}}"#.to_vec(),
+            ),
+            (
+                "nul in unique key",
+                br#"{"kind": "noop", "unique_key": "k\u0000"}"#.to_vec(),
+            ),
+            (
+                "lone surrogate",
+                br#"{"kind": "noop", "args": {"a": "\ud800"}}"#.to_vec(),
+            ),
+            (
+                "number too large",
+                br#"{"kind": "noop", "args": {"a": 1e400}}"#.to_vec(),
+            ),
             ("deep", deep.into_bytes()),
             ("empty", Vec::new()),
         ] {
@@ -736,24 +1050,50 @@ mod cases {
             let status = resp.status().as_u16();
             expect_refused(status, &resp.text().await.unwrap(), &path);
         }
-        let resp = http.post(format!("{base}/admin/queues/{}/pause", urlencode(SQL))).send().await.unwrap();
+        let resp = http
+            .post(format!("{base}/admin/queues/{}/pause", urlencode(SQL)))
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         expect_refused(status, &resp.text().await.unwrap(), "pause");
-        assert_eq!(row_count(&db, &launcher).await, before, "0 rows from refused input");
+        assert_eq!(
+            row_count(&db, &launcher).await,
+            before,
+            "0 rows from refused input"
+        );
 
         let mut stored = 0u64;
         for (i, value) in hostile_values().into_iter().enumerate() {
             let args = json!({"note": value, "list": [value], SQL: value});
             let key = format!("{value}-{i}");
-            let (s, t) = post(json!({"kind": "noop", "args": args, "unique_key": key}).to_string().into_bytes()).await;
+            let (s, t) = post(
+                json!({"kind": "noop", "args": args, "unique_key": key})
+                    .to_string()
+                    .into_bytes(),
+            )
+            .await;
             assert_eq!(s, 201, "{t}");
-            let id = serde_json::from_str::<Value>(&t).unwrap()["id"].as_i64().unwrap();
-            let got: Value = http.get(format!("{base}/admin/jobs/{id}")).send().await.unwrap().json().await.unwrap();
+            let id = serde_json::from_str::<Value>(&t).unwrap()["id"]
+                .as_i64()
+                .unwrap();
+            let got: Value = http
+                .get(format!("{base}/admin/jobs/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             assert_eq!(got["args"], args);
             assert_eq!(got["unique_key"], key.as_str());
             stored += 1;
         }
-        assert_eq!(row_count(&db, &launcher).await, before + stored, "exactly the accepted rows");
+        assert_eq!(
+            row_count(&db, &launcher).await,
+            before + stored,
+            "exactly the accepted rows"
+        );
         assert!(web.term(Duration::from_secs(30)).await.success());
         web.assert_clean_log();
         report("hostile_http", &backend(&db), stored, refused, 0, 0, 0);
@@ -776,8 +1116,15 @@ mod cases {
             .expect("answered without waiting for the announced body")
             .unwrap();
         let text = String::from_utf8_lossy(&answer).into_owned();
-        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         (status, body)
     }
 
@@ -795,16 +1142,35 @@ mod cases {
             (json!({}), Some("key\u{0}".to_string())),
         ];
         for (args, unique_key) in cases {
-            let opts = InsertOpts { unique_key, ..Default::default() };
+            let opts = InsertOpts {
+                unique_key,
+                ..Default::default()
+            };
             let err = JobInsertParams::new("noop", args.clone(), opts).expect_err("refused");
             assert!(matches!(err, Error::Invalid { .. }), "{args}: {err}");
         }
-        let opts = InsertOpts { metadata: Some(json!({"m": "\u{0}"})), ..Default::default() };
-        assert!(matches!(JobInsertParams::new("noop", json!({}), opts), Err(Error::Invalid { what: "metadata", .. })));
+        let opts = InsertOpts {
+            metadata: Some(json!({"m": "\u{0}"})),
+            ..Default::default()
+        };
+        assert!(matches!(
+            JobInsertParams::new("noop", json!({}), opts),
+            Err(Error::Invalid {
+                what: "metadata",
+                ..
+            })
+        ));
         // Everything else unusual is stored and read back as it was.
         let odd = json!({"s": "\u{1}\u{7f}\u{202e}🔑'\\\"", "n": [1e300, -0.5, 18446744073709551615u64, -9223372036854775808i64]});
         let params = JobInsertParams::new("noop", odd.clone(), InsertOpts::default()).unwrap();
-        let id = db.store.job_insert_many(vec![params]).await.unwrap().remove(0).job.id;
+        let id = db
+            .store
+            .job_insert_many(vec![params])
+            .await
+            .unwrap()
+            .remove(0)
+            .job
+            .id;
         assert_eq!(db.store.job_get(id).await.unwrap().unwrap().args, odd);
     }
 
@@ -821,27 +1187,47 @@ mod cases {
         let handle = tokio::runtime::Handle::current();
         let cases = crate::prop_cases();
         let outcome = tokio::task::spawn_blocking(move || {
-            let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
-            runner.run(&(crate::props::json_value(), proptest::option::of(crate::props::any_text())), |(args, key)| {
-                let opts = InsertOpts { unique_key: key.clone(), ..Default::default() };
-                let result = handle.block_on(async {
-                    let params = JobInsertParams::new("noop", args.clone(), opts)?;
-                    let id = store.job_insert_many(vec![params]).await?.remove(0).job.id;
-                    Ok::<_, Error>(store.job_get(id).await?.unwrap())
-                });
-                match result {
-                    Ok(row) => {
-                        // Done with the key (before asserting, so a failing case and its
-                        // shrunk retries do not find it held): a finished job frees it.
-                        handle.block_on(store.job_cancel(row.id)).unwrap();
-                        prop_assert!(crate::same_json(&row.args, &args), "stored {} read back {}", args, row.args);
-                        prop_assert_eq!(&row.unique_key, &key);
+            let mut runner = TestRunner::new(Config {
+                cases,
+                failure_persistence: None,
+                ..Config::default()
+            });
+            runner.run(
+                &(
+                    crate::props::json_value(),
+                    proptest::option::of(crate::props::any_text()),
+                ),
+                |(args, key)| {
+                    let opts = InsertOpts {
+                        unique_key: key.clone(),
+                        ..Default::default()
+                    };
+                    let result = handle.block_on(async {
+                        let params = JobInsertParams::new("noop", args.clone(), opts)?;
+                        let id = store.job_insert_many(vec![params]).await?.remove(0).job.id;
+                        Ok::<_, Error>(store.job_get(id).await?.unwrap())
+                    });
+                    match result {
+                        Ok(row) => {
+                            // Done with the key (before asserting, so a failing case and its
+                            // shrunk retries do not find it held): a finished job frees it.
+                            handle.block_on(store.job_cancel(row.id)).unwrap();
+                            prop_assert!(
+                                crate::same_json(&row.args, &args),
+                                "stored {} read back {}",
+                                args,
+                                row.args
+                            );
+                            prop_assert_eq!(&row.unique_key, &key);
+                        }
+                        Err(Error::Invalid { .. }) => {}
+                        Err(other) => {
+                            prop_assert!(false, "neither stored nor refused as invalid: {other}")
+                        }
                     }
-                    Err(Error::Invalid { .. }) => {}
-                    Err(other) => prop_assert!(false, "neither stored nor refused as invalid: {other}"),
-                }
-                Ok(())
-            })
+                    Ok(())
+                },
+            )
         })
         .await
         .unwrap();
@@ -855,14 +1241,20 @@ mod cases {
 fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value;
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
-            (Some(x), Some(y), _, _) => x == y,
-            (_, _, Some(x), Some(y)) => x == y,
-            _ => x.as_f64() == y.as_f64(),
-        },
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y)),
+        (Value::Number(x), Value::Number(y)) => {
+            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y), _, _) => x == y,
+                (_, _, Some(x), Some(y)) => x == y,
+                _ => x.as_f64() == y.as_f64(),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
         }
         _ => a == b,
     }
@@ -892,13 +1284,16 @@ mod props {
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::from),
             any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
             any_text().prop_map(Value::String),
         ];
         leaf.prop_recursive(3, 24, 4, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::btree_map(any_text(), inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map(any_text(), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }
@@ -913,23 +1308,52 @@ fn insert_params_accept_exactly_the_valid_names_and_keep_values() {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};
     let valid = |s: &str| {
-        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-'))
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-'))
     };
-    let mut runner = TestRunner::new(Config { cases: prop_cases() * 4, failure_persistence: None, ..Config::default() });
-    let strategy = (props::any_text(), props::any_text(), proptest::option::of(props::any_text()), props::json_value());
+    let mut runner = TestRunner::new(Config {
+        cases: prop_cases() * 4,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (
+        props::any_text(),
+        props::any_text(),
+        proptest::option::of(props::any_text()),
+        props::json_value(),
+    );
     runner
         .run(&strategy, |(kind, queue, key, args)| {
-            let opts = InsertOpts { queue: Some(queue.clone()), unique_key: key.clone(), ..Default::default() };
+            let opts = InsertOpts {
+                queue: Some(queue.clone()),
+                unique_key: key.clone(),
+                ..Default::default()
+            };
             match JobInsertParams::new(&kind, args.clone(), opts) {
                 Ok(p) => {
-                    prop_assert!(valid(&kind) && valid(&queue), "accepted {kind:?} / {queue:?}");
-                    prop_assert_eq!((&p.kind, &p.queue, &p.unique_key, &p.args), (&kind, &queue, &key, &args));
+                    prop_assert!(
+                        valid(&kind) && valid(&queue),
+                        "accepted {kind:?} / {queue:?}"
+                    );
+                    prop_assert_eq!(
+                        (&p.kind, &p.queue, &p.unique_key, &p.args),
+                        (&kind, &queue, &key, &args)
+                    );
                 }
                 Err(porter::Error::Invalid { .. }) => {}
                 Err(other) => prop_assert!(false, "not an Invalid error: {other}"),
             }
             if !valid(&kind) || !valid(&queue) {
-                let again = JobInsertParams::new(&kind, args, InsertOpts { queue: Some(queue), ..Default::default() });
+                let again = JobInsertParams::new(
+                    &kind,
+                    args,
+                    InsertOpts {
+                        queue: Some(queue),
+                        ..Default::default()
+                    },
+                );
                 prop_assert!(again.is_err(), "an invalid name is refused");
             }
             Ok(())
@@ -946,7 +1370,10 @@ fn decode_errors_never_echo_arg_values() {
     const SECRET: &str = "hunter2-secret";
     let mut workers = porter::Workers::new();
     porter::jobs::add_builtin_workers(&mut workers).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     // Values a secret could be: strings, numbers (PINs), in any position.
     let secretish = prop_oneof![
         Just(serde_json::json!(SECRET)),
@@ -957,15 +1384,25 @@ fn decode_errors_never_echo_arg_values() {
         Just(serde_json::json!({ "k": SECRET })),
         props::json_value(),
     ];
-    let field = prop_oneof![Just("ms".to_string()), Just("message".to_string()), Just("panic".to_string()), props::any_text()];
+    let field = prop_oneof![
+        Just("ms".to_string()),
+        Just("message".to_string()),
+        Just("panic".to_string()),
+        props::any_text()
+    ];
     let strategy = (
         prop_oneof![Just("noop"), Just("sleep"), Just("fail"), Just("heartbeat")],
         prop_oneof![
             secretish.clone(),
-            prop::collection::btree_map(field, secretish, 0..3).prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(field, secretish, 0..3)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
         ],
     );
-    let mut runner = TestRunner::new(Config { cases: prop_cases() * 4, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: prop_cases() * 4,
+        failure_persistence: None,
+        ..Config::default()
+    });
     runner
         .run(&strategy, |(kind, args)| {
             if kind == "fail" && args.get("panic") == Some(&serde_json::Value::Bool(true)) {
@@ -986,7 +1423,10 @@ fn decode_errors_never_echo_arg_values() {
             });
             if let Ok(Err(porter::JobError::Discard(message))) = result {
                 for needle in [SECRET, "987654321", "9876.54321"] {
-                    prop_assert!(!message.contains(needle), "decode error echoes {needle:?} for {kind} {args}: {message}");
+                    prop_assert!(
+                        !message.contains(needle),
+                        "decode error echoes {needle:?} for {kind} {args}: {message}"
+                    );
                 }
                 prop_assert!(message.contains("args cannot be decoded"), "{message}");
             }
@@ -1031,37 +1471,69 @@ async fn sqlite_wal_checkpoints_catch_up_once_a_long_reader_ends() {
     let rounds = chaos_proc::knob("PORTER_CHAOS_WAL_ROUNDS", 150);
     let load = |store: std::sync::Arc<dyn porter::Store>| async move {
         for _ in 0..rounds {
-            let jobs = (0..20).map(|_| JobInsertParams::new("noop", serde_json::json!({"pad": "p".repeat(200)}), Default::default()).unwrap()).collect();
+            let jobs = (0..20)
+                .map(|_| {
+                    JobInsertParams::new(
+                        "noop",
+                        serde_json::json!({"pad": "p".repeat(200)}),
+                        Default::default(),
+                    )
+                    .unwrap()
+                })
+                .collect();
             store.job_insert_many(jobs).await.unwrap();
             let claimed = store
-                .job_claim(porter::store::JobClaimParams { queue: "default".into(), kinds: vec!["noop".into()], limit: 20, worker_id: "w".into() })
+                .job_claim(porter::store::JobClaimParams {
+                    queue: "default".into(),
+                    kinds: vec!["noop".into()],
+                    limit: 20,
+                    worker_id: "w".into(),
+                })
                 .await
                 .unwrap();
-            store.job_complete_many(claimed.iter().map(|j| j.fence()).collect()).await.unwrap();
+            store
+                .job_complete_many(claimed.iter().map(|j| j.fence()).collect())
+                .await
+                .unwrap();
         }
     };
     let checkpoint = |mode: &str| -> (i64, i64, i64) {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.busy_timeout(Duration::from_secs(10)).unwrap();
-        c.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap()
+        c.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap()
     };
     let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
 
     // Porter's own connections hold no read transaction once idle: everything checkpoints.
     load(db.store.clone()).await;
     let (busy, log, done) = checkpoint("PASSIVE");
-    assert_eq!((busy, log), (0, done), "porter's idle connections pin nothing");
+    assert_eq!(
+        (busy, log),
+        (0, done),
+        "porter's idle connections pin nothing"
+    );
     let baseline = size();
 
     let reader = rusqlite::Connection::open(&path).unwrap();
     reader.execute_batch("BEGIN").unwrap();
-    let _: i64 = reader.query_row("SELECT count(*) FROM porter_jobs", [], |r| r.get(0)).unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM porter_jobs", [], |r| r.get(0))
+        .unwrap();
     load(db.store.clone()).await;
     load(db.store.clone()).await;
     let (_, log, done) = checkpoint("PASSIVE");
     let pinned = size();
-    assert!(done < log, "the open reader holds checkpoints back ({done} of {log} frames)");
-    assert!(pinned > baseline, "the WAL grew past the reader's snapshot: {baseline} -> {pinned}");
+    assert!(
+        done < log,
+        "the open reader holds checkpoints back ({done} of {log} frames)"
+    );
+    assert!(
+        pinned > baseline,
+        "the WAL grew past the reader's snapshot: {baseline} -> {pinned}"
+    );
     reader.execute_batch("COMMIT").unwrap();
     drop(reader);
 
@@ -1073,12 +1545,26 @@ async fn sqlite_wal_checkpoints_catch_up_once_a_long_reader_ends() {
     let (busy, log, done) = checkpoint("PASSIVE");
     let after = size();
     eprintln!("wal: baseline {baseline} B, with a long reader {pinned} B, then {settled} B and {after} B; live frames {done}/{log}");
-    assert_eq!((busy, log), (0, done), "checkpoints catch up completely once the reader is gone");
-    assert!(log < 2_000, "the live WAL stays near the auto-checkpoint threshold (1000 pages): {log} frames");
-    assert_eq!(after, settled, "three more loads reuse the WAL file instead of growing it");
+    assert_eq!(
+        (busy, log),
+        (0, done),
+        "checkpoints catch up completely once the reader is gone"
+    );
+    assert!(
+        log < 2_000,
+        "the live WAL stays near the auto-checkpoint threshold (1000 pages): {log} frames"
+    );
+    assert_eq!(
+        after, settled,
+        "three more loads reuse the WAL file instead of growing it"
+    );
     let (busy, _, _) = checkpoint("TRUNCATE");
     assert_eq!(busy, 0);
-    assert_eq!(size(), 0, "nothing pins the WAL any more: it truncates to 0");
+    assert_eq!(
+        size(),
+        0,
+        "nothing pins the WAL any more: it truncates to 0"
+    );
     assert_eq!(chaos_proc::sqlite_integrity(&path), "ok");
     chaos_proc::report("wal_long_reader", "sqlite", rounds * 20 * 7, 1, 0, 0, 0);
 }
@@ -1091,33 +1577,61 @@ async fn open_retrying_waits_for_a_server_but_not_for_a_file() {
     let port = chaos_pg::free_port();
     let url = format!("postgres://porter@127.0.0.1:{port}/nothing_here");
     let stop = tokio::time::sleep(std::time::Duration::from_millis(1500));
-    assert!(open_retrying(&url, stop).await.expect("no error while retrying").is_none(), "stopped while waiting");
+    assert!(
+        open_retrying(&url, stop)
+            .await
+            .expect("no error while retrying")
+            .is_none(),
+        "stopped while waiting"
+    );
     let stop = std::future::pending::<()>();
-    assert!(matches!(open_retrying("sqlite:///no/such/dir/porter.db", stop).await, Err(porter::Error::Unavailable(_))));
+    assert!(matches!(
+        open_retrying("sqlite:///no/such/dir/porter.db", stop).await,
+        Err(porter::Error::Unavailable(_))
+    ));
     let stop = std::future::pending::<()>();
-    assert!(matches!(open_retrying("mysql://x", stop).await, Err(porter::Error::Invalid { .. })));
+    assert!(matches!(
+        open_retrying("mysql://x", stop).await,
+        Err(porter::Error::Invalid { .. })
+    ));
 }
 
 /// The server this test owns is stopped while `porter worker` starts: the worker waits and
 /// says why, then starts by itself once the server answers. A one-shot command fails at once
 /// with one clear error line, and a worker told to stop while it waits exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+)]
 async fn postgres_unreachable_at_start_is_waited_for() {
     use chaos_proc::*;
-    let Some(cluster) = chaos_pg::PgCluster::init() else { return };
+    let Some(cluster) = chaos_pg::PgCluster::init() else {
+        return;
+    };
     let dir = scratch();
     let launcher = Launcher::new(&cluster.url(), dir.path());
     let mut worker = launcher.worker("worker", &["--queues", "default=4", "--no-periodic"]);
     let mut quitter = launcher.worker("quitter", &["--no-periodic"]);
-    worker.wait_for_log("database unavailable", std::time::Duration::from_secs(60)).await;
-    quitter.wait_for_log("database unavailable", std::time::Duration::from_secs(60)).await;
+    worker
+        .wait_for_log("database unavailable", std::time::Duration::from_secs(60))
+        .await;
+    quitter
+        .wait_for_log("database unavailable", std::time::Duration::from_secs(60))
+        .await;
     let once = launcher.run(&["jobs", "list"]).await;
     let error = once.refused();
     assert_eq!(once.code(), 1);
-    assert!(error.contains("cannot connect") && !error.contains("panicked"), "{error}");
+    assert!(
+        error.contains("cannot connect") && !error.contains("panicked"),
+        "{error}"
+    );
     let status = quitter.term(std::time::Duration::from_secs(30)).await;
-    assert!(status.success(), "a worker stopped while it waits exits 0: {status:?}\n{}", quitter.output());
+    assert!(
+        status.success(),
+        "a worker stopped while it waits exits 0: {status:?}\n{}",
+        quitter.output()
+    );
 
     cluster.start();
     cluster.create_db();
@@ -1126,9 +1640,21 @@ async fn postgres_unreachable_at_start_is_waited_for() {
     out.ok();
     let store = porter::store::open(&cluster.url()).await.unwrap();
     let id: i64 = out.stdout.trim().parse().unwrap();
-    wait_totals(&*store, "the job ran", std::time::Duration::from_secs(60), |t| t[&porter::JobState::Completed] == 1).await;
-    assert_eq!(store.job_get(id).await.unwrap().unwrap().state, porter::JobState::Completed);
-    assert!(worker.term(std::time::Duration::from_secs(30)).await.success());
+    wait_totals(
+        &*store,
+        "the job ran",
+        std::time::Duration::from_secs(60),
+        |t| t[&porter::JobState::Completed] == 1,
+    )
+    .await;
+    assert_eq!(
+        store.job_get(id).await.unwrap().unwrap().state,
+        porter::JobState::Completed
+    );
+    assert!(worker
+        .term(std::time::Duration::from_secs(30))
+        .await
+        .success());
     worker.assert_clean_log();
     assert_eq!(worker.output().matches("worker ready").count(), 1);
     report("postgres_unreachable_at_start", "postgres", 1, 1, 0, 0, 0);
@@ -1138,12 +1664,17 @@ async fn postgres_unreachable_at_start_is_waited_for() {
 /// cut. The workers and the web process stay up and reconnect by themselves (no process
 /// exits, none starts over), and no job is lost or stuck.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+)]
 async fn postgres_restarts_under_load_lose_no_job() {
     use chaos_proc::*;
     use porter::JobState;
     use std::time::Duration;
-    let Some(cluster) = chaos_pg::PgCluster::start_new() else { return };
+    let Some(cluster) = chaos_pg::PgCluster::start_new() else {
+        return;
+    };
     let size = Size::from_env();
     let restarts = knob("PORTER_CHAOS_PG_RESTARTS", 2).max(1);
     // Longer than a restart takes: a worker silent through the outage is not presumed dead.
@@ -1151,18 +1682,32 @@ async fn postgres_restarts_under_load_lose_no_job() {
     let dir = scratch();
     let launcher = Launcher::new(&cluster.url(), dir.path());
     let store = porter::store::open(&cluster.url()).await.unwrap();
-    let flags = ["--queues".to_string(), format!("default={}", size.concurrency), "--lease".into(), format!("{}s", lease.as_secs()), "--no-periodic".into()];
+    let flags = [
+        "--queues".to_string(),
+        format!("default={}", size.concurrency),
+        "--lease".into(),
+        format!("{}s", lease.as_secs()),
+        "--no-periodic".into(),
+    ];
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let mut procs: Vec<Proc> = (0..size.workers).map(|i| launcher.worker(&format!("w{i}"), &flags)).collect();
+    let mut procs: Vec<Proc> = (0..size.workers)
+        .map(|i| launcher.worker(&format!("w{i}"), &flags))
+        .collect();
     for p in &mut procs {
         p.ready().await;
     }
     let mut web = launcher.spawn("web", &["web", "--listen", "127.0.0.1:0"]);
-    web.wait_for_log("web listening on http://", Duration::from_secs(60)).await;
+    web.wait_for_log("web listening on http://", Duration::from_secs(60))
+        .await;
     let base = {
         let log = web.output();
         let at = log.find("web listening on ").unwrap() + "web listening on ".len();
-        log[at..].chars().take_while(|c| !c.is_whitespace()).collect::<String>().trim_end_matches('/').to_string()
+        log[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect::<String>()
+            .trim_end_matches('/')
+            .to_string()
     };
     let http = reqwest::Client::new();
     let mut ids = std::collections::BTreeSet::new();
@@ -1170,21 +1715,38 @@ async fn postgres_restarts_under_load_lose_no_job() {
     for _ in 0..restarts {
         ids.extend(insert_sleeps(&*store, per_wave, size.job_ms).await);
         let inserted = ids.len() as i64;
-        wait_totals(&*store, "the wave running (or done)", Duration::from_secs(60), |t| {
-            t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted
-        })
+        wait_totals(
+            &*store,
+            "the wave running (or done)",
+            Duration::from_secs(60),
+            |t| t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted,
+        )
         .await;
         cluster.restart_fast();
         for p in procs.iter_mut().chain(std::iter::once(&mut web)) {
-            assert!(p.alive(), "{} exited on the restart:\n{}", p.name, p.output());
+            assert!(
+                p.alive(),
+                "{} exited on the restart:\n{}",
+                p.name,
+                p.output()
+            );
         }
     }
     // The web process answers again and takes jobs, by itself.
     let mut web_ok = 0;
     for _ in 0..200 {
-        let resp = http.post(format!("{base}/admin/jobs")).json(&serde_json::json!({"kind": "sleep", "args": {"ms": size.job_ms}})).send().await.unwrap();
+        let resp = http
+            .post(format!("{base}/admin/jobs"))
+            .json(&serde_json::json!({"kind": "sleep", "args": {"ms": size.job_ms}}))
+            .send()
+            .await
+            .unwrap();
         if resp.status() == 201 {
-            ids.insert(resp.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap());
+            ids.insert(
+                resp.json::<serde_json::Value>().await.unwrap()["id"]
+                    .as_i64()
+                    .unwrap(),
+            );
             web_ok += 1;
             if web_ok == 5 {
                 break;
@@ -1194,11 +1756,30 @@ async fn postgres_restarts_under_load_lose_no_job() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    assert_eq!(web_ok, 5, "the web process inserts again after the restarts");
-    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
-    wait_totals(&*store, "every job finished", Duration::from_secs(180), |t| {
-        t[&JobState::Available] + t[&JobState::Running] + t[&JobState::Retryable] + t[&JobState::Scheduled] == 0
-    })
+    assert_eq!(
+        web_ok, 5,
+        "the web process inserts again after the restarts"
+    );
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    wait_totals(
+        &*store,
+        "every job finished",
+        Duration::from_secs(180),
+        |t| {
+            t[&JobState::Available]
+                + t[&JobState::Running]
+                + t[&JobState::Retryable]
+                + t[&JobState::Scheduled]
+                == 0
+        },
+    )
     .await;
     tokio::time::sleep(lease + lease / 5 + Duration::from_millis(500)).await;
     let ledger = Ledger::read(&*store, "sleep", &ids).await;
@@ -1209,13 +1790,29 @@ async fn postgres_restarts_under_load_lose_no_job() {
         assert!(!p.output().contains("panicked"), "{}", p.output());
     }
     for p in &procs {
-        assert_eq!(p.output().matches("worker ready").count(), 1, "{} started once", p.name);
+        assert_eq!(
+            p.output().matches("worker ready").count(),
+            1,
+            "{} started once",
+            p.name
+        );
     }
-    report("postgres_restart", "postgres", ids.len() as u64, restarts, ledger.lost, ledger.stuck, ledger.duplicates);
+    report(
+        "postgres_restart",
+        "postgres",
+        ids.len() as u64,
+        restarts,
+        ledger.lost,
+        ledger.stuck,
+        ledger.duplicates,
+    );
     eprintln!("postgres restarts: {ledger:?}");
     // A run is repeated only if its worker's outcome could not be written before it was
     // presumed dead, or if a claim committed but its answer was cut: at most what was in flight.
-    ledger.assert_all_completed("postgres_restart", restarts * size.workers * size.concurrency);
+    ledger.assert_all_completed(
+        "postgres_restart",
+        restarts * size.workers * size.concurrency,
+    );
 }
 
 /// The SQLite counterpart of a database outage: another process holds the write lock past
@@ -1232,17 +1829,28 @@ async fn sqlite_write_lock_held_past_busy_timeout_loses_no_job() {
     let lease = hold + Duration::from_secs(5);
     let dir = scratch();
     let launcher = Launcher::new(&db.url, dir.path());
-    let flags = ["--queues".to_string(), format!("default={}", size.concurrency), "--lease".into(), format!("{}s", lease.as_secs()), "--no-periodic".into()];
+    let flags = [
+        "--queues".to_string(),
+        format!("default={}", size.concurrency),
+        "--lease".into(),
+        format!("{}s", lease.as_secs()),
+        "--no-periodic".into(),
+    ];
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let mut procs: Vec<Proc> = (0..size.workers).map(|i| launcher.worker(&format!("w{i}"), &flags)).collect();
+    let mut procs: Vec<Proc> = (0..size.workers)
+        .map(|i| launcher.worker(&format!("w{i}"), &flags))
+        .collect();
     for p in &mut procs {
         p.ready().await;
     }
     let mut ids = insert_sleeps(&*db.store, size.jobs / 2, size.job_ms).await;
     let inserted = ids.len() as i64;
-    wait_totals(&*db.store, "the first half running (or done)", Duration::from_secs(60), |t| {
-        t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted
-    })
+    wait_totals(
+        &*db.store,
+        "the first half running (or done)",
+        Duration::from_secs(60),
+        |t| t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted,
+    )
     .await;
     let path = db.sqlite_path().unwrap();
     let locker = std::thread::spawn(move || {
@@ -1252,27 +1860,58 @@ async fn sqlite_write_lock_held_past_busy_timeout_loses_no_job() {
         conn.execute_batch("COMMIT").unwrap();
     });
     // Writes from here wait for the lock, this insert and the CLI's included.
-    let (args, count) = (format!("{{\"ms\":{}}}", size.job_ms), (size.jobs / 2).to_string());
-    let cli = launcher.run(&["enqueue", "sleep", &args, "--count", &count]).await;
+    let (args, count) = (
+        format!("{{\"ms\":{}}}", size.job_ms),
+        (size.jobs / 2).to_string(),
+    );
+    let cli = launcher
+        .run(&["enqueue", "sleep", &args, "--count", &count])
+        .await;
     cli.ok();
     ids.extend(cli.stdout.lines().map(|l| l.trim().parse::<i64>().unwrap()));
     locker.join().unwrap();
     for p in procs.iter_mut() {
-        assert!(p.alive(), "{} exited during the lock:\n{}", p.name, p.output());
+        assert!(
+            p.alive(),
+            "{} exited during the lock:\n{}",
+            p.name,
+            p.output()
+        );
     }
-    wait_totals(&*db.store, "every job finished", Duration::from_secs(180), |t| {
-        t[&JobState::Available] + t[&JobState::Running] + t[&JobState::Retryable] + t[&JobState::Scheduled] == 0
-    })
+    wait_totals(
+        &*db.store,
+        "every job finished",
+        Duration::from_secs(180),
+        |t| {
+            t[&JobState::Available]
+                + t[&JobState::Running]
+                + t[&JobState::Retryable]
+                + t[&JobState::Scheduled]
+                == 0
+        },
+    )
     .await;
     let ledger = Ledger::read(&*db.store, "sleep", &ids).await;
     for p in procs.iter_mut() {
-        assert!(p.term(Duration::from_secs(30)).await.success(), "{}", p.output());
+        assert!(
+            p.term(Duration::from_secs(30)).await.success(),
+            "{}",
+            p.output()
+        );
         p.assert_clean_log();
     }
     for line in cli.stderr.lines() {
         assert!(!line.to_ascii_lowercase().contains("locked"), "{line}");
     }
     assert_eq!(sqlite_integrity(&db.sqlite_path().unwrap()), "ok");
-    report("sqlite_write_lock", "sqlite", ids.len() as u64, 1, ledger.lost, ledger.stuck, ledger.duplicates);
+    report(
+        "sqlite_write_lock",
+        "sqlite",
+        ids.len() as u64,
+        1,
+        ledger.lost,
+        ledger.stuck,
+        ledger.duplicates,
+    );
     ledger.assert_all_completed("sqlite_write_lock", 0);
 }

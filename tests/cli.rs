@@ -52,7 +52,8 @@ impl Output {
     }
 
     fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is JSON ({e}): {self:#?}"))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is JSON ({e}): {self:#?}"))
     }
 }
 
@@ -71,7 +72,12 @@ fn porter_cmd(dir: &Path) -> Command {
 /// Runs a one-shot command to its end: bounded, so that a command that does not exit fails
 /// the test instead of hanging it.
 fn run(cmd: &mut Command) -> Output {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run porter");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run porter");
     let read_all = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
@@ -93,8 +99,16 @@ fn run(cmd: &mut Command) -> Output {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let out = Output { code: status.and_then(|s| s.code()).unwrap_or(-1), stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() };
-    assert!(status.is_some(), "porter {:?} did not exit within 60 s: {out:#?}", cmd.get_args().collect::<Vec<_>>());
+    let out = Output {
+        code: status.and_then(|s| s.code()).unwrap_or(-1),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    assert!(
+        status.is_some(),
+        "porter {:?} did not exit within 60 s: {out:#?}",
+        cmd.get_args().collect::<Vec<_>>()
+    );
     out
 }
 
@@ -112,7 +126,12 @@ struct Running {
 
 impl Running {
     fn spawn(cmd: &mut Command) -> Running {
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn porter");
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn porter");
         let stderr = child.stderr.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
@@ -128,11 +147,20 @@ impl Running {
     fn wait_for_line(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
                 return line.clone();
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("porter exited ({status}) before logging {needle:?}: {:#?}", self.lines.lock().unwrap());
+                panic!(
+                    "porter exited ({status}) before logging {needle:?}: {:#?}",
+                    self.lines.lock().unwrap()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -140,7 +168,10 @@ impl Running {
     }
 
     fn signal(&self, sig: &str) {
-        let status = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -151,7 +182,10 @@ impl Running {
             if let Some(status) = self.child.try_wait().unwrap() {
                 // Let the reader thread take the last lines.
                 std::thread::sleep(Duration::from_millis(100));
-                return (status.code().unwrap_or(-1), self.lines.lock().unwrap().clone());
+                return (
+                    status.code().unwrap_or(-1),
+                    self.lines.lock().unwrap().clone(),
+                );
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
@@ -177,7 +211,14 @@ fn usage_errors_exit_2() {
         vec!["enqueue", "noop", "--priority", "9"],
         vec!["enqueue", "noop", "{not json"],
         vec!["enqueue", "noop", "--in", "soon"],
-        vec!["enqueue", "noop", "--in", "5s", "--at", "2030-01-01T00:00:00Z"],
+        vec![
+            "enqueue",
+            "noop",
+            "--in",
+            "5s",
+            "--at",
+            "2030-01-01T00:00:00Z",
+        ],
         vec!["enqueue", "noop", "--at", "tomorrow"],
         vec!["worker", "--lease", "10x"],
         vec!["worker", "--queues", "Bad Queue=1"],
@@ -195,15 +236,39 @@ fn usage_errors_exit_2() {
 #[test]
 fn help_lists_every_command_and_the_unknown_kind_flag() {
     let out = bare(&["--help"]).ok();
-    for command in
-        ["migrate", "worker", "web", "dev", "enqueue", "jobs", "list-failed-jobs", "queues", "stats", "cleanup-orphans"]
-    {
-        assert!(out.stdout.contains(command), "{command} in --help: {}", out.stdout);
+    for command in [
+        "migrate",
+        "worker",
+        "web",
+        "dev",
+        "enqueue",
+        "jobs",
+        "list-failed-jobs",
+        "queues",
+        "stats",
+        "cleanup-orphans",
+    ] {
+        assert!(
+            out.stdout.contains(command),
+            "{command} in --help: {}",
+            out.stdout
+        );
     }
     let out = bare(&["enqueue", "--help"]).ok();
-    assert!(out.stdout.contains("--allow-unknown-kind"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("--allow-unknown-kind"),
+        "{}",
+        out.stdout
+    );
     let out = bare(&["worker", "--help"]).ok();
-    for flag in ["--queues", "--shutdown-timeout", "--lease", "--heartbeat-every", "--orphan-cleanup-every", "--no-periodic"] {
+    for flag in [
+        "--queues",
+        "--shutdown-timeout",
+        "--lease",
+        "--heartbeat-every",
+        "--orphan-cleanup-every",
+        "--no-periodic",
+    ] {
         assert!(out.stdout.contains(flag), "{flag} in worker --help");
     }
 }
@@ -226,8 +291,13 @@ fn a_database_password_is_never_printed() {
         out.assert_error("127.0.0.1");
         assert!(!out.stderr.contains("hunter2-secret"), "{out:#?}");
     }
-    let out = run(porter_cmd(Path::new(".")).env("DATABASE_URL", url).arg("--help"));
-    assert!(!out.stdout.contains("hunter2-secret"), "--help hides the environment's values");
+    let out = run(porter_cmd(Path::new("."))
+        .env("DATABASE_URL", url)
+        .arg("--help"));
+    assert!(
+        !out.stdout.contains("hunter2-secret"),
+        "--help hides the environment's values"
+    );
 }
 
 #[test]
@@ -254,7 +324,10 @@ mod cases {
 
     impl Env {
         fn new(db: TestDb) -> Env {
-            Env { db, dir: tempfile::tempdir().unwrap() }
+            Env {
+                db,
+                dir: tempfile::tempdir().unwrap(),
+            }
         }
 
         fn objects_dir(&self) -> std::path::PathBuf {
@@ -279,7 +352,13 @@ mod cases {
     }
 
     fn ids(out: &Output) -> Vec<i64> {
-        out.stdout.lines().map(|l| l.parse().unwrap_or_else(|_| panic!("an id per line: {out:#?}"))).collect()
+        out.stdout
+            .lines()
+            .map(|l| {
+                l.parse()
+                    .unwrap_or_else(|_| panic!("an id per line: {out:#?}"))
+            })
+            .collect()
     }
 
     pub async fn migrate_then_every_command_works_on_a_fresh_database(db: TestDb) {
@@ -287,100 +366,263 @@ mod cases {
         let out = env.run(&["migrate"]).ok();
         assert!(out.stdout.contains("is migrated"), "{out:#?}");
         assert!(env.run(&["jobs", "list"]).ok().stdout.contains("no jobs"));
-        assert!(env.run(&["list-failed-jobs"]).ok().stdout.contains("no failed jobs"));
-        assert!(env.run(&["queues", "list"]).ok().stdout.contains("no queues"));
+        assert!(env
+            .run(&["list-failed-jobs"])
+            .ok()
+            .stdout
+            .contains("no failed jobs"));
+        assert!(env
+            .run(&["queues", "list"])
+            .ok()
+            .stdout
+            .contains("no queues"));
         let stats = env.run(&["stats"]).ok();
         assert!(stats.stdout.contains("(total)"), "{stats:#?}");
         let cleanup = env.run(&["cleanup-orphans"]).ok();
         assert!(cleanup.stdout.contains("orphans seen 0"), "{cleanup:#?}");
-        assert!(env.store().job_list(Default::default()).await.unwrap().is_empty());
+        assert!(env
+            .store()
+            .job_list(Default::default())
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     pub async fn enqueue_prints_ids_or_json_rows_and_honours_options(db: TestDb) {
         let env = Env::new(db);
         let one = ids(&env.run(&["enqueue", "noop"]).ok());
         assert_eq!(one.len(), 1);
-        let three = ids(&env.run(&["enqueue", "sleep", r#"{"ms": 1}"#, "--count", "3", "--queue", "mail"]).ok());
+        let three = ids(&env
+            .run(&[
+                "enqueue",
+                "sleep",
+                r#"{"ms": 1}"#,
+                "--count",
+                "3",
+                "--queue",
+                "mail",
+            ])
+            .ok());
         assert_eq!(three.len(), 3);
-        assert!(three.windows(2).all(|w| w[0] < w[1]) && three[0] > one[0], "{three:?}");
+        assert!(
+            three.windows(2).all(|w| w[0] < w[1]) && three[0] > one[0],
+            "{three:?}"
+        );
         for id in &three {
             let job = env.store().job_get(*id).await.unwrap().unwrap();
-            assert_eq!((job.kind.as_str(), job.queue.as_str(), &job.args), ("sleep", "mail", &json!({"ms": 1})));
+            assert_eq!(
+                (job.kind.as_str(), job.queue.as_str(), &job.args),
+                ("sleep", "mail", &json!({"ms": 1}))
+            );
         }
 
-        let out = env.run(&["enqueue", "noop", "--json", "--priority", "3", "--max-attempts", "2", "--in", "1h"]).ok();
-        let rows: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let out = env
+            .run(&[
+                "enqueue",
+                "noop",
+                "--json",
+                "--priority",
+                "3",
+                "--max-attempts",
+                "2",
+                "--in",
+                "1h",
+            ])
+            .ok();
+        let rows: Vec<Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(rows.len(), 1);
         let row = &rows[0];
-        for key in ["id", "kind", "queue", "args", "state", "priority", "attempt", "max_attempts", "errors", "created_at", "scheduled_at"] {
+        for key in [
+            "id",
+            "kind",
+            "queue",
+            "args",
+            "state",
+            "priority",
+            "attempt",
+            "max_attempts",
+            "errors",
+            "created_at",
+            "scheduled_at",
+        ] {
             assert!(row.get(key).is_some(), "{key} in {row}");
         }
-        assert_eq!((row["kind"].as_str(), row["state"].as_str()), (Some("noop"), Some("scheduled")));
-        assert_eq!((row["priority"].as_i64(), row["max_attempts"].as_i64()), (Some(3), Some(2)));
+        assert_eq!(
+            (row["kind"].as_str(), row["state"].as_str()),
+            (Some("noop"), Some("scheduled"))
+        );
+        assert_eq!(
+            (row["priority"].as_i64(), row["max_attempts"].as_i64()),
+            (Some(3), Some(2))
+        );
 
-        let at = env.run(&["enqueue", "noop", "--at", "2999-01-01T00:00:00Z", "--json"]).ok();
+        let at = env
+            .run(&["enqueue", "noop", "--at", "2999-01-01T00:00:00Z", "--json"])
+            .ok();
         let at: Value = serde_json::from_str(at.stdout.trim()).unwrap();
         assert_eq!(at["state"], "scheduled");
-        assert!(at["scheduled_at"].as_str().unwrap().starts_with("2999-01-01T00:00:00"));
+        assert!(at["scheduled_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2999-01-01T00:00:00"));
 
-        let first = ids(&env.run(&["enqueue", "noop", "--unique-key", "only-once"]).ok());
-        let again = env.run(&["enqueue", "noop", "--unique-key", "only-once"]).ok();
+        let first = ids(&env
+            .run(&["enqueue", "noop", "--unique-key", "only-once"])
+            .ok());
+        let again = env
+            .run(&["enqueue", "noop", "--unique-key", "only-once"])
+            .ok();
         assert_eq!(ids(&again), first, "the holder's id is printed");
-        assert!(again.stderr.contains("already holds this unique key"), "{again:#?}");
-        assert_eq!(env.store().job_list(Default::default()).await.unwrap().len(), 7);
+        assert!(
+            again.stderr.contains("already holds this unique key"),
+            "{again:#?}"
+        );
+        assert_eq!(
+            env.store()
+                .job_list(Default::default())
+                .await
+                .unwrap()
+                .len(),
+            7
+        );
     }
 
     pub async fn enqueue_refuses_unknown_kinds_unless_allowed(db: TestDb) {
         let env = Env::new(db);
-        env.run(&["enqueue", "send_email", r#"{"to": "a@b.c"}"#]).assert_error("--allow-unknown-kind");
-        env.run(&["enqueue", "Send Email"]).assert_error("invalid kind");
-        env.run(&["enqueue", "noop", "--queue", "Bad Queue"]).assert_error("invalid queue");
-        assert!(env.store().job_list(Default::default()).await.unwrap().is_empty(), "nothing inserted");
-        let id = ids(&env.run(&["enqueue", "send_email", "--allow-unknown-kind"]).ok());
-        assert_eq!(env.store().job_get(id[0]).await.unwrap().unwrap().kind, "send_email");
+        env.run(&["enqueue", "send_email", r#"{"to": "a@b.c"}"#])
+            .assert_error("--allow-unknown-kind");
+        env.run(&["enqueue", "Send Email"])
+            .assert_error("invalid kind");
+        env.run(&["enqueue", "noop", "--queue", "Bad Queue"])
+            .assert_error("invalid queue");
+        assert!(
+            env.store()
+                .job_list(Default::default())
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing inserted"
+        );
+        let id = ids(&env
+            .run(&["enqueue", "send_email", "--allow-unknown-kind"])
+            .ok());
+        assert_eq!(
+            env.store().job_get(id[0]).await.unwrap().unwrap().kind,
+            "send_email"
+        );
     }
 
     pub async fn jobs_list_show_retry_and_cancel(db: TestDb) {
         let env = Env::new(db);
         let noop = ids(&env.run(&["enqueue", "noop"]).ok())[0];
-        let sleep = ids(&env.run(&["enqueue", "sleep", r#"{"ms": 5}"#, "--queue", "mail"]).ok())[0];
+        let sleep = ids(&env
+            .run(&["enqueue", "sleep", r#"{"ms": 5}"#, "--queue", "mail"])
+            .ok())[0];
         let failed = surfaces::discarded_job(env.store(), "went wrong").await;
 
         let table = env.run(&["jobs", "list"]).ok();
         let lines: Vec<&str> = table.stdout.lines().collect();
-        assert!(lines[0].starts_with("ID") && lines[0].contains("LAST ERROR"), "{table:#?}");
+        assert!(
+            lines[0].starts_with("ID") && lines[0].contains("LAST ERROR"),
+            "{table:#?}"
+        );
         assert_eq!(lines.len(), 4, "{table:#?}");
-        assert!(lines[1].trim_start().starts_with(&failed.id.to_string()) && lines[1].contains("went wrong"));
+        assert!(
+            lines[1].trim_start().starts_with(&failed.id.to_string())
+                && lines[1].contains("went wrong")
+        );
 
         let listed = env.run(&["jobs", "list", "--json"]).ok().json();
         assert_eq!(listed["jobs"].as_array().unwrap().len(), 3);
-        let by_state = env.run(&["jobs", "list", "--state", "discarded", "--state", "scheduled", "--json"]).ok().json();
-        assert_eq!(by_state["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect::<Vec<_>>(), vec![failed.id]);
-        let commas = env.run(&["jobs", "list", "--state", "available,discarded", "--queue", "mail", "--json"]).ok().json();
+        let by_state = env
+            .run(&[
+                "jobs",
+                "list",
+                "--state",
+                "discarded",
+                "--state",
+                "scheduled",
+                "--json",
+            ])
+            .ok()
+            .json();
+        assert_eq!(
+            by_state["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_i64().unwrap())
+                .collect::<Vec<_>>(),
+            vec![failed.id]
+        );
+        let commas = env
+            .run(&[
+                "jobs",
+                "list",
+                "--state",
+                "available,discarded",
+                "--queue",
+                "mail",
+                "--json",
+            ])
+            .ok()
+            .json();
         assert_eq!(commas["jobs"][0]["id"], sleep);
-        let by_kind = env.run(&["jobs", "list", "--kind", "noop", "--limit", "5", "--json"]).ok().json();
+        let by_kind = env
+            .run(&["jobs", "list", "--kind", "noop", "--limit", "5", "--json"])
+            .ok()
+            .json();
         assert_eq!(by_kind["jobs"].as_array().unwrap().len(), 1);
 
         let shown = env.run(&["jobs", "show", &sleep.to_string()]).ok();
-        assert!(shown.stdout.contains("kind:         sleep") && shown.stdout.contains(r#"{"ms":5}"#), "{shown:#?}");
-        let shown = env.run(&["jobs", "show", &failed.id.to_string(), "--json"]).ok().json();
+        assert!(
+            shown.stdout.contains("kind:         sleep") && shown.stdout.contains(r#"{"ms":5}"#),
+            "{shown:#?}"
+        );
+        let shown = env
+            .run(&["jobs", "show", &failed.id.to_string(), "--json"])
+            .ok()
+            .json();
         assert_eq!(shown["errors"][0]["error"], "went wrong");
         assert_eq!(shown["state"], "discarded");
 
         let out = env.run(&["jobs", "cancel", &noop.to_string()]).ok();
         assert!(out.stdout.contains("cancelled"), "{out:#?}");
-        assert_eq!(env.store().job_get(noop).await.unwrap().unwrap().state, JobState::Cancelled);
-        env.run(&["jobs", "cancel", &noop.to_string()]).assert_error("conflict");
+        assert_eq!(
+            env.store().job_get(noop).await.unwrap().unwrap().state,
+            JobState::Cancelled
+        );
+        env.run(&["jobs", "cancel", &noop.to_string()])
+            .assert_error("conflict");
         let out = env.run(&["jobs", "retry", &failed.id.to_string()]).ok();
         assert!(out.stdout.contains("available"), "{out:#?}");
-        assert_eq!(env.store().job_get(failed.id).await.unwrap().unwrap().state, JobState::Available);
+        assert_eq!(
+            env.store().job_get(failed.id).await.unwrap().unwrap().state,
+            JobState::Available
+        );
 
         let running = surfaces::running_job(env.store()).await;
-        env.run(&["jobs", "retry", &running.id.to_string()]).assert_error("conflict");
-        env.run(&["jobs", "show", "999999"]).assert_error("job 999999 not found");
-        env.run(&["jobs", "retry", "999999"]).assert_error("not found");
-        env.run(&["jobs", "cancel", "999999"]).assert_error("not found");
-        assert_eq!(env.store().job_get(running.id).await.unwrap().unwrap().state, JobState::Running);
+        env.run(&["jobs", "retry", &running.id.to_string()])
+            .assert_error("conflict");
+        env.run(&["jobs", "show", "999999"])
+            .assert_error("job 999999 not found");
+        env.run(&["jobs", "retry", "999999"])
+            .assert_error("not found");
+        env.run(&["jobs", "cancel", "999999"])
+            .assert_error("not found");
+        assert_eq!(
+            env.store()
+                .job_get(running.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            JobState::Running
+        );
     }
 
     pub async fn list_failed_jobs_shows_discarded_jobs_with_their_last_error(db: TestDb) {
@@ -395,11 +637,24 @@ mod cases {
         for column in ["ID", "KIND", "QUEUE", "ATTEMPTS", "FAILED AT", "LAST ERROR"] {
             assert!(lines[0].contains(column), "{column}: {out:#?}");
         }
-        assert!(lines[1].trim_start().starts_with(&newer.id.to_string()), "newest first: {out:#?}");
-        assert!(lines[1].contains("timeout talking to smtp") && lines[1].contains("fail") && lines[1].contains("1/25"));
-        assert!(lines[2].contains("disk full at write()"), "the error on one line: {out:#?}");
+        assert!(
+            lines[1].trim_start().starts_with(&newer.id.to_string()),
+            "newest first: {out:#?}"
+        );
+        assert!(
+            lines[1].contains("timeout talking to smtp")
+                && lines[1].contains("fail")
+                && lines[1].contains("1/25")
+        );
+        assert!(
+            lines[2].contains("disk full at write()"),
+            "the error on one line: {out:#?}"
+        );
 
-        let json = env.run(&["list-failed-jobs", "--json", "--limit", "1"]).ok().json();
+        let json = env
+            .run(&["list-failed-jobs", "--json", "--limit", "1"])
+            .ok()
+            .json();
         let jobs = json["jobs"].as_array().unwrap();
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0]["id"], newer.id);
@@ -411,17 +666,30 @@ mod cases {
     pub async fn queues_pause_resume_and_list(db: TestDb) {
         let env = Env::new(db);
         ids(&env.run(&["enqueue", "noop", "--queue", "mail"]).ok());
-        assert!(env.run(&["queues", "pause", "mail"]).ok().stdout.contains("queue mail paused"));
+        assert!(env
+            .run(&["queues", "pause", "mail"])
+            .ok()
+            .stdout
+            .contains("queue mail paused"));
         let list = env.run(&["queues", "list"]).ok();
-        let mail = list.stdout.lines().find(|l| l.starts_with("mail")).unwrap_or_else(|| panic!("{list:#?}"));
+        let mail = list
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("mail"))
+            .unwrap_or_else(|| panic!("{list:#?}"));
         assert!(mail.contains("paused"), "{list:#?}");
         let json = env.run(&["queues", "list", "--json"]).ok().json();
         assert_eq!(json["queues"][0]["name"], "mail");
         assert_eq!(json["queues"][0]["paused"], true);
-        assert!(env.run(&["queues", "resume", "mail"]).ok().stdout.contains("queue mail resumed"));
+        assert!(env
+            .run(&["queues", "resume", "mail"])
+            .ok()
+            .stdout
+            .contains("queue mail resumed"));
         let json = env.run(&["queues", "list", "--json"]).ok().json();
         assert_eq!(json["queues"][0]["paused"], false);
-        env.run(&["queues", "pause", "Bad Queue"]).assert_error("invalid queue");
+        env.run(&["queues", "pause", "Bad Queue"])
+            .assert_error("invalid queue");
     }
 
     pub async fn stats_json_has_the_contract_shape(db: TestDb) {
@@ -430,9 +698,24 @@ mod cases {
         ids(&env.run(&["enqueue", "noop", "--queue", "mail"]).ok());
         surfaces::discarded_job(env.store(), "x").await;
         let stats = env.run(&["stats", "--json"]).ok().json();
-        let states = ["available", "scheduled", "running", "retryable", "completed", "cancelled", "discarded"];
-        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
-        let expected: std::collections::BTreeSet<String> = states.iter().map(|s| s.to_string()).collect();
+        let states = [
+            "available",
+            "scheduled",
+            "running",
+            "retryable",
+            "completed",
+            "cancelled",
+            "discarded",
+        ];
+        let keys = |v: &Value| {
+            v.as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let expected: std::collections::BTreeSet<String> =
+            states.iter().map(|s| s.to_string()).collect();
         assert_eq!(keys(&stats["total"]), expected);
         assert_eq!(keys(&stats["queues"]["default"]), expected);
         assert_eq!(stats["total"]["available"], 3);
@@ -440,35 +723,92 @@ mod cases {
         assert_eq!(stats["queues"]["default"]["available"], 2);
         assert_eq!(stats["queues"]["mail"]["available"], 1);
         let table = env.run(&["stats"]).ok();
-        let total = table.stdout.lines().find(|l| l.starts_with("(total)")).unwrap();
-        assert_eq!(total.split_whitespace().collect::<Vec<_>>(), ["(total)", "3", "0", "0", "0", "0", "0", "1"]);
+        let total = table
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("(total)"))
+            .unwrap();
+        assert_eq!(
+            total.split_whitespace().collect::<Vec<_>>(),
+            ["(total)", "3", "0", "0", "0", "0", "0", "1"]
+        );
     }
 
     pub async fn cleanup_orphans_dry_run_then_deletes_objects_and_rows(db: TestDb) {
         let env = Env::new(db);
-        let objects = porter::files::object_store_from_url(&format!("file://{}", env.objects_dir().display())).unwrap();
+        let objects = porter::files::object_store_from_url(&format!(
+            "file://{}",
+            env.objects_dir().display()
+        ))
+        .unwrap();
         let gone = env.store().tablo_insert("gone").await.unwrap();
         let kept = env.store().tablo_insert("kept").await.unwrap();
-        let orphan = porter::files::save_tablo_file(env.store(), objects.as_ref(), gone.id, "a.txt", "aaa".into()).await.unwrap();
-        let live = porter::files::save_tablo_file(env.store(), objects.as_ref(), kept.id, "b.txt", "bbb".into()).await.unwrap();
-        let job = porter::store::JobInsertParams::new("orphan_file_cleanup", json!({"tablo_id": gone.id}), Default::default()).unwrap();
-        env.store().tablo_delete_enqueue(gone.id, job).await.unwrap().unwrap();
+        let orphan = porter::files::save_tablo_file(
+            env.store(),
+            objects.as_ref(),
+            gone.id,
+            "a.txt",
+            "aaa".into(),
+        )
+        .await
+        .unwrap();
+        let live = porter::files::save_tablo_file(
+            env.store(),
+            objects.as_ref(),
+            kept.id,
+            "b.txt",
+            "bbb".into(),
+        )
+        .await
+        .unwrap();
+        let job = porter::store::JobInsertParams::new(
+            "orphan_file_cleanup",
+            json!({"tablo_id": gone.id}),
+            Default::default(),
+        )
+        .unwrap();
+        env.store()
+            .tablo_delete_enqueue(gone.id, job)
+            .await
+            .unwrap()
+            .unwrap();
         let on_disk = |key: &str| env.objects_dir().join(key).exists();
         assert!(on_disk(&orphan.s3_key) && on_disk(&live.s3_key));
 
-        let dry = env.run(&["cleanup-orphans", "--dry-run", "--json"]).ok().json();
-        assert_eq!(dry, json!({"dry_run": true, "orphans_seen": 1, "objects_deleted": 1, "rows_deleted": 1, "failures": 0}));
+        let dry = env
+            .run(&["cleanup-orphans", "--dry-run", "--json"])
+            .ok()
+            .json();
+        assert_eq!(
+            dry,
+            json!({"dry_run": true, "orphans_seen": 1, "objects_deleted": 1, "rows_deleted": 1, "failures": 0})
+        );
         assert!(on_disk(&orphan.s3_key), "a dry run deletes nothing");
         let human = env.run(&["cleanup-orphans", "--dry-run"]).ok();
-        assert!(human.stdout.contains("dry run: 1 orphan files"), "{human:#?}");
+        assert!(
+            human.stdout.contains("dry run: 1 orphan files"),
+            "{human:#?}"
+        );
 
         let done = env.run(&["cleanup-orphans", "--json"]).ok().json();
-        assert_eq!(done, json!({"dry_run": false, "orphans_seen": 1, "objects_deleted": 1, "rows_deleted": 1, "failures": 0}));
+        assert_eq!(
+            done,
+            json!({"dry_run": false, "orphans_seen": 1, "objects_deleted": 1, "rows_deleted": 1, "failures": 0})
+        );
         assert!(!on_disk(&orphan.s3_key), "the orphan's object is gone");
         assert!(on_disk(&live.s3_key), "a live tablo's object stays");
         assert_eq!(env.store().tablo_file_list(kept.id).await.unwrap().len(), 1);
-        assert!(env.store().tablo_file_list(gone.id).await.unwrap().is_empty());
-        assert!(env.run(&["cleanup-orphans"]).ok().stdout.contains("orphans seen 0"));
+        assert!(env
+            .store()
+            .tablo_file_list(gone.id)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(env
+            .run(&["cleanup-orphans"])
+            .ok()
+            .stdout
+            .contains("orphans seen 0"));
     }
 
     pub async fn a_newer_database_is_refused(db: TestDb) {
@@ -495,16 +835,32 @@ mod cases {
             }
         }
         env.run(&["migrate"]).assert_error("newer than this porter");
-        env.run(&["enqueue", "noop"]).assert_error("newer than this porter");
+        env.run(&["enqueue", "noop"])
+            .assert_error("newer than this porter");
     }
 
     pub async fn worker_runs_jobs_and_exits_0_after_sigterm_without_logging_args(db: TestDb) {
         let env = Env::new(db);
-        let id = ids(&env.run(&["enqueue", "sleep", r#"{"ms": 1, "note": "top-secret-arg"}"#]).ok())[0];
-        let failing = ids(&env.run(&["enqueue", "fail", r#"{"message": "boom", "secret": "top-secret-arg"}"#, "--max-attempts", "1"]).ok())[0];
-        let mut worker = Running::spawn(
-            env.cmd().env("RUST_LOG", "porter=debug").args(["--log-format", "json", "worker", "--no-periodic", "--queues", "default=4"]),
-        );
+        let id = ids(&env
+            .run(&["enqueue", "sleep", r#"{"ms": 1, "note": "top-secret-arg"}"#])
+            .ok())[0];
+        let failing = ids(&env
+            .run(&[
+                "enqueue",
+                "fail",
+                r#"{"message": "boom", "secret": "top-secret-arg"}"#,
+                "--max-attempts",
+                "1",
+            ])
+            .ok())[0];
+        let mut worker = Running::spawn(env.cmd().env("RUST_LOG", "porter=debug").args([
+            "--log-format",
+            "json",
+            "worker",
+            "--no-periodic",
+            "--queues",
+            "default=4",
+        ]));
         worker.wait_for_line("worker ready");
         let store = env.db.store.clone();
         eventually("the worker runs both jobs", || {
@@ -521,30 +877,63 @@ mod cases {
         let messages: Vec<String> = lines
             .iter()
             .map(|l| {
-                let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("a JSON log line ({e}): {l}"));
-                v["fields"]["message"].as_str().unwrap_or_default().to_string()
+                let v: Value = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("a JSON log line ({e}): {l}"));
+                v["fields"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
             })
             .collect();
-        let at = |m: &str| messages.iter().position(|x| x == m).unwrap_or_else(|| panic!("{m:?} logged: {messages:#?}"));
-        assert!(at("worker ready") < at("shutting down") && at("shutting down") < at("shutdown complete"));
-        assert!(!lines.iter().any(|l| l.contains("top-secret-arg")), "args are never logged: {lines:#?}");
+        let at = |m: &str| {
+            messages
+                .iter()
+                .position(|x| x == m)
+                .unwrap_or_else(|| panic!("{m:?} logged: {messages:#?}"))
+        };
+        assert!(
+            at("worker ready") < at("shutting down")
+                && at("shutting down") < at("shutdown complete")
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("top-secret-arg")),
+            "args are never logged: {lines:#?}"
+        );
     }
 
     /// The `http://ADDR` a web process logged it listens on.
     fn base_url(line: &str) -> String {
-        let start = line.find("http://").unwrap_or_else(|| panic!("an address in {line:?}"));
-        line[start..].split_whitespace().next().unwrap().trim_end_matches('/').to_string()
+        let start = line
+            .find("http://")
+            .unwrap_or_else(|| panic!("an address in {line:?}"));
+        line[start..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string()
     }
 
     pub async fn dev_serves_the_api_and_runs_what_it_enqueues(db: TestDb) {
         let env = Env::new(db);
-        let mut dev = Running::spawn(env.cmd().args(["dev", "--listen", "127.0.0.1:0", "--no-periodic"]));
+        let mut dev =
+            Running::spawn(
+                env.cmd()
+                    .args(["dev", "--listen", "127.0.0.1:0", "--no-periodic"]),
+            );
         let base = base_url(&dev.wait_for_line("web listening on"));
         dev.wait_for_line("worker ready");
         let client = reqwest::Client::new();
-        let created = client.post(format!("{base}/admin/jobs")).json(&json!({"kind": "noop"})).send().await.unwrap();
+        let created = client
+            .post(format!("{base}/admin/jobs"))
+            .json(&json!({"kind": "noop"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(created.status(), 201);
-        let id = created.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+        let id = created.json::<Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
         let store = env.db.store.clone();
         eventually("dev's worker runs the job its web enqueued", || {
             let store = store.clone();
@@ -553,31 +942,67 @@ mod cases {
         .await;
         let page = client.get(format!("{base}/")).send().await.unwrap();
         assert_eq!(page.status(), 200);
-        assert!(page.text().await.unwrap().contains("Jobs by queue and state"));
+        assert!(page
+            .text()
+            .await
+            .unwrap()
+            .contains("Jobs by queue and state"));
 
         dev.signal("-INT");
         let (code, lines) = dev.wait();
         assert_eq!(code, 0, "{lines:#?}");
-        assert!(lines.iter().any(|l| l.contains("shutdown complete")), "{lines:#?}");
+        assert!(
+            lines.iter().any(|l| l.contains("shutdown complete")),
+            "{lines:#?}"
+        );
     }
 
     pub async fn web_with_a_token_guards_the_admin_api(db: TestDb) {
         let env = Env::new(db);
         let token = "cli-test-token-abcdef";
-        let mut web = Running::spawn(env.cmd().env("PORTER_ADMIN_TOKEN", token).env("PORTER_LISTEN", "127.0.0.1:0").arg("web"));
+        let mut web = Running::spawn(
+            env.cmd()
+                .env("PORTER_ADMIN_TOKEN", token)
+                .env("PORTER_LISTEN", "127.0.0.1:0")
+                .arg("web"),
+        );
         let base = base_url(&web.wait_for_line("web listening on"));
         let client = reqwest::Client::new();
-        assert_eq!(client.get(format!("{base}/admin/stats")).send().await.unwrap().status(), 401);
-        let stats = client.get(format!("{base}/admin/stats")).bearer_auth(token).send().await.unwrap();
+        assert_eq!(
+            client
+                .get(format!("{base}/admin/stats"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+        let stats = client
+            .get(format!("{base}/admin/stats"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(stats.status(), 200);
         let stats: Value = stats.json().await.unwrap();
         assert_eq!(stats["total"]["available"], 0);
-        assert_eq!(client.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+        assert_eq!(
+            client
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
 
         web.signal("-TERM");
         let (code, lines) = web.wait();
         assert_eq!(code, 0, "{lines:#?}");
-        assert!(!lines.iter().any(|l| l.contains(token)), "the token is never logged: {lines:#?}");
+        assert!(
+            !lines.iter().any(|l| l.contains(token)),
+            "the token is never logged: {lines:#?}"
+        );
         let _ = Path::new(".");
     }
 }

@@ -61,7 +61,13 @@ mod cases {
     }
 
     fn fail(row: &porter::JobRow, error: &str, retry_in: Duration) -> JobFailParams {
-        JobFailParams { fence: row.fence(), error: error.into(), trace: None, retry_in, discard: false }
+        JobFailParams {
+            fence: row.fence(),
+            error: error.into(),
+            trace: None,
+            retry_in,
+            discard: false,
+        }
     }
 
     async fn total(s: &dyn Store) -> i64 {
@@ -70,10 +76,17 @@ mod cases {
 
     pub async fn insert_defaults(db: TestDb) {
         let s = &*db.store;
-        let r = s.job_insert_many(vec![job("noop")]).await.unwrap().remove(0);
+        let r = s
+            .job_insert_many(vec![job("noop")])
+            .await
+            .unwrap()
+            .remove(0);
         assert!(r.inserted);
         let j = r.job;
-        assert_eq!((j.kind.as_str(), j.queue.as_str(), j.state), ("noop", "default", JobState::Available));
+        assert_eq!(
+            (j.kind.as_str(), j.queue.as_str(), j.state),
+            ("noop", "default", JobState::Available)
+        );
         assert_eq!((j.priority, j.attempt, j.max_attempts), (1, 0, 25));
         assert_eq!(j.args, serde_json::json!({"n": 1}));
         assert!(j.errors.is_empty() && j.attempted_at.is_none() && j.finalized_at.is_none());
@@ -83,21 +96,54 @@ mod cases {
 
     pub async fn insert_scheduled_later(db: TestDb) {
         let s = &*db.store;
-        let later = insert(s, job_with("noop", InsertOpts { schedule_in: Some(Duration::from_secs(3600)), ..Default::default() })).await;
+        let later = insert(
+            s,
+            job_with(
+                "noop",
+                InsertOpts {
+                    schedule_in: Some(Duration::from_secs(3600)),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
         assert_eq!(later.state, JobState::Scheduled);
         assert!(later.scheduled_at > later.created_at + chrono::Duration::seconds(3500));
         let at = Utc::now() + chrono::Duration::days(1);
-        let abs = insert(s, job_with("noop", InsertOpts { scheduled_at: Some(at), ..Default::default() })).await;
+        let abs = insert(
+            s,
+            job_with(
+                "noop",
+                InsertOpts {
+                    scheduled_at: Some(at),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
         assert_eq!(abs.state, JobState::Scheduled);
         assert!((abs.scheduled_at - at).num_milliseconds().abs() <= 1);
-        let past = insert(s, job_with("noop", InsertOpts { scheduled_at: Some(Utc::now() - chrono::Duration::hours(1)), ..Default::default() })).await;
+        let past = insert(
+            s,
+            job_with(
+                "noop",
+                InsertOpts {
+                    scheduled_at: Some(Utc::now() - chrono::Duration::hours(1)),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
         assert_eq!(past.state, JobState::Available);
     }
 
     pub async fn insert_many_keeps_order(db: TestDb) {
         let s = &*db.store;
         let params: Vec<_> = (0..250)
-            .map(|i| JobInsertParams::new("noop", serde_json::json!({"i": i}), InsertOpts::default()).unwrap())
+            .map(|i| {
+                JobInsertParams::new("noop", serde_json::json!({"i": i}), InsertOpts::default())
+                    .unwrap()
+            })
             .collect();
         let out = s.job_insert_many(params).await.unwrap();
         assert_eq!(out.len(), 250);
@@ -106,19 +152,61 @@ mod cases {
             assert_eq!(r.job.args["i"], i);
         }
         let ids: Vec<i64> = out.iter().map(|r| r.job.id).collect();
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids ascend in insert order");
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids ascend in insert order"
+        );
     }
 
     pub async fn insert_validation_writes_nothing(db: TestDb) {
         let s = &*db.store;
         let bad = [
             JobInsertParams::new("Bad Kind", serde_json::json!({}), InsertOpts::default()),
-            JobInsertParams::new("x';DROP TABLE porter_jobs;--", serde_json::json!({}), InsertOpts::default()),
-            JobInsertParams::new("noop", serde_json::json!({}), InsertOpts { queue: Some("no spaces".into()), ..Default::default() }),
-            JobInsertParams::new("noop", serde_json::json!({}), InsertOpts { queue: Some("q".repeat(65)), ..Default::default() }),
-            JobInsertParams::new("noop", serde_json::json!({}), InsertOpts { priority: Some(5), ..Default::default() }),
-            JobInsertParams::new("noop", serde_json::json!({}), InsertOpts { priority: Some(0), ..Default::default() }),
-            JobInsertParams::new("noop", serde_json::json!({}), InsertOpts { max_attempts: Some(0), ..Default::default() }),
+            JobInsertParams::new(
+                "x';DROP TABLE porter_jobs;--",
+                serde_json::json!({}),
+                InsertOpts::default(),
+            ),
+            JobInsertParams::new(
+                "noop",
+                serde_json::json!({}),
+                InsertOpts {
+                    queue: Some("no spaces".into()),
+                    ..Default::default()
+                },
+            ),
+            JobInsertParams::new(
+                "noop",
+                serde_json::json!({}),
+                InsertOpts {
+                    queue: Some("q".repeat(65)),
+                    ..Default::default()
+                },
+            ),
+            JobInsertParams::new(
+                "noop",
+                serde_json::json!({}),
+                InsertOpts {
+                    priority: Some(5),
+                    ..Default::default()
+                },
+            ),
+            JobInsertParams::new(
+                "noop",
+                serde_json::json!({}),
+                InsertOpts {
+                    priority: Some(0),
+                    ..Default::default()
+                },
+            ),
+            JobInsertParams::new(
+                "noop",
+                serde_json::json!({}),
+                InsertOpts {
+                    max_attempts: Some(0),
+                    ..Default::default()
+                },
+            ),
             JobInsertParams::new("", serde_json::json!({}), InsertOpts::default()),
         ];
         for b in bad {
@@ -128,27 +216,48 @@ mod cases {
         assert!(porter::store::open("mysql://x").await.is_err());
         assert_eq!(total(s).await, 0, "nothing written");
         // A kind that looks like SQL is only a string to the store, and the table survives.
-        let odd = JobInsertParams::new("noop", serde_json::json!({"q": "x';DROP TABLE porter_jobs;--"}), InsertOpts {
-            unique_key: Some("x';DROP TABLE porter_jobs;--".into()),
-            ..Default::default()
-        })
+        let odd = JobInsertParams::new(
+            "noop",
+            serde_json::json!({"q": "x';DROP TABLE porter_jobs;--"}),
+            InsertOpts {
+                unique_key: Some("x';DROP TABLE porter_jobs;--".into()),
+                ..Default::default()
+            },
+        )
         .unwrap();
         let row = insert(s, odd).await;
-        assert_eq!(s.job_get(row.id).await.unwrap().unwrap().args["q"], "x';DROP TABLE porter_jobs;--");
+        assert_eq!(
+            s.job_get(row.id).await.unwrap().unwrap().args["q"],
+            "x';DROP TABLE porter_jobs;--"
+        );
         assert_eq!(total(s).await, 1);
     }
 
     pub async fn unique_key_dedups_unfinished_only(db: TestDb) {
         let s = &*db.store;
-        let keyed = || job_with("noop", InsertOpts { unique_key: Some("report:7".into()), ..Default::default() });
+        let keyed = || {
+            job_with(
+                "noop",
+                InsertOpts {
+                    unique_key: Some("report:7".into()),
+                    ..Default::default()
+                },
+            )
+        };
         let first = s.job_insert_many(vec![keyed()]).await.unwrap().remove(0);
         let second = s.job_insert_many(vec![keyed()]).await.unwrap().remove(0);
         assert!(first.inserted && !second.inserted);
         assert_eq!(first.job.id, second.job.id);
         assert_eq!(total(s).await, 1);
         let running = claim_one(s, "noop").await;
-        assert!(!s.job_insert_many(vec![keyed()]).await.unwrap()[0].inserted, "running still holds the key");
-        assert_eq!(s.job_complete_many(vec![running.fence()]).await.unwrap(), vec![true]);
+        assert!(
+            !s.job_insert_many(vec![keyed()]).await.unwrap()[0].inserted,
+            "running still holds the key"
+        );
+        assert_eq!(
+            s.job_complete_many(vec![running.fence()]).await.unwrap(),
+            vec![true]
+        );
         let third = s.job_insert_many(vec![keyed()]).await.unwrap().remove(0);
         assert!(third.inserted, "a finished job frees its key");
         assert_ne!(third.job.id, first.job.id);
@@ -157,9 +266,23 @@ mod cases {
 
     pub async fn unique_key_within_one_batch(db: TestDb) {
         let s = &*db.store;
-        let keyed = |k: &str| job_with("noop", InsertOpts { unique_key: Some(k.into()), ..Default::default() });
-        let out = s.job_insert_many(vec![keyed("a"), job("noop"), keyed("a"), keyed("b")]).await.unwrap();
-        assert_eq!(out.iter().map(|r| r.inserted).collect::<Vec<_>>(), vec![true, true, false, true]);
+        let keyed = |k: &str| {
+            job_with(
+                "noop",
+                InsertOpts {
+                    unique_key: Some(k.into()),
+                    ..Default::default()
+                },
+            )
+        };
+        let out = s
+            .job_insert_many(vec![keyed("a"), job("noop"), keyed("a"), keyed("b")])
+            .await
+            .unwrap();
+        assert_eq!(
+            out.iter().map(|r| r.inserted).collect::<Vec<_>>(),
+            vec![true, true, false, true]
+        );
         assert_eq!(out[0].job.id, out[2].job.id);
         assert_eq!(total(s).await, 3);
     }
@@ -169,50 +292,150 @@ mod cases {
         let before = s.now().await.unwrap();
         let j = insert(s, job("noop")).await;
         let after = s.now().await.unwrap();
-        assert!(j.created_at >= before - chrono::Duration::milliseconds(1) && j.created_at <= after + chrono::Duration::milliseconds(1));
+        assert!(
+            j.created_at >= before - chrono::Duration::milliseconds(1)
+                && j.created_at <= after + chrono::Duration::milliseconds(1)
+        );
         assert_eq!(j.created_at, j.scheduled_at);
     }
 
     pub async fn claim_orders_by_priority_due_time_id(db: TestDb) {
         let s = &*db.store;
         let p = |priority: i16, ago_s: i64| {
-            job_with("noop", InsertOpts { priority: Some(priority), scheduled_at: Some(Utc::now() - chrono::Duration::seconds(ago_s)), ..Default::default() })
+            job_with(
+                "noop",
+                InsertOpts {
+                    priority: Some(priority),
+                    scheduled_at: Some(Utc::now() - chrono::Duration::seconds(ago_s)),
+                    ..Default::default()
+                },
+            )
         };
-        let rows = s.job_insert_many(vec![p(2, 100), p(1, 10), p(1, 50), p(4, 1000), p(1, 50)]).await.unwrap();
+        let rows = s
+            .job_insert_many(vec![p(2, 100), p(1, 10), p(1, 50), p(4, 1000), p(1, 50)])
+            .await
+            .unwrap();
         let ids: Vec<i64> = rows.iter().map(|r| r.job.id).collect();
-        let got = s.job_claim(claim("default", &["noop"], 10, W)).await.unwrap();
+        let got = s
+            .job_claim(claim("default", &["noop"], 10, W))
+            .await
+            .unwrap();
         let order: Vec<i64> = got.iter().map(|j| j.id).collect();
         assert_eq!(order, vec![ids[2], ids[4], ids[1], ids[0], ids[3]]);
         for j in &got {
-            assert_eq!((j.state, j.attempt, j.attempted_by.as_deref()), (JobState::Running, 1, Some(W)));
+            assert_eq!(
+                (j.state, j.attempt, j.attempted_by.as_deref()),
+                (JobState::Running, 1, Some(W))
+            );
             assert!(j.attempted_at.is_some());
         }
     }
 
     pub async fn claim_honours_limit_and_kinds(db: TestDb) {
         let s = &*db.store;
-        s.job_insert_many((0..5).map(|_| job("noop")).chain((0..3).map(|_| job("other"))).collect()).await.unwrap();
-        s.job_insert_many(vec![job_with("noop", InsertOpts { queue: Some("critical".into()), ..Default::default() })]).await.unwrap();
-        assert_eq!(s.job_claim(claim("default", &["noop"], 2, W)).await.unwrap().len(), 2);
-        assert_eq!(s.job_claim(claim("default", &["noop"], 10, W)).await.unwrap().len(), 3);
-        assert!(s.job_claim(claim("default", &["noop"], 10, W)).await.unwrap().is_empty(), "kinds it cannot run stay");
-        assert!(s.job_claim(claim("default", &[], 10, W)).await.unwrap().is_empty());
-        assert_eq!(s.job_claim(claim("default", &["other", "noop"], 10, W)).await.unwrap().len(), 3);
-        assert_eq!(s.job_claim(claim("critical", &["noop"], 10, W)).await.unwrap().len(), 1);
+        s.job_insert_many(
+            (0..5)
+                .map(|_| job("noop"))
+                .chain((0..3).map(|_| job("other")))
+                .collect(),
+        )
+        .await
+        .unwrap();
+        s.job_insert_many(vec![job_with(
+            "noop",
+            InsertOpts {
+                queue: Some("critical".into()),
+                ..Default::default()
+            },
+        )])
+        .await
+        .unwrap();
+        assert_eq!(
+            s.job_claim(claim("default", &["noop"], 2, W))
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            s.job_claim(claim("default", &["noop"], 10, W))
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(
+            s.job_claim(claim("default", &["noop"], 10, W))
+                .await
+                .unwrap()
+                .is_empty(),
+            "kinds it cannot run stay"
+        );
+        assert!(s
+            .job_claim(claim("default", &[], 10, W))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.job_claim(claim("default", &["other", "noop"], 10, W))
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            s.job_claim(claim("critical", &["noop"], 10, W))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(s.job_counts().await.unwrap().total[&JobState::Running], 9);
     }
 
     pub async fn claim_skips_jobs_not_yet_due(db: TestDb) {
         let s = &*db.store;
-        insert(s, job_with("noop", InsertOpts { schedule_in: Some(Duration::from_secs(60)), ..Default::default() })).await;
-        assert!(s.job_claim(claim("default", &["noop"], 10, W)).await.unwrap().is_empty());
-        let soon = insert(s, job_with("noop", InsertOpts { schedule_in: Some(Duration::from_millis(300)), ..Default::default() })).await;
+        insert(
+            s,
+            job_with(
+                "noop",
+                InsertOpts {
+                    schedule_in: Some(Duration::from_secs(60)),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
+        assert!(s
+            .job_claim(claim("default", &["noop"], 10, W))
+            .await
+            .unwrap()
+            .is_empty());
+        let soon = insert(
+            s,
+            job_with(
+                "noop",
+                InsertOpts {
+                    schedule_in: Some(Duration::from_millis(300)),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
         assert_eq!(soon.state, JobState::Scheduled);
         crate::common::eventually("the scheduled job comes due and is claimed", || async {
-            s.job_claim(claim("default", &["noop"], 10, W)).await.unwrap().iter().any(|j| j.id == soon.id)
+            s.job_claim(claim("default", &["noop"], 10, W))
+                .await
+                .unwrap()
+                .iter()
+                .any(|j| j.id == soon.id)
         })
         .await;
-        assert_eq!(s.job_counts().await.unwrap().total[&JobState::Scheduled], 1, "the later one still waits");
+        assert_eq!(
+            s.job_counts().await.unwrap().total[&JobState::Scheduled],
+            1,
+            "the later one still waits"
+        );
     }
 
     pub async fn claim_skips_paused_queue(db: TestDb) {
@@ -220,9 +443,19 @@ mod cases {
         insert(s, job("noop")).await;
         s.queue_pause("default").await.unwrap();
         s.queue_pause("default").await.unwrap();
-        assert!(s.job_claim(claim("default", &["noop"], 10, W)).await.unwrap().is_empty());
+        assert!(s
+            .job_claim(claim("default", &["noop"], 10, W))
+            .await
+            .unwrap()
+            .is_empty());
         s.queue_resume("default").await.unwrap();
-        assert_eq!(s.job_claim(claim("default", &["noop"], 10, W)).await.unwrap().len(), 1);
+        assert_eq!(
+            s.job_claim(claim("default", &["noop"], 10, W))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     pub async fn claim_promotes_due_retryable_and_scheduled(db: TestDb) {
@@ -237,7 +470,10 @@ mod cases {
 
     pub async fn concurrent_claimers_never_share_a_job(db: TestDb) {
         const JOBS: usize = 600;
-        db.store.job_insert_many((0..JOBS).map(|_| job("noop")).collect()).await.unwrap();
+        db.store
+            .job_insert_many((0..JOBS).map(|_| job("noop")).collect())
+            .await
+            .unwrap();
         // Several stores (on SQLite: several writers, as several processes have) and several
         // tasks per store, all claiming small batches at once.
         let mut stores: Vec<Arc<dyn Store>> = vec![db.store.clone()];
@@ -252,7 +488,10 @@ mod cases {
                 tasks.push(tokio::spawn(async move {
                     let mut mine = Vec::new();
                     loop {
-                        let got = store.job_claim(claim("default", &["noop"], 7, &worker)).await.unwrap();
+                        let got = store
+                            .job_claim(claim("default", &["noop"], 7, &worker))
+                            .await
+                            .unwrap();
                         if got.is_empty() {
                             return mine;
                         }
@@ -270,22 +509,46 @@ mod cases {
             }
         }
         assert_eq!(n, JOBS);
-        assert_eq!(db.store.job_counts().await.unwrap().total[&JobState::Running], JOBS as i64);
+        assert_eq!(
+            db.store.job_counts().await.unwrap().total[&JobState::Running],
+            JOBS as i64
+        );
     }
 
     pub async fn complete_is_fenced(db: TestDb) {
         let s = &*db.store;
         insert(s, job("noop")).await;
         let r = claim_one(s, "noop").await;
-        let wrong_attempt = JobFence { attempt: r.attempt + 1, ..r.fence() };
-        let wrong_worker = JobFence { worker_id: "someone-else".into(), ..r.fence() };
-        assert_eq!(s.job_complete_many(vec![wrong_attempt, wrong_worker]).await.unwrap(), vec![false, false]);
-        assert_eq!(s.job_get(r.id).await.unwrap().unwrap().state, JobState::Running);
-        assert_eq!(s.job_complete_many(vec![r.fence()]).await.unwrap(), vec![true]);
+        let wrong_attempt = JobFence {
+            attempt: r.attempt + 1,
+            ..r.fence()
+        };
+        let wrong_worker = JobFence {
+            worker_id: "someone-else".into(),
+            ..r.fence()
+        };
+        assert_eq!(
+            s.job_complete_many(vec![wrong_attempt, wrong_worker])
+                .await
+                .unwrap(),
+            vec![false, false]
+        );
+        assert_eq!(
+            s.job_get(r.id).await.unwrap().unwrap().state,
+            JobState::Running
+        );
+        assert_eq!(
+            s.job_complete_many(vec![r.fence()]).await.unwrap(),
+            vec![true]
+        );
         let done = s.job_get(r.id).await.unwrap().unwrap();
         assert_eq!(done.state, JobState::Completed);
         assert!(done.finalized_at.is_some());
-        assert_eq!(s.job_complete_many(vec![r.fence()]).await.unwrap(), vec![false], "twice changes nothing");
+        assert_eq!(
+            s.job_complete_many(vec![r.fence()]).await.unwrap(),
+            vec![false],
+            "twice changes nothing"
+        );
     }
 
     pub async fn fail_makes_retryable_with_backoff_and_history(db: TestDb) {
@@ -298,12 +561,24 @@ mod cases {
         let f = s.job_fail(p).await.unwrap();
         assert_eq!(f.state, JobState::Retryable);
         let delay = (f.scheduled_at - now).num_milliseconds();
-        assert!((15_000..=17_000).contains(&delay), "due in ~16 s, got {delay} ms");
+        assert!(
+            (15_000..=17_000).contains(&delay),
+            "due in ~16 s, got {delay} ms"
+        );
         assert!(f.finalized_at.is_none());
         assert_eq!(f.errors.len(), 1);
-        assert_eq!((f.errors[0].attempt, f.errors[0].error.as_str()), (1, "smtp timeout"));
+        assert_eq!(
+            (f.errors[0].attempt, f.errors[0].error.as_str()),
+            (1, "smtp timeout")
+        );
         assert_eq!(f.errors[0].trace.as_deref(), Some("at mail.rs:10"));
-        assert!(s.job_claim(claim("default", &["noop"], 10, W)).await.unwrap().is_empty(), "not before its backoff");
+        assert!(
+            s.job_claim(claim("default", &["noop"], 10, W))
+                .await
+                .unwrap()
+                .is_empty(),
+            "not before its backoff"
+        );
         // The default backoff: attempt^4 s, within ±10 %.
         for attempt in 1..=5 {
             let d = porter::job::default_backoff(attempt).as_secs_f64();
@@ -314,16 +589,39 @@ mod cases {
 
     pub async fn fail_discards_when_attempts_used_up(db: TestDb) {
         let s = &*db.store;
-        insert(s, job_with("noop", InsertOpts { max_attempts: Some(2), ..Default::default() })).await;
+        insert(
+            s,
+            job_with(
+                "noop",
+                InsertOpts {
+                    max_attempts: Some(2),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
         let first = claim_one(s, "noop").await;
-        s.job_fail(fail(&first, "one", Duration::ZERO)).await.unwrap();
+        s.job_fail(fail(&first, "one", Duration::ZERO))
+            .await
+            .unwrap();
         let second = claim_one(s, "noop").await;
-        let d = s.job_fail(fail(&second, "two", Duration::ZERO)).await.unwrap();
+        let d = s
+            .job_fail(fail(&second, "two", Duration::ZERO))
+            .await
+            .unwrap();
         assert_eq!(d.state, JobState::Discarded);
         assert!(d.finalized_at.is_some());
-        let errs: Vec<_> = d.errors.iter().map(|e| (e.attempt, e.error.as_str())).collect();
+        let errs: Vec<_> = d
+            .errors
+            .iter()
+            .map(|e| (e.attempt, e.error.as_str()))
+            .collect();
         assert_eq!(errs, vec![(1, "one"), (2, "two")]);
-        assert!(s.job_claim(claim("default", &["noop"], 10, W)).await.unwrap().is_empty());
+        assert!(s
+            .job_claim(claim("default", &["noop"], 10, W))
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     pub async fn fail_with_discard_flag(db: TestDb) {
@@ -343,27 +641,85 @@ mod cases {
         let mut stale = fail(&r, "late", Duration::ZERO);
         stale.fence.attempt += 1;
         assert!(matches!(s.job_fail(stale).await, Err(Error::Fenced { .. })));
-        assert!(matches!(s.job_snooze(JobFence { worker_id: "x".into(), ..r.fence() }, Duration::ZERO).await, Err(Error::Fenced { .. })));
-        assert!(matches!(s.job_cancel_running(JobFence { worker_id: "x".into(), ..r.fence() }, "no".into()).await, Err(Error::Fenced { .. })));
+        assert!(matches!(
+            s.job_snooze(
+                JobFence {
+                    worker_id: "x".into(),
+                    ..r.fence()
+                },
+                Duration::ZERO
+            )
+            .await,
+            Err(Error::Fenced { .. })
+        ));
+        assert!(matches!(
+            s.job_cancel_running(
+                JobFence {
+                    worker_id: "x".into(),
+                    ..r.fence()
+                },
+                "no".into()
+            )
+            .await,
+            Err(Error::Fenced { .. })
+        ));
         let row = s.job_get(r.id).await.unwrap().unwrap();
-        assert_eq!((row.state, row.errors.len()), (JobState::Running, 0), "nothing changed");
+        assert_eq!(
+            (row.state, row.errors.len()),
+            (JobState::Running, 0),
+            "nothing changed"
+        );
     }
 
     pub async fn snooze_uses_no_attempt(db: TestDb) {
         let s = &*db.store;
-        insert(s, job_with("noop", InsertOpts { max_attempts: Some(1), ..Default::default() })).await;
+        insert(
+            s,
+            job_with(
+                "noop",
+                InsertOpts {
+                    max_attempts: Some(1),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
         let r = claim_one(s, "noop").await;
-        let z = s.job_snooze(r.fence(), Duration::from_secs(30)).await.unwrap();
-        assert_eq!((z.state, z.max_attempts, z.errors.len()), (JobState::Scheduled, 2, 0));
-        assert!(s.job_claim(claim("default", &["noop"], 1, W)).await.unwrap().is_empty());
+        let z = s
+            .job_snooze(r.fence(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(
+            (z.state, z.max_attempts, z.errors.len()),
+            (JobState::Scheduled, 2, 0)
+        );
+        assert!(s
+            .job_claim(claim("default", &["noop"], 1, W))
+            .await
+            .unwrap()
+            .is_empty());
         insert(s, job("other")).await;
-        let r2 = s.job_claim(claim("default", &["other"], 1, W)).await.unwrap().remove(0);
+        let r2 = s
+            .job_claim(claim("default", &["other"], 1, W))
+            .await
+            .unwrap()
+            .remove(0);
         let z2 = s.job_snooze(r2.fence(), Duration::ZERO).await.unwrap();
         assert_eq!(z2.state, JobState::Scheduled);
-        let again = s.job_claim(claim("default", &["other"], 1, W)).await.unwrap().remove(0);
+        let again = s
+            .job_claim(claim("default", &["other"], 1, W))
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!((again.id, again.attempt), (r2.id, 2));
         // Attempts left are what they were: one failure on a 1-attempt job discards it.
-        let f = s.job_fail(fail(&s.job_get(r.id).await.unwrap().unwrap(), "x", Duration::ZERO)).await;
+        let f = s
+            .job_fail(fail(
+                &s.job_get(r.id).await.unwrap().unwrap(),
+                "x",
+                Duration::ZERO,
+            ))
+            .await;
         assert!(f.is_err(), "not running, so fenced");
     }
 
@@ -371,30 +727,62 @@ mod cases {
         let s = &*db.store;
         insert(s, job("noop")).await;
         let r = claim_one(s, "noop").await;
-        let c = s.job_cancel_running(r.fence(), "customer closed the account".into()).await.unwrap();
+        let c = s
+            .job_cancel_running(r.fence(), "customer closed the account".into())
+            .await
+            .unwrap();
         assert_eq!(c.state, JobState::Cancelled);
         assert!(c.finalized_at.is_some());
-        assert_eq!(c.errors.last().unwrap().error, "customer closed the account");
+        assert_eq!(
+            c.errors.last().unwrap().error,
+            "customer closed the account"
+        );
     }
 
     pub async fn user_cancel(db: TestDb) {
         let s = &*db.store;
         let a = insert(s, job("noop")).await;
         assert_eq!(s.job_cancel(a.id).await.unwrap().state, JobState::Cancelled);
-        assert!(matches!(s.job_cancel(a.id).await, Err(Error::Conflict(_))), "already final");
-        assert!(matches!(s.job_cancel(999_999).await, Err(Error::NotFound { .. })));
+        assert!(
+            matches!(s.job_cancel(a.id).await, Err(Error::Conflict(_))),
+            "already final"
+        );
+        assert!(matches!(
+            s.job_cancel(999_999).await,
+            Err(Error::NotFound { .. })
+        ));
         insert(s, job("noop")).await;
         let r = claim_one(s, "noop").await;
         assert_eq!(s.job_cancel(r.id).await.unwrap().state, JobState::Cancelled);
-        assert_eq!(s.job_complete_many(vec![r.fence()]).await.unwrap(), vec![false], "its worker is fenced off");
-        assert_eq!(s.job_get(r.id).await.unwrap().unwrap().state, JobState::Cancelled);
+        assert_eq!(
+            s.job_complete_many(vec![r.fence()]).await.unwrap(),
+            vec![false],
+            "its worker is fenced off"
+        );
+        assert_eq!(
+            s.job_get(r.id).await.unwrap().unwrap().state,
+            JobState::Cancelled
+        );
     }
 
     pub async fn user_retry(db: TestDb) {
         let s = &*db.store;
-        insert(s, job_with("noop", InsertOpts { max_attempts: Some(1), ..Default::default() })).await;
+        insert(
+            s,
+            job_with(
+                "noop",
+                InsertOpts {
+                    max_attempts: Some(1),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
         let r = claim_one(s, "noop").await;
-        assert!(matches!(s.job_retry(r.id).await, Err(Error::Conflict(_))), "running");
+        assert!(
+            matches!(s.job_retry(r.id).await, Err(Error::Conflict(_))),
+            "running"
+        );
         let d = s.job_fail(fail(&r, "bad", Duration::ZERO)).await.unwrap();
         assert_eq!(d.state, JobState::Discarded);
         let back = s.job_retry(r.id).await.unwrap();
@@ -403,9 +791,20 @@ mod cases {
         assert!(back.max_attempts > back.attempt, "one more attempt allowed");
         let again = claim_one(s, "noop").await;
         assert_eq!((again.id, again.attempt), (r.id, 2));
-        assert!(matches!(s.job_retry(424_242).await, Err(Error::NotFound { .. })));
+        assert!(matches!(
+            s.job_retry(424_242).await,
+            Err(Error::NotFound { .. })
+        ));
         // Retrying a finished keyed job while another unfinished job holds the key is a conflict.
-        let keyed = || job_with("other", InsertOpts { unique_key: Some("k".into()), ..Default::default() });
+        let keyed = || {
+            job_with(
+                "other",
+                InsertOpts {
+                    unique_key: Some("k".into()),
+                    ..Default::default()
+                },
+            )
+        };
         let k1 = insert(s, keyed()).await;
         s.job_cancel(k1.id).await.unwrap();
         insert(s, keyed()).await;
@@ -414,37 +813,129 @@ mod cases {
 
     pub async fn list_filters_and_keyset_paging(db: TestDb) {
         let s = &*db.store;
-        s.job_insert_many((0..7).map(|_| job("noop")).collect()).await.unwrap();
-        s.job_insert_many((0..3).map(|_| job_with("other", InsertOpts { queue: Some("mail".into()), ..Default::default() })).collect()).await.unwrap();
-        let first = s.job_claim(claim("default", &["noop"], 2, W)).await.unwrap();
+        s.job_insert_many((0..7).map(|_| job("noop")).collect())
+            .await
+            .unwrap();
+        s.job_insert_many(
+            (0..3)
+                .map(|_| {
+                    job_with(
+                        "other",
+                        InsertOpts {
+                            queue: Some("mail".into()),
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+        let first = s
+            .job_claim(claim("default", &["noop"], 2, W))
+            .await
+            .unwrap();
         let all = s.job_list(JobListParams::default()).await.unwrap();
         assert_eq!(all.len(), 10);
         assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
-        let page1 = s.job_list(JobListParams { limit: Some(4), ..Default::default() }).await.unwrap();
-        let page2 = s.job_list(JobListParams { limit: Some(4), before_id: Some(page1[3].id), ..Default::default() }).await.unwrap();
-        let page3 = s.job_list(JobListParams { limit: Some(4), before_id: Some(page2[3].id), ..Default::default() }).await.unwrap();
-        let paged: Vec<i64> = page1.iter().chain(&page2).chain(&page3).map(|j| j.id).collect();
+        let page1 = s
+            .job_list(JobListParams {
+                limit: Some(4),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let page2 = s
+            .job_list(JobListParams {
+                limit: Some(4),
+                before_id: Some(page1[3].id),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let page3 = s
+            .job_list(JobListParams {
+                limit: Some(4),
+                before_id: Some(page2[3].id),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let paged: Vec<i64> = page1
+            .iter()
+            .chain(&page2)
+            .chain(&page3)
+            .map(|j| j.id)
+            .collect();
         assert_eq!(paged, all.iter().map(|j| j.id).collect::<Vec<_>>());
-        let running = s.job_list(JobListParams { states: vec![JobState::Running], ..Default::default() }).await.unwrap();
-        assert_eq!(running.iter().map(|j| j.id).collect::<HashSet<_>>(), first.iter().map(|j| j.id).collect());
-        let two_states = s.job_list(JobListParams { states: vec![JobState::Running, JobState::Available], kind: Some("noop".into()), ..Default::default() }).await.unwrap();
+        let running = s
+            .job_list(JobListParams {
+                states: vec![JobState::Running],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            running.iter().map(|j| j.id).collect::<HashSet<_>>(),
+            first.iter().map(|j| j.id).collect()
+        );
+        let two_states = s
+            .job_list(JobListParams {
+                states: vec![JobState::Running, JobState::Available],
+                kind: Some("noop".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(two_states.len(), 7);
-        let mail = s.job_list(JobListParams { queue: Some("mail".into()), ..Default::default() }).await.unwrap();
+        let mail = s
+            .job_list(JobListParams {
+                queue: Some("mail".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(mail.len(), 3);
         assert!(mail.iter().all(|j| j.kind == "other"));
-        assert!(s.job_list(JobListParams { kind: Some("nope".into()), ..Default::default() }).await.unwrap().is_empty());
+        assert!(s
+            .job_list(JobListParams {
+                kind: Some("nope".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     pub async fn counts_by_queue_and_state(db: TestDb) {
         let s = &*db.store;
-        s.job_insert_many((0..4).map(|_| job("noop")).collect()).await.unwrap();
-        s.job_insert_many(vec![job_with("noop", InsertOpts { queue: Some("mail".into()), schedule_in: Some(Duration::from_secs(600)), ..Default::default() })]).await.unwrap();
+        s.job_insert_many((0..4).map(|_| job("noop")).collect())
+            .await
+            .unwrap();
+        s.job_insert_many(vec![job_with(
+            "noop",
+            InsertOpts {
+                queue: Some("mail".into()),
+                schedule_in: Some(Duration::from_secs(600)),
+                ..Default::default()
+            },
+        )])
+        .await
+        .unwrap();
         let r = claim_one(s, "noop").await;
         s.job_complete_many(vec![r.fence()]).await.unwrap();
         claim_one(s, "noop").await;
         let c = s.job_counts().await.unwrap();
         assert_eq!(c.total.len(), 7, "every state present");
-        assert_eq!((c.total[&JobState::Available], c.total[&JobState::Running], c.total[&JobState::Completed], c.total[&JobState::Scheduled]), (2, 1, 1, 1));
+        assert_eq!(
+            (
+                c.total[&JobState::Available],
+                c.total[&JobState::Running],
+                c.total[&JobState::Completed],
+                c.total[&JobState::Scheduled]
+            ),
+            (2, 1, 1, 1)
+        );
         assert_eq!(c.queues["default"][&JobState::Available], 2);
         assert_eq!(c.queues["mail"][&JobState::Scheduled], 1);
         assert_eq!(c.queues["mail"][&JobState::Discarded], 0);
@@ -455,11 +946,21 @@ mod cases {
 
     pub async fn delete_finalized_keeps_young_and_unfinished(db: TestDb) {
         let s = &*db.store;
-        s.job_insert_many((0..6).map(|_| job("noop")).collect()).await.unwrap();
-        let old = s.job_claim(claim("default", &["noop"], 3, W)).await.unwrap();
+        s.job_insert_many((0..6).map(|_| job("noop")).collect())
+            .await
+            .unwrap();
+        let old = s
+            .job_claim(claim("default", &["noop"], 3, W))
+            .await
+            .unwrap();
         s.job_complete_many(vec![old[0].fence()]).await.unwrap();
         s.job_cancel(old[1].id).await.unwrap();
-        s.job_fail(JobFailParams { discard: true, ..fail(&old[2], "x", Duration::ZERO) }).await.unwrap();
+        s.job_fail(JobFailParams {
+            discard: true,
+            ..fail(&old[2], "x", Duration::ZERO)
+        })
+        .await
+        .unwrap();
         tokio::time::sleep(Duration::from_millis(1200)).await;
         let young = claim_one(s, "noop").await;
         s.job_complete_many(vec![young.fence()]).await.unwrap();
@@ -470,8 +971,16 @@ mod cases {
             limit,
         };
         // Discarded kept for an hour: only the old completed and cancelled go.
-        assert_eq!(s.job_delete_finalized(p(1000, 3_600_000, 1000)).await.unwrap(), 2);
-        assert!(s.job_get(old[0].id).await.unwrap().is_none() && s.job_get(old[1].id).await.unwrap().is_none());
+        assert_eq!(
+            s.job_delete_finalized(p(1000, 3_600_000, 1000))
+                .await
+                .unwrap(),
+            2
+        );
+        assert!(
+            s.job_get(old[0].id).await.unwrap().is_none()
+                && s.job_get(old[1].id).await.unwrap().is_none()
+        );
         assert!(s.job_get(old[2].id).await.unwrap().is_some());
         assert!(s.job_get(young.id).await.unwrap().is_some(), "too young");
         // Bounded batches.
@@ -479,41 +988,120 @@ mod cases {
         assert_eq!(s.job_delete_finalized(p(0, 0, 100)).await.unwrap(), 1);
         assert_eq!(s.job_delete_finalized(p(0, 0, 100)).await.unwrap(), 0);
         let c = s.job_counts().await.unwrap().total;
-        assert_eq!((c[&JobState::Available], c[&JobState::Running]), (2, 0), "unfinished untouched");
+        assert_eq!(
+            (c[&JobState::Available], c[&JobState::Running]),
+            (2, 0),
+            "unfinished untouched"
+        );
     }
 
     pub async fn rescue_lost_worker_then_stale_completion_changes_nothing(db: TestDb) {
         let s = &*db.store;
         s.worker_heartbeat("alive", "host", 1).await.unwrap();
-        s.job_insert_many(vec![job("noop"), job("noop")]).await.unwrap();
-        let live = s.job_claim(claim("default", &["noop"], 1, "alive")).await.unwrap().remove(0);
-        let lost = s.job_claim(claim("default", &["noop"], 1, "gone")).await.unwrap().remove(0);
-        let params = JobRescueParams { lease: Duration::from_secs(60), stuck_after: vec![], limit: 100 };
+        s.job_insert_many(vec![job("noop"), job("noop")])
+            .await
+            .unwrap();
+        let live = s
+            .job_claim(claim("default", &["noop"], 1, "alive"))
+            .await
+            .unwrap()
+            .remove(0);
+        let lost = s
+            .job_claim(claim("default", &["noop"], 1, "gone"))
+            .await
+            .unwrap()
+            .remove(0);
+        let params = JobRescueParams {
+            lease: Duration::from_secs(60),
+            stuck_after: vec![],
+            limit: 100,
+        };
         let c = s.job_rescue(params.clone()).await.unwrap();
-        assert_eq!(c, RescueCounts { retried: 1, discarded: 0 });
+        assert_eq!(
+            c,
+            RescueCounts {
+                retried: 1,
+                discarded: 0
+            }
+        );
         let r = s.job_get(lost.id).await.unwrap().unwrap();
         assert_eq!(r.state, JobState::Retryable);
         assert_eq!(r.errors.last().unwrap().error, "worker lost");
-        assert_eq!(s.job_get(live.id).await.unwrap().unwrap().state, JobState::Running);
+        assert_eq!(
+            s.job_get(live.id).await.unwrap().unwrap().state,
+            JobState::Running
+        );
         // The lost worker comes back and completes: fenced, nothing changes.
-        assert_eq!(s.job_complete_many(vec![lost.fence()]).await.unwrap(), vec![false]);
-        assert_eq!(s.job_get(lost.id).await.unwrap().unwrap().state, JobState::Retryable);
+        assert_eq!(
+            s.job_complete_many(vec![lost.fence()]).await.unwrap(),
+            vec![false]
+        );
+        assert_eq!(
+            s.job_get(lost.id).await.unwrap().unwrap().state,
+            JobState::Retryable
+        );
         // Another worker takes it over.
-        let taken = s.job_claim(claim("default", &["noop"], 1, "other")).await.unwrap().remove(0);
+        let taken = s
+            .job_claim(claim("default", &["noop"], 1, "other"))
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!((taken.id, taken.attempt), (lost.id, 2));
-        assert_eq!(s.job_rescue(params).await.unwrap(), RescueCounts { retried: 1, discarded: 0 }, "'other' never registered");
+        assert_eq!(
+            s.job_rescue(params).await.unwrap(),
+            RescueCounts {
+                retried: 1,
+                discarded: 0
+            },
+            "'other' never registered"
+        );
         // A worker whose heartbeat is older than the lease is lost too.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let short = JobRescueParams { lease: Duration::from_secs(1), stuck_after: vec![], limit: 100 };
-        assert_eq!(s.job_rescue(short).await.unwrap().retried, 1, "alive's heartbeat went stale");
+        let short = JobRescueParams {
+            lease: Duration::from_secs(1),
+            stuck_after: vec![],
+            limit: 100,
+        };
+        assert_eq!(
+            s.job_rescue(short).await.unwrap().retried,
+            1,
+            "alive's heartbeat went stale"
+        );
     }
 
     pub async fn rescue_discards_when_attempts_used_up(db: TestDb) {
         let s = &*db.store;
-        insert(s, job_with("noop", InsertOpts { max_attempts: Some(1), ..Default::default() })).await;
-        let r = s.job_claim(claim("default", &["noop"], 1, "gone")).await.unwrap().remove(0);
-        let c = s.job_rescue(JobRescueParams { lease: Duration::from_secs(60), stuck_after: vec![], limit: 100 }).await.unwrap();
-        assert_eq!(c, RescueCounts { retried: 0, discarded: 1 });
+        insert(
+            s,
+            job_with(
+                "noop",
+                InsertOpts {
+                    max_attempts: Some(1),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
+        let r = s
+            .job_claim(claim("default", &["noop"], 1, "gone"))
+            .await
+            .unwrap()
+            .remove(0);
+        let c = s
+            .job_rescue(JobRescueParams {
+                lease: Duration::from_secs(60),
+                stuck_after: vec![],
+                limit: 100,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            c,
+            RescueCounts {
+                retried: 0,
+                discarded: 1
+            }
+        );
         let d = s.job_get(r.id).await.unwrap().unwrap();
         assert_eq!(d.state, JobState::Discarded);
         assert!(d.finalized_at.is_some());
@@ -522,15 +1110,29 @@ mod cases {
     pub async fn rescue_stuck_job(db: TestDb) {
         let s = &*db.store;
         s.worker_heartbeat(W, "host", 1).await.unwrap();
-        s.job_insert_many(vec![job("noop"), job("other")]).await.unwrap();
-        let rows = s.job_claim(claim("default", &["noop", "other"], 2, W)).await.unwrap();
+        s.job_insert_many(vec![job("noop"), job("other")])
+            .await
+            .unwrap();
+        let rows = s
+            .job_claim(claim("default", &["noop", "other"], 2, W))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let p = JobRescueParams {
             lease: Duration::from_secs(60),
-            stuck_after: vec![("noop".into(), Duration::ZERO), ("other".into(), Duration::from_secs(3600))],
+            stuck_after: vec![
+                ("noop".into(), Duration::ZERO),
+                ("other".into(), Duration::from_secs(3600)),
+            ],
             limit: 100,
         };
-        assert_eq!(s.job_rescue(p).await.unwrap(), RescueCounts { retried: 1, discarded: 0 });
+        assert_eq!(
+            s.job_rescue(p).await.unwrap(),
+            RescueCounts {
+                retried: 1,
+                discarded: 0
+            }
+        );
         for r in rows {
             let now = s.job_get(r.id).await.unwrap().unwrap();
             if r.kind == "noop" {
@@ -544,14 +1146,40 @@ mod cases {
 
     pub async fn queue_pause_resume_list(db: TestDb) {
         let s = &*db.store;
-        insert(s, job_with("noop", InsertOpts { queue: Some("mail".into()), ..Default::default() })).await;
+        insert(
+            s,
+            job_with(
+                "noop",
+                InsertOpts {
+                    queue: Some("mail".into()),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
         s.queue_pause("reports").await.unwrap();
         let qs = s.queue_list().await.unwrap();
-        assert_eq!(qs.iter().map(|q| (q.name.as_str(), q.paused_at.is_some())).collect::<Vec<_>>(), vec![("mail", false), ("reports", true)]);
+        assert_eq!(
+            qs.iter()
+                .map(|q| (q.name.as_str(), q.paused_at.is_some()))
+                .collect::<Vec<_>>(),
+            vec![("mail", false), ("reports", true)]
+        );
         s.queue_resume("reports").await.unwrap();
-        assert!(s.queue_list().await.unwrap().iter().all(|q| q.paused_at.is_none()));
-        assert!(matches!(s.queue_pause("Bad Queue").await, Err(Error::Invalid { .. })));
-        assert!(matches!(s.queue_resume("x';--").await, Err(Error::Invalid { .. })));
+        assert!(s
+            .queue_list()
+            .await
+            .unwrap()
+            .iter()
+            .all(|q| q.paused_at.is_none()));
+        assert!(matches!(
+            s.queue_pause("Bad Queue").await,
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            s.queue_resume("x';--").await,
+            Err(Error::Invalid { .. })
+        ));
         assert_eq!(s.queue_list().await.unwrap().len(), 2);
     }
 
@@ -563,11 +1191,25 @@ mod cases {
         assert_eq!(first.len(), 2);
         tokio::time::sleep(Duration::from_millis(20)).await;
         s.worker_heartbeat("w1", "host-a", 10).await.unwrap();
-        let w1 = s.worker_list().await.unwrap().into_iter().find(|w| w.id == "w1").unwrap();
+        let w1 = s
+            .worker_list()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|w| w.id == "w1")
+            .unwrap();
         assert!(w1.heartbeat_at > first.iter().find(|w| w.id == "w1").unwrap().heartbeat_at);
         assert_eq!((w1.host.as_str(), w1.pid), ("host-a", 10));
         s.worker_delete("w1").await.unwrap();
-        assert_eq!(s.worker_list().await.unwrap().iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), vec!["w2"]);
+        assert_eq!(
+            s.worker_list()
+                .await
+                .unwrap()
+                .iter()
+                .map(|w| w.id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["w2"]
+        );
     }
 
     fn periodic(slot: i64, insert_if_new: bool) -> PeriodicEnqueueParams {
@@ -575,23 +1217,61 @@ mod cases {
             name: "report".into(),
             slot,
             insert_if_new,
-            job: job_with("noop", InsertOpts { metadata: Some(serde_json::json!({"slot": slot})), ..Default::default() }),
+            job: job_with(
+                "noop",
+                InsertOpts {
+                    metadata: Some(serde_json::json!({"slot": slot})),
+                    ..Default::default()
+                },
+            ),
         }
     }
 
     pub async fn periodic_slot_yields_one_job(db: TestDb) {
         let s = &*db.store;
-        assert!(s.periodic_enqueue(periodic(1000, false)).await.unwrap().is_none(), "first sight only records");
-        assert!(s.periodic_enqueue(periodic(1000, true)).await.unwrap().is_none(), "same slot");
-        let j = s.periodic_enqueue(periodic(2000, false)).await.unwrap().expect("next slot inserts");
+        assert!(
+            s.periodic_enqueue(periodic(1000, false))
+                .await
+                .unwrap()
+                .is_none(),
+            "first sight only records"
+        );
+        assert!(
+            s.periodic_enqueue(periodic(1000, true))
+                .await
+                .unwrap()
+                .is_none(),
+            "same slot"
+        );
+        let j = s
+            .periodic_enqueue(periodic(2000, false))
+            .await
+            .unwrap()
+            .expect("next slot inserts");
         assert_eq!(j.job.metadata["slot"], 2000);
-        assert!(s.periodic_enqueue(periodic(2000, false)).await.unwrap().is_none());
-        assert!(s.periodic_enqueue(periodic(1500, false)).await.unwrap().is_none(), "never backwards");
+        assert!(s
+            .periodic_enqueue(periodic(2000, false))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(
+            s.periodic_enqueue(periodic(1500, false))
+                .await
+                .unwrap()
+                .is_none(),
+            "never backwards"
+        );
         let k = s.periodic_enqueue(periodic(9000, false)).await.unwrap();
         assert!(k.is_some(), "a gap of many slots yields one job");
         assert_eq!(total(s).await, 2);
-        let fresh = PeriodicEnqueueParams { name: "other".into(), ..periodic(5, true) };
-        assert!(s.periodic_enqueue(fresh).await.unwrap().is_some(), "insert_if_new");
+        let fresh = PeriodicEnqueueParams {
+            name: "other".into(),
+            ..periodic(5, true)
+        };
+        assert!(
+            s.periodic_enqueue(fresh).await.unwrap().is_some(),
+            "insert_if_new"
+        );
     }
 
     pub async fn periodic_slot_races_yield_one_job(db: TestDb) {
@@ -605,7 +1285,12 @@ mod cases {
             for s in &stores {
                 for _ in 0..3 {
                     let s = s.clone();
-                    tasks.push(tokio::spawn(async move { s.periodic_enqueue(periodic(slot, false)).await.unwrap().is_some() }));
+                    tasks.push(tokio::spawn(async move {
+                        s.periodic_enqueue(periodic(slot, false))
+                            .await
+                            .unwrap()
+                            .is_some()
+                    }));
                 }
             }
             let mut won = 0;
@@ -622,26 +1307,85 @@ mod cases {
         let live = s.tablo_insert("live").await.unwrap();
         let gone = s.tablo_insert("gone").await.unwrap();
         assert_eq!(s.tablo_get(live.id).await.unwrap().unwrap().name, "live");
-        let file = |t: uuid::Uuid, key: &str| TabloFileRow { id: uuid::Uuid::new_v4(), tablo_id: t, s3_key: key.into(), size: 3, created_at: Utc::now() };
+        let file = |t: uuid::Uuid, key: &str| TabloFileRow {
+            id: uuid::Uuid::new_v4(),
+            tablo_id: t,
+            s3_key: key.into(),
+            size: 3,
+            created_at: Utc::now(),
+        };
         for i in 0..5 {
-            s.tablo_file_insert(file(gone.id, &format!("tablos/{}/{i}", gone.id))).await.unwrap();
+            s.tablo_file_insert(file(gone.id, &format!("tablos/{}/{i}", gone.id)))
+                .await
+                .unwrap();
         }
-        s.tablo_file_insert(file(live.id, "tablos/live/a")).await.unwrap();
+        s.tablo_file_insert(file(live.id, "tablos/live/a"))
+            .await
+            .unwrap();
         assert_eq!(s.tablo_file_list(gone.id).await.unwrap().len(), 5);
-        assert!(s.tablo_file_orphans(TabloFileOrphansParams { after: None, tablo_id: None, limit: 100 }).await.unwrap().is_empty());
-        let job = JobInsertParams::new("orphan_file_cleanup", serde_json::json!({"tablo_id": gone.id}), InsertOpts::default()).unwrap();
-        let r = s.tablo_delete_enqueue(gone.id, job.clone()).await.unwrap().expect("deleted");
+        assert!(s
+            .tablo_file_orphans(TabloFileOrphansParams {
+                after: None,
+                tablo_id: None,
+                limit: 100
+            })
+            .await
+            .unwrap()
+            .is_empty());
+        let job = JobInsertParams::new(
+            "orphan_file_cleanup",
+            serde_json::json!({"tablo_id": gone.id}),
+            InsertOpts::default(),
+        )
+        .unwrap();
+        let r = s
+            .tablo_delete_enqueue(gone.id, job.clone())
+            .await
+            .unwrap()
+            .expect("deleted");
         assert_eq!(r.job.kind, "orphan_file_cleanup");
-        assert!(s.tablo_delete_enqueue(gone.id, job).await.unwrap().is_none(), "already gone");
+        assert!(
+            s.tablo_delete_enqueue(gone.id, job)
+                .await
+                .unwrap()
+                .is_none(),
+            "already gone"
+        );
         assert!(s.tablo_get(gone.id).await.unwrap().is_none());
-        let p1 = s.tablo_file_orphans(TabloFileOrphansParams { after: None, tablo_id: None, limit: 3 }).await.unwrap();
-        let p2 = s.tablo_file_orphans(TabloFileOrphansParams { after: Some(p1[2].id), tablo_id: None, limit: 3 }).await.unwrap();
+        let p1 = s
+            .tablo_file_orphans(TabloFileOrphansParams {
+                after: None,
+                tablo_id: None,
+                limit: 3,
+            })
+            .await
+            .unwrap();
+        let p2 = s
+            .tablo_file_orphans(TabloFileOrphansParams {
+                after: Some(p1[2].id),
+                tablo_id: None,
+                limit: 3,
+            })
+            .await
+            .unwrap();
         assert_eq!((p1.len(), p2.len()), (3, 2));
         assert!(p1.iter().chain(&p2).all(|f| f.tablo_id == gone.id));
-        assert!(s.tablo_file_orphans(TabloFileOrphansParams { after: None, tablo_id: Some(live.id), limit: 9 }).await.unwrap().is_empty());
+        assert!(s
+            .tablo_file_orphans(TabloFileOrphansParams {
+                after: None,
+                tablo_id: Some(live.id),
+                limit: 9
+            })
+            .await
+            .unwrap()
+            .is_empty());
         let mut ids: Vec<_> = p1.iter().map(|f| f.id).collect();
         ids.push(s.tablo_file_list(live.id).await.unwrap()[0].id);
-        assert_eq!(s.tablo_file_delete_many(ids).await.unwrap(), 3, "a live tablo's file is never deleted");
+        assert_eq!(
+            s.tablo_file_delete_many(ids).await.unwrap(),
+            3,
+            "a live tablo's file is never deleted"
+        );
         assert_eq!(s.tablo_file_list(live.id).await.unwrap().len(), 1);
         assert_eq!(s.tablo_file_list(gone.id).await.unwrap().len(), 2);
     }
@@ -652,9 +1396,17 @@ mod cases {
         // Make the job insert fail for real: a unique key held by an unfinished job cannot
         // fail, so use a trigger that refuses the cleanup job.
         raw_exec(&db, TRIGGER_SQL[backend_index(&db)]).await;
-        let job = JobInsertParams::new("orphan_file_cleanup", serde_json::json!({"tablo_id": t.id}), InsertOpts::default()).unwrap();
+        let job = JobInsertParams::new(
+            "orphan_file_cleanup",
+            serde_json::json!({"tablo_id": t.id}),
+            InsertOpts::default(),
+        )
+        .unwrap();
         assert!(s.tablo_delete_enqueue(t.id, job.clone()).await.is_err());
-        assert!(s.tablo_get(t.id).await.unwrap().is_some(), "rolled back: the tablo is still there");
+        assert!(
+            s.tablo_get(t.id).await.unwrap().is_some(),
+            "rolled back: the tablo is still there"
+        );
         assert_eq!(total(s).await, 0, "and no job");
         raw_exec(&db, DROP_TRIGGER_SQL[backend_index(&db)]).await;
         assert!(s.tablo_delete_enqueue(t.id, job).await.unwrap().is_some());
@@ -666,7 +1418,8 @@ mod cases {
         "CREATE TRIGGER refuse BEFORE INSERT ON porter_jobs WHEN NEW.kind = 'orphan_file_cleanup' BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END",
         "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.kind = 'orphan_file_cleanup' THEN RAISE EXCEPTION 'refused by test trigger'; END IF; RETURN NEW; END $$; CREATE TRIGGER refuse BEFORE INSERT ON porter_jobs FOR EACH ROW EXECUTE FUNCTION refuse()",
     ];
-    const DROP_TRIGGER_SQL: [&str; 2] = ["DROP TRIGGER refuse", "DROP TRIGGER refuse ON porter_jobs"];
+    const DROP_TRIGGER_SQL: [&str; 2] =
+        ["DROP TRIGGER refuse", "DROP TRIGGER refuse ON porter_jobs"];
 
     fn backend_index(db: &TestDb) -> usize {
         match db.store.backend() {
@@ -693,16 +1446,26 @@ mod cases {
 
     pub async fn transactional_enqueue_commit_and_rollback(db: TestDb) {
         let s = &*db.store;
-        let p = |n: i64| JobInsertParams::new("noop", serde_json::json!({"n": n}), InsertOpts::default()).unwrap();
+        let p = |n: i64| {
+            JobInsertParams::new("noop", serde_json::json!({"n": n}), InsertOpts::default())
+                .unwrap()
+        };
         match db.sqlite_path() {
             Some(path) => {
                 let mut c = rusqlite::Connection::open(path).unwrap();
                 c.busy_timeout(Duration::from_secs(5)).unwrap();
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+                let tx = c
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .unwrap();
                 let r = sqlite::job_insert_tx(&tx, &[p(1)]).unwrap();
                 tx.rollback().unwrap();
-                assert!(s.job_get(r[0].job.id).await.unwrap().is_none(), "rolled back: no job");
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+                assert!(
+                    s.job_get(r[0].job.id).await.unwrap().is_none(),
+                    "rolled back: no job"
+                );
+                let tx = c
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .unwrap();
                 let r = sqlite::job_insert_tx(&tx, &[p(2), p(3)]).unwrap();
                 tx.commit().unwrap();
                 assert_eq!(s.job_get(r[1].job.id).await.unwrap().unwrap().args["n"], 3);
@@ -713,16 +1476,29 @@ mod cases {
                 let mut tx = c.begin().await.unwrap();
                 let r = postgres::job_insert_tx(&mut tx, vec![p(1)]).await.unwrap();
                 tx.rollback().await.unwrap();
-                assert!(s.job_get(r[0].job.id).await.unwrap().is_none(), "rolled back: no job");
+                assert!(
+                    s.job_get(r[0].job.id).await.unwrap().is_none(),
+                    "rolled back: no job"
+                );
                 let mut tx = c.begin().await.unwrap();
-                let r = postgres::job_insert_tx(&mut tx, vec![p(2), p(3)]).await.unwrap();
+                let r = postgres::job_insert_tx(&mut tx, vec![p(2), p(3)])
+                    .await
+                    .unwrap();
                 tx.commit().await.unwrap();
                 assert_eq!(s.job_get(r[1].job.id).await.unwrap().unwrap().args["n"], 3);
             }
         }
         assert_eq!(total(s).await, 2);
         // A rolled-back keyed insert leaves no phantom: the next insert of the key is new.
-        let keyed = JobInsertParams::new("noop", serde_json::json!({}), InsertOpts { unique_key: Some("u".into()), ..Default::default() }).unwrap();
+        let keyed = JobInsertParams::new(
+            "noop",
+            serde_json::json!({}),
+            InsertOpts {
+                unique_key: Some("u".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let r = s.job_insert_many(vec![keyed]).await.unwrap().remove(0);
         assert!(r.inserted);
         assert!(s.job_get(r.job.id).await.unwrap().is_some());
@@ -733,9 +1509,13 @@ mod cases {
         let other = db.reopen().await;
         other.job_insert_many(vec![job("noop")]).await.unwrap();
         // Woken through the database (LISTEN/NOTIFY or data_version), not in-process.
-        tokio::time::timeout(Duration::from_secs(30), sub.notified()).await.expect("woken by another store's insert");
+        tokio::time::timeout(Duration::from_secs(30), sub.notified())
+            .await
+            .expect("woken by another store's insert");
         db.store.job_insert_many(vec![job("noop")]).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(30), sub.notified()).await.expect("woken by an insert in this process");
+        tokio::time::timeout(Duration::from_secs(30), sub.notified())
+            .await
+            .expect("woken by an insert in this process");
     }
 
     pub async fn database_newer_than_binary_is_refused(db: TestDb) {

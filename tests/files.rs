@@ -17,7 +17,9 @@ use files_faulty_store::{Fault, FaultyStore};
 use files_fixture::Fixture;
 use object_store::path::Path;
 use object_store::ObjectStore;
-use porter::files::{cleanup_orphans, object_key_for, object_store_from_url, put_file, CleanupConfig, CleanupCounts};
+use porter::files::{
+    cleanup_orphans, object_key_for, object_store_from_url, put_file, CleanupConfig, CleanupCounts,
+};
 use porter::jobs::orphan_file_cleanup::OrphanFileCleanup;
 use porter::{Error, JobArgs, JobState};
 use uuid::Uuid;
@@ -79,8 +81,18 @@ on_every_store!(
     pages_are_bounded,
 );
 
-fn counts(orphans_seen: u64, objects_deleted: u64, rows_deleted: u64, failures: u64) -> CleanupCounts {
-    CleanupCounts { orphans_seen, objects_deleted, rows_deleted, failures }
+fn counts(
+    orphans_seen: u64,
+    objects_deleted: u64,
+    rows_deleted: u64,
+    failures: u64,
+) -> CleanupCounts {
+    CleanupCounts {
+        orphans_seen,
+        objects_deleted,
+        rows_deleted,
+        failures,
+    }
 }
 
 fn keys(rows: &[porter::store::TabloFileRow]) -> BTreeSet<String> {
@@ -112,7 +124,9 @@ mod cases {
             fx.put(c).await;
         }
 
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+            .await
+            .unwrap();
         assert_eq!(got, counts(7, 7, 7, 0));
 
         fx.assert_cleaned(&[a_files, b_files].concat()).await;
@@ -124,7 +138,9 @@ mod cases {
         }
 
         // A second pass finds nothing to do.
-        let again = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        let again = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+            .await
+            .unwrap();
         assert_eq!(again, counts(0, 0, 0, 0));
     }
 
@@ -159,30 +175,51 @@ mod cases {
         let job = fx.cleanup_job().await;
         let (result, after) = fx.run_job(&fx.worker(fx.objects.clone()), job.id).await;
         let message = result.expect_err("refused keys make the job fail");
-        assert_eq!(message, format!("orphan cleanup: {n} failures (seen {}, objects deleted 2, rows deleted 2)", n + 2));
+        assert_eq!(
+            message,
+            format!(
+                "orphan cleanup: {n} failures (seen {}, objects deleted 2, rows deleted 2)",
+                n + 2
+            )
+        );
         assert_eq!(after.state, JobState::Retryable);
         assert_eq!(after.errors.last().unwrap().error, message);
 
         let left = fx.orphans().await;
-        assert_eq!(keys(&left), refused.iter().cloned().collect::<BTreeSet<_>>(), "exactly the refused rows stay");
+        assert_eq!(
+            keys(&left),
+            refused.iter().cloned().collect::<BTreeSet<_>>(),
+            "exactly the refused rows stay"
+        );
         for f in &valid {
             assert!(!fx.exists(&f.s3_key).await);
         }
-        assert!(fx.exists(&canary).await, "an object outside the prefix is never deleted");
+        assert!(
+            fx.exists(&canary).await,
+            "an object outside the prefix is never deleted"
+        );
         assert!(fx.exists(&beside).await, "tablos_old/ is not under tablos/");
 
         // The retry refuses them again, and touches nothing.
-        let again = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        let again = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+            .await
+            .unwrap();
         assert_eq!(again, counts(n, 0, 0, n));
         assert!(fx.exists(&canary).await);
     }
 
     pub async fn a_missing_object_counts_as_deleted(fx: Fixture) {
         let (_, files, _) = fx.orphaned_tablo(3).await;
-        fx.objects.delete(&Path::from(files[1].s3_key.as_str())).await.unwrap();
-        fx.orphan_row(&format!("tablos/{}/never-stored", Uuid::new_v4())).await;
+        fx.objects
+            .delete(&Path::from(files[1].s3_key.as_str()))
+            .await
+            .unwrap();
+        fx.orphan_row(&format!("tablos/{}/never-stored", Uuid::new_v4()))
+            .await;
 
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+            .await
+            .unwrap();
         assert_eq!(got, counts(4, 4, 4, 0));
         assert!(fx.orphans().await.is_empty());
     }
@@ -202,7 +239,10 @@ mod cases {
         assert_eq!(after.state, JobState::Retryable);
 
         let left = fx.orphans().await;
-        assert_eq!(keys(&left), BTreeSet::from([files[1].s3_key.clone(), files[3].s3_key.clone()]));
+        assert_eq!(
+            keys(&left),
+            BTreeSet::from([files[1].s3_key.clone(), files[3].s3_key.clone()])
+        );
         for (i, f) in files.iter().enumerate() {
             assert_eq!(fx.exists(&f.s3_key).await, i == 1 || i == 3, "object {i}");
         }
@@ -220,7 +260,9 @@ mod cases {
     pub async fn a_tablo_limited_run_touches_only_that_tablo(fx: Fixture) {
         let (a, a_files, a_job) = fx.orphaned_tablo(4).await;
         let (b, b_files, _) = fx.orphaned_tablo(2).await;
-        let stray = fx.orphan_row(&format!("tablos/{}/stray", Uuid::new_v4())).await;
+        let stray = fx
+            .orphan_row(&format!("tablos/{}/stray", Uuid::new_v4()))
+            .await;
         fx.put(&stray.s3_key).await;
 
         let (result, after) = fx.run_job(&fx.worker(fx.objects.clone()), a_job.id).await;
@@ -230,14 +272,26 @@ mod cases {
             assert!(!fx.exists(&f.s3_key).await);
         }
         let left = fx.orphans().await;
-        assert!(left.iter().all(|r| r.tablo_id != a), "tablo a's rows are gone");
-        assert_eq!(left.len(), b_files.len() + 1, "b's rows and the stray row stay");
+        assert!(
+            left.iter().all(|r| r.tablo_id != a),
+            "tablo a's rows are gone"
+        );
+        assert_eq!(
+            left.len(),
+            b_files.len() + 1,
+            "b's rows and the stray row stay"
+        );
         for f in b_files.iter().chain([&stray]) {
             assert!(fx.exists(&f.s3_key).await, "{} stays", f.s3_key);
         }
 
-        let cfg = CleanupConfig { tablo_id: Some(b), ..fx.config() };
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &cfg).await.unwrap();
+        let cfg = CleanupConfig {
+            tablo_id: Some(b),
+            ..fx.config()
+        };
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &cfg)
+            .await
+            .unwrap();
         assert_eq!(got, counts(2, 2, 2, 0));
         assert_eq!(ids(&fx.orphans().await), ids(std::slice::from_ref(&stray)));
         assert!(fx.exists(&stray.s3_key).await);
@@ -250,8 +304,14 @@ mod cases {
         let shared = fx.orphan_row(&files[0].s3_key).await;
 
         // One page, so that the shared object is seen once (objects are told apart per page).
-        let cfg = CleanupConfig { dry_run: true, page_size: 100, ..fx.config() };
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &cfg).await.unwrap();
+        let cfg = CleanupConfig {
+            dry_run: true,
+            page_size: 100,
+            ..fx.config()
+        };
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &cfg)
+            .await
+            .unwrap();
         assert_eq!(got, counts(6, 4, 5, 1));
         assert_eq!(fx.orphans().await.len(), 6);
         for f in &files {
@@ -259,7 +319,9 @@ mod cases {
         }
 
         // The real run does what the dry run said.
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+            .await
+            .unwrap();
         assert_eq!(got.rows_deleted + got.failures, 6);
         assert_eq!(got.failures, 1);
         assert!(fx.orphans().await.iter().all(|r| r.id != shared.id));
@@ -273,14 +335,22 @@ mod cases {
         }
         // Two "processes": two stores on one database, one object store.
         let other = fx.db.reopen().await;
-        let cfg = CleanupConfig { page_size: 4, pages_in_flight: 3, ..CleanupConfig::default() };
+        let cfg = CleanupConfig {
+            page_size: 4,
+            pages_in_flight: 3,
+            ..CleanupConfig::default()
+        };
         let (x, y) = tokio::join!(
             cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &cfg),
             cleanup_orphans(other.as_ref(), fx.objects.as_ref(), &cfg),
         );
         let (x, y) = (x.unwrap(), y.unwrap());
         assert_eq!(x.failures + y.failures, 0, "{x} / {y}");
-        assert_eq!(x.rows_deleted + y.rows_deleted, 30, "every row deleted exactly once: {x} / {y}");
+        assert_eq!(
+            x.rows_deleted + y.rows_deleted,
+            30,
+            "every row deleted exactly once: {x} / {y}"
+        );
         fx.assert_cleaned(&orphan_files).await;
         fx.assert_live(live, &live_files).await;
     }
@@ -290,14 +360,22 @@ mod cases {
         // The objects go but the answers are lost: the state a crash right after the object
         // deletes leaves.
         let faulty = FaultyStore::new(fx.objects.clone(), Fault::DeleteThenFail);
-        let got = cleanup_orphans(fx.store.as_ref(), &faulty, &fx.config()).await.unwrap();
+        let got = cleanup_orphans(fx.store.as_ref(), &faulty, &fx.config())
+            .await
+            .unwrap();
         assert_eq!(got, counts(4, 0, 0, 4));
-        assert_eq!(fx.orphans().await.len(), 4, "no row goes before its object is known gone");
+        assert_eq!(
+            fx.orphans().await.len(),
+            4,
+            "no row goes before its object is known gone"
+        );
         for f in &files {
             assert!(!fx.exists(&f.s3_key).await);
         }
 
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+            .await
+            .unwrap();
         assert_eq!(got, counts(4, 4, 4, 0));
         assert!(fx.orphans().await.is_empty());
     }
@@ -316,7 +394,13 @@ mod cases {
         }
 
         let out = tokio::process::Command::new(std::env::current_exe().unwrap())
-            .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("PORTER_FILES_CRASH_DB", &fx.db.url)
             .env("PORTER_FILES_CRASH_OBJECTS", &objects_url)
             .envs(fx.objects_env.iter().cloned())
@@ -325,7 +409,10 @@ mod cases {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "the child crashed: {stderr}");
-        assert!(stderr.contains("aborting the process now"), "the child reached the crash point: {stderr}");
+        assert!(
+            stderr.contains("aborting the process now"),
+            "the child reached the crash point: {stderr}"
+        );
 
         // Pages are in id order; the first page's objects are gone, every row is still there.
         let left = fx.orphans().await;
@@ -337,9 +424,14 @@ mod cases {
             }
         }
         // The first page's objects at least (pages overlap: the next one's may be gone too).
-        assert!((4..=8).contains(&gone), "{gone} objects were deleted before the crash");
+        assert!(
+            (4..=8).contains(&gone),
+            "{gone} objects were deleted before the crash"
+        );
 
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+            .await
+            .unwrap();
         assert_eq!(got, counts(9, 9, 9, 0));
         fx.assert_cleaned(&files).await;
         fx.assert_live(live, &live_files).await;
@@ -350,10 +442,19 @@ mod cases {
             fx.orphaned_tablo(4).await;
         }
         let faulty = FaultyStore::new(fx.objects.clone(), Fault::FailChosen);
-        let cfg = CleanupConfig { page_size: 5, ..CleanupConfig::default() };
-        let got = cleanup_orphans(fx.store.as_ref(), &faulty, &cfg).await.unwrap();
+        let cfg = CleanupConfig {
+            page_size: 5,
+            ..CleanupConfig::default()
+        };
+        let got = cleanup_orphans(fx.store.as_ref(), &faulty, &cfg)
+            .await
+            .unwrap();
         assert_eq!(got, counts(12, 12, 12, 0));
-        assert_eq!(faulty.max_batch.load(std::sync::atomic::Ordering::SeqCst), 5, "one page per delete batch");
+        assert_eq!(
+            faulty.max_batch.load(std::sync::atomic::Ordering::SeqCst),
+            5,
+            "one page per delete batch"
+        );
     }
 }
 
@@ -362,15 +463,20 @@ mod cases {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by the crash test in a child process"]
 async fn crash_child() {
-    let (Ok(db_url), Ok(objects_url)) = (std::env::var("PORTER_FILES_CRASH_DB"), std::env::var("PORTER_FILES_CRASH_OBJECTS"))
-    else {
+    let (Ok(db_url), Ok(objects_url)) = (
+        std::env::var("PORTER_FILES_CRASH_DB"),
+        std::env::var("PORTER_FILES_CRASH_OBJECTS"),
+    ) else {
         eprintln!("skipped: only the crash test runs this");
         return;
     };
     let store = porter::store::open(&db_url).await.unwrap();
     let objects = object_store_from_url(&objects_url).unwrap();
     let faulty = FaultyStore::new(objects, Fault::DeleteThenAbort);
-    let cfg = CleanupConfig { page_size: 4, ..CleanupConfig::default() };
+    let cfg = CleanupConfig {
+        page_size: 4,
+        ..CleanupConfig::default()
+    };
     let _ = cleanup_orphans(store.as_ref(), &faulty, &cfg).await;
     panic!("the cleanup should have aborted the process");
 }
@@ -381,12 +487,34 @@ async fn object_store_urls_open_file_memory_and_refuse_the_rest() {
     let nested = dir.path().join("a/b/objects");
     let file = object_store_from_url(&format!("file://{}", nested.display())).unwrap();
     assert!(nested.is_dir(), "file:// creates its directory");
-    put_file(file.as_ref(), "tablos/x/y", bytes::Bytes::from_static(b"hi")).await.unwrap();
+    put_file(
+        file.as_ref(),
+        "tablos/x/y",
+        bytes::Bytes::from_static(b"hi"),
+    )
+    .await
+    .unwrap();
     assert!(nested.join("tablos/x/y").is_file());
 
     let memory = object_store_from_url("memory://").unwrap();
-    put_file(memory.as_ref(), "tablos/x/y", bytes::Bytes::from_static(b"hi")).await.unwrap();
-    assert_eq!(memory.get(&Path::from("tablos/x/y")).await.unwrap().bytes().await.unwrap().as_ref(), b"hi");
+    put_file(
+        memory.as_ref(),
+        "tablos/x/y",
+        bytes::Bytes::from_static(b"hi"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        memory
+            .get(&Path::from("tablos/x/y"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .as_ref(),
+        b"hi"
+    );
 
     for (url, says) in [
         ("ftp://host/x", "unknown scheme"),
@@ -396,7 +524,10 @@ async fn object_store_urls_open_file_memory_and_refuse_the_rest() {
         ("s3://bucket/inner/path", "path inside the bucket"),
     ] {
         match object_store_from_url(url) {
-            Err(Error::Invalid { what: "object store url", message }) => {
+            Err(Error::Invalid {
+                what: "object store url",
+                message,
+            }) => {
                 assert!(message.contains(says), "{url}: {message}")
             }
             Err(other) => panic!("{url}: expected Invalid, got {other}"),
@@ -405,26 +536,53 @@ async fn object_store_urls_open_file_memory_and_refuse_the_rest() {
     }
 
     // S3 needs only a bucket to build (nothing is contacted yet).
-    assert!(object_store_from_url("s3://some-bucket").unwrap().to_string().contains("some-bucket"));
+    assert!(object_store_from_url("s3://some-bucket")
+        .unwrap()
+        .to_string()
+        .contains("some-bucket"));
 }
 
 #[tokio::test]
 async fn put_file_refuses_keys_that_are_not_object_paths() {
     let memory = object_store_from_url("memory://").unwrap();
     for key in ["../x", "a//b", "/lead", "trail/", "", "tablos/./x"] {
-        let err = put_file(memory.as_ref(), key, bytes::Bytes::new()).await.unwrap_err();
-        assert!(matches!(err, Error::Invalid { what: "object key", .. }), "{key:?}: {err}");
+        let err = put_file(memory.as_ref(), key, bytes::Bytes::new())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    what: "object key",
+                    ..
+                }
+            ),
+            "{key:?}: {err}"
+        );
     }
 }
 
 #[test]
 fn object_keys_stay_under_the_tablo_prefix_whatever_the_file_name() {
     let (t, f) = (Uuid::new_v4(), Uuid::new_v4());
-    assert_eq!(object_key_for(t, f, "report.pdf"), format!("tablos/{t}/{f}-report.pdf"));
-    assert_eq!(object_key_for(t, f, "../../etc/passwd"), format!("tablos/{t}/{f}-_.._etc_passwd"));
-    assert_eq!(object_key_for(t, f, "héllo wörld.txt"), format!("tablos/{t}/{f}-h_llo_w_rld.txt"));
+    assert_eq!(
+        object_key_for(t, f, "report.pdf"),
+        format!("tablos/{t}/{f}-report.pdf")
+    );
+    assert_eq!(
+        object_key_for(t, f, "../../etc/passwd"),
+        format!("tablos/{t}/{f}-_.._etc_passwd")
+    );
+    assert_eq!(
+        object_key_for(t, f, "héllo wörld.txt"),
+        format!("tablos/{t}/{f}-h_llo_w_rld.txt")
+    );
     for nothing in ["", "...", "..", "/", "//", "\u{0}", "é"] {
-        assert_eq!(object_key_for(t, f, nothing), format!("tablos/{t}/{f}"), "{nothing:?}");
+        assert_eq!(
+            object_key_for(t, f, nothing),
+            format!("tablos/{t}/{f}"),
+            "{nothing:?}"
+        );
     }
     assert!(object_key_for(t, f, &"x".repeat(10_000)).len() < 200);
 
@@ -445,7 +603,8 @@ fn cleanup_job_args_decode_with_and_without_a_tablo() {
     let none: OrphanFileCleanup = serde_json::from_value(serde_json::json!({})).unwrap();
     assert_eq!(none.tablo_id, None);
     let id = Uuid::new_v4();
-    let some: OrphanFileCleanup = serde_json::from_value(serde_json::json!({ "tablo_id": id })).unwrap();
+    let some: OrphanFileCleanup =
+        serde_json::from_value(serde_json::json!({ "tablo_id": id })).unwrap();
     assert_eq!(some.tablo_id, Some(id));
     assert_eq!(
         serde_json::to_value(counts(1, 2, 3, 4)).unwrap(),
@@ -458,9 +617,23 @@ async fn cleanup_refuses_an_empty_prefix() {
     let db = common::sqlite().await;
     let objects = object_store_from_url("memory://").unwrap();
     for prefix in ["", "/", "a//b"] {
-        let cfg = CleanupConfig { prefix: prefix.into(), ..CleanupConfig::default() };
-        let err = cleanup_orphans(db.store.as_ref(), objects.as_ref(), &cfg).await.unwrap_err();
-        assert!(matches!(err, Error::Invalid { what: "cleanup prefix", .. }), "{prefix:?}: {err}");
+        let cfg = CleanupConfig {
+            prefix: prefix.into(),
+            ..CleanupConfig::default()
+        };
+        let err = cleanup_orphans(db.store.as_ref(), objects.as_ref(), &cfg)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    what: "cleanup prefix",
+                    ..
+                }
+            ),
+            "{prefix:?}: {err}"
+        );
     }
 }
 
@@ -478,7 +651,10 @@ async fn cleanup_refuses_an_empty_prefix() {
 #[ignore = "benchmark: run by hand"]
 async fn bench_cleanup_orphans() {
     use futures::StreamExt;
-    let n: usize = std::env::var("PORTER_BENCH_ORPHANS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::var("PORTER_BENCH_ORPHANS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let db = match std::env::var("PORTER_BENCH_DB").as_deref() {
         Ok("postgres") => common::postgres().await,
         _ => common::sqlite().await,
@@ -488,7 +664,9 @@ async fn bench_cleanup_orphans() {
         Ok("s3") => files_fixture::Objects::S3,
         _ => files_fixture::Objects::File,
     };
-    let Some(fx) = Fixture::new(db, kind).await else { return };
+    let Some(fx) = Fixture::new(db, kind).await else {
+        return;
+    };
 
     let started = std::time::Instant::now();
     let tablo = Uuid::new_v4(); // never inserted: every file is an orphan
@@ -500,8 +678,20 @@ async fn bench_cleanup_orphans() {
             async move {
                 let id = Uuid::new_v4();
                 let key = object_key_for(tablo, id, &format!("f{i}.bin"));
-                put_file(objects.as_ref(), &key, bytes::Bytes::from_static(b"0123456789abcdef")).await.unwrap();
-                let row = porter::store::TabloFileRow { id, tablo_id: tablo, s3_key: key, size: 16, created_at: chrono::Utc::now() };
+                put_file(
+                    objects.as_ref(),
+                    &key,
+                    bytes::Bytes::from_static(b"0123456789abcdef"),
+                )
+                .await
+                .unwrap();
+                let row = porter::store::TabloFileRow {
+                    id,
+                    tablo_id: tablo,
+                    s3_key: key,
+                    size: 16,
+                    created_at: chrono::Utc::now(),
+                };
                 store.tablo_file_insert(row).await.unwrap();
             }
         })
@@ -510,7 +700,10 @@ async fn bench_cleanup_orphans() {
         .await;
     // Live files interleaved with the orphans (random ids): rows only, the pass never reads
     // their objects.
-    let live: usize = std::env::var("PORTER_BENCH_LIVE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let live: usize = std::env::var("PORTER_BENCH_LIVE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let live_tablo = fx.store.tablo_insert("live").await.unwrap().id;
     futures::stream::iter(0..live)
         .map(|i| {
@@ -518,7 +711,13 @@ async fn bench_cleanup_orphans() {
             async move {
                 let id = Uuid::new_v4();
                 let s3_key = object_key_for(live_tablo, id, &format!("l{i}.bin"));
-                let row = porter::store::TabloFileRow { id, tablo_id: live_tablo, s3_key, size: 16, created_at: chrono::Utc::now() };
+                let row = porter::store::TabloFileRow {
+                    id,
+                    tablo_id: live_tablo,
+                    s3_key,
+                    size: 16,
+                    created_at: chrono::Utc::now(),
+                };
                 store.tablo_file_insert(row).await.unwrap();
             }
         })
@@ -540,7 +739,13 @@ async fn bench_cleanup_orphans() {
     }
 
     let started = std::time::Instant::now();
-    let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &CleanupConfig::default()).await.unwrap();
+    let got = cleanup_orphans(
+        fx.store.as_ref(),
+        fx.objects.as_ref(),
+        &CleanupConfig::default(),
+    )
+    .await
+    .unwrap();
     let took = started.elapsed();
     assert_eq!(got, counts(n as u64, n as u64, n as u64, 0));
     println!(

@@ -23,7 +23,10 @@ fn listening_beyond_loopback_needs_an_admin_token() {
     use porter::http::check_listen;
     let public = "0.0.0.0:8080".parse().unwrap();
     assert!(check_listen(public, None).is_err());
-    assert!(check_listen(public, Some("")).is_err(), "an empty token is no token");
+    assert!(
+        check_listen(public, Some("")).is_err(),
+        "an empty token is no token"
+    );
     assert!(check_listen(public, Some("s3cret")).is_ok());
     assert!(check_listen("127.0.0.1:8080".parse().unwrap(), None).is_ok());
     assert!(check_listen("[::1]:8080".parse().unwrap(), None).is_ok());
@@ -50,7 +53,11 @@ mod cases {
     const TOKEN: &str = "test-admin-token-0123456789";
 
     fn request(method: Method, uri: &str, body: impl Into<Body>) -> Request<Body> {
-        Request::builder().method(method).uri(uri).body(body.into()).unwrap()
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(body.into())
+            .unwrap()
     }
 
     fn json_request(method: Method, uri: &str, body: Value) -> Request<Body> {
@@ -63,7 +70,10 @@ mod cases {
     }
 
     fn with_token(mut req: Request<Body>, token: &str) -> Request<Body> {
-        req.headers_mut().insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        req.headers_mut().insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
         req
     }
 
@@ -72,7 +82,10 @@ mod cases {
         let response = app.clone().oneshot(req).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     async fn job_state(store: &dyn Store, id: i64) -> JobState {
@@ -84,33 +97,84 @@ mod cases {
         let objects = state.objects.clone();
         let app = router(state);
 
-        let (status, body) = send(&app, json_request(Method::POST, "/api/tablos", json!({"name": "holidays"}))).await;
+        let (status, body) = send(
+            &app,
+            json_request(Method::POST, "/api/tablos", json!({"name": "holidays"})),
+        )
+        .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let tablo: Uuid = body["id"].as_str().unwrap().parse().unwrap();
-        assert_eq!(db.store.tablo_get(tablo).await.unwrap().unwrap().name, "holidays");
+        assert_eq!(
+            db.store.tablo_get(tablo).await.unwrap().unwrap().name,
+            "holidays"
+        );
 
-        let mut upload = request(Method::POST, &format!("/api/tablos/{tablo}/files"), "hello, tablo");
-        upload.headers_mut().insert("x-file-name", "hello.txt".parse().unwrap());
+        let mut upload = request(
+            Method::POST,
+            &format!("/api/tablos/{tablo}/files"),
+            "hello, tablo",
+        );
+        upload
+            .headers_mut()
+            .insert("x-file-name", "hello.txt".parse().unwrap());
         let (status, body) = send(&app, upload).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let key = body["s3_key"].as_str().unwrap().to_string();
         assert!(key.starts_with(&format!("tablos/{tablo}/")), "{key}");
-        let stored = objects.get(&Path::from(key.as_str())).await.unwrap().bytes().await.unwrap();
+        let stored = objects
+            .get(&Path::from(key.as_str()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         assert_eq!(&stored[..], b"hello, tablo");
 
-        let (status, body) = send(&app, request(Method::GET, &format!("/api/tablos/{tablo}/files"), Body::empty())).await;
+        let (status, body) = send(
+            &app,
+            request(
+                Method::GET,
+                &format!("/api/tablos/{tablo}/files"),
+                Body::empty(),
+            ),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         let files = body.as_array().unwrap();
         assert_eq!(files.len(), 1);
         assert_eq!(files[0]["s3_key"], key.as_str());
         assert_eq!(files[0]["size"], 12);
 
-        let (status, body) = send(&app, request(Method::DELETE, &format!("/api/tablos/{tablo}"), Body::empty())).await;
+        let (status, body) = send(
+            &app,
+            request(
+                Method::DELETE,
+                &format!("/api/tablos/{tablo}"),
+                Body::empty(),
+            ),
+        )
+        .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         assert!(body["job_id"].as_i64().is_some());
-        let (status, _) = send(&app, request(Method::DELETE, &format!("/api/tablos/{tablo}"), Body::empty())).await;
+        let (status, _) = send(
+            &app,
+            request(
+                Method::DELETE,
+                &format!("/api/tablos/{tablo}"),
+                Body::empty(),
+            ),
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "a deleted tablo is gone");
-        let (status, _) = send(&app, request(Method::GET, &format!("/api/tablos/{tablo}/files"), Body::empty())).await;
+        let (status, _) = send(
+            &app,
+            request(
+                Method::GET,
+                &format!("/api/tablos/{tablo}/files"),
+                Body::empty(),
+            ),
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
@@ -118,14 +182,34 @@ mod cases {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()));
         let tablo = db.store.tablo_insert("to delete").await.unwrap();
 
-        let (status, body) = send(&app, request(Method::DELETE, &format!("/api/tablos/{}", tablo.id), Body::empty())).await;
+        let (status, body) = send(
+            &app,
+            request(
+                Method::DELETE,
+                &format!("/api/tablos/{}", tablo.id),
+                Body::empty(),
+            ),
+        )
+        .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        assert!(db.store.tablo_get(tablo.id).await.unwrap().is_none(), "the tablo row is gone");
-        let job = db.store.job_get(body["job_id"].as_i64().unwrap()).await.unwrap().expect("the job exists");
+        assert!(
+            db.store.tablo_get(tablo.id).await.unwrap().is_none(),
+            "the tablo row is gone"
+        );
+        let job = db
+            .store
+            .job_get(body["job_id"].as_i64().unwrap())
+            .await
+            .unwrap()
+            .expect("the job exists");
         assert_eq!(job.kind, "orphan_file_cleanup");
         assert_eq!(job.state, JobState::Available);
         assert_eq!(job.args, json!({"tablo_id": tablo.id}));
-        assert_eq!(surfaces::all_jobs(db.store.as_ref()).await.len(), 1, "exactly one job");
+        assert_eq!(
+            surfaces::all_jobs(db.store.as_ref()).await.len(),
+            1,
+            "exactly one job"
+        );
     }
 
     pub async fn tablo_delete_rolls_back_when_the_cleanup_job_cannot_be_inserted(db: TestDb) {
@@ -134,17 +218,39 @@ mod cases {
         let unrelated = surfaces::insert(db.store.as_ref(), "noop", "default").await;
         surfaces::refuse_cleanup_jobs(&db.url, db.store.as_ref(), db.sqlite_path()).await;
 
-        let (status, body) = send(&app, request(Method::DELETE, &format!("/api/tablos/{}", tablo.id), Body::empty())).await;
+        let (status, body) = send(
+            &app,
+            request(
+                Method::DELETE,
+                &format!("/api/tablos/{}", tablo.id),
+                Body::empty(),
+            ),
+        )
+        .await;
         // SQLite reports the trigger's abort as a refused constraint (422), Postgres as a
         // database error (500): either way an error, and the whole transaction undone.
-        assert!(status.is_client_error() || status.is_server_error(), "{status}: {body}");
+        assert!(
+            status.is_client_error() || status.is_server_error(),
+            "{status}: {body}"
+        );
         assert!(body["error"].is_string());
-        assert!(db.store.tablo_get(tablo.id).await.unwrap().is_some(), "the row delete was rolled back");
+        assert!(
+            db.store.tablo_get(tablo.id).await.unwrap().is_some(),
+            "the row delete was rolled back"
+        );
         let jobs = surfaces::all_jobs(db.store.as_ref()).await;
-        assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![unrelated.id], "no job was added");
+        assert_eq!(
+            jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![unrelated.id],
+            "no job was added"
+        );
 
         // The same store still works afterwards (the failed transaction left nothing open).
-        let (status, _) = send(&app, json_request(Method::POST, "/admin/jobs", json!({"kind": "noop"}))).await;
+        let (status, _) = send(
+            &app,
+            json_request(Method::POST, "/admin/jobs", json!({"kind": "noop"})),
+        )
+        .await;
         assert_eq!(status, StatusCode::CREATED);
     }
 
@@ -155,7 +261,11 @@ mod cases {
 
         let (status, body) = send(
             &app,
-            json_request(Method::POST, "/admin/jobs", json!({"kind": "sleep", "args": {"ms": 1}, "queue": "default"})),
+            json_request(
+                Method::POST,
+                "/admin/jobs",
+                json!({"kind": "sleep", "args": {"ms": 1}, "queue": "default"}),
+            ),
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -174,21 +284,36 @@ mod cases {
     }
 
     pub async fn real_server_runs_enqueued_jobs_and_deleted_tablos_lose_their_objects(db: TestDb) {
-        let config = HttpConfig { admin_token: Some(TOKEN.to_string()), ..HttpConfig::default() };
+        let config = HttpConfig {
+            admin_token: Some(TOKEN.to_string()),
+            ..HttpConfig::default()
+        };
         let state = surfaces::app_state(db.store.clone(), config);
         let objects: Arc<dyn ObjectStore> = state.objects.clone();
         let (worker_shutdown, worker) = surfaces::spawn_worker(db.store.clone(), objects.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = tokio_util::sync::CancellationToken::new();
-        let server = tokio::spawn(porter::http::serve(listener, state, stop.clone().cancelled_owned()));
+        let server = tokio::spawn(porter::http::serve(
+            listener,
+            state,
+            stop.clone().cancelled_owned(),
+        ));
         let client = reqwest::Client::new();
 
         let health = client.get(format!("{base}/healthz")).send().await.unwrap();
         assert_eq!(health.status(), 200);
-        assert_eq!(health.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+        assert_eq!(
+            health.json::<Value>().await.unwrap(),
+            json!({"status": "ok"})
+        );
 
-        let refused = client.post(format!("{base}/admin/jobs")).json(&json!({"kind": "noop"})).send().await.unwrap();
+        let refused = client
+            .post(format!("{base}/admin/jobs"))
+            .json(&json!({"kind": "noop"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(refused.status(), 401);
         let created = client
             .post(format!("{base}/admin/jobs"))
@@ -198,7 +323,9 @@ mod cases {
             .await
             .unwrap();
         assert_eq!(created.status(), 201);
-        let id = created.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+        let id = created.json::<Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
         let store = db.store.clone();
         eventually("the worker completes the job enqueued over HTTP", || {
             let store = store.clone();
@@ -207,7 +334,15 @@ mod cases {
         .await;
 
         // A tablo with a file; deleting it enqueues the targeted cleanup, which the worker runs.
-        let tablo: Value = client.post(format!("{base}/api/tablos")).json(&json!({"name": "trip"})).send().await.unwrap().json().await.unwrap();
+        let tablo: Value = client
+            .post(format!("{base}/api/tablos"))
+            .json(&json!({"name": "trip"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let tablo = tablo["id"].as_str().unwrap().to_string();
         let file = client
             .post(format!("{base}/api/tablos/{tablo}/files"))
@@ -217,12 +352,24 @@ mod cases {
             .await
             .unwrap();
         assert_eq!(file.status(), 201);
-        let key = file.json::<Value>().await.unwrap()["s3_key"].as_str().unwrap().to_string();
-        assert_eq!(objects.head(&Path::from(key.as_str())).await.unwrap().size, 4096);
+        let key = file.json::<Value>().await.unwrap()["s3_key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            objects.head(&Path::from(key.as_str())).await.unwrap().size,
+            4096
+        );
 
-        let deleted = client.delete(format!("{base}/api/tablos/{tablo}")).send().await.unwrap();
+        let deleted = client
+            .delete(format!("{base}/api/tablos/{tablo}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(deleted.status(), 202);
-        let job_id = deleted.json::<Value>().await.unwrap()["job_id"].as_i64().unwrap();
+        let job_id = deleted.json::<Value>().await.unwrap()["job_id"]
+            .as_i64()
+            .unwrap();
         let store = db.store.clone();
         eventually("the cleanup job completes", || {
             let store = store.clone();
@@ -230,11 +377,17 @@ mod cases {
         })
         .await;
         assert!(
-            matches!(objects.head(&Path::from(key.as_str())).await, Err(object_store::Error::NotFound { .. })),
+            matches!(
+                objects.head(&Path::from(key.as_str())).await,
+                Err(object_store::Error::NotFound { .. })
+            ),
             "the object is gone"
         );
         let tablo_id: Uuid = tablo.parse().unwrap();
-        assert!(db.store.tablo_file_list(tablo_id).await.unwrap().is_empty(), "the file row is gone");
+        assert!(
+            db.store.tablo_file_list(tablo_id).await.unwrap().is_empty(),
+            "the file row is gone"
+        );
 
         stop.cancel();
         server.await.unwrap().unwrap();
@@ -254,8 +407,14 @@ mod cases {
         let running = surfaces::running_job(store).await;
         let discarded = surfaces::discarded_job(store, "it broke").await;
         let tablo = db.store.tablo_insert("kept").await.unwrap();
-        let mut upload = request(Method::POST, &format!("/api/tablos/{}/files", tablo.id), "first file");
-        upload.headers_mut().insert("x-file-name", "a.txt".parse().unwrap());
+        let mut upload = request(
+            Method::POST,
+            &format!("/api/tablos/{}/files", tablo.id),
+            "first file",
+        );
+        upload
+            .headers_mut()
+            .insert("x-file-name", "a.txt".parse().unwrap());
         assert_eq!(send(&app, upload).await.0, StatusCode::CREATED);
 
         let jobs_before = surfaces::all_jobs(store).await;
@@ -263,43 +422,254 @@ mod cases {
         let admin = |req: Request<Body>| with_token(req, TOKEN);
         let missing = Uuid::new_v4();
         let cases: Vec<(&str, Request<Body>, StatusCode)> = vec![
-            ("no token", json_request(Method::POST, "/admin/jobs", json!({"kind": "noop"})), StatusCode::UNAUTHORIZED),
-            ("wrong token", with_token(json_request(Method::POST, "/admin/jobs", json!({"kind": "noop"})), "wrong"), StatusCode::UNAUTHORIZED),
-            ("wrong token, longer", with_token(request(Method::GET, "/admin/jobs", Body::empty()), &format!("{TOKEN}x")), StatusCode::UNAUTHORIZED),
-            ("wrong token on retry", with_token(request(Method::POST, &format!("/admin/jobs/{}/retry", discarded.id), Body::empty()), "nope"), StatusCode::UNAUTHORIZED),
-            ("malformed JSON", admin(request(Method::POST, "/admin/jobs", r#"{"kind": "noop""#)), StatusCode::BAD_REQUEST),
-            ("unknown kind", admin(json_request(Method::POST, "/admin/jobs", json!({"kind": "send_email"}))), StatusCode::UNPROCESSABLE_ENTITY),
-            ("malformed kind", admin(json_request(Method::POST, "/admin/jobs", json!({"kind": "Noop!"}))), StatusCode::UNPROCESSABLE_ENTITY),
-            ("bad queue name", admin(json_request(Method::POST, "/admin/jobs", json!({"kind": "noop", "queue": "Bad Queue"}))), StatusCode::UNPROCESSABLE_ENTITY),
-            ("priority out of range", admin(json_request(Method::POST, "/admin/jobs", json!({"kind": "noop", "priority": 9}))), StatusCode::UNPROCESSABLE_ENTITY),
-            ("field of the wrong type", admin(json_request(Method::POST, "/admin/jobs", json!({"kind": "noop", "max_attempts": "many"}))), StatusCode::UNPROCESSABLE_ENTITY),
-            ("unknown field", admin(json_request(Method::POST, "/admin/jobs", json!({"kind": "noop", "colour": "red"}))), StatusCode::UNPROCESSABLE_ENTITY),
-            ("oversized body", admin(json_request(Method::POST, "/admin/jobs", json!({"kind": "noop", "args": {"pad": "x".repeat(5000)}}))), StatusCode::PAYLOAD_TOO_LARGE),
-            ("unknown job", admin(request(Method::GET, "/admin/jobs/999999", Body::empty())), StatusCode::NOT_FOUND),
-            ("retry unknown job", admin(request(Method::POST, "/admin/jobs/999999/retry", Body::empty())), StatusCode::NOT_FOUND),
-            ("cancel unknown job", admin(request(Method::POST, "/admin/jobs/999999/cancel", Body::empty())), StatusCode::NOT_FOUND),
-            ("retry a running job", admin(request(Method::POST, &format!("/admin/jobs/{}/retry", running.id), Body::empty())), StatusCode::CONFLICT),
-            ("cancel a discarded job", admin(request(Method::POST, &format!("/admin/jobs/{}/cancel", discarded.id), Body::empty())), StatusCode::CONFLICT),
-            ("job id not a number", admin(request(Method::GET, "/admin/jobs/abc", Body::empty())), StatusCode::BAD_REQUEST),
-            ("unknown state filter", admin(request(Method::GET, "/admin/jobs?state=stuck", Body::empty())), StatusCode::UNPROCESSABLE_ENTITY),
-            ("limit not a number", admin(request(Method::GET, "/admin/jobs?limit=lots", Body::empty())), StatusCode::BAD_REQUEST),
-            ("unknown query parameter", admin(request(Method::GET, "/admin/jobs?colour=red", Body::empty())), StatusCode::BAD_REQUEST),
-            ("bad queue name to pause", admin(request(Method::POST, "/admin/queues/Bad%20Queue/pause", Body::empty())), StatusCode::UNPROCESSABLE_ENTITY),
-            ("tablo: malformed JSON", request(Method::POST, "/api/tablos", "{"), StatusCode::BAD_REQUEST),
-            ("tablo: empty name", json_request(Method::POST, "/api/tablos", json!({"name": " "})), StatusCode::UNPROCESSABLE_ENTITY),
-            ("upload to an unknown tablo", request(Method::POST, &format!("/api/tablos/{missing}/files"), "x"), StatusCode::NOT_FOUND),
-            ("oversized upload", request(Method::POST, &format!("/api/tablos/{}/files", tablo.id), vec![0u8; 2048]), StatusCode::PAYLOAD_TOO_LARGE),
-            ("tablo id not a UUID", request(Method::GET, "/api/tablos/42/files", Body::empty()), StatusCode::BAD_REQUEST),
-            ("delete an unknown tablo", request(Method::DELETE, &format!("/api/tablos/{missing}"), Body::empty()), StatusCode::NOT_FOUND),
-            ("unknown route", request(Method::GET, "/no/such/route", Body::empty()), StatusCode::NOT_FOUND),
+            (
+                "no token",
+                json_request(Method::POST, "/admin/jobs", json!({"kind": "noop"})),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "wrong token",
+                with_token(
+                    json_request(Method::POST, "/admin/jobs", json!({"kind": "noop"})),
+                    "wrong",
+                ),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "wrong token, longer",
+                with_token(
+                    request(Method::GET, "/admin/jobs", Body::empty()),
+                    &format!("{TOKEN}x"),
+                ),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "wrong token on retry",
+                with_token(
+                    request(
+                        Method::POST,
+                        &format!("/admin/jobs/{}/retry", discarded.id),
+                        Body::empty(),
+                    ),
+                    "nope",
+                ),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "malformed JSON",
+                admin(request(Method::POST, "/admin/jobs", r#"{"kind": "noop""#)),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "unknown kind",
+                admin(json_request(
+                    Method::POST,
+                    "/admin/jobs",
+                    json!({"kind": "send_email"}),
+                )),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "malformed kind",
+                admin(json_request(
+                    Method::POST,
+                    "/admin/jobs",
+                    json!({"kind": "Noop!"}),
+                )),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "bad queue name",
+                admin(json_request(
+                    Method::POST,
+                    "/admin/jobs",
+                    json!({"kind": "noop", "queue": "Bad Queue"}),
+                )),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "priority out of range",
+                admin(json_request(
+                    Method::POST,
+                    "/admin/jobs",
+                    json!({"kind": "noop", "priority": 9}),
+                )),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "field of the wrong type",
+                admin(json_request(
+                    Method::POST,
+                    "/admin/jobs",
+                    json!({"kind": "noop", "max_attempts": "many"}),
+                )),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "unknown field",
+                admin(json_request(
+                    Method::POST,
+                    "/admin/jobs",
+                    json!({"kind": "noop", "colour": "red"}),
+                )),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "oversized body",
+                admin(json_request(
+                    Method::POST,
+                    "/admin/jobs",
+                    json!({"kind": "noop", "args": {"pad": "x".repeat(5000)}}),
+                )),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (
+                "unknown job",
+                admin(request(Method::GET, "/admin/jobs/999999", Body::empty())),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                "retry unknown job",
+                admin(request(
+                    Method::POST,
+                    "/admin/jobs/999999/retry",
+                    Body::empty(),
+                )),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                "cancel unknown job",
+                admin(request(
+                    Method::POST,
+                    "/admin/jobs/999999/cancel",
+                    Body::empty(),
+                )),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                "retry a running job",
+                admin(request(
+                    Method::POST,
+                    &format!("/admin/jobs/{}/retry", running.id),
+                    Body::empty(),
+                )),
+                StatusCode::CONFLICT,
+            ),
+            (
+                "cancel a discarded job",
+                admin(request(
+                    Method::POST,
+                    &format!("/admin/jobs/{}/cancel", discarded.id),
+                    Body::empty(),
+                )),
+                StatusCode::CONFLICT,
+            ),
+            (
+                "job id not a number",
+                admin(request(Method::GET, "/admin/jobs/abc", Body::empty())),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "unknown state filter",
+                admin(request(
+                    Method::GET,
+                    "/admin/jobs?state=stuck",
+                    Body::empty(),
+                )),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "limit not a number",
+                admin(request(
+                    Method::GET,
+                    "/admin/jobs?limit=lots",
+                    Body::empty(),
+                )),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "unknown query parameter",
+                admin(request(
+                    Method::GET,
+                    "/admin/jobs?colour=red",
+                    Body::empty(),
+                )),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "bad queue name to pause",
+                admin(request(
+                    Method::POST,
+                    "/admin/queues/Bad%20Queue/pause",
+                    Body::empty(),
+                )),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "tablo: malformed JSON",
+                request(Method::POST, "/api/tablos", "{"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "tablo: empty name",
+                json_request(Method::POST, "/api/tablos", json!({"name": " "})),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "upload to an unknown tablo",
+                request(Method::POST, &format!("/api/tablos/{missing}/files"), "x"),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                "oversized upload",
+                request(
+                    Method::POST,
+                    &format!("/api/tablos/{}/files", tablo.id),
+                    vec![0u8; 2048],
+                ),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (
+                "tablo id not a UUID",
+                request(Method::GET, "/api/tablos/42/files", Body::empty()),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "delete an unknown tablo",
+                request(
+                    Method::DELETE,
+                    &format!("/api/tablos/{missing}"),
+                    Body::empty(),
+                ),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                "unknown route",
+                request(Method::GET, "/no/such/route", Body::empty()),
+                StatusCode::NOT_FOUND,
+            ),
         ];
         for (what, req, expected) in cases {
             let (status, body) = send(&app, req).await;
             assert_eq!(status, expected, "{what}: {body}");
-            assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: an error message, got {body}");
-            assert_eq!(surfaces::all_jobs(store).await, jobs_before, "{what}: no job changed");
-            assert_eq!(store.tablo_file_list(tablo.id).await.unwrap(), files_before, "{what}: no file changed");
-            assert!(store.tablo_get(tablo.id).await.unwrap().is_some(), "{what}: the tablo is still there");
+            assert!(
+                body["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{what}: an error message, got {body}"
+            );
+            assert_eq!(
+                surfaces::all_jobs(store).await,
+                jobs_before,
+                "{what}: no job changed"
+            );
+            assert_eq!(
+                store.tablo_file_list(tablo.id).await.unwrap(),
+                files_before,
+                "{what}: no file changed"
+            );
+            assert!(
+                store.tablo_get(tablo.id).await.unwrap().is_some(),
+                "{what}: the tablo is still there"
+            );
         }
         assert_eq!(job_state(store, running.id).await, JobState::Running);
         assert_eq!(job_state(store, discarded.id).await, JobState::Discarded);
@@ -321,14 +691,33 @@ mod cases {
         }
         let failed = surfaces::discarded_job(db.store.as_ref(), "exploded").await;
 
-        let (status, first) = send(&app, insert(json!({"kind": "noop", "unique_key": "once"}))).await;
-        assert_eq!((status, &first["inserted"]), (StatusCode::CREATED, &json!(true)));
-        let (status, again) = send(&app, insert(json!({"kind": "noop", "unique_key": "once"}))).await;
-        assert_eq!((status, &again["inserted"]), (StatusCode::CREATED, &json!(false)));
-        assert_eq!(again["id"], first["id"], "the holder of the unique key is returned");
+        let (status, first) =
+            send(&app, insert(json!({"kind": "noop", "unique_key": "once"}))).await;
+        assert_eq!(
+            (status, &first["inserted"]),
+            (StatusCode::CREATED, &json!(true))
+        );
+        let (status, again) =
+            send(&app, insert(json!({"kind": "noop", "unique_key": "once"}))).await;
+        assert_eq!(
+            (status, &again["inserted"]),
+            (StatusCode::CREATED, &json!(false))
+        );
+        assert_eq!(
+            again["id"], first["id"],
+            "the holder of the unique key is returned"
+        );
 
-        let list = |query: &str| request(Method::GET, &format!("/admin/jobs{query}"), Body::empty());
-        let ids_of = |body: &Value| body["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect::<Vec<_>>();
+        let list =
+            |query: &str| request(Method::GET, &format!("/admin/jobs{query}"), Body::empty());
+        let ids_of = |body: &Value| {
+            body["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_i64().unwrap())
+                .collect::<Vec<_>>()
+        };
         let (_, all) = send(&app, list("")).await;
         assert_eq!(ids_of(&all).len(), 6);
         assert!(ids_of(&all).windows(2).all(|w| w[0] > w[1]), "newest first");
@@ -348,38 +737,88 @@ mod cases {
         let page2 = ids_of(&page2);
         assert_eq!([page1.clone(), page2].concat(), ids_of(&all)[..4].to_vec());
 
-        let (status, one) = send(&app, request(Method::GET, &format!("/admin/jobs/{}", ids[1]), Body::empty())).await;
+        let (status, one) = send(
+            &app,
+            request(
+                Method::GET,
+                &format!("/admin/jobs/{}", ids[1]),
+                Body::empty(),
+            ),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!((one["priority"].as_i64(), one["max_attempts"].as_i64()), (Some(2), Some(3)));
+        assert_eq!(
+            (one["priority"].as_i64(), one["max_attempts"].as_i64()),
+            (Some(2), Some(3))
+        );
 
-        let (status, failed_list) = send(&app, request(Method::GET, "/admin/failed", Body::empty())).await;
+        let (status, failed_list) =
+            send(&app, request(Method::GET, "/admin/failed", Body::empty())).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(ids_of(&failed_list), vec![failed.id]);
         assert_eq!(failed_list["jobs"][0]["errors"][0]["error"], "exploded");
 
-        let (status, retried) = send(&app, request(Method::POST, &format!("/admin/jobs/{}/retry", failed.id), Body::empty())).await;
-        assert_eq!((status, retried["state"].as_str()), (StatusCode::OK, Some("available")));
-        let (status, cancelled) = send(&app, request(Method::POST, &format!("/admin/jobs/{}/cancel", ids[3]), Body::empty())).await;
-        assert_eq!((status, cancelled["state"].as_str()), (StatusCode::OK, Some("cancelled")));
+        let (status, retried) = send(
+            &app,
+            request(
+                Method::POST,
+                &format!("/admin/jobs/{}/retry", failed.id),
+                Body::empty(),
+            ),
+        )
+        .await;
+        assert_eq!(
+            (status, retried["state"].as_str()),
+            (StatusCode::OK, Some("available"))
+        );
+        let (status, cancelled) = send(
+            &app,
+            request(
+                Method::POST,
+                &format!("/admin/jobs/{}/cancel", ids[3]),
+                Body::empty(),
+            ),
+        )
+        .await;
+        assert_eq!(
+            (status, cancelled["state"].as_str()),
+            (StatusCode::OK, Some("cancelled"))
+        );
 
         let (status, stats) = send(&app, request(Method::GET, "/admin/stats", Body::empty())).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(stats, serde_json::to_value(db.store.job_counts().await.unwrap()).unwrap());
+        assert_eq!(
+            stats,
+            serde_json::to_value(db.store.job_counts().await.unwrap()).unwrap()
+        );
         let total = stats["total"].as_object().unwrap();
         assert_eq!(total.len(), 7, "every state is present: {stats}");
         assert_eq!(stats["total"]["available"], 5);
         assert_eq!(stats["total"]["cancelled"], 1);
         assert_eq!(stats["queues"]["mail"]["available"], 1);
 
-        let (status, _) = send(&app, request(Method::POST, "/admin/queues/mail/pause", Body::empty())).await;
+        let (status, _) = send(
+            &app,
+            request(Method::POST, "/admin/queues/mail/pause", Body::empty()),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         let (_, queues) = send(&app, request(Method::GET, "/admin/queues", Body::empty())).await;
         let paused = |queues: &Value, name: &str| {
-            queues["queues"].as_array().unwrap().iter().find(|q| q["name"] == name).map(|q| q["paused"].as_bool().unwrap())
+            queues["queues"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|q| q["name"] == name)
+                .map(|q| q["paused"].as_bool().unwrap())
         };
         assert_eq!(paused(&queues, "mail"), Some(true));
         assert_eq!(paused(&queues, "default"), Some(false));
-        let (status, _) = send(&app, request(Method::POST, "/admin/queues/mail/resume", Body::empty())).await;
+        let (status, _) = send(
+            &app,
+            request(Method::POST, "/admin/queues/mail/resume", Body::empty()),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         let (_, queues) = send(&app, request(Method::GET, "/admin/queues", Body::empty())).await;
         assert_eq!(paused(&queues, "mail"), Some(false));
@@ -388,18 +827,49 @@ mod cases {
     pub async fn metrics_report_jobs_by_queue_and_state_and_this_process_counters(db: TestDb) {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()));
         for _ in 0..2 {
-            let (status, _) = send(&app, json_request(Method::POST, "/admin/jobs", json!({"kind": "noop"}))).await;
+            let (status, _) = send(
+                &app,
+                json_request(Method::POST, "/admin/jobs", json!({"kind": "noop"})),
+            )
+            .await;
             assert_eq!(status, StatusCode::CREATED);
         }
         surfaces::insert(db.store.as_ref(), "noop", "mail").await;
         surfaces::discarded_job(db.store.as_ref(), "boom").await;
-        assert_eq!(send(&app, request(Method::GET, "/admin/jobs/424242", Body::empty())).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            send(
+                &app,
+                request(Method::GET, "/admin/jobs/424242", Body::empty())
+            )
+            .await
+            .0,
+            StatusCode::NOT_FOUND
+        );
 
-        let response = app.clone().oneshot(request(Method::GET, "/metrics", Body::empty())).await.unwrap();
+        let response = app
+            .clone()
+            .oneshot(request(Method::GET, "/metrics", Body::empty()))
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_string();
-        assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
-        let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        let content_type = response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            content_type.starts_with("application/openmetrics-text"),
+            "{content_type}"
+        );
+        let text = String::from_utf8(
+            response
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap();
         for line in [
             r#"porter_jobs{queue="default",state="available"} 2"#,
             r#"porter_jobs{queue="default",state="discarded"} 1"#,
@@ -408,7 +878,10 @@ mod cases {
             r#"porter_jobs_inserted_total{queue="default",kind="noop"} 2"#,
             r#"porter_http_errors_total{status="404"} 1"#,
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
         }
         assert!(text.trim_end().ends_with("# EOF"));
     }

@@ -20,19 +20,34 @@ mod cases {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use porter::maintenance::{PeriodicEnqueuer, PeriodicJob, Rescuer, RescuerConfig, RetentionCleaner, RetentionConfig, Schedule};
-    use porter::store::{JobClaimParams, JobInsertParams, JobListParams, PeriodicEnqueueParams, Store};
+    use porter::maintenance::{
+        PeriodicEnqueuer, PeriodicJob, Rescuer, RescuerConfig, RetentionCleaner, RetentionConfig,
+        Schedule,
+    };
+    use porter::store::{
+        JobClaimParams, JobInsertParams, JobListParams, PeriodicEnqueueParams, Store,
+    };
     use porter::{InsertOpts, JobState};
 
     use crate::common::TestDb;
 
     fn every(name: &str, d: Duration) -> PeriodicJob {
-        PeriodicJob { name: name.into(), ..PeriodicJob::new("noop", Schedule::Every(d)) }
+        PeriodicJob {
+            name: name.into(),
+            ..PeriodicJob::new("noop", Schedule::Every(d))
+        }
     }
 
     async fn slots_of(store: &dyn Store, name: &str) -> BTreeMap<i64, usize> {
         let mut slots = BTreeMap::new();
-        for j in store.job_list(JobListParams { limit: Some(10_000), ..Default::default() }).await.unwrap() {
+        for j in store
+            .job_list(JobListParams {
+                limit: Some(10_000),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+        {
             if j.metadata["periodic"] == name {
                 if let Some(slot) = j.metadata["slot"].as_i64() {
                     *slots.entry(slot).or_insert(0) += 1;
@@ -47,9 +62,17 @@ mod cases {
         // for a few one-second slots.
         let mut tasks = Vec::new();
         for i in 0..3 {
-            let store = if i == 0 { db.store.clone() } else { db.reopen().await };
+            let store = if i == 0 {
+                db.store.clone()
+            } else {
+                db.reopen().await
+            };
             tasks.push(tokio::spawn(async move {
-                let mut e = PeriodicEnqueuer::new(store, vec![every("tick", Duration::from_secs(1))], format!("w{i}"));
+                let mut e = PeriodicEnqueuer::new(
+                    store,
+                    vec![every("tick", Duration::from_secs(1))],
+                    format!("w{i}"),
+                );
                 let mut inserted = 0;
                 let end = tokio::time::Instant::now() + Duration::from_millis(3600);
                 while tokio::time::Instant::now() < end {
@@ -64,11 +87,17 @@ mod cases {
             inserted += t.await.unwrap();
         }
         let slots = slots_of(&*db.store, "tick").await;
-        assert!(slots.values().all(|n| *n == 1), "one job per slot: {slots:?}");
+        assert!(
+            slots.values().all(|n| *n == 1),
+            "one job per slot: {slots:?}"
+        );
         assert_eq!(slots.len() as u64, inserted);
         assert!(slots.len() >= 2, "a few slots passed: {slots:?}");
         let keys: Vec<i64> = slots.keys().copied().collect();
-        assert!(keys.windows(2).all(|w| w[1] - w[0] == 1000), "no slot missing: {keys:?}");
+        assert!(
+            keys.windows(2).all(|w| w[1] - w[0] == 1000),
+            "no slot missing: {keys:?}"
+        );
     }
 
     pub async fn periodic_schedule_survives_restarts(db: TestDb) {
@@ -77,14 +106,24 @@ mod cases {
         let now = db.store.now().await.unwrap().timestamp_millis();
         let step = week.as_millis() as i64;
         let prev = (now.div_euclid(step) - 1) * step;
-        let job = JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default()).unwrap();
-        db.store.periodic_enqueue(PeriodicEnqueueParams { name: "weekly".into(), slot: prev, insert_if_new: false, job }).await.unwrap();
+        let job =
+            JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default()).unwrap();
+        db.store
+            .periodic_enqueue(PeriodicEnqueueParams {
+                name: "weekly".into(),
+                slot: prev,
+                insert_if_new: false,
+                job,
+            })
+            .await
+            .unwrap();
         // Workers restart every few minutes: each fresh enqueuer has no memory, and together
         // they run the due weekly slot exactly once.
         let mut inserted = 0;
         for i in 0..4 {
             let store = db.reopen().await;
-            let mut e = PeriodicEnqueuer::new(store, vec![every("weekly", week)], format!("restart-{i}"));
+            let mut e =
+                PeriodicEnqueuer::new(store, vec![every("weekly", week)], format!("restart-{i}"));
             inserted += e.run_once().await.unwrap();
         }
         assert_eq!(inserted, 1);
@@ -92,12 +131,24 @@ mod cases {
     }
 
     pub async fn periodic_missed_slots_run_once(db: TestDb) {
-        let mut e = PeriodicEnqueuer::new(db.store.clone(), vec![every("minutely", Duration::from_secs(60))], "w".into());
-        assert_eq!(e.run_once().await.unwrap(), 0, "first sight records the slot, runs nothing");
+        let mut e = PeriodicEnqueuer::new(
+            db.store.clone(),
+            vec![every("minutely", Duration::from_secs(60))],
+            "w".into(),
+        );
+        assert_eq!(
+            e.run_once().await.unwrap(),
+            0,
+            "first sight records the slot, runs nothing"
+        );
         // Everything was down for ten slots.
         let now = db.store.now().await.unwrap().timestamp_millis();
         rewind(&db, "minutely", now - 10 * 60_000).await;
-        let mut fresh = PeriodicEnqueuer::new(db.reopen().await, vec![every("minutely", Duration::from_secs(60))], "w2".into());
+        let mut fresh = PeriodicEnqueuer::new(
+            db.reopen().await,
+            vec![every("minutely", Duration::from_secs(60))],
+            "w2".into(),
+        );
         assert_eq!(fresh.run_once().await.unwrap(), 1, "one job, not ten");
         assert_eq!(fresh.run_once().await.unwrap(), 0);
     }
@@ -108,18 +159,30 @@ mod cases {
             Some(path) => {
                 let c = rusqlite::Connection::open(path).unwrap();
                 c.busy_timeout(Duration::from_secs(5)).unwrap();
-                c.execute("UPDATE porter_periodic SET last_slot = ?1 WHERE name = ?2", rusqlite::params![slot, name]).unwrap();
+                c.execute(
+                    "UPDATE porter_periodic SET last_slot = ?1 WHERE name = ?2",
+                    rusqlite::params![slot, name],
+                )
+                .unwrap();
             }
             None => {
                 use sqlx::Connection;
                 let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-                sqlx::query("UPDATE porter_periodic SET last_slot = $1 WHERE name = $2").bind(slot).bind(name).execute(&mut c).await.unwrap();
+                sqlx::query("UPDATE porter_periodic SET last_slot = $1 WHERE name = $2")
+                    .bind(slot)
+                    .bind(name)
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
             }
         }
     }
 
     pub async fn periodic_cron_schedule(db: TestDb) {
-        let job = PeriodicJob { name: "cron".into(), ..PeriodicJob::new("noop", Schedule::cron("* * * * * *").unwrap()) };
+        let job = PeriodicJob {
+            name: "cron".into(),
+            ..PeriodicJob::new("noop", Schedule::cron("* * * * * *").unwrap())
+        };
         let mut e = PeriodicEnqueuer::new(db.store.clone(), vec![job], "w".into());
         let mut inserted = 0;
         let end = tokio::time::Instant::now() + Duration::from_millis(2600);
@@ -129,12 +192,19 @@ mod cases {
         }
         let slots = slots_of(&*db.store, "cron").await;
         assert!(inserted >= 1 && slots.len() as u64 == inserted);
-        assert!(slots.keys().all(|s| s % 1000 == 0), "cron slots fall on whole seconds");
+        assert!(
+            slots.keys().all(|s| s % 1000 == 0),
+            "cron slots fall on whole seconds"
+        );
     }
 
     pub async fn periodic_run_on_start(db: TestDb) {
         let job = every("hb", Duration::from_secs(3600)).run_on_start(true);
-        let e = PeriodicEnqueuer::new(db.store.clone(), vec![job, every("quiet", Duration::from_secs(3600))], "w".into());
+        let e = PeriodicEnqueuer::new(
+            db.store.clone(),
+            vec![job, every("quiet", Duration::from_secs(3600))],
+            "w".into(),
+        );
         assert_eq!(e.run_start_jobs().await.unwrap(), 1);
         let jobs = db.store.job_list(JobListParams::default()).await.unwrap();
         assert_eq!(jobs.len(), 1);
@@ -143,30 +213,106 @@ mod cases {
 
     pub async fn rescuer_returns_a_lost_workers_jobs(db: TestDb) {
         let s = &*db.store;
-        s.job_insert_many((0..3).map(|_| JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default()).unwrap()).collect()).await.unwrap();
+        s.job_insert_many(
+            (0..3)
+                .map(|_| {
+                    JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default())
+                        .unwrap()
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
         s.worker_heartbeat("crashed", "host", 1).await.unwrap();
-        let claimed = s.job_claim(JobClaimParams { queue: "default".into(), kinds: vec!["noop".into()], limit: 3, worker_id: "crashed".into() }).await.unwrap();
-        let rescuer = Rescuer::new(db.store.clone(), RescuerConfig { lease: Duration::from_millis(500), interval: Duration::from_millis(100), stuck_after: vec![], batch: 2 });
-        assert_eq!(rescuer.run_once().await.unwrap().retried, 0, "within the lease");
+        let claimed = s
+            .job_claim(JobClaimParams {
+                queue: "default".into(),
+                kinds: vec!["noop".into()],
+                limit: 3,
+                worker_id: "crashed".into(),
+            })
+            .await
+            .unwrap();
+        let rescuer = Rescuer::new(
+            db.store.clone(),
+            RescuerConfig {
+                lease: Duration::from_millis(500),
+                interval: Duration::from_millis(100),
+                stuck_after: vec![],
+                batch: 2,
+            },
+        );
+        assert_eq!(
+            rescuer.run_once().await.unwrap().retried,
+            0,
+            "within the lease"
+        );
         tokio::time::sleep(Duration::from_millis(700)).await;
-        assert_eq!(rescuer.run_once().await.unwrap().retried, 2, "bounded batch");
+        assert_eq!(
+            rescuer.run_once().await.unwrap().retried,
+            2,
+            "bounded batch"
+        );
         assert_eq!(rescuer.run_once().await.unwrap().retried, 1);
         for c in claimed {
-            assert_eq!(s.job_complete_many(vec![c.fence()]).await.unwrap(), vec![false], "the crashed worker's late write is fenced");
+            assert_eq!(
+                s.job_complete_many(vec![c.fence()]).await.unwrap(),
+                vec![false],
+                "the crashed worker's late write is fenced"
+            );
         }
         assert_eq!(s.job_counts().await.unwrap().total[&JobState::Retryable], 3);
     }
 
     pub async fn retention_cleaner_deletes_in_batches(db: TestDb) {
         let s: Arc<dyn Store> = db.store.clone();
-        s.job_insert_many((0..25).map(|_| JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default()).unwrap()).collect()).await.unwrap();
-        let claimed = s.job_claim(JobClaimParams { queue: "default".into(), kinds: vec!["noop".into()], limit: 20, worker_id: "w".into() }).await.unwrap();
-        s.job_complete_many(claimed.iter().map(|j| j.fence()).collect()).await.unwrap();
+        s.job_insert_many(
+            (0..25)
+                .map(|_| {
+                    JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default())
+                        .unwrap()
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+        let claimed = s
+            .job_claim(JobClaimParams {
+                queue: "default".into(),
+                kinds: vec!["noop".into()],
+                limit: 20,
+                worker_id: "w".into(),
+            })
+            .await
+            .unwrap();
+        s.job_complete_many(claimed.iter().map(|j| j.fence()).collect())
+            .await
+            .unwrap();
         let keep = RetentionCleaner::new(s.clone(), RetentionConfig::default());
-        assert_eq!(keep.run_once().await.unwrap(), 0, "a day's retention keeps fresh jobs");
-        let cfg = RetentionConfig { completed: Duration::ZERO, cancelled: Duration::ZERO, discarded: Duration::ZERO, batch: 7, ..RetentionConfig::default() };
+        assert_eq!(
+            keep.run_once().await.unwrap(),
+            0,
+            "a day's retention keeps fresh jobs"
+        );
+        let cfg = RetentionConfig {
+            completed: Duration::ZERO,
+            cancelled: Duration::ZERO,
+            discarded: Duration::ZERO,
+            batch: 7,
+            ..RetentionConfig::default()
+        };
         tokio::time::sleep(Duration::from_millis(10)).await;
-        assert_eq!(RetentionCleaner::new(s.clone(), cfg).run_once().await.unwrap(), 20);
-        assert_eq!(s.job_counts().await.unwrap().total[&JobState::Available], 5, "unfinished untouched");
+        assert_eq!(
+            RetentionCleaner::new(s.clone(), cfg)
+                .run_once()
+                .await
+                .unwrap(),
+            20
+        );
+        assert_eq!(
+            s.job_counts().await.unwrap().total[&JobState::Available],
+            5,
+            "unfinished untouched"
+        );
     }
 }

@@ -39,7 +39,10 @@ mod cases {
                 .spawn()
                 .expect("start porter worker");
             let log = Arc::new(Mutex::new(Vec::new()));
-            for out in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+            for out in [
+                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+                Box::new(child.stderr.take().unwrap()),
+            ] {
                 let log = log.clone();
                 std::thread::spawn(move || {
                     for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -59,7 +62,12 @@ mod cases {
         }
 
         pub fn signal(&self, sig: &str) {
-            let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap().success();
+            let ok = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(self.child.id().to_string())
+                .status()
+                .unwrap()
+                .success();
             assert!(ok, "kill -{sig}");
         }
 
@@ -70,7 +78,10 @@ mod cases {
                     tokio::time::sleep(Duration::from_millis(50)).await; // let the readers drain
                     return (status, self.log.lock().unwrap().clone());
                 }
-                assert!(tokio::time::Instant::now() < deadline, "worker did not exit");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "worker did not exit"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -84,7 +95,12 @@ mod cases {
     }
 
     async fn sleep_job(client: &Client, ms: u64) -> i64 {
-        client.insert(&porter::jobs::Sleep { ms }, None).await.unwrap().job.id
+        client
+            .insert(&porter::jobs::Sleep { ms }, None)
+            .await
+            .unwrap()
+            .job
+            .id
     }
 
     async fn state(store: &dyn Store, id: i64) -> porter::JobRow {
@@ -93,7 +109,16 @@ mod cases {
 
     pub async fn sigterm_lets_short_jobs_finish_and_retries_long_ones(db: TestDb) {
         let client = Client::new(db.store.clone());
-        let w = Worker::start(&db.url, &["--queues", "default=10", "--shutdown-timeout", "1500ms", "--no-periodic"]);
+        let w = Worker::start(
+            &db.url,
+            &[
+                "--queues",
+                "default=10",
+                "--shutdown-timeout",
+                "1500ms",
+                "--no-periodic",
+            ],
+        );
         w.ready().await;
         let short: Vec<i64> = futures_ids(&client, 3, 700).await;
         let long: Vec<i64> = futures_ids(&client, 2, 120_000).await;
@@ -103,7 +128,11 @@ mod cases {
         .await;
         w.signal("TERM");
         let (status, log) = w.wait().await;
-        assert!(status.success(), "exit 0 after SIGTERM: {status:?}\n{}", log.join("\n"));
+        assert!(
+            status.success(),
+            "exit 0 after SIGTERM: {status:?}\n{}",
+            log.join("\n")
+        );
         let text = log.join("\n");
         for line in ["worker ready", "shutting down", "shutdown complete"] {
             assert!(text.contains(line), "log has {line:?}:\n{text}");
@@ -116,8 +145,14 @@ mod cases {
             assert_eq!((row.state, row.attempt), (JobState::Retryable, 1));
             assert_eq!(row.errors.last().unwrap().error, "worker shut down");
         }
-        assert_eq!(db.store.job_counts().await.unwrap().total[&JobState::Running], 0);
-        assert!(db.store.worker_list().await.unwrap().is_empty(), "the worker deregistered");
+        assert_eq!(
+            db.store.job_counts().await.unwrap().total[&JobState::Running],
+            0
+        );
+        assert!(
+            db.store.worker_list().await.unwrap().is_empty(),
+            "the worker deregistered"
+        );
     }
 
     async fn futures_ids(client: &Client, n: usize, ms: u64) -> Vec<i64> {
@@ -139,16 +174,33 @@ mod cases {
             .env("DATABASE_URL", &db.url)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let id: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("enqueue prints the id");
-        eventually("the job runs", || async { state(&*db.store, id).await.state == JobState::Completed }).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id: i64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("enqueue prints the id");
+        eventually("the job runs", || async {
+            state(&*db.store, id).await.state == JobState::Completed
+        })
+        .await;
         w.signal("TERM");
         assert!(w.wait().await.0.success());
     }
 
     async fn heartbeat_slots(store: &dyn Store) -> BTreeMap<i64, usize> {
         let mut slots = BTreeMap::new();
-        let jobs = store.job_list(JobListParams { kind: Some("heartbeat".into()), limit: Some(10_000), ..Default::default() }).await.unwrap();
+        let jobs = store
+            .job_list(JobListParams {
+                kind: Some("heartbeat".into()),
+                limit: Some(10_000),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         for j in jobs {
             if let Some(slot) = j.metadata["slot"].as_i64() {
                 *slots.entry(slot).or_insert(0) += 1;
@@ -163,7 +215,10 @@ mod cases {
         for w in &workers {
             w.ready().await;
         }
-        eventually("five heartbeat slots", || async { heartbeat_slots(&*db.store).await.len() >= 5 }).await;
+        eventually("five heartbeat slots", || async {
+            heartbeat_slots(&*db.store).await.len() >= 5
+        })
+        .await;
         for w in &workers {
             w.signal("TERM");
         }
@@ -171,13 +226,25 @@ mod cases {
         for w in workers {
             let (status, log) = w.wait().await;
             assert!(status.success());
-            beats += log.iter().filter(|l| l.contains("worker heartbeat")).count();
+            beats += log
+                .iter()
+                .filter(|l| l.contains("worker heartbeat"))
+                .count();
         }
         let slots = heartbeat_slots(&*db.store).await;
-        assert!(slots.values().all(|n| *n == 1), "exactly one job per slot: {slots:?}");
+        assert!(
+            slots.values().all(|n| *n == 1),
+            "exactly one job per slot: {slots:?}"
+        );
         let keys: Vec<i64> = slots.keys().copied().collect();
-        assert!(keys.windows(2).all(|w| w[1] - w[0] == 1000), "no slot missing: {keys:?}");
-        assert!(beats >= 3, "heartbeats were logged (3 on start plus the slots'): {beats}");
+        assert!(
+            keys.windows(2).all(|w| w[1] - w[0] == 1000),
+            "no slot missing: {keys:?}"
+        );
+        assert!(
+            beats >= 3,
+            "heartbeats were logged (3 on start plus the slots'): {beats}"
+        );
         let c = db.store.job_counts().await.unwrap().total;
         assert_eq!(c[&JobState::Running], 0);
     }
@@ -189,8 +256,18 @@ mod cases {
         victim.ready().await;
         let mut ids = Vec::new();
         for _ in 0..6 {
-            let opts = InsertOpts { max_attempts: Some(3), ..Default::default() };
-            ids.push(client.insert(&porter::jobs::Sleep { ms: 1500 }, Some(opts)).await.unwrap().job.id);
+            let opts = InsertOpts {
+                max_attempts: Some(3),
+                ..Default::default()
+            };
+            ids.push(
+                client
+                    .insert(&porter::jobs::Sleep { ms: 1500 }, Some(opts))
+                    .await
+                    .unwrap()
+                    .job
+                    .id,
+            );
         }
         eventually("the victim runs all six", || async {
             db.store.job_counts().await.unwrap().total[&JobState::Running] == 6
@@ -209,13 +286,29 @@ mod cases {
         for id in &ids {
             let row = state(&*db.store, *id).await;
             assert_eq!(row.attempt, 2, "run once more, no more");
-            assert_eq!(row.errors.iter().map(|e| e.error.as_str()).collect::<Vec<_>>(), vec!["worker lost"]);
+            assert_eq!(
+                row.errors
+                    .iter()
+                    .map(|e| e.error.as_str())
+                    .collect::<Vec<_>>(),
+                vec!["worker lost"]
+            );
             // Rescue time on the database clock: about the lease, far below River's hour.
             let rescued_after = (row.errors[0].at - killed_at).num_milliseconds();
-            assert!(rescued_after < 2_000 * 4, "rescued {rescued_after} ms after the kill, lease 2 s");
+            assert!(
+                rescued_after < 2_000 * 4,
+                "rescued {rescued_after} ms after the kill, lease 2 s"
+            );
         }
         let c = db.store.job_counts().await.unwrap().total;
-        assert_eq!((c[&JobState::Running], c[&JobState::Available], c[&JobState::Retryable]), (0, 0, 0));
+        assert_eq!(
+            (
+                c[&JobState::Running],
+                c[&JobState::Available],
+                c[&JobState::Retryable]
+            ),
+            (0, 0, 0)
+        );
         rescuer.signal("TERM");
         assert!(rescuer.wait().await.0.success());
     }

@@ -21,7 +21,10 @@ fn registry_refuses_two_workers_for_one_kind() {
 #[test]
 fn queue_specs_parse_and_refuse_bad_input() {
     use porter::runtime::parse_queues;
-    assert_eq!(parse_queues("default=100,critical=10").unwrap(), vec![("default".into(), 100), ("critical".into(), 10)]);
+    assert_eq!(
+        parse_queues("default=100,critical=10").unwrap(),
+        vec![("default".into(), 100), ("critical".into(), 10)]
+    );
     assert_eq!(parse_queues("mail").unwrap(), vec![("mail".into(), 100)]);
     for bad in ["", "Bad=1", "a=0", "a=x", "a=1,a=2", "a b=3"] {
         assert!(parse_queues(bad).is_err(), "{bad:?} refused");
@@ -39,7 +42,6 @@ mod cases {
     use serde::{Deserialize, Serialize};
 
     use crate::common::{eventually, TestDb};
-
 
     #[derive(Serialize, Deserialize, Clone)]
     pub struct Count {
@@ -99,7 +101,11 @@ mod cases {
             }
         }
         fn timeout(&self, job: &Job<Behave>) -> Duration {
-            if job.args.what == "hang" { Duration::from_millis(200) } else { Duration::from_secs(60) }
+            if job.args.what == "hang" {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_secs(60)
+            }
         }
         fn next_retry(&self, _job: &Job<Behave>) -> Duration {
             Duration::ZERO
@@ -140,8 +146,16 @@ mod cases {
     }
 
     async fn behave(client: &Client, what: &str, max_attempts: i32) -> i64 {
-        let opts = InsertOpts { max_attempts: Some(max_attempts), ..Default::default() };
-        client.insert(&Behave { what: what.into() }, Some(opts)).await.unwrap().job.id
+        let opts = InsertOpts {
+            max_attempts: Some(max_attempts),
+            ..Default::default()
+        };
+        client
+            .insert(&Behave { what: what.into() }, Some(opts))
+            .await
+            .unwrap()
+            .job
+            .id
     }
 
     async fn wait_state(store: &dyn Store, id: i64, state: JobState) -> porter::JobRow {
@@ -151,7 +165,10 @@ mod cases {
             if row.state == state {
                 return row;
             }
-            assert!(tokio::time::Instant::now() < deadline, "job {id} never reached {state}: {row:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {id} never reached {state}: {row:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -159,8 +176,14 @@ mod cases {
     pub async fn thousands_of_jobs_each_run_once(db: TestDb) {
         let client = Client::new(db.store.clone());
         let args: Vec<Count> = (0..3000).map(|n| Count { n }).collect();
-        client.insert_many(args.iter().map(|a| (a, None))).await.unwrap();
-        let worker = CountWorker { hold: Duration::from_millis(1), ..Default::default() };
+        client
+            .insert_many(args.iter().map(|a| (a, None)))
+            .await
+            .unwrap();
+        let worker = CountWorker {
+            hold: Duration::from_millis(1),
+            ..Default::default()
+        };
         let mut workers = Workers::new();
         workers.add(worker.clone()).unwrap();
         let rt = start(db.store.clone(), workers, config(&[("default", 50)]));
@@ -180,22 +203,44 @@ mod cases {
     pub async fn retries_until_discarded_with_history(db: TestDb) {
         let client = Client::new(db.store.clone());
         let id = behave(&client, "fail", 3).await;
-        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let rt = start(
+            db.store.clone(),
+            behave_workers(),
+            config(&[("default", 5)]),
+        );
         let row = wait_state(&*db.store, id, JobState::Discarded).await;
         rt.stop().await;
         assert_eq!(row.attempt, 3);
-        let errs: Vec<_> = row.errors.iter().map(|e| (e.attempt, e.error.as_str())).collect();
-        assert_eq!(errs, vec![(1, "failure #1"), (2, "failure #2"), (3, "failure #3")]);
+        let errs: Vec<_> = row
+            .errors
+            .iter()
+            .map(|e| (e.attempt, e.error.as_str()))
+            .collect();
+        assert_eq!(
+            errs,
+            vec![(1, "failure #1"), (2, "failure #2"), (3, "failure #3")]
+        );
     }
 
     pub async fn panic_is_recorded_and_worker_keeps_going(db: TestDb) {
         let client = Client::new(db.store.clone());
         let bad = behave(&client, "panic", 1).await;
-        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let rt = start(
+            db.store.clone(),
+            behave_workers(),
+            config(&[("default", 5)]),
+        );
         let row = wait_state(&*db.store, bad, JobState::Discarded).await;
         let err = &row.errors[0];
         assert_eq!(err.error, "panic: kaboom in attempt 1");
-        assert!(err.trace.as_deref().unwrap_or("").contains("tests/runtime.rs"), "trace names the panic's location: {:?}", err.trace);
+        assert!(
+            err.trace
+                .as_deref()
+                .unwrap_or("")
+                .contains("tests/runtime.rs"),
+            "trace names the panic's location: {:?}",
+            err.trace
+        );
         let good = behave(&client, "ok", 1).await;
         wait_state(&*db.store, good, JobState::Completed).await;
         rt.stop().await;
@@ -204,7 +249,11 @@ mod cases {
     pub async fn timeout_fails_the_attempt(db: TestDb) {
         let client = Client::new(db.store.clone());
         let id = behave(&client, "hang", 1).await;
-        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let rt = start(
+            db.store.clone(),
+            behave_workers(),
+            config(&[("default", 5)]),
+        );
         let row = wait_state(&*db.store, id, JobState::Discarded).await;
         rt.stop().await;
         assert_eq!(row.errors[0].error, "job timed out after 200ms");
@@ -213,39 +262,89 @@ mod cases {
     pub async fn snooze_then_complete(db: TestDb) {
         let client = Client::new(db.store.clone());
         let id = behave(&client, "snooze_once", 1).await;
-        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let rt = start(
+            db.store.clone(),
+            behave_workers(),
+            config(&[("default", 5)]),
+        );
         let row = wait_state(&*db.store, id, JobState::Completed).await;
         rt.stop().await;
-        assert_eq!((row.attempt, row.max_attempts, row.errors.len()), (2, 2, 0), "the snooze used no attempt");
+        assert_eq!(
+            (row.attempt, row.max_attempts, row.errors.len()),
+            (2, 2, 0),
+            "the snooze used no attempt"
+        );
     }
 
     pub async fn job_cancels_or_discards_itself(db: TestDb) {
         let client = Client::new(db.store.clone());
         let c = behave(&client, "cancel", 5).await;
         let d = behave(&client, "discard", 5).await;
-        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let rt = start(
+            db.store.clone(),
+            behave_workers(),
+            config(&[("default", 5)]),
+        );
         let cancelled = wait_state(&*db.store, c, JobState::Cancelled).await;
         let discarded = wait_state(&*db.store, d, JobState::Discarded).await;
         rt.stop().await;
-        assert_eq!((cancelled.attempt, cancelled.errors[0].error.as_str()), (1, "not needed any more"));
-        assert_eq!((discarded.attempt, discarded.errors[0].error.as_str()), (1, "can never work"));
+        assert_eq!(
+            (cancelled.attempt, cancelled.errors[0].error.as_str()),
+            (1, "not needed any more")
+        );
+        assert_eq!(
+            (discarded.attempt, discarded.errors[0].error.as_str()),
+            (1, "can never work")
+        );
     }
 
     pub async fn undecodable_args_are_discarded_at_once(db: TestDb) {
         let client = Client::new(db.store.clone());
-        let id = client.insert_raw("behave", serde_json::json!({"wat": 1}), InsertOpts::default()).await.unwrap().job.id;
-        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let id = client
+            .insert_raw(
+                "behave",
+                serde_json::json!({"wat": 1}),
+                InsertOpts::default(),
+            )
+            .await
+            .unwrap()
+            .job
+            .id;
+        let rt = start(
+            db.store.clone(),
+            behave_workers(),
+            config(&[("default", 5)]),
+        );
         let row = wait_state(&*db.store, id, JobState::Discarded).await;
         rt.stop().await;
         assert_eq!(row.attempt, 1, "25 attempts allowed, one used");
-        assert!(row.errors[0].error.contains("args cannot be decoded for kind behave"), "{}", row.errors[0].error);
+        assert!(
+            row.errors[0]
+                .error
+                .contains("args cannot be decoded for kind behave"),
+            "{}",
+            row.errors[0].error
+        );
     }
 
     pub async fn kinds_without_a_worker_are_never_claimed(db: TestDb) {
         let client = Client::new(db.store.clone());
-        let other = client.insert_raw("someone_elses", serde_json::json!({}), InsertOpts::default()).await.unwrap().job.id;
+        let other = client
+            .insert_raw(
+                "someone_elses",
+                serde_json::json!({}),
+                InsertOpts::default(),
+            )
+            .await
+            .unwrap()
+            .job
+            .id;
         let mine = behave(&client, "ok", 1).await;
-        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let rt = start(
+            db.store.clone(),
+            behave_workers(),
+            config(&[("default", 5)]),
+        );
         wait_state(&*db.store, mine, JobState::Completed).await;
         rt.stop().await;
         let row = db.store.job_get(other).await.unwrap().unwrap();
@@ -255,25 +354,54 @@ mod cases {
     pub async fn queue_concurrency_is_a_ceiling(db: TestDb) {
         let client = Client::new(db.store.clone());
         let args: Vec<Count> = (0..24).map(|n| Count { n }).collect();
-        let opts = || Some(InsertOpts { queue: Some("narrow".into()), ..Default::default() });
-        client.insert_many(args.iter().map(|a| (a, opts()))).await.unwrap();
-        let worker = CountWorker { hold: Duration::from_millis(30), ..Default::default() };
+        let opts = || {
+            Some(InsertOpts {
+                queue: Some("narrow".into()),
+                ..Default::default()
+            })
+        };
+        client
+            .insert_many(args.iter().map(|a| (a, opts())))
+            .await
+            .unwrap();
+        let worker = CountWorker {
+            hold: Duration::from_millis(30),
+            ..Default::default()
+        };
         let mut workers = Workers::new();
         workers.add(worker.clone()).unwrap();
-        let rt = start(db.store.clone(), workers, config(&[("narrow", 3), ("default", 10)]));
-        eventually("24 completed", || async { db.store.job_counts().await.unwrap().total[&JobState::Completed] == 24 }).await;
+        let rt = start(
+            db.store.clone(),
+            workers,
+            config(&[("narrow", 3), ("default", 10)]),
+        );
+        eventually("24 completed", || async {
+            db.store.job_counts().await.unwrap().total[&JobState::Completed] == 24
+        })
+        .await;
         rt.stop().await;
-        assert_eq!(worker.peak.load(Ordering::SeqCst), 3, "never more than the queue's 3 at once, and it got there");
+        assert_eq!(
+            worker.peak.load(Ordering::SeqCst),
+            3,
+            "never more than the queue's 3 at once, and it got there"
+        );
     }
 
     pub async fn paused_queue_waits_for_resume(db: TestDb) {
         let client = Client::new(db.store.clone());
         db.store.queue_pause("default").await.unwrap();
         let id = behave(&client, "ok", 1).await;
-        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 5)]));
+        let rt = start(
+            db.store.clone(),
+            behave_workers(),
+            config(&[("default", 5)]),
+        );
         // Give the producer several polls to (wrongly) claim it.
         tokio::time::sleep(Duration::from_millis(700)).await;
-        assert_eq!(db.store.job_get(id).await.unwrap().unwrap().state, JobState::Available);
+        assert_eq!(
+            db.store.job_get(id).await.unwrap().unwrap().state,
+            JobState::Available
+        );
         db.store.queue_resume("default").await.unwrap();
         wait_state(&*db.store, id, JobState::Completed).await;
         rt.stop().await;
@@ -293,8 +421,18 @@ mod cases {
 
     pub async fn shutdown_lets_short_jobs_finish_and_retries_long_ones(db: TestDb) {
         let client = Client::new(db.store.clone());
-        let short = client.insert(&porter::jobs::Sleep { ms: 150 }, None).await.unwrap().job.id;
-        let long = client.insert(&porter::jobs::Sleep { ms: 60_000 }, None).await.unwrap().job.id;
+        let short = client
+            .insert(&porter::jobs::Sleep { ms: 150 }, None)
+            .await
+            .unwrap()
+            .job
+            .id;
+        let long = client
+            .insert(&porter::jobs::Sleep { ms: 60_000 }, None)
+            .await
+            .unwrap()
+            .job
+            .id;
         let mut workers = Workers::new();
         porter::jobs::add_builtin_workers(&mut workers).unwrap();
         let mut cfg = config(&[("default", 5)]);
@@ -303,10 +441,22 @@ mod cases {
         wait_state(&*db.store, long, JobState::Running).await;
         let report = rt.stop().await;
         assert_eq!(report.cancelled_at_shutdown, 1);
-        assert_eq!(db.store.job_get(short).await.unwrap().unwrap().state, JobState::Completed);
+        assert_eq!(
+            db.store.job_get(short).await.unwrap().unwrap().state,
+            JobState::Completed
+        );
         let l = db.store.job_get(long).await.unwrap().unwrap();
-        assert_eq!((l.state, l.attempt, l.errors[0].error.as_str()), (JobState::Retryable, 1, "worker shut down"));
-        assert_eq!(db.store.job_counts().await.unwrap().total[&JobState::Running], 0);
-        assert!(db.store.worker_list().await.unwrap().is_empty(), "deregistered");
+        assert_eq!(
+            (l.state, l.attempt, l.errors[0].error.as_str()),
+            (JobState::Retryable, 1, "worker shut down")
+        );
+        assert_eq!(
+            db.store.job_counts().await.unwrap().total[&JobState::Running],
+            0
+        );
+        assert!(
+            db.store.worker_list().await.unwrap().is_empty(),
+            "deregistered"
+        );
     }
 }

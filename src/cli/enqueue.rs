@@ -57,7 +57,8 @@ pub struct EnqueueArgs {
 }
 
 fn parse_json(text: &str) -> Result<serde_json::Value, String> {
-    serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e}); quote it for the shell: '{{\"ms\": 100}}'"))
+    serde_json::from_str(text)
+        .map_err(|e| format!("not valid JSON ({e}); quote it for the shell: '{{\"ms\": 100}}'"))
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -92,13 +93,22 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
         unique_key: a.unique_key.clone(),
         metadata: None,
     };
-    let params = JobInsertParams::new(&a.kind, a.args.unwrap_or_else(|| serde_json::json!({})), opts)?;
+    let params = JobInsertParams::new(
+        &a.kind,
+        a.args.unwrap_or_else(|| serde_json::json!({})),
+        opts,
+    )?;
     let store = open_store(g).await?;
-    let results = store.job_insert_many(vec![params; a.count as usize]).await?;
+    let results = store
+        .job_insert_many(vec![params; a.count as usize])
+        .await?;
     let mut text = String::new();
     for r in &results {
         if !r.inserted {
-            tracing::warn!(job_id = r.job.id, "an unfinished job already holds this unique key; nothing was inserted");
+            tracing::warn!(
+                job_id = r.job.id,
+                "an unfinished job already holds this unique key; nothing was inserted"
+            );
         }
         if a.json {
             text.push_str(&serde_json::to_string(&r.job)?);

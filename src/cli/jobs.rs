@@ -97,13 +97,19 @@ fn jobs_table(jobs: &[JobRow], columns: &[Column]) -> String {
 }
 
 fn last_error(job: &JobRow) -> String {
-    job.last_error().map(|e| output::one_line(&e.error, ERROR_WIDTH)).unwrap_or_else(|| "-".to_string())
+    job.last_error()
+        .map(|e| output::one_line(&e.error, ERROR_WIDTH))
+        .unwrap_or_else(|| "-".to_string())
 }
 
 pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> {
     match cmd {
         JobsCommand::List(a) => {
-            let mut params = JobListParams { states: a.states, limit: a.limit, ..Default::default() };
+            let mut params = JobListParams {
+                states: a.states,
+                limit: a.limit,
+                ..Default::default()
+            };
             if let Some(kind) = a.kind {
                 validate_name("kind", &kind)?;
                 params.kind = Some(kind);
@@ -132,7 +138,10 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
         }
         JobsCommand::Show { id, json } => {
             let store = open_store(g).await?;
-            let job = store.job_get(id).await?.ok_or_else(|| Error::not_found("job", id))?;
+            let job = store
+                .job_get(id)
+                .await?
+                .ok_or_else(|| Error::not_found("job", id))?;
             if json {
                 return output::print_json(&job);
             }
@@ -141,7 +150,10 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
         JobsCommand::Retry { id } => {
             let store = open_store(g).await?;
             let job = store.job_retry(id).await?;
-            output::print(&format!("job {} is {} (attempt {} of {} so far)\n", job.id, job.state, job.attempt, job.max_attempts))
+            output::print(&format!(
+                "job {} is {} (attempt {} of {} so far)\n",
+                job.id, job.state, job.attempt, job.max_attempts
+            ))
         }
         JobsCommand::Cancel { id } => {
             let store = open_store(g).await?;
@@ -153,7 +165,10 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
 
 /// The human view of one job.
 fn show(job: &JobRow) -> String {
-    let opt = |v: &Option<String>| v.as_deref().map_or_else(|| "-".to_string(), output::printable);
+    let opt = |v: &Option<String>| {
+        v.as_deref()
+            .map_or_else(|| "-".to_string(), output::printable)
+    };
     let mut text = format!(
         "id:           {}\nkind:         {}\nqueue:        {}\nstate:        {}\npriority:     {}\n\
          attempts:     {} of {}\ncreated:      {}\nscheduled:    {}\nattempted:    {}\nfinalized:    {}\n\
@@ -180,7 +195,11 @@ fn show(job: &JobRow) -> String {
         text.push_str("errors:\n");
         for e in &job.errors {
             let error = output::printable(&e.error);
-            text.push_str(&format!("  attempt {} at {}: {error}\n", e.attempt, output::time(Some(e.at))));
+            text.push_str(&format!(
+                "  attempt {} at {}: {error}\n",
+                e.attempt,
+                output::time(Some(e.at))
+            ));
             if let Some(trace) = &e.trace {
                 for line in trace.lines() {
                     text.push_str(&format!("      {}\n", output::printable(line)));
@@ -194,7 +213,11 @@ fn show(job: &JobRow) -> String {
 pub(super) async fn failed(g: &GlobalArgs, a: FailedArgs) -> anyhow::Result<()> {
     let store = open_store(g).await?;
     let jobs = store
-        .job_list(JobListParams { states: vec![JobState::Discarded], limit: a.limit, ..Default::default() })
+        .job_list(JobListParams {
+            states: vec![JobState::Discarded],
+            limit: a.limit,
+            ..Default::default()
+        })
         .await?;
     if a.json {
         return output::print_json(&json!({ "jobs": jobs }));
@@ -202,5 +225,11 @@ pub(super) async fn failed(g: &GlobalArgs, a: FailedArgs) -> anyhow::Result<()> 
     if jobs.is_empty() {
         return output::print("no failed jobs\n");
     }
-    output::print(&jobs_table(&jobs, &[("ATTEMPTS", attempts), ("FAILED AT (UTC)", |j| output::time(j.finalized_at))]))
+    output::print(&jobs_table(
+        &jobs,
+        &[
+            ("ATTEMPTS", attempts),
+            ("FAILED AT (UTC)", |j| output::time(j.finalized_at)),
+        ],
+    ))
 }

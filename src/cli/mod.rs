@@ -55,7 +55,13 @@ pub struct Cli {
 pub struct GlobalArgs {
     /// Database: sqlite://FILE (relative to the working directory), sqlite:///ABS/PATH, or
     /// postgres://USER:PASSWORD@HOST/DB. Migrated on first use.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://porter.db", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://porter.db",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: String,
     /// Where tablos' files are stored: file://DIR, s3://BUCKET (AWS_* and S3_* variables), memory://.
     #[arg(
@@ -118,7 +124,10 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
@@ -143,10 +152,15 @@ fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     // sqlx reports the server's NOTICEs (`relation ... already exists, skipping` on every
     // migration check) at info; they say nothing to a user.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Pretty => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
 }
@@ -157,7 +171,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => {
             let store = open_store(&g).await?;
-            output::print(&format!("database {} ({}) is migrated\n", redact_url(&g.database_url), store.backend()))
+            output::print(&format!(
+                "database {} ({}) is migrated\n",
+                redact_url(&g.database_url),
+                store.backend()
+            ))
         }
         Command::Worker(args) => serve::worker(&g, args).await,
         Command::Web(args) => serve::web(&g, args).await,
@@ -193,13 +211,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(bad());
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let part = match unit {

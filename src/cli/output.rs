@@ -6,7 +6,9 @@ use std::io::Write;
 pub fn print(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::anyhow!("writing output: {e}")),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("writing output: {e}"))
+        }
         _ => Ok(()),
     }
 }
@@ -49,7 +51,8 @@ pub fn one_line(text: &str, max: usize) -> String {
 
 /// A time as the tables show it.
 pub fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".to_string())
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".to_string())
 }
 
 /// Renders an aligned table: columns padded to their widest cell, numeric columns aligned
@@ -106,17 +109,32 @@ mod tests {
 
     #[test]
     fn tables_align() {
-        let t = table(&["ID", "KIND", "ERROR"], &[vec!["7".into(), "fail".into(), "boom".into()], vec!["12".into(), "noop".into(), "-".into()]]);
+        let t = table(
+            &["ID", "KIND", "ERROR"],
+            &[
+                vec!["7".into(), "fail".into(), "boom".into()],
+                vec!["12".into(), "noop".into(), "-".into()],
+            ],
+        );
         assert_eq!(t, "ID  KIND  ERROR\n 7  fail  boom\n12  noop  -\n");
         let dashes = table(&["ID", "LAST ERROR"], &[vec!["3".into(), "-".into()]]);
-        assert_eq!(dashes, "ID  LAST ERROR\n 3  -\n", "a column of dashes only is text");
+        assert_eq!(
+            dashes, "ID  LAST ERROR\n 3  -\n",
+            "a column of dashes only is text"
+        );
     }
 
     #[test]
     fn terminal_escapes_are_printed_escaped() {
-        assert_eq!(printable("ok\u{1b}[31mred\u{7}\nnext"), "ok\\u{1b}[31mred\\u{7}\nnext");
+        assert_eq!(
+            printable("ok\u{1b}[31mred\u{7}\nnext"),
+            "ok\\u{1b}[31mred\\u{7}\nnext"
+        );
         assert_eq!(printable("\u{202e}olleh"), "\\u{202e}olleh");
-        assert_eq!(one_line("a\u{1b}]0;title\u{7}", 40), "a\\u{1b}]0;title\\u{7}");
+        assert_eq!(
+            one_line("a\u{1b}]0;title\u{7}", 40),
+            "a\\u{1b}]0;title\\u{7}"
+        );
         assert_eq!(printable("ключ 🔑"), "ключ 🔑");
     }
 

@@ -37,7 +37,16 @@ pub struct StatsArgs {
 }
 
 fn count_cells(counts: Option<&StateCounts>) -> Vec<String> {
-    JobState::ALL.iter().map(|s| counts.and_then(|c| c.get(s)).copied().unwrap_or(0).to_string()).collect()
+    JobState::ALL
+        .iter()
+        .map(|s| {
+            counts
+                .and_then(|c| c.get(s))
+                .copied()
+                .unwrap_or(0)
+                .to_string()
+        })
+        .collect()
 }
 
 fn state_headers<'a>(first: &'a [&'a str]) -> Vec<&'a str> {
@@ -65,7 +74,15 @@ pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()
             let rows: Vec<Vec<String>> = queues
                 .iter()
                 .map(|q| {
-                    let mut row = vec![q.name.clone(), if q.paused_at.is_some() { "paused" } else { "active" }.to_string()];
+                    let mut row = vec![
+                        q.name.clone(),
+                        if q.paused_at.is_some() {
+                            "paused"
+                        } else {
+                            "active"
+                        }
+                        .to_string(),
+                    ];
                     row.extend(count_cells(counts.queues.get(&q.name)));
                     row
                 })

@@ -24,14 +24,27 @@ use crate::worker::Workers;
 
 /// The kinds the built-in workers run: what `porter enqueue` and `POST /admin/jobs` accept
 /// unless told otherwise.
-pub const BUILTIN_KINDS: [&str; 5] = [Heartbeat::KIND, Noop::KIND, Sleep::KIND, Fail::KIND, OrphanFileCleanup::KIND];
+pub const BUILTIN_KINDS: [&str; 5] = [
+    Heartbeat::KIND,
+    Noop::KIND,
+    Sleep::KIND,
+    Fail::KIND,
+    OrphanFileCleanup::KIND,
+];
 
 /// The built-in workers (heartbeat, noop, sleep, fail, orphan_file_cleanup), the last one on
 /// this database and object store.
-pub fn builtin_workers(store: Arc<dyn Store>, objects: Arc<dyn ObjectStore>) -> crate::Result<Workers> {
+pub fn builtin_workers(
+    store: Arc<dyn Store>,
+    objects: Arc<dyn ObjectStore>,
+) -> crate::Result<Workers> {
     let mut workers = Workers::new();
     crate::jobs::add_builtin_workers(&mut workers)?;
-    workers.add(OrphanFileCleanupWorker { store, objects, config: CleanupConfig::default() })?;
+    workers.add(OrphanFileCleanupWorker {
+        store,
+        objects,
+        config: CleanupConfig::default(),
+    })?;
     Ok(workers)
 }
 
@@ -82,7 +95,10 @@ impl WorkerArgs {
         if self.lease < Duration::from_secs(1) {
             return Err(Error::invalid("lease", "must be at least 1s"));
         }
-        for (what, every) in [("heartbeat-every", self.heartbeat_every), ("orphan-cleanup-every", self.orphan_cleanup_every)] {
+        for (what, every) in [
+            ("heartbeat-every", self.heartbeat_every),
+            ("orphan-cleanup-every", self.orphan_cleanup_every),
+        ] {
             if every < Duration::from_secs(1) {
                 return Err(Error::invalid(what, "must be at least 1s"));
             }
@@ -151,7 +167,9 @@ fn on_signals(shutdown: Shutdown) -> anyhow::Result<()> {
 }
 
 fn admin_token() -> Option<String> {
-    std::env::var("PORTER_ADMIN_TOKEN").ok().filter(|t| !t.is_empty())
+    std::env::var("PORTER_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
 }
 
 /// Checks the address and token, binds, and returns the listener.
@@ -161,7 +179,10 @@ async fn bind(args: &WebArgs) -> anyhow::Result<(tokio::net::TcpListener, HttpCo
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let mut config = HttpConfig { admin_token: token, ..HttpConfig::default() };
+    let mut config = HttpConfig {
+        admin_token: token,
+        ..HttpConfig::default()
+    };
     if args.allow_unknown_kind {
         config.known_kinds = None;
     }
@@ -169,7 +190,10 @@ async fn bind(args: &WebArgs) -> anyhow::Result<(tokio::net::TcpListener, HttpCo
 }
 
 fn log_listening(listener: &tokio::net::TcpListener, config: &HttpConfig) {
-    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     info!(%address, admin_token = config.admin_token.is_some(), "web listening on http://{address}/");
 }
 
@@ -178,9 +202,13 @@ fn log_listening(listener: &tokio::net::TcpListener, config: &HttpConfig) {
 /// instead of exiting, so that a worker started before its database, or beside it, starts by
 /// itself. `None` when a signal came first. Other errors (a bad URL, a database newer than
 /// this binary, any SQLite error) end the command at once, as for every other command.
-async fn open_store_waiting(g: &GlobalArgs, shutdown: &Shutdown) -> anyhow::Result<Option<Arc<dyn Store>>> {
+async fn open_store_waiting(
+    g: &GlobalArgs,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<Arc<dyn Store>>> {
     let stop = shutdown.soft.clone();
-    let store = crate::store::open_retrying(&g.database_url, async move { stop.cancelled().await }).await?;
+    let store =
+        crate::store::open_retrying(&g.database_url, async move { stop.cancelled().await }).await?;
     if store.is_none() {
         info!("shutting down before the database answered");
         info!("shutdown complete");
@@ -192,7 +220,9 @@ pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<(
     let config = args.runtime_config()?;
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone())?;
-    let Some(store) = open_store_waiting(g, &shutdown).await? else { return Ok(()) };
+    let Some(store) = open_store_waiting(g, &shutdown).await? else {
+        return Ok(());
+    };
     let objects = open_objects(g)?;
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting worker");
     let workers = builtin_workers(store.clone(), objects)?;
@@ -204,7 +234,9 @@ pub(super) async fn web(g: &GlobalArgs, args: WebArgs) -> anyhow::Result<()> {
     let (listener, config) = bind(&args).await?;
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone())?;
-    let Some(store) = open_store_waiting(g, &shutdown).await? else { return Ok(()) };
+    let Some(store) = open_store_waiting(g, &shutdown).await? else {
+        return Ok(());
+    };
     let objects = open_objects(g)?;
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting web");
     log_listening(&listener, &config);
@@ -220,12 +252,15 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
     let (listener, config) = bind(&args.web).await?;
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone())?;
-    let Some(store) = open_store_waiting(g, &shutdown).await? else { return Ok(()) };
+    let Some(store) = open_store_waiting(g, &shutdown).await? else {
+        return Ok(());
+    };
     let objects = open_objects(g)?;
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting dev: web and worker in one process");
     let workers = builtin_workers(store.clone(), objects.clone())?;
     let state = AppState::with_config(store.clone(), objects, config);
-    let runtime = Runtime::new(store, workers, runtime_config).with_error_handler(state.metrics.error_handler());
+    let runtime = Runtime::new(store, workers, runtime_config)
+        .with_error_handler(state.metrics.error_handler());
     let worker = tokio::spawn(runtime.run(shutdown.clone()));
     log_listening(&listener, &state.config);
     let stop = shutdown.soft.clone();
@@ -241,7 +276,10 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
 pub(super) async fn cleanup_orphans(g: &GlobalArgs, args: CleanupArgs) -> anyhow::Result<()> {
     let store = open_store(g).await?;
     let objects = open_objects(g)?;
-    let config = CleanupConfig { dry_run: args.dry_run, ..CleanupConfig::default() };
+    let config = CleanupConfig {
+        dry_run: args.dry_run,
+        ..CleanupConfig::default()
+    };
     let counts = run_cleanup(store.as_ref(), objects.as_ref(), &config).await?;
     if args.json {
         output::print_json(&serde_json::json!({
@@ -260,7 +298,10 @@ pub(super) async fn cleanup_orphans(g: &GlobalArgs, args: CleanupArgs) -> anyhow
         output::print(&format!("{counts}\n"))?;
     }
     if counts.failures > 0 {
-        anyhow::bail!("{} orphan files could not be cleaned up (see the log); run again to retry them", counts.failures);
+        anyhow::bail!(
+            "{} orphan files could not be cleaned up (see the log); run again to retry them",
+            counts.failures
+        );
     }
     Ok(())
 }
@@ -272,7 +313,9 @@ mod tests {
     #[tokio::test]
     async fn builtin_kinds_are_the_builtin_workers_kinds() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(&format!("sqlite://{}/p.db", dir.path().display())).await.unwrap();
+        let store = crate::store::open(&format!("sqlite://{}/p.db", dir.path().display()))
+            .await
+            .unwrap();
         let objects: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
         let workers = builtin_workers(store, objects).unwrap();
         let mut kinds: Vec<String> = BUILTIN_KINDS.iter().map(|k| k.to_string()).collect();

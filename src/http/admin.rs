@@ -28,7 +28,10 @@ pub(super) fn routes(state: AppState) -> axum::Router<AppState> {
         .route("/queues", get(list_queues))
         .route("/queues/{name}/pause", post(pause_queue))
         .route("/queues/{name}/resume", post(resume_queue))
-        .route_layer(axum::middleware::from_fn_with_state(state, auth::require_admin))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            auth::require_admin,
+        ))
 }
 
 /// The body of `POST /admin/jobs`.
@@ -57,7 +60,11 @@ pub(crate) fn check_kind(state: &AppState, kind: &str) -> Result<(), Error> {
             "kind",
             format!(
                 "no worker runs {kind:?}; known kinds: {}",
-                known.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+                known
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )),
         _ => Ok(()),
@@ -80,8 +87,13 @@ async fn insert_job(
     };
     let params = JobInsertParams::new(&job.kind, job.args, opts)?;
     let result = state.store.job_insert_many(vec![params]).await?.remove(0);
-    state.metrics.inserted(&result.job.queue, &result.job.kind, result.inserted);
-    Ok((StatusCode::CREATED, Json(json!({ "id": result.job.id, "inserted": result.inserted }))))
+    state
+        .metrics
+        .inserted(&result.job.queue, &result.job.kind, result.inserted);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": result.job.id, "inserted": result.inserted })),
+    ))
 }
 
 /// `{"jobs": [...]}`.
@@ -93,7 +105,12 @@ struct Jobs {
 /// Reads `state` (repeated or comma-separated), `kind`, `queue`, `limit` and `before_id`.
 fn list_params(query: Option<&str>) -> Result<JobListParams, AppError> {
     let mut params = JobListParams::default();
-    let bad = |what: &str, v: &str| AppError::new(StatusCode::BAD_REQUEST, format!("{what}={v:?} is not a number"));
+    let bad = |what: &str, v: &str| {
+        AppError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{what}={v:?} is not a number"),
+        )
+    };
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match key.as_ref() {
             "state" => {
@@ -110,11 +127,15 @@ fn list_params(query: Option<&str>) -> Result<JobListParams, AppError> {
                 params.queue = Some(value.into_owned());
             }
             "limit" => params.limit = Some(value.parse().map_err(|_| bad("limit", &value))?),
-            "before_id" => params.before_id = Some(value.parse().map_err(|_| bad("before_id", &value))?),
+            "before_id" => {
+                params.before_id = Some(value.parse().map_err(|_| bad("before_id", &value))?)
+            }
             other => {
                 return Err(AppError::new(
                     StatusCode::BAD_REQUEST,
-                    format!("unknown query parameter {other:?} (use state, kind, queue, limit, before_id)"),
+                    format!(
+                    "unknown query parameter {other:?} (use state, kind, queue, limit, before_id)"
+                ),
                 ))
             }
         }
@@ -122,21 +143,38 @@ fn list_params(query: Option<&str>) -> Result<JobListParams, AppError> {
     Ok(params)
 }
 
-async fn list_jobs(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Jobs>, AppError> {
+async fn list_jobs(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Jobs>, AppError> {
     let params = list_params(query.as_deref())?;
-    Ok(Json(Jobs { jobs: state.store.job_list(params).await? }))
+    Ok(Json(Jobs {
+        jobs: state.store.job_list(params).await?,
+    }))
 }
 
-async fn failed_jobs(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Jobs>, AppError> {
+async fn failed_jobs(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Jobs>, AppError> {
     let mut params = list_params(query.as_deref())?;
     if !params.states.is_empty() {
-        return Err(Error::invalid("state", "/admin/failed lists discarded jobs; use /admin/jobs?state=...").into());
+        return Err(Error::invalid(
+            "state",
+            "/admin/failed lists discarded jobs; use /admin/jobs?state=...",
+        )
+        .into());
     }
     params.states = vec![JobState::Discarded];
-    Ok(Json(Jobs { jobs: state.store.job_list(params).await? }))
+    Ok(Json(Jobs {
+        jobs: state.store.job_list(params).await?,
+    }))
 }
 
-async fn get_job(State(state): State<AppState>, id: Result<Path<i64>, PathRejection>) -> Result<Json<JobRow>, AppError> {
+async fn get_job(
+    State(state): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<JobRow>, AppError> {
     let Path(id) = id?;
     match state.store.job_get(id).await? {
         Some(job) => Ok(Json(job)),
@@ -144,12 +182,18 @@ async fn get_job(State(state): State<AppState>, id: Result<Path<i64>, PathReject
     }
 }
 
-async fn retry_job(State(state): State<AppState>, id: Result<Path<i64>, PathRejection>) -> Result<Json<JobRow>, AppError> {
+async fn retry_job(
+    State(state): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<JobRow>, AppError> {
     let Path(id) = id?;
     Ok(Json(state.store.job_retry(id).await?))
 }
 
-async fn cancel_job(State(state): State<AppState>, id: Result<Path<i64>, PathRejection>) -> Result<Json<JobRow>, AppError> {
+async fn cancel_job(
+    State(state): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<JobRow>, AppError> {
     let Path(id) = id?;
     Ok(Json(state.store.job_cancel(id).await?))
 }
@@ -168,22 +212,38 @@ struct QueueView {
 
 impl From<QueueRow> for QueueView {
     fn from(q: QueueRow) -> Self {
-        QueueView { paused: q.paused_at.is_some(), name: q.name, paused_at: q.paused_at }
+        QueueView {
+            paused: q.paused_at.is_some(),
+            name: q.name,
+            paused_at: q.paused_at,
+        }
     }
 }
 
 async fn list_queues(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
-    let queues: Vec<QueueView> = state.store.queue_list().await?.into_iter().map(QueueView::from).collect();
+    let queues: Vec<QueueView> = state
+        .store
+        .queue_list()
+        .await?
+        .into_iter()
+        .map(QueueView::from)
+        .collect();
     Ok(Json(json!({ "queues": queues })))
 }
 
-async fn pause_queue(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, AppError> {
+async fn pause_queue(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AppError> {
     validate_name("queue", &name)?;
     state.store.queue_pause(&name).await?;
     Ok(Json(json!({ "queue": name, "paused": true })))
 }
 
-async fn resume_queue(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, AppError> {
+async fn resume_queue(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AppError> {
     validate_name("queue", &name)?;
     state.store.queue_resume(&name).await?;
     Ok(Json(json!({ "queue": name, "paused": false })))

@@ -24,7 +24,9 @@ pub(super) fn routes(config: &HttpConfig) -> Router<AppState> {
         .route("/api/tablos", post(create_tablo))
         .route(
             "/api/tablos/{id}/files",
-            post(upload_file).layer(DefaultBodyLimit::max(config.max_file_bytes)).get(list_files),
+            post(upload_file)
+                .layer(DefaultBodyLimit::max(config.max_file_bytes))
+                .get(list_files),
         )
         .route("/api/tablos/{id}", delete(delete_tablo))
 }
@@ -36,7 +38,9 @@ struct NewTablo {
 }
 
 /// Parses a JSON body (any content type: `curl -d` sends a form type).
-pub(super) fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, AppError> {
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, AppError> {
     let body = body?;
     serde_json::from_slice(&body).map_err(AppError::from_json)
 }
@@ -48,7 +52,11 @@ async fn create_tablo(
     let NewTablo { name } = json_body(body)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_TABLO_NAME {
-        return Err(Error::invalid("name", format!("a tablo name has 1 to {MAX_TABLO_NAME} characters")).into());
+        return Err(Error::invalid(
+            "name",
+            format!("a tablo name has 1 to {MAX_TABLO_NAME} characters"),
+        )
+        .into());
     }
     let tablo = state.store.tablo_insert(name).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": tablo.id }))))
@@ -63,17 +71,30 @@ async fn upload_file(
     let Path(tablo_id) = id?;
     let name = match headers.get("x-file-name") {
         None => "",
-        Some(v) => v
-            .to_str()
-            .map_err(|_| Error::invalid("x-file-name", "must be visible ASCII; percent-encode other characters"))?,
+        Some(v) => v.to_str().map_err(|_| {
+            Error::invalid(
+                "x-file-name",
+                "must be visible ASCII; percent-encode other characters",
+            )
+        })?,
     };
     // An unknown tablo is 404 whatever the body (even one over the limit).
     if state.store.tablo_get(tablo_id).await?.is_none() {
         return Err(Error::not_found("tablo", tablo_id).into());
     }
     let body = body?;
-    let file = crate::files::save_tablo_file(state.store.as_ref(), state.objects.as_ref(), tablo_id, name, body).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": file.id, "s3_key": file.s3_key, "size": file.size }))))
+    let file = crate::files::save_tablo_file(
+        state.store.as_ref(),
+        state.objects.as_ref(),
+        tablo_id,
+        name,
+        body,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": file.id, "s3_key": file.s3_key, "size": file.size })),
+    ))
 }
 
 async fn list_files(
@@ -93,13 +114,20 @@ async fn delete_tablo(
     id: Result<Path<Uuid>, PathRejection>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let Path(tablo_id) = id?;
-    let args = serde_json::to_value(OrphanFileCleanup { tablo_id: Some(tablo_id) })
-        .map_err(|e| Error::invalid("args", e.to_string()))?;
+    let args = serde_json::to_value(OrphanFileCleanup {
+        tablo_id: Some(tablo_id),
+    })
+    .map_err(|e| Error::invalid("args", e.to_string()))?;
     let job = JobInsertParams::new(OrphanFileCleanup::KIND, args, InsertOpts::default())?;
     match state.store.tablo_delete_enqueue(tablo_id, job).await? {
         Some(inserted) => {
-            state.metrics.inserted(&inserted.job.queue, &inserted.job.kind, inserted.inserted);
-            Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": inserted.job.id }))))
+            state
+                .metrics
+                .inserted(&inserted.job.queue, &inserted.job.kind, inserted.inserted);
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "job_id": inserted.job.id })),
+            ))
         }
         None => Err(Error::not_found("tablo", tablo_id).into()),
     }

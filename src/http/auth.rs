@@ -38,7 +38,10 @@ pub fn cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Whether a request carrying these credentials may act: always when no token is set.
-pub fn allowed<'a>(expected: Option<&str>, candidates: impl IntoIterator<Item = Option<&'a str>>) -> bool {
+pub fn allowed<'a>(
+    expected: Option<&str>,
+    candidates: impl IntoIterator<Item = Option<&'a str>>,
+) -> bool {
     match expected {
         None => true,
         Some(expected) => {
@@ -53,8 +56,15 @@ pub fn allowed<'a>(expected: Option<&str>, candidates: impl IntoIterator<Item = 
 }
 
 /// Middleware for `/admin/*`: 401 unless the bearer token matches (when a token is set).
-pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, AppError> {
-    if allowed(state.config.admin_token.as_deref(), [bearer(request.headers())]) {
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    if allowed(
+        state.config.admin_token.as_deref(),
+        [bearer(request.headers())],
+    ) {
         Ok(next.run(request).await)
     } else {
         Err(AppError::unauthorized())
@@ -69,7 +79,10 @@ mod tests {
     fn bearer_and_cookie_are_read() {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
-        h.insert(header::COOKIE, "a=b; porter_admin_token=tok; c=d".parse().unwrap());
+        h.insert(
+            header::COOKIE,
+            "a=b; porter_admin_token=tok; c=d".parse().unwrap(),
+        );
         assert_eq!(bearer(&h), Some("s3cret"));
         assert_eq!(cookie(&h), Some("tok"));
         assert!(allowed(Some("tok"), [bearer(&h), cookie(&h)]));

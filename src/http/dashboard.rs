@@ -89,7 +89,8 @@ fn state_counts(counts: &crate::store::StateCounts) -> Markup {
 }
 
 fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
 }
 
 fn last_error(job: &JobRow) -> Markup {
@@ -127,32 +128,57 @@ fn notice(query: Option<&str>) -> Option<String> {
     })
 }
 
-async fn page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     match render_page(&state, &headers, query.as_deref()).await {
         Ok(markup) => Html(markup.into_string()).into_response(),
         Err(e) => problem_page(&state, status_of(&e), &e.to_string()),
     }
 }
 
-async fn render_page(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> crate::Result<Markup> {
+async fn render_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> crate::Result<Markup> {
     let counts = state.store.job_counts().await?;
     let queues = state.store.queue_list().await?;
     let discarded = state
         .store
-        .job_list(JobListParams { states: vec![JobState::Discarded], limit: Some(JOBS_SHOWN), ..Default::default() })
+        .job_list(JobListParams {
+            states: vec![JobState::Discarded],
+            limit: Some(JOBS_SHOWN),
+            ..Default::default()
+        })
         .await?;
     let unfinished = state
         .store
         .job_list(JobListParams {
-            states: vec![JobState::Available, JobState::Scheduled, JobState::Running, JobState::Retryable],
+            states: vec![
+                JobState::Available,
+                JobState::Scheduled,
+                JobState::Running,
+                JobState::Retryable,
+            ],
             limit: Some(JOBS_SHOWN),
             ..Default::default()
         })
         .await?;
     let token_set = state.config.admin_token.is_some();
-    let logged_in = token_set && auth::allowed(state.config.admin_token.as_deref(), [cookie_token(headers).as_deref()]);
+    let logged_in = token_set
+        && auth::allowed(
+            state.config.admin_token.as_deref(),
+            [cookie_token(headers).as_deref()],
+        );
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
-    let paused = |name: &str| queues.iter().any(|q| q.name == name && q.paused_at.is_some());
+    let paused = |name: &str| {
+        queues
+            .iter()
+            .any(|q| q.name == name && q.paused_at.is_some())
+    };
     let mut queue_names: Vec<&String> = counts.queues.keys().collect();
     for q in &queues {
         if !counts.queues.contains_key(&q.name) {
@@ -304,20 +330,32 @@ async fn login_page(State(state): State<AppState>) -> Response {
 
 /// The form's fields, leniently parsed (any content type, unknown fields ignored).
 fn form_token(body: &[u8]) -> Option<String> {
-    url::form_urlencoded::parse(body).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
 }
 
 /// The cookie's token, percent-decoded (the login encodes it, whatever characters it has).
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
     let raw = auth::cookie(headers)?;
-    Some(url::form_urlencoded::parse(format!("t={raw}").as_bytes()).next()?.1.into_owned())
+    Some(
+        url::form_urlencoded::parse(format!("t={raw}").as_bytes())
+            .next()?
+            .1
+            .into_owned(),
+    )
 }
 
 /// Whether the request comes from a page of this same server: no `Origin` (not a browser
 /// form), or an `Origin` whose host is this request's `Host`.
 fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
     !host.is_empty() && origin_host == host
 }
@@ -325,7 +363,11 @@ fn same_origin(headers: &HeaderMap) -> bool {
 /// Checks origin and token for an action; `Some` is the refusal to answer with.
 fn refusal(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
     if !same_origin(headers) {
-        return Some(problem_page(state, StatusCode::FORBIDDEN, "this action was posted from another site"));
+        return Some(problem_page(
+            state,
+            StatusCode::FORBIDDEN,
+            "this action was posted from another site",
+        ));
     }
     let form = form_token(body);
     let cookie = cookie_token(headers);
@@ -335,13 +377,21 @@ fn refusal(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Option<Respons
     ) {
         None
     } else {
-        Some(problem_page(state, StatusCode::UNAUTHORIZED, "this action needs the admin token"))
+        Some(problem_page(
+            state,
+            StatusCode::UNAUTHORIZED,
+            "this action needs the admin token",
+        ))
     }
 }
 
 async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if !same_origin(&headers) {
-        return problem_page(&state, StatusCode::FORBIDDEN, "this login was posted from another site");
+        return problem_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            "this login was posted from another site",
+        );
     }
     let Some(expected) = state.config.admin_token.as_deref() else {
         return Redirect::to("/").into_response();
@@ -352,12 +402,20 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     }
     let value: String = url::form_urlencoded::byte_serialize(given.as_bytes()).collect();
     let cookie = format!("{TOKEN_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/");
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/?logged_in=1")).into_response()
+    (
+        [(header::SET_COOKIE, cookie)],
+        Redirect::to("/?logged_in=1"),
+    )
+        .into_response()
 }
 
 async fn logout(headers: HeaderMap, State(state): State<AppState>) -> Response {
     if !same_origin(&headers) {
-        return problem_page(&state, StatusCode::FORBIDDEN, "this logout was posted from another site");
+        return problem_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            "this logout was posted from another site",
+        );
     }
     let cookie = format!("{TOKEN_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
@@ -380,7 +438,13 @@ async fn act(
     let (result, done) = match action.as_str() {
         "retry" => (state.store.job_retry(id).await, "retried"),
         "cancel" => (state.store.job_cancel(id).await, "cancelled"),
-        _ => return problem_page(&state, StatusCode::NOT_FOUND, "no such action (retry or cancel)"),
+        _ => {
+            return problem_page(
+                &state,
+                StatusCode::NOT_FOUND,
+                "no such action (retry or cancel)",
+            )
+        }
     };
     match result {
         Ok(_) => Redirect::to(&format!("/?{done}={id}")).into_response(),

@@ -19,7 +19,10 @@ pub struct AppError {
 impl AppError {
     /// An error with a status and a message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        AppError { status, message: message.into() }
+        AppError {
+            status,
+            message: message.into(),
+        }
     }
 
     /// 401, with the message a client needs to fix it.
@@ -47,9 +50,13 @@ pub(crate) fn status_for(e: &Error) -> StatusCode {
         Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::Conflict(_) | Error::Fenced { .. } => StatusCode::CONFLICT,
-        Error::Unavailable(_) | Error::Closed | Error::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable(_) | Error::Closed | Error::Timeout(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Error::ObjectStore(_) => StatusCode::BAD_GATEWAY,
-        Error::DatabaseTooNew { .. } | Error::Database(_) | Error::Migration(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::DatabaseTooNew { .. } | Error::Database(_) | Error::Migration(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 
@@ -87,9 +94,15 @@ from_rejection!(BytesRejection, FormRejection, PathRejection, QueryRejection);
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
+        let mut response = (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -71,22 +71,55 @@ impl Metrics {
         let inserted = Family::<KindLabels, Counter>::default();
         let job_errors = Family::<KindLabels, Counter>::default();
         let http_errors = Family::<StatusLabels, Counter>::default();
-        registry.register("porter_jobs", "Jobs in the database by queue and state, read at scrape", jobs.clone());
-        registry.register("porter_jobs_inserted", "Jobs inserted through this process's web API", inserted.clone());
-        registry.register("porter_job_errors", "Failed attempts of jobs run by this process", job_errors.clone());
-        registry.register("porter_http_errors", "Error answers of this process's web server", http_errors.clone());
-        Metrics { registry, jobs, inserted, job_errors, http_errors, scrape: tokio::sync::Mutex::new(()) }
+        registry.register(
+            "porter_jobs",
+            "Jobs in the database by queue and state, read at scrape",
+            jobs.clone(),
+        );
+        registry.register(
+            "porter_jobs_inserted",
+            "Jobs inserted through this process's web API",
+            inserted.clone(),
+        );
+        registry.register(
+            "porter_job_errors",
+            "Failed attempts of jobs run by this process",
+            job_errors.clone(),
+        );
+        registry.register(
+            "porter_http_errors",
+            "Error answers of this process's web server",
+            http_errors.clone(),
+        );
+        Metrics {
+            registry,
+            jobs,
+            inserted,
+            job_errors,
+            http_errors,
+            scrape: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Counts an insert (when it inserted: a unique-key hit is not a new job).
     pub fn inserted(&self, queue: &str, kind: &str, inserted: bool) {
         if inserted {
-            self.inserted.get_or_create(&KindLabels { queue: queue.to_string(), kind: kind.to_string() }).inc();
+            self.inserted
+                .get_or_create(&KindLabels {
+                    queue: queue.to_string(),
+                    kind: kind.to_string(),
+                })
+                .inc();
         }
     }
 
     fn job_error(&self, job: &JobRow) {
-        self.job_errors.get_or_create(&KindLabels { queue: job.queue.clone(), kind: job.kind.clone() }).inc();
+        self.job_errors
+            .get_or_create(&KindLabels {
+                queue: job.queue.clone(),
+                kind: job.kind.clone(),
+            })
+            .inc();
     }
 
     /// An [`ErrorHandler`] for a runtime in this process: counts each failed attempt, then logs
@@ -102,7 +135,12 @@ impl Metrics {
         self.jobs.clear();
         for (queue, states) in &counts.queues {
             for (state, n) in states {
-                self.jobs.get_or_create(&StateLabels { queue: queue.clone(), state: state.to_string() }).set(*n);
+                self.jobs
+                    .get_or_create(&StateLabels {
+                        queue: queue.clone(),
+                        state: state.to_string(),
+                    })
+                    .set(*n);
             }
         }
         let mut out = String::new();
@@ -127,12 +165,23 @@ impl ErrorHandler for CountErrors {
 
 pub(super) async fn scrape(State(state): State<AppState>) -> Result<Response, AppError> {
     let body = state.metrics.render(state.store.as_ref()).await?;
-    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response())
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// Counts error answers by status, and logs each request at debug: method, path and status,
 /// never the query string or the body.
-pub(super) async fn count_responses(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(super) async fn count_responses(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let started = std::time::Instant::now();
@@ -140,7 +189,13 @@ pub(super) async fn count_responses(State(state): State<AppState>, request: Requ
     let status = response.status();
     tracing::debug!(%method, %path, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
     if status.is_client_error() || status.is_server_error() {
-        state.metrics.http_errors.get_or_create(&StatusLabels { status: status.as_u16().to_string() }).inc();
+        state
+            .metrics
+            .http_errors
+            .get_or_create(&StatusLabels {
+                status: status.as_u16().to_string(),
+            })
+            .inc();
     }
     response
 }

@@ -100,7 +100,12 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             admin_token: None,
-            known_kinds: Some(crate::cli::BUILTIN_KINDS.iter().map(|k| k.to_string()).collect()),
+            known_kinds: Some(
+                crate::cli::BUILTIN_KINDS
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect(),
+            ),
             max_json_bytes: DEFAULT_MAX_JSON_BYTES,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -142,8 +147,17 @@ impl AppState {
     }
 
     /// State with a given config and fresh metrics.
-    pub fn with_config(store: Arc<dyn Store>, objects: Arc<dyn ObjectStore>, config: HttpConfig) -> Self {
-        AppState { store, objects, config: Arc::new(config), metrics: Arc::new(Metrics::new()) }
+    pub fn with_config(
+        store: Arc<dyn Store>,
+        objects: Arc<dyn ObjectStore>,
+        config: HttpConfig,
+    ) -> Self {
+        AppState {
+            store,
+            objects,
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()),
+        }
     }
 }
 
@@ -168,12 +182,20 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.max_json_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::count_responses))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_responses,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
         .with_state(state)
 }
 
-async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<axum::Json<serde_json::Value>, AppError> {
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<axum::Json<serde_json::Value>, AppError> {
     state.store.ping().await?;
     Ok(axum::Json(serde_json::json!({"status": "ok"})))
 }

@@ -26,7 +26,11 @@ pub struct HeartbeatWorker;
 #[async_trait::async_trait]
 impl Worker<Heartbeat> for HeartbeatWorker {
     async fn work(&self, job: Job<Heartbeat>) -> Result<(), JobError> {
-        info!(job_id = job.id(), attempt = job.attempt(), "worker heartbeat");
+        info!(
+            job_id = job.id(),
+            attempt = job.attempt(),
+            "worker heartbeat"
+        );
         Ok(())
     }
 }
@@ -76,7 +80,8 @@ impl Worker<Sleep> for SleepWorker {
 
     fn timeout(&self, job: &Job<Sleep>) -> Duration {
         // A sleep longer than the default timeout is asked for on purpose.
-        crate::worker::DEFAULT_JOB_TIMEOUT.max(Duration::from_millis(job.args.ms.saturating_add(5_000)))
+        crate::worker::DEFAULT_JOB_TIMEOUT
+            .max(Duration::from_millis(job.args.ms.saturating_add(5_000)))
     }
 
     fn max_timeout(&self) -> Duration {

@@ -56,10 +56,18 @@ impl std::fmt::Debug for OrphanFileCleanupWorker {
 #[async_trait::async_trait]
 impl Worker<OrphanFileCleanup> for OrphanFileCleanupWorker {
     async fn work(&self, job: Job<OrphanFileCleanup>) -> Result<(), JobError> {
-        let config = CleanupConfig { tablo_id: job.args.tablo_id, ..self.config.clone() };
-        let counts = cleanup_orphans_until(self.store.as_ref(), self.objects.as_ref(), &config, &job.cancel)
-            .await
-            .map_err(|e| JobError::msg(format!("orphan cleanup: {e}")))?;
+        let config = CleanupConfig {
+            tablo_id: job.args.tablo_id,
+            ..self.config.clone()
+        };
+        let counts = cleanup_orphans_until(
+            self.store.as_ref(),
+            self.objects.as_ref(),
+            &config,
+            &job.cancel,
+        )
+        .await
+        .map_err(|e| JobError::msg(format!("orphan cleanup: {e}")))?;
         tracing::info!(
             job_id = job.id(),
             attempt = job.attempt(),
@@ -76,7 +84,9 @@ impl Worker<OrphanFileCleanup> for OrphanFileCleanupWorker {
             )));
         }
         if job.cancel.is_cancelled() {
-            return Err(JobError::msg(format!("orphan cleanup: stopped before the end ({counts})")));
+            return Err(JobError::msg(format!(
+                "orphan cleanup: stopped before the end ({counts})"
+            )));
         }
         Ok(())
     }

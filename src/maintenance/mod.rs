@@ -29,12 +29,16 @@ pub(crate) fn spawn_all(
     identity: &WorkerIdentity,
     stop: CancellationToken,
 ) {
-    let rescuer = Rescuer::new(store.clone(), RescuerConfig::for_workers(config.lease, workers));
+    let rescuer = Rescuer::new(
+        store.clone(),
+        RescuerConfig::for_workers(config.lease, workers),
+    );
     tracker.spawn(rescuer.run(stop.clone()));
     let cleaner = RetentionCleaner::new(store.clone(), config.retention.clone());
     tracker.spawn(cleaner.run(stop.clone()));
     if !config.periodic.is_empty() {
-        let enqueuer = PeriodicEnqueuer::new(store.clone(), config.periodic.clone(), identity.id.clone());
+        let enqueuer =
+            PeriodicEnqueuer::new(store.clone(), config.periodic.clone(), identity.id.clone());
         tracker.spawn(enqueuer.run(stop));
     }
 }

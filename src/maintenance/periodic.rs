@@ -68,7 +68,11 @@ fn latest_cron_time(cron: &croner::Cron, now: DateTime<Utc>) -> Option<DateTime<
     const WINDOWS_SECS: [i64; 6] = [120, 7_200, 172_800, 3_456_000, 34_560_000, 345_600_000];
     for secs in WINDOWS_SECS {
         let start = now - chrono::Duration::seconds(secs);
-        let latest = cron.iter_from(start).take(200_000).take_while(|t| *t <= now).last();
+        let latest = cron
+            .iter_from(start)
+            .take(200_000)
+            .take_while(|t| *t <= now)
+            .last();
         if latest.is_some() {
             return latest;
         }
@@ -131,12 +135,22 @@ pub struct PeriodicEnqueuer {
 impl PeriodicEnqueuer {
     /// An enqueuer for these schedules.
     pub fn new(store: Arc<dyn Store>, jobs: Vec<PeriodicJob>, worker_id: String) -> Self {
-        PeriodicEnqueuer { store, jobs, worker_id, seen: HashMap::new() }
+        PeriodicEnqueuer {
+            store,
+            jobs,
+            worker_id,
+            seen: HashMap::new(),
+        }
     }
 
     /// How often to look: a quarter of the shortest interval, between 50 ms and 1 s.
     pub fn tick(&self) -> Duration {
-        let min = self.jobs.iter().map(|j| j.schedule.min_gap()).min().unwrap_or(Duration::from_secs(1));
+        let min = self
+            .jobs
+            .iter()
+            .map(|j| j.schedule.min_gap())
+            .min()
+            .unwrap_or(Duration::from_secs(1));
         (min / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
     }
 
@@ -157,7 +171,9 @@ impl PeriodicEnqueuer {
         let mut inserted = 0;
         for job in &self.jobs {
             let seen = self.seen.get(&job.name).copied();
-            let Some(slot) = job.schedule.due_slot(now, seen) else { continue };
+            let Some(slot) = job.schedule.due_slot(now, seen) else {
+                continue;
+            };
             let meta = serde_json::json!({"periodic": job.name, "slot": slot});
             let result = self
                 .store

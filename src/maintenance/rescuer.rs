@@ -39,7 +39,12 @@ impl RescuerConfig {
                 Some((k, max.saturating_add(STUCK_MARGIN)))
             })
             .collect();
-        RescuerConfig { lease, interval: lease / 5, stuck_after, batch: 1000 }
+        RescuerConfig {
+            lease,
+            interval: lease / 5,
+            stuck_after,
+            batch: 1000,
+        }
     }
 }
 
@@ -80,7 +85,11 @@ impl Rescuer {
             }
             match self.run_once().await {
                 Ok(c) if c.retried + c.discarded > 0 => {
-                    info!(retried = c.retried, discarded = c.discarded, "rescued jobs of lost workers")
+                    info!(
+                        retried = c.retried,
+                        discarded = c.discarded,
+                        "rescued jobs of lost workers"
+                    )
                 }
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "rescuer pass failed"),

@@ -37,7 +37,11 @@ impl Completer {
         let (tx, rx) = mpsc::unbounded_channel();
         let running = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn(run(store, rx, running.clone()));
-        Completer { tx, running, task: Mutex::new(Some(task)) }
+        Completer {
+            tx,
+            running,
+            task: Mutex::new(Some(task)),
+        }
     }
 
     /// `n` claimed jobs start: their completions are worth waiting a moment for.
@@ -66,7 +70,11 @@ impl Completer {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, running: Arc<AtomicUsize>) {
+async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    running: Arc<AtomicUsize>,
+) {
     let mut batch: Vec<JobFence> = Vec::new();
     let mut slots: Vec<OwnedSemaphorePermit> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
@@ -118,7 +126,10 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, runnin
 fn release(slots: &mut Vec<OwnedSemaphorePermit>) {
     let mut by_queue: Vec<OwnedSemaphorePermit> = Vec::new();
     for slot in slots.drain(..) {
-        match by_queue.iter_mut().find(|q| Arc::ptr_eq(q.semaphore(), slot.semaphore())) {
+        match by_queue
+            .iter_mut()
+            .find(|q| Arc::ptr_eq(q.semaphore(), slot.semaphore()))
+        {
             Some(q) => q.merge(slot),
             None => by_queue.push(slot),
         }
@@ -135,7 +146,10 @@ async fn write(store: &dyn Store, fences: Vec<JobFence>) {
             Ok(changed) => {
                 let stale = changed.iter().filter(|c| !**c).count();
                 if stale > 0 {
-                    debug!(stale, "completions fenced off: those jobs were rescued or cancelled meanwhile");
+                    debug!(
+                        stale,
+                        "completions fenced off: those jobs were rescued or cancelled meanwhile"
+                    );
                 }
                 return;
             }

@@ -42,7 +42,10 @@ impl ErrorHandler for LogErrors {
 
 enum Outcome {
     Done(Result<(), JobError>),
-    Panicked { message: String, trace: Option<String> },
+    Panicked {
+        message: String,
+        trace: Option<String>,
+    },
     TimedOut(Duration),
     ShutDown,
 }
@@ -59,7 +62,10 @@ fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let mut trace = info.location().map(|l| format!("panicked at {l}")).unwrap_or_default();
+            let mut trace = info
+                .location()
+                .map(|l| format!("panicked at {l}"))
+                .unwrap_or_default();
             let bt = std::backtrace::Backtrace::capture();
             if bt.status() == std::backtrace::BacktraceStatus::Captured {
                 trace.push('\n');
@@ -85,7 +91,16 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
     install_panic_hook();
     let Some(worker) = ctx.workers.get(&row.kind).cloned() else {
         // The claim only takes kinds this process runs; this is a bug, not a job error.
-        record(&ctx, &row, Outcome::Done(Err(JobError::msg(format!("no worker for kind {}", row.kind)))), permit).await;
+        record(
+            &ctx,
+            &row,
+            Outcome::Done(Err(JobError::msg(format!(
+                "no worker for kind {}",
+                row.kind
+            )))),
+            permit,
+        )
+        .await;
         return;
     };
     let cancel = ctx.stop_jobs.child_token();
@@ -136,14 +151,19 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
 async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slot: OwnedSemaphorePermit) {
     ctx.completer.finished();
     let fence = row.fence();
-    let fail = |error: String, trace: Option<String>, retry_in: Duration, discard: bool| JobFailParams {
-        fence: fence.clone(),
-        error,
-        trace,
-        retry_in,
-        discard,
+    let fail =
+        |error: String, trace: Option<String>, retry_in: Duration, discard: bool| JobFailParams {
+            fence: fence.clone(),
+            error,
+            trace,
+            retry_in,
+            discard,
+        };
+    let retry_in = || {
+        ctx.workers
+            .get(&row.kind)
+            .map_or(Duration::from_secs(1), |w| w.next_retry_for(row))
     };
-    let retry_in = || ctx.workers.get(&row.kind).map_or(Duration::from_secs(1), |w| w.next_retry_for(row));
     let params = match outcome {
         Outcome::Done(Ok(())) => {
             ctx.completer.complete(fence, slot);
@@ -154,7 +174,10 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slot: OwnedSemaphoreP
             return;
         }
         Outcome::Done(Err(JobError::Cancel(reason))) => {
-            write(ctx, row, || ctx.store.job_cancel_running(fence.clone(), reason.clone())).await;
+            write(ctx, row, || {
+                ctx.store.job_cancel_running(fence.clone(), reason.clone())
+            })
+            .await;
             return;
         }
         Outcome::Done(Err(JobError::Discard(reason))) => {
@@ -199,10 +222,15 @@ where
         match op().await {
             Ok(_) => return,
             Err(Error::Fenced { id, attempt }) => {
-                debug!(job_id = id, attempt, "outcome fenced off: the job was rescued or cancelled meanwhile");
+                debug!(
+                    job_id = id,
+                    attempt, "outcome fenced off: the job was rescued or cancelled meanwhile"
+                );
                 return;
             }
-            Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed)) if attempt < 40 => {
+            Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
+                if attempt < 40 =>
+            {
                 if attempt == 1 {
                     warn!(job_id = row.id, error = %e, "recording a job outcome failed; retrying");
                 }

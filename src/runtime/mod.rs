@@ -73,19 +73,27 @@ pub fn parse_queues(spec: &str) -> Result<Vec<(String, usize)>> {
                     .parse()
                     .ok()
                     .filter(|n| *n >= 1 && *n <= 10_000)
-                    .ok_or_else(|| Error::invalid("queues", format!("{part:?}: concurrency must be 1..10000")))?;
+                    .ok_or_else(|| {
+                        Error::invalid("queues", format!("{part:?}: concurrency must be 1..10000"))
+                    })?;
                 (name.trim(), n)
             }
             None => (part, 100),
         };
         crate::job::validate_name("queue", name)?;
         if out.iter().any(|(q, _)| q == name) {
-            return Err(Error::invalid("queues", format!("queue {name} is listed twice")));
+            return Err(Error::invalid(
+                "queues",
+                format!("queue {name} is listed twice"),
+            ));
         }
         out.push((name.to_string(), n));
     }
     if out.is_empty() {
-        return Err(Error::invalid("queues", "give at least one queue, e.g. default=100"));
+        return Err(Error::invalid(
+            "queues",
+            "give at least one queue, e.g. default=100",
+        ));
     }
     Ok(out)
 }
@@ -163,7 +171,13 @@ pub struct RunReport {
 impl Runtime {
     /// A runtime for these workers; nothing runs until [`Runtime::run`].
     pub fn new(store: Arc<dyn Store>, workers: Workers, config: RuntimeConfig) -> Self {
-        Runtime { store, workers, config, identity: WorkerIdentity::current(), errors: Arc::new(LogErrors) }
+        Runtime {
+            store,
+            workers,
+            config,
+            identity: WorkerIdentity::current(),
+            errors: Arc::new(LogErrors),
+        }
     }
 
     /// Replaces the error handler (the default logs through tracing).
@@ -180,11 +194,19 @@ impl Runtime {
     /// Runs until `shutdown.soft` (or `shutdown.hard`) is cancelled, then stops as described on
     /// [`Shutdown`]: no job is left `running` by this worker when this returns.
     pub async fn run(self, shutdown: Shutdown) -> Result<RunReport> {
-        let Runtime { store, workers, config, identity, errors } = self;
+        let Runtime {
+            store,
+            workers,
+            config,
+            identity,
+            errors,
+        } = self;
         for (queue, _) in &config.queues {
             crate::job::validate_name("queue", queue)?;
         }
-        store.worker_heartbeat(&identity.id, &identity.host, identity.pid).await?;
+        store
+            .worker_heartbeat(&identity.id, &identity.host, identity.pid)
+            .await?;
         let stop_claiming = CancellationToken::new();
         let stop_jobs = CancellationToken::new();
         let stop_services = CancellationToken::new();
@@ -204,7 +226,14 @@ impl Runtime {
         let services = TaskTracker::new();
         services.spawn(heartbeat_loop(ctx.clone(), stop_services.clone()));
         if config.maintenance {
-            maintenance::spawn_all(&services, &ctx.store, &ctx.workers, &config, &identity, stop_services.clone());
+            maintenance::spawn_all(
+                &services,
+                &ctx.store,
+                &ctx.workers,
+                &config,
+                &identity,
+                stop_services.clone(),
+            );
         }
         let producers = TaskTracker::new();
         for (queue, limit) in &config.queues {
@@ -232,7 +261,10 @@ impl Runtime {
             };
             if !finished {
                 report.cancelled_at_shutdown = ctx.jobs.len() as u64;
-                warn!(cancelled = report.cancelled_at_shutdown, "cancelling jobs still running; they will be retried");
+                warn!(
+                    cancelled = report.cancelled_at_shutdown,
+                    "cancelling jobs still running; they will be retried"
+                );
                 stop_jobs.cancel();
                 ctx.jobs.wait().await;
             }

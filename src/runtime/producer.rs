@@ -57,7 +57,10 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
         let claimed = jobs.len();
         ctx.completer.started(claimed);
         for job in jobs {
-            let permit = slots.clone().try_acquire_owned().expect("a slot per claimed job");
+            let permit = slots
+                .clone()
+                .try_acquire_owned()
+                .expect("a slot per claimed job");
             ctx.jobs.spawn(executor::execute(ctx.clone(), job, permit));
         }
         if claimed == free {

@@ -44,13 +44,23 @@ impl BenchProbe {
     /// Connects to the database a URL names (already migrated by the store).
     pub async fn open(url: &str) -> Result<Self> {
         if url.starts_with("sqlite:") {
-            return Ok(BenchProbe::Sqlite(super::sqlite::bench::Probe::open(url).await?));
+            return Ok(BenchProbe::Sqlite(
+                super::sqlite::bench::Probe::open(url).await?,
+            ));
         }
         #[cfg(feature = "postgres")]
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(BenchProbe::Postgres(Box::new(super::postgres::bench::Probe::open(url).await?)));
+            return Ok(BenchProbe::Postgres(Box::new(
+                super::postgres::bench::Probe::open(url).await?,
+            )));
         }
-        Err(Error::invalid("database url", format!("{} is not a database porter bench knows", super::redact_url(url))))
+        Err(Error::invalid(
+            "database url",
+            format!(
+                "{} is not a database porter bench knows",
+                super::redact_url(url)
+            ),
+        ))
     }
 
     /// How many jobs of `queue` are available or running (an index range, not a table scan).
@@ -82,7 +92,11 @@ impl BenchProbe {
 
     /// Measures the database's own limit with hand-written SQL on `jobs` jobs of
     /// [`RAW_QUEUE`]: one batch insert, single inserts, then the drain.
-    pub async fn raw_drain_baseline(&mut self, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
+    pub async fn raw_drain_baseline(
+        &mut self,
+        jobs: usize,
+        single_jobs: usize,
+    ) -> Result<RawBaseline> {
         match self {
             BenchProbe::Sqlite(p) => p.raw_drain_baseline(jobs, single_jobs).await,
             #[cfg(feature = "postgres")]

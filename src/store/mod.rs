@@ -10,9 +10,9 @@
 //! named in the [`JobFence`]. A stale worker's write changes nothing and is reported as such.
 
 pub mod bench;
-pub mod sqlite;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod sqlite;
 
 mod wake;
 
@@ -24,7 +24,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::job::{validate_name, InsertOpts, JobRow, JobState, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, DEFAULT_QUEUE};
+use crate::job::{
+    validate_name, InsertOpts, JobRow, JobState, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+};
 
 pub use wake::{Wakeup, WakeupSubscription};
 
@@ -78,11 +81,17 @@ impl JobInsertParams {
         validate_name("queue", &queue)?;
         let priority = opts.priority.unwrap_or(DEFAULT_PRIORITY);
         if !(1..=4).contains(&priority) {
-            return Err(Error::invalid("priority", format!("{priority} is outside 1..4 (1 is the highest)")));
+            return Err(Error::invalid(
+                "priority",
+                format!("{priority} is outside 1..4 (1 is the highest)"),
+            ));
         }
         let max_attempts = opts.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
         if max_attempts < 1 {
-            return Err(Error::invalid("max_attempts", format!("{max_attempts} is below 1")));
+            return Err(Error::invalid(
+                "max_attempts",
+                format!("{max_attempts} is below 1"),
+            ));
         }
         if let Some(key) = &opts.unique_key {
             if key.is_empty() || key.len() > 255 {
@@ -216,11 +225,24 @@ pub struct JobCounts {
 impl JobCounts {
     /// Builds counts from (queue, state, count) rows, with zeroes for absent states.
     pub fn from_rows(rows: impl IntoIterator<Item = (String, JobState, i64)>) -> Self {
-        let zero = || JobState::ALL.iter().map(|s| (*s, 0)).collect::<StateCounts>();
-        let mut counts = JobCounts { total: zero(), queues: BTreeMap::new() };
+        let zero = || {
+            JobState::ALL
+                .iter()
+                .map(|s| (*s, 0))
+                .collect::<StateCounts>()
+        };
+        let mut counts = JobCounts {
+            total: zero(),
+            queues: BTreeMap::new(),
+        };
         for (queue, state, n) in rows {
             *counts.total.entry(state).or_default() += n;
-            *counts.queues.entry(queue).or_insert_with(zero).entry(state).or_default() += n;
+            *counts
+                .queues
+                .entry(queue)
+                .or_insert_with(zero)
+                .entry(state)
+                .or_default() += n;
         }
         counts
     }
@@ -419,7 +441,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Moves the periodic job's slot forward and inserts its job, in one transaction; returns
     /// the job when this call advanced the slot, `None` when the slot was already taken.
-    async fn periodic_enqueue(&self, params: PeriodicEnqueueParams) -> Result<Option<InsertResult>>;
+    async fn periodic_enqueue(&self, params: PeriodicEnqueueParams)
+        -> Result<Option<InsertResult>>;
 
     /// Creates a tablo.
     async fn tablo_insert(&self, name: &str) -> Result<TabloRow>;
@@ -428,7 +451,11 @@ pub trait Store: Send + Sync + 'static {
     async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>>;
 
     /// Deletes a tablo and inserts its cleanup job in one transaction. `None` if no such tablo.
-    async fn tablo_delete_enqueue(&self, id: uuid::Uuid, job: JobInsertParams) -> Result<Option<InsertResult>>;
+    async fn tablo_delete_enqueue(
+        &self,
+        id: uuid::Uuid,
+        job: JobInsertParams,
+    ) -> Result<Option<InsertResult>>;
 
     /// Records a stored file.
     async fn tablo_file_insert(&self, file: TabloFileRow) -> Result<()>;
@@ -437,7 +464,8 @@ pub trait Store: Send + Sync + 'static {
     async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>>;
 
     /// A page of files whose tablo is gone.
-    async fn tablo_file_orphans(&self, params: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>>;
+    async fn tablo_file_orphans(&self, params: TabloFileOrphansParams)
+        -> Result<Vec<TabloFileRow>>;
 
     /// Deletes file rows by id, only if their tablo is still gone; returns how many went.
     async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64>;
@@ -455,7 +483,10 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
         }
         #[cfg(not(feature = "postgres"))]
         {
-            Err(Error::invalid("database url", "this porter was built without the postgres feature"))
+            Err(Error::invalid(
+                "database url",
+                "this porter was built without the postgres feature",
+            ))
         }
     } else {
         Err(Error::invalid(
@@ -469,14 +500,18 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 }
 
 /// First and longest wait between two attempts of [`open_retrying`].
-pub const OPEN_RETRY_BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(10));
+pub const OPEN_RETRY_BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(500), Duration::from_secs(10));
 
 /// Opens the store like [`open`], for long-running processes: while a database server does
 /// not answer ([`Error::Unavailable`]: refused, not up yet, starting up, no such database yet),
 /// logs why and tries again with backoff ([`OPEN_RETRY_BACKOFF`]) until `stop` resolves, which
 /// gives `Ok(None)`. Every other error returns at once: a malformed URL, a database newer than
 /// this binary, a failed migration, and any SQLite error (a local file has nothing to wait for).
-pub async fn open_retrying(url: &str, stop: impl std::future::Future<Output = ()>) -> Result<Option<Arc<dyn Store>>> {
+pub async fn open_retrying(
+    url: &str,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Option<Arc<dyn Store>>> {
     let server = !url.starts_with("sqlite:");
     let (mut delay, longest) = OPEN_RETRY_BACKOFF;
     tokio::pin!(stop);
@@ -508,7 +543,11 @@ pub fn redact_url(url: &str) -> String {
             u.to_string()
         }
         Ok(u) => u.to_string(),
-        Err(_) => url.split('@').next_back().map(|rest| format!("***@{rest}")).unwrap_or_default(),
+        Err(_) => url
+            .split('@')
+            .next_back()
+            .map(|rest| format!("***@{rest}"))
+            .unwrap_or_default(),
     }
 }
 
@@ -520,7 +559,9 @@ pub const MAX_LIST_LIMIT: u32 = 10_000;
 impl JobListParams {
     /// The page size, defaulted and capped.
     pub fn effective_limit(&self) -> u32 {
-        self.limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT)
+        self.limit
+            .unwrap_or(DEFAULT_LIST_LIMIT)
+            .clamp(1, MAX_LIST_LIMIT)
     }
 }
 

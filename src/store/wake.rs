@@ -52,6 +52,10 @@ impl Wakeup {
 
     /// Whether anybody listens (lets the SQLite change watcher idle when nobody does).
     pub fn has_subscribers(&self) -> bool {
-        self.subscribers.lock().unwrap().iter().any(|(_, w)| w.strong_count() > 0)
+        self.subscribers
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, w)| w.strong_count() > 0)
     }
 }

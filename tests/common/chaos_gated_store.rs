@@ -19,7 +19,10 @@ pub struct GatedStore {
 impl GatedStore {
     /// A pass-through store with the gate open.
     pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
-        Arc::new(GatedStore { inner, open: tokio::sync::watch::channel(true).0 })
+        Arc::new(GatedStore {
+            inner,
+            open: tokio::sync::watch::channel(true).0,
+        })
     }
 
     /// Completions wait from now on.
@@ -106,7 +109,10 @@ impl Store for GatedStore {
     async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
         self.inner.worker_list().await
     }
-    async fn periodic_enqueue(&self, params: PeriodicEnqueueParams) -> Result<Option<InsertResult>> {
+    async fn periodic_enqueue(
+        &self,
+        params: PeriodicEnqueueParams,
+    ) -> Result<Option<InsertResult>> {
         self.inner.periodic_enqueue(params).await
     }
     async fn tablo_insert(&self, name: &str) -> Result<TabloRow> {
@@ -115,7 +121,11 @@ impl Store for GatedStore {
     async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>> {
         self.inner.tablo_get(id).await
     }
-    async fn tablo_delete_enqueue(&self, id: uuid::Uuid, job: JobInsertParams) -> Result<Option<InsertResult>> {
+    async fn tablo_delete_enqueue(
+        &self,
+        id: uuid::Uuid,
+        job: JobInsertParams,
+    ) -> Result<Option<InsertResult>> {
         self.inner.tablo_delete_enqueue(id, job).await
     }
     async fn tablo_file_insert(&self, file: TabloFileRow) -> Result<()> {
@@ -124,7 +134,10 @@ impl Store for GatedStore {
     async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>> {
         self.inner.tablo_file_list(tablo_id).await
     }
-    async fn tablo_file_orphans(&self, params: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
+    async fn tablo_file_orphans(
+        &self,
+        params: TabloFileOrphansParams,
+    ) -> Result<Vec<TabloFileRow>> {
         self.inner.tablo_file_orphans(params).await
     }
     async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64> {

@@ -24,7 +24,11 @@ pub struct PgCluster {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 fn find_bin() -> Option<PathBuf> {
@@ -35,14 +39,22 @@ fn find_bin() -> Option<PathBuf> {
         .filter(|p| p.join("initdb").exists() && p.join("pg_ctl").exists())
         .collect();
     dirs.sort_by_key(|p| {
-        p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0)
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
     });
     dirs.pop()
 }
 
 /// A TCP port nobody listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl PgCluster {
@@ -55,24 +67,63 @@ impl PgCluster {
         };
         let as_user = if is_root() { Some(PG_OS_USER) } else { None };
         if let Some(user) = as_user {
-            if !Command::new("id").arg("-u").arg(user).output().map(|o| o.status.success()).unwrap_or(false) {
-                eprintln!("note: running as root without the {user} user: own-cluster scenario skipped");
+            if !Command::new("id")
+                .arg("-u")
+                .arg(user)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+            {
+                eprintln!(
+                    "note: running as root without the {user} user: own-cluster scenario skipped"
+                );
                 return None;
             }
         }
-        let dir = tempfile::Builder::new().prefix("porter-chaos-pg.").tempdir().expect("temp dir");
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("porter-chaos-pg.")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         if let Some(user) = as_user {
-            let ok = Command::new("chown").arg(user).arg(dir.path()).status().unwrap().success();
+            let ok = Command::new("chown")
+                .arg(user)
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success();
             assert!(ok, "chown the cluster dir to {user}");
         }
-        let cluster = PgCluster { bin, dir, port: free_port(), as_user };
+        let cluster = PgCluster {
+            bin,
+            dir,
+            port: free_port(),
+            as_user,
+        };
         let data = cluster.data();
         let out = cluster.pg(
             "initdb",
-            &["-D", &data, "-U", PG_DB_USER, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"],
+            &[
+                "-D",
+                &data,
+                "-U",
+                PG_DB_USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
         );
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Some(cluster)
     }
 
@@ -86,8 +137,23 @@ impl PgCluster {
 
     /// Creates the test database (the server must be up).
     pub fn create_db(&self) {
-        let out = self.pg("createdb", &["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", PG_DB_USER, PG_DB]);
-        assert!(out.status.success(), "createdb: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.pg(
+            "createdb",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                PG_DB_USER,
+                PG_DB,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "createdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn data(&self) -> String {
@@ -114,7 +180,10 @@ impl PgCluster {
             }
             None => Command::new(&exe),
         };
-        cmd.args(args).current_dir(self.dir.path()).output().unwrap_or_else(|e| panic!("run {program}: {e}"))
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("run {program}: {e}"))
     }
 
     fn options(&self) -> String {
@@ -128,21 +197,68 @@ impl PgCluster {
     /// Starts the server (waits until it accepts connections).
     pub fn start(&self) {
         let opts = self.options();
-        let out = self.pg("pg_ctl", &["-D", &self.data(), "-l", &self.log(), "-w", "-t", "60", "-o", &opts, "start"]);
-        assert!(out.status.success(), "pg_ctl start: {}\n{}", String::from_utf8_lossy(&out.stderr), self.server_log());
+        let out = self.pg(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &self.log(),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                &opts,
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.server_log()
+        );
     }
 
     /// `pg_ctl restart -m fast`: every connection is cut, the server comes back on the same port.
     pub fn restart_fast(&self) {
         let opts = self.options();
-        let out = self.pg("pg_ctl", &["-D", &self.data(), "-l", &self.log(), "-w", "-t", "60", "-m", "fast", "-o", &opts, "restart"]);
-        assert!(out.status.success(), "pg_ctl restart: {}\n{}", String::from_utf8_lossy(&out.stderr), self.server_log());
+        let out = self.pg(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &self.log(),
+                "-w",
+                "-t",
+                "60",
+                "-m",
+                "fast",
+                "-o",
+                &opts,
+                "restart",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl restart: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.server_log()
+        );
     }
 
     /// `pg_ctl stop -m fast`.
     pub fn stop(&self) {
-        let out = self.pg("pg_ctl", &["-D", &self.data(), "-w", "-t", "60", "-m", "fast", "stop"]);
-        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.pg(
+            "pg_ctl",
+            &["-D", &self.data(), "-w", "-t", "60", "-m", "fast", "stop"],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The URL of the test database.
@@ -159,7 +275,10 @@ impl PgCluster {
 impl Drop for PgCluster {
     fn drop(&mut self) {
         let data = self.data();
-        let stopped = self.pg("pg_ctl", &["-D", &data, "-w", "-t", "20", "-m", "immediate", "stop"]);
+        let stopped = self.pg(
+            "pg_ctl",
+            &["-D", &data, "-w", "-t", "20", "-m", "immediate", "stop"],
+        );
         if !stopped.status.success() {
             // Whatever pg_ctl said, no postmaster of ours may outlive the test.
             if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid")) {

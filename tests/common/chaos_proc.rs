@@ -24,7 +24,10 @@ pub fn porter_bin() -> PathBuf {
 /// A size knob: the environment variable when set, else the reduced default of `scripts/test`.
 pub fn knob(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
         _ => default,
     }
 }
@@ -68,14 +71,25 @@ impl Size {
 
 /// One line per scenario, the shape `scripts/chaos` collects:
 /// `CHAOS scenario=kill_soak backend=sqlite jobs=600 faults=4 lost=0 stuck=0 duplicates=3`.
-pub fn report(scenario: &str, backend: &str, jobs: u64, faults: u64, lost: u64, stuck: u64, duplicates: u64) {
+pub fn report(
+    scenario: &str,
+    backend: &str,
+    jobs: u64,
+    faults: u64,
+    lost: u64,
+    stuck: u64,
+    duplicates: u64,
+) {
     println!("CHAOS scenario={scenario} backend={backend} jobs={jobs} faults={faults} lost={lost} stuck={stuck} duplicates={duplicates}");
 }
 
 /// The scratch directory of one scenario: process logs, and the working directory of every
 /// process (so nothing lands in the repository). PORTER_CHAOS_KEEP=1 keeps it (and says where).
 pub fn scratch() -> tempfile::TempDir {
-    let mut dir = tempfile::Builder::new().prefix("porter-chaos.").tempdir().expect("scratch dir");
+    let mut dir = tempfile::Builder::new()
+        .prefix("porter-chaos.")
+        .tempdir()
+        .expect("scratch dir");
     if knob("PORTER_CHAOS_KEEP", 0) == 1 {
         dir.disable_cleanup(true);
         eprintln!("note: keeping the process logs in {}", dir.path().display());
@@ -131,7 +145,9 @@ impl Launcher {
     /// Starts a long-running `porter` process (`worker ...`, `web ...`), its stdout and stderr
     /// going to files named after it.
     pub fn spawn(&self, name: &str, args: &[&str]) -> Proc {
-        let n = self.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = self
+            .started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log = self.dir.join(format!("{n:04}-{name}.log"));
         let file = std::fs::File::create(&log).expect("create the process log");
         let child = self
@@ -140,7 +156,12 @@ impl Launcher {
             .stderr(Stdio::from(file))
             .spawn()
             .unwrap_or_else(|e| panic!("start {} {args:?}: {e}", porter_bin().display()));
-        Proc { name: format!("{name}#{n}"), child, log, exit: None }
+        Proc {
+            name: format!("{name}#{n}"),
+            child,
+            log,
+            exit: None,
+        }
     }
 
     /// `porter worker` with these extra flags.
@@ -153,7 +174,9 @@ impl Launcher {
     /// Runs a one-shot `porter` command to the end (bounded), with its output.
     pub async fn run(&self, args: &[&str]) -> Cli {
         let mut cmd = tokio::process::Command::from(self.command(args));
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
             .await
             .unwrap_or_else(|_| panic!("porter {args:?} did not finish within 120 s"))
@@ -188,7 +211,14 @@ impl Cli {
 
     /// Panics unless it exited 0.
     pub fn ok(&self) -> &Self {
-        assert!(self.status.success(), "porter {:?} failed ({}):\n{}\n{}", self.args, self.status, self.stdout, self.stderr);
+        assert!(
+            self.status.success(),
+            "porter {:?} failed ({}):\n{}\n{}",
+            self.args,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
@@ -196,13 +226,40 @@ impl Cli {
     /// exactly one `error: ` line on stderr. Returns that message.
     pub fn refused(&self) -> String {
         let code = self.code();
-        assert!(code == 1 || code == 2, "porter {:?}: expected exit 1 or 2, got {}:\n{}\n{}", self.args, self.status, self.stdout, self.stderr);
-        let errors: Vec<&str> = self.stderr.lines().filter(|l| l.starts_with("error")).collect();
-        assert!(!errors.is_empty(), "porter {:?} exited {code} without an error line:\n{}", self.args, self.stderr);
+        assert!(
+            code == 1 || code == 2,
+            "porter {:?}: expected exit 1 or 2, got {}:\n{}\n{}",
+            self.args,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error"))
+            .collect();
+        assert!(
+            !errors.is_empty(),
+            "porter {:?} exited {code} without an error line:\n{}",
+            self.args,
+            self.stderr
+        );
         if code == 1 {
-            assert_eq!(errors.len(), 1, "porter {:?}: one error line, got:\n{}", self.args, self.stderr);
+            assert_eq!(
+                errors.len(),
+                1,
+                "porter {:?}: one error line, got:\n{}",
+                self.args,
+                self.stderr
+            );
         }
-        assert!(!self.stderr.contains("panicked"), "porter {:?} panicked:\n{}", self.args, self.stderr);
+        assert!(
+            !self.stderr.contains("panicked"),
+            "porter {:?} panicked:\n{}",
+            self.args,
+            self.stderr
+        );
         errors.join("\n")
     }
 }
@@ -255,15 +312,27 @@ impl Proc {
             if self.logged(needle) {
                 return;
             }
-            assert!(self.alive(), "{} exited ({:?}) before logging {needle:?}:\n{}", self.name, self.exit, self.output());
-            assert!(tokio::time::Instant::now() < deadline, "{} did not log {needle:?} within {within:?}:\n{}", self.name, self.output());
+            assert!(
+                self.alive(),
+                "{} exited ({:?}) before logging {needle:?}:\n{}",
+                self.name,
+                self.exit,
+                self.output()
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} did not log {needle:?} within {within:?}:\n{}",
+                self.name,
+                self.output()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Waits until `worker ready`.
     pub async fn ready(&mut self) {
-        self.wait_for_log("worker ready", Duration::from_secs(60)).await;
+        self.wait_for_log("worker ready", Duration::from_secs(60))
+            .await;
     }
 
     /// Sends a signal by name (`TERM`, `KILL`, `INT`).
@@ -301,7 +370,12 @@ impl Proc {
     pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = tokio::time::Instant::now() + within;
         while self.alive() {
-            assert!(tokio::time::Instant::now() < deadline, "{} did not exit within {within:?}:\n{}", self.name, self.output());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} did not exit within {within:?}:\n{}",
+                self.name,
+                self.output()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.reap()
@@ -320,7 +394,9 @@ impl Proc {
         for line in out.lines() {
             let l = line.to_ascii_lowercase();
             assert!(
-                !(l.contains("database is locked") || l.contains("database is busy") || l.contains("sqlite_busy")),
+                !(l.contains("database is locked")
+                    || l.contains("database is busy")
+                    || l.contains("sqlite_busy")),
                 "{}: a lock error reached the log: {line}",
                 self.name
             );
@@ -383,7 +459,10 @@ impl Ledger {
     /// Reads the rows of `ids` (all of `kind`).
     pub async fn read(store: &dyn Store, kind: &str, ids: &BTreeSet<i64>) -> Ledger {
         let rows = all_jobs(store, Some(kind)).await;
-        let mut l = Ledger { expected: ids.len() as u64, ..Default::default() };
+        let mut l = Ledger {
+            expected: ids.len() as u64,
+            ..Default::default()
+        };
         let mut seen = 0u64;
         for row in rows.iter().filter(|r| ids.contains(&r.id)) {
             seen += 1;
@@ -408,10 +487,25 @@ impl Ledger {
     /// Panics unless every job completed, each re-run is explained by an error entry, and the
     /// re-runs stay within `max_duplicates`.
     pub fn assert_all_completed(&self, what: &str, max_duplicates: u64) {
-        assert_eq!((self.lost, self.stuck), (0, 0), "{what}: lost/stuck jobs: {self:?}");
-        assert_eq!(self.states.get(&JobState::Completed).copied().unwrap_or(0), self.expected, "{what}: {self:?}");
-        assert!(self.inconsistent.is_empty(), "{what}: runs without an error entry explaining them: {self:?}");
-        assert!(self.duplicates <= max_duplicates, "{what}: {} duplicate runs, bound {max_duplicates}: {self:?}", self.duplicates);
+        assert_eq!(
+            (self.lost, self.stuck),
+            (0, 0),
+            "{what}: lost/stuck jobs: {self:?}"
+        );
+        assert_eq!(
+            self.states.get(&JobState::Completed).copied().unwrap_or(0),
+            self.expected,
+            "{what}: {self:?}"
+        );
+        assert!(
+            self.inconsistent.is_empty(),
+            "{what}: runs without an error entry explaining them: {self:?}"
+        );
+        assert!(
+            self.duplicates <= max_duplicates,
+            "{what}: {} duplicate runs, bound {max_duplicates}: {self:?}",
+            self.duplicates
+        );
     }
 }
 
@@ -423,10 +517,19 @@ pub async fn insert_sleeps(store: &dyn Store, n: u64, ms: u64) -> BTreeSet<i64> 
         let batch = left.min(1000);
         let params = (0..batch)
             .map(|_| {
-                porter::store::JobInsertParams::new("sleep", serde_json::json!({ "ms": ms }), Default::default()).unwrap()
+                porter::store::JobInsertParams::new(
+                    "sleep",
+                    serde_json::json!({ "ms": ms }),
+                    Default::default(),
+                )
+                .unwrap()
             })
             .collect();
-        for r in store.job_insert_many(params).await.expect("insert sleep jobs") {
+        for r in store
+            .job_insert_many(params)
+            .await
+            .expect("insert sleep jobs")
+        {
             ids.insert(r.job.id);
         }
         left -= batch;
@@ -440,21 +543,31 @@ pub async fn totals(store: &dyn Store) -> BTreeMap<JobState, i64> {
 }
 
 /// Waits (bounded by `within`) until `done` holds for the totals; panics with them otherwise.
-pub async fn wait_totals(store: &dyn Store, what: &str, within: Duration, done: impl Fn(&BTreeMap<JobState, i64>) -> bool) {
+pub async fn wait_totals(
+    store: &dyn Store,
+    what: &str,
+    within: Duration,
+    done: impl Fn(&BTreeMap<JobState, i64>) -> bool,
+) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let t = totals(store).await;
         if done(&t) {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "gave up waiting for {what} after {within:?}: {t:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what} after {within:?}: {t:?}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
 /// `PRAGMA integrity_check` on a SQLite file, from a connection of its own.
 pub fn sqlite_integrity(path: &Path) -> String {
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open for integrity_check");
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open for integrity_check");
     conn.busy_timeout(Duration::from_secs(30)).unwrap();
     let rows: Vec<String> = conn
         .prepare("PRAGMA integrity_check")

@@ -11,8 +11,8 @@ use futures::stream::{self, BoxStream, StreamExt};
 use futures::FutureExt;
 use object_store::path::Path;
 use object_store::{
-    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions,
-    PutPayload, PutResult,
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
 /// How deletes misbehave.
@@ -40,12 +40,20 @@ pub struct FaultyStore {
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>, fault: Fault) -> Self {
-        FaultyStore { inner, fault, fail: Mutex::new(HashSet::new()), max_batch: AtomicUsize::new(0) }
+        FaultyStore {
+            inner,
+            fault,
+            fail: Mutex::new(HashSet::new()),
+            max_batch: AtomicUsize::new(0),
+        }
     }
 
     /// Deletes of these keys fail from now on ([`Fault::FailChosen`]).
     pub fn fail_keys<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
-        self.fail.lock().unwrap().extend(keys.into_iter().map(Path::from));
+        self.fail
+            .lock()
+            .unwrap()
+            .extend(keys.into_iter().map(Path::from));
     }
 
     /// Deletes work again.
@@ -69,7 +77,12 @@ impl fmt::Display for FaultyStore {
 
 #[async_trait::async_trait]
 impl ObjectStore for FaultyStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -81,12 +94,19 @@ impl ObjectStore for FaultyStore {
         self.inner.put_multipart_opts(location, opts).await
     }
 
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
         self.inner.get_opts(location, options).await
     }
 
     async fn delete(&self, location: &Path) -> object_store::Result<()> {
-        let mut results = self.delete_stream(stream::iter([Ok(location.clone())]).boxed()).collect::<Vec<_>>().await;
+        let mut results = self
+            .delete_stream(stream::iter([Ok(location.clone())]).boxed())
+            .collect::<Vec<_>>()
+            .await;
         results.pop().expect("one result").map(drop)
     }
 
@@ -97,18 +117,35 @@ impl ObjectStore for FaultyStore {
         locations: BoxStream<'a, object_store::Result<Path>>,
     ) -> BoxStream<'a, object_store::Result<Path>> {
         async move {
-            let paths: Vec<Path> = locations.filter_map(|p| async move { p.ok() }).collect().await;
+            let paths: Vec<Path> = locations
+                .filter_map(|p| async move { p.ok() })
+                .collect()
+                .await;
             self.max_batch.fetch_max(paths.len(), Ordering::SeqCst);
             let failing = self.fail.lock().unwrap().clone();
             let passed: Vec<Path> = match self.fault {
-                Fault::FailChosen => paths.iter().filter(|p| !failing.contains(*p)).cloned().collect(),
+                Fault::FailChosen => paths
+                    .iter()
+                    .filter(|p| !failing.contains(*p))
+                    .cloned()
+                    .collect(),
                 Fault::DeleteThenFail | Fault::DeleteThenAbort => paths.clone(),
             };
-            let inner: Vec<object_store::Result<Path>> =
-                self.inner.delete_stream(stream::iter(passed.clone()).map(Ok).boxed()).collect().await;
-            assert_eq!(inner.len(), passed.len(), "the real store answered every delete");
+            let inner: Vec<object_store::Result<Path>> = self
+                .inner
+                .delete_stream(stream::iter(passed.clone()).map(Ok).boxed())
+                .collect()
+                .await;
+            assert_eq!(
+                inner.len(),
+                passed.len(),
+                "the real store answered every delete"
+            );
             if self.fault == Fault::DeleteThenAbort {
-                eprintln!("FaultyStore: {} objects deleted; aborting the process now", passed.len());
+                eprintln!(
+                    "FaultyStore: {} objects deleted; aborting the process now",
+                    passed.len()
+                );
                 std::process::abort();
             }
             let mut inner = inner.into_iter();

@@ -12,7 +12,9 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use porter::files::{save_tablo_file, CleanupConfig};
 use porter::jobs::orphan_file_cleanup::{OrphanFileCleanup, OrphanFileCleanupWorker};
-use porter::store::{JobClaimParams, JobFailParams, JobInsertParams, Store, TabloFileOrphansParams, TabloFileRow};
+use porter::store::{
+    JobClaimParams, JobFailParams, JobInsertParams, Store, TabloFileOrphansParams, TabloFileRow,
+};
 use porter::{InsertOpts, Job, JobArgs, JobError, JobRow};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -30,8 +32,13 @@ pub enum Objects {
 /// The S3-compatible test server, when `scripts/test` (or the developer) started one:
 /// (endpoint, bucket).
 pub fn s3_server() -> Option<(String, String)> {
-    let endpoint = std::env::var("PORTER_TEST_S3_ENDPOINT").ok().filter(|v| !v.is_empty())?;
-    let bucket = std::env::var("PORTER_TEST_S3_BUCKET").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "porter-test".into());
+    let endpoint = std::env::var("PORTER_TEST_S3_ENDPOINT")
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    let bucket = std::env::var("PORTER_TEST_S3_BUCKET")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "porter-test".into());
     Some((endpoint, bucket))
 }
 
@@ -54,11 +61,19 @@ impl Fixture {
     pub async fn new(db: TestDb, kind: Objects) -> Option<Fixture> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (objects, objects_url, objects_env): (Arc<dyn ObjectStore>, _, _) = match kind {
-            Objects::Memory => (porter::files::object_store_from_url("memory://").unwrap(), None, vec![]),
+            Objects::Memory => (
+                porter::files::object_store_from_url("memory://").unwrap(),
+                None,
+                vec![],
+            ),
             Objects::File => {
                 // A directory that does not exist yet: opening the store creates it.
                 let url = format!("file://{}/objects", dir.path().display());
-                (porter::files::object_store_from_url(&url).unwrap(), Some(url), vec![])
+                (
+                    porter::files::object_store_from_url(&url).unwrap(),
+                    Some(url),
+                    vec![],
+                )
             }
             Objects::S3 => {
                 let Some((endpoint, bucket)) = s3_server() else {
@@ -72,21 +87,40 @@ impl Fixture {
                     .with_allow_http(true)
                     .build()
                     .expect("S3 client for the test server");
-                (Arc::new(s3), Some(format!("s3://{bucket}")), vec![("S3_ENDPOINT".to_string(), endpoint)])
+                (
+                    Arc::new(s3),
+                    Some(format!("s3://{bucket}")),
+                    vec![("S3_ENDPOINT".to_string(), endpoint)],
+                )
             }
         };
         let store = db.store.clone();
-        Some(Fixture { db, store, objects, kind, objects_url, objects_env, _dir: dir })
+        Some(Fixture {
+            db,
+            store,
+            objects,
+            kind,
+            objects_url,
+            objects_env,
+            _dir: dir,
+        })
     }
 
     /// A cleanup config with small pages, so that every test crosses page boundaries.
     pub fn config(&self) -> CleanupConfig {
-        CleanupConfig { page_size: 3, ..CleanupConfig::default() }
+        CleanupConfig {
+            page_size: 3,
+            ..CleanupConfig::default()
+        }
     }
 
     /// The worker that runs `orphan_file_cleanup` jobs over this fixture.
     pub fn worker(&self, objects: Arc<dyn ObjectStore>) -> OrphanFileCleanupWorker {
-        OrphanFileCleanupWorker { store: self.store.clone(), objects, config: self.config() }
+        OrphanFileCleanupWorker {
+            store: self.store.clone(),
+            objects,
+            config: self.config(),
+        }
     }
 
     /// A tablo with `n` files, stored the way the web upload stores them.
@@ -95,7 +129,17 @@ impl Fixture {
         let mut files = Vec::new();
         for i in 0..n {
             let body = Bytes::from(format!("file {i} of tablo {}", tablo.id));
-            files.push(save_tablo_file(self.store.as_ref(), self.objects.as_ref(), tablo.id, &format!("f{i}.txt"), body).await.unwrap());
+            files.push(
+                save_tablo_file(
+                    self.store.as_ref(),
+                    self.objects.as_ref(),
+                    tablo.id,
+                    &format!("f{i}.txt"),
+                    body,
+                )
+                .await
+                .unwrap(),
+            );
         }
         (tablo.id, files)
     }
@@ -110,14 +154,30 @@ impl Fixture {
             InsertOpts::default(),
         )
         .unwrap();
-        let inserted = self.store.tablo_delete_enqueue(id, job).await.unwrap().expect("the tablo existed");
+        let inserted = self
+            .store
+            .tablo_delete_enqueue(id, job)
+            .await
+            .unwrap()
+            .expect("the tablo existed");
         (id, files, inserted.job)
     }
 
     /// A general (untargeted) cleanup job.
     pub async fn cleanup_job(&self) -> JobRow {
-        let job = JobInsertParams::new(OrphanFileCleanup::KIND, serde_json::json!({}), InsertOpts::default()).unwrap();
-        self.store.job_insert_many(vec![job]).await.unwrap().pop().unwrap().job
+        let job = JobInsertParams::new(
+            OrphanFileCleanup::KIND,
+            serde_json::json!({}),
+            InsertOpts::default(),
+        )
+        .unwrap();
+        self.store
+            .job_insert_many(vec![job])
+            .await
+            .unwrap()
+            .pop()
+            .unwrap()
+            .job
     }
 
     /// A `tablo_files` row with any key, whose tablo never existed (so an orphan).
@@ -135,7 +195,10 @@ impl Fixture {
 
     /// Stores an object directly.
     pub async fn put(&self, key: &str) {
-        self.objects.put(&Path::from(key), Bytes::from_static(b"canary").into()).await.unwrap();
+        self.objects
+            .put(&Path::from(key), Bytes::from_static(b"canary").into())
+            .await
+            .unwrap();
     }
 
     /// Whether an object exists.
@@ -151,17 +214,29 @@ impl Fixture {
     pub async fn assert_cleaned(&self, files: &[TabloFileRow]) {
         assert!(self.orphans().await.is_empty(), "no orphan row is left");
         for f in files {
-            assert!(!self.exists(&f.s3_key).await, "orphan object {} is gone", f.s3_key);
+            assert!(
+                !self.exists(&f.s3_key).await,
+                "orphan object {} is gone",
+                f.s3_key
+            );
         }
     }
 
     /// A live tablo still has exactly these files, rows and objects.
     pub async fn assert_live(&self, tablo: Uuid, files: &[TabloFileRow]) {
         let rows = self.store.tablo_file_list(tablo).await.unwrap();
-        let ids = |rows: &[TabloFileRow]| rows.iter().map(|r| (r.id, r.s3_key.clone())).collect::<std::collections::BTreeSet<_>>();
+        let ids = |rows: &[TabloFileRow]| {
+            rows.iter()
+                .map(|r| (r.id, r.s3_key.clone()))
+                .collect::<std::collections::BTreeSet<_>>()
+        };
         assert_eq!(ids(&rows), ids(files), "live tablo {tablo} keeps its rows");
         for f in files {
-            assert!(self.exists(&f.s3_key).await, "live object {} stays", f.s3_key);
+            assert!(
+                self.exists(&f.s3_key).await,
+                "live object {} stays",
+                f.s3_key
+            );
         }
     }
 
@@ -171,7 +246,11 @@ impl Fixture {
         loop {
             let page = self
                 .store
-                .tablo_file_orphans(TabloFileOrphansParams { after: out.last().map(|r: &TabloFileRow| r.id), tablo_id: None, limit: 500 })
+                .tablo_file_orphans(TabloFileOrphansParams {
+                    after: out.last().map(|r: &TabloFileRow| r.id),
+                    tablo_id: None,
+                    limit: 500,
+                })
                 .await
                 .unwrap();
             if page.is_empty() {
@@ -193,19 +272,36 @@ impl Fixture {
             })
             .await
             .unwrap();
-        claimed.into_iter().find(|r| r.id == id).expect("the cleanup job was claimable")
+        claimed
+            .into_iter()
+            .find(|r| r.id == id)
+            .expect("the cleanup job was claimable")
     }
 
     /// Claims a cleanup job and runs it on `worker` as the executor would, then records the
     /// outcome. Returns the worker's result and the job row afterwards.
-    pub async fn run_job(&self, worker: &OrphanFileCleanupWorker, id: i64) -> (Result<(), String>, JobRow) {
+    pub async fn run_job(
+        &self,
+        worker: &OrphanFileCleanupWorker,
+        id: i64,
+    ) -> (Result<(), String>, JobRow) {
         use porter::Worker;
         let row = self.claim(id).await;
         let args: OrphanFileCleanup = serde_json::from_value(row.args.clone()).unwrap();
-        let job = Job { args, row: row.clone(), cancel: CancellationToken::new() };
+        let job = Job {
+            args,
+            row: row.clone(),
+            cancel: CancellationToken::new(),
+        };
         match worker.work(job).await {
             Ok(()) => {
-                assert_eq!(self.store.job_complete_many(vec![row.fence()]).await.unwrap(), vec![true]);
+                assert_eq!(
+                    self.store
+                        .job_complete_many(vec![row.fence()])
+                        .await
+                        .unwrap(),
+                    vec![true]
+                );
                 (Ok(()), self.store.job_get(id).await.unwrap().unwrap())
             }
             Err(JobError::Failed { message, .. }) => {

@@ -18,7 +18,9 @@ pub struct TestDb {
 impl TestDb {
     /// Opens another store (another connection set, like another process) on this database.
     pub async fn reopen(&self) -> Arc<dyn Store> {
-        porter::store::open(&self.url).await.expect("reopen the test database")
+        porter::store::open(&self.url)
+            .await
+            .expect("reopen the test database")
     }
 
     /// The SQLite file path, on SQLite.
@@ -32,20 +34,32 @@ pub async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}/porter.db", dir.path().display());
     let store = porter::store::open(&url).await.expect("open sqlite");
-    TestDb { url, store, dir: Some(dir) }
+    TestDb {
+        url,
+        store,
+        dir: Some(dir),
+    }
 }
 
 /// The base Postgres URL, when the Postgres half runs.
 pub fn postgres_base_url() -> Option<String> {
-    std::env::var("PORTER_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("PORTER_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// A fresh Postgres schema.
 pub async fn postgres() -> TestDb {
     let base = postgres_base_url().expect("PORTER_TEST_DATABASE_URL is set for the Postgres half");
-    let url = porter::store::postgres::PgStore::create_test_schema(&base).await.expect("create test schema");
+    let url = porter::store::postgres::PgStore::create_test_schema(&base)
+        .await
+        .expect("create test schema");
     let store = porter::store::open(&url).await.expect("open postgres");
-    TestDb { url, store, dir: None }
+    TestDb {
+        url,
+        store,
+        dir: None,
+    }
 }
 
 /// Generates `mod sqlite { fn case() }` and `mod postgres { fn case() }` for every case in

@@ -8,7 +8,9 @@ use std::time::Duration;
 use object_store::ObjectStore;
 use porter::http::{AppState, HttpConfig};
 use porter::runtime::{RunReport, Runtime, RuntimeConfig, Shutdown};
-use porter::store::{JobClaimParams, JobFailParams, JobInsertParams, JobListParams, MAX_LIST_LIMIT};
+use porter::store::{
+    JobClaimParams, JobFailParams, JobInsertParams, JobListParams, MAX_LIST_LIMIT,
+};
 use porter::{Backend, InsertOpts, JobRow, Store};
 
 /// The worker id the helpers claim jobs as.
@@ -16,9 +18,17 @@ pub const TEST_WORKER: &str = "surfaces-test-worker";
 
 /// Inserts one job.
 pub async fn insert(store: &dyn Store, kind: &str, queue: &str) -> JobRow {
-    let opts = InsertOpts { queue: Some(queue.to_string()), ..Default::default() };
+    let opts = InsertOpts {
+        queue: Some(queue.to_string()),
+        ..Default::default()
+    };
     let params = JobInsertParams::new(kind, serde_json::json!({}), opts).unwrap();
-    store.job_insert_many(vec![params]).await.unwrap().remove(0).job
+    store
+        .job_insert_many(vec![params])
+        .await
+        .unwrap()
+        .remove(0)
+        .job
 }
 
 /// Claims the one available job of `kind` in `queue`: it becomes `running`.
@@ -62,7 +72,13 @@ pub async fn discarded_job(store: &dyn Store, error: &str) -> JobRow {
 
 /// Every job, newest first.
 pub async fn all_jobs(store: &dyn Store) -> Vec<JobRow> {
-    store.job_list(JobListParams { limit: Some(MAX_LIST_LIMIT), ..Default::default() }).await.unwrap()
+    store
+        .job_list(JobListParams {
+            limit: Some(MAX_LIST_LIMIT),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
 }
 
 /// App state on this store and a fresh in-memory object store.
@@ -77,7 +93,10 @@ pub fn spawn_worker(
     objects: Arc<dyn ObjectStore>,
 ) -> (Shutdown, tokio::task::JoinHandle<porter::Result<RunReport>>) {
     let workers = porter::cli::builtin_workers(store.clone(), objects).unwrap();
-    let config = RuntimeConfig { periodic: Vec::new(), ..RuntimeConfig::default() };
+    let config = RuntimeConfig {
+        periodic: Vec::new(),
+        ..RuntimeConfig::default()
+    };
     let shutdown = Shutdown::new();
     let handle = tokio::spawn(Runtime::new(store, workers, config).run(shutdown.clone()));
     (shutdown, handle)
@@ -85,7 +104,11 @@ pub fn spawn_worker(
 
 /// Makes every insert of an `orphan_file_cleanup` job fail inside the database (a trigger),
 /// so the transaction that tries it must roll back.
-pub async fn refuse_cleanup_jobs(url: &str, store: &dyn Store, sqlite_path: Option<std::path::PathBuf>) {
+pub async fn refuse_cleanup_jobs(
+    url: &str,
+    store: &dyn Store,
+    sqlite_path: Option<std::path::PathBuf>,
+) {
     match store.backend() {
         Backend::Sqlite => {
             let conn = rusqlite::Connection::open(sqlite_path.expect("a SQLite file")).unwrap();

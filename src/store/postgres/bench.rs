@@ -33,7 +33,11 @@ impl Probe {
             .parse()
             .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
         let conn = connect(&options, url).await?;
-        Ok(Probe { options, url: url.to_string(), conn })
+        Ok(Probe {
+            options,
+            url: url.to_string(),
+            conn,
+        })
     }
 
     /// Jobs of `queue` that are available or running.
@@ -72,7 +76,11 @@ impl Probe {
     /// [`RAW_CONNECTIONS`] connections (then deletes those), and drains the first ones on
     /// [`RAW_CONNECTIONS`] connections: claim [`RAW_BATCH`] with SKIP LOCKED + complete them
     /// per transaction.
-    pub async fn raw_drain_baseline(&mut self, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
+    pub async fn raw_drain_baseline(
+        &mut self,
+        jobs: usize,
+        single_jobs: usize,
+    ) -> Result<RawBaseline> {
         let started = Instant::now();
         let mut tx = self.conn.begin().await.map_err(map_err)?;
         let mut left = jobs;
@@ -95,7 +103,8 @@ impl Probe {
         }
         let started = Instant::now();
         let inserters = conns.into_iter().enumerate().map(|(i, mut conn)| {
-            let share = single_jobs / RAW_CONNECTIONS + usize::from(i < single_jobs % RAW_CONNECTIONS);
+            let share =
+                single_jobs / RAW_CONNECTIONS + usize::from(i < single_jobs % RAW_CONNECTIONS);
             tokio::spawn(async move {
                 for _ in 0..share {
                     sqlx::query(include_str!("sql/bench_raw_insert_one.sql"))
@@ -119,10 +128,16 @@ impl Probe {
         let drainers = conns.into_iter().map(|conn| tokio::spawn(drain(conn)));
         let drained: usize = join_all(drainers).await?.into_iter().sum();
         if drained != jobs {
-            return Err(Error::Database(format!("baseline: drained {drained} jobs of {jobs}")));
+            return Err(Error::Database(format!(
+                "baseline: drained {drained} jobs of {jobs}"
+            )));
         }
         let drain_jobs_per_sec = rate(jobs, started.elapsed());
-        Ok(RawBaseline { batch_insert_jobs_per_sec, single_insert_jobs_per_sec, drain_jobs_per_sec })
+        Ok(RawBaseline {
+            batch_insert_jobs_per_sec,
+            single_insert_jobs_per_sec,
+            drain_jobs_per_sec,
+        })
     }
 }
 
@@ -151,7 +166,9 @@ async fn drain(mut conn: PgConnection) -> Result<usize> {
             .await
             .map_err(map_err)?;
         if done.rows_affected() as usize != claimed.len() {
-            return Err(Error::Database("baseline: a claimed job was not completed".into()));
+            return Err(Error::Database(
+                "baseline: a claimed job was not completed".into(),
+            ));
         }
         tx.commit().await.map_err(map_err)?;
         drained += claimed.len();
@@ -160,7 +177,9 @@ async fn drain(mut conn: PgConnection) -> Result<usize> {
     Ok(drained)
 }
 
-async fn join_all<T>(tasks: impl Iterator<Item = tokio::task::JoinHandle<Result<T>>>) -> Result<Vec<T>> {
+async fn join_all<T>(
+    tasks: impl Iterator<Item = tokio::task::JoinHandle<Result<T>>>,
+) -> Result<Vec<T>> {
     let mut out = Vec::new();
     for task in tasks.collect::<Vec<_>>() {
         out.push(task.await.map_err(|e| Error::Database(e.to_string()))??);
@@ -175,7 +194,8 @@ mod tests {
     use crate::store::Store;
 
     async fn fresh() -> (String, PgStore) {
-        let base = std::env::var("PORTER_TEST_DATABASE_URL").expect("PORTER_TEST_DATABASE_URL is set");
+        let base =
+            std::env::var("PORTER_TEST_DATABASE_URL").expect("PORTER_TEST_DATABASE_URL is set");
         let url = PgStore::create_test_schema(&base).await.unwrap();
         let store = PgStore::open(&url).await.unwrap();
         (url, store)
@@ -183,22 +203,36 @@ mod tests {
 
     /// With jobs waiting, the claim reads the fetch index (no sequential scan of porter_jobs).
     #[tokio::test]
-    #[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+    )]
     async fn claim_plan_uses_the_fetch_index() {
         let (url, store) = fresh().await;
-        let job = crate::store::JobInsertParams::new("noop", serde_json::json!({}), Default::default()).unwrap();
+        let job =
+            crate::store::JobInsertParams::new("noop", serde_json::json!({}), Default::default())
+                .unwrap();
         store.job_insert_many(vec![job; 5000]).await.unwrap();
         let mut probe = Probe::open(&url).await.unwrap();
-        sqlx::query("ANALYZE porter_jobs").execute(&mut probe.conn).await.unwrap();
+        sqlx::query("ANALYZE porter_jobs")
+            .execute(&mut probe.conn)
+            .await
+            .unwrap();
         let plan = probe.explain_claim("default").await.unwrap();
-        assert!(plan.contains("using porter_jobs_fetch on porter_jobs"), "{plan}");
+        assert!(
+            plan.contains("using porter_jobs_fetch on porter_jobs"),
+            "{plan}"
+        );
         assert!(!plan.contains("Seq Scan on porter_jobs"), "{plan}");
         assert_eq!(probe.unfinished("default").await.unwrap(), 5000);
         assert!(probe.any_unfinished("default").await.unwrap());
     }
 
     #[tokio::test]
-    #[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+    )]
     async fn baseline_drains_every_job_it_inserts() {
         let (url, store) = fresh().await;
         let mut probe = Probe::open(&url).await.unwrap();

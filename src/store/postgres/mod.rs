@@ -74,7 +74,9 @@ pub struct PgStore {
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgStore").field("pool_size", &self.pool.size()).finish()
+        f.debug_struct("PgStore")
+            .field("pool_size", &self.pool.size())
+            .finish()
     }
 }
 
@@ -83,7 +85,10 @@ pub fn map_err(e: sqlx::Error) -> Error {
     match &e {
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            let text = match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|p| p.detail()) {
+            let text = match db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|p| p.detail())
+            {
                 Some(detail) => format!("{}: {detail}", db.message()),
                 None => db.message().to_string(),
             };
@@ -140,7 +145,11 @@ impl PgStore {
         listener.listen(NOTIFY_CHANNEL).await.map_err(map_err)?;
         let stop = CancellationToken::new();
         tokio::spawn(listen(listener, wakeup.clone(), stop.clone()));
-        Ok(PgStore { pool, wakeup, _listener: stop.drop_guard() })
+        Ok(PgStore {
+            pool,
+            wakeup,
+            _listener: stop.drop_guard(),
+        })
     }
 
     /// The connection pool, for callers that insert jobs inside their own transactions with
@@ -152,15 +161,20 @@ impl PgStore {
     /// Creates a fresh, randomly named schema in the database `base_url` names and returns a
     /// URL that selects it (through `search_path`), so each test gets an empty database.
     pub async fn create_test_schema(base_url: &str) -> Result<String> {
-        let options: PgConnectOptions = base_url
-            .parse()
-            .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(base_url))))?;
+        let options: PgConnectOptions = base_url.parse().map_err(|e| {
+            Error::invalid("database url", format!("{}: {e}", redact_url(base_url)))
+        })?;
         let schema = format!("porter_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = connect(&options, base_url).await?;
-        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.map_err(map_err)?;
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
         conn.close().await.map_err(map_err)?;
-        let mut url = url::Url::parse(base_url).map_err(|e| Error::invalid("database url", e.to_string()))?;
-        url.query_pairs_mut().append_pair("options", &format!("-c search_path={schema}"));
+        let mut url =
+            url::Url::parse(base_url).map_err(|e| Error::invalid("database url", e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("options", &format!("-c search_path={schema}"));
         Ok(url.to_string())
     }
 }
@@ -169,7 +183,10 @@ impl PgStore {
 async fn connect(options: &PgConnectOptions, url: &str) -> Result<PgConnection> {
     match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options)).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(Error::Unavailable(format!("cannot connect to {}: {e}", redact_url(url)))),
+        Ok(Err(e)) => Err(Error::Unavailable(format!(
+            "cannot connect to {}: {e}",
+            redact_url(url)
+        ))),
         Err(_) => Err(Error::Unavailable(format!(
             "cannot connect to {}: no answer within {CONNECT_TIMEOUT:?}",
             redact_url(url)
@@ -181,14 +198,20 @@ async fn connect(options: &PgConnectOptions, url: &str) -> Result<PgConnection> 
 /// migrates, so concurrent opens take turns. A run that failed half-way keeps the lock until
 /// the connection is closed or dropped, which the caller does either way.
 async fn migrate(conn: &mut PgConnection) -> Result<()> {
-    let Err(e) = MIGRATOR.run_direct(&mut *conn).await else { return Ok(()) };
+    let Err(e) = MIGRATOR.run_direct(&mut *conn).await else {
+        return Ok(());
+    };
     Err(match e {
         sqlx::migrate::MigrateError::VersionMissing(version) => {
-            let found: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap_or(None);
-            Error::DatabaseTooNew { found: found.unwrap_or(version).max(version), known: schema_version() }
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap_or(None);
+            Error::DatabaseTooNew {
+                found: found.unwrap_or(version).max(version),
+                known: schema_version(),
+            }
         }
         other => migrate_err(other),
     })
@@ -228,7 +251,10 @@ fn job_from_row(r: PgRow) -> sqlx::Result<JobRow> {
         kind: r.try_get("kind")?,
         queue: r.try_get("queue")?,
         args: r.try_get("args")?,
-        state: r.try_get::<&str, _>("state")?.parse::<JobState>().map_err(decode_err)?,
+        state: r
+            .try_get::<&str, _>("state")?
+            .parse::<JobState>()
+            .map_err(decode_err)?,
         priority: r.try_get("priority")?,
         attempt: r.try_get("attempt")?,
         max_attempts: r.try_get("max_attempts")?,
@@ -244,7 +270,11 @@ fn job_from_row(r: PgRow) -> sqlx::Result<JobRow> {
 }
 
 fn tablo_from_row(r: PgRow) -> sqlx::Result<TabloRow> {
-    Ok(TabloRow { id: r.try_get("id")?, name: r.try_get("name")?, created_at: r.try_get("created_at")? })
+    Ok(TabloRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 fn file_from_row(r: PgRow) -> sqlx::Result<TabloFileRow> {
@@ -263,15 +293,27 @@ fn secs(d: Duration) -> f64 {
 }
 
 fn fenced(fence: &JobFence, row: Option<JobRow>) -> Result<JobRow> {
-    row.ok_or(Error::Fenced { id: fence.id, attempt: fence.attempt })
+    row.ok_or(Error::Fenced {
+        id: fence.id,
+        attempt: fence.attempt,
+    })
 }
 
 async fn one_job(conn: &mut PgConnection, id: i64) -> Result<Option<JobRow>> {
-    sqlx::query(sql!("job_get")).bind(id).try_map(job_from_row).fetch_optional(conn).await.map_err(map_err)
+    sqlx::query(sql!("job_get"))
+        .bind(id)
+        .try_map(job_from_row)
+        .fetch_optional(conn)
+        .await
+        .map_err(map_err)
 }
 
 /// After a user write changed no row: a conflict if the job exists, else not found.
-async fn conflict_or_not_found(conn: &mut PgConnection, id: i64, conflict: impl FnOnce(&JobRow) -> String) -> Error {
+async fn conflict_or_not_found(
+    conn: &mut PgConnection,
+    id: i64,
+    conflict: impl FnOnce(&JobRow) -> String,
+) -> Error {
     match one_job(conn, id).await {
         Ok(Some(row)) => Error::Conflict(conflict(&row)),
         Ok(None) => Error::not_found("job", id),
@@ -285,7 +327,12 @@ async fn conflict_or_not_found(conn: &mut PgConnection, id: i64, conflict: impl 
 async fn notify_queues(conn: &mut PgConnection, mut queues: Vec<String>) -> Result<()> {
     queues.sort();
     queues.dedup();
-    sqlx::query(sql!("queue_notify")).bind(queues).execute(conn).await.map_err(map_err).map(drop)
+    sqlx::query(sql!("queue_notify"))
+        .bind(queues)
+        .execute(conn)
+        .await
+        .map_err(map_err)
+        .map(drop)
 }
 
 /// One column of a batch, for binding as an array.
@@ -320,7 +367,10 @@ async fn insert_batch(conn: &mut PgConnection, jobs: &[&JobInsertParams]) -> Res
 ///
 /// Producers in this process are woken by the NOTIFY too (this function cannot know when the
 /// caller commits).
-pub async fn job_insert_tx(conn: &mut PgConnection, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
+pub async fn job_insert_tx(
+    conn: &mut PgConnection,
+    jobs: Vec<JobInsertParams>,
+) -> Result<Vec<InsertResult>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
@@ -334,9 +384,16 @@ pub async fn job_insert_tx(conn: &mut PgConnection, jobs: Vec<JobInsertParams>) 
         let mut held = Vec::new();
         for &i in &pending {
             match rows.next_if(|r| r.unique_key == jobs[i].unique_key) {
-                Some(row) => out[i] = Some(InsertResult { job: row, inserted: true }),
+                Some(row) => {
+                    out[i] = Some(InsertResult {
+                        job: row,
+                        inserted: true,
+                    })
+                }
                 None if jobs[i].unique_key.is_none() => {
-                    return Err(Error::Database("the insert returned fewer rows than it was given".into()))
+                    return Err(Error::Database(
+                        "the insert returned fewer rows than it was given".into(),
+                    ))
                 }
                 None => held.push(i),
             }
@@ -345,7 +402,10 @@ pub async fn job_insert_tx(conn: &mut PgConnection, jobs: Vec<JobInsertParams>) 
             pending.clear();
             break;
         }
-        let keys: Vec<String> = held.iter().filter_map(|&i| jobs[i].unique_key.clone()).collect();
+        let keys: Vec<String> = held
+            .iter()
+            .filter_map(|&i| jobs[i].unique_key.clone())
+            .collect();
         let holders: HashMap<String, JobRow> = sqlx::query(sql!("job_get_unique"))
             .bind(keys)
             .try_map(job_from_row)
@@ -358,13 +418,18 @@ pub async fn job_insert_tx(conn: &mut PgConnection, jobs: Vec<JobInsertParams>) 
         // A holder that finished in between frees its key: insert that job again.
         pending = held
             .into_iter()
-            .filter(|&i| match jobs[i].unique_key.as_ref().and_then(|k| holders.get(k)) {
-                Some(row) => {
-                    out[i] = Some(InsertResult { job: row.clone(), inserted: false });
-                    false
-                }
-                None => true,
-            })
+            .filter(
+                |&i| match jobs[i].unique_key.as_ref().and_then(|k| holders.get(k)) {
+                    Some(row) => {
+                        out[i] = Some(InsertResult {
+                            job: row.clone(),
+                            inserted: false,
+                        });
+                        false
+                    }
+                    None => true,
+                },
+            )
             .collect();
         if pending.is_empty() {
             break;
@@ -377,7 +442,10 @@ pub async fn job_insert_tx(conn: &mut PgConnection, jobs: Vec<JobInsertParams>) 
         )));
     }
     notify_queues(conn, jobs.iter().map(|j| j.queue.clone()).collect()).await?;
-    Ok(out.into_iter().map(|r| r.expect("every job has a result")).collect())
+    Ok(out
+        .into_iter()
+        .map(|r| r.expect("every job has a result"))
+        .collect())
 }
 
 #[async_trait::async_trait]
@@ -391,11 +459,18 @@ impl Store for PgStore {
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
-        sqlx::query_scalar("SELECT now()").fetch_one(&self.pool).await.map_err(map_err)
+        sqlx::query_scalar("SELECT now()")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT count(*) FROM porter_queues").execute(&self.pool).await.map(drop).map_err(map_err)
+        sqlx::query("SELECT count(*) FROM porter_queues")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(map_err)
     }
 
     async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
@@ -430,8 +505,10 @@ impl Store for PgStore {
     }
 
     async fn job_counts(&self) -> Result<JobCounts> {
-        let rows: Vec<(String, String, i64)> =
-            sqlx::query_as(sql!("job_counts")).fetch_all(&self.pool).await.map_err(map_err)?;
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(sql!("job_counts"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
         let rows = rows
             .into_iter()
             .map(|(q, s, n)| Ok((q, s.parse::<JobState>()?, n)))
@@ -444,7 +521,11 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        sqlx::query(sql!("job_promote_due")).bind(&params.queue).execute(&mut *conn).await.map_err(map_err)?;
+        sqlx::query(sql!("job_promote_due"))
+            .bind(&params.queue)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
         let mut jobs = sqlx::query(sql!("job_claim"))
             .bind(&params.queue)
             .bind(&params.worker_id)
@@ -465,13 +546,21 @@ impl Store for PgStore {
         let completed: Vec<(i64, i32, String)> = sqlx::query_as(sql!("job_complete"))
             .bind(fences.iter().map(|f| f.id).collect::<Vec<_>>())
             .bind(fences.iter().map(|f| f.attempt).collect::<Vec<_>>())
-            .bind(fences.iter().map(|f| f.worker_id.clone()).collect::<Vec<_>>())
+            .bind(
+                fences
+                    .iter()
+                    .map(|f| f.worker_id.clone())
+                    .collect::<Vec<_>>(),
+            )
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
         // A fence given twice changed its row once: the first one reports it, as on SQLite.
         let mut completed: HashSet<(i64, i32, String)> = completed.into_iter().collect();
-        Ok(fences.into_iter().map(|f| completed.remove(&(f.id, f.attempt, f.worker_id))).collect())
+        Ok(fences
+            .into_iter()
+            .map(|f| completed.remove(&(f.id, f.attempt, f.worker_id)))
+            .collect())
     }
 
     async fn job_fail(&self, p: JobFailParams) -> Result<JobRow> {
@@ -527,7 +616,10 @@ impl Store for PgStore {
             .map_err(map_err)?;
         match row {
             Some(row) => Ok(row),
-            None => Err(conflict_or_not_found(&mut conn, id, |j| format!("job {id} is already {}", j.state)).await),
+            None => Err(conflict_or_not_found(&mut conn, id, |j| {
+                format!("job {id} is already {}", j.state)
+            })
+            .await),
         }
     }
 
@@ -554,7 +646,11 @@ impl Store for PgStore {
     async fn job_delete_finalized(&self, p: JobDeleteFinalizedParams) -> Result<u64> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         let mut deleted = 0u64;
-        for (state, age) in [("completed", p.completed), ("cancelled", p.cancelled), ("discarded", p.discarded)] {
+        for (state, age) in [
+            ("completed", p.completed),
+            ("cancelled", p.cancelled),
+            ("discarded", p.discarded),
+        ] {
             // Unlike SQLite's one statement per state, bounded batches: each is its own short
             // transaction, so a large clean-up never holds many row locks at once.
             loop {
@@ -598,24 +694,41 @@ impl Store for PgStore {
         }
         tx.commit().await.map_err(map_err)?;
         let discarded = states.iter().filter(|s| *s == "discarded").count() as u64;
-        Ok(RescueCounts { retried: states.len() as u64 - discarded, discarded })
+        Ok(RescueCounts {
+            retried: states.len() as u64 - discarded,
+            discarded,
+        })
     }
 
     async fn queue_list(&self) -> Result<Vec<QueueRow>> {
-        let rows: Vec<(String, Option<DateTime<Utc>>)> =
-            sqlx::query_as(sql!("queue_list")).fetch_all(&self.pool).await.map_err(map_err)?;
-        Ok(rows.into_iter().map(|(name, paused_at)| QueueRow { name, paused_at }).collect())
+        let rows: Vec<(String, Option<DateTime<Utc>>)> = sqlx::query_as(sql!("queue_list"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, paused_at)| QueueRow { name, paused_at })
+            .collect())
     }
 
     async fn queue_pause(&self, name: &str) -> Result<()> {
         crate::job::validate_name("queue", name)?;
-        sqlx::query(sql!("queue_pause")).bind(name).execute(&self.pool).await.map(drop).map_err(map_err)
+        sqlx::query(sql!("queue_pause"))
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(map_err)
     }
 
     async fn queue_resume(&self, name: &str) -> Result<()> {
         crate::job::validate_name("queue", name)?;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        sqlx::query(sql!("queue_resume")).bind(name).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query(sql!("queue_resume"))
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         notify_queues(&mut tx, vec![name.to_string()]).await?;
         tx.commit().await.map_err(map_err)?;
         self.wakeup.notify(name);
@@ -634,15 +747,29 @@ impl Store for PgStore {
     }
 
     async fn worker_delete(&self, id: &str) -> Result<()> {
-        sqlx::query(sql!("worker_delete")).bind(id).execute(&self.pool).await.map(drop).map_err(map_err)
+        sqlx::query(sql!("worker_delete"))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(map_err)
     }
 
     async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
         let rows: Vec<(String, String, i64, DateTime<Utc>, DateTime<Utc>)> =
-            sqlx::query_as(sql!("worker_list")).fetch_all(&self.pool).await.map_err(map_err)?;
+            sqlx::query_as(sql!("worker_list"))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
         Ok(rows
             .into_iter()
-            .map(|(id, host, pid, started_at, heartbeat_at)| WorkerRow { id, host, pid, started_at, heartbeat_at })
+            .map(|(id, host, pid, started_at, heartbeat_at)| WorkerRow {
+                id,
+                host,
+                pid,
+                started_at,
+                heartbeat_at,
+            })
             .collect())
     }
 
@@ -660,7 +787,11 @@ impl Store for PgStore {
             Some(false) => true,
         };
         let queue = p.job.queue.clone();
-        let out = if insert { job_insert_tx(&mut tx, vec![p.job]).await?.pop() } else { None };
+        let out = if insert {
+            job_insert_tx(&mut tx, vec![p.job]).await?.pop()
+        } else {
+            None
+        };
         tx.commit().await.map_err(map_err)?;
         if out.is_some() {
             self.wakeup.notify(&queue);
@@ -687,9 +818,17 @@ impl Store for PgStore {
             .map_err(map_err)
     }
 
-    async fn tablo_delete_enqueue(&self, id: uuid::Uuid, job: JobInsertParams) -> Result<Option<InsertResult>> {
+    async fn tablo_delete_enqueue(
+        &self,
+        id: uuid::Uuid,
+        job: JobInsertParams,
+    ) -> Result<Option<InsertResult>> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let deleted = sqlx::query(sql!("tablo_delete")).bind(id).execute(&mut *tx).await.map_err(map_err)?;
+        let deleted = sqlx::query(sql!("tablo_delete"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         if deleted.rows_affected() == 0 {
             return Ok(None); // dropping the transaction rolls it back
         }
@@ -736,7 +875,11 @@ impl Store for PgStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        let done = sqlx::query(sql!("tablo_file_delete")).bind(ids).execute(&self.pool).await.map_err(map_err)?;
+        let done = sqlx::query(sql!("tablo_file_delete"))
+            .bind(ids)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(done.rows_affected())
     }
 }

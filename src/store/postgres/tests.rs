@@ -18,7 +18,9 @@ fn base_url() -> String {
 }
 
 async fn fresh_url() -> String {
-    PgStore::create_test_schema(&base_url()).await.expect("create a test schema")
+    PgStore::create_test_schema(&base_url())
+        .await
+        .expect("create a test schema")
 }
 
 async fn fresh_store() -> PgStore {
@@ -30,15 +32,27 @@ fn job(kind: &str, opts: InsertOpts) -> JobInsertParams {
 }
 
 fn keyed(key: &str) -> JobInsertParams {
-    job("k", InsertOpts { unique_key: Some(key.into()), ..Default::default() })
+    job(
+        "k",
+        InsertOpts {
+            unique_key: Some(key.into()),
+            ..Default::default()
+        },
+    )
 }
 
 #[tokio::test]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn test_schema_url_selects_its_own_schema() {
     let url = fresh_url().await;
     let store = PgStore::open(&url).await.unwrap();
-    let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(store.pool()).await.unwrap();
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert!(url.contains(&schema), "{url} selects {schema}");
     assert!(schema.starts_with("porter_test_"));
     let tables: i64 = sqlx::query_scalar(
@@ -51,7 +65,10 @@ async fn test_schema_url_selects_its_own_schema() {
 }
 
 #[tokio::test]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn concurrent_opens_of_a_new_database_all_succeed() {
     let url = fresh_url().await;
     let opens = (0..4).map(|_| {
@@ -59,15 +76,22 @@ async fn concurrent_opens_of_a_new_database_all_succeed() {
         tokio::spawn(async move { PgStore::open(&url).await })
     });
     for open in futures::future::join_all(opens).await {
-        open.unwrap().expect("every concurrent open migrates or finds the schema migrated");
+        open.unwrap()
+            .expect("every concurrent open migrates or finds the schema migrated");
     }
     let store = PgStore::open(&url).await.unwrap();
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(store.pool()).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(applied, schema_version());
 }
 
 #[tokio::test]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn a_database_with_an_unknown_migration_is_refused() {
     let url = fresh_url().await;
     let store = PgStore::open(&url).await.unwrap();
@@ -87,13 +111,17 @@ async fn a_database_with_an_unknown_migration_is_refused() {
         other => panic!("expected DatabaseTooNew, got {other:?}"),
     }
     // The refused open released the migration lock: a good database still opens at once.
-    tokio::time::timeout(Duration::from_secs(20), fresh_store()).await.expect("the migration lock was released");
+    tokio::time::timeout(Duration::from_secs(20), fresh_store())
+        .await
+        .expect("the migration lock was released");
 }
 
 #[tokio::test]
 async fn an_unreachable_server_is_unavailable_and_the_password_is_not_shown() {
     // Port 1 on loopback: nothing listens there, the connection is refused at once.
-    let err = PgStore::open("postgres://porter:s3cret-pw@127.0.0.1:1/porter").await.unwrap_err();
+    let err = PgStore::open("postgres://porter:s3cret-pw@127.0.0.1:1/porter")
+        .await
+        .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
     assert!(!msg.contains("s3cret-pw"), "{msg}");
@@ -101,53 +129,93 @@ async fn an_unreachable_server_is_unavailable_and_the_password_is_not_shown() {
 }
 
 #[tokio::test]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn insert_tx_jobs_exist_only_if_the_callers_transaction_commits() {
     let store = fresh_store().await;
     let mut tx = store.pool().begin().await.unwrap();
-    let rolled_back = job_insert_tx(&mut tx, vec![job("k", InsertOpts::default())]).await.unwrap();
+    let rolled_back = job_insert_tx(&mut tx, vec![job("k", InsertOpts::default())])
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
     assert_eq!(store.job_get(rolled_back[0].job.id).await.unwrap(), None);
 
     let mut tx = store.pool().begin().await.unwrap();
-    let committed = job_insert_tx(&mut tx, vec![job("k", InsertOpts::default())]).await.unwrap();
+    let committed = job_insert_tx(&mut tx, vec![job("k", InsertOpts::default())])
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    let row = store.job_get(committed[0].job.id).await.unwrap().expect("committed job exists");
+    let row = store
+        .job_get(committed[0].job.id)
+        .await
+        .unwrap()
+        .expect("committed job exists");
     assert_eq!(row.state, JobState::Available);
 }
 
 #[tokio::test]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn an_insert_in_one_process_wakes_the_queue_in_another() {
     let url = fresh_url().await;
-    let (a, b) = (PgStore::open(&url).await.unwrap(), PgStore::open(&url).await.unwrap());
+    let (a, b) = (
+        PgStore::open(&url).await.unwrap(),
+        PgStore::open(&url).await.unwrap(),
+    );
     let woken = b.wakeup().subscribe("mail");
     // Inserting through the caller's transaction: only the NOTIFY can wake `b`.
     let mut tx = a.pool().begin().await.unwrap();
-    job_insert_tx(&mut tx, vec![job("k", InsertOpts { queue: Some("mail".into()), ..Default::default() })])
-        .await
-        .unwrap();
+    job_insert_tx(
+        &mut tx,
+        vec![job(
+            "k",
+            InsertOpts {
+                queue: Some("mail".into()),
+                ..Default::default()
+            },
+        )],
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), woken.notified()).await.expect("woken through LISTEN/NOTIFY");
+    tokio::time::timeout(Duration::from_secs(10), woken.notified())
+        .await
+        .expect("woken through LISTEN/NOTIFY");
 }
 
 #[tokio::test]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn dropping_the_store_stops_listening() {
     let store = fresh_store().await;
     let wakeup = store.wakeup().clone();
-    assert_eq!(Arc::strong_count(&wakeup), 3, "the store, its LISTEN task and this test");
+    assert_eq!(
+        Arc::strong_count(&wakeup),
+        3,
+        "the store, its LISTEN task and this test"
+    );
     drop(store);
     let stopped = async {
         while Arc::strong_count(&wakeup) > 1 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), stopped).await.expect("the LISTEN task ended");
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .expect("the LISTEN task ended");
 }
 
 #[tokio::test]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn a_batch_keeps_input_order_across_plain_and_keyed_jobs() {
     let store = fresh_store().await;
     let first = store.job_insert_many(vec![keyed("a")]).await.unwrap();
@@ -157,35 +225,62 @@ async fn a_batch_keeps_input_order_across_plain_and_keyed_jobs() {
         keyed("b"),
         job("k", InsertOpts::default()),
         keyed("b"), // held by the row two above
-        job("k", InsertOpts { schedule_in: Some(Duration::from_secs(3600)), ..Default::default() }),
+        job(
+            "k",
+            InsertOpts {
+                schedule_in: Some(Duration::from_secs(3600)),
+                ..Default::default()
+            },
+        ),
     ];
     let out = store.job_insert_many(batch).await.unwrap();
     let inserted: Vec<bool> = out.iter().map(|r| r.inserted).collect();
     assert_eq!(inserted, [true, false, true, true, false, true]);
     assert_eq!(out[1].job.id, first[0].job.id);
     assert_eq!(out[4].job.id, out[2].job.id);
-    let new_ids: Vec<i64> = out.iter().filter(|r| r.inserted).map(|r| r.job.id).collect();
-    assert!(new_ids.windows(2).all(|w| w[0] < w[1]), "ids ascend in input order: {new_ids:?}");
+    let new_ids: Vec<i64> = out
+        .iter()
+        .filter(|r| r.inserted)
+        .map(|r| r.job.id)
+        .collect();
+    assert!(
+        new_ids.windows(2).all(|w| w[0] < w[1]),
+        "ids ascend in input order: {new_ids:?}"
+    );
     assert_eq!(out[5].job.state, JobState::Scheduled);
-    assert_eq!(store.job_counts().await.unwrap().total[&JobState::Available], 4);
+    assert_eq!(
+        store.job_counts().await.unwrap().total[&JobState::Available],
+        4
+    );
 }
 
 #[tokio::test]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn a_large_batch_inserts_in_one_go() {
     let store = fresh_store().await;
-    let jobs = (0..20_000).map(|_| job("k", InsertOpts::default())).collect();
+    let jobs = (0..20_000)
+        .map(|_| job("k", InsertOpts::default()))
+        .collect();
     let out = store.job_insert_many(jobs).await.unwrap();
     assert_eq!(out.len(), 20_000);
     assert!(out.windows(2).all(|w| w[0].job.id < w[1].job.id));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn concurrent_claims_take_each_job_once() {
     let url = fresh_url().await;
     let store = Arc::new(PgStore::open(&url).await.unwrap());
-    store.job_insert_many((0..200).map(|_| job("k", InsertOpts::default())).collect()).await.unwrap();
+    store
+        .job_insert_many((0..200).map(|_| job("k", InsertOpts::default())).collect())
+        .await
+        .unwrap();
     let claimers = (0..4).map(|w| {
         let store = store.clone();
         tokio::spawn(async move {
@@ -215,11 +310,17 @@ async fn concurrent_claims_take_each_job_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn concurrent_periodic_enqueues_give_one_job_per_slot() {
     let url = fresh_url().await;
-    let stores: Vec<Arc<PgStore>> =
-        futures::future::join_all((0..3).map(|_| PgStore::open(&url))).await.into_iter().map(|s| Arc::new(s.unwrap())).collect();
+    let stores: Vec<Arc<PgStore>> = futures::future::join_all((0..3).map(|_| PgStore::open(&url)))
+        .await
+        .into_iter()
+        .map(|s| Arc::new(s.unwrap()))
+        .collect();
     for slot in [1_000, 2_000, 3_000] {
         let calls = (0..12).map(|i| {
             let store = stores[i % stores.len()].clone();
@@ -235,19 +336,33 @@ async fn concurrent_periodic_enqueues_give_one_job_per_slot() {
                     .unwrap()
             })
         });
-        let got: Vec<_> = futures::future::join_all(calls).await.into_iter().map(|r| r.unwrap()).collect();
+        let got: Vec<_> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
         assert_eq!(got.iter().filter(|r| r.is_some()).count(), 1, "slot {slot}");
     }
-    assert_eq!(stores[0].job_counts().await.unwrap().total[&JobState::Available], 3);
+    assert_eq!(
+        stores[0].job_counts().await.unwrap().total[&JobState::Available],
+        3
+    );
 }
 
 #[tokio::test]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn driver_errors_map_to_the_library_errors() {
     let store = fresh_store().await;
-    let unique = sqlx::query("INSERT INTO porter_queues (name) VALUES ('q'), ('q')").execute(store.pool()).await;
+    let unique = sqlx::query("INSERT INTO porter_queues (name) VALUES ('q'), ('q')")
+        .execute(store.pool())
+        .await;
     assert!(matches!(map_err(unique.unwrap_err()), Error::Conflict(_)));
-    let check = sqlx::query("INSERT INTO porter_jobs (kind, priority) VALUES ('k', 9)").execute(store.pool()).await;
+    let check = sqlx::query("INSERT INTO porter_jobs (kind, priority) VALUES ('k', 9)")
+        .execute(store.pool())
+        .await;
     assert!(matches!(map_err(check.unwrap_err()), Error::Invalid { .. }));
     let syntax = sqlx::query("SELEC 1").execute(store.pool()).await;
     assert!(matches!(map_err(syntax.unwrap_err()), Error::Database(_)));
@@ -255,41 +370,83 @@ async fn driver_errors_map_to_the_library_errors() {
     // store's LISTEN task keeps one, so do not wait for it.
     let _ = tokio::time::timeout(Duration::from_millis(200), store.pool().close()).await;
     let closed = sqlx::query("SELECT 1").execute(store.pool()).await;
-    assert!(matches!(map_err(closed.unwrap_err()), Error::Unavailable(_)));
+    assert!(matches!(
+        map_err(closed.unwrap_err()),
+        Error::Unavailable(_)
+    ));
 }
 
 #[tokio::test]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn retention_deletes_past_one_batch_up_to_the_limit() {
     let store = fresh_store().await;
-    store.job_insert_many((0..2_500).map(|_| job("k", InsertOpts::default())).collect()).await.unwrap();
-    sqlx::query("UPDATE porter_jobs SET state = 'completed', finalized_at = now() - interval '2 days'")
-        .execute(store.pool())
+    store
+        .job_insert_many(
+            (0..2_500)
+                .map(|_| job("k", InsertOpts::default()))
+                .collect(),
+        )
         .await
         .unwrap();
+    sqlx::query(
+        "UPDATE porter_jobs SET state = 'completed', finalized_at = now() - interval '2 days'",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
     let day = Duration::from_secs(86_400);
-    let params = JobDeleteFinalizedParams { completed: day, cancelled: day, discarded: day, limit: 2_200 };
-    assert_eq!(store.job_delete_finalized(params.clone()).await.unwrap(), 2_200);
-    assert_eq!(store.job_delete_finalized(params.clone()).await.unwrap(), 300);
+    let params = JobDeleteFinalizedParams {
+        completed: day,
+        cancelled: day,
+        discarded: day,
+        limit: 2_200,
+    };
+    assert_eq!(
+        store.job_delete_finalized(params.clone()).await.unwrap(),
+        2_200
+    );
+    assert_eq!(
+        store.job_delete_finalized(params.clone()).await.unwrap(),
+        300
+    );
     assert_eq!(store.job_delete_finalized(params).await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn racing_inserts_of_one_unique_key_make_one_job() {
     let store = Arc::new(fresh_store().await);
     let inserts = (0..8).map(|_| {
         let store = store.clone();
-        tokio::spawn(async move { store.job_insert_many(vec![keyed("once")]).await.unwrap().remove(0) })
+        tokio::spawn(async move {
+            store
+                .job_insert_many(vec![keyed("once")])
+                .await
+                .unwrap()
+                .remove(0)
+        })
     });
-    let results: Vec<InsertResult> = futures::future::join_all(inserts).await.into_iter().map(|r| r.unwrap()).collect();
+    let results: Vec<InsertResult> = futures::future::join_all(inserts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     assert_eq!(results.iter().filter(|r| r.inserted).count(), 1);
     let ids: HashSet<i64> = results.iter().map(|r| r.job.id).collect();
     assert_eq!(ids.len(), 1, "every caller got the one job");
 }
 
 #[tokio::test]
-#[cfg_attr(not(porter_pg_tests), ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)")]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn a_key_held_by_an_insert_that_rolls_back_goes_to_the_next() {
     let store = fresh_store().await;
     let mut holder = store.pool().begin().await.unwrap();
@@ -299,7 +456,10 @@ async fn a_key_held_by_an_insert_that_rolls_back_goes_to_the_next() {
         let pool = store.pool().clone();
         tokio::spawn(async move {
             let mut tx = pool.begin().await.unwrap();
-            let r = job_insert_tx(&mut tx, vec![keyed("k1")]).await.unwrap().remove(0);
+            let r = job_insert_tx(&mut tx, vec![keyed("k1")])
+                .await
+                .unwrap()
+                .remove(0);
             tx.commit().await.unwrap();
             r
         })
@@ -308,5 +468,14 @@ async fn a_key_held_by_an_insert_that_rolls_back_goes_to_the_next() {
     holder.rollback().await.unwrap();
     let r = second.await.unwrap();
     assert!(r.inserted);
-    assert_eq!(store.job_get(r.job.id).await.unwrap().unwrap().unique_key.as_deref(), Some("k1"));
+    assert_eq!(
+        store
+            .job_get(r.job.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .unique_key
+            .as_deref(),
+        Some("k1")
+    );
 }

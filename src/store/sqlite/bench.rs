@@ -24,10 +24,15 @@ impl Probe {
     pub async fn open(url: &str) -> Result<Self> {
         let (path, synchronous) = parse_url(url)?;
         let conn = blocking(move || open(&path, synchronous)).await?;
-        Ok(Probe { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Probe {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
-    async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let conn = self.conn.clone();
         blocking(move || f(&mut conn.lock().expect("probe connection"))).await
     }
@@ -62,7 +67,11 @@ impl Probe {
             let mut stmt = c.prepare(&sql).map_err(map_err)?;
             let rows = stmt
                 .query_map(params![queue, "explain", r#"["noop"]"#, 100], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(3)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(3)?,
+                    ))
                 })
                 .map_err(map_err)?
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -71,7 +80,10 @@ impl Probe {
             let mut depth: Vec<(i64, usize)> = Vec::new();
             let mut out = String::new();
             for (id, parent, detail) in rows {
-                let level = depth.iter().find(|(i, _)| *i == parent).map_or(0, |(_, d)| d + 1);
+                let level = depth
+                    .iter()
+                    .find(|(i, _)| *i == parent)
+                    .map_or(0, |(_, d)| d + 1);
                 depth.push((id, level));
                 out.push_str(&format!("{}{}\n", "  ".repeat(level), detail));
             }
@@ -84,15 +96,20 @@ impl Probe {
     /// deletes those), and drains the first ones: claim [`RAW_BATCH`] + complete them per
     /// `BEGIN IMMEDIATE` transaction, all on this one connection.
     pub async fn raw_drain_baseline(&self, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
-        self.with(move |c| raw_drain_baseline(c, jobs, single_jobs)).await
+        self.with(move |c| raw_drain_baseline(c, jobs, single_jobs))
+            .await
     }
 }
 
 fn raw_drain_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
     let started = Instant::now();
-    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(map_err)?;
+    let tx = c
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(map_err)?;
     {
-        let mut insert = tx.prepare_cached(include_str!("sql/bench_raw_insert.sql")).map_err(map_err)?;
+        let mut insert = tx
+            .prepare_cached(include_str!("sql/bench_raw_insert.sql"))
+            .map_err(map_err)?;
         for _ in 0..jobs {
             insert.execute([RAW_QUEUE]).map_err(map_err)?;
         }
@@ -102,29 +119,46 @@ fn raw_drain_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Re
 
     let started = Instant::now();
     {
-        let mut insert = c.prepare_cached(include_str!("sql/bench_raw_insert.sql")).map_err(map_err)?;
+        let mut insert = c
+            .prepare_cached(include_str!("sql/bench_raw_insert.sql"))
+            .map_err(map_err)?;
         for _ in 0..single_jobs {
             insert.execute([RAW_SINGLE_QUEUE]).map_err(map_err)?;
         }
     }
     let single_insert_jobs_per_sec = rate(single_jobs, started.elapsed());
-    c.execute(include_str!("sql/bench_raw_delete.sql"), [RAW_SINGLE_QUEUE]).map_err(map_err)?;
+    c.execute(include_str!("sql/bench_raw_delete.sql"), [RAW_SINGLE_QUEUE])
+        .map_err(map_err)?;
 
     let started = Instant::now();
     let mut drained = 0usize;
     loop {
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(map_err)?;
+        let tx = c
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(map_err)?;
         let claimed = {
-            let mut claim = tx.prepare_cached(include_str!("sql/bench_raw_claim.sql")).map_err(map_err)?;
-            let mut complete = tx.prepare_cached(include_str!("sql/bench_raw_complete.sql")).map_err(map_err)?;
+            let mut claim = tx
+                .prepare_cached(include_str!("sql/bench_raw_claim.sql"))
+                .map_err(map_err)?;
+            let mut complete = tx
+                .prepare_cached(include_str!("sql/bench_raw_complete.sql"))
+                .map_err(map_err)?;
             let rows = claim
-                .query_map(params![RAW_QUEUE, RAW_WORKER, RAW_BATCH], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                .query_map(params![RAW_QUEUE, RAW_WORKER, RAW_BATCH], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
                 .map_err(map_err)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(map_err)?;
             for (id, attempt) in &rows {
-                if complete.execute(params![id, attempt, RAW_WORKER]).map_err(map_err)? != 1 {
-                    return Err(Error::Database(format!("baseline: job {id} was not completed")));
+                if complete
+                    .execute(params![id, attempt, RAW_WORKER])
+                    .map_err(map_err)?
+                    != 1
+                {
+                    return Err(Error::Database(format!(
+                        "baseline: job {id} was not completed"
+                    )));
                 }
             }
             rows.len()
@@ -136,10 +170,16 @@ fn raw_drain_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Re
         }
     }
     if drained != jobs {
-        return Err(Error::Database(format!("baseline: drained {drained} jobs of {jobs}")));
+        return Err(Error::Database(format!(
+            "baseline: drained {drained} jobs of {jobs}"
+        )));
     }
     let drain_jobs_per_sec = rate(jobs, started.elapsed());
-    Ok(RawBaseline { batch_insert_jobs_per_sec, single_insert_jobs_per_sec, drain_jobs_per_sec })
+    Ok(RawBaseline {
+        batch_insert_jobs_per_sec,
+        single_insert_jobs_per_sec,
+        drain_jobs_per_sec,
+    })
 }
 
 fn open(path: &Path, synchronous: &'static str) -> Result<Connection> {
@@ -149,7 +189,9 @@ fn open(path: &Path, synchronous: &'static str) -> Result<Connection> {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Database(e.to_string()))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Database(e.to_string()))?
 }
 
 #[cfg(test)]
@@ -172,7 +214,10 @@ mod tests {
         let (_dir, _store, probe) = fresh().await;
         let plan = probe.explain_claim("default").await.unwrap();
         assert!(plan.contains("USING INDEX porter_jobs_fetch"), "{plan}");
-        assert!(!plan.lines().any(|l| l.trim() == "SCAN porter_jobs"), "{plan}");
+        assert!(
+            !plan.lines().any(|l| l.trim() == "SCAN porter_jobs"),
+            "{plan}"
+        );
         assert_eq!(probe.unfinished("default").await.unwrap(), 0);
         assert!(!probe.any_unfinished("default").await.unwrap());
     }
@@ -183,15 +228,23 @@ mod tests {
         let (_dir, _store, probe) = fresh().await;
         let plan = probe
             .with(|c| {
-                let sql = format!("EXPLAIN QUERY PLAN {}", include_str!("sql/job_complete.sql"));
+                let sql = format!(
+                    "EXPLAIN QUERY PLAN {}",
+                    include_str!("sql/job_complete.sql")
+                );
                 let mut stmt = c.prepare(&sql).map_err(map_err)?;
-                let rows = stmt.query_map([r#"[[1,1,"w"]]"#], |r| r.get::<_, String>(3)).map_err(map_err)?;
+                let rows = stmt
+                    .query_map([r#"[[1,1,"w"]]"#], |r| r.get::<_, String>(3))
+                    .map_err(map_err)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
             })
             .await
             .unwrap();
         assert_eq!(plan[0], "SCAN json_each VIRTUAL TABLE INDEX 1:", "{plan:?}");
-        assert!(plan[1].starts_with("SEARCH porter_jobs USING INTEGER PRIMARY KEY"), "{plan:?}");
+        assert!(
+            plan[1].starts_with("SEARCH porter_jobs USING INTEGER PRIMARY KEY"),
+            "{plan:?}"
+        );
     }
 
     #[tokio::test]

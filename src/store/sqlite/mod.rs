@@ -69,7 +69,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -96,12 +98,20 @@ fn parse_url(url: &str) -> Result<(PathBuf, &'static str)> {
                     "full" => "FULL",
                     "off" => "OFF",
                     other => {
-                        return Err(Error::invalid("database url", format!("synchronous={other} (use normal, full or off)")))
+                        return Err(Error::invalid(
+                            "database url",
+                            format!("synchronous={other} (use normal, full or off)"),
+                        ))
                     }
                 }
             }
             Some(("mode", "rwc")) => {}
-            _ => return Err(Error::invalid("database url", format!("unknown SQLite URL option {pair:?}"))),
+            _ => {
+                return Err(Error::invalid(
+                    "database url",
+                    format!("unknown SQLite URL option {pair:?}"),
+                ))
+            }
         }
     }
     Ok((PathBuf::from(path), synchronous))
@@ -114,10 +124,13 @@ pub fn map_err(e: rusqlite::Error) -> Error {
         rusqlite::Error::SqliteFailure(f, msg) => {
             let text = msg.clone().unwrap_or_else(|| f.to_string());
             match f.code {
-                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Error::Unavailable(format!("database is busy: {text}")),
-                ErrorCode::CannotOpen | ErrorCode::NotADatabase | ErrorCode::ReadOnly | ErrorCode::PermissionDenied => {
-                    Error::Unavailable(text)
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                    Error::Unavailable(format!("database is busy: {text}"))
                 }
+                ErrorCode::CannotOpen
+                | ErrorCode::NotADatabase
+                | ErrorCode::ReadOnly
+                | ErrorCode::PermissionDenied => Error::Unavailable(text),
                 ErrorCode::ConstraintViolation
                     if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                         || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
@@ -149,18 +162,30 @@ fn set_pragmas(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
 /// Opens (creating when missing) and migrates the file; refuses a schema newer than ours.
 fn open_writer(path: &Path, synchronous: &str) -> Result<Connection> {
     let mut conn = Connection::open(path).map_err(|e| {
-        Error::Unavailable(format!("cannot open SQLite file {}: {}", path.display(), map_err(e)))
+        Error::Unavailable(format!(
+            "cannot open SQLite file {}: {}",
+            path.display(),
+            map_err(e)
+        ))
     })?;
     set_pragmas(&conn, synchronous).map_err(map_err)?;
     // Switching to WAL needs a moment of exclusive access; another process starting at the
     // same time makes it busy, so retry for a while.
-    let mode: String = retry_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))?;
+    let mode: String =
+        retry_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Database(format!("SQLite refused WAL mode (journal_mode is {mode})")));
+        return Err(Error::Database(format!(
+            "SQLite refused WAL mode (journal_mode is {mode})"
+        )));
     }
-    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(map_err)?;
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(map_err)?;
     if found > SCHEMA_VERSION {
-        return Err(Error::DatabaseTooNew { found, known: SCHEMA_VERSION });
+        return Err(Error::DatabaseTooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
     }
     if found < SCHEMA_VERSION {
         let migrations = migrations();
@@ -168,15 +193,22 @@ fn open_writer(path: &Path, synchronous: &str) -> Result<Connection> {
         loop {
             match migrations.to_latest(&mut conn) {
                 Ok(()) => break,
-                Err(rusqlite_migration::Error::RusqliteError { err, .. }) if is_busy(&err) && attempts < 100 => {
+                Err(rusqlite_migration::Error::RusqliteError { err, .. })
+                    if is_busy(&err) && attempts < 100 =>
+                {
                     attempts += 1;
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(rusqlite_migration::Error::MigrationDefinition(
                     rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
                 )) => {
-                    let found = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap_or(found);
-                    return Err(Error::DatabaseTooNew { found, known: SCHEMA_VERSION });
+                    let found = conn
+                        .query_row("PRAGMA user_version", [], |r| r.get(0))
+                        .unwrap_or(found);
+                    return Err(Error::DatabaseTooNew {
+                        found,
+                        known: SCHEMA_VERSION,
+                    });
                 }
                 Err(e) => return Err(Error::Migration(e.to_string())),
             }
@@ -209,7 +241,8 @@ impl SqliteStore {
 
     fn open_blocking(path: PathBuf, synchronous: &'static str) -> Result<Self> {
         let conn = open_writer(&path, synchronous)?;
-        let manager = SqliteConnectionManager::file(&path).with_init(move |c| set_pragmas(c, synchronous));
+        let manager =
+            SqliteConnectionManager::file(&path).with_init(move |c| set_pragmas(c, synchronous));
         let readers = r2d2::Pool::builder()
             .max_size(READ_POOL_SIZE)
             .min_idle(Some(1))
@@ -218,7 +251,12 @@ impl SqliteStore {
         let wakeup = Arc::new(Wakeup::default());
         let writer = Writer::start(conn);
         spawn_change_watcher(&path, Arc::downgrade(&wakeup), synchronous);
-        Ok(SqliteStore { path, writer, readers, wakeup })
+        Ok(SqliteStore {
+            path,
+            writer,
+            readers,
+            wakeup,
+        })
     }
 
     /// The database file.
@@ -258,13 +296,17 @@ fn spawn_change_watcher(path: &Path, wakeup: std::sync::Weak<Wakeup>, synchronou
     std::thread::Builder::new()
         .name("porter-sqlite-watch".into())
         .spawn(move || {
-            let Ok(conn) = Connection::open(&path) else { return };
+            let Ok(conn) = Connection::open(&path) else {
+                return;
+            };
             if set_pragmas(&conn, synchronous).is_err() {
                 return;
             }
             let mut last: Option<i64> = None;
             loop {
-                let Some(wakeup) = wakeup.upgrade() else { return };
+                let Some(wakeup) = wakeup.upgrade() else {
+                    return;
+                };
                 let listening = wakeup.has_subscribers();
                 // Keep sampling while nobody listens (slowly), so that a commit made just
                 // after somebody subscribes still differs from the last sample.
@@ -275,7 +317,11 @@ fn spawn_change_watcher(path: &Path, wakeup: std::sync::Weak<Wakeup>, synchronou
                     last = Some(v);
                 }
                 drop(wakeup);
-                std::thread::sleep(if listening { CHANGE_POLL } else { Duration::from_millis(20) });
+                std::thread::sleep(if listening {
+                    CHANGE_POLL
+                } else {
+                    Duration::from_millis(20)
+                });
             }
         })
         .expect("spawn the SQLite change watcher");
@@ -291,7 +337,9 @@ pub fn fmt_time(t: DateTime<Utc>) -> String {
 fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
 }
 
 fn opt_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
@@ -299,29 +347,48 @@ fn opt_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
 }
 
 fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(s)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    serde_json::from_str(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 /// The columns of `porter_jobs` in table order, as `SELECT *` and `RETURNING *` give them. Job
 /// rows are read by position: a read by name searches the column names, for every column of
 /// every row, and that showed in profiles of the writer thread.
 const JOB_COLUMNS: [&str; 16] = [
-    "id", "kind", "queue", "args", "state", "priority", "attempt", "max_attempts", "errors", "created_at",
-    "scheduled_at", "attempted_at", "finalized_at", "attempted_by", "unique_key", "metadata",
+    "id",
+    "kind",
+    "queue",
+    "args",
+    "state",
+    "priority",
+    "attempt",
+    "max_attempts",
+    "errors",
+    "created_at",
+    "scheduled_at",
+    "attempted_at",
+    "finalized_at",
+    "attempted_by",
+    "unique_key",
+    "metadata",
 ];
 
 fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
-    debug_assert_eq!(r.as_ref().column_names(), JOB_COLUMNS, "job rows are read by position");
+    debug_assert_eq!(
+        r.as_ref().column_names(),
+        JOB_COLUMNS,
+        "job rows are read by position"
+    );
     let state: String = r.get(4)?;
     Ok(JobRow {
         id: r.get(0)?,
         kind: r.get(1)?,
         queue: r.get(2)?,
         args: json_col(&r.get::<_, String>(3)?)?,
-        state: state
-            .parse::<JobState>()
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e)))?,
+        state: state.parse::<JobState>().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         priority: r.get(5)?,
         attempt: r.get(6)?,
         max_attempts: r.get(7)?,
@@ -337,12 +404,17 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
 }
 
 fn uuid_col(s: String) -> rusqlite::Result<uuid::Uuid> {
-    uuid::Uuid::parse_str(&s)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    uuid::Uuid::parse_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn tablo_from_row(r: &Row<'_>) -> rusqlite::Result<TabloRow> {
-    Ok(TabloRow { id: uuid_col(r.get(0)?)?, name: r.get(1)?, created_at: parse_time(&r.get::<_, String>(2)?)? })
+    Ok(TabloRow {
+        id: uuid_col(r.get(0)?)?,
+        name: r.get(1)?,
+        created_at: parse_time(&r.get::<_, String>(2)?)?,
+    })
 }
 
 fn file_from_row(r: &Row<'_>) -> rusqlite::Result<TabloFileRow> {
@@ -361,7 +433,10 @@ fn modifier(secs: f64) -> String {
 }
 
 fn fenced(fence: &JobFence, row: Option<JobRow>) -> Result<JobRow> {
-    row.ok_or(Error::Fenced { id: fence.id, attempt: fence.attempt })
+    row.ok_or(Error::Fenced {
+        id: fence.id,
+        attempt: fence.attempt,
+    })
 }
 
 // ---- writes shared with callers' own transactions -------------------------------------------
@@ -374,8 +449,10 @@ pub fn job_insert_tx(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<
     let mut insert = conn.prepare_cached(sql!("job_insert")).map_err(map_err)?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let args = serde_json::to_string(&job.args).map_err(|e| Error::invalid("args", e.to_string()))?;
-        let metadata = serde_json::to_string(&job.metadata).map_err(|e| Error::invalid("metadata", e.to_string()))?;
+        let args =
+            serde_json::to_string(&job.args).map_err(|e| Error::invalid("args", e.to_string()))?;
+        let metadata = serde_json::to_string(&job.metadata)
+            .map_err(|e| Error::invalid("metadata", e.to_string()))?;
         let delay = job.schedule_in.map(|d| modifier(d.as_secs_f64()));
         let inserted = insert
             .query_row(
@@ -395,14 +472,20 @@ pub fn job_insert_tx(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<
             .optional()
             .map_err(map_err)?;
         match inserted {
-            Some(row) => out.push(InsertResult { job: row, inserted: true }),
+            Some(row) => out.push(InsertResult {
+                job: row,
+                inserted: true,
+            }),
             None => {
                 let key = job.unique_key.as_deref().unwrap_or_default();
                 let existing = conn
                     .prepare_cached(sql!("job_get_unique"))
                     .and_then(|mut s| s.query_row([key], job_from_row))
                     .map_err(map_err)?;
-                out.push(InsertResult { job: existing, inserted: false });
+                out.push(InsertResult {
+                    job: existing,
+                    inserted: false,
+                });
             }
         }
     }
@@ -410,10 +493,16 @@ pub fn job_insert_tx(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<
 }
 
 fn one_job(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Option<JobRow>> {
-    conn.prepare_cached(sql).and_then(|mut s| s.query_row(p, job_from_row).optional()).map_err(map_err)
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(p, job_from_row).optional())
+        .map_err(map_err)
 }
 
-fn fail_or_not_found(conn: &Connection, id: i64, conflict: impl FnOnce(&JobRow) -> String) -> Error {
+fn fail_or_not_found(
+    conn: &Connection,
+    id: i64,
+    conflict: impl FnOnce(&JobRow) -> String,
+) -> Error {
     match one_job(conn, sql!("job_get"), [id]) {
         Ok(Some(row)) => Error::Conflict(conflict(&row)),
         Ok(None) => Error::not_found("job", id),
@@ -433,17 +522,31 @@ impl Store for SqliteStore {
 
     async fn now(&self) -> Result<DateTime<Utc>> {
         let s: String = self
-            .read(|c| c.query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now')", [], |r| r.get(0)).map_err(map_err))
+            .read(|c| {
+                c.query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now')", [], |r| {
+                    r.get(0)
+                })
+                .map_err(map_err)
+            })
             .await?;
         parse_time(&s).map_err(map_err)
     }
 
     async fn ping(&self) -> Result<()> {
-        self.read(|c| c.query_row("SELECT count(*) FROM porter_queues", [], |_| Ok(())).map_err(map_err)).await
+        self.read(|c| {
+            c.query_row("SELECT count(*) FROM porter_queues", [], |_| Ok(()))
+                .map_err(map_err)
+        })
+        .await
     }
 
     async fn journal_mode(&self) -> Result<Option<String>> {
-        self.read(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map(Some).map_err(map_err)).await
+        self.read(|c| {
+            c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .map(Some)
+                .map_err(map_err)
+        })
+        .await
     }
 
     async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
@@ -467,7 +570,10 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(sql!("job_list")).map_err(map_err)?;
             let rows = stmt
-                .query_map(params![params.kind, params.queue, params.before_id, states, limit], job_from_row)
+                .query_map(
+                    params![params.kind, params.queue, params.before_id, states, limit],
+                    job_from_row,
+                )
                 .map_err(map_err)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
         })
@@ -478,7 +584,13 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut stmt = c.prepare_cached(sql!("job_counts")).map_err(map_err)?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
                 .map_err(map_err)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(map_err)?;
@@ -503,9 +615,14 @@ impl Store for SqliteStore {
                     .map_err(map_err)?;
                 let mut stmt = c.prepare_cached(sql!("job_claim")).map_err(map_err)?;
                 let rows = stmt
-                    .query_map(params![params.queue, params.worker_id, kinds, params.limit], job_from_row)
+                    .query_map(
+                        params![params.queue, params.worker_id, kinds, params.limit],
+                        job_from_row,
+                    )
                     .map_err(map_err)?;
-                let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)?;
+                let mut jobs = rows
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(map_err)?;
                 jobs.sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
                 Ok(jobs)
             })
@@ -516,19 +633,30 @@ impl Store for SqliteStore {
         if fences.is_empty() {
             return Ok(Vec::new());
         }
-        let batch = serde_json::to_string(&fences.iter().map(|f| (f.id, f.attempt, &f.worker_id)).collect::<Vec<_>>())
-            .expect("fences serialize");
+        let batch = serde_json::to_string(
+            &fences
+                .iter()
+                .map(|f| (f.id, f.attempt, &f.worker_id))
+                .collect::<Vec<_>>(),
+        )
+        .expect("fences serialize");
         let completed: Vec<(i64, i32, String)> = self
             .writer
             .run(move |c| {
                 let mut stmt = c.prepare_cached(sql!("job_complete")).map_err(map_err)?;
-                let rows = stmt.query_map([batch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(map_err)?;
+                let rows = stmt
+                    .query_map([batch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(map_err)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
             })
             .await?;
         // A fence given twice changed its row once: the first one reports it.
-        let mut completed: std::collections::HashSet<(i64, i32, String)> = completed.into_iter().collect();
-        Ok(fences.into_iter().map(|f| completed.remove(&(f.id, f.attempt, f.worker_id))).collect())
+        let mut completed: std::collections::HashSet<(i64, i32, String)> =
+            completed.into_iter().collect();
+        Ok(fences
+            .into_iter()
+            .map(|f| completed.remove(&(f.id, f.attempt, f.worker_id)))
+            .collect())
     }
 
     async fn job_fail(&self, p: JobFailParams) -> Result<JobRow> {
@@ -538,7 +666,15 @@ impl Store for SqliteStore {
                 let row = one_job(
                     c,
                     sql!("job_fail"),
-                    params![f.id, f.attempt, f.worker_id, p.error, p.trace, modifier(p.retry_in.as_secs_f64()), p.discard],
+                    params![
+                        f.id,
+                        f.attempt,
+                        f.worker_id,
+                        p.error,
+                        p.trace,
+                        modifier(p.retry_in.as_secs_f64()),
+                        p.discard
+                    ],
                 )?;
                 fenced(f, row)
             })
@@ -551,7 +687,12 @@ impl Store for SqliteStore {
                 let row = one_job(
                     c,
                     sql!("job_snooze"),
-                    params![fence.id, fence.attempt, fence.worker_id, modifier(delay.as_secs_f64())],
+                    params![
+                        fence.id,
+                        fence.attempt,
+                        fence.worker_id,
+                        modifier(delay.as_secs_f64())
+                    ],
                 )?;
                 fenced(&fence, row)
             })
@@ -561,7 +702,11 @@ impl Store for SqliteStore {
     async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow> {
         self.writer
             .run(move |c| {
-                let row = one_job(c, sql!("job_cancel_running"), params![fence.id, fence.attempt, fence.worker_id, reason])?;
+                let row = one_job(
+                    c,
+                    sql!("job_cancel_running"),
+                    params![fence.id, fence.attempt, fence.worker_id, reason],
+                )?;
                 fenced(&fence, row)
             })
             .await
@@ -571,7 +716,9 @@ impl Store for SqliteStore {
         self.writer
             .run(move |c| match one_job(c, sql!("job_cancel"), [id])? {
                 Some(row) => Ok(row),
-                None => Err(fail_or_not_found(c, id, |j| format!("job {id} is already {}", j.state))),
+                None => Err(fail_or_not_found(c, id, |j| {
+                    format!("job {id} is already {}", j.state)
+                })),
             })
             .await
     }
@@ -581,7 +728,9 @@ impl Store for SqliteStore {
             .writer
             .run(move |c| match one_job(c, sql!("job_retry"), [id])? {
                 Some(row) => Ok(row),
-                None => Err(fail_or_not_found(c, id, |_| format!("job {id} is running; it cannot be retried until it stops"))),
+                None => Err(fail_or_not_found(c, id, |_| {
+                    format!("job {id} is running; it cannot be retried until it stops")
+                })),
             })
             .await?;
         self.wakeup.notify(&row.queue);
@@ -591,14 +740,22 @@ impl Store for SqliteStore {
     async fn job_delete_finalized(&self, p: JobDeleteFinalizedParams) -> Result<u64> {
         self.writer
             .run(move |c| {
-                let mut stmt = c.prepare_cached(sql!("job_delete_finalized")).map_err(map_err)?;
+                let mut stmt = c
+                    .prepare_cached(sql!("job_delete_finalized"))
+                    .map_err(map_err)?;
                 let mut deleted = 0u64;
-                for (state, age) in [("completed", p.completed), ("cancelled", p.cancelled), ("discarded", p.discarded)] {
+                for (state, age) in [
+                    ("completed", p.completed),
+                    ("cancelled", p.cancelled),
+                    ("discarded", p.discarded),
+                ] {
                     let left = u64::from(p.limit).saturating_sub(deleted);
                     if left == 0 {
                         break;
                     }
-                    let n = stmt.execute(params![state, modifier(-age.as_secs_f64()), left]).map_err(map_err)?;
+                    let n = stmt
+                        .execute(params![state, modifier(-age.as_secs_f64()), left])
+                        .map_err(map_err)?;
                     deleted += n as u64;
                 }
                 Ok(deleted)
@@ -621,15 +778,22 @@ impl Store for SqliteStore {
                 };
                 let mut lost = c.prepare_cached(sql!("job_rescue_lost")).map_err(map_err)?;
                 let rows = lost
-                    .query_map(params![modifier(-p.lease.as_secs_f64()), p.limit], |r| r.get::<_, String>(0))
+                    .query_map(params![modifier(-p.lease.as_secs_f64()), p.limit], |r| {
+                        r.get::<_, String>(0)
+                    })
                     .map_err(map_err)?
                     .collect::<rusqlite::Result<Vec<_>>>()
                     .map_err(map_err)?;
                 tally(rows);
-                let mut stuck = c.prepare_cached(sql!("job_rescue_stuck")).map_err(map_err)?;
+                let mut stuck = c
+                    .prepare_cached(sql!("job_rescue_stuck"))
+                    .map_err(map_err)?;
                 for (kind, after) in &p.stuck_after {
                     let rows = stuck
-                        .query_map(params![kind, modifier(-after.as_secs_f64()), p.limit], |r| r.get::<_, String>(0))
+                        .query_map(
+                            params![kind, modifier(-after.as_secs_f64()), p.limit],
+                            |r| r.get::<_, String>(0),
+                        )
                         .map_err(map_err)?
                         .collect::<rusqlite::Result<Vec<_>>>()
                         .map_err(map_err)?;
@@ -644,7 +808,12 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut stmt = c.prepare_cached(sql!("queue_list")).map_err(map_err)?;
             let rows = stmt
-                .query_map([], |r| Ok(QueueRow { name: r.get(0)?, paused_at: opt_time(r.get(1)?)? }))
+                .query_map([], |r| {
+                    Ok(QueueRow {
+                        name: r.get(0)?,
+                        paused_at: opt_time(r.get(1)?)?,
+                    })
+                })
                 .map_err(map_err)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
         })
@@ -654,13 +823,25 @@ impl Store for SqliteStore {
     async fn queue_pause(&self, name: &str) -> Result<()> {
         crate::job::validate_name("queue", name)?;
         let name = name.to_string();
-        self.writer.run(move |c| c.execute(sql!("queue_pause"), [name]).map(drop).map_err(map_err)).await
+        self.writer
+            .run(move |c| {
+                c.execute(sql!("queue_pause"), [name])
+                    .map(drop)
+                    .map_err(map_err)
+            })
+            .await
     }
 
     async fn queue_resume(&self, name: &str) -> Result<()> {
         crate::job::validate_name("queue", name)?;
         let owned = name.to_string();
-        self.writer.run(move |c| c.execute(sql!("queue_resume"), [owned]).map(drop).map_err(map_err)).await?;
+        self.writer
+            .run(move |c| {
+                c.execute(sql!("queue_resume"), [owned])
+                    .map(drop)
+                    .map_err(map_err)
+            })
+            .await?;
         self.wakeup.notify(name);
         Ok(())
     }
@@ -668,13 +849,24 @@ impl Store for SqliteStore {
     async fn worker_heartbeat(&self, id: &str, host: &str, pid: i64) -> Result<()> {
         let (id, host) = (id.to_string(), host.to_string());
         self.writer
-            .run(move |c| c.prepare_cached(sql!("worker_heartbeat")).and_then(|mut s| s.execute(params![id, host, pid])).map(drop).map_err(map_err))
+            .run(move |c| {
+                c.prepare_cached(sql!("worker_heartbeat"))
+                    .and_then(|mut s| s.execute(params![id, host, pid]))
+                    .map(drop)
+                    .map_err(map_err)
+            })
             .await
     }
 
     async fn worker_delete(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.writer.run(move |c| c.execute(sql!("worker_delete"), [id]).map(drop).map_err(map_err)).await
+        self.writer
+            .run(move |c| {
+                c.execute(sql!("worker_delete"), [id])
+                    .map(drop)
+                    .map_err(map_err)
+            })
+            .await
     }
 
     async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
@@ -713,7 +905,8 @@ impl Store for SqliteStore {
                 if last.is_some_and(|l| l >= p.slot) {
                     return Ok(None);
                 }
-                c.execute(sql!("periodic_set"), params![p.name, p.slot]).map_err(map_err)?;
+                c.execute(sql!("periodic_set"), params![p.name, p.slot])
+                    .map_err(map_err)?;
                 if !insert {
                     return Ok(None);
                 }
@@ -730,21 +923,38 @@ impl Store for SqliteStore {
         let name = name.to_string();
         let id = uuid::Uuid::new_v4();
         self.writer
-            .run(move |c| c.query_row(sql!("tablo_insert"), params![id.to_string(), name], tablo_from_row).map_err(map_err))
+            .run(move |c| {
+                c.query_row(
+                    sql!("tablo_insert"),
+                    params![id.to_string(), name],
+                    tablo_from_row,
+                )
+                .map_err(map_err)
+            })
             .await
     }
 
     async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>> {
-        self.read(move |c| c.query_row(sql!("tablo_get"), [id.to_string()], tablo_from_row).optional().map_err(map_err))
-            .await
+        self.read(move |c| {
+            c.query_row(sql!("tablo_get"), [id.to_string()], tablo_from_row)
+                .optional()
+                .map_err(map_err)
+        })
+        .await
     }
 
-    async fn tablo_delete_enqueue(&self, id: uuid::Uuid, job: JobInsertParams) -> Result<Option<InsertResult>> {
+    async fn tablo_delete_enqueue(
+        &self,
+        id: uuid::Uuid,
+        job: JobInsertParams,
+    ) -> Result<Option<InsertResult>> {
         let queue = job.queue.clone();
         let out = self
             .writer
             .run(move |c| {
-                let n = c.execute(sql!("tablo_delete"), [id.to_string()]).map_err(map_err)?;
+                let n = c
+                    .execute(sql!("tablo_delete"), [id.to_string()])
+                    .map_err(map_err)?;
                 if n == 0 {
                     return Ok(None);
                 }
@@ -760,9 +970,12 @@ impl Store for SqliteStore {
     async fn tablo_file_insert(&self, f: TabloFileRow) -> Result<()> {
         self.writer
             .run(move |c| {
-                c.execute(sql!("tablo_file_insert"), params![f.id.to_string(), f.tablo_id.to_string(), f.s3_key, f.size])
-                    .map(drop)
-                    .map_err(map_err)
+                c.execute(
+                    sql!("tablo_file_insert"),
+                    params![f.id.to_string(), f.tablo_id.to_string(), f.s3_key, f.size],
+                )
+                .map(drop)
+                .map_err(map_err)
             })
             .await
     }
@@ -770,7 +983,9 @@ impl Store for SqliteStore {
     async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(sql!("tablo_file_list")).map_err(map_err)?;
-            let rows = stmt.query_map([tablo_id.to_string()], file_from_row).map_err(map_err)?;
+            let rows = stmt
+                .query_map([tablo_id.to_string()], file_from_row)
+                .map_err(map_err)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
         })
         .await
@@ -778,10 +993,16 @@ impl Store for SqliteStore {
 
     async fn tablo_file_orphans(&self, p: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(sql!("tablo_file_orphans")).map_err(map_err)?;
+            let mut stmt = c
+                .prepare_cached(sql!("tablo_file_orphans"))
+                .map_err(map_err)?;
             let rows = stmt
                 .query_map(
-                    params![p.after.map(|u| u.to_string()), p.tablo_id.map(|u| u.to_string()), p.limit],
+                    params![
+                        p.after.map(|u| u.to_string()),
+                        p.tablo_id.map(|u| u.to_string()),
+                        p.limit
+                    ],
                     file_from_row,
                 )
                 .map_err(map_err)?;
@@ -793,7 +1014,9 @@ impl Store for SqliteStore {
     async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64> {
         self.writer
             .run(move |c| {
-                let mut stmt = c.prepare_cached(sql!("tablo_file_delete")).map_err(map_err)?;
+                let mut stmt = c
+                    .prepare_cached(sql!("tablo_file_delete"))
+                    .map_err(map_err)?;
                 let mut n = 0u64;
                 for id in ids {
                     n += stmt.execute([id.to_string()]).map_err(map_err)? as u64;

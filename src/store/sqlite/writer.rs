@@ -52,7 +52,9 @@ impl Writer {
             let ok = result.is_ok();
             let reply: Reply = Box::new(move |commit_error| {
                 let result = match commit_error {
-                    Some(e) if result.is_ok() => Err(Error::Database(format!("commit failed: {e}"))),
+                    Some(e) if result.is_ok() => {
+                        Err(Error::Database(format!("commit failed: {e}")))
+                    }
                     _ => result,
                 };
                 let _ = reply_tx.send(result);
