@@ -479,3 +479,80 @@ async fn a_key_held_by_an_insert_that_rolls_back_goes_to_the_next() {
         Some("k1")
     );
 }
+
+/// Issue 11.4: a retry committed between retention's choice of rows and its delete must win.
+/// The test holds the retry's transaction open (its row lock) while retention runs, so the
+/// delete has already chosen the row from its snapshot and waits on the lock; then the retry
+/// commits and the delete re-reads the row, which is `available` now and must stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn retention_never_deletes_a_job_retried_while_it_runs() {
+    let store = Arc::new(fresh_store().await);
+    let id = store
+        .job_insert_many(vec![job("k", InsertOpts::default())])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    sqlx::query("UPDATE porter_jobs SET state = 'completed', finalized_at = now() - interval '2 days' WHERE id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+    let mut retry = store.pool().begin().await.unwrap();
+    let retry_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *retry)
+        .await
+        .unwrap();
+    let retried = sqlx::query(sql!("job_retry"))
+        .bind(id)
+        .execute(&mut *retry)
+        .await
+        .unwrap();
+    assert_eq!(retried.rows_affected(), 1);
+
+    let day = Duration::from_secs(86_400);
+    let params = JobDeleteFinalizedParams {
+        completed: day,
+        cancelled: day,
+        discarded: day,
+        limit: 100,
+    };
+    let retention = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_delete_finalized(params).await })
+    };
+    // Wait until retention is blocked on the retry's row lock (or, with SKIP LOCKED, done).
+    let blocked = async {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+            )
+            .bind(retry_pid)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            if waiting > 0 || retention.is_finished() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), blocked)
+        .await
+        .expect("retention reached the locked row");
+    retry.commit().await.unwrap();
+
+    let deleted = retention.await.unwrap().unwrap();
+    assert_eq!(deleted, 0, "the retried job is not finished any more");
+    let row = store
+        .job_get(id)
+        .await
+        .unwrap()
+        .expect("the retried job survives retention");
+    assert_eq!(row.state, JobState::Available);
+}
