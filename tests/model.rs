@@ -34,18 +34,22 @@ const PERIODIC: [&str; 2] = ["every-minute", "hourly"];
 /// "Later": far enough that nothing a case does makes it due.
 const LATER: Duration = Duration::from_secs(86_400);
 
+/// A job to insert.
+#[derive(Debug, Clone, Copy)]
+struct Spec {
+    queue: usize,
+    kind: usize,
+    priority: i16,
+    later: bool,
+    unique: Option<usize>,
+    max_attempts: i32,
+}
+
 /// One operation of a case. Indexes pick among what exists when the step runs, so a shrunk
 /// sequence stays meaningful.
 #[derive(Debug, Clone)]
 enum Op {
-    Insert {
-        queue: usize,
-        kind: usize,
-        priority: i16,
-        later: bool,
-        unique: Option<usize>,
-        max_attempts: i32,
-    },
+    Insert(Spec),
     Claim {
         worker: usize,
         queue: usize,
@@ -112,7 +116,7 @@ fn nth<T: Clone>(items: &[T], index: Index) -> Option<T> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0..2usize, 0..2usize, 1..=4i16, prop::bool::weighted(0.2), prop::option::weighted(0.4, 0..2usize), 1..=3i32)
-            .prop_map(|(queue, kind, priority, later, unique, max_attempts)| Op::Insert { queue, kind, priority, later, unique, max_attempts }),
+            .prop_map(|(queue, kind, priority, later, unique, max_attempts)| Op::Insert(Spec { queue, kind, priority, later, unique, max_attempts })),
         5 => (0..2usize, 0..2usize, 1..=3u32, prop::option::weighted(0.2, 0..2usize))
             .prop_map(|(worker, queue, limit, only_kind)| Op::Claim { worker, queue, limit, only_kind }),
         3 => pick().prop_map(|pick| Op::Complete { pick }),
@@ -216,16 +220,15 @@ impl Model {
         self.jobs.get_mut(&id).expect("model job")
     }
 
-    fn insert(
-        &mut self,
-        id: i64,
-        queue: usize,
-        kind: usize,
-        priority: i16,
-        later: bool,
-        unique: Option<usize>,
-        max_attempts: i32,
-    ) {
+    fn insert(&mut self, id: i64, spec: Spec) {
+        let Spec {
+            queue,
+            kind,
+            priority,
+            later,
+            unique,
+            max_attempts,
+        } = spec;
         self.ids.push(id);
         let due = (!later).then_some(self.step);
         let state = if later {
@@ -281,14 +284,15 @@ fn check(cond: bool, what: impl FnOnce() -> String) -> Result<(), TestCaseError>
     }
 }
 
-fn job_params(
-    queue: usize,
-    kind: usize,
-    priority: i16,
-    later: bool,
-    unique: Option<usize>,
-    max_attempts: i32,
-) -> JobInsertParams {
+fn job_params(spec: Spec) -> JobInsertParams {
+    let Spec {
+        queue,
+        kind,
+        priority,
+        later,
+        unique,
+        max_attempts,
+    } = spec;
     let opts = InsertOpts {
         queue: Some(QUEUES[queue].to_string()),
         priority: Some(priority),
@@ -331,32 +335,26 @@ fn ok<T>(what: &str, got: porter::Result<T>) -> Result<T, TestCaseError> {
     got.map_err(|e| TestCaseError::fail(format!("{what}: unexpected error {e}")))
 }
 
+/// The job a periodic slot inserts.
+fn periodic_spec(name: usize) -> Spec {
+    Spec {
+        queue: 0,
+        kind: name,
+        priority: 2,
+        later: false,
+        unique: None,
+        max_attempts: 3,
+    }
+}
+
 /// Applies one operation to the model and the store, comparing the store's answer with the
 /// model's prediction.
 async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseError> {
     match op {
-        &Op::Insert {
-            queue,
-            kind,
-            priority,
-            later,
-            unique,
-            max_attempts,
-        } => {
-            let mut got = ok(
-                "insert",
-                s.job_insert_many(vec![job_params(
-                    queue,
-                    kind,
-                    priority,
-                    later,
-                    unique,
-                    max_attempts,
-                )])
-                .await,
-            )?;
+        &Op::Insert(spec) => {
+            let mut got = ok("insert", s.job_insert_many(vec![job_params(spec)]).await)?;
             let got = got.remove(0);
-            match unique.and_then(|k| m.unique_holder(k)) {
+            match spec.unique.and_then(|k| m.unique_holder(k)) {
                 Some(holder) => {
                     check(!got.inserted && got.job.id == holder, || {
                         format!("insert: key held by job {holder}, got {got:?}")
@@ -370,15 +368,7 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
                     check(got.job.id > newest, || {
                         format!("insert: id {} not above {newest}", got.job.id)
                     })?;
-                    m.insert(
-                        got.job.id,
-                        queue,
-                        kind,
-                        priority,
-                        later,
-                        unique,
-                        max_attempts,
-                    );
+                    m.insert(got.job.id, spec);
                 }
             }
         }
@@ -627,7 +617,7 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
                 name: PERIODIC[name].into(),
                 slot,
                 insert_if_new: true,
-                job: job_params(0, name, 2, false, None, 3),
+                job: job_params(periodic_spec(name)),
             };
             let got = ok("periodic", s.periodic_enqueue(params).await)?;
             let advances = m.periodic[name].is_none_or(|last| last < slot);
@@ -636,7 +626,7 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
             })?;
             if let Some(got) = got {
                 m.periodic[name] = Some(slot);
-                m.insert(got.job.id, 0, name, 2, false, None, 3);
+                m.insert(got.job.id, periodic_spec(name));
             }
         }
         &Op::Pause { queue } => {
@@ -818,20 +808,22 @@ mod regressions {
 
     /// A worker lost with a job running: rescue, then the stale worker's write changes nothing
     /// and the retried job runs again under the other worker.
+    const KEYED: Spec = Spec {
+        queue: 0,
+        kind: 0,
+        priority: 1,
+        later: false,
+        unique: Some(0),
+        max_attempts: 2,
+    };
+
     pub fn lost_worker_then_stale_write() -> Vec<Op> {
         let live = Pick {
             stale: false,
             index: 0,
         };
         vec![
-            Op::Insert {
-                queue: 0,
-                kind: 0,
-                priority: 1,
-                later: false,
-                unique: Some(0),
-                max_attempts: 2,
-            },
+            Op::Insert(KEYED),
             Op::Claim {
                 worker: 0,
                 queue: 0,
@@ -846,14 +838,7 @@ mod regressions {
                     index: 0,
                 },
             },
-            Op::Insert {
-                queue: 0,
-                kind: 0,
-                priority: 1,
-                later: false,
-                unique: Some(0),
-                max_attempts: 2,
-            },
+            Op::Insert(KEYED),
             Op::Claim {
                 worker: 1,
                 queue: 0,
