@@ -9,6 +9,8 @@
 //! * [`store`]: the one storage seam, [`Store`], with `sqlite` and `postgres` backends.
 //! * [`runtime`]: producers, executor, batched completer, graceful shutdown.
 //! * [`maintenance`]: periodic enqueuer, rescuer (leases), retention cleaner.
+//! * [`testing`]: helpers for an application's own tests (a throwaway SQLite store, run a
+//!   queue's due jobs until none is left, assert a job was inserted, run one worker's work).
 //! * [`jobs`]: built-in jobs (heartbeat, orphan file cleanup, diagnostics).
 //! * [`files`]: object storage (file://, s3://, memory://) and the orphan-file cleanup pass.
 //! * [`http`]: the web process: tablo API, admin API, metrics and dashboard, as one axum router.
@@ -65,6 +67,7 @@ pub mod jobs;
 pub mod maintenance;
 pub mod runtime;
 pub mod store;
+pub mod testing;
 pub mod worker;
 
 pub use client::Client;

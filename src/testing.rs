@@ -1,0 +1,292 @@
+//! Helpers for testing an application that uses porter, with no container and no server: a
+//! throwaway SQLite store in one line, every due job of a queue run until none is left, a
+//! check that a job with given args was inserted, and one worker's `work` run on given args.
+//!
+//! ```
+//! use porter::{Client, Job, JobArgs, JobError, JobState, Worker, Workers};
+//!
+//! #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+//! struct SendEmail { to: String }
+//! impl JobArgs for SendEmail { const KIND: &'static str = "send_email"; }
+//!
+//! struct Mailer;
+//! #[async_trait::async_trait]
+//! impl Worker<SendEmail> for Mailer {
+//!     async fn work(&self, job: Job<SendEmail>) -> Result<(), JobError> {
+//!         if job.args.to.is_empty() { return Err(JobError::Discard("no recipient".into())); }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> porter::Result<()> {
+//! let db = porter::testing::sqlite_store().await?;
+//! let client = Client::new(db.store.clone());
+//! client.insert(&SendEmail { to: "ada@example.com".into() }, None).await?;
+//! client.insert(&SendEmail { to: String::new() }, None).await?;
+//! porter::testing::assert_inserted(db.store.as_ref(), &SendEmail { to: "ada@example.com".into() }).await;
+//!
+//! let mut workers = Workers::new();
+//! workers.add(Mailer)?;
+//! let outcomes = porter::testing::run_available(&db.store, workers, "default").await?;
+//! let states: Vec<JobState> = outcomes.iter().map(|o| o.state).collect();
+//! assert_eq!(states, [JobState::Completed, JobState::Discarded]);
+//!
+//! // One worker's work on given args, with a real job context and no runtime.
+//! let result = porter::testing::work(&Mailer, SendEmail { to: String::new() }).await;
+//! assert!(matches!(result, Err(JobError::Discard(_))));
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::job::{
+    JobArgs, JobRow, JobState, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, DEFAULT_QUEUE,
+};
+use crate::runtime::{Runtime, RuntimeConfig, Shutdown};
+use crate::store::{JobListParams, Store, MAX_LIST_LIMIT};
+use crate::worker::{Job, JobError, Worker, Workers};
+
+/// A store on a fresh SQLite file in its own temporary directory, removed on drop.
+pub struct TestStore {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The URL that opens the same database (for a second store, or a child process).
+    pub url: String,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for TestStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestStore").field("url", &self.url).finish()
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Opens a migrated store on a new SQLite file under the system's temporary directory.
+pub async fn sqlite_store() -> Result<TestStore> {
+    let dir = std::env::temp_dir().join(format!("porter-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    let url = format!("sqlite://{}/porter.db", dir.display());
+    match crate::store::open(&url).await {
+        Ok(store) => Ok(TestStore { store, url, dir }),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(e)
+        }
+    }
+}
+
+/// How one job ended up after [`run_available`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The job's id.
+    pub id: i64,
+    /// Its kind.
+    pub kind: String,
+    /// Its state once the queue had nothing left to run: `completed`, `cancelled`,
+    /// `discarded`, or `retryable` / `scheduled` when it failed or snoozed into the future.
+    pub state: JobState,
+    /// Attempts used.
+    pub attempt: i32,
+    /// The last error of its history, if any.
+    pub error: Option<String>,
+}
+
+/// How often [`run_available`] looks whether the queue is drained.
+const DRAIN_LOOK_EVERY: Duration = Duration::from_millis(10);
+/// The longest [`run_available`] waits for a queue to drain before it gives up.
+const DRAIN_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs every due job of `queue` with `workers` (the real runtime: same claims, timeouts,
+/// retries and fencing as in production; no maintenance services) until nothing of the queue
+/// is due or running, including jobs those jobs insert and retries that come due at once.
+/// Returns every job attempted meanwhile, in id order, with the state it was left in.
+pub async fn run_available(
+    store: &Arc<dyn Store>,
+    workers: Workers,
+    queue: &str,
+) -> Result<Vec<Outcome>> {
+    crate::job::validate_name("queue", queue)?;
+    let started = store.now().await?;
+    let config = RuntimeConfig {
+        queues: vec![(queue.to_string(), 10)],
+        poll_interval: DRAIN_LOOK_EVERY,
+        maintenance: false,
+        ..RuntimeConfig::default()
+    };
+    let shutdown = Shutdown::new();
+    let runtime = tokio::spawn(Runtime::new(store.clone(), workers, config).run(shutdown.clone()));
+    let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+    let drained = loop {
+        if runtime.is_finished() {
+            break Ok(());
+        }
+        match left_to_run(store.as_ref(), queue).await {
+            Ok(0) => break Ok(()),
+            Ok(_) if tokio::time::Instant::now() >= deadline => {
+                break Err(Error::Timeout(DRAIN_LIMIT));
+            }
+            Ok(_) => tokio::time::sleep(DRAIN_LOOK_EVERY).await,
+            Err(e) => break Err(e),
+        }
+    };
+    shutdown.soft.cancel();
+    let ran = runtime
+        .await
+        .map_err(|e| Error::Database(format!("the runtime task failed: {e}")))?;
+    ran?;
+    drained?;
+    let mut outcomes: Vec<Outcome> = queue_jobs(store.as_ref(), queue, Vec::new())
+        .await?
+        .into_iter()
+        .filter(|j| j.attempted_at.is_some_and(|at| at >= started))
+        .map(|j| Outcome {
+            id: j.id,
+            state: j.state,
+            attempt: j.attempt,
+            error: j.errors.last().map(|e| e.error.clone()),
+            kind: j.kind,
+        })
+        .collect();
+    outcomes.sort_by_key(|o| o.id);
+    Ok(outcomes)
+}
+
+/// Jobs of the queue that are running, available, or scheduled/retryable and due.
+async fn left_to_run(store: &dyn Store, queue: &str) -> Result<usize> {
+    let states = vec![
+        JobState::Available,
+        JobState::Running,
+        JobState::Scheduled,
+        JobState::Retryable,
+    ];
+    let now = store.now().await?;
+    let jobs = queue_jobs(store, queue, states).await?;
+    Ok(jobs
+        .iter()
+        .filter(|j| {
+            matches!(j.state, JobState::Available | JobState::Running) || j.scheduled_at <= now
+        })
+        .count())
+}
+
+async fn queue_jobs(store: &dyn Store, queue: &str, states: Vec<JobState>) -> Result<Vec<JobRow>> {
+    let mut all = Vec::new();
+    let mut before_id = None;
+    loop {
+        let params = JobListParams {
+            states: states.clone(),
+            queue: Some(queue.to_string()),
+            before_id,
+            limit: Some(MAX_LIST_LIMIT),
+            ..JobListParams::default()
+        };
+        let page = store.job_list(params).await?;
+        let Some(last) = page.last() else {
+            return Ok(all);
+        };
+        before_id = Some(last.id);
+        all.extend(page);
+    }
+}
+
+/// The unfinished jobs of `A`'s kind, with their decoded args, oldest first. Jobs whose args
+/// do not decode as `A` are left out.
+pub async fn inserted<A: JobArgs>(store: &dyn Store) -> Result<Vec<(JobRow, A)>> {
+    let mut out = Vec::new();
+    let mut before_id = None;
+    loop {
+        let params = JobListParams {
+            states: JobState::ALL
+                .into_iter()
+                .filter(|s| !s.is_final())
+                .collect(),
+            kind: Some(A::KIND.to_string()),
+            before_id,
+            limit: Some(MAX_LIST_LIMIT),
+            ..JobListParams::default()
+        };
+        let page = store.job_list(params).await?;
+        let Some(last) = page.last() else { break };
+        before_id = Some(last.id);
+        for row in page {
+            if let Ok(args) = A::deserialize(&row.args) {
+                out.push((row, args));
+            }
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Panics unless an unfinished job of `A`'s kind with exactly these args is in the store; the
+/// message lists the args of the jobs of that kind that are there.
+pub async fn assert_inserted<A: JobArgs + PartialEq + std::fmt::Debug>(
+    store: &dyn Store,
+    args: &A,
+) {
+    let jobs = inserted::<A>(store).await.expect("list the inserted jobs");
+    if !jobs.iter().any(|(_, a)| a == args) {
+        let found: Vec<&A> = jobs.iter().map(|(_, a)| a).collect();
+        panic!(
+            "no unfinished {} job with args {args:?}; found {found:?}",
+            A::KIND
+        );
+    }
+}
+
+/// Runs `worker.work` once on `args` with a real job context (a row as the runtime would
+/// claim it: attempt 1, state running; a cancel token the worker's timeout cancels) and no
+/// runtime or database. A run past [`Worker::timeout`] is cancelled and answers a failure.
+pub async fn work<A: JobArgs, W: Worker<A>>(
+    worker: &W,
+    args: A,
+) -> std::result::Result<(), JobError> {
+    let now = Utc::now();
+    let row = JobRow {
+        id: 0,
+        kind: A::KIND.to_string(),
+        queue: DEFAULT_QUEUE.to_string(),
+        args: serde_json::to_value(&args)
+            .map_err(|e| JobError::Discard(format!("args do not serialize: {e}")))?,
+        state: JobState::Running,
+        priority: DEFAULT_PRIORITY,
+        attempt: 1,
+        max_attempts: DEFAULT_MAX_ATTEMPTS,
+        errors: Vec::new(),
+        created_at: now,
+        scheduled_at: now,
+        attempted_at: Some(now),
+        finalized_at: None,
+        attempted_by: Some("porter-testing".to_string()),
+        unique_key: None,
+        metadata: serde_json::json!({}),
+    };
+    let cancel = CancellationToken::new();
+    let job = Job {
+        args,
+        row,
+        cancel: cancel.clone(),
+    };
+    let timeout = worker.timeout(&job);
+    match tokio::time::timeout(timeout, worker.work(job)).await {
+        Ok(result) => result,
+        Err(_) => {
+            cancel.cancel();
+            Err(JobError::msg(format!("job timed out after {timeout:?}")))
+        }
+    }
+}
