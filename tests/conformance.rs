@@ -10,7 +10,7 @@ on_both_backends!(cases:
     claim_orders_by_priority_due_time_id, claim_honours_limit_and_kinds, claim_skips_jobs_not_yet_due,
     claim_skips_paused_queue, claim_promotes_due_retryable_and_scheduled, concurrent_claimers_never_share_a_job,
     complete_is_fenced, fail_makes_retryable_with_backoff_and_history, fail_discards_when_attempts_used_up,
-    fail_with_discard_flag, stale_fail_is_fenced, snooze_uses_no_attempt, job_cancels_itself,
+    fail_with_discard_flag, stale_fail_is_fenced, snooze_uses_no_attempt, release_uses_no_attempt, job_cancels_itself,
     user_cancel, user_retry, list_filters_and_keyset_paging, counts_by_queue_and_state,
     delete_finalized_keeps_young_and_unfinished, rescue_lost_worker_then_stale_completion_changes_nothing,
     rescue_discards_when_attempts_used_up, rescue_stuck_job, queue_pause_resume_list, worker_registry,
@@ -669,6 +669,60 @@ mod cases {
             (JobState::Running, 0),
             "nothing changed"
         );
+    }
+
+    /// A job its worker gives back (stopped by a shutdown, or found by its reconcile) is run
+    /// again at once without that attempt counting toward max_attempts (issue 11.1); the
+    /// reason joins its history, and the write is fenced.
+    pub async fn release_uses_no_attempt(db: TestDb) {
+        let s = &*db.store;
+        insert(
+            s,
+            job_with(
+                "noop",
+                InsertOpts {
+                    max_attempts: Some(1),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
+        let r = claim_one(s, "noop").await;
+        let back = s
+            .job_release(r.fence(), "worker shut down".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            (back.state, back.attempt, back.max_attempts),
+            (JobState::Available, 1, 2)
+        );
+        assert!(back.finalized_at.is_none());
+        assert_eq!(back.errors.len(), 1);
+        assert_eq!(
+            (back.errors[0].attempt, back.errors[0].error.as_str()),
+            (1, "worker shut down")
+        );
+        // Fenced: a second release of the same attempt, or one by another worker, changes nothing.
+        assert!(matches!(
+            s.job_release(r.fence(), "again".into()).await,
+            Err(Error::Fenced { .. })
+        ));
+        let again = claim_one(s, "noop").await;
+        assert_eq!((again.id, again.attempt), (r.id, 2));
+        let other = JobFence {
+            worker_id: "someone-else".into(),
+            ..again.fence()
+        };
+        assert!(matches!(
+            s.job_release(other, "x".into()).await,
+            Err(Error::Fenced { .. })
+        ));
+        // The attempt left is a real one: a failure now uses it up.
+        let d = s
+            .job_fail(fail(&again, "boom", Duration::ZERO))
+            .await
+            .unwrap();
+        assert_eq!((d.state, d.errors.len()), (JobState::Discarded, 2));
     }
 
     pub async fn snooze_uses_no_attempt(db: TestDb) {

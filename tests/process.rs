@@ -7,6 +7,7 @@ mod common;
 on_both_backends!(cases:
     sigterm_lets_short_jobs_finish_and_retries_long_ones, job_inserted_by_another_process_wakes_the_worker,
     three_workers_share_periodic_slots, sigkill_jobs_are_rescued_by_another_worker,
+    shutdown_never_uses_up_the_last_attempt,
 );
 
 mod cases {
@@ -142,7 +143,7 @@ mod cases {
         }
         for id in long {
             let row = state(&*db.store, id).await;
-            assert_eq!((row.state, row.attempt), (JobState::Retryable, 1));
+            assert_eq!((row.state, row.attempt), (JobState::Available, 1));
             assert_eq!(row.errors.last().unwrap().error, "worker shut down");
         }
         assert_eq!(
@@ -311,5 +312,51 @@ mod cases {
         );
         rescuer.signal("TERM");
         assert!(rescuer.wait().await.0.success());
+    }
+
+    /// Issue 11.1: a deploy must never discard a job. A job on its last attempt, stopped by
+    /// the shutdown timeout or by a second signal, goes back to be run again; its history
+    /// records the shutdown.
+    pub async fn shutdown_never_uses_up_the_last_attempt(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        for second_signal in [false, true] {
+            let opts = InsertOpts {
+                max_attempts: Some(1),
+                ..Default::default()
+            };
+            let id = client
+                .insert(&porter::jobs::Sleep { ms: 60_000 }, Some(opts))
+                .await
+                .unwrap()
+                .job
+                .id;
+            let timeout = if second_signal { "1h" } else { "1s" };
+            let w = Worker::start(&db.url, &["--shutdown-timeout", timeout, "--no-periodic"]);
+            w.ready().await;
+            eventually("the job runs", || async {
+                state(&*db.store, id).await.state == JobState::Running
+            })
+            .await;
+            w.signal("TERM");
+            if second_signal {
+                eventually("shutting down", || async { w.logged("shutting down") }).await;
+                w.signal("TERM");
+            }
+            let (status, log) = w.wait().await;
+            assert!(status.success(), "exit 0: {status:?}\n{}", log.join("\n"));
+            let row = state(&*db.store, id).await;
+            assert_eq!(
+                row.state,
+                JobState::Available,
+                "second signal {second_signal}: back to run again, not discarded: {row:?}"
+            );
+            assert_eq!(row.errors.last().unwrap().error, "worker shut down");
+            assert!(
+                row.attempt < row.max_attempts,
+                "an attempt is left: {row:?}"
+            );
+            // Cancel it so the next round's worker does not pick it up.
+            db.store.job_cancel(id).await.unwrap();
+        }
     }
 }

@@ -427,8 +427,13 @@ mod cases {
             .unwrap()
             .job
             .id;
+        // On its last attempt: the shutdown must not use it up (issue 11.1).
+        let last = InsertOpts {
+            max_attempts: Some(1),
+            ..Default::default()
+        };
         let long = client
-            .insert(&porter::jobs::Sleep { ms: 60_000 }, None)
+            .insert(&porter::jobs::Sleep { ms: 60_000 }, Some(last))
             .await
             .unwrap()
             .job
@@ -448,8 +453,9 @@ mod cases {
         let l = db.store.job_get(long).await.unwrap().unwrap();
         assert_eq!(
             (l.state, l.attempt, l.errors[0].error.as_str()),
-            (JobState::Retryable, 1, "worker shut down")
+            (JobState::Available, 1, "worker shut down")
         );
+        assert_eq!(l.max_attempts, 2, "the shutdown used no attempt");
         assert_eq!(
             db.store.job_counts().await.unwrap().total[&JobState::Running],
             0

@@ -197,10 +197,21 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slot: OwnedSemaphoreP
             ctx.errors.handle_error(row, &message);
             fail(message, None, retry_in(), false)
         }
-        Outcome::ShutDown => fail("worker shut down".to_string(), None, Duration::ZERO, false),
+        Outcome::ShutDown => {
+            // Stopped by us, not failed by itself: the job goes back without using up an
+            // attempt, so a deploy never discards a job on its last one (issue 11.1).
+            write(ctx, row, || {
+                ctx.store.job_release(fence.clone(), SHUT_DOWN.to_string())
+            })
+            .await;
+            return;
+        }
     };
     write(ctx, row, || ctx.store.job_fail(params.clone())).await;
 }
+
+/// The error kept in the history of a job stopped by its worker's shutdown.
+const SHUT_DOWN: &str = "worker shut down";
 
 fn humanize(d: Duration) -> String {
     if d.subsec_millis() == 0 {

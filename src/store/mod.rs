@@ -5,8 +5,8 @@
 //! params struct where they take more than an id. Every method means the same on SQLite and
 //! on PostgreSQL, and `tests/conformance.rs` proves it by running one suite against both.
 //!
-//! Worker-side writes (`job_complete_many`, `job_fail`, `job_snooze`, `job_cancel_running`)
-//! are *fenced*: they only change a row whose state is `running` with the attempt and worker
+//! Worker-side writes (`job_complete_many`, `job_fail`, `job_snooze`, `job_release`,
+//! `job_cancel_running`) are *fenced*: they only change a row whose state is `running` with the attempt and worker
 //! named in the [`JobFence`]. A stale worker's write changes nothing and is reported as such.
 
 pub mod bench;
@@ -403,6 +403,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Puts a running job back to `scheduled` after a delay without using an attempt (fenced).
     async fn job_snooze(&self, fence: JobFence, delay: Duration) -> Result<JobRow>;
+
+    /// Gives a running job back (fenced): it is `available` again at once, and the attempt
+    /// does not count toward `max_attempts` (which grows by one, as for a snooze, so fences
+    /// stay unique). The reason joins the error history. For jobs their worker stopped without
+    /// a result of their own: a shutdown, or a reconcile.
+    async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow>;
 
     /// A running job cancels itself (fenced), with a reason kept in its error history.
     async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow>;

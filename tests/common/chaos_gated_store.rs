@@ -76,6 +76,9 @@ impl Store for GatedStore {
     async fn job_snooze(&self, fence: JobFence, delay: Duration) -> Result<JobRow> {
         self.inner.job_snooze(fence, delay).await
     }
+    async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow> {
+        self.inner.job_release(fence, reason).await
+    }
     async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow> {
         self.inner.job_cancel_running(fence, reason).await
     }

@@ -593,6 +593,25 @@ impl Store for PgStore {
         fenced(&fence, row)
     }
 
+    async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let row = sqlx::query(sql!("job_release"))
+            .bind(fence.id)
+            .bind(fence.attempt)
+            .bind(&fence.worker_id)
+            .bind(reason)
+            .try_map(job_from_row)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let row = fenced(&fence, row)?;
+        // Due at once: wake the queue's producers in every process, as an insert does.
+        notify_queues(&mut tx, vec![row.queue.clone()]).await?;
+        tx.commit().await.map_err(map_err)?;
+        self.wakeup.notify(&row.queue);
+        Ok(row)
+    }
+
     async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow> {
         let row = sqlx::query(sql!("job_cancel_running"))
             .bind(fence.id)

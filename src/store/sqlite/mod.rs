@@ -699,6 +699,22 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow> {
+        let row = self
+            .writer
+            .run(move |c| {
+                let row = one_job(
+                    c,
+                    sql!("job_release"),
+                    params![fence.id, fence.attempt, fence.worker_id, reason],
+                )?;
+                fenced(&fence, row)
+            })
+            .await?;
+        self.wakeup.notify(&row.queue);
+        Ok(row)
+    }
+
     async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow> {
         self.writer
             .run(move |c| {
