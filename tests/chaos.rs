@@ -18,6 +18,8 @@ mod chaos_gated_store;
 mod chaos_pg;
 #[path = "common/chaos_proc.rs"]
 mod chaos_proc;
+#[path = "common/chaos_proxy.rs"]
+mod chaos_proxy;
 mod common;
 
 on_both_backends!(cases:
@@ -1914,4 +1916,113 @@ async fn sqlite_write_lock_held_past_busy_timeout_loses_no_job() {
         ledger.duplicates,
     );
     ledger.assert_all_completed("sqlite_write_lock", 0);
+}
+
+/// A network partition, not a restart: one worker reaches PostgreSQL through a proxy that
+/// blackholes its traffic for three leases (its connections stay open, nobody is told), while
+/// another worker reaches it directly. The cut-off worker's jobs are rescued and run by the
+/// other; when the partition heals, its held-back writes arrive late and are fenced. No job is
+/// lost or stuck, both workers stay up, and each re-run is explained by a "worker lost" entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+)]
+async fn postgres_partition_loses_no_job() {
+    use chaos_proc::*;
+    use porter::JobState;
+    use std::time::Duration;
+    let base = common::postgres_base_url().expect("PORTER_TEST_DATABASE_URL");
+    let url = porter::store::postgres::PgStore::create_test_schema(&base)
+        .await
+        .expect("a test schema");
+    let direct = url::Url::parse(&url).expect("the test URL parses");
+    let upstream = (
+        direct.host_str().expect("a host").to_string(),
+        direct.port().unwrap_or(5432),
+    );
+    let upstream = tokio::net::lookup_host(upstream)
+        .await
+        .expect("resolve the database host")
+        .next()
+        .expect("an address");
+    let proxy = chaos_proxy::Proxy::start(upstream).await;
+    let mut through_proxy = direct.clone();
+    through_proxy.set_host(Some("127.0.0.1")).unwrap();
+    through_proxy.set_port(Some(proxy.port)).unwrap();
+
+    let size = Size::from_env();
+    let partitions = knob("PORTER_CHAOS_PARTITIONS", 1).max(1);
+    let lease = size.lease();
+    let cut_for = lease * 3;
+    let dir = scratch();
+    let store = porter::store::open(&url).await.unwrap();
+    let flags = [
+        "--queues".to_string(),
+        format!("default={}", size.concurrency),
+        "--lease".into(),
+        format!("{}s", size.lease_secs),
+        "--no-periodic".into(),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut cut_off = Launcher::new(through_proxy.as_str(), dir.path()).worker("cut-off", &flags);
+    let mut other = Launcher::new(&url, dir.path()).worker("direct", &flags);
+    cut_off.ready().await;
+    other.ready().await;
+
+    let mut ids = std::collections::BTreeSet::new();
+    let per_wave = size.jobs / partitions;
+    for _ in 0..partitions {
+        ids.extend(insert_sleeps(&*store, per_wave, size.job_ms.max(20)).await);
+        let inserted = ids.len() as i64;
+        wait_totals(
+            &*store,
+            "the wave running (or done)",
+            Duration::from_secs(60),
+            |t| t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted,
+        )
+        .await;
+        proxy.partition();
+        tokio::time::sleep(cut_for).await;
+        proxy.heal();
+        assert!(
+            cut_off.alive(),
+            "the cut-off worker exited:\n{}",
+            cut_off.output()
+        );
+    }
+    wait_totals(
+        &*store,
+        "every job finished",
+        Duration::from_secs(180),
+        |t| {
+            t[&JobState::Available]
+                + t[&JobState::Running]
+                + t[&JobState::Retryable]
+                + t[&JobState::Scheduled]
+                == 0
+        },
+    )
+    .await;
+    tokio::time::sleep(lease + lease / 5 + Duration::from_millis(500)).await;
+    let ledger = Ledger::read(&*store, "sleep", &ids).await;
+    for p in [&mut cut_off, &mut other] {
+        assert!(p.alive(), "{} stayed up", p.name);
+        let status = p.term(Duration::from_secs(30)).await;
+        assert!(status.success(), "{}: {status:?}\n{}", p.name, p.output());
+        assert!(!p.output().contains("panicked"), "{}", p.output());
+    }
+    report(
+        "postgres_partition",
+        "postgres",
+        ids.len() as u64,
+        partitions,
+        ledger.lost,
+        ledger.stuck,
+        ledger.duplicates,
+    );
+    eprintln!("postgres partition: {ledger:?}");
+    // Only what the cut-off worker held when the partition began can run twice: its claimed
+    // jobs, and one more claim whose answer was held back.
+    ledger.assert_all_completed("postgres_partition", partitions * size.concurrency * 2);
 }
