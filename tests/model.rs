@@ -6,6 +6,13 @@
 //! state must equal the model's; every operation's answer (claimed ids in claim order, which
 //! fenced writes changed a row, conflicts, not-found) must equal the model's prediction.
 //!
+//! Operations: inserts (priorities, due now or later, unique keys, max_attempts from 1), claims
+//! by two workers with kind filters, complete, fail (retry now or later, or discard), snooze,
+//! a job cancelling itself, a worker giving a job back at shutdown, user cancel and retry,
+//! lost workers and rescue, retention, periodic slots, queue pause and resume. Worker-side
+//! writes use the fences of running jobs and, a quarter of the time, any fence ever handed out
+//! (a stale worker's write).
+//!
 //! Time: a job is either due now or due a day from now, and a worker's lease expires when the
 //! test removes its registration, so a case needs no clock and never sleeps for long. On SQLite
 //! (millisecond timestamps) each step waits 2 ms so that due times of different steps differ.
@@ -71,6 +78,10 @@ enum Op {
     CancelSelf {
         pick: Pick,
     },
+    /// The worker gives the job back without a result (shutdown, reconcile).
+    Release {
+        pick: Pick,
+    },
     Cancel {
         job: Index,
     },
@@ -123,6 +134,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (pick(), prop::bool::weighted(0.3), prop::bool::weighted(0.2)).prop_map(|(pick, later, discard)| Op::Fail { pick, later, discard }),
         1 => (pick(), any::<bool>()).prop_map(|(pick, later)| Op::Snooze { pick, later }),
         1 => pick().prop_map(|pick| Op::CancelSelf { pick }),
+        1 => pick().prop_map(|pick| Op::Release { pick }),
         1 => any::<Index>().prop_map(|job| Op::Cancel { job }),
         2 => any::<Index>().prop_map(|job| Op::Retry { job }),
         1 => (0..2usize).prop_map(|worker| Op::LoseWorker { worker }),
@@ -513,6 +525,26 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
                 j.errors.push(j.attempt);
             } else {
                 expect_fenced("cancel running", got)?;
+            }
+        }
+        Op::Release { pick } => {
+            let Some(fence) = m.choose_fence(pick) else {
+                return Ok(());
+            };
+            let got = s
+                .job_release(fence.clone(), "worker shut down".into())
+                .await;
+            if m.fence_holds(&fence) {
+                ok("release", got)?;
+                let step = m.step;
+                let j = m.job(fence.id);
+                // Due at once, and the attempt does not count: max_attempts grows by one.
+                j.state = JobState::Available;
+                j.due = Some(step);
+                j.max_attempts += 1;
+                j.errors.push(j.attempt);
+            } else {
+                expect_fenced("release", got)?;
             }
         }
         Op::Cancel { job } => {
