@@ -229,9 +229,15 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<()> {
     }
 }
 
-/// River's default retry delay: attempt^4 seconds, with ±10 % jitter.
+/// The longest delay [`default_backoff`] gives.
+pub const MAX_DEFAULT_BACKOFF: Duration = Duration::from_secs(30 * 86_400);
+
+/// River's default retry delay: attempt^4 seconds, with ±10 % jitter, at most
+/// [`MAX_DEFAULT_BACKOFF`] (attempt 41 on; without a cap the delay outgrows any time the
+/// databases can store).
 pub fn default_backoff(attempt: i32) -> Duration {
-    let base = (attempt.max(1) as f64).powi(4);
+    let cap = MAX_DEFAULT_BACKOFF.as_secs_f64();
+    let base = (attempt.max(1) as f64).powi(4).min(cap);
     let jitter = 1.0 + (fastrand::f64() * 0.2 - 0.1);
-    Duration::from_secs_f64(base * jitter)
+    Duration::from_secs_f64((base * jitter).min(cap))
 }

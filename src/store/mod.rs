@@ -281,6 +281,33 @@ pub struct RescueCounts {
     pub discarded: u64,
 }
 
+impl RescueCounts {
+    /// Adds up the new states (`retryable` or `discarded`) of the rescue statements that
+    /// succeeded; the first error, if any statement failed, after all of them ran (what the
+    /// others rescued stays rescued).
+    pub fn from_outcomes(outcomes: Vec<Result<Vec<String>>>) -> Result<RescueCounts> {
+        let mut counts = RescueCounts::default();
+        let mut first_error = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(states) => {
+                    for s in states {
+                        if s == "discarded" {
+                            counts.discarded += 1;
+                        } else {
+                            counts.retried += 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(counts), Err)
+    }
+}
+
 /// A queue and whether it is paused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueRow {
@@ -555,6 +582,21 @@ pub fn redact_url(url: &str) -> String {
             .map(|rest| format!("***@{rest}"))
             .unwrap_or_default(),
     }
+}
+
+/// The longest duration the stores put into time arithmetic: 1,000 years. A longer one (a
+/// worker's `max_timeout` of `Duration::MAX`, a lease or retention of ten thousand years, a
+/// `next_retry` or snooze that large) means "never" in practice and is clamped to this, in
+/// this one place ([`clamp_secs`], which both backends use for every duration they bind),
+/// so that `now ± duration` stays inside both databases' time range: SQLite's date
+/// functions give NULL before year 0 and after 9999, and PostgreSQL raises "interval out of
+/// range" or "timestamp out of range". A `schedule_in` longer than this is refused instead
+/// (see [`JobInsertParams::new`]), since its due time is the caller's explicit wish.
+pub const MAX_DURATION: Duration = Duration::from_secs(1_000 * 365 * 86_400);
+
+/// A duration in seconds for SQL, clamped to [`MAX_DURATION`].
+pub fn clamp_secs(d: Duration) -> f64 {
+    d.min(MAX_DURATION).as_secs_f64()
 }
 
 /// Page size used when a list does not say.

@@ -287,9 +287,10 @@ fn file_from_row(r: PgRow) -> sqlx::Result<TabloFileRow> {
     })
 }
 
-/// A duration as the seconds the SQL multiplies by `interval '1 second'`.
+/// A duration as the seconds the SQL multiplies by `interval '1 second'`, clamped to
+/// [`MAX_DURATION`] (a larger interval would be out of range).
 fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
+    clamp_secs(d)
 }
 
 fn fenced(fence: &JobFence, row: Option<JobRow>) -> Result<JobRow> {
@@ -694,29 +695,27 @@ impl Store for PgStore {
     }
 
     async fn job_rescue(&self, p: JobRescueParams) -> Result<RescueCounts> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let mut states: Vec<String> = sqlx::query_scalar(sql!("job_rescue_lost"))
+        // Each statement commits on its own: one failing (stuck rescue of one kind, say) must
+        // never roll back another (the rescue of a lost worker's jobs).
+        let limit = i64::from(p.limit);
+        let mut outcomes = vec![sqlx::query_scalar(sql!("job_rescue_lost"))
             .bind(secs(p.lease))
-            .bind(i64::from(p.limit))
-            .fetch_all(&mut *tx)
+            .bind(limit)
+            .fetch_all(&self.pool)
             .await
-            .map_err(map_err)?;
+            .map_err(map_err)];
         for (kind, after) in &p.stuck_after {
-            let stuck: Vec<String> = sqlx::query_scalar(sql!("job_rescue_stuck"))
-                .bind(kind)
-                .bind(secs(*after))
-                .bind(i64::from(p.limit))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            states.extend(stuck);
+            outcomes.push(
+                sqlx::query_scalar(sql!("job_rescue_stuck"))
+                    .bind(kind)
+                    .bind(secs(*after))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err),
+            );
         }
-        tx.commit().await.map_err(map_err)?;
-        let discarded = states.iter().filter(|s| *s == "discarded").count() as u64;
-        Ok(RescueCounts {
-            retried: states.len() as u64 - discarded,
-            discarded,
-        })
+        RescueCounts::from_outcomes(outcomes)
     }
 
     async fn queue_list(&self) -> Result<Vec<QueueRow>> {

@@ -427,9 +427,17 @@ fn file_from_row(r: &Row<'_>) -> rusqlite::Result<TabloFileRow> {
     })
 }
 
-/// An SQLite date modifier for a signed duration, e.g. `+30.000 seconds`.
-fn modifier(secs: f64) -> String {
-    format!("{secs:+.3} seconds")
+/// An SQLite date modifier for a time `d` after now, e.g. `+30.000 seconds`, with `d`
+/// clamped to [`MAX_DURATION`] (past year 9999 SQLite's date functions give NULL).
+fn ahead(d: Duration) -> String {
+    format!("{:+.3} seconds", clamp_secs(d))
+}
+
+/// An SQLite date modifier for a time `d` before now, e.g. `-15.000 seconds`, clamped like
+/// [`ahead`] (before year 0 SQLite gives NULL, and a comparison with NULL matches nothing or,
+/// under NOT EXISTS, everything).
+fn ago(d: Duration) -> String {
+    format!("{:+.3} seconds", -clamp_secs(d))
 }
 
 fn fenced(fence: &JobFence, row: Option<JobRow>) -> Result<JobRow> {
@@ -453,7 +461,7 @@ pub fn job_insert_tx(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<
             serde_json::to_string(&job.args).map_err(|e| Error::invalid("args", e.to_string()))?;
         let metadata = serde_json::to_string(&job.metadata)
             .map_err(|e| Error::invalid("metadata", e.to_string()))?;
-        let delay = job.schedule_in.map(|d| modifier(d.as_secs_f64()));
+        let delay = job.schedule_in.map(ahead);
         let inserted = insert
             .query_row(
                 params![
@@ -496,6 +504,15 @@ fn one_job(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Opt
     conn.prepare_cached(sql)
         .and_then(|mut s| s.query_row(p, job_from_row).optional())
         .map_err(map_err)
+}
+
+/// Runs one rescue statement; returns the new state of each rescued job.
+fn rescued(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<String>> {
+    let mut stmt = c.prepare_cached(sql).map_err(map_err)?;
+    let rows = stmt
+        .query_map(p, |r| r.get::<_, String>(0))
+        .map_err(map_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
 }
 
 fn fail_or_not_found(
@@ -672,7 +689,7 @@ impl Store for SqliteStore {
                         f.worker_id,
                         p.error,
                         p.trace,
-                        modifier(p.retry_in.as_secs_f64()),
+                        ahead(p.retry_in),
                         p.discard
                     ],
                 )?;
@@ -687,12 +704,7 @@ impl Store for SqliteStore {
                 let row = one_job(
                     c,
                     sql!("job_snooze"),
-                    params![
-                        fence.id,
-                        fence.attempt,
-                        fence.worker_id,
-                        modifier(delay.as_secs_f64())
-                    ],
+                    params![fence.id, fence.attempt, fence.worker_id, ahead(delay)],
                 )?;
                 fenced(&fence, row)
             })
@@ -770,7 +782,7 @@ impl Store for SqliteStore {
                         break;
                     }
                     let n = stmt
-                        .execute(params![state, modifier(-age.as_secs_f64()), left])
+                        .execute(params![state, ago(age), left])
                         .map_err(map_err)?;
                     deleted += n as u64;
                 }
@@ -780,44 +792,23 @@ impl Store for SqliteStore {
     }
 
     async fn job_rescue(&self, p: JobRescueParams) -> Result<RescueCounts> {
-        self.writer
-            .run(move |c| {
-                let mut counts = RescueCounts::default();
-                let mut tally = |states: Vec<String>| {
-                    for s in states {
-                        if s == "discarded" {
-                            counts.discarded += 1
-                        } else {
-                            counts.retried += 1
-                        }
-                    }
-                };
-                let mut lost = c.prepare_cached(sql!("job_rescue_lost")).map_err(map_err)?;
-                let rows = lost
-                    .query_map(params![modifier(-p.lease.as_secs_f64()), p.limit], |r| {
-                        r.get::<_, String>(0)
-                    })
-                    .map_err(map_err)?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(map_err)?;
-                tally(rows);
-                let mut stuck = c
-                    .prepare_cached(sql!("job_rescue_stuck"))
-                    .map_err(map_err)?;
-                for (kind, after) in &p.stuck_after {
-                    let rows = stuck
-                        .query_map(
-                            params![kind, modifier(-after.as_secs_f64()), p.limit],
-                            |r| r.get::<_, String>(0),
-                        )
-                        .map_err(map_err)?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                        .map_err(map_err)?;
-                    tally(rows);
-                }
-                Ok(counts)
-            })
-            .await
+        // Separate writes (each in its own savepoint of the writer's group, sent together so
+        // they still share one commit): one failing never undoes another, so the rescue of a
+        // lost worker's jobs happens whatever the stuck rescue of some kind does.
+        use futures::FutureExt;
+        let (lease, limit) = (ago(p.lease), p.limit);
+        let mut passes = vec![self
+            .writer
+            .run(move |c| rescued(c, sql!("job_rescue_lost"), params![lease, limit]))
+            .boxed()];
+        for (kind, after) in p.stuck_after {
+            let after = ago(after);
+            let stuck = move |c: &Connection| {
+                rescued(c, sql!("job_rescue_stuck"), params![kind, after, limit])
+            };
+            passes.push(self.writer.run(stuck).boxed());
+        }
+        RescueCounts::from_outcomes(futures::future::join_all(passes).await)
     }
 
     async fn queue_list(&self) -> Result<Vec<QueueRow>> {
