@@ -10,6 +10,7 @@
 //! named in the [`JobFence`]. A stale worker's write changes nothing and is reported as such.
 
 pub mod bench;
+pub mod clock;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
@@ -507,15 +508,26 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store a database URL names and migrates it: `sqlite://path`,
 /// `sqlite:///abs/path`, `sqlite::memory:`, or `postgres://...`.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    open_at(url, None).await
+}
+
+async fn open_at(url: &str, clock: Option<clock::Clock>) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+        let clock = clock.unwrap_or_default();
+        Ok(Arc::new(
+            sqlite::SqliteStore::open_with_clock(url, clock).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
         {
-            Ok(Arc::new(postgres::PgStore::open(url).await?))
+            Ok(Arc::new(match clock {
+                Some(clock) => postgres::PgStore::open_with_clock(url, clock).await?,
+                None => postgres::PgStore::open(url).await?,
+            }))
         }
         #[cfg(not(feature = "postgres"))]
         {
+            let _ = clock;
             Err(Error::invalid(
                 "database url",
                 "this porter was built without the postgres feature",
@@ -530,6 +542,12 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
             ),
         ))
     }
+}
+
+/// Opens like [`open`], with every statement reading "now" from `clock` instead of the
+/// database's clock: for tests that move time instead of sleeping (see [`clock`]).
+pub async fn open_with_clock(url: &str, clock: clock::Clock) -> Result<Arc<dyn Store>> {
+    open_at(url, Some(clock)).await
 }
 
 /// First and longest wait between two attempts of [`open_retrying`].

@@ -31,6 +31,7 @@ use sqlx::types::Json;
 use sqlx::{Connection, PgConnection, Row};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::clock::Clock;
 use super::*;
 use crate::error::{Error, Result};
 use crate::job::{AttemptError, JobRow, JobState};
@@ -127,6 +128,16 @@ fn migrate_err(e: sqlx::migrate::MigrateError) -> Error {
 impl PgStore {
     /// Connects to the database a `postgres://` URL names and migrates it.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, None).await
+    }
+
+    /// Opens like [`PgStore::open`], reading "now" from `clock` (see [`crate::store::clock`]):
+    /// every connection sets `porter.now` from the clock when the pool hands it out.
+    pub async fn open_with_clock(url: &str, clock: Clock) -> Result<Self> {
+        Self::open_with(url, Some(clock)).await
+    }
+
+    async fn open_with(url: &str, clock: Option<Clock>) -> Result<Self> {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
@@ -136,10 +147,24 @@ impl PgStore {
         migrate(&mut conn).await?;
         conn.close().await.map_err(map_err)?;
 
-        let pool = PgPoolOptions::new()
+        let mut pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy_with(options);
+            .acquire_timeout(CONNECT_TIMEOUT);
+        if let Some(clock) = clock {
+            // A new connection and every connection handed out again read the clock as it is
+            // then; only stores opened with a clock pay this round trip.
+            let fresh = clock.clone();
+            pool = pool
+                .after_connect(move |conn, _| {
+                    let at = clock_setting(&fresh);
+                    Box::pin(async move { set_clock(conn, at).await })
+                })
+                .before_acquire(move |conn, _| {
+                    let at = clock_setting(&clock);
+                    Box::pin(async move { set_clock(conn, at).await.map(|()| true) })
+                });
+        }
+        let pool = pool.connect_lazy_with(options);
         let wakeup = Arc::new(Wakeup::default());
         let mut listener = PgListener::connect_with(&pool).await.map_err(map_err)?;
         listener.listen(NOTIFY_CHANNEL).await.map_err(map_err)?;
@@ -177,6 +202,19 @@ impl PgStore {
             .append_pair("options", &format!("-c search_path={schema}"));
         Ok(url.to_string())
     }
+}
+
+/// The value of `porter.now` for a clock: its time, or empty for the database's own clock.
+fn clock_setting(clock: &Clock) -> String {
+    clock.fixed().map(|t| t.to_rfc3339()).unwrap_or_default()
+}
+
+async fn set_clock(conn: &mut PgConnection, at: String) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('porter.now', $1, false)")
+        .bind(at)
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// One connection, within [`CONNECT_TIMEOUT`]; errors name the server without the password.
@@ -460,7 +498,7 @@ impl Store for PgStore {
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
-        sqlx::query_scalar("SELECT now()")
+        sqlx::query_scalar("SELECT porter_now()")
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)

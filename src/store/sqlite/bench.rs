@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use rusqlite::{params, Connection};
 
-use super::{map_err, parse_url, set_pragmas};
+use super::{map_err, parse_url, prepare_connection};
 use crate::error::{Error, Result};
 use crate::store::bench::{rate, RawBaseline, RAW_BATCH, RAW_QUEUE, RAW_SINGLE_QUEUE};
 
@@ -184,7 +184,8 @@ fn raw_drain_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Re
 
 fn open(path: &Path, synchronous: &'static str) -> Result<Connection> {
     let conn = Connection::open(path).map_err(map_err)?;
-    set_pragmas(&conn, synchronous).map_err(map_err)?;
+    // With porter_now(): the probe explains and runs porter's own statements too.
+    prepare_connection(&conn, synchronous, &crate::store::clock::Clock::new()).map_err(map_err)?;
     Ok(conn)
 }
 

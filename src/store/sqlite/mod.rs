@@ -31,6 +31,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use self::writer::Writer;
+use super::clock::Clock;
 use super::*;
 use crate::error::{Error, Result};
 use crate::job::{AttemptError, JobRow, JobState};
@@ -51,13 +52,16 @@ macro_rules! sql {
 }
 
 fn migrations() -> rusqlite_migration::Migrations<'static> {
-    rusqlite_migration::Migrations::new(vec![rusqlite_migration::M::up(include_str!(
-        "../../../migrations-sqlite/0001_init.sql"
-    ))])
+    rusqlite_migration::Migrations::new(vec![
+        rusqlite_migration::M::up(include_str!("../../../migrations-sqlite/0001_init.sql")),
+        rusqlite_migration::M::up(include_str!(
+            "../../../migrations-sqlite/0002_porter_now.sql"
+        )),
+    ])
 }
 
 /// Number of migrations this binary carries.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The SQLite store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
@@ -150,6 +154,40 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
         if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
+/// Sets the pragmas and registers `porter_now()`, the time every statement reads (see
+/// [`crate::store::clock`]). Flagged deterministic, SQLite evaluates it once per statement, as
+/// it does its own `'now'`.
+fn prepare_connection(conn: &Connection, synchronous: &str, clock: &Clock) -> rusqlite::Result<()> {
+    set_pragmas(conn, synchronous)?;
+    let clock = clock.clone();
+    conn.create_scalar_function(
+        "porter_now",
+        0,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8
+            | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        move |_| Ok(fmt_time(clock.now())),
+    )
+}
+
+/// Registers `porter_now()` (the real clock) on a caller's own connection that lacks it, so
+/// that [`job_insert_tx`] works there; a connection of a store keeps the clock it has.
+fn ensure_clock(conn: &Connection) -> Result<()> {
+    if conn
+        .query_row("SELECT porter_now()", [], |_| Ok(()))
+        .is_ok()
+    {
+        return Ok(());
+    }
+    conn.create_scalar_function(
+        "porter_now",
+        0,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8
+            | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |_| Ok(fmt_time(Utc::now())),
+    )
+    .map_err(map_err)
+}
+
 fn set_pragmas(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch(&format!(
@@ -160,7 +198,7 @@ fn set_pragmas(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
 }
 
 /// Opens (creating when missing) and migrates the file; refuses a schema newer than ours.
-fn open_writer(path: &Path, synchronous: &str) -> Result<Connection> {
+fn open_writer(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection> {
     let mut conn = Connection::open(path).map_err(|e| {
         Error::Unavailable(format!(
             "cannot open SQLite file {}: {}",
@@ -168,7 +206,7 @@ fn open_writer(path: &Path, synchronous: &str) -> Result<Connection> {
             map_err(e)
         ))
     })?;
-    set_pragmas(&conn, synchronous).map_err(map_err)?;
+    prepare_connection(&conn, synchronous, clock).map_err(map_err)?;
     // Switching to WAL needs a moment of exclusive access; another process starting at the
     // same time makes it busy, so retry for a while.
     let mode: String =
@@ -233,16 +271,22 @@ fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> Result<T> {
 impl SqliteStore {
     /// Opens the file a `sqlite:` URL names, creating and migrating it as needed.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with_clock(url, Clock::new()).await
+    }
+
+    /// Opens like [`SqliteStore::open`], reading "now" from `clock` (see [`crate::store::clock`]).
+    pub async fn open_with_clock(url: &str, clock: Clock) -> Result<Self> {
         let (path, synchronous) = parse_url(url)?;
-        tokio::task::spawn_blocking(move || Self::open_blocking(path, synchronous))
+        tokio::task::spawn_blocking(move || Self::open_blocking(path, synchronous, clock))
             .await
             .map_err(|e| Error::Database(e.to_string()))?
     }
 
-    fn open_blocking(path: PathBuf, synchronous: &'static str) -> Result<Self> {
-        let conn = open_writer(&path, synchronous)?;
-        let manager =
-            SqliteConnectionManager::file(&path).with_init(move |c| set_pragmas(c, synchronous));
+    fn open_blocking(path: PathBuf, synchronous: &'static str, clock: Clock) -> Result<Self> {
+        let conn = open_writer(&path, synchronous, &clock)?;
+        let reader_clock = clock.clone();
+        let manager = SqliteConnectionManager::file(&path)
+            .with_init(move |c| prepare_connection(c, synchronous, &reader_clock));
         let readers = r2d2::Pool::builder()
             .max_size(READ_POOL_SIZE)
             .min_idle(Some(1))
@@ -454,6 +498,12 @@ fn fenced(fence: &JobFence, row: Option<JobRow>) -> Result<JobRow> {
 /// insert is not committed yet); other processes notice through `data_version`, and the poll
 /// catches the rest.
 pub fn job_insert_tx(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<InsertResult>> {
+    ensure_clock(conn)?;
+    insert_jobs(conn, jobs)
+}
+
+/// [`job_insert_tx`] on a connection of this store's own (which has `porter_now()`).
+fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<InsertResult>> {
     let mut insert = conn.prepare_cached(sql!("job_insert")).map_err(map_err)?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -540,10 +590,8 @@ impl Store for SqliteStore {
     async fn now(&self) -> Result<DateTime<Utc>> {
         let s: String = self
             .read(|c| {
-                c.query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now')", [], |r| {
-                    r.get(0)
-                })
-                .map_err(map_err)
+                c.query_row("SELECT porter_now()", [], |r| r.get(0))
+                    .map_err(map_err)
             })
             .await?;
         parse_time(&s).map_err(map_err)
@@ -568,7 +616,7 @@ impl Store for SqliteStore {
 
     async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
         let mut queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
-        let out = self.writer.run(move |c| job_insert_tx(c, &jobs)).await?;
+        let out = self.writer.run(move |c| insert_jobs(c, &jobs)).await?;
         queues.sort();
         queues.dedup();
         for q in queues {
@@ -917,7 +965,7 @@ impl Store for SqliteStore {
                 if !insert {
                     return Ok(None);
                 }
-                Ok(job_insert_tx(c, std::slice::from_ref(&p.job))?.pop())
+                Ok(insert_jobs(c, std::slice::from_ref(&p.job))?.pop())
             })
             .await?;
         if out.is_some() {
@@ -965,7 +1013,7 @@ impl Store for SqliteStore {
                 if n == 0 {
                     return Ok(None);
                 }
-                Ok(job_insert_tx(c, std::slice::from_ref(&job))?.pop())
+                Ok(insert_jobs(c, std::slice::from_ref(&job))?.pop())
             })
             .await?;
         if out.is_some() {

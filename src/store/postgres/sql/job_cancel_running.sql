@@ -1,7 +1,7 @@
 -- Fenced: a running job cancels itself, keeping the reason in its history.
 UPDATE porter_jobs SET
     state = 'cancelled',
-    finalized_at = now(),
-    errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', now(), 'error', $4::text))
+    finalized_at = porter_now(),
+    errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', $4::text))
 WHERE id = $1 AND state = 'running' AND attempt = $2 AND attempted_by = $3
 RETURNING *

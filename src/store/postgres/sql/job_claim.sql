@@ -3,7 +3,7 @@
 -- nobody else is taking instead of queueing behind them. $3 is the array of kinds.
 WITH picked AS (
     SELECT id FROM porter_jobs
-    WHERE state = 'available' AND queue = $1 AND scheduled_at <= now()
+    WHERE state = 'available' AND queue = $1 AND scheduled_at <= porter_now()
       AND kind = ANY($3::text[])
       AND NOT EXISTS (SELECT 1 FROM porter_queues WHERE name = $1 AND paused_at IS NOT NULL)
     ORDER BY priority, scheduled_at, id
@@ -13,6 +13,6 @@ WITH picked AS (
 -- The rows are then found by primary key from an array: joining `picked` instead lets the
 -- planner hash-join against a sequential scan of the whole table when it is small.
 UPDATE porter_jobs j
-SET state = 'running', attempt = j.attempt + 1, attempted_at = now(), attempted_by = $2
+SET state = 'running', attempt = j.attempt + 1, attempted_at = porter_now(), attempted_by = $2
 WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING j.*

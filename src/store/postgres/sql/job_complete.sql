@@ -8,7 +8,7 @@ WITH fences AS (
 -- it cannot drive an index: with `=`, generic plans looked each fence up through
 -- porter_jobs_running by worker, a walk over every job the worker runs, per fence (a batch of
 -- 500 took 30 ms where it takes 5 by primary key).
-UPDATE porter_jobs j SET state = 'completed', finalized_at = now()
+UPDATE porter_jobs j SET state = 'completed', finalized_at = porter_now()
 FROM fences f
 WHERE j.id = f.id AND j.state = 'running' AND j.attempt = f.attempt AND j.attempted_by IS NOT DISTINCT FROM f.worker_id
 RETURNING j.id, j.attempt, j.attempted_by

@@ -8,7 +8,7 @@
 -- connection can write between the pick and the delete there.
 DELETE FROM porter_jobs WHERE id IN (
     SELECT id FROM porter_jobs
-    WHERE state = $1 AND finalized_at < now() - $2::float8 * interval '1 second'
+    WHERE state = $1 AND finalized_at < porter_now() - $2::float8 * interval '1 second'
     LIMIT $3
 )
-AND state = $1 AND finalized_at < now() - $2::float8 * interval '1 second'
+AND state = $1 AND finalized_at < porter_now() - $2::float8 * interval '1 second'

@@ -4,9 +4,9 @@
 UPDATE porter_jobs SET
     state        = CASE WHEN $7 OR attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
     scheduled_at = CASE WHEN $7 OR attempt >= max_attempts THEN scheduled_at
-                        ELSE now() + $6::float8 * interval '1 second' END,
-    finalized_at = CASE WHEN $7 OR attempt >= max_attempts THEN now() END,
+                        ELSE porter_now() + $6::float8 * interval '1 second' END,
+    finalized_at = CASE WHEN $7 OR attempt >= max_attempts THEN porter_now() END,
     errors       = errors || jsonb_build_array(jsonb_strip_nulls(
-                       jsonb_build_object('attempt', attempt, 'at', now(), 'error', $4::text, 'trace', $5::text)))
+                       jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', $4::text, 'trace', $5::text)))
 WHERE id = $1 AND state = 'running' AND attempt = $2 AND attempted_by = $3
 RETURNING *

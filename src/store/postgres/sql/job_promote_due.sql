@@ -4,6 +4,6 @@
 UPDATE porter_jobs SET state = 'available'
 WHERE id IN (
     SELECT id FROM porter_jobs
-    WHERE queue = $1 AND state IN ('scheduled','retryable') AND scheduled_at <= now()
+    WHERE queue = $1 AND state IN ('scheduled','retryable') AND scheduled_at <= porter_now()
     FOR UPDATE SKIP LOCKED
 )

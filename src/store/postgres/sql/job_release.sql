@@ -4,8 +4,8 @@
 -- kept in the error history.
 UPDATE porter_jobs SET
     state        = 'available',
-    scheduled_at = now(),
+    scheduled_at = porter_now(),
     max_attempts = max_attempts + 1,
-    errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', now(), 'error', $4::text))
+    errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', $4::text))
 WHERE id = $1 AND state = 'running' AND attempt = $2 AND attempted_by = $3
 RETURNING *

@@ -3,16 +3,16 @@
 -- and rows another one holds are skipped rather than waited for.
 UPDATE porter_jobs SET
     state        = CASE WHEN attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
-    scheduled_at = now(),
-    finalized_at = CASE WHEN attempt >= max_attempts THEN now() END,
-    errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', now(), 'error', 'worker lost'))
+    scheduled_at = porter_now(),
+    finalized_at = CASE WHEN attempt >= max_attempts THEN porter_now() END,
+    errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', 'worker lost'))
 WHERE id IN (
     SELECT id FROM porter_jobs
     WHERE state = 'running'
       AND NOT EXISTS (
           SELECT 1 FROM porter_workers w
           WHERE w.id = porter_jobs.attempted_by
-            AND w.heartbeat_at >= now() - $1::float8 * interval '1 second')
+            AND w.heartbeat_at >= porter_now() - $1::float8 * interval '1 second')
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )

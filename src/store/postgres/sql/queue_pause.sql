@@ -1,2 +1,2 @@
-INSERT INTO porter_queues (name, paused_at) VALUES ($1, now())
+INSERT INTO porter_queues (name, paused_at) VALUES ($1, porter_now())
 ON CONFLICT (name) DO UPDATE SET paused_at = COALESCE(porter_queues.paused_at, EXCLUDED.paused_at)

@@ -1,1 +1,1 @@
-INSERT INTO tablos (id, name) VALUES ($1, $2) RETURNING id, name, created_at
+INSERT INTO tablos (id, name, created_at) VALUES ($1, $2, porter_now()) RETURNING id, name, created_at

@@ -1,7 +1,7 @@
 -- Fenced: a running job cancels itself, keeping the reason in its history.
 UPDATE porter_jobs SET
     state = 'cancelled',
-    finalized_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'),
-    errors = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 'error', ?4))
+    finalized_at = porter_now(),
+    errors = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', ?4))
 WHERE id = ?1 AND state = 'running' AND attempt = ?2 AND attempted_by = ?3
 RETURNING *

@@ -3,10 +3,10 @@
 -- ?3 is a JSON array of the kinds the claiming worker runs. The clock in a scalar subquery is
 -- formatted once per statement, not once per claimed row.
 UPDATE porter_jobs
-SET state = 'running', attempt = attempt + 1, attempted_at = (SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now')), attempted_by = ?2
+SET state = 'running', attempt = attempt + 1, attempted_at = (SELECT porter_now()), attempted_by = ?2
 WHERE id IN (
     SELECT id FROM porter_jobs
-    WHERE state = 'available' AND queue = ?1 AND scheduled_at <= strftime('%Y-%m-%dT%H:%M:%fZ','now')
+    WHERE state = 'available' AND queue = ?1 AND scheduled_at <= porter_now()
       AND kind IN (SELECT value FROM json_each(?3))
       AND NOT EXISTS (SELECT 1 FROM porter_queues WHERE name = ?1 AND paused_at IS NOT NULL)
     ORDER BY priority, scheduled_at, id

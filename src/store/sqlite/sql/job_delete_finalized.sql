@@ -4,6 +4,6 @@
 -- other connection (of this or any process) can retry a job between them.
 DELETE FROM porter_jobs WHERE id IN (
     SELECT id FROM porter_jobs
-    WHERE state = ?1 AND finalized_at < strftime('%Y-%m-%dT%H:%M:%fZ','now', ?2)
+    WHERE state = ?1 AND finalized_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?2)
     LIMIT ?3
 )

@@ -2,8 +2,8 @@
 UPDATE porter_jobs SET
     state        = CASE WHEN ?7 OR attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
     scheduled_at = CASE WHEN ?7 OR attempt >= max_attempts THEN scheduled_at
-                        ELSE strftime('%Y-%m-%dT%H:%M:%fZ','now', ?6) END,
-    finalized_at = CASE WHEN ?7 OR attempt >= max_attempts THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') END,
-    errors       = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 'error', ?4, 'trace', ?5))
+                        ELSE strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?6) END,
+    finalized_at = CASE WHEN ?7 OR attempt >= max_attempts THEN porter_now() END,
+    errors       = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', ?4, 'trace', ?5))
 WHERE id = ?1 AND state = 'running' AND attempt = ?2 AND attempted_by = ?3
 RETURNING *

@@ -6,8 +6,8 @@
 INSERT INTO porter_jobs (kind, queue, args, state, priority, max_attempts, created_at, scheduled_at, unique_key, metadata)
 SELECT ?1, ?2, ?3, CASE WHEN due <= now THEN 'available' ELSE 'scheduled' END, ?6, ?7, now, due, ?8, ?9
 FROM (
-    SELECT now, COALESCE(?4, CASE WHEN ?5 IS NULL THEN now ELSE strftime('%Y-%m-%dT%H:%M:%fZ','now', ?5) END) AS due
-    FROM (SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now') AS now)
+    SELECT now, COALESCE(?4, CASE WHEN ?5 IS NULL THEN now ELSE strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?5) END) AS due
+    FROM (SELECT porter_now() AS now)
 )
 WHERE true -- SQLite needs a WHERE here to read the ON CONFLICT below as an upsert
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available','scheduled','running','retryable')

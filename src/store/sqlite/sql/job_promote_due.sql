@@ -1,3 +1,3 @@
 -- Scheduled and retryable jobs that have come due become available (index porter_jobs_due).
 UPDATE porter_jobs SET state = 'available'
-WHERE queue = ?1 AND state IN ('scheduled','retryable') AND scheduled_at <= strftime('%Y-%m-%dT%H:%M:%fZ','now')
+WHERE queue = ?1 AND state IN ('scheduled','retryable') AND scheduled_at <= porter_now()

@@ -4,8 +4,8 @@
 -- kept in the error history.
 UPDATE porter_jobs SET
     state        = 'available',
-    scheduled_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'),
+    scheduled_at = porter_now(),
     max_attempts = max_attempts + 1,
-    errors       = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', strftime('%Y-%m-%dT%H:%M:%fZ','now'), 'error', ?4))
+    errors       = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', ?4))
 WHERE id = ?1 AND state = 'running' AND attempt = ?2 AND attempted_by = ?3
 RETURNING *

@@ -2,7 +2,7 @@
 -- attempt left.
 UPDATE porter_jobs SET
     state = 'available',
-    scheduled_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'),
+    scheduled_at = porter_now(),
     finalized_at = NULL,
     max_attempts = max(max_attempts, attempt + 1)
 WHERE id = ?1 AND state <> 'running'

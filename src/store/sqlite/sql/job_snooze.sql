@@ -2,7 +2,7 @@
 -- so a snooze uses up no attempt (River's way).
 UPDATE porter_jobs SET
     state = 'scheduled',
-    scheduled_at = strftime('%Y-%m-%dT%H:%M:%fZ','now', ?4),
+    scheduled_at = strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?4),
     max_attempts = max_attempts + 1
 WHERE id = ?1 AND state = 'running' AND attempt = ?2 AND attempted_by = ?3
 RETURNING *

@@ -1,1 +1,1 @@
-INSERT INTO tablo_files (id, tablo_id, s3_key, size) VALUES (?1, ?2, ?3, ?4)
+INSERT INTO tablo_files (id, tablo_id, s3_key, size, created_at) VALUES (?1, ?2, ?3, ?4, porter_now())

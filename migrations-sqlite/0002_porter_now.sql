@@ -1,0 +1,3 @@
+-- On SQLite, porter_now() is a function of each connection, registered in Rust
+-- (src/store/sqlite/mod.rs, prepare_connection): nothing to store. This migration keeps the
+-- two backends' migration numbers in step.
