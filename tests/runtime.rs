@@ -192,9 +192,11 @@ mod cases {
         })
         .await;
         rt.stop().await;
-        let runs = worker.runs.lock().unwrap();
-        assert_eq!(runs.len(), 3000);
-        assert!(runs.values().all(|n| *n == 1), "no job ran twice");
+        {
+            let runs = worker.runs.lock().unwrap();
+            assert_eq!(runs.len(), 3000);
+            assert!(runs.values().all(|n| *n == 1), "no job ran twice");
+        }
         assert!(worker.peak.load(Ordering::SeqCst) > 1, "ran concurrently");
         let c = db.store.job_counts().await.unwrap().total;
         assert_eq!(c[&JobState::Running] + c[&JobState::Available], 0);
