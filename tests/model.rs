@@ -1,21 +1,24 @@
 //! The model test: porter's job state machine written again as a plain-Rust reference model,
 //! and random sequences of operations applied to the model and to a real store, on SQLite
 //! (always) and on PostgreSQL (when PORTER_TEST_DATABASE_URL is set). After every step every
-//! observable of every job (state, attempt, max_attempts, error history, who holds it, whether
-//! it is due, unique-key occupancy through inserts and retries) and the counts by queue and
-//! state must equal the model's; every operation's answer (claimed ids in claim order, which
-//! fenced writes changed a row, conflicts, not-found) must equal the model's prediction.
+//! observable of every job (state, attempt, max_attempts, error history, who holds it, its
+//! due, attempt and finish times, unique-key occupancy through inserts and retries) and the
+//! counts by queue and state must equal the model's; every operation's answer (claimed ids in
+//! claim order, which fenced writes changed a row, rescue and retention counts, conflicts,
+//! not-found) must equal the model's prediction.
 //!
-//! Operations: inserts (priorities, due now or later, unique keys, max_attempts from 1), claims
-//! by two workers with kind filters, complete, fail (retry now or later, or discard), snooze,
-//! a job cancelling itself, a worker giving a job back at shutdown, user cancel and retry,
-//! lost workers and rescue, retention, periodic slots, queue pause and resume. Worker-side
+//! Operations: inserts (priorities, due now or later, unique keys, max_attempts from 1),
+//! claims by two workers with kind filters, complete, fail (retry after a delay, or discard),
+//! snooze, a job cancelling itself, a worker giving a job back at shutdown, user cancel and
+//! retry, worker heartbeats and deregistrations, rescue of lost workers' and stuck jobs,
+//! retention, periodic slots, queue pause and resume, and the clock moving on. Worker-side
 //! writes use the fences of running jobs and, a quarter of the time, any fence ever handed out
 //! (a stale worker's write).
 //!
-//! Time: a job is either due now or due a day from now, and a worker's lease expires when the
-//! test removes its registration, so a case needs no clock and never sleeps for long. On SQLite
-//! (millisecond timestamps) each step waits 2 ms so that due times of different steps differ.
+//! Time: the store reads an injected clock (`store::open_with_clock`) that only `Tick` steps
+//! move, so every time is exact: the model predicts each job's due, attempt and finish times
+//! to the millisecond, leases expire as the clock passes them, and retention and stuck-job
+//! rescue go by age. Nothing sleeps.
 //!
 //! Cases per backend: `PORTER_MODEL_CASES` (default 200); a failure is shrunk by proptest to a
 //! short sequence, which is kept below as a named regression case.
@@ -25,7 +28,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use porter::job::{InsertOpts, JobState};
+use porter::store::clock::Clock;
 use porter::store::*;
 use porter::{Error, JobRow};
 use proptest::prelude::*;
@@ -38,8 +43,22 @@ const KINDS: [&str; 2] = ["alpha", "beta"];
 const WORKERS: [&str; 2] = ["worker-0", "worker-1"];
 const UNIQUE_KEYS: [&str; 2] = ["key-0", "key-1"];
 const PERIODIC: [&str; 2] = ["every-minute", "hourly"];
-/// "Later": far enough that nothing a case does makes it due.
-const LATER: Duration = Duration::from_secs(86_400);
+/// Delays a step can ask for, in seconds (insert schedules, retry backoffs, snoozes): none,
+/// within the lease, past the lease, past the stuck limit and past retention.
+const DELAYS: [i64; 5] = [0, 10, 20, 3_700, 90_000];
+/// How far a `Tick` moves the clock, in seconds: to each limit below exactly, and past it.
+const TICKS: [i64; 8] = [1, 5, 15, 16, 3_600, 3_601, 86_400, 86_401];
+/// The rescuer's lease: a registered worker whose heartbeat is older is lost.
+const LEASE_SECS: i64 = 15;
+/// A running `alpha` job is stuck once it has run longer than this; `beta` is never stuck.
+const STUCK_SECS: i64 = 3_600;
+/// Retention of completed and cancelled jobs, and of discarded ones.
+const RETAIN_SECS: i64 = 86_400;
+const RETAIN_DISCARDED_SECS: i64 = 7 * 86_400;
+
+fn secs(n: i64) -> Duration {
+    Duration::from_secs(n as u64)
+}
 
 /// A job to insert.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +66,8 @@ struct Spec {
     queue: usize,
     kind: usize,
     priority: i16,
-    later: bool,
+    /// Index into [`DELAYS`].
+    delay: usize,
     unique: Option<usize>,
     max_attempts: i32,
 }
@@ -68,12 +88,12 @@ enum Op {
     },
     Fail {
         pick: Pick,
-        later: bool,
+        delay: usize,
         discard: bool,
     },
     Snooze {
         pick: Pick,
-        later: bool,
+        delay: usize,
     },
     CancelSelf {
         pick: Pick,
@@ -88,7 +108,10 @@ enum Op {
     Retry {
         job: Index,
     },
-    LoseWorker {
+    Heartbeat {
+        worker: usize,
+    },
+    Deregister {
         worker: usize,
     },
     Rescue,
@@ -102,6 +125,10 @@ enum Op {
     },
     Resume {
         queue: usize,
+    },
+    /// The clock moves on by [`TICKS`]`[by]` seconds.
+    Tick {
+        by: usize,
     },
 }
 
@@ -124,25 +151,33 @@ fn nth<T: Clone>(items: &[T], index: Index) -> Option<T> {
     (!items.is_empty()).then(|| items[usize::from(index) % items.len()].clone())
 }
 
+fn delay() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => Just(0usize), 2 => 1..DELAYS.len()]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0..2usize, 0..2usize, 1..=4i16, prop::bool::weighted(0.2), prop::option::weighted(0.4, 0..2usize), 1..=3i32)
-            .prop_map(|(queue, kind, priority, later, unique, max_attempts)| Op::Insert(Spec { queue, kind, priority, later, unique, max_attempts })),
+        6 => (0..2usize, 0..2usize, 1..=4i16, delay(), prop::option::weighted(0.4, 0..2usize), 1..=3i32)
+            .prop_map(|(queue, kind, priority, delay, unique, max_attempts)| {
+                Op::Insert(Spec { queue, kind, priority, delay, unique, max_attempts })
+            }),
         5 => (0..2usize, 0..2usize, 1..=3u32, prop::option::weighted(0.2, 0..2usize))
             .prop_map(|(worker, queue, limit, only_kind)| Op::Claim { worker, queue, limit, only_kind }),
         3 => pick().prop_map(|pick| Op::Complete { pick }),
-        3 => (pick(), prop::bool::weighted(0.3), prop::bool::weighted(0.2)).prop_map(|(pick, later, discard)| Op::Fail { pick, later, discard }),
-        1 => (pick(), any::<bool>()).prop_map(|(pick, later)| Op::Snooze { pick, later }),
+        3 => (pick(), delay(), prop::bool::weighted(0.2)).prop_map(|(pick, delay, discard)| Op::Fail { pick, delay, discard }),
+        1 => (pick(), delay()).prop_map(|(pick, delay)| Op::Snooze { pick, delay }),
         1 => pick().prop_map(|pick| Op::CancelSelf { pick }),
         1 => pick().prop_map(|pick| Op::Release { pick }),
         1 => any::<Index>().prop_map(|job| Op::Cancel { job }),
         2 => any::<Index>().prop_map(|job| Op::Retry { job }),
-        1 => (0..2usize).prop_map(|worker| Op::LoseWorker { worker }),
-        1 => Just(Op::Rescue),
+        3 => (0..2usize).prop_map(|worker| Op::Heartbeat { worker }),
+        1 => (0..2usize).prop_map(|worker| Op::Deregister { worker }),
+        3 => Just(Op::Rescue),
         1 => Just(Op::Retention),
         1 => (0..2usize, 0..5i64).prop_map(|(name, slot)| Op::Periodic { name, slot }),
         1 => (0..2usize).prop_map(|queue| Op::Pause { queue }),
         1 => (0..2usize).prop_map(|queue| Op::Resume { queue }),
+        4 => (0..TICKS.len()).prop_map(|by| Op::Tick { by }),
     ]
 }
 
@@ -150,7 +185,7 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(op(), 1..40)
 }
 
-/// A job as the model knows it.
+/// A job as the model knows it. Times are milliseconds on the test's clock.
 #[derive(Debug, Clone)]
 struct MJob {
     id: i64,
@@ -162,8 +197,9 @@ struct MJob {
     max_attempts: i32,
     /// The attempt number of each entry of the error history.
     errors: Vec<i32>,
-    /// The step at which it became due, or `None` when it is due only later.
-    due: Option<u64>,
+    scheduled_at: i64,
+    attempted_at: Option<i64>,
+    finalized_at: Option<i64>,
     worker: Option<usize>,
     unique: Option<usize>,
 }
@@ -177,16 +213,18 @@ impl MJob {
 /// The reference model: what porter promises, in plain Rust.
 #[derive(Debug, Default)]
 struct Model {
+    /// The clock, in milliseconds since the case began.
+    now: i64,
     /// Jobs by id (ascending, as the database assigns them).
     jobs: BTreeMap<i64, MJob>,
     /// Every id ever inserted (also those retention deleted since).
     ids: Vec<i64>,
-    registered: [bool; 2],
+    /// Each worker's last heartbeat, while it is registered.
+    heartbeat: [Option<i64>; 2],
     paused: [bool; 2],
     periodic: [Option<i64>; 2],
     /// Every fence ever handed out by a claim.
     fences: Vec<JobFence>,
-    step: u64,
 }
 
 impl Model {
@@ -206,16 +244,13 @@ impl Model {
         })
     }
 
-    fn running_fences(&self) -> Vec<JobFence> {
-        self.fences
+    fn choose_fence(&self, pick: &Pick) -> Option<JobFence> {
+        let running: Vec<JobFence> = self
+            .fences
             .iter()
             .filter(|f| self.fence_holds(f))
             .cloned()
-            .collect()
-    }
-
-    fn choose_fence(&self, pick: &Pick) -> Option<JobFence> {
-        let running = self.running_fences();
+            .collect();
         let pool = if pick.stale || running.is_empty() {
             &self.fences
         } else {
@@ -237,16 +272,16 @@ impl Model {
             queue,
             kind,
             priority,
-            later,
+            delay,
             unique,
             max_attempts,
         } = spec;
         self.ids.push(id);
-        let due = (!later).then_some(self.step);
-        let state = if later {
-            JobState::Scheduled
-        } else {
+        let scheduled_at = self.now + DELAYS[delay] * 1000;
+        let state = if scheduled_at <= self.now {
             JobState::Available
+        } else {
+            JobState::Scheduled
         };
         self.jobs.insert(
             id,
@@ -259,23 +294,31 @@ impl Model {
                 attempt: 0,
                 max_attempts,
                 errors: Vec::new(),
-                due,
+                scheduled_at,
+                attempted_at: None,
+                finalized_at: None,
                 worker: None,
                 unique,
             },
         );
     }
 
-    /// A failed attempt (a worker's error, or the rescuer's "worker lost").
-    fn fail(&mut self, id: i64, later: bool, discard: bool) {
-        let step = self.step;
+    /// A failed attempt: a worker's error (retried after `delay_ms`), or a rescue (due now).
+    fn fail(&mut self, id: i64, delay_ms: i64, discard: bool, rescue: bool) {
+        let now = self.now;
         let j = self.job(id);
         j.errors.push(j.attempt);
         if discard || j.attempt >= j.max_attempts {
             j.state = JobState::Discarded;
+            j.finalized_at = Some(now);
+            if rescue {
+                // The rescuer writes the due time whatever the outcome; a worker's own
+                // failure leaves it as it was.
+                j.scheduled_at = now;
+            }
         } else {
             j.state = JobState::Retryable;
-            j.due = (!later).then_some(step);
+            j.scheduled_at = now + delay_ms;
         }
     }
 
@@ -297,23 +340,27 @@ fn check(cond: bool, what: impl FnOnce() -> String) -> Result<(), TestCaseError>
 }
 
 fn job_params(spec: Spec) -> JobInsertParams {
-    let Spec {
-        queue,
-        kind,
-        priority,
-        later,
-        unique,
-        max_attempts,
-    } = spec;
     let opts = InsertOpts {
-        queue: Some(QUEUES[queue].to_string()),
-        priority: Some(priority),
-        max_attempts: Some(max_attempts),
-        schedule_in: later.then_some(LATER),
-        unique_key: unique.map(|k| UNIQUE_KEYS[k].to_string()),
+        queue: Some(QUEUES[spec.queue].to_string()),
+        priority: Some(spec.priority),
+        max_attempts: Some(spec.max_attempts),
+        schedule_in: (DELAYS[spec.delay] > 0).then(|| secs(DELAYS[spec.delay])),
+        unique_key: spec.unique.map(|k| UNIQUE_KEYS[k].to_string()),
         ..InsertOpts::default()
     };
-    JobInsertParams::new(KINDS[kind], serde_json::json!({}), opts).expect("valid params")
+    JobInsertParams::new(KINDS[spec.kind], serde_json::json!({}), opts).expect("valid params")
+}
+
+/// The job a periodic slot inserts.
+fn periodic_spec(name: usize) -> Spec {
+    Spec {
+        queue: 0,
+        kind: name,
+        priority: 2,
+        delay: 0,
+        unique: None,
+        max_attempts: 3,
+    }
 }
 
 fn expect_conflict<T: std::fmt::Debug>(
@@ -347,31 +394,23 @@ fn ok<T>(what: &str, got: porter::Result<T>) -> Result<T, TestCaseError> {
     got.map_err(|e| TestCaseError::fail(format!("{what}: unexpected error {e}")))
 }
 
-/// The job a periodic slot inserts.
-fn periodic_spec(name: usize) -> Spec {
-    Spec {
-        queue: 0,
-        kind: name,
-        priority: 2,
-        later: false,
-        unique: None,
-        max_attempts: 3,
-    }
-}
-
 /// Applies one operation to the model and the store, comparing the store's answer with the
 /// model's prediction.
-async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseError> {
+async fn apply(
+    m: &mut Model,
+    s: &dyn Store,
+    clock: &Clock,
+    start: DateTime<Utc>,
+    op: &Op,
+) -> Result<(), TestCaseError> {
     match op {
         &Op::Insert(spec) => {
             let mut got = ok("insert", s.job_insert_many(vec![job_params(spec)]).await)?;
             let got = got.remove(0);
             match spec.unique.and_then(|k| m.unique_holder(k)) {
-                Some(holder) => {
-                    check(!got.inserted && got.job.id == holder, || {
-                        format!("insert: key held by job {holder}, got {got:?}")
-                    })?;
-                }
+                Some(holder) => check(!got.inserted && got.job.id == holder, || {
+                    format!("insert: key held by job {holder}, got {got:?}")
+                })?,
                 None => {
                     check(got.inserted, || {
                         format!("insert: expected a new job, got {got:?}")
@@ -390,32 +429,31 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
             limit,
             only_kind,
         } => {
-            if !m.registered[worker] {
-                ok(
-                    "register",
-                    s.worker_heartbeat(WORKERS[worker], "model-host", 1).await,
-                )?;
-                m.registered[worker] = true;
-            }
             let kinds: Vec<String> = match only_kind {
                 Some(k) => vec![KINDS[k].to_string()],
                 None => KINDS.iter().map(|k| k.to_string()).collect(),
             };
-            let got = ok(
-                "claim",
-                s.job_claim(JobClaimParams {
-                    queue: QUEUES[queue].into(),
-                    kinds,
-                    limit,
-                    worker_id: WORKERS[worker].into(),
-                })
-                .await,
-            )?;
+            let params = JobClaimParams {
+                queue: QUEUES[queue].into(),
+                kinds,
+                limit,
+                worker_id: WORKERS[worker].into(),
+            };
+            // A worker registers before its first claim, as the runtime does at start.
+            if m.heartbeat[worker].is_none() {
+                ok(
+                    "register",
+                    s.worker_heartbeat(WORKERS[worker], "model-host", 1).await,
+                )?;
+                m.heartbeat[worker] = Some(m.now);
+            }
+            let got = ok("claim", s.job_claim(params).await)?;
             // Due scheduled and retryable jobs of the queue become available, paused or not.
+            let now = m.now;
             for j in m.jobs.values_mut() {
                 if j.queue == queue
                     && matches!(j.state, JobState::Scheduled | JobState::Retryable)
-                    && j.due.is_some()
+                    && j.scheduled_at <= now
                 {
                     j.state = JobState::Available;
                 }
@@ -432,7 +470,7 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
                     })
                     .collect()
             };
-            want.sort_by_key(|j| (j.priority, j.due, j.id));
+            want.sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
             let want: Vec<i64> = want
                 .into_iter()
                 .take(limit as usize)
@@ -446,6 +484,7 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
                 let j = m.job(id);
                 j.state = JobState::Running;
                 j.attempt += 1;
+                j.attempted_at = Some(now);
                 j.worker = Some(worker);
                 let fence = JobFence {
                     id,
@@ -465,12 +504,15 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
                 format!("complete {fence:?}: expected [{holds}], got {got:?}")
             })?;
             if holds {
-                m.job(fence.id).state = JobState::Completed;
+                let now = m.now;
+                let j = m.job(fence.id);
+                j.state = JobState::Completed;
+                j.finalized_at = Some(now);
             }
         }
         &Op::Fail {
             ref pick,
-            later,
+            delay,
             discard,
         } => {
             let Some(fence) = m.choose_fence(pick) else {
@@ -480,13 +522,13 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
                 fence: fence.clone(),
                 error: "boom".into(),
                 trace: None,
-                retry_in: if later { LATER } else { Duration::ZERO },
+                retry_in: secs(DELAYS[delay]),
                 discard,
             };
             let got = s.job_fail(params).await;
             if m.fence_holds(&fence) {
                 let row = ok("fail", got)?;
-                m.fail(fence.id, later, discard);
+                m.fail(fence.id, DELAYS[delay] * 1000, discard, false);
                 let want = m.jobs[&fence.id].state;
                 check(row.state == want, || {
                     format!("fail {fence:?}: expected {want}, got {}", row.state)
@@ -495,20 +537,19 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
                 expect_fenced("fail", got)?;
             }
         }
-        &Op::Snooze { ref pick, later } => {
+        &Op::Snooze { ref pick, delay } => {
             let Some(fence) = m.choose_fence(pick) else {
                 return Ok(());
             };
-            let got = s
-                .job_snooze(fence.clone(), if later { LATER } else { Duration::ZERO })
-                .await;
+            let got = s.job_snooze(fence.clone(), secs(DELAYS[delay])).await;
             if m.fence_holds(&fence) {
                 ok("snooze", got)?;
-                let step = m.step;
+                let now = m.now;
                 let j = m.job(fence.id);
+                // Even a snooze of zero goes through `scheduled`; the next claim promotes it.
                 j.state = JobState::Scheduled;
                 j.max_attempts += 1;
-                j.due = (!later).then_some(step);
+                j.scheduled_at = now + DELAYS[delay] * 1000;
             } else {
                 expect_fenced("snooze", got)?;
             }
@@ -520,8 +561,10 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
             let got = s.job_cancel_running(fence.clone(), "stopping".into()).await;
             if m.fence_holds(&fence) {
                 ok("cancel running", got)?;
+                let now = m.now;
                 let j = m.job(fence.id);
                 j.state = JobState::Cancelled;
+                j.finalized_at = Some(now);
                 j.errors.push(j.attempt);
             } else {
                 expect_fenced("cancel running", got)?;
@@ -536,11 +579,11 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
                 .await;
             if m.fence_holds(&fence) {
                 ok("release", got)?;
-                let step = m.step;
+                let now = m.now;
                 let j = m.job(fence.id);
                 // Due at once, and the attempt does not count: max_attempts grows by one.
                 j.state = JobState::Available;
-                j.due = Some(step);
+                j.scheduled_at = now;
                 j.max_attempts += 1;
                 j.errors.push(j.attempt);
             } else {
@@ -557,7 +600,10 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
                 Some(false) => expect_conflict("cancel of a finished job", got)?,
                 Some(true) => {
                     ok("cancel", got)?;
-                    m.job(id).state = JobState::Cancelled;
+                    let now = m.now;
+                    let j = m.job(id);
+                    j.state = JobState::Cancelled;
+                    j.finalized_at = Some(now);
                 }
             }
         }
@@ -580,37 +626,49 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
                 }
             }
             ok("retry", got)?;
-            let step = m.step;
+            let now = m.now;
             let j = m.job(id);
             j.state = JobState::Available;
-            j.due = Some(step);
+            j.scheduled_at = now;
+            j.finalized_at = None;
             j.max_attempts = j.max_attempts.max(j.attempt + 1);
         }
-        &Op::LoseWorker { worker } => {
+        &Op::Heartbeat { worker } => {
+            ok(
+                "heartbeat",
+                s.worker_heartbeat(WORKERS[worker], "model-host", 1).await,
+            )?;
+            m.heartbeat[worker] = Some(m.now);
+        }
+        &Op::Deregister { worker } => {
             ok("worker delete", s.worker_delete(WORKERS[worker]).await)?;
-            m.registered[worker] = false;
+            m.heartbeat[worker] = None;
         }
         Op::Rescue => {
-            let got = ok(
-                "rescue",
-                s.job_rescue(JobRescueParams {
-                    lease: LATER,
-                    stuck_after: Vec::new(),
-                    limit: 10_000,
-                })
-                .await,
-            )?;
-            let lost: Vec<i64> = m
+            let params = JobRescueParams {
+                lease: secs(LEASE_SECS),
+                stuck_after: vec![(KINDS[0].to_string(), secs(STUCK_SECS))],
+                limit: 10_000,
+            };
+            let got = ok("rescue", s.job_rescue(params).await)?;
+            let now = m.now;
+            let alive = |w: usize| m.heartbeat[w].is_some_and(|at| at >= now - LEASE_SECS * 1000);
+            let rescued: Vec<i64> = m
                 .jobs
                 .values()
+                .filter(|j| j.state == JobState::Running)
                 .filter(|j| {
-                    j.state == JobState::Running && j.worker.is_some_and(|w| !m.registered[w])
+                    let lost = !j.worker.is_some_and(alive);
+                    let stuck = j.kind == 0
+                        && j.attempted_at
+                            .is_some_and(|at| at < now - STUCK_SECS * 1000);
+                    lost || stuck
                 })
                 .map(|j| j.id)
                 .collect();
             let mut want = RescueCounts::default();
-            for id in lost {
-                m.fail(id, false, false);
+            for id in rescued {
+                m.fail(id, 0, false, true);
                 match m.jobs[&id].state {
                     JobState::Discarded => want.discarded += 1,
                     _ => want.retried += 1,
@@ -621,24 +679,32 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
             })?;
         }
         Op::Retention => {
-            // Retention of zero: every job finished before this step goes (2 ms on, so that a
-            // job finished within this millisecond on SQLite is older than "now").
-            tokio::time::sleep(Duration::from_millis(2)).await;
             let params = JobDeleteFinalizedParams {
-                completed: Duration::ZERO,
-                cancelled: Duration::ZERO,
-                discarded: Duration::ZERO,
+                completed: secs(RETAIN_SECS),
+                cancelled: secs(RETAIN_SECS),
+                discarded: secs(RETAIN_DISCARDED_SECS),
                 limit: 10_000,
             };
             let got = ok("retention", s.job_delete_finalized(params).await)?;
+            let now = m.now;
             let gone: Vec<i64> = m
                 .jobs
                 .values()
-                .filter(|j| !j.unfinished())
+                .filter(|j| {
+                    let keep = match j.state {
+                        JobState::Completed | JobState::Cancelled => RETAIN_SECS,
+                        JobState::Discarded => RETAIN_DISCARDED_SECS,
+                        _ => return false,
+                    };
+                    j.finalized_at.is_some_and(|at| at < now - keep * 1000)
+                })
                 .map(|j| j.id)
                 .collect();
             check(got == gone.len() as u64, || {
-                format!("retention: expected {} deleted, got {got}", gone.len())
+                format!(
+                    "retention: expected {} deleted ({gone:?}), got {got}",
+                    gone.len()
+                )
             })?;
             for id in gone {
                 m.jobs.remove(&id);
@@ -669,28 +735,33 @@ async fn apply(m: &mut Model, s: &dyn Store, op: &Op) -> Result<(), TestCaseErro
             ok("resume", s.queue_resume(QUEUES[queue]).await)?;
             m.paused[queue] = false;
         }
+        &Op::Tick { by } => {
+            m.now += TICKS[by] * 1000;
+            clock.set(start + chrono::Duration::milliseconds(m.now));
+        }
     }
     Ok(())
 }
 
 /// Compares every job and the counts with the model.
-async fn observe(m: &Model, s: &dyn Store, after: &Op) -> Result<(), TestCaseError> {
-    let rows = ok(
-        "list",
-        s.job_list(JobListParams {
-            limit: Some(10_000),
-            ..JobListParams::default()
-        })
-        .await,
-    )?;
-    let now = ok("now", s.now().await)?;
+async fn observe(
+    m: &Model,
+    s: &dyn Store,
+    start: DateTime<Utc>,
+    after: &Op,
+) -> Result<(), TestCaseError> {
+    let params = JobListParams {
+        limit: Some(10_000),
+        ..JobListParams::default()
+    };
+    let rows = ok("list", s.job_list(params).await)?;
     let got_ids: Vec<i64> = rows.iter().rev().map(|j| j.id).collect();
     let want_ids: Vec<i64> = m.jobs.keys().copied().collect();
     check(got_ids == want_ids, || {
         format!("after {after:?}: jobs {got_ids:?}, model {want_ids:?}")
     })?;
     for row in &rows {
-        compare(&m.jobs[&row.id], row, now)
+        compare(&m.jobs[&row.id], row, start)
             .map_err(|e| TestCaseError::fail(format!("after {after:?}: job {}: {e}", row.id)))?;
     }
     let counts = ok("counts", s.job_counts().await)?;
@@ -712,10 +783,11 @@ async fn observe(m: &Model, s: &dyn Store, after: &Op) -> Result<(), TestCaseErr
     Ok(())
 }
 
-fn compare(want: &MJob, got: &JobRow, now: chrono::DateTime<chrono::Utc>) -> Result<(), String> {
+fn compare(want: &MJob, got: &JobRow, start: DateTime<Utc>) -> Result<(), String> {
+    let at = |ms: i64| start + chrono::Duration::milliseconds(ms);
     let errors: Vec<i32> = got.errors.iter().map(|e| e.attempt).collect();
-    let fields = [
-        ("state", format!("{}", want.state), format!("{}", got.state)),
+    let mut fields = vec![
+        ("state", want.state.to_string(), got.state.to_string()),
         ("attempt", want.attempt.to_string(), got.attempt.to_string()),
         (
             "max_attempts",
@@ -745,44 +817,55 @@ fn compare(want: &MJob, got: &JobRow, now: chrono::DateTime<chrono::Utc>) -> Res
             format!("{:?}", got.unique_key.as_deref()),
         ),
         (
-            "finalized",
-            want.state.is_final().to_string(),
-            got.finalized_at.is_some().to_string(),
+            "attempted_at",
+            format!("{:?}", want.attempted_at.map(at)),
+            format!("{:?}", got.attempted_at),
+        ),
+        (
+            "finalized_at",
+            format!("{:?}", want.finalized_at.map(at)),
+            format!("{:?}", got.finalized_at),
         ),
     ];
+    // A finished job's due time says nothing; an unfinished one's says when it runs.
+    if want.unfinished() {
+        fields.push((
+            "scheduled_at",
+            at(want.scheduled_at).to_string(),
+            got.scheduled_at.to_string(),
+        ));
+    }
     for (name, w, g) in fields {
         if w != g {
             return Err(format!("{name}: model {w}, store {g}"));
-        }
-    }
-    if matches!(
-        want.state,
-        JobState::Available | JobState::Scheduled | JobState::Retryable
-    ) {
-        let due = got.scheduled_at <= now;
-        if due != want.due.is_some() {
-            return Err(format!(
-                "due: model {:?}, store scheduled_at {} at {now}",
-                want.due, got.scheduled_at
-            ));
         }
     }
     Ok(())
 }
 
 async fn run_case(db: TestDb, ops: &[Op]) -> Result<(), TestCaseError> {
+    let clock = Clock::new();
+    let store = ok(
+        "open with a clock",
+        porter::store::open_with_clock(&db.url, clock.clone()).await,
+    )?;
+    let s = store.as_ref();
+    // The clock starts at the real time, to the millisecond (what SQLite keeps), and moves only
+    // when a step says so.
+    let real = ok("now", s.now().await)?;
+    let start = DateTime::from_timestamp_millis(real.timestamp_millis()).expect("a time");
+    clock.set(start);
     let mut m = Model::default();
-    let s = db.store.as_ref();
-    let sqlite = s.backend() == Backend::Sqlite;
     for op in ops {
-        m.step += 1;
-        if sqlite {
-            // Timestamps have millisecond precision: due times of different steps must differ
-            // for the claim order (priority, due time, id) to be the model's.
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        apply(&mut m, s, &clock, start, op).await?;
+        observe(&m, s, start, op).await?;
+        if std::env::var_os("PORTER_MODEL_TRACE").is_some() {
+            eprintln!(
+                "{op:?} -> now {} {:?}",
+                m.now,
+                m.jobs.values().map(|j| (j.id, j.state)).collect::<Vec<_>>()
+            );
         }
-        apply(&mut m, s, op).await?;
-        observe(&m, s, op).await?;
     }
     Ok(())
 }
@@ -838,31 +921,33 @@ fn run_fixed<Fut: std::future::Future<Output = TestDb>>(fresh: impl Fn() -> Fut,
 mod regressions {
     use super::*;
 
-    /// A worker lost with a job running: rescue, then the stale worker's write changes nothing
-    /// and the retried job runs again under the other worker.
     const KEYED: Spec = Spec {
         queue: 0,
         kind: 0,
         priority: 1,
-        later: false,
+        delay: 0,
         unique: Some(0),
         max_attempts: 2,
     };
 
-    pub fn lost_worker_then_stale_write() -> Vec<Op> {
+    /// A worker whose lease runs out with a job running: rescue, then the stale worker's write
+    /// changes nothing and the retried job runs again under the other worker.
+    pub fn lease_expiry_then_stale_write() -> Vec<Op> {
         let live = Pick {
             stale: false,
             index: 0,
         };
         vec![
             Op::Insert(KEYED),
+            Op::Heartbeat { worker: 0 },
             Op::Claim {
                 worker: 0,
                 queue: 0,
                 limit: 1,
                 only_kind: None,
             },
-            Op::LoseWorker { worker: 0 },
+            Op::Tick { by: 3 },
+            Op::Heartbeat { worker: 1 },
             Op::Rescue,
             Op::Complete {
                 pick: Pick {
@@ -879,49 +964,97 @@ mod regressions {
             },
             Op::Fail {
                 pick: live,
-                later: false,
+                delay: 1,
                 discard: false,
             },
             Op::Retry { job: 0 },
+            Op::Tick { by: 7 },
             Op::Retention,
+        ]
+    }
+
+    /// A heartbeat exactly one lease old still holds; a millisecond more does not.
+    pub fn lease_boundary() -> Vec<Op> {
+        vec![
+            Op::Insert(KEYED),
+            Op::Claim {
+                worker: 0,
+                queue: 0,
+                limit: 1,
+                only_kind: None,
+            },
+            Op::Tick { by: 2 },
+            Op::Rescue,
+            Op::Tick { by: 0 },
+            Op::Rescue,
+        ]
+    }
+
+    /// A shutdown on the last attempt gives the job back without using it up.
+    pub fn shutdown_on_the_last_attempt() -> Vec<Op> {
+        let live = Pick {
+            stale: false,
+            index: 0,
+        };
+        let last = Spec {
+            max_attempts: 1,
+            ..KEYED
+        };
+        vec![
+            Op::Insert(last),
+            Op::Heartbeat { worker: 0 },
+            Op::Claim {
+                worker: 0,
+                queue: 0,
+                limit: 1,
+                only_kind: None,
+            },
+            Op::Release { pick: live.clone() },
+            Op::Claim {
+                worker: 0,
+                queue: 0,
+                limit: 1,
+                only_kind: None,
+            },
+            Op::Complete { pick: live },
         ]
     }
 }
 
-mod sqlite {
-    #[test]
-    fn model_matches_store() {
-        super::run_model(crate::common::sqlite);
-    }
-
-    #[test]
-    fn regression_lost_worker_then_stale_write() {
-        super::run_fixed(
-            crate::common::sqlite,
-            super::regressions::lost_worker_then_stale_write(),
-        );
-    }
+/// The random model test and every kept sequence, on each backend.
+macro_rules! model_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            #[test]
+            fn model_matches_store() {
+                super::run_model(crate::common::sqlite);
+            }
+            $(
+                #[test]
+                fn $name() {
+                    super::run_fixed(crate::common::sqlite, super::regressions::$name());
+                }
+            )*
+        }
+        mod postgres {
+            #[test]
+            #[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
+            fn model_matches_store() {
+                super::run_model(crate::common::postgres);
+            }
+            $(
+                #[test]
+                #[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
+                fn $name() {
+                    super::run_fixed(crate::common::postgres, super::regressions::$name());
+                }
+            )*
+        }
+    };
 }
 
-mod postgres {
-    #[test]
-    #[cfg_attr(
-        not(porter_pg_tests),
-        ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
-    )]
-    fn model_matches_store() {
-        super::run_model(crate::common::postgres);
-    }
-
-    #[test]
-    #[cfg_attr(
-        not(porter_pg_tests),
-        ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
-    )]
-    fn regression_lost_worker_then_stale_write() {
-        super::run_fixed(
-            crate::common::postgres,
-            super::regressions::lost_worker_then_stale_write(),
-        );
-    }
-}
+model_tests!(
+    lease_expiry_then_stale_write,
+    shutdown_on_the_last_attempt,
+    lease_boundary
+);
