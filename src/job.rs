@@ -120,6 +120,12 @@ pub struct AttemptError {
     pub trace: Option<String>,
 }
 
+/// The metadata key that records a user's request to cancel a running job (River's way, as
+/// `cancel_attempted_at` there): the time of the request, as RFC 3339 text in UTC. The job stays
+/// `running`, with its unique key held, until its worker has stopped it; reserved, so an insert
+/// that sets it is refused.
+pub const CANCEL_REQUESTED_AT: &str = "cancel_requested_at";
+
 /// A job as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRow {
@@ -171,6 +177,11 @@ impl JobRow {
     /// The latest error, if any.
     pub fn last_error(&self) -> Option<&AttemptError> {
         self.errors.last()
+    }
+
+    /// Whether a user asked to cancel this job while it ran (see [`CANCEL_REQUESTED_AT`]).
+    pub fn cancel_requested(&self) -> bool {
+        self.metadata.get(CANCEL_REQUESTED_AT).is_some()
     }
 }
 

@@ -16,6 +16,7 @@ on_both_backends!(cases:
     every_error_status_changes_nothing,
     admin_api_lists_filters_pages_and_manages_queues,
     metrics_report_jobs_by_queue_and_state_and_this_process_counters,
+    admin_cancel_of_a_running_job_answers_that_the_cancel_was_requested,
 );
 
 #[test]
@@ -884,5 +885,28 @@ mod cases {
             );
         }
         assert!(text.trim_end().ends_with("# EOF"));
+    }
+
+    pub async fn admin_cancel_of_a_running_job_answers_that_the_cancel_was_requested(db: TestDb) {
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()));
+        let running = surfaces::running_job(db.store.as_ref()).await;
+        let path = format!("/admin/jobs/{}/cancel", running.id);
+        let (status, body) = send(&app, request(Method::POST, &path, Body::empty())).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["state"], "running",
+            "running until its worker stops it: {body}"
+        );
+        assert!(
+            body["metadata"]["cancel_requested_at"].is_string(),
+            "{body}"
+        );
+        assert_eq!(
+            db.store
+                .job_cancel_requests(surfaces::TEST_WORKER)
+                .await
+                .unwrap(),
+            vec![running.fence()]
+        );
     }
 }

@@ -86,7 +86,8 @@ mod cases {
             counts,
             RescueCounts {
                 retried: 1,
-                discarded: 0
+                discarded: 0,
+                cancelled: 0
             }
         );
         assert_eq!(

@@ -202,6 +202,9 @@ struct MJob {
     finalized_at: Option<i64>,
     worker: Option<usize>,
     unique: Option<usize>,
+    /// When a user asked to cancel it while it ran (it stays running, its key held, until it
+    /// stops); cleared by a retry.
+    cancel_requested_at: Option<i64>,
 }
 
 impl MJob {
@@ -299,16 +302,27 @@ impl Model {
                 finalized_at: None,
                 worker: None,
                 unique,
+                cancel_requested_at: None,
             },
         );
     }
 
     /// A failed attempt: a worker's error (retried after `delay_ms`), or a rescue (due now).
+    /// A job whose cancel a user requested ends cancelled where it would have been retried;
+    /// the rescuer cancels it even on its last attempt.
     fn fail(&mut self, id: i64, delay_ms: i64, discard: bool, rescue: bool) {
         let now = self.now;
         let j = self.job(id);
         j.errors.push(j.attempt);
-        if discard || j.attempt >= j.max_attempts {
+        let cancel = j.cancel_requested_at.is_some()
+            && (rescue || !(discard || j.attempt >= j.max_attempts));
+        if cancel {
+            j.state = JobState::Cancelled;
+            j.finalized_at = Some(now);
+            if rescue {
+                j.scheduled_at = now;
+            }
+        } else if discard || j.attempt >= j.max_attempts {
             j.state = JobState::Discarded;
             j.finalized_at = Some(now);
             if rescue {
@@ -546,10 +560,16 @@ async fn apply(
                 ok("snooze", got)?;
                 let now = m.now;
                 let j = m.job(fence.id);
-                // Even a snooze of zero goes through `scheduled`; the next claim promotes it.
-                j.state = JobState::Scheduled;
-                j.max_attempts += 1;
-                j.scheduled_at = now + DELAYS[delay] * 1000;
+                if j.cancel_requested_at.is_some() {
+                    // The stop a user asked for: cancelled, not snoozed.
+                    j.state = JobState::Cancelled;
+                    j.finalized_at = Some(now);
+                } else {
+                    // Even a snooze of zero goes through `scheduled`; the next claim promotes it.
+                    j.state = JobState::Scheduled;
+                    j.max_attempts += 1;
+                    j.scheduled_at = now + DELAYS[delay] * 1000;
+                }
             } else {
                 expect_fenced("snooze", got)?;
             }
@@ -581,11 +601,17 @@ async fn apply(
                 ok("release", got)?;
                 let now = m.now;
                 let j = m.job(fence.id);
-                // Due at once, and the attempt does not count: max_attempts grows by one.
-                j.state = JobState::Available;
-                j.scheduled_at = now;
-                j.max_attempts += 1;
+                // Due at once, and the attempt does not count: max_attempts grows by one. A
+                // job whose cancel a user requested ends cancelled instead.
                 j.errors.push(j.attempt);
+                if j.cancel_requested_at.is_some() {
+                    j.state = JobState::Cancelled;
+                    j.finalized_at = Some(now);
+                } else {
+                    j.state = JobState::Available;
+                    j.scheduled_at = now;
+                    j.max_attempts += 1;
+                }
             } else {
                 expect_fenced("release", got)?;
             }
@@ -599,11 +625,22 @@ async fn apply(
                 None => expect_not_found("cancel", got)?,
                 Some(false) => expect_conflict("cancel of a finished job", got)?,
                 Some(true) => {
-                    ok("cancel", got)?;
+                    let row = ok("cancel", got)?;
                     let now = m.now;
                     let j = m.job(id);
-                    j.state = JobState::Cancelled;
-                    j.finalized_at = Some(now);
+                    if j.state == JobState::Running {
+                        // Only a request: it stays running (its unique key held) until its
+                        // worker, a failure or the rescuer stops it. Asking again keeps the
+                        // first request's time.
+                        j.cancel_requested_at.get_or_insert(now);
+                    } else {
+                        j.state = JobState::Cancelled;
+                        j.finalized_at = Some(now);
+                    }
+                    let want = j.state;
+                    check(row.state == want, || {
+                        format!("cancel {id}: expected {want}, got {}", row.state)
+                    })?;
                 }
             }
         }
@@ -632,6 +669,7 @@ async fn apply(
             j.scheduled_at = now;
             j.finalized_at = None;
             j.max_attempts = j.max_attempts.max(j.attempt + 1);
+            j.cancel_requested_at = None;
         }
         &Op::Heartbeat { worker } => {
             ok(
@@ -671,6 +709,7 @@ async fn apply(
                 m.fail(id, 0, false, true);
                 match m.jobs[&id].state {
                     JobState::Discarded => want.discarded += 1,
+                    JobState::Cancelled => want.cancelled += 1,
                     _ => want.retried += 1,
                 }
             }
@@ -825,6 +864,20 @@ fn compare(want: &MJob, got: &JobRow, start: DateTime<Utc>) -> Result<(), String
             "finalized_at",
             format!("{:?}", want.finalized_at.map(at)),
             format!("{:?}", got.finalized_at),
+        ),
+        (
+            "cancel_requested_at",
+            format!(
+                "{:?}",
+                want.cancel_requested_at
+                    .map(|ms| at(ms).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            ),
+            format!(
+                "{:?}",
+                got.metadata
+                    .get(porter::job::CANCEL_REQUESTED_AT)
+                    .and_then(|v| v.as_str())
+            ),
         ),
     ];
     // A finished job's due time says nothing; an unfinished one's says when it runs.
@@ -1019,6 +1072,55 @@ mod regressions {
             Op::Complete { pick: live },
         ]
     }
+
+    /// A user cancels a running keyed job: it stays running with its key held (an insert with
+    /// the key is deduplicated; asking again keeps the first request's time), its failure
+    /// ends it cancelled and frees the key; the next holder's cancel is followed by its
+    /// worker's loss, and the rescue cancels it; a retry clears the old request, so its next
+    /// run snoozes as usual.
+    pub fn cancel_running_keeps_key_until_it_stops() -> Vec<Op> {
+        let live = Pick {
+            stale: false,
+            index: 0,
+        };
+        let keyed = Spec {
+            max_attempts: 3,
+            ..KEYED
+        };
+        let claim = Op::Claim {
+            worker: 0,
+            queue: 0,
+            limit: 1,
+            only_kind: None,
+        };
+        vec![
+            Op::Heartbeat { worker: 0 },
+            Op::Insert(keyed),
+            claim.clone(),
+            Op::Tick { by: 0 },
+            Op::Cancel { job: 0 },
+            Op::Insert(keyed),
+            Op::Tick { by: 0 },
+            Op::Cancel { job: 0 },
+            Op::Fail {
+                pick: live.clone(),
+                delay: 0,
+                discard: false,
+            },
+            Op::Insert(keyed),
+            claim.clone(),
+            Op::Cancel { job: 1 },
+            Op::Deregister { worker: 0 },
+            Op::Rescue,
+            Op::Retry { job: 0 },
+            Op::Heartbeat { worker: 0 },
+            claim,
+            Op::Snooze {
+                pick: live,
+                delay: 1,
+            },
+        ]
+    }
 }
 
 /// The random model test and every kept sequence, on each backend.
@@ -1056,5 +1158,6 @@ macro_rules! model_tests {
 model_tests!(
     lease_expiry_then_stale_write,
     shutdown_on_the_last_attempt,
-    lease_boundary
+    lease_boundary,
+    cancel_running_keeps_key_until_it_stops,
 );

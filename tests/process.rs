@@ -8,6 +8,7 @@ on_both_backends!(cases:
     sigterm_lets_short_jobs_finish_and_retries_long_ones, job_inserted_by_another_process_wakes_the_worker,
     three_workers_share_periodic_slots, sigkill_jobs_are_rescued_by_another_worker,
     shutdown_never_uses_up_the_last_attempt,
+    jobs_cancel_stops_the_running_job_and_holds_its_key_until_it_stopped,
 );
 
 mod cases {
@@ -358,5 +359,91 @@ mod cases {
             // Cancel it so the next round's worker does not pick it up.
             db.store.job_cancel(id).await.unwrap();
         }
+    }
+
+    pub async fn jobs_cancel_stops_the_running_job_and_holds_its_key_until_it_stopped(db: TestDb) {
+        // A lease of an hour puts the fallback check 20 minutes away: only the wake-up
+        // (NOTIFY, or data_version on SQLite) stops the job before the test gives up.
+        let w = Worker::start(
+            &db.url,
+            &["--no-periodic", "--lease", "1h", "--queues", "default=5"],
+        );
+        w.ready().await;
+        let client = Client::new(db.store.clone());
+        let keyed = || {
+            Some(InsertOpts {
+                unique_key: Some("nightly-report".into()),
+                ..Default::default()
+            })
+        };
+        let id = client
+            .insert(&porter::jobs::Sleep { ms: 60_000 }, keyed())
+            .await
+            .unwrap()
+            .job
+            .id;
+        eventually("the job runs", || async {
+            state(&*db.store, id).await.state == JobState::Running
+        })
+        .await;
+        // Freeze the worker (between writes) so that it cannot act on the request yet.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        w.signal("STOP");
+        let out = Command::new(env!("CARGO_BIN_EXE_porter"))
+            .args(["jobs", "cancel", &id.to_string()])
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("cancel requested"),
+            "the answer says the cancel was requested: {stdout}"
+        );
+        let row = state(&*db.store, id).await;
+        assert_eq!(
+            row.state,
+            JobState::Running,
+            "running until its worker stops it"
+        );
+        let dup = client
+            .insert(&porter::jobs::Sleep { ms: 10 }, keyed())
+            .await
+            .unwrap();
+        assert!(
+            !dup.inserted && dup.job.id == id,
+            "the key stays held while the job has not stopped: {dup:?}"
+        );
+
+        w.signal("CONT");
+        eventually("the job ends cancelled", || async {
+            state(&*db.store, id).await.state == JobState::Cancelled
+        })
+        .await;
+        let row = state(&*db.store, id).await;
+        assert_eq!(
+            (row.attempt, row.errors.last().map(|e| e.error.as_str())),
+            (1, Some("cancelled by user"))
+        );
+        eventually("the worker logged the stop", || async {
+            w.logged("job cancelled by user")
+        })
+        .await;
+        let next = client
+            .insert(&porter::jobs::Sleep { ms: 10 }, keyed())
+            .await
+            .unwrap();
+        assert!(next.inserted, "the key is free once the job stopped");
+        eventually("the worker runs the next one", || async {
+            state(&*db.store, next.job.id).await.state == JobState::Completed
+        })
+        .await;
+        w.signal("TERM");
+        let (status, log) = w.wait().await;
+        assert!(status.success(), "{}", log.join("\n"));
     }
 }

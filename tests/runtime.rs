@@ -8,6 +8,7 @@ on_both_backends!(cases:
     timeout_fails_the_attempt, snooze_then_complete, job_cancels_or_discards_itself, undecodable_args_are_discarded_at_once,
     kinds_without_a_worker_are_never_claimed, queue_concurrency_is_a_ceiling, paused_queue_waits_for_resume,
     insert_from_another_connection_wakes_the_worker, shutdown_lets_short_jobs_finish_and_retries_long_ones,
+    user_cancel_stops_a_running_job,
 );
 
 #[test]
@@ -466,5 +467,94 @@ mod cases {
             db.store.worker_list().await.unwrap().is_empty(),
             "deregistered"
         );
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Hold {
+        pub key: String,
+    }
+    impl JobArgs for Hold {
+        const KIND: &'static str = "hold";
+    }
+
+    /// Runs until its job's cancel token fires; keeps each run's token and counts the runs
+    /// that stopped (returned or were dropped).
+    #[derive(Clone, Default)]
+    pub struct HoldWorker {
+        tokens: Arc<Mutex<Vec<tokio_util::sync::CancellationToken>>>,
+        stopped: Arc<AtomicUsize>,
+    }
+
+    struct CountOnDrop(Arc<AtomicUsize>);
+    impl Drop for CountOnDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Worker<Hold> for HoldWorker {
+        async fn work(&self, job: Job<Hold>) -> Result<(), JobError> {
+            self.tokens.lock().unwrap().push(job.cancel.clone());
+            let _stopped = CountOnDrop(self.stopped.clone());
+            tokio::select! {
+                _ = job.cancel.cancelled() => Err(JobError::msg("saw the cancel")),
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => Ok(()),
+            }
+        }
+        fn timeout(&self, _job: &Job<Hold>) -> Duration {
+            Duration::from_secs(3600)
+        }
+    }
+
+    pub async fn user_cancel_stops_a_running_job(db: TestDb) {
+        let worker = HoldWorker::default();
+        let mut workers = Workers::new();
+        workers.add(worker.clone()).unwrap();
+        let mut cfg = config(&[("default", 5)]);
+        // The fallback check runs on the heartbeat (a third of the lease): this long, only the
+        // wake-up (NOTIFY, or data_version on SQLite) stops the job before the test gives up.
+        cfg.lease = Duration::from_secs(3 * 3600);
+        let client = Client::new(db.store.clone());
+        let opts = InsertOpts {
+            unique_key: Some("hold-1".into()),
+            ..Default::default()
+        };
+        let id = client
+            .insert(&Hold { key: "a".into() }, Some(opts))
+            .await
+            .unwrap()
+            .job
+            .id;
+        let rt = start(db.store.clone(), workers, cfg);
+        wait_state(&*db.store, id, JobState::Running).await;
+        eventually("the worker runs the job", || async {
+            worker.tokens.lock().unwrap().len() == 1
+        })
+        .await;
+
+        let other = db.reopen().await; // like `porter jobs cancel` from another process
+        let asked = other.job_cancel(id).await.unwrap();
+        assert!(
+            asked.metadata.get("cancel_requested_at").is_some(),
+            "{asked:?}"
+        );
+        let row = wait_state(&*db.store, id, JobState::Cancelled).await;
+        assert_eq!((row.attempt, row.errors.len()), (1, 1));
+        assert_eq!(row.errors[0].error, "cancelled by user");
+        eventually("the run stopped", || async {
+            worker.stopped.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        assert!(
+            worker.tokens.lock().unwrap()[0].is_cancelled(),
+            "the worker's cancel token fired"
+        );
+        let report = rt.stop().await;
+        assert_eq!(
+            report.cancelled_at_shutdown, 0,
+            "stopped by the cancel, not by the shutdown"
+        );
+        assert_eq!(worker.tokens.lock().unwrap().len(), 1, "run once");
     }
 }

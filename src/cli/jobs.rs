@@ -158,6 +158,12 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
         JobsCommand::Cancel { id } => {
             let store = open_store(g).await?;
             let job = store.job_cancel(id).await?;
+            if job.state == JobState::Running {
+                return output::print(&format!(
+                    "job {} is running; cancel requested: its worker stops it and records it cancelled\n",
+                    job.id
+                ));
+            }
             output::print(&format!("job {} is {}\n", job.id, job.state))
         }
     }

@@ -122,6 +122,9 @@ fn notice(query: Option<&str>) -> Option<String> {
         match k.as_ref() {
             "retried" => Some(format!("Job {id} is available again.")),
             "cancelled" => Some(format!("Job {id} was cancelled.")),
+            "cancel_requested" => Some(format!(
+                "Job {id} is running: cancel requested, its worker stops it."
+            )),
             "logged_in" => Some("Logged in: the buttons work now.".to_string()),
             _ => None,
         }
@@ -447,6 +450,9 @@ async fn act(
         }
     };
     match result {
+        Ok(job) if job.state == crate::job::JobState::Running => {
+            Redirect::to(&format!("/?cancel_requested={id}")).into_response()
+        }
         Ok(_) => Redirect::to(&format!("/?{done}={id}")).into_response(),
         Err(e) => problem_page(&state, status_of(&e), &super::AppError::from(e).message),
     }

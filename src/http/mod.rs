@@ -16,7 +16,7 @@
 //! | `DELETE /api/tablos/{id}` | 202 `{"job_id"}`: the row delete and its `orphan_file_cleanup` job in one transaction |
 //! | `POST /admin/jobs` `{kind,args,queue?,priority?,max_attempts?,scheduled_at?,unique_key?}` | 201 `{"id","inserted"}` |
 //! | `GET /admin/jobs?state=&kind=&queue=&limit=&before_id=` | 200 `{"jobs":[..]}` (`state` repeated or comma-separated) |
-//! | `GET /admin/jobs/{id}`, `POST /admin/jobs/{id}/retry`, `POST /admin/jobs/{id}/cancel` | 200 the job |
+//! | `GET /admin/jobs/{id}`, `POST /admin/jobs/{id}/retry`, `POST /admin/jobs/{id}/cancel` | 200 the job (a cancelled running job is still `running`, with `metadata.cancel_requested_at`, until its worker stops it) |
 //! | `GET /admin/failed?limit=` | 200 `{"jobs":[..]}`: discarded jobs, newest first |
 //! | `GET /admin/stats` | 200, the shape of `porter stats --json` |
 //! | `GET /admin/queues`, `POST /admin/queues/{name}/pause`, `.../resume` | 200 `{"queues":[..]}`, `{"queue","paused"}` |

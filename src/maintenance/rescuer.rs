@@ -1,6 +1,6 @@
 //! The rescuer: running jobs whose worker stopped heartbeating within the lease, or that ran
 //! far past their timeout, go back to retryable ("worker lost") or to discarded when their
-//! attempts are used up. Fencing makes the lost worker's late writes change nothing.
+//! attempts are used up, or to cancelled when a user had asked to cancel them. Fencing makes the lost worker's late writes change nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,10 +84,11 @@ impl Rescuer {
                 _ = tokio::time::sleep(self.config.interval) => {}
             }
             match self.run_once().await {
-                Ok(c) if c.retried + c.discarded > 0 => {
+                Ok(c) if c.retried + c.discarded + c.cancelled > 0 => {
                     info!(
                         retried = c.retried,
                         discarded = c.discarded,
+                        cancelled = c.cancelled,
                         "rescued jobs of lost workers"
                     )
                 }

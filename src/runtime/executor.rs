@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
-use tracing::{debug, error, warn};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
 
 use super::Ctx;
 use crate::error::Error;
@@ -48,7 +49,12 @@ enum Outcome {
     },
     TimedOut(Duration),
     ShutDown,
+    /// A user asked to cancel the job while it ran.
+    CancelledByUser,
 }
+
+/// The error history entry of a run stopped by a user's cancel request.
+const CANCELLED_BY_USER: &str = "cancelled by user";
 
 thread_local! {
     /// Where the panic hook leaves the location and backtrace of a panic on this thread.
@@ -104,6 +110,8 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
         return;
     };
     let cancel = ctx.stop_jobs.child_token();
+    let by_user = CancellationToken::new();
+    let _registration = ctx.running.register(row.id, row.attempt, by_user.clone());
     let started = match worker.start(row.clone(), cancel.clone()) {
         Ok(started) => started,
         Err(e) => {
@@ -132,14 +140,28 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
             task.abort();
             Outcome::TimedOut(timeout)
         }
+        _ = by_user.cancelled() => {
+            cancel.cancel();
+            task.abort();
+            // The job counts as stopped (and its unique key is freed) only once its future is
+            // gone: a job that never yields keeps it until the stuck rescue, or until this
+            // worker shuts down (which does not wait for aborted jobs either).
+            tokio::select! {
+                _ = &mut task => {}
+                _ = ctx.stop_jobs.cancelled() => {}
+            }
+            Outcome::CancelledByUser
+        }
         _ = ctx.stop_jobs.cancelled() => {
             task.abort();
             Outcome::ShutDown
         }
     };
-    // A job that watched its cancel token and returned an error because of the shutdown was
-    // stopped by us, not failed by itself: record it as the shutdown.
+    // A job that watched its cancel token and returned an error because of a cancel request or
+    // the shutdown was stopped by us, not failed by itself: record it as that. One that
+    // succeeded before it noticed the request completes (River's rule).
     let outcome = match outcome {
+        Outcome::Done(Err(_)) if by_user.is_cancelled() => Outcome::CancelledByUser,
         Outcome::Done(Err(_)) if ctx.stop_jobs.is_cancelled() => Outcome::ShutDown,
         other => other,
     };
@@ -176,6 +198,15 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slot: OwnedSemaphoreP
         Outcome::Done(Err(JobError::Cancel(reason))) => {
             write(ctx, row, || {
                 ctx.store.job_cancel_running(fence.clone(), reason.clone())
+            })
+            .await;
+            return;
+        }
+        Outcome::CancelledByUser => {
+            info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "job cancelled by user");
+            write(ctx, row, || {
+                ctx.store
+                    .job_cancel_running(fence.clone(), CANCELLED_BY_USER.to_string())
             })
             .await;
             return;

@@ -2,6 +2,7 @@
 //! them (decode, timeout, panics), the completer records outcomes (completions batched), and
 //! the maintenance services keep the queue healthy. Shutdown is passed in.
 
+mod canceller;
 mod completer;
 mod executor;
 mod producer;
@@ -150,6 +151,8 @@ pub(crate) struct Ctx {
     pub jobs: TaskTracker,
     pub completer: completer::Completer,
     pub errors: Arc<dyn ErrorHandler>,
+    /// Running jobs, for cancel requests.
+    pub running: canceller::RunningJobs,
 }
 
 /// A worker: runs the jobs of its registry from the configured queues until shut down.
@@ -221,10 +224,12 @@ impl Runtime {
             jobs: TaskTracker::new(),
             completer,
             errors,
+            running: canceller::RunningJobs::default(),
         });
 
         let services = TaskTracker::new();
         services.spawn(heartbeat_loop(ctx.clone(), stop_services.clone()));
+        services.spawn(canceller::watch(ctx.clone(), stop_services.clone()));
         if config.maintenance {
             maintenance::spawn_all(
                 &services,

@@ -8,6 +8,9 @@
 //! Worker-side writes (`job_complete_many`, `job_fail`, `job_snooze`, `job_release`,
 //! `job_cancel_running`) are *fenced*: they only change a row whose state is `running` with the attempt and worker
 //! named in the [`JobFence`]. A stale worker's write changes nothing and is reported as such.
+//!
+//! A user's cancel of a running job is a request (see [`Store::job_cancel`]): a failure,
+//! snooze, release or rescue of such a job ends it `cancelled`; a completion still completes it.
 
 pub mod bench;
 pub mod clock;
@@ -105,6 +108,15 @@ impl JobInsertParams {
         let metadata = opts.metadata.unwrap_or_else(|| serde_json::json!({}));
         if !metadata.is_object() {
             return Err(Error::invalid("metadata", "must be a JSON object"));
+        }
+        if metadata.get(crate::job::CANCEL_REQUESTED_AT).is_some() {
+            return Err(Error::invalid(
+                "metadata",
+                format!(
+                    "{} is reserved: porter sets it when a running job is cancelled",
+                    crate::job::CANCEL_REQUESTED_AT
+                ),
+            ));
         }
         refuse_nul("args", &args)?;
         refuse_nul("metadata", &metadata)?;
@@ -280,12 +292,15 @@ pub struct RescueCounts {
     pub retried: u64,
     /// Jobs discarded because their attempts were used up.
     pub discarded: u64,
+    /// Jobs cancelled because a user had asked to cancel them while they ran.
+    #[serde(default)]
+    pub cancelled: u64,
 }
 
 impl RescueCounts {
-    /// Adds up the new states (`retryable` or `discarded`) of the rescue statements that
-    /// succeeded; the first error, if any statement failed, after all of them ran (what the
-    /// others rescued stays rescued).
+    /// Adds up the new states (`retryable`, `discarded` or `cancelled`) of the rescue
+    /// statements that succeeded; the first error, if any statement failed, after all of them
+    /// ran (what the others rescued stays rescued).
     pub fn from_outcomes(outcomes: Vec<Result<Vec<String>>>) -> Result<RescueCounts> {
         let mut counts = RescueCounts::default();
         let mut first_error = None;
@@ -293,10 +308,10 @@ impl RescueCounts {
             match outcome {
                 Ok(states) => {
                     for s in states {
-                        if s == "discarded" {
-                            counts.discarded += 1;
-                        } else {
-                            counts.retried += 1;
+                        match s.as_str() {
+                            "discarded" => counts.discarded += 1,
+                            "cancelled" => counts.cancelled += 1,
+                            _ => counts.retried += 1,
                         }
                     }
                 }
@@ -441,8 +456,15 @@ pub trait Store: Send + Sync + 'static {
     /// A running job cancels itself (fenced), with a reason kept in its error history.
     async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow>;
 
-    /// A user cancels a job that has not finished. Final jobs are a conflict.
+    /// A user cancels a job that has not finished. A job that is not running is cancelled at
+    /// once. A running one stays `running` (its unique key stays held) with the request recorded
+    /// in its metadata ([`crate::job::CANCEL_REQUESTED_AT`]), and the worker that runs it is
+    /// woken ([`Wakeup::subscribe_cancel`]; NOTIFY on Postgres) to stop it and record it
+    /// `cancelled`. Final jobs are a conflict.
     async fn job_cancel(&self, id: i64) -> Result<JobRow>;
+
+    /// The running jobs of one worker that a user asked to cancel, as their fences, by id.
+    async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>>;
 
     /// A user retries a job that is not running: it becomes available now, history kept.
     /// A running job is a conflict.

@@ -50,6 +50,20 @@ impl Wakeup {
         }
     }
 
+    /// Subscribes to the cancel requests for the running jobs of one worker.
+    pub fn subscribe_cancel(&self, worker_id: &str) -> WakeupSubscription {
+        self.subscribe(&cancel_key(worker_id))
+    }
+
+    /// Wakes the cancel subscription of one worker (or every subscriber for `"*"`).
+    pub fn notify_cancel(&self, worker_id: &str) {
+        if worker_id == ALL_QUEUES {
+            self.notify(ALL_QUEUES)
+        } else {
+            self.notify(&cancel_key(worker_id))
+        }
+    }
+
     /// Whether anybody listens (lets the SQLite change watcher idle when nobody does).
     pub fn has_subscribers(&self) -> bool {
         self.subscribers
@@ -58,4 +72,10 @@ impl Wakeup {
             .iter()
             .any(|(_, w)| w.strong_count() > 0)
     }
+}
+
+/// The subscription key of a worker's cancel requests. Queue names cannot contain a colon, so
+/// it never wakes a queue's producers (and [`ALL_QUEUES`] wakes it too).
+fn cancel_key(worker_id: &str) -> String {
+    format!("cancel:{worker_id}")
 }

@@ -85,6 +85,9 @@ impl Store for GatedStore {
     async fn job_cancel(&self, id: i64) -> Result<JobRow> {
         self.inner.job_cancel(id).await
     }
+    async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>> {
+        self.inner.job_cancel_requests(worker_id).await
+    }
     async fn job_retry(&self, id: i64) -> Result<JobRow> {
         self.inner.job_retry(id).await
     }

@@ -10,9 +10,11 @@
 //!   fenced on (id, running, attempt, worker) like on SQLite.
 //! * **Wake-ups across processes**: inserts send `pg_notify('porter_insert', queue)` inside
 //!   their transaction (delivered at commit, never for a rollback); a task LISTENs on that
-//!   channel and wakes the queue's producers in this process. It reconnects by itself, wakes
-//!   every queue after a reconnect (notifications sent meanwhile are lost), and stops when the
-//!   store is dropped.
+//!   channel and wakes the queue's producers in this process. A cancel request for a running
+//!   job sends `pg_notify('porter_cancel', worker_id)` the same way, which wakes that worker's
+//!   cancel watcher. The task reconnects by itself, wakes every producer and cancel watcher
+//!   after a reconnect (notifications sent meanwhile are lost), and stops when the store is
+//!   dropped.
 //! * **Times** are `timestamptz` from the database clock (`now()`), where SQLite keeps text in
 //!   one fixed format; durations are bound as seconds (`float8`). The SQL files sit beside this
 //!   one with the same names as SQLite's; each says where and why it differs beyond that.
@@ -42,6 +44,9 @@ pub const POOL_SIZE: u32 = 10;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The NOTIFY channel inserts are announced on; the payload is the queue name.
 pub const NOTIFY_CHANNEL: &str = "porter_insert";
+/// The NOTIFY channel cancel requests for running jobs are announced on; the payload is the id
+/// of the worker that runs the job.
+pub const CANCEL_CHANNEL: &str = "porter_cancel";
 /// How long the LISTEN task waits before trying again after an error.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);
 /// How often an insert tries again when a unique key's holder finished between its insert
@@ -167,7 +172,10 @@ impl PgStore {
         let pool = pool.connect_lazy_with(options);
         let wakeup = Arc::new(Wakeup::default());
         let mut listener = PgListener::connect_with(&pool).await.map_err(map_err)?;
-        listener.listen(NOTIFY_CHANNEL).await.map_err(map_err)?;
+        listener
+            .listen_all([NOTIFY_CHANNEL, CANCEL_CHANNEL])
+            .await
+            .map_err(map_err)?;
         let stop = CancellationToken::new();
         tokio::spawn(listen(listener, wakeup.clone(), stop.clone()));
         Ok(PgStore {
@@ -255,7 +263,8 @@ async fn migrate(conn: &mut PgConnection) -> Result<()> {
     })
 }
 
-/// Wakes this process's producers for every insert any process announces.
+/// Wakes this process's producers for every insert any process announces, and its workers'
+/// cancel watchers for every cancel request of a running job.
 async fn listen(mut listener: PgListener, wakeup: Arc<Wakeup>, stop: CancellationToken) {
     loop {
         let received = tokio::select! {
@@ -263,6 +272,7 @@ async fn listen(mut listener: PgListener, wakeup: Arc<Wakeup>, stop: Cancellatio
             r = listener.try_recv() => r,
         };
         match received {
+            Ok(Some(n)) if n.channel() == CANCEL_CHANNEL => wakeup.notify_cancel(n.payload()),
             Ok(Some(n)) => wakeup.notify(n.payload()),
             // The connection was lost and is back: what was sent meanwhile is gone.
             Ok(None) => wakeup.notify(super::wake::ALL_QUEUES),
@@ -665,20 +675,52 @@ impl Store for PgStore {
     }
 
     async fn job_cancel(&self, id: i64) -> Result<JobRow> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         let row = sqlx::query(sql!("job_cancel"))
             .bind(id)
             .try_map(job_from_row)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(map_err)?;
-        match row {
-            Some(row) => Ok(row),
-            None => Err(conflict_or_not_found(&mut conn, id, |j| {
+        let Some(row) = row else {
+            return Err(conflict_or_not_found(&mut tx, id, |j| {
                 format!("job {id} is already {}", j.state)
             })
-            .await),
+            .await);
+        };
+        // A running job was only asked to stop: tell its worker, wherever it runs, at commit.
+        let worker = row
+            .attempted_by
+            .clone()
+            .filter(|_| row.state == JobState::Running);
+        if let Some(worker) = &worker {
+            sqlx::query(sql!("job_cancel_notify"))
+                .bind(worker)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
         }
+        tx.commit().await.map_err(map_err)?;
+        if let Some(worker) = &worker {
+            self.wakeup.notify_cancel(worker);
+        }
+        Ok(row)
+    }
+
+    async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>> {
+        let rows: Vec<(i64, i32, String)> = sqlx::query_as(sql!("job_cancel_requests"))
+            .bind(worker_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, attempt, worker_id)| JobFence {
+                id,
+                attempt,
+                worker_id,
+            })
+            .collect())
     }
 
     async fn job_retry(&self, id: i64) -> Result<JobRow> {

@@ -17,7 +17,10 @@
 //!   `temp_store=MEMORY` keeps the savepoint journals of grouped writes in memory, where they
 //!   would otherwise spill to a temporary file past 64 KiB in every large group.
 //! * **Wake-ups across processes**: a watcher polls `PRAGMA data_version` (a cheap read that
-//!   changes when another connection commits) every [`CHANGE_POLL`] while somebody listens.
+//!   changes when another connection commits) every [`CHANGE_POLL`] while somebody listens,
+//!   and wakes every producer and cancel watcher of this process when it changed. SQLite has
+//!   no NOTIFY, so a worker's cancel watcher then asks which of its running jobs a user asked
+//!   to cancel (`job_cancel_requests`, a read of that worker's running rows only).
 
 pub mod bench;
 mod writer;
@@ -789,14 +792,40 @@ impl Store for SqliteStore {
     }
 
     async fn job_cancel(&self, id: i64) -> Result<JobRow> {
-        self.writer
+        let row = self
+            .writer
             .run(move |c| match one_job(c, sql!("job_cancel"), [id])? {
                 Some(row) => Ok(row),
                 None => Err(fail_or_not_found(c, id, |j| {
                     format!("job {id} is already {}", j.state)
                 })),
             })
-            .await
+            .await?;
+        // Workers of other processes see the commit through their change watcher.
+        if let (JobState::Running, Some(worker)) = (row.state, &row.attempted_by) {
+            self.wakeup.notify_cancel(worker);
+        }
+        Ok(row)
+    }
+
+    async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>> {
+        let worker_id = worker_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(sql!("job_cancel_requests"))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([worker_id], |r| {
+                    Ok(JobFence {
+                        id: r.get(0)?,
+                        attempt: r.get(1)?,
+                        worker_id: r.get(2)?,
+                    })
+                })
+                .map_err(map_err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
     }
 
     async fn job_retry(&self, id: i64) -> Result<JobRow> {

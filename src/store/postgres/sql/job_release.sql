@@ -1,11 +1,13 @@
 -- Fenced. A running job its own worker gives back (stopped by a shutdown, or found by the
 -- worker's reconcile) is due again at once without using up an attempt: as in job_snooze, the
 -- attempt counter stays (fences stay unique) and max_attempts grows by one. $4 is the reason,
--- kept in the error history.
+-- kept in the error history. A job whose cancel a user requested ends cancelled instead: the
+-- stop it asked for has happened.
 UPDATE porter_jobs SET
-    state        = 'available',
-    scheduled_at = porter_now(),
-    max_attempts = max_attempts + 1,
+    state        = CASE WHEN metadata ? 'cancel_requested_at' THEN 'cancelled' ELSE 'available' END,
+    scheduled_at = CASE WHEN metadata ? 'cancel_requested_at' THEN scheduled_at ELSE porter_now() END,
+    finalized_at = CASE WHEN metadata ? 'cancel_requested_at' THEN porter_now() END,
+    max_attempts = CASE WHEN metadata ? 'cancel_requested_at' THEN max_attempts ELSE max_attempts + 1 END,
     errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', $4::text))
 WHERE id = $1 AND state = 'running' AND attempt = $2 AND attempted_by = $3
 RETURNING *

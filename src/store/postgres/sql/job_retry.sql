@@ -1,6 +1,7 @@
 -- A user retries a job that is not running: available now, history kept, and at least one
--- attempt left.
+-- attempt left. An earlier cancel request is cleared: it was for the run that stopped.
 UPDATE porter_jobs SET
+    metadata = metadata - 'cancel_requested_at',
     state = 'available',
     scheduled_at = porter_now(),
     finalized_at = NULL,

@@ -1,4 +1,13 @@
--- A user cancels an unfinished job. A running one's worker is then fenced off.
-UPDATE porter_jobs SET state = 'cancelled', finalized_at = porter_now()
+-- A user cancels an unfinished job. One that is not running is cancelled at once. A running
+-- one only records the request (metadata cancel_requested_at, River's way) and stays
+-- 'running', so that its unique key stays held until its worker has stopped it; the worker
+-- learns of it through its change watcher (PRAGMA data_version) and then writes 'cancelled'
+-- itself (fenced). Asking twice keeps the first request's time.
+UPDATE porter_jobs SET
+    state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+    finalized_at = CASE WHEN state = 'running' THEN finalized_at ELSE porter_now() END,
+    metadata     = CASE WHEN state = 'running' AND json_extract(metadata, '$.cancel_requested_at') IS NULL
+                        THEN json_set(metadata, '$.cancel_requested_at', porter_now())
+                        ELSE metadata END
 WHERE id = ?1 AND state IN ('available','scheduled','running','retryable')
 RETURNING *

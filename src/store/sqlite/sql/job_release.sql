@@ -1,11 +1,14 @@
 -- Fenced. A running job its own worker gives back (stopped by a shutdown, or found by the
 -- worker's reconcile) is due again at once without using up an attempt: as in job_snooze, the
 -- attempt counter stays (fences stay unique) and max_attempts grows by one. ?4 is the reason,
--- kept in the error history.
+-- kept in the error history. A job whose cancel a user requested ends cancelled instead: the
+-- stop it asked for has happened.
 UPDATE porter_jobs SET
-    state        = 'available',
-    scheduled_at = porter_now(),
-    max_attempts = max_attempts + 1,
+    state        = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN 'cancelled' ELSE 'available' END,
+    scheduled_at = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN scheduled_at
+                        ELSE porter_now() END,
+    finalized_at = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN porter_now() END,
+    max_attempts = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN max_attempts ELSE max_attempts + 1 END,
     errors       = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', ?4))
 WHERE id = ?1 AND state = 'running' AND attempt = ?2 AND attempted_by = ?3
 RETURNING *
