@@ -8,7 +8,8 @@ mod common;
 
 on_both_backends!(cases:
     rescue_of_lost_workers_survives_a_huge_stuck_limit, retention_of_centuries_deletes_nothing_and_does_not_fail,
-    huge_retry_and_snooze_delays_are_clamped,
+    huge_retry_and_snooze_delays_are_clamped, times_outside_the_range_are_refused_alike,
+    times_at_the_ends_of_the_range_are_stored_alike, admin_api_answers_422_for_a_time_out_of_range,
 );
 
 #[test]
@@ -31,8 +32,10 @@ fn default_backoff_is_capped_for_any_attempt() {
 mod cases {
     use std::time::Duration;
 
+    use chrono::{DateTime, TimeZone, Utc};
     use porter::job::{InsertOpts, JobState};
     use porter::store::*;
+    use porter::Error;
 
     use crate::common::TestDb;
 
@@ -187,5 +190,192 @@ mod cases {
             .await
             .unwrap()
             .is_empty());
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn year(y: i32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    fn scheduled(t: DateTime<Utc>) -> InsertOpts {
+        InsertOpts {
+            scheduled_at: Some(t),
+            ..Default::default()
+        }
+    }
+
+    fn delayed(d: Duration) -> InsertOpts {
+        InsertOpts {
+            schedule_in: Some(d),
+            ..Default::default()
+        }
+    }
+
+    /// Year 10000 or -1 was a 500 on SQLite and stored on Postgres; `--in 5000000d` a "NOT NULL
+    /// constraint failed" on SQLite and accepted on Postgres. Now one range, refused alike.
+    pub async fn times_outside_the_range_are_refused_alike(db: TestDb) {
+        let s = &*db.store;
+        let too_late =
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap() + chrono::Duration::seconds(1);
+        let too_early = at("1969-12-31T23:59:59.999Z");
+        for t in [year(10_000), year(-1), too_late, too_early] {
+            let refused = JobInsertParams::new("noop", serde_json::json!({}), scheduled(t));
+            match refused {
+                Err(Error::Invalid {
+                    what: "scheduled_at",
+                    message,
+                }) => {
+                    assert!(
+                        message.contains("1970-01-01T00:00:00Z")
+                            && message.contains("9999-12-31T23:59:59.999Z"),
+                        "{message}"
+                    )
+                }
+                other => panic!("{t}: expected Invalid scheduled_at, got {other:?}"),
+            }
+        }
+        for d in [
+            Duration::from_secs(5_000_000 * 86_400),
+            Duration::MAX,
+            MAX_DURATION + Duration::from_millis(1),
+        ] {
+            match JobInsertParams::new("noop", serde_json::json!({}), delayed(d)) {
+                Err(Error::Invalid {
+                    what: "schedule_in",
+                    message,
+                }) => assert!(message.contains("1000 years"), "{message}"),
+                other => panic!("{d:?}: expected Invalid schedule_in, got {other:?}"),
+            }
+        }
+        // Params built by hand (the fields are public) are refused by the store alike, and
+        // nothing of their batch is written.
+        let good =
+            JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default()).unwrap();
+        for bad in [
+            JobInsertParams {
+                scheduled_at: Some(year(10_000)),
+                ..good.clone()
+            },
+            JobInsertParams {
+                scheduled_at: Some(year(-1)),
+                ..good.clone()
+            },
+            JobInsertParams {
+                schedule_in: Some(Duration::from_secs(5_000_000 * 86_400)),
+                ..good.clone()
+            },
+        ] {
+            let refused = s.job_insert_many(vec![good.clone(), bad]).await;
+            assert!(matches!(refused, Err(Error::Invalid { .. })), "{refused:?}");
+        }
+        assert_eq!(
+            s.job_counts().await.unwrap().total.values().sum::<i64>(),
+            0,
+            "nothing written"
+        );
+    }
+
+    pub async fn times_at_the_ends_of_the_range_are_stored_alike(db: TestDb) {
+        let s = &*db.store;
+        let last = at("9999-12-31T23:59:59.999Z");
+        let first = at("1970-01-01T00:00:00Z");
+        let params = [scheduled(last), scheduled(first), delayed(MAX_DURATION)]
+            .map(|o| JobInsertParams::new("noop", serde_json::json!({}), o).unwrap());
+        let rows = s.job_insert_many(params.to_vec()).await.unwrap();
+        assert_eq!(
+            (rows[0].job.state, rows[0].job.scheduled_at),
+            (JobState::Scheduled, last)
+        );
+        assert_eq!(
+            (rows[1].job.state, rows[1].job.scheduled_at),
+            (JobState::Available, first)
+        );
+        assert_eq!(rows[2].job.state, JobState::Scheduled);
+        for r in &rows {
+            assert_eq!(
+                s.job_get(r.job.id).await.unwrap().unwrap(),
+                r.job,
+                "read back as written"
+            );
+        }
+    }
+
+    /// The admin API answers 422 with the reason (it was a 500 on SQLite, a 201 on Postgres).
+    pub async fn admin_api_answers_422_for_a_time_out_of_range(db: TestDb) {
+        use axum::body::Body;
+        use axum::http::{header, Method, Request, StatusCode};
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+
+        let objects: std::sync::Arc<dyn object_store::ObjectStore> =
+            std::sync::Arc::new(object_store::memory::InMemory::new());
+        let app = porter::http::router(porter::http::AppState::with_config(
+            db.store.clone(),
+            objects,
+            Default::default(),
+        ));
+        for when in [
+            "+10000-01-01T00:00:00Z",
+            "-0001-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            let body = serde_json::json!({"kind": "noop", "scheduled_at": when});
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri("/admin/jobs")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let response = app.clone().oneshot(req).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let text = String::from_utf8_lossy(&bytes);
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{when}: {text}");
+            assert!(
+                text.contains("scheduled_at") && text.contains("9999-12-31"),
+                "{when}: {text}"
+            );
+        }
+        assert_eq!(
+            db.store
+                .job_counts()
+                .await
+                .unwrap()
+                .total
+                .values()
+                .sum::<i64>(),
+            0,
+            "nothing written"
+        );
+    }
+}
+
+/// `porter enqueue --in` past the longest delay, or `--at` outside the range, is a usage error
+/// (exit 2) naming the limit, on SQLite (it was a "NOT NULL constraint failed", exit 1).
+#[test]
+fn cli_enqueue_refuses_times_out_of_range_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/porter.db", dir.path().display());
+    for (flag, value, says) in [
+        ("--in", "5000000d", "1000 years"),
+        ("--at", "1969-12-31T23:59:59Z", "1970-01-01T00:00:00Z"),
+        (
+            "--at",
+            "9999-12-31T23:59:59.9999Z",
+            "9999-12-31T23:59:59.999Z",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_porter"))
+            .args(["--database-url", &url, "enqueue", "noop", flag, value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(says), "{flag} {value}: {stderr}");
     }
 }

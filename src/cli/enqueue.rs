@@ -37,7 +37,7 @@ pub struct EnqueueArgs {
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
     max_attempts: Option<i32>,
     /// Run after this delay (500ms, 30s, 5m, 1h), on the database clock.
-    #[arg(long = "in", value_name = "DURATION", value_parser = super::parse_duration, conflicts_with = "at")]
+    #[arg(long = "in", value_name = "DURATION", value_parser = parse_delay, conflicts_with = "at")]
     delay: Option<Duration>,
     /// Run at this time (RFC 3339, e.g. 2030-01-01T09:00:00Z).
     #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
@@ -61,10 +61,20 @@ fn parse_json(text: &str) -> Result<serde_json::Value, String> {
         .map_err(|e| format!("not valid JSON ({e}); quote it for the shell: '{{\"ms\": 100}}'"))
 }
 
+/// `--at`: an RFC 3339 time inside the range porter stores (a usage error otherwise).
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text)
+    let at = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{text:?} is not an RFC 3339 time like 2030-01-01T09:00:00Z ({e})"))
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time like 2030-01-01T09:00:00Z ({e})"))?;
+    crate::store::check_scheduled_at(Some(at)).map_err(|e| e.to_string())?;
+    Ok(at)
+}
+
+/// `--in`: a duration no longer than the longest delay (a usage error otherwise).
+fn parse_delay(text: &str) -> Result<Duration, String> {
+    let delay = super::parse_duration(text)?;
+    crate::store::check_schedule_in(Some(delay)).map_err(|e| e.to_string())?;
+    Ok(delay)
 }
 
 /// Refuses kinds no built-in worker runs, unless allowed.

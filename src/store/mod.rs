@@ -120,6 +120,8 @@ impl JobInsertParams {
         }
         refuse_nul("args", &args)?;
         refuse_nul("metadata", &metadata)?;
+        check_scheduled_at(opts.scheduled_at)?;
+        check_schedule_in(opts.schedule_in)?;
         Ok(JobInsertParams {
             kind: kind.to_string(),
             queue,
@@ -637,6 +639,61 @@ pub const MAX_DURATION: Duration = Duration::from_secs(1_000 * 365 * 86_400);
 /// A duration in seconds for SQL, clamped to [`MAX_DURATION`].
 pub fn clamp_secs(d: Duration) -> f64 {
     d.min(MAX_DURATION).as_secs_f64()
+}
+
+/// The earliest time porter stores, in Unix milliseconds: 1970-01-01T00:00:00Z.
+pub const EARLIEST_TIME_MS: i64 = 0;
+/// The latest time porter stores, in Unix milliseconds: 9999-12-31T23:59:59.999Z (SQLite's
+/// date functions end with year 9999; PostgreSQL would take far more, but the backends must
+/// agree).
+pub const LATEST_TIME_MS: i64 = 253_402_300_799_999;
+
+const TIME_RANGE: &str = "1970-01-01T00:00:00Z ..= 9999-12-31T23:59:59.999Z";
+
+fn time_in_range(t: DateTime<Utc>) -> bool {
+    let first = DateTime::from_timestamp_millis(EARLIEST_TIME_MS).expect("in chrono's range");
+    let last = DateTime::from_timestamp_millis(LATEST_TIME_MS).expect("in chrono's range");
+    (first..=last).contains(&t)
+}
+
+/// Refuses a due time outside [`EARLIEST_TIME_MS`] ..= [`LATEST_TIME_MS`], with the same
+/// [`Error::Invalid`] on both backends. [`JobInsertParams::new`] calls it, so the library, the
+/// CLI and the admin API refuse alike; the stores check again for params built by hand.
+pub fn check_scheduled_at(at: Option<DateTime<Utc>>) -> Result<()> {
+    match at {
+        Some(t) if !time_in_range(t) => Err(Error::invalid(
+            "scheduled_at",
+            format!(
+                "{} is outside the times porter stores ({TIME_RANGE})",
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a `schedule_in` longer than [`MAX_DURATION`] (1000 years), which keeps the due
+/// time inside the stored range. Called like [`check_scheduled_at`].
+pub fn check_schedule_in(delay: Option<Duration>) -> Result<()> {
+    match delay {
+        Some(d) if d > MAX_DURATION => Err(Error::invalid(
+            "schedule_in",
+            format!(
+                "a delay of {} days is longer than the longest, 1000 years (365000 days); give a due time (scheduled_at) instead",
+                d.as_secs() / 86_400
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl JobInsertParams {
+    /// Checks the due time of params that may have been built by hand (see
+    /// [`check_scheduled_at`]); the stores call it before they write anything.
+    pub fn check_times(&self) -> Result<()> {
+        check_scheduled_at(self.scheduled_at)?;
+        check_schedule_in(self.schedule_in)
+    }
 }
 
 /// Page size used when a list does not say.

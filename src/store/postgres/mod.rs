@@ -423,6 +423,9 @@ pub async fn job_insert_tx(
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
+    for job in &jobs {
+        job.check_times()?;
+    }
     let mut out: Vec<Option<InsertResult>> = vec![None; jobs.len()];
     let mut pending: Vec<usize> = (0..jobs.len()).collect();
     for _ in 0..UNIQUE_ROUNDS {

@@ -507,6 +507,9 @@ pub fn job_insert_tx(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<
 
 /// [`job_insert_tx`] on a connection of this store's own (which has `porter_now()`).
 fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<InsertResult>> {
+    for job in jobs {
+        job.check_times()?;
+    }
     let mut insert = conn.prepare_cached(sql!("job_insert")).map_err(map_err)?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
