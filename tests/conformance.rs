@@ -14,7 +14,9 @@ on_both_backends!(cases:
     fail_with_discard_flag, stale_fail_is_fenced, snooze_uses_no_attempt, release_uses_no_attempt, job_cancels_itself,
     user_cancel, user_retry, list_filters_and_keyset_paging, counts_by_queue_and_state,
     delete_finalized_keeps_young_and_unfinished, rescue_lost_worker_then_stale_completion_changes_nothing,
-    rescue_discards_when_attempts_used_up, rescue_stuck_job, queue_pause_resume_list, worker_registry,
+    rescue_discards_when_attempts_used_up, rescue_stuck_job,
+    rescue_judges_a_worker_by_its_own_lease,
+    stuck_limit_is_the_claiming_workers, queue_pause_resume_list, worker_registry,
     periodic_slot_yields_one_job, periodic_slot_races_yield_one_job, tablo_files_and_orphans,
     tablo_delete_enqueue_is_one_transaction, transactional_enqueue_commit_and_rollback,
     insert_wakes_subscribers, database_newer_than_binary_is_refused, journal_mode_is_wal_on_sqlite,
@@ -1292,6 +1294,188 @@ mod cases {
         let d = s.job_get(r.id).await.unwrap().unwrap();
         assert_eq!(d.state, JobState::Discarded);
         assert!(d.finalized_at.is_some());
+    }
+
+    fn register(
+        id: &str,
+        lease: Duration,
+        stuck_after: &[(&str, Duration)],
+    ) -> WorkerRegisterParams {
+        WorkerRegisterParams {
+            id: id.into(),
+            host: "host".into(),
+            pid: 1,
+            lease,
+            stuck_after: stuck_after
+                .iter()
+                .map(|(k, d)| (k.to_string(), *d))
+                .collect(),
+        }
+    }
+
+    /// Issue 11.2: a worker is judged by the lease it registered, not by the rescuer's. A
+    /// rescuer with a short lease leaves alone a worker with a long one whose heartbeat is
+    /// older than the rescuer's lease, and a rescuer with a long lease rescues a worker whose
+    /// own short lease ran out. A registration without a lease (a binary from before the
+    /// migration) is judged by the rescuer's lease, as before.
+    pub async fn rescue_judges_a_worker_by_its_own_lease(db: TestDb) {
+        let s = &*db.store;
+        let hour = Duration::from_secs(3600);
+        s.worker_register(register("long-lease", hour, &[]))
+            .await
+            .unwrap();
+        s.worker_register(register("short-lease", Duration::from_millis(1), &[]))
+            .await
+            .unwrap();
+        s.worker_heartbeat("no-lease", "host", 1).await.unwrap();
+        s.job_insert_many(vec![job("noop"), job("noop"), job("noop")])
+            .await
+            .unwrap();
+        let long = s
+            .job_claim(claim("default", &["noop"], 1, "long-lease"))
+            .await
+            .unwrap()
+            .remove(0);
+        let short = s
+            .job_claim(claim("default", &["noop"], 1, "short-lease"))
+            .await
+            .unwrap()
+            .remove(0);
+        let none = s
+            .job_claim(claim("default", &["noop"], 1, "no-lease"))
+            .await
+            .unwrap()
+            .remove(0);
+        // Every heartbeat is now older than a millisecond (SQLite keeps milliseconds).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A rescuer with a long lease: only the worker whose own lease ran out is lost.
+        let long_rescuer = JobRescueParams {
+            lease: hour,
+            stuck_after: vec![],
+            limit: 100,
+        };
+        assert_eq!(
+            s.job_rescue(long_rescuer).await.unwrap(),
+            RescueCounts {
+                retried: 1,
+                discarded: 0
+            }
+        );
+        assert_eq!(
+            s.job_get(short.id).await.unwrap().unwrap().state,
+            JobState::Retryable
+        );
+        // A rescuer with a lease shorter than the heartbeats' age: the worker with the long
+        // lease keeps its job; the one without a lease of its own is judged by the rescuer's.
+        let short_rescuer = JobRescueParams {
+            lease: Duration::from_millis(1),
+            stuck_after: vec![],
+            limit: 100,
+        };
+        assert_eq!(
+            s.job_rescue(short_rescuer).await.unwrap(),
+            RescueCounts {
+                retried: 1,
+                discarded: 0
+            }
+        );
+        assert_eq!(
+            s.job_get(none.id).await.unwrap().unwrap().state,
+            JobState::Retryable
+        );
+        assert_eq!(
+            s.job_get(long.id).await.unwrap().unwrap().state,
+            JobState::Running,
+            "judged by its own lease"
+        );
+        // Re-registering keeps the lease (a heartbeat refreshes it).
+        s.worker_register(register("long-lease", hour, &[]))
+            .await
+            .unwrap();
+        let again = JobRescueParams {
+            lease: Duration::ZERO,
+            stuck_after: vec![],
+            limit: 100,
+        };
+        assert_eq!(s.job_rescue(again).await.unwrap(), RescueCounts::default());
+    }
+
+    /// Issue 11.2: a job's stuck limit is the one of the worker that claimed it (its kind's
+    /// timeout plus margin there), not the rescuing process's. Jobs of a worker that recorded
+    /// no limit (a binary from before the migration) use the rescuer's, as before.
+    pub async fn stuck_limit_is_the_claiming_workers(db: TestDb) {
+        let s = &*db.store;
+        let hour = Duration::from_secs(3600);
+        s.worker_register(register("patient", hour, &[("noop", hour)]))
+            .await
+            .unwrap();
+        s.worker_register(register(
+            "hasty",
+            hour,
+            &[("noop", Duration::from_millis(1))],
+        ))
+        .await
+        .unwrap();
+        s.worker_heartbeat("old-binary", "host", 1).await.unwrap();
+        s.job_insert_many(vec![job("noop"), job("noop"), job("noop")])
+            .await
+            .unwrap();
+        let patient = s
+            .job_claim(claim("default", &["noop"], 1, "patient"))
+            .await
+            .unwrap()
+            .remove(0);
+        let hasty = s
+            .job_claim(claim("default", &["noop"], 1, "hasty"))
+            .await
+            .unwrap()
+            .remove(0);
+        let old = s
+            .job_claim(claim("default", &["noop"], 1, "old-binary"))
+            .await
+            .unwrap()
+            .remove(0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A rescuer that would wait an hour: the hasty worker's own limit has passed.
+        let p = JobRescueParams {
+            lease: hour,
+            stuck_after: vec![("noop".into(), hour)],
+            limit: 100,
+        };
+        assert_eq!(
+            s.job_rescue(p).await.unwrap(),
+            RescueCounts {
+                retried: 1,
+                discarded: 0
+            }
+        );
+        let h = s.job_get(hasty.id).await.unwrap().unwrap();
+        assert_eq!(
+            (h.state, h.errors[0].error.as_str()),
+            (JobState::Retryable, "job ran past its timeout")
+        );
+        // A rescuer that would not wait at all: the patient worker's job is within its limit;
+        // the old binary's job has no limit recorded, so the rescuer's applies.
+        let p = JobRescueParams {
+            lease: hour,
+            stuck_after: vec![("noop".into(), Duration::ZERO)],
+            limit: 100,
+        };
+        assert_eq!(
+            s.job_rescue(p).await.unwrap(),
+            RescueCounts {
+                retried: 1,
+                discarded: 0
+            }
+        );
+        assert_eq!(
+            s.job_get(old.id).await.unwrap().unwrap().state,
+            JobState::Retryable
+        );
+        assert_eq!(
+            s.job_get(patient.id).await.unwrap().unwrap().state,
+            JobState::Running
+        );
     }
 
     pub async fn rescue_stuck_job(db: TestDb) {

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::error::{Error, Result};
 use crate::maintenance::{self, PeriodicJob};
-use crate::store::Store;
+use crate::store::{Store, WorkerRegisterParams};
 use crate::worker::Workers;
 
 pub use executor::{ErrorHandler, LogErrors};
@@ -140,6 +140,8 @@ impl WorkerIdentity {
 /// Everything the tasks of one runtime share.
 pub(crate) struct Ctx {
     pub store: Arc<dyn Store>,
+    /// What each heartbeat records: this worker, its lease and its stuck limits.
+    pub registration: WorkerRegisterParams,
     pub workers: Workers,
     pub identity: WorkerIdentity,
     pub config: RuntimeConfig,
@@ -207,15 +209,24 @@ impl Runtime {
         for (queue, _) in &config.queues {
             crate::job::validate_name("queue", queue)?;
         }
-        store
-            .worker_heartbeat(&identity.id, &identity.host, identity.pid)
-            .await?;
+        // Registered with its own lease and stuck limits: every rescuer judges this worker and
+        // its jobs by these, whatever its own settings (issue 11.2).
+        let registration = WorkerRegisterParams {
+            id: identity.id.clone(),
+            host: identity.host.clone(),
+            pid: identity.pid,
+            lease: config.lease,
+            stuck_after: maintenance::RescuerConfig::for_workers(config.lease, &workers)
+                .stuck_after,
+        };
+        store.worker_register(registration.clone()).await?;
         let stop_claiming = CancellationToken::new();
         let stop_jobs = CancellationToken::new();
         let stop_services = CancellationToken::new();
         let completer = completer::Completer::spawn(store.clone());
         let ctx = Arc::new(Ctx {
             store: store.clone(),
+            registration,
             workers,
             identity: identity.clone(),
             config: config.clone(),
@@ -295,8 +306,7 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        let id = &ctx.identity;
-        match ctx.store.worker_heartbeat(&id.id, &id.host, id.pid).await {
+        match ctx.store.worker_register(ctx.registration.clone()).await {
             Ok(()) if failing => {
                 failing = false;
                 info!("worker heartbeat recorded again");

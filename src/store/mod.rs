@@ -279,12 +279,46 @@ pub struct JobDeleteFinalizedParams {
 /// Rescue running jobs whose worker is gone or that have run far past their timeout.
 #[derive(Debug, Clone)]
 pub struct JobRescueParams {
-    /// A worker that has not heartbeated within this is lost.
+    /// A worker that has not heartbeated within this is lost, unless it registered a lease of
+    /// its own ([`Store::worker_register`]): then its own lease is the measure.
     pub lease: Duration,
-    /// Per kind: a job of that kind running longer than this is stuck.
+    /// Per kind: a job of that kind running longer than this is stuck, unless the worker that
+    /// claimed it registered a limit for the kind: then that limit is the measure.
     pub stuck_after: Vec<(String, Duration)>,
     /// At most this many rows per call.
     pub limit: u32,
+}
+
+/// A worker process's registration: who it is, and the limits it is judged by.
+#[derive(Debug, Clone)]
+pub struct WorkerRegisterParams {
+    /// Worker id (unique per process start).
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: i64,
+    /// This worker's own lease: every rescuer judges it lost only once it has not heartbeated
+    /// for this long, whatever the rescuer's own lease is.
+    pub lease: Duration,
+    /// Per kind, how long a job this worker claimed may run before it counts as stuck (its
+    /// timeout plus margin), whatever the rescuer's own limits are.
+    pub stuck_after: Vec<(String, Duration)>,
+}
+
+/// A duration as the milliseconds the stores keep (a lease, a stuck limit), clamped to
+/// [`MAX_DURATION`].
+pub(crate) fn stored_ms(d: Duration) -> i64 {
+    d.min(MAX_DURATION).as_millis() as i64
+}
+
+/// Per-kind limits as the JSON object the stores keep: kind -> milliseconds.
+pub(crate) fn stored_limits(limits: &[(String, Duration)]) -> serde_json::Value {
+    limits
+        .iter()
+        .map(|(k, d)| (k.clone(), serde_json::Value::from(stored_ms(*d))))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// What a rescue pass did.
@@ -487,8 +521,14 @@ pub trait Store: Send + Sync + 'static {
     /// Resumes a paused queue.
     async fn queue_resume(&self, name: &str) -> Result<()>;
 
-    /// Registers a worker process or refreshes its heartbeat.
+    /// Registers a worker process or refreshes its heartbeat, with no lease or limits of its
+    /// own (rescuers judge it by theirs). Workers use [`Store::worker_register`].
     async fn worker_heartbeat(&self, id: &str, host: &str, pid: i64) -> Result<()>;
+
+    /// Registers a worker process with its own lease and stuck limits, or refreshes its
+    /// heartbeat (and those settings). Rescue judges the worker, and the jobs it claimed, by
+    /// these, not by the rescuing process's settings.
+    async fn worker_register(&self, params: WorkerRegisterParams) -> Result<()>;
 
     /// Removes a worker's registration (clean shutdown), and the registrations of workers
     /// silent for more than a day (crashed ones: their jobs were rescued long before).

@@ -76,6 +76,9 @@ impl Store for GatedStore {
     async fn job_snooze(&self, fence: JobFence, delay: Duration) -> Result<JobRow> {
         self.inner.job_snooze(fence, delay).await
     }
+    async fn worker_register(&self, params: WorkerRegisterParams) -> Result<()> {
+        self.inner.worker_register(params).await
+    }
     async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow> {
         self.inner.job_release(fence, reason).await
     }

@@ -787,17 +787,26 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)];
-        for (kind, after) in &p.stuck_after {
-            outcomes.push(
-                sqlx::query_scalar(sql!("job_rescue_stuck"))
-                    .bind(kind)
-                    .bind(secs(*after))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(map_err),
-            );
-        }
+        // The rescuer's own limits, for jobs whose worker registered none.
+        outcomes.push(
+            sqlx::query_scalar(sql!("job_rescue_stuck"))
+                .bind(
+                    p.stuck_after
+                        .iter()
+                        .map(|(k, _)| k.clone())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    p.stuck_after
+                        .iter()
+                        .map(|(_, d)| stored_ms(*d) as f64)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err),
+        );
         RescueCounts::from_outcomes(outcomes)
     }
 
@@ -841,6 +850,19 @@ impl Store for PgStore {
             .bind(id)
             .bind(host)
             .bind(pid)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(map_err)
+    }
+
+    async fn worker_register(&self, p: WorkerRegisterParams) -> Result<()> {
+        sqlx::query(sql!("worker_register"))
+            .bind(&p.id)
+            .bind(&p.host)
+            .bind(p.pid)
+            .bind(stored_ms(p.lease))
+            .bind(stored_limits(&p.stuck_after))
             .execute(&self.pool)
             .await
             .map(drop)

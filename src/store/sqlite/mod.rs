@@ -60,11 +60,14 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(include_str!(
             "../../../migrations-sqlite/0002_porter_now.sql"
         )),
+        rusqlite_migration::M::up(include_str!(
+            "../../../migrations-sqlite/0003_worker_lease.sql"
+        )),
     ])
 }
 
 /// Number of migrations this binary carries.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The SQLite store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
@@ -874,20 +877,24 @@ impl Store for SqliteStore {
     async fn job_rescue(&self, p: JobRescueParams) -> Result<RescueCounts> {
         // Separate writes (each in its own savepoint of the writer's group, sent together so
         // they still share one commit): one failing never undoes another, so the rescue of a
-        // lost worker's jobs happens whatever the stuck rescue of some kind does.
+        // lost worker's jobs happens whatever the stuck rescue does.
         use futures::FutureExt;
         let (lease, limit) = (ago(p.lease), p.limit);
-        let mut passes = vec![self
-            .writer
-            .run(move |c| rescued(c, sql!("job_rescue_lost"), params![lease, limit]))
-            .boxed()];
-        for (kind, after) in p.stuck_after {
-            let after = ago(after);
-            let stuck = move |c: &Connection| {
-                rescued(c, sql!("job_rescue_stuck"), params![kind, after, limit])
-            };
-            passes.push(self.writer.run(stuck).boxed());
-        }
+        // The rescuer's own limits, for jobs whose worker registered none.
+        let limits: Vec<(String, i64)> = p
+            .stuck_after
+            .into_iter()
+            .map(|(k, d)| (k, stored_ms(d)))
+            .collect();
+        let limits = serde_json::to_string(&limits).expect("limits serialize");
+        let passes = vec![
+            self.writer
+                .run(move |c| rescued(c, sql!("job_rescue_lost"), params![lease, limit]))
+                .boxed(),
+            self.writer
+                .run(move |c| rescued(c, sql!("job_rescue_stuck"), params![limits, limit]))
+                .boxed(),
+        ];
         RescueCounts::from_outcomes(futures::future::join_all(passes).await)
     }
 
@@ -939,6 +946,19 @@ impl Store for SqliteStore {
             .run(move |c| {
                 c.prepare_cached(sql!("worker_heartbeat"))
                     .and_then(|mut s| s.execute(params![id, host, pid]))
+                    .map(drop)
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn worker_register(&self, p: WorkerRegisterParams) -> Result<()> {
+        let limits = stored_limits(&p.stuck_after).to_string();
+        let lease = stored_ms(p.lease);
+        self.writer
+            .run(move |c| {
+                c.prepare_cached(sql!("worker_register"))
+                    .and_then(|mut s| s.execute(params![p.id, p.host, p.pid, lease, limits]))
                     .map(drop)
                     .map_err(map_err)
             })

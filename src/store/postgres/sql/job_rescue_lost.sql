@@ -1,4 +1,6 @@
--- Running jobs whose worker has not heartbeated within the lease ($1 seconds).
+-- Running jobs whose worker has not heartbeated within its own lease (lease_ms, as it
+-- registered it), or within the rescuer's lease ($1 seconds) for a registration without one
+-- (a binary from before migration 0003).
 -- Differs from SQLite (inside its one writer): rescuers of several processes may run at once,
 -- and rows another one holds are skipped rather than waited for.
 UPDATE porter_jobs SET
@@ -14,7 +16,7 @@ WHERE id IN (
       AND NOT EXISTS (
           SELECT 1 FROM porter_workers w
           WHERE w.id = porter_jobs.attempted_by
-            AND w.heartbeat_at >= porter_now() - $1::float8 * interval '1 second')
+            AND w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $1::float8) * interval '1 second')
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )

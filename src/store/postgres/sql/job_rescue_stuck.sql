@@ -1,5 +1,8 @@
--- Running jobs of one kind ($1) that started longer ago than its timeout plus margin ($2
--- seconds). SKIP LOCKED for the same reason as job_rescue_lost.sql.
+-- Running jobs that started longer ago than their stuck limit (their kind's timeout plus
+-- margin): the limit the claiming worker registered for the kind (porter_workers.stuck_after,
+-- ms), or, for a job whose worker recorded none (a binary from before migration 0003), the
+-- rescuer's limit for the kind ($1 kinds, $2 ms). A kind that neither knows is never stuck.
+-- SKIP LOCKED for the same reason as job_rescue_lost.sql; only the jobs' rows are locked.
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
     state        = CASE WHEN metadata ? 'cancel_requested_at' THEN 'cancelled'
@@ -8,10 +11,13 @@ UPDATE porter_jobs SET
     finalized_at = CASE WHEN metadata ? 'cancel_requested_at' OR attempt >= max_attempts THEN porter_now() END,
     errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', 'job ran past its timeout'))
 WHERE id IN (
-    SELECT id FROM porter_jobs
-    WHERE state = 'running' AND kind = $1
-      AND attempted_at < porter_now() - $2::float8 * interval '1 second'
+    SELECT j.id FROM porter_jobs j LEFT JOIN porter_workers w ON w.id = j.attempted_by
+    WHERE j.state = 'running'
+      AND j.attempted_at < porter_now() - COALESCE(
+              (w.stuck_after ->> j.kind)::float8,
+              (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
+          ) / 1000 * interval '1 second'
     LIMIT $3
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF j SKIP LOCKED
 )
 RETURNING state

@@ -1,4 +1,6 @@
--- Running jobs whose worker has not heartbeated within the lease (?1, '-15.000 seconds').
+-- Running jobs whose worker has not heartbeated within its own lease (lease_ms, as it
+-- registered it), or within the rescuer's lease (?1, '-15.000 seconds') for a registration
+-- without one (a binary from before migration 0003).
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
     state        = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN 'cancelled'
@@ -13,7 +15,10 @@ WHERE id IN (
       AND NOT EXISTS (
           SELECT 1 FROM porter_workers w
           WHERE w.id = porter_jobs.attempted_by
-            AND w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?1))
+            -- Not COALESCE: printf reads a NULL lease as 0 and never gives NULL.
+            AND w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+                                           CASE WHEN w.lease_ms IS NULL THEN ?1
+                                                ELSE printf('%+.3f seconds', -w.lease_ms / 1000.0) END))
     LIMIT ?2
 )
 RETURNING state

@@ -1,4 +1,8 @@
--- Running jobs of one kind (?1) that started longer ago than its timeout plus margin (?2).
+-- Running jobs that started longer ago than their stuck limit (their kind's timeout plus
+-- margin): the limit the claiming worker registered for the kind (porter_workers.stuck_after,
+-- ms), or, for a job whose worker recorded none (a binary from before migration 0003), the
+-- rescuer's limit for the kind (?1, a JSON array of [kind, ms]). A kind that neither knows is
+-- never stuck.
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
     state        = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN 'cancelled'
@@ -8,9 +12,17 @@ UPDATE porter_jobs SET
                         THEN porter_now() END,
     errors       = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', 'job ran past its timeout'))
 WHERE id IN (
-    SELECT id FROM porter_jobs
-    WHERE state = 'running' AND kind = ?1
-      AND attempted_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?2)
-    LIMIT ?3
+    SELECT id FROM (
+        SELECT j.id, j.attempted_at,
+               COALESCE(json_extract(w.stuck_after, '$."' || j.kind || '"'),
+                        (SELECT json_extract(l.value, '$[1]') FROM json_each(?1) l
+                         WHERE json_extract(l.value, '$[0]') = j.kind)) AS limit_ms
+        FROM porter_jobs j LEFT JOIN porter_workers w ON w.id = j.attempted_by
+        WHERE j.state = 'running'
+    )
+    -- printf would read a NULL limit as 0: skip those first.
+    WHERE limit_ms IS NOT NULL
+      AND attempted_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), printf('%+.3f seconds', -limit_ms / 1000.0))
+    LIMIT ?2
 )
 RETURNING state
