@@ -1358,7 +1358,8 @@ mod cases {
             s.job_rescue(long_rescuer).await.unwrap(),
             RescueCounts {
                 retried: 1,
-                discarded: 0
+                discarded: 0,
+                ..Default::default()
             }
         );
         assert_eq!(
@@ -1376,7 +1377,8 @@ mod cases {
             s.job_rescue(short_rescuer).await.unwrap(),
             RescueCounts {
                 retried: 1,
-                discarded: 0
+                discarded: 0,
+                ..Default::default()
             }
         );
         assert_eq!(
@@ -1446,7 +1448,8 @@ mod cases {
             s.job_rescue(p).await.unwrap(),
             RescueCounts {
                 retried: 1,
-                discarded: 0
+                discarded: 0,
+                ..Default::default()
             }
         );
         let h = s.job_get(hasty.id).await.unwrap().unwrap();
@@ -1465,7 +1468,8 @@ mod cases {
             s.job_rescue(p).await.unwrap(),
             RescueCounts {
                 retried: 1,
-                discarded: 0
+                discarded: 0,
+                ..Default::default()
             }
         );
         assert_eq!(
