@@ -1,6 +1,8 @@
 //! The worker runtime, in process, on both backends: typed workers, retries, panics,
 //! timeouts, snooze/cancel/discard, concurrency, wake-ups and graceful shutdown.
 
+#[path = "common/chaos_gated_store.rs"]
+mod chaos_gated_store;
 mod common;
 
 on_both_backends!(cases:
@@ -9,6 +11,7 @@ on_both_backends!(cases:
     kinds_without_a_worker_are_never_claimed, queue_concurrency_is_a_ceiling, paused_queue_waits_for_resume,
     insert_from_another_connection_wakes_the_worker, shutdown_lets_short_jobs_finish_and_retries_long_ones,
     user_cancel_stops_a_running_job,
+    stops_claiming_while_its_heartbeat_is_overdue,
 );
 
 #[test]
@@ -556,5 +559,45 @@ mod cases {
             "stopped by the cancel, not by the shutdown"
         );
         assert_eq!(worker.tokens.lock().unwrap().len(), 1, "run once");
+    }
+
+    /// Issue 11.6: a worker whose last recorded heartbeat is older than half its lease takes
+    /// on no new work (others may soon judge it lost) until a heartbeat is recorded again.
+    pub async fn stops_claiming_while_its_heartbeat_is_overdue(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        let client = Client::new(db.store.clone());
+        let mut workers = Workers::new();
+        porter::jobs::add_builtin_workers(&mut workers).unwrap();
+        let mut cfg = config(&[("default", 5)]);
+        cfg.lease = Duration::from_millis(1500);
+        cfg.maintenance = false;
+        let rt = start(gated.clone(), workers, cfg);
+        let first = client
+            .insert(&porter::jobs::Noop {}, None)
+            .await
+            .unwrap()
+            .job
+            .id;
+        wait_state(&*db.store, first, JobState::Completed).await;
+        gated.fail_heartbeats(true);
+        // Well past half the lease with no heartbeat recorded: whatever the heartbeats' timing,
+        // the worker's last one is now overdue.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let id = client
+            .insert(&porter::jobs::Noop {}, None)
+            .await
+            .unwrap()
+            .job
+            .id;
+        // Several poll intervals and wake-ups later, the job is still waiting.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(
+            db.store.job_get(id).await.unwrap().unwrap().state,
+            JobState::Available,
+            "not claimed while the heartbeat is overdue"
+        );
+        gated.fail_heartbeats(false);
+        wait_state(&*db.store, id, JobState::Completed).await;
+        rt.stop().await;
     }
 }

@@ -155,6 +155,33 @@ pub(crate) struct Ctx {
     pub errors: Arc<dyn ErrorHandler>,
     /// Running jobs, for cancel requests.
     pub running: canceller::RunningJobs,
+    /// When this worker's heartbeat was last recorded.
+    pub last_heartbeat: tokio::sync::watch::Sender<tokio::time::Instant>,
+}
+
+impl Ctx {
+    /// Whether this worker's last recorded heartbeat is recent enough to claim jobs: within
+    /// half its lease, so that others cannot declare it lost while it takes on new work.
+    fn heartbeat_fresh(&self) -> bool {
+        self.last_heartbeat.borrow().elapsed() <= self.config.lease / 2
+    }
+
+    /// Waits until claiming is allowed (see [`Ctx::heartbeat_fresh`]); false if claiming
+    /// stopped meanwhile.
+    pub(crate) async fn may_claim(&self) -> bool {
+        if self.heartbeat_fresh() {
+            return true;
+        }
+        warn!(lease = ?self.config.lease, "the worker heartbeat is overdue; not claiming until it is recorded again");
+        let mut recorded = self.last_heartbeat.subscribe();
+        while !self.heartbeat_fresh() {
+            tokio::select! {
+                changed = recorded.changed() => if changed.is_err() { return false },
+                _ = self.stop_claiming.cancelled() => return false,
+            }
+        }
+        true
+    }
 }
 
 /// A worker: runs the jobs of its registry from the configured queues until shut down.
@@ -236,6 +263,7 @@ impl Runtime {
             completer,
             errors,
             running: canceller::RunningJobs::default(),
+            last_heartbeat: tokio::sync::watch::Sender::new(tokio::time::Instant::now()),
         });
 
         let services = TaskTracker::new();
@@ -297,21 +325,34 @@ impl Runtime {
     }
 }
 
-/// Keeps this worker's lease alive: a heartbeat every third of the lease.
+/// How soon a failed heartbeat is tried again (at most; a third of the lease when shorter).
+pub const HEARTBEAT_RETRY: Duration = Duration::from_secs(1);
+
+/// Keeps this worker's lease alive: a heartbeat every third of the lease, and a failed one
+/// tried again after [`HEARTBEAT_RETRY`], not a third of the lease later. While the last
+/// recorded heartbeat is older than half the lease, the producers do not claim
+/// ([`Ctx::may_claim`]). The stores give heartbeats a lane of their own (a separate
+/// connection on PostgreSQL, the front of the writer's queue on SQLite), so they never wait
+/// behind job work.
 async fn heartbeat_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
     let every = ctx.config.lease / 3;
+    let retry = HEARTBEAT_RETRY.min(every);
     let mut failing = false;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(if failing { retry } else { every }) => {}
         }
+        let started = tokio::time::Instant::now();
         match ctx.store.worker_register(ctx.registration.clone()).await {
             Ok(()) if failing => {
                 failing = false;
+                ctx.last_heartbeat.send_replace(started);
                 info!("worker heartbeat recorded again");
             }
-            Ok(()) => {}
+            Ok(()) => {
+                ctx.last_heartbeat.send_replace(started);
+            }
             Err(e) if !failing => {
                 failing = true;
                 warn!(error = %e, "worker heartbeat failed; jobs may be rescued by others if this lasts past the lease");

@@ -26,6 +26,10 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
                 _ = ctx.stop_claiming.cancelled() => return,
             }
         }
+        // A worker whose heartbeat is overdue takes on no new work until it is recorded again.
+        if !ctx.may_claim().await {
+            return;
+        }
         let free = slots.available_permits().min(MAX_CLAIM);
         let params = JobClaimParams {
             queue: queue.clone(),

@@ -1,8 +1,10 @@
 //! A real store whose completions can be held back: `job_complete_many` waits while the gate
 //! is closed; everything else passes through. A slow or unreachable database cannot be made to
-//! slow down only completions from outside.
+//! slow down only completions from outside. Heartbeats and completions can also be made to
+//! fail, as a database that refuses them would.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +16,8 @@ use porter::{JobRow, Result};
 pub struct GatedStore {
     inner: Arc<dyn Store>,
     open: tokio::sync::watch::Sender<bool>,
+    heartbeats_fail: AtomicBool,
+    completions_fail: AtomicBool,
 }
 
 impl GatedStore {
@@ -22,6 +26,8 @@ impl GatedStore {
         Arc::new(GatedStore {
             inner,
             open: tokio::sync::watch::channel(true).0,
+            heartbeats_fail: AtomicBool::new(false),
+            completions_fail: AtomicBool::new(false),
         })
     }
 
@@ -34,6 +40,20 @@ impl GatedStore {
     pub fn open(&self) {
         self.open.send_replace(true);
     }
+
+    /// Worker heartbeats (registrations) fail while `fail` holds.
+    pub fn fail_heartbeats(&self, fail: bool) {
+        self.heartbeats_fail.store(fail, Ordering::SeqCst);
+    }
+
+    /// Completions fail (as on a full disk) while `fail` holds.
+    pub fn fail_completions(&self, fail: bool) {
+        self.completions_fail.store(fail, Ordering::SeqCst);
+    }
+}
+
+fn injected(what: &str) -> porter::Error {
+    porter::Error::Unavailable(format!("{what} failed (injected)"))
 }
 
 #[async_trait::async_trait]
@@ -68,6 +88,9 @@ impl Store for GatedStore {
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<bool>> {
         let mut open = self.open.subscribe();
         let _ = open.wait_for(|o| *o).await;
+        if self.completions_fail.load(Ordering::SeqCst) {
+            return Err(injected("completion"));
+        }
         self.inner.job_complete_many(fences).await
     }
     async fn job_fail(&self, params: JobFailParams) -> Result<JobRow> {
@@ -77,6 +100,9 @@ impl Store for GatedStore {
         self.inner.job_snooze(fence, delay).await
     }
     async fn worker_register(&self, params: WorkerRegisterParams) -> Result<()> {
+        if self.heartbeats_fail.load(Ordering::SeqCst) {
+            return Err(injected("heartbeat"));
+        }
         self.inner.worker_register(params).await
     }
     async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow> {
@@ -110,6 +136,9 @@ impl Store for GatedStore {
         self.inner.queue_resume(name).await
     }
     async fn worker_heartbeat(&self, id: &str, host: &str, pid: i64) -> Result<()> {
+        if self.heartbeats_fail.load(Ordering::SeqCst) {
+            return Err(injected("heartbeat"));
+        }
         self.inner.worker_heartbeat(id, host, pid).await
     }
     async fn worker_delete(&self, id: &str) -> Result<()> {

@@ -72,6 +72,9 @@ pub fn schema_version() -> i64 {
 pub struct PgStore {
     /// The connection pool (also available to callers for their own transactions).
     pool: PgPool,
+    /// Worker heartbeats' own connection: a heartbeat never waits for a pool busy with job
+    /// work (issue 11.6). Connected on first use.
+    heartbeats: PgPool,
     /// Producers of this process, woken by inserts here and by NOTIFY from elsewhere.
     wakeup: Arc<Wakeup>,
     /// Stops the LISTEN task when the store goes.
@@ -169,6 +172,12 @@ impl PgStore {
                     Box::pin(async move { set_clock(conn, at).await.map(|()| true) })
                 });
         }
+        // Heartbeats get a pool of one connection of their own, so they never queue for the
+        // main pool's connections behind job work (issue 11.6).
+        let heartbeats = pool
+            .clone()
+            .max_connections(1)
+            .connect_lazy_with(options.clone());
         let pool = pool.connect_lazy_with(options);
         let wakeup = Arc::new(Wakeup::default());
         let mut listener = PgListener::connect_with(&pool).await.map_err(map_err)?;
@@ -180,6 +189,7 @@ impl PgStore {
         tokio::spawn(listen(listener, wakeup.clone(), stop.clone()));
         Ok(PgStore {
             pool,
+            heartbeats,
             wakeup,
             _listener: stop.drop_guard(),
         })
@@ -863,7 +873,7 @@ impl Store for PgStore {
             .bind(p.pid)
             .bind(stored_ms(p.lease))
             .bind(stored_limits(&p.stuck_after))
-            .execute(&self.pool)
+            .execute(&self.heartbeats)
             .await
             .map(drop)
             .map_err(map_err)

@@ -953,10 +953,11 @@ impl Store for SqliteStore {
     }
 
     async fn worker_register(&self, p: WorkerRegisterParams) -> Result<()> {
+        // The writer's priority lane: a heartbeat never waits behind queued job writes.
         let limits = stored_limits(&p.stuck_after).to_string();
         let lease = stored_ms(p.lease);
         self.writer
-            .run(move |c| {
+            .run_urgent(move |c| {
                 c.prepare_cached(sql!("worker_register"))
                     .and_then(|mut s| s.execute(params![p.id, p.host, p.pid, lease, limits]))
                     .map(drop)

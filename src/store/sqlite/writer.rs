@@ -1,6 +1,6 @@
 //! The one write connection of a process and its group commit.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -21,16 +21,20 @@ const BEGIN_DEADLINE: Duration = Duration::from_secs(60);
 
 pub(super) struct Writer {
     tx: mpsc::Sender<Op>,
+    /// The priority lane: ops that join the next group ahead of everything queued in `tx`.
+    urgent: Arc<Mutex<Vec<Op>>>,
 }
 
 impl Writer {
     pub(super) fn start(conn: Connection) -> Self {
         let (tx, rx) = mpsc::channel::<Op>();
+        let urgent = Arc::new(Mutex::new(Vec::new()));
+        let lane = urgent.clone();
         std::thread::Builder::new()
             .name("porter-sqlite-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, lane))
             .expect("spawn the SQLite writer thread");
-        Writer { tx }
+        Writer { tx, urgent }
     }
 
     /// Runs `f` in the next group transaction and answers once that transaction committed.
@@ -38,6 +42,39 @@ impl Writer {
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (op, reply) = op(f);
+        self.tx.send(op).map_err(|_| Error::Closed)?;
+        reply.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Like [`Writer::run`], but `f` joins the very next group, ahead of every write queued
+    /// before it: for a worker's heartbeat, which must not wait behind a long queue of job
+    /// writes (it waits at most for the transaction in progress).
+    pub(super) async fn run_urgent<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (op, reply) = op(f);
+        self.urgent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(op);
+        // Wakes the writer thread if it is idle; the op itself does nothing.
+        self.tx
+            .send(Box::new(|_| (true, Box::new(|_| {}))))
+            .map_err(|_| Error::Closed)?;
+        reply.await.map_err(|_| Error::Closed)?
+    }
+}
+
+/// Wraps a caller's writes as an op, and the receiver of its answer.
+fn op<T, F>(f: F) -> (Op, oneshot::Receiver<Result<T>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+{
     {
         let (reply_tx, reply_rx) = oneshot::channel::<Result<T>>();
         let op: Op = Box::new(move |conn| {
@@ -61,8 +98,7 @@ impl Writer {
             });
             (ok, reply)
         });
-        self.tx.send(op).map_err(|_| Error::Closed)?;
-        reply_rx.await.map_err(|_| Error::Closed)?
+        (op, reply_rx)
     }
 }
 
@@ -85,9 +121,12 @@ fn begin(conn: &Connection) -> std::result::Result<(), String> {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Op>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Op>, urgent: Arc<Mutex<Vec<Op>>>) {
     while let Ok(first) = rx.recv() {
-        let mut group = vec![first];
+        // The priority lane first: an urgent op waits for no queued write.
+        let mut group: Vec<Op> =
+            std::mem::take(&mut *urgent.lock().unwrap_or_else(|p| p.into_inner()));
+        group.push(first);
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(op) => group.push(op),
