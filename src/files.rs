@@ -32,8 +32,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::Utc;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use futures::FutureExt;
 use object_store::aws::AmazonS3Builder;
@@ -46,7 +48,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::store::{Store, TabloFileOrphansParams, TabloFileRow};
+use crate::store::{
+    Store, TabloFileOrphansParams, TabloFileRow, TabloFileUploadCommitParams,
+    TabloFileUploadDeleteParams, TabloFileUploadsAbandonedParams,
+};
 
 /// The object store used when none is configured.
 pub const DEFAULT_OBJECT_STORE_URL: &str = "file://./porter-objects";
@@ -188,13 +193,24 @@ pub async fn put_file(objects: &dyn ObjectStore, key: &str, bytes: Bytes) -> Res
     Ok(())
 }
 
-/// Stores a new file of a tablo: the object first, then its `tablo_files` row. An unknown
-/// tablo is [`Error::NotFound`]. When the row cannot be written the object is deleted again
-/// (best effort); a tablo deleted meanwhile leaves an orphan row, which the cleanup handles.
-/// Only a crash between the two writes leaves an object without a row.
+/// How long an upload may take from its first write to its commit. An upload begun longer ago
+/// and never committed (its request was dropped, timed out, or its process died) is abandoned:
+/// its commit is refused and the orphan cleanup deletes its object and row. Far above the web
+/// process's request timeout (30 s by default), which bounds every upload through the API.
+pub const UPLOAD_GRACE: Duration = Duration::from_secs(3600);
+
+/// Stores a new file of a tablo, so that every stored object is named by a row or found by
+/// the cleanup, and no saved file loses its object:
+/// 1. an upload row is written (no file of the tablo yet);
+/// 2. the object is stored;
+/// 3. the upload becomes the tablo's file in one transaction.
 ///
-/// The returned row's `created_at` is the database clock read just before the insert; the
-/// stored value is the database's own default, a moment later.
+/// A request dropped between any two steps leaves an upload row, which the orphan cleanup
+/// finds once it is older than [`UPLOAD_GRACE`] and deletes with its object. When the commit
+/// fails, the object is left in place: the commit may have happened (an answer lost on the
+/// way back), and if it did not, the cleanup removes the upload. An unknown tablo is
+/// [`Error::NotFound`]; a tablo deleted meanwhile leaves an orphan file, which the cleanup
+/// handles.
 pub async fn save_tablo_file(
     store: &dyn Store,
     objects: &dyn ObjectStore,
@@ -208,21 +224,31 @@ pub async fn save_tablo_file(
     let id = Uuid::new_v4();
     let s3_key = object_key_for(tablo_id, id, file_name);
     let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
-    put_file(objects, &s3_key, bytes).await?;
-    let row = TabloFileRow {
+    let upload = TabloFileRow {
         id,
         tablo_id,
         s3_key,
         size,
-        created_at: store.now().await?,
+        created_at: Utc::now(),
     };
-    if let Err(e) = store.tablo_file_insert(row.clone()).await {
-        if let Err(del) = objects.delete(&Path::from(row.s3_key.as_str())).await {
-            tracing::warn!(file_id = %id, error = %del, "could not delete the object of a file whose row was not written");
-        }
-        return Err(e);
+    let started = std::time::Instant::now();
+    store.tablo_file_upload_begin(upload.clone()).await?;
+    put_file(objects, &upload.s3_key, bytes).await?;
+    // A caller without a request timeout past half the grace gives up rather than racing the
+    // cleanup, which may already be deleting the object of an upload that old.
+    if started.elapsed() > UPLOAD_GRACE / 2 {
+        return Err(Error::Timeout(UPLOAD_GRACE / 2));
     }
-    Ok(row)
+    let params = TabloFileUploadCommitParams {
+        id,
+        grace: UPLOAD_GRACE,
+    };
+    match store.tablo_file_upload_commit(params).await? {
+        Some(file) => Ok(file),
+        None => Err(Error::Conflict(format!(
+            "the upload of file {id} was abandoned before it committed; send the file again"
+        ))),
+    }
 }
 
 /// Maps an object-store error into the library's error.
@@ -334,6 +360,10 @@ pub async fn cleanup_orphans_until(
     if cfg.page_size == 0 {
         return Err(Error::invalid("page_size", "must be at least 1"));
     }
+    let mut total = CleanupCounts::default();
+    if cfg.tablo_id.is_none() {
+        total += cleanup_abandoned_uploads(store, objects, cfg, &prefix, cancel).await?;
+    }
     // Pages are read one after the other (keyset paging needs the previous page's last id,
     // not its outcome), and worked on `pages_in_flight` at a time: while one page's objects
     // are being deleted, the next page is read and the one before has its rows deleted.
@@ -357,13 +387,52 @@ pub async fn cleanup_orphans_until(
     })
     .boxed();
     let mut done = pages
-        .map_ok(|page| cleanup_page(store, objects, cfg, &prefix, page).boxed())
+        .map_ok(|page| cleanup_page(store, objects, cfg, &prefix, page, Rows::Orphans).boxed())
         .try_buffered(cfg.pages_in_flight.max(1));
-    let mut total = CleanupCounts::default();
     while let Some(counts) = done.try_next().await? {
         total += counts;
     }
     Ok(total)
+}
+
+/// Uploads abandoned before their commit ([`UPLOAD_GRACE`]): their objects (if any were
+/// stored), then their rows, page by page, the same way as orphans.
+async fn cleanup_abandoned_uploads(
+    store: &dyn Store,
+    objects: &dyn ObjectStore,
+    cfg: &CleanupConfig,
+    prefix: &Path,
+    cancel: &CancellationToken,
+) -> Result<CleanupCounts> {
+    let mut total = CleanupCounts::default();
+    let mut after = None;
+    while !cancel.is_cancelled() {
+        let params = TabloFileUploadsAbandonedParams {
+            older_than: UPLOAD_GRACE,
+            after,
+            limit: cfg.page_size,
+        };
+        let page = store.tablo_file_uploads_abandoned(params).await?;
+        let Some(last) = page.last().map(|r| r.id) else {
+            break;
+        };
+        let short = page.len() < cfg.page_size as usize;
+        total += cleanup_page(store, objects, cfg, prefix, page, Rows::AbandonedUploads).await?;
+        if short {
+            break;
+        }
+        after = Some(last);
+    }
+    Ok(total)
+}
+
+/// Which rows a page of the cleanup deletes once their objects are gone.
+#[derive(Debug, Clone, Copy)]
+enum Rows {
+    /// Files whose tablo is gone (only while it still is).
+    Orphans,
+    /// Uploads never committed (only while still past the grace).
+    AbandonedUploads,
 }
 
 /// The prefix as an object path; an empty prefix would let the cleanup delete anything.
@@ -398,6 +467,7 @@ async fn cleanup_page(
     cfg: &CleanupConfig,
     prefix: &Path,
     page: Vec<TabloFileRow>,
+    rows: Rows,
 ) -> Result<CleanupCounts> {
     let mut counts = CleanupCounts {
         orphans_seen: page.len() as u64,
@@ -440,7 +510,16 @@ async fn cleanup_page(
     }
     if !ids.is_empty() {
         // A row another pass deleted first is simply not counted here.
-        counts.rows_deleted = store.tablo_file_delete_many(ids).await?;
+        counts.rows_deleted = match rows {
+            Rows::Orphans => store.tablo_file_delete_many(ids).await?,
+            Rows::AbandonedUploads => {
+                let params = TabloFileUploadDeleteParams {
+                    ids,
+                    older_than: UPLOAD_GRACE,
+                };
+                store.tablo_file_upload_delete_many(params).await?
+            }
+        };
     }
     Ok(counts)
 }

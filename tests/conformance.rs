@@ -18,7 +18,7 @@ on_both_backends!(cases:
     rescue_judges_a_worker_by_its_own_lease,
     stuck_limit_is_the_claiming_workers, queue_pause_resume_list, worker_registry,
     periodic_slot_yields_one_job, periodic_slot_races_yield_one_job, tablo_files_and_orphans,
-    tablo_delete_enqueue_is_one_transaction, transactional_enqueue_commit_and_rollback,
+    tablo_delete_enqueue_is_one_transaction, tablo_file_uploads_commit_once_or_are_abandoned, transactional_enqueue_commit_and_rollback,
     insert_wakes_subscribers, database_newer_than_binary_is_refused, journal_mode_is_wal_on_sqlite,
     cancel_of_running_job_is_a_request_that_keeps_its_unique_key, cancel_requested_job_ends_cancelled_unless_it_completes,
     rescue_of_cancel_requested_job_cancels_it, cancel_request_wakes_the_worker_running_the_job,
@@ -417,6 +417,103 @@ mod cases {
             (now - real).num_seconds().abs() < 600,
             "real time again: {now} vs {real}"
         );
+    }
+
+    /// An upload is no file until it commits; one never committed within the grace is found
+    /// as abandoned, can no longer commit, and its row goes only while it stays abandoned.
+    pub async fn tablo_file_uploads_commit_once_or_are_abandoned(db: TestDb) {
+        let clock = porter::store::clock::Clock::new();
+        let s = porter::store::open_with_clock(&db.url, clock.clone())
+            .await
+            .unwrap();
+        let s = &*s;
+        clock.set(s.now().await.unwrap());
+        let tablo = s.tablo_insert("t").await.unwrap();
+        let upload = |n: u32| TabloFileRow {
+            id: uuid::Uuid::new_v4(),
+            tablo_id: tablo.id,
+            s3_key: format!("tablos/{}/{n}", tablo.id),
+            size: 3,
+            created_at: Utc::now(),
+        };
+        let hour = Duration::from_secs(3600);
+        let (done, dropped) = (upload(1), upload(2));
+        s.tablo_file_upload_begin(done.clone()).await.unwrap();
+        s.tablo_file_upload_begin(dropped.clone()).await.unwrap();
+        assert!(
+            s.tablo_file_list(tablo.id).await.unwrap().is_empty(),
+            "uploads are no files yet"
+        );
+        let commit = |id| TabloFileUploadCommitParams { id, grace: hour };
+        let file = s
+            .tablo_file_upload_commit(commit(done.id))
+            .await
+            .unwrap()
+            .expect("committed");
+        assert_eq!(
+            (file.id, file.s3_key.as_str(), file.size),
+            (done.id, done.s3_key.as_str(), 3)
+        );
+        assert_eq!(
+            s.tablo_file_list(tablo.id).await.unwrap(),
+            vec![file.clone()]
+        );
+        assert_eq!(
+            s.tablo_file_upload_commit(commit(done.id)).await.unwrap(),
+            None,
+            "once"
+        );
+
+        let abandoned = |older_than| TabloFileUploadsAbandonedParams {
+            older_than,
+            after: None,
+            limit: 10,
+        };
+        assert!(s
+            .tablo_file_uploads_abandoned(abandoned(hour))
+            .await
+            .unwrap()
+            .is_empty());
+        let delete = |ids: Vec<uuid::Uuid>| TabloFileUploadDeleteParams {
+            ids,
+            older_than: hour,
+        };
+        assert_eq!(
+            s.tablo_file_upload_delete_many(delete(vec![dropped.id]))
+                .await
+                .unwrap(),
+            0,
+            "not abandoned yet"
+        );
+        clock.advance(hour + Duration::from_secs(1));
+        let found = s
+            .tablo_file_uploads_abandoned(abandoned(hour))
+            .await
+            .unwrap();
+        assert_eq!(
+            found.iter().map(|f| f.id).collect::<Vec<_>>(),
+            vec![dropped.id]
+        );
+        assert_eq!(found[0].s3_key, dropped.s3_key);
+        assert_eq!(
+            s.tablo_file_upload_commit(commit(dropped.id))
+                .await
+                .unwrap(),
+            None,
+            "too late to commit"
+        );
+        assert_eq!(
+            s.tablo_file_upload_delete_many(delete(vec![dropped.id, done.id]))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(s
+            .tablo_file_uploads_abandoned(abandoned(hour))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(s.tablo_file_list(tablo.id).await.unwrap(), vec![file]);
     }
 
     pub async fn claim_orders_by_priority_due_time_id(db: TestDb) {

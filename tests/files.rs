@@ -79,6 +79,7 @@ on_every_store!(
     lost_delete_answers_are_finished_by_the_next_run,
     a_crash_between_object_and_row_deletes_loses_nothing,
     pages_are_bounded,
+    a_dropped_upload_leaves_no_object_behind,
 );
 
 fn counts(
@@ -108,6 +109,77 @@ fn ids(rows: &[porter::store::TabloFileRow]) -> Vec<(Uuid, String)> {
 
 mod cases {
     use super::*;
+
+    /// An upload whose request is dropped after its object was written (issue 11.8): the
+    /// object was named by no row, so no cleanup ever found it. Now its upload row is found
+    /// once past the grace, and the object goes with it; no file row ever appeared.
+    pub async fn a_dropped_upload_leaves_no_object_behind(fx: Fixture) {
+        let hanging = Arc::new(FaultyStore::new(fx.objects.clone(), Fault::HangAfterPut));
+        let tablo = fx.store.tablo_insert("drop").await.unwrap();
+        let save = porter::files::save_tablo_file(
+            fx.store.as_ref(),
+            hanging.as_ref(),
+            tablo.id,
+            "photo.txt",
+            bytes::Bytes::from_static(b"hello"),
+        );
+        // The put never answers: the request is dropped as the web's timeout would drop it.
+        let dropped = tokio::time::timeout(std::time::Duration::from_secs(5), save).await;
+        assert!(
+            dropped.is_err(),
+            "the save hangs after its put: {dropped:?}"
+        );
+        let prefix = Path::from(format!("tablos/{}", tablo.id));
+        let stored: Vec<Path> =
+            futures::StreamExt::collect::<Vec<_>>(fx.objects.list(Some(&prefix)))
+                .await
+                .into_iter()
+                .map(|m| m.unwrap().location)
+                .collect();
+        assert_eq!(stored.len(), 1, "the object was written before the drop");
+        assert!(
+            fx.store.tablo_file_list(tablo.id).await.unwrap().is_empty(),
+            "no file row"
+        );
+
+        // Within the grace, the cleanup leaves an upload in flight alone.
+        let counts_now = cleanup_orphans(
+            fx.store.as_ref(),
+            fx.objects.as_ref(),
+            &CleanupConfig::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(counts_now, counts(0, 0, 0, 0));
+        assert!(fx.exists(stored[0].as_ref()).await);
+
+        // Past it, the object and the upload's row go.
+        let clock = porter::store::clock::Clock::new();
+        let later = porter::store::open_with_clock(&fx.db.url, clock.clone())
+            .await
+            .unwrap();
+        clock.advance(porter::files::UPLOAD_GRACE + std::time::Duration::from_secs(1));
+        let counts_later = cleanup_orphans(
+            later.as_ref(),
+            fx.objects.as_ref(),
+            &CleanupConfig::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(counts_later, counts(1, 1, 1, 0));
+        assert!(
+            !fx.exists(stored[0].as_ref()).await,
+            "the dropped upload's object is gone"
+        );
+        let again = cleanup_orphans(
+            later.as_ref(),
+            fx.objects.as_ref(),
+            &CleanupConfig::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(again, counts(0, 0, 0, 0), "and its row");
+    }
 
     pub async fn orphans_are_deleted_and_live_files_and_canaries_are_untouched(fx: Fixture) {
         let (live, live_files) = fx.tablo_with_files(3).await;

@@ -434,6 +434,36 @@ pub struct TabloFileOrphansParams {
     pub limit: u32,
 }
 
+/// A page of abandoned uploads: begun longer ago than `older_than` and never committed.
+#[derive(Debug, Clone)]
+pub struct TabloFileUploadsAbandonedParams {
+    /// Uploads begun longer ago than this.
+    pub older_than: Duration,
+    /// Only uploads after this id.
+    pub after: Option<uuid::Uuid>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// Turn an upload into a file of its tablo.
+#[derive(Debug, Clone)]
+pub struct TabloFileUploadCommitParams {
+    /// The upload (and file) id.
+    pub id: uuid::Uuid,
+    /// An upload begun longer ago than this is abandoned: the cleanup owns it, and this
+    /// commit does nothing.
+    pub grace: Duration,
+}
+
+/// Delete abandoned uploads' rows.
+#[derive(Debug, Clone)]
+pub struct TabloFileUploadDeleteParams {
+    /// The uploads.
+    pub ids: Vec<uuid::Uuid>,
+    /// Only those begun longer ago than this.
+    pub older_than: Duration,
+}
+
 /// The one storage seam. See the module docs.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -567,6 +597,30 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes file rows by id, only if their tablo is still gone; returns how many went.
     async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64>;
+
+    /// Records an upload about to write its object (`created_at` is the database's): no file
+    /// of the tablo yet, but found by [`Store::tablo_file_uploads_abandoned`] if it is never
+    /// committed.
+    async fn tablo_file_upload_begin(&self, file: TabloFileRow) -> Result<()>;
+
+    /// Turns an upload into a file of its tablo, in one transaction, unless it was begun
+    /// longer ago than the grace or is gone; returns the file, or `None`.
+    async fn tablo_file_upload_commit(
+        &self,
+        params: TabloFileUploadCommitParams,
+    ) -> Result<Option<TabloFileRow>>;
+
+    /// A page of uploads never committed and begun longer ago than `older_than`, in id order.
+    async fn tablo_file_uploads_abandoned(
+        &self,
+        params: TabloFileUploadsAbandonedParams,
+    ) -> Result<Vec<TabloFileRow>>;
+
+    /// Deletes abandoned uploads' rows (only those still past `older_than`); returns how many.
+    async fn tablo_file_upload_delete_many(
+        &self,
+        params: TabloFileUploadDeleteParams,
+    ) -> Result<u64>;
 }
 
 /// Opens the store a database URL names and migrates it: `sqlite://path`,

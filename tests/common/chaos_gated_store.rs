@@ -166,6 +166,27 @@ impl Store for GatedStore {
     ) -> Result<Option<InsertResult>> {
         self.inner.tablo_delete_enqueue(id, job).await
     }
+    async fn tablo_file_upload_begin(&self, file: TabloFileRow) -> Result<()> {
+        self.inner.tablo_file_upload_begin(file).await
+    }
+    async fn tablo_file_upload_commit(
+        &self,
+        params: TabloFileUploadCommitParams,
+    ) -> Result<Option<TabloFileRow>> {
+        self.inner.tablo_file_upload_commit(params).await
+    }
+    async fn tablo_file_uploads_abandoned(
+        &self,
+        params: TabloFileUploadsAbandonedParams,
+    ) -> Result<Vec<TabloFileRow>> {
+        self.inner.tablo_file_uploads_abandoned(params).await
+    }
+    async fn tablo_file_upload_delete_many(
+        &self,
+        params: TabloFileUploadDeleteParams,
+    ) -> Result<u64> {
+        self.inner.tablo_file_upload_delete_many(params).await
+    }
     async fn tablo_file_insert(&self, file: TabloFileRow) -> Result<()> {
         self.inner.tablo_file_insert(file).await
     }

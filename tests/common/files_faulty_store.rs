@@ -26,6 +26,9 @@ pub enum Fault {
     /// Every delete of the first batch happens, then the process aborts: a crash between the
     /// object deletes and the row deletes.
     DeleteThenAbort,
+    /// Every put stores its object, then never answers: a request dropped (timed out, its
+    /// client gone) right after the object was written.
+    HangAfterPut,
 }
 
 /// A real store with faulty deletes; see [`Fault`].
@@ -83,7 +86,11 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
+        let put = self.inner.put_opts(location, payload, opts).await;
+        if self.fault == Fault::HangAfterPut {
+            return std::future::pending().await;
+        }
+        put
     }
 
     async fn put_multipart_opts(
@@ -129,7 +136,9 @@ impl ObjectStore for FaultyStore {
                     .filter(|p| !failing.contains(*p))
                     .cloned()
                     .collect(),
-                Fault::DeleteThenFail | Fault::DeleteThenAbort => paths.clone(),
+                Fault::DeleteThenFail | Fault::DeleteThenAbort | Fault::HangAfterPut => {
+                    paths.clone()
+                }
             };
             let inner: Vec<object_store::Result<Path>> = self
                 .inner
@@ -153,7 +162,7 @@ impl ObjectStore for FaultyStore {
                 .into_iter()
                 .map(|p| match self.fault {
                     Fault::FailChosen if failing.contains(&p) => Err(Self::injected(&p)),
-                    Fault::FailChosen => inner.next().expect("answer"),
+                    Fault::FailChosen | Fault::HangAfterPut => inner.next().expect("answer"),
                     Fault::DeleteThenFail | Fault::DeleteThenAbort => {
                         let _ = inner.next();
                         Err(Self::injected(&p))

@@ -1015,6 +1015,58 @@ impl Store for PgStore {
             .map_err(map_err)?;
         Ok(done.rows_affected())
     }
+
+    async fn tablo_file_upload_begin(&self, f: TabloFileRow) -> Result<()> {
+        sqlx::query(sql!("tablo_file_upload_begin"))
+            .bind(f.id)
+            .bind(f.tablo_id)
+            .bind(f.s3_key)
+            .bind(f.size)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(map_err)
+    }
+
+    async fn tablo_file_upload_commit(
+        &self,
+        p: TabloFileUploadCommitParams,
+    ) -> Result<Option<TabloFileRow>> {
+        sqlx::query(sql!("tablo_file_upload_commit"))
+            .bind(p.id)
+            .bind(secs(p.grace))
+            .try_map(file_from_row)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn tablo_file_uploads_abandoned(
+        &self,
+        p: TabloFileUploadsAbandonedParams,
+    ) -> Result<Vec<TabloFileRow>> {
+        sqlx::query(sql!("tablo_file_uploads_abandoned"))
+            .bind(secs(p.older_than))
+            .bind(p.after)
+            .bind(i64::from(p.limit))
+            .try_map(file_from_row)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn tablo_file_upload_delete_many(&self, p: TabloFileUploadDeleteParams) -> Result<u64> {
+        if p.ids.is_empty() {
+            return Ok(0);
+        }
+        let done = sqlx::query(sql!("tablo_file_upload_delete"))
+            .bind(p.ids)
+            .bind(secs(p.older_than))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
 }
 
 #[cfg(test)]

@@ -63,11 +63,14 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(include_str!(
             "../../../migrations-sqlite/0003_worker_lease.sql"
         )),
+        rusqlite_migration::M::up(include_str!(
+            "../../../migrations-sqlite/0004_tablo_file_uploads.sql"
+        )),
     ])
 }
 
 /// Number of migrations this binary carries.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The SQLite store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
@@ -1128,6 +1131,80 @@ impl Store for SqliteStore {
                 let mut n = 0u64;
                 for id in ids {
                     n += stmt.execute([id.to_string()]).map_err(map_err)? as u64;
+                }
+                Ok(n)
+            })
+            .await
+    }
+
+    async fn tablo_file_upload_begin(&self, f: TabloFileRow) -> Result<()> {
+        self.writer
+            .run(move |c| {
+                c.execute(
+                    sql!("tablo_file_upload_begin"),
+                    params![f.id.to_string(), f.tablo_id.to_string(), f.s3_key, f.size],
+                )
+                .map(drop)
+                .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn tablo_file_upload_commit(
+        &self,
+        p: TabloFileUploadCommitParams,
+    ) -> Result<Option<TabloFileRow>> {
+        self.writer
+            .run(move |c| {
+                let id = p.id.to_string();
+                let file = c
+                    .query_row(
+                        sql!("tablo_file_upload_commit"),
+                        params![id, ago(p.grace)],
+                        file_from_row,
+                    )
+                    .optional()
+                    .map_err(map_err)?;
+                if file.is_some() {
+                    c.execute(sql!("tablo_file_upload_forget"), [&id])
+                        .map_err(map_err)?;
+                }
+                Ok(file)
+            })
+            .await
+    }
+
+    async fn tablo_file_uploads_abandoned(
+        &self,
+        p: TabloFileUploadsAbandonedParams,
+    ) -> Result<Vec<TabloFileRow>> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(sql!("tablo_file_uploads_abandoned"))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map(
+                    params![ago(p.older_than), p.after.map(|u| u.to_string()), p.limit],
+                    file_from_row,
+                )
+                .map_err(map_err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn tablo_file_upload_delete_many(&self, p: TabloFileUploadDeleteParams) -> Result<u64> {
+        self.writer
+            .run(move |c| {
+                let mut stmt = c
+                    .prepare_cached(sql!("tablo_file_upload_delete"))
+                    .map_err(map_err)?;
+                let older = ago(p.older_than);
+                let mut n = 0u64;
+                for id in p.ids {
+                    n += stmt
+                        .execute(params![id.to_string(), older])
+                        .map_err(map_err)? as u64;
                 }
                 Ok(n)
             })

@@ -1,0 +1,1 @@
+DELETE FROM tablo_file_uploads WHERE id = ?1
