@@ -12,6 +12,8 @@ on_both_backends!(cases:
     insert_from_another_connection_wakes_the_worker, shutdown_lets_short_jobs_finish_and_retries_long_ones,
     user_cancel_stops_a_running_job,
     stops_claiming_while_its_heartbeat_is_overdue,
+    reconcile_puts_back_a_claim_the_worker_does_not_know, reconcile_puts_back_a_completion_that_was_not_recorded,
+    shutdown_leaves_none_of_its_jobs_running,
 );
 
 #[test]
@@ -599,5 +601,122 @@ mod cases {
         gated.fail_heartbeats(false);
         wait_state(&*db.store, id, JobState::Completed).await;
         rt.stop().await;
+    }
+
+    /// Issue 11.9: a job `running` under a live worker that does not run it (a Postgres claim
+    /// whose reply was lost) is put back by that worker's reconcile within a few heartbeats,
+    /// not left for stuck rescue (max_timeout + 30 s).
+    pub async fn reconcile_puts_back_a_claim_the_worker_does_not_know(db: TestDb) {
+        let mut workers = Workers::new();
+        porter::jobs::add_builtin_workers(&mut workers).unwrap();
+        let mut cfg = config(&[("default", 5)]);
+        cfg.lease = Duration::from_millis(1500);
+        let runtime = Runtime::new(db.store.clone(), workers, cfg);
+        let me = runtime.identity().id.clone();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(runtime.run(shutdown.clone()));
+        // A claim made under the runtime's id that the runtime never saw (its reply "lost"),
+        // from a queue it does not poll, so nothing but the reconcile can touch the job.
+        let opts = InsertOpts {
+            queue: Some("elsewhere".into()),
+            ..Default::default()
+        };
+        let client = Client::new(db.store.clone());
+        let id = client
+            .insert(&porter::jobs::Sleep { ms: 60_000 }, Some(opts))
+            .await
+            .unwrap()
+            .job
+            .id;
+        eventually("the runtime registered", || async {
+            db.store
+                .worker_list()
+                .await
+                .unwrap()
+                .iter()
+                .any(|w| w.id == me)
+        })
+        .await;
+        let claim = porter::store::JobClaimParams {
+            queue: "elsewhere".into(),
+            kinds: vec!["sleep".into()],
+            limit: 1,
+            worker_id: me.clone(),
+        };
+        assert_eq!(db.store.job_claim(claim).await.unwrap().len(), 1);
+        let row = wait_state(&*db.store, id, JobState::Available).await;
+        assert_eq!(
+            (row.attempt, row.errors.len()),
+            (1, 1),
+            "put back without using an attempt: {row:?}"
+        );
+        assert!(row.attempt < row.max_attempts);
+        shutdown.soft.cancel();
+        task.await.unwrap().unwrap();
+    }
+
+    /// Issue 11.10: a completion the worker could not record (refused, or given up on after
+    /// retries, as on a full disk) does not leave its job `running` under a live worker: the
+    /// reconcile puts it back, and it runs again (at-least-once) once writes work.
+    pub async fn reconcile_puts_back_a_completion_that_was_not_recorded(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        let mut workers = Workers::new();
+        porter::jobs::add_builtin_workers(&mut workers).unwrap();
+        let mut cfg = config(&[("default", 5)]);
+        cfg.lease = Duration::from_millis(1500);
+        gated.fail_completions(true);
+        let rt = start(gated.clone(), workers, cfg);
+        let client = Client::new(db.store.clone());
+        let id = client
+            .insert(&porter::jobs::Noop {}, None)
+            .await
+            .unwrap()
+            .job
+            .id;
+        eventually("the unrecorded completion is put back", || async {
+            let row = db.store.job_get(id).await.unwrap().unwrap();
+            !row.errors.is_empty()
+        })
+        .await;
+        gated.fail_completions(false);
+        let row = wait_state(&*db.store, id, JobState::Completed).await;
+        assert!(row.attempt >= 2, "ran again: {row:?}");
+        rt.stop().await;
+        assert_eq!(
+            db.store.job_counts().await.unwrap().total[&JobState::Running],
+            0
+        );
+    }
+
+    /// Issue 11.10: a shutdown never ends with the worker's own jobs `running`, even when it
+    /// could not record their completions: it puts them back before `shutdown complete`.
+    pub async fn shutdown_leaves_none_of_its_jobs_running(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        let mut workers = Workers::new();
+        porter::jobs::add_builtin_workers(&mut workers).unwrap();
+        let mut cfg = config(&[("default", 5)]);
+        cfg.lease = Duration::from_secs(60); // no heartbeat (and so no reconcile) before the stop
+        gated.fail_completions(true);
+        let rt = start(gated.clone(), workers, cfg);
+        let client = Client::new(db.store.clone());
+        let id = client
+            .insert(&porter::jobs::Noop {}, None)
+            .await
+            .unwrap()
+            .job
+            .id;
+        wait_state(&*db.store, id, JobState::Running).await;
+        tokio::time::sleep(Duration::from_millis(300)).await; // the refused completion is given up
+        rt.stop().await;
+        let row = db.store.job_get(id).await.unwrap().unwrap();
+        assert_eq!(
+            row.state,
+            JobState::Available,
+            "put back at shutdown: {row:?}"
+        );
+        assert_eq!(
+            db.store.job_counts().await.unwrap().total[&JobState::Running],
+            0
+        );
     }
 }

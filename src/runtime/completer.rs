@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedSemaphorePermit};
 use tracing::{debug, warn};
 
+use crate::error::Error;
 use crate::store::{JobFence, Store};
 
 /// Most completions written in one batch.
@@ -33,10 +34,10 @@ pub(crate) struct Completer {
 }
 
 impl Completer {
-    pub(crate) fn spawn(store: Arc<dyn Store>) -> Self {
+    pub(crate) fn spawn(store: Arc<dyn Store>, owned: Arc<super::Owned>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let running = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(run(store, rx, running.clone()));
+        let task = tokio::spawn(run(store, rx, running.clone(), owned));
         Completer {
             tx,
             running,
@@ -74,6 +75,7 @@ async fn run(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     running: Arc<AtomicUsize>,
+    owned: Arc<super::Owned>,
 ) {
     let mut batch: Vec<JobFence> = Vec::new();
     let mut slots: Vec<OwnedSemaphorePermit> = Vec::new();
@@ -111,7 +113,13 @@ async fn run(
             }
         }
         if !batch.is_empty() {
-            write(&*store, std::mem::take(&mut batch)).await;
+            let fences = std::mem::take(&mut batch);
+            let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
+            write(&*store, fences).await;
+            // Written, fenced off or given up on: no longer this worker's to hold. A job whose
+            // completion was given up on is still `running` here, and the reconcile puts it
+            // back (at-least-once: it runs again).
+            owned.remove_all(&written);
         }
         release(&mut slots); // written (or given up on): the slots are free for new claims
         for f in flushes.drain(..) {
@@ -153,7 +161,10 @@ async fn write(store: &dyn Store, fences: Vec<JobFence>) {
                 }
                 return;
             }
-            Err(e) if attempt < 40 => {
+            // Only errors that may pass are worth retrying; a refusal is given up at once.
+            Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
+                if attempt < 40 =>
+            {
                 if attempt == 1 {
                     warn!(error = %e, jobs = fences.len(), "recording completions failed; retrying");
                 }
@@ -161,7 +172,7 @@ async fn write(store: &dyn Store, fences: Vec<JobFence>) {
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(e) => {
-                warn!(error = %e, jobs = fences.len(), "giving up on recording completions; the jobs will be rescued and run again");
+                warn!(error = %e, jobs = fences.len(), "giving up on recording completions; this worker's reconcile puts the jobs back to run again");
                 return;
             }
         }

@@ -254,7 +254,18 @@ fn humanize(d: Duration) -> String {
 
 /// Writes one outcome, retrying while the database is unreachable; a fenced write is logged
 /// and dropped (the job was rescued or cancelled: this attempt's result no longer counts).
-async fn write<F, Fut>(_ctx: &Ctx, row: &JobRow, op: F)
+async fn write<F, Fut>(ctx: &Ctx, row: &JobRow, op: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = crate::Result<JobRow>>,
+{
+    write_outcome(row, op).await;
+    // Written, fenced off or given up on: no longer this worker's to hold. One given up on is
+    // still `running` here, and the reconcile puts it back.
+    ctx.owned.remove_all(&[(row.id, row.attempt)]);
+}
+
+async fn write_outcome<F, Fut>(row: &JobRow, op: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,
@@ -280,7 +291,7 @@ where
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(e) => {
-                warn!(job_id = row.id, error = %e, "could not record a job outcome; the job will be rescued");
+                warn!(job_id = row.id, error = %e, "could not record a job outcome; this worker's reconcile puts the job back to run again");
                 return;
             }
         }

@@ -157,6 +157,75 @@ pub(crate) struct Ctx {
     pub running: canceller::RunningJobs,
     /// When this worker's heartbeat was last recorded.
     pub last_heartbeat: tokio::sync::watch::Sender<tokio::time::Instant>,
+    /// The jobs this worker holds: claimed, outcome not yet written.
+    pub owned: Arc<Owned>,
+    /// Held (shared) by claims until their jobs are in `owned`, and (exclusively) by the
+    /// reconcile while it compares: so it never mistakes a job being claimed for a stray.
+    pub claiming: tokio::sync::RwLock<()>,
+}
+
+/// The jobs a worker holds, by (id, attempt): from its claim until their outcome is written,
+/// fenced off, or given up on.
+#[derive(Debug, Default)]
+pub(crate) struct Owned(std::sync::Mutex<std::collections::HashSet<(i64, i32)>>);
+
+impl Owned {
+    pub(crate) fn insert_all(&self, jobs: impl IntoIterator<Item = (i64, i32)>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(jobs);
+    }
+
+    pub(crate) fn remove_all(&self, jobs: &[(i64, i32)]) {
+        let mut owned = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for job in jobs {
+            owned.remove(job);
+        }
+    }
+
+    fn contains(&self, id: i64, attempt: i32) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(id, attempt))
+    }
+}
+
+/// The error kept in the history of a job the reconcile put back.
+const RECONCILED: &str = "running under this worker, which was not running it; put back";
+
+/// Reconciles what the database says this worker runs with what it really runs (issue 11.9,
+/// 11.10): jobs `running` under its id that it does not hold (a claim whose reply was lost,
+/// an outcome it gave up recording) are put back (fenced, no attempt used), instead of
+/// waiting for stuck rescue. Returns how many it put back.
+async fn reconcile(ctx: &Ctx) -> Result<usize> {
+    let strays: Vec<_> = {
+        let _no_claims = ctx.claiming.write().await;
+        let listed = ctx.store.job_list_running(&ctx.identity.id).await?;
+        listed
+            .into_iter()
+            .filter(|f| !ctx.owned.contains(f.id, f.attempt))
+            .collect()
+    };
+    // A stray's attempt can never become one this worker holds (a new claim counts a new
+    // attempt), so putting it back needs no lock.
+    let mut put_back = 0;
+    for fence in strays {
+        match ctx
+            .store
+            .job_release(fence.clone(), RECONCILED.to_string())
+            .await
+        {
+            Ok(_) => {
+                put_back += 1;
+                warn!(job_id = fence.id, attempt = fence.attempt, "a job running under this worker was not running here; put it back to run again");
+            }
+            Err(Error::Fenced { .. }) => {} // it finished or was rescued meanwhile
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(put_back)
 }
 
 impl Ctx {
@@ -250,7 +319,8 @@ impl Runtime {
         let stop_claiming = CancellationToken::new();
         let stop_jobs = CancellationToken::new();
         let stop_services = CancellationToken::new();
-        let completer = completer::Completer::spawn(store.clone());
+        let owned = Arc::new(Owned::default());
+        let completer = completer::Completer::spawn(store.clone(), owned.clone());
         let ctx = Arc::new(Ctx {
             store: store.clone(),
             registration,
@@ -264,6 +334,8 @@ impl Runtime {
             errors,
             running: canceller::RunningJobs::default(),
             last_heartbeat: tokio::sync::watch::Sender::new(tokio::time::Instant::now()),
+            owned,
+            claiming: tokio::sync::RwLock::new(()),
         });
 
         let services = TaskTracker::new();
@@ -317,6 +389,26 @@ impl Runtime {
         stop_services.cancel();
         services.close();
         services.wait().await;
+        // Never leave this worker's jobs `running`: after the completer flushed, put back any
+        // the database still says it runs (outcomes given up on, a lost claim reply).
+        let mut delay = Duration::from_millis(100);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match reconcile(&ctx).await {
+                Ok(_) => break,
+                Err(e) if tries < 10 => {
+                    warn!(error = %e, "could not reconcile this worker's jobs at shutdown; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "COULD NOT PUT BACK jobs still running under this worker; \
+                        they stay running until another worker's rescuer finds this worker gone");
+                    break;
+                }
+            }
+        }
         if let Err(e) = store.worker_delete(&identity.id).await {
             warn!(error = %e, "could not deregister the worker; its registration expires with the lease");
         }
@@ -345,19 +437,25 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
         }
         let started = tokio::time::Instant::now();
         match ctx.store.worker_register(ctx.registration.clone()).await {
-            Ok(()) if failing => {
-                failing = false;
-                ctx.last_heartbeat.send_replace(started);
-                info!("worker heartbeat recorded again");
-            }
             Ok(()) => {
                 ctx.last_heartbeat.send_replace(started);
+                if failing {
+                    failing = false;
+                    info!("worker heartbeat recorded again");
+                }
             }
-            Err(e) if !failing => {
-                failing = true;
-                warn!(error = %e, "worker heartbeat failed; jobs may be rescued by others if this lasts past the lease");
+            Err(e) => {
+                if !failing {
+                    failing = true;
+                    warn!(error = %e, "worker heartbeat failed; jobs may be rescued by others if this lasts past the lease");
+                }
+                continue;
             }
-            Err(_) => {}
+        }
+        // With each heartbeat: put back what the database says this worker runs but it does
+        // not (issue 11.9, 11.10).
+        if let Err(e) = reconcile(&ctx).await {
+            warn!(error = %e, "could not reconcile the jobs running under this worker; trying again with the next heartbeat");
         }
     }
 }

@@ -37,8 +37,12 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
             limit: free as u32,
             worker_id: ctx.identity.id.clone(),
         };
+        // Claims hold the reconcile off until their jobs are known (see `reconcile`).
+        let claiming = ctx.claiming.read().await;
         let jobs = match ctx.store.job_claim(params).await {
             Ok(jobs) => {
+                ctx.owned.insert_all(jobs.iter().map(|j| (j.id, j.attempt)));
+                drop(claiming);
                 if failures > 0 {
                     info!(queue, "claiming works again");
                 }
@@ -46,6 +50,9 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
                 jobs
             }
             Err(e) => {
+                // A claim whose reply was lost may still have taken jobs: the reconcile finds
+                // them (running under this worker, unknown to it) and puts them back.
+                drop(claiming);
                 failures += 1;
                 if failures == 1 {
                     warn!(queue, error = %e, "claiming jobs failed; retrying");

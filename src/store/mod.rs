@@ -513,6 +513,10 @@ pub trait Store: Send + Sync + 'static {
     /// Puts a running job back to `scheduled` after a delay without using an attempt (fenced).
     async fn job_snooze(&self, fence: JobFence, delay: Duration) -> Result<JobRow>;
 
+    /// The jobs the database says a worker runs (state `running`, `attempted_by` = the
+    /// worker), as fences: the worker reconciles them with the jobs it really runs.
+    async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>>;
+
     /// Gives a running job back (fenced): it is `available` again at once, and the attempt
     /// does not count toward `max_attempts` (which grows by one, as for a snooze, so fences
     /// stay unique). The reason joins the error history. For jobs their worker stopped without

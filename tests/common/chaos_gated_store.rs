@@ -46,7 +46,7 @@ impl GatedStore {
         self.heartbeats_fail.store(fail, Ordering::SeqCst);
     }
 
-    /// Completions fail (as on a full disk) while `fail` holds.
+    /// Completions are refused (a conflict, which is not retried) while `fail` holds.
     pub fn fail_completions(&self, fail: bool) {
         self.completions_fail.store(fail, Ordering::SeqCst);
     }
@@ -89,7 +89,9 @@ impl Store for GatedStore {
         let mut open = self.open.subscribe();
         let _ = open.wait_for(|o| *o).await;
         if self.completions_fail.load(Ordering::SeqCst) {
-            return Err(injected("completion"));
+            return Err(porter::Error::Conflict(
+                "completion refused (injected)".into(),
+            ));
         }
         self.inner.job_complete_many(fences).await
     }
@@ -104,6 +106,9 @@ impl Store for GatedStore {
             return Err(injected("heartbeat"));
         }
         self.inner.worker_register(params).await
+    }
+    async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
+        self.inner.job_list_running(worker_id).await
     }
     async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow> {
         self.inner.job_release(fence, reason).await

@@ -655,6 +655,22 @@ impl Store for PgStore {
         fenced(&fence, row)
     }
 
+    async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
+        let rows: Vec<(i64, i32)> = sqlx::query_as(sql!("job_list_running"))
+            .bind(worker_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, attempt)| JobFence {
+                id,
+                attempt,
+                worker_id: worker_id.to_string(),
+            })
+            .collect())
+    }
+
     async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let row = sqlx::query(sql!("job_release"))

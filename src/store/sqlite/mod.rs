@@ -771,6 +771,26 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
+        let worker = worker_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(sql!("job_list_running"))
+                .map_err(map_err)?;
+            let rows = stmt
+                .query_map([&worker], |r| {
+                    Ok(JobFence {
+                        id: r.get(0)?,
+                        attempt: r.get(1)?,
+                        worker_id: worker.clone(),
+                    })
+                })
+                .map_err(map_err)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
     async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow> {
         let row = self
             .writer
