@@ -1,4 +1,7 @@
 -- A clean shutdown removes its own registration, and with it those of workers silent for more
 -- than a day: crashed ones, whose jobs the rescuer took back long ago.
 DELETE FROM porter_workers
-WHERE id = $1 OR heartbeat_at < porter_now() - interval '1 day'
+-- A worker with a lease longer than a day heartbeats less often than that: it is judged by
+-- its own lease, like the rescuer judges it.
+WHERE id = $1
+   OR heartbeat_at < porter_now() - greatest(interval '1 day', coalesce(lease_ms, 0) * interval '1 millisecond')
