@@ -91,10 +91,10 @@ impl JobInsertParams {
             ));
         }
         let max_attempts = opts.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
-        if max_attempts < 1 {
+        if !(1..=MAX_ATTEMPTS).contains(&max_attempts) {
             return Err(Error::invalid(
                 "max_attempts",
-                format!("{max_attempts} is below 1"),
+                format!("{max_attempts} is outside 1..{MAX_ATTEMPTS}"),
             ));
         }
         if let Some(key) = &opts.unique_key {
@@ -793,6 +793,10 @@ impl JobInsertParams {
         check_schedule_in(self.schedule_in)
     }
 }
+
+/// The most attempts a job may be given. Snoozes and shutdowns add one each (so that they use
+/// up none), which must never overflow the 32-bit column.
+pub const MAX_ATTEMPTS: i32 = 1_000_000;
 
 /// Page size used when a list does not say.
 pub const DEFAULT_LIST_LIMIT: u32 = 100;
