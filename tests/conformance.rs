@@ -7,7 +7,8 @@ mod common;
 on_both_backends!(cases:
     insert_defaults, insert_scheduled_later, insert_many_keeps_order, insert_validation_writes_nothing,
     unique_key_dedups_unfinished_only, unique_key_within_one_batch, times_come_from_the_database_clock,
-    an_injected_clock_moves_time_for_every_operation,
+    an_injected_clock_moves_time_for_every_operation, a_long_lease_outlives_other_workers_clean_shutdowns,
+    max_attempts_has_room_for_every_snooze_and_release,
     claim_orders_by_priority_due_time_id, claim_honours_limit_and_kinds, claim_skips_jobs_not_yet_due,
     claim_skips_paused_queue, claim_promotes_due_retryable_and_scheduled, concurrent_claimers_never_share_a_job,
     complete_is_fenced, fail_makes_retryable_with_backoff_and_history, fail_discards_when_attempts_used_up,
@@ -514,6 +515,100 @@ mod cases {
             .unwrap()
             .is_empty());
         assert_eq!(s.tablo_file_list(tablo.id).await.unwrap(), vec![file]);
+    }
+
+    /// A clean shutdown sweeps registrations silent for a day, but a worker whose own lease is
+    /// longer heartbeats less often than that: it stays registered, so its jobs are not
+    /// rescued (and run twice) while it runs them.
+    pub async fn a_long_lease_outlives_other_workers_clean_shutdowns(db: TestDb) {
+        let clock = porter::store::clock::Clock::new();
+        let s = porter::store::open_with_clock(&db.url, clock.clone())
+            .await
+            .unwrap();
+        let s = &*s;
+        clock.set(s.now().await.unwrap());
+        let day = Duration::from_secs(86_400);
+        let register = |id: &str, lease: Duration| WorkerRegisterParams {
+            id: id.into(),
+            host: "h".into(),
+            pid: 1,
+            lease,
+            stuck_after: Vec::new(),
+        };
+        s.worker_register(register("long", 4 * day)).await.unwrap();
+        s.worker_register(register("short", Duration::from_secs(15)))
+            .await
+            .unwrap();
+        insert(s, job("noop")).await;
+        let running = s
+            .job_claim(claim("default", &["noop"], 1, "long"))
+            .await
+            .unwrap();
+        assert_eq!(running.len(), 1);
+        clock.advance(day + Duration::from_secs(3600));
+        s.worker_register(register("other", Duration::from_secs(15)))
+            .await
+            .unwrap();
+        s.worker_delete("other").await.unwrap();
+        let ids: Vec<String> = s
+            .worker_list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|w| w.id)
+            .collect();
+        assert_eq!(
+            ids,
+            vec!["long".to_string()],
+            "the day-silent short-lease worker went, the long lease stayed"
+        );
+        let rescue = JobRescueParams {
+            lease: Duration::from_secs(15),
+            stuck_after: Vec::new(),
+            limit: 10,
+        };
+        assert_eq!(
+            s.job_rescue(rescue).await.unwrap(),
+            RescueCounts::default(),
+            "its job is not rescued"
+        );
+        assert_eq!(
+            s.job_get(running[0].id).await.unwrap().unwrap().state,
+            JobState::Running
+        );
+    }
+
+    /// max_attempts is bounded so that snoozes and shutdown releases, which add one each, never
+    /// overflow the 32-bit column (which made the release fail and the job use an attempt).
+    pub async fn max_attempts_has_room_for_every_snooze_and_release(db: TestDb) {
+        let s = &*db.store;
+        let opts = |n| InsertOpts {
+            max_attempts: Some(n),
+            ..Default::default()
+        };
+        for n in [MAX_ATTEMPTS + 1, i32::MAX] {
+            let refused = JobInsertParams::new("noop", serde_json::json!({}), opts(n));
+            assert!(
+                matches!(
+                    refused,
+                    Err(Error::Invalid {
+                        what: "max_attempts",
+                        ..
+                    })
+                ),
+                "{n}: {refused:?}"
+            );
+        }
+        insert(s, job_with("noop", opts(MAX_ATTEMPTS))).await;
+        let j = claim_one(s, "noop").await;
+        let released = s
+            .job_release(j.fence(), "worker shut down".into())
+            .await
+            .unwrap();
+        assert_eq!(released.max_attempts, MAX_ATTEMPTS + 1);
+        let j = claim_one(s, "noop").await;
+        let snoozed = s.job_snooze(j.fence(), Duration::ZERO).await.unwrap();
+        assert_eq!(snoozed.max_attempts, MAX_ATTEMPTS + 2);
     }
 
     pub async fn claim_orders_by_priority_due_time_id(db: TestDb) {

@@ -130,7 +130,10 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
         }
     };
     let mut task = tokio::spawn(run);
+    // Biased, the job's own result first: a job that finished in the same instant as its
+    // timeout, a cancel request or the shutdown keeps what it did (a success completes).
     let outcome = tokio::select! {
+        biased;
         joined = &mut task => match joined {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Panicked { message: e.to_string(), trace: None },
@@ -146,11 +149,15 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
             // The job counts as stopped (and its unique key is freed) only once its future is
             // gone: a job that never yields keeps it until the stuck rescue, or until this
             // worker shuts down (which does not wait for aborted jobs either).
-            tokio::select! {
-                _ = &mut task => {}
-                _ = ctx.stop_jobs.cancelled() => {}
+            let finished = tokio::select! {
+                joined = &mut task => joined.ok(),
+                _ = ctx.stop_jobs.cancelled() => None,
+            };
+            match finished {
+                // It succeeded before the abort took effect: it completes (River's rule).
+                Some(done @ Outcome::Done(Ok(()))) => done,
+                _ => Outcome::CancelledByUser,
             }
-            Outcome::CancelledByUser
         }
         _ = ctx.stop_jobs.cancelled() => {
             task.abort();

@@ -35,9 +35,10 @@ impl Clock {
         Self::default()
     }
 
-    /// From now on, "now" is `at` (until moved again).
+    /// From now on, "now" is `at` (until moved again), kept inside the range both databases
+    /// store with room for the longest duration added to it ([`clamp`]).
     pub fn set(&self, at: DateTime<Utc>) {
-        *self.fixed.lock().expect("clock lock") = Some(at);
+        *self.fixed.lock().expect("clock lock") = Some(clamp(at));
     }
 
     /// Moves "now" forward by `by`: from the time set last, or from real time when unset.
@@ -46,9 +47,10 @@ impl Clock {
         let mut fixed = self.fixed.lock().expect("clock lock");
         let from = fixed.unwrap_or_else(Utc::now);
         let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
-        let at = from
-            .checked_add_signed(by)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let at = clamp(
+            from.checked_add_signed(by)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        );
         *fixed = Some(at);
         at
     }
@@ -66,5 +68,38 @@ impl Clock {
     /// What "now" is.
     pub fn now(&self) -> DateTime<Utc> {
         self.fixed().unwrap_or_else(Utc::now)
+    }
+}
+
+/// The latest time a test clock may read: year 8000, so that adding the longest duration the
+/// stores accept ([`crate::store::MAX_DURATION`], 1,000 years) stays before year 9999, past
+/// which SQLite's date functions give NULL. The earliest is the Unix epoch.
+pub fn clamp(at: DateTime<Utc>) -> DateTime<Utc> {
+    let latest = DateTime::parse_from_rfc3339("8000-01-01T00:00:00Z")
+        .expect("a time")
+        .with_timezone(&Utc);
+    at.clamp(DateTime::<Utc>::UNIX_EPOCH, latest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_stays_inside_what_the_databases_store() {
+        let clock = Clock::new();
+        assert_eq!(clock.fixed(), None, "real time until set");
+        clock.set(DateTime::<Utc>::MAX_UTC);
+        let latest = clock.now();
+        assert!(latest.format("%Y").to_string() == "8000", "{latest}");
+        assert_eq!(
+            clock.advance(Duration::MAX),
+            latest,
+            "advancing saturates at the same bound"
+        );
+        clock.set(DateTime::<Utc>::MIN_UTC);
+        assert_eq!(clock.now(), DateTime::<Utc>::UNIX_EPOCH);
+        clock.reset();
+        assert!((clock.now() - Utc::now()).num_seconds().abs() < 60);
     }
 }
