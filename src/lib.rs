@@ -15,7 +15,7 @@
 //! * [`files`]: object storage (file://, s3://, memory://) and the orphan-file cleanup pass.
 //! * [`http`]: the web process: tablo API, admin API, metrics and dashboard, as one axum router.
 //! * [`cli`]: the `porter` command line (the binary is one call to [`cli::main`]).
-//! * [`bench`]: `porter bench`, porter's speed next to its database's own limit.
+//! * [`bench`](mod@bench): `porter bench`, porter's speed next to its database's own limit.
 //!
 //! # Example
 //! ```

@@ -38,7 +38,7 @@ impl Wakeup {
         WakeupSubscription { notify }
     }
 
-    /// Wakes the subscribers of `queue` (or all of them for [`ALL_QUEUES`]).
+    /// Wakes the subscribers of `queue` (or all of them for the reserved name `ALL_QUEUES`).
     pub fn notify(&self, queue: &str) {
         let subs = self.subscribers.lock().unwrap();
         for (q, w) in subs.iter() {
