@@ -23,6 +23,8 @@
 //!   to cancel (`job_cancel_requests`, a read of that worker's running rows only).
 
 pub mod bench;
+#[cfg(test)]
+mod lane_tests;
 mod writer;
 
 use std::path::{Path, PathBuf};
