@@ -36,7 +36,8 @@ async fn urgent_write_overtakes_the_queue() {
         queued.push(tokio::spawn(async move {
             writer
                 .run(move |_c: &Connection| {
-                    Ok(order.lock().unwrap().push(format!("job write {i}")))
+                    order.lock().unwrap().push(format!("job write {i}"));
+                    Ok(())
                 })
                 .await
         }));
@@ -48,7 +49,8 @@ async fn urgent_write_overtakes_the_queue() {
         tokio::spawn(async move {
             writer
                 .run_urgent(move |_c: &Connection| {
-                    Ok(order.lock().unwrap().push("heartbeat".into()))
+                    order.lock().unwrap().push("heartbeat".into());
+                    Ok(())
                 })
                 .await
         })
