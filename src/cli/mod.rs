@@ -72,6 +72,18 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub object_store_url: String,
+    /// Most connections to PostgreSQL this process opens (at least 2: one listens for
+    /// wake-ups). Raise it for many concurrent requests or jobs; keep the sum over all
+    /// processes under the server's max_connections. SQLite ignores it.
+    #[arg(
+        long,
+        env = "PORTER_DB_POOL_SIZE",
+        default_value_t = crate::store::DEFAULT_POOL_SIZE,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(2..=10_000),
+        global = true
+    )]
+    pub db_pool_size: u32,
     /// Log format (on stderr); filter with RUST_LOG (default info,sqlx=warn).
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
@@ -193,7 +205,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Opens (and migrates) the database.
 async fn open_store(g: &GlobalArgs) -> anyhow::Result<Arc<dyn Store>> {
     // The library's errors name the database with its password redacted.
-    Ok(crate::store::open(&g.database_url).await?)
+    Ok(crate::store::open_with(&g.database_url, &g.open_options()).await?)
+}
+
+impl GlobalArgs {
+    /// How the database is opened: the pool size.
+    pub fn open_options(&self) -> crate::store::OpenOptions {
+        crate::store::OpenOptions {
+            pool_size: Some(self.db_pool_size),
+        }
+    }
 }
 
 /// Opens the object store.

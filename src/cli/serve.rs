@@ -207,8 +207,10 @@ async fn open_store_waiting(
     shutdown: &Shutdown,
 ) -> anyhow::Result<Option<Arc<dyn Store>>> {
     let stop = shutdown.soft.clone();
-    let store =
-        crate::store::open_retrying(&g.database_url, async move { stop.cancelled().await }).await?;
+    let store = crate::store::open_retrying_with(&g.database_url, &g.open_options(), async move {
+        stop.cancelled().await
+    })
+    .await?;
     if store.is_none() {
         info!("shutting down before the database answered");
         info!("shutdown complete");

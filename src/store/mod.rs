@@ -627,13 +627,48 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64>;
 }
 
+/// How a store is opened, beyond its URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Most connections of the PostgreSQL pool (default 10, [`DEFAULT_POOL_SIZE`]; at least
+    /// 2, since one is held by the LISTEN task). The CLI's `--db-pool-size`
+    /// (`PORTER_DB_POOL_SIZE`). SQLite has no server connections to bound and ignores it.
+    pub pool_size: Option<u32>,
+}
+
+/// Default size of the PostgreSQL connection pool.
+pub const DEFAULT_POOL_SIZE: u32 = 10;
+
+impl OpenOptions {
+    /// The pool size, defaulted; below 2 is refused.
+    pub fn effective_pool_size(&self) -> Result<u32> {
+        match self.pool_size.unwrap_or(DEFAULT_POOL_SIZE) {
+            n if n < 2 => Err(Error::invalid(
+                "pool size",
+                format!("{n} is too small: the pool needs at least 2 connections (one listens for wake-ups)"),
+            )),
+            n => Ok(n),
+        }
+    }
+}
+
 /// Opens the store a database URL names and migrates it: `sqlite://path`,
 /// `sqlite:///abs/path`, `sqlite::memory:`, or `postgres://...`.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
-    open_at(url, None).await
+    open_at(url, None, &OpenOptions::default()).await
 }
 
-async fn open_at(url: &str, clock: Option<clock::Clock>) -> Result<Arc<dyn Store>> {
+/// Opens the store like [`open`], with options (the Postgres pool size).
+pub async fn open_with(url: &str, options: &OpenOptions) -> Result<Arc<dyn Store>> {
+    open_at(url, None, options).await
+}
+
+async fn open_at(
+    url: &str,
+    clock: Option<clock::Clock>,
+    options: &OpenOptions,
+) -> Result<Arc<dyn Store>> {
+    options.effective_pool_size()?;
     if url.starts_with("sqlite:") {
         let clock = clock.unwrap_or_default();
         Ok(Arc::new(
@@ -642,10 +677,9 @@ async fn open_at(url: &str, clock: Option<clock::Clock>) -> Result<Arc<dyn Store
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
         {
-            Ok(Arc::new(match clock {
-                Some(clock) => postgres::PgStore::open_with_clock(url, clock).await?,
-                None => postgres::PgStore::open(url).await?,
-            }))
+            Ok(Arc::new(
+                postgres::PgStore::open_at(url, clock, options).await?,
+            ))
         }
         #[cfg(not(feature = "postgres"))]
         {
@@ -669,7 +703,7 @@ async fn open_at(url: &str, clock: Option<clock::Clock>) -> Result<Arc<dyn Store
 /// Opens like [`open`], with every statement reading "now" from `clock` instead of the
 /// database's clock: for tests that move time instead of sleeping (see [`clock`]).
 pub async fn open_with_clock(url: &str, clock: clock::Clock) -> Result<Arc<dyn Store>> {
-    open_at(url, Some(clock)).await
+    open_at(url, Some(clock), &OpenOptions::default()).await
 }
 
 /// First and longest wait between two attempts of [`open_retrying`].
@@ -685,12 +719,21 @@ pub async fn open_retrying(
     url: &str,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<Option<Arc<dyn Store>>> {
+    open_retrying_with(url, &OpenOptions::default(), stop).await
+}
+
+/// [`open_retrying`] with options.
+pub async fn open_retrying_with(
+    url: &str,
+    options: &OpenOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Option<Arc<dyn Store>>> {
     let server = !url.starts_with("sqlite:");
     let (mut delay, longest) = OPEN_RETRY_BACKOFF;
     tokio::pin!(stop);
     loop {
         let attempt = tokio::select! {
-            opened = open(url) => opened,
+            opened = open_with(url, options) => opened,
             _ = &mut stop => return Ok(None),
         };
         match attempt {

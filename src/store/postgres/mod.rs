@@ -1,7 +1,9 @@
 //! PostgreSQL backend: a `sqlx` pool, many processes, row locks.
 //!
-//! * **Pool** of [`POOL_SIZE`] connections; connecting gives up after [`CONNECT_TIMEOUT`] with
-//!   [`Error::Unavailable`] (the URL in the message has its password redacted).
+//! * **Pool** of [`POOL_SIZE`] connections by default ([`OpenOptions::pool_size`], the CLI's
+//!   `--db-pool-size`); connecting gives up after [`CONNECT_TIMEOUT`] with
+//!   [`Error::Unavailable`] (the URL in the message has its credentials redacted). When no
+//!   connection frees up within that time, the error names the pool's size and what is busy.
 //! * **Migrations** are embedded (`migrations-postgres/`) and run on open under sqlx's advisory
 //!   lock, so processes opening the same database at once take turns. A database that has a
 //!   migration this binary does not carry is refused with [`Error::DatabaseTooNew`].
@@ -38,8 +40,8 @@ use super::*;
 use crate::error::{Error, Result};
 use crate::job::{AttemptError, JobRow, JobState};
 
-/// Connections in the pool (one of them is held by the LISTEN task).
-pub const POOL_SIZE: u32 = 10;
+/// Connections in the pool by default (one of them is held by the LISTEN task).
+pub const POOL_SIZE: u32 = super::DEFAULT_POOL_SIZE;
 /// How long connecting (or waiting for a free connection) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The NOTIFY channel inserts are announced on; the payload is the queue name.
@@ -136,16 +138,26 @@ fn migrate_err(e: sqlx::migrate::MigrateError) -> Error {
 impl PgStore {
     /// Connects to the database a `postgres://` URL names and migrates it.
     pub async fn open(url: &str) -> Result<Self> {
-        Self::open_with(url, None).await
+        Self::open_at(url, None, &OpenOptions::default()).await
+    }
+
+    /// Like [`PgStore::open`], with options (the pool size).
+    pub async fn open_with(url: &str, open_options: &OpenOptions) -> Result<Self> {
+        Self::open_at(url, None, open_options).await
     }
 
     /// Opens like [`PgStore::open`], reading "now" from `clock` (see [`crate::store::clock`]):
     /// every connection sets `porter.now` from the clock when the pool hands it out.
     pub async fn open_with_clock(url: &str, clock: Clock) -> Result<Self> {
-        Self::open_with(url, Some(clock)).await
+        Self::open_at(url, Some(clock), &OpenOptions::default()).await
     }
 
-    async fn open_with(url: &str, clock: Option<Clock>) -> Result<Self> {
+    pub(crate) async fn open_at(
+        url: &str,
+        clock: Option<Clock>,
+        open_options: &OpenOptions,
+    ) -> Result<Self> {
+        let pool_size = open_options.effective_pool_size()?;
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
@@ -156,7 +168,7 @@ impl PgStore {
         conn.close().await.map_err(map_err)?;
 
         let mut pool = PgPoolOptions::new()
-            .max_connections(POOL_SIZE)
+            .max_connections(pool_size)
             .acquire_timeout(CONNECT_TIMEOUT);
         if let Some(clock) = clock {
             // A new connection and every connection handed out again read the clock as it is
@@ -193,6 +205,22 @@ impl PgStore {
             wakeup,
             _listener: stop.drop_guard(),
         })
+    }
+
+    /// A driver error, with the cause spelt out when the pool had no free connection in time.
+    fn pool_err(&self, e: sqlx::Error) -> Error {
+        if !matches!(e, sqlx::Error::PoolTimedOut) {
+            return map_err(e);
+        }
+        let size = self.pool.options().get_max_connections();
+        Error::Unavailable(format!(
+            "no free database connection within {CONNECT_TIMEOUT:?}: the pool's {size} connections \
+             are busy ({} open, {} idle, one of them listening for wake-ups) or the server refuses \
+             new ones; raise the pool size (--db-pool-size / PORTER_DB_POOL_SIZE, now {size}), or \
+             the server's max_connections if it is full",
+            self.pool.size(),
+            self.pool.num_idle(),
+        ))
     }
 
     /// The connection pool, for callers that insert jobs inside their own transactions with
@@ -524,7 +552,7 @@ impl Store for PgStore {
         sqlx::query_scalar("SELECT porter_now()")
             .fetch_one(&self.pool)
             .await
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn ping(&self) -> Result<()> {
@@ -532,14 +560,14 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await
             .map(drop)
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
         let mut queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
         let out = job_insert_tx(&mut tx, jobs).await?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await.map_err(|e| self.pool_err(e))?;
         queues.sort();
         queues.dedup();
         for q in queues {
@@ -549,7 +577,11 @@ impl Store for PgStore {
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
-        one_job(&mut *self.pool.acquire().await.map_err(map_err)?, id).await
+        one_job(
+            &mut *self.pool.acquire().await.map_err(|e| self.pool_err(e))?,
+            id,
+        )
+        .await
     }
 
     async fn job_list(&self, params: JobListParams) -> Result<Vec<JobRow>> {
@@ -563,14 +595,14 @@ impl Store for PgStore {
             .try_map(job_from_row)
             .fetch_all(&self.pool)
             .await
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn job_counts(&self) -> Result<JobCounts> {
         let rows: Vec<(String, String, i64)> = sqlx::query_as(sql!("job_counts"))
             .fetch_all(&self.pool)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         let rows = rows
             .into_iter()
             .map(|(q, s, n)| Ok((q, s.parse::<JobState>()?, n)))
@@ -582,12 +614,12 @@ impl Store for PgStore {
         if params.limit == 0 || params.kinds.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut conn = self.pool.acquire().await.map_err(|e| self.pool_err(e))?;
         sqlx::query(sql!("job_promote_due"))
             .bind(&params.queue)
             .execute(&mut *conn)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         let mut jobs = sqlx::query(sql!("job_claim"))
             .bind(&params.queue)
             .bind(&params.worker_id)
@@ -596,7 +628,7 @@ impl Store for PgStore {
             .try_map(job_from_row)
             .fetch_all(&mut *conn)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         jobs.sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
         Ok(jobs)
     }
@@ -616,7 +648,7 @@ impl Store for PgStore {
             )
             .fetch_all(&self.pool)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         // A fence given twice changed its row once: the first one reports it, as on SQLite.
         let mut completed: HashSet<(i64, i32, String)> = completed.into_iter().collect();
         Ok(fences
@@ -638,7 +670,7 @@ impl Store for PgStore {
             .try_map(job_from_row)
             .fetch_optional(&self.pool)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         fenced(f, row)
     }
 
@@ -651,7 +683,7 @@ impl Store for PgStore {
             .try_map(job_from_row)
             .fetch_optional(&self.pool)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         fenced(&fence, row)
     }
 
@@ -672,7 +704,7 @@ impl Store for PgStore {
     }
 
     async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
         let row = sqlx::query(sql!("job_release"))
             .bind(fence.id)
             .bind(fence.attempt)
@@ -681,7 +713,7 @@ impl Store for PgStore {
             .try_map(job_from_row)
             .fetch_optional(&mut *tx)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         let row = fenced(&fence, row)?;
         // Due at once: wake the queue's producers in every process, as an insert does.
         notify_queues(&mut tx, vec![row.queue.clone()]).await?;
@@ -699,12 +731,12 @@ impl Store for PgStore {
             .try_map(job_from_row)
             .fetch_optional(&self.pool)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         fenced(&fence, row)
     }
 
     async fn job_cancel(&self, id: i64) -> Result<JobRow> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
         let row = sqlx::query(sql!("job_cancel"))
             .bind(id)
             .try_map(job_from_row)
@@ -741,7 +773,7 @@ impl Store for PgStore {
             .bind(worker_id)
             .fetch_all(&self.pool)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         Ok(rows
             .into_iter()
             .map(|(id, attempt, worker_id)| JobFence {
@@ -753,13 +785,13 @@ impl Store for PgStore {
     }
 
     async fn job_retry(&self, id: i64) -> Result<JobRow> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
         let row = sqlx::query(sql!("job_retry"))
             .bind(id)
             .try_map(job_from_row)
             .fetch_optional(&mut *tx)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         let Some(row) = row else {
             return Err(conflict_or_not_found(&mut tx, id, |_| {
                 format!("job {id} is running; it cannot be retried until it stops")
@@ -767,13 +799,13 @@ impl Store for PgStore {
             .await);
         };
         notify_queues(&mut tx, vec![row.queue.clone()]).await?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await.map_err(|e| self.pool_err(e))?;
         self.wakeup.notify(&row.queue);
         Ok(row)
     }
 
     async fn job_delete_finalized(&self, p: JobDeleteFinalizedParams) -> Result<u64> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut conn = self.pool.acquire().await.map_err(|e| self.pool_err(e))?;
         let mut deleted = 0u64;
         for (state, age) in [
             ("completed", p.completed),
@@ -793,7 +825,7 @@ impl Store for PgStore {
                     .bind(batch as i64)
                     .execute(&mut *conn)
                     .await
-                    .map_err(map_err)?;
+                    .map_err(|e| self.pool_err(e))?;
                 deleted += done.rows_affected();
                 if done.rows_affected() < batch {
                     break;
@@ -812,7 +844,7 @@ impl Store for PgStore {
             .bind(limit)
             .fetch_all(&self.pool)
             .await
-            .map_err(map_err)];
+            .map_err(|e| self.pool_err(e))];
         // The rescuer's own limits, for jobs whose worker registered none.
         outcomes.push(
             sqlx::query_scalar(sql!("job_rescue_stuck"))
@@ -831,7 +863,7 @@ impl Store for PgStore {
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await
-                .map_err(map_err),
+                .map_err(|e| self.pool_err(e)),
         );
         RescueCounts::from_outcomes(outcomes)
     }
@@ -840,7 +872,7 @@ impl Store for PgStore {
         let rows: Vec<(String, Option<DateTime<Utc>>)> = sqlx::query_as(sql!("queue_list"))
             .fetch_all(&self.pool)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         Ok(rows
             .into_iter()
             .map(|(name, paused_at)| QueueRow { name, paused_at })
@@ -854,19 +886,19 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await
             .map(drop)
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn queue_resume(&self, name: &str) -> Result<()> {
         crate::job::validate_name("queue", name)?;
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
         sqlx::query(sql!("queue_resume"))
             .bind(name)
             .execute(&mut *tx)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         notify_queues(&mut tx, vec![name.to_string()]).await?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await.map_err(|e| self.pool_err(e))?;
         self.wakeup.notify(name);
         Ok(())
     }
@@ -879,7 +911,7 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await
             .map(drop)
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn worker_register(&self, p: WorkerRegisterParams) -> Result<()> {
@@ -892,7 +924,7 @@ impl Store for PgStore {
             .execute(&self.heartbeats)
             .await
             .map(drop)
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn worker_delete(&self, id: &str) -> Result<()> {
@@ -901,7 +933,7 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await
             .map(drop)
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
@@ -909,7 +941,7 @@ impl Store for PgStore {
             sqlx::query_as(sql!("worker_list"))
                 .fetch_all(&self.pool)
                 .await
-                .map_err(map_err)?;
+                .map_err(|e| self.pool_err(e))?;
         Ok(rows
             .into_iter()
             .map(|(id, host, pid, started_at, heartbeat_at)| WorkerRow {
@@ -923,13 +955,13 @@ impl Store for PgStore {
     }
 
     async fn periodic_enqueue(&self, p: PeriodicEnqueueParams) -> Result<Option<InsertResult>> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
         let created: Option<bool> = sqlx::query_scalar(sql!("periodic_set"))
             .bind(&p.name)
             .bind(p.slot)
             .fetch_optional(&mut *tx)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         let insert = match created {
             None => return Ok(None), // the slot was taken already; nothing written
             Some(true) => p.insert_if_new,
@@ -941,7 +973,7 @@ impl Store for PgStore {
         } else {
             None
         };
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await.map_err(|e| self.pool_err(e))?;
         if out.is_some() {
             self.wakeup.notify(&queue);
         }
@@ -955,7 +987,7 @@ impl Store for PgStore {
             .try_map(tablo_from_row)
             .fetch_one(&self.pool)
             .await
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>> {
@@ -964,7 +996,7 @@ impl Store for PgStore {
             .try_map(tablo_from_row)
             .fetch_optional(&self.pool)
             .await
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn tablo_delete_enqueue(
@@ -972,18 +1004,18 @@ impl Store for PgStore {
         id: uuid::Uuid,
         job: JobInsertParams,
     ) -> Result<Option<InsertResult>> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
         let deleted = sqlx::query(sql!("tablo_delete"))
             .bind(id)
             .execute(&mut *tx)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         if deleted.rows_affected() == 0 {
             return Ok(None); // dropping the transaction rolls it back
         }
         let queue = job.queue.clone();
         let out = job_insert_tx(&mut tx, vec![job]).await?.pop();
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await.map_err(|e| self.pool_err(e))?;
         self.wakeup.notify(&queue);
         Ok(out)
     }
@@ -997,7 +1029,7 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await
             .map(drop)
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>> {
@@ -1006,7 +1038,7 @@ impl Store for PgStore {
             .try_map(file_from_row)
             .fetch_all(&self.pool)
             .await
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn tablo_file_orphans(&self, p: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
@@ -1017,7 +1049,7 @@ impl Store for PgStore {
             .try_map(file_from_row)
             .fetch_all(&self.pool)
             .await
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64> {
@@ -1028,7 +1060,7 @@ impl Store for PgStore {
             .bind(ids)
             .execute(&self.pool)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         Ok(done.rows_affected())
     }
 
