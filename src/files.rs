@@ -74,9 +74,11 @@ const MAX_NAME_IN_KEY: usize = 100;
 /// S3-compatible servers on a private network or loopback.
 pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>> {
     let invalid = |message: String| Error::invalid("object store url", message);
+    // Printed only with its credentials hidden (a key or secret given in the URL).
+    let shown = crate::store::redact_url(url);
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(invalid(format!(
-            "{url:?} has no scheme; use file://DIR, s3://BUCKET or memory://"
+            "{shown:?} has no scheme; use file://DIR, s3://BUCKET or memory://"
         )));
     };
     match scheme {
@@ -93,7 +95,7 @@ pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>> {
         }
         "memory" => {
             if !rest.is_empty() {
-                return Err(invalid(format!("memory:// takes no path (got {url:?})")));
+                return Err(invalid(format!("memory:// takes no path (got {shown:?})")));
             }
             Ok(Arc::new(InMemory::new()))
         }
@@ -101,13 +103,13 @@ pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>> {
             let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
             if !path.trim_matches('/').is_empty() {
                 return Err(invalid(format!(
-                    "{url:?}: a path inside the bucket is not supported; use s3://BUCKET (keys start with {DEFAULT_PREFIX})"
+                    "{shown:?}: a path inside the bucket is not supported; use s3://BUCKET (keys start with {DEFAULT_PREFIX})"
                 )));
             }
             Ok(Arc::new(s3_from_env(bucket)?))
         }
         other => Err(invalid(format!(
-            "unknown scheme {other:?} in {url:?}; use file://DIR, s3://BUCKET or memory://"
+            "unknown scheme {other:?} in {shown:?}; use file://DIR, s3://BUCKET or memory://"
         ))),
     }
 }
@@ -151,9 +153,15 @@ fn s3_from_env(bucket: &str) -> Result<object_store::aws::AmazonS3> {
         };
         builder = builder.with_virtual_hosted_style_request(!path_style);
     }
-    builder
-        .build()
-        .map_err(|e| Error::invalid("object store url", format!("s3://{bucket}: {e}")))
+    builder.build().map_err(|e| {
+        Error::invalid(
+            "object store url",
+            format!(
+                "{}: {e}",
+                crate::store::redact_url(&format!("s3://{bucket}"))
+            ),
+        )
+    })
 }
 
 /// The object key for a new file of a tablo: `tablos/{tablo_id}/{file_id}`, followed by

@@ -751,20 +751,90 @@ pub async fn open_retrying_with(
     }
 }
 
-/// A database URL with its password replaced by `***`, for logs and errors.
+/// A URL (database or object store) with every credential replaced by `***`, for logs and
+/// errors: the password of `user:password@host`, and the value of every query parameter whose
+/// name says it is a secret (`password`, `sslpassword`, `secret_access_key`, `token`,
+/// `sslkey`, ...). The rest is kept as written. Works on malformed URLs too (it never parses
+/// more than it must).
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
+    let (before_fragment, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let (base, query) = match before_fragment.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (before_fragment, None),
+    };
+    let mut out = String::with_capacity(url.len());
+    // userinfo: between "://" and the last '@' of the authority.
+    match base.split_once("://") {
+        Some((scheme, rest)) => {
+            out.push_str(scheme);
+            out.push_str("://");
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    match userinfo.split_once(':') {
+                        Some((user, _password)) => {
+                            out.push_str(user);
+                            out.push_str(":***");
+                        }
+                        None => out.push_str(userinfo),
+                    }
+                    out.push('@');
+                    out.push_str(host);
+                }
+                None => out.push_str(authority),
+            }
+            out.push_str(path);
         }
-        Ok(u) => u.to_string(),
-        Err(_) => url
-            .split('@')
-            .next_back()
-            .map(|rest| format!("***@{rest}"))
-            .unwrap_or_default(),
+        // No authority (`sqlite:file.db`): an '@' still hides what comes before it.
+        None => match base.rsplit_once('@') {
+            Some((_, rest)) => {
+                out.push_str("***@");
+                out.push_str(rest);
+            }
+            None => out.push_str(base),
+        },
     }
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if secret_parameter(key) => format!("{key}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        // A fragment has no defined meaning in a database URL: hide it whole.
+        let _ = fragment;
+        out.push_str("#***");
+    }
+    out
+}
+
+/// Whether a URL query parameter's name says it holds a credential.
+fn secret_parameter(key: &str) -> bool {
+    let key: String = url::form_urlencoded::parse(format!("{key}=").as_bytes())
+        .next()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .unwrap_or_default();
+    [
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "key",
+        "signature",
+        "credential",
+        "auth",
+    ]
+    .iter()
+    .any(|w| key.contains(w))
 }
 
 /// The longest duration the stores put into time arithmetic: 1,000 years. A longer one (a

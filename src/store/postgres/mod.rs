@@ -158,7 +158,7 @@ impl PgStore {
         open_options: &OpenOptions,
     ) -> Result<Self> {
         let pool_size = open_options.effective_pool_size()?;
-        let options: PgConnectOptions = url
+        let options: PgConnectOptions = driver_url(url)
             .parse()
             .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
         // One plain connection first: the pool would retry until its timeout and then report
@@ -261,6 +261,55 @@ async fn set_clock(conn: &mut PgConnection, at: String) -> std::result::Result<(
         .execute(conn)
         .await
         .map(drop)
+}
+
+/// The URL parameters sqlx reads (sqlx-postgres `options/parse.rs`).
+const DRIVER_PARAMETERS: [&str; 18] = [
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// The URL without the query parameters sqlx does not read: sqlx would log each of them with
+/// its value, and one may be a credential (`sslpassword`, which sqlx does not support). Each
+/// is logged here by name only.
+fn driver_url(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        let key: String = url::form_urlencoded::parse(format!("{key}=").as_bytes())
+            .next()
+            .map(|(k, _)| k.into_owned())
+            .unwrap_or_default();
+        if DRIVER_PARAMETERS.contains(&key.as_str()) || key.starts_with("options[") {
+            kept.push(pair);
+        } else {
+            tracing::warn!(parameter = %key, "ignoring an unknown parameter of the database URL (value not shown)");
+        }
+    }
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
 }
 
 /// One connection, within [`CONNECT_TIMEOUT`]; errors name the server without the password.

@@ -96,7 +96,12 @@ fn parse_url(url: &str) -> Result<(PathBuf, &'static str)> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| Error::invalid("database url", format!("{url} is not a sqlite: URL")))?;
+        .ok_or_else(|| {
+            Error::invalid(
+                "database url",
+                format!("{} is not a sqlite: URL", redact_url(url)),
+            )
+        })?;
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.is_empty() || path == ":memory:" {
         return Err(Error::invalid(
@@ -121,11 +126,13 @@ fn parse_url(url: &str) -> Result<(PathBuf, &'static str)> {
                 }
             }
             Some(("mode", "rwc")) => {}
+            // Only the option's name: its value may be a credential meant for another database.
             _ => {
+                let name = pair.split_once('=').map_or(pair, |(name, _)| name);
                 return Err(Error::invalid(
                     "database url",
-                    format!("unknown SQLite URL option {pair:?}"),
-                ))
+                    format!("unknown SQLite URL option {name:?}"),
+                ));
             }
         }
     }
