@@ -12,6 +12,9 @@ mod surfaces;
 
 on_both_backends!(cases:
     a_password_in_the_url_never_reaches_output_or_logs,
+    args_over_the_maximum_are_refused_with_a_clear_error,
+    enqueue_reads_args_from_a_file_or_stdin,
+    enqueue_count_with_large_args_inserts_every_job,
     db_pool_size_is_a_setting,
 );
 
@@ -204,6 +207,108 @@ mod cases {
 
     fn big_args(n: usize) -> Value {
         json!({ "blob": "x".repeat(n) })
+    }
+
+    /// Args over 1 MiB are refused before anything is written, with a message that says the
+    /// limit, through the CLI and the library alike.
+    pub async fn args_over_the_maximum_are_refused_with_a_clear_error(db: TestDb) {
+        let env = Env::new(db);
+        let too_big = big_args(1024 * 1024);
+        let refused =
+            porter::store::JobInsertParams::new("noop", too_big.clone(), Default::default());
+        assert!(
+            matches!(refused, Err(porter::Error::Invalid { what: "args", .. })),
+            "{refused:?}"
+        );
+        let just_fits = big_args(1024 * 1024 - 100);
+        porter::store::JobInsertParams::new("noop", just_fits, Default::default())
+            .expect("1 MiB fits");
+
+        let file = env.dir.path().join("args.json");
+        std::fs::write(&file, too_big.to_string()).unwrap();
+        let out = env.run(&["enqueue", "noop", &format!("@{}", file.display())]);
+        out.assert_error("1048576 bytes");
+        assert!(
+            surfaces::all_jobs(env.store()).await.is_empty(),
+            "nothing inserted"
+        );
+    }
+
+    /// ARGS_JSON `@PATH` reads a file, `-` reads stdin (past the 128 KiB a command line
+    /// holds); inline JSON keeps working; a missing file or bad JSON is one error line.
+    pub async fn enqueue_reads_args_from_a_file_or_stdin(db: TestDb) {
+        let env = Env::new(db);
+        let args = big_args(300_000);
+        let file = env.dir.path().join("args.json");
+        std::fs::write(&file, serde_json::to_string_pretty(&args).unwrap()).unwrap();
+        let from_file = ids(&env
+            .run(&["enqueue", "noop", &format!("@{}", file.display())])
+            .ok())[0];
+        assert_eq!(
+            env.store().job_get(from_file).await.unwrap().unwrap().args,
+            args
+        );
+
+        let mut child = env
+            .cmd()
+            .args(["enqueue", "noop", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(args.to_string().as_bytes())
+            .unwrap();
+        let done = child.wait_with_output().unwrap();
+        assert!(done.status.success(), "{done:?}");
+        let from_stdin: i64 = String::from_utf8(done.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            env.store().job_get(from_stdin).await.unwrap().unwrap().args,
+            args
+        );
+
+        let inline = ids(&env.run(&["enqueue", "sleep", r#"{"ms": 1}"#]).ok())[0];
+        assert_eq!(
+            env.store().job_get(inline).await.unwrap().unwrap().args,
+            json!({"ms": 1})
+        );
+
+        env.run(&["enqueue", "noop", "@/no/such/file.json"])
+            .assert_error("/no/such/file.json");
+        std::fs::write(&file, "{not json").unwrap();
+        env.run(&["enqueue", "noop", &format!("@{}", file.display())])
+            .assert_error("not valid JSON");
+        assert_eq!(surfaces::all_jobs(env.store()).await.len(), 3);
+    }
+
+    /// `--count` with args of 120 KB inserts every job (in chunks sized by bytes, so neither
+    /// the process nor the Postgres message grows with the count), ids ascending.
+    pub async fn enqueue_count_with_large_args_inserts_every_job(db: TestDb) {
+        let env = Env::new(db);
+        let file = env.dir.path().join("args.json");
+        std::fs::write(&file, big_args(120_000).to_string()).unwrap();
+        let out = env
+            .run(&[
+                "enqueue",
+                "noop",
+                &format!("@{}", file.display()),
+                "--count",
+                "400",
+            ])
+            .ok();
+        let printed = ids(&out);
+        assert_eq!(printed.len(), 400);
+        assert!(printed.windows(2).all(|w| w[0] < w[1]), "ids ascend");
+        let counts = env.store().job_counts().await.unwrap();
+        assert_eq!(counts.total[&porter::JobState::Available], 400);
     }
 
     /// `--db-pool-size` (env PORTER_DB_POOL_SIZE) sets the Postgres pool; nonsense is a usage

@@ -9,6 +9,8 @@ mod common;
 mod surfaces;
 
 on_both_backends!(cases:
+    args_over_the_maximum_are_refused,
+    large_batches_insert_in_chunks_all_or_nothing,
     pool_exhaustion_names_the_cause,
 );
 
@@ -94,6 +96,78 @@ mod cases {
             .into_iter()
             .map(|r| r.job.id)
             .collect()
+    }
+
+    /// Args over 1 MiB (as JSON) are refused with a clear 422 even when the body limit lets
+    /// them through; the store refuses them too, before anything is written.
+    pub async fn args_over_the_maximum_are_refused(db: TestDb) {
+        let app = app(
+            &db,
+            HttpConfig {
+                max_json_bytes: 4 * 1024 * 1024,
+                ..HttpConfig::default()
+            },
+        );
+        let over = json!({"kind": "noop", "args": big_args(1024 * 1024)});
+        let (status, body) = send_json(&app, json_post("/admin/jobs", &over, &[])).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("1048576 bytes"),
+            "{body}"
+        );
+        let over_meta = InsertOpts {
+            metadata: Some(big_args(1024 * 1024)),
+            ..InsertOpts::default()
+        };
+        assert!(
+            JobInsertParams::new("noop", json!({}), over_meta).is_err(),
+            "metadata has the same limit"
+        );
+        assert_eq!(job_count(db.store.as_ref()).await, 0);
+        let (status, body) = send_json(
+            &app,
+            json_post(
+                "/admin/jobs",
+                &json!({"kind": "noop", "args": big_args(1_000_000)}),
+                &[],
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "just under the limit: {body}");
+    }
+
+    /// A batch far over one chunk (40 jobs of ~900 KB: 36 MB) is sent in byte-sized chunks in
+    /// one transaction: every job in order, or, when its last job is refused, none.
+    pub async fn large_batches_insert_in_chunks_all_or_nothing(db: TestDb) {
+        let ids = insert_many(db.store.as_ref(), 40, big_args(900_000)).await;
+        assert_eq!(ids.len(), 40);
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids ascend in input order"
+        );
+        assert_eq!(
+            db.store.job_get(ids[39]).await.unwrap().unwrap().args,
+            big_args(900_000)
+        );
+
+        surfaces::refuse_cleanup_jobs(&db.url, db.store.as_ref(), db.sqlite_path()).await;
+        let mut batch: Vec<JobInsertParams> = (0..40)
+            .map(|_| {
+                JobInsertParams::new("noop", big_args(900_000), InsertOpts::default()).unwrap()
+            })
+            .collect();
+        batch.push(
+            JobInsertParams::new("orphan_file_cleanup", json!({}), InsertOpts::default()).unwrap(),
+        );
+        assert!(
+            db.store.job_insert_many(batch).await.is_err(),
+            "the last job is refused"
+        );
+        assert_eq!(
+            job_count(db.store.as_ref()).await,
+            40,
+            "none of the second batch stayed"
+        );
     }
 
     /// A pool too small for the load answers with its cause: the pool size, what is busy, and

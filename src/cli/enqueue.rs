@@ -1,5 +1,7 @@
 //! `porter enqueue`.
 
+use std::io::Read;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -8,7 +10,15 @@ use clap::Args;
 use super::{open_store, output, GlobalArgs, BUILTIN_KINDS};
 use crate::error::Error;
 use crate::job::{validate_name, InsertOpts};
-use crate::store::JobInsertParams;
+use crate::store::{json_size, JobInsertParams, MAX_ARGS_BYTES};
+
+/// Args of `--count` jobs sent per transaction: when all the jobs' args fit, one transaction
+/// inserts them all (all or nothing); beyond it, each 16 MiB goes in its own transaction, so
+/// memory does not grow with the count.
+pub const ENQUEUE_CHUNK_BYTES: usize = 16 * 1024 * 1024;
+/// Largest args file (or stdin) read: 16 MiB of text (the args themselves must come to at
+/// most 1 MiB as compact JSON).
+pub const MAX_ARGS_INPUT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// `porter enqueue KIND [ARGS_JSON] ...`
 #[derive(Debug, Args)]
@@ -20,13 +30,21 @@ Examples:
   porter enqueue noop
   porter enqueue sleep '{\"ms\": 2000}' --queue default --count 10
   porter enqueue fail '{\"message\": \"boom\"}' --max-attempts 1
-  porter enqueue heartbeat --in 30s --unique-key hb-once")]
+  porter enqueue heartbeat --in 30s --unique-key hb-once
+  porter enqueue my_kind @args.json --allow-unknown-kind     args from a file
+  produce-args | porter enqueue my_kind - --allow-unknown-kind   args from stdin
+
+Args are at most 1 MiB as compact JSON (larger ones are refused: pass a reference to the data).
+--count N inserts all N jobs in one transaction when their args come to at most 16 MiB in all;
+beyond that, in transactions of 16 MiB each, committed in turn (memory stays bounded): if one
+fails, the ids printed so far are in the database, and the error line says how many.")]
 pub struct EnqueueArgs {
     /// The job kind (^[a-z0-9_.-]{1,64}$).
     kind: String,
-    /// The job's args as a JSON value (default {}).
-    #[arg(value_name = "ARGS_JSON", value_parser = parse_json)]
-    args: Option<serde_json::Value>,
+    /// The job's args as a JSON value (default {}); `@PATH` reads them from a file, `-` from
+    /// stdin (for args longer than a command line holds). At most 1 MiB as JSON.
+    #[arg(value_name = "ARGS_JSON", value_parser = parse_args_source)]
+    args: Option<ArgsSource>,
     /// Queue (default "default").
     #[arg(long)]
     queue: Option<String>,
@@ -45,7 +63,8 @@ pub struct EnqueueArgs {
     /// Deduplicate: no new job while an unfinished job holds this key (its id is printed).
     #[arg(long, conflicts_with = "count")]
     unique_key: Option<String>,
-    /// Insert this many identical jobs, in one transaction.
+    /// Insert this many identical jobs: in one transaction when their args come to at most
+    /// 16 MiB in all, else in 16 MiB transactions committed in turn (see below).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     count: u32,
     /// Print the job rows as JSON, one per line, instead of the ids.
@@ -54,6 +73,58 @@ pub struct EnqueueArgs {
     /// Accept a kind that no built-in worker runs (for jobs your own workers run).
     #[arg(long)]
     allow_unknown_kind: bool,
+}
+
+/// Where the args come from.
+#[derive(Debug, Clone)]
+enum ArgsSource {
+    /// Given on the command line.
+    Inline(serde_json::Value),
+    /// `-`: read from stdin.
+    Stdin,
+    /// `@PATH`: read from a file.
+    File(PathBuf),
+}
+
+fn parse_args_source(text: &str) -> Result<ArgsSource, String> {
+    if text == "-" {
+        return Ok(ArgsSource::Stdin);
+    }
+    if let Some(path) = text.strip_prefix('@') {
+        if path.is_empty() {
+            return Err("@ needs a file name: @args.json".to_string());
+        }
+        return Ok(ArgsSource::File(PathBuf::from(path)));
+    }
+    parse_json(text).map(ArgsSource::Inline)
+}
+
+impl ArgsSource {
+    /// The args, read and parsed (at most [`MAX_ARGS_INPUT_BYTES`] of input).
+    fn read(self) -> anyhow::Result<serde_json::Value> {
+        let (what, reader): (String, Box<dyn Read>) = match self {
+            ArgsSource::Inline(value) => return Ok(value),
+            ArgsSource::Stdin => ("stdin".to_string(), Box::new(std::io::stdin())),
+            ArgsSource::File(path) => {
+                let file = std::fs::File::open(&path).map_err(|e| {
+                    anyhow::anyhow!("cannot read args from {}: {e}", path.display())
+                })?;
+                (path.display().to_string(), Box::new(file))
+            }
+        };
+        let mut text = Vec::new();
+        reader
+            .take(MAX_ARGS_INPUT_BYTES + 1)
+            .read_to_end(&mut text)
+            .map_err(|e| anyhow::anyhow!("cannot read args from {what}: {e}"))?;
+        if text.len() as u64 > MAX_ARGS_INPUT_BYTES {
+            anyhow::bail!(
+                "the args in {what} are over {MAX_ARGS_INPUT_BYTES} bytes; a job's args are at most {MAX_ARGS_BYTES} bytes as JSON"
+            );
+        }
+        serde_json::from_slice(&text)
+            .map_err(|e| anyhow::anyhow!("the args in {what} are not valid JSON: {e}"))
+    }
 }
 
 fn parse_json(text: &str) -> Result<serde_json::Value, String> {
@@ -103,31 +174,46 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
         unique_key: a.unique_key.clone(),
         metadata: None,
     };
-    let params = JobInsertParams::new(
-        &a.kind,
-        a.args.unwrap_or_else(|| serde_json::json!({})),
-        opts,
-    )?;
+    let args = match a.args {
+        Some(source) => source.read()?,
+        None => serde_json::json!({}),
+    };
+    let params = JobInsertParams::new(&a.kind, args, opts)?;
     let store = open_store(g).await?;
-    let results = store
-        .job_insert_many(vec![params; a.count as usize])
-        .await?;
-    let mut text = String::new();
-    for r in &results {
-        if !r.inserted {
-            tracing::warn!(
-                job_id = r.job.id,
-                "an unfinished job already holds this unique key; nothing was inserted"
-            );
+    // A job's share of a statement: its args and metadata, and a little for the rest of it.
+    let job_bytes =
+        json_size(&params.args, usize::MAX) + json_size(&params.metadata, usize::MAX) + 256;
+    let per_transaction = (ENQUEUE_CHUNK_BYTES / job_bytes).max(1);
+    let count = a.count as usize;
+    let mut done = 0;
+    while done < count {
+        let n = per_transaction.min(count - done);
+        let results = match store.job_insert_many(vec![params.clone(); n]).await {
+            Ok(results) => results,
+            Err(e) if done > 0 => {
+                anyhow::bail!("{e} (after {done} of {count} jobs were inserted, in earlier transactions: their ids are printed)")
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut text = String::new();
+        for r in &results {
+            if !r.inserted {
+                tracing::warn!(
+                    job_id = r.job.id,
+                    "an unfinished job already holds this unique key; nothing was inserted"
+                );
+            }
+            if a.json {
+                text.push_str(&serde_json::to_string(&r.job)?);
+            } else {
+                text.push_str(&r.job.id.to_string());
+            }
+            text.push('\n');
         }
-        if a.json {
-            text.push_str(&serde_json::to_string(&r.job)?);
-        } else {
-            text.push_str(&r.job.id.to_string());
-        }
-        text.push('\n');
+        output::print(&text)?;
+        done += n;
     }
-    output::print(&text)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -122,6 +122,18 @@ impl JobInsertParams {
         refuse_nul("metadata", &metadata)?;
         check_scheduled_at(opts.scheduled_at)?;
         check_schedule_in(opts.schedule_in)?;
+        for (what, value) in [("args", &args), ("metadata", &metadata)] {
+            let size = json_size(value, MAX_ARGS_BYTES + 1);
+            if size > MAX_ARGS_BYTES {
+                return Err(Error::invalid(
+                    what,
+                    format!(
+                        "are over {MAX_ARGS_BYTES} bytes (1 MiB) as JSON, the most a job carries; \
+                         store large payloads elsewhere (a file, an object) and pass a reference"
+                    ),
+                ));
+            }
+        }
         Ok(JobInsertParams {
             kind: kind.to_string(),
             queue,
@@ -134,6 +146,35 @@ impl JobInsertParams {
             metadata,
         })
     }
+}
+
+/// Largest args (and metadata) of one job, as compact JSON: 1 MiB. Bigger ones are refused
+/// with [`Error::Invalid`] on both backends, before anything is written.
+pub const MAX_ARGS_BYTES: usize = 1024 * 1024;
+
+/// The size of `value` as compact JSON, counted without building the text; counting stops
+/// a little past `stop_after` (the result is then only known to be above it).
+pub fn json_size(value: &serde_json::Value, stop_after: usize) -> usize {
+    struct Counter {
+        n: usize,
+        stop_after: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.n += buf.len();
+            if self.n > self.stop_after {
+                // Ends serialization early: the caller only needs to know it is too big.
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { n: 0, stop_after };
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.n
 }
 
 const NUL_REFUSED: &str = "contains a NUL character (\\u0000), which PostgreSQL cannot store";

@@ -4,6 +4,9 @@
 //!   `--db-pool-size`); connecting gives up after [`CONNECT_TIMEOUT`] with
 //!   [`Error::Unavailable`] (the URL in the message has its credentials redacted). When no
 //!   connection frees up within that time, the error names the pool's size and what is busy.
+//! * **Large batches** are sent in statements of at most [`INSERT_CHUNK_BYTES`] of args, all in
+//!   the one transaction: a batch stays all or nothing, and no message nears the server's
+//!   1 GB limit.
 //! * **Migrations** are embedded (`migrations-postgres/`) and run on open under sqlx's advisory
 //!   lock, so processes opening the same database at once take turns. A database that has a
 //!   migration this binary does not carry is refused with [`Error::DatabaseTooNew`].
@@ -42,6 +45,9 @@ use crate::job::{AttemptError, JobRow, JobState};
 
 /// Connections in the pool by default (one of them is held by the LISTEN task).
 pub const POOL_SIZE: u32 = super::DEFAULT_POOL_SIZE;
+/// Most args and metadata (as JSON) one insert statement carries; a larger batch is sent as
+/// several statements in its one transaction.
+pub const INSERT_CHUNK_BYTES: usize = 16 * 1024 * 1024;
 /// How long connecting (or waiting for a free connection) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The NOTIFY channel inserts are announced on; the payload is the queue name.
@@ -476,9 +482,37 @@ fn column<T>(jobs: &[&JobInsertParams], f: impl Fn(&JobInsertParams) -> T) -> Ve
     jobs.iter().map(|j| f(j)).collect()
 }
 
-/// Inserts one batch in one statement; returns the rows inserted, in id (= input) order.
+/// Inserts one batch, in statements of at most [`INSERT_CHUNK_BYTES`] of args and metadata
+/// each (on the caller's connection, so in its transaction); returns the rows inserted, in id
+/// (= input) order.
 async fn insert_batch(conn: &mut PgConnection, jobs: &[&JobInsertParams]) -> Result<Vec<JobRow>> {
-    let mut rows = sqlx::query(sql!("job_insert"))
+    let mut rows = Vec::with_capacity(jobs.len());
+    let mut start = 0;
+    while start < jobs.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < jobs.len() {
+            let size = json_size(&jobs[end].args, INSERT_CHUNK_BYTES)
+                + json_size(&jobs[end].metadata, INSERT_CHUNK_BYTES);
+            if end > start && bytes + size > INSERT_CHUNK_BYTES {
+                break;
+            }
+            bytes += size;
+            end += 1;
+        }
+        rows.extend(insert_statement(conn, &jobs[start..end]).await?);
+        start = end;
+    }
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
+}
+
+/// One insert statement over arrays.
+async fn insert_statement(
+    conn: &mut PgConnection,
+    jobs: &[&JobInsertParams],
+) -> Result<Vec<JobRow>> {
+    sqlx::query(sql!("job_insert"))
         .bind(column(jobs, |j| j.kind.clone()))
         .bind(column(jobs, |j| j.queue.clone()))
         .bind(column(jobs, |j| j.args.clone()))
@@ -491,9 +525,7 @@ async fn insert_batch(conn: &mut PgConnection, jobs: &[&JobInsertParams]) -> Res
         .try_map(job_from_row)
         .fetch_all(conn)
         .await
-        .map_err(map_err)?;
-    rows.sort_by_key(|r| r.id);
-    Ok(rows)
+        .map_err(map_err)
 }
 
 /// Inserts jobs on a caller's connection, inside whatever transaction it has open: the jobs
