@@ -12,6 +12,7 @@ mod surfaces;
 
 on_both_backends!(cases:
     a_password_in_the_url_never_reaches_output_or_logs,
+    job_listings_are_bounded_in_bytes_and_show_args_whole,
     args_over_the_maximum_are_refused_with_a_clear_error,
     enqueue_reads_args_from_a_file_or_stdin,
     enqueue_count_with_large_args_inserts_every_job,
@@ -207,6 +208,61 @@ mod cases {
 
     fn big_args(n: usize) -> Value {
         json!({ "blob": "x".repeat(n) })
+    }
+
+    /// `jobs list --json` and `list-failed-jobs --json` cut large args (and errors) to a marker
+    /// and stop at a byte budget, where `jobs show` prints the job whole.
+    pub async fn job_listings_are_bounded_in_bytes_and_show_args_whole(db: TestDb) {
+        let env = Env::new(db);
+        let params: Vec<_> = (0..200)
+            .map(|_| {
+                porter::store::JobInsertParams::new("noop", big_args(100_000), Default::default())
+                    .unwrap()
+            })
+            .collect();
+        let inserted = env.store().job_insert_many(params).await.unwrap();
+        let failed = surfaces::discarded_job(env.store(), &"e".repeat(200_000)).await;
+
+        let out = env
+            .run(&["jobs", "list", "--limit", "10000", "--json"])
+            .ok();
+        assert!(
+            out.stdout.len() < 4 * 1024 * 1024,
+            "{} bytes listed",
+            out.stdout.len()
+        );
+        let listed = out.json();
+        let jobs = listed["jobs"].as_array().unwrap();
+        assert_eq!(jobs.len(), 201, "every job fits once args are cut");
+        let big = jobs.iter().find(|j| j["id"] == inserted[0].job.id).unwrap();
+        assert_eq!(big["args"]["truncated"], true, "{big}");
+        assert!(big["args"]["bytes"].as_u64().unwrap() > 100_000, "{big}");
+        let failed_listed = env.run(&["list-failed-jobs", "--json"]).ok();
+        assert!(
+            failed_listed.stdout.len() < 20_000,
+            "the error is cut: {} bytes",
+            failed_listed.stdout.len()
+        );
+        assert_eq!(failed_listed.json()["jobs"][0]["id"], failed.id);
+
+        let shown = env
+            .run(&["jobs", "show", &inserted[0].job.id.to_string(), "--json"])
+            .ok()
+            .json();
+        assert_eq!(
+            shown["args"],
+            big_args(100_000),
+            "jobs show prints args whole"
+        );
+        let shown = env
+            .run(&["jobs", "show", &failed.id.to_string(), "--json"])
+            .ok()
+            .json();
+        assert_eq!(
+            shown["errors"][0]["error"].as_str().unwrap().len(),
+            200_000,
+            "and errors whole"
+        );
     }
 
     /// Args over 1 MiB are refused before anything is written, with a message that says the

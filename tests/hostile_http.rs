@@ -9,6 +9,8 @@ mod common;
 mod surfaces;
 
 on_both_backends!(cases:
+    listings_are_bounded_in_bytes_and_args_whole_on_the_job,
+    a_small_byte_budget_pages_with_next_before_id,
     args_over_the_maximum_are_refused,
     large_batches_insert_in_chunks_all_or_nothing,
     pool_exhaustion_names_the_cause,
@@ -96,6 +98,162 @@ mod cases {
             .into_iter()
             .map(|r| r.job.id)
             .collect()
+    }
+
+    /// 200 jobs with 100 KB args and `limit=10000`: the answer stays under the byte budget
+    /// (args are cut to a marker that says so and how big they were); the job itself has them
+    /// whole. Failed jobs' long errors are cut in lists the same way, and the dashboard too
+    /// stays small.
+    pub async fn listings_are_bounded_in_bytes_and_args_whole_on_the_job(db: TestDb) {
+        let ids = insert_many(db.store.as_ref(), 200, big_args(100_000)).await;
+        let failed = surfaces::discarded_job(db.store.as_ref(), &"e".repeat(300_000)).await;
+        let app = app(&db, HttpConfig::default());
+
+        let (status, bytes) = send(
+            &app,
+            req(Method::GET, "/admin/jobs?limit=10000")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            bytes.len() < porter::http::DEFAULT_MAX_LIST_BYTES,
+            "{} bytes",
+            bytes.len()
+        );
+        assert!(
+            bytes.len() < 1024 * 1024,
+            "{} bytes for 201 jobs",
+            bytes.len()
+        );
+        let listed: Value = serde_json::from_slice(&bytes).unwrap();
+        let jobs = listed["jobs"].as_array().unwrap();
+        assert_eq!(jobs.len(), 201);
+        assert_eq!(
+            listed["next_before_id"],
+            Value::Null,
+            "nothing more to list"
+        );
+        let one = jobs.iter().find(|j| j["id"] == ids[0]).unwrap();
+        assert_eq!(one["args"]["truncated"], true, "{one}");
+        assert_eq!(
+            one["args"]["bytes"],
+            big_args(100_000).to_string().len(),
+            "{one}"
+        );
+        let error = jobs.iter().find(|j| j["id"] == failed.id).unwrap()["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.len() < 10_000,
+            "the error is cut in lists: {} bytes",
+            error.len()
+        );
+
+        let (status, one) = send_json(
+            &app,
+            req(Method::GET, &format!("/admin/jobs/{}", ids[0]))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            one["args"],
+            big_args(100_000),
+            "args whole on the job itself"
+        );
+        let (_, failed_whole) = send_json(
+            &app,
+            req(Method::GET, &format!("/admin/jobs/{}", failed.id))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            failed_whole["errors"][0]["error"].as_str().unwrap().len(),
+            300_000
+        );
+
+        let (status, bytes) = send(
+            &app,
+            req(Method::GET, "/admin/failed?limit=10000")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(bytes.len() < 20_000, "{} bytes", bytes.len());
+        let (status, page) = send(&app, req(Method::GET, "/").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.len() < 200_000,
+            "the dashboard is {} bytes",
+            page.len()
+        );
+    }
+
+    /// A page stops at the byte budget and says where the next one starts (`next_before_id`,
+    /// beside `jobs`); following it lists every job exactly once.
+    pub async fn a_small_byte_budget_pages_with_next_before_id(db: TestDb) {
+        let mut ids = insert_many(db.store.as_ref(), 120, big_args(1_500)).await;
+        let budget = 32 * 1024;
+        let app = app(
+            &db,
+            HttpConfig {
+                max_list_bytes: budget,
+                ..HttpConfig::default()
+            },
+        );
+        let mut seen = Vec::new();
+        let mut uri = "/admin/jobs?limit=10000".to_string();
+        for _ in 0..100 {
+            let (status, bytes) =
+                send(&app, req(Method::GET, &uri).body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(
+                bytes.len() <= budget + 100,
+                "{} bytes over a budget of {budget}",
+                bytes.len()
+            );
+            let page: Value = serde_json::from_slice(&bytes).unwrap();
+            let jobs = page["jobs"].as_array().unwrap();
+            assert!(!jobs.is_empty());
+            assert!(
+                jobs.iter().all(|j| j["args"] == big_args(1_500)),
+                "args this small are not cut"
+            );
+            seen.extend(jobs.iter().map(|j| j["id"].as_i64().unwrap()));
+            match page["next_before_id"].as_i64() {
+                Some(next) => {
+                    assert_eq!(
+                        Some(&next),
+                        seen.last(),
+                        "the next page starts below the last job shown"
+                    );
+                    uri = format!("/admin/jobs?limit=10000&before_id={next}");
+                }
+                None => break,
+            }
+        }
+        ids.reverse();
+        assert_eq!(seen, ids, "every job once, newest first");
+        assert!(seen.len() > 40, "more than one page was needed");
+
+        let (_, page) = send_json(
+            &app,
+            req(Method::GET, "/admin/jobs?limit=5")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(page["jobs"].as_array().unwrap().len(), 5);
+        assert_eq!(
+            page["next_before_id"], ids[4],
+            "a full page says where to go on"
+        );
     }
 
     /// Args over 1 MiB (as JSON) are refused with a clear 422 even when the body limit lets

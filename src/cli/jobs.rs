@@ -1,10 +1,10 @@
 //! `porter jobs list|show|retry|cancel` and `porter list-failed-jobs`.
 
 use clap::{Args, Subcommand};
-use serde_json::json;
 
 use super::{open_store, output, GlobalArgs};
 use crate::error::Error;
+use crate::http::listing::{list_jobs, JobPage, LIST_BYTES_BUDGET};
 use crate::job::{validate_name, JobRow, JobState};
 use crate::store::JobListParams;
 
@@ -46,10 +46,14 @@ pub struct ListArgs {
     /// Only this queue.
     #[arg(long)]
     queue: Option<String>,
-    /// At most this many (default 100, at most 10000).
+    /// At most this many (default 100, at most 10000; a page also stops at 4 MiB).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     limit: Option<u32>,
-    /// Print {"jobs": [...]} as JSON (the shape of GET /admin/jobs).
+    /// Only jobs with an id below this: the next page (the `next_before_id` a page printed).
+    #[arg(long, value_name = "ID")]
+    before_id: Option<i64>,
+    /// Print {"jobs": [...], "next_before_id": ...} as JSON (the shape of GET /admin/jobs;
+    /// large args are cut to {"truncated": true, "bytes": N}: `jobs show` has them whole).
     #[arg(long)]
     json: bool,
 }
@@ -57,10 +61,13 @@ pub struct ListArgs {
 /// `porter list-failed-jobs`
 #[derive(Debug, Args)]
 pub struct FailedArgs {
-    /// At most this many (default 100, at most 10000).
+    /// At most this many (default 100, at most 10000; a page also stops at 4 MiB).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     limit: Option<u32>,
-    /// Print {"jobs": [...]} as JSON (the shape of GET /admin/failed).
+    /// Only jobs with an id below this: the next page (the `next_before_id` a page printed).
+    #[arg(long, value_name = "ID")]
+    before_id: Option<i64>,
+    /// Print {"jobs": [...], "next_before_id": ...} as JSON (the shape of GET /admin/failed).
     #[arg(long)]
     json: bool,
 }
@@ -108,6 +115,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
             let mut params = JobListParams {
                 states: a.states,
                 limit: a.limit,
+                before_id: a.before_id,
                 ..Default::default()
             };
             if let Some(kind) = a.kind {
@@ -119,22 +127,24 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
                 params.queue = Some(queue);
             }
             let store = open_store(g).await?;
-            let jobs = store.job_list(params).await?;
+            let page = list_jobs(store.as_ref(), params, LIST_BYTES_BUDGET).await?;
             if a.json {
-                return output::print_json(&json!({ "jobs": jobs }));
+                return output::print_json(&page);
             }
-            if jobs.is_empty() {
+            if page.jobs.is_empty() {
                 return output::print("no jobs\n");
             }
-            output::print(&jobs_table(
-                &jobs,
+            let mut text = jobs_table(
+                &page.jobs,
                 &[
                     ("STATE", |j| j.state.to_string()),
                     ("ATTEMPTS", attempts),
                     ("PRIORITY", |j| j.priority.to_string()),
                     ("SCHEDULED (UTC)", |j| output::time(Some(j.scheduled_at))),
                 ],
-            ))
+            );
+            text.push_str(&more(&page, "porter jobs list"));
+            output::print(&text)
         }
         JobsCommand::Show { id, json } => {
             let store = open_store(g).await?;
@@ -218,24 +228,34 @@ fn show(job: &JobRow) -> String {
 
 pub(super) async fn failed(g: &GlobalArgs, a: FailedArgs) -> anyhow::Result<()> {
     let store = open_store(g).await?;
-    let jobs = store
-        .job_list(JobListParams {
-            states: vec![JobState::Discarded],
-            limit: a.limit,
-            ..Default::default()
-        })
-        .await?;
+    let params = JobListParams {
+        states: vec![JobState::Discarded],
+        limit: a.limit,
+        before_id: a.before_id,
+        ..Default::default()
+    };
+    let page = list_jobs(store.as_ref(), params, LIST_BYTES_BUDGET).await?;
     if a.json {
-        return output::print_json(&json!({ "jobs": jobs }));
+        return output::print_json(&page);
     }
-    if jobs.is_empty() {
+    if page.jobs.is_empty() {
         return output::print("no failed jobs\n");
     }
-    output::print(&jobs_table(
-        &jobs,
+    let mut text = jobs_table(
+        &page.jobs,
         &[
             ("ATTEMPTS", attempts),
             ("FAILED AT (UTC)", |j| output::time(j.finalized_at)),
         ],
-    ))
+    );
+    text.push_str(&more(&page, "porter list-failed-jobs"));
+    output::print(&text)
+}
+
+/// The line under a table that says how to list the next page, when there may be one.
+fn more(page: &JobPage, command: &str) -> String {
+    match page.next_before_id {
+        Some(id) => format!("(more: {command} --before-id {id})\n"),
+        None => String::new(),
+    }
 }

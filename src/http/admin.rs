@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::api::json_body;
+use super::listing::{self, JobPage};
 use super::{auth, AppError, AppState};
 use crate::error::Error;
 use crate::job::{validate_name, InsertOpts, JobRow, JobState};
@@ -96,12 +97,6 @@ async fn insert_job(
     ))
 }
 
-/// `{"jobs": [...]}`.
-#[derive(Serialize)]
-struct Jobs {
-    jobs: Vec<JobRow>,
-}
-
 /// Reads `state` (repeated or comma-separated), `kind`, `queue`, `limit` and `before_id`.
 fn list_params(query: Option<&str>) -> Result<JobListParams, AppError> {
     let mut params = JobListParams::default();
@@ -143,20 +138,21 @@ fn list_params(query: Option<&str>) -> Result<JobListParams, AppError> {
     Ok(params)
 }
 
+/// `{"jobs": [...], "next_before_id": ...}`, bounded in bytes ([`listing`]).
 async fn list_jobs(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Jobs>, AppError> {
+) -> Result<Json<JobPage>, AppError> {
     let params = list_params(query.as_deref())?;
-    Ok(Json(Jobs {
-        jobs: state.store.job_list(params).await?,
-    }))
+    Ok(Json(
+        listing::list_jobs(state.store.as_ref(), params, state.config.max_list_bytes).await?,
+    ))
 }
 
 async fn failed_jobs(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Jobs>, AppError> {
+) -> Result<Json<JobPage>, AppError> {
     let mut params = list_params(query.as_deref())?;
     if !params.states.is_empty() {
         return Err(Error::invalid(
@@ -166,9 +162,9 @@ async fn failed_jobs(
         .into());
     }
     params.states = vec![JobState::Discarded];
-    Ok(Json(Jobs {
-        jobs: state.store.job_list(params).await?,
-    }))
+    Ok(Json(
+        listing::list_jobs(state.store.as_ref(), params, state.config.max_list_bytes).await?,
+    ))
 }
 
 async fn get_job(

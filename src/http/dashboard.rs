@@ -28,7 +28,7 @@ use axum::Router;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::auth::{self, TOKEN_COOKIE};
-use super::AppState;
+use super::{listing, AppState};
 use crate::error::Error;
 use crate::job::{JobRow, JobState};
 use crate::store::JobListParams;
@@ -149,17 +149,22 @@ async fn render_page(
 ) -> crate::Result<Markup> {
     let counts = state.store.job_counts().await?;
     let queues = state.store.queue_list().await?;
-    let discarded = state
-        .store
-        .job_list(JobListParams {
+    // Through the bounded listing: a few rows read at a time, large args never held.
+    let budget = state.config.max_list_bytes;
+    let discarded = listing::list_jobs(
+        state.store.as_ref(),
+        JobListParams {
             states: vec![JobState::Discarded],
             limit: Some(JOBS_SHOWN),
             ..Default::default()
-        })
-        .await?;
-    let unfinished = state
-        .store
-        .job_list(JobListParams {
+        },
+        budget,
+    )
+    .await?
+    .jobs;
+    let unfinished = listing::list_jobs(
+        state.store.as_ref(),
+        JobListParams {
             states: vec![
                 JobState::Available,
                 JobState::Scheduled,
@@ -168,8 +173,11 @@ async fn render_page(
             ],
             limit: Some(JOBS_SHOWN),
             ..Default::default()
-        })
-        .await?;
+        },
+        budget,
+    )
+    .await?
+    .jobs;
     let token_set = state.config.admin_token.is_some();
     let logged_in = token_set
         && auth::allowed(

@@ -15,9 +15,9 @@
 //! | `GET /api/tablos/{id}/files` | 200 `[file, ...]` |
 //! | `DELETE /api/tablos/{id}` | 202 `{"job_id"}`: the row delete and its `orphan_file_cleanup` job in one transaction |
 //! | `POST /admin/jobs` `{kind,args,queue?,priority?,max_attempts?,scheduled_at?,unique_key?}` | 201 `{"id","inserted"}` |
-//! | `GET /admin/jobs?state=&kind=&queue=&limit=&before_id=` | 200 `{"jobs":[..]}` (`state` repeated or comma-separated) |
+//! | `GET /admin/jobs?state=&kind=&queue=&limit=&before_id=` | 200 `{"jobs":[..],"next_before_id"}` (`state` repeated or comma-separated; bounded in bytes, see [`listing`]) |
 //! | `GET /admin/jobs/{id}`, `POST /admin/jobs/{id}/retry`, `POST /admin/jobs/{id}/cancel` | 200 the job (a cancelled running job is still `running`, with `metadata.cancel_requested_at`, until its worker stops it) |
-//! | `GET /admin/failed?limit=` | 200 `{"jobs":[..]}`: discarded jobs, newest first |
+//! | `GET /admin/failed?limit=&before_id=` | 200 `{"jobs":[..],"next_before_id"}`: discarded jobs, newest first |
 //! | `GET /admin/stats` | 200, the shape of `porter stats --json` |
 //! | `GET /admin/queues`, `POST /admin/queues/{name}/pause`, `.../resume` | 200 `{"queues":[..]}`, `{"queue","paused"}` |
 //! | `GET /` | the dashboard ([`dashboard`]) |
@@ -48,6 +48,7 @@ mod api;
 mod auth;
 pub mod dashboard;
 mod error;
+pub mod listing;
 mod metrics;
 
 use std::collections::BTreeSet;
@@ -74,6 +75,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_JSON_BYTES: usize = 256 * 1024;
 /// Default largest uploaded file.
 pub const DEFAULT_MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+/// Default byte budget of one listing page (`GET /admin/jobs`, `/admin/failed`): 4 MiB.
+pub const DEFAULT_MAX_LIST_BYTES: usize = listing::LIST_BYTES_BUDGET;
 /// Default time a request may take before it is answered 408.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -94,6 +97,8 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// How often the dashboard reloads itself (default 5 s).
     pub dashboard_refresh: Duration,
+    /// Byte budget of one listing page (default 4 MiB, see [`listing`]).
+    pub max_list_bytes: usize,
 }
 
 impl Default for HttpConfig {
@@ -110,6 +115,7 @@ impl Default for HttpConfig {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             dashboard_refresh: Duration::from_secs(5),
+            max_list_bytes: DEFAULT_MAX_LIST_BYTES,
         }
     }
 }
@@ -123,6 +129,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("max_file_bytes", &self.max_file_bytes)
             .field("request_timeout", &self.request_timeout)
             .field("dashboard_refresh", &self.dashboard_refresh)
+            .field("max_list_bytes", &self.max_list_bytes)
             .finish()
     }
 }

@@ -1,0 +1,126 @@
+//! Listings bounded in bytes as well as rows: `GET /admin/jobs`, `GET /admin/failed`, the
+//! dashboard's job tables, `porter jobs list` and `porter list-failed-jobs` all list through
+//! [`list_jobs`].
+//!
+//! * In a list, a job's args (and metadata) over [`LIST_ARGS_MAX_BYTES`] as JSON are replaced
+//!   by a marker object, `{"truncated": true, "bytes": N}` (N: their full size), so the list
+//!   stays valid JSON; each error text and trace is cut to [`LIST_ERROR_MAX_CHARS`]
+//!   characters, with a note of its full size, and only the last [`LIST_ERRORS_KEPT`] errors
+//!   are kept. `GET /admin/jobs/{id}` and `porter jobs show` return the job whole.
+//! * A page stops when the next job would take it past its byte budget (4 MiB by default,
+//!   [`LIST_BYTES_BUDGET`]; at least one job is always listed), or at its row limit. When more
+//!   jobs may follow, `next_before_id` says where the next page starts (pass it as
+//!   `before_id`); it is `null` when the listing is complete.
+//! * Rows are read from the database a few at a time ([`FETCH_ROWS`]), so the process never
+//!   holds more than a few jobs' whole args, whatever the `limit`.
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::job::JobRow;
+use crate::store::{json_size, JobListParams, Store};
+
+/// Args (or metadata) larger than this, as JSON, are shown in lists as a marker: 2 KiB.
+pub const LIST_ARGS_MAX_BYTES: usize = 2048;
+/// Longest error text (and trace) shown in lists, in characters.
+pub const LIST_ERROR_MAX_CHARS: usize = 2000;
+/// Errors of one job kept in lists: the last ones.
+pub const LIST_ERRORS_KEPT: usize = 10;
+/// Default byte budget of one page: 4 MiB.
+pub const LIST_BYTES_BUDGET: usize = 4 * 1024 * 1024;
+/// Rows read from the database at a time.
+pub const FETCH_ROWS: u32 = 50;
+
+/// One page of a listing: `{"jobs": [...], "next_before_id": ID | null}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobPage {
+    /// The jobs, newest first, cut for listing.
+    pub jobs: Vec<JobRow>,
+    /// Where the next page starts (`before_id`), when more jobs may follow.
+    pub next_before_id: Option<i64>,
+}
+
+/// The marker that stands for large args in a list.
+fn marker(bytes: usize) -> serde_json::Value {
+    serde_json::json!({ "truncated": true, "bytes": bytes })
+}
+
+fn cut_text(text: &mut String) {
+    if text.len() <= LIST_ERROR_MAX_CHARS {
+        return;
+    }
+    if let Some((at, _)) = text.char_indices().nth(LIST_ERROR_MAX_CHARS) {
+        let full = text.len();
+        text.truncate(at);
+        text.push_str(&format!(
+            " … ({full} bytes in all; the job itself has the whole text)"
+        ));
+    }
+}
+
+/// A job as lists show it: large args and metadata replaced by a marker, errors cut.
+pub fn for_listing(mut job: JobRow) -> JobRow {
+    for value in [&mut job.args, &mut job.metadata] {
+        let size = json_size(value, usize::MAX);
+        if size > LIST_ARGS_MAX_BYTES {
+            *value = marker(size);
+        }
+    }
+    if job.errors.len() > LIST_ERRORS_KEPT {
+        job.errors.drain(..job.errors.len() - LIST_ERRORS_KEPT);
+    }
+    for e in &mut job.errors {
+        cut_text(&mut e.error);
+        if let Some(trace) = &mut e.trace {
+            cut_text(trace);
+        }
+    }
+    job
+}
+
+/// Lists jobs like [`Store::job_list`], bounded by `budget` bytes of JSON as well as by the
+/// row limit, each job cut by [`for_listing`]. See the module docs.
+pub async fn list_jobs(store: &dyn Store, params: JobListParams, budget: usize) -> Result<JobPage> {
+    let limit = params.effective_limit() as usize;
+    let mut jobs: Vec<JobRow> = Vec::new();
+    // `{"jobs":[],"next_before_id":-9223372036854775808}`
+    let mut bytes = 48;
+    let mut before = params.before_id;
+    loop {
+        // One row more than the page needs, to know whether another page follows.
+        let want = (limit - jobs.len() + 1).min(FETCH_ROWS as usize) as u32;
+        let rows = store
+            .job_list(JobListParams {
+                before_id: before,
+                limit: Some(want),
+                ..params.clone()
+            })
+            .await?;
+        let got = rows.len();
+        for row in rows {
+            if jobs.len() == limit {
+                return Ok(JobPage {
+                    next_before_id: jobs.last().map(|j| j.id),
+                    jobs,
+                });
+            }
+            let row = for_listing(row);
+            let size = serde_json::to_vec(&row).map(|v| v.len()).unwrap_or(0) + 1;
+            if !jobs.is_empty() && bytes + size > budget {
+                return Ok(JobPage {
+                    next_before_id: jobs.last().map(|j| j.id),
+                    jobs,
+                });
+            }
+            bytes += size;
+            before = Some(row.id);
+            jobs.push(row);
+        }
+        if got < want as usize {
+            return Ok(JobPage {
+                jobs,
+                next_before_id: None,
+            });
+        }
+    }
+}
