@@ -9,6 +9,9 @@ mod common;
 mod surfaces;
 
 on_both_backends!(cases:
+    a_foreign_origin_can_neither_insert_nor_act,
+    json_bodies_need_application_json,
+    only_loopback_host_names_are_served_on_loopback,
     listings_are_bounded_in_bytes_and_args_whole_on_the_job,
     a_small_byte_budget_pages_with_next_before_id,
     args_over_the_maximum_are_refused,
@@ -81,6 +84,294 @@ mod cases {
 
     async fn job_count(store: &dyn Store) -> usize {
         surfaces::all_jobs(store).await.len()
+    }
+
+    /// Without a token on loopback (the default `porter dev`), a page of another origin gets
+    /// 403 for every state-changing request, whatever its content type, and changes nothing;
+    /// the server's own pages and clients that send no Origin (curl, scripts) still act.
+    pub async fn a_foreign_origin_can_neither_insert_nor_act(db: TestDb) {
+        let app = app(&db, HttpConfig::default());
+        let failed = surfaces::discarded_job(db.store.as_ref(), "boom").await;
+        let tablo = db.store.tablo_insert("kept").await.unwrap();
+        let before = job_count(db.store.as_ref()).await;
+
+        let insert = json!({"kind": "noop"});
+        let attempts: Vec<(&str, Request<Body>)> = vec![
+            (
+                "text/plain insert",
+                req(Method::POST, "/admin/jobs")
+                    .header(header::ORIGIN, EVIL)
+                    .header(header::CONTENT_TYPE, "text/plain")
+                    .body(Body::from(insert.to_string()))
+                    .unwrap(),
+            ),
+            (
+                "json insert",
+                json_post("/admin/jobs", &insert, &[("origin", EVIL)]),
+            ),
+            (
+                "retry",
+                req(Method::POST, &format!("/admin/jobs/{}/retry", failed.id))
+                    .header(header::ORIGIN, EVIL)
+                    .body(Body::empty())
+                    .unwrap(),
+            ),
+            (
+                "pause",
+                req(Method::POST, "/admin/queues/default/pause")
+                    .header(header::ORIGIN, EVIL)
+                    .body(Body::empty())
+                    .unwrap(),
+            ),
+            (
+                "delete tablo",
+                req(Method::DELETE, &format!("/api/tablos/{}", tablo.id))
+                    .header(header::ORIGIN, EVIL)
+                    .body(Body::empty())
+                    .unwrap(),
+            ),
+            (
+                "dashboard retry",
+                req(
+                    Method::POST,
+                    &format!("/dashboard/jobs/{}/retry", failed.id),
+                )
+                .header(header::ORIGIN, EVIL)
+                .body(Body::empty())
+                .unwrap(),
+            ),
+            (
+                "opaque origin",
+                json_post("/admin/jobs", &insert, &[("origin", "null")]),
+            ),
+            (
+                "another port",
+                json_post(
+                    "/admin/jobs",
+                    &insert,
+                    &[("origin", "http://127.0.0.1:3000")],
+                ),
+            ),
+            (
+                "cross-site fetch, no Origin",
+                json_post("/admin/jobs", &insert, &[("sec-fetch-site", "cross-site")]),
+            ),
+            (
+                "same-site fetch, no Origin",
+                json_post("/admin/jobs", &insert, &[("sec-fetch-site", "same-site")]),
+            ),
+        ];
+        for (what, request) in attempts {
+            let (status, body) = send_json(&app, request).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{what}: {body}");
+            assert!(
+                body["error"].as_str().is_some_and(|e| e.contains("origin")),
+                "{what}: {body}"
+            );
+        }
+        assert_eq!(
+            job_count(db.store.as_ref()).await,
+            before,
+            "nothing inserted"
+        );
+        assert_eq!(
+            db.store.job_get(failed.id).await.unwrap().unwrap().state,
+            JobState::Discarded
+        );
+        assert!(
+            db.store
+                .queue_list()
+                .await
+                .unwrap()
+                .iter()
+                .all(|q| q.paused_at.is_none()),
+            "nothing paused"
+        );
+        assert!(
+            db.store.tablo_get(tablo.id).await.unwrap().is_some(),
+            "nothing deleted"
+        );
+
+        let (status, body) = send_json(
+            &app,
+            json_post(
+                "/admin/jobs",
+                &insert,
+                &[("origin", "http://127.0.0.1:8080")],
+            ),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "the server's own origin: {body}"
+        );
+        let (status, body) = send_json(
+            &app,
+            json_post("/admin/jobs", &insert, &[("sec-fetch-site", "same-origin")]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "same-origin fetch: {body}");
+        let (status, body) = send_json(&app, json_post("/admin/jobs", &insert, &[])).await;
+        assert_eq!(status, StatusCode::CREATED, "no Origin (curl): {body}");
+        let (status, _) = send_json(
+            &app,
+            req(Method::GET, "/admin/jobs")
+                .header(header::ORIGIN, EVIL)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "reads are not state changes (the browser keeps their answer from the page)"
+        );
+    }
+
+    /// A JSON body must say `application/json` (a browser's cross-site "simple" request can
+    /// only say text/plain, a form type, or nothing): 415 otherwise, and nothing inserted.
+    pub async fn json_bodies_need_application_json(db: TestDb) {
+        let app = app(&db, HttpConfig::default());
+        let payload = json!({"kind": "noop"}).to_string();
+        for content_type in [
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            None,
+        ] {
+            let mut builder = req(Method::POST, "/admin/jobs");
+            if let Some(ct) = content_type {
+                builder = builder.header(header::CONTENT_TYPE, ct);
+            }
+            let (status, body) =
+                send_json(&app, builder.body(Body::from(payload.clone())).unwrap()).await;
+            assert_eq!(
+                status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{content_type:?}: {body}"
+            );
+            assert!(
+                body["error"].as_str().unwrap().contains("application/json"),
+                "{body}"
+            );
+            let tablo = req(Method::POST, "/api/tablos")
+                .header(header::CONTENT_TYPE, content_type.unwrap_or("text/plain"));
+            let (status, _) =
+                send_json(&app, tablo.body(Body::from(r#"{"name":"x"}"#)).unwrap()).await;
+            assert_eq!(
+                status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "/api/tablos with {content_type:?}"
+            );
+        }
+        assert_eq!(
+            job_count(db.store.as_ref()).await,
+            0,
+            "text/plain with a JSON body inserted nothing"
+        );
+        let charset = req(Method::POST, "/admin/jobs")
+            .header(header::CONTENT_TYPE, "application/json; charset=utf-8");
+        let (status, body) = send_json(&app, charset.body(Body::from(payload)).unwrap()).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// On a loopback address only loopback Host names are served (DNS rebinding would let a
+    /// page of evil.example read the API under its own origin), plus an explicit allow-list;
+    /// on a public address (behind a token) any Host is.
+    pub async fn only_loopback_host_names_are_served_on_loopback(db: TestDb) {
+        surfaces::discarded_job(db.store.as_ref(), "secret-ish error text").await;
+        let app = app(&db, HttpConfig::default());
+        let get = |host: &str| {
+            Request::builder()
+                .uri("/admin/jobs")
+                .header(header::HOST, host)
+                .body(Body::empty())
+                .unwrap()
+        };
+        for host in [
+            "evil.example",
+            "evil.example:8080",
+            "127.0.0.1.nip.io:8080",
+            "localhost.evil.example",
+            "10.0.0.5:8080",
+        ] {
+            let (status, body) = send(&app, get(host)).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{host}");
+            let text = String::from_utf8_lossy(&body);
+            assert!(
+                !text.contains("secret-ish"),
+                "no job data for {host}: {text}"
+            );
+            let error: Value = serde_json::from_slice(&body).unwrap();
+            assert!(
+                error["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("PORTER_ALLOWED_HOSTS"),
+                "{error}"
+            );
+        }
+        for (uri, what) in [
+            ("/", "dashboard"),
+            ("/metrics", "metrics"),
+            ("/admin/failed", "failed"),
+        ] {
+            let request = Request::builder()
+                .uri(uri)
+                .header(header::HOST, "evil.example")
+                .body(Body::empty())
+                .unwrap();
+            assert_eq!(send(&app, request).await.0, StatusCode::FORBIDDEN, "{what}");
+        }
+        for host in [
+            "localhost",
+            "localhost:8080",
+            "LOCALHOST:1",
+            "app.localhost:8080",
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "127.1.2.3:9",
+            "[::1]:8080",
+            "[::1]",
+        ] {
+            assert_eq!(send(&app, get(host)).await.0, StatusCode::OK, "{host}");
+        }
+
+        let listed = HttpConfig {
+            allowed_hosts: vec!["porter.internal".to_string()],
+            ..HttpConfig::default()
+        };
+        let listed = self::app(&db, listed);
+        assert_eq!(
+            send(&listed, get("porter.internal:8080")).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(&listed, get("Porter.Internal")).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(&listed, get("evil.example")).await.0,
+            StatusCode::FORBIDDEN
+        );
+
+        let public = HttpConfig {
+            loopback_hosts_only: false,
+            admin_token: Some(TOKEN.into()),
+            ..HttpConfig::default()
+        };
+        let public = self::app(&db, public);
+        let mut request = get("jobs.example.com");
+        request.headers_mut().insert(
+            header::AUTHORIZATION,
+            format!("Bearer {TOKEN}").parse().unwrap(),
+        );
+        assert_eq!(
+            send(&public, request).await.0,
+            StatusCode::OK,
+            "a public listener serves its own names"
+        );
     }
 
     fn big_args(n: usize) -> Value {

@@ -70,6 +70,12 @@ mod cases {
             .unwrap()
     }
 
+    fn with_json_type(mut req: Request<Body>) -> Request<Body> {
+        req.headers_mut()
+            .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        req
+    }
+
     fn with_token(mut req: Request<Body>, token: &str) -> Request<Body> {
         req.headers_mut().insert(
             header::AUTHORIZATION,
@@ -458,7 +464,11 @@ mod cases {
             ),
             (
                 "malformed JSON",
-                admin(request(Method::POST, "/admin/jobs", r#"{"kind": "noop""#)),
+                admin(with_json_type(request(
+                    Method::POST,
+                    "/admin/jobs",
+                    r#"{"kind": "noop""#,
+                ))),
                 StatusCode::BAD_REQUEST,
             ),
             (
@@ -608,8 +618,13 @@ mod cases {
             ),
             (
                 "tablo: malformed JSON",
-                request(Method::POST, "/api/tablos", "{"),
+                with_json_type(request(Method::POST, "/api/tablos", "{")),
                 StatusCode::BAD_REQUEST,
+            ),
+            (
+                "tablo: JSON sent as text/plain",
+                request(Method::POST, "/api/tablos", r#"{"name": "x"}"#),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ),
             (
                 "tablo: empty name",

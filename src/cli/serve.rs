@@ -128,6 +128,15 @@ pub struct WebArgs {
     /// Accept POST /admin/jobs for kinds no built-in worker runs (your own workers' kinds).
     #[arg(long)]
     allow_unknown_kind: bool,
+    /// More Host names to serve on a loopback address, comma-separated (a name of your own
+    /// that points at this machine); any port.
+    #[arg(
+        long,
+        env = "PORTER_ALLOWED_HOSTS",
+        value_name = "HOST[,HOST]",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Vec<String>,
 }
 
 /// `porter dev` flags: the web's and the worker's.
@@ -181,6 +190,13 @@ async fn bind(args: &WebArgs) -> anyhow::Result<(tokio::net::TcpListener, HttpCo
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let mut config = HttpConfig {
         admin_token: token,
+        loopback_hosts_only: args.listen.ip().is_loopback(),
+        allowed_hosts: args
+            .allowed_hosts
+            .iter()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect(),
         ..HttpConfig::default()
     };
     if args.allow_unknown_kind {

@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -74,9 +74,10 @@ pub(crate) fn check_kind(state: &AppState, kind: &str) -> Result<(), Error> {
 
 async fn insert_job(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let job: NewJob = json_body(body)?;
+    let job: NewJob = json_body(&headers, body)?;
     check_kind(&state, &job.kind)?;
     let opts = InsertOpts {
         queue: job.queue,

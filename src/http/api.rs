@@ -37,19 +37,45 @@ struct NewTablo {
     name: String,
 }
 
-/// Parses a JSON body (any content type: `curl -d` sends a form type).
+/// Parses a JSON body, which must say `Content-Type: application/json` (or a `+json` type):
+/// 415 otherwise. A browser page of another site can send text/plain or a form without asking
+/// first (no CORS preflight), so a lenient server would take its JSON.
 pub(super) fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, AppError> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = content_type
+        .as_deref()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json"
+        && !(essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        return Err(AppError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "a JSON body needs Content-Type: application/json (got {}); with curl: -H 'content-type: application/json'",
+                content_type.as_deref().map_or_else(|| "none".to_string(), |c| format!("{c:?}"))
+            ),
+        ));
+    }
     let body = body?;
     serde_json::from_slice(&body).map_err(AppError::from_json)
 }
 
 async fn create_tablo(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let NewTablo { name } = json_body(body)?;
+    let NewTablo { name } = json_body(&headers, body)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_TABLO_NAME {
         return Err(Error::invalid(

@@ -31,6 +31,7 @@
 //! * **404** no such job, tablo or route;
 //! * **409** the job's state forbids it (retrying a running job, cancelling a finished one);
 //! * **413** a body over the limit ([`HttpConfig::max_json_bytes`], [`HttpConfig::max_file_bytes`]);
+//! * **415** a JSON body without `Content-Type: application/json`;
 //! * **422** the request reads fine but a value is refused: an unknown kind, a bad queue name or
 //!   kind (`^[a-z0-9_.-]{1,64}$`), a priority outside 1..4, a JSON field of the wrong type or an
 //!   unknown field. Every [`crate::Error::Invalid`] is a 422;
@@ -48,6 +49,7 @@ mod api;
 mod auth;
 pub mod dashboard;
 mod error;
+mod guard;
 pub mod listing;
 mod metrics;
 
@@ -97,6 +99,12 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// How often the dashboard reloads itself (default 5 s).
     pub dashboard_refresh: Duration,
+    /// Serve only loopback `Host` names (and [`HttpConfig::allowed_hosts`]): on when the
+    /// listen address is loopback (the default), against DNS rebinding.
+    pub loopback_hosts_only: bool,
+    /// More `Host` names to serve on a loopback address (`PORTER_ALLOWED_HOSTS`,
+    /// `--allowed-hosts`), for a name that points at this machine; any port.
+    pub allowed_hosts: Vec<String>,
     /// Byte budget of one listing page (default 4 MiB, see [`listing`]).
     pub max_list_bytes: usize,
 }
@@ -115,6 +123,8 @@ impl Default for HttpConfig {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             dashboard_refresh: Duration::from_secs(5),
+            loopback_hosts_only: true,
+            allowed_hosts: Vec::new(),
             max_list_bytes: DEFAULT_MAX_LIST_BYTES,
         }
     }
@@ -129,6 +139,8 @@ impl std::fmt::Debug for HttpConfig {
             .field("max_file_bytes", &self.max_file_bytes)
             .field("request_timeout", &self.request_timeout)
             .field("dashboard_refresh", &self.dashboard_refresh)
+            .field("loopback_hosts_only", &self.loopback_hosts_only)
+            .field("allowed_hosts", &self.allowed_hosts)
             .field("max_list_bytes", &self.max_list_bytes)
             .finish()
     }
@@ -189,6 +201,10 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.max_json_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count_responses,

@@ -1,0 +1,178 @@
+//! What a browser page of another site must not do: act (cross-origin state changes) or read
+//! (DNS rebinding). Runs before routing, for every route.
+//!
+//! * **Host** (when [`HttpConfig::loopback_hosts_only`], i.e. the listen address is
+//!   loopback): only `localhost`, `*.localhost`, `127.x.y.z` and `[::1]` (any port), plus the
+//!   names of [`HttpConfig::allowed_hosts`], are served; any other `Host` is 403. A page of
+//!   `evil.example` whose name an attacker re-points to 127.0.0.1 (DNS rebinding) is
+//!   same-origin with itself, so the browser would let it read the answers; its requests
+//!   still carry `Host: evil.example`, which is refused here. A request without a `Host`
+//!   (HTTP/1.0, tests through `oneshot`) comes from no browser and is served.
+//! * **Origin** of a state-changing request (any method but GET, HEAD, OPTIONS): refused with
+//!   403 when the browser says it comes from another origin, either by an `Origin` header that
+//!   is not this server (`Origin: null` included) or, without `Origin`, by
+//!   `Sec-Fetch-Site: cross-site` or `same-site` (another port of localhost is same-site but
+//!   not same-origin). Clients that send neither (curl, scripts, the CLI) are not browsers
+//!   and pass, to the admin token's check when one is set. "This server" is the request's own
+//!   `Host`, or `X-Forwarded-Host` behind a proxy (a page cannot set that header on a
+//!   cross-origin request without a CORS preflight, which porter never grants).
+//!
+//! JSON bodies must also say `Content-Type: application/json` (see `api::json_body`): the
+//! only content types a cross-site page can send without a preflight are form and text types.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{AppError, AppState, HttpConfig};
+
+/// Middleware: the Host check, then the Origin check for state-changing requests.
+pub(super) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let host = request_host(&request);
+    if let Some(host) = host.as_deref() {
+        if let Err(e) = check_host(&state.config, host) {
+            return e.into_response();
+        }
+    }
+    if changes_state(request.method()) {
+        if let Err(e) = check_origin(request.headers(), host.as_deref()) {
+            return e.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The `Host` header, or the URI's authority (HTTP/2).
+fn request_host(request: &Request) -> Option<String> {
+    match request.headers().get(header::HOST) {
+        Some(v) => Some(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        None => request.uri().authority().map(|a| a.as_str().to_string()),
+    }
+}
+
+/// The name part of a `Host` value, lowercased, without port or a trailing dot.
+fn host_name(host: &str) -> String {
+    let host = host.trim();
+    let name = if host.starts_with('[') {
+        host.split_inclusive(']').next().unwrap_or(host)
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _port)| name)
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Whether a host name is a loopback name: `localhost`, `*.localhost` (RFC 6761 keeps both on
+/// loopback), an IPv4 address in 127.0.0.0/8, or `[::1]`.
+fn is_loopback_name(name: &str) -> bool {
+    if name == "localhost" || name.ends_with(".localhost") {
+        return true;
+    }
+    if let Some(inner) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        return inner.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
+    }
+    name.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn check_host(config: &HttpConfig, host: &str) -> Result<(), AppError> {
+    if !config.loopback_hosts_only {
+        return Ok(());
+    }
+    let name = host_name(host);
+    if is_loopback_name(&name)
+        || config
+            .allowed_hosts
+            .iter()
+            .any(|allowed| host_name(allowed) == name)
+    {
+        return Ok(());
+    }
+    Err(AppError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "Host {name:?} is not served: porter listens on a loopback address and answers only \
+             localhost, *.localhost, 127.0.0.1 and [::1] (a guard against DNS rebinding); to serve \
+             this name, add it to PORTER_ALLOWED_HOSTS or --allowed-hosts"
+        ),
+    ))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn check_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), AppError> {
+    let refuse = |why: String| {
+        Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "cross-origin request refused: {why}; porter acts only on requests from its own \
+                 pages or from clients that are not browsers (curl, scripts)"
+            ),
+        ))
+    };
+    if let Some(origin) = header_str(headers, "origin") {
+        let origin_host = origin
+            .split_once("://")
+            .map(|(_, rest)| rest.trim_end_matches('/'));
+        let ours = [host, header_str(headers, "x-forwarded-host")];
+        let same = origin_host.is_some_and(|o| {
+            ours.iter()
+                .flatten()
+                .any(|h| !h.is_empty() && o.eq_ignore_ascii_case(h.trim()))
+        });
+        if same {
+            return Ok(());
+        }
+        let this = host.unwrap_or("(no Host header)");
+        return refuse(format!(
+            "the request's origin {origin:?} is not this server ({this})"
+        ));
+    }
+    match header_str(headers, "sec-fetch-site") {
+        Some(site @ ("cross-site" | "same-site")) => refuse(format!(
+            "the browser says this request comes from another origin (Sec-Fetch-Site: {site})"
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_are_read_and_judged() {
+        assert_eq!(host_name("LocalHost:8080"), "localhost");
+        assert_eq!(host_name("[::1]:8080"), "[::1]");
+        assert_eq!(host_name("localhost."), "localhost");
+        for loopback in [
+            "localhost",
+            "app.localhost",
+            "127.0.0.1",
+            "127.9.9.9",
+            "[::1]",
+        ] {
+            assert!(is_loopback_name(loopback), "{loopback}");
+        }
+        for other in [
+            "evil.example",
+            "localhost.evil.example",
+            "10.0.0.1",
+            "[::2]",
+            "0.0.0.0",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!is_loopback_name(other), "{other}");
+        }
+    }
+}
