@@ -12,6 +12,7 @@ on_both_backends!(cases:
     a_foreign_origin_can_neither_insert_nor_act,
     json_bodies_need_application_json,
     only_loopback_host_names_are_served_on_loopback,
+    with_a_token_reading_the_dashboard_and_metrics_needs_it,
     listings_are_bounded_in_bytes_and_args_whole_on_the_job,
     a_small_byte_budget_pages_with_next_before_id,
     args_over_the_maximum_are_refused,
@@ -372,6 +373,101 @@ mod cases {
             StatusCode::OK,
             "a public listener serves its own names"
         );
+    }
+
+    /// With a token, the dashboard shows nothing (not counts, kinds, queues or errors) until
+    /// the token comes, by cookie or bearer; /metrics needs it too; /healthz and the login
+    /// page stay open.
+    pub async fn with_a_token_reading_the_dashboard_and_metrics_needs_it(db: TestDb) {
+        let failed = surfaces::discarded_job(db.store.as_ref(), "password=abc in the error").await;
+        surfaces::insert(db.store.as_ref(), "noop", "secret_queue").await;
+        let app = app(
+            &db,
+            HttpConfig {
+                admin_token: Some(TOKEN.to_string()),
+                ..HttpConfig::default()
+            },
+        );
+        let get = |uri: &str| req(Method::GET, uri);
+
+        let (status, page) = send(&app, get("/").body(Body::empty()).unwrap()).await;
+        let page = String::from_utf8(page).unwrap();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+        for data in [
+            "password=abc",
+            "secret_queue",
+            &format!("job-{}", failed.id),
+        ] {
+            assert!(
+                !page.contains(data),
+                "{data} shown without the token: {page}"
+            );
+        }
+        assert!(
+            page.contains("/dashboard/login"),
+            "the page offers the login: {page}"
+        );
+        let (status, metrics) = send(&app, get("/metrics").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(!String::from_utf8_lossy(&metrics).contains("secret_queue"));
+        let (status, page) = send(
+            &app,
+            get("/?retried=1")
+                .header(header::COOKIE, "porter_admin_token=wrong")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(!String::from_utf8_lossy(&page).contains("secret_queue"));
+
+        assert_eq!(
+            send(&app, get("/healthz").body(Body::empty()).unwrap())
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(&app, get("/dashboard/login").body(Body::empty()).unwrap())
+                .await
+                .0,
+            StatusCode::OK
+        );
+
+        let cookie = format!("porter_admin_token={TOKEN}");
+        let (status, page) = send(
+            &app,
+            get("/")
+                .header(header::COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            String::from_utf8(page).unwrap().contains("password=abc"),
+            "logged in, the dashboard shows the job"
+        );
+        let bearer = format!("Bearer {TOKEN}");
+        let (status, _) = send(
+            &app,
+            get("/")
+                .header(header::AUTHORIZATION, &bearer)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, metrics) = send(
+            &app,
+            get("/metrics")
+                .header(header::AUTHORIZATION, &bearer)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(String::from_utf8(metrics).unwrap().contains("secret_queue"));
     }
 
     fn big_args(n: usize) -> Value {

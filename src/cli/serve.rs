@@ -51,9 +51,14 @@ pub fn builtin_workers(
 pub(super) const WEB_AFTER_HELP: &str = "\
 Environment:
   PORTER_LISTEN        the listen address (like --listen)
-  PORTER_ADMIN_TOKEN   when set, /admin/* needs `Authorization: Bearer TOKEN`, and the dashboard's
-                       buttons need the token too (log in at /dashboard/login). Required to listen
-                       on anything but a loopback address.";
+  PORTER_ADMIN_TOKEN   when set, /admin/* and /metrics need `Authorization: Bearer TOKEN`, and the
+                       dashboard needs the token to be read and used (log in at /dashboard/login).
+                       Required to listen on anything but a loopback address.
+  PORTER_ALLOWED_HOSTS like --allowed-hosts
+
+On a loopback address only loopback Host names (localhost, *.localhost, 127.0.0.1, [::1]) and
+the allowed hosts are served (a guard against DNS rebinding). State-changing requests from
+another origin's browser page are refused (403); JSON bodies need Content-Type: application/json.";
 
 /// The queue list `--queues` takes.
 #[derive(Debug, Clone)]

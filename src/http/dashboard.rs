@@ -14,9 +14,13 @@
 //! * a `token` form field (for scripts: `curl -d token=... .../dashboard/jobs/5/retry`);
 //! * an `Authorization: Bearer` header.
 //!
-//! Viewing the dashboard needs no token. An action posted from another origin (its `Origin`
-//! header names another host than `Host`) is refused with 403, so a foreign page cannot drive
-//! the buttons of a dashboard on loopback.
+//! With a token set, *reading* the dashboard needs it too (the cookie or a bearer header): the
+//! page shows job kinds, queues and error texts, which can hold secrets. Without it, `GET /`
+//! answers 401 with the login form and no job data. The login page itself stays open.
+//!
+//! An action posted from another origin (its `Origin` header names another host than `Host`)
+//! is refused with 403 (by the guard every route has, see [`crate::http`]), so a foreign page
+//! cannot drive the buttons of a dashboard on loopback.
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
@@ -136,6 +140,17 @@ async fn page(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
+    let cookie = cookie_token(&headers);
+    if !auth::allowed(
+        state.config.admin_token.as_deref(),
+        [cookie.as_deref(), auth::bearer(&headers)],
+    ) {
+        return problem_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            "the dashboard needs the admin token: log in",
+        );
+    }
     match render_page(&state, &headers, query.as_deref()).await {
         Ok(markup) => Html(markup.into_string()).into_response(),
         Err(e) => problem_page(&state, status_of(&e), &e.to_string()),
@@ -347,7 +362,7 @@ fn form_token(body: &[u8]) -> Option<String> {
 }
 
 /// The cookie's token, percent-decoded (the login encodes it, whatever characters it has).
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+pub(super) fn cookie_token(headers: &HeaderMap) -> Option<String> {
     let raw = auth::cookie(headers)?;
     Some(
         url::form_urlencoded::parse(format!("t={raw}").as_bytes())

@@ -1,4 +1,6 @@
 //! `/metrics` in the Prometheus (OpenMetrics) text format, with the `prometheus-client` crate.
+//! With `PORTER_ADMIN_TOKEN` set, a scrape needs `Authorization: Bearer TOKEN` (Prometheus:
+//! `authorization: { credentials: ... }`), since the labels name the kinds and queues in use.
 //!
 //! | metric | type | labels | what |
 //! |---|---|---|---|
@@ -163,7 +165,19 @@ impl ErrorHandler for CountErrors {
     }
 }
 
-pub(super) async fn scrape(State(state): State<AppState>) -> Result<Response, AppError> {
+/// `GET /metrics`. With an admin token set it needs the token too (bearer, or the
+/// dashboard's cookie): its labels name the kinds and queues in use.
+pub(super) async fn scrape(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, AppError> {
+    let cookie = super::dashboard::cookie_token(&headers);
+    if !super::auth::allowed(
+        state.config.admin_token.as_deref(),
+        [super::auth::bearer(&headers), cookie.as_deref()],
+    ) {
+        return Err(AppError::unauthorized());
+    }
     let body = state.metrics.render(state.store.as_ref()).await?;
     Ok((
         [(

@@ -27,7 +27,10 @@
 //!
 //! * **400** the request cannot be read: malformed JSON, a path id that is not a number or a
 //!   UUID, a malformed query string;
-//! * **401** `/admin/*` or a dashboard action without the admin token (when one is set);
+//! * **401** `/admin/*`, `/metrics`, the dashboard or one of its actions without the admin
+//!   token (when one is set);
+//! * **403** a request a foreign browser page sent: a state change from another origin, or a
+//!   `Host` that a loopback listener does not serve ([`guard`](self#security));
 //! * **404** no such job, tablo or route;
 //! * **409** the job's state forbids it (retrying a running job, cancelling a finished one);
 //! * **413** a body over the limit ([`HttpConfig::max_json_bytes`], [`HttpConfig::max_file_bytes`]);
@@ -39,10 +42,18 @@
 //!
 //! # Security
 //! [`check_listen`] refuses a non-loopback address unless an admin token is set. With a token,
-//! `/admin/*` needs `Authorization: Bearer TOKEN`, and the dashboard's actions need it too
-//! (see [`dashboard`] for how a browser supplies it); tokens are compared in constant time.
-//! Bodies are limited, requests time out ([`HttpConfig::request_timeout`]), and job args are
-//! never logged.
+//! `/admin/*` and `/metrics` need `Authorization: Bearer TOKEN`, and the dashboard needs it
+//! to be read as well as to act (see [`dashboard`] for how a browser supplies it); tokens are
+//! compared in constant time. `/healthz` and the login page stay open.
+//!
+//! Without a token, a browser page of another site can neither act nor read: state-changing
+//! requests from a foreign origin are refused (403), JSON bodies need
+//! `Content-Type: application/json` (415), and on a loopback address only loopback `Host`
+//! names (plus [`HttpConfig::allowed_hosts`]) are served (403), against DNS rebinding. These
+//! checks run for every route, token or not.
+//!
+//! Bodies are limited, requests time out ([`HttpConfig::request_timeout`]), listings are
+//! bounded in bytes ([`HttpConfig::max_list_bytes`]), and job args are never logged.
 
 mod admin;
 mod api;
