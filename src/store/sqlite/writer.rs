@@ -1,5 +1,6 @@
 //! The one write connection of a process and its group commit.
 
+use std::collections::VecDeque;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -85,7 +86,16 @@ where
                     return (false, Box::new(|_| {}));
                 }
             };
-            let result = f(conn);
+            // A panic in the caller's closure must not end the writer thread (every later
+            // write of the process would fail): it becomes this caller's error, and its
+            // writes are rolled back like those of any failed closure.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+                .unwrap_or_else(|panic| {
+                    Err(Error::Database(format!(
+                        "the write panicked: {}",
+                        panic_message(&*panic)
+                    )))
+                });
             let ok = result.is_ok();
             let reply: Reply = Box::new(move |commit_error| {
                 let result = match commit_error {
@@ -105,7 +115,22 @@ where
 /// Runs one of the transaction-control statements, prepared once and kept (they run for
 /// every group, several times per group with savepoints).
 fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    #[cfg(test)]
+    if FAIL_CONTROL.with(|f| f.get() == Some(sql)) {
+        FAIL_CONTROL.with(|f| f.set(None));
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+            Some(format!("injected failure of {sql}")),
+        ));
+    }
     conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Fault injection for tests: the next control statement equal to this fails (set from a
+    /// write closure, which runs on the writer thread).
+    static FAIL_CONTROL: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
 }
 
 fn begin(conn: &Connection) -> std::result::Result<(), String> {
@@ -121,68 +146,317 @@ fn begin(conn: &Connection) -> std::result::Result<(), String> {
     }
 }
 
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 fn run(conn: Connection, rx: mpsc::Receiver<Op>, urgent: Arc<Mutex<Vec<Op>>>) {
     while let Ok(first) = rx.recv() {
         // The priority lane first: an urgent op waits for no queued write.
-        let mut group: Vec<Op> =
-            std::mem::take(&mut *urgent.lock().unwrap_or_else(|p| p.into_inner()));
-        group.push(first);
+        let mut group: VecDeque<Op> =
+            std::mem::take(&mut *urgent.lock().unwrap_or_else(|p| p.into_inner())).into();
+        group.push_back(first);
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(op) => group.push(op),
+                Ok(op) => group.push_back(op),
                 Err(_) => break,
             }
         }
-        if let Err(e) = begin(&conn) {
-            // Answer without running: each op must see the failure, so run none of them.
-            for op in group {
-                let _ = op(Err(&e));
-            }
-            continue;
+        // A group whose transaction had to be abandoned half-way leaves the ops it had not
+        // run yet; they get a transaction of their own.
+        while !group.is_empty() {
+            run_group(&conn, &mut group);
         }
-        let single = group.len() == 1;
-        let mut replies = Vec::with_capacity(group.len());
-        for op in group {
-            if conn.is_autocommit() {
-                // SQLite ended the transaction itself on an earlier op's error (a full disk,
-                // say): nothing more may run, or it would commit on its own outside the group.
-                let _ = op(Err("the transaction was rolled back by an earlier error"));
-                continue;
-            }
-            if single {
-                let (ok, reply) = op(Ok(&conn));
-                if !ok {
-                    // Nothing else shares this transaction: roll it all back below.
-                    let _ = control(&conn, "ROLLBACK");
-                    reply(None);
-                    replies.clear();
-                    break;
-                }
-                replies.push(reply);
-            } else {
-                let _ = control(&conn, "SAVEPOINT op");
-                let (ok, reply) = op(Ok(&conn));
-                if !ok {
-                    let _ = control(&conn, "ROLLBACK TO op");
-                }
-                let _ = control(&conn, "RELEASE op");
-                replies.push(reply);
-            }
+    }
+}
+
+/// Runs ops from the front of `group` in one transaction and answers them. Returns early,
+/// leaving the ops not yet run in `group`, when a savepoint could not be rolled back or
+/// released: that op's writes can no longer be told apart from the group's, so the whole
+/// transaction is rolled back and the ops that ran are told so.
+fn run_group(conn: &Connection, group: &mut VecDeque<Op>) {
+    if let Err(e) = begin(conn) {
+        // Answer without running: each op must see the failure, so run none of them.
+        for op in group.drain(..) {
+            let _ = op(Err(&e));
         }
+        return;
+    }
+    let single = group.len() == 1;
+    let mut replies = Vec::with_capacity(group.len());
+    while let Some(op) = group.pop_front() {
         if conn.is_autocommit() {
-            // Rolled back above (a single failed op), or SQLite ended the transaction itself.
-            for reply in replies {
-                reply(Some("the transaction was rolled back"));
-            }
+            // SQLite ended the transaction itself on an earlier op's error (a full disk,
+            // say): nothing more may run, or it would commit on its own outside the group.
+            let _ = op(Err("the transaction was rolled back by an earlier error"));
             continue;
         }
-        match control(&conn, "COMMIT") {
-            Ok(()) => replies.into_iter().for_each(|r| r(None)),
-            Err(e) => {
-                let msg = map_err(e).to_string();
-                let _ = control(&conn, "ROLLBACK");
-                replies.into_iter().for_each(|r| r(Some(&msg)));
+        if single {
+            let (ok, reply) = op(Ok(conn));
+            if !ok {
+                // Nothing else shares this transaction: roll it all back.
+                rollback(conn);
+                reply(None);
+                return;
             }
+            replies.push(reply);
+            continue;
         }
+        if let Err(e) = control(conn, "SAVEPOINT op") {
+            // Without its savepoint the op's writes could not be undone alone: do not run it.
+            // Nothing changed since the previous op's RELEASE, so the group goes on.
+            let _ = op(Err(&format!(
+                "the write could not begin (SAVEPOINT failed: {})",
+                map_err(e)
+            )));
+            continue;
+        }
+        let (ok, reply) = op(Ok(conn));
+        let undone = if ok {
+            Ok(())
+        } else {
+            control(conn, "ROLLBACK TO op")
+        };
+        if let Err(e) = undone.and_then(|()| control(conn, "RELEASE op")) {
+            let msg = format!(
+                "the transaction was rolled back (a savepoint failed: {})",
+                map_err(e)
+            );
+            rollback(conn);
+            reply(Some(&msg));
+            replies.into_iter().for_each(|r| r(Some(&msg)));
+            return;
+        }
+        replies.push(reply);
+    }
+    if conn.is_autocommit() {
+        // SQLite ended the transaction itself.
+        for reply in replies {
+            reply(Some("the transaction was rolled back"));
+        }
+        return;
+    }
+    match control(conn, "COMMIT") {
+        Ok(()) => replies.into_iter().for_each(|r| r(None)),
+        Err(e) => {
+            let msg = map_err(e).to_string();
+            rollback(conn);
+            replies.into_iter().for_each(|r| r(Some(&msg)));
+        }
+    }
+}
+
+/// Ends the open transaction, if any, without keeping anything. Should ROLLBACK itself fail,
+/// the next BEGIN would fail inside the still-open transaction; the log says why.
+fn rollback(conn: &Connection) {
+    if conn.is_autocommit() {
+        return;
+    }
+    if let Err(e) = control(conn, "ROLLBACK") {
+        tracing::error!(error = %map_err(e), "SQLite writer: ROLLBACK failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Issue 11.7: the writer's savepoints and a panicking write, by injection. A blocking
+    //! write holds the writer while the test queues the writes that must share one group.
+
+    use std::sync::mpsc as std_mpsc;
+
+    use super::*;
+
+    fn open(dir: &tempfile::TempDir) -> Connection {
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER NOT NULL)")
+            .unwrap();
+        conn
+    }
+
+    fn rows(dir: &tempfile::TempDir) -> Vec<i64> {
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        let mut stmt = conn.prepare("SELECT x FROM t ORDER BY x").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    type Write = Box<dyn FnOnce(&Connection) -> Result<()> + Send>;
+
+    fn insert(x: i64) -> Write {
+        Box::new(move |c| {
+            c.execute("INSERT INTO t VALUES (?1)", [x])
+                .map(drop)
+                .map_err(map_err)
+        })
+    }
+
+    /// Inserts, then makes the next transaction-control statement `fail` fail (when given).
+    fn insert_then_inject(x: i64, fail: &'static str) -> Write {
+        Box::new(move |c| {
+            insert(x)(c)?;
+            FAIL_CONTROL.with(|f| f.set(Some(fail)));
+            Ok(())
+        })
+    }
+
+    /// Inserts, then fails: its insert must not commit.
+    fn partial_then_fail(x: i64, fail: Option<&'static str>) -> Write {
+        Box::new(move |c| {
+            insert(x)(c)?;
+            if let Some(fail) = fail {
+                FAIL_CONTROL.with(|f| f.set(Some(fail)));
+            }
+            Err(Error::Database(
+                "injected failure after a partial write".into(),
+            ))
+        })
+    }
+
+    fn partial_then_panic(x: i64) -> Write {
+        Box::new(move |c| {
+            insert(x)(c)?;
+            panic!("injected panic after a partial write");
+        })
+    }
+
+    /// Runs `writes` as one group (in order) and returns each caller's answer.
+    async fn group(writer: &Writer, writes: Vec<Write>) -> Vec<Result<()>> {
+        let (started_tx, started_rx) = std_mpsc::channel();
+        let (release_tx, release_rx) = std_mpsc::channel::<()>();
+        let mut blocker = Box::pin(writer.run(move |_| {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            Ok(())
+        }));
+        assert!(futures::poll!(blocker.as_mut()).is_pending());
+        started_rx.recv().unwrap();
+        let mut calls: Vec<_> = writes
+            .into_iter()
+            .map(|w| Box::pin(writer.run(w)))
+            .collect();
+        for call in &mut calls {
+            assert!(
+                futures::poll!(call.as_mut()).is_pending(),
+                "queued behind the blocker"
+            );
+        }
+        release_tx.send(()).unwrap();
+        blocker.await.unwrap();
+        futures::future::join_all(calls).await
+    }
+
+    #[tokio::test]
+    async fn a_failed_savepoint_runs_nothing_and_the_rest_of_the_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start(open(&dir));
+        let answers = group(
+            &writer,
+            vec![
+                insert_then_inject(1, "SAVEPOINT op"),
+                partial_then_fail(2, None),
+                insert(3),
+            ],
+        )
+        .await;
+        assert!(answers[0].is_ok() && answers[2].is_ok(), "{answers:?}");
+        assert!(answers[1].is_err());
+        assert_eq!(
+            rows(&dir),
+            [1, 3],
+            "the failed write's partial insert did not commit"
+        );
+        writer.run(insert(4)).await.unwrap();
+        assert_eq!(rows(&dir), [1, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_rollback_to_savepoint_commits_no_partial_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start(open(&dir));
+        let answers = group(
+            &writer,
+            vec![
+                insert(1),
+                partial_then_fail(2, Some("ROLLBACK TO op")),
+                insert(3),
+            ],
+        )
+        .await;
+        assert!(answers[1].is_err());
+        let committed = rows(&dir);
+        assert!(
+            !committed.contains(&2),
+            "the failed write's partial insert did not commit: {committed:?}"
+        );
+        // Every caller's answer is the truth: an Ok write committed, an Err one did not.
+        for (x, answer) in [(1, &answers[0]), (3, &answers[2])] {
+            assert_eq!(
+                answer.is_ok(),
+                committed.contains(&x),
+                "write {x}: {answer:?}, committed {committed:?}"
+            );
+        }
+        assert!(
+            answers[2].is_ok(),
+            "a write after the failure runs in a new transaction"
+        );
+        writer.run(insert(4)).await.unwrap();
+        assert!(rows(&dir).contains(&4));
+    }
+
+    #[tokio::test]
+    async fn a_failed_release_commits_no_partial_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start(open(&dir));
+        let answers = group(
+            &writer,
+            vec![
+                insert(1),
+                partial_then_fail(2, Some("RELEASE op")),
+                insert(3),
+            ],
+        )
+        .await;
+        assert!(answers[1].is_err());
+        let committed = rows(&dir);
+        assert!(!committed.contains(&2), "{committed:?}");
+        for (x, answer) in [(1, &answers[0]), (3, &answers[2])] {
+            assert_eq!(
+                answer.is_ok(),
+                committed.contains(&x),
+                "write {x}: {answer:?}, committed {committed:?}"
+            );
+        }
+        writer.run(insert(4)).await.unwrap();
+        assert!(rows(&dir).contains(&4));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_is_rolled_back_and_the_writer_keeps_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start(open(&dir));
+        let answers = group(&writer, vec![insert(1), partial_then_panic(2), insert(3)]).await;
+        assert!(answers[0].is_ok() && answers[2].is_ok(), "{answers:?}");
+        match &answers[1] {
+            Err(Error::Database(m)) => assert!(
+                m.contains("panicked") && m.contains("injected panic"),
+                "{m}"
+            ),
+            other => panic!("the panicking caller gets an error: {other:?}"),
+        }
+        assert_eq!(rows(&dir), [1, 3]);
+        // Alone in its group, too.
+        assert!(writer.run(partial_then_panic(5)).await.is_err());
+        writer
+            .run(insert(4))
+            .await
+            .expect("the writer thread still serves");
+        assert_eq!(rows(&dir), [1, 3, 4]);
     }
 }
