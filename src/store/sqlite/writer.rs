@@ -133,17 +133,36 @@ thread_local! {
     static FAIL_CONTROL: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
 }
 
+/// Begins the group's transaction. The error is a message without the "database
+/// unavailable" prefix, which the op adds once when it answers its caller.
 fn begin(conn: &Connection) -> std::result::Result<(), String> {
     let started = Instant::now();
+    #[cfg(not(test))]
+    let deadline = BEGIN_DEADLINE;
+    #[cfg(test)]
+    let deadline = BEGIN_DEADLINE_FOR_TEST
+        .with(|d| d.get())
+        .unwrap_or(BEGIN_DEADLINE);
     loop {
         match control(conn, "BEGIN IMMEDIATE") {
             Ok(()) => return Ok(()),
-            Err(e) if is_busy(&e) && started.elapsed() < BEGIN_DEADLINE => {
+            Err(e) if is_busy(&e) && started.elapsed() < deadline => {
                 std::thread::sleep(Duration::from_millis(2));
             }
-            Err(e) => return Err(map_err(e).to_string()),
+            Err(e) => {
+                return Err(match map_err(e) {
+                    Error::Unavailable(message) => message,
+                    other => other.to_string(),
+                })
+            }
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A shorter [`BEGIN_DEADLINE`] for tests (set from a write closure, on the writer thread).
+    static BEGIN_DEADLINE_FOR_TEST: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
@@ -458,5 +477,31 @@ mod tests {
             .await
             .expect("the writer thread still serves");
         assert_eq!(rows(&dir), [1, 3, 4]);
+    }
+
+    /// Issue 11.11: the error of a write that waited out another connection's write lock says
+    /// "database unavailable" once, not twice; and the writer works again once the lock is
+    /// released.
+    #[tokio::test]
+    async fn a_write_locked_out_says_unavailable_once_and_later_writes_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start(open(&dir));
+        writer
+            .run(|_| {
+                BEGIN_DEADLINE_FOR_TEST.with(|d| d.set(Some(Duration::from_millis(200))));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let holder = Connection::open(dir.path().join("w.db")).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let err = writer.run(insert(1)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+        assert_eq!(text.matches("database unavailable").count(), 1, "{text}");
+        assert!(text.contains("busy"), "{text}");
+        holder.execute_batch("COMMIT").unwrap();
+        writer.run(insert(2)).await.unwrap();
+        assert_eq!(rows(&dir), [2]);
     }
 }
