@@ -1449,43 +1449,64 @@ mod cases {
         );
     }
 
+    /// A lost worker does not use up its job's attempt for the first two losses (a kill is
+    /// no failure of the job's), but from the third on it counts: a job that kills its worker
+    /// every time still ends discarded.
     pub async fn rescue_discards_when_attempts_used_up(db: TestDb) {
         let s = &*db.store;
-        insert(
-            s,
-            job_with(
-                "noop",
-                InsertOpts {
-                    max_attempts: Some(1),
-                    ..Default::default()
-                },
-            ),
-        )
-        .await;
-        let r = s
-            .job_claim(claim("default", &["noop"], 1, "gone"))
+        let opts = InsertOpts {
+            max_attempts: Some(1),
+            ..Default::default()
+        };
+        let id = insert(s, job_with("noop", opts)).await.id;
+        let rescue = || JobRescueParams {
+            lease: Duration::from_secs(60),
+            stuck_after: vec![],
+            limit: 100,
+        };
+        let retried = RescueCounts {
+            retried: 1,
+            discarded: 0,
+            cancelled: 0,
+        };
+        for (loss, max_attempts) in [(1, 2), (2, 3)] {
+            s.job_claim(claim("default", &["noop"], 1, "gone"))
+                .await
+                .unwrap()
+                .remove(0);
+            assert_eq!(
+                s.job_rescue(rescue()).await.unwrap(),
+                retried,
+                "loss {loss} is forgiven"
+            );
+            let j = s.job_get(id).await.unwrap().unwrap();
+            assert_eq!(
+                (j.state, j.attempt, j.max_attempts),
+                (JobState::Retryable, loss, max_attempts)
+            );
+        }
+        s.job_claim(claim("default", &["noop"], 1, "gone"))
             .await
             .unwrap()
             .remove(0);
-        let c = s
-            .job_rescue(JobRescueParams {
-                lease: Duration::from_secs(60),
-                stuck_after: vec![],
-                limit: 100,
-            })
-            .await
-            .unwrap();
+        let c = s.job_rescue(rescue()).await.unwrap();
         assert_eq!(
             c,
             RescueCounts {
                 retried: 0,
                 discarded: 1,
                 cancelled: 0
-            }
+            },
+            "the third loss counts"
         );
-        let d = s.job_get(r.id).await.unwrap().unwrap();
-        assert_eq!(d.state, JobState::Discarded);
+        let d = s.job_get(id).await.unwrap().unwrap();
+        assert_eq!(
+            (d.state, d.attempt, d.max_attempts),
+            (JobState::Discarded, 3, 3)
+        );
         assert!(d.finalized_at.is_some());
+        let lost = d.errors.iter().filter(|e| e.error == "worker lost").count();
+        assert_eq!(lost, 3);
     }
 
     fn register(

@@ -205,6 +205,8 @@ struct MJob {
     /// When a user asked to cancel it while it ran (it stays running, its key held, until it
     /// stops); cleared by a retry.
     cancel_requested_at: Option<i64>,
+    /// How often its worker was lost while it ran: the first two losses use no attempt.
+    lost: u32,
 }
 
 impl MJob {
@@ -303,6 +305,7 @@ impl Model {
                 worker: None,
                 unique,
                 cancel_requested_at: None,
+                lost: 0,
             },
         );
     }
@@ -691,21 +694,30 @@ async fn apply(
             let got = ok("rescue", s.job_rescue(params).await)?;
             let now = m.now;
             let alive = |w: usize| m.heartbeat[w].is_some_and(|at| at >= now - LEASE_SECS * 1000);
-            let rescued: Vec<i64> = m
+            // Lost workers' jobs first (a job both lost and stuck is rescued as lost), then
+            // stuck ones.
+            let rescued: Vec<(i64, bool)> = m
                 .jobs
                 .values()
                 .filter(|j| j.state == JobState::Running)
-                .filter(|j| {
+                .filter_map(|j| {
                     let lost = !j.worker.is_some_and(alive);
                     let stuck = j.kind == 0
                         && j.attempted_at
                             .is_some_and(|at| at < now - STUCK_SECS * 1000);
-                    lost || stuck
+                    (lost || stuck).then_some((j.id, lost))
                 })
-                .map(|j| j.id)
                 .collect();
             let mut want = RescueCounts::default();
-            for id in rescued {
+            for (id, lost) in rescued {
+                if lost {
+                    // A kill is no failure of the job's: its first two cost no attempt.
+                    let j = m.job(id);
+                    if j.lost < 2 {
+                        j.max_attempts += 1;
+                    }
+                    j.lost += 1;
+                }
                 m.fail(id, 0, false, true);
                 match m.jobs[&id].state {
                     JobState::Discarded => want.discarded += 1,

@@ -3,12 +3,23 @@
 -- (a binary from before migration 0003).
 -- Differs from SQLite (inside its one writer): rescuers of several processes may run at once,
 -- and rows another one holds are skipped rather than waited for.
+-- A worker lost by a crash, a kill or a partition does not use up its job's attempt (as for a
+-- shutdown, max_attempts grows by one) for the job's first two such losses; from the third
+-- on it counts, so a job that kills its worker every time still ends discarded. The count
+-- is of the "worker lost" entries already in its history.
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
     state        = CASE WHEN metadata ? 'cancel_requested_at' THEN 'cancelled'
-                        WHEN attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
+                        WHEN attempt >= max_attempts AND (SELECT count(*) FROM jsonb_array_elements(errors) e
+                             WHERE e->>'error' = 'worker lost') >= 2 THEN 'discarded'
+                        ELSE 'retryable' END,
+    max_attempts = max_attempts + CASE WHEN (SELECT count(*) FROM jsonb_array_elements(errors) e
+                        WHERE e->>'error' = 'worker lost') < 2 THEN 1 ELSE 0 END,
     scheduled_at = porter_now(),
-    finalized_at = CASE WHEN metadata ? 'cancel_requested_at' OR attempt >= max_attempts THEN porter_now() END,
+    finalized_at = CASE WHEN metadata ? 'cancel_requested_at'
+                          OR (attempt >= max_attempts AND (SELECT count(*) FROM jsonb_array_elements(errors) e
+                              WHERE e->>'error' = 'worker lost') >= 2)
+                        THEN porter_now() END,
     errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', 'worker lost'))
 WHERE id IN (
     SELECT id FROM porter_jobs
