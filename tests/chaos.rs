@@ -108,7 +108,9 @@ mod cases {
             } else {
                 per_round
             };
-            ids.extend(insert_sleeps(&*db.store, n, size.job_ms).await);
+            // Half the wave may run only once: neither a kill nor a shutdown may discard them.
+            ids.extend(insert_sleeps_with(&*db.store, n / 2, size.job_ms, Some(1)).await);
+            ids.extend(insert_sleeps(&*db.store, n - n / 2, size.job_ms).await);
             // Strike while the wave runs, so that the victim likely holds jobs.
             // (Or the wave is already done: a fast machine may finish it between two looks.)
             let inserted = ids.len() as i64;

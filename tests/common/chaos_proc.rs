@@ -511,6 +511,16 @@ impl Ledger {
 
 /// Inserts `n` `sleep` jobs of `ms` each, in batches, through the store; returns their ids.
 pub async fn insert_sleeps(store: &dyn Store, n: u64, ms: u64) -> BTreeSet<i64> {
+    insert_sleeps_with(store, n, ms, None).await
+}
+
+/// [`insert_sleeps`] with `max_attempts` (the default when `None`).
+pub async fn insert_sleeps_with(
+    store: &dyn Store,
+    n: u64,
+    ms: u64,
+    max_attempts: Option<i32>,
+) -> BTreeSet<i64> {
     let mut ids = BTreeSet::new();
     let mut left = n;
     while left > 0 {
@@ -520,7 +530,10 @@ pub async fn insert_sleeps(store: &dyn Store, n: u64, ms: u64) -> BTreeSet<i64> 
                 porter::store::JobInsertParams::new(
                     "sleep",
                     serde_json::json!({ "ms": ms }),
-                    Default::default(),
+                    porter::InsertOpts {
+                        max_attempts,
+                        ..Default::default()
+                    },
                 )
                 .unwrap()
             })
