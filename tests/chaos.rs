@@ -28,7 +28,8 @@ on_both_backends!(cases:
     secret_in_args_stays_out_of_logs_and_listings, hostile_cli_input_is_refused_or_stored_verbatim,
     hostile_http_input_is_refused_or_stored_verbatim, args_round_trip_verbatim_or_are_refused,
     nul_characters_are_refused_alike_on_both_backends, unwritten_completions_keep_their_slots,
-    crashed_workers_registrations_do_not_pile_up,
+    crashed_workers_registrations_do_not_pile_up, a_worker_stopped_past_its_lease_is_fenced_when_it_wakes,
+    mixed_leases_never_rescue_a_live_worker,
 );
 
 /// Sizes for the in-process property tests.
@@ -247,6 +248,136 @@ mod cases {
 
     /// Every SIGKILL leaves a worker registration behind. The next clean shutdown removes those
     /// silent for more than a day, so they do not pile up over a fleet's life.
+    /// Drains the jobs, waits one more lease, and reads the ledger of `ids`.
+    async fn drained_ledger(
+        db: &TestDb,
+        size: &Size,
+        lease: Duration,
+        ids: &BTreeSet<i64>,
+    ) -> Ledger {
+        wait_totals(&*db.store, "every job finished", drain_bound(size), |t| {
+            t[&JobState::Available]
+                + t[&JobState::Running]
+                + t[&JobState::Retryable]
+                + t[&JobState::Scheduled]
+                == 0
+        })
+        .await;
+        tokio::time::sleep(lease + lease / 5 + Duration::from_millis(500)).await;
+        Ledger::read(&*db.store, "sleep", ids).await
+    }
+
+    /// SIGSTOP a worker for three leases while it holds jobs, then SIGCONT: the others rescue
+    /// and finish its jobs; when it wakes, its late completions are fenced (they change
+    /// nothing), its reconcile finds none of its jobs, and it goes on working. 0 lost, 0 stuck;
+    /// each re-run is explained by a `worker lost` entry.
+    pub async fn a_worker_stopped_past_its_lease_is_fenced_when_it_wakes(db: TestDb) {
+        let size = Size::from_env();
+        let dir = scratch();
+        let launcher = Launcher::new(&db.url, dir.path());
+        let flags = soak_flags(&size);
+        let mut sleeper = launcher.worker("sleeper", &refs(&flags));
+        let mut other = launcher.worker("other", &refs(&flags));
+        sleeper.ready().await;
+        other.ready().await;
+        let mut ids =
+            insert_sleeps_with(&*db.store, size.jobs / 2, size.job_ms.max(20), Some(1)).await;
+        ids.extend(insert_sleeps(&*db.store, size.jobs - size.jobs / 2, size.job_ms.max(20)).await);
+        let inserted = ids.len() as i64;
+        wait_totals(&*db.store, "the jobs running", drain_bound(&size), |t| {
+            t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted
+        })
+        .await;
+        sleeper.signal("STOP");
+        tokio::time::sleep(size.lease() * 3).await;
+        sleeper.signal("CONT");
+        let ledger = drained_ledger(&db, &size, size.lease(), &ids).await;
+        for p in [&mut sleeper, &mut other] {
+            assert!(p.alive(), "{} stayed up:\n{}", p.name, p.output());
+            let status = p.term(Duration::from_secs(30)).await;
+            assert!(status.success(), "{}: {status:?}\n{}", p.name, p.output());
+            p.assert_clean_log();
+        }
+        report(
+            "sigstop_past_lease",
+            &backend(&db),
+            ids.len() as u64,
+            1,
+            ledger.lost,
+            ledger.stuck,
+            ledger.duplicates,
+        );
+        eprintln!("sigstop_past_lease ({}): {ledger:?}", backend(&db));
+        // Only what the stopped worker held can run twice: its slots (and one claim in flight).
+        ledger.assert_all_completed("sigstop_past_lease", 2 * size.concurrency);
+    }
+
+    /// Workers with different leases side by side: one with a long lease (heartbeating every
+    /// third of it) runs jobs longer than the other's lease. The short-lease worker's rescuer
+    /// judges it by its own registered lease, so nothing is rescued and nothing runs twice.
+    pub async fn mixed_leases_never_rescue_a_live_worker(db: TestDb) {
+        let size = Size::from_env();
+        let dir = scratch();
+        let launcher = Launcher::new(&db.url, dir.path());
+        let short = size.lease();
+        // Heartbeats every third of the long lease: longer apart than the short lease.
+        let long = short * 4;
+        let flags = |lease: Duration, queue: &str| {
+            vec![
+                "--queues".to_string(),
+                format!("{queue}={}", size.concurrency),
+                "--lease".into(),
+                format!("{}s", lease.as_secs()),
+                "--no-periodic".into(),
+            ]
+        };
+        // The long-lease worker alone serves the queue the long jobs are in.
+        let mut long_worker = launcher.worker("long", &refs(&flags(long, "long")));
+        let mut short_worker = launcher.worker("short", &refs(&flags(short, "default")));
+        long_worker.ready().await;
+        short_worker.ready().await;
+        let job_ms = (short.as_millis() as u64) * 2;
+        let params = (0..size.concurrency)
+            .map(|_| {
+                porter::store::JobInsertParams::new(
+                    "sleep",
+                    json!({ "ms": job_ms }),
+                    porter::InsertOpts {
+                        queue: Some("long".into()),
+                        max_attempts: Some(1),
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+            })
+            .collect();
+        let ids: BTreeSet<i64> = db
+            .store
+            .job_insert_many(params)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.job.id)
+            .collect();
+        let ledger = drained_ledger(&db, &size, long, &ids).await;
+        for p in [&mut long_worker, &mut short_worker] {
+            let status = p.term(Duration::from_secs(30)).await;
+            assert!(status.success(), "{}: {status:?}\n{}", p.name, p.output());
+            p.assert_clean_log();
+        }
+        report(
+            "mixed_leases",
+            &backend(&db),
+            ids.len() as u64,
+            0,
+            ledger.lost,
+            ledger.stuck,
+            ledger.duplicates,
+        );
+        eprintln!("mixed_leases ({}): {ledger:?}", backend(&db));
+        ledger.assert_all_completed("mixed_leases", 0);
+    }
+
     pub async fn crashed_workers_registrations_do_not_pile_up(db: TestDb) {
         let s = &*db.store;
         for id in ["crashed", "alive", "leaving"] {
