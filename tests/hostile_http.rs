@@ -718,7 +718,10 @@ mod cases {
     /// A pool too small for the load answers with its cause: the pool size, what is busy, and
     /// which setting to raise. (SQLite has no server pool: the setting is accepted there.)
     pub async fn pool_exhaustion_names_the_cause(db: TestDb) {
-        let options = porter::store::OpenOptions { pool_size: Some(2) };
+        let options = porter::store::OpenOptions {
+            pool_size: Some(2),
+            ..Default::default()
+        };
         match db.store.backend() {
             porter::Backend::Sqlite => {
                 let store = porter::store::open_with(&db.url, &options).await.unwrap();

@@ -213,6 +213,7 @@ impl GlobalArgs {
     pub fn open_options(&self) -> crate::store::OpenOptions {
         crate::store::OpenOptions {
             pool_size: Some(self.db_pool_size),
+            ..Default::default()
         }
     }
 }

@@ -228,7 +228,12 @@ async fn open_store_waiting(
     shutdown: &Shutdown,
 ) -> anyhow::Result<Option<Arc<dyn Store>>> {
     let stop = shutdown.soft.clone();
-    let store = crate::store::open_retrying_with(&g.database_url, &g.open_options(), async move {
+    // Long-running: a SQLite write lock held by a stopped process is waited out, like a server.
+    let options = crate::store::OpenOptions {
+        wait_for_locks: true,
+        ..g.open_options()
+    };
+    let store = crate::store::open_retrying_with(&g.database_url, &options, async move {
         stop.cancelled().await
     })
     .await?;

@@ -675,6 +675,12 @@ pub struct OpenOptions {
     /// 2, since one is held by the LISTEN task). The CLI's `--db-pool-size`
     /// (`PORTER_DB_POOL_SIZE`). SQLite has no server connections to bound and ignores it.
     pub pool_size: Option<u32>,
+    /// SQLite: while another connection holds the write lock past the writer's deadline (60 s;
+    /// a process stopped inside a write transaction, say), keep waiting for it with a warning
+    /// every deadline instead of failing the waiting writes. For long-running processes
+    /// (`porter worker`, `web`, `dev`), which wait for their database as they wait for a
+    /// server; one-shot commands fail instead. PostgreSQL ignores it.
+    pub wait_for_locks: bool,
 }
 
 /// Default size of the PostgreSQL connection pool.
@@ -713,7 +719,7 @@ async fn open_at(
     if url.starts_with("sqlite:") {
         let clock = clock.unwrap_or_default();
         Ok(Arc::new(
-            sqlite::SqliteStore::open_with_clock(url, clock).await?,
+            sqlite::SqliteStore::open_at(url, clock, options.wait_for_locks).await?,
         ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]

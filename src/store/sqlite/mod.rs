@@ -294,13 +294,26 @@ impl SqliteStore {
 
     /// Opens like [`SqliteStore::open`], reading "now" from `clock` (see [`crate::store::clock`]).
     pub async fn open_with_clock(url: &str, clock: Clock) -> Result<Self> {
-        let (path, synchronous) = parse_url(url)?;
-        tokio::task::spawn_blocking(move || Self::open_blocking(path, synchronous, clock))
-            .await
-            .map_err(|e| Error::Database(e.to_string()))?
+        Self::open_at(url, clock, false).await
     }
 
-    fn open_blocking(path: PathBuf, synchronous: &'static str, clock: Clock) -> Result<Self> {
+    /// Opens with a clock, and with the writer waiting out other connections' write locks
+    /// however long they last when `wait_for_locks` (see [`crate::store::OpenOptions`]).
+    pub async fn open_at(url: &str, clock: Clock, wait_for_locks: bool) -> Result<Self> {
+        let (path, synchronous) = parse_url(url)?;
+        tokio::task::spawn_blocking(move || {
+            Self::open_blocking(path, synchronous, clock, wait_for_locks)
+        })
+        .await
+        .map_err(|e| Error::Database(e.to_string()))?
+    }
+
+    fn open_blocking(
+        path: PathBuf,
+        synchronous: &'static str,
+        clock: Clock,
+        wait_for_locks: bool,
+    ) -> Result<Self> {
         let conn = open_writer(&path, synchronous, &clock)?;
         let reader_clock = clock.clone();
         let manager = SqliteConnectionManager::file(&path)
@@ -311,7 +324,7 @@ impl SqliteStore {
             .build(manager)
             .map_err(|e| Error::Unavailable(e.to_string()))?;
         let wakeup = Arc::new(Wakeup::default());
-        let writer = Writer::start(conn);
+        let writer = Writer::start_with(conn, wait_for_locks);
         spawn_change_watcher(&path, Arc::downgrade(&wakeup), synchronous);
         Ok(SqliteStore {
             path,

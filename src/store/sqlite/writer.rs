@@ -27,13 +27,21 @@ pub(super) struct Writer {
 }
 
 impl Writer {
+    #[cfg(test)]
     pub(super) fn start(conn: Connection) -> Self {
+        Self::start_with(conn, false)
+    }
+
+    /// Starts the writer; with `wait_for_locks`, another connection's write lock is waited out
+    /// however long it lasts (a warning every [`BEGIN_DEADLINE`]) instead of failing the
+    /// group's writes at the deadline.
+    pub(super) fn start_with(conn: Connection, wait_for_locks: bool) -> Self {
         let (tx, rx) = mpsc::channel::<Op>();
         let urgent = Arc::new(Mutex::new(Vec::new()));
         let lane = urgent.clone();
         std::thread::Builder::new()
             .name("porter-sqlite-writer".into())
-            .spawn(move || run(conn, rx, lane))
+            .spawn(move || run(conn, rx, lane, wait_for_locks))
             .expect("spawn the SQLite writer thread");
         Writer { tx, urgent }
     }
@@ -135,8 +143,9 @@ thread_local! {
 
 /// Begins the group's transaction. The error is a message without the "database
 /// unavailable" prefix, which the op adds once when it answers its caller.
-fn begin(conn: &Connection) -> std::result::Result<(), String> {
-    let started = Instant::now();
+fn begin(conn: &Connection, wait_for_locks: bool) -> std::result::Result<(), String> {
+    let first = Instant::now();
+    let mut started = first;
     #[cfg(not(test))]
     let deadline = BEGIN_DEADLINE;
     #[cfg(test)]
@@ -148,6 +157,13 @@ fn begin(conn: &Connection) -> std::result::Result<(), String> {
             Ok(()) => return Ok(()),
             Err(e) if is_busy(&e) && started.elapsed() < deadline => {
                 std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) if is_busy(&e) && wait_for_locks => {
+                tracing::warn!(
+                    waited = ?first.elapsed(),
+                    "the SQLite database is locked by another connection (a process stopped inside a write transaction?); still waiting for it"
+                );
+                started = Instant::now();
             }
             Err(e) => {
                 return Err(match map_err(e) {
@@ -173,7 +189,12 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("(no message)")
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Op>, urgent: Arc<Mutex<Vec<Op>>>) {
+fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<Op>,
+    urgent: Arc<Mutex<Vec<Op>>>,
+    wait_for_locks: bool,
+) {
     while let Ok(first) = rx.recv() {
         // The priority lane first: an urgent op waits for no queued write.
         let mut group: VecDeque<Op> =
@@ -188,7 +209,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Op>, urgent: Arc<Mutex<Vec<Op>>>) {
         // A group whose transaction had to be abandoned half-way leaves the ops it had not
         // run yet; they get a transaction of their own.
         while !group.is_empty() {
-            run_group(&conn, &mut group);
+            run_group(&conn, &mut group, wait_for_locks);
         }
     }
 }
@@ -197,8 +218,8 @@ fn run(conn: Connection, rx: mpsc::Receiver<Op>, urgent: Arc<Mutex<Vec<Op>>>) {
 /// leaving the ops not yet run in `group`, when a savepoint could not be rolled back or
 /// released: that op's writes can no longer be told apart from the group's, so the whole
 /// transaction is rolled back and the ops that ran are told so.
-fn run_group(conn: &Connection, group: &mut VecDeque<Op>) {
-    if let Err(e) = begin(conn) {
+fn run_group(conn: &Connection, group: &mut VecDeque<Op>, wait_for_locks: bool) {
+    if let Err(e) = begin(conn, wait_for_locks) {
         // Answer without running: each op must see the failure, so run none of them.
         for op in group.drain(..) {
             let _ = op(Err(&e));
@@ -503,5 +524,34 @@ mod tests {
         holder.execute_batch("COMMIT").unwrap();
         writer.run(insert(2)).await.unwrap();
         assert_eq!(rows(&dir), [2]);
+    }
+
+    /// Issue 11.11: a long-running process's writer waits out a write lock held past the
+    /// deadline (a process stopped inside a write transaction) instead of failing its writes,
+    /// and the write goes through once the lock is released.
+    #[tokio::test]
+    async fn a_waiting_writer_outlasts_a_lock_held_past_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start_with(open(&dir), true);
+        writer
+            .run(|_| {
+                BEGIN_DEADLINE_FOR_TEST.with(|d| d.set(Some(Duration::from_millis(100))));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let holder = Connection::open(dir.path().join("w.db")).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let release = std::thread::spawn(move || {
+            // Several deadlines long: a writer that gives up would have answered by then.
+            std::thread::sleep(Duration::from_millis(600));
+            holder.execute_batch("COMMIT").unwrap();
+        });
+        writer
+            .run(insert(1))
+            .await
+            .expect("waited for the lock, then wrote");
+        release.join().unwrap();
+        assert_eq!(rows(&dir), [1]);
     }
 }
