@@ -2159,3 +2159,103 @@ async fn postgres_partition_loses_no_job() {
     // jobs, and one more claim whose answer was held back.
     ledger.assert_all_completed("postgres_partition", partitions * size.concurrency * 2);
 }
+
+/// The SQLite file (or only its write-ahead log) deleted under a running worker and web
+/// process (issue 11.12): before, the web kept answering 201 for jobs written into the
+/// deleted file, /healthz stayed ok and the jobs were gone. Now the next commit is refused
+/// (an insert is not acknowledged), /healthz fails, and both processes log why and exit 1
+/// for their supervisor to restart them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_file_deleted_under_running_processes_is_noticed() {
+    use chaos_proc::*;
+    use std::time::Duration;
+    for what in ["database file", "write-ahead log"] {
+        let db = common::sqlite().await;
+        let path = db.sqlite_path().unwrap();
+        let dir = scratch();
+        let launcher = Launcher::new(&db.url, dir.path());
+        let mut worker = launcher.worker("worker", &["--no-periodic"]);
+        let mut web = launcher.spawn("web", &["web", "--listen", "127.0.0.1:0"]);
+        worker.ready().await;
+        web.wait_for_log("web listening on http://", Duration::from_secs(60))
+            .await;
+        let base = {
+            let log = web.output();
+            let at = log.find("web listening on ").unwrap() + "web listening on ".len();
+            log[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect::<String>()
+                .trim_end_matches('/')
+                .to_string()
+        };
+        let http = reqwest::Client::new();
+        let post = || {
+            http.post(format!("{base}/admin/jobs"))
+                .json(&serde_json::json!({"kind": "noop", "args": {}}))
+                .send()
+        };
+        assert_eq!(post().await.unwrap().status(), 201, "inserts work before");
+        let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+        match what {
+            "database file" => std::fs::remove_file(&path).unwrap(),
+            _ => std::fs::remove_file(&wal).unwrap(),
+        }
+        // Whatever the web answers now, it never acknowledges an insert it cannot keep.
+        if let Ok(resp) = post().await {
+            assert_ne!(
+                resp.status(),
+                201,
+                "{what} deleted: an insert was acknowledged"
+            );
+        }
+        for p in [&mut worker, &mut web] {
+            let status = p.wait_exit(Duration::from_secs(60)).await;
+            assert!(
+                !status.success(),
+                "{what} deleted: {} exits non-zero, got {status:?}\n{}",
+                p.name,
+                p.output()
+            );
+            assert!(
+                p.logged("was deleted or replaced"),
+                "{what} deleted: {} says why:\n{}",
+                p.name,
+                p.output()
+            );
+        }
+        report("sqlite_file_deleted", "sqlite", 1, 1, 0, 0, 0);
+    }
+}
+
+/// The health check and every later commit of a store whose SQLite file was deleted fail,
+/// saying why (issue 11.12); a store on the new file works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_file_was_deleted_fails_its_health_check_and_commits() {
+    let db = common::sqlite().await;
+    db.store
+        .ping()
+        .await
+        .expect("healthy while the file is there");
+    assert_eq!(db.store.file_replaced().await, None);
+    std::fs::remove_file(db.sqlite_path().unwrap()).unwrap();
+    let why = db.store.file_replaced().await.expect("noticed");
+    assert!(why.contains("was deleted or replaced"), "{why}");
+    let ping = db.store.ping().await.unwrap_err().to_string();
+    assert!(ping.contains("was deleted or replaced"), "{ping}");
+    let job =
+        porter::store::JobInsertParams::new("noop", serde_json::json!({}), Default::default())
+            .unwrap();
+    let insert = db
+        .store
+        .job_insert_many(vec![job.clone()])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(insert.contains("was deleted or replaced"), "{insert}");
+    let fresh = db.reopen().await;
+    fresh
+        .job_insert_many(vec![job])
+        .await
+        .expect("a store on the new file works");
+}

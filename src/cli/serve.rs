@@ -244,6 +244,38 @@ async fn open_store_waiting(
     Ok(store)
 }
 
+/// Watches for the database file being deleted or replaced under this process
+/// ([`Store::file_replaced`]): then logs it loudly and shuts the process down, and the command
+/// exits 1, for a supervisor to start it again on the file that is there now. Ends with the
+/// shutdown; answers why it stopped the process, if it did.
+fn watch_database_file(
+    store: Arc<dyn Store>,
+    shutdown: Shutdown,
+) -> tokio::task::JoinHandle<Option<String>> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.soft.cancelled() => return None,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if let Some(why) = store.file_replaced().await {
+                tracing::error!("{why}; exiting");
+                shutdown.soft.cancel();
+                shutdown.hard.cancel();
+                return Some(why);
+            }
+        }
+    })
+}
+
+/// The command's end: an error when the database file was replaced under it.
+async fn file_verdict(watch: tokio::task::JoinHandle<Option<String>>) -> anyhow::Result<()> {
+    match watch.await {
+        Ok(Some(why)) => anyhow::bail!("{why}"),
+        _ => Ok(()),
+    }
+}
+
 pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<()> {
     let config = args.runtime_config()?;
     let shutdown = Shutdown::new();
@@ -254,7 +286,13 @@ pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<(
     let objects = open_objects(g)?;
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting worker");
     let workers = builtin_workers(store.clone(), objects)?;
-    Runtime::new(store, workers, config).run(shutdown).await?;
+    let watch = watch_database_file(store.clone(), shutdown.clone());
+    let ran = Runtime::new(store, workers, config)
+        .run(shutdown.clone())
+        .await;
+    shutdown.soft.cancel();
+    file_verdict(watch).await?;
+    ran?;
     Ok(())
 }
 
@@ -268,9 +306,13 @@ pub(super) async fn web(g: &GlobalArgs, args: WebArgs) -> anyhow::Result<()> {
     let objects = open_objects(g)?;
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting web");
     log_listening(&listener, &config);
+    let watch = watch_database_file(store.clone(), shutdown.clone());
     let state = AppState::with_config(store, objects, config);
     let stop = shutdown.soft.clone();
-    http::serve(listener, state, async move { stop.cancelled().await }).await?;
+    let served = http::serve(listener, state, async move { stop.cancelled().await }).await;
+    shutdown.soft.cancel();
+    file_verdict(watch).await?;
+    served?;
     info!("web stopped");
     Ok(())
 }
@@ -289,6 +331,7 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
     let state = AppState::with_config(store.clone(), objects, config);
     let runtime = Runtime::new(store, workers, runtime_config)
         .with_error_handler(state.metrics.error_handler());
+    let watch = watch_database_file(state.store.clone(), shutdown.clone());
     let worker = tokio::spawn(runtime.run(shutdown.clone()));
     log_listening(&listener, &state.config);
     let stop = shutdown.soft.clone();
@@ -296,6 +339,7 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
     // If the web server failed on its own, the worker must stop too.
     shutdown.soft.cancel();
     let worked = worker.await.context("the worker task failed")?;
+    file_verdict(watch).await?;
     served?;
     worked?;
     Ok(())

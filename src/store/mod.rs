@@ -521,6 +521,15 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
 
+    /// Why this process's database is gone for good, if it is: on SQLite, the file (or its
+    /// WAL) was deleted or replaced under the running process, so its writes would go where
+    /// nobody reads them (commits are refused from then on). A long-running process exits on
+    /// it, for its supervisor to start it again on the file that is there now. `None` on
+    /// PostgreSQL, whose outages pass.
+    async fn file_replaced(&self) -> Option<String> {
+        None
+    }
+
     /// The journal mode, on SQLite (`wal`); `None` elsewhere.
     async fn journal_mode(&self) -> Result<Option<String>> {
         Ok(None)

@@ -77,6 +77,7 @@ pub const SCHEMA_VERSION: i64 = 4;
 /// The SQLite store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
     path: PathBuf,
+    guard: Option<FileGuard>,
     writer: Writer,
     readers: r2d2::Pool<SqliteConnectionManager>,
     wakeup: Arc<Wakeup>,
@@ -324,10 +325,13 @@ impl SqliteStore {
             .build(manager)
             .map_err(|e| Error::Unavailable(e.to_string()))?;
         let wakeup = Arc::new(Wakeup::default());
-        let writer = Writer::start_with(conn, wait_for_locks);
+        // After the readers opened: the WAL exists while any connection is open.
+        let guard = FileGuard::capture(&path);
+        let writer = Writer::start_with(conn, wait_for_locks, guard.clone());
         spawn_change_watcher(&path, Arc::downgrade(&wakeup), synchronous);
         Ok(SqliteStore {
             path,
+            guard,
             writer,
             readers,
             wakeup,
@@ -362,6 +366,55 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| Error::Database(e.to_string()))?
+    }
+}
+
+/// The database file and its WAL as this process opened them (device and inode). Deleting or
+/// replacing either under a running process leaves its connections writing into a file
+/// nobody else will ever open, so every commit and every health check compares them first.
+#[derive(Debug, Clone)]
+pub(crate) struct FileGuard {
+    path: PathBuf,
+    db: (u64, u64),
+    wal: Option<(u64, u64)>,
+}
+
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+impl FileGuard {
+    fn capture(path: &Path) -> Option<FileGuard> {
+        Some(FileGuard {
+            path: path.to_path_buf(),
+            db: file_identity(path)?,
+            wal: file_identity(&wal_path(path)),
+        })
+    }
+
+    /// `Err` with why, once the file (or its WAL) at the path is no longer the one opened.
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        let replaced = |what: &str, p: &Path| {
+            format!(
+                "the SQLite {what} {} was deleted or replaced under this process; nothing more is written to it (restart the process)",
+                p.display()
+            )
+        };
+        if file_identity(&self.path) != Some(self.db) {
+            return Err(replaced("database file", &self.path));
+        }
+        let wal = wal_path(&self.path);
+        if self.wal.is_some() && file_identity(&wal) != self.wal {
+            return Err(replaced("write-ahead log", &wal));
+        }
+        Ok(())
     }
 }
 
@@ -632,11 +685,18 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
+        self.file_replaced()
+            .await
+            .map_or(Ok(()), |why| Err(Error::Unavailable(why)))?;
         self.read(|c| {
             c.query_row("SELECT count(*) FROM porter_queues", [], |_| Ok(()))
                 .map_err(map_err)
         })
         .await
+    }
+
+    async fn file_replaced(&self) -> Option<String> {
+        self.guard.as_ref().and_then(|g| g.check().err())
     }
 
     async fn journal_mode(&self) -> Result<Option<String>> {

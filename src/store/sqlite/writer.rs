@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::{is_busy, map_err, MAX_GROUP};
+use super::{is_busy, map_err, FileGuard, MAX_GROUP};
 use crate::error::{Error, Result};
 
 /// Called once the group's transaction has ended: `None` when it committed, else why not.
@@ -29,19 +29,23 @@ pub(super) struct Writer {
 impl Writer {
     #[cfg(test)]
     pub(super) fn start(conn: Connection) -> Self {
-        Self::start_with(conn, false)
+        Self::start_with(conn, false, None)
     }
 
     /// Starts the writer; with `wait_for_locks`, another connection's write lock is waited out
     /// however long it lasts (a warning every [`BEGIN_DEADLINE`]) instead of failing the
     /// group's writes at the deadline.
-    pub(super) fn start_with(conn: Connection, wait_for_locks: bool) -> Self {
+    pub(super) fn start_with(
+        conn: Connection,
+        wait_for_locks: bool,
+        guard: Option<FileGuard>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel::<Op>();
         let urgent = Arc::new(Mutex::new(Vec::new()));
         let lane = urgent.clone();
         std::thread::Builder::new()
             .name("porter-sqlite-writer".into())
-            .spawn(move || run(conn, rx, lane, wait_for_locks))
+            .spawn(move || run(conn, rx, lane, wait_for_locks, guard))
             .expect("spawn the SQLite writer thread");
         Writer { tx, urgent }
     }
@@ -194,6 +198,7 @@ fn run(
     rx: mpsc::Receiver<Op>,
     urgent: Arc<Mutex<Vec<Op>>>,
     wait_for_locks: bool,
+    guard: Option<FileGuard>,
 ) {
     while let Ok(first) = rx.recv() {
         // The priority lane first: an urgent op waits for no queued write.
@@ -209,7 +214,7 @@ fn run(
         // A group whose transaction had to be abandoned half-way leaves the ops it had not
         // run yet; they get a transaction of their own.
         while !group.is_empty() {
-            run_group(&conn, &mut group, wait_for_locks);
+            run_group(&conn, &mut group, wait_for_locks, guard.as_ref());
         }
     }
 }
@@ -218,7 +223,12 @@ fn run(
 /// leaving the ops not yet run in `group`, when a savepoint could not be rolled back or
 /// released: that op's writes can no longer be told apart from the group's, so the whole
 /// transaction is rolled back and the ops that ran are told so.
-fn run_group(conn: &Connection, group: &mut VecDeque<Op>, wait_for_locks: bool) {
+fn run_group(
+    conn: &Connection,
+    group: &mut VecDeque<Op>,
+    wait_for_locks: bool,
+    guard: Option<&FileGuard>,
+) {
     if let Err(e) = begin(conn, wait_for_locks) {
         // Answer without running: each op must see the failure, so run none of them.
         for op in group.drain(..) {
@@ -278,6 +288,14 @@ fn run_group(conn: &Connection, group: &mut VecDeque<Op>, wait_for_locks: bool) 
         for reply in replies {
             reply(Some("the transaction was rolled back"));
         }
+        return;
+    }
+    // A file deleted or replaced under this process: committing would acknowledge writes
+    // that nobody will ever read.
+    if let Some(why) = guard.and_then(|g| g.check().err()) {
+        tracing::error!("{why}");
+        rollback(conn);
+        replies.into_iter().for_each(|r| r(Some(&why)));
         return;
     }
     match control(conn, "COMMIT") {
@@ -532,7 +550,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_writer_outlasts_a_lock_held_past_the_deadline() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = Writer::start_with(open(&dir), true);
+        let writer = Writer::start_with(open(&dir), true, None);
         writer
             .run(|_| {
                 BEGIN_DEADLINE_FOR_TEST.with(|d| d.set(Some(Duration::from_millis(100))));
