@@ -876,7 +876,8 @@ mod cases {
     }
 
     /// Reads the address `porter web --listen 127.0.0.1:0` logged.
-    async fn web_base(web: &mut Proc) -> String {
+    /// The base URL a `porter web` process listens on, once it says so.
+    pub async fn web_base(web: &mut Proc) -> String {
         web.wait_for_log("web listening on http://", Duration::from_secs(60))
             .await;
         let log = web.output();
@@ -1832,18 +1833,7 @@ async fn postgres_restarts_under_load_lose_no_job() {
         p.ready().await;
     }
     let mut web = launcher.spawn("web", &["web", "--listen", "127.0.0.1:0"]);
-    web.wait_for_log("web listening on http://", Duration::from_secs(60))
-        .await;
-    let base = {
-        let log = web.output();
-        let at = log.find("web listening on ").unwrap() + "web listening on ".len();
-        log[at..]
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .collect::<String>()
-            .trim_end_matches('/')
-            .to_string()
-    };
+    let base = cases::web_base(&mut web).await;
     let http = reqwest::Client::new();
     let mut ids = std::collections::BTreeSet::new();
     let per_wave = size.jobs / restarts;
@@ -2177,18 +2167,7 @@ async fn a_database_file_deleted_under_running_processes_is_noticed() {
         let mut worker = launcher.worker("worker", &["--no-periodic"]);
         let mut web = launcher.spawn("web", &["web", "--listen", "127.0.0.1:0"]);
         worker.ready().await;
-        web.wait_for_log("web listening on http://", Duration::from_secs(60))
-            .await;
-        let base = {
-            let log = web.output();
-            let at = log.find("web listening on ").unwrap() + "web listening on ".len();
-            log[at..]
-                .chars()
-                .take_while(|c| !c.is_whitespace())
-                .collect::<String>()
-                .trim_end_matches('/')
-                .to_string()
-        };
+        let base = cases::web_base(&mut web).await;
         let http = reqwest::Client::new();
         let post = || {
             http.post(format!("{base}/admin/jobs"))
