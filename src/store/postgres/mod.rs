@@ -773,7 +773,7 @@ impl Store for PgStore {
             .bind(worker_id)
             .fetch_all(&self.pool)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         Ok(rows
             .into_iter()
             .map(|(id, attempt)| JobFence {
@@ -1154,7 +1154,7 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await
             .map(drop)
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn tablo_file_upload_commit(
@@ -1167,7 +1167,7 @@ impl Store for PgStore {
             .try_map(file_from_row)
             .fetch_optional(&self.pool)
             .await
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn tablo_file_uploads_abandoned(
@@ -1181,7 +1181,7 @@ impl Store for PgStore {
             .try_map(file_from_row)
             .fetch_all(&self.pool)
             .await
-            .map_err(map_err)
+            .map_err(|e| self.pool_err(e))
     }
 
     async fn tablo_file_upload_delete_many(&self, p: TabloFileUploadDeleteParams) -> Result<u64> {
@@ -1193,7 +1193,7 @@ impl Store for PgStore {
             .bind(secs(p.older_than))
             .execute(&self.pool)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.pool_err(e))?;
         Ok(done.rows_affected())
     }
 }
