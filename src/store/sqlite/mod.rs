@@ -178,7 +178,11 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
 /// it does its own `'now'`.
 fn prepare_connection(conn: &Connection, synchronous: &str, clock: &Clock) -> rusqlite::Result<()> {
     set_pragmas(conn, synchronous)?;
-    let clock = clock.clone();
+    register_now(conn, clock.clone())
+}
+
+/// Registers `porter_now()` on a connection, reading `clock`.
+fn register_now(conn: &Connection, clock: Clock) -> rusqlite::Result<()> {
     conn.create_scalar_function(
         "porter_now",
         0,
@@ -197,14 +201,7 @@ fn ensure_clock(conn: &Connection) -> Result<()> {
     {
         return Ok(());
     }
-    conn.create_scalar_function(
-        "porter_now",
-        0,
-        rusqlite::functions::FunctionFlags::SQLITE_UTF8
-            | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
-        |_| Ok(fmt_time(Utc::now())),
-    )
-    .map_err(map_err)
+    register_now(conn, Clock::new()).map_err(map_err)
 }
 
 fn set_pragmas(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
