@@ -11,8 +11,9 @@
 //! * [`maintenance`]: periodic enqueuer, rescuer (leases), retention cleaner.
 //! * [`testing`]: helpers for an application's own tests (a throwaway SQLite store, run a
 //!   queue's due jobs until none is left, assert a job was inserted, run one worker's work).
-//! * [`jobs`]: built-in jobs (heartbeat, orphan file cleanup, diagnostics).
-//! * [`files`]: object storage (file://, s3://, memory://) and the orphan-file cleanup pass.
+//! * [`jobs`]: built-in jobs of the queue (heartbeat, diagnostics).
+//! * [`app`]: the tablo app, on the queue's public API: object storage (file://, s3://,
+//!   memory://), the orphan-file cleanup pass and its job.
 //! * [`http`]: the web process: tablo API, admin API, metrics and dashboard, as one axum router.
 //! * [`cli`]: the `porter` command line (the binary is one call to [`cli::main`]).
 //! * [`bench`](mod@bench): `porter bench`, porter's speed next to its database's own limit.
@@ -56,11 +57,11 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod error;
-pub mod files;
 pub mod http;
 pub mod job;
 pub mod jobs;

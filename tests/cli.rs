@@ -560,14 +560,14 @@ mod cases {
 
     pub async fn cleanup_orphans_dry_run_then_deletes_objects_and_rows(db: TestDb) {
         let env = Env::new(db);
-        let objects = porter::files::object_store_from_url(&format!(
+        let objects = porter::app::files::object_store_from_url(&format!(
             "file://{}",
             env.objects_dir().display()
         ))
         .unwrap();
         let gone = env.store().tablo_insert("gone").await.unwrap();
         let kept = env.store().tablo_insert("kept").await.unwrap();
-        let orphan = porter::files::save_tablo_file(
+        let orphan = porter::app::files::save_tablo_file(
             env.store(),
             objects.as_ref(),
             gone.id,
@@ -576,7 +576,7 @@ mod cases {
         )
         .await
         .unwrap();
-        let live = porter::files::save_tablo_file(
+        let live = porter::app::files::save_tablo_file(
             env.store(),
             objects.as_ref(),
             kept.id,

@@ -17,10 +17,10 @@ use files_faulty_store::{Fault, FaultyStore};
 use files_fixture::Fixture;
 use object_store::path::Path;
 use object_store::ObjectStore;
-use porter::files::{
+use porter::app::files::{
     cleanup_orphans, object_key_for, object_store_from_url, put_file, CleanupConfig, CleanupCounts,
 };
-use porter::jobs::orphan_file_cleanup::OrphanFileCleanup;
+use porter::app::orphan_file_cleanup::OrphanFileCleanup;
 use porter::{Error, JobArgs, JobState};
 use uuid::Uuid;
 
@@ -116,7 +116,7 @@ mod cases {
     pub async fn a_dropped_upload_leaves_no_object_behind(fx: Fixture) {
         let hanging = Arc::new(FaultyStore::new(fx.objects.clone(), Fault::HangAfterPut));
         let tablo = fx.store.tablo_insert("drop").await.unwrap();
-        let save = porter::files::save_tablo_file(
+        let save = porter::app::files::save_tablo_file(
             fx.store.as_ref(),
             hanging.as_ref(),
             tablo.id,
@@ -158,7 +158,7 @@ mod cases {
         let later = porter::store::open_with_clock(&fx.db.url, clock.clone())
             .await
             .unwrap();
-        clock.advance(porter::files::UPLOAD_GRACE + std::time::Duration::from_secs(1));
+        clock.advance(porter::app::files::UPLOAD_GRACE + std::time::Duration::from_secs(1));
         let counts_later = cleanup_orphans(
             later.as_ref(),
             fx.objects.as_ref(),

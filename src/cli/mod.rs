@@ -67,7 +67,7 @@ pub struct GlobalArgs {
     #[arg(
         long,
         env = "OBJECT_STORE_URL",
-        default_value = crate::files::DEFAULT_OBJECT_STORE_URL,
+        default_value = crate::app::files::DEFAULT_OBJECT_STORE_URL,
         global = true,
         hide_env_values = true
     )]
@@ -220,7 +220,8 @@ impl GlobalArgs {
 
 /// Opens the object store.
 fn open_objects(g: &GlobalArgs) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
-    crate::files::object_store_from_url(&g.object_store_url).context("opening the object store")
+    crate::app::files::object_store_from_url(&g.object_store_url)
+        .context("opening the object store")
 }
 
 /// Parses `500ms`, `10s`, `2m`, `1h`, `1d`, or a sum of those (`1h30m`).

@@ -12,11 +12,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing::info;
 
 use super::{open_objects, open_store, output, parse_duration, GlobalArgs};
+use crate::app::files::{cleanup_orphans as run_cleanup, CleanupConfig};
+use crate::app::orphan_file_cleanup::{OrphanFileCleanup, OrphanFileCleanupWorker};
 use crate::error::Error;
-use crate::files::{cleanup_orphans as run_cleanup, CleanupConfig};
 use crate::http::{self, AppState, HttpConfig};
 use crate::job::JobArgs;
-use crate::jobs::orphan_file_cleanup::{OrphanFileCleanup, OrphanFileCleanupWorker};
 use crate::jobs::{Fail, Heartbeat, Noop, Sleep};
 use crate::runtime::{parse_queues, Runtime, RuntimeConfig, Shutdown};
 use crate::store::{redact_url, Store};

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{AppError, AppState, HttpConfig};
+use crate::app::orphan_file_cleanup::OrphanFileCleanup;
 use crate::error::Error;
 use crate::job::{InsertOpts, JobArgs};
-use crate::jobs::orphan_file_cleanup::OrphanFileCleanup;
 use crate::store::JobInsertParams;
 
 /// Longest tablo name.
@@ -109,7 +109,7 @@ async fn upload_file(
         return Err(Error::not_found("tablo", tablo_id).into());
     }
     let body = body?;
-    let file = crate::files::save_tablo_file(
+    let file = crate::app::files::save_tablo_file(
         state.store.as_ref(),
         state.objects.as_ref(),
         tablo_id,

@@ -1,7 +1,6 @@
-//! Built-in jobs: `heartbeat` (periodic), `orphan_file_cleanup` (periodic, in
-//! [`orphan_file_cleanup`]), and the diagnostics `noop`, `sleep` and `fail`.
-
-pub mod orphan_file_cleanup;
+//! Built-in jobs of the queue core: `heartbeat` (periodic) and the diagnostics `noop`,
+//! `sleep` and `fail`. The tablo app's `orphan_file_cleanup` lives with the app, in
+//! `app::orphan_file_cleanup`.
 
 use std::time::Duration;
 

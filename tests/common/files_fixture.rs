@@ -10,8 +10,8 @@ use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::ObjectStore;
-use porter::files::{save_tablo_file, CleanupConfig};
-use porter::jobs::orphan_file_cleanup::{OrphanFileCleanup, OrphanFileCleanupWorker};
+use porter::app::files::{save_tablo_file, CleanupConfig};
+use porter::app::orphan_file_cleanup::{OrphanFileCleanup, OrphanFileCleanupWorker};
 use porter::store::{
     JobClaimParams, JobFailParams, JobInsertParams, Store, TabloFileOrphansParams, TabloFileRow,
 };
@@ -62,7 +62,7 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let (objects, objects_url, objects_env): (Arc<dyn ObjectStore>, _, _) = match kind {
             Objects::Memory => (
-                porter::files::object_store_from_url("memory://").unwrap(),
+                porter::app::files::object_store_from_url("memory://").unwrap(),
                 None,
                 vec![],
             ),
@@ -70,7 +70,7 @@ impl Fixture {
                 // A directory that does not exist yet: opening the store creates it.
                 let url = format!("file://{}/objects", dir.path().display());
                 (
-                    porter::files::object_store_from_url(&url).unwrap(),
+                    porter::app::files::object_store_from_url(&url).unwrap(),
                     Some(url),
                     vec![],
                 )

@@ -1,5 +1,5 @@
 //! `orphan_file_cleanup`: deletes the stored objects of files whose tablo is gone, then their
-//! rows. One run is one [`cleanup_orphans`](crate::files::cleanup_orphans) pass; it fails (and
+//! rows. One run is one [`cleanup_orphans`](crate::app::files::cleanup_orphans) pass; it fails (and
 //! so retries with backoff) when any file could not be cleaned up, with the counts in its
 //! error. It runs hourly from the periodic schedule, and once per deleted tablo (args
 //! `{"tablo_id": ...}`) from the web's tablo delete.
@@ -11,7 +11,7 @@ use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::files::{cleanup_orphans_until, CleanupConfig};
+use crate::app::files::{cleanup_orphans_until, CleanupConfig};
 use crate::job::JobArgs;
 use crate::store::Store;
 use crate::worker::{Job, JobError, Worker};

@@ -1,0 +1,14 @@
+//! The tablo app: porter's first users' web application, built on the queue core the way any
+//! application is, through its public API only.
+//!
+//! A *tablo* is the app's record that owns files. The app keeps:
+//! * [`files`]: object storage (`file://`, `s3://`, `memory://`), tablo uploads, and the
+//!   orphan-file cleanup pass;
+//! * [`orphan_file_cleanup`]: the `orphan_file_cleanup` job that runs that pass (hourly, and
+//!   once per deleted tablo).
+//!
+//! Nothing in the queue core (`job`, `worker`, `store`, `client`, `runtime`, `maintenance`,
+//! `testing`) knows this module; the surfaces (`cli`, `http`) use both.
+
+pub mod files;
+pub mod orphan_file_cleanup;
