@@ -5,16 +5,26 @@
 //! Plus what needs no browser: escaping, counts, refresh, and refused cross-site actions.
 //!
 //! Chromium and chromedriver come from Debian's `chromium` and `chromium-driver` packages,
-//! which `scripts/test` installs when missing. Without `/usr/bin/chromedriver` the browser
-//! cases pass with a loud note on stderr, except under `CI` (set to anything), where they fail.
+//! which `scripts/setup` installs; `scripts/test` names chromedriver in
+//! PORTER_TEST_CHROMEDRIVER. The browser cases (`browser::...`) run when that variable or `CI`
+//! was set at build time (build.rs), and fail when chromedriver is then missing; otherwise they
+//! are reported ignored.
 
 mod common;
 #[path = "common/surfaces.rs"]
 mod surfaces;
 
+mod browser {
+    use super::cases;
+    crate::on_both_backends!(
+        needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped")
+        cases:
+        browser_shows_a_failed_job_and_its_retry_button_makes_it_available,
+        browser_with_a_token_needs_a_login_before_the_retry_button_works,
+    );
+}
+
 on_both_backends!(cases:
-    browser_shows_a_failed_job_and_its_retry_button_makes_it_available,
-    browser_with_a_token_needs_a_login_before_the_retry_button_works,
     page_escapes_errors_counts_jobs_and_refreshes_itself,
     actions_redirect_back_and_refuse_other_sites_and_missing_tokens,
 );
@@ -28,22 +38,17 @@ mod webdriver {
 
     use serde_json::{json, Value};
 
-    pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
     const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-    /// Whether the browser cases can run here; panics under CI when they cannot.
-    pub fn available() -> bool {
-        if std::path::Path::new(CHROMEDRIVER).exists() {
-            return true;
-        }
-        if std::env::var_os("CI").is_some() {
-            panic!("{CHROMEDRIVER} is missing under CI: install chromium and chromium-driver (scripts/test does)");
-        }
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: the dashboard's browser test needs {CHROMEDRIVER} \
-             (apt-get install chromium chromium-driver; scripts/test does it) !!!!!!!!\n"
+    /// The chromedriver to start; the browser cases only run when it was named at build time
+    /// (or under CI), so its absence now fails them.
+    fn chromedriver() -> String {
+        let path = crate::common::server("PORTER_TEST_CHROMEDRIVER", "chromedriver");
+        assert!(
+            std::path::Path::new(&path).exists(),
+            "PORTER_TEST_CHROMEDRIVER={path} does not exist: apt-get install chromium chromium-driver (scripts/setup does)"
         );
-        false
+        path
     }
 
     /// A chromedriver process and one browser session; both end on drop.
@@ -62,7 +67,7 @@ mod webdriver {
                 .local_addr()
                 .unwrap()
                 .port();
-            let driver = Command::new(CHROMEDRIVER)
+            let driver = Command::new(chromedriver())
                 .arg(format!("--port={port}"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -305,7 +310,7 @@ mod cases {
 
     use crate::common::TestDb;
     use crate::surfaces;
-    use crate::webdriver::{self, Browser};
+    use crate::webdriver::Browser;
 
     const TOKEN: &str = "dashboard-test-token-42";
 
@@ -327,9 +332,6 @@ mod cases {
     }
 
     pub async fn browser_shows_a_failed_job_and_its_retry_button_makes_it_available(db: TestDb) {
-        if !webdriver::available() {
-            return;
-        }
         let error = "SMTP said 554 <b>rejected</b> & gave up";
         let failed = surfaces::discarded_job(db.store.as_ref(), error).await;
         let other = surfaces::discarded_job(db.store.as_ref(), "another failure").await;
@@ -369,9 +371,6 @@ mod cases {
     }
 
     pub async fn browser_with_a_token_needs_a_login_before_the_retry_button_works(db: TestDb) {
-        if !webdriver::available() {
-            return;
-        }
         let failed = surfaces::discarded_job(db.store.as_ref(), "needs a human").await;
         let config = HttpConfig {
             admin_token: Some(TOKEN.to_string()),

@@ -48,9 +48,24 @@ pub fn postgres_base_url() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
+/// The outside server a test needs, named by `var`: build.rs only lets that test run when
+/// `var` was set at build time or under CI, so a server missing now is a failure, with its
+/// reason, never a quiet pass.
+pub fn server(var: &str, what: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "this test needs {what}, but {var} is not set (it was when the tests were built, \
+                 or CI is set); scripts/test starts it"
+            )
+        })
+}
+
 /// A fresh Postgres schema.
 pub async fn postgres() -> TestDb {
-    let base = postgres_base_url().expect("PORTER_TEST_DATABASE_URL is set for the Postgres half");
+    let base = server("PORTER_TEST_DATABASE_URL", "PostgreSQL");
     let url = porter::store::postgres::PgStore::create_test_schema(&base)
         .await
         .expect("create test schema");
@@ -64,13 +79,22 @@ pub async fn postgres() -> TestDb {
 
 /// Generates `mod sqlite { fn case() }` and `mod postgres { fn case() }` for every case in
 /// `cases`, each on its own fresh database. The Postgres half is ignored (with a reason in the
-/// output) unless PORTER_TEST_DATABASE_URL was set when the tests were built.
+/// output) unless PORTER_TEST_DATABASE_URL or CI was set when the tests were built (build.rs).
+/// `needs(cfg, "reason")` first marks cases that need another outside server: they are ignored
+/// with that reason unless build.rs turned `cfg` on.
 #[macro_export]
 macro_rules! on_both_backends {
+    (needs($cfg:meta, $why:literal) $cases:ident: $($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(@go ($cfg) ($why) $cases: $($name),*);
+    };
     ($cases:ident: $($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(@go (all()) ("") $cases: $($name),*);
+    };
+    (@go ($cfg:meta) ($why:literal) $cases:ident: $($name:ident),*) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not($cfg), ignore = $why)]
                 async fn $name() {
                     let db = $crate::common::sqlite().await;
                     super::$cases::$name(db).await;
@@ -81,6 +105,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 #[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
+                #[cfg_attr(all(porter_pg_tests, not($cfg)), ignore = $why)]
                 async fn $name() {
                     let db = $crate::common::postgres().await;
                     super::$cases::$name(db).await;
