@@ -47,18 +47,4 @@ CREATE TABLE porter_periodic (
     last_slot BIGINT NOT NULL
 );
 
-CREATE TABLE tablos (
-    id         UUID PRIMARY KEY,
-    name       TEXT NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-
--- No foreign key to tablos on purpose: see migrations-sqlite/0001_init.sql.
-CREATE TABLE tablo_files (
-    id         UUID PRIMARY KEY,
-    tablo_id   UUID NOT NULL,
-    s3_key     TEXT NOT NULL,
-    size       BIGINT NOT NULL DEFAULT 0,
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-CREATE INDEX tablo_files_tablo ON tablo_files (tablo_id, id);
+-- porter 0.1 also created the tablo app's tables here; they are the app's own set now (tablo/).

@@ -55,20 +55,4 @@ CREATE TABLE porter_periodic (
     last_slot INTEGER NOT NULL
 );
 
--- The application's tables (the first users' "tablos" and their stored files).
-CREATE TABLE tablos (
-    id         TEXT PRIMARY KEY, -- UUID, hyphenated lower case
-    name       TEXT NOT NULL,
-    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
-);
-
--- No foreign key to tablos on purpose: deleting a tablo leaves its files behind as orphans,
--- and the orphan cleanup deletes their objects before their rows.
-CREATE TABLE tablo_files (
-    id         TEXT PRIMARY KEY,
-    tablo_id   TEXT NOT NULL,
-    s3_key     TEXT NOT NULL,
-    size       INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
-);
-CREATE INDEX tablo_files_tablo ON tablo_files (tablo_id, id);
+-- porter 0.1 also created the tablo app's tables here; they are the app's own set now (tablo/).

@@ -639,17 +639,22 @@ mod cases {
         let env = Env::new(db);
         env.run(&["migrate"]).ok();
         match env.store().backend() {
+            // porter's own bookkeeping (see tests/migrations.rs).
             Backend::Sqlite => {
                 let conn = rusqlite::Connection::open(env.db.sqlite_path().unwrap()).unwrap();
-                conn.execute_batch("PRAGMA user_version = 99").unwrap();
+                conn.execute_batch(
+                    "INSERT INTO porter_migrations (set_name, version, name, applied_at)
+                     VALUES ('porter', 99990101000000, 'from a newer porter', 'x')",
+                )
+                .unwrap();
             }
             Backend::Postgres => {
                 #[cfg(feature = "postgres")]
                 {
                     let pool = sqlx::PgPool::connect(&env.db.url).await.unwrap();
                     sqlx::query(
-                        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-                         VALUES (99990101000000, 'from a newer porter', true, '\\x00'::bytea, 0)",
+                        "INSERT INTO porter_migrations (set_name, version, name, applied_at)
+                         VALUES ('porter', 99990101000000, 'from a newer porter', now())",
                     )
                     .execute(&pool)
                     .await

@@ -2109,8 +2109,9 @@ mod cases {
 
     pub async fn database_newer_than_binary_is_refused(db: TestDb) {
         let sql = match db.store.backend() {
-            Backend::Sqlite => "PRAGMA user_version = 99",
-            Backend::Postgres => "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99, 'from the future', true, '\\x00', 0)",
+            // porter's own bookkeeping, on both backends (see tests/migrations.rs).
+            Backend::Sqlite => "INSERT INTO porter_migrations (set_name, version, name, applied_at) VALUES ('porter', 99, 'from the future', 'x')",
+            Backend::Postgres => "INSERT INTO porter_migrations (set_name, version, name, applied_at) VALUES ('porter', 99, 'from the future', now())",
         };
         raw_exec(&db, sql).await;
         match porter::store::open(&db.url).await {

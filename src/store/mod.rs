@@ -14,6 +14,7 @@
 
 pub mod bench;
 pub mod clock;
+pub mod migrations;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;

@@ -7,9 +7,11 @@
 //! * **Large batches** are sent in statements of at most [`INSERT_CHUNK_BYTES`] of args, all in
 //!   the one transaction: a batch stays all or nothing, and no message nears the server's
 //!   1 GB limit.
-//! * **Migrations** are embedded (`migrations-postgres/`) and run on open under sqlx's advisory
-//!   lock, so processes opening the same database at once take turns. A database that has a
-//!   migration this binary does not carry is refused with [`Error::DatabaseTooNew`].
+//! * **Migrations** are embedded (`migrations-postgres/`) and run on open, one transaction each
+//!   under an advisory lock, so processes opening the same database at once take turns; they
+//!   are recorded in porter's own `porter_migrations`, never in `_sqlx_migrations` (see
+//!   [`migrations`]). A database that has a migration this binary does not
+//!   carry is refused with [`Error::DatabaseTooNew`].
 //! * **Concurrency**: claims, promotions and rescues take rows with `FOR UPDATE SKIP LOCKED`,
 //!   so producers of many processes never queue behind each other; worker-side writes are
 //!   fenced on (id, running, attempt, worker) like on SQLite.
@@ -35,10 +37,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{Connection, Executor as _, PgConnection, Row};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::clock::Clock;
+use super::migrations::{self, MigrationSet};
 use super::*;
 use crate::error::{Error, Result};
 use crate::job::{AttemptError, JobRow, JobState};
@@ -67,13 +70,6 @@ macro_rules! sql {
     ($name:literal) => {
         include_str!(concat!("sql/", $name, ".sql"))
     };
-}
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres");
-
-/// The newest migration this binary carries.
-pub fn schema_version() -> i64 {
-    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
 /// The PostgreSQL store. Share it behind an `Arc`; dropping it stops its LISTEN task.
@@ -131,16 +127,6 @@ pub fn map_err(e: sqlx::Error) -> Error {
     }
 }
 
-fn migrate_err(e: sqlx::migrate::MigrateError) -> Error {
-    match e {
-        sqlx::migrate::MigrateError::Execute(e) => match map_err(e) {
-            Error::Unavailable(m) => Error::Unavailable(m),
-            other => Error::Migration(other.to_string()),
-        },
-        other => Error::Migration(other.to_string()),
-    }
-}
-
 impl PgStore {
     /// Connects to the database a `postgres://` URL names and migrates it.
     pub async fn open(url: &str) -> Result<Self> {
@@ -170,7 +156,9 @@ impl PgStore {
         // One plain connection first: the pool would retry until its timeout and then report
         // only that, where this reports why (refused, unknown host, bad password, no database).
         let mut conn = connect(&options, url).await?;
-        migrate(&mut conn).await?;
+        run_migrations(&mut conn, &migrations::CORE).await?;
+        // The tablo app's set, until the app runs it itself.
+        run_migrations(&mut conn, &migrations::TABLO).await?;
         conn.close().await.map_err(map_err)?;
 
         let mut pool = PgPoolOptions::new()
@@ -333,27 +321,137 @@ async fn connect(options: &PgConnectOptions, url: &str) -> Result<PgConnection> 
     }
 }
 
-/// Runs the embedded migrations. sqlx holds an advisory lock (per database) while it
-/// migrates, so concurrent opens take turns. A run that failed half-way keeps the lock until
-/// the connection is closed or dropped, which the caller does either way.
-async fn migrate(conn: &mut PgConnection) -> Result<()> {
-    let Err(e) = MIGRATOR.run_direct(&mut *conn).await else {
-        return Ok(());
-    };
-    Err(match e {
-        sqlx::migrate::MigrateError::VersionMissing(version) => {
-            let found: Option<i64> =
-                sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
-                    .fetch_one(&mut *conn)
-                    .await
-                    .unwrap_or(None);
-            Error::DatabaseTooNew {
-                found: found.unwrap_or(version).max(version),
-                known: schema_version(),
-            }
+/// Applies a set's pending migrations on a connection, recording each in
+/// `porter_migrations`: one transaction per migration, under a transaction-level advisory lock
+/// (per schema), so processes migrating the same database at once take turns and each finds
+/// what the other applied. `_sqlx_migrations` is left to the application, except porter 0.1's
+/// own rows there, deleted when such a database moves (see [`migrations`],
+/// and [`migrations::run`] to run a set by URL).
+pub async fn run_migrations(conn: &mut PgConnection, set: &MigrationSet) -> Result<()> {
+    // Without the lock first: an up-to-date database (every open but the first) needs none.
+    let exists: bool = sqlx::query_scalar(sql!("migration_exists"))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    if exists {
+        let applied = migrations_applied(&mut *conn, set).await?;
+        if set.next(&applied)?.is_none() {
+            return Ok(());
         }
-        other => migrate_err(other),
-    })
+    }
+    while migrate_one(&mut *conn, set).await? {}
+    Ok(())
+}
+
+/// The versions of a set recorded in `porter_migrations`.
+async fn migrations_applied(conn: &mut PgConnection, set: &MigrationSet) -> Result<Vec<i64>> {
+    sqlx::query_scalar(sql!("migration_list"))
+        .bind(set.name)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)
+}
+
+/// Applies the set's next migration, if any, in its own transaction; false when there was
+/// none left. A failure rolls the transaction (and the lock) back when it is dropped.
+async fn migrate_one(conn: &mut PgConnection, set: &MigrationSet) -> Result<bool> {
+    let mut tx = conn.begin().await.map_err(map_err)?;
+    sqlx::query(sql!("migration_lock"))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    // The server's notices ("already exists, skipping") say nothing to a user.
+    (&mut *tx)
+        .execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(map_err)?;
+    (&mut *tx)
+        .execute(sql!("migration_table_create"))
+        .await
+        .map_err(map_err)?;
+    let mut applied = migrations_applied(&mut tx, set).await?;
+    if set.name == migrations::CORE.name && applied.is_empty() {
+        adopt_porter_0_1(&mut tx).await?;
+        applied = migrations_applied(&mut tx, set).await?;
+    }
+    let Some(migration) = set.next(&applied)? else {
+        tx.commit().await.map_err(map_err)?;
+        return Ok(false);
+    };
+    // Executor::execute with a plain &str runs several statements (the simple protocol), as
+    // sqlx::raw_sql would; raw_sql's future is not provably Send inside a spawned open.
+    (&mut *tx)
+        .execute(migration.postgres)
+        .await
+        .map_err(|e| match map_err(e) {
+            Error::Unavailable(m) => Error::Unavailable(m),
+            other => Error::Migration(format!(
+                "{} migration {} ({}): {other}",
+                set.name, migration.version, migration.name
+            )),
+        })?;
+    sqlx::query(sql!("migration_insert"))
+        .bind(set.name)
+        .bind(migration.version)
+        .bind(migration.name)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    tx.commit().await.map_err(map_err)?;
+    tracing::debug!(set = set.name, version = migration.version, "migrated");
+    Ok(true)
+}
+
+/// A database of porter 0.1 (its tables there, nothing recorded in `porter_migrations`):
+/// records the core versions its schema shows, and deletes porter 0.1's own rows from
+/// `_sqlx_migrations` (the application's rows there stay).
+async fn adopt_porter_0_1(tx: &mut PgConnection) -> Result<()> {
+    let (jobs, now_fn, lease): (bool, bool, bool) =
+        sqlx::query_as(sql!("migration_porter_0_1_schema"))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    let versions = migrations::porter_0_1_versions(jobs, now_fn, lease);
+    if versions.is_empty() {
+        return Ok(());
+    }
+    for migration in &migrations::CORE.migrations[..versions.len()] {
+        sqlx::query(sql!("migration_insert"))
+            .bind(migrations::CORE.name)
+            .bind(migration.version)
+            .bind(migration.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    let sqlx_table: bool = sqlx::query_scalar(sql!("migration_sqlx_exists"))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    if sqlx_table {
+        sqlx::query(sql!("migration_porter_0_1_sqlx_rows_delete"))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    tracing::info!(
+        versions = ?versions,
+        "recorded porter's versions in porter_migrations (porter's own rows left _sqlx_migrations, the application's stay)"
+    );
+    Ok(())
+}
+
+/// Applies a set's pending migrations to the database a `postgres://` URL names, on a
+/// connection of its own.
+pub(crate) async fn run_migrations_at(url: &str, set: &MigrationSet) -> Result<()> {
+    let options: PgConnectOptions = driver_url(url)
+        .parse()
+        .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
+    let mut conn = connect(&options, url).await?;
+    let result = run_migrations(&mut conn, set).await;
+    // Closing is a courtesy; the migrations' outcome is what counts.
+    let _ = conn.close().await;
+    result
 }
 
 /// Wakes this process's producers for every insert any process announces, and its workers'

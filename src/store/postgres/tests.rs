@@ -80,11 +80,12 @@ async fn concurrent_opens_of_a_new_database_all_succeed() {
             .expect("every concurrent open migrates or finds the schema migrated");
     }
     let store = PgStore::open(&url).await.unwrap();
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(applied, schema_version());
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM porter_migrations WHERE set_name = 'porter'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(applied, migrations::CORE.latest());
 }
 
 #[tokio::test]
@@ -96,8 +97,8 @@ async fn a_database_with_an_unknown_migration_is_refused() {
     let url = fresh_url().await;
     let store = PgStore::open(&url).await.unwrap();
     sqlx::query(
-        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-         VALUES (99990101000000, 'from the future', true, '\\x00', 0)",
+        "INSERT INTO porter_migrations (set_name, version, name, applied_at)
+         VALUES ('porter', 99990101000000, 'from the future', now())",
     )
     .execute(store.pool())
     .await
@@ -106,7 +107,7 @@ async fn a_database_with_an_unknown_migration_is_refused() {
     match PgStore::open(&url).await {
         Err(Error::DatabaseTooNew { found, known }) => {
             assert_eq!(found, 99990101000000);
-            assert_eq!(known, schema_version());
+            assert_eq!(known, migrations::CORE.latest());
         }
         other => panic!("expected DatabaseTooNew, got {other:?}"),
     }

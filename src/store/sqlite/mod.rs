@@ -37,6 +37,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use self::writer::Writer;
 use super::clock::Clock;
+use super::migrations::{self, MigrationSet};
 use super::*;
 use crate::error::{Error, Result};
 use crate::job::{AttemptError, JobRow, JobState};
@@ -55,24 +56,6 @@ macro_rules! sql {
         include_str!(concat!("sql/", $name, ".sql"))
     };
 }
-
-fn migrations() -> rusqlite_migration::Migrations<'static> {
-    rusqlite_migration::Migrations::new(vec![
-        rusqlite_migration::M::up(include_str!("../../../migrations-sqlite/0001_init.sql")),
-        rusqlite_migration::M::up(include_str!(
-            "../../../migrations-sqlite/0002_porter_now.sql"
-        )),
-        rusqlite_migration::M::up(include_str!(
-            "../../../migrations-sqlite/0003_worker_lease.sql"
-        )),
-        rusqlite_migration::M::up(include_str!(
-            "../../../migrations-sqlite/0004_tablo_file_uploads.sql"
-        )),
-    ])
-}
-
-/// Number of migrations this binary carries.
-pub const SCHEMA_VERSION: i64 = 4;
 
 /// The SQLite store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
@@ -215,7 +198,16 @@ fn set_pragmas(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
 
 /// Opens (creating when missing) and migrates the file; refuses a schema newer than ours.
 fn open_writer(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection> {
-    let mut conn = Connection::open(path).map_err(|e| {
+    let conn = open_file(path, synchronous, clock)?;
+    run_migrations(&conn, &migrations::CORE)?;
+    // The tablo app's set, until the app runs it itself.
+    run_migrations(&conn, &migrations::TABLO)?;
+    Ok(conn)
+}
+
+/// Opens (creating when missing) the file in WAL mode, with the pragmas and `porter_now()`.
+fn open_file(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| {
         Error::Unavailable(format!(
             "cannot open SQLite file {}: {}",
             path.display(),
@@ -232,43 +224,109 @@ fn open_writer(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connecti
             "SQLite refused WAL mode (journal_mode is {mode})"
         )));
     }
-    let found: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(map_err)?;
-    if found > SCHEMA_VERSION {
-        return Err(Error::DatabaseTooNew {
-            found,
-            known: SCHEMA_VERSION,
-        });
-    }
-    if found < SCHEMA_VERSION {
-        let migrations = migrations();
-        let mut attempts = 0;
-        loop {
-            match migrations.to_latest(&mut conn) {
-                Ok(()) => break,
-                Err(rusqlite_migration::Error::RusqliteError { err, .. })
-                    if is_busy(&err) && attempts < 100 =>
-                {
-                    attempts += 1;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(rusqlite_migration::Error::MigrationDefinition(
-                    rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
-                )) => {
-                    let found = conn
-                        .query_row("PRAGMA user_version", [], |r| r.get(0))
-                        .unwrap_or(found);
-                    return Err(Error::DatabaseTooNew {
-                        found,
-                        known: SCHEMA_VERSION,
-                    });
-                }
-                Err(e) => return Err(Error::Migration(e.to_string())),
-            }
-        }
-    }
     Ok(conn)
+}
+
+/// Applies a set's pending migrations on a connection (not inside a transaction), recording
+/// each in `porter_migrations`: one `BEGIN IMMEDIATE` transaction per migration, so that
+/// processes migrating the file at once take turns on the write lock and each finds what the
+/// other applied. `PRAGMA user_version` is left to the application. See
+/// [`migrations`] (and [`migrations::run`] to run a set by URL).
+pub fn run_migrations(conn: &Connection, set: &MigrationSet) -> Result<()> {
+    // Without the write lock first: an up-to-date file (every open but the first) needs none.
+    let exists: bool = conn
+        .query_row(sql!("migration_exists"), [], |r| r.get(0))
+        .map_err(map_err)?;
+    if exists && set.next(&migrations_applied(conn, set)?)?.is_none() {
+        return Ok(());
+    }
+    while migrate_one(conn, set)? {}
+    Ok(())
+}
+
+/// The versions of a set recorded in `porter_migrations`.
+fn migrations_applied(conn: &Connection, set: &MigrationSet) -> Result<Vec<i64>> {
+    let mut stmt = conn
+        .prepare_cached(sql!("migration_list"))
+        .map_err(map_err)?;
+    let rows = stmt.query_map([set.name], |r| r.get(0)).map_err(map_err)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(map_err)
+}
+
+/// Applies the set's next migration, if any, in its own write transaction; false when there
+/// was none left.
+fn migrate_one(conn: &Connection, set: &MigrationSet) -> Result<bool> {
+    let tx = retry_busy(|| {
+        rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
+    })?;
+    tx.execute_batch(sql!("migration_table_create"))
+        .map_err(map_err)?;
+    let mut applied = migrations_applied(&tx, set)?;
+    if set.name == migrations::CORE.name && applied.is_empty() {
+        adopt_porter_0_1(&tx)?;
+        applied = migrations_applied(&tx, set)?;
+    }
+    let Some(migration) = set.next(&applied)? else {
+        tx.commit().map_err(map_err)?;
+        return Ok(false);
+    };
+    tx.execute_batch(migration.sqlite).map_err(|e| {
+        Error::Migration(format!(
+            "{} migration {} ({}): {}",
+            set.name,
+            migration.version,
+            migration.name,
+            map_err(e)
+        ))
+    })?;
+    tx.execute(
+        sql!("migration_insert"),
+        params![set.name, migration.version, migration.name],
+    )
+    .map_err(map_err)?;
+    tx.commit().map_err(map_err)?;
+    tracing::debug!(set = set.name, version = migration.version, "migrated");
+    Ok(true)
+}
+
+/// A file of porter 0.1 (its tables there, nothing recorded in `porter_migrations`): records
+/// the core versions its schema shows. Its `user_version` stays as it is, the application's
+/// from now on.
+fn adopt_porter_0_1(tx: &Connection) -> Result<()> {
+    let (jobs, lease): (bool, bool) = tx
+        .query_row(sql!("migration_porter_0_1_schema"), [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(map_err)?;
+    // Its second migration is empty on SQLite: present with the first.
+    let versions = migrations::porter_0_1_versions(jobs, jobs, lease);
+    for migration in &migrations::CORE.migrations[..versions.len()] {
+        tx.execute(
+            sql!("migration_insert"),
+            params![migrations::CORE.name, migration.version, migration.name],
+        )
+        .map_err(map_err)?;
+    }
+    if !versions.is_empty() {
+        tracing::info!(
+            versions = ?versions,
+            "recorded porter's versions in porter_migrations (they were in PRAGMA user_version, which is left to the application)"
+        );
+    }
+    Ok(())
+}
+
+/// Applies a set's pending migrations to the file a `sqlite:` URL names, creating it (in WAL
+/// mode) when missing.
+pub(crate) async fn run_migrations_at(url: &str, set: &MigrationSet) -> Result<()> {
+    let (path, synchronous) = parse_url(url)?;
+    let set = *set;
+    tokio::task::spawn_blocking(move || {
+        let conn = open_file(&path, synchronous, &Clock::new())?;
+        run_migrations(&conn, &set)
+    })
+    .await
+    .map_err(|e| Error::Database(e.to_string()))?
 }
 
 fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> Result<T> {

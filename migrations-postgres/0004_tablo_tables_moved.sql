@@ -1,0 +1,3 @@
+-- porter 0.1 created the tablo app's upload table here (tablo_file_uploads); the app's tables
+-- now belong to a migration set of their own (tablo/), which finds them in databases that
+-- have them. Nothing to do: this version stays so that the queue's versions keep their numbers.

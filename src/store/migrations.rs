@@ -1,0 +1,173 @@
+//! porter's migrations, in named sets, and their bookkeeping.
+//!
+//! porter records the migrations it applied in a table of its own, [`TABLE`]
+//! (`porter_migrations`: set name, version, name, applied_at), as River keeps
+//! `river_migration`. It never reads or writes `_sqlx_migrations` or `PRAGMA user_version`:
+//! those belong to the application whose database porter shares, which migrates with its own
+//! tool before or after porter, in either order.
+//!
+//! * A [`MigrationSet`] is a name and its migrations in version order, each with its SQL for
+//!   both backends. [`CORE`] is the queue's; [`TABLO`] holds the tablo app's tables. An
+//!   application may keep sets of its own in the same table: [`run`] applies any set.
+//! * Each migration runs in its own transaction together with its row in [`TABLE`], under a
+//!   lock that makes processes migrating the same database at once take turns: `BEGIN
+//!   IMMEDIATE` on SQLite (the write lock), `pg_advisory_xact_lock` on PostgreSQL (keyed by the
+//!   schema). A migration must therefore be transactional (no `CREATE INDEX CONCURRENTLY`).
+//! * A database that recorded a version of a set this binary does not carry is refused with
+//!   [`Error::DatabaseTooNew`]; only [`TABLE`] is consulted.
+//! * **Databases of porter 0.1** (versions kept in `PRAGMA user_version` on SQLite and in
+//!   `_sqlx_migrations` on PostgreSQL) move in place on first open: porter recognises them by
+//!   its own tables (not by the foreign bookkeeping, which may be the application's), records
+//!   the core versions their schema shows in [`TABLE`], and on PostgreSQL deletes its own four
+//!   old rows from `_sqlx_migrations` (matched by version and name): left there, they would
+//!   make the application's `sqlx::migrate!` fail with "migration 1 was previously applied but
+//!   is missing". Rows that are not porter's, and `user_version`, are never touched.
+
+use crate::error::{Error, Result};
+
+/// The table porter keeps its bookkeeping in, for every set.
+pub const TABLE: &str = "porter_migrations";
+
+/// One migration: its version within its set, a name, and its SQL on each backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Version within the set, ascending from 1.
+    pub version: i64,
+    /// A short name, recorded beside the version.
+    pub name: &'static str,
+    /// The SQL on SQLite (several statements).
+    pub sqlite: &'static str,
+    /// The SQL on PostgreSQL (several statements).
+    pub postgres: &'static str,
+}
+
+/// A named set of migrations, recorded in [`TABLE`] under its name.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationSet {
+    /// The set's name in [`TABLE`] (`porter` for the queue).
+    pub name: &'static str,
+    /// The migrations, in ascending version order.
+    pub migrations: &'static [Migration],
+}
+
+impl MigrationSet {
+    /// The newest version this set carries (0 for an empty set).
+    pub const fn latest(&self) -> i64 {
+        match self.migrations.last() {
+            Some(m) => m.version,
+            None => 0,
+        }
+    }
+
+    /// The next migration to apply, given the versions the database recorded for this set;
+    /// `None` when it is up to date. A recorded version this set does not carry means a newer
+    /// binary migrated the database: it is refused.
+    pub(crate) fn next(&self, applied: &[i64]) -> Result<Option<&'static Migration>> {
+        if let Some(&unknown) = applied
+            .iter()
+            .find(|v| !self.migrations.iter().any(|m| m.version == **v))
+        {
+            return Err(Error::DatabaseTooNew {
+                found: applied.iter().copied().max().unwrap_or(unknown),
+                known: self.latest(),
+            });
+        }
+        Ok(self
+            .migrations
+            .iter()
+            .find(|m| !applied.contains(&m.version)))
+    }
+}
+
+macro_rules! migration {
+    ($version:literal, $name:literal, $file:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sqlite: include_str!(concat!("../../migrations-sqlite/", $file)),
+            postgres: include_str!(concat!("../../migrations-postgres/", $file)),
+        }
+    };
+}
+
+/// The queue's own migrations (`migrations-sqlite/`, `migrations-postgres/`).
+pub const CORE: MigrationSet = MigrationSet {
+    name: "porter",
+    migrations: &[
+        migration!(1, "init", "0001_init.sql"),
+        migration!(2, "porter_now", "0002_porter_now.sql"),
+        migration!(3, "worker_lease", "0003_worker_lease.sql"),
+        migration!(4, "tablo_tables_moved", "0004_tablo_tables_moved.sql"),
+    ],
+};
+
+/// The tablo app's tables (`migrations-*/tablo/`), a set of their own. Its first migration
+/// creates nothing that is there already: databases of porter 0.1 have these tables from the
+/// core's first migrations.
+pub const TABLO: MigrationSet = MigrationSet {
+    name: "tablo",
+    migrations: &[migration!(1, "tablo_tables", "tablo/0001_tablo_tables.sql")],
+};
+
+/// The core versions a porter 0.1 database has applied, as its schema shows them, when none
+/// are recorded in [`TABLE`] yet: 1 with `porter_jobs`, 2 with `porter_now()` (nothing to see
+/// on SQLite, where it implies 1), 3 with `porter_workers.lease_ms`. (Its version 4 created
+/// `tablo_file_uploads`, now in [`TABLO`], whose first migration finds it there.)
+pub(crate) fn porter_0_1_versions(jobs: bool, now_fn: bool, lease: bool) -> Vec<i64> {
+    [jobs, now_fn, lease]
+        .iter()
+        .take_while(|present| **present)
+        .zip(1..)
+        .map(|(_, version)| version)
+        .collect()
+}
+
+/// Applies a set's pending migrations to the database a URL names (`sqlite://...` or
+/// `postgres://...`), in their own connection. For an application's own set, or the tablo
+/// app's: `porter::store::migrations::run(&url, &MY_SET).await`. The queue's [`CORE`] set (and,
+/// for now, [`TABLO`]) run when a store opens.
+pub async fn run(url: &str, set: &MigrationSet) -> Result<()> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return super::postgres::run_migrations_at(url, set).await;
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::invalid(
+            "database url",
+            "this porter was built without the postgres feature",
+        ));
+    }
+    super::sqlite::run_migrations_at(url, set).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sets_are_in_ascending_version_order_from_1() {
+        for set in [&CORE, &TABLO] {
+            let versions: Vec<i64> = set.migrations.iter().map(|m| m.version).collect();
+            let expected: Vec<i64> = (1..=set.migrations.len() as i64).collect();
+            assert_eq!(versions, expected, "{}", set.name);
+        }
+    }
+
+    #[test]
+    fn next_is_the_first_missing_and_unknown_versions_are_too_new() {
+        assert_eq!(CORE.next(&[]).unwrap().unwrap().version, 1);
+        assert_eq!(CORE.next(&[1, 2]).unwrap().unwrap().version, 3);
+        assert!(CORE.next(&[1, 2, 3, 4]).unwrap().is_none());
+        match CORE.next(&[1, 2, 3, 4, 99]) {
+            Err(Error::DatabaseTooNew { found: 99, known }) => assert_eq!(known, CORE.latest()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn porter_0_1_versions_are_the_present_prefix() {
+        assert_eq!(porter_0_1_versions(false, false, false), Vec::<i64>::new());
+        assert_eq!(porter_0_1_versions(true, true, false), vec![1, 2]);
+        assert_eq!(porter_0_1_versions(true, true, true), vec![1, 2, 3]);
+        assert_eq!(porter_0_1_versions(true, false, true), vec![1]);
+    }
+}

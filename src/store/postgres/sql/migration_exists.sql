@@ -1,0 +1,1 @@
+SELECT to_regclass('porter_migrations') IS NOT NULL;

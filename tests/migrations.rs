@@ -1,0 +1,457 @@
+//! porter's migrations beside an application's own: porter records what it applied in its own
+//! table, `porter_migrations`, never in `_sqlx_migrations` (Postgres) or `PRAGMA user_version`
+//! (SQLite), which belong to the application sharing the database; databases migrated the old
+//! way (porter 0.1, whose migrations are kept in tests/fixtures/porter-0.1-migrations) move to
+//! it in place. Each case runs on both backends.
+
+mod common;
+
+on_both_backends!(cases:
+    porter_keeps_its_own_bookkeeping,
+    porter_migrates_after_the_applications_own_migrations,
+    the_application_migrates_after_porter,
+    a_database_of_porter_0_1_moves_in_place_and_its_jobs_keep_working,
+    concurrent_first_opens_of_a_fresh_database_all_succeed,
+    only_porters_own_record_makes_a_database_too_new,
+    a_new_database_gets_the_tablo_tables_from_their_own_set,
+);
+
+mod cases {
+    use std::path::{Path, PathBuf};
+
+    use porter::store::Backend;
+    use porter::{Error, Job, JobArgs, JobError, JobState, Worker, Workers};
+
+    use crate::common::{self, TestDb};
+
+    /// The migration sets a fresh database gets, as `set:version` rows.
+    fn all_sets() -> Vec<String> {
+        use porter::store::migrations::{CORE, TABLO};
+        [&CORE, &TABLO]
+            .iter()
+            .flat_map(|set| {
+                set.migrations
+                    .iter()
+                    .map(move |m| format!("{}:{}", set.name, m.version))
+            })
+            .collect()
+    }
+
+    /// A database porter has not opened yet, on the backend of `db`.
+    async fn fresh_url(db: &TestDb, name: &str) -> String {
+        match db.store.backend() {
+            Backend::Sqlite => format!(
+                "sqlite://{}/{name}.db",
+                db.dir.as_ref().unwrap().path().display()
+            ),
+            Backend::Postgres => porter::store::postgres::PgStore::create_test_schema(
+                &common::postgres_base_url().unwrap(),
+            )
+            .await
+            .unwrap(),
+        }
+    }
+
+    /// An application's version: sqlx applications number theirs by date and time; SQLite's
+    /// `user_version` holds 32 bits.
+    fn app_version(db: &TestDb, sqlite: i64, postgres: i64) -> i64 {
+        match db.store.backend() {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => postgres,
+        }
+    }
+
+    /// A plain connection beside porter's, as the application's own code would hold.
+    enum Raw {
+        Sqlite(rusqlite::Connection),
+        Postgres(sqlx::PgPool),
+    }
+
+    impl Raw {
+        async fn connect(url: &str) -> Raw {
+            match url.strip_prefix("sqlite://") {
+                Some(path) => {
+                    let c = rusqlite::Connection::open(path).unwrap();
+                    c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                    Raw::Sqlite(c)
+                }
+                None => Raw::Postgres(sqlx::PgPool::connect(url).await.unwrap()),
+            }
+        }
+
+        async fn exec(&self, sql: &str) {
+            match self {
+                Raw::Sqlite(c) => c.execute_batch(sql).unwrap(),
+                Raw::Postgres(pool) => {
+                    sqlx::raw_sql(sql).execute(pool).await.unwrap();
+                }
+            }
+        }
+
+        /// The rows of a query of one text column.
+        async fn texts(&self, sql: &str) -> Vec<String> {
+            match self {
+                Raw::Sqlite(c) => {
+                    let mut stmt = c.prepare(sql).unwrap();
+                    let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+                    rows.collect::<Result<_, _>>().unwrap()
+                }
+                Raw::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+            }
+        }
+
+        /// Whether a table of that name is visible.
+        async fn has_table(&self, name: &str) -> bool {
+            let sql = match self {
+                Raw::Sqlite(_) => format!(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '{name}'"
+                ),
+                Raw::Postgres(_) => {
+                    format!("SELECT '{name}' WHERE to_regclass('{name}') IS NOT NULL")
+                }
+            };
+            !self.texts(&sql).await.is_empty()
+        }
+
+        /// porter's bookkeeping, as `set:version` rows in order.
+        async fn porter_versions(&self) -> Vec<String> {
+            if !self.has_table("porter_migrations").await {
+                return Vec::new();
+            }
+            self.texts(
+                "SELECT set_name || ':' || CAST(version AS TEXT) FROM porter_migrations ORDER BY set_name, version",
+            )
+            .await
+        }
+
+        /// The application's own bookkeeping: `PRAGMA user_version` on SQLite, the versions in
+        /// `_sqlx_migrations` on Postgres.
+        async fn app_versions(&self) -> Vec<String> {
+            match self {
+                Raw::Sqlite(c) => {
+                    let v: i64 = c
+                        .query_row("PRAGMA user_version", [], |r| r.get(0))
+                        .unwrap();
+                    vec![v.to_string()]
+                }
+                Raw::Postgres(_) => {
+                    if !self.has_table("_sqlx_migrations").await {
+                        return Vec::new();
+                    }
+                    self.texts(
+                        "SELECT CAST(version AS TEXT) FROM _sqlx_migrations ORDER BY version",
+                    )
+                    .await
+                }
+            }
+        }
+    }
+
+    /// An application's own migrations, the way it would keep them: on SQLite a table and
+    /// `PRAGMA user_version = version`; on Postgres a sqlx migration of that version, run by
+    /// sqlx's own migrator. `ignore_missing`: what an application beside porter 0.1 had to set.
+    struct AppMigrations {
+        version: i64,
+        dir: tempfile::TempDir,
+    }
+
+    impl AppMigrations {
+        fn new(version: i64) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(
+                dir.path().join(format!("{version}_app_things.sql")),
+                "CREATE TABLE IF NOT EXISTS app_things (id BIGINT PRIMARY KEY, note TEXT NOT NULL);",
+            )
+            .unwrap();
+            AppMigrations { version, dir }
+        }
+
+        async fn run(&self, url: &str, ignore_missing: bool) -> Result<(), String> {
+            match url.strip_prefix("sqlite://") {
+                Some(_) => {
+                    let Raw::Sqlite(c) = Raw::connect(url).await else {
+                        unreachable!()
+                    };
+                    c.execute_batch(&format!(
+                        "CREATE TABLE IF NOT EXISTS app_things (id BIGINT PRIMARY KEY, note TEXT NOT NULL);
+                         PRAGMA user_version = {};",
+                        self.version
+                    ))
+                    .map_err(|e| e.to_string())
+                }
+                None => {
+                    let mut migrator = sqlx::migrate::Migrator::new(self.dir.path()).await.unwrap();
+                    migrator.set_ignore_missing(ignore_missing);
+                    let pool = sqlx::PgPool::connect(url).await.unwrap();
+                    let result = migrator.run(&pool).await.map_err(|e| e.to_string());
+                    pool.close().await;
+                    result
+                }
+            }
+        }
+
+        /// What the application's own bookkeeping reads once it ran.
+        fn recorded(&self) -> Vec<String> {
+            vec![self.version.to_string()]
+        }
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Noop {}
+    impl JobArgs for Noop {
+        const KIND: &'static str = "noop";
+    }
+    struct NoopWorker;
+    #[async_trait::async_trait]
+    impl Worker<Noop> for NoopWorker {
+        async fn work(&self, _job: Job<Noop>) -> Result<(), JobError> {
+            Ok(())
+        }
+    }
+
+    /// Inserts a job through porter and runs every due job: the queue works on this database.
+    async fn jobs_work(url: &str) {
+        let store = porter::store::open(url)
+            .await
+            .expect("porter opens the database");
+        let client = porter::Client::new(store.clone());
+        let id = client.insert(&Noop {}, None).await.unwrap().job.id;
+        let mut workers = Workers::new();
+        workers.add(NoopWorker).unwrap();
+        let outcomes = porter::testing::run_available(&store, workers, "default")
+            .await
+            .unwrap();
+        assert!(
+            outcomes
+                .iter()
+                .any(|o| o.id == id && o.state == JobState::Completed),
+            "{outcomes:?}"
+        );
+    }
+
+    pub async fn porter_keeps_its_own_bookkeeping(db: TestDb) {
+        let raw = Raw::connect(&db.url).await;
+        let mut expected = all_sets();
+        expected.sort();
+        assert_eq!(raw.porter_versions().await, expected);
+        match &raw {
+            // user_version is the application's: porter leaves it at SQLite's 0.
+            Raw::Sqlite(_) => assert_eq!(raw.app_versions().await, vec!["0"]),
+            Raw::Postgres(_) => assert!(!raw.has_table("_sqlx_migrations").await),
+        }
+    }
+
+    pub async fn porter_migrates_after_the_applications_own_migrations(db: TestDb) {
+        // 4: porter 0.1's own newest version (SQLite reported "migrated" while porter's
+        // tables did not exist); a timestamp, as sqlx applications number theirs.
+        for version in [4, app_version(&db, 7, 20240101000000)] {
+            let url = fresh_url(&db, &format!("app-first-{version}")).await;
+            let app = AppMigrations::new(version);
+            app.run(&url, false).await.unwrap();
+
+            jobs_work(&url).await;
+
+            let raw = Raw::connect(&url).await;
+            assert_eq!(raw.app_versions().await, app.recorded());
+            assert_eq!(raw.porter_versions().await.len(), all_sets().len());
+            // The application's migrator still finds only its own versions.
+            app.run(&url, false)
+                .await
+                .expect("the application migrates again beside porter");
+            jobs_work(&url).await;
+        }
+    }
+
+    pub async fn the_application_migrates_after_porter(db: TestDb) {
+        // porter first (the test database is migrated), then the application.
+        let app = AppMigrations::new(app_version(&db, 7, 20240101000000));
+        app.run(&db.url, false)
+            .await
+            .expect("the application's own migrations run beside porter's");
+        let raw = Raw::connect(&db.url).await;
+        assert_eq!(raw.app_versions().await, app.recorded());
+        raw.exec("INSERT INTO app_things (id, note) VALUES (1, 'mine')")
+            .await;
+        // porter still sees itself migrated, and works.
+        jobs_work(&db.url).await;
+        assert_eq!(raw.porter_versions().await.len(), all_sets().len());
+        // An application version below porter's own newest changes nothing either.
+        let low = AppMigrations::new(2);
+        if db.store.backend() == Backend::Sqlite {
+            low.run(&db.url, false).await.unwrap();
+            jobs_work(&db.url).await;
+        }
+    }
+
+    /// Builds the database porter 0.1 left behind: its four migrations, recorded the way it
+    /// recorded them (rusqlite_migration's `user_version`; sqlx's `_sqlx_migrations`).
+    async fn porter_0_1_database(url: &str) {
+        let fixtures =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/porter-0.1-migrations");
+        match url.strip_prefix("sqlite://") {
+            Some(_) => {
+                let Raw::Sqlite(mut c) = Raw::connect(url).await else {
+                    unreachable!()
+                };
+                c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+                for file in sorted_sql_files(&fixtures.join("sqlite")) {
+                    let tx = c.transaction().unwrap();
+                    tx.execute_batch(&std::fs::read_to_string(&file).unwrap())
+                        .unwrap();
+                    let version: i64 = file.file_name().unwrap().to_str().unwrap()[..4]
+                        .parse()
+                        .unwrap();
+                    tx.pragma_update(None, "user_version", version).unwrap();
+                    tx.commit().unwrap();
+                }
+            }
+            None => {
+                let migrator = sqlx::migrate::Migrator::new(fixtures.join("postgres"))
+                    .await
+                    .unwrap();
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                migrator.run(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
+    fn sorted_sql_files(dir: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    }
+
+    pub async fn a_database_of_porter_0_1_moves_in_place_and_its_jobs_keep_working(db: TestDb) {
+        let url = fresh_url(&db, "porter-0.1").await;
+        porter_0_1_database(&url).await;
+        let raw = Raw::connect(&url).await;
+        let old_bookkeeping = raw.app_versions().await;
+        // What porter 0.1 left: a job waiting, a tablo with a file.
+        raw.exec(
+            "INSERT INTO porter_jobs (kind, args) VALUES ('noop', '{}');
+             INSERT INTO tablos (id, name) VALUES ('6f1c5f44-2f7b-4c3e-9d55-8a0b8e1c1a01', 'kept');
+             INSERT INTO tablo_files (id, tablo_id, s3_key, size)
+                 VALUES ('6f1c5f44-2f7b-4c3e-9d55-8a0b8e1c1a02', '6f1c5f44-2f7b-4c3e-9d55-8a0b8e1c1a01', 'tablos/a/b', 1);",
+        )
+        .await;
+        // An application beside porter 0.1 on Postgres had to tell sqlx to ignore porter's rows.
+        let app = AppMigrations::new(20240101000000);
+        if let Raw::Postgres(_) = &raw {
+            app.run(&url, true).await.unwrap();
+        }
+
+        let store = porter::store::open(&url)
+            .await
+            .expect("porter opens a database of porter 0.1");
+        let old_job = porter::Client::new(store.clone())
+            .list(Default::default())
+            .await
+            .unwrap();
+        assert_eq!(old_job.len(), 1, "porter 0.1's job is there");
+        let mut expected = all_sets();
+        expected.sort();
+        assert_eq!(raw.porter_versions().await, expected);
+        match &raw {
+            // user_version now is the application's: porter leaves it as it was.
+            Raw::Sqlite(_) => assert_eq!(raw.app_versions().await, old_bookkeeping),
+            // porter took its own rows out of _sqlx_migrations; the application's stay, and
+            // its migrator runs without ignoring anything.
+            Raw::Postgres(_) => {
+                assert_eq!(raw.app_versions().await, app.recorded());
+                app.run(&url, false).await.unwrap();
+            }
+        }
+        assert_eq!(
+            raw.texts("SELECT name FROM tablos").await,
+            vec!["kept".to_string()]
+        );
+        assert_eq!(
+            raw.texts("SELECT s3_key FROM tablo_files").await,
+            vec!["tablos/a/b".to_string()]
+        );
+        drop(store);
+
+        // The job of porter 0.1 runs, beside new ones; opening again changes nothing.
+        jobs_work(&url).await;
+        let store = porter::store::open(&url).await.unwrap();
+        let job = porter::Client::new(store)
+            .get(old_job[0].id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.state, JobState::Completed);
+        assert_eq!(raw.porter_versions().await, expected);
+    }
+
+    pub async fn concurrent_first_opens_of_a_fresh_database_all_succeed(db: TestDb) {
+        let url = fresh_url(&db, "raced").await;
+        let opens = (0..4).map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { porter::store::open(&url).await.map(drop) })
+        });
+        for open in futures::future::join_all(opens).await {
+            open.unwrap()
+                .expect("every concurrent open migrates or finds the database migrated");
+        }
+        let mut expected = all_sets();
+        expected.sort();
+        assert_eq!(Raw::connect(&url).await.porter_versions().await, expected);
+        jobs_work(&url).await;
+    }
+
+    pub async fn only_porters_own_record_makes_a_database_too_new(db: TestDb) {
+        // The application's bookkeeping far ahead of porter's is none of porter's business.
+        let app = AppMigrations::new(app_version(&db, 99, 99990101000000));
+        app.run(&db.url, false).await.unwrap();
+        porter::store::open(&db.url)
+            .await
+            .expect("the application's newer version does not refuse porter");
+
+        let raw = Raw::connect(&db.url).await;
+        let now = match &raw {
+            Raw::Sqlite(_) => "strftime('%Y-%m-%dT%H:%M:%fZ','now')",
+            Raw::Postgres(_) => "now()",
+        };
+        raw.exec(&format!(
+            "INSERT INTO porter_migrations (set_name, version, name, applied_at)
+             VALUES ('porter', 99, 'from a newer porter', {now})"
+        ))
+        .await;
+        match porter::store::open(&db.url).await {
+            Err(Error::DatabaseTooNew { found, known }) => {
+                assert_eq!(found, 99);
+                assert_eq!(known, porter::store::migrations::CORE.latest());
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a database newer than this porter must be refused"),
+        }
+    }
+
+    pub async fn a_new_database_gets_the_tablo_tables_from_their_own_set(db: TestDb) {
+        use porter::store::migrations::{self, CORE, TABLO};
+        let url = fresh_url(&db, "core-only").await;
+        migrations::run(&url, &CORE).await.unwrap();
+        let raw = Raw::connect(&url).await;
+        assert!(raw.has_table("porter_jobs").await);
+        for table in ["tablos", "tablo_files", "tablo_file_uploads"] {
+            assert!(!raw.has_table(table).await, "{table} is not the queue's");
+        }
+        migrations::run(&url, &TABLO).await.unwrap();
+        for table in ["tablos", "tablo_files", "tablo_file_uploads"] {
+            assert!(raw.has_table(table).await, "{table}");
+        }
+        // Running a set again does nothing.
+        migrations::run(&url, &TABLO).await.unwrap();
+        let tablo_rows = raw
+            .porter_versions()
+            .await
+            .into_iter()
+            .filter(|v| v.starts_with("tablo:"))
+            .count();
+        assert_eq!(tablo_rows, TABLO.migrations.len());
+    }
+}
