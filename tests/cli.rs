@@ -565,10 +565,11 @@ mod cases {
             env.objects_dir().display()
         ))
         .unwrap();
-        let gone = env.store().tablo_insert("gone").await.unwrap();
-        let kept = env.store().tablo_insert("kept").await.unwrap();
+        let tablos = env.db.tablos();
+        let gone = tablos.tablo_insert("gone").await.unwrap();
+        let kept = tablos.tablo_insert("kept").await.unwrap();
         let orphan = porter::app::files::save_tablo_file(
-            env.store(),
+            tablos.as_ref(),
             objects.as_ref(),
             gone.id,
             "a.txt",
@@ -577,7 +578,7 @@ mod cases {
         .await
         .unwrap();
         let live = porter::app::files::save_tablo_file(
-            env.store(),
+            tablos.as_ref(),
             objects.as_ref(),
             kept.id,
             "b.txt",
@@ -585,17 +586,7 @@ mod cases {
         )
         .await
         .unwrap();
-        let job = porter::store::JobInsertParams::new(
-            "orphan_file_cleanup",
-            json!({"tablo_id": gone.id}),
-            Default::default(),
-        )
-        .unwrap();
-        env.store()
-            .tablo_delete_enqueue(gone.id, job)
-            .await
-            .unwrap()
-            .unwrap();
+        tablos.tablo_delete_enqueue(gone.id).await.unwrap().unwrap();
         let on_disk = |key: &str| env.objects_dir().join(key).exists();
         assert!(on_disk(&orphan.s3_key) && on_disk(&live.s3_key));
 
@@ -621,13 +612,8 @@ mod cases {
         );
         assert!(!on_disk(&orphan.s3_key), "the orphan's object is gone");
         assert!(on_disk(&live.s3_key), "a live tablo's object stays");
-        assert_eq!(env.store().tablo_file_list(kept.id).await.unwrap().len(), 1);
-        assert!(env
-            .store()
-            .tablo_file_list(gone.id)
-            .await
-            .unwrap()
-            .is_empty());
+        assert_eq!(tablos.tablo_file_list(kept.id).await.unwrap().len(), 1);
+        assert!(tablos.tablo_file_list(gone.id).await.unwrap().is_empty());
         assert!(env
             .run(&["cleanup-orphans"])
             .ok()

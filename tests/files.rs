@@ -96,12 +96,12 @@ fn counts(
     }
 }
 
-fn keys(rows: &[porter::store::TabloFileRow]) -> BTreeSet<String> {
+fn keys(rows: &[porter::app::store::TabloFileRow]) -> BTreeSet<String> {
     rows.iter().map(|r| r.s3_key.clone()).collect()
 }
 
 /// Rows by identity (created_at is the database's, not the caller's).
-fn ids(rows: &[porter::store::TabloFileRow]) -> Vec<(Uuid, String)> {
+fn ids(rows: &[porter::app::store::TabloFileRow]) -> Vec<(Uuid, String)> {
     let mut v: Vec<_> = rows.iter().map(|r| (r.id, r.s3_key.clone())).collect();
     v.sort();
     v
@@ -115,9 +115,9 @@ mod cases {
     /// once past the grace, and the object goes with it; no file row ever appeared.
     pub async fn a_dropped_upload_leaves_no_object_behind(fx: Fixture) {
         let hanging = Arc::new(FaultyStore::new(fx.objects.clone(), Fault::HangAfterPut));
-        let tablo = fx.store.tablo_insert("drop").await.unwrap();
+        let tablo = fx.tablos.tablo_insert("drop").await.unwrap();
         let save = porter::app::files::save_tablo_file(
-            fx.store.as_ref(),
+            fx.tablos.as_ref(),
             hanging.as_ref(),
             tablo.id,
             "photo.txt",
@@ -138,13 +138,17 @@ mod cases {
                 .collect();
         assert_eq!(stored.len(), 1, "the object was written before the drop");
         assert!(
-            fx.store.tablo_file_list(tablo.id).await.unwrap().is_empty(),
+            fx.tablos
+                .tablo_file_list(tablo.id)
+                .await
+                .unwrap()
+                .is_empty(),
             "no file row"
         );
 
         // Within the grace, the cleanup leaves an upload in flight alone.
         let counts_now = cleanup_orphans(
-            fx.store.as_ref(),
+            fx.tablos.as_ref(),
             fx.objects.as_ref(),
             &CleanupConfig::default(),
         )
@@ -155,9 +159,11 @@ mod cases {
 
         // Past it, the object and the upload's row go.
         let clock = porter::store::clock::Clock::new();
-        let later = porter::store::open_with_clock(&fx.db.url, clock.clone())
-            .await
-            .unwrap();
+        let later = porter::app::store::from_core(
+            porter::store::open_with_clock(&fx.db.url, clock.clone())
+                .await
+                .unwrap(),
+        );
         clock.advance(porter::app::files::UPLOAD_GRACE + std::time::Duration::from_secs(1));
         let counts_later = cleanup_orphans(
             later.as_ref(),
@@ -196,21 +202,21 @@ mod cases {
             fx.put(c).await;
         }
 
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+        let got = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config())
             .await
             .unwrap();
         assert_eq!(got, counts(7, 7, 7, 0));
 
         fx.assert_cleaned(&[a_files, b_files].concat()).await;
-        assert!(fx.store.tablo_file_list(a).await.unwrap().is_empty());
-        assert!(fx.store.tablo_file_list(b).await.unwrap().is_empty());
+        assert!(fx.tablos.tablo_file_list(a).await.unwrap().is_empty());
+        assert!(fx.tablos.tablo_file_list(b).await.unwrap().is_empty());
         fx.assert_live(live, &live_files).await;
         for c in &canaries {
             assert!(fx.exists(c).await, "canary {c} stays");
         }
 
         // A second pass finds nothing to do.
-        let again = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+        let again = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config())
             .await
             .unwrap();
         assert_eq!(again, counts(0, 0, 0, 0));
@@ -273,7 +279,7 @@ mod cases {
         assert!(fx.exists(&beside).await, "tablos_old/ is not under tablos/");
 
         // The retry refuses them again, and touches nothing.
-        let again = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+        let again = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config())
             .await
             .unwrap();
         assert_eq!(again, counts(n, 0, 0, n));
@@ -289,7 +295,7 @@ mod cases {
         fx.orphan_row(&format!("tablos/{}/never-stored", Uuid::new_v4()))
             .await;
 
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+        let got = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config())
             .await
             .unwrap();
         assert_eq!(got, counts(4, 4, 4, 0));
@@ -361,7 +367,7 @@ mod cases {
             tablo_id: Some(b),
             ..fx.config()
         };
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &cfg)
+        let got = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &cfg)
             .await
             .unwrap();
         assert_eq!(got, counts(2, 2, 2, 0));
@@ -381,7 +387,7 @@ mod cases {
             page_size: 100,
             ..fx.config()
         };
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &cfg)
+        let got = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &cfg)
             .await
             .unwrap();
         assert_eq!(got, counts(6, 4, 5, 1));
@@ -391,7 +397,7 @@ mod cases {
         }
 
         // The real run does what the dry run said.
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+        let got = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config())
             .await
             .unwrap();
         assert_eq!(got.rows_deleted + got.failures, 6);
@@ -406,14 +412,14 @@ mod cases {
             orphan_files.extend(fx.orphaned_tablo(6).await.1);
         }
         // Two "processes": two stores on one database, one object store.
-        let other = fx.db.reopen().await;
+        let other = porter::app::store::from_core(fx.db.reopen().await);
         let cfg = CleanupConfig {
             page_size: 4,
             pages_in_flight: 3,
             ..CleanupConfig::default()
         };
         let (x, y) = tokio::join!(
-            cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &cfg),
+            cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &cfg),
             cleanup_orphans(other.as_ref(), fx.objects.as_ref(), &cfg),
         );
         let (x, y) = (x.unwrap(), y.unwrap());
@@ -432,7 +438,7 @@ mod cases {
         // The objects go but the answers are lost: the state a crash right after the object
         // deletes leaves.
         let faulty = FaultyStore::new(fx.objects.clone(), Fault::DeleteThenFail);
-        let got = cleanup_orphans(fx.store.as_ref(), &faulty, &fx.config())
+        let got = cleanup_orphans(fx.tablos.as_ref(), &faulty, &fx.config())
             .await
             .unwrap();
         assert_eq!(got, counts(4, 0, 0, 4));
@@ -445,7 +451,7 @@ mod cases {
             assert!(!fx.exists(&f.s3_key).await);
         }
 
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+        let got = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config())
             .await
             .unwrap();
         assert_eq!(got, counts(4, 4, 4, 0));
@@ -501,7 +507,7 @@ mod cases {
             "{gone} objects were deleted before the crash"
         );
 
-        let got = cleanup_orphans(fx.store.as_ref(), fx.objects.as_ref(), &fx.config())
+        let got = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config())
             .await
             .unwrap();
         assert_eq!(got, counts(9, 9, 9, 0));
@@ -518,7 +524,7 @@ mod cases {
             page_size: 5,
             ..CleanupConfig::default()
         };
-        let got = cleanup_orphans(fx.store.as_ref(), &faulty, &cfg)
+        let got = cleanup_orphans(fx.tablos.as_ref(), &faulty, &cfg)
             .await
             .unwrap();
         assert_eq!(got, counts(12, 12, 12, 0));
@@ -542,7 +548,7 @@ async fn crash_child() {
         eprintln!("skipped: only the crash test runs this");
         return;
     };
-    let store = porter::store::open(&db_url).await.unwrap();
+    let store = porter::app::store::from_core(porter::store::open(&db_url).await.unwrap());
     let objects = object_store_from_url(&objects_url).unwrap();
     let faulty = FaultyStore::new(objects, Fault::DeleteThenAbort);
     let cfg = CleanupConfig {
@@ -693,7 +699,8 @@ async fn cleanup_refuses_an_empty_prefix() {
             prefix: prefix.into(),
             ..CleanupConfig::default()
         };
-        let err = cleanup_orphans(db.store.as_ref(), objects.as_ref(), &cfg)
+        let tablos = porter::app::store::from_core(db.store.clone());
+        let err = cleanup_orphans(tablos.as_ref(), objects.as_ref(), &cfg)
             .await
             .unwrap_err();
         assert!(
@@ -740,7 +747,7 @@ async fn bench_cleanup_orphans() {
 
     let started = std::time::Instant::now();
     let tablo = Uuid::new_v4(); // never inserted: every file is an orphan
-    let store = fx.store.clone();
+    let store = fx.tablos.clone();
     let objects = fx.objects.clone();
     futures::stream::iter(0..n)
         .map(|i| {
@@ -755,7 +762,7 @@ async fn bench_cleanup_orphans() {
                 )
                 .await
                 .unwrap();
-                let row = porter::store::TabloFileRow {
+                let row = porter::app::store::TabloFileRow {
                     id,
                     tablo_id: tablo,
                     s3_key: key,
@@ -774,14 +781,14 @@ async fn bench_cleanup_orphans() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let live_tablo = fx.store.tablo_insert("live").await.unwrap().id;
+    let live_tablo = fx.tablos.tablo_insert("live").await.unwrap().id;
     futures::stream::iter(0..live)
         .map(|i| {
             let store = store.clone();
             async move {
                 let id = Uuid::new_v4();
                 let s3_key = object_key_for(live_tablo, id, &format!("l{i}.bin"));
-                let row = porter::store::TabloFileRow {
+                let row = porter::app::store::TabloFileRow {
                     id,
                     tablo_id: live_tablo,
                     s3_key,
@@ -810,7 +817,7 @@ async fn bench_cleanup_orphans() {
 
     let started = std::time::Instant::now();
     let got = cleanup_orphans(
-        fx.store.as_ref(),
+        fx.tablos.as_ref(),
         fx.objects.as_ref(),
         &CleanupConfig::default(),
     )

@@ -93,7 +93,7 @@ mod cases {
     pub async fn a_foreign_origin_can_neither_insert_nor_act(db: TestDb) {
         let app = app(&db, HttpConfig::default());
         let failed = surfaces::discarded_job(db.store.as_ref(), "boom").await;
-        let tablo = db.store.tablo_insert("kept").await.unwrap();
+        let tablo = db.tablos().tablo_insert("kept").await.unwrap();
         let before = job_count(db.store.as_ref()).await;
 
         let insert = json!({"kind": "noop"});
@@ -189,7 +189,7 @@ mod cases {
             "nothing paused"
         );
         assert!(
-            db.store.tablo_get(tablo.id).await.unwrap().is_some(),
+            db.tablos().tablo_get(tablo.id).await.unwrap().is_some(),
             "nothing deleted"
         );
 

@@ -112,7 +112,7 @@ mod cases {
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let tablo: Uuid = body["id"].as_str().unwrap().parse().unwrap();
         assert_eq!(
-            db.store.tablo_get(tablo).await.unwrap().unwrap().name,
+            db.tablos().tablo_get(tablo).await.unwrap().unwrap().name,
             "holidays"
         );
 
@@ -187,7 +187,7 @@ mod cases {
 
     pub async fn tablo_delete_commits_the_row_delete_and_the_cleanup_job_together(db: TestDb) {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()));
-        let tablo = db.store.tablo_insert("to delete").await.unwrap();
+        let tablo = db.tablos().tablo_insert("to delete").await.unwrap();
 
         let (status, body) = send(
             &app,
@@ -200,7 +200,7 @@ mod cases {
         .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         assert!(
-            db.store.tablo_get(tablo.id).await.unwrap().is_none(),
+            db.tablos().tablo_get(tablo.id).await.unwrap().is_none(),
             "the tablo row is gone"
         );
         let job = db
@@ -221,7 +221,7 @@ mod cases {
 
     pub async fn tablo_delete_rolls_back_when_the_cleanup_job_cannot_be_inserted(db: TestDb) {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()));
-        let tablo = db.store.tablo_insert("kept").await.unwrap();
+        let tablo = db.tablos().tablo_insert("kept").await.unwrap();
         let unrelated = surfaces::insert(db.store.as_ref(), "noop", "default").await;
         surfaces::refuse_cleanup_jobs(&db.url, db.store.as_ref(), db.sqlite_path()).await;
 
@@ -242,7 +242,7 @@ mod cases {
         );
         assert!(body["error"].is_string());
         assert!(
-            db.store.tablo_get(tablo.id).await.unwrap().is_some(),
+            db.tablos().tablo_get(tablo.id).await.unwrap().is_some(),
             "the row delete was rolled back"
         );
         let jobs = surfaces::all_jobs(db.store.as_ref()).await;
@@ -392,7 +392,11 @@ mod cases {
         );
         let tablo_id: Uuid = tablo.parse().unwrap();
         assert!(
-            db.store.tablo_file_list(tablo_id).await.unwrap().is_empty(),
+            db.tablos()
+                .tablo_file_list(tablo_id)
+                .await
+                .unwrap()
+                .is_empty(),
             "the file row is gone"
         );
 
@@ -411,9 +415,10 @@ mod cases {
         };
         let app = router(surfaces::app_state(db.store.clone(), config));
         let store = db.store.as_ref();
+        let tablos = db.tablos();
         let running = surfaces::running_job(store).await;
         let discarded = surfaces::discarded_job(store, "it broke").await;
-        let tablo = db.store.tablo_insert("kept").await.unwrap();
+        let tablo = tablos.tablo_insert("kept").await.unwrap();
         let mut upload = request(
             Method::POST,
             &format!("/api/tablos/{}/files", tablo.id),
@@ -425,7 +430,7 @@ mod cases {
         assert_eq!(send(&app, upload).await.0, StatusCode::CREATED);
 
         let jobs_before = surfaces::all_jobs(store).await;
-        let files_before = store.tablo_file_list(tablo.id).await.unwrap();
+        let files_before = tablos.tablo_file_list(tablo.id).await.unwrap();
         let admin = |req: Request<Body>| with_token(req, TOKEN);
         let missing = Uuid::new_v4();
         let cases: Vec<(&str, Request<Body>, StatusCode)> = vec![
@@ -678,12 +683,12 @@ mod cases {
                 "{what}: no job changed"
             );
             assert_eq!(
-                store.tablo_file_list(tablo.id).await.unwrap(),
+                tablos.tablo_file_list(tablo.id).await.unwrap(),
                 files_before,
                 "{what}: no file changed"
             );
             assert!(
-                store.tablo_get(tablo.id).await.unwrap().is_some(),
+                tablos.tablo_get(tablo.id).await.unwrap().is_some(),
                 "{what}: the tablo is still there"
             );
         }

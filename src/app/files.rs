@@ -47,11 +47,11 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
-use crate::store::{
-    Store, TabloFileOrphansParams, TabloFileRow, TabloFileUploadCommitParams,
-    TabloFileUploadDeleteParams, TabloFileUploadsAbandonedParams,
+use crate::app::store::{
+    TabloFileOrphansParams, TabloFileRow, TabloFileUploadCommitParams, TabloFileUploadDeleteParams,
+    TabloFileUploadsAbandonedParams, TabloStore,
 };
+use crate::error::{Error, Result};
 
 /// The object store used when none is configured.
 pub const DEFAULT_OBJECT_STORE_URL: &str = "file://./porter-objects";
@@ -220,7 +220,7 @@ pub const UPLOAD_GRACE: Duration = Duration::from_secs(3600);
 /// [`Error::NotFound`]; a tablo deleted meanwhile leaves an orphan file, which the cleanup
 /// handles.
 pub async fn save_tablo_file(
-    store: &dyn Store,
+    store: &dyn TabloStore,
     objects: &dyn ObjectStore,
     tablo_id: Uuid,
     file_name: &str,
@@ -349,7 +349,7 @@ impl std::fmt::Display for CleanupCounts {
 /// Errors only when the database fails or the config is unusable; what fails object by object
 /// is counted in [`CleanupCounts::failures`] and logged.
 pub async fn cleanup_orphans(
-    store: &dyn Store,
+    store: &dyn TabloStore,
     objects: &dyn ObjectStore,
     cfg: &CleanupConfig,
 ) -> Result<CleanupCounts> {
@@ -359,7 +359,7 @@ pub async fn cleanup_orphans(
 /// [`cleanup_orphans`] that stops between pages once `cancel` is cancelled (the counts then
 /// cover the pages done; the rest is left for the next pass).
 pub async fn cleanup_orphans_until(
-    store: &dyn Store,
+    store: &dyn TabloStore,
     objects: &dyn ObjectStore,
     cfg: &CleanupConfig,
     cancel: &CancellationToken,
@@ -406,7 +406,7 @@ pub async fn cleanup_orphans_until(
 /// Uploads abandoned before their commit ([`UPLOAD_GRACE`]): their objects (if any were
 /// stored), then their rows, page by page, the same way as orphans.
 async fn cleanup_abandoned_uploads(
-    store: &dyn Store,
+    store: &dyn TabloStore,
     objects: &dyn ObjectStore,
     cfg: &CleanupConfig,
     prefix: &Path,
@@ -470,7 +470,7 @@ fn checked_path(key: &str, prefix: &Path) -> std::result::Result<Path, String> {
 }
 
 async fn cleanup_page(
-    store: &dyn Store,
+    store: &dyn TabloStore,
     objects: &dyn ObjectStore,
     cfg: &CleanupConfig,
     prefix: &Path,

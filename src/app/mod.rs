@@ -4,6 +4,8 @@
 //! A *tablo* is the app's record that owns files. The app keeps:
 //! * [`files`]: object storage (`file://`, `s3://`, `memory://`), tablo uploads, and the
 //!   orphan-file cleanup pass;
+//! * [`store`]: the app's tables behind its own trait, [`store::TabloStore`], on SQLite and
+//!   PostgreSQL, reached through the queue store's public [`crate::store::Store::database`];
 //! * [`orphan_file_cleanup`]: the `orphan_file_cleanup` job that runs that pass (hourly, and
 //!   once per deleted tablo).
 //!
@@ -12,3 +14,4 @@
 
 pub mod files;
 pub mod orphan_file_cleanup;
+pub mod store;

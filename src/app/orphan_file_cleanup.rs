@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::app::files::{cleanup_orphans_until, CleanupConfig};
+use crate::app::store::TabloStore;
 use crate::job::JobArgs;
-use crate::store::Store;
 use crate::worker::{Job, JobError, Worker};
 
 /// How long one run may take: a pass over a large backlog is long, and it is safe to stop
@@ -36,7 +36,7 @@ impl JobArgs for OrphanFileCleanup {
 #[derive(Clone)]
 pub struct OrphanFileCleanupWorker {
     /// The database holding `tablo_files`.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn TabloStore>,
     /// Where the files' objects are.
     pub objects: Arc<dyn ObjectStore>,
     /// Prefix, page size and concurrency; `tablo_id` comes from each job's args instead.

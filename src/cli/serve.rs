@@ -41,7 +41,7 @@ pub fn builtin_workers(
     let mut workers = Workers::new();
     crate::jobs::add_builtin_workers(&mut workers)?;
     workers.add(OrphanFileCleanupWorker {
-        store,
+        store: crate::app::store::from_core(store),
         objects,
         config: CleanupConfig::default(),
     })?;
@@ -352,7 +352,8 @@ pub(super) async fn cleanup_orphans(g: &GlobalArgs, args: CleanupArgs) -> anyhow
         dry_run: args.dry_run,
         ..CleanupConfig::default()
     };
-    let counts = run_cleanup(store.as_ref(), objects.as_ref(), &config).await?;
+    let tablos = crate::app::store::from_core(store);
+    let counts = run_cleanup(tablos.as_ref(), objects.as_ref(), &config).await?;
     if args.json {
         output::print_json(&serde_json::json!({
             "dry_run": args.dry_run,

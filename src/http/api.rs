@@ -11,10 +11,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{AppError, AppState, HttpConfig};
-use crate::app::orphan_file_cleanup::OrphanFileCleanup;
 use crate::error::Error;
-use crate::job::{InsertOpts, JobArgs};
-use crate::store::JobInsertParams;
 
 /// Longest tablo name.
 const MAX_TABLO_NAME: usize = 200;
@@ -84,7 +81,7 @@ async fn create_tablo(
         )
         .into());
     }
-    let tablo = state.store.tablo_insert(name).await?;
+    let tablo = state.tablos.tablo_insert(name).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": tablo.id }))))
 }
 
@@ -105,12 +102,12 @@ async fn upload_file(
         })?,
     };
     // An unknown tablo is 404 whatever the body (even one over the limit).
-    if state.store.tablo_get(tablo_id).await?.is_none() {
+    if state.tablos.tablo_get(tablo_id).await?.is_none() {
         return Err(Error::not_found("tablo", tablo_id).into());
     }
     let body = body?;
     let file = crate::app::files::save_tablo_file(
-        state.store.as_ref(),
+        state.tablos.as_ref(),
         state.objects.as_ref(),
         tablo_id,
         name,
@@ -128,10 +125,10 @@ async fn list_files(
     id: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Json<Value>, AppError> {
     let Path(tablo_id) = id?;
-    if state.store.tablo_get(tablo_id).await?.is_none() {
+    if state.tablos.tablo_get(tablo_id).await?.is_none() {
         return Err(Error::not_found("tablo", tablo_id).into());
     }
-    let files = state.store.tablo_file_list(tablo_id).await?;
+    let files = state.tablos.tablo_file_list(tablo_id).await?;
     Ok(Json(json!(files)))
 }
 
@@ -140,12 +137,7 @@ async fn delete_tablo(
     id: Result<Path<Uuid>, PathRejection>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let Path(tablo_id) = id?;
-    let args = serde_json::to_value(OrphanFileCleanup {
-        tablo_id: Some(tablo_id),
-    })
-    .map_err(|e| Error::invalid("args", e.to_string()))?;
-    let job = JobInsertParams::new(OrphanFileCleanup::KIND, args, InsertOpts::default())?;
-    match state.store.tablo_delete_enqueue(tablo_id, job).await? {
+    match state.tablos.tablo_delete_enqueue(tablo_id).await? {
         Some(inserted) => {
             state
                 .metrics

@@ -76,6 +76,7 @@ use axum::Router;
 use object_store::ObjectStore;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::app::store::TabloStore;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -162,6 +163,8 @@ impl std::fmt::Debug for HttpConfig {
 pub struct AppState {
     /// The database.
     pub store: Arc<dyn Store>,
+    /// The tablo app's tables, in the same database.
+    pub tablos: Arc<dyn TabloStore>,
     /// Where tablos' files are stored.
     pub objects: Arc<dyn ObjectStore>,
     /// Settings.
@@ -183,6 +186,7 @@ impl AppState {
         config: HttpConfig,
     ) -> Self {
         AppState {
+            tablos: crate::app::store::from_core(store.clone()),
             store,
             objects,
             config: Arc::new(config),

@@ -439,71 +439,23 @@ pub struct PeriodicEnqueueParams {
     pub job: JobInsertParams,
 }
 
-/// A tablo (the application's record that owns files).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TabloRow {
-    /// Id.
-    pub id: uuid::Uuid,
-    /// Name.
-    pub name: String,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-}
-
-/// A stored file of a tablo.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TabloFileRow {
-    /// Id.
-    pub id: uuid::Uuid,
-    /// Owning tablo (which may be gone: then the file is an orphan).
-    pub tablo_id: uuid::Uuid,
-    /// Object key in the object store.
-    pub s3_key: String,
-    /// Size in bytes.
-    pub size: i64,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-}
-
-/// One page of orphan files, in id order.
-#[derive(Debug, Clone)]
-pub struct TabloFileOrphansParams {
-    /// Only files after this id.
-    pub after: Option<uuid::Uuid>,
-    /// Only orphans of this (deleted) tablo.
-    pub tablo_id: Option<uuid::Uuid>,
-    /// Page size.
-    pub limit: u32,
-}
-
-/// A page of abandoned uploads: begun longer ago than `older_than` and never committed.
-#[derive(Debug, Clone)]
-pub struct TabloFileUploadsAbandonedParams {
-    /// Uploads begun longer ago than this.
-    pub older_than: Duration,
-    /// Only uploads after this id.
-    pub after: Option<uuid::Uuid>,
-    /// Page size.
-    pub limit: u32,
-}
-
-/// Turn an upload into a file of its tablo.
-#[derive(Debug, Clone)]
-pub struct TabloFileUploadCommitParams {
-    /// The upload (and file) id.
-    pub id: uuid::Uuid,
-    /// An upload begun longer ago than this is abandoned: the cleanup owns it, and this
-    /// commit does nothing.
-    pub grace: Duration,
-}
-
-/// Delete abandoned uploads' rows.
-#[derive(Debug, Clone)]
-pub struct TabloFileUploadDeleteParams {
-    /// The uploads.
-    pub ids: Vec<uuid::Uuid>,
-    /// Only those begun longer ago than this.
-    pub older_than: Duration,
+/// The database under a store, for an application's own SQL beside porter's: its own tables
+/// in the same database, and jobs inserted inside its own transactions
+/// ([`Client::insert_tx_sqlite`](crate::Client::insert_tx_sqlite) inside
+/// [`SqliteStore::write_tx`](sqlite::SqliteStore::write_tx),
+/// [`Client::insert_tx_pg`](crate::Client::insert_tx_pg) on a transaction of
+/// [`PgStore::pool`](postgres::PgStore::pool)), so that they exist if and only if the
+/// application's writes commit. This is public API: porter's own tablo app uses nothing else.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Database<'a> {
+    /// The SQLite store: [`write_tx`](sqlite::SqliteStore::write_tx) runs a closure on the
+    /// process's one write connection inside its transaction,
+    /// [`read`](sqlite::SqliteStore::read) on a read connection.
+    Sqlite(&'a sqlite::SqliteStore),
+    /// The PostgreSQL store, whose [`pool`](postgres::PgStore::pool) the application shares.
+    #[cfg(feature = "postgres")]
+    Postgres(&'a postgres::PgStore),
 }
 
 /// The one storage seam. See the module docs.
@@ -528,6 +480,12 @@ pub trait Store: Send + Sync + 'static {
     /// it, for its supervisor to start it again on the file that is there now. `None` on
     /// PostgreSQL, whose outages pass.
     async fn file_replaced(&self) -> Option<String> {
+        None
+    }
+
+    /// The database under this store, for an application's own SQL (see [`Database`]);
+    /// `None` for a store that has none to give (a test double, say).
+    fn database(&self) -> Option<Database<'_>> {
         None
     }
 
@@ -626,56 +584,6 @@ pub trait Store: Send + Sync + 'static {
     /// the job when this call advanced the slot, `None` when the slot was already taken.
     async fn periodic_enqueue(&self, params: PeriodicEnqueueParams)
         -> Result<Option<InsertResult>>;
-
-    /// Creates a tablo.
-    async fn tablo_insert(&self, name: &str) -> Result<TabloRow>;
-
-    /// One tablo.
-    async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>>;
-
-    /// Deletes a tablo and inserts its cleanup job in one transaction. `None` if no such tablo.
-    async fn tablo_delete_enqueue(
-        &self,
-        id: uuid::Uuid,
-        job: JobInsertParams,
-    ) -> Result<Option<InsertResult>>;
-
-    /// Records a stored file.
-    async fn tablo_file_insert(&self, file: TabloFileRow) -> Result<()>;
-
-    /// A tablo's files, in id order.
-    async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>>;
-
-    /// A page of files whose tablo is gone.
-    async fn tablo_file_orphans(&self, params: TabloFileOrphansParams)
-        -> Result<Vec<TabloFileRow>>;
-
-    /// Deletes file rows by id, only if their tablo is still gone; returns how many went.
-    async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64>;
-
-    /// Records an upload about to write its object (`created_at` is the database's): no file
-    /// of the tablo yet, but found by [`Store::tablo_file_uploads_abandoned`] if it is never
-    /// committed.
-    async fn tablo_file_upload_begin(&self, file: TabloFileRow) -> Result<()>;
-
-    /// Turns an upload into a file of its tablo, in one transaction, unless it was begun
-    /// longer ago than the grace or is gone; returns the file, or `None`.
-    async fn tablo_file_upload_commit(
-        &self,
-        params: TabloFileUploadCommitParams,
-    ) -> Result<Option<TabloFileRow>>;
-
-    /// A page of uploads never committed and begun longer ago than `older_than`, in id order.
-    async fn tablo_file_uploads_abandoned(
-        &self,
-        params: TabloFileUploadsAbandonedParams,
-    ) -> Result<Vec<TabloFileRow>>;
-
-    /// Deletes abandoned uploads' rows (only those still past `older_than`); returns how many.
-    async fn tablo_file_upload_delete_many(
-        &self,
-        params: TabloFileUploadDeleteParams,
-    ) -> Result<u64>;
 }
 
 /// How a store is opened, beyond its URL.

@@ -58,6 +58,9 @@ fn injected(what: &str) -> porter::Error {
 
 #[async_trait::async_trait]
 impl Store for GatedStore {
+    fn database(&self) -> Option<Database<'_>> {
+        self.inner.database()
+    }
     fn backend(&self) -> Backend {
         self.inner.backend()
     }
@@ -157,54 +160,5 @@ impl Store for GatedStore {
         params: PeriodicEnqueueParams,
     ) -> Result<Option<InsertResult>> {
         self.inner.periodic_enqueue(params).await
-    }
-    async fn tablo_insert(&self, name: &str) -> Result<TabloRow> {
-        self.inner.tablo_insert(name).await
-    }
-    async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>> {
-        self.inner.tablo_get(id).await
-    }
-    async fn tablo_delete_enqueue(
-        &self,
-        id: uuid::Uuid,
-        job: JobInsertParams,
-    ) -> Result<Option<InsertResult>> {
-        self.inner.tablo_delete_enqueue(id, job).await
-    }
-    async fn tablo_file_upload_begin(&self, file: TabloFileRow) -> Result<()> {
-        self.inner.tablo_file_upload_begin(file).await
-    }
-    async fn tablo_file_upload_commit(
-        &self,
-        params: TabloFileUploadCommitParams,
-    ) -> Result<Option<TabloFileRow>> {
-        self.inner.tablo_file_upload_commit(params).await
-    }
-    async fn tablo_file_uploads_abandoned(
-        &self,
-        params: TabloFileUploadsAbandonedParams,
-    ) -> Result<Vec<TabloFileRow>> {
-        self.inner.tablo_file_uploads_abandoned(params).await
-    }
-    async fn tablo_file_upload_delete_many(
-        &self,
-        params: TabloFileUploadDeleteParams,
-    ) -> Result<u64> {
-        self.inner.tablo_file_upload_delete_many(params).await
-    }
-    async fn tablo_file_insert(&self, file: TabloFileRow) -> Result<()> {
-        self.inner.tablo_file_insert(file).await
-    }
-    async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>> {
-        self.inner.tablo_file_list(tablo_id).await
-    }
-    async fn tablo_file_orphans(
-        &self,
-        params: TabloFileOrphansParams,
-    ) -> Result<Vec<TabloFileRow>> {
-        self.inner.tablo_file_orphans(params).await
-    }
-    async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64> {
-        self.inner.tablo_file_delete_many(ids).await
     }
 }

@@ -12,9 +12,8 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use porter::app::files::{save_tablo_file, CleanupConfig};
 use porter::app::orphan_file_cleanup::{OrphanFileCleanup, OrphanFileCleanupWorker};
-use porter::store::{
-    JobClaimParams, JobFailParams, JobInsertParams, Store, TabloFileOrphansParams, TabloFileRow,
-};
+use porter::app::store::{TabloFileOrphansParams, TabloFileRow, TabloStore};
+use porter::store::{JobClaimParams, JobFailParams, JobInsertParams, Store};
 use porter::{InsertOpts, Job, JobArgs, JobError, JobRow};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -45,6 +44,8 @@ pub fn s3_server() -> (String, String) {
 pub struct Fixture {
     pub db: TestDb,
     pub store: Arc<dyn Store>,
+    /// The tablo app's tables in the same database.
+    pub tablos: Arc<dyn TabloStore>,
     pub objects: Arc<dyn ObjectStore>,
     pub kind: Objects,
     /// A URL (and extra environment) that opens the same objects from another process;
@@ -91,6 +92,7 @@ impl Fixture {
         };
         let store = db.store.clone();
         Fixture {
+            tablos: porter::app::store::from_core(store.clone()),
             db,
             store,
             objects,
@@ -112,7 +114,7 @@ impl Fixture {
     /// The worker that runs `orphan_file_cleanup` jobs over this fixture.
     pub fn worker(&self, objects: Arc<dyn ObjectStore>) -> OrphanFileCleanupWorker {
         OrphanFileCleanupWorker {
-            store: self.store.clone(),
+            store: self.tablos.clone(),
             objects,
             config: self.config(),
         }
@@ -120,13 +122,13 @@ impl Fixture {
 
     /// A tablo with `n` files, stored the way the web upload stores them.
     pub async fn tablo_with_files(&self, n: usize) -> (Uuid, Vec<TabloFileRow>) {
-        let tablo = self.store.tablo_insert("files test").await.unwrap();
+        let tablo = self.tablos.tablo_insert("files test").await.unwrap();
         let mut files = Vec::new();
         for i in 0..n {
             let body = Bytes::from(format!("file {i} of tablo {}", tablo.id));
             files.push(
                 save_tablo_file(
-                    self.store.as_ref(),
+                    self.tablos.as_ref(),
                     self.objects.as_ref(),
                     tablo.id,
                     &format!("f{i}.txt"),
@@ -143,15 +145,9 @@ impl Fixture {
     /// targeted cleanup job is inserted in one transaction. Returns the job too.
     pub async fn orphaned_tablo(&self, n: usize) -> (Uuid, Vec<TabloFileRow>, JobRow) {
         let (id, files) = self.tablo_with_files(n).await;
-        let job = JobInsertParams::new(
-            OrphanFileCleanup::KIND,
-            serde_json::to_value(OrphanFileCleanup { tablo_id: Some(id) }).unwrap(),
-            InsertOpts::default(),
-        )
-        .unwrap();
         let inserted = self
-            .store
-            .tablo_delete_enqueue(id, job)
+            .tablos
+            .tablo_delete_enqueue(id)
             .await
             .unwrap()
             .expect("the tablo existed");
@@ -184,7 +180,7 @@ impl Fixture {
             size: 0,
             created_at: self.store.now().await.unwrap(),
         };
-        self.store.tablo_file_insert(row.clone()).await.unwrap();
+        self.tablos.tablo_file_insert(row.clone()).await.unwrap();
         row
     }
 
@@ -219,7 +215,7 @@ impl Fixture {
 
     /// A live tablo still has exactly these files, rows and objects.
     pub async fn assert_live(&self, tablo: Uuid, files: &[TabloFileRow]) {
-        let rows = self.store.tablo_file_list(tablo).await.unwrap();
+        let rows = self.tablos.tablo_file_list(tablo).await.unwrap();
         let ids = |rows: &[TabloFileRow]| {
             rows.iter()
                 .map(|r| (r.id, r.s3_key.clone()))
@@ -240,7 +236,7 @@ impl Fixture {
         let mut out = Vec::new();
         loop {
             let page = self
-                .store
+                .tablos
                 .tablo_file_orphans(TabloFileOrphansParams {
                     after: out.last().map(|r: &TabloFileRow| r.id),
                     tablo_id: None,

@@ -23,6 +23,11 @@ impl TestDb {
             .expect("reopen the test database")
     }
 
+    /// The tablo app's store over this database.
+    pub fn tablos(&self) -> Arc<dyn porter::app::store::TabloStore> {
+        porter::app::store::from_core(self.store.clone())
+    }
+
     /// The SQLite file path, on SQLite.
     pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
         self.dir.as_ref().map(|d| d.path().join("porter.db"))

@@ -508,24 +508,6 @@ fn job_from_row(r: PgRow) -> sqlx::Result<JobRow> {
     })
 }
 
-fn tablo_from_row(r: PgRow) -> sqlx::Result<TabloRow> {
-    Ok(TabloRow {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
-
-fn file_from_row(r: PgRow) -> sqlx::Result<TabloFileRow> {
-    Ok(TabloFileRow {
-        id: r.try_get("id")?,
-        tablo_id: r.try_get("tablo_id")?,
-        s3_key: r.try_get("s3_key")?,
-        size: r.try_get("size")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
-
 /// A duration as the seconds the SQL multiplies by `interval '1 second'`, clamped to
 /// [`MAX_DURATION`] (a larger interval would be out of range).
 fn secs(d: Duration) -> f64 {
@@ -721,6 +703,10 @@ pub async fn job_insert_tx(
 impl Store for PgStore {
     fn backend(&self) -> Backend {
         Backend::Postgres
+    }
+
+    fn database(&self) -> Option<Database<'_>> {
+        Some(Database::Postgres(self))
     }
 
     fn wakeup(&self) -> &Arc<Wakeup> {
@@ -1158,143 +1144,4 @@ impl Store for PgStore {
         }
         Ok(out)
     }
-
-    async fn tablo_insert(&self, name: &str) -> Result<TabloRow> {
-        sqlx::query(sql!("tablo_insert"))
-            .bind(uuid::Uuid::new_v4())
-            .bind(name)
-            .try_map(tablo_from_row)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))
-    }
-
-    async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>> {
-        sqlx::query(sql!("tablo_get"))
-            .bind(id)
-            .try_map(tablo_from_row)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))
-    }
-
-    async fn tablo_delete_enqueue(
-        &self,
-        id: uuid::Uuid,
-        job: JobInsertParams,
-    ) -> Result<Option<InsertResult>> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
-        let deleted = sqlx::query(sql!("tablo_delete"))
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.pool_err(e))?;
-        if deleted.rows_affected() == 0 {
-            return Ok(None); // dropping the transaction rolls it back
-        }
-        let queue = job.queue.clone();
-        let out = job_insert_tx(&mut tx, vec![job]).await?.pop();
-        tx.commit().await.map_err(|e| self.pool_err(e))?;
-        self.wakeup.notify(&queue);
-        Ok(out)
-    }
-
-    async fn tablo_file_insert(&self, f: TabloFileRow) -> Result<()> {
-        sqlx::query(sql!("tablo_file_insert"))
-            .bind(f.id)
-            .bind(f.tablo_id)
-            .bind(f.s3_key)
-            .bind(f.size)
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(|e| self.pool_err(e))
-    }
-
-    async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>> {
-        sqlx::query(sql!("tablo_file_list"))
-            .bind(tablo_id)
-            .try_map(file_from_row)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))
-    }
-
-    async fn tablo_file_orphans(&self, p: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
-        sqlx::query(sql!("tablo_file_orphans"))
-            .bind(p.after)
-            .bind(p.tablo_id)
-            .bind(i64::from(p.limit))
-            .try_map(file_from_row)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))
-    }
-
-    async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let done = sqlx::query(sql!("tablo_file_delete"))
-            .bind(ids)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))?;
-        Ok(done.rows_affected())
-    }
-
-    async fn tablo_file_upload_begin(&self, f: TabloFileRow) -> Result<()> {
-        sqlx::query(sql!("tablo_file_upload_begin"))
-            .bind(f.id)
-            .bind(f.tablo_id)
-            .bind(f.s3_key)
-            .bind(f.size)
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(|e| self.pool_err(e))
-    }
-
-    async fn tablo_file_upload_commit(
-        &self,
-        p: TabloFileUploadCommitParams,
-    ) -> Result<Option<TabloFileRow>> {
-        sqlx::query(sql!("tablo_file_upload_commit"))
-            .bind(p.id)
-            .bind(secs(p.grace))
-            .try_map(file_from_row)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))
-    }
-
-    async fn tablo_file_uploads_abandoned(
-        &self,
-        p: TabloFileUploadsAbandonedParams,
-    ) -> Result<Vec<TabloFileRow>> {
-        sqlx::query(sql!("tablo_file_uploads_abandoned"))
-            .bind(secs(p.older_than))
-            .bind(p.after)
-            .bind(i64::from(p.limit))
-            .try_map(file_from_row)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))
-    }
-
-    async fn tablo_file_upload_delete_many(&self, p: TabloFileUploadDeleteParams) -> Result<u64> {
-        if p.ids.is_empty() {
-            return Ok(0);
-        }
-        let done = sqlx::query(sql!("tablo_file_upload_delete"))
-            .bind(p.ids)
-            .bind(secs(p.older_than))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))?;
-        Ok(done.rows_affected())
-    }
 }
-
-#[cfg(test)]
-mod tests;

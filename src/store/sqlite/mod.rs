@@ -409,7 +409,9 @@ impl SqliteStore {
         self.writer.run(f).await
     }
 
-    async fn read<T, F>(&self, f: F) -> Result<T>
+    /// Runs `f` on a read connection of this store's pool (beside the writer, which WAL
+    /// allows): for an application's own reads of the same file.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -586,30 +588,6 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     })
 }
 
-fn uuid_col(s: String) -> rusqlite::Result<uuid::Uuid> {
-    uuid::Uuid::parse_str(&s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
-fn tablo_from_row(r: &Row<'_>) -> rusqlite::Result<TabloRow> {
-    Ok(TabloRow {
-        id: uuid_col(r.get(0)?)?,
-        name: r.get(1)?,
-        created_at: parse_time(&r.get::<_, String>(2)?)?,
-    })
-}
-
-fn file_from_row(r: &Row<'_>) -> rusqlite::Result<TabloFileRow> {
-    Ok(TabloFileRow {
-        id: uuid_col(r.get(0)?)?,
-        tablo_id: uuid_col(r.get(1)?)?,
-        s3_key: r.get(2)?,
-        size: r.get(3)?,
-        created_at: parse_time(&r.get::<_, String>(4)?)?,
-    })
-}
-
 /// An SQLite date modifier for a time `d` after now, e.g. `+30.000 seconds`, with `d`
 /// clamped to [`MAX_DURATION`] (past year 9999 SQLite's date functions give NULL).
 fn ahead(d: Duration) -> String {
@@ -723,6 +701,10 @@ fn fail_or_not_found(
 impl Store for SqliteStore {
     fn backend(&self) -> Backend {
         Backend::Sqlite
+    }
+
+    fn database(&self) -> Option<Database<'_>> {
+        Some(Database::Sqlite(self))
     }
 
     fn wakeup(&self) -> &Arc<Wakeup> {
@@ -1185,186 +1167,5 @@ impl Store for SqliteStore {
             self.wakeup.notify(&queue);
         }
         Ok(out)
-    }
-
-    async fn tablo_insert(&self, name: &str) -> Result<TabloRow> {
-        let name = name.to_string();
-        let id = uuid::Uuid::new_v4();
-        self.writer
-            .run(move |c| {
-                c.query_row(
-                    sql!("tablo_insert"),
-                    params![id.to_string(), name],
-                    tablo_from_row,
-                )
-                .map_err(map_err)
-            })
-            .await
-    }
-
-    async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>> {
-        self.read(move |c| {
-            c.query_row(sql!("tablo_get"), [id.to_string()], tablo_from_row)
-                .optional()
-                .map_err(map_err)
-        })
-        .await
-    }
-
-    async fn tablo_delete_enqueue(
-        &self,
-        id: uuid::Uuid,
-        job: JobInsertParams,
-    ) -> Result<Option<InsertResult>> {
-        let queue = job.queue.clone();
-        let out = self
-            .writer
-            .run(move |c| {
-                let n = c
-                    .execute(sql!("tablo_delete"), [id.to_string()])
-                    .map_err(map_err)?;
-                if n == 0 {
-                    return Ok(None);
-                }
-                Ok(insert_jobs(c, std::slice::from_ref(&job))?.pop())
-            })
-            .await?;
-        if out.is_some() {
-            self.wakeup.notify(&queue);
-        }
-        Ok(out)
-    }
-
-    async fn tablo_file_insert(&self, f: TabloFileRow) -> Result<()> {
-        self.writer
-            .run(move |c| {
-                c.execute(
-                    sql!("tablo_file_insert"),
-                    params![f.id.to_string(), f.tablo_id.to_string(), f.s3_key, f.size],
-                )
-                .map(drop)
-                .map_err(map_err)
-            })
-            .await
-    }
-
-    async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>> {
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(sql!("tablo_file_list")).map_err(map_err)?;
-            let rows = stmt
-                .query_map([tablo_id.to_string()], file_from_row)
-                .map_err(map_err)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
-        })
-        .await
-    }
-
-    async fn tablo_file_orphans(&self, p: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(sql!("tablo_file_orphans"))
-                .map_err(map_err)?;
-            let rows = stmt
-                .query_map(
-                    params![
-                        p.after.map(|u| u.to_string()),
-                        p.tablo_id.map(|u| u.to_string()),
-                        p.limit
-                    ],
-                    file_from_row,
-                )
-                .map_err(map_err)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
-        })
-        .await
-    }
-
-    async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64> {
-        self.writer
-            .run(move |c| {
-                let mut stmt = c
-                    .prepare_cached(sql!("tablo_file_delete"))
-                    .map_err(map_err)?;
-                let mut n = 0u64;
-                for id in ids {
-                    n += stmt.execute([id.to_string()]).map_err(map_err)? as u64;
-                }
-                Ok(n)
-            })
-            .await
-    }
-
-    async fn tablo_file_upload_begin(&self, f: TabloFileRow) -> Result<()> {
-        self.writer
-            .run(move |c| {
-                c.execute(
-                    sql!("tablo_file_upload_begin"),
-                    params![f.id.to_string(), f.tablo_id.to_string(), f.s3_key, f.size],
-                )
-                .map(drop)
-                .map_err(map_err)
-            })
-            .await
-    }
-
-    async fn tablo_file_upload_commit(
-        &self,
-        p: TabloFileUploadCommitParams,
-    ) -> Result<Option<TabloFileRow>> {
-        self.writer
-            .run(move |c| {
-                let id = p.id.to_string();
-                let file = c
-                    .query_row(
-                        sql!("tablo_file_upload_commit"),
-                        params![id, ago(p.grace)],
-                        file_from_row,
-                    )
-                    .optional()
-                    .map_err(map_err)?;
-                if file.is_some() {
-                    c.execute(sql!("tablo_file_upload_forget"), [&id])
-                        .map_err(map_err)?;
-                }
-                Ok(file)
-            })
-            .await
-    }
-
-    async fn tablo_file_uploads_abandoned(
-        &self,
-        p: TabloFileUploadsAbandonedParams,
-    ) -> Result<Vec<TabloFileRow>> {
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(sql!("tablo_file_uploads_abandoned"))
-                .map_err(map_err)?;
-            let rows = stmt
-                .query_map(
-                    params![ago(p.older_than), p.after.map(|u| u.to_string()), p.limit],
-                    file_from_row,
-                )
-                .map_err(map_err)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
-        })
-        .await
-    }
-
-    async fn tablo_file_upload_delete_many(&self, p: TabloFileUploadDeleteParams) -> Result<u64> {
-        self.writer
-            .run(move |c| {
-                let mut stmt = c
-                    .prepare_cached(sql!("tablo_file_upload_delete"))
-                    .map_err(map_err)?;
-                let older = ago(p.older_than);
-                let mut n = 0u64;
-                for id in p.ids {
-                    n += stmt
-                        .execute(params![id.to_string(), older])
-                        .map_err(map_err)? as u64;
-                }
-                Ok(n)
-            })
-            .await
     }
 }

@@ -1,0 +1,172 @@
+//! The tablo app's storage: one trait, [`TabloStore`], over the app's own tables (`tablos`,
+//! `tablo_files`, `tablo_file_uploads`), with a SQLite and a PostgreSQL implementation that
+//! keep their SQL beside them (`sqlite/sql/*.sql`, `postgres/sql/*.sql`).
+//!
+//! The app keeps its tables in the queue's database, and reaches that database the way any
+//! application does: through [`Store::database`], the handle the queue core gives its users
+//! for their own SQL. Jobs it enqueues with its own writes go through the core's public
+//! transactional insert ([`Client::insert_tx_sqlite`](crate::Client::insert_tx_sqlite),
+//! [`Client::insert_tx_pg`](crate::Client::insert_tx_pg)), so they exist if and only if the
+//! app's transaction commits.
+//!
+//! Methods are named noun first and take one params struct where they take more than one
+//! value; each means the same on both backends (`tests/app.rs` runs one suite on both).
+
+pub mod sqlite;
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::{Backend, InsertResult, Store};
+
+/// A tablo (the application's record that owns files).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TabloRow {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// Name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored file of a tablo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TabloFileRow {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// Owning tablo (which may be gone: then the file is an orphan).
+    pub tablo_id: uuid::Uuid,
+    /// Object key in the object store.
+    pub s3_key: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One page of orphan files, in id order.
+#[derive(Debug, Clone)]
+pub struct TabloFileOrphansParams {
+    /// Only files after this id.
+    pub after: Option<uuid::Uuid>,
+    /// Only orphans of this (deleted) tablo.
+    pub tablo_id: Option<uuid::Uuid>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// A page of abandoned uploads: begun longer ago than `older_than` and never committed.
+#[derive(Debug, Clone)]
+pub struct TabloFileUploadsAbandonedParams {
+    /// Uploads begun longer ago than this.
+    pub older_than: Duration,
+    /// Only uploads after this id.
+    pub after: Option<uuid::Uuid>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// Turn an upload into a file of its tablo.
+#[derive(Debug, Clone)]
+pub struct TabloFileUploadCommitParams {
+    /// The upload (and file) id.
+    pub id: uuid::Uuid,
+    /// An upload begun longer ago than this is abandoned: the cleanup owns it, and this
+    /// commit does nothing.
+    pub grace: Duration,
+}
+
+/// Delete abandoned uploads' rows.
+#[derive(Debug, Clone)]
+pub struct TabloFileUploadDeleteParams {
+    /// The uploads.
+    pub ids: Vec<uuid::Uuid>,
+    /// Only those begun longer ago than this.
+    pub older_than: Duration,
+}
+
+/// The tablo app's storage seam. See the module docs.
+#[async_trait::async_trait]
+pub trait TabloStore: Send + Sync + 'static {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// Creates a tablo.
+    async fn tablo_insert(&self, name: &str) -> Result<TabloRow>;
+
+    /// One tablo.
+    async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>>;
+
+    /// Deletes a tablo and enqueues its `orphan_file_cleanup` job (args `{"tablo_id": id}`)
+    /// in one transaction, through the queue's transactional insert: both happen or neither.
+    /// `None` if no such tablo.
+    async fn tablo_delete_enqueue(&self, id: uuid::Uuid) -> Result<Option<InsertResult>>;
+
+    /// Records a stored file.
+    async fn tablo_file_insert(&self, file: TabloFileRow) -> Result<()>;
+
+    /// A tablo's files, in id order.
+    async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>>;
+
+    /// A page of files whose tablo is gone.
+    async fn tablo_file_orphans(&self, params: TabloFileOrphansParams)
+        -> Result<Vec<TabloFileRow>>;
+
+    /// Deletes file rows by id, only if their tablo is still gone; returns how many went.
+    async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64>;
+
+    /// Records an upload about to write its object (`created_at` is the database's): no file
+    /// of the tablo yet, but found by [`TabloStore::tablo_file_uploads_abandoned`] if it is
+    /// never committed.
+    async fn tablo_file_upload_begin(&self, file: TabloFileRow) -> Result<()>;
+
+    /// Turns an upload into a file of its tablo, in one transaction, unless it was begun
+    /// longer ago than the grace or is gone; returns the file, or `None`.
+    async fn tablo_file_upload_commit(
+        &self,
+        params: TabloFileUploadCommitParams,
+    ) -> Result<Option<TabloFileRow>>;
+
+    /// A page of uploads never committed and begun longer ago than `older_than`, in id order.
+    async fn tablo_file_uploads_abandoned(
+        &self,
+        params: TabloFileUploadsAbandonedParams,
+    ) -> Result<Vec<TabloFileRow>>;
+
+    /// Deletes abandoned uploads' rows (only those still past `older_than`); returns how many.
+    async fn tablo_file_upload_delete_many(
+        &self,
+        params: TabloFileUploadDeleteParams,
+    ) -> Result<u64>;
+}
+
+/// The tablo store over a queue store's database (the same SQLite file or PostgreSQL
+/// database, through [`Store::database`]).
+pub fn from_core(core: Arc<dyn Store>) -> Arc<dyn TabloStore> {
+    match core.backend() {
+        Backend::Sqlite => Arc::new(sqlite::SqliteTabloStore::new(core)),
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => Arc::new(postgres::PgTabloStore::new(core)),
+        #[cfg(not(feature = "postgres"))]
+        Backend::Postgres => unreachable!("a Postgres store needs the postgres feature"),
+    }
+}
+
+/// The error for a queue store that gives no database handle (a test double, say).
+fn no_database(core: &dyn Store) -> Error {
+    Error::invalid(
+        "store",
+        format!(
+            "this {} store gives no database handle (Store::database), which the tablo app needs",
+            core.backend()
+        ),
+    )
+}

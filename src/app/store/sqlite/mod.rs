@@ -1,0 +1,277 @@
+//! The tablo store on SQLite: the queue's own file, written through the queue store's one
+//! writer ([`SqliteStore::write_tx`]) so that the app's writes join the process's group commit
+//! instead of contending with it for the file's write lock, and read on its read pool
+//! ([`SqliteStore::read`]). Times are stored as the queue stores them: RFC 3339 text in UTC,
+//! from `porter_now()`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::*;
+use crate::app::orphan_file_cleanup::OrphanFileCleanup;
+use crate::store::sqlite::{map_err, SqliteStore};
+use crate::store::{clamp_secs, Database};
+use crate::Client;
+
+macro_rules! sql {
+    ($name:literal) => {
+        include_str!(concat!("sql/", $name, ".sql"))
+    };
+}
+
+/// The tablo store over a SQLite queue store.
+pub struct SqliteTabloStore {
+    core: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for SqliteTabloStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteTabloStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteTabloStore {
+    /// The tablo store over `core`'s file (see [`Store::database`]).
+    pub fn new(core: Arc<dyn Store>) -> Self {
+        SqliteTabloStore { core }
+    }
+
+    fn db(&self) -> Result<&SqliteStore> {
+        match self.core.database() {
+            Some(Database::Sqlite(s)) => Ok(s),
+            _ => Err(no_database(self.core.as_ref())),
+        }
+    }
+}
+
+fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+}
+
+fn uuid_col(s: String) -> rusqlite::Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn tablo_from_row(r: &Row<'_>) -> rusqlite::Result<TabloRow> {
+    Ok(TabloRow {
+        id: uuid_col(r.get(0)?)?,
+        name: r.get(1)?,
+        created_at: parse_time(&r.get::<_, String>(2)?)?,
+    })
+}
+
+fn file_from_row(r: &Row<'_>) -> rusqlite::Result<TabloFileRow> {
+    Ok(TabloFileRow {
+        id: uuid_col(r.get(0)?)?,
+        tablo_id: uuid_col(r.get(1)?)?,
+        s3_key: r.get(2)?,
+        size: r.get(3)?,
+        created_at: parse_time(&r.get::<_, String>(4)?)?,
+    })
+}
+
+/// An SQLite date modifier for a time `d` before now, e.g. `-15.000 seconds`, clamped to the
+/// queue's longest duration (before year 0 SQLite's date functions give NULL).
+fn ago(d: Duration) -> String {
+    format!("{:+.3} seconds", -clamp_secs(d))
+}
+
+#[async_trait::async_trait]
+impl TabloStore for SqliteTabloStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn tablo_insert(&self, name: &str) -> Result<TabloRow> {
+        let name = name.to_string();
+        let id = uuid::Uuid::new_v4();
+        self.db()?
+            .write_tx(move |c| {
+                c.query_row(
+                    sql!("tablo_insert"),
+                    params![id.to_string(), name],
+                    tablo_from_row,
+                )
+                .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>> {
+        self.db()?
+            .read(move |c| {
+                c.query_row(sql!("tablo_get"), [id.to_string()], tablo_from_row)
+                    .optional()
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn tablo_delete_enqueue(&self, id: uuid::Uuid) -> Result<Option<InsertResult>> {
+        let out = self
+            .db()?
+            .write_tx(move |c| {
+                let n = c
+                    .execute(sql!("tablo_delete"), [id.to_string()])
+                    .map_err(map_err)?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                // On the writer's connection, inside its transaction: an error here rolls the
+                // delete back with it.
+                let job = OrphanFileCleanup { tablo_id: Some(id) };
+                Client::insert_tx_sqlite(c, &job, None).map(Some)
+            })
+            .await?;
+        if let Some(inserted) = &out {
+            // Committed: wake this process's producers now rather than at their next poll.
+            self.core.wakeup().notify(&inserted.job.queue);
+        }
+        Ok(out)
+    }
+
+    async fn tablo_file_insert(&self, f: TabloFileRow) -> Result<()> {
+        self.db()?
+            .write_tx(move |c| {
+                c.execute(
+                    sql!("tablo_file_insert"),
+                    params![f.id.to_string(), f.tablo_id.to_string(), f.s3_key, f.size],
+                )
+                .map(drop)
+                .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>> {
+        self.db()?
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(sql!("tablo_file_list")).map_err(map_err)?;
+                let rows = stmt
+                    .query_map([tablo_id.to_string()], file_from_row)
+                    .map_err(map_err)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+            })
+            .await
+    }
+
+    async fn tablo_file_orphans(&self, p: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
+        self.db()?
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(sql!("tablo_file_orphans"))
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map(
+                        params![
+                            p.after.map(|u| u.to_string()),
+                            p.tablo_id.map(|u| u.to_string()),
+                            p.limit
+                        ],
+                        file_from_row,
+                    )
+                    .map_err(map_err)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+            })
+            .await
+    }
+
+    async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64> {
+        self.db()?
+            .write_tx(move |c| {
+                let mut stmt = c
+                    .prepare_cached(sql!("tablo_file_delete"))
+                    .map_err(map_err)?;
+                let mut n = 0u64;
+                for id in ids {
+                    n += stmt.execute([id.to_string()]).map_err(map_err)? as u64;
+                }
+                Ok(n)
+            })
+            .await
+    }
+
+    async fn tablo_file_upload_begin(&self, f: TabloFileRow) -> Result<()> {
+        self.db()?
+            .write_tx(move |c| {
+                c.execute(
+                    sql!("tablo_file_upload_begin"),
+                    params![f.id.to_string(), f.tablo_id.to_string(), f.s3_key, f.size],
+                )
+                .map(drop)
+                .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn tablo_file_upload_commit(
+        &self,
+        p: TabloFileUploadCommitParams,
+    ) -> Result<Option<TabloFileRow>> {
+        self.db()?
+            .write_tx(move |c| {
+                let id = p.id.to_string();
+                let file = c
+                    .query_row(
+                        sql!("tablo_file_upload_commit"),
+                        params![id, ago(p.grace)],
+                        file_from_row,
+                    )
+                    .optional()
+                    .map_err(map_err)?;
+                if file.is_some() {
+                    c.execute(sql!("tablo_file_upload_forget"), [&id])
+                        .map_err(map_err)?;
+                }
+                Ok(file)
+            })
+            .await
+    }
+
+    async fn tablo_file_uploads_abandoned(
+        &self,
+        p: TabloFileUploadsAbandonedParams,
+    ) -> Result<Vec<TabloFileRow>> {
+        self.db()?
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(sql!("tablo_file_uploads_abandoned"))
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map(
+                        params![ago(p.older_than), p.after.map(|u| u.to_string()), p.limit],
+                        file_from_row,
+                    )
+                    .map_err(map_err)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+            })
+            .await
+    }
+
+    async fn tablo_file_upload_delete_many(&self, p: TabloFileUploadDeleteParams) -> Result<u64> {
+        self.db()?
+            .write_tx(move |c| {
+                let mut stmt = c
+                    .prepare_cached(sql!("tablo_file_upload_delete"))
+                    .map_err(map_err)?;
+                let older = ago(p.older_than);
+                let mut n = 0u64;
+                for id in p.ids {
+                    n += stmt
+                        .execute(params![id.to_string(), older])
+                        .map_err(map_err)? as u64;
+                }
+                Ok(n)
+            })
+            .await
+    }
+}
