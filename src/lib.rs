@@ -2,6 +2,9 @@
 //! setup: local runs and tests) or on PostgreSQL (production), with the same code.
 //!
 //! # Layout
+//! Three layers, each using only the ones below it:
+//!
+//! **The queue core** knows nothing of tablos, HTTP or the command line:
 //! * [`job`]: job rows, states, insert options, the typed [`JobArgs`] trait.
 //! * [`worker`]: the [`Worker`] trait (work, timeout, next_retry) and the [`Workers`] registry.
 //! * [`client`]: [`Client`], to insert jobs (one, many, inside a caller's transaction) and
@@ -12,11 +15,20 @@
 //! * [`testing`]: helpers for an application's own tests (a throwaway SQLite store, run a
 //!   queue's due jobs until none is left, assert a job was inserted, run one worker's work).
 //! * [`jobs`]: built-in jobs of the queue (heartbeat, diagnostics).
-//! * [`app`]: the tablo app, on the queue's public API: object storage (file://, s3://,
-//!   memory://), the orphan-file cleanup pass and its job.
+//! * [`error`]: the one error type, [`Error`].
+//!
+//! **The tablo app** (feature `app`), built on the core's public API as any application is:
+//! * [`app`]: object storage (file://, s3://, memory://), the orphan-file cleanup pass and
+//!   its job.
+//!
+//! **The surfaces** (feature `surfaces`, on by default: the `porter` binary needs it):
 //! * [`http`]: the web process: tablo API, admin API, metrics and dashboard, as one axum router.
 //! * [`cli`]: the `porter` command line (the binary is one call to [`cli::main`]).
-//! * [`bench`](mod@bench): `porter bench`, porter's speed next to its database's own limit.
+//! * [`bench`][bench-mod]: `porter bench`, porter's speed next to its database's own limit.
+//!
+//! An application that wants the queue alone leaves the app and the surfaces out, and with
+//! them clap, axum, indicatif and object_store: `porter = { version = "0.1",
+//! default-features = false, features = ["postgres"] }`.
 //!
 //! # Example
 //! ```
@@ -55,13 +67,24 @@
 //! running.await.unwrap()?;
 //! # Ok(()) }
 //! ```
+// Links to the modules a build leaves out point at this section instead.
+#![cfg_attr(feature = "surfaces", doc = "[bench-mod]: mod@bench")]
+#![cfg_attr(not(feature = "app"), doc = "[`app`]: #layout")]
+#![cfg_attr(
+    not(feature = "surfaces"),
+    doc = "[`http`]: #layout\n[`cli`]: #layout\n[`cli::main`]: #layout\n[bench-mod]: #layout"
+)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "app")]
 pub mod app;
+#[cfg(feature = "surfaces")]
 pub mod bench;
+#[cfg(feature = "surfaces")]
 pub mod cli;
 pub mod client;
 pub mod error;
+#[cfg(feature = "surfaces")]
 pub mod http;
 pub mod job;
 pub mod jobs;

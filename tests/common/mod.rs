@@ -24,6 +24,7 @@ impl TestDb {
     }
 
     /// The tablo app's store over this database.
+    #[cfg(feature = "app")]
     pub fn tablos(&self) -> Arc<dyn porter::app::store::TabloStore> {
         porter::app::store::from_core(self.store.clone())
     }
