@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 use crate::job::{InsertOpts, JobArgs, JobState};
 use crate::jobs::{Noop, NoopWorker};
 use crate::runtime::{Runtime, RuntimeConfig, Shutdown};
-use crate::store::bench::{BenchProbe, RawBaseline};
+use crate::store::bench::RawBaseline;
 use crate::store::{Backend, JobInsertParams, Store};
 use crate::worker::{Job, JobError, Worker, Workers};
 
@@ -671,6 +671,81 @@ impl Bars {
         bar.set_message(message.to_string());
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
+    }
+}
+
+/// A connection of its own beside the store, for the benchmark's measurements.
+pub enum BenchProbe {
+    /// On SQLite.
+    Sqlite(crate::store::sqlite::bench::Probe),
+    /// On PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(Box<crate::store::postgres::bench::Probe>),
+}
+
+impl BenchProbe {
+    /// Connects to the database a URL names (already migrated by the store).
+    pub async fn open(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            return Ok(BenchProbe::Sqlite(
+                crate::store::sqlite::bench::Probe::open(url).await?,
+            ));
+        }
+        #[cfg(feature = "postgres")]
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(BenchProbe::Postgres(Box::new(
+                crate::store::postgres::bench::Probe::open(url).await?,
+            )));
+        }
+        Err(Error::invalid(
+            "database url",
+            format!(
+                "{} is not a database porter bench knows",
+                crate::store::redact_url(url)
+            ),
+        ))
+    }
+
+    /// How many jobs of `queue` are available or running (an index range, not a table scan).
+    pub async fn unfinished(&mut self, queue: &str) -> Result<i64> {
+        match self {
+            BenchProbe::Sqlite(p) => p.unfinished(queue).await,
+            #[cfg(feature = "postgres")]
+            BenchProbe::Postgres(p) => p.unfinished(queue).await,
+        }
+    }
+
+    /// Whether any job of `queue` is available or running (one index probe).
+    pub async fn any_unfinished(&mut self, queue: &str) -> Result<bool> {
+        match self {
+            BenchProbe::Sqlite(p) => p.any_unfinished(queue).await,
+            #[cfg(feature = "postgres")]
+            BenchProbe::Postgres(p) => p.any_unfinished(queue).await,
+        }
+    }
+
+    /// The plan of the claim query (porter's own `job_claim.sql`) for `queue`, as text.
+    pub async fn explain_claim(&mut self, queue: &str) -> Result<String> {
+        match self {
+            BenchProbe::Sqlite(p) => p.explain_claim(queue).await,
+            #[cfg(feature = "postgres")]
+            BenchProbe::Postgres(p) => p.explain_claim(queue).await,
+        }
+    }
+
+    /// Measures the database's own limit with hand-written SQL on `jobs` jobs of
+    /// [`RAW_QUEUE`](crate::store::bench::RAW_QUEUE): one batch insert, single inserts, then
+    /// the drain.
+    pub async fn raw_drain_baseline(
+        &mut self,
+        jobs: usize,
+        single_jobs: usize,
+    ) -> Result<RawBaseline> {
+        match self {
+            BenchProbe::Sqlite(p) => p.raw_drain_baseline(jobs, single_jobs).await,
+            #[cfg(feature = "postgres")]
+            BenchProbe::Postgres(p) => p.raw_drain_baseline(jobs, single_jobs).await,
+        }
     }
 }
 

@@ -163,11 +163,22 @@ pub struct JobRow {
     pub metadata: serde_json::Value,
 }
 
+/// What a worker-side write must match: the job, the attempt and the worker holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct JobFence {
+    /// Job id.
+    pub id: i64,
+    /// The attempt the worker claimed.
+    pub attempt: i32,
+    /// The worker that claimed it.
+    pub worker_id: String,
+}
+
 impl JobRow {
     /// The fence a worker-side write must present: the job's id, the attempt and the worker
     /// that claimed it.
-    pub fn fence(&self) -> crate::store::JobFence {
-        crate::store::JobFence {
+    pub fn fence(&self) -> JobFence {
+        JobFence {
             id: self.id,
             attempt: self.attempt,
             worker_id: self.attempted_by.clone().unwrap_or_default(),

@@ -212,7 +212,7 @@ mod cases {
         gated.close();
         let ids = insert_sleeps(&*db.store, 20, 0).await;
         let mut workers = porter::Workers::new();
-        porter::jobs::add_builtin_workers(&mut workers).unwrap();
+        crate::common::add_queue_workers(&mut workers);
         let config = RuntimeConfig {
             queues: vec![("default".into(), 3)],
             poll_interval: Duration::from_millis(50),
@@ -1505,7 +1505,7 @@ fn decode_errors_never_echo_arg_values() {
     use proptest::test_runner::{Config, TestRunner};
     const SECRET: &str = "hunter2-secret";
     let mut workers = porter::Workers::new();
-    porter::jobs::add_builtin_workers(&mut workers).unwrap();
+    crate::common::add_queue_workers(&mut workers);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

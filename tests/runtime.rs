@@ -447,7 +447,7 @@ mod cases {
             .job
             .id;
         let mut workers = Workers::new();
-        porter::jobs::add_builtin_workers(&mut workers).unwrap();
+        crate::common::add_queue_workers(&mut workers);
         let mut cfg = config(&[("default", 5)]);
         cfg.shutdown_timeout = Duration::from_millis(1500);
         let rt = start(db.store.clone(), workers, cfg);
@@ -569,7 +569,7 @@ mod cases {
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
         let client = Client::new(db.store.clone());
         let mut workers = Workers::new();
-        porter::jobs::add_builtin_workers(&mut workers).unwrap();
+        crate::common::add_queue_workers(&mut workers);
         let mut cfg = config(&[("default", 5)]);
         cfg.lease = Duration::from_millis(1500);
         cfg.maintenance = false;
@@ -608,7 +608,7 @@ mod cases {
     /// not left for stuck rescue (max_timeout + 30 s).
     pub async fn reconcile_puts_back_a_claim_the_worker_does_not_know(db: TestDb) {
         let mut workers = Workers::new();
-        porter::jobs::add_builtin_workers(&mut workers).unwrap();
+        crate::common::add_queue_workers(&mut workers);
         let mut cfg = config(&[("default", 5)]);
         cfg.lease = Duration::from_millis(1500);
         let runtime = Runtime::new(db.store.clone(), workers, cfg);
@@ -661,7 +661,7 @@ mod cases {
     pub async fn reconcile_puts_back_a_completion_that_was_not_recorded(db: TestDb) {
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
         let mut workers = Workers::new();
-        porter::jobs::add_builtin_workers(&mut workers).unwrap();
+        crate::common::add_queue_workers(&mut workers);
         let mut cfg = config(&[("default", 5)]);
         cfg.lease = Duration::from_millis(1500);
         gated.fail_completions(true);
@@ -693,7 +693,7 @@ mod cases {
     pub async fn shutdown_leaves_none_of_its_jobs_running(db: TestDb) {
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
         let mut workers = Workers::new();
-        porter::jobs::add_builtin_workers(&mut workers).unwrap();
+        crate::common::add_queue_workers(&mut workers);
         let mut cfg = config(&[("default", 5)]);
         cfg.lease = Duration::from_secs(60); // no heartbeat (and so no reconcile) before the stop
         gated.fail_completions(true);

@@ -12,6 +12,7 @@
 //! Nothing in the queue core (`job`, `worker`, `store`, `client`, `runtime`, `maintenance`,
 //! `testing`) knows this module; the surfaces (`cli`, `http`) use both.
 
+pub mod builtin;
 pub mod files;
 pub mod orphan_file_cleanup;
 pub mod store;

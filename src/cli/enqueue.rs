@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use super::{open_store, output, GlobalArgs, BUILTIN_KINDS};
+use super::{open_store, output, GlobalArgs};
+use crate::app::builtin::BUILTIN_KINDS;
 use crate::error::Error;
 use crate::job::{validate_name, InsertOpts};
 use crate::store::{json_size, JobInsertParams, MAX_ARGS_BYTES};

@@ -22,8 +22,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::store::{redact_url, Store};
 
-pub use serve::{builtin_workers, BUILTIN_KINDS};
-
 const ABOUT: &str = "A background-job queue and worker on one SQLite file or PostgreSQL";
 
 const AFTER_HELP: &str = "\

@@ -7,46 +7,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use object_store::ObjectStore;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::info;
 
 use super::{open_objects, open_store, output, parse_duration, GlobalArgs};
+use crate::app::builtin::{builtin_periodic, builtin_workers};
 use crate::app::files::{cleanup_orphans as run_cleanup, CleanupConfig};
-use crate::app::orphan_file_cleanup::{OrphanFileCleanup, OrphanFileCleanupWorker};
 use crate::error::Error;
 use crate::http::{self, AppState, HttpConfig};
-use crate::job::JobArgs;
-use crate::jobs::{Fail, Heartbeat, Noop, Sleep};
 use crate::runtime::{parse_queues, Runtime, RuntimeConfig, Shutdown};
 use crate::store::{redact_url, Store};
-use crate::worker::Workers;
-
-/// The kinds the built-in workers run: what `porter enqueue` and `POST /admin/jobs` accept
-/// unless told otherwise.
-pub const BUILTIN_KINDS: [&str; 5] = [
-    Heartbeat::KIND,
-    Noop::KIND,
-    Sleep::KIND,
-    Fail::KIND,
-    OrphanFileCleanup::KIND,
-];
-
-/// The built-in workers (heartbeat, noop, sleep, fail, orphan_file_cleanup), the last one on
-/// this database and object store.
-pub fn builtin_workers(
-    store: Arc<dyn Store>,
-    objects: Arc<dyn ObjectStore>,
-) -> crate::Result<Workers> {
-    let mut workers = Workers::new();
-    crate::jobs::add_builtin_workers(&mut workers)?;
-    workers.add(OrphanFileCleanupWorker {
-        store: crate::app::store::from_core(store),
-        objects,
-        config: CleanupConfig::default(),
-    })?;
-    Ok(workers)
-}
 
 pub(super) const WEB_AFTER_HELP: &str = "\
 Environment:
@@ -111,7 +81,7 @@ impl WorkerArgs {
         let periodic = if self.no_periodic {
             Vec::new()
         } else {
-            crate::jobs::builtin_periodic(self.heartbeat_every, self.orphan_cleanup_every)
+            builtin_periodic(self.heartbeat_every, self.orphan_cleanup_every)
         };
         Ok(RuntimeConfig {
             queues: self.queues.0.clone(),
@@ -377,22 +347,4 @@ pub(super) async fn cleanup_orphans(g: &GlobalArgs, args: CleanupArgs) -> anyhow
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn builtin_kinds_are_the_builtin_workers_kinds() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(&format!("sqlite://{}/p.db", dir.path().display()))
-            .await
-            .unwrap();
-        let objects: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-        let workers = builtin_workers(store, objects).unwrap();
-        let mut kinds: Vec<String> = BUILTIN_KINDS.iter().map(|k| k.to_string()).collect();
-        kinds.sort();
-        assert_eq!(workers.kinds(), kinds);
-    }
 }

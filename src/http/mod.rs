@@ -126,7 +126,7 @@ impl Default for HttpConfig {
         HttpConfig {
             admin_token: None,
             known_kinds: Some(
-                crate::cli::BUILTIN_KINDS
+                crate::app::builtin::BUILTIN_KINDS
                     .iter()
                     .map(|k| k.to_string())
                     .collect(),

@@ -1,6 +1,6 @@
 //! Built-in jobs of the queue core: `heartbeat` (periodic) and the diagnostics `noop`,
 //! `sleep` and `fail`. The tablo app's `orphan_file_cleanup` lives with the app, in
-//! `app::orphan_file_cleanup`.
+//! `app::orphan_file_cleanup`; the `porter` binary registers both in `app::builtin`.
 
 use std::time::Duration;
 
@@ -120,26 +120,4 @@ impl Worker<Fail> for FailWorker {
         }
         Err(JobError::msg(&job.args.message))
     }
-}
-
-/// Registers `heartbeat`, `noop`, `sleep` and `fail`.
-pub fn add_builtin_workers(workers: &mut crate::Workers) -> crate::Result<()> {
-    workers.add(HeartbeatWorker)?;
-    workers.add(NoopWorker)?;
-    workers.add(SleepWorker)?;
-    workers.add(FailWorker)?;
-    Ok(())
-}
-
-/// The built-in periodic jobs: `heartbeat` (run on start, then every `heartbeat_every`) and
-/// `orphan_file_cleanup` (every `orphan_cleanup_every`, on slots aligned to the epoch).
-pub fn builtin_periodic(
-    heartbeat_every: Duration,
-    orphan_cleanup_every: Duration,
-) -> Vec<crate::maintenance::PeriodicJob> {
-    use crate::maintenance::{PeriodicJob, Schedule};
-    vec![
-        PeriodicJob::new(Heartbeat::KIND, Schedule::Every(heartbeat_every)).run_on_start(true),
-        PeriodicJob::new("orphan_file_cleanup", Schedule::Every(orphan_cleanup_every)),
-    ]
 }

@@ -15,7 +15,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};
-use crate::maintenance::{self, PeriodicJob};
+use crate::maintenance::{
+    self, PeriodicEnqueuer, PeriodicJob, Rescuer, RescuerConfig, RetentionCleaner,
+};
 use crate::store::{Store, WorkerRegisterParams};
 use crate::worker::Workers;
 
@@ -113,6 +115,29 @@ impl Shutdown {
     /// A fresh pair of tokens.
     pub fn new() -> Self {
         Self::default()
+    }
+}
+
+/// Starts every maintenance service of a worker process on `tracker`, until `stop`.
+fn spawn_maintenance(
+    tracker: &TaskTracker,
+    store: &Arc<dyn Store>,
+    workers: &Workers,
+    config: &RuntimeConfig,
+    identity: &WorkerIdentity,
+    stop: CancellationToken,
+) {
+    let rescuer = Rescuer::new(
+        store.clone(),
+        RescuerConfig::for_workers(config.lease, workers),
+    );
+    tracker.spawn(rescuer.run(stop.clone()));
+    let cleaner = RetentionCleaner::new(store.clone(), config.retention.clone());
+    tracker.spawn(cleaner.run(stop.clone()));
+    if !config.periodic.is_empty() {
+        let enqueuer =
+            PeriodicEnqueuer::new(store.clone(), config.periodic.clone(), identity.id.clone());
+        tracker.spawn(enqueuer.run(stop));
     }
 }
 
@@ -342,7 +367,7 @@ impl Runtime {
         services.spawn(heartbeat_loop(ctx.clone(), stop_services.clone()));
         services.spawn(canceller::watch(ctx.clone(), stop_services.clone()));
         if config.maintenance {
-            maintenance::spawn_all(
+            spawn_maintenance(
                 &services,
                 &ctx.store,
                 &ctx.workers,

@@ -34,6 +34,8 @@ use crate::job::{
     DEFAULT_QUEUE,
 };
 
+// The fence is the job's (a row knows its own fence); the seam's methods take it.
+pub use crate::job::JobFence;
 pub use wake::{Wakeup, WakeupSubscription};
 
 /// Which database a store talks to.
@@ -222,17 +224,6 @@ pub struct JobClaimParams {
     /// At most this many.
     pub limit: u32,
     /// The claiming worker's id, recorded in `attempted_by`.
-    pub worker_id: String,
-}
-
-/// What a worker-side write must match: the job, the attempt and the worker holding it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct JobFence {
-    /// Job id.
-    pub id: i64,
-    /// The attempt the worker claimed.
-    pub attempt: i32,
-    /// The worker that claimed it.
     pub worker_id: String,
 }
 

@@ -121,6 +121,14 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Adds the queue's own workers (`heartbeat` and the diagnostics `noop`, `sleep`, `fail`).
+pub fn add_queue_workers(workers: &mut porter::Workers) {
+    workers.add(porter::jobs::HeartbeatWorker).unwrap();
+    workers.add(porter::jobs::NoopWorker).unwrap();
+    workers.add(porter::jobs::SleepWorker).unwrap();
+    workers.add(porter::jobs::FailWorker).unwrap();
+}
+
 /// Waits (bounded) until `f` returns true; panics with `what` otherwise. For behaviour, not
 /// timing: the bound is generous and only stops a hung test.
 pub async fn eventually<F, Fut>(what: &str, mut f: F)

@@ -92,7 +92,7 @@ pub fn spawn_worker(
     store: Arc<dyn Store>,
     objects: Arc<dyn ObjectStore>,
 ) -> (Shutdown, tokio::task::JoinHandle<porter::Result<RunReport>>) {
-    let workers = porter::cli::builtin_workers(store.clone(), objects).unwrap();
+    let workers = porter::app::builtin::builtin_workers(store.clone(), objects).unwrap();
     let config = RuntimeConfig {
         periodic: Vec::new(),
         ..RuntimeConfig::default()
