@@ -2,7 +2,8 @@
 //! setup: local runs and tests) or on PostgreSQL (production), with the same code.
 //!
 //! # Layout
-//! Three layers, each using only the ones below it:
+//! Three layers, each using only the ones below it, and no two modules using each other
+//! (`tests/layers.rs` checks both from the source):
 //!
 //! **The queue core** knows nothing of tablos, HTTP or the command line:
 //! * [`job`]: job rows, states, insert options, the typed [`JobArgs`] trait.
@@ -19,7 +20,8 @@
 //!
 //! **The tablo app** (feature `app`), built on the core's public API as any application is:
 //! * [`app`]: object storage (file://, s3://, memory://), the orphan-file cleanup pass and
-//!   its job.
+//!   its job, the app's own store trait over its own tables; and the one place where the
+//!   jobs the `porter` binary runs are registered.
 //!
 //! **The surfaces** (feature `surfaces`, on by default: the `porter` binary needs it):
 //! * [`http`]: the web process: tablo API, admin API, metrics and dashboard, as one axum router.
