@@ -32,7 +32,7 @@ const LAYERS: &[(&str, &[&str])] = &[
 ];
 
 /// Circles among submodules that are known and being taken apart: (parent module, the
-/// modules on the circle). The test fails on any other circle, and on one of these once it is
+/// modules on the circle). The test fails on any other circle, and says when one of these is
 /// gone (then delete its line), so this list only shrinks.
 const KNOWN_CIRCLES: &[(&str, &[&str])] = &[
     // The shared bookkeeping dispatches to the backends, which use its sets.
@@ -97,9 +97,8 @@ fn layers_point_down_and_modules_form_no_circle() {
         }
     }
     for (parent, modules) in known {
-        problems.push(format!(
-            "the circle of {modules:?} in {parent} is gone: delete it from KNOWN_CIRCLES"
-        ));
+        // Not a failure: whoever took it apart need not know this list.
+        println!("the circle of {modules:?} in {parent} is gone: delete it from KNOWN_CIRCLES");
     }
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
 }
