@@ -6,7 +6,7 @@ mod common;
 
 on_both_backends!(cases:
     tablo_files_and_orphans, tablo_delete_enqueue_is_one_transaction,
-    tablo_file_uploads_commit_once_or_are_abandoned,
+    tablo_file_uploads_commit_once_or_are_abandoned, the_app_migrates_its_own_tables,
 );
 
 mod cases {
@@ -31,7 +31,7 @@ mod cases {
             .await
             .unwrap();
         clock.set(core.now().await.unwrap());
-        let s = &*from_core(core);
+        let s = &*open(core).await.unwrap();
         let tablo = s.tablo_insert("t").await.unwrap();
         let upload = |n: u32| TabloFileRow {
             id: uuid::Uuid::new_v4(),
@@ -121,7 +121,7 @@ mod cases {
     }
 
     pub async fn tablo_files_and_orphans(db: TestDb) {
-        let s = &*db.tablos();
+        let s = &*db.tablos().await;
         let live = s.tablo_insert("live").await.unwrap();
         let gone = s.tablo_insert("gone").await.unwrap();
         assert_eq!(s.tablo_get(live.id).await.unwrap().unwrap().name, "live");
@@ -201,7 +201,7 @@ mod cases {
     }
 
     pub async fn tablo_delete_enqueue_is_one_transaction(db: TestDb) {
-        let (core, s) = (&*db.store, &*db.tablos());
+        let (core, s) = (&*db.store, &*db.tablos().await);
         let t = s.tablo_insert("t").await.unwrap();
         // Make the job insert fail for real: a unique key held by an unfinished job cannot
         // fail, so use a trigger that refuses the cleanup job.
@@ -256,4 +256,51 @@ mod cases {
             }
         }
     }
+
+    /// A queue store's database has none of the app's tables; the app's open migrates them
+    /// from its own set (recorded as `tablo` in porter_migrations), once.
+    pub async fn the_app_migrates_its_own_tables(db: TestDb) {
+        let s = from_core(db.store.clone());
+        assert!(
+            s.tablo_get(uuid::Uuid::new_v4()).await.is_err(),
+            "opening the queue created no tablo table"
+        );
+        let s = open(db.store.clone()).await.unwrap();
+        assert!(s.tablo_get(uuid::Uuid::new_v4()).await.unwrap().is_none());
+        let t = s.tablo_insert("kept").await.unwrap();
+        // Again (another process starting): nothing changes.
+        let s = open(db.reopen().await).await.unwrap();
+        assert_eq!(s.tablo_get(t.id).await.unwrap(), Some(t));
+        let recorded = raw_count(
+            &db,
+            "SELECT count(*) FROM porter_migrations WHERE set_name = 'tablo'",
+        )
+        .await;
+        assert_eq!(recorded, MIGRATIONS.migrations.len() as i64);
+    }
+
+    /// One number from raw SQL on the test database, outside porter.
+    async fn raw_count(db: &TestDb, sql: &str) -> i64 {
+        match db.sqlite_path() {
+            Some(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.query_row(sql, [], |r| r.get(0)).unwrap()
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+            }
+        }
+    }
+}
+
+/// The app's migration set is numbered like every set: ascending from 1.
+#[test]
+fn the_app_set_is_in_ascending_version_order_from_1() {
+    let set = porter::app::store::MIGRATIONS;
+    let versions: Vec<i64> = set.migrations.iter().map(|m| m.version).collect();
+    let expected: Vec<i64> = (1..=set.migrations.len() as i64).collect();
+    assert_eq!(versions, expected);
+    assert_eq!(set.name, "tablo");
 }

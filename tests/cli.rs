@@ -565,7 +565,7 @@ mod cases {
             env.objects_dir().display()
         ))
         .unwrap();
-        let tablos = env.db.tablos();
+        let tablos = env.db.tablos().await;
         let gone = tablos.tablo_insert("gone").await.unwrap();
         let kept = tablos.tablo_insert("kept").await.unwrap();
         let orphan = porter::app::files::save_tablo_file(

@@ -336,7 +336,7 @@ mod cases {
         let failed = surfaces::discarded_job(db.store.as_ref(), error).await;
         let other = surfaces::discarded_job(db.store.as_ref(), "another failure").await;
         let (base, stop) =
-            serve(surfaces::app_state(db.store.clone(), HttpConfig::default())).await;
+            serve(surfaces::app_state(db.store.clone(), HttpConfig::default()).await).await;
         let browser = Browser::start().await;
 
         browser.goto(&format!("{base}/")).await;
@@ -376,7 +376,7 @@ mod cases {
             admin_token: Some(TOKEN.to_string()),
             ..HttpConfig::default()
         };
-        let (base, stop) = serve(surfaces::app_state(db.store.clone(), config)).await;
+        let (base, stop) = serve(surfaces::app_state(db.store.clone(), config).await).await;
         let browser = Browser::start().await;
 
         // Without the token the dashboard shows no job data, only the login form.
@@ -437,7 +437,7 @@ mod cases {
         surfaces::insert(db.store.as_ref(), "noop", "mail").await;
         let running = surfaces::running_job(db.store.as_ref()).await;
         db.store.queue_pause("mail").await.unwrap();
-        let state = surfaces::app_state(db.store.clone(), HttpConfig::default());
+        let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
 
         let (status, html) = get_page(&state, "/").await;
         assert_eq!(status, StatusCode::OK);
@@ -507,14 +507,17 @@ mod cases {
     pub async fn actions_redirect_back_and_refuse_other_sites_and_missing_tokens(db: TestDb) {
         let failed = surfaces::discarded_job(db.store.as_ref(), "x").await;
         let queued = surfaces::insert(db.store.as_ref(), "noop", "default").await;
-        let open = router(surfaces::app_state(db.store.clone(), HttpConfig::default()));
-        let guarded = router(surfaces::app_state(
-            db.store.clone(),
-            HttpConfig {
-                admin_token: Some(TOKEN.to_string()),
-                ..HttpConfig::default()
-            },
-        ));
+        let open = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let guarded = router(
+            surfaces::app_state(
+                db.store.clone(),
+                HttpConfig {
+                    admin_token: Some(TOKEN.to_string()),
+                    ..HttpConfig::default()
+                },
+            )
+            .await,
+        );
         let retry = format!("/dashboard/jobs/{}/retry", failed.id);
 
         let mut cross = post(&retry, "");

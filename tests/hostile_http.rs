@@ -38,8 +38,8 @@ mod cases {
     const HOST: &str = "127.0.0.1:8080";
     const EVIL: &str = "http://evil.example";
 
-    fn app(db: &TestDb, config: HttpConfig) -> Router {
-        router(surfaces::app_state(db.store.clone(), config))
+    async fn app(db: &TestDb, config: HttpConfig) -> Router {
+        router(surfaces::app_state(db.store.clone(), config).await)
     }
 
     /// A request as a browser on the dashboard's own host sends it (Host set, no Origin).
@@ -91,9 +91,9 @@ mod cases {
     /// 403 for every state-changing request, whatever its content type, and changes nothing;
     /// the server's own pages and clients that send no Origin (curl, scripts) still act.
     pub async fn a_foreign_origin_can_neither_insert_nor_act(db: TestDb) {
-        let app = app(&db, HttpConfig::default());
+        let app = app(&db, HttpConfig::default()).await;
         let failed = surfaces::discarded_job(db.store.as_ref(), "boom").await;
-        let tablo = db.tablos().tablo_insert("kept").await.unwrap();
+        let tablo = db.tablos().await.tablo_insert("kept").await.unwrap();
         let before = job_count(db.store.as_ref()).await;
 
         let insert = json!({"kind": "noop"});
@@ -189,7 +189,12 @@ mod cases {
             "nothing paused"
         );
         assert!(
-            db.tablos().tablo_get(tablo.id).await.unwrap().is_some(),
+            db.tablos()
+                .await
+                .tablo_get(tablo.id)
+                .await
+                .unwrap()
+                .is_some(),
             "nothing deleted"
         );
 
@@ -233,7 +238,7 @@ mod cases {
     /// A JSON body must say `application/json` (a browser's cross-site "simple" request can
     /// only say text/plain, a form type, or nothing): 415 otherwise, and nothing inserted.
     pub async fn json_bodies_need_application_json(db: TestDb) {
-        let app = app(&db, HttpConfig::default());
+        let app = app(&db, HttpConfig::default()).await;
         let payload = json!({"kind": "noop"}).to_string();
         for content_type in [
             Some("text/plain"),
@@ -282,7 +287,7 @@ mod cases {
     /// on a public address (behind a token) any Host is.
     pub async fn only_loopback_host_names_are_served_on_loopback(db: TestDb) {
         surfaces::discarded_job(db.store.as_ref(), "secret-ish error text").await;
-        let app = app(&db, HttpConfig::default());
+        let app = app(&db, HttpConfig::default()).await;
         let get = |host: &str| {
             Request::builder()
                 .uri("/admin/jobs")
@@ -343,7 +348,7 @@ mod cases {
             allowed_hosts: vec!["porter.internal".to_string()],
             ..HttpConfig::default()
         };
-        let listed = self::app(&db, listed);
+        let listed = self::app(&db, listed).await;
         assert_eq!(
             send(&listed, get("porter.internal:8080")).await.0,
             StatusCode::OK
@@ -362,7 +367,7 @@ mod cases {
             admin_token: Some(TOKEN.into()),
             ..HttpConfig::default()
         };
-        let public = self::app(&db, public);
+        let public = self::app(&db, public).await;
         let mut request = get("jobs.example.com");
         request.headers_mut().insert(
             header::AUTHORIZATION,
@@ -387,7 +392,8 @@ mod cases {
                 admin_token: Some(TOKEN.to_string()),
                 ..HttpConfig::default()
             },
-        );
+        )
+        .await;
         let get = |uri: &str| req(Method::GET, uri);
 
         let (status, page) = send(&app, get("/").body(Body::empty()).unwrap()).await;
@@ -494,7 +500,7 @@ mod cases {
     pub async fn listings_are_bounded_in_bytes_and_args_whole_on_the_job(db: TestDb) {
         let ids = insert_many(db.store.as_ref(), 200, big_args(100_000)).await;
         let failed = surfaces::discarded_job(db.store.as_ref(), &"e".repeat(300_000)).await;
-        let app = app(&db, HttpConfig::default());
+        let app = app(&db, HttpConfig::default()).await;
 
         let (status, bytes) = send(
             &app,
@@ -593,7 +599,8 @@ mod cases {
                 max_list_bytes: budget,
                 ..HttpConfig::default()
             },
-        );
+        )
+        .await;
         let mut seen = Vec::new();
         let mut uri = "/admin/jobs?limit=10000".to_string();
         for _ in 0..100 {
@@ -652,7 +659,8 @@ mod cases {
                 max_json_bytes: 4 * 1024 * 1024,
                 ..HttpConfig::default()
             },
-        );
+        )
+        .await;
         let over = json!({"kind": "noop", "args": big_args(1024 * 1024)});
         let (status, body) = send_json(&app, json_post("/admin/jobs", &over, &[])).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -734,10 +742,11 @@ mod cases {
                         .await
                         .unwrap();
                     let pool = store.pool().clone();
+                    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(store);
+                    let app =
+                        router(surfaces::app_state(store.clone(), HttpConfig::default()).await);
                     // The LISTEN task holds one connection; this holds the other.
                     let _held = pool.acquire().await.unwrap();
-                    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(store);
-                    let app = router(surfaces::app_state(store.clone(), HttpConfig::default()));
                     let (status, body) = send_json(
                         &app,
                         json_post("/admin/jobs", &json!({"kind": "noop"}), &[]),

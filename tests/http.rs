@@ -100,7 +100,7 @@ mod cases {
     }
 
     pub async fn tablo_api_creates_uploads_lists_and_deletes(db: TestDb) {
-        let state = surfaces::app_state(db.store.clone(), HttpConfig::default());
+        let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
         let objects = state.objects.clone();
         let app = router(state);
 
@@ -112,7 +112,13 @@ mod cases {
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let tablo: Uuid = body["id"].as_str().unwrap().parse().unwrap();
         assert_eq!(
-            db.tablos().tablo_get(tablo).await.unwrap().unwrap().name,
+            db.tablos()
+                .await
+                .tablo_get(tablo)
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
             "holidays"
         );
 
@@ -186,8 +192,8 @@ mod cases {
     }
 
     pub async fn tablo_delete_commits_the_row_delete_and_the_cleanup_job_together(db: TestDb) {
-        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()));
-        let tablo = db.tablos().tablo_insert("to delete").await.unwrap();
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let tablo = db.tablos().await.tablo_insert("to delete").await.unwrap();
 
         let (status, body) = send(
             &app,
@@ -200,7 +206,12 @@ mod cases {
         .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         assert!(
-            db.tablos().tablo_get(tablo.id).await.unwrap().is_none(),
+            db.tablos()
+                .await
+                .tablo_get(tablo.id)
+                .await
+                .unwrap()
+                .is_none(),
             "the tablo row is gone"
         );
         let job = db
@@ -220,8 +231,8 @@ mod cases {
     }
 
     pub async fn tablo_delete_rolls_back_when_the_cleanup_job_cannot_be_inserted(db: TestDb) {
-        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()));
-        let tablo = db.tablos().tablo_insert("kept").await.unwrap();
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let tablo = db.tablos().await.tablo_insert("kept").await.unwrap();
         let unrelated = surfaces::insert(db.store.as_ref(), "noop", "default").await;
         surfaces::refuse_cleanup_jobs(&db.url, db.store.as_ref(), db.sqlite_path()).await;
 
@@ -242,7 +253,12 @@ mod cases {
         );
         assert!(body["error"].is_string());
         assert!(
-            db.tablos().tablo_get(tablo.id).await.unwrap().is_some(),
+            db.tablos()
+                .await
+                .tablo_get(tablo.id)
+                .await
+                .unwrap()
+                .is_some(),
             "the row delete was rolled back"
         );
         let jobs = surfaces::all_jobs(db.store.as_ref()).await;
@@ -262,7 +278,7 @@ mod cases {
     }
 
     pub async fn admin_insert_is_run_by_a_running_worker(db: TestDb) {
-        let state = surfaces::app_state(db.store.clone(), HttpConfig::default());
+        let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
         let (shutdown, worker) = surfaces::spawn_worker(db.store.clone(), state.objects.clone());
         let app = router(state);
 
@@ -295,7 +311,7 @@ mod cases {
             admin_token: Some(TOKEN.to_string()),
             ..HttpConfig::default()
         };
-        let state = surfaces::app_state(db.store.clone(), config);
+        let state = surfaces::app_state(db.store.clone(), config).await;
         let objects: Arc<dyn ObjectStore> = state.objects.clone();
         let (worker_shutdown, worker) = surfaces::spawn_worker(db.store.clone(), objects.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -393,6 +409,7 @@ mod cases {
         let tablo_id: Uuid = tablo.parse().unwrap();
         assert!(
             db.tablos()
+                .await
                 .tablo_file_list(tablo_id)
                 .await
                 .unwrap()
@@ -413,9 +430,9 @@ mod cases {
             max_file_bytes: 1024,
             ..HttpConfig::default()
         };
-        let app = router(surfaces::app_state(db.store.clone(), config));
+        let app = router(surfaces::app_state(db.store.clone(), config).await);
         let store = db.store.as_ref();
-        let tablos = db.tablos();
+        let tablos = db.tablos().await;
         let running = surfaces::running_job(store).await;
         let discarded = surfaces::discarded_job(store, "it broke").await;
         let tablo = tablos.tablo_insert("kept").await.unwrap();
@@ -697,7 +714,7 @@ mod cases {
     }
 
     pub async fn admin_api_lists_filters_pages_and_manages_queues(db: TestDb) {
-        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()));
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
         let insert = |body: Value| json_request(Method::POST, "/admin/jobs", body);
         let mut ids = Vec::new();
         for body in [
@@ -846,7 +863,7 @@ mod cases {
     }
 
     pub async fn metrics_report_jobs_by_queue_and_state_and_this_process_counters(db: TestDb) {
-        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()));
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
         for _ in 0..2 {
             let (status, _) = send(
                 &app,
@@ -908,7 +925,7 @@ mod cases {
     }
 
     pub async fn admin_cancel_of_a_running_job_answers_that_the_cancel_was_requested(db: TestDb) {
-        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()));
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
         let running = surfaces::running_job(db.store.as_ref()).await;
         let path = format!("/admin/jobs/{}/cancel", running.id);
         let (status, body) = send(&app, request(Method::POST, &path, Body::empty())).await;

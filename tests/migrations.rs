@@ -13,7 +13,7 @@ on_both_backends!(cases:
     a_database_of_porter_0_1_moves_in_place_and_its_jobs_keep_working,
     concurrent_first_opens_of_a_fresh_database_all_succeed,
     only_porters_own_record_makes_a_database_too_new,
-    a_new_database_gets_the_tablo_tables_from_their_own_set,
+    a_new_database_gets_the_queues_tables_and_an_application_set_runs_beside,
 );
 
 mod cases {
@@ -24,10 +24,11 @@ mod cases {
 
     use crate::common::{self, TestDb};
 
-    /// The migration sets a fresh database gets, as `set:version` rows.
+    /// The migration sets a fresh database gets from opening a store, as `set:version` rows:
+    /// the queue's only (the tablo app migrates its own set).
     fn all_sets() -> Vec<String> {
-        use porter::store::migrations::{CORE, TABLO};
-        [&CORE, &TABLO]
+        use porter::store::migrations::CORE;
+        [&CORE]
             .iter()
             .flat_map(|set| {
                 set.migrations
@@ -431,8 +432,24 @@ mod cases {
         }
     }
 
-    pub async fn a_new_database_gets_the_tablo_tables_from_their_own_set(db: TestDb) {
-        use porter::store::migrations::{self, CORE, TABLO};
+    /// An application's own set, run by porter's runner beside the queue's.
+    const NOTES: porter::store::migrations::MigrationSet =
+        porter::store::migrations::MigrationSet {
+            name: "notes",
+            migrations: &[porter::store::migrations::Migration {
+                version: 1,
+                name: "notes",
+                sqlite: "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+                postgres: "CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL)",
+            }],
+        };
+
+    /// Opening a store creates the queue's tables only (the tablo app's come from its own set,
+    /// tests/app.rs); an application's own set runs beside them, once.
+    pub async fn a_new_database_gets_the_queues_tables_and_an_application_set_runs_beside(
+        db: TestDb,
+    ) {
+        use porter::store::migrations::{self, CORE};
         let url = fresh_url(&db, "core-only").await;
         migrations::run(&url, &CORE).await.unwrap();
         let raw = Raw::connect(&url).await;
@@ -440,18 +457,17 @@ mod cases {
         for table in ["tablos", "tablo_files", "tablo_file_uploads"] {
             assert!(!raw.has_table(table).await, "{table} is not the queue's");
         }
-        migrations::run(&url, &TABLO).await.unwrap();
-        for table in ["tablos", "tablo_files", "tablo_file_uploads"] {
-            assert!(raw.has_table(table).await, "{table}");
-        }
+        migrations::run(&url, &NOTES).await.unwrap();
+        assert!(raw.has_table("notes").await);
         // Running a set again does nothing.
-        migrations::run(&url, &TABLO).await.unwrap();
-        let tablo_rows = raw
+        migrations::run(&url, &NOTES).await.unwrap();
+        let rows = raw
             .porter_versions()
             .await
             .into_iter()
-            .filter(|v| v.starts_with("tablo:"))
+            .filter(|v| v.starts_with("notes:"))
             .count();
-        assert_eq!(tablo_rows, TABLO.migrations.len());
+        assert_eq!(rows, NOTES.migrations.len());
+        jobs_work(&url).await;
     }
 }

@@ -203,7 +203,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Opens (and migrates) the database.
 async fn open_store(g: &GlobalArgs) -> anyhow::Result<Arc<dyn Store>> {
     // The library's errors name the database with its password redacted.
-    Ok(crate::store::open_with(&g.database_url, &g.open_options()).await?)
+    let store = crate::store::open_with(&g.database_url, &g.open_options()).await?;
+    // The tablo app's tables too: the binary serves the app.
+    crate::app::store::migrate(store.as_ref()).await?;
+    Ok(store)
 }
 
 impl GlobalArgs {

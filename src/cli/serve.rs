@@ -207,6 +207,10 @@ async fn open_store_waiting(
         stop.cancelled().await
     })
     .await?;
+    if let Some(store) = &store {
+        // The tablo app's tables too: the binary serves the app.
+        crate::app::store::migrate(store.as_ref()).await?;
+    }
     if store.is_none() {
         info!("shutting down before the database answered");
         info!("shutdown complete");

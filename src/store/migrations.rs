@@ -7,8 +7,9 @@
 //! tool before or after porter, in either order.
 //!
 //! * A [`MigrationSet`] is a name and its migrations in version order, each with its SQL for
-//!   both backends. [`CORE`] is the queue's; [`TABLO`] holds the tablo app's tables. An
-//!   application may keep sets of its own in the same table: [`run`] applies any set.
+//!   both backends. [`CORE`] is the queue's. An application keeps sets of its own in
+//!   the same table (porter's tablo app does: its set is named `tablo`): [`run`] applies any
+//!   set.
 //! * Each migration runs in its own transaction together with its row in [`TABLE`], under a
 //!   lock that makes processes migrating the same database at once take turns: `BEGIN
 //!   IMMEDIATE` on SQLite (the write lock), `pg_advisory_xact_lock` on PostgreSQL (keyed by the
@@ -101,18 +102,10 @@ pub const CORE: MigrationSet = MigrationSet {
     ],
 };
 
-/// The tablo app's tables (`migrations-*/tablo/`), a set of their own. Its first migration
-/// creates nothing that is there already: databases of porter 0.1 have these tables from the
-/// core's first migrations.
-pub const TABLO: MigrationSet = MigrationSet {
-    name: "tablo",
-    migrations: &[migration!(1, "tablo_tables", "tablo/0001_tablo_tables.sql")],
-};
-
 /// The core versions a porter 0.1 database has applied, as its schema shows them, when none
 /// are recorded in [`TABLE`] yet: 1 with `porter_jobs`, 2 with `porter_now()` (nothing to see
 /// on SQLite, where it implies 1), 3 with `porter_workers.lease_ms`. (Its version 4 created
-/// `tablo_file_uploads`, now in [`TABLO`], whose first migration finds it there.)
+/// `tablo_file_uploads`, now in the tablo app's own set, whose first migration finds it there.)
 pub(crate) fn porter_0_1_versions(jobs: bool, now_fn: bool, lease: bool) -> Vec<i64> {
     [jobs, now_fn, lease]
         .iter()
@@ -123,9 +116,9 @@ pub(crate) fn porter_0_1_versions(jobs: bool, now_fn: bool, lease: bool) -> Vec<
 }
 
 /// Applies a set's pending migrations to the database a URL names (`sqlite://...` or
-/// `postgres://...`), in their own connection. For an application's own set, or the tablo
-/// app's: `porter::store::migrations::run(&url, &MY_SET).await`. The queue's [`CORE`] set (and,
-/// for now, [`TABLO`]) run when a store opens.
+/// `postgres://...`), in their own connection. For an application's own set:
+/// `porter::store::migrations::run(&url, &MY_SET).await`. The queue's [`CORE`] set runs when a
+/// store opens.
 pub async fn run(url: &str, set: &MigrationSet) -> Result<()> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
@@ -144,12 +137,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sets_are_in_ascending_version_order_from_1() {
-        for set in [&CORE, &TABLO] {
-            let versions: Vec<i64> = set.migrations.iter().map(|m| m.version).collect();
-            let expected: Vec<i64> = (1..=set.migrations.len() as i64).collect();
-            assert_eq!(versions, expected, "{}", set.name);
-        }
+    fn the_core_set_is_in_ascending_version_order_from_1() {
+        let versions: Vec<i64> = CORE.migrations.iter().map(|m| m.version).collect();
+        let expected: Vec<i64> = (1..=CORE.migrations.len() as i64).collect();
+        assert_eq!(versions, expected, "{}", CORE.name);
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl Fixture {
         };
         let store = db.store.clone();
         Fixture {
-            tablos: porter::app::store::from_core(store.clone()),
+            tablos: porter::app::store::open(store.clone()).await.unwrap(),
             db,
             store,
             objects,

@@ -23,10 +23,12 @@ impl TestDb {
             .expect("reopen the test database")
     }
 
-    /// The tablo app's store over this database.
+    /// The tablo app's store over this database, its tables migrated.
     #[cfg(feature = "app")]
-    pub fn tablos(&self) -> Arc<dyn porter::app::store::TabloStore> {
-        porter::app::store::from_core(self.store.clone())
+    pub async fn tablos(&self) -> Arc<dyn porter::app::store::TabloStore> {
+        porter::app::store::open(self.store.clone())
+            .await
+            .expect("migrate the tablo app's tables")
     }
 
     /// The SQLite file path, on SQLite.

@@ -81,8 +81,12 @@ pub async fn all_jobs(store: &dyn Store) -> Vec<JobRow> {
         .unwrap()
 }
 
-/// App state on this store and a fresh in-memory object store.
-pub fn app_state(store: Arc<dyn Store>, config: HttpConfig) -> AppState {
+/// App state on this store and a fresh in-memory object store, with the tablo app's tables
+/// migrated (as `porter web` does).
+pub async fn app_state(store: Arc<dyn Store>, config: HttpConfig) -> AppState {
+    porter::app::store::migrate(store.as_ref())
+        .await
+        .expect("migrate the tablo app's tables");
     let objects: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
     AppState::with_config(store, objects, config)
 }

@@ -24,7 +24,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::store::{Backend, InsertResult, Store};
+use crate::store::migrations::{Migration, MigrationSet};
+use crate::store::{Backend, Database, InsertResult, Store};
 
 /// A tablo (the application's record that owns files).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,8 +149,61 @@ pub trait TabloStore: Send + Sync + 'static {
     ) -> Result<u64>;
 }
 
+/// The tablo app's migrations (`migrations-sqlite/tablo/`, `migrations-postgres/tablo/`), a
+/// set of their own beside the queue's, recorded as `tablo` in porter's bookkeeping table. Its
+/// first migration creates nothing that is there already: databases of porter 0.1 have these
+/// tables from the queue's first migrations.
+pub const MIGRATIONS: MigrationSet = MigrationSet {
+    name: "tablo",
+    migrations: &[Migration {
+        version: 1,
+        name: "tablo_tables",
+        sqlite: include_str!("../../../migrations-sqlite/tablo/0001_tablo_tables.sql"),
+        postgres: include_str!("../../../migrations-postgres/tablo/0001_tablo_tables.sql"),
+    }],
+};
+
+/// Migrates the app's tables ([`MIGRATIONS`]) in the queue store's database, then gives the
+/// tablo store over it. Opening a queue store migrates only the queue's tables; the app, like
+/// any application, migrates its own.
+pub async fn open(core: Arc<dyn Store>) -> Result<Arc<dyn TabloStore>> {
+    migrate(core.as_ref()).await?;
+    Ok(from_core(core))
+}
+
+/// Applies the app's pending migrations ([`MIGRATIONS`]) to the queue store's database: on
+/// SQLite on a connection of its own to the store's file (the runner takes the write lock for
+/// each migration), on PostgreSQL on a connection of the store's pool.
+pub async fn migrate(core: &dyn Store) -> Result<()> {
+    match core.database() {
+        Some(Database::Sqlite(s)) => {
+            let path = s.path().to_path_buf();
+            tokio::task::spawn_blocking(move || {
+                let conn =
+                    rusqlite::Connection::open(&path).map_err(crate::store::sqlite::map_err)?;
+                conn.busy_timeout(crate::store::sqlite::BUSY_TIMEOUT)
+                    .map_err(crate::store::sqlite::map_err)?;
+                crate::store::sqlite::run_migrations(&conn, &MIGRATIONS)
+            })
+            .await
+            .map_err(|e| Error::Database(e.to_string()))?
+        }
+        #[cfg(feature = "postgres")]
+        Some(Database::Postgres(s)) => {
+            let mut conn = s
+                .pool()
+                .acquire()
+                .await
+                .map_err(crate::store::postgres::map_err)?;
+            crate::store::postgres::run_migrations(&mut conn, &MIGRATIONS).await
+        }
+        None => Err(no_database(core)),
+    }
+}
+
 /// The tablo store over a queue store's database (the same SQLite file or PostgreSQL
-/// database, through [`Store::database`]).
+/// database, through [`Store::database`]), without migrating: the app's tables must be there
+/// ([`open`] or [`migrate`] once).
 pub fn from_core(core: Arc<dyn Store>) -> Arc<dyn TabloStore> {
     match core.backend() {
         Backend::Sqlite => Arc::new(sqlite::SqliteTabloStore::new(core)),

@@ -157,8 +157,6 @@ impl PgStore {
         // only that, where this reports why (refused, unknown host, bad password, no database).
         let mut conn = connect(&options, url).await?;
         run_migrations(&mut conn, &migrations::CORE).await?;
-        // The tablo app's set, until the app runs it itself.
-        run_migrations(&mut conn, &migrations::TABLO).await?;
         conn.close().await.map_err(map_err)?;
 
         let mut pool = PgPoolOptions::new()

@@ -200,8 +200,6 @@ fn set_pragmas(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
 fn open_writer(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection> {
     let conn = open_file(path, synchronous, clock)?;
     run_migrations(&conn, &migrations::CORE)?;
-    // The tablo app's set, until the app runs it itself.
-    run_migrations(&conn, &migrations::TABLO)?;
     Ok(conn)
 }
 
