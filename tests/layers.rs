@@ -38,9 +38,6 @@ const KNOWN_CIRCLES: &[(&str, &[&str])] = &[
     // The shared bookkeeping dispatches to the backends, which use its sets.
     ("store", &["migrations", "postgres"]),
     ("store", &["migrations", "sqlite"]),
-    // The tablo store enqueues the cleanup job, whose worker reads the tablo store.
-    ("app", &["files", "orphan_file_cleanup", "store"]),
-    ("app", &["orphan_file_cleanup", "store"]),
 ];
 
 #[test]

@@ -8,29 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::ObjectStore;
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
+pub use crate::app::args::OrphanFileCleanup;
 use crate::app::files::{cleanup_orphans_until, CleanupConfig};
 use crate::app::store::TabloStore;
-use crate::job::JobArgs;
 use crate::worker::{Job, JobError, Worker};
 
 /// How long one run may take: a pass over a large backlog is long, and it is safe to stop
 /// anywhere (the next run picks up where this one stopped).
 pub const TIMEOUT: Duration = Duration::from_secs(30 * 60);
-
-/// Args of the `orphan_file_cleanup` job.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrphanFileCleanup {
-    /// Only this (deleted) tablo's files; every orphan when absent.
-    #[serde(default)]
-    pub tablo_id: Option<Uuid>,
-}
-
-impl JobArgs for OrphanFileCleanup {
-    const KIND: &'static str = "orphan_file_cleanup";
-}
 
 /// Runs `orphan_file_cleanup` jobs against one database and one object store.
 #[derive(Clone)]

@@ -8,7 +8,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 use super::*;
-use crate::app::orphan_file_cleanup::OrphanFileCleanup;
+use crate::app::args::OrphanFileCleanup;
 use crate::store::postgres::map_err;
 use crate::store::{clamp_secs, Database};
 use crate::Client;

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::*;
-use crate::app::orphan_file_cleanup::OrphanFileCleanup;
+use crate::app::args::OrphanFileCleanup;
 use crate::store::sqlite::{map_err, SqliteStore};
 use crate::store::{clamp_secs, Database};
 use crate::Client;
