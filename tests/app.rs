@@ -4,28 +4,23 @@
 
 mod common;
 
-on_both_backends!(cases:
-    tablo_files_and_orphans, tablo_delete_enqueue_is_one_transaction,
-    tablo_file_uploads_commit_once_or_are_abandoned, the_app_migrates_its_own_tables,
-);
+use std::time::Duration;
 
-mod cases {
-    use std::time::Duration;
+use chrono::Utc;
+use porter::app::store::*;
+use porter::store::Store;
+use porter::{Backend, JobState};
 
-    use chrono::Utc;
-    use porter::app::store::*;
-    use porter::store::Store;
-    use porter::{Backend, JobState};
+use crate::common::TestDb;
 
-    use crate::common::TestDb;
+async fn total(s: &dyn Store) -> i64 {
+    s.job_counts().await.unwrap().total.values().sum()
+}
 
-    async fn total(s: &dyn Store) -> i64 {
-        s.job_counts().await.unwrap().total.values().sum()
-    }
-
+backend_case! {
     /// An upload is no file until it commits; one never committed within the grace is found
     /// as abandoned, can no longer commit, and its row goes only while it stays abandoned.
-    pub async fn tablo_file_uploads_commit_once_or_are_abandoned(db: TestDb) {
+    async fn tablo_file_uploads_commit_once_or_are_abandoned(db: TestDb) {
         let clock = porter::store::clock::Clock::new();
         let core = porter::store::open_with_clock(&db.url, clock.clone())
             .await
@@ -119,8 +114,10 @@ mod cases {
             .is_empty());
         assert_eq!(s.tablo_file_list(tablo.id).await.unwrap(), vec![file]);
     }
+}
 
-    pub async fn tablo_files_and_orphans(db: TestDb) {
+backend_case! {
+    async fn tablo_files_and_orphans(db: TestDb) {
         let s = &*db.tablos().await;
         let live = s.tablo_insert("live").await.unwrap();
         let gone = s.tablo_insert("gone").await.unwrap();
@@ -199,8 +196,10 @@ mod cases {
         assert_eq!(s.tablo_file_list(live.id).await.unwrap().len(), 1);
         assert_eq!(s.tablo_file_list(gone.id).await.unwrap().len(), 2);
     }
+}
 
-    pub async fn tablo_delete_enqueue_is_one_transaction(db: TestDb) {
+backend_case! {
+    async fn tablo_delete_enqueue_is_one_transaction(db: TestDb) {
         let (core, s) = (&*db.store, &*db.tablos().await);
         let t = s.tablo_insert("t").await.unwrap();
         // Make the job insert fail for real: a unique key held by an unfinished job cannot
@@ -226,40 +225,42 @@ mod cases {
             "committed with the delete"
         );
     }
+}
 
-    const TRIGGER_SQL: [&str; 2] = [
-        "CREATE TRIGGER refuse BEFORE INSERT ON porter_jobs WHEN NEW.kind = 'orphan_file_cleanup' BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END",
-        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.kind = 'orphan_file_cleanup' THEN RAISE EXCEPTION 'refused by test trigger'; END IF; RETURN NEW; END $$; CREATE TRIGGER refuse BEFORE INSERT ON porter_jobs FOR EACH ROW EXECUTE FUNCTION refuse()",
-    ];
-    const DROP_TRIGGER_SQL: [&str; 2] =
-        ["DROP TRIGGER refuse", "DROP TRIGGER refuse ON porter_jobs"];
+const TRIGGER_SQL: [&str; 2] = [
+    "CREATE TRIGGER refuse BEFORE INSERT ON porter_jobs WHEN NEW.kind = 'orphan_file_cleanup' BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END",
+    "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.kind = 'orphan_file_cleanup' THEN RAISE EXCEPTION 'refused by test trigger'; END IF; RETURN NEW; END $$; CREATE TRIGGER refuse BEFORE INSERT ON porter_jobs FOR EACH ROW EXECUTE FUNCTION refuse()",
+];
 
-    fn backend_index(db: &TestDb) -> usize {
-        match db.store.backend() {
-            Backend::Sqlite => 0,
-            Backend::Postgres => 1,
+const DROP_TRIGGER_SQL: [&str; 2] = ["DROP TRIGGER refuse", "DROP TRIGGER refuse ON porter_jobs"];
+
+fn backend_index(db: &TestDb) -> usize {
+    match db.store.backend() {
+        Backend::Sqlite => 0,
+        Backend::Postgres => 1,
+    }
+}
+
+/// Runs raw SQL on the test database through the driver, outside porter.
+async fn raw_exec(db: &TestDb, sql: &str) {
+    match db.sqlite_path() {
+        Some(path) => {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.busy_timeout(Duration::from_secs(5)).unwrap();
+            c.execute_batch(sql).unwrap();
+        }
+        None => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
         }
     }
+}
 
-    /// Runs raw SQL on the test database through the driver, outside porter.
-    async fn raw_exec(db: &TestDb, sql: &str) {
-        match db.sqlite_path() {
-            Some(path) => {
-                let c = rusqlite::Connection::open(path).unwrap();
-                c.busy_timeout(Duration::from_secs(5)).unwrap();
-                c.execute_batch(sql).unwrap();
-            }
-            None => {
-                use sqlx::Connection;
-                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-            }
-        }
-    }
-
+backend_case! {
     /// A queue store's database has none of the app's tables; the app's open migrates them
     /// from its own set (recorded as `tablo` in porter_migrations), once.
-    pub async fn the_app_migrates_its_own_tables(db: TestDb) {
+    async fn the_app_migrates_its_own_tables(db: TestDb) {
         let s = from_core(db.store.clone());
         assert!(
             s.tablo_get(uuid::Uuid::new_v4()).await.is_err(),
@@ -278,19 +279,19 @@ mod cases {
         .await;
         assert_eq!(recorded, MIGRATIONS.migrations.len() as i64);
     }
+}
 
-    /// One number from raw SQL on the test database, outside porter.
-    async fn raw_count(db: &TestDb, sql: &str) -> i64 {
-        match db.sqlite_path() {
-            Some(path) => {
-                let c = rusqlite::Connection::open(path).unwrap();
-                c.query_row(sql, [], |r| r.get(0)).unwrap()
-            }
-            None => {
-                use sqlx::Connection;
-                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-            }
+/// One number from raw SQL on the test database, outside porter.
+async fn raw_count(db: &TestDb, sql: &str) -> i64 {
+    match db.sqlite_path() {
+        Some(path) => {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.query_row(sql, [], |r| r.get(0)).unwrap()
+        }
+        None => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
         }
     }
 }

@@ -2,6 +2,8 @@
 //! shape DESIGN.md fixes, and every drained job completed. Figures are not checked: the
 //! benchmark is a command, not a test.
 
+mod common;
+
 use std::process::Command;
 
 fn bench(database_url: &str) -> serde_json::Value {
@@ -64,31 +66,21 @@ fn check(report: &serde_json::Value, backend: &str) {
     );
 }
 
-#[test]
-fn bench_runs_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/bench.db", dir.path().display());
-    check(&bench(&url), "sqlite");
-    // A database with jobs is refused: the figures are only comparable on a fresh one.
-    let again = Command::new(env!("CARGO_BIN_EXE_porter"))
-        .args(["bench", "--jobs", "10", "--json"])
-        .env("DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert_eq!(again.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("without jobs"));
-}
-
-#[test]
-#[cfg_attr(
-    not(porter_pg_tests),
-    ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
-)]
-fn bench_runs_on_postgres() {
-    let base = std::env::var("PORTER_TEST_DATABASE_URL").expect("PORTER_TEST_DATABASE_URL is set");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let url = rt
-        .block_on(porter::store::postgres::PgStore::create_test_schema(&base))
-        .unwrap();
-    check(&bench(&url), "postgres");
+backend_case! {
+    /// A small run on a fresh database reports every figure; a database with jobs is then
+    /// refused: the figures are only comparable on a fresh one.
+    async fn bench_runs_and_refuses_a_database_with_jobs(db: TestDb) {
+        let backend = match db.store.backend() {
+            porter::Backend::Sqlite => "sqlite",
+            porter::Backend::Postgres => "postgres",
+        };
+        check(&bench(&db.url), backend);
+        let again = Command::new(env!("CARGO_BIN_EXE_porter"))
+            .args(["bench", "--jobs", "10", "--json"])
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        assert_eq!(again.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&again.stderr).contains("without jobs"));
+    }
 }

@@ -22,191 +22,185 @@ mod chaos_proc;
 mod chaos_proxy;
 mod common;
 
-on_both_backends!(cases:
-    kill_soak_loses_no_job, sigterm_and_sigkill_mixed_lose_no_job, contention_across_processes_claims_each_job_once,
-    contention_across_stores_claims_each_job_once, periodic_slots_stay_unique_under_churn,
-    secret_in_args_stays_out_of_logs_and_listings, hostile_cli_input_is_refused_or_stored_verbatim,
-    hostile_http_input_is_refused_or_stored_verbatim, args_round_trip_verbatim_or_are_refused,
-    nul_characters_are_refused_alike_on_both_backends, unwritten_completions_keep_their_slots,
-    crashed_workers_registrations_do_not_pile_up, a_worker_stopped_past_its_lease_is_fenced_when_it_wakes,
-    mixed_leases_never_rescue_a_live_worker,
-);
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use porter::store::{JobClaimParams, JobInsertParams, Store};
+use porter::{Error, InsertOpts, JobState};
+use serde_json::{json, Value};
+
+use crate::chaos_proc::*;
+use crate::common::TestDb;
 
 /// Sizes for the in-process property tests.
 fn prop_cases() -> u32 {
     chaos_proc::knob("PORTER_CHAOS_PROP_CASES", 64) as u32
 }
 
-mod cases {
-    use std::collections::{BTreeMap, BTreeSet};
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
+fn backend(db: &TestDb) -> String {
+    db.store.backend().to_string()
+}
 
-    use porter::store::{JobClaimParams, JobInsertParams, Store};
-    use porter::{Error, InsertOpts, JobState};
-    use serde_json::{json, Value};
+/// Worker flags for a soak of this size.
+fn soak_flags(size: &Size) -> Vec<String> {
+    vec![
+        "--queues".into(),
+        format!("default={}", size.concurrency),
+        "--lease".into(),
+        format!("{}s", size.lease_secs),
+        "--shutdown-timeout".into(),
+        "10s".into(),
+        "--no-periodic".into(),
+    ]
+}
 
-    use crate::chaos_proc::*;
-    use crate::common::TestDb;
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
 
-    fn backend(db: &TestDb) -> String {
-        db.store.backend().to_string()
-    }
+/// How long a drain may take before the test gives up (a hang, not a timing assertion).
+fn drain_bound(size: &Size) -> Duration {
+    Duration::from_secs(120 + size.jobs / 50)
+}
 
-    /// Worker flags for a soak of this size.
-    fn soak_flags(size: &Size) -> Vec<String> {
-        vec![
-            "--queues".into(),
-            format!("default={}", size.concurrency),
-            "--lease".into(),
-            format!("{}s", size.lease_secs),
-            "--shutdown-timeout".into(),
-            "10s".into(),
-            "--no-periodic".into(),
-        ]
-    }
-
-    fn refs(v: &[String]) -> Vec<&str> {
-        v.iter().map(String::as_str).collect()
-    }
-
-    /// How long a drain may take before the test gives up (a hang, not a timing assertion).
-    fn drain_bound(size: &Size) -> Duration {
-        Duration::from_secs(120 + size.jobs / 50)
-    }
-
+backend_case! {
     // ---- 1 and 2: the kill soak ---------------------------------------------------------
 
-    pub async fn kill_soak_loses_no_job(db: TestDb) {
+    async fn kill_soak_loses_no_job(db: TestDb) {
         soak(db, "kill_soak", false).await
     }
+}
 
-    pub async fn sigterm_and_sigkill_mixed_lose_no_job(db: TestDb) {
+backend_case! {
+    async fn sigterm_and_sigkill_mixed_lose_no_job(db: TestDb) {
         soak(db, "mixed_stop", true).await
     }
+}
 
-    /// Inserts the jobs in waves while a random worker is stopped and restarted after each
-    /// wave: SIGKILL always, or (mixed) SIGTERM on odd rounds. Then drains, waits one more
-    /// lease, and reads the rows.
-    async fn soak(db: TestDb, scenario: &str, mixed: bool) {
-        let size = Size::from_env();
-        let dir = scratch();
-        let launcher = Launcher::new(&db.url, dir.path());
-        let flags = soak_flags(&size);
-        let mut workers: Vec<Proc> = (0..size.workers)
-            .map(|i| launcher.worker(&format!("w{i}"), &refs(&flags)))
-            .collect();
-        for w in &mut workers {
-            w.ready().await;
-        }
-        let mut retired: Vec<Proc> = Vec::new();
-        let mut ids = BTreeSet::new();
-        let (mut hard, mut soft) = (0u64, 0u64);
-        let per_round = size.jobs / size.kills;
-        for round in 0..size.kills {
-            let n = if round == 0 {
-                size.jobs - per_round * (size.kills - 1)
-            } else {
-                per_round
-            };
-            // Half the wave may run only once: neither a kill nor a shutdown may discard them.
-            ids.extend(insert_sleeps_with(&*db.store, n / 2, size.job_ms, Some(1)).await);
-            ids.extend(insert_sleeps(&*db.store, n - n / 2, size.job_ms).await);
-            // Strike while the wave runs, so that the victim likely holds jobs.
-            // (Or the wave is already done: a fast machine may finish it between two looks.)
-            let inserted = ids.len() as i64;
-            wait_totals(&*db.store, "the wave running", drain_bound(&size), |t| {
-                t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted
-            })
-            .await;
-            tokio::time::sleep(Duration::from_millis(fastrand::u64(
-                0..(size.job_ms * 4).max(10),
-            )))
-            .await;
-            let i = fastrand::usize(..workers.len());
-            let mut victim = std::mem::replace(
-                &mut workers[i],
-                launcher.worker(&format!("w{i}"), &refs(&flags)),
-            );
-            if mixed && round % 2 == 1 {
-                // A replacement started in an earlier round may not have installed its signal
-                // handlers yet; a SIGTERM then would kill it like a SIGKILL.
-                victim.ready().await;
-                let status = victim.term(Duration::from_secs(30)).await;
-                assert!(
-                    status.success(),
-                    "{} exits 0 after SIGTERM, got {status:?}:\n{}",
-                    victim.name,
-                    victim.output()
-                );
-                assert!(
-                    victim.logged("shutdown complete"),
-                    "{}:\n{}",
-                    victim.name,
-                    victim.output()
-                );
-                soft += 1;
-            } else {
-                victim.kill();
-                hard += 1;
-            }
-            if let Some(path) = db.sqlite_path() {
-                assert_eq!(
-                    sqlite_integrity(&path),
-                    "ok",
-                    "integrity_check after stopping {}",
-                    victim.name
-                );
-            }
-            retired.push(victim);
-        }
-        wait_totals(&*db.store, "every job finished", drain_bound(&size), |t| {
-            t[&JobState::Completed] as u64 >= size.jobs
-                && t[&JobState::Available]
-                    + t[&JobState::Running]
-                    + t[&JobState::Retryable]
-                    + t[&JobState::Scheduled]
-                    == 0
+/// Inserts the jobs in waves while a random worker is stopped and restarted after each
+/// wave: SIGKILL always, or (mixed) SIGTERM on odd rounds. Then drains, waits one more
+/// lease, and reads the rows.
+async fn soak(db: TestDb, scenario: &str, mixed: bool) {
+    let size = Size::from_env();
+    let dir = scratch();
+    let launcher = Launcher::new(&db.url, dir.path());
+    let flags = soak_flags(&size);
+    let mut workers: Vec<Proc> = (0..size.workers)
+        .map(|i| launcher.worker(&format!("w{i}"), &refs(&flags)))
+        .collect();
+    for w in &mut workers {
+        w.ready().await;
+    }
+    let mut retired: Vec<Proc> = Vec::new();
+    let mut ids = BTreeSet::new();
+    let (mut hard, mut soft) = (0u64, 0u64);
+    let per_round = size.jobs / size.kills;
+    for round in 0..size.kills {
+        let n = if round == 0 {
+            size.jobs - per_round * (size.kills - 1)
+        } else {
+            per_round
+        };
+        // Half the wave may run only once: neither a kill nor a shutdown may discard them.
+        ids.extend(insert_sleeps_with(&*db.store, n / 2, size.job_ms, Some(1)).await);
+        ids.extend(insert_sleeps(&*db.store, n - n / 2, size.job_ms).await);
+        // Strike while the wave runs, so that the victim likely holds jobs.
+        // (Or the wave is already done: a fast machine may finish it between two looks.)
+        let inserted = ids.len() as i64;
+        wait_totals(&*db.store, "the wave running", drain_bound(&size), |t| {
+            t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted
         })
         .await;
-        // One more lease: nothing comes back from the dead.
-        tokio::time::sleep(size.lease() + size.lease() / 5 + Duration::from_millis(500)).await;
-        let ledger = Ledger::read(&*db.store, "sleep", &ids).await;
-        for w in &mut workers {
-            let status = w.term(Duration::from_secs(30)).await;
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(
+            0..(size.job_ms * 4).max(10),
+        )))
+        .await;
+        let i = fastrand::usize(..workers.len());
+        let mut victim = std::mem::replace(
+            &mut workers[i],
+            launcher.worker(&format!("w{i}"), &refs(&flags)),
+        );
+        if mixed && round % 2 == 1 {
+            // A replacement started in an earlier round may not have installed its signal
+            // handlers yet; a SIGTERM then would kill it like a SIGKILL.
+            victim.ready().await;
+            let status = victim.term(Duration::from_secs(30)).await;
             assert!(
                 status.success(),
-                "{} exits 0 after SIGTERM: {status:?}\n{}",
-                w.name,
-                w.output()
+                "{} exits 0 after SIGTERM, got {status:?}:\n{}",
+                victim.name,
+                victim.output()
             );
-        }
-        for p in retired.iter().chain(workers.iter()) {
-            p.assert_clean_log();
+            assert!(
+                victim.logged("shutdown complete"),
+                "{}:\n{}",
+                victim.name,
+                victim.output()
+            );
+            soft += 1;
+        } else {
+            victim.kill();
+            hard += 1;
         }
         if let Some(path) = db.sqlite_path() {
-            assert_eq!(sqlite_integrity(&path), "ok");
+            assert_eq!(
+                sqlite_integrity(&path),
+                "ok",
+                "integrity_check after stopping {}",
+                victim.name
+            );
         }
-        report(
-            scenario,
-            &backend(&db),
-            size.jobs,
-            hard + soft,
-            ledger.lost,
-            ledger.stuck,
-            ledger.duplicates,
-        );
-        eprintln!("{scenario} ({}): {ledger:?}", backend(&db));
-        // Each hard kill can cost at most the jobs the victim held; a SIGTERM costs none.
-        ledger.assert_all_completed(scenario, hard * size.concurrency);
-        let t = totals(&*db.store).await;
-        assert_eq!((t[&JobState::Running], t[&JobState::Available]), (0, 0));
+        retired.push(victim);
     }
+    wait_totals(&*db.store, "every job finished", drain_bound(&size), |t| {
+        t[&JobState::Completed] as u64 >= size.jobs
+            && t[&JobState::Available]
+                + t[&JobState::Running]
+                + t[&JobState::Retryable]
+                + t[&JobState::Scheduled]
+                == 0
+    })
+    .await;
+    // One more lease: nothing comes back from the dead.
+    tokio::time::sleep(size.lease() + size.lease() / 5 + Duration::from_millis(500)).await;
+    let ledger = Ledger::read(&*db.store, "sleep", &ids).await;
+    for w in &mut workers {
+        let status = w.term(Duration::from_secs(30)).await;
+        assert!(
+            status.success(),
+            "{} exits 0 after SIGTERM: {status:?}\n{}",
+            w.name,
+            w.output()
+        );
+    }
+    for p in retired.iter().chain(workers.iter()) {
+        p.assert_clean_log();
+    }
+    if let Some(path) = db.sqlite_path() {
+        assert_eq!(sqlite_integrity(&path), "ok");
+    }
+    report(
+        scenario,
+        &backend(&db),
+        size.jobs,
+        hard + soft,
+        ledger.lost,
+        ledger.stuck,
+        ledger.duplicates,
+    );
+    eprintln!("{scenario} ({}): {ledger:?}", backend(&db));
+    // Each hard kill can cost at most the jobs the victim held; a SIGTERM costs none.
+    ledger.assert_all_completed(scenario, hard * size.concurrency);
+    let t = totals(&*db.store).await;
+    assert_eq!((t[&JobState::Running], t[&JobState::Available]), (0, 0));
+}
 
+backend_case! {
     /// While completions cannot be written (a slow or unreachable database), a worker keeps
     /// the finished jobs' slots: it holds at most its concurrency in claimed but unrecorded
     /// jobs, which is what a crash can cost in runs again.
-    pub async fn unwritten_completions_keep_their_slots(db: TestDb) {
+    async fn unwritten_completions_keep_their_slots(db: TestDb) {
         use porter::runtime::{Runtime, RuntimeConfig, Shutdown};
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
         gated.close();
@@ -245,33 +239,30 @@ mod cases {
             .await
             .assert_all_completed("gated", 0);
     }
+}
 
-    /// Every SIGKILL leaves a worker registration behind. The next clean shutdown removes those
-    /// silent for more than a day, so they do not pile up over a fleet's life.
-    /// Drains the jobs, waits one more lease, and reads the ledger of `ids`.
-    async fn drained_ledger(
-        db: &TestDb,
-        size: &Size,
-        lease: Duration,
-        ids: &BTreeSet<i64>,
-    ) -> Ledger {
-        wait_totals(&*db.store, "every job finished", drain_bound(size), |t| {
-            t[&JobState::Available]
-                + t[&JobState::Running]
-                + t[&JobState::Retryable]
-                + t[&JobState::Scheduled]
-                == 0
-        })
-        .await;
-        tokio::time::sleep(lease + lease / 5 + Duration::from_millis(500)).await;
-        Ledger::read(&*db.store, "sleep", ids).await
-    }
+/// Every SIGKILL leaves a worker registration behind. The next clean shutdown removes those
+/// silent for more than a day, so they do not pile up over a fleet's life.
+/// Drains the jobs, waits one more lease, and reads the ledger of `ids`.
+async fn drained_ledger(db: &TestDb, size: &Size, lease: Duration, ids: &BTreeSet<i64>) -> Ledger {
+    wait_totals(&*db.store, "every job finished", drain_bound(size), |t| {
+        t[&JobState::Available]
+            + t[&JobState::Running]
+            + t[&JobState::Retryable]
+            + t[&JobState::Scheduled]
+            == 0
+    })
+    .await;
+    tokio::time::sleep(lease + lease / 5 + Duration::from_millis(500)).await;
+    Ledger::read(&*db.store, "sleep", ids).await
+}
 
+backend_case! {
     /// SIGSTOP a worker for three leases while it holds jobs, then SIGCONT: the others rescue
     /// and finish its jobs; when it wakes, its late completions are fenced (they change
     /// nothing), its reconcile finds none of its jobs, and it goes on working. 0 lost, 0 stuck;
     /// each re-run is explained by a `worker lost` entry.
-    pub async fn a_worker_stopped_past_its_lease_is_fenced_when_it_wakes(db: TestDb) {
+    async fn a_worker_stopped_past_its_lease_is_fenced_when_it_wakes(db: TestDb) {
         let size = Size::from_env();
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path());
@@ -311,11 +302,13 @@ mod cases {
         // Only what the stopped worker held can run twice: its slots (and one claim in flight).
         ledger.assert_all_completed("sigstop_past_lease", 2 * size.concurrency);
     }
+}
 
+backend_case! {
     /// Workers with different leases side by side: one with a long lease (heartbeating every
     /// third of it) runs jobs longer than the other's lease. The short-lease worker's rescuer
     /// judges it by its own registered lease, so nothing is rescued and nothing runs twice.
-    pub async fn mixed_leases_never_rescue_a_live_worker(db: TestDb) {
+    async fn mixed_leases_never_rescue_a_live_worker(db: TestDb) {
         let size = Size::from_env();
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path());
@@ -377,8 +370,10 @@ mod cases {
         eprintln!("mixed_leases ({}): {ledger:?}", backend(&db));
         ledger.assert_all_completed("mixed_leases", 0);
     }
+}
 
-    pub async fn crashed_workers_registrations_do_not_pile_up(db: TestDb) {
+backend_case! {
+    async fn crashed_workers_registrations_do_not_pile_up(db: TestDb) {
         let s = &*db.store;
         for id in ["crashed", "alive", "leaving"] {
             s.worker_heartbeat(id, "host", 1).await.unwrap();
@@ -406,13 +401,15 @@ mod cases {
             .collect();
         assert_eq!(left, vec!["alive".to_string()]);
     }
+}
 
+backend_case! {
     // ---- 4: contention --------------------------------------------------------------------
 
     /// Several `porter worker` processes claim and complete while several `porter enqueue`
     /// processes insert and others read, all at once on one database: every command succeeds,
     /// no lock error reaches anyone, and with no process killed, every job ran exactly once.
-    pub async fn contention_across_processes_claims_each_job_once(db: TestDb) {
+    async fn contention_across_processes_claims_each_job_once(db: TestDb) {
         let workers_n = knob("PORTER_CHAOS_WORKERS", 3);
         let enqueuers = knob("PORTER_CHAOS_ENQUEUERS", 3);
         let rounds = knob("PORTER_CHAOS_ENQUEUE_ROUNDS", 4);
@@ -518,12 +515,14 @@ mod cases {
             assert_eq!(sqlite_integrity(&path), "ok");
         }
     }
+}
 
+backend_case! {
     /// The same contention inside one test process: several stores (each its own connections
     /// and, on SQLite, its own writer thread, as a process would have) times several tasks,
     /// each inserting, claiming and completing through the Store API. No call fails, no job is
     /// claimed twice, every job is completed.
-    pub async fn contention_across_stores_claims_each_job_once(db: TestDb) {
+    async fn contention_across_stores_claims_each_job_once(db: TestDb) {
         let stores_n = knob("PORTER_CHAOS_STORES", 4);
         let tasks_n = knob("PORTER_CHAOS_TASKS", 4);
         let rounds = knob("PORTER_CHAOS_ROUNDS", 25);
@@ -577,46 +576,48 @@ mod cases {
         assert_eq!(claimed.len() as u64, inserted);
         assert_eq!(t[&JobState::Completed] as u64, inserted, "{t:?}");
     }
+}
 
-    async fn claim_and_complete(
-        store: &dyn Store,
-        worker_id: &str,
-        claimed: &Mutex<BTreeMap<i64, u32>>,
-    ) -> usize {
-        let jobs = store
-            .job_claim(JobClaimParams {
-                queue: "default".into(),
-                kinds: vec!["noop".into()],
-                limit: 7,
-                worker_id: worker_id.into(),
-            })
-            .await
-            .expect("claim under contention");
-        {
-            let mut c = claimed.lock().unwrap();
-            for j in &jobs {
-                assert_eq!(j.attempt, 1, "job {} claimed again", j.id);
-                *c.entry(j.id).or_default() += 1;
-            }
+async fn claim_and_complete(
+    store: &dyn Store,
+    worker_id: &str,
+    claimed: &Mutex<BTreeMap<i64, u32>>,
+) -> usize {
+    let jobs = store
+        .job_claim(JobClaimParams {
+            queue: "default".into(),
+            kinds: vec!["noop".into()],
+            limit: 7,
+            worker_id: worker_id.into(),
+        })
+        .await
+        .expect("claim under contention");
+    {
+        let mut c = claimed.lock().unwrap();
+        for j in &jobs {
+            assert_eq!(j.attempt, 1, "job {} claimed again", j.id);
+            *c.entry(j.id).or_default() += 1;
         }
-        let fences: Vec<_> = jobs.iter().map(|j| j.fence()).collect();
-        let n = fences.len();
-        let done = store
-            .job_complete_many(fences)
-            .await
-            .expect("complete under contention");
-        assert!(
-            done.iter().all(|d| *d),
-            "every completion of a job we hold lands"
-        );
-        n
     }
+    let fences: Vec<_> = jobs.iter().map(|j| j.fence()).collect();
+    let n = fences.len();
+    let done = store
+        .job_complete_many(fences)
+        .await
+        .expect("complete under contention");
+    assert!(
+        done.iter().all(|d| *d),
+        "every completion of a job we hold lands"
+    );
+    n
+}
 
+backend_case! {
     // ---- 6: periodic jobs under churn ---------------------------------------------------------
 
     /// Processes running a 1-second periodic job are killed and started at random; every slot
     /// the database holds has exactly one job.
-    pub async fn periodic_slots_stay_unique_under_churn(db: TestDb) {
+    async fn periodic_slots_stay_unique_under_churn(db: TestDb) {
         let kills = knob("PORTER_CHAOS_KILLS", 4);
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path());
@@ -694,13 +695,15 @@ mod cases {
         assert_eq!(extra, 0, "two jobs for one slot: {slots:?}");
         assert_eq!(running, 0, "nothing left running after the clean stop");
     }
+}
 
+backend_case! {
     // ---- 8: secrets -------------------------------------------------------------------------
 
     /// A failing job whose args hold a secret, another whose secret cannot even be decoded, and
     /// a third sent over HTTP: the secret appears in no log line of any process (at
     /// RUST_LOG=debug), and in no listing except the job's own args.
-    pub async fn secret_in_args_stays_out_of_logs_and_listings(db: TestDb) {
+    async fn secret_in_args_stays_out_of_logs_and_listings(db: TestDb) {
         let secret = format!("s3cr3t-{}", uuid::Uuid::new_v4().simple());
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path()).with_env("RUST_LOG", "debug");
@@ -836,122 +839,124 @@ mod cases {
         }
         report("secret_hygiene", &backend(&db), 3, 0, 0, 0, 0);
     }
+}
 
-    /// Fails if `secret` appears in `text` outside a job's `args`: JSON is read and every
-    /// `args` field removed; text is checked line by line, skipping the `args:` line of
-    /// `porter jobs show`.
-    fn assert_no_secret(what: &str, text: &str, secret: &str) {
-        if !text.contains(secret) {
-            return;
-        }
-        let mut rest = String::new();
-        for line in text.lines() {
-            match serde_json::from_str::<Value>(line) {
-                Ok(mut v) => {
-                    strip_args(&mut v);
-                    rest.push_str(&v.to_string());
-                }
-                Err(_) if line.starts_with("args:") => {}
-                Err(_) => rest.push_str(line),
+/// Fails if `secret` appears in `text` outside a job's `args`: JSON is read and every
+/// `args` field removed; text is checked line by line, skipping the `args:` line of
+/// `porter jobs show`.
+fn assert_no_secret(what: &str, text: &str, secret: &str) {
+    if !text.contains(secret) {
+        return;
+    }
+    let mut rest = String::new();
+    for line in text.lines() {
+        match serde_json::from_str::<Value>(line) {
+            Ok(mut v) => {
+                strip_args(&mut v);
+                rest.push_str(&v.to_string());
             }
-            rest.push('\n');
+            Err(_) if line.starts_with("args:") => {}
+            Err(_) => rest.push_str(line),
         }
-        assert!(
-            !rest.contains(secret),
-            "{what} shows the secret outside the job's args:\n{text}"
-        );
+        rest.push('\n');
     }
+    assert!(
+        !rest.contains(secret),
+        "{what} shows the secret outside the job's args:\n{text}"
+    );
+}
 
-    fn strip_args(v: &mut Value) {
-        match v {
-            Value::Object(map) => {
-                if map.contains_key("kind") {
-                    map.remove("args");
-                }
-                map.values_mut().for_each(strip_args);
+fn strip_args(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.contains_key("kind") {
+                map.remove("args");
             }
-            Value::Array(items) => items.iter_mut().for_each(strip_args),
-            _ => {}
+            map.values_mut().for_each(strip_args);
         }
+        Value::Array(items) => items.iter_mut().for_each(strip_args),
+        _ => {}
     }
+}
 
-    /// Reads the address `porter web --listen 127.0.0.1:0` logged.
-    /// The base URL a `porter web` process listens on, once it says so.
-    pub async fn web_base(web: &mut Proc) -> String {
-        web.wait_for_log("web listening on http://", Duration::from_secs(60))
-            .await;
-        let log = web.output();
-        let at = log.find("web listening on http://").unwrap() + "web listening on ".len();
-        let url: String = log[at..]
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .collect();
-        url.trim_end_matches('/').to_string()
-    }
+/// Reads the address `porter web --listen 127.0.0.1:0` logged.
+/// The base URL a `porter web` process listens on, once it says so.
+pub async fn web_base(web: &mut Proc) -> String {
+    web.wait_for_log("web listening on http://", Duration::from_secs(60))
+        .await;
+    let log = web.output();
+    let at = log.find("web listening on http://").unwrap() + "web listening on ".len();
+    let url: String = log[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    url.trim_end_matches('/').to_string()
+}
 
-    // ---- 7: hostile input ---------------------------------------------------------------------
+// ---- 7: hostile input ---------------------------------------------------------------------
 
-    const SQL: &str = "x';DROP TABLE porter_jobs;--";
+const SQL: &str = "x';DROP TABLE porter_jobs;--";
 
-    /// Names that must be refused: SQL, unicode, control characters, empty, too long.
-    fn hostile_names() -> Vec<String> {
-        vec![
-            SQL.to_string(),
-            "Robert'); DROP TABLE porter_jobs;--".into(),
-            "jöb".into(),
-            "job\u{7}".into(),
-            "job\nnext".into(),
-            "job\u{1b}[2J".into(),
-            "\u{202e}boj".into(),
-            "zero\u{200b}width".into(),
-            "NOOP".into(),
-            "".into(),
-            "a".repeat(65),
-        ]
-    }
+/// Names that must be refused: SQL, unicode, control characters, empty, too long.
+fn hostile_names() -> Vec<String> {
+    vec![
+        SQL.to_string(),
+        "Robert'); DROP TABLE porter_jobs;--".into(),
+        "jöb".into(),
+        "job\u{7}".into(),
+        "job\nnext".into(),
+        "job\u{1b}[2J".into(),
+        "\u{202e}boj".into(),
+        "zero\u{200b}width".into(),
+        "NOOP".into(),
+        "".into(),
+        "a".repeat(65),
+    ]
+}
 
-    /// Values that are data, not names: stored and shown back byte for byte.
-    fn hostile_values() -> Vec<String> {
-        vec![
-            SQL.to_string(),
-            "'; DELETE FROM porter_jobs WHERE '1'='1".into(),
-            "ключ 🔑 \u{202e}".into(),
-            "tab\there, bell\u{7}, esc\u{1b}[31m".into(),
-            "\"quoted\" \\ backslash".into(),
-            "$1 ?1 :name %s".into(),
-        ]
-    }
+/// Values that are data, not names: stored and shown back byte for byte.
+fn hostile_values() -> Vec<String> {
+    vec![
+        SQL.to_string(),
+        "'; DELETE FROM porter_jobs WHERE '1'='1".into(),
+        "ключ 🔑 \u{202e}".into(),
+        "tab\there, bell\u{7}, esc\u{1b}[31m".into(),
+        "\"quoted\" \\ backslash".into(),
+        "$1 ?1 :name %s".into(),
+    ]
+}
 
-    /// Fails on a control character (other than a newline) or a bidirectional override in
-    /// text meant for a terminal.
-    fn assert_no_raw_controls(what: &str, text: &str) {
-        let bad = |c: char| {
-            (c.is_control() && c != '\n')
-                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        };
-        assert!(
-            !text.chars().any(bad),
-            "{what} prints raw control characters: {text:?}"
-        );
-    }
+/// Fails on a control character (other than a newline) or a bidirectional override in
+/// text meant for a terminal.
+fn assert_no_raw_controls(what: &str, text: &str) {
+    let bad = |c: char| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    assert!(
+        !text.chars().any(bad),
+        "{what} prints raw control characters: {text:?}"
+    );
+}
 
-    async fn row_count(db: &TestDb, launcher: &Launcher) -> u64 {
-        // The tables are intact when a plain listing works and counts add up.
-        let out = launcher.run(&["stats", "--json"]).await;
-        out.ok();
-        let stats: Value = serde_json::from_str(out.stdout.trim()).expect("stats --json");
-        let total: i64 = stats["total"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|v| v.as_i64().unwrap())
-            .sum();
-        let rows = all_jobs(&*db.store, None).await.len() as i64;
-        assert_eq!(total, rows, "stats and the rows agree");
-        rows as u64
-    }
+async fn row_count(db: &TestDb, launcher: &Launcher) -> u64 {
+    // The tables are intact when a plain listing works and counts add up.
+    let out = launcher.run(&["stats", "--json"]).await;
+    out.ok();
+    let stats: Value = serde_json::from_str(out.stdout.trim()).expect("stats --json");
+    let total: i64 = stats["total"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    let rows = all_jobs(&*db.store, None).await.len() as i64;
+    assert_eq!(total, rows, "stats and the rows agree");
+    rows as u64
+}
 
-    pub async fn hostile_cli_input_is_refused_or_stored_verbatim(db: TestDb) {
+backend_case! {
+    async fn hostile_cli_input_is_refused_or_stored_verbatim(db: TestDb) {
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path());
         let before = row_count(&db, &launcher).await;
@@ -1075,8 +1080,10 @@ mod cases {
         );
         report("hostile_cli", &backend(&db), stored, refused, 0, 0, 0);
     }
+}
 
-    pub async fn hostile_http_input_is_refused_or_stored_verbatim(db: TestDb) {
+backend_case! {
+    async fn hostile_http_input_is_refused_or_stored_verbatim(db: TestDb) {
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path());
         let mut web = launcher.spawn("web", &["web", "--listen", "127.0.0.1:0"]);
@@ -1234,43 +1241,45 @@ mod cases {
         web.assert_clean_log();
         report("hostile_http", &backend(&db), stored, refused, 0, 0, 0);
     }
+}
 
-    /// Sends the head of a POST announcing `length` bytes of JSON and the first `sent` of
-    /// them; returns the status and body of the answer.
-    async fn post_announcing(base: &str, path: &str, length: u64, sent: usize) -> (u16, String) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let addr = base.trim_start_matches("http://");
-        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let head = format!("POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n");
-        conn.write_all(head.as_bytes()).await.unwrap();
-        let mut body = b"{\"kind\":\"noop\",\"args\":{\"blob\":\"".to_vec();
-        body.resize(sent, b'x');
-        conn.write_all(&body).await.unwrap();
-        let mut answer = Vec::new();
-        tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut answer))
-            .await
-            .expect("answered without waiting for the announced body")
-            .unwrap();
-        let text = String::from_utf8_lossy(&answer).into_owned();
-        let status = text
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
-    }
+/// Sends the head of a POST announcing `length` bytes of JSON and the first `sent` of
+/// them; returns the status and body of the answer.
+async fn post_announcing(base: &str, path: &str, length: u64, sent: usize) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n");
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut body = b"{\"kind\":\"noop\",\"args\":{\"blob\":\"".to_vec();
+    body.resize(sent, b'x');
+    conn.write_all(&body).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut answer))
+        .await
+        .expect("answered without waiting for the announced body")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
 
-    fn urlencode(s: &str) -> String {
-        url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-    }
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
 
+backend_case! {
     /// PostgreSQL cannot store a NUL character in jsonb or text; SQLite can. Both refuse it up
     /// front as invalid input, instead of Postgres failing with a database error (HTTP 500).
-    pub async fn nul_characters_are_refused_alike_on_both_backends(db: TestDb) {
+    async fn nul_characters_are_refused_alike_on_both_backends(db: TestDb) {
         let cases = [
             (json!({"a": "x\u{0}y"}), None),
             (json!({"a\u{0}": 1}), None),
@@ -1309,14 +1318,16 @@ mod cases {
             .id;
         assert_eq!(db.store.job_get(id).await.unwrap().unwrap().args, odd);
     }
+}
 
+backend_case! {
     // ---- 7: the args decoder, property-tested ---------------------------------------------------
 
     /// Any JSON value: inserted and read back verbatim, or refused as invalid (the same way on
     /// both backends), never a database error. "Verbatim" is per JSON: PostgreSQL's jsonb
     /// keeps numbers as decimals, so a float with an integral value written in exponent form
     /// (4.849801448860961e16) comes back as the integer 48498014488609610: the same number.
-    pub async fn args_round_trip_verbatim_or_are_refused(db: TestDb) {
+    async fn args_round_trip_verbatim_or_are_refused(db: TestDb) {
         use proptest::prelude::*;
         use proptest::test_runner::{Config, TestRunner};
         let store = db.store.clone();
@@ -1829,7 +1840,7 @@ async fn postgres_restarts_under_load_lose_no_job() {
         p.ready().await;
     }
     let mut web = launcher.spawn("web", &["web", "--listen", "127.0.0.1:0"]);
-    let base = cases::web_base(&mut web).await;
+    let base = web_base(&mut web).await;
     let http = reqwest::Client::new();
     let mut ids = std::collections::BTreeSet::new();
     let per_wave = size.jobs / restarts;
@@ -2163,7 +2174,7 @@ async fn a_database_file_deleted_under_running_processes_is_noticed() {
         let mut worker = launcher.worker("worker", &["--no-periodic"]);
         let mut web = launcher.spawn("web", &["web", "--listen", "127.0.0.1:0"]);
         worker.ready().await;
-        let base = cases::web_base(&mut web).await;
+        let base = web_base(&mut web).await;
         let http = reqwest::Client::new();
         let post = || {
             http.post(format!("{base}/admin/jobs"))

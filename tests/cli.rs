@@ -1,5 +1,5 @@
-//! The real `porter` binary, run as a user runs it, on both backends (`sqlite::case`,
-//! `postgres::case`): every command, its `--json` shape, its error paths (exit 1 with one
+//! The real `porter` binary, run as a user runs it, on both backends (`case::sqlite`,
+//! `case::postgres`): every command, its `--json` shape, its error paths (exit 1 with one
 //! `error: ...` line; usage errors exit 2), and the long-running commands' signals.
 
 #[path = "common/binary.rs"]
@@ -9,23 +9,13 @@ mod common;
 mod surfaces;
 
 use std::path::Path;
+use std::process::Command;
 
-use binary::{bare, porter_cmd, run};
+use porter::{Backend, JobState, Store};
+use serde_json::{json, Value};
 
-on_both_backends!(cases:
-    migrate_then_every_command_works_on_a_fresh_database,
-    enqueue_prints_ids_or_json_rows_and_honours_options,
-    enqueue_refuses_unknown_kinds_unless_allowed,
-    jobs_list_show_retry_and_cancel,
-    list_failed_jobs_shows_discarded_jobs_with_their_last_error,
-    queues_pause_resume_and_list,
-    stats_json_has_the_contract_shape,
-    cleanup_orphans_dry_run_then_deletes_objects_and_rows,
-    a_newer_database_is_refused,
-    worker_runs_jobs_and_exits_0_after_sigterm_without_logging_args,
-    dev_serves_the_api_and_runs_what_it_enqueues,
-    web_with_a_token_guards_the_admin_api,
-);
+use crate::binary::{bare, porter_cmd, run, Output, Running};
+use crate::common::{eventually, TestDb};
 
 #[test]
 fn usage_errors_exit_2() {
@@ -129,63 +119,53 @@ fn web_refuses_a_public_address_without_a_token() {
     bare(&["web", "--listen", "0.0.0.0:0"]).assert_error("PORTER_ADMIN_TOKEN");
 }
 
-mod cases {
-    use std::path::Path;
-    use std::process::Command;
+/// `porter` on this test's database, with objects in `objects/` of a fresh directory.
+struct Env {
+    db: TestDb,
+    dir: tempfile::TempDir,
+}
 
-    use porter::{Backend, JobState, Store};
-    use serde_json::{json, Value};
-
-    use crate::binary::{porter_cmd, run, Output, Running};
-    use crate::common::{eventually, TestDb};
-    use crate::surfaces;
-
-    /// `porter` on this test's database, with objects in `objects/` of a fresh directory.
-    struct Env {
-        db: TestDb,
-        dir: tempfile::TempDir,
-    }
-
-    impl Env {
-        fn new(db: TestDb) -> Env {
-            Env {
-                db,
-                dir: tempfile::tempdir().unwrap(),
-            }
-        }
-
-        fn objects_dir(&self) -> std::path::PathBuf {
-            self.dir.path().join("objects")
-        }
-
-        fn cmd(&self) -> Command {
-            let mut cmd = porter_cmd(self.dir.path());
-            cmd.args(["--database-url", &self.db.url])
-                .arg("--object-store-url")
-                .arg(format!("file://{}", self.objects_dir().display()));
-            cmd
-        }
-
-        fn run(&self, args: &[&str]) -> Output {
-            run(self.cmd().args(args))
-        }
-
-        fn store(&self) -> &dyn Store {
-            self.db.store.as_ref()
+impl Env {
+    fn new(db: TestDb) -> Env {
+        Env {
+            db,
+            dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn ids(out: &Output) -> Vec<i64> {
-        out.stdout
-            .lines()
-            .map(|l| {
-                l.parse()
-                    .unwrap_or_else(|_| panic!("an id per line: {out:#?}"))
-            })
-            .collect()
+    fn objects_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("objects")
     }
 
-    pub async fn migrate_then_every_command_works_on_a_fresh_database(db: TestDb) {
+    fn cmd(&self) -> Command {
+        let mut cmd = porter_cmd(self.dir.path());
+        cmd.args(["--database-url", &self.db.url])
+            .arg("--object-store-url")
+            .arg(format!("file://{}", self.objects_dir().display()));
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run(self.cmd().args(args))
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.db.store.as_ref()
+    }
+}
+
+fn ids(out: &Output) -> Vec<i64> {
+    out.stdout
+        .lines()
+        .map(|l| {
+            l.parse()
+                .unwrap_or_else(|_| panic!("an id per line: {out:#?}"))
+        })
+        .collect()
+}
+
+backend_case! {
+    async fn migrate_then_every_command_works_on_a_fresh_database(db: TestDb) {
         let env = Env::new(db);
         let out = env.run(&["migrate"]).ok();
         assert!(out.stdout.contains("is migrated"), "{out:#?}");
@@ -211,8 +191,10 @@ mod cases {
             .unwrap()
             .is_empty());
     }
+}
 
-    pub async fn enqueue_prints_ids_or_json_rows_and_honours_options(db: TestDb) {
+backend_case! {
+    async fn enqueue_prints_ids_or_json_rows_and_honours_options(db: TestDb) {
         let env = Env::new(db);
         let one = ids(&env.run(&["enqueue", "noop"]).ok());
         assert_eq!(one.len(), 1);
@@ -314,8 +296,10 @@ mod cases {
             7
         );
     }
+}
 
-    pub async fn enqueue_refuses_unknown_kinds_unless_allowed(db: TestDb) {
+backend_case! {
+    async fn enqueue_refuses_unknown_kinds_unless_allowed(db: TestDb) {
         let env = Env::new(db);
         env.run(&["enqueue", "send_email", r#"{"to": "a@b.c"}"#])
             .assert_error("--allow-unknown-kind");
@@ -339,8 +323,10 @@ mod cases {
             "send_email"
         );
     }
+}
 
-    pub async fn jobs_list_show_retry_and_cancel(db: TestDb) {
+backend_case! {
+    async fn jobs_list_show_retry_and_cancel(db: TestDb) {
         let env = Env::new(db);
         let noop = ids(&env.run(&["enqueue", "noop"]).ok())[0];
         let sleep = ids(&env
@@ -448,8 +434,10 @@ mod cases {
             JobState::Running
         );
     }
+}
 
-    pub async fn list_failed_jobs_shows_discarded_jobs_with_their_last_error(db: TestDb) {
+backend_case! {
+    async fn list_failed_jobs_shows_discarded_jobs_with_their_last_error(db: TestDb) {
         let env = Env::new(db);
         ids(&env.run(&["enqueue", "noop"]).ok());
         let older = surfaces::discarded_job(env.store(), "disk full\n  at write()").await;
@@ -486,8 +474,10 @@ mod cases {
         assert_eq!(jobs[0]["errors"][0]["error"], "timeout talking to smtp");
         let _ = older;
     }
+}
 
-    pub async fn queues_pause_resume_and_list(db: TestDb) {
+backend_case! {
+    async fn queues_pause_resume_and_list(db: TestDb) {
         let env = Env::new(db);
         ids(&env.run(&["enqueue", "noop", "--queue", "mail"]).ok());
         assert!(env
@@ -515,8 +505,10 @@ mod cases {
         env.run(&["queues", "pause", "Bad Queue"])
             .assert_error("invalid queue");
     }
+}
 
-    pub async fn stats_json_has_the_contract_shape(db: TestDb) {
+backend_case! {
+    async fn stats_json_has_the_contract_shape(db: TestDb) {
         let env = Env::new(db);
         ids(&env.run(&["enqueue", "noop", "--count", "2"]).ok());
         ids(&env.run(&["enqueue", "noop", "--queue", "mail"]).ok());
@@ -557,8 +549,10 @@ mod cases {
             ["(total)", "3", "0", "0", "0", "0", "0", "1"]
         );
     }
+}
 
-    pub async fn cleanup_orphans_dry_run_then_deletes_objects_and_rows(db: TestDb) {
+backend_case! {
+    async fn cleanup_orphans_dry_run_then_deletes_objects_and_rows(db: TestDb) {
         let env = Env::new(db);
         let objects = porter::app::files::object_store_from_url(&format!(
             "file://{}",
@@ -620,8 +614,10 @@ mod cases {
             .stdout
             .contains("orphans seen 0"));
     }
+}
 
-    pub async fn a_newer_database_is_refused(db: TestDb) {
+backend_case! {
+    async fn a_newer_database_is_refused(db: TestDb) {
         let env = Env::new(db);
         env.run(&["migrate"]).ok();
         match env.store().backend() {
@@ -653,8 +649,10 @@ mod cases {
         env.run(&["enqueue", "noop"])
             .assert_error("newer than this porter");
     }
+}
 
-    pub async fn worker_runs_jobs_and_exits_0_after_sigterm_without_logging_args(db: TestDb) {
+backend_case! {
+    async fn worker_runs_jobs_and_exits_0_after_sigterm_without_logging_args(db: TestDb) {
         let env = Env::new(db);
         let id = ids(&env
             .run(&["enqueue", "sleep", r#"{"ms": 1, "note": "top-secret-arg"}"#])
@@ -715,21 +713,23 @@ mod cases {
             "args are never logged: {lines:#?}"
         );
     }
+}
 
-    /// The `http://ADDR` a web process logged it listens on.
-    fn base_url(line: &str) -> String {
-        let start = line
-            .find("http://")
-            .unwrap_or_else(|| panic!("an address in {line:?}"));
-        line[start..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .trim_end_matches('/')
-            .to_string()
-    }
+/// The `http://ADDR` a web process logged it listens on.
+fn base_url(line: &str) -> String {
+    let start = line
+        .find("http://")
+        .unwrap_or_else(|| panic!("an address in {line:?}"));
+    line[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string()
+}
 
-    pub async fn dev_serves_the_api_and_runs_what_it_enqueues(db: TestDb) {
+backend_case! {
+    async fn dev_serves_the_api_and_runs_what_it_enqueues(db: TestDb) {
         let env = Env::new(db);
         let mut dev =
             Running::spawn(
@@ -771,8 +771,10 @@ mod cases {
             "{lines:#?}"
         );
     }
+}
 
-    pub async fn web_with_a_token_guards_the_admin_api(db: TestDb) {
+backend_case! {
+    async fn web_with_a_token_guards_the_admin_api(db: TestDb) {
         let env = Env::new(db);
         let token = "cli-test-token-abcdef";
         let mut web = Running::spawn(

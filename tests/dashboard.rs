@@ -1,12 +1,12 @@
 //! The dashboard in a real headless Chromium, driven through chromedriver's WebDriver API, on
-//! both backends (`sqlite::case`, `postgres::case`): it loads, shows a failed job's error,
+//! both backends (`case::sqlite`, `case::postgres`): it loads, shows a failed job's error,
 //! and its retry button makes that job available again (with and without an admin token; with
 //! one, the page shows nothing before the login).
 //! Plus what needs no browser: escaping, counts, refresh, and refused cross-site actions.
 //!
 //! Chromium and chromedriver come from Debian's `chromium` and `chromium-driver` packages,
 //! which `scripts/setup` installs; `scripts/test` names chromedriver in
-//! PORTER_TEST_CHROMEDRIVER. The browser cases (`browser::...`) run when that variable or `CI`
+//! PORTER_TEST_CHROMEDRIVER. The browser cases (`browser_*`) run when that variable or `CI`
 //! was set at build time (build.rs), and fail when chromedriver is then missing; otherwise they
 //! are reported ignored.
 
@@ -14,20 +14,15 @@ mod common;
 #[path = "common/surfaces.rs"]
 mod surfaces;
 
-mod browser {
-    use super::cases;
-    crate::on_both_backends!(
-        needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped")
-        cases:
-        browser_shows_a_failed_job_and_its_retry_button_makes_it_available,
-        browser_with_a_token_needs_a_login_before_the_retry_button_works,
-    );
-}
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use porter::http::{router, AppState, HttpConfig};
+use porter::JobState;
+use tower::ServiceExt;
 
-on_both_backends!(cases:
-    page_escapes_errors_counts_jobs_and_refreshes_itself,
-    actions_redirect_back_and_refuse_other_sites_and_missing_tokens,
-);
+use crate::common::TestDb;
+use crate::webdriver::Browser;
 
 mod webdriver {
     //! The least of the W3C WebDriver protocol the tests need, over reqwest.
@@ -300,38 +295,28 @@ mod webdriver {
     }
 }
 
-mod cases {
-    use axum::body::Body;
-    use axum::http::{header, Method, Request, StatusCode};
-    use http_body_util::BodyExt;
-    use porter::http::{router, AppState, HttpConfig};
-    use porter::JobState;
-    use tower::ServiceExt;
+const TOKEN: &str = "dashboard-test-token-42";
 
-    use crate::common::TestDb;
-    use crate::surfaces;
-    use crate::webdriver::Browser;
+/// Serves the app on 127.0.0.1:0; returns its base URL and the server's stop token.
+async fn serve(state: AppState) -> (String, tokio_util::sync::CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(porter::http::serve(
+        listener,
+        state,
+        stop.clone().cancelled_owned(),
+    ));
+    (base, stop)
+}
 
-    const TOKEN: &str = "dashboard-test-token-42";
+async fn state_of(db: &TestDb, id: i64) -> JobState {
+    db.store.job_get(id).await.unwrap().unwrap().state
+}
 
-    /// Serves the app on 127.0.0.1:0; returns its base URL and the server's stop token.
-    async fn serve(state: AppState) -> (String, tokio_util::sync::CancellationToken) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let stop = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(porter::http::serve(
-            listener,
-            state,
-            stop.clone().cancelled_owned(),
-        ));
-        (base, stop)
-    }
-
-    async fn state_of(db: &TestDb, id: i64) -> JobState {
-        db.store.job_get(id).await.unwrap().unwrap().state
-    }
-
-    pub async fn browser_shows_a_failed_job_and_its_retry_button_makes_it_available(db: TestDb) {
+backend_case! {
+    needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped");
+    async fn browser_shows_a_failed_job_and_its_retry_button_makes_it_available(db: TestDb) {
         let error = "SMTP said 554 <b>rejected</b> & gave up";
         let failed = surfaces::discarded_job(db.store.as_ref(), error).await;
         let other = surfaces::discarded_job(db.store.as_ref(), "another failure").await;
@@ -369,8 +354,11 @@ mod cases {
         drop(browser);
         stop.cancel();
     }
+}
 
-    pub async fn browser_with_a_token_needs_a_login_before_the_retry_button_works(db: TestDb) {
+backend_case! {
+    needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped");
+    async fn browser_with_a_token_needs_a_login_before_the_retry_button_works(db: TestDb) {
         let failed = surfaces::discarded_job(db.store.as_ref(), "needs a human").await;
         let config = HttpConfig {
             admin_token: Some(TOKEN.to_string()),
@@ -416,18 +404,20 @@ mod cases {
         drop(browser);
         stop.cancel();
     }
+}
 
-    async fn get_page(state: &AppState, uri: &str) -> (StatusCode, String) {
-        let response = router(state.clone())
-            .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8(body.to_vec()).unwrap())
-    }
+async fn get_page(state: &AppState, uri: &str) -> (StatusCode, String) {
+    let response = router(state.clone())
+        .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
 
-    pub async fn page_escapes_errors_counts_jobs_and_refreshes_itself(db: TestDb) {
+backend_case! {
+    async fn page_escapes_errors_counts_jobs_and_refreshes_itself(db: TestDb) {
         let failed = surfaces::discarded_job(
             db.store.as_ref(),
             "<script>alert('x')</script> & \"quotes\"",
@@ -493,18 +483,20 @@ mod cases {
         let (_, html) = get_page(&state, "/?retried=%3Cb%3Ehi").await;
         assert!(!html.contains(r#"id="notice""#), "only ids make a notice");
     }
+}
 
-    fn post(uri: &str, body: &str) -> Request<Body> {
-        Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::HOST, "127.0.0.1:8080")
-            .body(Body::from(body.to_string()))
-            .unwrap()
-    }
+fn post(uri: &str, body: &str) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::HOST, "127.0.0.1:8080")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
 
-    pub async fn actions_redirect_back_and_refuse_other_sites_and_missing_tokens(db: TestDb) {
+backend_case! {
+    async fn actions_redirect_back_and_refuse_other_sites_and_missing_tokens(db: TestDb) {
         let failed = surfaces::discarded_job(db.store.as_ref(), "x").await;
         let queued = surfaces::insert(db.store.as_ref(), "noop", "default").await;
         let open = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);

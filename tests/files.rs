@@ -1,5 +1,5 @@
 //! Object storage and the orphan-file cleanup, on both databases and every object store:
-//! `sqlite::{memory,file,s3}::case` and `postgres::{memory,file,s3}::case`. The Postgres half
+//! `case::sqlite::{memory,file,s3}` and `case::postgres::{memory,file,s3}`. The Postgres half
 //! is ignored unless PORTER_TEST_DATABASE_URL was set at build time, the S3 cases unless
 //! PORTER_TEST_S3_ENDPOINT was (`scripts/test` starts an S3-compatible server and sets it);
 //! under CI both run, and fail when their server is missing.
@@ -23,64 +23,6 @@ use porter::app::files::{
 use porter::app::orphan_file_cleanup::OrphanFileCleanup;
 use porter::{Error, JobArgs, JobState};
 use uuid::Uuid;
-
-/// Runs every case on {sqlite, postgres} x {memory, file, s3}, each on a fresh database. The
-/// S3 cases are ignored unless PORTER_TEST_S3_ENDPOINT or CI was set at build time (build.rs).
-macro_rules! on_every_store {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            on_every_store!(@objects sqlite, $($name),*);
-        }
-        mod postgres {
-            on_every_store!(@objects postgres, $($name),*);
-        }
-    };
-    (@objects $db:ident, $($name:ident),*) => {
-        mod memory { on_every_store!(@cases $db, Memory, (all(), ""), $($name),*); }
-        mod file { on_every_store!(@cases $db, File, (all(), ""), $($name),*); }
-        mod s3 {
-            on_every_store!(@cases $db, S3,
-                (porter_s3_tests, "PORTER_TEST_S3_ENDPOINT not set: S3 case skipped"), $($name),*);
-        }
-    };
-    (@cases sqlite, $kind:ident, ($cfg:meta, $why:literal), $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[cfg_attr(not($cfg), ignore = $why)]
-            async fn $name() {
-                let db = crate::common::sqlite().await;
-                let fx = crate::files_fixture::Fixture::new(db, crate::files_fixture::Objects::$kind).await;
-                crate::cases::$name(fx).await;
-            }
-        )*
-    };
-    (@cases postgres, $kind:ident, ($cfg:meta, $why:literal), $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
-            #[cfg_attr(all(porter_pg_tests, not($cfg)), ignore = $why)]
-            async fn $name() {
-                let db = crate::common::postgres().await;
-                let fx = crate::files_fixture::Fixture::new(db, crate::files_fixture::Objects::$kind).await;
-                crate::cases::$name(fx).await;
-            }
-        )*
-    };
-}
-
-on_every_store!(
-    orphans_are_deleted_and_live_files_and_canaries_are_untouched,
-    unsafe_keys_are_refused_counted_and_left_in_place,
-    a_missing_object_counts_as_deleted,
-    failed_deletes_leave_exactly_those_rows_and_the_job_retries,
-    a_tablo_limited_run_touches_only_that_tablo,
-    a_dry_run_deletes_nothing,
-    concurrent_cleanups_lose_nothing,
-    lost_delete_answers_are_finished_by_the_next_run,
-    a_crash_between_object_and_row_deletes_loses_nothing,
-    pages_are_bounded,
-    a_dropped_upload_leaves_no_object_behind,
-);
 
 fn counts(
     orphans_seen: u64,
@@ -107,13 +49,12 @@ fn ids(rows: &[porter::app::store::TabloFileRow]) -> Vec<(Uuid, String)> {
     v
 }
 
-mod cases {
-    use super::*;
-
+backend_case! {
+    each_object_store;
     /// An upload whose request is dropped after its object was written (issue 11.8): the
     /// object was named by no row, so no cleanup ever found it. Now its upload row is found
     /// once past the grace, and the object goes with it; no file row ever appeared.
-    pub async fn a_dropped_upload_leaves_no_object_behind(fx: Fixture) {
+    async fn a_dropped_upload_leaves_no_object_behind(fx: Fixture) {
         let hanging = Arc::new(FaultyStore::new(fx.objects.clone(), Fault::HangAfterPut));
         let tablo = fx.tablos.tablo_insert("drop").await.unwrap();
         let save = porter::app::files::save_tablo_file(
@@ -186,8 +127,11 @@ mod cases {
         .unwrap();
         assert_eq!(again, counts(0, 0, 0, 0), "and its row");
     }
+}
 
-    pub async fn orphans_are_deleted_and_live_files_and_canaries_are_untouched(fx: Fixture) {
+backend_case! {
+    each_object_store;
+    async fn orphans_are_deleted_and_live_files_and_canaries_are_untouched(fx: Fixture) {
         let (live, live_files) = fx.tablo_with_files(3).await;
         let (a, a_files, _) = fx.orphaned_tablo(4).await;
         let (b, b_files, _) = fx.orphaned_tablo(3).await;
@@ -221,8 +165,11 @@ mod cases {
             .unwrap();
         assert_eq!(again, counts(0, 0, 0, 0));
     }
+}
 
-    pub async fn unsafe_keys_are_refused_counted_and_left_in_place(fx: Fixture) {
+backend_case! {
+    each_object_store;
+    async fn unsafe_keys_are_refused_counted_and_left_in_place(fx: Fixture) {
         let u = Uuid::new_v4();
         let canary = format!("canary/{u}");
         let beside = format!("tablos_old/{u}");
@@ -285,8 +232,11 @@ mod cases {
         assert_eq!(again, counts(n, 0, 0, n));
         assert!(fx.exists(&canary).await);
     }
+}
 
-    pub async fn a_missing_object_counts_as_deleted(fx: Fixture) {
+backend_case! {
+    each_object_store;
+    async fn a_missing_object_counts_as_deleted(fx: Fixture) {
         let (_, files, _) = fx.orphaned_tablo(3).await;
         fx.objects
             .delete(&Path::from(files[1].s3_key.as_str()))
@@ -301,8 +251,11 @@ mod cases {
         assert_eq!(got, counts(4, 4, 4, 0));
         assert!(fx.orphans().await.is_empty());
     }
+}
 
-    pub async fn failed_deletes_leave_exactly_those_rows_and_the_job_retries(fx: Fixture) {
+backend_case! {
+    each_object_store;
+    async fn failed_deletes_leave_exactly_those_rows_and_the_job_retries(fx: Fixture) {
         let (live, live_files) = fx.tablo_with_files(2).await;
         let (_, files, job) = fx.orphaned_tablo(5).await;
         let faulty = Arc::new(FaultyStore::new(fx.objects.clone(), Fault::FailChosen));
@@ -334,8 +287,11 @@ mod cases {
         fx.assert_cleaned(&files).await;
         fx.assert_live(live, &live_files).await;
     }
+}
 
-    pub async fn a_tablo_limited_run_touches_only_that_tablo(fx: Fixture) {
+backend_case! {
+    each_object_store;
+    async fn a_tablo_limited_run_touches_only_that_tablo(fx: Fixture) {
         let (a, a_files, a_job) = fx.orphaned_tablo(4).await;
         let (b, b_files, _) = fx.orphaned_tablo(2).await;
         let stray = fx
@@ -374,8 +330,11 @@ mod cases {
         assert_eq!(ids(&fx.orphans().await), ids(std::slice::from_ref(&stray)));
         assert!(fx.exists(&stray.s3_key).await);
     }
+}
 
-    pub async fn a_dry_run_deletes_nothing(fx: Fixture) {
+backend_case! {
+    each_object_store;
+    async fn a_dry_run_deletes_nothing(fx: Fixture) {
         let (_, files, _) = fx.orphaned_tablo(4).await;
         fx.orphan_row("../x").await;
         // Two rows naming one object: one object to delete, two rows.
@@ -404,8 +363,11 @@ mod cases {
         assert_eq!(got.failures, 1);
         assert!(fx.orphans().await.iter().all(|r| r.id != shared.id));
     }
+}
 
-    pub async fn concurrent_cleanups_lose_nothing(fx: Fixture) {
+backend_case! {
+    each_object_store;
+    async fn concurrent_cleanups_lose_nothing(fx: Fixture) {
         let (live, live_files) = fx.tablo_with_files(2).await;
         let mut orphan_files = Vec::new();
         for _ in 0..5 {
@@ -432,8 +394,11 @@ mod cases {
         fx.assert_cleaned(&orphan_files).await;
         fx.assert_live(live, &live_files).await;
     }
+}
 
-    pub async fn lost_delete_answers_are_finished_by_the_next_run(fx: Fixture) {
+backend_case! {
+    each_object_store;
+    async fn lost_delete_answers_are_finished_by_the_next_run(fx: Fixture) {
         let (_, files, _) = fx.orphaned_tablo(4).await;
         // The objects go but the answers are lost: the state a crash right after the object
         // deletes leaves.
@@ -457,10 +422,13 @@ mod cases {
         assert_eq!(got, counts(4, 4, 4, 0));
         assert!(fx.orphans().await.is_empty());
     }
+}
 
+backend_case! {
+    each_object_store;
     /// A real crash: a child process runs the cleanup and aborts right after its first batch
     /// of object deletes, before the rows go. The next run finishes the work.
-    pub async fn a_crash_between_object_and_row_deletes_loses_nothing(fx: Fixture) {
+    async fn a_crash_between_object_and_row_deletes_loses_nothing(fx: Fixture) {
         let Some(objects_url) = fx.objects_url.clone() else {
             eprintln!("skipped: memory:// objects do not outlive a process");
             return;
@@ -514,8 +482,11 @@ mod cases {
         fx.assert_cleaned(&files).await;
         fx.assert_live(live, &live_files).await;
     }
+}
 
-    pub async fn pages_are_bounded(fx: Fixture) {
+backend_case! {
+    each_object_store;
+    async fn pages_are_bounded(fx: Fixture) {
         for _ in 0..3 {
             fx.orphaned_tablo(4).await;
         }

@@ -1,5 +1,5 @@
-//! The `porter` binary against hostile input, on both backends (`sqlite::case`,
-//! `postgres::case`), run as a user runs it: credentials in database URLs never reach output
+//! The `porter` binary against hostile input, on both backends (`case::sqlite`,
+//! `case::postgres`), run as a user runs it: credentials in database URLs never reach output
 //! or logs, listings stay bounded in bytes, args over the maximum are refused (and larger
 //! ones can come from a file or stdin), `--count` with large args inserts in bounded chunks,
 //! and the Postgres pool size is a setting (issue 12).
@@ -10,14 +10,14 @@ mod common;
 #[path = "common/surfaces.rs"]
 mod surfaces;
 
-on_both_backends!(cases:
-    a_password_in_the_url_never_reaches_output_or_logs,
-    job_listings_are_bounded_in_bytes_and_show_args_whole,
-    args_over_the_maximum_are_refused_with_a_clear_error,
-    enqueue_reads_args_from_a_file_or_stdin,
-    enqueue_count_with_large_args_inserts_every_job,
-    db_pool_size_is_a_setting,
-);
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use porter::Store;
+use serde_json::{json, Value};
+
+use crate::binary::{porter_cmd, run, Output, Running};
+use crate::common::TestDb;
 
 /// Every credential form of a URL is hidden; the rest stays as written.
 #[test]
@@ -58,98 +58,89 @@ fn redact_url_hides_every_credential_form() {
     }
 }
 
-mod cases {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
+const SECRET: &str = "hunter2-query-secret";
 
-    use porter::Store;
-    use serde_json::{json, Value};
+const SSL_SECRET: &str = "hunter3-sslpassword-secret";
 
-    use crate::binary::{porter_cmd, run, Output, Running};
-    use crate::common::TestDb;
-    use crate::surfaces;
+struct Env {
+    db: TestDb,
+    dir: tempfile::TempDir,
+}
 
-    const SECRET: &str = "hunter2-query-secret";
-    const SSL_SECRET: &str = "hunter3-sslpassword-secret";
-
-    struct Env {
-        db: TestDb,
-        dir: tempfile::TempDir,
-    }
-
-    impl Env {
-        fn new(db: TestDb) -> Env {
-            Env {
-                db,
-                dir: tempfile::tempdir().unwrap(),
-            }
-        }
-
-        fn cmd_with_url(&self, url: &str) -> Command {
-            let mut cmd = porter_cmd(self.dir.path());
-            cmd.args(["--database-url", url])
-                .arg("--object-store-url")
-                .arg("memory://");
-            cmd
-        }
-
-        fn cmd(&self) -> Command {
-            self.cmd_with_url(&self.db.url)
-        }
-
-        fn run(&self, args: &[&str]) -> Output {
-            run(self.cmd().args(args))
-        }
-
-        fn store(&self) -> &dyn Store {
-            self.db.store.as_ref()
+impl Env {
+    fn new(db: TestDb) -> Env {
+        Env {
+            db,
+            dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn ids(out: &Output) -> Vec<i64> {
-        out.stdout
-            .lines()
-            .map(|l| {
-                l.parse()
-                    .unwrap_or_else(|_| panic!("an id per line: {out:#?}"))
-            })
-            .collect()
+    fn cmd_with_url(&self, url: &str) -> Command {
+        let mut cmd = porter_cmd(self.dir.path());
+        cmd.args(["--database-url", url])
+            .arg("--object-store-url")
+            .arg("memory://");
+        cmd
     }
 
-    /// Runs a long-running command until it logs `ready` or exits; then stops it. Returns its
-    /// stderr lines.
-    fn run_briefly(cmd: &mut Command, ready: &str) -> Vec<String> {
-        let mut child = Running::spawn(cmd);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            if child
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains(ready))
-            {
-                child.signal("-TERM");
-                break;
-            }
-            if let Ok(Some(_)) = child.child.try_wait() {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{:#?}",
-                child.lines.lock().unwrap()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
+    fn cmd(&self) -> Command {
+        self.cmd_with_url(&self.db.url)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run(self.cmd().args(args))
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.db.store.as_ref()
+    }
+}
+
+fn ids(out: &Output) -> Vec<i64> {
+    out.stdout
+        .lines()
+        .map(|l| {
+            l.parse()
+                .unwrap_or_else(|_| panic!("an id per line: {out:#?}"))
+        })
+        .collect()
+}
+
+/// Runs a long-running command until it logs `ready` or exits; then stops it. Returns its
+/// stderr lines.
+fn run_briefly(cmd: &mut Command, ready: &str) -> Vec<String> {
+    let mut child = Running::spawn(cmd);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if child
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(ready))
+        {
+            child.signal("-TERM");
+            break;
         }
-        child.wait().1
+        if let Ok(Some(_)) = child.child.try_wait() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:#?}",
+            child.lines.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    child.wait().1
+}
 
+backend_case! {
     /// A password in the URL's query (`?password=`, `&sslpassword=`) or in its user info is
     /// printed nowhere: not by one-shot commands (output and errors), not in the logs of
     /// `worker` and `web`. On SQLite the URL is refused (no such option), on Postgres it
     /// works (the test server trusts its clients); the secret stays hidden either way.
-    pub async fn a_password_in_the_url_never_reaches_output_or_logs(db: TestDb) {
+    async fn a_password_in_the_url_never_reaches_output_or_logs(db: TestDb) {
         let env = Env::new(db);
         let sep = if env.db.url.contains('?') { '&' } else { '?' };
         let url = format!(
@@ -205,14 +196,16 @@ mod cases {
             assert!(!format!("{out:?}").contains(SECRET), "{out:#?}");
         }
     }
+}
 
-    fn big_args(n: usize) -> Value {
-        json!({ "blob": "x".repeat(n) })
-    }
+fn big_args(n: usize) -> Value {
+    json!({ "blob": "x".repeat(n) })
+}
 
+backend_case! {
     /// `jobs list --json` and `list-failed-jobs --json` cut large args (and errors) to a marker
     /// and stop at a byte budget, where `jobs show` prints the job whole.
-    pub async fn job_listings_are_bounded_in_bytes_and_show_args_whole(db: TestDb) {
+    async fn job_listings_are_bounded_in_bytes_and_show_args_whole(db: TestDb) {
         let env = Env::new(db);
         let params: Vec<_> = (0..200)
             .map(|_| {
@@ -264,10 +257,12 @@ mod cases {
             "and errors whole"
         );
     }
+}
 
+backend_case! {
     /// Args over 1 MiB are refused before anything is written, with a message that says the
     /// limit, through the CLI and the library alike.
-    pub async fn args_over_the_maximum_are_refused_with_a_clear_error(db: TestDb) {
+    async fn args_over_the_maximum_are_refused_with_a_clear_error(db: TestDb) {
         let env = Env::new(db);
         let too_big = big_args(1024 * 1024);
         let refused =
@@ -289,10 +284,12 @@ mod cases {
             "nothing inserted"
         );
     }
+}
 
+backend_case! {
     /// ARGS_JSON `@PATH` reads a file, `-` reads stdin (past the 128 KiB a command line
     /// holds); inline JSON keeps working; a missing file or bad JSON is one error line.
-    pub async fn enqueue_reads_args_from_a_file_or_stdin(db: TestDb) {
+    async fn enqueue_reads_args_from_a_file_or_stdin(db: TestDb) {
         let env = Env::new(db);
         let args = big_args(300_000);
         let file = env.dir.path().join("args.json");
@@ -344,10 +341,12 @@ mod cases {
             .assert_error("not valid JSON");
         assert_eq!(surfaces::all_jobs(env.store()).await.len(), 3);
     }
+}
 
+backend_case! {
     /// `--count` with args of 120 KB inserts every job (in chunks sized by bytes, so neither
     /// the process nor the Postgres message grows with the count), ids ascending.
-    pub async fn enqueue_count_with_large_args_inserts_every_job(db: TestDb) {
+    async fn enqueue_count_with_large_args_inserts_every_job(db: TestDb) {
         let env = Env::new(db);
         let file = env.dir.path().join("args.json");
         std::fs::write(&file, big_args(120_000).to_string()).unwrap();
@@ -366,10 +365,12 @@ mod cases {
         let counts = env.store().job_counts().await.unwrap();
         assert_eq!(counts.total[&porter::JobState::Available], 400);
     }
+}
 
+backend_case! {
     /// `--db-pool-size` (env PORTER_DB_POOL_SIZE) sets the Postgres pool; nonsense is a usage
     /// error; SQLite accepts it and has no use for it.
-    pub async fn db_pool_size_is_a_setting(db: TestDb) {
+    async fn db_pool_size_is_a_setting(db: TestDb) {
         let env = Env::new(db);
         env.run(&["--db-pool-size", "3", "enqueue", "noop"]).ok();
         run(env.cmd().env("PORTER_DB_POOL_SIZE", "2").args(["stats"])).ok();

@@ -1,5 +1,5 @@
-//! The web process against hostile input, on both backends (`sqlite::case`,
-//! `postgres::case`), through the router without a socket: a foreign browser page can neither
+//! The web process against hostile input, on both backends (`case::sqlite`,
+//! `case::postgres`), through the router without a socket: a foreign browser page can neither
 //! act nor read (Origin, Content-Type and Host rules), a token guards reading too, listings
 //! stay bounded in bytes, args over the maximum are refused, large batches insert in chunks
 //! and all or nothing, and an exhausted Postgres pool says so (issue 12).
@@ -8,89 +8,78 @@ mod common;
 #[path = "common/surfaces.rs"]
 mod surfaces;
 
-on_both_backends!(cases:
-    a_foreign_origin_can_neither_insert_nor_act,
-    json_bodies_need_application_json,
-    only_loopback_host_names_are_served_on_loopback,
-    with_a_token_reading_the_dashboard_and_metrics_needs_it,
-    listings_are_bounded_in_bytes_and_args_whole_on_the_job,
-    a_small_byte_budget_pages_with_next_before_id,
-    args_over_the_maximum_are_refused,
-    large_batches_insert_in_chunks_all_or_nothing,
-    pool_exhaustion_names_the_cause,
-);
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use porter::http::{router, HttpConfig};
+use porter::store::JobInsertParams;
+use porter::{InsertOpts, JobState, Store};
+use serde_json::{json, Value};
+use tower::ServiceExt;
 
-mod cases {
-    use axum::body::Body;
-    use axum::http::{header, Method, Request, StatusCode};
-    use axum::Router;
-    use http_body_util::BodyExt;
-    use porter::http::{router, HttpConfig};
-    use porter::store::JobInsertParams;
-    use porter::{InsertOpts, JobState, Store};
-    use serde_json::{json, Value};
-    use tower::ServiceExt;
+use crate::common::TestDb;
 
-    use crate::common::TestDb;
-    use crate::surfaces;
+const TOKEN: &str = "hostile-test-token-0123456789";
 
-    const TOKEN: &str = "hostile-test-token-0123456789";
-    const HOST: &str = "127.0.0.1:8080";
-    const EVIL: &str = "http://evil.example";
+const HOST: &str = "127.0.0.1:8080";
 
-    async fn app(db: &TestDb, config: HttpConfig) -> Router {
-        router(surfaces::app_state(db.store.clone(), config).await)
+const EVIL: &str = "http://evil.example";
+
+async fn app(db: &TestDb, config: HttpConfig) -> Router {
+    router(surfaces::app_state(db.store.clone(), config).await)
+}
+
+/// A request as a browser on the dashboard's own host sends it (Host set, no Origin).
+fn req(method: Method, uri: &str) -> axum::http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, HOST)
+}
+
+/// A JSON POST with the right content type, from a client on the server's host, plus
+/// `extra` headers.
+fn json_post(uri: &str, body: &Value, extra: &[(&str, &str)]) -> Request<Body> {
+    let mut builder = req(Method::POST, uri).header(header::CONTENT_TYPE, "application/json");
+    for (name, value) in extra {
+        builder = builder.header(*name, *value);
     }
+    builder.body(Body::from(body.to_string())).unwrap()
+}
 
-    /// A request as a browser on the dashboard's own host sends it (Host set, no Origin).
-    fn req(method: Method, uri: &str) -> axum::http::request::Builder {
-        Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::HOST, HOST)
-    }
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
+    let response = app.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    (
+        status,
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+}
 
-    /// A JSON POST with the right content type, from a client on the server's host, plus
-    /// `extra` headers.
-    fn json_post(uri: &str, body: &Value, extra: &[(&str, &str)]) -> Request<Body> {
-        let mut builder = req(Method::POST, uri).header(header::CONTENT_TYPE, "application/json");
-        for (name, value) in extra {
-            builder = builder.header(*name, *value);
-        }
-        builder.body(Body::from(body.to_string())).unwrap()
-    }
+async fn send_json(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    let (status, bytes) = send(app, req).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
 
-    async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
-        let response = app.clone().oneshot(req).await.unwrap();
-        let status = response.status();
-        (
-            status,
-            response
-                .into_body()
-                .collect()
-                .await
-                .unwrap()
-                .to_bytes()
-                .to_vec(),
-        )
-    }
+async fn job_count(store: &dyn Store) -> usize {
+    surfaces::all_jobs(store).await.len()
+}
 
-    async fn send_json(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
-        let (status, bytes) = send(app, req).await;
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn job_count(store: &dyn Store) -> usize {
-        surfaces::all_jobs(store).await.len()
-    }
-
+backend_case! {
     /// Without a token on loopback (the default `porter dev`), a page of another origin gets
     /// 403 for every state-changing request, whatever its content type, and changes nothing;
     /// the server's own pages and clients that send no Origin (curl, scripts) still act.
-    pub async fn a_foreign_origin_can_neither_insert_nor_act(db: TestDb) {
+    async fn a_foreign_origin_can_neither_insert_nor_act(db: TestDb) {
         let app = app(&db, HttpConfig::default()).await;
         let failed = surfaces::discarded_job(db.store.as_ref(), "boom").await;
         let tablo = db.tablos().await.tablo_insert("kept").await.unwrap();
@@ -234,10 +223,12 @@ mod cases {
             "reads are not state changes (the browser keeps their answer from the page)"
         );
     }
+}
 
+backend_case! {
     /// A JSON body must say `application/json` (a browser's cross-site "simple" request can
     /// only say text/plain, a form type, or nothing): 415 otherwise, and nothing inserted.
-    pub async fn json_bodies_need_application_json(db: TestDb) {
+    async fn json_bodies_need_application_json(db: TestDb) {
         let app = app(&db, HttpConfig::default()).await;
         let payload = json!({"kind": "noop"}).to_string();
         for content_type in [
@@ -281,11 +272,13 @@ mod cases {
         let (status, body) = send_json(&app, charset.body(Body::from(payload)).unwrap()).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
+}
 
+backend_case! {
     /// On a loopback address only loopback Host names are served (DNS rebinding would let a
     /// page of evil.example read the API under its own origin), plus an explicit allow-list;
     /// on a public address (behind a token) any Host is.
-    pub async fn only_loopback_host_names_are_served_on_loopback(db: TestDb) {
+    async fn only_loopback_host_names_are_served_on_loopback(db: TestDb) {
         surfaces::discarded_job(db.store.as_ref(), "secret-ish error text").await;
         let app = app(&db, HttpConfig::default()).await;
         let get = |host: &str| {
@@ -379,11 +372,13 @@ mod cases {
             "a public listener serves its own names"
         );
     }
+}
 
+backend_case! {
     /// With a token, the dashboard shows nothing (not counts, kinds, queues or errors) until
     /// the token comes, by cookie or bearer; /metrics needs it too; /healthz and the login
     /// page stay open.
-    pub async fn with_a_token_reading_the_dashboard_and_metrics_needs_it(db: TestDb) {
+    async fn with_a_token_reading_the_dashboard_and_metrics_needs_it(db: TestDb) {
         let failed = surfaces::discarded_job(db.store.as_ref(), "password=abc in the error").await;
         surfaces::insert(db.store.as_ref(), "noop", "secret_queue").await;
         let app = app(
@@ -475,29 +470,31 @@ mod cases {
         assert_eq!(status, StatusCode::OK);
         assert!(String::from_utf8(metrics).unwrap().contains("secret_queue"));
     }
+}
 
-    fn big_args(n: usize) -> Value {
-        json!({ "blob": "x".repeat(n) })
-    }
+fn big_args(n: usize) -> Value {
+    json!({ "blob": "x".repeat(n) })
+}
 
-    async fn insert_many(store: &dyn Store, n: usize, args: Value) -> Vec<i64> {
-        let params = (0..n)
-            .map(|_| JobInsertParams::new("noop", args.clone(), InsertOpts::default()).unwrap())
-            .collect();
-        store
-            .job_insert_many(params)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.job.id)
-            .collect()
-    }
+async fn insert_many(store: &dyn Store, n: usize, args: Value) -> Vec<i64> {
+    let params = (0..n)
+        .map(|_| JobInsertParams::new("noop", args.clone(), InsertOpts::default()).unwrap())
+        .collect();
+    store
+        .job_insert_many(params)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.job.id)
+        .collect()
+}
 
+backend_case! {
     /// 200 jobs with 100 KB args and `limit=10000`: the answer stays under the byte budget
     /// (args are cut to a marker that says so and how big they were); the job itself has them
     /// whole. Failed jobs' long errors are cut in lists the same way, and the dashboard too
     /// stays small.
-    pub async fn listings_are_bounded_in_bytes_and_args_whole_on_the_job(db: TestDb) {
+    async fn listings_are_bounded_in_bytes_and_args_whole_on_the_job(db: TestDb) {
         let ids = insert_many(db.store.as_ref(), 200, big_args(100_000)).await;
         let failed = surfaces::discarded_job(db.store.as_ref(), &"e".repeat(300_000)).await;
         let app = app(&db, HttpConfig::default()).await;
@@ -587,10 +584,12 @@ mod cases {
             page.len()
         );
     }
+}
 
+backend_case! {
     /// A page stops at the byte budget and says where the next one starts (`next_before_id`,
     /// beside `jobs`); following it lists every job exactly once.
-    pub async fn a_small_byte_budget_pages_with_next_before_id(db: TestDb) {
+    async fn a_small_byte_budget_pages_with_next_before_id(db: TestDb) {
         let mut ids = insert_many(db.store.as_ref(), 120, big_args(1_500)).await;
         let budget = 32 * 1024;
         let app = app(
@@ -649,10 +648,12 @@ mod cases {
             "a full page says where to go on"
         );
     }
+}
 
+backend_case! {
     /// Args over 1 MiB (as JSON) are refused with a clear 422 even when the body limit lets
     /// them through; the store refuses them too, before anything is written.
-    pub async fn args_over_the_maximum_are_refused(db: TestDb) {
+    async fn args_over_the_maximum_are_refused(db: TestDb) {
         let app = app(
             &db,
             HttpConfig {
@@ -688,10 +689,12 @@ mod cases {
         .await;
         assert_eq!(status, StatusCode::CREATED, "just under the limit: {body}");
     }
+}
 
+backend_case! {
     /// A batch far over one chunk (40 jobs of ~900 KB: 36 MB) is sent in byte-sized chunks in
     /// one transaction: every job in order, or, when its last job is refused, none.
-    pub async fn large_batches_insert_in_chunks_all_or_nothing(db: TestDb) {
+    async fn large_batches_insert_in_chunks_all_or_nothing(db: TestDb) {
         let ids = insert_many(db.store.as_ref(), 40, big_args(900_000)).await;
         assert_eq!(ids.len(), 40);
         assert!(
@@ -722,10 +725,12 @@ mod cases {
             "none of the second batch stayed"
         );
     }
+}
 
+backend_case! {
     /// A pool too small for the load answers with its cause: the pool size, what is busy, and
     /// which setting to raise. (SQLite has no server pool: the setting is accepted there.)
-    pub async fn pool_exhaustion_names_the_cause(db: TestDb) {
+    async fn pool_exhaustion_names_the_cause(db: TestDb) {
         let options = porter::store::OpenOptions {
             pool_size: Some(2),
             ..Default::default()

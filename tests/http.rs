@@ -1,4 +1,4 @@
-//! The web process on both backends (`sqlite::case`, `postgres::case`): through the router
+//! The web process on both backends (`case::sqlite`, `case::postgres`): through the router
 //! without a socket (`oneshot`) and through a real server on 127.0.0.1:0 with a worker beside
 //! it. The tablo API and its transactional delete (commit and rollback), the admin API, the
 //! metrics, and every error status with nothing changed.
@@ -7,17 +7,21 @@ mod common;
 #[path = "common/surfaces.rs"]
 mod surfaces;
 
-on_both_backends!(cases:
-    tablo_api_creates_uploads_lists_and_deletes,
-    tablo_delete_commits_the_row_delete_and_the_cleanup_job_together,
-    tablo_delete_rolls_back_when_the_cleanup_job_cannot_be_inserted,
-    admin_insert_is_run_by_a_running_worker,
-    real_server_runs_enqueued_jobs_and_deleted_tablos_lose_their_objects,
-    every_error_status_changes_nothing,
-    admin_api_lists_filters_pages_and_manages_queues,
-    metrics_report_jobs_by_queue_and_state_and_this_process_counters,
-    admin_cancel_of_a_running_job_answers_that_the_cancel_was_requested,
-);
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use porter::http::{router, HttpConfig};
+use porter::{JobState, Store};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+use crate::common::eventually;
 
 #[test]
 fn listening_beyond_loopback_needs_an_admin_token() {
@@ -33,73 +37,56 @@ fn listening_beyond_loopback_needs_an_admin_token() {
     assert!(check_listen("[::1]:8080".parse().unwrap(), None).is_ok());
 }
 
-mod cases {
-    use std::sync::Arc;
+const TOKEN: &str = "test-admin-token-0123456789";
 
-    use axum::body::Body;
-    use axum::http::{header, Method, Request, StatusCode};
-    use axum::Router;
-    use http_body_util::BodyExt;
-    use object_store::path::Path;
-    use object_store::ObjectStore;
-    use porter::http::{router, HttpConfig};
-    use porter::{JobState, Store};
-    use serde_json::{json, Value};
-    use tower::ServiceExt;
-    use uuid::Uuid;
+fn request(method: Method, uri: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(body.into())
+        .unwrap()
+}
 
-    use crate::common::{eventually, TestDb};
-    use crate::surfaces;
+fn json_request(method: Method, uri: &str, body: Value) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
 
-    const TOKEN: &str = "test-admin-token-0123456789";
+fn with_json_type(mut req: Request<Body>) -> Request<Body> {
+    req.headers_mut()
+        .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+    req
+}
 
-    fn request(method: Method, uri: &str, body: impl Into<Body>) -> Request<Body> {
-        Request::builder()
-            .method(method)
-            .uri(uri)
-            .body(body.into())
-            .unwrap()
-    }
+fn with_token(mut req: Request<Body>, token: &str) -> Request<Body> {
+    req.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    req
+}
 
-    fn json_request(method: Method, uri: &str, body: Value) -> Request<Body> {
-        Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap()
-    }
+/// Sends one request; returns the status and the body as JSON (Null when it is not JSON).
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
 
-    fn with_json_type(mut req: Request<Body>) -> Request<Body> {
-        req.headers_mut()
-            .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-        req
-    }
+async fn job_state(store: &dyn Store, id: i64) -> JobState {
+    store.job_get(id).await.unwrap().expect("job exists").state
+}
 
-    fn with_token(mut req: Request<Body>, token: &str) -> Request<Body> {
-        req.headers_mut().insert(
-            header::AUTHORIZATION,
-            format!("Bearer {token}").parse().unwrap(),
-        );
-        req
-    }
-
-    /// Sends one request; returns the status and the body as JSON (Null when it is not JSON).
-    async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
-        let response = app.clone().oneshot(req).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn job_state(store: &dyn Store, id: i64) -> JobState {
-        store.job_get(id).await.unwrap().expect("job exists").state
-    }
-
-    pub async fn tablo_api_creates_uploads_lists_and_deletes(db: TestDb) {
+backend_case! {
+    async fn tablo_api_creates_uploads_lists_and_deletes(db: TestDb) {
         let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
         let objects = state.objects.clone();
         let app = router(state);
@@ -190,8 +177,10 @@ mod cases {
         .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
+}
 
-    pub async fn tablo_delete_commits_the_row_delete_and_the_cleanup_job_together(db: TestDb) {
+backend_case! {
+    async fn tablo_delete_commits_the_row_delete_and_the_cleanup_job_together(db: TestDb) {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
         let tablo = db.tablos().await.tablo_insert("to delete").await.unwrap();
 
@@ -229,8 +218,10 @@ mod cases {
             "exactly one job"
         );
     }
+}
 
-    pub async fn tablo_delete_rolls_back_when_the_cleanup_job_cannot_be_inserted(db: TestDb) {
+backend_case! {
+    async fn tablo_delete_rolls_back_when_the_cleanup_job_cannot_be_inserted(db: TestDb) {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
         let tablo = db.tablos().await.tablo_insert("kept").await.unwrap();
         let unrelated = surfaces::insert(db.store.as_ref(), "noop", "default").await;
@@ -276,8 +267,10 @@ mod cases {
         .await;
         assert_eq!(status, StatusCode::CREATED);
     }
+}
 
-    pub async fn admin_insert_is_run_by_a_running_worker(db: TestDb) {
+backend_case! {
+    async fn admin_insert_is_run_by_a_running_worker(db: TestDb) {
         let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
         let (shutdown, worker) = surfaces::spawn_worker(db.store.clone(), state.objects.clone());
         let app = router(state);
@@ -305,8 +298,10 @@ mod cases {
         let job = db.store.job_get(id).await.unwrap().unwrap();
         assert_eq!(job.attempt, 1);
     }
+}
 
-    pub async fn real_server_runs_enqueued_jobs_and_deleted_tablos_lose_their_objects(db: TestDb) {
+backend_case! {
+    async fn real_server_runs_enqueued_jobs_and_deleted_tablos_lose_their_objects(db: TestDb) {
         let config = HttpConfig {
             admin_token: Some(TOKEN.to_string()),
             ..HttpConfig::default()
@@ -422,8 +417,10 @@ mod cases {
         worker_shutdown.soft.cancel();
         worker.await.unwrap().unwrap();
     }
+}
 
-    pub async fn every_error_status_changes_nothing(db: TestDb) {
+backend_case! {
+    async fn every_error_status_changes_nothing(db: TestDb) {
         let config = HttpConfig {
             admin_token: Some(TOKEN.to_string()),
             max_json_bytes: 4096,
@@ -712,8 +709,10 @@ mod cases {
         assert_eq!(job_state(store, running.id).await, JobState::Running);
         assert_eq!(job_state(store, discarded.id).await, JobState::Discarded);
     }
+}
 
-    pub async fn admin_api_lists_filters_pages_and_manages_queues(db: TestDb) {
+backend_case! {
+    async fn admin_api_lists_filters_pages_and_manages_queues(db: TestDb) {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
         let insert = |body: Value| json_request(Method::POST, "/admin/jobs", body);
         let mut ids = Vec::new();
@@ -861,8 +860,10 @@ mod cases {
         let (_, queues) = send(&app, request(Method::GET, "/admin/queues", Body::empty())).await;
         assert_eq!(paused(&queues, "mail"), Some(false));
     }
+}
 
-    pub async fn metrics_report_jobs_by_queue_and_state_and_this_process_counters(db: TestDb) {
+backend_case! {
+    async fn metrics_report_jobs_by_queue_and_state_and_this_process_counters(db: TestDb) {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
         for _ in 0..2 {
             let (status, _) = send(
@@ -923,8 +924,10 @@ mod cases {
         }
         assert!(text.trim_end().ends_with("# EOF"));
     }
+}
 
-    pub async fn admin_cancel_of_a_running_job_answers_that_the_cancel_was_requested(db: TestDb) {
+backend_case! {
+    async fn admin_cancel_of_a_running_job_answers_that_the_cancel_was_requested(db: TestDb) {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
         let running = surfaces::running_job(db.store.as_ref()).await;
         let path = format!("/admin/jobs/{}/cancel", running.id);

@@ -2,15 +2,14 @@
 //! database's time arithmetic is clamped (see `porter::store::MAX_DURATION`), and a time
 //! outside the documented range is refused alike (issue 11, items 5 and 13).
 
-use std::time::Duration;
-
 mod common;
 
-on_both_backends!(cases:
-    rescue_of_lost_workers_survives_a_huge_stuck_limit, retention_of_centuries_deletes_nothing_and_does_not_fail,
-    huge_retry_and_snooze_delays_are_clamped, times_outside_the_range_are_refused_alike,
-    times_at_the_ends_of_the_range_are_stored_alike, admin_api_answers_422_for_a_time_out_of_range,
-);
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use porter::job::{InsertOpts, JobState};
+use porter::store::*;
+use porter::Error;
 
 #[test]
 fn default_backoff_is_capped_for_any_attempt() {
@@ -29,33 +28,24 @@ fn default_backoff_is_capped_for_any_attempt() {
     );
 }
 
-mod cases {
-    use std::time::Duration;
+fn job(kind: &str) -> JobInsertParams {
+    JobInsertParams::new(kind, serde_json::json!({}), InsertOpts::default()).unwrap()
+}
 
-    use chrono::{DateTime, TimeZone, Utc};
-    use porter::job::{InsertOpts, JobState};
-    use porter::store::*;
-    use porter::Error;
-
-    use crate::common::TestDb;
-
-    fn job(kind: &str) -> JobInsertParams {
-        JobInsertParams::new(kind, serde_json::json!({}), InsertOpts::default()).unwrap()
+fn claim(kinds: &[&str], limit: u32, worker: &str) -> JobClaimParams {
+    JobClaimParams {
+        queue: "default".into(),
+        kinds: kinds.iter().map(|k| k.to_string()).collect(),
+        limit,
+        worker_id: worker.into(),
     }
+}
 
-    fn claim(kinds: &[&str], limit: u32, worker: &str) -> JobClaimParams {
-        JobClaimParams {
-            queue: "default".into(),
-            kinds: kinds.iter().map(|k| k.to_string()).collect(),
-            limit,
-            worker_id: worker.into(),
-        }
-    }
-
+backend_case! {
     /// A worker with `max_timeout = Duration::MAX` gives the rescuer a stuck limit of
     /// `Duration::MAX`: the lost-worker rescue must still happen (Postgres raised "interval out
     /// of range" and rolled it back on every pass).
-    pub async fn rescue_of_lost_workers_survives_a_huge_stuck_limit(db: TestDb) {
+    async fn rescue_of_lost_workers_survives_a_huge_stuck_limit(db: TestDb) {
         let s = &*db.store;
         s.worker_heartbeat("alive", "host", 1).await.unwrap();
         s.job_insert_many(vec![job("forever"), job("forever"), job("centuries")])
@@ -115,8 +105,10 @@ mod cases {
             RescueCounts::default()
         );
     }
+}
 
-    pub async fn retention_of_centuries_deletes_nothing_and_does_not_fail(db: TestDb) {
+backend_case! {
+    async fn retention_of_centuries_deletes_nothing_and_does_not_fail(db: TestDb) {
         let s = &*db.store;
         s.job_insert_many(vec![job("noop"), job("noop")])
             .await
@@ -151,11 +143,13 @@ mod cases {
             "only the completed job was past its retention"
         );
     }
+}
 
+backend_case! {
     /// A worker's `next_retry` or snooze of `Duration::MAX` must not leave the job running (the
     /// write failed: "NOT NULL constraint failed" on SQLite, "interval out of range" on
     /// Postgres); it is clamped, so the job waits about a thousand years.
-    pub async fn huge_retry_and_snooze_delays_are_clamped(db: TestDb) {
+    async fn huge_retry_and_snooze_delays_are_clamped(db: TestDb) {
         let s = &*db.store;
         s.job_insert_many(vec![job("noop"), job("noop")])
             .await
@@ -191,34 +185,36 @@ mod cases {
             .unwrap()
             .is_empty());
     }
+}
 
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn year(y: i32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn scheduled(t: DateTime<Utc>) -> InsertOpts {
+    InsertOpts {
+        scheduled_at: Some(t),
+        ..Default::default()
     }
+}
 
-    fn year(y: i32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0).unwrap()
+fn delayed(d: Duration) -> InsertOpts {
+    InsertOpts {
+        schedule_in: Some(d),
+        ..Default::default()
     }
+}
 
-    fn scheduled(t: DateTime<Utc>) -> InsertOpts {
-        InsertOpts {
-            scheduled_at: Some(t),
-            ..Default::default()
-        }
-    }
-
-    fn delayed(d: Duration) -> InsertOpts {
-        InsertOpts {
-            schedule_in: Some(d),
-            ..Default::default()
-        }
-    }
-
+backend_case! {
     /// Year 10000 or -1 was a 500 on SQLite and stored on Postgres; `--in 5000000d` a "NOT NULL
     /// constraint failed" on SQLite and accepted on Postgres. Now one range, refused alike.
-    pub async fn times_outside_the_range_are_refused_alike(db: TestDb) {
+    async fn times_outside_the_range_are_refused_alike(db: TestDb) {
         let s = &*db.store;
         let too_late =
             Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap() + chrono::Duration::seconds(1);
@@ -279,8 +275,10 @@ mod cases {
             "nothing written"
         );
     }
+}
 
-    pub async fn times_at_the_ends_of_the_range_are_stored_alike(db: TestDb) {
+backend_case! {
+    async fn times_at_the_ends_of_the_range_are_stored_alike(db: TestDb) {
         let s = &*db.store;
         let last = at("9999-12-31T23:59:59.999Z");
         let first = at("1970-01-01T00:00:00Z");
@@ -304,9 +302,11 @@ mod cases {
             );
         }
     }
+}
 
+backend_case! {
     /// The admin API answers 422 with the reason (it was a 500 on SQLite, a 201 on Postgres).
-    pub async fn admin_api_answers_422_for_a_time_out_of_range(db: TestDb) {
+    async fn admin_api_answers_422_for_a_time_out_of_range(db: TestDb) {
         use axum::body::Body;
         use axum::http::{header, Method, Request, StatusCode};
         use http_body_util::BodyExt;

@@ -3,10 +3,18 @@
 
 mod common;
 
-on_both_backends!(cases:
-    periodic_racing_enqueuers_give_one_job_per_slot, periodic_schedule_survives_restarts, periodic_missed_slots_run_once,
-    periodic_cron_schedule, periodic_run_on_start, rescuer_returns_a_lost_workers_jobs, retention_cleaner_deletes_in_batches,
-);
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use porter::maintenance::{
+    PeriodicEnqueuer, PeriodicJob, Rescuer, RescuerConfig, RetentionCleaner, RetentionConfig,
+    Schedule,
+};
+use porter::store::{JobClaimParams, JobInsertParams, JobListParams, PeriodicEnqueueParams, Store};
+use porter::{InsertOpts, JobState};
+
+use crate::common::TestDb;
 
 #[test]
 fn cron_expressions_are_validated() {
@@ -15,49 +23,34 @@ fn cron_expressions_are_validated() {
     assert!(porter::maintenance::Schedule::cron("not cron").is_err());
 }
 
-mod cases {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use porter::maintenance::{
-        PeriodicEnqueuer, PeriodicJob, Rescuer, RescuerConfig, RetentionCleaner, RetentionConfig,
-        Schedule,
-    };
-    use porter::store::{
-        JobClaimParams, JobInsertParams, JobListParams, PeriodicEnqueueParams, Store,
-    };
-    use porter::{InsertOpts, JobState};
-
-    use crate::common::TestDb;
-
-    fn every(name: &str, d: Duration) -> PeriodicJob {
-        PeriodicJob {
-            name: name.into(),
-            ..PeriodicJob::new("noop", Schedule::Every(d))
-        }
+fn every(name: &str, d: Duration) -> PeriodicJob {
+    PeriodicJob {
+        name: name.into(),
+        ..PeriodicJob::new("noop", Schedule::Every(d))
     }
+}
 
-    async fn slots_of(store: &dyn Store, name: &str) -> BTreeMap<i64, usize> {
-        let mut slots = BTreeMap::new();
-        for j in store
-            .job_list(JobListParams {
-                limit: Some(10_000),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-        {
-            if j.metadata["periodic"] == name {
-                if let Some(slot) = j.metadata["slot"].as_i64() {
-                    *slots.entry(slot).or_insert(0) += 1;
-                }
+async fn slots_of(store: &dyn Store, name: &str) -> BTreeMap<i64, usize> {
+    let mut slots = BTreeMap::new();
+    for j in store
+        .job_list(JobListParams {
+            limit: Some(10_000),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+    {
+        if j.metadata["periodic"] == name {
+            if let Some(slot) = j.metadata["slot"].as_i64() {
+                *slots.entry(slot).or_insert(0) += 1;
             }
         }
-        slots
     }
+    slots
+}
 
-    pub async fn periodic_racing_enqueuers_give_one_job_per_slot(db: TestDb) {
+backend_case! {
+    async fn periodic_racing_enqueuers_give_one_job_per_slot(db: TestDb) {
         // Three "processes" (each its own store and enqueuer, no shared memory) tick together
         // for a few one-second slots.
         let mut tasks = Vec::new();
@@ -99,8 +92,10 @@ mod cases {
             "no slot missing: {keys:?}"
         );
     }
+}
 
-    pub async fn periodic_schedule_survives_restarts(db: TestDb) {
+backend_case! {
+    async fn periodic_schedule_survives_restarts(db: TestDb) {
         let week = Duration::from_secs(7 * 24 * 3600);
         // Last run a week and a bit ago (recorded by an earlier process).
         let now = db.store.now().await.unwrap().timestamp_millis();
@@ -129,8 +124,10 @@ mod cases {
         assert_eq!(inserted, 1);
         assert_eq!(slots_of(&*db.store, "weekly").await.len(), 1);
     }
+}
 
-    pub async fn periodic_missed_slots_run_once(db: TestDb) {
+backend_case! {
+    async fn periodic_missed_slots_run_once(db: TestDb) {
         let mut e = PeriodicEnqueuer::new(
             db.store.clone(),
             vec![every("minutely", Duration::from_secs(60))],
@@ -152,33 +149,35 @@ mod cases {
         assert_eq!(fresh.run_once().await.unwrap(), 1, "one job, not ten");
         assert_eq!(fresh.run_once().await.unwrap(), 0);
     }
+}
 
-    /// Moves a schedule's recorded slot back in time, as if the last run was long ago.
-    async fn rewind(db: &TestDb, name: &str, slot: i64) {
-        match db.sqlite_path() {
-            Some(path) => {
-                let c = rusqlite::Connection::open(path).unwrap();
-                c.busy_timeout(Duration::from_secs(5)).unwrap();
-                c.execute(
-                    "UPDATE porter_periodic SET last_slot = ?1 WHERE name = ?2",
-                    rusqlite::params![slot, name],
-                )
+/// Moves a schedule's recorded slot back in time, as if the last run was long ago.
+async fn rewind(db: &TestDb, name: &str, slot: i64) {
+    match db.sqlite_path() {
+        Some(path) => {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.busy_timeout(Duration::from_secs(5)).unwrap();
+            c.execute(
+                "UPDATE porter_periodic SET last_slot = ?1 WHERE name = ?2",
+                rusqlite::params![slot, name],
+            )
+            .unwrap();
+        }
+        None => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query("UPDATE porter_periodic SET last_slot = $1 WHERE name = $2")
+                .bind(slot)
+                .bind(name)
+                .execute(&mut c)
+                .await
                 .unwrap();
-            }
-            None => {
-                use sqlx::Connection;
-                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-                sqlx::query("UPDATE porter_periodic SET last_slot = $1 WHERE name = $2")
-                    .bind(slot)
-                    .bind(name)
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
-            }
         }
     }
+}
 
-    pub async fn periodic_cron_schedule(db: TestDb) {
+backend_case! {
+    async fn periodic_cron_schedule(db: TestDb) {
         let job = PeriodicJob {
             name: "cron".into(),
             ..PeriodicJob::new("noop", Schedule::cron("* * * * * *").unwrap())
@@ -197,8 +196,10 @@ mod cases {
             "cron slots fall on whole seconds"
         );
     }
+}
 
-    pub async fn periodic_run_on_start(db: TestDb) {
+backend_case! {
+    async fn periodic_run_on_start(db: TestDb) {
         let job = every("hb", Duration::from_secs(3600)).run_on_start(true);
         let e = PeriodicEnqueuer::new(
             db.store.clone(),
@@ -210,8 +211,10 @@ mod cases {
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].metadata["run_on_start"], true);
     }
+}
 
-    pub async fn rescuer_returns_a_lost_workers_jobs(db: TestDb) {
+backend_case! {
+    async fn rescuer_returns_a_lost_workers_jobs(db: TestDb) {
         let s = &*db.store;
         s.job_insert_many(
             (0..3)
@@ -263,8 +266,10 @@ mod cases {
         }
         assert_eq!(s.job_counts().await.unwrap().total[&JobState::Retryable], 3);
     }
+}
 
-    pub async fn retention_cleaner_deletes_in_batches(db: TestDb) {
+backend_case! {
+    async fn retention_cleaner_deletes_in_batches(db: TestDb) {
         let s: Arc<dyn Store> = db.store.clone();
         s.job_insert_many(
             (0..25)

@@ -6,231 +6,222 @@
 
 mod common;
 
-on_both_backends!(cases:
-    porter_keeps_its_own_bookkeeping,
-    porter_migrates_after_the_applications_own_migrations,
-    the_application_migrates_after_porter,
-    a_database_of_porter_0_1_moves_in_place_and_its_jobs_keep_working,
-    concurrent_first_opens_of_a_fresh_database_all_succeed,
-    only_porters_own_record_makes_a_database_too_new,
-    a_new_database_gets_the_queues_tables_and_an_application_set_runs_beside,
-);
+use std::path::{Path, PathBuf};
 
-mod cases {
-    use std::path::{Path, PathBuf};
+use porter::store::Backend;
+use porter::{Error, Job, JobArgs, JobError, JobState, Worker, Workers};
 
-    use porter::store::Backend;
-    use porter::{Error, Job, JobArgs, JobError, JobState, Worker, Workers};
+use crate::common::TestDb;
 
-    use crate::common::{self, TestDb};
-
-    /// The migration sets a fresh database gets from opening a store, as `set:version` rows:
-    /// the queue's only (the tablo app migrates its own set).
-    fn all_sets() -> Vec<String> {
-        use porter::store::migrations::CORE;
-        [&CORE]
-            .iter()
-            .flat_map(|set| {
-                set.migrations
-                    .iter()
-                    .map(move |m| format!("{}:{}", set.name, m.version))
-            })
-            .collect()
-    }
-
-    /// A database porter has not opened yet, on the backend of `db`.
-    async fn fresh_url(db: &TestDb, name: &str) -> String {
-        match db.store.backend() {
-            Backend::Sqlite => format!(
-                "sqlite://{}/{name}.db",
-                db.dir.as_ref().unwrap().path().display()
-            ),
-            Backend::Postgres => porter::store::postgres::PgStore::create_test_schema(
-                &common::postgres_base_url().unwrap(),
-            )
-            .await
-            .unwrap(),
-        }
-    }
-
-    /// An application's version: sqlx applications number theirs by date and time; SQLite's
-    /// `user_version` holds 32 bits.
-    fn app_version(db: &TestDb, sqlite: i64, postgres: i64) -> i64 {
-        match db.store.backend() {
-            Backend::Sqlite => sqlite,
-            Backend::Postgres => postgres,
-        }
-    }
-
-    /// A plain connection beside porter's, as the application's own code would hold.
-    enum Raw {
-        Sqlite(rusqlite::Connection),
-        Postgres(sqlx::PgPool),
-    }
-
-    impl Raw {
-        async fn connect(url: &str) -> Raw {
-            match url.strip_prefix("sqlite://") {
-                Some(path) => {
-                    let c = rusqlite::Connection::open(path).unwrap();
-                    c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-                    Raw::Sqlite(c)
-                }
-                None => Raw::Postgres(sqlx::PgPool::connect(url).await.unwrap()),
-            }
-        }
-
-        async fn exec(&self, sql: &str) {
-            match self {
-                Raw::Sqlite(c) => c.execute_batch(sql).unwrap(),
-                Raw::Postgres(pool) => {
-                    sqlx::raw_sql(sql).execute(pool).await.unwrap();
-                }
-            }
-        }
-
-        /// The rows of a query of one text column.
-        async fn texts(&self, sql: &str) -> Vec<String> {
-            match self {
-                Raw::Sqlite(c) => {
-                    let mut stmt = c.prepare(sql).unwrap();
-                    let rows = stmt.query_map([], |r| r.get(0)).unwrap();
-                    rows.collect::<Result<_, _>>().unwrap()
-                }
-                Raw::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
-            }
-        }
-
-        /// Whether a table of that name is visible.
-        async fn has_table(&self, name: &str) -> bool {
-            let sql = match self {
-                Raw::Sqlite(_) => format!(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '{name}'"
-                ),
-                Raw::Postgres(_) => {
-                    format!("SELECT '{name}' WHERE to_regclass('{name}') IS NOT NULL")
-                }
-            };
-            !self.texts(&sql).await.is_empty()
-        }
-
-        /// porter's bookkeeping, as `set:version` rows in order.
-        async fn porter_versions(&self) -> Vec<String> {
-            if !self.has_table("porter_migrations").await {
-                return Vec::new();
-            }
-            self.texts(
-                "SELECT set_name || ':' || CAST(version AS TEXT) FROM porter_migrations ORDER BY set_name, version",
-            )
-            .await
-        }
-
-        /// The application's own bookkeeping: `PRAGMA user_version` on SQLite, the versions in
-        /// `_sqlx_migrations` on Postgres.
-        async fn app_versions(&self) -> Vec<String> {
-            match self {
-                Raw::Sqlite(c) => {
-                    let v: i64 = c
-                        .query_row("PRAGMA user_version", [], |r| r.get(0))
-                        .unwrap();
-                    vec![v.to_string()]
-                }
-                Raw::Postgres(_) => {
-                    if !self.has_table("_sqlx_migrations").await {
-                        return Vec::new();
-                    }
-                    self.texts(
-                        "SELECT CAST(version AS TEXT) FROM _sqlx_migrations ORDER BY version",
-                    )
-                    .await
-                }
-            }
-        }
-    }
-
-    /// An application's own migrations, the way it would keep them: on SQLite a table and
-    /// `PRAGMA user_version = version`; on Postgres a sqlx migration of that version, run by
-    /// sqlx's own migrator. `ignore_missing`: what an application beside porter 0.1 had to set.
-    struct AppMigrations {
-        version: i64,
-        dir: tempfile::TempDir,
-    }
-
-    impl AppMigrations {
-        fn new(version: i64) -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            std::fs::write(
-                dir.path().join(format!("{version}_app_things.sql")),
-                "CREATE TABLE IF NOT EXISTS app_things (id BIGINT PRIMARY KEY, note TEXT NOT NULL);",
-            )
-            .unwrap();
-            AppMigrations { version, dir }
-        }
-
-        async fn run(&self, url: &str, ignore_missing: bool) -> Result<(), String> {
-            match url.strip_prefix("sqlite://") {
-                Some(_) => {
-                    let Raw::Sqlite(c) = Raw::connect(url).await else {
-                        unreachable!()
-                    };
-                    c.execute_batch(&format!(
-                        "CREATE TABLE IF NOT EXISTS app_things (id BIGINT PRIMARY KEY, note TEXT NOT NULL);
-                         PRAGMA user_version = {};",
-                        self.version
-                    ))
-                    .map_err(|e| e.to_string())
-                }
-                None => {
-                    let mut migrator = sqlx::migrate::Migrator::new(self.dir.path()).await.unwrap();
-                    migrator.set_ignore_missing(ignore_missing);
-                    let pool = sqlx::PgPool::connect(url).await.unwrap();
-                    let result = migrator.run(&pool).await.map_err(|e| e.to_string());
-                    pool.close().await;
-                    result
-                }
-            }
-        }
-
-        /// What the application's own bookkeeping reads once it ran.
-        fn recorded(&self) -> Vec<String> {
-            vec![self.version.to_string()]
-        }
-    }
-
-    #[derive(serde::Serialize, serde::Deserialize)]
-    struct Noop {}
-    impl JobArgs for Noop {
-        const KIND: &'static str = "noop";
-    }
-    struct NoopWorker;
-    #[async_trait::async_trait]
-    impl Worker<Noop> for NoopWorker {
-        async fn work(&self, _job: Job<Noop>) -> Result<(), JobError> {
-            Ok(())
-        }
-    }
-
-    /// Inserts a job through porter and runs every due job: the queue works on this database.
-    async fn jobs_work(url: &str) {
-        let store = porter::store::open(url)
-            .await
-            .expect("porter opens the database");
-        let client = porter::Client::new(store.clone());
-        let id = client.insert(&Noop {}, None).await.unwrap().job.id;
-        let mut workers = Workers::new();
-        workers.add(NoopWorker).unwrap();
-        let outcomes = porter::testing::run_available(&store, workers, "default")
-            .await
-            .unwrap();
-        assert!(
-            outcomes
+/// The migration sets a fresh database gets from opening a store, as `set:version` rows:
+/// the queue's only (the tablo app migrates its own set).
+fn all_sets() -> Vec<String> {
+    use porter::store::migrations::CORE;
+    [&CORE]
+        .iter()
+        .flat_map(|set| {
+            set.migrations
                 .iter()
-                .any(|o| o.id == id && o.state == JobState::Completed),
-            "{outcomes:?}"
-        );
+                .map(move |m| format!("{}:{}", set.name, m.version))
+        })
+        .collect()
+}
+
+/// A database porter has not opened yet, on the backend of `db`.
+async fn fresh_url(db: &TestDb, name: &str) -> String {
+    match db.store.backend() {
+        Backend::Sqlite => format!(
+            "sqlite://{}/{name}.db",
+            db.dir.as_ref().unwrap().path().display()
+        ),
+        Backend::Postgres => porter::store::postgres::PgStore::create_test_schema(
+            &common::postgres_base_url().unwrap(),
+        )
+        .await
+        .unwrap(),
+    }
+}
+
+/// An application's version: sqlx applications number theirs by date and time; SQLite's
+/// `user_version` holds 32 bits.
+fn app_version(db: &TestDb, sqlite: i64, postgres: i64) -> i64 {
+    match db.store.backend() {
+        Backend::Sqlite => sqlite,
+        Backend::Postgres => postgres,
+    }
+}
+
+/// A plain connection beside porter's, as the application's own code would hold.
+enum Raw {
+    Sqlite(rusqlite::Connection),
+    Postgres(sqlx::PgPool),
+}
+
+impl Raw {
+    async fn connect(url: &str) -> Raw {
+        match url.strip_prefix("sqlite://") {
+            Some(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                Raw::Sqlite(c)
+            }
+            None => Raw::Postgres(sqlx::PgPool::connect(url).await.unwrap()),
+        }
     }
 
-    pub async fn porter_keeps_its_own_bookkeeping(db: TestDb) {
+    async fn exec(&self, sql: &str) {
+        match self {
+            Raw::Sqlite(c) => c.execute_batch(sql).unwrap(),
+            Raw::Postgres(pool) => {
+                sqlx::raw_sql(sql).execute(pool).await.unwrap();
+            }
+        }
+    }
+
+    /// The rows of a query of one text column.
+    async fn texts(&self, sql: &str) -> Vec<String> {
+        match self {
+            Raw::Sqlite(c) => {
+                let mut stmt = c.prepare(sql).unwrap();
+                let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+                rows.collect::<Result<_, _>>().unwrap()
+            }
+            Raw::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+        }
+    }
+
+    /// Whether a table of that name is visible.
+    async fn has_table(&self, name: &str) -> bool {
+        let sql = match self {
+            Raw::Sqlite(_) => {
+                format!("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '{name}'")
+            }
+            Raw::Postgres(_) => {
+                format!("SELECT '{name}' WHERE to_regclass('{name}') IS NOT NULL")
+            }
+        };
+        !self.texts(&sql).await.is_empty()
+    }
+
+    /// porter's bookkeeping, as `set:version` rows in order.
+    async fn porter_versions(&self) -> Vec<String> {
+        if !self.has_table("porter_migrations").await {
+            return Vec::new();
+        }
+        self.texts(
+            "SELECT set_name || ':' || CAST(version AS TEXT) FROM porter_migrations ORDER BY set_name, version",
+        )
+        .await
+    }
+
+    /// The application's own bookkeeping: `PRAGMA user_version` on SQLite, the versions in
+    /// `_sqlx_migrations` on Postgres.
+    async fn app_versions(&self) -> Vec<String> {
+        match self {
+            Raw::Sqlite(c) => {
+                let v: i64 = c
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .unwrap();
+                vec![v.to_string()]
+            }
+            Raw::Postgres(_) => {
+                if !self.has_table("_sqlx_migrations").await {
+                    return Vec::new();
+                }
+                self.texts("SELECT CAST(version AS TEXT) FROM _sqlx_migrations ORDER BY version")
+                    .await
+            }
+        }
+    }
+}
+
+/// An application's own migrations, the way it would keep them: on SQLite a table and
+/// `PRAGMA user_version = version`; on Postgres a sqlx migration of that version, run by
+/// sqlx's own migrator. `ignore_missing`: what an application beside porter 0.1 had to set.
+struct AppMigrations {
+    version: i64,
+    dir: tempfile::TempDir,
+}
+
+impl AppMigrations {
+    fn new(version: i64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(format!("{version}_app_things.sql")),
+            "CREATE TABLE IF NOT EXISTS app_things (id BIGINT PRIMARY KEY, note TEXT NOT NULL);",
+        )
+        .unwrap();
+        AppMigrations { version, dir }
+    }
+
+    async fn run(&self, url: &str, ignore_missing: bool) -> Result<(), String> {
+        match url.strip_prefix("sqlite://") {
+            Some(_) => {
+                let Raw::Sqlite(c) = Raw::connect(url).await else {
+                    unreachable!()
+                };
+                c.execute_batch(&format!(
+                    "CREATE TABLE IF NOT EXISTS app_things (id BIGINT PRIMARY KEY, note TEXT NOT NULL);
+                     PRAGMA user_version = {};",
+                    self.version
+                ))
+                .map_err(|e| e.to_string())
+            }
+            None => {
+                let mut migrator = sqlx::migrate::Migrator::new(self.dir.path()).await.unwrap();
+                migrator.set_ignore_missing(ignore_missing);
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                let result = migrator.run(&pool).await.map_err(|e| e.to_string());
+                pool.close().await;
+                result
+            }
+        }
+    }
+
+    /// What the application's own bookkeeping reads once it ran.
+    fn recorded(&self) -> Vec<String> {
+        vec![self.version.to_string()]
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Noop {}
+
+impl JobArgs for Noop {
+    const KIND: &'static str = "noop";
+}
+
+struct NoopWorker;
+
+#[async_trait::async_trait]
+impl Worker<Noop> for NoopWorker {
+    async fn work(&self, _job: Job<Noop>) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+/// Inserts a job through porter and runs every due job: the queue works on this database.
+async fn jobs_work(url: &str) {
+    let store = porter::store::open(url)
+        .await
+        .expect("porter opens the database");
+    let client = porter::Client::new(store.clone());
+    let id = client.insert(&Noop {}, None).await.unwrap().job.id;
+    let mut workers = Workers::new();
+    workers.add(NoopWorker).unwrap();
+    let outcomes = porter::testing::run_available(&store, workers, "default")
+        .await
+        .unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.id == id && o.state == JobState::Completed),
+        "{outcomes:?}"
+    );
+}
+
+backend_case! {
+    async fn porter_keeps_its_own_bookkeeping(db: TestDb) {
         let raw = Raw::connect(&db.url).await;
         let mut expected = all_sets();
         expected.sort();
@@ -241,8 +232,10 @@ mod cases {
             Raw::Postgres(_) => assert!(!raw.has_table("_sqlx_migrations").await),
         }
     }
+}
 
-    pub async fn porter_migrates_after_the_applications_own_migrations(db: TestDb) {
+backend_case! {
+    async fn porter_migrates_after_the_applications_own_migrations(db: TestDb) {
         // 4: porter 0.1's own newest version (SQLite reported "migrated" while porter's
         // tables did not exist); a timestamp, as sqlx applications number theirs.
         for version in [4, app_version(&db, 7, 20240101000000)] {
@@ -262,8 +255,10 @@ mod cases {
             jobs_work(&url).await;
         }
     }
+}
 
-    pub async fn the_application_migrates_after_porter(db: TestDb) {
+backend_case! {
+    async fn the_application_migrates_after_porter(db: TestDb) {
         // porter first (the test database is migrated), then the application.
         let app = AppMigrations::new(app_version(&db, 7, 20240101000000));
         app.run(&db.url, false)
@@ -283,50 +278,52 @@ mod cases {
             jobs_work(&db.url).await;
         }
     }
+}
 
-    /// Builds the database porter 0.1 left behind: its four migrations, recorded the way it
-    /// recorded them (rusqlite_migration's `user_version`; sqlx's `_sqlx_migrations`).
-    async fn porter_0_1_database(url: &str) {
-        let fixtures =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/porter-0.1-migrations");
-        match url.strip_prefix("sqlite://") {
-            Some(_) => {
-                let Raw::Sqlite(mut c) = Raw::connect(url).await else {
-                    unreachable!()
-                };
-                c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
-                for file in sorted_sql_files(&fixtures.join("sqlite")) {
-                    let tx = c.transaction().unwrap();
-                    tx.execute_batch(&std::fs::read_to_string(&file).unwrap())
-                        .unwrap();
-                    let version: i64 = file.file_name().unwrap().to_str().unwrap()[..4]
-                        .parse()
-                        .unwrap();
-                    tx.pragma_update(None, "user_version", version).unwrap();
-                    tx.commit().unwrap();
-                }
-            }
-            None => {
-                let migrator = sqlx::migrate::Migrator::new(fixtures.join("postgres"))
-                    .await
+/// Builds the database porter 0.1 left behind: its four migrations, recorded the way it
+/// recorded them (rusqlite_migration's `user_version`; sqlx's `_sqlx_migrations`).
+async fn porter_0_1_database(url: &str) {
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/porter-0.1-migrations");
+    match url.strip_prefix("sqlite://") {
+        Some(_) => {
+            let Raw::Sqlite(mut c) = Raw::connect(url).await else {
+                unreachable!()
+            };
+            c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+            for file in sorted_sql_files(&fixtures.join("sqlite")) {
+                let tx = c.transaction().unwrap();
+                tx.execute_batch(&std::fs::read_to_string(&file).unwrap())
                     .unwrap();
-                let pool = sqlx::PgPool::connect(url).await.unwrap();
-                migrator.run(&pool).await.unwrap();
-                pool.close().await;
+                let version: i64 = file.file_name().unwrap().to_str().unwrap()[..4]
+                    .parse()
+                    .unwrap();
+                tx.pragma_update(None, "user_version", version).unwrap();
+                tx.commit().unwrap();
             }
         }
+        None => {
+            let migrator = sqlx::migrate::Migrator::new(fixtures.join("postgres"))
+                .await
+                .unwrap();
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            pool.close().await;
+        }
     }
+}
 
-    fn sorted_sql_files(dir: &Path) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        files
-    }
+fn sorted_sql_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
 
-    pub async fn a_database_of_porter_0_1_moves_in_place_and_its_jobs_keep_working(db: TestDb) {
+backend_case! {
+    async fn a_database_of_porter_0_1_moves_in_place_and_its_jobs_keep_working(db: TestDb) {
         let url = fresh_url(&db, "porter-0.1").await;
         porter_0_1_database(&url).await;
         let raw = Raw::connect(&url).await;
@@ -387,8 +384,10 @@ mod cases {
         assert_eq!(job.state, JobState::Completed);
         assert_eq!(raw.porter_versions().await, expected);
     }
+}
 
-    pub async fn concurrent_first_opens_of_a_fresh_database_all_succeed(db: TestDb) {
+backend_case! {
+    async fn concurrent_first_opens_of_a_fresh_database_all_succeed(db: TestDb) {
         let url = fresh_url(&db, "raced").await;
         let opens = (0..4).map(|_| {
             let url = url.clone();
@@ -403,8 +402,10 @@ mod cases {
         assert_eq!(Raw::connect(&url).await.porter_versions().await, expected);
         jobs_work(&url).await;
     }
+}
 
-    pub async fn only_porters_own_record_makes_a_database_too_new(db: TestDb) {
+backend_case! {
+    async fn only_porters_own_record_makes_a_database_too_new(db: TestDb) {
         // The application's bookkeeping far ahead of porter's is none of porter's business.
         let app = AppMigrations::new(app_version(&db, 99, 99990101000000));
         app.run(&db.url, false).await.unwrap();
@@ -431,24 +432,23 @@ mod cases {
             Ok(_) => panic!("a database newer than this porter must be refused"),
         }
     }
+}
 
-    /// An application's own set, run by porter's runner beside the queue's.
-    const NOTES: porter::store::migrations::MigrationSet =
-        porter::store::migrations::MigrationSet {
-            name: "notes",
-            migrations: &[porter::store::migrations::Migration {
-                version: 1,
-                name: "notes",
-                sqlite: "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
-                postgres: "CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL)",
-            }],
-        };
+/// An application's own set, run by porter's runner beside the queue's.
+const NOTES: porter::store::migrations::MigrationSet = porter::store::migrations::MigrationSet {
+    name: "notes",
+    migrations: &[porter::store::migrations::Migration {
+        version: 1,
+        name: "notes",
+        sqlite: "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+        postgres: "CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL)",
+    }],
+};
 
+backend_case! {
     /// Opening a store creates the queue's tables only (the tablo app's come from its own set,
     /// tests/app.rs); an application's own set runs beside them, once.
-    pub async fn a_new_database_gets_the_queues_tables_and_an_application_set_runs_beside(
-        db: TestDb,
-    ) {
+    async fn a_new_database_gets_the_queues_tables_and_an_application_set_runs_beside(db: TestDb) {
         use porter::store::migrations::{self, CORE};
         let url = fresh_url(&db, "core-only").await;
         migrations::run(&url, &CORE).await.unwrap();

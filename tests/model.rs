@@ -995,181 +995,157 @@ mod regressions {
         max_attempts: 2,
     };
 
-    /// A worker whose lease runs out with a job running: rescue, then the stale worker's write
-    /// changes nothing and the retried job runs again under the other worker.
-    pub fn lease_expiry_then_stale_write() -> Vec<Op> {
-        let live = Pick {
-            stale: false,
-            index: 0,
-        };
-        vec![
-            Op::Insert(KEYED),
-            Op::Heartbeat { worker: 0 },
-            Op::Claim {
-                worker: 0,
-                queue: 0,
-                limit: 1,
-                only_kind: None,
-            },
-            Op::Tick { by: 3 },
-            Op::Heartbeat { worker: 1 },
-            Op::Rescue,
-            Op::Complete {
-                pick: Pick {
-                    stale: true,
-                    index: 0,
+    backend_case! {
+        /// A worker whose lease runs out with a job running: rescue, then the stale worker's write
+        /// changes nothing and the retried job runs again under the other worker.
+        fn lease_expiry_then_stale_write(fresh: FreshDb) {
+            let live = Pick {
+                stale: false,
+                index: 0,
+            };
+            run_fixed(fresh, vec![
+                Op::Insert(KEYED),
+                Op::Heartbeat { worker: 0 },
+                Op::Claim {
+                    worker: 0,
+                    queue: 0,
+                    limit: 1,
+                    only_kind: None,
                 },
-            },
-            Op::Insert(KEYED),
-            Op::Claim {
-                worker: 1,
-                queue: 0,
-                limit: 1,
-                only_kind: None,
-            },
-            Op::Fail {
-                pick: live,
-                delay: 1,
-                discard: false,
-            },
-            Op::Retry { job: 0 },
-            Op::Tick { by: 7 },
-            Op::Retention,
-        ]
+                Op::Tick { by: 3 },
+                Op::Heartbeat { worker: 1 },
+                Op::Rescue,
+                Op::Complete {
+                    pick: Pick {
+                        stale: true,
+                        index: 0,
+                    },
+                },
+                Op::Insert(KEYED),
+                Op::Claim {
+                    worker: 1,
+                    queue: 0,
+                    limit: 1,
+                    only_kind: None,
+                },
+                Op::Fail {
+                    pick: live,
+                    delay: 1,
+                    discard: false,
+                },
+                Op::Retry { job: 0 },
+                Op::Tick { by: 7 },
+                Op::Retention,
+            ]);
+        }
     }
 
-    /// A heartbeat exactly one lease old still holds; a millisecond more does not.
-    pub fn lease_boundary() -> Vec<Op> {
-        vec![
-            Op::Insert(KEYED),
-            Op::Claim {
+    backend_case! {
+        /// A heartbeat exactly one lease old still holds; a millisecond more does not.
+        fn lease_boundary(fresh: FreshDb) {
+            run_fixed(fresh, vec![
+                Op::Insert(KEYED),
+                Op::Claim {
+                    worker: 0,
+                    queue: 0,
+                    limit: 1,
+                    only_kind: None,
+                },
+                Op::Tick { by: 2 },
+                Op::Rescue,
+                Op::Tick { by: 0 },
+                Op::Rescue,
+            ]);
+        }
+    }
+
+    backend_case! {
+        /// A shutdown on the last attempt gives the job back without using it up.
+        fn shutdown_on_the_last_attempt(fresh: FreshDb) {
+            let live = Pick {
+                stale: false,
+                index: 0,
+            };
+            let last = Spec {
+                max_attempts: 1,
+                ..KEYED
+            };
+            run_fixed(fresh, vec![
+                Op::Insert(last),
+                Op::Heartbeat { worker: 0 },
+                Op::Claim {
+                    worker: 0,
+                    queue: 0,
+                    limit: 1,
+                    only_kind: None,
+                },
+                Op::Release { pick: live.clone() },
+                Op::Claim {
+                    worker: 0,
+                    queue: 0,
+                    limit: 1,
+                    only_kind: None,
+                },
+                Op::Complete { pick: live },
+            ]);
+        }
+    }
+
+    backend_case! {
+        /// A user cancels a running keyed job: it stays running with its key held (an insert with
+        /// the key is deduplicated; asking again keeps the first request's time), its failure
+        /// ends it cancelled and frees the key; the next holder's cancel is followed by its
+        /// worker's loss, and the rescue cancels it; a retry clears the old request, so its next
+        /// run snoozes as usual.
+        fn cancel_running_keeps_key_until_it_stops(fresh: FreshDb) {
+            let live = Pick {
+                stale: false,
+                index: 0,
+            };
+            let keyed = Spec {
+                max_attempts: 3,
+                ..KEYED
+            };
+            let claim = Op::Claim {
                 worker: 0,
                 queue: 0,
                 limit: 1,
                 only_kind: None,
-            },
-            Op::Tick { by: 2 },
-            Op::Rescue,
-            Op::Tick { by: 0 },
-            Op::Rescue,
-        ]
-    }
-
-    /// A shutdown on the last attempt gives the job back without using it up.
-    pub fn shutdown_on_the_last_attempt() -> Vec<Op> {
-        let live = Pick {
-            stale: false,
-            index: 0,
-        };
-        let last = Spec {
-            max_attempts: 1,
-            ..KEYED
-        };
-        vec![
-            Op::Insert(last),
-            Op::Heartbeat { worker: 0 },
-            Op::Claim {
-                worker: 0,
-                queue: 0,
-                limit: 1,
-                only_kind: None,
-            },
-            Op::Release { pick: live.clone() },
-            Op::Claim {
-                worker: 0,
-                queue: 0,
-                limit: 1,
-                only_kind: None,
-            },
-            Op::Complete { pick: live },
-        ]
-    }
-
-    /// A user cancels a running keyed job: it stays running with its key held (an insert with
-    /// the key is deduplicated; asking again keeps the first request's time), its failure
-    /// ends it cancelled and frees the key; the next holder's cancel is followed by its
-    /// worker's loss, and the rescue cancels it; a retry clears the old request, so its next
-    /// run snoozes as usual.
-    pub fn cancel_running_keeps_key_until_it_stops() -> Vec<Op> {
-        let live = Pick {
-            stale: false,
-            index: 0,
-        };
-        let keyed = Spec {
-            max_attempts: 3,
-            ..KEYED
-        };
-        let claim = Op::Claim {
-            worker: 0,
-            queue: 0,
-            limit: 1,
-            only_kind: None,
-        };
-        vec![
-            Op::Heartbeat { worker: 0 },
-            Op::Insert(keyed),
-            claim.clone(),
-            Op::Tick { by: 0 },
-            Op::Cancel { job: 0 },
-            Op::Insert(keyed),
-            Op::Tick { by: 0 },
-            Op::Cancel { job: 0 },
-            Op::Fail {
-                pick: live.clone(),
-                delay: 0,
-                discard: false,
-            },
-            Op::Insert(keyed),
-            claim.clone(),
-            Op::Cancel { job: 1 },
-            Op::Deregister { worker: 0 },
-            Op::Rescue,
-            Op::Retry { job: 0 },
-            Op::Heartbeat { worker: 0 },
-            claim,
-            Op::Snooze {
-                pick: live,
-                delay: 1,
-            },
-        ]
+            };
+            run_fixed(fresh, vec![
+                Op::Heartbeat { worker: 0 },
+                Op::Insert(keyed),
+                claim.clone(),
+                Op::Tick { by: 0 },
+                Op::Cancel { job: 0 },
+                Op::Insert(keyed),
+                Op::Tick { by: 0 },
+                Op::Cancel { job: 0 },
+                Op::Fail {
+                    pick: live.clone(),
+                    delay: 0,
+                    discard: false,
+                },
+                Op::Insert(keyed),
+                claim.clone(),
+                Op::Cancel { job: 1 },
+                Op::Deregister { worker: 0 },
+                Op::Rescue,
+                Op::Retry { job: 0 },
+                Op::Heartbeat { worker: 0 },
+                claim,
+                Op::Snooze {
+                    pick: live,
+                    delay: 1,
+                },
+            ]);
+        }
     }
 }
 
-/// The random model test and every kept sequence, on each backend.
-macro_rules! model_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            #[test]
-            fn model_matches_store() {
-                super::run_model(crate::common::sqlite);
-            }
-            $(
-                #[test]
-                fn $name() {
-                    super::run_fixed(crate::common::sqlite, super::regressions::$name());
-                }
-            )*
-        }
-        mod postgres {
-            #[test]
-            #[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
-            fn model_matches_store() {
-                super::run_model(crate::common::postgres);
-            }
-            $(
-                #[test]
-                #[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
-                fn $name() {
-                    super::run_fixed(crate::common::postgres, super::regressions::$name());
-                }
-            )*
-        }
-    };
+backend_case! {
+    /// The random model test: `cases()` random sequences, each on a fresh database.
+    fn model_matches_store(fresh: FreshDb) {
+        run_model(fresh);
+    }
 }
-
-model_tests!(
-    lease_expiry_then_stale_write,
-    shutdown_on_the_last_attempt,
-    lease_boundary,
-    cancel_running_keeps_key_until_it_stops,
-);

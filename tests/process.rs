@@ -4,112 +4,105 @@
 
 mod common;
 
-on_both_backends!(cases:
-    sigterm_lets_short_jobs_finish_and_retries_long_ones, job_inserted_by_another_process_wakes_the_worker,
-    three_workers_share_periodic_slots, sigkill_jobs_are_rescued_by_another_worker,
-    shutdown_never_uses_up_the_last_attempt,
-    jobs_cancel_stops_the_running_job_and_holds_its_key_until_it_stopped,
-);
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-mod cases {
-    use std::collections::BTreeMap;
-    use std::io::{BufRead, BufReader};
-    use std::process::{Child, Command, Stdio};
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
+use porter::store::{JobListParams, Store};
+use porter::{Client, InsertOpts, JobState};
 
-    use porter::store::{JobListParams, Store};
-    use porter::{Client, InsertOpts, JobState};
+use crate::common::eventually;
 
-    use crate::common::{eventually, TestDb};
+/// A `porter worker` child whose output is collected line by line.
+pub struct Worker {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
 
-    /// A `porter worker` child whose output is collected line by line.
-    pub struct Worker {
-        child: Child,
-        log: Arc<Mutex<Vec<String>>>,
-    }
-
-    impl Worker {
-        pub fn start(url: &str, args: &[&str]) -> Worker {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_porter"))
-                .arg("worker")
-                .args(args)
-                .env("DATABASE_URL", url)
-                .env("RUST_LOG", "info")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start porter worker");
-            let log = Arc::new(Mutex::new(Vec::new()));
-            for out in [
-                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-                Box::new(child.stderr.take().unwrap()),
-            ] {
-                let log = log.clone();
-                std::thread::spawn(move || {
-                    for line in BufReader::new(out).lines().map_while(Result::ok) {
-                        log.lock().unwrap().push(line);
-                    }
-                });
-            }
-            Worker { child, log }
-        }
-
-        pub fn logged(&self, needle: &str) -> bool {
-            self.log.lock().unwrap().iter().any(|l| l.contains(needle))
-        }
-
-        pub async fn ready(&self) {
-            eventually("worker ready", || async { self.logged("worker ready") }).await;
-        }
-
-        pub fn signal(&self, sig: &str) {
-            let ok = Command::new("kill")
-                .arg(format!("-{sig}"))
-                .arg(self.child.id().to_string())
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "kill -{sig}");
-        }
-
-        pub async fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-            loop {
-                if let Some(status) = self.child.try_wait().unwrap() {
-                    tokio::time::sleep(Duration::from_millis(50)).await; // let the readers drain
-                    return (status, self.log.lock().unwrap().clone());
+impl Worker {
+    pub fn start(url: &str, args: &[&str]) -> Worker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_porter"))
+            .arg("worker")
+            .args(args)
+            .env("DATABASE_URL", url)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start porter worker");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line);
                 }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "worker did not exit"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            });
         }
+        Worker { child, log }
     }
 
-    impl Drop for Worker {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }
 
-    async fn sleep_job(client: &Client, ms: u64) -> i64 {
-        client
-            .insert(&porter::jobs::Sleep { ms }, None)
-            .await
+    pub async fn ready(&self) {
+        eventually("worker ready", || async { self.logged("worker ready") }).await;
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
             .unwrap()
-            .job
-            .id
+            .success();
+        assert!(ok, "kill -{sig}");
     }
 
-    async fn state(store: &dyn Store, id: i64) -> porter::JobRow {
-        store.job_get(id).await.unwrap().unwrap()
+    pub async fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                tokio::time::sleep(Duration::from_millis(50)).await; // let the readers drain
+                return (status, self.log.lock().unwrap().clone());
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "worker did not exit"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
+}
 
-    pub async fn sigterm_lets_short_jobs_finish_and_retries_long_ones(db: TestDb) {
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn sleep_job(client: &Client, ms: u64) -> i64 {
+    client
+        .insert(&porter::jobs::Sleep { ms }, None)
+        .await
+        .unwrap()
+        .job
+        .id
+}
+
+async fn state(store: &dyn Store, id: i64) -> porter::JobRow {
+    store.job_get(id).await.unwrap().unwrap()
+}
+
+backend_case! {
+    async fn sigterm_lets_short_jobs_finish_and_retries_long_ones(db: TestDb) {
         let client = Client::new(db.store.clone());
         let w = Worker::start(
             &db.url,
@@ -156,16 +149,18 @@ mod cases {
             "the worker deregistered"
         );
     }
+}
 
-    async fn futures_ids(client: &Client, n: usize, ms: u64) -> Vec<i64> {
-        let mut ids = Vec::new();
-        for _ in 0..n {
-            ids.push(sleep_job(client, ms).await);
-        }
-        ids
+async fn futures_ids(client: &Client, n: usize, ms: u64) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(sleep_job(client, ms).await);
     }
+    ids
+}
 
-    pub async fn job_inserted_by_another_process_wakes_the_worker(db: TestDb) {
+backend_case! {
+    async fn job_inserted_by_another_process_wakes_the_worker(db: TestDb) {
         // With a one-hour poll, only a wake-up (LISTEN/NOTIFY, or data_version on SQLite)
         // gets the job run before the test gives up.
         let w = Worker::start(&db.url, &["--no-periodic", "--poll-interval", "1h"]);
@@ -192,26 +187,28 @@ mod cases {
         w.signal("TERM");
         assert!(w.wait().await.0.success());
     }
+}
 
-    async fn heartbeat_slots(store: &dyn Store) -> BTreeMap<i64, usize> {
-        let mut slots = BTreeMap::new();
-        let jobs = store
-            .job_list(JobListParams {
-                kind: Some("heartbeat".into()),
-                limit: Some(10_000),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        for j in jobs {
-            if let Some(slot) = j.metadata["slot"].as_i64() {
-                *slots.entry(slot).or_insert(0) += 1;
-            }
+async fn heartbeat_slots(store: &dyn Store) -> BTreeMap<i64, usize> {
+    let mut slots = BTreeMap::new();
+    let jobs = store
+        .job_list(JobListParams {
+            kind: Some("heartbeat".into()),
+            limit: Some(10_000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for j in jobs {
+        if let Some(slot) = j.metadata["slot"].as_i64() {
+            *slots.entry(slot).or_insert(0) += 1;
         }
-        slots
     }
+    slots
+}
 
-    pub async fn three_workers_share_periodic_slots(db: TestDb) {
+backend_case! {
+    async fn three_workers_share_periodic_slots(db: TestDb) {
         let args = ["--heartbeat-every", "1s", "--queues", "default=5"];
         let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&db.url, &args)).collect();
         for w in &workers {
@@ -250,8 +247,10 @@ mod cases {
         let c = db.store.job_counts().await.unwrap().total;
         assert_eq!(c[&JobState::Running], 0);
     }
+}
 
-    pub async fn sigkill_jobs_are_rescued_by_another_worker(db: TestDb) {
+backend_case! {
+    async fn sigkill_jobs_are_rescued_by_another_worker(db: TestDb) {
         let client = Client::new(db.store.clone());
         let lease = ["--lease", "2s", "--no-periodic", "--queues", "default=10"];
         let victim = Worker::start(&db.url, &lease);
@@ -314,11 +313,13 @@ mod cases {
         rescuer.signal("TERM");
         assert!(rescuer.wait().await.0.success());
     }
+}
 
+backend_case! {
     /// Issue 11.1: a deploy must never discard a job. A job on its last attempt, stopped by
     /// the shutdown timeout or by a second signal, goes back to be run again; its history
     /// records the shutdown.
-    pub async fn shutdown_never_uses_up_the_last_attempt(db: TestDb) {
+    async fn shutdown_never_uses_up_the_last_attempt(db: TestDb) {
         let client = Client::new(db.store.clone());
         for second_signal in [false, true] {
             let opts = InsertOpts {
@@ -360,8 +361,10 @@ mod cases {
             db.store.job_cancel(id).await.unwrap();
         }
     }
+}
 
-    pub async fn jobs_cancel_stops_the_running_job_and_holds_its_key_until_it_stopped(db: TestDb) {
+backend_case! {
+    async fn jobs_cancel_stops_the_running_job_and_holds_its_key_until_it_stopped(db: TestDb) {
         // A lease of an hour puts the fallback check 20 minutes away: only the wake-up
         // (NOTIFY, or data_version on SQLite) stops the job before the test gives up.
         let w = Worker::start(

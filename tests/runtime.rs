@@ -5,16 +5,16 @@
 mod chaos_gated_store;
 mod common;
 
-on_both_backends!(cases:
-    thousands_of_jobs_each_run_once, retries_until_discarded_with_history, panic_is_recorded_and_worker_keeps_going,
-    timeout_fails_the_attempt, snooze_then_complete, job_cancels_or_discards_itself, undecodable_args_are_discarded_at_once,
-    kinds_without_a_worker_are_never_claimed, queue_concurrency_is_a_ceiling, paused_queue_waits_for_resume,
-    insert_from_another_connection_wakes_the_worker, shutdown_lets_short_jobs_finish_and_retries_long_ones,
-    user_cancel_stops_a_running_job,
-    stops_claiming_while_its_heartbeat_is_overdue,
-    reconcile_puts_back_a_claim_the_worker_does_not_know, reconcile_puts_back_a_completion_that_was_not_recorded,
-    shutdown_leaves_none_of_its_jobs_running,
-);
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use porter::runtime::{Runtime, RuntimeConfig, Shutdown};
+use porter::{Client, InsertOpts, Job, JobArgs, JobError, JobState, Store, Worker, Workers};
+use serde::{Deserialize, Serialize};
+
+use crate::common::eventually;
 
 #[test]
 fn registry_refuses_two_workers_for_one_kind() {
@@ -37,149 +37,140 @@ fn queue_specs_parse_and_refuse_bad_input() {
     }
 }
 
-mod cases {
-    use std::collections::HashMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
+#[derive(Serialize, Deserialize, Clone)]
+pub struct Count {
+    pub n: u64,
+}
 
-    use porter::runtime::{Runtime, RuntimeConfig, Shutdown};
-    use porter::{Client, InsertOpts, Job, JobArgs, JobError, JobState, Store, Worker, Workers};
-    use serde::{Deserialize, Serialize};
+impl JobArgs for Count {
+    const KIND: &'static str = "count";
+}
 
-    use crate::common::{eventually, TestDb};
+/// Counts runs per job id, and the most jobs it saw running at once.
+#[derive(Clone, Default)]
+pub struct CountWorker {
+    runs: Arc<Mutex<HashMap<i64, u32>>>,
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    hold: Duration,
+}
 
-    #[derive(Serialize, Deserialize, Clone)]
-    pub struct Count {
-        pub n: u64,
+#[async_trait::async_trait]
+impl Worker<Count> for CountWorker {
+    async fn work(&self, job: Job<Count>) -> Result<(), JobError> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        if !self.hold.is_zero() {
+            tokio::time::sleep(self.hold).await;
+        }
+        *self.runs.lock().unwrap().entry(job.id()).or_default() += 1;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
     }
-    impl JobArgs for Count {
-        const KIND: &'static str = "count";
-    }
+}
 
-    /// Counts runs per job id, and the most jobs it saw running at once.
-    #[derive(Clone, Default)]
-    pub struct CountWorker {
-        runs: Arc<Mutex<HashMap<i64, u32>>>,
-        running: Arc<AtomicUsize>,
-        peak: Arc<AtomicUsize>,
-        hold: Duration,
-    }
+#[derive(Serialize, Deserialize)]
+pub struct Behave {
+    pub what: String,
+}
 
-    #[async_trait::async_trait]
-    impl Worker<Count> for CountWorker {
-        async fn work(&self, job: Job<Count>) -> Result<(), JobError> {
-            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-            self.peak.fetch_max(now, Ordering::SeqCst);
-            if !self.hold.is_zero() {
-                tokio::time::sleep(self.hold).await;
+impl JobArgs for Behave {
+    const KIND: &'static str = "behave";
+}
+
+pub struct BehaveWorker;
+
+#[async_trait::async_trait]
+impl Worker<Behave> for BehaveWorker {
+    async fn work(&self, job: Job<Behave>) -> Result<(), JobError> {
+        match job.args.what.as_str() {
+            "fail" => Err(JobError::msg(format!("failure #{}", job.attempt()))),
+            "panic" => panic!("kaboom in attempt {}", job.attempt()),
+            "hang" => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(())
             }
-            *self.runs.lock().unwrap().entry(job.id()).or_default() += 1;
-            self.running.fetch_sub(1, Ordering::SeqCst);
-            Ok(())
+            "snooze_once" if job.attempt() == 1 => Err(JobError::Snooze(Duration::ZERO)),
+            "cancel" => Err(JobError::Cancel("not needed any more".into())),
+            "discard" => Err(JobError::Discard("can never work".into())),
+            _ => Ok(()),
         }
     }
-
-    #[derive(Serialize, Deserialize)]
-    pub struct Behave {
-        pub what: String,
-    }
-    impl JobArgs for Behave {
-        const KIND: &'static str = "behave";
-    }
-
-    pub struct BehaveWorker;
-
-    #[async_trait::async_trait]
-    impl Worker<Behave> for BehaveWorker {
-        async fn work(&self, job: Job<Behave>) -> Result<(), JobError> {
-            match job.args.what.as_str() {
-                "fail" => Err(JobError::msg(format!("failure #{}", job.attempt()))),
-                "panic" => panic!("kaboom in attempt {}", job.attempt()),
-                "hang" => {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                    Ok(())
-                }
-                "snooze_once" if job.attempt() == 1 => Err(JobError::Snooze(Duration::ZERO)),
-                "cancel" => Err(JobError::Cancel("not needed any more".into())),
-                "discard" => Err(JobError::Discard("can never work".into())),
-                _ => Ok(()),
-            }
-        }
-        fn timeout(&self, job: &Job<Behave>) -> Duration {
-            if job.args.what == "hang" {
-                Duration::from_millis(200)
-            } else {
-                Duration::from_secs(60)
-            }
-        }
-        fn next_retry(&self, _job: &Job<Behave>) -> Duration {
-            Duration::ZERO
+    fn timeout(&self, job: &Job<Behave>) -> Duration {
+        if job.args.what == "hang" {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(60)
         }
     }
+    fn next_retry(&self, _job: &Job<Behave>) -> Duration {
+        Duration::ZERO
+    }
+}
 
-    fn config(queues: &[(&str, usize)]) -> RuntimeConfig {
-        RuntimeConfig {
-            queues: queues.iter().map(|(q, n)| (q.to_string(), *n)).collect(),
-            poll_interval: Duration::from_millis(200),
-            shutdown_timeout: Duration::from_secs(5),
-            ..RuntimeConfig::default()
+fn config(queues: &[(&str, usize)]) -> RuntimeConfig {
+    RuntimeConfig {
+        queues: queues.iter().map(|(q, n)| (q.to_string(), *n)).collect(),
+        poll_interval: Duration::from_millis(200),
+        shutdown_timeout: Duration::from_secs(5),
+        ..RuntimeConfig::default()
+    }
+}
+
+struct Running {
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<porter::Result<porter::runtime::RunReport>>,
+}
+
+impl Running {
+    async fn stop(self) -> porter::runtime::RunReport {
+        self.shutdown.soft.cancel();
+        self.task.await.unwrap().unwrap()
+    }
+}
+
+fn start(store: Arc<dyn Store>, workers: Workers, config: RuntimeConfig) -> Running {
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(Runtime::new(store, workers, config).run(shutdown.clone()));
+    Running { shutdown, task }
+}
+
+fn behave_workers() -> Workers {
+    let mut w = Workers::new();
+    w.add(BehaveWorker).unwrap();
+    w
+}
+
+async fn behave(client: &Client, what: &str, max_attempts: i32) -> i64 {
+    let opts = InsertOpts {
+        max_attempts: Some(max_attempts),
+        ..Default::default()
+    };
+    client
+        .insert(&Behave { what: what.into() }, Some(opts))
+        .await
+        .unwrap()
+        .job
+        .id
+}
+
+async fn wait_state(store: &dyn Store, id: i64, state: JobState) -> porter::JobRow {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = store.job_get(id).await.unwrap().unwrap();
+        if row.state == state {
+            return row;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {id} never reached {state}: {row:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
 
-    struct Running {
-        shutdown: Shutdown,
-        task: tokio::task::JoinHandle<porter::Result<porter::runtime::RunReport>>,
-    }
-
-    impl Running {
-        async fn stop(self) -> porter::runtime::RunReport {
-            self.shutdown.soft.cancel();
-            self.task.await.unwrap().unwrap()
-        }
-    }
-
-    fn start(store: Arc<dyn Store>, workers: Workers, config: RuntimeConfig) -> Running {
-        let shutdown = Shutdown::new();
-        let task = tokio::spawn(Runtime::new(store, workers, config).run(shutdown.clone()));
-        Running { shutdown, task }
-    }
-
-    fn behave_workers() -> Workers {
-        let mut w = Workers::new();
-        w.add(BehaveWorker).unwrap();
-        w
-    }
-
-    async fn behave(client: &Client, what: &str, max_attempts: i32) -> i64 {
-        let opts = InsertOpts {
-            max_attempts: Some(max_attempts),
-            ..Default::default()
-        };
-        client
-            .insert(&Behave { what: what.into() }, Some(opts))
-            .await
-            .unwrap()
-            .job
-            .id
-    }
-
-    async fn wait_state(store: &dyn Store, id: i64, state: JobState) -> porter::JobRow {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let row = store.job_get(id).await.unwrap().unwrap();
-            if row.state == state {
-                return row;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "job {id} never reached {state}: {row:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    pub async fn thousands_of_jobs_each_run_once(db: TestDb) {
+backend_case! {
+    async fn thousands_of_jobs_each_run_once(db: TestDb) {
         let client = Client::new(db.store.clone());
         let args: Vec<Count> = (0..3000).map(|n| Count { n }).collect();
         client
@@ -207,8 +198,10 @@ mod cases {
         let c = db.store.job_counts().await.unwrap().total;
         assert_eq!(c[&JobState::Running] + c[&JobState::Available], 0);
     }
+}
 
-    pub async fn retries_until_discarded_with_history(db: TestDb) {
+backend_case! {
+    async fn retries_until_discarded_with_history(db: TestDb) {
         let client = Client::new(db.store.clone());
         let id = behave(&client, "fail", 3).await;
         let rt = start(
@@ -229,8 +222,10 @@ mod cases {
             vec![(1, "failure #1"), (2, "failure #2"), (3, "failure #3")]
         );
     }
+}
 
-    pub async fn panic_is_recorded_and_worker_keeps_going(db: TestDb) {
+backend_case! {
+    async fn panic_is_recorded_and_worker_keeps_going(db: TestDb) {
         let client = Client::new(db.store.clone());
         let bad = behave(&client, "panic", 1).await;
         let rt = start(
@@ -253,8 +248,10 @@ mod cases {
         wait_state(&*db.store, good, JobState::Completed).await;
         rt.stop().await;
     }
+}
 
-    pub async fn timeout_fails_the_attempt(db: TestDb) {
+backend_case! {
+    async fn timeout_fails_the_attempt(db: TestDb) {
         let client = Client::new(db.store.clone());
         let id = behave(&client, "hang", 1).await;
         let rt = start(
@@ -266,8 +263,10 @@ mod cases {
         rt.stop().await;
         assert_eq!(row.errors[0].error, "job timed out after 200ms");
     }
+}
 
-    pub async fn snooze_then_complete(db: TestDb) {
+backend_case! {
+    async fn snooze_then_complete(db: TestDb) {
         let client = Client::new(db.store.clone());
         let id = behave(&client, "snooze_once", 1).await;
         let rt = start(
@@ -283,8 +282,10 @@ mod cases {
             "the snooze used no attempt"
         );
     }
+}
 
-    pub async fn job_cancels_or_discards_itself(db: TestDb) {
+backend_case! {
+    async fn job_cancels_or_discards_itself(db: TestDb) {
         let client = Client::new(db.store.clone());
         let c = behave(&client, "cancel", 5).await;
         let d = behave(&client, "discard", 5).await;
@@ -305,8 +306,10 @@ mod cases {
             (1, "can never work")
         );
     }
+}
 
-    pub async fn undecodable_args_are_discarded_at_once(db: TestDb) {
+backend_case! {
+    async fn undecodable_args_are_discarded_at_once(db: TestDb) {
         let client = Client::new(db.store.clone());
         let id = client
             .insert_raw(
@@ -334,8 +337,10 @@ mod cases {
             row.errors[0].error
         );
     }
+}
 
-    pub async fn kinds_without_a_worker_are_never_claimed(db: TestDb) {
+backend_case! {
+    async fn kinds_without_a_worker_are_never_claimed(db: TestDb) {
         let client = Client::new(db.store.clone());
         let other = client
             .insert_raw(
@@ -358,8 +363,10 @@ mod cases {
         let row = db.store.job_get(other).await.unwrap().unwrap();
         assert_eq!((row.state, row.attempt), (JobState::Available, 0));
     }
+}
 
-    pub async fn queue_concurrency_is_a_ceiling(db: TestDb) {
+backend_case! {
+    async fn queue_concurrency_is_a_ceiling(db: TestDb) {
         let client = Client::new(db.store.clone());
         let args: Vec<Count> = (0..24).map(|n| Count { n }).collect();
         let opts = || {
@@ -394,8 +401,10 @@ mod cases {
             "never more than the queue's 3 at once, and it got there"
         );
     }
+}
 
-    pub async fn paused_queue_waits_for_resume(db: TestDb) {
+backend_case! {
+    async fn paused_queue_waits_for_resume(db: TestDb) {
         let client = Client::new(db.store.clone());
         db.store.queue_pause("default").await.unwrap();
         let id = behave(&client, "ok", 1).await;
@@ -414,8 +423,10 @@ mod cases {
         wait_state(&*db.store, id, JobState::Completed).await;
         rt.stop().await;
     }
+}
 
-    pub async fn insert_from_another_connection_wakes_the_worker(db: TestDb) {
+backend_case! {
+    async fn insert_from_another_connection_wakes_the_worker(db: TestDb) {
         let mut cfg = config(&[("default", 5)]);
         // A poll this long would stall the test: only a wake-up gets the job run in time.
         cfg.poll_interval = Duration::from_secs(3600);
@@ -426,8 +437,10 @@ mod cases {
         wait_state(&*db.store, id, JobState::Completed).await;
         rt.stop().await;
     }
+}
 
-    pub async fn shutdown_lets_short_jobs_finish_and_retries_long_ones(db: TestDb) {
+backend_case! {
+    async fn shutdown_lets_short_jobs_finish_and_retries_long_ones(db: TestDb) {
         let client = Client::new(db.store.clone());
         let short = client
             .insert(&porter::jobs::Sleep { ms: 150 }, None)
@@ -473,46 +486,50 @@ mod cases {
             "deregistered"
         );
     }
+}
 
-    #[derive(Serialize, Deserialize)]
-    pub struct Hold {
-        pub key: String,
-    }
-    impl JobArgs for Hold {
-        const KIND: &'static str = "hold";
-    }
+#[derive(Serialize, Deserialize)]
+pub struct Hold {
+    pub key: String,
+}
 
-    /// Runs until its job's cancel token fires; keeps each run's token and counts the runs
-    /// that stopped (returned or were dropped).
-    #[derive(Clone, Default)]
-    pub struct HoldWorker {
-        tokens: Arc<Mutex<Vec<tokio_util::sync::CancellationToken>>>,
-        stopped: Arc<AtomicUsize>,
-    }
+impl JobArgs for Hold {
+    const KIND: &'static str = "hold";
+}
 
-    struct CountOnDrop(Arc<AtomicUsize>);
-    impl Drop for CountOnDrop {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
+/// Runs until its job's cancel token fires; keeps each run's token and counts the runs
+/// that stopped (returned or were dropped).
+#[derive(Clone, Default)]
+pub struct HoldWorker {
+    tokens: Arc<Mutex<Vec<tokio_util::sync::CancellationToken>>>,
+    stopped: Arc<AtomicUsize>,
+}
+
+struct CountOnDrop(Arc<AtomicUsize>);
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl Worker<Hold> for HoldWorker {
+    async fn work(&self, job: Job<Hold>) -> Result<(), JobError> {
+        self.tokens.lock().unwrap().push(job.cancel.clone());
+        let _stopped = CountOnDrop(self.stopped.clone());
+        tokio::select! {
+            _ = job.cancel.cancelled() => Err(JobError::msg("saw the cancel")),
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => Ok(()),
         }
     }
-
-    #[async_trait::async_trait]
-    impl Worker<Hold> for HoldWorker {
-        async fn work(&self, job: Job<Hold>) -> Result<(), JobError> {
-            self.tokens.lock().unwrap().push(job.cancel.clone());
-            let _stopped = CountOnDrop(self.stopped.clone());
-            tokio::select! {
-                _ = job.cancel.cancelled() => Err(JobError::msg("saw the cancel")),
-                _ = tokio::time::sleep(Duration::from_secs(3600)) => Ok(()),
-            }
-        }
-        fn timeout(&self, _job: &Job<Hold>) -> Duration {
-            Duration::from_secs(3600)
-        }
+    fn timeout(&self, _job: &Job<Hold>) -> Duration {
+        Duration::from_secs(3600)
     }
+}
 
-    pub async fn user_cancel_stops_a_running_job(db: TestDb) {
+backend_case! {
+    async fn user_cancel_stops_a_running_job(db: TestDb) {
         let worker = HoldWorker::default();
         let mut workers = Workers::new();
         workers.add(worker.clone()).unwrap();
@@ -562,10 +579,12 @@ mod cases {
         );
         assert_eq!(worker.tokens.lock().unwrap().len(), 1, "run once");
     }
+}
 
+backend_case! {
     /// Issue 11.6: a worker whose last recorded heartbeat is older than half its lease takes
     /// on no new work (others may soon judge it lost) until a heartbeat is recorded again.
-    pub async fn stops_claiming_while_its_heartbeat_is_overdue(db: TestDb) {
+    async fn stops_claiming_while_its_heartbeat_is_overdue(db: TestDb) {
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
         let client = Client::new(db.store.clone());
         let mut workers = Workers::new();
@@ -602,11 +621,13 @@ mod cases {
         wait_state(&*db.store, id, JobState::Completed).await;
         rt.stop().await;
     }
+}
 
+backend_case! {
     /// Issue 11.9: a job `running` under a live worker that does not run it (a Postgres claim
     /// whose reply was lost) is put back by that worker's reconcile within a few heartbeats,
     /// not left for stuck rescue (max_timeout + 30 s).
-    pub async fn reconcile_puts_back_a_claim_the_worker_does_not_know(db: TestDb) {
+    async fn reconcile_puts_back_a_claim_the_worker_does_not_know(db: TestDb) {
         let mut workers = Workers::new();
         crate::common::add_queue_workers(&mut workers);
         let mut cfg = config(&[("default", 5)]);
@@ -654,11 +675,13 @@ mod cases {
         shutdown.soft.cancel();
         task.await.unwrap().unwrap();
     }
+}
 
+backend_case! {
     /// Issue 11.10: a completion the worker could not record (refused, or given up on after
     /// retries, as on a full disk) does not leave its job `running` under a live worker: the
     /// reconcile puts it back, and it runs again (at-least-once) once writes work.
-    pub async fn reconcile_puts_back_a_completion_that_was_not_recorded(db: TestDb) {
+    async fn reconcile_puts_back_a_completion_that_was_not_recorded(db: TestDb) {
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
         let mut workers = Workers::new();
         crate::common::add_queue_workers(&mut workers);
@@ -687,10 +710,12 @@ mod cases {
             0
         );
     }
+}
 
+backend_case! {
     /// Issue 11.10: a shutdown never ends with the worker's own jobs `running`, even when it
     /// could not record their completions: it puts them back before `shutdown complete`.
-    pub async fn shutdown_leaves_none_of_its_jobs_running(db: TestDb) {
+    async fn shutdown_leaves_none_of_its_jobs_running(db: TestDb) {
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
         let mut workers = Workers::new();
         crate::common::add_queue_workers(&mut workers);

@@ -3,7 +3,7 @@
 //! This is an internal seam, documented so that the two backends stay alike; it may change
 //! between releases. Methods are named noun first (`job_claim`, `queue_pause`) and take one
 //! params struct where they take more than an id. Every method means the same on SQLite and
-//! on PostgreSQL, and `tests/conformance.rs` proves it by running one suite against both.
+//! on PostgreSQL, and `tests/conformance/` proves it by running one suite against both.
 //!
 //! Worker-side writes (`job_complete_many`, `job_fail`, `job_snooze`, `job_release`,
 //! `job_cancel_running`) are *fenced*: they only change a row whose state is `running` with the attempt and worker

@@ -85,40 +85,137 @@ pub async fn postgres() -> TestDb {
     }
 }
 
-/// Generates `mod sqlite { fn case() }` and `mod postgres { fn case() }` for every case in
-/// `cases`, each on its own fresh database. The Postgres half is ignored (with a reason in the
-/// output) unless PORTER_TEST_DATABASE_URL or CI was set when the tests were built (build.rs).
-/// `needs(cfg, "reason")` first marks cases that need another outside server: they are ignored
-/// with that reason unless build.rs turned `cfg` on.
+/// Opens a fresh database, for a case that needs several (the model test opens one per
+/// random sequence).
+pub type FreshDb = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = TestDb>>>;
+
+/// Defines a case once and generates its tests from the definition: `CASE::sqlite`, and
+/// `CASE::postgres`, which is reported ignored (with the reason) unless
+/// PORTER_TEST_DATABASE_URL or CI was set when the tests were built (build.rs). A case cannot
+/// be written and then left out of a list. One backend's half: `cargo test --test X -- ::sqlite`.
+///
+/// ```ignore
+/// backend_case! {
+///     /// What the case proves.
+///     async fn insert_defaults(db: TestDb) { ... }
+/// }
+/// ```
+/// Each async case runs on its own fresh database (`TestDb`). The other forms:
+/// - `needs(cfg, "reason"); async fn ...`: a case that needs another outside server, ignored
+///   with that reason unless build.rs turned `cfg` on;
+/// - `fn name(fresh: FreshDb) { ... }`: a synchronous case that opens fresh databases itself;
+/// - `each_object_store; async fn name(fx: Fixture) { ... }` (tests/files.rs): the case on
+///   each backend times each object store, `CASE::sqlite::{memory,file,s3}`; the S3 ones need
+///   `porter_s3_tests`.
 #[macro_export]
-macro_rules! on_both_backends {
-    (needs($cfg:meta, $why:literal) $cases:ident: $($name:ident),* $(,)?) => {
-        $crate::on_both_backends!(@go ($cfg) ($why) $cases: $($name),*);
+macro_rules! backend_case {
+    () => {};
+    (
+        needs($cfg:meta, $why:literal);
+        $(#[$attr:meta])*
+        $vis:vis async fn $name:ident($db:ident: TestDb) $body:block
+        $($rest:tt)*
+    ) => {
+        $crate::backend_case!(@async ($cfg) ($why) $(#[$attr])* $vis async fn $name($db) $body);
+        $crate::backend_case! { $($rest)* }
     };
-    ($cases:ident: $($name:ident),* $(,)?) => {
-        $crate::on_both_backends!(@go (all()) ("") $cases: $($name),*);
+    (
+        $(#[$attr:meta])*
+        $vis:vis async fn $name:ident($db:ident: TestDb) $body:block
+        $($rest:tt)*
+    ) => {
+        $crate::backend_case!(@async (all()) ("") $(#[$attr])* $vis async fn $name($db) $body);
+        $crate::backend_case! { $($rest)* }
     };
-    (@go ($cfg:meta) ($why:literal) $cases:ident: $($name:ident),*) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[cfg_attr(not($cfg), ignore = $why)]
-                async fn $name() {
-                    let db = $crate::common::sqlite().await;
-                    super::$cases::$name(db).await;
-                }
-            )*
+    (
+        @async ($cfg:meta) ($why:literal)
+        $(#[$attr:meta])*
+        $vis:vis async fn $name:ident($db:ident) $body:block
+    ) => {
+        $(#[$attr])*
+        $vis async fn $name($db: $crate::common::TestDb) $body
+
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not($cfg), ignore = $why)]
+            async fn sqlite() {
+                super::$name($crate::common::sqlite().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
+            #[cfg_attr(all(porter_pg_tests, not($cfg)), ignore = $why)]
+            async fn postgres() {
+                super::$name($crate::common::postgres().await).await;
+            }
         }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
-                #[cfg_attr(all(porter_pg_tests, not($cfg)), ignore = $why)]
-                async fn $name() {
-                    let db = $crate::common::postgres().await;
-                    super::$cases::$name(db).await;
-                }
-            )*
+    };
+    (
+        $(#[$attr:meta])*
+        $vis:vis fn $name:ident($fresh:ident: FreshDb) $body:block
+        $($rest:tt)*
+    ) => {
+        $(#[$attr])*
+        $vis fn $name($fresh: $crate::common::FreshDb) $body
+
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(|| Box::pin($crate::common::sqlite()));
+            }
+
+            #[test]
+            #[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
+            fn postgres() {
+                super::$name(|| Box::pin($crate::common::postgres()));
+            }
+        }
+
+        $crate::backend_case! { $($rest)* }
+    };
+    (
+        each_object_store;
+        $(#[$attr:meta])*
+        $vis:vis async fn $name:ident($fx:ident: Fixture) $body:block
+        $($rest:tt)*
+    ) => {
+        $(#[$attr])*
+        $vis async fn $name($fx: $crate::files_fixture::Fixture) $body
+
+        mod $name {
+            mod sqlite {
+                $crate::backend_case!(@objects sqlite, $name, memory: Memory (all(), ""));
+                $crate::backend_case!(@objects sqlite, $name, file: File (all(), ""));
+                $crate::backend_case!(@objects sqlite, $name, s3: S3
+                    (porter_s3_tests, "PORTER_TEST_S3_ENDPOINT not set: S3 case skipped"));
+            }
+            mod postgres {
+                $crate::backend_case!(@objects postgres, $name, memory: Memory (all(), ""));
+                $crate::backend_case!(@objects postgres, $name, file: File (all(), ""));
+                $crate::backend_case!(@objects postgres, $name, s3: S3
+                    (porter_s3_tests, "PORTER_TEST_S3_ENDPOINT not set: S3 case skipped"));
+            }
+        }
+
+        $crate::backend_case! { $($rest)* }
+    };
+    (@objects sqlite, $name:ident, $store:ident: $kind:ident ($cfg:meta, $why:literal)) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[cfg_attr(not($cfg), ignore = $why)]
+        async fn $store() {
+            let db = $crate::common::sqlite().await;
+            let objects = $crate::files_fixture::Objects::$kind;
+            super::super::$name($crate::files_fixture::Fixture::new(db, objects).await).await;
+        }
+    };
+    (@objects postgres, $name:ident, $store:ident: $kind:ident ($cfg:meta, $why:literal)) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[cfg_attr(not(porter_pg_tests), ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped")]
+        #[cfg_attr(all(porter_pg_tests, not($cfg)), ignore = $why)]
+        async fn $store() {
+            let db = $crate::common::postgres().await;
+            let objects = $crate::files_fixture::Objects::$kind;
+            super::super::$name($crate::files_fixture::Fixture::new(db, objects).await).await;
         }
     };
 }

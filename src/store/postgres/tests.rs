@@ -1,7 +1,7 @@
 //! What only the PostgreSQL backend has to prove: connecting and migrating (also from several
 //! processes at once), refusing a newer schema, the caller's transaction, NOTIFY across stores,
 //! and exclusivity under concurrent callers. The behaviour both backends share is proved by
-//! `tests/conformance.rs`.
+//! `tests/conformance/`.
 //!
 //! These run when `PORTER_TEST_DATABASE_URL` was set at build time (`scripts/test` does it);
 //! otherwise they are reported ignored.

@@ -1,0 +1,99 @@
+//! The conformance suite: every queue behaviour of the Store seam, written once and run on
+//! SQLite (always) and on PostgreSQL (when PORTER_TEST_DATABASE_URL is set), each case on its
+//! own fresh database. One file per area; each case is defined once with `backend_case!`,
+//! which generates its `CASE::sqlite` and `CASE::postgres` tests from the definition.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cancel;
+mod claim;
+mod clock;
+mod complete_fail;
+mod insert;
+mod list;
+mod periodic;
+mod queues;
+mod rescue;
+mod retention;
+mod schema;
+mod workers;
+
+use std::time::Duration;
+
+use porter::job::InsertOpts;
+use porter::store::*;
+
+use crate::common::TestDb;
+
+const W: &str = "worker-a";
+
+fn job(kind: &str) -> JobInsertParams {
+    JobInsertParams::new(kind, serde_json::json!({"n": 1}), InsertOpts::default()).unwrap()
+}
+
+fn job_with(kind: &str, opts: InsertOpts) -> JobInsertParams {
+    JobInsertParams::new(kind, serde_json::json!({}), opts).unwrap()
+}
+
+async fn insert(s: &dyn Store, p: JobInsertParams) -> porter::JobRow {
+    s.job_insert_many(vec![p]).await.unwrap().remove(0).job
+}
+
+fn claim(queue: &str, kinds: &[&str], limit: u32, worker: &str) -> JobClaimParams {
+    JobClaimParams {
+        queue: queue.into(),
+        kinds: kinds.iter().map(|k| k.to_string()).collect(),
+        limit,
+        worker_id: worker.into(),
+    }
+}
+
+async fn claim_one(s: &dyn Store, kind: &str) -> porter::JobRow {
+    let mut got = s.job_claim(claim("default", &[kind], 1, W)).await.unwrap();
+    assert_eq!(got.len(), 1, "one job claimed");
+    got.remove(0)
+}
+
+fn fail(row: &porter::JobRow, error: &str, retry_in: Duration) -> JobFailParams {
+    JobFailParams {
+        fence: row.fence(),
+        error: error.into(),
+        trace: None,
+        retry_in,
+        discard: false,
+    }
+}
+
+async fn total(s: &dyn Store) -> i64 {
+    s.job_counts().await.unwrap().total.values().sum()
+}
+
+fn register(id: &str, lease: Duration, stuck_after: &[(&str, Duration)]) -> WorkerRegisterParams {
+    WorkerRegisterParams {
+        id: id.into(),
+        host: "host".into(),
+        pid: 1,
+        lease,
+        stuck_after: stuck_after
+            .iter()
+            .map(|(k, d)| (k.to_string(), *d))
+            .collect(),
+    }
+}
+
+/// Runs raw SQL on the test database through the driver, outside porter.
+async fn raw_exec(db: &TestDb, sql: &str) {
+    match db.sqlite_path() {
+        Some(path) => {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.busy_timeout(Duration::from_secs(5)).unwrap();
+            c.execute_batch(sql).unwrap();
+        }
+        None => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! Rescue: jobs of lost workers and stuck jobs go back to work, judged by the claiming
+//! worker's own lease and limits; a stale worker's late write changes nothing.
+
+use std::time::Duration;
+
+use porter::job::{InsertOpts, JobState};
+use porter::store::*;
+
+use crate::{backend_case, claim, claim_one, insert, job, job_with, register, W};
+
+backend_case! {
+    async fn rescue_lost_worker_then_stale_completion_changes_nothing(db: TestDb) {
+        let s = &*db.store;
+        s.worker_heartbeat("alive", "host", 1).await.unwrap();
+        s.job_insert_many(vec![job("noop"), job("noop")])
+            .await
+            .unwrap();
+        let live = s
+            .job_claim(claim("default", &["noop"], 1, "alive"))
+            .await
+            .unwrap()
+            .remove(0);
+        let lost = s
+            .job_claim(claim("default", &["noop"], 1, "gone"))
+            .await
+            .unwrap()
+            .remove(0);
+        let params = JobRescueParams {
+            lease: Duration::from_secs(60),
+            stuck_after: vec![],
+            limit: 100,
+        };
+        let c = s.job_rescue(params.clone()).await.unwrap();
+        assert_eq!(
+            c,
+            RescueCounts {
+                retried: 1,
+                discarded: 0,
+                cancelled: 0
+            }
+        );
+        let r = s.job_get(lost.id).await.unwrap().unwrap();
+        assert_eq!(r.state, JobState::Retryable);
+        assert_eq!(r.errors.last().unwrap().error, "worker lost");
+        assert_eq!(
+            s.job_get(live.id).await.unwrap().unwrap().state,
+            JobState::Running
+        );
+        // The lost worker comes back and completes: fenced, nothing changes.
+        assert_eq!(
+            s.job_complete_many(vec![lost.fence()]).await.unwrap(),
+            vec![false]
+        );
+        assert_eq!(
+            s.job_get(lost.id).await.unwrap().unwrap().state,
+            JobState::Retryable
+        );
+        // Another worker takes it over.
+        let taken = s
+            .job_claim(claim("default", &["noop"], 1, "other"))
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!((taken.id, taken.attempt), (lost.id, 2));
+        assert_eq!(
+            s.job_rescue(params).await.unwrap(),
+            RescueCounts {
+                retried: 1,
+                discarded: 0,
+                cancelled: 0
+            },
+            "'other' never registered"
+        );
+        // A worker whose heartbeat is older than the lease is lost too.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let short = JobRescueParams {
+            lease: Duration::from_secs(1),
+            stuck_after: vec![],
+            limit: 100,
+        };
+        assert_eq!(
+            s.job_rescue(short).await.unwrap().retried,
+            1,
+            "alive's heartbeat went stale"
+        );
+    }
+}
+
+backend_case! {
+    /// A lost worker does not use up its job's attempt for the first two losses (a kill is
+    /// no failure of the job's), but from the third on it counts: a job that kills its worker
+    /// every time still ends discarded.
+    async fn rescue_discards_when_attempts_used_up(db: TestDb) {
+        let s = &*db.store;
+        let opts = InsertOpts {
+            max_attempts: Some(1),
+            ..Default::default()
+        };
+        let id = insert(s, job_with("noop", opts)).await.id;
+        let rescue = || JobRescueParams {
+            lease: Duration::from_secs(60),
+            stuck_after: vec![],
+            limit: 100,
+        };
+        let retried = RescueCounts {
+            retried: 1,
+            discarded: 0,
+            cancelled: 0,
+        };
+        for (loss, max_attempts) in [(1, 2), (2, 3)] {
+            s.job_claim(claim("default", &["noop"], 1, "gone"))
+                .await
+                .unwrap()
+                .remove(0);
+            assert_eq!(
+                s.job_rescue(rescue()).await.unwrap(),
+                retried,
+                "loss {loss} is forgiven"
+            );
+            let j = s.job_get(id).await.unwrap().unwrap();
+            assert_eq!(
+                (j.state, j.attempt, j.max_attempts),
+                (JobState::Retryable, loss, max_attempts)
+            );
+        }
+        s.job_claim(claim("default", &["noop"], 1, "gone"))
+            .await
+            .unwrap()
+            .remove(0);
+        let c = s.job_rescue(rescue()).await.unwrap();
+        assert_eq!(
+            c,
+            RescueCounts {
+                retried: 0,
+                discarded: 1,
+                cancelled: 0
+            },
+            "the third loss counts"
+        );
+        let d = s.job_get(id).await.unwrap().unwrap();
+        assert_eq!(
+            (d.state, d.attempt, d.max_attempts),
+            (JobState::Discarded, 3, 3)
+        );
+        assert!(d.finalized_at.is_some());
+        let lost = d.errors.iter().filter(|e| e.error == "worker lost").count();
+        assert_eq!(lost, 3);
+    }
+}
+
+backend_case! {
+    /// Issue 11.2: a worker is judged by the lease it registered, not by the rescuer's. A
+    /// rescuer with a short lease leaves alone a worker with a long one whose heartbeat is
+    /// older than the rescuer's lease, and a rescuer with a long lease rescues a worker whose
+    /// own short lease ran out. A registration without a lease (a binary from before the
+    /// migration) is judged by the rescuer's lease, as before.
+    async fn rescue_judges_a_worker_by_its_own_lease(db: TestDb) {
+        let s = &*db.store;
+        let hour = Duration::from_secs(3600);
+        s.worker_register(register("long-lease", hour, &[]))
+            .await
+            .unwrap();
+        s.worker_register(register("short-lease", Duration::from_millis(1), &[]))
+            .await
+            .unwrap();
+        s.worker_heartbeat("no-lease", "host", 1).await.unwrap();
+        s.job_insert_many(vec![job("noop"), job("noop"), job("noop")])
+            .await
+            .unwrap();
+        let long = s
+            .job_claim(claim("default", &["noop"], 1, "long-lease"))
+            .await
+            .unwrap()
+            .remove(0);
+        let short = s
+            .job_claim(claim("default", &["noop"], 1, "short-lease"))
+            .await
+            .unwrap()
+            .remove(0);
+        let none = s
+            .job_claim(claim("default", &["noop"], 1, "no-lease"))
+            .await
+            .unwrap()
+            .remove(0);
+        // Every heartbeat is now older than a millisecond (SQLite keeps milliseconds).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A rescuer with a long lease: only the worker whose own lease ran out is lost.
+        let long_rescuer = JobRescueParams {
+            lease: hour,
+            stuck_after: vec![],
+            limit: 100,
+        };
+        assert_eq!(
+            s.job_rescue(long_rescuer).await.unwrap(),
+            RescueCounts {
+                retried: 1,
+                discarded: 0,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            s.job_get(short.id).await.unwrap().unwrap().state,
+            JobState::Retryable
+        );
+        // A rescuer with a lease shorter than the heartbeats' age: the worker with the long
+        // lease keeps its job; the one without a lease of its own is judged by the rescuer's.
+        let short_rescuer = JobRescueParams {
+            lease: Duration::from_millis(1),
+            stuck_after: vec![],
+            limit: 100,
+        };
+        assert_eq!(
+            s.job_rescue(short_rescuer).await.unwrap(),
+            RescueCounts {
+                retried: 1,
+                discarded: 0,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            s.job_get(none.id).await.unwrap().unwrap().state,
+            JobState::Retryable
+        );
+        assert_eq!(
+            s.job_get(long.id).await.unwrap().unwrap().state,
+            JobState::Running,
+            "judged by its own lease"
+        );
+        // Re-registering keeps the lease (a heartbeat refreshes it).
+        s.worker_register(register("long-lease", hour, &[]))
+            .await
+            .unwrap();
+        let again = JobRescueParams {
+            lease: Duration::ZERO,
+            stuck_after: vec![],
+            limit: 100,
+        };
+        assert_eq!(s.job_rescue(again).await.unwrap(), RescueCounts::default());
+    }
+}
+
+backend_case! {
+    /// Issue 11.2: a job's stuck limit is the one of the worker that claimed it (its kind's
+    /// timeout plus margin there), not the rescuing process's. Jobs of a worker that recorded
+    /// no limit (a binary from before the migration) use the rescuer's, as before.
+    async fn stuck_limit_is_the_claiming_workers(db: TestDb) {
+        let s = &*db.store;
+        let hour = Duration::from_secs(3600);
+        s.worker_register(register("patient", hour, &[("noop", hour)]))
+            .await
+            .unwrap();
+        s.worker_register(register(
+            "hasty",
+            hour,
+            &[("noop", Duration::from_millis(1))],
+        ))
+        .await
+        .unwrap();
+        s.worker_heartbeat("old-binary", "host", 1).await.unwrap();
+        s.job_insert_many(vec![job("noop"), job("noop"), job("noop")])
+            .await
+            .unwrap();
+        let patient = s
+            .job_claim(claim("default", &["noop"], 1, "patient"))
+            .await
+            .unwrap()
+            .remove(0);
+        let hasty = s
+            .job_claim(claim("default", &["noop"], 1, "hasty"))
+            .await
+            .unwrap()
+            .remove(0);
+        let old = s
+            .job_claim(claim("default", &["noop"], 1, "old-binary"))
+            .await
+            .unwrap()
+            .remove(0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A rescuer that would wait an hour: the hasty worker's own limit has passed.
+        let p = JobRescueParams {
+            lease: hour,
+            stuck_after: vec![("noop".into(), hour)],
+            limit: 100,
+        };
+        assert_eq!(
+            s.job_rescue(p).await.unwrap(),
+            RescueCounts {
+                retried: 1,
+                discarded: 0,
+                ..Default::default()
+            }
+        );
+        let h = s.job_get(hasty.id).await.unwrap().unwrap();
+        assert_eq!(
+            (h.state, h.errors[0].error.as_str()),
+            (JobState::Retryable, "job ran past its timeout")
+        );
+        // A rescuer that would not wait at all: the patient worker's job is within its limit;
+        // the old binary's job has no limit recorded, so the rescuer's applies.
+        let p = JobRescueParams {
+            lease: hour,
+            stuck_after: vec![("noop".into(), Duration::ZERO)],
+            limit: 100,
+        };
+        assert_eq!(
+            s.job_rescue(p).await.unwrap(),
+            RescueCounts {
+                retried: 1,
+                discarded: 0,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            s.job_get(old.id).await.unwrap().unwrap().state,
+            JobState::Retryable
+        );
+        assert_eq!(
+            s.job_get(patient.id).await.unwrap().unwrap().state,
+            JobState::Running
+        );
+    }
+}
+
+backend_case! {
+    async fn rescue_stuck_job(db: TestDb) {
+        let s = &*db.store;
+        s.worker_heartbeat(W, "host", 1).await.unwrap();
+        s.job_insert_many(vec![job("noop"), job("other")])
+            .await
+            .unwrap();
+        let rows = s
+            .job_claim(claim("default", &["noop", "other"], 2, W))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let p = JobRescueParams {
+            lease: Duration::from_secs(60),
+            stuck_after: vec![
+                ("noop".into(), Duration::ZERO),
+                ("other".into(), Duration::from_secs(3600)),
+            ],
+            limit: 100,
+        };
+        assert_eq!(
+            s.job_rescue(p).await.unwrap(),
+            RescueCounts {
+                retried: 1,
+                discarded: 0,
+                cancelled: 0
+            }
+        );
+        for r in rows {
+            let now = s.job_get(r.id).await.unwrap().unwrap();
+            if r.kind == "noop" {
+                assert_eq!(now.state, JobState::Retryable);
+                assert_eq!(now.errors[0].error, "job ran past its timeout");
+            } else {
+                assert_eq!(now.state, JobState::Running);
+            }
+        }
+    }
+}
+
+backend_case! {
+    /// A lost worker's job whose cancel was requested is cancelled by the rescuer, not retried.
+    async fn rescue_of_cancel_requested_job_cancels_it(db: TestDb) {
+        let s = &*db.store;
+        s.worker_heartbeat(W, "host", 1).await.unwrap();
+        let keyed = |k: &str| {
+            job_with(
+                "noop",
+                InsertOpts {
+                    unique_key: Some(k.into()),
+                    ..Default::default()
+                },
+            )
+        };
+        s.job_insert_many(vec![keyed("lost"), keyed("also-lost"), keyed("stuck")])
+            .await
+            .unwrap();
+        let lost = s
+            .job_claim(claim("default", &["noop"], 1, "gone"))
+            .await
+            .unwrap()
+            .remove(0);
+        let plain = s
+            .job_claim(claim("default", &["noop"], 1, "gone"))
+            .await
+            .unwrap()
+            .remove(0);
+        let stuck = claim_one(s, "noop").await;
+        s.job_cancel(lost.id).await.unwrap();
+        s.job_cancel(stuck.id).await.unwrap();
+
+        let lease = JobRescueParams {
+            lease: Duration::from_secs(60),
+            stuck_after: vec![],
+            limit: 100,
+        };
+        assert_eq!(
+            s.job_rescue(lease).await.unwrap(),
+            RescueCounts {
+                retried: 1,
+                discarded: 0,
+                cancelled: 1
+            }
+        );
+        let l = s.job_get(lost.id).await.unwrap().unwrap();
+        assert_eq!(
+            (l.state, l.errors.last().unwrap().error.as_str()),
+            (JobState::Cancelled, "worker lost")
+        );
+        assert!(l.finalized_at.is_some());
+        assert_eq!(
+            s.job_get(plain.id).await.unwrap().unwrap().state,
+            JobState::Retryable,
+            "no request: retried"
+        );
+        assert!(
+            s.job_insert_many(vec![keyed("lost")]).await.unwrap()[0].inserted,
+            "its key is free"
+        );
+
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let stuck_p = JobRescueParams {
+            lease: Duration::from_secs(60),
+            stuck_after: vec![("noop".into(), Duration::ZERO)],
+            limit: 100,
+        };
+        assert_eq!(
+            s.job_rescue(stuck_p).await.unwrap(),
+            RescueCounts {
+                retried: 0,
+                discarded: 0,
+                cancelled: 1
+            }
+        );
+        assert_eq!(
+            s.job_get(stuck.id).await.unwrap().unwrap().state,
+            JobState::Cancelled
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! Retention: finalized jobs are deleted once old enough; young and unfinished ones stay.
+
+use std::time::Duration;
+
+use porter::job::JobState;
+use porter::store::*;
+
+use crate::{backend_case, claim, claim_one, fail, job, W};
+
+backend_case! {
+    async fn delete_finalized_keeps_young_and_unfinished(db: TestDb) {
+        let s = &*db.store;
+        s.job_insert_many((0..6).map(|_| job("noop")).collect())
+            .await
+            .unwrap();
+        let old = s
+            .job_claim(claim("default", &["noop"], 3, W))
+            .await
+            .unwrap();
+        s.job_complete_many(vec![old[0].fence()]).await.unwrap();
+        s.job_cancel_running(old[1].fence(), "x".into())
+            .await
+            .unwrap();
+        s.job_fail(JobFailParams {
+            discard: true,
+            ..fail(&old[2], "x", Duration::ZERO)
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let young = claim_one(s, "noop").await;
+        s.job_complete_many(vec![young.fence()]).await.unwrap();
+        let p = |completed: u64, discarded: u64, limit: u32| JobDeleteFinalizedParams {
+            completed: Duration::from_millis(completed),
+            cancelled: Duration::from_millis(completed),
+            discarded: Duration::from_millis(discarded),
+            limit,
+        };
+        // Discarded kept for an hour: only the old completed and cancelled go.
+        assert_eq!(
+            s.job_delete_finalized(p(1000, 3_600_000, 1000))
+                .await
+                .unwrap(),
+            2
+        );
+        assert!(
+            s.job_get(old[0].id).await.unwrap().is_none()
+                && s.job_get(old[1].id).await.unwrap().is_none()
+        );
+        assert!(s.job_get(old[2].id).await.unwrap().is_some());
+        assert!(s.job_get(young.id).await.unwrap().is_some(), "too young");
+        // Bounded batches.
+        assert_eq!(s.job_delete_finalized(p(0, 0, 1)).await.unwrap(), 1);
+        assert_eq!(s.job_delete_finalized(p(0, 0, 100)).await.unwrap(), 1);
+        assert_eq!(s.job_delete_finalized(p(0, 0, 100)).await.unwrap(), 0);
+        let c = s.job_counts().await.unwrap().total;
+        assert_eq!(
+            (c[&JobState::Available], c[&JobState::Running]),
+            (2, 0),
+            "unfinished untouched"
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! The worker registry and its leases.
+
+use std::time::Duration;
+
+use porter::job::JobState;
+use porter::store::*;
+
+use crate::{backend_case, claim, insert, job};
+
+backend_case! {
+    async fn worker_registry(db: TestDb) {
+        let s = &*db.store;
+        s.worker_heartbeat("w1", "host-a", 10).await.unwrap();
+        s.worker_heartbeat("w2", "host-b", 20).await.unwrap();
+        let first = s.worker_list().await.unwrap();
+        assert_eq!(first.len(), 2);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s.worker_heartbeat("w1", "host-a", 10).await.unwrap();
+        let w1 = s
+            .worker_list()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|w| w.id == "w1")
+            .unwrap();
+        assert!(w1.heartbeat_at > first.iter().find(|w| w.id == "w1").unwrap().heartbeat_at);
+        assert_eq!((w1.host.as_str(), w1.pid), ("host-a", 10));
+        s.worker_delete("w1").await.unwrap();
+        assert_eq!(
+            s.worker_list()
+                .await
+                .unwrap()
+                .iter()
+                .map(|w| w.id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["w2"]
+        );
+    }
+}
+
+backend_case! {
+    /// A clean shutdown sweeps registrations silent for a day, but a worker whose own lease is
+    /// longer heartbeats less often than that: it stays registered, so its jobs are not
+    /// rescued (and run twice) while it runs them.
+    async fn a_long_lease_outlives_other_workers_clean_shutdowns(db: TestDb) {
+        let clock = porter::store::clock::Clock::new();
+        let s = porter::store::open_with_clock(&db.url, clock.clone())
+            .await
+            .unwrap();
+        let s = &*s;
+        clock.set(s.now().await.unwrap());
+        let day = Duration::from_secs(86_400);
+        let register = |id: &str, lease: Duration| WorkerRegisterParams {
+            id: id.into(),
+            host: "h".into(),
+            pid: 1,
+            lease,
+            stuck_after: Vec::new(),
+        };
+        s.worker_register(register("long", 4 * day)).await.unwrap();
+        s.worker_register(register("short", Duration::from_secs(15)))
+            .await
+            .unwrap();
+        insert(s, job("noop")).await;
+        let running = s
+            .job_claim(claim("default", &["noop"], 1, "long"))
+            .await
+            .unwrap();
+        assert_eq!(running.len(), 1);
+        clock.advance(day + Duration::from_secs(3600));
+        s.worker_register(register("other", Duration::from_secs(15)))
+            .await
+            .unwrap();
+        s.worker_delete("other").await.unwrap();
+        let ids: Vec<String> = s
+            .worker_list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|w| w.id)
+            .collect();
+        assert_eq!(
+            ids,
+            vec!["long".to_string()],
+            "the day-silent short-lease worker went, the long lease stayed"
+        );
+        let rescue = JobRescueParams {
+            lease: Duration::from_secs(15),
+            stuck_after: Vec::new(),
+            limit: 10,
+        };
+        assert_eq!(
+            s.job_rescue(rescue).await.unwrap(),
+            RescueCounts::default(),
+            "its job is not rescued"
+        );
+        assert_eq!(
+            s.job_get(running[0].id).await.unwrap().unwrap().state,
+            JobState::Running
+        );
+    }
+}
