@@ -135,7 +135,12 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
             Some(format!("injected failure of {sql}")),
         ));
     }
-    conn.prepare_cached(sql)?.execute([]).map(drop)
+    conn.prepare_cached(sql)?.execute([]).map(drop)?;
+    #[cfg(test)]
+    if sql == "COMMIT" {
+        COMMITS.with(|c| c.set(c.get() + 1));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -143,6 +148,9 @@ thread_local! {
     /// Fault injection for tests: the next control statement equal to this fails (set from a
     /// write closure, which runs on the writer thread).
     static FAIL_CONTROL: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+    /// The transactions this writer thread committed, for tests to see how writes were grouped
+    /// (read from a write closure, which runs on the writer thread).
+    static COMMITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Begins the group's transaction. The error is a message without the "database
@@ -407,6 +415,77 @@ mod tests {
         release_tx.send(()).unwrap();
         blocker.await.unwrap();
         futures::future::join_all(calls).await
+    }
+
+    /// The transactions the writer committed so far (read inside a write, before the
+    /// reading write's own commit).
+    async fn commits(writer: &Writer) -> u64 {
+        writer.run(|_| Ok(COMMITS.with(|c| c.get()))).await.unwrap()
+    }
+
+    /// A write that breaks a constraint: an error from SQLite itself, after a good insert.
+    fn insert_then_violate(x: i64) -> Write {
+        Box::new(move |c| {
+            insert(x)(c)?;
+            c.execute("INSERT INTO t VALUES (NULL)", [])
+                .map(drop)
+                .map_err(map_err)
+        })
+    }
+
+    /// Group commit: writes queued while the writer is busy go into one transaction, one
+    /// COMMIT for all of them, and each caller is answered once that commit is done.
+    #[tokio::test]
+    async fn concurrent_writes_share_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start(open(&dir));
+        let before = commits(&writer).await;
+        let answers = group(&writer, (1..=20).map(insert).collect()).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        assert_eq!(rows(&dir), (1..=20).collect::<Vec<_>>());
+        // The read of `before` (1), the blocker (1) and the twenty writes (1).
+        assert_eq!(
+            commits(&writer).await - before,
+            3,
+            "twenty writes, one commit"
+        );
+    }
+
+    /// A caller whose write fails (its own error, or SQLite's) takes back only its own
+    /// writes: the others of its group commit, in that same one transaction.
+    #[tokio::test]
+    async fn a_failing_write_leaves_the_rest_of_its_group_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::start(open(&dir));
+        let before = commits(&writer).await;
+        let answers = group(
+            &writer,
+            vec![
+                insert(1),
+                partial_then_fail(2, None),
+                insert(3),
+                insert_then_violate(4),
+                insert(5),
+            ],
+        )
+        .await;
+        let ok: Vec<bool> = answers.iter().map(Result::is_ok).collect();
+        assert_eq!(ok, [true, false, true, false, true], "{answers:?}");
+        assert!(
+            matches!(&answers[3], Err(Error::Invalid { .. })),
+            "the caller gets SQLite's error: {:?}",
+            answers[3]
+        );
+        assert_eq!(
+            rows(&dir),
+            [1, 3, 5],
+            "the failing writes' inserts did not commit"
+        );
+        assert_eq!(
+            commits(&writer).await - before,
+            3,
+            "the group still committed once"
+        );
     }
 
     #[tokio::test]
