@@ -1,12 +1,14 @@
 //! Inserting jobs: defaults, due times, batches, validation, unique keys, the caller's
 //! transaction and the wake-up of subscribers.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use porter::job::{InsertOpts, JobState};
 use porter::store::*;
-use porter::Error;
+use porter::{Client, Error};
 
 use crate::{backend_case, claim_one, insert, job, job_with, total};
 
@@ -236,62 +238,89 @@ backend_case! {
 }
 
 backend_case! {
+    /// The public transactional insert (`Client::insert_tx_sqlite` / `Client::insert_tx_pg`),
+    /// inside the caller's own transaction on its own connection: rolled back, no job exists;
+    /// committed, the jobs exist and wake a subscriber of their queue (through the database,
+    /// `data_version` on SQLite and NOTIFY on Postgres: no porter store saw the insert).
     async fn transactional_enqueue_commit_and_rollback(db: TestDb) {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Numbered {
+            n: i64,
+        }
+        impl porter::JobArgs for Numbered {
+            const KIND: &'static str = "noop";
+        }
         let s = &*db.store;
-        let p = |n: i64| {
-            JobInsertParams::new("noop", serde_json::json!({"n": n}), InsertOpts::default())
-                .unwrap()
+        let keyed = || {
+            Some(InsertOpts {
+                unique_key: Some("u".into()),
+                ..Default::default()
+            })
         };
-        match db.sqlite_path() {
+        let committed = match db.sqlite_path() {
             Some(path) => {
                 let mut c = rusqlite::Connection::open(path).unwrap();
                 c.busy_timeout(Duration::from_secs(5)).unwrap();
                 let tx = c
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                     .unwrap();
-                let r = sqlite::job_insert_tx(&tx, &[p(1)]).unwrap();
+                let r = Client::insert_tx_sqlite(&tx, &Numbered { n: 1 }, keyed()).unwrap();
                 tx.rollback().unwrap();
                 assert!(
-                    s.job_get(r[0].job.id).await.unwrap().is_none(),
+                    s.job_get(r.job.id).await.unwrap().is_none(),
                     "rolled back: no job"
                 );
+                assert_eq!(total(s).await, 0, "rolled back: no job");
+                let woken = s.wakeup().subscribe("default");
                 let tx = c
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                     .unwrap();
-                let r = sqlite::job_insert_tx(&tx, &[p(2), p(3)]).unwrap();
+                let a = Client::insert_tx_sqlite(&tx, &Numbered { n: 2 }, None).unwrap();
+                let b = Client::insert_tx_sqlite(&tx, &Numbered { n: 3 }, None).unwrap();
                 tx.commit().unwrap();
-                assert_eq!(s.job_get(r[1].job.id).await.unwrap().unwrap().args["n"], 3);
+                tokio::time::timeout(Duration::from_secs(30), woken.notified())
+                    .await
+                    .expect("the commit woke the queue's subscriber");
+                [a, b]
             }
             None => {
                 use sqlx::Connection;
                 let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
                 let mut tx = c.begin().await.unwrap();
-                let r = postgres::job_insert_tx(&mut tx, vec![p(1)]).await.unwrap();
+                let r = Client::insert_tx_pg(&mut tx, &Numbered { n: 1 }, keyed())
+                    .await
+                    .unwrap();
                 tx.rollback().await.unwrap();
                 assert!(
-                    s.job_get(r[0].job.id).await.unwrap().is_none(),
+                    s.job_get(r.job.id).await.unwrap().is_none(),
                     "rolled back: no job"
                 );
+                assert_eq!(total(s).await, 0, "rolled back: no job");
+                let woken = s.wakeup().subscribe("default");
                 let mut tx = c.begin().await.unwrap();
-                let r = postgres::job_insert_tx(&mut tx, vec![p(2), p(3)])
+                let a = Client::insert_tx_pg(&mut tx, &Numbered { n: 2 }, None)
+                    .await
+                    .unwrap();
+                let b = Client::insert_tx_pg(&mut tx, &Numbered { n: 3 }, None)
                     .await
                     .unwrap();
                 tx.commit().await.unwrap();
-                assert_eq!(s.job_get(r[1].job.id).await.unwrap().unwrap().args["n"], 3);
+                tokio::time::timeout(Duration::from_secs(30), woken.notified())
+                    .await
+                    .expect("the commit woke the queue's subscriber");
+                [a, b]
             }
+        };
+        for (r, n) in committed.iter().zip([2, 3]) {
+            assert!(r.inserted);
+            let row = s.job_get(r.job.id).await.unwrap().expect("committed: the job exists");
+            assert_eq!((row.state, row.args["n"].as_i64()), (JobState::Available, Some(n)));
         }
         assert_eq!(total(s).await, 2);
-        // A rolled-back keyed insert leaves no phantom: the next insert of the key is new.
-        let keyed = JobInsertParams::new(
-            "noop",
-            serde_json::json!({}),
-            InsertOpts {
-                unique_key: Some("u".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let r = s.job_insert_many(vec![keyed]).await.unwrap().remove(0);
+        // The rolled-back insert held key "u" only inside its transaction: the next insert of
+        // the key is new.
+        let again = JobInsertParams::new("noop", serde_json::json!({}), keyed().unwrap()).unwrap();
+        let r = s.job_insert_many(vec![again]).await.unwrap().remove(0);
         assert!(r.inserted);
         assert!(s.job_get(r.job.id).await.unwrap().is_some());
     }
@@ -310,5 +339,183 @@ backend_case! {
         tokio::time::timeout(Duration::from_secs(30), sub.notified())
             .await
             .expect("woken by an insert in this process");
+    }
+}
+
+backend_case! {
+    /// One batch of plain and keyed jobs, some keys held by an earlier batch or by a row of
+    /// this one, and a job due later: every job keeps its place in the answer, new ids ascend
+    /// in input order, and a held key answers with the holder.
+    async fn a_batch_keeps_input_order_across_plain_and_keyed_jobs(db: TestDb) {
+        let s = &*db.store;
+        let keyed = |k: &str| {
+            job_with(
+                "k",
+                InsertOpts {
+                    unique_key: Some(k.into()),
+                    ..Default::default()
+                },
+            )
+        };
+        let first = s.job_insert_many(vec![keyed("a")]).await.unwrap();
+        let batch = vec![
+            job("k"),
+            keyed("a"), // held by `first`
+            keyed("b"),
+            job("k"),
+            keyed("b"), // held by the row two above
+            job_with(
+                "k",
+                InsertOpts {
+                    schedule_in: Some(Duration::from_secs(3600)),
+                    ..Default::default()
+                },
+            ),
+        ];
+        let out = s.job_insert_many(batch).await.unwrap();
+        let inserted: Vec<bool> = out.iter().map(|r| r.inserted).collect();
+        assert_eq!(inserted, [true, false, true, true, false, true]);
+        assert_eq!(out[1].job.id, first[0].job.id);
+        assert_eq!(out[4].job.id, out[2].job.id);
+        let new_ids: Vec<i64> = out
+            .iter()
+            .filter(|r| r.inserted)
+            .map(|r| r.job.id)
+            .collect();
+        assert!(
+            new_ids.windows(2).all(|w| w[0] < w[1]),
+            "ids ascend in input order: {new_ids:?}"
+        );
+        assert_eq!(out[5].job.state, JobState::Scheduled);
+        assert_eq!(s.job_counts().await.unwrap().total[&JobState::Available], 4);
+    }
+}
+
+backend_case! {
+    /// A batch far larger than one statement's parameter limit (65,535 binds on Postgres,
+    /// 32,766 on SQLite) goes in whole, in order.
+    async fn a_large_batch_inserts_in_one_go(db: TestDb) {
+        let out = db
+            .store
+            .job_insert_many((0..20_000).map(|_| job("k")).collect())
+            .await
+            .unwrap();
+        assert_eq!(out.len(), 20_000);
+        assert!(out.windows(2).all(|w| w[0].job.id < w[1].job.id));
+        assert_eq!(total(&*db.store).await, 20_000);
+    }
+}
+
+backend_case! {
+    /// Inserts of one unique key racing from several stores (processes) and tasks make one
+    /// job, and every caller is answered with it.
+    async fn racing_inserts_of_one_unique_key_make_one_job(db: TestDb) {
+        let mut stores: Vec<Arc<dyn Store>> = vec![db.store.clone()];
+        stores.push(db.reopen().await);
+        let keyed = || {
+            job_with(
+                "k",
+                InsertOpts {
+                    unique_key: Some("once".into()),
+                    ..Default::default()
+                },
+            )
+        };
+        let mut inserts = Vec::new();
+        for store in &stores {
+            for _ in 0..4 {
+                let store = store.clone();
+                let job = keyed();
+                inserts.push(tokio::spawn(async move {
+                    store.job_insert_many(vec![job]).await.unwrap().remove(0)
+                }));
+            }
+        }
+        let mut results = Vec::new();
+        for insert in inserts {
+            results.push(insert.await.unwrap());
+        }
+        assert_eq!(results.iter().filter(|r| r.inserted).count(), 1);
+        let ids: HashSet<i64> = results.iter().map(|r| r.job.id).collect();
+        assert_eq!(ids.len(), 1, "every caller got the one job");
+        assert_eq!(total(&*db.store).await, 1);
+    }
+}
+
+backend_case! {
+    /// A unique key held by a transactional insert that then rolls back goes to the insert
+    /// that waited for it. This means something on Postgres only: there the waiting insert
+    /// blocks on the holder's uncommitted row in the unique index, and must insert (not answer
+    /// with a row that never existed) once the holder rolls back. On SQLite the holder's
+    /// transaction locks the whole database, so the second insert simply runs after it.
+    async fn a_key_held_by_a_transaction_that_rolls_back_goes_to_the_next(db: TestDb) {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Keyed {}
+        impl porter::JobArgs for Keyed {
+            const KIND: &'static str = "k";
+            fn insert_opts(&self) -> InsertOpts {
+                InsertOpts {
+                    unique_key: Some("k1".into()),
+                    ..Default::default()
+                }
+            }
+        }
+        let second = || {
+            let store = db.store.clone();
+            tokio::spawn(async move {
+                let job = porter::client::insert_params(&Keyed {}, None).unwrap();
+                store.job_insert_many(vec![job]).await.unwrap().remove(0)
+            })
+        };
+        let r = match db.sqlite_path() {
+            Some(path) => {
+                let mut c = rusqlite::Connection::open(path).unwrap();
+                let holder = c
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .unwrap();
+                Client::insert_tx_sqlite(&holder, &Keyed {}, None).unwrap();
+                let second = second();
+                tokio::task::yield_now().await;
+                holder.rollback().unwrap();
+                second.await.unwrap()
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                let mut holder = c.begin().await.unwrap();
+                let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                    .fetch_one(&mut *holder)
+                    .await
+                    .unwrap();
+                Client::insert_tx_pg(&mut holder, &Keyed {}, None)
+                    .await
+                    .unwrap();
+                let second = second();
+                // Bounded: the watch stops a hung test, it measures nothing.
+                let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                let mut waited = false;
+                for _ in 0..3000 {
+                    let waiting: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                    )
+                    .bind(holder_pid)
+                    .fetch_one(&mut watch)
+                    .await
+                    .unwrap();
+                    if waiting > 0 {
+                        waited = true;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                assert!(waited, "the second insert waits on the held key");
+                holder.rollback().await.unwrap();
+                second.await.unwrap()
+            }
+        };
+        assert!(r.inserted, "the key went to the insert that waited for it");
+        let row = db.store.job_get(r.job.id).await.unwrap().expect("its job exists");
+        assert_eq!(row.unique_key.as_deref(), Some("k1"));
+        assert_eq!(total(&*db.store).await, 1);
     }
 }

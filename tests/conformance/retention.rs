@@ -5,7 +5,7 @@ use std::time::Duration;
 use porter::job::JobState;
 use porter::store::*;
 
-use crate::{backend_case, claim, claim_one, fail, job, W};
+use crate::{backend_case, claim, claim_one, fail, job, total, W};
 
 backend_case! {
     async fn delete_finalized_keeps_young_and_unfinished(db: TestDb) {
@@ -59,5 +59,39 @@ backend_case! {
             (2, 0),
             "unfinished untouched"
         );
+    }
+}
+
+backend_case! {
+    /// Retention deletes past one internal batch, up to the caller's limit and no further.
+    async fn retention_deletes_past_one_batch_up_to_the_limit(db: TestDb) {
+        let clock = porter::store::clock::Clock::new();
+        let s = porter::store::open_with_clock(&db.url, clock.clone())
+            .await
+            .unwrap();
+        let s = &*s;
+        s.job_insert_many((0..2_500).map(|_| job("noop")).collect())
+            .await
+            .unwrap();
+        let running = s
+            .job_claim(claim("default", &["noop"], 2_500, W))
+            .await
+            .unwrap();
+        assert_eq!(running.len(), 2_500);
+        s.job_complete_many(running.iter().map(|j| j.fence()).collect())
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(2 * 86_400));
+        let day = Duration::from_secs(86_400);
+        let params = JobDeleteFinalizedParams {
+            completed: day,
+            cancelled: day,
+            discarded: day,
+            limit: 2_200,
+        };
+        assert_eq!(s.job_delete_finalized(params.clone()).await.unwrap(), 2_200);
+        assert_eq!(s.job_delete_finalized(params.clone()).await.unwrap(), 300);
+        assert_eq!(s.job_delete_finalized(params).await.unwrap(), 0);
+        assert_eq!(total(s).await, 0);
     }
 }
