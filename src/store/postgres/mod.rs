@@ -1143,3 +1143,6 @@ impl Store for PgStore {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests;
