@@ -363,6 +363,23 @@ backend_case! {
                 app.run(&url, false).await.unwrap();
             }
         }
+        // The tablo app's set finds porter 0.1's tablo tables there: its first migration
+        // creates nothing that exists, and is recorded as the app's.
+        #[cfg(feature = "app")]
+        {
+            porter::app::store::migrate(store.as_ref()).await.unwrap();
+            let mut with_app = expected.clone();
+            let app_set = &porter::app::store::MIGRATIONS;
+            with_app.extend(
+                app_set
+                    .migrations
+                    .iter()
+                    .map(|m| format!("{}:{}", app_set.name, m.version)),
+            );
+            with_app.sort();
+            assert_eq!(raw.porter_versions().await, with_app);
+            expected = with_app;
+        }
         assert_eq!(
             raw.texts("SELECT name FROM tablos").await,
             vec!["kept".to_string()]
