@@ -20,11 +20,12 @@
 //!
 //! **The tablo app** (feature `app`), built on the core's public API as any application is:
 //! * [`app`]: object storage (file://, s3://, memory://), the orphan-file cleanup pass and
-//!   its job, the app's own store trait over its own tables; and the one place where the
-//!   jobs the `porter` binary runs are registered.
+//!   its job, the app's own store trait over its own tables, its `/api` routes; and the one
+//!   place where the jobs the `porter` binary runs are registered.
 //!
 //! **The surfaces** (feature `surfaces`, on by default: the `porter` binary needs it):
-//! * [`http`]: the web process: tablo API, admin API, metrics and dashboard, as one axum router.
+//! * [`http`]: the web process: the tablo app's routes, admin API, metrics and dashboard, as one
+//!   axum router.
 //! * [`cli`]: the `porter` command line (the binary is one call to [`cli::main`]).
 //! * [`bench`][bench-mod]: `porter bench`, porter's speed next to its database's own limit.
 //!

@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::api::json_body;
 use super::listing::{self, JobPage};
 use super::{auth, AppError, AppState};
+use crate::app::api::json_body;
 use crate::error::Error;
 use crate::job::{validate_name, InsertOpts, JobRow, JobState};
 use crate::store::{JobInsertParams, JobListParams, QueueRow};
@@ -77,7 +77,7 @@ async fn insert_job(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let job: NewJob = json_body(&headers, body)?;
+    let job: NewJob = json_body::<_, AppError>(&headers, body)?;
     check_kind(&state, &job.kind)?;
     let opts = InsertOpts {
         queue: job.queue,

@@ -108,6 +108,17 @@ impl IntoResponse for AppError {
     }
 }
 
+/// The web process answers the tablo app's routes like its own.
+impl crate::app::api::ApiError for AppError {
+    fn unsupported_media_type(message: String) -> Self {
+        AppError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
+    }
+
+    fn from_json(e: serde_json::Error) -> Self {
+        AppError::from_json(e)
+    }
+}
+
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.status, self.message)

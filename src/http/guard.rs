@@ -17,7 +17,7 @@
 //!   `Host`, or `X-Forwarded-Host` behind a proxy (a page cannot set that header on a
 //!   cross-origin request without a CORS preflight, which porter never grants).
 //!
-//! JSON bodies must also say `Content-Type: application/json` (see `api::json_body`): the
+//! JSON bodies must also say `Content-Type: application/json` (see `app::api::json_body`): the
 //! only content types a cross-site page can send without a preflight are form and text types.
 
 use std::net::{Ipv4Addr, Ipv6Addr};

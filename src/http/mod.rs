@@ -56,7 +56,6 @@
 //! bounded in bytes ([`HttpConfig::max_list_bytes`]), and job args are never logged.
 
 mod admin;
-mod api;
 mod auth;
 pub mod dashboard;
 mod error;
@@ -195,6 +194,21 @@ impl AppState {
     }
 }
 
+/// The tablo app's routes take their part of the state: its tables, its objects, and this
+/// process's metrics for the jobs they insert.
+impl axum::extract::FromRef<AppState> for crate::app::api::Tablos {
+    fn from_ref(state: &AppState) -> Self {
+        let metrics = state.metrics.clone();
+        crate::app::api::Tablos {
+            store: state.tablos.clone(),
+            objects: state.objects.clone(),
+            on_insert: Some(Arc::new(move |r: &crate::store::InsertResult| {
+                metrics.inserted(&r.job.queue, &r.job.kind, r.inserted)
+            })),
+        }
+    }
+}
+
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
@@ -211,7 +225,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::scrape))
-        .merge(api::routes(&config))
+        .merge(crate::app::api::routes::<AppState, AppError>(
+            config.max_file_bytes,
+        ))
         .nest("/admin", admin::routes(state.clone()))
         .merge(dashboard::routes())
         .fallback(not_found)

@@ -1,0 +1,210 @@
+//! The tablo app's HTTP routes: tablos and their files, as an axum [`Router`] that a web
+//! process merges into its own (`porter web` does, beside its admin API).
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /api/tablos` `{"name"}` | 201 `{"id"}` |
+//! | `POST /api/tablos/{id}/files` (body = the file, header `x-file-name`) | 201 `{"id","s3_key","size"}` |
+//! | `GET /api/tablos/{id}/files` | 200 `[file, ...]` |
+//! | `DELETE /api/tablos/{id}` | 202 `{"job_id"}`: the row delete and its `orphan_file_cleanup` job in one transaction |
+//!
+//! The host process decides how errors are answered, through [`ApiError`] (the app knows no
+//! status codes of its own beyond what the trait asks for), and what happens when a job is
+//! inserted ([`Tablos::on_insert`], for its metrics).
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum::response::IntoResponse;
+use object_store::ObjectStore;
+
+use crate::app::store::TabloStore;
+use crate::error::Error;
+use crate::store::InsertResult;
+
+/// Longest tablo name.
+const MAX_TABLO_NAME: usize = 200;
+
+/// Called with every job the routes inserted.
+pub type OnInsert = Arc<dyn Fn(&InsertResult) + Send + Sync>;
+
+/// What the routes need: the app's tables, its objects, and a hook for inserted jobs.
+#[derive(Clone)]
+pub struct Tablos {
+    /// The tablo store.
+    pub store: Arc<dyn TabloStore>,
+    /// Where tablos' files are stored.
+    pub objects: Arc<dyn ObjectStore>,
+    /// Called with every job the routes inserted (the cleanup job of a deleted tablo).
+    pub on_insert: Option<OnInsert>,
+}
+
+impl std::fmt::Debug for Tablos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tablos")
+            .field("backend", &self.store.backend())
+            .field("objects", &self.objects.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error answer of the host process, which the routes return: built from the library's
+/// errors, from axum's rejections of a path or a body, and from the two cases below.
+pub trait ApiError:
+    IntoResponse + From<Error> + From<PathRejection> + From<BytesRejection> + Send + 'static
+{
+    /// A JSON body without a JSON `Content-Type` (415).
+    fn unsupported_media_type(message: String) -> Self;
+    /// A JSON body that does not parse (400) or has the wrong shape (422).
+    fn from_json(e: serde_json::Error) -> Self;
+}
+
+/// The routes, answering errors as `E`; uploads up to `max_file_bytes`.
+pub fn routes<S, E>(max_file_bytes: usize) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Tablos: FromRef<S>,
+    E: ApiError,
+{
+    Router::new()
+        .route("/api/tablos", post(create_tablo::<E>))
+        .route(
+            "/api/tablos/{id}/files",
+            post(upload_file::<E>)
+                .layer(DefaultBodyLimit::max(max_file_bytes))
+                .get(list_files::<E>),
+        )
+        .route("/api/tablos/{id}", delete(delete_tablo::<E>))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTablo {
+    name: String,
+}
+
+/// Parses a JSON body, which must say `Content-Type: application/json` (or a `+json` type):
+/// 415 otherwise. A browser page of another site can send text/plain or a form without asking
+/// first (no CORS preflight), so a lenient server would take its JSON.
+pub fn json_body<T: serde::de::DeserializeOwned, E: ApiError>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, E> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = content_type
+        .as_deref()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json"
+        && !(essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        return Err(E::unsupported_media_type(
+            format!(
+                "a JSON body needs Content-Type: application/json (got {}); with curl: -H 'content-type: application/json'",
+                content_type.as_deref().map_or_else(|| "none".to_string(), |c| format!("{c:?}"))
+            ),
+        ));
+    }
+    let body = body?;
+    serde_json::from_slice(&body).map_err(E::from_json)
+}
+
+async fn create_tablo<E: ApiError>(
+    State(state): State<Tablos>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), E> {
+    let NewTablo { name } = json_body::<_, E>(&headers, body)?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_TABLO_NAME {
+        return Err(Error::invalid(
+            "name",
+            format!("a tablo name has 1 to {MAX_TABLO_NAME} characters"),
+        )
+        .into());
+    }
+    let tablo = state.store.tablo_insert(name).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": tablo.id }))))
+}
+
+async fn upload_file<E: ApiError>(
+    State(state): State<Tablos>,
+    id: Result<Path<Uuid>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), E> {
+    let Path(tablo_id) = id?;
+    let name = match headers.get("x-file-name") {
+        None => "",
+        Some(v) => v.to_str().map_err(|_| {
+            Error::invalid(
+                "x-file-name",
+                "must be visible ASCII; percent-encode other characters",
+            )
+        })?,
+    };
+    // An unknown tablo is 404 whatever the body (even one over the limit).
+    if state.store.tablo_get(tablo_id).await?.is_none() {
+        return Err(Error::not_found("tablo", tablo_id).into());
+    }
+    let body = body?;
+    let file = crate::app::files::save_tablo_file(
+        state.store.as_ref(),
+        state.objects.as_ref(),
+        tablo_id,
+        name,
+        body,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": file.id, "s3_key": file.s3_key, "size": file.size })),
+    ))
+}
+
+async fn list_files<E: ApiError>(
+    State(state): State<Tablos>,
+    id: Result<Path<Uuid>, PathRejection>,
+) -> Result<Json<Value>, E> {
+    let Path(tablo_id) = id?;
+    if state.store.tablo_get(tablo_id).await?.is_none() {
+        return Err(Error::not_found("tablo", tablo_id).into());
+    }
+    let files = state.store.tablo_file_list(tablo_id).await?;
+    Ok(Json(json!(files)))
+}
+
+async fn delete_tablo<E: ApiError>(
+    State(state): State<Tablos>,
+    id: Result<Path<Uuid>, PathRejection>,
+) -> Result<(StatusCode, Json<Value>), E> {
+    let Path(tablo_id) = id?;
+    match state.store.tablo_delete_enqueue(tablo_id).await? {
+        Some(inserted) => {
+            if let Some(on_insert) = &state.on_insert {
+                on_insert(&inserted);
+            }
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "job_id": inserted.job.id })),
+            ))
+        }
+        None => Err(Error::not_found("tablo", tablo_id).into()),
+    }
+}
