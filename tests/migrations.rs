@@ -488,3 +488,146 @@ backend_case! {
         jobs_work(&url).await;
     }
 }
+
+backend_case! {
+    async fn an_applications_table_named_like_porters_is_not_taken_for_porters(db: TestDb) {
+        // An application's own table that happens to be called porter_jobs is not a database
+        // of porter 0.1: porter refuses clearly, records nothing, and once the application
+        // renames its table porter migrates from the start.
+        let url = fresh_url(&db, "app-porter-jobs").await;
+        let raw = Raw::connect(&url).await;
+        raw.exec("CREATE TABLE porter_jobs (id INTEGER PRIMARY KEY, note TEXT)")
+            .await;
+        match porter::store::open(&url).await {
+            Err(Error::Migration(message)) => {
+                assert!(message.contains("porter_jobs"), "{message}")
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("an application's porter_jobs must not be taken for porter's"),
+        }
+        assert_eq!(raw.porter_versions().await, Vec::<String>::new());
+        raw.exec("ALTER TABLE porter_jobs RENAME TO app_jobs").await;
+        porter::store::open(&url)
+            .await
+            .expect("migrates from the start");
+        jobs_work(&url).await;
+    }
+}
+
+/// What only PostgreSQL has: schemas on a search path, isolation levels set per database or
+/// connection, functions that outlive the tables. (SQLite has one schema per file and
+/// serialises its writers.)
+mod postgres_only {
+    use porter::store::postgres::PgStore;
+    use sqlx::Row;
+
+    use crate::common;
+
+    /// A new schema of its own on the test server, and its name.
+    async fn schema() -> (String, String) {
+        let url = PgStore::create_test_schema(&common::postgres_base_url().unwrap())
+            .await
+            .unwrap();
+        let name = url::Url::parse(&url)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "options")
+            .map(|(_, v)| v.trim_start_matches("-c search_path=").to_string())
+            .unwrap();
+        (url, name)
+    }
+
+    /// The test server's URL with these connection options.
+    fn with_options(options: &str) -> String {
+        let mut url = url::Url::parse(&common::postgres_base_url().unwrap()).unwrap();
+        url.query_pairs_mut().append_pair("options", options);
+        url.to_string()
+    }
+
+    async fn count(pool: &sqlx::PgPool, sql: &str) -> i64 {
+        sqlx::query(sql).fetch_one(pool).await.unwrap().get(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set at build time"
+    )]
+    async fn a_schema_gets_its_own_tables_when_a_later_schema_on_its_path_has_porters() {
+        // One schema per tenant, with a shared schema behind it on the search path: the shared
+        // one's porter tables must neither stop the tenant's migrations nor be adopted.
+        let (shared_url, shared) = schema().await;
+        porter::store::open(&shared_url).await.unwrap();
+        let (_, tenant) = schema().await;
+        let tenant_url = with_options(&format!("-c search_path={tenant},{shared}"));
+        let store = porter::store::open(&tenant_url).await.unwrap();
+        porter::Client::new(store)
+            .insert_raw("tenant_job", serde_json::json!({}), Default::default())
+            .await
+            .unwrap();
+
+        let pool = sqlx::PgPool::connect(&common::postgres_base_url().unwrap())
+            .await
+            .unwrap();
+        for table in ["porter_jobs", "porter_migrations"] {
+            let here = count(
+                &pool,
+                &format!("SELECT count(*) FROM pg_tables WHERE schemaname = '{tenant}' AND tablename = '{table}'"),
+            )
+            .await;
+            assert_eq!(here, 1, "{table} in the tenant's own schema");
+        }
+        assert_eq!(
+            count(&pool, &format!("SELECT count(*) FROM {tenant}.porter_jobs")).await,
+            1
+        );
+        assert_eq!(
+            count(&pool, &format!("SELECT count(*) FROM {shared}.porter_jobs")).await,
+            0,
+            "the tenant's job stays out of the shared schema"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set at build time"
+    )]
+    async fn concurrent_first_opens_succeed_under_serializable_by_default() {
+        // A database (or role) whose transactions default to SERIALIZABLE: a process waiting
+        // for the migration lock must still see what the one before it applied.
+        let (_, name) = schema().await;
+        let url = with_options(&format!(
+            "-c search_path={name} -c default_transaction_isolation=serializable"
+        ));
+        let opens = (0..4).map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { porter::store::open(&url).await.map(drop) })
+        });
+        for open in futures::future::join_all(opens).await {
+            open.unwrap().expect("every concurrent open succeeds");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set at build time"
+    )]
+    async fn a_schema_reset_that_leaves_porter_now_behind_migrates_again() {
+        // A reset script that drops the tables (and the bookkeeping) but not the function.
+        let (url, _) = schema().await;
+        porter::store::open(&url).await.unwrap();
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::raw_sql(
+            "DROP TABLE porter_jobs, porter_queues, porter_workers, porter_periodic,
+                        porter_migrations CASCADE",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        porter::store::open(&url)
+            .await
+            .expect("migrates again over the function left behind");
+    }
+}

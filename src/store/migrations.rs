@@ -103,16 +103,31 @@ pub const CORE: MigrationSet = MigrationSet {
 };
 
 /// The core versions a porter 0.1 database has applied, as its schema shows them, when none
-/// are recorded in [`TABLE`] yet: 1 with `porter_jobs`, 2 with `porter_now()` (nothing to see
-/// on SQLite, where it implies 1), 3 with `porter_workers.lease_ms`. (Its version 4 created
-/// `tablo_file_uploads`, now in the tablo app's own set, whose first migration finds it there.)
-pub(crate) fn porter_0_1_versions(jobs: bool, now_fn: bool, lease: bool) -> Vec<i64> {
-    [jobs, now_fn, lease]
+/// are recorded in [`TABLE`] yet: 1 with the four tables of its first migration
+/// (`porter_jobs`, `porter_queues`, `porter_workers`, `porter_periodic`), 2 with `porter_now()`
+/// (nothing to see on SQLite, where it implies 1), 3 with `porter_workers.lease_ms`. (Its
+/// version 4 created `tablo_file_uploads`, now in the tablo app's own set, whose first migration
+/// finds it there.) Some of the four tables but not all are not porter's: an application's own table of
+/// such a name is refused, with nothing recorded, rather than taken for porter's.
+pub(crate) fn porter_0_1_versions(core_tables: i64, now_fn: bool, lease: bool) -> Result<Vec<i64>> {
+    match core_tables {
+        0 => return Ok(Vec::new()),
+        4 => {}
+        _ => {
+            return Err(Error::Migration(
+                "the database holds some of porter's table names (porter_jobs, porter_queues, \
+                 porter_workers, porter_periodic) but not all: tables porter did not create; \
+                 rename them, or give porter a database or schema of its own"
+                    .into(),
+            ))
+        }
+    }
+    Ok([true, now_fn, lease]
         .iter()
         .take_while(|present| **present)
         .zip(1..)
         .map(|(_, version)| version)
-        .collect()
+        .collect())
 }
 
 /// Applies a set's pending migrations to the database a URL names (`sqlite://...` or
@@ -156,9 +171,16 @@ mod tests {
 
     #[test]
     fn porter_0_1_versions_are_the_present_prefix() {
-        assert_eq!(porter_0_1_versions(false, false, false), Vec::<i64>::new());
-        assert_eq!(porter_0_1_versions(true, true, false), vec![1, 2]);
-        assert_eq!(porter_0_1_versions(true, true, true), vec![1, 2, 3]);
-        assert_eq!(porter_0_1_versions(true, false, true), vec![1]);
+        assert_eq!(
+            porter_0_1_versions(0, false, false).unwrap(),
+            Vec::<i64>::new()
+        );
+        assert_eq!(porter_0_1_versions(4, true, false).unwrap(), vec![1, 2]);
+        assert_eq!(porter_0_1_versions(4, true, true).unwrap(), vec![1, 2, 3]);
+        assert_eq!(porter_0_1_versions(4, false, true).unwrap(), vec![1]);
+        assert!(matches!(
+            porter_0_1_versions(1, false, false),
+            Err(Error::Migration(_))
+        ));
     }
 }

@@ -354,6 +354,13 @@ async fn migrations_applied(conn: &mut PgConnection, set: &MigrationSet) -> Resu
 /// none left. A failure rolls the transaction (and the lock) back when it is dropped.
 async fn migrate_one(conn: &mut PgConnection, set: &MigrationSet) -> Result<bool> {
     let mut tx = conn.begin().await.map_err(map_err)?;
+    // Before the lock, as the transaction's first statement: a database or role whose
+    // transactions default to REPEATABLE READ or SERIALIZABLE would otherwise take the snapshot
+    // while waiting for the lock, and miss what the process before this one applied.
+    (&mut *tx)
+        .execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .await
+        .map_err(map_err)?;
     sqlx::query(sql!("migration_lock"))
         .execute(&mut *tx)
         .await
@@ -404,12 +411,12 @@ async fn migrate_one(conn: &mut PgConnection, set: &MigrationSet) -> Result<bool
 /// records the core versions its schema shows, and deletes porter 0.1's own rows from
 /// `_sqlx_migrations` (the application's rows there stay).
 async fn adopt_porter_0_1(tx: &mut PgConnection) -> Result<()> {
-    let (jobs, now_fn, lease): (bool, bool, bool) =
+    let (core_tables, now_fn, lease): (i64, bool, bool) =
         sqlx::query_as(sql!("migration_porter_0_1_schema"))
             .fetch_one(&mut *tx)
             .await
             .map_err(map_err)?;
-    let versions = migrations::porter_0_1_versions(jobs, now_fn, lease);
+    let versions = migrations::porter_0_1_versions(core_tables, now_fn, lease)?;
     if versions.is_empty() {
         return Ok(());
     }

@@ -291,13 +291,13 @@ fn migrate_one(conn: &Connection, set: &MigrationSet) -> Result<bool> {
 /// the core versions its schema shows. Its `user_version` stays as it is, the application's
 /// from now on.
 fn adopt_porter_0_1(tx: &Connection) -> Result<()> {
-    let (jobs, lease): (bool, bool) = tx
+    let (core_tables, lease): (i64, bool) = tx
         .query_row(sql!("migration_porter_0_1_schema"), [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .map_err(map_err)?;
     // Its second migration is empty on SQLite: present with the first.
-    let versions = migrations::porter_0_1_versions(jobs, jobs, lease);
+    let versions = migrations::porter_0_1_versions(core_tables, true, lease)?;
     for migration in &migrations::CORE.migrations[..versions.len()] {
         tx.execute(
             sql!("migration_insert"),
