@@ -7,7 +7,7 @@ use std::time::Instant;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
-use super::{connect, map_err};
+use super::connect;
 use crate::error::{Error, Result};
 use crate::store::bench::{rate, RawBaseline, RAW_BATCH, RAW_QUEUE, RAW_SINGLE_QUEUE};
 use crate::store::redact_url;
@@ -42,20 +42,20 @@ impl Probe {
 
     /// Jobs of `queue` that are available or running.
     pub async fn unfinished(&mut self, queue: &str) -> Result<i64> {
-        sqlx::query_scalar(include_str!("sql/bench_unfinished.sql"))
+        Ok(sqlx::query_scalar(include_str!("sql/bench_unfinished.sql"))
             .bind(queue)
             .fetch_one(&mut self.conn)
-            .await
-            .map_err(map_err)
+            .await?)
     }
 
     /// Whether any job of `queue` is available or running.
     pub async fn any_unfinished(&mut self, queue: &str) -> Result<bool> {
-        sqlx::query_scalar(include_str!("sql/bench_any_unfinished.sql"))
-            .bind(queue)
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(map_err)
+        Ok(
+            sqlx::query_scalar(include_str!("sql/bench_any_unfinished.sql"))
+                .bind(queue)
+                .fetch_one(&mut self.conn)
+                .await?,
+        )
     }
 
     /// `EXPLAIN` of porter's claim (`job_claim.sql`) as the planner sees it now.
@@ -67,8 +67,7 @@ impl Probe {
             .bind(vec!["noop".to_string()])
             .bind(100i64)
             .fetch_all(&mut self.conn)
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(lines.join("\n") + "\n")
     }
 
@@ -82,7 +81,7 @@ impl Probe {
         single_jobs: usize,
     ) -> Result<RawBaseline> {
         let started = Instant::now();
-        let mut tx = self.conn.begin().await.map_err(map_err)?;
+        let mut tx = self.conn.begin().await?;
         let mut left = jobs;
         while left > 0 {
             let n = left.min(RAW_INSERT_CHUNK);
@@ -90,11 +89,10 @@ impl Probe {
                 .bind(RAW_QUEUE)
                 .bind(vec![serde_json::json!({}); n])
                 .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+                .await?;
             left -= n;
         }
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         let batch_insert_jobs_per_sec = rate(jobs, started.elapsed());
 
         let mut conns = Vec::with_capacity(RAW_CONNECTIONS);
@@ -110,8 +108,7 @@ impl Probe {
                     sqlx::query(include_str!("sql/bench_raw_insert_one.sql"))
                         .bind(RAW_SINGLE_QUEUE)
                         .execute(&mut conn)
-                        .await
-                        .map_err(map_err)?;
+                        .await?;
                 }
                 Ok::<_, Error>(conn)
             })
@@ -121,8 +118,7 @@ impl Probe {
         sqlx::query(include_str!("sql/bench_raw_delete.sql"))
             .bind(RAW_SINGLE_QUEUE)
             .execute(&mut self.conn)
-            .await
-            .map_err(map_err)?;
+            .await?;
 
         let started = Instant::now();
         let drainers = conns.into_iter().map(|conn| tokio::spawn(drain(conn)));
@@ -145,16 +141,15 @@ impl Probe {
 async fn drain(mut conn: PgConnection) -> Result<usize> {
     let mut drained = 0;
     loop {
-        let mut tx = conn.begin().await.map_err(map_err)?;
+        let mut tx = conn.begin().await?;
         let claimed: Vec<(i64, i32)> = sqlx::query_as(include_str!("sql/bench_raw_claim.sql"))
             .bind(RAW_QUEUE)
             .bind(RAW_WORKER)
             .bind(RAW_BATCH as i64)
             .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            .await?;
         if claimed.is_empty() {
-            tx.commit().await.map_err(map_err)?;
+            tx.commit().await?;
             break;
         }
         let (ids, attempts): (Vec<i64>, Vec<i32>) = claimed.iter().copied().unzip();
@@ -163,14 +158,13 @@ async fn drain(mut conn: PgConnection) -> Result<usize> {
             .bind(attempts)
             .bind(RAW_WORKER)
             .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            .await?;
         if done.rows_affected() as usize != claimed.len() {
             return Err(Error::Database(
                 "baseline: a claimed job was not completed".into(),
             ));
         }
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         drained += claimed.len();
     }
     let _ = conn.close().await;

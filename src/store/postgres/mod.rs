@@ -93,6 +93,14 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
+/// Every sqlx error becomes the library's error here, so the store's code converts with `?`
+/// alone (an exhausted pool is explained where connections are taken: [`PgStore::conn`]).
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        map_err(e)
+    }
+}
+
 /// Maps a sqlx error to the library's error. The only place that looks at driver codes.
 pub fn map_err(e: sqlx::Error) -> Error {
     match &e {
@@ -157,7 +165,7 @@ impl PgStore {
         // only that, where this reports why (refused, unknown host, bad password, no database).
         let mut conn = connect(&options, url).await?;
         run_migrations(&mut conn, &migrations::CORE).await?;
-        conn.close().await.map_err(map_err)?;
+        conn.close().await?;
 
         let mut pool = PgPoolOptions::new()
             .max_connections(pool_size)
@@ -184,11 +192,10 @@ impl PgStore {
             .connect_lazy_with(options.clone());
         let pool = pool.connect_lazy_with(options);
         let wakeup = Arc::new(Wakeup::default());
-        let mut listener = PgListener::connect_with(&pool).await.map_err(map_err)?;
+        let mut listener = PgListener::connect_with(&pool).await?;
         listener
             .listen_all([NOTIFY_CHANNEL, CANCEL_CHANNEL])
-            .await
-            .map_err(map_err)?;
+            .await?;
         let stop = CancellationToken::new();
         tokio::spawn(listen(listener, wakeup.clone(), stop.clone()));
         Ok(PgStore {
@@ -197,6 +204,26 @@ impl PgStore {
             wakeup,
             _listener: stop.drop_guard(),
         })
+    }
+
+    /// A connection of the pool. Taking one is where a pool runs out, so this is the one place
+    /// that explains an exhausted pool ([`PgStore::pool_err`]); every other driver error
+    /// converts with `?`.
+    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        self.pool.acquire().await.map_err(|e| self.pool_err(e))
+    }
+
+    /// The heartbeats' own connection (see [`PgStore::conn`]).
+    async fn heartbeat_conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        self.heartbeats
+            .acquire()
+            .await
+            .map_err(|e| self.pool_err(e))
+    }
+
+    /// A transaction on a connection of the pool (see [`PgStore::conn`]).
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool.begin().await.map_err(|e| self.pool_err(e))
     }
 
     /// A driver error, with the cause spelt out when the pool had no free connection in time.
@@ -231,9 +258,8 @@ impl PgStore {
         let mut conn = connect(&options, base_url).await?;
         sqlx::query(&format!("CREATE SCHEMA {schema}"))
             .execute(&mut conn)
-            .await
-            .map_err(map_err)?;
-        conn.close().await.map_err(map_err)?;
+            .await?;
+        conn.close().await?;
         let mut url =
             url::Url::parse(base_url).map_err(|e| Error::invalid("database url", e.to_string()))?;
         url.query_pairs_mut()
@@ -329,8 +355,7 @@ pub async fn run_migrations(conn: &mut PgConnection, set: &MigrationSet) -> Resu
     // Without the lock first: an up-to-date database (every open but the first) needs none.
     let exists: bool = sqlx::query_scalar(sql!("migration_exists"))
         .fetch_one(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        .await?;
     if exists {
         let applied = migrations_applied(&mut *conn, set).await?;
         if set.next(&applied)?.is_none() {
@@ -343,44 +368,37 @@ pub async fn run_migrations(conn: &mut PgConnection, set: &MigrationSet) -> Resu
 
 /// The versions of a set recorded in `porter_migrations`.
 async fn migrations_applied(conn: &mut PgConnection, set: &MigrationSet) -> Result<Vec<i64>> {
-    sqlx::query_scalar(sql!("migration_list"))
+    Ok(sqlx::query_scalar(sql!("migration_list"))
         .bind(set.name)
         .fetch_all(&mut *conn)
-        .await
-        .map_err(map_err)
+        .await?)
 }
 
 /// Applies the set's next migration, if any, in its own transaction; false when there was
 /// none left. A failure rolls the transaction (and the lock) back when it is dropped.
 async fn migrate_one(conn: &mut PgConnection, set: &MigrationSet) -> Result<bool> {
-    let mut tx = conn.begin().await.map_err(map_err)?;
+    let mut tx = conn.begin().await?;
     // Before the lock, as the transaction's first statement: a database or role whose
     // transactions default to REPEATABLE READ or SERIALIZABLE would otherwise take the snapshot
     // while waiting for the lock, and miss what the process before this one applied.
     (&mut *tx)
         .execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        .await
-        .map_err(map_err)?;
+        .await?;
     sqlx::query(sql!("migration_lock"))
         .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        .await?;
     // The server's notices ("already exists, skipping") say nothing to a user.
     (&mut *tx)
         .execute("SET LOCAL client_min_messages = warning")
-        .await
-        .map_err(map_err)?;
-    (&mut *tx)
-        .execute(sql!("migration_table_create"))
-        .await
-        .map_err(map_err)?;
+        .await?;
+    (&mut *tx).execute(sql!("migration_table_create")).await?;
     let mut applied = migrations_applied(&mut tx, set).await?;
     if set.name == migrations::CORE.name && applied.is_empty() {
         adopt_porter_0_1(&mut tx).await?;
         applied = migrations_applied(&mut tx, set).await?;
     }
     let Some(migration) = set.next(&applied)? else {
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         return Ok(false);
     };
     // Executor::execute with a plain &str runs several statements (the simple protocol), as
@@ -400,9 +418,8 @@ async fn migrate_one(conn: &mut PgConnection, set: &MigrationSet) -> Result<bool
         .bind(migration.version)
         .bind(migration.name)
         .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-    tx.commit().await.map_err(map_err)?;
+        .await?;
+    tx.commit().await?;
     tracing::debug!(set = set.name, version = migration.version, "migrated");
     Ok(true)
 }
@@ -414,8 +431,7 @@ async fn adopt_porter_0_1(tx: &mut PgConnection) -> Result<()> {
     let (core_tables, now_fn, lease): (i64, bool, bool) =
         sqlx::query_as(sql!("migration_porter_0_1_schema"))
             .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            .await?;
     let versions = migrations::porter_0_1_versions(core_tables, now_fn, lease)?;
     if versions.is_empty() {
         return Ok(());
@@ -426,18 +442,15 @@ async fn adopt_porter_0_1(tx: &mut PgConnection) -> Result<()> {
             .bind(migration.version)
             .bind(migration.name)
             .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            .await?;
     }
     let sqlx_table: bool = sqlx::query_scalar(sql!("migration_sqlx_exists"))
         .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        .await?;
     if sqlx_table {
         sqlx::query(sql!("migration_porter_0_1_sqlx_rows_delete"))
             .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            .await?;
     }
     tracing::info!(
         versions = ?versions,
@@ -527,12 +540,11 @@ fn fenced(fence: &JobFence, row: Option<JobRow>) -> Result<JobRow> {
 }
 
 async fn one_job(conn: &mut PgConnection, id: i64) -> Result<Option<JobRow>> {
-    sqlx::query(sql!("job_get"))
+    Ok(sqlx::query(sql!("job_get"))
         .bind(id)
         .try_map(job_from_row)
         .fetch_optional(conn)
-        .await
-        .map_err(map_err)
+        .await?)
 }
 
 /// After a user write changed no row: a conflict if the job exists, else not found.
@@ -557,9 +569,8 @@ async fn notify_queues(conn: &mut PgConnection, mut queues: Vec<String>) -> Resu
     sqlx::query(sql!("queue_notify"))
         .bind(queues)
         .execute(conn)
-        .await
-        .map_err(map_err)
-        .map(drop)
+        .await?;
+    Ok(())
 }
 
 /// One column of a batch, for binding as an array.
@@ -597,7 +608,7 @@ async fn insert_statement(
     conn: &mut PgConnection,
     jobs: &[&JobInsertParams],
 ) -> Result<Vec<JobRow>> {
-    sqlx::query(sql!("job_insert"))
+    Ok(sqlx::query(sql!("job_insert"))
         .bind(column(jobs, |j| j.kind.clone()))
         .bind(column(jobs, |j| j.queue.clone()))
         .bind(column(jobs, |j| j.args.clone()))
@@ -609,8 +620,7 @@ async fn insert_statement(
         .bind(column(jobs, |j| j.metadata.clone()))
         .try_map(job_from_row)
         .fetch_all(conn)
-        .await
-        .map_err(map_err)
+        .await?)
 }
 
 /// Inserts jobs on a caller's connection, inside whatever transaction it has open: the jobs
@@ -666,8 +676,7 @@ pub async fn job_insert_tx(
             .bind(keys)
             .try_map(job_from_row)
             .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?
+            .await?
             .into_iter()
             .filter_map(|row| Some((row.unique_key.clone()?, row)))
             .collect();
@@ -719,25 +728,23 @@ impl Store for PgStore {
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
-        sqlx::query_scalar("SELECT porter_now()")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))
+        Ok(sqlx::query_scalar("SELECT porter_now()")
+            .fetch_one(&mut *self.conn().await?)
+            .await?)
     }
 
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT count(*) FROM porter_queues")
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(|e| self.pool_err(e))
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(())
     }
 
     async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
         let mut queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
-        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
+        let mut tx = self.begin().await?;
         let out = job_insert_tx(&mut tx, jobs).await?;
-        tx.commit().await.map_err(|e| self.pool_err(e))?;
+        tx.commit().await?;
         queues.sort();
         queues.dedup();
         for q in queues {
@@ -747,32 +754,26 @@ impl Store for PgStore {
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
-        one_job(
-            &mut *self.pool.acquire().await.map_err(|e| self.pool_err(e))?,
-            id,
-        )
-        .await
+        one_job(&mut *self.conn().await?, id).await
     }
 
     async fn job_list(&self, params: JobListParams) -> Result<Vec<JobRow>> {
         let states: Vec<&str> = params.states.iter().map(|s| s.as_str()).collect();
-        sqlx::query(sql!("job_list"))
+        Ok(sqlx::query(sql!("job_list"))
             .bind(&params.kind)
             .bind(&params.queue)
             .bind(params.before_id)
             .bind(states)
             .bind(i64::from(params.effective_limit()))
             .try_map(job_from_row)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))
+            .fetch_all(&mut *self.conn().await?)
+            .await?)
     }
 
     async fn job_counts(&self) -> Result<JobCounts> {
         let rows: Vec<(String, String, i64)> = sqlx::query_as(sql!("job_counts"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         let rows = rows
             .into_iter()
             .map(|(q, s, n)| Ok((q, s.parse::<JobState>()?, n)))
@@ -784,12 +785,11 @@ impl Store for PgStore {
         if params.limit == 0 || params.kinds.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.pool.acquire().await.map_err(|e| self.pool_err(e))?;
+        let mut conn = self.conn().await?;
         sqlx::query(sql!("job_promote_due"))
             .bind(&params.queue)
             .execute(&mut *conn)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .await?;
         let mut jobs = sqlx::query(sql!("job_claim"))
             .bind(&params.queue)
             .bind(&params.worker_id)
@@ -797,8 +797,7 @@ impl Store for PgStore {
             .bind(i64::from(params.limit))
             .try_map(job_from_row)
             .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .await?;
         jobs.sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
         Ok(jobs)
     }
@@ -816,9 +815,8 @@ impl Store for PgStore {
                     .map(|f| f.worker_id.clone())
                     .collect::<Vec<_>>(),
             )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         // A fence given twice changed its row once: the first one reports it, as on SQLite.
         let mut completed: HashSet<(i64, i32, String)> = completed.into_iter().collect();
         Ok(fences
@@ -838,9 +836,8 @@ impl Store for PgStore {
             .bind(secs(p.retry_in))
             .bind(p.discard)
             .try_map(job_from_row)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
         fenced(f, row)
     }
 
@@ -851,18 +848,16 @@ impl Store for PgStore {
             .bind(&fence.worker_id)
             .bind(secs(delay))
             .try_map(job_from_row)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
         fenced(&fence, row)
     }
 
     async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
         let rows: Vec<(i64, i32)> = sqlx::query_as(sql!("job_list_running"))
             .bind(worker_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(id, attempt)| JobFence {
@@ -874,7 +869,7 @@ impl Store for PgStore {
     }
 
     async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(sql!("job_release"))
             .bind(fence.id)
             .bind(fence.attempt)
@@ -882,12 +877,11 @@ impl Store for PgStore {
             .bind(reason)
             .try_map(job_from_row)
             .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .await?;
         let row = fenced(&fence, row)?;
         // Due at once: wake the queue's producers in every process, as an insert does.
         notify_queues(&mut tx, vec![row.queue.clone()]).await?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         self.wakeup.notify(&row.queue);
         Ok(row)
     }
@@ -899,20 +893,18 @@ impl Store for PgStore {
             .bind(&fence.worker_id)
             .bind(reason)
             .try_map(job_from_row)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
         fenced(&fence, row)
     }
 
     async fn job_cancel(&self, id: i64) -> Result<JobRow> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(sql!("job_cancel"))
             .bind(id)
             .try_map(job_from_row)
             .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            .await?;
         let Some(row) = row else {
             return Err(conflict_or_not_found(&mut tx, id, |j| {
                 format!("job {id} is already {}", j.state)
@@ -928,10 +920,9 @@ impl Store for PgStore {
             sqlx::query(sql!("job_cancel_notify"))
                 .bind(worker)
                 .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+                .await?;
         }
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         if let Some(worker) = &worker {
             self.wakeup.notify_cancel(worker);
         }
@@ -941,9 +932,8 @@ impl Store for PgStore {
     async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>> {
         let rows: Vec<(i64, i32, String)> = sqlx::query_as(sql!("job_cancel_requests"))
             .bind(worker_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(id, attempt, worker_id)| JobFence {
@@ -955,13 +945,12 @@ impl Store for PgStore {
     }
 
     async fn job_retry(&self, id: i64) -> Result<JobRow> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(sql!("job_retry"))
             .bind(id)
             .try_map(job_from_row)
             .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .await?;
         let Some(row) = row else {
             return Err(conflict_or_not_found(&mut tx, id, |_| {
                 format!("job {id} is running; it cannot be retried until it stops")
@@ -969,13 +958,13 @@ impl Store for PgStore {
             .await);
         };
         notify_queues(&mut tx, vec![row.queue.clone()]).await?;
-        tx.commit().await.map_err(|e| self.pool_err(e))?;
+        tx.commit().await?;
         self.wakeup.notify(&row.queue);
         Ok(row)
     }
 
     async fn job_delete_finalized(&self, p: JobDeleteFinalizedParams) -> Result<u64> {
-        let mut conn = self.pool.acquire().await.map_err(|e| self.pool_err(e))?;
+        let mut conn = self.conn().await?;
         let mut deleted = 0u64;
         for (state, age) in [
             ("completed", p.completed),
@@ -994,8 +983,7 @@ impl Store for PgStore {
                     .bind(secs(age))
                     .bind(batch as i64)
                     .execute(&mut *conn)
-                    .await
-                    .map_err(|e| self.pool_err(e))?;
+                    .await?;
                 deleted += done.rows_affected();
                 if done.rows_affected() < batch {
                     break;
@@ -1009,40 +997,36 @@ impl Store for PgStore {
         // Each statement commits on its own: one failing (stuck rescue of one kind, say) must
         // never roll back another (the rescue of a lost worker's jobs).
         let limit = i64::from(p.limit);
-        let mut outcomes = vec![sqlx::query_scalar(sql!("job_rescue_lost"))
-            .bind(secs(p.lease))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))];
-        // The rescuer's own limits, for jobs whose worker registered none.
-        outcomes.push(
-            sqlx::query_scalar(sql!("job_rescue_stuck"))
-                .bind(
-                    p.stuck_after
-                        .iter()
-                        .map(|(k, _)| k.clone())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    p.stuck_after
-                        .iter()
-                        .map(|(_, d)| stored_ms(*d) as f64)
-                        .collect::<Vec<_>>(),
-                )
+        let lost = async {
+            Ok(sqlx::query_scalar(sql!("job_rescue_lost"))
+                .bind(secs(p.lease))
                 .bind(limit)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.pool_err(e)),
-        );
+                .fetch_all(&mut *self.conn().await?)
+                .await?)
+        };
+        let mut outcomes = vec![lost.await];
+        // The rescuer's own limits, for jobs whose worker registered none.
+        let (kinds, limits): (Vec<String>, Vec<f64>) = p
+            .stuck_after
+            .iter()
+            .map(|(k, d)| (k.clone(), stored_ms(*d) as f64))
+            .unzip();
+        let stuck = async {
+            Ok(sqlx::query_scalar(sql!("job_rescue_stuck"))
+                .bind(kinds)
+                .bind(limits)
+                .bind(limit)
+                .fetch_all(&mut *self.conn().await?)
+                .await?)
+        };
+        outcomes.push(stuck.await);
         RescueCounts::from_outcomes(outcomes)
     }
 
     async fn queue_list(&self) -> Result<Vec<QueueRow>> {
         let rows: Vec<(String, Option<DateTime<Utc>>)> = sqlx::query_as(sql!("queue_list"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(name, paused_at)| QueueRow { name, paused_at })
@@ -1053,22 +1037,20 @@ impl Store for PgStore {
         crate::job::validate_name("queue", name)?;
         sqlx::query(sql!("queue_pause"))
             .bind(name)
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(|e| self.pool_err(e))
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(())
     }
 
     async fn queue_resume(&self, name: &str) -> Result<()> {
         crate::job::validate_name("queue", name)?;
-        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
+        let mut tx = self.begin().await?;
         sqlx::query(sql!("queue_resume"))
             .bind(name)
             .execute(&mut *tx)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .await?;
         notify_queues(&mut tx, vec![name.to_string()]).await?;
-        tx.commit().await.map_err(|e| self.pool_err(e))?;
+        tx.commit().await?;
         self.wakeup.notify(name);
         Ok(())
     }
@@ -1078,10 +1060,9 @@ impl Store for PgStore {
             .bind(id)
             .bind(host)
             .bind(pid)
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(|e| self.pool_err(e))
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(())
     }
 
     async fn worker_register(&self, p: WorkerRegisterParams) -> Result<()> {
@@ -1091,27 +1072,24 @@ impl Store for PgStore {
             .bind(p.pid)
             .bind(stored_ms(p.lease))
             .bind(stored_limits(&p.stuck_after))
-            .execute(&self.heartbeats)
-            .await
-            .map(drop)
-            .map_err(|e| self.pool_err(e))
+            .execute(&mut *self.heartbeat_conn().await?)
+            .await?;
+        Ok(())
     }
 
     async fn worker_delete(&self, id: &str) -> Result<()> {
         sqlx::query(sql!("worker_delete"))
             .bind(id)
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(|e| self.pool_err(e))
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(())
     }
 
     async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
         let rows: Vec<(String, String, i64, DateTime<Utc>, DateTime<Utc>)> =
             sqlx::query_as(sql!("worker_list"))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.pool_err(e))?;
+                .fetch_all(&mut *self.conn().await?)
+                .await?;
         Ok(rows
             .into_iter()
             .map(|(id, host, pid, started_at, heartbeat_at)| WorkerRow {
@@ -1125,13 +1103,12 @@ impl Store for PgStore {
     }
 
     async fn periodic_enqueue(&self, p: PeriodicEnqueueParams) -> Result<Option<InsertResult>> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.pool_err(e))?;
+        let mut tx = self.begin().await?;
         let created: Option<bool> = sqlx::query_scalar(sql!("periodic_set"))
             .bind(&p.name)
             .bind(p.slot)
             .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| self.pool_err(e))?;
+            .await?;
         let insert = match created {
             None => return Ok(None), // the slot was taken already; nothing written
             Some(true) => p.insert_if_new,
@@ -1143,7 +1120,7 @@ impl Store for PgStore {
         } else {
             None
         };
-        tx.commit().await.map_err(|e| self.pool_err(e))?;
+        tx.commit().await?;
         if out.is_some() {
             self.wakeup.notify(&queue);
         }

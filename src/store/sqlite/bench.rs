@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use rusqlite::{params, Connection};
 
-use super::{map_err, parse_url, prepare_connection};
+use super::{parse_url, prepare_connection};
 use crate::error::{Error, Result};
 use crate::store::bench::{rate, RawBaseline, RAW_BATCH, RAW_QUEUE, RAW_SINGLE_QUEUE};
 
@@ -41,9 +41,8 @@ impl Probe {
     pub async fn unfinished(&self, queue: &str) -> Result<i64> {
         let queue = queue.to_string();
         self.with(move |c| {
-            c.prepare_cached(include_str!("sql/bench_unfinished.sql"))
-                .and_then(|mut s| s.query_row([queue], |r| r.get(0)))
-                .map_err(map_err)
+            Ok(c.prepare_cached(include_str!("sql/bench_unfinished.sql"))
+                .and_then(|mut s| s.query_row([queue], |r| r.get(0)))?)
         })
         .await
     }
@@ -52,9 +51,10 @@ impl Probe {
     pub async fn any_unfinished(&self, queue: &str) -> Result<bool> {
         let queue = queue.to_string();
         self.with(move |c| {
-            c.prepare_cached(include_str!("sql/bench_any_unfinished.sql"))
-                .and_then(|mut s| s.query_row([queue], |r| r.get(0)))
-                .map_err(map_err)
+            Ok(
+                c.prepare_cached(include_str!("sql/bench_any_unfinished.sql"))
+                    .and_then(|mut s| s.query_row([queue], |r| r.get(0)))?,
+            )
         })
         .await
     }
@@ -64,7 +64,7 @@ impl Probe {
         let queue = queue.to_string();
         self.with(move |c| {
             let sql = format!("EXPLAIN QUERY PLAN {}", include_str!("sql/job_claim.sql"));
-            let mut stmt = c.prepare(&sql).map_err(map_err)?;
+            let mut stmt = c.prepare(&sql)?;
             let rows = stmt
                 .query_map(params![queue, "explain", r#"["noop"]"#, 100], |r| {
                     Ok((
@@ -72,10 +72,8 @@ impl Probe {
                         r.get::<_, i64>(1)?,
                         r.get::<_, String>(3)?,
                     ))
-                })
-                .map_err(map_err)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(map_err)?;
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             // Indent each step under its parent, as the sqlite3 shell does.
             let mut depth: Vec<(i64, usize)> = Vec::new();
             let mut out = String::new();
@@ -103,59 +101,40 @@ impl Probe {
 
 fn raw_drain_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
     let started = Instant::now();
-    let tx = c
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(map_err)?;
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
-        let mut insert = tx
-            .prepare_cached(include_str!("sql/bench_raw_insert.sql"))
-            .map_err(map_err)?;
+        let mut insert = tx.prepare_cached(include_str!("sql/bench_raw_insert.sql"))?;
         for _ in 0..jobs {
-            insert.execute([RAW_QUEUE]).map_err(map_err)?;
+            insert.execute([RAW_QUEUE])?;
         }
     }
-    tx.commit().map_err(map_err)?;
+    tx.commit()?;
     let batch_insert_jobs_per_sec = rate(jobs, started.elapsed());
 
     let started = Instant::now();
     {
-        let mut insert = c
-            .prepare_cached(include_str!("sql/bench_raw_insert.sql"))
-            .map_err(map_err)?;
+        let mut insert = c.prepare_cached(include_str!("sql/bench_raw_insert.sql"))?;
         for _ in 0..single_jobs {
-            insert.execute([RAW_SINGLE_QUEUE]).map_err(map_err)?;
+            insert.execute([RAW_SINGLE_QUEUE])?;
         }
     }
     let single_insert_jobs_per_sec = rate(single_jobs, started.elapsed());
-    c.execute(include_str!("sql/bench_raw_delete.sql"), [RAW_SINGLE_QUEUE])
-        .map_err(map_err)?;
+    c.execute(include_str!("sql/bench_raw_delete.sql"), [RAW_SINGLE_QUEUE])?;
 
     let started = Instant::now();
     let mut drained = 0usize;
     loop {
-        let tx = c
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(map_err)?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let claimed = {
-            let mut claim = tx
-                .prepare_cached(include_str!("sql/bench_raw_claim.sql"))
-                .map_err(map_err)?;
-            let mut complete = tx
-                .prepare_cached(include_str!("sql/bench_raw_complete.sql"))
-                .map_err(map_err)?;
+            let mut claim = tx.prepare_cached(include_str!("sql/bench_raw_claim.sql"))?;
+            let mut complete = tx.prepare_cached(include_str!("sql/bench_raw_complete.sql"))?;
             let rows = claim
                 .query_map(params![RAW_QUEUE, RAW_WORKER, RAW_BATCH], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                })
-                .map_err(map_err)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(map_err)?;
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             for (id, attempt) in &rows {
-                if complete
-                    .execute(params![id, attempt, RAW_WORKER])
-                    .map_err(map_err)?
-                    != 1
-                {
+                if complete.execute(params![id, attempt, RAW_WORKER])? != 1 {
                     return Err(Error::Database(format!(
                         "baseline: job {id} was not completed"
                     )));
@@ -163,7 +142,7 @@ fn raw_drain_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Re
             }
             rows.len()
         };
-        tx.commit().map_err(map_err)?;
+        tx.commit()?;
         drained += claimed;
         if claimed == 0 {
             break;
@@ -183,9 +162,9 @@ fn raw_drain_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Re
 }
 
 fn open(path: &Path, synchronous: &'static str) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(map_err)?;
+    let conn = Connection::open(path)?;
     // With porter_now(): the probe explains and runs porter's own statements too.
-    prepare_connection(&conn, synchronous, &crate::store::clock::Clock::new()).map_err(map_err)?;
+    prepare_connection(&conn, synchronous, &crate::store::clock::Clock::new())?;
     Ok(conn)
 }
 
@@ -233,11 +212,9 @@ mod tests {
                     "EXPLAIN QUERY PLAN {}",
                     include_str!("sql/job_complete.sql")
                 );
-                let mut stmt = c.prepare(&sql).map_err(map_err)?;
-                let rows = stmt
-                    .query_map([r#"[[1,1,"w"]]"#], |r| r.get::<_, String>(3))
-                    .map_err(map_err)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+                let mut stmt = c.prepare(&sql)?;
+                let rows = stmt.query_map([r#"[[1,1,"w"]]"#], |r| r.get::<_, String>(3))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await
             .unwrap();

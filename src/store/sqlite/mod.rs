@@ -123,6 +123,14 @@ fn parse_url(url: &str) -> Result<(PathBuf, &'static str)> {
     Ok((PathBuf::from(path), synchronous))
 }
 
+/// Every rusqlite error becomes the library's error here, so the store's code converts with
+/// `?` alone.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        map_err(e)
+    }
+}
+
 /// Maps a rusqlite error to the library's error. The only place that looks at driver codes.
 pub fn map_err(e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode;
@@ -184,7 +192,7 @@ fn ensure_clock(conn: &Connection) -> Result<()> {
     {
         return Ok(());
     }
-    register_now(conn, Clock::new()).map_err(map_err)
+    Ok(register_now(conn, Clock::new())?)
 }
 
 fn set_pragmas(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
@@ -212,7 +220,7 @@ fn open_file(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection
             map_err(e)
         ))
     })?;
-    prepare_connection(&conn, synchronous, clock).map_err(map_err)?;
+    prepare_connection(&conn, synchronous, clock)?;
     // Switching to WAL needs a moment of exclusive access; another process starting at the
     // same time makes it busy, so retry for a while.
     let mode: String =
@@ -232,9 +240,7 @@ fn open_file(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection
 /// [`migrations`] (and [`migrations::run`] to run a set by URL).
 pub fn run_migrations(conn: &Connection, set: &MigrationSet) -> Result<()> {
     // Without the write lock first: an up-to-date file (every open but the first) needs none.
-    let exists: bool = conn
-        .query_row(sql!("migration_exists"), [], |r| r.get(0))
-        .map_err(map_err)?;
+    let exists: bool = conn.query_row(sql!("migration_exists"), [], |r| r.get(0))?;
     if exists && set.next(&migrations_applied(conn, set)?)?.is_none() {
         return Ok(());
     }
@@ -244,11 +250,9 @@ pub fn run_migrations(conn: &Connection, set: &MigrationSet) -> Result<()> {
 
 /// The versions of a set recorded in `porter_migrations`.
 fn migrations_applied(conn: &Connection, set: &MigrationSet) -> Result<Vec<i64>> {
-    let mut stmt = conn
-        .prepare_cached(sql!("migration_list"))
-        .map_err(map_err)?;
-    let rows = stmt.query_map([set.name], |r| r.get(0)).map_err(map_err)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(map_err)
+    let mut stmt = conn.prepare_cached(sql!("migration_list"))?;
+    let rows = stmt.query_map([set.name], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Applies the set's next migration, if any, in its own write transaction; false when there
@@ -257,15 +261,14 @@ fn migrate_one(conn: &Connection, set: &MigrationSet) -> Result<bool> {
     let tx = retry_busy(|| {
         rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
     })?;
-    tx.execute_batch(sql!("migration_table_create"))
-        .map_err(map_err)?;
+    tx.execute_batch(sql!("migration_table_create"))?;
     let mut applied = migrations_applied(&tx, set)?;
     if set.name == migrations::CORE.name && applied.is_empty() {
         adopt_porter_0_1(&tx)?;
         applied = migrations_applied(&tx, set)?;
     }
     let Some(migration) = set.next(&applied)? else {
-        tx.commit().map_err(map_err)?;
+        tx.commit()?;
         return Ok(false);
     };
     tx.execute_batch(migration.sqlite).map_err(|e| {
@@ -280,9 +283,8 @@ fn migrate_one(conn: &Connection, set: &MigrationSet) -> Result<bool> {
     tx.execute(
         sql!("migration_insert"),
         params![set.name, migration.version, migration.name],
-    )
-    .map_err(map_err)?;
-    tx.commit().map_err(map_err)?;
+    )?;
+    tx.commit()?;
     tracing::debug!(set = set.name, version = migration.version, "migrated");
     Ok(true)
 }
@@ -291,19 +293,17 @@ fn migrate_one(conn: &Connection, set: &MigrationSet) -> Result<bool> {
 /// the core versions its schema shows. Its `user_version` stays as it is, the application's
 /// from now on.
 fn adopt_porter_0_1(tx: &Connection) -> Result<()> {
-    let (core_tables, lease): (i64, bool) = tx
-        .query_row(sql!("migration_porter_0_1_schema"), [], |r| {
+    let (core_tables, lease): (i64, bool) =
+        tx.query_row(sql!("migration_porter_0_1_schema"), [], |r| {
             Ok((r.get(0)?, r.get(1)?))
-        })
-        .map_err(map_err)?;
+        })?;
     // Its second migration is empty on SQLite: present with the first.
     let versions = migrations::porter_0_1_versions(core_tables, true, lease)?;
     for migration in &migrations::CORE.migrations[..versions.len()] {
         tx.execute(
             sql!("migration_insert"),
             params![migrations::CORE.name, migration.version, migration.name],
-        )
-        .map_err(map_err)?;
+        )?;
     }
     if !versions.is_empty() {
         tracing::info!(
@@ -335,7 +335,7 @@ fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> Result<T> {
                 attempts += 1;
                 std::thread::sleep(Duration::from_millis(25));
             }
-            other => return other.map_err(map_err),
+            other => return Ok(other?),
         }
     }
 }
@@ -622,7 +622,7 @@ fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<Insert
     for job in jobs {
         job.check_times()?;
     }
-    let mut insert = conn.prepare_cached(sql!("job_insert")).map_err(map_err)?;
+    let mut insert = conn.prepare_cached(sql!("job_insert"))?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
         let args =
@@ -645,8 +645,7 @@ fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<Insert
                 ],
                 job_from_row,
             )
-            .optional()
-            .map_err(map_err)?;
+            .optional()?;
         match inserted {
             Some(row) => out.push(InsertResult {
                 job: row,
@@ -656,8 +655,7 @@ fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<Insert
                 let key = job.unique_key.as_deref().unwrap_or_default();
                 let existing = conn
                     .prepare_cached(sql!("job_get_unique"))
-                    .and_then(|mut s| s.query_row([key], job_from_row))
-                    .map_err(map_err)?;
+                    .and_then(|mut s| s.query_row([key], job_from_row))?;
                 out.push(InsertResult {
                     job: existing,
                     inserted: false,
@@ -669,18 +667,16 @@ fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<Insert
 }
 
 fn one_job(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Option<JobRow>> {
-    conn.prepare_cached(sql)
-        .and_then(|mut s| s.query_row(p, job_from_row).optional())
-        .map_err(map_err)
+    Ok(conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_row(p, job_from_row).optional())?)
 }
 
 /// Runs one rescue statement; returns the new state of each rescued job.
 fn rescued(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<String>> {
-    let mut stmt = c.prepare_cached(sql).map_err(map_err)?;
-    let rows = stmt
-        .query_map(p, |r| r.get::<_, String>(0))
-        .map_err(map_err)?;
-    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt.query_map(p, |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 fn fail_or_not_found(
@@ -711,23 +707,17 @@ impl Store for SqliteStore {
 
     async fn now(&self) -> Result<DateTime<Utc>> {
         let s: String = self
-            .read(|c| {
-                c.query_row("SELECT porter_now()", [], |r| r.get(0))
-                    .map_err(map_err)
-            })
+            .read(|c| Ok(c.query_row("SELECT porter_now()", [], |r| r.get(0))?))
             .await?;
-        parse_time(&s).map_err(map_err)
+        Ok(parse_time(&s)?)
     }
 
     async fn ping(&self) -> Result<()> {
         self.file_replaced()
             .await
             .map_or(Ok(()), |why| Err(Error::Unavailable(why)))?;
-        self.read(|c| {
-            c.query_row("SELECT count(*) FROM porter_queues", [], |_| Ok(()))
-                .map_err(map_err)
-        })
-        .await
+        self.read(|c| Ok(c.query_row("SELECT count(*) FROM porter_queues", [], |_| Ok(()))?))
+            .await
     }
 
     async fn file_replaced(&self) -> Option<String> {
@@ -736,9 +726,8 @@ impl Store for SqliteStore {
 
     async fn journal_mode(&self) -> Result<Option<String>> {
         self.read(|c| {
-            c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
-                .map(Some)
-                .map_err(map_err)
+            Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .map(Some)?)
         })
         .await
     }
@@ -762,21 +751,19 @@ impl Store for SqliteStore {
         let states = serde_json::to_string(&params.states).expect("states serialize");
         let limit = params.effective_limit();
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(sql!("job_list")).map_err(map_err)?;
-            let rows = stmt
-                .query_map(
-                    params![params.kind, params.queue, params.before_id, states, limit],
-                    job_from_row,
-                )
-                .map_err(map_err)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+            let mut stmt = c.prepare_cached(sql!("job_list"))?;
+            let rows = stmt.query_map(
+                params![params.kind, params.queue, params.before_id, states, limit],
+                job_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }
 
     async fn job_counts(&self) -> Result<JobCounts> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(sql!("job_counts")).map_err(map_err)?;
+            let mut stmt = c.prepare_cached(sql!("job_counts"))?;
             let rows = stmt
                 .query_map([], |r| {
                     Ok((
@@ -784,10 +771,8 @@ impl Store for SqliteStore {
                         r.get::<_, String>(1)?,
                         r.get::<_, i64>(2)?,
                     ))
-                })
-                .map_err(map_err)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(map_err)?;
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             let rows = rows
                 .into_iter()
                 .map(|(q, s, n)| Ok((q, s.parse::<JobState>()?, n)))
@@ -805,18 +790,13 @@ impl Store for SqliteStore {
         self.writer
             .run(move |c| {
                 c.prepare_cached(sql!("job_promote_due"))
-                    .and_then(|mut s| s.execute([&params.queue]))
-                    .map_err(map_err)?;
-                let mut stmt = c.prepare_cached(sql!("job_claim")).map_err(map_err)?;
-                let rows = stmt
-                    .query_map(
-                        params![params.queue, params.worker_id, kinds, params.limit],
-                        job_from_row,
-                    )
-                    .map_err(map_err)?;
-                let mut jobs = rows
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(map_err)?;
+                    .and_then(|mut s| s.execute([&params.queue]))?;
+                let mut stmt = c.prepare_cached(sql!("job_claim"))?;
+                let rows = stmt.query_map(
+                    params![params.queue, params.worker_id, kinds, params.limit],
+                    job_from_row,
+                )?;
+                let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
                 jobs.sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
                 Ok(jobs)
             })
@@ -837,11 +817,9 @@ impl Store for SqliteStore {
         let completed: Vec<(i64, i32, String)> = self
             .writer
             .run(move |c| {
-                let mut stmt = c.prepare_cached(sql!("job_complete")).map_err(map_err)?;
-                let rows = stmt
-                    .query_map([batch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .map_err(map_err)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+                let mut stmt = c.prepare_cached(sql!("job_complete"))?;
+                let rows = stmt.query_map([batch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await?;
         // A fence given twice changed its row once: the first one reports it.
@@ -891,19 +869,15 @@ impl Store for SqliteStore {
     async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
         let worker = worker_id.to_string();
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(sql!("job_list_running"))
-                .map_err(map_err)?;
-            let rows = stmt
-                .query_map([&worker], |r| {
-                    Ok(JobFence {
-                        id: r.get(0)?,
-                        attempt: r.get(1)?,
-                        worker_id: worker.clone(),
-                    })
+            let mut stmt = c.prepare_cached(sql!("job_list_running"))?;
+            let rows = stmt.query_map([&worker], |r| {
+                Ok(JobFence {
+                    id: r.get(0)?,
+                    attempt: r.get(1)?,
+                    worker_id: worker.clone(),
                 })
-                .map_err(map_err)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }
@@ -957,19 +931,15 @@ impl Store for SqliteStore {
     async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>> {
         let worker_id = worker_id.to_string();
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(sql!("job_cancel_requests"))
-                .map_err(map_err)?;
-            let rows = stmt
-                .query_map([worker_id], |r| {
-                    Ok(JobFence {
-                        id: r.get(0)?,
-                        attempt: r.get(1)?,
-                        worker_id: r.get(2)?,
-                    })
+            let mut stmt = c.prepare_cached(sql!("job_cancel_requests"))?;
+            let rows = stmt.query_map([worker_id], |r| {
+                Ok(JobFence {
+                    id: r.get(0)?,
+                    attempt: r.get(1)?,
+                    worker_id: r.get(2)?,
                 })
-                .map_err(map_err)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }
@@ -991,9 +961,7 @@ impl Store for SqliteStore {
     async fn job_delete_finalized(&self, p: JobDeleteFinalizedParams) -> Result<u64> {
         self.writer
             .run(move |c| {
-                let mut stmt = c
-                    .prepare_cached(sql!("job_delete_finalized"))
-                    .map_err(map_err)?;
+                let mut stmt = c.prepare_cached(sql!("job_delete_finalized"))?;
                 let mut deleted = 0u64;
                 for (state, age) in [
                     ("completed", p.completed),
@@ -1004,9 +972,7 @@ impl Store for SqliteStore {
                     if left == 0 {
                         break;
                     }
-                    let n = stmt
-                        .execute(params![state, ago(age), left])
-                        .map_err(map_err)?;
+                    let n = stmt.execute(params![state, ago(age), left])?;
                     deleted += n as u64;
                 }
                 Ok(deleted)
@@ -1040,16 +1006,14 @@ impl Store for SqliteStore {
 
     async fn queue_list(&self) -> Result<Vec<QueueRow>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(sql!("queue_list")).map_err(map_err)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(QueueRow {
-                        name: r.get(0)?,
-                        paused_at: opt_time(r.get(1)?)?,
-                    })
+            let mut stmt = c.prepare_cached(sql!("queue_list"))?;
+            let rows = stmt.query_map([], |r| {
+                Ok(QueueRow {
+                    name: r.get(0)?,
+                    paused_at: opt_time(r.get(1)?)?,
                 })
-                .map_err(map_err)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }
@@ -1059,9 +1023,8 @@ impl Store for SqliteStore {
         let name = name.to_string();
         self.writer
             .run(move |c| {
-                c.execute(sql!("queue_pause"), [name])
-                    .map(drop)
-                    .map_err(map_err)
+                c.execute(sql!("queue_pause"), [name])?;
+                Ok(())
             })
             .await
     }
@@ -1071,9 +1034,8 @@ impl Store for SqliteStore {
         let owned = name.to_string();
         self.writer
             .run(move |c| {
-                c.execute(sql!("queue_resume"), [owned])
-                    .map(drop)
-                    .map_err(map_err)
+                c.execute(sql!("queue_resume"), [owned])?;
+                Ok(())
             })
             .await?;
         self.wakeup.notify(name);
@@ -1085,9 +1047,8 @@ impl Store for SqliteStore {
         self.writer
             .run(move |c| {
                 c.prepare_cached(sql!("worker_heartbeat"))
-                    .and_then(|mut s| s.execute(params![id, host, pid]))
-                    .map(drop)
-                    .map_err(map_err)
+                    .and_then(|mut s| s.execute(params![id, host, pid]))?;
+                Ok(())
             })
             .await
     }
@@ -1099,9 +1060,8 @@ impl Store for SqliteStore {
         self.writer
             .run_urgent(move |c| {
                 c.prepare_cached(sql!("worker_register"))
-                    .and_then(|mut s| s.execute(params![p.id, p.host, p.pid, lease, limits]))
-                    .map(drop)
-                    .map_err(map_err)
+                    .and_then(|mut s| s.execute(params![p.id, p.host, p.pid, lease, limits]))?;
+                Ok(())
             })
             .await
     }
@@ -1110,28 +1070,25 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.writer
             .run(move |c| {
-                c.execute(sql!("worker_delete"), [id])
-                    .map(drop)
-                    .map_err(map_err)
+                c.execute(sql!("worker_delete"), [id])?;
+                Ok(())
             })
             .await
     }
 
     async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(sql!("worker_list")).map_err(map_err)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(WorkerRow {
-                        id: r.get(0)?,
-                        host: r.get(1)?,
-                        pid: r.get(2)?,
-                        started_at: parse_time(&r.get::<_, String>(3)?)?,
-                        heartbeat_at: parse_time(&r.get::<_, String>(4)?)?,
-                    })
+            let mut stmt = c.prepare_cached(sql!("worker_list"))?;
+            let rows = stmt.query_map([], |r| {
+                Ok(WorkerRow {
+                    id: r.get(0)?,
+                    host: r.get(1)?,
+                    pid: r.get(2)?,
+                    started_at: parse_time(&r.get::<_, String>(3)?)?,
+                    heartbeat_at: parse_time(&r.get::<_, String>(4)?)?,
                 })
-                .map_err(map_err)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }
@@ -1144,8 +1101,7 @@ impl Store for SqliteStore {
                 // One write transaction: nobody else can read-then-write between these.
                 let last: Option<i64> = c
                     .query_row(sql!("periodic_get"), [&p.name], |r| r.get(0))
-                    .optional()
-                    .map_err(map_err)?;
+                    .optional()?;
                 let insert = match last {
                     None => p.insert_if_new,
                     Some(last) => last < p.slot,
@@ -1153,8 +1109,7 @@ impl Store for SqliteStore {
                 if last.is_some_and(|l| l >= p.slot) {
                     return Ok(None);
                 }
-                c.execute(sql!("periodic_set"), params![p.name, p.slot])
-                    .map_err(map_err)?;
+                c.execute(sql!("periodic_set"), params![p.name, p.slot])?;
                 if !insert {
                     return Ok(None);
                 }

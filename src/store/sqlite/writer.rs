@@ -356,9 +356,8 @@ mod tests {
 
     fn insert(x: i64) -> Write {
         Box::new(move |c| {
-            c.execute("INSERT INTO t VALUES (?1)", [x])
-                .map(drop)
-                .map_err(map_err)
+            c.execute("INSERT INTO t VALUES (?1)", [x])?;
+            Ok(())
         })
     }
 
