@@ -420,7 +420,7 @@ fn ratio(ours: f64, raw: f64) -> f64 {
 /// Runs a runtime with the noop worker on the drain queue until no job of it is available or
 /// running; returns the rate and how many of the jobs ended completed.
 async fn drain(
-    store: &Arc<dyn Store>,
+    store: &Arc<Store>,
     probe: &mut BenchProbe,
     jobs: usize,
     concurrency: usize,
@@ -484,7 +484,7 @@ async fn drain(
 
 /// `tasks` tasks insert `jobs` jobs between them, one job per call.
 async fn single_inserts(
-    store: &Arc<dyn Store>,
+    store: &Arc<Store>,
     jobs: usize,
     tasks: usize,
     bar: &ProgressBar,
@@ -518,7 +518,7 @@ async fn single_inserts(
 
 /// Probes latency in this process, then (with an inserter binary) from a child process.
 async fn latency(
-    store: &Arc<dyn Store>,
+    store: &Arc<Store>,
     database_url: &str,
     samples: usize,
     inserter: Option<&PathBuf>,

@@ -10,7 +10,7 @@ use crate::store::{InsertResult, JobCounts, JobInsertParams, JobListParams, Stor
 /// Inserts and manages jobs. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
 }
 
 impl std::fmt::Debug for Client {
@@ -42,12 +42,12 @@ pub fn insert_params<A: JobArgs>(args: &A, opts: Option<InsertOpts>) -> Result<J
 
 impl Client {
     /// A client over a store.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<Store>) -> Self {
         Client { store }
     }
 
     /// The store underneath.
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
 

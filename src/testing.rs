@@ -56,7 +56,7 @@ use crate::worker::{Job, JobError, Worker, Workers};
 /// A store on a fresh SQLite file in its own temporary directory, removed on drop.
 pub struct TestStore {
     /// The store.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<Store>,
     /// The URL that opens the same database (for a second store, or a child process).
     pub url: String,
     dir: PathBuf,
@@ -115,7 +115,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(300);
 /// is due or running, including jobs those jobs insert and retries that come due at once.
 /// Returns every job attempted meanwhile, in id order, with the state it was left in.
 pub async fn run_available(
-    store: &Arc<dyn Store>,
+    store: &Arc<Store>,
     workers: Workers,
     queue: &str,
 ) -> Result<Vec<Outcome>> {
@@ -166,7 +166,7 @@ pub async fn run_available(
 }
 
 /// Jobs of the queue that are running, available, or scheduled/retryable and due.
-async fn left_to_run(store: &dyn Store, queue: &str) -> Result<usize> {
+async fn left_to_run(store: &Store, queue: &str) -> Result<usize> {
     let states = vec![
         JobState::Available,
         JobState::Running,
@@ -183,7 +183,7 @@ async fn left_to_run(store: &dyn Store, queue: &str) -> Result<usize> {
         .count())
 }
 
-async fn queue_jobs(store: &dyn Store, queue: &str, states: Vec<JobState>) -> Result<Vec<JobRow>> {
+async fn queue_jobs(store: &Store, queue: &str, states: Vec<JobState>) -> Result<Vec<JobRow>> {
     let mut all = Vec::new();
     let mut before_id = None;
     loop {
@@ -205,7 +205,7 @@ async fn queue_jobs(store: &dyn Store, queue: &str, states: Vec<JobState>) -> Re
 
 /// The unfinished jobs of `A`'s kind, with their decoded args, oldest first. Jobs whose args
 /// do not decode as `A` are left out.
-pub async fn inserted<A: JobArgs>(store: &dyn Store) -> Result<Vec<(JobRow, A)>> {
+pub async fn inserted<A: JobArgs>(store: &Store) -> Result<Vec<(JobRow, A)>> {
     let mut out = Vec::new();
     let mut before_id = None;
     loop {
@@ -234,10 +234,7 @@ pub async fn inserted<A: JobArgs>(store: &dyn Store) -> Result<Vec<(JobRow, A)>>
 
 /// Panics unless an unfinished job of `A`'s kind with exactly these args is in the store; the
 /// message lists the args of the jobs of that kind that are there.
-pub async fn assert_inserted<A: JobArgs + PartialEq + std::fmt::Debug>(
-    store: &dyn Store,
-    args: &A,
-) {
+pub async fn assert_inserted<A: JobArgs + PartialEq + std::fmt::Debug>(store: &Store, args: &A) {
     let jobs = inserted::<A>(store).await.expect("list the inserted jobs");
     if !jobs.iter().any(|(_, a)| a == args) {
         let found: Vec<&A> = jobs.iter().map(|(_, a)| a).collect();

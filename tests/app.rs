@@ -13,7 +13,7 @@ use porter::{Backend, JobState};
 
 use crate::common::TestDb;
 
-async fn total(s: &dyn Store) -> i64 {
+async fn total(s: &Store) -> i64 {
     s.job_counts().await.unwrap().total.values().sum()
 }
 

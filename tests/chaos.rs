@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use porter::store::{JobClaimParams, JobInsertParams, Store};
+use porter::store::{JobClaimParams, JobInsertParams, Store, WorkerHeartbeatParams};
 use porter::{Error, InsertOpts, JobState};
 use serde_json::{json, Value};
 
@@ -103,12 +103,12 @@ async fn soak(db: TestDb, scenario: &str, mixed: bool) {
             per_round
         };
         // Half the wave may run only once: neither a kill nor a shutdown may discard them.
-        ids.extend(insert_sleeps_with(&*db.store, n / 2, size.job_ms, Some(1)).await);
-        ids.extend(insert_sleeps(&*db.store, n - n / 2, size.job_ms).await);
+        ids.extend(insert_sleeps_with(&db.store, n / 2, size.job_ms, Some(1)).await);
+        ids.extend(insert_sleeps(&db.store, n - n / 2, size.job_ms).await);
         // Strike while the wave runs, so that the victim likely holds jobs.
         // (Or the wave is already done: a fast machine may finish it between two looks.)
         let inserted = ids.len() as i64;
-        wait_totals(&*db.store, "the wave running", drain_bound(&size), |t| {
+        wait_totals(&db.store, "the wave running", drain_bound(&size), |t| {
             t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted
         })
         .await;
@@ -153,7 +153,7 @@ async fn soak(db: TestDb, scenario: &str, mixed: bool) {
         }
         retired.push(victim);
     }
-    wait_totals(&*db.store, "every job finished", drain_bound(&size), |t| {
+    wait_totals(&db.store, "every job finished", drain_bound(&size), |t| {
         t[&JobState::Completed] as u64 >= size.jobs
             && t[&JobState::Available]
                 + t[&JobState::Running]
@@ -164,7 +164,7 @@ async fn soak(db: TestDb, scenario: &str, mixed: bool) {
     .await;
     // One more lease: nothing comes back from the dead.
     tokio::time::sleep(size.lease() + size.lease() / 5 + Duration::from_millis(500)).await;
-    let ledger = Ledger::read(&*db.store, "sleep", &ids).await;
+    let ledger = Ledger::read(&db.store, "sleep", &ids).await;
     for w in &mut workers {
         let status = w.term(Duration::from_secs(30)).await;
         assert!(
@@ -192,7 +192,7 @@ async fn soak(db: TestDb, scenario: &str, mixed: bool) {
     eprintln!("{scenario} ({}): {ledger:?}", backend(&db));
     // Each hard kill can cost at most the jobs the victim held; a SIGTERM costs none.
     ledger.assert_all_completed(scenario, hard * size.concurrency);
-    let t = totals(&*db.store).await;
+    let t = totals(&db.store).await;
     assert_eq!((t[&JobState::Running], t[&JobState::Available]), (0, 0));
 }
 
@@ -204,7 +204,7 @@ backend_case! {
         use porter::runtime::{Runtime, RuntimeConfig, Shutdown};
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
         gated.close();
-        let ids = insert_sleeps(&*db.store, 20, 0).await;
+        let ids = insert_sleeps(&db.store, 20, 0).await;
         let mut workers = porter::Workers::new();
         crate::common::add_queue_workers(&mut workers);
         let config = RuntimeConfig {
@@ -214,28 +214,28 @@ backend_case! {
             ..RuntimeConfig::default()
         };
         let shutdown = Shutdown::new();
-        let store: Arc<dyn Store> = gated.clone();
+        let store = gated.store();
         let running = tokio::spawn(Runtime::new(store, workers, config).run(shutdown.clone()));
-        wait_totals(&*db.store, "three claimed", Duration::from_secs(60), |t| {
+        wait_totals(&db.store, "three claimed", Duration::from_secs(60), |t| {
             t[&JobState::Running] >= 3
         })
         .await;
         // Many poll intervals: time enough to claim everything if finished jobs freed slots.
         tokio::time::sleep(Duration::from_millis(600)).await;
-        let t = totals(&*db.store).await;
+        let t = totals(&db.store).await;
         assert_eq!(
             (t[&JobState::Running], t[&JobState::Available]),
             (3, 17),
             "at most 3 claimed and unrecorded"
         );
         gated.open();
-        wait_totals(&*db.store, "all completed", Duration::from_secs(60), |t| {
+        wait_totals(&db.store, "all completed", Duration::from_secs(60), |t| {
             t[&JobState::Completed] == 20
         })
         .await;
         shutdown.soft.cancel();
         running.await.unwrap().unwrap();
-        Ledger::read(&*db.store, "sleep", &ids)
+        Ledger::read(&db.store, "sleep", &ids)
             .await
             .assert_all_completed("gated", 0);
     }
@@ -245,7 +245,7 @@ backend_case! {
 /// silent for more than a day, so they do not pile up over a fleet's life.
 /// Drains the jobs, waits one more lease, and reads the ledger of `ids`.
 async fn drained_ledger(db: &TestDb, size: &Size, lease: Duration, ids: &BTreeSet<i64>) -> Ledger {
-    wait_totals(&*db.store, "every job finished", drain_bound(size), |t| {
+    wait_totals(&db.store, "every job finished", drain_bound(size), |t| {
         t[&JobState::Available]
             + t[&JobState::Running]
             + t[&JobState::Retryable]
@@ -254,7 +254,7 @@ async fn drained_ledger(db: &TestDb, size: &Size, lease: Duration, ids: &BTreeSe
     })
     .await;
     tokio::time::sleep(lease + lease / 5 + Duration::from_millis(500)).await;
-    Ledger::read(&*db.store, "sleep", ids).await
+    Ledger::read(&db.store, "sleep", ids).await
 }
 
 backend_case! {
@@ -272,10 +272,10 @@ backend_case! {
         sleeper.ready().await;
         other.ready().await;
         let mut ids =
-            insert_sleeps_with(&*db.store, size.jobs / 2, size.job_ms.max(20), Some(1)).await;
-        ids.extend(insert_sleeps(&*db.store, size.jobs - size.jobs / 2, size.job_ms.max(20)).await);
+            insert_sleeps_with(&db.store, size.jobs / 2, size.job_ms.max(20), Some(1)).await;
+        ids.extend(insert_sleeps(&db.store, size.jobs - size.jobs / 2, size.job_ms.max(20)).await);
         let inserted = ids.len() as i64;
-        wait_totals(&*db.store, "the jobs running", drain_bound(&size), |t| {
+        wait_totals(&db.store, "the jobs running", drain_bound(&size), |t| {
             t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted
         })
         .await;
@@ -376,7 +376,7 @@ backend_case! {
     async fn crashed_workers_registrations_do_not_pile_up(db: TestDb) {
         let s = &*db.store;
         for id in ["crashed", "alive", "leaving"] {
-            s.worker_heartbeat(id, "host", 1).await.unwrap();
+            s.worker_heartbeat(WorkerHeartbeatParams { id: id.to_string(), host: "host".into(), pid: 1 }).await.unwrap();
         }
         // The crashed one last heartbeated two days ago.
         match db.sqlite_path() {
@@ -479,7 +479,7 @@ backend_case! {
         let jobs = enqueuers * rounds * per_call;
         assert_eq!(ids.len() as u64, jobs);
         wait_totals(
-            &*db.store,
+            &db.store,
             "every job finished",
             Duration::from_secs(120),
             |t| {
@@ -496,7 +496,7 @@ backend_case! {
             );
             w.assert_clean_log();
         }
-        let ledger = Ledger::read(&*db.store, "sleep", &ids).await;
+        let ledger = Ledger::read(&db.store, "sleep", &ids).await;
         report(
             "contention_processes",
             &backend(&db),
@@ -548,10 +548,10 @@ backend_case! {
                             .await
                             .expect("insert under contention")
                             .len() as u64;
-                        claim_and_complete(&*store, &worker_id, &claimed).await;
+                        claim_and_complete(&store, &worker_id, &claimed).await;
                     }
                     // Drain what is left.
-                    while claim_and_complete(&*store, &worker_id, &claimed).await > 0 {}
+                    while claim_and_complete(&store, &worker_id, &claimed).await > 0 {}
                     inserted
                 }));
             }
@@ -562,7 +562,7 @@ backend_case! {
         }
         let claimed = claimed.lock().unwrap().clone();
         let twice: Vec<_> = claimed.iter().filter(|(_, n)| **n > 1).collect();
-        let t = totals(&*db.store).await;
+        let t = totals(&db.store).await;
         report(
             "contention_stores",
             &backend(&db),
@@ -579,7 +579,7 @@ backend_case! {
 }
 
 async fn claim_and_complete(
-    store: &dyn Store,
+    store: &Store,
     worker_id: &str,
     claimed: &Mutex<BTreeMap<i64, u32>>,
 ) -> usize {
@@ -665,7 +665,7 @@ backend_case! {
             p.assert_clean_log();
         }
         let mut slots: BTreeMap<i64, u64> = BTreeMap::new();
-        let rows = all_jobs(&*db.store, Some("heartbeat")).await;
+        let rows = all_jobs(&db.store, Some("heartbeat")).await;
         for j in &rows {
             if let Some(slot) = j.metadata["slot"].as_i64() {
                 assert_eq!(j.metadata["periodic"], "heartbeat");
@@ -753,7 +753,7 @@ backend_case! {
             assert_eq!(resp.status(), 422, "{bad}");
         }
         wait_totals(
-            &*db.store,
+            &db.store,
             "the three jobs discarded",
             Duration::from_secs(60),
             |t| t[&JobState::Discarded] == 3,
@@ -950,7 +950,7 @@ async fn row_count(db: &TestDb, launcher: &Launcher) -> u64 {
         .values()
         .map(|v| v.as_i64().unwrap())
         .sum();
-    let rows = all_jobs(&*db.store, None).await.len() as i64;
+    let rows = all_jobs(&db.store, None).await.len() as i64;
     assert_eq!(total, rows, "stats and the rows agree");
     rows as u64
 }
@@ -1046,7 +1046,7 @@ backend_case! {
         stored += 1;
         let mut worker = launcher.worker("worker", &["--no-periodic"]);
         wait_totals(
-            &*db.store,
+            &db.store,
             "the failing job discarded",
             Duration::from_secs(60),
             |t| t[&JobState::Discarded] == 1,
@@ -1616,7 +1616,7 @@ async fn sqlite_wal_checkpoints_catch_up_once_a_long_reader_ends() {
     let path = db.sqlite_path().unwrap();
     let wal = path.with_file_name("porter.db-wal");
     let rounds = chaos_proc::knob("PORTER_CHAOS_WAL_ROUNDS", 150);
-    let load = |store: std::sync::Arc<dyn porter::Store>| async move {
+    let load = |store: std::sync::Arc<porter::Store>| async move {
         for _ in 0..rounds {
             let jobs = (0..20)
                 .map(|_| {
@@ -1786,7 +1786,7 @@ async fn postgres_unreachable_at_start_is_waited_for() {
     let store = porter::store::open(&cluster.url()).await.unwrap();
     let id: i64 = out.stdout.trim().parse().unwrap();
     wait_totals(
-        &*store,
+        &store,
         "the job ran",
         std::time::Duration::from_secs(60),
         |t| t[&porter::JobState::Completed] == 1,
@@ -1845,10 +1845,10 @@ async fn postgres_restarts_under_load_lose_no_job() {
     let mut ids = std::collections::BTreeSet::new();
     let per_wave = size.jobs / restarts;
     for _ in 0..restarts {
-        ids.extend(insert_sleeps(&*store, per_wave, size.job_ms).await);
+        ids.extend(insert_sleeps(&store, per_wave, size.job_ms).await);
         let inserted = ids.len() as i64;
         wait_totals(
-            &*store,
+            &store,
             "the wave running (or done)",
             Duration::from_secs(60),
             |t| t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted,
@@ -1901,7 +1901,7 @@ async fn postgres_restarts_under_load_lose_no_job() {
         200
     );
     wait_totals(
-        &*store,
+        &store,
         "every job finished",
         Duration::from_secs(180),
         |t| {
@@ -1914,7 +1914,7 @@ async fn postgres_restarts_under_load_lose_no_job() {
     )
     .await;
     tokio::time::sleep(lease + lease / 5 + Duration::from_millis(500)).await;
-    let ledger = Ledger::read(&*store, "sleep", &ids).await;
+    let ledger = Ledger::read(&store, "sleep", &ids).await;
     for p in procs.iter_mut().chain(std::iter::once(&mut web)) {
         assert!(p.alive(), "{} stayed up", p.name);
         let status = p.term(Duration::from_secs(30)).await;
@@ -1975,10 +1975,10 @@ async fn sqlite_write_lock_held_past_busy_timeout_loses_no_job() {
     for p in &mut procs {
         p.ready().await;
     }
-    let mut ids = insert_sleeps(&*db.store, size.jobs / 2, size.job_ms).await;
+    let mut ids = insert_sleeps(&db.store, size.jobs / 2, size.job_ms).await;
     let inserted = ids.len() as i64;
     wait_totals(
-        &*db.store,
+        &db.store,
         "the first half running (or done)",
         Duration::from_secs(60),
         |t| t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted,
@@ -2011,7 +2011,7 @@ async fn sqlite_write_lock_held_past_busy_timeout_loses_no_job() {
         );
     }
     wait_totals(
-        &*db.store,
+        &db.store,
         "every job finished",
         Duration::from_secs(180),
         |t| {
@@ -2023,7 +2023,7 @@ async fn sqlite_write_lock_held_past_busy_timeout_loses_no_job() {
         },
     )
     .await;
-    let ledger = Ledger::read(&*db.store, "sleep", &ids).await;
+    let ledger = Ledger::read(&db.store, "sleep", &ids).await;
     for p in procs.iter_mut() {
         assert!(
             p.term(Duration::from_secs(30)).await.success(),
@@ -2103,10 +2103,10 @@ async fn postgres_partition_loses_no_job() {
     let mut ids = std::collections::BTreeSet::new();
     let per_wave = size.jobs / partitions;
     for _ in 0..partitions {
-        ids.extend(insert_sleeps(&*store, per_wave, size.job_ms.max(20)).await);
+        ids.extend(insert_sleeps(&store, per_wave, size.job_ms.max(20)).await);
         let inserted = ids.len() as i64;
         wait_totals(
-            &*store,
+            &store,
             "the wave running (or done)",
             Duration::from_secs(60),
             |t| t[&JobState::Running] > 0 || t[&JobState::Completed] >= inserted,
@@ -2122,7 +2122,7 @@ async fn postgres_partition_loses_no_job() {
         );
     }
     wait_totals(
-        &*store,
+        &store,
         "every job finished",
         Duration::from_secs(180),
         |t| {
@@ -2135,7 +2135,7 @@ async fn postgres_partition_loses_no_job() {
     )
     .await;
     tokio::time::sleep(lease + lease / 5 + Duration::from_millis(500)).await;
-    let ledger = Ledger::read(&*store, "sleep", &ids).await;
+    let ledger = Ledger::read(&store, "sleep", &ids).await;
     for p in [&mut cut_off, &mut other] {
         assert!(p.alive(), "{} stayed up", p.name);
         let status = p.term(Duration::from_secs(30)).await;

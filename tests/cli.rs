@@ -149,7 +149,7 @@ impl Env {
         run(self.cmd().args(args))
     }
 
-    fn store(&self) -> &dyn Store {
+    fn store(&self) -> &Store {
         self.db.store.as_ref()
     }
 }

@@ -71,7 +71,7 @@ async fn send_json(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
     )
 }
 
-async fn job_count(store: &dyn Store) -> usize {
+async fn job_count(store: &Store) -> usize {
     surfaces::all_jobs(store).await.len()
 }
 
@@ -476,7 +476,7 @@ fn big_args(n: usize) -> Value {
     json!({ "blob": "x".repeat(n) })
 }
 
-async fn insert_many(store: &dyn Store, n: usize, args: Value) -> Vec<i64> {
+async fn insert_many(store: &Store, n: usize, args: Value) -> Vec<i64> {
     let params = (0..n)
         .map(|_| JobInsertParams::new("noop", args.clone(), InsertOpts::default()).unwrap())
         .collect();
@@ -747,7 +747,7 @@ backend_case! {
                         .await
                         .unwrap();
                     let pool = store.pool().clone();
-                    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(store);
+                    let store: std::sync::Arc<Store> = std::sync::Arc::new(Store::new(std::sync::Arc::new(store)));
                     let app =
                         router(surfaces::app_state(store.clone(), HttpConfig::default()).await);
                     // The LISTEN task holds one connection; this holds the other.

@@ -81,7 +81,7 @@ async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
     )
 }
 
-async fn job_state(store: &dyn Store, id: i64) -> JobState {
+async fn job_state(store: &Store, id: i64) -> JobState {
     store.job_get(id).await.unwrap().expect("job exists").state
 }
 

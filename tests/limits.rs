@@ -47,7 +47,13 @@ backend_case! {
     /// of range" and rolled it back on every pass).
     async fn rescue_of_lost_workers_survives_a_huge_stuck_limit(db: TestDb) {
         let s = &*db.store;
-        s.worker_heartbeat("alive", "host", 1).await.unwrap();
+        s.worker_heartbeat(WorkerHeartbeatParams {
+            id: "alive".into(),
+            host: "host".into(),
+            pid: 1,
+        })
+        .await
+        .unwrap();
         s.job_insert_many(vec![job("forever"), job("forever"), job("centuries")])
             .await
             .unwrap();
@@ -167,7 +173,10 @@ backend_case! {
             .expect("a huge retry delay is no error");
         assert_eq!(failed.state, JobState::Retryable);
         let snoozed = s
-            .job_snooze(rows[1].fence(), Duration::MAX)
+            .job_snooze(JobSnoozeParams {
+                fence: rows[1].fence(),
+                delay: Duration::MAX,
+            })
             .await
             .expect("a huge snooze is no error");
         assert_eq!(snoozed.state, JobState::Scheduled);

@@ -11,7 +11,10 @@ use porter::maintenance::{
     PeriodicEnqueuer, PeriodicJob, Rescuer, RescuerConfig, RetentionCleaner, RetentionConfig,
     Schedule,
 };
-use porter::store::{JobClaimParams, JobInsertParams, JobListParams, PeriodicEnqueueParams, Store};
+use porter::store::{
+    JobClaimParams, JobInsertParams, JobListParams, PeriodicEnqueueParams, Store,
+    WorkerHeartbeatParams,
+};
 use porter::{InsertOpts, JobState};
 
 use crate::common::TestDb;
@@ -30,7 +33,7 @@ fn every(name: &str, d: Duration) -> PeriodicJob {
     }
 }
 
-async fn slots_of(store: &dyn Store, name: &str) -> BTreeMap<i64, usize> {
+async fn slots_of(store: &Store, name: &str) -> BTreeMap<i64, usize> {
     let mut slots = BTreeMap::new();
     for j in store
         .job_list(JobListParams {
@@ -79,7 +82,7 @@ backend_case! {
         for t in tasks {
             inserted += t.await.unwrap();
         }
-        let slots = slots_of(&*db.store, "tick").await;
+        let slots = slots_of(&db.store, "tick").await;
         assert!(
             slots.values().all(|n| *n == 1),
             "one job per slot: {slots:?}"
@@ -107,7 +110,6 @@ backend_case! {
             .periodic_enqueue(PeriodicEnqueueParams {
                 name: "weekly".into(),
                 slot: prev,
-                insert_if_new: false,
                 job,
             })
             .await
@@ -122,7 +124,7 @@ backend_case! {
             inserted += e.run_once().await.unwrap();
         }
         assert_eq!(inserted, 1);
-        assert_eq!(slots_of(&*db.store, "weekly").await.len(), 1);
+        assert_eq!(slots_of(&db.store, "weekly").await.len(), 1);
     }
 }
 
@@ -189,7 +191,7 @@ backend_case! {
             inserted += e.run_once().await.unwrap();
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let slots = slots_of(&*db.store, "cron").await;
+        let slots = slots_of(&db.store, "cron").await;
         assert!(inserted >= 1 && slots.len() as u64 == inserted);
         assert!(
             slots.keys().all(|s| s % 1000 == 0),
@@ -226,7 +228,7 @@ backend_case! {
         )
         .await
         .unwrap();
-        s.worker_heartbeat("crashed", "host", 1).await.unwrap();
+        s.worker_heartbeat(WorkerHeartbeatParams { id: "crashed".into(), host: "host".into(), pid: 1 }).await.unwrap();
         let claimed = s
             .job_claim(JobClaimParams {
                 queue: "default".into(),
@@ -270,7 +272,7 @@ backend_case! {
 
 backend_case! {
     async fn retention_cleaner_deletes_in_batches(db: TestDb) {
-        let s: Arc<dyn Store> = db.store.clone();
+        let s: Arc<Store> = db.store.clone();
         s.job_insert_many(
             (0..25)
                 .map(|_| {

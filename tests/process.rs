@@ -97,7 +97,7 @@ async fn sleep_job(client: &Client, ms: u64) -> i64 {
         .id
 }
 
-async fn state(store: &dyn Store, id: i64) -> porter::JobRow {
+async fn state(store: &Store, id: i64) -> porter::JobRow {
     store.job_get(id).await.unwrap().unwrap()
 }
 
@@ -133,10 +133,10 @@ backend_case! {
             assert!(text.contains(line), "log has {line:?}:\n{text}");
         }
         for id in short {
-            assert_eq!(state(&*db.store, id).await.state, JobState::Completed);
+            assert_eq!(state(&db.store, id).await.state, JobState::Completed);
         }
         for id in long {
-            let row = state(&*db.store, id).await;
+            let row = state(&db.store, id).await;
             assert_eq!((row.state, row.attempt), (JobState::Available, 1));
             assert_eq!(row.errors.last().unwrap().error, "worker shut down");
         }
@@ -181,7 +181,7 @@ backend_case! {
             .parse()
             .expect("enqueue prints the id");
         eventually("the job runs", || async {
-            state(&*db.store, id).await.state == JobState::Completed
+            state(&db.store, id).await.state == JobState::Completed
         })
         .await;
         w.signal("TERM");
@@ -189,7 +189,7 @@ backend_case! {
     }
 }
 
-async fn heartbeat_slots(store: &dyn Store) -> BTreeMap<i64, usize> {
+async fn heartbeat_slots(store: &Store) -> BTreeMap<i64, usize> {
     let mut slots = BTreeMap::new();
     let jobs = store
         .job_list(JobListParams {
@@ -215,7 +215,7 @@ backend_case! {
             w.ready().await;
         }
         eventually("five heartbeat slots", || async {
-            heartbeat_slots(&*db.store).await.len() >= 5
+            heartbeat_slots(&db.store).await.len() >= 5
         })
         .await;
         for w in &workers {
@@ -230,7 +230,7 @@ backend_case! {
                 .filter(|l| l.contains("worker heartbeat"))
                 .count();
         }
-        let slots = heartbeat_slots(&*db.store).await;
+        let slots = heartbeat_slots(&db.store).await;
         assert!(
             slots.values().all(|n| *n == 1),
             "exactly one job per slot: {slots:?}"
@@ -285,7 +285,7 @@ backend_case! {
         })
         .await;
         for id in &ids {
-            let row = state(&*db.store, *id).await;
+            let row = state(&db.store, *id).await;
             assert_eq!(row.attempt, 2, "run once more, no more");
             assert_eq!(
                 row.errors
@@ -336,7 +336,7 @@ backend_case! {
             let w = Worker::start(&db.url, &["--shutdown-timeout", timeout, "--no-periodic"]);
             w.ready().await;
             eventually("the job runs", || async {
-                state(&*db.store, id).await.state == JobState::Running
+                state(&db.store, id).await.state == JobState::Running
             })
             .await;
             w.signal("TERM");
@@ -346,7 +346,7 @@ backend_case! {
             }
             let (status, log) = w.wait().await;
             assert!(status.success(), "exit 0: {status:?}\n{}", log.join("\n"));
-            let row = state(&*db.store, id).await;
+            let row = state(&db.store, id).await;
             assert_eq!(
                 row.state,
                 JobState::Available,
@@ -386,7 +386,7 @@ backend_case! {
             .job
             .id;
         eventually("the job runs", || async {
-            state(&*db.store, id).await.state == JobState::Running
+            state(&db.store, id).await.state == JobState::Running
         })
         .await;
         // Freeze the worker (between writes) so that it cannot act on the request yet.
@@ -407,7 +407,7 @@ backend_case! {
             stdout.contains("cancel requested"),
             "the answer says the cancel was requested: {stdout}"
         );
-        let row = state(&*db.store, id).await;
+        let row = state(&db.store, id).await;
         assert_eq!(
             row.state,
             JobState::Running,
@@ -424,10 +424,10 @@ backend_case! {
 
         w.signal("CONT");
         eventually("the job ends cancelled", || async {
-            state(&*db.store, id).await.state == JobState::Cancelled
+            state(&db.store, id).await.state == JobState::Cancelled
         })
         .await;
-        let row = state(&*db.store, id).await;
+        let row = state(&db.store, id).await;
         assert_eq!(
             (row.attempt, row.errors.last().map(|e| e.error.as_str())),
             (1, Some("cancelled by user"))
@@ -442,7 +442,7 @@ backend_case! {
             .unwrap();
         assert!(next.inserted, "the key is free once the job stopped");
         eventually("the worker runs the next one", || async {
-            state(&*db.store, next.job.id).await.state == JobState::Completed
+            state(&db.store, next.job.id).await.state == JobState::Completed
         })
         .await;
         w.signal("TERM");

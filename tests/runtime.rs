@@ -129,7 +129,7 @@ impl Running {
     }
 }
 
-fn start(store: Arc<dyn Store>, workers: Workers, config: RuntimeConfig) -> Running {
+fn start(store: Arc<Store>, workers: Workers, config: RuntimeConfig) -> Running {
     let shutdown = Shutdown::new();
     let task = tokio::spawn(Runtime::new(store, workers, config).run(shutdown.clone()));
     Running { shutdown, task }
@@ -154,7 +154,7 @@ async fn behave(client: &Client, what: &str, max_attempts: i32) -> i64 {
         .id
 }
 
-async fn wait_state(store: &dyn Store, id: i64, state: JobState) -> porter::JobRow {
+async fn wait_state(store: &Store, id: i64, state: JobState) -> porter::JobRow {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let row = store.job_get(id).await.unwrap().unwrap();
@@ -209,7 +209,7 @@ backend_case! {
             behave_workers(),
             config(&[("default", 5)]),
         );
-        let row = wait_state(&*db.store, id, JobState::Discarded).await;
+        let row = wait_state(&db.store, id, JobState::Discarded).await;
         rt.stop().await;
         assert_eq!(row.attempt, 3);
         let errs: Vec<_> = row
@@ -233,7 +233,7 @@ backend_case! {
             behave_workers(),
             config(&[("default", 5)]),
         );
-        let row = wait_state(&*db.store, bad, JobState::Discarded).await;
+        let row = wait_state(&db.store, bad, JobState::Discarded).await;
         let err = &row.errors[0];
         assert_eq!(err.error, "panic: kaboom in attempt 1");
         assert!(
@@ -245,7 +245,7 @@ backend_case! {
             err.trace
         );
         let good = behave(&client, "ok", 1).await;
-        wait_state(&*db.store, good, JobState::Completed).await;
+        wait_state(&db.store, good, JobState::Completed).await;
         rt.stop().await;
     }
 }
@@ -259,7 +259,7 @@ backend_case! {
             behave_workers(),
             config(&[("default", 5)]),
         );
-        let row = wait_state(&*db.store, id, JobState::Discarded).await;
+        let row = wait_state(&db.store, id, JobState::Discarded).await;
         rt.stop().await;
         assert_eq!(row.errors[0].error, "job timed out after 200ms");
     }
@@ -274,7 +274,7 @@ backend_case! {
             behave_workers(),
             config(&[("default", 5)]),
         );
-        let row = wait_state(&*db.store, id, JobState::Completed).await;
+        let row = wait_state(&db.store, id, JobState::Completed).await;
         rt.stop().await;
         assert_eq!(
             (row.attempt, row.max_attempts, row.errors.len()),
@@ -294,8 +294,8 @@ backend_case! {
             behave_workers(),
             config(&[("default", 5)]),
         );
-        let cancelled = wait_state(&*db.store, c, JobState::Cancelled).await;
-        let discarded = wait_state(&*db.store, d, JobState::Discarded).await;
+        let cancelled = wait_state(&db.store, c, JobState::Cancelled).await;
+        let discarded = wait_state(&db.store, d, JobState::Discarded).await;
         rt.stop().await;
         assert_eq!(
             (cancelled.attempt, cancelled.errors[0].error.as_str()),
@@ -326,7 +326,7 @@ backend_case! {
             behave_workers(),
             config(&[("default", 5)]),
         );
-        let row = wait_state(&*db.store, id, JobState::Discarded).await;
+        let row = wait_state(&db.store, id, JobState::Discarded).await;
         rt.stop().await;
         assert_eq!(row.attempt, 1, "25 attempts allowed, one used");
         assert!(
@@ -358,7 +358,7 @@ backend_case! {
             behave_workers(),
             config(&[("default", 5)]),
         );
-        wait_state(&*db.store, mine, JobState::Completed).await;
+        wait_state(&db.store, mine, JobState::Completed).await;
         rt.stop().await;
         let row = db.store.job_get(other).await.unwrap().unwrap();
         assert_eq!((row.state, row.attempt), (JobState::Available, 0));
@@ -420,7 +420,7 @@ backend_case! {
             JobState::Available
         );
         db.store.queue_resume("default").await.unwrap();
-        wait_state(&*db.store, id, JobState::Completed).await;
+        wait_state(&db.store, id, JobState::Completed).await;
         rt.stop().await;
     }
 }
@@ -434,7 +434,7 @@ backend_case! {
         tokio::time::sleep(Duration::from_millis(300)).await; // the producer is now asleep
         let other = Client::new(db.reopen().await);
         let id = behave(&other, "ok", 1).await;
-        wait_state(&*db.store, id, JobState::Completed).await;
+        wait_state(&db.store, id, JobState::Completed).await;
         rt.stop().await;
     }
 }
@@ -464,7 +464,7 @@ backend_case! {
         let mut cfg = config(&[("default", 5)]);
         cfg.shutdown_timeout = Duration::from_millis(1500);
         let rt = start(db.store.clone(), workers, cfg);
-        wait_state(&*db.store, long, JobState::Running).await;
+        wait_state(&db.store, long, JobState::Running).await;
         let report = rt.stop().await;
         assert_eq!(report.cancelled_at_shutdown, 1);
         assert_eq!(
@@ -549,7 +549,7 @@ backend_case! {
             .job
             .id;
         let rt = start(db.store.clone(), workers, cfg);
-        wait_state(&*db.store, id, JobState::Running).await;
+        wait_state(&db.store, id, JobState::Running).await;
         eventually("the worker runs the job", || async {
             worker.tokens.lock().unwrap().len() == 1
         })
@@ -561,7 +561,7 @@ backend_case! {
             asked.metadata.get("cancel_requested_at").is_some(),
             "{asked:?}"
         );
-        let row = wait_state(&*db.store, id, JobState::Cancelled).await;
+        let row = wait_state(&db.store, id, JobState::Cancelled).await;
         assert_eq!((row.attempt, row.errors.len()), (1, 1));
         assert_eq!(row.errors[0].error, "cancelled by user");
         eventually("the run stopped", || async {
@@ -592,14 +592,14 @@ backend_case! {
         let mut cfg = config(&[("default", 5)]);
         cfg.lease = Duration::from_millis(1500);
         cfg.maintenance = false;
-        let rt = start(gated.clone(), workers, cfg);
+        let rt = start(gated.store(), workers, cfg);
         let first = client
             .insert(&porter::jobs::Noop {}, None)
             .await
             .unwrap()
             .job
             .id;
-        wait_state(&*db.store, first, JobState::Completed).await;
+        wait_state(&db.store, first, JobState::Completed).await;
         gated.fail_heartbeats(true);
         // Well past half the lease with no heartbeat recorded: whatever the heartbeats' timing,
         // the worker's last one is now overdue.
@@ -618,7 +618,7 @@ backend_case! {
             "not claimed while the heartbeat is overdue"
         );
         gated.fail_heartbeats(false);
-        wait_state(&*db.store, id, JobState::Completed).await;
+        wait_state(&db.store, id, JobState::Completed).await;
         rt.stop().await;
     }
 }
@@ -665,7 +665,7 @@ backend_case! {
             worker_id: me.clone(),
         };
         assert_eq!(db.store.job_claim(claim).await.unwrap().len(), 1);
-        let row = wait_state(&*db.store, id, JobState::Available).await;
+        let row = wait_state(&db.store, id, JobState::Available).await;
         assert_eq!(
             (row.attempt, row.errors.len()),
             (1, 1),
@@ -688,7 +688,7 @@ backend_case! {
         let mut cfg = config(&[("default", 5)]);
         cfg.lease = Duration::from_millis(1500);
         gated.fail_completions(true);
-        let rt = start(gated.clone(), workers, cfg);
+        let rt = start(gated.store(), workers, cfg);
         let client = Client::new(db.store.clone());
         let id = client
             .insert(&porter::jobs::Noop {}, None)
@@ -702,7 +702,7 @@ backend_case! {
         })
         .await;
         gated.fail_completions(false);
-        let row = wait_state(&*db.store, id, JobState::Completed).await;
+        let row = wait_state(&db.store, id, JobState::Completed).await;
         assert!(row.attempt >= 2, "ran again: {row:?}");
         rt.stop().await;
         assert_eq!(
@@ -722,7 +722,7 @@ backend_case! {
         let mut cfg = config(&[("default", 5)]);
         cfg.lease = Duration::from_secs(60); // no heartbeat (and so no reconcile) before the stop
         gated.fail_completions(true);
-        let rt = start(gated.clone(), workers, cfg);
+        let rt = start(gated.store(), workers, cfg);
         let client = Client::new(db.store.clone());
         let id = client
             .insert(&porter::jobs::Noop {}, None)
@@ -730,7 +730,7 @@ backend_case! {
             .unwrap()
             .job
             .id;
-        wait_state(&*db.store, id, JobState::Running).await;
+        wait_state(&db.store, id, JobState::Running).await;
         tokio::time::sleep(Duration::from_millis(300)).await; // the refused completion is given up
         rt.stop().await;
         let row = db.store.job_get(id).await.unwrap().unwrap();

@@ -30,10 +30,7 @@ pub const BUILTIN_KINDS: [&str; 5] = [
 
 /// The built-in workers (heartbeat, noop, sleep, fail, orphan_file_cleanup), the last one on
 /// this database and object store.
-pub fn builtin_workers(
-    store: Arc<dyn Store>,
-    objects: Arc<dyn ObjectStore>,
-) -> crate::Result<Workers> {
+pub fn builtin_workers(store: Arc<Store>, objects: Arc<dyn ObjectStore>) -> crate::Result<Workers> {
     let mut workers = Workers::new();
     workers.add(HeartbeatWorker)?;
     workers.add(NoopWorker)?;

@@ -201,7 +201,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Opens (and migrates) the database.
-async fn open_store(g: &GlobalArgs) -> anyhow::Result<Arc<dyn Store>> {
+async fn open_store(g: &GlobalArgs) -> anyhow::Result<Arc<Store>> {
     // The library's errors name the database with its password redacted.
     let store = crate::store::open_with(&g.database_url, &g.open_options()).await?;
     // The tablo app's tables too: the binary serves the app.

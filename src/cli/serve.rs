@@ -196,7 +196,7 @@ fn log_listening(listener: &tokio::net::TcpListener, config: &HttpConfig) {
 async fn open_store_waiting(
     g: &GlobalArgs,
     shutdown: &Shutdown,
-) -> anyhow::Result<Option<Arc<dyn Store>>> {
+) -> anyhow::Result<Option<Arc<Store>>> {
     let stop = shutdown.soft.clone();
     // Long-running: a SQLite write lock held by a stopped process is waited out, like a server.
     let options = crate::store::OpenOptions {
@@ -223,7 +223,7 @@ async fn open_store_waiting(
 /// exits 1, for a supervisor to start it again on the file that is there now. Ends with the
 /// shutdown; answers why it stopped the process, if it did.
 fn watch_database_file(
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
     shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<Option<String>> {
     tokio::spawn(async move {

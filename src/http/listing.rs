@@ -80,7 +80,7 @@ pub fn for_listing(mut job: JobRow) -> JobRow {
 
 /// Lists jobs like [`Store::job_list`], bounded by `budget` bytes of JSON as well as by the
 /// row limit, each job cut by [`for_listing`]. See the module docs.
-pub async fn list_jobs(store: &dyn Store, params: JobListParams, budget: usize) -> Result<JobPage> {
+pub async fn list_jobs(store: &Store, params: JobListParams, budget: usize) -> Result<JobPage> {
     let limit = params.effective_limit() as usize;
     let mut jobs: Vec<JobRow> = Vec::new();
     // `{"jobs":[],"next_before_id":-9223372036854775808}`

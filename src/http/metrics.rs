@@ -131,7 +131,7 @@ impl Metrics {
     }
 
     /// Reads the job counts and renders every metric.
-    pub async fn render(&self, store: &dyn crate::Store) -> crate::Result<String> {
+    pub async fn render(&self, store: &crate::Store) -> crate::Result<String> {
         let _one_at_a_time = self.scrape.lock().await;
         let counts = store.job_counts().await?;
         self.jobs.clear();

@@ -161,7 +161,7 @@ impl std::fmt::Debug for HttpConfig {
 #[derive(Clone)]
 pub struct AppState {
     /// The database.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<Store>,
     /// The tablo app's tables, in the same database.
     pub tablos: Arc<dyn TabloStore>,
     /// Where tablos' files are stored.
@@ -174,13 +174,13 @@ pub struct AppState {
 
 impl AppState {
     /// State with the default [`HttpConfig`] and fresh metrics.
-    pub fn new(store: Arc<dyn Store>, objects: Arc<dyn ObjectStore>) -> Self {
+    pub fn new(store: Arc<Store>, objects: Arc<dyn ObjectStore>) -> Self {
         Self::with_config(store, objects, HttpConfig::default())
     }
 
     /// State with a given config and fresh metrics.
     pub fn with_config(
-        store: Arc<dyn Store>,
+        store: Arc<Store>,
         objects: Arc<dyn ObjectStore>,
         config: HttpConfig,
     ) -> Self {

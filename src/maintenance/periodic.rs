@@ -125,7 +125,7 @@ impl PeriodicJob {
 
 /// The periodic enqueuer service.
 pub struct PeriodicEnqueuer {
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
     jobs: Vec<PeriodicJob>,
     worker_id: String,
     /// Last slot this process saw enqueued (by anyone), per name: saves needless writes.
@@ -134,7 +134,7 @@ pub struct PeriodicEnqueuer {
 
 impl PeriodicEnqueuer {
     /// An enqueuer for these schedules.
-    pub fn new(store: Arc<dyn Store>, jobs: Vec<PeriodicJob>, worker_id: String) -> Self {
+    pub fn new(store: Arc<Store>, jobs: Vec<PeriodicJob>, worker_id: String) -> Self {
         PeriodicEnqueuer {
             store,
             jobs,
@@ -180,7 +180,6 @@ impl PeriodicEnqueuer {
                 .periodic_enqueue(PeriodicEnqueueParams {
                     name: job.name.clone(),
                     slot,
-                    insert_if_new: false,
                     job: job.params(meta)?,
                 })
                 .await?;

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::error::Result;
-use crate::store::{wake_all, JobRescueParams, RescueCounts, Store};
+use crate::store::{JobRescueParams, RescueCounts, Store};
 use crate::worker::Workers;
 
 /// A job is stuck once it ran this much longer than its own timeout.
@@ -50,30 +50,26 @@ impl RescuerConfig {
 
 /// The rescuer service.
 pub struct Rescuer {
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
     config: RescuerConfig,
 }
 
 impl Rescuer {
     /// A rescuer over a store.
-    pub fn new(store: Arc<dyn Store>, config: RescuerConfig) -> Self {
+    pub fn new(store: Arc<Store>, config: RescuerConfig) -> Self {
         Rescuer { store, config }
     }
 
     /// One pass; returns what it rescued.
     pub async fn run_once(&self) -> Result<RescueCounts> {
-        let counts = self
-            .store
+        // The store wakes this process's producers when jobs are due again.
+        self.store
             .job_rescue(JobRescueParams {
                 lease: self.config.lease,
                 stuck_after: self.config.stuck_after.clone(),
                 limit: self.config.batch,
             })
-            .await?;
-        if counts.retried > 0 {
-            wake_all(&*self.store);
-        }
-        Ok(counts)
+            .await
     }
 
     /// Runs a pass every interval until `stop`.

@@ -39,13 +39,13 @@ impl Default for RetentionConfig {
 
 /// The retention service.
 pub struct RetentionCleaner {
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
     config: RetentionConfig,
 }
 
 impl RetentionCleaner {
     /// A cleaner over a store.
-    pub fn new(store: Arc<dyn Store>, config: RetentionConfig) -> Self {
+    pub fn new(store: Arc<Store>, config: RetentionConfig) -> Self {
         RetentionCleaner { store, config }
     }
 

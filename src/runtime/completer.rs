@@ -34,7 +34,7 @@ pub(crate) struct Completer {
 }
 
 impl Completer {
-    pub(crate) fn spawn(store: Arc<dyn Store>, owned: Arc<super::Owned>) -> Self {
+    pub(crate) fn spawn(store: Arc<Store>, owned: Arc<super::Owned>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let running = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn(run(store, rx, running.clone(), owned));
@@ -72,7 +72,7 @@ impl Completer {
 }
 
 async fn run(
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     running: Arc<AtomicUsize>,
     owned: Arc<super::Owned>,
@@ -115,7 +115,7 @@ async fn run(
         if !batch.is_empty() {
             let fences = std::mem::take(&mut batch);
             let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
-            write(&*store, fences).await;
+            write(&store, fences).await;
             // Written, fenced off or given up on: no longer this worker's to hold. A job whose
             // completion was given up on is still `running` here, and the reconcile puts it
             // back (at-least-once: it runs again).
@@ -147,7 +147,7 @@ fn release(slots: &mut Vec<OwnedSemaphorePermit>) {
 /// Writes one batch, retrying while the database is unreachable: a completion that is never
 /// written leaves its job to be rescued and run again, which at-least-once allows but which
 /// costs a second run.
-async fn write(store: &dyn Store, fences: Vec<JobFence>) {
+async fn write(store: &Store, fences: Vec<JobFence>) {
     let mut delay = Duration::from_millis(50);
     for attempt in 1.. {
         match store.job_complete_many(fences.clone()).await {

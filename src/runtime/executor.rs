@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 use super::Ctx;
 use crate::error::Error;
 use crate::job::JobRow;
-use crate::store::JobFailParams;
+use crate::store::{JobCancelRunningParams, JobFailParams, JobReleaseParams, JobSnoozeParams};
 use crate::worker::JobError;
 
 /// Told about every failed attempt. The default, [`LogErrors`], logs through tracing.
@@ -199,12 +199,21 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slot: OwnedSemaphoreP
             return;
         }
         Outcome::Done(Err(JobError::Snooze(delay))) => {
-            write(ctx, row, || ctx.store.job_snooze(fence.clone(), delay)).await;
+            write(ctx, row, || {
+                ctx.store.job_snooze(JobSnoozeParams {
+                    fence: fence.clone(),
+                    delay,
+                })
+            })
+            .await;
             return;
         }
         Outcome::Done(Err(JobError::Cancel(reason))) => {
             write(ctx, row, || {
-                ctx.store.job_cancel_running(fence.clone(), reason.clone())
+                ctx.store.job_cancel_running(JobCancelRunningParams {
+                    fence: fence.clone(),
+                    reason: reason.clone(),
+                })
             })
             .await;
             return;
@@ -212,8 +221,10 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slot: OwnedSemaphoreP
         Outcome::CancelledByUser => {
             info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "job cancelled by user");
             write(ctx, row, || {
-                ctx.store
-                    .job_cancel_running(fence.clone(), CANCELLED_BY_USER.to_string())
+                ctx.store.job_cancel_running(JobCancelRunningParams {
+                    fence: fence.clone(),
+                    reason: CANCELLED_BY_USER.to_string(),
+                })
             })
             .await;
             return;
@@ -239,7 +250,10 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slot: OwnedSemaphoreP
             // Stopped by us, not failed by itself: the job goes back without using up an
             // attempt, so a deploy never discards a job on its last one (issue 11.1).
             write(ctx, row, || {
-                ctx.store.job_release(fence.clone(), SHUT_DOWN.to_string())
+                ctx.store.job_release(JobReleaseParams {
+                    fence: fence.clone(),
+                    reason: SHUT_DOWN.to_string(),
+                })
             })
             .await;
             return;

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::maintenance::{
     self, PeriodicEnqueuer, PeriodicJob, Rescuer, RescuerConfig, RetentionCleaner,
 };
-use crate::store::{Store, WorkerRegisterParams};
+use crate::store::{JobReleaseParams, Store, WorkerRegisterParams};
 use crate::worker::Workers;
 
 pub use executor::{ErrorHandler, LogErrors};
@@ -121,7 +121,7 @@ impl Shutdown {
 /// Starts every maintenance service of a worker process on `tracker`, until `stop`.
 fn spawn_maintenance(
     tracker: &TaskTracker,
-    store: &Arc<dyn Store>,
+    store: &Arc<Store>,
     workers: &Workers,
     config: &RuntimeConfig,
     identity: &WorkerIdentity,
@@ -164,7 +164,7 @@ impl WorkerIdentity {
 
 /// Everything the tasks of one runtime share.
 pub(crate) struct Ctx {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<Store>,
     /// What each heartbeat records: this worker, its lease and its stuck limits.
     pub registration: WorkerRegisterParams,
     pub workers: Workers,
@@ -239,7 +239,10 @@ async fn reconcile(ctx: &Ctx) -> Result<usize> {
     for fence in strays {
         match ctx
             .store
-            .job_release(fence.clone(), RECONCILED.to_string())
+            .job_release(JobReleaseParams {
+                fence: fence.clone(),
+                reason: RECONCILED.to_string(),
+            })
             .await
         {
             Ok(_) => {
@@ -280,7 +283,7 @@ impl Ctx {
 
 /// A worker: runs the jobs of its registry from the configured queues until shut down.
 pub struct Runtime {
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
     workers: Workers,
     config: RuntimeConfig,
     identity: WorkerIdentity,
@@ -296,7 +299,7 @@ pub struct RunReport {
 
 impl Runtime {
     /// A runtime for these workers; nothing runs until [`Runtime::run`].
-    pub fn new(store: Arc<dyn Store>, workers: Workers, config: RuntimeConfig) -> Self {
+    pub fn new(store: Arc<Store>, workers: Workers, config: RuntimeConfig) -> Self {
         Runtime {
             store,
             workers,

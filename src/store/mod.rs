@@ -1,9 +1,17 @@
-//! The storage seam: one trait, [`Store`], between the queue and its database.
+//! Storage: one seam, [`Driver`], between the queue and its database, wrapped once by
+//! [`Store`].
 //!
-//! This is an internal seam, documented so that the two backends stay alike; it may change
-//! between releases. Methods are named noun first (`job_claim`, `queue_pause`) and take one
-//! params struct where they take more than an id. Every method means the same on SQLite and
-//! on PostgreSQL, and `tests/conformance/` proves it by running one suite against both.
+//! * A [`Driver`] (one per backend: [`sqlite`], `postgres`) runs SQL and maps rows, nothing
+//!   more. It is an internal seam, documented so that the backends stay alike; it may change
+//!   between releases. Methods are named noun first (`job_claim`, `queue_pause`) and take one
+//!   params struct where they take more than one value.
+//! * [`Store`], the one wrapper above every driver, is what [`open`] gives and what the rest of
+//!   porter calls. It decides what results mean, once for both backends: input checks, fence
+//!   outcomes ([`Error::Fenced`](crate::Error::Fenced)), conflict or not found after a user's
+//!   write matched nothing, completions mapped back to their fences, claimed jobs in claim
+//!   order, this process's wake-ups, and per-operation counts ([`Store::op_stats`]). Every
+//!   method means the same on SQLite and on PostgreSQL, and `tests/conformance/` proves it by
+//!   running one suite against both.
 //!
 //! Worker-side writes (`job_complete_many`, `job_fail`, `job_snooze`, `job_release`,
 //! `job_cancel_running`) are *fenced*: they only change a row whose state is `running` with the attempt and worker
@@ -14,12 +22,14 @@
 
 pub mod bench;
 pub mod clock;
+mod driver;
 pub mod migrations;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
 
 mod wake;
+mod wrapper;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,7 +46,9 @@ use crate::job::{
 
 // The fence is the job's (a row knows its own fence); the seam's methods take it.
 pub use crate::job::JobFence;
+pub use driver::Driver;
 pub use wake::{Wakeup, WakeupSubscription};
+pub use wrapper::{OpStats, Store};
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +254,33 @@ pub struct JobFailParams {
     pub discard: bool,
 }
 
+/// Put a running job back to `scheduled` without using an attempt.
+#[derive(Debug, Clone)]
+pub struct JobSnoozeParams {
+    /// Who is writing.
+    pub fence: JobFence,
+    /// How long from now until it is due again.
+    pub delay: Duration,
+}
+
+/// Give a running job back, available again at once, without using an attempt.
+#[derive(Debug, Clone)]
+pub struct JobReleaseParams {
+    /// Who is writing.
+    pub fence: JobFence,
+    /// Why (a shutdown, a reconcile), kept in the error history.
+    pub reason: String,
+}
+
+/// A running job cancels itself.
+#[derive(Debug, Clone)]
+pub struct JobCancelRunningParams {
+    /// Who is writing.
+    pub fence: JobFence,
+    /// Why, kept in the error history.
+    pub reason: String,
+}
+
 /// Filters for listing jobs, newest first, with keyset paging on id.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct JobListParams {
@@ -256,6 +295,17 @@ pub struct JobListParams {
     pub before_id: Option<i64>,
     /// Page size (default 100, at most 10,000).
     pub limit: Option<u32>,
+}
+
+/// How many jobs one queue has in one state, as a driver counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobCountRow {
+    /// Queue name.
+    pub queue: String,
+    /// State.
+    pub state: JobState,
+    /// Jobs.
+    pub count: i64,
 }
 
 /// Job counts by state, every state present.
@@ -320,6 +370,18 @@ pub struct JobRescueParams {
     pub stuck_after: Vec<(String, Duration)>,
     /// At most this many rows per call.
     pub limit: u32,
+}
+
+/// A worker process's heartbeat, with no lease or limits of its own (rescuers judge it by
+/// theirs); workers register with [`WorkerRegisterParams`].
+#[derive(Debug, Clone)]
+pub struct WorkerHeartbeatParams {
+    /// Worker id (unique per process start).
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: i64,
 }
 
 /// A worker process's registration: who it is, and the limits it is judged by.
@@ -422,10 +484,9 @@ pub struct WorkerRow {
 pub struct PeriodicEnqueueParams {
     /// The periodic job's name.
     pub name: String,
-    /// The slot (Unix milliseconds of its due time).
+    /// The slot (Unix milliseconds of its due time). The first slot recorded for a name only
+    /// records it: a periodic job seen for the first time waits for its next slot.
     pub slot: i64,
-    /// When there is no row yet: true inserts the slot's job, false only records the slot.
-    pub insert_if_new: bool,
     /// The job to insert when the slot advances.
     pub job: JobInsertParams,
 }
@@ -447,134 +508,6 @@ pub enum Database<'a> {
     /// The PostgreSQL store, whose [`pool`](postgres::PgStore::pool) the application shares.
     #[cfg(feature = "postgres")]
     Postgres(&'a postgres::PgStore),
-}
-
-/// The one storage seam. See the module docs.
-#[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Which backend this is.
-    fn backend(&self) -> Backend;
-
-    /// In-process wake-ups: inserts (from this process, and from others where the backend can
-    /// tell) wake the queue's subscribers.
-    fn wakeup(&self) -> &Arc<Wakeup>;
-
-    /// The database's clock.
-    async fn now(&self) -> Result<DateTime<Utc>>;
-
-    /// Whether the database answers.
-    async fn ping(&self) -> Result<()>;
-
-    /// Why this process's database is gone for good, if it is: on SQLite, the file (or its
-    /// WAL) was deleted or replaced under the running process, so its writes would go where
-    /// nobody reads them (commits are refused from then on). A long-running process exits on
-    /// it, for its supervisor to start it again on the file that is there now. `None` on
-    /// PostgreSQL, whose outages pass.
-    async fn file_replaced(&self) -> Option<String> {
-        None
-    }
-
-    /// The database under this store, for an application's own SQL (see [`Database`]);
-    /// `None` for a store that has none to give (a test double, say).
-    fn database(&self) -> Option<Database<'_>> {
-        None
-    }
-
-    /// The journal mode, on SQLite (`wal`); `None` elsewhere.
-    async fn journal_mode(&self) -> Result<Option<String>> {
-        Ok(None)
-    }
-
-    /// Inserts jobs in one transaction, in order. A job whose unique key is held by an
-    /// unfinished job is not inserted; that job is returned with `inserted = false`.
-    async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>>;
-
-    /// One job by id.
-    async fn job_get(&self, id: i64) -> Result<Option<JobRow>>;
-
-    /// Jobs matching the filters, newest (highest id) first.
-    async fn job_list(&self, params: JobListParams) -> Result<Vec<JobRow>>;
-
-    /// Counts by queue and state.
-    async fn job_counts(&self) -> Result<JobCounts>;
-
-    /// Claims up to `limit` due jobs of one queue (unless it is paused) for a worker, by
-    /// priority, due time, id: they become `running` with `attempt + 1`. Scheduled and
-    /// retryable jobs that are due are made available first.
-    async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>>;
-
-    /// Completes jobs (fenced). Returns, per fence, whether the row changed.
-    async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<bool>>;
-
-    /// Records a failed attempt (fenced): retryable after `retry_in`, or discarded when the
-    /// attempts are used up or `discard` is set. The error joins the history.
-    async fn job_fail(&self, params: JobFailParams) -> Result<JobRow>;
-
-    /// Puts a running job back to `scheduled` after a delay without using an attempt (fenced).
-    async fn job_snooze(&self, fence: JobFence, delay: Duration) -> Result<JobRow>;
-
-    /// The jobs the database says a worker runs (state `running`, `attempted_by` = the
-    /// worker), as fences: the worker reconciles them with the jobs it really runs.
-    async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>>;
-
-    /// Gives a running job back (fenced): it is `available` again at once, and the attempt
-    /// does not count toward `max_attempts` (which grows by one, as for a snooze, so fences
-    /// stay unique). The reason joins the error history. For jobs their worker stopped without
-    /// a result of their own: a shutdown, or a reconcile.
-    async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow>;
-
-    /// A running job cancels itself (fenced), with a reason kept in its error history.
-    async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow>;
-
-    /// A user cancels a job that has not finished. A job that is not running is cancelled at
-    /// once. A running one stays `running` (its unique key stays held) with the request recorded
-    /// in its metadata ([`crate::job::CANCEL_REQUESTED_AT`]), and the worker that runs it is
-    /// woken ([`Wakeup::subscribe_cancel`]; NOTIFY on Postgres) to stop it and record it
-    /// `cancelled`. Final jobs are a conflict.
-    async fn job_cancel(&self, id: i64) -> Result<JobRow>;
-
-    /// The running jobs of one worker that a user asked to cancel, as their fences, by id.
-    async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>>;
-
-    /// A user retries a job that is not running: it becomes available now, history kept.
-    /// A running job is a conflict.
-    async fn job_retry(&self, id: i64) -> Result<JobRow>;
-
-    /// Deletes finished jobs past their retention; returns how many went.
-    async fn job_delete_finalized(&self, params: JobDeleteFinalizedParams) -> Result<u64>;
-
-    /// Rescues running jobs of lost workers and stuck jobs.
-    async fn job_rescue(&self, params: JobRescueParams) -> Result<RescueCounts>;
-
-    /// Queues that have jobs or a pause record.
-    async fn queue_list(&self) -> Result<Vec<QueueRow>>;
-
-    /// Pauses a queue: its jobs are not claimed until it is resumed.
-    async fn queue_pause(&self, name: &str) -> Result<()>;
-
-    /// Resumes a paused queue.
-    async fn queue_resume(&self, name: &str) -> Result<()>;
-
-    /// Registers a worker process or refreshes its heartbeat, with no lease or limits of its
-    /// own (rescuers judge it by theirs). Workers use [`Store::worker_register`].
-    async fn worker_heartbeat(&self, id: &str, host: &str, pid: i64) -> Result<()>;
-
-    /// Registers a worker process with its own lease and stuck limits, or refreshes its
-    /// heartbeat (and those settings). Rescue judges the worker, and the jobs it claimed, by
-    /// these, not by the rescuing process's settings.
-    async fn worker_register(&self, params: WorkerRegisterParams) -> Result<()>;
-
-    /// Removes a worker's registration (clean shutdown), and the registrations of workers
-    /// silent for more than a day (crashed ones: their jobs were rescued long before).
-    async fn worker_delete(&self, id: &str) -> Result<()>;
-
-    /// Registered workers.
-    async fn worker_list(&self) -> Result<Vec<WorkerRow>>;
-
-    /// Moves the periodic job's slot forward and inserts its job, in one transaction; returns
-    /// the job when this call advanced the slot, `None` when the slot was already taken.
-    async fn periodic_enqueue(&self, params: PeriodicEnqueueParams)
-        -> Result<Option<InsertResult>>;
 }
 
 /// How a store is opened, beyond its URL.
@@ -610,12 +543,12 @@ impl OpenOptions {
 
 /// Opens the store a database URL names and migrates it: `sqlite://path`,
 /// `sqlite:///abs/path`, `sqlite::memory:`, or `postgres://...`.
-pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+pub async fn open(url: &str) -> Result<Arc<Store>> {
     open_at(url, None, &OpenOptions::default()).await
 }
 
 /// Opens the store like [`open`], with options (the Postgres pool size).
-pub async fn open_with(url: &str, options: &OpenOptions) -> Result<Arc<dyn Store>> {
+pub async fn open_with(url: &str, options: &OpenOptions) -> Result<Arc<Store>> {
     open_at(url, None, options).await
 }
 
@@ -623,19 +556,17 @@ async fn open_at(
     url: &str,
     clock: Option<clock::Clock>,
     options: &OpenOptions,
-) -> Result<Arc<dyn Store>> {
+) -> Result<Arc<Store>> {
     options.effective_pool_size()?;
     if url.starts_with("sqlite:") {
         let clock = clock.unwrap_or_default();
-        Ok(Arc::new(
-            sqlite::SqliteStore::open_at(url, clock, options.wait_for_locks).await?,
-        ))
+        let driver = sqlite::SqliteStore::open_at(url, clock, options.wait_for_locks).await?;
+        Ok(Arc::new(Store::new(Arc::new(driver))))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
         {
-            Ok(Arc::new(
-                postgres::PgStore::open_at(url, clock, options).await?,
-            ))
+            let driver = postgres::PgStore::open_at(url, clock, options).await?;
+            Ok(Arc::new(Store::new(Arc::new(driver))))
         }
         #[cfg(not(feature = "postgres"))]
         {
@@ -658,7 +589,7 @@ async fn open_at(
 
 /// Opens like [`open`], with every statement reading "now" from `clock` instead of the
 /// database's clock: for tests that move time instead of sleeping (see [`clock`]).
-pub async fn open_with_clock(url: &str, clock: clock::Clock) -> Result<Arc<dyn Store>> {
+pub async fn open_with_clock(url: &str, clock: clock::Clock) -> Result<Arc<Store>> {
     open_at(url, Some(clock), &OpenOptions::default()).await
 }
 
@@ -674,7 +605,7 @@ pub const OPEN_RETRY_BACKOFF: (Duration, Duration) =
 pub async fn open_retrying(
     url: &str,
     stop: impl std::future::Future<Output = ()>,
-) -> Result<Option<Arc<dyn Store>>> {
+) -> Result<Option<Arc<Store>>> {
     open_retrying_with(url, &OpenOptions::default(), stop).await
 }
 
@@ -683,7 +614,7 @@ pub async fn open_retrying_with(
     url: &str,
     options: &OpenOptions,
     stop: impl std::future::Future<Output = ()>,
-) -> Result<Option<Arc<dyn Store>>> {
+) -> Result<Option<Arc<Store>>> {
     let server = !url.starts_with("sqlite:");
     let (mut delay, longest) = OPEN_RETRY_BACKOFF;
     tokio::pin!(stop);
@@ -879,9 +810,4 @@ impl JobListParams {
             .unwrap_or(DEFAULT_LIST_LIMIT)
             .clamp(1, MAX_LIST_LIMIT)
     }
-}
-
-/// Wakes every producer of this process (after a rescue, say).
-pub fn wake_all(store: &dyn Store) {
-    store.wakeup().notify(wake::ALL_QUEUES);
 }

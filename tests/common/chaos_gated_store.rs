@@ -1,4 +1,4 @@
-//! A real store whose completions can be held back: `job_complete_many` waits while the gate
+//! A real driver whose completions can be held back: `job_complete_many` waits while the gate
 //! is closed; everything else passes through. A slow or unreachable database cannot be made to
 //! slow down only completions from outside. Heartbeats and completions can also be made to
 //! fail, as a database that refuses them would.
@@ -6,7 +6,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use porter::store::*;
@@ -14,21 +13,26 @@ use porter::{JobRow, Result};
 
 /// See the module docs.
 pub struct GatedStore {
-    inner: Arc<dyn Store>,
+    inner: Arc<dyn Driver>,
     open: tokio::sync::watch::Sender<bool>,
     heartbeats_fail: AtomicBool,
     completions_fail: AtomicBool,
 }
 
 impl GatedStore {
-    /// A pass-through store with the gate open.
-    pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
+    /// A pass-through driver (the one under `store`) with the gate open.
+    pub fn new(store: Arc<Store>) -> Arc<Self> {
         Arc::new(GatedStore {
-            inner,
+            inner: store.driver().clone(),
             open: tokio::sync::watch::channel(true).0,
             heartbeats_fail: AtomicBool::new(false),
             completions_fail: AtomicBool::new(false),
         })
+    }
+
+    /// A store over this driver, as `store::open` gives one over a real driver.
+    pub fn store(self: &Arc<Self>) -> Arc<Store> {
+        Arc::new(Store::new(self.clone()))
     }
 
     /// Completions wait from now on.
@@ -57,7 +61,7 @@ fn injected(what: &str) -> porter::Error {
 }
 
 #[async_trait::async_trait]
-impl Store for GatedStore {
+impl Driver for GatedStore {
     fn database(&self) -> Option<Database<'_>> {
         self.inner.database()
     }
@@ -82,13 +86,13 @@ impl Store for GatedStore {
     async fn job_list(&self, params: JobListParams) -> Result<Vec<JobRow>> {
         self.inner.job_list(params).await
     }
-    async fn job_counts(&self) -> Result<JobCounts> {
+    async fn job_counts(&self) -> Result<Vec<JobCountRow>> {
         self.inner.job_counts().await
     }
     async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>> {
         self.inner.job_claim(params).await
     }
-    async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<bool>> {
+    async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
         let mut open = self.open.subscribe();
         let _ = open.wait_for(|o| *o).await;
         if self.completions_fail.load(Ordering::SeqCst) {
@@ -98,11 +102,11 @@ impl Store for GatedStore {
         }
         self.inner.job_complete_many(fences).await
     }
-    async fn job_fail(&self, params: JobFailParams) -> Result<JobRow> {
+    async fn job_fail(&self, params: JobFailParams) -> Result<Option<JobRow>> {
         self.inner.job_fail(params).await
     }
-    async fn job_snooze(&self, fence: JobFence, delay: Duration) -> Result<JobRow> {
-        self.inner.job_snooze(fence, delay).await
+    async fn job_snooze(&self, params: JobSnoozeParams) -> Result<Option<JobRow>> {
+        self.inner.job_snooze(params).await
     }
     async fn worker_register(&self, params: WorkerRegisterParams) -> Result<()> {
         if self.heartbeats_fail.load(Ordering::SeqCst) {
@@ -113,19 +117,19 @@ impl Store for GatedStore {
     async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
         self.inner.job_list_running(worker_id).await
     }
-    async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow> {
-        self.inner.job_release(fence, reason).await
+    async fn job_release(&self, params: JobReleaseParams) -> Result<Option<JobRow>> {
+        self.inner.job_release(params).await
     }
-    async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow> {
-        self.inner.job_cancel_running(fence, reason).await
+    async fn job_cancel_running(&self, params: JobCancelRunningParams) -> Result<Option<JobRow>> {
+        self.inner.job_cancel_running(params).await
     }
-    async fn job_cancel(&self, id: i64) -> Result<JobRow> {
+    async fn job_cancel(&self, id: i64) -> Result<Option<JobRow>> {
         self.inner.job_cancel(id).await
     }
     async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>> {
         self.inner.job_cancel_requests(worker_id).await
     }
-    async fn job_retry(&self, id: i64) -> Result<JobRow> {
+    async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {
         self.inner.job_retry(id).await
     }
     async fn job_delete_finalized(&self, params: JobDeleteFinalizedParams) -> Result<u64> {
@@ -143,11 +147,11 @@ impl Store for GatedStore {
     async fn queue_resume(&self, name: &str) -> Result<()> {
         self.inner.queue_resume(name).await
     }
-    async fn worker_heartbeat(&self, id: &str, host: &str, pid: i64) -> Result<()> {
+    async fn worker_heartbeat(&self, params: WorkerHeartbeatParams) -> Result<()> {
         if self.heartbeats_fail.load(Ordering::SeqCst) {
             return Err(injected("heartbeat"));
         }
-        self.inner.worker_heartbeat(id, host, pid).await
+        self.inner.worker_heartbeat(params).await
     }
     async fn worker_delete(&self, id: &str) -> Result<()> {
         self.inner.worker_delete(id).await

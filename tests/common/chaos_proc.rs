@@ -414,7 +414,7 @@ impl Drop for Proc {
 }
 
 /// Every job of some kinds, read in pages (newest first).
-pub async fn all_jobs(store: &dyn Store, kind: Option<&str>) -> Vec<JobRow> {
+pub async fn all_jobs(store: &Store, kind: Option<&str>) -> Vec<JobRow> {
     let mut out = Vec::new();
     let mut before_id = None;
     loop {
@@ -457,7 +457,7 @@ pub struct Ledger {
 
 impl Ledger {
     /// Reads the rows of `ids` (all of `kind`).
-    pub async fn read(store: &dyn Store, kind: &str, ids: &BTreeSet<i64>) -> Ledger {
+    pub async fn read(store: &Store, kind: &str, ids: &BTreeSet<i64>) -> Ledger {
         let rows = all_jobs(store, Some(kind)).await;
         let mut l = Ledger {
             expected: ids.len() as u64,
@@ -510,13 +510,13 @@ impl Ledger {
 }
 
 /// Inserts `n` `sleep` jobs of `ms` each, in batches, through the store; returns their ids.
-pub async fn insert_sleeps(store: &dyn Store, n: u64, ms: u64) -> BTreeSet<i64> {
+pub async fn insert_sleeps(store: &Store, n: u64, ms: u64) -> BTreeSet<i64> {
     insert_sleeps_with(store, n, ms, None).await
 }
 
 /// [`insert_sleeps`] with `max_attempts` (the default when `None`).
 pub async fn insert_sleeps_with(
-    store: &dyn Store,
+    store: &Store,
     n: u64,
     ms: u64,
     max_attempts: Option<i32>,
@@ -551,13 +551,13 @@ pub async fn insert_sleeps_with(
 }
 
 /// Job counts in total, with zeroes.
-pub async fn totals(store: &dyn Store) -> BTreeMap<JobState, i64> {
+pub async fn totals(store: &Store) -> BTreeMap<JobState, i64> {
     store.job_counts().await.expect("job counts").total
 }
 
 /// Waits (bounded by `within`) until `done` holds for the totals; panics with them otherwise.
 pub async fn wait_totals(
-    store: &dyn Store,
+    store: &Store,
     what: &str,
     within: Duration,
     done: impl Fn(&BTreeMap<JobState, i64>) -> bool,

@@ -43,7 +43,7 @@ pub fn s3_server() -> (String, String) {
 /// One test's database and object store.
 pub struct Fixture {
     pub db: TestDb,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<Store>,
     /// The tablo app's tables in the same database.
     pub tablos: Arc<dyn TabloStore>,
     pub objects: Arc<dyn ObjectStore>,

@@ -10,14 +10,14 @@ pub struct TestDb {
     /// URL that opens this same database (for more stores, or a child process).
     pub url: String,
     /// The store.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<Store>,
     /// The SQLite file's directory (removed on drop).
     pub dir: Option<tempfile::TempDir>,
 }
 
 impl TestDb {
     /// Opens another store (another connection set, like another process) on this database.
-    pub async fn reopen(&self) -> Arc<dyn Store> {
+    pub async fn reopen(&self) -> Arc<Store> {
         porter::store::open(&self.url)
             .await
             .expect("reopen the test database")

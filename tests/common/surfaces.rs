@@ -17,7 +17,7 @@ use porter::{Backend, InsertOpts, JobRow, Store};
 pub const TEST_WORKER: &str = "surfaces-test-worker";
 
 /// Inserts one job.
-pub async fn insert(store: &dyn Store, kind: &str, queue: &str) -> JobRow {
+pub async fn insert(store: &Store, kind: &str, queue: &str) -> JobRow {
     let opts = InsertOpts {
         queue: Some(queue.to_string()),
         ..Default::default()
@@ -32,7 +32,7 @@ pub async fn insert(store: &dyn Store, kind: &str, queue: &str) -> JobRow {
 }
 
 /// Claims the one available job of `kind` in `queue`: it becomes `running`.
-pub async fn claim(store: &dyn Store, kind: &str, queue: &str) -> JobRow {
+pub async fn claim(store: &Store, kind: &str, queue: &str) -> JobRow {
     let mut got = store
         .job_claim(JobClaimParams {
             queue: queue.to_string(),
@@ -47,13 +47,13 @@ pub async fn claim(store: &dyn Store, kind: &str, queue: &str) -> JobRow {
 }
 
 /// A `running` job (kind `noop`, queue `held`, which no test worker works).
-pub async fn running_job(store: &dyn Store) -> JobRow {
+pub async fn running_job(store: &Store) -> JobRow {
     insert(store, "noop", "held").await;
     claim(store, "noop", "held").await
 }
 
 /// A `discarded` job (kind `fail`, queue `default`) whose last error is `error`.
-pub async fn discarded_job(store: &dyn Store, error: &str) -> JobRow {
+pub async fn discarded_job(store: &Store, error: &str) -> JobRow {
     insert(store, "fail", "default").await;
     let row = claim(store, "fail", "default").await;
     let job = store
@@ -71,7 +71,7 @@ pub async fn discarded_job(store: &dyn Store, error: &str) -> JobRow {
 }
 
 /// Every job, newest first.
-pub async fn all_jobs(store: &dyn Store) -> Vec<JobRow> {
+pub async fn all_jobs(store: &Store) -> Vec<JobRow> {
     store
         .job_list(JobListParams {
             limit: Some(MAX_LIST_LIMIT),
@@ -83,7 +83,7 @@ pub async fn all_jobs(store: &dyn Store) -> Vec<JobRow> {
 
 /// App state on this store and a fresh in-memory object store, with the tablo app's tables
 /// migrated (as `porter web` does).
-pub async fn app_state(store: Arc<dyn Store>, config: HttpConfig) -> AppState {
+pub async fn app_state(store: Arc<Store>, config: HttpConfig) -> AppState {
     porter::app::store::migrate(store.as_ref())
         .await
         .expect("migrate the tablo app's tables");
@@ -93,7 +93,7 @@ pub async fn app_state(store: Arc<dyn Store>, config: HttpConfig) -> AppState {
 
 /// A worker running the built-in workers (no periodic jobs), until the returned shutdown.
 pub fn spawn_worker(
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
     objects: Arc<dyn ObjectStore>,
 ) -> (Shutdown, tokio::task::JoinHandle<porter::Result<RunReport>>) {
     let workers = porter::app::builtin::builtin_workers(store.clone(), objects).unwrap();
@@ -110,7 +110,7 @@ pub fn spawn_worker(
 /// so the transaction that tries it must roll back.
 pub async fn refuse_cleanup_jobs(
     url: &str,
-    store: &dyn Store,
+    store: &Store,
     sqlite_path: Option<std::path::PathBuf>,
 ) {
     match store.backend() {

@@ -15,7 +15,7 @@ backend_case! {
         insert(s, job("noop")).await;
         let r = claim_one(s, "noop").await;
         let c = s
-            .job_cancel_running(r.fence(), "customer closed the account".into())
+            .job_cancel_running(JobCancelRunningParams { fence: r.fence(), reason: "customer closed the account".into() })
             .await
             .unwrap();
         assert_eq!(c.state, JobState::Cancelled);
@@ -130,12 +130,12 @@ backend_case! {
             ..r.fence()
         };
         assert!(matches!(
-            s.job_cancel_running(stale, "cancelled by user".into())
+            s.job_cancel_running(JobCancelRunningParams { fence: stale, reason: "cancelled by user".into() })
                 .await,
             Err(Error::Fenced { .. })
         ));
         let done = s
-            .job_cancel_running(r.fence(), "cancelled by user".into())
+            .job_cancel_running(JobCancelRunningParams { fence: r.fence(), reason: "cancelled by user".into() })
             .await
             .unwrap();
         assert_eq!((done.state, done.attempt), (JobState::Cancelled, 1));
@@ -196,7 +196,7 @@ backend_case! {
         assert!(failed.finalized_at.is_some());
         // Given back by a shutdown: the stop that was asked for has happened.
         let released = s
-            .job_release(row(ids[4]).fence(), "worker shut down".into())
+            .job_release(JobReleaseParams { fence: row(ids[4]).fence(), reason: "worker shut down".into() })
             .await
             .unwrap();
         assert_eq!(
@@ -205,7 +205,7 @@ backend_case! {
         );
         assert!(released.finalized_at.is_some());
         let snoozed = s
-            .job_snooze(row(ids[1]).fence(), Duration::ZERO)
+            .job_snooze(JobSnoozeParams { fence: row(ids[1]).fence(), delay: Duration::ZERO })
             .await
             .unwrap();
         assert_eq!(snoozed.state, JobState::Cancelled);
@@ -251,7 +251,7 @@ backend_case! {
         assert_eq!((again.id, again.attempt), (ids[0], 2));
         assert_eq!(s.job_cancel_requests(W).await.unwrap(), vec![]);
         assert_eq!(
-            s.job_snooze(again.fence(), Duration::from_secs(3600))
+            s.job_snooze(JobSnoozeParams { fence: again.fence(), delay: Duration::from_secs(3600) })
                 .await
                 .unwrap()
                 .state,
@@ -264,8 +264,8 @@ backend_case! {
     /// A cancel request made through another store (another process) wakes the subscription of
     /// the worker that runs the job: NOTIFY on Postgres, `data_version` on SQLite.
     async fn cancel_request_wakes_the_worker_running_the_job(db: TestDb) {
-        insert(&*db.store, job("noop")).await;
-        let r = claim_one(&*db.store, "noop").await;
+        insert(&db.store, job("noop")).await;
+        let r = claim_one(&db.store, "noop").await;
         let sub = db.store.wakeup().subscribe_cancel(W);
         let other = db.reopen().await;
         assert_eq!(
@@ -280,8 +280,8 @@ backend_case! {
             vec![r.fence()]
         );
         // In this process too.
-        insert(&*db.store, job("noop")).await;
-        let r2 = claim_one(&*db.store, "noop").await;
+        insert(&db.store, job("noop")).await;
+        let r2 = claim_one(&db.store, "noop").await;
         db.store.job_cancel(r2.id).await.unwrap();
         tokio::time::timeout(Duration::from_secs(30), sub.notified())
             .await

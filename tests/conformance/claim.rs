@@ -198,7 +198,7 @@ backend_case! {
             .unwrap();
         // Several stores (on SQLite: several writers, as several processes have) and several
         // tasks per store, all claiming small batches at once.
-        let mut stores: Vec<Arc<dyn Store>> = vec![db.store.clone()];
+        let mut stores: Vec<Arc<Store>> = vec![db.store.clone()];
         for _ in 0..2 {
             stores.push(db.reopen().await);
         }

@@ -59,7 +59,7 @@ backend_case! {
         );
 
         let due = clock.advance(2 * hour);
-        s.worker_heartbeat(W, "host", 1).await.unwrap();
+        s.worker_heartbeat(WorkerHeartbeatParams { id: W.to_string(), host: "host".into(), pid: 1 }).await.unwrap();
         let got = s
             .job_claim(claim("default", &["noop"], 10, W))
             .await

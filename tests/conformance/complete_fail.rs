@@ -145,24 +145,18 @@ backend_case! {
         stale.fence.attempt += 1;
         assert!(matches!(s.job_fail(stale).await, Err(Error::Fenced { .. })));
         assert!(matches!(
-            s.job_snooze(
-                JobFence {
+            s.job_snooze(JobSnoozeParams { fence: JobFence {
                     worker_id: "x".into(),
                     ..r.fence()
-                },
-                Duration::ZERO
-            )
+                }, delay: Duration::ZERO })
             .await,
             Err(Error::Fenced { .. })
         ));
         assert!(matches!(
-            s.job_cancel_running(
-                JobFence {
+            s.job_cancel_running(JobCancelRunningParams { fence: JobFence {
                     worker_id: "x".into(),
                     ..r.fence()
-                },
-                "no".into()
-            )
+                }, reason: "no".into() })
             .await,
             Err(Error::Fenced { .. })
         ));
@@ -194,7 +188,7 @@ backend_case! {
         .await;
         let r = claim_one(s, "noop").await;
         let back = s
-            .job_release(r.fence(), "worker shut down".into())
+            .job_release(JobReleaseParams { fence: r.fence(), reason: "worker shut down".into() })
             .await
             .unwrap();
         assert_eq!(
@@ -209,7 +203,7 @@ backend_case! {
         );
         // Fenced: a second release of the same attempt, or one by another worker, changes nothing.
         assert!(matches!(
-            s.job_release(r.fence(), "again".into()).await,
+            s.job_release(JobReleaseParams { fence: r.fence(), reason: "again".into() }).await,
             Err(Error::Fenced { .. })
         ));
         let again = claim_one(s, "noop").await;
@@ -219,7 +213,7 @@ backend_case! {
             ..again.fence()
         };
         assert!(matches!(
-            s.job_release(other, "x".into()).await,
+            s.job_release(JobReleaseParams { fence: other, reason: "x".into() }).await,
             Err(Error::Fenced { .. })
         ));
         // The attempt left is a real one: a failure now uses it up.
@@ -247,7 +241,7 @@ backend_case! {
         .await;
         let r = claim_one(s, "noop").await;
         let z = s
-            .job_snooze(r.fence(), Duration::from_secs(30))
+            .job_snooze(JobSnoozeParams { fence: r.fence(), delay: Duration::from_secs(30) })
             .await
             .unwrap();
         assert_eq!(
@@ -265,7 +259,7 @@ backend_case! {
             .await
             .unwrap()
             .remove(0);
-        let z2 = s.job_snooze(r2.fence(), Duration::ZERO).await.unwrap();
+        let z2 = s.job_snooze(JobSnoozeParams { fence: r2.fence(), delay: Duration::ZERO }).await.unwrap();
         assert_eq!(z2.state, JobState::Scheduled);
         let again = s
             .job_claim(claim("default", &["other"], 1, W))
@@ -310,12 +304,12 @@ backend_case! {
         insert(s, job_with("noop", opts(MAX_ATTEMPTS))).await;
         let j = claim_one(s, "noop").await;
         let released = s
-            .job_release(j.fence(), "worker shut down".into())
+            .job_release(JobReleaseParams { fence: j.fence(), reason: "worker shut down".into() })
             .await
             .unwrap();
         assert_eq!(released.max_attempts, MAX_ATTEMPTS + 1);
         let j = claim_one(s, "noop").await;
-        let snoozed = s.job_snooze(j.fence(), Duration::ZERO).await.unwrap();
+        let snoozed = s.job_snooze(JobSnoozeParams { fence: j.fence(), delay: Duration::ZERO }).await.unwrap();
         assert_eq!(snoozed.max_attempts, MAX_ATTEMPTS + 2);
     }
 }

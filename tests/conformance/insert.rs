@@ -410,7 +410,7 @@ backend_case! {
     /// Inserts of one unique key racing from several stores (processes) and tasks make one
     /// job, and every caller is answered with it.
     async fn racing_inserts_of_one_unique_key_make_one_job(db: TestDb) {
-        let mut stores: Vec<Arc<dyn Store>> = vec![db.store.clone()];
+        let mut stores: Vec<Arc<Store>> = vec![db.store.clone()];
         stores.push(db.reopen().await);
         let keyed = || {
             job_with(

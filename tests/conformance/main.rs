@@ -36,7 +36,7 @@ fn job_with(kind: &str, opts: InsertOpts) -> JobInsertParams {
     JobInsertParams::new(kind, serde_json::json!({}), opts).unwrap()
 }
 
-async fn insert(s: &dyn Store, p: JobInsertParams) -> porter::JobRow {
+async fn insert(s: &Store, p: JobInsertParams) -> porter::JobRow {
     s.job_insert_many(vec![p]).await.unwrap().remove(0).job
 }
 
@@ -49,7 +49,7 @@ fn claim(queue: &str, kinds: &[&str], limit: u32, worker: &str) -> JobClaimParam
     }
 }
 
-async fn claim_one(s: &dyn Store, kind: &str) -> porter::JobRow {
+async fn claim_one(s: &Store, kind: &str) -> porter::JobRow {
     let mut got = s.job_claim(claim("default", &[kind], 1, W)).await.unwrap();
     assert_eq!(got.len(), 1, "one job claimed");
     got.remove(0)
@@ -65,7 +65,7 @@ fn fail(row: &porter::JobRow, error: &str, retry_in: Duration) -> JobFailParams 
     }
 }
 
-async fn total(s: &dyn Store) -> i64 {
+async fn total(s: &Store) -> i64 {
     s.job_counts().await.unwrap().total.values().sum()
 }
 

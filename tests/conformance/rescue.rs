@@ -11,7 +11,7 @@ use crate::{backend_case, claim, claim_one, insert, job, job_with, register, W};
 backend_case! {
     async fn rescue_lost_worker_then_stale_completion_changes_nothing(db: TestDb) {
         let s = &*db.store;
-        s.worker_heartbeat("alive", "host", 1).await.unwrap();
+        s.worker_heartbeat(WorkerHeartbeatParams { id: "alive".into(), host: "host".into(), pid: 1 }).await.unwrap();
         s.job_insert_many(vec![job("noop"), job("noop")])
             .await
             .unwrap();
@@ -163,7 +163,7 @@ backend_case! {
         s.worker_register(register("short-lease", Duration::from_millis(1), &[]))
             .await
             .unwrap();
-        s.worker_heartbeat("no-lease", "host", 1).await.unwrap();
+        s.worker_heartbeat(WorkerHeartbeatParams { id: "no-lease".into(), host: "host".into(), pid: 1 }).await.unwrap();
         s.job_insert_many(vec![job("noop"), job("noop"), job("noop")])
             .await
             .unwrap();
@@ -256,7 +256,7 @@ backend_case! {
         ))
         .await
         .unwrap();
-        s.worker_heartbeat("old-binary", "host", 1).await.unwrap();
+        s.worker_heartbeat(WorkerHeartbeatParams { id: "old-binary".into(), host: "host".into(), pid: 1 }).await.unwrap();
         s.job_insert_many(vec![job("noop"), job("noop"), job("noop")])
             .await
             .unwrap();
@@ -324,7 +324,7 @@ backend_case! {
 backend_case! {
     async fn rescue_stuck_job(db: TestDb) {
         let s = &*db.store;
-        s.worker_heartbeat(W, "host", 1).await.unwrap();
+        s.worker_heartbeat(WorkerHeartbeatParams { id: W.to_string(), host: "host".into(), pid: 1 }).await.unwrap();
         s.job_insert_many(vec![job("noop"), job("other")])
             .await
             .unwrap();
@@ -365,7 +365,7 @@ backend_case! {
     /// A lost worker's job whose cancel was requested is cancelled by the rescuer, not retried.
     async fn rescue_of_cancel_requested_job_cancels_it(db: TestDb) {
         let s = &*db.store;
-        s.worker_heartbeat(W, "host", 1).await.unwrap();
+        s.worker_heartbeat(WorkerHeartbeatParams { id: W.to_string(), host: "host".into(), pid: 1 }).await.unwrap();
         let keyed = |k: &str| {
             job_with(
                 "noop",

@@ -18,7 +18,7 @@ backend_case! {
             .await
             .unwrap();
         s.job_complete_many(vec![old[0].fence()]).await.unwrap();
-        s.job_cancel_running(old[1].fence(), "x".into())
+        s.job_cancel_running(JobCancelRunningParams { fence: old[1].fence(), reason: "x".into() })
             .await
             .unwrap();
         s.job_fail(JobFailParams {

@@ -10,12 +10,12 @@ use crate::{backend_case, claim, insert, job};
 backend_case! {
     async fn worker_registry(db: TestDb) {
         let s = &*db.store;
-        s.worker_heartbeat("w1", "host-a", 10).await.unwrap();
-        s.worker_heartbeat("w2", "host-b", 20).await.unwrap();
+        s.worker_heartbeat(WorkerHeartbeatParams { id: "w1".into(), host: "host-a".into(), pid: 10 }).await.unwrap();
+        s.worker_heartbeat(WorkerHeartbeatParams { id: "w2".into(), host: "host-b".into(), pid: 20 }).await.unwrap();
         let first = s.worker_list().await.unwrap();
         assert_eq!(first.len(), 2);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        s.worker_heartbeat("w1", "host-a", 10).await.unwrap();
+        s.worker_heartbeat(WorkerHeartbeatParams { id: "w1".into(), host: "host-a".into(), pid: 10 }).await.unwrap();
         let w1 = s
             .worker_list()
             .await

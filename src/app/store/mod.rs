@@ -166,7 +166,7 @@ pub const MIGRATIONS: MigrationSet = MigrationSet {
 /// Migrates the app's tables ([`MIGRATIONS`]) in the queue store's database, then gives the
 /// tablo store over it. Opening a queue store migrates only the queue's tables; the app, like
 /// any application, migrates its own.
-pub async fn open(core: Arc<dyn Store>) -> Result<Arc<dyn TabloStore>> {
+pub async fn open(core: Arc<Store>) -> Result<Arc<dyn TabloStore>> {
     migrate(core.as_ref()).await?;
     Ok(from_core(core))
 }
@@ -174,7 +174,7 @@ pub async fn open(core: Arc<dyn Store>) -> Result<Arc<dyn TabloStore>> {
 /// Applies the app's pending migrations ([`MIGRATIONS`]) to the queue store's database: on
 /// SQLite on a connection of its own to the store's file (the runner takes the write lock for
 /// each migration), on PostgreSQL on a connection of the store's pool.
-pub async fn migrate(core: &dyn Store) -> Result<()> {
+pub async fn migrate(core: &Store) -> Result<()> {
     match core.database() {
         Some(Database::Sqlite(s)) => {
             let path = s.path().to_path_buf();
@@ -204,7 +204,7 @@ pub async fn migrate(core: &dyn Store) -> Result<()> {
 /// The tablo store over a queue store's database (the same SQLite file or PostgreSQL
 /// database, through [`Store::database`]), without migrating: the app's tables must be there
 /// ([`open`] or [`migrate`] once).
-pub fn from_core(core: Arc<dyn Store>) -> Arc<dyn TabloStore> {
+pub fn from_core(core: Arc<Store>) -> Arc<dyn TabloStore> {
     match core.backend() {
         Backend::Sqlite => Arc::new(sqlite::SqliteTabloStore::new(core)),
         #[cfg(feature = "postgres")]
@@ -215,7 +215,7 @@ pub fn from_core(core: Arc<dyn Store>) -> Arc<dyn TabloStore> {
 }
 
 /// The error for a queue store that gives no database handle (a test double, say).
-fn no_database(core: &dyn Store) -> Error {
+fn no_database(core: &Store) -> Error {
     Error::invalid(
         "store",
         format!(

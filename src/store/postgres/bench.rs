@@ -185,7 +185,7 @@ async fn join_all<T>(
 mod tests {
     use super::*;
     use crate::store::postgres::PgStore;
-    use crate::store::Store;
+    use crate::store::{Driver, Store};
 
     async fn fresh() -> (String, PgStore) {
         let base =
@@ -232,7 +232,10 @@ mod tests {
         let mut probe = Probe::open(&url).await.unwrap();
         let raw = probe.raw_drain_baseline(250, 20).await.unwrap();
         assert!(raw.drain_jobs_per_sec > 0.0 && raw.single_insert_jobs_per_sec > 0.0);
-        let counts = store.job_counts().await.unwrap();
+        let counts = Store::new(std::sync::Arc::new(store))
+            .job_counts()
+            .await
+            .unwrap();
         assert_eq!(counts.queues[RAW_QUEUE][&crate::JobState::Completed], 250);
         assert!(!counts.queues.contains_key(RAW_SINGLE_QUEUE));
     }

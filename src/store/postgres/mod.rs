@@ -30,7 +30,7 @@
 
 pub mod bench;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -532,32 +532,12 @@ fn secs(d: Duration) -> f64 {
     clamp_secs(d)
 }
 
-fn fenced(fence: &JobFence, row: Option<JobRow>) -> Result<JobRow> {
-    row.ok_or(Error::Fenced {
-        id: fence.id,
-        attempt: fence.attempt,
-    })
-}
-
 async fn one_job(conn: &mut PgConnection, id: i64) -> Result<Option<JobRow>> {
     Ok(sqlx::query(sql!("job_get"))
         .bind(id)
         .try_map(job_from_row)
         .fetch_optional(conn)
         .await?)
-}
-
-/// After a user write changed no row: a conflict if the job exists, else not found.
-async fn conflict_or_not_found(
-    conn: &mut PgConnection,
-    id: i64,
-    conflict: impl FnOnce(&JobRow) -> String,
-) -> Error {
-    match one_job(conn, id).await {
-        Ok(Some(row)) => Error::Conflict(conflict(&row)),
-        Ok(None) => Error::not_found("job", id),
-        Err(e) => e,
-    }
 }
 
 // ---- writes shared with callers' own transactions -------------------------------------------
@@ -714,7 +694,7 @@ pub async fn job_insert_tx(
 }
 
 #[async_trait::async_trait]
-impl Store for PgStore {
+impl Driver for PgStore {
     fn backend(&self) -> Backend {
         Backend::Postgres
     }
@@ -741,15 +721,9 @@ impl Store for PgStore {
     }
 
     async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
-        let mut queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
         let mut tx = self.begin().await?;
         let out = job_insert_tx(&mut tx, jobs).await?;
         tx.commit().await?;
-        queues.sort();
-        queues.dedup();
-        for q in queues {
-            self.wakeup.notify(&q);
-        }
         Ok(out)
     }
 
@@ -770,42 +744,38 @@ impl Store for PgStore {
             .await?)
     }
 
-    async fn job_counts(&self) -> Result<JobCounts> {
+    async fn job_counts(&self) -> Result<Vec<JobCountRow>> {
         let rows: Vec<(String, String, i64)> = sqlx::query_as(sql!("job_counts"))
             .fetch_all(&mut *self.conn().await?)
             .await?;
-        let rows = rows
-            .into_iter()
-            .map(|(q, s, n)| Ok((q, s.parse::<JobState>()?, n)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(JobCounts::from_rows(rows))
+        rows.into_iter()
+            .map(|(queue, state, count)| {
+                Ok(JobCountRow {
+                    queue,
+                    state: state.parse()?,
+                    count,
+                })
+            })
+            .collect()
     }
 
     async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>> {
-        if params.limit == 0 || params.kinds.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut conn = self.conn().await?;
         sqlx::query(sql!("job_promote_due"))
             .bind(&params.queue)
             .execute(&mut *conn)
             .await?;
-        let mut jobs = sqlx::query(sql!("job_claim"))
+        Ok(sqlx::query(sql!("job_claim"))
             .bind(&params.queue)
             .bind(&params.worker_id)
             .bind(&params.kinds)
             .bind(i64::from(params.limit))
             .try_map(job_from_row)
             .fetch_all(&mut *conn)
-            .await?;
-        jobs.sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
-        Ok(jobs)
+            .await?)
     }
 
-    async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<bool>> {
-        if fences.is_empty() {
-            return Ok(Vec::new());
-        }
+    async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
         let completed: Vec<(i64, i32, String)> = sqlx::query_as(sql!("job_complete"))
             .bind(fences.iter().map(|f| f.id).collect::<Vec<_>>())
             .bind(fences.iter().map(|f| f.attempt).collect::<Vec<_>>())
@@ -817,17 +787,19 @@ impl Store for PgStore {
             )
             .fetch_all(&mut *self.conn().await?)
             .await?;
-        // A fence given twice changed its row once: the first one reports it, as on SQLite.
-        let mut completed: HashSet<(i64, i32, String)> = completed.into_iter().collect();
-        Ok(fences
+        Ok(completed
             .into_iter()
-            .map(|f| completed.remove(&(f.id, f.attempt, f.worker_id)))
+            .map(|(id, attempt, worker_id)| JobFence {
+                id,
+                attempt,
+                worker_id,
+            })
             .collect())
     }
 
-    async fn job_fail(&self, p: JobFailParams) -> Result<JobRow> {
+    async fn job_fail(&self, p: JobFailParams) -> Result<Option<JobRow>> {
         let f = &p.fence;
-        let row = sqlx::query(sql!("job_fail"))
+        Ok(sqlx::query(sql!("job_fail"))
             .bind(f.id)
             .bind(f.attempt)
             .bind(&f.worker_id)
@@ -837,20 +809,19 @@ impl Store for PgStore {
             .bind(p.discard)
             .try_map(job_from_row)
             .fetch_optional(&mut *self.conn().await?)
-            .await?;
-        fenced(f, row)
+            .await?)
     }
 
-    async fn job_snooze(&self, fence: JobFence, delay: Duration) -> Result<JobRow> {
-        let row = sqlx::query(sql!("job_snooze"))
-            .bind(fence.id)
-            .bind(fence.attempt)
-            .bind(&fence.worker_id)
-            .bind(secs(delay))
+    async fn job_snooze(&self, p: JobSnoozeParams) -> Result<Option<JobRow>> {
+        let f = &p.fence;
+        Ok(sqlx::query(sql!("job_snooze"))
+            .bind(f.id)
+            .bind(f.attempt)
+            .bind(&f.worker_id)
+            .bind(secs(p.delay))
             .try_map(job_from_row)
             .fetch_optional(&mut *self.conn().await?)
-            .await?;
-        fenced(&fence, row)
+            .await?)
     }
 
     async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
@@ -868,37 +839,39 @@ impl Store for PgStore {
             .collect())
     }
 
-    async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow> {
+    async fn job_release(&self, p: JobReleaseParams) -> Result<Option<JobRow>> {
+        let f = &p.fence;
         let mut tx = self.begin().await?;
         let row = sqlx::query(sql!("job_release"))
-            .bind(fence.id)
-            .bind(fence.attempt)
-            .bind(&fence.worker_id)
-            .bind(reason)
+            .bind(f.id)
+            .bind(f.attempt)
+            .bind(&f.worker_id)
+            .bind(&p.reason)
             .try_map(job_from_row)
             .fetch_optional(&mut *tx)
             .await?;
-        let row = fenced(&fence, row)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
         // Due at once: wake the queue's producers in every process, as an insert does.
         notify_queues(&mut tx, vec![row.queue.clone()]).await?;
         tx.commit().await?;
-        self.wakeup.notify(&row.queue);
-        Ok(row)
+        Ok(Some(row))
     }
 
-    async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow> {
-        let row = sqlx::query(sql!("job_cancel_running"))
-            .bind(fence.id)
-            .bind(fence.attempt)
-            .bind(&fence.worker_id)
-            .bind(reason)
+    async fn job_cancel_running(&self, p: JobCancelRunningParams) -> Result<Option<JobRow>> {
+        let f = &p.fence;
+        Ok(sqlx::query(sql!("job_cancel_running"))
+            .bind(f.id)
+            .bind(f.attempt)
+            .bind(&f.worker_id)
+            .bind(&p.reason)
             .try_map(job_from_row)
             .fetch_optional(&mut *self.conn().await?)
-            .await?;
-        fenced(&fence, row)
+            .await?)
     }
 
-    async fn job_cancel(&self, id: i64) -> Result<JobRow> {
+    async fn job_cancel(&self, id: i64) -> Result<Option<JobRow>> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(sql!("job_cancel"))
             .bind(id)
@@ -906,27 +879,17 @@ impl Store for PgStore {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
-            return Err(conflict_or_not_found(&mut tx, id, |j| {
-                format!("job {id} is already {}", j.state)
-            })
-            .await);
+            return Ok(None);
         };
         // A running job was only asked to stop: tell its worker, wherever it runs, at commit.
-        let worker = row
-            .attempted_by
-            .clone()
-            .filter(|_| row.state == JobState::Running);
-        if let Some(worker) = &worker {
+        if let (JobState::Running, Some(worker)) = (row.state, &row.attempted_by) {
             sqlx::query(sql!("job_cancel_notify"))
                 .bind(worker)
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
-        if let Some(worker) = &worker {
-            self.wakeup.notify_cancel(worker);
-        }
-        Ok(row)
+        Ok(Some(row))
     }
 
     async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>> {
@@ -944,7 +907,7 @@ impl Store for PgStore {
             .collect())
     }
 
-    async fn job_retry(&self, id: i64) -> Result<JobRow> {
+    async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(sql!("job_retry"))
             .bind(id)
@@ -952,15 +915,11 @@ impl Store for PgStore {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
-            return Err(conflict_or_not_found(&mut tx, id, |_| {
-                format!("job {id} is running; it cannot be retried until it stops")
-            })
-            .await);
+            return Ok(None);
         };
         notify_queues(&mut tx, vec![row.queue.clone()]).await?;
         tx.commit().await?;
-        self.wakeup.notify(&row.queue);
-        Ok(row)
+        Ok(Some(row))
     }
 
     async fn job_delete_finalized(&self, p: JobDeleteFinalizedParams) -> Result<u64> {
@@ -1034,7 +993,6 @@ impl Store for PgStore {
     }
 
     async fn queue_pause(&self, name: &str) -> Result<()> {
-        crate::job::validate_name("queue", name)?;
         sqlx::query(sql!("queue_pause"))
             .bind(name)
             .execute(&mut *self.conn().await?)
@@ -1043,7 +1001,6 @@ impl Store for PgStore {
     }
 
     async fn queue_resume(&self, name: &str) -> Result<()> {
-        crate::job::validate_name("queue", name)?;
         let mut tx = self.begin().await?;
         sqlx::query(sql!("queue_resume"))
             .bind(name)
@@ -1051,15 +1008,14 @@ impl Store for PgStore {
             .await?;
         notify_queues(&mut tx, vec![name.to_string()]).await?;
         tx.commit().await?;
-        self.wakeup.notify(name);
         Ok(())
     }
 
-    async fn worker_heartbeat(&self, id: &str, host: &str, pid: i64) -> Result<()> {
+    async fn worker_heartbeat(&self, p: WorkerHeartbeatParams) -> Result<()> {
         sqlx::query(sql!("worker_heartbeat"))
-            .bind(id)
-            .bind(host)
-            .bind(pid)
+            .bind(&p.id)
+            .bind(&p.host)
+            .bind(p.pid)
             .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
@@ -1109,21 +1065,17 @@ impl Store for PgStore {
             .bind(p.slot)
             .fetch_optional(&mut *tx)
             .await?;
-        let insert = match created {
+        match created {
             None => return Ok(None), // the slot was taken already; nothing written
-            Some(true) => p.insert_if_new,
-            Some(false) => true,
-        };
-        let queue = p.job.queue.clone();
-        let out = if insert {
-            job_insert_tx(&mut tx, vec![p.job]).await?.pop()
-        } else {
-            None
-        };
-        tx.commit().await?;
-        if out.is_some() {
-            self.wakeup.notify(&queue);
+            // A name seen for the first time only records its slot.
+            Some(true) => {
+                tx.commit().await?;
+                return Ok(None);
+            }
+            Some(false) => {}
         }
+        let out = job_insert_tx(&mut tx, vec![p.job]).await?.pop();
+        tx.commit().await?;
         Ok(out)
     }
 }

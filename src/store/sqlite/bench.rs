@@ -180,7 +180,7 @@ mod tests {
     use crate::store::Store;
 
     /// A fresh file, its store (which migrates it) and a probe beside it.
-    async fn fresh() -> (tempfile::TempDir, std::sync::Arc<dyn Store>, Probe) {
+    async fn fresh() -> (tempfile::TempDir, std::sync::Arc<Store>, Probe) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/porter.db", dir.path().display());
         let store = crate::store::open(&url).await.unwrap();

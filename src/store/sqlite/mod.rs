@@ -599,13 +599,6 @@ fn ago(d: Duration) -> String {
     format!("{:+.3} seconds", -clamp_secs(d))
 }
 
-fn fenced(fence: &JobFence, row: Option<JobRow>) -> Result<JobRow> {
-    row.ok_or(Error::Fenced {
-        id: fence.id,
-        attempt: fence.attempt,
-    })
-}
-
 // ---- writes shared with callers' own transactions -------------------------------------------
 
 /// Inserts jobs on a caller's connection, inside whatever transaction it has open: the jobs
@@ -679,20 +672,8 @@ fn rescued(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<St
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-fn fail_or_not_found(
-    conn: &Connection,
-    id: i64,
-    conflict: impl FnOnce(&JobRow) -> String,
-) -> Error {
-    match one_job(conn, sql!("job_get"), [id]) {
-        Ok(Some(row)) => Error::Conflict(conflict(&row)),
-        Ok(None) => Error::not_found("job", id),
-        Err(e) => e,
-    }
-}
-
 #[async_trait::async_trait]
-impl Store for SqliteStore {
+impl Driver for SqliteStore {
     fn backend(&self) -> Backend {
         Backend::Sqlite
     }
@@ -724,23 +705,8 @@ impl Store for SqliteStore {
         self.guard.as_ref().and_then(|g| g.check().err())
     }
 
-    async fn journal_mode(&self) -> Result<Option<String>> {
-        self.read(|c| {
-            Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
-                .map(Some)?)
-        })
-        .await
-    }
-
     async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
-        let mut queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
-        let out = self.writer.run(move |c| insert_jobs(c, &jobs)).await?;
-        queues.sort();
-        queues.dedup();
-        for q in queues {
-            self.wakeup.notify(&q);
-        }
-        Ok(out)
+        self.writer.run(move |c| insert_jobs(c, &jobs)).await
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
@@ -761,7 +727,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn job_counts(&self) -> Result<JobCounts> {
+    async fn job_counts(&self) -> Result<Vec<JobCountRow>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(sql!("job_counts"))?;
             let rows = stmt
@@ -773,19 +739,20 @@ impl Store for SqliteStore {
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let rows = rows
-                .into_iter()
-                .map(|(q, s, n)| Ok((q, s.parse::<JobState>()?, n)))
-                .collect::<Result<Vec<_>>>()?;
-            Ok(JobCounts::from_rows(rows))
+            rows.into_iter()
+                .map(|(queue, state, count)| {
+                    Ok(JobCountRow {
+                        queue,
+                        state: state.parse()?,
+                        count,
+                    })
+                })
+                .collect()
         })
         .await
     }
 
     async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>> {
-        if params.limit == 0 || params.kinds.is_empty() {
-            return Ok(Vec::new());
-        }
         let kinds = serde_json::to_string(&params.kinds).expect("kinds serialize");
         self.writer
             .run(move |c| {
@@ -796,17 +763,12 @@ impl Store for SqliteStore {
                     params![params.queue, params.worker_id, kinds, params.limit],
                     job_from_row,
                 )?;
-                let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-                jobs.sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
-                Ok(jobs)
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await
     }
 
-    async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<bool>> {
-        if fences.is_empty() {
-            return Ok(Vec::new());
-        }
+    async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
         let batch = serde_json::to_string(
             &fences
                 .iter()
@@ -814,28 +776,26 @@ impl Store for SqliteStore {
                 .collect::<Vec<_>>(),
         )
         .expect("fences serialize");
-        let completed: Vec<(i64, i32, String)> = self
-            .writer
+        self.writer
             .run(move |c| {
                 let mut stmt = c.prepare_cached(sql!("job_complete"))?;
-                let rows = stmt.query_map([batch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                let rows = stmt.query_map([batch], |r| {
+                    Ok(JobFence {
+                        id: r.get(0)?,
+                        attempt: r.get(1)?,
+                        worker_id: r.get(2)?,
+                    })
+                })?;
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             })
-            .await?;
-        // A fence given twice changed its row once: the first one reports it.
-        let mut completed: std::collections::HashSet<(i64, i32, String)> =
-            completed.into_iter().collect();
-        Ok(fences
-            .into_iter()
-            .map(|f| completed.remove(&(f.id, f.attempt, f.worker_id)))
-            .collect())
+            .await
     }
 
-    async fn job_fail(&self, p: JobFailParams) -> Result<JobRow> {
+    async fn job_fail(&self, p: JobFailParams) -> Result<Option<JobRow>> {
         self.writer
             .run(move |c| {
                 let f = &p.fence;
-                let row = one_job(
+                one_job(
                     c,
                     sql!("job_fail"),
                     params![
@@ -847,21 +807,20 @@ impl Store for SqliteStore {
                         ahead(p.retry_in),
                         p.discard
                     ],
-                )?;
-                fenced(f, row)
+                )
             })
             .await
     }
 
-    async fn job_snooze(&self, fence: JobFence, delay: Duration) -> Result<JobRow> {
+    async fn job_snooze(&self, p: JobSnoozeParams) -> Result<Option<JobRow>> {
         self.writer
             .run(move |c| {
-                let row = one_job(
+                let f = &p.fence;
+                one_job(
                     c,
                     sql!("job_snooze"),
-                    params![fence.id, fence.attempt, fence.worker_id, ahead(delay)],
-                )?;
-                fenced(&fence, row)
+                    params![f.id, f.attempt, f.worker_id, ahead(p.delay)],
+                )
             })
             .await
     }
@@ -882,50 +841,38 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn job_release(&self, fence: JobFence, reason: String) -> Result<JobRow> {
-        let row = self
-            .writer
-            .run(move |c| {
-                let row = one_job(
-                    c,
-                    sql!("job_release"),
-                    params![fence.id, fence.attempt, fence.worker_id, reason],
-                )?;
-                fenced(&fence, row)
-            })
-            .await?;
-        self.wakeup.notify(&row.queue);
-        Ok(row)
-    }
-
-    async fn job_cancel_running(&self, fence: JobFence, reason: String) -> Result<JobRow> {
+    async fn job_release(&self, p: JobReleaseParams) -> Result<Option<JobRow>> {
+        // Other processes' producers see the commit through their change watcher.
         self.writer
             .run(move |c| {
-                let row = one_job(
+                let f = &p.fence;
+                one_job(
                     c,
-                    sql!("job_cancel_running"),
-                    params![fence.id, fence.attempt, fence.worker_id, reason],
-                )?;
-                fenced(&fence, row)
+                    sql!("job_release"),
+                    params![f.id, f.attempt, f.worker_id, p.reason],
+                )
             })
             .await
     }
 
-    async fn job_cancel(&self, id: i64) -> Result<JobRow> {
-        let row = self
-            .writer
-            .run(move |c| match one_job(c, sql!("job_cancel"), [id])? {
-                Some(row) => Ok(row),
-                None => Err(fail_or_not_found(c, id, |j| {
-                    format!("job {id} is already {}", j.state)
-                })),
+    async fn job_cancel_running(&self, p: JobCancelRunningParams) -> Result<Option<JobRow>> {
+        self.writer
+            .run(move |c| {
+                let f = &p.fence;
+                one_job(
+                    c,
+                    sql!("job_cancel_running"),
+                    params![f.id, f.attempt, f.worker_id, p.reason],
+                )
             })
-            .await?;
+            .await
+    }
+
+    async fn job_cancel(&self, id: i64) -> Result<Option<JobRow>> {
         // Workers of other processes see the commit through their change watcher.
-        if let (JobState::Running, Some(worker)) = (row.state, &row.attempted_by) {
-            self.wakeup.notify_cancel(worker);
-        }
-        Ok(row)
+        self.writer
+            .run(move |c| one_job(c, sql!("job_cancel"), [id]))
+            .await
     }
 
     async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>> {
@@ -944,18 +891,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn job_retry(&self, id: i64) -> Result<JobRow> {
-        let row = self
-            .writer
-            .run(move |c| match one_job(c, sql!("job_retry"), [id])? {
-                Some(row) => Ok(row),
-                None => Err(fail_or_not_found(c, id, |_| {
-                    format!("job {id} is running; it cannot be retried until it stops")
-                })),
-            })
-            .await?;
-        self.wakeup.notify(&row.queue);
-        Ok(row)
+    async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {
+        self.writer
+            .run(move |c| one_job(c, sql!("job_retry"), [id]))
+            .await
     }
 
     async fn job_delete_finalized(&self, p: JobDeleteFinalizedParams) -> Result<u64> {
@@ -1019,7 +958,6 @@ impl Store for SqliteStore {
     }
 
     async fn queue_pause(&self, name: &str) -> Result<()> {
-        crate::job::validate_name("queue", name)?;
         let name = name.to_string();
         self.writer
             .run(move |c| {
@@ -1030,24 +968,20 @@ impl Store for SqliteStore {
     }
 
     async fn queue_resume(&self, name: &str) -> Result<()> {
-        crate::job::validate_name("queue", name)?;
-        let owned = name.to_string();
+        let name = name.to_string();
         self.writer
             .run(move |c| {
-                c.execute(sql!("queue_resume"), [owned])?;
+                c.execute(sql!("queue_resume"), [name])?;
                 Ok(())
             })
-            .await?;
-        self.wakeup.notify(name);
-        Ok(())
+            .await
     }
 
-    async fn worker_heartbeat(&self, id: &str, host: &str, pid: i64) -> Result<()> {
-        let (id, host) = (id.to_string(), host.to_string());
+    async fn worker_heartbeat(&self, p: WorkerHeartbeatParams) -> Result<()> {
         self.writer
             .run(move |c| {
                 c.prepare_cached(sql!("worker_heartbeat"))
-                    .and_then(|mut s| s.execute(params![id, host, pid]))?;
+                    .and_then(|mut s| s.execute(params![p.id, p.host, p.pid]))?;
                 Ok(())
             })
             .await
@@ -1094,31 +1028,22 @@ impl Store for SqliteStore {
     }
 
     async fn periodic_enqueue(&self, p: PeriodicEnqueueParams) -> Result<Option<InsertResult>> {
-        let queue = p.job.queue.clone();
-        let out = self
-            .writer
+        self.writer
             .run(move |c| {
                 // One write transaction: nobody else can read-then-write between these.
                 let last: Option<i64> = c
                     .query_row(sql!("periodic_get"), [&p.name], |r| r.get(0))
                     .optional()?;
-                let insert = match last {
-                    None => p.insert_if_new,
-                    Some(last) => last < p.slot,
+                match last {
+                    Some(last) if last >= p.slot => return Ok(None),
+                    _ => c.execute(sql!("periodic_set"), params![p.name, p.slot])?,
                 };
-                if last.is_some_and(|l| l >= p.slot) {
-                    return Ok(None);
-                }
-                c.execute(sql!("periodic_set"), params![p.name, p.slot])?;
-                if !insert {
+                // A name seen for the first time only records its slot.
+                if last.is_none() {
                     return Ok(None);
                 }
                 Ok(insert_jobs(c, std::slice::from_ref(&p.job))?.pop())
             })
-            .await?;
-        if out.is_some() {
-            self.wakeup.notify(&queue);
-        }
-        Ok(out)
+            .await
     }
 }

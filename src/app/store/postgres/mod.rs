@@ -21,7 +21,7 @@ macro_rules! sql {
 
 /// The tablo store over a PostgreSQL queue store.
 pub struct PgTabloStore {
-    core: Arc<dyn Store>,
+    core: Arc<Store>,
 }
 
 impl std::fmt::Debug for PgTabloStore {
@@ -32,7 +32,7 @@ impl std::fmt::Debug for PgTabloStore {
 
 impl PgTabloStore {
     /// The tablo store over `core`'s database (see [`Store::database`]).
-    pub fn new(core: Arc<dyn Store>) -> Self {
+    pub fn new(core: Arc<Store>) -> Self {
         PgTabloStore { core }
     }
 

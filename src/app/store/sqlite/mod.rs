@@ -24,7 +24,7 @@ macro_rules! sql {
 
 /// The tablo store over a SQLite queue store.
 pub struct SqliteTabloStore {
-    core: Arc<dyn Store>,
+    core: Arc<Store>,
 }
 
 impl std::fmt::Debug for SqliteTabloStore {
@@ -35,7 +35,7 @@ impl std::fmt::Debug for SqliteTabloStore {
 
 impl SqliteTabloStore {
     /// The tablo store over `core`'s file (see [`Store::database`]).
-    pub fn new(core: Arc<dyn Store>) -> Self {
+    pub fn new(core: Arc<Store>) -> Self {
         SqliteTabloStore { core }
     }
 

@@ -1,0 +1,147 @@
+//! The driver: the seam between the queue and one database, SQL and row mapping only.
+//!
+//! A [`Driver`] runs statements and maps rows; it decides nothing. What a result *means* (a
+//! fenced write that changed no row, a user's write on a job that is gone or final, the order
+//! of claimed jobs, which producers to wake) is decided once, above every driver, by
+//! [`Store`](super::Store). Each backend (`sqlite/`, `postgres/`) implements this trait with the
+//! same meaning, and the conformance suite runs against both through [`Store`](super::Store).
+//!
+//! This is an internal seam, documented so that the backends stay alike; it may change between
+//! releases. Methods are named noun first (`job_claim`, `queue_pause`) and take one params struct
+//! where they take more than one value.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::error::Result;
+use crate::job::JobRow;
+
+/// One database's statements. See the module docs.
+#[async_trait::async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// In-process wake-ups. The driver feeds it what other processes did where the backend can
+    /// tell (NOTIFY on PostgreSQL, `PRAGMA data_version` on SQLite); [`Store`](super::Store)
+    /// wakes this process's producers after its own writes.
+    fn wakeup(&self) -> &Arc<Wakeup>;
+
+    /// The database's clock.
+    async fn now(&self) -> Result<DateTime<Utc>>;
+
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Why this process's database is gone for good, if it is: on SQLite, the file (or its
+    /// WAL) was deleted or replaced under the running process, so its writes would go where
+    /// nobody reads them (commits are refused from then on). `None` on PostgreSQL, whose
+    /// outages pass.
+    async fn file_replaced(&self) -> Option<String> {
+        None
+    }
+
+    /// The database under this driver, for an application's own SQL (see [`Database`]);
+    /// `None` for a driver that has none to give (a test double, say).
+    fn database(&self) -> Option<Database<'_>> {
+        None
+    }
+
+    /// Inserts jobs in one transaction, in order. A job whose unique key is held by an
+    /// unfinished job is not inserted; that job is returned with `inserted = false`.
+    async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>>;
+
+    /// One job by id.
+    async fn job_get(&self, id: i64) -> Result<Option<JobRow>>;
+
+    /// Jobs matching the filters, newest (highest id) first.
+    async fn job_list(&self, params: JobListParams) -> Result<Vec<JobRow>>;
+
+    /// Job counts by queue and state (only the pairs that have jobs).
+    async fn job_counts(&self) -> Result<Vec<JobCountRow>>;
+
+    /// Claims up to `limit` due jobs of one queue (unless it is paused) for a worker, in any
+    /// order: they become `running` with `attempt + 1`. Scheduled and retryable jobs that are
+    /// due are made available first. Never called with a zero limit or no kinds.
+    async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>>;
+
+    /// Completes jobs (fenced); returns the fences whose rows changed, in any order. Never
+    /// called with no fences.
+    async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>>;
+
+    /// Records a failed attempt (fenced): retryable after `retry_in`, or discarded when the
+    /// attempts are used up or `discard` is set. The error joins the history. `None` when the
+    /// fence matched no row.
+    async fn job_fail(&self, params: JobFailParams) -> Result<Option<JobRow>>;
+
+    /// Puts a running job back to `scheduled` after a delay without using an attempt (fenced).
+    /// `None` when the fence matched no row.
+    async fn job_snooze(&self, params: JobSnoozeParams) -> Result<Option<JobRow>>;
+
+    /// The jobs the database says a worker runs (state `running`, `attempted_by` = the
+    /// worker), as fences.
+    async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>>;
+
+    /// Gives a running job back (fenced): `available` again at once, and the attempt does not
+    /// count toward `max_attempts` (which grows by one). The reason joins the error history.
+    /// Other processes' producers are woken at commit where the backend can. `None` when the
+    /// fence matched no row.
+    async fn job_release(&self, params: JobReleaseParams) -> Result<Option<JobRow>>;
+
+    /// A running job cancels itself (fenced), with a reason kept in its error history. `None`
+    /// when the fence matched no row.
+    async fn job_cancel_running(&self, params: JobCancelRunningParams) -> Result<Option<JobRow>>;
+
+    /// A user cancels a job that has not finished: cancelled at once unless it runs; a running
+    /// one stays `running` with the request in its metadata
+    /// ([`crate::job::CANCEL_REQUESTED_AT`]), and its worker's process is told at commit where
+    /// the backend can (NOTIFY). `None` when no unfinished job has the id.
+    async fn job_cancel(&self, id: i64) -> Result<Option<JobRow>>;
+
+    /// The running jobs of one worker that a user asked to cancel, as their fences, by id.
+    async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>>;
+
+    /// A user retries a job that is not running: available now, history kept. Other processes'
+    /// producers are woken at commit where the backend can. `None` when no such job is there
+    /// to retry (gone, or running).
+    async fn job_retry(&self, id: i64) -> Result<Option<JobRow>>;
+
+    /// Deletes finished jobs past their retention; returns how many went.
+    async fn job_delete_finalized(&self, params: JobDeleteFinalizedParams) -> Result<u64>;
+
+    /// Rescues running jobs of lost workers and stuck jobs.
+    async fn job_rescue(&self, params: JobRescueParams) -> Result<RescueCounts>;
+
+    /// Queues that have jobs or a pause record.
+    async fn queue_list(&self) -> Result<Vec<QueueRow>>;
+
+    /// Pauses a queue (its name already checked).
+    async fn queue_pause(&self, name: &str) -> Result<()>;
+
+    /// Resumes a queue (its name already checked); other processes' producers are woken at
+    /// commit where the backend can.
+    async fn queue_resume(&self, name: &str) -> Result<()>;
+
+    /// Registers a worker process or refreshes its heartbeat, with no lease or limits of its
+    /// own.
+    async fn worker_heartbeat(&self, params: WorkerHeartbeatParams) -> Result<()>;
+
+    /// Registers a worker process with its own lease and stuck limits, or refreshes its
+    /// heartbeat (and those settings).
+    async fn worker_register(&self, params: WorkerRegisterParams) -> Result<()>;
+
+    /// Removes a worker's registration, and the registrations of workers silent for more than
+    /// a day.
+    async fn worker_delete(&self, id: &str) -> Result<()>;
+
+    /// Registered workers.
+    async fn worker_list(&self) -> Result<Vec<WorkerRow>>;
+
+    /// Moves the periodic job's slot forward and inserts its job, in one transaction; returns
+    /// the job when this call advanced a recorded slot, `None` when the slot was already taken
+    /// or had no record yet (then only the slot is recorded).
+    async fn periodic_enqueue(&self, params: PeriodicEnqueueParams)
+        -> Result<Option<InsertResult>>;
+}

@@ -1,0 +1,394 @@
+//! [`Store`]: the one wrapper above every [`Driver`]. See the module docs of [`crate::store`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::error::{Error, Result};
+use crate::job::{validate_name, JobRow, JobState};
+
+/// The store every part of porter uses: a [`Driver`] wrapped once. Share it behind an `Arc`
+/// (what [`open`] gives).
+///
+/// Methods keep the driver's names; what they add over the driver is the same for every
+/// backend:
+/// * fenced writes that changed no row are [`Error::Fenced`];
+/// * a user's cancel or retry that matched nothing is [`Error::Conflict`] when the job exists
+///   (final, or running) and [`Error::NotFound`] when it does not;
+/// * completions answer per fence, in the order given (a fence given twice reports once);
+/// * claimed jobs come in claim order (priority, due time, id);
+/// * queue names are checked before anything is written;
+/// * writes that make jobs due wake this process's producers; a cancel of a running job wakes
+///   its worker's cancel watcher;
+/// * every call is counted per operation ([`Store::op_stats`]).
+pub struct Store {
+    driver: Arc<dyn Driver>,
+    stats: Mutex<BTreeMap<&'static str, OpStats>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.driver.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Calls of one store operation in this process, since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpStats {
+    /// Calls that returned.
+    pub calls: u64,
+    /// Calls that returned an error (a fenced write or a conflict included).
+    pub errors: u64,
+    /// Time spent in the calls, in total.
+    pub seconds: f64,
+}
+
+impl Store {
+    /// Wraps a driver. [`open`] does this for the built-in backends; a test double of a
+    /// driver is wrapped the same way.
+    pub fn new(driver: Arc<dyn Driver>) -> Self {
+        Store {
+            driver,
+            stats: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The driver underneath.
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.driver
+    }
+
+    /// Per operation (`job_claim`, `queue_pause`, ...), the calls this store has answered.
+    pub fn op_stats(&self) -> BTreeMap<&'static str, OpStats> {
+        self.stats.lock().expect("op stats").clone()
+    }
+
+    /// Runs one operation and counts it.
+    async fn op<T>(&self, name: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
+        let started = Instant::now();
+        let out = call.await;
+        let took = started.elapsed();
+        let mut stats = self.stats.lock().expect("op stats");
+        let entry = stats.entry(name).or_default();
+        entry.calls += 1;
+        entry.errors += u64::from(out.is_err());
+        entry.seconds += took.as_secs_f64();
+        out
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.driver.backend()
+    }
+
+    /// In-process wake-ups: inserts (from this process, and from others where the backend can
+    /// tell) wake the queue's subscribers.
+    pub fn wakeup(&self) -> &Arc<Wakeup> {
+        self.driver.wakeup()
+    }
+
+    /// Wakes this process's producers of these queues (each once).
+    fn wake_queues<'a>(&self, queues: impl IntoIterator<Item = &'a str>) {
+        let queues: std::collections::BTreeSet<&str> = queues.into_iter().collect();
+        for q in queues {
+            self.wakeup().notify(q);
+        }
+    }
+
+    /// The database's clock.
+    pub async fn now(&self) -> Result<DateTime<Utc>> {
+        self.op("now", self.driver.now()).await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.op("ping", self.driver.ping()).await
+    }
+
+    /// Why this process's database is gone for good, if it is: on SQLite, the file (or its
+    /// WAL) was deleted or replaced under the running process, so its writes would go where
+    /// nobody reads them (commits are refused from then on). A long-running process exits on
+    /// it, for its supervisor to start it again on the file that is there now. `None` on
+    /// PostgreSQL, whose outages pass.
+    pub async fn file_replaced(&self) -> Option<String> {
+        self.driver.file_replaced().await
+    }
+
+    /// The database under this store, for an application's own SQL beside porter's (see
+    /// [`Database`]); `None` for a driver that has none to give (a test double, say).
+    pub fn database(&self) -> Option<Database<'_>> {
+        self.driver.database()
+    }
+
+    /// Inserts jobs in one transaction, in order, and wakes their queues' producers. A job
+    /// whose unique key is held by an unfinished job is not inserted; that job is returned
+    /// with `inserted = false`.
+    pub async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
+        let queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
+        let out = self
+            .op("job_insert_many", self.driver.job_insert_many(jobs))
+            .await?;
+        self.wake_queues(queues.iter().map(String::as_str));
+        Ok(out)
+    }
+
+    /// One job by id.
+    pub async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
+        self.op("job_get", self.driver.job_get(id)).await
+    }
+
+    /// Jobs matching the filters, newest (highest id) first.
+    pub async fn job_list(&self, params: JobListParams) -> Result<Vec<JobRow>> {
+        self.op("job_list", self.driver.job_list(params)).await
+    }
+
+    /// Counts by queue and state, every state present (zero where there are none).
+    pub async fn job_counts(&self) -> Result<JobCounts> {
+        let rows = self.op("job_counts", self.driver.job_counts()).await?;
+        Ok(JobCounts::from_rows(
+            rows.into_iter().map(|r| (r.queue, r.state, r.count)),
+        ))
+    }
+
+    /// Claims up to `limit` due jobs of one queue (unless it is paused) for a worker, by
+    /// priority, due time, id: they become `running` with `attempt + 1`. Scheduled and
+    /// retryable jobs that are due are made available first.
+    pub async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>> {
+        if params.limit == 0 || params.kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut jobs = self.op("job_claim", self.driver.job_claim(params)).await?;
+        jobs.sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
+        Ok(jobs)
+    }
+
+    /// Completes jobs (fenced). Returns, per fence, whether the row changed; a fence given
+    /// twice changed its row once, and the first one reports it.
+    pub async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<bool>> {
+        if fences.is_empty() {
+            return Ok(Vec::new());
+        }
+        let completed = self
+            .op(
+                "job_complete_many",
+                self.driver.job_complete_many(fences.clone()),
+            )
+            .await?;
+        let mut completed: HashSet<JobFence> = completed.into_iter().collect();
+        Ok(fences.iter().map(|f| completed.remove(f)).collect())
+    }
+
+    /// Records a failed attempt (fenced): retryable after `retry_in`, or discarded when the
+    /// attempts are used up or `discard` is set. The error joins the history.
+    pub async fn job_fail(&self, params: JobFailParams) -> Result<JobRow> {
+        let fence = params.fence.clone();
+        self.op("job_fail", async {
+            fenced(&fence, self.driver.job_fail(params).await?)
+        })
+        .await
+    }
+
+    /// Puts a running job back to `scheduled` after a delay without using an attempt (fenced).
+    pub async fn job_snooze(&self, params: JobSnoozeParams) -> Result<JobRow> {
+        let fence = params.fence.clone();
+        self.op("job_snooze", async {
+            fenced(&fence, self.driver.job_snooze(params).await?)
+        })
+        .await
+    }
+
+    /// The jobs the database says a worker runs (state `running`, `attempted_by` = the
+    /// worker), as fences: the worker reconciles them with the jobs it really runs.
+    pub async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
+        self.op("job_list_running", self.driver.job_list_running(worker_id))
+            .await
+    }
+
+    /// Gives a running job back (fenced): it is `available` again at once (its queue's
+    /// producers are woken), and the attempt does not count toward `max_attempts` (which grows
+    /// by one, as for a snooze, so fences stay unique). The reason joins the error history.
+    /// For jobs their worker stopped without a result of their own: a shutdown, or a reconcile.
+    pub async fn job_release(&self, params: JobReleaseParams) -> Result<JobRow> {
+        let fence = params.fence.clone();
+        let row = self
+            .op("job_release", async {
+                fenced(&fence, self.driver.job_release(params).await?)
+            })
+            .await?;
+        self.wake_queues([row.queue.as_str()]);
+        Ok(row)
+    }
+
+    /// A running job cancels itself (fenced), with a reason kept in its error history.
+    pub async fn job_cancel_running(&self, params: JobCancelRunningParams) -> Result<JobRow> {
+        let fence = params.fence.clone();
+        self.op("job_cancel_running", async {
+            fenced(&fence, self.driver.job_cancel_running(params).await?)
+        })
+        .await
+    }
+
+    /// A user cancels a job that has not finished. A job that is not running is cancelled at
+    /// once. A running one stays `running` (its unique key stays held) with the request recorded
+    /// in its metadata ([`crate::job::CANCEL_REQUESTED_AT`]), and the worker that runs it is
+    /// woken ([`Wakeup::subscribe_cancel`]; NOTIFY on Postgres) to stop it and record it
+    /// `cancelled`. Final jobs are a conflict.
+    pub async fn job_cancel(&self, id: i64) -> Result<JobRow> {
+        let row = self
+            .op("job_cancel", async {
+                match self.driver.job_cancel(id).await? {
+                    Some(row) => Ok(row),
+                    None => Err(self
+                        .conflict_or_not_found(id, |j| format!("job {id} is already {}", j.state))
+                        .await),
+                }
+            })
+            .await?;
+        // Workers of other processes are told by the driver (NOTIFY, or the change watcher).
+        if let (JobState::Running, Some(worker)) = (row.state, &row.attempted_by) {
+            self.wakeup().notify_cancel(worker);
+        }
+        Ok(row)
+    }
+
+    /// The running jobs of one worker that a user asked to cancel, as their fences, by id.
+    pub async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>> {
+        self.op(
+            "job_cancel_requests",
+            self.driver.job_cancel_requests(worker_id),
+        )
+        .await
+    }
+
+    /// A user retries a job that is not running: it becomes available now, history kept, and
+    /// its queue's producers are woken. A running job is a conflict.
+    pub async fn job_retry(&self, id: i64) -> Result<JobRow> {
+        let row = self
+            .op("job_retry", async {
+                match self.driver.job_retry(id).await? {
+                    Some(row) => Ok(row),
+                    None => Err(self
+                        .conflict_or_not_found(id, |_| {
+                            format!("job {id} is running; it cannot be retried until it stops")
+                        })
+                        .await),
+                }
+            })
+            .await?;
+        self.wake_queues([row.queue.as_str()]);
+        Ok(row)
+    }
+
+    /// After a user's write matched no row: a conflict if the job is there, else not found.
+    async fn conflict_or_not_found(
+        &self,
+        id: i64,
+        conflict: impl FnOnce(&JobRow) -> String,
+    ) -> Error {
+        match self.driver.job_get(id).await {
+            Ok(Some(row)) => Error::Conflict(conflict(&row)),
+            Ok(None) => Error::not_found("job", id),
+            Err(e) => e,
+        }
+    }
+
+    /// Deletes finished jobs past their retention; returns how many went.
+    pub async fn job_delete_finalized(&self, params: JobDeleteFinalizedParams) -> Result<u64> {
+        self.op(
+            "job_delete_finalized",
+            self.driver.job_delete_finalized(params),
+        )
+        .await
+    }
+
+    /// Rescues running jobs of lost workers and stuck jobs; when some are due again, wakes
+    /// every producer of this process.
+    pub async fn job_rescue(&self, params: JobRescueParams) -> Result<RescueCounts> {
+        let counts = self
+            .op("job_rescue", self.driver.job_rescue(params))
+            .await?;
+        if counts.retried > 0 {
+            self.wakeup().notify(wake::ALL_QUEUES);
+        }
+        Ok(counts)
+    }
+
+    /// Queues that have jobs or a pause record.
+    pub async fn queue_list(&self) -> Result<Vec<QueueRow>> {
+        self.op("queue_list", self.driver.queue_list()).await
+    }
+
+    /// Pauses a queue: its jobs are not claimed until it is resumed.
+    pub async fn queue_pause(&self, name: &str) -> Result<()> {
+        validate_name("queue", name)?;
+        self.op("queue_pause", self.driver.queue_pause(name)).await
+    }
+
+    /// Resumes a paused queue, and wakes its producers.
+    pub async fn queue_resume(&self, name: &str) -> Result<()> {
+        validate_name("queue", name)?;
+        self.op("queue_resume", self.driver.queue_resume(name))
+            .await?;
+        self.wake_queues([name]);
+        Ok(())
+    }
+
+    /// Registers a worker process or refreshes its heartbeat, with no lease or limits of its
+    /// own (rescuers judge it by theirs). Workers use [`Store::worker_register`].
+    pub async fn worker_heartbeat(&self, params: WorkerHeartbeatParams) -> Result<()> {
+        self.op("worker_heartbeat", self.driver.worker_heartbeat(params))
+            .await
+    }
+
+    /// Registers a worker process with its own lease and stuck limits, or refreshes its
+    /// heartbeat (and those settings). Rescue judges the worker, and the jobs it claimed, by
+    /// these, not by the rescuing process's settings.
+    pub async fn worker_register(&self, params: WorkerRegisterParams) -> Result<()> {
+        self.op("worker_register", self.driver.worker_register(params))
+            .await
+    }
+
+    /// Removes a worker's registration (clean shutdown), and the registrations of workers
+    /// silent for more than a day (crashed ones: their jobs were rescued long before).
+    pub async fn worker_delete(&self, id: &str) -> Result<()> {
+        self.op("worker_delete", self.driver.worker_delete(id))
+            .await
+    }
+
+    /// Registered workers.
+    pub async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
+        self.op("worker_list", self.driver.worker_list()).await
+    }
+
+    /// Moves the periodic job's slot forward and inserts its job, in one transaction; returns
+    /// the job when this call advanced the slot (and wakes its queue's producers), `None` when
+    /// the slot was already taken or seen for the first time (then it is only recorded).
+    pub async fn periodic_enqueue(
+        &self,
+        params: PeriodicEnqueueParams,
+    ) -> Result<Option<InsertResult>> {
+        let queue = params.job.queue.clone();
+        let out = self
+            .op("periodic_enqueue", self.driver.periodic_enqueue(params))
+            .await?;
+        if out.is_some() {
+            self.wake_queues([queue.as_str()]);
+        }
+        Ok(out)
+    }
+}
+
+/// A fenced write's row, or [`Error::Fenced`] when the fence matched none.
+fn fenced(fence: &JobFence, row: Option<JobRow>) -> Result<JobRow> {
+    row.ok_or(Error::Fenced {
+        id: fence.id,
+        attempt: fence.attempt,
+    })
+}
