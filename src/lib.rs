@@ -10,7 +10,8 @@
 //! * [`worker`]: the [`Worker`] trait (work, timeout, next_retry) and the [`Workers`] registry.
 //! * [`client`]: [`Client`], to insert jobs (one, many, inside a caller's transaction) and
 //!   manage them.
-//! * [`store`]: the one storage seam, [`Store`], with `sqlite` and `postgres` backends.
+//! * [`store`]: the storage seam, [`store::Driver`] (SQL and row mapping), with `sqlite` and
+//!   `postgres` backends, wrapped once by [`Store`] (what results mean, wake-ups, counts).
 //! * [`runtime`]: producers, executor, batched completer, graceful shutdown.
 //! * [`maintenance`]: periodic enqueuer, rescuer (leases), retention cleaner.
 //! * [`testing`]: helpers for an application's own tests (a throwaway SQLite store, run a

@@ -7,7 +7,7 @@
 //!   params struct where they take more than one value.
 //! * [`Store`], the one wrapper above every driver, is what [`open`] gives and what the rest of
 //!   porter calls. It decides what results mean, once for both backends: input checks, fence
-//!   outcomes ([`Error::Fenced`](crate::Error::Fenced)), conflict or not found after a user's
+//!   outcomes ([`Error::Fenced`]), conflict or not found after a user's
 //!   write matched nothing, completions mapped back to their fences, claimed jobs in claim
 //!   order, this process's wake-ups, and per-operation counts ([`Store::op_stats`]). Every
 //!   method means the same on SQLite and on PostgreSQL, and `tests/conformance/` proves it by

@@ -94,7 +94,7 @@ impl std::fmt::Debug for PgStore {
 }
 
 /// Every sqlx error becomes the library's error here, so the store's code converts with `?`
-/// alone (an exhausted pool is explained where connections are taken: [`PgStore::conn`]).
+/// alone (an exhausted pool is explained where connections are taken).
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         map_err(e)
