@@ -303,7 +303,12 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
         ));
     }
     let store = crate::store::open(database_url).await?;
-    let existing: i64 = store.job_counts().await?.total.values().sum();
+    let existing: i64 = crate::Client::new(store.clone())
+        .counts()
+        .await?
+        .total
+        .values()
+        .sum();
     if existing > 0 {
         return Err(Error::invalid(
             "database",
@@ -340,7 +345,9 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
     let mut left = jobs;
     while left > 0 {
         let n = left.min(BATCH_INSERT_MAX);
-        let inserted = store.job_insert_many(vec![noop.clone(); n]).await?;
+        let inserted = crate::Client::new(store.clone())
+            .insert_many_params(vec![noop.clone(); n])
+            .await?;
         if inserted.len() != n {
             return Err(Error::Database(format!(
                 "inserted {} jobs of {n}",
@@ -472,7 +479,7 @@ async fn drain(
     let stopped = running.await.map_err(|e| Error::Database(e.to_string()))?;
     let elapsed = outcome?;
     stopped?;
-    let counts = store.job_counts().await?;
+    let counts = crate::Client::new(store.clone()).counts().await?;
     let completed = counts
         .queues
         .get(DRAIN_QUEUE)
@@ -503,7 +510,9 @@ async fn single_inserts(
             let (store, next, noop, bar) = (store.clone(), next.clone(), noop.clone(), bar.clone());
             tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < jobs {
-                    store.job_insert_many(vec![noop.clone()]).await?;
+                    crate::Client::new(store.clone())
+                        .insert_many_params(vec![noop.clone()])
+                        .await?;
                     bar.inc(1);
                 }
                 Ok::<_, Error>(())

@@ -1,11 +1,15 @@
-//! The client: insert typed jobs (one, many, or inside the caller's transaction), and manage
-//! them (get, list, cancel, retry).
+//! The client: insert typed jobs (one, many, or inside the caller's transaction), manage them
+//! (get, list, cancel, retry, counts), and run the queue's operations (queues, pause, resume,
+//! workers). The CLI, the admin API, the dashboard and the metrics go through it, as an
+//! application does; none of them calls the store underneath.
 
 use std::sync::Arc;
 
 use crate::error::Result;
 use crate::job::{InsertOpts, JobArgs, JobRow};
-use crate::store::{InsertResult, JobCounts, JobInsertParams, JobListParams, Store};
+use crate::store::{
+    Backend, InsertResult, JobCounts, JobInsertParams, JobListParams, QueueRow, Store, WorkerRow,
+};
 
 /// Inserts and manages jobs. Cheap to clone.
 #[derive(Clone)]
@@ -73,6 +77,15 @@ impl Client {
         self.store.job_insert_many(params).await
     }
 
+    /// Inserts jobs already checked into params ([`JobInsertParams::new`]) in one transaction,
+    /// in order.
+    pub async fn insert_many_params(
+        &self,
+        params: Vec<JobInsertParams>,
+    ) -> Result<Vec<InsertResult>> {
+        self.store.job_insert_many(params).await
+    }
+
     /// Inserts a job by kind name with JSON args (the CLI and HTTP path).
     pub async fn insert_raw(
         &self,
@@ -132,5 +145,46 @@ impl Client {
     /// Counts by queue and state.
     pub async fn counts(&self) -> Result<JobCounts> {
         self.store.job_counts().await
+    }
+
+    /// Failed jobs: the discarded ones matching the other filters, newest first, each with its
+    /// error history (what `porter list-failed-jobs` and `GET /admin/failed` show).
+    pub async fn failed(&self, params: JobListParams) -> Result<Vec<JobRow>> {
+        self.store
+            .job_list(JobListParams {
+                states: vec![crate::job::JobState::Discarded],
+                ..params
+            })
+            .await
+    }
+
+    /// Queues that have jobs or a pause record.
+    pub async fn queue_list(&self) -> Result<Vec<QueueRow>> {
+        self.store.queue_list().await
+    }
+
+    /// Pauses a queue: its jobs are not claimed until it is resumed.
+    pub async fn queue_pause(&self, queue: &str) -> Result<()> {
+        self.store.queue_pause(queue).await
+    }
+
+    /// Resumes a paused queue.
+    pub async fn queue_resume(&self, queue: &str) -> Result<()> {
+        self.store.queue_resume(queue).await
+    }
+
+    /// Registered worker processes.
+    pub async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
+        self.store.worker_list().await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.store.ping().await
+    }
+
+    /// Which backend the store runs on.
+    pub fn backend(&self) -> Backend {
+        self.store.backend()
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use super::{open_store, output, GlobalArgs};
+use super::{open_client, output, GlobalArgs};
 use crate::app::builtin::BUILTIN_KINDS;
 use crate::error::Error;
 use crate::job::{validate_name, InsertOpts};
@@ -180,7 +180,7 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
         None => serde_json::json!({}),
     };
     let params = JobInsertParams::new(&a.kind, args, opts)?;
-    let store = open_store(g).await?;
+    let client = open_client(g).await?;
     // A job's share of a statement: its args and metadata, and a little for the rest of it.
     let job_bytes =
         json_size(&params.args, usize::MAX) + json_size(&params.metadata, usize::MAX) + 256;
@@ -189,7 +189,7 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
     let mut done = 0;
     while done < count {
         let n = per_transaction.min(count - done);
-        let results = match store.job_insert_many(vec![params.clone(); n]).await {
+        let results = match client.insert_many_params(vec![params.clone(); n]).await {
             Ok(results) => results,
             Err(e) if done > 0 => {
                 anyhow::bail!("{e} (after {done} of {count} jobs were inserted, in earlier transactions: their ids are printed)")

@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::{open_store, output, GlobalArgs};
+use super::{open_client, output, GlobalArgs};
 use crate::error::Error;
 use crate::http::listing::{list_jobs, JobPage, LIST_BYTES_BUDGET};
 use crate::job::{validate_name, JobRow, JobState};
@@ -126,8 +126,8 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
                 validate_name("queue", &queue)?;
                 params.queue = Some(queue);
             }
-            let store = open_store(g).await?;
-            let page = list_jobs(store.as_ref(), params, LIST_BYTES_BUDGET).await?;
+            let client = open_client(g).await?;
+            let page = list_jobs(&client, params, LIST_BYTES_BUDGET).await?;
             if a.json {
                 return output::print_json(&page);
             }
@@ -147,9 +147,9 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
             output::print(&text)
         }
         JobsCommand::Show { id, json } => {
-            let store = open_store(g).await?;
-            let job = store
-                .job_get(id)
+            let client = open_client(g).await?;
+            let job = client
+                .get(id)
                 .await?
                 .ok_or_else(|| Error::not_found("job", id))?;
             if json {
@@ -158,16 +158,14 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
             output::print(&show(&job))
         }
         JobsCommand::Retry { id } => {
-            let store = open_store(g).await?;
-            let job = store.job_retry(id).await?;
+            let job = open_client(g).await?.retry(id).await?;
             output::print(&format!(
                 "job {} is {} (attempt {} of {} so far)\n",
                 job.id, job.state, job.attempt, job.max_attempts
             ))
         }
         JobsCommand::Cancel { id } => {
-            let store = open_store(g).await?;
-            let job = store.job_cancel(id).await?;
+            let job = open_client(g).await?.cancel(id).await?;
             if job.state == JobState::Running {
                 return output::print(&format!(
                     "job {} is running; cancel requested: its worker stops it and records it cancelled\n",
@@ -227,14 +225,14 @@ fn show(job: &JobRow) -> String {
 }
 
 pub(super) async fn failed(g: &GlobalArgs, a: FailedArgs) -> anyhow::Result<()> {
-    let store = open_store(g).await?;
+    let client = open_client(g).await?;
     let params = JobListParams {
         states: vec![JobState::Discarded],
         limit: a.limit,
         before_id: a.before_id,
         ..Default::default()
     };
-    let page = list_jobs(store.as_ref(), params, LIST_BYTES_BUDGET).await?;
+    let page = list_jobs(&client, params, LIST_BYTES_BUDGET).await?;
     if a.json {
         return output::print_json(&page);
     }

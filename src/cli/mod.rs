@@ -180,11 +180,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = cli.global;
     match cli.command {
         Command::Migrate => {
-            let store = open_store(&g).await?;
+            let client = open_client(&g).await?;
             output::print(&format!(
                 "database {} ({}) is migrated\n",
                 redact_url(&g.database_url),
-                store.backend()
+                client.backend()
             ))
         }
         Command::Worker(args) => serve::worker(&g, args).await,
@@ -198,6 +198,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CleanupOrphans(args) => serve::cleanup_orphans(&g, args).await,
         Command::Bench(args) => bench::run(&g, args).await,
     }
+}
+
+/// Opens (and migrates) the database, for the commands that act on the queue: through the
+/// client, as an application does.
+async fn open_client(g: &GlobalArgs) -> anyhow::Result<crate::Client> {
+    Ok(crate::Client::new(open_store(g).await?))
 }
 
 /// Opens (and migrates) the database.

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{open_store, output, GlobalArgs};
+use super::{open_client, output, GlobalArgs};
 use crate::job::{validate_name, JobState};
 use crate::store::StateCounts;
 
@@ -58,8 +58,8 @@ fn state_headers<'a>(first: &'a [&'a str]) -> Vec<&'a str> {
 pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()> {
     match cmd {
         QueuesCommand::List { json } => {
-            let store = open_store(g).await?;
-            let queues = store.queue_list().await?;
+            let client = open_client(g).await?;
+            let queues = client.queue_list().await?;
             if json {
                 let queues: Vec<_> = queues
                     .iter()
@@ -70,7 +70,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()
             if queues.is_empty() {
                 return output::print("no queues yet (a queue appears with its first job)\n");
             }
-            let counts = store.job_counts().await?;
+            let counts = client.counts().await?;
             let rows: Vec<Vec<String>> = queues
                 .iter()
                 .map(|q| {
@@ -91,20 +91,19 @@ pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()
         }
         QueuesCommand::Pause { queue } => {
             validate_name("queue", &queue)?;
-            open_store(g).await?.queue_pause(&queue).await?;
+            open_client(g).await?.queue_pause(&queue).await?;
             output::print(&format!("queue {queue} paused\n"))
         }
         QueuesCommand::Resume { queue } => {
             validate_name("queue", &queue)?;
-            open_store(g).await?.queue_resume(&queue).await?;
+            open_client(g).await?.queue_resume(&queue).await?;
             output::print(&format!("queue {queue} resumed\n"))
         }
     }
 }
 
 pub(super) async fn stats(g: &GlobalArgs, a: StatsArgs) -> anyhow::Result<()> {
-    let store = open_store(g).await?;
-    let counts = store.job_counts().await?;
+    let counts = open_client(g).await?.counts().await?;
     if a.json {
         return output::print_json(&counts);
     }

@@ -303,9 +303,9 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting dev: web and worker in one process");
     let workers = builtin_workers(store.clone(), objects.clone())?;
     let state = AppState::with_config(store.clone(), objects, config);
+    let watch = watch_database_file(store.clone(), shutdown.clone());
     let runtime = Runtime::new(store, workers, runtime_config)
         .with_error_handler(state.metrics.error_handler());
-    let watch = watch_database_file(state.store.clone(), shutdown.clone());
     let worker = tokio::spawn(runtime.run(shutdown.clone()));
     log_listening(&listener, &state.config);
     let stop = shutdown.soft.clone();

@@ -88,7 +88,11 @@ async fn insert_job(
         ..Default::default()
     };
     let params = JobInsertParams::new(&job.kind, job.args, opts)?;
-    let result = state.store.job_insert_many(vec![params]).await?.remove(0);
+    let result = state
+        .client
+        .insert_many_params(vec![params])
+        .await?
+        .remove(0);
     state
         .metrics
         .inserted(&result.job.queue, &result.job.kind, result.inserted);
@@ -146,7 +150,7 @@ async fn list_jobs(
 ) -> Result<Json<JobPage>, AppError> {
     let params = list_params(query.as_deref())?;
     Ok(Json(
-        listing::list_jobs(state.store.as_ref(), params, state.config.max_list_bytes).await?,
+        listing::list_jobs(&state.client, params, state.config.max_list_bytes).await?,
     ))
 }
 
@@ -164,7 +168,7 @@ async fn failed_jobs(
     }
     params.states = vec![JobState::Discarded];
     Ok(Json(
-        listing::list_jobs(state.store.as_ref(), params, state.config.max_list_bytes).await?,
+        listing::list_jobs(&state.client, params, state.config.max_list_bytes).await?,
     ))
 }
 
@@ -173,7 +177,7 @@ async fn get_job(
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<JobRow>, AppError> {
     let Path(id) = id?;
-    match state.store.job_get(id).await? {
+    match state.client.get(id).await? {
         Some(job) => Ok(Json(job)),
         None => Err(Error::not_found("job", id).into()),
     }
@@ -184,7 +188,7 @@ async fn retry_job(
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<JobRow>, AppError> {
     let Path(id) = id?;
-    Ok(Json(state.store.job_retry(id).await?))
+    Ok(Json(state.client.retry(id).await?))
 }
 
 async fn cancel_job(
@@ -192,11 +196,11 @@ async fn cancel_job(
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<JobRow>, AppError> {
     let Path(id) = id?;
-    Ok(Json(state.store.job_cancel(id).await?))
+    Ok(Json(state.client.cancel(id).await?))
 }
 
 async fn stats(State(state): State<AppState>) -> Result<Json<crate::store::JobCounts>, AppError> {
-    Ok(Json(state.store.job_counts().await?))
+    Ok(Json(state.client.counts().await?))
 }
 
 /// A queue as the admin API shows it.
@@ -219,7 +223,7 @@ impl From<QueueRow> for QueueView {
 
 async fn list_queues(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
     let queues: Vec<QueueView> = state
-        .store
+        .client
         .queue_list()
         .await?
         .into_iter()
@@ -232,8 +236,7 @@ async fn pause_queue(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    validate_name("queue", &name)?;
-    state.store.queue_pause(&name).await?;
+    state.client.queue_pause(&name).await?;
     Ok(Json(json!({ "queue": name, "paused": true })))
 }
 
@@ -241,7 +244,6 @@ async fn resume_queue(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    validate_name("queue", &name)?;
-    state.store.queue_resume(&name).await?;
+    state.client.queue_resume(&name).await?;
     Ok(Json(json!({ "queue": name, "paused": false })))
 }

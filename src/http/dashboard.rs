@@ -162,12 +162,12 @@ async fn render_page(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> crate::Result<Markup> {
-    let counts = state.store.job_counts().await?;
-    let queues = state.store.queue_list().await?;
+    let counts = state.client.counts().await?;
+    let queues = state.client.queue_list().await?;
     // Through the bounded listing: a few rows read at a time, large args never held.
     let budget = state.config.max_list_bytes;
     let discarded = listing::list_jobs(
-        state.store.as_ref(),
+        &state.client,
         JobListParams {
             states: vec![JobState::Discarded],
             limit: Some(JOBS_SHOWN),
@@ -178,7 +178,7 @@ async fn render_page(
     .await?
     .jobs;
     let unfinished = listing::list_jobs(
-        state.store.as_ref(),
+        &state.client,
         JobListParams {
             states: vec![
                 JobState::Available,
@@ -220,7 +220,7 @@ async fn render_page(
         html! {
             header {
                 h1 { "porter" }
-                span.muted { "backend: " (state.store.backend()) }
+                span.muted { "backend: " (state.client.backend()) }
                 span.muted { "refreshes every " (refresh) " s" }
                 @if logged_in {
                     form.inline method="post" action="/dashboard/logout" { button type="submit" { "Log out" } }
@@ -462,8 +462,8 @@ async fn act(
         Err(e) => return problem_page(&state, StatusCode::BAD_REQUEST, &e.body_text()),
     };
     let (result, done) = match action.as_str() {
-        "retry" => (state.store.job_retry(id).await, "retried"),
-        "cancel" => (state.store.job_cancel(id).await, "cancelled"),
+        "retry" => (state.client.retry(id).await, "retried"),
+        "cancel" => (state.client.cancel(id).await, "cancelled"),
         _ => {
             return problem_page(
                 &state,

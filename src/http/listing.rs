@@ -16,9 +16,10 @@
 
 use serde::Serialize;
 
+use crate::client::Client;
 use crate::error::Result;
 use crate::job::JobRow;
-use crate::store::{json_size, JobListParams, Store};
+use crate::store::{json_size, JobListParams};
 
 /// Args (or metadata) larger than this, as JSON, are shown in lists as a marker: 2 KiB.
 pub const LIST_ARGS_MAX_BYTES: usize = 2048;
@@ -78,9 +79,9 @@ pub fn for_listing(mut job: JobRow) -> JobRow {
     job
 }
 
-/// Lists jobs like [`Store::job_list`], bounded by `budget` bytes of JSON as well as by the
+/// Lists jobs like [`Client::list`], bounded by `budget` bytes of JSON as well as by the
 /// row limit, each job cut by [`for_listing`]. See the module docs.
-pub async fn list_jobs(store: &Store, params: JobListParams, budget: usize) -> Result<JobPage> {
+pub async fn list_jobs(client: &Client, params: JobListParams, budget: usize) -> Result<JobPage> {
     let limit = params.effective_limit() as usize;
     let mut jobs: Vec<JobRow> = Vec::new();
     // `{"jobs":[],"next_before_id":-9223372036854775808}`
@@ -89,8 +90,8 @@ pub async fn list_jobs(store: &Store, params: JobListParams, budget: usize) -> R
     loop {
         // One row more than the page needs, to know whether another page follows.
         let want = (limit - jobs.len() + 1).min(FETCH_ROWS as usize) as u32;
-        let rows = store
-            .job_list(JobListParams {
+        let rows = client
+            .list(JobListParams {
                 before_id: before,
                 limit: Some(want),
                 ..params.clone()

@@ -131,9 +131,9 @@ impl Metrics {
     }
 
     /// Reads the job counts and renders every metric.
-    pub async fn render(&self, store: &crate::Store) -> crate::Result<String> {
+    pub async fn render(&self, client: &crate::Client) -> crate::Result<String> {
         let _one_at_a_time = self.scrape.lock().await;
-        let counts = store.job_counts().await?;
+        let counts = client.counts().await?;
         self.jobs.clear();
         for (queue, states) in &counts.queues {
             for (state, n) in states {
@@ -178,7 +178,7 @@ pub(super) async fn scrape(
     ) {
         return Err(AppError::unauthorized());
     }
-    let body = state.metrics.render(state.store.as_ref()).await?;
+    let body = state.metrics.render(&state.client).await?;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -76,6 +76,7 @@ use object_store::ObjectStore;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::app::store::TabloStore;
+use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -160,10 +161,10 @@ impl std::fmt::Debug for HttpConfig {
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The database.
-    pub store: Arc<Store>,
     /// The tablo app's tables, in the same database.
     pub tablos: Arc<dyn TabloStore>,
+    /// The queue's operations, for the admin API, the dashboard and the metrics.
+    pub client: Client,
     /// Where tablos' files are stored.
     pub objects: Arc<dyn ObjectStore>,
     /// Settings.
@@ -186,7 +187,7 @@ impl AppState {
     ) -> Self {
         AppState {
             tablos: crate::app::store::from_core(store.clone()),
-            store,
+            client: Client::new(store),
             objects,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
@@ -212,7 +213,7 @@ impl axum::extract::FromRef<AppState> for crate::app::api::Tablos {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("backend", &self.store.backend())
+            .field("backend", &self.client.backend())
             .field("objects", &self.objects.to_string())
             .field("config", &self.config)
             .finish()
@@ -250,7 +251,7 @@ pub fn router(state: AppState) -> Router {
 async fn healthz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<axum::Json<serde_json::Value>, AppError> {
-    state.store.ping().await?;
+    state.client.ping().await?;
     Ok(axum::Json(serde_json::json!({"status": "ok"})))
 }
 
