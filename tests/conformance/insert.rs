@@ -402,7 +402,7 @@ backend_case! {
             .unwrap();
         assert_eq!(out.len(), 20_000);
         assert!(out.windows(2).all(|w| w[0].job.id < w[1].job.id));
-        assert_eq!(total(&*db.store).await, 20_000);
+        assert_eq!(total(&db.store).await, 20_000);
     }
 }
 
@@ -438,7 +438,7 @@ backend_case! {
         assert_eq!(results.iter().filter(|r| r.inserted).count(), 1);
         let ids: HashSet<i64> = results.iter().map(|r| r.job.id).collect();
         assert_eq!(ids.len(), 1, "every caller got the one job");
-        assert_eq!(total(&*db.store).await, 1);
+        assert_eq!(total(&db.store).await, 1);
     }
 }
 
@@ -516,6 +516,6 @@ backend_case! {
         assert!(r.inserted, "the key went to the insert that waited for it");
         let row = db.store.job_get(r.job.id).await.unwrap().expect("its job exists");
         assert_eq!(row.unique_key.as_deref(), Some("k1"));
-        assert_eq!(total(&*db.store).await, 1);
+        assert_eq!(total(&db.store).await, 1);
     }
 }
