@@ -466,18 +466,18 @@ backend_case! {
     /// Opening a store creates the queue's tables only (the tablo app's come from its own set,
     /// tests/app.rs); an application's own set runs beside them, once.
     async fn a_new_database_gets_the_queues_tables_and_an_application_set_runs_beside(db: TestDb) {
-        use porter::store::migrations::{self, CORE};
+        use porter::store::migrations::CORE;
         let url = fresh_url(&db, "core-only").await;
-        migrations::run(&url, &CORE).await.unwrap();
+        porter::store::migrate(&url, &CORE).await.unwrap();
         let raw = Raw::connect(&url).await;
         assert!(raw.has_table("porter_jobs").await);
         for table in ["tablos", "tablo_files", "tablo_file_uploads"] {
             assert!(!raw.has_table(table).await, "{table} is not the queue's");
         }
-        migrations::run(&url, &NOTES).await.unwrap();
+        porter::store::migrate(&url, &NOTES).await.unwrap();
         assert!(raw.has_table("notes").await);
         // Running a set again does nothing.
-        migrations::run(&url, &NOTES).await.unwrap();
+        porter::store::migrate(&url, &NOTES).await.unwrap();
         let rows = raw
             .porter_versions()
             .await

@@ -8,7 +8,7 @@
 //!
 //! * A [`MigrationSet`] is a name and its migrations in version order, each with its SQL for
 //!   both backends. [`CORE`] is the queue's. An application keeps sets of its own in
-//!   the same table (porter's tablo app does: its set is named `tablo`): [`run`] applies any
+//!   the same table (porter's tablo app does: its set is named `tablo`): [`super::migrate`] applies any
 //!   set.
 //! * Each migration runs in its own transaction together with its row in [`TABLE`], under a
 //!   lock that makes processes migrating the same database at once take turns: `BEGIN
@@ -128,23 +128,6 @@ pub(crate) fn porter_0_1_versions(core_tables: i64, now_fn: bool, lease: bool) -
         .zip(1..)
         .map(|(_, version)| version)
         .collect())
-}
-
-/// Applies a set's pending migrations to the database a URL names (`sqlite://...` or
-/// `postgres://...`), in their own connection. For an application's own set:
-/// `porter::store::migrations::run(&url, &MY_SET).await`. The queue's [`CORE`] set runs when a
-/// store opens.
-pub async fn run(url: &str, set: &MigrationSet) -> Result<()> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        #[cfg(feature = "postgres")]
-        return super::postgres::run_migrations_at(url, set).await;
-        #[cfg(not(feature = "postgres"))]
-        return Err(Error::invalid(
-            "database url",
-            "this porter was built without the postgres feature",
-        ));
-    }
-    super::sqlite::run_migrations_at(url, set).await
 }
 
 #[cfg(test)]

@@ -811,3 +811,21 @@ impl JobListParams {
             .clamp(1, MAX_LIST_LIMIT)
     }
 }
+
+/// Applies a set's pending migrations to the database a URL names (`sqlite://...` or
+/// `postgres://...`), in their own connection. For an application's own set:
+/// `porter::store::migrate(&url, &MY_SET).await`. The queue's [`migrations::CORE`] set runs
+/// when a store opens. (It lives here, beside [`open`], rather than in [`migrations`]: the
+/// backends use that module's types, so it calls neither of them.)
+pub async fn migrate(url: &str, set: &migrations::MigrationSet) -> Result<()> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return postgres::run_migrations_at(url, set).await;
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::invalid(
+            "database url",
+            "this porter was built without the postgres feature",
+        ));
+    }
+    sqlite::run_migrations_at(url, set).await
+}

@@ -350,7 +350,7 @@ async fn connect(options: &PgConnectOptions, url: &str) -> Result<PgConnection> 
 /// (per schema), so processes migrating the same database at once take turns and each finds
 /// what the other applied. `_sqlx_migrations` is left to the application, except porter 0.1's
 /// own rows there, deleted when such a database moves (see [`migrations`],
-/// and [`migrations::run`] to run a set by URL).
+/// and [`super::migrate`] to run a set by URL).
 pub async fn run_migrations(conn: &mut PgConnection, set: &MigrationSet) -> Result<()> {
     // Without the lock first: an up-to-date database (every open but the first) needs none.
     let exists: bool = sqlx::query_scalar(sql!("migration_exists"))

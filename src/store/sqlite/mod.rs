@@ -237,7 +237,7 @@ fn open_file(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection
 /// each in `porter_migrations`: one `BEGIN IMMEDIATE` transaction per migration, so that
 /// processes migrating the file at once take turns on the write lock and each finds what the
 /// other applied. `PRAGMA user_version` is left to the application. See
-/// [`migrations`] (and [`migrations::run`] to run a set by URL).
+/// [`migrations`] (and [`super::migrate`] to run a set by URL).
 pub fn run_migrations(conn: &Connection, set: &MigrationSet) -> Result<()> {
     // Without the write lock first: an up-to-date file (every open but the first) needs none.
     let exists: bool = conn.query_row(sql!("migration_exists"), [], |r| r.get(0))?;
