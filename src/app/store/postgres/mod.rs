@@ -9,7 +9,7 @@ use sqlx::{PgPool, Row};
 
 use super::*;
 use crate::app::args::OrphanFileCleanup;
-
+use crate::store::postgres::map_err;
 use crate::store::{clamp_secs, Database};
 use crate::Client;
 
@@ -81,7 +81,7 @@ impl TabloStore for PgTabloStore {
             .try_map(tablo_from_row)
             .fetch_one(self.pool()?)
             .await
-            .map_err(Error::from)
+            .map_err(map_err)
     }
 
     async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>> {
@@ -90,15 +90,16 @@ impl TabloStore for PgTabloStore {
             .try_map(tablo_from_row)
             .fetch_optional(self.pool()?)
             .await
-            .map_err(Error::from)
+            .map_err(map_err)
     }
 
     async fn tablo_delete_enqueue(&self, id: uuid::Uuid) -> Result<Option<InsertResult>> {
-        let mut tx = self.pool()?.begin().await?;
+        let mut tx = self.pool()?.begin().await.map_err(map_err)?;
         let deleted = sqlx::query(sql!("tablo_delete"))
             .bind(id)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(map_err)?;
         if deleted.rows_affected() == 0 {
             return Ok(None); // dropping the transaction rolls it back
         }
@@ -106,7 +107,7 @@ impl TabloStore for PgTabloStore {
         // transaction is dropped uncommitted).
         let job = OrphanFileCleanup { tablo_id: Some(id) };
         let inserted = Client::insert_tx_pg(&mut tx, &job, None).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(map_err)?;
         // Committed: the NOTIFY reaches every process; this one's producers are woken now.
         self.core.wakeup().notify(&inserted.job.queue);
         Ok(Some(inserted))
@@ -121,7 +122,7 @@ impl TabloStore for PgTabloStore {
             .execute(self.pool()?)
             .await
             .map(drop)
-            .map_err(Error::from)
+            .map_err(map_err)
     }
 
     async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>> {
@@ -130,7 +131,7 @@ impl TabloStore for PgTabloStore {
             .try_map(file_from_row)
             .fetch_all(self.pool()?)
             .await
-            .map_err(Error::from)
+            .map_err(map_err)
     }
 
     async fn tablo_file_orphans(&self, p: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
@@ -141,7 +142,7 @@ impl TabloStore for PgTabloStore {
             .try_map(file_from_row)
             .fetch_all(self.pool()?)
             .await
-            .map_err(Error::from)
+            .map_err(map_err)
     }
 
     async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64> {
@@ -151,7 +152,8 @@ impl TabloStore for PgTabloStore {
         let done = sqlx::query(sql!("tablo_file_delete"))
             .bind(ids)
             .execute(self.pool()?)
-            .await?;
+            .await
+            .map_err(map_err)?;
         Ok(done.rows_affected())
     }
 
@@ -164,7 +166,7 @@ impl TabloStore for PgTabloStore {
             .execute(self.pool()?)
             .await
             .map(drop)
-            .map_err(Error::from)
+            .map_err(map_err)
     }
 
     async fn tablo_file_upload_commit(
@@ -177,7 +179,7 @@ impl TabloStore for PgTabloStore {
             .try_map(file_from_row)
             .fetch_optional(self.pool()?)
             .await
-            .map_err(Error::from)
+            .map_err(map_err)
     }
 
     async fn tablo_file_uploads_abandoned(
@@ -191,7 +193,7 @@ impl TabloStore for PgTabloStore {
             .try_map(file_from_row)
             .fetch_all(self.pool()?)
             .await
-            .map_err(Error::from)
+            .map_err(map_err)
     }
 
     async fn tablo_file_upload_delete_many(&self, p: TabloFileUploadDeleteParams) -> Result<u64> {
@@ -202,7 +204,8 @@ impl TabloStore for PgTabloStore {
             .bind(p.ids)
             .bind(secs(p.older_than))
             .execute(self.pool()?)
-            .await?;
+            .await
+            .map_err(map_err)?;
         Ok(done.rows_affected())
     }
 }
