@@ -745,3 +745,86 @@ backend_case! {
         );
     }
 }
+
+#[derive(Serialize, Deserialize)]
+pub struct BreakDb {
+    /// Fail (an outcome the executor writes) rather than succeed (one the completer batches).
+    fail: bool,
+}
+
+impl JobArgs for BreakDb {
+    const KIND: &'static str = "break_db";
+}
+
+/// Breaks the database under the runtime as its job runs, so that nothing more can be
+/// written to it (the table the worker writes is renamed away), then ends: its outcome can
+/// never be recorded.
+struct BreakDbWorker {
+    url: String,
+    sqlite: Option<std::path::PathBuf>,
+}
+
+#[async_trait::async_trait]
+impl Worker<BreakDb> for BreakDbWorker {
+    async fn work(&self, job: Job<BreakDb>) -> Result<(), JobError> {
+        const BREAK: &str = "ALTER TABLE porter_jobs RENAME TO porter_jobs_gone";
+        match &self.sqlite {
+            Some(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.busy_timeout(Duration::from_secs(30)).unwrap();
+                conn.execute_batch(BREAK).unwrap();
+            }
+            None => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query(BREAK).execute(&mut conn).await.unwrap();
+            }
+        }
+        if job.args.fail {
+            return Err(JobError::msg("failed after breaking the database"));
+        }
+        Ok(())
+    }
+}
+
+/// Runs a job that breaks the database, then shuts down hard: the runtime must stop soon.
+async fn hard_shutdown_with_unwritable_outcome(db: crate::common::TestDb, fail: bool) {
+    let client = Client::new(db.store.clone());
+    let id = client.insert(&BreakDb { fail }, None).await.unwrap().job.id;
+    let mut workers = Workers::new();
+    workers
+        .add(BreakDbWorker {
+            url: db.url.clone(),
+            sqlite: db.sqlite_path(),
+        })
+        .unwrap();
+    let rt = start(db.store.clone(), workers, config(&[("default", 5)]));
+    // The job ran and broke the database: its row can no longer be read either.
+    eventually("the job broke the database", || async {
+        db.store.job_get(id).await.is_err()
+    })
+    .await;
+    rt.shutdown.soft.cancel();
+    rt.shutdown.hard.cancel();
+    // A liveness bound, not a speed figure: without the fix the retries alone last over 70 s.
+    let ran = tokio::time::timeout(Duration::from_secs(30), rt.task)
+        .await
+        .expect("the runtime stops soon after a hard shutdown")
+        .unwrap();
+    let _ = ran; // its deregistration fails too: either outcome is fine
+}
+
+backend_case! {
+    /// A hard shutdown (a second signal, or the database file replaced under the process) is
+    /// not held up by a completion that keeps failing to be written: the completer and the
+    /// shutdown's reconcile stop retrying, and the job left `running` is for a rescuer to put
+    /// back. Before, such a completion kept the process alive for over a minute of retries.
+    async fn hard_shutdown_does_not_wait_out_a_failing_completion(db: TestDb) {
+        hard_shutdown_with_unwritable_outcome(db, false).await;
+    }
+
+    /// The same for an outcome the executor writes itself (a failure): its retries stop too.
+    async fn hard_shutdown_does_not_wait_out_a_failing_outcome(db: TestDb) {
+        hard_shutdown_with_unwritable_outcome(db, true).await;
+    }
+}

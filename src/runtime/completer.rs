@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedSemaphorePermit};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::error::Error;
@@ -34,10 +35,16 @@ pub(crate) struct Completer {
 }
 
 impl Completer {
-    pub(crate) fn spawn(store: Arc<Store>, owned: Arc<super::Owned>) -> Self {
+    /// Once `hard` is cancelled (a hard shutdown), a batch that fails is given up on at
+    /// once instead of retried: its jobs stay `running` for a rescuer to put back.
+    pub(crate) fn spawn(
+        store: Arc<Store>,
+        owned: Arc<super::Owned>,
+        hard: CancellationToken,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let running = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(run(store, rx, running.clone(), owned));
+        let task = tokio::spawn(run(store, rx, running.clone(), owned, hard));
         Completer {
             tx,
             running,
@@ -76,6 +83,7 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     running: Arc<AtomicUsize>,
     owned: Arc<super::Owned>,
+    hard: CancellationToken,
 ) {
     let mut batch: Vec<JobFence> = Vec::new();
     let mut slots: Vec<OwnedSemaphorePermit> = Vec::new();
@@ -115,7 +123,7 @@ async fn run(
         if !batch.is_empty() {
             let fences = std::mem::take(&mut batch);
             let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
-            write(&store, fences).await;
+            write(&store, fences, &hard).await;
             // Written, fenced off or given up on: no longer this worker's to hold. A job whose
             // completion was given up on is still `running` here, and the reconcile puts it
             // back (at-least-once: it runs again).
@@ -146,8 +154,8 @@ fn release(slots: &mut Vec<OwnedSemaphorePermit>) {
 
 /// Writes one batch, retrying while the database is unreachable: a completion that is never
 /// written leaves its job to be rescued and run again, which at-least-once allows but which
-/// costs a second run.
-async fn write(store: &Store, fences: Vec<JobFence>) {
+/// costs a second run. A hard shutdown stops the retries: it must not wait out an outage.
+async fn write(store: &Store, fences: Vec<JobFence>, hard: &CancellationToken) {
     let mut delay = Duration::from_millis(50);
     for attempt in 1.. {
         match store.job_complete_many(fences.clone()).await {
@@ -163,12 +171,15 @@ async fn write(store: &Store, fences: Vec<JobFence>) {
             }
             // Only errors that may pass are worth retrying; a refusal is given up at once.
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
-                if attempt < 40 =>
+                if attempt < 40 && !hard.is_cancelled() =>
             {
                 if attempt == 1 {
                     warn!(error = %e, jobs = fences.len(), "recording completions failed; retrying");
                 }
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = hard.cancelled() => {}
+                }
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(e) => {

@@ -273,20 +273,21 @@ fn humanize(d: Duration) -> String {
     }
 }
 
-/// Writes one outcome, retrying while the database is unreachable; a fenced write is logged
-/// and dropped (the job was rescued or cancelled: this attempt's result no longer counts).
+/// Writes one outcome, retrying while the database is unreachable (until a hard shutdown); a
+/// fenced write is logged and dropped (the job was rescued or cancelled: this attempt's result
+/// no longer counts).
 async fn write<F, Fut>(ctx: &Ctx, row: &JobRow, op: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,
 {
-    write_outcome(row, op).await;
+    write_outcome(row, op, &ctx.hard).await;
     // Written, fenced off or given up on: no longer this worker's to hold. One given up on is
     // still `running` here, and the reconcile puts it back.
     ctx.owned.remove_all(&[(row.id, row.attempt)]);
 }
 
-async fn write_outcome<F, Fut>(row: &JobRow, op: F)
+async fn write_outcome<F, Fut>(row: &JobRow, op: F, hard: &CancellationToken)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,
@@ -303,12 +304,15 @@ where
                 return;
             }
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
-                if attempt < 40 =>
+                if attempt < 40 && !hard.is_cancelled() =>
             {
                 if attempt == 1 {
                     warn!(job_id = row.id, error = %e, "recording a job outcome failed; retrying");
                 }
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = hard.cancelled() => {}
+                }
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(e) => {

@@ -102,12 +102,14 @@ pub fn parse_queues(spec: &str) -> Result<Vec<(String, usize)>> {
 }
 
 /// Two-stage shutdown: `soft` stops claiming and lets running jobs finish for the shutdown
-/// timeout; `hard` (a second signal) cuts that wait short. Cancelling `hard` alone does both.
+/// timeout; `hard` (a second signal) cuts that wait short, and writes that keep failing are
+/// given up on instead of retried (their jobs stay `running` for a rescuer to put back, which
+/// at-least-once allows). Cancelling `hard` alone does both.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
     /// Stop claiming; wait for running jobs.
     pub soft: CancellationToken,
-    /// Stop waiting: cancel running jobs now.
+    /// Stop waiting: cancel running jobs now, and retry no failing write.
     pub hard: CancellationToken,
 }
 
@@ -174,6 +176,8 @@ pub(crate) struct Ctx {
     pub stop_claiming: CancellationToken,
     /// Cancelled when running jobs must stop.
     pub stop_jobs: CancellationToken,
+    /// Cancelled on a hard shutdown: failing writes are given up on rather than retried.
+    pub hard: CancellationToken,
     /// Running jobs.
     pub jobs: TaskTracker,
     pub completer: completer::Completer,
@@ -348,7 +352,8 @@ impl Runtime {
         let stop_jobs = CancellationToken::new();
         let stop_services = CancellationToken::new();
         let owned = Arc::new(Owned::default());
-        let completer = completer::Completer::spawn(store.clone(), owned.clone());
+        let completer =
+            completer::Completer::spawn(store.clone(), owned.clone(), shutdown.hard.clone());
         let ctx = Arc::new(Ctx {
             store: store.clone(),
             registration,
@@ -357,6 +362,7 @@ impl Runtime {
             config: config.clone(),
             stop_claiming: stop_claiming.clone(),
             stop_jobs: stop_jobs.clone(),
+            hard: shutdown.hard.clone(),
             jobs: TaskTracker::new(),
             completer,
             errors,
@@ -425,9 +431,13 @@ impl Runtime {
             tries += 1;
             match reconcile(&ctx).await {
                 Ok(_) => break,
-                Err(e) if tries < 10 => {
+                // A hard shutdown does not wait out an outage: rescuers put the jobs back.
+                Err(e) if tries < 10 && !shutdown.hard.is_cancelled() => {
                     warn!(error = %e, "could not reconcile this worker's jobs at shutdown; retrying");
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.hard.cancelled() => {}
+                    }
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => {
