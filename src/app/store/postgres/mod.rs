@@ -9,7 +9,7 @@ use sqlx::{PgPool, Row};
 
 use super::*;
 use crate::app::args::OrphanFileCleanup;
-use crate::store::postgres::map_err;
+
 use crate::store::{clamp_secs, Database};
 use crate::Client;
 
@@ -81,7 +81,7 @@ impl TabloStore for PgTabloStore {
             .try_map(tablo_from_row)
             .fetch_one(self.pool()?)
             .await
-            .map_err(map_err)
+            .map_err(Error::from)
     }
 
     async fn tablo_get(&self, id: uuid::Uuid) -> Result<Option<TabloRow>> {
@@ -90,16 +90,15 @@ impl TabloStore for PgTabloStore {
             .try_map(tablo_from_row)
             .fetch_optional(self.pool()?)
             .await
-            .map_err(map_err)
+            .map_err(Error::from)
     }
 
     async fn tablo_delete_enqueue(&self, id: uuid::Uuid) -> Result<Option<InsertResult>> {
-        let mut tx = self.pool()?.begin().await.map_err(map_err)?;
+        let mut tx = self.pool()?.begin().await?;
         let deleted = sqlx::query(sql!("tablo_delete"))
             .bind(id)
             .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            .await?;
         if deleted.rows_affected() == 0 {
             return Ok(None); // dropping the transaction rolls it back
         }
@@ -107,7 +106,7 @@ impl TabloStore for PgTabloStore {
         // transaction is dropped uncommitted).
         let job = OrphanFileCleanup { tablo_id: Some(id) };
         let inserted = Client::insert_tx_pg(&mut tx, &job, None).await?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         // Committed: the NOTIFY reaches every process; this one's producers are woken now.
         self.core.wakeup().notify(&inserted.job.queue);
         Ok(Some(inserted))
@@ -122,7 +121,7 @@ impl TabloStore for PgTabloStore {
             .execute(self.pool()?)
             .await
             .map(drop)
-            .map_err(map_err)
+            .map_err(Error::from)
     }
 
     async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>> {
@@ -131,7 +130,7 @@ impl TabloStore for PgTabloStore {
             .try_map(file_from_row)
             .fetch_all(self.pool()?)
             .await
-            .map_err(map_err)
+            .map_err(Error::from)
     }
 
     async fn tablo_file_orphans(&self, p: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
@@ -142,7 +141,7 @@ impl TabloStore for PgTabloStore {
             .try_map(file_from_row)
             .fetch_all(self.pool()?)
             .await
-            .map_err(map_err)
+            .map_err(Error::from)
     }
 
     async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64> {
@@ -152,8 +151,7 @@ impl TabloStore for PgTabloStore {
         let done = sqlx::query(sql!("tablo_file_delete"))
             .bind(ids)
             .execute(self.pool()?)
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -166,7 +164,7 @@ impl TabloStore for PgTabloStore {
             .execute(self.pool()?)
             .await
             .map(drop)
-            .map_err(map_err)
+            .map_err(Error::from)
     }
 
     async fn tablo_file_upload_commit(
@@ -179,7 +177,7 @@ impl TabloStore for PgTabloStore {
             .try_map(file_from_row)
             .fetch_optional(self.pool()?)
             .await
-            .map_err(map_err)
+            .map_err(Error::from)
     }
 
     async fn tablo_file_uploads_abandoned(
@@ -193,7 +191,7 @@ impl TabloStore for PgTabloStore {
             .try_map(file_from_row)
             .fetch_all(self.pool()?)
             .await
-            .map_err(map_err)
+            .map_err(Error::from)
     }
 
     async fn tablo_file_upload_delete_many(&self, p: TabloFileUploadDeleteParams) -> Result<u64> {
@@ -204,8 +202,7 @@ impl TabloStore for PgTabloStore {
             .bind(p.ids)
             .bind(secs(p.older_than))
             .execute(self.pool()?)
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(done.rows_affected())
     }
 }

@@ -12,7 +12,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::*;
 use crate::app::args::OrphanFileCleanup;
-use crate::store::sqlite::{map_err, SqliteStore};
+use crate::store::sqlite::SqliteStore;
 use crate::store::{clamp_secs, Database};
 use crate::Client;
 
@@ -101,7 +101,7 @@ impl TabloStore for SqliteTabloStore {
                     params![id.to_string(), name],
                     tablo_from_row,
                 )
-                .map_err(map_err)
+                .map_err(Error::from)
             })
             .await
     }
@@ -111,7 +111,7 @@ impl TabloStore for SqliteTabloStore {
             .read(move |c| {
                 c.query_row(sql!("tablo_get"), [id.to_string()], tablo_from_row)
                     .optional()
-                    .map_err(map_err)
+                    .map_err(Error::from)
             })
             .await
     }
@@ -120,9 +120,7 @@ impl TabloStore for SqliteTabloStore {
         let out = self
             .db()?
             .write_tx(move |c| {
-                let n = c
-                    .execute(sql!("tablo_delete"), [id.to_string()])
-                    .map_err(map_err)?;
+                let n = c.execute(sql!("tablo_delete"), [id.to_string()])?;
                 if n == 0 {
                     return Ok(None);
                 }
@@ -147,7 +145,7 @@ impl TabloStore for SqliteTabloStore {
                     params![f.id.to_string(), f.tablo_id.to_string(), f.s3_key, f.size],
                 )
                 .map(drop)
-                .map_err(map_err)
+                .map_err(Error::from)
             })
             .await
     }
@@ -155,11 +153,10 @@ impl TabloStore for SqliteTabloStore {
     async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>> {
         self.db()?
             .read(move |c| {
-                let mut stmt = c.prepare_cached(sql!("tablo_file_list")).map_err(map_err)?;
-                let rows = stmt
-                    .query_map([tablo_id.to_string()], file_from_row)
-                    .map_err(map_err)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+                let mut stmt = c.prepare_cached(sql!("tablo_file_list"))?;
+                let rows = stmt.query_map([tablo_id.to_string()], file_from_row)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(Error::from)
             })
             .await
     }
@@ -167,20 +164,17 @@ impl TabloStore for SqliteTabloStore {
     async fn tablo_file_orphans(&self, p: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
         self.db()?
             .read(move |c| {
-                let mut stmt = c
-                    .prepare_cached(sql!("tablo_file_orphans"))
-                    .map_err(map_err)?;
-                let rows = stmt
-                    .query_map(
-                        params![
-                            p.after.map(|u| u.to_string()),
-                            p.tablo_id.map(|u| u.to_string()),
-                            p.limit
-                        ],
-                        file_from_row,
-                    )
-                    .map_err(map_err)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+                let mut stmt = c.prepare_cached(sql!("tablo_file_orphans"))?;
+                let rows = stmt.query_map(
+                    params![
+                        p.after.map(|u| u.to_string()),
+                        p.tablo_id.map(|u| u.to_string()),
+                        p.limit
+                    ],
+                    file_from_row,
+                )?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(Error::from)
             })
             .await
     }
@@ -188,12 +182,10 @@ impl TabloStore for SqliteTabloStore {
     async fn tablo_file_delete_many(&self, ids: Vec<uuid::Uuid>) -> Result<u64> {
         self.db()?
             .write_tx(move |c| {
-                let mut stmt = c
-                    .prepare_cached(sql!("tablo_file_delete"))
-                    .map_err(map_err)?;
+                let mut stmt = c.prepare_cached(sql!("tablo_file_delete"))?;
                 let mut n = 0u64;
                 for id in ids {
-                    n += stmt.execute([id.to_string()]).map_err(map_err)? as u64;
+                    n += stmt.execute([id.to_string()])? as u64;
                 }
                 Ok(n)
             })
@@ -208,7 +200,7 @@ impl TabloStore for SqliteTabloStore {
                     params![f.id.to_string(), f.tablo_id.to_string(), f.s3_key, f.size],
                 )
                 .map(drop)
-                .map_err(map_err)
+                .map_err(Error::from)
             })
             .await
     }
@@ -226,11 +218,9 @@ impl TabloStore for SqliteTabloStore {
                         params![id, ago(p.grace)],
                         file_from_row,
                     )
-                    .optional()
-                    .map_err(map_err)?;
+                    .optional()?;
                 if file.is_some() {
-                    c.execute(sql!("tablo_file_upload_forget"), [&id])
-                        .map_err(map_err)?;
+                    c.execute(sql!("tablo_file_upload_forget"), [&id])?;
                 }
                 Ok(file)
             })
@@ -243,16 +233,13 @@ impl TabloStore for SqliteTabloStore {
     ) -> Result<Vec<TabloFileRow>> {
         self.db()?
             .read(move |c| {
-                let mut stmt = c
-                    .prepare_cached(sql!("tablo_file_uploads_abandoned"))
-                    .map_err(map_err)?;
-                let rows = stmt
-                    .query_map(
-                        params![ago(p.older_than), p.after.map(|u| u.to_string()), p.limit],
-                        file_from_row,
-                    )
-                    .map_err(map_err)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+                let mut stmt = c.prepare_cached(sql!("tablo_file_uploads_abandoned"))?;
+                let rows = stmt.query_map(
+                    params![ago(p.older_than), p.after.map(|u| u.to_string()), p.limit],
+                    file_from_row,
+                )?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(Error::from)
             })
             .await
     }
@@ -260,15 +247,11 @@ impl TabloStore for SqliteTabloStore {
     async fn tablo_file_upload_delete_many(&self, p: TabloFileUploadDeleteParams) -> Result<u64> {
         self.db()?
             .write_tx(move |c| {
-                let mut stmt = c
-                    .prepare_cached(sql!("tablo_file_upload_delete"))
-                    .map_err(map_err)?;
+                let mut stmt = c.prepare_cached(sql!("tablo_file_upload_delete"))?;
                 let older = ago(p.older_than);
                 let mut n = 0u64;
                 for id in p.ids {
-                    n += stmt
-                        .execute(params![id.to_string(), older])
-                        .map_err(map_err)? as u64;
+                    n += stmt.execute(params![id.to_string(), older])? as u64;
                 }
                 Ok(n)
             })
