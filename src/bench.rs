@@ -132,6 +132,20 @@ pub struct BenchReport {
     pub insert_vs_baseline: f64,
     /// `single_insert_jobs_per_sec / baseline_single_insert_jobs_per_sec`.
     pub single_insert_vs_baseline: f64,
+    /// The least a job queue can be (one table, one partial index), hand-written SQL: batch
+    /// insert rate in one transaction (jobs/s). The `baseline_*` figures run the same loops on
+    /// porter's own schema, so the two apart show what the schema costs.
+    pub minimal_insert_jobs_per_sec: f64,
+    /// The minimal queue's single-insert rate, one transaction per job (jobs/s).
+    pub minimal_single_insert_jobs_per_sec: f64,
+    /// The minimal queue's drain rate, claim 100 + complete 100 per transaction (jobs/s).
+    pub minimal_drain_jobs_per_sec: f64,
+    /// `drain_jobs_per_sec / minimal_drain_jobs_per_sec`.
+    pub drain_vs_minimal: f64,
+    /// `insert_jobs_per_sec / minimal_insert_jobs_per_sec`.
+    pub insert_vs_minimal: f64,
+    /// `single_insert_jobs_per_sec / minimal_single_insert_jobs_per_sec`.
+    pub single_insert_vs_minimal: f64,
     /// The plan of the claim query with the drain's jobs waiting.
     pub claim_plan: String,
 }
@@ -146,16 +160,23 @@ impl std::fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "{:<26}{:>14}{:>16}{:>9}",
-            "", "porter", "hand-written", "ratio"
+            "{:<26}{:>14}{:>16}{:>7}{:>16}{:>7}",
+            "", "porter", "SQL, its schema", "ratio", "SQL, minimal", "ratio"
         )?;
-        let row = |f: &mut std::fmt::Formatter<'_>, name: &str, ours: f64, raw: f64| {
+        writeln!(
+            f,
+            "{:<26}{:>14}{:>16}{:>7}{:>16}{:>7}",
+            "", "", "(hand-written)", "", "(1 table/index)", ""
+        )?;
+        let row = |f: &mut std::fmt::Formatter<'_>, name: &str, ours: f64, raw: f64, min: f64| {
             writeln!(
                 f,
-                "{name:<26}{:>14}{:>16}{:>8.0}%",
+                "{name:<26}{:>14}{:>16}{:>6.0}%{:>16}{:>6.0}%",
                 per_sec(ours),
                 per_sec(raw),
-                100.0 * ours / raw.max(1e-9)
+                100.0 * ratio(ours, raw),
+                per_sec(min),
+                100.0 * ratio(ours, min)
             )
         };
         row(
@@ -163,18 +184,21 @@ impl std::fmt::Display for BenchReport {
             "batch insert",
             self.insert_jobs_per_sec,
             self.baseline_insert_jobs_per_sec,
+            self.minimal_insert_jobs_per_sec,
         )?;
         row(
             f,
             "single inserts",
             self.single_insert_jobs_per_sec,
             self.baseline_single_insert_jobs_per_sec,
+            self.minimal_single_insert_jobs_per_sec,
         )?;
         row(
             f,
             "drain",
             self.drain_jobs_per_sec,
             self.baseline_drain_jobs_per_sec,
+            self.minimal_drain_jobs_per_sec,
         )?;
         writeln!(
             f,
@@ -331,6 +355,12 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
     );
     let baseline: RawBaseline = probe.raw_drain_baseline(jobs, single_jobs).await?;
     bar.finish_with_message(format!("drain {}", per_sec(baseline.drain_jobs_per_sec)));
+    let bar = bars.spinner(
+        "minimal",
+        "hand-written SQL on one table and one index: insert, drain, single inserts",
+    );
+    let minimal: RawBaseline = probe.minimal_baseline(jobs, single_jobs).await?;
+    bar.finish_with_message(format!("drain {}", per_sec(minimal.drain_jobs_per_sec)));
 
     // 2. Batch insert.
     let bar = bars.counter("batch insert", jobs);
@@ -411,6 +441,15 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
         single_insert_vs_baseline: ratio(
             single_insert_jobs_per_sec,
             baseline.single_insert_jobs_per_sec,
+        ),
+        minimal_insert_jobs_per_sec: minimal.batch_insert_jobs_per_sec,
+        minimal_single_insert_jobs_per_sec: minimal.single_insert_jobs_per_sec,
+        minimal_drain_jobs_per_sec: minimal.drain_jobs_per_sec,
+        drain_vs_minimal: ratio(drain_jobs_per_sec, minimal.drain_jobs_per_sec),
+        insert_vs_minimal: ratio(insert_jobs_per_sec, minimal.batch_insert_jobs_per_sec),
+        single_insert_vs_minimal: ratio(
+            single_insert_jobs_per_sec,
+            minimal.single_insert_jobs_per_sec,
         ),
         claim_plan,
     })
@@ -754,6 +793,20 @@ impl BenchProbe {
             BenchProbe::Sqlite(p) => p.raw_drain_baseline(jobs, single_jobs).await,
             #[cfg(feature = "postgres")]
             BenchProbe::Postgres(p) => p.raw_drain_baseline(jobs, single_jobs).await,
+        }
+    }
+
+    /// Measures the same on the least a job queue can be: one table, one partial index,
+    /// dropped again afterwards.
+    pub async fn minimal_baseline(
+        &mut self,
+        jobs: usize,
+        single_jobs: usize,
+    ) -> Result<RawBaseline> {
+        match self {
+            BenchProbe::Sqlite(p) => p.minimal_baseline(jobs, single_jobs).await,
+            #[cfg(feature = "postgres")]
+            BenchProbe::Postgres(p) => p.minimal_baseline(jobs, single_jobs).await,
         }
     }
 }

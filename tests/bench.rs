@@ -39,6 +39,12 @@ fn check(report: &serde_json::Value, backend: &str) {
         "baseline_single_insert_jobs_per_sec",
         "baseline_drain_jobs_per_sec",
         "drain_vs_baseline",
+        "minimal_insert_jobs_per_sec",
+        "minimal_single_insert_jobs_per_sec",
+        "minimal_drain_jobs_per_sec",
+        "drain_vs_minimal",
+        "insert_vs_minimal",
+        "single_insert_vs_minimal",
         "peak_rss_mib",
     ] {
         assert!(

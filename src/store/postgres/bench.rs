@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, Executor, PgConnection};
 
 use super::connect;
 use crate::error::{Error, Result};
@@ -137,6 +137,114 @@ impl Probe {
     }
 }
 
+impl Probe {
+    /// The same three figures on the least a job queue can be (one table, one partial index;
+    /// `bench_min_create.sql`): a batch insert with UNNEST in one transaction, the drain on
+    /// [`RAW_CONNECTIONS`] connections, then single inserts over as many. The table is dropped
+    /// again, whatever happened.
+    pub async fn minimal_baseline(
+        &mut self,
+        jobs: usize,
+        single_jobs: usize,
+    ) -> Result<RawBaseline> {
+        // A plain &str runs several statements (the simple protocol).
+        (&mut self.conn)
+            .execute(include_str!("sql/bench_min_create.sql"))
+            .await?;
+        let measured = self.measure_minimal(jobs, single_jobs).await;
+        (&mut self.conn)
+            .execute(include_str!("sql/bench_min_drop.sql"))
+            .await?;
+        measured
+    }
+
+    async fn measure_minimal(&mut self, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
+        let started = Instant::now();
+        let mut tx = self.conn.begin().await?;
+        let mut left = jobs;
+        while left > 0 {
+            let n = left.min(RAW_INSERT_CHUNK);
+            sqlx::query(include_str!("sql/bench_min_insert.sql"))
+                .bind(vec![serde_json::json!({}); n])
+                .execute(&mut *tx)
+                .await?;
+            left -= n;
+        }
+        tx.commit().await?;
+        let batch_insert_jobs_per_sec = rate(jobs, started.elapsed());
+
+        let mut conns = Vec::with_capacity(RAW_CONNECTIONS);
+        for _ in 0..RAW_CONNECTIONS {
+            conns.push(connect(&self.options, &self.url).await?);
+        }
+        let started = Instant::now();
+        let drainers = conns
+            .into_iter()
+            .map(|conn| tokio::spawn(drain_minimal(conn)));
+        let drained = join_all(drainers).await?;
+        let total: usize = drained.iter().map(|(n, _)| n).sum();
+        if total != jobs {
+            return Err(Error::Database(format!(
+                "minimal baseline: drained {total} jobs of {jobs}"
+            )));
+        }
+        let drain_jobs_per_sec = rate(jobs, started.elapsed());
+
+        let started = Instant::now();
+        let inserters = drained.into_iter().enumerate().map(|(i, (_, mut conn))| {
+            let share =
+                single_jobs / RAW_CONNECTIONS + usize::from(i < single_jobs % RAW_CONNECTIONS);
+            tokio::spawn(async move {
+                for _ in 0..share {
+                    sqlx::query(include_str!("sql/bench_min_insert_one.sql"))
+                        .execute(&mut conn)
+                        .await?;
+                }
+                let _ = conn.close().await;
+                Ok::<_, Error>(())
+            })
+        });
+        join_all(inserters).await?;
+        let single_insert_jobs_per_sec = rate(single_jobs, started.elapsed());
+        Ok(RawBaseline {
+            batch_insert_jobs_per_sec,
+            single_insert_jobs_per_sec,
+            drain_jobs_per_sec,
+        })
+    }
+}
+
+/// One minimal-baseline connection's drain loop: claim [`RAW_BATCH`], complete them, commit.
+/// Returns how many it completed, and the connection.
+async fn drain_minimal(mut conn: PgConnection) -> Result<(usize, PgConnection)> {
+    let mut drained = 0;
+    loop {
+        let mut tx = conn.begin().await?;
+        let claimed: Vec<(i64, i32)> = sqlx::query_as(include_str!("sql/bench_min_claim.sql"))
+            .bind(RAW_BATCH as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        if claimed.is_empty() {
+            tx.commit().await?;
+            break;
+        }
+        let (ids, attempts): (Vec<i64>, Vec<i32>) = claimed.iter().copied().unzip();
+        let done = sqlx::query(include_str!("sql/bench_min_complete.sql"))
+            .bind(ids)
+            .bind(attempts)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() as usize != claimed.len() {
+            return Err(Error::Database(
+                "minimal baseline: a claimed job was not completed".into(),
+            ));
+        }
+        tx.commit().await?;
+        drained += claimed.len();
+    }
+    Ok((drained, conn))
+}
+
 /// One baseline connection's drain loop; returns how many jobs it completed.
 async fn drain(mut conn: PgConnection) -> Result<usize> {
     let mut drained = 0;
@@ -238,5 +346,23 @@ mod tests {
             .unwrap();
         assert_eq!(counts.queues[RAW_QUEUE][&crate::JobState::Completed], 250);
         assert!(!counts.queues.contains_key(RAW_SINGLE_QUEUE));
+    }
+
+    #[tokio::test]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+    )]
+    async fn minimal_baseline_drains_every_job_and_leaves_nothing_behind() {
+        let (url, _store) = fresh().await;
+        let mut probe = Probe::open(&url).await.unwrap();
+        let raw = probe.minimal_baseline(250, 20).await.unwrap();
+        assert!(raw.drain_jobs_per_sec > 0.0 && raw.single_insert_jobs_per_sec > 0.0);
+        let left: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('porter_bench_minimal')::text")
+                .fetch_one(&mut probe.conn)
+                .await
+                .unwrap();
+        assert_eq!(left, None, "the minimal table is dropped");
     }
 }

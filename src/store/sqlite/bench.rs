@@ -97,6 +97,82 @@ impl Probe {
         self.with(move |c| raw_drain_baseline(c, jobs, single_jobs))
             .await
     }
+
+    /// The same three figures on the least a job queue can be (one table, one partial index;
+    /// `bench_min_create.sql`), on this one connection: the database's limit for any queue.
+    /// The table is dropped again, whatever happened.
+    pub async fn minimal_baseline(&self, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
+        self.with(move |c| {
+            c.execute_batch(include_str!("sql/bench_min_create.sql"))?;
+            let measured = minimal_baseline(c, jobs, single_jobs);
+            c.execute_batch(include_str!("sql/bench_min_drop.sql"))?;
+            measured
+        })
+        .await
+    }
+}
+
+/// Batch insert, drain, then single inserts (into the drained table, so nothing needs
+/// deleting before the drain).
+fn minimal_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
+    let started = Instant::now();
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut insert = tx.prepare_cached(include_str!("sql/bench_min_insert.sql"))?;
+        for _ in 0..jobs {
+            insert.execute([])?;
+        }
+    }
+    tx.commit()?;
+    let batch_insert_jobs_per_sec = rate(jobs, started.elapsed());
+
+    let started = Instant::now();
+    let mut drained = 0usize;
+    loop {
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let claimed = {
+            let mut claim = tx.prepare_cached(include_str!("sql/bench_min_claim.sql"))?;
+            let mut complete = tx.prepare_cached(include_str!("sql/bench_min_complete.sql"))?;
+            let rows = claim
+                .query_map([RAW_BATCH], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for (id, attempt) in &rows {
+                if complete.execute(params![id, attempt])? != 1 {
+                    return Err(Error::Database(format!(
+                        "minimal baseline: job {id} was not completed"
+                    )));
+                }
+            }
+            rows.len()
+        };
+        tx.commit()?;
+        drained += claimed;
+        if claimed == 0 {
+            break;
+        }
+    }
+    if drained != jobs {
+        return Err(Error::Database(format!(
+            "minimal baseline: drained {drained} jobs of {jobs}"
+        )));
+    }
+    let drain_jobs_per_sec = rate(jobs, started.elapsed());
+
+    let started = Instant::now();
+    {
+        let mut insert = c.prepare_cached(include_str!("sql/bench_min_insert.sql"))?;
+        for _ in 0..single_jobs {
+            insert.execute([])?;
+        }
+    }
+    let single_insert_jobs_per_sec = rate(single_jobs, started.elapsed());
+    Ok(RawBaseline {
+        batch_insert_jobs_per_sec,
+        single_insert_jobs_per_sec,
+        drain_jobs_per_sec,
+    })
 }
 
 fn raw_drain_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
@@ -233,5 +309,23 @@ mod tests {
         let counts = store.job_counts().await.unwrap();
         assert_eq!(counts.queues[RAW_QUEUE][&crate::JobState::Completed], 250);
         assert!(!counts.queues.contains_key(RAW_SINGLE_QUEUE));
+    }
+
+    #[tokio::test]
+    async fn minimal_baseline_drains_every_job_and_leaves_nothing_behind() {
+        let (_dir, _store, probe) = fresh().await;
+        let raw = probe.minimal_baseline(250, 20).await.unwrap();
+        assert!(raw.drain_jobs_per_sec > 0.0 && raw.single_insert_jobs_per_sec > 0.0);
+        let tables: i64 = probe
+            .with(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name LIKE 'porter_bench_minimal%'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(tables, 0, "the minimal table and its index are dropped");
     }
 }

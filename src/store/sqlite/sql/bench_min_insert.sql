@@ -1,0 +1,2 @@
+-- porter bench's minimal baseline only: one bare job.
+INSERT INTO porter_bench_minimal (args) VALUES ('{}')
