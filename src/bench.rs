@@ -59,6 +59,9 @@ const STALL_LIMIT: Duration = Duration::from_secs(120);
 /// How often, at most, the drain counts the jobs left (for the progress bar).
 const COUNT_EVERY: Duration = Duration::from_millis(250);
 
+mod sustain;
+pub use sustain::{sustain, SustainInterval, SustainOptions, SustainReport};
+
 const DRAIN_QUEUE: &str = "bench";
 const SINGLE_QUEUE: &str = "bench_single";
 const LATENCY_QUEUE: &str = "bench_latency";
@@ -796,6 +799,35 @@ impl BenchProbe {
         }
     }
 
+    /// Opens a transaction elsewhere in the database that stays open until the holder is
+    /// dropped.
+    pub async fn hold_snapshot(&mut self) -> Result<SnapshotHolder> {
+        match self {
+            BenchProbe::Sqlite(p) => Ok(SnapshotHolder::Sqlite(p.hold_snapshot().await?)),
+            #[cfg(feature = "postgres")]
+            BenchProbe::Postgres(p) => Ok(SnapshotHolder::Postgres(p.hold_snapshot().await?)),
+        }
+    }
+
+    /// What the database holds on to now: the WAL's size on SQLite, dead row versions of the
+    /// jobs table on Postgres.
+    pub async fn held_on_to(&mut self) -> Result<(Option<u64>, Option<i64>)> {
+        match self {
+            BenchProbe::Sqlite(p) => Ok((p.wal_bytes(), None)),
+            #[cfg(feature = "postgres")]
+            BenchProbe::Postgres(p) => Ok((None, p.dead_rows().await?)),
+        }
+    }
+
+    /// Deletes every job of one of the benchmark's own queues.
+    pub async fn delete_queue(&mut self, queue: &str) -> Result<u64> {
+        match self {
+            BenchProbe::Sqlite(p) => p.delete_queue(queue).await,
+            #[cfg(feature = "postgres")]
+            BenchProbe::Postgres(p) => p.delete_queue(queue).await,
+        }
+    }
+
     /// Measures the same on the least a job queue can be: one table, one partial index,
     /// dropped again afterwards.
     pub async fn minimal_baseline(
@@ -809,6 +841,15 @@ impl BenchProbe {
             BenchProbe::Postgres(p) => p.minimal_baseline(jobs, single_jobs).await,
         }
     }
+}
+
+/// A transaction held open elsewhere in the database; closed when dropped.
+pub enum SnapshotHolder {
+    /// A long SQLite reader.
+    Sqlite(crate::store::sqlite::bench::Holder),
+    /// An open Postgres transaction.
+    #[cfg(feature = "postgres")]
+    Postgres(crate::store::postgres::bench::Holder),
 }
 
 #[cfg(test)]

@@ -90,3 +90,41 @@ backend_case! {
         assert!(String::from_utf8_lossy(&again.stderr).contains("without jobs"));
     }
 }
+
+backend_case! {
+    /// `--sustain` enqueues at the rate and drains for the duration, reports each interval
+    /// with what the database holds on to (while a transaction is held open elsewhere), and
+    /// leaves no job behind.
+    async fn bench_sustain_reports_each_interval_and_cleans_up(db: TestDb) {
+        let out = Command::new(env!("CARGO_BIN_EXE_porter"))
+            .args([
+                "bench", "--sustain", "2s", "--rate", "100", "--interval", "1s", "--hold",
+                "--concurrency", "10", "--json",
+            ])
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run porter bench --sustain");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "porter bench --sustain failed: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+        assert_eq!(report["held"], true, "{report}");
+        assert_eq!(report["inserted"], 200, "the rate times the duration: {report}");
+        let intervals = report["intervals"].as_array().expect("intervals");
+        assert_eq!(intervals.len(), 2, "{report}");
+        let sqlite = db.store.backend() == porter::Backend::Sqlite;
+        for i in intervals {
+            assert!(i["backlog"].as_i64().is_some_and(|b| b >= 0), "{i}");
+            assert!(i["latency_ms_p50"].as_f64().is_some(), "{i}");
+            assert_eq!(i["wal_bytes"].is_u64(), sqlite, "{i}");
+            assert_eq!(i["dead_rows"].is_i64(), !sqlite, "{i}");
+        }
+        assert!(report["started"].as_u64().is_some_and(|s| s > 0), "{report}");
+        let left: i64 = db.store.job_counts().await.unwrap().total.values().sum();
+        assert_eq!(left, 0, "the run's jobs are deleted");
+    }
+}

@@ -4,7 +4,7 @@
 use clap::builder::RangedU64ValueParser;
 use clap::Args;
 
-use super::{output, GlobalArgs};
+use super::{output, parse_duration, GlobalArgs};
 use crate::bench::{BenchOptions, DEFAULT_CONCURRENCY, DEFAULT_JOBS};
 
 /// `porter bench`
@@ -19,6 +19,21 @@ pub struct BenchArgs {
     /// Print the figures as one JSON object (and draw no progress bar).
     #[arg(long)]
     json: bool,
+    /// Instead of the usual phases: enqueue steadily at --rate and drain, for this long (e.g.
+    /// 10m), and report each interval (throughput, latency, backlog, what the database holds
+    /// on to). Its jobs are deleted afterwards.
+    #[arg(long, value_parser = parse_duration)]
+    sustain: Option<std::time::Duration>,
+    /// With --sustain: jobs enqueued per second.
+    #[arg(long, default_value_t = 1000, requires = "sustain", value_parser = RangedU64ValueParser::<u64>::new().range(1..=10_000_000))]
+    rate: u64,
+    /// With --sustain: keep a transaction open elsewhere in the database the whole time
+    /// (Postgres: vacuum held back; SQLite: a long reader).
+    #[arg(long, requires = "sustain")]
+    hold: bool,
+    /// With --sustain: the length of one reported interval.
+    #[arg(long, default_value = "60s", requires = "sustain", value_parser = parse_duration)]
+    interval: std::time::Duration,
     /// Inserts this many latency probes and exits: the other process of a running
     /// `porter bench`, which starts it.
     #[arg(long, hide = true)]
@@ -29,6 +44,21 @@ pub(super) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     if let Some(samples) = args.latency_inserter {
         return Ok(crate::bench::run_latency_inserter(&g.database_url, samples).await?);
+    }
+    if let Some(duration) = args.sustain {
+        let options = crate::bench::SustainOptions {
+            duration,
+            rate: args.rate as f64,
+            concurrency: args.concurrency,
+            hold: args.hold,
+            interval: args.interval,
+        };
+        let report = crate::bench::sustain(&g.database_url, options).await?;
+        return if args.json {
+            output::print_json(&report)
+        } else {
+            output::print(&report.to_string())
+        };
     }
     let options = BenchOptions {
         jobs: args.jobs,

@@ -19,6 +19,12 @@ const RAW_INSERT_CHUNK: usize = 20_000;
 /// The worker id the hand-written claims record.
 const RAW_WORKER: &str = "bench-raw";
 
+/// A transaction left open on a connection of its own (`porter bench --sustain --hold`):
+/// vacuum cannot remove row versions its snapshot may see until it is dropped.
+pub struct Holder {
+    _conn: PgConnection,
+}
+
 /// A connection of its own on the benchmark's database.
 pub struct Probe {
     options: PgConnectOptions,
@@ -38,6 +44,34 @@ impl Probe {
             url: url.to_string(),
             conn,
         })
+    }
+
+    /// Opens a transaction that stays open (its snapshot held) until dropped.
+    pub async fn hold_snapshot(&self) -> Result<Holder> {
+        let mut conn = connect(&self.options, &self.url).await?;
+        (&mut conn)
+            .execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .await?;
+        let _: i64 = sqlx::query_scalar(include_str!("sql/bench_hold.sql"))
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(Holder { _conn: conn })
+    }
+
+    /// Dead row versions in porter_jobs, as the statistics collector last counted them.
+    pub async fn dead_rows(&mut self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(include_str!("sql/bench_dead_rows.sql"))
+            .fetch_optional(&mut self.conn)
+            .await?)
+    }
+
+    /// Deletes every job of `queue` (the benchmark's own queues, when it is done).
+    pub async fn delete_queue(&mut self, queue: &str) -> Result<u64> {
+        Ok(sqlx::query(include_str!("sql/bench_raw_delete.sql"))
+            .bind(queue)
+            .execute(&mut self.conn)
+            .await?
+            .rows_affected())
     }
 
     /// Jobs of `queue` that are available or running.

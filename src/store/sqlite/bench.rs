@@ -17,16 +17,57 @@ const RAW_WORKER: &str = "bench-raw";
 /// One connection of its own on the benchmark's file.
 pub struct Probe {
     conn: Arc<Mutex<Connection>>,
+    path: std::path::PathBuf,
+    synchronous: &'static str,
+}
+
+/// A long reader on a connection of its own (`porter bench --sustain --hold`): the WAL cannot
+/// be checkpointed past its snapshot until it is dropped.
+pub struct Holder {
+    _conn: Mutex<Connection>,
 }
 
 impl Probe {
     /// Opens the file a `sqlite:` URL names (the store has created and migrated it).
     pub async fn open(url: &str) -> Result<Self> {
         let (path, synchronous) = parse_url(url)?;
-        let conn = blocking(move || open(&path, synchronous)).await?;
+        let at = path.clone();
+        let conn = blocking(move || open(&at, synchronous)).await?;
         Ok(Probe {
             conn: Arc::new(Mutex::new(conn)),
+            path,
+            synchronous,
         })
+    }
+
+    /// Opens a reader whose transaction stays open (and its snapshot held) until dropped.
+    pub async fn hold_snapshot(&self) -> Result<Holder> {
+        let (path, synchronous) = (self.path.clone(), self.synchronous);
+        blocking(move || {
+            let conn = open(&path, synchronous)?;
+            conn.execute_batch("BEGIN")?;
+            conn.query_row(include_str!("sql/bench_hold.sql"), [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Ok(Holder {
+                _conn: Mutex::new(conn),
+            })
+        })
+        .await
+    }
+
+    /// Size of the write-ahead log file now, in bytes.
+    pub fn wal_bytes(&self) -> Option<u64> {
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(wal).ok().map(|m| m.len())
+    }
+
+    /// Deletes every job of `queue` (the benchmark's own queues, when it is done).
+    pub async fn delete_queue(&self, queue: &str) -> Result<u64> {
+        let queue = queue.to_string();
+        self.with(move |c| Ok(c.execute(include_str!("sql/bench_raw_delete.sql"), [queue])? as u64))
+            .await
     }
 
     async fn with<T: Send + 'static>(
