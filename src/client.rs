@@ -158,6 +158,12 @@ impl Client {
             .await
     }
 
+    /// Per queue with jobs due to run: how many, and how long the oldest has been due (what
+    /// `/metrics` reports as depth and lag).
+    pub async fn queue_lag(&self) -> Result<Vec<crate::store::QueueLag>> {
+        self.store.queue_lag().await
+    }
+
     /// Queues that have jobs or a pause record.
     pub async fn queue_list(&self) -> Result<Vec<QueueRow>> {
         self.store.queue_list().await

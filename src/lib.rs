@@ -13,6 +13,8 @@
 //! * [`store`]: the storage seam, [`store::Driver`] (SQL and row mapping), with `sqlite` and
 //!   `postgres` backends, wrapped once by [`Store`] (what results mean, wake-ups, counts).
 //! * [`runtime`]: producers, executor, batched completer, graceful shutdown.
+//! * [`events`]: what a runtime tells an observer (metrics) about the attempts it ends and the
+//!   jobs its rescuer moves.
 //! * [`maintenance`]: periodic enqueuer, rescuer (leases), retention cleaner.
 //! * [`testing`]: helpers for an application's own tests (a throwaway SQLite store, run a
 //!   queue's due jobs until none is left, assert a job was inserted, run one worker's work).
@@ -88,6 +90,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod events;
 #[cfg(feature = "surfaces")]
 pub mod http;
 pub mod job;

@@ -81,6 +81,14 @@ async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
     )
 }
 
+/// Sends one request; returns the status and the body as text.
+async fn send_text(app: &Router, req: Request<Body>) -> (StatusCode, String) {
+    let response = app.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
 async fn job_state(store: &Store, id: i64) -> JobState {
     store.job_get(id).await.unwrap().expect("job exists").state
 }
@@ -916,13 +924,77 @@ backend_case! {
             r#"porter_jobs{queue="mail",state="available"} 1"#,
             r#"porter_jobs_inserted_total{queue="default",kind="noop"} 2"#,
             r#"porter_http_errors_total{status="404"} 1"#,
+            r#"porter_queue_depth{queue="default"} 2"#,
+            r#"porter_queue_depth{queue="mail"} 1"#,
         ] {
             assert!(
                 text.lines().any(|l| l == line),
                 "missing {line:?} in:\n{text}"
             );
         }
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(r#"porter_queue_lag_seconds{queue="mail"} "#)),
+            "a lag per queue:\n{text}"
+        );
         assert!(text.trim_end().ends_with("# EOF"));
+    }
+}
+
+backend_case! {
+    /// A runtime that reports to the web process's metrics (as in `porter dev`, or `porter
+    /// worker --metrics-listen`) counts each outcome by queue and kind, and times each attempt.
+    async fn metrics_count_outcomes_of_the_runtime_by_queue_and_kind(db: TestDb) {
+        use porter::runtime::{Runtime, RuntimeConfig, Shutdown};
+        let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
+        let app = router(state.clone());
+        let client = porter::Client::new(db.store.clone());
+        let ok = client.insert(&porter::jobs::Noop {}, None).await.unwrap().job.id;
+        let once = porter::InsertOpts { max_attempts: Some(1), ..Default::default() };
+        let failed = client
+            .insert(&porter::jobs::Fail { message: "boom".into(), panic: false }, Some(once))
+            .await
+            .unwrap()
+            .job
+            .id;
+        let twice = porter::InsertOpts { max_attempts: Some(2), ..Default::default() };
+        let retried = client
+            .insert(&porter::jobs::Fail { message: "again".into(), panic: false }, Some(twice))
+            .await
+            .unwrap()
+            .job
+            .id;
+        let workers = porter::app::builtin::builtin_workers(db.store.clone(), state.objects.clone()).unwrap();
+        let shutdown = Shutdown::new();
+        let runtime = Runtime::new(
+            db.store.clone(),
+            workers,
+            RuntimeConfig { periodic: Vec::new(), ..RuntimeConfig::default() },
+        )
+        .with_events(state.metrics.clone());
+        let task = tokio::spawn(runtime.run(shutdown.clone()));
+        let scrape = || async {
+            let (_, body) = send_text(&app, request(Method::GET, "/metrics", Body::empty())).await;
+            body
+        };
+        eventually("every outcome counted", || async {
+            let text = scrape().await;
+            [
+                r#"porter_jobs_completed_total{queue="default",kind="noop"} 1"#,
+                r#"porter_jobs_discarded_total{queue="default",kind="fail"} 2"#,
+                r#"porter_jobs_failed_total{queue="default",kind="fail"} 1"#,
+                r#"porter_job_duration_seconds_count{queue="default",kind="noop"} 1"#,
+                r#"porter_job_duration_seconds_count{queue="default",kind="fail"} 3"#,
+            ]
+            .iter()
+            .all(|line| text.lines().any(|l| l == *line))
+        })
+        .await;
+        shutdown.soft.cancel();
+        task.await.unwrap().unwrap();
+        for (id, state) in [(ok, JobState::Completed), (failed, JobState::Discarded), (retried, JobState::Discarded)] {
+            assert_eq!(db.store.job_get(id).await.unwrap().unwrap().state, state);
+        }
     }
 }
 

@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "worker",
             "store",
             "client",
+            "events",
             "runtime",
             "maintenance",
             "testing",

@@ -23,11 +23,23 @@ pub struct Worker {
 
 impl Worker {
     pub fn start(url: &str, args: &[&str]) -> Worker {
+        let mut all = vec!["worker"];
+        all.extend_from_slice(args);
+        Worker::command(url, &all)
+    }
+
+    /// Any long-running command (`web`, `dev`), its output collected the same way.
+    pub fn command(url: &str, args: &[&str]) -> Worker {
+        Worker::command_env(url, args, &[])
+    }
+
+    /// [`Worker::command`] with more environment (RUST_LOG is `info` unless given).
+    pub fn command_env(url: &str, args: &[&str], env: &[(&str, &str)]) -> Worker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_porter"))
-            .arg("worker")
             .args(args)
             .env("DATABASE_URL", url)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -45,6 +57,16 @@ impl Worker {
             });
         }
         Worker { child, log }
+    }
+
+    /// The address a `... listening on http://ADDR/...` log line names, once logged.
+    pub async fn listening(&self, what: &str) -> String {
+        let needle = format!("{what} listening on http://");
+        eventually(&needle, || async { self.logged(&needle) }).await;
+        let log = self.log.lock().unwrap();
+        let line = log.iter().find(|l| l.contains(&needle)).unwrap();
+        let rest = &line[line.find(&needle).unwrap() + needle.len()..];
+        rest.split('/').next().unwrap().to_string()
     }
 
     pub fn logged(&self, needle: &str) -> bool {
@@ -448,5 +470,156 @@ backend_case! {
         w.signal("TERM");
         let (status, log) = w.wait().await;
         assert!(status.success(), "{}", log.join("\n"));
+    }
+}
+
+async fn scrape(address: &str) -> String {
+    reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .unwrap()
+}
+
+fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
+/// Four jobs: three noops and a fail that discards at once.
+async fn outcome_jobs(client: &Client) {
+    for _ in 0..3 {
+        client.insert(&porter::jobs::Noop {}, None).await.unwrap();
+    }
+    let once = InsertOpts {
+        max_attempts: Some(1),
+        ..Default::default()
+    };
+    client
+        .insert(
+            &porter::jobs::Fail {
+                message: "boom".into(),
+                panic: false,
+            },
+            Some(once),
+        )
+        .await
+        .unwrap();
+}
+
+const COMPLETED: &str = r#"porter_jobs_completed_total{queue="default",kind="noop"} 3"#;
+const DISCARDED: &str = r#"porter_jobs_discarded_total{queue="default",kind="fail"} 1"#;
+
+backend_case! {
+    /// The split setup (`porter web` + `porter worker`): the worker's job counters are served
+    /// by the worker's own listener (`--metrics-listen`), the web process serves the queue
+    /// gauges from the database; a worker without the flag listens on nothing.
+    async fn split_setup_worker_serves_its_job_counters(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let quiet = Worker::start(&db.url, &["--no-periodic", "--queues", "other"]);
+        let w = Worker::start(&db.url, &["--no-periodic", "--metrics-listen", "127.0.0.1:0"]);
+        let web = Worker::command(&db.url, &["web", "--listen", "127.0.0.1:0"]);
+        w.ready().await;
+        quiet.ready().await;
+        let worker_metrics = w.listening("metrics").await;
+        let web_address = web.listening("web").await;
+        outcome_jobs(&client).await;
+        eventually("the worker counts every outcome", || async {
+            let text = scrape(&worker_metrics).await;
+            has_line(&text, COMPLETED) && has_line(&text, DISCARDED)
+        })
+        .await;
+        let text = scrape(&worker_metrics).await;
+        assert!(
+            has_line(&text, r#"porter_job_duration_seconds_count{queue="default",kind="noop"} 3"#),
+            "{text}"
+        );
+        let web_text = scrape(&web_address).await;
+        assert!(has_line(&web_text, r#"porter_jobs{queue="default",state="completed"} 3"#), "{web_text}");
+        assert!(has_line(&web_text, r#"porter_queue_depth{queue="default"} 0"#), "{web_text}");
+        assert!(!quiet.logged("metrics listening"), "off by default");
+    }
+}
+
+backend_case! {
+    /// `porter dev` (web and worker in one process) serves the job counters on its web
+    /// address.
+    async fn dev_serves_its_job_counters_on_the_web_address(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let dev = Worker::command(&db.url, &["dev", "--listen", "127.0.0.1:0", "--no-periodic"]);
+        let address = dev.listening("web").await;
+        outcome_jobs(&client).await;
+        eventually("dev counts every outcome", || async {
+            let text = scrape(&address).await;
+            has_line(&text, COMPLETED) && has_line(&text, DISCARDED)
+        })
+        .await;
+    }
+}
+
+backend_case! {
+    /// With `--log-format json` every stderr line is JSON: a job's panic is one event (message,
+    /// location and trace inside it), not the default hook's lines; its stored trace is
+    /// capped. At debug, each job's start and end are logged, never its args.
+    async fn a_job_panic_is_one_json_event_and_its_stored_trace_is_capped(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let w = Worker::command_env(
+            &db.url,
+            &["worker", "--log-format", "json", "--no-periodic"],
+            &[("RUST_BACKTRACE", "full"), ("RUST_LOG", "info,porter::runtime=debug")],
+        );
+        w.ready().await;
+        let once = InsertOpts {
+            max_attempts: Some(1),
+            ..Default::default()
+        };
+        let id = client
+            .insert(
+                &porter::jobs::Fail {
+                    message: "secret-in-args".into(),
+                    panic: true,
+                },
+                Some(once),
+            )
+            .await
+            .unwrap()
+            .job
+            .id;
+        eventually("the panicking job is discarded", || async {
+            state(&db.store, id).await.state == JobState::Discarded
+        })
+        .await;
+        eventually("its end is logged", || async { w.logged("job finished") }).await;
+        w.signal("TERM");
+        let (status, log) = w.wait().await;
+        assert!(status.success(), "{log:#?}");
+        let events: Vec<serde_json::Value> = log
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        let panics: Vec<_> = events
+            .iter()
+            .filter(|e| e["fields"]["message"] == "job panicked")
+            .collect();
+        assert_eq!(panics.len(), 1, "{log:#?}");
+        assert_eq!(panics[0]["fields"]["job_id"], id);
+        let started = events
+            .iter()
+            .filter(|e| e["fields"]["message"] == "job started" && e["fields"]["job_id"] == id)
+            .count();
+        assert_eq!(started, 1, "{log:#?}");
+        let finished: Vec<_> = events
+            .iter()
+            .filter(|e| e["fields"]["message"] == "job finished" && e["fields"]["job_id"] == id)
+            .collect();
+        assert_eq!(finished.len(), 1, "{log:#?}");
+        assert_eq!(finished[0]["fields"]["outcome"], "discarded");
+        // "secret-in-args" is also the panic message (the error), so only the start and end
+        // events are checked for args.
+        assert!(!serde_json::to_string(&finished[0]).unwrap().contains("secret-in-args"));
+        let row = state(&db.store, id).await;
+        let trace = row.errors[0].trace.as_deref().unwrap_or("");
+        assert!(trace.starts_with("panicked at"), "{trace}");
+        assert!(trace.len() <= porter::store::MAX_TRACE_BYTES, "{} bytes", trace.len());
     }
 }

@@ -828,3 +828,63 @@ backend_case! {
         hard_shutdown_with_unwritable_outcome(db, true).await;
     }
 }
+
+/// Records what a runtime tells its events: (queue, kind, outcome) per attempt.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<(String, String, porter::runtime::AttemptEnd)>>);
+
+impl porter::runtime::JobEvents for Recorded {
+    fn attempt_ended(&self, e: &porter::runtime::AttemptEnded) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((e.queue.clone(), e.kind.clone(), e.end));
+    }
+    fn rescued(&self, _: &porter::store::RescuedJob) {}
+}
+
+backend_case! {
+    /// The hook behind the metrics: each attempt is told once, with its queue, kind and how it
+    /// ended (completed, retryable, discarded, cancelled, snoozed), after its outcome is written.
+    async fn every_attempt_is_told_to_the_events_by_outcome(db: TestDb) {
+        use porter::runtime::AttemptEnd::*;
+        let client = Client::new(db.store.clone());
+        let ids = [
+            behave(&client, "ok", 1).await,
+            behave(&client, "fail", 2).await,
+            behave(&client, "cancel", 1).await,
+            behave(&client, "snooze_once", 1).await,
+        ];
+        let events = Arc::new(Recorded::default());
+        let shutdown = Shutdown::new();
+        let runtime = Runtime::new(db.store.clone(), behave_workers(), config(&[("default", 5)]))
+            .with_events(events.clone());
+        let task = tokio::spawn(runtime.run(shutdown.clone()));
+        for (id, state) in ids.iter().zip([
+            JobState::Completed,
+            JobState::Discarded,
+            JobState::Cancelled,
+            JobState::Completed,
+        ]) {
+            wait_state(&db.store, *id, state).await;
+        }
+        // A completion is told once its batch is written, just after the state changes.
+        eventually("six attempts told", || async {
+            events.0.lock().unwrap().len() == 6
+        })
+        .await;
+        shutdown.soft.cancel();
+        task.await.unwrap().unwrap();
+        let mut told: Vec<_> = events.0.lock().unwrap().iter().map(|(_, _, e)| *e).collect();
+        told.sort_by_key(|e| e.as_str());
+        let mut want = vec![Completed, Completed, Retryable, Discarded, Cancelled, Snoozed];
+        want.sort_by_key(|e| e.as_str());
+        assert_eq!(told, want);
+        assert!(events
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(q, k, _)| q == "default" && k == "behave"));
+    }
+}

@@ -173,6 +173,20 @@ fn init_logging(format: LogFormat) {
             .try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+    if format == LogFormat::Json {
+        // A panic outside a job (a job's own is logged by the runtime) is one JSON event too,
+        // not the default hook's lines on stderr.
+        std::panic::set_hook(Box::new(|info| {
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic with a non-string payload".to_string());
+            let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+            tracing::error!(panic = %message, %location, "panicked");
+        }));
+    }
 }
 
 /// Runs one parsed command.

@@ -30,6 +30,9 @@ On a loopback address only loopback Host names (localhost, *.localhost, 127.0.0.
 the allowed hosts are served (a guard against DNS rebinding). State-changing requests from
 another origin's browser page are refused (403); JSON bodies need Content-Type: application/json.";
 
+/// Where `porter worker --metrics-listen` listens when given no address: loopback only.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9091";
+
 /// The queue list `--queues` takes.
 #[derive(Debug, Clone)]
 pub struct QueueSpec(Vec<(String, usize)>);
@@ -60,6 +63,17 @@ pub struct WorkerArgs {
     /// Do not schedule the built-in periodic jobs (heartbeat, orphan_file_cleanup).
     #[arg(long)]
     no_periodic: bool,
+    /// Serve GET /metrics (this worker's job counters and duration histogram, and the queue
+    /// gauges) and GET /healthz on this address. Off unless given; `--metrics-listen` alone
+    /// listens on 127.0.0.1:9091. Anything but loopback needs PORTER_ADMIN_TOKEN, and then a
+    /// scrape needs `Authorization: Bearer TOKEN`.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = DEFAULT_METRICS_LISTEN
+    )]
+    metrics_listen: Option<SocketAddr>,
     /// Fallback poll interval when no wake-up comes (tests set it long to prove wake-ups).
     #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration, hide = true)]
     poll_interval: Duration,
@@ -250,8 +264,29 @@ async fn file_verdict(watch: tokio::task::JoinHandle<Option<String>>) -> anyhow:
     }
 }
 
+/// Binds the worker's metrics listener, when `--metrics-listen` asks for one.
+async fn bind_metrics(
+    args: &WorkerArgs,
+) -> anyhow::Result<Option<(tokio::net::TcpListener, HttpConfig)>> {
+    let Some(addr) = args.metrics_listen else {
+        return Ok(None);
+    };
+    let token = admin_token();
+    http::check_listen(addr, token.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+    let config = HttpConfig {
+        admin_token: token,
+        loopback_hosts_only: addr.ip().is_loopback(),
+        ..HttpConfig::default()
+    };
+    Ok(Some((listener, config)))
+}
+
 pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<()> {
     let config = args.runtime_config()?;
+    let metrics_listener = bind_metrics(&args).await?;
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone())?;
     let Some(store) = open_store_waiting(g, &shutdown).await? else {
@@ -259,12 +294,32 @@ pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<(
     };
     let objects = open_objects(g)?;
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting worker");
-    let workers = builtin_workers(store.clone(), objects)?;
+    let workers = builtin_workers(store.clone(), objects.clone())?;
     let watch = watch_database_file(store.clone(), shutdown.clone());
-    let ran = Runtime::new(store, workers, config)
-        .run(shutdown.clone())
-        .await;
+    let mut runtime = Runtime::new(store.clone(), workers, config);
+    let mut metrics_server = None;
+    if let Some((listener, http_config)) = metrics_listener {
+        let state = AppState::with_config(store, objects, http_config);
+        runtime = runtime
+            .with_events(state.metrics.clone())
+            .with_error_handler(state.metrics.error_handler());
+        let address = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        info!(%address, "metrics listening on http://{address}/metrics");
+        let stop = shutdown.soft.clone();
+        metrics_server = Some(tokio::spawn(http::serve_router(
+            listener,
+            http::metrics_router(state),
+            async move { stop.cancelled().await },
+        )));
+    }
+    let ran = runtime.run(shutdown.clone()).await;
     shutdown.soft.cancel();
+    if let Some(server) = metrics_server {
+        server.await.context("the metrics server failed")??;
+    }
     file_verdict(watch).await?;
     ran?;
     Ok(())
@@ -292,6 +347,9 @@ pub(super) async fn web(g: &GlobalArgs, args: WebArgs) -> anyhow::Result<()> {
 }
 
 pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
+    if args.worker.metrics_listen.is_some() {
+        anyhow::bail!("porter dev serves /metrics on its web address (--listen); --metrics-listen is for porter worker");
+    }
     let runtime_config = args.worker.runtime_config()?;
     let (listener, config) = bind(&args.web).await?;
     let shutdown = Shutdown::new();
@@ -305,6 +363,7 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
     let state = AppState::with_config(store.clone(), objects, config);
     let watch = watch_database_file(store.clone(), shutdown.clone());
     let runtime = Runtime::new(store, workers, runtime_config)
+        .with_events(state.metrics.clone())
         .with_error_handler(state.metrics.error_handler());
     let worker = tokio::spawn(runtime.run(shutdown.clone()));
     log_listening(&listener, &state.config);

@@ -8,6 +8,19 @@
 //! | `porter_jobs_inserted_total` | counter | `queue`, `kind` | jobs inserted through this process's web API |
 //! | `porter_job_errors_total` | counter | `queue`, `kind` | failed attempts (errors, panics, timeouts) of jobs run by this process (`porter dev`) |
 //! | `porter_http_errors_total` | counter | `status` | error answers (4xx, 5xx) of this process |
+//! | `porter_queue_depth` | gauge | `queue` | jobs due to run (available, or scheduled/retryable and due), read at each scrape |
+//! | `porter_queue_lag_seconds` | gauge | `queue` | how long the oldest due job has waited (0 when none), read at each scrape |
+//! | `porter_jobs_completed_total` | counter | `queue`, `kind` | attempts of this process's runtime that completed |
+//! | `porter_jobs_failed_total` | counter | `queue`, `kind` | attempts that failed and will be retried (`retryable`) |
+//! | `porter_jobs_discarded_total` | counter | `queue`, `kind` | attempts that failed for good (`discarded`) |
+//! | `porter_jobs_cancelled_total` | counter | `queue`, `kind` | attempts cancelled (by the job, or by a user while it ran) |
+//! | `porter_jobs_rescued_total` | counter | `queue`, `kind` | jobs this process's rescuer took back from lost workers or as stuck |
+//! | `porter_job_duration_seconds` | histogram | `queue`, `kind` | how long attempts ran, from start to outcome (every outcome) |
+//!
+//! The job counters and the histogram count what the runtime *in this process* did: they are
+//! served by `porter dev`, and by `porter worker --metrics-listen` in the split setup (`porter
+//! web` runs no jobs, so there they stay absent). The gauges read the database, so any process
+//! reports them alike. Counters start at zero with each process: alert on `rate()`/`increase()`.
 
 use std::sync::Arc;
 
@@ -19,11 +32,14 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use super::{AppError, AppState};
+use crate::events::{AttemptEnd, AttemptEnded, JobEvents};
 use crate::job::JobRow;
 use crate::runtime::{ErrorHandler, LogErrors};
+use crate::store::RescuedJob;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
@@ -38,6 +54,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: String,
 }
@@ -49,6 +70,14 @@ pub struct Metrics {
     inserted: Family<KindLabels, Counter>,
     job_errors: Family<KindLabels, Counter>,
     http_errors: Family<StatusLabels, Counter>,
+    depth: Family<QueueLabels, Gauge>,
+    lag: Family<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    completed: Family<KindLabels, Counter>,
+    failed: Family<KindLabels, Counter>,
+    discarded: Family<KindLabels, Counter>,
+    cancelled: Family<KindLabels, Counter>,
+    rescued: Family<KindLabels, Counter>,
+    duration: Family<KindLabels, Histogram>,
     /// One scrape at a time: a scrape clears and refills the job gauges.
     scrape: tokio::sync::Mutex<()>,
 }
@@ -93,12 +122,66 @@ impl Metrics {
             "Error answers of this process's web server",
             http_errors.clone(),
         );
+        let depth = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "porter_queue_depth",
+            "Jobs due to run per queue (available, or scheduled/retryable and due), read at scrape",
+            depth.clone(),
+        );
+        let lag = Family::<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "porter_queue_lag_seconds",
+            "Age of the oldest job due to run per queue (0 when none), read at scrape",
+            lag.clone(),
+        );
+        let mut counter = |name: &str, help: &str| {
+            let family = Family::<KindLabels, Counter>::default();
+            registry.register(name, help, family.clone());
+            family
+        };
+        let completed = counter(
+            "porter_jobs_completed",
+            "Attempts run by this process that completed",
+        );
+        let failed = counter(
+            "porter_jobs_failed",
+            "Attempts run by this process that failed and will be retried",
+        );
+        let discarded = counter(
+            "porter_jobs_discarded",
+            "Attempts run by this process that failed for good (discarded)",
+        );
+        let cancelled = counter(
+            "porter_jobs_cancelled",
+            "Attempts run by this process that were cancelled",
+        );
+        let rescued = counter(
+            "porter_jobs_rescued",
+            "Jobs this process's rescuer took back from lost workers or as stuck",
+        );
+        // 5 ms .. ~82 min, doubling.
+        let duration = Family::<KindLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.005, 2.0, 20))) as fn() -> Histogram,
+        );
+        registry.register(
+            "porter_job_duration_seconds",
+            "How long attempts run by this process took, start to outcome",
+            duration.clone(),
+        );
         Metrics {
             registry,
             jobs,
             inserted,
             job_errors,
             http_errors,
+            depth,
+            lag,
+            completed,
+            failed,
+            discarded,
+            cancelled,
+            rescued,
+            duration,
             scrape: tokio::sync::Mutex::new(()),
         }
     }
@@ -134,6 +217,25 @@ impl Metrics {
     pub async fn render(&self, client: &crate::Client) -> crate::Result<String> {
         let _one_at_a_time = self.scrape.lock().await;
         let counts = client.counts().await?;
+        let due = client.queue_lag().await?;
+        self.depth.clear();
+        self.lag.clear();
+        // Every queue with jobs reports depth and lag, 0 when nothing is due: an alert rule sees
+        // the queue recover instead of its series vanishing.
+        for queue in counts.queues.keys() {
+            let labels = QueueLabels {
+                queue: queue.clone(),
+            };
+            self.depth.get_or_create(&labels).set(0);
+            self.lag.get_or_create(&labels).set(0.0);
+        }
+        for q in &due {
+            let labels = QueueLabels {
+                queue: q.queue.clone(),
+            };
+            self.depth.get_or_create(&labels).set(q.depth);
+            self.lag.get_or_create(&labels).set(q.lag.as_secs_f64());
+        }
         self.jobs.clear();
         for (queue, states) in &counts.queues {
             for (state, n) in states {
@@ -149,6 +251,38 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .map_err(|e| crate::Error::Database(format!("encoding metrics: {e}")))?;
         Ok(out)
+    }
+}
+
+impl JobEvents for Metrics {
+    fn attempt_ended(&self, ended: &AttemptEnded) {
+        let labels = KindLabels {
+            queue: ended.queue.clone(),
+            kind: ended.kind.clone(),
+        };
+        let counter = match ended.end {
+            AttemptEnd::Completed => Some(&self.completed),
+            AttemptEnd::Retryable => Some(&self.failed),
+            AttemptEnd::Discarded => Some(&self.discarded),
+            AttemptEnd::Cancelled => Some(&self.cancelled),
+            // Not a run that succeeded or failed: put back without using an attempt.
+            AttemptEnd::Snoozed | AttemptEnd::Released => None,
+        };
+        if let Some(counter) = counter {
+            counter.get_or_create(&labels).inc();
+        }
+        self.duration
+            .get_or_create(&labels)
+            .observe(ended.ran_for.as_secs_f64());
+    }
+
+    fn rescued(&self, job: &RescuedJob) {
+        self.rescued
+            .get_or_create(&KindLabels {
+                queue: job.queue.clone(),
+                kind: job.kind.clone(),
+            })
+            .inc();
     }
 }
 

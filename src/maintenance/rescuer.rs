@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::error::Result;
+use crate::events::{JobEvents, NoEvents};
 use crate::store::{JobRescueParams, RescueCounts, Store};
 use crate::worker::Workers;
 
@@ -52,24 +53,40 @@ impl RescuerConfig {
 pub struct Rescuer {
     store: Arc<Store>,
     config: RescuerConfig,
+    events: Arc<dyn JobEvents>,
 }
 
 impl Rescuer {
     /// A rescuer over a store.
     pub fn new(store: Arc<Store>, config: RescuerConfig) -> Self {
-        Rescuer { store, config }
+        Rescuer {
+            store,
+            config,
+            events: Arc::new(NoEvents),
+        }
+    }
+
+    /// Tells `events` about each job a pass moves (metrics).
+    pub fn with_events(mut self, events: Arc<dyn JobEvents>) -> Self {
+        self.events = events;
+        self
     }
 
     /// One pass; returns what it rescued.
     pub async fn run_once(&self) -> Result<RescueCounts> {
         // The store wakes this process's producers when jobs are due again.
-        self.store
-            .job_rescue(JobRescueParams {
+        let rescued = self
+            .store
+            .job_rescue_jobs(JobRescueParams {
                 lease: self.config.lease,
                 stuck_after: self.config.stuck_after.clone(),
                 limit: self.config.batch,
             })
-            .await
+            .await?;
+        for job in &rescued.jobs {
+            self.events.rescued(job);
+        }
+        Ok(rescued.counts())
     }
 
     /// Runs a pass every interval until `stop`.

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::error::Error;
+use crate::events::{AttemptEnded, JobEvents};
 use crate::store::{JobFence, Store};
 
 /// Most completions written in one batch.
@@ -22,7 +23,7 @@ const MAX_BATCH: usize = 1000;
 const COALESCE: Duration = Duration::from_millis(1);
 
 enum Msg {
-    Complete(JobFence, OwnedSemaphorePermit),
+    Complete(JobFence, OwnedSemaphorePermit, AttemptEnded),
     Flush(oneshot::Sender<()>),
 }
 
@@ -41,10 +42,11 @@ impl Completer {
         store: Arc<Store>,
         owned: Arc<super::Owned>,
         hard: CancellationToken,
+        events: Arc<dyn JobEvents>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let running = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(run(store, rx, running.clone(), owned, hard));
+        let task = tokio::spawn(run(store, rx, running.clone(), owned, hard, events));
         Completer {
             tx,
             running,
@@ -63,9 +65,14 @@ impl Completer {
     }
 
     /// Queues a completion; it is written with the next batch, and then the job's slot is
-    /// released.
-    pub(crate) fn complete(&self, fence: JobFence, slot: OwnedSemaphorePermit) {
-        let _ = self.tx.send(Msg::Complete(fence, slot));
+    /// released and `ended` told to the runtime's events (unless the write was fenced off).
+    pub(crate) fn complete(
+        &self,
+        fence: JobFence,
+        slot: OwnedSemaphorePermit,
+        ended: AttemptEnded,
+    ) {
+        let _ = self.tx.send(Msg::Complete(fence, slot, ended));
     }
 
     /// Waits until every completion queued so far is written.
@@ -84,8 +91,10 @@ async fn run(
     running: Arc<AtomicUsize>,
     owned: Arc<super::Owned>,
     hard: CancellationToken,
+    events: Arc<dyn JobEvents>,
 ) {
     let mut batch: Vec<JobFence> = Vec::new();
+    let mut ended: Vec<AttemptEnded> = Vec::new();
     let mut slots: Vec<OwnedSemaphorePermit> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -95,9 +104,10 @@ async fn run(
             let mut flush = false;
             while let Some(msg) = next.take() {
                 match msg {
-                    Msg::Complete(f, slot) => {
+                    Msg::Complete(f, slot, e) => {
                         batch.push(f);
                         slots.push(slot);
+                        ended.push(e);
                     }
                     Msg::Flush(tx) => {
                         flushes.push(tx);
@@ -123,7 +133,12 @@ async fn run(
         if !batch.is_empty() {
             let fences = std::mem::take(&mut batch);
             let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
-            write(&store, fences, &hard).await;
+            let changed = write(&store, fences, &hard).await;
+            for (e, changed) in ended.drain(..).zip(changed) {
+                if changed {
+                    super::executor::tell(events.as_ref(), &e);
+                }
+            }
             // Written, fenced off or given up on: no longer this worker's to hold. A job whose
             // completion was given up on is still `running` here, and the reconcile puts it
             // back (at-least-once: it runs again).
@@ -155,7 +170,8 @@ fn release(slots: &mut Vec<OwnedSemaphorePermit>) {
 /// Writes one batch, retrying while the database is unreachable: a completion that is never
 /// written leaves its job to be rescued and run again, which at-least-once allows but which
 /// costs a second run. A hard shutdown stops the retries: it must not wait out an outage.
-async fn write(store: &Store, fences: Vec<JobFence>, hard: &CancellationToken) {
+/// Answers, per fence, whether its completion was written (`false` when fenced off or given up).
+async fn write(store: &Store, fences: Vec<JobFence>, hard: &CancellationToken) -> Vec<bool> {
     let mut delay = Duration::from_millis(50);
     for attempt in 1.. {
         match store.job_complete_many(fences.clone()).await {
@@ -167,7 +183,7 @@ async fn write(store: &Store, fences: Vec<JobFence>, hard: &CancellationToken) {
                         "completions fenced off: those jobs were rescued or cancelled meanwhile"
                     );
                 }
-                return;
+                return changed;
             }
             // Only errors that may pass are worth retrying; a refusal is given up at once.
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
@@ -184,8 +200,9 @@ async fn write(store: &Store, fences: Vec<JobFence>, hard: &CancellationToken) {
             }
             Err(e) => {
                 warn!(error = %e, jobs = fences.len(), "giving up on recording completions; this worker's reconcile puts the jobs back to run again");
-                return;
+                return vec![false; fences.len()];
             }
         }
     }
+    unreachable!("the loop returns")
 }

@@ -5,7 +5,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Once};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
@@ -14,7 +14,8 @@ use tracing::{debug, error, info, warn};
 
 use super::Ctx;
 use crate::error::Error;
-use crate::job::JobRow;
+use crate::events::{AttemptEnd, AttemptEnded, JobEvents};
+use crate::job::{JobRow, JobState};
 use crate::store::{JobCancelRunningParams, JobFailParams, JobReleaseParams, JobSnoozeParams};
 use crate::worker::JobError;
 
@@ -59,10 +60,35 @@ const CANCELLED_BY_USER: &str = "cancelled by user";
 thread_local! {
     /// Where the panic hook leaves the location and backtrace of a panic on this thread.
     static PANIC_TRACE: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Set while this thread polls a job's work: a panic then is the job's, caught by the
+    /// executor and logged as one event by its error handler.
+    static IN_JOB: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Polls a job's work with [`IN_JOB`] set.
+async fn in_job(
+    mut work: futures::future::BoxFuture<'static, Result<(), JobError>>,
+) -> Result<(), JobError> {
+    std::future::poll_fn(move |cx| {
+        IN_JOB.with(|f| f.set(true));
+        // Reset on the way out, by unwinding too, so a panic leaves the flag clear.
+        struct Clear;
+        impl Drop for Clear {
+            fn drop(&mut self) {
+                IN_JOB.with(|f| f.set(false));
+            }
+        }
+        let _clear = Clear;
+        work.poll_unpin(cx)
+    })
+    .await
 }
 
 /// Chains a panic hook that keeps each panic's location and backtrace (when `RUST_BACKTRACE`
-/// asks for one) for the executor, which catches the panic on the same thread.
+/// asks for one) for the executor, which catches the panic on the same thread. A job's panic
+/// goes no further: the executor's error handler logs it as one event (one JSON line with
+/// `--log-format json`), instead of the default hook's lines on stderr. Any other panic goes
+/// on to the hook installed before.
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -78,7 +104,9 @@ fn install_panic_hook() {
                 trace.push_str(&bt.to_string());
             }
             PANIC_TRACE.with(|t| *t.borrow_mut() = Some(trace));
-            previous(info);
+            if !IN_JOB.with(|f| f.get()) {
+                previous(info);
+            }
         }));
     });
 }
@@ -95,6 +123,9 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePermit) {
     install_panic_hook();
+    let began = Instant::now();
+    // Never the args: they may hold what must not reach a log.
+    debug!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "job started");
     let Some(worker) = ctx.workers.get(&row.kind).cloned() else {
         // The claim only takes kinds this process runs; this is a bug, not a job error.
         record(
@@ -105,6 +136,7 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
                 row.kind
             )))),
             permit,
+            began,
         )
         .await;
         return;
@@ -115,13 +147,13 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
     let started = match worker.start(row.clone(), cancel.clone()) {
         Ok(started) => started,
         Err(e) => {
-            record(&ctx, &row, Outcome::Done(Err(e)), permit).await;
+            record(&ctx, &row, Outcome::Done(Err(e)), permit, began).await;
             return;
         }
     };
     let timeout = started.timeout;
     let run = async move {
-        match AssertUnwindSafe(started.work).catch_unwind().await {
+        match AssertUnwindSafe(in_job(started.work)).catch_unwind().await {
             Ok(result) => Outcome::Done(result),
             Err(payload) => Outcome::Panicked {
                 message: panic_message(&*payload),
@@ -172,12 +204,37 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
         Outcome::Done(Err(_)) if ctx.stop_jobs.is_cancelled() => Outcome::ShutDown,
         other => other,
     };
-    record(&ctx, &row, outcome, permit).await;
+    record(&ctx, &row, outcome, permit, began).await;
+}
+
+fn attempt_ended(row: &JobRow, end: AttemptEnd, began: Instant) -> AttemptEnded {
+    AttemptEnded {
+        job_id: row.id,
+        queue: row.queue.clone(),
+        kind: row.kind.clone(),
+        attempt: row.attempt,
+        end,
+        ran_for: began.elapsed(),
+    }
+}
+
+/// Logs the end of an attempt at debug (never its args) and tells the runtime's events.
+pub(super) fn tell(events: &dyn JobEvents, ended: &AttemptEnded) {
+    debug!(job_id = ended.job_id, kind = %ended.kind, queue = %ended.queue, attempt = ended.attempt,
+           outcome = ended.end.as_str(), elapsed_ms = ended.ran_for.as_millis() as u64, "job finished");
+    events.attempt_ended(ended);
 }
 
 /// Records the outcome; the job's slot is released once it is written (by the completer, for
-/// a completion).
-async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slot: OwnedSemaphorePermit) {
+/// a completion). Once written, the runtime's events are told.
+async fn record(
+    ctx: &Ctx,
+    row: &JobRow,
+    outcome: Outcome,
+    slot: OwnedSemaphorePermit,
+    began: Instant,
+) {
+    let told = |end: AttemptEnd| tell(ctx.events.as_ref(), &attempt_ended(row, end, began));
     ctx.completer.finished();
     let fence = row.fence();
     let fail =
@@ -195,38 +252,48 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slot: OwnedSemaphoreP
     };
     let params = match outcome {
         Outcome::Done(Ok(())) => {
-            ctx.completer.complete(fence, slot);
+            let ended = attempt_ended(row, AttemptEnd::Completed, began);
+            ctx.completer.complete(fence, slot, ended);
             return;
         }
         Outcome::Done(Err(JobError::Snooze(delay))) => {
-            write(ctx, row, || {
+            let written = write(ctx, row, || {
                 ctx.store.job_snooze(JobSnoozeParams {
                     fence: fence.clone(),
                     delay,
                 })
             })
             .await;
+            if written.is_some() {
+                told(AttemptEnd::Snoozed);
+            }
             return;
         }
         Outcome::Done(Err(JobError::Cancel(reason))) => {
-            write(ctx, row, || {
+            let written = write(ctx, row, || {
                 ctx.store.job_cancel_running(JobCancelRunningParams {
                     fence: fence.clone(),
                     reason: reason.clone(),
                 })
             })
             .await;
+            if written.is_some() {
+                told(AttemptEnd::Cancelled);
+            }
             return;
         }
         Outcome::CancelledByUser => {
             info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "job cancelled by user");
-            write(ctx, row, || {
+            let written = write(ctx, row, || {
                 ctx.store.job_cancel_running(JobCancelRunningParams {
                     fence: fence.clone(),
                     reason: CANCELLED_BY_USER.to_string(),
                 })
             })
             .await;
+            if written.is_some() {
+                told(AttemptEnd::Cancelled);
+            }
             return;
         }
         Outcome::Done(Err(JobError::Discard(reason))) => {
@@ -249,17 +316,26 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slot: OwnedSemaphoreP
         Outcome::ShutDown => {
             // Stopped by us, not failed by itself: the job goes back without using up an
             // attempt, so a deploy never discards a job on its last one (issue 11.1).
-            write(ctx, row, || {
+            let written = write(ctx, row, || {
                 ctx.store.job_release(JobReleaseParams {
                     fence: fence.clone(),
                     reason: SHUT_DOWN.to_string(),
                 })
             })
             .await;
+            if written.is_some() {
+                told(AttemptEnd::Released);
+            }
             return;
         }
     };
-    write(ctx, row, || ctx.store.job_fail(params.clone())).await;
+    if let Some(failed) = write(ctx, row, || ctx.store.job_fail(params.clone())).await {
+        told(if failed.state == JobState::Discarded {
+            AttemptEnd::Discarded
+        } else {
+            AttemptEnd::Retryable
+        });
+    }
 }
 
 /// The error kept in the history of a job stopped by its worker's shutdown.
@@ -275,19 +351,20 @@ fn humanize(d: Duration) -> String {
 
 /// Writes one outcome, retrying while the database is unreachable (until a hard shutdown); a
 /// fenced write is logged and dropped (the job was rescued or cancelled: this attempt's result
-/// no longer counts).
-async fn write<F, Fut>(ctx: &Ctx, row: &JobRow, op: F)
+/// no longer counts). Answers the written row, `None` when fenced off or given up on.
+async fn write<F, Fut>(ctx: &Ctx, row: &JobRow, op: F) -> Option<JobRow>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,
 {
-    write_outcome(row, op, &ctx.hard).await;
+    let written = write_outcome(row, op, &ctx.hard).await;
     // Written, fenced off or given up on: no longer this worker's to hold. One given up on is
     // still `running` here, and the reconcile puts it back.
     ctx.owned.remove_all(&[(row.id, row.attempt)]);
+    written
 }
 
-async fn write_outcome<F, Fut>(row: &JobRow, op: F, hard: &CancellationToken)
+async fn write_outcome<F, Fut>(row: &JobRow, op: F, hard: &CancellationToken) -> Option<JobRow>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,
@@ -295,13 +372,13 @@ where
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=40 {
         match op().await {
-            Ok(_) => return,
+            Ok(written) => return Some(written),
             Err(Error::Fenced { id, attempt }) => {
                 debug!(
                     job_id = id,
                     attempt, "outcome fenced off: the job was rescued or cancelled meanwhile"
                 );
-                return;
+                return None;
             }
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
                 if attempt < 40 && !hard.is_cancelled() =>
@@ -317,8 +394,9 @@ where
             }
             Err(e) => {
                 warn!(job_id = row.id, error = %e, "could not record a job outcome; this worker's reconcile puts the job back to run again");
-                return;
+                return None;
             }
         }
     }
+    None
 }

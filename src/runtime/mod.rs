@@ -21,6 +21,7 @@ use crate::maintenance::{
 use crate::store::{JobReleaseParams, Store, WorkerRegisterParams};
 use crate::worker::Workers;
 
+pub use crate::events::{AttemptEnd, AttemptEnded, JobEvents, NoEvents};
 pub use executor::{ErrorHandler, LogErrors};
 
 /// Default fallback poll interval (wake-ups normally come sooner).
@@ -127,12 +128,14 @@ fn spawn_maintenance(
     workers: &Workers,
     config: &RuntimeConfig,
     identity: &WorkerIdentity,
+    events: &Arc<dyn JobEvents>,
     stop: CancellationToken,
 ) {
     let rescuer = Rescuer::new(
         store.clone(),
         RescuerConfig::for_workers(config.lease, workers),
-    );
+    )
+    .with_events(events.clone());
     tracker.spawn(rescuer.run(stop.clone()));
     let cleaner = RetentionCleaner::new(store.clone(), config.retention.clone());
     tracker.spawn(cleaner.run(stop.clone()));
@@ -182,6 +185,8 @@ pub(crate) struct Ctx {
     pub jobs: TaskTracker,
     pub completer: completer::Completer,
     pub errors: Arc<dyn ErrorHandler>,
+    /// Told how each attempt ended.
+    pub events: Arc<dyn JobEvents>,
     /// Running jobs, for cancel requests.
     pub running: canceller::RunningJobs,
     /// When this worker's heartbeat was last recorded.
@@ -292,6 +297,7 @@ pub struct Runtime {
     config: RuntimeConfig,
     identity: WorkerIdentity,
     errors: Arc<dyn ErrorHandler>,
+    events: Arc<dyn JobEvents>,
 }
 
 /// What a runtime did before it stopped.
@@ -310,7 +316,14 @@ impl Runtime {
             config,
             identity: WorkerIdentity::current(),
             errors: Arc::new(LogErrors),
+            events: Arc::new(NoEvents),
         }
+    }
+
+    /// Tells `events` how each attempt ended and what the rescuer moved (metrics).
+    pub fn with_events(mut self, events: Arc<dyn JobEvents>) -> Self {
+        self.events = events;
+        self
     }
 
     /// Replaces the error handler (the default logs through tracing).
@@ -333,6 +346,7 @@ impl Runtime {
             config,
             identity,
             errors,
+            events,
         } = self;
         for (queue, _) in &config.queues {
             crate::job::validate_name("queue", queue)?;
@@ -352,8 +366,12 @@ impl Runtime {
         let stop_jobs = CancellationToken::new();
         let stop_services = CancellationToken::new();
         let owned = Arc::new(Owned::default());
-        let completer =
-            completer::Completer::spawn(store.clone(), owned.clone(), shutdown.hard.clone());
+        let completer = completer::Completer::spawn(
+            store.clone(),
+            owned.clone(),
+            shutdown.hard.clone(),
+            events.clone(),
+        );
         let ctx = Arc::new(Ctx {
             store: store.clone(),
             registration,
@@ -366,6 +384,7 @@ impl Runtime {
             jobs: TaskTracker::new(),
             completer,
             errors,
+            events: events.clone(),
             running: canceller::RunningJobs::default(),
             last_heartbeat: tokio::sync::watch::Sender::new(tokio::time::Instant::now()),
             owned,
@@ -382,6 +401,7 @@ impl Runtime {
                 &ctx.workers,
                 &config,
                 &identity,
+                &events,
                 stop_services.clone(),
             );
         }

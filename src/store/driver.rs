@@ -111,8 +111,12 @@ pub trait Driver: Send + Sync + 'static {
     /// Deletes finished jobs past their retention; returns how many went.
     async fn job_delete_finalized(&self, params: JobDeleteFinalizedParams) -> Result<u64>;
 
-    /// Rescues running jobs of lost workers and stuck jobs.
-    async fn job_rescue(&self, params: JobRescueParams) -> Result<RescueCounts>;
+    /// Rescues running jobs of lost workers and stuck jobs; returns each job it moved.
+    async fn job_rescue(&self, params: JobRescueParams) -> Result<Rescued>;
+
+    /// Per queue that has any, the jobs due to run (available, or scheduled/retryable whose
+    /// time has come) and the oldest one's due time.
+    async fn queue_due(&self) -> Result<Vec<QueueDueRow>>;
 
     /// Queues that have jobs or a pause record.
     async fn queue_list(&self) -> Result<Vec<QueueRow>>;

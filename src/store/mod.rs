@@ -167,6 +167,29 @@ impl JobInsertParams {
 /// with [`Error::Invalid`] on both backends, before anything is written.
 pub const MAX_ARGS_BYTES: usize = 1024 * 1024;
 
+/// The most bytes of a trace (a panic's location and backtrace, a worker's own trace) kept in
+/// a job's error history per attempt: 4 KiB, the top of the stack, where the cause is. A full
+/// backtrace is ~20 KB, and a job may fail 25 times.
+pub const MAX_TRACE_BYTES: usize = 4096;
+
+/// The marker a cut trace ends with (within [`MAX_TRACE_BYTES`]).
+pub const TRACE_CUT: &str = "\n... (trace cut at 4 KiB)";
+
+/// Cuts a trace to [`MAX_TRACE_BYTES`] at a character boundary, marked with [`TRACE_CUT`].
+pub(crate) fn cap_trace(trace: String) -> String {
+    if trace.len() <= MAX_TRACE_BYTES {
+        return trace;
+    }
+    let mut end = MAX_TRACE_BYTES - TRACE_CUT.len();
+    while !trace.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut cut = trace;
+    cut.truncate(end);
+    cut.push_str(TRACE_CUT);
+    cut
+}
+
 /// The size of `value` as compact JSON, counted without building the text; counting stops
 /// a little past `stop_after` (the result is then only known to be above it).
 pub fn json_size(value: &serde_json::Value, stop_after: usize) -> usize {
@@ -428,22 +451,54 @@ pub struct RescueCounts {
     pub cancelled: u64,
 }
 
-impl RescueCounts {
-    /// Adds up the new states (`retryable`, `discarded` or `cancelled`) of the rescue
-    /// statements that succeeded; the first error, if any statement failed, after all of them
-    /// ran (what the others rescued stays rescued).
-    pub fn from_outcomes(outcomes: Vec<Result<Vec<String>>>) -> Result<RescueCounts> {
+/// One job a rescue pass moved: its queue, kind and new state (`retryable`, `discarded` or
+/// `cancelled`), for the metrics of the process that rescued it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RescuedJob {
+    /// Queue name.
+    pub queue: String,
+    /// Kind.
+    pub kind: String,
+    /// The state the rescue left it in.
+    pub state: JobState,
+}
+
+/// What a rescue pass did, job by job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rescued {
+    /// The jobs it moved.
+    pub jobs: Vec<RescuedJob>,
+}
+
+impl Rescued {
+    /// The counts by new state.
+    pub fn counts(&self) -> RescueCounts {
         let mut counts = RescueCounts::default();
+        for job in &self.jobs {
+            match job.state {
+                JobState::Discarded => counts.discarded += 1,
+                JobState::Cancelled => counts.cancelled += 1,
+                _ => counts.retried += 1,
+            }
+        }
+        counts
+    }
+
+    /// Gathers the (new state, queue, kind) rows of the rescue statements that succeeded; the
+    /// first error, if any statement failed, after all of them ran (what the others rescued
+    /// stays rescued).
+    pub fn from_outcomes(outcomes: Vec<Result<Vec<(String, String, String)>>>) -> Result<Rescued> {
+        let mut rescued = Rescued::default();
         let mut first_error = None;
         for outcome in outcomes {
             match outcome {
-                Ok(states) => {
-                    for s in states {
-                        match s.as_str() {
-                            "discarded" => counts.discarded += 1,
-                            "cancelled" => counts.cancelled += 1,
-                            _ => counts.retried += 1,
-                        }
+                Ok(rows) => {
+                    for (state, queue, kind) in rows {
+                        rescued.jobs.push(RescuedJob {
+                            queue,
+                            kind,
+                            state: state.parse()?,
+                        });
                     }
                 }
                 Err(e) => {
@@ -451,8 +506,31 @@ impl RescueCounts {
                 }
             }
         }
-        first_error.map_or(Ok(counts), Err)
+        first_error.map_or(Ok(rescued), Err)
     }
+}
+
+/// The jobs of one queue that are due to run (available, or scheduled/retryable and due):
+/// how many, and since when the oldest has waited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDueRow {
+    /// Queue name.
+    pub queue: String,
+    /// Jobs due to run.
+    pub depth: i64,
+    /// The oldest due job's due time (`scheduled_at`).
+    pub oldest_due_at: DateTime<Utc>,
+}
+
+/// How far one queue is behind: its due jobs and the age of the oldest (its lag).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueLag {
+    /// Queue name.
+    pub queue: String,
+    /// Jobs due to run (available, or scheduled/retryable and due).
+    pub depth: i64,
+    /// How long the oldest due job has been due, by the database clock (zero when none is).
+    pub lag: Duration,
 }
 
 /// A queue and whether it is paused.

@@ -186,8 +186,10 @@ impl Store {
     }
 
     /// Records a failed attempt (fenced): retryable after `retry_in`, or discarded when the
-    /// attempts are used up or `discard` is set. The error joins the history.
-    pub async fn job_fail(&self, params: JobFailParams) -> Result<JobRow> {
+    /// attempts are used up or `discard` is set. The error joins the history, its trace cut to
+    /// [`MAX_TRACE_BYTES`](super::MAX_TRACE_BYTES).
+    pub async fn job_fail(&self, mut params: JobFailParams) -> Result<JobRow> {
+        params.trace = params.trace.map(super::cap_trace);
         let fence = params.fence.clone();
         self.op("job_fail", async {
             fenced(&fence, self.driver.job_fail(params).await?)
@@ -311,13 +313,33 @@ impl Store {
     /// Rescues running jobs of lost workers and stuck jobs; when some are due again, wakes
     /// every producer of this process.
     pub async fn job_rescue(&self, params: JobRescueParams) -> Result<RescueCounts> {
-        let counts = self
+        Ok(self.job_rescue_jobs(params).await?.counts())
+    }
+
+    /// [`Store::job_rescue`], answering each job it moved (queue, kind, new state).
+    pub async fn job_rescue_jobs(&self, params: JobRescueParams) -> Result<Rescued> {
+        let rescued = self
             .op("job_rescue", self.driver.job_rescue(params))
             .await?;
-        if counts.retried > 0 {
+        if rescued.counts().retried > 0 {
             self.wakeup().notify(wake::ALL_QUEUES);
         }
-        Ok(counts)
+        Ok(rescued)
+    }
+
+    /// Per queue with jobs due to run: how many (its depth) and how long the oldest has been
+    /// due (its lag), by the database clock. Queues with nothing due are left out.
+    pub async fn queue_lag(&self) -> Result<Vec<QueueLag>> {
+        let rows = self.op("queue_due", self.driver.queue_due()).await?;
+        let now = self.now().await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| QueueLag {
+                queue: r.queue,
+                depth: r.depth,
+                lag: (now - r.oldest_due_at).to_std().unwrap_or_default(),
+            })
+            .collect())
     }
 
     /// Queues that have jobs or a pause record.

@@ -135,8 +135,11 @@ impl Driver for GatedStore {
     async fn job_delete_finalized(&self, params: JobDeleteFinalizedParams) -> Result<u64> {
         self.inner.job_delete_finalized(params).await
     }
-    async fn job_rescue(&self, params: JobRescueParams) -> Result<RescueCounts> {
+    async fn job_rescue(&self, params: JobRescueParams) -> Result<Rescued> {
         self.inner.job_rescue(params).await
+    }
+    async fn queue_due(&self) -> Result<Vec<QueueDueRow>> {
+        self.inner.queue_due().await
     }
     async fn queue_list(&self) -> Result<Vec<QueueRow>> {
         self.inner.queue_list().await

@@ -361,3 +361,37 @@ backend_case! {
         assert!(matches!(s.job_retry(k1.id).await, Err(Error::Conflict(_))));
     }
 }
+
+backend_case! {
+    /// A backtrace is ~20 KB and a job may fail 25 times: each stored trace is cut to
+    /// MAX_TRACE_BYTES (marked), keeping its top; short traces are kept whole.
+    async fn stored_traces_are_capped(db: TestDb) {
+        let s = &*db.store;
+        insert(s, job("noop")).await;
+        let row = claim_one(s, "noop").await;
+        let long = format!("panicked at src/jobs.rs:1:1\n{}", "  frame é\n".repeat(3000));
+        let failed = s
+            .job_fail(JobFailParams {
+                trace: Some(long.clone()),
+                ..fail(&row, "panic: boom", std::time::Duration::ZERO)
+            })
+            .await
+            .unwrap();
+        let trace = failed.errors[0].trace.clone().unwrap();
+        assert!(trace.len() <= MAX_TRACE_BYTES, "{} bytes", trace.len());
+        assert!(trace.starts_with("panicked at src/jobs.rs:1:1"));
+        assert!(trace.ends_with(TRACE_CUT));
+        let stored = s.job_get(row.id).await.unwrap().unwrap();
+        assert_eq!(stored.errors[0].trace.as_deref(), Some(trace.as_str()));
+
+        let again = claim_one(s, "noop").await;
+        let failed = s
+            .job_fail(JobFailParams {
+                trace: Some("short".into()),
+                ..fail(&again, "boom", std::time::Duration::ZERO)
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed.errors[1].trace.as_deref(), Some("short"));
+    }
+}

@@ -45,3 +45,55 @@ backend_case! {
         assert_eq!(s.queue_list().await.unwrap().len(), 2);
     }
 }
+
+backend_case! {
+    /// What `/metrics` reports per queue: depth counts the jobs due to run (available, and
+    /// scheduled or retryable ones whose time has come; not running, not future ones), lag is
+    /// how long the oldest of them has been due, by the database clock.
+    async fn queue_lag_is_the_age_of_the_oldest_due_job(db: TestDb) {
+        use std::time::Duration;
+        let clock = porter::store::clock::Clock::new();
+        let s = porter::store::open_with_clock(&db.url, clock.clone())
+            .await
+            .unwrap();
+        let real = s.now().await.unwrap();
+        let start = chrono::DateTime::from_timestamp_millis(real.timestamp_millis()).unwrap()
+            + chrono::Duration::days(365);
+        clock.set(start);
+        let in_queue = |queue: &str, delay: Option<Duration>| {
+            job_with(
+                "noop",
+                InsertOpts {
+                    queue: Some(queue.into()),
+                    schedule_in: delay,
+                    ..Default::default()
+                },
+            )
+        };
+        for _ in 0..3 {
+            insert(&s, in_queue("default", None)).await;
+        }
+        insert(&s, in_queue("mail", Some(Duration::from_secs(60)))).await;
+        insert(&s, in_queue("mail", Some(Duration::from_secs(3600)))).await;
+        insert(&s, in_queue("later", Some(Duration::from_secs(3600)))).await;
+        let claimed = s
+            .job_claim(crate::claim("default", &["noop"], 1, crate::W))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        clock.set(start + chrono::Duration::seconds(90));
+        let mut lag = s.queue_lag().await.unwrap();
+        lag.sort_by(|a, b| a.queue.cmp(&b.queue));
+        let seen: Vec<(&str, i64, Duration)> = lag
+            .iter()
+            .map(|q| (q.queue.as_str(), q.depth, q.lag))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("default", 2, Duration::from_secs(90)),
+                ("mail", 1, Duration::from_secs(30)),
+            ]
+        );
+    }
+}

@@ -30,14 +30,23 @@ backend_case! {
             stuck_after: vec![],
             limit: 100,
         };
-        let c = s.job_rescue(params.clone()).await.unwrap();
+        let rescued = s.job_rescue_jobs(params.clone()).await.unwrap();
         assert_eq!(
-            c,
+            rescued.counts(),
             RescueCounts {
                 retried: 1,
                 discarded: 0,
                 cancelled: 0
             }
+        );
+        // Each rescued job is named by queue and kind, for the rescued-jobs counter.
+        assert_eq!(
+            rescued.jobs,
+            vec![RescuedJob {
+                queue: "default".into(),
+                kind: "noop".into(),
+                state: JobState::Retryable
+            }]
         );
         let r = s.job_get(lost.id).await.unwrap().unwrap();
         assert_eq!(r.state, JobState::Retryable);

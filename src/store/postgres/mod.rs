@@ -952,12 +952,12 @@ impl Driver for PgStore {
         Ok(deleted)
     }
 
-    async fn job_rescue(&self, p: JobRescueParams) -> Result<RescueCounts> {
+    async fn job_rescue(&self, p: JobRescueParams) -> Result<Rescued> {
         // Each statement commits on its own: one failing (stuck rescue of one kind, say) must
         // never roll back another (the rescue of a lost worker's jobs).
         let limit = i64::from(p.limit);
         let lost = async {
-            Ok(sqlx::query_scalar(sql!("job_rescue_lost"))
+            Ok(sqlx::query_as(sql!("job_rescue_lost"))
                 .bind(secs(p.lease))
                 .bind(limit)
                 .fetch_all(&mut *self.conn().await?)
@@ -971,7 +971,7 @@ impl Driver for PgStore {
             .map(|(k, d)| (k.clone(), stored_ms(*d) as f64))
             .unzip();
         let stuck = async {
-            Ok(sqlx::query_scalar(sql!("job_rescue_stuck"))
+            Ok(sqlx::query_as(sql!("job_rescue_stuck"))
                 .bind(kinds)
                 .bind(limits)
                 .bind(limit)
@@ -979,7 +979,21 @@ impl Driver for PgStore {
                 .await?)
         };
         outcomes.push(stuck.await);
-        RescueCounts::from_outcomes(outcomes)
+        Rescued::from_outcomes(outcomes)
+    }
+
+    async fn queue_due(&self) -> Result<Vec<QueueDueRow>> {
+        let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(sql!("queue_due"))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(queue, depth, oldest_due_at)| QueueDueRow {
+                queue,
+                depth,
+                oldest_due_at,
+            })
+            .collect())
     }
 
     async fn queue_list(&self) -> Result<Vec<QueueRow>> {

@@ -666,9 +666,13 @@ fn one_job(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Opt
 }
 
 /// Runs one rescue statement; returns the new state of each rescued job.
-fn rescued(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<String>> {
+fn rescued(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+) -> Result<Vec<(String, String, String)>> {
     let mut stmt = c.prepare_cached(sql)?;
-    let rows = stmt.query_map(p, |r| r.get::<_, String>(0))?;
+    let rows = stmt.query_map(p, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -919,7 +923,7 @@ impl Driver for SqliteStore {
             .await
     }
 
-    async fn job_rescue(&self, p: JobRescueParams) -> Result<RescueCounts> {
+    async fn job_rescue(&self, p: JobRescueParams) -> Result<Rescued> {
         // Separate writes (each in its own savepoint of the writer's group, sent together so
         // they still share one commit): one failing never undoes another, so the rescue of a
         // lost worker's jobs happens whatever the stuck rescue does.
@@ -940,7 +944,22 @@ impl Driver for SqliteStore {
                 .run(move |c| rescued(c, sql!("job_rescue_stuck"), params![limits, limit]))
                 .boxed(),
         ];
-        RescueCounts::from_outcomes(futures::future::join_all(passes).await)
+        Rescued::from_outcomes(futures::future::join_all(passes).await)
+    }
+
+    async fn queue_due(&self) -> Result<Vec<QueueDueRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(sql!("queue_due"))?;
+            let rows = stmt.query_map([], |r| {
+                Ok(QueueDueRow {
+                    queue: r.get(0)?,
+                    depth: r.get(1)?,
+                    oldest_due_at: parse_time(&r.get::<_, String>(2)?)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
     }
 
     async fn queue_list(&self) -> Result<Vec<QueueRow>> {

@@ -31,4 +31,4 @@ WHERE id IN (
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
-RETURNING state
+RETURNING state, queue, kind

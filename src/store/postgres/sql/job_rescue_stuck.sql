@@ -20,4 +20,4 @@ WHERE id IN (
     LIMIT $3
     FOR UPDATE OF j SKIP LOCKED
 )
-RETURNING state
+RETURNING state, queue, kind

@@ -31,4 +31,4 @@ WHERE id IN (
                                                 ELSE printf('%+.3f seconds', -w.lease_ms / 1000.0) END))
     LIMIT ?2
 )
-RETURNING state
+RETURNING state, queue, kind

@@ -25,4 +25,4 @@ WHERE id IN (
       AND attempted_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), printf('%+.3f seconds', -limit_ms / 1000.0))
     LIMIT ?2
 )
-RETURNING state
+RETURNING state, queue, kind
