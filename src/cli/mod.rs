@@ -7,6 +7,7 @@
 //! printed; job args are never logged.
 
 mod bench;
+mod copy;
 mod enqueue;
 mod jobs;
 mod output;
@@ -127,6 +128,9 @@ pub enum Command {
     /// Measure insert and drain rates, latency and memory on a fresh database, next to what
     /// the database does with hand-written SQL.
     Bench(bench::BenchArgs),
+    /// Copy every job (ids, states, history), queue, periodic schedule and app row from one
+    /// database to another (SQLite <-> Postgres), verified by counts and checksums.
+    Copy(copy::CopyArgs),
 }
 
 /// Runs the command line: parses `std::env::args`, runs the command, and turns the outcome
@@ -211,6 +215,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => queues::stats(&g, args).await,
         Command::CleanupOrphans(args) => serve::cleanup_orphans(&g, args).await,
         Command::Bench(args) => bench::run(&g, args).await,
+        Command::Copy(args) => copy::run(&g, args).await,
     }
 }
 

@@ -22,6 +22,7 @@
 
 pub mod bench;
 pub mod clock;
+pub mod copy;
 mod driver;
 pub mod migrations;
 #[cfg(feature = "postgres")]
@@ -888,6 +889,23 @@ impl JobListParams {
             .unwrap_or(DEFAULT_LIST_LIMIT)
             .clamp(1, MAX_LIST_LIMIT)
     }
+}
+
+/// Opens one end of a [`copy`] on the database a URL names, on a connection of its own. The
+/// caller has migrated it (every set the binary knows, so both ends have the same tables).
+/// (Here beside [`open`], like [`migrate`]: the backends use [`copy`]'s types.)
+pub async fn open_copy_end(url: &str) -> Result<Box<dyn copy::CopyEnd>> {
+    if url.starts_with("sqlite:") {
+        return Ok(Box::new(sqlite::copy::SqliteEnd::open(url).await?));
+    }
+    #[cfg(feature = "postgres")]
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Box::new(postgres::copy::PgEnd::open(url).await?));
+    }
+    Err(Error::invalid(
+        "database url",
+        format!("{} is not a database porter can copy", redact_url(url)),
+    ))
 }
 
 /// Applies a set's pending migrations to the database a URL names (`sqlite://...` or

@@ -29,6 +29,7 @@
 //!   (`?options=-c%20search_path%3Dname`, see [`PgStore::create_test_schema`]).
 
 pub mod bench;
+pub mod copy;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -23,6 +23,7 @@
 //!   to cancel (`job_cancel_requests`, a read of that worker's running rows only).
 
 pub mod bench;
+pub mod copy;
 #[cfg(test)]
 mod lane_tests;
 mod writer;

@@ -1,0 +1,456 @@
+//! `porter copy`: every row of porter's tables and the app's, from one database to another
+//! (SQLite to Postgres and back), ids, states and history included, then verified row by row.
+//!
+//! The tables are found in each database's catalog, not listed here: every table named
+//! `porter_*` or `tablo*` except `porter_migrations` (each database keeps its own) and
+//! `porter_workers` (live processes, which register themselves again). Both databases are
+//! migrated to this binary's version first, so both have the same tables and columns. Rows
+//! travel as one canonical JSON value per column, so that the two backends' spellings of
+//! the same row compare equal:
+//! - times are UTC with milliseconds, `2026-01-02T03:04:05.678Z`, SQLite's precision (a time
+//!   copied from Postgres loses its microseconds);
+//! - JSON columns are JSON values (Postgres `jsonb`, SQLite text that holds JSON);
+//! - uuids are lowercase strings; booleans are `true`/`false`.
+//!
+//! [`super::open_copy_end`] opens an end on a URL. Everything is written in one transaction on
+//! the target: a copy that fails part-way leaves
+//! the target as it was.
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// What a column holds, as far as copying is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// A 64-bit integer.
+    Int,
+    /// A floating-point number.
+    Float,
+    /// A boolean.
+    Bool,
+    /// Text.
+    Text,
+    /// A JSON document.
+    Json,
+    /// A point in time.
+    Time,
+    /// A uuid.
+    Uuid,
+}
+
+/// One column of a copied table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyColumn {
+    /// Its name.
+    pub name: String,
+    /// What it holds.
+    pub kind: ColumnKind,
+}
+
+/// One copied table: its columns in order and its primary key (the copy's order and the
+/// verification's match).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyTable {
+    /// The table's name.
+    pub name: String,
+    /// Its columns.
+    pub columns: Vec<CopyColumn>,
+    /// The names of its primary-key columns, in key order.
+    pub key: Vec<String>,
+}
+
+impl CopyTable {
+    /// Positions of the key columns in a row.
+    pub fn key_positions(&self) -> Vec<usize> {
+        self.key
+            .iter()
+            .filter_map(|k| self.columns.iter().position(|c| &c.name == k))
+            .collect()
+    }
+
+    /// The key of a row.
+    pub fn key_of(&self, row: &[Value]) -> Vec<Value> {
+        self.key_positions()
+            .into_iter()
+            .map(|i| row[i].clone())
+            .collect()
+    }
+
+    /// A row as a JSON object (column name -> value).
+    pub fn object(&self, row: &[Value]) -> Value {
+        Value::Object(
+            self.columns
+                .iter()
+                .zip(row)
+                .map(|(c, v)| (c.name.clone(), v.clone()))
+                .collect(),
+        )
+    }
+
+    /// The key values as a JSON object (key column name -> value).
+    pub fn key_object(&self, key: &[Value]) -> Value {
+        Value::Object(self.key.iter().cloned().zip(key.iter().cloned()).collect())
+    }
+}
+
+/// One row: a canonical value per column, in the table's column order.
+pub type Row = Vec<Value>;
+
+/// One end of a copy: a database, on a connection of its own.
+#[async_trait]
+pub trait CopyEnd: Send {
+    /// Names this database, to refuse copying a database onto itself.
+    async fn identity(&mut self) -> Result<String>;
+    /// The copied tables, with the column kinds its catalog tells (SQLite's declared types
+    /// say less; [`plan`] completes them from the other end).
+    async fn tables(&mut self) -> Result<Vec<CopyTable>>;
+    /// The number of rows of a table.
+    async fn count(&mut self, table: &CopyTable) -> Result<u64>;
+    /// Up to `limit` rows whose key comes after `after` (from the first when `None`), in key
+    /// order.
+    async fn read(
+        &mut self,
+        table: &CopyTable,
+        after: Option<&[Value]>,
+        limit: usize,
+    ) -> Result<Vec<Row>>;
+    /// The rows whose keys are among `keys`, in key order.
+    async fn read_keys(&mut self, table: &CopyTable, keys: &[Vec<Value>]) -> Result<Vec<Row>>;
+    /// Starts a read-only transaction: every later read sees one snapshot (the source's).
+    async fn begin_read(&mut self) -> Result<()>;
+    /// Starts the transaction every write goes into.
+    async fn begin(&mut self) -> Result<()>;
+    /// Writes rows with their own keys; a row whose key is already there replaces it.
+    async fn write(&mut self, table: &CopyTable, rows: &[Row]) -> Result<()>;
+    /// Commits, after moving any id sequence past the ids written.
+    async fn commit(&mut self) -> Result<()>;
+    /// Rolls the transaction back.
+    async fn rollback(&mut self) -> Result<()>;
+}
+
+/// The tables to copy, in copy order, with each column's kind agreed between the two ends:
+/// where one end says more (Postgres' types against SQLite's declared ones), it is believed.
+/// Queues and periodic schedules come first, then jobs, then the rest by name (tables that
+/// point at jobs come after them).
+pub fn plan(from: Vec<CopyTable>, to: Vec<CopyTable>) -> Result<Vec<CopyTable>> {
+    let mut out = Vec::new();
+    for table in &from {
+        let Some(other) = to.iter().find(|t| t.name == table.name) else {
+            return Err(Error::invalid(
+                "copy target",
+                format!("it has no table {}", table.name),
+            ));
+        };
+        let names = |t: &CopyTable| t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        let mut theirs = names(other);
+        let mut ours = names(table);
+        theirs.sort();
+        ours.sort();
+        if ours != theirs {
+            return Err(Error::invalid(
+                "copy",
+                format!(
+                    "table {} has columns {ours:?} here and {theirs:?} there",
+                    table.name
+                ),
+            ));
+        }
+        if table.key.is_empty() {
+            return Err(Error::invalid(
+                "copy",
+                format!("table {} has no primary key to copy it by", table.name),
+            ));
+        }
+        let columns = table
+            .columns
+            .iter()
+            .map(|c| {
+                let there = other.columns.iter().find(|o| o.name == c.name).unwrap();
+                let kind = match (c.kind, there.kind) {
+                    (a, b) if a == b => a,
+                    (ColumnKind::Text, k) | (k, ColumnKind::Text) => k,
+                    (ColumnKind::Int, ColumnKind::Bool) | (ColumnKind::Bool, ColumnKind::Int) => {
+                        ColumnKind::Bool
+                    }
+                    (a, b) => {
+                        return Err(Error::invalid(
+                            "copy",
+                            format!(
+                                "column {}.{} holds {a:?} here and {b:?} there",
+                                table.name, c.name
+                            ),
+                        ))
+                    }
+                };
+                Ok(CopyColumn {
+                    name: c.name.clone(),
+                    kind,
+                })
+            })
+            .collect::<Result<_>>()?;
+        out.push(CopyTable {
+            name: table.name.clone(),
+            columns,
+            key: table.key.clone(),
+        });
+    }
+    if let Some(extra) = to.iter().find(|t| !from.iter().any(|f| f.name == t.name)) {
+        return Err(Error::invalid(
+            "copy",
+            format!("the source has no table {}", extra.name),
+        ));
+    }
+    let rank = |name: &str| match name {
+        "porter_queues" => 0,
+        "porter_periodic" => 1,
+        "porter_jobs" => 2,
+        _ => 3,
+    };
+    out.sort_by(|a, b| (rank(&a.name), &a.name).cmp(&(rank(&b.name), &b.name)));
+    Ok(out)
+}
+
+/// The canonical form of a value read from a database, for a column of `kind`.
+pub fn canonical(kind: ColumnKind, value: Value) -> Result<Value> {
+    Ok(match (kind, value) {
+        (_, Value::Null) => Value::Null,
+        (ColumnKind::Json, Value::String(text)) => serde_json::from_str(&text)
+            .map_err(|e| Error::Database(format!("a JSON column holds invalid JSON: {e}")))?,
+        (ColumnKind::Time, Value::String(text)) => Value::String(canonical_time(&text)?),
+        (ColumnKind::Uuid, Value::String(text)) => Value::String(text.to_ascii_lowercase()),
+        (ColumnKind::Bool, Value::Number(n)) => Value::Bool(n.as_i64() != Some(0)),
+        (_, v) => v,
+    })
+}
+
+/// A time as the copy spells it: UTC, milliseconds, `Z`.
+pub fn canonical_time(text: &str) -> Result<String> {
+    let parsed = DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z"))
+        .map_err(|e| Error::Database(format!("a time column holds {text:?}: {e}")))?;
+    Ok(parsed
+        .with_timezone(&Utc)
+        .to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// What was copied into one table, and what the verification found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableReport {
+    /// The table.
+    pub table: String,
+    /// Rows in the source.
+    pub source_rows: u64,
+    /// The source's rows found again, equal, in the target.
+    pub target_rows: u64,
+    /// SHA-256 over the source's rows (canonical JSON, key order), hex.
+    pub source_checksum: String,
+    /// The same over the target's rows with those keys.
+    pub target_checksum: String,
+}
+
+/// A running checksum over rows in key order.
+#[derive(Default)]
+pub struct Checksum(Sha256);
+
+impl Checksum {
+    /// Adds one row.
+    pub fn add(&mut self, row: &[Value]) {
+        self.0
+            .update(serde_json::to_vec(row).expect("a row serializes"));
+        self.0.update(b"\n");
+    }
+
+    /// The hex digest.
+    pub fn hex(self) -> String {
+        self.0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// How to copy.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// Copy into a target that holds jobs already (their ids must differ from the copied
+    /// ones'; rows of other tables with the same key are replaced).
+    pub append: bool,
+    /// Rows read and written per statement.
+    pub batch: usize,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            append: false,
+            batch: 1000,
+        }
+    }
+}
+
+/// What the copy is doing, for a progress display.
+#[derive(Debug, Clone, Copy)]
+pub enum CopyProgress<'a> {
+    /// A table's copy starts: its name and the rows to copy.
+    Copying(&'a str, u64),
+    /// A table's verification starts.
+    Verifying(&'a str, u64),
+    /// Rows done in the current phase.
+    Rows(u64),
+}
+
+/// Copies every table from `from` to `to` in one transaction on `to`, reading `from` in one
+/// snapshot, then verifies in that same transaction that every source row is in the target,
+/// equal, before committing: a copy that fails or does not verify changes nothing.
+pub async fn copy(
+    from: &mut dyn CopyEnd,
+    to: &mut dyn CopyEnd,
+    options: &CopyOptions,
+    progress: &mut (dyn FnMut(CopyProgress<'_>) + Send),
+) -> Result<Vec<TableReport>> {
+    let batch = options.batch.max(1);
+    if from.identity().await? == to.identity().await? {
+        return Err(Error::invalid(
+            "copy target",
+            "it is the source database itself",
+        ));
+    }
+    from.begin_read().await?;
+    let tables = plan(from.tables().await?, to.tables().await?)?;
+    if let Some(jobs) = tables.iter().find(|t| t.name == "porter_jobs") {
+        let held = to.count(jobs).await?;
+        if held > 0 && !options.append {
+            return Err(Error::Conflict(format!(
+                "the target holds {held} jobs already; give --append to add these to them"
+            )));
+        }
+        if held > 0 {
+            refuse_taken_ids(from, to, jobs, batch).await?;
+        }
+    }
+    to.begin().await?;
+    let copied = async {
+        for table in &tables {
+            progress(CopyProgress::Copying(&table.name, from.count(table).await?));
+            let mut after: Option<Vec<Value>> = None;
+            let mut done = 0u64;
+            loop {
+                let rows = from.read(table, after.as_deref(), batch).await?;
+                let Some(last) = rows.last() else { break };
+                after = Some(table.key_of(last));
+                to.write(table, &rows)
+                    .await
+                    .map_err(|e| Error::Database(format!("copying {}: {e}", table.name)))?;
+                done += rows.len() as u64;
+                progress(CopyProgress::Rows(done));
+            }
+        }
+        let mut reports = Vec::new();
+        for table in &tables {
+            reports.push(verify(from, to, table, batch, progress).await?);
+        }
+        Ok::<_, Error>(reports)
+    }
+    .await;
+    match copied {
+        Ok(reports) => {
+            to.commit().await?;
+            Ok(reports)
+        }
+        Err(e) => {
+            let _ = to.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// With `--append`: refuses before writing anything when a copied job's id is taken.
+async fn refuse_taken_ids(
+    from: &mut dyn CopyEnd,
+    to: &mut dyn CopyEnd,
+    jobs: &CopyTable,
+    batch: usize,
+) -> Result<()> {
+    let mut after: Option<Vec<Value>> = None;
+    loop {
+        let rows = from.read(jobs, after.as_deref(), batch).await?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = Some(jobs.key_of(last));
+        let keys: Vec<Vec<Value>> = rows.iter().map(|r| jobs.key_of(r)).collect();
+        let taken = to.read_keys(jobs, &keys).await?;
+        if let Some(row) = taken.first() {
+            return Err(Error::Conflict(format!(
+                "job {} exists in the target already ({} of these ids are taken); nothing was copied",
+                jobs.key_object(&jobs.key_of(row)),
+                taken.len()
+            )));
+        }
+    }
+}
+
+/// Reads the source's rows again and the target's rows with the same keys: the counts and
+/// every row must be equal.
+async fn verify(
+    from: &mut dyn CopyEnd,
+    to: &mut dyn CopyEnd,
+    table: &CopyTable,
+    batch: usize,
+    progress: &mut (dyn FnMut(CopyProgress<'_>) + Send),
+) -> Result<TableReport> {
+    let source_rows = from.count(table).await?;
+    progress(CopyProgress::Verifying(&table.name, source_rows));
+    let (mut ours, mut theirs) = (Checksum::default(), Checksum::default());
+    let mut found = 0u64;
+    let mut after: Option<Vec<Value>> = None;
+    loop {
+        let rows = from.read(table, after.as_deref(), batch).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(table.key_of(last));
+        let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
+        let copied = to.read_keys(table, &keys).await?;
+        for row in &rows {
+            ours.add(row);
+        }
+        for row in &copied {
+            theirs.add(row);
+        }
+        if let Some((a, b)) = rows.iter().zip(&copied).find(|(a, b)| a != b) {
+            return Err(Error::Database(format!(
+                "verification failed in {}: copied {} but the target holds {}; nothing was changed",
+                table.name,
+                table.object(a),
+                table.object(b)
+            )));
+        }
+        if copied.len() != rows.len() {
+            return Err(Error::Database(format!(
+                "verification failed in {}: {} of {} rows found in the target; nothing was changed",
+                table.name,
+                copied.len(),
+                rows.len()
+            )));
+        }
+        found += copied.len() as u64;
+        progress(CopyProgress::Rows(found));
+    }
+    if found != source_rows {
+        return Err(Error::Database(format!(
+            "verification failed in {}: {found} rows read of {source_rows}; nothing was changed",
+            table.name
+        )));
+    }
+    Ok(TableReport {
+        table: table.name.clone(),
+        source_rows,
+        target_rows: found,
+        source_checksum: ours.hex(),
+        target_checksum: theirs.hex(),
+    })
+}

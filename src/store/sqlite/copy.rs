@@ -1,0 +1,332 @@
+//! `porter copy` on SQLite: one end of a copy, on a connection of its own (see
+//! [`crate::store::copy`]). Statements are built from the catalog's table and column names,
+//! each quoted as an identifier; values are always bound.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::Connection;
+use serde_json::Value;
+
+use super::parse_url;
+use crate::error::{Error, Result};
+use crate::store::copy::{canonical, ColumnKind, CopyColumn, CopyEnd, CopyTable, Row};
+
+/// One end of a copy on a SQLite file.
+pub struct SqliteEnd {
+    conn: Arc<Mutex<Connection>>,
+    path: std::path::PathBuf,
+}
+
+impl SqliteEnd {
+    /// Opens the file a `sqlite:` URL names (already migrated).
+    pub async fn open(url: &str) -> Result<Self> {
+        let (path, _) = parse_url(url)?;
+        let at = path.clone();
+        let conn = blocking(move || {
+            let conn = Connection::open_with_flags(
+                &at,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(std::time::Duration::from_secs(30))?;
+            Ok(conn)
+        })
+        .await?;
+        Ok(SqliteEnd {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        blocking(move || f(&conn.lock().unwrap_or_else(|p| p.into_inner()))).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Database(e.to_string()))?
+}
+
+/// An identifier, quoted.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn list(names: impl IntoIterator<Item = String>) -> String {
+    names
+        .into_iter()
+        .map(|n| ident(&n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn columns(table: &CopyTable) -> String {
+    list(table.columns.iter().map(|c| c.name.clone()))
+}
+
+/// The kind SQLite's declared type tells (its affinity); the other end may know better.
+fn declared_kind(declared: &str) -> ColumnKind {
+    let t = declared.to_ascii_uppercase();
+    if t.contains("INT") {
+        ColumnKind::Int
+    } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
+        ColumnKind::Float
+    } else if t.contains("BOOL") {
+        ColumnKind::Bool
+    } else {
+        ColumnKind::Text
+    }
+}
+
+fn read_row(table: &CopyTable, r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Value>> {
+    (0..table.columns.len())
+        .map(|i| {
+            Ok(match r.get::<_, SqlValue>(i)? {
+                SqlValue::Null => Value::Null,
+                SqlValue::Integer(n) => Value::from(n),
+                SqlValue::Real(f) => Value::from(f),
+                SqlValue::Text(t) => Value::String(t),
+                SqlValue::Blob(_) => Value::Null,
+            })
+        })
+        .collect()
+}
+
+fn canonical_rows(table: &CopyTable, rows: Vec<Vec<Value>>) -> Result<Vec<Row>> {
+    rows.into_iter()
+        .map(|row| {
+            table
+                .columns
+                .iter()
+                .zip(row)
+                .map(|(c, v)| canonical(c.kind, v))
+                .collect()
+        })
+        .collect()
+}
+
+/// A canonical value as SQLite stores it for a column of `kind`.
+fn to_sql(kind: ColumnKind, value: &Value) -> SqlValue {
+    match (kind, value) {
+        (_, Value::Null) => SqlValue::Null,
+        (ColumnKind::Json, v) => SqlValue::Text(v.to_string()),
+        (_, Value::Bool(b)) => SqlValue::Integer(i64::from(*b)),
+        (_, Value::Number(n)) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or_default()),
+        },
+        (_, Value::String(s)) => SqlValue::Text(s.clone()),
+        (_, v) => SqlValue::Text(v.to_string()),
+    }
+}
+
+#[async_trait]
+impl CopyEnd for SqliteEnd {
+    async fn identity(&mut self) -> Result<String> {
+        let path = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        Ok(format!("sqlite:{}", path.display()))
+    }
+
+    async fn tables(&mut self) -> Result<Vec<CopyTable>> {
+        self.with(|c| {
+            let names: Vec<String> = c
+                .prepare(include_str!("sql/copy_tables.sql"))?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut tables = Vec::new();
+            for name in names {
+                // (cid, name, type, notnull, default, pk): pk is the column's place in the key.
+                let mut cols: Vec<(String, String, i64)> = c
+                    .prepare("SELECT name, type, pk FROM pragma_table_info(?1)")?
+                    .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let columns = cols
+                    .iter()
+                    .map(|(n, t, _)| CopyColumn {
+                        name: n.clone(),
+                        kind: declared_kind(t),
+                    })
+                    .collect();
+                cols.retain(|(_, _, pk)| *pk > 0);
+                cols.sort_by_key(|(_, _, pk)| *pk);
+                tables.push(CopyTable {
+                    name,
+                    columns,
+                    key: cols.into_iter().map(|(n, _, _)| n).collect(),
+                });
+            }
+            Ok(tables)
+        })
+        .await
+    }
+
+    async fn count(&mut self, table: &CopyTable) -> Result<u64> {
+        let sql = format!("SELECT count(*) FROM {}", ident(&table.name));
+        self.with(move |c| Ok(c.query_row(&sql, [], |r| r.get::<_, i64>(0))? as u64))
+            .await
+    }
+
+    async fn read(
+        &mut self,
+        table: &CopyTable,
+        after: Option<&[Value]>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        let key = list(table.key.clone());
+        let marks = vec!["?"; table.key.len()].join(", ");
+        let filter = match after {
+            Some(_) => format!("WHERE ({key}) > ({marks})"),
+            None => String::new(),
+        };
+        let sql = format!(
+            "SELECT {} FROM {} {filter} ORDER BY {key} LIMIT {limit}",
+            columns(table),
+            ident(&table.name)
+        );
+        let kinds: Vec<ColumnKind> = table
+            .key_positions()
+            .into_iter()
+            .map(|i| table.columns[i].kind)
+            .collect();
+        let params: Vec<SqlValue> = after
+            .unwrap_or_default()
+            .iter()
+            .zip(&kinds)
+            .map(|(v, k)| to_sql(*k, v))
+            .collect();
+        let t = table.clone();
+        let rows = self
+            .with(move |c| {
+                Ok(c.prepare(&sql)?
+                    .query_map(rusqlite::params_from_iter(params), |r| read_row(&t, r))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await?;
+        canonical_rows(table, rows)
+    }
+
+    async fn read_keys(&mut self, table: &CopyTable, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
+        let key = list(table.key.clone());
+        let picks = (0..table.key.len())
+            .map(|i| format!("json_extract(value, '$[{i}]')"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {} FROM {} WHERE ({key}) IN (SELECT {picks} FROM json_each(?1)) ORDER BY {key}",
+            columns(table),
+            ident(&table.name)
+        );
+        let kinds: Vec<ColumnKind> = table
+            .key_positions()
+            .into_iter()
+            .map(|i| table.columns[i].kind)
+            .collect();
+        // Keys as SQLite stores them (a boolean as 0/1), one JSON array per key.
+        let as_stored: Vec<Value> = keys
+            .iter()
+            .map(|k| {
+                Value::Array(
+                    k.iter()
+                        .zip(&kinds)
+                        .map(|(v, kind)| match to_sql(*kind, v) {
+                            SqlValue::Integer(i) => Value::from(i),
+                            SqlValue::Real(f) => Value::from(f),
+                            SqlValue::Text(t) => Value::String(t),
+                            _ => Value::Null,
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let arg = Value::Array(as_stored).to_string();
+        let t = table.clone();
+        let rows = self
+            .with(move |c| {
+                Ok(c.prepare(&sql)?
+                    .query_map([arg], |r| read_row(&t, r))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await?;
+        canonical_rows(table, rows)
+    }
+
+    async fn begin_read(&mut self) -> Result<()> {
+        // A deferred transaction's snapshot starts at its first read.
+        self.with(|c| {
+            c.execute_batch("BEGIN")?;
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn begin(&mut self) -> Result<()> {
+        self.with(|c| {
+            c.execute_batch("BEGIN IMMEDIATE; PRAGMA defer_foreign_keys = ON;")?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn write(&mut self, table: &CopyTable, rows: &[Row]) -> Result<()> {
+        let key = list(table.key.clone());
+        let marks = vec!["?"; table.columns.len()].join(", ");
+        let updates: Vec<String> = table
+            .columns
+            .iter()
+            .filter(|c| !table.key.contains(&c.name))
+            .map(|c| format!("{0} = excluded.{0}", ident(&c.name)))
+            .collect();
+        let on_conflict = match updates.is_empty() {
+            true => "DO NOTHING".to_string(),
+            false => format!("DO UPDATE SET {}", updates.join(", ")),
+        };
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({marks}) ON CONFLICT ({key}) {on_conflict}",
+            ident(&table.name),
+            columns(table)
+        );
+        let values: Vec<Vec<SqlValue>> = rows
+            .iter()
+            .map(|row| {
+                table
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| to_sql(c.kind, v))
+                    .collect()
+            })
+            .collect();
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            for row in values {
+                stmt.execute(rusqlite::params_from_iter(row))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        // AUTOINCREMENT's counter follows explicit ids by itself.
+        self.with(|c| Ok(c.execute_batch("COMMIT")?)).await
+    }
+
+    async fn rollback(&mut self) -> Result<()> {
+        self.with(|c| {
+            if !c.is_autocommit() {
+                c.execute_batch("ROLLBACK")?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}

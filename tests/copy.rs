@@ -1,0 +1,300 @@
+//! `porter copy` (issue 17.4), through the real binary: every job with its id, state and
+//! history, every queue, periodic schedule and app row moves from one database to the other
+//! and back, verified before it commits; a target with jobs, the source itself, or taken ids
+//! are refused with nothing changed. Each case starts on its backend and copies to the other
+//! one (to a second database of the same backend when no Postgres server is configured).
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use porter::store::{JobClaimParams, JobFailParams, JobInsertParams, PeriodicEnqueueParams, Store};
+use porter::{InsertOpts, JobRow, JobState};
+
+use crate::common::TestDb;
+
+fn porter_copy(from: &str, to: &str, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_porter"))
+        .args(["copy", "--from", from, "--to", to])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run porter copy")
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "porter copy failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A fresh database of the other backend (or of the same one without a Postgres server).
+async fn other(db: &TestDb) -> TestDb {
+    match (db.store.backend(), common::postgres_base_url()) {
+        (porter::Backend::Sqlite, Some(_)) => common::postgres().await,
+        _ => common::sqlite().await,
+    }
+}
+
+fn job(kind: &str, opts: InsertOpts) -> JobInsertParams {
+    JobInsertParams::new(
+        kind,
+        serde_json::json!({"n": kind, "nested": {"b": [1, 2.5, null]}}),
+        opts,
+    )
+    .unwrap()
+}
+
+async fn insert(s: &Store, kind: &str, opts: InsertOpts) -> JobRow {
+    s.job_insert_many(vec![job(kind, opts)])
+        .await
+        .unwrap()
+        .remove(0)
+        .job
+}
+
+async fn claim(s: &Store, kind: &str) -> JobRow {
+    let mut got = s
+        .job_claim(JobClaimParams {
+            queue: "default".into(),
+            kinds: vec![kind.into()],
+            limit: 1,
+            worker_id: "worker-a".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1, "claimed one {kind}");
+    got.remove(0)
+}
+
+async fn fail(s: &Store, row: &JobRow, discard: bool) {
+    s.job_fail(JobFailParams {
+        fence: row.fence(),
+        error: "it broke; '); DROP TABLE porter_jobs; --\n\u{1b}[31m".to_string(),
+        trace: Some("at somewhere.rs:1".into()),
+        retry_in: Duration::from_secs(3600),
+        discard,
+    })
+    .await
+    .unwrap();
+}
+
+/// Jobs in every state, unique keys, errors, a paused queue, a periodic slot and app rows;
+/// answers the jobs and the tablo's id.
+async fn fill(db: &TestDb) -> (Vec<JobRow>, uuid::Uuid) {
+    let s = db.store.clone();
+    insert(
+        &s,
+        "available",
+        InsertOpts {
+            unique_key: Some("u-1".into()),
+            priority: Some(3),
+            metadata: Some(serde_json::json!({"who": "copy"})),
+            ..Default::default()
+        },
+    )
+    .await;
+    insert(
+        &s,
+        "scheduled",
+        InsertOpts {
+            schedule_in: Some(Duration::from_secs(3600)),
+            ..Default::default()
+        },
+    )
+    .await;
+    for kind in ["running", "retryable", "completed", "discarded"] {
+        insert(&s, kind, InsertOpts::default()).await;
+    }
+    let cancelled = insert(&s, "cancelled", InsertOpts::default()).await;
+    s.job_cancel(cancelled.id).await.unwrap();
+    claim(&s, "running").await;
+    let r = claim(&s, "retryable").await;
+    fail(&s, &r, false).await;
+    let c = claim(&s, "completed").await;
+    s.job_complete_many(vec![c.fence()]).await.unwrap();
+    let d = claim(&s, "discarded").await;
+    fail(&s, &d, true).await;
+    s.queue_pause("paused_queue").await.unwrap();
+    s.periodic_enqueue(PeriodicEnqueueParams {
+        name: "hourly".into(),
+        slot: 1_700_000_000_000,
+        job: job("periodic", InsertOpts::default()),
+    })
+    .await
+    .unwrap();
+    let tablos = db.tablos().await;
+    let t = tablos
+        .tablo_insert("'); DROP TABLE tablos; --")
+        .await
+        .unwrap();
+    tablos
+        .tablo_file_insert(porter::app::store::TabloFileRow {
+            id: uuid::Uuid::new_v4(),
+            tablo_id: t.id,
+            s3_key: format!("tablos/{}/y.bin", t.id),
+            size: 42,
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let jobs = all_jobs(&s).await;
+    let states: std::collections::BTreeSet<JobState> = jobs.iter().map(|j| j.state).collect();
+    assert_eq!(states.len(), 7, "every state is there: {states:?}");
+    (jobs, t.id)
+}
+
+async fn all_jobs(s: &Store) -> Vec<JobRow> {
+    let mut jobs = s
+        .job_list(porter::store::JobListParams {
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    jobs.sort_by_key(|j| j.id);
+    jobs
+}
+
+/// Times compared at milliseconds: SQLite keeps no more.
+fn at_ms(rows: &[JobRow]) -> Vec<serde_json::Value> {
+    let ms = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis();
+    rows.iter()
+        .map(|j| {
+            let mut v = serde_json::to_value(j).unwrap();
+            v["created_at"] = ms(j.created_at).into();
+            v["scheduled_at"] = ms(j.scheduled_at).into();
+            v["attempted_at"] = j.attempted_at.map(ms).into();
+            v["finalized_at"] = j.finalized_at.map(ms).into();
+            for e in v["errors"].as_array_mut().unwrap() {
+                let at: chrono::DateTime<chrono::Utc> = e["at"].as_str().unwrap().parse().unwrap();
+                e["at"] = ms(at).into();
+            }
+            v
+        })
+        .collect()
+}
+
+/// The tablo's name and its files (times to the millisecond).
+async fn app_rows(
+    db: &TestDb,
+    id: uuid::Uuid,
+) -> Option<(String, i64, Vec<(uuid::Uuid, String, i64, i64)>)> {
+    let tablos = db.tablos().await;
+    let t = tablos.tablo_get(id).await.unwrap()?;
+    let files = tablos
+        .tablo_file_list(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.id, f.s3_key, f.size, f.created_at.timestamp_millis()))
+        .collect();
+    Some((t.name, t.created_at.timestamp_millis(), files))
+}
+
+backend_case! {
+    /// Everything goes over and back again unchanged (times to the millisecond), the report
+    /// shows equal counts and checksums per table, and the target goes on where the source
+    /// left off: new ids come after the copied ones, paused queues stay paused.
+    async fn copy_moves_everything_there_and_back(db: TestDb) {
+        let (jobs, tablo) = fill(&db).await;
+        let there = other(&db).await;
+        let report = ok(&porter_copy(&db.url, &there.url, &[]));
+        for table in ["porter_jobs", "porter_queues", "porter_periodic", "tablos", "tablo_files"] {
+            let line = report
+                .lines()
+                .find(|l| l.starts_with(table))
+                .unwrap_or_else(|| panic!("{table} in the report:\n{report}"));
+            assert!(line.ends_with(" ="), "{line}");
+        }
+        assert_eq!(at_ms(&all_jobs(&there.store).await), at_ms(&jobs));
+        let app = app_rows(&db, tablo).await;
+        assert!(app.as_ref().is_some_and(|(_, _, files)| files.len() == 1));
+        assert_eq!(app_rows(&there, tablo).await, app);
+        let queues = there.store.queue_list().await.unwrap();
+        assert!(
+            queues.iter().any(|q| q.name == "paused_queue" && q.paused_at.is_some()),
+            "{queues:?}"
+        );
+        let next = insert(&there.store, "after_copy", InsertOpts::default()).await;
+        assert!(next.id > jobs.last().unwrap().id, "new ids follow the copied ones");
+
+        // And back, into a fresh database of the first backend.
+        let back = match db.store.backend() {
+            porter::Backend::Sqlite => common::sqlite().await,
+            porter::Backend::Postgres => common::postgres().await,
+        };
+        let out = porter_copy(&there.url, &back.url, &["--json"]);
+        let report: serde_json::Value = serde_json::from_str(ok(&out).trim()).unwrap();
+        for t in report["tables"].as_array().unwrap() {
+            assert_eq!(t["source_rows"], t["target_rows"], "{t}");
+            assert_eq!(t["source_checksum"], t["target_checksum"], "{t}");
+        }
+        let mut expected = jobs.clone();
+        expected.push(next);
+        assert_eq!(at_ms(&all_jobs(&back.store).await), at_ms(&expected));
+        assert_eq!(app_rows(&back, tablo).await, app);
+    }
+
+    /// A target that holds jobs, the source itself as the target, and (with --append) a
+    /// copied id already taken: each refused with a clear message, and nothing changes.
+    async fn copy_refuses_and_changes_nothing(db: TestDb) {
+        let (_, tablo) = fill(&db).await;
+        let there = other(&db).await;
+        insert(&there.store, "already_there", InsertOpts::default()).await;
+        let before = all_jobs(&there.store).await;
+
+        let out = porter_copy(&db.url, &there.url, &[]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("holds 1 jobs already; give --append"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = porter_copy(&db.url, &there.url, &["--append"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("exists in the target already"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = porter_copy(&db.url, &db.url, &[]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("source database itself"));
+        assert_eq!(at_ms(&all_jobs(&there.store).await), at_ms(&before), "nothing changed");
+        assert_eq!(app_rows(&there, tablo).await, None);
+    }
+
+    /// --append adds to a target whose ids are free: both sets of jobs are there after.
+    async fn copy_appends_when_the_ids_are_free(db: TestDb) {
+        let (jobs, _) = fill(&db).await;
+        let there = other(&db).await;
+        // The target's own job gets an id past the source's: ids taken by jobs since deleted.
+        for _ in 0..=jobs.last().unwrap().id {
+            let pad = insert(&there.store, "pad", InsertOpts::default()).await;
+            there.store.job_cancel(pad.id).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let deleted = there
+            .store
+            .job_delete_finalized(porter::store::JobDeleteFinalizedParams {
+                completed: Duration::from_secs(3600),
+                cancelled: Duration::from_millis(1),
+                discarded: Duration::from_secs(3600),
+                limit: 1000,
+            })
+            .await
+            .unwrap();
+        assert!(deleted > jobs.last().unwrap().id as u64);
+        let mine = insert(&there.store, "mine", InsertOpts::default()).await;
+        ok(&porter_copy(&db.url, &there.url, &["--append", "--batch", "2"]));
+        let mut expected = jobs;
+        expected.push(mine);
+        assert_eq!(at_ms(&all_jobs(&there.store).await), at_ms(&expected));
+    }
+}
