@@ -161,6 +161,15 @@ pub struct JobRow {
     pub unique_key: Option<String>,
     /// Free-form metadata (periodic name and slot, for example).
     pub metadata: serde_json::Value,
+    /// The output its worker recorded ([`crate::Job::set_output`]), if any: the latest one,
+    /// kept across attempts until overwritten. Read with one job ([`crate::Client::get`],
+    /// `porter jobs show`, `GET /admin/jobs/{id}`); listings leave it out (`None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+    /// The progress its worker recorded ([`crate::Job::set_progress`]), if any; read like
+    /// [`JobRow::output`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<serde_json::Value>,
 }
 
 /// What a worker-side write must match: the job, the attempt and the worker holding it.

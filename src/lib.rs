@@ -105,4 +105,4 @@ pub use client::Client;
 pub use error::{Error, Result};
 pub use job::{AttemptError, InsertOpts, JobArgs, JobRow, JobState};
 pub use store::{Backend, InsertResult, Store};
-pub use worker::{Job, JobError, Worker, Workers};
+pub use worker::{Job, JobContext, JobError, Worker, Workers};

@@ -271,13 +271,11 @@ pub async fn work<A: JobArgs, W: Worker<A>>(
         attempted_by: Some("porter-testing".to_string()),
         unique_key: None,
         metadata: serde_json::json!({}),
+        output: None,
+        progress: None,
     };
     let cancel = CancellationToken::new();
-    let job = Job {
-        args,
-        row,
-        cancel: cancel.clone(),
-    };
+    let job = Job::new_in_memory(args, row, cancel.clone());
     let timeout = worker.timeout(&job);
     match tokio::time::timeout(timeout, worker.work(job)).await {
         Ok(result) => result,

@@ -3,19 +3,26 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::job::{default_backoff, validate_name, JobArgs, JobRow};
+use crate::job::{default_backoff, validate_name, JobArgs, JobFence, JobRow};
+use crate::store::{JobRecordParams, Store};
 
 /// Default time a job may run before it is cancelled and failed (River's default).
 pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A job handed to a worker: its decoded args, its row as claimed, and a token that is
-/// cancelled when the job must stop (hard shutdown or timeout).
+/// How often, at most, a running job's progress is written: calls to
+/// [`Job::set_progress`] in between only keep the latest value in memory.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// A job handed to a worker: its decoded args, its row as claimed, a token that is
+/// cancelled when the job must stop (hard shutdown or timeout), and its context, through which
+/// it records an output and progress ([`Job::set_output`], [`Job::set_progress`]).
 #[derive(Debug, Clone)]
 pub struct Job<A> {
     /// Decoded arguments.
@@ -24,6 +31,7 @@ pub struct Job<A> {
     pub row: JobRow,
     /// Cancelled when the job should stop early; long jobs may watch it.
     pub cancel: CancellationToken,
+    context: JobContext,
 }
 
 impl<A> Job<A> {
@@ -34,6 +42,228 @@ impl<A> Job<A> {
     /// The current attempt (1 on the first run).
     pub fn attempt(&self) -> i32 {
         self.row.attempt
+    }
+
+    /// Records the job's output (any JSON value, at most
+    /// [`MAX_OUTPUT_BYTES`](crate::store::MAX_OUTPUT_BYTES) = 256 KiB as JSON), written at once
+    /// and fenced: once the job was rescued or cancelled away from this attempt, it is refused
+    /// with [`Error::Fenced`] and changes nothing. A larger output is refused with
+    /// [`Error::Invalid`], and nothing is written. A second call replaces the first; the output
+    /// stays after the job ends (until retention deletes the job), shown by `porter jobs show`
+    /// and `GET /admin/jobs/{id}`, and read by jobs that depend on this one.
+    pub async fn set_output(&self, output: &impl Serialize) -> Result<()> {
+        let output = serde_json::to_value(output)
+            .map_err(|e| Error::invalid("output", format!("does not serialize: {e}")))?;
+        self.context.record_output(output).await
+    }
+
+    /// Records the job's progress (any JSON value, at most
+    /// [`MAX_PROGRESS_BYTES`](crate::store::MAX_PROGRESS_BYTES) = 16 KiB as JSON, e.g.
+    /// `{"done": 40, "total": 100}`). Cheap to call often: it keeps the value in memory and
+    /// writes it at most once per [`PROGRESS_EVERY`] (1 s) per job, never once per call; the
+    /// last value is written when the job ends, before its outcome. Writes are fenced like
+    /// every worker-side write. A value over the cap is refused with [`Error::Invalid`] (and
+    /// not kept).
+    pub fn set_progress(&self, progress: &impl Serialize) -> Result<()> {
+        let progress = serde_json::to_value(progress)
+            .map_err(|e| Error::invalid("progress", format!("does not serialize: {e}")))?;
+        self.context.record_progress(progress)
+    }
+
+    /// A job whose context records in memory only (for [`crate::testing::work`]).
+    pub(crate) fn new_in_memory(args: A, row: JobRow, cancel: CancellationToken) -> Self {
+        let context = JobContext::in_memory(row.fence());
+        Job {
+            args,
+            row,
+            cancel,
+            context,
+        }
+    }
+
+    /// The job's context (shared by clones of this job).
+    pub fn context(&self) -> &JobContext {
+        &self.context
+    }
+}
+
+/// A running job's link to its row: it records the job's output and its throttled progress,
+/// fenced on the attempt it runs. Built by the executor for each run; [`crate::testing::work`]
+/// builds one that keeps what is recorded in memory instead.
+#[derive(Clone)]
+pub struct JobContext {
+    inner: Arc<ContextInner>,
+}
+
+impl fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobContext")
+            .field("fence", &self.inner.fence)
+            .finish_non_exhaustive()
+    }
+}
+
+struct ContextInner {
+    /// `None`: record in memory only (tests).
+    store: Option<Arc<Store>>,
+    fence: JobFence,
+    progress: Mutex<Progress>,
+    /// Held across each progress write, so that writes land in the order they took values.
+    writing: tokio::sync::Mutex<()>,
+    /// Cancelled when the run ends: the flusher stops.
+    done: CancellationToken,
+    every: Duration,
+}
+
+#[derive(Default)]
+struct Progress {
+    latest: Option<serde_json::Value>,
+    /// `latest` is not written yet.
+    dirty: bool,
+    /// A flusher task is scheduled.
+    flusher: bool,
+    last_write: Option<tokio::time::Instant>,
+    output: Option<serde_json::Value>,
+    writes: u64,
+}
+
+impl JobContext {
+    /// A context for one run of the job `fence` names, recording through `store`.
+    pub fn new(store: Arc<Store>, fence: JobFence) -> Self {
+        Self::build(Some(store), fence, PROGRESS_EVERY)
+    }
+
+    /// A context that records in memory only (no database): for [`crate::testing::work`].
+    pub fn in_memory(fence: JobFence) -> Self {
+        Self::build(None, fence, PROGRESS_EVERY)
+    }
+
+    fn build(store: Option<Arc<Store>>, fence: JobFence, every: Duration) -> Self {
+        JobContext {
+            inner: Arc::new(ContextInner {
+                store,
+                fence,
+                progress: Mutex::new(Progress::default()),
+                writing: tokio::sync::Mutex::new(()),
+                done: CancellationToken::new(),
+                every,
+            }),
+        }
+    }
+
+    /// The latest output recorded through this context, if any.
+    pub fn output(&self) -> Option<serde_json::Value> {
+        self.inner.progress.lock().expect("progress").output.clone()
+    }
+
+    /// The latest progress recorded through this context (written or not yet), if any.
+    pub fn progress(&self) -> Option<serde_json::Value> {
+        self.inner.progress.lock().expect("progress").latest.clone()
+    }
+
+    /// How many progress writes this context made to the database.
+    pub fn progress_writes(&self) -> u64 {
+        self.inner.progress.lock().expect("progress").writes
+    }
+
+    async fn record_output(&self, output: serde_json::Value) -> Result<()> {
+        let params = JobRecordParams {
+            fence: self.inner.fence.clone(),
+            output: Some(output),
+            progress: None,
+        };
+        match &self.inner.store {
+            Some(store) => store.job_output_record(params.clone()).await?,
+            None => params.check()?,
+        }
+        self.inner.progress.lock().expect("progress").output = params.output;
+        Ok(())
+    }
+
+    fn record_progress(&self, progress: serde_json::Value) -> Result<()> {
+        JobRecordParams {
+            fence: self.inner.fence.clone(),
+            output: None,
+            progress: Some(progress.clone()),
+        }
+        .check()?;
+        let mut state = self.inner.progress.lock().expect("progress");
+        state.latest = Some(progress);
+        if self.inner.store.is_none() || self.inner.done.is_cancelled() {
+            return Ok(());
+        }
+        state.dirty = true;
+        if !state.flusher {
+            state.flusher = true;
+            let inner = self.inner.clone();
+            tokio::spawn(flush_progress(inner));
+        }
+        Ok(())
+    }
+
+    /// Ends the run's recording: stops the flusher and writes the last progress if it is not
+    /// written yet. The executor calls it when the job has stopped, before its outcome.
+    pub async fn finish(&self) {
+        self.inner.done.cancel();
+        write_progress(&self.inner).await;
+    }
+}
+
+/// Writes the latest progress once per interval while there is an unwritten one.
+async fn flush_progress(inner: Arc<ContextInner>) {
+    loop {
+        let due = {
+            let state = inner.progress.lock().expect("progress");
+            state.last_write.map(|t| t + inner.every)
+        };
+        if let Some(due) = due {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = inner.done.cancelled() => break,
+            }
+        }
+        if inner.done.is_cancelled() {
+            break;
+        }
+        write_progress(&inner).await;
+        let mut state = inner.progress.lock().expect("progress");
+        if !state.dirty || inner.done.is_cancelled() {
+            state.flusher = false;
+            return;
+        }
+    }
+    inner.progress.lock().expect("progress").flusher = false;
+}
+
+/// Writes the latest progress if it is not written yet (fenced; a fenced-off write stops
+/// further writes, a failed one leaves the value to the next write).
+async fn write_progress(inner: &ContextInner) {
+    let Some(store) = &inner.store else { return };
+    let _writing = inner.writing.lock().await;
+    let value = {
+        let mut state = inner.progress.lock().expect("progress");
+        if !state.dirty {
+            return;
+        }
+        state.dirty = false;
+        state.last_write = Some(tokio::time::Instant::now());
+        state.writes += 1;
+        state.latest.clone()
+    };
+    let result = store
+        .job_output_record(JobRecordParams {
+            fence: inner.fence.clone(),
+            output: None,
+            progress: value,
+        })
+        .await;
+    match result {
+        Ok(()) => {}
+        Err(Error::Fenced { .. }) => inner.done.cancel(),
+        Err(e) => {
+            tracing::debug!(job_id = inner.fence.id, error = %e, "recording progress failed");
+            inner.progress.lock().expect("progress").dirty = true;
+        }
     }
 }
 
@@ -139,6 +369,7 @@ pub trait AnyWorker: Send + Sync + 'static {
         &self,
         row: JobRow,
         cancel: CancellationToken,
+        context: JobContext,
     ) -> std::result::Result<StartedJob, JobError>;
     /// The retry delay for this job after a failure.
     fn next_retry_for(&self, row: &JobRow) -> Duration;
@@ -167,6 +398,7 @@ impl<A: JobArgs, W: Worker<A>> Typed<A, W> {
             args: Self::decode(row)?,
             row: row.clone(),
             cancel: CancellationToken::new(),
+            context: JobContext::in_memory(row.fence()),
         })
     }
 }
@@ -214,9 +446,15 @@ impl<A: JobArgs, W: Worker<A>> AnyWorker for Typed<A, W> {
         &self,
         row: JobRow,
         cancel: CancellationToken,
+        context: JobContext,
     ) -> std::result::Result<StartedJob, JobError> {
         let args = Self::decode(&row)?;
-        let job = Job { args, row, cancel };
+        let job = Job {
+            args,
+            row,
+            cancel,
+            context,
+        };
         let timeout = self.worker.timeout(&job);
         let worker = self.worker.clone();
         Ok(StartedJob {

@@ -1601,6 +1601,8 @@ fn job_row(kind: &str, args: serde_json::Value) -> porter::JobRow {
         attempted_by: Some("w".into()),
         unique_key: None,
         metadata: serde_json::json!({}),
+        output: None,
+        progress: None,
     }
 }
 

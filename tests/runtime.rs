@@ -886,5 +886,55 @@ backend_case! {
             .unwrap()
             .iter()
             .all(|(q, k, _)| q == "default" && k == "behave"));
+
+pub struct Report {
+    pub steps: u64,
+}
+
+impl JobArgs for Report {
+    const KIND: &'static str = "report";
+}
+
+/// Records progress on every step and an output at the end.
+pub struct ReportWorker;
+
+#[async_trait::async_trait]
+impl Worker<Report> for ReportWorker {
+    async fn work(&self, job: Job<Report>) -> Result<(), JobError> {
+        for done in 1..=job.args.steps {
+            job.set_progress(&serde_json::json!({"done": done, "total": job.args.steps}))
+                .map_err(JobError::msg)?;
+        }
+        job.set_output(&serde_json::json!({"sum": job.args.steps * (job.args.steps + 1) / 2}))
+            .await
+            .map_err(JobError::msg)?;
+        let too_big = "x".repeat(porter::store::MAX_OUTPUT_BYTES);
+        match job.set_output(&too_big).await {
+            Err(porter::Error::Invalid { .. }) => Ok(()),
+            other => Err(JobError::msg(format!(
+                "an oversized output was not refused: {other:?}"
+            ))),
+        }
+    }
+}
+
+backend_case! {
+    /// A job that sets its progress 5,000 times costs a handful of writes, not one per call;
+    /// its last progress and its output are there once it completed; an oversized output is
+    /// refused inside the job and changes nothing.
+    async fn progress_is_throttled_and_the_last_value_flushed(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let id = client.insert(&Report { steps: 5000 }, None).await.unwrap().job.id;
+        let mut workers = Workers::new();
+        workers.add(ReportWorker).unwrap();
+        let rt = start(db.store.clone(), workers, config(&[("default", 2)]));
+        let row = wait_state(&db.store, id, JobState::Completed).await;
+        rt.stop().await;
+        assert_eq!(row.progress, Some(serde_json::json!({"done": 5000, "total": 5000})));
+        assert_eq!(row.output, Some(serde_json::json!({"sum": 12_502_500})));
+        let writes = db.store.op_stats()["job_output_record"].calls;
+        // One output, then progress: the first value at once, the last at the end, and at most
+        // one a second between (a slow machine may take a few seconds for the loop).
+        assert!(writes <= 12, "{writes} record writes for 5000 progress calls");
     }
 }

@@ -203,6 +203,12 @@ fn show(job: &JobRow) -> String {
         output::printable(&job.args.to_string()),
         output::printable(&job.metadata.to_string()),
     );
+    let recorded = |v: &Option<serde_json::Value>| {
+        v.as_ref()
+            .map_or_else(|| "-".to_string(), |v| output::printable(&v.to_string()))
+    };
+    text.push_str(&format!("progress:     {}\n", recorded(&job.progress)));
+    text.push_str(&format!("output:       {}\n", recorded(&job.output)));
     if job.errors.is_empty() {
         text.push_str("errors:       none\n");
     } else {

@@ -144,7 +144,8 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
     let cancel = ctx.stop_jobs.child_token();
     let by_user = CancellationToken::new();
     let _registration = ctx.running.register(row.id, row.attempt, by_user.clone());
-    let started = match worker.start(row.clone(), cancel.clone()) {
+    let context = crate::worker::JobContext::new(ctx.store.clone(), row.fence());
+    let started = match worker.start(row.clone(), cancel.clone(), context.clone()) {
         Ok(started) => started,
         Err(e) => {
             record(&ctx, &row, Outcome::Done(Err(e)), permit, began).await;
@@ -204,6 +205,8 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePe
         Outcome::Done(Err(_)) if ctx.stop_jobs.is_cancelled() => Outcome::ShutDown,
         other => other,
     };
+    // The last progress goes before the outcome: it is fenced on the job still running.
+    context.finish().await;
     record(&ctx, &row, outcome, permit, began).await;
 }
 

@@ -80,6 +80,13 @@ pub trait Driver: Send + Sync + 'static {
     /// `None` when the fence matched no row.
     async fn job_snooze(&self, params: JobSnoozeParams) -> Result<Option<JobRow>>;
 
+    /// Records a running job's output and/or progress (fenced): the ones given replace the
+    /// stored ones. False when the fence matched no row (nothing written).
+    async fn job_output_record(&self, params: JobRecordParams) -> Result<bool>;
+
+    /// What these jobs recorded (output, progress); jobs that recorded nothing are left out.
+    async fn job_output_get(&self, ids: Vec<i64>) -> Result<Vec<(i64, JobOutput)>>;
+
     /// The jobs the database says a worker runs (state `running`, `attempted_by` = the
     /// worker), as fences.
     async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>>;

@@ -305,6 +305,58 @@ pub struct JobCancelRunningParams {
     pub reason: String,
 }
 
+/// Record what a running job produced (fenced): its output, its progress, or both. The ones
+/// given replace the stored ones; `None` keeps what is stored.
+#[derive(Debug, Clone)]
+pub struct JobRecordParams {
+    /// Who is writing.
+    pub fence: JobFence,
+    /// The job's output (at most [`MAX_OUTPUT_BYTES`] as JSON).
+    pub output: Option<serde_json::Value>,
+    /// The job's progress (at most [`MAX_PROGRESS_BYTES`] as JSON).
+    pub progress: Option<serde_json::Value>,
+}
+
+/// What a job recorded while it ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobOutput {
+    /// Its output, if it recorded one.
+    pub output: Option<serde_json::Value>,
+    /// Its latest progress, if it recorded any.
+    pub progress: Option<serde_json::Value>,
+}
+
+/// Largest output a job may record, as compact JSON: 256 KiB. A bigger one is refused with
+/// [`Error::Invalid`] and nothing is written.
+pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
+/// Largest progress a job may record, as compact JSON: 16 KiB (refused beyond, like output).
+pub const MAX_PROGRESS_BYTES: usize = 16 * 1024;
+
+impl JobRecordParams {
+    /// Refuses an output or progress over its cap, or with a NUL character. Nothing is written.
+    pub fn check(&self) -> Result<()> {
+        for (what, value, cap) in [
+            ("output", &self.output, MAX_OUTPUT_BYTES),
+            ("progress", &self.progress, MAX_PROGRESS_BYTES),
+        ] {
+            let Some(value) = value else { continue };
+            let size = json_size(value, cap + 1);
+            if size > cap {
+                return Err(Error::invalid(
+                    what,
+                    format!(
+                        "is over {cap} bytes ({} KiB) as JSON, the most a job records; \
+                         store large results elsewhere (a file, an object) and record a reference",
+                        cap / 1024
+                    ),
+                ));
+            }
+            refuse_nul(what, value)?;
+        }
+        Ok(())
+    }
+}
+
 /// Filters for listing jobs, newest first, with keyset paging on id.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct JobListParams {

@@ -139,9 +139,53 @@ impl Store {
         Ok(out)
     }
 
-    /// One job by id.
+    /// One job by id, with what it recorded (output, progress).
     pub async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
-        self.op("job_get", self.driver.job_get(id)).await
+        self.op("job_get", async {
+            let Some(mut row) = self.driver.job_get(id).await? else {
+                return Ok(None);
+            };
+            if let Some((_, recorded)) = self.driver.job_output_get(vec![id]).await?.pop() {
+                row.output = recorded.output;
+                row.progress = recorded.progress;
+            }
+            Ok(Some(row))
+        })
+        .await
+    }
+
+    /// Records a running job's output and/or progress (fenced; [`Error::Fenced`] when the
+    /// fence matched no row). An output over [`MAX_OUTPUT_BYTES`] or a progress over
+    /// [`MAX_PROGRESS_BYTES`] is refused with [`Error::Invalid`], and nothing is written.
+    pub async fn job_output_record(&self, params: JobRecordParams) -> Result<()> {
+        params.check()?;
+        if params.output.is_none() && params.progress.is_none() {
+            return Ok(());
+        }
+        let fence = params.fence.clone();
+        self.op("job_output_record", async {
+            if self.driver.job_output_record(params).await? {
+                Ok(())
+            } else {
+                Err(Error::Fenced {
+                    id: fence.id,
+                    attempt: fence.attempt,
+                })
+            }
+        })
+        .await
+    }
+
+    /// What these jobs recorded (output, progress), by id; jobs that recorded nothing (or are
+    /// gone) are left out.
+    pub async fn job_output_get(&self, ids: Vec<i64>) -> Result<BTreeMap<i64, JobOutput>> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let rows = self
+            .op("job_output_get", self.driver.job_output_get(ids))
+            .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Jobs matching the filters, newest (highest id) first.

@@ -114,6 +114,12 @@ impl Driver for GatedStore {
         }
         self.inner.worker_register(params).await
     }
+    async fn job_output_record(&self, params: JobRecordParams) -> Result<bool> {
+        self.inner.job_output_record(params).await
+    }
+    async fn job_output_get(&self, ids: Vec<i64>) -> Result<Vec<(i64, JobOutput)>> {
+        self.inner.job_output_get(ids).await
+    }
     async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
         self.inner.job_list_running(worker_id).await
     }

@@ -12,6 +12,7 @@ mod clock;
 mod complete_fail;
 mod insert;
 mod list;
+mod output;
 mod periodic;
 mod queues;
 mod rescue;

@@ -524,6 +524,8 @@ fn job_from_row(r: PgRow) -> sqlx::Result<JobRow> {
         attempted_by: r.try_get("attempted_by")?,
         unique_key: r.try_get("unique_key")?,
         metadata: r.try_get("metadata")?,
+        output: None,
+        progress: None,
     })
 }
 
@@ -823,6 +825,31 @@ impl Driver for PgStore {
             .try_map(job_from_row)
             .fetch_optional(&mut *self.conn().await?)
             .await?)
+    }
+
+    async fn job_output_record(&self, p: JobRecordParams) -> Result<bool> {
+        let f = &p.fence;
+        let written: Option<(i64,)> = sqlx::query_as(sql!("job_output_record"))
+            .bind(f.id)
+            .bind(f.attempt)
+            .bind(&f.worker_id)
+            .bind(&p.output)
+            .bind(&p.progress)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+        Ok(written.is_some())
+    }
+
+    async fn job_output_get(&self, ids: Vec<i64>) -> Result<Vec<(i64, JobOutput)>> {
+        type Recorded = (i64, Option<serde_json::Value>, Option<serde_json::Value>);
+        let rows: Vec<Recorded> = sqlx::query_as(sql!("job_output_get"))
+            .bind(ids)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, output, progress)| (id, JobOutput { output, progress }))
+            .collect())
     }
 
     async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {

@@ -584,6 +584,8 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         attempted_by: r.get(13)?,
         unique_key: r.get(14)?,
         metadata: json_col(&r.get::<_, String>(15)?)?,
+        output: None,
+        progress: None,
     })
 }
 
@@ -828,6 +830,49 @@ impl Driver for SqliteStore {
                 )
             })
             .await
+    }
+
+    async fn job_output_record(&self, p: JobRecordParams) -> Result<bool> {
+        let text = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+        let (output, progress) = (text(&p.output), text(&p.progress));
+        self.writer
+            .run(move |c| {
+                let f = &p.fence;
+                let written = c
+                    .prepare_cached(sql!("job_output_record"))
+                    .and_then(|mut s| {
+                        s.query_row(
+                            params![f.id, f.attempt, f.worker_id, output, progress],
+                            |_| Ok(()),
+                        )
+                        .optional()
+                    })?;
+                Ok(written.is_some())
+            })
+            .await
+    }
+
+    async fn job_output_get(&self, ids: Vec<i64>) -> Result<Vec<(i64, JobOutput)>> {
+        let ids = serde_json::to_string(&ids).expect("ids serialize");
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql!("job_output_get"))?;
+            let rows = stmt.query_map([ids], |r| {
+                let json = |i: usize| -> rusqlite::Result<Option<serde_json::Value>> {
+                    r.get::<_, Option<String>>(i)?
+                        .map(|t| json_col(&t))
+                        .transpose()
+                };
+                Ok((
+                    r.get(0)?,
+                    JobOutput {
+                        output: json(1)?,
+                        progress: json(2)?,
+                    },
+                ))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
     }
 
     async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {

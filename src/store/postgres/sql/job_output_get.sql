@@ -1,0 +1,1 @@
+SELECT job_id, output, progress FROM porter_job_outputs WHERE job_id = ANY($1)
