@@ -886,7 +886,10 @@ backend_case! {
             .unwrap()
             .iter()
             .all(|(q, k, _)| q == "default" && k == "behave"));
+    }
+}
 
+#[derive(Serialize, Deserialize)]
 pub struct Report {
     pub steps: u64,
 }
