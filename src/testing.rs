@@ -275,7 +275,7 @@ pub async fn work<A: JobArgs, W: Worker<A>>(
         progress: None,
     };
     let cancel = CancellationToken::new();
-    let job = Job::new_in_memory(args, row, cancel.clone());
+    let job = Job::new(args, row, cancel.clone());
     let timeout = worker.timeout(&job);
     match tokio::time::timeout(timeout, worker.work(job)).await {
         Ok(result) => result,

@@ -70,8 +70,9 @@ impl<A> Job<A> {
         self.context.record_progress(progress)
     }
 
-    /// A job whose context records in memory only (for [`crate::testing::work`]).
-    pub(crate) fn new_in_memory(args: A, row: JobRow, cancel: CancellationToken) -> Self {
+    /// A job whose context records in memory only ([`JobContext::in_memory`]): for running a
+    /// worker's `work` by hand, as [`crate::testing::work`] does.
+    pub fn new(args: A, row: JobRow, cancel: CancellationToken) -> Self {
         let context = JobContext::in_memory(row.fence());
         Job {
             args,

@@ -1561,7 +1561,8 @@ fn decode_errors_never_echo_arg_values() {
             cancel.cancel(); // a `sleep` that decodes returns at once
             let result = rt.block_on(async {
                 let run = async {
-                    match worker.start(row, cancel) {
+                    let context = porter::JobContext::in_memory(row.fence());
+                    match worker.start(row, cancel, context) {
                         Ok(started) => started.work.await,
                         Err(e) => Err(e),
                     }

@@ -279,11 +279,7 @@ impl Fixture {
         use porter::Worker;
         let row = self.claim(id).await;
         let args: OrphanFileCleanup = serde_json::from_value(row.args.clone()).unwrap();
-        let job = Job {
-            args,
-            row: row.clone(),
-            cancel: CancellationToken::new(),
-        };
+        let job = Job::new(args, row.clone(), CancellationToken::new());
         match worker.work(job).await {
             Ok(()) => {
                 assert_eq!(
