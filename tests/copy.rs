@@ -298,3 +298,114 @@ backend_case! {
         assert_eq!(at_ms(&all_jobs(&there.store).await), at_ms(&expected));
     }
 }
+
+backend_case! {
+    /// Args that are JSON `null` (a unit struct's) are a value, not a missing one: they go
+    /// over and back. Before, they were written as SQL NULL into a NOT NULL column and every
+    /// copy of such a database failed.
+    async fn copy_keeps_json_null_args(db: TestDb) {
+        let null = JobInsertParams::new("unit", serde_json::Value::Null, InsertOpts::default())
+            .unwrap();
+        db.store.job_insert_many(vec![null]).await.unwrap();
+        let jobs = all_jobs(&db.store).await;
+        let there = other(&db).await;
+        ok(&porter_copy(&db.url, &there.url, &[]));
+        assert_eq!(at_ms(&all_jobs(&there.store).await), at_ms(&jobs));
+        assert_eq!(all_jobs(&there.store).await[0].args, serde_json::Value::Null);
+    }
+
+    /// The target's id sequence only moves forward: ids its deleted jobs had are not given
+    /// out again after a copy of smaller ids.
+    async fn copy_never_moves_the_id_sequence_back(db: TestDb) {
+        let (jobs, _) = fill(&db).await;
+        let there = other(&db).await;
+        for _ in 0..jobs.len() + 10 {
+            let pad = insert(&there.store, "pad", InsertOpts::default()).await;
+            there.store.job_cancel(pad.id).await.unwrap();
+        }
+        let highest = all_jobs(&there.store).await.last().unwrap().id;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        there
+            .store
+            .job_delete_finalized(porter::store::JobDeleteFinalizedParams {
+                completed: Duration::from_secs(3600),
+                cancelled: Duration::from_millis(1),
+                discarded: Duration::from_secs(3600),
+                limit: 1000,
+            })
+            .await
+            .unwrap();
+        assert!(all_jobs(&there.store).await.is_empty());
+        ok(&porter_copy(&db.url, &there.url, &[]));
+        let next = insert(&there.store, "after_copy", InsertOpts::default()).await;
+        assert!(next.id > highest, "id {} was given out before (up to {highest})", next.id);
+    }
+
+    /// With --append, what the target has already wins where it must: a periodic schedule's
+    /// last slot only moves forward (else the target would run a slot again) and a queue
+    /// paused there stays paused; a schedule the target lacks is copied.
+    async fn copy_append_keeps_schedules_forward_and_pauses(db: TestDb) {
+        let there = other(&db).await;
+        let slot = 1_700_000_000_000i64;
+        let periodic = |name: &str, slot: i64| PeriodicEnqueueParams {
+            name: name.into(),
+            slot,
+            job: job("periodic", InsertOpts::default()),
+        };
+        // The source ran older slots of "hourly", a later one of "daily"; it has "weekly".
+        db.store.periodic_enqueue(periodic("hourly", slot)).await.unwrap();
+        db.store.periodic_enqueue(periodic("daily", slot + 7_200_000)).await.unwrap();
+        db.store.periodic_enqueue(periodic("weekly", slot)).await.unwrap();
+        db.store.queue_pause("busy").await.unwrap();
+        db.store.queue_resume("busy").await.unwrap();
+        there.store.periodic_enqueue(periodic("hourly", slot + 3_600_000)).await.unwrap();
+        there.store.periodic_enqueue(periodic("daily", slot)).await.unwrap();
+        there.store.queue_pause("busy").await.unwrap();
+        ok(&porter_copy(&db.url, &there.url, &["--append"]));
+        let slots = periodic_slots(&there).await;
+        assert_eq!(slots["hourly"], slot + 3_600_000, "never back: {slots:?}");
+        assert_eq!(slots["daily"], slot + 7_200_000, "forward: {slots:?}");
+        assert_eq!(slots["weekly"], slot, "copied: {slots:?}");
+        let queues = there.store.queue_list().await.unwrap();
+        assert!(
+            queues.iter().any(|q| q.name == "busy" && q.paused_at.is_some()),
+            "still paused: {queues:?}"
+        );
+    }
+}
+
+/// Each periodic schedule's last slot, read with plain SQL.
+async fn periodic_slots(db: &TestDb) -> std::collections::BTreeMap<String, i64> {
+    const SQL: &str = "SELECT name, last_slot FROM porter_periodic";
+    match db.sqlite_path() {
+        Some(path) => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            let mut stmt = conn.prepare(SQL).unwrap();
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            rows
+        }
+        None => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let rows: Vec<(String, i64)> = sqlx::query_as(SQL).fetch_all(&mut conn).await.unwrap();
+            rows.into_iter().collect()
+        }
+    }
+}
+
+/// A source that does not exist is refused, and not created on the way.
+#[test]
+fn copy_refuses_a_missing_sqlite_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = format!("sqlite://{}/nothing-here.db", dir.path().display());
+    let to = format!("sqlite://{}/target.db", dir.path().display());
+    let out = porter_copy(&from, &to, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no database at"), "{stderr}");
+    assert!(!dir.path().join("nothing-here.db").exists(), "not created");
+}

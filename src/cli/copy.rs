@@ -13,15 +13,17 @@ use crate::store::redact_url;
 /// `porter copy`
 #[derive(Debug, Args)]
 pub struct CopyArgs {
-    /// The database to copy from (`sqlite://...` or `postgres://...`); it is only read.
+    /// The database to copy from (`sqlite://...` or `postgres://...`). It must exist; it is
+    /// migrated to this porter's version if needed, then only read.
     #[arg(long)]
     from: String,
     /// The database to copy into; created and migrated if needed. It must hold no jobs
     /// unless --append.
     #[arg(long)]
     to: String,
-    /// Add to a target that holds jobs already: the copied jobs' ids must be free there, and
-    /// queues, schedules and app rows with the same key are replaced.
+    /// Add to a target that holds jobs already: the copied jobs' ids must be free there.
+    /// (Queues, schedules and app rows the target has already are kept as they are there,
+    /// with or without it; a schedule's last slot becomes the later of the two.)
     #[arg(long)]
     append: bool,
     /// Rows per statement.
@@ -34,6 +36,12 @@ pub struct CopyArgs {
 
 pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal;
+    if args.from.starts_with("sqlite:") {
+        let file = crate::store::sqlite::copy::file_of(&args.from)?;
+        if !file.exists() {
+            anyhow::bail!("no database at {} to copy from", file.display());
+        }
+    }
     // Both databases at this binary's version, every set: the same tables on both sides. A
     // database newer than this binary is refused here.
     for url in [&args.from, &args.to] {
@@ -88,12 +96,13 @@ pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result
 
 fn report_text(args: &CopyArgs, reports: &[TableReport]) -> String {
     let mut out = format!(
-        "copied {} -> {}, verified before commit:\n{:<24}{:>10}{:>10}  sha256 (source = target)\n",
+        "copied {} -> {}, verified before commit:\n{:<24}{:>10}{:>10}{:>8}  sha256 (source = target)\n",
         redact_url(&args.from),
         redact_url(&args.to),
         "table",
         "source",
-        "target"
+        "copied",
+        "kept"
     );
     for r in reports {
         let same = if r.source_checksum == r.target_checksum {
@@ -102,10 +111,11 @@ fn report_text(args: &CopyArgs, reports: &[TableReport]) -> String {
             "!="
         };
         out.push_str(&format!(
-            "{:<24}{:>10}{:>10}  {} {same}\n",
+            "{:<24}{:>10}{:>10}{:>8}  {} {same}\n",
             r.table,
             r.source_rows,
             r.target_rows,
+            r.kept_rows,
             &r.source_checksum[..16]
         ));
     }

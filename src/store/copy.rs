@@ -9,7 +9,8 @@
 //! the same row compare equal:
 //! - times are UTC with milliseconds, `2026-01-02T03:04:05.678Z`, SQLite's precision (a time
 //!   copied from Postgres loses its microseconds);
-//! - JSON columns are JSON values (Postgres `jsonb`, SQLite text that holds JSON);
+//! - JSON columns are their JSON text with object keys sorted (so that a JSON `null` stays
+//!   apart from SQL NULL);
 //! - uuids are lowercase strings; booleans are `true`/`false`.
 //!
 //! [`super::open_copy_end`] opens an end on a URL. Everything is written in one transaction on
@@ -214,12 +215,32 @@ pub fn plan(from: Vec<CopyTable>, to: Vec<CopyTable>) -> Result<Vec<CopyTable>> 
     Ok(out)
 }
 
+/// The columns of a table whose value in the target is kept when it is the greater one, for
+/// rows whose key the target has already: a periodic schedule's last slot only moves forward
+/// (or the target would run a slot again). Other columns of such rows keep the target's
+/// value.
+pub fn keep_greater(table: &str) -> &'static [&'static str] {
+    match table {
+        "porter_periodic" => &["last_slot"],
+        _ => &[],
+    }
+}
+
+/// Whether rows of this table must be new in the target: jobs are inserted, never merged,
+/// so that a job the target has (even one it took since the copy began) is never replaced.
+pub fn insert_only(table: &str) -> bool {
+    table == "porter_jobs"
+}
+
 /// The canonical form of a value read from a database, for a column of `kind`.
 pub fn canonical(kind: ColumnKind, value: Value) -> Result<Value> {
     Ok(match (kind, value) {
         (_, Value::Null) => Value::Null,
-        (ColumnKind::Json, Value::String(text)) => serde_json::from_str(&text)
-            .map_err(|e| Error::Database(format!("a JSON column holds invalid JSON: {e}")))?,
+        (ColumnKind::Json, Value::String(text)) => {
+            let parsed: Value = serde_json::from_str(&text)
+                .map_err(|e| Error::Database(format!("a JSON column holds invalid JSON: {e}")))?;
+            Value::String(parsed.to_string())
+        }
         (ColumnKind::Time, Value::String(text)) => Value::String(canonical_time(&text)?),
         (ColumnKind::Uuid, Value::String(text)) => Value::String(text.to_ascii_lowercase()),
         (ColumnKind::Bool, Value::Number(n)) => Value::Bool(n.as_i64() != Some(0)),
@@ -246,7 +267,10 @@ pub struct TableReport {
     pub source_rows: u64,
     /// The source's rows found again, equal, in the target.
     pub target_rows: u64,
-    /// SHA-256 over the source's rows (canonical JSON, key order), hex.
+    /// Rows whose key the target had already, kept as the target had them (see
+    /// [`keep_greater`]); not compared.
+    pub kept_rows: u64,
+    /// SHA-256 over the source's rows (canonical JSON, key order), hex; kept rows left out.
     pub source_checksum: String,
     /// The same over the target's rows with those keys.
     pub target_checksum: String,
@@ -277,10 +301,9 @@ impl Checksum {
 /// How to copy.
 #[derive(Debug, Clone)]
 pub struct CopyOptions {
-    /// Copy into a target that holds jobs already (their ids must differ from the copied
-    /// ones'; rows of other tables with the same key are replaced).
+    /// Copy into a target that holds jobs already (the copied jobs' ids must be free there).
     pub append: bool,
-    /// Rows read and written per statement.
+    /// Most rows read and written per statement (fewer when rows are large).
     pub batch: usize,
 }
 
@@ -304,16 +327,50 @@ pub enum CopyProgress<'a> {
     Rows(u64),
 }
 
+/// Bytes of rows one statement carries at most, about: a batch of large rows (args and
+/// errors may be a MiB each) gets fewer rows.
+const BATCH_BYTES: usize = 8 << 20;
+
+/// Sizes the next batch from the rows seen so far.
+struct Pacer {
+    most: usize,
+    next: usize,
+}
+
+impl Pacer {
+    fn new(most: usize) -> Self {
+        Pacer {
+            most: most.max(1),
+            next: most.max(1),
+        }
+    }
+
+    fn observe(&mut self, rows: &[Row]) {
+        let bytes: usize = rows
+            .iter()
+            .map(|r| Value::from(r.clone()).to_string().len())
+            .sum();
+        let per_row = (bytes / rows.len().max(1)).max(1);
+        self.next = (BATCH_BYTES / per_row).clamp(1, self.most);
+    }
+}
+
+/// A key as a map key.
+fn key_text(key: &[Value]) -> String {
+    Value::from(key.to_vec()).to_string()
+}
+
 /// Copies every table from `from` to `to` in one transaction on `to`, reading `from` in one
 /// snapshot, then verifies in that same transaction that every source row is in the target,
-/// equal, before committing: a copy that fails or does not verify changes nothing.
+/// equal, before committing: a copy that fails or does not verify changes nothing. Rows of
+/// tables other than jobs whose key the target has already are kept as the target has them
+/// (see [`keep_greater`]); jobs are only ever inserted.
 pub async fn copy(
     from: &mut dyn CopyEnd,
     to: &mut dyn CopyEnd,
     options: &CopyOptions,
     progress: &mut (dyn FnMut(CopyProgress<'_>) + Send),
 ) -> Result<Vec<TableReport>> {
-    let batch = options.batch.max(1);
     if from.identity().await? == to.identity().await? {
         return Err(Error::invalid(
             "copy target",
@@ -323,6 +380,8 @@ pub async fn copy(
     from.begin_read().await?;
     let tables = plan(from.tables().await?, to.tables().await?)?;
     if let Some(jobs) = tables.iter().find(|t| t.name == "porter_jobs") {
+        // A quick refusal before anything is written; the inserts themselves refuse a taken
+        // id too, whatever the target did meanwhile.
         let held = to.count(jobs).await?;
         if held > 0 && !options.append {
             return Err(Error::Conflict(format!(
@@ -330,29 +389,18 @@ pub async fn copy(
             )));
         }
         if held > 0 {
-            refuse_taken_ids(from, to, jobs, batch).await?;
+            refuse_taken_ids(from, to, jobs, options.batch).await?;
         }
     }
     to.begin().await?;
     let copied = async {
+        let mut kept = Vec::new();
         for table in &tables {
-            progress(CopyProgress::Copying(&table.name, from.count(table).await?));
-            let mut after: Option<Vec<Value>> = None;
-            let mut done = 0u64;
-            loop {
-                let rows = from.read(table, after.as_deref(), batch).await?;
-                let Some(last) = rows.last() else { break };
-                after = Some(table.key_of(last));
-                to.write(table, &rows)
-                    .await
-                    .map_err(|e| Error::Database(format!("copying {}: {e}", table.name)))?;
-                done += rows.len() as u64;
-                progress(CopyProgress::Rows(done));
-            }
+            kept.push(copy_table(from, to, table, options.batch, progress).await?);
         }
         let mut reports = Vec::new();
-        for table in &tables {
-            reports.push(verify(from, to, table, batch, progress).await?);
+        for (table, kept) in tables.iter().zip(&kept) {
+            reports.push(verify(from, to, table, kept, options.batch, progress).await?);
         }
         Ok::<_, Error>(reports)
     }
@@ -369,6 +417,39 @@ pub async fn copy(
     }
 }
 
+/// Copies one table; answers the keys the target had already (kept as they were).
+async fn copy_table(
+    from: &mut dyn CopyEnd,
+    to: &mut dyn CopyEnd,
+    table: &CopyTable,
+    batch: usize,
+    progress: &mut (dyn FnMut(CopyProgress<'_>) + Send),
+) -> Result<std::collections::HashSet<String>> {
+    progress(CopyProgress::Copying(&table.name, from.count(table).await?));
+    let mut kept = std::collections::HashSet::new();
+    let mut pacer = Pacer::new(batch);
+    let mut after: Option<Vec<Value>> = None;
+    let mut done = 0u64;
+    loop {
+        let rows = from.read(table, after.as_deref(), pacer.next).await?;
+        let Some(last) = rows.last() else { break };
+        pacer.observe(&rows);
+        after = Some(table.key_of(last));
+        if !insert_only(&table.name) {
+            let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
+            for row in to.read_keys(table, &keys).await? {
+                kept.insert(key_text(&table.key_of(&row)));
+            }
+        }
+        to.write(table, &rows)
+            .await
+            .map_err(|e| Error::Database(format!("copying {}: {e}", table.name)))?;
+        done += rows.len() as u64;
+        progress(CopyProgress::Rows(done));
+    }
+    Ok(kept)
+}
+
 /// With `--append`: refuses before writing anything when a copied job's id is taken.
 async fn refuse_taken_ids(
     from: &mut dyn CopyEnd,
@@ -376,12 +457,14 @@ async fn refuse_taken_ids(
     jobs: &CopyTable,
     batch: usize,
 ) -> Result<()> {
+    let mut pacer = Pacer::new(batch);
     let mut after: Option<Vec<Value>> = None;
     loop {
-        let rows = from.read(jobs, after.as_deref(), batch).await?;
+        let rows = from.read(jobs, after.as_deref(), pacer.next).await?;
         let Some(last) = rows.last() else {
             return Ok(());
         };
+        pacer.observe(&rows);
         after = Some(jobs.key_of(last));
         let keys: Vec<Vec<Value>> = rows.iter().map(|r| jobs.key_of(r)).collect();
         let taken = to.read_keys(jobs, &keys).await?;
@@ -395,54 +478,66 @@ async fn refuse_taken_ids(
     }
 }
 
-/// Reads the source's rows again and the target's rows with the same keys: the counts and
-/// every row must be equal.
+/// Reads the source's rows again and the target's rows with the same keys: every row not
+/// kept must be there and equal. Rows are matched by key, not by position: the two databases
+/// may order text keys differently (collations).
 async fn verify(
     from: &mut dyn CopyEnd,
     to: &mut dyn CopyEnd,
     table: &CopyTable,
+    kept: &std::collections::HashSet<String>,
     batch: usize,
     progress: &mut (dyn FnMut(CopyProgress<'_>) + Send),
 ) -> Result<TableReport> {
     let source_rows = from.count(table).await?;
     progress(CopyProgress::Verifying(&table.name, source_rows));
     let (mut ours, mut theirs) = (Checksum::default(), Checksum::default());
-    let mut found = 0u64;
+    let (mut read, mut found, mut kept_rows) = (0u64, 0u64, 0u64);
+    let mut pacer = Pacer::new(batch);
     let mut after: Option<Vec<Value>> = None;
     loop {
-        let rows = from.read(table, after.as_deref(), batch).await?;
+        let rows = from.read(table, after.as_deref(), pacer.next).await?;
         let Some(last) = rows.last() else { break };
+        pacer.observe(&rows);
         after = Some(table.key_of(last));
+        read += rows.len() as u64;
         let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
-        let copied = to.read_keys(table, &keys).await?;
+        let mut copied: std::collections::HashMap<String, Row> = to
+            .read_keys(table, &keys)
+            .await?
+            .into_iter()
+            .map(|r| (key_text(&table.key_of(&r)), r))
+            .collect();
         for row in &rows {
+            let key = key_text(&table.key_of(row));
+            if kept.contains(&key) {
+                kept_rows += 1;
+                continue;
+            }
+            let Some(there) = copied.remove(&key) else {
+                return Err(Error::Database(format!(
+                    "verification failed in {}: {} is not in the target; nothing was changed",
+                    table.name,
+                    table.object(row)
+                )));
+            };
+            if &there != row {
+                return Err(Error::Database(format!(
+                    "verification failed in {}: copied {} but the target holds {}; nothing was changed",
+                    table.name,
+                    table.object(row),
+                    table.object(&there)
+                )));
+            }
             ours.add(row);
+            theirs.add(&there);
+            found += 1;
         }
-        for row in &copied {
-            theirs.add(row);
-        }
-        if let Some((a, b)) = rows.iter().zip(&copied).find(|(a, b)| a != b) {
-            return Err(Error::Database(format!(
-                "verification failed in {}: copied {} but the target holds {}; nothing was changed",
-                table.name,
-                table.object(a),
-                table.object(b)
-            )));
-        }
-        if copied.len() != rows.len() {
-            return Err(Error::Database(format!(
-                "verification failed in {}: {} of {} rows found in the target; nothing was changed",
-                table.name,
-                copied.len(),
-                rows.len()
-            )));
-        }
-        found += copied.len() as u64;
-        progress(CopyProgress::Rows(found));
+        progress(CopyProgress::Rows(read));
     }
-    if found != source_rows {
+    if read != source_rows {
         return Err(Error::Database(format!(
-            "verification failed in {}: {found} rows read of {source_rows}; nothing was changed",
+            "verification failed in {}: {read} rows read of {source_rows}; nothing was changed",
             table.name
         )));
     }
@@ -450,6 +545,7 @@ async fn verify(
         table: table.name.clone(),
         source_rows,
         target_rows: found,
+        kept_rows,
         source_checksum: ours.hex(),
         target_checksum: theirs.hex(),
     })

@@ -10,7 +10,9 @@ use sqlx::{Executor, PgConnection};
 
 use super::connect;
 use crate::error::{Error, Result};
-use crate::store::copy::{canonical, ColumnKind, CopyColumn, CopyEnd, CopyTable, Row};
+use crate::store::copy::{
+    canonical, insert_only, keep_greater, ColumnKind, CopyColumn, CopyEnd, CopyTable, Row,
+};
 use crate::store::redact_url;
 
 /// One end of a copy on a Postgres database (the schema its URL's search_path names).
@@ -50,6 +52,20 @@ fn column_names(table: &CopyTable) -> Vec<String> {
     table.columns.iter().map(|c| c.name.clone()).collect()
 }
 
+/// The select list of a read: JSON columns as their text, so that a JSON `null` does not read
+/// as SQL NULL (row_to_json spells both `null`).
+fn select_list(table: &CopyTable) -> String {
+    table
+        .columns
+        .iter()
+        .map(|c| match c.kind {
+            ColumnKind::Json => format!("{0}::text AS {0}", ident(&c.name)),
+            _ => ident(&c.name),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The kind a Postgres type holds.
 fn kind_of(pg_type: &str) -> ColumnKind {
     match pg_type {
@@ -73,14 +89,7 @@ fn rows_of(table: &CopyTable, texts: Vec<String>) -> Result<Vec<Row>> {
             table
                 .columns
                 .iter()
-                .map(|c| {
-                    let value = object.remove(&c.name).unwrap_or(Value::Null);
-                    // row_to_json nests jsonb already; canonical() parses only strings.
-                    match (c.kind, value) {
-                        (ColumnKind::Json, v) => Ok(v),
-                        (kind, v) => canonical(kind, v),
-                    }
-                })
+                .map(|c| canonical(c.kind, object.remove(&c.name).unwrap_or(Value::Null)))
                 .collect()
         })
         .collect()
@@ -151,7 +160,7 @@ impl CopyEnd for PgEnd {
         };
         let sql = format!(
             "SELECT row_to_json(r)::text FROM (SELECT {} FROM {} {filter} ORDER BY {key} LIMIT {limit}) r",
-            list(&column_names(table)),
+            select_list(table),
             ident(&table.name)
         );
         let mut query = sqlx::query_scalar(&sql);
@@ -167,7 +176,7 @@ impl CopyEnd for PgEnd {
         let sql = format!(
             "SELECT row_to_json(r)::text FROM (SELECT {} FROM {t} WHERE ({key}) IN \
              (SELECT {key} FROM json_populate_recordset(NULL::{t}, $1::json)) ORDER BY {key}) r",
-            list(&column_names(table)),
+            select_list(table),
             t = ident(&table.name)
         );
         let texts: Vec<String> = sqlx::query_scalar(&sql)
@@ -191,29 +200,62 @@ impl CopyEnd for PgEnd {
     }
 
     async fn write(&mut self, table: &CopyTable, rows: &[Row]) -> Result<()> {
-        let names = column_names(table);
-        let updates: Vec<String> = table
+        let t = ident(&table.name);
+        // Each row is a JSON object; json_populate_record casts each value to its column's
+        // type. JSON columns are taken as they are from the object instead: a JSON `null`
+        // is a value there, and a column left out of the object is SQL NULL.
+        let exprs: Vec<String> = table
             .columns
             .iter()
-            .filter(|c| !table.key.contains(&c.name))
-            .map(|c| format!("{0} = EXCLUDED.{0}", ident(&c.name)))
+            .map(|c| match c.kind {
+                ColumnKind::Json => format!("porter_copy_row -> '{}'", c.name.replace('\'', "''")),
+                _ => format!("porter_copy_rec.{}", ident(&c.name)),
+            })
             .collect();
-        let on_conflict = match updates.is_empty() {
-            true => "DO NOTHING".to_string(),
-            false => format!("DO UPDATE SET {}", updates.join(", ")),
+        // A row whose key is there already keeps the target's values, but for the columns
+        // that only move forward; jobs are only inserted (a taken id fails the copy).
+        let greater: Vec<String> = keep_greater(&table.name)
+            .iter()
+            .map(|c| {
+                format!(
+                    "{0} = GREATEST(porter_copy_target.{0}, EXCLUDED.{0})",
+                    ident(c)
+                )
+            })
+            .collect();
+        let key = list(&table.key);
+        let on_conflict = match (insert_only(&table.name), greater.is_empty()) {
+            (true, _) => String::new(),
+            (false, true) => format!("ON CONFLICT ({key}) DO NOTHING"),
+            (false, false) => format!("ON CONFLICT ({key}) DO UPDATE SET {}", greater.join(", ")),
         };
         // OVERRIDING SYSTEM VALUE: the copied ids are kept, identity columns included.
         let sql = format!(
-            "INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE \
-             SELECT {cols} FROM json_populate_recordset(NULL::{t}, $1::json) \
-             ON CONFLICT ({key}) {on_conflict}",
-            t = ident(&table.name),
-            cols = list(&names),
-            key = list(&table.key),
+            "INSERT INTO {t} AS porter_copy_target ({cols}) OVERRIDING SYSTEM VALUE \
+             SELECT {exprs} FROM json_array_elements($1::json) AS porter_copy_row, \
+             LATERAL json_populate_record(NULL::{t}, porter_copy_row) AS porter_copy_rec \
+             {on_conflict}",
+            cols = list(&column_names(table)),
+            exprs = exprs.join(", "),
         );
-        let objects = Value::Array(rows.iter().map(|r| table.object(r)).collect());
+        let objects = rows
+            .iter()
+            .map(|row| {
+                let mut object = serde_json::Map::new();
+                for (c, v) in table.columns.iter().zip(row) {
+                    let value = match (c.kind, v) {
+                        (_, Value::Null) => continue,
+                        (ColumnKind::Json, Value::String(text)) => serde_json::from_str(text)
+                            .map_err(|e| Error::Database(format!("a JSON value: {e}")))?,
+                        (_, v) => v.clone(),
+                    };
+                    object.insert(c.name.clone(), value);
+                }
+                Ok(Value::Object(object))
+            })
+            .collect::<Result<Vec<_>>>()?;
         sqlx::query(&sql)
-            .bind(objects)
+            .bind(Value::Array(objects))
             .execute(&mut self.conn)
             .await?;
         if !self.written.iter().any(|t| t.name == table.name) {
@@ -232,9 +274,12 @@ impl CopyEnd for PgEnd {
                         .fetch_one(&mut self.conn)
                         .await?;
                 let Some(sequence) = sequence else { continue };
-                // Past the largest id now in the table, so new rows never take a copied id.
+                // Past the largest id now in the table, so new rows never take a copied id, and
+                // never back: ids of rows deleted before stay given out.
                 let sql = format!(
-                    "SELECT setval($1::regclass, greatest(coalesce(max({c}), 0), 1), max({c}) IS NOT NULL) FROM {t}",
+                    "SELECT setval($1::regclass, greatest(m, 1), m > 0) FROM (SELECT greatest(\
+                     coalesce(max({c}), 0), coalesce(pg_sequence_last_value($1::regclass), 0)) AS m \
+                     FROM {t}) q",
                     c = ident(&column.name),
                     t = ident(&table.name)
                 );

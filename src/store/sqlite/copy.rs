@@ -11,7 +11,15 @@ use serde_json::Value;
 
 use super::parse_url;
 use crate::error::{Error, Result};
-use crate::store::copy::{canonical, ColumnKind, CopyColumn, CopyEnd, CopyTable, Row};
+use crate::store::copy::{
+    canonical, insert_only, keep_greater, ColumnKind, CopyColumn, CopyEnd, CopyTable, Row,
+};
+
+/// The file a `sqlite:` URL names, to refuse copying from one that is not there (opening it
+/// would create it).
+pub fn file_of(url: &str) -> Result<std::path::PathBuf> {
+    Ok(parse_url(url)?.0)
+}
 
 /// One end of a copy on a SQLite file.
 pub struct SqliteEnd {
@@ -117,6 +125,8 @@ fn canonical_rows(table: &CopyTable, rows: Vec<Vec<Value>>) -> Result<Vec<Row>> 
 fn to_sql(kind: ColumnKind, value: &Value) -> SqlValue {
     match (kind, value) {
         (_, Value::Null) => SqlValue::Null,
+        // The canonical JSON text (see `canonical`).
+        (ColumnKind::Json, Value::String(text)) => SqlValue::Text(text.clone()),
         (ColumnKind::Json, v) => SqlValue::Text(v.to_string()),
         (_, Value::Bool(b)) => SqlValue::Integer(i64::from(*b)),
         (_, Value::Number(n)) => match n.as_i64() {
@@ -279,18 +289,19 @@ impl CopyEnd for SqliteEnd {
     async fn write(&mut self, table: &CopyTable, rows: &[Row]) -> Result<()> {
         let key = list(table.key.clone());
         let marks = vec!["?"; table.columns.len()].join(", ");
-        let updates: Vec<String> = table
-            .columns
+        // A row whose key is there already keeps the target's values, but for the columns
+        // that only move forward; jobs are only inserted (a taken id fails the copy).
+        let greater: Vec<String> = keep_greater(&table.name)
             .iter()
-            .filter(|c| !table.key.contains(&c.name))
-            .map(|c| format!("{0} = excluded.{0}", ident(&c.name)))
+            .map(|c| format!("{0} = max({0}, excluded.{0})", ident(c)))
             .collect();
-        let on_conflict = match updates.is_empty() {
-            true => "DO NOTHING".to_string(),
-            false => format!("DO UPDATE SET {}", updates.join(", ")),
+        let on_conflict = match (insert_only(&table.name), greater.is_empty()) {
+            (true, _) => String::new(),
+            (false, true) => format!("ON CONFLICT ({key}) DO NOTHING"),
+            (false, false) => format!("ON CONFLICT ({key}) DO UPDATE SET {}", greater.join(", ")),
         };
         let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({marks}) ON CONFLICT ({key}) {on_conflict}",
+            "INSERT INTO {} ({}) VALUES ({marks}) {on_conflict}",
             ident(&table.name),
             columns(table)
         );

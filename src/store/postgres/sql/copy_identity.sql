@@ -1,4 +1,5 @@
--- porter copy: names this database (and schema), to refuse copying it onto itself.
-SELECT current_database() || '/' || current_schema() || '@'
-       || coalesce(host(inet_server_addr()), 'local socket') || ':'
-       || coalesce(inet_server_port(), 0)::text
+-- porter copy: names this database and schema, to refuse copying it onto itself: the same
+-- names on the same server (its port and start time; the address a client used may differ,
+-- and a Unix socket has none).
+SELECT current_database() || '/' || current_schema() || ' port ' || current_setting('port')
+       || ' up since ' || pg_postmaster_start_time()::text
