@@ -117,6 +117,13 @@ async fn fill(db: &TestDb) -> (Vec<JobRow>, uuid::Uuid) {
     let r = claim(&s, "retryable").await;
     fail(&s, &r, false).await;
     let c = claim(&s, "completed").await;
+    s.job_output_record(porter::store::JobRecordParams {
+        fence: c.fence(),
+        output: Some(serde_json::json!({"rows": 3, "note": null})),
+        progress: Some(serde_json::json!(1.0)),
+    })
+    .await
+    .unwrap();
     s.job_complete_many(vec![c.fence()]).await.unwrap();
     let d = claim(&s, "discarded").await;
     fail(&s, &d, true).await;
@@ -213,6 +220,10 @@ backend_case! {
             assert!(line.ends_with(" ="), "{line}");
         }
         assert_eq!(at_ms(&all_jobs(&there.store).await), at_ms(&jobs));
+        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        let outputs = db.store.job_output_get(ids.clone()).await.unwrap();
+        assert_eq!(outputs.len(), 1, "the completed job's output");
+        assert_eq!(there.store.job_output_get(ids.clone()).await.unwrap(), outputs);
         let app = app_rows(&db, tablo).await;
         assert!(app.as_ref().is_some_and(|(_, _, files)| files.len() == 1));
         assert_eq!(app_rows(&there, tablo).await, app);
@@ -239,6 +250,7 @@ backend_case! {
         expected.push(next);
         assert_eq!(at_ms(&all_jobs(&back.store).await), at_ms(&expected));
         assert_eq!(app_rows(&back, tablo).await, app);
+        assert_eq!(back.store.job_output_get(ids).await.unwrap(), outputs);
     }
 
     /// A target that holds jobs, the source itself as the target, and (with --append) a
