@@ -8,7 +8,9 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::job::{InsertOpts, JobArgs, JobRow};
 use crate::store::{
-    Backend, InsertResult, JobCounts, JobInsertParams, JobListParams, QueueRow, Store, WorkerRow,
+    Backend, BulkAction, BulkOutcome, InsertResult, JobCounts, JobFilter, JobInsertParams,
+    JobListParams, JobSearchParams, MatchCount, PeriodicRow, QueueRow, Store, ThroughputRow,
+    WorkerRow,
 };
 
 /// Inserts and manages jobs. Cheap to clone.
@@ -192,5 +194,50 @@ impl Client {
     /// Which backend the store runs on.
     pub fn backend(&self) -> Backend {
         self.store.backend()
+    }
+
+    /// The database's clock.
+    pub async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        self.store.now().await
+    }
+
+    /// Jobs a filter matches (args search included), newest first, a page at a time
+    /// (`before_id`).
+    pub async fn search(&self, params: JobSearchParams) -> Result<Vec<JobRow>> {
+        self.store.job_search(params).await
+    }
+
+    /// How many jobs a filter matches, and the highest id among them.
+    pub async fn count_matching(&self, filter: JobFilter) -> Result<MatchCount> {
+        self.store.job_count_matching(filter).await
+    }
+
+    /// Retries, cancels or deletes every job a filter matches, up to `max_id` (see
+    /// [`Store::job_bulk`]).
+    pub async fn bulk(
+        &self,
+        action: BulkAction,
+        filter: JobFilter,
+        max_id: i64,
+    ) -> Result<BulkOutcome> {
+        self.store.job_bulk(action, filter, max_id).await
+    }
+
+    /// Running jobs per worker id.
+    pub async fn running_by_worker(&self) -> Result<std::collections::BTreeMap<String, i64>> {
+        self.store.job_running_by_worker().await
+    }
+
+    /// The periodic schedules' records, each with the job of its last slot.
+    pub async fn periodic_list(&self) -> Result<Vec<PeriodicRow>> {
+        self.store.periodic_list().await
+    }
+
+    /// Completed and discarded jobs per minute finished at or after `since`.
+    pub async fn throughput(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<ThroughputRow>> {
+        self.store.job_throughput(since).await
     }
 }

@@ -98,6 +98,8 @@ mod webdriver {
                 "--disable-component-update",
                 "--disable-sync",
                 "--no-first-run",
+                "--window-size=1100,760",
+                "--hide-scrollbars",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -267,6 +269,64 @@ mod webdriver {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+
+    impl Browser {
+        /// Saves a PNG of the page to `docs/dashboard-{name}.png` when PORTER_SCREENSHOTS is
+        /// set (the README's walkthrough shows them); otherwise does nothing.
+        pub async fn screenshot(&self, name: &str) {
+            if std::env::var_os("PORTER_SCREENSHOTS").is_none() {
+                return;
+            }
+            let png = self
+                .call(
+                    reqwest::Method::GET,
+                    &self.session_path("/screenshot"),
+                    Value::Null,
+                )
+                .await;
+            let bytes = base64_decode(png.as_str().expect("base64 PNG"));
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("docs")
+                .join(format!("dashboard-{name}.png"));
+            std::fs::write(&path, bytes).unwrap();
+        }
+
+        /// The value of an element's attribute.
+        pub async fn attribute(&self, element: &str, name: &str) -> Option<String> {
+            let path = self.session_path(&format!("/element/{element}/attribute/{name}"));
+            self.call(reqwest::Method::GET, &path, Value::Null)
+                .await
+                .as_str()
+                .map(str::to_string)
+        }
+    }
+
+    fn base64_decode(text: &str) -> Vec<u8> {
+        let value = |c: u8| match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        };
+        let clean: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+        let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+        for chunk in clean.chunks(4) {
+            let digits: Vec<u8> = chunk
+                .iter()
+                .take_while(|c| **c != b'=')
+                .map(|c| value(*c))
+                .collect();
+            let n = digits
+                .iter()
+                .fold(0u32, |acc, d| (acc << 6) | u32::from(*d))
+                << (6 * (4 - digits.len()));
+            let bytes = n.to_be_bytes();
+            out.extend_from_slice(&bytes[1..digits.len()]);
+        }
+        out
     }
 
     impl Drop for Browser {
@@ -610,5 +670,548 @@ backend_case! {
             .await
             .unwrap();
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    }
+}
+
+// ---- the pages (issue 17): job, jobs with filters and bulk actions, queues, workers,
+// ---- periodic schedules, the chart -------------------------------------------------------
+
+use porter::store::{JobFailParams, JobInsertParams, PeriodicEnqueueParams, WorkerRegisterParams};
+use porter::InsertOpts;
+
+/// Inserts a job with args in a queue.
+async fn insert_args(
+    db: &TestDb,
+    kind: &str,
+    queue: &str,
+    args: serde_json::Value,
+) -> porter::JobRow {
+    let opts = InsertOpts {
+        queue: Some(queue.to_string()),
+        ..Default::default()
+    };
+    db.store
+        .job_insert_many(vec![JobInsertParams::new(kind, args, opts).unwrap()])
+        .await
+        .unwrap()
+        .remove(0)
+        .job
+}
+
+/// A job that failed twice (the second time for good), with a trace on the first error.
+async fn twice_failed_job(db: &TestDb) -> porter::JobRow {
+    let opts = InsertOpts {
+        queue: Some("mail".to_string()),
+        max_attempts: Some(2),
+        ..Default::default()
+    };
+    let params = JobInsertParams::new(
+        "fail",
+        serde_json::json!({"to": "alice@example.com", "subject": "<b>hi</b>"}),
+        opts,
+    )
+    .unwrap();
+    db.store.job_insert_many(vec![params]).await.unwrap();
+    for (attempt, (error, trace)) in [
+        ("SMTP timeout", Some("at mailer::send (src/mailer.rs:42)")),
+        ("554 rejected", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let row = surfaces::claim(db.store.as_ref(), "fail", "mail").await;
+        assert_eq!(row.attempt, attempt as i32 + 1);
+        db.store
+            .job_fail(JobFailParams {
+                fence: row.fence(),
+                error: error.to_string(),
+                trace: trace.map(str::to_string),
+                retry_in: std::time::Duration::ZERO,
+                discard: false,
+            })
+            .await
+            .unwrap();
+    }
+    let job = db
+        .store
+        .job_list(Default::default())
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(job.state, JobState::Discarded);
+    job
+}
+
+/// A request as a browser on the same origin would send it.
+fn get(uri: &str) -> Request<Body> {
+    Request::builder()
+        .uri(uri)
+        .header(header::HOST, "127.0.0.1:8080")
+        .body(Body::empty())
+        .unwrap()
+}
+
+async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, String, Option<String>) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .map(|l| l.to_str().unwrap().to_string());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap(), location)
+}
+
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    html.split(start)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{start:?} not in {html}"))
+        .split(end)
+        .next()
+        .unwrap()
+}
+
+backend_case! {
+    async fn job_page_shows_args_every_attempt_errors_with_traces_and_the_buttons_its_state_allows(db: TestDb) {
+        let job = twice_failed_job(&db).await;
+        let running = surfaces::running_job(db.store.as_ref()).await;
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+
+        let (status, html, _) = send(&app, get(&format!("/dashboard/jobs/{}", job.id))).await;
+        assert_eq!(status, StatusCode::OK);
+        let args = between(&html, r#"<section id="args">"#, "</section>");
+        assert!(args.contains("&quot;to&quot;: &quot;alice@example.com&quot;"), "pretty JSON: {args}");
+        assert!(args.contains("&lt;b&gt;hi&lt;/b&gt;"), "escaped: {args}");
+        let attempts = between(&html, r#"<section id="attempts">"#, "</section>");
+        assert!(attempts.contains(r#"data-attempt="1""#) && attempts.contains(r#"data-attempt="2""#), "{attempts}");
+        assert!(attempts.contains("SMTP timeout") && attempts.contains("554 rejected"), "{attempts}");
+        assert!(attempts.contains("at mailer::send (src/mailer.rs:42)"), "the trace: {attempts}");
+        assert!(attempts.contains(surfaces::TEST_WORKER), "the last attempt's worker: {attempts}");
+        assert!(html.contains(&format!(r#"action="/dashboard/jobs/{}/retry""#, job.id)));
+        assert!(!html.contains(&format!(r#"action="/dashboard/jobs/{}/cancel""#, job.id)), "a finished job has no cancel");
+
+        let (_, html, _) = send(&app, get(&format!("/dashboard/jobs/{}", running.id))).await;
+        assert!(html.contains(&format!(r#"action="/dashboard/jobs/{}/cancel""#, running.id)));
+        assert!(!html.contains(&format!(r#"action="/dashboard/jobs/{}/retry""#, running.id)), "a running job has no retry");
+
+        // The job page's buttons come back to it.
+        let (status, _, location) = send(&app, post(&format!("/dashboard/jobs/{}/retry", job.id), "from=job")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(location.unwrap(), format!("/dashboard/jobs/{}?retried={}", job.id, job.id));
+        assert_eq!(state_of(&db, job.id).await, JobState::Available);
+
+        let (status, html, _) = send(&app, get("/dashboard/jobs/999999")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(html.contains("no job 999999"), "{html}");
+        let (status, _, _) = send(&app, get("/dashboard/jobs/abc")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
+
+backend_case! {
+    async fn jobs_page_filters_searches_and_pages_with_a_cursor_it_checks(db: TestDb) {
+        for i in 0..55 {
+            insert_args(&db, "noop", "bulk", serde_json::json!({"i": i, "to": format!("user{i}@example.com")})).await;
+        }
+        let alice = insert_args(&db, "mail", "default", serde_json::json!({"to": "alice@example.com"})).await;
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+
+        let (status, html, _) = send(&app, get("/dashboard/jobs?q=alice%40example.com")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(html.matches("<tr id=\"job-").count(), 1, "{html}");
+        assert!(html.contains(&format!("id=\"job-{}\"", alice.id)));
+        let (_, html, _) = send(&app, get("/dashboard/jobs?kind=mail&state=discarded")).await;
+        assert!(html.contains("No job matches these filters."), "{html}");
+
+        let (_, page1, _) = send(&app, get("/dashboard/jobs?queue=bulk")).await;
+        assert_eq!(page1.matches("<tr id=\"job-").count(), 50);
+        let next = between(&page1, r#"id="next-page" href=""#, "\"").replace("&amp;", "&");
+        let (status, page2, _) = send(&app, get(&next)).await;
+        assert_eq!(status, StatusCode::OK, "{page2}");
+        assert_eq!(page2.matches("<tr id=\"job-").count(), 5);
+        assert!(!page2.contains("id=\"next-page\""), "the last page");
+
+        // A cursor edited by hand, or taken to other filters, is refused with a way back.
+        let cursor = next.split("cursor=").nth(1).unwrap().to_string();
+        let (id, sum) = cursor.split_once('.').unwrap();
+        let edited = format!("{}.{sum}", id.parse::<i64>().unwrap() - 1);
+        for bad in [
+            format!("/dashboard/jobs?queue=bulk&cursor={edited}"),
+            format!("/dashboard/jobs?queue=default&cursor={cursor}"),
+            "/dashboard/jobs?cursor=not-a-cursor".to_string(),
+        ] {
+            let (status, html, _) = send(&app, get(&bad)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+            assert!(html.contains("this page link was changed"), "{html}");
+            assert!(html.contains(r#"id="first-page""#), "{html}");
+        }
+
+        // Unknown filters and values that cannot be one: a clear message.
+        for (uri, status, message) in [
+            ("/dashboard/jobs?colour=red", StatusCode::BAD_REQUEST, "unknown filter &quot;colour&quot;"),
+            ("/dashboard/jobs?state=sleeping", StatusCode::BAD_REQUEST, "unknown state &quot;sleeping&quot;"),
+            ("/dashboard/jobs?queue=Not+A+Queue", StatusCode::UNPROCESSABLE_ENTITY, "queue"),
+        ] {
+            let (got, html, _) = send(&app, get(uri)).await;
+            assert_eq!(got, status, "{uri}");
+            assert!(html.contains(message), "{uri}: {html}");
+        }
+    }
+}
+
+backend_case! {
+    async fn bulk_actions_confirm_the_count_then_act_only_on_what_was_confirmed(db: TestDb) {
+        let failed: Vec<_> = [
+            surfaces::discarded_job(db.store.as_ref(), "one").await,
+            surfaces::discarded_job(db.store.as_ref(), "two").await,
+        ]
+        .to_vec();
+        let queued = surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        let open = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let guarded = router(
+            surfaces::app_state(
+                db.store.clone(),
+                HttpConfig {
+                    admin_token: Some(TOKEN.to_string()),
+                    ..HttpConfig::default()
+                },
+            )
+            .await,
+        );
+
+        let (status, html, _) = send(&open, get("/dashboard/jobs/bulk?action=retry&state=discarded")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(r#"data-count="2""#), "{html}");
+        assert!(html.contains("2 jobs match these filters."), "{html}");
+        let max_id = between(&html, r#"name="max_id" value=""#, "\"").to_string();
+        assert_eq!(max_id, failed[1].id.to_string());
+        // Discarded after the confirmation: past its fence.
+        let late = surfaces::discarded_job(db.store.as_ref(), "late").await;
+
+        let form = format!("action=retry&state=discarded&max_id={max_id}");
+        let mut cross = post("/dashboard/jobs/bulk", &form);
+        cross.headers_mut().insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+        assert_eq!(send(&open, cross).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(send(&guarded, post("/dashboard/jobs/bulk", &form)).await.0, StatusCode::UNAUTHORIZED);
+        let (status, html, _) = send(&guarded, get("/dashboard/jobs/bulk?action=retry&state=discarded")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "reading the count needs the token too");
+        assert!(!html.contains("data-count"), "{html}");
+        let (status, html, _) = send(&open, post("/dashboard/jobs/bulk", "action=retry&state=discarded")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(html.contains("max_id"), "{html}");
+        let (status, _, _) = send(&open, post("/dashboard/jobs/bulk", &format!("action=explode&max_id={max_id}"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        for job in &failed {
+            assert_eq!(state_of(&db, job.id).await, JobState::Discarded, "nothing changed yet");
+        }
+
+        let (status, _, location) =
+            send(&guarded, post("/dashboard/jobs/bulk", &format!("{form}&token={TOKEN}"))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let location = location.unwrap();
+        assert!(location.contains("bulk=retry&matched=2&changed=2"), "{location}");
+        for job in &failed {
+            assert_eq!(state_of(&db, job.id).await, JobState::Available);
+        }
+        assert_eq!(state_of(&db, late.id).await, JobState::Discarded, "not confirmed, not touched");
+        assert_eq!(state_of(&db, queued.id).await, JobState::Available);
+        let (_, html, _) = send(&open, get(&location)).await;
+        assert!(html.contains("2 of 2 matching jobs retried."), "{html}");
+
+        // A filter that matches nothing says so, offers nothing to submit, changes nothing.
+        let (_, html, _) = send(&open, get("/dashboard/jobs/bulk?action=delete&kind=nobody")).await;
+        assert!(html.contains("No job matches these filters: there is nothing to delete"), "{html}");
+        assert!(!html.contains(r#"id="confirm""#), "{html}");
+        let (status, _, location) =
+            send(&open, post("/dashboard/jobs/bulk", "action=delete&kind=nobody&max_id=999999")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, html, _) = send(&open, get(&location.unwrap())).await;
+        assert!(html.contains("No job matched these filters: nothing was changed."), "{html}");
+        assert_eq!(surfaces::all_jobs(db.store.as_ref()).await.len(), 4);
+    }
+}
+
+backend_case! {
+    async fn queue_worker_and_periodic_pages_show_their_rows_and_the_queue_buttons_are_guarded(db: TestDb) {
+        surfaces::insert(db.store.as_ref(), "noop", "mail").await;
+        let running = surfaces::running_job(db.store.as_ref()).await;
+        db.store
+            .worker_register(WorkerRegisterParams {
+                id: surfaces::TEST_WORKER.to_string(),
+                host: "box-7".to_string(),
+                pid: 4242,
+                lease: std::time::Duration::from_secs(15),
+                stuck_after: Vec::new(),
+            })
+            .await
+            .unwrap();
+        let open = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let guarded = router(
+            surfaces::app_state(
+                db.store.clone(),
+                HttpConfig {
+                    admin_token: Some(TOKEN.to_string()),
+                    ..HttpConfig::default()
+                },
+            )
+            .await,
+        );
+
+        let (status, html, _) = send(&open, get("/dashboard/queues")).await;
+        assert_eq!(status, StatusCode::OK);
+        let mail = between(&html, r#"<tr id="queue-mail""#, "</tr>");
+        assert!(mail.contains(r#"data-state="available">1<"#), "{mail}");
+        assert!(mail.contains(r#"action="/dashboard/queues/mail/pause""#), "{mail}");
+
+        let mut cross = post("/dashboard/queues/mail/pause", "");
+        cross.headers_mut().insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+        assert_eq!(send(&open, cross).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(send(&guarded, post("/dashboard/queues/mail/pause", "")).await.0, StatusCode::UNAUTHORIZED);
+        assert!(db.store.queue_list().await.unwrap().iter().all(|q| q.paused_at.is_none()));
+        let (status, _, location) = send(&open, post("/dashboard/queues/mail/pause", "")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(location.unwrap(), "/dashboard/queues?paused=mail");
+        assert!(db.store.queue_list().await.unwrap().iter().any(|q| q.name == "mail" && q.paused_at.is_some()));
+        let (_, html, _) = send(&open, get("/dashboard/queues?paused=mail")).await;
+        assert!(html.contains(r#"action="/dashboard/queues/mail/resume""#), "{html}");
+        assert!(html.contains("Queue mail is paused"), "{html}");
+        assert_eq!(send(&open, post("/dashboard/queues/Bad%20Queue/pause", "")).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(send(&open, post("/dashboard/queues/mail/explode", "")).await.0, StatusCode::NOT_FOUND);
+
+        let (status, html, _) = send(&open, get("/dashboard/workers")).await;
+        assert_eq!(status, StatusCode::OK);
+        let row = between(&html, &format!(r#"data-worker="{}""#, surfaces::TEST_WORKER), "</tr>");
+        assert!(row.contains("box-7") && row.contains("4242"), "{row}");
+        assert!(row.contains(r#"<td class="n running">1</td>"#), "its running job {}: {row}", running.id);
+
+        let slot = |slot: i64| PeriodicEnqueueParams {
+            name: "heartbeat".into(),
+            slot,
+            job: JobInsertParams::new(
+                "heartbeat",
+                serde_json::json!({}),
+                InsertOpts {
+                    metadata: Some(serde_json::json!({"periodic": "heartbeat", "slot": slot})),
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        };
+        db.store.periodic_enqueue(slot(1_800_000_000_000)).await.unwrap();
+        let job = db.store.periodic_enqueue(slot(1_800_000_060_000)).await.unwrap().unwrap().job;
+        let (status, html, _) = send(&open, get("/dashboard/periodic")).await;
+        assert_eq!(status, StatusCode::OK);
+        let row = between(&html, r#"data-schedule="heartbeat""#, "</tr>");
+        assert!(row.contains("2027-01-15 08:01:00 UTC"), "last slot: {row}");
+        assert!(row.contains("2027-01-15 08:02:00 UTC"), "next slot, every 60 s: {row}");
+        assert!(row.contains(&format!(r#"href="/dashboard/jobs/{}""#, job.id)), "{row}");
+
+        // With a token, none of the pages shows anything without it.
+        for page in ["/dashboard/queues", "/dashboard/workers", "/dashboard/periodic", "/dashboard/jobs", &format!("/dashboard/jobs/{}", job.id)] {
+            let (status, html, _) = send(&guarded, get(page)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+            assert!(!html.contains("box-7") && !html.contains("<table"), "{page}: {html}");
+            let mut with_bearer = get(page);
+            with_bearer.headers_mut().insert(header::AUTHORIZATION, format!("Bearer {TOKEN}").parse().unwrap());
+            assert_eq!(send(&guarded, with_bearer).await.0, StatusCode::OK, "{page}");
+        }
+    }
+}
+
+backend_case! {
+    async fn overview_draws_the_last_hour_as_svg(db: TestDb) {
+        for _ in 0..3 {
+            surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        }
+        let claimed = db
+            .store
+            .job_claim(porter::store::JobClaimParams {
+                queue: "default".into(),
+                kinds: vec!["noop".into()],
+                limit: 2,
+                worker_id: surfaces::TEST_WORKER.into(),
+            })
+            .await
+            .unwrap();
+        db.store
+            .job_complete_many(claimed.iter().map(|j| j.fence()).collect())
+            .await
+            .unwrap();
+        surfaces::discarded_job(db.store.as_ref(), "x").await;
+        let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
+        let (status, html) = get_page(&state, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        let svg = between(&html, "<svg", "</svg>");
+        assert!(svg.contains(r#"class="completed""#) && svg.contains(r#"class="failed""#), "{svg}");
+        assert!(html.contains(r#"<span id="total-completed">2</span>"#), "{html}");
+        assert!(html.contains(r#"<span id="total-failed">1</span>"#), "{html}");
+        assert!(svg.contains(r#"id="depth""#), "the depth sampled now (1 available): {svg}");
+        assert!(svg.contains("depth 1"), "{svg}");
+    }
+}
+
+backend_case! {
+    needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped");
+    async fn browser_job_page_shows_the_job_and_its_retry_button_works(db: TestDb) {
+        let job = twice_failed_job(&db).await;
+        let (base, stop) =
+            serve(surfaces::app_state(db.store.clone(), HttpConfig::default()).await).await;
+        let browser = Browser::start().await;
+
+        // From the overview's failed list to the job's own page.
+        browser.goto(&format!("{base}/")).await;
+        browser.click(&browser.find(&format!("#job-{} a", job.id)).await).await;
+        let text = browser.wait_for_text("Attempts").await;
+        assert!(text.contains(&format!("Job {}", job.id)), "{text}");
+        assert!(text.contains("\"to\": \"alice@example.com\""), "pretty args: {text}");
+        assert!(text.contains("SMTP timeout") && text.contains("554 rejected"), "{text}");
+        let trace = browser.find("#attempts details").await;
+        browser.click(&browser.find("#attempts details summary").await).await;
+        assert!(browser.text(&trace).await.contains("src/mailer.rs:42"));
+        browser.screenshot("job").await;
+
+        browser.click(&browser.find("#actions button.retry").await).await;
+        browser.wait_for_text(&format!("Job {} is available again.", job.id)).await;
+        assert!(browser.current_url().await.contains(&format!("/dashboard/jobs/{}", job.id)));
+        assert_eq!(state_of(&db, job.id).await, JobState::Available);
+        drop(browser);
+        stop.cancel();
+    }
+}
+
+backend_case! {
+    needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped");
+    async fn browser_jobs_page_searches_args_and_bulk_cancels_after_confirming_the_count(db: TestDb) {
+        for to in ["alice@example.com", "bob@example.com", "alice@example.org"] {
+            insert_args(&db, "mail", "mail", serde_json::json!({"to": to})).await;
+        }
+        let report = insert_args(&db, "report", "default", serde_json::json!({"month": 11})).await;
+        surfaces::discarded_job(db.store.as_ref(), "no route to host").await;
+        let (base, stop) =
+            serve(surfaces::app_state(db.store.clone(), HttpConfig::default()).await).await;
+        let browser = Browser::start().await;
+
+        browser.goto(&format!("{base}/dashboard/jobs")).await;
+        browser.wait_for_text("bob@example.com").await;
+        browser.screenshot("jobs").await;
+        let search = browser.find("input[name=q]").await;
+        browser.type_text(&search, "alice@").await;
+        browser.click(&browser.find("#apply").await).await;
+        browser.wait_for_text("alice@example.org").await;
+        let text = browser.text(&browser.find("#jobs").await).await;
+        assert!(text.contains("alice@example.com") && !text.contains("bob@"), "{text}");
+
+        browser.click(&browser.find("a.bulk[data-action=cancel]").await).await;
+        let text = browser.wait_for_text("2 jobs match these filters.").await;
+        assert!(text.contains("args contain: alice@"), "{text}");
+        browser.screenshot("bulk-confirm").await;
+        browser.click(&browser.find("#confirm button").await).await;
+        browser.wait_for_text("2 of 2 matching jobs cancelled.").await;
+        let mail = surfaces::all_jobs(db.store.as_ref()).await;
+        let cancelled: Vec<_> = mail.iter().filter(|j| j.state == JobState::Cancelled).map(|j| j.args["to"].as_str().unwrap_or("").to_string()).collect();
+        assert_eq!(cancelled.len(), 2);
+        assert!(cancelled.iter().all(|to| to.starts_with("alice@")), "{cancelled:?}");
+        assert_eq!(state_of(&db, report.id).await, JobState::Available);
+        drop(browser);
+        stop.cancel();
+    }
+}
+
+backend_case! {
+    needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped");
+    async fn browser_queues_workers_and_periodic_pages_show_their_rows_and_pause_works(db: TestDb) {
+        surfaces::insert(db.store.as_ref(), "noop", "mail").await;
+        surfaces::running_job(db.store.as_ref()).await;
+        db.store
+            .worker_register(WorkerRegisterParams {
+                id: surfaces::TEST_WORKER.to_string(),
+                host: "box-7".to_string(),
+                pid: 4242,
+                lease: std::time::Duration::from_secs(15),
+                stuck_after: Vec::new(),
+            })
+            .await
+            .unwrap();
+        let slot = |slot: i64| PeriodicEnqueueParams {
+            name: "heartbeat".into(),
+            slot,
+            job: JobInsertParams::new(
+                "heartbeat",
+                serde_json::json!({}),
+                InsertOpts {
+                    metadata: Some(serde_json::json!({"periodic": "heartbeat", "slot": slot})),
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        };
+        db.store.periodic_enqueue(slot(1_800_000_000_000)).await.unwrap();
+        let beat = db.store.periodic_enqueue(slot(1_800_000_060_000)).await.unwrap().unwrap().job;
+        let (base, stop) =
+            serve(surfaces::app_state(db.store.clone(), HttpConfig::default()).await).await;
+        let browser = Browser::start().await;
+
+        browser.goto(&format!("{base}/")).await;
+        browser.click(&browser.find("nav a[href='/dashboard/queues']").await).await;
+        browser.wait_for_text("Pause").await;
+        browser.screenshot("queues").await;
+        browser.click(&browser.find("button.pause[data-queue=mail]").await).await;
+        browser.wait_for_text("Queue mail is paused").await;
+        assert!(db.store.queue_list().await.unwrap().iter().any(|q| q.name == "mail" && q.paused_at.is_some()));
+        browser.click(&browser.find("button.resume[data-queue=mail]").await).await;
+        browser.wait_for_text("Queue mail is resumed.").await;
+        assert!(db.store.queue_list().await.unwrap().iter().all(|q| q.paused_at.is_none()));
+
+        browser.click(&browser.find("nav a[href='/dashboard/workers']").await).await;
+        browser.wait_for_text("box-7").await;
+        let row = browser.find(&format!("tr[data-worker='{}']", surfaces::TEST_WORKER)).await;
+        let text = browser.text(&row).await;
+        assert!(text.contains("4242") && text.ends_with(" 1"), "one job running: {text}");
+        browser.screenshot("workers").await;
+
+        browser.click(&browser.find("nav a[href='/dashboard/periodic']").await).await;
+        let text = browser.wait_for_text("2027-01-15 08:02:00 UTC").await;
+        assert!(text.contains(&format!("job {}", beat.id)), "{text}");
+        browser.screenshot("periodic").await;
+        drop(browser);
+        stop.cancel();
+    }
+}
+
+backend_case! {
+    needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped");
+    async fn browser_overview_draws_the_chart(db: TestDb) {
+        for _ in 0..5 {
+            surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        }
+        let claimed = db
+            .store
+            .job_claim(porter::store::JobClaimParams {
+                queue: "default".into(),
+                kinds: vec!["noop".into()],
+                limit: 3,
+                worker_id: surfaces::TEST_WORKER.into(),
+            })
+            .await
+            .unwrap();
+        db.store
+            .job_complete_many(claimed.iter().map(|j| j.fence()).collect())
+            .await
+            .unwrap();
+        surfaces::discarded_job(db.store.as_ref(), "disk full").await;
+        let (base, stop) =
+            serve(surfaces::app_state(db.store.clone(), HttpConfig::default()).await).await;
+        let browser = Browser::start().await;
+        browser.goto(&format!("{base}/")).await;
+        browser.wait_for_text("Last hour").await;
+        // The totals under the chart (the bars may straddle a minute boundary).
+        assert_eq!(browser.text(&browser.find("#total-completed").await).await, "3");
+        assert_eq!(browser.text(&browser.find("#total-failed").await).await, "1");
+        let bar = browser.find("svg#throughput g.minute rect.completed").await;
+        assert!(browser.attribute(&bar, "height").await.is_some());
+        browser.find("svg#throughput polyline#depth").await;
+        browser.screenshot("overview").await;
+        drop(browser);
+        stop.cancel();
     }
 }

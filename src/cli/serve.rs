@@ -351,7 +351,9 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
         anyhow::bail!("porter dev serves /metrics on its web address (--listen); --metrics-listen is for porter worker");
     }
     let runtime_config = args.worker.runtime_config()?;
-    let (listener, config) = bind(&args.web).await?;
+    let (listener, mut config) = bind(&args.web).await?;
+    // The dashboard's periodic page shows the next slot of the schedules this process runs.
+    config.periodic = runtime_config.periodic.clone();
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone())?;
     let Some(store) = open_store_waiting(g, &shutdown).await? else {

@@ -1,12 +1,20 @@
 //! The dashboard at `/`: server-rendered HTML (maud escapes every value), no JavaScript, no
-//! build step. It shows job counts by queue and state, the discarded jobs with their last
-//! error, and the unfinished jobs, with retry and cancel buttons; it reloads itself every few
-//! seconds ([`HttpConfig::dashboard_refresh`](super::HttpConfig::dashboard_refresh)).
+//! build step. The overview shows job counts by queue and state, the last hour's chart
+//! ([`chart`]), the discarded jobs with their last error, and the unfinished jobs, with retry
+//! and cancel buttons; every page reloads itself every few seconds
+//! ([`HttpConfig::dashboard_refresh`](super::HttpConfig::dashboard_refresh)). The other pages,
+//! linked from every page's top bar: one job (`/dashboard/jobs/{id}`), jobs with filters,
+//! search, pages and bulk actions (`/dashboard/jobs`), queues with pause and resume
+//! (`/dashboard/queues`), workers (`/dashboard/workers`) and periodic schedules
+//! (`/dashboard/periodic`). Their data comes through the [`Client`](crate::Client), as an
+//! application's would.
 //!
 //! # Actions and the admin token
 //! The buttons are plain HTML forms posting to `POST /dashboard/jobs/{id}/retry` and
-//! `POST /dashboard/jobs/{id}/cancel`, which answer `303 See Other` back to `/`. Job args are
-//! not shown.
+//! `POST /dashboard/jobs/{id}/cancel` (answered `303 See Other` back to `/`, or to the job's
+//! page with `from=job`), `POST /dashboard/jobs/bulk` and
+//! `POST /dashboard/queues/{name}/pause|resume`. Every one of them goes through the same
+//! checks below (origin, then token).
 //!
 //! When `PORTER_ADMIN_TOKEN` is set, an action needs the token, taken from any of:
 //! * the `porter_admin_token` cookie, which `GET /dashboard/login` (a form) sets for a browser:
@@ -42,9 +50,21 @@ pub const JOBS_SHOWN: u32 = 25;
 /// Longest error text shown (the full history is in `porter jobs show`).
 const ERROR_SHOWN: usize = 2000;
 
+pub mod chart;
+mod job;
+mod jobs;
+mod ops;
+
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(page))
+        .route("/dashboard/jobs", get(jobs::page))
+        .route("/dashboard/jobs/bulk", get(jobs::confirm).post(jobs::run))
+        .route("/dashboard/jobs/{id}", get(job::page))
+        .route("/dashboard/queues", get(ops::queues))
+        .route("/dashboard/queues/{name}/{action}", post(ops::queue_act))
+        .route("/dashboard/workers", get(ops::workers))
+        .route("/dashboard/periodic", get(ops::periodic))
         .route("/dashboard/login", get(login_page).post(login))
         .route("/dashboard/logout", post(logout))
         .route("/dashboard/jobs/{id}/{action}", post(act))
@@ -62,23 +82,39 @@ td.zero { color: #bbb; }
 pre.error { margin: 0; white-space: pre-wrap; max-width: 60rem; color: #a00; }
 form.inline { display: inline; margin: 0 .2rem 0 0; }
 .notice { background: #eef7ee; border: 1px solid #9c9; padding: .4rem .8rem; display: inline-block; }
+nav { margin: 0 0 1rem; padding: 0 0 .5rem; border-bottom: 1px solid #ddd; }
+nav a { margin-right: 1rem; }
+pre.json, pre.trace { margin: 0; white-space: pre-wrap; max-width: 70rem; background: #f6f6f6; padding: .5rem; }
+pre.trace { font-size: 12px; color: #555; }
+dl.fields { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }
+dl.fields dt { color: #777; } dl.fields dd { margin: 0; }
 .problem { background: #fbeeee; border: 1px solid #c99; padding: .4rem .8rem; display: inline-block; }
 "#;
 
-fn layout(title: &str, refresh: Option<u64>, body: Markup) -> Markup {
+/// A whole page: `refresh` is `(seconds, url)`, the page to reload (its own URL without a
+/// one-time notice).
+fn layout(title: &str, refresh: Option<(u64, &str)>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
-                @if let Some(secs) = refresh {
-                    // Reload to `/`, dropping a one-time notice from the URL.
-                    meta http-equiv="refresh" content=(format!("{secs}; url=/"));
+                @if let Some((secs, url)) = refresh {
+                    meta http-equiv="refresh" content=(format!("{secs}; url={url}"));
                 }
                 title { (title) }
                 style { (PreEscaped(CSS)) }
             }
-            body { (body) }
+            body {
+                nav {
+                    a href="/" { "Overview" }
+                    a href="/dashboard/jobs" { "Jobs" }
+                    a href="/dashboard/queues" { "Queues" }
+                    a href="/dashboard/workers" { "Workers" }
+                    a href="/dashboard/periodic" { "Periodic" }
+                }
+                (body)
+            }
         }
     }
 }
@@ -140,20 +176,53 @@ async fn page(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let cookie = cookie_token(&headers);
-    if !auth::allowed(
-        state.config.admin_token.as_deref(),
-        [cookie.as_deref(), auth::bearer(&headers)],
-    ) {
-        return problem_page(
-            &state,
-            StatusCode::UNAUTHORIZED,
-            "the dashboard needs the admin token: log in",
-        );
+    if let Some(refused) = readable(&state, &headers) {
+        return refused;
     }
     match render_page(&state, &headers, query.as_deref()).await {
         Ok(markup) => Html(markup.into_string()).into_response(),
         Err(e) => problem_page(&state, status_of(&e), &e.to_string()),
+    }
+}
+
+/// With a token set, reading a page needs it (the cookie or a bearer header): `Some` is the
+/// 401 page with the login form, and no job data.
+fn readable(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let cookie = cookie_token(headers);
+    if auth::allowed(
+        state.config.admin_token.as_deref(),
+        [cookie.as_deref(), auth::bearer(headers)],
+    ) {
+        None
+    } else {
+        Some(problem_page(
+            state,
+            StatusCode::UNAUTHORIZED,
+            "the dashboard needs the admin token: log in",
+        ))
+    }
+}
+
+/// A page's heading, with the backend and the login or logout button.
+fn nav_header(state: &AppState, headers: &HeaderMap, title: &str) -> Markup {
+    let token_set = state.config.admin_token.is_some();
+    let logged_in = token_set
+        && auth::allowed(
+            state.config.admin_token.as_deref(),
+            [cookie_token(headers).as_deref()],
+        );
+    let refresh = state.config.dashboard_refresh.as_secs().max(1);
+    html! {
+        header {
+            h1 { (title) }
+            span.muted { "backend: " (state.client.backend()) }
+            span.muted { "refreshes every " (refresh) " s" }
+            @if logged_in {
+                form.inline method="post" action="/dashboard/logout" { button type="submit" { "Log out" } }
+            } @else if token_set {
+                a href="/dashboard/login" { "Log in to use the buttons" }
+            }
+        }
     }
 }
 
@@ -164,6 +233,13 @@ async fn render_page(
 ) -> crate::Result<Markup> {
     let counts = state.client.counts().await?;
     let queues = state.client.queue_list().await?;
+    let now = state.client.now().await?;
+    let throughput = state
+        .client
+        .throughput(now - chrono::Duration::minutes(chart::MINUTES))
+        .await?;
+    let depth = counts.total.get(&JobState::Available).copied().unwrap_or(0);
+    state.depth.record(now, depth);
     // Through the bounded listing: a few rows read at a time, large args never held.
     let budget = state.config.max_list_bytes;
     let discarded = listing::list_jobs(
@@ -216,7 +292,7 @@ async fn render_page(
 
     Ok(layout(
         "porter",
-        Some(refresh),
+        Some((refresh, "/")),
         html! {
             header {
                 h1 { "porter" }
@@ -249,6 +325,10 @@ async fn render_page(
                     tfoot { tr data-queue="" { th { "total" } (state_counts(&counts.total)) } }
                 }
             }
+            section #last-hour {
+                h2 { "Last hour: jobs finished per minute, and queue depth" }
+                (chart::chart(now, &throughput, &state.depth.get()))
+            }
             section #failed {
                 h2 { "Failed jobs (discarded), newest first" }
                 @if discarded.is_empty() {
@@ -259,7 +339,7 @@ async fn render_page(
                         tbody {
                             @for job in &discarded {
                                 tr #(format!("job-{}", job.id)) data-job-id=(job.id) data-state=(job.state.as_str()) {
-                                    td.n { (job.id) }
+                                    td.n { a href=(format!("/dashboard/jobs/{}", job.id)) { (job.id) } }
                                     td { (job.kind) }
                                     td { (job.queue) }
                                     td.n { (job.attempt) " / " (job.max_attempts) }
@@ -282,7 +362,7 @@ async fn render_page(
                         tbody {
                             @for job in &unfinished {
                                 tr #(format!("job-{}", job.id)) data-job-id=(job.id) data-state=(job.state.as_str()) {
-                                    td.n { (job.id) }
+                                    td.n { a href=(format!("/dashboard/jobs/{}", job.id)) { (job.id) } }
                                     td { (job.kind) }
                                     td { (job.queue) }
                                     td { (job.state.as_str()) }
@@ -356,8 +436,13 @@ async fn login_page(State(state): State<AppState>) -> Response {
 
 /// The form's fields, leniently parsed (any content type, unknown fields ignored).
 fn form_token(body: &[u8]) -> Option<String> {
+    form_field(body, "token")
+}
+
+/// One field of a form body, if it has it.
+fn form_field(body: &[u8], name: &str) -> Option<String> {
     url::form_urlencoded::parse(body)
-        .find(|(k, _)| k == "token")
+        .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
 
@@ -472,11 +557,16 @@ async fn act(
             )
         }
     };
+    // Back to the page the button was on: the overview, or the job's own page.
+    let back = match form_field(&body, "from").as_deref() {
+        Some("job") => format!("/dashboard/jobs/{id}"),
+        _ => "/".to_string(),
+    };
     match result {
         Ok(job) if job.state == crate::job::JobState::Running => {
-            Redirect::to(&format!("/?cancel_requested={id}")).into_response()
+            Redirect::to(&format!("{back}?cancel_requested={id}")).into_response()
         }
-        Ok(_) => Redirect::to(&format!("/?{done}={id}")).into_response(),
+        Ok(_) => Redirect::to(&format!("{back}?{done}={id}")).into_response(),
         Err(e) => problem_page(&state, status_of(&e), &super::AppError::from(e).message),
     }
 }

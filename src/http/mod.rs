@@ -20,7 +20,9 @@
 //! | `GET /admin/failed?limit=&before_id=` | 200 `{"jobs":[..],"next_before_id"}`: discarded jobs, newest first |
 //! | `GET /admin/stats` | 200, the shape of `porter stats --json` |
 //! | `GET /admin/queues`, `POST /admin/queues/{name}/pause`, `.../resume` | 200 `{"queues":[..]}`, `{"queue","paused"}` |
-//! | `GET /` | the dashboard ([`dashboard`]) |
+//! | `GET /` | the dashboard's overview ([`dashboard`]) |
+//! | `GET /dashboard/jobs`, `/dashboard/jobs/{id}`, `/dashboard/jobs/bulk`, `/dashboard/queues`, `/dashboard/workers`, `/dashboard/periodic` | the dashboard's pages (HTML) |
+//! | `POST /dashboard/jobs/{id}/retry\|cancel`, `/dashboard/jobs/bulk`, `/dashboard/queues/{name}/pause\|resume` | the dashboard's buttons: 303 back to their page |
 //!
 //! # Errors
 //! Every error is `{"error": "..."}` with one status, decided in one place ([`AppError`]):
@@ -119,6 +121,10 @@ pub struct HttpConfig {
     pub allowed_hosts: Vec<String>,
     /// Byte budget of one listing page (default 4 MiB, see [`listing`]).
     pub max_list_bytes: usize,
+    /// The periodic schedules the workers run, for the dashboard's next slots (schedules live
+    /// in the workers' code; the database keeps only their last slot). Default: the built-in
+    /// schedules with `porter worker`'s default intervals; `porter dev` gives its own.
+    pub periodic: Vec<crate::maintenance::PeriodicJob>,
 }
 
 impl Default for HttpConfig {
@@ -138,6 +144,10 @@ impl Default for HttpConfig {
             loopback_hosts_only: true,
             allowed_hosts: Vec::new(),
             max_list_bytes: DEFAULT_MAX_LIST_BYTES,
+            periodic: crate::app::builtin::builtin_periodic(
+                Duration::from_secs(60),
+                Duration::from_secs(3600),
+            ),
         }
     }
 }
@@ -154,6 +164,10 @@ impl std::fmt::Debug for HttpConfig {
             .field("loopback_hosts_only", &self.loopback_hosts_only)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("max_list_bytes", &self.max_list_bytes)
+            .field(
+                "periodic",
+                &self.periodic.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -171,6 +185,8 @@ pub struct AppState {
     pub config: Arc<HttpConfig>,
     /// This process's metrics (shared with an in-process worker in `porter dev`).
     pub metrics: Arc<Metrics>,
+    /// The queue depth the dashboard sampled, for its chart ([`dashboard::chart`]).
+    pub depth: Arc<dashboard::chart::DepthSamples>,
 }
 
 impl AppState {
@@ -191,6 +207,7 @@ impl AppState {
             objects,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
+            depth: Arc::new(dashboard::chart::DepthSamples::default()),
         }
     }
 }

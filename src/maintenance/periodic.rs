@@ -53,6 +53,20 @@ impl Schedule {
         }
     }
 
+    /// The first slot after `slot` (Unix ms): when the next job is due.
+    pub fn next_slot(&self, slot: i64) -> Option<DateTime<Utc>> {
+        match self {
+            Schedule::Every(every) => {
+                let step = (every.as_millis() as i64).max(1);
+                DateTime::from_timestamp_millis((slot.div_euclid(step) + 1) * step)
+            }
+            Schedule::Cron(cron) => {
+                let after = DateTime::from_timestamp_millis(slot)?;
+                cron.find_next_occurrence(&after, false).ok()
+            }
+        }
+    }
+
     /// The shortest gap between two slots, to pick how often to look.
     fn min_gap(&self) -> Duration {
         match self {

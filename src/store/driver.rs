@@ -155,4 +155,37 @@ pub trait Driver: Send + Sync + 'static {
     /// or had no record yet (then only the slot is recorded).
     async fn periodic_enqueue(&self, params: PeriodicEnqueueParams)
         -> Result<Option<InsertResult>>;
+
+    // ---- the operator's pages (see [`admin`](super::admin)) ----
+
+    /// Jobs a filter matches, newest first: below `before_id`, up to `max_id`, at most
+    /// `limit` (the filter already checked).
+    async fn job_search(&self, params: JobSearchParams) -> Result<Vec<JobRow>>;
+
+    /// The ids of the jobs [`Driver::job_search`] would return.
+    async fn job_search_ids(&self, params: JobSearchParams) -> Result<Vec<i64>>;
+
+    /// How many jobs a filter matches, and the highest id among them.
+    async fn job_count_matching(&self, filter: JobFilter) -> Result<MatchCount>;
+
+    /// Retries the listed jobs that are neither running nor available, in one transaction, as
+    /// [`Driver::job_retry`] does each; other processes' producers are woken at commit where
+    /// the backend can.
+    async fn job_retry_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>>;
+
+    /// Cancels the listed unfinished jobs, in one transaction, as [`Driver::job_cancel`] does
+    /// each (a running one is asked to stop, its worker told at commit where the backend can).
+    async fn job_cancel_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>>;
+
+    /// Deletes the listed jobs that are not running, in one transaction; returns how many went.
+    async fn job_delete_many(&self, ids: Vec<i64>) -> Result<u64>;
+
+    /// Running jobs per worker id.
+    async fn job_running_by_worker(&self) -> Result<Vec<(String, i64)>>;
+
+    /// The periodic schedules' records, by name, each with the job of its last slot.
+    async fn periodic_list(&self) -> Result<Vec<PeriodicRow>>;
+
+    /// Completed and discarded jobs per minute (UTC), finished at or after `since`, by minute.
+    async fn job_throughput(&self, since: DateTime<Utc>) -> Result<Vec<ThroughputRow>>;
 }

@@ -20,6 +20,7 @@
 //! A user's cancel of a running job is a request (see [`Store::job_cancel`]): a failure,
 //! snooze, release or rescue of such a job ends it `cancelled`; a completion still completes it.
 
+pub mod admin;
 pub mod bench;
 pub mod clock;
 pub mod copy;
@@ -47,6 +48,10 @@ use crate::job::{
 
 // The fence is the job's (a row knows its own fence); the seam's methods take it.
 pub use crate::job::JobFence;
+pub use admin::{
+    BulkAction, BulkOutcome, JobChange, JobFilter, JobSearchParams, MatchCount, PeriodicRow,
+    ThroughputRow,
+};
 pub use driver::Driver;
 pub use wake::{Wakeup, WakeupSubscription};
 pub use wrapper::{OpStats, Store};

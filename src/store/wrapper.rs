@@ -8,6 +8,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::admin::{BULK_BATCH, BULK_MAX};
 use super::*;
 use crate::error::{Error, Result};
 use crate::job::{validate_name, JobRow, JobState};
@@ -448,6 +449,130 @@ impl Store {
             self.wake_queues([queue.as_str()]);
         }
         Ok(out)
+    }
+}
+
+/// The operator's pages: jobs by filter, bulk actions, running jobs per worker, periodic
+/// schedules, throughput (see [`admin`](super::admin)).
+impl Store {
+    /// Jobs a filter matches, newest first (keyset pagination by `before_id`).
+    pub async fn job_search(&self, params: JobSearchParams) -> Result<Vec<JobRow>> {
+        params.filter.check()?;
+        if params.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let params = JobSearchParams {
+            limit: params.limit.min(MAX_LIST_LIMIT),
+            ..params
+        };
+        self.op("job_search", self.driver.job_search(params)).await
+    }
+
+    /// How many jobs a filter matches, and the highest id among them (a bulk action's fence).
+    pub async fn job_count_matching(&self, filter: JobFilter) -> Result<MatchCount> {
+        filter.check()?;
+        self.op("job_count_matching", self.driver.job_count_matching(filter))
+            .await
+    }
+
+    /// Retries, cancels or deletes every job the filter matches, up to `max_id` (the highest id
+    /// the user confirmed: jobs inserted since are not touched) and at most [`BULK_MAX`], newest
+    /// first, in transactions of [`BULK_BATCH`] jobs. Jobs whose state forbids the action
+    /// (running ones for retry and delete, finished ones for cancel, available ones for retry)
+    /// are matched but not changed. A cancel goes the way of [`Store::job_cancel`]: a running
+    /// job is asked to stop and its worker told; retried jobs wake their queues' producers.
+    pub async fn job_bulk(
+        &self,
+        action: BulkAction,
+        filter: JobFilter,
+        max_id: i64,
+    ) -> Result<BulkOutcome> {
+        filter.check()?;
+        let mut out = BulkOutcome::default();
+        let mut before = None;
+        loop {
+            let left = BULK_MAX - out.matched;
+            if left == 0 {
+                // One more row would say whether anything was left behind.
+                let more = self
+                    .driver
+                    .job_search_ids(JobSearchParams {
+                        filter: filter.clone(),
+                        before_id: before,
+                        max_id: Some(max_id),
+                        limit: 1,
+                    })
+                    .await?;
+                out.capped = !more.is_empty();
+                return Ok(out);
+            }
+            let ids = self
+                .op(
+                    "job_search_ids",
+                    self.driver.job_search_ids(JobSearchParams {
+                        filter: filter.clone(),
+                        before_id: before,
+                        max_id: Some(max_id),
+                        limit: (BULK_BATCH as u64).min(left) as u32,
+                    }),
+                )
+                .await?;
+            let Some(&last) = ids.last() else {
+                return Ok(out);
+            };
+            before = Some(last);
+            out.matched += ids.len() as u64;
+            match action {
+                BulkAction::Retry => {
+                    let changed = self
+                        .op("job_retry_many", self.driver.job_retry_many(ids))
+                        .await?;
+                    out.changed += changed.len() as u64;
+                    self.wake_queues(changed.iter().map(|c| c.queue.as_str()));
+                }
+                BulkAction::Cancel => {
+                    let changed = self
+                        .op("job_cancel_many", self.driver.job_cancel_many(ids))
+                        .await?;
+                    out.changed += changed.len() as u64;
+                    let mut workers = std::collections::BTreeSet::new();
+                    for c in &changed {
+                        if let (JobState::Running, Some(worker)) = (c.state, &c.attempted_by) {
+                            out.cancel_requested += 1;
+                            workers.insert(worker.as_str());
+                        }
+                    }
+                    for worker in workers {
+                        self.wakeup().notify_cancel(worker);
+                    }
+                }
+                BulkAction::Delete => {
+                    out.changed += self
+                        .op("job_delete_many", self.driver.job_delete_many(ids))
+                        .await?;
+                }
+            }
+        }
+    }
+
+    /// Running jobs per worker id.
+    pub async fn job_running_by_worker(&self) -> Result<BTreeMap<String, i64>> {
+        Ok(self
+            .op("job_running_by_worker", self.driver.job_running_by_worker())
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// The periodic schedules' records, by name, each with the job of its last slot.
+    pub async fn periodic_list(&self) -> Result<Vec<PeriodicRow>> {
+        self.op("periodic_list", self.driver.periodic_list()).await
+    }
+
+    /// Completed and discarded jobs per minute (UTC), finished at or after `since`.
+    pub async fn job_throughput(&self, since: DateTime<Utc>) -> Result<Vec<ThroughputRow>> {
+        self.op("job_throughput", self.driver.job_throughput(since))
+            .await
     }
 }
 

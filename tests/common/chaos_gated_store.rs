@@ -174,4 +174,32 @@ impl Driver for GatedStore {
     ) -> Result<Option<InsertResult>> {
         self.inner.periodic_enqueue(params).await
     }
+    // The operator's pages: passed through to the driver underneath, ungated.
+    async fn job_search(&self, p: JobSearchParams) -> Result<Vec<JobRow>> {
+        self.inner.job_search(p).await
+    }
+    async fn job_search_ids(&self, p: JobSearchParams) -> Result<Vec<i64>> {
+        self.inner.job_search_ids(p).await
+    }
+    async fn job_count_matching(&self, filter: JobFilter) -> Result<MatchCount> {
+        self.inner.job_count_matching(filter).await
+    }
+    async fn job_retry_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>> {
+        self.inner.job_retry_many(ids).await
+    }
+    async fn job_cancel_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>> {
+        self.inner.job_cancel_many(ids).await
+    }
+    async fn job_delete_many(&self, ids: Vec<i64>) -> Result<u64> {
+        self.inner.job_delete_many(ids).await
+    }
+    async fn job_running_by_worker(&self) -> Result<Vec<(String, i64)>> {
+        self.inner.job_running_by_worker().await
+    }
+    async fn periodic_list(&self) -> Result<Vec<PeriodicRow>> {
+        self.inner.periodic_list().await
+    }
+    async fn job_throughput(&self, since: DateTime<Utc>) -> Result<Vec<ThroughputRow>> {
+        self.inner.job_throughput(since).await
+    }
 }

@@ -556,6 +556,58 @@ async fn notify_queues(conn: &mut PgConnection, mut queues: Vec<String>) -> Resu
     Ok(())
 }
 
+/// Binds the parameters of `job_filter.sql` ($1..$6).
+fn bind_filter<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    p: &JobSearchParams,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let states: Vec<String> = p
+        .filter
+        .states
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    q.bind(states)
+        .bind(p.filter.kind.clone())
+        .bind(p.filter.queue.clone())
+        .bind(p.filter.args_contains.clone())
+        .bind(p.before_id)
+        .bind(p.max_id)
+}
+
+/// [`bind_filter`] for a query read into tuples.
+fn bind_filter_as<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    p: &JobSearchParams,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    let states: Vec<String> = p
+        .filter
+        .states
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    q.bind(states)
+        .bind(p.filter.kind.clone())
+        .bind(p.filter.queue.clone())
+        .bind(p.filter.args_contains.clone())
+        .bind(p.before_id)
+        .bind(p.max_id)
+}
+
+/// The rows of a bulk write (`id, queue, state, attempted_by`).
+fn job_changes(rows: Vec<(i64, String, String, Option<String>)>) -> Result<Vec<JobChange>> {
+    rows.into_iter()
+        .map(|(id, queue, state, attempted_by)| {
+            Ok(JobChange {
+                id,
+                queue,
+                state: state.parse()?,
+                attempted_by,
+            })
+        })
+        .collect()
+}
+
 /// One column of a batch, for binding as an array.
 fn column<T>(jobs: &[&JobInsertParams], f: impl Fn(&JobInsertParams) -> T) -> Vec<T> {
     jobs.iter().map(|j| f(j)).collect()
@@ -1119,6 +1171,130 @@ impl Driver for PgStore {
         let out = job_insert_tx(&mut tx, vec![p.job]).await?.pop();
         tx.commit().await?;
         Ok(out)
+    }
+
+    async fn job_search(&self, p: JobSearchParams) -> Result<Vec<JobRow>> {
+        let sql = concat!(
+            "SELECT * FROM porter_jobs\n",
+            include_str!("sql/job_filter.sql"),
+            "\nORDER BY id DESC LIMIT $7"
+        );
+        Ok(bind_filter(sqlx::query(sql), &p)
+            .bind(i64::from(p.limit))
+            .try_map(job_from_row)
+            .fetch_all(&mut *self.conn().await?)
+            .await?)
+    }
+
+    async fn job_search_ids(&self, p: JobSearchParams) -> Result<Vec<i64>> {
+        let sql = concat!(
+            "SELECT id FROM porter_jobs\n",
+            include_str!("sql/job_filter.sql"),
+            "\nORDER BY id DESC LIMIT $7"
+        );
+        let rows: Vec<(i64,)> = bind_filter_as(sqlx::query_as(sql), &p)
+            .bind(i64::from(p.limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn job_count_matching(&self, filter: JobFilter) -> Result<MatchCount> {
+        let sql = concat!(
+            "SELECT count(*), max(id) FROM porter_jobs\n",
+            include_str!("sql/job_filter.sql")
+        );
+        let p = JobSearchParams {
+            filter,
+            ..Default::default()
+        };
+        let (count, max_id): (i64, Option<i64>) = bind_filter_as(sqlx::query_as(sql), &p)
+            .fetch_one(&mut *self.conn().await?)
+            .await?;
+        Ok(MatchCount { count, max_id })
+    }
+
+    async fn job_retry_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>> {
+        let mut tx = self.begin().await?;
+        let rows: Vec<(i64, String, String, Option<String>)> =
+            sqlx::query_as(sql!("job_retry_many"))
+                .bind(ids)
+                .fetch_all(&mut *tx)
+                .await?;
+        let changes = job_changes(rows)?;
+        if !changes.is_empty() {
+            notify_queues(&mut tx, changes.iter().map(|c| c.queue.clone()).collect()).await?;
+        }
+        tx.commit().await?;
+        Ok(changes)
+    }
+
+    async fn job_cancel_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>> {
+        let mut tx = self.begin().await?;
+        let rows: Vec<(i64, String, String, Option<String>)> =
+            sqlx::query_as(sql!("job_cancel_many"))
+                .bind(ids)
+                .fetch_all(&mut *tx)
+                .await?;
+        let changes = job_changes(rows)?;
+        // Running jobs were only asked to stop: tell their workers, wherever they run, at
+        // commit (each worker once).
+        let workers: std::collections::BTreeSet<&str> = changes
+            .iter()
+            .filter(|c| c.state == JobState::Running)
+            .filter_map(|c| c.attempted_by.as_deref())
+            .collect();
+        for worker in workers {
+            sqlx::query(sql!("job_cancel_notify"))
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(changes)
+    }
+
+    async fn job_delete_many(&self, ids: Vec<i64>) -> Result<u64> {
+        Ok(sqlx::query(sql!("job_delete_many"))
+            .bind(ids)
+            .execute(&mut *self.conn().await?)
+            .await?
+            .rows_affected())
+    }
+
+    async fn job_running_by_worker(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(sql!("job_running_by_worker"))
+            .fetch_all(&mut *self.conn().await?)
+            .await?)
+    }
+
+    async fn periodic_list(&self) -> Result<Vec<PeriodicRow>> {
+        let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(sql!("periodic_list"))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, last_slot, last_job_id)| PeriodicRow {
+                name,
+                last_slot,
+                last_job_id,
+            })
+            .collect())
+    }
+
+    async fn job_throughput(&self, since: DateTime<Utc>) -> Result<Vec<ThroughputRow>> {
+        let rows: Vec<(DateTime<Utc>, i64, i64)> = sqlx::query_as(sql!("job_throughput"))
+            .bind(since)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(minute, completed, discarded)| ThroughputRow {
+                minute,
+                completed,
+                discarded,
+            })
+            .collect())
     }
 }
 

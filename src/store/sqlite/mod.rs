@@ -679,6 +679,47 @@ fn rescued(
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// The parameters of `job_filter.sql`, and the limit as `?7`.
+fn filter_params(p: &JobSearchParams, limit: u32) -> impl rusqlite::Params {
+    let states: Vec<&str> = p.filter.states.iter().map(|s| s.as_str()).collect();
+    let states = serde_json::to_string(&states).expect("states serialize");
+    let values: [Box<dyn rusqlite::ToSql>; 7] = [
+        Box::new(states),
+        Box::new(p.filter.kind.clone()),
+        Box::new(p.filter.queue.clone()),
+        Box::new(p.filter.args_contains.clone()),
+        Box::new(p.before_id),
+        Box::new(p.max_id),
+        Box::new(limit),
+    ];
+    rusqlite::params_from_iter(values)
+}
+
+/// Runs a bulk write that returns `id, queue, state, attempted_by` per changed job.
+fn changes(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<JobChange>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map(p, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(id, queue, state, attempted_by)| {
+            Ok(JobChange {
+                id,
+                queue,
+                state: state.parse()?,
+                attempted_by,
+            })
+        })
+        .collect()
+}
+
 #[async_trait::async_trait]
 impl Driver for SqliteStore {
     fn backend(&self) -> Backend {
@@ -1110,5 +1151,119 @@ impl Driver for SqliteStore {
                 Ok(insert_jobs(c, std::slice::from_ref(&p.job))?.pop())
             })
             .await
+    }
+
+    async fn job_search(&self, p: JobSearchParams) -> Result<Vec<JobRow>> {
+        let sql = concat!(
+            "SELECT * FROM porter_jobs\n",
+            include_str!("sql/job_filter.sql"),
+            "\nORDER BY id DESC LIMIT ?7"
+        );
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map(filter_params(&p, p.limit), job_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn job_search_ids(&self, p: JobSearchParams) -> Result<Vec<i64>> {
+        let sql = concat!(
+            "SELECT id FROM porter_jobs\n",
+            include_str!("sql/job_filter.sql"),
+            "\nORDER BY id DESC LIMIT ?7"
+        );
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map(filter_params(&p, p.limit), |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn job_count_matching(&self, filter: JobFilter) -> Result<MatchCount> {
+        // ?7 (the limit) is compared with itself so that the statement takes the same seven
+        // parameters as the others.
+        let sql = concat!(
+            "SELECT count(*), max(id) FROM porter_jobs\n",
+            include_str!("sql/job_filter.sql"),
+            "\nAND ?7 = ?7"
+        );
+        let p = JobSearchParams {
+            filter,
+            ..Default::default()
+        };
+        self.read(move |c| {
+            Ok(c.prepare_cached(sql)?
+                .query_row(filter_params(&p, 0), |r| {
+                    Ok(MatchCount {
+                        count: r.get(0)?,
+                        max_id: r.get(1)?,
+                    })
+                })?)
+        })
+        .await
+    }
+
+    async fn job_retry_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>> {
+        // Other processes' producers see the commit through their change watcher.
+        let ids = serde_json::to_string(&ids).expect("ids serialize");
+        self.writer
+            .run(move |c| changes(c, sql!("job_retry_many"), [ids]))
+            .await
+    }
+
+    async fn job_cancel_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>> {
+        // Workers of other processes see the commit through their change watcher.
+        let ids = serde_json::to_string(&ids).expect("ids serialize");
+        self.writer
+            .run(move |c| changes(c, sql!("job_cancel_many"), [ids]))
+            .await
+    }
+
+    async fn job_delete_many(&self, ids: Vec<i64>) -> Result<u64> {
+        let ids = serde_json::to_string(&ids).expect("ids serialize");
+        self.writer
+            .run(move |c| Ok(c.execute(sql!("job_delete_many"), [ids])? as u64))
+            .await
+    }
+
+    async fn job_running_by_worker(&self) -> Result<Vec<(String, i64)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(sql!("job_running_by_worker"))?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn periodic_list(&self) -> Result<Vec<PeriodicRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(sql!("periodic_list"))?;
+            let rows = stmt.query_map([], |r| {
+                Ok(PeriodicRow {
+                    name: r.get(0)?,
+                    last_slot: r.get(1)?,
+                    last_job_id: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn job_throughput(&self, since: DateTime<Utc>) -> Result<Vec<ThroughputRow>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql!("job_throughput"))?;
+            let rows = stmt.query_map([fmt_time(since)], |r| {
+                Ok(ThroughputRow {
+                    minute: parse_time(&r.get::<_, String>(0)?)?,
+                    completed: r.get(1)?,
+                    discarded: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
     }
 }

@@ -1,0 +1,168 @@
+//! `GET /dashboard/jobs/{id}`: one job, whole: its fields, args and metadata as pretty JSON,
+//! every attempt with what the row records of it, each error with its trace, and the retry and
+//! cancel buttons its state allows.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use maud::{html, Markup};
+
+use super::{layout, nav_header, notice, problem_page, readable, time, AppState};
+use crate::job::{JobRow, JobState};
+
+/// The job page.
+pub(super) async fn page(
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(refused) = readable(&state, &headers) {
+        return refused;
+    }
+    let id = match path {
+        Ok(Path(id)) => id,
+        Err(_) => {
+            return problem_page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "a job id is a whole number, as in /dashboard/jobs/42",
+            )
+        }
+    };
+    let job = match state.client.get(id).await {
+        Ok(Some(job)) => job,
+        Ok(None) => {
+            return problem_page(
+                &state,
+                StatusCode::NOT_FOUND,
+                &format!("no job {id} (it may have been deleted after its retention)"),
+            )
+        }
+        Err(e) => return problem_page(&state, super::status_of(&e), &e.to_string()),
+    };
+    let url = format!("/dashboard/jobs/{id}");
+    let refresh = state.config.dashboard_refresh.as_secs().max(1);
+    let body = html! {
+        (nav_header(&state, &headers, &format!("Job {id}")))
+        @if let Some(text) = notice(query.as_deref()) {
+            p { span.notice #notice { (text) } }
+        }
+        section #job data-job-id=(job.id) data-state=(job.state.as_str()) {
+            (fields(&job))
+            div #actions {
+                @if job.state != JobState::Running {
+                    (button(&job, "retry", if job.state.is_final() { "Retry" } else { "Run now" }))
+                }
+                @if !job.state.is_final() {
+                    (button(&job, "cancel", "Cancel"))
+                }
+            }
+        }
+        section #args {
+            h2 { "Args" }
+            pre.json { (pretty(&job.args)) }
+        }
+        section #attempts {
+            h2 { "Attempts" }
+            (attempts(&job))
+        }
+        section #metadata {
+            h2 { "Metadata" }
+            pre.json { (pretty(&job.metadata)) }
+        }
+    };
+    Html(layout(&format!("porter: job {id}"), Some((refresh, &url)), body).into_string())
+        .into_response()
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+fn fields(job: &JobRow) -> Markup {
+    html! {
+        dl.fields {
+            dt { "kind" } dd #kind { (job.kind) }
+            dt { "queue" } dd #queue { a href=(format!("/dashboard/jobs?queue={}", job.queue)) { (job.queue) } }
+            dt { "state" } dd #state { (job.state.as_str())
+                @if let Some(at) = job.metadata.get(crate::job::CANCEL_REQUESTED_AT).and_then(|v| v.as_str()) {
+                    " " span.muted { "(cancel requested at " (at) ")" }
+                }
+            }
+            dt { "priority" } dd { (job.priority) }
+            dt { "attempt" } dd #attempt { (job.attempt) " of " (job.max_attempts) }
+            dt { "created" } dd { (time(Some(job.created_at))) }
+            dt { "scheduled" } dd { (time(Some(job.scheduled_at))) }
+            dt { "last attempt started" } dd { (time(job.attempted_at)) }
+            dt { "last attempt's worker" } dd #worker { (job.attempted_by.as_deref().unwrap_or("")) }
+            dt { "finalized" } dd { (time(job.finalized_at)) }
+            @if let Some(key) = &job.unique_key {
+                dt { "unique key" } dd { (key) }
+            }
+        }
+    }
+}
+
+/// Every attempt, from what the row records: the error history has each failed attempt's
+/// end and error; `attempted_at` and `attempted_by` are the latest attempt's start and worker
+/// (earlier attempts' workers are not kept).
+fn attempts(job: &JobRow) -> Markup {
+    if job.attempt == 0 && job.errors.is_empty() {
+        return html! { p.muted { "Not attempted yet." } };
+    }
+    // Attempts given back (a shutdown, a rescue) share a number with the next one; list each
+    // recorded event, then the latest attempt if it has no error of its own.
+    let latest_recorded = job.errors.iter().any(|e| e.attempt == job.attempt);
+    html! {
+        table {
+            thead { tr { th { "attempt" } th { "started" } th { "worker" } th { "ended" } th { "outcome" } } }
+            tbody {
+                @for (i, e) in job.errors.iter().enumerate() {
+                    @let latest = e.attempt == job.attempt && i + 1 == job.errors.len();
+                    tr.attempt data-attempt=(e.attempt) {
+                        td.n { (e.attempt) }
+                        td { @if latest { (time(job.attempted_at)) } @else { span.muted { "not recorded" } } }
+                        td { @if latest { (job.attempted_by.as_deref().unwrap_or("")) } @else { span.muted { "not recorded" } } }
+                        td { (time(Some(e.at))) }
+                        td {
+                            pre.error { (e.error) }
+                            @if let Some(trace) = &e.trace {
+                                details { summary { "trace" } pre.trace { (trace) } }
+                            }
+                        }
+                    }
+                }
+                @if !latest_recorded && job.attempt > 0 {
+                    tr.attempt data-attempt=(job.attempt) {
+                        td.n { (job.attempt) }
+                        td { (time(job.attempted_at)) }
+                        td { (job.attempted_by.as_deref().unwrap_or("")) }
+                        td { (time(job.finalized_at)) }
+                        td { (outcome(job.state)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn outcome(state: JobState) -> &'static str {
+    match state {
+        JobState::Running => "running",
+        JobState::Completed => "completed",
+        JobState::Cancelled => "cancelled",
+        JobState::Discarded => "discarded",
+        JobState::Available | JobState::Scheduled | JobState::Retryable => "given back",
+    }
+}
+
+fn button(job: &JobRow, verb: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(format!("/dashboard/jobs/{}/{verb}", job.id)) {
+            input type="hidden" name="from" value="job";
+            button type="submit" class=(verb) data-job-id=(job.id) { (label) }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+-- A bulk cancel: job_cancel.sql for every listed job ($1). A running job only records the
+-- request and stays 'running'; its worker is told by NOTIFY porter_cancel (sent by the caller
+-- in this transaction, job_cancel_notify.sql) and stops it (fenced), as for a single cancel.
+UPDATE porter_jobs SET
+    state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+    finalized_at = CASE WHEN state = 'running' THEN finalized_at ELSE porter_now() END,
+    metadata     = CASE WHEN state = 'running' AND NOT metadata ? 'cancel_requested_at'
+                        THEN metadata || jsonb_build_object('cancel_requested_at',
+                             to_char(porter_now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                        ELSE metadata END
+WHERE id = ANY($1::bigint[]) AND state IN ('available','scheduled','running','retryable')
+RETURNING id, queue, state, attempted_by

@@ -1,0 +1,315 @@
+//! The operator's queries (the dashboard's pages): jobs by filter with a search inside args
+//! and keyset pages, match counts, bulk retry / cancel / delete (batched, fenced by the
+//! confirmed highest id, running jobs through the cancel request), running jobs per worker,
+//! periodic schedules with their last job, and throughput per minute.
+
+use std::time::Duration;
+
+use porter::job::{InsertOpts, JobState, CANCEL_REQUESTED_AT};
+use porter::store::admin::BULK_BATCH;
+use porter::store::*;
+use porter::Error;
+
+use crate::{backend_case, claim, claim_one, insert, W};
+
+fn in_queue(kind: &str, queue: &str, args: serde_json::Value) -> JobInsertParams {
+    JobInsertParams::new(
+        kind,
+        args,
+        InsertOpts {
+            queue: Some(queue.into()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn filter(states: &[JobState]) -> JobFilter {
+    JobFilter {
+        states: states.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn search(filter: JobFilter, before_id: Option<i64>, limit: u32) -> JobSearchParams {
+    JobSearchParams {
+        filter,
+        before_id,
+        max_id: None,
+        limit,
+    }
+}
+
+async fn ids(s: &Store, p: JobSearchParams) -> Vec<i64> {
+    s.job_search(p)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect()
+}
+
+async fn state_of(s: &Store, id: i64) -> Option<JobState> {
+    s.job_get(id).await.unwrap().map(|j| j.state)
+}
+
+/// Discards the one available `kind` job of the default queue.
+async fn discard(s: &Store, kind: &str) -> porter::JobRow {
+    let row = claim_one(s, kind).await;
+    s.job_fail(JobFailParams {
+        fence: row.fence(),
+        error: "boom".into(),
+        trace: None,
+        retry_in: Duration::ZERO,
+        discard: true,
+    })
+    .await
+    .unwrap()
+}
+
+backend_case! {
+    async fn job_search_filters_by_state_kind_queue_and_args_text_newest_first(db: TestDb) {
+        let s = &*db.store;
+        let a = insert(s, in_queue("mail", "default", serde_json::json!({"to": "alice@example.com", "n": 1}))).await;
+        let b = insert(s, in_queue("mail", "bulk", serde_json::json!({"to": "bob@example.com"}))).await;
+        let c = insert(s, in_queue("report", "default", serde_json::json!({"for": "alice@example.com"}))).await;
+        let d = insert(s, in_queue("mail", "default", serde_json::json!({"to": "carol@example.com"}))).await;
+        let running = claim_one(s, "mail").await; // a: the oldest due mail job
+        assert_eq!(running.id, a.id);
+
+        let all = ids(s, search(JobFilter::default(), None, 100)).await;
+        assert_eq!(all, vec![d.id, c.id, b.id, a.id], "newest first");
+        let alice = JobFilter {
+            args_contains: Some("alice@example.com".into()),
+            ..Default::default()
+        };
+        assert_eq!(ids(s, search(alice.clone(), None, 100)).await, vec![c.id, a.id]);
+        let alice_mail = JobFilter {
+            kind: Some("mail".into()),
+            ..alice
+        };
+        assert_eq!(ids(s, search(alice_mail, None, 100)).await, vec![a.id]);
+        let default_available = JobFilter {
+            queue: Some("default".into()),
+            states: vec![JobState::Available],
+            ..Default::default()
+        };
+        assert_eq!(ids(s, search(default_available, None, 100)).await, vec![d.id, c.id]);
+        assert_eq!(
+            ids(s, search(filter(&[JobState::Running, JobState::Completed]), None, 100)).await,
+            vec![a.id]
+        );
+        let nobody = JobFilter {
+            args_contains: Some("dave@".into()),
+            ..Default::default()
+        };
+        assert!(ids(s, search(nobody, None, 100)).await.is_empty());
+        // Case-sensitive, and a LIKE wildcard is plain text.
+        let upper = JobFilter { args_contains: Some("ALICE".into()), ..Default::default() };
+        assert!(ids(s, search(upper, None, 100)).await.is_empty());
+        let percent = JobFilter { args_contains: Some("%".into()), ..Default::default() };
+        assert!(ids(s, search(percent, None, 100)).await.is_empty());
+
+        // Keyset pages: two at a time, each below the last id shown.
+        assert_eq!(ids(s, search(JobFilter::default(), None, 2)).await, vec![d.id, c.id]);
+        assert_eq!(ids(s, search(JobFilter::default(), Some(c.id), 2)).await, vec![b.id, a.id]);
+        assert!(ids(s, search(JobFilter::default(), Some(a.id), 2)).await.is_empty());
+    }
+}
+
+backend_case! {
+    async fn job_filter_refuses_bad_names_and_search_text(db: TestDb) {
+        let s = &*db.store;
+        for bad in [
+            JobFilter { queue: Some("Bad Queue".into()), ..Default::default() },
+            JobFilter { kind: Some("x';--".into()), ..Default::default() },
+            JobFilter { args_contains: Some(String::new()), ..Default::default() },
+            JobFilter { args_contains: Some("x".repeat(201)), ..Default::default() },
+        ] {
+            assert!(matches!(s.job_search(search(bad.clone(), None, 10)).await, Err(Error::Invalid { .. })), "{bad:?}");
+            assert!(matches!(s.job_count_matching(bad.clone()).await, Err(Error::Invalid { .. })), "{bad:?}");
+            assert!(matches!(s.job_bulk(BulkAction::Delete, bad.clone(), i64::MAX).await, Err(Error::Invalid { .. })), "{bad:?}");
+        }
+    }
+}
+
+backend_case! {
+    async fn job_count_matching_counts_and_names_the_highest_id(db: TestDb) {
+        let s = &*db.store;
+        assert_eq!(s.job_count_matching(JobFilter::default()).await.unwrap(), MatchCount { count: 0, max_id: None });
+        let a = insert(s, in_queue("mail", "default", serde_json::json!({}))).await;
+        let b = insert(s, in_queue("mail", "bulk", serde_json::json!({}))).await;
+        insert(s, in_queue("report", "default", serde_json::json!({}))).await;
+        let mail = JobFilter { kind: Some("mail".into()), ..Default::default() };
+        assert_eq!(s.job_count_matching(mail).await.unwrap(), MatchCount { count: 2, max_id: Some(b.id) });
+        let default_mail = JobFilter { kind: Some("mail".into()), queue: Some("default".into()), ..Default::default() };
+        assert_eq!(s.job_count_matching(default_mail).await.unwrap(), MatchCount { count: 1, max_id: Some(a.id) });
+    }
+}
+
+backend_case! {
+    async fn bulk_retry_moves_stopped_jobs_leaves_running_ones_and_stops_at_the_confirmed_id(db: TestDb) {
+        let s = &*db.store;
+        insert(s, in_queue("fail", "default", serde_json::json!({}))).await;
+        let discarded = discard(s, "fail").await;
+        let cancelled = insert(s, in_queue("noop", "default", serde_json::json!({}))).await;
+        s.job_cancel(cancelled.id).await.unwrap();
+        insert(s, in_queue("slow", "default", serde_json::json!({}))).await;
+        let running = claim_one(s, "slow").await;
+        let available = insert(s, in_queue("noop", "default", serde_json::json!({}))).await;
+        let fence = s.job_count_matching(JobFilter::default()).await.unwrap().max_id.unwrap();
+        // Inserted after the confirmation: not touched.
+        let late = insert(s, in_queue("noop", "default", serde_json::json!({}))).await;
+        s.job_cancel(late.id).await.unwrap();
+
+        let out = s.job_bulk(BulkAction::Retry, JobFilter::default(), fence).await.unwrap();
+        assert_eq!((out.matched, out.changed, out.capped), (4, 2, false));
+        assert_eq!(state_of(s, discarded.id).await, Some(JobState::Available));
+        assert_eq!(state_of(s, cancelled.id).await, Some(JobState::Available));
+        assert_eq!(state_of(s, running.id).await, Some(JobState::Running));
+        assert_eq!(state_of(s, available.id).await, Some(JobState::Available));
+        assert_eq!(state_of(s, late.id).await, Some(JobState::Cancelled), "past the fence");
+        let retried = s.job_get(discarded.id).await.unwrap().unwrap();
+        assert_eq!(retried.errors.len(), 1, "history kept");
+        assert!(retried.max_attempts > retried.attempt, "an attempt left");
+        // The retried job can be claimed again.
+        assert!(s.job_claim(claim("default", &["fail"], 1, W)).await.unwrap().iter().any(|j| j.id == discarded.id));
+    }
+}
+
+backend_case! {
+    async fn bulk_cancel_cancels_waiting_jobs_and_asks_running_ones_to_stop(db: TestDb) {
+        let s = &*db.store;
+        let waiting = insert(s, in_queue("noop", "default", serde_json::json!({}))).await;
+        insert(s, in_queue("slow", "default", serde_json::json!({}))).await;
+        let running = claim_one(s, "slow").await;
+        insert(s, in_queue("done", "default", serde_json::json!({}))).await;
+        let done = claim_one(s, "done").await;
+        assert_eq!(s.job_complete_many(vec![done.fence()]).await.unwrap(), vec![true]);
+        let cancels = s.wakeup().subscribe_cancel(W);
+
+        let out = s.job_bulk(BulkAction::Cancel, JobFilter::default(), i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed, out.cancel_requested), (3, 2, 1));
+        assert_eq!(state_of(s, waiting.id).await, Some(JobState::Cancelled));
+        assert_eq!(state_of(s, done.id).await, Some(JobState::Completed));
+        let still = s.job_get(running.id).await.unwrap().unwrap();
+        assert_eq!(still.state, JobState::Running, "its worker stops it");
+        assert!(still.metadata.get(CANCEL_REQUESTED_AT).is_some());
+        assert_eq!(s.job_cancel_requests(W).await.unwrap(), vec![running.fence()]);
+        tokio::time::timeout(Duration::from_secs(10), cancels.notified()).await.expect("the worker is told");
+        // The fence still holds: the worker records the cancel itself.
+        s.job_cancel_running(JobCancelRunningParams { fence: running.fence(), reason: "cancelled".into() }).await.unwrap();
+        assert_eq!(state_of(s, running.id).await, Some(JobState::Cancelled));
+    }
+}
+
+backend_case! {
+    async fn bulk_delete_removes_all_but_running_jobs_in_batches(db: TestDb) {
+        let s = &*db.store;
+        let many = (BULK_BATCH as usize) * 2 + 7;
+        let params: Vec<_> = (0..many)
+            .map(|i| in_queue("noop", "bulk", serde_json::json!({"i": i})))
+            .collect();
+        s.job_insert_many(params).await.unwrap();
+        insert(s, in_queue("slow", "default", serde_json::json!({}))).await;
+        let running = claim_one(s, "slow").await;
+        let other = insert(s, in_queue("noop", "default", serde_json::json!({}))).await;
+
+        let bulk = JobFilter { queue: Some("bulk".into()), ..Default::default() };
+        let out = s.job_bulk(BulkAction::Delete, bulk.clone(), i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed), (many as u64, many as u64));
+        assert_eq!(s.job_count_matching(bulk).await.unwrap().count, 0);
+        let out = s.job_bulk(BulkAction::Delete, JobFilter::default(), i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed), (2, 1), "the running job stays");
+        assert_eq!(state_of(s, running.id).await, Some(JobState::Running));
+        assert_eq!(state_of(s, other.id).await, None);
+    }
+}
+
+backend_case! {
+    async fn bulk_on_an_empty_match_changes_nothing(db: TestDb) {
+        let s = &*db.store;
+        let job = insert(s, in_queue("noop", "default", serde_json::json!({}))).await;
+        let none = JobFilter { kind: Some("nobody".into()), ..Default::default() };
+        for action in [BulkAction::Retry, BulkAction::Cancel, BulkAction::Delete] {
+            let out = s.job_bulk(action, none.clone(), i64::MAX).await.unwrap();
+            assert_eq!(out, BulkOutcome::default(), "{action:?}");
+        }
+        // A fence below every job matches nothing either.
+        let out = s.job_bulk(BulkAction::Delete, JobFilter::default(), job.id - 1).await.unwrap();
+        assert_eq!(out.matched, 0);
+        assert_eq!(state_of(s, job.id).await, Some(JobState::Available));
+    }
+}
+
+backend_case! {
+    async fn running_jobs_are_counted_per_worker(db: TestDb) {
+        let s = &*db.store;
+        for _ in 0..3 {
+            insert(s, in_queue("noop", "default", serde_json::json!({}))).await;
+        }
+        s.job_claim(claim("default", &["noop"], 2, "worker-a")).await.unwrap();
+        s.job_claim(claim("default", &["noop"], 5, "worker-b")).await.unwrap();
+        let by = s.job_running_by_worker().await.unwrap();
+        assert_eq!(by.into_iter().collect::<Vec<_>>(), vec![("worker-a".to_string(), 2), ("worker-b".to_string(), 1)]);
+    }
+}
+
+backend_case! {
+    async fn periodic_list_names_the_last_slot_and_its_job(db: TestDb) {
+        let s = &*db.store;
+        let enqueue = |slot: i64| PeriodicEnqueueParams {
+            name: "report".into(),
+            slot,
+            job: JobInsertParams::new(
+                "noop",
+                serde_json::json!({}),
+                InsertOpts {
+                    metadata: Some(serde_json::json!({"periodic": "report", "slot": slot})),
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        };
+        assert!(s.periodic_list().await.unwrap().is_empty());
+        s.periodic_enqueue(enqueue(60_000)).await.unwrap();
+        assert_eq!(
+            s.periodic_list().await.unwrap(),
+            vec![PeriodicRow { name: "report".into(), last_slot: 60_000, last_job_id: None }],
+            "first sight only records its slot"
+        );
+        let first = s.periodic_enqueue(enqueue(120_000)).await.unwrap().unwrap().job;
+        let second = s.periodic_enqueue(enqueue(180_000)).await.unwrap().unwrap().job;
+        assert!(first.id < second.id);
+        assert_eq!(
+            s.periodic_list().await.unwrap(),
+            vec![PeriodicRow { name: "report".into(), last_slot: 180_000, last_job_id: Some(second.id) }]
+        );
+    }
+}
+
+backend_case! {
+    async fn throughput_counts_completed_and_discarded_jobs_per_minute(db: TestDb) {
+        let s = &*db.store;
+        for _ in 0..3 {
+            insert(s, in_queue("noop", "default", serde_json::json!({}))).await;
+        }
+        let done = s.job_claim(claim("default", &["noop"], 3, W)).await.unwrap();
+        let fences: Vec<_> = done.iter().map(|j| j.fence()).collect();
+        s.job_complete_many(fences).await.unwrap();
+        insert(s, in_queue("fail", "default", serde_json::json!({}))).await;
+        discard(s, "fail").await;
+        insert(s, in_queue("noop", "default", serde_json::json!({}))).await; // not finished
+
+        let now = s.now().await.unwrap();
+        let rows = s.job_throughput(now - chrono::Duration::hours(1)).await.unwrap();
+        let completed: i64 = rows.iter().map(|r| r.completed).sum();
+        let discarded: i64 = rows.iter().map(|r| r.discarded).sum();
+        assert_eq!((completed, discarded), (3, 1));
+        for r in &rows {
+            assert_eq!(r.minute.timestamp() % 60, 0, "whole minutes: {r:?}");
+            assert!(r.minute <= now && r.minute > now - chrono::Duration::minutes(2), "{r:?}");
+        }
+        assert!(s.job_throughput(now + chrono::Duration::minutes(1)).await.unwrap().is_empty());
+    }
+}
