@@ -57,6 +57,12 @@ pub struct AttemptEnded {
 /// off because the job was rescued or cancelled meanwhile is not told) and every job the
 /// runtime's rescuer moved. Calls come from the runtime's tasks: keep them quick.
 pub trait JobEvents: Send + Sync + 'static {
+    /// A runtime starts serving these queues with these kinds: an observer that counts may
+    /// create its series for each pair now, at 0, so that the first event of each is seen as
+    /// an increase.
+    fn started(&self, queues: &[String], kinds: &[String]) {
+        let _ = (queues, kinds);
+    }
     /// An attempt ended.
     fn attempt_ended(&self, ended: &AttemptEnded);
     /// The rescuer moved a job of a lost worker, or a stuck job.

@@ -999,6 +999,62 @@ backend_case! {
 }
 
 backend_case! {
+    /// Every outcome counter of every queue and kind a runtime serves exists from its start,
+    /// at 0: alert rules that add rates of several counters (a `+` drops a series missing
+    /// from either side) or take the increase of one (its first increment is invisible when
+    /// the series appears at 1) see the first failure. A job the rescuer discards counts as
+    /// discarded as well as rescued.
+    async fn metrics_have_every_outcome_series_from_the_start(db: TestDb) {
+        use porter::runtime::{JobEvents, Runtime, RuntimeConfig, Shutdown};
+        let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
+        let app = router(state.clone());
+        let workers = porter::app::builtin::builtin_workers(db.store.clone(), state.objects.clone()).unwrap();
+        let shutdown = Shutdown::new();
+        let runtime = Runtime::new(
+            db.store.clone(),
+            workers,
+            RuntimeConfig {
+                periodic: Vec::new(),
+                queues: vec![("default".into(), 5), ("mail".into(), 5)],
+                ..RuntimeConfig::default()
+            },
+        )
+        .with_events(state.metrics.clone());
+        let task = tokio::spawn(runtime.run(shutdown.clone()));
+        let scrape = || async {
+            let (_, body) = send_text(&app, request(Method::GET, "/metrics", Body::empty())).await;
+            body
+        };
+        eventually("zero series for every queue and kind", || async {
+            let text = scrape().await;
+            ["completed", "failed", "discarded", "cancelled", "rescued"].iter().all(|c| {
+                ["default", "mail"].iter().all(|q| {
+                    ["noop", "fail", "heartbeat"].iter().all(|k| {
+                        let line = format!(r#"porter_jobs_{c}_total{{queue="{q}",kind="{k}"}} 0"#);
+                        text.lines().any(|l| l == line)
+                    })
+                })
+            })
+        })
+        .await;
+        state.metrics.rescued(&porter::store::RescuedJob {
+            queue: "mail".into(),
+            kind: "fail".into(),
+            state: JobState::Discarded,
+        });
+        let text = scrape().await;
+        for line in [
+            r#"porter_jobs_rescued_total{queue="mail",kind="fail"} 1"#,
+            r#"porter_jobs_discarded_total{queue="mail",kind="fail"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+        shutdown.soft.cancel();
+        task.await.unwrap().unwrap();
+    }
+}
+
+backend_case! {
     async fn admin_cancel_of_a_running_job_answers_that_the_cancel_was_requested(db: TestDb) {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
         let running = surfaces::running_job(db.store.as_ref()).await;

@@ -159,9 +159,9 @@ impl Metrics {
             "porter_jobs_rescued",
             "Jobs this process's rescuer took back from lost workers or as stuck",
         );
-        // 5 ms .. ~82 min, doubling.
+        // 5 ms .. ~87 min (5 ms x 2^20), doubling.
         let duration = Family::<KindLabels, Histogram>::new_with_constructor(
-            (|| Histogram::new(exponential_buckets(0.005, 2.0, 20))) as fn() -> Histogram,
+            (|| Histogram::new(exponential_buckets(0.005, 2.0, 21))) as fn() -> Histogram,
         );
         registry.register(
             "porter_job_duration_seconds",
@@ -255,6 +255,26 @@ impl Metrics {
 }
 
 impl JobEvents for Metrics {
+    fn started(&self, queues: &[String], kinds: &[String]) {
+        for queue in queues {
+            for kind in kinds {
+                let labels = KindLabels {
+                    queue: queue.clone(),
+                    kind: kind.clone(),
+                };
+                for counter in [
+                    &self.completed,
+                    &self.failed,
+                    &self.discarded,
+                    &self.cancelled,
+                    &self.rescued,
+                ] {
+                    drop(counter.get_or_create(&labels));
+                }
+            }
+        }
+    }
+
     fn attempt_ended(&self, ended: &AttemptEnded) {
         let labels = KindLabels {
             queue: ended.queue.clone(),
@@ -277,12 +297,15 @@ impl JobEvents for Metrics {
     }
 
     fn rescued(&self, job: &RescuedJob) {
-        self.rescued
-            .get_or_create(&KindLabels {
-                queue: job.queue.clone(),
-                kind: job.kind.clone(),
-            })
-            .inc();
+        let labels = KindLabels {
+            queue: job.queue.clone(),
+            kind: job.kind.clone(),
+        };
+        self.rescued.get_or_create(&labels).inc();
+        // A rescue that used the last attempt ends the job: it counts where every end does.
+        if job.state == crate::JobState::Discarded {
+            self.discarded.get_or_create(&labels).inc();
+        }
     }
 }
 

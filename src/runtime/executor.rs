@@ -106,6 +106,10 @@ fn install_panic_hook() {
             PANIC_TRACE.with(|t| *t.borrow_mut() = Some(trace));
             if !IN_JOB.with(|f| f.get()) {
                 previous(info);
+            } else {
+                // The executor logs a job's panic when it fails the job; one the job catches
+                // itself is still told, at debug.
+                tracing::debug!(location = ?info.location().map(|l| l.to_string()), "panic inside a job");
             }
         }));
     });
@@ -326,17 +330,21 @@ async fn record(
                 })
             })
             .await;
-            if written.is_some() {
-                told(AttemptEnd::Released);
+            // A cancel requested meanwhile ends it cancelled instead.
+            match written.map(|r| r.state) {
+                Some(JobState::Cancelled) => told(AttemptEnd::Cancelled),
+                Some(_) => told(AttemptEnd::Released),
+                None => {}
             }
             return;
         }
     };
     if let Some(failed) = write(ctx, row, || ctx.store.job_fail(params.clone())).await {
-        told(if failed.state == JobState::Discarded {
-            AttemptEnd::Discarded
-        } else {
-            AttemptEnd::Retryable
+        // A cancel requested while it ran ends a failure cancelled.
+        told(match failed.state {
+            JobState::Discarded => AttemptEnd::Discarded,
+            JobState::Cancelled => AttemptEnd::Cancelled,
+            _ => AttemptEnd::Retryable,
         });
     }
 }

@@ -362,6 +362,8 @@ impl Runtime {
                 .stuck_after,
         };
         store.worker_register(registration.clone()).await?;
+        let queues: Vec<String> = config.queues.iter().map(|(q, _)| q.clone()).collect();
+        events.started(&queues, &workers.kinds());
         let stop_claiming = CancellationToken::new();
         let stop_jobs = CancellationToken::new();
         let stop_services = CancellationToken::new();
