@@ -790,7 +790,21 @@ backend_case! {
         assert!(html.contains(&format!(r#"action="/dashboard/jobs/{}/retry""#, job.id)));
         assert!(!html.contains(&format!(r#"action="/dashboard/jobs/{}/cancel""#, job.id)), "a finished job has no cancel");
 
+        let (_, html, _) = send(&app, get(&format!("/dashboard/jobs/{}", job.id))).await;
+        assert!(html.contains("No output recorded."), "{html}");
+        db.store
+            .job_output_record(porter::store::JobRecordParams {
+                fence: running.fence(),
+                output: Some(serde_json::json!({"sent": 41})),
+                progress: Some(serde_json::json!({"done": 41, "of": 100})),
+            })
+            .await
+            .unwrap();
         let (_, html, _) = send(&app, get(&format!("/dashboard/jobs/{}", running.id))).await;
+        let progress = between(&html, r#"<section id="progress">"#, "</section>");
+        assert!(progress.contains("&quot;done&quot;: 41"), "{progress}");
+        let output = between(&html, r#"<section id="output">"#, "</section>");
+        assert!(output.contains("&quot;sent&quot;: 41"), "{output}");
         assert!(html.contains(&format!(r#"action="/dashboard/jobs/{}/cancel""#, running.id)));
         assert!(!html.contains(&format!(r#"action="/dashboard/jobs/{}/retry""#, running.id)), "a running job has no retry");
 

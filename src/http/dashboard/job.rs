@@ -1,4 +1,5 @@
-//! `GET /dashboard/jobs/{id}`: one job, whole: its fields, args and metadata as pretty JSON,
+//! `GET /dashboard/jobs/{id}`: one job, whole: its fields, the progress and output its worker
+//! recorded, args and metadata as pretty JSON,
 //! every attempt with what the row records of it, each error with its trace, and the retry and
 //! cancel buttons its state allows.
 
@@ -58,6 +59,20 @@ pub(super) async fn page(
                 @if !job.state.is_final() {
                     (button(&job, "cancel", "Cancel"))
                 }
+            }
+        }
+        section #progress {
+            h2 { "Progress" }
+            @match &job.progress {
+                Some(p) => pre.json { (pretty(p)) },
+                None => p.muted { "No progress recorded." },
+            }
+        }
+        section #output {
+            h2 { "Output" }
+            @match &job.output {
+                Some(o) => pre.json { (pretty(o)) },
+                None => p.muted { "No output recorded." },
             }
         }
         section #args {
