@@ -73,6 +73,34 @@
 //! running.await.unwrap()?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Insert a job in your own transaction
+//! A job inserted with [`Client::insert_tx_sqlite`] (or `Client::insert_tx_pg` on a
+//! `sqlx::PgConnection`) exists if and only if your transaction commits: a row and the job
+//! that processes it are never one without the other. porter re-exports the driver crates it
+//! is built with, [`rusqlite`] 0.32 and `sqlx` 0.8 (feature `postgres`), so your connection is
+//! of the type porter takes: use `porter::rusqlite` / `porter::sqlx`, or the same versions.
+//! ```
+//! use porter::rusqlite;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("app.db");
+//! // porter's tables first (opening a store migrates).
+//! let store = rt.block_on(porter::store::open(&format!("sqlite://{}", path.display())))?;
+//!
+//! let mut conn = rusqlite::Connection::open(&path)?;
+//! conn.execute_batch("CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)")?;
+//! let tx = conn.transaction()?;
+//! tx.execute("INSERT INTO orders (item) VALUES (?1)", ["book"])?;
+//! let job = porter::Client::insert_tx_sqlite(&tx, &porter::jobs::Noop {}, None)?;
+//! tx.commit()?;
+//!
+//! let client = porter::Client::new(store);
+//! assert!(rt.block_on(client.get(job.job.id))?.is_some());
+//! # Ok(()) }
+//! ```
 // Links to the modules a build leaves out point at this section instead.
 #![cfg_attr(feature = "surfaces", doc = "[bench-mod]: mod@bench")]
 #![cfg_attr(not(feature = "app"), doc = "[`app`]: #layout")]
@@ -104,5 +132,10 @@ pub mod worker;
 pub use client::Client;
 pub use error::{Error, Result};
 pub use job::{AttemptError, InsertOpts, JobArgs, JobRow, JobState};
+/// The rusqlite porter is built with, for [`Client::insert_tx_sqlite`] on your own connection.
+pub use rusqlite;
+/// The sqlx porter is built with, for `Client::insert_tx_pg` on your own connection.
+#[cfg(feature = "postgres")]
+pub use sqlx;
 pub use store::{Backend, InsertResult, Store};
 pub use worker::{Job, JobContext, JobError, Worker, Workers};

@@ -404,6 +404,18 @@ impl<A: JobArgs, W: Worker<A>> Typed<A, W> {
     }
 }
 
+/// Decodes a kind's args as its worker will (the check `porter enqueue` makes for the built-in
+/// kinds); the error says what is wrong without quoting the args.
+pub fn decode_args<A: JobArgs>(args: &serde_json::Value) -> std::result::Result<A, String> {
+    A::deserialize(args).map_err(|e| {
+        format!(
+            "args cannot be decoded for kind {}: {}",
+            A::KIND,
+            describe_decode_error(&e)
+        )
+    })
+}
+
 /// What went wrong decoding args, without the values: serde's messages quote the offending
 /// value (`invalid type: string "hunter2", expected u64`), and this message is logged, kept in
 /// the job's errors and listed by the CLI and the dashboard, where args (which may hold

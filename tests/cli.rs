@@ -116,7 +116,7 @@ fn a_database_password_is_never_printed() {
 
 #[test]
 fn web_refuses_a_public_address_without_a_token() {
-    bare(&["web", "--listen", "0.0.0.0:0"]).assert_error("PORTER_ADMIN_TOKEN");
+    bare(&["web", "--listen", "0.0.0.0:0"]).assert_usage_error("PORTER_ADMIN_TOKEN");
 }
 
 /// `porter` on this test's database, with objects in `objects/` of a fresh directory.
@@ -302,11 +302,11 @@ backend_case! {
     async fn enqueue_refuses_unknown_kinds_unless_allowed(db: TestDb) {
         let env = Env::new(db);
         env.run(&["enqueue", "send_email", r#"{"to": "a@b.c"}"#])
-            .assert_error("--allow-unknown-kind");
+            .assert_usage_error("--allow-unknown-kind");
         env.run(&["enqueue", "Send Email"])
-            .assert_error("invalid kind");
+            .assert_usage_error("invalid kind");
         env.run(&["enqueue", "noop", "--queue", "Bad Queue"])
-            .assert_error("invalid queue");
+            .assert_usage_error("invalid queue");
         assert!(
             env.store()
                 .job_list(Default::default())
@@ -503,7 +503,7 @@ backend_case! {
         let json = env.run(&["queues", "list", "--json"]).ok().json();
         assert_eq!(json["queues"][0]["paused"], false);
         env.run(&["queues", "pause", "Bad Queue"])
-            .assert_error("invalid queue");
+            .assert_usage_error("invalid queue");
     }
 }
 
@@ -822,4 +822,120 @@ backend_case! {
         );
         let _ = Path::new(".");
     }
+}
+
+/// Issue 17.6: invalid kinds, queues and durations are usage errors (exit 2, as the contract
+/// says), not runtime errors (exit 1), wherever they are checked.
+#[test]
+fn invalid_kinds_queues_and_durations_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_in = |args: &[&str]| run(porter_cmd(dir.path()).args(args));
+    run_in(&["enqueue", "Bad Kind"]).assert_usage_error("invalid kind");
+    run_in(&["enqueue", "noop", "--queue", "Bad Queue"]).assert_usage_error("invalid queue");
+    run_in(&["queues", "pause", "Bad Queue"]).assert_usage_error("invalid queue");
+    run_in(&["queues", "resume", "Bad Queue"]).assert_usage_error("invalid queue");
+    run_in(&["worker", "--lease", "500ms"]).assert_usage_error("lease");
+    run_in(&["worker", "--heartbeat-every", "10ms"]).assert_usage_error("heartbeat-every");
+    assert!(
+        !dir.path().join("porter.db").exists(),
+        "no database was opened"
+    );
+}
+
+backend_case! {
+    /// Issue 17.6: a built-in kind's args are checked at enqueue (they failed 25 times at run
+    /// time): `sleep` needs {"ms": N}, `fail` a string message.
+    async fn builtin_kinds_args_are_checked_at_enqueue(db: TestDb) {
+        let env = Env::new(db);
+        env.run(&["enqueue", "sleep"]).assert_usage_error("missing field `ms`");
+        env.run(&["enqueue", "sleep", r#"{"ms": "soon"}"#])
+            .assert_usage_error("sleep");
+        env.run(&["enqueue", "fail", r#"{"message": 5}"#])
+            .assert_usage_error("fail");
+        assert!(surfaces::all_jobs(env.store()).await.is_empty(), "nothing inserted");
+        env.run(&["enqueue", "sleep", r#"{"ms": 10}"#]).ok();
+        env.run(&["enqueue", "fail", r#"{"message": "boom"}"#]).ok();
+        env.run(&["enqueue", "noop"]).ok();
+    }
+}
+
+backend_case! {
+    /// Issue 17.6: `porter queues pause TYPO` created a paused queue nobody uses. A queue with
+    /// no jobs and no record is refused unless --create says it is meant.
+    async fn pausing_an_unknown_queue_is_refused_unless_created(db: TestDb) {
+        let env = Env::new(db);
+        env.run(&["queues", "pause", "mial"]).assert_error("--create");
+        assert!(env.store().queue_list().await.unwrap().is_empty(), "nothing created");
+        env.run(&["enqueue", "noop", "--queue", "mail"]).ok();
+        env.run(&["queues", "pause", "mail"]).ok();
+        env.run(&["queues", "pause", "later", "--create"]).ok();
+        let mut paused: Vec<String> = env
+            .store()
+            .queue_list()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|q| q.paused_at.is_some())
+            .map(|q| q.name)
+            .collect();
+        paused.sort();
+        assert_eq!(paused, vec!["later", "mail"]);
+    }
+}
+
+/// Issue 17.6: `--listen localhost:8080` was refused (only IP addresses parsed); a host name
+/// that resolves to loopback is served like 127.0.0.1.
+#[test]
+fn web_listens_on_localhost_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut web = Running::spawn(porter_cmd(dir.path()).args(["web", "--listen", "localhost:0"]));
+    let line = web.wait_for_line("web listening on http://");
+    assert!(
+        line.contains("127.0.0.1:") || line.contains("[::1]:"),
+        "{line}"
+    );
+    web.signal("-TERM");
+    let (code, _) = web.wait();
+    assert_eq!(code, 0);
+}
+
+/// Issue 17.6: with S3_BUCKET (and the other S3_* variables) set but no OBJECT_STORE_URL,
+/// files went to local disk; the bucket they name is used, and the object store in use is
+/// logged at start.
+#[test]
+fn s3_bucket_variables_alone_select_that_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(porter_cmd(dir.path())
+        .env("S3_BUCKET", "seed-bucket")
+        .env("S3_ENDPOINT", "http://127.0.0.1:1")
+        .env("S3_REGION", "us-east-1")
+        .env("S3_ACCESS_KEY", "key")
+        .env("S3_SECRET_KEY", "secret")
+        .args(["cleanup-orphans", "--dry-run"]))
+    .ok();
+    assert!(out.stderr.contains("s3://seed-bucket"), "{out:#?}");
+    assert!(!out.stderr.contains("secret"), "{out:#?}");
+    assert!(
+        !dir.path().join("porter-objects").exists(),
+        "no local object directory"
+    );
+}
+
+/// Issue 17.6: a command run from another directory silently created an empty `./porter.db`;
+/// it now says that it created a database, and where (once: not when it opens it again).
+#[test]
+fn a_command_that_creates_a_sqlite_database_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run(porter_cmd(dir.path()).arg("stats")).ok();
+    let path = dir.path().join("porter.db");
+    assert!(
+        first.stderr.contains("created a new SQLite database"),
+        "{first:#?}"
+    );
+    assert!(
+        first.stderr.contains(&path.display().to_string()),
+        "{first:#?}"
+    );
+    let again = run(porter_cmd(dir.path()).arg("stats")).ok();
+    assert!(!again.stderr.contains("created"), "{again:#?}");
 }

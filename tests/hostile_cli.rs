@@ -278,7 +278,7 @@ backend_case! {
         let file = env.dir.path().join("args.json");
         std::fs::write(&file, too_big.to_string()).unwrap();
         let out = env.run(&["enqueue", "noop", &format!("@{}", file.display())]);
-        out.assert_error("1048576 bytes");
+        out.assert_usage_error("1048576 bytes");
         assert!(
             surfaces::all_jobs(env.store()).await.is_empty(),
             "nothing inserted"

@@ -1078,3 +1078,25 @@ backend_case! {
         );
     }
 }
+
+backend_case! {
+    /// Issue 17.6: a built-in kind's args are checked when the job is inserted (422), not
+    /// failed on every attempt at run time.
+    async fn admin_insert_checks_builtin_kinds_args(db: TestDb) {
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let (status, body) = send(
+            &app,
+            json_request(Method::POST, "/admin/jobs", json!({"kind": "sleep", "args": {}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("ms"), "{body}");
+        assert!(surfaces::all_jobs(db.store.as_ref()).await.is_empty());
+        let (status, _) = send(
+            &app,
+            json_request(Method::POST, "/admin/jobs", json!({"kind": "sleep", "args": {"ms": 5}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+}

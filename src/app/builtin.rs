@@ -28,6 +28,21 @@ pub const BUILTIN_KINDS: [&str; 5] = [
     OrphanFileCleanup::KIND,
 ];
 
+/// Checks a built-in kind's args as its worker will decode them, so that bad ones are refused
+/// at enqueue instead of failing every attempt (`sleep` needs `{"ms": N}`). Other kinds pass.
+pub fn check_builtin_args(kind: &str, args: &serde_json::Value) -> crate::Result<()> {
+    use crate::worker::decode_args;
+    let checked = match kind {
+        Heartbeat::KIND => decode_args::<Heartbeat>(args).map(drop),
+        Noop::KIND => decode_args::<Noop>(args).map(drop),
+        Sleep::KIND => decode_args::<Sleep>(args).map(drop),
+        Fail::KIND => decode_args::<Fail>(args).map(drop),
+        OrphanFileCleanup::KIND => decode_args::<OrphanFileCleanup>(args).map(drop),
+        _ => Ok(()),
+    };
+    checked.map_err(|e| crate::Error::invalid("args", e))
+}
+
 /// The built-in workers (heartbeat, noop, sleep, fail, orphan_file_cleanup), the last one on
 /// this database and object store.
 pub fn builtin_workers(store: Arc<Store>, objects: Arc<dyn ObjectStore>) -> crate::Result<Workers> {

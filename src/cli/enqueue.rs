@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use super::{open_client, output, GlobalArgs};
+use super::{open_client, output, usage, GlobalArgs};
 use crate::app::builtin::BUILTIN_KINDS;
 use crate::error::Error;
 use crate::job::{validate_name, InsertOpts};
@@ -165,7 +165,7 @@ fn check_kind(kind: &str, allow_unknown: bool) -> Result<(), Error> {
 }
 
 pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
-    check_kind(&a.kind, a.allow_unknown_kind)?;
+    usage(check_kind(&a.kind, a.allow_unknown_kind))?;
     let opts = InsertOpts {
         queue: a.queue,
         priority: a.priority,
@@ -179,7 +179,8 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
         Some(source) => source.read()?,
         None => serde_json::json!({}),
     };
-    let params = JobInsertParams::new(&a.kind, args, opts)?;
+    usage(crate::app::builtin::check_builtin_args(&a.kind, &args))?;
+    let params = usage(JobInsertParams::new(&a.kind, args, opts))?;
     let client = open_client(g).await?;
     // A job's share of a statement: its args and metadata, and a little for the rest of it.
     let job_bytes =

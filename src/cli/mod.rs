@@ -63,14 +63,9 @@ pub struct GlobalArgs {
     )]
     pub database_url: String,
     /// Where tablos' files are stored: file://DIR, s3://BUCKET (AWS_* and S3_* variables), memory://.
-    #[arg(
-        long,
-        env = "OBJECT_STORE_URL",
-        default_value = crate::app::files::DEFAULT_OBJECT_STORE_URL,
-        global = true,
-        hide_env_values = true
-    )]
-    pub object_store_url: String,
+    /// Default file://./porter-objects, or s3://$S3_BUCKET when S3_BUCKET is set.
+    #[arg(long, env = "OBJECT_STORE_URL", global = true, hide_env_values = true)]
+    pub object_store_url: Option<String>,
     /// Most connections to PostgreSQL this process opens (at least 2: one listens for
     /// wake-ups). Raise it for many concurrent requests or jobs; keep the sum over all
     /// processes under the server's max_connections. SQLite ignores it.
@@ -154,11 +149,34 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Prints the one error line and picks exit code 1.
+/// Prints the one error line and picks the exit code: 2 for a usage error ([`Usage`]), 1
+/// for any other.
 fn fail(e: anyhow::Error) -> ExitCode {
     let message = format!("{e:#}").replace(['\r', '\n'], " ");
     eprintln!("error: {message}");
-    ExitCode::from(1)
+    ExitCode::from(if e.downcast_ref::<Usage>().is_some() {
+        2
+    } else {
+        1
+    })
+}
+
+/// A usage error found after clap parsed the line (an invalid kind, queue name, duration,
+/// args of a built-in kind, a listen address without its token): exit 2, as clap's own.
+#[derive(Debug)]
+pub struct Usage(pub crate::Error);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Marks a failed check of the command line as a usage error.
+fn usage<T>(checked: crate::Result<T>) -> anyhow::Result<T> {
+    checked.map_err(|e| anyhow::Error::new(Usage(e)))
 }
 
 fn init_logging(format: LogFormat) {
@@ -228,10 +246,26 @@ async fn open_client(g: &GlobalArgs) -> anyhow::Result<crate::Client> {
 /// Opens (and migrates) the database.
 async fn open_store(g: &GlobalArgs) -> anyhow::Result<Arc<Store>> {
     // The library's errors name the database with its password redacted.
+    let created = new_sqlite_file(&g.database_url);
     let store = crate::store::open_with(&g.database_url, &g.open_options()).await?;
+    say_created(created);
     // The tablo app's tables too: the binary serves the app.
     crate::app::store::migrate(store.as_ref()).await?;
     Ok(store)
+}
+
+/// The SQLite file a URL names when it does not exist yet (opening will create it), made
+/// absolute: a command run from the wrong directory then says where its new database went.
+pub(crate) fn new_sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let path = crate::store::sqlite_file(url).filter(|p| !p.exists())?;
+    Some(std::path::absolute(&path).unwrap_or(path))
+}
+
+/// Logs that a new SQLite database was created, and where.
+pub(crate) fn say_created(created: Option<std::path::PathBuf>) {
+    if let Some(path) = created.filter(|p| p.exists()) {
+        tracing::info!(path = %path.display(), "created a new SQLite database at {}", path.display());
+    }
 }
 
 impl GlobalArgs {
@@ -244,10 +278,42 @@ impl GlobalArgs {
     }
 }
 
-/// Opens the object store.
+/// Opens the object store: `--object-store-url` (`OBJECT_STORE_URL`); without it, the bucket
+/// `S3_BUCKET` names when it is set (the web backend's configuration), else local files. Logs
+/// which one is in use.
 fn open_objects(g: &GlobalArgs) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
-    crate::app::files::object_store_from_url(&g.object_store_url)
-        .context("opening the object store")
+    let url = match &g.object_store_url {
+        Some(url) => url.clone(),
+        None => match std::env::var("S3_BUCKET").ok().filter(|b| !b.is_empty()) {
+            Some(bucket) => format!("s3://{bucket}"),
+            None => crate::app::files::DEFAULT_OBJECT_STORE_URL.to_string(),
+        },
+    };
+    let objects =
+        crate::app::files::object_store_from_url(&url).context("opening the object store")?;
+    tracing::info!(object_store = %redact_url(&url), "object store in use");
+    Ok(objects)
+}
+
+/// `--listen` and `--metrics-listen`: an IP address and port, or a host name that resolves
+/// (`localhost:8080`; IPv4 first, as 127.0.0.1 is what people mean by localhost).
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<std::net::SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| {
+            format!("{text:?} is not an address like 127.0.0.1:8080 or localhost:8080 ({e})")
+        })?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
 /// Parses `500ms`, `10s`, `2m`, `1h`, `1d`, or a sum of those (`1h30m`).

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{open_client, output, GlobalArgs};
+use super::{open_client, output, usage, GlobalArgs};
 use crate::job::{validate_name, JobState};
 use crate::store::StateCounts;
 
@@ -16,10 +16,14 @@ pub enum QueuesCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Stop workers from claiming the queue's jobs (running jobs finish).
+    /// Stop workers from claiming the queue's jobs (running jobs finish). A queue with no
+    /// jobs and no record is refused (a typo would pause a queue nobody uses) unless --create.
     Pause {
         /// Queue name.
         queue: String,
+        /// Pause a queue that has no jobs yet (its first jobs will wait).
+        #[arg(long)]
+        create: bool,
     },
     /// Let workers claim the queue's jobs again.
     Resume {
@@ -89,13 +93,19 @@ pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()
                 .collect();
             output::print(&output::table(&state_headers(&["QUEUE", "STATUS"]), &rows))
         }
-        QueuesCommand::Pause { queue } => {
-            validate_name("queue", &queue)?;
-            open_client(g).await?.queue_pause(&queue).await?;
+        QueuesCommand::Pause { queue, create } => {
+            usage(validate_name("queue", &queue))?;
+            let client = open_client(g).await?;
+            if !create && !client.queue_list().await?.iter().any(|q| q.name == queue) {
+                anyhow::bail!(
+                    "no queue {queue:?} (no jobs, never paused); check the name (porter queues list), or pass --create to pause it before its first job"
+                );
+            }
+            client.queue_pause(&queue).await?;
             output::print(&format!("queue {queue} paused\n"))
         }
         QueuesCommand::Resume { queue } => {
-            validate_name("queue", &queue)?;
+            usage(validate_name("queue", &queue))?;
             open_client(g).await?.queue_resume(&queue).await?;
             output::print(&format!("queue {queue} resumed\n"))
         }

@@ -10,7 +10,7 @@ use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::info;
 
-use super::{open_objects, open_store, output, parse_duration, GlobalArgs};
+use super::{open_objects, open_store, output, parse_duration, parse_listen, usage, GlobalArgs};
 use crate::app::builtin::{builtin_periodic, builtin_workers};
 use crate::app::files::{cleanup_orphans as run_cleanup, CleanupConfig};
 use crate::error::Error;
@@ -71,7 +71,8 @@ pub struct WorkerArgs {
         long,
         value_name = "ADDR",
         num_args = 0..=1,
-        default_missing_value = DEFAULT_METRICS_LISTEN
+        default_missing_value = DEFAULT_METRICS_LISTEN,
+        value_parser = parse_listen
     )]
     metrics_listen: Option<SocketAddr>,
     /// Fallback poll interval when no wake-up comes (tests set it long to prove wake-ups).
@@ -112,7 +113,7 @@ impl WorkerArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WebArgs {
     /// Address to listen on. Anything but loopback needs PORTER_ADMIN_TOKEN.
-    #[arg(long, env = "PORTER_LISTEN", default_value = http::DEFAULT_LISTEN)]
+    #[arg(long, env = "PORTER_LISTEN", default_value = http::DEFAULT_LISTEN, value_parser = parse_listen)]
     listen: SocketAddr,
     /// Accept POST /admin/jobs for kinds no built-in worker runs (your own workers' kinds).
     #[arg(long)]
@@ -173,7 +174,7 @@ fn admin_token() -> Option<String> {
 /// Checks the address and token, binds, and returns the listener.
 async fn bind(args: &WebArgs) -> anyhow::Result<(tokio::net::TcpListener, HttpConfig)> {
     let token = admin_token();
-    http::check_listen(args.listen, token.as_deref())?;
+    usage(http::check_listen(args.listen, token.as_deref()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -217,10 +218,12 @@ async fn open_store_waiting(
         wait_for_locks: true,
         ..g.open_options()
     };
+    let created = super::new_sqlite_file(&g.database_url);
     let store = crate::store::open_retrying_with(&g.database_url, &options, async move {
         stop.cancelled().await
     })
     .await?;
+    super::say_created(created);
     if let Some(store) = &store {
         // The tablo app's tables too: the binary serves the app.
         crate::app::store::migrate(store.as_ref()).await?;
@@ -272,7 +275,7 @@ async fn bind_metrics(
         return Ok(None);
     };
     let token = admin_token();
-    http::check_listen(addr, token.as_deref())?;
+    usage(http::check_listen(addr, token.as_deref()))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for metrics on {addr}"))?;
@@ -285,7 +288,7 @@ async fn bind_metrics(
 }
 
 pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<()> {
-    let config = args.runtime_config()?;
+    let config = usage(args.runtime_config())?;
     let metrics_listener = bind_metrics(&args).await?;
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone())?;
@@ -350,7 +353,7 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
     if args.worker.metrics_listen.is_some() {
         anyhow::bail!("porter dev serves /metrics on its web address (--listen); --metrics-listen is for porter worker");
     }
-    let runtime_config = args.worker.runtime_config()?;
+    let runtime_config = usage(args.worker.runtime_config())?;
     let (listener, mut config) = bind(&args.web).await?;
     // The dashboard's periodic page shows the next slot of the schedules this process runs.
     config.periodic = runtime_config.periodic.clone();

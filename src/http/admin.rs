@@ -79,6 +79,7 @@ async fn insert_job(
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let job: NewJob = json_body::<_, AppError>(&headers, body)?;
     check_kind(&state, &job.kind)?;
+    crate::app::builtin::check_builtin_args(&job.kind, &job.args)?;
     let opts = InsertOpts {
         queue: job.queue,
         priority: job.priority,

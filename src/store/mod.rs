@@ -688,6 +688,12 @@ pub async fn open_with(url: &str, options: &OpenOptions) -> Result<Arc<Store>> {
     open_at(url, None, options).await
 }
 
+/// The file a `sqlite:` URL names (as given: relative to the working directory when the URL
+/// is), `None` for another URL or a malformed one.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    sqlite::parse_url(url).ok().map(|(path, _)| path)
+}
+
 async fn open_at(
     url: &str,
     clock: Option<clock::Clock>,

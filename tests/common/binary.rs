@@ -28,6 +28,16 @@ impl Output {
         assert!(self.stdout.is_empty(), "nothing on stdout: {self:#?}");
     }
 
+    /// Asserts a usage error: exit 2 and exactly one `error: ...` line containing `needle`.
+    pub fn assert_usage_error(&self, needle: &str) {
+        assert_eq!(self.code, 2, "a usage error exits 2: {self:#?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "exactly one stderr line: {self:#?}");
+        assert!(lines[0].starts_with("error: "), "{self:#?}");
+        assert!(lines[0].contains(needle), "{needle:?} in {:?}", lines[0]);
+        assert!(self.stdout.is_empty(), "nothing on stdout: {self:#?}");
+    }
+
     pub fn ok(self) -> Self {
         assert_eq!(self.code, 0, "{self:#?}");
         self

@@ -77,7 +77,7 @@ impl std::fmt::Debug for SqliteStore {
 
 /// Parses `sqlite://rel/path.db`, `sqlite:///abs/path.db` or `sqlite:path.db`, with an optional
 /// `?synchronous=normal|full|off` query.
-fn parse_url(url: &str) -> Result<(PathBuf, &'static str)> {
+pub(crate) fn parse_url(url: &str) -> Result<(PathBuf, &'static str)> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
