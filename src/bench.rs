@@ -418,6 +418,17 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
         latency(&store, database_url, samples, opts.inserter.as_ref(), &bar).await?;
     bar.finish_with_message(format!("p50 {:.2} ms", percentile(&in_process, 0.50)));
 
+    // Its own jobs go: a user's database is not left holding thousands of benchmark jobs.
+    for queue in [
+        DRAIN_QUEUE,
+        SINGLE_QUEUE,
+        LATENCY_QUEUE,
+        crate::store::bench::RAW_QUEUE,
+        crate::store::bench::RAW_SINGLE_QUEUE,
+    ] {
+        probe.delete_queue(queue).await?;
+    }
+
     let mib = |kib: u64| kib as f64 / 1024.0;
     let peak_rss_mib = mib(peak_before_drain.max(drain_peak).max(peak_rss_kib()));
     Ok(BenchReport {
