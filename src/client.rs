@@ -9,8 +9,8 @@ use crate::error::Result;
 use crate::job::{InsertOpts, JobArgs, JobRow};
 use crate::store::{
     Backend, BulkAction, BulkOutcome, InsertResult, JobCounts, JobFilter, JobInsertParams,
-    JobListParams, JobSearchParams, MatchCount, PeriodicRow, QueueRow, Store, ThroughputRow,
-    WorkerRow,
+    JobListParams, JobSearchParams, MatchCount, PeriodicRow, QueueLimitParams, QueueRow, Store,
+    ThroughputRow, WorkerRow,
 };
 
 /// Inserts and manages jobs. Cheap to clone.
@@ -41,6 +41,7 @@ pub fn insert_params<A: JobArgs>(args: &A, opts: Option<InsertOpts>) -> Result<J
             schedule_in: o.schedule_in.or(merged.schedule_in),
             unique_key: o.unique_key.or(merged.unique_key),
             metadata: o.metadata.or(merged.metadata),
+            concurrency_key: o.concurrency_key.or(merged.concurrency_key),
         };
     }
     JobInsertParams::new(A::KIND, value, merged)
@@ -179,6 +180,17 @@ impl Client {
     /// Resumes a paused queue.
     pub async fn queue_resume(&self, queue: &str) -> Result<()> {
         self.store.queue_resume(queue).await
+    }
+
+    /// Sets a queue's limits (`porter queues limit`): global and per-key concurrency, rate and
+    /// per-key rate; `clear` removes every limit first. Returns the queue as it is now.
+    pub async fn queue_limit(&self, params: QueueLimitParams) -> Result<QueueRow> {
+        self.store.queue_limit_set(params).await
+    }
+
+    /// Per queue with limits, how many available due jobs wait because of a limit.
+    pub async fn queue_limit_waiting(&self) -> Result<std::collections::BTreeMap<String, i64>> {
+        self.store.queue_limit_waiting().await
     }
 
     /// Registered worker processes.

@@ -170,6 +170,9 @@ pub struct JobRow {
     /// [`JobRow::output`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<serde_json::Value>,
+    /// The concurrency key its queue's per-key limits count it under, if any.
+    #[serde(default)]
+    pub concurrency_key: Option<String>,
 }
 
 /// What a worker-side write must match: the job, the attempt and the worker holding it.
@@ -241,6 +244,11 @@ pub struct InsertOpts {
     pub unique_key: Option<String>,
     /// Free-form metadata.
     pub metadata: Option<serde_json::Value>,
+    /// The concurrency key (1 to 255 bytes, no NUL): its queue's per-key limits
+    /// (`porter queues limit QUEUE --per-key N`, `--rate-per-key N/DURATION`) count the job
+    /// under it. Jobs without one are held only by the queue's global limits.
+    #[serde(default)]
+    pub concurrency_key: Option<String>,
 }
 
 /// Checks a queue name or a kind against `^[a-z0-9_.-]{1,64}$`.

@@ -14,6 +14,8 @@
 
 #[path = "common/chaos_gated_store.rs"]
 mod chaos_gated_store;
+#[path = "common/chaos_limits.rs"]
+mod chaos_limits;
 #[path = "common/chaos_pg.rs"]
 mod chaos_pg;
 #[path = "common/chaos_proc.rs"]
@@ -1604,6 +1606,7 @@ fn job_row(kind: &str, args: serde_json::Value) -> porter::JobRow {
         metadata: serde_json::json!({}),
         output: None,
         progress: None,
+        concurrency_key: None,
     }
 }
 

@@ -64,6 +64,9 @@ pub struct EnqueueArgs {
     /// Deduplicate: no new job while an unfinished job holds this key (its id is printed).
     #[arg(long, conflicts_with = "count")]
     unique_key: Option<String>,
+    /// The concurrency key the queue's per-key limits count the job under (1 to 255 bytes).
+    #[arg(long, value_name = "KEY", value_parser = parse_concurrency_key)]
+    concurrency_key: Option<String>,
     /// Insert this many identical jobs: in one transaction when their args come to at most
     /// 16 MiB in all, else in 16 MiB transactions committed in turn (see below).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -174,6 +177,7 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
         schedule_in: a.delay,
         unique_key: a.unique_key.clone(),
         metadata: None,
+        concurrency_key: a.concurrency_key.clone(),
     };
     let args = match a.args {
         Some(source) => source.read()?,
@@ -216,6 +220,12 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
         done += n;
     }
     Ok(())
+}
+
+fn parse_concurrency_key(text: &str) -> Result<String, String> {
+    crate::store::check_concurrency_key(text)
+        .map(|()| text.to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

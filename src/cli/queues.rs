@@ -1,18 +1,21 @@
-//! `porter queues list|pause|resume` and `porter stats`.
+//! `porter queues list|pause|resume|limit` and `porter stats`.
 
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
 
 use super::{open_client, output, usage, GlobalArgs};
 use crate::job::{validate_name, JobState};
-use crate::store::StateCounts;
+use crate::store::limits::MAX_LIMIT;
+use crate::store::{QueueLimitParams, QueueLimits, QueueRow, Rate, StateCounts};
 
 /// `porter queues ...`
 #[derive(Debug, Subcommand)]
 pub enum QueuesCommand {
     /// Queues (those with jobs or a pause record), whether paused, and their job counts.
     List {
-        /// Print {"queues": [{"name","paused","paused_at"}]} as JSON (the shape of GET /admin/queues).
+        /// Print {"queues": [{"name","paused","paused_at","limits"}]} as JSON (the shape of GET
+        /// /admin/queues); limits are {"concurrency","per_key","rate","rate_per_key"}, a rate
+        /// as {"limit","period_ms"}, null where there is none.
         #[arg(long)]
         json: bool,
     },
@@ -30,6 +33,47 @@ pub enum QueuesCommand {
         /// Queue name.
         queue: String,
     },
+    /// Limit the queue across every worker process: running jobs (in all, per concurrency
+    /// key) and starts per time window (in all, per key). Limits given replace those of the
+    /// same name; others stay. Prints the queue's limits.
+    Limit(LimitArgs),
+}
+
+/// `porter queues limit QUEUE ...`
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("limits").required(true).multiple(true)
+    .args(["concurrency", "per_key", "rate", "rate_per_key", "clear"])))]
+pub struct LimitArgs {
+    /// Queue name.
+    queue: String,
+    /// At most N running jobs of the queue, across every process.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT as i64))]
+    concurrency: Option<u32>,
+    /// At most N running jobs per concurrency key (`enqueue --concurrency-key`); jobs of other
+    /// keys keep running.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT as i64))]
+    per_key: Option<u32>,
+    /// At most N starts in any window of DURATION (20/1s, 1000/1h), across every process.
+    #[arg(long, value_name = "N/DURATION", value_parser = parse_rate)]
+    rate: Option<Rate>,
+    /// At most N starts per concurrency key in any window of DURATION.
+    #[arg(long, value_name = "N/DURATION", value_parser = parse_rate)]
+    rate_per_key: Option<Rate>,
+    /// Remove every limit of the queue (before setting any given with it).
+    #[arg(long)]
+    clear: bool,
+    /// Print the queue as JSON (one element of `queues list --json`).
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_rate(text: &str) -> Result<Rate, String> {
+    Rate::parse("rate", text).map_err(|e| e.to_string())
+}
+
+/// A queue as `queues list --json` and GET /admin/queues show it.
+fn queue_json(q: &QueueRow) -> serde_json::Value {
+    json!({ "name": q.name, "paused": q.paused_at.is_some(), "paused_at": q.paused_at, "limits": q.limits })
 }
 
 /// `porter stats`
@@ -65,10 +109,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()
             let client = open_client(g).await?;
             let queues = client.queue_list().await?;
             if json {
-                let queues: Vec<_> = queues
-                    .iter()
-                    .map(|q| json!({ "name": q.name, "paused": q.paused_at.is_some(), "paused_at": q.paused_at }))
-                    .collect();
+                let queues: Vec<_> = queues.iter().map(queue_json).collect();
                 return output::print_json(&json!({ "queues": queues }));
             }
             if queues.is_empty() {
@@ -88,10 +129,13 @@ pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()
                         .to_string(),
                     ];
                     row.extend(count_cells(counts.queues.get(&q.name)));
+                    row.push(q.limits.to_string());
                     row
                 })
                 .collect();
-            output::print(&output::table(&state_headers(&["QUEUE", "STATUS"]), &rows))
+            let mut headers = state_headers(&["QUEUE", "STATUS"]);
+            headers.push("LIMITS");
+            output::print(&output::table(&headers, &rows))
         }
         QueuesCommand::Pause { queue, create } => {
             usage(validate_name("queue", &queue))?;
@@ -103,6 +147,26 @@ pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()
             }
             client.queue_pause(&queue).await?;
             output::print(&format!("queue {queue} paused\n"))
+        }
+        QueuesCommand::Limit(a) => {
+            validate_name("queue", &a.queue)?;
+            let row = open_client(g)
+                .await?
+                .queue_limit(QueueLimitParams {
+                    queue: a.queue.clone(),
+                    clear: a.clear,
+                    set: QueueLimits {
+                        concurrency: a.concurrency,
+                        per_key: a.per_key,
+                        rate: a.rate,
+                        rate_per_key: a.rate_per_key,
+                    },
+                })
+                .await?;
+            if a.json {
+                return output::print_json(&queue_json(&row));
+            }
+            output::print(&format!("queue {} limits: {}\n", row.name, row.limits))
         }
         QueuesCommand::Resume { queue } => {
             usage(validate_name("queue", &queue))?;

@@ -29,6 +29,7 @@ pub(super) fn routes(state: AppState) -> axum::Router<AppState> {
         .route("/queues", get(list_queues))
         .route("/queues/{name}/pause", post(pause_queue))
         .route("/queues/{name}/resume", post(resume_queue))
+        .route("/queues/{name}/limit", post(limit_queue))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             auth::require_admin,
@@ -47,6 +48,7 @@ struct NewJob {
     max_attempts: Option<i32>,
     scheduled_at: Option<DateTime<Utc>>,
     unique_key: Option<String>,
+    concurrency_key: Option<String>,
 }
 
 fn empty_object() -> Value {
@@ -86,6 +88,7 @@ async fn insert_job(
         max_attempts: job.max_attempts,
         scheduled_at: job.scheduled_at,
         unique_key: job.unique_key,
+        concurrency_key: job.concurrency_key,
         ..Default::default()
     };
     let params = JobInsertParams::new(&job.kind, job.args, opts)?;
@@ -210,6 +213,7 @@ struct QueueView {
     name: String,
     paused: bool,
     paused_at: Option<DateTime<Utc>>,
+    limits: crate::store::QueueLimits,
 }
 
 impl From<QueueRow> for QueueView {
@@ -218,8 +222,49 @@ impl From<QueueRow> for QueueView {
             paused: q.paused_at.is_some(),
             name: q.name,
             paused_at: q.paused_at,
+            limits: q.limits,
         }
     }
+}
+
+/// The body of `POST /admin/queues/{name}/limit`: the limits to set (rates as `N/DURATION`),
+/// or `clear` to remove every limit first.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitBody {
+    #[serde(default)]
+    clear: bool,
+    concurrency: Option<i64>,
+    per_key: Option<i64>,
+    rate: Option<String>,
+    rate_per_key: Option<String>,
+}
+
+async fn limit_queue(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<QueueView>, AppError> {
+    let body: LimitBody = json_body::<_, AppError>(&headers, body)?;
+    let count = |what: &'static str, n: Option<i64>| -> crate::Result<Option<u32>> {
+        n.map(|n| crate::store::limits::check_limit(what, n).map(|()| n as u32))
+            .transpose()
+    };
+    let rate = |what: &'static str, r: Option<String>| -> crate::Result<_> {
+        r.map(|r| crate::store::Rate::parse(what, &r)).transpose()
+    };
+    let params = crate::store::QueueLimitParams {
+        queue: name,
+        clear: body.clear,
+        set: crate::store::QueueLimits {
+            concurrency: count("concurrency", body.concurrency)?,
+            per_key: count("per_key", body.per_key)?,
+            rate: rate("rate", body.rate)?,
+            rate_per_key: rate("rate_per_key", body.rate_per_key)?,
+        },
+    };
+    Ok(Json(state.client.queue_limit(params).await?.into()))
 }
 
 async fn list_queues(State(state): State<AppState>) -> Result<Json<Value>, AppError> {

@@ -281,6 +281,14 @@ async fn render_page(
             .iter()
             .any(|q| q.name == name && q.paused_at.is_some())
     };
+    // A queue's flow-control limits (`porter queues limit`), `-` for none.
+    let limits = |name: &str| {
+        queues
+            .iter()
+            .find(|q| q.name == name)
+            .map(|q| q.limits.to_string())
+            .unwrap_or_else(|| "-".to_string())
+    };
     let mut queue_names: Vec<&String> = counts.queues.keys().collect();
     for q in &queues {
         if !counts.queues.contains_key(&q.name) {
@@ -313,16 +321,18 @@ async fn render_page(
                     thead { tr {
                         th { "queue" }
                         @for s in JobState::ALL { th.n { (s.as_str()) } }
+                        th { "limits" }
                     } }
                     tbody {
                         @for name in &queue_names {
                             tr data-queue=(name) {
                                 td { (name) @if paused(name) { " " span.muted { "(paused)" } } }
                                 (state_counts(counts.queues.get(*name).unwrap_or(&empty)))
+                                td.limits { (limits(name)) }
                             }
                         }
                     }
-                    tfoot { tr data-queue="" { th { "total" } (state_counts(&counts.total)) } }
+                    tfoot { tr data-queue="" { th { "total" } (state_counts(&counts.total)) td {} } }
                 }
             }
             section #last-hour {

@@ -16,6 +16,7 @@
 //! | `porter_jobs_cancelled_total` | counter | `queue`, `kind` | attempts cancelled (by the job, or by a user while it ran) |
 //! | `porter_jobs_rescued_total` | counter | `queue`, `kind` | jobs this process's rescuer took back from lost workers or as stuck |
 //! | `porter_job_duration_seconds` | histogram | `queue`, `kind` | how long attempts ran, from start to outcome (every outcome) |
+//! | `porter_jobs_waiting_for_limit` | gauge | `queue` | available due jobs of a queue with limits that a claim would not take now because of a limit (`porter queues limit`), read at each scrape; only queues with limits |
 //!
 //! The job counters and the histogram count what the runtime *in this process* did: they are
 //! served by `porter dev`, and by `porter worker --metrics-listen` in the split setup (`porter
@@ -48,14 +49,14 @@ struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabels {
+struct QueueLabels {
     queue: String,
-    kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct QueueLabels {
+struct KindLabels {
     queue: String,
+    kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -78,6 +79,7 @@ pub struct Metrics {
     cancelled: Family<KindLabels, Counter>,
     rescued: Family<KindLabels, Counter>,
     duration: Family<KindLabels, Histogram>,
+    waiting_for_limit: Family<QueueLabels, Gauge>,
     /// One scrape at a time: a scrape clears and refills the job gauges.
     scrape: tokio::sync::Mutex<()>,
 }
@@ -102,6 +104,7 @@ impl Metrics {
         let inserted = Family::<KindLabels, Counter>::default();
         let job_errors = Family::<KindLabels, Counter>::default();
         let http_errors = Family::<StatusLabels, Counter>::default();
+        let waiting_for_limit = Family::<QueueLabels, Gauge>::default();
         registry.register(
             "porter_jobs",
             "Jobs in the database by queue and state, read at scrape",
@@ -168,8 +171,14 @@ impl Metrics {
             "How long attempts run by this process took, start to outcome",
             duration.clone(),
         );
+        registry.register(
+            "porter_jobs_waiting_for_limit",
+            "Available due jobs a queue limit holds back, per queue with limits, read at scrape",
+            waiting_for_limit.clone(),
+        );
         Metrics {
             registry,
+            waiting_for_limit,
             jobs,
             inserted,
             job_errors,
@@ -246,6 +255,12 @@ impl Metrics {
                     })
                     .set(*n);
             }
+        }
+        self.waiting_for_limit.clear();
+        for (queue, n) in client.queue_limit_waiting().await? {
+            self.waiting_for_limit
+                .get_or_create(&QueueLabels { queue })
+                .set(n);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

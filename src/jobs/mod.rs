@@ -71,10 +71,27 @@ pub struct SleepWorker;
 #[async_trait::async_trait]
 impl Worker<Sleep> for SleepWorker {
     async fn work(&self, job: Job<Sleep>) -> Result<(), JobError> {
-        tokio::select! {
+        // One event at each end of every execution, at debug (RUST_LOG=porter::jobs=debug):
+        // the fault suite reads them back to check, after the fact, that queue limits held
+        // (how many ran at once, per key; how many started per window). Never the args.
+        let event = |what: &'static str| {
+            tracing::debug!(
+                job_id = job.id(),
+                attempt = job.attempt(),
+                queue = %job.row.queue,
+                concurrency_key = job.row.concurrency_key.as_deref().unwrap_or(""),
+                attempted_at_us = job.row.attempted_at.map_or(0, |t| t.timestamp_micros()),
+                at_us = chrono::Utc::now().timestamp_micros(),
+                "{what}"
+            );
+        };
+        event("sleep started");
+        let out = tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(job.args.ms)) => Ok(()),
             _ = job.cancel.cancelled() => Err(JobError::msg("sleep cancelled")),
-        }
+        };
+        event("sleep ended");
+        out
     }
 
     fn timeout(&self, job: &Job<Sleep>) -> Duration {

@@ -10,6 +10,9 @@ use tracing::{info, warn};
 use super::{executor, Ctx, MAX_CLAIM};
 use crate::store::JobClaimParams;
 
+/// How soon a producer whose claim a queue limit held back looks again.
+const LIMIT_RECHECK: Duration = Duration::from_millis(50);
+
 pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
     let slots = Arc::new(Semaphore::new(limit));
     let wakeup = ctx.store.wakeup().subscribe(&queue);
@@ -39,15 +42,16 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
         };
         // Claims hold the reconcile off until their jobs are known (see `reconcile`).
         let claiming = ctx.claiming.read().await;
-        let jobs = match ctx.store.job_claim(params).await {
-            Ok(jobs) => {
+        let (jobs, held_back) = match ctx.store.job_claim_limited(params).await {
+            Ok(claimed) => {
+                let (jobs, held_back) = (claimed.jobs, claimed.held_back);
                 ctx.owned.insert_all(jobs.iter().map(|j| (j.id, j.attempt)));
                 drop(claiming);
                 if failures > 0 {
                     info!(queue, "claiming works again");
                 }
                 failures = 0;
-                jobs
+                (jobs, held_back)
             }
             Err(e) => {
                 // A claim whose reply was lost may still have taken jobs: the reconcile finds
@@ -74,13 +78,21 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
                 .expect("a slot per claimed job");
             ctx.jobs.spawn(executor::execute(ctx.clone(), job, permit));
         }
-        if claimed == free {
-            // The queue may hold more: claim again as soon as a slot frees.
+        if claimed == free || (held_back && claimed > 0) {
+            // The queue may hold more: claim again as soon as a slot frees. (A claim held back
+            // by a per-key limit that still took jobs may find more of other keys at once.)
             continue;
         }
+        // Jobs held back by a queue limit wait for slots that free up in any process, which
+        // wakes nobody here: look again soon rather than at the next poll.
+        let wait = if held_back {
+            LIMIT_RECHECK.min(ctx.config.poll_interval)
+        } else {
+            ctx.config.poll_interval
+        };
         tokio::select! {
             _ = wakeup.notified() => {}
-            _ = tokio::time::sleep(ctx.config.poll_interval) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = ctx.stop_claiming.cancelled() => return,
         }
     }

@@ -65,7 +65,14 @@ pub trait Driver: Send + Sync + 'static {
     /// Claims up to `limit` due jobs of one queue (unless it is paused) for a worker, in any
     /// order: they become `running` with `attempt + 1`. Scheduled and retryable jobs that are
     /// due are made available first. Never called with a zero limit or no kinds.
-    async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>>;
+    ///
+    /// A queue with limits ([`QueueLimits`]) takes no more than they allow, decided in one
+    /// transaction that no other claim of the queue interleaves with, in any process: running
+    /// jobs of the queue (and of each concurrency key) are counted, starts within each rate
+    /// window too (a start of a rate-limited queue is recorded), and jobs of keys at their
+    /// limit are skipped, not waited behind. `held_back` says whether due jobs were left
+    /// because of a limit. A queue without limits pays one extra condition on its queue row.
+    async fn job_claim(&self, params: JobClaimParams) -> Result<JobClaimed>;
 
     /// Completes jobs (fenced); returns the fences whose rows changed, in any order. Never
     /// called with no fences.
@@ -125,8 +132,16 @@ pub trait Driver: Send + Sync + 'static {
     /// time has come) and the oldest one's due time.
     async fn queue_due(&self) -> Result<Vec<QueueDueRow>>;
 
-    /// Queues that have jobs or a pause record.
+    /// Queues that have jobs or a pause record, with their limits.
     async fn queue_list(&self) -> Result<Vec<QueueRow>>;
+
+    /// Sets (or with `clear`, replaces) a queue's limits (already checked); returns the queue
+    /// as it is now. Other processes' producers are woken at commit where the backend can.
+    async fn queue_limit_set(&self, params: QueueLimitParams) -> Result<QueueRow>;
+
+    /// For every queue with a limit, per concurrency key, its available due jobs, running
+    /// jobs and starts within the rate windows.
+    async fn queue_limit_usage(&self) -> Result<Vec<QueueKeyUsage>>;
 
     /// Pauses a queue (its name already checked).
     async fn queue_pause(&self, name: &str) -> Result<()>;

@@ -25,6 +25,7 @@ pub mod bench;
 pub mod clock;
 pub mod copy;
 mod driver;
+pub mod limits;
 pub mod migrations;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -53,6 +54,7 @@ pub use admin::{
     ThroughputRow,
 };
 pub use driver::Driver;
+pub use limits::{QueueKeyUsage, QueueLimitParams, QueueLimits, Rate};
 pub use wake::{Wakeup, WakeupSubscription};
 pub use wrapper::{OpStats, Store};
 
@@ -96,6 +98,8 @@ pub struct JobInsertParams {
     pub unique_key: Option<String>,
     /// Metadata object.
     pub metadata: serde_json::Value,
+    /// Concurrency key (see [`InsertOpts::concurrency_key`]).
+    pub concurrency_key: Option<String>,
 }
 
 impl JobInsertParams {
@@ -125,6 +129,9 @@ impl JobInsertParams {
             if key.contains('\0') {
                 return Err(Error::invalid("unique_key", NUL_REFUSED));
             }
+        }
+        if let Some(key) = &opts.concurrency_key {
+            check_concurrency_key(key)?;
         }
         let metadata = opts.metadata.unwrap_or_else(|| serde_json::json!({}));
         if !metadata.is_object() {
@@ -165,8 +172,21 @@ impl JobInsertParams {
             schedule_in: opts.schedule_in,
             unique_key: opts.unique_key,
             metadata,
+            concurrency_key: opts.concurrency_key,
         })
     }
+}
+
+/// Refuses a concurrency key that is empty, longer than 255 bytes or holds a NUL character,
+/// alike on both backends, before anything is written.
+pub fn check_concurrency_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > 255 {
+        return Err(Error::invalid("concurrency_key", "must be 1 to 255 bytes"));
+    }
+    if key.contains('\0') {
+        return Err(Error::invalid("concurrency_key", NUL_REFUSED));
+    }
+    Ok(())
 }
 
 /// Largest args (and metadata) of one job, as compact JSON: 1 MiB. Bigger ones are refused
@@ -266,6 +286,16 @@ pub struct JobClaimParams {
     pub limit: u32,
     /// The claiming worker's id, recorded in `attempted_by`.
     pub worker_id: String,
+}
+
+/// What one claim took, and whether a queue limit held jobs back.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobClaimed {
+    /// The claimed jobs (now `running`).
+    pub jobs: Vec<JobRow>,
+    /// True when the queue has limits and due jobs were left because of them (the producer
+    /// looks again soon, instead of waiting for a wake-up or the poll).
+    pub held_back: bool,
 }
 
 /// Record a failed attempt.
@@ -598,6 +628,9 @@ pub struct QueueRow {
     pub name: String,
     /// When it was paused, if it is.
     pub paused_at: Option<DateTime<Utc>>,
+    /// Its flow-control limits (see [`limits`]).
+    #[serde(default)]
+    pub limits: QueueLimits,
 }
 
 /// A worker process, as registered.

@@ -205,13 +205,26 @@ impl Store {
     /// Claims up to `limit` due jobs of one queue (unless it is paused) for a worker, by
     /// priority, due time, id: they become `running` with `attempt + 1`. Scheduled and
     /// retryable jobs that are due are made available first.
+    ///
+    /// A queue's limits ([`QueueLimits`]) hold across processes: see [`Store::job_claim_limited`].
     pub async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>> {
+        Ok(self.job_claim_limited(params).await?.jobs)
+    }
+
+    /// [`Store::job_claim`], also saying whether the queue's limits held due jobs back (then a
+    /// producer looks again soon: slots free up in other processes without waking it). At no
+    /// moment does a queue have more running jobs than its concurrency limit, nor a key more
+    /// than the per-key limit, nor a rate window more starts than its rate allows; jobs of
+    /// keys at their limit are skipped, so they hold back no other key.
+    pub async fn job_claim_limited(&self, params: JobClaimParams) -> Result<JobClaimed> {
         if params.limit == 0 || params.kinds.is_empty() {
-            return Ok(Vec::new());
+            return Ok(JobClaimed::default());
         }
-        let mut jobs = self.op("job_claim", self.driver.job_claim(params)).await?;
-        jobs.sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
-        Ok(jobs)
+        let mut claimed = self.op("job_claim", self.driver.job_claim(params)).await?;
+        claimed
+            .jobs
+            .sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
+        Ok(claimed)
     }
 
     /// Completes jobs (fenced). Returns, per fence, whether the row changed; a fence given
@@ -387,9 +400,54 @@ impl Store {
             .collect())
     }
 
-    /// Queues that have jobs or a pause record.
+    /// Queues that have jobs or a pause record, with their limits.
     pub async fn queue_list(&self) -> Result<Vec<QueueRow>> {
         self.op("queue_list", self.driver.queue_list()).await
+    }
+
+    /// Sets a queue's limits, checked first (each at least 1, rate periods 1 ms to 366 days);
+    /// `clear` removes every limit before setting the given ones. Returns the queue as it is
+    /// now, and wakes its producers (a limit raised or removed may let jobs start).
+    pub async fn queue_limit_set(&self, params: QueueLimitParams) -> Result<QueueRow> {
+        validate_name("queue", &params.queue)?;
+        params.set.check()?;
+        if !params.clear && !params.set.any() {
+            return Err(Error::invalid(
+                "limits",
+                "give at least one limit to set, or clear them",
+            ));
+        }
+        let queue = params.queue.clone();
+        let row = self
+            .op("queue_limit_set", self.driver.queue_limit_set(params))
+            .await?;
+        self.wake_queues([queue.as_str()]);
+        Ok(row)
+    }
+
+    /// Per queue with limits, how many of its available due jobs wait because of a limit
+    /// (what a claim would not take now, however many workers had free slots). Queues without
+    /// limits are left out.
+    pub async fn queue_limit_waiting(&self) -> Result<BTreeMap<String, i64>> {
+        let queues = self.queue_list().await?;
+        let usage = self
+            .op("queue_limit_usage", self.driver.queue_limit_usage())
+            .await?;
+        Ok(queues
+            .iter()
+            .filter(|q| q.limits.any())
+            .map(|q| {
+                let rows: Vec<QueueKeyUsage> = usage
+                    .iter()
+                    .filter(|u| u.queue == q.name)
+                    .cloned()
+                    .collect();
+                (
+                    q.name.clone(),
+                    limits::waiting_because_of_limits(&q.limits, &rows),
+                )
+            })
+            .collect())
     }
 
     /// Pauses a queue: its jobs are not claimed until it is resumed.

@@ -89,7 +89,7 @@ impl Driver for GatedStore {
     async fn job_counts(&self) -> Result<Vec<JobCountRow>> {
         self.inner.job_counts().await
     }
-    async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>> {
+    async fn job_claim(&self, params: JobClaimParams) -> Result<JobClaimed> {
         self.inner.job_claim(params).await
     }
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
@@ -149,6 +149,12 @@ impl Driver for GatedStore {
     }
     async fn queue_list(&self) -> Result<Vec<QueueRow>> {
         self.inner.queue_list().await
+    }
+    async fn queue_limit_set(&self, params: QueueLimitParams) -> Result<QueueRow> {
+        self.inner.queue_limit_set(params).await
+    }
+    async fn queue_limit_usage(&self) -> Result<Vec<QueueKeyUsage>> {
+        self.inner.queue_limit_usage().await
     }
     async fn queue_pause(&self, name: &str) -> Result<()> {
         self.inner.queue_pause(name).await

@@ -12,6 +12,7 @@ mod claim;
 mod clock;
 mod complete_fail;
 mod insert;
+mod limits;
 mod list;
 mod output;
 mod periodic;

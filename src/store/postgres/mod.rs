@@ -526,7 +526,51 @@ fn job_from_row(r: PgRow) -> sqlx::Result<JobRow> {
         metadata: r.try_get("metadata")?,
         output: None,
         progress: None,
+        concurrency_key: r.try_get("concurrency_key")?,
     })
+}
+
+/// A queue row of `queue_list.sql` / `queue_limit_set.sql`: name, paused_at, then the limits.
+fn queue_from_row(r: &PgRow) -> sqlx::Result<QueueRow> {
+    Ok(QueueRow {
+        name: r.try_get(0)?,
+        paused_at: r.try_get(1)?,
+        limits: limits_from_row(r, 2)?,
+    })
+}
+
+/// The six limit columns from `at` on: concurrency, per key, rate and its period (ms), per-key
+/// rate and its period.
+fn limits_from_row(r: &PgRow, at: usize) -> sqlx::Result<QueueLimits> {
+    let count = |i: usize| -> sqlx::Result<Option<u32>> {
+        Ok(r.try_get::<Option<i32>, _>(i)?.map(|n| n.max(0) as u32))
+    };
+    let rate = |i: usize| -> sqlx::Result<Option<Rate>> {
+        Ok(match (count(i)?, r.try_get::<Option<i64>, _>(i + 1)?) {
+            (Some(limit), Some(ms)) => Some(Rate {
+                limit,
+                period_ms: ms.max(1) as u64,
+            }),
+            _ => None,
+        })
+    };
+    Ok(QueueLimits {
+        concurrency: count(at)?,
+        per_key: count(at + 1)?,
+        rate: rate(at + 2)?,
+        rate_per_key: rate(at + 4)?,
+    })
+}
+
+/// A rate as its two columns: the limit and the period in milliseconds.
+fn rate_columns(rate: Option<Rate>) -> (Option<i32>, Option<i64>) {
+    match rate {
+        Some(r) => (
+            Some(r.limit as i32),
+            Some(r.period_ms.min(i64::MAX as u64) as i64),
+        ),
+        None => (None, None),
+    }
 }
 
 /// A duration as the seconds the SQL multiplies by `interval '1 second'`, clamped to
@@ -653,6 +697,7 @@ async fn insert_statement(
         .bind(column(jobs, |j| j.schedule_in.map_or(0.0, secs)))
         .bind(column(jobs, |j| j.unique_key.clone()))
         .bind(column(jobs, |j| j.metadata.clone()))
+        .bind(column(jobs, |j| j.concurrency_key.clone()))
         .try_map(job_from_row)
         .fetch_all(conn)
         .await?)
@@ -814,20 +859,85 @@ impl Driver for PgStore {
             .collect()
     }
 
-    async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>> {
+    async fn job_claim(&self, params: JobClaimParams) -> Result<JobClaimed> {
         let mut conn = self.conn().await?;
         sqlx::query(sql!("job_promote_due"))
             .bind(&params.queue)
             .execute(&mut *conn)
             .await?;
-        Ok(sqlx::query(sql!("job_claim"))
+        let jobs = sqlx::query(sql!("job_claim"))
             .bind(&params.queue)
             .bind(&params.worker_id)
             .bind(&params.kinds)
             .bind(i64::from(params.limit))
             .try_map(job_from_row)
             .fetch_all(&mut *conn)
-            .await?)
+            .await?;
+        if !jobs.is_empty() {
+            return Ok(JobClaimed {
+                jobs,
+                held_back: false,
+            });
+        }
+        // Nothing taken: the queue is empty, paused, or has limits (job_claim.sql leaves those
+        // to the limited claim). A look without a transaction first, so that an idle queue
+        // without limits pays one cheap statement and no BEGIN/COMMIT.
+        let limited = sqlx::query(sql!("job_claim_limits"))
+            .bind(&params.queue)
+            .try_map(|r: PgRow| limits_from_row(&r, 0))
+            .fetch_optional(&mut *conn)
+            .await?;
+        if limited.is_none() {
+            return Ok(JobClaimed::default());
+        }
+        drop(conn);
+        let mut tx = self.begin().await?;
+        // Read again under the lock: the limits as they are while this claim holds the queue.
+        let Some(limits) = sqlx::query(sql!("job_claim_limits"))
+            .bind(&params.queue)
+            .try_map(|r: PgRow| limits_from_row(&r, 0))
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            tx.commit().await?;
+            return Ok(JobClaimed::default());
+        };
+        let longest = [limits.rate, limits.rate_per_key]
+            .into_iter()
+            .flatten()
+            .map(|r| r.period_ms)
+            .max();
+        if let Some(longest) = longest {
+            sqlx::query(sql!("queue_starts_prune"))
+                .bind(&params.queue)
+                .bind(longest.min(i64::MAX as u64) as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let (rate, rate_ms) = rate_columns(limits.rate);
+        let (key_rate, key_rate_ms) = rate_columns(limits.rate_per_key);
+        let jobs = sqlx::query(sql!("job_claim_limited"))
+            .bind(&params.queue)
+            .bind(&params.worker_id)
+            .bind(&params.kinds)
+            .bind(i64::from(params.limit))
+            .bind(limits.concurrency.map(|n| n as i32))
+            .bind(limits.per_key.map(|n| n as i32))
+            .bind(rate)
+            .bind(rate_ms)
+            .bind(key_rate)
+            .bind(key_rate_ms)
+            .try_map(job_from_row)
+            .fetch_all(&mut *tx)
+            .await?;
+        let held_back = jobs.len() < params.limit as usize
+            && sqlx::query_scalar::<_, bool>(sql!("job_claim_left"))
+                .bind(&params.queue)
+                .bind(&params.kinds)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(JobClaimed { jobs, held_back })
     }
 
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
@@ -1077,13 +1187,52 @@ impl Driver for PgStore {
     }
 
     async fn queue_list(&self) -> Result<Vec<QueueRow>> {
-        let rows: Vec<(String, Option<DateTime<Utc>>)> = sqlx::query_as(sql!("queue_list"))
+        Ok(sqlx::query(sql!("queue_list"))
+            .try_map(|r: PgRow| queue_from_row(&r))
             .fetch_all(&mut *self.conn().await?)
+            .await?)
+    }
+
+    async fn queue_limit_set(&self, p: QueueLimitParams) -> Result<QueueRow> {
+        let (rate, rate_ms) = rate_columns(p.set.rate);
+        let (key_rate, key_rate_ms) = rate_columns(p.set.rate_per_key);
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(sql!("queue_limit_set"))
+            .bind(&p.queue)
+            .bind(p.clear)
+            .bind(p.set.concurrency.map(|n| n as i32))
+            .bind(p.set.per_key.map(|n| n as i32))
+            .bind(rate)
+            .bind(rate_ms)
+            .bind(key_rate)
+            .bind(key_rate_ms)
+            .try_map(|r: PgRow| queue_from_row(&r))
+            .fetch_one(&mut *tx)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, paused_at)| QueueRow { name, paused_at })
-            .collect())
+        sqlx::query(sql!("queue_starts_forget"))
+            .bind(&p.queue)
+            .execute(&mut *tx)
+            .await?;
+        // A limit raised or removed may let jobs start: other processes' producers look.
+        notify_queues(&mut tx, vec![p.queue.clone()]).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    async fn queue_limit_usage(&self) -> Result<Vec<QueueKeyUsage>> {
+        Ok(sqlx::query(sql!("queue_limit_usage"))
+            .try_map(|r: PgRow| {
+                Ok(QueueKeyUsage {
+                    queue: r.try_get(0)?,
+                    key: r.try_get(1)?,
+                    available: r.try_get(2)?,
+                    running: r.try_get(3)?,
+                    key_starts: r.try_get(4)?,
+                    queue_starts: r.try_get(5)?,
+                })
+            })
+            .fetch_all(&mut *self.conn().await?)
+            .await?)
     }
 
     async fn queue_pause(&self, name: &str) -> Result<()> {

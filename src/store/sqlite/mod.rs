@@ -539,7 +539,7 @@ fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
 /// The columns of `porter_jobs` in table order, as `SELECT *` and `RETURNING *` give them. Job
 /// rows are read by position: a read by name searches the column names, for every column of
 /// every row, and that showed in profiles of the writer thread.
-const JOB_COLUMNS: [&str; 16] = [
+const JOB_COLUMNS: [&str; 17] = [
     "id",
     "kind",
     "queue",
@@ -556,6 +556,7 @@ const JOB_COLUMNS: [&str; 16] = [
     "attempted_by",
     "unique_key",
     "metadata",
+    "concurrency_key",
 ];
 
 fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
@@ -586,7 +587,95 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         metadata: json_col(&r.get::<_, String>(15)?)?,
         output: None,
         progress: None,
+        concurrency_key: r.get(16)?,
     })
+}
+
+/// A queue row of `queue_list.sql` / `queue_get.sql`: name, paused_at, then the limits.
+fn queue_from_row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
+    Ok(QueueRow {
+        name: r.get(0)?,
+        paused_at: opt_time(r.get(1)?)?,
+        limits: limits_at(r, 2)?,
+    })
+}
+
+/// The six limit columns from `at` on: concurrency, per key, rate and its period (ms), per-key
+/// rate and its period.
+fn limits_at(r: &Row<'_>, at: usize) -> rusqlite::Result<QueueLimits> {
+    let rate = |n: Option<u32>, ms: Option<i64>| match (n, ms) {
+        (Some(limit), Some(ms)) => Some(Rate {
+            limit,
+            period_ms: ms.max(1) as u64,
+        }),
+        _ => None,
+    };
+    Ok(QueueLimits {
+        concurrency: r.get(at)?,
+        per_key: r.get(at + 1)?,
+        rate: rate(r.get(at + 2)?, r.get(at + 3)?),
+        rate_per_key: rate(r.get(at + 4)?, r.get(at + 5)?),
+    })
+}
+
+fn limits_from_row(r: &Row<'_>) -> rusqlite::Result<QueueLimits> {
+    limits_at(r, 0)
+}
+
+/// A rate as its two columns: the limit and the period in milliseconds.
+fn rate_columns(rate: Option<Rate>) -> (Option<u32>, Option<i64>) {
+    match rate {
+        Some(r) => (Some(r.limit), Some(r.period_ms.min(i64::MAX as u64) as i64)),
+        None => (None, None),
+    }
+}
+
+/// The claim of a queue with limits, inside the write transaction (see
+/// `job_claim_limited.sql`): prunes starts past the longest rate window, claims, records the
+/// starts of a rate-limited queue, and says whether due jobs were held back.
+fn claim_limited(
+    c: &Connection,
+    params: &JobClaimParams,
+    kinds: &str,
+    limits: &QueueLimits,
+) -> Result<JobClaimed> {
+    let window = |r: Option<Rate>| r.map(|r| ago(r.period()));
+    let longest = [limits.rate, limits.rate_per_key]
+        .into_iter()
+        .flatten()
+        .map(|r| r.period())
+        .max();
+    if let Some(longest) = longest {
+        c.prepare_cached(sql!("queue_starts_prune"))?
+            .execute(params![params.queue, ago(longest)])?;
+    }
+    let mut stmt = c.prepare_cached(sql!("job_claim_limited"))?;
+    let rows = stmt.query_map(
+        params![
+            params.queue,
+            params.worker_id,
+            kinds,
+            params.limit,
+            limits.concurrency,
+            limits.per_key,
+            limits.rate.map(|r| r.limit),
+            window(limits.rate),
+            limits.rate_per_key.map(|r| r.limit),
+            window(limits.rate_per_key),
+        ],
+        job_from_row,
+    )?;
+    let jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    if longest.is_some() && !jobs.is_empty() {
+        let ids = serde_json::to_string(&jobs.iter().map(|j| j.id).collect::<Vec<_>>())
+            .expect("ids serialize");
+        c.prepare_cached(sql!("queue_starts_record"))?
+            .execute([ids])?;
+    }
+    let held_back = jobs.len() < params.limit as usize
+        && c.prepare_cached(sql!("job_claim_left"))?
+            .query_row(params![params.queue, kinds], |r| r.get::<_, bool>(0))?;
+    Ok(JobClaimed { jobs, held_back })
 }
 
 /// An SQLite date modifier for a time `d` after now, e.g. `+30.000 seconds`, with `d`
@@ -637,7 +726,8 @@ fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<Insert
                     job.priority,
                     job.max_attempts,
                     job.unique_key,
-                    metadata
+                    metadata,
+                    job.concurrency_key
                 ],
                 job_from_row,
             )
@@ -800,7 +890,7 @@ impl Driver for SqliteStore {
         .await
     }
 
-    async fn job_claim(&self, params: JobClaimParams) -> Result<Vec<JobRow>> {
+    async fn job_claim(&self, params: JobClaimParams) -> Result<JobClaimed> {
         let kinds = serde_json::to_string(&params.kinds).expect("kinds serialize");
         self.writer
             .run(move |c| {
@@ -811,7 +901,24 @@ impl Driver for SqliteStore {
                     params![params.queue, params.worker_id, kinds, params.limit],
                     job_from_row,
                 )?;
-                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                let jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+                if !jobs.is_empty() {
+                    return Ok(JobClaimed {
+                        jobs,
+                        held_back: false,
+                    });
+                }
+                // Nothing taken: the queue is empty, paused, or has limits (job_claim.sql
+                // leaves those to the limited claim). All of it inside this one write
+                // transaction, which no other process's claim can interleave with.
+                let limits = c
+                    .prepare_cached(sql!("job_claim_limits"))?
+                    .query_row([&params.queue], limits_from_row)
+                    .optional()?;
+                match limits {
+                    Some(limits) => claim_limited(c, &params, &kinds, &limits),
+                    None => Ok(JobClaimed::default()),
+                }
             })
             .await
     }
@@ -1052,10 +1159,46 @@ impl Driver for SqliteStore {
     async fn queue_list(&self) -> Result<Vec<QueueRow>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(sql!("queue_list"))?;
+            let rows = stmt.query_map([], queue_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn queue_limit_set(&self, p: QueueLimitParams) -> Result<QueueRow> {
+        self.writer
+            .run(move |c| {
+                let (rate, rate_ms) = rate_columns(p.set.rate);
+                let (key_rate, key_rate_ms) = rate_columns(p.set.rate_per_key);
+                c.prepare_cached(sql!("queue_limit_set"))?.execute(params![
+                    p.queue,
+                    p.clear,
+                    p.set.concurrency,
+                    p.set.per_key,
+                    rate,
+                    rate_ms,
+                    key_rate,
+                    key_rate_ms
+                ])?;
+                c.prepare_cached(sql!("queue_starts_forget"))?
+                    .execute([&p.queue])?;
+                Ok(c.prepare_cached(sql!("queue_get"))?
+                    .query_row([&p.queue], queue_from_row)?)
+            })
+            .await
+    }
+
+    async fn queue_limit_usage(&self) -> Result<Vec<QueueKeyUsage>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(sql!("queue_limit_usage"))?;
             let rows = stmt.query_map([], |r| {
-                Ok(QueueRow {
-                    name: r.get(0)?,
-                    paused_at: opt_time(r.get(1)?)?,
+                Ok(QueueKeyUsage {
+                    queue: r.get(0)?,
+                    key: r.get(1)?,
+                    available: r.get(2)?,
+                    running: r.get(3)?,
+                    key_starts: r.get(4)?,
+                    queue_starts: r.get(5)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -5,7 +5,11 @@ WITH picked AS (
     SELECT id FROM porter_jobs
     WHERE state = 'available' AND queue = $1 AND scheduled_at <= porter_now()
       AND kind = ANY($3::text[])
-      AND NOT EXISTS (SELECT 1 FROM porter_queues WHERE name = $1 AND paused_at IS NOT NULL)
+      -- A queue with limits is claimed by job_claim_limited.sql instead (this one then takes
+      -- nothing, and the driver looks at the limits): one condition on a row read anyway.
+      AND NOT EXISTS (SELECT 1 FROM porter_queues WHERE name = $1
+                      AND (paused_at IS NOT NULL OR concurrency IS NOT NULL OR per_key_concurrency IS NOT NULL
+                           OR rate_limit IS NOT NULL OR rate_per_key_limit IS NOT NULL))
     ORDER BY priority, scheduled_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED

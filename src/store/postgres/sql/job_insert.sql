@@ -4,15 +4,16 @@
 -- $6 is an absolute due time or NULL; $7 a delay in seconds (0 when none).
 -- A unique key held by an unfinished job (or by an earlier row of this batch) inserts nothing
 -- for that row (no error): the caller then reads the holder with job_get_unique.sql.
-INSERT INTO porter_jobs (kind, queue, args, state, priority, max_attempts, created_at, scheduled_at, unique_key, metadata)
+INSERT INTO porter_jobs (kind, queue, args, state, priority, max_attempts, created_at, scheduled_at, unique_key, metadata, concurrency_key)
 SELECT kind, queue, args,
        CASE WHEN due <= porter_now() THEN 'available' ELSE 'scheduled' END,
-       priority, max_attempts, porter_now(), due, unique_key, metadata
+       priority, max_attempts, porter_now(), due, unique_key, metadata, concurrency_key
 FROM (
     SELECT t.*, COALESCE(t.due_at, porter_now() + t.delay_secs * interval '1 second') AS due
     FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::smallint[], $5::int[],
-                $6::timestamptz[], $7::float8[], $8::text[], $9::jsonb[])
-         WITH ORDINALITY AS t(kind, queue, args, priority, max_attempts, due_at, delay_secs, unique_key, metadata, ord)
+                $6::timestamptz[], $7::float8[], $8::text[], $9::jsonb[], $10::text[])
+         WITH ORDINALITY AS t(kind, queue, args, priority, max_attempts, due_at, delay_secs, unique_key, metadata,
+                              concurrency_key, ord)
 ) j
 ORDER BY ord
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available','scheduled','running','retryable')

@@ -3,8 +3,8 @@
 -- formatted it four times, which showed in profiles of single inserts.
 -- A unique key held by an unfinished job makes this insert nothing (no error): the caller then
 -- reads the holder with job_get_unique.sql.
-INSERT INTO porter_jobs (kind, queue, args, state, priority, max_attempts, created_at, scheduled_at, unique_key, metadata)
-SELECT ?1, ?2, ?3, CASE WHEN due <= now THEN 'available' ELSE 'scheduled' END, ?6, ?7, now, due, ?8, ?9
+INSERT INTO porter_jobs (kind, queue, args, state, priority, max_attempts, created_at, scheduled_at, unique_key, metadata, concurrency_key)
+SELECT ?1, ?2, ?3, CASE WHEN due <= now THEN 'available' ELSE 'scheduled' END, ?6, ?7, now, due, ?8, ?9, ?10
 FROM (
     SELECT now, COALESCE(?4, CASE WHEN ?5 IS NULL THEN now ELSE strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?5) END) AS due
     FROM (SELECT porter_now() AS now)

@@ -1,0 +1,67 @@
+-- A claim of a queue with limits, in the transaction that locked the queue's row
+-- (job_claim_limits.sql). Differs from SQLite: there the one write transaction serializes
+-- claims; here the row lock does, and since every statement of a READ COMMITTED transaction
+-- reads what committed before it began, this one counts the running jobs and starts of every
+-- claim that held the lock before. FOR UPDATE SKIP LOCKED still skips jobs a user's cancel or
+-- retry holds at this moment.
+-- $1 queue, $2 worker, $3 kinds, $4 most jobs; the limits, NULL for none: $5 concurrency, $6
+-- per key, $7 rate limit and $8 its window in ms, $9 per-key rate limit and $10 its window.
+-- Jobs of keys at their limit are left out of the pool before it is cut to size, so a backlog
+-- of one key holds no other key back; within the pool, each key takes at most what it has left.
+-- The starts of a rate-limited queue ($7 or $9 set) are recorded at their claim time.
+WITH running AS (
+    SELECT concurrency_key AS k, count(*) AS n FROM porter_jobs
+    WHERE state = 'running' AND queue = $1
+    GROUP BY concurrency_key
+),
+key_starts AS (
+    SELECT concurrency_key AS k, count(*) AS n FROM porter_queue_starts
+    WHERE $9::int IS NOT NULL AND queue = $1 AND concurrency_key IS NOT NULL
+      AND started_at > porter_now() - $10::bigint * interval '1 millisecond'
+    GROUP BY concurrency_key
+),
+blocked AS (
+    SELECT k FROM running WHERE k IS NOT NULL AND $6::int IS NOT NULL AND n >= $6::int
+    UNION
+    SELECT k FROM key_starts WHERE n >= $9::int
+),
+budget AS (
+    SELECT GREATEST(0, LEAST($4::bigint,
+        COALESCE($5::int - (SELECT COALESCE(sum(n), 0) FROM running)::bigint, $4::bigint),
+        COALESCE($7::int - (SELECT count(*) FROM porter_queue_starts WHERE $7::int IS NOT NULL AND queue = $1
+                            AND started_at > porter_now() - $8::bigint * interval '1 millisecond'), $4::bigint)))::bigint AS n
+),
+pool AS (
+    SELECT id, concurrency_key, priority, scheduled_at FROM porter_jobs
+    WHERE state = 'available' AND queue = $1 AND scheduled_at <= porter_now()
+      AND kind = ANY($3::text[])
+      AND (concurrency_key IS NULL OR concurrency_key NOT IN (SELECT k FROM blocked))
+    ORDER BY priority, scheduled_at, id
+    LIMIT $4::bigint * 4
+    FOR UPDATE SKIP LOCKED
+),
+ranked AS (
+    SELECT id, concurrency_key, priority, scheduled_at,
+           row_number() OVER (PARTITION BY concurrency_key ORDER BY priority, scheduled_at, id) AS rn
+    FROM pool
+),
+picked AS (
+    SELECT r.id FROM ranked r
+    WHERE r.concurrency_key IS NULL
+       OR (($6::int IS NULL OR r.rn <= $6::int - COALESCE((SELECT n FROM running WHERE k = r.concurrency_key), 0))
+           AND ($9::int IS NULL OR r.rn <= $9::int - COALESCE((SELECT n FROM key_starts WHERE k = r.concurrency_key), 0)))
+    ORDER BY r.priority, r.scheduled_at, r.id
+    LIMIT (SELECT n FROM budget)
+),
+claimed AS (
+    UPDATE porter_jobs j
+    SET state = 'running', attempt = j.attempt + 1, attempted_at = porter_now(), attempted_by = $2
+    WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
+    RETURNING j.*
+),
+recorded AS (
+    INSERT INTO porter_queue_starts (queue, concurrency_key, started_at)
+    SELECT queue, concurrency_key, attempted_at FROM claimed
+    WHERE $7::int IS NOT NULL OR $9::int IS NOT NULL
+)
+SELECT * FROM claimed

@@ -1,0 +1,16 @@
+-- Sets a queue's limits: $2 clears every limit first; otherwise a NULL keeps the value.
+INSERT INTO porter_queues AS q (name, concurrency, per_key_concurrency, rate_limit, rate_period_ms,
+                                rate_per_key_limit, rate_per_key_period_ms)
+VALUES ($1, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (name) DO UPDATE SET
+    concurrency            = CASE WHEN $2 THEN EXCLUDED.concurrency ELSE COALESCE(EXCLUDED.concurrency, q.concurrency) END,
+    per_key_concurrency    = CASE WHEN $2 THEN EXCLUDED.per_key_concurrency
+                                  ELSE COALESCE(EXCLUDED.per_key_concurrency, q.per_key_concurrency) END,
+    rate_limit             = CASE WHEN $2 OR EXCLUDED.rate_limit IS NOT NULL THEN EXCLUDED.rate_limit ELSE q.rate_limit END,
+    rate_period_ms         = CASE WHEN $2 OR EXCLUDED.rate_limit IS NOT NULL THEN EXCLUDED.rate_period_ms ELSE q.rate_period_ms END,
+    rate_per_key_limit     = CASE WHEN $2 OR EXCLUDED.rate_per_key_limit IS NOT NULL THEN EXCLUDED.rate_per_key_limit
+                                  ELSE q.rate_per_key_limit END,
+    rate_per_key_period_ms = CASE WHEN $2 OR EXCLUDED.rate_per_key_limit IS NOT NULL THEN EXCLUDED.rate_per_key_period_ms
+                                  ELSE q.rate_per_key_period_ms END
+RETURNING name, paused_at, concurrency, per_key_concurrency, rate_limit, rate_period_ms,
+          rate_per_key_limit, rate_per_key_period_ms

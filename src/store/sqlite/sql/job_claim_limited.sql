@@ -1,0 +1,56 @@
+-- A claim of a queue with limits (job_claim_limits.sql read them). Differs from PostgreSQL,
+-- which locks the queue's row first so that claims of several processes take turns: here no
+-- lock and no FOR UPDATE SKIP LOCKED are needed, since this runs inside the one write
+-- transaction (BEGIN IMMEDIATE), which no other connection or process can interleave with, so
+-- the counts below cannot change between this statement's reads and its update.
+-- ?1 queue, ?2 worker, ?3 kinds (JSON array), ?4 most jobs; the limits, NULL for none: ?5
+-- concurrency, ?6 per key, ?7 rate limit and ?8 its window as a date modifier
+-- ('-1.000 seconds'), ?9 per-key rate limit and ?10 its window.
+-- Jobs of keys at their limit are left out of the pool before it is cut to size, so a backlog
+-- of one key holds no other key back; within the pool, each key takes at most what it has left.
+UPDATE porter_jobs
+SET state = 'running', attempt = attempt + 1, attempted_at = (SELECT porter_now()), attempted_by = ?2
+WHERE id IN (
+    WITH running AS (
+        SELECT concurrency_key AS k, count(*) AS n FROM porter_jobs
+        WHERE state = 'running' AND queue = ?1
+        GROUP BY concurrency_key
+    ),
+    key_starts AS (
+        SELECT concurrency_key AS k, count(*) AS n FROM porter_queue_starts
+        WHERE ?9 IS NOT NULL AND queue = ?1 AND concurrency_key IS NOT NULL
+          AND started_at > strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?10)
+        GROUP BY concurrency_key
+    ),
+    blocked AS (
+        SELECT k FROM running WHERE k IS NOT NULL AND ?6 IS NOT NULL AND n >= ?6
+        UNION
+        SELECT k FROM key_starts WHERE n >= ?9
+    ),
+    budget AS (
+        SELECT max(0, min(?4,
+            coalesce(?5 - (SELECT coalesce(sum(n), 0) FROM running), ?4),
+            coalesce(?7 - (SELECT count(*) FROM porter_queue_starts WHERE ?7 IS NOT NULL AND queue = ?1
+                           AND started_at > strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?8)), ?4))) AS n
+    ),
+    pool AS (
+        SELECT id, concurrency_key, priority, scheduled_at FROM porter_jobs
+        WHERE state = 'available' AND queue = ?1 AND scheduled_at <= porter_now()
+          AND kind IN (SELECT value FROM json_each(?3))
+          AND (concurrency_key IS NULL OR concurrency_key NOT IN (SELECT k FROM blocked))
+        ORDER BY priority, scheduled_at, id
+        LIMIT ?4 * 4
+    ),
+    ranked AS (
+        SELECT id, concurrency_key, priority, scheduled_at,
+               row_number() OVER (PARTITION BY concurrency_key ORDER BY priority, scheduled_at, id) AS rn
+        FROM pool
+    )
+    SELECT r.id FROM ranked r
+    WHERE r.concurrency_key IS NULL
+       OR ((?6 IS NULL OR r.rn <= ?6 - coalesce((SELECT n FROM running WHERE k = r.concurrency_key), 0))
+           AND (?9 IS NULL OR r.rn <= ?9 - coalesce((SELECT n FROM key_starts WHERE k = r.concurrency_key), 0)))
+    ORDER BY r.priority, r.scheduled_at, r.id
+    LIMIT (SELECT n FROM budget)
+)
+RETURNING *

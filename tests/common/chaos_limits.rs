@@ -1,0 +1,274 @@
+//! The fault suite's flow-control soak (issue 15): queue limits held across real worker
+//! processes while workers are SIGKILLed, on both backends. One queue carries every limit at
+//! once (global and per-key concurrency, rate and per-key rate), since each binds at its own
+//! moments; the check is after the fact, from each execution's own record (the `sleep`
+//! built-in's `sleep started` / `sleep ended` debug events, with the process's clock for the
+//! overlap and the claim time on the database clock for the rate windows). An execution cut
+//! short by a SIGKILL ends, at the latest, when the test saw its process gone.
+//!
+//! Prints `LIMITS backend=.. jobs=.. kills=.. max_running=../.. max_per_key=../..
+//! max_window_starts=../.. max_key_window_starts=../.. duplicates=..`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use porter::store::{QueueLimitParams, QueueLimits, Rate};
+use porter::JobState;
+use serde_json::json;
+
+use crate::backend_case;
+use crate::chaos_proc::*;
+use crate::refs;
+
+const QUEUE: &str = "limited";
+const CONCURRENCY: u32 = 4;
+const PER_KEY: u32 = 1;
+const RATE: (u32, u64) = (40, 1000);
+const RATE_PER_KEY: (u32, u64) = (12, 1000);
+const KEYS: usize = 6;
+
+/// One execution, from its process's log.
+#[derive(Debug, Clone)]
+struct Execution {
+    job_id: i64,
+    attempt: i64,
+    key: String,
+    /// Claim time on the database clock (µs).
+    claimed_us: i64,
+    /// Start and end on the process's clock (µs); the end is the kill time when cut short.
+    start_us: i64,
+    end_us: i64,
+}
+
+/// The executions one process logged; those without an end ended by `killed_at_us`.
+fn executions(log: &str, killed_at_us: Option<i64>) -> Vec<Execution> {
+    let mut open: BTreeMap<(i64, i64), Execution> = BTreeMap::new();
+    let mut done = Vec::new();
+    for line in log.lines().filter(|l| l.starts_with('{')) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let f = &v["fields"];
+        let what = f["message"].as_str().unwrap_or("");
+        if f["queue"].as_str() != Some(QUEUE) {
+            continue;
+        }
+        let id = (
+            f["job_id"].as_i64().unwrap(),
+            f["attempt"].as_i64().unwrap(),
+        );
+        match what {
+            "sleep started" => {
+                open.insert(
+                    id,
+                    Execution {
+                        job_id: id.0,
+                        attempt: id.1,
+                        key: f["concurrency_key"].as_str().unwrap_or("").to_string(),
+                        claimed_us: f["attempted_at_us"].as_i64().unwrap(),
+                        start_us: f["at_us"].as_i64().unwrap(),
+                        end_us: i64::MAX,
+                    },
+                );
+            }
+            "sleep ended" => {
+                let mut e = open.remove(&id).expect("an end after its start");
+                e.end_us = f["at_us"].as_i64().unwrap();
+                done.push(e);
+            }
+            _ => {}
+        }
+    }
+    for (_, mut e) in open {
+        e.end_us =
+            killed_at_us.expect("an execution without an end in a process that was not killed");
+        done.push(e);
+    }
+    done
+}
+
+/// The most executions that overlapped at one moment (an end before a start at the same µs).
+fn max_overlap<'a>(execs: impl Iterator<Item = &'a Execution>) -> usize {
+    let mut points: Vec<(i64, i32)> = Vec::new();
+    for e in execs {
+        points.push((e.start_us, 1));
+        points.push((e.end_us, -1));
+    }
+    points.sort();
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, d) in points {
+        now += d;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+/// The most claim times in any half-open window `[t, t + period)`.
+fn max_in_window(mut times: Vec<i64>, period_us: i64) -> usize {
+    times.sort();
+    let mut most = 0;
+    let mut lo = 0;
+    for hi in 0..times.len() {
+        while times[hi] - times[lo] >= period_us {
+            lo += 1;
+        }
+        most = most.max(hi - lo + 1);
+    }
+    most
+}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+backend_case! {
+    /// Several worker processes with mixed leases run hundreds of short jobs of one queue with
+    /// every limit set, while one of them is SIGKILLed every couple of seconds; afterwards the
+    /// executions show no moment with more running than the global or per-key limit and no
+    /// window with more starts than the rates allow, and every job completed.
+    async fn queue_limits_hold_under_a_kill_soak(db: TestDb) {
+        let size = Size::from_env();
+        let jobs = knob("PORTER_CHAOS_LIMIT_JOBS", 360);
+        let kills = size.kills.max(3);
+        let dir = scratch();
+        let launcher = Launcher::new(&db.url, dir.path()).with_env("RUST_LOG", "info,porter::jobs=debug");
+        db.store
+            .queue_limit_set(QueueLimitParams {
+                queue: QUEUE.into(),
+                clear: false,
+                set: QueueLimits {
+                    concurrency: Some(CONCURRENCY),
+                    per_key: Some(PER_KEY),
+                    rate: Some(Rate { limit: RATE.0, period_ms: RATE.1 }),
+                    rate_per_key: Some(Rate { limit: RATE_PER_KEY.0, period_ms: RATE_PER_KEY.1 }),
+                },
+            })
+            .await
+            .unwrap();
+        // Mixed leases: each worker judged by its own.
+        let flags = |i: u64| {
+            vec![
+                "--log-format".to_string(),
+                "json".into(),
+                "worker".into(),
+                "--queues".into(),
+                format!("{QUEUE}={}", size.concurrency),
+                "--lease".into(),
+                format!("{}s", size.lease_secs + i % 2),
+                "--no-periodic".into(),
+            ]
+        };
+        let spawn = |i: u64| launcher.spawn(&format!("w{i}"), &refs(&flags(i)));
+        let mut workers: Vec<(u64, Proc)> = (0..size.workers).map(|i| (i, spawn(i))).collect();
+        for (_, w) in &mut workers {
+            w.ready().await;
+        }
+        // Jobs with keys, and some without (held only by the queue's own limits).
+        let params: Vec<_> = (0..jobs)
+            .map(|n| {
+                let key = (n % (KEYS as u64 + 1)) as usize;
+                porter::store::JobInsertParams::new(
+                    "sleep",
+                    json!({ "ms": 30 + (n % 4) * 10 }),
+                    porter::InsertOpts {
+                        queue: Some(QUEUE.into()),
+                        concurrency_key: (key < KEYS).then(|| format!("k{key}")),
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+            })
+            .collect();
+        let ids: BTreeSet<i64> = db
+            .store
+            .job_insert_many(params)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.job.id)
+            .collect();
+        let mut retired: Vec<(Proc, i64)> = Vec::new();
+        for next in size.workers..size.workers + kills {
+            tokio::time::sleep(Duration::from_millis(1500 + fastrand::u64(0..1000))).await;
+            let i = fastrand::usize(..workers.len());
+            let (_, mut victim) = std::mem::replace(&mut workers[i], (next, spawn(next)));
+            victim.kill();
+            retired.push((victim, now_us()));
+            if let Some(path) = db.sqlite_path() {
+                assert_eq!(sqlite_integrity(&path), "ok");
+            }
+        }
+        wait_totals(&db.store, "every limited job finished", Duration::from_secs(240), |t| {
+            t[&JobState::Completed] as u64 >= jobs
+                && t[&JobState::Available] + t[&JobState::Running] + t[&JobState::Retryable] + t[&JobState::Scheduled] == 0
+        })
+        .await;
+        let ledger = Ledger::read(&db.store, "sleep", &ids).await;
+        let mut live = Vec::new();
+        for (_, mut w) in workers {
+            let status = w.term(Duration::from_secs(30)).await;
+            assert!(status.success(), "{} exits 0 after SIGTERM: {status:?}\n{}", w.name, w.output());
+            live.push(w);
+        }
+        let mut all: Vec<Execution> = Vec::new();
+        for (p, killed_at) in &retired {
+            p.assert_clean_log();
+            all.extend(executions(&p.output(), Some(*killed_at)));
+        }
+        for p in &live {
+            p.assert_clean_log();
+            all.extend(executions(&p.output(), None));
+        }
+        let finished: BTreeSet<(i64, i64)> = all.iter().map(|e| (e.job_id, e.attempt)).collect();
+        assert_eq!(finished.len(), all.len(), "each (job, attempt) ran once");
+        assert!(
+            ids.iter().all(|id| all.iter().any(|e| e.job_id == *id)),
+            "every job has a recorded execution"
+        );
+        let running = max_overlap(all.iter());
+        let mut per_key = 0;
+        let mut key_window = 0;
+        let keys: BTreeSet<&str> = all.iter().map(|e| e.key.as_str()).filter(|k| !k.is_empty()).collect();
+        for k in keys {
+            per_key = per_key.max(max_overlap(all.iter().filter(|e| e.key == k)));
+            key_window = key_window.max(max_in_window(
+                all.iter().filter(|e| e.key == k).map(|e| e.claimed_us).collect(),
+                RATE_PER_KEY.1 as i64 * 1000,
+            ));
+        }
+        let window = max_in_window(all.iter().map(|e| e.claimed_us).collect(), RATE.1 as i64 * 1000);
+        let backend = db.store.backend().to_string();
+        println!(
+            "LIMITS backend={backend} jobs={jobs} kills={kills} executions={} max_running={running}/{CONCURRENCY} \
+             max_per_key={per_key}/{PER_KEY} max_window_starts={window}/{} max_key_window_starts={key_window}/{} \
+             duplicates={}",
+            all.len(),
+            RATE.0,
+            RATE_PER_KEY.0,
+            ledger.duplicates
+        );
+        report("limits_soak", &backend, jobs, kills, ledger.lost, ledger.stuck, ledger.duplicates);
+        assert!(running <= CONCURRENCY as usize, "global limit: {running} ran at once");
+        assert!(per_key <= PER_KEY as usize, "per-key limit: {per_key} of one key ran at once");
+        assert!(window <= RATE.0 as usize, "rate: {window} starts in one window");
+        assert!(key_window <= RATE_PER_KEY.0 as usize, "per-key rate: {key_window} starts of one key in one window");
+        assert!(running >= 2, "the soak ran jobs side by side (else it proves nothing): {running}");
+        ledger.assert_all_completed("limits_soak", kills * CONCURRENCY as u64);
+    }
+}
+
+#[test]
+fn the_soak_checks_count_overlaps_and_windows() {
+    let e = |start_us, end_us| Execution {
+        job_id: 0,
+        attempt: 0,
+        key: String::new(),
+        claimed_us: 0,
+        start_us,
+        end_us,
+    };
+    assert_eq!(max_overlap([e(0, 10), e(10, 20), e(5, 15)].iter()), 2);
+    assert_eq!(max_overlap([e(0, 10), e(1, 9), e(2, 8)].iter()), 3);
+    assert_eq!(max_in_window(vec![0, 999, 1000, 1999], 1000), 2);
+    assert_eq!(max_in_window(vec![0, 1, 2, 1001], 1000), 3);
+}

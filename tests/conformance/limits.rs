@@ -1,0 +1,382 @@
+//! Flow control (issue 15): global and per-key concurrency, rate and per-key rate limits of a
+//! queue, held by the claim on both backends; their bad input refused with nothing written.
+
+use std::time::Duration;
+
+use porter::job::{InsertOpts, JobState};
+use porter::store::*;
+use porter::Error;
+
+use crate::common::TestDb;
+use crate::{backend_case, claim, insert, job_with, W};
+
+fn keyed(queue: &str, key: Option<&str>) -> JobInsertParams {
+    job_with(
+        "noop",
+        InsertOpts {
+            queue: Some(queue.into()),
+            concurrency_key: key.map(str::to_string),
+            ..Default::default()
+        },
+    )
+}
+
+async fn insert_n(s: &Store, queue: &str, key: Option<&str>, n: usize) {
+    s.job_insert_many((0..n).map(|_| keyed(queue, key)).collect())
+        .await
+        .unwrap();
+}
+
+fn limit(queue: &str, set: QueueLimits) -> QueueLimitParams {
+    QueueLimitParams {
+        queue: queue.into(),
+        clear: false,
+        set,
+    }
+}
+
+fn rate(limit: u32, period: Duration) -> Rate {
+    Rate {
+        limit,
+        period_ms: period.as_millis() as u64,
+    }
+}
+
+async fn running(s: &Store, queue: &str) -> i64 {
+    s.job_counts().await.unwrap().queues[queue][&JobState::Running]
+}
+
+/// A clocked store on the test database, its clock a year ahead (to the millisecond).
+async fn clocked(db: &TestDb) -> (std::sync::Arc<Store>, porter::store::clock::Clock) {
+    let clock = porter::store::clock::Clock::new();
+    let s = porter::store::open_with_clock(&db.url, clock.clone())
+        .await
+        .unwrap();
+    let real = db.store.now().await.unwrap();
+    clock.set(
+        chrono::DateTime::from_timestamp_millis(real.timestamp_millis()).unwrap()
+            + chrono::Duration::days(365),
+    );
+    (s, clock)
+}
+
+backend_case! {
+    /// `queues limit --concurrency` is persisted and listed; `--clear` removes every limit;
+    /// limits given later replace only their own.
+    async fn queue_limits_are_persisted_listed_and_cleared(db: TestDb) {
+        let s = &*db.store;
+        let row = s
+            .queue_limit_set(limit("mail", QueueLimits { concurrency: Some(3), ..Default::default() }))
+            .await
+            .unwrap();
+        assert_eq!(row.limits.concurrency, Some(3));
+        let row = s
+            .queue_limit_set(limit(
+                "mail",
+                QueueLimits {
+                    per_key: Some(1),
+                    rate: Some(rate(20, Duration::from_secs(1))),
+                    rate_per_key: Some(rate(5, Duration::from_secs(3600))),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
+        let want = QueueLimits {
+            concurrency: Some(3),
+            per_key: Some(1),
+            rate: Some(rate(20, Duration::from_secs(1))),
+            rate_per_key: Some(rate(5, Duration::from_secs(3600))),
+        };
+        assert_eq!(row.limits, want);
+        assert_eq!(want.to_string(), "concurrency=3 per_key=1 rate=20/1s rate_per_key=5/1h");
+        let listed = s.queue_list().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].name.as_str(), listed[0].limits), ("mail", want));
+        // Pausing keeps the limits.
+        s.queue_pause("mail").await.unwrap();
+        assert_eq!(s.queue_list().await.unwrap()[0].limits, want);
+        let row = s
+            .queue_limit_set(QueueLimitParams { queue: "mail".into(), clear: true, set: QueueLimits::default() })
+            .await
+            .unwrap();
+        assert_eq!(row.limits, QueueLimits::default());
+        assert!(row.paused_at.is_some(), "clearing limits does not resume");
+        // A fresh reader sees the same.
+        let other = db.reopen().await;
+        assert_eq!(other.queue_list().await.unwrap()[0].limits, QueueLimits::default());
+    }
+}
+
+backend_case! {
+    /// A limit of 0 or less, a rate without a period or under 1 ms, a bad queue name, a
+    /// concurrency key too long or with NUL: a clear error, and nothing written.
+    async fn bad_limits_and_keys_are_refused_and_write_nothing(db: TestDb) {
+        let s = &*db.store;
+        let bad = [
+            limit("q", QueueLimits { concurrency: Some(0), ..Default::default() }),
+            limit("q", QueueLimits { per_key: Some(0), ..Default::default() }),
+            limit("q", QueueLimits { rate: Some(rate(0, Duration::from_secs(1))), ..Default::default() }),
+            limit("q", QueueLimits { rate: Some(Rate { limit: 5, period_ms: 0 }), ..Default::default() }),
+            limit("q", QueueLimits { rate_per_key: Some(Rate { limit: 5, period_ms: 0 }), ..Default::default() }),
+            limit("q", QueueLimits { concurrency: Some(porter::store::limits::MAX_LIMIT + 1), ..Default::default() }),
+            limit("q';DROP TABLE porter_jobs;--", QueueLimits { concurrency: Some(1), ..Default::default() }),
+            limit("q\u{7}", QueueLimits { concurrency: Some(1), ..Default::default() }),
+            limit("q", QueueLimits::default()),
+        ];
+        for p in bad {
+            let e = s.queue_limit_set(p.clone()).await.unwrap_err();
+            assert!(matches!(e, Error::Invalid { .. }), "{p:?}: {e:?}");
+        }
+        for text in ["20", "20/", "0/1s", "-3/1s", "5/0ms", "5/0s", "5/1x", "five/1s"] {
+            assert!(Rate::parse("rate", text).is_err(), "{text:?}");
+        }
+        assert!(s.queue_list().await.unwrap().is_empty(), "nothing written");
+        for key in ["".to_string(), "k".repeat(256), "a\0b".to_string()] {
+            let e = JobInsertParams::new(
+                "noop",
+                serde_json::json!({}),
+                InsertOpts { concurrency_key: Some(key.clone()), ..Default::default() },
+            )
+            .unwrap_err();
+            assert!(matches!(e, Error::Invalid { .. }), "{key:?}: {e:?}");
+        }
+        // 255 bytes and hostile text are fine, stored verbatim.
+        for key in ["k".repeat(255), "x';DROP TABLE porter_jobs;--".to_string(), "é\u{1b}[31m".to_string()] {
+            let j = insert(s, keyed("q", Some(&key))).await;
+            assert_eq!(j.concurrency_key.as_deref(), Some(key.as_str()));
+            assert_eq!(s.job_get(j.id).await.unwrap().unwrap().concurrency_key, Some(key));
+        }
+    }
+}
+
+backend_case! {
+    /// At no moment more than N running jobs of a queue with a global limit, over any number of
+    /// claims and workers; a finished job frees its slot; other queues are not held.
+    async fn global_concurrency_holds_across_claims_and_workers(db: TestDb) {
+        let s = &*db.store;
+        insert_n(s, "limited", None, 10).await;
+        insert_n(s, "free", None, 10).await;
+        s.queue_limit_set(limit("limited", QueueLimits { concurrency: Some(3), ..Default::default() }))
+            .await
+            .unwrap();
+        let other = db.reopen().await;
+        let a = s.job_claim_limited(claim("limited", &["noop"], 2, "wa")).await.unwrap();
+        assert_eq!((a.jobs.len(), a.held_back), (2, false));
+        let b = other.job_claim_limited(claim("limited", &["noop"], 10, "wb")).await.unwrap();
+        assert_eq!((b.jobs.len(), b.held_back), (1, true), "one slot left of 3");
+        let c = other.job_claim_limited(claim("limited", &["noop"], 10, "wb")).await.unwrap();
+        assert_eq!((c.jobs.len(), c.held_back), (0, true));
+        assert_eq!(running(s, "limited").await, 3);
+        assert_eq!(s.job_claim(claim("free", &["noop"], 10, W)).await.unwrap().len(), 10);
+        // A completion frees one slot.
+        assert_eq!(s.job_complete_many(vec![a.jobs[0].fence()]).await.unwrap(), vec![true]);
+        assert_eq!(s.job_claim(claim("limited", &["noop"], 10, W)).await.unwrap().len(), 1);
+        assert_eq!(running(s, "limited").await, 3);
+        // Raising the limit lets more start; clearing lets the rest.
+        s.queue_limit_set(limit("limited", QueueLimits { concurrency: Some(5), ..Default::default() }))
+            .await
+            .unwrap();
+        assert_eq!(s.job_claim(claim("limited", &["noop"], 10, W)).await.unwrap().len(), 2);
+        s.queue_limit_set(QueueLimitParams { queue: "limited".into(), clear: true, set: QueueLimits::default() })
+            .await
+            .unwrap();
+        assert_eq!(s.job_claim(claim("limited", &["noop"], 10, W)).await.unwrap().len(), 4);
+        assert_eq!(running(s, "limited").await, 9);
+    }
+}
+
+backend_case! {
+    /// Claims racing from several stores (separate connection sets, as separate processes)
+    /// never take more than the global limit together.
+    async fn concurrent_claims_from_several_stores_never_pass_the_limit(db: TestDb) {
+        let s = &*db.store;
+        insert_n(s, "q", None, 200).await;
+        s.queue_limit_set(limit("q", QueueLimits { concurrency: Some(7), ..Default::default() }))
+            .await
+            .unwrap();
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            stores.push(db.reopen().await);
+        }
+        let claims = stores.iter().enumerate().flat_map(|(i, st)| {
+            (0..5).map(move |n| {
+                let st = st.clone();
+                async move {
+                    st.job_claim(claim("q", &["noop"], 3, &format!("w{i}-{n}"))).await.unwrap().len()
+                }
+            })
+        });
+        let taken: usize = futures::future::join_all(claims).await.into_iter().sum();
+        assert_eq!(taken, 7);
+        assert_eq!(running(s, "q").await, 7);
+    }
+}
+
+backend_case! {
+    /// Jobs of a SIGKILLed worker keep their slots while they wait for rescue (they are still
+    /// `running`), and after rescue the limit still holds.
+    async fn a_lost_workers_jobs_hold_their_slots_until_rescued(db: TestDb) {
+        let s = &*db.store;
+        insert_n(s, "q", None, 6).await;
+        s.queue_limit_set(limit("q", QueueLimits { concurrency: Some(2), ..Default::default() }))
+            .await
+            .unwrap();
+        s.worker_register(crate::register("lost", Duration::from_millis(100), &[])).await.unwrap();
+        assert_eq!(s.job_claim(claim("q", &["noop"], 5, "lost")).await.unwrap().len(), 2);
+        // The worker dies: nobody else may start a job of the queue until the rescue.
+        assert!(s.job_claim(claim("q", &["noop"], 5, W)).await.unwrap().is_empty());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let counts = s
+            .job_rescue(JobRescueParams { lease: Duration::from_secs(60), stuck_after: vec![], limit: 100 })
+            .await
+            .unwrap();
+        assert_eq!(counts.retried, 2);
+        assert_eq!(running(s, "q").await, 0);
+        let again = s.job_claim(claim("q", &["noop"], 5, W)).await.unwrap();
+        assert_eq!(again.len(), 2, "after the rescue, the limit again: 2");
+        assert_eq!(running(s, "q").await, 2);
+    }
+}
+
+backend_case! {
+    /// Per-key concurrency: at most N running per key, jobs without a key unheld by it, and a
+    /// backlog of one key ahead in the queue never starves the other keys.
+    async fn per_key_limits_hold_each_key_without_head_of_line_blocking(db: TestDb) {
+        let s = &*db.store;
+        // The hot key's backlog is inserted first, so it is ahead of every other job.
+        insert_n(s, "q", Some("hot"), 50).await;
+        for k in ["a", "b", "c"] {
+            insert_n(s, "q", Some(k), 3).await;
+        }
+        insert_n(s, "q", None, 2).await;
+        s.queue_limit_set(limit("q", QueueLimits { per_key: Some(2), ..Default::default() }))
+            .await
+            .unwrap();
+        let first = s.job_claim(claim("q", &["noop"], 4, W)).await.unwrap();
+        assert_eq!(
+            first.iter().filter(|j| j.concurrency_key.as_deref() == Some("hot")).count(),
+            2,
+            "the hot key takes its 2, not the whole claim"
+        );
+        // Claim one at a time, as many small workers would: the hot key never takes a third.
+        let mut all = first;
+        for _ in 0..20 {
+            all.extend(s.job_claim(claim("q", &["noop"], 1, W)).await.unwrap());
+        }
+        let per = |k: Option<&str>| all.iter().filter(|j| j.concurrency_key.as_deref() == k).count();
+        assert_eq!(
+            (per(Some("hot")), per(Some("a")), per(Some("b")), per(Some("c")), per(None)),
+            (2, 2, 2, 2, 2)
+        );
+        let held = s.job_claim_limited(claim("q", &["noop"], 10, W)).await.unwrap();
+        assert_eq!((held.jobs.len(), held.held_back), (0, true));
+        // One hot job done: exactly one more hot job may start.
+        let hot = all.iter().find(|j| j.concurrency_key.as_deref() == Some("hot")).unwrap();
+        s.job_complete_many(vec![hot.fence()]).await.unwrap();
+        let next = s.job_claim(claim("q", &["noop"], 10, W)).await.unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].concurrency_key.as_deref(), Some("hot"));
+        let waiting = s.queue_limit_waiting().await.unwrap();
+        assert_eq!(waiting["q"], 47 + 1 + 1 + 1, "the hot backlog and one of each other key");
+    }
+}
+
+backend_case! {
+    /// Per-key and global limits together: the smaller binds.
+    async fn per_key_and_global_limits_combine(db: TestDb) {
+        let s = &*db.store;
+        for k in ["a", "b", "c", "d"] {
+            insert_n(s, "q", Some(k), 5).await;
+        }
+        s.queue_limit_set(limit("q", QueueLimits { concurrency: Some(5), per_key: Some(2), ..Default::default() }))
+            .await
+            .unwrap();
+        let got = s.job_claim(claim("q", &["noop"], 100, W)).await.unwrap();
+        assert_eq!(got.len(), 5);
+        for k in ["a", "b", "c", "d"] {
+            assert!(got.iter().filter(|j| j.concurrency_key.as_deref() == Some(k)).count() <= 2);
+        }
+        assert_eq!(s.queue_limit_waiting().await.unwrap()["q"], 15);
+    }
+}
+
+backend_case! {
+    /// A rate limit: at most N starts in any window of its period, counted on the database
+    /// clock; a retried job's earlier start still counts; the window slides.
+    async fn rate_limits_count_starts_in_a_sliding_window(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        insert_n(s, "q", None, 20).await;
+        s.queue_limit_set(limit("q", QueueLimits { rate: Some(rate(3, Duration::from_secs(10))), ..Default::default() }))
+            .await
+            .unwrap();
+        let a = s.job_claim(claim("q", &["noop"], 2, W)).await.unwrap();
+        assert_eq!(a.len(), 2);
+        clock.advance(Duration::from_secs(4));
+        // A failed attempt retried at once: its first start still counts.
+        s.job_fail(JobFailParams {
+            fence: a[0].fence(),
+            error: "boom".into(),
+            trace: None,
+            retry_in: Duration::ZERO,
+            discard: false,
+        })
+        .await
+        .unwrap();
+        let b = s.job_claim_limited(claim("q", &["noop"], 10, W)).await.unwrap();
+        assert_eq!((b.jobs.len(), b.held_back), (1, true), "3 starts in 10 s");
+        clock.advance(Duration::from_secs(5));
+        assert!(s.job_claim(claim("q", &["noop"], 10, W)).await.unwrap().is_empty(), "9 s after the first");
+        assert_eq!(s.queue_limit_waiting().await.unwrap()["q"], 18);
+        clock.advance(Duration::from_millis(1001));
+        // 10.001 s after the first two: those two no longer count; the one at 4 s does.
+        let c = s.job_claim(claim("q", &["noop"], 10, W)).await.unwrap();
+        assert_eq!(c.len(), 2);
+        clock.advance(Duration::from_secs(3));
+        assert!(s.job_claim(claim("q", &["noop"], 10, W)).await.unwrap().is_empty());
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(s.job_claim(claim("q", &["noop"], 10, W)).await.unwrap().len(), 1, "the start at 4 s left the window");
+    }
+}
+
+backend_case! {
+    /// A per-key rate limit holds each key alone; other keys keep starting.
+    async fn per_key_rate_limits_hold_each_key_alone(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        insert_n(s, "q", Some("hot"), 10).await;
+        insert_n(s, "q", Some("cold"), 2).await;
+        s.queue_limit_set(limit(
+            "q",
+            QueueLimits { rate_per_key: Some(rate(2, Duration::from_secs(60))), ..Default::default() },
+        ))
+        .await
+        .unwrap();
+        let got = s.job_claim(claim("q", &["noop"], 100, W)).await.unwrap();
+        let per = |k: &str| got.iter().filter(|j| j.concurrency_key.as_deref() == Some(k)).count();
+        assert_eq!((per("hot"), per("cold")), (2, 2));
+        s.job_complete_many(got.iter().map(|j| j.fence()).collect()).await.unwrap();
+        clock.advance(Duration::from_secs(59));
+        assert!(s.job_claim(claim("q", &["noop"], 100, W)).await.unwrap().is_empty());
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(s.job_claim(claim("q", &["noop"], 100, W)).await.unwrap().len(), 2);
+    }
+}
+
+backend_case! {
+    /// A paused queue with limits claims nothing, and a queue without limits is unaffected by
+    /// another queue's.
+    async fn limits_and_pause_together(db: TestDb) {
+        let s = &*db.store;
+        insert_n(s, "q", None, 3).await;
+        s.queue_limit_set(limit("q", QueueLimits { concurrency: Some(2), ..Default::default() }))
+            .await
+            .unwrap();
+        s.queue_pause("q").await.unwrap();
+        let c = s.job_claim_limited(claim("q", &["noop"], 10, W)).await.unwrap();
+        assert_eq!((c.jobs.len(), c.held_back), (0, false));
+        s.queue_resume("q").await.unwrap();
+        assert_eq!(s.job_claim(claim("q", &["noop"], 10, W)).await.unwrap().len(), 2);
+    }
+}
