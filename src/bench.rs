@@ -881,3 +881,200 @@ mod tests {
         assert!(peak_rss_kib() > 0);
     }
 }
+
+/// What `porter bench --limits` measured: the same no-op jobs drained from a queue without
+/// limits, from one with a global concurrency limit larger than the worker's slots (so it
+/// never binds: what the limited claim itself costs), and from one with a per-key limit of 1
+/// across [`LIMIT_BENCH_KEYS`] keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitsReport {
+    /// Which database.
+    pub backend: Backend,
+    /// Jobs drained per case.
+    pub jobs: usize,
+    /// The worker's slots.
+    pub concurrency: usize,
+    /// Drain rate of the queue without limits.
+    pub unlimited_jobs_per_sec: f64,
+    /// Drain rate with `--concurrency` at twice the slots.
+    pub global_limit_jobs_per_sec: f64,
+    /// `global_limit_jobs_per_sec / unlimited_jobs_per_sec`.
+    pub global_limit_ratio: f64,
+    /// Drain rate with `--per-key 1`, the jobs spread over the keys.
+    pub per_key_jobs_per_sec: f64,
+    /// `per_key_jobs_per_sec / unlimited_jobs_per_sec`.
+    pub per_key_ratio: f64,
+    /// Keys of the per-key case.
+    pub keys: usize,
+}
+
+impl std::fmt::Display for LimitsReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "backend {}, {} no-op jobs per case, {} slots",
+            self.backend, self.jobs, self.concurrency
+        )?;
+        writeln!(
+            f,
+            "no limits            {:>10.0} jobs/s",
+            self.unlimited_jobs_per_sec
+        )?;
+        writeln!(
+            f,
+            "global limit {:<7} {:>10.0} jobs/s  {:>5.0} % of no limits",
+            self.concurrency * 2,
+            self.global_limit_jobs_per_sec,
+            self.global_limit_ratio * 100.0
+        )?;
+        writeln!(
+            f,
+            "per key 1, {} keys {:>8.0} jobs/s  {:>5.0} % of no limits",
+            self.keys,
+            self.per_key_jobs_per_sec,
+            self.per_key_ratio * 100.0
+        )
+    }
+}
+
+/// Keys of the per-key case of [`limits`].
+pub const LIMIT_BENCH_KEYS: usize = 1000;
+
+/// `porter bench --limits`: see [`LimitsReport`]. Needs a database without jobs.
+pub async fn limits(database_url: &str, jobs: usize, concurrency: usize) -> Result<LimitsReport> {
+    if jobs == 0 || concurrency == 0 {
+        return Err(Error::invalid(
+            "bench",
+            "jobs and concurrency must be at least 1",
+        ));
+    }
+    let store = crate::store::open(database_url).await?;
+    let client = crate::Client::new(store.clone());
+    if client.counts().await?.total.values().sum::<i64>() > 0 {
+        return Err(Error::invalid(
+            "bench",
+            "the database already holds jobs; give porter bench a fresh one",
+        ));
+    }
+    let global = crate::store::QueueLimits {
+        concurrency: Some((concurrency * 2).min(crate::store::limits::MAX_LIMIT as usize) as u32),
+        ..Default::default()
+    };
+    let per_key = crate::store::QueueLimits {
+        per_key: Some(1),
+        ..Default::default()
+    };
+    let unlimited =
+        limited_drain(&client, "bench_unlimited", None, false, jobs, concurrency).await?;
+    let global_rate = limited_drain(
+        &client,
+        "bench_global",
+        Some(global),
+        false,
+        jobs,
+        concurrency,
+    )
+    .await?;
+    let keyed = limited_drain(
+        &client,
+        "bench_keys",
+        Some(per_key),
+        true,
+        jobs,
+        concurrency,
+    )
+    .await?;
+    Ok(LimitsReport {
+        backend: store.backend(),
+        jobs,
+        concurrency,
+        unlimited_jobs_per_sec: unlimited,
+        global_limit_jobs_per_sec: global_rate,
+        global_limit_ratio: global_rate / unlimited,
+        per_key_jobs_per_sec: keyed,
+        per_key_ratio: keyed / unlimited,
+        keys: LIMIT_BENCH_KEYS,
+    })
+}
+
+/// Inserts `jobs` no-op jobs into `queue` (keyed round-robin when asked), sets its limits,
+/// then drains it with one runtime of `concurrency` slots; returns jobs per second.
+async fn limited_drain(
+    client: &crate::Client,
+    queue: &str,
+    limits: Option<crate::store::QueueLimits>,
+    keyed: bool,
+    jobs: usize,
+    concurrency: usize,
+) -> Result<f64> {
+    let mut left = jobs;
+    let mut n = 0usize;
+    while left > 0 {
+        let batch = left.min(5000);
+        let params = (0..batch)
+            .map(|i| {
+                insert_params(
+                    &Noop {},
+                    Some(InsertOpts {
+                        queue: Some(queue.to_string()),
+                        concurrency_key: keyed.then(|| format!("k{}", (n + i) % LIMIT_BENCH_KEYS)),
+                        ..Default::default()
+                    }),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        client.insert_many_params(params).await?;
+        n += batch;
+        left -= batch;
+    }
+    if let Some(set) = limits {
+        client
+            .queue_limit(crate::store::QueueLimitParams {
+                queue: queue.to_string(),
+                clear: false,
+                set,
+            })
+            .await?;
+    }
+    let mut workers = Workers::new();
+    workers.add(NoopWorker)?;
+    let config = RuntimeConfig {
+        queues: vec![(queue.to_string(), concurrency)],
+        maintenance: false,
+        ..RuntimeConfig::default()
+    };
+    let shutdown = Shutdown::new();
+    let started = Instant::now();
+    let running =
+        tokio::spawn(Runtime::new(client.store().clone(), workers, config).run(shutdown.clone()));
+    let mut last = (0i64, Instant::now());
+    let outcome = loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let counts = match client.counts().await {
+            Ok(c) => c,
+            Err(e) => break Err(e),
+        };
+        let done = counts
+            .queues
+            .get(queue)
+            .and_then(|q| q.get(&JobState::Completed))
+            .copied()
+            .unwrap_or(0);
+        if done >= jobs as i64 {
+            break Ok(started.elapsed());
+        }
+        if done > last.0 {
+            last = (done, Instant::now());
+        } else if last.1.elapsed() > STALL_LIMIT {
+            break Err(Error::Timeout(STALL_LIMIT));
+        }
+        if running.is_finished() {
+            break Err(Error::Database("the draining runtime stopped early".into()));
+        }
+    };
+    shutdown.soft.cancel();
+    let stopped = running.await.map_err(|e| Error::Database(e.to_string()))?;
+    let elapsed = outcome?;
+    stopped?;
+    Ok(crate::store::bench::rate(jobs, elapsed))
+}

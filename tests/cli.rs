@@ -508,6 +508,65 @@ backend_case! {
 }
 
 backend_case! {
+    /// `porter queues limit` sets, lists (table and --json) and clears a queue's limits;
+    /// `enqueue --concurrency-key` stores the key; bad input exits 2 and writes nothing.
+    async fn queues_limit_sets_lists_clears_and_refuses_bad_input(db: TestDb) {
+        let env = Env::new(db);
+        let id = ids(&env.run(&["enqueue", "noop", "--queue", "mail", "--concurrency-key", "customer:7"]).ok())[0];
+        let job = env.store().job_get(id).await.unwrap().unwrap();
+        assert_eq!(job.concurrency_key.as_deref(), Some("customer:7"));
+        for args in [
+            vec!["queues", "limit", "mail"],
+            vec!["queues", "limit", "mail", "--concurrency", "0"],
+            vec!["queues", "limit", "mail", "--concurrency", "-1"],
+            vec!["queues", "limit", "mail", "--per-key", "0"],
+            vec!["queues", "limit", "mail", "--rate", "20"],
+            vec!["queues", "limit", "mail", "--rate", "20/0ms"],
+            vec!["queues", "limit", "mail", "--rate", "0/1s"],
+            vec!["queues", "limit", "mail", "--rate-per-key", "5/"],
+            vec!["queues", "limit", "mail", "--rate", "1.5/1s"],
+        ] {
+            let out = env.run(&args);
+            assert_eq!(out.code, 2, "{args:?}: {out:#?}");
+        }
+        let long = "k".repeat(256);
+        for key in ["", long.as_str()] {
+            let out = env.run(&["enqueue", "noop", "--queue", "mail", "--concurrency-key", key]);
+            assert_eq!(out.code, 2, "{key:?}: {out:#?}");
+        }
+        env.run(&["queues", "limit", "Bad Queue", "--concurrency", "1"]).assert_error("invalid queue");
+        let json = env.run(&["queues", "list", "--json"]).ok().json();
+        assert_eq!(
+            json["queues"][0]["limits"],
+            json!({"concurrency": null, "per_key": null, "rate": null, "rate_per_key": null}),
+            "nothing written: {json}"
+        );
+        let out = env
+            .run(&["queues", "limit", "mail", "--concurrency", "5", "--per-key", "1", "--rate", "20/1s", "--rate-per-key", "1000/1h"])
+            .ok();
+        assert!(
+            out.stdout.contains("queue mail limits: concurrency=5 per_key=1 rate=20/1s rate_per_key=1000/1h"),
+            "{out:#?}"
+        );
+        let json = env.run(&["queues", "list", "--json"]).ok().json();
+        assert_eq!(
+            json["queues"][0]["limits"],
+            json!({
+                "concurrency": 5,
+                "per_key": 1,
+                "rate": {"limit": 20, "period_ms": 1000},
+                "rate_per_key": {"limit": 1000, "period_ms": 3_600_000}
+            })
+        );
+        let list = env.run(&["queues", "list"]).ok();
+        assert!(list.stdout.contains("LIMITS") && list.stdout.contains("rate=20/1s"), "{list:#?}");
+        let out = env.run(&["queues", "limit", "mail", "--clear", "--json"]).ok().json();
+        assert_eq!(out["limits"]["concurrency"], Value::Null, "{out}");
+        assert_eq!(out["limits"]["rate"], Value::Null, "{out}");
+    }
+}
+
+backend_case! {
     async fn stats_json_has_the_contract_shape(db: TestDb) {
         let env = Env::new(db);
         ids(&env.run(&["enqueue", "noop", "--count", "2"]).ok());

@@ -871,6 +871,72 @@ backend_case! {
 }
 
 backend_case! {
+    /// Limits through the admin API: `concurrency_key` on insert, POST
+    /// /admin/queues/{name}/limit, the limits in GET /admin/queues, bad input 422 with nothing
+    /// written, and /metrics' jobs waiting because of a limit.
+    async fn admin_api_sets_queue_limits_and_metrics_show_jobs_held_back(db: TestDb) {
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        for n in 0..4 {
+            let (status, body) = send(
+                &app,
+                json_request(Method::POST, "/admin/jobs", json!({"kind": "noop", "queue": "mail", "concurrency_key": format!("c{}", n % 2)})),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            let row = db.store.job_get(body["id"].as_i64().unwrap()).await.unwrap().unwrap();
+            assert_eq!(row.concurrency_key, Some(format!("c{}", n % 2)));
+        }
+        let limit = |name: &str, body: Value| json_request(Method::POST, &format!("/admin/queues/{name}/limit"), body);
+        for bad in [
+            json!({"concurrency": 0}),
+            json!({"concurrency": -5}),
+            json!({"per_key": 0}),
+            json!({"rate": "20"}),
+            json!({"rate": "20/0ms"}),
+            json!({"rate_per_key": "0/1s"}),
+            json!({}),
+            json!({"concurrency": "x';DROP TABLE porter_jobs;--"}),
+            json!({"no_such_limit": 1}),
+        ] {
+            let (status, body) = send(&app, limit("mail", bad.clone())).await;
+            assert!(status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::BAD_REQUEST, "{bad}: {status} {body}");
+            assert!(body["error"].is_string(), "{bad}: {body}");
+        }
+        let (status, body) = send(&app, limit("Bad%20Queue", json!({"concurrency": 1}))).await;
+        assert!(status.is_client_error(), "{status} {body}");
+        for (status, body) in [
+            send(&app, json_request(Method::POST, "/admin/jobs", json!({"kind": "noop", "concurrency_key": "k".repeat(256)}))).await,
+            send(&app, json_request(Method::POST, "/admin/jobs", json!({"kind": "noop", "concurrency_key": "a\0b"}))).await,
+        ] {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        }
+        assert!(db.store.queue_list().await.unwrap().iter().all(|q| !q.limits.any()), "nothing written");
+        let (status, body) = send(&app, limit("mail", json!({"per_key": 1, "rate": "100/1m"}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["limits"]["per_key"], 1, "{body}");
+        let (_, queues) = send(&app, request(Method::GET, "/admin/queues", Body::empty())).await;
+        let mail = queues["queues"].as_array().unwrap().iter().find(|q| q["name"] == "mail").unwrap().clone();
+        assert_eq!(
+            mail["limits"],
+            json!({"concurrency": null, "per_key": 1, "rate": {"limit": 100, "period_ms": 60000}, "rate_per_key": null})
+        );
+        // One job per key runs; the other two wait because of the per-key limit.
+        let claimed = db
+            .store
+            .job_claim(porter::store::JobClaimParams { queue: "mail".into(), kinds: vec!["noop".into()], limit: 10, worker_id: "w".into() })
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 2);
+        let (_, text) = send_text(&app, request(Method::GET, "/metrics", Body::empty())).await;
+        assert!(text.contains("porter_jobs_waiting_for_limit{queue=\"mail\"} 2"), "{text}");
+        let (status, body) = send(&app, limit("mail", json!({"clear": true}))).await;
+        assert_eq!((status, body["limits"]["rate"].clone()), (StatusCode::OK, Value::Null));
+        let (_, text) = send_text(&app, request(Method::GET, "/metrics", Body::empty())).await;
+        assert!(!text.contains("porter_jobs_waiting_for_limit{"), "no limited queue: {text}");
+    }
+}
+
+backend_case! {
     async fn metrics_report_jobs_by_queue_and_state_and_this_process_counters(db: TestDb) {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
         for _ in 0..2 {

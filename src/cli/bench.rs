@@ -34,6 +34,11 @@ pub struct BenchArgs {
     /// With --sustain: the length of one reported interval.
     #[arg(long, default_value = "60s", requires = "sustain", value_parser = parse_duration)]
     interval: std::time::Duration,
+    /// Instead of the usual phases: drain --jobs no-op jobs from a queue without limits, one
+    /// with a global limit of twice --concurrency, and one with a per-key limit of 1 across
+    /// 1,000 keys, and compare (what queue limits cost).
+    #[arg(long, conflicts_with = "sustain")]
+    limits: bool,
     /// Inserts this many latency probes and exits: the other process of a running
     /// `porter bench`, which starts it.
     #[arg(long, hide = true)]
@@ -44,6 +49,14 @@ pub(super) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     if let Some(samples) = args.latency_inserter {
         return Ok(crate::bench::run_latency_inserter(&g.database_url, samples).await?);
+    }
+    if args.limits {
+        let report = crate::bench::limits(&g.database_url, args.jobs, args.concurrency).await?;
+        return if args.json {
+            output::print_json(&report)
+        } else {
+            output::print(&report.to_string())
+        };
     }
     if let Some(duration) = args.sustain {
         let options = crate::bench::SustainOptions {
