@@ -206,6 +206,8 @@ backend_case! {
         let ledger = Ledger::read(&db.store, "sleep", &ids).await;
         let mut live = Vec::new();
         for (_, mut w) in workers {
+            // A replacement may not have installed its signal handlers yet.
+            w.ready().await;
             let status = w.term(Duration::from_secs(30)).await;
             assert!(status.success(), "{} exits 0 after SIGTERM: {status:?}\n{}", w.name, w.output());
             live.push(w);

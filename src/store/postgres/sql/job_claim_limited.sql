@@ -9,6 +9,11 @@
 -- Jobs of keys at their limit are left out of the pool before it is cut to size, so a backlog
 -- of one key holds no other key back; within the pool, each key takes at most what it has left.
 -- The starts of a rate-limited queue ($7 or $9 set) are recorded at their claim time.
+-- Differs from SQLite (whose porter_now() reads the clock at each call, inside the one
+-- writer): here "now" is this statement's time, not the transaction's (porter_now() is now(),
+-- the time the transaction began, before it waited for the queue's lock). Claims then see
+-- times that only move forward in lock order, so a start pruned by one claim
+-- (queue_starts_prune.sql, same clock) is outside the window of every claim after it.
 WITH running AS (
     SELECT concurrency_key AS k, count(*) AS n FROM porter_jobs
     WHERE state = 'running' AND queue = $1
@@ -17,7 +22,7 @@ WITH running AS (
 key_starts AS (
     SELECT concurrency_key AS k, count(*) AS n FROM porter_queue_starts
     WHERE $9::int IS NOT NULL AND queue = $1 AND concurrency_key IS NOT NULL
-      AND started_at > porter_now() - $10::bigint * interval '1 millisecond'
+      AND started_at > coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp()) - $10::bigint * interval '1 millisecond'
     GROUP BY concurrency_key
 ),
 blocked AS (
@@ -29,11 +34,11 @@ budget AS (
     SELECT GREATEST(0, LEAST($4::bigint,
         COALESCE($5::int - (SELECT COALESCE(sum(n), 0) FROM running)::bigint, $4::bigint),
         COALESCE($7::int - (SELECT count(*) FROM porter_queue_starts WHERE $7::int IS NOT NULL AND queue = $1
-                            AND started_at > porter_now() - $8::bigint * interval '1 millisecond'), $4::bigint)))::bigint AS n
+                            AND started_at > coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp()) - $8::bigint * interval '1 millisecond'), $4::bigint)))::bigint AS n
 ),
 pool AS (
     SELECT id, concurrency_key, priority, scheduled_at FROM porter_jobs
-    WHERE state = 'available' AND queue = $1 AND scheduled_at <= porter_now()
+    WHERE state = 'available' AND queue = $1 AND scheduled_at <= coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp())
       AND kind = ANY($3::text[])
       AND (concurrency_key IS NULL OR concurrency_key NOT IN (SELECT k FROM blocked))
     ORDER BY priority, scheduled_at, id
@@ -55,7 +60,7 @@ picked AS (
 ),
 claimed AS (
     UPDATE porter_jobs j
-    SET state = 'running', attempt = j.attempt + 1, attempted_at = porter_now(), attempted_by = $2
+    SET state = 'running', attempt = j.attempt + 1, attempted_at = coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp()), attempted_by = $2
     WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
     RETURNING j.*
 ),
