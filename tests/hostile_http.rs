@@ -776,3 +776,35 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// No page may be framed by another site: a foreign page that frames the bulk delete's
+    /// confirmation would have its one click sent from the dashboard's own origin, which the
+    /// origin checks cannot tell apart. Every response forbids framing, with and without a
+    /// token.
+    async fn no_page_can_be_framed_by_another_site(db: TestDb) {
+        for config in [HttpConfig::default(), HttpConfig { admin_token: Some(TOKEN.into()), ..HttpConfig::default() }] {
+            let app = app(&db, config).await;
+            for uri in ["/", "/dashboard/jobs/bulk?action=delete", "/healthz", "/admin/stats"] {
+                let response = app
+                    .clone()
+                    .oneshot(req(Method::GET, uri).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                let headers = response.headers();
+                assert_eq!(
+                    headers.get("x-frame-options").and_then(|v| v.to_str().ok()),
+                    Some("DENY"),
+                    "{uri}: {headers:?}"
+                );
+                assert!(
+                    headers
+                        .get("content-security-policy")
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.contains("frame-ancestors 'none'")),
+                    "{uri}: {headers:?}"
+                );
+            }
+        }
+    }
+}

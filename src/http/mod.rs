@@ -254,6 +254,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             guard::guard,
         ))
+        .layer(axum::middleware::map_response(guard::no_framing))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count_responses,

@@ -48,6 +48,13 @@ impl JobFilter {
                     format!("give 1 to {MAX_ARGS_SEARCH} characters to look for in args"),
                 ));
             }
+            // Postgres text cannot hold a NUL (and args never do): refused on both backends.
+            if text.contains('\0') {
+                return Err(Error::invalid(
+                    "args search",
+                    "a NUL character is not searchable",
+                ));
+            }
         }
         Ok(())
     }

@@ -313,3 +313,47 @@ backend_case! {
         assert!(s.job_throughput(now + chrono::Duration::minutes(1)).await.unwrap().is_empty());
     }
 }
+
+backend_case! {
+    /// A bulk retry skips, and counts as matched but unchanged, the jobs whose unique key
+    /// another unfinished job holds, and retries only the newest of stopped jobs sharing a
+    /// key; the rest of the batch is retried. Before, the one UPDATE broke the unique index
+    /// and the whole batch (and every later submission) failed.
+    async fn bulk_retry_skips_jobs_whose_unique_key_is_taken(db: TestDb) {
+        let s = &*db.store;
+        let keyed = |key: &str| {
+            JobInsertParams::new(
+                "noop",
+                serde_json::json!({}),
+                InsertOpts { unique_key: Some(key.into()), ..Default::default() },
+            )
+            .unwrap()
+        };
+        let old_dup = insert(s, keyed("dup")).await;
+        s.job_cancel(old_dup.id).await.unwrap();
+        let new_dup = insert(s, keyed("dup")).await;
+        s.job_cancel(new_dup.id).await.unwrap();
+        let stopped = insert(s, keyed("held")).await;
+        s.job_cancel(stopped.id).await.unwrap();
+        let holder = insert(s, keyed("held")).await;
+        let plain = insert(s, in_queue("noop", "default", serde_json::json!({}))).await;
+        s.job_cancel(plain.id).await.unwrap();
+
+        let out = s.job_bulk(BulkAction::Retry, JobFilter::default(), i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed), (5, 2), "{out:?}");
+        assert_eq!(state_of(s, new_dup.id).await, Some(JobState::Available));
+        assert_eq!(state_of(s, old_dup.id).await, Some(JobState::Cancelled), "one per key");
+        assert_eq!(state_of(s, stopped.id).await, Some(JobState::Cancelled), "key held");
+        assert_eq!(state_of(s, holder.id).await, Some(JobState::Available));
+        assert_eq!(state_of(s, plain.id).await, Some(JobState::Available));
+    }
+
+    /// A search for text with a NUL is refused on both backends (Postgres text cannot hold
+    /// one: it answered a database error there, and nothing on SQLite).
+    async fn a_search_for_a_nul_is_refused(db: TestDb) {
+        let s = &*db.store;
+        let f = JobFilter { args_contains: Some("a\0b".into()), ..Default::default() };
+        assert!(matches!(s.job_search(search(f.clone(), None, 10)).await, Err(Error::Invalid { .. })));
+        assert!(matches!(s.job_bulk(BulkAction::Delete, f, i64::MAX).await, Err(Error::Invalid { .. })));
+    }
+}

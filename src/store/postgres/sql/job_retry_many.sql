@@ -1,10 +1,27 @@
 -- A bulk retry: job_retry.sql for every listed job ($1) that waits for nothing but a retry:
--- not running (its worker finishes it first) and not already available.
-UPDATE porter_jobs SET
-    metadata = metadata - 'cancel_requested_at',
+-- not running (its worker finishes it first) and not already available. A stopped job whose
+-- unique key another unfinished job holds stays as it is, and of stopped jobs sharing a key
+-- only the newest listed one is retried: the key stays unique among unfinished jobs
+-- (porter_jobs_unique_key, checked row by row), and the rest of the batch goes on.
+UPDATE porter_jobs j SET
+    metadata = j.metadata - 'cancel_requested_at',
     state = 'available',
     scheduled_at = porter_now(),
     finalized_at = NULL,
-    max_attempts = greatest(max_attempts, attempt + 1)
-WHERE id = ANY($1::bigint[]) AND state NOT IN ('running', 'available')
-RETURNING id, queue, state, attempted_by
+    max_attempts = greatest(j.max_attempts, j.attempt + 1)
+WHERE j.id = ANY($1::bigint[]) AND j.state NOT IN ('running', 'available')
+  AND (
+    j.unique_key IS NULL
+    OR j.state IN ('scheduled', 'retryable')
+    OR (
+      NOT EXISTS (
+        SELECT 1 FROM porter_jobs o
+        WHERE o.unique_key = j.unique_key AND o.id <> j.id
+          AND o.state IN ('available', 'scheduled', 'running', 'retryable'))
+      AND NOT EXISTS (
+        SELECT 1 FROM porter_jobs n
+        WHERE n.unique_key = j.unique_key AND n.id > j.id AND n.id = ANY($1::bigint[])
+          AND n.state IN ('completed', 'cancelled', 'discarded'))
+    )
+  )
+RETURNING j.id, j.queue, j.state, j.attempted_by

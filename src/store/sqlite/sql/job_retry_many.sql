@@ -1,5 +1,8 @@
 -- A bulk retry: job_retry.sql for every listed job (?1, a JSON array of ids) that waits for
 -- nothing but a retry: not running (its worker finishes it first) and not already available.
+-- A stopped job whose unique key another unfinished job holds stays as it is, and of stopped
+-- jobs sharing a key only the newest listed one is retried: the key stays unique among
+-- unfinished jobs (porter_jobs_unique_key), and the rest of the batch goes on.
 UPDATE porter_jobs SET
     metadata = json_remove(metadata, '$.cancel_requested_at'),
     state = 'available',
@@ -7,4 +10,19 @@ UPDATE porter_jobs SET
     finalized_at = NULL,
     max_attempts = max(max_attempts, attempt + 1)
 WHERE id IN (SELECT value FROM json_each(?1)) AND state NOT IN ('running', 'available')
+  AND (
+    unique_key IS NULL
+    OR state IN ('scheduled', 'retryable')
+    OR (
+      NOT EXISTS (
+        SELECT 1 FROM porter_jobs o
+        WHERE o.unique_key = porter_jobs.unique_key AND o.id <> porter_jobs.id
+          AND o.state IN ('available', 'scheduled', 'running', 'retryable'))
+      AND NOT EXISTS (
+        SELECT 1 FROM porter_jobs n
+        WHERE n.unique_key = porter_jobs.unique_key AND n.id > porter_jobs.id
+          AND n.id IN (SELECT value FROM json_each(?1))
+          AND n.state IN ('completed', 'cancelled', 'discarded'))
+    )
+  )
 RETURNING id, queue, state, attempted_by
