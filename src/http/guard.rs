@@ -146,6 +146,23 @@ fn check_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), AppError>
     }
 }
 
+/// Every response forbids being framed by another page: a foreign page that framed a
+/// dashboard form would have its click sent from the dashboard's own origin, which the
+/// origin checks cannot tell from the user's own (clickjacking). Both the old header and the
+/// CSP one, for every browser.
+pub(super) async fn no_framing(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::X_FRAME_OPTIONS,
+        axum::http::HeaderValue::from_static("DENY"),
+    );
+    headers.insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        axum::http::HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,21 +192,4 @@ mod tests {
             assert!(!is_loopback_name(other), "{other}");
         }
     }
-}
-
-/// Every response forbids being framed by another page: a foreign page that framed a
-/// dashboard form would have its click sent from the dashboard's own origin, which the
-/// origin checks cannot tell from the user's own (clickjacking). Both the old header and the
-/// CSP one, for every browser.
-pub(super) async fn no_framing(mut response: axum::response::Response) -> axum::response::Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        axum::http::header::X_FRAME_OPTIONS,
-        axum::http::HeaderValue::from_static("DENY"),
-    );
-    headers.insert(
-        axum::http::header::CONTENT_SECURITY_POLICY,
-        axum::http::HeaderValue::from_static("frame-ancestors 'none'"),
-    );
-    response
 }
