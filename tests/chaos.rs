@@ -719,15 +719,25 @@ backend_case! {
         let undecodable = json!({"ms": secret}).to_string();
         let mut ids = Vec::new();
         let mut cli_runs = Vec::new();
-        for args in [
-            vec!["enqueue", "fail", &fails, "--max-attempts", "2"],
-            vec!["enqueue", "sleep", &undecodable],
-        ] {
-            let out = launcher.run(&args).await;
-            out.ok();
-            ids.push(out.stdout.trim().parse::<i64>().expect("an id"));
-            cli_runs.push(out);
-        }
+        let out = launcher
+            .run(&["enqueue", "fail", &fails, "--max-attempts", "2"])
+            .await;
+        out.ok();
+        ids.push(out.stdout.trim().parse::<i64>().expect("an id"));
+        cli_runs.push(out);
+        // The CLI checks a built-in kind's args at enqueue now (issue 17.6): undecodable ones
+        // are refused there, so the job that cannot be decoded at run time comes from a
+        // library insert, as an application's own mistake would.
+        let refused = launcher.run(&["enqueue", "sleep", &undecodable]).await;
+        assert_eq!(refused.status.code(), Some(2), "{}", refused.stderr);
+        let undecodable_job = porter::store::JobInsertParams::new(
+            "sleep",
+            serde_json::from_str(&undecodable).unwrap(),
+            porter::InsertOpts::default(),
+        )
+        .unwrap();
+        let inserted = db.store.job_insert_many(vec![undecodable_job]).await.unwrap();
+        ids.push(inserted[0].job.id);
         let body = json!({"kind": "fail", "args": {"message": "boom", "password": secret}, "max_attempts": 1});
         let resp = http
             .post(format!("{base}/admin/jobs"))
