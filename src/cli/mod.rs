@@ -316,41 +316,8 @@ pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
         .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
-/// Parses `500ms`, `10s`, `2m`, `1h`, `1d`, or a sum of those (`1h30m`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let s = text.trim();
-    let bad = || format!("{text:?} is not a duration; write it like 500ms, 10s, 2m, 1h or 1h30m");
-    if s.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let part = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            "d" => Duration::from_secs(n.saturating_mul(86_400)),
-            _ => return Err(bad()),
-        };
-        total = total.saturating_add(part);
-    }
-    Ok(total)
-}
+/// Durations on the command line are spelled as everywhere in porter (rate periods too).
+pub use crate::store::limits::parse_duration;
 
 #[cfg(test)]
 mod tests {

@@ -65,6 +65,25 @@ pub struct CopyTable {
 }
 
 impl CopyTable {
+    /// A table from its catalog: each column's name, kind and place in the primary key
+    /// (counted from 1; 0 when it is not part of it), in column order.
+    pub fn from_catalog(name: String, columns: Vec<(String, ColumnKind, i64)>) -> Self {
+        let mut key: Vec<(i64, String)> = columns
+            .iter()
+            .filter(|(_, _, place)| *place > 0)
+            .map(|(n, _, place)| (*place, n.clone()))
+            .collect();
+        key.sort();
+        CopyTable {
+            name,
+            columns: columns
+                .into_iter()
+                .map(|(name, kind, _)| CopyColumn { name, kind })
+                .collect(),
+            key: key.into_iter().map(|(_, n)| n).collect(),
+        }
+    }
+
     /// Positions of the key columns in a row.
     pub fn key_positions(&self) -> Vec<usize> {
         self.key

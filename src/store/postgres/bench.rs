@@ -155,8 +155,17 @@ impl Probe {
             .await?;
 
         let started = Instant::now();
-        let drainers = conns.into_iter().map(|conn| tokio::spawn(drain(conn)));
-        let drained: usize = join_all(drainers).await?.into_iter().sum();
+        let drainers = conns
+            .into_iter()
+            .map(|conn| tokio::spawn(drain(conn, Schema::Porter)));
+        let drained: usize = join_all(drainers)
+            .await?
+            .into_iter()
+            .map(|(n, conn)| {
+                drop(conn);
+                n
+            })
+            .sum();
         if drained != jobs {
             return Err(Error::Database(format!(
                 "baseline: drained {drained} jobs of {jobs}"
@@ -214,7 +223,7 @@ impl Probe {
         let started = Instant::now();
         let drainers = conns
             .into_iter()
-            .map(|conn| tokio::spawn(drain_minimal(conn)));
+            .map(|conn| tokio::spawn(drain(conn, Schema::Minimal)));
         let drained = join_all(drainers).await?;
         let total: usize = drained.iter().map(|(n, _)| n).sum();
         if total != jobs {
@@ -248,60 +257,46 @@ impl Probe {
     }
 }
 
-/// One minimal-baseline connection's drain loop: claim [`RAW_BATCH`], complete them, commit.
-/// Returns how many it completed, and the connection.
-async fn drain_minimal(mut conn: PgConnection) -> Result<(usize, PgConnection)> {
-    let mut drained = 0;
-    loop {
-        let mut tx = conn.begin().await?;
-        let claimed: Vec<(i64, i32)> = sqlx::query_as(include_str!("sql/bench_min_claim.sql"))
-            .bind(RAW_BATCH as i64)
-            .fetch_all(&mut *tx)
-            .await?;
-        if claimed.is_empty() {
-            tx.commit().await?;
-            break;
-        }
-        let (ids, attempts): (Vec<i64>, Vec<i32>) = claimed.iter().copied().unzip();
-        let done = sqlx::query(include_str!("sql/bench_min_complete.sql"))
-            .bind(ids)
-            .bind(attempts)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() as usize != claimed.len() {
-            return Err(Error::Database(
-                "minimal baseline: a claimed job was not completed".into(),
-            ));
-        }
-        tx.commit().await?;
-        drained += claimed.len();
-    }
-    Ok((drained, conn))
+/// Which hand-written queue a baseline drains.
+#[derive(Clone, Copy)]
+enum Schema {
+    /// porter's own table, queue [`RAW_QUEUE`], claims recorded as [`RAW_WORKER`].
+    Porter,
+    /// `porter_bench_minimal`: one table, one partial index.
+    Minimal,
 }
 
-/// One baseline connection's drain loop; returns how many jobs it completed.
-async fn drain(mut conn: PgConnection) -> Result<usize> {
+/// One baseline connection's drain loop: claim [`RAW_BATCH`] with SKIP LOCKED, complete them,
+/// commit. Returns how many it completed, and the connection.
+async fn drain(mut conn: PgConnection, schema: Schema) -> Result<(usize, PgConnection)> {
+    let (claim_sql, complete_sql) = match schema {
+        Schema::Porter => (
+            include_str!("sql/bench_raw_claim.sql"),
+            include_str!("sql/bench_raw_complete.sql"),
+        ),
+        Schema::Minimal => (
+            include_str!("sql/bench_min_claim.sql"),
+            include_str!("sql/bench_min_complete.sql"),
+        ),
+    };
     let mut drained = 0;
     loop {
         let mut tx = conn.begin().await?;
-        let claimed: Vec<(i64, i32)> = sqlx::query_as(include_str!("sql/bench_raw_claim.sql"))
-            .bind(RAW_QUEUE)
-            .bind(RAW_WORKER)
-            .bind(RAW_BATCH as i64)
-            .fetch_all(&mut *tx)
-            .await?;
+        let mut claim = sqlx::query_as(claim_sql);
+        if let Schema::Porter = schema {
+            claim = claim.bind(RAW_QUEUE).bind(RAW_WORKER);
+        }
+        let claimed: Vec<(i64, i32)> = claim.bind(RAW_BATCH as i64).fetch_all(&mut *tx).await?;
         if claimed.is_empty() {
             tx.commit().await?;
             break;
         }
         let (ids, attempts): (Vec<i64>, Vec<i32>) = claimed.iter().copied().unzip();
-        let done = sqlx::query(include_str!("sql/bench_raw_complete.sql"))
-            .bind(ids)
-            .bind(attempts)
-            .bind(RAW_WORKER)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() as usize != claimed.len() {
+        let mut complete = sqlx::query(complete_sql).bind(ids).bind(attempts);
+        if let Schema::Porter = schema {
+            complete = complete.bind(RAW_WORKER);
+        }
+        if complete.execute(&mut *tx).await?.rows_affected() as usize != claimed.len() {
             return Err(Error::Database(
                 "baseline: a claimed job was not completed".into(),
             ));
@@ -309,8 +304,7 @@ async fn drain(mut conn: PgConnection) -> Result<usize> {
         tx.commit().await?;
         drained += claimed.len();
     }
-    let _ = conn.close().await;
-    Ok(drained)
+    Ok((drained, conn))
 }
 
 async fn join_all<T>(

@@ -11,7 +11,7 @@ use sqlx::{Executor, PgConnection};
 use super::connect;
 use crate::error::{Error, Result};
 use crate::store::copy::{
-    canonical, insert_only, keep_greater, ColumnKind, CopyColumn, CopyEnd, CopyTable, Row,
+    canonical, insert_only, keep_greater, ColumnKind, CopyEnd, CopyTable, Row,
 };
 use crate::store::redact_url;
 
@@ -114,25 +114,16 @@ impl CopyEnd for PgEnd {
             .await?;
         let mut tables = Vec::new();
         for name in names {
-            let mut cols: Vec<(String, String, i32)> =
+            let cols: Vec<(String, String, i32)> =
                 sqlx::query_as(include_str!("sql/copy_columns.sql"))
                     .bind(&name)
                     .fetch_all(&mut self.conn)
                     .await?;
-            let columns = cols
-                .iter()
-                .map(|(n, t, _)| CopyColumn {
-                    name: n.clone(),
-                    kind: kind_of(t),
-                })
+            let cols = cols
+                .into_iter()
+                .map(|(n, t, place)| (n, kind_of(&t), i64::from(place)))
                 .collect();
-            cols.retain(|(_, _, pk)| *pk > 0);
-            cols.sort_by_key(|(_, _, pk)| *pk);
-            tables.push(CopyTable {
-                name,
-                columns,
-                key: cols.into_iter().map(|(n, _, _)| n).collect(),
-            });
+            tables.push(CopyTable::from_catalog(name, cols));
         }
         Ok(tables)
     }

@@ -168,37 +168,7 @@ fn minimal_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Resu
     let batch_insert_jobs_per_sec = rate(jobs, started.elapsed());
 
     let started = Instant::now();
-    let mut drained = 0usize;
-    loop {
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let claimed = {
-            let mut claim = tx.prepare_cached(include_str!("sql/bench_min_claim.sql"))?;
-            let mut complete = tx.prepare_cached(include_str!("sql/bench_min_complete.sql"))?;
-            let rows = claim
-                .query_map([RAW_BATCH], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            for (id, attempt) in &rows {
-                if complete.execute(params![id, attempt])? != 1 {
-                    return Err(Error::Database(format!(
-                        "minimal baseline: job {id} was not completed"
-                    )));
-                }
-            }
-            rows.len()
-        };
-        tx.commit()?;
-        drained += claimed;
-        if claimed == 0 {
-            break;
-        }
-    }
-    if drained != jobs {
-        return Err(Error::Database(format!(
-            "minimal baseline: drained {drained} jobs of {jobs}"
-        )));
-    }
+    drain(c, Schema::Minimal, jobs)?;
     let drain_jobs_per_sec = rate(jobs, started.elapsed());
 
     let started = Instant::now();
@@ -239,19 +209,57 @@ fn raw_drain_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Re
     c.execute(include_str!("sql/bench_raw_delete.sql"), [RAW_SINGLE_QUEUE])?;
 
     let started = Instant::now();
+    drain(c, Schema::Porter, jobs)?;
+    let drain_jobs_per_sec = rate(jobs, started.elapsed());
+    Ok(RawBaseline {
+        batch_insert_jobs_per_sec,
+        single_insert_jobs_per_sec,
+        drain_jobs_per_sec,
+    })
+}
+
+/// Which hand-written queue a baseline drains.
+#[derive(Clone, Copy)]
+enum Schema {
+    /// porter's own table, queue [`RAW_QUEUE`], claims recorded as [`RAW_WORKER`].
+    Porter,
+    /// `porter_bench_minimal`: one table, one partial index.
+    Minimal,
+}
+
+/// Drains `jobs` jobs on this one connection: claim [`RAW_BATCH`] + complete them per
+/// `BEGIN IMMEDIATE` transaction, until a claim finds none.
+fn drain(c: &mut Connection, schema: Schema, jobs: usize) -> Result<()> {
+    let (claim_sql, complete_sql) = match schema {
+        Schema::Porter => (
+            include_str!("sql/bench_raw_claim.sql"),
+            include_str!("sql/bench_raw_complete.sql"),
+        ),
+        Schema::Minimal => (
+            include_str!("sql/bench_min_claim.sql"),
+            include_str!("sql/bench_min_complete.sql"),
+        ),
+    };
     let mut drained = 0usize;
     loop {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let claimed = {
-            let mut claim = tx.prepare_cached(include_str!("sql/bench_raw_claim.sql"))?;
-            let mut complete = tx.prepare_cached(include_str!("sql/bench_raw_complete.sql"))?;
-            let rows = claim
-                .query_map(params![RAW_QUEUE, RAW_WORKER, RAW_BATCH], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut claim = tx.prepare_cached(claim_sql)?;
+            let mut complete = tx.prepare_cached(complete_sql)?;
+            let read = |r: &rusqlite::Row<'_>| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?));
+            let rows = match schema {
+                Schema::Porter => {
+                    claim.query_map(params![RAW_QUEUE, RAW_WORKER, RAW_BATCH], read)?
+                }
+                Schema::Minimal => claim.query_map([RAW_BATCH], read)?,
+            }
+            .collect::<rusqlite::Result<Vec<_>>>()?;
             for (id, attempt) in &rows {
-                if complete.execute(params![id, attempt, RAW_WORKER])? != 1 {
+                let done = match schema {
+                    Schema::Porter => complete.execute(params![id, attempt, RAW_WORKER])?,
+                    Schema::Minimal => complete.execute(params![id, attempt])?,
+                };
+                if done != 1 {
                     return Err(Error::Database(format!(
                         "baseline: job {id} was not completed"
                     )));
@@ -270,12 +278,7 @@ fn raw_drain_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Re
             "baseline: drained {drained} jobs of {jobs}"
         )));
     }
-    let drain_jobs_per_sec = rate(jobs, started.elapsed());
-    Ok(RawBaseline {
-        batch_insert_jobs_per_sec,
-        single_insert_jobs_per_sec,
-        drain_jobs_per_sec,
-    })
+    Ok(())
 }
 
 fn open(path: &Path, synchronous: &'static str) -> Result<Connection> {

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::parse_url;
 use crate::error::{Error, Result};
 use crate::store::copy::{
-    canonical, insert_only, keep_greater, ColumnKind, CopyColumn, CopyEnd, CopyTable, Row,
+    canonical, insert_only, keep_greater, ColumnKind, CopyEnd, CopyTable, Row,
 };
 
 /// The file a `sqlite:` URL names, to refuse copying from one that is not there (opening it
@@ -153,25 +153,14 @@ impl CopyEnd for SqliteEnd {
                 .collect::<rusqlite::Result<_>>()?;
             let mut tables = Vec::new();
             for name in names {
-                // (cid, name, type, notnull, default, pk): pk is the column's place in the key.
-                let mut cols: Vec<(String, String, i64)> = c
+                // pk is the column's place in the key (0: not in it).
+                let cols: Vec<(String, ColumnKind, i64)> = c
                     .prepare("SELECT name, type, pk FROM pragma_table_info(?1)")?
-                    .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .query_map([&name], |r| {
+                        Ok((r.get(0)?, declared_kind(&r.get::<_, String>(1)?), r.get(2)?))
+                    })?
                     .collect::<rusqlite::Result<_>>()?;
-                let columns = cols
-                    .iter()
-                    .map(|(n, t, _)| CopyColumn {
-                        name: n.clone(),
-                        kind: declared_kind(t),
-                    })
-                    .collect();
-                cols.retain(|(_, _, pk)| *pk > 0);
-                cols.sort_by_key(|(_, _, pk)| *pk);
-                tables.push(CopyTable {
-                    name,
-                    columns,
-                    key: cols.into_iter().map(|(n, _, _)| n).collect(),
-                });
+                tables.push(CopyTable::from_catalog(name, cols));
             }
             Ok(tables)
         })
