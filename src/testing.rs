@@ -273,6 +273,7 @@ pub async fn work<A: JobArgs, W: Worker<A>>(
         metadata: serde_json::json!({}),
         output: None,
         progress: None,
+        sequence_key: None,
     };
     let cancel = CancellationToken::new();
     let job = Job::new(args, row, cancel.clone());

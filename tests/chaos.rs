@@ -1604,6 +1604,7 @@ fn job_row(kind: &str, args: serde_json::Value) -> porter::JobRow {
         metadata: serde_json::json!({}),
         output: None,
         progress: None,
+        sequence_key: None,
     }
 }
 

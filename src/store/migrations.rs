@@ -100,6 +100,7 @@ pub const CORE: MigrationSet = MigrationSet {
         migration!(3, "worker_lease", "0003_worker_lease.sql"),
         migration!(4, "tablo_tables_moved", "0004_tablo_tables_moved.sql"),
         migration!(5, "job_outputs", "0005_job_outputs.sql"),
+        migration!(6, "job_waits", "0006_job_waits.sql"),
     ],
 };
 
