@@ -169,7 +169,10 @@ fn outcome(state: JobState) -> &'static str {
         JobState::Completed => "completed",
         JobState::Cancelled => "cancelled",
         JobState::Discarded => "discarded",
-        JobState::Available | JobState::Scheduled | JobState::Retryable => "given back",
+        // Pending: a finished job of a busy sequence that was retried waits its turn.
+        JobState::Available | JobState::Scheduled | JobState::Retryable | JobState::Pending => {
+            "given back"
+        }
     }
 }
 
