@@ -42,6 +42,17 @@ pub fn insert_params<A: JobArgs>(args: &A, opts: Option<InsertOpts>) -> Result<J
             unique_key: o.unique_key.or(merged.unique_key),
             metadata: o.metadata.or(merged.metadata),
             concurrency_key: o.concurrency_key.or(merged.concurrency_key),
+            sequence_key: o.sequence_key.or(merged.sequence_key),
+            after_any: if o.depends_on.is_empty() {
+                merged.after_any
+            } else {
+                o.after_any
+            },
+            depends_on: if o.depends_on.is_empty() {
+                merged.depends_on
+            } else {
+                o.depends_on
+            },
         };
     }
     JobInsertParams::new(A::KIND, value, merged)
@@ -128,6 +139,19 @@ impl Client {
     /// One job.
     pub async fn get(&self, id: i64) -> Result<Option<JobRow>> {
         self.store.job_get(id).await
+    }
+
+    /// One job with its parents and children (`porter jobs show`, `GET /admin/jobs/{id}`).
+    pub async fn get_detail(&self, id: i64) -> Result<Option<JobDetail>> {
+        let Some(job) = self.store.job_get(id).await? else {
+            return Ok(None);
+        };
+        let deps = self.store.job_deps(id).await?;
+        Ok(Some(JobDetail {
+            job,
+            parents: deps.parents,
+            children: deps.children,
+        }))
     }
 
     /// Jobs, newest first.
@@ -252,4 +276,17 @@ impl Client {
     ) -> Result<Vec<ThroughputRow>> {
         self.store.job_throughput(since).await
     }
+}
+
+/// One job as `porter jobs show --json` and `GET /admin/jobs/{id}` give it: the job row's
+/// fields, and its parents and children (empty when it has none).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JobDetail {
+    /// The job, with its output and progress.
+    #[serde(flatten)]
+    pub job: JobRow,
+    /// Jobs it waits (or waited) for.
+    pub parents: Vec<crate::store::JobLink>,
+    /// Jobs that wait (or waited) for it.
+    pub children: Vec<crate::store::JobLink>,
 }

@@ -14,6 +14,26 @@
 //! ```
 //! `completed`, `cancelled` and `discarded` are final; a final job can be retried by hand,
 //! which makes it `available` again with its history kept.
+//!
+//! A job that waits for other jobs starts `pending` (never claimed) instead of `available`:
+//!
+//! ```text
+//!  insert ──► pending ──what it waits for ended──► available (scheduled when due later)
+//!                │ a parent discarded or cancelled (not after_any), or a user's cancel
+//!                └──────────────────────────────► cancelled
+//! ```
+//! * **Sequences** ([`InsertOpts::sequence_key`]): while a sequence has an unfinished job
+//!   that is not pending (its active job, at most one), a new job of it is `pending`; when the
+//!   active job is finalized (completed, cancelled or discarded), the oldest pending job of the
+//!   sequence becomes due, in the same transaction. A job waiting to retry (`retryable`),
+//!   snoozed or released stays the active job: it holds its sequence.
+//! * **Dependencies** ([`InsertOpts::depends_on`]): a job is `pending` until every parent has
+//!   completed (ended at all, with [`InsertOpts::after_any`]); it becomes due in the transaction
+//!   that ends its last parent. A parent ending discarded or cancelled cancels it (the reason,
+//!   in its errors, names the parent), and that cancel goes on down its own dependents.
+//!
+//! Promotions happen in the database (a trigger on `porter_jobs`, one per backend), whatever
+//! path ends the job: a completion, a failure, a cancel, a rescue.
 
 use std::fmt;
 use std::str::FromStr;
@@ -50,11 +70,13 @@ pub enum JobState {
     Cancelled,
     /// Failed for good: attempts used up, or discarded on purpose (final).
     Discarded,
+    /// Waiting for other jobs (its sequence's turn, or its parents) before it can be due.
+    Pending,
 }
 
 impl JobState {
     /// Every state, in life-cycle order.
-    pub const ALL: [JobState; 7] = [
+    pub const ALL: [JobState; 8] = [
         JobState::Available,
         JobState::Scheduled,
         JobState::Running,
@@ -62,6 +84,7 @@ impl JobState {
         JobState::Completed,
         JobState::Cancelled,
         JobState::Discarded,
+        JobState::Pending,
     ];
 
     /// The name stored in the database.
@@ -74,6 +97,7 @@ impl JobState {
             JobState::Completed => "completed",
             JobState::Cancelled => "cancelled",
             JobState::Discarded => "discarded",
+            JobState::Pending => "pending",
         }
     }
 
@@ -99,7 +123,7 @@ impl FromStr for JobState {
             Error::invalid(
                 "state",
                 format!(
-                    "{s:?} is not a job state (one of available, scheduled, running, retryable, completed, cancelled, discarded)"
+                    "{s:?} is not a job state (one of available, scheduled, running, retryable, completed, cancelled, discarded, pending)"
                 ),
             )
         })
@@ -173,6 +197,9 @@ pub struct JobRow {
     /// The concurrency key its queue's per-key limits count it under, if any.
     #[serde(default)]
     pub concurrency_key: Option<String>,
+    /// The sequence it runs in ([`InsertOpts::sequence_key`]), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence_key: Option<String>,
 }
 
 /// What a worker-side write must match: the job, the attempt and the worker holding it.
@@ -249,6 +276,19 @@ pub struct InsertOpts {
     /// under it. Jobs without one are held only by the queue's global limits.
     #[serde(default)]
     pub concurrency_key: Option<String>,
+    /// Run in this sequence: jobs with one sequence key run one at a time, in insertion order;
+    /// the next starts only once the previous is finalized (see the [module docs](self)).
+    /// 1 to 255 bytes, no NUL.
+    #[serde(default)]
+    pub sequence_key: Option<String>,
+    /// Wait for these jobs (its parents, which must exist): the job is claimable only once
+    /// every parent has completed; a parent ending discarded or cancelled cancels it, unless
+    /// `after_any`. Not with a `sequence_key`.
+    #[serde(default)]
+    pub depends_on: Vec<i64>,
+    /// With `depends_on`: run once every parent has ended, however it ended.
+    #[serde(default)]
+    pub after_any: bool,
 }
 
 /// Checks a queue name or a kind against `^[a-z0-9_.-]{1,64}$`.

@@ -138,4 +138,4 @@ pub use rusqlite;
 #[cfg(feature = "postgres")]
 pub use sqlx;
 pub use store::{Backend, InsertResult, Store};
-pub use worker::{Job, JobContext, JobError, Worker, Workers};
+pub use worker::{Job, JobContext, JobError, ParentOutput, Worker, Workers};

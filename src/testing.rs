@@ -274,6 +274,7 @@ pub async fn work<A: JobArgs, W: Worker<A>>(
         output: None,
         progress: None,
         concurrency_key: None,
+        sequence_key: None,
     };
     let cancel = CancellationToken::new();
     let job = Job::new(args, row, cancel.clone());

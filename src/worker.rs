@@ -82,10 +82,31 @@ impl<A> Job<A> {
         }
     }
 
+    /// The outputs of the jobs this one waited for ([`crate::InsertOpts::depends_on`]), by
+    /// id: each parent's id, kind, state and recorded output (`None` when it recorded none). Parents are kept while their children wait (retention skips them),
+    /// so every parent is there. Empty for a job with no parents, and in
+    /// [`crate::testing::work`].
+    pub async fn parent_outputs(&self) -> Result<Vec<ParentOutput>> {
+        self.context.parent_outputs().await
+    }
+
     /// The job's context (shared by clones of this job).
     pub fn context(&self) -> &JobContext {
         &self.context
     }
+}
+
+/// One parent's output, as [`Job::parent_outputs`] gives it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ParentOutput {
+    /// The parent's id.
+    pub id: i64,
+    /// Its kind.
+    pub kind: String,
+    /// Its state (completed, unless the child runs after any end).
+    pub state: crate::job::JobState,
+    /// What it recorded with [`Job::set_output`], if anything.
+    pub output: Option<serde_json::Value>,
 }
 
 /// A running job's link to its row: it records the job's output and its throttled progress,
@@ -165,6 +186,25 @@ impl JobContext {
     /// How many progress writes this context made to the database.
     pub fn progress_writes(&self) -> u64 {
         self.inner.progress.lock().expect("progress").writes
+    }
+
+    async fn parent_outputs(&self) -> Result<Vec<ParentOutput>> {
+        let Some(store) = &self.inner.store else {
+            return Ok(Vec::new());
+        };
+        let parents = store.job_deps(self.inner.fence.id).await?.parents;
+        let mut outputs = store
+            .job_output_get(parents.iter().map(|p| p.id).collect())
+            .await?;
+        Ok(parents
+            .into_iter()
+            .map(|p| ParentOutput {
+                output: outputs.remove(&p.id).and_then(|o| o.output),
+                id: p.id,
+                kind: p.kind,
+                state: p.state,
+            })
+            .collect())
     }
 
     async fn record_output(&self, output: serde_json::Value) -> Result<()> {

@@ -1617,6 +1617,7 @@ fn job_row(kind: &str, args: serde_json::Value) -> porter::JobRow {
         output: None,
         progress: None,
         concurrency_key: None,
+        sequence_key: None,
     }
 }
 

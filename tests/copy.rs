@@ -113,7 +113,7 @@ async fn fill(db: &TestDb) -> (Vec<JobRow>, uuid::Uuid) {
     }
     let cancelled = insert(&s, "cancelled", InsertOpts::default()).await;
     s.job_cancel(cancelled.id).await.unwrap();
-    claim(&s, "running").await;
+    let running = claim(&s, "running").await;
     let r = claim(&s, "retryable").await;
     fail(&s, &r, false).await;
     let c = claim(&s, "completed").await;
@@ -125,6 +125,21 @@ async fn fill(db: &TestDb) -> (Vec<JobRow>, uuid::Uuid) {
     .await
     .unwrap();
     s.job_complete_many(vec![c.fence()]).await.unwrap();
+    // Jobs that wait: a sequence's second job, and a child of the running and the completed
+    // job (after_any), so porter_job_deps and its booleans travel too.
+    for kind in ["seq_first", "seq_second"] {
+        let opts = InsertOpts {
+            sequence_key: Some("s-1".into()),
+            ..Default::default()
+        };
+        insert(&s, kind, opts).await;
+    }
+    let opts = InsertOpts {
+        depends_on: vec![running.id, c.id],
+        after_any: true,
+        ..Default::default()
+    };
+    insert(&s, "child", opts).await;
     let d = claim(&s, "discarded").await;
     fail(&s, &d, true).await;
     s.queue_pause("paused_queue").await.unwrap();
@@ -152,7 +167,7 @@ async fn fill(db: &TestDb) -> (Vec<JobRow>, uuid::Uuid) {
         .unwrap();
     let jobs = all_jobs(&s).await;
     let states: std::collections::BTreeSet<JobState> = jobs.iter().map(|j| j.state).collect();
-    assert_eq!(states.len(), 7, "every state is there: {states:?}");
+    assert_eq!(states.len(), 8, "every state is there: {states:?}");
     (jobs, t.id)
 }
 
@@ -212,7 +227,15 @@ backend_case! {
         let (jobs, tablo) = fill(&db).await;
         let there = other(&db).await;
         let report = ok(&porter_copy(&db.url, &there.url, &[]));
-        for table in ["porter_jobs", "porter_queues", "porter_periodic", "tablos", "tablo_files"] {
+        let tables = [
+            "porter_jobs",
+            "porter_job_deps",
+            "porter_queues",
+            "porter_periodic",
+            "tablos",
+            "tablo_files",
+        ];
+        for table in tables {
             let line = report
                 .lines()
                 .find(|l| l.starts_with(table))
@@ -220,6 +243,12 @@ backend_case! {
             assert!(line.ends_with(" ="), "{line}");
         }
         assert_eq!(at_ms(&all_jobs(&there.store).await), at_ms(&jobs));
+        for job in &jobs {
+            let deps = db.store.job_deps(job.id).await.unwrap();
+            assert_eq!(there.store.job_deps(job.id).await.unwrap(), deps, "job {}", job.id);
+        }
+        let child = jobs.iter().find(|j| j.kind == "child").unwrap();
+        assert_eq!(db.store.job_deps(child.id).await.unwrap().parents.len(), 2);
         let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
         let outputs = db.store.job_output_get(ids.clone()).await.unwrap();
         assert_eq!(outputs.len(), 1, "the completed job's output");

@@ -1229,3 +1229,91 @@ backend_case! {
         stop.cancel();
     }
 }
+
+/// Inserts one job with `opts`.
+async fn insert_opts(db: &TestDb, kind: &str, opts: InsertOpts) -> porter::JobRow {
+    let params = JobInsertParams::new(kind, serde_json::json!({}), opts).unwrap();
+    db.store
+        .job_insert_many(vec![params])
+        .await
+        .unwrap()
+        .remove(0)
+        .job
+}
+
+/// A parent with two children (one that runs whatever the parent ends as), answered in that
+/// order.
+async fn family(db: &TestDb) -> (porter::JobRow, porter::JobRow, porter::JobRow) {
+    let parent = insert_opts(db, "extract", InsertOpts::default()).await;
+    let child = |after_any| InsertOpts {
+        depends_on: vec![parent.id],
+        after_any,
+        ..Default::default()
+    };
+    let load = insert_opts(db, "load", child(false)).await;
+    let report = insert_opts(db, "report", child(true)).await;
+    (parent, load, report)
+}
+
+backend_case! {
+    async fn job_page_lists_parents_and_children_with_their_states(db: TestDb) {
+        let (parent, load, report) = family(&db).await;
+        let seq = InsertOpts {
+            sequence_key: Some("<acct & 7>".into()),
+            concurrency_key: Some("tenant-9".into()),
+            ..Default::default()
+        };
+        insert_opts(&db, "step", seq.clone()).await;
+        let second = insert_opts(&db, "step", seq).await;
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+
+        let (status, html, _) = send(&app, get(&format!("/dashboard/jobs/{}", parent.id))).await;
+        assert_eq!(status, StatusCode::OK);
+        let children = between(&html, r#"<section id="children">"#, "</section>");
+        for child in [&load, &report] {
+            assert!(children.contains(&format!(r#"href="/dashboard/jobs/{}""#, child.id)), "{children}");
+        }
+        assert_eq!(children.matches(r#"data-state="pending""#).count(), 2, "{children}");
+        assert_eq!(children.matches("runs whatever it ends as").count(), 1, "{children}");
+        let parents = between(&html, r#"<section id="parents">"#, "</section>");
+        assert!(parents.contains("It waits for no other job."), "{parents}");
+
+        let (_, html, _) = send(&app, get(&format!("/dashboard/jobs/{}", load.id))).await;
+        let parents = between(&html, r#"<section id="parents">"#, "</section>");
+        assert!(parents.contains(&format!(r#"href="/dashboard/jobs/{}""#, parent.id)), "{parents}");
+        assert!(parents.contains(r#"data-state="available""#) && parents.contains("extract"), "{parents}");
+        assert!(html.contains(r#"data-state="pending""#), "the child waits: {html}");
+
+        // A parent's end shows on its children's pages.
+        db.store.job_cancel(parent.id).await.unwrap();
+        let (_, html, _) = send(&app, get(&format!("/dashboard/jobs/{}", load.id))).await;
+        let parents = between(&html, r#"<section id="parents">"#, "</section>");
+        assert!(parents.contains(r#"data-state="cancelled""#), "{parents}");
+        assert!(html.contains(&format!("parent job {} was cancelled", parent.id)), "the reason: {html}");
+
+        // The keys, escaped.
+        let (_, html, _) = send(&app, get(&format!("/dashboard/jobs/{}", second.id))).await;
+        assert!(html.contains(r#"<dd id="sequence-key">&lt;acct &amp; 7&gt;</dd>"#), "{html}");
+        assert!(html.contains(r#"<dd id="concurrency-key">tenant-9</dd>"#), "{html}");
+        assert!(html.contains(r#"data-state="pending""#), "second of its sequence waits: {html}");
+    }
+}
+
+backend_case! {
+    needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped");
+    async fn browser_job_page_goes_from_a_child_to_its_parent(db: TestDb) {
+        let (parent, load, _) = family(&db).await;
+        let (base, stop) =
+            serve(surfaces::app_state(db.store.clone(), HttpConfig::default()).await).await;
+        let browser = Browser::start().await;
+        browser.goto(&format!("{base}/dashboard/jobs/{}", load.id)).await;
+        let text = browser.wait_for_text("Waits for").await;
+        assert!(text.contains(&format!("#{} extract available", parent.id)), "{text}");
+        browser.screenshot("job-waits").await;
+        browser.click(&browser.find("#parents li.link a").await).await;
+        let text = browser.wait_for_text(&format!("Job {}", parent.id)).await;
+        assert!(text.contains(&format!("#{} load pending", load.id)), "{text}");
+        drop(browser);
+        stop.cancel();
+    }
+}

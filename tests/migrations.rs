@@ -621,7 +621,7 @@ mod postgres_only {
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
         sqlx::raw_sql(
             "DROP TABLE porter_jobs, porter_queues, porter_workers, porter_periodic,
-                        porter_job_outputs, porter_migrations CASCADE",
+                        porter_job_outputs, porter_job_deps, porter_migrations CASCADE",
         )
         .execute(&pool)
         .await

@@ -7,7 +7,9 @@
 //! claim order, which fenced writes changed a row, rescue and retention counts, conflicts,
 //! not-found) must equal the model's prediction.
 //!
-//! Operations: inserts (priorities, due now or later, unique keys, max_attempts from 1),
+//! Operations: inserts (priorities, due now or later, unique keys, max_attempts from 1, a
+//! sequence key, or a parent to wait for (any job ever inserted, so also a deleted one), with
+//! or without after_any),
 //! claims by two workers with kind filters, complete, fail (retry after a delay, or discard),
 //! snooze, a job cancelling itself, a worker giving a job back at shutdown, user cancel and
 //! retry, worker heartbeats and deregistrations, rescue of lost workers' and stuck jobs,
@@ -42,6 +44,7 @@ const QUEUES: [&str; 2] = ["default", "other"];
 const KINDS: [&str; 2] = ["alpha", "beta"];
 const WORKERS: [&str; 2] = ["worker-0", "worker-1"];
 const UNIQUE_KEYS: [&str; 2] = ["key-0", "key-1"];
+const SEQUENCES: [&str; 2] = ["seq-0", "seq-1"];
 const PERIODIC: [&str; 2] = ["every-minute", "hourly"];
 /// Delays a step can ask for, in seconds (insert schedules, retry backoffs, snoozes): none,
 /// within the lease, past the lease, past the stuck limit and past retention.
@@ -70,6 +73,10 @@ struct Spec {
     delay: usize,
     unique: Option<usize>,
     max_attempts: i32,
+    /// Index into [`SEQUENCES`].
+    sequence: Option<usize>,
+    /// A parent (picked among every id ever inserted) and whether the job runs after any end.
+    after: Option<(Index, bool)>,
 }
 
 /// One operation of a case. Indexes pick among what exists when the step runs, so a shrunk
@@ -157,9 +164,14 @@ fn delay() -> impl Strategy<Value = usize> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0..2usize, 0..2usize, 1..=4i16, delay(), prop::option::weighted(0.4, 0..2usize), 1..=3i32)
-            .prop_map(|(queue, kind, priority, delay, unique, max_attempts)| {
-                Op::Insert(Spec { queue, kind, priority, delay, unique, max_attempts })
+        6 => (0..2usize, 0..2usize, 1..=4i16, delay(), prop::option::weighted(0.4, 0..2usize), 1..=3i32,
+              prop::option::weighted(0.5, prop_oneof![
+                  (0..2usize).prop_map(|k| (Some(k), None)),
+                  (any::<Index>(), prop::bool::weighted(0.3)).prop_map(|a| (None, Some(a))),
+              ]))
+            .prop_map(|(queue, kind, priority, delay, unique, max_attempts, waits)| {
+                let (sequence, after) = waits.unwrap_or((None, None));
+                Op::Insert(Spec { queue, kind, priority, delay, unique, max_attempts, sequence, after })
             }),
         5 => (0..2usize, 0..2usize, 1..=3u32, prop::option::weighted(0.2, 0..2usize))
             .prop_map(|(worker, queue, limit, only_kind)| Op::Claim { worker, queue, limit, only_kind }),
@@ -207,6 +219,18 @@ struct MJob {
     cancel_requested_at: Option<i64>,
     /// How often its worker was lost while it ran: the first two losses use no attempt.
     lost: u32,
+    sequence: Option<usize>,
+    /// Parents not yet ended as it needs.
+    waiting_for: i32,
+}
+
+/// A dependency: `child` waits for `parent`; `resolved` once the parent's end was counted.
+#[derive(Debug, Clone)]
+struct Edge {
+    child: i64,
+    parent: i64,
+    after_any: bool,
+    resolved: bool,
 }
 
 impl MJob {
@@ -230,6 +254,7 @@ struct Model {
     periodic: [Option<i64>; 2],
     /// Every fence ever handed out by a claim.
     fences: Vec<JobFence>,
+    edges: Vec<Edge>,
 }
 
 impl Model {
@@ -272,6 +297,77 @@ impl Model {
         self.jobs.get_mut(&id).expect("model job")
     }
 
+    /// A due job's state: available, or scheduled while its due time is ahead.
+    fn due_state(&self, scheduled_at: i64) -> JobState {
+        if scheduled_at <= self.now {
+            JobState::Available
+        } else {
+            JobState::Scheduled
+        }
+    }
+
+    /// The parent an insert's spec names (among every id ever inserted), if it waits for one.
+    fn parent_of(&self, spec: &Spec) -> Option<(i64, bool)> {
+        let (index, after_any) = spec.after?;
+        Some((self.choose_id(index)?, after_any))
+    }
+
+    /// The job of a sequence that is not pending and not finished (at most one).
+    fn sequence_active(&self, seq: usize) -> bool {
+        self.jobs
+            .values()
+            .any(|j| j.sequence == Some(seq) && j.unfinished() && j.state != JobState::Pending)
+    }
+
+    /// A job reached a final state (from `old`): the porter_jobs_finalized trigger's work.
+    fn ended(&mut self, id: i64, old: JobState) {
+        let now = self.now;
+        let (state, sequence) = (self.jobs[&id].state, self.jobs[&id].sequence);
+        if let (Some(seq), true) = (sequence, old != JobState::Pending) {
+            if !self.sequence_active(seq) {
+                let next = self
+                    .jobs
+                    .values()
+                    .filter(|j| j.sequence == Some(seq) && j.state == JobState::Pending)
+                    .map(|j| j.id)
+                    .min();
+                if let Some(next) = next {
+                    let due = self.due_state(self.jobs[&next].scheduled_at);
+                    self.job(next).state = due;
+                }
+            }
+        }
+        let edges: Vec<usize> = (0..self.edges.len())
+            .filter(|&i| self.edges[i].parent == id && !self.edges[i].resolved)
+            .collect();
+        for &i in &edges {
+            let Edge {
+                child, after_any, ..
+            } = self.edges[i];
+            if self.jobs[&child].state != JobState::Pending {
+                continue;
+            }
+            if state == JobState::Completed || after_any {
+                let c = self.job(child);
+                c.waiting_for -= 1;
+                if c.waiting_for == 0 {
+                    let at = c.scheduled_at;
+                    let due = self.due_state(at);
+                    self.job(child).state = due;
+                }
+            } else {
+                let c = self.job(child);
+                c.state = JobState::Cancelled;
+                c.finalized_at = Some(now);
+                c.errors.push(c.attempt);
+                self.ended(child, JobState::Pending);
+            }
+        }
+        for i in edges {
+            self.edges[i].resolved = true;
+        }
+    }
+
     fn insert(&mut self, id: i64, spec: Spec) {
         let Spec {
             queue,
@@ -280,14 +376,43 @@ impl Model {
             delay,
             unique,
             max_attempts,
+            sequence,
+            after: _,
         } = spec;
+        let parent = self.parent_of(&spec);
         self.ids.push(id);
         let scheduled_at = self.now + DELAYS[delay] * 1000;
-        let state = if scheduled_at <= self.now {
-            JobState::Available
-        } else {
-            JobState::Scheduled
-        };
+        let mut state = self.due_state(scheduled_at);
+        let mut waiting_for = 0;
+        let mut finalized_at = None;
+        let mut errors = Vec::new();
+        if let Some((parent, after_any)) = parent {
+            let p = self.jobs[&parent].state;
+            let satisfied = p == JobState::Completed || (after_any && p.is_final());
+            if !satisfied && p.is_final() {
+                state = JobState::Cancelled;
+                finalized_at = Some(self.now);
+                errors.push(0);
+            } else if !satisfied {
+                state = JobState::Pending;
+                waiting_for = 1;
+            }
+            self.edges.push(Edge {
+                child: id,
+                parent,
+                after_any,
+                resolved: p.is_final(),
+            });
+        }
+        if let Some(seq) = sequence {
+            if self
+                .jobs
+                .values()
+                .any(|j| j.sequence == Some(seq) && j.unfinished())
+            {
+                state = JobState::Pending;
+            }
+        }
         self.jobs.insert(
             id,
             MJob {
@@ -306,14 +431,26 @@ impl Model {
                 unique,
                 cancel_requested_at: None,
                 lost: 0,
+                sequence,
+                waiting_for,
             },
         );
+        let j = self.job(id);
+        j.finalized_at = finalized_at;
+        j.errors = errors;
     }
 
     /// A failed attempt: a worker's error (retried after `delay_ms`), or a rescue (due now).
     /// A job whose cancel a user requested ends cancelled where it would have been retried;
     /// the rescuer cancels it even on its last attempt.
     fn fail(&mut self, id: i64, delay_ms: i64, discard: bool, rescue: bool) {
+        self.fail_only(id, delay_ms, discard, rescue);
+        if self.jobs[&id].state.is_final() {
+            self.ended(id, JobState::Running);
+        }
+    }
+
+    fn fail_only(&mut self, id: i64, delay_ms: i64, discard: bool, rescue: bool) {
         let now = self.now;
         let j = self.job(id);
         j.errors.push(j.attempt);
@@ -368,6 +505,17 @@ fn job_params(spec: Spec) -> JobInsertParams {
     JobInsertParams::new(KINDS[spec.kind], serde_json::json!({}), opts).expect("valid params")
 }
 
+/// The params of an insert whose parent (if any) is `parent`.
+fn job_params_after(spec: Spec, parent: Option<(i64, bool)>) -> JobInsertParams {
+    let mut params = job_params(spec);
+    params.sequence_key = spec.sequence.map(|k| SEQUENCES[k].to_string());
+    if let Some((id, after_any)) = parent {
+        params.depends_on = vec![id];
+        params.after_any = after_any;
+    }
+    params
+}
+
 /// The job a periodic slot inserts.
 fn periodic_spec(name: usize) -> Spec {
     Spec {
@@ -377,6 +525,8 @@ fn periodic_spec(name: usize) -> Spec {
         delay: 0,
         unique: None,
         max_attempts: 3,
+        sequence: None,
+        after: None,
     }
 }
 
@@ -422,9 +572,32 @@ async fn apply(
 ) -> Result<(), TestCaseError> {
     match op {
         &Op::Insert(spec) => {
-            let mut got = ok("insert", s.job_insert_many(vec![job_params(spec)]).await)?;
+            let parent = m.parent_of(&spec);
+            let params = job_params_after(spec, parent);
+            let got = s.job_insert_many(vec![params]).await;
+            if let Some((parent, _)) = parent {
+                if !m.jobs.contains_key(&parent) {
+                    // Retention deleted it: a parent must exist, and nothing is inserted.
+                    return check(matches!(got, Err(Error::Invalid { .. })), || {
+                        format!(
+                            "insert after missing parent {parent}: expected invalid, got {got:?}"
+                        )
+                    });
+                }
+            }
+            let mut got = ok("insert", got)?;
             let got = got.remove(0);
-            match spec.unique.and_then(|k| m.unique_holder(k)) {
+            // A job whose parent already failed starts cancelled: a final job holds no unique
+            // key, so it is inserted whoever holds its key.
+            let starts_cancelled = parent.is_some_and(|(p, after_any)| {
+                let p = m.jobs[&p].state;
+                p.is_final() && !(p == JobState::Completed || after_any)
+            });
+            match spec
+                .unique
+                .filter(|_| !starts_cancelled)
+                .and_then(|k| m.unique_holder(k))
+            {
                 Some(holder) => check(!got.inserted && got.job.id == holder, || {
                     format!("insert: key held by job {holder}, got {got:?}")
                 })?,
@@ -530,6 +703,7 @@ async fn apply(
                 let j = m.job(fence.id);
                 j.state = JobState::Completed;
                 j.finalized_at = Some(now);
+                m.ended(fence.id, JobState::Running);
             }
         }
         &Op::Fail {
@@ -577,6 +751,7 @@ async fn apply(
                     // The stop a user asked for: cancelled, not snoozed.
                     j.state = JobState::Cancelled;
                     j.finalized_at = Some(now);
+                    m.ended(fence.id, JobState::Running);
                 } else {
                     // Even a snooze of zero goes through `scheduled`; the next claim promotes it.
                     j.state = JobState::Scheduled;
@@ -604,6 +779,7 @@ async fn apply(
                 j.state = JobState::Cancelled;
                 j.finalized_at = Some(now);
                 j.errors.push(j.attempt);
+                m.ended(fence.id, JobState::Running);
             } else {
                 expect_fenced("cancel running", got)?;
             }
@@ -628,6 +804,7 @@ async fn apply(
                 if j.cancel_requested_at.is_some() {
                     j.state = JobState::Cancelled;
                     j.finalized_at = Some(now);
+                    m.ended(fence.id, JobState::Running);
                 } else {
                     j.state = JobState::Available;
                     j.scheduled_at = now;
@@ -655,10 +832,12 @@ async fn apply(
                         // first request's time.
                         j.cancel_requested_at.get_or_insert(now);
                     } else {
+                        let old = j.state;
                         j.state = JobState::Cancelled;
                         j.finalized_at = Some(now);
+                        m.ended(id, old);
                     }
-                    let want = j.state;
+                    let want = m.jobs[&id].state;
                     check(row.state == want, || {
                         format!("cancel {id}: expected {want}, got {}", row.state)
                     })?;
@@ -673,8 +852,8 @@ async fn apply(
             let Some(j) = m.jobs.get(&id) else {
                 return expect_not_found("retry", got);
             };
-            if j.state == JobState::Running {
-                return expect_conflict("retry of a running job", got);
+            if matches!(j.state, JobState::Running | JobState::Pending) {
+                return expect_conflict("retry of a running or waiting job", got);
             }
             // Retrying a finished job takes its unique key back: a conflict while another
             // unfinished job holds it.
@@ -685,8 +864,19 @@ async fn apply(
             }
             ok("retry", got)?;
             let now = m.now;
+            // A job of a sequence that has another unfinished job waits its turn.
+            let seq = m.jobs[&id].sequence;
+            let busy = seq.is_some_and(|k| {
+                m.jobs
+                    .values()
+                    .any(|o| o.id != id && o.sequence == Some(k) && o.unfinished())
+            });
             let j = m.job(id);
-            j.state = JobState::Available;
+            j.state = if busy {
+                JobState::Pending
+            } else {
+                JobState::Available
+            };
             j.scheduled_at = now;
             j.finalized_at = None;
             j.max_attempts = j.max_attempts.max(j.attempt + 1);
@@ -773,6 +963,12 @@ async fn apply(
                     j.finalized_at.is_some_and(|at| at < now - keep * 1000)
                 })
                 .map(|j| j.id)
+                // A parent whose children have not finished stays.
+                .filter(|id| {
+                    !m.edges.iter().any(|e| {
+                        e.parent == *id && m.jobs.get(&e.child).is_some_and(|c| c.unfinished())
+                    })
+                })
                 .collect();
             check(got == gone.len() as u64, || {
                 format!(
@@ -782,6 +978,7 @@ async fn apply(
             })?;
             for id in gone {
                 m.jobs.remove(&id);
+                m.edges.retain(|e| e.parent != id && e.child != id);
             }
         }
         &Op::Periodic { name, slot } => {
@@ -892,6 +1089,11 @@ fn compare(want: &MJob, got: &JobRow, start: DateTime<Utc>) -> Result<(), String
             "unique_key",
             format!("{:?}", want.unique.map(|k| UNIQUE_KEYS[k])),
             format!("{:?}", got.unique_key.as_deref()),
+        ),
+        (
+            "sequence_key",
+            format!("{:?}", want.sequence.map(|k| SEQUENCES[k])),
+            format!("{:?}", got.sequence_key.as_deref()),
         ),
         (
             "attempted_at",
@@ -1019,6 +1221,8 @@ mod regressions {
         delay: 0,
         unique: Some(0),
         max_attempts: 2,
+        sequence: None,
+        after: None,
     };
 
     backend_case! {

@@ -32,6 +32,8 @@ Examples:
   porter enqueue sleep '{\"ms\": 2000}' --queue default --count 10
   porter enqueue fail '{\"message\": \"boom\"}' --max-attempts 1
   porter enqueue heartbeat --in 30s --unique-key hb-once
+  porter enqueue noop --sequence account-42            one at a time, in insertion order
+  porter enqueue noop --after 17,18                    once jobs 17 and 18 completed
   porter enqueue my_kind @args.json --allow-unknown-kind     args from a file
   produce-args | porter enqueue my_kind - --allow-unknown-kind   args from stdin
 
@@ -67,6 +69,22 @@ pub struct EnqueueArgs {
     /// The concurrency key the queue's per-key limits count the job under (1 to 255 bytes).
     #[arg(long, value_name = "KEY", value_parser = parse_concurrency_key)]
     concurrency_key: Option<String>,
+    /// Run in this sequence: jobs with one sequence key run one at a time, in insertion order
+    /// (1 to 255 bytes).
+    #[arg(long = "sequence", value_name = "KEY")]
+    sequence_key: Option<String>,
+    /// Wait for these jobs (ids, comma-separated; they must exist): run once all completed;
+    /// cancelled if one ends discarded or cancelled (unless --after-any).
+    #[arg(
+        long = "after",
+        value_name = "ID[,ID...]",
+        value_delimiter = ',',
+        conflicts_with = "sequence_key"
+    )]
+    after: Vec<i64>,
+    /// With --after: run once every parent ended, however it ended.
+    #[arg(long, requires = "after")]
+    after_any: bool,
     /// Insert this many identical jobs: in one transaction when their args come to at most
     /// 16 MiB in all, else in 16 MiB transactions committed in turn (see below).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -178,6 +196,9 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
         unique_key: a.unique_key.clone(),
         metadata: None,
         concurrency_key: a.concurrency_key.clone(),
+        sequence_key: a.sequence_key.clone(),
+        depends_on: a.after.clone(),
+        after_any: a.after_any,
     };
     let args = match a.args {
         Some(source) => source.read()?,

@@ -149,7 +149,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
         JobsCommand::Show { id, json } => {
             let client = open_client(g).await?;
             let job = client
-                .get(id)
+                .get_detail(id)
                 .await?
                 .ok_or_else(|| Error::not_found("job", id))?;
             if json {
@@ -178,7 +178,8 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
 }
 
 /// The human view of one job.
-fn show(job: &JobRow) -> String {
+fn show(detail: &crate::client::JobDetail) -> String {
+    let job = &detail.job;
     let opt = |v: &Option<String>| {
         v.as_deref()
             .map_or_else(|| "-".to_string(), output::printable)
@@ -209,6 +210,22 @@ fn show(job: &JobRow) -> String {
     };
     text.push_str(&format!("progress:     {}\n", recorded(&job.progress)));
     text.push_str(&format!("output:       {}\n", recorded(&job.output)));
+    text.push_str(&format!("sequence:     {}\n", opt(&job.sequence_key)));
+    let links = |links: &[crate::store::JobLink]| {
+        if links.is_empty() {
+            return "none".to_string();
+        }
+        links
+            .iter()
+            .map(|l| {
+                let any = if l.after_any { ", after any" } else { "" };
+                format!("{} ({}, {}{any})", l.id, l.kind, l.state)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    text.push_str(&format!("parents:      {}\n", links(&detail.parents)));
+    text.push_str(&format!("children:     {}\n", links(&detail.children)));
     if job.errors.is_empty() {
         text.push_str("errors:       none\n");
     } else {

@@ -49,6 +49,11 @@ struct NewJob {
     scheduled_at: Option<DateTime<Utc>>,
     unique_key: Option<String>,
     concurrency_key: Option<String>,
+    sequence_key: Option<String>,
+    #[serde(default)]
+    depends_on: Vec<i64>,
+    #[serde(default)]
+    after_any: bool,
 }
 
 fn empty_object() -> Value {
@@ -89,6 +94,9 @@ async fn insert_job(
         scheduled_at: job.scheduled_at,
         unique_key: job.unique_key,
         concurrency_key: job.concurrency_key,
+        sequence_key: job.sequence_key,
+        depends_on: job.depends_on,
+        after_any: job.after_any,
         ..Default::default()
     };
     let params = JobInsertParams::new(&job.kind, job.args, opts)?;
@@ -179,9 +187,9 @@ async fn failed_jobs(
 async fn get_job(
     State(state): State<AppState>,
     id: Result<Path<i64>, PathRejection>,
-) -> Result<Json<JobRow>, AppError> {
+) -> Result<Json<crate::client::JobDetail>, AppError> {
     let Path(id) = id?;
-    match state.client.get(id).await? {
+    match state.client.get_detail(id).await? {
         Some(job) => Ok(Json(job)),
         None => Err(Error::not_found("job", id).into()),
     }

@@ -94,6 +94,9 @@ pub trait Driver: Send + Sync + 'static {
     /// What these jobs recorded (output, progress); jobs that recorded nothing are left out.
     async fn job_output_get(&self, ids: Vec<i64>) -> Result<Vec<(i64, JobOutput)>>;
 
+    /// A job's parents and children, by id.
+    async fn job_deps(&self, id: i64) -> Result<JobDeps>;
+
     /// The jobs the database says a worker runs (state `running`, `attempted_by` = the
     /// worker), as fences.
     async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>>;

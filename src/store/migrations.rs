@@ -101,6 +101,7 @@ pub const CORE: MigrationSet = MigrationSet {
         migration!(4, "tablo_tables_moved", "0004_tablo_tables_moved.sql"),
         migration!(5, "job_outputs", "0005_job_outputs.sql"),
         migration!(6, "queue_limits", "0006_queue_limits.sql"),
+        migration!(7, "job_waits", "0007_job_waits.sql"),
     ],
 };
 

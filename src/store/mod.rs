@@ -100,6 +100,12 @@ pub struct JobInsertParams {
     pub metadata: serde_json::Value,
     /// Concurrency key (see [`InsertOpts::concurrency_key`]).
     pub concurrency_key: Option<String>,
+    /// The sequence it runs in (see [`InsertOpts::sequence_key`]).
+    pub sequence_key: Option<String>,
+    /// Its parents, without repeats (see [`InsertOpts::depends_on`]).
+    pub depends_on: Vec<i64>,
+    /// Run once every parent ended, however (see [`InsertOpts::after_any`]).
+    pub after_any: bool,
 }
 
 impl JobInsertParams {
@@ -132,6 +138,41 @@ impl JobInsertParams {
         }
         if let Some(key) = &opts.concurrency_key {
             check_concurrency_key(key)?;
+        }
+        if let Some(key) = &opts.sequence_key {
+            if key.is_empty() || key.len() > 255 {
+                return Err(Error::invalid("sequence_key", "must be 1 to 255 bytes"));
+            }
+            if key.contains('\0') {
+                return Err(Error::invalid("sequence_key", NUL_REFUSED));
+            }
+        }
+        let mut depends_on = Vec::with_capacity(opts.depends_on.len());
+        for id in &opts.depends_on {
+            if !depends_on.contains(id) {
+                depends_on.push(*id);
+            }
+        }
+        if depends_on.len() > MAX_PARENTS {
+            return Err(Error::invalid(
+                "depends_on",
+                format!(
+                    "{} parents; a job waits for at most {MAX_PARENTS}",
+                    depends_on.len()
+                ),
+            ));
+        }
+        if opts.after_any && depends_on.is_empty() {
+            return Err(Error::invalid(
+                "after_any",
+                "needs parents to wait for (depends_on, --after)",
+            ));
+        }
+        if opts.sequence_key.is_some() && !depends_on.is_empty() {
+            return Err(Error::invalid(
+                "sequence_key",
+                "a job waits either in a sequence or for parents (depends_on), not both",
+            ));
         }
         let metadata = opts.metadata.unwrap_or_else(|| serde_json::json!({}));
         if !metadata.is_object() {
@@ -173,8 +214,91 @@ impl JobInsertParams {
             unique_key: opts.unique_key,
             metadata,
             concurrency_key: opts.concurrency_key,
+            sequence_key: opts.sequence_key,
+            depends_on,
+            after_any: opts.after_any,
         })
     }
+
+    /// Whether this job may have to wait (a sequence or parents): the stores then insert it
+    /// on their slower path, which reads its sequence and parents first.
+    pub fn waits(&self) -> bool {
+        self.sequence_key.is_some() || !self.depends_on.is_empty()
+    }
+
+    /// How this job starts, given whether its sequence already has an unfinished job and its
+    /// parents' states (every parent must be among them: a missing one is an error).
+    pub fn hold(
+        &self,
+        sequence_busy: bool,
+        parents: &std::collections::HashMap<i64, JobState>,
+    ) -> Result<JobHold> {
+        let mut hold = JobHold::default();
+        for &id in &self.depends_on {
+            let state = *parents.get(&id).ok_or_else(|| {
+                Error::invalid(
+                    "depends_on",
+                    format!("parent job {id} does not exist (parents must be inserted first)"),
+                )
+            })?;
+            let satisfied = state == JobState::Completed || (self.after_any && state.is_final());
+            if !satisfied && state.is_final() && hold.error.is_none() {
+                hold.error = Some(format!("parent job {id} was {state}"));
+            }
+            if !satisfied {
+                hold.waiting_for += 1;
+            }
+            hold.edges.push((id, state.is_final()));
+        }
+        if hold.error.is_some() {
+            hold.state = Some(JobState::Cancelled);
+            hold.waiting_for = 0;
+            for edge in &mut hold.edges {
+                edge.1 = true;
+            }
+        } else if hold.waiting_for > 0 || (sequence_busy && self.sequence_key.is_some()) {
+            hold.state = Some(JobState::Pending);
+        }
+        Ok(hold)
+    }
+}
+
+/// Most parents one job may wait for.
+pub const MAX_PARENTS: usize = 10_000;
+
+/// How a job that may wait starts ([`JobInsertParams::hold`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobHold {
+    /// `pending` (waiting), `cancelled` (a parent already failed), or `None`: as usual.
+    pub state: Option<JobState>,
+    /// Parents not yet ended as it needs.
+    pub waiting_for: i32,
+    /// Why it starts cancelled.
+    pub error: Option<String>,
+    /// (parent, already counted) per parent, in order.
+    pub edges: Vec<(i64, bool)>,
+}
+
+/// One end of a dependency, as `porter jobs show` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobLink {
+    /// The other job's id.
+    pub id: i64,
+    /// Its kind.
+    pub kind: String,
+    /// Its state now.
+    pub state: JobState,
+    /// Whether the child runs once the parent ended however it ended.
+    pub after_any: bool,
+}
+
+/// A job's parents (what it waits for) and children (what waits for it), by id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobDeps {
+    /// Jobs it waits (or waited) for.
+    pub parents: Vec<JobLink>,
+    /// Jobs that wait (or waited) for it.
+    pub children: Vec<JobLink>,
 }
 
 /// Refuses a concurrency key that is empty, longer than 255 bytes or holds a NUL character,

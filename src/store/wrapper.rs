@@ -177,6 +177,12 @@ impl Store {
         .await
     }
 
+    /// A job's parents (what it waits or waited for) and children (what waits or waited for
+    /// it), by id.
+    pub async fn job_deps(&self, id: i64) -> Result<JobDeps> {
+        self.op("job_deps", self.driver.job_deps(id)).await
+    }
+
     /// What these jobs recorded (output, progress), by id; jobs that recorded nothing (or are
     /// gone) are left out.
     pub async fn job_output_get(&self, ids: Vec<i64>) -> Result<BTreeMap<i64, JobOutput>> {
@@ -335,8 +341,14 @@ impl Store {
                 match self.driver.job_retry(id).await? {
                     Some(row) => Ok(row),
                     None => Err(self
-                        .conflict_or_not_found(id, |_| {
-                            format!("job {id} is running; it cannot be retried until it stops")
+                        .conflict_or_not_found(id, |j| match j.state {
+                            JobState::Pending => format!(
+                                "job {id} is pending: it waits for its sequence or its parents and \
+                                 has not run; cancel it instead"
+                            ),
+                            _ => {
+                                format!("job {id} is running; it cannot be retried until it stops")
+                            }
                         })
                         .await),
                 }

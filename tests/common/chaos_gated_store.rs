@@ -120,6 +120,9 @@ impl Driver for GatedStore {
     async fn job_output_get(&self, ids: Vec<i64>) -> Result<Vec<(i64, JobOutput)>> {
         self.inner.job_output_get(ids).await
     }
+    async fn job_deps(&self, id: i64) -> Result<JobDeps> {
+        self.inner.job_deps(id).await
+    }
     async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
         self.inner.job_list_running(worker_id).await
     }

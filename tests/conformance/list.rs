@@ -126,7 +126,7 @@ backend_case! {
         s.job_complete_many(vec![r.fence()]).await.unwrap();
         claim_one(s, "noop").await;
         let c = s.job_counts().await.unwrap();
-        assert_eq!(c.total.len(), 7, "every state present");
+        assert_eq!(c.total.len(), JobState::ALL.len(), "every state present");
         assert_eq!(
             (
                 c.total[&JobState::Available],

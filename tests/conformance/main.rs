@@ -11,6 +11,7 @@ mod cancel;
 mod claim;
 mod clock;
 mod complete_fail;
+mod deps;
 mod insert;
 mod limits;
 mod list;
@@ -20,6 +21,7 @@ mod queues;
 mod rescue;
 mod retention;
 mod schema;
+mod sequence;
 mod workers;
 
 use std::time::Duration;

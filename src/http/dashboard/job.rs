@@ -1,6 +1,6 @@
 //! `GET /dashboard/jobs/{id}`: one job, whole: its fields, the progress and output its worker
-//! recorded, args and metadata as pretty JSON,
-//! every attempt with what the row records of it, each error with its trace, and the retry and
+//! recorded, the jobs it waits for and the jobs waiting for it, args and metadata as pretty
+//! JSON, every attempt with what the row records of it, each error with its trace, and the retry and
 //! cancel buttons its state allows.
 
 use axum::extract::rejection::PathRejection;
@@ -32,8 +32,8 @@ pub(super) async fn page(
             )
         }
     };
-    let job = match state.client.get(id).await {
-        Ok(Some(job)) => job,
+    let detail = match state.client.get_detail(id).await {
+        Ok(Some(detail)) => detail,
         Ok(None) => {
             return problem_page(
                 &state,
@@ -43,6 +43,7 @@ pub(super) async fn page(
         }
         Err(e) => return problem_page(&state, super::status_of(&e), &e.to_string()),
     };
+    let job = &detail.job;
     let url = format!("/dashboard/jobs/{id}");
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let body = html! {
@@ -51,15 +52,23 @@ pub(super) async fn page(
             p { span.notice #notice { (text) } }
         }
         section #job data-job-id=(job.id) data-state=(job.state.as_str()) {
-            (fields(&job))
+            (fields(job))
             div #actions {
                 @if job.state != JobState::Running {
-                    (button(&job, "retry", if job.state.is_final() { "Retry" } else { "Run now" }))
+                    (button(job, "retry", if job.state.is_final() { "Retry" } else { "Run now" }))
                 }
                 @if !job.state.is_final() {
-                    (button(&job, "cancel", "Cancel"))
+                    (button(job, "cancel", "Cancel"))
                 }
             }
+        }
+        section #parents {
+            h2 { "Waits for" }
+            (links(&detail.parents, "It waits for no other job."))
+        }
+        section #children {
+            h2 { "Waited for by" }
+            (links(&detail.children, "No job waits for it."))
         }
         section #progress {
             h2 { "Progress" }
@@ -81,7 +90,7 @@ pub(super) async fn page(
         }
         section #attempts {
             h2 { "Attempts" }
-            (attempts(&job))
+            (attempts(job))
         }
         section #metadata {
             h2 { "Metadata" }
@@ -90,6 +99,28 @@ pub(super) async fn page(
     };
     Html(layout(&format!("porter: job {id}"), Some((refresh, &url)), body).into_string())
         .into_response()
+}
+
+/// Parents or children: each a link to its page, with its kind and state now; an edge that
+/// runs the child whatever the parent's end says so.
+fn links(jobs: &[crate::store::JobLink], none: &str) -> Markup {
+    if jobs.is_empty() {
+        return html! { p.muted { (none) } };
+    }
+    html! {
+        ul.links {
+            @for link in jobs {
+                li.link data-job-id=(link.id) data-state=(link.state.as_str()) {
+                    a href=(format!("/dashboard/jobs/{}", link.id)) { "#" (link.id) }
+                    " " (link.kind) " "
+                    span.state { (link.state.as_str()) }
+                    @if link.after_any {
+                        " " span.muted { "(runs whatever it ends as)" }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn pretty(value: &serde_json::Value) -> String {
@@ -115,6 +146,12 @@ fn fields(job: &JobRow) -> Markup {
             dt { "finalized" } dd { (time(job.finalized_at)) }
             @if let Some(key) = &job.unique_key {
                 dt { "unique key" } dd { (key) }
+            }
+            @if let Some(key) = &job.concurrency_key {
+                dt { "concurrency key" } dd #concurrency-key { (key) }
+            }
+            @if let Some(key) = &job.sequence_key {
+                dt { "sequence" } dd #sequence-key { (key) }
             }
         }
     }
@@ -169,7 +206,10 @@ fn outcome(state: JobState) -> &'static str {
         JobState::Completed => "completed",
         JobState::Cancelled => "cancelled",
         JobState::Discarded => "discarded",
-        JobState::Available | JobState::Scheduled | JobState::Retryable => "given back",
+        // Pending: a finished job of a busy sequence that was retried waits its turn.
+        JobState::Available | JobState::Scheduled | JobState::Retryable | JobState::Pending => {
+            "given back"
+        }
     }
 }
 

@@ -527,6 +527,7 @@ fn job_from_row(r: PgRow) -> sqlx::Result<JobRow> {
         output: None,
         progress: None,
         concurrency_key: r.try_get("concurrency_key")?,
+        sequence_key: r.try_get("sequence_key")?,
     })
 }
 
@@ -660,7 +661,11 @@ fn column<T>(jobs: &[&JobInsertParams], f: impl Fn(&JobInsertParams) -> T) -> Ve
 /// Inserts one batch, in statements of at most [`INSERT_CHUNK_BYTES`] of args and metadata
 /// each (on the caller's connection, so in its transaction); returns the rows inserted, in id
 /// (= input) order.
-async fn insert_batch(conn: &mut PgConnection, jobs: &[&JobInsertParams]) -> Result<Vec<JobRow>> {
+async fn insert_batch(
+    conn: &mut PgConnection,
+    jobs: &[&JobInsertParams],
+    holds: &[&JobHold],
+) -> Result<Vec<JobRow>> {
     let mut rows = Vec::with_capacity(jobs.len());
     let mut start = 0;
     while start < jobs.len() {
@@ -675,7 +680,7 @@ async fn insert_batch(conn: &mut PgConnection, jobs: &[&JobInsertParams]) -> Res
             bytes += size;
             end += 1;
         }
-        rows.extend(insert_statement(conn, &jobs[start..end]).await?);
+        rows.extend(insert_statement(conn, &jobs[start..end], &holds[start..end]).await?);
         start = end;
     }
     rows.sort_by_key(|r| r.id);
@@ -686,7 +691,9 @@ async fn insert_batch(conn: &mut PgConnection, jobs: &[&JobInsertParams]) -> Res
 async fn insert_statement(
     conn: &mut PgConnection,
     jobs: &[&JobInsertParams],
+    holds: &[&JobHold],
 ) -> Result<Vec<JobRow>> {
+    let hold = |f: fn(&JobHold) -> Option<String>| holds.iter().map(|h| f(h)).collect::<Vec<_>>();
     Ok(sqlx::query(sql!("job_insert"))
         .bind(column(jobs, |j| j.kind.clone()))
         .bind(column(jobs, |j| j.queue.clone()))
@@ -698,6 +705,10 @@ async fn insert_statement(
         .bind(column(jobs, |j| j.unique_key.clone()))
         .bind(column(jobs, |j| j.metadata.clone()))
         .bind(column(jobs, |j| j.concurrency_key.clone()))
+        .bind(column(jobs, |j| j.sequence_key.clone()))
+        .bind(holds.iter().map(|h| h.waiting_for).collect::<Vec<_>>())
+        .bind(hold(|h| h.state.map(|s| s.as_str().to_string())))
+        .bind(hold(|h| h.error.clone()))
         .try_map(job_from_row)
         .fetch_all(conn)
         .await?)
@@ -720,13 +731,103 @@ pub async fn job_insert_tx(
     for job in &jobs {
         job.check_times()?;
     }
+    let out = if jobs.iter().any(JobInsertParams::waits) {
+        insert_waiting(conn, &jobs).await?
+    } else {
+        let holds = vec![JobHold::default(); jobs.len()];
+        insert_rounds(conn, &jobs, &holds).await?
+    };
+    notify_queues(conn, jobs.iter().map(|j| j.queue.clone()).collect()).await?;
+    Ok(out)
+}
+
+/// Inserts jobs of which some may wait (a sequence, parents), one by one so that each reads
+/// what the previous inserted. Differs from SQLite (whose one writer serializes everything):
+/// it first takes the sequences' locks (job_sequence_lock.sql) and locks the parents' rows
+/// (job_parents_mark.sql), until the transaction ends, so that a concurrent finalize of a
+/// sequence's active job or of a parent either committed before (and is read here) or runs
+/// its promotion after this commits (and sees these jobs): see migration 0006.
+async fn insert_waiting(
+    conn: &mut PgConnection,
+    jobs: &[JobInsertParams],
+) -> Result<Vec<InsertResult>> {
+    let mut keys: Vec<String> = jobs.iter().filter_map(|j| j.sequence_key.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    if !keys.is_empty() {
+        sqlx::query(sql!("job_sequence_lock"))
+            .bind(&keys)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let mut parent_ids: Vec<i64> = jobs.iter().flat_map(|j| j.depends_on.clone()).collect();
+    parent_ids.sort_unstable();
+    parent_ids.dedup();
+    let mut parents = HashMap::new();
+    if !parent_ids.is_empty() {
+        let rows: Vec<(i64, String)> = sqlx::query_as(sql!("job_parents_mark"))
+            .bind(&parent_ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        for (id, state) in rows {
+            parents.insert(id, state.parse::<JobState>()?);
+        }
+        if let Some(missing) = parent_ids.iter().find(|id| !parents.contains_key(id)) {
+            return Err(Error::invalid(
+                "depends_on",
+                format!("parent job {missing} does not exist (parents must be inserted first)"),
+            ));
+        }
+    }
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let busy = match &job.sequence_key {
+            Some(key) => {
+                let busy: Vec<(String,)> = sqlx::query_as(sql!("job_sequence_busy"))
+                    .bind(vec![key.clone()])
+                    .fetch_all(&mut *conn)
+                    .await?;
+                !busy.is_empty()
+            }
+            None => false,
+        };
+        let hold = job.hold(busy, &parents)?;
+        let result = insert_rounds(conn, std::slice::from_ref(job), std::slice::from_ref(&hold))
+            .await?
+            .remove(0);
+        if result.inserted && !hold.edges.is_empty() {
+            let n = hold.edges.len();
+            sqlx::query(sql!("job_dep_insert"))
+                .bind(vec![result.job.id; n])
+                .bind(hold.edges.iter().map(|e| e.0).collect::<Vec<_>>())
+                .bind(vec![job.after_any; n])
+                .bind(hold.edges.iter().map(|e| e.1).collect::<Vec<_>>())
+                .execute(&mut *conn)
+                .await?;
+        }
+        out.push(result);
+    }
+    Ok(out)
+}
+
+/// Inserts jobs as they start ([`JobHold`] each), in input order; a job whose unique key an
+/// unfinished job holds is not inserted, and that job is returned with `inserted = false`.
+async fn insert_rounds(
+    conn: &mut PgConnection,
+    jobs: &[JobInsertParams],
+    holds: &[JobHold],
+) -> Result<Vec<InsertResult>> {
     let mut out: Vec<Option<InsertResult>> = vec![None; jobs.len()];
     let mut pending: Vec<usize> = (0..jobs.len()).collect();
     for _ in 0..UNIQUE_ROUNDS {
         let batch: Vec<&JobInsertParams> = pending.iter().map(|&i| &jobs[i]).collect();
+        let batch_holds: Vec<&JobHold> = pending.iter().map(|&i| &holds[i]).collect();
         // Rows come back in input order, minus the jobs whose key was held (by an earlier job
         // or by an earlier row of this batch): match them up in one pass.
-        let mut rows = insert_batch(conn, &batch).await?.into_iter().peekable();
+        let mut rows = insert_batch(conn, &batch, &batch_holds)
+            .await?
+            .into_iter()
+            .peekable();
         let mut held = Vec::new();
         for &i in &pending {
             match rows.next_if(|r| r.unique_key == jobs[i].unique_key) {
@@ -786,7 +887,6 @@ pub async fn job_insert_tx(
             jobs[i].unique_key.as_deref().unwrap_or_default()
         )));
     }
-    notify_queues(conn, jobs.iter().map(|j| j.queue.clone()).collect()).await?;
     Ok(out
         .into_iter()
         .map(|r| r.expect("every job has a result"))
@@ -1014,6 +1114,27 @@ impl Driver for PgStore {
             .collect())
     }
 
+    async fn job_deps(&self, id: i64) -> Result<JobDeps> {
+        let rows: Vec<(String, i64, String, String, bool)> = sqlx::query_as(sql!("job_deps"))
+            .bind(id)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        let mut deps = JobDeps::default();
+        for (relation, id, state, kind, after_any) in rows {
+            let link = JobLink {
+                id,
+                kind,
+                state: state.parse()?,
+                after_any,
+            };
+            match relation.as_str() {
+                "parent" => deps.parents.push(link),
+                _ => deps.children.push(link),
+            }
+        }
+        Ok(deps)
+    }
+
     async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
         let rows: Vec<(i64, i32)> = sqlx::query_as(sql!("job_list_running"))
             .bind(worker_id)
@@ -1099,6 +1220,10 @@ impl Driver for PgStore {
 
     async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {
         let mut tx = self.begin().await?;
+        sqlx::query(sql!("job_retry_lock"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query(sql!("job_retry"))
             .bind(id)
             .try_map(job_from_row)

@@ -199,7 +199,7 @@ fn ensure_clock(conn: &Connection) -> Result<()> {
 fn set_pragmas(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {synchronous}; PRAGMA journal_size_limit = 67108864; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
+        "PRAGMA synchronous = {synchronous}; PRAGMA journal_size_limit = 67108864; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA recursive_triggers = ON;"
     ))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
@@ -539,7 +539,7 @@ fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
 /// The columns of `porter_jobs` in table order, as `SELECT *` and `RETURNING *` give them. Job
 /// rows are read by position: a read by name searches the column names, for every column of
 /// every row, and that showed in profiles of the writer thread.
-const JOB_COLUMNS: [&str; 17] = [
+const JOB_COLUMNS: [&str; 20] = [
     "id",
     "kind",
     "queue",
@@ -557,6 +557,9 @@ const JOB_COLUMNS: [&str; 17] = [
     "unique_key",
     "metadata",
     "concurrency_key",
+    "sequence_key",
+    "waiting_for",
+    "has_dependents",
 ];
 
 fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
@@ -588,6 +591,7 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         output: None,
         progress: None,
         concurrency_key: r.get(16)?,
+        sequence_key: r.get(17)?,
     })
 }
 
@@ -707,9 +711,46 @@ fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<Insert
     for job in jobs {
         job.check_times()?;
     }
+    // Every parent must exist, checked before anything is written.
+    let parent_ids: Vec<i64> = jobs.iter().flat_map(|j| j.depends_on.clone()).collect();
+    if !parent_ids.is_empty() {
+        let ids = serde_json::to_string(&parent_ids).expect("ids serialize");
+        let found: std::collections::HashSet<i64> = conn
+            .prepare_cached(sql!("job_parents_get"))?
+            .query_map([ids], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if let Some(missing) = parent_ids.iter().find(|id| !found.contains(id)) {
+            return Err(Error::invalid(
+                "depends_on",
+                format!("parent job {missing} does not exist (parents must be inserted first)"),
+            ));
+        }
+    }
     let mut insert = conn.prepare_cached(sql!("job_insert"))?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
+        // No lock needed to read the sequence and parents: this runs inside the one write
+        // transaction (BEGIN IMMEDIATE), which nothing can interleave with.
+        let hold = if job.waits() {
+            let busy = match &job.sequence_key {
+                Some(key) => conn.query_row(sql!("job_sequence_busy"), [key], |r| r.get(0))?,
+                None => false,
+            };
+            let mut parents = std::collections::HashMap::new();
+            if !job.depends_on.is_empty() {
+                let ids = serde_json::to_string(&job.depends_on).expect("ids serialize");
+                let mut stmt = conn.prepare_cached(sql!("job_parents_mark"))?;
+                let rows =
+                    stmt.query_map([ids], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+                for row in rows {
+                    let (id, state) = row?;
+                    parents.insert(id, state.parse::<JobState>()?);
+                }
+            }
+            job.hold(busy, &parents)?
+        } else {
+            JobHold::default()
+        };
         let args =
             serde_json::to_string(&job.args).map_err(|e| Error::invalid("args", e.to_string()))?;
         let metadata = serde_json::to_string(&job.metadata)
@@ -727,16 +768,26 @@ fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<Insert
                     job.max_attempts,
                     job.unique_key,
                     metadata,
-                    job.concurrency_key
+                    job.concurrency_key,
+                    job.sequence_key,
+                    hold.waiting_for,
+                    hold.state.map(|s| s.as_str()),
+                    hold.error,
                 ],
                 job_from_row,
             )
             .optional()?;
         match inserted {
-            Some(row) => out.push(InsertResult {
-                job: row,
-                inserted: true,
-            }),
+            Some(row) => {
+                for (parent, resolved) in &hold.edges {
+                    conn.prepare_cached(sql!("job_dep_insert"))?
+                        .execute(params![row.id, parent, job.after_any, resolved])?;
+                }
+                out.push(InsertResult {
+                    job: row,
+                    inserted: true,
+                })
+            }
             None => {
                 let key = job.unique_key.as_deref().unwrap_or_default();
                 let existing = conn
@@ -1019,6 +1070,38 @@ impl Driver for SqliteStore {
                 ))
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn job_deps(&self, id: i64) -> Result<JobDeps> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql!("job_deps"))?;
+            let rows = stmt
+                .query_map([id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, bool>(4)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut deps = JobDeps::default();
+            for (relation, id, state, kind, after_any) in rows {
+                let link = JobLink {
+                    id,
+                    kind,
+                    state: state.parse()?,
+                    after_any,
+                };
+                match relation.as_str() {
+                    "parent" => deps.parents.push(link),
+                    _ => deps.children.push(link),
+                }
+            }
+            Ok(deps)
         })
         .await
     }

@@ -11,5 +11,5 @@ UPDATE porter_jobs SET
                         THEN metadata || jsonb_build_object('cancel_requested_at',
                              to_char(porter_now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
                         ELSE metadata END
-WHERE id = $1 AND state IN ('available','scheduled','running','retryable')
+WHERE id = $1 AND state IN ('available','scheduled','running','retryable','pending')
 RETURNING *

@@ -9,5 +9,5 @@ UPDATE porter_jobs SET
     metadata     = CASE WHEN state = 'running' AND json_extract(metadata, '$.cancel_requested_at') IS NULL
                         THEN json_set(metadata, '$.cancel_requested_at', porter_now())
                         ELSE metadata END
-WHERE id = ?1 AND state IN ('available','scheduled','running','retryable')
+WHERE id = ?1 AND state IN ('available','scheduled','running','retryable','pending')
 RETURNING *

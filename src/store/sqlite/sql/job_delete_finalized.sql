@@ -2,8 +2,12 @@
 -- Unlike PostgreSQL's (see its job_delete_finalized.sql), the pick and the delete need no
 -- re-check: the statement runs inside the one writer's BEGIN IMMEDIATE transaction, so no
 -- other connection (of this or any process) can retry a job between them.
+-- A parent whose children have not finished stays (they read its output when they run).
 DELETE FROM porter_jobs WHERE id IN (
     SELECT id FROM porter_jobs
     WHERE state = ?1 AND finalized_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?2)
+      AND NOT (has_dependents AND EXISTS (
+          SELECT 1 FROM porter_job_deps d JOIN porter_jobs c ON c.id = d.child_id
+          WHERE d.parent_id = porter_jobs.id AND c.state NOT IN ('completed','cancelled','discarded')))
     LIMIT ?3
 )

@@ -1,10 +1,15 @@
--- A user retries a job that is not running: available now, history kept, and at least one
--- attempt left. An earlier cancel request is cleared: it was for the run that stopped.
+-- A user retries a job that is neither running nor waiting: available now, history kept, and
+-- at least one attempt left. An earlier cancel request is cleared: it was for the run that
+-- stopped. A job of a sequence that has another unfinished job waits (pending) for its turn
+-- instead: a sequence never runs two at once.
 UPDATE porter_jobs SET
     metadata = json_remove(metadata, '$.cancel_requested_at'),
-    state = 'available',
+    state = CASE WHEN sequence_key IS NOT NULL AND EXISTS (
+                     SELECT 1 FROM porter_jobs o WHERE o.sequence_key = porter_jobs.sequence_key AND o.id <> porter_jobs.id
+                     AND o.state IN ('available','scheduled','running','retryable','pending'))
+                 THEN 'pending' ELSE 'available' END,
     scheduled_at = porter_now(),
     finalized_at = NULL,
     max_attempts = max(max_attempts, attempt + 1)
-WHERE id = ?1 AND state <> 'running'
+WHERE id = ?1 AND state NOT IN ('running','pending')
 RETURNING *

@@ -1,0 +1,250 @@
+//! Dependencies (issue 16.1): a job inserted to wait for parents is not claimable until every
+//! parent completed, then due at once; a parent that ends discarded or cancelled cancels it
+//! (naming the parent) unless it was inserted with after_any; parents must exist.
+
+use std::time::Duration;
+
+use porter::job::{InsertOpts, JobState};
+use porter::store::*;
+use porter::Error;
+
+use super::*;
+
+fn after(kind: &str, parents: &[i64]) -> JobInsertParams {
+    job_with(
+        kind,
+        InsertOpts {
+            depends_on: parents.to_vec(),
+            ..Default::default()
+        },
+    )
+}
+
+fn after_any(kind: &str, parents: &[i64]) -> JobInsertParams {
+    job_with(
+        kind,
+        InsertOpts {
+            depends_on: parents.to_vec(),
+            after_any: true,
+            ..Default::default()
+        },
+    )
+}
+
+async fn get(s: &Store, id: i64) -> porter::JobRow {
+    s.job_get(id).await.unwrap().unwrap()
+}
+
+async fn run_to(s: &Store, kind: &str, id: i64, end: JobState) {
+    let got = s.job_claim(claim("default", &[kind], 1, W)).await.unwrap();
+    assert_eq!(
+        got.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![id],
+        "claims {id}"
+    );
+    let row = &got[0];
+    match end {
+        JobState::Completed => {
+            s.job_complete_many(vec![row.fence()]).await.unwrap();
+        }
+        JobState::Discarded => {
+            let mut p = fail(row, "broken", Duration::ZERO);
+            p.discard = true;
+            s.job_fail(p).await.unwrap();
+        }
+        JobState::Cancelled => {
+            s.job_cancel_running(JobCancelRunningParams {
+                fence: row.fence(),
+                reason: "no".into(),
+            })
+            .await
+            .unwrap();
+        }
+        other => panic!("{other}"),
+    }
+}
+
+backend_case! {
+    /// A diamond (a -> b, c -> d): b and c wait for a, d for both; nobody is claimable before
+    /// its parents completed, and each becomes available in the transaction that completes its
+    /// last parent.
+    async fn a_diamond_runs_in_dependency_order(db: TestDb) {
+        let s = &db.store;
+        let a = insert(s, job("p")).await;
+        let b = insert(s, after("c1", &[a.id])).await;
+        let c = insert(s, after("c2", &[a.id])).await;
+        let d = insert(s, after("d", &[b.id, c.id])).await;
+        for j in [&b, &c, &d] {
+            assert_eq!(j.state, JobState::Pending, "{j:?}");
+        }
+        let none = s.job_claim(claim("default", &["c1", "c2", "d"], 10, W)).await.unwrap();
+        assert!(none.is_empty(), "nothing waiting is claimable");
+        run_to(s, "p", a.id, JobState::Completed).await;
+        assert_eq!(get(s, b.id).await.state, JobState::Available);
+        assert_eq!(get(s, c.id).await.state, JobState::Available);
+        assert_eq!(get(s, d.id).await.state, JobState::Pending);
+        run_to(s, "c1", b.id, JobState::Completed).await;
+        assert_eq!(get(s, d.id).await.state, JobState::Pending, "c has not completed");
+        run_to(s, "c2", c.id, JobState::Completed).await;
+        assert_eq!(get(s, d.id).await.state, JobState::Available);
+        let deps = s.job_deps(d.id).await.unwrap();
+        let parents: Vec<i64> = deps.parents.iter().map(|l| l.id).collect();
+        assert_eq!(parents, vec![b.id, c.id]);
+        let children: Vec<i64> = s.job_deps(a.id).await.unwrap().children.iter().map(|l| l.id).collect();
+        assert_eq!(children, vec![b.id, c.id]);
+    }
+}
+
+backend_case! {
+    /// A parent that ends discarded or cancelled cancels its waiting children, the reason
+    /// naming it, and their children in turn; an after_any child runs anyway.
+    async fn a_failed_parent_cancels_its_dependents_unless_after_any(db: TestDb) {
+        let s = &db.store;
+        let a = insert(s, job("p")).await;
+        let b = insert(s, after("c", &[a.id])).await;
+        let grand = insert(s, after("c", &[b.id])).await;
+        let anyway = insert(s, after_any("c", &[a.id])).await;
+        run_to(s, "p", a.id, JobState::Discarded).await;
+        let b = get(s, b.id).await;
+        assert_eq!(b.state, JobState::Cancelled);
+        assert!(b.finalized_at.is_some());
+        let reason = &b.errors.last().expect("a reason").error;
+        assert!(reason.contains(&format!("parent job {}", a.id)) && reason.contains("discarded"), "{reason}");
+        let grand = get(s, grand.id).await;
+        assert_eq!(grand.state, JobState::Cancelled, "the branch below ends too");
+        assert!(grand.errors.last().unwrap().error.contains(&format!("parent job {}", b.id)));
+        assert_eq!(get(s, anyway.id).await.state, JobState::Available);
+        // A cancelled parent does the same.
+        let p = insert(s, job("p")).await;
+        let child = insert(s, after("c", &[p.id])).await;
+        s.job_cancel(p.id).await.unwrap();
+        let child = get(s, child.id).await;
+        assert_eq!(child.state, JobState::Cancelled);
+        assert!(child.errors.last().unwrap().error.contains("cancelled"));
+    }
+}
+
+backend_case! {
+    /// Parents that already ended count at insert: completed ones are satisfied, a failed one
+    /// cancels the new job at once (after_any: satisfied); a missing parent (or the job
+    /// itself, which does not exist yet) is a clear error and nothing is inserted.
+    async fn parents_must_exist_and_ended_ones_count_at_insert(db: TestDb) {
+        let s = &db.store;
+        let a = insert(s, job("p")).await;
+        run_to(s, "p", a.id, JobState::Completed).await;
+        let ready = insert(s, after("c", &[a.id])).await;
+        assert_eq!(ready.state, JobState::Available);
+        let f = insert(s, job("p")).await;
+        run_to(s, "p", f.id, JobState::Discarded).await;
+        let doomed = insert(s, after("c", &[a.id, f.id])).await;
+        assert_eq!(doomed.state, JobState::Cancelled);
+        assert!(doomed.errors[0].error.contains(&format!("parent job {}", f.id)));
+        let anyway = insert(s, after_any("c", &[f.id])).await;
+        assert_eq!(anyway.state, JobState::Available);
+        let before = total(s).await;
+        let next_id = anyway.id + 1;
+        for parents in [vec![a.id, 999_999], vec![next_id]] {
+            let err = s
+                .job_insert_many(vec![job("plain"), after("c", &parents)])
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+            assert!(err.to_string().contains("does not exist"), "{err}");
+        }
+        assert_eq!(total(s).await, before, "nothing inserted");
+        let err = JobInsertParams::new("c", serde_json::json!({}), InsertOpts { after_any: true, ..Default::default() }).unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+        let err = JobInsertParams::new("c", serde_json::json!({}), InsertOpts { depends_on: vec![a.id], sequence_key: Some("k".into()), ..Default::default() }).unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    }
+}
+
+backend_case! {
+    /// A child reads its parents' outputs; retention never deletes a parent whose children
+    /// have not finished.
+    async fn retention_keeps_parents_of_waiting_children(db: TestDb) {
+        let s = &db.store;
+        let a = insert(s, job("p")).await;
+        let b = insert(s, job("p")).await;
+        let child = insert(s, after("c", &[a.id, b.id])).await;
+        let ra = claim_one(s, "p").await;
+        s.job_output_record(JobRecordParams { fence: ra.fence(), output: Some(serde_json::json!({"n": 1})), progress: None }).await.unwrap();
+        s.job_complete_many(vec![ra.fence()]).await.unwrap();
+        let zero = Duration::ZERO;
+        let params = JobDeleteFinalizedParams { completed: zero, cancelled: zero, discarded: zero, limit: 100 };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(s.job_delete_finalized(params.clone()).await.unwrap(), 0, "a's child waits");
+        run_to(s, "p", b.id, JobState::Completed).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Available);
+        let outputs = s.job_output_get(vec![a.id, b.id]).await.unwrap();
+        assert_eq!(outputs[&a.id].output, Some(serde_json::json!({"n": 1})));
+        run_to(s, "c", child.id, JobState::Completed).await;
+        crate::common::eventually("all three deleted", || async {
+            s.job_delete_finalized(params.clone()).await.unwrap();
+            total(s).await == 0
+        })
+        .await;
+    }
+}
+
+backend_case! {
+    /// A parent retried by hand after its child already counted it is not counted twice.
+    async fn a_retried_parent_counts_once(db: TestDb) {
+        let s = &db.store;
+        let a = insert(s, job("p")).await;
+        let b = insert(s, job("q")).await;
+        let child = insert(s, after("c", &[a.id, b.id])).await;
+        run_to(s, "p", a.id, JobState::Completed).await;
+        s.job_retry(a.id).await.unwrap();
+        run_to(s, "p", a.id, JobState::Completed).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Pending, "b has not completed");
+        run_to(s, "q", b.id, JobState::Completed).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Available);
+    }
+}
+
+backend_case! {
+    /// A fan-in child of many parents completed at once by four finalizers on two stores
+    /// becomes available exactly once, after the last; inserts of new children racing the
+    /// parents' completions are never left waiting.
+    async fn concurrent_parents_promote_their_child_exactly_once(db: TestDb) {
+        let s1 = db.store.clone();
+        let s2 = db.reopen().await;
+        let parents: Vec<i64> = s1
+            .job_insert_many((0..40).map(|_| job("p")).collect())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.job.id)
+            .collect();
+        let child = insert(&s1, after("c", &parents)).await;
+        let mut tasks = Vec::new();
+        for (w, s) in [s1.clone(), s2.clone(), s1.clone(), s2.clone()].into_iter().enumerate() {
+            let parents = parents.clone();
+            tasks.push(tokio::spawn(async move {
+                let worker = format!("w{w}");
+                let mut late = Vec::new();
+                loop {
+                    let got = s.job_claim(claim("default", &["p"], 2, &worker)).await.unwrap();
+                    if got.is_empty() {
+                        break;
+                    }
+                    // A child inserted while its parents are being completed.
+                    late.push(insert(&s, after("late", &parents[..4])).await.id);
+                    s.job_complete_many(got.iter().map(|j| j.fence()).collect()).await.unwrap();
+                }
+                late
+            }));
+        }
+        let mut late = Vec::new();
+        for t in tasks {
+            late.extend(t.await.unwrap());
+        }
+        assert_eq!(get(&s1, child.id).await.state, JobState::Available);
+        let got = s1.job_claim(claim("default", &["c"], 10, W)).await.unwrap();
+        assert_eq!(got.len(), 1, "the child is claimable once");
+        for id in late {
+            assert_eq!(get(&s1, id).await.state, JobState::Available, "late child {id}");
+        }
+    }
+}
