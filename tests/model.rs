@@ -13,7 +13,9 @@
 //! claims by two workers with kind filters, complete, fail (retry after a delay, or discard),
 //! snooze, a job cancelling itself, a worker giving a job back at shutdown, user cancel and
 //! retry, worker heartbeats and deregistrations, rescue of lost workers' and stuck jobs,
-//! retention, periodic slots, queue pause and resume, and the clock moving on. Worker-side
+//! retention, periodic slots, queue pause and resume, queue limits (global and per-key
+//! concurrency, global and per-key rate windows, set and cleared; jobs carry a concurrency key),
+//! and the clock moving on. Worker-side
 //! writes use the fences of running jobs and, a quarter of the time, any fence ever handed out
 //! (a stale worker's write).
 //!
@@ -45,6 +47,10 @@ const KINDS: [&str; 2] = ["alpha", "beta"];
 const WORKERS: [&str; 2] = ["worker-0", "worker-1"];
 const UNIQUE_KEYS: [&str; 2] = ["key-0", "key-1"];
 const SEQUENCES: [&str; 2] = ["seq-0", "seq-1"];
+const CONCURRENCY_KEYS: [&str; 2] = ["ck-0", "ck-1"];
+/// Rate windows a limit can set, in milliseconds: within a tick, just past the lease's tick,
+/// and an hour.
+const RATE_PERIODS_MS: [i64; 3] = [5_000, 16_000, 3_600_000];
 const PERIODIC: [&str; 2] = ["every-minute", "hourly"];
 /// Delays a step can ask for, in seconds (insert schedules, retry backoffs, snoozes): none,
 /// within the lease, past the lease, past the stuck limit and past retention.
@@ -77,6 +83,34 @@ struct Spec {
     sequence: Option<usize>,
     /// A parent (picked among every id ever inserted) and whether the job runs after any end.
     after: Option<(Index, bool)>,
+    /// Index into [`CONCURRENCY_KEYS`].
+    key: Option<usize>,
+}
+
+/// A queue's limits as the model keeps them; rates are (starts, window in ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct MLimits {
+    concurrency: Option<u32>,
+    per_key: Option<u32>,
+    rate: Option<(u32, i64)>,
+    rate_per_key: Option<(u32, i64)>,
+}
+
+impl MLimits {
+    fn any(&self) -> bool {
+        self.concurrency.is_some()
+            || self.per_key.is_some()
+            || self.rate.is_some()
+            || self.rate_per_key.is_some()
+    }
+
+    fn longest_window(&self) -> Option<i64> {
+        [self.rate, self.rate_per_key]
+            .into_iter()
+            .flatten()
+            .map(|(_, ms)| ms)
+            .max()
+    }
 }
 
 /// One operation of a case. Indexes pick among what exists when the step runs, so a shrunk
@@ -133,6 +167,15 @@ enum Op {
     Resume {
         queue: usize,
     },
+    /// `porter queues limit`: rates index [`RATE_PERIODS_MS`].
+    Limit {
+        queue: usize,
+        clear: bool,
+        concurrency: Option<u32>,
+        per_key: Option<u32>,
+        rate: Option<(u32, usize)>,
+        rate_per_key: Option<(u32, usize)>,
+    },
     /// The clock moves on by [`TICKS`]`[by]` seconds.
     Tick {
         by: usize,
@@ -168,10 +211,11 @@ fn op() -> impl Strategy<Value = Op> {
               prop::option::weighted(0.5, prop_oneof![
                   (0..2usize).prop_map(|k| (Some(k), None)),
                   (any::<Index>(), prop::bool::weighted(0.3)).prop_map(|a| (None, Some(a))),
-              ]))
-            .prop_map(|(queue, kind, priority, delay, unique, max_attempts, waits)| {
+              ]),
+              prop::option::weighted(0.5, 0..2usize))
+            .prop_map(|(queue, kind, priority, delay, unique, max_attempts, waits, key)| {
                 let (sequence, after) = waits.unwrap_or((None, None));
-                Op::Insert(Spec { queue, kind, priority, delay, unique, max_attempts, sequence, after })
+                Op::Insert(Spec { queue, kind, priority, delay, unique, max_attempts, sequence, after, key })
             }),
         5 => (0..2usize, 0..2usize, 1..=3u32, prop::option::weighted(0.2, 0..2usize))
             .prop_map(|(worker, queue, limit, only_kind)| Op::Claim { worker, queue, limit, only_kind }),
@@ -189,6 +233,13 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2usize, 0..5i64).prop_map(|(name, slot)| Op::Periodic { name, slot }),
         1 => (0..2usize).prop_map(|queue| Op::Pause { queue }),
         1 => (0..2usize).prop_map(|queue| Op::Resume { queue }),
+        2 => (0..2usize, prop::bool::weighted(0.2), prop::option::weighted(0.4, 1..=3u32),
+              prop::option::weighted(0.4, 1..=2u32),
+              prop::option::weighted(0.3, (1..=3u32, 0..RATE_PERIODS_MS.len())),
+              prop::option::weighted(0.3, (1..=2u32, 0..RATE_PERIODS_MS.len())))
+            .prop_map(|(queue, clear, concurrency, per_key, rate, rate_per_key)| {
+                Op::Limit { queue, clear, concurrency, per_key, rate, rate_per_key }
+            }),
         4 => (0..TICKS.len()).prop_map(|by| Op::Tick { by }),
     ]
 }
@@ -222,6 +273,8 @@ struct MJob {
     sequence: Option<usize>,
     /// Parents not yet ended as it needs.
     waiting_for: i32,
+    /// Index into [`CONCURRENCY_KEYS`].
+    key: Option<usize>,
 }
 
 /// A dependency: `child` waits for `parent`; `resolved` once the parent's end was counted.
@@ -255,6 +308,9 @@ struct Model {
     /// Every fence ever handed out by a claim.
     fences: Vec<JobFence>,
     edges: Vec<Edge>,
+    limits: [MLimits; 2],
+    /// Each queue's recorded starts (concurrency key, time) while it has a rate limit.
+    starts: [Vec<(Option<usize>, i64)>; 2],
 }
 
 impl Model {
@@ -378,6 +434,7 @@ impl Model {
             max_attempts,
             sequence,
             after: _,
+            key,
         } = spec;
         let parent = self.parent_of(&spec);
         self.ids.push(id);
@@ -433,6 +490,7 @@ impl Model {
                 lost: 0,
                 sequence,
                 waiting_for,
+                key,
             },
         );
         let j = self.job(id);
@@ -476,6 +534,71 @@ impl Model {
         }
     }
 
+    /// What a claim of a queue with limits takes (job_claim_limited.sql): the pool is the
+    /// first `4 * limit` available jobs (by priority, due time, id) whose key is not at a
+    /// per-key limit; of it, each key takes what it has left; the whole takes what the
+    /// queue's concurrency and rate windows leave, up to `limit`. Old starts are pruned first.
+    fn claim_limited(&mut self, queue: usize, limit: u32, only_kind: Option<usize>) -> Vec<&MJob> {
+        let now = self.now;
+        let l = self.limits[queue];
+        if let Some(longest) = l.longest_window() {
+            self.starts[queue].retain(|&(_, at)| at > now - longest);
+        }
+        let running = |key: Option<usize>| {
+            self.jobs
+                .values()
+                .filter(|j| j.queue == queue && j.state == JobState::Running)
+                .filter(|j| key.is_none() || j.key == key)
+                .count() as i64
+        };
+        let starts = |key: Option<usize>, window: i64| {
+            self.starts[queue]
+                .iter()
+                .filter(|&&(k, at)| at > now - window && (key.is_none() || k == key))
+                .count() as i64
+        };
+        let key_left = |key: usize| -> i64 {
+            let mut left = i64::MAX;
+            if let Some(n) = l.per_key {
+                left = left.min(i64::from(n) - running(Some(key)));
+            }
+            if let Some((n, window)) = l.rate_per_key {
+                left = left.min(i64::from(n) - starts(Some(key), window));
+            }
+            left
+        };
+        let mut budget = i64::from(limit);
+        if let Some(n) = l.concurrency {
+            budget = budget.min(i64::from(n) - running(None));
+        }
+        if let Some((n, window)) = l.rate {
+            budget = budget.min(i64::from(n) - starts(None, window));
+        }
+        let mut pool: Vec<&MJob> = self
+            .jobs
+            .values()
+            .filter(|j| {
+                j.queue == queue
+                    && j.state == JobState::Available
+                    && only_kind.is_none_or(|k| k == j.kind)
+                    && j.key.is_none_or(|k| key_left(k) > 0)
+            })
+            .collect();
+        pool.sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
+        pool.truncate(4 * limit as usize);
+        let mut taken = [0i64; 2];
+        pool.into_iter()
+            .filter(|j| match j.key {
+                None => true,
+                Some(k) => {
+                    taken[k] += 1;
+                    taken[k] <= key_left(k)
+                }
+            })
+            .take(budget.max(0) as usize)
+            .collect()
+    }
+
     fn counts(&self) -> JobCounts {
         JobCounts::from_rows(
             self.jobs
@@ -500,6 +623,7 @@ fn job_params(spec: Spec) -> JobInsertParams {
         max_attempts: Some(spec.max_attempts),
         schedule_in: (DELAYS[spec.delay] > 0).then(|| secs(DELAYS[spec.delay])),
         unique_key: spec.unique.map(|k| UNIQUE_KEYS[k].to_string()),
+        concurrency_key: spec.key.map(|k| CONCURRENCY_KEYS[k].to_string()),
         ..InsertOpts::default()
     };
     JobInsertParams::new(KINDS[spec.kind], serde_json::json!({}), opts).expect("valid params")
@@ -527,6 +651,7 @@ fn periodic_spec(name: usize) -> Spec {
         max_attempts: 3,
         sequence: None,
         after: None,
+        key: None,
     }
 }
 
@@ -655,6 +780,8 @@ async fn apply(
             }
             let mut want: Vec<&MJob> = if m.paused[queue] {
                 Vec::new()
+            } else if m.limits[queue].any() {
+                m.claim_limited(queue, limit, only_kind)
             } else {
                 m.jobs
                     .values()
@@ -675,6 +802,12 @@ async fn apply(
             check(got_ids == want, || {
                 format!("claim: expected {want:?} in this order, got {got_ids:?}")
             })?;
+            if m.limits[queue].longest_window().is_some() {
+                for &id in &want {
+                    let key = m.jobs[&id].key;
+                    m.starts[queue].push((key, now));
+                }
+            }
             for id in want {
                 let j = m.job(id);
                 j.state = JobState::Running;
@@ -1009,6 +1142,68 @@ async fn apply(
             ok("resume", s.queue_resume(QUEUES[queue]).await)?;
             m.paused[queue] = false;
         }
+        &Op::Limit {
+            queue,
+            clear,
+            concurrency,
+            per_key,
+            rate,
+            rate_per_key,
+        } => {
+            let rate_of = |r: Option<(u32, usize)>| {
+                r.map(|(limit, period)| Rate {
+                    limit,
+                    period_ms: RATE_PERIODS_MS[period] as u64,
+                })
+            };
+            let set = QueueLimits {
+                concurrency,
+                per_key,
+                rate: rate_of(rate),
+                rate_per_key: rate_of(rate_per_key),
+            };
+            let got = s
+                .queue_limit_set(QueueLimitParams {
+                    queue: QUEUES[queue].to_string(),
+                    clear,
+                    set: set.clone(),
+                })
+                .await;
+            if !clear && !set.any() {
+                return check(matches!(got, Err(Error::Invalid { .. })), || {
+                    format!("a limit with nothing to set: expected invalid, got {got:?}")
+                });
+            }
+            let row = ok("limit", got)?;
+            let old = if clear {
+                MLimits::default()
+            } else {
+                m.limits[queue]
+            };
+            let rate_ms = |r: Option<(u32, usize)>| r.map(|(n, p)| (n, RATE_PERIODS_MS[p]));
+            let new = MLimits {
+                concurrency: concurrency.or(old.concurrency),
+                per_key: per_key.or(old.per_key),
+                rate: rate_ms(rate).or(old.rate),
+                rate_per_key: rate_ms(rate_per_key).or(old.rate_per_key),
+            };
+            m.limits[queue] = new;
+            if new.longest_window().is_none() {
+                m.starts[queue].clear();
+            }
+            let got = MLimits {
+                concurrency: row.limits.concurrency,
+                per_key: row.limits.per_key,
+                rate: row.limits.rate.map(|r| (r.limit, r.period_ms as i64)),
+                rate_per_key: row
+                    .limits
+                    .rate_per_key
+                    .map(|r| (r.limit, r.period_ms as i64)),
+            };
+            check(got == new, || {
+                format!("limit: the queue has {got:?}, model {new:?}")
+            })?;
+        }
         &Op::Tick { by } => {
             m.now += TICKS[by] * 1000;
             clock.set(start + chrono::Duration::milliseconds(m.now));
@@ -1094,6 +1289,11 @@ fn compare(want: &MJob, got: &JobRow, start: DateTime<Utc>) -> Result<(), String
             "sequence_key",
             format!("{:?}", want.sequence.map(|k| SEQUENCES[k])),
             format!("{:?}", got.sequence_key.as_deref()),
+        ),
+        (
+            "concurrency_key",
+            format!("{:?}", want.key.map(|k| CONCURRENCY_KEYS[k])),
+            format!("{:?}", got.concurrency_key.as_deref()),
         ),
         (
             "attempted_at",
@@ -1223,6 +1423,7 @@ mod regressions {
         max_attempts: 2,
         sequence: None,
         after: None,
+        key: None,
     };
 
     backend_case! {
@@ -1368,6 +1569,67 @@ mod regressions {
                     pick: live,
                     delay: 1,
                 },
+            ]);
+        }
+    }
+    backend_case! {
+        /// Limits: a per-key limit skips a busy key's backlog for the next key, the queue's
+        /// concurrency caps the whole, a rate window counts starts until it slides past them,
+        /// and clearing the limits forgets the starts.
+        fn limits_per_key_concurrency_and_rate_windows(fresh: FreshDb) {
+            let keyed = |key| Op::Insert(Spec {
+                unique: None,
+                key: Some(key),
+                ..KEYED
+            });
+            let claim = |limit| Op::Claim {
+                worker: 0,
+                queue: 0,
+                limit,
+                only_kind: None,
+            };
+            let live = Pick {
+                stale: false,
+                index: 0,
+            };
+            run_fixed(fresh, vec![
+                keyed(0),
+                keyed(0),
+                keyed(0),
+                keyed(1),
+                Op::Limit {
+                    queue: 0,
+                    clear: false,
+                    concurrency: Some(3),
+                    per_key: Some(1),
+                    rate: None,
+                    rate_per_key: None,
+                },
+                claim(3),
+                claim(3),
+                Op::Complete { pick: live.clone() },
+                Op::Limit {
+                    queue: 0,
+                    clear: false,
+                    concurrency: None,
+                    per_key: None,
+                    rate: Some((1, 0)),
+                    rate_per_key: None,
+                },
+                claim(3),
+                claim(3),
+                Op::Tick { by: 1 },
+                claim(3),
+                Op::Complete { pick: live },
+                Op::Limit {
+                    queue: 0,
+                    clear: true,
+                    concurrency: Some(1),
+                    per_key: None,
+                    rate: None,
+                    rate_per_key: None,
+                },
+                claim(3),
             ]);
         }
     }
