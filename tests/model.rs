@@ -1166,7 +1166,7 @@ async fn apply(
                 .queue_limit_set(QueueLimitParams {
                     queue: QUEUES[queue].to_string(),
                     clear,
-                    set: set.clone(),
+                    set,
                 })
                 .await;
             if !clear && !set.any() {
