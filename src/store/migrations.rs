@@ -102,6 +102,7 @@ pub const CORE: MigrationSet = MigrationSet {
         migration!(5, "job_outputs", "0005_job_outputs.sql"),
         migration!(6, "queue_limits", "0006_queue_limits.sql"),
         migration!(7, "job_waits", "0007_job_waits.sql"),
+        migration!(8, "porter_enqueue", "0008_porter_enqueue.sql"),
     ],
 };
 

@@ -1,0 +1,9 @@
+-- Enqueue from any language (issue 16.4). On PostgreSQL this migration creates the function
+-- porter_enqueue(kind, args, ...) (migrations-postgres/0008_porter_enqueue.sql). SQLite has no
+-- stored functions: a program in any language inserts with a plain INSERT into porter_jobs,
+-- setting kind, queue, args (JSON text), priority, max_attempts and, for a later run, state
+-- 'scheduled' with scheduled_at in porter's time format; the columns' defaults fill the rest.
+-- README "Enqueue from any language" gives the statement and what each column must hold;
+-- tests/any_language.rs runs that very text from Python's sqlite3 module. A running worker
+-- notices the commit through PRAGMA data_version (src/store/sqlite/mod.rs). Nothing to change
+-- here: this file keeps the two backends' version numbers aligned.

@@ -1,0 +1,811 @@
+//! Enqueue from any language (issue 16.4): the README's own examples, run by the tools a user
+//! has (Python's standard `sqlite3` module, `psql`), insert jobs that a running `porter worker`
+//! picks up through its wake-up (its poll interval is an hour); and `porter_enqueue` on
+//! PostgreSQL checks, dedupes and inserts as the library does.
+//!
+//! python3 and psql must be on the machine. Under CI a missing one fails these tests; elsewhere
+//! the case says so and passes.
+
+#[path = "common/binary.rs"]
+mod binary;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use porter::store::{Backend, Store};
+use porter::JobState;
+
+use crate::binary::{porter_cmd, run, Running};
+use crate::common::{eventually, TestDb};
+
+/// The README's "Enqueue from any language" section.
+fn readme_section() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let start = readme
+        .find("## Enqueue from any language\n")
+        .expect("README has the section \"Enqueue from any language\"");
+    let rest = &readme[start + 3..];
+    let end = rest.find("\n## ").unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+/// Every fenced block of the section whose info string is `info`, in order.
+fn blocks(info: &str) -> Vec<String> {
+    let section = readme_section();
+    let mut out = Vec::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_end() == format!("```{info}") {
+            let body: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+            out.push(body.join("\n") + "\n");
+        }
+    }
+    assert!(!out.is_empty(), "the README section has a ```{info} block");
+    out
+}
+
+/// A tool the test needs: its path, or `None` (with a note) when it is missing outside CI.
+fn tool(name: &str, also: &[&str]) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .chain(also.iter().map(PathBuf::from))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is not installed, and CI is set: these tests must run (install {name})"
+        );
+        eprintln!("note: {name} is not installed: this case did not run");
+    }
+    found
+}
+
+fn python() -> Option<PathBuf> {
+    tool("python3", &["/usr/bin/python3"])
+}
+
+fn psql() -> Option<PathBuf> {
+    tool(
+        "psql",
+        &[
+            "/usr/lib/postgresql/17/bin/psql",
+            "/usr/lib/postgresql/16/bin/psql",
+            "/usr/lib/postgresql/15/bin/psql",
+        ],
+    )
+}
+
+/// The server's URL without the test schema, and the libpq options that select the schema:
+/// psql reads the search path from PGOPTIONS (the `options` of porter's test URLs is
+/// form-encoded, which libpq does not decode).
+fn psql_target(db: &TestDb) -> (String, String) {
+    let mut url = url::Url::parse(&db.url).unwrap();
+    let options = url
+        .query_pairs()
+        .find(|(k, _)| k == "options")
+        .map(|(_, v)| v.into_owned())
+        .expect("a test schema URL names its search path");
+    url.set_query(None);
+    (url.to_string(), options)
+}
+
+/// Runs a command to its end; its stdout, or a panic with everything it printed.
+fn stdout(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{cmd:?} failed: {out:#?}");
+    out.stdout
+}
+
+/// A shell script of the README, run as a user's shell runs it, with `DATABASE_URL` the test
+/// database (and PGOPTIONS its schema).
+fn run_script(psql: &Path, db: &TestDb, script: &str) -> String {
+    let (base, options) = psql_target(db);
+    let path = format!(
+        "{}:{}",
+        psql.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    stdout(
+        Command::new("sh")
+            .args(["-ec", script])
+            .env("PATH", path)
+            .env("DATABASE_URL", base)
+            .env("PGOPTIONS", options),
+    )
+}
+
+/// Runs SQL through `psql` on the test schema, stopping at the first error.
+fn run_psql(psql: &Path, db: &TestDb, sql: &str) -> String {
+    let (base, options) = psql_target(db);
+    stdout(
+        Command::new(psql)
+            .args([
+                base.as_str(),
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .env("PGOPTIONS", options),
+    )
+}
+
+/// Runs SQL statements (separated by `;` at a line's end) on the SQLite file through Python's
+/// sqlite3, in one committed transaction; each statement's rows, as JSON.
+fn run_python_sql(python: &Path, db: &TestDb, sql: &str) -> Vec<serde_json::Value> {
+    let program = r#"
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=5)
+with db:
+    for stmt in [s for s in sys.argv[2].split(";\n") if s.strip()]:
+        print(json.dumps(db.execute(stmt).fetchall()))
+"#;
+    let out = stdout(
+        Command::new(python)
+            .args(["-c", program])
+            .arg(db.sqlite_path().unwrap())
+            .arg(sql),
+    );
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+async fn job(store: &Store, id: i64) -> porter::JobRow {
+    store.job_get(id).await.unwrap().expect("the job exists")
+}
+
+async fn count(store: &Store) -> i64 {
+    store
+        .job_counts()
+        .await
+        .unwrap()
+        .total
+        .values()
+        .copied()
+        .sum()
+}
+
+/// A `porter worker` on the test database that only a wake-up gets to claim in time.
+fn start_worker(db: &TestDb, dir: &Path) -> Running {
+    let mut worker = Running::spawn(porter_cmd(dir).args([
+        "--database-url",
+        &db.url,
+        "worker",
+        "--no-periodic",
+        "--poll-interval",
+        "1h",
+    ]));
+    worker.wait_for_line("worker ready");
+    // Its producer has made its first claim (of nothing) and sleeps for an hour now.
+    std::thread::sleep(Duration::from_millis(500));
+    worker
+}
+
+backend_case! {
+    /// The README's first example on each backend (Python's sqlite3 running the plain INSERT;
+    /// psql calling porter_enqueue) inserts a job that a running worker, polling only hourly,
+    /// runs at once: the insert woke it (data_version on SQLite, NOTIFY on PostgreSQL).
+    async fn a_job_enqueued_from_another_language_is_run_through_the_wake_up(db: TestDb) {
+        let (client, example) = match db.store.backend() {
+            Backend::Sqlite => (python(), blocks("python").remove(0)),
+            Backend::Postgres => (psql(), blocks("sh").remove(0)),
+        };
+        let Some(client) = client else { return };
+        let workdir = tempfile::tempdir().unwrap();
+        let _worker = start_worker(&db, workdir.path());
+        let out = match db.store.backend() {
+            // Run where the README runs it: the directory of sqlite://porter.db.
+            Backend::Sqlite => stdout(
+                Command::new(&client)
+                    .args(["-c", &example])
+                    .current_dir(db.dir.as_ref().unwrap().path()),
+            ),
+            Backend::Postgres => run_script(&client, &db, &example),
+        };
+        let id: i64 = out.trim().parse().expect("the example prints the new id");
+        eventually("the worker runs the job enqueued from another language", || async {
+            job(&db.store, id).await.state == JobState::Completed
+        })
+        .await;
+        let row = job(&db.store, id).await;
+        assert_eq!(
+            (row.kind.as_str(), row.queue.as_str(), &row.args, row.priority, row.max_attempts, row.attempt),
+            ("noop", "default", &serde_json::json!({"n": 1}), 1, 25, 1)
+        );
+        assert_eq!(count(&db.store).await, 1);
+    }
+
+    /// The README's example with every option (porter_enqueue's named parameters on
+    /// PostgreSQL; a scheduled INSERT with a unique key on SQLite) inserts a scheduled job
+    /// with what it names; run again, it inserts nothing and answers the job that holds the
+    /// key, as the library does.
+    async fn the_readme_example_with_options_inserts_once_and_then_answers_the_holder(db: TestDb) {
+        let run_example = |sql: &str| -> Option<Vec<String>> {
+            match db.store.backend() {
+                Backend::Sqlite => {
+                    let python = python()?;
+                    // Each statement's rows: the insert's id (or none), then the holder's.
+                    Some(
+                        run_python_sql(&python, &db, sql)
+                            .into_iter()
+                            .map(|rows| rows.to_string())
+                            .collect(),
+                    )
+                }
+                Backend::Postgres => {
+                    let psql = psql()?;
+                    Some(run_psql(&psql, &db, sql).lines().map(str::to_string).collect())
+                }
+            }
+        };
+        let example = match db.store.backend() {
+            Backend::Sqlite => blocks("sql sqlite").remove(0),
+            Backend::Postgres => blocks("sql postgres").remove(0),
+        };
+        let Some(first) = run_example(&example) else { return };
+        let Some(second) = run_example(&example) else { return };
+        let ids = porter::store::JobListParams::default();
+        let jobs = db.store.job_list(ids).await.unwrap();
+        assert_eq!(jobs.len(), 1, "one job, however often the example runs: {jobs:#?}");
+        let row = &jobs[0];
+        assert_eq!(row.state, JobState::Scheduled);
+        assert!(row.scheduled_at > row.created_at, "due later: {row:#?}");
+        match db.store.backend() {
+            Backend::Sqlite => {
+                assert_eq!(first, [format!("[[{}]]", row.id), format!("[[{}]]", row.id)]);
+                assert_eq!(second, ["[]".to_string(), format!("[[{}]]", row.id)]);
+                assert_eq!(row.unique_key.as_deref(), Some("report:2026-11-30"));
+            }
+            Backend::Postgres => {
+                assert_eq!(first, [format!("{}|t", row.id)]);
+                assert_eq!(second, [format!("{}|f", row.id)]);
+                assert_eq!(
+                    (
+                        row.kind.as_str(),
+                        &row.args,
+                        row.priority,
+                        row.max_attempts,
+                        row.unique_key.as_deref(),
+                        row.concurrency_key.as_deref(),
+                        &row.metadata,
+                    ),
+                    (
+                        "noop",
+                        &serde_json::json!({"to": "ada@example.com"}),
+                        2,
+                        5,
+                        Some("welcome:ada"),
+                        Some("ada"),
+                        &serde_json::json!({"source": "signup"}),
+                    )
+                );
+            }
+        }
+    }
+}
+
+/// porter_enqueue on PostgreSQL (SQLite has no stored functions: its side is the documented
+/// INSERT, above). Called through sqlx here, as any client library calls it.
+mod postgres_only {
+    use porter::store::JobInsertParams;
+    use porter::{Client, InsertOpts, JobState};
+    use serde_json::{json, Value};
+    use sqlx::Row;
+
+    use crate::common::{self, TestDb};
+
+    /// One call's inputs: what the library would be given, as porter_enqueue's parameters.
+    #[derive(Clone, Default)]
+    struct Call {
+        kind: Option<String>,
+        args: Option<Value>,
+        queue: Option<String>,
+        priority: Option<i32>,
+        max_attempts: Option<i32>,
+        scheduled_at: Option<String>,
+        unique_key: Option<String>,
+        concurrency_key: Option<String>,
+        metadata: Option<Value>,
+    }
+
+    impl Call {
+        fn kind(kind: &str) -> Call {
+            Call {
+                kind: Some(kind.to_string()),
+                args: Some(json!({})),
+                ..Call::default()
+            }
+        }
+
+        /// The same input through the library's checks (what Client::insert_raw runs first).
+        fn library(&self) -> porter::Result<JobInsertParams> {
+            let opts = InsertOpts {
+                queue: self.queue.clone(),
+                priority: self.priority.map(|p| p.clamp(-32768, 32767) as i16),
+                max_attempts: self.max_attempts,
+                scheduled_at: self
+                    .scheduled_at
+                    .as_ref()
+                    .map(|t| t.parse().expect("an RFC 3339 time")),
+                unique_key: self.unique_key.clone(),
+                concurrency_key: self.concurrency_key.clone(),
+                metadata: self.metadata.clone(),
+                ..InsertOpts::default()
+            };
+            JobInsertParams::new(
+                self.kind.as_deref().unwrap_or_default(),
+                self.args.clone().unwrap_or(Value::Null),
+                opts,
+            )
+        }
+
+        /// porter_enqueue with these inputs (NULL for the unset ones): (id, inserted), or the
+        /// database's error message.
+        async fn call(&self, pool: &sqlx::PgPool) -> Result<(i64, bool), String> {
+            sqlx::query(
+                "SELECT id, inserted FROM porter_enqueue($1, $2::jsonb, queue => $3, priority => $4,
+                     max_attempts => $5, scheduled_at => $6::timestamptz, unique_key => $7,
+                     concurrency_key => $8, metadata => $9::jsonb)",
+            )
+            .bind(&self.kind)
+            .bind(self.args.as_ref().map(Value::to_string))
+            .bind(&self.queue)
+            .bind(self.priority)
+            .bind(self.max_attempts)
+            .bind(&self.scheduled_at)
+            .bind(&self.unique_key)
+            .bind(&self.concurrency_key)
+            .bind(self.metadata.as_ref().map(Value::to_string))
+            .fetch_one(pool)
+            .await
+            .map(|r| (r.get(0), r.get(1)))
+            .map_err(|e| match e {
+                sqlx::Error::Database(db) => {
+                    assert_eq!(db.code().as_deref(), Some("22023"), "{}", db.message());
+                    db.message().to_string()
+                }
+                other => panic!("{other}"),
+            })
+        }
+    }
+
+    async fn pool(db: &TestDb) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&db.url).await.unwrap()
+    }
+
+    async fn jobs_in_table(pool: &sqlx::PgPool) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM porter_jobs")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    fn over_cap(bytes: usize) -> Value {
+        // {"s":"..."} is 8 bytes of compact JSON around the string.
+        json!({ "s": "x".repeat(bytes - 8) })
+    }
+
+    /// Bad input the library refuses, refused by porter_enqueue with the library's own message,
+    /// and nothing inserted.
+    fn refused() -> Vec<(&'static str, Call)> {
+        let k = |c: Call| c;
+        vec![
+            ("empty kind", Call::kind("")),
+            ("upper-case kind", Call::kind("SendEmail")),
+            ("kind of 65 bytes", Call::kind(&"k".repeat(65))),
+            (
+                "SQL in the kind",
+                Call::kind("x'); DROP TABLE porter_jobs; --"),
+            ),
+            ("control character in the kind", Call::kind("noop\n")),
+            ("tab in the kind", Call::kind("no\top")),
+            ("non-ASCII kind", Call::kind("nöop")),
+            ("quote and backslash in the kind", Call::kind("a\"b\\c")),
+            (
+                "DEL and C1 controls in the kind",
+                Call::kind("a\u{7f}\u{85}\r"),
+            ),
+            (
+                "bad queue",
+                k(Call {
+                    queue: Some("Mail Queue".into()),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "empty queue",
+                k(Call {
+                    queue: Some(String::new()),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "SQL in the queue",
+                k(Call {
+                    queue: Some("q'; DELETE FROM porter_jobs; --".into()),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "control character in the queue",
+                k(Call {
+                    queue: Some("q\u{7}".into()),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "priority 0",
+                k(Call {
+                    priority: Some(0),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "priority 5",
+                k(Call {
+                    priority: Some(5),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "priority -1",
+                k(Call {
+                    priority: Some(-1),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "max_attempts 0",
+                k(Call {
+                    max_attempts: Some(0),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "max_attempts over the most",
+                k(Call {
+                    max_attempts: Some(1_000_001),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "empty unique key",
+                k(Call {
+                    unique_key: Some(String::new()),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "unique key of 256 bytes",
+                k(Call {
+                    unique_key: Some("u".repeat(256)),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "empty concurrency key",
+                k(Call {
+                    concurrency_key: Some(String::new()),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "concurrency key of 256 bytes",
+                k(Call {
+                    concurrency_key: Some("ü".repeat(128)),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "metadata not an object",
+                k(Call {
+                    metadata: Some(json!([1])),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "reserved metadata",
+                k(Call {
+                    metadata: Some(json!({"cancel_requested_at": "x"})),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "args over 1 MiB",
+                k(Call {
+                    args: Some(over_cap(1024 * 1024 + 1)),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "metadata over 1 MiB",
+                k(Call {
+                    metadata: Some(over_cap(1024 * 1024 + 1)),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "due before 1970",
+                k(Call {
+                    scheduled_at: Some("1969-12-31T23:59:59Z".into()),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "due after 9999",
+                k(Call {
+                    scheduled_at: Some("9999-12-31T23:59:59.9995Z".into()),
+                    ..Call::kind("noop")
+                }),
+            ),
+        ]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+    )]
+    async fn porter_enqueue_refuses_what_the_library_refuses_with_its_words_and_inserts_nothing() {
+        let db = common::postgres().await;
+        let pool = pool(&db).await;
+        for (what, call) in refused() {
+            let library = call.library().expect_err(what).to_string();
+            let function = call.call(&pool).await.expect_err(what);
+            assert_eq!(
+                function, library,
+                "{what}: the function says what the library says"
+            );
+            assert_eq!(jobs_in_table(&pool).await, 0, "{what}: nothing inserted");
+        }
+        // Input the library cannot even be given: refused by PostgreSQL before the function
+        // runs (text and jsonb hold no NUL), SQL NULL for the kind or the args.
+        for (what, sql, needle) in [
+            (
+                "NUL in the kind",
+                "SELECT porter_enqueue(E'no\\x00op')",
+                "0x00",
+            ),
+            (
+                "NUL in the args",
+                r#"SELECT porter_enqueue('noop', '{"a": "\u0000"}')"#,
+                "unsupported Unicode escape sequence",
+            ),
+            (
+                "NULL kind",
+                "SELECT porter_enqueue(NULL)",
+                "invalid kind: NULL must match",
+            ),
+            (
+                "NULL args",
+                "SELECT porter_enqueue('noop', NULL)",
+                "invalid args: must be JSON, not SQL NULL",
+            ),
+            (
+                "args not JSON",
+                "SELECT porter_enqueue('noop', 'nope')",
+                "invalid input syntax for type json",
+            ),
+            (
+                "priority not a number",
+                "SELECT porter_enqueue('noop', priority => 'high')",
+                "invalid input syntax for type integer",
+            ),
+        ] {
+            let err = sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .expect_err(what)
+                .to_string();
+            assert!(err.contains(needle), "{what}: {err:?} says {needle:?}");
+            assert_eq!(jobs_in_table(&pool).await, 0, "{what}: nothing inserted");
+        }
+        // A bad call inside a transaction leaves the transaction to the caller: a rollback
+        // undoes the good calls before it.
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SELECT porter_enqueue('noop')")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert!(sqlx::query("SELECT porter_enqueue('Bad')")
+            .execute(&mut *tx)
+            .await
+            .is_err());
+        tx.rollback().await.unwrap();
+        assert_eq!(jobs_in_table(&pool).await, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+    )]
+    async fn porter_enqueue_inserts_the_row_the_library_inserts() {
+        let db = common::postgres().await;
+        let pool = pool(&db).await;
+        let client = Client::new(db.store.clone());
+        let calls = [
+            Call::kind("noop"),
+            // Args are any JSON value in the library too (objects by convention).
+            Call {
+                args: Some(json!([1, "two", null])),
+                ..Call::kind("noop")
+            },
+            Call {
+                args: Some(json!(null)),
+                ..Call::kind("noop")
+            },
+            // Exactly at the cap, counted as compact JSON (jsonb prints more).
+            Call {
+                args: Some(over_cap(1024 * 1024)),
+                ..Call::kind("noop")
+            },
+            Call {
+                args: Some(json!({"to": "ada@example.com", "n": [1, 2, {"deep": true}]})),
+                queue: Some("mail.out-1_x".into()),
+                priority: Some(4),
+                max_attempts: Some(1_000_000),
+                scheduled_at: Some("2999-01-02T03:04:05.678Z".into()),
+                unique_key: Some("ключ\u{1}".into()),
+                concurrency_key: Some("k".repeat(255)),
+                metadata: Some(json!({"source": "signup"})),
+                ..Call::kind(&"a.b-c_d".repeat(10)[..64])
+            },
+            Call {
+                scheduled_at: Some("1970-01-01T00:00:00Z".into()),
+                ..Call::kind("noop")
+            },
+        ];
+        for call in calls {
+            let params = call.library().expect("the library takes it");
+            let (id, inserted) = call.call(&pool).await.expect("the function takes it");
+            assert!(inserted);
+            let by_library = client
+                .insert_raw(
+                    &params.kind,
+                    params.args.clone(),
+                    InsertOpts {
+                        queue: Some(params.queue.clone()),
+                        priority: Some(params.priority),
+                        max_attempts: Some(params.max_attempts),
+                        scheduled_at: params.scheduled_at,
+                        // The library's copy must not collide with the function's.
+                        unique_key: params.unique_key.as_ref().map(|k| format!("{k}-lib")),
+                        concurrency_key: params.concurrency_key.clone(),
+                        metadata: Some(params.metadata.clone()),
+                        ..InsertOpts::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .job;
+            let by_function = db.store.job_get(id).await.unwrap().unwrap();
+            let comparable = |j: &porter::JobRow, due: bool| {
+                (
+                    j.kind.clone(),
+                    j.queue.clone(),
+                    j.args.clone(),
+                    j.state,
+                    j.priority,
+                    j.attempt,
+                    j.max_attempts,
+                    j.errors.clone(),
+                    due.then_some(j.scheduled_at),
+                    j.unique_key
+                        .as_ref()
+                        .map(|k| k.trim_end_matches("-lib").to_string()),
+                    j.metadata.clone(),
+                    j.concurrency_key.clone(),
+                )
+            };
+            let given_due = call.scheduled_at.is_some();
+            assert_eq!(
+                comparable(&by_function, given_due),
+                comparable(&by_library, given_due)
+            );
+            if !given_due {
+                assert_eq!(
+                    by_function.scheduled_at, by_function.created_at,
+                    "due at once"
+                );
+            }
+        }
+        let future = db.store.job_list(Default::default()).await.unwrap();
+        assert!(future.iter().any(|j| j.state == JobState::Scheduled));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+    )]
+    async fn porter_enqueue_answers_the_unfinished_holder_of_a_unique_key_as_the_library_does() {
+        let db = common::postgres().await;
+        let pool = pool(&db).await;
+        let client = Client::new(db.store.clone());
+        let keyed = |key: &str| Call {
+            unique_key: Some(key.into()),
+            ..Call::kind("noop")
+        };
+        // Held by a job the library inserted: its id, inserted = false, nothing new.
+        let held = client
+            .insert_raw(
+                "noop",
+                json!({}),
+                InsertOpts {
+                    unique_key: Some("a".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .job
+            .id;
+        assert_eq!(keyed("a").call(&pool).await.unwrap(), (held, false));
+        // Held by a job the function inserted, and then the library answers it too.
+        let (mine, inserted) = keyed("b").call(&pool).await.unwrap();
+        assert!(inserted);
+        assert_eq!(keyed("b").call(&pool).await.unwrap(), (mine, false));
+        let lib = client
+            .insert_raw(
+                "noop",
+                json!({}),
+                InsertOpts {
+                    unique_key: Some("b".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((lib.job.id, lib.inserted), (mine, false));
+        assert_eq!(super::count(&db.store).await, 2);
+        // A finished holder frees the key, as in the library.
+        client.cancel(held).await.unwrap();
+        let (again, inserted) = keyed("a").call(&pool).await.unwrap();
+        assert!(
+            inserted && again > mine,
+            "a new job once the holder finished"
+        );
+        assert_eq!(super::count(&db.store).await, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+    )]
+    async fn porter_enqueue_inserts_into_its_own_schema_whatever_the_callers_search_path() {
+        let db = common::postgres().await;
+        let (_, options) = super::psql_target(&db);
+        let schema = options.trim_start_matches("-c search_path=").to_string();
+        // A connection whose search path does not name porter's schema at all.
+        let other = sqlx::PgPool::connect(&common::postgres_base_url().unwrap())
+            .await
+            .unwrap();
+        let (id, inserted): (i64, bool) = sqlx::query_as(&format!(
+            "SELECT id, inserted FROM {schema}.porter_enqueue('noop')"
+        ))
+        .fetch_one(&other)
+        .await
+        .unwrap();
+        assert!(inserted);
+        let row = db
+            .store
+            .job_get(id)
+            .await
+            .unwrap()
+            .expect("in the schema porter runs in");
+        assert_eq!(
+            (row.kind.as_str(), row.state),
+            ("noop", JobState::Available)
+        );
+    }
+}
