@@ -7,6 +7,8 @@
 --   SELECT * FROM porter_enqueue('send_email', '{"to": "ada@example.com"}');
 --   SELECT * FROM porter_enqueue('report', '{}', queue => 'reports', priority => 2,
 --                                unique_key => 'report:2026-11-30');      -- -> id, inserted
+--   SELECT * FROM porter_enqueue('sync', '{}', sequence_key => 'account:42');  -- one at a time
+--   SELECT * FROM porter_enqueue('notify', '{}', depends_on => ARRAY[41, 42]); -- after both
 --
 -- Every option is optional; NULL means its default, as an unset InsertOpts field does. A
 -- refusal raises invalid_parameter_value (SQLSTATE 22023) with the library's words ("invalid
@@ -22,6 +24,9 @@ CREATE OR REPLACE FUNCTION porter_enqueue(
     scheduled_at    timestamptz DEFAULT NULL,
     unique_key      text        DEFAULT NULL,
     concurrency_key text        DEFAULT NULL,
+    sequence_key    text        DEFAULT NULL,
+    depends_on      bigint[]    DEFAULT NULL,
+    after_any       boolean     DEFAULT false,
     metadata        jsonb       DEFAULT '{}',
     OUT id          bigint,
     OUT inserted    boolean
@@ -36,6 +41,17 @@ DECLARE
     prio     integer := coalesce(porter_enqueue.priority, 1);
     attempts integer := coalesce(porter_enqueue.max_attempts, 25);
     meta     jsonb   := coalesce(porter_enqueue.metadata, '{}');
+    seq      text    := porter_enqueue.sequence_key;
+    any_end  boolean := coalesce(porter_enqueue.after_any, false);
+    parents  bigint[];
+    found_ids bigint[];
+    states   text[];
+    pstate   text;
+    pid      bigint;
+    ended    boolean[] := '{}';
+    hold     text;
+    hold_err text;
+    waiting  integer := 0;
     due      timestamptz;
     doc      jsonb;
     what     text;
@@ -82,6 +98,29 @@ BEGIN
     IF octet_length(porter_enqueue.concurrency_key) NOT BETWEEN 1 AND 255 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'invalid concurrency_key: must be 1 to 255 bytes';
+    END IF;
+    IF octet_length(seq) NOT BETWEEN 1 AND 255 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'invalid sequence_key: must be 1 to 255 bytes';
+    END IF;
+    IF array_position(porter_enqueue.depends_on, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'invalid depends_on: NULL is not a job id';
+    END IF;
+    -- Parents without repeats, in the order given (as the library keeps them).
+    SELECT coalesce(array_agg(x ORDER BY n), '{}') INTO parents
+    FROM (SELECT x, min(n) AS n FROM unnest(porter_enqueue.depends_on) WITH ORDINALITY AS u(x, n) GROUP BY x) d;
+    IF cardinality(parents) > 10000 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = format(
+            'invalid depends_on: %s parents; a job waits for at most 10000', cardinality(parents));
+    END IF;
+    IF any_end AND cardinality(parents) = 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'invalid after_any: needs parents to wait for (depends_on, --after)';
+    END IF;
+    IF seq IS NOT NULL AND cardinality(parents) > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE =
+            'invalid sequence_key: a job waits either in a sequence or for parents (depends_on), not both';
     END IF;
     IF jsonb_typeof(meta) <> 'object' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -131,20 +170,66 @@ BEGIN
     END LOOP;
 
     due := coalesce(porter_enqueue.scheduled_at, porter_now());
+    -- How the job starts, as the library's insert of a job that may wait decides it
+    -- (JobInsertParams::hold, insert_waiting in src/store/postgres/mod.rs), under the same
+    -- locks (job_sequence_lock.sql, job_parents_mark.sql; why: migration 0007).
+    IF seq IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(1886350450, hashtext(seq));
+        IF EXISTS (SELECT 1 FROM porter_jobs j WHERE j.sequence_key = seq
+                   AND j.state IN ('available','scheduled','running','retryable','pending')) THEN
+            hold := 'pending';
+        END IF;
+    END IF;
+    IF cardinality(parents) > 0 THEN
+        WITH p AS (SELECT j.id FROM porter_jobs j WHERE j.id = ANY(parents) ORDER BY j.id FOR UPDATE),
+             marked AS (UPDATE porter_jobs j SET has_dependents = true FROM p WHERE j.id = p.id
+                        RETURNING j.id, j.state)
+        SELECT array_agg(marked.id), array_agg(marked.state) INTO found_ids, states FROM marked;
+        FOREACH pid IN ARRAY parents LOOP
+            pstate := states[array_position(found_ids, pid)];
+            IF pstate IS NULL THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = format(
+                    'invalid depends_on: parent job %s does not exist (parents must be inserted first)', pid);
+            END IF;
+            IF NOT (pstate = 'completed' OR (any_end AND pstate IN ('completed','cancelled','discarded'))) THEN
+                IF pstate IN ('completed','cancelled','discarded') AND hold_err IS NULL THEN
+                    hold_err := format('parent job %s was %s', pid, pstate);
+                END IF;
+                waiting := waiting + 1;
+            END IF;
+            ended := ended || (pstate IN ('completed','cancelled','discarded'));
+        END LOOP;
+        IF hold_err IS NOT NULL THEN
+            -- A parent already ended as the job cannot run after: it starts cancelled.
+            hold := 'cancelled';
+            waiting := 0;
+            ended := array_fill(true, ARRAY[cardinality(parents)]);
+        ELSIF waiting > 0 THEN
+            hold := 'pending';
+        END IF;
+    END IF;
     -- As job_insert.sql: a unique key held by an unfinished job inserts nothing, and that job
     -- is the answer; a holder that finished between the insert and the read frees its key,
     -- so the insert is tried again (READ COMMITTED: each statement here sees fresh commits).
     FOR round IN 1..5 LOOP
         INSERT INTO porter_jobs (kind, queue, args, state, priority, max_attempts, created_at,
-                                 scheduled_at, unique_key, metadata, concurrency_key)
+                                 scheduled_at, unique_key, metadata, concurrency_key, sequence_key,
+                                 waiting_for, finalized_at, errors)
         VALUES (porter_enqueue.kind, q, porter_enqueue.args,
-                CASE WHEN due <= porter_now() THEN 'available' ELSE 'scheduled' END,
+                coalesce(hold, CASE WHEN due <= porter_now() THEN 'available' ELSE 'scheduled' END),
                 prio, attempts, porter_now(), due, porter_enqueue.unique_key, meta,
-                porter_enqueue.concurrency_key)
-        ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available','scheduled','running','retryable')
+                porter_enqueue.concurrency_key, seq, waiting,
+                CASE WHEN hold = 'cancelled' THEN porter_now() END,
+                CASE WHEN hold_err IS NULL THEN '[]'::jsonb
+                     ELSE jsonb_build_array(jsonb_build_object('attempt', 0, 'at', porter_now(), 'error', hold_err)) END)
+        ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available','scheduled','running','retryable','pending')
         DO NOTHING
         RETURNING porter_jobs.id INTO new_id;
         IF new_id IS NOT NULL THEN
+            IF cardinality(parents) > 0 THEN
+                INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved)
+                SELECT new_id, e.parent, any_end, e.done FROM unnest(parents, ended) AS e(parent, done);
+            END IF;
             -- As queue_notify.sql: producers in every process LISTEN on porter_insert for
             -- their queue's name; delivered at commit, never for a rollback.
             PERFORM pg_notify('porter_insert', q);
@@ -154,7 +239,7 @@ BEGIN
         END IF;
         SELECT j.id INTO holder FROM porter_jobs j
         WHERE j.unique_key = porter_enqueue.unique_key
-          AND j.state IN ('available','scheduled','running','retryable');
+          AND j.state IN ('available','scheduled','running','retryable','pending');
         IF holder IS NOT NULL THEN
             id := holder;
             inserted := false;
@@ -172,7 +257,7 @@ $fn$;
 -- other_schema's queue. pg_catalog stays first, as it always is unless named.
 DO $do$
 BEGIN
-    EXECUTE format('ALTER FUNCTION porter_enqueue(text, jsonb, text, integer, integer, timestamptz, text, text, jsonb) '
+    EXECUTE format('ALTER FUNCTION porter_enqueue(text, jsonb, text, integer, integer, timestamptz, text, text, text, bigint[], boolean, jsonb) '
                    'SET search_path = %I', current_schema());
 END
 $do$;

@@ -292,6 +292,47 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// The README's sequence example, run twice from another language, inserts the second job
+    /// `pending`; a running worker runs the first, and porter starts the second only once the
+    /// first is finalized: one at a time, in order.
+    async fn a_sequence_enqueued_from_another_language_runs_one_at_a_time(db: TestDb) {
+        let example = match db.store.backend() {
+            Backend::Sqlite => blocks("sql sqlite").remove(1),
+            Backend::Postgres => blocks("sql postgres").remove(1),
+        };
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let out = match db.store.backend() {
+                Backend::Sqlite => {
+                    let Some(python) = python() else { return };
+                    run_python_sql(&python, &db, &example)[0][0][0].to_string()
+                }
+                Backend::Postgres => {
+                    let Some(psql) = psql() else { return };
+                    run_psql(&psql, &db, &example)
+                }
+            };
+            ids.push(out.trim().parse::<i64>().expect("the example answers the id"));
+        }
+        let (first, second) = (job(&db.store, ids[0]).await, job(&db.store, ids[1]).await);
+        assert_eq!((first.state, second.state), (JobState::Available, JobState::Pending));
+        assert_eq!(second.sequence_key.as_deref(), Some("account:42"));
+        let workdir = tempfile::tempdir().unwrap();
+        let _worker = start_worker(&db, workdir.path());
+        eventually("the worker runs both jobs of the sequence", || async {
+            job(&db.store, ids[1]).await.state == JobState::Completed
+        })
+        .await;
+        let (first, second) = (job(&db.store, ids[0]).await, job(&db.store, ids[1]).await);
+        assert_eq!((first.state, first.attempt, second.attempt), (JobState::Completed, 1, 1));
+        assert!(
+            second.attempted_at.unwrap() >= first.finalized_at.unwrap(),
+            "the second started after the first ended: {first:#?} {second:#?}"
+        );
+    }
+}
+
 /// porter_enqueue on PostgreSQL (SQLite has no stored functions: its side is the documented
 /// INSERT, above). Called through sqlx here, as any client library calls it.
 mod postgres_only {
@@ -313,6 +354,9 @@ mod postgres_only {
         scheduled_at: Option<String>,
         unique_key: Option<String>,
         concurrency_key: Option<String>,
+        sequence_key: Option<String>,
+        depends_on: Option<Vec<i64>>,
+        after_any: Option<bool>,
         metadata: Option<Value>,
     }
 
@@ -337,6 +381,9 @@ mod postgres_only {
                     .map(|t| t.parse().expect("an RFC 3339 time")),
                 unique_key: self.unique_key.clone(),
                 concurrency_key: self.concurrency_key.clone(),
+                sequence_key: self.sequence_key.clone(),
+                depends_on: self.depends_on.clone().unwrap_or_default(),
+                after_any: self.after_any.unwrap_or_default(),
                 metadata: self.metadata.clone(),
                 ..InsertOpts::default()
             };
@@ -353,7 +400,8 @@ mod postgres_only {
             sqlx::query(
                 "SELECT id, inserted FROM porter_enqueue($1, $2::jsonb, queue => $3, priority => $4,
                      max_attempts => $5, scheduled_at => $6::timestamptz, unique_key => $7,
-                     concurrency_key => $8, metadata => $9::jsonb)",
+                     concurrency_key => $8, sequence_key => $9, depends_on => $10,
+                     after_any => $11, metadata => $12::jsonb)",
             )
             .bind(&self.kind)
             .bind(self.args.as_ref().map(Value::to_string))
@@ -363,6 +411,9 @@ mod postgres_only {
             .bind(&self.scheduled_at)
             .bind(&self.unique_key)
             .bind(&self.concurrency_key)
+            .bind(&self.sequence_key)
+            .bind(&self.depends_on)
+            .bind(self.after_any)
             .bind(self.metadata.as_ref().map(Value::to_string))
             .fetch_one(pool)
             .await
@@ -505,6 +556,42 @@ mod postgres_only {
                 }),
             ),
             (
+                "empty sequence key",
+                k(Call {
+                    sequence_key: Some(String::new()),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "sequence key of 256 bytes",
+                k(Call {
+                    sequence_key: Some("s".repeat(256)),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "too many parents",
+                k(Call {
+                    depends_on: Some((1..=10_001).collect()),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "after_any without parents",
+                k(Call {
+                    after_any: Some(true),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "a sequence and parents",
+                k(Call {
+                    sequence_key: Some("s".into()),
+                    depends_on: Some(vec![1]),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
                 "metadata not an object",
                 k(Call {
                     metadata: Some(json!([1])),
@@ -595,6 +682,11 @@ mod postgres_only {
                 "invalid input syntax for type json",
             ),
             (
+                "NULL among the parents",
+                "SELECT porter_enqueue('noop', depends_on => ARRAY[NULL]::bigint[])",
+                "invalid depends_on: NULL is not a job id",
+            ),
+            (
                 "priority not a number",
                 "SELECT porter_enqueue('noop', priority => 'high')",
                 "invalid input syntax for type integer",
@@ -608,6 +700,48 @@ mod postgres_only {
             assert!(err.contains(needle), "{what}: {err:?} says {needle:?}");
             assert_eq!(jobs_in_table(&pool).await, 0, "{what}: nothing inserted");
         }
+        // A parent that does not exist: the library's words, nothing inserted, and the parent
+        // that does exist is left unmarked.
+        let client = Client::new(db.store.clone());
+        let parent = client
+            .insert_raw("noop", json!({}), InsertOpts::default())
+            .await
+            .unwrap()
+            .job
+            .id;
+        let missing = Call {
+            depends_on: Some(vec![parent, parent + 1000]),
+            ..Call::kind("noop")
+        };
+        let library = client
+            .insert_raw(
+                "noop",
+                json!({}),
+                InsertOpts {
+                    depends_on: vec![parent, parent + 1000],
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect_err("a missing parent")
+            .to_string();
+        assert_eq!(
+            missing.call(&pool).await.expect_err("a missing parent"),
+            library
+        );
+        assert_eq!(jobs_in_table(&pool).await, 1);
+        let marked: bool =
+            sqlx::query_scalar("SELECT has_dependents FROM porter_jobs WHERE id = $1")
+                .bind(parent)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(!marked, "the refused call's marks were rolled back");
+        client.cancel(parent).await.unwrap();
+        sqlx::query("DELETE FROM porter_jobs")
+            .execute(&pool)
+            .await
+            .unwrap();
         // A bad call inside a transaction leaves the transaction to the caller: a rollback
         // undoes the good calls before it.
         let mut tx = pool.begin().await.unwrap();
@@ -720,6 +854,123 @@ mod postgres_only {
         }
         let future = db.store.job_list(Default::default()).await.unwrap();
         assert!(future.iter().any(|j| j.state == JobState::Scheduled));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+    )]
+    async fn porter_enqueue_waits_in_a_sequence_and_for_parents_as_the_library_does() {
+        let db = common::postgres().await;
+        let pool = pool(&db).await;
+        let client = Client::new(db.store.clone());
+        let new_parent = || async {
+            client
+                .insert_raw("noop", json!({}), InsertOpts::default())
+                .await
+                .unwrap()
+                .job
+                .id
+        };
+        let (waiting, done, cancelled) =
+            (new_parent().await, new_parent().await, new_parent().await);
+        // Ended parents, as a worker and a user end them (the finalize trigger runs).
+        sqlx::query(
+            "UPDATE porter_jobs SET state = 'completed', finalized_at = now() WHERE id = $1",
+        )
+        .bind(done)
+        .execute(&pool)
+        .await
+        .unwrap();
+        client.cancel(cancelled).await.unwrap();
+        let after = |parents: &[i64], any: bool| Call {
+            depends_on: Some(parents.to_vec()),
+            after_any: any.then_some(true),
+            ..Call::kind("noop")
+        };
+        let seq = |key: &str| Call {
+            sequence_key: Some(key.into()),
+            ..Call::kind("noop")
+        };
+        // (the call, the state both start in); a sequence's key gets "-lib" for the library's
+        // copy, so that each inserts into a sequence of its own.
+        let cases = [
+            (seq("s"), JobState::Available),
+            (seq("s"), JobState::Pending),
+            (after(&[waiting], false), JobState::Pending),
+            (after(&[done], false), JobState::Available),
+            (after(&[waiting, done, waiting], false), JobState::Pending),
+            (after(&[cancelled], false), JobState::Cancelled),
+            (
+                after(&[done, cancelled, waiting], false),
+                JobState::Cancelled,
+            ),
+            (after(&[cancelled], true), JobState::Available),
+            (after(&[cancelled, waiting], true), JobState::Pending),
+        ];
+        for (call, state) in cases {
+            let (id, inserted) = call.call(&pool).await.expect("the function takes it");
+            assert!(inserted);
+            let mut lib_call = call.clone();
+            lib_call.sequence_key = call.sequence_key.as_ref().map(|k| format!("{k}-lib"));
+            let params = lib_call.library().unwrap();
+            let lib = client
+                .insert_raw(
+                    &params.kind,
+                    params.args.clone(),
+                    InsertOpts {
+                        sequence_key: params.sequence_key.clone(),
+                        depends_on: params.depends_on.clone(),
+                        after_any: params.after_any,
+                        ..InsertOpts::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .job;
+            let mine = db.store.job_get(id).await.unwrap().unwrap();
+            let shape = |j: &porter::JobRow| {
+                (
+                    j.state,
+                    j.finalized_at.is_some(),
+                    j.errors
+                        .iter()
+                        .map(|e| (e.attempt, e.error.clone()))
+                        .collect::<Vec<_>>(),
+                    j.sequence_key
+                        .as_ref()
+                        .map(|k| k.trim_end_matches("-lib").to_string()),
+                )
+            };
+            assert_eq!(shape(&mine), shape(&lib), "{:?}", call.depends_on);
+            assert_eq!(mine.state, state, "{:?}", call.depends_on);
+            let edges = |deps: porter::store::JobDeps| {
+                deps.parents
+                    .iter()
+                    .map(|p| (p.id, p.after_any))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                edges(db.store.job_deps(id).await.unwrap()),
+                edges(db.store.job_deps(lib.id).await.unwrap()),
+            );
+        }
+        // The parents' ends reach the function's jobs as the library's: completing `waiting`
+        // promotes every job that waited for it alone or after any.
+        sqlx::query(
+            "UPDATE porter_jobs SET state = 'completed', finalized_at = now() WHERE id = $1",
+        )
+        .bind(waiting)
+        .execute(&pool)
+        .await
+        .unwrap();
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM porter_jobs WHERE state = 'pending'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(pending, 2, "only the sequences' second jobs still wait");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
