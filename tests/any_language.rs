@@ -70,14 +70,18 @@ fn python() -> Option<PathBuf> {
 }
 
 fn psql() -> Option<PathBuf> {
-    tool(
-        "psql",
-        &[
-            "/usr/lib/postgresql/17/bin/psql",
-            "/usr/lib/postgresql/16/bin/psql",
-            "/usr/lib/postgresql/15/bin/psql",
-        ],
-    )
+    // Debian keeps psql beside the server's binaries (where scripts/test finds initdb), and
+    // puts it on PATH only with the postgresql-client-common wrapper.
+    let mut beside_server: Vec<String> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|major| major.path().join("bin/psql").display().to_string())
+        .collect();
+    beside_server.sort();
+    beside_server.reverse();
+    let beside_server: Vec<&str> = beside_server.iter().map(String::as_str).collect();
+    tool("psql", &beside_server)
 }
 
 /// The server's URL without the test schema, and the libpq options that select the schema:
@@ -1026,6 +1030,69 @@ mod postgres_only {
             "a new job once the holder finished"
         );
         assert_eq!(super::count(&db.store).await, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+    )]
+    async fn concurrent_calls_for_one_unique_key_or_sequence_take_turns() {
+        let db = common::postgres().await;
+        let pool = pool(&db).await;
+        for (what, sql) in [
+            (
+                "unique key",
+                "SELECT id, inserted FROM porter_enqueue('noop', unique_key => 'k')",
+            ),
+            (
+                "sequence",
+                "SELECT id, inserted FROM porter_enqueue('noop', sequence_key => 's')",
+            ),
+        ] {
+            // The first call's transaction stays open while the second call runs.
+            let mut first = pool.begin().await.unwrap();
+            let (id, inserted): (i64, bool) =
+                sqlx::query_as(sql).fetch_one(&mut *first).await.unwrap();
+            assert!(inserted, "{what}");
+            let second = {
+                let pool = pool.clone();
+                tokio::spawn(
+                    async move { sqlx::query_as::<_, (i64, bool)>(sql).fetch_one(&pool).await },
+                )
+            };
+            // It waits for the first (on the key's index entry, or the sequence's lock).
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            assert!(
+                !second.is_finished(),
+                "{what}: the second call waits for the first"
+            );
+            first.commit().await.unwrap();
+            let (second_id, second_inserted) = second.await.unwrap().unwrap();
+            let state = |id: i64| {
+                let pool = pool.clone();
+                async move {
+                    sqlx::query_scalar::<_, String>("SELECT state FROM porter_jobs WHERE id = $1")
+                        .bind(id)
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap()
+                }
+            };
+            match what {
+                // The holder is the answer; nothing new.
+                "unique key" => assert_eq!((second_id, second_inserted), (id, false)),
+                // The second of the sequence waits its turn.
+                _ => {
+                    assert!(second_inserted && second_id > id);
+                    assert_eq!(
+                        (state(id).await, state(second_id).await),
+                        ("available".into(), "pending".into())
+                    );
+                }
+            }
+        }
+        assert_eq!(jobs_in_table(&pool).await, 3);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
