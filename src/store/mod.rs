@@ -111,6 +111,9 @@ pub struct JobInsertParams {
 impl JobInsertParams {
     /// Validates a kind, args and options into insert params. Nothing is written.
     pub fn new(kind: &str, args: serde_json::Value, opts: InsertOpts) -> Result<Self> {
+        // porter_enqueue (migrations-postgres/0008_porter_enqueue.sql) repeats these checks,
+        // in this order and with these words, for inserts from SQL: a change here goes there
+        // too, in a new migration (tests/any_language.rs compares the two).
         validate_name("kind", kind)?;
         let queue = opts.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_string());
         validate_name("queue", &queue)?;

@@ -22,6 +22,9 @@
 //!   cancel watcher. The task reconnects by itself, wakes every producer and cancel watcher
 //!   after a reconnect (notifications sent meanwhile are lost), and stops when the store is
 //!   dropped.
+//! * **Enqueue from SQL**: the function `porter_enqueue(kind, args, ...)` (migration 0008)
+//!   inserts a job from any client with the library's checks, unique-key answer, waits
+//!   (sequence, parents) and `porter_insert` NOTIFY; tests/any_language.rs holds it to that.
 //! * **Times** are `timestamptz` from the database clock (`now()`), where SQLite keeps text in
 //!   one fixed format; durations are bound as seconds (`float8`). The SQL files sit beside this
 //!   one with the same names as SQLite's; each says where and why it differs beyond that.
