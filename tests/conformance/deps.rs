@@ -248,3 +248,27 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// A bulk cancel (the dashboard's) reaches jobs that wait: pending children and a pending
+    /// job of a sequence end cancelled; their parents and the sequence's active job do not.
+    async fn a_bulk_cancel_cancels_waiting_jobs(db: TestDb) {
+        let s = &db.store;
+        let parent = insert(s, job("extract")).await;
+        let child = insert(s, after("load", &[parent.id])).await;
+        let grandchild = insert(s, after("report", &[child.id])).await;
+        let first = insert(s, job_with("step", InsertOpts { sequence_key: Some("acct-9".into()), ..Default::default() })).await;
+        let second = insert(s, job_with("step", InsertOpts { sequence_key: Some("acct-9".into()), ..Default::default() })).await;
+        for j in [&child, &grandchild, &second] {
+            assert_eq!(j.state, JobState::Pending);
+        }
+        let waiting = JobFilter { states: vec![JobState::Pending], ..Default::default() };
+        let out = s.job_bulk(BulkAction::Cancel, waiting, i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed), (3, 3), "{out:?}");
+        for id in [child.id, grandchild.id, second.id] {
+            assert_eq!(s.job_get(id).await.unwrap().unwrap().state, JobState::Cancelled, "job {id}");
+        }
+        assert_eq!(s.job_get(parent.id).await.unwrap().unwrap().state, JobState::Available);
+        assert_eq!(s.job_get(first.id).await.unwrap().unwrap().state, JobState::Available);
+    }
+}

@@ -749,7 +749,7 @@ pub async fn job_insert_tx(
 /// it first takes the sequences' locks (job_sequence_lock.sql) and locks the parents' rows
 /// (job_parents_mark.sql), until the transaction ends, so that a concurrent finalize of a
 /// sequence's active job or of a parent either committed before (and is read here) or runs
-/// its promotion after this commits (and sees these jobs): see migration 0006.
+/// its promotion after this commits (and sees these jobs): see migration 0007.
 async fn insert_waiting(
     conn: &mut PgConnection,
     jobs: &[JobInsertParams],

@@ -4,6 +4,13 @@
 -- learns of it through NOTIFY porter_cancel (sent by the caller in this transaction) and then
 -- writes 'cancelled' itself (fenced). Asking twice keeps the first request's time.
 -- The time is text in SQLite's format, so the metadata reads the same on both backends.
+-- Differs from SQLite (one writer): the job's sequence lock (job_sequence_lock.sql) is taken
+-- before its row, the order every path takes them in, so that this and an insert or a
+-- finalize of other jobs of the sequence cannot deadlock.
+WITH locked AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock(1886350450, hashtext(sequence_key))) AS n
+    FROM porter_jobs WHERE id = $1 AND sequence_key IS NOT NULL
+)
 UPDATE porter_jobs SET
     state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finalized_at = CASE WHEN state = 'running' THEN finalized_at ELSE porter_now() END,
@@ -11,5 +18,5 @@ UPDATE porter_jobs SET
                         THEN metadata || jsonb_build_object('cancel_requested_at',
                              to_char(porter_now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
                         ELSE metadata END
-WHERE id = $1 AND state IN ('available','scheduled','running','retryable','pending')
+WHERE id = $1 AND (SELECT n FROM locked) IS NOT NULL AND state IN ('available','scheduled','running','retryable','pending')
 RETURNING *

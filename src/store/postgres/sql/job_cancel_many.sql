@@ -1,6 +1,13 @@
 -- A bulk cancel: job_cancel.sql for every listed job ($1). A running job only records the
 -- request and stays 'running'; its worker is told by NOTIFY porter_cancel (sent by the caller
 -- in this transaction, job_cancel_notify.sql) and stops it (fenced), as for a single cancel.
+-- Differs from SQLite (one writer): the sequence locks of the batch first, in key order
+-- (see job_complete.sql).
+WITH locked AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock(1886350450, hashtext(k))) AS n
+    FROM (SELECT DISTINCT sequence_key COLLATE "C" AS k FROM porter_jobs
+          WHERE id = ANY($1::bigint[]) AND sequence_key IS NOT NULL ORDER BY 1) keys
+)
 UPDATE porter_jobs SET
     state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finalized_at = CASE WHEN state = 'running' THEN finalized_at ELSE porter_now() END,
@@ -8,5 +15,6 @@ UPDATE porter_jobs SET
                         THEN metadata || jsonb_build_object('cancel_requested_at',
                              to_char(porter_now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
                         ELSE metadata END
-WHERE id = ANY($1::bigint[]) AND state IN ('available','scheduled','running','retryable')
+WHERE id = ANY($1::bigint[]) AND (SELECT n FROM locked) IS NOT NULL
+  AND state IN ('available','scheduled','running','retryable','pending')
 RETURNING id, queue, state, attempted_by

@@ -3,6 +3,16 @@
 -- of fences in one statement, one round trip. Returns the fences that matched.
 WITH fences AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[]) AS f(id, attempt, worker_id)
+),
+-- Differs from SQLite (one writer): the batch's sequence locks (job_sequence_lock.sql) are
+-- taken first, in key order ("C" collation, as everywhere), before any row: the trigger that
+-- promotes a sequence's next job takes them again (already held), so completing jobs of
+-- several sequences cannot deadlock with an insert or another batch taking them in another
+-- order. Jobs without a sequence cost one primary-key lookup each here.
+locked AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock(1886350450, hashtext(k))) AS n
+    FROM (SELECT DISTINCT j.sequence_key COLLATE "C" AS k FROM porter_jobs j JOIN fences f ON j.id = f.id
+          WHERE j.sequence_key IS NOT NULL ORDER BY 1) keys
 )
 -- The worker is compared with IS NOT DISTINCT FROM (the same here: both sides are set) because
 -- it cannot drive an index: with `=`, generic plans looked each fence up through
@@ -10,5 +20,5 @@ WITH fences AS (
 -- 500 took 30 ms where it takes 5 by primary key).
 UPDATE porter_jobs j SET state = 'completed', finalized_at = porter_now()
 FROM fences f
-WHERE j.id = f.id AND j.state = 'running' AND j.attempt = f.attempt AND j.attempted_by IS NOT DISTINCT FROM f.worker_id
+WHERE j.id = f.id AND (SELECT n FROM locked) IS NOT NULL AND j.state = 'running' AND j.attempt = f.attempt AND j.attempted_by IS NOT DISTINCT FROM f.worker_id
 RETURNING j.id, j.attempt, j.attempted_by

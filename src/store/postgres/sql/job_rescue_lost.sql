@@ -7,6 +7,19 @@
 -- shutdown, max_attempts grows by one) for the job's first two such losses; from the third
 -- on it counts, so a job that kills its worker every time still ends discarded. The count
 -- is of the "worker lost" entries already in its history.
+-- Differs from SQLite (one writer): the sequence locks of the jobs it may rescue first, in
+-- key order (see job_complete.sql), before any row is locked (the gate below is evaluated
+-- before the first row passes).
+WITH locked AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock(1886350450, hashtext(k))) AS n
+    FROM (SELECT DISTINCT sequence_key COLLATE "C" AS k FROM porter_jobs
+          WHERE state = 'running' AND sequence_key IS NOT NULL
+            AND NOT EXISTS (
+                SELECT 1 FROM porter_workers w
+                WHERE w.id = porter_jobs.attempted_by
+                  AND w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $1::float8) * interval '1 second')
+          ORDER BY 1) keys
+)
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
     state        = CASE WHEN metadata ? 'cancel_requested_at' THEN 'cancelled'
@@ -23,7 +36,7 @@ UPDATE porter_jobs SET
     errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', 'worker lost'))
 WHERE id IN (
     SELECT id FROM porter_jobs
-    WHERE state = 'running'
+    WHERE state = 'running' AND (SELECT n FROM locked) IS NOT NULL
       AND NOT EXISTS (
           SELECT 1 FROM porter_workers w
           WHERE w.id = porter_jobs.attempted_by

@@ -3,6 +3,19 @@
 -- ms), or, for a job whose worker recorded none (a binary from before migration 0003), the
 -- rescuer's limit for the kind ($1 kinds, $2 ms). A kind that neither knows is never stuck.
 -- SKIP LOCKED for the same reason as job_rescue_lost.sql; only the jobs' rows are locked.
+-- Differs from SQLite (one writer): the sequence locks of the jobs it may rescue first, in
+-- key order (see job_complete.sql), before any row is locked.
+WITH locked AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock(1886350450, hashtext(k))) AS n
+    FROM (SELECT DISTINCT j.sequence_key COLLATE "C" AS k FROM porter_jobs j
+          LEFT JOIN porter_workers w ON w.id = j.attempted_by
+          WHERE j.state = 'running' AND j.sequence_key IS NOT NULL
+            AND j.attempted_at < porter_now() - COALESCE(
+                    (w.stuck_after ->> j.kind)::float8,
+                    (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
+                ) / 1000 * interval '1 second'
+          ORDER BY 1) keys
+)
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
     state        = CASE WHEN metadata ? 'cancel_requested_at' THEN 'cancelled'
@@ -12,7 +25,7 @@ UPDATE porter_jobs SET
     errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', 'job ran past its timeout'))
 WHERE id IN (
     SELECT j.id FROM porter_jobs j LEFT JOIN porter_workers w ON w.id = j.attempted_by
-    WHERE j.state = 'running'
+    WHERE j.state = 'running' AND (SELECT n FROM locked) IS NOT NULL
       AND j.attempted_at < porter_now() - COALESCE(
               (w.stuck_after ->> j.kind)::float8,
               (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)

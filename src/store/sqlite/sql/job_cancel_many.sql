@@ -7,5 +7,5 @@ UPDATE porter_jobs SET
     metadata     = CASE WHEN state = 'running' AND json_extract(metadata, '$.cancel_requested_at') IS NULL
                         THEN json_set(metadata, '$.cancel_requested_at', porter_now())
                         ELSE metadata END
-WHERE id IN (SELECT value FROM json_each(?1)) AND state IN ('available','scheduled','running','retryable')
+WHERE id IN (SELECT value FROM json_each(?1)) AND state IN ('available','scheduled','running','retryable','pending')
 RETURNING id, queue, state, attempted_by
