@@ -8,6 +8,11 @@
 //!
 //! Prints `LIMITS backend=.. jobs=.. kills=.. max_running=../.. max_per_key=../..
 //! max_window_starts=../.. max_key_window_starts=../.. duplicates=..`.
+//!
+//! The sequence soak (issue 15.4) checks the same way that each sequence's jobs ran one at a
+//! time in insertion order: every execution of a job began after every execution of the job
+//! before it in its sequence had ended. Prints `SEQUENCES backend=.. jobs=.. kills=..
+//! max_running=.. max_per_sequence=../1 out_of_order=0 duplicates=..`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -38,10 +43,17 @@ struct Execution {
     /// Start and end on the process's clock (µs); the end is the kill time when cut short.
     start_us: i64,
     end_us: i64,
+    /// Cut short by its process's SIGKILL.
+    cut_short: bool,
 }
 
 /// The executions one process logged; those without an end ended by `killed_at_us`.
 fn executions(log: &str, killed_at_us: Option<i64>) -> Vec<Execution> {
+    executions_of(QUEUE, log, killed_at_us)
+}
+
+/// [`executions`] of the jobs of `queue`.
+fn executions_of(queue: &str, log: &str, killed_at_us: Option<i64>) -> Vec<Execution> {
     let mut open: BTreeMap<(i64, i64), Execution> = BTreeMap::new();
     let mut done = Vec::new();
     for line in log.lines().filter(|l| l.starts_with('{')) {
@@ -50,7 +62,7 @@ fn executions(log: &str, killed_at_us: Option<i64>) -> Vec<Execution> {
         };
         let f = &v["fields"];
         let what = f["message"].as_str().unwrap_or("");
-        if f["queue"].as_str() != Some(QUEUE) {
+        if f["queue"].as_str() != Some(queue) {
             continue;
         }
         let id = (
@@ -68,6 +80,7 @@ fn executions(log: &str, killed_at_us: Option<i64>) -> Vec<Execution> {
                         claimed_us: f["attempted_at_us"].as_i64().unwrap(),
                         start_us: f["at_us"].as_i64().unwrap(),
                         end_us: i64::MAX,
+                        cut_short: false,
                     },
                 );
             }
@@ -82,6 +95,7 @@ fn executions(log: &str, killed_at_us: Option<i64>) -> Vec<Execution> {
     for (_, mut e) in open {
         e.end_us =
             killed_at_us.expect("an execution without an end in a process that was not killed");
+        e.cut_short = true;
         done.push(e);
     }
     done
@@ -259,6 +273,156 @@ backend_case! {
     }
 }
 
+const SEQUENCED: &str = "sequenced";
+
+/// Jobs of one sequence that began before the job inserted before them had ended every
+/// execution: (earlier job, later job) pairs, given each sequence's job ids in insertion order.
+fn out_of_order(sequences: &[Vec<i64>], all: &[Execution]) -> Vec<(i64, i64)> {
+    let mut bad = Vec::new();
+    for ids in sequences {
+        for pair in ids.windows(2) {
+            let last_end = all
+                .iter()
+                .filter(|e| e.job_id == pair[0])
+                .map(|e| e.end_us)
+                .max();
+            let first_start = all
+                .iter()
+                .filter(|e| e.job_id == pair[1])
+                .map(|e| e.start_us)
+                .min();
+            if let (Some(end), Some(start)) = (last_end, first_start) {
+                if start < end {
+                    bad.push((pair[0], pair[1]));
+                }
+            }
+        }
+    }
+    bad
+}
+
+backend_case! {
+    /// Sequences under the same kill soak: several worker processes with mixed leases run many
+    /// sequences of short jobs, inserted interleaved, while one of them is SIGKILLed every
+    /// couple of seconds (a killed job holds its sequence until it is rescued and run again).
+    /// Afterwards every job completed, no two jobs of one sequence overlapped, and each began
+    /// only after the one inserted before it had ended.
+    async fn sequences_run_in_order_one_at_a_time_under_a_kill_soak(db: TestDb) {
+        let size = Size::from_env();
+        let per_sequence = knob("PORTER_CHAOS_SEQUENCE_JOBS", 60);
+        let sequences = 8u64;
+        let kills = size.kills.max(3);
+        let dir = scratch();
+        let launcher = Launcher::new(&db.url, dir.path()).with_env("RUST_LOG", "info,porter::jobs=debug");
+        let flags = |i: u64| {
+            vec![
+                "--log-format".to_string(),
+                "json".into(),
+                "worker".into(),
+                "--queues".into(),
+                // Fewer slots than sequences, so every worker always runs some: each kill cuts
+                // jobs short.
+                format!("{SEQUENCED}=2"),
+                "--lease".into(),
+                format!("{}s", size.lease_secs + i % 2),
+                "--no-periodic".into(),
+            ]
+        };
+        let spawn = |i: u64| launcher.spawn(&format!("s{i}"), &refs(&flags(i)));
+        let mut workers: Vec<(u64, Proc)> = (0..size.workers).map(|i| (i, spawn(i))).collect();
+        for (_, w) in &mut workers {
+            w.ready().await;
+        }
+        // Interleaved: job n belongs to sequence n % sequences; inserted in batches of 20, so
+        // a sequence's next job often lands in the same insert as its previous one.
+        let jobs = per_sequence * sequences;
+        let mut order: Vec<Vec<i64>> = vec![Vec::new(); sequences as usize];
+        for chunk in (0..jobs).collect::<Vec<_>>().chunks(20) {
+            let params: Vec<_> = chunk
+                .iter()
+                .map(|n| {
+                    porter::store::JobInsertParams::new(
+                        "sleep",
+                        json!({ "ms": 60 + (n % 3) * 30 }),
+                        porter::InsertOpts {
+                            queue: Some(SEQUENCED.into()),
+                            sequence_key: Some(format!("account-{}", n % sequences)),
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap()
+                })
+                .collect();
+            let rows = db.store.job_insert_many(params).await.unwrap();
+            for (n, row) in chunk.iter().zip(rows) {
+                order[(n % sequences) as usize].push(row.job.id);
+            }
+        }
+        let ids: BTreeSet<i64> = order.iter().flatten().copied().collect();
+        let mut retired: Vec<(Proc, i64)> = Vec::new();
+        for next in size.workers..size.workers + kills {
+            tokio::time::sleep(Duration::from_millis(1500 + fastrand::u64(0..1000))).await;
+            let i = fastrand::usize(..workers.len());
+            let (_, mut victim) = std::mem::replace(&mut workers[i], (next, spawn(next)));
+            victim.kill();
+            retired.push((victim, now_us()));
+            if let Some(path) = db.sqlite_path() {
+                assert_eq!(sqlite_integrity(&path), "ok");
+            }
+        }
+        wait_totals(&db.store, "every sequenced job finished", Duration::from_secs(300), |t| {
+            t[&JobState::Completed] as u64 >= jobs
+                && t[&JobState::Available] + t[&JobState::Running] + t[&JobState::Retryable]
+                    + t[&JobState::Scheduled] + t[&JobState::Pending] == 0
+        })
+        .await;
+        let ledger = Ledger::read(&db.store, "sleep", &ids).await;
+        let mut live = Vec::new();
+        for (_, mut w) in workers {
+            w.ready().await;
+            let status = w.term(Duration::from_secs(30)).await;
+            assert!(status.success(), "{} exits 0 after SIGTERM: {status:?}\n{}", w.name, w.output());
+            live.push(w);
+        }
+        let mut all: Vec<Execution> = Vec::new();
+        for (p, killed_at) in &retired {
+            p.assert_clean_log();
+            all.extend(executions_of(SEQUENCED, &p.output(), Some(*killed_at)));
+        }
+        for p in &live {
+            p.assert_clean_log();
+            all.extend(executions_of(SEQUENCED, &p.output(), None));
+        }
+        assert!(
+            ids.iter().all(|id| all.iter().any(|e| e.job_id == *id)),
+            "every job has a recorded execution"
+        );
+        let running = max_overlap(all.iter());
+        let per_sequence_max = order
+            .iter()
+            .map(|seq| max_overlap(all.iter().filter(|e| seq.contains(&e.job_id))))
+            .max()
+            .unwrap_or(0);
+        let bad = out_of_order(&order, &all);
+        let cut = all.iter().filter(|e| e.cut_short).count();
+        let backend = db.store.backend().to_string();
+        println!(
+            "SEQUENCES backend={backend} jobs={jobs} sequences={sequences} kills={kills} executions={} \
+             cut_short={cut} max_running={running} max_per_sequence={per_sequence_max}/1 out_of_order={} \
+             duplicates={}",
+            all.len(),
+            bad.len(),
+            ledger.duplicates
+        );
+        report("sequences_soak", &backend, jobs, kills, ledger.lost, ledger.stuck, ledger.duplicates);
+        assert!(bad.is_empty(), "jobs that began before the previous of their sequence ended: {bad:?}");
+        assert!(per_sequence_max <= 1, "{per_sequence_max} jobs of one sequence ran at once");
+        assert!(running >= 2, "sequences ran side by side (else it proves nothing): {running}");
+        assert!(cut >= 1, "a kill cut a running job short (else the soak proves nothing)");
+        ledger.assert_all_completed("sequences_soak", kills * 2);
+    }
+}
+
 #[test]
 fn the_soak_checks_count_overlaps_and_windows() {
     let e = |start_us, end_us| Execution {
@@ -268,9 +432,22 @@ fn the_soak_checks_count_overlaps_and_windows() {
         claimed_us: 0,
         start_us,
         end_us,
+        cut_short: false,
     };
     assert_eq!(max_overlap([e(0, 10), e(10, 20), e(5, 15)].iter()), 2);
     assert_eq!(max_overlap([e(0, 10), e(1, 9), e(2, 8)].iter()), 3);
     assert_eq!(max_in_window(vec![0, 999, 1000, 1999], 1000), 2);
     assert_eq!(max_in_window(vec![0, 1, 2, 1001], 1000), 3);
+    let job = |job_id, start_us, end_us| Execution {
+        job_id,
+        ..e(start_us, end_us)
+    };
+    let runs = [
+        job(1, 0, 10),
+        job(1, 20, 30),
+        job(2, 30, 40),
+        job(3, 35, 50),
+    ];
+    assert_eq!(out_of_order(&[vec![1, 2, 3]], &runs), vec![(2, 3)]);
+    assert!(out_of_order(&[vec![1, 2], vec![3]], &runs).is_empty());
 }
