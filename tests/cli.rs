@@ -567,6 +567,48 @@ backend_case! {
 }
 
 backend_case! {
+    /// `enqueue --sequence` and `--after` / `--after-any` (issues 15.4, 16.1): later jobs of a
+    /// sequence and children wait pending, `jobs show` names the sequence, parents and
+    /// children; a bad key, a missing parent, a sequence with parents, `--after-any` alone
+    /// and a non-numeric id are refused and write nothing.
+    async fn enqueue_sequence_and_after_wait_and_refuse_bad_input(db: TestDb) {
+        let env = Env::new(db);
+        let first = ids(&env.run(&["enqueue", "noop", "--sequence", "acct-7"]).ok())[0];
+        let second = ids(&env.run(&["enqueue", "noop", "--sequence", "acct-7"]).ok())[0];
+        let parent = first.to_string();
+        let child = ids(&env.run(&["enqueue", "noop", "--after", &parent, "--after-any"]).ok())[0];
+        for id in [second, child] {
+            let job = env.store().job_get(id).await.unwrap().unwrap();
+            assert_eq!(job.state, porter::JobState::Pending, "job {id}");
+        }
+        let show = env.run(&["jobs", "show", &parent]).ok();
+        assert!(show.stdout.contains("sequence:     acct-7"), "{show:#?}");
+        assert!(show.stdout.contains(&format!("children:     {child} (noop, pending, after any)")), "{show:#?}");
+        let show = env.run(&["jobs", "show", &child.to_string(), "--json"]).ok().json();
+        assert_eq!(show["parents"][0]["id"], first, "{show}");
+
+        let long = "k".repeat(256);
+        // (A NUL cannot reach a program's arguments; the store refuses it: conformance.)
+        for bad in ["", long.as_str()] {
+            env.run(&["enqueue", "noop", "--sequence", bad]).assert_usage_error("sequence_key");
+        }
+        env.run(&["enqueue", "noop", "--after", "999999"]).assert_error("parent job 999999 does not exist");
+        // Refused by the argument parser: exit 2 and its usage text.
+        for (args, needle) in [
+            (vec!["--after", &parent, "--sequence", "b"], "cannot be used with"),
+            (vec!["--after-any"], "--after"),
+            (vec!["--after", "1,x"], "invalid value"),
+        ] {
+            let out = env.run(&[&["enqueue", "noop"][..], &args].concat());
+            assert_eq!(out.code, 2, "{args:?}: {out:#?}");
+            assert!(out.stderr.starts_with("error: ") && out.stderr.contains(needle), "{out:#?}");
+        }
+        let all = env.store().job_list(Default::default()).await.unwrap();
+        assert_eq!(all.len(), 3, "nothing written by the refused ones: {all:?}");
+    }
+}
+
+backend_case! {
     async fn stats_json_has_the_contract_shape(db: TestDb) {
         let env = Env::new(db);
         ids(&env.run(&["enqueue", "noop", "--count", "2"]).ok());
