@@ -222,6 +222,18 @@ impl Client {
         self.store.worker_list().await
     }
 
+    /// Jobs nobody will run as things stand: per queue and kind, the jobs due to run that no
+    /// live worker serves (see [`Store::job_unserved`](crate::Store::job_unserved)).
+    pub async fn unserved(&self) -> Result<Vec<crate::store::UnservedRow>> {
+        self.store.job_unserved().await
+    }
+
+    /// Whether a live worker serves this queue and kind (what `porter enqueue` warns about
+    /// when none does).
+    pub async fn served(&self, queue: &str, kind: &str) -> Result<bool> {
+        Ok(self.store.worker_count_serving(queue, kind).await? > 0)
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<()> {
         self.store.ping().await

@@ -956,6 +956,8 @@ backend_case! {
                 pid: 4242,
                 lease: std::time::Duration::from_secs(15),
                 stuck_after: Vec::new(),
+                queues: vec!["mail".to_string()],
+                kinds: vec!["noop".to_string()],
             })
             .await
             .unwrap();
@@ -1143,6 +1145,8 @@ backend_case! {
                 pid: 4242,
                 lease: std::time::Duration::from_secs(15),
                 stuck_after: Vec::new(),
+                queues: vec!["mail".to_string()],
+                kinds: vec!["noop".to_string()],
             })
             .await
             .unwrap();

@@ -359,9 +359,25 @@ backend_case! {
             config(&[("default", 5)]),
         );
         wait_state(&db.store, mine, JobState::Completed).await;
+        // The running worker registered what it serves: the other kind waits unserved, and
+        // says so (issue 17.7).
+        let s = &db.store;
+        assert_eq!(s.worker_count_serving("default", "behave").await.unwrap(), 1);
+        assert_eq!(s.worker_count_serving("default", "someone_elses").await.unwrap(), 0);
+        assert_eq!(s.worker_count_serving("other", "behave").await.unwrap(), 0);
+        let unserved = s.job_unserved().await.unwrap();
+        assert_eq!(
+            unserved.iter().map(|u| (u.queue.as_str(), u.kind.as_str(), u.count)).collect::<Vec<_>>(),
+            vec![("default", "someone_elses", 1)]
+        );
         rt.stop().await;
         let row = db.store.job_get(other).await.unwrap().unwrap();
         assert_eq!((row.state, row.attempt), (JobState::Available, 0));
+        assert_eq!(
+            s.worker_count_serving("default", "behave").await.unwrap(),
+            0,
+            "a worker that shut down serves nothing"
+        );
     }
 }
 

@@ -29,7 +29,7 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Default soft shutdown timeout.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default lease: a worker silent for this long is lost and its jobs are rescued.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+pub const DEFAULT_LEASE: Duration = crate::store::DEFAULT_LEASE;
 /// Most jobs claimed in one statement.
 pub const MAX_CLAIM: usize = 1000;
 
@@ -360,6 +360,9 @@ impl Runtime {
             lease: config.lease,
             stuck_after: maintenance::RescuerConfig::for_workers(config.lease, &workers)
                 .stuck_after,
+            // What it serves, so that jobs nobody serves can be found (issue 17.7).
+            queues: config.queues.iter().map(|(q, _)| q.clone()).collect(),
+            kinds: workers.kinds(),
         };
         store.worker_register(registration.clone()).await?;
         let queues: Vec<String> = config.queues.iter().map(|(q, _)| q.clone()).collect();

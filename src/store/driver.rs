@@ -168,6 +168,16 @@ pub trait Driver: Send + Sync + 'static {
     /// Registered workers.
     async fn worker_list(&self) -> Result<Vec<WorkerRow>>;
 
+    /// Live workers (a heartbeat within their own lease, or within `lease` for a
+    /// registration without one) that serve this queue and kind (names already checked). A
+    /// registration without queues or kinds serves everything.
+    async fn worker_count_serving(&self, params: WorkerServingParams) -> Result<i64>;
+
+    /// Per queue and kind, the jobs due to run (available, or scheduled/retryable and due)
+    /// that no live worker serves (judged as [`Driver::worker_count_serving`] judges them,
+    /// `lease` for registrations without one), by queue, then kind.
+    async fn job_unserved(&self, lease: std::time::Duration) -> Result<Vec<UnservedRow>>;
+
     /// Moves the periodic job's slot forward and inserts its job, in one transaction; returns
     /// the job when this call advanced a recorded slot, `None` when the slot was already taken
     /// or had no record yet (then only the slot is recorded).

@@ -637,6 +637,56 @@ pub struct WorkerRegisterParams {
     /// Per kind, how long a job this worker claimed may run before it counts as stuck (its
     /// timeout plus margin), whatever the rescuer's own limits are.
     pub stuck_after: Vec<(String, Duration)>,
+    /// The queues this worker claims from. With [`kinds`](Self::kinds), what it serves:
+    /// every kind listed in every queue listed ([`Store::job_unserved`]).
+    pub queues: Vec<String>,
+    /// The kinds this worker runs (its registry's, built-in and periodic ones included).
+    pub kinds: Vec<String>,
+}
+
+/// Whether live workers serve a queue and kind ([`Store::worker_count_serving`]).
+#[derive(Debug, Clone)]
+pub struct WorkerServingParams {
+    /// Queue name.
+    pub queue: String,
+    /// Kind.
+    pub kind: String,
+    /// The lease by which a registration without one of its own is judged live.
+    pub lease: Duration,
+}
+
+/// The lease of a worker that registered none of its own (a bare
+/// [`Store::worker_heartbeat`], a binary from before leases were registered): the default
+/// lease, [`crate::runtime::DEFAULT_LEASE`], by which such a worker is judged live when no
+/// rescuer's own lease is at hand.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
+/// Jobs due to run of one queue and kind that no live worker serves
+/// ([`Store::job_unserved`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnservedRow {
+    /// Queue name.
+    pub queue: String,
+    /// Kind.
+    pub kind: String,
+    /// Jobs due to run (available, or scheduled/retryable and due).
+    pub count: i64,
+}
+
+/// Unserved jobs as `porter stats --json` and `GET /admin/stats` show them: queue -> kind ->
+/// jobs due to run that no live worker serves; only pairs that have any.
+pub type Unserved = BTreeMap<String, BTreeMap<String, i64>>;
+
+/// Gathers [`UnservedRow`]s by queue, then kind.
+pub fn unserved_by_queue(rows: &[UnservedRow]) -> Unserved {
+    let mut out = Unserved::new();
+    for r in rows {
+        *out.entry(r.queue.clone())
+            .or_default()
+            .entry(r.kind.clone())
+            .or_default() += r.count;
+    }
+    out
 }
 
 /// A duration as the milliseconds the stores keep (a lease, a stuck limit), clamped to

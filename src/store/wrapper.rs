@@ -487,7 +487,16 @@ impl Store {
     /// Registers a worker process with its own lease and stuck limits, or refreshes its
     /// heartbeat (and those settings). Rescue judges the worker, and the jobs it claimed, by
     /// these, not by the rescuing process's settings.
+    ///
+    /// The queues and kinds it serves are checked like any queue name or kind (nothing is
+    /// written when one is refused).
     pub async fn worker_register(&self, params: WorkerRegisterParams) -> Result<()> {
+        for queue in &params.queues {
+            validate_name("queue", queue)?;
+        }
+        for kind in &params.kinds {
+            validate_name("kind", kind)?;
+        }
         self.op("worker_register", self.driver.worker_register(params))
             .await
     }
@@ -502,6 +511,36 @@ impl Store {
     /// Registered workers.
     pub async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
         self.op("worker_list", self.driver.worker_list()).await
+    }
+
+    /// How many live workers serve this queue and kind: registered them
+    /// ([`WorkerRegisterParams`]) and heartbeated within their own lease, judged as rescue
+    /// judges them ([`DEFAULT_LEASE`] for a registration without one). A registration from
+    /// before workers registered what they serve counts as serving everything. Names outside
+    /// `^[a-z0-9_.-]{1,64}$` are refused.
+    pub async fn worker_count_serving(&self, queue: &str, kind: &str) -> Result<i64> {
+        validate_name("queue", queue)?;
+        validate_name("kind", kind)?;
+        let params = WorkerServingParams {
+            queue: queue.to_string(),
+            kind: kind.to_string(),
+            lease: DEFAULT_LEASE,
+        };
+        self.op(
+            "worker_count_serving",
+            self.driver.worker_count_serving(params),
+        )
+        .await
+    }
+
+    /// Jobs nobody will run, as things stand: per queue and kind, the jobs due to run
+    /// (available, or scheduled/retryable and due) that no live worker serves (see
+    /// [`Store::worker_count_serving`]), by queue, then kind. Jobs scheduled for later are left
+    /// out: a worker may well be there by then. One pass over the due jobs, as
+    /// [`Store::queue_lag`] makes.
+    pub async fn job_unserved(&self) -> Result<Vec<UnservedRow>> {
+        self.op("job_unserved", self.driver.job_unserved(DEFAULT_LEASE))
+            .await
     }
 
     /// Moves the periodic job's slot forward and inserts its job, in one transaction; returns

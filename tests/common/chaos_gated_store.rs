@@ -177,6 +177,12 @@ impl Driver for GatedStore {
     async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
         self.inner.worker_list().await
     }
+    async fn worker_count_serving(&self, params: WorkerServingParams) -> Result<i64> {
+        self.inner.worker_count_serving(params).await
+    }
+    async fn job_unserved(&self, lease: std::time::Duration) -> Result<Vec<UnservedRow>> {
+        self.inner.job_unserved(lease).await
+    }
     async fn periodic_enqueue(
         &self,
         params: PeriodicEnqueueParams,

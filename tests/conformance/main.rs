@@ -22,6 +22,7 @@ mod rescue;
 mod retention;
 mod schema;
 mod sequence;
+mod unserved;
 mod workers;
 
 use std::time::Duration;
@@ -84,6 +85,8 @@ fn register(id: &str, lease: Duration, stuck_after: &[(&str, Duration)]) -> Work
             .iter()
             .map(|(k, d)| (k.to_string(), *d))
             .collect(),
+        queues: Vec::new(),
+        kinds: Vec::new(),
     }
 }
 

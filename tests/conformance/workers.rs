@@ -56,6 +56,8 @@ backend_case! {
             pid: 1,
             lease,
             stuck_after: Vec::new(),
+            queues: Vec::new(),
+            kinds: Vec::new(),
         };
         s.worker_register(register("long", 4 * day)).await.unwrap();
         s.worker_register(register("short", Duration::from_secs(15)))

@@ -1399,9 +1399,31 @@ impl Driver for PgStore {
             .bind(p.pid)
             .bind(stored_ms(p.lease))
             .bind(stored_limits(&p.stuck_after))
+            .bind(serde_json::json!(p.queues))
+            .bind(serde_json::json!(p.kinds))
             .execute(&mut *self.heartbeat_conn().await?)
             .await?;
         Ok(())
+    }
+
+    async fn worker_count_serving(&self, p: WorkerServingParams) -> Result<i64> {
+        Ok(sqlx::query_scalar(sql!("worker_count_serving"))
+            .bind(secs(p.lease))
+            .bind(&p.queue)
+            .bind(&p.kind)
+            .fetch_one(&mut *self.conn().await?)
+            .await?)
+    }
+
+    async fn job_unserved(&self, lease: Duration) -> Result<Vec<UnservedRow>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(sql!("job_unserved"))
+            .bind(secs(lease))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(queue, kind, count)| UnservedRow { queue, kind, count })
+            .collect())
     }
 
     async fn worker_delete(&self, id: &str) -> Result<()> {

@@ -1323,13 +1323,40 @@ impl Driver for SqliteStore {
         // The writer's priority lane: a heartbeat never waits behind queued job writes.
         let limits = stored_limits(&p.stuck_after).to_string();
         let lease = stored_ms(p.lease);
+        let queues = serde_json::to_string(&p.queues).expect("names serialize");
+        let kinds = serde_json::to_string(&p.kinds).expect("names serialize");
         self.writer
             .run_urgent(move |c| {
                 c.prepare_cached(sql!("worker_register"))
-                    .and_then(|mut s| s.execute(params![p.id, p.host, p.pid, lease, limits]))?;
+                    .and_then(|mut s| {
+                        s.execute(params![p.id, p.host, p.pid, lease, limits, queues, kinds])
+                    })?;
                 Ok(())
             })
             .await
+    }
+
+    async fn worker_count_serving(&self, p: WorkerServingParams) -> Result<i64> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(sql!("worker_count_serving"))?
+                .query_row(params![ago(p.lease), p.queue, p.kind], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    async fn job_unserved(&self, lease: Duration) -> Result<Vec<UnservedRow>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql!("job_unserved"))?;
+            let rows = stmt.query_map([ago(lease)], |r| {
+                Ok(UnservedRow {
+                    queue: r.get(0)?,
+                    kind: r.get(1)?,
+                    count: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
     }
 
     async fn worker_delete(&self, id: &str) -> Result<()> {

@@ -1,0 +1,6 @@
+-- Live workers that serve queue $2 and kind $3, judged as job_unserved.sql judges them ($1
+-- seconds, the default lease, for a registration without one of its own).
+SELECT count(*) FROM porter_workers w
+WHERE w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $1::float8) * interval '1 second'
+  AND (w.queues IS NULL OR w.queues ? $2)
+  AND (w.kinds IS NULL OR w.kinds ? $3)
