@@ -228,6 +228,17 @@ impl Client {
         self.store.job_unserved().await
     }
 
+    /// What `porter stats` shows: the job counts by queue and state, and the jobs due to run
+    /// that no live worker serves.
+    pub async fn stats(&self) -> Result<crate::store::Stats> {
+        let counts = self.counts().await?;
+        let unserved = self.unserved().await?;
+        Ok(crate::store::Stats {
+            counts,
+            unserved: crate::store::unserved_by_queue(&unserved),
+        })
+    }
+
     /// Whether a live worker serves this queue and kind (what `porter enqueue` warns about
     /// when none does).
     pub async fn served(&self, queue: &str, kind: &str) -> Result<bool> {

@@ -638,6 +638,11 @@ backend_case! {
             states.iter().map(|s| s.to_string()).collect();
         assert_eq!(keys(&stats["total"]), expected);
         assert_eq!(keys(&stats["queues"]["default"]), expected);
+        assert_eq!(
+            keys(&stats),
+            ["queues", "total", "unserved"].iter().map(|k| k.to_string()).collect(),
+            "the contract's keys, and the jobs nobody serves beside them: {stats}"
+        );
         assert_eq!(stats["total"]["available"], 3);
         assert_eq!(stats["total"]["discarded"], 1);
         assert_eq!(stats["queues"]["default"]["available"], 2);
@@ -652,6 +657,57 @@ backend_case! {
             total.split_whitespace().collect::<Vec<_>>(),
             ["(total)", "3", "0", "0", "0", "0", "0", "1", "0"]
         );
+    }
+}
+
+/// The stderr lines of a run that are warnings about jobs nobody serves.
+fn unserved_warnings(out: &Output) -> Vec<&str> {
+    out.stderr
+        .lines()
+        .filter(|l| l.contains("no live worker serves"))
+        .collect()
+}
+
+backend_case! {
+    /// Jobs nobody will run (issue 17.7): `enqueue` warns on stderr, in one line, when no live
+    /// worker serves the queue and kind (exit 0, ids alone on stdout); `stats` names the jobs
+    /// nobody serves per queue and kind, and `--json` counts them under "unserved".
+    async fn enqueue_warns_and_stats_names_jobs_no_live_worker_serves(db: TestDb) {
+        let env = Env::new(db);
+        // No worker at all: the common case on a developer's machine.
+        let out = env.run(&["enqueue", "noop"]).ok();
+        assert_eq!(ids(&out).len(), 1, "{out:#?}");
+        assert_eq!(
+            unserved_warnings(&out),
+            vec!["warning: no live worker serves queue 'default' kind 'noop'; the job waits until one does"],
+            "{out:#?}"
+        );
+        // One line for many jobs, whatever the count.
+        let out = env.run(&["enqueue", "noop", "--queue", "emails", "--count", "3"]).ok();
+        assert_eq!(ids(&out).len(), 3, "{out:#?}");
+        assert_eq!(unserved_warnings(&out).len(), 1, "{out:#?}");
+        assert!(unserved_warnings(&out)[0].contains("queue 'emails' kind 'noop'; the jobs wait"), "{out:#?}");
+
+        // A live worker serving the default queue: no warning there, and its job is served.
+        surfaces::serving_worker(env.store(), "w1", &["default"], &["noop"]).await;
+        let out = env.run(&["enqueue", "noop"]).ok();
+        assert!(unserved_warnings(&out).is_empty(), "{out:#?}");
+        assert!(!out.stderr.contains("warning"), "{out:#?}");
+
+        let stats = env.run(&["stats"]).ok();
+        assert!(
+            stats.stdout.lines().any(|l| l == "3 jobs in queue 'emails' of kind 'noop' wait with no live worker serving them"),
+            "{stats:#?}"
+        );
+        assert!(!stats.stdout.contains("queue 'default'"), "{stats:#?}");
+        let json = env.run(&["stats", "--json"]).ok().json();
+        assert_eq!(json["unserved"], json!({"emails": {"noop": 3}}), "{json}");
+
+        // Served everywhere: nothing to say.
+        surfaces::serving_worker(env.store(), "w2", &["emails"], &["noop"]).await;
+        let stats = env.run(&["stats"]).ok();
+        assert!(!stats.stdout.contains("no live worker"), "{stats:#?}");
+        assert_eq!(env.run(&["stats", "--json"]).ok().json()["unserved"], json!({}));
     }
 }
 

@@ -832,9 +832,12 @@ backend_case! {
 
         let (status, stats) = send(&app, request(Method::GET, "/admin/stats", Body::empty())).await;
         assert_eq!(status, StatusCode::OK);
+        let counts = serde_json::to_value(db.store.job_counts().await.unwrap()).unwrap();
+        assert_eq!((&stats["total"], &stats["queues"]), (&counts["total"], &counts["queues"]));
         assert_eq!(
-            stats,
-            serde_json::to_value(db.store.job_counts().await.unwrap()).unwrap()
+            stats.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["queues", "total", "unserved"],
+            "the shape of stats --json: {stats}"
         );
         let total = stats["total"].as_object().unwrap();
         assert_eq!(total.len(), porter::JobState::ALL.len(), "every state is present: {stats}");
@@ -933,6 +936,53 @@ backend_case! {
         assert_eq!((status, body["limits"]["rate"].clone()), (StatusCode::OK, Value::Null));
         let (_, text) = send_text(&app, request(Method::GET, "/metrics", Body::empty())).await;
         assert!(!text.contains("porter_jobs_waiting_for_limit{"), "no limited queue: {text}");
+    }
+}
+
+backend_case! {
+    /// Jobs nobody will run (issue 17.7) through the web: POST /admin/jobs adds a "warning"
+    /// when no live worker serves the queue and kind (and nothing else changes), GET
+    /// /admin/stats counts them under "unserved" as `stats --json` does, and /metrics has a
+    /// gauge per queue and kind.
+    async fn admin_api_and_metrics_show_jobs_no_live_worker_serves(db: TestDb) {
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let insert = |queue: &str| json_request(Method::POST, "/admin/jobs", json!({"kind": "noop", "queue": queue}));
+        let (status, body) = send(&app, insert("emails")).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(
+            body["warning"],
+            "no live worker serves queue 'emails' kind 'noop'; the job waits until one does",
+            "{body}"
+        );
+        assert_eq!(body["inserted"], true, "{body}");
+        send(&app, insert("emails")).await;
+        surfaces::serving_worker(db.store.as_ref(), "w1", &["default"], &["noop"]).await;
+        let (status, body) = send(&app, insert("default")).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(
+            body.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["id", "inserted"],
+            "served: no warning: {body}"
+        );
+        // Bad names are refused as before, with nothing inserted and nothing asked.
+        let (status, body) = send(&app, json_request(Method::POST, "/admin/jobs", json!({"kind": "noop", "queue": "x'; DROP TABLE porter_jobs; --"}))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+        let (status, stats) = send(&app, request(Method::GET, "/admin/stats", Body::empty())).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(stats["unserved"], json!({"emails": {"noop": 2}}), "{stats}");
+        assert_eq!(stats["total"]["available"], 3, "{stats}");
+        let (_, text) = send_text(&app, request(Method::GET, "/metrics", Body::empty())).await;
+        assert!(
+            text.lines().any(|l| l == r#"porter_jobs_unserved{queue="emails",kind="noop"} 2"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"porter_jobs_unserved{queue="default""#), "{text}");
+        surfaces::serving_worker(db.store.as_ref(), "w2", &["emails"], &["noop"]).await;
+        let (_, text) = send_text(&app, request(Method::GET, "/metrics", Body::empty())).await;
+        assert!(!text.contains("porter_jobs_unserved{"), "served now: {text}");
+        let (_, stats) = send(&app, request(Method::GET, "/admin/stats", Body::empty())).await;
+        assert_eq!(stats["unserved"], json!({}), "{stats}");
     }
 }
 

@@ -240,7 +240,33 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
         output::print(&text)?;
         done += n;
     }
+    warn_if_unserved(&client, g.log_format, &params.queue, &params.kind, count).await;
     Ok(())
+}
+
+/// One line on stderr when no live worker serves the jobs' queue and kind (issue 17.7): a
+/// developer who has not started `porter worker` learns why nothing runs. The jobs are in
+/// either way, so the exit code stays 0, and a failed check is only logged at debug.
+async fn warn_if_unserved(
+    client: &crate::Client,
+    format: super::LogFormat,
+    queue: &str,
+    kind: &str,
+    jobs: usize,
+) {
+    match client.served(queue, kind).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let warning = crate::store::UnservedRow::warning(queue, kind, jobs as u64);
+            match format {
+                // One plain line, like the `error: ...` line of a failed command.
+                super::LogFormat::Pretty => eprintln!("warning: {warning}"),
+                // A JSON log stays JSON.
+                super::LogFormat::Json => tracing::warn!(queue, kind, "{warning}"),
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "could not ask whether a live worker serves the job"),
+    }
 }
 
 fn parse_concurrency_key(text: &str) -> Result<String, String> {

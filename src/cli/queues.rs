@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{open_client, output, usage, GlobalArgs};
 use crate::job::{validate_name, JobState};
 use crate::store::limits::MAX_LIMIT;
-use crate::store::{QueueLimitParams, QueueLimits, QueueRow, Rate, StateCounts};
+use crate::store::{QueueLimitParams, QueueLimits, QueueRow, Rate, StateCounts, UnservedRow};
 
 /// `porter queues ...`
 #[derive(Debug, Subcommand)]
@@ -79,7 +79,8 @@ fn queue_json(q: &QueueRow) -> serde_json::Value {
 /// `porter stats`
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// Print {"total": {state: n, ...}, "queues": {queue: {state: n, ...}}} as JSON.
+    /// Print {"total": {state: n, ...}, "queues": {queue: {state: n, ...}}, "unserved":
+    /// {queue: {kind: n}}} as JSON ("unserved": jobs due to run that no live worker serves).
     #[arg(long)]
     json: bool,
 }
@@ -177,10 +178,11 @@ pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()
 }
 
 pub(super) async fn stats(g: &GlobalArgs, a: StatsArgs) -> anyhow::Result<()> {
-    let counts = open_client(g).await?.counts().await?;
+    let stats = open_client(g).await?.stats().await?;
     if a.json {
-        return output::print_json(&counts);
+        return output::print_json(&stats);
     }
+    let counts = &stats.counts;
     let mut rows: Vec<Vec<String>> = counts
         .queues
         .iter()
@@ -193,5 +195,17 @@ pub(super) async fn stats(g: &GlobalArgs, a: StatsArgs) -> anyhow::Result<()> {
     let mut total = vec!["(total)".to_string()];
     total.extend(count_cells(Some(&counts.total)));
     rows.push(total);
-    output::print(&output::table(&state_headers(&["QUEUE"]), &rows))
+    let mut text = output::table(&state_headers(&["QUEUE"]), &rows);
+    // Jobs nobody will run (issue 17.7): one line per queue and kind, after the table.
+    for (queue, kinds) in &stats.unserved {
+        for (kind, count) in kinds {
+            let line = UnservedRow {
+                queue: queue.clone(),
+                kind: kind.clone(),
+                count: *count,
+            };
+            text.push_str(&format!("{line}\n"));
+        }
+    }
+    output::print(&text)
 }

@@ -108,10 +108,21 @@ async fn insert_job(
     state
         .metrics
         .inserted(&result.job.queue, &result.job.kind, result.inserted);
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": result.job.id, "inserted": result.inserted })),
-    ))
+    let mut body = json!({ "id": result.job.id, "inserted": result.inserted });
+    // Jobs nobody will run (issue 17.7): said, not refused; a failed check only goes unsaid.
+    match state
+        .client
+        .served(&result.job.queue, &result.job.kind)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            body["warning"] =
+                crate::store::UnservedRow::warning(&result.job.queue, &result.job.kind, 1).into()
+        }
+        Err(e) => tracing::debug!(error = %e, "could not ask whether a live worker serves the job"),
+    }
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// Reads `state` (repeated or comma-separated), `kind`, `queue`, `limit` and `before_id`.
@@ -211,8 +222,8 @@ async fn cancel_job(
     Ok(Json(state.client.cancel(id).await?))
 }
 
-async fn stats(State(state): State<AppState>) -> Result<Json<crate::store::JobCounts>, AppError> {
-    Ok(Json(state.client.counts().await?))
+async fn stats(State(state): State<AppState>) -> Result<Json<crate::store::Stats>, AppError> {
+    Ok(Json(state.client.stats().await?))
 }
 
 /// A queue as the admin API shows it.

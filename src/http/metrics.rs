@@ -16,6 +16,7 @@
 //! | `porter_jobs_cancelled_total` | counter | `queue`, `kind` | attempts cancelled (by the job, or by a user while it ran) |
 //! | `porter_jobs_rescued_total` | counter | `queue`, `kind` | jobs this process's rescuer took back from lost workers or as stuck |
 //! | `porter_job_duration_seconds` | histogram | `queue`, `kind` | how long attempts ran, from start to outcome (every outcome) |
+//! | `porter_jobs_unserved` | gauge | `queue`, `kind` | jobs due to run (available, or scheduled/retryable and due) that no live worker serves: none registered that queue and kind, or those that did stopped heartbeating within their lease; read at each scrape; only pairs that have any |
 //! | `porter_jobs_waiting_for_limit` | gauge | `queue` | available due jobs of a queue with limits that a claim would not take now because of a limit (`porter queues limit`), read at each scrape; only queues with limits |
 //!
 //! The job counters and the histogram count what the runtime *in this process* did: they are
@@ -80,6 +81,7 @@ pub struct Metrics {
     rescued: Family<KindLabels, Counter>,
     duration: Family<KindLabels, Histogram>,
     waiting_for_limit: Family<QueueLabels, Gauge>,
+    unserved: Family<KindLabels, Gauge>,
     /// One scrape at a time: a scrape clears and refills the job gauges.
     scrape: tokio::sync::Mutex<()>,
 }
@@ -176,9 +178,16 @@ impl Metrics {
             "Available due jobs a queue limit holds back, per queue with limits, read at scrape",
             waiting_for_limit.clone(),
         );
+        let unserved = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "porter_jobs_unserved",
+            "Jobs due to run that no live worker serves, per queue and kind, read at scrape",
+            unserved.clone(),
+        );
         Metrics {
             registry,
             waiting_for_limit,
+            unserved,
             jobs,
             inserted,
             job_errors,
@@ -261,6 +270,15 @@ impl Metrics {
             self.waiting_for_limit
                 .get_or_create(&QueueLabels { queue })
                 .set(n);
+        }
+        self.unserved.clear();
+        for u in client.unserved().await? {
+            self.unserved
+                .get_or_create(&KindLabels {
+                    queue: u.queue,
+                    kind: u.kind,
+                })
+                .set(u.count);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

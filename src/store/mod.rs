@@ -673,6 +673,50 @@ pub struct UnservedRow {
     pub count: i64,
 }
 
+impl UnservedRow {
+    /// The warning for jobs of a queue and kind that no live worker serves, as `porter
+    /// enqueue` and `POST /admin/jobs` give it: `no live worker serves queue 'q' kind 'k';
+    /// the job waits until one does` (`jobs wait` for more than one).
+    pub fn warning(queue: &str, kind: &str, jobs: u64) -> String {
+        let waits = if jobs == 1 {
+            "the job waits"
+        } else {
+            "the jobs wait"
+        };
+        format!("no live worker serves queue '{queue}' kind '{kind}'; {waits} until one does")
+    }
+}
+
+/// One line per queue and kind, as `porter stats` prints it: `12 jobs in queue 'emails' of
+/// kind 'send' wait with no live worker serving them`.
+impl std::fmt::Display for UnservedRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (jobs, wait, them) = if self.count == 1 {
+            ("job", "waits", "it")
+        } else {
+            ("jobs", "wait", "them")
+        };
+        write!(
+            f,
+            "{} {jobs} in queue '{}' of kind '{}' {wait} with no live worker serving {them}",
+            self.count, self.queue, self.kind
+        )
+    }
+}
+
+/// What `porter stats --json` and `GET /admin/stats` show: the job counts (the contract's
+/// `total` and `queues`) and, under `unserved`, the jobs due to run that no live worker
+/// serves, queue -> kind -> jobs (`{}` when every one is served).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Counts over all queues and per queue.
+    #[serde(flatten)]
+    pub counts: JobCounts,
+    /// Jobs nobody will run as things stand ([`Store::job_unserved`]).
+    #[serde(default)]
+    pub unserved: Unserved,
+}
+
 /// Unserved jobs as `porter stats --json` and `GET /admin/stats` show them: queue -> kind ->
 /// jobs due to run that no live worker serves; only pairs that have any.
 pub type Unserved = BTreeMap<String, BTreeMap<String, i64>>;

@@ -143,3 +143,20 @@ pub async fn refuse_cleanup_jobs(
         }
     }
 }
+
+/// Registers a live worker (a lease of an hour: it stays live for the whole test) that serves
+/// these queues and kinds, as a running `porter worker` does.
+pub async fn serving_worker(store: &Store, id: &str, queues: &[&str], kinds: &[&str]) {
+    store
+        .worker_register(porter::store::WorkerRegisterParams {
+            id: id.to_string(),
+            host: "box".to_string(),
+            pid: 1,
+            lease: std::time::Duration::from_secs(3600),
+            stuck_after: Vec::new(),
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+            kinds: kinds.iter().map(|k| k.to_string()).collect(),
+        })
+        .await
+        .expect("register a worker");
+}
