@@ -1321,3 +1321,72 @@ backend_case! {
         stop.cancel();
     }
 }
+
+backend_case! {
+    /// Jobs nobody will run (issue 17.7): the overview names the queue and kind of due jobs no
+    /// live worker serves, with a link to them, and says nothing once a worker serves them.
+    async fn overview_names_jobs_no_live_worker_serves(db: TestDb) {
+        surfaces::insert(db.store.as_ref(), "noop", "mail").await;
+        surfaces::insert(db.store.as_ref(), "noop", "mail").await;
+        surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        surfaces::serving_worker(db.store.as_ref(), "w1", &["default"], &["noop"]).await;
+        let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
+        let (status, html) = get_page(&state, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        let section = html
+            .split(r#"<section id="unserved">"#)
+            .nth(1)
+            .unwrap_or_else(|| panic!("an unserved section: {html}"))
+            .split("</section>")
+            .next()
+            .unwrap();
+        assert!(
+            section.contains("2 jobs in queue &#39;mail&#39; of kind &#39;noop&#39; wait with no live worker serving them")
+                || section.contains("2 jobs in queue 'mail' of kind 'noop' wait with no live worker serving them"),
+            "{section}"
+        );
+        assert!(
+            section.contains(r#"href="/dashboard/jobs?state=available&amp;state=scheduled&amp;state=retryable&amp;kind=noop&amp;queue=mail""#),
+            "{section}"
+        );
+        assert!(!section.contains("default"), "the served queue is not named: {section}");
+
+        surfaces::serving_worker(db.store.as_ref(), "w2", &["mail"], &["noop"]).await;
+        let (_, html) = get_page(&state, "/").await;
+        assert!(!html.contains(r#"id="unserved""#), "every job is served: {html}");
+    }
+}
+
+backend_case! {
+    needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped");
+    async fn browser_overview_names_jobs_no_live_worker_serves(db: TestDb) {
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(surfaces::insert(db.store.as_ref(), "send", "emails").await.id);
+        }
+        let other = surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        let (base, stop) =
+            serve(surfaces::app_state(db.store.clone(), HttpConfig::default()).await).await;
+        let browser = Browser::start().await;
+        browser.goto(&format!("{base}/")).await;
+        let line = browser.find("#unserved li[data-queue='emails'][data-kind='send']").await;
+        assert_eq!(
+            browser.text(&line).await,
+            "3 jobs in queue 'emails' of kind 'send' wait with no live worker serving them"
+        );
+        browser.screenshot("unserved").await;
+        // Its link lists exactly those jobs.
+        let link = browser.find("#unserved li[data-queue='emails'] a").await;
+        browser.click(&link).await;
+        browser.wait_for_text("Everything these filters match").await;
+        for id in ids {
+            browser.find(&format!("#jobs #job-{id}")).await;
+        }
+        assert!(
+            !browser.text(&browser.find("#jobs").await).await.contains(other.kind.as_str()),
+            "only the unserved jobs are listed"
+        );
+        drop(browser);
+        stop.cancel();
+    }
+}

@@ -1,7 +1,8 @@
 //! The dashboard at `/`: server-rendered HTML (maud escapes every value), no JavaScript, no
-//! build step. The overview shows job counts by queue and state, the last hour's chart
-//! ([`chart`]), the discarded jobs with their last error, and the unfinished jobs, with retry
-//! and cancel buttons; every page reloads itself every few seconds
+//! build step. The overview shows job counts by queue and state, the jobs due to run that no
+//! live worker serves (when there are any), the last hour's chart ([`chart`]), the discarded
+//! jobs with their last error, and the unfinished jobs, with retry and cancel buttons; every
+//! page reloads itself every few seconds
 //! ([`HttpConfig::dashboard_refresh`](super::HttpConfig::dashboard_refresh)). The other pages,
 //! linked from every page's top bar: one job (`/dashboard/jobs/{id}`), jobs with filters,
 //! search, pages and bulk actions (`/dashboard/jobs`), queues with pause and resume
@@ -232,6 +233,7 @@ async fn render_page(
     query: Option<&str>,
 ) -> crate::Result<Markup> {
     let counts = state.client.counts().await?;
+    let unserved = state.client.unserved().await?;
     let queues = state.client.queue_list().await?;
     let now = state.client.now().await?;
     let throughput = state
@@ -335,6 +337,19 @@ async fn render_page(
                     tfoot { tr data-queue="" { th { "total" } (state_counts(&counts.total)) td {} } }
                 }
             }
+            @if !unserved.is_empty() {
+                section #unserved {
+                    h2 { "Jobs nobody will run" }
+                    p.muted { "Due to run, but no live worker serves their queue and kind: start one that does, or check the names." }
+                    ul {
+                        @for u in &unserved {
+                            li data-queue=(u.queue) data-kind=(u.kind) {
+                                a href=(unserved_link(&u.queue, &u.kind)) { (u.to_string()) }
+                            }
+                        }
+                    }
+                }
+            }
             section #last-hour {
                 h2 { "Last hour: jobs finished per minute, and queue depth" }
                 (chart::chart(now, &throughput, &state.depth.get()))
@@ -393,6 +408,20 @@ async fn render_page(
             }
         },
     ))
+}
+
+/// The jobs page listing the waiting jobs of one queue and kind.
+fn unserved_link(queue: &str, kind: &str) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for s in [
+        JobState::Available,
+        JobState::Scheduled,
+        JobState::Retryable,
+    ] {
+        q.append_pair("state", s.as_str());
+    }
+    q.append_pair("kind", kind).append_pair("queue", queue);
+    format!("/dashboard/jobs?{}", q.finish())
 }
 
 fn status_of(e: &Error) -> StatusCode {
