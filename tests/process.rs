@@ -623,3 +623,42 @@ backend_case! {
         assert!(trace.len() <= porter::store::MAX_TRACE_BYTES, "{} bytes", trace.len());
     }
 }
+
+backend_case! {
+    /// A worker of other queues schedules the built-in periodic jobs into `default`, which it
+    /// does not serve: it says so once at start, and the jobs show as unserved until a worker
+    /// of `default` starts and runs them (issue 17.7).
+    async fn periodic_jobs_of_a_queue_the_worker_does_not_serve_are_named_and_wait(db: TestDb) {
+        let mail = Worker::start(&db.url, &["--queues", "mail"]);
+        mail.ready().await;
+        assert!(
+            mail.logged("periodic job 'heartbeat' goes to queue 'default' kind 'heartbeat', which this worker does not serve"),
+            "{:#?}",
+            mail.log.lock().unwrap()
+        );
+        assert!(db.store.worker_count_serving("mail", "noop").await.unwrap() >= 1);
+        // Its start-up heartbeat job waits in `default`, unserved.
+        eventually("the heartbeat job counted as unserved", || async {
+            db.store
+                .job_unserved()
+                .await
+                .unwrap()
+                .iter()
+                .any(|u| u.queue == "default" && u.kind == "heartbeat")
+        })
+        .await;
+
+        let default = Worker::start(&db.url, &["--queues", "default", "--no-periodic"]);
+        default.ready().await;
+        assert!(!default.logged("which this worker does not serve"));
+        eventually("nothing unserved once default is served", || async {
+            db.store.job_unserved().await.unwrap().is_empty()
+        })
+        .await;
+        for w in [mail, default] {
+            w.signal("TERM");
+            let (status, _) = w.wait().await;
+            assert!(status.success());
+        }
+    }
+}

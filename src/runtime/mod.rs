@@ -365,6 +365,9 @@ impl Runtime {
             kinds: workers.kinds(),
         };
         store.worker_register(registration.clone()).await?;
+        if config.maintenance {
+            warn_of_periodic_jobs_not_served(&config, &workers);
+        }
         let queues: Vec<String> = config.queues.iter().map(|(q, _)| q.clone()).collect();
         events.started(&queues, &workers.kinds());
         let stop_claiming = CancellationToken::new();
@@ -477,6 +480,26 @@ impl Runtime {
         }
         info!("shutdown complete");
         Ok(report)
+    }
+}
+
+/// Says once, at start, which periodic jobs this process schedules into a queue or of a kind
+/// it does not serve itself (`porter worker --queues mail` schedules the built-in ones into
+/// `default`): they wait unless another worker serves them, and show as unserved until one
+/// does (issue 17.7).
+fn warn_of_periodic_jobs_not_served(config: &RuntimeConfig, workers: &Workers) {
+    for job in &config.periodic {
+        let queue = job
+            .opts
+            .queue
+            .as_deref()
+            .unwrap_or(crate::job::DEFAULT_QUEUE);
+        if !config.queues.iter().any(|(q, _)| q == queue) || !workers.contains(&job.kind) {
+            warn!(
+                "periodic job '{}' goes to queue '{queue}' kind '{}', which this worker does not serve; its jobs wait unless another worker serves them",
+                job.name, job.kind
+            );
+        }
     }
 }
 
