@@ -999,6 +999,7 @@ backend_case! {
         let row = between(&html, &format!(r#"data-worker="{}""#, surfaces::TEST_WORKER), "</tr>");
         assert!(row.contains("box-7") && row.contains("4242"), "{row}");
         assert!(row.contains(r#"<td class="n running">1</td>"#), "its running job {}: {row}", running.id);
+        assert!(row.contains(r#"<td class="serves">queues mail; kinds noop</td>"#), "what it serves: {row}");
 
         let slot = |slot: i64| PeriodicEnqueueParams {
             name: "heartbeat".into(),
@@ -1185,6 +1186,7 @@ backend_case! {
         let row = browser.find(&format!("tr[data-worker='{}']", surfaces::TEST_WORKER)).await;
         let text = browser.text(&row).await;
         assert!(text.contains("4242") && text.ends_with(" 1"), "one job running: {text}");
+        assert!(text.contains("queues mail; kinds noop"), "what it serves: {text}");
         browser.screenshot("workers").await;
 
         browser.click(&browser.find("nav a[href='/dashboard/periodic']").await).await;

@@ -867,6 +867,13 @@ pub struct WorkerRow {
     pub started_at: DateTime<Utc>,
     /// Its latest heartbeat.
     pub heartbeat_at: DateTime<Utc>,
+    /// The queues it claims from, as it registered them; `None` for a registration from
+    /// before workers registered what they serve (it may serve any).
+    #[serde(default)]
+    pub queues: Option<Vec<String>>,
+    /// The kinds it runs, as it registered them; `None` as for `queues`.
+    #[serde(default)]
+    pub kinds: Option<Vec<String>>,
 }
 
 /// Enqueue a periodic job's slot, once across every process.

@@ -92,6 +92,15 @@ backend_case! {
         assert_eq!(s.worker_count_serving("critical", "noop").await.unwrap(), 1);
         assert_eq!(s.worker_count_serving("default", "mystery").await.unwrap(), 0);
         assert_eq!(s.worker_count_serving("emails", "noop").await.unwrap(), 0);
+        let listed = s.worker_list().await.unwrap();
+        assert_eq!(
+            (listed[0].queues.clone(), listed[0].kinds.clone()),
+            (
+                Some(vec!["default".to_string(), "critical".to_string()]),
+                Some(vec!["noop".to_string(), "sleep".to_string()])
+            ),
+            "the worker list shows what each worker serves"
+        );
 
         // A second worker that serves the queue takes its jobs off the list; a heartbeat that
         // registers other queues replaces the old ones.
@@ -165,6 +174,8 @@ backend_case! {
         insert(s, job_with("send", on("emails"))).await;
         assert!(unserved(s).await.is_empty());
         assert_eq!(s.worker_count_serving("emails", "send").await.unwrap(), 1);
+        let listed = s.worker_list().await.unwrap();
+        assert_eq!((listed[0].queues.clone(), listed[0].kinds.clone()), (None, None));
         clock.advance(porter::store::DEFAULT_LEASE + Duration::from_secs(1));
         assert_eq!(unserved(s).await, vec![row("emails", "send", 1)]);
     }

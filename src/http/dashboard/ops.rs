@@ -165,7 +165,7 @@ pub(super) async fn workers(State(state): State<AppState>, headers: HeaderMap) -
             p.muted #no-workers { "No worker process is registered: jobs wait until one starts (porter worker)." }
         } @else {
             table #workers {
-                thead { tr { th { "worker" } th { "host" } th.n { "pid" } th { "started" } th.n { "heartbeat age" } th.n { "jobs running" } } }
+                thead { tr { th { "worker" } th { "host" } th.n { "pid" } th { "started" } th.n { "heartbeat age" } th { "serves" } th.n { "jobs running" } } }
                 tbody {
                     @for w in &workers {
                         tr data-worker=(w.id) {
@@ -174,6 +174,7 @@ pub(super) async fn workers(State(state): State<AppState>, headers: HeaderMap) -
                             td.n.pid { (w.pid) }
                             td { (time(Some(w.started_at))) }
                             td.n.heartbeat { (age(now, w.heartbeat_at)) }
+                            td.serves { (serves(w)) }
                             td.n.running { (running.get(&w.id).copied().unwrap_or(0)) }
                         }
                     }
@@ -194,6 +195,17 @@ pub(super) async fn workers(State(state): State<AppState>, headers: HeaderMap) -
         .into_string(),
     )
     .into_response()
+}
+
+/// What a worker serves, as it registered it: `queues default, mail; kinds noop, sleep`
+/// (`any` for a registration from before workers registered it).
+fn serves(w: &crate::store::WorkerRow) -> String {
+    let list = |names: &Option<Vec<String>>| match names {
+        Some(names) if names.is_empty() => "none".to_string(),
+        Some(names) => names.join(", "),
+        None => "any".to_string(),
+    };
+    format!("queues {}; kinds {}", list(&w.queues), list(&w.kinds))
 }
 
 /// `GET /dashboard/periodic`.

@@ -1435,19 +1435,31 @@ impl Driver for PgStore {
     }
 
     async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
-        let rows: Vec<(String, String, i64, DateTime<Utc>, DateTime<Utc>)> =
-            sqlx::query_as(sql!("worker_list"))
-                .fetch_all(&mut *self.conn().await?)
-                .await?;
+        type Names = Option<Json<Vec<String>>>;
+        let rows: Vec<(
+            String,
+            String,
+            i64,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            Names,
+            Names,
+        )> = sqlx::query_as(sql!("worker_list"))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, host, pid, started_at, heartbeat_at)| WorkerRow {
-                id,
-                host,
-                pid,
-                started_at,
-                heartbeat_at,
-            })
+            .map(
+                |(id, host, pid, started_at, heartbeat_at, queues, kinds)| WorkerRow {
+                    id,
+                    host,
+                    pid,
+                    started_at,
+                    heartbeat_at,
+                    queues: queues.map(|q| q.0),
+                    kinds: kinds.map(|k| k.0),
+                },
+            )
             .collect())
     }
 

@@ -1379,6 +1379,16 @@ impl Driver for SqliteStore {
                     pid: r.get(2)?,
                     started_at: parse_time(&r.get::<_, String>(3)?)?,
                     heartbeat_at: parse_time(&r.get::<_, String>(4)?)?,
+                    queues: r
+                        .get::<_, Option<String>>(5)?
+                        .as_deref()
+                        .map(json_col)
+                        .transpose()?,
+                    kinds: r
+                        .get::<_, Option<String>>(6)?
+                        .as_deref()
+                        .map(json_col)
+                        .transpose()?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
