@@ -106,7 +106,8 @@ pub enum Command {
     /// Web and worker in one process: the zero-setup local run.
     #[command(after_help = serve::WEB_AFTER_HELP)]
     Dev(serve::DevArgs),
-    /// Insert jobs; prints each new job id on its own line.
+    /// Insert jobs; prints each new job id on its own line (and warns on stderr when no live
+    /// worker serves their queue and kind).
     Enqueue(enqueue::EnqueueArgs),
     /// List, show, retry and cancel jobs.
     #[command(subcommand)]
@@ -116,7 +117,8 @@ pub enum Command {
     /// List, pause and resume queues.
     #[command(subcommand)]
     Queues(queues::QueuesCommand),
-    /// Job counts by state, in total and per queue.
+    /// Job counts by state, in total and per queue, and the jobs due to run that no live
+    /// worker serves.
     Stats(queues::StatsArgs),
     /// Delete the stored files (objects, then rows) whose tablo is gone.
     CleanupOrphans(serve::CleanupArgs),

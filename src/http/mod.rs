@@ -14,11 +14,11 @@
 //! | `POST /api/tablos/{id}/files` (body = the file, header `x-file-name`) | 201 `{"id","s3_key","size"}` |
 //! | `GET /api/tablos/{id}/files` | 200 `[file, ...]` |
 //! | `DELETE /api/tablos/{id}` | 202 `{"job_id"}`: the row delete and its `orphan_file_cleanup` job in one transaction |
-//! | `POST /admin/jobs` `{kind,args,queue?,priority?,max_attempts?,scheduled_at?,unique_key?}` | 201 `{"id","inserted"}` |
+//! | `POST /admin/jobs` `{kind,args,queue?,priority?,max_attempts?,scheduled_at?,unique_key?}` | 201 `{"id","inserted"}`, plus `"warning"` when no live worker serves the job's queue and kind |
 //! | `GET /admin/jobs?state=&kind=&queue=&limit=&before_id=` | 200 `{"jobs":[..],"next_before_id"}` (`state` repeated or comma-separated; bounded in bytes, see [`listing`]) |
 //! | `GET /admin/jobs/{id}`, `POST /admin/jobs/{id}/retry`, `POST /admin/jobs/{id}/cancel` | 200 the job (a cancelled running job is still `running`, with `metadata.cancel_requested_at`, until its worker stops it) |
 //! | `GET /admin/failed?limit=&before_id=` | 200 `{"jobs":[..],"next_before_id"}`: discarded jobs, newest first |
-//! | `GET /admin/stats` | 200, the shape of `porter stats --json` |
+//! | `GET /admin/stats` | 200, the shape of `porter stats --json`: `{"total","queues","unserved"}` |
 //! | `GET /admin/queues`, `POST /admin/queues/{name}/pause`, `.../resume` | 200 `{"queues":[..]}`, `{"queue","paused"}` |
 //! | `GET /` | the dashboard's overview ([`dashboard`]) |
 //! | `GET /dashboard/jobs`, `/dashboard/jobs/{id}`, `/dashboard/jobs/bulk`, `/dashboard/queues`, `/dashboard/workers`, `/dashboard/periodic` | the dashboard's pages (HTML) |
