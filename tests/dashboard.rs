@@ -1289,6 +1289,8 @@ backend_case! {
         assert!(parents.contains(&format!(r#"href="/dashboard/jobs/{}""#, parent.id)), "{parents}");
         assert!(parents.contains(r#"data-state="available""#) && parents.contains("extract"), "{parents}");
         assert!(html.contains(r#"data-state="pending""#), "the child waits: {html}");
+        assert!(!html.contains(&format!(r#"action="/dashboard/jobs/{}/retry""#, load.id)), "a waiting job has no retry");
+        assert!(html.contains(&format!(r#"action="/dashboard/jobs/{}/cancel""#, load.id)), "but can be cancelled");
 
         // A parent's end shows on its children's pages.
         db.store.job_cancel(parent.id).await.unwrap();

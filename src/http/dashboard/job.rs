@@ -54,7 +54,9 @@ pub(super) async fn page(
         section #job data-job-id=(job.id) data-state=(job.state.as_str()) {
             (fields(job))
             div #actions {
-                @if job.state != JobState::Running {
+                // A running job cannot be retried, nor one that waits (its turn or its parents
+                // make it due).
+                @if !matches!(job.state, JobState::Running | JobState::Pending) {
                     (button(job, "retry", if job.state.is_final() { "Retry" } else { "Run now" }))
                 }
                 @if !job.state.is_final() {
