@@ -12,6 +12,7 @@ use crate::store::{
     JobListParams, JobSearchParams, MatchCount, PeriodicRow, QueueLimitParams, QueueRow, Store,
     ThroughputRow, WorkerRow,
 };
+use crate::workflow::{Workflow, WorkflowCancelled, WorkflowDetail, WorkflowInserted, WorkflowRow};
 
 /// Inserts and manages jobs. Cheap to clone.
 #[derive(Clone)]
@@ -134,6 +135,52 @@ impl Client {
         Ok(crate::store::postgres::job_insert_tx(conn, vec![params])
             .await?
             .remove(0))
+    }
+
+    /// Inserts a workflow: every step in one transaction, or none of them (see
+    /// [`crate::workflow`]). Returns its id and its steps' jobs.
+    pub async fn insert_workflow(&self, workflow: Workflow) -> Result<WorkflowInserted> {
+        self.store.workflow_insert(workflow.params()?).await
+    }
+
+    /// Inserts a workflow on a caller's SQLite connection, inside the transaction it has open:
+    /// it exists if and only if that transaction commits (a refused workflow leaves nothing
+    /// in it).
+    pub fn insert_workflow_tx_sqlite(
+        conn: &rusqlite::Connection,
+        workflow: Workflow,
+    ) -> Result<WorkflowInserted> {
+        crate::store::sqlite::workflow_insert_tx(conn, &workflow.params()?)
+    }
+
+    /// Inserts a workflow inside a caller's PostgreSQL transaction: it exists if and only if
+    /// it commits (a refused workflow leaves nothing in it).
+    #[cfg(feature = "postgres")]
+    pub async fn insert_workflow_tx_pg(
+        conn: &mut sqlx::PgConnection,
+        workflow: Workflow,
+    ) -> Result<WorkflowInserted> {
+        crate::store::postgres::workflow_insert_tx(conn, &workflow.params()?).await
+    }
+
+    /// Workflows newest first (`porter workflows list`), a page at a time (`before_id`).
+    pub async fn workflows(
+        &self,
+        before_id: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<Vec<WorkflowRow>> {
+        self.store.workflow_list(before_id, limit).await
+    }
+
+    /// One workflow with its steps (`porter workflows show`).
+    pub async fn workflow(&self, id: i64) -> Result<Option<WorkflowDetail>> {
+        self.store.workflow_get(id).await
+    }
+
+    /// Cancels a workflow's unfinished steps; running ones are asked to stop
+    /// (`porter workflows cancel`).
+    pub async fn cancel_workflow(&self, id: i64) -> Result<WorkflowCancelled> {
+        self.store.workflow_cancel(id).await
     }
 
     /// One job.

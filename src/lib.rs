@@ -128,6 +128,7 @@ pub mod runtime;
 pub mod store;
 pub mod testing;
 pub mod worker;
+pub mod workflow;
 
 pub use client::Client;
 pub use error::{Error, Result};

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "job",
             "worker",
             "store",
+            "workflow",
             "client",
             "events",
             "runtime",

@@ -53,6 +53,25 @@ pub trait Driver: Send + Sync + 'static {
     /// unfinished job is not inserted; that job is returned with `inserted = false`.
     async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>>;
 
+    /// Inserts a workflow (its row, then its steps in order, each step's placeholders
+    /// replaced by the ids of the steps it waits for, then each job tagged with the workflow
+    /// and its step) in one transaction: all of it, or nothing (a step whose unique key is
+    /// held is [`Error::Conflict`](crate::Error::Conflict)).
+    async fn workflow_insert(&self, params: WorkflowInsertParams) -> Result<WorkflowInserted>;
+
+    /// Workflows newest first: below `before_id`, at most `limit`, each with its steps'
+    /// counts by state.
+    async fn workflow_list(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<WorkflowRow>>;
+
+    /// One workflow's row, jobs (by id) and edges; `None` when there is no such workflow.
+    async fn workflow_get(&self, id: i64) -> Result<Option<WorkflowParts>>;
+
+    /// Cancels every unfinished job of a workflow in one transaction, as
+    /// [`Driver::job_cancel`] does each (pending ones included; a running one is asked to stop,
+    /// its worker told at commit where the backend can). `None` when there is no such
+    /// workflow.
+    async fn workflow_cancel(&self, id: i64) -> Result<Option<Vec<JobChange>>>;
+
     /// One job by id.
     async fn job_get(&self, id: i64) -> Result<Option<JobRow>>;
 

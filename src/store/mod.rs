@@ -30,6 +30,7 @@ pub mod migrations;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
+pub mod workflow;
 
 mod wake;
 mod wrapper;
@@ -56,6 +57,7 @@ pub use admin::{
 pub use driver::Driver;
 pub use limits::{QueueKeyUsage, QueueLimitParams, QueueLimits, Rate};
 pub use wake::{Wakeup, WakeupSubscription};
+pub use workflow::{WorkflowInsertParams, WorkflowInserted, WorkflowParts, WorkflowRow};
 pub use wrapper::{OpStats, Store};
 
 /// Which database a store talks to.

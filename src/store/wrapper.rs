@@ -140,6 +140,66 @@ impl Store {
         Ok(out)
     }
 
+    /// Inserts a workflow's steps in one transaction (all or nothing) and wakes their queues'
+    /// producers. See [`crate::workflow`].
+    pub async fn workflow_insert(&self, params: WorkflowInsertParams) -> Result<WorkflowInserted> {
+        let queues: Vec<String> = params.steps.iter().map(|s| s.job.queue.clone()).collect();
+        let out = self
+            .op("workflow_insert", self.driver.workflow_insert(params))
+            .await?;
+        self.wake_queues(queues.iter().map(String::as_str));
+        Ok(out)
+    }
+
+    /// Workflows newest first, a page at a time (`before_id`; `limit` defaulted and capped
+    /// like job listings), each with its steps' counts by state.
+    pub async fn workflow_list(
+        &self,
+        before_id: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<Vec<WorkflowRow>> {
+        let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
+        self.op("workflow_list", self.driver.workflow_list(before_id, limit))
+            .await
+    }
+
+    /// One workflow with its steps (in insertion order, each with the steps it waits for).
+    pub async fn workflow_get(&self, id: i64) -> Result<Option<workflow::WorkflowDetail>> {
+        Ok(self
+            .op("workflow_get", self.driver.workflow_get(id))
+            .await?
+            .map(WorkflowParts::detail))
+    }
+
+    /// Cancels a workflow: its steps that have not started (pending ones included) are
+    /// cancelled at once, running ones are asked to stop as [`Store::job_cancel`] asks (their
+    /// workers are told). Finished steps stay as they are. [`Error::NotFound`] when there is no
+    /// such workflow.
+    pub async fn workflow_cancel(&self, id: i64) -> Result<workflow::WorkflowCancelled> {
+        let changed = self
+            .op("workflow_cancel", self.driver.workflow_cancel(id))
+            .await?
+            .ok_or_else(|| Error::not_found("workflow", id))?;
+        let mut out = workflow::WorkflowCancelled {
+            id,
+            ..Default::default()
+        };
+        let mut workers = std::collections::BTreeSet::new();
+        for c in &changed {
+            match (c.state, &c.attempted_by) {
+                (JobState::Running, Some(worker)) => {
+                    out.cancel_requested += 1;
+                    workers.insert(worker.as_str());
+                }
+                _ => out.cancelled += 1,
+            }
+        }
+        for worker in workers {
+            self.wakeup().notify_cancel(worker);
+        }
+        Ok(out)
+    }
+
     /// One job by id, with what it recorded (output, progress).
     pub async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
         self.op("job_get", async {

@@ -123,6 +123,25 @@ impl Driver for GatedStore {
     async fn job_deps(&self, id: i64) -> Result<JobDeps> {
         self.inner.job_deps(id).await
     }
+    async fn workflow_insert(
+        &self,
+        params: porter::store::WorkflowInsertParams,
+    ) -> Result<porter::store::WorkflowInserted> {
+        self.inner.workflow_insert(params).await
+    }
+    async fn workflow_list(
+        &self,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<porter::store::WorkflowRow>> {
+        self.inner.workflow_list(before_id, limit).await
+    }
+    async fn workflow_get(&self, id: i64) -> Result<Option<porter::store::WorkflowParts>> {
+        self.inner.workflow_get(id).await
+    }
+    async fn workflow_cancel(&self, id: i64) -> Result<Option<Vec<JobChange>>> {
+        self.inner.workflow_cancel(id).await
+    }
     async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
         self.inner.job_list_running(worker_id).await
     }

@@ -24,6 +24,7 @@ mod schema;
 mod sequence;
 mod unserved;
 mod workers;
+mod workflows;
 
 use std::time::Duration;
 

@@ -76,6 +76,9 @@ macro_rules! sql {
     };
 }
 
+mod workflow;
+pub use workflow::workflow_insert_tx;
+
 /// The PostgreSQL store. Share it behind an `Arc`; dropping it stops its LISTEN task.
 pub struct PgStore {
     /// The connection pool (also available to callers for their own transactions).
@@ -932,6 +935,22 @@ impl Driver for PgStore {
 
     async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
         one_job(&mut *self.conn().await?, id).await
+    }
+
+    async fn workflow_insert(&self, params: WorkflowInsertParams) -> Result<WorkflowInserted> {
+        self.workflow_insert_own(params).await
+    }
+
+    async fn workflow_list(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<WorkflowRow>> {
+        self.workflow_list_page(before_id, limit).await
+    }
+
+    async fn workflow_get(&self, id: i64) -> Result<Option<WorkflowParts>> {
+        self.workflow_parts(id).await
+    }
+
+    async fn workflow_cancel(&self, id: i64) -> Result<Option<Vec<JobChange>>> {
+        self.workflow_cancel_all(id).await
     }
 
     async fn job_list(&self, params: JobListParams) -> Result<Vec<JobRow>> {

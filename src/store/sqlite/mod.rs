@@ -58,6 +58,9 @@ macro_rules! sql {
     };
 }
 
+mod workflow;
+pub use workflow::workflow_insert_tx;
+
 /// The SQLite store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
     path: PathBuf,
@@ -539,7 +542,7 @@ fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
 /// The columns of `porter_jobs` in table order, as `SELECT *` and `RETURNING *` give them. Job
 /// rows are read by position: a read by name searches the column names, for every column of
 /// every row, and that showed in profiles of the writer thread.
-const JOB_COLUMNS: [&str; 20] = [
+const JOB_COLUMNS: [&str; 22] = [
     "id",
     "kind",
     "queue",
@@ -560,6 +563,8 @@ const JOB_COLUMNS: [&str; 20] = [
     "sequence_key",
     "waiting_for",
     "has_dependents",
+    "workflow_id",
+    "workflow_step",
 ];
 
 fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
@@ -900,6 +905,33 @@ impl Driver for SqliteStore {
 
     async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
         self.read(move |c| one_job(c, sql!("job_get"), [id])).await
+    }
+
+    async fn workflow_insert(&self, params: WorkflowInsertParams) -> Result<WorkflowInserted> {
+        self.writer
+            .run(move |c| workflow::insert_workflow(c, &params))
+            .await
+    }
+
+    async fn workflow_list(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<WorkflowRow>> {
+        self.read(move |c| workflow::list(c, before_id, limit))
+            .await
+    }
+
+    async fn workflow_get(&self, id: i64) -> Result<Option<WorkflowParts>> {
+        // One read transaction, so that the jobs and the edges agree.
+        self.read(move |c| {
+            let tx = c.unchecked_transaction()?;
+            let out = workflow::get(&tx, id)?;
+            tx.finish()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn workflow_cancel(&self, id: i64) -> Result<Option<Vec<JobChange>>> {
+        // Workers of other processes see the commit through their change watcher.
+        self.writer.run(move |c| workflow::cancel(c, id)).await
     }
 
     async fn job_list(&self, params: JobListParams) -> Result<Vec<JobRow>> {

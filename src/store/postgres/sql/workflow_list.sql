@@ -1,0 +1,9 @@
+-- A page of workflows, newest first (below $1 when given, at most $2), with their steps'
+-- counts by state: one row per (workflow, state), and one row with a NULL state for a
+-- workflow with no jobs left.
+SELECT w.id, w.name, w.created_at, j.state, count(j.id)
+FROM (SELECT id, name, created_at FROM porter_workflows
+      WHERE $1::bigint IS NULL OR id < $1 ORDER BY id DESC LIMIT $2) w
+LEFT JOIN porter_jobs j ON j.workflow_id = w.id
+GROUP BY w.id, w.name, w.created_at, j.state
+ORDER BY w.id DESC

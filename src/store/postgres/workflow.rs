@@ -1,0 +1,178 @@
+//! Workflows on PostgreSQL (see [`crate::store::workflow`]).
+
+use super::*;
+use crate::store::workflow::{
+    fold_workflow_rows, WorkflowInsertParams, WorkflowInserted, WorkflowJobRow, WorkflowParts,
+    WorkflowRow,
+};
+
+/// Inserts a workflow inside a caller's transaction (in a savepoint of its own, so that a
+/// refused workflow leaves nothing behind even if the caller goes on): it exists if and only
+/// if that transaction commits, and producers are notified when it does.
+pub async fn workflow_insert_tx(
+    conn: &mut PgConnection,
+    params: &WorkflowInsertParams,
+) -> Result<WorkflowInserted> {
+    // On a connection inside a transaction, begin() is a SAVEPOINT; dropping it uncommitted
+    // rolls back to it.
+    let mut sp = conn.begin().await?;
+    let out = insert_workflow(&mut sp, params).await?;
+    sp.commit().await?;
+    Ok(out)
+}
+
+async fn insert_workflow(
+    conn: &mut PgConnection,
+    params: &WorkflowInsertParams,
+) -> Result<WorkflowInserted> {
+    let (id,): (i64,) = sqlx::query_as(sql!("workflow_insert"))
+        .bind(&params.name)
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut ids: Vec<i64> = Vec::with_capacity(params.steps.len());
+    let mut steps = Vec::with_capacity(params.steps.len());
+    for run in params.runs() {
+        let jobs: Vec<JobInsertParams> = run.clone().map(|i| params.resolved(i, &ids)).collect();
+        for (i, result) in run.zip(job_insert_tx(conn, jobs).await?) {
+            if !result.inserted {
+                return Err(params.unique_key_held(i, &result.job));
+            }
+            ids.push(result.job.id);
+            steps.push((params.steps[i].name.clone(), result.job));
+        }
+    }
+    sqlx::query(sql!("workflow_tag"))
+        .bind(id)
+        .bind(&ids)
+        .bind(
+            params
+                .steps
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *conn)
+        .await?;
+    Ok(WorkflowInserted {
+        id,
+        name: params.name.clone(),
+        steps,
+    })
+}
+
+impl PgStore {
+    pub(super) async fn workflow_insert_own(
+        &self,
+        params: WorkflowInsertParams,
+    ) -> Result<WorkflowInserted> {
+        let mut tx = self.begin().await?;
+        let out = insert_workflow(&mut tx, &params).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub(super) async fn workflow_list_page(
+        &self,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<WorkflowRow>> {
+        let rows: Vec<(i64, String, DateTime<Utc>, Option<String>, i64)> =
+            sqlx::query_as(sql!("workflow_list"))
+                .bind(before_id)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *self.conn().await?)
+                .await?;
+        fold_workflow_rows(rows)
+    }
+
+    pub(super) async fn workflow_parts(&self, id: i64) -> Result<Option<WorkflowParts>> {
+        // One transaction at REPEATABLE READ, so that the jobs and the edges agree.
+        let mut tx = self.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let row: Option<(i64, String, DateTime<Utc>)> = sqlx::query_as(sql!("workflow_get"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((id, name, created_at)) = row else {
+            return Ok(None);
+        };
+        type JobTuple = (
+            i64,
+            Option<String>,
+            String,
+            String,
+            i32,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        );
+        let jobs: Vec<JobTuple> = sqlx::query_as(sql!("workflow_jobs"))
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let jobs = jobs
+            .into_iter()
+            .map(
+                |(id, step, kind, state, attempt, attempted_at, finalized_at)| {
+                    Ok(WorkflowJobRow {
+                        id,
+                        step: step.unwrap_or_default(),
+                        kind,
+                        state: state.parse()?,
+                        attempt,
+                        attempted_at,
+                        finalized_at,
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        let edges: Vec<(i64, i64)> = sqlx::query_as(sql!("workflow_edges"))
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(WorkflowParts {
+            row: WorkflowRow {
+                id,
+                name,
+                created_at,
+                total: 0,
+                counts: Default::default(),
+            },
+            jobs,
+            edges,
+        }))
+    }
+
+    pub(super) async fn workflow_cancel_all(&self, id: i64) -> Result<Option<Vec<JobChange>>> {
+        let mut tx = self.begin().await?;
+        let exists: Option<(i64, String, DateTime<Utc>)> = sqlx::query_as(sql!("workflow_get"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let rows: Vec<(i64, String, String, Option<String>)> =
+            sqlx::query_as(sql!("workflow_cancel"))
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let changes = job_changes(rows)?;
+        // Running steps were only asked to stop: tell their workers at commit (each once).
+        let workers: std::collections::BTreeSet<&str> = changes
+            .iter()
+            .filter(|c| c.state == JobState::Running)
+            .filter_map(|c| c.attempted_by.as_deref())
+            .collect();
+        for worker in workers {
+            sqlx::query(sql!("job_cancel_notify"))
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(changes))
+    }
+}

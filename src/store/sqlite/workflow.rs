@@ -1,0 +1,155 @@
+//! Workflows on SQLite (see [`crate::store::workflow`]).
+
+use super::*;
+use crate::store::workflow::{
+    fold_workflow_rows, WorkflowInsertParams, WorkflowInserted, WorkflowJobRow, WorkflowParts,
+    WorkflowRow,
+};
+
+/// Inserts a workflow on a caller's connection, inside whatever transaction it has open (in a
+/// savepoint of its own, so that a refused workflow leaves nothing behind even if the caller
+/// goes on): it exists if and only if that transaction commits.
+pub fn workflow_insert_tx(
+    conn: &Connection,
+    params: &WorkflowInsertParams,
+) -> Result<WorkflowInserted> {
+    ensure_clock(conn)?;
+    conn.execute_batch("SAVEPOINT porter_workflow")?;
+    match insert_workflow(conn, params) {
+        Ok(out) => {
+            conn.execute_batch("RELEASE porter_workflow")?;
+            Ok(out)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO porter_workflow; RELEASE porter_workflow")?;
+            Err(e)
+        }
+    }
+}
+
+/// [`workflow_insert_tx`] without the savepoint: the writer's own savepoint undoes a failed
+/// write.
+pub(super) fn insert_workflow(
+    conn: &Connection,
+    params: &WorkflowInsertParams,
+) -> Result<WorkflowInserted> {
+    let id: i64 = conn.query_row(sql!("workflow_insert"), [&params.name], |r| r.get(0))?;
+    let mut ids: Vec<i64> = Vec::with_capacity(params.steps.len());
+    let mut steps = Vec::with_capacity(params.steps.len());
+    let mut tag = conn.prepare_cached(sql!("workflow_tag"))?;
+    for run in params.runs() {
+        let jobs: Vec<JobInsertParams> = run.clone().map(|i| params.resolved(i, &ids)).collect();
+        for (i, result) in run.zip(insert_jobs(conn, &jobs)?) {
+            if !result.inserted {
+                return Err(params.unique_key_held(i, &result.job));
+            }
+            let name = &params.steps[i].name;
+            tag.execute(params![id, name, result.job.id])?;
+            ids.push(result.job.id);
+            steps.push((name.clone(), result.job));
+        }
+    }
+    Ok(WorkflowInserted {
+        id,
+        name: params.name.clone(),
+        steps,
+    })
+}
+
+pub(super) fn list(
+    conn: &Connection,
+    before_id: Option<i64>,
+    limit: u32,
+) -> Result<Vec<WorkflowRow>> {
+    let mut stmt = conn.prepare_cached(sql!("workflow_list"))?;
+    let rows = stmt
+        .query_map(params![before_id, limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                parse_time(&r.get::<_, String>(2)?)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    fold_workflow_rows(rows)
+}
+
+pub(super) fn get(conn: &Connection, id: i64) -> Result<Option<WorkflowParts>> {
+    let Some(row) = conn
+        .query_row(sql!("workflow_get"), [id], |r| {
+            Ok(WorkflowRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                created_at: parse_time(&r.get::<_, String>(2)?)?,
+                total: 0,
+                counts: Default::default(),
+            })
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(sql!("workflow_jobs"))?;
+    let jobs = stmt
+        .query_map([id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i32>(4)?,
+                opt_time(r.get(5)?)?,
+                opt_time(r.get(6)?)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let jobs = jobs
+        .into_iter()
+        .map(
+            |(id, step, kind, state, attempt, attempted_at, finalized_at)| {
+                Ok(WorkflowJobRow {
+                    id,
+                    step: step.unwrap_or_default(),
+                    kind,
+                    state: state.parse()?,
+                    attempt,
+                    attempted_at,
+                    finalized_at,
+                })
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
+    let mut stmt = conn.prepare_cached(sql!("workflow_edges"))?;
+    let edges = stmt
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(WorkflowParts { row, jobs, edges }))
+}
+
+pub(super) fn cancel(conn: &Connection, id: i64) -> Result<Option<Vec<JobChange>>> {
+    let exists = conn
+        .query_row(sql!("workflow_get"), [id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !exists {
+        return Ok(None);
+    }
+    let ids = conn
+        .prepare_cached(sql!("workflow_unfinished"))?
+        .query_map([id], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(ids.len());
+    for job in ids {
+        if let Some(row) = one_job(conn, sql!("job_cancel"), [job])? {
+            out.push(JobChange {
+                id: row.id,
+                queue: row.queue,
+                state: row.state,
+                attempted_by: row.attempted_by,
+            });
+        }
+    }
+    Ok(Some(out))
+}

@@ -1,0 +1,273 @@
+//! Workflows in the store: what an insert takes ([`WorkflowInsertParams`], checked by
+//! [`crate::workflow::Workflow`]) and what listings give ([`WorkflowRow`], [`WorkflowDetail`]).
+//!
+//! A workflow is a row of `porter_workflows` (id, name, created_at) and its jobs, each tagged
+//! with the workflow's id and its step's name (`porter_jobs.workflow_id`, `workflow_step`). A
+//! step waits for earlier steps through the dependencies of migration 0007, so a workflow is
+//! nothing but jobs with parents once inserted: fenced, rescued and promoted like any other.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::JobInsertParams;
+use crate::error::{Error, Result};
+use crate::job::{JobRow, JobState};
+
+/// A checked workflow, ready to insert: its name and its steps in insertion order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowInsertParams {
+    /// The workflow's name (1 to 255 bytes, no NUL; not unique).
+    pub name: String,
+    /// The steps, each after the steps it waits for.
+    pub steps: Vec<WorkflowStepParams>,
+}
+
+/// One checked step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowStepParams {
+    /// The step's name, unique within its workflow.
+    pub name: String,
+    /// The job. Its `depends_on` holds, besides jobs outside the workflow (positive ids), one
+    /// placeholder per earlier step it waits for: `-(index + 1)`, which the insert replaces by
+    /// that step's job id ([`WorkflowInsertParams::resolved`]).
+    pub job: JobInsertParams,
+}
+
+/// A placeholder for the job of the step at `index`, in a step's `depends_on`.
+pub(crate) fn step_placeholder(index: usize) -> i64 {
+    -(index as i64 + 1)
+}
+
+impl WorkflowInsertParams {
+    /// The steps in runs that can be inserted together: no step waits for a step of its own
+    /// run (a run's steps only wait for steps of earlier runs).
+    pub fn runs(&self) -> Vec<Range<usize>> {
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for (i, step) in self.steps.iter().enumerate() {
+            let waits_inside = step
+                .job
+                .depends_on
+                .iter()
+                .any(|&id| id < 0 && (-id - 1) as usize >= start);
+            if waits_inside && i > start {
+                runs.push(start..i);
+                start = i;
+            }
+        }
+        if start < self.steps.len() {
+            runs.push(start..self.steps.len());
+        }
+        runs
+    }
+
+    /// Step `index`'s job with its placeholders replaced by the job ids of the steps inserted
+    /// so far (`ids`, by step index).
+    pub fn resolved(&self, index: usize, ids: &[i64]) -> JobInsertParams {
+        let mut job = self.steps[index].job.clone();
+        for id in &mut job.depends_on {
+            if *id < 0 {
+                *id = ids[(-*id - 1) as usize];
+            }
+        }
+        job
+    }
+
+    /// The error for a step whose unique key an unfinished job already holds: a workflow is
+    /// inserted whole or not at all, so it is refused.
+    pub fn unique_key_held(&self, index: usize, holder: &JobRow) -> Error {
+        Error::Conflict(format!(
+            "workflow {:?}: step {:?} has unique key {:?}, held by job {}; nothing was inserted",
+            self.name,
+            self.steps[index].name,
+            self.steps[index]
+                .job
+                .unique_key
+                .as_deref()
+                .unwrap_or_default(),
+            holder.id
+        ))
+    }
+}
+
+/// A workflow just inserted: its id and its steps' jobs, in insertion order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowInserted {
+    /// The workflow's id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// (step name, its job) per step, in insertion order.
+    pub steps: Vec<(String, JobRow)>,
+}
+
+impl WorkflowInserted {
+    /// The job of a step, by the step's name.
+    pub fn job(&self, step: &str) -> Option<&JobRow> {
+        self.steps.iter().find(|(s, _)| s == step).map(|(_, j)| j)
+    }
+}
+
+/// A workflow as `porter workflows list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowRow {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// When it was inserted.
+    pub created_at: DateTime<Utc>,
+    /// How many steps it has (jobs retention deleted are no longer counted).
+    pub total: i64,
+    /// Its steps by state (only states that have steps).
+    pub counts: BTreeMap<JobState, i64>,
+}
+
+impl WorkflowRow {
+    /// Whether every step is final (completed, cancelled or discarded).
+    pub fn finished(&self) -> bool {
+        self.counts.keys().all(|s| s.is_final())
+    }
+}
+
+/// One step of a workflow, as `porter workflows show` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowStep {
+    /// The step's name.
+    pub step: String,
+    /// Its job's id.
+    pub job_id: i64,
+    /// The job's kind.
+    pub kind: String,
+    /// Its state now.
+    pub state: JobState,
+    /// Attempts started.
+    pub attempt: i32,
+    /// When its latest attempt started.
+    pub attempted_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finalized_at: Option<DateTime<Utc>>,
+    /// What it waits (or waited) for: the names of earlier steps, and `job N` for a job
+    /// outside the workflow.
+    pub after: Vec<String>,
+}
+
+/// A workflow with its steps, in insertion order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowDetail {
+    /// The workflow and its counts.
+    #[serde(flatten)]
+    pub workflow: WorkflowRow,
+    /// Its steps.
+    pub steps: Vec<WorkflowStep>,
+}
+
+/// A step's job as read from the store, before its edges are named.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowJobRow {
+    /// The job's id.
+    pub id: i64,
+    /// Its step name.
+    pub step: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its state.
+    pub state: JobState,
+    /// Attempts started.
+    pub attempt: i32,
+    /// When its latest attempt started.
+    pub attempted_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finalized_at: Option<DateTime<Utc>>,
+}
+
+/// The raw pieces of a workflow a driver reads: its row (counts still empty), its jobs by id,
+/// and its edges (child, parent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowParts {
+    /// id, name, created_at.
+    pub row: WorkflowRow,
+    /// Its jobs, by id.
+    pub jobs: Vec<WorkflowJobRow>,
+    /// (child id, parent id) of every edge whose child is one of its jobs.
+    pub edges: Vec<(i64, i64)>,
+}
+
+impl WorkflowParts {
+    /// The detail: counts, and each step's parents named.
+    pub fn detail(self) -> WorkflowDetail {
+        let names: BTreeMap<i64, &str> =
+            self.jobs.iter().map(|j| (j.id, j.step.as_str())).collect();
+        let mut after: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for (child, parent) in &self.edges {
+            let name = match names.get(parent) {
+                Some(step) => step.to_string(),
+                None => format!("job {parent}"),
+            };
+            after.entry(*child).or_default().push(name);
+        }
+        let mut row = self.row;
+        row.total = self.jobs.len() as i64;
+        row.counts.clear();
+        for j in &self.jobs {
+            *row.counts.entry(j.state).or_default() += 1;
+        }
+        let steps = self
+            .jobs
+            .into_iter()
+            .map(|j| WorkflowStep {
+                after: after.remove(&j.id).unwrap_or_default(),
+                step: j.step,
+                job_id: j.id,
+                kind: j.kind,
+                state: j.state,
+                attempt: j.attempt,
+                attempted_at: j.attempted_at,
+                finalized_at: j.finalized_at,
+            })
+            .collect();
+        WorkflowDetail {
+            workflow: row,
+            steps,
+        }
+    }
+}
+
+/// Folds `(id, name, created_at, state, count)` rows (a workflow with no jobs left has one row
+/// with no state) into workflows, in the order their ids first appear.
+pub fn fold_workflow_rows(
+    rows: Vec<(i64, String, DateTime<Utc>, Option<String>, i64)>,
+) -> Result<Vec<WorkflowRow>> {
+    let mut out: Vec<WorkflowRow> = Vec::new();
+    for (id, name, created_at, state, count) in rows {
+        if out.last().map(|w| w.id) != Some(id) {
+            out.push(WorkflowRow {
+                id,
+                name,
+                created_at,
+                total: 0,
+                counts: BTreeMap::new(),
+            });
+        }
+        let w = out.last_mut().expect("just pushed");
+        if let Some(state) = state {
+            w.counts.insert(state.parse()?, count);
+            w.total += count;
+        }
+    }
+    Ok(out)
+}
+
+/// What cancelling a workflow did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowCancelled {
+    /// The workflow's id.
+    pub id: i64,
+    /// Steps cancelled at once (they had not started, or were waiting to retry).
+    pub cancelled: u64,
+    /// Running steps asked to stop (their workers were told; they end `cancelled`).
+    pub cancel_requested: u64,
+}

@@ -1,0 +1,294 @@
+//! Workflows (issue 16.2): named steps wired by name, inserted as one graph in one transaction
+//! (all or nothing, in the caller's transaction too), listed, shown and cancelled as a whole.
+
+use std::collections::BTreeMap;
+
+use porter::job::{InsertOpts, JobState};
+use porter::store::*;
+use porter::workflow::{Step, Workflow};
+use porter::{Client, Error};
+
+use super::*;
+
+fn step(name: &str, kind: &str) -> Step {
+    Step::raw(name, kind, serde_json::json!({ "step": name }))
+}
+
+/// a -> b, a -> c, (b, c) -> d.
+fn diamond(name: &str) -> Workflow {
+    Workflow::new(name)
+        .step(step("a", "wf_a"))
+        .step(step("b", "wf_b").after(["a"]))
+        .step(step("c", "wf_c").after(["a"]))
+        .step(step("d", "wf_d").after(["b", "c"]))
+}
+
+const KINDS: [&str; 4] = ["wf_a", "wf_b", "wf_c", "wf_d"];
+
+/// Claims whatever is due (as a greedy worker would) and completes it, until nothing is left.
+async fn drain(s: &Store) {
+    for _ in 0..20 {
+        let got = s.job_claim(claim("default", &KINDS, 100, W)).await.unwrap();
+        if got.is_empty() {
+            return;
+        }
+        let fences = got.iter().map(|j| j.fence()).collect();
+        s.job_complete_many(fences).await.unwrap();
+    }
+    panic!("the workflow did not drain");
+}
+
+backend_case! {
+    /// A diamond inserted as a workflow: one id, its steps tagged and waiting as wired, and
+    /// drained by a greedy claimer no step started before the steps it waits for completed
+    /// (checked from the rows' times). list and show give its counts and its edges by name.
+    async fn a_workflow_diamond_runs_in_step_order(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let wf = client.insert_workflow(diamond("nightly")).await.unwrap();
+        assert_eq!(wf.name, "nightly");
+        let names: Vec<&str> = wf.steps.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "d"]);
+        assert_eq!(wf.job("a").unwrap().state, JobState::Available);
+        for n in ["b", "c", "d"] {
+            assert_eq!(wf.job(n).unwrap().state, JobState::Pending, "{n}");
+        }
+        let shown = client.workflow(wf.id).await.unwrap().expect("the workflow");
+        assert_eq!(shown.workflow.total, 4);
+        assert_eq!(
+            shown.workflow.counts,
+            BTreeMap::from([(JobState::Available, 1), (JobState::Pending, 3)])
+        );
+        let after: Vec<(&str, Vec<String>)> =
+            shown.steps.iter().map(|st| (st.step.as_str(), st.after.clone())).collect();
+        assert_eq!(
+            after,
+            vec![
+                ("a", vec![]),
+                ("b", vec!["a".to_string()]),
+                ("c", vec!["a".to_string()]),
+                ("d", vec!["b".to_string(), "c".to_string()]),
+            ]
+        );
+
+        drain(s).await;
+
+        let done = client.workflow(wf.id).await.unwrap().unwrap();
+        assert_eq!(done.workflow.counts, BTreeMap::from([(JobState::Completed, 4)]));
+        assert!(done.workflow.finished());
+        let rows: BTreeMap<String, porter::JobRow> = {
+            let mut m = BTreeMap::new();
+            for (n, j) in &wf.steps {
+                m.insert(n.clone(), s.job_get(j.id).await.unwrap().unwrap());
+            }
+            m
+        };
+        for st in &done.steps {
+            let child = &rows[&st.step];
+            let started = child.attempted_at.expect("ran");
+            for parent in &st.after {
+                let ended = rows[parent].finalized_at.expect("parent ended");
+                assert!(
+                    started >= ended,
+                    "step {} started at {started} before its parent {parent} completed at {ended}",
+                    st.step
+                );
+            }
+        }
+        let listed = client.workflows(None, None).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].id, listed[0].name.as_str(), listed[0].total), (wf.id, "nightly", 4));
+    }
+}
+
+backend_case! {
+    /// Bad workflows are refused before anything is written (the builder's checks), and a step
+    /// the database refuses half-way (its unique key held; a parent outside the workflow that
+    /// does not exist) rolls back every step inserted before it, and the workflow's row.
+    async fn a_bad_step_rolls_back_the_whole_workflow(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        for bad in [
+            Workflow::new("empty"),
+            Workflow::new("dup").step(step("a", "k")).step(step("a", "k")),
+            Workflow::new("unknown").step(step("a", "k").after(["nope"])),
+            Workflow::new("later").step(step("a", "k").after(["b"])).step(step("b", "k")),
+        ] {
+            let err = client.insert_workflow(bad).await.unwrap_err();
+            assert!(matches!(err, Error::Invalid { .. }), "{err}");
+        }
+        let holder = insert(
+            s,
+            job_with("k", InsertOpts { unique_key: Some("taken".into()), ..Default::default() }),
+        )
+        .await;
+        let held = Workflow::new("held")
+            .step(step("a", "k"))
+            .step(step("b", "k").after(["a"]))
+            .step(step("c", "k").after(["b"]).opts(InsertOpts {
+                unique_key: Some("taken".into()),
+                ..Default::default()
+            }));
+        let err = client.insert_workflow(held).await.unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+        assert!(err.to_string().contains(&format!("job {}", holder.id)), "{err}");
+        let missing = Workflow::new("missing")
+            .step(step("a", "k"))
+            .step(step("b", "k").after(["a"]).opts(InsertOpts {
+                depends_on: vec![holder.id + 1_000_000],
+                ..Default::default()
+            }));
+        let err = client.insert_workflow(missing).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid { what: "depends_on", .. }), "{err}");
+        assert_eq!(total(s).await, 1, "only the holder: no step of either workflow stayed");
+        assert!(client.workflows(None, None).await.unwrap().is_empty(), "no workflow row stayed");
+        // The same database takes a good workflow afterwards.
+        client.insert_workflow(diamond("fine")).await.unwrap();
+        assert_eq!(total(s).await, 5);
+    }
+}
+
+backend_case! {
+    /// Inside the caller's transaction: rolled back, nothing of the workflow exists; a workflow
+    /// refused inside a transaction the caller then commits leaves nothing either (its own
+    /// savepoint), while the caller's other writes commit; committed, it exists whole.
+    async fn a_workflow_in_a_caller_transaction(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let refused = || Workflow::new("refused").step(step("a", "k")).step(
+            step("b", "k").opts(InsertOpts { depends_on: vec![9_999_999], ..Default::default() }),
+        );
+        let kept = match db.sqlite_path() {
+            Some(path) => {
+                let mut c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+                let wf = Client::insert_workflow_tx_sqlite(&tx, diamond("rolled")).unwrap();
+                assert_eq!(wf.steps.len(), 4);
+                tx.rollback().unwrap();
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+                let own = porter::store::sqlite::job_insert_tx(&tx, &[job("own")]).unwrap().remove(0);
+                assert!(Client::insert_workflow_tx_sqlite(&tx, refused()).is_err());
+                tx.commit().unwrap();
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+                let wf = Client::insert_workflow_tx_sqlite(&tx, diamond("kept")).unwrap();
+                tx.commit().unwrap();
+                (own.job.id, wf.id)
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                let mut tx = c.begin().await.unwrap();
+                let wf = Client::insert_workflow_tx_pg(&mut tx, diamond("rolled")).await.unwrap();
+                assert_eq!(wf.steps.len(), 4);
+                tx.rollback().await.unwrap();
+                let mut tx = c.begin().await.unwrap();
+                let own = porter::store::postgres::job_insert_tx(&mut tx, vec![job("own")])
+                    .await
+                    .unwrap()
+                    .remove(0);
+                assert!(Client::insert_workflow_tx_pg(&mut tx, refused()).await.is_err());
+                tx.commit().await.unwrap();
+                let mut tx = c.begin().await.unwrap();
+                let wf = Client::insert_workflow_tx_pg(&mut tx, diamond("kept")).await.unwrap();
+                tx.commit().await.unwrap();
+                (own.job.id, wf.id)
+            }
+        };
+        let (own, kept) = kept;
+        assert!(s.job_get(own).await.unwrap().is_some(), "the caller's own insert committed");
+        let listed = client.workflows(None, None).await.unwrap();
+        let names: Vec<&str> = listed.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["kept"], "neither the rolled-back nor the refused workflow exists");
+        assert_eq!(listed[0].id, kept);
+        assert_eq!(total(s).await, 5, "the caller's job and the kept workflow's four steps");
+    }
+}
+
+backend_case! {
+    /// Cancelling a workflow cancels its steps that have not started (pending ones included,
+    /// and an after_any step is not let run by its cancelled parents), asks its running step to
+    /// stop, and leaves finished steps alone; another workflow is untouched.
+    async fn cancelling_a_workflow_stops_its_unfinished_steps(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let wf = client
+            .insert_workflow(
+                Workflow::new("cancel me")
+                    .step(step("done", "wf_a"))
+                    .step(step("runs", "wf_b"))
+                    .step(step("waits", "wf_c").after(["runs"]))
+                    .step(step("anyway", "wf_d").after(["waits"]).after_any())
+                    .step(step("later", "wf_d").after(["done"]).opts(InsertOpts {
+                        schedule_in: Some(std::time::Duration::from_secs(3600)),
+                        ..Default::default()
+                    })),
+            )
+            .await
+            .unwrap();
+        let other = client.insert_workflow(diamond("other")).await.unwrap();
+        let done = claim_one(s, "wf_a").await;
+        s.job_complete_many(vec![done.fence()]).await.unwrap();
+        let runs = claim_one(s, "wf_b").await;
+        assert_eq!(s.job_get(wf.job("later").unwrap().id).await.unwrap().unwrap().state, JobState::Scheduled);
+
+        let out = client.cancel_workflow(wf.id).await.unwrap();
+        assert_eq!((out.cancelled, out.cancel_requested), (3, 1), "{out:?}");
+        let state = |n: &str| {
+            let id = wf.job(n).unwrap().id;
+            async move { s.job_get(id).await.unwrap().unwrap() }
+        };
+        assert_eq!(state("done").await.state, JobState::Completed);
+        let running = state("runs").await;
+        assert_eq!(running.state, JobState::Running);
+        assert!(running.cancel_requested());
+        for n in ["waits", "anyway", "later"] {
+            assert_eq!(state(n).await.state, JobState::Cancelled, "{n}");
+        }
+        // The running step stops (its worker records it cancelled): nothing is promoted.
+        s.job_cancel_running(JobCancelRunningParams { fence: runs.fence(), reason: "asked".into() })
+            .await
+            .unwrap();
+        assert_eq!(state("anyway").await.state, JobState::Cancelled);
+        let shown = client.workflow(wf.id).await.unwrap().unwrap();
+        assert_eq!(
+            shown.workflow.counts,
+            BTreeMap::from([(JobState::Completed, 1), (JobState::Cancelled, 4)])
+        );
+        let untouched = client.workflow(other.id).await.unwrap().unwrap();
+        assert_eq!(
+            untouched.workflow.counts,
+            BTreeMap::from([(JobState::Available, 1), (JobState::Pending, 3)])
+        );
+        // Again: nothing left to cancel. An unknown workflow is not found.
+        let again = client.cancel_workflow(wf.id).await.unwrap();
+        assert_eq!((again.cancelled, again.cancel_requested), (0, 0));
+        let err = client.cancel_workflow(other.id + 1000).await.unwrap_err();
+        assert!(matches!(err, Error::NotFound { what: "workflow", .. }), "{err}");
+        assert!(client.workflow(other.id + 1000).await.unwrap().is_none());
+    }
+}
+
+backend_case! {
+    /// Workflows list newest first, a page at a time; a workflow whose jobs are all deleted
+    /// goes with them.
+    async fn workflows_list_in_pages_and_go_with_their_jobs(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let wf = Workflow::new(format!("w{i}")).step(step("only", "wf_a"));
+            ids.push(client.insert_workflow(wf).await.unwrap().id);
+        }
+        let page = client.workflows(None, Some(2)).await.unwrap();
+        assert_eq!(page.iter().map(|w| w.id).collect::<Vec<_>>(), vec![ids[4], ids[3]]);
+        let next = client.workflows(Some(ids[3]), Some(10)).await.unwrap();
+        assert_eq!(next.iter().map(|w| w.id).collect::<Vec<_>>(), vec![ids[2], ids[1], ids[0]]);
+        let first = client.workflow(ids[0]).await.unwrap().unwrap();
+        let job_id = first.steps[0].job_id;
+        s.job_cancel(job_id).await.unwrap();
+        assert_eq!(s.driver().job_delete_many(vec![job_id]).await.unwrap(), 1);
+        assert!(client.workflow(ids[0]).await.unwrap().is_none(), "emptied: gone");
+        assert_eq!(client.workflows(None, None).await.unwrap().len(), 4);
+    }
+}
