@@ -61,6 +61,7 @@ fn help_lists_every_command_and_the_unknown_kind_flag() {
         "queues",
         "stats",
         "cleanup-orphans",
+        "workflows",
     ] {
         assert!(
             out.stdout.contains(command),
@@ -1098,4 +1099,44 @@ fn a_command_that_creates_a_sqlite_database_says_where() {
     );
     let again = run(porter_cmd(dir.path()).arg("stats")).ok();
     assert!(!again.stderr.contains("created"), "{again:#?}");
+}
+
+backend_case! {
+    /// `porter workflows list|show|cancel` on a workflow the library inserted: the table and
+    /// the `--json` shapes, the steps each waits for, cancel, and one error line for an
+    /// unknown id.
+    async fn workflows_list_show_and_cancel(db: TestDb) {
+        use porter::workflow::{Step, Workflow};
+        let env = Env::new(db);
+        assert!(env.run(&["workflows", "list"]).ok().stdout.contains("no workflows"));
+        let wf = porter::Client::new(env.db.store.clone())
+            .insert_workflow(
+                Workflow::new("nightly")
+                    .step(Step::raw("fetch", "noop", json!({})))
+                    .step(Step::raw("report", "noop", json!({})).after(["fetch"])),
+            )
+            .await
+            .unwrap();
+        let id = wf.id.to_string();
+        let list = env.run(&["workflows", "list"]).ok();
+        assert!(list.stdout.contains("nightly"), "{list:#?}");
+        assert!(list.stdout.contains("available 1, pending 1"), "{list:#?}");
+        let listed = env.run(&["workflows", "list", "--json"]).ok().json();
+        assert_eq!(listed["workflows"][0]["id"], json!(wf.id));
+        assert_eq!(listed["workflows"][0]["total"], json!(2));
+        let shown = env.run(&["workflows", "show", &id]).ok();
+        assert!(shown.stdout.contains("report"), "{shown:#?}");
+        let report_line = shown.stdout.lines().find(|l| l.starts_with("report")).unwrap();
+        assert!(report_line.contains("pending") && report_line.ends_with("fetch"), "{report_line}");
+        let json_shown = env.run(&["workflows", "show", &id, "--json"]).ok().json();
+        assert_eq!(json_shown["steps"][1]["after"], json!(["fetch"]));
+        let cancelled = env.run(&["workflows", "cancel", &id]).ok();
+        assert!(cancelled.stdout.contains("2 steps cancelled"), "{cancelled:#?}");
+        for (_, job) in &wf.steps {
+            let row = env.store().job_get(job.id).await.unwrap().unwrap();
+            assert_eq!(row.state, JobState::Cancelled);
+        }
+        env.run(&["workflows", "show", "999999"]).assert_error("workflow 999999 not found");
+        env.run(&["workflows", "cancel", "999999"]).assert_error("workflow 999999 not found");
+    }
 }

@@ -1216,3 +1216,59 @@ backend_case! {
         assert_eq!(status, StatusCode::CREATED);
     }
 }
+
+backend_case! {
+    /// The workflow routes: list, show (404 for an unknown id), cancel (running steps asked to
+    /// stop), all behind the admin token when one is set, and a POST from a foreign origin
+    /// refused with nothing cancelled.
+    async fn admin_api_lists_shows_and_cancels_workflows(db: TestDb) {
+        use porter::workflow::{Step, Workflow};
+        let config = HttpConfig {
+            admin_token: Some(TOKEN.to_string()),
+            ..HttpConfig::default()
+        };
+        let app = router(surfaces::app_state(db.store.clone(), config).await);
+        let client = porter::Client::new(db.store.clone());
+        let wf = client
+            .insert_workflow(
+                Workflow::new("etl")
+                    .step(Step::raw("extract", "noop", json!({})))
+                    .step(Step::raw("load", "noop", json!({})).after(["extract"])),
+            )
+            .await
+            .unwrap();
+        let get = |uri: &str| with_token(request(Method::GET, uri, Body::empty()), TOKEN);
+        let (status, _) = send(&app, request(Method::GET, "/admin/workflows", Body::empty())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "the token is needed");
+        let (status, list) = send(&app, get("/admin/workflows?limit=10")).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        assert_eq!(list["workflows"][0]["id"], json!(wf.id));
+        assert_eq!(list["workflows"][0]["name"], json!("etl"));
+        assert_eq!(list["workflows"][0]["counts"], json!({"available": 1, "pending": 1}));
+        let (status, shown) = send(&app, get(&format!("/admin/workflows/{}", wf.id))).await;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        assert_eq!(shown["steps"][1]["step"], json!("load"));
+        assert_eq!(shown["steps"][1]["after"], json!(["extract"]));
+        let (status, _) = send(&app, get("/admin/workflows/999999")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = send(&app, get("/admin/workflows?limit=x")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+
+        let cancel = format!("/admin/workflows/{}/cancel", wf.id);
+        // Without a token, the origin guard refuses a foreign page's POST.
+        let open = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let mut foreign = request(Method::POST, &cancel, Body::empty());
+        foreign.headers_mut().insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+        let (status, _) = send(&open, foreign).await;
+        assert!(status.is_client_error(), "{status}");
+        assert_eq!(job_state(&db.store, wf.job("extract").unwrap().id).await, JobState::Available);
+
+        let (status, out) =
+            send(&app, with_token(request(Method::POST, &cancel, Body::empty()), TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        assert_eq!(out, json!({"id": wf.id, "cancelled": 2, "cancel_requested": 0}));
+        for (_, job) in &wf.steps {
+            assert_eq!(job_state(&db.store, job.id).await, JobState::Cancelled);
+        }
+    }
+}

@@ -13,6 +13,7 @@ mod jobs;
 mod output;
 mod queues;
 mod serve;
+mod workflows;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -117,6 +118,9 @@ pub enum Command {
     /// List, pause and resume queues.
     #[command(subcommand)]
     Queues(queues::QueuesCommand),
+    /// List, show and cancel workflows (graphs of jobs inserted by the library).
+    #[command(subcommand)]
+    Workflows(workflows::WorkflowsCommand),
     /// Job counts by state, in total and per queue, and the jobs due to run that no live
     /// worker serves.
     Stats(queues::StatsArgs),
@@ -232,6 +236,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs(cmd) => jobs::run(&g, cmd).await,
         Command::ListFailedJobs(args) => jobs::failed(&g, args).await,
         Command::Queues(cmd) => queues::run(&g, cmd).await,
+        Command::Workflows(cmd) => workflows::run(&g, cmd).await,
         Command::Stats(args) => queues::stats(&g, args).await,
         Command::CleanupOrphans(args) => serve::cleanup_orphans(&g, args).await,
         Command::Bench(args) => bench::run(&g, args).await,

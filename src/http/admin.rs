@@ -30,6 +30,9 @@ pub(super) fn routes(state: AppState) -> axum::Router<AppState> {
         .route("/queues/{name}/pause", post(pause_queue))
         .route("/queues/{name}/resume", post(resume_queue))
         .route("/queues/{name}/limit", post(limit_queue))
+        .route("/workflows", get(list_workflows))
+        .route("/workflows/{id}", get(get_workflow))
+        .route("/workflows/{id}/cancel", post(cancel_workflow))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             auth::require_admin,
@@ -220,6 +223,56 @@ async fn cancel_job(
 ) -> Result<Json<JobRow>, AppError> {
     let Path(id) = id?;
     Ok(Json(state.client.cancel(id).await?))
+}
+
+/// `GET /admin/workflows?limit=&before_id=`: `{"workflows": [...]}`, newest first.
+async fn list_workflows(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, AppError> {
+    let mut limit = None;
+    let mut before_id = None;
+    let bad = |what: &str, v: &str| {
+        AppError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{what}={v:?} is not a number"),
+        )
+    };
+    for (key, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "limit" => limit = Some(value.parse().map_err(|_| bad("limit", &value))?),
+            "before_id" => before_id = Some(value.parse().map_err(|_| bad("before_id", &value))?),
+            other => {
+                return Err(AppError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown query parameter {other:?} (use limit, before_id)"),
+                ))
+            }
+        }
+    }
+    let workflows = state.client.workflows(before_id, limit).await?;
+    Ok(Json(json!({ "workflows": workflows })))
+}
+
+/// `GET /admin/workflows/{id}`: the workflow with its steps.
+async fn get_workflow(
+    State(state): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<crate::workflow::WorkflowDetail>, AppError> {
+    let Path(id) = id?;
+    match state.client.workflow(id).await? {
+        Some(wf) => Ok(Json(wf)),
+        None => Err(Error::not_found("workflow", id).into()),
+    }
+}
+
+/// `POST /admin/workflows/{id}/cancel`: `{"id","cancelled","cancel_requested"}`.
+async fn cancel_workflow(
+    State(state): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<crate::workflow::WorkflowCancelled>, AppError> {
+    let Path(id) = id?;
+    Ok(Json(state.client.cancel_workflow(id).await?))
 }
 
 async fn stats(State(state): State<AppState>) -> Result<Json<crate::store::Stats>, AppError> {

@@ -236,11 +236,13 @@ impl WorkflowParts {
     }
 }
 
+/// One row of a workflow listing: id, name, created_at, a state (none for a workflow with no
+/// jobs left) and how many of its jobs are in it.
+pub type WorkflowCountRow = (i64, String, DateTime<Utc>, Option<String>, i64);
+
 /// Folds `(id, name, created_at, state, count)` rows (a workflow with no jobs left has one row
 /// with no state) into workflows, in the order their ids first appear.
-pub fn fold_workflow_rows(
-    rows: Vec<(i64, String, DateTime<Utc>, Option<String>, i64)>,
-) -> Result<Vec<WorkflowRow>> {
+pub fn fold_workflow_rows(rows: Vec<WorkflowCountRow>) -> Result<Vec<WorkflowRow>> {
     let mut out: Vec<WorkflowRow> = Vec::new();
     for (id, name, created_at, state, count) in rows {
         if out.last().map(|w| w.id) != Some(id) {

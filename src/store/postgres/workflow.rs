@@ -76,7 +76,7 @@ impl PgStore {
         before_id: Option<i64>,
         limit: u32,
     ) -> Result<Vec<WorkflowRow>> {
-        let rows: Vec<(i64, String, DateTime<Utc>, Option<String>, i64)> =
+        let rows: Vec<crate::store::workflow::WorkflowCountRow> =
             sqlx::query_as(sql!("workflow_list"))
                 .bind(before_id)
                 .bind(i64::from(limit))

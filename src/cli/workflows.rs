@@ -1,0 +1,139 @@
+//! `porter workflows list|show|cancel`.
+
+use clap::Subcommand;
+
+use super::{open_client, output, GlobalArgs};
+use crate::error::Error;
+use crate::job::JobState;
+use crate::workflow::{WorkflowDetail, WorkflowRow};
+
+/// `porter workflows ...`
+#[derive(Debug, Subcommand)]
+pub enum WorkflowsCommand {
+    /// Workflows, newest first, with their steps' counts by state.
+    List {
+        /// At most this many (default 100, at most 10000).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: Option<u32>,
+        /// Only workflows with an id below this: the next page.
+        #[arg(long, value_name = "ID")]
+        before_id: Option<i64>,
+        /// Print {"workflows": [...]} as JSON (the shape of GET /admin/workflows).
+        #[arg(long)]
+        json: bool,
+    },
+    /// One workflow with its steps: job, state, and the steps each waits for.
+    Show {
+        /// Workflow id.
+        id: i64,
+        /// Print it as JSON (the shape of GET /admin/workflows/{id}).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a workflow's unfinished steps; running steps are asked to stop.
+    Cancel {
+        /// Workflow id.
+        id: i64,
+    },
+}
+
+/// The counts of a workflow as one cell: `completed 2, pending 1`.
+fn counts(w: &WorkflowRow) -> String {
+    if w.counts.is_empty() {
+        return "-".to_string();
+    }
+    JobState::ALL
+        .iter()
+        .filter_map(|s| w.counts.get(s).map(|n| format!("{s} {n}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) async fn run(g: &GlobalArgs, cmd: WorkflowsCommand) -> anyhow::Result<()> {
+    match cmd {
+        WorkflowsCommand::List {
+            limit,
+            before_id,
+            json,
+        } => {
+            let list = open_client(g).await?.workflows(before_id, limit).await?;
+            if json {
+                return output::print_json(&serde_json::json!({ "workflows": list }));
+            }
+            if list.is_empty() {
+                return output::print("no workflows\n");
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|w| {
+                    vec![
+                        w.id.to_string(),
+                        output::one_line(&w.name, 40),
+                        output::time(Some(w.created_at)),
+                        w.total.to_string(),
+                        counts(w),
+                    ]
+                })
+                .collect();
+            output::print(&output::table(
+                &["ID", "NAME", "CREATED (UTC)", "STEPS", "STATES"],
+                &rows,
+            ))
+        }
+        WorkflowsCommand::Show { id, json } => {
+            let wf = open_client(g)
+                .await?
+                .workflow(id)
+                .await?
+                .ok_or_else(|| Error::not_found("workflow", id))?;
+            if json {
+                return output::print_json(&wf);
+            }
+            output::print(&show(&wf))
+        }
+        WorkflowsCommand::Cancel { id } => {
+            let out = open_client(g).await?.cancel_workflow(id).await?;
+            output::print(&format!(
+                "workflow {}: {} steps cancelled, {} running steps asked to stop\n",
+                out.id, out.cancelled, out.cancel_requested
+            ))
+        }
+    }
+}
+
+/// The human view of one workflow.
+fn show(wf: &WorkflowDetail) -> String {
+    let w = &wf.workflow;
+    let mut text = format!(
+        "id:       {}\nname:     {}\ncreated:  {}\nsteps:    {}\nstates:   {}\n\n",
+        w.id,
+        output::printable(&w.name),
+        output::time(Some(w.created_at)),
+        w.total,
+        counts(w),
+    );
+    let rows: Vec<Vec<String>> = wf
+        .steps
+        .iter()
+        .map(|s| {
+            let after = if s.after.is_empty() {
+                "-".to_string()
+            } else {
+                s.after.join(", ")
+            };
+            vec![
+                output::one_line(&s.step, 40),
+                s.job_id.to_string(),
+                s.kind.clone(),
+                s.state.to_string(),
+                output::time(s.finalized_at),
+                output::one_line(&after, 80),
+            ]
+        })
+        .collect();
+    text.push_str(&output::table(
+        &["STEP", "JOB", "KIND", "STATE", "FINALIZED (UTC)", "AFTER"],
+        &rows,
+    ));
+    text
+}
