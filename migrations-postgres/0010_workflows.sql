@@ -1,7 +1,9 @@
 -- Workflows (issue 16.2): named graphs of jobs inserted in one transaction. Same tables,
 -- columns and meaning as migrations-sqlite/0010_workflows.sql (see there); the differences
 -- are commented below.
-CREATE TABLE porter_workflows (
+-- IF NOT EXISTS: a schema reset that drops porter_jobs but not this table (a script written
+-- before it existed) migrates again, as 0006 does for porter_queue_starts.
+CREATE TABLE IF NOT EXISTS porter_workflows (
     id         BIGSERIAL   PRIMARY KEY,
     name       TEXT        NOT NULL,
     created_at TIMESTAMPTZ NOT NULL
