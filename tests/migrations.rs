@@ -27,6 +27,17 @@ fn all_sets() -> Vec<String> {
         .collect()
 }
 
+/// [`all_sets`] in the order of `porter_versions` (set name, then version as a number: 10
+/// after 9).
+fn sorted_sets() -> Vec<String> {
+    let mut sets = all_sets();
+    sets.sort_by_key(|s| {
+        let (set, version) = s.split_once(':').expect("set:version");
+        (set.to_string(), version.parse::<i64>().expect("a version"))
+    });
+    sets
+}
+
 /// A database porter has not opened yet, on the backend of `db`.
 async fn fresh_url(db: &TestDb, name: &str) -> String {
     match db.store.backend() {
@@ -223,8 +234,7 @@ async fn jobs_work(url: &str) {
 backend_case! {
     async fn porter_keeps_its_own_bookkeeping(db: TestDb) {
         let raw = Raw::connect(&db.url).await;
-        let mut expected = all_sets();
-        expected.sort();
+        let expected = sorted_sets();
         assert_eq!(raw.porter_versions().await, expected);
         match &raw {
             // user_version is the application's: porter leaves it at SQLite's 0.
@@ -350,8 +360,7 @@ backend_case! {
             .await
             .unwrap();
         assert_eq!(old_job.len(), 1, "porter 0.1's job is there");
-        let mut expected = all_sets();
-        expected.sort();
+        let mut expected = sorted_sets();
         assert_eq!(raw.porter_versions().await, expected);
         match &raw {
             // user_version now is the application's: porter leaves it as it was.
@@ -376,7 +385,10 @@ backend_case! {
                     .iter()
                     .map(|m| format!("{}:{}", app_set.name, m.version)),
             );
-            with_app.sort();
+            with_app.sort_by_key(|s| {
+                let (set, version) = s.split_once(':').expect("set:version");
+                (set.to_string(), version.parse::<i64>().expect("a version"))
+            });
             assert_eq!(raw.porter_versions().await, with_app);
             expected = with_app;
         }
@@ -414,8 +426,7 @@ backend_case! {
             open.unwrap()
                 .expect("every concurrent open migrates or finds the database migrated");
         }
-        let mut expected = all_sets();
-        expected.sort();
+        let expected = sorted_sets();
         assert_eq!(Raw::connect(&url).await.porter_versions().await, expected);
         jobs_work(&url).await;
     }
