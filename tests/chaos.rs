@@ -192,16 +192,22 @@ async fn soak(db: TestDb, scenario: &str, mixed: bool) {
         ledger.duplicates,
     );
     eprintln!("{scenario} ({}): {ledger:?}", backend(&db));
-    // Each hard kill can cost at most the jobs the victim held; a SIGTERM costs none.
-    ledger.assert_all_completed(scenario, hard * size.concurrency);
+    // Each hard kill can cost at most the jobs the victim held (claimed and unrecorded: at most
+    // HOLD_FACTOR x its concurrency); a SIGTERM costs none (what it claimed ahead it gives back
+    // unstarted, which the ledger does not count as a run).
+    ledger.assert_all_completed(
+        scenario,
+        hard * porter::runtime::HOLD_FACTOR as u64 * size.concurrency,
+    );
     let t = totals(&db.store).await;
     assert_eq!((t[&JobState::Running], t[&JobState::Available]), (0, 0));
 }
 
 backend_case! {
-    /// While completions cannot be written (a slow or unreachable database), a worker keeps
-    /// the finished jobs' slots: it holds at most its concurrency in claimed but unrecorded
-    /// jobs, which is what a crash can cost in runs again.
+    /// While completions cannot be written (a slow or unreachable database), a worker frees
+    /// the finished jobs' slots but keeps them held: it holds at most `HOLD_FACTOR` x its
+    /// concurrency in claimed but unrecorded jobs, which is what a crash can cost in runs
+    /// again (issue 14).
     async fn unwritten_completions_keep_their_slots(db: TestDb) {
         use porter::runtime::{Runtime, RuntimeConfig, Shutdown};
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
@@ -218,17 +224,18 @@ backend_case! {
         let shutdown = Shutdown::new();
         let store = gated.store();
         let running = tokio::spawn(Runtime::new(store, workers, config).run(shutdown.clone()));
-        wait_totals(&db.store, "three claimed", Duration::from_secs(60), |t| {
-            t[&JobState::Running] >= 3
+        wait_totals(&db.store, "six claimed", Duration::from_secs(60), |t| {
+            t[&JobState::Running] >= porter::runtime::HOLD_FACTOR as i64 * 3
         })
         .await;
         // Many poll intervals: time enough to claim everything if finished jobs freed slots.
         tokio::time::sleep(Duration::from_millis(600)).await;
         let t = totals(&db.store).await;
+        let held = porter::runtime::HOLD_FACTOR as i64 * 3;
         assert_eq!(
             (t[&JobState::Running], t[&JobState::Available]),
-            (3, 17),
-            "at most 3 claimed and unrecorded"
+            (held, 20 - held),
+            "at most HOLD_FACTOR x 3 claimed and unrecorded"
         );
         gated.open();
         wait_totals(&db.store, "all completed", Duration::from_secs(60), |t| {
@@ -301,8 +308,12 @@ backend_case! {
             ledger.duplicates,
         );
         eprintln!("sigstop_past_lease ({}): {ledger:?}", backend(&db));
-        // Only what the stopped worker held can run twice: its slots (and one claim in flight).
-        ledger.assert_all_completed("sigstop_past_lease", 2 * size.concurrency);
+        // Only what the stopped worker held can run twice: at most HOLD_FACTOR x its slots
+        // (a claim in flight included).
+        ledger.assert_all_completed(
+            "sigstop_past_lease",
+            porter::runtime::HOLD_FACTOR as u64 * size.concurrency,
+        );
     }
 }
 
@@ -1957,10 +1968,11 @@ async fn postgres_restarts_under_load_lose_no_job() {
     );
     eprintln!("postgres restarts: {ledger:?}");
     // A run is repeated only if its worker's outcome could not be written before it was
-    // presumed dead, or if a claim committed but its answer was cut: at most what was in flight.
+    // presumed dead, or if a claim committed but its answer was cut: at most what was in flight
+    // (what each worker holds: HOLD_FACTOR x its concurrency).
     ledger.assert_all_completed(
         "postgres_restart",
-        restarts * size.workers * size.concurrency,
+        restarts * size.workers * size.concurrency * porter::runtime::HOLD_FACTOR as u64,
     );
 }
 
@@ -2170,8 +2182,12 @@ async fn postgres_partition_loses_no_job() {
     );
     eprintln!("postgres partition: {ledger:?}");
     // Only what the cut-off worker held when the partition began can run twice: its claimed
-    // jobs, and one more claim whose answer was held back.
-    ledger.assert_all_completed("postgres_partition", partitions * size.concurrency * 2);
+    // and unrecorded jobs (HOLD_FACTOR x its concurrency, a claim whose answer was held back
+    // included).
+    ledger.assert_all_completed(
+        "postgres_partition",
+        partitions * size.concurrency * porter::runtime::HOLD_FACTOR as u64,
+    );
 }
 
 /// The SQLite file (or only its write-ahead log) deleted under a running worker and web

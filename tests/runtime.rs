@@ -957,3 +957,117 @@ backend_case! {
         assert!(writes <= 12, "{writes} record writes for 5000 progress calls");
     }
 }
+
+/// Issue 14 (prefetch): a queue of 2 slots whose quick jobs made it claim ahead, then held by
+/// long `count` jobs (60 s each). Returns the runtime, the count worker and the long jobs' ids
+/// once the database shows the most the queue may hold: 2 running + 2 claimed ahead.
+async fn fill_local_queue(
+    db: &crate::common::TestDb,
+    lease: Duration,
+) -> (Running, CountWorker, Vec<i64>) {
+    let client = Client::new(db.store.clone());
+    let quick: Vec<porter::jobs::Noop> = (0..20).map(|_| porter::jobs::Noop {}).collect();
+    client
+        .insert_many(quick.iter().map(|a| (a, None)))
+        .await
+        .unwrap();
+    let long: Vec<Count> = (0..6).map(|n| Count { n }).collect();
+    let ids: Vec<i64> = client
+        .insert_many(long.iter().map(|a| (a, None)))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.job.id)
+        .collect();
+    let worker = CountWorker {
+        hold: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let mut workers = Workers::new();
+    workers.add(porter::jobs::NoopWorker).unwrap();
+    workers.add(worker.clone()).unwrap();
+    let mut cfg = config(&[("default", 2)]);
+    cfg.lease = lease;
+    cfg.shutdown_timeout = Duration::from_millis(100);
+    cfg.maintenance = false;
+    let rt = start(db.store.clone(), workers, cfg);
+    eventually("2 long jobs running and 2 claimed ahead", || async {
+        let t = db.store.job_counts().await.unwrap().total;
+        t[&JobState::Completed] == 20 && t[&JobState::Running] == 4
+    })
+    .await;
+    (rt, worker, ids)
+}
+
+/// How many of `ids` have a `GIVEN_BACK` entry in their history.
+async fn given_back(store: &Store, ids: &[i64]) -> usize {
+    let mut n = 0;
+    for id in ids {
+        let row = store.job_get(*id).await.unwrap().unwrap();
+        if row
+            .errors
+            .iter()
+            .any(|e| e.error == porter::runtime::GIVEN_BACK)
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+backend_case! {
+    /// Issue 14: a worker claims ahead of its free slots, but never holds more than
+    /// `HOLD_FACTOR` × its concurrency claimed and unrecorded, never starts more than its
+    /// concurrency, and a graceful shutdown gives the jobs claimed ahead back at once
+    /// (`available`, no attempt used), not to the rescuer.
+    async fn prefetch_is_bounded_and_given_back_at_shutdown(db: TestDb) {
+        let (rt, worker, ids) = fill_local_queue(&db, Duration::from_secs(60)).await;
+        assert_eq!(porter::runtime::HOLD_FACTOR * 2, 4);
+        for _ in 0..5 {
+            let t = db.store.job_counts().await.unwrap().total;
+            assert_eq!(
+                (t[&JobState::Running], t[&JobState::Available]),
+                (4, 2),
+                "2 x 2 held, the rest left for others"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(worker.running.load(Ordering::SeqCst), 2, "2 started");
+        let report = rt.stop().await;
+        assert_eq!(report.cancelled_at_shutdown, 2);
+        assert_eq!(worker.peak.load(Ordering::SeqCst), 2);
+        assert_eq!(given_back(&db.store, &ids).await, 2, "the 2 claimed ahead");
+        for id in &ids {
+            let row = db.store.job_get(*id).await.unwrap().unwrap();
+            assert_eq!(row.state, JobState::Available, "{row:?}");
+            assert_eq!(
+                row.max_attempts,
+                porter::job::DEFAULT_MAX_ATTEMPTS + row.attempt,
+                "no attempt used: {row:?}"
+            );
+        }
+    }
+}
+
+backend_case! {
+    /// Issue 14: a job claimed ahead is never started once it has waited longer than
+    /// `MAX_WAIT` (or half the lease): it is given back unstarted, so neither the stuck limit
+    /// nor the lease can run out on a job this worker has not started yet.
+    async fn a_job_claimed_ahead_is_given_back_after_waiting_too_long(db: TestDb) {
+        // Half of a 2 s lease: jobs claimed ahead wait at most 1 s.
+        let (rt, worker, ids) = fill_local_queue(&db, Duration::from_secs(2)).await;
+        eventually("the jobs claimed ahead given back", || async {
+            given_back(&db.store, &ids).await >= 2
+                && db.store.job_counts().await.unwrap().total[&JobState::Available] >= 4
+        })
+        .await;
+        assert_eq!(worker.running.load(Ordering::SeqCst), 2, "none of them started");
+        assert_eq!(worker.peak.load(Ordering::SeqCst), 2);
+        let report = rt.stop().await;
+        assert_eq!(report.cancelled_at_shutdown, 2);
+        assert_eq!(
+            db.store.job_counts().await.unwrap().total[&JobState::Running],
+            0
+        );
+    }
+}

@@ -1,18 +1,20 @@
 //! Records completions in batches: one statement (or one grouped transaction) per batch.
 //! Other outcomes are written at once by the executor.
 //!
-//! A completion keeps its job's slot (the queue's semaphore permit) until it is written, as
-//! the executor does for every other outcome: so a worker never holds more claimed but
-//! unrecorded jobs than its concurrency, and a crash costs at most that many runs again.
+//! A completion frees its job's slot when the job returns, but keeps its held permit (see
+//! `producer`) until it is written, as the executor does for every other outcome: so a queue
+//! never holds more claimed but unrecorded jobs than [`super::producer::HOLD_FACTOR`] times its
+//! concurrency, and a crash costs at most that many runs again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Mutex, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::producer::Slot;
 use crate::error::Error;
 use crate::events::{AttemptEnded, JobEvents};
 use crate::store::{JobFence, Store};
@@ -23,7 +25,7 @@ const MAX_BATCH: usize = 1000;
 const COALESCE: Duration = Duration::from_millis(1);
 
 enum Msg {
-    Complete(JobFence, OwnedSemaphorePermit, AttemptEnded),
+    Complete(JobFence, Slot, AttemptEnded),
     Flush(oneshot::Sender<()>),
 }
 
@@ -64,15 +66,10 @@ impl Completer {
         self.running.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Queues a completion; it is written with the next batch, and then the job's slot is
-    /// released and `ended` told to the runtime's events (unless the write was fenced off).
-    pub(crate) fn complete(
-        &self,
-        fence: JobFence,
-        slot: OwnedSemaphorePermit,
-        ended: AttemptEnded,
-    ) {
-        let _ = self.tx.send(Msg::Complete(fence, slot, ended));
+    /// Queues a completion; it is written with the next batch, and then the job's held permit
+    /// is released and `ended` told to the runtime's events (unless the write was fenced off).
+    pub(crate) fn complete(&self, fence: JobFence, held: Slot, ended: AttemptEnded) {
+        let _ = self.tx.send(Msg::Complete(fence, held, ended));
     }
 
     /// Waits until every completion queued so far is written.
@@ -95,7 +92,7 @@ async fn run(
 ) {
     let mut batch: Vec<JobFence> = Vec::new();
     let mut ended: Vec<AttemptEnded> = Vec::new();
-    let mut slots: Vec<OwnedSemaphorePermit> = Vec::new();
+    let mut slots: Vec<Slot> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
@@ -144,25 +141,10 @@ async fn run(
             // back (at-least-once: it runs again).
             owned.remove_all(&written);
         }
-        release(&mut slots); // written (or given up on): the slots are free for new claims
+        // Written (or given up on): the held permits are free for new claims.
+        Slot::release_all(std::mem::take(&mut slots));
         for f in flushes.drain(..) {
             let _ = f.send(());
-        }
-    }
-}
-
-/// Gives slots back one queue at a time: a single release of many permits wakes the queue's
-/// producer with all of them free, where releasing them one by one let it claim for the first
-/// few and then again for the rest.
-fn release(slots: &mut Vec<OwnedSemaphorePermit>) {
-    let mut by_queue: Vec<OwnedSemaphorePermit> = Vec::new();
-    for slot in slots.drain(..) {
-        match by_queue
-            .iter_mut()
-            .find(|q| Arc::ptr_eq(q.semaphore(), slot.semaphore()))
-        {
-            Some(q) => q.merge(slot),
-            None => by_queue.push(slot),
         }
     }
 }

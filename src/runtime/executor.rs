@@ -4,14 +4,15 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::producer::Slot;
 use super::Ctx;
 use crate::error::Error;
 use crate::events::{AttemptEnd, AttemptEnded, JobEvents};
@@ -125,7 +126,16 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: OwnedSemaphorePermit) {
+/// What a started job holds: its slot (given back as soon as it returns) and its held permit
+/// (given back once its outcome is written).
+pub(super) struct Slots {
+    pub slot: Slot,
+    pub held: Slot,
+    /// Counts the queue's jobs that returned (the producer's pace).
+    pub finished: Arc<AtomicU64>,
+}
+
+pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
     install_panic_hook();
     let began = Instant::now();
     // Never the args: they may hold what must not reach a log.
@@ -232,15 +242,18 @@ pub(super) fn tell(events: &dyn JobEvents, ended: &AttemptEnded) {
     events.attempt_ended(ended);
 }
 
-/// Records the outcome; the job's slot is released once it is written (by the completer, for
-/// a completion). Once written, the runtime's events are told.
-async fn record(
-    ctx: &Ctx,
-    row: &JobRow,
-    outcome: Outcome,
-    slot: OwnedSemaphorePermit,
-    began: Instant,
-) {
+/// Records the outcome. The job's slot is free at once (another job may start); its held
+/// permit is given back once the outcome is written (by the completer, for a completion), so
+/// a crash re-runs no more than the queue holds. Once written, the runtime's events are told.
+async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: Instant) {
+    let Slots {
+        slot,
+        held,
+        finished,
+    } = slots;
+    drop(slot);
+    finished.fetch_add(1, Ordering::AcqRel);
+    // `held` is kept until the outcome below is written.
     let told = |end: AttemptEnd| tell(ctx.events.as_ref(), &attempt_ended(row, end, began));
     ctx.completer.finished();
     let fence = row.fence();
@@ -260,7 +273,7 @@ async fn record(
     let params = match outcome {
         Outcome::Done(Ok(())) => {
             let ended = attempt_ended(row, AttemptEnd::Completed, began);
-            ctx.completer.complete(fence, slot, ended);
+            ctx.completer.complete(fence, held, ended);
             return;
         }
         Outcome::Done(Err(JobError::Snooze(delay))) => {
@@ -363,7 +376,7 @@ fn humanize(d: Duration) -> String {
 /// Writes one outcome, retrying while the database is unreachable (until a hard shutdown); a
 /// fenced write is logged and dropped (the job was rescued or cancelled: this attempt's result
 /// no longer counts). Answers the written row, `None` when fenced off or given up on.
-async fn write<F, Fut>(ctx: &Ctx, row: &JobRow, op: F) -> Option<JobRow>
+pub(super) async fn write<F, Fut>(ctx: &Ctx, row: &JobRow, op: F) -> Option<JobRow>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,

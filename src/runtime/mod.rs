@@ -1,6 +1,7 @@
-//! The worker runtime: a producer per queue claims jobs into free slots, the executor runs
-//! them (decode, timeout, panics), the completer records outcomes (completions batched), and
-//! the maintenance services keep the queue healthy. Shutdown is passed in.
+//! The worker runtime: a producer per queue claims jobs into a small local queue ahead of its
+//! free slots, the executor runs them (decode, timeout, panics), the completer records
+//! outcomes (completions batched, off the slot), and the maintenance services keep the queue
+//! healthy. Shutdown is passed in.
 
 mod canceller;
 mod completer;
@@ -23,6 +24,7 @@ use crate::worker::Workers;
 
 pub use crate::events::{AttemptEnd, AttemptEnded, JobEvents, NoEvents};
 pub use executor::{ErrorHandler, LogErrors};
+pub use producer::{GIVEN_BACK, HOLD_FACTOR, MAX_WAIT};
 
 /// Default fallback poll interval (wake-ups normally come sooner).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);

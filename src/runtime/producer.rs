@@ -1,45 +1,197 @@
-//! One producer per queue: claims due jobs into the queue's free slots and hands them to the
-//! executor; sleeps until a wake-up or the poll interval when the queue is empty.
+//! One producer per queue: claims due jobs ahead of the queue's free slots into a small local
+//! queue, and its dispatcher starts them as slots free up; sleeps until a wake-up or the poll
+//! interval when the queue is empty.
+//!
+//! Two budgets per queue (issue 14): `concurrency` **slots** (jobs running at once; a slot is
+//! freed as soon as its job returns, before its outcome is written) and
+//! [`HOLD_FACTOR`] × `concurrency` **held** jobs (claimed and not yet recorded: waiting in the
+//! local queue, running, or finished with the outcome still being written). A held permit is
+//! given back only once the outcome is written (or fenced off, or given up on), so a crash can
+//! make at most that many jobs run again. Claiming ahead is paced by how fast jobs finish: a
+//! queue whose jobs take long holds (almost) nothing beyond its running jobs, so it hoards
+//! nothing other workers could run.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use futures::StreamExt;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
 use super::{executor, Ctx, MAX_CLAIM};
-use crate::store::JobClaimParams;
+use crate::job::JobRow;
+use crate::store::{JobClaimParams, JobReleaseParams};
 
 /// How soon a producer whose claim a queue limit held back looks again.
 const LIMIT_RECHECK: Duration = Duration::from_millis(50);
+/// Jobs a queue holds claimed and unrecorded, per slot: so at most `HOLD_FACTOR × concurrency`
+/// jobs can run again after a crash (at most `concurrency` of them were running).
+pub const HOLD_FACTOR: usize = 2;
+/// Longest a job claimed ahead may wait for a slot (or half the lease, when shorter); one that
+/// waited longer is given back unstarted: its claim time counts toward the stuck limit (at
+/// least 30 s), and its lease is only as fresh as this worker's last heartbeat.
+pub const MAX_WAIT: Duration = Duration::from_secs(10);
+/// The window over which the pace of finishing jobs is measured (see [`Pace`]).
+const PACE_WINDOW: Duration = Duration::from_secs(1);
+/// Jobs given back at once, concurrently.
+const GIVE_BACK_AT_ONCE: usize = 16;
+/// The error kept in the history of a job claimed ahead of a free slot and given back without
+/// having started (at shutdown, or after waiting [`MAX_WAIT`]). No attempt is used up.
+pub const GIVEN_BACK: &str = "claimed ahead of a free slot; given back unstarted";
 
-pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
-    let slots = Arc::new(Semaphore::new(limit));
-    let wakeup = ctx.store.wakeup().subscribe(&queue);
+/// A permit of one of a queue's budgets; giving it back wakes the queue's producer.
+pub(crate) struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    changed: Arc<Notify>,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, changed: Arc<Notify>) -> Self {
+        Slot {
+            permit: Some(permit),
+            changed,
+        }
+    }
+
+    /// Gives many back with one wake-up per queue: a release of many permits at once lets the
+    /// producer claim for all of them, where one by one it claimed for the first few and then
+    /// again for the rest.
+    pub(crate) fn release_all(slots: Vec<Slot>) {
+        let mut merged: Vec<(OwnedSemaphorePermit, Arc<Notify>)> = Vec::new();
+        for mut slot in slots {
+            let Some(permit) = slot.permit.take() else {
+                continue;
+            };
+            match merged
+                .iter_mut()
+                .find(|(m, _)| Arc::ptr_eq(m.semaphore(), permit.semaphore()))
+            {
+                Some((m, _)) => m.merge(permit),
+                None => merged.push((permit, slot.changed.clone())),
+            }
+        }
+        for (permit, changed) in merged {
+            drop(permit);
+            changed.notify_one();
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.permit.take().is_some() {
+            self.changed.notify_one();
+        }
+    }
+}
+
+/// A job claimed ahead, waiting in the local queue for a slot.
+struct Claimed {
+    row: JobRow,
+    held: Slot,
+    /// When the claim was sent (so its wait is never underestimated).
+    claimed_at: Instant,
+}
+
+/// What the producer and the dispatcher of one queue share.
+struct Queue {
+    name: String,
+    concurrency: usize,
+    slots: Arc<Semaphore>,
+    held: Arc<Semaphore>,
+    /// Notified whenever a slot or a held permit is given back.
+    changed: Arc<Notify>,
+    /// Jobs in the local queue.
+    waiting: AtomicUsize,
+    /// Jobs of this queue that returned, ever.
+    finished: Arc<AtomicU64>,
+}
+
+/// How many jobs to claim ahead of free slots: as many as finished in the last
+/// [`PACE_WINDOW`] (or the current one, when more), at most the concurrency. Quick jobs get
+/// a full local queue; a queue of long jobs claims only for its free slots, as without it.
+struct Pace {
+    window_start: Instant,
+    count_at_start: u64,
+    last_window: u64,
+}
+
+impl Pace {
+    fn new() -> Self {
+        Pace {
+            window_start: Instant::now(),
+            count_at_start: 0,
+            last_window: 0,
+        }
+    }
+
+    fn ahead(&mut self, finished: u64, concurrency: usize) -> usize {
+        if self.window_start.elapsed() >= PACE_WINDOW {
+            self.last_window = finished - self.count_at_start;
+            self.window_start = Instant::now();
+            self.count_at_start = finished;
+        }
+        let pace = self.last_window.max(finished - self.count_at_start);
+        (pace as usize).min(concurrency)
+    }
+}
+
+pub(super) async fn run(ctx: Arc<Ctx>, queue: String, concurrency: usize) {
+    let changed = Arc::new(Notify::new());
+    let q = Arc::new(Queue {
+        name: queue,
+        concurrency,
+        slots: Arc::new(Semaphore::new(concurrency)),
+        held: Arc::new(Semaphore::new(concurrency * HOLD_FACTOR)),
+        changed,
+        waiting: AtomicUsize::new(0),
+        finished: Arc::new(AtomicU64::new(0)),
+    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::join!(claim(ctx.clone(), q.clone(), tx), dispatch(ctx, q, rx));
+}
+
+/// Claims into the local queue; returns once claiming stops (which closes the local queue).
+async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claimed>) {
+    let wakeup = ctx.store.wakeup().subscribe(&q.name);
     let kinds = ctx.workers.kinds();
     let mut failures = 0u32;
+    let mut pace = Pace::new();
     loop {
         if ctx.stop_claiming.is_cancelled() {
             return;
         }
-        // Wait for a free slot.
-        if slots.available_permits() == 0 {
+        // Claim for the free slots, and ahead of them as fast as jobs finish, within the held
+        // budget.
+        let want = loop {
+            let ahead = pace.ahead(q.finished.load(Ordering::Acquire), q.concurrency);
+            let want = (q.slots.available_permits() + ahead)
+                .saturating_sub(q.waiting.load(Ordering::Acquire))
+                .min(q.held.available_permits())
+                .min(MAX_CLAIM);
+            if want > 0 {
+                break want;
+            }
             tokio::select! {
-                permit = slots.acquire() => drop(permit),
+                _ = q.changed.notified() => {}
+                // The pace changes with time too.
+                _ = tokio::time::sleep(PACE_WINDOW) => {}
                 _ = ctx.stop_claiming.cancelled() => return,
             }
-        }
+        };
         // A worker whose heartbeat is overdue takes on no new work until it is recorded again.
         if !ctx.may_claim().await {
             return;
         }
-        let free = slots.available_permits().min(MAX_CLAIM);
         let params = JobClaimParams {
-            queue: queue.clone(),
+            queue: q.name.clone(),
             kinds: kinds.clone(),
-            limit: free as u32,
+            limit: want as u32,
             worker_id: ctx.identity.id.clone(),
         };
+        let claimed_at = Instant::now();
         // Claims hold the reconcile off until their jobs are known (see `reconcile`).
         let claiming = ctx.claiming.read().await;
         let (jobs, held_back) = match ctx.store.job_claim_limited(params).await {
@@ -48,7 +200,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
                 ctx.owned.insert_all(jobs.iter().map(|j| (j.id, j.attempt)));
                 drop(claiming);
                 if failures > 0 {
-                    info!(queue, "claiming works again");
+                    info!(queue = q.name, "claiming works again");
                 }
                 failures = 0;
                 (jobs, held_back)
@@ -59,7 +211,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
                 drop(claiming);
                 failures += 1;
                 if failures == 1 {
-                    warn!(queue, error = %e, "claiming jobs failed; retrying");
+                    warn!(queue = q.name, error = %e, "claiming jobs failed; retrying");
                 }
                 let backoff = Duration::from_millis(100 * u64::from(failures.min(50)));
                 tokio::select! {
@@ -71,16 +223,25 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
         };
         let claimed = jobs.len();
         ctx.completer.started(claimed);
-        for job in jobs {
-            let permit = slots
+        q.waiting.fetch_add(claimed, Ordering::AcqRel);
+        for row in jobs {
+            // Only this task takes held permits, and it claimed no more than were free.
+            let held = q
+                .held
                 .clone()
                 .try_acquire_owned()
-                .expect("a slot per claimed job");
-            ctx.jobs.spawn(executor::execute(ctx.clone(), job, permit));
+                .expect("a held permit per claimed job");
+            let job = Claimed {
+                row,
+                held: Slot::new(held, q.changed.clone()),
+                claimed_at,
+            };
+            // The dispatcher receives until this sender is dropped.
+            let _ = local.send(job);
         }
-        if claimed == free || (held_back && claimed > 0) {
-            // The queue may hold more: claim again as soon as a slot frees. (A claim held back
-            // by a per-key limit that still took jobs may find more of other keys at once.)
+        if claimed == want || (held_back && claimed > 0) {
+            // The queue may hold more: claim again as soon as there is room. (A claim held
+            // back by a per-key limit that still took jobs may find more of other keys at once.)
             continue;
         }
         // Jobs held back by a queue limit wait for slots that free up in any process, which
@@ -96,4 +257,93 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, limit: usize) {
             _ = ctx.stop_claiming.cancelled() => return,
         }
     }
+}
+
+/// Starts the jobs of the local queue as slots free up. Once claiming stops, gives back every
+/// job that has not started (fenced, no attempt used), and returns when the local queue is
+/// closed and empty.
+async fn dispatch(ctx: Arc<Ctx>, q: Arc<Queue>, mut local: mpsc::UnboundedReceiver<Claimed>) {
+    let max_wait = MAX_WAIT.min(ctx.config.lease / 2);
+    loop {
+        let job = tokio::select! {
+            biased;
+            _ = ctx.stop_claiming.cancelled() => break,
+            job = local.recv() => match job {
+                Some(job) => job,
+                None => break,
+            },
+        };
+        // Its claim time counts toward the stuck limit, and its lease is this worker's
+        // heartbeat: a job that waited too long for a slot, or whose lease may be running out,
+        // is not started but given back.
+        let deadline = job.claimed_at + max_wait;
+        let slot = tokio::select! {
+            biased;
+            _ = ctx.stop_claiming.cancelled() => {
+                give_back(&ctx, &q, vec![job]).await;
+                break;
+            }
+            slot = q.slots.clone().acquire_owned() => Some(slot.expect("the slots are never closed")),
+            _ = tokio::time::sleep_until(deadline) => None,
+        };
+        let slot = match slot {
+            Some(slot) if Instant::now() <= deadline && ctx.heartbeat_fresh() => {
+                Slot::new(slot, q.changed.clone())
+            }
+            late => {
+                drop(late);
+                debug!(
+                    job_id = job.row.id,
+                    "a job claimed ahead waited too long for a slot; giving it back"
+                );
+                give_back(&ctx, &q, vec![job]).await;
+                continue;
+            }
+        };
+        q.waiting.fetch_sub(1, Ordering::AcqRel);
+        let Claimed { row, held, .. } = job;
+        ctx.jobs.spawn(executor::execute(
+            ctx.clone(),
+            row,
+            executor::Slots {
+                slot,
+                held,
+                finished: q.finished.clone(),
+            },
+        ));
+    }
+    // Claiming stopped: what is still queued was never started. Give it back now, rather than
+    // leave it to the shutdown's reconcile or another worker's rescuer.
+    let mut rest = Vec::new();
+    while let Some(job) = local.recv().await {
+        rest.push(job);
+    }
+    if !rest.is_empty() {
+        info!(
+            queue = q.name,
+            jobs = rest.len(),
+            "giving back jobs claimed ahead and not started"
+        );
+        give_back(&ctx, &q, rest).await;
+    }
+}
+
+/// Gives jobs claimed ahead back unstarted: `available` again at once, no attempt used
+/// (fenced: one rescued meanwhile is left alone).
+async fn give_back(ctx: &Ctx, q: &Queue, jobs: Vec<Claimed>) {
+    q.waiting.fetch_sub(jobs.len(), Ordering::AcqRel);
+    futures::stream::iter(jobs)
+        .for_each_concurrent(GIVE_BACK_AT_ONCE, |job| async move {
+            ctx.completer.finished();
+            let fence = job.row.fence();
+            executor::write(ctx, &job.row, || {
+                ctx.store.job_release(JobReleaseParams {
+                    fence: fence.clone(),
+                    reason: GIVEN_BACK.to_string(),
+                })
+            })
+            .await;
+            drop(job.held);
+        })
+        .await;
 }

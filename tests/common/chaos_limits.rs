@@ -269,7 +269,11 @@ backend_case! {
         assert!(window <= RATE.0 as usize, "rate: {window} starts in one window");
         assert!(key_window <= RATE_PER_KEY.0 as usize, "per-key rate: {key_window} starts of one key in one window");
         assert!(running >= 2, "the soak ran jobs side by side (else it proves nothing): {running}");
-        ledger.assert_all_completed("limits_soak", kills * CONCURRENCY as u64);
+        // Each kill costs at most what the victim held: HOLD_FACTOR x its slots (issue 14).
+        ledger.assert_all_completed(
+            "limits_soak",
+            kills * CONCURRENCY as u64 * porter::runtime::HOLD_FACTOR as u64,
+        );
     }
 }
 
@@ -419,7 +423,8 @@ backend_case! {
         assert!(per_sequence_max <= 1, "{per_sequence_max} jobs of one sequence ran at once");
         assert!(running >= 2, "sequences ran side by side (else it proves nothing): {running}");
         assert!(cut >= 1, "a kill cut a running job short (else the soak proves nothing)");
-        ledger.assert_all_completed("sequences_soak", kills * 2);
+        // Each kill costs at most what the victim held: HOLD_FACTOR x its 2 slots (issue 14).
+        ledger.assert_all_completed("sequences_soak", kills * 2 * porter::runtime::HOLD_FACTOR as u64);
     }
 }
 
