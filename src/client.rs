@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::batch::{Batch, BatchInserted, BatchRow};
 use crate::error::Result;
 use crate::job::{InsertOpts, JobArgs, JobRow};
 use crate::store::{
@@ -181,6 +182,43 @@ impl Client {
     /// (`porter workflows cancel`).
     pub async fn cancel_workflow(&self, id: i64) -> Result<WorkflowCancelled> {
         self.store.workflow_cancel(id).await
+    }
+
+    /// Inserts a batch: its jobs and its callback in one transaction, or nothing (see
+    /// [`crate::batch`]).
+    pub async fn insert_batch(&self, batch: Batch) -> Result<BatchInserted> {
+        self.store.batch_insert(batch.params()?).await
+    }
+
+    /// Inserts a batch on a caller's SQLite connection, inside the transaction it has open.
+    pub fn insert_batch_tx_sqlite(
+        conn: &rusqlite::Connection,
+        batch: Batch,
+    ) -> Result<BatchInserted> {
+        crate::store::sqlite::batch_insert_tx(conn, &batch.params()?)
+    }
+
+    /// Inserts a batch inside a caller's PostgreSQL transaction.
+    #[cfg(feature = "postgres")]
+    pub async fn insert_batch_tx_pg(
+        conn: &mut sqlx::PgConnection,
+        batch: Batch,
+    ) -> Result<BatchInserted> {
+        crate::store::postgres::batch_insert_tx(conn, &batch.params()?).await
+    }
+
+    /// Batches newest first (`porter batches list`), a page at a time (`before_id`).
+    pub async fn batches(
+        &self,
+        before_id: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<Vec<BatchRow>> {
+        self.store.batch_list(before_id, limit).await
+    }
+
+    /// One batch (`porter batches show`).
+    pub async fn batch(&self, id: i64) -> Result<Option<BatchRow>> {
+        self.store.batch_get(id).await
     }
 
     /// One job.

@@ -112,6 +112,7 @@
 
 #[cfg(feature = "app")]
 pub mod app;
+pub mod batch;
 #[cfg(feature = "surfaces")]
 pub mod bench;
 #[cfg(feature = "surfaces")]

@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "worker",
             "store",
             "workflow",
+            "batch",
             "client",
             "events",
             "runtime",

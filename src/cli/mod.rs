@@ -6,6 +6,7 @@
 //! stderr. Logs go to stderr, command output to stdout. The database URL's password is never
 //! printed; job args are never logged.
 
+mod batches;
 mod bench;
 mod copy;
 mod enqueue;
@@ -121,6 +122,9 @@ pub enum Command {
     /// List, show and cancel workflows (graphs of jobs inserted by the library).
     #[command(subcommand)]
     Workflows(workflows::WorkflowsCommand),
+    /// List and show batches (jobs with a callback, inserted by the library).
+    #[command(subcommand)]
+    Batches(batches::BatchesCommand),
     /// Job counts by state, in total and per queue, and the jobs due to run that no live
     /// worker serves.
     Stats(queues::StatsArgs),
@@ -237,6 +241,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ListFailedJobs(args) => jobs::failed(&g, args).await,
         Command::Queues(cmd) => queues::run(&g, cmd).await,
         Command::Workflows(cmd) => workflows::run(&g, cmd).await,
+        Command::Batches(cmd) => batches::run(&g, cmd).await,
         Command::Stats(args) => queues::stats(&g, args).await,
         Command::CleanupOrphans(args) => serve::cleanup_orphans(&g, args).await,
         Command::Bench(args) => bench::run(&g, args).await,

@@ -72,6 +72,19 @@ pub trait Driver: Send + Sync + 'static {
     /// workflow.
     async fn workflow_cancel(&self, id: i64) -> Result<Option<Vec<JobChange>>>;
 
+    /// Inserts a batch (its row, its members, then its callback waiting for every member,
+    /// each job tagged with the batch) in one transaction: all of it, or nothing.
+    async fn batch_insert(&self, params: BatchInsertParams) -> Result<BatchInserted>;
+
+    /// Batches newest first (below `before_id`, at most `limit`), or only batch `only`, each
+    /// with its members' counts by state and its callback.
+    async fn batch_list(
+        &self,
+        before_id: Option<i64>,
+        limit: u32,
+        only: Option<i64>,
+    ) -> Result<Vec<BatchRow>>;
+
     /// One job by id.
     async fn job_get(&self, id: i64) -> Result<Option<JobRow>>;
 

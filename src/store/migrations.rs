@@ -105,6 +105,7 @@ pub const CORE: MigrationSet = MigrationSet {
         migration!(8, "porter_enqueue", "0008_porter_enqueue.sql"),
         migration!(9, "worker_serves", "0009_worker_serves.sql"),
         migration!(10, "workflows", "0010_workflows.sql"),
+        migration!(11, "batches", "0011_batches.sql"),
     ],
 };
 

@@ -21,6 +21,7 @@
 //! snooze, release or rescue of such a job ends it `cancelled`; a completion still completes it.
 
 pub mod admin;
+pub mod batch;
 pub mod bench;
 pub mod clock;
 pub mod copy;
@@ -54,6 +55,7 @@ pub use admin::{
     BulkAction, BulkOutcome, JobChange, JobFilter, JobSearchParams, MatchCount, PeriodicRow,
     ThroughputRow,
 };
+pub use batch::{BatchInsertParams, BatchInserted, BatchRow};
 pub use driver::Driver;
 pub use limits::{QueueKeyUsage, QueueLimitParams, QueueLimits, Rate};
 pub use wake::{Wakeup, WakeupSubscription};

@@ -200,6 +200,37 @@ impl Store {
         Ok(out)
     }
 
+    /// Inserts a batch in one transaction (all or nothing) and wakes its queues' producers.
+    /// See [`crate::batch`].
+    pub async fn batch_insert(&self, params: BatchInsertParams) -> Result<BatchInserted> {
+        let queues: Vec<String> = params.jobs.iter().map(|j| j.queue.clone()).collect();
+        let out = self
+            .op("batch_insert", self.driver.batch_insert(params))
+            .await?;
+        self.wake_queues(queues.iter().map(String::as_str));
+        Ok(out)
+    }
+
+    /// Batches newest first, a page at a time (`before_id`; `limit` defaulted and capped like
+    /// job listings).
+    pub async fn batch_list(
+        &self,
+        before_id: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<Vec<BatchRow>> {
+        let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
+        self.op("batch_list", self.driver.batch_list(before_id, limit, None))
+            .await
+    }
+
+    /// One batch.
+    pub async fn batch_get(&self, id: i64) -> Result<Option<BatchRow>> {
+        Ok(self
+            .op("batch_list", self.driver.batch_list(None, 1, Some(id)))
+            .await?
+            .pop())
+    }
+
     /// One job by id, with what it recorded (output, progress).
     pub async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
         self.op("job_get", async {

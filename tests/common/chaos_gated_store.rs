@@ -123,6 +123,20 @@ impl Driver for GatedStore {
     async fn job_deps(&self, id: i64) -> Result<JobDeps> {
         self.inner.job_deps(id).await
     }
+    async fn batch_insert(
+        &self,
+        params: porter::store::BatchInsertParams,
+    ) -> Result<porter::store::BatchInserted> {
+        self.inner.batch_insert(params).await
+    }
+    async fn batch_list(
+        &self,
+        before_id: Option<i64>,
+        limit: u32,
+        only: Option<i64>,
+    ) -> Result<Vec<porter::store::BatchRow>> {
+        self.inner.batch_list(before_id, limit, only).await
+    }
     async fn workflow_insert(
         &self,
         params: porter::store::WorkflowInsertParams,

@@ -7,6 +7,7 @@
 mod common;
 
 mod admin;
+mod batches;
 mod cancel;
 mod claim;
 mod clock;

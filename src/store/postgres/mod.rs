@@ -76,7 +76,9 @@ macro_rules! sql {
     };
 }
 
+mod batch;
 mod workflow;
+pub use batch::batch_insert_tx;
 pub use workflow::workflow_insert_tx;
 
 /// The PostgreSQL store. Share it behind an `Arc`; dropping it stops its LISTEN task.
@@ -935,6 +937,19 @@ impl Driver for PgStore {
 
     async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
         one_job(&mut *self.conn().await?, id).await
+    }
+
+    async fn batch_insert(&self, params: BatchInsertParams) -> Result<BatchInserted> {
+        self.batch_insert_own(params).await
+    }
+
+    async fn batch_list(
+        &self,
+        before_id: Option<i64>,
+        limit: u32,
+        only: Option<i64>,
+    ) -> Result<Vec<BatchRow>> {
+        self.batch_list_page(before_id, limit, only).await
     }
 
     async fn workflow_insert(&self, params: WorkflowInsertParams) -> Result<WorkflowInserted> {

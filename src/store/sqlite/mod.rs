@@ -58,7 +58,9 @@ macro_rules! sql {
     };
 }
 
+mod batch;
 mod workflow;
+pub use batch::batch_insert_tx;
 pub use workflow::workflow_insert_tx;
 
 /// The SQLite store. Cheap to share behind an `Arc`.
@@ -542,7 +544,7 @@ fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
 /// The columns of `porter_jobs` in table order, as `SELECT *` and `RETURNING *` give them. Job
 /// rows are read by position: a read by name searches the column names, for every column of
 /// every row, and that showed in profiles of the writer thread.
-const JOB_COLUMNS: [&str; 22] = [
+const JOB_COLUMNS: [&str; 23] = [
     "id",
     "kind",
     "queue",
@@ -565,6 +567,7 @@ const JOB_COLUMNS: [&str; 22] = [
     "has_dependents",
     "workflow_id",
     "workflow_step",
+    "batch_id",
 ];
 
 fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
@@ -905,6 +908,22 @@ impl Driver for SqliteStore {
 
     async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
         self.read(move |c| one_job(c, sql!("job_get"), [id])).await
+    }
+
+    async fn batch_insert(&self, params: BatchInsertParams) -> Result<BatchInserted> {
+        self.writer
+            .run(move |c| batch::insert_batch(c, &params))
+            .await
+    }
+
+    async fn batch_list(
+        &self,
+        before_id: Option<i64>,
+        limit: u32,
+        only: Option<i64>,
+    ) -> Result<Vec<BatchRow>> {
+        self.read(move |c| batch::list(c, before_id, limit, only))
+            .await
     }
 
     async fn workflow_insert(&self, params: WorkflowInsertParams) -> Result<WorkflowInserted> {

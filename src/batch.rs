@@ -1,0 +1,196 @@
+//! Batches: a set of jobs and one callback job, run once when they have all ended.
+//!
+//! ```
+//! use porter::batch::Batch;
+//! # #[derive(serde::Serialize, serde::Deserialize)] struct Resize { image: u32 }
+//! # impl porter::JobArgs for Resize { const KIND: &'static str = "resize"; }
+//! # #[derive(serde::Serialize, serde::Deserialize)] struct Publish { album: u32 }
+//! # impl porter::JobArgs for Publish { const KIND: &'static str = "publish"; }
+//! let mut batch = Batch::new();
+//! for image in 1..=3 {
+//!     batch.push(&Resize { image });
+//! }
+//! let batch = batch.on_success(&Publish { album: 7 });
+//! // client.insert_batch(batch).await? inserts the three jobs and the callback, or nothing.
+//! # let _ = batch.params().unwrap();
+//! ```
+//!
+//! * [`Batch::on_complete`]: the callback runs once every member has ended, however.
+//! * [`Batch::on_success`]: the callback runs only if every member completed; as soon as one
+//!   ends discarded or cancelled, the callback is cancelled (its error names that member).
+//!
+//! The callback's args are the given ones (a JSON object) plus `batch_id`, and, written when
+//! it becomes due, the members' counts by end state: `completed`, `cancelled`, `discarded`.
+//!
+//! **Exactly once.** The callback is inserted with the batch, `pending`, as a job that depends
+//! on every member (the dependencies of [`InsertOpts::depends_on`], with `after_any` for
+//! `on_complete`). The database makes it due in the transaction that ends the last member,
+//! whichever process that is: on PostgreSQL every member's end updates the callback's row, so
+//! ends at the same moment take turns on it and exactly one sees the last one; on SQLite the
+//! one writer serializes them. So the callback job exists once from the start (it is never
+//! inserted later, twice or not at all) and leaves `pending` once: to run, or cancelled.
+
+use crate::error::{Error, Result};
+use crate::job::{InsertOpts, JobArgs};
+use crate::store::batch::BatchInsertParams;
+use crate::store::{JobInsertParams, MAX_PARENTS};
+
+pub use crate::store::batch::{BatchInserted, BatchRow};
+
+/// The callback's args keys porter writes (and refuses in the given args).
+pub const RESERVED_ARGS: [&str; 4] = ["batch_id", "completed", "cancelled", "discarded"];
+
+/// A batch being built: member jobs and a callback.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    jobs: Vec<Result<JobInsertParams, String>>,
+    callback: Option<(Result<JobInsertParams, String>, bool)>,
+}
+
+fn typed<A: JobArgs>(args: &A, opts: Option<InsertOpts>) -> Result<JobInsertParams, String> {
+    let value = serde_json::to_value(args).map_err(|e| e.to_string())?;
+    JobInsertParams::new(A::KIND, value, opts.unwrap_or_else(|| args.insert_opts()))
+        .map_err(|e| e.to_string())
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Batch::default()
+    }
+
+    /// Adds a typed member job, with the options its type gives.
+    pub fn job<A: JobArgs>(mut self, args: &A) -> Self {
+        self.push(args);
+        self
+    }
+
+    /// Adds a typed member job (for loops).
+    pub fn push<A: JobArgs>(&mut self, args: &A) -> &mut Self {
+        self.jobs.push(typed(args, None));
+        self
+    }
+
+    /// Adds a typed member job with these options (instead of its type's).
+    pub fn job_with<A: JobArgs>(mut self, args: &A, opts: InsertOpts) -> Self {
+        self.jobs.push(typed(args, Some(opts)));
+        self
+    }
+
+    /// Adds a member job already checked into params.
+    pub fn push_params(&mut self, params: JobInsertParams) -> &mut Self {
+        self.jobs.push(Ok(params));
+        self
+    }
+
+    /// The callback runs once every member has ended, however.
+    pub fn on_complete<A: JobArgs>(mut self, args: &A) -> Self {
+        self.callback = Some((typed(args, None), false));
+        self
+    }
+
+    /// The callback runs only if every member completed.
+    pub fn on_success<A: JobArgs>(mut self, args: &A) -> Self {
+        self.callback = Some((typed(args, None), true));
+        self
+    }
+
+    /// The callback by kind name, JSON args (an object) and options; `on_success` as
+    /// [`Batch::on_success`], else [`Batch::on_complete`].
+    pub fn callback_raw(
+        mut self,
+        kind: &str,
+        args: serde_json::Value,
+        opts: InsertOpts,
+        on_success: bool,
+    ) -> Self {
+        let params = JobInsertParams::new(kind, args, opts).map_err(|e| e.to_string());
+        self.callback = Some((params, on_success));
+        self
+    }
+
+    /// Checks the batch into insert params; nothing is written.
+    pub fn params(self) -> Result<BatchInsertParams> {
+        if self.jobs.is_empty() {
+            return Err(Error::invalid(
+                "batch",
+                "has no jobs; a batch needs at least one (its callback waits for them)",
+            ));
+        }
+        if self.jobs.len() > MAX_PARENTS {
+            return Err(Error::invalid(
+                "batch",
+                format!(
+                    "has {} jobs; a batch has at most {MAX_PARENTS} (its callback waits for each)",
+                    self.jobs.len()
+                ),
+            ));
+        }
+        let jobs = self
+            .jobs
+            .into_iter()
+            .enumerate()
+            .map(|(i, j)| j.map_err(|e| Error::invalid("batch", format!("job {i}: {e}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let Some((callback, on_success)) = self.callback else {
+            return Err(Error::invalid(
+                "batch",
+                "has no callback (on_complete or on_success)",
+            ));
+        };
+        let callback = callback.map_err(|e| Error::invalid("batch", format!("callback: {e}")))?;
+        let Some(args) = callback.args.as_object() else {
+            return Err(Error::invalid(
+                "batch",
+                "callback: its args must be a JSON object (porter adds batch_id and the counts)",
+            ));
+        };
+        if let Some(key) = RESERVED_ARGS.iter().find(|k| args.contains_key(**k)) {
+            return Err(Error::invalid(
+                "batch",
+                format!("callback: its args may not hold {key:?}: porter writes it"),
+            ));
+        }
+        if !callback.depends_on.is_empty() || callback.sequence_key.is_some() {
+            return Err(Error::invalid(
+                "batch",
+                "callback: it waits for the batch's jobs; it takes no depends_on or sequence_key",
+            ));
+        }
+        Ok(BatchInsertParams {
+            jobs,
+            callback,
+            on_success,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(kind: &str) -> JobInsertParams {
+        JobInsertParams::new(kind, json!({}), InsertOpts::default()).unwrap()
+    }
+
+    #[test]
+    fn bad_batches_are_refused_before_anything_is_written() {
+        let cb = |b: Batch| b.callback_raw("done", json!({}), InsertOpts::default(), false);
+        let err = |b: Batch| b.params().unwrap_err().to_string();
+        assert!(err(cb(Batch::new())).contains("no jobs"));
+        let mut one = Batch::new();
+        one.push_params(job("a"));
+        assert!(err(one.clone()).contains("no callback"));
+        let reserved =
+            one.clone()
+                .callback_raw("done", json!({"completed": 1}), InsertOpts::default(), true);
+        assert!(err(reserved).contains("\"completed\""));
+        let not_object = one
+            .clone()
+            .callback_raw("done", json!([1]), InsertOpts::default(), true);
+        assert!(err(not_object).contains("JSON object"));
+        let bad_kind = one.callback_raw("Bad Kind", json!({}), InsertOpts::default(), true);
+        assert!(err(bad_kind).contains("callback"));
+    }
+}

@@ -1,0 +1,127 @@
+//! Batches in the store: what an insert takes ([`BatchInsertParams`], checked by
+//! [`crate::batch::Batch`]) and what listings give ([`BatchRow`]).
+//!
+//! A batch is a row of `porter_batches` (id, callback_id, on_success, members, created_at),
+//! its member jobs and its callback job, each tagged with the batch's id
+//! (`porter_jobs.batch_id`). The callback is inserted `pending`, waiting for every member
+//! through the dependencies of migration 0007 (after_any edges for `on_complete`), so it
+//! becomes due exactly once, in the transaction that ends the last member; a trigger of
+//! migration 0011 then writes the members' counts by end state into its args.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::JobInsertParams;
+use crate::error::{Error, Result};
+use crate::job::{JobRow, JobState};
+
+/// A checked batch, ready to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchInsertParams {
+    /// The member jobs, in order.
+    pub jobs: Vec<JobInsertParams>,
+    /// The callback job. Its `depends_on` is filled at insert (the members), and `after_any`
+    /// set from `on_success`; its args (a JSON object) get `batch_id` at insert and the counts
+    /// when it becomes due.
+    pub callback: JobInsertParams,
+    /// Run the callback only if every member completed (else it is cancelled as soon as one
+    /// member ends discarded or cancelled). `false`: run it once all ended, however.
+    pub on_success: bool,
+}
+
+impl BatchInsertParams {
+    /// The callback's params for a batch of this id whose members got these ids.
+    pub fn callback_for(&self, batch_id: i64, member_ids: Vec<i64>) -> JobInsertParams {
+        let mut callback = self.callback.clone();
+        callback.depends_on = member_ids;
+        callback.after_any = !self.on_success;
+        if let Some(args) = callback.args.as_object_mut() {
+            args.insert("batch_id".into(), batch_id.into());
+        }
+        callback
+    }
+
+    /// The error for a member whose unique key an unfinished job already holds: a batch is
+    /// inserted whole or not at all, so it is refused.
+    pub fn unique_key_held(&self, index: usize, holder: &JobRow) -> Error {
+        Error::Conflict(format!(
+            "batch job {index}: its unique key {:?} is held by job {}; nothing was inserted",
+            self.jobs[index].unique_key.as_deref().unwrap_or_default(),
+            holder.id
+        ))
+    }
+}
+
+/// A batch just inserted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchInserted {
+    /// The batch's id.
+    pub id: i64,
+    /// Its member jobs, in order.
+    pub jobs: Vec<JobRow>,
+    /// Its callback job (`pending`).
+    pub callback: JobRow,
+}
+
+/// A batch as `porter batches list` and `show` give it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchRow {
+    /// Its id.
+    pub id: i64,
+    /// When it was inserted.
+    pub created_at: DateTime<Utc>,
+    /// `true`: the callback runs only if every member completed; `false`: once all ended.
+    pub on_success: bool,
+    /// How many members it was inserted with.
+    pub members: i64,
+    /// Its members by state now (only states that have members; members retention deleted
+    /// are no longer counted).
+    pub counts: BTreeMap<JobState, i64>,
+    /// The callback job's id.
+    pub callback_id: Option<i64>,
+    /// Its kind.
+    pub callback_kind: Option<String>,
+    /// Its state: `pending` until the members ended, then as any job (`cancelled` when
+    /// `on_success` and a member did not complete).
+    pub callback_state: Option<JobState>,
+}
+
+/// One row of a batch listing: id, created_at, on_success, members, callback id, kind and
+/// state, then a member state (none when no member is left) and its count.
+pub type BatchCountRow = (
+    i64,
+    DateTime<Utc>,
+    bool,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+/// Folds listing rows into batches, in the order their ids first appear.
+pub fn fold_batch_rows(rows: Vec<BatchCountRow>) -> Result<Vec<BatchRow>> {
+    let mut out: Vec<BatchRow> = Vec::new();
+    for (id, created_at, on_success, members, cb_id, cb_kind, cb_state, state, count) in rows {
+        if out.last().map(|b| b.id) != Some(id) {
+            out.push(BatchRow {
+                id,
+                created_at,
+                on_success,
+                members,
+                counts: BTreeMap::new(),
+                callback_id: cb_id,
+                callback_kind: cb_kind,
+                callback_state: cb_state.map(|s| s.parse()).transpose()?,
+            });
+        }
+        let b = out.last_mut().expect("just pushed");
+        if let Some(state) = state {
+            b.counts.insert(state.parse()?, count);
+        }
+    }
+    Ok(out)
+}

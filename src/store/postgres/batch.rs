@@ -1,0 +1,106 @@
+//! Batches on PostgreSQL (see [`crate::store::batch`]).
+
+use super::*;
+use crate::store::batch::{
+    fold_batch_rows, BatchCountRow, BatchInsertParams, BatchInserted, BatchRow,
+};
+
+/// Inserts a batch inside a caller's transaction (in a savepoint of its own, so that a refused
+/// batch leaves nothing behind even if the caller goes on): it exists if and only if that
+/// transaction commits, and producers are notified when it does.
+pub async fn batch_insert_tx(
+    conn: &mut PgConnection,
+    params: &BatchInsertParams,
+) -> Result<BatchInserted> {
+    let mut sp = conn.begin().await?;
+    let out = insert_batch(&mut sp, params).await?;
+    sp.commit().await?;
+    Ok(out)
+}
+
+async fn insert_batch(
+    conn: &mut PgConnection,
+    params: &BatchInsertParams,
+) -> Result<BatchInserted> {
+    let (id,): (i64,) = sqlx::query_as(sql!("batch_insert"))
+        .bind(params.on_success)
+        .bind(params.jobs.len() as i32)
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut jobs = Vec::with_capacity(params.jobs.len());
+    for (i, result) in job_insert_tx(conn, params.jobs.clone())
+        .await?
+        .into_iter()
+        .enumerate()
+    {
+        if !result.inserted {
+            return Err(params.unique_key_held(i, &result.job));
+        }
+        jobs.push(result.job);
+    }
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let callback = params.callback_for(id, ids.clone());
+    let mut callback = job_insert_tx(conn, vec![callback]).await?.remove(0);
+    if !callback.inserted {
+        return Err(Error::Conflict(format!(
+            "the batch's callback: its unique key is held by job {}; nothing was inserted",
+            callback.job.id
+        )));
+    }
+    let mut tagged = ids;
+    tagged.push(callback.job.id);
+    sqlx::query(sql!("batch_tag"))
+        .bind(id)
+        .bind(&tagged)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(sql!("batch_callback_set"))
+        .bind(id)
+        .bind(callback.job.id)
+        .execute(&mut *conn)
+        .await?;
+    let filled = sqlx::query(sql!("batch_callback_args"))
+        .bind(id)
+        .bind(callback.job.id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if filled > 0 {
+        // Due at insert (every member had already ended): read its args back.
+        if let Some(row) = one_job(conn, callback.job.id).await? {
+            callback.job = row;
+        }
+    }
+    Ok(BatchInserted {
+        id,
+        jobs,
+        callback: callback.job,
+    })
+}
+
+impl PgStore {
+    pub(super) async fn batch_insert_own(
+        &self,
+        params: BatchInsertParams,
+    ) -> Result<BatchInserted> {
+        let mut tx = self.begin().await?;
+        let out = insert_batch(&mut tx, &params).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub(super) async fn batch_list_page(
+        &self,
+        before_id: Option<i64>,
+        limit: u32,
+        only: Option<i64>,
+    ) -> Result<Vec<BatchRow>> {
+        let rows: Vec<BatchCountRow> = sqlx::query_as(sql!("batch_list"))
+            .bind(before_id)
+            .bind(i64::from(limit))
+            .bind(only)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        fold_batch_rows(rows)
+    }
+}

@@ -1,0 +1,216 @@
+//! Batches (issue 16.3): a set of jobs and a callback job that becomes due exactly once when
+//! they have all ended (on_complete) or only if all completed (on_success), with the counts by
+//! end state in its args; listed and shown.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use porter::batch::Batch;
+use porter::job::{InsertOpts, JobState};
+use porter::store::*;
+use porter::{Client, Error};
+
+use super::*;
+
+fn batch_of(n: usize, kind: &str) -> Batch {
+    let mut b = Batch::new();
+    for i in 0..n {
+        b.push_params(
+            JobInsertParams::new(kind, serde_json::json!({ "i": i }), InsertOpts::default())
+                .unwrap(),
+        );
+    }
+    b
+}
+
+fn callback(b: Batch, on_success: bool) -> Batch {
+    b.callback_raw(
+        "cb",
+        serde_json::json!({"report": "weekly"}),
+        InsertOpts::default(),
+        on_success,
+    )
+}
+
+async fn end(s: &Store, row: &porter::JobRow, state: JobState) {
+    match state {
+        JobState::Completed => {
+            assert_eq!(
+                s.job_complete_many(vec![row.fence()]).await.unwrap(),
+                vec![true]
+            );
+        }
+        JobState::Discarded => {
+            let mut p = fail(row, "broken", Duration::ZERO);
+            p.discard = true;
+            s.job_fail(p).await.unwrap();
+        }
+        JobState::Cancelled => {
+            s.job_cancel_running(JobCancelRunningParams {
+                fence: row.fence(),
+                reason: "no".into(),
+            })
+            .await
+            .unwrap();
+        }
+        other => panic!("{other}"),
+    }
+}
+
+backend_case! {
+    /// on_complete: the callback waits `pending` until every member ended, however; then it is
+    /// due with the caller's args, the batch id and the counts by end state.
+    async fn an_on_complete_callback_runs_once_all_ended_with_the_counts(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let b = client.insert_batch(callback(batch_of(3, "m"), false)).await.unwrap();
+        assert_eq!(b.jobs.len(), 3);
+        assert_eq!(b.callback.state, JobState::Pending);
+        assert_eq!(b.callback.args["batch_id"], serde_json::json!(b.id));
+        let claimed = s.job_claim(claim("default", &["m"], 10, W)).await.unwrap();
+        assert_eq!(claimed.len(), 3);
+        end(s, &claimed[0], JobState::Completed).await;
+        end(s, &claimed[1], JobState::Discarded).await;
+        let cb = s.job_get(b.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Pending, "one member still runs");
+        assert!(cb.args.get("completed").is_none());
+        end(s, &claimed[2], JobState::Cancelled).await;
+        let cb = s.job_get(b.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Available);
+        assert_eq!(
+            cb.args,
+            serde_json::json!({"report": "weekly", "batch_id": b.id,
+                               "completed": 1, "cancelled": 1, "discarded": 1})
+        );
+        let shown = client.batch(b.id).await.unwrap().expect("the batch");
+        assert_eq!(shown.members, 3);
+        assert!(!shown.on_success);
+        assert_eq!(
+            shown.counts,
+            BTreeMap::from([(JobState::Completed, 1), (JobState::Cancelled, 1), (JobState::Discarded, 1)])
+        );
+        assert_eq!(
+            (shown.callback_id, shown.callback_kind.as_deref(), shown.callback_state),
+            (Some(b.callback.id), Some("cb"), Some(JobState::Available))
+        );
+    }
+}
+
+backend_case! {
+    /// on_success: all completed, the callback is due with the counts; one member discarded,
+    /// the callback is cancelled at once (its error names the member) and stays so.
+    async fn an_on_success_callback_runs_only_if_all_completed(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let good = client.insert_batch(callback(batch_of(2, "g"), true)).await.unwrap();
+        for row in s.job_claim(claim("default", &["g"], 10, W)).await.unwrap() {
+            end(s, &row, JobState::Completed).await;
+        }
+        let cb = s.job_get(good.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Available);
+        assert_eq!(
+            (&cb.args["completed"], &cb.args["cancelled"], &cb.args["discarded"]),
+            (&serde_json::json!(2), &serde_json::json!(0), &serde_json::json!(0))
+        );
+
+        let bad = client.insert_batch(callback(batch_of(3, "b"), true)).await.unwrap();
+        let claimed = s.job_claim(claim("default", &["b"], 10, W)).await.unwrap();
+        end(s, &claimed[0], JobState::Discarded).await;
+        let cb = s.job_get(bad.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Cancelled, "a member failed: no callback run");
+        let reason = &cb.errors.last().expect("a reason").error;
+        assert!(reason.contains(&format!("parent job {}", claimed[0].id)), "{reason}");
+        end(s, &claimed[1], JobState::Completed).await;
+        end(s, &claimed[2], JobState::Completed).await;
+        let cb = s.job_get(bad.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Cancelled, "still cancelled, never due");
+        let listed = client.batches(None, None).await.unwrap();
+        assert_eq!(listed.iter().map(|b| b.id).collect::<Vec<_>>(), vec![bad.id, good.id]);
+        assert_eq!(listed[0].callback_state, Some(JobState::Cancelled));
+        assert!(listed[0].on_success);
+    }
+}
+
+backend_case! {
+    /// The last members of a batch end at the same moment in different "processes" (two store
+    /// handles on one database, many tasks each completing one member): the callback becomes
+    /// due exactly once, with every member counted, round after round.
+    async fn a_callback_is_due_exactly_once_when_members_end_concurrently(db: TestDb) {
+        let stores = [db.store.clone(), db.reopen().await];
+        let client = Client::new(db.store.clone());
+        const MEMBERS: usize = 60;
+        for round in 0..4 {
+            let kind = format!("c{round}");
+            let b = client.insert_batch(callback(batch_of(MEMBERS, &kind), round % 2 == 0)).await.unwrap();
+            let mut claimed = Vec::new();
+            for (i, s) in stores.iter().enumerate() {
+                let worker = format!("w{i}");
+                claimed.extend(
+                    s.job_claim(claim("default", &[kind.as_str()], (MEMBERS / 2) as u32, &worker))
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|j| (i, j)),
+                );
+            }
+            assert_eq!(claimed.len(), MEMBERS);
+            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(MEMBERS));
+            let tasks: Vec<_> = claimed
+                .into_iter()
+                .map(|(i, row)| {
+                    let s = stores[i].clone();
+                    let barrier = barrier.clone();
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        s.job_complete_many(vec![row.fence()]).await.unwrap()
+                    })
+                })
+                .collect();
+            for t in tasks {
+                assert_eq!(t.await.unwrap(), vec![true]);
+            }
+            let cb = db.store.job_get(b.callback.id).await.unwrap().unwrap();
+            assert_eq!(cb.state, JobState::Available, "round {round}: due once the last ended");
+            assert_eq!(cb.args["completed"], serde_json::json!(MEMBERS), "round {round}: {}", cb.args);
+            let callbacks = db
+                .store
+                .job_list(JobListParams { kind: Some("cb".into()), ..Default::default() })
+                .await
+                .unwrap();
+            assert_eq!(callbacks.len(), round + 1, "one callback per batch");
+        }
+    }
+}
+
+backend_case! {
+    /// A batch with no jobs is refused; a member whose unique key is held refuses the whole
+    /// batch (members, callback and row); a batch whose members had all ended before the
+    /// callback was inserted cannot happen (they are inserted with it), so the callback always
+    /// starts pending.
+    async fn a_bad_batch_inserts_nothing(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let err = client.insert_batch(callback(Batch::new(), false)).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{err}");
+        let holder = insert(
+            s,
+            job_with("k", InsertOpts { unique_key: Some("taken".into()), ..Default::default() }),
+        )
+        .await;
+        let mut b = batch_of(2, "k");
+        b.push_params(
+            JobInsertParams::new(
+                "k",
+                serde_json::json!({}),
+                InsertOpts { unique_key: Some("taken".into()), ..Default::default() },
+            )
+            .unwrap(),
+        );
+        let err = client.insert_batch(callback(b, true)).await.unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+        assert!(err.to_string().contains(&format!("job {}", holder.id)), "{err}");
+        assert_eq!(total(s).await, 1, "only the holder");
+        assert!(client.batches(None, None).await.unwrap().is_empty());
+        assert!(client.batch(12345).await.unwrap().is_none());
+    }
+}
