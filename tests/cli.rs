@@ -62,6 +62,7 @@ fn help_lists_every_command_and_the_unknown_kind_flag() {
         "stats",
         "cleanup-orphans",
         "workflows",
+        "batches",
     ] {
         assert!(
             out.stdout.contains(command),
@@ -1138,5 +1139,37 @@ backend_case! {
         }
         env.run(&["workflows", "show", "999999"]).assert_error("workflow 999999 not found");
         env.run(&["workflows", "cancel", "999999"]).assert_error("workflow 999999 not found");
+    }
+}
+
+backend_case! {
+    /// `porter batches list|show` on a batch the library inserted: the callback waits pending,
+    /// the table and `--json` shapes, one error line for an unknown id.
+    async fn batches_list_and_show(db: TestDb) {
+        use porter::batch::Batch;
+        let env = Env::new(db);
+        assert!(env.run(&["batches", "list"]).ok().stdout.contains("no batches"));
+        let mut batch = Batch::new();
+        for _ in 0..2 {
+            batch.push_params(
+                porter::store::JobInsertParams::new("noop", json!({}), Default::default()).unwrap(),
+            );
+        }
+        let batch = batch.callback_raw("noop", json!({"note": "done"}), Default::default(), false);
+        let b = porter::Client::new(env.db.store.clone()).insert_batch(batch).await.unwrap();
+        let id = b.id.to_string();
+        let list = env.run(&["batches", "list"]).ok();
+        assert!(list.stdout.contains("on_complete"), "{list:#?}");
+        assert!(list.stdout.contains("available 2"), "{list:#?}");
+        assert!(list.stdout.contains(&format!("{} (noop, pending)", b.callback.id)), "{list:#?}");
+        let listed = env.run(&["batches", "list", "--json"]).ok().json();
+        assert_eq!(listed["batches"][0]["id"], json!(b.id));
+        assert_eq!(listed["batches"][0]["members"], json!(2));
+        let shown = env.run(&["batches", "show", &id, "--json"]).ok().json();
+        assert_eq!(shown["callback_state"], json!("pending"));
+        assert_eq!(shown["counts"], json!({"available": 2}));
+        let text = env.run(&["batches", "show", &id]).ok();
+        assert!(text.stdout.contains("mode:      on_complete"), "{text:#?}");
+        env.run(&["batches", "show", "999999"]).assert_error("batch 999999 not found");
     }
 }
