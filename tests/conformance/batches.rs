@@ -214,3 +214,32 @@ backend_case! {
         assert!(client.batch(12345).await.unwrap().is_none());
     }
 }
+
+backend_case! {
+    /// A fan-in of 10,000 jobs (the most a job waits for): the callback stays pending until the
+    /// last one completed, then is due once with all of them counted.
+    async fn a_ten_thousand_job_fan_in_calls_back_once(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        const N: usize = 10_000;
+        let b = client.insert_batch(callback(batch_of(N, "fan"), true)).await.unwrap();
+        assert_eq!(b.jobs.len(), N);
+        let mut done = 0;
+        while done < N {
+            let got = s.job_claim(claim("default", &["fan"], 1000, W)).await.unwrap();
+            assert!(!got.is_empty(), "{done} of {N} completed, nothing left to claim");
+            let cb = s.job_get(b.callback.id).await.unwrap().unwrap();
+            assert_eq!(cb.state, JobState::Pending, "{done} of {N} completed");
+            done += got.len();
+            s.job_complete_many(got.iter().map(|j| j.fence()).collect()).await.unwrap();
+        }
+        let cb = s.job_get(b.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Available);
+        assert_eq!(cb.args["completed"], serde_json::json!(N));
+        let callbacks = s
+            .job_list(JobListParams { kind: Some("cb".into()), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(callbacks.len(), 1);
+    }
+}
