@@ -1581,3 +1581,6 @@ impl Driver for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod claim_tests;

@@ -8,12 +8,15 @@ WHERE id IN (
     SELECT id FROM porter_jobs
     WHERE state = 'available' AND queue = ?1 AND scheduled_at <= porter_now()
       AND kind IN (SELECT value FROM json_each(?3))
-      -- A queue with limits is claimed by job_claim_limited.sql instead (this one then takes
-      -- nothing, and the driver looks at the limits): one condition on a row read anyway.
-      AND NOT EXISTS (SELECT 1 FROM porter_queues WHERE name = ?1
-                      AND (paused_at IS NOT NULL OR concurrency IS NOT NULL OR per_key_concurrency IS NOT NULL
-                           OR rate_limit IS NOT NULL OR rate_per_key_limit IS NOT NULL))
     ORDER BY priority, scheduled_at, id
-    LIMIT ?4
+    -- A paused queue takes nothing, and one with limits is claimed by job_claim_limited.sql
+    -- instead (this one then takes nothing, and the driver looks at the limits). Differs from
+    -- PostgreSQL, whose planner checks such a condition once before the scan: as a WHERE term
+    -- here SQLite tested it on every row and so walked the queue's whole backlog each time;
+    -- as the LIMIT it is evaluated once, and a LIMIT of 0 reads no row.
+    LIMIT CASE WHEN EXISTS (SELECT 1 FROM porter_queues WHERE name = ?1
+                            AND (paused_at IS NOT NULL OR concurrency IS NOT NULL OR per_key_concurrency IS NOT NULL
+                                 OR rate_limit IS NOT NULL OR rate_per_key_limit IS NOT NULL))
+               THEN 0 ELSE ?4 END
 )
 RETURNING *
