@@ -171,6 +171,25 @@ async fn fill(db: &TestDb) -> (Vec<JobRow>, uuid::Uuid) {
     (jobs, t.id)
 }
 
+/// Records in `db` a core migration this porter does not carry, as a newer porter would.
+async fn mark_newer(db: &TestDb) {
+    let sql = "INSERT INTO porter_migrations (set_name, version, name, applied_at) \
+               VALUES ('porter', 999, 'from a newer porter', '2026-01-01T00:00:00.000Z')";
+    match db.sqlite_path() {
+        Some(path) => {
+            rusqlite::Connection::open(path)
+                .unwrap()
+                .execute(sql, [])
+                .unwrap();
+        }
+        None => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
 async fn all_jobs(s: &Store) -> Vec<JobRow> {
     let mut jobs = s
         .job_list(porter::store::JobListParams {
@@ -307,6 +326,15 @@ backend_case! {
         let out = porter_copy(&db.url, &db.url, &[]);
         assert_eq!(out.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&out.stderr).contains("source database itself"));
+        // A target a newer porter migrated (its schema may have moved on).
+        mark_newer(&there).await;
+        let out = porter_copy(&db.url, &there.url, &["--append"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("newer than this porter"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(at_ms(&all_jobs(&there.store).await), at_ms(&before), "nothing changed");
         assert_eq!(app_rows(&there, tablo).await, None);
     }
