@@ -1071,3 +1071,53 @@ backend_case! {
         );
     }
 }
+
+backend_case! {
+    /// A queue with limits claims only for its free slots, never ahead of them: a job claimed
+    /// ahead would count as running against the limits while it waited, and would start later
+    /// than the claim its rate limit counted (so two windows' starts could fall in one).
+    async fn a_limited_queue_claims_nothing_ahead_of_its_free_slots(db: TestDb) {
+        db.store
+            .queue_limit_set(porter::store::QueueLimitParams {
+                queue: "default".into(),
+                clear: false,
+                set: porter::store::QueueLimits {
+                    concurrency: Some(100),
+                    ..Default::default()
+                },
+            })
+            .await
+            .unwrap();
+        let client = Client::new(db.store.clone());
+        let quick: Vec<porter::jobs::Noop> = (0..20).map(|_| porter::jobs::Noop {}).collect();
+        client.insert_many(quick.iter().map(|a| (a, None))).await.unwrap();
+        let long: Vec<Count> = (0..6).map(|n| Count { n }).collect();
+        client.insert_many(long.iter().map(|a| (a, None))).await.unwrap();
+        let worker = CountWorker {
+            hold: Duration::from_secs(60),
+            ..Default::default()
+        };
+        let mut workers = Workers::new();
+        workers.add(porter::jobs::NoopWorker).unwrap();
+        workers.add(worker.clone()).unwrap();
+        let mut cfg = config(&[("default", 2)]);
+        cfg.shutdown_timeout = Duration::from_millis(100);
+        cfg.maintenance = false;
+        let rt = start(db.store.clone(), workers, cfg);
+        eventually("the quick jobs done and 2 long ones running", || async {
+            let t = db.store.job_counts().await.unwrap().total;
+            t[&JobState::Completed] == 20 && t[&JobState::Running] >= 2
+        })
+        .await;
+        for _ in 0..10 {
+            let t = db.store.job_counts().await.unwrap().total;
+            assert_eq!(
+                (t[&JobState::Running], t[&JobState::Available]),
+                (2, 4),
+                "only the 2 started are claimed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        rt.stop().await;
+    }
+}

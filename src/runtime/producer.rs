@@ -159,6 +159,8 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
     let kinds = ctx.workers.kinds();
     let mut failures = 0u32;
     let mut pace = Pace::new();
+    // Whether the queue's last claim went through its limits: then nothing is claimed ahead.
+    let mut limited = false;
     loop {
         if ctx.stop_claiming.is_cancelled() {
             return;
@@ -166,7 +168,14 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
         // Claim for the free slots, and ahead of them as fast as jobs finish, within the held
         // budget.
         let want = loop {
-            let ahead = pace.ahead(q.finished.load(Ordering::Acquire), q.concurrency);
+            // A queue with limits claims only for free slots: a job claimed ahead would count
+            // as running against its limits while it waited, and would start later than the
+            // claim its rate limit counted (two windows' starts could then fall in one).
+            let ahead = if limited {
+                0
+            } else {
+                pace.ahead(q.finished.load(Ordering::Acquire), q.concurrency)
+            };
             let want = (q.slots.available_permits() + ahead)
                 .saturating_sub(q.waiting.load(Ordering::Acquire))
                 .min(q.held.available_permits())
@@ -197,6 +206,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
         let (jobs, held_back) = match ctx.store.job_claim_limited(params).await {
             Ok(claimed) => {
                 let (jobs, held_back) = (claimed.jobs, claimed.held_back);
+                limited = claimed.limited;
                 ctx.owned.insert_all(jobs.iter().map(|j| (j.id, j.attempt)));
                 drop(claiming);
                 if failures > 0 {

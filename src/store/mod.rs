@@ -427,6 +427,10 @@ pub struct JobClaimed {
     /// True when the queue has limits and due jobs were left because of them (the producer
     /// looks again soon, instead of waiting for a wake-up or the poll).
     pub held_back: bool,
+    /// True when the queue has limits (the claim went through them): its producer then claims
+    /// only for free slots, never ahead of them, so that a claimed job starts at once and a
+    /// rate limit's window (counted at claims) is the window its jobs start in.
+    pub limited: bool,
 }
 
 /// Record a failed attempt.

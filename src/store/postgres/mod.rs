@@ -1014,6 +1014,7 @@ impl Driver for PgStore {
             return Ok(JobClaimed {
                 jobs,
                 held_back: false,
+                limited: false,
             });
         }
         // Nothing taken: the queue is empty, paused, or has limits (job_claim.sql leaves those
@@ -1074,7 +1075,11 @@ impl Driver for PgStore {
                 .fetch_one(&mut *tx)
                 .await?;
         tx.commit().await?;
-        Ok(JobClaimed { jobs, held_back })
+        Ok(JobClaimed {
+            jobs,
+            held_back,
+            limited: true,
+        })
     }
 
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {

@@ -687,7 +687,11 @@ fn claim_limited(
     let held_back = jobs.len() < params.limit as usize
         && c.prepare_cached(sql!("job_claim_left"))?
             .query_row(params![params.queue, kinds], |r| r.get::<_, bool>(0))?;
-    Ok(JobClaimed { jobs, held_back })
+    Ok(JobClaimed {
+        jobs,
+        held_back,
+        limited: true,
+    })
 }
 
 /// An SQLite date modifier for a time `d` after now, e.g. `+30.000 seconds`, with `d`
@@ -1008,6 +1012,7 @@ impl Driver for SqliteStore {
                     return Ok(JobClaimed {
                         jobs,
                         held_back: false,
+                        limited: false,
                     });
                 }
                 // Nothing taken: the queue is empty, paused, or has limits (job_claim.sql
