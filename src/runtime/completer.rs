@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::producer::Slot;
+use super::slot::Slot;
 use crate::error::Error;
 use crate::events::{AttemptEnded, JobEvents};
 use crate::store::{JobFence, Store};

@@ -12,7 +12,7 @@ use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::producer::Slot;
+use super::slot::Slot;
 use super::Ctx;
 use crate::error::Error;
 use crate::events::{AttemptEnd, AttemptEnded, JobEvents};

@@ -7,6 +7,7 @@ mod canceller;
 mod completer;
 mod executor;
 mod producer;
+mod slot;
 
 use std::sync::Arc;
 use std::time::Duration;

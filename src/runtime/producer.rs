@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::slot::Slot;
 use super::{executor, Ctx, MAX_CLAIM};
 use crate::job::JobRow;
 use crate::store::{JobClaimParams, JobReleaseParams};
@@ -40,52 +41,6 @@ const GIVE_BACK_AT_ONCE: usize = 16;
 /// The error kept in the history of a job claimed ahead of a free slot and given back without
 /// having started (at shutdown, or after waiting [`MAX_WAIT`]). No attempt is used up.
 pub const GIVEN_BACK: &str = "claimed ahead of a free slot; given back unstarted";
-
-/// A permit of one of a queue's budgets; giving it back wakes the queue's producer.
-pub(crate) struct Slot {
-    permit: Option<OwnedSemaphorePermit>,
-    changed: Arc<Notify>,
-}
-
-impl Slot {
-    fn new(permit: OwnedSemaphorePermit, changed: Arc<Notify>) -> Self {
-        Slot {
-            permit: Some(permit),
-            changed,
-        }
-    }
-
-    /// Gives many back with one wake-up per queue: a release of many permits at once lets the
-    /// producer claim for all of them, where one by one it claimed for the first few and then
-    /// again for the rest.
-    pub(crate) fn release_all(slots: Vec<Slot>) {
-        let mut merged: Vec<(OwnedSemaphorePermit, Arc<Notify>)> = Vec::new();
-        for mut slot in slots {
-            let Some(permit) = slot.permit.take() else {
-                continue;
-            };
-            match merged
-                .iter_mut()
-                .find(|(m, _)| Arc::ptr_eq(m.semaphore(), permit.semaphore()))
-            {
-                Some((m, _)) => m.merge(permit),
-                None => merged.push((permit, slot.changed.clone())),
-            }
-        }
-        for (permit, changed) in merged {
-            drop(permit);
-            changed.notify_one();
-        }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if self.permit.take().is_some() {
-            self.changed.notify_one();
-        }
-    }
-}
 
 /// A job claimed ahead, waiting in the local queue for a slot.
 struct Claimed {
