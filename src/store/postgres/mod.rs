@@ -648,6 +648,23 @@ fn bind_filter_as<'q, O>(
 }
 
 /// The rows of a bulk write (`id, queue, state, attempted_by`).
+/// Running jobs among `changes` were only asked to stop: tells their workers, wherever they
+/// run, at commit (each worker once).
+async fn notify_cancel_requests(conn: &mut PgConnection, changes: &[JobChange]) -> Result<()> {
+    let workers: std::collections::BTreeSet<&str> = changes
+        .iter()
+        .filter(|c| c.state == JobState::Running)
+        .filter_map(|c| c.attempted_by.as_deref())
+        .collect();
+    for worker in workers {
+        sqlx::query(sql!("job_cancel_notify"))
+            .bind(worker)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 fn job_changes(rows: Vec<(i64, String, String, Option<String>)>) -> Result<Vec<JobChange>> {
     rows.into_iter()
         .map(|(id, queue, state, attempted_by)| {
@@ -1587,19 +1604,7 @@ impl Driver for PgStore {
                 .fetch_all(&mut *tx)
                 .await?;
         let changes = job_changes(rows)?;
-        // Running jobs were only asked to stop: tell their workers, wherever they run, at
-        // commit (each worker once).
-        let workers: std::collections::BTreeSet<&str> = changes
-            .iter()
-            .filter(|c| c.state == JobState::Running)
-            .filter_map(|c| c.attempted_by.as_deref())
-            .collect();
-        for worker in workers {
-            sqlx::query(sql!("job_cancel_notify"))
-                .bind(worker)
-                .execute(&mut *tx)
-                .await?;
-        }
+        notify_cancel_requests(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(changes)
     }

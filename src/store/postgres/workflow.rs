@@ -160,18 +160,7 @@ impl PgStore {
                 .fetch_all(&mut *tx)
                 .await?;
         let changes = job_changes(rows)?;
-        // Running steps were only asked to stop: tell their workers at commit (each once).
-        let workers: std::collections::BTreeSet<&str> = changes
-            .iter()
-            .filter(|c| c.state == JobState::Running)
-            .filter_map(|c| c.attempted_by.as_deref())
-            .collect();
-        for worker in workers {
-            sqlx::query(sql!("job_cancel_notify"))
-                .bind(worker)
-                .execute(&mut *tx)
-                .await?;
-        }
+        notify_cancel_requests(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(Some(changes))
     }
