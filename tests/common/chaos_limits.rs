@@ -131,6 +131,29 @@ fn max_in_window(mut times: Vec<i64>, period_us: i64) -> usize {
     most
 }
 
+/// SIGKILLs a random worker every 1.5 to 2.5 s, `kills` times, each replaced by a fresh one
+/// (numbered from `first`); answers the killed processes with the time each was killed.
+async fn kill_every_few_seconds(
+    db: &crate::common::TestDb,
+    workers: &mut [(u64, Proc)],
+    first: u64,
+    kills: u64,
+    spawn: &impl Fn(u64) -> Proc,
+) -> Vec<(Proc, i64)> {
+    let mut retired = Vec::new();
+    for next in first..first + kills {
+        tokio::time::sleep(Duration::from_millis(1500 + fastrand::u64(0..1000))).await;
+        let i = fastrand::usize(..workers.len());
+        let (_, mut victim) = std::mem::replace(&mut workers[i], (next, spawn(next)));
+        victim.kill();
+        retired.push((victim, now_us()));
+        if let Some(path) = db.sqlite_path() {
+            assert_eq!(sqlite_integrity(&path), "ok");
+        }
+    }
+    retired
+}
+
 fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
@@ -201,17 +224,7 @@ backend_case! {
             .into_iter()
             .map(|r| r.job.id)
             .collect();
-        let mut retired: Vec<(Proc, i64)> = Vec::new();
-        for next in size.workers..size.workers + kills {
-            tokio::time::sleep(Duration::from_millis(1500 + fastrand::u64(0..1000))).await;
-            let i = fastrand::usize(..workers.len());
-            let (_, mut victim) = std::mem::replace(&mut workers[i], (next, spawn(next)));
-            victim.kill();
-            retired.push((victim, now_us()));
-            if let Some(path) = db.sqlite_path() {
-                assert_eq!(sqlite_integrity(&path), "ok");
-            }
-        }
+        let retired = kill_every_few_seconds(&db, &mut workers, size.workers, kills, &spawn).await;
         wait_totals(&db.store, "every limited job finished", Duration::from_secs(240), |t| {
             t[&JobState::Completed] as u64 >= jobs
                 && t[&JobState::Available] + t[&JobState::Running] + t[&JobState::Retryable] + t[&JobState::Scheduled] == 0
@@ -363,17 +376,7 @@ backend_case! {
             }
         }
         let ids: BTreeSet<i64> = order.iter().flatten().copied().collect();
-        let mut retired: Vec<(Proc, i64)> = Vec::new();
-        for next in size.workers..size.workers + kills {
-            tokio::time::sleep(Duration::from_millis(1500 + fastrand::u64(0..1000))).await;
-            let i = fastrand::usize(..workers.len());
-            let (_, mut victim) = std::mem::replace(&mut workers[i], (next, spawn(next)));
-            victim.kill();
-            retired.push((victim, now_us()));
-            if let Some(path) = db.sqlite_path() {
-                assert_eq!(sqlite_integrity(&path), "ok");
-            }
-        }
+        let retired = kill_every_few_seconds(&db, &mut workers, size.workers, kills, &spawn).await;
         wait_totals(&db.store, "every sequenced job finished", Duration::from_secs(300), |t| {
             t[&JobState::Completed] as u64 >= jobs
                 && t[&JobState::Available] + t[&JobState::Running] + t[&JobState::Retryable]
