@@ -173,6 +173,14 @@ impl Client {
         self.store.workflow_list(before_id, limit).await
     }
 
+    /// The workflow a job is a step of (id, name, step name); `None` for a job of no workflow.
+    pub async fn job_workflow(
+        &self,
+        id: i64,
+    ) -> Result<Option<crate::store::workflow::JobWorkflow>> {
+        self.store.job_workflow(id).await
+    }
+
     /// One workflow with its steps (`porter workflows show`).
     pub async fn workflow(&self, id: i64) -> Result<Option<WorkflowDetail>> {
         self.store.workflow_get(id).await

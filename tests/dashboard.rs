@@ -1394,3 +1394,236 @@ backend_case! {
         stop.cancel();
     }
 }
+
+// ---- workflows (issue 16.5): the list, the graph of one, its cancel button ---------------
+
+use porter::workflow::{Step, Workflow, WorkflowInserted};
+
+/// A step running `noop` in a queue of its own, so that each can be claimed alone.
+fn queued_step(name: &str, queue: &str) -> Step {
+    Step::raw(name, "noop", serde_json::json!({})).opts(InsertOpts {
+        queue: Some(queue.to_string()),
+        ..Default::default()
+    })
+}
+
+/// The diamond a -> (b, c) -> d with `a` completed, `b` running, `c` available and `d`
+/// pending.
+async fn diamond_in_four_states(db: &TestDb) -> WorkflowInserted {
+    let workflow = Workflow::new("nightly report")
+        .step(queued_step("a", "wf-a"))
+        .step(queued_step("b", "wf-b").after(["a"]))
+        .step(queued_step("c", "wf-c").after(["a"]))
+        .step(queued_step("d", "wf-d").after(["b", "c"]));
+    let inserted = db
+        .store
+        .workflow_insert(workflow.params().unwrap())
+        .await
+        .unwrap();
+    let a = surfaces::claim(db.store.as_ref(), "noop", "wf-a").await;
+    db.store.job_complete_many(vec![a.fence()]).await.unwrap();
+    surfaces::claim(db.store.as_ref(), "noop", "wf-b").await;
+    for (step, state) in [
+        ("a", JobState::Completed),
+        ("b", JobState::Running),
+        ("c", JobState::Available),
+        ("d", JobState::Pending),
+    ] {
+        assert_eq!(
+            state_of(db, inserted.job(step).unwrap().id).await,
+            state,
+            "{step}"
+        );
+    }
+    inserted
+}
+
+/// The SVG node of a step (`<a class="node" ...>...</a>`).
+fn node(html: &str, job_id: i64) -> &str {
+    let start = html
+        .find(&format!(
+            r#"href="/dashboard/jobs/{job_id}" data-job-id="{job_id}""#
+        ))
+        .unwrap_or_else(|| panic!("no node for job {job_id}: {html}"));
+    &html[start..start + html[start..].find("</a>").unwrap()]
+}
+
+backend_case! {
+    async fn workflow_page_draws_the_steps_coloured_by_state_with_edges_and_layers(db: TestDb) {
+        let wf = diamond_in_four_states(&db).await;
+        let plain = surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let id = |step: &str| wf.job(step).unwrap().id;
+
+        // The list: a row linking to the workflow, its steps and states.
+        let (status, html, _) = send(&app, get("/dashboard/workflows")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(r#"<a href="/dashboard/workflows">Workflows</a>"#), "a nav link: {html}");
+        let row = between(&html, &format!(r#"<tr id="workflow-{}""#, wf.id), "</tr>");
+        assert!(row.contains(&format!(r#"href="/dashboard/workflows/{}""#, wf.id)), "{row}");
+        assert!(row.contains("nightly report") && row.contains(r#"<td class="n">4</td>"#), "{row}");
+        for state in ["completed", "running", "available", "pending"] {
+            assert!(row.contains(&format!(r#"data-state="{state}""#)), "{state}: {row}");
+        }
+
+        let (status, html, _) = send(&app, get(&format!("/dashboard/workflows/{}", wf.id))).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let svg = between(&html, r#"<svg id="workflow-graph""#, "</svg>");
+        assert_eq!(svg.matches(r#"<a class="node""#).count(), 4, "{svg}");
+        // Each node: its step, job, state, colour and layer; a link to the job's page.
+        for (step, state, fill, layer) in [
+            ("a", "completed", "#dcfce7", 0),
+            ("b", "running", "#fef3c7", 1),
+            ("c", "available", "#dbeafe", 1),
+            ("d", "pending", "#f4f4f5", 2),
+        ] {
+            let node = node(svg, id(step));
+            assert!(node.contains(&format!(r#"data-step="{step}""#)), "{node}");
+            assert!(node.contains(&format!(r#"data-state="{state}""#)), "{node}");
+            assert!(node.contains(&format!(r#"data-layer="{layer}""#)), "{node}");
+            assert!(node.contains(&format!(r#"fill="{fill}""#)), "{state} is {fill}: {node}");
+            assert!(node.contains(&format!("#{} · {state}", id(step))), "{node}");
+        }
+        // One edge per dependency, parent to child.
+        let mut edges: Vec<(i64, i64)> = svg
+            .split(r#"<path class="edge" data-from=""#)
+            .skip(1)
+            .map(|e| {
+                let from = e.split('"').next().unwrap().parse().unwrap();
+                let to = e.split(r#"data-to=""#).nth(1).unwrap().split('"').next().unwrap();
+                (from, to.parse().unwrap())
+            })
+            .collect();
+        edges.sort();
+        let mut want = vec![(id("a"), id("b")), (id("a"), id("c")), (id("b"), id("d")), (id("c"), id("d"))];
+        want.sort();
+        assert_eq!(edges, want);
+        // The legend names every state with its colour.
+        let legend = between(&html, r#"<ul class="legend" id="legend""#, "</ul>");
+        for state in JobState::ALL {
+            assert!(legend.contains(&format!(r#"data-state="{}""#, state.as_str())), "{legend}");
+        }
+        assert!(legend.contains("#dcfce7") && legend.contains("#f4f4f5"), "{legend}");
+        // The table, as `porter workflows show`.
+        let table = between(&html, r#"<table id="steps-table">"#, "</table>");
+        assert_eq!(table.matches(r#"<tr class="step""#).count(), 4, "{table}");
+        assert!(table.contains("b, c"), "d waits for b and c: {table}");
+        assert!(!html.contains("graph-note"), "a small workflow is drawn whole");
+
+        // The job page links to its workflow; a job of no workflow has no such link.
+        let (_, html, _) = send(&app, get(&format!("/dashboard/jobs/{}", id("b")))).await;
+        let link = between(&html, r#"<dd id="workflow">"#, "</dd>");
+        assert!(link.contains(&format!(r#"href="/dashboard/workflows/{}""#, wf.id)), "{link}");
+        assert!(link.contains("step b of") && link.contains("nightly report"), "{link}");
+        let (_, html, _) = send(&app, get(&format!("/dashboard/jobs/{}", plain.id))).await;
+        assert!(!html.contains(r#"id="workflow""#), "{html}");
+
+        // Unknown and malformed ids.
+        let (status, _, _) = send(&app, get("/dashboard/workflows/999999")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _, _) = send(&app, get("/dashboard/workflows/x")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _, _) = send(&app, get(&format!("/dashboard/workflows/{}?page=0", wf.id))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
+
+backend_case! {
+    async fn workflow_cancel_button_cancels_like_the_cli_and_the_page_says_so(db: TestDb) {
+        let wf = diamond_in_four_states(&db).await;
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let (_, html, _) = send(&app, get(&format!("/dashboard/workflows/{}", wf.id))).await;
+        let action = format!("/dashboard/workflows/{}/cancel", wf.id);
+        assert!(html.contains(&format!(r#"action="{action}""#)), "{html}");
+
+        let (status, _, location) = send(&app, post(&action, "")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let location = location.unwrap();
+        assert_eq!(
+            location,
+            format!("/dashboard/workflows/{}?steps_cancelled=2&steps_stopping=1", wf.id)
+        );
+        for (step, state) in [
+            ("a", JobState::Completed),
+            ("b", JobState::Running),
+            ("c", JobState::Cancelled),
+            ("d", JobState::Cancelled),
+        ] {
+            assert_eq!(state_of(&db, wf.job(step).unwrap().id).await, state, "{step}");
+        }
+        let (_, html, _) = send(&app, get(&location)).await;
+        assert!(
+            html.contains("Workflow cancelled: 2 steps cancelled, 1 running steps asked to stop."),
+            "{html}"
+        );
+        let (status, _, _) = send(&app, post("/dashboard/workflows/999999/cancel", "")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
+
+backend_case! {
+    /// A workflow of 10,000 steps (one root, a fan-out) draws a bounded graph and pages its
+    /// table.
+    async fn a_large_workflow_draws_a_bounded_graph_and_pages_its_table(db: TestDb) {
+        let mut workflow = Workflow::new("fan-out");
+        workflow.push(Step::raw("root", "noop", serde_json::json!({})));
+        for i in 1..10_000 {
+            workflow.push(Step::raw(format!("child-{i}"), "noop", serde_json::json!({})).after(["root"]));
+        }
+        let wf = db.store.workflow_insert(workflow.params().unwrap()).await.unwrap();
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let (status, html, _) = send(&app, get(&format!("/dashboard/workflows/{}", wf.id))).await;
+        assert_eq!(status, StatusCode::OK);
+        let svg = between(&html, r#"<svg id="workflow-graph""#, "</svg>");
+        assert_eq!(svg.matches(r#"<a class="node""#).count(), 16, "the root and 15 children");
+        assert!(svg.contains(r#"data-hidden="184""#), "a box counts the other drawn children");
+        assert!(html.contains("The graph shows the first 200 of 10000 steps"), "{}", between(&html, "<section id=\"graph\">", "<svg"));
+        let table = between(&html, r#"<table id="steps-table">"#, "</table>");
+        assert_eq!(table.matches(r#"<tr class="step""#).count(), 100);
+        assert!(html.contains("Page 1 of 100"));
+        assert!(html.len() < 100_000, "{} bytes", html.len());
+        let (_, html, _) = send(&app, get(&format!("/dashboard/workflows/{}?page=100", wf.id))).await;
+        assert!(html.contains("child-9999") && html.contains("Previous steps") && !html.contains("Next steps"));
+    }
+}
+
+backend_case! {
+    needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped");
+    async fn browser_workflow_page_shows_the_graph_links_nodes_and_cancels(db: TestDb) {
+        let wf = diamond_in_four_states(&db).await;
+        let (base, stop) =
+            serve(surfaces::app_state(db.store.clone(), HttpConfig::default()).await).await;
+        let browser = Browser::start().await;
+
+        browser.goto(&format!("{base}/dashboard/workflows")).await;
+        browser.wait_for_text("nightly report").await;
+        browser.click(&browser.find(&format!("#workflow-{} a", wf.id)).await).await;
+        browser.wait_for_text("Steps as a graph").await;
+        for step in ["a", "b", "c", "d"] {
+            let node = browser.find(&format!("#workflow-graph a.node[data-step='{step}']")).await;
+            assert_eq!(
+                browser.attribute(&node, "data-job-id").await,
+                Some(wf.job(step).unwrap().id.to_string())
+            );
+        }
+        browser.screenshot("workflow").await;
+
+        // A node leads to its job's page, which leads back.
+        let d = wf.job("d").unwrap().id;
+        browser.click(&browser.find("#workflow-graph a.node[data-step='d'] rect").await).await;
+        let text = browser.wait_for_text(&format!("Job {d}")).await;
+        assert!(text.contains("step d of workflow"), "{text}");
+        browser.click(&browser.find("#workflow a").await).await;
+        browser.wait_for_text("Steps as a graph").await;
+
+        browser.click(&browser.find("#workflow button.cancel").await).await;
+        browser.wait_for_text("Workflow cancelled: 2 steps cancelled, 1 running steps asked to stop.").await;
+        assert_eq!(state_of(&db, d).await, JobState::Cancelled);
+        assert_eq!(state_of(&db, wf.job("c").unwrap().id).await, JobState::Cancelled);
+        let node = browser.find("#workflow-graph a.node[data-step='d']").await;
+        assert_eq!(browser.attribute(&node, "data-state").await.as_deref(), Some("cancelled"));
+
+        drop(browser);
+        stop.cancel();
+    }
+}

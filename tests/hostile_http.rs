@@ -808,3 +808,65 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// Step and workflow names are the user's text: on the workflow pages (the SVG graph, its
+    /// tooltips and data attributes, the table, the list, the job page's link) they are
+    /// escaped, control characters never reach the graph, and the cancel button is refused
+    /// from another origin (issue 16.5).
+    async fn hostile_step_names_cannot_break_out_of_the_workflow_graph(db: TestDb) {
+        use porter::workflow::{Step, Workflow};
+        let names = [
+            "</text><script>alert(1)</script>",
+            "\"><script>alert(2)</script>",
+            "it's & <b>bold</b>",
+            "bell\u{7}\u{1b}[31mred\u{1}",
+        ];
+        let mut workflow = Workflow::new("<script>alert(3)</script>");
+        for (i, name) in names.iter().enumerate() {
+            let step = Step::raw(*name, "noop", json!({}));
+            workflow.push(if i == 0 { step } else { step.after([names[i - 1]]) });
+        }
+        let wf = db.store.workflow_insert(workflow.params().unwrap()).await.unwrap();
+        let app = app(&db, HttpConfig::default()).await;
+        let page = |uri: String| {
+            let app = app.clone();
+            async move {
+                let (status, body) = send(&app, req(Method::GET, &uri).body(Body::empty()).unwrap()).await;
+                assert_eq!(status, StatusCode::OK, "{uri}");
+                String::from_utf8(body).unwrap()
+            }
+        };
+        let first = wf.steps[0].1.id;
+        for html in [
+            page(format!("/dashboard/workflows/{}", wf.id)).await,
+            page("/dashboard/workflows".to_string()).await,
+            page(format!("/dashboard/jobs/{first}")).await,
+        ] {
+            assert!(!html.contains("<script>"), "{html}");
+            assert!(!html.contains("</text><script"), "{html}");
+            assert!(html.contains("&lt;script&gt;alert("), "{html}");
+        }
+        let html = page(format!("/dashboard/workflows/{}", wf.id)).await;
+        let svg = html.split(r#"<svg id="workflow-graph""#).nth(1).unwrap().split("</svg>").next().unwrap();
+        assert_eq!(svg.matches("<a class=\"node\"").count(), 4, "{svg}");
+        assert!(!svg.chars().any(|c| c.is_control() && c != '\n'), "no control character in the graph: {svg:?}");
+        assert!(svg.contains("&lt;/text&gt;&lt;script&gt;alert(1)&lt;/script&gt;"), "{svg}");
+        assert!(svg.contains("it&#39;s &amp; &lt;b&gt;bold&lt;/b&gt;") || svg.contains("it's &amp; &lt;b&gt;bold&lt;/b&gt;"), "{svg}");
+        assert_eq!(svg.matches("<path class=\"edge\"").count(), 3, "{svg}");
+
+        // The cancel button from another site changes nothing.
+        let (status, _) = send(
+            &app,
+            req(Method::POST, &format!("/dashboard/workflows/{}/cancel", wf.id))
+                .header(header::ORIGIN, EVIL)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let detail = db.store.workflow_get(wf.id).await.unwrap().unwrap();
+        assert!(detail.steps.iter().all(|s| s.state != JobState::Cancelled), "nothing cancelled");
+    }
+}

@@ -6,15 +6,16 @@
 //! ([`HttpConfig::dashboard_refresh`](super::HttpConfig::dashboard_refresh)). The other pages,
 //! linked from every page's top bar: one job (`/dashboard/jobs/{id}`), jobs with filters,
 //! search, pages and bulk actions (`/dashboard/jobs`), queues with pause and resume
-//! (`/dashboard/queues`), workers (`/dashboard/workers`) and periodic schedules
-//! (`/dashboard/periodic`). Their data comes through the [`Client`](crate::Client), as an
+//! (`/dashboard/queues`), workers (`/dashboard/workers`), periodic schedules
+//! (`/dashboard/periodic`) and workflows, each drawn as a graph of its steps
+//! (`/dashboard/workflows`). Their data comes through the [`Client`](crate::Client), as an
 //! application's would.
 //!
 //! # Actions and the admin token
 //! The buttons are plain HTML forms posting to `POST /dashboard/jobs/{id}/retry` and
 //! `POST /dashboard/jobs/{id}/cancel` (answered `303 See Other` back to `/`, or to the job's
-//! page with `from=job`), `POST /dashboard/jobs/bulk` and
-//! `POST /dashboard/queues/{name}/pause|resume`. Every one of them goes through the same
+//! page with `from=job`), `POST /dashboard/jobs/bulk`,
+//! `POST /dashboard/queues/{name}/pause|resume` and `POST /dashboard/workflows/{id}/cancel`. Every one of them goes through the same
 //! checks below (origin, then token).
 //!
 //! When `PORTER_ADMIN_TOKEN` is set, an action needs the token, taken from any of:
@@ -52,9 +53,11 @@ pub const JOBS_SHOWN: u32 = 25;
 const ERROR_SHOWN: usize = 2000;
 
 pub mod chart;
+mod graph;
 mod job;
 mod jobs;
 mod ops;
+mod workflow;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -66,6 +69,9 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/dashboard/queues/{name}/{action}", post(ops::queue_act))
         .route("/dashboard/workers", get(ops::workers))
         .route("/dashboard/periodic", get(ops::periodic))
+        .route("/dashboard/workflows", get(workflow::list))
+        .route("/dashboard/workflows/{id}", get(workflow::page))
+        .route("/dashboard/workflows/{id}/cancel", post(workflow::cancel))
         .route("/dashboard/login", get(login_page).post(login))
         .route("/dashboard/logout", post(logout))
         .route("/dashboard/jobs/{id}/{action}", post(act))
@@ -113,6 +119,7 @@ fn layout(title: &str, refresh: Option<(u64, &str)>, body: Markup) -> Markup {
                     a href="/dashboard/queues" { "Queues" }
                     a href="/dashboard/workers" { "Workers" }
                     a href="/dashboard/periodic" { "Periodic" }
+                    a href="/dashboard/workflows" { "Workflows" }
                 }
                 (body)
             }

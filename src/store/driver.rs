@@ -66,6 +66,10 @@ pub trait Driver: Send + Sync + 'static {
     /// One workflow's row, jobs (by id) and edges; `None` when there is no such workflow.
     async fn workflow_get(&self, id: i64) -> Result<Option<WorkflowParts>>;
 
+    /// The workflow a job is a step of (its id, name, and the step's name); `None` for a job
+    /// of no workflow, or no such job.
+    async fn job_workflow(&self, id: i64) -> Result<Option<workflow::JobWorkflow>>;
+
     /// Cancels every unfinished job of a workflow in one transaction, as
     /// [`Driver::job_cancel`] does each (pending ones included; a running one is asked to stop,
     /// its worker told at commit where the backend can). `None` when there is no such

@@ -263,6 +263,17 @@ pub fn fold_workflow_rows(rows: Vec<WorkflowCountRow>) -> Result<Vec<WorkflowRow
     Ok(out)
 }
 
+/// The workflow a job is a step of (its page links to it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobWorkflow {
+    /// The workflow's id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// The job's step name.
+    pub step: String,
+}
+
 /// What cancelling a workflow did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowCancelled {

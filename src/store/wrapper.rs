@@ -171,6 +171,11 @@ impl Store {
             .map(WorkflowParts::detail))
     }
 
+    /// The workflow a job is a step of; `None` for a job of no workflow (or no such job).
+    pub async fn job_workflow(&self, id: i64) -> Result<Option<workflow::JobWorkflow>> {
+        self.op("job_workflow", self.driver.job_workflow(id)).await
+    }
+
     /// Cancels a workflow: its steps that have not started (pending ones included) are
     /// cancelled at once, running ones are asked to stop as [`Store::job_cancel`] asks (their
     /// workers are told). Finished steps stay as they are. [`Error::NotFound`] when there is no

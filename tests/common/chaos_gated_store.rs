@@ -150,6 +150,9 @@ impl Driver for GatedStore {
     ) -> Result<Vec<porter::store::WorkflowRow>> {
         self.inner.workflow_list(before_id, limit).await
     }
+    async fn job_workflow(&self, id: i64) -> Result<Option<porter::store::workflow::JobWorkflow>> {
+        self.inner.job_workflow(id).await
+    }
     async fn workflow_get(&self, id: i64) -> Result<Option<porter::store::WorkflowParts>> {
         self.inner.workflow_get(id).await
     }

@@ -1,5 +1,5 @@
 //! `GET /dashboard/jobs/{id}`: one job, whole: its fields, the progress and output its worker
-//! recorded, the jobs it waits for and the jobs waiting for it, args and metadata as pretty
+//! recorded, the workflow it is a step of (a link), the jobs it waits for and the jobs waiting for it, args and metadata as pretty
 //! JSON, every attempt with what the row records of it, each error with its trace, and the retry and
 //! cancel buttons its state allows.
 
@@ -11,6 +11,7 @@ use maud::{html, Markup};
 
 use super::{layout, nav_header, notice, problem_page, readable, time, AppState};
 use crate::job::{JobRow, JobState};
+use crate::store::workflow::JobWorkflow;
 
 /// The job page.
 pub(super) async fn page(
@@ -44,6 +45,10 @@ pub(super) async fn page(
         Err(e) => return problem_page(&state, super::status_of(&e), &e.to_string()),
     };
     let job = &detail.job;
+    let workflow = match state.client.job_workflow(id).await {
+        Ok(w) => w,
+        Err(e) => return problem_page(&state, super::status_of(&e), &e.to_string()),
+    };
     let url = format!("/dashboard/jobs/{id}");
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let body = html! {
@@ -52,7 +57,7 @@ pub(super) async fn page(
             p { span.notice #notice { (text) } }
         }
         section #job data-job-id=(job.id) data-state=(job.state.as_str()) {
-            (fields(job))
+            (fields(job, workflow.as_ref()))
             div #actions {
                 // A running job cannot be retried, nor one that waits (its turn or its parents
                 // make it due).
@@ -129,10 +134,16 @@ fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
 
-fn fields(job: &JobRow) -> Markup {
+fn fields(job: &JobRow, workflow: Option<&JobWorkflow>) -> Markup {
     html! {
         dl.fields {
             dt { "kind" } dd #kind { (job.kind) }
+            @if let Some(w) = workflow {
+                dt { "workflow" } dd #workflow {
+                    "step " (w.step) " of "
+                    a href=(format!("/dashboard/workflows/{}", w.id)) data-workflow-id=(w.id) { "workflow " (w.id) ": " (w.name) }
+                }
+            }
             dt { "queue" } dd #queue { a href=(format!("/dashboard/jobs?queue={}", job.queue)) { (job.queue) } }
             dt { "state" } dd #state { (job.state.as_str())
                 @if let Some(at) = job.metadata.get(crate::job::CANCEL_REQUESTED_AT).and_then(|v| v.as_str()) {

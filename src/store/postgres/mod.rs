@@ -981,6 +981,14 @@ impl Driver for PgStore {
         self.workflow_parts(id).await
     }
 
+    async fn job_workflow(&self, id: i64) -> Result<Option<crate::store::workflow::JobWorkflow>> {
+        let row: Option<(i64, String, String)> = sqlx::query_as(sql!("job_workflow"))
+            .bind(id)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+        Ok(row.map(|(id, name, step)| crate::store::workflow::JobWorkflow { id, name, step }))
+    }
+
     async fn workflow_cancel(&self, id: i64) -> Result<Option<Vec<JobChange>>> {
         self.workflow_cancel_all(id).await
     }

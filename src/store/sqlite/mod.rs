@@ -952,6 +952,21 @@ impl Driver for SqliteStore {
         .await
     }
 
+    async fn job_workflow(&self, id: i64) -> Result<Option<crate::store::workflow::JobWorkflow>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql!("job_workflow"))?;
+            let mut rows = stmt.query_map([id], |r| {
+                Ok(crate::store::workflow::JobWorkflow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    step: r.get(2)?,
+                })
+            })?;
+            Ok(rows.next().transpose()?)
+        })
+        .await
+    }
+
     async fn workflow_cancel(&self, id: i64) -> Result<Option<Vec<JobChange>>> {
         // Workers of other processes see the commit through their change watcher.
         self.writer.run(move |c| workflow::cancel(c, id)).await

@@ -1,0 +1,560 @@
+//! The workflow pages: `GET /dashboard/workflows` (newest first, 50 a page, each with its
+//! steps' counts by state) and `GET /dashboard/workflows/{id}`: the steps drawn as a graph
+//! (inline SVG, server-rendered: one node per step with its name, job id and state, coloured by
+//! state, each a link to the job's page; an edge from each step to the steps that wait for it;
+//! laid out by [`graph`](super::graph)), the steps as a table (as `porter workflows show`), and
+//! a cancel button posting `POST /dashboard/workflows/{id}/cancel` (the checks of every
+//! dashboard action: origin, then token), which cancels as `porter workflows cancel` does.
+//!
+//! # Large workflows
+//! A workflow may have up to [`MAX_STEPS`](crate::workflow::MAX_STEPS) steps; a browser would
+//! choke on an SVG of that many nodes, and nobody can read one. So the graph draws the first
+//! [`DRAWN_STEPS`] steps (insertion order: every drawn step's parents inside the workflow are
+//! drawn too, as a step waits only for earlier ones) and at most [`LAYER_WIDTH`] nodes a layer:
+//! a wider layer shows its first `LAYER_WIDTH - 1` steps and one box counting the others (the
+//! edges to and from them go to that box). The page says when it left steps out; the table
+//! below lists every step, [`STEPS_SHOWN`] a page.
+//!
+//! Step names and kinds are the user's text: maud escapes them in text and attributes alike,
+//! and control characters are shown as `\u{fffd}` in the graph's labels, so a name cannot end
+//! an SVG `<text>` or an attribute.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use maud::{html, Markup};
+
+use super::{
+    graph, layout, nav_header, problem_page, readable, refusal, status_of, time, AppState,
+};
+use crate::job::JobState;
+use crate::workflow::{WorkflowDetail, WorkflowRow, WorkflowStep};
+
+/// Workflows listed a page.
+pub const WORKFLOWS_SHOWN: u32 = 50;
+/// Steps listed a page in a workflow's table.
+pub const STEPS_SHOWN: usize = 100;
+/// Steps drawn in the graph at most: the first ones inserted.
+pub const DRAWN_STEPS: usize = 200;
+/// Nodes drawn in one layer at most (the last one counting the layer's other steps).
+pub const LAYER_WIDTH: usize = 16;
+/// Longest step name drawn in a node (the whole name is its tooltip and in the table).
+const LABEL_CHARS: usize = 22;
+
+const NODE_W: i64 = 170;
+const NODE_H: i64 = 40;
+const GAP_X: i64 = 20;
+const GAP_Y: i64 = 48;
+const MARGIN: i64 = 10;
+
+/// A state's fill and outline in the graph and its legend.
+pub fn colours(state: JobState) -> (&'static str, &'static str) {
+    match state {
+        JobState::Pending => ("#f4f4f5", "#a1a1aa"),
+        JobState::Available => ("#dbeafe", "#2563eb"),
+        JobState::Scheduled => ("#ede9fe", "#7c3aed"),
+        JobState::Running => ("#fef3c7", "#d97706"),
+        JobState::Retryable => ("#ffedd5", "#ea580c"),
+        JobState::Completed => ("#dcfce7", "#16a34a"),
+        JobState::Cancelled => ("#e4e4e7", "#52525b"),
+        JobState::Discarded => ("#fee2e2", "#dc2626"),
+    }
+}
+
+/// The states in the order the legend and counts show them: as a step goes.
+const STATES: [JobState; 8] = [
+    JobState::Pending,
+    JobState::Scheduled,
+    JobState::Available,
+    JobState::Running,
+    JobState::Retryable,
+    JobState::Completed,
+    JobState::Cancelled,
+    JobState::Discarded,
+];
+
+fn fail(state: &AppState, e: crate::Error) -> Response {
+    problem_page(
+        state,
+        status_of(&e),
+        &crate::http::AppError::from(e).message,
+    )
+}
+
+/// A query's value by key.
+fn query_value(query: Option<&str>, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The counts of a workflow as one cell: `completed 2, pending 1`.
+fn counts(w: &WorkflowRow) -> Markup {
+    html! {
+        @if w.counts.is_empty() {
+            span.muted { "no steps left" }
+        }
+        @for (i, s) in STATES.iter().filter(|s| w.counts.contains_key(s)).enumerate() {
+            @if i > 0 { ", " }
+            span.count data-state=(s.as_str()) style=(format!("border-bottom: 3px solid {}", colours(*s).1)) {
+                (s.as_str()) " " (w.counts[s])
+            }
+        }
+    }
+}
+
+/// `GET /dashboard/workflows?before_id=`.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(refused) = readable(&state, &headers) {
+        return refused;
+    }
+    let before_id = match query_value(query.as_deref(), "before_id").map(|v| v.parse::<i64>()) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            return problem_page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "before_id is a workflow id, a whole number",
+            )
+        }
+    };
+    // One more than shown, to know whether there is a next page.
+    let mut workflows = match state
+        .client
+        .workflows(before_id, Some(WORKFLOWS_SHOWN + 1))
+        .await
+    {
+        Ok(w) => w,
+        Err(e) => return fail(&state, e),
+    };
+    let more = workflows.len() > WORKFLOWS_SHOWN as usize;
+    workflows.truncate(WORKFLOWS_SHOWN as usize);
+    let refresh = state.config.dashboard_refresh.as_secs().max(1);
+    let url = match before_id {
+        Some(id) => format!("/dashboard/workflows?before_id={id}"),
+        None => "/dashboard/workflows".to_string(),
+    };
+    let body = html! {
+        (nav_header(&state, &headers, "Workflows"))
+        @if workflows.is_empty() {
+            p.muted #no-workflows { "No workflows." }
+        } @else {
+            table #workflows {
+                thead { tr { th.n { "id" } th { "name" } th { "created" } th.n { "steps" } th { "states" } } }
+                tbody {
+                    @for w in &workflows {
+                        tr #(format!("workflow-{}", w.id)) data-workflow-id=(w.id) data-finished=(w.finished()) {
+                            td.n { a href=(format!("/dashboard/workflows/{}", w.id)) { (w.id) } }
+                            td { a href=(format!("/dashboard/workflows/{}", w.id)) { (w.name) } }
+                            td { (time(Some(w.created_at))) }
+                            td.n { (w.total) }
+                            td.states { (counts(w)) }
+                        }
+                    }
+                }
+            }
+        }
+        p {
+            @if before_id.is_some() {
+                a #first-page href="/dashboard/workflows" { "First page" } " "
+            }
+            @if let (true, Some(last)) = (more, workflows.last()) {
+                a #next-page href=(format!("/dashboard/workflows?before_id={}", last.id)) { "Next page" }
+            }
+        }
+    };
+    Html(layout("porter: workflows", Some((refresh, &url)), body).into_string()).into_response()
+}
+
+/// A one-time notice after a cancel: counts only, so the URL cannot put text on the page.
+fn cancel_notice(query: Option<&str>) -> Option<String> {
+    let n = |key| query_value(query, key)?.parse::<u64>().ok();
+    let (cancelled, stopping) = (n("steps_cancelled")?, n("steps_stopping")?);
+    Some(format!(
+        "Workflow cancelled: {cancelled} steps cancelled, {stopping} running steps asked to stop."
+    ))
+}
+
+/// `GET /dashboard/workflows/{id}?page=`.
+pub(super) async fn page(
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(refused) = readable(&state, &headers) {
+        return refused;
+    }
+    let Ok(Path(id)) = path else {
+        return problem_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "a workflow id is a whole number, as in /dashboard/workflows/7",
+        );
+    };
+    let page = match query_value(query.as_deref(), "page").map(|v| v.parse::<usize>()) {
+        None => 1,
+        Some(Ok(p)) if p >= 1 => p,
+        Some(_) => {
+            return problem_page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "page is a whole number from 1",
+            )
+        }
+    };
+    let wf = match state.client.workflow(id).await {
+        Ok(Some(wf)) => wf,
+        Ok(None) => {
+            return problem_page(
+                &state,
+                StatusCode::NOT_FOUND,
+                &format!("no workflow {id} (it goes once retention deleted its last step)"),
+            )
+        }
+        Err(e) => return fail(&state, e),
+    };
+    let refresh = state.config.dashboard_refresh.as_secs().max(1);
+    let url = match page {
+        1 => format!("/dashboard/workflows/{id}"),
+        p => format!("/dashboard/workflows/{id}?page={p}"),
+    };
+    let w = &wf.workflow;
+    let body = html! {
+        (nav_header(&state, &headers, &format!("Workflow {id}")))
+        @if let Some(text) = cancel_notice(query.as_deref()) {
+            p { span.notice #notice { (text) } }
+        }
+        section #workflow data-workflow-id=(w.id) data-finished=(w.finished()) {
+            dl.fields {
+                dt { "name" } dd #name { (w.name) }
+                dt { "created" } dd { (time(Some(w.created_at))) }
+                dt { "steps" } dd #total { (w.total) }
+                dt { "states" } dd #states { (counts(w)) }
+            }
+            @if !w.finished() {
+                form.inline method="post" action=(format!("/dashboard/workflows/{id}/cancel")) {
+                    button type="submit" class="cancel" data-workflow-id=(id) { "Cancel workflow" }
+                }
+                span.muted { " cancels every unfinished step; running steps are asked to stop" }
+            }
+        }
+        section #graph {
+            h2 { "Steps as a graph" }
+            (draw(&wf))
+        }
+        section #steps {
+            h2 { "Steps" }
+            (steps_table(&wf, page))
+        }
+    };
+    Html(
+        layout(
+            &format!("porter: workflow {id}"),
+            Some((refresh, &url)),
+            body,
+        )
+        .into_string(),
+    )
+    .into_response()
+}
+
+/// `POST /dashboard/workflows/{id}/cancel`: back to the workflow's page with the counts.
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(page) = refusal(&state, &headers, &body) {
+        return page;
+    }
+    let Ok(Path(id)) = path else {
+        return problem_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "a workflow id is a whole number",
+        );
+    };
+    match state.client.cancel_workflow(id).await {
+        Ok(out) => Redirect::to(&format!(
+            "/dashboard/workflows/{id}?steps_cancelled={}&steps_stopping={}",
+            out.cancelled, out.cancel_requested
+        ))
+        .into_response(),
+        Err(e) => fail(&state, e),
+    }
+}
+
+/// The steps, a page of [`STEPS_SHOWN`].
+fn steps_table(wf: &WorkflowDetail, page: usize) -> Markup {
+    let pages = wf.steps.len().div_ceil(STEPS_SHOWN).max(1);
+    let from = (page - 1).saturating_mul(STEPS_SHOWN);
+    let shown = wf.steps.iter().skip(from).take(STEPS_SHOWN);
+    let id = wf.workflow.id;
+    html! {
+        @if pages > 1 {
+            p.muted #steps-page { "Page " (page) " of " (pages) " (" (STEPS_SHOWN) " steps a page)." }
+        }
+        table #steps-table {
+            thead { tr { th { "step" } th.n { "job" } th { "kind" } th { "state" } th.n { "attempts" } th { "finalized" } th { "after" } } }
+            tbody {
+                @for s in shown {
+                    tr.step data-job-id=(s.job_id) data-state=(s.state.as_str()) {
+                        td { (s.step) }
+                        td.n { a href=(format!("/dashboard/jobs/{}", s.job_id)) { (s.job_id) } }
+                        td { (s.kind) }
+                        td { (s.state.as_str()) }
+                        td.n { (s.attempt) }
+                        td { (time(s.finalized_at)) }
+                        td { @if s.after.is_empty() { span.muted { "-" } } @else { (s.after.join(", ")) } }
+                    }
+                }
+            }
+        }
+        p {
+            @if page > 1 {
+                a #previous-steps href=(format!("/dashboard/workflows/{id}?page={}#steps", page - 1)) { "Previous steps" } " "
+            }
+            @if page < pages {
+                a #next-steps href=(format!("/dashboard/workflows/{id}?page={}#steps", page + 1)) { "Next steps" }
+            }
+        }
+    }
+}
+
+/// A node of the drawing: a step, or the box counting a wide layer's other steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Node {
+    Step(usize),
+    More(usize),
+}
+
+/// A label that cannot break the SVG: control characters replaced, at most `max` characters.
+fn label(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+/// The edges (parent index, child index) among the first `n` steps: each step's `after`
+/// names its parents in the workflow by step name (a job outside the workflow as `job N`,
+/// which is not drawn).
+fn step_edges(steps: &[WorkflowStep], n: usize) -> Vec<(usize, usize)> {
+    let index: BTreeMap<&str, usize> = steps[..n]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.step.as_str(), i))
+        .collect();
+    let mut edges = Vec::new();
+    for (child, s) in steps[..n].iter().enumerate() {
+        for parent in &s.after {
+            if let Some(&p) = index.get(parent.as_str()) {
+                if p != child {
+                    edges.push((p, child));
+                }
+            }
+        }
+    }
+    edges
+}
+
+/// The graph as inline SVG, with its legend.
+fn draw(wf: &WorkflowDetail) -> Markup {
+    let steps = &wf.steps;
+    if steps.is_empty() {
+        return html! { p.muted { "No steps left to draw (retention deleted them)." } };
+    }
+    let n = steps.len().min(DRAWN_STEPS);
+    let edges = step_edges(steps, n);
+    let layer = graph::layers(n, &edges);
+    let rows = graph::order(&layer, &edges);
+
+    // Wide layers: the first LAYER_WIDTH - 1 steps, then one box for the rest.
+    let mut node_of = vec![Node::Step(0); n];
+    let mut drawn: Vec<Vec<Node>> = Vec::with_capacity(rows.len());
+    let mut hidden: BTreeMap<usize, usize> = BTreeMap::new();
+    for (l, row) in rows.iter().enumerate() {
+        let mut nodes = Vec::new();
+        for (i, &v) in row.iter().enumerate() {
+            if row.len() > LAYER_WIDTH && i >= LAYER_WIDTH - 1 {
+                node_of[v] = Node::More(l);
+                *hidden.entry(l).or_default() += 1;
+            } else {
+                node_of[v] = Node::Step(v);
+                nodes.push(Node::Step(v));
+            }
+        }
+        if hidden.contains_key(&l) {
+            nodes.push(Node::More(l));
+        }
+        drawn.push(nodes);
+    }
+    let widest = drawn.iter().map(Vec::len).max().unwrap_or(1) as i64;
+    let width = 2 * MARGIN + widest * (NODE_W + GAP_X) - GAP_X;
+    let height = 2 * MARGIN + drawn.len() as i64 * (NODE_H + GAP_Y) - GAP_Y;
+    let mut at: BTreeMap<Node, (i64, i64)> = BTreeMap::new();
+    for (l, nodes) in drawn.iter().enumerate() {
+        let indent = (widest - nodes.len() as i64) * (NODE_W + GAP_X) / 2;
+        for (i, node) in nodes.iter().enumerate() {
+            let x = MARGIN + indent + i as i64 * (NODE_W + GAP_X);
+            let y = MARGIN + l as i64 * (NODE_H + GAP_Y);
+            at.insert(*node, (x, y));
+        }
+    }
+    let lines: BTreeSet<(Node, Node)> = edges
+        .iter()
+        .map(|&(p, c)| (node_of[p], node_of[c]))
+        .collect();
+    let end = |node: Node| match node {
+        Node::Step(v) => steps[v].job_id.to_string(),
+        Node::More(l) => format!("more-{l}"),
+    };
+    let left_out = steps.len() - n;
+    let collapsed: usize = hidden.values().sum();
+    html! {
+        @if left_out > 0 || collapsed > 0 {
+            p.muted #graph-note {
+                @if left_out > 0 {
+                    "The graph shows the first " (n) " of " (steps.len()) " steps (a step's parents come before it, so each drawn step's parents are drawn). "
+                }
+                @if collapsed > 0 {
+                    "Layers wider than " (LAYER_WIDTH) " steps show their first " (LAYER_WIDTH - 1) " and a box counting the others (" (collapsed) " steps). "
+                }
+                "The table below lists every step."
+            }
+        }
+        div.graph style="overflow: auto; max-width: 100%; border: 1px solid #ddd; background: #fff" {
+            svg #workflow-graph xmlns="http://www.w3.org/2000/svg" width=(width) height=(height)
+                viewBox=(format!("0 0 {width} {height}")) role="img"
+                aria-label=(format!("workflow {}: {} steps", wf.workflow.id, steps.len())) {
+                defs {
+                    marker #arrow viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse" {
+                        path d="M 0 0 L 10 5 L 0 10 z" fill="#888" {}
+                    }
+                }
+                g.edges {
+                    @for (from, to) in &lines {
+                        @let (x1, y1) = at[from];
+                        @let (x2, y2) = at[to];
+                        @let (x1, y1, x2, y2) = (x1 + NODE_W / 2, y1 + NODE_H, x2 + NODE_W / 2, y2);
+                        path.edge data-from=(end(*from)) data-to=(end(*to))
+                            d=(format!("M {x1} {y1} C {x1} {} {x2} {} {x2} {y2}", y1 + GAP_Y / 2, y2 - GAP_Y / 2))
+                            fill="none" stroke="#888" stroke-width="1.2" marker-end="url(#arrow)" {}
+                    }
+                }
+                g.nodes {
+                    @for (node, (x, y)) in &at {
+                        @match node {
+                            Node::Step(v) => {
+                                @let s = &steps[*v];
+                                @let (fill, stroke) = colours(s.state);
+                                a.node href=(format!("/dashboard/jobs/{}", s.job_id)) data-job-id=(s.job_id)
+                                    data-step=(label(&s.step, usize::MAX)) data-state=(s.state.as_str()) data-layer=(layer[*v]) {
+                                    title { (label(&s.step, usize::MAX)) " (" (s.kind) "): job " (s.job_id) ", " (s.state.as_str()) }
+                                    rect x=(x) y=(y) width=(NODE_W) height=(NODE_H) rx="6" fill=(fill) stroke=(stroke) stroke-width="1.5" {}
+                                    text x=(x + 8) y=(y + 16) font-size="12" fill="#222" { (label(&s.step, LABEL_CHARS)) }
+                                    text x=(x + 8) y=(y + 32) font-size="11" fill="#555" { "#" (s.job_id) " · " (s.state.as_str()) }
+                                }
+                            }
+                            Node::More(l) => {
+                                g.more data-layer=(l) data-hidden=(hidden[l]) {
+                                    rect x=(x) y=(y) width=(NODE_W) height=(NODE_H) rx="6" fill="#fafafa" stroke="#aaa" stroke-dasharray="4 3" {}
+                                    text x=(x + 8) y=(y + 24) font-size="12" fill="#555" { "+" (hidden[l]) " more steps (table)" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        ul.legend #legend style="list-style: none; padding: 0; display: flex; gap: 1rem; flex-wrap: wrap" {
+            @for s in STATES {
+                @let (fill, stroke) = colours(s);
+                li data-state=(s.as_str()) {
+                    span style=(format!("display: inline-block; width: 1em; height: 1em; vertical-align: middle; background: {fill}; border: 2px solid {stroke}; border-radius: 3px")) {}
+                    " " (s.as_str())
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &str, id: i64, state: JobState, after: &[&str]) -> WorkflowStep {
+        WorkflowStep {
+            step: name.to_string(),
+            job_id: id,
+            kind: "noop".to_string(),
+            state,
+            attempt: 0,
+            attempted_at: None,
+            finalized_at: None,
+            after: after.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn detail(steps: Vec<WorkflowStep>) -> WorkflowDetail {
+        WorkflowDetail {
+            workflow: WorkflowRow {
+                id: 1,
+                name: "w".to_string(),
+                created_at: chrono::Utc::now(),
+                total: steps.len() as i64,
+                counts: BTreeMap::new(),
+            },
+            steps,
+        }
+    }
+
+    #[test]
+    fn labels_lose_control_characters_and_length() {
+        assert_eq!(label("a\u{1}b\nc", 10), "a\u{fffd}b\u{fffd}c");
+        assert_eq!(label("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn a_huge_fan_out_draws_a_bounded_graph() {
+        let mut steps = vec![step("root", 1, JobState::Completed, &[])];
+        for i in 0..10_000 {
+            steps.push(step(
+                &format!("child-{i}"),
+                i + 2,
+                JobState::Available,
+                &["root"],
+            ));
+        }
+        let html = draw(&detail(steps)).into_string();
+        assert_eq!(html.matches("<a class=\"node\"").count(), LAYER_WIDTH);
+        assert!(html.contains(&format!("data-hidden=\"{}\"", DRAWN_STEPS - LAYER_WIDTH)));
+        assert!(html.contains("first 200 of 10001 steps"), "{html}");
+        assert!(html.len() < 100_000, "{} bytes", html.len());
+    }
+
+    #[test]
+    fn an_outside_parent_is_not_drawn() {
+        let steps = vec![
+            step("a", 5, JobState::Completed, &["job 3"]),
+            step("b", 6, JobState::Pending, &["a"]),
+        ];
+        assert_eq!(step_edges(&steps, 2), vec![(0, 1)]);
+    }
+}
