@@ -58,5 +58,9 @@ async fn main() -> porter::Result<()> {
     });
     let inserted = client.insert_batch(batch).await?;
     println!("{} {}", inserted.id, inserted.callback.id);
+    // Queues and kinds no live worker serves yet (none runs before `porter worker`).
+    for warning in &inserted.warnings {
+        eprintln!("warning: {warning}");
+    }
     Ok(())
 }

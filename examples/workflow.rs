@@ -35,5 +35,9 @@ async fn main() -> porter::Result<()> {
         );
     let inserted = client.insert_workflow(workflow).await?;
     println!("{}", inserted.id);
+    // Queues and kinds no live worker serves yet (none runs before `porter worker`).
+    for warning in &inserted.warnings {
+        eprintln!("warning: {warning}");
+    }
     Ok(())
 }

@@ -63,6 +63,12 @@ pub struct BatchInserted {
     pub jobs: Vec<JobRow>,
     /// Its callback job (`pending`).
     pub callback: JobRow,
+    /// One line per queue and kind of its jobs or its callback that no live worker serves at
+    /// insert ([`Store::batch_insert`](crate::Store::batch_insert) checks after the commit;
+    /// the jobs are in either way and wait until a worker serving them runs). Empty from the
+    /// `_tx` inserts, which cannot check before the caller commits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A batch as `porter batches list` and `show` give it.

@@ -102,6 +102,12 @@ pub struct WorkflowInserted {
     pub name: String,
     /// (step name, its job) per step, in insertion order.
     pub steps: Vec<(String, JobRow)>,
+    /// One line per queue and kind of its steps that no live worker serves at insert
+    /// ([`Store::workflow_insert`](crate::Store::workflow_insert) checks after the commit; the
+    /// steps are in either way and wait until a worker serving them runs). Empty from the
+    /// `_tx` inserts, which cannot check before the caller commits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl WorkflowInserted {

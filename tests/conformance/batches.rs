@@ -243,3 +243,62 @@ backend_case! {
         assert_eq!(callbacks.len(), 1);
     }
 }
+
+backend_case! {
+    /// A callback of a kind no live worker serves (issue 16, bad input): the batch is inserted
+    /// whole, the insert result warns (as `porter enqueue` does), and afterwards the callback
+    /// waits `available`, counted among the jobs no live worker serves; once a worker serves
+    /// every queue and kind, an insert warns of nothing.
+    async fn a_callback_nobody_serves_is_warned_of_at_insert(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let mut worker = crate::register("serves-members", Duration::from_secs(3600), &[]);
+        worker.queues = vec!["default".into()];
+        worker.kinds = vec!["k".into()];
+        s.worker_register(worker).await.unwrap();
+
+        let b = client.insert_batch(callback(batch_of(2, "k"), false)).await.unwrap();
+        assert_eq!(
+            b.warnings,
+            vec![format!(
+                "batch {}, callback job {}: no live worker serves queue 'default' kind 'cb'; \
+                 the job waits until one does",
+                b.id, b.callback.id
+            )]
+        );
+        assert_eq!(total(s).await, 3, "inserted all the same");
+        for job in &b.jobs {
+            let got = s.job_claim(claim("default", &["k"], 1, W)).await.unwrap();
+            assert_eq!(got.len(), 1, "member {}", job.id);
+            s.job_complete_many(vec![got[0].fence()]).await.unwrap();
+        }
+        let cb = s.job_get(b.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Available, "due, and waits for a worker");
+        let unserved: Vec<_> = s
+            .job_unserved()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.queue, u.kind, u.count))
+            .collect();
+        assert_eq!(unserved, vec![("default".to_string(), "cb".to_string(), 1)]);
+
+        // Members nobody serves are named too, with their count.
+        let b = client.insert_batch(callback(batch_of(3, "nobody"), false)).await.unwrap();
+        assert_eq!(b.warnings.len(), 2, "{:?}", b.warnings);
+        assert!(
+            b.warnings[1].ends_with("3 jobs: no live worker serves queue 'default' kind 'nobody'; the jobs wait until one does"),
+            "{:?}",
+            b.warnings
+        );
+
+        let mut worker = crate::register("serves-all", Duration::from_secs(3600), &[]);
+        worker.queues = vec!["default".into()];
+        worker.kinds = vec!["k".into(), "cb".into()];
+        s.worker_register(worker).await.unwrap();
+        let b = client.insert_batch(callback(batch_of(2, "k"), true)).await.unwrap();
+        assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+        let json = serde_json::to_value(&b).unwrap();
+        assert!(json.get("warnings").is_none(), "no warnings key when there are none: {json}");
+    }
+}

@@ -292,3 +292,48 @@ backend_case! {
         assert_eq!(client.workflows(None, None).await.unwrap().len(), 4);
     }
 }
+
+backend_case! {
+    /// Steps of a queue and kind no live worker serves (issue 16, bad input): the workflow is
+    /// inserted whole and the insert result warns of each such queue and kind, with its count
+    /// of steps (as `porter enqueue` warns); served ones are not named.
+    async fn steps_nobody_serves_are_warned_of_at_insert(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let mut worker = crate::register("serves-a", std::time::Duration::from_secs(3600), &[]);
+        worker.queues = vec!["default".into()];
+        worker.kinds = vec!["wf_a".into()];
+        s.worker_register(worker).await.unwrap();
+
+        let wf = client.insert_workflow(diamond("warned")).await.unwrap();
+        assert_eq!(wf.steps.len(), 4, "inserted all the same");
+        assert_eq!(
+            wf.warnings,
+            ["wf_b", "wf_c", "wf_d"]
+                .iter()
+                .map(|k| format!(
+                    "workflow {}, 1 step: no live worker serves queue 'default' kind '{k}'; the job waits until one does",
+                    wf.id
+                ))
+                .collect::<Vec<_>>()
+        );
+        let two = Workflow::new("two")
+            .step(step("x", "nobody"))
+            .step(step("y", "nobody").after(["x"]));
+        let wf = client.insert_workflow(two).await.unwrap();
+        assert_eq!(
+            wf.warnings,
+            vec![format!(
+                "workflow {}, 2 steps: no live worker serves queue 'default' kind 'nobody'; the jobs wait until one does",
+                wf.id
+            )]
+        );
+
+        let mut worker = crate::register("serves-all", std::time::Duration::from_secs(3600), &[]);
+        worker.queues = vec!["default".into()];
+        worker.kinds = KINDS.iter().map(|k| k.to_string()).collect();
+        s.worker_register(worker).await.unwrap();
+        let wf = client.insert_workflow(diamond("served")).await.unwrap();
+        assert!(wf.warnings.is_empty(), "{:?}", wf.warnings);
+    }
+}

@@ -75,6 +75,7 @@ async fn insert_batch(
         id,
         jobs,
         callback: callback.job,
+        warnings: Vec::new(),
     })
 }
 

@@ -57,6 +57,7 @@ async fn insert_workflow(
         id,
         name: params.name.clone(),
         steps,
+        warnings: Vec::new(),
     })
 }
 

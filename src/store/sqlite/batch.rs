@@ -58,6 +58,7 @@ pub(super) fn insert_batch(conn: &Connection, params: &BatchInsertParams) -> Res
         id,
         jobs,
         callback: callback.job,
+        warnings: Vec::new(),
     })
 }
 

@@ -53,6 +53,7 @@ pub(super) fn insert_workflow(
         id,
         name: params.name.clone(),
         steps,
+        warnings: Vec::new(),
     })
 }
 
