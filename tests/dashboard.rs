@@ -1597,6 +1597,7 @@ backend_case! {
 
         browser.goto(&format!("{base}/dashboard/workflows")).await;
         browser.wait_for_text("nightly report").await;
+        browser.screenshot("workflows").await;
         browser.click(&browser.find(&format!("#workflow-{} a", wf.id)).await).await;
         browser.wait_for_text("Steps as a graph").await;
         for step in ["a", "b", "c", "d"] {
