@@ -123,6 +123,9 @@ enum Op {
         queue: usize,
         limit: u32,
         only_kind: Option<usize>,
+        /// What the producer says of the claim: jobs of it ahead of free slots, jobs it holds
+        /// waiting, whether it saw limits at its last claim.
+        ahead: ClaimAhead,
     },
     Complete {
         pick: Pick,
@@ -217,8 +220,14 @@ fn op() -> impl Strategy<Value = Op> {
                 let (sequence, after) = waits.unwrap_or((None, None));
                 Op::Insert(Spec { queue, kind, priority, delay, unique, max_attempts, sequence, after, key })
             }),
-        5 => (0..2usize, 0..2usize, 1..=3u32, prop::option::weighted(0.2, 0..2usize))
-            .prop_map(|(worker, queue, limit, only_kind)| Op::Claim { worker, queue, limit, only_kind }),
+        5 => (0..2usize, 0..2usize, 1..=3u32, prop::option::weighted(0.2, 0..2usize),
+              prop::option::weighted(0.4, (0..=3u32, 0..=2u32, any::<bool>())))
+            .prop_map(|(worker, queue, limit, only_kind, ahead)| {
+                let ahead = ahead.map_or(ClaimAhead::default(), |(ahead, waiting, limited)| {
+                    ClaimAhead { ahead: ahead.min(limit), waiting, limited }
+                });
+                Op::Claim { worker, queue, limit, only_kind, ahead }
+            }),
         3 => pick().prop_map(|pick| Op::Complete { pick }),
         3 => (pick(), delay(), prop::bool::weighted(0.2)).prop_map(|(pick, delay, discard)| Op::Fail { pick, delay, discard }),
         1 => (pick(), delay()).prop_map(|(pick, delay)| Op::Snooze { pick, delay }),
@@ -233,7 +242,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2usize, 0..5i64).prop_map(|(name, slot)| Op::Periodic { name, slot }),
         1 => (0..2usize).prop_map(|queue| Op::Pause { queue }),
         1 => (0..2usize).prop_map(|queue| Op::Resume { queue }),
-        2 => (0..2usize, prop::bool::weighted(0.2), prop::option::weighted(0.4, 1..=3u32),
+        2 => (0..2usize, prop::bool::weighted(0.2), prop::option::weighted(0.4, 1..=5u32),
               prop::option::weighted(0.4, 1..=2u32),
               prop::option::weighted(0.3, (1..=3u32, 0..RATE_PERIODS_MS.len())),
               prop::option::weighted(0.3, (1..=2u32, 0..RATE_PERIODS_MS.len())))
@@ -538,9 +547,25 @@ impl Model {
     /// first `4 * limit` available jobs (by priority, due time, id) whose key is not at a
     /// per-key limit; of it, each key takes what it has left; the whole takes what the
     /// queue's concurrency and rate windows leave, up to `limit`. Old starts are pruned first.
-    fn claim_limited(&mut self, queue: usize, limit: u32, only_kind: Option<usize>) -> Vec<&MJob> {
+    /// Jobs asked for ahead of free slots are not taken from a rate-limited queue; under a
+    /// concurrency limit they are taken only while the producer's waiting jobs stay within half
+    /// of the room the limit leaves it.
+    fn claim_limited(
+        &mut self,
+        queue: usize,
+        limit: u32,
+        only_kind: Option<usize>,
+        ahead: ClaimAhead,
+    ) -> Vec<&MJob> {
         let now = self.now;
         let l = self.limits[queue];
+        let for_slots = i64::from(limit - ahead.ahead);
+        let limit = if l.rate.is_some() || l.rate_per_key.is_some() {
+            for_slots as u32
+        } else {
+            limit
+        };
+        let waiting = i64::from(ahead.waiting);
         if let Some(longest) = l.longest_window() {
             self.starts[queue].retain(|&(_, at)| at > now - longest);
         }
@@ -569,7 +594,11 @@ impl Model {
         };
         let mut budget = i64::from(limit);
         if let Some(n) = l.concurrency {
-            budget = budget.min(i64::from(n) - running(None));
+            let (n, running) = (i64::from(n), running(None));
+            budget = budget.min(n - running);
+            // Integer division truncating toward zero, as both databases do.
+            budget = budget
+                .min(for_slots + ((n - (running - waiting) - for_slots) / 2 - waiting).max(0));
         }
         if let Some((n, window)) = l.rate {
             budget = budget.min(i64::from(n) - starts(None, window));
@@ -743,6 +772,7 @@ async fn apply(
             queue,
             limit,
             only_kind,
+            ahead,
         } => {
             let kinds: Vec<String> = match only_kind {
                 Some(k) => vec![KINDS[k].to_string()],
@@ -767,7 +797,7 @@ async fn apply(
                 )?;
                 m.heartbeat[worker] = Some(m.now);
             }
-            let got = ok("claim", s.job_claim(params).await)?;
+            let got = ok("claim", s.job_claim_ahead(params, ahead).await)?.jobs;
             // Due scheduled and retryable jobs of the queue become available, paused or not.
             let now = m.now;
             for j in m.jobs.values_mut() {
@@ -781,7 +811,7 @@ async fn apply(
             let mut want: Vec<&MJob> = if m.paused[queue] {
                 Vec::new()
             } else if m.limits[queue].any() {
-                m.claim_limited(queue, limit, only_kind)
+                m.claim_limited(queue, limit, only_kind, ahead)
             } else {
                 m.jobs
                     .values()
@@ -1442,6 +1472,7 @@ mod regressions {
                     queue: 0,
                     limit: 1,
                     only_kind: None,
+                ahead: ClaimAhead::default(),
                 },
                 Op::Tick { by: 3 },
                 Op::Heartbeat { worker: 1 },
@@ -1458,6 +1489,7 @@ mod regressions {
                     queue: 0,
                     limit: 1,
                     only_kind: None,
+                ahead: ClaimAhead::default(),
                 },
                 Op::Fail {
                     pick: live,
@@ -1481,6 +1513,7 @@ mod regressions {
                     queue: 0,
                     limit: 1,
                     only_kind: None,
+                ahead: ClaimAhead::default(),
                 },
                 Op::Tick { by: 2 },
                 Op::Rescue,
@@ -1509,6 +1542,7 @@ mod regressions {
                     queue: 0,
                     limit: 1,
                     only_kind: None,
+                ahead: ClaimAhead::default(),
                 },
                 Op::Release { pick: live.clone() },
                 Op::Claim {
@@ -1516,6 +1550,7 @@ mod regressions {
                     queue: 0,
                     limit: 1,
                     only_kind: None,
+                ahead: ClaimAhead::default(),
                 },
                 Op::Complete { pick: live },
             ]);
@@ -1542,6 +1577,7 @@ mod regressions {
                 queue: 0,
                 limit: 1,
                 only_kind: None,
+                ahead: ClaimAhead::default(),
             };
             run_fixed(fresh, vec![
                 Op::Heartbeat { worker: 0 },
@@ -1587,6 +1623,7 @@ mod regressions {
                 queue: 0,
                 limit,
                 only_kind: None,
+                ahead: ClaimAhead::default(),
             };
             let live = Pick {
                 stale: false,
@@ -1631,6 +1668,45 @@ mod regressions {
                 },
                 claim(3),
             ]);
+        }
+    }
+    backend_case! {
+        /// Claims ahead of free slots under a concurrency limit of 4: of 3 asked with 2 ahead, 2
+        /// are taken (1 for a slot, and half of the 3 left is 1); holding 1 waiting, nothing more
+        /// ahead; for free slots, up to the limit; a rate limit takes nothing ahead.
+        fn limits_claims_ahead_take_half_the_room(fresh: FreshDb) {
+            let job = Op::Insert(Spec {
+                unique: None,
+                ..KEYED
+            });
+            let claim = |limit, ahead, waiting| Op::Claim {
+                worker: 0,
+                queue: 0,
+                limit,
+                only_kind: None,
+                ahead: ClaimAhead { ahead, waiting, limited: true },
+            };
+            let limit = |concurrency, rate| Op::Limit {
+                queue: 0,
+                clear: true,
+                concurrency,
+                per_key: None,
+                rate,
+                rate_per_key: None,
+            };
+            let mut ops = vec![job; 8];
+            ops.extend([
+                limit(Some(4), None),
+                claim(3, 2, 0),
+                claim(3, 3, 1),
+                claim(3, 1, 1),
+                Op::Complete { pick: Pick { stale: false, index: 0 } },
+                Op::Complete { pick: Pick { stale: false, index: 1 } },
+                limit(Some(4), Some((3, 0))),
+                claim(3, 2, 0),
+                claim(3, 3, 0),
+            ]);
+            run_fixed(fresh, ops);
         }
     }
 }

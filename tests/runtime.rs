@@ -1072,52 +1072,127 @@ backend_case! {
     }
 }
 
+/// Starts a worker of 2 slots on `default` with `limits`, after 20 quick jobs and 6 that run
+/// for a minute; returns once the quick ones are done and 2 long ones run. The quick jobs make
+/// the producer's pace high, so it wants to claim ahead of its slots.
+async fn two_slots_behind_long_jobs(
+    db: &common::TestDb,
+    limits: porter::store::QueueLimits,
+) -> Running {
+    db.store
+        .queue_limit_set(porter::store::QueueLimitParams {
+            queue: "default".into(),
+            clear: false,
+            set: limits,
+        })
+        .await
+        .unwrap();
+    let client = Client::new(db.store.clone());
+    let quick: Vec<porter::jobs::Noop> = (0..20).map(|_| porter::jobs::Noop {}).collect();
+    client
+        .insert_many(quick.iter().map(|a| (a, None)))
+        .await
+        .unwrap();
+    let long: Vec<Count> = (0..6).map(|n| Count { n }).collect();
+    client
+        .insert_many(long.iter().map(|a| (a, None)))
+        .await
+        .unwrap();
+    let worker = CountWorker {
+        hold: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let mut workers = Workers::new();
+    workers.add(porter::jobs::NoopWorker).unwrap();
+    workers.add(worker.clone()).unwrap();
+    let mut cfg = config(&[("default", 2)]);
+    cfg.shutdown_timeout = Duration::from_millis(100);
+    cfg.maintenance = false;
+    let rt = start(db.store.clone(), workers, cfg);
+    eventually("the quick jobs done and 2 long ones running", || async {
+        let t = db.store.job_counts().await.unwrap().total;
+        t[&JobState::Completed] == 20 && t[&JobState::Running] >= 2
+    })
+    .await;
+    rt
+}
+
+/// Polls for a second that the queue's jobs stay at `running` claimed (started or waiting for
+/// a slot) and `available`.
+async fn stays_claimed(db: &common::TestDb, running: i64, available: i64, why: &str) {
+    for _ in 0..10 {
+        let t = db.store.job_counts().await.unwrap().total;
+        assert_eq!(
+            (t[&JobState::Running], t[&JobState::Available]),
+            (running, available),
+            "{why}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 backend_case! {
-    /// A queue with limits claims only for its free slots, never ahead of them: a job claimed
-    /// ahead would count as running against the limits while it waited, and would start later
-    /// than the claim its rate limit counted (so two windows' starts could fall in one).
-    async fn a_limited_queue_claims_nothing_ahead_of_its_free_slots(db: TestDb) {
-        db.store
-            .queue_limit_set(porter::store::QueueLimitParams {
-                queue: "default".into(),
-                clear: false,
-                set: porter::store::QueueLimits {
-                    concurrency: Some(100),
-                    ..Default::default()
-                },
-            })
-            .await
-            .unwrap();
-        let client = Client::new(db.store.clone());
-        let quick: Vec<porter::jobs::Noop> = (0..20).map(|_| porter::jobs::Noop {}).collect();
-        client.insert_many(quick.iter().map(|a| (a, None))).await.unwrap();
-        let long: Vec<Count> = (0..6).map(|n| Count { n }).collect();
-        client.insert_many(long.iter().map(|a| (a, None))).await.unwrap();
-        let worker = CountWorker {
-            hold: Duration::from_secs(60),
+    /// A rate-limited queue claims only for its free slots, never ahead of them: a job claimed
+    /// ahead would start later than the claim its rate limit counted (so two windows' starts
+    /// could fall in one).
+    async fn a_rate_limited_queue_claims_nothing_ahead_of_its_free_slots(db: TestDb) {
+        let rt = two_slots_behind_long_jobs(&db, porter::store::QueueLimits {
+            rate: Some(porter::store::Rate { limit: 1000, period_ms: 1000 }),
             ..Default::default()
-        };
-        let mut workers = Workers::new();
-        workers.add(porter::jobs::NoopWorker).unwrap();
-        workers.add(worker.clone()).unwrap();
-        let mut cfg = config(&[("default", 2)]);
-        cfg.shutdown_timeout = Duration::from_millis(100);
-        cfg.maintenance = false;
-        let rt = start(db.store.clone(), workers, cfg);
-        eventually("the quick jobs done and 2 long ones running", || async {
-            let t = db.store.job_counts().await.unwrap().total;
-            t[&JobState::Completed] == 20 && t[&JobState::Running] >= 2
         })
         .await;
-        for _ in 0..10 {
-            let t = db.store.job_counts().await.unwrap().total;
-            assert_eq!(
-                (t[&JobState::Running], t[&JobState::Available]),
-                (2, 4),
-                "only the 2 started are claimed"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        stays_claimed(&db, 2, 4, "only the 2 started are claimed").await;
+        rt.stop().await;
+    }
+}
+
+backend_case! {
+    /// A queue with a concurrency limit is claimed ahead of its free slots, but a worker's
+    /// jobs waiting for a slot stay within half of the room the limit leaves it: with a limit of
+    /// 4 and 2 slots busy, 1 waits (half of the 2 left); with a limit of 3, none (half of 1).
+    /// Before, a limited queue claimed nothing ahead; with a limit it does not need, it now
+    /// claims ahead as far as an unlimited queue does.
+    async fn a_concurrency_limited_queue_claims_ahead_within_half_its_room(db: TestDb) {
+        let rt = two_slots_behind_long_jobs(&db, porter::store::QueueLimits {
+            concurrency: Some(4),
+            ..Default::default()
+        })
+        .await;
+        eventually("one job claimed ahead", || async {
+            db.store.job_counts().await.unwrap().total[&JobState::Running] == 3
+        })
+        .await;
+        stays_claimed(&db, 3, 3, "2 started and 1 waiting, no more").await;
+        rt.stop().await;
+    }
+}
+
+backend_case! {
+    async fn a_tight_concurrency_limit_is_not_claimed_ahead(db: TestDb) {
+        let rt = two_slots_behind_long_jobs(&db, porter::store::QueueLimits {
+            concurrency: Some(3),
+            ..Default::default()
+        })
+        .await;
+        stays_claimed(&db, 2, 4, "half of the 1 left is none").await;
+        rt.stop().await;
+    }
+}
+
+backend_case! {
+    /// With a limit larger than the work needs, a limited queue holds as many ahead as an
+    /// unlimited one (2 per slot in all).
+    async fn a_loose_concurrency_limit_is_claimed_ahead_like_no_limit(db: TestDb) {
+        let rt = two_slots_behind_long_jobs(&db, porter::store::QueueLimits {
+            concurrency: Some(100),
+            ..Default::default()
+        })
+        .await;
+        eventually("two jobs claimed ahead", || async {
+            db.store.job_counts().await.unwrap().total[&JobState::Running] == 4
+        })
+        .await;
+        stays_claimed(&db, 4, 2, "2 started and 2 waiting").await;
         rt.stop().await;
     }
 }

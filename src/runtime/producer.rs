@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use super::slot::Slot;
 use super::{executor, Ctx, MAX_CLAIM};
 use crate::job::JobRow;
-use crate::store::{JobClaimParams, JobReleaseParams};
+use crate::store::{ClaimAhead, JobClaimParams, JobReleaseParams};
 
 /// How soon a producer whose claim a queue limit held back looks again.
 const LIMIT_RECHECK: Duration = Duration::from_millis(50);
@@ -114,29 +114,39 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
     let kinds = ctx.workers.kinds();
     let mut failures = 0u32;
     let mut pace = Pace::new();
-    // Whether the queue's last claim went through its limits: then nothing is claimed ahead.
+    // What the queue's last claim said of its limits: a rate-limited queue is claimed for
+    // free slots only (a claimed job counts as a start at its claim, so it must start at
+    // once); one with concurrency limits is claimed ahead within bounds the claim keeps.
     let mut limited = false;
+    let mut rate_limited = false;
     loop {
         if ctx.stop_claiming.is_cancelled() {
             return;
         }
         // Claim for the free slots, and ahead of them as fast as jobs finish, within the held
         // budget.
-        let want = loop {
-            // A queue with limits claims only for free slots: a job claimed ahead would count
-            // as running against its limits while it waited, and would start later than the
-            // claim its rate limit counted (two windows' starts could then fall in one).
-            let ahead = if limited {
+        let (want, hint) = loop {
+            // A rate-limited queue claims only for free slots: a job claimed ahead would start
+            // later than the claim its rate limit counted (two windows' starts could then fall
+            // in one).
+            let ahead = if rate_limited {
                 0
             } else {
                 pace.ahead(q.finished.load(Ordering::Acquire), q.concurrency)
             };
+            let waiting = q.waiting.load(Ordering::Acquire);
+            let for_slots = q.slots.available_permits().saturating_sub(waiting);
             let want = (q.slots.available_permits() + ahead)
-                .saturating_sub(q.waiting.load(Ordering::Acquire))
+                .saturating_sub(waiting)
                 .min(q.held.available_permits())
                 .min(MAX_CLAIM);
             if want > 0 {
-                break want;
+                let hint = ClaimAhead {
+                    ahead: (want - for_slots.min(want)) as u32,
+                    waiting: waiting as u32,
+                    limited,
+                };
+                break (want, hint);
             }
             tokio::select! {
                 _ = q.changed.notified() => {}
@@ -158,10 +168,11 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
         let claimed_at = Instant::now();
         // Claims hold the reconcile off until their jobs are known (see `reconcile`).
         let claiming = ctx.claiming.read().await;
-        let (jobs, held_back) = match ctx.store.job_claim_limited(params).await {
+        let (jobs, held_back) = match ctx.store.job_claim_ahead(params, hint).await {
             Ok(claimed) => {
                 let (jobs, held_back) = (claimed.jobs, claimed.held_back);
                 limited = claimed.limited;
+                rate_limited = claimed.rate_limited;
                 ctx.owned.insert_all(jobs.iter().map(|j| (j.id, j.attempt)));
                 drop(claiming);
                 if failures > 0 {
@@ -219,6 +230,8 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
         tokio::select! {
             _ = wakeup.notified() => {}
             _ = tokio::time::sleep(wait) => {}
+            // A job of this queue that finished freed room under its limits too.
+            _ = q.changed.notified(), if held_back => {}
             _ = ctx.stop_claiming.cancelled() => return,
         }
     }

@@ -108,7 +108,12 @@ pub trait Driver: Send + Sync + 'static {
     /// window too (a start of a rate-limited queue is recorded), and jobs of keys at their
     /// limit are skipped, not waited behind. `held_back` says whether due jobs were left
     /// because of a limit. A queue without limits pays one extra condition on its queue row.
-    async fn job_claim(&self, params: JobClaimParams) -> Result<JobClaimed>;
+    ///
+    /// `ahead` says how many of the jobs asked for would wait for a slot. A queue with a rate
+    /// limit takes none of those. One with a global concurrency limit takes them only while
+    /// the producer's waiting jobs stay within half of the room the limit leaves it (the room
+    /// of the limit not used by other running jobs, less the jobs for its free slots).
+    async fn job_claim(&self, params: JobClaimParams, ahead: ClaimAhead) -> Result<JobClaimed>;
 
     /// Completes jobs (fenced); returns the fences whose rows changed, in any order. Never
     /// called with no fences.

@@ -419,6 +419,40 @@ pub struct JobClaimParams {
     pub worker_id: String,
 }
 
+/// What a producer tells a claim beyond [`JobClaimParams`], so that a queue with concurrency
+/// limits can be claimed ahead of free slots without a worker taking all of a limit's room for
+/// jobs that would only wait. [`ClaimAhead::default`] claims every job for a free slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClaimAhead {
+    /// Of the claim's `limit`, how many jobs would wait in the producer's local queue rather
+    /// than start at once in a free slot.
+    pub ahead: u32,
+    /// Jobs the producer already holds claimed and waiting for a slot (`running` in the
+    /// database, but not started).
+    pub waiting: u32,
+    /// Whether the queue had limits at the producer's last claim: Postgres then goes straight
+    /// to the limited claim, without first trying the plain one.
+    pub limited: bool,
+}
+
+impl ClaimAhead {
+    /// The jobs of a claim of `limit` that are for free slots.
+    pub fn for_slots(&self, limit: u32) -> u32 {
+        limit.saturating_sub(self.ahead)
+    }
+
+    /// How many jobs a claim of `limit` may take from a queue with `limits`, and how many of
+    /// them are for free slots: a rate-limited queue is claimed for free slots only.
+    pub fn within(&self, limit: u32, limits: &QueueLimits) -> (u32, u32) {
+        let for_slots = self.for_slots(limit);
+        if limits.rate.is_some() || limits.rate_per_key.is_some() {
+            (for_slots, for_slots)
+        } else {
+            (limit, for_slots)
+        }
+    }
+}
+
 /// What one claim took, and whether a queue limit held jobs back.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobClaimed {
@@ -427,10 +461,12 @@ pub struct JobClaimed {
     /// True when the queue has limits and due jobs were left because of them (the producer
     /// looks again soon, instead of waiting for a wake-up or the poll).
     pub held_back: bool,
-    /// True when the queue has limits (the claim went through them): its producer then claims
-    /// only for free slots, never ahead of them, so that a claimed job starts at once and a
-    /// rate limit's window (counted at claims) is the window its jobs start in.
+    /// True when the queue has limits (the claim went through them).
     pub limited: bool,
+    /// True when the queue has a rate limit (of the queue or per key): it is claimed only for
+    /// free slots, never ahead of them, so that a claimed job starts at once and the window
+    /// its start was counted in (at the claim) is the window it starts in.
+    pub rate_limited: bool,
 }
 
 /// Record a failed attempt.

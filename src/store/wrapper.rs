@@ -396,10 +396,24 @@ impl Store {
     /// than the per-key limit, nor a rate window more starts than its rate allows; jobs of
     /// keys at their limit are skipped, so they hold back no other key.
     pub async fn job_claim_limited(&self, params: JobClaimParams) -> Result<JobClaimed> {
+        self.job_claim_ahead(params, ClaimAhead::default()).await
+    }
+
+    /// [`Store::job_claim_limited`] for a producer that claims ahead of its free slots (see
+    /// [`ClaimAhead`]): of a limited queue it takes jobs ahead only within bounds (none for a
+    /// rate-limited queue), so that no worker holds all of a limit's room for jobs that wait.
+    pub async fn job_claim_ahead(
+        &self,
+        params: JobClaimParams,
+        mut ahead: ClaimAhead,
+    ) -> Result<JobClaimed> {
         if params.limit == 0 || params.kinds.is_empty() {
             return Ok(JobClaimed::default());
         }
-        let mut claimed = self.op("job_claim", self.driver.job_claim(params)).await?;
+        ahead.ahead = ahead.ahead.min(params.limit);
+        let mut claimed = self
+            .op("job_claim", self.driver.job_claim(params, ahead))
+            .await?;
         claimed
             .jobs
             .sort_by_key(|j| (j.priority, j.scheduled_at, j.id));

@@ -89,8 +89,8 @@ impl Driver for GatedStore {
     async fn job_counts(&self) -> Result<Vec<JobCountRow>> {
         self.inner.job_counts().await
     }
-    async fn job_claim(&self, params: JobClaimParams) -> Result<JobClaimed> {
-        self.inner.job_claim(params).await
+    async fn job_claim(&self, params: JobClaimParams, ahead: ClaimAhead) -> Result<JobClaimed> {
+        self.inner.job_claim(params, ahead).await
     }
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
         let mut open = self.open.subscribe();

@@ -186,6 +186,91 @@ backend_case! {
     }
 }
 
+fn ahead(ahead: u32, waiting: u32, limited: bool) -> ClaimAhead {
+    ClaimAhead {
+        ahead,
+        waiting,
+        limited,
+    }
+}
+
+backend_case! {
+    /// A claim ahead of free slots (a producer's local queue) takes jobs for its free slots up
+    /// to the limit, and beyond them only while the producer's waiting jobs stay within half of
+    /// the room the limit leaves it; never past the limit itself.
+    async fn claims_ahead_take_at_most_half_the_room_a_limit_leaves(db: TestDb) {
+        let s = &*db.store;
+        insert_n(s, "q", None, 40).await;
+        s.queue_limit_set(limit("q", QueueLimits { concurrency: Some(10), ..Default::default() }))
+            .await
+            .unwrap();
+        // Another worker runs 2.
+        assert_eq!(s.job_claim(claim("q", &["noop"], 2, "other")).await.unwrap().len(), 2);
+        // 2 for free slots and 6 ahead: room 10 - 2 - 2 = 6, so 3 ahead.
+        let a = s.job_claim_ahead(claim("q", &["noop"], 8, W), ahead(6, 0, true)).await.unwrap();
+        assert_eq!((a.jobs.len(), a.limited, a.rate_limited), (5, true, false));
+        assert!(a.held_back, "jobs were left because of the limit");
+        // Now holding 3 waiting: room 10 - (7 - 3) = 6, half is 3, all held already.
+        let b = s.job_claim_ahead(claim("q", &["noop"], 4, W), ahead(4, 3, true)).await.unwrap();
+        assert_eq!(b.jobs.len(), 0);
+        // Free slots are filled up to the limit whatever is held ahead: 3 left of 10.
+        let c = s.job_claim_ahead(claim("q", &["noop"], 5, W), ahead(0, 3, true)).await.unwrap();
+        assert_eq!(c.jobs.len(), 3);
+        assert_eq!(running(s, "q").await, 10);
+        let d = s.job_claim_ahead(claim("q", &["noop"], 5, W), ahead(0, 0, true)).await.unwrap();
+        assert_eq!((d.jobs.len(), d.held_back), (0, true));
+    }
+}
+
+backend_case! {
+    /// A rate-limited queue is claimed for free slots only; a per-key limit alone lets claims
+    /// ahead take what each key has left.
+    async fn claims_ahead_of_a_rate_limited_queue_take_only_the_free_slots(db: TestDb) {
+        let s = &*db.store;
+        insert_n(s, "r", None, 20).await;
+        s.queue_limit_set(limit("r", QueueLimits { rate: Some(rate(100, Duration::from_secs(60))), ..Default::default() }))
+            .await
+            .unwrap();
+        let a = s.job_claim_ahead(claim("r", &["noop"], 8, W), ahead(6, 0, false)).await.unwrap();
+        assert_eq!((a.jobs.len(), a.limited, a.rate_limited), (2, true, true));
+        let b = s.job_claim_ahead(claim("r", &["noop"], 4, W), ahead(4, 0, true)).await.unwrap();
+        assert_eq!(b.jobs.len(), 0);
+        for k in ["a", "b", "c"] {
+            insert_n(s, "k", Some(k), 3).await;
+        }
+        s.queue_limit_set(limit("k", QueueLimits { per_key: Some(2), ..Default::default() }))
+            .await
+            .unwrap();
+        let k = s.job_claim_ahead(claim("k", &["noop"], 9, W), ahead(8, 0, false)).await.unwrap();
+        assert_eq!((k.jobs.len(), k.rate_limited), (6, false), "2 of each key");
+    }
+}
+
+backend_case! {
+    /// A producer that saw limits goes straight to the limited claim; when the limits were
+    /// cleared meanwhile, or the queue paused, that claim still does what the plain one would.
+    async fn a_claim_told_of_limits_that_are_gone_claims_plainly(db: TestDb) {
+        let s = &*db.store;
+        insert_n(s, "q", None, 10).await;
+        s.queue_limit_set(limit("q", QueueLimits { concurrency: Some(2), ..Default::default() }))
+            .await
+            .unwrap();
+        let a = s.job_claim_ahead(claim("q", &["noop"], 5, W), ahead(0, 0, true)).await.unwrap();
+        assert_eq!((a.jobs.len(), a.limited), (2, true));
+        s.queue_limit_set(QueueLimitParams { queue: "q".into(), clear: true, set: QueueLimits::default() })
+            .await
+            .unwrap();
+        let b = s.job_claim_ahead(claim("q", &["noop"], 5, W), ahead(0, 0, true)).await.unwrap();
+        assert_eq!((b.jobs.len(), b.limited), (5, false));
+        s.queue_pause("q").await.unwrap();
+        let c = s.job_claim_ahead(claim("q", &["noop"], 5, W), ahead(0, 0, true)).await.unwrap();
+        assert_eq!(c.jobs.len(), 0, "a paused queue gives nothing");
+        s.queue_resume("q").await.unwrap();
+        let d = s.job_claim_ahead(claim("q", &["noop"], 5, W), ahead(0, 0, true)).await.unwrap();
+        assert_eq!(d.jobs.len(), 3);
+    }
+}
+
 backend_case! {
     /// Claims racing from several stores (separate connection sets, as separate processes)
     /// never take more than the global limit together.

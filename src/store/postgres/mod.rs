@@ -918,6 +918,23 @@ async fn insert_rounds(
         .collect())
 }
 
+/// Makes a queue's due scheduled and retryable jobs available, then claims up to the limit of
+/// them, unless the queue is paused or has limits (then nothing).
+async fn plain_claim(conn: &mut PgConnection, params: &JobClaimParams) -> Result<Vec<JobRow>> {
+    sqlx::query(sql!("job_promote_due"))
+        .bind(&params.queue)
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query(sql!("job_claim"))
+        .bind(&params.queue)
+        .bind(&params.worker_id)
+        .bind(&params.kinds)
+        .bind(i64::from(params.limit))
+        .try_map(job_from_row)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
 #[async_trait::async_trait]
 impl Driver for PgStore {
     fn backend(&self) -> Backend {
@@ -1021,40 +1038,38 @@ impl Driver for PgStore {
             .collect()
     }
 
-    async fn job_claim(&self, params: JobClaimParams) -> Result<JobClaimed> {
-        let mut conn = self.conn().await?;
-        sqlx::query(sql!("job_promote_due"))
-            .bind(&params.queue)
-            .execute(&mut *conn)
-            .await?;
-        let jobs = sqlx::query(sql!("job_claim"))
-            .bind(&params.queue)
-            .bind(&params.worker_id)
-            .bind(&params.kinds)
-            .bind(i64::from(params.limit))
-            .try_map(job_from_row)
-            .fetch_all(&mut *conn)
-            .await?;
-        if !jobs.is_empty() {
-            return Ok(JobClaimed {
-                jobs,
-                held_back: false,
-                limited: false,
-            });
+    async fn job_claim(&self, params: JobClaimParams, ahead: ClaimAhead) -> Result<JobClaimed> {
+        // A queue that had limits at the producer's last claim goes straight to the limited
+        // claim: the plain claim would take nothing, and the look at the limits after it would
+        // cost two more round trips.
+        if !ahead.limited {
+            let mut conn = self.conn().await?;
+            let jobs = plain_claim(&mut conn, &params).await?;
+            if !jobs.is_empty() {
+                return Ok(JobClaimed {
+                    jobs,
+                    ..Default::default()
+                });
+            }
+            // Nothing taken: the queue is empty, paused, or has limits (job_claim.sql leaves
+            // those to the limited claim). A look without a transaction first, so that an idle
+            // queue without limits pays one cheap statement and no BEGIN/COMMIT.
+            let limited = sqlx::query(sql!("job_claim_limits"))
+                .bind(&params.queue)
+                .try_map(|r: PgRow| limits_from_row(&r, 0))
+                .fetch_optional(&mut *conn)
+                .await?;
+            if limited.is_none() {
+                return Ok(JobClaimed::default());
+            }
         }
-        // Nothing taken: the queue is empty, paused, or has limits (job_claim.sql leaves those
-        // to the limited claim). A look without a transaction first, so that an idle queue
-        // without limits pays one cheap statement and no BEGIN/COMMIT.
-        let limited = sqlx::query(sql!("job_claim_limits"))
-            .bind(&params.queue)
-            .try_map(|r: PgRow| limits_from_row(&r, 0))
-            .fetch_optional(&mut *conn)
-            .await?;
-        if limited.is_none() {
-            return Ok(JobClaimed::default());
-        }
-        drop(conn);
         let mut tx = self.begin().await?;
+        if ahead.limited {
+            sqlx::query(sql!("job_promote_due"))
+                .bind(&params.queue)
+                .execute(&mut *tx)
+                .await?;
+        }
         // Read again under the lock: the limits as they are while this claim holds the queue.
         let Some(limits) = sqlx::query(sql!("job_claim_limits"))
             .bind(&params.queue)
@@ -1062,8 +1077,21 @@ impl Driver for PgStore {
             .fetch_optional(&mut *tx)
             .await?
         else {
+            // No limits (any more), or paused: the plain claim, which takes nothing from a
+            // paused queue.
+            let jobs = sqlx::query(sql!("job_claim"))
+                .bind(&params.queue)
+                .bind(&params.worker_id)
+                .bind(&params.kinds)
+                .bind(i64::from(params.limit))
+                .try_map(job_from_row)
+                .fetch_all(&mut *tx)
+                .await?;
             tx.commit().await?;
-            return Ok(JobClaimed::default());
+            return Ok(JobClaimed {
+                jobs,
+                ..Default::default()
+            });
         };
         let longest = [limits.rate, limits.rate_per_key]
             .into_iter()
@@ -1077,19 +1105,22 @@ impl Driver for PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        let (limit, for_slots) = ahead.within(params.limit, &limits);
         let (rate, rate_ms) = rate_columns(limits.rate);
         let (key_rate, key_rate_ms) = rate_columns(limits.rate_per_key);
         let jobs = sqlx::query(sql!("job_claim_limited"))
             .bind(&params.queue)
             .bind(&params.worker_id)
             .bind(&params.kinds)
-            .bind(i64::from(params.limit))
+            .bind(i64::from(limit))
             .bind(limits.concurrency.map(|n| n as i32))
             .bind(limits.per_key.map(|n| n as i32))
             .bind(rate)
             .bind(rate_ms)
             .bind(key_rate)
             .bind(key_rate_ms)
+            .bind(i64::from(for_slots))
+            .bind(i64::from(ahead.waiting))
             .try_map(job_from_row)
             .fetch_all(&mut *tx)
             .await?;
@@ -1104,6 +1135,7 @@ impl Driver for PgStore {
             jobs,
             held_back,
             limited: true,
+            rate_limited: longest.is_some(),
         })
     }
 

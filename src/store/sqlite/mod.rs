@@ -648,9 +648,11 @@ fn rate_columns(rate: Option<Rate>) -> (Option<u32>, Option<i64>) {
 fn claim_limited(
     c: &Connection,
     params: &JobClaimParams,
+    ahead: ClaimAhead,
     kinds: &str,
     limits: &QueueLimits,
 ) -> Result<JobClaimed> {
+    let (limit, for_slots) = ahead.within(params.limit, limits);
     let window = |r: Option<Rate>| r.map(|r| ago(r.period()));
     let longest = [limits.rate, limits.rate_per_key]
         .into_iter()
@@ -667,13 +669,15 @@ fn claim_limited(
             params.queue,
             params.worker_id,
             kinds,
-            params.limit,
+            limit,
             limits.concurrency,
             limits.per_key,
             limits.rate.map(|r| r.limit),
             window(limits.rate),
             limits.rate_per_key.map(|r| r.limit),
             window(limits.rate_per_key),
+            for_slots,
+            ahead.waiting,
         ],
         job_from_row,
     )?;
@@ -691,6 +695,7 @@ fn claim_limited(
         jobs,
         held_back,
         limited: true,
+        rate_limited: longest.is_some(),
     })
 }
 
@@ -1011,7 +1016,7 @@ impl Driver for SqliteStore {
         .await
     }
 
-    async fn job_claim(&self, params: JobClaimParams) -> Result<JobClaimed> {
+    async fn job_claim(&self, params: JobClaimParams, ahead: ClaimAhead) -> Result<JobClaimed> {
         let kinds = serde_json::to_string(&params.kinds).expect("kinds serialize");
         self.writer
             .run(move |c| {
@@ -1028,6 +1033,7 @@ impl Driver for SqliteStore {
                         jobs,
                         held_back: false,
                         limited: false,
+                        rate_limited: false,
                     });
                 }
                 // Nothing taken: the queue is empty, paused, or has limits (job_claim.sql
@@ -1038,7 +1044,7 @@ impl Driver for SqliteStore {
                     .query_row([&params.queue], limits_from_row)
                     .optional()?;
                 match limits {
-                    Some(limits) => claim_limited(c, &params, &kinds, &limits),
+                    Some(limits) => claim_limited(c, &params, ahead, &kinds, &limits),
                     None => Ok(JobClaimed::default()),
                 }
             })
