@@ -519,3 +519,333 @@ backend_case! {
         assert_eq!(total(&db.store).await, 1);
     }
 }
+
+/// Plain jobs whose args say which task and which job of its call they are.
+fn numbered(task: usize, n: usize) -> Vec<JobInsertParams> {
+    (0..n)
+        .map(|j| {
+            JobInsertParams::new(
+                "k",
+                serde_json::json!({"task": task, "j": j}),
+                InsertOpts {
+                    queue: Some(format!("q{}", task % 3)),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+backend_case! {
+    /// Small inserts from many tasks at once (which the backends group into shared
+    /// transactions: the SQLite writer, the Postgres inserter) each get their own jobs, in
+    /// their order, as stored; every job is there once.
+    async fn concurrent_small_inserts_each_get_their_own_jobs(db: TestDb) {
+        let tasks: Vec<_> = (0..300)
+            .map(|task| {
+                let store = db.store.clone();
+                tokio::spawn(async move {
+                    let out = store
+                        .job_insert_many(numbered(task, 1 + task % 3))
+                        .await
+                        .unwrap();
+                    (task, out)
+                })
+            })
+            .collect();
+        let mut ids = HashSet::new();
+        let mut jobs = 0;
+        for t in tasks {
+            let (task, out) = t.await.unwrap();
+            assert_eq!(out.len(), 1 + task % 3);
+            for (j, r) in out.iter().enumerate() {
+                assert!(r.inserted);
+                assert_eq!(r.job.args, serde_json::json!({"task": task, "j": j}));
+                assert_eq!(r.job.queue, format!("q{}", task % 3));
+                assert_eq!(db.store.job_get(r.job.id).await.unwrap().as_ref(), Some(&r.job));
+                assert!(ids.insert(r.job.id), "job {} answered twice", r.job.id);
+            }
+            assert!(out.windows(2).all(|w| w[0].job.id < w[1].job.id));
+            jobs += out.len();
+        }
+        assert_eq!(total(&db.store).await, jobs as i64);
+    }
+}
+
+backend_case! {
+    /// An insert the database refuses (params built by hand past the checks: priority 9 breaks
+    /// the table's CHECK) among many at once fails alone: the inserts that shared its group
+    /// get their jobs, and nothing of the refused one is written.
+    async fn a_refused_insert_among_concurrent_ones_fails_alone(db: TestDb) {
+        let mut good = 0;
+        for round in 0..4 {
+            let tasks: Vec<_> = (0..60)
+                .map(|task| {
+                    let store = db.store.clone();
+                    tokio::spawn(async move {
+                        let mut jobs = numbered(task, 1);
+                        let bad = task % 20 == 7;
+                        if bad {
+                            jobs[0].priority = 9;
+                        }
+                        (bad, store.job_insert_many(jobs).await)
+                    })
+                })
+                .collect();
+            for t in tasks {
+                match t.await.unwrap() {
+                    (true, Err(Error::Invalid { .. })) => {}
+                    (true, other) => panic!("round {round}: the refused insert answered {other:?}"),
+                    (false, Ok(out)) => {
+                        assert!(out[0].inserted);
+                        good += 1;
+                    }
+                    (false, Err(e)) => panic!("round {round}: a good insert failed: {e}"),
+                }
+            }
+        }
+        assert_eq!(total(&db.store).await, good);
+        assert_eq!(good, 4 * 57);
+    }
+}
+
+backend_case! {
+    /// Plain and keyed single inserts at once: the plain ones all insert, one keyed insert
+    /// per key wins and the others of that key are answered with the winner.
+    async fn concurrent_plain_and_keyed_inserts_keep_unique_keys(db: TestDb) {
+        let tasks: Vec<_> = (0..120)
+            .map(|task| {
+                let store = db.store.clone();
+                tokio::spawn(async move {
+                    let key = (task % 2 == 0).then(|| format!("key{}", task % 6));
+                    let job = job_with(
+                        "k",
+                        InsertOpts {
+                            unique_key: key.clone(),
+                            ..Default::default()
+                        },
+                    );
+                    (key, store.job_insert_many(vec![job]).await.unwrap().remove(0))
+                })
+            })
+            .collect();
+        let mut winners = std::collections::HashMap::new();
+        let mut answers = Vec::new();
+        for t in tasks {
+            let (key, r) = t.await.unwrap();
+            match key {
+                None => assert!(r.inserted),
+                Some(key) => {
+                    assert_eq!(r.job.unique_key.as_deref(), Some(key.as_str()));
+                    if r.inserted {
+                        assert!(winners.insert(key.clone(), r.job.id).is_none(), "{key} won twice");
+                    }
+                    answers.push((key, r.job.id));
+                }
+            }
+        }
+        assert_eq!(winners.len(), 3);
+        for (key, id) in answers {
+            assert_eq!(winners[&key], id, "{key} answered with its winner");
+        }
+        assert_eq!(total(&db.store).await, 60 + 3);
+    }
+}
+
+/// What a test batch expects of one job: inserted, or answered with job `held_by` (an index
+/// into the batch, or `None` for the job inserted before it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Expect {
+    Inserted,
+    HeldByRow(usize),
+    HeldBefore,
+}
+
+backend_case! {
+    /// A batch well past one statement's limits (65,535 binds on Postgres, 32,766 variables
+    /// on SQLite) of jobs of several queues, priorities and due times, with unique keys
+    /// repeated inside it and one held from before: every job keeps its place, the first of
+    /// each key inserts and the later ones are answered with it, new ids ascend in input
+    /// order, and every answer is the stored row.
+    async fn a_large_mixed_batch_keeps_every_rule(db: TestDb) {
+        let s = &*db.store;
+        let keyed = |key: String| InsertOpts {
+            unique_key: Some(key),
+            ..Default::default()
+        };
+        let before = s
+            .job_insert_many(vec![job_with("k", keyed("held".into()))])
+            .await
+            .unwrap()
+            .remove(0);
+        let n = 10_007;
+        let mut first_of_key = std::collections::HashMap::new();
+        let mut expect = Vec::with_capacity(n);
+        let params: Vec<JobInsertParams> = (0..n)
+            .map(|i| {
+                let (opts, e) = match i % 7 {
+                    0 => {
+                        let key = format!("k{}", i % 70);
+                        let e = match first_of_key.get(&key) {
+                            Some(&first) => Expect::HeldByRow(first),
+                            None => {
+                                first_of_key.insert(key.clone(), i);
+                                Expect::Inserted
+                            }
+                        };
+                        (keyed(key), e)
+                    }
+                    1 if i % 100 == 1 => (keyed("held".into()), Expect::HeldBefore),
+                    2 => (
+                        InsertOpts {
+                            queue: Some("later".into()),
+                            schedule_in: Some(Duration::from_secs(3600)),
+                            ..Default::default()
+                        },
+                        Expect::Inserted,
+                    ),
+                    3 => (
+                        InsertOpts {
+                            queue: Some("q2".into()),
+                            priority: Some(3),
+                            max_attempts: Some(2),
+                            metadata: Some(serde_json::json!({"i": i})),
+                            concurrency_key: Some(format!("c{}", i % 4)),
+                            ..Default::default()
+                        },
+                        Expect::Inserted,
+                    ),
+                    _ => (
+                        InsertOpts {
+                            queue: Some(format!("q{}", i % 5)),
+                            ..Default::default()
+                        },
+                        Expect::Inserted,
+                    ),
+                };
+                expect.push(e);
+                JobInsertParams::new("k", serde_json::json!({"i": i}), opts).unwrap()
+            })
+            .collect();
+        let out = s.job_insert_many(params.clone()).await.unwrap();
+        assert_eq!(out.len(), n);
+        for (i, ((p, r), e)) in params.iter().zip(&out).zip(&expect).enumerate() {
+            match e {
+                Expect::Inserted => {
+                    assert!(r.inserted, "row {i} inserts");
+                    assert_eq!(r.job.args, p.args);
+                    assert_eq!(
+                        (&r.job.queue, r.job.priority, r.job.max_attempts),
+                        (&p.queue, p.priority, p.max_attempts)
+                    );
+                    assert_eq!(r.job.metadata, p.metadata);
+                    assert_eq!(r.job.concurrency_key, p.concurrency_key);
+                    let later = p.schedule_in.is_some();
+                    assert_eq!(
+                        r.job.state,
+                        if later { JobState::Scheduled } else { JobState::Available },
+                        "row {i}"
+                    );
+                }
+                Expect::HeldByRow(first) => {
+                    assert!(!r.inserted, "row {i} is answered with row {first}");
+                    assert_eq!(r.job.id, out[*first].job.id);
+                }
+                Expect::HeldBefore => {
+                    assert!(!r.inserted);
+                    assert_eq!(r.job.id, before.job.id);
+                }
+            }
+        }
+        let new_ids: Vec<i64> = out.iter().filter(|r| r.inserted).map(|r| r.job.id).collect();
+        assert!(new_ids.windows(2).all(|w| w[0] < w[1]), "ids ascend in input order");
+        assert!(new_ids[0] > before.job.id);
+        let inserted = expect.iter().filter(|e| **e == Expect::Inserted).count();
+        assert_eq!(new_ids.len(), inserted);
+        assert_eq!(total(s).await, inserted as i64 + 1);
+        for r in out.iter().step_by(97) {
+            assert_eq!(s.job_get(r.job.id).await.unwrap().as_ref(), Some(&r.job));
+        }
+    }
+}
+
+backend_case! {
+    /// Batches sized around the statement limits a multi-row insert is cut at (rows per
+    /// statement on either backend) go in whole, in order.
+    async fn batches_at_the_statement_limits_go_in_whole(db: TestDb) {
+        let mut all = 0;
+        for n in [1, 2, 2_339, 2_340, 2_341, 4_681, 4_682, 4_683] {
+            let params: Vec<_> = (0..n)
+                .map(|i| {
+                    JobInsertParams::new("k", serde_json::json!({"i": i}), InsertOpts::default())
+                        .unwrap()
+                })
+                .collect();
+            let out = db.store.job_insert_many(params).await.unwrap();
+            assert_eq!(out.len(), n);
+            for (i, r) in out.iter().enumerate() {
+                assert!(r.inserted);
+                assert_eq!(r.job.args["i"], i, "batch of {n}, row {i}");
+            }
+            assert!(out.windows(2).all(|w| w[0].job.id < w[1].job.id));
+            all += n;
+        }
+        assert_eq!(total(&db.store).await, all as i64);
+    }
+}
+
+backend_case! {
+    /// Values that break SQL built by hand (quotes, comment marks, placeholders), text of
+    /// every script, JSON of every shape and numbers at their limits go in with a batch (and
+    /// alone) and come back as given, in the answer and in the stored row; so do unique keys
+    /// made of such text.
+    async fn hostile_values_come_back_as_given(db: TestDb) {
+        let s = &*db.store;
+        let values = [
+            serde_json::json!({"s": "'; DROP TABLE porter_jobs; --"}),
+            serde_json::json!({"s": "\"quoted\" \\ back\\slash / ?1 $1 :name @p"}),
+            serde_json::json!({"emoji": "🦀", "cjk": "漢字", "rtl": "\u{202e}abc", "nl": "a\nb\tc\r"}),
+            serde_json::json!({"max": i64::MAX, "min": i64::MIN, "u": u64::MAX, "f": 0.1, "big": 1.5e300, "tiny": -2.5e-300}),
+            serde_json::json!([1, [2, [3, {"deep": null, "t": true}]]]),
+            serde_json::json!("just a string"),
+            serde_json::json!(null),
+            serde_json::json!({"": "", "{}": "[]", "x".repeat(300): "y".repeat(10_000)}),
+        ];
+        let keys = ["'", "\"", "?1", "$1", "--", "🦀 key", "a\\b"];
+        let mut params = Vec::new();
+        for round in 0..3 {
+            for v in &values {
+                params.push(
+                    JobInsertParams::new(
+                        "k",
+                        v.clone(),
+                        InsertOpts {
+                            metadata: Some(serde_json::json!({"m": v})),
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap(),
+                );
+            }
+            for k in keys {
+                params.push(job_with(
+                    "k",
+                    InsertOpts {
+                        unique_key: Some(format!("{k}{round}")),
+                        ..Default::default()
+                    },
+                ));
+            }
+        }
+        let out = s.job_insert_many(params.clone()).await.unwrap();
+        let alone = s.job_insert_many(vec![params[2].clone()]).await.unwrap();
+        for (p, r) in params.iter().zip(&out).chain(std::iter::once((&params[2], &alone[0]))) {
+            assert!(r.inserted);
+            assert_eq!(r.job.args, p.args);
+            assert_eq!(r.job.metadata, p.metadata);
+            assert_eq!(r.job.unique_key, p.unique_key);
+            assert_eq!(s.job_get(r.job.id).await.unwrap().as_ref(), Some(&r.job));
+        }
+    }
+}

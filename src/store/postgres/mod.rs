@@ -77,6 +77,7 @@ macro_rules! sql {
 }
 
 mod batch;
+mod group;
 mod workflow;
 pub use batch::batch_insert_tx;
 pub use workflow::workflow_insert_tx;
@@ -90,6 +91,8 @@ pub struct PgStore {
     heartbeats: PgPool,
     /// Producers of this process, woken by inserts here and by NOTIFY from elsewhere.
     wakeup: Arc<Wakeup>,
+    /// Group commit for small inserts (see [`group`]).
+    inserter: group::Inserter,
     /// Stops the LISTEN task when the store goes.
     _listener: DropGuard,
 }
@@ -142,6 +145,23 @@ pub fn map_err(e: sqlx::Error) -> Error {
         | sqlx::Error::WorkerCrashed => Error::Unavailable(e.to_string()),
         _ => Error::Database(e.to_string()),
     }
+}
+
+/// A driver error of taking a connection from `pool`, with the cause spelt out when the pool
+/// had no free connection in time.
+fn pool_err(pool: &PgPool, e: sqlx::Error) -> Error {
+    if !matches!(e, sqlx::Error::PoolTimedOut) {
+        return map_err(e);
+    }
+    let size = pool.options().get_max_connections();
+    Error::Unavailable(format!(
+        "no free database connection within {CONNECT_TIMEOUT:?}: the pool's {size} connections \
+         are busy ({} open, {} idle, one of them listening for wake-ups) or the server refuses \
+         new ones; raise the pool size (--db-pool-size / PORTER_DB_POOL_SIZE, now {size}), or \
+         the server's max_connections if it is full",
+        pool.size(),
+        pool.num_idle(),
+    ))
 }
 
 impl PgStore {
@@ -208,6 +228,7 @@ impl PgStore {
         let stop = CancellationToken::new();
         tokio::spawn(listen(listener, wakeup.clone(), stop.clone()));
         Ok(PgStore {
+            inserter: group::Inserter::start(pool.clone()),
             pool,
             heartbeats,
             wakeup,
@@ -237,18 +258,7 @@ impl PgStore {
 
     /// A driver error, with the cause spelt out when the pool had no free connection in time.
     fn pool_err(&self, e: sqlx::Error) -> Error {
-        if !matches!(e, sqlx::Error::PoolTimedOut) {
-            return map_err(e);
-        }
-        let size = self.pool.options().get_max_connections();
-        Error::Unavailable(format!(
-            "no free database connection within {CONNECT_TIMEOUT:?}: the pool's {size} connections \
-             are busy ({} open, {} idle, one of them listening for wake-ups) or the server refuses \
-             new ones; raise the pool size (--db-pool-size / PORTER_DB_POOL_SIZE, now {size}), or \
-             the server's max_connections if it is full",
-            self.pool.size(),
-            self.pool.num_idle(),
-        ))
+        pool_err(&self.pool, e)
     }
 
     /// The connection pool, for callers that insert jobs inside their own transactions with
@@ -963,6 +973,13 @@ impl Driver for PgStore {
     }
 
     async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
+        if group::Inserter::joins(&jobs) {
+            // Checked before joining, so that a bad time fails its own insert only.
+            for job in &jobs {
+                job.check_times()?;
+            }
+            return self.inserter.insert(jobs).await;
+        }
         let mut tx = self.begin().await?;
         let out = job_insert_tx(&mut tx, jobs).await?;
         tx.commit().await?;

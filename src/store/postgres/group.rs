@@ -1,0 +1,185 @@
+//! Group commit for small inserts (issue 14): concurrent inserts of this process share one
+//! transaction, one statement, one NOTIFY and one flush, as the SQLite writer's group commit
+//! does. Without it each insert pays its own BEGIN, INSERT, NOTIFY, COMMIT and disk flush.
+//!
+//! An inserter task takes the requests that queued while the groups before them were in
+//! flight (at most [`GROUPS_IN_FLIGHT`] at once, each on its own connection), up to
+//! [`GROUP_ROWS`] jobs, and inserts them with the batch insert ([`job_insert_tx`]): results
+//! come back per row, in input order, and each caller gets its own slice. No request waits for
+//! company: one that finds a group free starts at once.
+//!
+//! Each caller keeps its own outcome. A statement that fails (a value the database refuses,
+//! say) fails before anything commits; the group is rolled back and each request is then run
+//! in a transaction of its own, so the one at fault gets its error and the others their jobs.
+//! A COMMIT that fails answers every caller with its error, as their own COMMIT would have
+//! (whether it took effect is unknown, so nothing is retried).
+//!
+//! Only inserts that wait for nothing and hold no unique key join a group: an insert whose
+//! unique key another open transaction holds blocks until that transaction ends, and it must
+//! not hold up the others with it; jobs of a sequence or with parents take locks one by one.
+//! Those, large batches, and inserts inside a caller's own transaction ([`job_insert_tx`])
+//! keep their own transaction.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::{job_insert_tx, pool_err};
+use crate::error::{Error, Result};
+use crate::store::{InsertResult, JobInsertParams};
+
+/// Groups in flight at once, each on a connection of the pool (which also serves claims,
+/// completions and the LISTEN task, so this stays well below its default of 10). While they
+/// are busy, requests queue up and the next group takes them all.
+pub const GROUPS_IN_FLIGHT: usize = 3;
+/// Most jobs one group inserts.
+pub const GROUP_ROWS: usize = 1_000;
+/// Most jobs one request may hold to join a group; a larger batch is a group of its own
+/// already.
+pub const GROUP_REQUEST_MAX: usize = 100;
+
+/// One caller's insert and where its answer goes.
+struct Request {
+    jobs: Vec<JobInsertParams>,
+    reply: oneshot::Sender<Result<Vec<InsertResult>>>,
+}
+
+/// The handle callers send their inserts to; the inserter task stops when it is dropped.
+pub(super) struct Inserter {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl Inserter {
+    /// Starts the inserter task on `pool`.
+    pub(super) fn start(pool: PgPool) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool, rx));
+        Inserter { tx }
+    }
+
+    /// Whether these jobs may share a group (see the module docs).
+    pub(super) fn joins(jobs: &[JobInsertParams]) -> bool {
+        !jobs.is_empty()
+            && jobs.len() <= GROUP_REQUEST_MAX
+            && jobs.iter().all(|j| !j.waits() && j.unique_key.is_none())
+    }
+
+    /// Inserts the jobs in the next group and answers once that group committed.
+    pub(super) async fn insert(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Request { jobs, reply })
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+}
+
+/// Takes requests into groups while a group may start.
+async fn run(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Request>) {
+    let in_flight = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
+    loop {
+        // A free place first: requests that come while every group is busy queue up and go
+        // together into the next.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut rows = first.jobs.len();
+        let mut group = vec![first];
+        while rows < GROUP_ROWS {
+            match rx.try_recv() {
+                Ok(request) => {
+                    rows += request.jobs.len();
+                    group.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            run_group(&pool, group).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Inserts one group in one transaction and answers each caller.
+async fn run_group(pool: &PgPool, group: Vec<Request>) {
+    let sizes: Vec<usize> = group.iter().map(|r| r.jobs.len()).collect();
+    let (jobs, replies): (Vec<Vec<JobInsertParams>>, Vec<_>) =
+        group.into_iter().map(|r| (r.jobs, r.reply)).unzip();
+    let all: Vec<JobInsertParams> = jobs.iter().flatten().cloned().collect();
+    match insert(pool, all).await {
+        Ok(results) => {
+            let mut results = results.into_iter();
+            for (reply, n) in replies.into_iter().zip(sizes) {
+                let _ = reply.send(Ok(results.by_ref().take(n).collect()));
+            }
+        }
+        Err(Failed::Statement(e)) if replies.len() == 1 => {
+            let _ = replies.into_iter().next().expect("one").send(Err(e));
+        }
+        Err(Failed::Statement(e)) if matches!(e, Error::Unavailable(_)) => {
+            // Not any one request's doing: each alone would wait for the database again.
+            for reply in replies {
+                let _ = reply.send(Err(copy(&e)));
+            }
+        }
+        Err(Failed::Statement(_)) => {
+            // Nothing committed: each request again, alone, for its own answer.
+            for (reply, jobs) in replies.into_iter().zip(jobs) {
+                let out = insert(pool, jobs).await.map_err(Failed::into_error);
+                let _ = reply.send(out);
+            }
+        }
+        Err(Failed::Commit(e)) => {
+            for reply in replies {
+                let _ = reply.send(Err(copy(&e)));
+            }
+        }
+    }
+}
+
+/// Why a group's transaction did not commit.
+enum Failed {
+    /// Before COMMIT (a statement, or BEGIN): nothing was written.
+    Statement(Error),
+    /// At COMMIT: whether it took effect is the database's to tell.
+    Commit(Error),
+}
+
+impl Failed {
+    fn into_error(self) -> Error {
+        match self {
+            Failed::Statement(e) | Failed::Commit(e) => e,
+        }
+    }
+}
+
+/// The jobs in one transaction (its NOTIFY included).
+async fn insert(
+    pool: &PgPool,
+    jobs: Vec<JobInsertParams>,
+) -> std::result::Result<Vec<InsertResult>, Failed> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(|e| Failed::Statement(pool_err(pool, e)))?;
+    let out = job_insert_tx(&mut tx, jobs)
+        .await
+        .map_err(Failed::Statement)?;
+    tx.commit().await.map_err(|e| Failed::Commit(e.into()))?;
+    Ok(out)
+}
+
+/// The same error again, for each caller of a group that failed at COMMIT.
+fn copy(e: &Error) -> Error {
+    match e {
+        Error::Unavailable(m) => Error::Unavailable(m.clone()),
+        Error::Closed => Error::Closed,
+        other => Error::Database(other.to_string()),
+    }
+}
