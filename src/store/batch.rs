@@ -32,6 +32,17 @@ pub struct BatchInsertParams {
 }
 
 impl BatchInsertParams {
+    /// The queues and kinds a batch needs served: its callback's, then each of its jobs', with
+    /// how many of its jobs have it (0 for the callback's own entry).
+    pub fn serving_needed(&self) -> Vec<((String, String), u64)> {
+        let mut jobs: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for j in &self.jobs {
+            *jobs.entry((j.queue.clone(), j.kind.clone())).or_default() += 1;
+        }
+        let callback = (self.callback.queue.clone(), self.callback.kind.clone());
+        std::iter::once((callback, 0)).chain(jobs).collect()
+    }
+
     /// The callback's params for a batch of this id whose members got these ids.
     pub fn callback_for(&self, batch_id: i64, member_ids: Vec<i64>) -> JobInsertParams {
         let mut callback = self.callback.clone();
@@ -64,11 +75,40 @@ pub struct BatchInserted {
     /// Its callback job (`pending`).
     pub callback: JobRow,
     /// One line per queue and kind of its jobs or its callback that no live worker serves at
-    /// insert ([`Store::batch_insert`](crate::Store::batch_insert) checks after the commit;
-    /// the jobs are in either way and wait until a worker serving them runs). Empty from the
-    /// `_tx` inserts, which cannot check before the caller commits.
+    /// insert ([`Store::batch_insert`](crate::Store::batch_insert) asks after its commit, the
+    /// `_tx` inserts on the caller's connection; the jobs are in either way and wait until a
+    /// worker serving them runs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+impl BatchInserted {
+    /// Records (and logs) a warning for each entry of
+    /// [`BatchInsertParams::serving_needed`] that no live worker serves (`served` false).
+    pub fn warn_unserved(&mut self, needed: Vec<((String, String), u64)>, served: &[bool]) {
+        for (((queue, kind), jobs), served) in needed.into_iter().zip(served) {
+            if *served {
+                continue;
+            }
+            let warning = if jobs == 0 {
+                format!(
+                    "batch {}, callback job {}: {}",
+                    self.id,
+                    self.callback.id,
+                    super::UnservedRow::warning(&queue, &kind, 1)
+                )
+            } else {
+                format!(
+                    "batch {}, {jobs} {}: {}",
+                    self.id,
+                    if jobs == 1 { "job" } else { "jobs" },
+                    super::UnservedRow::warning(&queue, &kind, jobs)
+                )
+            };
+            tracing::warn!(batch_id = self.id, queue, kind, "{warning}");
+            self.warnings.push(warning);
+        }
+    }
 }
 
 /// A batch as `porter batches list` and `show` give it.

@@ -42,6 +42,17 @@ pub(crate) fn step_placeholder(index: usize) -> i64 {
 }
 
 impl WorkflowInsertParams {
+    /// The queues and kinds its steps need served, each with how many steps have it.
+    pub fn serving_needed(&self) -> Vec<((String, String), u64)> {
+        let mut pairs: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for s in &self.steps {
+            *pairs
+                .entry((s.job.queue.clone(), s.job.kind.clone()))
+                .or_default() += 1;
+        }
+        pairs.into_iter().collect()
+    }
+
     /// The steps in runs that can be inserted together: no step waits for a step of its own
     /// run (a run's steps only wait for steps of earlier runs).
     pub fn runs(&self) -> Vec<Range<usize>> {
@@ -103,9 +114,9 @@ pub struct WorkflowInserted {
     /// (step name, its job) per step, in insertion order.
     pub steps: Vec<(String, JobRow)>,
     /// One line per queue and kind of its steps that no live worker serves at insert
-    /// ([`Store::workflow_insert`](crate::Store::workflow_insert) checks after the commit; the
-    /// steps are in either way and wait until a worker serving them runs). Empty from the
-    /// `_tx` inserts, which cannot check before the caller commits.
+    /// ([`Store::workflow_insert`](crate::Store::workflow_insert) asks after its commit, the
+    /// `_tx` inserts on the caller's connection; the steps are in either way and wait until a
+    /// worker serving them runs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -114,6 +125,26 @@ impl WorkflowInserted {
     /// The job of a step, by the step's name.
     pub fn job(&self, step: &str) -> Option<&JobRow> {
         self.steps.iter().find(|(s, _)| s == step).map(|(_, j)| j)
+    }
+}
+
+impl WorkflowInserted {
+    /// Records (and logs) a warning for each entry of
+    /// [`WorkflowInsertParams::serving_needed`] that no live worker serves (`served` false).
+    pub fn warn_unserved(&mut self, needed: Vec<((String, String), u64)>, served: &[bool]) {
+        for (((queue, kind), n), served) in needed.into_iter().zip(served) {
+            if *served {
+                continue;
+            }
+            let warning = format!(
+                "workflow {}, {n} {}: {}",
+                self.id,
+                if n == 1 { "step" } else { "steps" },
+                super::UnservedRow::warning(&queue, &kind, n)
+            );
+            tracing::warn!(workflow_id = self.id, queue, kind, "{warning}");
+            self.warnings.push(warning);
+        }
     }
 }
 

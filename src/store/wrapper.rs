@@ -148,42 +148,31 @@ impl Store {
     /// each one none serves. The steps are in either way.
     pub async fn workflow_insert(&self, params: WorkflowInsertParams) -> Result<WorkflowInserted> {
         let queues: Vec<String> = params.steps.iter().map(|s| s.job.queue.clone()).collect();
-        let mut pairs: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for s in &params.steps {
-            *pairs
-                .entry((s.job.queue.clone(), s.job.kind.clone()))
-                .or_default() += 1;
-        }
+        let needed = params.serving_needed();
         let mut out = self
             .op("workflow_insert", self.driver.workflow_insert(params))
             .await?;
         self.wake_queues(queues.iter().map(String::as_str));
-        for ((queue, kind), n) in pairs {
-            if !self.served_after_insert(&queue, &kind).await {
-                let steps = if n == 1 { "step" } else { "steps" };
-                let warning = format!(
-                    "workflow {}, {n} {steps}: {}",
-                    out.id,
-                    UnservedRow::warning(&queue, &kind, n)
-                );
-                tracing::warn!(workflow_id = out.id, queue, kind, "{warning}");
-                out.warnings.push(warning);
-            }
-        }
+        let served = self.served_after_insert(&needed).await;
+        out.warn_unserved(needed, &served);
         Ok(out)
     }
 
-    /// Whether a live worker serves a queue and kind, asked after an insert committed: a
+    /// Whether live workers serve each queue and kind, asked after an insert committed: a
     /// failed check counts as served (no warning) and is logged at debug, as `porter enqueue`
     /// does, since the jobs are in either way.
-    async fn served_after_insert(&self, queue: &str, kind: &str) -> bool {
-        match self.worker_count_serving(queue, kind).await {
-            Ok(n) => n > 0,
-            Err(e) => {
-                tracing::debug!(error = %e, queue, kind, "could not ask whether a live worker serves the jobs");
-                true
-            }
+    async fn served_after_insert(&self, needed: &[((String, String), u64)]) -> Vec<bool> {
+        let mut served = Vec::with_capacity(needed.len());
+        for ((queue, kind), _) in needed {
+            served.push(match self.worker_count_serving(queue, kind).await {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    tracing::debug!(error = %e, queue, kind, "could not ask whether a live worker serves the jobs");
+                    true
+                }
+            });
         }
+        served
     }
 
     /// Workflows newest first, a page at a time (`before_id`; `limit` defaulted and capped
@@ -250,46 +239,13 @@ impl Store {
     /// jobs no live worker serves, until a worker serving it runs.
     pub async fn batch_insert(&self, params: BatchInsertParams) -> Result<BatchInserted> {
         let queues: Vec<String> = params.jobs.iter().map(|j| j.queue.clone()).collect();
-        let mut pairs: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for j in &params.jobs {
-            *pairs.entry((j.queue.clone(), j.kind.clone())).or_default() += 1;
-        }
+        let needed = params.serving_needed();
         let mut out = self
             .op("batch_insert", self.driver.batch_insert(params))
             .await?;
         self.wake_queues(queues.iter().map(String::as_str));
-        let callback = &out.callback;
-        let mut warnings = Vec::new();
-        if !self
-            .served_after_insert(&callback.queue, &callback.kind)
-            .await
-        {
-            warnings.push((
-                callback.queue.clone(),
-                callback.kind.clone(),
-                format!(
-                    "batch {}, callback job {}: {}",
-                    out.id,
-                    callback.id,
-                    UnservedRow::warning(&callback.queue, &callback.kind, 1)
-                ),
-            ));
-        }
-        for ((queue, kind), n) in pairs {
-            if !self.served_after_insert(&queue, &kind).await {
-                let jobs = if n == 1 { "job" } else { "jobs" };
-                let warning = format!(
-                    "batch {}, {n} {jobs}: {}",
-                    out.id,
-                    UnservedRow::warning(&queue, &kind, n)
-                );
-                warnings.push((queue, kind, warning));
-            }
-        }
-        for (queue, kind, warning) in warnings {
-            tracing::warn!(batch_id = out.id, queue, kind, "{warning}");
-            out.warnings.push(warning);
-        }
+        let served = self.served_after_insert(&needed).await;
+        out.warn_unserved(needed, &served);
         Ok(out)
     }
 

@@ -302,3 +302,42 @@ backend_case! {
         assert!(json.get("warnings").is_none(), "no warnings key when there are none: {json}");
     }
 }
+
+backend_case! {
+    /// The `_tx` insert warns as the pool's does, asking on the caller's connection; the
+    /// caller's transaction goes on and commits.
+    async fn a_batch_in_a_caller_transaction_warns_of_a_callback_nobody_serves(db: TestDb) {
+        let s = &db.store;
+        let mut worker = crate::register("serves-members", Duration::from_secs(3600), &[]);
+        worker.queues = vec!["default".into()];
+        worker.kinds = vec!["k".into()];
+        s.worker_register(worker).await.unwrap();
+        let b = match db.sqlite_path() {
+            Some(path) => {
+                let mut c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(Duration::from_secs(5)).unwrap();
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+                let b = Client::insert_batch_tx_sqlite(&tx, callback(batch_of(2, "k"), false)).unwrap();
+                tx.commit().unwrap();
+                b
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                let mut tx = c.begin().await.unwrap();
+                let b = Client::insert_batch_tx_pg(&mut tx, callback(batch_of(2, "k"), false)).await.unwrap();
+                tx.commit().await.unwrap();
+                b
+            }
+        };
+        assert_eq!(
+            b.warnings,
+            vec![format!(
+                "batch {}, callback job {}: no live worker serves queue 'default' kind 'cb'; \
+                 the job waits until one does",
+                b.id, b.callback.id
+            )]
+        );
+        assert_eq!(total(s).await, 3, "committed whole");
+    }
+}

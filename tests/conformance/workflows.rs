@@ -337,3 +337,41 @@ backend_case! {
         assert!(wf.warnings.is_empty(), "{:?}", wf.warnings);
     }
 }
+
+backend_case! {
+    /// The `_tx` insert warns of steps nobody serves as the pool's does, asking on the caller's
+    /// connection; the caller's transaction goes on and commits.
+    async fn a_workflow_in_a_caller_transaction_warns_of_steps_nobody_serves(db: TestDb) {
+        let s = &db.store;
+        let mut worker = crate::register("serves-most", std::time::Duration::from_secs(3600), &[]);
+        worker.queues = vec!["default".into()];
+        worker.kinds = vec!["wf_a".into(), "wf_b".into(), "wf_c".into()];
+        s.worker_register(worker).await.unwrap();
+        let wf = match db.sqlite_path() {
+            Some(path) => {
+                let mut c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+                let wf = Client::insert_workflow_tx_sqlite(&tx, diamond("tx")).unwrap();
+                tx.commit().unwrap();
+                wf
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                let mut tx = c.begin().await.unwrap();
+                let wf = Client::insert_workflow_tx_pg(&mut tx, diamond("tx")).await.unwrap();
+                tx.commit().await.unwrap();
+                wf
+            }
+        };
+        assert_eq!(
+            wf.warnings,
+            vec![format!(
+                "workflow {}, 1 step: no live worker serves queue 'default' kind 'wf_d'; the job waits until one does",
+                wf.id
+            )]
+        );
+        assert_eq!(total(s).await, 4, "committed whole");
+    }
+}

@@ -13,8 +13,11 @@ pub async fn batch_insert_tx(
     params: &BatchInsertParams,
 ) -> Result<BatchInserted> {
     let mut sp = conn.begin().await?;
-    let out = insert_batch(&mut sp, params).await?;
+    let mut out = insert_batch(&mut sp, params).await?;
     sp.commit().await?;
+    let needed = params.serving_needed();
+    let served = served_on(conn, &needed).await;
+    out.warn_unserved(needed, &served);
     Ok(out)
 }
 

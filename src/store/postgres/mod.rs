@@ -594,6 +594,35 @@ fn rate_columns(rate: Option<Rate>) -> (Option<i32>, Option<i64>) {
 
 /// A duration as the seconds the SQL multiplies by `interval '1 second'`, clamped to
 /// [`MAX_DURATION`] (a larger interval would be out of range).
+/// Whether live workers serve each queue and kind, asked on a caller's connection after a
+/// `_tx` insert, each in a savepoint of its own: a failed check (counted as served, logged at
+/// debug) rolls back to it and leaves the caller's transaction usable.
+async fn served_on(conn: &mut PgConnection, needed: &[((String, String), u64)]) -> Vec<bool> {
+    let mut served = Vec::with_capacity(needed.len());
+    for ((queue, kind), _) in needed {
+        let count: Result<i64> = async {
+            let mut sp = conn.begin().await?;
+            let n = sqlx::query_scalar(sql!("worker_count_serving"))
+                .bind(secs(DEFAULT_LEASE))
+                .bind(queue)
+                .bind(kind)
+                .fetch_one(&mut *sp)
+                .await?;
+            sp.commit().await?;
+            Ok(n)
+        }
+        .await;
+        served.push(match count {
+            Ok(n) => n > 0,
+            Err(e) => {
+                tracing::debug!(error = %e, queue, kind, "could not ask whether a live worker serves the jobs");
+                true
+            }
+        });
+    }
+    served
+}
+
 fn secs(d: Duration) -> f64 {
     clamp_secs(d)
 }

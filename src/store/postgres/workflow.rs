@@ -16,8 +16,11 @@ pub async fn workflow_insert_tx(
     // On a connection inside a transaction, begin() is a SAVEPOINT; dropping it uncommitted
     // rolls back to it.
     let mut sp = conn.begin().await?;
-    let out = insert_workflow(&mut sp, params).await?;
+    let mut out = insert_workflow(&mut sp, params).await?;
     sp.commit().await?;
+    let needed = params.serving_needed();
+    let served = served_on(conn, &needed).await;
+    out.warn_unserved(needed, &served);
     Ok(out)
 }
 

@@ -10,8 +10,11 @@ pub fn batch_insert_tx(conn: &Connection, params: &BatchInsertParams) -> Result<
     ensure_clock(conn)?;
     conn.execute_batch("SAVEPOINT porter_batch")?;
     match insert_batch(conn, params) {
-        Ok(out) => {
+        Ok(mut out) => {
             conn.execute_batch("RELEASE porter_batch")?;
+            let needed = params.serving_needed();
+            let served = served_on(conn, &needed);
+            out.warn_unserved(needed, &served);
             Ok(out)
         }
         Err(e) => {

@@ -708,6 +708,31 @@ fn ahead(d: Duration) -> String {
 /// An SQLite date modifier for a time `d` before now, e.g. `-15.000 seconds`, clamped like
 /// [`ahead`] (before year 0 SQLite gives NULL, and a comparison with NULL matches nothing or,
 /// under NOT EXISTS, everything).
+/// Whether live workers serve each queue and kind, asked on a caller's connection after a
+/// `_tx` insert (the workers' rows are committed, so its transaction sees them): a failed
+/// check counts as served and is logged at debug, as the pool's check does.
+fn served_on(conn: &Connection, needed: &[((String, String), u64)]) -> Vec<bool> {
+    needed
+        .iter()
+        .map(|((queue, kind), _)| {
+            let count = conn
+                .prepare_cached(sql!("worker_count_serving"))
+                .and_then(|mut s| {
+                    s.query_row(params![ago(DEFAULT_LEASE), queue, kind], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                });
+            match count {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    tracing::debug!(error = %e, queue, kind, "could not ask whether a live worker serves the jobs");
+                    true
+                }
+            }
+        })
+        .collect()
+}
+
 fn ago(d: Duration) -> String {
     format!("{:+.3} seconds", -clamp_secs(d))
 }

@@ -16,8 +16,11 @@ pub fn workflow_insert_tx(
     ensure_clock(conn)?;
     conn.execute_batch("SAVEPOINT porter_workflow")?;
     match insert_workflow(conn, params) {
-        Ok(out) => {
+        Ok(mut out) => {
             conn.execute_batch("RELEASE porter_workflow")?;
+            let needed = params.serving_needed();
+            let served = served_on(conn, &needed);
+            out.warn_unserved(needed, &served);
             Ok(out)
         }
         Err(e) => {
