@@ -151,6 +151,45 @@ pub struct BenchReport {
     pub single_insert_vs_minimal: f64,
     /// The plan of the claim query with the drain's jobs waiting.
     pub claim_plan: String,
+    /// Where the drain's time went: per store operation it called.
+    pub drain_profile: Vec<DrainOp>,
+    /// This process's CPU time during the drain per job (microseconds; the database server's
+    /// own is not in it, except SQLite's, which runs in this process).
+    pub drain_cpu_us_per_job: f64,
+    /// This process's CPU time during the drain over its wall time (2.0 is both cores busy).
+    pub drain_cpu_share: f64,
+}
+
+/// One store operation as the drain called it (from [`Store::op_stats`] before and after).
+/// Operations overlap (claims while completions are written), so the shares add up to more
+/// or less than 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrainOp {
+    /// The operation: `job_claim`, `job_complete_many`, ...
+    pub op: String,
+    /// Calls during the drain.
+    pub calls: u64,
+    /// Drained jobs per call.
+    pub jobs_per_call: f64,
+    /// Mean time per call, waiting for a connection or the SQLite writer included (ms).
+    pub ms_per_call: f64,
+    /// Time in calls of this operation over the drain's wall time.
+    pub share: f64,
+}
+
+/// This process's user and system CPU time so far (Linux; zero where it cannot be read).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name, in
+    // clock ticks of 1/100 s (USER_HZ on Linux).
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 impl std::fmt::Display for BenchReport {
@@ -228,6 +267,27 @@ impl std::fmt::Display for BenchReport {
             "peak RSS                  {:.1} MiB (drain: {drain_rss})",
             self.peak_rss_mib
         )?;
+        writeln!(
+            f,
+            "drain profile             {:.1} us CPU per job in this process ({:.2} cores busy)",
+            self.drain_cpu_us_per_job, self.drain_cpu_share
+        )?;
+        writeln!(
+            f,
+            "  {:<22}{:>8}{:>14}{:>12}{:>8}",
+            "store operation", "calls", "jobs per call", "ms per call", "busy"
+        )?;
+        for op in &self.drain_profile {
+            writeln!(
+                f,
+                "  {:<22}{:>8}{:>14.1}{:>12.2}{:>7.0}%",
+                op.op,
+                op.calls,
+                op.jobs_per_call,
+                op.ms_per_call,
+                op.share * 100.0
+            )?;
+        }
         writeln!(f, "claim plan:")?;
         for line in self.claim_plan.lines() {
             writeln!(f, "  {line}")?;
@@ -398,8 +458,13 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
     let peak_before_drain = peak_rss_kib();
     let drain_rss_reset = reset_peak_rss();
     let bar = bars.counter("drain", jobs);
+    let ops_before = store.op_stats();
+    let cpu_before = cpu_time();
     let (drain_jobs_per_sec, completed) =
         drain(&store, &mut probe, jobs, opts.concurrency, &bar).await?;
+    let drain_cpu = cpu_time().saturating_sub(cpu_before);
+    let drain_seconds = jobs as f64 / drain_jobs_per_sec.max(f64::MIN_POSITIVE);
+    let drain_profile = drain_ops(&ops_before, &store.op_stats(), jobs, drain_seconds);
     bar.finish_with_message(per_sec(drain_jobs_per_sec));
     let drain_peak = peak_rss_kib();
 
@@ -466,7 +531,36 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
             minimal.single_insert_jobs_per_sec,
         ),
         claim_plan,
+        drain_profile,
+        drain_cpu_us_per_job: drain_cpu.as_secs_f64() * 1e6 / jobs as f64,
+        drain_cpu_share: drain_cpu.as_secs_f64() / drain_seconds,
     })
+}
+
+/// The store operations called between two [`Store::op_stats`], busiest first.
+fn drain_ops(
+    before: &std::collections::BTreeMap<&'static str, crate::store::OpStats>,
+    after: &std::collections::BTreeMap<&'static str, crate::store::OpStats>,
+    jobs: usize,
+    seconds: f64,
+) -> Vec<DrainOp> {
+    let mut ops: Vec<DrainOp> = after
+        .iter()
+        .filter_map(|(op, a)| {
+            let b = before.get(op).copied().unwrap_or_default();
+            let calls = a.calls - b.calls;
+            let busy = a.seconds - b.seconds;
+            (calls > 0).then(|| DrainOp {
+                op: op.to_string(),
+                calls,
+                jobs_per_call: jobs as f64 / calls as f64,
+                ms_per_call: busy * 1000.0 / calls as f64,
+                share: busy / seconds,
+            })
+        })
+        .collect();
+    ops.sort_by(|a, b| b.share.total_cmp(&a.share));
+    ops
 }
 
 fn ratio(ours: f64, raw: f64) -> f64 {
@@ -874,6 +968,17 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&[3.0], 0.99), 3.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn cpu_time_is_read_from_proc_and_grows() {
+        let before = cpu_time();
+        let mut x = 0u64;
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(60) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        assert!(cpu_time() > before, "60 ms of spinning shows as CPU time");
     }
 
     #[test]

@@ -70,6 +70,32 @@ fn check(report: &serde_json::Value, backend: &str) {
             .is_some_and(|p| p.contains("porter_jobs_fetch")),
         "{report}"
     );
+    // The drain's profile: the claims and completions it made, which took all 200 jobs.
+    let profile = report["drain_profile"].as_array().expect("a drain profile");
+    let op = |name: &str| {
+        profile
+            .iter()
+            .find(|o| o["op"] == name)
+            .unwrap_or_else(|| panic!("{name} in the drain profile: {report}"))
+    };
+    for name in ["job_claim", "job_complete_many"] {
+        let o = op(name);
+        let calls = o["calls"].as_f64().unwrap();
+        assert!((1.0..=200.0).contains(&calls), "{name}: {o}");
+        assert_eq!(
+            o["jobs_per_call"].as_f64().unwrap(),
+            200.0 / calls,
+            "{name}: {o}"
+        );
+        assert!(o["share"].as_f64().is_some_and(|v| v >= 0.0), "{name}: {o}");
+    }
+    assert!(
+        report["drain_cpu_us_per_job"]
+            .as_f64()
+            .is_some_and(|v| v >= 0.0)
+            && report["drain_cpu_share"].as_f64().is_some_and(|v| v >= 0.0),
+        "{report}"
+    );
 }
 
 backend_case! {
