@@ -60,7 +60,9 @@ const STALL_LIMIT: Duration = Duration::from_secs(120);
 const COUNT_EVERY: Duration = Duration::from_millis(250);
 
 mod sustain;
+mod workflow;
 pub use sustain::{sustain, SustainInterval, SustainOptions, SustainReport};
+pub use workflow::{workflow, WorkflowReport, WORKFLOW_BENCH_MAX_JOBS, WORKFLOW_BENCH_MIN_JOBS};
 
 const DRAIN_QUEUE: &str = "bench";
 const SINGLE_QUEUE: &str = "bench_single";
@@ -460,10 +462,18 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
     let bar = bars.counter("drain", jobs);
     let ops_before = store.op_stats();
     let cpu_before = cpu_time();
-    let (drain_jobs_per_sec, completed) =
-        drain(&store, &mut probe, jobs, opts.concurrency, &bar).await?;
+    let (drained_in, completed) = drain(
+        &store,
+        &mut probe,
+        DRAIN_QUEUE,
+        jobs,
+        opts.concurrency,
+        &bar,
+    )
+    .await?;
+    let drain_jobs_per_sec = crate::store::bench::rate(jobs, drained_in);
     let drain_cpu = cpu_time().saturating_sub(cpu_before);
-    let drain_seconds = jobs as f64 / drain_jobs_per_sec.max(f64::MIN_POSITIVE);
+    let drain_seconds = drained_in.as_secs_f64();
     let drain_profile = drain_ops(&ops_before, &store.op_stats(), jobs, drain_seconds);
     bar.finish_with_message(per_sec(drain_jobs_per_sec));
     let drain_peak = peak_rss_kib();
@@ -571,19 +581,20 @@ fn ratio(ours: f64, raw: f64) -> f64 {
     }
 }
 
-/// Runs a runtime with the noop worker on the drain queue until no job of it is available or
-/// running; returns the rate and how many of the jobs ended completed.
+/// Runs a runtime with the noop worker on `queue` until no job of it is available or running;
+/// returns how long that took and how many of its jobs ended completed.
 async fn drain(
     store: &Arc<Store>,
     probe: &mut BenchProbe,
+    queue: &str,
     jobs: usize,
     concurrency: usize,
     bar: &ProgressBar,
-) -> Result<(f64, usize)> {
+) -> Result<(Duration, usize)> {
     let mut workers = Workers::new();
     workers.add(NoopWorker)?;
     let config = RuntimeConfig {
-        queues: vec![(DRAIN_QUEUE.to_string(), concurrency)],
+        queues: vec![(queue.to_string(), concurrency)],
         maintenance: false,
         ..RuntimeConfig::default()
     };
@@ -597,14 +608,14 @@ async fn drain(
         // Whether any job is left is one index probe, asked often enough to time the drain
         // within ~0.5 %; counting them (for the bar, and to notice a stall) reads an index range
         // as long as the queue, so that is done rarely, and only as often as it stays cheap.
-        match probe.any_unfinished(DRAIN_QUEUE).await {
+        match probe.any_unfinished(queue).await {
             Ok(false) => break Ok(started.elapsed()),
             Ok(true) => {}
             Err(e) => break Err(e),
         }
         if Instant::now() >= next_count {
             let asked = Instant::now();
-            let left = match probe.unfinished(DRAIN_QUEUE).await {
+            let left = match probe.unfinished(queue).await {
                 Ok(left) => left,
                 Err(e) => break Err(e),
             };
@@ -629,11 +640,11 @@ async fn drain(
     let counts = crate::Client::new(store.clone()).counts().await?;
     let completed = counts
         .queues
-        .get(DRAIN_QUEUE)
+        .get(queue)
         .and_then(|q| q.get(&JobState::Completed))
         .copied()
         .unwrap_or(0);
-    Ok((crate::store::bench::rate(jobs, elapsed), completed as usize))
+    Ok((elapsed, completed as usize))
 }
 
 /// `tasks` tasks insert `jobs` jobs between them, one job per call.
@@ -862,7 +873,8 @@ impl BenchProbe {
         ))
     }
 
-    /// How many jobs of `queue` are available or running (an index range, not a table scan).
+    /// How many jobs of `queue` are pending, available or running (index ranges, not a table
+    /// scan).
     pub async fn unfinished(&mut self, queue: &str) -> Result<i64> {
         match self {
             BenchProbe::Sqlite(p) => p.unfinished(queue).await,
@@ -871,7 +883,7 @@ impl BenchProbe {
         }
     }
 
-    /// Whether any job of `queue` is available or running (one index probe).
+    /// Whether any job of `queue` is pending, available or running (index probes).
     pub async fn any_unfinished(&mut self, queue: &str) -> Result<bool> {
         match self {
             BenchProbe::Sqlite(p) => p.any_unfinished(queue).await,

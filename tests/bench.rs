@@ -161,3 +161,49 @@ backend_case! {
         assert_eq!(left, 0, "the run's jobs are deleted");
     }
 }
+
+backend_case! {
+    /// `--workflow` inserts and drains the same jobs without dependencies, as a fan-out and
+    /// fan-in workflow and as chains, reports each case's times and its ratio to the plain one
+    /// with every job completed, leaves no job behind, and refuses more jobs than a fan-in can
+    /// wait for.
+    async fn bench_workflow_compares_the_same_jobs_with_and_without_dependencies(db: TestDb) {
+        let run = |jobs: &str| {
+            Command::new(env!("CARGO_BIN_EXE_porter"))
+                .args(["bench", "--workflow", "--jobs", jobs, "--concurrency", "20", "--json"])
+                .env("DATABASE_URL", &db.url)
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("run porter bench --workflow")
+        };
+        let out = run("150");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "porter bench --workflow failed: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+        assert_eq!(report["jobs"], 150, "{report}");
+        assert_eq!(report["concurrency"], 20, "{report}");
+        for case in ["plain", "fan", "chains"] {
+            assert_eq!(report[format!("{case}_completed")], 150, "every {case} job completed: {report}");
+            for figure in ["insert_secs", "drain_secs", "secs"] {
+                let key = format!("{case}_{figure}");
+                assert!(report[&key].as_f64().is_some_and(|v| v > 0.0), "{key} is positive: {report}");
+            }
+        }
+        for ratio in ["fan_ratio", "chains_ratio"] {
+            assert!(report[ratio].as_f64().is_some_and(|v| v > 0.0), "{ratio}: {report}");
+        }
+        assert_eq!(report["chains"], 12, "√150 rounded: {report}");
+        assert_eq!(report["chain_length"], 13, "{report}");
+        let left: i64 = db.store.job_counts().await.unwrap().total.values().sum();
+        assert_eq!(left, 0, "the run's jobs are deleted");
+        let workflows = porter::Client::new(db.store.clone()).workflows(None, None).await.unwrap();
+        assert!(workflows.is_empty(), "and its workflows with them: {workflows:?}");
+        let refused = run("10003");
+        assert_eq!(refused.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("10002"), "{}", String::from_utf8_lossy(&refused.stderr));
+    }
+}

@@ -39,6 +39,12 @@ pub struct BenchArgs {
     /// 1,000 keys, and compare (what queue limits cost).
     #[arg(long, conflicts_with = "sustain")]
     limits: bool,
+    /// Instead of the usual phases: insert and drain --jobs no-op jobs without dependencies,
+    /// then as one workflow of a root, the rest after it and a fan-in step after those, then
+    /// as one workflow of √N chains, and compare (what dependencies cost). Takes 3 to 10,002
+    /// jobs.
+    #[arg(long, conflicts_with_all = ["sustain", "limits"])]
+    workflow: bool,
     /// Inserts this many latency probes and exits: the other process of a running
     /// `porter bench`, which starts it.
     #[arg(long, hide = true)]
@@ -52,6 +58,16 @@ pub(super) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.limits {
         let report = crate::bench::limits(&g.database_url, args.jobs, args.concurrency).await?;
+        return if args.json {
+            output::print_json(&report)
+        } else {
+            output::print(&report.to_string())
+        };
+    }
+    if args.workflow {
+        let progress = !args.json && std::io::stderr().is_terminal();
+        let report =
+            crate::bench::workflow(&g.database_url, args.jobs, args.concurrency, progress).await?;
         return if args.json {
             output::print_json(&report)
         } else {

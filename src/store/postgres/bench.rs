@@ -74,7 +74,7 @@ impl Probe {
             .rows_affected())
     }
 
-    /// Jobs of `queue` that are available or running.
+    /// Jobs of `queue` still to do: pending (waiting for parents), available or running.
     pub async fn unfinished(&mut self, queue: &str) -> Result<i64> {
         Ok(sqlx::query_scalar(include_str!("sql/bench_unfinished.sql"))
             .bind(queue)
@@ -82,7 +82,7 @@ impl Probe {
             .await?)
     }
 
-    /// Whether any job of `queue` is available or running.
+    /// Whether any job of `queue` is still to do (pending, available or running).
     pub async fn any_unfinished(&mut self, queue: &str) -> Result<bool> {
         Ok(
             sqlx::query_scalar(include_str!("sql/bench_any_unfinished.sql"))

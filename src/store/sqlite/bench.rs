@@ -78,7 +78,7 @@ impl Probe {
         blocking(move || f(&mut conn.lock().expect("probe connection"))).await
     }
 
-    /// Jobs of `queue` that are available or running.
+    /// Jobs of `queue` still to do: pending (waiting for parents), available or running.
     pub async fn unfinished(&self, queue: &str) -> Result<i64> {
         let queue = queue.to_string();
         self.with(move |c| {
@@ -88,7 +88,7 @@ impl Probe {
         .await
     }
 
-    /// Whether any job of `queue` is available or running.
+    /// Whether any job of `queue` is still to do (pending, available or running).
     pub async fn any_unfinished(&self, queue: &str) -> Result<bool> {
         let queue = queue.to_string();
         self.with(move |c| {
