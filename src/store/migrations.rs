@@ -106,6 +106,7 @@ pub const CORE: MigrationSet = MigrationSet {
         migration!(9, "worker_serves", "0009_worker_serves.sql"),
         migration!(10, "workflows", "0010_workflows.sql"),
         migration!(11, "batches", "0011_batches.sql"),
+        migration!(12, "job_deps_by_parent", "0012_job_deps_by_parent.sql"),
     ],
 };
 

@@ -843,6 +843,37 @@ async fn insert_waiting(
             ));
         }
     }
+    if jobs.iter().all(|j| j.sequence_key.is_none()) {
+        // Without sequences no job's start depends on another of these (parents exist
+        // before their children are inserted): one insert for all of them and one for their
+        // edges, instead of two round trips per job (a 10,000-step workflow took 20,000).
+        let holds = jobs
+            .iter()
+            .map(|j| j.hold(false, &parents))
+            .collect::<Result<Vec<_>>>()?;
+        let out = insert_rounds(conn, jobs, &holds).await?;
+        let mut edges: (Vec<i64>, Vec<i64>, Vec<bool>, Vec<bool>) = Default::default();
+        for ((job, hold), result) in jobs.iter().zip(&holds).zip(&out) {
+            if result.inserted {
+                for &(parent, counted) in &hold.edges {
+                    edges.0.push(result.job.id);
+                    edges.1.push(parent);
+                    edges.2.push(job.after_any);
+                    edges.3.push(counted);
+                }
+            }
+        }
+        if !edges.0.is_empty() {
+            sqlx::query(sql!("job_dep_insert"))
+                .bind(edges.0)
+                .bind(edges.1)
+                .bind(edges.2)
+                .bind(edges.3)
+                .execute(&mut *conn)
+                .await?;
+        }
+        return Ok(out);
+    }
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
         let busy = match &job.sequence_key {

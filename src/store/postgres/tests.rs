@@ -247,3 +247,35 @@ async fn retention_never_deletes_a_job_retried_while_it_runs() {
         .expect("the retried job survives retention");
     assert_eq!(row.state, JobState::Available);
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_deleted_parent_finds_its_edges_by_index() {
+    // The ON DELETE CASCADE of a deleted job (retention, workflow deletes) and retention's
+    // "have its children ended" look edges up by parent, resolved or not: with only 0007's
+    // index of unresolved edges, each deleted job scanned the whole edge table (deleting a
+    // 10,000-step workflow took minutes). Seq scans are priced out so that the plan shows
+    // which index can serve the lookup at all, whatever the table's size.
+    let store = fresh_store().await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    for sql in [
+        // What the cascade runs (ri_triggers.c), and retention's lookup.
+        "EXPLAIN DELETE FROM ONLY porter_job_deps WHERE 42 OPERATOR(pg_catalog.=) parent_id",
+        "EXPLAIN SELECT 1 FROM porter_job_deps WHERE parent_id = 42",
+    ] {
+        let plan: Vec<String> = sqlx::query_scalar(sql).fetch_all(&mut *conn).await.unwrap();
+        let plan = plan.join("\n");
+        // Not the primary key (child_id, parent_id): walking all of it is a scan as well.
+        assert!(
+            plan.contains("porter_job_deps_parent") && plan.contains("Index Cond: (parent_id = 42)"),
+            "{sql}:\n{plan}"
+        );
+    }
+}

@@ -1635,3 +1635,5 @@ impl Driver for SqliteStore {
 
 #[cfg(test)]
 mod claim_tests;
+#[cfg(test)]
+mod dep_tests;
