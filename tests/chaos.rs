@@ -12,6 +12,8 @@
 //! the job's errors when it is rescued, and every run beyond the first is one more attempt, so
 //! duplicates = sum(attempt - 1), and each must be explained by an error entry.
 
+#[path = "common/chaos_deps.rs"]
+mod chaos_deps;
 #[path = "common/chaos_gated_store.rs"]
 mod chaos_gated_store;
 #[path = "common/chaos_limits.rs"]

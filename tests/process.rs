@@ -2,6 +2,8 @@
 //! SIGTERM, wake-ups across processes, periodic slots shared by three processes, and rescue
 //! after SIGKILL.
 
+#[path = "common/chaos_proc.rs"]
+mod chaos_proc;
 mod common;
 
 use std::collections::BTreeMap;
@@ -660,5 +662,121 @@ backend_case! {
             let (status, _) = w.wait().await;
             assert!(status.success());
         }
+    }
+}
+
+/// Diamonds of the workflow test: each `a` -> `b`, `c` -> `d`.
+const DIAMONDS: usize = 20;
+/// Children of the fan-out, each after one root, all before one batch callback.
+const FAN_OUT: usize = 10_000;
+
+backend_case! {
+    /// Issue 16's proof across processes: diamond workflows (a -> b, c -> d) and a fan-out of
+    /// 10,000 children after one root with one fan-in callback (a batch's `on_complete`), run by
+    /// three `porter worker` processes. Checked after the fact, from the rows' times (database
+    /// clock) and from each execution's own record (the `sleep` built-in's debug events, one
+    /// host clock): no job started before every parent had completed, every job ran once, and
+    /// the callback exists once and ran once, after the last of the 10,000, whichever process
+    /// ended which.
+    async fn workflows_and_a_fan_in_across_three_processes_run_each_job_after_its_parents(db: TestDb) {
+        use chaos_proc::{all_jobs, executions_of, wait_totals, Launcher};
+        let client = Client::new(db.store.clone());
+        let opts = || InsertOpts { queue: Some("dag".into()), ..Default::default() };
+        let sleep = |ms: u64| serde_json::json!({ "ms": ms });
+        // (parent, child) pairs.
+        let mut edges: Vec<(i64, i64)> = Vec::new();
+        for n in 0..DIAMONDS {
+            let step = |name: &str, ms: u64| porter::workflow::Step::raw(name, "sleep", sleep(ms)).opts(opts());
+            let w = porter::workflow::Workflow::new(format!("diamond {n}"))
+                .step(step("a", 20))
+                .step(step("b", 10 + (n as u64 % 3) * 20).after(["a"]))
+                .step(step("c", 10 + (n as u64 % 2) * 30).after(["a"]))
+                .step(step("d", 5).after(["b", "c"]));
+            let w = client.insert_workflow(w).await.unwrap();
+            let id = |s: &str| w.job(s).unwrap().id;
+            edges.extend([(id("a"), id("b")), (id("a"), id("c")), (id("b"), id("d")), (id("c"), id("d"))]);
+        }
+        let root = client.insert_raw("sleep", sleep(50), opts()).await.unwrap().job.id;
+        let mut batch = porter::batch::Batch::new();
+        for _ in 0..FAN_OUT {
+            let child = InsertOpts { depends_on: vec![root], ..opts() };
+            batch.push_params(porter::store::JobInsertParams::new("sleep", sleep(0), child).unwrap());
+        }
+        let batch = client
+            .insert_batch(batch.callback_raw("sleep", sleep(0), opts(), false))
+            .await
+            .unwrap();
+        let callback = batch.callback.id;
+        for member in &batch.jobs {
+            edges.push((root, member.id));
+            edges.push((member.id, callback));
+        }
+        let jobs = (DIAMONDS * 4 + 1 + FAN_OUT + 1) as i64;
+
+        let dir = chaos_proc::scratch();
+        let launcher = Launcher::new(&db.url, dir.path()).with_env("RUST_LOG", "info,porter::jobs=debug");
+        let flags = ["--log-format", "json", "worker", "--queues", "dag=16", "--no-periodic"];
+        let mut workers: Vec<chaos_proc::Proc> = (0..3).map(|i| launcher.spawn(&format!("w{i}"), &flags)).collect();
+        for w in &mut workers {
+            w.ready().await;
+        }
+        wait_totals(&db.store, "every job completed", Duration::from_secs(300), |t| {
+            t[&JobState::Completed] >= jobs
+        })
+        .await;
+        for w in &mut workers {
+            let status = w.term(Duration::from_secs(30)).await;
+            assert!(status.success(), "{} exits 0 after SIGTERM: {status:?}", w.name);
+            w.assert_clean_log();
+        }
+
+        // The rows: every job completed once, each claimed after its parents were finalized.
+        let rows: BTreeMap<i64, porter::JobRow> =
+            all_jobs(&db.store, Some("sleep")).await.into_iter().map(|r| (r.id, r)).collect();
+        assert_eq!(rows.len() as i64, jobs, "the callback exists once: no job more, none less");
+        for row in rows.values() {
+            assert_eq!((row.state, row.attempt), (JobState::Completed, 1), "{row:?}");
+        }
+        let early_claims: Vec<&(i64, i64)> = edges
+            .iter()
+            .filter(|(p, c)| rows[c].attempted_at.unwrap() < rows[p].finalized_at.unwrap())
+            .collect();
+        assert!(early_claims.is_empty(), "claimed before a parent was finalized: {early_claims:?}");
+        let cb = &rows[&callback];
+        assert_eq!(cb.args["completed"], FAN_OUT, "{cb:?}");
+        assert_eq!(client.batch(batch.id).await.unwrap().unwrap().callback_id, Some(callback));
+
+        // The executions: one each, each begun after its parents' ended.
+        let mut runs: BTreeMap<i64, Vec<(chaos_proc::Execution, usize)>> = BTreeMap::new();
+        for (p, w) in workers.iter().enumerate() {
+            for e in executions_of("dag", &w.output(), None) {
+                runs.entry(e.job_id).or_default().push((e, p));
+            }
+        }
+        let twice: Vec<&i64> = runs.iter().filter(|(_, r)| r.len() != 1).map(|(id, _)| id).collect();
+        assert!(twice.is_empty(), "jobs that ran other than once: {twice:?}");
+        assert_eq!(runs.len() as i64, jobs, "every job has its execution on record");
+        let early_starts = edges
+            .iter()
+            .filter(|(p, c)| runs[c][0].0.start_us < runs[p][0].0.end_us)
+            .count();
+        // The last children: which processes ended the last 100 (the callback's row is updated
+        // by each of them; exactly one sees the last).
+        let mut ends: Vec<(i64, usize)> = batch.jobs.iter().map(|j| (runs[&j.id][0].0.end_us, runs[&j.id][0].1)).collect();
+        ends.sort();
+        let last: std::collections::BTreeSet<usize> = ends.iter().rev().take(100).map(|e| e.1).collect();
+        let spread_us = ends[ends.len() - 1].0 - ends[ends.len() - 100].0;
+        let per_process: Vec<usize> = (0..3).map(|p| ends.iter().filter(|e| e.1 == p).count()).collect();
+        println!(
+            "WORKFLOWS backend={} jobs={jobs} edges={} diamonds={DIAMONDS} fan_out={FAN_OUT} processes=3 \
+             children_per_process={per_process:?} last_100_children_on={} processes within {spread_us} us \
+             early_claims=0 early_starts={early_starts} callbacks=1 callback_runs={}",
+            db.store.backend(),
+            edges.len(),
+            last.len(),
+            runs[&callback].len()
+        );
+        assert_eq!(early_starts, 0, "executions begun before a parent's ended");
+        assert!(per_process.iter().filter(|n| **n > 0).count() >= 2, "children ran on several processes: {per_process:?}");
     }
 }

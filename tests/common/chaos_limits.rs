@@ -14,7 +14,7 @@
 //! before it in its sequence had ended. Prints `SEQUENCES backend=.. jobs=.. kills=..
 //! max_running=.. max_per_sequence=../1 out_of_order=0 duplicates=..`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use porter::store::{QueueLimitParams, QueueLimits, Rate};
@@ -32,89 +32,9 @@ const RATE: (u32, u64) = (40, 1000);
 const RATE_PER_KEY: (u32, u64) = (12, 1000);
 const KEYS: usize = 6;
 
-/// One execution, from its process's log.
-#[derive(Debug, Clone)]
-struct Execution {
-    job_id: i64,
-    attempt: i64,
-    key: String,
-    /// Claim time on the database clock (µs).
-    claimed_us: i64,
-    /// Start and end on the process's clock (µs); the end is the kill time when cut short.
-    start_us: i64,
-    end_us: i64,
-    /// Cut short by its process's SIGKILL.
-    cut_short: bool,
-}
-
 /// The executions one process logged; those without an end ended by `killed_at_us`.
 fn executions(log: &str, killed_at_us: Option<i64>) -> Vec<Execution> {
     executions_of(QUEUE, log, killed_at_us)
-}
-
-/// [`executions`] of the jobs of `queue`.
-fn executions_of(queue: &str, log: &str, killed_at_us: Option<i64>) -> Vec<Execution> {
-    let mut open: BTreeMap<(i64, i64), Execution> = BTreeMap::new();
-    let mut done = Vec::new();
-    for line in log.lines().filter(|l| l.starts_with('{')) {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let f = &v["fields"];
-        let what = f["message"].as_str().unwrap_or("");
-        if f["queue"].as_str() != Some(queue) {
-            continue;
-        }
-        let id = (
-            f["job_id"].as_i64().unwrap(),
-            f["attempt"].as_i64().unwrap(),
-        );
-        match what {
-            "sleep started" => {
-                open.insert(
-                    id,
-                    Execution {
-                        job_id: id.0,
-                        attempt: id.1,
-                        key: f["concurrency_key"].as_str().unwrap_or("").to_string(),
-                        claimed_us: f["attempted_at_us"].as_i64().unwrap(),
-                        start_us: f["at_us"].as_i64().unwrap(),
-                        end_us: i64::MAX,
-                        cut_short: false,
-                    },
-                );
-            }
-            "sleep ended" => {
-                let mut e = open.remove(&id).expect("an end after its start");
-                e.end_us = f["at_us"].as_i64().unwrap();
-                done.push(e);
-            }
-            _ => {}
-        }
-    }
-    for (_, mut e) in open {
-        e.end_us =
-            killed_at_us.expect("an execution without an end in a process that was not killed");
-        e.cut_short = true;
-        done.push(e);
-    }
-    done
-}
-
-/// The most executions that overlapped at one moment (an end before a start at the same µs).
-fn max_overlap<'a>(execs: impl Iterator<Item = &'a Execution>) -> usize {
-    let mut points: Vec<(i64, i32)> = Vec::new();
-    for e in execs {
-        points.push((e.start_us, 1));
-        points.push((e.end_us, -1));
-    }
-    points.sort();
-    let (mut now, mut most) = (0i32, 0i32);
-    for (_, d) in points {
-        now += d;
-        most = most.max(now);
-    }
-    most as usize
 }
 
 /// The most claim times in any half-open window `[t, t + period)`.
@@ -129,33 +49,6 @@ fn max_in_window(mut times: Vec<i64>, period_us: i64) -> usize {
         most = most.max(hi - lo + 1);
     }
     most
-}
-
-/// SIGKILLs a random worker every 1.5 to 2.5 s, `kills` times, each replaced by a fresh one
-/// (numbered from `first`); answers the killed processes with the time each was killed.
-async fn kill_every_few_seconds(
-    db: &crate::common::TestDb,
-    workers: &mut [(u64, Proc)],
-    first: u64,
-    kills: u64,
-    spawn: &impl Fn(u64) -> Proc,
-) -> Vec<(Proc, i64)> {
-    let mut retired = Vec::new();
-    for next in first..first + kills {
-        tokio::time::sleep(Duration::from_millis(1500 + fastrand::u64(0..1000))).await;
-        let i = fastrand::usize(..workers.len());
-        let (_, mut victim) = std::mem::replace(&mut workers[i], (next, spawn(next)));
-        victim.kill();
-        retired.push((victim, now_us()));
-        if let Some(path) = db.sqlite_path() {
-            assert_eq!(sqlite_integrity(&path), "ok");
-        }
-    }
-    retired
-}
-
-fn now_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }
 
 backend_case! {

@@ -274,7 +274,8 @@ async fn a_deleted_parent_finds_its_edges_by_index() {
         let plan = plan.join("\n");
         // Not the primary key (child_id, parent_id): walking all of it is a scan as well.
         assert!(
-            plan.contains("porter_job_deps_parent") && plan.contains("Index Cond: (parent_id = 42)"),
+            plan.contains("porter_job_deps_parent")
+                && plan.contains("Index Cond: (parent_id = 42)"),
             "{sql}:\n{plan}"
         );
     }

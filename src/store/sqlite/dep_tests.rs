@@ -26,7 +26,10 @@ async fn parent_beside_waiting_jobs(store: &Store, waiting: usize) -> (i64, i64)
     let parent = store.job_insert_many(vec![job(vec![])]).await.unwrap()[0]
         .job
         .id;
-    let child = store.job_insert_many(vec![job(vec![parent])]).await.unwrap()[0]
+    let child = store
+        .job_insert_many(vec![job(vec![parent])])
+        .await
+        .unwrap()[0]
         .job
         .id;
     let other = store.job_insert_many(vec![job(vec![])]).await.unwrap()[0]
@@ -74,7 +77,11 @@ async fn finalizing_a_parent_reads_its_children_not_every_waiting_job() {
         );
         assert_eq!(changed, 1);
         let row = store.job_get(child).await.unwrap().unwrap();
-        assert_eq!(row.state, crate::JobState::Available, "the child was promoted");
+        assert_eq!(
+            row.state,
+            crate::JobState::Available,
+            "the child was promoted"
+        );
         cost.push(n);
     }
     assert!(
