@@ -768,6 +768,9 @@ fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<Insert
             ));
         }
     }
+    if !jobs.iter().any(JobInsertParams::waits) {
+        return insert_plain(conn, jobs);
+    }
     let mut insert = conn.prepare_cached(sql!("job_insert"))?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -843,6 +846,152 @@ fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<Insert
         }
     }
     Ok(out)
+}
+
+/// Variables of one row of `job_insert_rows.sql`.
+const ROW_VARIABLES: usize = 10;
+/// Rows one batch insert statement carries at most: as many as SQLite's limit of 32,766
+/// variables allows.
+pub const INSERT_ROWS: usize = 32_766 / ROW_VARIABLES;
+/// The sizes of the batch insert statements, largest first: a batch is cut into these (for
+/// 20,000 jobs: six of [`INSERT_ROWS`], then 512s, 64s, 8s and 1s for the rest), so that at
+/// most five of them take places in the connection's statement cache, whatever the sizes.
+const INSERT_SIZES: [usize; 5] = [INSERT_ROWS, 512, 64, 8, 1];
+
+/// The batch insert statement for `rows` rows.
+fn insert_rows_sql(rows: usize) -> String {
+    let row = format!("({})", ["?"; ROW_VARIABLES].join(","));
+    sql!("job_insert_rows").replace("/*ROWS*/", &vec![row; rows].join(","))
+}
+
+/// Inserts jobs that wait for nothing (no sequence, no parents) in multi-row statements
+/// (`job_insert_rows.sql`), on the caller's connection: the batch path, without a statement
+/// per row. Results are in input order; a job whose unique key an unfinished job (or an
+/// earlier job of the batch) holds is not inserted and is answered with the holder.
+fn insert_plain(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<InsertResult>> {
+    let mut out = Vec::with_capacity(jobs.len());
+    let mut rest = jobs;
+    while !rest.is_empty() {
+        let size = *INSERT_SIZES
+            .iter()
+            .find(|&&n| n <= rest.len())
+            .expect("the sizes end with 1");
+        let (chunk, after) = rest.split_at(size);
+        insert_statement(conn, chunk, &mut out)?;
+        rest = after;
+    }
+    Ok(out)
+}
+
+/// One statement of [`insert_plain`]; appends each job's result to `out`.
+fn insert_statement(
+    conn: &Connection,
+    jobs: &[JobInsertParams],
+    out: &mut Vec<InsertResult>,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(&insert_rows_sql(jobs.len()))?;
+    for (i, job) in jobs.iter().enumerate() {
+        let at = i * ROW_VARIABLES;
+        let args =
+            serde_json::to_string(&job.args).map_err(|e| Error::invalid("args", e.to_string()))?;
+        let metadata = serde_json::to_string(&job.metadata)
+            .map_err(|e| Error::invalid("metadata", e.to_string()))?;
+        stmt.raw_bind_parameter(at + 1, &job.kind)?;
+        stmt.raw_bind_parameter(at + 2, &job.queue)?;
+        stmt.raw_bind_parameter(at + 3, args)?;
+        stmt.raw_bind_parameter(at + 4, job.scheduled_at.map(fmt_time))?;
+        stmt.raw_bind_parameter(at + 5, job.schedule_in.map(ahead))?;
+        stmt.raw_bind_parameter(at + 6, job.priority)?;
+        stmt.raw_bind_parameter(at + 7, job.max_attempts)?;
+        stmt.raw_bind_parameter(at + 8, &job.unique_key)?;
+        stmt.raw_bind_parameter(at + 9, metadata)?;
+        stmt.raw_bind_parameter(at + 10, &job.concurrency_key)?;
+    }
+    type Inserted = (i64, String, String, String, Option<String>);
+    let mut inserted: Vec<Inserted> = Vec::with_capacity(jobs.len());
+    {
+        let mut rows = stmt.raw_query();
+        while let Some(r) = rows.next()? {
+            inserted.push((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
+        }
+    }
+    // RETURNING promises no order; ids ascend in input order.
+    inserted.sort_unstable_by_key(|r| r.0);
+    let mut times = TimeCache::default();
+    // Rows come back for the jobs inserted, minus the jobs whose key was held (by an earlier
+    // job or by an earlier row of this statement): match them up in one pass.
+    let mut rows = inserted.into_iter().peekable();
+    for job in jobs {
+        match rows.next_if(|r| r.4 == job.unique_key) {
+            Some((id, state, created_at, scheduled_at, _)) => out.push(InsertResult {
+                job: JobRow {
+                    id,
+                    kind: job.kind.clone(),
+                    queue: job.queue.clone(),
+                    args: job.args.clone(),
+                    state: state.parse()?,
+                    priority: job.priority,
+                    attempt: 0,
+                    max_attempts: job.max_attempts,
+                    errors: Vec::new(),
+                    created_at: times.parse(created_at)?,
+                    scheduled_at: times.parse(scheduled_at)?,
+                    attempted_at: None,
+                    finalized_at: None,
+                    attempted_by: None,
+                    unique_key: job.unique_key.clone(),
+                    metadata: job.metadata.clone(),
+                    output: None,
+                    progress: None,
+                    concurrency_key: job.concurrency_key.clone(),
+                    sequence_key: None,
+                },
+                inserted: true,
+            }),
+            None if job.unique_key.is_none() => {
+                return Err(Error::Database(
+                    "the insert returned fewer rows than it was given".into(),
+                ))
+            }
+            None => {
+                // Inside the one write transaction the holder cannot have finished since.
+                let key = job.unique_key.as_deref().unwrap_or_default();
+                let existing = conn
+                    .prepare_cached(sql!("job_get_unique"))
+                    .and_then(|mut s| s.query_row([key], job_from_row))?;
+                out.push(InsertResult {
+                    job: existing,
+                    inserted: false,
+                });
+            }
+        }
+    }
+    if rows.next().is_some() {
+        return Err(Error::Database(
+            "the insert returned more rows than it was given".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses the times of a batch's rows, which are mostly the one clock reading of their
+/// statement: the last one parsed is kept.
+#[derive(Default)]
+struct TimeCache {
+    last: Option<(String, DateTime<Utc>)>,
+}
+
+impl TimeCache {
+    fn parse(&mut self, s: String) -> rusqlite::Result<DateTime<Utc>> {
+        if let Some((text, at)) = &self.last {
+            if *text == s {
+                return Ok(*at);
+            }
+        }
+        let at = parse_time(&s)?;
+        self.last = Some((s, at));
+        Ok(at)
+    }
 }
 
 fn one_job(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Option<JobRow>> {

@@ -1,6 +1,7 @@
--- Differs from SQLite, which inserts one row per statement inside its one write transaction
--- (cheap in process). Here a round trip per row would dominate, so a whole batch is one
--- statement over arrays, in input order (ORDER BY ord, so ids ascend in input order).
+-- A whole batch is one statement over arrays (no limit on binds, where SQLite's multi-row
+-- VALUES in job_insert_rows.sql is cut at its variable limit), in input order (ORDER BY ord,
+-- so ids ascend in input order; the planner knows unnest WITH ORDINALITY is in that order
+-- and sorts nothing).
 -- $6 is an absolute due time or NULL; $7 a delay in seconds (0 when none). $10 concurrency
 -- keys, $11 sequence keys, $12 parents not yet satisfied, $13 the state a waiting job starts in
 -- ('pending', or 'cancelled' when a parent already failed) or NULL, $14 that cancel's reason.
