@@ -678,6 +678,7 @@ fn claim_limited(
             window(limits.rate_per_key),
             for_slots,
             ahead.waiting,
+            ahead.finished,
         ],
         job_from_row,
     )?;
