@@ -103,23 +103,11 @@ backend_case! {
         let kills = size.kills.max(3);
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path()).with_env("RUST_LOG", "info,porter::jobs=debug");
-        let flags = |i: u64| {
-            vec![
-                "--log-format".to_string(),
-                "json".into(),
-                "worker".into(),
-                "--queues".into(),
-                format!("{QUEUE}=3"),
-                "--lease".into(),
-                format!("{}s", size.lease_secs + i % 2),
-                "--no-periodic".into(),
-            ]
+        let spawn = |i: u64| {
+            let args = soak_worker_args(QUEUE, 3, size.lease_secs, i);
+            launcher.spawn(&format!("d{i}"), &refs(&args))
         };
-        let spawn = |i: u64| launcher.spawn(&format!("d{i}"), &refs(&flags(i)));
-        let mut workers: Vec<(u64, Proc)> = (0..size.workers).map(|i| (i, spawn(i))).collect();
-        for (_, w) in &mut workers {
-            w.ready().await;
-        }
+        let mut workers = start_soak_workers(size.workers, &spawn).await;
         let client = porter::Client::new(db.store.clone());
         // child -> its parents.
         let mut parents: BTreeMap<i64, Vec<i64>> = BTreeMap::new();

@@ -75,24 +75,11 @@ backend_case! {
             })
             .await
             .unwrap();
-        // Mixed leases: each worker judged by its own.
-        let flags = |i: u64| {
-            vec![
-                "--log-format".to_string(),
-                "json".into(),
-                "worker".into(),
-                "--queues".into(),
-                format!("{QUEUE}={}", size.concurrency),
-                "--lease".into(),
-                format!("{}s", size.lease_secs + i % 2),
-                "--no-periodic".into(),
-            ]
+        let spawn = |i: u64| {
+            let args = soak_worker_args(QUEUE, size.concurrency, size.lease_secs, i);
+            launcher.spawn(&format!("w{i}"), &refs(&args))
         };
-        let spawn = |i: u64| launcher.spawn(&format!("w{i}"), &refs(&flags(i)));
-        let mut workers: Vec<(u64, Proc)> = (0..size.workers).map(|i| (i, spawn(i))).collect();
-        for (_, w) in &mut workers {
-            w.ready().await;
-        }
+        let mut workers = start_soak_workers(size.workers, &spawn).await;
         // Jobs with keys, and some without (held only by the queue's own limits).
         let params: Vec<_> = (0..jobs)
             .map(|n| {
@@ -224,25 +211,13 @@ backend_case! {
         let kills = size.kills.max(3);
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path()).with_env("RUST_LOG", "info,porter::jobs=debug");
-        let flags = |i: u64| {
-            vec![
-                "--log-format".to_string(),
-                "json".into(),
-                "worker".into(),
-                "--queues".into(),
-                // Fewer slots than sequences, so every worker always runs some: each kill cuts
-                // jobs short.
-                format!("{SEQUENCED}=2"),
-                "--lease".into(),
-                format!("{}s", size.lease_secs + i % 2),
-                "--no-periodic".into(),
-            ]
+        // Fewer slots than sequences, so every worker always runs some: each kill cuts jobs
+        // short.
+        let spawn = |i: u64| {
+            let args = soak_worker_args(SEQUENCED, 2, size.lease_secs, i);
+            launcher.spawn(&format!("s{i}"), &refs(&args))
         };
-        let spawn = |i: u64| launcher.spawn(&format!("s{i}"), &refs(&flags(i)));
-        let mut workers: Vec<(u64, Proc)> = (0..size.workers).map(|i| (i, spawn(i))).collect();
-        for (_, w) in &mut workers {
-            w.ready().await;
-        }
+        let mut workers = start_soak_workers(size.workers, &spawn).await;
         // Interleaved: job n belongs to sequence n % sequences; inserted in batches of 20, so
         // a sequence's next job often lands in the same insert as its previous one.
         let jobs = per_sequence * sequences;

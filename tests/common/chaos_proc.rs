@@ -680,6 +680,31 @@ pub fn max_overlap<'a>(execs: impl Iterator<Item = &'a Execution>) -> usize {
     most as usize
 }
 
+/// The arguments of kill-soak worker `i`: JSON logs (the execution log the checks read),
+/// `slots` slots of `queue`, no periodic jobs, and mixed leases (`lease_secs`, or one second
+/// more), so that each worker is judged by its own.
+pub fn soak_worker_args(queue: &str, slots: u64, lease_secs: u64, i: u64) -> Vec<String> {
+    vec![
+        "--log-format".to_string(),
+        "json".into(),
+        "worker".into(),
+        "--queues".into(),
+        format!("{queue}={slots}"),
+        "--lease".into(),
+        format!("{}s", lease_secs + i % 2),
+        "--no-periodic".into(),
+    ]
+}
+
+/// Starts kill-soak workers 0 to `n - 1` with `spawn` and waits until each is ready.
+pub async fn start_soak_workers(n: u64, spawn: &impl Fn(u64) -> Proc) -> Vec<(u64, Proc)> {
+    let mut workers: Vec<(u64, Proc)> = (0..n).map(|i| (i, spawn(i))).collect();
+    for (_, w) in &mut workers {
+        w.ready().await;
+    }
+    workers
+}
+
 /// SIGKILLs a random worker every 1.5 to 2.5 s, `kills` times, each replaced by a fresh one
 /// (numbered from `first`); answers the killed processes with the time each was killed.
 pub async fn kill_every_few_seconds(
