@@ -141,13 +141,9 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
                 .min(q.held.available_permits())
                 .min(MAX_CLAIM);
             if want > 0 {
-                // Held and not waiting nor in a slot: finished, the outcome being written.
-                let held = q.concurrency * HOLD_FACTOR - q.held.available_permits();
-                let in_slots = q.concurrency - q.slots.available_permits();
                 let hint = ClaimAhead {
                     ahead: (want - for_slots.min(want)) as u32,
                     waiting: waiting as u32,
-                    finished: held.saturating_sub(waiting + in_slots) as u32,
                     limited,
                 };
                 break (want, hint);

@@ -112,8 +112,7 @@ pub trait Driver: Send + Sync + 'static {
     /// `ahead` says how many of the jobs asked for would wait for a slot. A queue with a rate
     /// limit takes none of those. One with a global concurrency limit takes them only while
     /// the producer's waiting jobs stay within half of the room the limit leaves it (the room
-    /// of the limit not used by other running jobs, less the jobs for its free slots; its own
-    /// finished jobs whose outcome is being written are not counted as using it).
+    /// of the limit not used by other running jobs, less the jobs for its free slots).
     async fn job_claim(&self, params: JobClaimParams, ahead: ClaimAhead) -> Result<JobClaimed>;
 
     /// Completes jobs (fenced); returns the fences whose rows changed, in any order. Never

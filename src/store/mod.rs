@@ -430,11 +430,6 @@ pub struct ClaimAhead {
     /// Jobs the producer already holds claimed and waiting for a slot (`running` in the
     /// database, but not started).
     pub waiting: u32,
-    /// The producer's jobs that have finished and whose outcome is still being written
-    /// (`running` in the database until it is): they leave the room as soon as it is, so they
-    /// do not count against the room the producer may claim ahead in (they still count
-    /// against the limit).
-    pub finished: u32,
     /// Whether the queue had limits at the producer's last claim: Postgres then goes straight
     /// to the limited claim, without first trying the plain one.
     pub limited: bool,

@@ -678,7 +678,6 @@ fn claim_limited(
             window(limits.rate_per_key),
             for_slots,
             ahead.waiting,
-            ahead.finished,
         ],
         job_from_row,
     )?;

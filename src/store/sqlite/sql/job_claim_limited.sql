@@ -7,11 +7,10 @@
 -- concurrency, ?6 per key, ?7 rate limit and ?8 its window as a date modifier
 -- ('-1.000 seconds'), ?9 per-key rate limit and ?10 its window. ?11 of ?4 are for free slots
 -- (the rest would wait in the producer's local queue), ?12 jobs the producer holds waiting
--- already, ?13 its finished jobs whose outcome is still being written: with a concurrency
--- limit, jobs beyond the free slots are taken only while the producer's waiting jobs stay
--- within half of the room the limit leaves it (the limit less the other running jobs, not
--- counting its finished ones, and less its free slots' jobs), so no worker fills a limit with
--- jobs that wait while other workers have free slots.
+-- already: with a concurrency limit, jobs beyond the free slots are taken only while the
+-- producer's waiting jobs stay within half of the room the limit leaves it (the limit less
+-- the other running jobs and less its free slots' jobs), so no worker fills a limit with jobs
+-- that wait while other workers have free slots.
 -- Jobs of keys at their limit are left out of the pool before it is cut to size, so a backlog
 -- of one key holds no other key back; within the pool, each key takes at most what it has left.
 UPDATE porter_jobs
@@ -39,7 +38,7 @@ WHERE id IN (
     budget AS (
         SELECT max(0, min(?4,
             coalesce(?5 - (SELECT n FROM total), ?4),
-            coalesce(?11 + max(0, (?5 - ((SELECT n FROM total) - ?12 - ?13) - ?11) / 2 - ?12), ?4),
+            coalesce(?11 + max(0, (?5 - ((SELECT n FROM total) - ?12) - ?11) / 2 - ?12), ?4),
             coalesce(?7 - (SELECT count(*) FROM porter_queue_starts WHERE ?7 IS NOT NULL AND queue = ?1
                            AND started_at > strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?8)), ?4))) AS n
     ),
