@@ -988,13 +988,18 @@ async fn insert_rounds(
         .collect())
 }
 
-/// Makes a queue's due scheduled and retryable jobs available, then claims up to the limit of
-/// them, unless the queue is paused or has limits (then nothing).
-async fn plain_claim(conn: &mut PgConnection, params: &JobClaimParams) -> Result<Vec<JobRow>> {
+/// Makes a queue's due scheduled and retryable jobs available.
+async fn promote_due(conn: &mut PgConnection, queue: &str) -> Result<()> {
     sqlx::query(sql!("job_promote_due"))
-        .bind(&params.queue)
+        .bind(queue)
         .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// Claims up to the limit of a queue's available due jobs, unless the queue is paused or has
+/// limits (then nothing).
+async fn claim_available(conn: &mut PgConnection, params: &JobClaimParams) -> Result<Vec<JobRow>> {
     Ok(sqlx::query(sql!("job_claim"))
         .bind(&params.queue)
         .bind(&params.worker_id)
@@ -1121,7 +1126,8 @@ impl Driver for PgStore {
         // cost two more round trips.
         if !ahead.limited {
             let mut conn = self.conn().await?;
-            let jobs = plain_claim(&mut conn, &params).await?;
+            promote_due(&mut conn, &params.queue).await?;
+            let jobs = claim_available(&mut conn, &params).await?;
             if !jobs.is_empty() {
                 return Ok(JobClaimed {
                     jobs,
@@ -1142,10 +1148,7 @@ impl Driver for PgStore {
         }
         let mut tx = self.begin().await?;
         if ahead.limited {
-            sqlx::query(sql!("job_promote_due"))
-                .bind(&params.queue)
-                .execute(&mut *tx)
-                .await?;
+            promote_due(&mut tx, &params.queue).await?;
         }
         // Read again under the lock: the limits as they are while this claim holds the queue.
         let Some(limits) = sqlx::query(sql!("job_claim_limits"))
@@ -1156,14 +1159,7 @@ impl Driver for PgStore {
         else {
             // No limits (any more), or paused: the plain claim, which takes nothing from a
             // paused queue.
-            let jobs = sqlx::query(sql!("job_claim"))
-                .bind(&params.queue)
-                .bind(&params.worker_id)
-                .bind(&params.kinds)
-                .bind(i64::from(params.limit))
-                .try_map(job_from_row)
-                .fetch_all(&mut *tx)
-                .await?;
+            let jobs = claim_available(&mut tx, &params).await?;
             tx.commit().await?;
             return Ok(JobClaimed {
                 jobs,
