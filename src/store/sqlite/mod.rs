@@ -387,7 +387,13 @@ impl SqliteStore {
         // After the readers opened: the WAL exists while any connection is open.
         let guard = FileGuard::capture(&path);
         let writer = Writer::start_with(conn, wait_for_locks, guard.clone());
-        spawn_change_watcher(&path, Arc::downgrade(&wakeup), synchronous);
+        let watcher = ChangeWatcher::open(&path, synchronous).ok_or_else(|| {
+            Error::Unavailable(format!(
+                "could not open the change watcher's connection to {}",
+                path.display()
+            ))
+        })?;
+        spawn_change_watcher(watcher, Arc::downgrade(&wakeup));
         Ok(SqliteStore {
             path,
             guard,
@@ -480,40 +486,64 @@ impl FileGuard {
 }
 
 /// Watches `PRAGMA data_version` and wakes every queue when another connection committed.
-fn spawn_change_watcher(path: &Path, wakeup: std::sync::Weak<Wakeup>, synchronous: &'static str) {
-    let path = path.to_path_buf();
+/// The watcher is opened (and its first sample taken) before the store is handed out, so a
+/// commit made right after the store opened is never taken for the baseline.
+fn spawn_change_watcher(mut watcher: ChangeWatcher, wakeup: std::sync::Weak<Wakeup>) {
     std::thread::Builder::new()
         .name("porter-sqlite-watch".into())
-        .spawn(move || {
-            let Ok(conn) = Connection::open(&path) else {
+        .spawn(move || loop {
+            let Some(wakeup) = wakeup.upgrade() else {
                 return;
             };
-            if set_pragmas(&conn, synchronous).is_err() {
-                return;
-            }
-            let mut last: Option<i64> = None;
-            loop {
-                let Some(wakeup) = wakeup.upgrade() else {
-                    return;
-                };
-                let listening = wakeup.has_subscribers();
-                // Keep sampling while nobody listens (slowly), so that a commit made just
-                // after somebody subscribes still differs from the last sample.
-                if let Ok(v) = conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)) {
-                    if listening && last.is_some_and(|l| l != v) {
-                        wakeup.notify(wake::ALL_QUEUES);
-                    }
-                    last = Some(v);
-                }
-                drop(wakeup);
-                std::thread::sleep(if listening {
-                    CHANGE_POLL
-                } else {
-                    Duration::from_millis(20)
-                });
-            }
+            let listening = watcher.look(&wakeup);
+            drop(wakeup);
+            std::thread::sleep(if listening {
+                CHANGE_POLL
+            } else {
+                Duration::from_millis(20)
+            });
         })
         .expect("spawn the SQLite change watcher");
+}
+
+/// The change watcher's connection and the last `data_version` it read.
+pub(crate) struct ChangeWatcher {
+    conn: Connection,
+    last: Option<i64>,
+}
+
+impl ChangeWatcher {
+    /// Opens the watcher's connection and reads the baseline `data_version`.
+    pub(crate) fn open(path: &Path, synchronous: &'static str) -> Option<ChangeWatcher> {
+        let conn = Connection::open(path).ok()?;
+        set_pragmas(&conn, synchronous).ok()?;
+        let mut watcher = ChangeWatcher { conn, last: None };
+        watcher.last = watcher.sample();
+        Some(watcher)
+    }
+
+    fn sample(&self) -> Option<i64> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            .ok()
+    }
+
+    /// Reads `data_version` once and wakes every queue of `wakeup` if another connection
+    /// committed since the last read. Returns whether anybody listens (the caller looks less
+    /// often while nobody does).
+    ///
+    /// The wake does not depend on whether anybody listened before the read: a subscriber
+    /// that arrived between that check and the read would otherwise lose the commit. Waking
+    /// nobody costs one lock.
+    pub(crate) fn look(&mut self, wakeup: &Wakeup) -> bool {
+        if let Some(v) = self.sample() {
+            if self.last.is_some_and(|l| l != v) {
+                wakeup.notify(wake::ALL_QUEUES);
+            }
+            self.last = Some(v);
+        }
+        wakeup.has_subscribers()
+    }
 }
 
 // ---- row mapping --------------------------------------------------------------------------
@@ -1786,3 +1816,5 @@ impl Driver for SqliteStore {
 mod claim_tests;
 #[cfg(test)]
 mod dep_tests;
+#[cfg(test)]
+mod watch_tests;
