@@ -190,6 +190,10 @@ pub struct WorkflowStep {
     /// What it waits (or waited) for: the names of earlier steps, and `job N` for a job
     /// outside the workflow.
     pub after: Vec<String>,
+    /// The job ids of the same parents, in the same order (a step may be named `job N`, so
+    /// only the ids say which parent is which).
+    #[serde(default)]
+    pub after_ids: Vec<i64>,
 }
 
 /// A workflow with its steps, in insertion order.
@@ -238,13 +242,15 @@ impl WorkflowParts {
     pub fn detail(self) -> WorkflowDetail {
         let names: BTreeMap<i64, &str> =
             self.jobs.iter().map(|j| (j.id, j.step.as_str())).collect();
-        let mut after: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        let mut after: BTreeMap<i64, (Vec<String>, Vec<i64>)> = BTreeMap::new();
         for (child, parent) in &self.edges {
             let name = match names.get(parent) {
                 Some(step) => step.to_string(),
                 None => format!("job {parent}"),
             };
-            after.entry(*child).or_default().push(name);
+            let (names, ids) = after.entry(*child).or_default();
+            names.push(name);
+            ids.push(*parent);
         }
         let mut row = self.row;
         row.total = self.jobs.len() as i64;
@@ -255,15 +261,19 @@ impl WorkflowParts {
         let steps = self
             .jobs
             .into_iter()
-            .map(|j| WorkflowStep {
-                after: after.remove(&j.id).unwrap_or_default(),
-                step: j.step,
-                job_id: j.id,
-                kind: j.kind,
-                state: j.state,
-                attempt: j.attempt,
-                attempted_at: j.attempted_at,
-                finalized_at: j.finalized_at,
+            .map(|j| {
+                let (after, after_ids) = after.remove(&j.id).unwrap_or_default();
+                WorkflowStep {
+                    after,
+                    after_ids,
+                    step: j.step,
+                    job_id: j.id,
+                    kind: j.kind,
+                    state: j.state,
+                    attempt: j.attempt,
+                    attempted_at: j.attempted_at,
+                    finalized_at: j.finalized_at,
+                }
             })
             .collect();
         WorkflowDetail {

@@ -70,6 +70,12 @@ backend_case! {
                 ("d", vec!["b".to_string(), "c".to_string()]),
             ]
         );
+        // The same parents by job id (what the dashboard draws edges by).
+        let id = |n: &str| wf.job(n).unwrap().id;
+        for st in &shown.steps {
+            let ids: Vec<i64> = st.after.iter().map(|p| id(p)).collect();
+            assert_eq!(st.after_ids, ids, "step {}", st.step);
+        }
 
         drain(s).await;
 

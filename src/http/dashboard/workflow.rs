@@ -352,19 +352,19 @@ fn label(text: &str, max: usize) -> String {
     out
 }
 
-/// The edges (parent index, child index) among the first `n` steps: each step's `after`
-/// names its parents in the workflow by step name (a job outside the workflow as `job N`,
-/// which is not drawn).
+/// The edges (parent index, child index) among the first `n` steps, found by the parents' job
+/// ids (`after_ids`; a job outside the workflow is not drawn). Not by name: a step may be
+/// named like an outside job (`job N`).
 fn step_edges(steps: &[WorkflowStep], n: usize) -> Vec<(usize, usize)> {
-    let index: BTreeMap<&str, usize> = steps[..n]
+    let index: BTreeMap<i64, usize> = steps[..n]
         .iter()
         .enumerate()
-        .map(|(i, s)| (s.step.as_str(), i))
+        .map(|(i, s)| (s.job_id, i))
         .collect();
     let mut edges = Vec::new();
     for (child, s) in steps[..n].iter().enumerate() {
-        for parent in &s.after {
-            if let Some(&p) = index.get(parent.as_str()) {
+        for parent in &s.after_ids {
+            if let Some(&p) = index.get(parent) {
                 if p != child {
                     edges.push((p, child));
                 }
@@ -499,7 +499,7 @@ fn draw(wf: &WorkflowDetail) -> Markup {
 mod tests {
     use super::*;
 
-    fn step(name: &str, id: i64, state: JobState, after: &[&str]) -> WorkflowStep {
+    fn step(name: &str, id: i64, state: JobState, after: &[(&str, i64)]) -> WorkflowStep {
         WorkflowStep {
             step: name.to_string(),
             job_id: id,
@@ -508,7 +508,8 @@ mod tests {
             attempt: 0,
             attempted_at: None,
             finalized_at: None,
-            after: after.iter().map(|s| s.to_string()).collect(),
+            after: after.iter().map(|(s, _)| s.to_string()).collect(),
+            after_ids: after.iter().map(|(_, id)| *id).collect(),
         }
     }
 
@@ -539,7 +540,7 @@ mod tests {
                 &format!("child-{i}"),
                 i + 2,
                 JobState::Available,
-                &["root"],
+                &[("root", 1)],
             ));
         }
         let html = draw(&detail(steps)).into_string();
@@ -552,9 +553,40 @@ mod tests {
     #[test]
     fn an_outside_parent_is_not_drawn() {
         let steps = vec![
-            step("a", 5, JobState::Completed, &["job 3"]),
-            step("b", 6, JobState::Pending, &["a"]),
+            step("a", 5, JobState::Completed, &[("job 3", 3)]),
+            step("b", 6, JobState::Pending, &[("a", 5)]),
         ];
         assert_eq!(step_edges(&steps, 2), vec![(0, 1)]);
+    }
+
+    #[test]
+    fn a_step_named_like_an_outside_job_is_not_drawn_as_its_parent() {
+        // Step "job 3" (job 5) beside step "b" (job 6), which waits for job 3 outside the
+        // workflow: both read "job 3" in `after`, and only the ids tell them apart.
+        let parts = crate::store::WorkflowParts {
+            row: WorkflowRow {
+                id: 1,
+                name: "w".to_string(),
+                created_at: chrono::Utc::now(),
+                total: 0,
+                counts: BTreeMap::new(),
+            },
+            jobs: [(5, "job 3"), (6, "b")]
+                .into_iter()
+                .map(|(id, name)| crate::store::workflow::WorkflowJobRow {
+                    id,
+                    step: name.to_string(),
+                    kind: "noop".to_string(),
+                    state: JobState::Pending,
+                    attempt: 0,
+                    attempted_at: None,
+                    finalized_at: None,
+                })
+                .collect(),
+            edges: vec![(6, 3)],
+        };
+        let detail = parts.detail();
+        assert_eq!(detail.steps[1].after, vec!["job 3".to_string()]);
+        assert_eq!(step_edges(&detail.steps, 2), vec![]);
     }
 }
