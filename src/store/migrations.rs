@@ -107,6 +107,11 @@ pub const CORE: MigrationSet = MigrationSet {
         migration!(10, "workflows", "0010_workflows.sql"),
         migration!(11, "batches", "0011_batches.sql"),
         migration!(12, "job_deps_by_parent", "0012_job_deps_by_parent.sql"),
+        migration!(
+            13,
+            "emptied_per_statement",
+            "0013_emptied_per_statement.sql"
+        ),
     ],
 };
 

@@ -1,0 +1,5 @@
+-- Nothing changes on SQLite (migrations-postgres/0013_emptied_per_statement.sql moves Postgres's
+-- "has this workflow (batch) jobs left" from a row trigger to a statement trigger). Here a
+-- deleted row leaves its indexes at once, so the row triggers of 0010 and 0011 ask with one
+-- index probe each, and SQLite has no statement triggers. The version exists so that both
+-- backends record the same versions.
