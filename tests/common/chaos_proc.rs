@@ -717,7 +717,9 @@ pub async fn kill_every_few_seconds(
     let mut retired = Vec::new();
     for next in first..first + kills {
         tokio::time::sleep(Duration::from_millis(1500 + fastrand::u64(0..1000))).await;
-        let i = fastrand::usize(..workers.len());
+        let i = busy_worker(db, workers)
+            .await
+            .unwrap_or_else(|| fastrand::usize(..workers.len()));
         let (_, mut victim) = std::mem::replace(&mut workers[i], (next, spawn(next)));
         victim.kill();
         retired.push((victim, now_us()));
@@ -726,6 +728,29 @@ pub async fn kill_every_few_seconds(
         }
     }
     retired
+}
+
+/// The index of a worker that runs a job right now (chosen at random among those), if any: a
+/// kill of a worker that runs nothing proves nothing (a soak once saw every kill land on an
+/// idle worker). A worker's id is `{host}-{pid}-{random}`.
+async fn busy_worker(db: &crate::common::TestDb, workers: &[(u64, Proc)]) -> Option<usize> {
+    let running = db
+        .store
+        .job_list(JobListParams {
+            states: vec![JobState::Running],
+            limit: Some(MAX_LIST_LIMIT),
+            ..Default::default()
+        })
+        .await
+        .ok()?;
+    let pids: BTreeSet<u32> = running
+        .iter()
+        .filter_map(|j| j.attempted_by.as_deref()?.rsplit('-').nth(1)?.parse().ok())
+        .collect();
+    let busy: Vec<usize> = (0..workers.len())
+        .filter(|&i| pids.contains(&workers[i].1.pid()))
+        .collect();
+    (!busy.is_empty()).then(|| busy[fastrand::usize(..busy.len())])
 }
 
 pub fn now_us() -> i64 {
