@@ -221,10 +221,10 @@ fn op() -> impl Strategy<Value = Op> {
                 Op::Insert(Spec { queue, kind, priority, delay, unique, max_attempts, sequence, after, key })
             }),
         5 => (0..2usize, 0..2usize, 1..=3u32, prop::option::weighted(0.2, 0..2usize),
-              prop::option::weighted(0.4, (0..=3u32, 0..=2u32, any::<bool>())))
+              prop::option::weighted(0.4, (0..=3u32, 0..=2u32, 0..=2u32, any::<bool>())))
             .prop_map(|(worker, queue, limit, only_kind, ahead)| {
-                let ahead = ahead.map_or(ClaimAhead::default(), |(ahead, waiting, limited)| {
-                    ClaimAhead { ahead: ahead.min(limit), waiting, limited }
+                let ahead = ahead.map_or(ClaimAhead::default(), |(ahead, waiting, in_slots, limited)| {
+                    ClaimAhead { ahead: ahead.min(limit), waiting, in_slots, limited }
                 });
                 Op::Claim { worker, queue, limit, only_kind, ahead }
             }),
@@ -549,9 +549,11 @@ impl Model {
     /// queue's concurrency and rate windows leave, up to `limit`. Old starts are pruned first.
     /// Jobs asked for ahead of free slots are not taken from a rate-limited queue; under a
     /// concurrency limit they are taken only while the producer's waiting jobs stay within half
-    /// of the room the limit leaves it.
+    /// of the room the limit leaves it; the worker's own running jobs neither waiting nor in a
+    /// slot (finished, being recorded) count against the limit but not against that room.
     fn claim_limited(
         &mut self,
+        worker: usize,
         queue: usize,
         limit: u32,
         only_kind: Option<usize>,
@@ -566,6 +568,14 @@ impl Model {
             limit
         };
         let waiting = i64::from(ahead.waiting);
+        let own = self
+            .jobs
+            .values()
+            .filter(|j| {
+                j.queue == queue && j.state == JobState::Running && j.worker == Some(worker)
+            })
+            .count() as i64;
+        let finished = (own - i64::from(ahead.in_slots) - waiting).max(0);
         if let Some(longest) = l.longest_window() {
             self.starts[queue].retain(|&(_, at)| at > now - longest);
         }
@@ -597,8 +607,9 @@ impl Model {
             let (n, running) = (i64::from(n), running(None));
             budget = budget.min(n - running);
             // Integer division truncating toward zero, as both databases do.
-            budget = budget
-                .min(for_slots + ((n - (running - waiting) - for_slots) / 2 - waiting).max(0));
+            budget = budget.min(
+                for_slots + ((n - (running - finished - waiting) - for_slots) / 2 - waiting).max(0),
+            );
         }
         if let Some((n, window)) = l.rate {
             budget = budget.min(i64::from(n) - starts(None, window));
@@ -811,7 +822,7 @@ async fn apply(
             let mut want: Vec<&MJob> = if m.paused[queue] {
                 Vec::new()
             } else if m.limits[queue].any() {
-                m.claim_limited(queue, limit, only_kind, ahead)
+                m.claim_limited(worker, queue, limit, only_kind, ahead)
             } else {
                 m.jobs
                     .values()
@@ -1673,18 +1684,20 @@ mod regressions {
     backend_case! {
         /// Claims ahead of free slots under a concurrency limit of 4: of 3 asked with 2 ahead, 2
         /// are taken (1 for a slot, and half of the 3 left is 1); holding 1 waiting, nothing more
-        /// ahead; for free slots, up to the limit; a rate limit takes nothing ahead.
+        /// ahead; 1 more once the one in a slot finished and its completion is being written,
+        /// but not after it is written; for free slots, up to the limit; a rate limit takes
+        /// nothing ahead.
         fn limits_claims_ahead_take_half_the_room(fresh: FreshDb) {
             let job = Op::Insert(Spec {
                 unique: None,
                 ..KEYED
             });
-            let claim = |limit, ahead, waiting| Op::Claim {
+            let claim = |limit, ahead, waiting, in_slots| Op::Claim {
                 worker: 0,
                 queue: 0,
                 limit,
                 only_kind: None,
-                ahead: ClaimAhead { ahead, waiting, limited: true },
+                ahead: ClaimAhead { ahead, waiting, in_slots, limited: true },
             };
             let limit = |concurrency, rate| Op::Limit {
                 queue: 0,
@@ -1697,14 +1710,19 @@ mod regressions {
             let mut ops = vec![job; 8];
             ops.extend([
                 limit(Some(4), None),
-                claim(3, 2, 0),
-                claim(3, 3, 1),
-                claim(3, 1, 1),
+                claim(3, 2, 0, 0),
+                // 1 in a slot and 1 waiting: nothing more ahead.
+                claim(3, 3, 1, 1),
+                // The one in a slot finished, its completion not written: 1 more ahead.
+                claim(2, 2, 1, 0),
+                claim(3, 1, 1, 1),
                 Op::Complete { pick: Pick { stale: false, index: 0 } },
                 Op::Complete { pick: Pick { stale: false, index: 1 } },
+                // Written: counted as finished no more, whatever the hint says.
+                claim(2, 2, 1, 0),
                 limit(Some(4), Some((3, 0))),
-                claim(3, 2, 0),
-                claim(3, 3, 0),
+                claim(3, 2, 0, 0),
+                claim(3, 3, 0, 0),
             ]);
             run_fixed(fresh, ops);
         }

@@ -141,9 +141,13 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
                 .min(q.held.available_permits())
                 .min(MAX_CLAIM);
             if want > 0 {
+                // Read after `waiting` (see `ClaimAhead::in_slots`); a job takes its slot
+                // before it leaves `waiting`.
+                let in_slots = q.concurrency - q.slots.available_permits();
                 let hint = ClaimAhead {
                     ahead: (want - for_slots.min(want)) as u32,
                     waiting: waiting as u32,
+                    in_slots: in_slots as u32,
                     limited,
                 };
                 break (want, hint);

@@ -112,7 +112,9 @@ pub trait Driver: Send + Sync + 'static {
     /// `ahead` says how many of the jobs asked for would wait for a slot. A queue with a rate
     /// limit takes none of those. One with a global concurrency limit takes them only while
     /// the producer's waiting jobs stay within half of the room the limit leaves it (the room
-    /// of the limit not used by other running jobs, less the jobs for its free slots).
+    /// of the limit not used by other running jobs, less the jobs for its free slots; the
+    /// worker's own running rows neither waiting nor in a slot, finished with their outcome
+    /// being written, are counted by the claim itself and not as using that room).
     async fn job_claim(&self, params: JobClaimParams, ahead: ClaimAhead) -> Result<JobClaimed>;
 
     /// Completes jobs (fenced); returns the fences whose rows changed, in any order. Never

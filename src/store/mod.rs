@@ -430,6 +430,15 @@ pub struct ClaimAhead {
     /// Jobs the producer already holds claimed and waiting for a slot (`running` in the
     /// database, but not started).
     pub waiting: u32,
+    /// The producer's jobs running in a slot now (started and not returned). The claim counts
+    /// the worker's own `running` rows of the queue: those neither waiting nor in a slot have
+    /// finished, their outcome still being written (completions are batched), and leave the
+    /// room as soon as it is, so they do not count against the room the producer may claim
+    /// ahead in (they still count against the limit itself). Counted in the claim's own
+    /// statement, so an outcome written meanwhile is never counted twice. Read after
+    /// `waiting`: a job moving from waiting to a slot is then counted twice at worst (less
+    /// room), never missed.
+    pub in_slots: u32,
     /// Whether the queue had limits at the producer's last claim: Postgres then goes straight
     /// to the limited claim, without first trying the plain one.
     pub limited: bool,

@@ -186,11 +186,21 @@ backend_case! {
     }
 }
 
+/// A hint with none of the producer's jobs in a slot.
 fn ahead(ahead: u32, waiting: u32, limited: bool) -> ClaimAhead {
     ClaimAhead {
         ahead,
         waiting,
+        in_slots: 0,
         limited,
+    }
+}
+
+/// A hint with `in_slots` of the producer's jobs in a slot.
+fn ahead_busy(ahead: u32, waiting: u32, in_slots: u32) -> ClaimAhead {
+    ClaimAhead {
+        in_slots,
+        ..self::ahead(ahead, waiting, true)
     }
 }
 
@@ -210,15 +220,55 @@ backend_case! {
         let a = s.job_claim_ahead(claim("q", &["noop"], 8, W), ahead(6, 0, true)).await.unwrap();
         assert_eq!((a.jobs.len(), a.limited, a.rate_limited), (5, true, false));
         assert!(a.held_back, "jobs were left because of the limit");
-        // Now holding 3 waiting: room 10 - (7 - 3) = 6, half is 3, all held already.
-        let b = s.job_claim_ahead(claim("q", &["noop"], 4, W), ahead(4, 3, true)).await.unwrap();
+        // Now holding 3 waiting and 2 in slots: room 10 - (7 - 3) = 6, half is 3, all held
+        // already.
+        let b = s.job_claim_ahead(claim("q", &["noop"], 4, W), ahead_busy(4, 3, 2)).await.unwrap();
         assert_eq!(b.jobs.len(), 0);
         // Free slots are filled up to the limit whatever is held ahead: 3 left of 10.
-        let c = s.job_claim_ahead(claim("q", &["noop"], 5, W), ahead(0, 3, true)).await.unwrap();
+        let c = s.job_claim_ahead(claim("q", &["noop"], 5, W), ahead_busy(0, 3, 2)).await.unwrap();
         assert_eq!(c.jobs.len(), 3);
         assert_eq!(running(s, "q").await, 10);
         let d = s.job_claim_ahead(claim("q", &["noop"], 5, W), ahead(0, 0, true)).await.unwrap();
         assert_eq!((d.jobs.len(), d.held_back), (0, true));
+    }
+}
+
+backend_case! {
+    /// A worker's own running jobs that are neither waiting nor in a slot have finished, their
+    /// completion still being written: the claim counts them from the worker's own rows, at
+    /// the claim, and leaves them out of the room the worker may claim ahead in (not out of
+    /// the limit). A completion already written is not counted, whatever the producer thinks
+    /// (a count kept by the producer went stale there and claimed a tight limit ahead), and
+    /// other workers' running jobs are never counted as this worker's finished ones.
+    async fn a_workers_jobs_finished_and_being_recorded_leave_it_room_to_claim_ahead(db: TestDb) {
+        let s = &*db.store;
+        insert_n(s, "q", None, 40).await;
+        s.queue_limit_set(limit("q", QueueLimits { concurrency: Some(10), ..Default::default() }))
+            .await
+            .unwrap();
+        assert_eq!(s.job_claim(claim("q", &["noop"], 2, "other")).await.unwrap().len(), 2);
+        // 2 for free slots and 3 ahead: room 10 - 2 - 2 = 6, half is 3.
+        let a = s.job_claim_ahead(claim("q", &["noop"], 5, W), ahead(3, 0, true)).await.unwrap();
+        assert_eq!(a.jobs.len(), 5);
+        // 3 waiting and 2 in slots: room 10 - (7 - 3) = 6, half is 3, all held already.
+        let b = s.job_claim_ahead(claim("q", &["noop"], 4, W), ahead_busy(4, 3, 2)).await.unwrap();
+        assert_eq!(b.jobs.len(), 0);
+        // The 2 in slots finished, their completions not written yet: room 10 - (7 - 3 - 2) = 8,
+        // half is 4, 1 more ahead.
+        let c = s.job_claim_ahead(claim("q", &["noop"], 4, W), ahead_busy(4, 3, 0)).await.unwrap();
+        assert_eq!(c.jobs.len(), 1);
+        assert_eq!(running(s, "q").await, 8);
+        // Their completions are written: 4 waiting, none finished: room 10 - (6 - 4) = 8, half
+        // is 4, all held already (counting the 2 as still finishing would take 1 more).
+        let done: Vec<_> = a.jobs[..2].iter().map(|j| j.fence()).collect();
+        assert_eq!(s.job_complete_many(done).await.unwrap(), vec![true, true]);
+        let d = s.job_claim_ahead(claim("q", &["noop"], 4, W), ahead_busy(4, 4, 0)).await.unwrap();
+        assert_eq!(d.jobs.len(), 0);
+        // A third worker has none of its own: room 10 - 6 = 4, half is 2 (counting the others'
+        // 6 running jobs as its finished ones would take 4).
+        let e = s.job_claim_ahead(claim("q", &["noop"], 4, "third"), ahead(4, 0, true)).await.unwrap();
+        assert_eq!(e.jobs.len(), 2);
+        assert_eq!(running(s, "q").await, 8);
     }
 }
 

@@ -1194,6 +1194,7 @@ impl Driver for PgStore {
             .bind(key_rate_ms)
             .bind(i64::from(for_slots))
             .bind(i64::from(ahead.waiting))
+            .bind(i64::from(ahead.in_slots))
             .try_map(job_from_row)
             .fetch_all(&mut *tx)
             .await?;

@@ -708,6 +708,7 @@ fn claim_limited(
             window(limits.rate_per_key),
             for_slots,
             ahead.waiting,
+            ahead.in_slots,
         ],
         job_from_row,
     )?;

@@ -7,11 +7,15 @@
 -- $1 queue, $2 worker, $3 kinds, $4 most jobs; the limits, NULL for none: $5 concurrency, $6
 -- per key, $7 rate limit and $8 its window in ms, $9 per-key rate limit and $10 its window.
 -- $11 of $4 are for free slots (the rest would wait in the producer's local queue), $12 jobs
--- the producer holds waiting already: with a concurrency limit, jobs beyond the free slots are
--- taken only while the producer's waiting jobs stay within half of the room the limit leaves
--- it (the limit less the other running jobs and less its free slots' jobs), so no worker fills
--- a limit with jobs that wait while other workers have free slots. (GREATEST and LEAST skip
--- NULLs here, unlike SQLite's max and min: hence the CASE for a queue without $5.)
+-- the producer holds waiting already, $13 its jobs running in a slot: with a concurrency
+-- limit, jobs beyond the free slots are taken only while the producer's waiting jobs stay
+-- within half of the room the limit leaves it (the limit less the other running jobs and less
+-- its free slots' jobs), so no worker fills a limit with jobs that wait while other workers
+-- have free slots. The worker's own running rows neither waiting nor in a slot ($2's rows less
+-- $12 and $13) have finished, their outcome still being written: they count against the limit
+-- but not against that room. Counted here, in the claim's statement, so an outcome written
+-- before it is never counted. (GREATEST and LEAST skip NULLs here, unlike SQLite's max and
+-- min: hence the CASE for a queue without $5.)
 -- Jobs of keys at their limit are left out of the pool before it is cut to size, so a backlog
 -- of one key holds no other key back; within the pool, each key takes at most what it has left.
 -- The starts of a rate-limited queue ($7 or $9 set) are recorded at their claim time.
@@ -21,7 +25,8 @@
 -- times that only move forward in lock order, so a start pruned by one claim
 -- (queue_starts_prune.sql, same clock) is outside the window of every claim after it.
 WITH running AS (
-    SELECT concurrency_key AS k, count(*) AS n FROM porter_jobs
+    SELECT concurrency_key AS k, count(*) AS n, count(*) FILTER (WHERE attempted_by = $2) AS own
+    FROM porter_jobs
     WHERE state = 'running' AND queue = $1
     GROUP BY concurrency_key
 ),
@@ -37,13 +42,15 @@ blocked AS (
     SELECT k FROM key_starts WHERE n >= $9::int
 ),
 total AS (
-    SELECT COALESCE(sum(n), 0)::bigint AS n FROM running
+    SELECT COALESCE(sum(n), 0)::bigint AS n,
+           GREATEST(0, COALESCE(sum(own), 0)::bigint - $13::bigint - $12::bigint) AS finished
+    FROM running
 ),
 budget AS (
     SELECT GREATEST(0, LEAST($4::bigint,
         CASE WHEN $5::int IS NULL THEN $4::bigint
              ELSE LEAST($5::int - (SELECT n FROM total),
-                        $11::bigint + GREATEST(0, ($5::int - ((SELECT n FROM total) - $12::bigint) - $11::bigint) / 2 - $12::bigint))
+                        $11::bigint + GREATEST(0, ($5::int - ((SELECT n - finished FROM total) - $12::bigint) - $11::bigint) / 2 - $12::bigint))
         END,
         COALESCE($7::int - (SELECT count(*) FROM porter_queue_starts WHERE $7::int IS NOT NULL AND queue = $1
                             AND started_at > coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp()) - $8::bigint * interval '1 millisecond'), $4::bigint)))::bigint AS n

@@ -7,17 +7,22 @@
 -- concurrency, ?6 per key, ?7 rate limit and ?8 its window as a date modifier
 -- ('-1.000 seconds'), ?9 per-key rate limit and ?10 its window. ?11 of ?4 are for free slots
 -- (the rest would wait in the producer's local queue), ?12 jobs the producer holds waiting
--- already: with a concurrency limit, jobs beyond the free slots are taken only while the
--- producer's waiting jobs stay within half of the room the limit leaves it (the limit less
--- the other running jobs and less its free slots' jobs), so no worker fills a limit with jobs
--- that wait while other workers have free slots.
+-- already, ?13 its jobs running in a slot: with a concurrency limit, jobs beyond the free
+-- slots are taken only while the producer's waiting jobs stay within half of the room the
+-- limit leaves it (the limit less the other running jobs and less its free slots' jobs), so
+-- no worker fills a limit with jobs that wait while other workers have free slots. The
+-- worker's own running rows neither waiting nor in a slot (?2's rows less ?12 and ?13) have
+-- finished, their outcome still being written: they count against the limit but not against
+-- that room. Counted here, in the claim's statement, so an outcome written before it is never
+-- counted.
 -- Jobs of keys at their limit are left out of the pool before it is cut to size, so a backlog
 -- of one key holds no other key back; within the pool, each key takes at most what it has left.
 UPDATE porter_jobs
 SET state = 'running', attempt = attempt + 1, attempted_at = (SELECT porter_now()), attempted_by = ?2
 WHERE id IN (
     WITH running AS (
-        SELECT concurrency_key AS k, count(*) AS n FROM porter_jobs
+        SELECT concurrency_key AS k, count(*) AS n, count(*) FILTER (WHERE attempted_by = ?2) AS own
+        FROM porter_jobs
         WHERE state = 'running' AND queue = ?1
         GROUP BY concurrency_key
     ),
@@ -33,12 +38,13 @@ WHERE id IN (
         SELECT k FROM key_starts WHERE n >= ?9
     ),
     total AS (
-        SELECT coalesce(sum(n), 0) AS n FROM running
+        SELECT coalesce(sum(n), 0) AS n, max(0, coalesce(sum(own), 0) - ?13 - ?12) AS finished
+        FROM running
     ),
     budget AS (
         SELECT max(0, min(?4,
             coalesce(?5 - (SELECT n FROM total), ?4),
-            coalesce(?11 + max(0, (?5 - ((SELECT n FROM total) - ?12) - ?11) / 2 - ?12), ?4),
+            coalesce(?11 + max(0, (?5 - ((SELECT n - finished FROM total) - ?12) - ?11) / 2 - ?12), ?4),
             coalesce(?7 - (SELECT count(*) FROM porter_queue_starts WHERE ?7 IS NOT NULL AND queue = ?1
                            AND started_at > strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?8)), ?4))) AS n
     ),
