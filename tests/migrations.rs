@@ -644,3 +644,73 @@ mod postgres_only {
             .expect("migrates again over the function left behind");
     }
 }
+
+backend_case! {
+    /// A database migrated up to 13 (before dependencies were counted per statement on
+    /// PostgreSQL, migration 14), holding children that wait, upgrades in place: the parents'
+    /// ends are counted by the new trigger and each child runs after its last parent, once.
+    async fn waiting_dependents_upgrade_in_place(db: TestDb) {
+        use porter::store::migrations::CORE;
+        use porter::store::JobClaimParams;
+        let url = fresh_url(&db, "before-14").await;
+        let raw = Raw::connect(&url).await;
+        let sqlite = matches!(raw, Raw::Sqlite(_));
+        raw.exec(if sqlite {
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE porter_migrations (set_name TEXT NOT NULL, version INTEGER NOT NULL,
+                 name TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (set_name, version));"
+        } else {
+            "CREATE TABLE porter_migrations (set_name TEXT NOT NULL, version BIGINT NOT NULL,
+                 name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (set_name, version));"
+        })
+        .await;
+        for m in CORE.migrations.iter().filter(|m| m.version <= 13) {
+            raw.exec(if sqlite { m.sqlite } else { m.postgres }).await;
+            raw.exec(&format!(
+                "INSERT INTO porter_migrations (set_name, version, name, applied_at)
+                 VALUES ('porter', {}, '{}', '2026-01-01T00:00:00.000Z')",
+                m.version, m.name
+            ))
+            .await;
+        }
+        // Parents 1 and 2 due; 3 waits for 1; 4 waits for 1 and 2; 5 waited for 6, which
+        // ended before the upgrade (its edge counted), and waits for 2 still.
+        raw.exec(
+            "INSERT INTO porter_jobs (id, kind, state, has_dependents, waiting_for) VALUES
+                 (1, 'p', 'available', true, 0), (2, 'p', 'available', true, 0),
+                 (3, 'c', 'pending', false, 1), (4, 'c', 'pending', false, 2),
+                 (5, 'c', 'pending', false, 1), (6, 'p', 'completed', true, 0);
+             INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) VALUES
+                 (3, 1, false, false), (4, 1, false, false), (4, 2, false, false),
+                 (5, 6, false, true), (5, 2, false, false);",
+        )
+        .await;
+        let store = porter::store::open(&url).await.expect("porter upgrades the database");
+        assert_eq!(raw.porter_versions().await, sorted_sets());
+        let state = |id: i64| {
+            let store = store.clone();
+            async move { store.job_get(id).await.unwrap().unwrap().state }
+        };
+        let complete_one = || async {
+            let got = store
+                .job_claim(JobClaimParams {
+                    queue: "default".into(),
+                    kinds: vec!["p".into()],
+                    limit: 1,
+                    worker_id: "w".into(),
+                })
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 1);
+            store.job_complete_many(vec![got[0].fence()]).await.unwrap();
+            got[0].id
+        };
+        assert_eq!(complete_one().await, 1);
+        assert_eq!(state(3).await, JobState::Available);
+        assert_eq!(state(4).await, JobState::Pending);
+        assert_eq!(state(5).await, JobState::Pending);
+        assert_eq!(complete_one().await, 2);
+        assert_eq!(state(4).await, JobState::Available);
+        assert_eq!(state(5).await, JobState::Available);
+    }
+}

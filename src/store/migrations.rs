@@ -112,6 +112,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "emptied_per_statement",
             "0013_emptied_per_statement.sql"
         ),
+        migration!(
+            14,
+            "job_deps_per_statement",
+            "0014_job_deps_per_statement.sql"
+        ),
     ],
 };
 

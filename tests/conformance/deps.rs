@@ -204,6 +204,57 @@ backend_case! {
 }
 
 backend_case! {
+    /// Parents that end in one statement (one completion batch, one bulk cancel) are each
+    /// counted once: a child of the three completed together runs, once; a child of those and
+    /// a fourth still waits for the fourth. Two parents cancelled together cancel their child
+    /// once, naming one of them, and an after_any child of both runs.
+    async fn parents_ending_together_are_each_counted(db: TestDb) {
+        let s = &db.store;
+        let mut parents = Vec::new();
+        for _ in 0..3 {
+            parents.push(insert(s, job("p")).await.id);
+        }
+        let last = insert(s, job("q")).await;
+        let of_three = insert(s, after("c", &parents)).await;
+        let mut four = parents.clone();
+        four.push(last.id);
+        let of_four = insert(s, after("c", &four)).await;
+        let got = s.job_claim(claim("default", &["p"], 3, W)).await.unwrap();
+        assert_eq!(got.len(), 3);
+        let done = s.job_complete_many(got.iter().map(|j| j.fence()).collect()).await.unwrap();
+        assert_eq!(done, vec![true; 3], "one batch, one statement on PostgreSQL");
+        assert_eq!(get(s, of_three.id).await.state, JobState::Available);
+        assert_eq!(get(s, of_four.id).await.state, JobState::Pending, "its fourth parent runs");
+        run_to(s, "q", last.id, JobState::Completed).await;
+        assert_eq!(get(s, of_four.id).await.state, JobState::Available);
+        let got = s.job_claim(claim("default", &["c"], 10, W)).await.unwrap();
+        let mut ids: Vec<i64> = got.iter().map(|j| j.id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![of_three.id, of_four.id], "each child is claimable once");
+
+        let e = insert(s, job("r")).await;
+        let f = insert(s, job("r")).await;
+        let strict = insert(s, after("s", &[e.id, f.id])).await;
+        let grand = insert(s, after("s", &[strict.id])).await;
+        let anyway = insert(s, after_any("s", &[e.id, f.id])).await;
+        let both = JobFilter { kind: Some("r".into()), ..Default::default() };
+        let out = s.job_bulk(BulkAction::Cancel, both, i64::MAX).await.unwrap();
+        assert_eq!(out.changed, 2, "{out:?}");
+        let strict = get(s, strict.id).await;
+        assert_eq!(strict.state, JobState::Cancelled);
+        assert_eq!(strict.errors.len(), 1, "cancelled once: {:?}", strict.errors);
+        let reason = &strict.errors[0].error;
+        assert!(
+            (reason.contains(&format!("parent job {} ", e.id)) || reason.contains(&format!("parent job {} ", f.id)))
+                && reason.ends_with("was cancelled"),
+            "{reason}"
+        );
+        assert_eq!(get(s, grand.id).await.state, JobState::Cancelled, "the branch below ends too");
+        assert_eq!(get(s, anyway.id).await.state, JobState::Available);
+    }
+}
+
+backend_case! {
     /// A fan-in child of many parents completed at once by four finalizers on two stores
     /// becomes available exactly once, after the last; inserts of new children racing the
     /// parents' completions are never left waiting.

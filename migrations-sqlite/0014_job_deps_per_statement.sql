@@ -1,0 +1,5 @@
+-- Nothing changes on SQLite. PostgreSQL's migration 0014 moves the counting of a parent's end
+-- from a row trigger to a statement trigger (migrations-postgres/0014_job_deps_per_statement.sql),
+-- for what concurrent transactions cost there: one version of a fan-in child's row per parent,
+-- each found by walking the ones before it. SQLite has statement triggers no more than it has
+-- row versions: its one writer updates the child's row in place, and 0012's row trigger stays.
