@@ -284,6 +284,11 @@ pub struct JobHold {
     pub error: Option<String>,
     /// (parent, already counted) per parent, in order.
     pub edges: Vec<(i64, bool)>,
+    /// Inserted already marked as having dependents (a workflow's step that later steps of
+    /// the same insert wait for), instead of being marked when they are inserted.
+    pub has_dependents: bool,
+    /// Inserted already tagged as this step (name) of this workflow (id).
+    pub workflow: Option<(i64, String)>,
 }
 
 /// One end of a dependency, as `porter jobs show` lists it.

@@ -773,6 +773,14 @@ async fn insert_statement(
         .bind(holds.iter().map(|h| h.waiting_for).collect::<Vec<_>>())
         .bind(hold(|h| h.state.map(|s| s.as_str().to_string())))
         .bind(hold(|h| h.error.clone()))
+        .bind(holds.iter().map(|h| h.has_dependents).collect::<Vec<_>>())
+        .bind(
+            holds
+                .iter()
+                .map(|h| h.workflow.as_ref().map(|w| w.0))
+                .collect::<Vec<_>>(),
+        )
+        .bind(hold(|h| h.workflow.as_ref().map(|w| w.1.clone())))
         .try_map(job_from_row)
         .fetch_all(conn)
         .await?)
@@ -852,26 +860,7 @@ async fn insert_waiting(
             .map(|j| j.hold(false, &parents))
             .collect::<Result<Vec<_>>>()?;
         let out = insert_rounds(conn, jobs, &holds).await?;
-        let mut edges: (Vec<i64>, Vec<i64>, Vec<bool>, Vec<bool>) = Default::default();
-        for ((job, hold), result) in jobs.iter().zip(&holds).zip(&out) {
-            if result.inserted {
-                for &(parent, counted) in &hold.edges {
-                    edges.0.push(result.job.id);
-                    edges.1.push(parent);
-                    edges.2.push(job.after_any);
-                    edges.3.push(counted);
-                }
-            }
-        }
-        if !edges.0.is_empty() {
-            sqlx::query(sql!("job_dep_insert"))
-                .bind(edges.0)
-                .bind(edges.1)
-                .bind(edges.2)
-                .bind(edges.3)
-                .execute(&mut *conn)
-                .await?;
-        }
+        insert_edges(conn, jobs, &holds, &out).await?;
         return Ok(out);
     }
     let mut out = Vec::with_capacity(jobs.len());
@@ -903,6 +892,37 @@ async fn insert_waiting(
         out.push(result);
     }
     Ok(out)
+}
+
+/// Inserts the edges of jobs just inserted (`out`, as [`insert_rounds`] answered for `jobs`
+/// with `holds`) in one statement.
+async fn insert_edges(
+    conn: &mut PgConnection,
+    jobs: &[JobInsertParams],
+    holds: &[JobHold],
+    out: &[InsertResult],
+) -> Result<()> {
+    let mut edges: (Vec<i64>, Vec<i64>, Vec<bool>, Vec<bool>) = Default::default();
+    for ((job, hold), result) in jobs.iter().zip(holds).zip(out) {
+        if result.inserted {
+            for &(parent, counted) in &hold.edges {
+                edges.0.push(result.job.id);
+                edges.1.push(parent);
+                edges.2.push(job.after_any);
+                edges.3.push(counted);
+            }
+        }
+    }
+    if !edges.0.is_empty() {
+        sqlx::query(sql!("job_dep_insert"))
+            .bind(edges.0)
+            .bind(edges.1)
+            .bind(edges.2)
+            .bind(edges.3)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Inserts jobs as they start ([`JobHold`] each), in input order; a job whose unique key an

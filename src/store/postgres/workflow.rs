@@ -32,6 +32,9 @@ async fn insert_workflow(
         .bind(&params.name)
         .fetch_one(&mut *conn)
         .await?;
+    if params.steps.iter().all(|s| s.job.sequence_key.is_none()) {
+        return insert_steps(conn, params, id).await;
+    }
     let mut ids: Vec<i64> = Vec::with_capacity(params.steps.len());
     let mut steps = Vec::with_capacity(params.steps.len());
     for run in params.runs() {
@@ -56,6 +59,92 @@ async fn insert_workflow(
         )
         .execute(&mut *conn)
         .await?;
+    Ok(WorkflowInserted {
+        id,
+        name: params.name.clone(),
+        steps,
+        warnings: Vec::new(),
+    })
+}
+
+/// The steps of a workflow without sequence keys, a run at a time (one insert and one edge
+/// insert each), each row inserted tagged as its step and, when later steps wait for it,
+/// marked as having dependents: nothing is written twice. (A job of any insert takes the
+/// second round: marked by its children's insert, tagged after; 10,000 rows rewritten twice
+/// took most of a 10,000-step workflow's insert.) Parents outside the workflow are marked and
+/// locked as for any insert (job_parents_mark.sql); its own steps need neither: no other
+/// transaction sees them before this one commits, so they are still as inserted.
+async fn insert_steps(
+    conn: &mut PgConnection,
+    params: &WorkflowInsertParams,
+    id: i64,
+) -> Result<WorkflowInserted> {
+    let mut has_children = vec![false; params.steps.len()];
+    for step in &params.steps {
+        for &p in step.job.depends_on.iter().filter(|&&p| p < 0) {
+            has_children[(-p - 1) as usize] = true;
+        }
+    }
+    let mut ids: Vec<i64> = Vec::with_capacity(params.steps.len());
+    let mut own: HashMap<i64, JobState> = HashMap::with_capacity(params.steps.len());
+    let mut steps = Vec::with_capacity(params.steps.len());
+    let mut queues = Vec::new();
+    for run in params.runs() {
+        let jobs: Vec<JobInsertParams> = run.clone().map(|i| params.resolved(i, &ids)).collect();
+        for job in &jobs {
+            job.check_times()?;
+        }
+        let mut outside: Vec<i64> = jobs
+            .iter()
+            .flat_map(|j| j.depends_on.iter().copied())
+            .filter(|p| !own.contains_key(p))
+            .collect();
+        outside.sort_unstable();
+        outside.dedup();
+        let mut parents = HashMap::new();
+        if !outside.is_empty() {
+            let rows: Vec<(i64, String)> = sqlx::query_as(sql!("job_parents_mark"))
+                .bind(&outside)
+                .fetch_all(&mut *conn)
+                .await?;
+            for (id, state) in rows {
+                parents.insert(id, state.parse::<JobState>()?);
+            }
+            if let Some(missing) = outside.iter().find(|id| !parents.contains_key(id)) {
+                return Err(Error::invalid(
+                    "depends_on",
+                    format!("parent job {missing} does not exist (parents must be inserted first)"),
+                ));
+            }
+        }
+        for p in jobs.iter().flat_map(|j| &j.depends_on) {
+            if let Some(&state) = own.get(p) {
+                parents.insert(*p, state);
+            }
+        }
+        let holds = run
+            .clone()
+            .zip(&jobs)
+            .map(|(i, job)| {
+                let mut hold = job.hold(false, &parents)?;
+                hold.has_dependents = has_children[i];
+                hold.workflow = Some((id, params.steps[i].name.clone()));
+                Ok(hold)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out = insert_rounds(conn, &jobs, &holds).await?;
+        insert_edges(conn, &jobs, &holds, &out).await?;
+        for (i, result) in run.zip(out) {
+            if !result.inserted {
+                return Err(params.unique_key_held(i, &result.job));
+            }
+            ids.push(result.job.id);
+            own.insert(result.job.id, result.job.state);
+            queues.push(result.job.queue.clone());
+            steps.push((params.steps[i].name.clone(), result.job));
+        }
+    }
+    notify_queues(conn, queues).await?;
     Ok(WorkflowInserted {
         id,
         name: params.name.clone(),

@@ -28,6 +28,7 @@ pub mod copy;
 mod lane_tests;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -781,11 +782,29 @@ pub fn job_insert_tx(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<
 
 /// [`job_insert_tx`] on a connection of this store's own (which has `porter_now()`).
 fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<InsertResult>> {
+    insert_jobs_as(conn, jobs, &[], &HashMap::new())
+}
+
+/// [`insert_jobs`] for the steps of a workflow: `starts` (one per job) says how each starts
+/// beyond waiting (tagged as its step; marked as having dependents when later steps wait for
+/// it, so that their inserts need not mark it), and `own` holds the states of the steps
+/// inserted before, which their children read from there instead of marking them again.
+/// Without `starts`, jobs start untagged and unmarked, and every parent is marked.
+pub(super) fn insert_jobs_as(
+    conn: &Connection,
+    jobs: &[JobInsertParams],
+    starts: &[(bool, Option<(i64, String)>)],
+    own: &HashMap<i64, JobState>,
+) -> Result<Vec<InsertResult>> {
     for job in jobs {
         job.check_times()?;
     }
     // Every parent must exist, checked before anything is written.
-    let parent_ids: Vec<i64> = jobs.iter().flat_map(|j| j.depends_on.clone()).collect();
+    let parent_ids: Vec<i64> = jobs
+        .iter()
+        .flat_map(|j| j.depends_on.iter().copied())
+        .filter(|p| !own.contains_key(p))
+        .collect();
     if !parent_ids.is_empty() {
         let ids = serde_json::to_string(&parent_ids).expect("ids serialize");
         let found: std::collections::HashSet<i64> = conn
@@ -799,22 +818,27 @@ fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<Insert
             ));
         }
     }
-    if !jobs.iter().any(JobInsertParams::waits) {
+    if starts.is_empty() && !jobs.iter().any(JobInsertParams::waits) {
         return insert_plain(conn, jobs);
     }
     let mut insert = conn.prepare_cached(sql!("job_insert"))?;
     let mut out = Vec::with_capacity(jobs.len());
-    for job in jobs {
+    for (i, job) in jobs.iter().enumerate() {
         // No lock needed to read the sequence and parents: this runs inside the one write
         // transaction (BEGIN IMMEDIATE), which nothing can interleave with.
-        let hold = if job.waits() {
+        let mut hold = if job.waits() {
             let busy = match &job.sequence_key {
                 Some(key) => conn.query_row(sql!("job_sequence_busy"), [key], |r| r.get(0))?,
                 None => false,
             };
-            let mut parents = std::collections::HashMap::new();
-            if !job.depends_on.is_empty() {
-                let ids = serde_json::to_string(&job.depends_on).expect("ids serialize");
+            let mut parents = HashMap::new();
+            let (mine, outside): (Vec<i64>, Vec<i64>) =
+                job.depends_on.iter().partition(|p| own.contains_key(p));
+            for p in mine {
+                parents.insert(p, own[&p]);
+            }
+            if !outside.is_empty() {
+                let ids = serde_json::to_string(&outside).expect("ids serialize");
                 let mut stmt = conn.prepare_cached(sql!("job_parents_mark"))?;
                 let rows =
                     stmt.query_map([ids], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
@@ -827,6 +851,10 @@ fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<Insert
         } else {
             JobHold::default()
         };
+        if let Some((has_dependents, workflow)) = starts.get(i) {
+            hold.has_dependents = *has_dependents;
+            hold.workflow = workflow.clone();
+        }
         let args =
             serde_json::to_string(&job.args).map_err(|e| Error::invalid("args", e.to_string()))?;
         let metadata = serde_json::to_string(&job.metadata)
@@ -849,6 +877,9 @@ fn insert_jobs(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<Insert
                     hold.waiting_for,
                     hold.state.map(|s| s.as_str()),
                     hold.error,
+                    hold.has_dependents,
+                    hold.workflow.as_ref().map(|w| w.0),
+                    hold.workflow.as_ref().map(|w| w.1.as_str()),
                 ],
                 job_from_row,
             )

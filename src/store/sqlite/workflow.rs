@@ -37,19 +37,32 @@ pub(super) fn insert_workflow(
     params: &WorkflowInsertParams,
 ) -> Result<WorkflowInserted> {
     let id: i64 = conn.query_row(sql!("workflow_insert"), [&params.name], |r| r.get(0))?;
+    // Each step is inserted tagged, and marked as having dependents when later steps wait for
+    // it: nothing is written twice (tagging after the insert and marking a parent at each
+    // child's insert took two more statements per step). Its children read its state from
+    // `own`: this transaction inserted it, and nothing else writes meanwhile.
+    let mut has_children = vec![false; params.steps.len()];
+    for step in &params.steps {
+        for &p in step.job.depends_on.iter().filter(|&&p| p < 0) {
+            has_children[(-p - 1) as usize] = true;
+        }
+    }
     let mut ids: Vec<i64> = Vec::with_capacity(params.steps.len());
+    let mut own: HashMap<i64, JobState> = HashMap::with_capacity(params.steps.len());
     let mut steps = Vec::with_capacity(params.steps.len());
-    let mut tag = conn.prepare_cached(sql!("workflow_tag"))?;
     for run in params.runs() {
         let jobs: Vec<JobInsertParams> = run.clone().map(|i| params.resolved(i, &ids)).collect();
-        for (i, result) in run.zip(insert_jobs(conn, &jobs)?) {
+        let starts: Vec<(bool, Option<(i64, String)>)> = run
+            .clone()
+            .map(|i| (has_children[i], Some((id, params.steps[i].name.clone()))))
+            .collect();
+        for (i, result) in run.zip(insert_jobs_as(conn, &jobs, &starts, &own)?) {
             if !result.inserted {
                 return Err(params.unique_key_held(i, &result.job));
             }
-            let name = &params.steps[i].name;
-            tag.execute(params![id, name, result.job.id])?;
             ids.push(result.job.id);
-            steps.push((name.clone(), result.job));
+            own.insert(result.job.id, result.job.state);
+            steps.push((params.steps[i].name.clone(), result.job));
         }
     }
     Ok(WorkflowInserted {

@@ -4,24 +4,30 @@
 -- and sorts nothing).
 -- $6 is an absolute due time or NULL; $7 a delay in seconds (0 when none). $10 concurrency
 -- keys, $11 sequence keys, $12 parents not yet satisfied, $13 the state a waiting job starts in
--- ('pending', or 'cancelled' when a parent already failed) or NULL, $14 that cancel's reason.
+-- ('pending', or 'cancelled' when a parent already failed) or NULL, $14 that cancel's reason,
+-- $15 whether it starts marked as having dependents, $16 and $17 the workflow and step it
+-- starts tagged as (NULL for a job outside a workflow, or one tagged after its insert).
 -- A unique key held by an unfinished job (or by an earlier row of this batch) inserts nothing
 -- for that row (no error): the caller then reads the holder with job_get_unique.sql.
 INSERT INTO porter_jobs (kind, queue, args, state, priority, max_attempts, created_at, scheduled_at, unique_key, metadata,
-                         concurrency_key, sequence_key, waiting_for, finalized_at, errors)
+                         concurrency_key, sequence_key, waiting_for, finalized_at, errors,
+                         has_dependents, workflow_id, workflow_step)
 SELECT kind, queue, args,
        COALESCE(hold, CASE WHEN due <= porter_now() THEN 'available' ELSE 'scheduled' END),
        priority, max_attempts, porter_now(), due, unique_key, metadata,
        concurrency_key, sequence_key, waiting_for, CASE WHEN hold = 'cancelled' THEN porter_now() END,
        CASE WHEN hold_error IS NULL THEN '[]'::jsonb
-            ELSE jsonb_build_array(jsonb_build_object('attempt', 0, 'at', porter_now(), 'error', hold_error)) END
+            ELSE jsonb_build_array(jsonb_build_object('attempt', 0, 'at', porter_now(), 'error', hold_error)) END,
+       has_dependents, workflow_id, workflow_step
 FROM (
     SELECT t.*, COALESCE(t.due_at, porter_now() + t.delay_secs * interval '1 second') AS due
     FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::smallint[], $5::int[],
                 $6::timestamptz[], $7::float8[], $8::text[], $9::jsonb[],
-                $10::text[], $11::text[], $12::int[], $13::text[], $14::text[])
+                $10::text[], $11::text[], $12::int[], $13::text[], $14::text[],
+                $15::bool[], $16::bigint[], $17::text[])
          WITH ORDINALITY AS t(kind, queue, args, priority, max_attempts, due_at, delay_secs, unique_key, metadata,
-                              concurrency_key, sequence_key, waiting_for, hold, hold_error, ord)
+                              concurrency_key, sequence_key, waiting_for, hold, hold_error,
+                              has_dependents, workflow_id, workflow_step, ord)
 ) j
 ORDER BY ord
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available','scheduled','running','retryable','pending')
