@@ -18,6 +18,9 @@
 -- min: hence the CASE for a queue without $5.)
 -- Jobs of keys at their limit are left out of the pool before it is cut to size, so a backlog
 -- of one key holds no other key back; within the pool, each key takes at most what it has left.
+-- Without per-key limits every pool row is picked in the pool's order, so the pool is cut to
+-- the budget itself (it is locked FOR UPDATE: locking 4 times what is claimed made a claim
+-- held to half the room cost as much as a full one), and to nothing when the budget is 0.
 -- The starts of a rate-limited queue ($7 or $9 set) are recorded at their claim time.
 -- Differs from SQLite (whose porter_now() reads the clock at each call, inside the one
 -- writer): here "now" is this statement's time, not the transaction's (porter_now() is now(),
@@ -60,8 +63,9 @@ pool AS (
     WHERE state = 'available' AND queue = $1 AND scheduled_at <= coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp())
       AND kind = ANY($3::text[])
       AND (concurrency_key IS NULL OR concurrency_key NOT IN (SELECT k FROM blocked))
+      AND (SELECT n FROM budget) > 0
     ORDER BY priority, scheduled_at, id
-    LIMIT $4::bigint * 4
+    LIMIT CASE WHEN $6::int IS NULL AND $9::int IS NULL THEN (SELECT n FROM budget) ELSE $4::bigint * 4 END
     FOR UPDATE SKIP LOCKED
 ),
 ranked AS (

@@ -17,6 +17,9 @@
 -- counted.
 -- Jobs of keys at their limit are left out of the pool before it is cut to size, so a backlog
 -- of one key holds no other key back; within the pool, each key takes at most what it has left.
+-- Without per-key limits every pool row is picked in the pool's order, so the pool is cut to
+-- the budget itself, and to nothing when the budget is 0 (as on PostgreSQL, where the pool is
+-- locked).
 UPDATE porter_jobs
 SET state = 'running', attempt = attempt + 1, attempted_at = (SELECT porter_now()), attempted_by = ?2
 WHERE id IN (
@@ -53,8 +56,9 @@ WHERE id IN (
         WHERE state = 'available' AND queue = ?1 AND scheduled_at <= porter_now()
           AND kind IN (SELECT value FROM json_each(?3))
           AND (concurrency_key IS NULL OR concurrency_key NOT IN (SELECT k FROM blocked))
+          AND (SELECT n FROM budget) > 0
         ORDER BY priority, scheduled_at, id
-        LIMIT ?4 * 4
+        LIMIT CASE WHEN ?6 IS NULL AND ?9 IS NULL THEN (SELECT n FROM budget) ELSE ?4 * 4 END
     ),
     ranked AS (
         SELECT id, concurrency_key, priority, scheduled_at,
