@@ -357,3 +357,48 @@ backend_case! {
         assert!(matches!(s.job_bulk(BulkAction::Delete, f, i64::MAX).await, Err(Error::Invalid { .. })));
     }
 }
+
+backend_case! {
+    async fn bulk_retry_leaves_waiting_jobs_and_busy_sequences_alone(db: TestDb) {
+        // A bulk retry released a child that waited for its parent (it matched `pending`), so
+        // the child could run before its parent had ended; and it retried a finished job of a
+        // sequence whose next job was already queued, two of one sequence at once. A single
+        // retry refused both; the bulk one now leaves them as they are.
+        let s = &*db.store;
+        let parent = insert(s, in_queue("noop", "default", serde_json::json!({}))).await;
+        let child = insert(
+            s,
+            JobInsertParams::new(
+                "noop",
+                serde_json::json!({}),
+                InsertOpts { depends_on: vec![parent.id], ..Default::default() },
+            )
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(state_of(s, child.id).await, Some(JobState::Pending));
+        let seq = |n: i64| {
+            JobInsertParams::new(
+                "seq",
+                serde_json::json!({ "n": n }),
+                InsertOpts { sequence_key: Some("k".into()), ..Default::default() },
+            )
+            .unwrap()
+        };
+        let first = insert(s, seq(1)).await;
+        let second = insert(s, seq(2)).await;
+        let done = claim_one(s, "seq").await;
+        assert_eq!(done.id, first.id);
+        s.job_complete_many(vec![done.fence()]).await.unwrap();
+        assert_eq!(state_of(s, second.id).await, Some(JobState::Available));
+
+        let fence = s.job_count_matching(JobFilter::default()).await.unwrap().max_id.unwrap();
+        let out = s.job_bulk(BulkAction::Retry, JobFilter::default(), fence).await.unwrap();
+        assert_eq!(out.changed, 0, "{out:?}");
+        assert_eq!(state_of(s, child.id).await, Some(JobState::Pending), "still waits for its parent");
+        assert_eq!(state_of(s, first.id).await, Some(JobState::Completed), "its sequence is busy");
+        assert_eq!(state_of(s, second.id).await, Some(JobState::Available));
+        // The single retry agrees: neither may be retried now.
+        assert!(s.job_retry(child.id).await.is_err());
+    }
+}

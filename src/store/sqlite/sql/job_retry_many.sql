@@ -1,5 +1,6 @@
 -- A bulk retry: job_retry.sql for every listed job (?1, a JSON array of ids) that waits for
--- nothing but a retry: not running (its worker finishes it first) and not already available.
+-- nothing but a retry: not running (its worker finishes it first), not already available, and not waiting for
+-- its parents (pending).
 -- A stopped job whose unique key another unfinished job holds stays as it is, and of stopped
 -- jobs sharing a key only the newest listed one is retried: the key stays unique among
 -- unfinished jobs (porter_jobs_unique_key), and the rest of the batch goes on.
@@ -9,7 +10,13 @@ UPDATE porter_jobs SET
     scheduled_at = porter_now(),
     finalized_at = NULL,
     max_attempts = max(max_attempts, attempt + 1)
-WHERE id IN (SELECT value FROM json_each(?1)) AND state NOT IN ('running', 'available')
+WHERE id IN (SELECT value FROM json_each(?1)) AND state NOT IN ('running', 'available', 'pending')
+  -- A job of a sequence whose other jobs are not all finished would run beside them: it is
+  -- left alone (retried alone, job_retry.sql queues it behind them under the sequence's lock).
+  AND (sequence_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM porter_jobs q
+        WHERE q.sequence_key = porter_jobs.sequence_key AND q.id <> porter_jobs.id
+          AND q.state IN ('available', 'scheduled', 'running', 'retryable', 'pending')))
   AND (
     unique_key IS NULL
     OR state IN ('scheduled', 'retryable')
