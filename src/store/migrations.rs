@@ -117,6 +117,7 @@ pub const CORE: MigrationSet = MigrationSet {
             "job_deps_per_statement",
             "0014_job_deps_per_statement.sql"
         ),
+        migration!(15, "job_deps_unresolved", "0015_job_deps_unresolved.sql"),
     ],
 };
 

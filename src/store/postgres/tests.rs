@@ -281,14 +281,15 @@ async fn a_deleted_parent_finds_its_edges_by_index() {
     }
 }
 
-/// Index entries `index` returned to scans so far (the server's statistics, flushed first).
+/// Index entries `index` returned to scans so far (the server's statistics, flushed first; 0
+/// for an index that does not exist).
 async fn index_tuples_read(conn: &mut sqlx::PgConnection, index: &str) -> i64 {
     sqlx::query("SELECT pg_stat_force_next_flush()")
         .execute(&mut *conn)
         .await
         .unwrap();
     sqlx::query_scalar(
-        "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelid = $1::regclass",
+        "SELECT COALESCE((SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelid = to_regclass($1)), 0)",
     )
     .bind(index)
     .fetch_one(&mut *conn)
@@ -358,4 +359,71 @@ async fn deleting_a_workflow_or_batch_looks_for_what_is_left_once() {
         .unwrap();
         assert_eq!(left, 0, "the emptied row goes with its last job");
     }
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn children_inserted_under_an_ended_parent_do_not_reread_its_resolved_edges() {
+    // 0014's statement trigger takes every ended parent an UPDATE touched, and a child's
+    // insert touches its parents (it locks and marks them): under a finished parent with K
+    // children, each new child read the K resolved edges before it (K^2/2 for K children, as
+    // the review found). Counted, not timed: edge index entries read.
+    const K: i64 = 300;
+    let store = fresh_store().await;
+    store
+        .job_insert_many(vec![job("noop", InsertOpts::default())])
+        .await
+        .unwrap();
+    let params = JobClaimParams {
+        queue: "default".into(),
+        kinds: vec!["noop".into()],
+        limit: 1,
+        worker_id: "w1".into(),
+    };
+    let parent = store
+        .job_claim(params, ClaimAhead::default())
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    assert_eq!(
+        store
+            .job_complete_many(vec![parent.fence()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let mut conn = store.pool().acquire().await.unwrap();
+    let indexes = ["porter_job_deps_parent", "porter_job_deps_unresolved"];
+    let mut before = 0;
+    for index in indexes {
+        before += index_tuples_read(&mut conn, index).await;
+    }
+    for _ in 0..K {
+        let child = job(
+            "noop",
+            InsertOpts {
+                depends_on: vec![parent.id],
+                ..Default::default()
+            },
+        );
+        let r = store.job_insert_many(vec![child]).await.unwrap();
+        assert_eq!(
+            r[0].job.state,
+            JobState::Available,
+            "its parent had completed"
+        );
+    }
+    let mut read = -before;
+    for index in indexes {
+        read += index_tuples_read(&mut conn, index).await;
+    }
+    assert!(
+        read <= 4 * K,
+        "{read} edge index entries read for {K} children"
+    );
 }

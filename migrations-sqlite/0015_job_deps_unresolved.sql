@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite (migrations-postgres/0015_job_deps_unresolved.sql indexes Postgres's
+-- unresolved edges by parent for its statement trigger). SQLite's row trigger fires only when a
+-- parent's state changes to an end, so a parent updated after it ended never looks at its
+-- edges again. The version exists so that both backends record the same versions.
