@@ -42,6 +42,18 @@ pub(crate) fn step_placeholder(index: usize) -> i64 {
 }
 
 impl WorkflowInsertParams {
+    /// Per step, whether a later step of the workflow waits for it (it is inserted marked as
+    /// having dependents).
+    pub(crate) fn steps_with_children(&self) -> Vec<bool> {
+        let mut has_children = vec![false; self.steps.len()];
+        for step in &self.steps {
+            for &p in step.job.depends_on.iter().filter(|&&p| p < 0) {
+                has_children[(-p - 1) as usize] = true;
+            }
+        }
+        has_children
+    }
+
     /// The queues and kinds its steps need served, each with how many steps have it.
     pub fn serving_needed(&self) -> Vec<((String, String), u64)> {
         let mut pairs: BTreeMap<(String, String), u64> = BTreeMap::new();

@@ -79,12 +79,7 @@ async fn insert_steps(
     params: &WorkflowInsertParams,
     id: i64,
 ) -> Result<WorkflowInserted> {
-    let mut has_children = vec![false; params.steps.len()];
-    for step in &params.steps {
-        for &p in step.job.depends_on.iter().filter(|&&p| p < 0) {
-            has_children[(-p - 1) as usize] = true;
-        }
-    }
+    let has_children = params.steps_with_children();
     let mut ids: Vec<i64> = Vec::with_capacity(params.steps.len());
     let mut own: HashMap<i64, JobState> = HashMap::with_capacity(params.steps.len());
     let mut steps = Vec::with_capacity(params.steps.len());

@@ -895,19 +895,22 @@ pub(super) fn insert_jobs_as(
                     inserted: true,
                 })
             }
-            None => {
-                let key = job.unique_key.as_deref().unwrap_or_default();
-                let existing = conn
-                    .prepare_cached(sql!("job_get_unique"))
-                    .and_then(|mut s| s.query_row([key], job_from_row))?;
-                out.push(InsertResult {
-                    job: existing,
-                    inserted: false,
-                });
-            }
+            None => out.push(held_by(conn, job)?),
         }
     }
     Ok(out)
+}
+
+/// The answer to a job not inserted because an unfinished job holds its unique key: that job.
+fn held_by(conn: &Connection, job: &JobInsertParams) -> Result<InsertResult> {
+    let key = job.unique_key.as_deref().unwrap_or_default();
+    let existing = conn
+        .prepare_cached(sql!("job_get_unique"))
+        .and_then(|mut s| s.query_row([key], job_from_row))?;
+    Ok(InsertResult {
+        job: existing,
+        inserted: false,
+    })
 }
 
 /// Variables of one row of `job_insert_rows.sql`.
@@ -1015,17 +1018,8 @@ fn insert_statement(
                     "the insert returned fewer rows than it was given".into(),
                 ))
             }
-            None => {
-                // Inside the one write transaction the holder cannot have finished since.
-                let key = job.unique_key.as_deref().unwrap_or_default();
-                let existing = conn
-                    .prepare_cached(sql!("job_get_unique"))
-                    .and_then(|mut s| s.query_row([key], job_from_row))?;
-                out.push(InsertResult {
-                    job: existing,
-                    inserted: false,
-                });
-            }
+            // Inside the one write transaction the holder cannot have finished since.
+            None => out.push(held_by(conn, job)?),
         }
     }
     if rows.next().is_some() {

@@ -41,12 +41,7 @@ pub(super) fn insert_workflow(
     // it: nothing is written twice (tagging after the insert and marking a parent at each
     // child's insert took two more statements per step). Its children read its state from
     // `own`: this transaction inserted it, and nothing else writes meanwhile.
-    let mut has_children = vec![false; params.steps.len()];
-    for step in &params.steps {
-        for &p in step.job.depends_on.iter().filter(|&&p| p < 0) {
-            has_children[(-p - 1) as usize] = true;
-        }
-    }
+    let has_children = params.steps_with_children();
     let mut ids: Vec<i64> = Vec::with_capacity(params.steps.len());
     let mut own: HashMap<i64, JobState> = HashMap::with_capacity(params.steps.len());
     let mut steps = Vec::with_capacity(params.steps.len());
