@@ -1023,6 +1023,16 @@ pub struct LimitsReport {
     pub per_key_ratio: f64,
     /// Keys of the per-key case.
     pub keys: usize,
+    /// The store operations of the drain without limits, busiest first (claims and their
+    /// sizes are where limits cost).
+    #[serde(default)]
+    pub unlimited_ops: Vec<DrainOp>,
+    /// The store operations of the drain with the global limit.
+    #[serde(default)]
+    pub global_limit_ops: Vec<DrainOp>,
+    /// The store operations of the drain with the per-key limit.
+    #[serde(default)]
+    pub per_key_ops: Vec<DrainOp>,
 }
 
 impl std::fmt::Display for LimitsReport {
@@ -1050,7 +1060,21 @@ impl std::fmt::Display for LimitsReport {
             self.keys,
             self.per_key_jobs_per_sec,
             self.per_key_ratio * 100.0
-        )
+        )?;
+        for (case, ops) in [
+            ("no limits", &self.unlimited_ops),
+            ("global limit", &self.global_limit_ops),
+            ("per key", &self.per_key_ops),
+        ] {
+            if let Some(claim) = ops.iter().find(|o| o.op == "job_claim") {
+                writeln!(
+                    f,
+                    "claims, {case:<12} {:>6} calls  {:>6.1} jobs each  {:>6.2} ms each",
+                    claim.calls, claim.jobs_per_call, claim.ms_per_call
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1073,6 +1097,7 @@ pub async fn limits(database_url: &str, jobs: usize, concurrency: usize) -> Resu
             "the database already holds jobs; give porter bench a fresh one",
         ));
     }
+    let mut probe = BenchProbe::open(database_url).await?;
     let global = crate::store::QueueLimits {
         concurrency: Some((concurrency * 2).min(crate::store::limits::MAX_LIMIT as usize) as u32),
         ..Default::default()
@@ -1081,10 +1106,19 @@ pub async fn limits(database_url: &str, jobs: usize, concurrency: usize) -> Resu
         per_key: Some(1),
         ..Default::default()
     };
-    let unlimited =
-        limited_drain(&client, "bench_unlimited", None, false, jobs, concurrency).await?;
-    let global_rate = limited_drain(
+    let (unlimited, unlimited_ops) = limited_drain(
         &client,
+        &mut probe,
+        "bench_unlimited",
+        None,
+        false,
+        jobs,
+        concurrency,
+    )
+    .await?;
+    let (global_rate, global_limit_ops) = limited_drain(
+        &client,
+        &mut probe,
         "bench_global",
         Some(global),
         false,
@@ -1092,8 +1126,9 @@ pub async fn limits(database_url: &str, jobs: usize, concurrency: usize) -> Resu
         concurrency,
     )
     .await?;
-    let keyed = limited_drain(
+    let (keyed, per_key_ops) = limited_drain(
         &client,
+        &mut probe,
         "bench_keys",
         Some(per_key),
         true,
@@ -1111,19 +1146,24 @@ pub async fn limits(database_url: &str, jobs: usize, concurrency: usize) -> Resu
         per_key_jobs_per_sec: keyed,
         per_key_ratio: keyed / unlimited,
         keys: LIMIT_BENCH_KEYS,
+        unlimited_ops,
+        global_limit_ops,
+        per_key_ops,
     })
 }
 
 /// Inserts `jobs` no-op jobs into `queue` (keyed round-robin when asked), sets its limits,
-/// then drains it with one runtime of `concurrency` slots; returns jobs per second.
+/// then drains it with one runtime of `concurrency` slots; returns jobs per second and the
+/// store operations the drain called.
 async fn limited_drain(
     client: &crate::Client,
+    probe: &mut BenchProbe,
     queue: &str,
     limits: Option<crate::store::QueueLimits>,
     keyed: bool,
     jobs: usize,
     concurrency: usize,
-) -> Result<f64> {
+) -> Result<(f64, Vec<DrainOp>)> {
     let mut left = jobs;
     let mut n = 0usize;
     while left > 0 {
@@ -1153,45 +1193,29 @@ async fn limited_drain(
             })
             .await?;
     }
-    let mut workers = Workers::new();
-    workers.add(NoopWorker)?;
-    let config = RuntimeConfig {
-        queues: vec![(queue.to_string(), concurrency)],
-        maintenance: false,
-        ..RuntimeConfig::default()
-    };
-    let shutdown = Shutdown::new();
-    let started = Instant::now();
-    let running =
-        tokio::spawn(Runtime::new(client.store().clone(), workers, config).run(shutdown.clone()));
-    let mut last = (0i64, Instant::now());
-    let outcome = loop {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let counts = match client.counts().await {
-            Ok(c) => c,
-            Err(e) => break Err(e),
-        };
-        let done = counts
-            .queues
-            .get(queue)
-            .and_then(|q| q.get(&JobState::Completed))
-            .copied()
-            .unwrap_or(0);
-        if done >= jobs as i64 {
-            break Ok(started.elapsed());
-        }
-        if done > last.0 {
-            last = (done, Instant::now());
-        } else if last.1.elapsed() > STALL_LIMIT {
-            break Err(Error::Timeout(STALL_LIMIT));
-        }
-        if running.is_finished() {
-            break Err(Error::Database("the draining runtime stopped early".into()));
-        }
-    };
-    shutdown.soft.cancel();
-    let stopped = running.await.map_err(|e| Error::Database(e.to_string()))?;
-    let elapsed = outcome?;
-    stopped?;
-    Ok(crate::store::bench::rate(jobs, elapsed))
+    // The drain's end is watched the way the main bench watches it (one index probe on its
+    // own connection), not by counting every job of the database every 10 ms: that count
+    // grew with the jobs of the cases before, so it loaded the later cases more.
+    let ops_before = client.store().op_stats();
+    let (elapsed, completed) = drain(
+        client.store(),
+        probe,
+        queue,
+        jobs,
+        concurrency,
+        &ProgressBar::hidden(),
+    )
+    .await?;
+    if completed != jobs {
+        return Err(Error::Database(format!(
+            "{completed} of {jobs} jobs of {queue} completed"
+        )));
+    }
+    let ops = drain_ops(
+        &ops_before,
+        &client.store().op_stats(),
+        jobs,
+        elapsed.as_secs_f64(),
+    );
+    Ok((crate::store::bench::rate(jobs, elapsed), ops))
 }

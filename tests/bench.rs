@@ -207,3 +207,41 @@ backend_case! {
         assert!(String::from_utf8_lossy(&refused.stderr).contains("10002"), "{}", String::from_utf8_lossy(&refused.stderr));
     }
 }
+
+backend_case! {
+    /// `--limits` drains the same jobs from a queue without limits, with a global limit and
+    /// with a per-key limit, completes every one, and reports each case's rate, its ratio to
+    /// the unlimited one, and the claims each case made.
+    async fn bench_limits_compares_limited_queues_with_an_unlimited_one(db: TestDb) {
+        let out = Command::new(env!("CARGO_BIN_EXE_porter"))
+            .args(["bench", "--limits", "--jobs", "300", "--concurrency", "10", "--json"])
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run porter bench --limits");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "porter bench --limits failed: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+        assert_eq!(report["jobs"], 300, "{report}");
+        assert_eq!(report["keys"], 1000, "{report}");
+        for key in ["unlimited_jobs_per_sec", "global_limit_ratio", "per_key_ratio"] {
+            assert!(report[key].as_f64().is_some_and(|v| v > 0.0), "{key} is positive: {report}");
+        }
+        for case in ["unlimited_ops", "global_limit_ops", "per_key_ops"] {
+            let claims = report[case]
+                .as_array()
+                .and_then(|ops| ops.iter().find(|o| o["op"] == "job_claim"))
+                .unwrap_or_else(|| panic!("{case} has the claims: {report}"));
+            assert!(claims["calls"].as_u64().is_some_and(|n| n > 0), "{case}: {report}");
+        }
+        let counts = db.store.job_counts().await.unwrap();
+        for queue in ["bench_unlimited", "bench_global", "bench_keys"] {
+            let completed = counts.queues.get(queue).and_then(|q| q.get(&porter::JobState::Completed)).copied();
+            assert_eq!(completed, Some(300), "every job of {queue} completed: {counts:?}");
+        }
+    }
+}
