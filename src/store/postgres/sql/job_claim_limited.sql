@@ -68,6 +68,14 @@ pool AS (
     LIMIT CASE WHEN $6::int IS NULL AND $9::int IS NULL THEN (SELECT n FROM budget) ELSE $4::bigint * 4 END
     FOR UPDATE SKIP LOCKED
 ),
+-- Each pool row looks up its key's running jobs and starts in a jsonb object built once (a
+-- binary search): joined to the CTEs instead, a claim soon after a bulk insert
+-- (table statistics not yet analyzed: every CTE estimated at 1 row) scanned every running
+-- key for every pool row, 10 ms of a 17 ms claim with 100 keys running.
+key_counts AS (
+    SELECT COALESCE((SELECT jsonb_object_agg(k, n) FROM running WHERE k IS NOT NULL), '{}') AS running,
+           COALESCE((SELECT jsonb_object_agg(k, n) FROM key_starts), '{}') AS started
+),
 ranked AS (
     SELECT id, concurrency_key, priority, scheduled_at,
            row_number() OVER (PARTITION BY concurrency_key ORDER BY priority, scheduled_at, id) AS rn
@@ -76,8 +84,8 @@ ranked AS (
 picked AS (
     SELECT r.id FROM ranked r
     WHERE r.concurrency_key IS NULL
-       OR (($6::int IS NULL OR r.rn <= $6::int - COALESCE((SELECT n FROM running WHERE k = r.concurrency_key), 0))
-           AND ($9::int IS NULL OR r.rn <= $9::int - COALESCE((SELECT n FROM key_starts WHERE k = r.concurrency_key), 0)))
+       OR (($6::int IS NULL OR r.rn <= $6::int - COALESCE(((SELECT running FROM key_counts) ->> r.concurrency_key)::bigint, 0))
+           AND ($9::int IS NULL OR r.rn <= $9::int - COALESCE(((SELECT started FROM key_counts) ->> r.concurrency_key)::bigint, 0)))
     ORDER BY r.priority, r.scheduled_at, r.id
     LIMIT (SELECT n FROM budget)
 ),
