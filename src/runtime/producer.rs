@@ -27,6 +27,10 @@ use crate::store::{ClaimAhead, JobClaimParams, JobReleaseParams};
 
 /// How soon a producer whose claim a queue limit held back looks again.
 const LIMIT_RECHECK: Duration = Duration::from_millis(50);
+/// A producer held back by a queue limit claims again once the outcomes of
+/// `concurrency / ROOM_SHARE` of its jobs (of all it holds, when fewer) are written, or after
+/// [`LIMIT_RECHECK`].
+const ROOM_SHARE: usize = 8;
 /// Jobs a queue holds claimed and unrecorded, per slot: so at most `HOLD_FACTOR × concurrency`
 /// jobs can run again after a crash (at most `concurrency` of them were running).
 pub const HOLD_FACTOR: usize = 2;
@@ -172,9 +176,9 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
         let claimed_at = Instant::now();
         // Claims hold the reconcile off until their jobs are known (see `reconcile`).
         let claiming = ctx.claiming.read().await;
-        let (jobs, held_back) = match ctx.store.job_claim_ahead(params, hint).await {
+        let (jobs, held_back, per_key) = match ctx.store.job_claim_ahead(params, hint).await {
             Ok(claimed) => {
-                let (jobs, held_back) = (claimed.jobs, claimed.held_back);
+                let (jobs, held_back, per_key) = (claimed.jobs, claimed.held_back, claimed.per_key);
                 limited = claimed.limited;
                 rate_limited = claimed.rate_limited;
                 ctx.owned.insert_all(jobs.iter().map(|j| (j.id, j.attempt)));
@@ -183,7 +187,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
                     info!(queue = q.name, "claiming works again");
                 }
                 failures = 0;
-                (jobs, held_back)
+                (jobs, held_back, per_key)
             }
             Err(e) => {
                 // A claim whose reply was lost may still have taken jobs: the reconcile finds
@@ -219,24 +223,40 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
             // The dispatcher receives until this sender is dropped.
             let _ = local.send(job);
         }
-        if claimed == want || (held_back && claimed > 0) {
+        if claimed == want || (held_back && claimed > 0 && per_key) {
             // The queue may hold more: claim again as soon as there is room. (A claim held
             // back by a per-key limit that still took jobs may find more of other keys at once.)
             continue;
         }
-        // Jobs held back by a queue limit wait for slots that free up in any process, which
-        // wakes nobody here: look again soon rather than at the next poll.
-        let wait = if held_back {
-            LIMIT_RECHECK.min(ctx.config.poll_interval)
-        } else {
-            ctx.config.poll_interval
-        };
-        tokio::select! {
-            _ = wakeup.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
-            // A job of this queue that finished freed room under its limits too.
-            _ = q.changed.notified(), if held_back => {}
-            _ = ctx.stop_claiming.cancelled() => return,
+        if !held_back {
+            tokio::select! {
+                _ = wakeup.notified() => {}
+                _ = tokio::time::sleep(ctx.config.poll_interval) => {}
+                _ = ctx.stop_claiming.cancelled() => return,
+            }
+            continue;
+        }
+        // Jobs held back by a queue limit wait for room: this worker's jobs whose outcomes
+        // are written (a running row counts against the limit until then), or other
+        // processes' (which wake nobody here: look again soon rather than at the next poll).
+        // Claiming after each one job's outcome would take one job (or none) per claim, and
+        // each claim costs as much as a full one: wait until a share of what this worker
+        // holds is written, a completion batch.
+        let deadline = Instant::now() + LIMIT_RECHECK.min(ctx.config.poll_interval);
+        let held_then = q.held.available_permits();
+        let holding = q.concurrency * HOLD_FACTOR - held_then;
+        let enough = (q.concurrency / ROOM_SHARE).min(holding).max(1);
+        loop {
+            tokio::select! {
+                _ = wakeup.notified() => break,
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = q.changed.notified() => {
+                    if q.held.available_permits() >= held_then + enough {
+                        break;
+                    }
+                }
+                _ = ctx.stop_claiming.cancelled() => return,
+            }
         }
     }
 }

@@ -481,6 +481,9 @@ pub struct JobClaimed {
     /// free slots, never ahead of them, so that a claimed job starts at once and the window
     /// its start was counted in (at the claim) is the window it starts in.
     pub rate_limited: bool,
+    /// True when the queue has a per-key limit (of concurrency or rate): a claim held back by
+    /// it that still took jobs may find jobs of other keys at once.
+    pub per_key: bool,
 }
 
 /// Record a failed attempt.

@@ -728,6 +728,7 @@ fn claim_limited(
         held_back,
         limited: true,
         rate_limited: longest.is_some(),
+        per_key: limits.per_key.is_some() || limits.rate_per_key.is_some(),
     })
 }
 
@@ -1262,8 +1263,7 @@ impl Driver for SqliteStore {
                     return Ok(JobClaimed {
                         jobs,
                         held_back: false,
-                        limited: false,
-                        rate_limited: false,
+                        ..Default::default()
                     });
                 }
                 // Nothing taken: the queue is empty, paused, or has limits (job_claim.sql
