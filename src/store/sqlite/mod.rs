@@ -16,11 +16,13 @@
 //!   `journal_size_limit` keeps the WAL file from staying large after a checkpoint;
 //!   `temp_store=MEMORY` keeps the savepoint journals of grouped writes in memory, where they
 //!   would otherwise spill to a temporary file past 64 KiB in every large group.
-//! * **Wake-ups across processes**: a watcher polls `PRAGMA data_version` (a cheap read that
-//!   changes when another connection commits) every [`CHANGE_POLL`] while somebody listens,
-//!   and wakes every producer and cancel watcher of this process when it changed. SQLite has
-//!   no NOTIFY, so a worker's cancel watcher then asks which of its running jobs a user asked
-//!   to cancel (`job_cancel_requests`, a read of that worker's running rows only).
+//! * **Wake-ups across processes**: a watcher reads `PRAGMA data_version` (a cheap read that
+//!   changes when another connection commits) while somebody listens, and wakes every
+//!   producer and cancel watcher of this process when it changed. It reads it at once when
+//!   the WAL file is written (inotify, on Linux), and every [`CHANGE_POLL`] in any case, so a
+//!   commit is seen within that poll even where no write event comes. SQLite has no NOTIFY, so
+//!   a worker's cancel watcher then asks which of its running jobs a user asked to cancel
+//!   (`job_cancel_requests`, a read of that worker's running rows only).
 
 pub mod bench;
 pub mod copy;
@@ -48,8 +50,16 @@ use crate::job::{AttemptError, JobRow, JobState};
 pub const MAX_GROUP: usize = 512;
 /// Read connections in the pool.
 pub const READ_POOL_SIZE: u32 = 4;
-/// How often the change watcher looks at `PRAGMA data_version`.
+/// How often the change watcher looks at `PRAGMA data_version` without a write event.
 pub const CHANGE_POLL: Duration = Duration::from_millis(2);
+/// After a look woken by a write to the WAL, the change watcher waits this long before it
+/// looks again: it bounds the watcher's looks while the file is written fast (a busy worker
+/// commits hundreds of times a second), and is the pause before a look again when the write
+/// that woke it was not yet a visible commit (the WAL's frames are written before the commit
+/// is published in its index).
+const CHANGE_EVENT_GAP: Duration = Duration::from_micros(250);
+/// Looks again, [`CHANGE_EVENT_GAP`] apart, after a write event that showed no commit.
+const CHANGE_RECHECKS: u32 = 4;
 /// How long a connection waits on another process's lock before SQLite gives up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -492,17 +502,31 @@ impl FileGuard {
 fn spawn_change_watcher(mut watcher: ChangeWatcher, wakeup: std::sync::Weak<Wakeup>) {
     std::thread::Builder::new()
         .name("porter-sqlite-watch".into())
-        .spawn(move || loop {
-            let Some(wakeup) = wakeup.upgrade() else {
-                return;
-            };
-            let listening = watcher.look(&wakeup);
-            drop(wakeup);
-            std::thread::sleep(if listening {
-                CHANGE_POLL
-            } else {
-                Duration::from_millis(20)
-            });
+        .spawn(move || {
+            // Whether the last wait ended on a write event, and the looks left for it.
+            let mut after_write = false;
+            let mut rechecks = 0;
+            loop {
+                let Some(wakeup) = wakeup.upgrade() else {
+                    return;
+                };
+                let changed = watcher.look_changed(&wakeup);
+                let listening = wakeup.has_subscribers();
+                drop(wakeup);
+                if !listening {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                if after_write {
+                    std::thread::sleep(CHANGE_EVENT_GAP);
+                    if !changed && rechecks > 0 {
+                        rechecks -= 1;
+                        continue;
+                    }
+                }
+                after_write = watcher.wait(CHANGE_POLL);
+                rechecks = CHANGE_RECHECKS;
+            }
         })
         .expect("spawn the SQLite change watcher");
 }
@@ -511,16 +535,38 @@ fn spawn_change_watcher(mut watcher: ChangeWatcher, wakeup: std::sync::Weak<Wake
 pub(crate) struct ChangeWatcher {
     conn: Connection,
     last: Option<i64>,
+    /// Write events of the WAL file; `None` where there are none (not Linux, or inotify
+    /// refused): the watcher then only polls.
+    writes: Option<WalWrites>,
 }
 
 impl ChangeWatcher {
-    /// Opens the watcher's connection and reads the baseline `data_version`.
+    /// Opens the watcher's connection, starts watching the WAL file for writes (before the
+    /// baseline is read, so that no commit falls between the two) and reads the baseline
+    /// `data_version`.
     pub(crate) fn open(path: &Path, synchronous: &'static str) -> Option<ChangeWatcher> {
         let conn = Connection::open(path).ok()?;
         set_pragmas(&conn, synchronous).ok()?;
-        let mut watcher = ChangeWatcher { conn, last: None };
+        let writes = WalWrites::watch(&wal_path(path));
+        let mut watcher = ChangeWatcher {
+            conn,
+            last: None,
+            writes,
+        };
         watcher.last = watcher.sample();
         Some(watcher)
+    }
+
+    /// Waits until the WAL file is written or `timeout` passes; returns whether a write
+    /// ended the wait.
+    pub(crate) fn wait(&mut self, timeout: Duration) -> bool {
+        match &self.writes {
+            Some(writes) => writes.wait(timeout),
+            None => {
+                std::thread::sleep(timeout);
+                false
+            }
+        }
     }
 
     fn sample(&self) -> Option<i64> {
@@ -536,14 +582,83 @@ impl ChangeWatcher {
     /// The wake does not depend on whether anybody listened before the read: a subscriber
     /// that arrived between that check and the read would otherwise lose the commit. Waking
     /// nobody costs one lock.
+    #[cfg(test)]
     pub(crate) fn look(&mut self, wakeup: &Wakeup) -> bool {
+        self.look_changed(wakeup);
+        wakeup.has_subscribers()
+    }
+
+    /// Reads `data_version` once and wakes every queue of `wakeup` if another connection
+    /// committed since the last read; returns whether one had.
+    fn look_changed(&mut self, wakeup: &Wakeup) -> bool {
+        let mut changed = false;
         if let Some(v) = self.sample() {
             if self.last.is_some_and(|l| l != v) {
                 wakeup.notify(wake::ALL_QUEUES);
+                changed = true;
             }
             self.last = Some(v);
         }
-        wakeup.has_subscribers()
+        changed
+    }
+}
+
+/// Write events of one file (the WAL), through inotify: a commit of any process writes its
+/// frames to the WAL, so the watcher looks at `data_version` at once instead of at its next
+/// poll. Linux only; elsewhere the watcher polls.
+#[cfg(target_os = "linux")]
+struct WalWrites {
+    fd: std::os::fd::OwnedFd,
+}
+
+#[cfg(target_os = "linux")]
+impl WalWrites {
+    fn watch(wal: &Path) -> Option<WalWrites> {
+        use rustix::fs::inotify;
+        let fd =
+            inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok()?;
+        inotify::add_watch(&fd, wal, inotify::WatchFlags::MODIFY).ok()?;
+        Some(WalWrites { fd })
+    }
+
+    /// Waits for a write event or the timeout; takes every event queued (one look covers
+    /// them all). Returns whether there was one.
+    fn wait(&self, timeout: Duration) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+        let ts = Timespec {
+            tv_sec: timeout.as_secs() as _,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        match poll(&mut fds, Some(&ts)) {
+            Ok(n) if n > 0 => {
+                let mut buf = [0u8; 1024];
+                while matches!(rustix::io::read(&self.fd, &mut buf), Ok(n) if n > 0) {}
+                true
+            }
+            Ok(_) => false,
+            Err(_) => {
+                // Interrupted, say: behave as a poll would.
+                std::thread::sleep(timeout);
+                false
+            }
+        }
+    }
+}
+
+/// No write events off Linux: the watcher polls.
+#[cfg(not(target_os = "linux"))]
+struct WalWrites;
+
+#[cfg(not(target_os = "linux"))]
+impl WalWrites {
+    fn watch(_wal: &Path) -> Option<WalWrites> {
+        None
+    }
+
+    fn wait(&self, timeout: Duration) -> bool {
+        std::thread::sleep(timeout);
+        false
     }
 }
 

@@ -65,3 +65,44 @@ fn a_look_that_sees_a_commit_always_wakes() {
         .block_on(async { tokio::time::timeout(Duration::from_millis(50), sub.notified()).await });
     assert!(quiet.is_err(), "no wake without a commit");
 }
+
+/// Issue 14: a commit by another connection ends the watcher's wait (a write to the WAL
+/// file), so the look that sees it comes at once, not at the next poll. The wait's timeout
+/// here is far longer than any test runs: only the write can end it.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_commit_elsewhere_ends_the_watchers_wait() {
+    let (_dir, path, mut watcher) = opened();
+    let wakeup = Wakeup::default();
+    let sub = wakeup.subscribe("default");
+    let writer = std::thread::spawn(move || commit_elsewhere(&path));
+    assert!(
+        watcher.wait(Duration::from_secs(3600)),
+        "a write to the WAL ends the wait"
+    );
+    writer.join().unwrap();
+    // The write may be seen before its commit is published: look until it is (the watcher
+    // thread looks again after each write event the same way).
+    common_eventually(|| {
+        watcher.look(&wakeup);
+        sub.notified().now_or_never().is_some()
+    });
+}
+
+/// Looks until `seen` holds, at most 5 s (the watcher's own recheck is bounded too; this is
+/// only a test's patience).
+fn common_eventually(mut seen: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !seen() {
+        assert!(std::time::Instant::now() < deadline, "no wake-up came");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Without writes the wait ends at its timeout and says so.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_wait_without_writes_ends_at_its_timeout() {
+    let (_dir, _path, mut watcher) = opened();
+    assert!(!watcher.wait(Duration::from_millis(20)));
+}
