@@ -118,6 +118,7 @@ pub const CORE: MigrationSet = MigrationSet {
             "0014_job_deps_per_statement.sql"
         ),
         migration!(15, "job_deps_unresolved", "0015_job_deps_unresolved.sql"),
+        migration!(16, "job_deps_by_index", "0016_job_deps_by_index.sql"),
     ],
 };
 

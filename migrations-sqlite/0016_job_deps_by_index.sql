@@ -1,0 +1,3 @@
+-- Nothing changes on SQLite (migrations-postgres/0016_job_deps_by_index.sql pins Postgres's
+-- statement trigger's lookups to indexes). SQLite's row trigger resolves one parent's edges
+-- at a time, by index. The version exists so that both backends record the same versions.
