@@ -301,6 +301,63 @@ backend_case! {
 }
 
 backend_case! {
+    /// Completion batches on two stores that end parents of the same children (each child
+    /// waits for three parents, each parent has three children) neither deadlock nor lose an
+    /// end: every batch is written, and every child becomes available exactly once, after its
+    /// last parent.
+    async fn completion_batches_sharing_children_neither_deadlock_nor_lose_an_end(db: TestDb) {
+        const N: usize = 60;
+        let s1 = db.store.clone();
+        let s2 = db.reopen().await;
+        let parents: Vec<i64> = s1
+            .job_insert_many((0..N).map(|_| job("p")).collect())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.job.id)
+            .collect();
+        let mut children = Vec::new();
+        for i in 0..N {
+            let of = [parents[i], parents[(i + 1) % N], parents[(i + 7) % N]];
+            children.push(insert(&s1, after("c", &of)).await.id);
+        }
+        let mut tasks = Vec::new();
+        for (w, s) in [s1.clone(), s2.clone(), s1.clone(), s2.clone()].into_iter().enumerate() {
+            tasks.push(tokio::spawn(async move {
+                let worker = format!("w{w}");
+                let mut written = 0;
+                loop {
+                    let got = s.job_claim(claim("default", &["p"], 3, &worker)).await.unwrap();
+                    if got.is_empty() {
+                        break;
+                    }
+                    // Reversed on every other finalizer, so batches meet their children in
+                    // different orders.
+                    let mut fences: Vec<_> = got.iter().map(|j| j.fence()).collect();
+                    if w % 2 == 1 {
+                        fences.reverse();
+                    }
+                    let done = s.job_complete_many(fences).await.expect("a completion batch is written");
+                    written += done.iter().filter(|d| **d).count();
+                }
+                written
+            }));
+        }
+        let mut written = 0;
+        for t in tasks {
+            written += t.await.unwrap();
+        }
+        assert_eq!(written, N, "every parent completed once");
+        for id in &children {
+            let row = get(&s1, *id).await;
+            assert_eq!(row.state, JobState::Available, "child {id}: {:?}", row.errors);
+        }
+        let got = s1.job_claim(claim("default", &["c"], N as u32 * 2, W)).await.unwrap();
+        assert_eq!(got.len(), N, "each child is claimable once");
+    }
+}
+
+backend_case! {
     /// A bulk cancel (the dashboard's) reaches jobs that wait: pending children and a pending
     /// job of a sequence end cancelled; their parents and the sequence's active job do not.
     async fn a_bulk_cancel_cancels_waiting_jobs(db: TestDb) {
