@@ -6,18 +6,27 @@ mod common;
 
 use std::process::Command;
 
-fn bench(database_url: &str) -> serde_json::Value {
+/// Runs `porter` with `args` on the database; returns its stdout once it succeeded.
+fn run_ok(database_url: &str, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_porter"))
-        .args(["bench", "--jobs", "200", "--concurrency", "20", "--json"])
+        .args(args)
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
         .output()
-        .expect("run porter bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .unwrap_or_else(|e| panic!("run porter {args:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "porter bench failed: {}\n{stdout}",
+        "porter {args:?} failed: {}\n{stdout}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn bench(database_url: &str) -> serde_json::Value {
+    let stdout = run_ok(
+        database_url,
+        &["bench", "--jobs", "200", "--concurrency", "20", "--json"],
     );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "one JSON line on stdout, got: {stdout}");
@@ -129,20 +138,12 @@ backend_case! {
     /// with what the database holds on to (while a transaction is held open elsewhere), and
     /// leaves no job behind.
     async fn bench_sustain_reports_each_interval_and_cleans_up(db: TestDb) {
-        let out = Command::new(env!("CARGO_BIN_EXE_porter"))
-            .args([
+        let stdout = run_ok(
+            &db.url,
+            &[
                 "bench", "--sustain", "2s", "--rate", "100", "--interval", "1s", "--hold",
                 "--concurrency", "10", "--json",
-            ])
-            .env("DATABASE_URL", &db.url)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run porter bench --sustain");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "porter bench --sustain failed: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
         );
         let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
         assert_eq!(report["held"], true, "{report}");
@@ -213,18 +214,7 @@ backend_case! {
     /// with a per-key limit, completes every one, and reports each case's rate, its ratio to
     /// the unlimited one, and the claims each case made.
     async fn bench_limits_compares_limited_queues_with_an_unlimited_one(db: TestDb) {
-        let out = Command::new(env!("CARGO_BIN_EXE_porter"))
-            .args(["bench", "--limits", "--jobs", "300", "--concurrency", "10", "--json"])
-            .env("DATABASE_URL", &db.url)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run porter bench --limits");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "porter bench --limits failed: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = run_ok(&db.url, &["bench", "--limits", "--jobs", "300", "--concurrency", "10", "--json"]);
         let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
         assert_eq!(report["jobs"], 300, "{report}");
         assert_eq!(report["keys"], 1000, "{report}");

@@ -107,6 +107,11 @@ pub struct QueueLimits {
 }
 
 impl QueueLimits {
+    /// Whether a limit per concurrency key is set (of concurrency or rate).
+    pub fn per_key_any(&self) -> bool {
+        self.per_key.is_some() || self.rate_per_key.is_some()
+    }
+
     /// Whether any limit is set.
     pub fn any(&self) -> bool {
         self.concurrency.is_some()

@@ -843,7 +843,7 @@ fn claim_limited(
         held_back,
         limited: true,
         rate_limited: longest.is_some(),
-        per_key: limits.per_key.is_some() || limits.rate_per_key.is_some(),
+        per_key: limits.per_key_any(),
     })
 }
 
