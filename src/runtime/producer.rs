@@ -176,9 +176,10 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
         let claimed_at = Instant::now();
         // Claims hold the reconcile off until their jobs are known (see `reconcile`).
         let claiming = ctx.claiming.read().await;
-        let (jobs, held_back, per_key) = match ctx.store.job_claim_ahead(params, hint).await {
+        let (jobs, held_back, more_at_once) = match ctx.store.job_claim_ahead(params, hint).await {
             Ok(claimed) => {
-                let (jobs, held_back, per_key) = (claimed.jobs, claimed.held_back, claimed.per_key);
+                let (jobs, held_back, more_at_once) =
+                    (claimed.jobs, claimed.held_back, claimed.more_at_once);
                 limited = claimed.limited;
                 rate_limited = claimed.rate_limited;
                 ctx.owned.insert_all(jobs.iter().map(|j| (j.id, j.attempt)));
@@ -187,7 +188,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
                     info!(queue = q.name, "claiming works again");
                 }
                 failures = 0;
-                (jobs, held_back, per_key)
+                (jobs, held_back, more_at_once)
             }
             Err(e) => {
                 // A claim whose reply was lost may still have taken jobs: the reconcile finds
@@ -223,7 +224,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
             // The dispatcher receives until this sender is dropped.
             let _ = local.send(job);
         }
-        if claimed == want || (held_back && claimed > 0 && per_key) {
+        if claimed == want || (held_back && claimed > 0 && more_at_once) {
             // The queue may hold more: claim again as soon as there is room. (A claim held
             // back by a per-key limit that still took jobs may find more of other keys at once.)
             continue;

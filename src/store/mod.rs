@@ -481,9 +481,11 @@ pub struct JobClaimed {
     /// free slots, never ahead of them, so that a claimed job starts at once and the window
     /// its start was counted in (at the claim) is the window it starts in.
     pub rate_limited: bool,
-    /// True when the queue has a per-key limit (of concurrency or rate): a claim held back by
-    /// it that still took jobs may find jobs of other keys at once.
-    pub per_key: bool,
+    /// True when a claim held back by a limit that still took jobs may find more at once: on
+    /// PostgreSQL, a queue with a per-key limit (its claim locks a pool of 4 x the jobs asked
+    /// for, which several jobs of one key may fill); never on SQLite, whose limited claim looks
+    /// again until it takes nothing more.
+    pub more_at_once: bool,
 }
 
 /// Record a failed attempt.

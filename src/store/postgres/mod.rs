@@ -1230,7 +1230,7 @@ impl Driver for PgStore {
             held_back,
             limited: true,
             rate_limited: longest.is_some(),
-            per_key: limits.per_key_any(),
+            more_at_once: limits.per_key_any(),
         })
     }
 

@@ -790,7 +790,10 @@ fn rate_columns(rate: Option<Rate>) -> (Option<u32>, Option<i64>) {
 
 /// The claim of a queue with limits, inside the write transaction (see
 /// `job_claim_limited.sql`): prunes starts past the longest rate window, claims, records the
-/// starts of a rate-limited queue, and says whether due jobs were held back.
+/// starts of a rate-limited queue, and says whether due jobs were held back. With per-key
+/// limits the statement runs again while its last pass took jobs and the claim is short of
+/// what it may take: each pass looks at no more jobs than its budget, and the keys it took
+/// are full for the next.
 fn claim_limited(
     c: &Connection,
     params: &JobClaimParams,
@@ -809,31 +812,40 @@ fn claim_limited(
         c.prepare_cached(sql!("queue_starts_prune"))?
             .execute(params![params.queue, ago(longest)])?;
     }
-    let mut stmt = c.prepare_cached(sql!("job_claim_limited"))?;
-    let rows = stmt.query_map(
-        params![
-            params.queue,
-            params.worker_id,
-            kinds,
-            limit,
-            limits.concurrency,
-            limits.per_key,
-            limits.rate.map(|r| r.limit),
-            window(limits.rate),
-            limits.rate_per_key.map(|r| r.limit),
-            window(limits.rate_per_key),
-            for_slots,
-            ahead.waiting,
-            ahead.in_slots,
-        ],
-        job_from_row,
-    )?;
-    let jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    if longest.is_some() && !jobs.is_empty() {
-        let ids = serde_json::to_string(&jobs.iter().map(|j| j.id).collect::<Vec<_>>())
-            .expect("ids serialize");
-        c.prepare_cached(sql!("queue_starts_record"))?
-            .execute([ids])?;
+    let mut jobs: Vec<JobRow> = Vec::new();
+    loop {
+        let mut stmt = c.prepare_cached(sql!("job_claim_limited"))?;
+        let rows = stmt.query_map(
+            params![
+                params.queue,
+                params.worker_id,
+                kinds,
+                limit,
+                limits.concurrency,
+                limits.per_key,
+                limits.rate.map(|r| r.limit),
+                window(limits.rate),
+                limits.rate_per_key.map(|r| r.limit),
+                window(limits.rate_per_key),
+                for_slots,
+                ahead.waiting,
+                ahead.in_slots,
+                jobs.len() as u32,
+            ],
+            job_from_row,
+        )?;
+        let pass = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        if longest.is_some() && !pass.is_empty() {
+            let ids = serde_json::to_string(&pass.iter().map(|j| j.id).collect::<Vec<_>>())
+                .expect("ids serialize");
+            c.prepare_cached(sql!("queue_starts_record"))?
+                .execute([ids])?;
+        }
+        let took = pass.len();
+        jobs.extend(pass);
+        if took == 0 || !limits.per_key_any() || jobs.len() >= limit as usize {
+            break;
+        }
     }
     let held_back = jobs.len() < params.limit as usize
         && c.prepare_cached(sql!("job_claim_left"))?
@@ -843,7 +855,8 @@ fn claim_limited(
         held_back,
         limited: true,
         rate_limited: longest.is_some(),
-        per_key: limits.per_key_any(),
+        // Every pass took what it could, so a claim at once would find nothing more.
+        more_at_once: false,
     })
 }
 

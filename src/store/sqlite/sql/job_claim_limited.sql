@@ -14,12 +14,18 @@
 -- worker's own running rows neither waiting nor in a slot (?2's rows less ?12 and ?13) have
 -- finished, their outcome still being written: they count against the limit but not against
 -- that room. Counted here, in the claim's statement, so an outcome written before it is never
--- counted.
+-- counted. ?14 are the jobs earlier passes of this claim took (below): running under ?2 but
+-- not in ?12 or ?13, they are taken out of the finished ones and out of the budget.
 -- Jobs of keys at their limit are left out of the pool before it is cut to size, so a backlog
 -- of one key holds no other key back; within the pool, each key takes at most what it has left.
--- Without per-key limits every pool row is picked in the pool's order, so the pool is cut to
--- the budget itself, and to nothing when the budget is 0 (as on PostgreSQL, where the pool is
--- locked).
+-- The pool is cut to the budget, and to nothing when the budget is 0. Differs from PostgreSQL,
+-- which locks a pool of 4 x the jobs asked for once: with per-key limits a pool of the budget
+-- may hold several jobs of one key and so take less than the budget, and the driver then runs
+-- this statement again in the same transaction (claim_limited in mod.rs), ?14 being the jobs
+-- this claim took already; their keys are now running, so the next pool leaves them out, and
+-- the claim ends when a pass takes nothing more: it takes all that the limits allow, at the
+-- cost of the jobs it looks at, where a pool of a fixed 4 x both read more rows and could
+-- still stop short.
 UPDATE porter_jobs
 SET state = 'running', attempt = attempt + 1, attempted_at = (SELECT porter_now()), attempted_by = ?2
 WHERE id IN (
@@ -41,13 +47,13 @@ WHERE id IN (
         SELECT k FROM key_starts WHERE n >= ?9
     ),
     total AS (
-        SELECT coalesce(sum(n), 0) AS n, max(0, coalesce(sum(own), 0) - ?13 - ?12) AS finished
+        SELECT coalesce(sum(n), 0) AS n, max(0, coalesce(sum(own), 0) - ?14 - ?13 - ?12) AS finished
         FROM running
     ),
     budget AS (
-        SELECT max(0, min(?4,
+        SELECT max(0, min(?4 - ?14,
             coalesce(?5 - (SELECT n FROM total), ?4),
-            coalesce(?11 + max(0, (?5 - ((SELECT n - finished FROM total) - ?12) - ?11) / 2 - ?12), ?4),
+            coalesce(?11 + max(0, (?5 - ((SELECT n - ?14 - finished FROM total) - ?12) - ?11) / 2 - ?12) - ?14, ?4),
             coalesce(?7 - (SELECT count(*) FROM porter_queue_starts WHERE ?7 IS NOT NULL AND queue = ?1
                            AND started_at > strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?8)), ?4))) AS n
     ),
@@ -58,7 +64,7 @@ WHERE id IN (
           AND (concurrency_key IS NULL OR concurrency_key NOT IN (SELECT k FROM blocked))
           AND (SELECT n FROM budget) > 0
         ORDER BY priority, scheduled_at, id
-        LIMIT CASE WHEN ?6 IS NULL AND ?9 IS NULL THEN (SELECT n FROM budget) ELSE ?4 * 4 END
+        LIMIT (SELECT n FROM budget)
     ),
     ranked AS (
         SELECT id, concurrency_key, priority, scheduled_at,
@@ -69,7 +75,7 @@ WHERE id IN (
     WHERE r.concurrency_key IS NULL
        OR ((?6 IS NULL OR r.rn <= ?6 - coalesce((SELECT n FROM running WHERE k = r.concurrency_key), 0))
            AND (?9 IS NULL OR r.rn <= ?9 - coalesce((SELECT n FROM key_starts WHERE k = r.concurrency_key), 0)))
-    ORDER BY r.priority, r.scheduled_at, r.id
-    LIMIT (SELECT n FROM budget)
+    -- No ORDER BY or LIMIT here: the pool holds no more than the budget, and the update
+    -- takes the set of ids whatever their order.
 )
 RETURNING *
