@@ -343,6 +343,24 @@ backend_case! {
 }
 
 backend_case! {
+    /// One small batch into two queues from another store (Postgres: one statement that also
+    /// sends its NOTIFY) wakes the subscribers of both queues here.
+    async fn a_batch_from_another_store_wakes_each_of_its_queues(db: TestDb) {
+        let first = db.store.wakeup().subscribe("q0");
+        let second = db.store.wakeup().subscribe("q1");
+        let other = db.reopen().await;
+        let jobs = numbered(0, 1).into_iter().chain(numbered(1, 1)).collect();
+        let out = other.job_insert_many(jobs).await.unwrap();
+        assert_eq!(out.len(), 2);
+        for sub in [&first, &second] {
+            tokio::time::timeout(Duration::from_secs(30), sub.notified())
+                .await
+                .expect("woken by another store's insert");
+        }
+    }
+}
+
+backend_case! {
     /// One batch of plain and keyed jobs, some keys held by an earlier batch or by a row of
     /// this one, and a job due later: every job keeps its place in the answer, new ids ascend
     /// in input order, and a held key answers with the holder.

@@ -4,15 +4,19 @@
 //!
 //! An inserter task takes the requests that queued while the groups before them were in
 //! flight (at most [`GROUPS_IN_FLIGHT`] at once, each on its own connection), up to
-//! [`GROUP_ROWS`] jobs, and inserts them with the batch insert ([`job_insert_tx`]): results
-//! come back per row, in input order, and each caller gets its own slice. No request waits for
-//! company: one that finds a group free starts at once.
+//! [`GROUP_ROWS`] jobs, and inserts them with the batch insert: results come back per row, in
+//! input order, and each caller gets its own slice. No request waits for company: one that
+//! finds a group free starts at once. A group that fits one statement (nearly all) is that one
+//! statement with its NOTIFY, sent outside a transaction ([`insert_announced`]): one round trip
+//! where BEGIN, INSERT, NOTIFY and COMMIT took four; a larger one keeps its transaction
+//! ([`job_insert_tx`]).
 //!
 //! Each caller keeps its own outcome. A statement that fails (a value the database refuses,
 //! say) fails before anything commits; the group is rolled back and each request is then run
 //! in a transaction of its own, so the one at fault gets its error and the others their jobs.
 //! A COMMIT that fails answers every caller with its error, as their own COMMIT would have
-//! (whether it took effect is unknown, so nothing is retried).
+//! (whether it took effect is unknown, so nothing is retried); so does a one-statement group
+//! whose connection fails before its answer (it may have committed).
 //!
 //! Only inserts that wait for nothing and hold no unique key join a group: an insert whose
 //! unique key another open transaction holds blocks until that transaction ends, and it must
@@ -25,7 +29,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{job_insert_tx, pool_err};
+use super::{fits_one_statement, insert_announced, job_insert_tx, pool_err};
 use crate::error::{Error, Result};
 use crate::store::{InsertResult, JobInsertParams};
 
@@ -159,11 +163,26 @@ impl Failed {
     }
 }
 
-/// The jobs in one transaction (its NOTIFY included).
+/// The jobs in one transaction (its NOTIFY included): one statement that is its own
+/// transaction when they fit in one, else BEGIN, the statements, NOTIFY and COMMIT.
 async fn insert(
     pool: &PgPool,
     jobs: Vec<JobInsertParams>,
 ) -> std::result::Result<Vec<InsertResult>, Failed> {
+    if fits_one_statement(&jobs) {
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(|e| Failed::Statement(pool_err(pool, e)))?;
+        return match insert_announced(&mut conn, &jobs).await {
+            Ok(out) => Ok(out),
+            // Refused by the database, at the statement or at its commit: rolled back.
+            Err(e @ sqlx::Error::Database(_)) => Err(Failed::Statement(e.into())),
+            // Lost on the way (the connection, say): whether it committed is unknown, as for a
+            // COMMIT that fails.
+            Err(e) => Err(Failed::Commit(e.into())),
+        };
+    }
     let mut tx = pool
         .begin()
         .await

@@ -757,9 +757,80 @@ async fn insert_statement(
     jobs: &[&JobInsertParams],
     holds: &[&JobHold],
 ) -> Result<Vec<JobRow>> {
+    Ok(bind_insert(sqlx::query(sql!("job_insert")), jobs, holds)
+        .try_map(job_from_row)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// `job_insert.sql` as the first part of one statement that also wakes the queues' producers
+/// (see `job_insert_announced.sql`).
+const JOB_INSERT_ANNOUNCED: &str = concat!(
+    "WITH inserted AS (\n",
+    include_str!("sql/job_insert.sql"),
+    "),\n",
+    include_str!("sql/job_insert_announced.sql")
+);
+
+/// Whether these jobs go in one insert statement (at most [`INSERT_CHUNK_BYTES`] of args and
+/// metadata, or a single job).
+pub(super) fn fits_one_statement(jobs: &[JobInsertParams]) -> bool {
+    let mut bytes = 0;
+    jobs.len() <= 1
+        || jobs.iter().all(|j| {
+            bytes +=
+                json_size(&j.args, INSERT_CHUNK_BYTES) + json_size(&j.metadata, INSERT_CHUNK_BYTES);
+            bytes <= INSERT_CHUNK_BYTES
+        })
+}
+
+/// Inserts jobs that wait for nothing and hold no unique key, and wakes their queues'
+/// producers in every process, in ONE statement sent outside any transaction (so it is its own
+/// transaction): one round trip and one commit, where BEGIN, INSERT, NOTIFY and COMMIT took
+/// four (issue 14's latency). The jobs must fit one statement ([`fits_one_statement`]).
+///
+/// The sqlx error is returned as it came, for the caller to tell a statement the database
+/// refused (rolled back: nothing was written) from a connection lost on the way (whether it
+/// committed is unknown).
+pub(super) async fn insert_announced(
+    conn: &mut PgConnection,
+    jobs: &[JobInsertParams],
+) -> sqlx::Result<Vec<InsertResult>> {
+    let jobs: Vec<&JobInsertParams> = jobs.iter().collect();
+    let holds = vec![JobHold::default(); jobs.len()];
+    let holds: Vec<&JobHold> = holds.iter().collect();
+    let mut queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
+    queues.sort();
+    queues.dedup();
+    let mut rows = bind_insert(sqlx::query(JOB_INSERT_ANNOUNCED), &jobs, &holds)
+        .bind(queues)
+        .try_map(job_from_row)
+        .fetch_all(conn)
+        .await?;
+    if rows.len() != jobs.len() {
+        return Err(sqlx::Error::Protocol(
+            "the insert returned fewer rows than it was given".into(),
+        ));
+    }
+    // Ids ascend in input order (job_insert.sql).
+    rows.sort_by_key(|r| r.id);
+    Ok(rows
+        .into_iter()
+        .map(|job| InsertResult {
+            job,
+            inserted: true,
+        })
+        .collect())
+}
+
+/// Binds the parameters of `job_insert.sql` ($1..$17).
+fn bind_insert<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    jobs: &[&JobInsertParams],
+    holds: &[&JobHold],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     let hold = |f: fn(&JobHold) -> Option<String>| holds.iter().map(|h| f(h)).collect::<Vec<_>>();
-    Ok(sqlx::query(sql!("job_insert"))
-        .bind(column(jobs, |j| j.kind.clone()))
+    q.bind(column(jobs, |j| j.kind.clone()))
         .bind(column(jobs, |j| j.queue.clone()))
         .bind(column(jobs, |j| j.args.clone()))
         .bind(column(jobs, |j| j.priority))
@@ -781,9 +852,6 @@ async fn insert_statement(
                 .collect::<Vec<_>>(),
         )
         .bind(hold(|h| h.workflow.as_ref().map(|w| w.1.clone())))
-        .try_map(job_from_row)
-        .fetch_all(conn)
-        .await?)
 }
 
 /// Inserts jobs on a caller's connection, inside whatever transaction it has open: the jobs
