@@ -119,6 +119,11 @@ pub const CORE: MigrationSet = MigrationSet {
         ),
         migration!(15, "job_deps_unresolved", "0015_job_deps_unresolved.sql"),
         migration!(16, "job_deps_by_index", "0016_job_deps_by_index.sql"),
+        migration!(
+            17,
+            "job_deps_counted_at_end",
+            "0017_job_deps_counted_at_end.sql"
+        ),
     ],
 };
 

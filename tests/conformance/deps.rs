@@ -188,7 +188,8 @@ backend_case! {
 }
 
 backend_case! {
-    /// A parent retried by hand after its child already counted it is not counted twice.
+    /// A parent retried by hand after its child already counted it is not counted twice; a
+    /// child inserted under it while it runs again waits for that run's end.
     async fn a_retried_parent_counts_once(db: TestDb) {
         let s = &db.store;
         let a = insert(s, job("p")).await;
@@ -196,7 +197,10 @@ backend_case! {
         let child = insert(s, after("c", &[a.id, b.id])).await;
         run_to(s, "p", a.id, JobState::Completed).await;
         s.job_retry(a.id).await.unwrap();
+        let late = insert(s, after("c", &[a.id])).await;
+        assert_eq!(late.state, JobState::Pending, "its parent runs again");
         run_to(s, "p", a.id, JobState::Completed).await;
+        assert_eq!(get(s, late.id).await.state, JobState::Available, "counted at the second end");
         assert_eq!(get(s, child.id).await.state, JobState::Pending, "b has not completed");
         run_to(s, "q", b.id, JobState::Completed).await;
         assert_eq!(get(s, child.id).await.state, JobState::Available);
