@@ -6,7 +6,8 @@
 //! flight (at most [`GROUPS_IN_FLIGHT`] at once, each on its own connection), up to
 //! [`GROUP_ROWS`] jobs, and inserts them with the batch insert: results come back per row, in
 //! input order, and each caller gets its own slice. No request waits for company: one that
-//! finds a group free starts at once. A group that fits one statement (nearly all) is that one
+//! finds a group free starts at once, and when nothing is queued either, in the caller's own
+//! task (a group of one, without the hops to the inserter task and back). A group that fits one statement (nearly all) is that one
 //! statement with its NOTIFY, sent outside a transaction ([`insert_announced`]): one round trip
 //! where BEGIN, INSERT, NOTIFY and COMMIT took four; a larger one keeps its transaction
 //! ([`job_insert_tx`]).
@@ -24,6 +25,7 @@
 //! Those, large batches, and inserts inside a caller's own transaction ([`job_insert_tx`])
 //! keep their own transaction.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use sqlx::PgPool;
@@ -52,14 +54,26 @@ struct Request {
 /// The handle callers send their inserts to; the inserter task stops when it is dropped.
 pub(super) struct Inserter {
     tx: mpsc::UnboundedSender<Request>,
+    pool: PgPool,
+    /// Places for groups in flight, shared with the inserter task.
+    in_flight: Arc<Semaphore>,
+    /// Requests sent to the inserter task and not yet taken into a group.
+    queued: Arc<AtomicUsize>,
 }
 
 impl Inserter {
     /// Starts the inserter task on `pool`.
     pub(super) fn start(pool: PgPool) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, rx));
-        Inserter { tx }
+        let in_flight = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
+        let queued = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(run(pool.clone(), rx, in_flight.clone(), queued.clone()));
+        Inserter {
+            tx,
+            pool,
+            in_flight,
+            queued,
+        }
     }
 
     /// Whether these jobs may share a group (see the module docs).
@@ -71,6 +85,16 @@ impl Inserter {
 
     /// Inserts the jobs in the next group and answers once that group committed.
     pub(super) async fn insert(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
+        // Nobody waiting and a place free: a group of this request alone, which the caller's
+        // own task runs, saving the hops to the inserter task and back.
+        if self.queued.load(Ordering::Acquire) == 0 {
+            if let Ok(place) = self.in_flight.clone().try_acquire_owned() {
+                let out = insert(&self.pool, jobs).await.map_err(Failed::into_error);
+                drop(place);
+                return out;
+            }
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request { jobs, reply })
@@ -80,8 +104,12 @@ impl Inserter {
 }
 
 /// Takes requests into groups while a group may start.
-async fn run(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Request>) {
-    let in_flight = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
+async fn run(
+    pool: PgPool,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+    in_flight: Arc<Semaphore>,
+    queued: Arc<AtomicUsize>,
+) {
     loop {
         // A free place first: requests that come while every group is busy queue up and go
         // together into the next.
@@ -102,6 +130,7 @@ async fn run(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Request>) {
                 Err(_) => break,
             }
         }
+        queued.fetch_sub(group.len(), Ordering::AcqRel);
         let pool = pool.clone();
         tokio::spawn(async move {
             run_group(&pool, group).await;
