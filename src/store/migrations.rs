@@ -124,6 +124,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "job_deps_counted_at_end",
             "0017_job_deps_counted_at_end.sql"
         ),
+        migration!(
+            18,
+            "job_deps_ended_before",
+            "0018_job_deps_ended_before.sql"
+        ),
     ],
 };
 

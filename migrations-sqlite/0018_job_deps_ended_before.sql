@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite (migrations-postgres/0018_job_deps_ended_before.sql changes how
+-- PostgreSQL's statement trigger matches a statement's rows to their old versions; SQLite's
+-- row triggers see OLD and NEW of each row). The version exists so that both backends record
+-- the same versions.
