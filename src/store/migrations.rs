@@ -129,6 +129,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "job_deps_ended_before",
             "0018_job_deps_ended_before.sql"
         ),
+        migration!(
+            19,
+            "job_deps_without_foreign_keys",
+            "0019_job_deps_without_foreign_keys.sql"
+        ),
     ],
 };
 

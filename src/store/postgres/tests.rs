@@ -427,3 +427,64 @@ async fn children_inserted_under_an_ended_parent_do_not_reread_its_resolved_edge
         "{read} edge index entries read for {K} children"
     );
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_deleted_job_takes_its_edges_along() {
+    // The edges have no foreign keys since 0019 (their checks were most of an edge's insert):
+    // porter_jobs_emptied deletes a deleted job's edges, as a parent and as a child, in the
+    // deleting statement. A job between two others is deleted alone, then the rest together.
+    let store = fresh_store().await;
+    let a = store
+        .job_insert_many(vec![job("noop", InsertOpts::default())])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    let mut ids = vec![a];
+    for _ in 0..2 {
+        let child = job(
+            "noop",
+            InsertOpts {
+                depends_on: vec![*ids.last().unwrap()],
+                ..Default::default()
+            },
+        );
+        ids.push(store.job_insert_many(vec![child]).await.unwrap()[0].job.id);
+    }
+    let mut conn = store.pool().acquire().await.unwrap();
+    assert_eq!(edge_count(&mut conn).await, 2);
+    sqlx::query("DELETE FROM porter_jobs WHERE id = $1")
+        .bind(ids[1])
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        edge_count(&mut conn).await,
+        0,
+        "its edge to its parent and to its child"
+    );
+    let again = job(
+        "noop",
+        InsertOpts {
+            depends_on: vec![ids[0]],
+            ..Default::default()
+        },
+    );
+    store.job_insert_many(vec![again]).await.unwrap();
+    sqlx::query("DELETE FROM porter_jobs")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(edge_count(&mut conn).await, 0);
+}
+
+async fn edge_count(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM porter_job_deps")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}

@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite (migrations-postgres/0019_job_deps_without_foreign_keys.sql drops
+-- PostgreSQL's foreign keys on porter_job_deps, whose checks cost two row-locking lookups per
+-- edge inserted, and deletes a deleted job's edges in its statement trigger instead). The
+-- version exists so that both backends record the same versions.
