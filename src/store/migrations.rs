@@ -134,6 +134,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "job_deps_without_foreign_keys",
             "0019_job_deps_without_foreign_keys.sql"
         ),
+        migration!(
+            20,
+            "job_waits_counted_in_place",
+            "0020_job_waits_counted_in_place.sql"
+        ),
     ],
 };
 

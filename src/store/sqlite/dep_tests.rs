@@ -128,3 +128,43 @@ async fn deleting_a_finished_parent_finds_its_edges_by_index() {
         cost[1]
     );
 }
+
+/// A parent's end that leaves its child waiting for other parents lowers the child's count and
+/// nothing else: an update that sets `state`, even to itself, rewrites the row's entries in
+/// every index on `state` and fires the triggers on it, which a fan-in step of 10,000 parents
+/// paid 9,999 times (24 us against 4.5 us per end, measured).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_that_leaves_its_child_waiting_writes_only_its_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, store) = open(&dir).await;
+    let parents: Vec<i64> = store
+        .job_insert_many((0..3).map(|_| job(vec![])).collect())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.job.id)
+        .collect();
+    let child = store
+        .job_insert_many(vec![job(parents.clone())])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    let complete =
+        "UPDATE porter_jobs SET state = 'completed', finalized_at = porter_now() WHERE id = ?1";
+    let (counted, _) = steps(&path, complete, parents[0]);
+    steps(&path, complete, parents[1]);
+    let row = store.job_get(child).await.unwrap().unwrap();
+    assert_eq!(row.state, crate::JobState::Pending, "one parent left");
+    let (freed, _) = steps(&path, complete, parents[2]);
+    let row = store.job_get(child).await.unwrap().unwrap();
+    assert_eq!(
+        row.state,
+        crate::JobState::Available,
+        "the last parent frees it"
+    );
+    assert!(
+        counted * 10 < freed * 9,
+        "VM steps of a parent's end: {counted} leaving its child waiting, {freed} freeing it"
+    );
+}

@@ -1,0 +1,5 @@
+-- Nothing changes on PostgreSQL (migrations-sqlite/0020_job_waits_counted_in_place.sql counts a
+-- parent's end without rewriting the child's index entries, which SQLite did whenever an update
+-- set `state`, even to itself). PostgreSQL's statement trigger (0016, 0018) sets a child's state only
+-- as it was or as it becomes, and an update that leaves indexed values unchanged may stay a
+-- heap-only tuple there. The version exists so that both backends record the same versions.
