@@ -948,42 +948,28 @@ pub(super) fn insert_jobs_as(
         }
     }
     if starts.is_empty() && !jobs.iter().any(JobInsertParams::waits) {
-        return insert_plain(conn, jobs);
+        return insert_rows(conn, jobs, &[]);
     }
+    if jobs.iter().all(|j| j.sequence_key.is_none()) {
+        return insert_held(conn, jobs, starts, own);
+    }
+    // A job of a sequence waits when its sequence has an unfinished job, which may be one
+    // inserted just before it in this batch: one row at a time, each reading the last.
     let mut insert = conn.prepare_cached(sql!("job_insert"))?;
     let mut out = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
         // No lock needed to read the sequence and parents: this runs inside the one write
         // transaction (BEGIN IMMEDIATE), which nothing can interleave with.
-        let mut hold = if job.waits() {
-            let busy = match &job.sequence_key {
-                Some(key) => conn.query_row(sql!("job_sequence_busy"), [key], |r| r.get(0))?,
-                None => false,
-            };
-            let mut parents = HashMap::new();
-            let (mine, outside): (Vec<i64>, Vec<i64>) =
-                job.depends_on.iter().partition(|p| own.contains_key(p));
-            for p in mine {
-                parents.insert(p, own[&p]);
-            }
-            if !outside.is_empty() {
-                let ids = serde_json::to_string(&outside).expect("ids serialize");
-                let mut stmt = conn.prepare_cached(sql!("job_parents_mark"))?;
-                let rows =
-                    stmt.query_map([ids], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-                for row in rows {
-                    let (id, state) = row?;
-                    parents.insert(id, state.parse::<JobState>()?);
-                }
-            }
-            job.hold(busy, &parents)?
-        } else {
-            JobHold::default()
+        let busy = match &job.sequence_key {
+            Some(key) => conn.query_row(sql!("job_sequence_busy"), [key], |r| r.get(0))?,
+            None => false,
         };
-        if let Some((has_dependents, workflow)) = starts.get(i) {
-            hold.has_dependents = *has_dependents;
-            hold.workflow = workflow.clone();
-        }
+        let parents = if job.waits() {
+            parent_states(conn, std::slice::from_ref(job), own)?
+        } else {
+            HashMap::new()
+        };
+        let hold = starting(job, busy, &parents, starts.get(i))?;
         let args =
             serde_json::to_string(&job.args).map_err(|e| Error::invalid("args", e.to_string()))?;
         let metadata = serde_json::to_string(&job.metadata)
@@ -1042,50 +1028,176 @@ fn held_by(conn: &Connection, job: &JobInsertParams) -> Result<InsertResult> {
     })
 }
 
-/// Variables of one row of `job_insert_rows.sql`.
-const ROW_VARIABLES: usize = 10;
-/// Rows one batch insert statement carries at most: as many as SQLite's limit of 32,766
-/// variables allows.
-pub const INSERT_ROWS: usize = 32_766 / ROW_VARIABLES;
-/// The sizes of the batch insert statements, largest first: a batch is cut into these (for
-/// 20,000 jobs: six of [`INSERT_ROWS`], then 512s, 64s, 8s and 1s for the rest), so that at
-/// most five of them take places in the connection's statement cache, whatever the sizes.
-const INSERT_SIZES: [usize; 5] = [INSERT_ROWS, 512, 64, 8, 1];
-
-/// The batch insert statement for `rows` rows.
-fn insert_rows_sql(rows: usize) -> String {
-    let row = format!("({})", ["?"; ROW_VARIABLES].join(","));
-    sql!("job_insert_rows").replace("/*ROWS*/", &vec![row; rows].join(","))
-}
-
-/// Inserts jobs that wait for nothing (no sequence, no parents) in multi-row statements
-/// (`job_insert_rows.sql`), on the caller's connection: the batch path, without a statement
-/// per row. Results are in input order; a job whose unique key an unfinished job (or an
-/// earlier job of the batch) holds is not inserted and is answered with the holder.
-fn insert_plain(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<InsertResult>> {
-    let mut out = Vec::with_capacity(jobs.len());
-    let mut rest = jobs;
-    while !rest.is_empty() {
-        let size = *INSERT_SIZES
-            .iter()
-            .find(|&&n| n <= rest.len())
-            .expect("the sizes end with 1");
-        let (chunk, after) = rest.split_at(size);
-        insert_statement(conn, chunk, &mut out)?;
-        rest = after;
+/// Inserts jobs that may wait for parents, but not in a sequence, in multi-row statements:
+/// their parents outside `own` are marked and read in one statement, how each job starts is
+/// decided from those states, then the rows go in `job_insert_held_rows.sql` statements and
+/// their edges in `job_dep_insert_rows.sql` ones. No row of the batch reads what an earlier one
+/// wrote (parents are older than the batch, and nothing waits in a sequence here), so this
+/// gives what a statement per row gave, in a few statements instead of two or three per job.
+/// `starts` and `own` are as [`insert_jobs_as`] takes them.
+fn insert_held(
+    conn: &Connection,
+    jobs: &[JobInsertParams],
+    starts: &[(bool, Option<(i64, String)>)],
+    own: &HashMap<i64, JobState>,
+) -> Result<Vec<InsertResult>> {
+    let parents = parent_states(conn, jobs, own)?;
+    let holds = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| starting(job, false, &parents, starts.get(i)))
+        .collect::<Result<Vec<_>>>()?;
+    let out = insert_rows(conn, jobs, &holds)?;
+    let mut edges = Vec::new();
+    for ((job, hold), result) in jobs.iter().zip(&holds).zip(&out) {
+        if result.inserted {
+            for &(parent, resolved) in &hold.edges {
+                edges.push((result.job.id, parent, job.after_any, resolved));
+            }
+        }
+    }
+    for cut in cuts(edges.len(), EDGE_SIZES) {
+        let sql = rows_sql(sql!("job_dep_insert_rows"), EDGE_VARIABLES, cut.len());
+        let mut stmt = conn.prepare_cached(&sql)?;
+        for (i, (child, parent, after_any, resolved)) in edges[cut].iter().enumerate() {
+            let at = i * EDGE_VARIABLES;
+            stmt.raw_bind_parameter(at + 1, child)?;
+            stmt.raw_bind_parameter(at + 2, parent)?;
+            stmt.raw_bind_parameter(at + 3, after_any)?;
+            stmt.raw_bind_parameter(at + 4, resolved)?;
+        }
+        stmt.raw_execute()?;
     }
     Ok(out)
 }
 
-/// One statement of [`insert_plain`]; appends each job's result to `out`.
+/// The states of the parents of `jobs`: those in `own` (steps of the same workflow) read from
+/// there, the others marked as having dependents (so that their end runs the
+/// porter_jobs_finalized trigger) and read in one statement. Only this batch's parents: a
+/// workflow's `own` grows with its steps.
+fn parent_states(
+    conn: &Connection,
+    jobs: &[JobInsertParams],
+    own: &HashMap<i64, JobState>,
+) -> Result<HashMap<i64, JobState>> {
+    let mut parents = HashMap::new();
+    let mut outside = Vec::new();
+    for &p in jobs.iter().flat_map(|j| j.depends_on.iter()) {
+        match own.get(&p) {
+            Some(&state) => {
+                parents.insert(p, state);
+            }
+            None => outside.push(p),
+        }
+    }
+    if !outside.is_empty() {
+        outside.sort_unstable();
+        outside.dedup();
+        let ids = serde_json::to_string(&outside).expect("ids serialize");
+        let mut stmt = conn.prepare_cached(sql!("job_parents_mark"))?;
+        let rows = stmt.query_map([ids], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (id, state) = row?;
+            parents.insert(id, state.parse::<JobState>()?);
+        }
+    }
+    Ok(parents)
+}
+
+/// How `job` starts ([`JobInsertParams::hold`] when it may wait), with its `start` from
+/// [`insert_jobs_as`]'s `starts`, if any.
+fn starting(
+    job: &JobInsertParams,
+    sequence_busy: bool,
+    parents: &HashMap<i64, JobState>,
+    start: Option<&(bool, Option<(i64, String)>)>,
+) -> Result<JobHold> {
+    let mut hold = if job.waits() {
+        job.hold(sequence_busy, parents)?
+    } else {
+        JobHold::default()
+    };
+    if let Some((has_dependents, workflow)) = start {
+        hold.has_dependents = *has_dependents;
+        hold.workflow = workflow.clone();
+    }
+    Ok(hold)
+}
+
+/// SQLite's limit of variables in one statement (SQLITE_MAX_VARIABLE_NUMBER).
+const MAX_VARIABLES: usize = 32_766;
+/// Variables of one row of `job_insert_rows.sql`.
+const ROW_VARIABLES: usize = 10;
+/// Rows one batch insert statement carries at most: as many as SQLite's limit of 32,766
+/// variables allows.
+pub const INSERT_ROWS: usize = MAX_VARIABLES / ROW_VARIABLES;
+/// The sizes of the batch insert statements, largest first: a batch is cut into these (for
+/// 20,000 jobs: six of [`INSERT_ROWS`], then 512s, 64s, 8s and 1s for the rest), so that at
+/// most five of them take places in the connection's statement cache, whatever the sizes (and
+/// five of each of the two below).
+const INSERT_SIZES: [usize; 5] = [INSERT_ROWS, 512, 64, 8, 1];
+/// Variables of one row of `job_insert_held_rows.sql`, and its sizes as [`INSERT_SIZES`].
+const HELD_VARIABLES: usize = 16;
+const HELD_SIZES: [usize; 5] = [MAX_VARIABLES / HELD_VARIABLES, 512, 64, 8, 1];
+/// Variables of one row of `job_dep_insert_rows.sql`, and its sizes as [`INSERT_SIZES`].
+const EDGE_VARIABLES: usize = 4;
+const EDGE_SIZES: [usize; 5] = [MAX_VARIABLES / EDGE_VARIABLES, 512, 64, 8, 1];
+
+/// Inserts jobs in multi-row statements, on the caller's connection: the batch path, without
+/// a statement per row. Without `holds`, jobs that wait for nothing (`job_insert_rows.sql`);
+/// with one hold per job, jobs starting as those say (`job_insert_held_rows.sql`; the caller
+/// inserts the edges). Results are in input order; a job whose unique key an unfinished job
+/// (or an earlier job of the batch) holds is not inserted and is answered with the holder.
+fn insert_rows(
+    conn: &Connection,
+    jobs: &[JobInsertParams],
+    holds: &[JobHold],
+) -> Result<Vec<InsertResult>> {
+    let sizes = if holds.is_empty() {
+        INSERT_SIZES
+    } else {
+        HELD_SIZES
+    };
+    let mut out = Vec::with_capacity(jobs.len());
+    for cut in cuts(jobs.len(), sizes) {
+        let held = holds.get(cut.clone()).unwrap_or_default();
+        insert_statement(conn, &jobs[cut], held, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// `len` rows cut into statements of `sizes` (largest first, the last 1): their ranges.
+fn cuts(len: usize, sizes: [usize; 5]) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let size = *sizes.iter().find(|&&n| n <= len - at)?;
+        at += size;
+        Some(at - size..at)
+    })
+}
+
+/// A multi-row statement: `template` with its /*ROWS*/ replaced by `rows` rows of `variables`
+/// variables each.
+fn rows_sql(template: &str, variables: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; variables].join(","));
+    template.replace("/*ROWS*/", &vec![row; rows].join(","))
+}
+
+/// One statement of [`insert_rows`]; appends each job's result to `out`.
 fn insert_statement(
     conn: &Connection,
     jobs: &[JobInsertParams],
+    holds: &[JobHold],
     out: &mut Vec<InsertResult>,
 ) -> Result<()> {
-    let mut stmt = conn.prepare_cached(&insert_rows_sql(jobs.len()))?;
+    let (template, variables) = if holds.is_empty() {
+        (sql!("job_insert_rows"), ROW_VARIABLES)
+    } else {
+        (sql!("job_insert_held_rows"), HELD_VARIABLES)
+    };
+    let mut stmt = conn.prepare_cached(&rows_sql(template, variables, jobs.len()))?;
     for (i, job) in jobs.iter().enumerate() {
-        let at = i * ROW_VARIABLES;
+        let at = i * variables;
         let args =
             serde_json::to_string(&job.args).map_err(|e| Error::invalid("args", e.to_string()))?;
         let metadata = serde_json::to_string(&job.metadata)
@@ -1100,38 +1212,72 @@ fn insert_statement(
         stmt.raw_bind_parameter(at + 8, &job.unique_key)?;
         stmt.raw_bind_parameter(at + 9, metadata)?;
         stmt.raw_bind_parameter(at + 10, &job.concurrency_key)?;
+        if let Some(hold) = holds.get(i) {
+            stmt.raw_bind_parameter(at + 11, hold.waiting_for)?;
+            stmt.raw_bind_parameter(at + 12, hold.state.map(|s| s.as_str()))?;
+            stmt.raw_bind_parameter(at + 13, &hold.error)?;
+            stmt.raw_bind_parameter(at + 14, hold.has_dependents)?;
+            stmt.raw_bind_parameter(at + 15, hold.workflow.as_ref().map(|w| w.0))?;
+            stmt.raw_bind_parameter(at + 16, hold.workflow.as_ref().map(|w| w.1.as_str()))?;
+        }
     }
-    type Inserted = (i64, String, String, String, Option<String>);
+    struct Inserted {
+        id: i64,
+        state: String,
+        created_at: String,
+        scheduled_at: String,
+        unique_key: Option<String>,
+        errors: String,
+        finalized_at: Option<String>,
+    }
     let mut inserted: Vec<Inserted> = Vec::with_capacity(jobs.len());
     {
         let mut rows = stmt.raw_query();
         while let Some(r) = rows.next()? {
-            inserted.push((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
+            inserted.push(Inserted {
+                id: r.get(0)?,
+                state: r.get(1)?,
+                created_at: r.get(2)?,
+                scheduled_at: r.get(3)?,
+                unique_key: r.get(4)?,
+                errors: r.get(5)?,
+                finalized_at: r.get(6)?,
+            });
         }
     }
     // RETURNING promises no order; ids ascend in input order.
-    inserted.sort_unstable_by_key(|r| r.0);
+    inserted.sort_unstable_by_key(|r| r.id);
     let mut times = TimeCache::default();
     // Rows come back for the jobs inserted, minus the jobs whose key was held (by an earlier
-    // job or by an earlier row of this statement): match them up in one pass.
+    // job or by an earlier row of this statement): match them up in one pass. A job starting
+    // cancelled is never held (the key's index leaves cancelled rows out), so a held job's key
+    // on a cancelled row that follows it is not its row.
     let mut rows = inserted.into_iter().peekable();
-    for job in jobs {
-        match rows.next_if(|r| r.4 == job.unique_key) {
-            Some((id, state, created_at, scheduled_at, _)) => out.push(InsertResult {
+    for (i, job) in jobs.iter().enumerate() {
+        let cancelled = holds.get(i).and_then(|h| h.state) == Some(JobState::Cancelled);
+        let row = rows.next_if(|r| {
+            r.unique_key == job.unique_key && (r.state == JobState::Cancelled.as_str()) == cancelled
+        });
+        match row {
+            Some(r) => out.push(InsertResult {
                 job: JobRow {
-                    id,
+                    id: r.id,
                     kind: job.kind.clone(),
                     queue: job.queue.clone(),
                     args: job.args.clone(),
-                    state: state.parse()?,
+                    state: r.state.parse()?,
                     priority: job.priority,
                     attempt: 0,
                     max_attempts: job.max_attempts,
-                    errors: Vec::new(),
-                    created_at: times.parse(created_at)?,
-                    scheduled_at: times.parse(scheduled_at)?,
+                    errors: if r.errors == "[]" {
+                        Vec::new()
+                    } else {
+                        json_col(&r.errors)?
+                    },
+                    created_at: times.parse(r.created_at)?,
+                    scheduled_at: times.parse(r.scheduled_at)?,
                     attempted_at: None,
-                    finalized_at: None,
+                    finalized_at: opt_time(r.finalized_at)?,
                     attempted_by: None,
                     unique_key: job.unique_key.clone(),
                     metadata: job.metadata.clone(),
@@ -1142,7 +1288,7 @@ fn insert_statement(
                 },
                 inserted: true,
             }),
-            None if job.unique_key.is_none() => {
+            None if job.unique_key.is_none() || cancelled => {
                 return Err(Error::Database(
                     "the insert returned fewer rows than it was given".into(),
                 ))
@@ -1970,5 +2116,7 @@ impl Driver for SqliteStore {
 mod claim_tests;
 #[cfg(test)]
 mod dep_tests;
+#[cfg(test)]
+mod insert_tests;
 #[cfg(test)]
 mod watch_tests;

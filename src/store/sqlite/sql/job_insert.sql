@@ -1,5 +1,6 @@
--- One job at a time, for batches with jobs that wait (a sequence, parents): each reads what the
--- previous one inserted. Batches of jobs that wait for nothing go through job_insert_rows.sql.
+-- One job at a time, for batches with jobs of a sequence: each reads what the previous one
+-- inserted. Batches of jobs that wait for nothing go through job_insert_rows.sql, those that wait
+-- only for parents through job_insert_held_rows.sql.
 -- ?4 is an absolute due time or NULL; ?5 a modifier like '+30.000 seconds' for a delay, or NULL
 -- for none. The clock is formatted once per row (as `now`) where the plain VALUES form
 -- formatted it four times, which showed in profiles of single inserts.

@@ -23,4 +23,4 @@ FROM (
 WHERE true -- SQLite needs a WHERE here to read the ON CONFLICT below as an upsert
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available','scheduled','running','retryable','pending')
 DO NOTHING
-RETURNING id, state, created_at, scheduled_at, unique_key
+RETURNING id, state, created_at, scheduled_at, unique_key, errors, finalized_at
