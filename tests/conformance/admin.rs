@@ -10,7 +10,7 @@ use porter::store::admin::BULK_BATCH;
 use porter::store::*;
 use porter::Error;
 
-use crate::{backend_case, claim, claim_one, insert, W};
+use crate::{backend_case, claim, claim_one, insert, job_with, W};
 
 fn in_queue(kind: &str, queue: &str, args: serde_json::Value) -> JobInsertParams {
     JobInsertParams::new(
@@ -400,5 +400,47 @@ backend_case! {
         assert_eq!(state_of(s, second.id).await, Some(JobState::Available));
         // The single retry agrees: neither may be retried now.
         assert!(s.job_retry(child.id).await.is_err());
+    }
+}
+
+backend_case! {
+    async fn bulk_delete_keeps_jobs_that_others_wait_for(db: TestDb) {
+        // Deleting a job that a pending child or the next job of its sequence waits for would
+        // leave them pending for good (nothing ever ends the deleted job): such jobs are kept,
+        // like running ones, until they end or are cancelled.
+        let s = &*db.store;
+        let parent = insert(s, job_with("first", InsertOpts::default())).await;
+        let child = insert(s, job_with("then", InsertOpts { depends_on: vec![parent.id], ..Default::default() })).await;
+        let in_seq = || InsertOpts { sequence_key: Some("k".into()), ..Default::default() };
+        let head = insert(s, job_with("first", in_seq())).await;
+        let next = insert(s, job_with("then", in_seq())).await;
+        let alone = insert(s, job_with("first", InsertOpts::default())).await;
+        assert_eq!(state_of(s, next.id).await, Some(JobState::Pending));
+
+        let firsts = JobFilter { kind: Some("first".into()), ..Default::default() };
+        let out = s.job_bulk(BulkAction::Delete, firsts.clone(), i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed), (3, 1), "{out:?}");
+        assert_eq!(state_of(s, alone.id).await, None);
+        for (kept, by) in [(parent.id, child.id), (head.id, next.id)] {
+            assert_eq!(state_of(s, kept).await, Some(JobState::Available), "job {kept}, which {by} waits for");
+        }
+
+        // They still run, and free what waits for them.
+        let mut ran = s.job_claim(claim("default", &["first"], 10, W)).await.unwrap();
+        ran.sort_by_key(|j| j.id);
+        assert_eq!(ran.iter().map(|j| j.id).collect::<Vec<_>>(), vec![parent.id, head.id]);
+        s.job_complete_many(ran.iter().map(|j| j.fence()).collect()).await.unwrap();
+        assert_eq!(state_of(s, child.id).await, Some(JobState::Available));
+        assert_eq!(state_of(s, next.id).await, Some(JobState::Available));
+        // A finished parent stays while its child has not finished (the child reads its
+        // output), as retention keeps it; ended and waited for by nothing, every job goes.
+        let out = s.job_bulk(BulkAction::Delete, firsts, i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed), (2, 1), "{out:?}");
+        assert_eq!(state_of(s, parent.id).await, Some(JobState::Completed));
+        let then = s.job_claim(claim("default", &["then"], 10, W)).await.unwrap();
+        assert_eq!(then.len(), 2);
+        s.job_complete_many(then.iter().map(|j| j.fence()).collect()).await.unwrap();
+        let out = s.job_bulk(BulkAction::Delete, JobFilter::default(), i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed), (3, 3), "{out:?}");
     }
 }

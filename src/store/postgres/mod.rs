@@ -1514,14 +1514,25 @@ impl Driver for PgStore {
                 if batch == 0 {
                     break;
                 }
-                let done = sqlx::query(sql!("job_delete_finalized"))
+                // Picked and locked, then deleted by a statement whose snapshot follows the
+                // locks (see job_delete_finalized.sql).
+                let mut tx = conn.begin().await?;
+                let picked: Vec<i64> = sqlx::query_scalar(sql!("job_delete_finalized_pick"))
                     .bind(state)
                     .bind(secs(age))
                     .bind(batch as i64)
-                    .execute(&mut *conn)
+                    .fetch_all(&mut *tx)
                     .await?;
-                deleted += done.rows_affected();
-                if done.rows_affected() < batch {
+                let done = sqlx::query(sql!("job_delete_finalized"))
+                    .bind(state)
+                    .bind(secs(age))
+                    .bind(&picked)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                deleted += done;
+                if (picked.len() as u64) < batch || done == 0 {
                     break;
                 }
             }
@@ -1813,11 +1824,20 @@ impl Driver for PgStore {
     }
 
     async fn job_delete_many(&self, ids: Vec<i64>) -> Result<u64> {
-        Ok(sqlx::query(sql!("job_delete_many"))
+        // Two statements: the rows are locked first, then judged by a snapshot taken after
+        // the locks (see job_delete_many.sql).
+        let mut tx = self.begin().await?;
+        let picked: Vec<i64> = sqlx::query_scalar(sql!("job_delete_many_pick"))
             .bind(ids)
-            .execute(&mut *self.conn().await?)
+            .fetch_all(&mut *tx)
+            .await?;
+        let deleted = sqlx::query(sql!("job_delete_many"))
+            .bind(picked)
+            .execute(&mut *tx)
             .await?
-            .rows_affected())
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn job_running_by_worker(&self) -> Result<Vec<(String, i64)>> {

@@ -488,3 +488,95 @@ async fn edge_count(conn: &mut sqlx::PgConnection) -> i64 {
         .await
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn retention_keeps_a_parent_whose_child_commits_while_it_waits() {
+    // A finished parent is kept while a child of it has not finished. A child inserted in a
+    // transaction still open holds the parent's row (job_parents_mark.sql); retention that
+    // waited for it and then judged the parent by its statement's snapshot, from before the
+    // child existed, deleted the parent once the child committed: the child ran without it.
+    let store = Arc::new(fresh_store().await);
+    let parent = store
+        .job_insert_many(vec![job("noop", InsertOpts::default())])
+        .await
+        .unwrap()[0]
+        .job
+        .clone();
+    let params = JobClaimParams {
+        queue: "default".into(),
+        kinds: vec!["noop".into()],
+        limit: 1,
+        worker_id: "w1".into(),
+    };
+    let claimed = store
+        .job_claim(params, ClaimAhead::default())
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    store
+        .job_complete_many(vec![claimed.fence()])
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE porter_jobs SET finalized_at = finalized_at - interval '2 days' WHERE id = $1",
+    )
+    .bind(parent.id)
+    .execute(store.pool())
+    .await
+    .unwrap();
+
+    let mut tx = store.pool().begin().await.unwrap();
+    let child = job(
+        "noop",
+        InsertOpts {
+            depends_on: vec![parent.id],
+            ..Default::default()
+        },
+    );
+    let child = job_insert_tx(&mut tx, vec![child]).await.unwrap()[0]
+        .job
+        .clone();
+    let day = Duration::from_secs(86_400);
+    let retention = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .job_delete_finalized(JobDeleteFinalizedParams {
+                    completed: day,
+                    cancelled: day,
+                    discarded: day,
+                    limit: 100,
+                })
+                .await
+                .unwrap()
+        })
+    };
+    // Until the retention has passed the parent or waits for its row.
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        if waiting > 0 || retention.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(retention.await.unwrap(), 0, "nothing else was old enough");
+    assert!(
+        store.job_get(parent.id).await.unwrap().is_some(),
+        "the parent of child {} was deleted",
+        child.id
+    );
+    let mut conn = store.pool().acquire().await.unwrap();
+    assert_eq!(edge_count(&mut conn).await, 1);
+}

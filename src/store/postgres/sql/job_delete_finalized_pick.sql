@@ -1,0 +1,12 @@
+-- One bounded batch of one final state to delete; $2 is the retention in seconds. The rows
+-- are locked until the batch's transaction ends, skipping rows another transaction holds: a
+-- parent held by a child's insert (job_parents_mark.sql) stays for the next round, when the
+-- child is visible. job_delete_finalized.sql then deletes them.
+-- A parent whose children have not finished stays (they read its output when they run).
+SELECT id FROM porter_jobs
+WHERE state = $1 AND finalized_at < porter_now() - $2::float8 * interval '1 second'
+  AND NOT (has_dependents AND EXISTS (
+      SELECT 1 FROM porter_job_deps d JOIN porter_jobs c ON c.id = d.child_id
+      WHERE d.parent_id = porter_jobs.id AND c.state NOT IN ('completed','cancelled','discarded')))
+LIMIT $3
+FOR UPDATE SKIP LOCKED
