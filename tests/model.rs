@@ -13,7 +13,7 @@
 //! claims by two workers with kind filters, complete, fail (retry after a delay, or discard),
 //! snooze, a job cancelling itself, a worker giving a job back at shutdown, user cancel and
 //! retry, worker heartbeats and deregistrations, rescue of lost workers' and stuck jobs,
-//! retention, periodic slots, queue pause and resume, queue limits (global and per-key
+//! retention, bulk deletes by queue and kind, periodic slots, queue pause and resume, queue limits (global and per-key
 //! concurrency, global and per-key rate windows, set and cleared; jobs carry a concurrency key),
 //! and the clock moving on. Worker-side
 //! writes use the fences of running jobs and, a quarter of the time, any fence ever handed out
@@ -160,6 +160,11 @@ enum Op {
     },
     Rescue,
     Retention,
+    /// A bulk delete (admin API, dashboard, CLI) of one queue's jobs of one kind.
+    Delete {
+        queue: usize,
+        kind: usize,
+    },
     Periodic {
         name: usize,
         slot: i64,
@@ -239,6 +244,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2usize).prop_map(|worker| Op::Deregister { worker }),
         3 => Just(Op::Rescue),
         1 => Just(Op::Retention),
+        1 => (0..2usize, 0..2usize).prop_map(|(queue, kind)| Op::Delete { queue, kind }),
         1 => (0..2usize, 0..5i64).prop_map(|(name, slot)| Op::Periodic { name, slot }),
         1 => (0..2usize).prop_map(|queue| Op::Pause { queue }),
         1 => (0..2usize).prop_map(|queue| Op::Resume { queue }),
@@ -1150,6 +1156,62 @@ async fn apply(
                     gone.len()
                 )
             })?;
+            for id in gone {
+                m.jobs.remove(&id);
+                m.edges.retain(|e| e.parent != id && e.child != id);
+            }
+        }
+        &Op::Delete { queue, kind } => {
+            let filter = JobFilter {
+                queue: Some(QUEUES[queue].into()),
+                kind: Some(KINDS[kind].into()),
+                ..Default::default()
+            };
+            let got = ok(
+                "bulk delete",
+                s.job_bulk(BulkAction::Delete, filter, i64::MAX).await,
+            )?;
+            let matched: Vec<i64> = m
+                .jobs
+                .values()
+                .filter(|j| j.queue == queue && j.kind == kind)
+                .map(|j| j.id)
+                .collect();
+            // Running jobs stay (their worker holds them), and so do jobs others wait for: a
+            // parent whose child has not finished, a sequence's unfinished job while a next
+            // one is pending.
+            let gone: Vec<i64> = matched
+                .iter()
+                .copied()
+                .filter(|id| {
+                    let j = &m.jobs[id];
+                    let child_waits = m.edges.iter().any(|e| {
+                        e.parent == *id && m.jobs.get(&e.child).is_some_and(|c| c.unfinished())
+                    });
+                    let next_waits = j.sequence.is_some_and(|seq| {
+                        matches!(
+                            j.state,
+                            JobState::Available | JobState::Scheduled | JobState::Retryable
+                        ) && m
+                            .jobs
+                            .values()
+                            .any(|n| n.sequence == Some(seq) && n.state == JobState::Pending)
+                    });
+                    j.state != JobState::Running && !child_waits && !next_waits
+                })
+                .collect();
+            check(
+                (got.matched, got.changed) == (matched.len() as u64, gone.len() as u64),
+                || {
+                    format!(
+                        "bulk delete of {}/{}: expected {} matched, {} deleted ({gone:?}), got {got:?}",
+                        QUEUES[queue],
+                        KINDS[kind],
+                        matched.len(),
+                        gone.len()
+                    )
+                },
+            )?;
             for id in gone {
                 m.jobs.remove(&id);
                 m.edges.retain(|e| e.parent != id && e.child != id);
