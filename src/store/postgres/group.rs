@@ -7,10 +7,10 @@
 //! [`GROUP_ROWS`] jobs, and inserts them with the batch insert: results come back per row, in
 //! input order, and each caller gets its own slice. No request waits for company: one that
 //! finds a group free starts at once, and when nothing is queued either, in the caller's own
-//! task (a group of one, without the hops to the inserter task and back). A group that fits one statement (nearly all) is that one
-//! statement with its NOTIFY, sent outside a transaction ([`insert_announced`]): one round trip
-//! where BEGIN, INSERT, NOTIFY and COMMIT took four; a larger one keeps its transaction
-//! ([`job_insert_tx`]).
+//! task (a group of one, without the hops to the inserter task and back). A group that fits
+//! one statement (nearly all) is that one statement with its NOTIFY, sent outside a
+//! transaction ([`insert_announced`]): one round trip where BEGIN, INSERT, NOTIFY and COMMIT
+//! took four; a larger one keeps its transaction ([`job_insert_tx`]).
 //!
 //! Each caller keeps its own outcome. A statement that fails (a value the database refuses,
 //! say) fails before anything commits; the group is rolled back and each request is then run
