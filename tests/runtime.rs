@@ -1196,3 +1196,33 @@ backend_case! {
         rt.stop().await;
     }
 }
+
+backend_case! {
+    /// Claiming along (issue 14, 16): a producer waiting for jobs leaves the completer a
+    /// standing order, so a chain's next job is claimed by the write that completes its
+    /// parent. Every link still starts only once its parent completed, and runs once.
+    async fn a_chain_is_claimed_along_its_completions(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let mut ids = vec![client.insert(&porter::jobs::Noop {}, None).await.unwrap().job.id];
+        for _ in 1..30 {
+            let opts = InsertOpts { depends_on: vec![*ids.last().unwrap()], ..Default::default() };
+            ids.push(client.insert(&porter::jobs::Noop {}, Some(opts)).await.unwrap().job.id);
+        }
+        let mut workers = Workers::new();
+        workers.add(porter::jobs::NoopWorker).unwrap();
+        let rt = start(db.store.clone(), workers, config(&[("default", 4)]));
+        wait_state(&db.store, *ids.last().unwrap(), JobState::Completed).await;
+        rt.stop().await;
+        let mut parent: Option<porter::JobRow> = None;
+        for id in &ids {
+            let row = db.store.job_get(*id).await.unwrap().unwrap();
+            assert_eq!((row.state, row.attempt), (JobState::Completed, 1), "{row:?}");
+            if let Some(p) = parent {
+                assert!(row.attempted_at.unwrap() >= p.finalized_at.unwrap(), "{row:?} after {p:?}");
+            }
+            parent = Some(row);
+        }
+        let along = db.store.op_stats().get("job_complete_claim").map_or(0, |s| s.calls);
+        assert!(along >= 5, "{along} of 29 completions claimed along");
+    }
+}

@@ -1,5 +1,8 @@
 //! Records completions in batches: one statement (or one grouped transaction) per batch.
-//! Other outcomes are written at once by the executor.
+//! Other outcomes are written at once by the executor. A batch also claims for the producers
+//! of its queues that wait for jobs (their standing orders, see `producer::Feed`), right after
+//! the completions (in their transaction on SQLite): a workflow's next steps are claimed by the
+//! write that made them available, not after a wake-up.
 //!
 //! A completion frees its job's slot when the job returns, but keeps its held permit (see
 //! `producer`) until it is written, as the executor does for every other outcome: so a queue
@@ -7,17 +10,20 @@
 //! concurrency, and a crash costs at most that many runs again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::producer;
 use super::slot::Slot;
+use super::Ctx;
 use crate::error::Error;
 use crate::events::{AttemptEnded, JobEvents};
-use crate::store::{JobFence, Store};
+use crate::job::JobRow;
+use crate::store::{JobClaimParams, JobFence, Store};
 
 /// Most completions written in one batch.
 const MAX_BATCH: usize = 1000;
@@ -34,6 +40,8 @@ pub(crate) struct Completer {
     tx: mpsc::UnboundedSender<Msg>,
     /// Jobs claimed whose outcome is not known yet.
     running: Arc<AtomicUsize>,
+    /// The runtime, for the producers' standing orders (set once it exists).
+    ctx: Arc<OnceLock<Weak<Ctx>>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -48,12 +56,29 @@ impl Completer {
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let running = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(run(store, rx, running.clone(), owned, hard, events));
+        let ctx = Arc::new(OnceLock::new());
+        let task = tokio::spawn(run(
+            Shared {
+                store,
+                running: running.clone(),
+                owned,
+                hard,
+                events,
+                ctx: ctx.clone(),
+            },
+            rx,
+        ));
         Completer {
             tx,
             running,
+            ctx,
             task: Mutex::new(Some(task)),
         }
+    }
+
+    /// Lets batches claim for the runtime's producers (held weakly: the runtime owns this).
+    pub(crate) fn attach(&self, ctx: &Arc<Ctx>) {
+        let _ = self.ctx.set(Arc::downgrade(ctx));
     }
 
     /// `n` claimed jobs start: their completions are worth waiting a moment for.
@@ -82,14 +107,17 @@ impl Completer {
     }
 }
 
-async fn run(
+/// What the completer task works with.
+struct Shared {
     store: Arc<Store>,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
     running: Arc<AtomicUsize>,
     owned: Arc<super::Owned>,
     hard: CancellationToken,
     events: Arc<dyn JobEvents>,
-) {
+    ctx: Arc<OnceLock<Weak<Ctx>>>,
+}
+
+async fn run(sh: Shared, mut rx: mpsc::UnboundedReceiver<Msg>) {
     let mut batch: Vec<JobFence> = Vec::new();
     let mut ended: Vec<AttemptEnded> = Vec::new();
     let mut slots: Vec<Slot> = Vec::new();
@@ -119,7 +147,7 @@ async fn run(
             // Jobs claimed together tend to finish together: while some are still running,
             // wait a moment for their completions to join this batch, rather than writing one
             // now and the rest a whole write later.
-            if flush || batch.len() >= MAX_BATCH || running.load(Ordering::Acquire) == 0 {
+            if flush || batch.len() >= MAX_BATCH || sh.running.load(Ordering::Acquire) == 0 {
                 break;
             }
             match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -128,18 +156,7 @@ async fn run(
             }
         }
         if !batch.is_empty() {
-            let fences = std::mem::take(&mut batch);
-            let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
-            let changed = write(&store, fences, &hard).await;
-            for (e, changed) in ended.drain(..).zip(changed) {
-                if changed {
-                    super::executor::tell(events.as_ref(), &e);
-                }
-            }
-            // Written, fenced off or given up on: no longer this worker's to hold. A job whose
-            // completion was given up on is still `running` here, and the reconcile puts it
-            // back (at-least-once: it runs again).
-            owned.remove_all(&written);
+            write_batch(&sh, &mut batch, &mut ended, &mut slots).await;
         }
         // Written (or given up on): the held permits are free for new claims.
         Slot::release_all(std::mem::take(&mut slots));
@@ -149,15 +166,112 @@ async fn run(
     }
 }
 
+/// Writes a batch of completions, claiming along for the standing orders of its queues, and
+/// hands the claimed jobs on with the completed jobs' held permits (the rest stay in `slots`).
+async fn write_batch(
+    sh: &Shared,
+    batch: &mut Vec<JobFence>,
+    ended: &mut Vec<AttemptEnded>,
+    slots: &mut Vec<Slot>,
+) {
+    let ctx = sh.ctx.get().and_then(Weak::upgrade);
+    // The completions of each queue, in the order first seen.
+    let mut by_queue: Vec<(String, usize)> = Vec::new();
+    for e in ended.iter() {
+        match by_queue.iter_mut().find(|(q, _)| *q == e.queue) {
+            Some((_, n)) => *n += 1,
+            None => by_queue.push((e.queue.clone(), 1)),
+        }
+    }
+    let orders = match &ctx {
+        Some(ctx) => producer::take_orders(ctx, &by_queue),
+        None => Vec::new(),
+    };
+    // Claims hold the reconcile off until their jobs are in `owned` (see `reconcile`).
+    let claiming = match (&ctx, orders.is_empty()) {
+        (Some(ctx), false) => Some(ctx.claiming.read().await),
+        _ => None,
+    };
+    let claimed_at = tokio::time::Instant::now();
+    let fences = std::mem::take(batch);
+    let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
+    let claims = orders.iter().map(|o| o.params.clone()).collect();
+    let (changed, claimed) = write(&sh.store, fences, claims, &sh.hard).await;
+    if let Some(claimed) = &claimed {
+        let jobs = claimed.iter().flatten();
+        sh.owned.insert_all(jobs.clone().map(|j| (j.id, j.attempt)));
+        sh.running.fetch_add(jobs.count(), Ordering::AcqRel);
+    }
+    drop(claiming);
+    // The held permits of each queue's completions, to hand on to the jobs claimed for it.
+    let mut permits: Vec<(String, Vec<Slot>)> = Vec::new();
+    if !orders.is_empty() {
+        let mut rest = Vec::new();
+        for (slot, e) in std::mem::take(slots).into_iter().zip(ended.iter()) {
+            if orders.iter().any(|o| o.params.queue == e.queue) {
+                match permits.iter_mut().find(|(q, _)| *q == e.queue) {
+                    Some((_, p)) => p.push(slot),
+                    None => permits.push((e.queue.clone(), vec![slot])),
+                }
+            } else {
+                rest.push(slot);
+            }
+        }
+        *slots = rest;
+    }
+    for (e, changed) in ended.drain(..).zip(changed) {
+        if changed {
+            super::executor::tell(sh.events.as_ref(), &e);
+        }
+    }
+    // Written, fenced off or given up on: no longer this worker's to hold. A job whose
+    // completion was given up on is still `running` here, and the reconcile puts it
+    // back (at-least-once: it runs again).
+    sh.owned.remove_all(&written);
+    if let Some(ctx) = &ctx {
+        let mut claimed = claimed.map(Vec::into_iter);
+        for order in orders {
+            let jobs = claimed.as_mut().and_then(Iterator::next);
+            let mut handed = permits
+                .iter()
+                .position(|(q, _)| *q == order.params.queue)
+                .map(|i| permits.swap_remove(i).1)
+                .unwrap_or_default();
+            producer::fill_order(ctx, order, jobs, &mut handed, claimed_at).await;
+            slots.extend(handed);
+        }
+    }
+    for (_, p) in permits {
+        slots.extend(p);
+    }
+}
+
 /// Writes one batch, retrying while the database is unreachable: a completion that is never
 /// written leaves its job to be rescued and run again, which at-least-once allows but which
 /// costs a second run. A hard shutdown stops the retries: it must not wait out an outage.
 /// Answers, per fence, whether its completion was written (`false` when fenced off or given up).
-async fn write(store: &Store, fences: Vec<JobFence>, hard: &CancellationToken) -> Vec<bool> {
+/// With `claims`, the first try claims along (see `Store::job_complete_and_claim`), and the jobs it claimed
+/// come back (`None` when it failed: the retries complete only).
+async fn write(
+    store: &Store,
+    fences: Vec<JobFence>,
+    mut claims: Vec<JobClaimParams>,
+    hard: &CancellationToken,
+) -> (Vec<bool>, Option<Vec<Vec<JobRow>>>) {
     let mut delay = Duration::from_millis(50);
     for attempt in 1.. {
-        match store.job_complete_many(fences.clone()).await {
-            Ok(changed) => {
+        let result = if claims.is_empty() {
+            store
+                .job_complete_many(fences.clone())
+                .await
+                .map(|c| (c, None))
+        } else {
+            let claims = std::mem::take(&mut claims);
+            let r = store.job_complete_and_claim(fences.clone(), claims).await;
+            r.map(|(c, jobs)| (c, Some(jobs)))
+        };
+        match result {
+            Ok((changed, claimed)) => {
                 let stale = changed.iter().filter(|c| !**c).count();
                 if stale > 0 {
                     debug!(
@@ -165,7 +279,7 @@ async fn write(store: &Store, fences: Vec<JobFence>, hard: &CancellationToken) -
                         "completions fenced off: those jobs were rescued or cancelled meanwhile"
                     );
                 }
-                return changed;
+                return (changed, claimed);
             }
             // Only errors that may pass are worth retrying; a refusal is given up at once.
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
@@ -182,7 +296,7 @@ async fn write(store: &Store, fences: Vec<JobFence>, hard: &CancellationToken) -
             }
             Err(e) => {
                 warn!(error = %e, jobs = fences.len(), "giving up on recording completions; this worker's reconcile puts the jobs back to run again");
-                return vec![false; fences.len()];
+                return (vec![false; fences.len()], None);
             }
         }
     }

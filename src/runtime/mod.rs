@@ -199,6 +199,8 @@ pub(crate) struct Ctx {
     /// Held (shared) by claims until their jobs are in `owned`, and (exclusively) by the
     /// reconcile while it compares: so it never mistakes a job being claimed for a stray.
     pub claiming: tokio::sync::RwLock<()>,
+    /// Each producer's standing order for the completer, by queue (see [`producer::Feed`]).
+    feeds: std::sync::Mutex<std::collections::HashMap<String, Arc<producer::Feed>>>,
 }
 
 /// The jobs a worker holds, by (id, attempt): from its claim until their outcome is written,
@@ -400,7 +402,9 @@ impl Runtime {
             last_heartbeat: tokio::sync::watch::Sender::new(tokio::time::Instant::now()),
             owned,
             claiming: tokio::sync::RwLock::new(()),
+            feeds: Default::default(),
         });
+        ctx.completer.attach(&ctx);
 
         let services = TaskTracker::new();
         services.spawn(heartbeat_loop(ctx.clone(), stop_services.clone()));

@@ -40,6 +40,9 @@ pub const HOLD_FACTOR: usize = 2;
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
 /// The window over which the pace of finishing jobs is measured (see [`Pace`]).
 const PACE_WINDOW: Duration = Duration::from_secs(1);
+/// Longest a producer whose order was filled short holds back a wake-up that came meanwhile
+/// before claiming itself, unless another fill comes first (see `claim`).
+const RECHECK: Duration = Duration::from_millis(10);
 /// Jobs given back at once, concurrently.
 const GIVE_BACK_AT_ONCE: usize = 16;
 /// The error kept in the history of a job claimed ahead of a free slot and given back without
@@ -47,11 +50,168 @@ const GIVE_BACK_AT_ONCE: usize = 16;
 pub const GIVEN_BACK: &str = "claimed ahead of a free slot; given back unstarted";
 
 /// A job claimed ahead, waiting in the local queue for a slot.
-struct Claimed {
+pub(super) struct Claimed {
     row: JobRow,
     held: Slot,
     /// When the claim was sent (so its wait is never underestimated).
     claimed_at: Instant,
+}
+
+/// A producer's standing order for the completer (claiming along). While the producer waits
+/// for new jobs (its last claim came up short), the completer claims for it in the write of
+/// completions of its queue (see [`crate::store::Store::job_complete_and_claim`]): the jobs those completions
+/// made available (a workflow's next steps) are claimed at once, not after a wake-up and a
+/// claim of the producer's own. The completer claims within the producer's budgets, as the producer would: for
+/// its free slots and as far ahead as its pace allows, within the held budget, to which the
+/// completed jobs' held permits go back (they are handed on to the jobs claimed).
+pub(super) struct Feed {
+    q: Arc<Queue>,
+    kinds: Vec<String>,
+    order: std::sync::Mutex<Order>,
+    /// The local queue; `None` once the producer stopped claiming.
+    local: std::sync::Mutex<Option<mpsc::UnboundedSender<Claimed>>>,
+    /// Notified when the completer has filled (or dropped) a taken order.
+    filled: Notify,
+}
+
+/// Why a producer waiting for jobs woke.
+#[derive(Debug, Clone, Copy)]
+enum Woken {
+    /// A wake-up of its queue.
+    Notified,
+    /// The poll interval passed.
+    Poll,
+    /// Wake-ups held back after a short fill are due.
+    HoldOver,
+    /// The completer filled its order.
+    Filled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    None,
+    /// The producer waits for jobs; `ahead` is how far ahead of its free slots it may claim.
+    Posted {
+        ahead: usize,
+    },
+    /// The completer is claiming for it.
+    Taken,
+    /// The completer claimed; `full` when it took all it asked for (there may be more),
+    /// `took` when it took any.
+    Filled {
+        full: bool,
+        took: bool,
+    },
+}
+
+/// An order the completer took: it claims with `params` in its next write.
+pub(super) struct TakenOrder {
+    feed: Arc<Feed>,
+    pub params: JobClaimParams,
+}
+
+/// Takes the standing orders of the queues whose completions (`completions`, by queue) the
+/// completer is about to write, unless claiming has stopped or this worker's heartbeat is
+/// overdue. Each asks for what the producer would claim now, counting the held permits the
+/// completions give back.
+pub(super) fn take_orders(ctx: &Ctx, completions: &[(String, usize)]) -> Vec<TakenOrder> {
+    if ctx.stop_claiming.is_cancelled() || !ctx.heartbeat_fresh() {
+        return Vec::new();
+    }
+    let feeds = ctx.feeds.lock().unwrap_or_else(|p| p.into_inner());
+    let mut taken = Vec::new();
+    for (queue, completed) in completions {
+        let Some(feed) = feeds.get(queue) else {
+            continue;
+        };
+        let mut order = feed.order.lock().unwrap_or_else(|p| p.into_inner());
+        let Order::Posted { ahead } = *order else {
+            continue;
+        };
+        let q = &feed.q;
+        let limit = (q.slots.available_permits() + ahead)
+            .saturating_sub(q.waiting.load(Ordering::Acquire))
+            .min(q.held.available_permits() + completed)
+            .min(MAX_CLAIM);
+        if limit == 0 {
+            continue;
+        }
+        *order = Order::Taken;
+        taken.push(TakenOrder {
+            feed: feed.clone(),
+            params: JobClaimParams {
+                queue: q.name.clone(),
+                kinds: feed.kinds.clone(),
+                limit: limit as u32,
+                worker_id: ctx.identity.id.clone(),
+            },
+        });
+    }
+    taken
+}
+
+/// Hands the jobs claimed for a taken order to its producer's local queue (or gives them back
+/// when it stopped claiming meanwhile), with held permits: first those of the queue's written
+/// completions (`permits`, whose unused rest the completer gives back), then free ones. `None`
+/// when the claim was not made (its write failed): the producer then claims itself. The
+/// claimed jobs must already be in `owned` and counted as started.
+pub(super) async fn fill_order(
+    ctx: &Ctx,
+    order: TakenOrder,
+    claimed: Option<Vec<JobRow>>,
+    permits: &mut Vec<Slot>,
+    claimed_at: Instant,
+) {
+    let feed = &order.feed;
+    let q = &feed.q;
+    let (full, took) = match &claimed {
+        Some(jobs) => (jobs.len() as u32 >= order.params.limit, !jobs.is_empty()),
+        None => (true, false),
+    };
+    let mut jobs = Vec::new();
+    let mut spare = Vec::new();
+    for row in claimed.unwrap_or_default() {
+        let held = match permits.pop() {
+            Some(held) => Some(held),
+            None => q
+                .held
+                .clone()
+                .try_acquire_owned()
+                .ok()
+                .map(|p| Slot::new(p, q.changed.clone())),
+        };
+        match held {
+            Some(held) => jobs.push(Claimed {
+                row,
+                held,
+                claimed_at,
+            }),
+            // Cannot happen (the order asked for no more than were free, and only its taker
+            // takes them meanwhile); were it to, the job goes back unstarted.
+            None => spare.push(row),
+        }
+    }
+    q.waiting.fetch_add(jobs.len(), Ordering::AcqRel);
+    // Once the producer stopped claiming (no sender), the jobs are given back below.
+    if let Some(tx) = feed
+        .local
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        for job in jobs.drain(..) {
+            // The dispatcher receives until the sender is dropped (under this lock).
+            let _ = tx.send(job);
+        }
+    }
+    *feed.order.lock().unwrap_or_else(|p| p.into_inner()) = Order::Filled { full, took };
+    feed.filled.notify_one();
+    let mut back: Vec<(JobRow, Option<Slot>)> = spare.into_iter().map(|r| (r, None)).collect();
+    back.extend(jobs.into_iter().map(|j| (j.row, Some(j.held))));
+    if !back.is_empty() {
+        q.waiting.fetch_add(back.len(), Ordering::AcqRel);
+        give_back_rows(ctx, q, back).await;
+    }
 }
 
 /// What the producer and the dispatcher of one queue share.
@@ -109,13 +269,33 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, concurrency: usize) {
         finished: Arc::new(AtomicU64::new(0)),
     });
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::join!(claim(ctx.clone(), q.clone(), tx), dispatch(ctx, q, rx));
+    let feed = Arc::new(Feed {
+        q: q.clone(),
+        kinds: ctx.workers.kinds(),
+        order: std::sync::Mutex::new(Order::None),
+        local: std::sync::Mutex::new(Some(tx)),
+        filled: Notify::new(),
+    });
+    ctx.feeds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(q.name.clone(), feed.clone());
+    let claiming = async {
+        claim(ctx.clone(), q.clone(), feed.clone()).await;
+        ctx.feeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&q.name);
+        // Closes the local queue (an order filled from now on gives its jobs back).
+        feed.local.lock().unwrap_or_else(|p| p.into_inner()).take();
+    };
+    tokio::join!(claiming, dispatch(ctx.clone(), q.clone(), rx));
 }
 
-/// Claims into the local queue; returns once claiming stops (which closes the local queue).
-async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claimed>) {
+/// Claims into the local queue; returns once claiming stops.
+async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
     let wakeup = ctx.store.wakeup().subscribe(&q.name);
-    let kinds = ctx.workers.kinds();
+    let kinds = feed.kinds.clone();
     let mut failures = 0u32;
     let mut pace = Pace::new();
     // What the queue's last claim said of its limits: a rate-limited queue is claimed for
@@ -129,7 +309,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
         }
         // Claim for the free slots, and ahead of them as fast as jobs finish, within the held
         // budget.
-        let (want, hint) = loop {
+        let (want, hint, ahead) = loop {
             // A rate-limited queue claims only for free slots: a job claimed ahead would start
             // later than the claim its rate limit counted (two windows' starts could then fall
             // in one).
@@ -154,7 +334,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
                     in_slots: in_slots as u32,
                     limited,
                 };
-                break (want, hint);
+                break (want, hint, ahead);
             }
             tokio::select! {
                 _ = q.changed.notified() => {}
@@ -210,7 +390,8 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
         ctx.completer.started(claimed);
         q.waiting.fetch_add(claimed, Ordering::AcqRel);
         for row in jobs {
-            // Only this task takes held permits, and it claimed no more than were free.
+            // Only this task takes held permits while it claims (the completer takes some for
+            // an order it took, which this task waits for), and it claimed no more than were free.
             let held = q
                 .held
                 .clone()
@@ -221,8 +402,15 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
                 held: Slot::new(held, q.changed.clone()),
                 claimed_at,
             };
-            // The dispatcher receives until this sender is dropped.
-            let _ = local.send(job);
+            // The dispatcher receives until the sender is dropped, after this task returns.
+            if let Some(local) = feed
+                .local
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
+                let _ = local.send(job);
+            }
         }
         if claimed == want || (held_back && claimed > 0 && more_at_once) {
             // The queue may hold more: claim again as soon as there is room. (A claim held
@@ -230,10 +418,59 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
             continue;
         }
         if !held_back {
-            tokio::select! {
-                _ = wakeup.notified() => {}
-                _ = tokio::time::sleep(ctx.config.poll_interval) => {}
-                _ = ctx.stop_claiming.cancelled() => return,
+            // Nothing more is due. A queue without limits leaves the completer a standing
+            // order: jobs its completions make available are claimed in their write (see
+            // `Feed`). A queue with limits claims through them, here.
+            let post = !limited && !rate_limited;
+            let deadline = Instant::now() + ctx.config.poll_interval;
+            // After a short fill, wake-ups are held back for a moment (see below): until when,
+            // and whether one came meanwhile.
+            let mut hold: Option<Instant> = None;
+            let mut held = false;
+            loop {
+                if post {
+                    feed.post(ahead);
+                }
+                let woken = tokio::select! {
+                    _ = wakeup.notified() => Woken::Notified,
+                    _ = tokio::time::sleep_until(deadline) => Woken::Poll,
+                    _ = tokio::time::sleep_until(hold.unwrap_or(deadline)), if hold.is_some() => Woken::HoldOver,
+                    _ = feed.filled.notified(), if post => Woken::Filled,
+                    _ = ctx.stop_claiming.cancelled() => return,
+                };
+                // Withdraw the order, or wait for the completer to fill the one it took.
+                let order = loop {
+                    let order = feed.withdraw();
+                    if order != Order::Taken {
+                        break order;
+                    }
+                    tokio::select! {
+                        _ = feed.filled.notified() => {}
+                        _ = ctx.stop_claiming.cancelled() => return,
+                    }
+                };
+                match (order, woken) {
+                    // The completer took all it asked for: more may be due.
+                    (Order::Filled { full: true, .. }, _) | (_, Woken::Poll) => break,
+                    // A short fill that took jobs: its claim saw everything committed before
+                    // it, so also what earlier wake-ups announced. Its own commit wakes this
+                    // queue too (the write made jobs available), now or in a moment: claiming
+                    // for that would find nothing and delay the next write. So wake-ups wait
+                    // for the next fill or, for at most RECHECK, claim then.
+                    (Order::Filled { took: true, .. }, w) => {
+                        hold = Some(Instant::now() + RECHECK);
+                        held = matches!(w, Woken::Notified);
+                    }
+                    // A fill that took nothing covers the wake-ups before it.
+                    (Order::Filled { .. }, Woken::Filled) => held = false,
+                    (_, Woken::Notified) if hold.is_some() => held = true,
+                    (_, Woken::HoldOver) if held => break,
+                    (_, Woken::HoldOver) => hold = None,
+                    // The order was not taken: claim.
+                    (_, Woken::Notified) => break,
+                    // A stale notification.
+                    (_, Woken::Filled) => {}
+                }
             }
             continue;
         }
@@ -259,6 +496,23 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, local: mpsc::UnboundedSender<Claime
                 _ = ctx.stop_claiming.cancelled() => return,
             }
         }
+    }
+}
+
+impl Feed {
+    /// Leaves a standing order for the completer.
+    fn post(&self, ahead: usize) {
+        *self.order.lock().unwrap_or_else(|p| p.into_inner()) = Order::Posted { ahead };
+    }
+
+    /// Takes the order back: what it was (`Taken` stays as it is: the completer is claiming).
+    fn withdraw(&self) -> Order {
+        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        let was = *order;
+        if was != Order::Taken {
+            *order = Order::None;
+        }
+        was
     }
 }
 
@@ -334,19 +588,26 @@ async fn dispatch(ctx: Arc<Ctx>, q: Arc<Queue>, mut local: mpsc::UnboundedReceiv
 /// Gives jobs claimed ahead back unstarted: `available` again at once, no attempt used
 /// (fenced: one rescued meanwhile is left alone).
 async fn give_back(ctx: &Ctx, q: &Queue, jobs: Vec<Claimed>) {
+    let rows = jobs.into_iter().map(|j| (j.row, Some(j.held))).collect();
+    give_back_rows(ctx, q, rows).await
+}
+
+/// [`give_back`] of claimed rows counted in `waiting`, with their held permits where they have
+/// one (given back once the row is).
+async fn give_back_rows(ctx: &Ctx, q: &Queue, jobs: Vec<(JobRow, Option<Slot>)>) {
     q.waiting.fetch_sub(jobs.len(), Ordering::AcqRel);
     futures::stream::iter(jobs)
-        .for_each_concurrent(GIVE_BACK_AT_ONCE, |job| async move {
+        .for_each_concurrent(GIVE_BACK_AT_ONCE, |(row, held)| async move {
             ctx.completer.finished();
-            let fence = job.row.fence();
-            executor::write(ctx, &job.row, || {
+            let fence = row.fence();
+            executor::write(ctx, &row, || {
                 ctx.store.job_release(JobReleaseParams {
                     fence: fence.clone(),
                     reason: GIVEN_BACK.to_string(),
                 })
             })
             .await;
-            drop(job.held);
+            drop(held);
         })
         .await;
 }

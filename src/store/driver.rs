@@ -121,6 +121,18 @@ pub trait Driver: Send + Sync + 'static {
     /// called with no fences.
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>>;
 
+    /// [`Driver::job_complete_many`] and then the plain claim of each of `claims` (which takes
+    /// nothing from a paused queue or one with limits), in one call: jobs the completions made
+    /// available are claimed right after them, in the same transaction where the backend's
+    /// clock allows it (SQLite), else in the next statements on the same connection.
+    /// Returns the fences whose rows changed, in any order, and each claim's jobs, in the
+    /// order of `claims`. Never called with no fences, nor with a zero limit or no kinds.
+    async fn job_complete_claim(
+        &self,
+        fences: Vec<JobFence>,
+        claims: Vec<JobClaimParams>,
+    ) -> Result<(Vec<JobFence>, Vec<Vec<JobRow>>)>;
+
     /// Records a failed attempt (fenced): retryable after `retry_in`, or discarded when the
     /// attempts are used up or `discard` is set. The error joins the history. `None` when the
     /// fence matched no row.

@@ -392,6 +392,54 @@ impl Store {
         Ok(fences.iter().map(|f| completed.remove(f)).collect())
     }
 
+    /// [`Store::job_complete_many`] and then a claim of due jobs for each of `claims`, as
+    /// [`Store::job_claim`] takes them from a queue without limits (a paused queue, or one with
+    /// limits, gives nothing here): a job that waited for the completed ones is claimed right
+    /// after the write that made it available (in the same transaction on SQLite). Returns,
+    /// per fence, whether its row changed, and each claim's jobs (by priority, due time, id),
+    /// in the order of `claims`.
+    pub async fn job_complete_and_claim(
+        &self,
+        fences: Vec<JobFence>,
+        claims: Vec<JobClaimParams>,
+    ) -> Result<(Vec<bool>, Vec<Vec<JobRow>>)> {
+        let asked: Vec<bool> = claims
+            .iter()
+            .map(|c| c.limit > 0 && !c.kinds.is_empty())
+            .collect();
+        let claims: Vec<JobClaimParams> = claims
+            .into_iter()
+            .zip(&asked)
+            .filter_map(|(c, ask)| ask.then_some(c))
+            .collect();
+        if fences.is_empty() || claims.is_empty() {
+            let changed = self.job_complete_many(fences).await?;
+            return Ok((changed, asked.iter().map(|_| Vec::new()).collect()));
+        }
+        let (completed, claimed) = self
+            .op(
+                "job_complete_claim",
+                self.driver.job_complete_claim(fences.clone(), claims),
+            )
+            .await?;
+        let mut completed: HashSet<JobFence> = completed.into_iter().collect();
+        let changed = fences.iter().map(|f| completed.remove(f)).collect();
+        let mut claimed = claimed.into_iter();
+        let claimed = asked
+            .iter()
+            .map(|ask| {
+                let mut jobs = if *ask {
+                    claimed.next().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                jobs.sort_by_key(|j| (j.priority, j.scheduled_at, j.id));
+                jobs
+            })
+            .collect();
+        Ok((changed, claimed))
+    }
+
     /// Records a failed attempt (fenced): retryable after `retry_in`, or discarded when the
     /// attempts are used up or `discard` is set. The error joins the history, its trace cut to
     /// [`MAX_TRACE_BYTES`](super::MAX_TRACE_BYTES).

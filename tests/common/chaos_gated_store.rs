@@ -102,6 +102,20 @@ impl Driver for GatedStore {
         }
         self.inner.job_complete_many(fences).await
     }
+    async fn job_complete_claim(
+        &self,
+        fences: Vec<JobFence>,
+        claims: Vec<JobClaimParams>,
+    ) -> Result<(Vec<JobFence>, Vec<Vec<JobRow>>)> {
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|o| *o).await;
+        if self.completions_fail.load(Ordering::SeqCst) {
+            return Err(porter::Error::Conflict(
+                "completion refused (injected)".into(),
+            ));
+        }
+        self.inner.job_complete_claim(fences, claims).await
+    }
     async fn job_fail(&self, params: JobFailParams) -> Result<Option<JobRow>> {
         self.inner.job_fail(params).await
     }

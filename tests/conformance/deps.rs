@@ -384,3 +384,59 @@ backend_case! {
         assert_eq!(s.job_get(first.id).await.unwrap().unwrap().state, JobState::Available);
     }
 }
+
+backend_case! {
+    /// A completion that claims along (issue 14): the children it made available are claimed
+    /// right after it (in its transaction on SQLite), with due scheduled jobs; a paused queue and one with limits give
+    /// nothing; a fenced-off completion changes nothing and its claim still runs.
+    async fn a_completion_claims_the_jobs_it_made_available(db: TestDb) {
+        let s = &*db.store;
+        let parent = insert(s, job("noop")).await;
+        let child = insert(s, after("noop", &[parent.id])).await;
+        let in_queue = |kind: &str, queue: &str| {
+            job_with(kind, InsertOpts { queue: Some(queue.into()), ..Default::default() })
+        };
+        insert(s, in_queue("noop", "held")).await;
+        s.queue_pause("held").await.unwrap();
+        insert(s, in_queue("noop", "limited")).await;
+        s.queue_limit_set(QueueLimitParams {
+            queue: "limited".into(),
+            clear: false,
+            set: QueueLimits { concurrency: Some(5), ..Default::default() },
+        })
+        .await
+        .unwrap();
+        let ran = claim_one(s, "noop").await;
+        assert_eq!(ran.id, parent.id);
+        let stale = JobFence { attempt: ran.attempt + 1, ..ran.fence() };
+        let (changed, claimed) = s
+            .job_complete_and_claim(
+                vec![ran.fence(), stale.clone()],
+                vec![
+                    claim("default", &["noop"], 10, W),
+                    claim("held", &["noop"], 10, W),
+                    claim("limited", &["noop"], 10, W),
+                    claim("default", &["noop"], 0, W),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(changed, vec![true, false]);
+        let ids: Vec<Vec<i64>> = claimed.iter().map(|c| c.iter().map(|j| j.id).collect()).collect();
+        assert_eq!(ids, vec![vec![child.id], vec![], vec![], vec![]]);
+        let got = get(s, child.id).await;
+        assert_eq!((got.state, got.attempt), (JobState::Running, 1));
+        assert_eq!(got.attempted_by.as_deref(), Some(W));
+        assert_eq!(get(s, parent.id).await.state, JobState::Completed);
+
+        // Fenced off (already completed): nothing changes, and the claim still takes what is due.
+        insert(s, job("noop")).await;
+        let (changed, claimed) = s
+            .job_complete_and_claim(vec![ran.fence()], vec![claim("default", &["noop"], 10, W)])
+            .await
+            .unwrap();
+        assert_eq!(changed, vec![false]);
+        assert_eq!(claimed[0].len(), 1);
+        assert_eq!(claimed[0][0].attempt, 1);
+    }
+}

@@ -1098,6 +1098,33 @@ async fn claim_available(conn: &mut PgConnection, params: &JobClaimParams) -> Re
         .await?)
 }
 
+/// Completes jobs (fenced): one statement for the whole batch. Returns the fences that matched.
+async fn complete(conn: &mut PgConnection, fences: &[JobFence]) -> Result<Vec<JobFence>> {
+    let completed: Vec<(i64, i32, String)> = sqlx::query_as(sql!("job_complete"))
+        .bind(fences.iter().map(|f| f.id).collect::<Vec<_>>())
+        .bind(fences.iter().map(|f| f.attempt).collect::<Vec<_>>())
+        .bind(
+            fences
+                .iter()
+                .map(|f| f.worker_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(fences_from(completed))
+}
+
+/// Fences from rows of (id, attempt, worker).
+fn fences_from(rows: Vec<(i64, i32, String)>) -> Vec<JobFence> {
+    rows.into_iter()
+        .map(|(id, attempt, worker_id)| JobFence {
+            id,
+            attempt,
+            worker_id,
+        })
+        .collect()
+}
+
 #[async_trait::async_trait]
 impl Driver for PgStore {
     fn backend(&self) -> Backend {
@@ -1303,25 +1330,27 @@ impl Driver for PgStore {
     }
 
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
-        let completed: Vec<(i64, i32, String)> = sqlx::query_as(sql!("job_complete"))
-            .bind(fences.iter().map(|f| f.id).collect::<Vec<_>>())
-            .bind(fences.iter().map(|f| f.attempt).collect::<Vec<_>>())
-            .bind(
-                fences
-                    .iter()
-                    .map(|f| f.worker_id.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-        Ok(completed
-            .into_iter()
-            .map(|(id, attempt, worker_id)| JobFence {
-                id,
-                attempt,
-                worker_id,
-            })
-            .collect())
+        complete(&mut *self.conn().await?, &fences).await
+    }
+
+    async fn job_complete_claim(
+        &self,
+        fences: Vec<JobFence>,
+        claims: Vec<JobClaimParams>,
+    ) -> Result<(Vec<JobFence>, Vec<Vec<JobRow>>)> {
+        // Differs from SQLite: the claims follow the completion's commit, each statement in a
+        // transaction of its own, rather than share its transaction. A claim records its time
+        // as porter_now(), the start of its transaction: in the completion's, that start can
+        // come before another worker's commit of a parent that the completion's trigger waited
+        // for, and the child would read as claimed before that parent ended.
+        let mut conn = self.conn().await?;
+        let completed = complete(&mut conn, &fences).await?;
+        let mut claimed = Vec::with_capacity(claims.len());
+        for params in &claims {
+            promote_due(&mut conn, &params.queue).await?;
+            claimed.push(claim_available(&mut conn, params).await?);
+        }
+        Ok((completed, claimed))
     }
 
     async fn job_fail(&self, p: JobFailParams) -> Result<Option<JobRow>> {
@@ -1470,14 +1499,7 @@ impl Driver for PgStore {
             .bind(worker_id)
             .fetch_all(&mut *self.conn().await?)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, attempt, worker_id)| JobFence {
-                id,
-                attempt,
-                worker_id,
-            })
-            .collect())
+        Ok(fences_from(rows))
     }
 
     async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {

@@ -780,6 +780,47 @@ fn limits_from_row(r: &Row<'_>) -> rusqlite::Result<QueueLimits> {
     limits_at(r, 0)
 }
 
+/// Makes the queue's due scheduled and retryable jobs available, then claims up to the limit
+/// of its available jobs, unless the queue is paused or has limits (then nothing). `kinds` is
+/// `params.kinds` as a JSON array.
+fn claim_available(c: &Connection, params: &JobClaimParams, kinds: &str) -> Result<Vec<JobRow>> {
+    c.prepare_cached(sql!("job_promote_due"))?
+        .execute([&params.queue])?;
+    let mut stmt = c.prepare_cached(sql!("job_claim"))?;
+    let rows = stmt.query_map(
+        params![params.queue, params.worker_id, kinds, params.limit],
+        job_from_row,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Fences as the JSON array of `[id, attempt, worker]` that `job_complete.sql` reads.
+fn fences_json(fences: &[JobFence]) -> String {
+    serde_json::to_string(
+        &fences
+            .iter()
+            .map(|f| (f.id, f.attempt, &f.worker_id))
+            .collect::<Vec<_>>(),
+    )
+    .expect("fences serialize")
+}
+
+/// A fence from a row of (id, attempt, worker).
+fn fence_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobFence> {
+    Ok(JobFence {
+        id: r.get(0)?,
+        attempt: r.get(1)?,
+        worker_id: r.get(2)?,
+    })
+}
+
+/// Completes jobs (fenced), inside the write transaction. Returns the fences that matched.
+fn complete(c: &Connection, batch: String) -> Result<Vec<JobFence>> {
+    let mut stmt = c.prepare_cached(sql!("job_complete"))?;
+    let rows = stmt.query_map([batch], fence_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 /// A rate as its two columns: the limit and the period in milliseconds.
 fn rate_columns(rate: Option<Rate>) -> (Option<u32>, Option<i64>) {
     match rate {
@@ -1525,14 +1566,7 @@ impl Driver for SqliteStore {
         let kinds = serde_json::to_string(&params.kinds).expect("kinds serialize");
         self.writer
             .run(move |c| {
-                c.prepare_cached(sql!("job_promote_due"))
-                    .and_then(|mut s| s.execute([&params.queue]))?;
-                let mut stmt = c.prepare_cached(sql!("job_claim"))?;
-                let rows = stmt.query_map(
-                    params![params.queue, params.worker_id, kinds, params.limit],
-                    job_from_row,
-                )?;
-                let jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+                let jobs = claim_available(c, &params, &kinds)?;
                 if !jobs.is_empty() {
                     return Ok(JobClaimed {
                         jobs,
@@ -1556,24 +1590,25 @@ impl Driver for SqliteStore {
     }
 
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
-        let batch = serde_json::to_string(
-            &fences
-                .iter()
-                .map(|f| (f.id, f.attempt, &f.worker_id))
-                .collect::<Vec<_>>(),
-        )
-        .expect("fences serialize");
+        let batch = fences_json(&fences);
+        self.writer.run(move |c| complete(c, batch)).await
+    }
+
+    async fn job_complete_claim(
+        &self,
+        fences: Vec<JobFence>,
+        claims: Vec<JobClaimParams>,
+    ) -> Result<(Vec<JobFence>, Vec<Vec<JobRow>>)> {
+        let batch = fences_json(&fences);
         self.writer
             .run(move |c| {
-                let mut stmt = c.prepare_cached(sql!("job_complete"))?;
-                let rows = stmt.query_map([batch], |r| {
-                    Ok(JobFence {
-                        id: r.get(0)?,
-                        attempt: r.get(1)?,
-                        worker_id: r.get(2)?,
-                    })
-                })?;
-                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                let completed = complete(c, batch)?;
+                let mut claimed = Vec::with_capacity(claims.len());
+                for params in &claims {
+                    let kinds = serde_json::to_string(&params.kinds).expect("kinds serialize");
+                    claimed.push(claim_available(c, params, &kinds)?);
+                }
+                Ok((completed, claimed))
             })
             .await
     }
@@ -1741,13 +1776,7 @@ impl Driver for SqliteStore {
         let worker_id = worker_id.to_string();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(sql!("job_cancel_requests"))?;
-            let rows = stmt.query_map([worker_id], |r| {
-                Ok(JobFence {
-                    id: r.get(0)?,
-                    attempt: r.get(1)?,
-                    worker_id: r.get(2)?,
-                })
-            })?;
+            let rows = stmt.query_map([worker_id], fence_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
