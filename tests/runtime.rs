@@ -1226,3 +1226,59 @@ backend_case! {
         assert!(along >= 5, "{along} of 29 completions claimed along");
     }
 }
+
+backend_case! {
+    /// A completion write that claims along and stalls (a slow database, an exhausted pool)
+    /// keeps the reconcile waiting for at most an eighth of the lease: heartbeats go on being
+    /// recorded and other queues go on claiming. (Found by review: the write held the
+    /// reconcile off for as long as it took, retries included, and with it, the lock favouring
+    /// a waiting writer, every producer.)
+    async fn a_stalled_claim_along_blocks_neither_heartbeats_nor_other_queues(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        let client = Client::new(db.store.clone());
+        let mut workers = Workers::new();
+        crate::common::add_queue_workers(&mut workers);
+        let mut cfg = config(&[("default", 3), ("other", 3)]);
+        cfg.lease = Duration::from_millis(1500);
+        cfg.maintenance = false;
+        let runtime = Runtime::new(gated.store(), workers, cfg);
+        let me = runtime.identity().id.clone();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(runtime.run(shutdown.clone()));
+        // The default queue's producer claims one job (short) and waits with an order posted;
+        // the job's completion takes the order, and its write (gated) stalls.
+        gated.close();
+        let slow = client.insert(&porter::jobs::Sleep { ms: 300 }, None).await.unwrap().job.id;
+        wait_state(&db.store, slow, JobState::Running).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let beat = |store: Arc<Store>, me: String| async move {
+            store.worker_list().await.unwrap().into_iter().find(|w| w.id == me).unwrap().heartbeat_at
+        };
+        let before = beat(db.store.clone(), me.clone()).await;
+        let opts = InsertOpts { queue: Some("other".into()), ..Default::default() };
+        let other = client.insert(&porter::jobs::Sleep { ms: 10 }, Some(opts)).await.unwrap().job.id;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let after = beat(db.store.clone(), me.clone()).await;
+        let other_state = db.store.job_get(other).await.unwrap().unwrap().state;
+        gated.open();
+        wait_state(&db.store, slow, JobState::Completed).await;
+        shutdown.soft.cancel();
+        task.await.unwrap().unwrap();
+        assert!(after > before, "a heartbeat recorded in 3 s (lease 1.5 s): {before} -> {after}");
+        assert_ne!(other_state, JobState::Available, "the other queue claimed in 3 s");
+    }
+}
+
+#[tokio::test]
+async fn a_runtime_refuses_a_queue_given_twice() {
+    let db = crate::common::sqlite().await;
+    let cfg = config(&[("default", 2), ("mail", 1), ("default", 3)]);
+    let err = Runtime::new(db.store.clone(), behave_workers(), cfg)
+        .run(Shutdown::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("queue default is listed twice"),
+        "{err}"
+    );
+}

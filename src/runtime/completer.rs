@@ -23,7 +23,7 @@ use super::Ctx;
 use crate::error::Error;
 use crate::events::{AttemptEnded, JobEvents};
 use crate::job::JobRow;
-use crate::store::{JobClaimParams, JobFence, Store};
+use crate::store::{JobFence, JobReleaseParams, Store};
 
 /// Most completions written in one batch.
 const MAX_BATCH: usize = 1000;
@@ -187,22 +187,13 @@ async fn write_batch(
         Some(ctx) => producer::take_orders(ctx, &by_queue),
         None => Vec::new(),
     };
-    // Claims hold the reconcile off until their jobs are in `owned` (see `reconcile`).
-    let claiming = match (&ctx, orders.is_empty()) {
-        (Some(ctx), false) => Some(ctx.claiming.read().await),
-        _ => None,
-    };
     let claimed_at = tokio::time::Instant::now();
     let fences = std::mem::take(batch);
     let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
-    let claims = orders.iter().map(|o| o.params.clone()).collect();
-    let (changed, claimed) = write(&sh.store, fences, claims, &sh.hard).await;
-    if let Some(claimed) = &claimed {
-        let jobs = claimed.iter().flatten();
-        sh.owned.insert_all(jobs.clone().map(|j| (j.id, j.attempt)));
-        sh.running.fetch_add(jobs.count(), Ordering::AcqRel);
-    }
-    drop(claiming);
+    let (changed, claimed) = match &ctx {
+        Some(ctx) if !orders.is_empty() => claim_along(sh, ctx, fences, &orders).await,
+        _ => (write(&sh.store, fences, &sh.hard).await, None),
+    };
     // The held permits of each queue's completions, to hand on to the jobs claimed for it.
     let mut permits: Vec<(String, Vec<Slot>)> = Vec::new();
     if !orders.is_empty() {
@@ -246,32 +237,74 @@ async fn write_batch(
     }
 }
 
+/// A batch's write that also claims for `orders`: one try, holding the reconcile off
+/// (`claiming`) until the claimed jobs are in `owned`, but for at most an eighth of the lease.
+/// A write that takes longer (a stalled database, an exhausted pool) must not keep the
+/// heartbeat loop's reconcile waiting, and behind it (the lock favours a waiting writer) every
+/// producer: past that, the lock is let go, and the jobs the write claims are given back
+/// unstarted (the reconcile may have put them back already). A failed try leaves the retries
+/// ([`write`]) to complete only. Returns what [`write`] returns and the claimed jobs, per
+/// order (`None`: not claimed, the producers claim themselves).
+async fn claim_along(
+    sh: &Shared,
+    ctx: &Ctx,
+    fences: Vec<JobFence>,
+    orders: &[producer::TakenOrder],
+) -> (Vec<bool>, Option<Vec<Vec<JobRow>>>) {
+    let claims = orders.iter().map(|o| o.params.clone()).collect();
+    let claiming = ctx.claiming.read().await;
+    let first = sh.store.job_complete_and_claim(fences.clone(), claims);
+    tokio::pin!(first);
+    let (result, claiming) = match tokio::time::timeout(ctx.config.lease / 8, &mut first).await {
+        Ok(result) => (result, Some(claiming)),
+        Err(_) => {
+            drop(claiming);
+            (first.await, None)
+        }
+    };
+    match (result, claiming) {
+        (Ok((changed, claimed)), Some(_claiming)) => {
+            let jobs = claimed.iter().flatten();
+            sh.owned.insert_all(jobs.clone().map(|j| (j.id, j.attempt)));
+            sh.running.fetch_add(jobs.count(), Ordering::AcqRel);
+            (changed, Some(claimed))
+        }
+        (Ok((changed, claimed)), None) => {
+            let late: Vec<JobRow> = claimed.into_iter().flatten().collect();
+            if !late.is_empty() {
+                warn!(
+                    jobs = late.len(),
+                    "a completion write that claimed along took too long to keep the reconcile waiting; giving the jobs it claimed back"
+                );
+            }
+            for row in late {
+                // Fenced: one the reconcile put back meanwhile is left alone.
+                let _ = sh
+                    .store
+                    .job_release(JobReleaseParams {
+                        fence: row.fence(),
+                        reason: producer::GIVEN_BACK.to_string(),
+                    })
+                    .await;
+            }
+            (changed, None)
+        }
+        (Err(e), _) => {
+            debug!(error = %e, "a completion write that claimed along failed; completing only");
+            (write(&sh.store, fences, &sh.hard).await, None)
+        }
+    }
+}
+
 /// Writes one batch, retrying while the database is unreachable: a completion that is never
 /// written leaves its job to be rescued and run again, which at-least-once allows but which
 /// costs a second run. A hard shutdown stops the retries: it must not wait out an outage.
 /// Answers, per fence, whether its completion was written (`false` when fenced off or given up).
-/// With `claims`, the first try claims along (see `Store::job_complete_and_claim`), and the jobs it claimed
-/// come back (`None` when it failed: the retries complete only).
-async fn write(
-    store: &Store,
-    fences: Vec<JobFence>,
-    mut claims: Vec<JobClaimParams>,
-    hard: &CancellationToken,
-) -> (Vec<bool>, Option<Vec<Vec<JobRow>>>) {
+async fn write(store: &Store, fences: Vec<JobFence>, hard: &CancellationToken) -> Vec<bool> {
     let mut delay = Duration::from_millis(50);
     for attempt in 1.. {
-        let result = if claims.is_empty() {
-            store
-                .job_complete_many(fences.clone())
-                .await
-                .map(|c| (c, None))
-        } else {
-            let claims = std::mem::take(&mut claims);
-            let r = store.job_complete_and_claim(fences.clone(), claims).await;
-            r.map(|(c, jobs)| (c, Some(jobs)))
-        };
-        match result {
-            Ok((changed, claimed)) => {
+        match store.job_complete_many(fences.clone()).await {
+            Ok(changed) => {
                 let stale = changed.iter().filter(|c| !**c).count();
                 if stale > 0 {
                     debug!(
@@ -279,7 +312,7 @@ async fn write(
                         "completions fenced off: those jobs were rescued or cancelled meanwhile"
                     );
                 }
-                return (changed, claimed);
+                return changed;
             }
             // Only errors that may pass are worth retrying; a refusal is given up at once.
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
@@ -296,7 +329,7 @@ async fn write(
             }
             Err(e) => {
                 warn!(error = %e, jobs = fences.len(), "giving up on recording completions; this worker's reconcile puts the jobs back to run again");
-                return (vec![false; fences.len()], None);
+                return vec![false; fences.len()];
             }
         }
     }

@@ -353,8 +353,14 @@ impl Runtime {
             errors,
             events,
         } = self;
-        for (queue, _) in &config.queues {
+        for (i, (queue, _)) in config.queues.iter().enumerate() {
             crate::job::validate_name("queue", queue)?;
+            if config.queues[..i].iter().any(|(q, _)| q == queue) {
+                return Err(Error::invalid(
+                    "queues",
+                    format!("queue {queue} is listed twice"),
+                ));
+            }
         }
         // Registered with its own lease and stuck limits: every rescuer judges this worker and
         // its jobs by these, whatever its own settings (issue 11.2).

@@ -206,10 +206,11 @@ pub(super) async fn fill_order(
     }
     *feed.order.lock().unwrap_or_else(|p| p.into_inner()) = Order::Filled { full, took };
     feed.filled.notify_one();
+    // Those not sent are in `waiting` already; the spare ones join them.
+    q.waiting.fetch_add(spare.len(), Ordering::AcqRel);
     let mut back: Vec<(JobRow, Option<Slot>)> = spare.into_iter().map(|r| (r, None)).collect();
     back.extend(jobs.into_iter().map(|j| (j.row, Some(j.held))));
     if !back.is_empty() {
-        q.waiting.fetch_add(back.len(), Ordering::AcqRel);
         give_back_rows(ctx, q, back).await;
     }
 }
@@ -276,6 +277,8 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, concurrency: usize) {
         local: std::sync::Mutex::new(Some(tx)),
         filled: Notify::new(),
     });
+    // One producer per queue name (`Runtime::run` refuses a name given twice): the completed
+    // jobs' held permits go back to the semaphore they came from.
     ctx.feeds
         .lock()
         .unwrap_or_else(|p| p.into_inner())

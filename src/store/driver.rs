@@ -126,7 +126,8 @@ pub trait Driver: Send + Sync + 'static {
     /// available are claimed right after them, in the same transaction where the backend's
     /// clock allows it (SQLite), else in the next statements on the same connection.
     /// Returns the fences whose rows changed, in any order, and each claim's jobs, in the
-    /// order of `claims`. Never called with no fences, nor with a zero limit or no kinds.
+    /// order of `claims`. Once the completions are committed, a claim that fails takes nothing
+    /// (an empty list) rather than failing the call. Never called with no fences, nor with a zero limit or no kinds.
     async fn job_complete_claim(
         &self,
         fences: Vec<JobFence>,

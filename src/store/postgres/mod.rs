@@ -1345,11 +1345,24 @@ impl Driver for PgStore {
         // for, and the child would read as claimed before that parent ended.
         let mut conn = self.conn().await?;
         let completed = complete(&mut conn, &fences).await?;
+        // The completions are committed: a claim that fails now must not report them as not
+        // written (a retry would find them fenced off). Its queue gets no jobs here; jobs of a
+        // claim whose answer was lost are put back by the worker's reconcile.
         let mut claimed = Vec::with_capacity(claims.len());
         for params in &claims {
-            promote_due(&mut conn, &params.queue).await?;
-            claimed.push(claim_available(&mut conn, params).await?);
+            let jobs = match promote_due(&mut conn, &params.queue).await {
+                Ok(()) => claim_available(&mut conn, params).await,
+                Err(e) => Err(e),
+            };
+            match jobs {
+                Ok(jobs) => claimed.push(jobs),
+                Err(e) => {
+                    tracing::warn!(error = %e, queue = params.queue, "claiming along after completions failed; the producers claim themselves");
+                    break;
+                }
+            }
         }
+        claimed.resize_with(claims.len(), Vec::new);
         Ok((completed, claimed))
     }
 
