@@ -22,8 +22,7 @@ use super::slot::Slot;
 use super::Ctx;
 use crate::error::Error;
 use crate::events::{AttemptEnded, JobEvents};
-use crate::job::JobRow;
-use crate::store::{JobFence, JobReleaseParams, Store};
+use crate::store::{JobFence, Store};
 
 /// Most completions written in one batch.
 const MAX_BATCH: usize = 1000;
@@ -190,9 +189,9 @@ async fn write_batch(
     let claimed_at = tokio::time::Instant::now();
     let fences = std::mem::take(batch);
     let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
-    let (changed, claimed) = match &ctx {
+    let (changed, claims) = match &ctx {
         Some(ctx) if !orders.is_empty() => claim_along(sh, ctx, fences, &orders).await,
-        _ => (write(&sh.store, fences, &sh.hard).await, None),
+        _ => (write(&sh.store, fences, &sh.hard).await, Vec::new()),
     };
     // The held permits of each queue's completions, to hand on to the jobs claimed for it.
     let mut permits: Vec<(String, Vec<Slot>)> = Vec::new();
@@ -220,15 +219,13 @@ async fn write_batch(
     // back (at-least-once: it runs again).
     sh.owned.remove_all(&written);
     if let Some(ctx) = &ctx {
-        let mut claimed = claimed.map(Vec::into_iter);
-        for order in orders {
-            let jobs = claimed.as_mut().and_then(Iterator::next);
+        for (order, claim) in orders.into_iter().zip(claims) {
             let mut handed = permits
                 .iter()
                 .position(|(q, _)| *q == order.params.queue)
                 .map(|i| permits.swap_remove(i).1)
                 .unwrap_or_default();
-            producer::fill_order(ctx, order, jobs, &mut handed, claimed_at).await;
+            producer::fill_order(ctx, order, claim, &mut handed, claimed_at).await;
             slots.extend(handed);
         }
     }
@@ -242,15 +239,15 @@ async fn write_batch(
 /// A write that takes longer (a stalled database, an exhausted pool) must not keep the
 /// heartbeat loop's reconcile waiting, and behind it (the lock favours a waiting writer) every
 /// producer: past that, the lock is let go, and the jobs the write claims are given back
-/// unstarted (the reconcile may have put them back already). A failed try leaves the retries
-/// ([`write`]) to complete only. Returns what [`write`] returns and the claimed jobs, per
-/// order (`None`: not claimed, the producers claim themselves).
+/// unstarted (the reconcile may have put them back already: their release is then fenced
+/// off). A failed try leaves the retries ([`write`]) to complete only. Returns what [`write`]
+/// returns and, per order, what became of its claim.
 async fn claim_along(
     sh: &Shared,
     ctx: &Ctx,
     fences: Vec<JobFence>,
     orders: &[producer::TakenOrder],
-) -> (Vec<bool>, Option<Vec<Vec<JobRow>>>) {
+) -> (Vec<bool>, Vec<producer::Claim>) {
     let claims = orders.iter().map(|o| o.params.clone()).collect();
     let claiming = ctx.claiming.read().await;
     let first = sh.store.job_complete_and_claim(fences.clone(), claims);
@@ -262,38 +259,42 @@ async fn claim_along(
             (first.await, None)
         }
     };
-    match (result, claiming) {
-        (Ok((changed, claimed)), Some(_claiming)) => {
-            let jobs = claimed.iter().flatten();
-            sh.owned.insert_all(jobs.clone().map(|j| (j.id, j.attempt)));
-            sh.running.fetch_add(jobs.count(), Ordering::AcqRel);
-            (changed, Some(claimed))
-        }
-        (Ok((changed, claimed)), None) => {
-            let late: Vec<JobRow> = claimed.into_iter().flatten().collect();
-            if !late.is_empty() {
-                warn!(
-                    jobs = late.len(),
-                    "a completion write that claimed along took too long to keep the reconcile waiting; giving the jobs it claimed back"
-                );
-            }
-            for row in late {
-                // Fenced: one the reconcile put back meanwhile is left alone.
-                let _ = sh
-                    .store
-                    .job_release(JobReleaseParams {
-                        fence: row.fence(),
-                        reason: producer::GIVEN_BACK.to_string(),
-                    })
-                    .await;
-            }
-            (changed, None)
-        }
-        (Err(e), _) => {
+    let (changed, claimed) = match result {
+        Ok(written) => written,
+        Err(e) => {
+            drop(claiming);
             debug!(error = %e, "a completion write that claimed along failed; completing only");
-            (write(&sh.store, fences, &sh.hard).await, None)
+            let changed = write(&sh.store, fences, &sh.hard).await;
+            return (
+                changed,
+                orders.iter().map(|_| producer::Claim::NotMade).collect(),
+            );
         }
+    };
+    // Known from here on as this worker's, whether they start or go back.
+    let late = claiming.is_none();
+    let jobs = claimed.iter().flatten();
+    let n = jobs.clone().count();
+    sh.owned.insert_all(jobs.map(|j| (j.id, j.attempt)));
+    sh.running.fetch_add(n, Ordering::AcqRel);
+    drop(claiming);
+    if late && n > 0 {
+        warn!(
+            jobs = n,
+            "a completion write that claimed along took too long to keep the reconcile waiting; giving the jobs it claimed back"
+        );
     }
+    let claims = claimed
+        .into_iter()
+        .map(|jobs| {
+            if late {
+                producer::Claim::Late(jobs)
+            } else {
+                producer::Claim::Jobs(jobs)
+            }
+        })
+        .collect();
+    (changed, claims)
 }
 
 /// Writes one batch, retrying while the database is unreachable: a completion that is never

@@ -104,6 +104,17 @@ enum Order {
     },
 }
 
+/// What became of the claim of a taken order.
+pub(super) enum Claim {
+    /// Not made (its write failed): the producer claims itself.
+    NotMade,
+    /// These jobs, to start.
+    Jobs(Vec<JobRow>),
+    /// These jobs, claimed by a write too slow to keep the reconcile waiting (see the
+    /// completer): given back unstarted.
+    Late(Vec<JobRow>),
+}
+
 /// An order the completer took: it claims with `params` in its next write.
 pub(super) struct TakenOrder {
     feed: Arc<Feed>,
@@ -151,26 +162,31 @@ pub(super) fn take_orders(ctx: &Ctx, completions: &[(String, usize)]) -> Vec<Tak
 }
 
 /// Hands the jobs claimed for a taken order to its producer's local queue (or gives them back
-/// when it stopped claiming meanwhile), with held permits: first those of the queue's written
-/// completions (`permits`, whose unused rest the completer gives back), then free ones. `None`
-/// when the claim was not made (its write failed): the producer then claims itself. The
-/// claimed jobs must already be in `owned` and counted as started.
+/// when it stopped claiming meanwhile, or when they came late), with held permits: first those
+/// of the queue's written completions (`permits`, whose unused rest the completer gives back),
+/// then free ones. The claimed jobs must already be in `owned` and counted as started.
 pub(super) async fn fill_order(
     ctx: &Ctx,
     order: TakenOrder,
-    claimed: Option<Vec<JobRow>>,
+    claim: Claim,
     permits: &mut Vec<Slot>,
     claimed_at: Instant,
 ) {
     let feed = &order.feed;
     let q = &feed.q;
-    let (full, took) = match &claimed {
-        Some(jobs) => (jobs.len() as u32 >= order.params.limit, !jobs.is_empty()),
-        None => (true, false),
+    // A claim not made, or made late, leaves the producer to claim itself.
+    let (full, took, to_start, mut spare) = match claim {
+        Claim::Jobs(jobs) => (
+            jobs.len() as u32 >= order.params.limit,
+            !jobs.is_empty(),
+            jobs,
+            Vec::new(),
+        ),
+        Claim::NotMade => (true, false, Vec::new(), Vec::new()),
+        Claim::Late(jobs) => (true, false, Vec::new(), jobs),
     };
     let mut jobs = Vec::new();
-    let mut spare = Vec::new();
-    for row in claimed.unwrap_or_default() {
+    for row in to_start {
         let held = match permits.pop() {
             Some(held) => Some(held),
             None => q
