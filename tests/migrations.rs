@@ -714,3 +714,145 @@ backend_case! {
         assert_eq!(state(5).await, JobState::Available);
     }
 }
+
+/// A time `secs` from now (negative: ago) as SQL on the backend of `raw`, in the format each
+/// stores times in.
+fn sql_time(raw: &Raw, secs: i64) -> String {
+    match raw {
+        Raw::Sqlite(_) => format!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '{secs:+} seconds')"),
+        Raw::Postgres(_) => format!("now() + interval '{secs} seconds'"),
+    }
+}
+
+backend_case! {
+    /// Every migration since porter 0.1 (0005-0021: outputs, limits, waits, workflows,
+    /// batches, the dependency triggers and their hot-path form) upgrades a database full of
+    /// that version's jobs in place: each keeps its meaning (state, attempts, history, unique
+    /// key, queue pause, periodic slot, the application's rows) and runs to the end it would
+    /// have reached before.
+    async fn a_porter_0_1_database_full_of_jobs_migrates_and_each_job_runs_to_its_end(db: TestDb) {
+        let url = fresh_url(&db, "porter-0.1-full").await;
+        porter_0_1_database(&url).await;
+        let raw = Raw::connect(&url).await;
+        if let Raw::Postgres(_) = &raw {
+            AppMigrations::new(20240101000000).run(&url, true).await.unwrap();
+        }
+        let (hour_ago, minute_ago, day_on) =
+            (sql_time(&raw, -3600), sql_time(&raw, -60), sql_time(&raw, 86_400));
+        let old_error = r#"[{"attempt":1,"at":"2026-01-01T00:00:00.000Z","error":"smtp is down"}]"#;
+        // One job per state porter 0.1 knew, in the ids 1 to 9 in this order.
+        raw.exec(&format!(
+            "INSERT INTO porter_jobs (kind, queue, args, state, attempt, max_attempts, errors,
+                                      scheduled_at, attempted_at, finalized_at, attempted_by, unique_key)
+             VALUES
+             ('noop', 'default', '{{\"n\":1}}', 'available', 0, 25, '[]', {minute_ago}, NULL, NULL, NULL, 'u-available'),
+             ('noop', 'default', '{{\"n\":2}}', 'scheduled', 0, 25, '[]', {day_on}, NULL, NULL, NULL, 'u-future'),
+             ('noop', 'default', '{{\"n\":3}}', 'scheduled', 0, 25, '[]', {minute_ago}, NULL, NULL, NULL, NULL),
+             ('noop', 'default', '{{\"n\":4}}', 'retryable', 1, 25, '{old_error}', {minute_ago}, {hour_ago}, NULL, 'gone', NULL),
+             ('noop', 'default', '{{\"n\":5}}', 'running', 1, 25, '[]', {hour_ago}, {hour_ago}, NULL, 'gone', NULL),
+             ('noop', 'default', '{{\"n\":6}}', 'completed', 1, 25, '[]', {hour_ago}, {hour_ago}, {hour_ago}, 'gone', 'u-done'),
+             ('noop', 'default', '{{\"n\":7}}', 'cancelled', 0, 25, '[]', {hour_ago}, NULL, {hour_ago}, NULL, NULL),
+             ('noop', 'default', '{{\"n\":8}}', 'discarded', 3, 3, '{old_error}', {hour_ago}, {hour_ago}, {hour_ago}, 'gone', NULL),
+             ('noop', 'held', '{{\"n\":9}}', 'available', 0, 25, '[]', {minute_ago}, NULL, NULL, NULL, NULL);
+             INSERT INTO porter_queues (name, paused_at) VALUES ('held', {hour_ago});
+             INSERT INTO porter_periodic (name, last_slot) VALUES ('hourly', 1764547200000);
+             INSERT INTO tablos (id, name) VALUES ('6f1c5f44-2f7b-4c3e-9d55-8a0b8e1c1a01', 'kept');"
+        ))
+        .await;
+
+        let store = porter::store::open(&url).await.expect("porter migrates it");
+        let client = porter::Client::new(store.clone());
+        let before = client.list(Default::default()).await.unwrap();
+        assert_eq!(before.len(), 9);
+        let job = |id: i64| before.iter().find(|j| j.id == id).unwrap().clone();
+        let expected_states = [
+            JobState::Available,
+            JobState::Scheduled,
+            JobState::Scheduled,
+            JobState::Retryable,
+            JobState::Running,
+            JobState::Completed,
+            JobState::Cancelled,
+            JobState::Discarded,
+            JobState::Available,
+        ];
+        for (id, state) in (1..).zip(expected_states) {
+            let j = job(id);
+            assert_eq!((j.state, j.args["n"].as_i64()), (state, Some(id)), "{j:?}");
+        }
+        assert_eq!(job(4).errors.len(), 1);
+        assert_eq!(job(4).errors[0].error, "smtp is down");
+        assert_eq!((job(8).attempt, job(8).max_attempts, job(8).errors.len()), (3, 3, 1));
+        assert_eq!(job(1).unique_key.as_deref(), Some("u-available"));
+
+        // Unique keys: an unfinished job's key still holds, a finished one's is free.
+        let held = client
+            .insert(&Noop {}, Some(porter::InsertOpts { unique_key: Some("u-future".into()), ..Default::default() }))
+            .await
+            .unwrap();
+        assert!(!held.inserted && held.job.id == 2, "{held:?}");
+        let freed = client
+            .insert(&Noop {}, Some(porter::InsertOpts { unique_key: Some("u-done".into()), ..Default::default() }))
+            .await
+            .unwrap();
+        assert!(freed.inserted, "{freed:?}");
+        // The periodic slot is taken; the next one is not.
+        let periodic = |slot: i64| porter::store::PeriodicEnqueueParams {
+            name: "hourly".into(),
+            slot,
+            job: porter::store::JobInsertParams::new("noop", serde_json::json!({}), Default::default()).unwrap(),
+        };
+        assert!(store.periodic_enqueue(periodic(1764547200000)).await.unwrap().is_none());
+        let next = store.periodic_enqueue(periodic(1764550800000)).await.unwrap();
+        let new_periodic = next.expect("the next slot inserts its job").job.id;
+        // The queue stays paused; the job of the lost worker is rescued.
+        let queues = store.queue_list().await.unwrap();
+        assert!(queues.iter().any(|q| q.name == "held" && q.paused_at.is_some()), "{queues:?}");
+        let rescued = store
+            .job_rescue(porter::store::JobRescueParams {
+                lease: std::time::Duration::from_secs(15),
+                stuck_after: Vec::new(),
+                limit: 100,
+            })
+            .await
+            .unwrap();
+        assert_eq!(rescued.retried, 1, "{rescued:?}");
+
+        let workers = || {
+            let mut w = Workers::new();
+            w.add(NoopWorker).unwrap();
+            w
+        };
+        let ran = porter::testing::run_available(&store, workers(), "default").await.unwrap();
+        let ran: Vec<(i64, JobState, i32)> = ran.iter().map(|o| (o.id, o.state, o.attempt)).collect();
+        let new_unique = freed.job.id;
+        assert_eq!(
+            ran,
+            vec![
+                (1, JobState::Completed, 1),
+                (3, JobState::Completed, 1),
+                (4, JobState::Completed, 2),
+                (5, JobState::Completed, 2),
+                (new_unique, JobState::Completed, 1),
+                (new_periodic, JobState::Completed, 1),
+            ]
+        );
+        let after = client.get(4).await.unwrap().unwrap();
+        assert_eq!(after.errors.len(), 1, "the retried job keeps its history: {after:?}");
+        let after = client.get(5).await.unwrap().unwrap();
+        assert_eq!(after.errors.last().map(|e| e.error.as_str()), Some("worker lost"));
+        for id in [2, 6, 7, 8] {
+            let (was, now) = (job(id), client.get(id).await.unwrap().unwrap());
+            assert_eq!(
+                (was.state, was.attempt, was.finalized_at, was.errors.len()),
+                (now.state, now.attempt, now.finalized_at, now.errors.len()),
+                "job {id} is as it was"
+            );
+        }
+        assert_eq!(client.get(9).await.unwrap().unwrap().state, JobState::Available);
+        store.queue_resume("held").await.unwrap();
+        let ran = porter::testing::run_available(&store, workers(), "held").await.unwrap();
+        assert_eq!(ran.iter().map(|o| (o.id, o.state)).collect::<Vec<_>>(), vec![(9, JobState::Completed)]);
+        assert_eq!(raw.texts("SELECT name FROM tablos").await, vec!["kept".to_string()]);
+    }
+}

@@ -139,6 +139,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "job_waits_counted_in_place",
             "0020_job_waits_counted_in_place.sql"
         ),
+        migration!(
+            21,
+            "triggers_skip_plain_jobs",
+            "0021_triggers_skip_plain_jobs.sql"
+        ),
     ],
 };
 

@@ -1,0 +1,4 @@
+-- Nothing changes on PostgreSQL (migrations-sqlite/0021_triggers_skip_plain_jobs.sql reorders
+-- the WHEN of SQLite's row triggers on `state` so that a job no other job waits on leaves them
+-- after one column read). PostgreSQL's dependency trigger runs once per statement, not per row.
+-- The version exists so that both backends record the same versions.
