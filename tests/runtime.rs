@@ -1269,6 +1269,38 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// A slow reconcile does not hold the heartbeats back. It ran after each heartbeat in the
+    /// heartbeat's own loop, so the next heartbeat came that much later: a lookup slower than
+    /// a sixth of the lease (with a transaction held open elsewhere on Postgres, the lookup
+    /// read every job the worker had run) left the worker's heartbeat overdue, so it stopped
+    /// claiming and other workers' rescuers took its running jobs as lost.
+    async fn a_slow_reconcile_does_not_hold_the_heartbeats_back(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        gated.slow_listings(Duration::from_secs(3));
+        let mut cfg = config(&[("default", 2)]);
+        cfg.lease = Duration::from_millis(1500);
+        cfg.maintenance = false;
+        let rt = start(gated.store(), behave_workers(), cfg);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The oldest the worker's recorded heartbeat gets over 4 s, looked at every 100 ms.
+        let mut oldest = chrono::Duration::zero();
+        for _ in 0..40 {
+            let now = db.store.now().await.unwrap();
+            if let Some(w) = db.store.worker_list().await.unwrap().first() {
+                oldest = oldest.max(now - w.heartbeat_at);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        gated.slow_listings(Duration::ZERO);
+        rt.stop().await;
+        assert!(
+            oldest < chrono::Duration::milliseconds(1500),
+            "the heartbeat got {oldest} old (lease 1.5 s, a heartbeat due every 0.5 s)"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_runtime_refuses_a_queue_given_twice() {
     let db = crate::common::sqlite().await;

@@ -9,6 +9,7 @@ mod executor;
 mod producer;
 mod slot;
 
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -199,6 +200,8 @@ pub(crate) struct Ctx {
     /// Held (shared) by claims until their jobs are in `owned`, and (exclusively) by the
     /// reconcile while it compares: so it never mistakes a job being claimed for a stray.
     pub claiming: tokio::sync::RwLock<()>,
+    /// The database's time as the last reconcile that went through began to look.
+    reconciled: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Each producer's standing order for the completer, by queue (see [`producer::Feed`]).
     feeds: std::sync::Mutex<std::collections::HashMap<String, Arc<producer::Feed>>>,
 }
@@ -238,10 +241,24 @@ const RECONCILED: &str = "running under this worker, which was not running it; p
 /// 11.10): jobs `running` under its id that it does not hold (a claim whose reply was lost,
 /// an outcome it gave up recording) are put back (fenced, no attempt used), instead of
 /// waiting for stuck rescue. Returns how many it put back.
+///
+/// It looks only at jobs claimed since two leases before the last reconcile that went
+/// through: a stray claimed earlier was running under this worker then, and was found. So the
+/// lookup reads a bounded range of the index however many jobs the worker ran, also while a
+/// transaction held open elsewhere keeps their entries in it (Postgres): walking them all
+/// made each heartbeat late and the worker stop claiming.
 async fn reconcile(ctx: &Ctx) -> Result<usize> {
+    let margin =
+        chrono::Duration::from_std(ctx.config.lease * 2).unwrap_or(chrono::Duration::days(1));
+    let since = ctx
+        .reconciled
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .map_or(DateTime::<Utc>::UNIX_EPOCH, |at| at - margin);
+    let now = ctx.store.now().await?;
     let strays: Vec<_> = {
         let _no_claims = ctx.claiming.write().await;
-        let listed = ctx.store.job_list_running(&ctx.identity.id).await?;
+        let listed = ctx.store.job_list_running(&ctx.identity.id, since).await?;
         listed
             .into_iter()
             .filter(|f| !ctx.owned.contains(f.id, f.attempt))
@@ -267,6 +284,7 @@ async fn reconcile(ctx: &Ctx) -> Result<usize> {
             Err(e) => return Err(e),
         }
     }
+    *ctx.reconciled.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
     Ok(put_back)
 }
 
@@ -408,12 +426,23 @@ impl Runtime {
             last_heartbeat: tokio::sync::watch::Sender::new(tokio::time::Instant::now()),
             owned,
             claiming: tokio::sync::RwLock::new(()),
+            reconciled: std::sync::Mutex::new(None),
             feeds: Default::default(),
         });
         ctx.completer.attach(&ctx);
 
         let services = TaskTracker::new();
-        services.spawn(heartbeat_loop(ctx.clone(), stop_services.clone()));
+        let reconcile_due = Arc::new(tokio::sync::Notify::new());
+        services.spawn(heartbeat_loop(
+            ctx.clone(),
+            reconcile_due.clone(),
+            stop_services.clone(),
+        ));
+        services.spawn(reconcile_loop(
+            ctx.clone(),
+            reconcile_due,
+            stop_services.clone(),
+        ));
         services.spawn(canceller::watch(ctx.clone(), stop_services.clone()));
         if config.maintenance {
             spawn_maintenance(
@@ -525,7 +554,11 @@ pub const HEARTBEAT_RETRY: Duration = Duration::from_secs(1);
 /// ([`Ctx::may_claim`]). The stores give heartbeats a lane of their own (a separate
 /// connection on PostgreSQL, the front of the writer's queue on SQLite), so they never wait
 /// behind job work.
-async fn heartbeat_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
+async fn heartbeat_loop(
+    ctx: Arc<Ctx>,
+    reconcile_due: Arc<tokio::sync::Notify>,
+    stop: CancellationToken,
+) {
     let every = ctx.config.lease / 3;
     let retry = HEARTBEAT_RETRY.min(every);
     let mut failing = false;
@@ -552,7 +585,22 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, stop: CancellationToken) {
             }
         }
         // With each heartbeat: put back what the database says this worker runs but it does
-        // not (issue 11.9, 11.10).
+        // not (issue 11.9, 11.10), in a task of its own.
+        reconcile_due.notify_one();
+    }
+}
+
+/// Reconciles after each recorded heartbeat, one at a time (a heartbeat during a reconcile
+/// asks for one more after it). Apart from the heartbeats: a reconcile that takes long (a
+/// slow database; before its lookup was bounded, a transaction held open elsewhere) used to
+/// push the next heartbeat back by as long, until the worker's own heartbeat was overdue, it
+/// stopped claiming, and other workers' rescuers took its jobs as lost.
+async fn reconcile_loop(ctx: Arc<Ctx>, due: Arc<tokio::sync::Notify>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = due.notified() => {}
+        }
         if let Err(e) = reconcile(&ctx).await {
             warn!(error = %e, "could not reconcile the jobs running under this worker; trying again with the next heartbeat");
         }

@@ -154,8 +154,12 @@ pub trait Driver: Send + Sync + 'static {
     async fn job_deps(&self, id: i64) -> Result<JobDeps>;
 
     /// The jobs the database says a worker runs (state `running`, `attempted_by` = the
-    /// worker), as fences.
-    async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>>;
+    /// worker) that it claimed at `since` or later (`attempted_at`), as fences.
+    async fn job_list_running(
+        &self,
+        worker_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<JobFence>>;
 
     /// Gives a running job back (fenced): `available` again at once, and the attempt does not
     /// count toward `max_attempts` (which grows by one). The reason joins the error history.

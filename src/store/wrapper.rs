@@ -462,10 +462,20 @@ impl Store {
     }
 
     /// The jobs the database says a worker runs (state `running`, `attempted_by` = the
-    /// worker), as fences: the worker reconciles them with the jobs it really runs.
-    pub async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
-        self.op("job_list_running", self.driver.job_list_running(worker_id))
-            .await
+    /// worker) that it claimed at `since` or later, as fences: the worker reconciles them with
+    /// the jobs it really runs. The bound lets the lookup skip the index entries of the jobs the
+    /// worker ran before, which a transaction held open elsewhere keeps in the index on
+    /// Postgres (see the README's sustained load).
+    pub async fn job_list_running(
+        &self,
+        worker_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<JobFence>> {
+        self.op(
+            "job_list_running",
+            self.driver.job_list_running(worker_id, since),
+        )
+        .await
     }
 
     /// Gives a running job back (fenced): it is `available` again at once (its queue's

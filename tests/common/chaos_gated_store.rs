@@ -1,10 +1,10 @@
 //! A real driver whose completions can be held back: `job_complete_many` waits while the gate
-//! is closed; everything else passes through. A slow or unreachable database cannot be made to
+//! is closed; the reconcile's lookup can be slowed down; everything else passes through. A slow or unreachable database cannot be made to
 //! slow down only completions from outside. Heartbeats and completions can also be made to
 //! fail, as a database that refuses them would.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +17,8 @@ pub struct GatedStore {
     open: tokio::sync::watch::Sender<bool>,
     heartbeats_fail: AtomicBool,
     completions_fail: AtomicBool,
+    /// Milliseconds each `job_list_running` (the reconcile's lookup) takes at least.
+    slow_listings: AtomicU64,
 }
 
 impl GatedStore {
@@ -27,6 +29,7 @@ impl GatedStore {
             open: tokio::sync::watch::channel(true).0,
             heartbeats_fail: AtomicBool::new(false),
             completions_fail: AtomicBool::new(false),
+            slow_listings: AtomicU64::new(0),
         })
     }
 
@@ -48,6 +51,12 @@ impl GatedStore {
     /// Worker heartbeats (registrations) fail while `fail` holds.
     pub fn fail_heartbeats(&self, fail: bool) {
         self.heartbeats_fail.store(fail, Ordering::SeqCst);
+    }
+
+    /// The reconcile's lookup of a worker's running jobs takes `delay` from now on.
+    pub fn slow_listings(&self, delay: std::time::Duration) {
+        self.slow_listings
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Completions are refused (a conflict, which is not retried) while `fail` holds.
@@ -173,8 +182,14 @@ impl Driver for GatedStore {
     async fn workflow_cancel(&self, id: i64) -> Result<Option<Vec<JobChange>>> {
         self.inner.workflow_cancel(id).await
     }
-    async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
-        self.inner.job_list_running(worker_id).await
+    async fn job_list_running(
+        &self,
+        worker_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<JobFence>> {
+        let delay = self.slow_listings.load(Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        self.inner.job_list_running(worker_id, since).await
     }
     async fn job_release(&self, params: JobReleaseParams) -> Result<Option<JobRow>> {
         self.inner.job_release(params).await

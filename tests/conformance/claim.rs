@@ -237,3 +237,68 @@ backend_case! {
         );
     }
 }
+
+/// Claims one job of `kind` at a time, `rounds` times, a little more than a second apart (the
+/// Postgres claim cursor's lag, see src/store/postgres/cursor.rs), each after inserting one
+/// with `opts`: the claims a cursor forms from.
+async fn claims_spaced_out(s: &Store, opts: InsertOpts, rounds: usize) {
+    for _ in 0..rounds {
+        s.job_insert_many(vec![job_with("noop", opts.clone())])
+            .await
+            .unwrap();
+        let got = s
+            .job_claim(claim("default", &["noop"], 1, W))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+    }
+}
+
+backend_case! {
+    async fn a_job_due_before_the_jobs_claimed_so_far_is_still_claimed(db: TestDb) {
+        // On Postgres such a job sorts before the queue's claim cursor, which the claims walk
+        // from: the next full claim, due at least every second, finds it. (SQLite's claims
+        // all walk from the queue's start.)
+        let s = &*db.store;
+        claims_spaced_out(s, InsertOpts::default(), 3).await;
+        let early = InsertOpts {
+            scheduled_at: Some(Utc::now() - chrono::Duration::hours(1)),
+            ..Default::default()
+        };
+        let early = s.job_insert_many(vec![job_with("noop", early)]).await.unwrap()[0]
+            .job
+            .id;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut taken = Vec::new();
+        while !taken.contains(&early) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {early}, due an hour ago, was not claimed in 10 s: {taken:?}"
+            );
+            s.job_insert_many(vec![job("noop")]).await.unwrap();
+            let got = s.job_claim(claim("default", &["noop"], 1, W)).await.unwrap();
+            taken.extend(got.iter().map(|j| j.id));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+backend_case! {
+    async fn a_higher_priority_job_inserted_after_claims_is_claimed_first(db: TestDb) {
+        // A claim cursor never passes over a priority that sorts first: after claims of
+        // priority 2, the next claim takes a job of priority 1 inserted meanwhile at once.
+        let s = &*db.store;
+        let at = |priority: i16| InsertOpts {
+            priority: Some(priority),
+            ..Default::default()
+        };
+        claims_spaced_out(s, at(2), 3).await;
+        s.job_insert_many(vec![job_with("noop", at(2))]).await.unwrap();
+        let first = s.job_insert_many(vec![job_with("noop", at(1))]).await.unwrap()[0]
+            .job
+            .id;
+        let got = s.job_claim(claim("default", &["noop"], 1, W)).await.unwrap();
+        assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![first]);
+    }
+}

@@ -102,3 +102,30 @@ backend_case! {
         );
     }
 }
+
+backend_case! {
+    async fn the_jobs_a_worker_runs_are_listed_from_a_claim_time_on(db: TestDb) {
+        // What the worker's reconcile reads: its running jobs claimed at or after a time,
+        // so that the lookup skips the jobs it ran before.
+        let s = &*db.store;
+        s.job_insert_many(vec![job("noop"), job("noop"), job("noop")]).await.unwrap();
+        let first = s.job_claim(claim("default", &["noop"], 1, "w1")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let between = s.now().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = s.job_claim(claim("default", &["noop"], 1, "w1")).await.unwrap();
+        let other = s.job_claim(claim("default", &["noop"], 1, "w2")).await.unwrap();
+        let ids = |fences: Vec<porter::job::JobFence>| {
+            let mut ids: Vec<i64> = fences.iter().map(|f| f.id).collect();
+            ids.sort();
+            ids
+        };
+        let all = s.job_list_running("w1", chrono::DateTime::UNIX_EPOCH).await.unwrap();
+        assert_eq!(ids(all), vec![first[0].id, second[0].id]);
+        let since = s.job_list_running("w1", between).await.unwrap();
+        assert_eq!(ids(since), vec![second[0].id]);
+        let at_its_claim = s.job_list_running("w1", second[0].attempted_at.unwrap()).await;
+        assert_eq!(ids(at_its_claim.unwrap()), vec![second[0].id], "from its claim time on");
+        assert_eq!(ids(s.job_list_running("w2", between).await.unwrap()), vec![other[0].id]);
+    }
+}

@@ -100,6 +100,10 @@ impl Probe {
             .bind("explain")
             .bind(vec!["noop".to_string()])
             .bind(100i64)
+            // A full claim: from the queue's start (see cursor.rs).
+            .bind(0i16)
+            .bind(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH)
+            .bind(0i64)
             .fetch_all(&mut self.conn)
             .await?;
         Ok(lines.join("\n") + "\n")

@@ -36,7 +36,7 @@ pub mod copy;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
@@ -77,6 +77,7 @@ macro_rules! sql {
 }
 
 mod batch;
+mod cursor;
 mod group;
 mod workflow;
 pub use batch::batch_insert_tx;
@@ -93,6 +94,8 @@ pub struct PgStore {
     wakeup: Arc<Wakeup>,
     /// Group commit for small inserts (see [`group`]).
     inserter: group::Inserter,
+    /// Where each queue's plain claim starts (see [`cursor`]).
+    cursors: cursor::Cursors,
     /// Stops the LISTEN task when the store goes.
     _listener: DropGuard,
 }
@@ -229,6 +232,7 @@ impl PgStore {
         tokio::spawn(listen(listener, wakeup.clone(), stop.clone()));
         Ok(PgStore {
             inserter: group::Inserter::start(pool.clone()),
+            cursors: cursor::Cursors::default(),
             pool,
             heartbeats,
             wakeup,
@@ -1077,22 +1081,29 @@ async fn insert_rounds(
 }
 
 /// Makes a queue's due scheduled and retryable jobs available.
-async fn promote_due(conn: &mut PgConnection, queue: &str) -> Result<()> {
-    sqlx::query(sql!("job_promote_due"))
+async fn promote_due(conn: &mut PgConnection, queue: &str) -> Result<u64> {
+    Ok(sqlx::query(sql!("job_promote_due"))
         .bind(queue)
         .execute(&mut *conn)
-        .await?;
-    Ok(())
+        .await?
+        .rows_affected())
 }
 
-/// Claims up to the limit of a queue's available due jobs, unless the queue is paused or has
-/// limits (then nothing).
-async fn claim_available(conn: &mut PgConnection, params: &JobClaimParams) -> Result<Vec<JobRow>> {
+/// Claims up to the limit of a queue's available due jobs that sort after `from`, unless the
+/// queue is paused or has limits (then nothing).
+async fn claim_available(
+    conn: &mut PgConnection,
+    params: &JobClaimParams,
+    from: cursor::Position,
+) -> Result<Vec<JobRow>> {
     Ok(sqlx::query(sql!("job_claim"))
         .bind(&params.queue)
         .bind(&params.worker_id)
         .bind(&params.kinds)
         .bind(i64::from(params.limit))
+        .bind(from.priority)
+        .bind(from.scheduled_at)
+        .bind(from.id)
         .try_map(job_from_row)
         .fetch_all(&mut *conn)
         .await?)
@@ -1123,6 +1134,31 @@ fn fences_from(rows: Vec<(i64, i32, String)>) -> Vec<JobFence> {
             worker_id,
         })
         .collect()
+}
+
+/// The plain claim and the promotion before it, which keep the queue's claim cursor.
+impl PgStore {
+    /// Promotes the queue's due jobs: those promoted may sort before its claim cursor.
+    async fn promote(&self, conn: &mut PgConnection, queue: &str) -> Result<()> {
+        if promote_due(conn, queue).await? > 0 {
+            self.cursors.rewind(queue);
+        }
+        Ok(())
+    }
+
+    /// The plain claim (`job_claim.sql`), from where the queue's cursor says.
+    async fn claim_plain(
+        &self,
+        conn: &mut PgConnection,
+        params: &JobClaimParams,
+    ) -> Result<Vec<JobRow>> {
+        let walk = self.cursors.walk(&params.queue, Instant::now());
+        let jobs = claim_available(conn, params, walk.from).await?;
+        let newest = jobs.iter().map(cursor::Position::of).max();
+        self.cursors
+            .taken(&params.queue, walk, newest, Instant::now());
+        Ok(jobs)
+    }
 }
 
 #[async_trait::async_trait]
@@ -1241,8 +1277,8 @@ impl Driver for PgStore {
         // cost two more round trips.
         if !ahead.limited {
             let mut conn = self.conn().await?;
-            promote_due(&mut conn, &params.queue).await?;
-            let jobs = claim_available(&mut conn, &params).await?;
+            self.promote(&mut conn, &params.queue).await?;
+            let jobs = self.claim_plain(&mut conn, &params).await?;
             if !jobs.is_empty() {
                 return Ok(JobClaimed {
                     jobs,
@@ -1263,7 +1299,7 @@ impl Driver for PgStore {
         }
         let mut tx = self.begin().await?;
         if ahead.limited {
-            promote_due(&mut tx, &params.queue).await?;
+            self.promote(&mut tx, &params.queue).await?;
         }
         // Read again under the lock: the limits as they are while this claim holds the queue.
         let Some(limits) = sqlx::query(sql!("job_claim_limits"))
@@ -1274,7 +1310,7 @@ impl Driver for PgStore {
         else {
             // No limits (any more), or paused: the plain claim, which takes nothing from a
             // paused queue.
-            let jobs = claim_available(&mut tx, &params).await?;
+            let jobs = self.claim_plain(&mut tx, &params).await?;
             tx.commit().await?;
             return Ok(JobClaimed {
                 jobs,
@@ -1350,8 +1386,8 @@ impl Driver for PgStore {
         // claim whose answer was lost are put back by the worker's reconcile.
         let mut claimed = Vec::with_capacity(claims.len());
         for params in &claims {
-            let jobs = match promote_due(&mut conn, &params.queue).await {
-                Ok(()) => claim_available(&mut conn, params).await,
+            let jobs = match self.promote(&mut conn, &params.queue).await {
+                Ok(()) => self.claim_plain(&mut conn, params).await,
                 Err(e) => Err(e),
             };
             match jobs {
@@ -1439,9 +1475,14 @@ impl Driver for PgStore {
         Ok(deps)
     }
 
-    async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
+    async fn job_list_running(
+        &self,
+        worker_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<JobFence>> {
         let rows: Vec<(i64, i32)> = sqlx::query_as(sql!("job_list_running"))
             .bind(worker_id)
+            .bind(since)
             .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows

@@ -580,3 +580,115 @@ async fn retention_keeps_a_parent_whose_child_commits_while_it_waits() {
     let mut conn = store.pool().acquire().await.unwrap();
     assert_eq!(edge_count(&mut conn).await, 1);
 }
+
+/// Index entries `index` returned to scans so far, with the driver's one work connection's
+/// reads flushed (a store whose pool holds 2: the other is the LISTEN task's).
+async fn work_index_reads(store: &PgStore, index: &str) -> i64 {
+    let mut conn = store.pool().acquire().await.unwrap();
+    index_tuples_read(&mut conn, index).await
+}
+
+/// Claims `limit` jobs of `queue` through the driver and completes them; returns how many.
+async fn claim_and_complete(store: &PgStore, queue: &str, limit: u32) -> usize {
+    let params = JobClaimParams {
+        queue: queue.into(),
+        kinds: vec!["noop".into()],
+        limit,
+        worker_id: "w".into(),
+    };
+    let jobs = store
+        .job_claim(params, ClaimAhead::default())
+        .await
+        .unwrap()
+        .jobs;
+    let fences: Vec<JobFence> = jobs.iter().map(JobRow::fence).collect();
+    assert_eq!(
+        store.job_complete_many(fences).await.unwrap().len(),
+        jobs.len()
+    );
+    jobs.len()
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn claims_and_the_reconcile_skip_the_dead_entries_a_held_snapshot_keeps() {
+    // Issue 14's sustained load: while a transaction elsewhere holds a snapshot, the index
+    // entries of claimed jobs cannot be marked dead, and a claim walking the queue from its
+    // start read every job claimed since (throughput fell to zero within minutes). The claim
+    // starts at the queue's cursor instead (cursor.rs). Counted in index entries read, from
+    // the server's statistics of the driver's one work connection (a pool of 2: the other is
+    // the LISTEN task's).
+    let url = fresh_url().await;
+    let options = OpenOptions {
+        pool_size: Some(2),
+        ..Default::default()
+    };
+    let store = PgStore::open_with(&url, &options).await.unwrap();
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    sqlx::query("SELECT count(*) FROM porter_jobs")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let insert = |n: usize| (0..n).map(|_| job("noop", InsertOpts::default())).collect();
+    store.job_insert_many(insert(3_000)).await.unwrap();
+    // The cursor trails the newest job taken by a LAG: one claim, then the rest after it.
+    assert_eq!(claim_and_complete(&store, "default", 100).await, 100);
+    tokio::time::sleep(cursor::LAG + Duration::from_millis(100)).await;
+    let mut drained = 100;
+    while drained < 3_000 {
+        drained += claim_and_complete(&store, "default", 100).await;
+    }
+    store.job_insert_many(insert(100)).await.unwrap();
+    tokio::time::sleep(cursor::LAG + Duration::from_millis(100)).await;
+    assert_eq!(claim_and_complete(&store, "default", 50).await, 50);
+
+    let before = work_index_reads(&store, "porter_jobs_fetch").await;
+    assert_eq!(claim_and_complete(&store, "default", 50).await, 50);
+    let read = work_index_reads(&store, "porter_jobs_fetch").await - before;
+    // What a claim from the queue's start reads now: every entry the snapshot keeps.
+    let mut probe = PgConnection::connect(&url).await.unwrap();
+    let before = index_tuples_read(&mut probe, "porter_jobs_fetch").await;
+    sqlx::query(
+        "SELECT count(*) FROM (SELECT id FROM porter_jobs WHERE state = 'available' AND queue = 'default'
+         ORDER BY priority, scheduled_at, id LIMIT 50) t",
+    )
+    .execute(&mut probe)
+    .await
+    .unwrap();
+    let full = index_tuples_read(&mut probe, "porter_jobs_fetch").await - before;
+    assert!(
+        full >= 3_000,
+        "the held snapshot keeps the entries: {full} read from the start"
+    );
+    assert!(
+        read < 500,
+        "the claim read {read} index entries; a walk from the queue's start reads {full}"
+    );
+    // The reconcile's lookup of the jobs the worker runs, from a recent claim time on (see
+    // runtime::reconcile): a range of porter_jobs_running, not every job "w" ran.
+    let store = &store;
+    let lookup = |since: DateTime<Utc>| async move {
+        let before = work_index_reads(store, "porter_jobs_running").await;
+        assert!(store.job_list_running("w", since).await.unwrap().is_empty());
+        work_index_reads(store, "porter_jobs_running").await - before
+    };
+    let listed = lookup(Utc::now() - chrono::Duration::milliseconds(500)).await;
+    let all = lookup(DateTime::<Utc>::UNIX_EPOCH).await;
+    assert!(
+        all >= 3_000,
+        "the held snapshot keeps the entries: {all} read from the start"
+    );
+    assert!(
+        listed < 500,
+        "the reconcile's lookup read {listed} index entries of {all}"
+    );
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+}

@@ -1722,11 +1722,15 @@ impl Driver for SqliteStore {
         .await
     }
 
-    async fn job_list_running(&self, worker_id: &str) -> Result<Vec<JobFence>> {
+    async fn job_list_running(
+        &self,
+        worker_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<JobFence>> {
         let worker = worker_id.to_string();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(sql!("job_list_running"))?;
-            let rows = stmt.query_map([&worker], |r| {
+            let rows = stmt.query_map(params![&worker, fmt_time(since)], |r| {
                 Ok(JobFence {
                     id: r.get(0)?,
                     attempt: r.get(1)?,

@@ -4,6 +4,10 @@
 WITH picked AS (
     SELECT id FROM porter_jobs
     WHERE state = 'available' AND queue = $1 AND scheduled_at <= porter_now()
+      -- The walk starts after the queue's claim cursor ($5-$7, see cursor.rs; priority 0 for
+      -- a full claim), not at the queue's start: the entries of jobs claimed before it stay in
+      -- the index while any snapshot may still see them.
+      AND (priority, scheduled_at, id) > ($5::smallint, $6::timestamptz, $7::bigint)
       AND kind = ANY($3::text[])
       -- A queue with limits is claimed by job_claim_limited.sql instead (this one then takes
       -- nothing, and the driver looks at the limits): one condition on a row read anyway.
