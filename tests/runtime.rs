@@ -693,31 +693,41 @@ backend_case! {
     }
 }
 
+/// Runs `job` on a worker (lease 1.5 s, no maintenance) whose completions are refused, until
+/// the reconcile put the job back (an entry in its history); completions work again after.
+async fn unrecorded_completion_put_back<A: porter::JobArgs>(
+    db: &crate::common::TestDb,
+    job: &A,
+) -> (i64, Running) {
+    let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+    let mut workers = Workers::new();
+    crate::common::add_queue_workers(&mut workers);
+    let mut cfg = config(&[("default", 5)]);
+    cfg.lease = Duration::from_millis(1500);
+    cfg.maintenance = false;
+    gated.fail_completions(true);
+    let rt = start(gated.store(), workers, cfg);
+    let id = Client::new(db.store.clone())
+        .insert(job, None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    eventually("the unrecorded completion is put back", || async {
+        let row = db.store.job_get(id).await.unwrap().unwrap();
+        !row.errors.is_empty()
+    })
+    .await;
+    gated.fail_completions(false);
+    (id, rt)
+}
+
 backend_case! {
     /// Issue 11.10: a completion the worker could not record (refused, or given up on after
     /// retries, as on a full disk) does not leave its job `running` under a live worker: the
     /// reconcile puts it back, and it runs again (at-least-once) once writes work.
     async fn reconcile_puts_back_a_completion_that_was_not_recorded(db: TestDb) {
-        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-        let mut workers = Workers::new();
-        crate::common::add_queue_workers(&mut workers);
-        let mut cfg = config(&[("default", 5)]);
-        cfg.lease = Duration::from_millis(1500);
-        gated.fail_completions(true);
-        let rt = start(gated.store(), workers, cfg);
-        let client = Client::new(db.store.clone());
-        let id = client
-            .insert(&porter::jobs::Noop {}, None)
-            .await
-            .unwrap()
-            .job
-            .id;
-        eventually("the unrecorded completion is put back", || async {
-            let row = db.store.job_get(id).await.unwrap().unwrap();
-            !row.errors.is_empty()
-        })
-        .await;
-        gated.fail_completions(false);
+        let (id, rt) = unrecorded_completion_put_back(&db, &porter::jobs::Noop {}).await;
         let row = wait_state(&db.store, id, JobState::Completed).await;
         assert!(row.attempt >= 2, "ran again: {row:?}");
         rt.stop().await;
@@ -725,6 +735,19 @@ backend_case! {
             db.store.job_counts().await.unwrap().total[&JobState::Running],
             0
         );
+    }
+}
+
+backend_case! {
+    /// The same for a job claimed long before its completion was given up on: the reconcile
+    /// had come to look only at jobs claimed since two leases before the last one (review of
+    /// 94c0e17), so a job that ran longer than that stayed `running` under the live worker
+    /// until stuck rescue, which uses up an attempt. A completion not written now makes the
+    /// next reconcile look at all of the worker's running jobs.
+    async fn reconcile_puts_back_a_long_job_whose_completion_was_not_recorded(db: TestDb) {
+        // Runs 4 s: past two leases (3 s) since reconciles that went through.
+        let (_, rt) = unrecorded_completion_put_back(&db, &porter::jobs::Sleep { ms: 4_000 }).await;
+        rt.stop().await;
     }
 }
 

@@ -20,13 +20,16 @@ pub const STUCK_MARGIN: Duration = Duration::from_secs(30);
 /// long before the next (see [`next_pass_in`]).
 pub const PASS_COST_SHARE: u32 = 20;
 
-/// How long to wait for the next pass after one that took `took`: the interval, or longer
-/// when passes are slow. A pass reads every running job's entry in `porter_jobs_running`; on
-/// Postgres, while a transaction held open elsewhere keeps the entries of finished jobs there
-/// too, that is every job run since, and passes every interval took the database's time
-/// from the jobs (measured: 1,500 jobs/s for ten minutes left a million such entries).
-pub fn next_pass_in(interval: Duration, took: Duration) -> Duration {
-    interval.max(took.saturating_mul(PASS_COST_SHARE))
+/// How long to wait for the next pass after one that went through in `took`: the interval,
+/// or longer when passes are slow, up to `most` (the lease: a lost worker's jobs are then
+/// rescued within two leases). A pass reads every running job's entry in
+/// `porter_jobs_running`; on Postgres, while a transaction held open elsewhere keeps the
+/// entries of finished jobs there too, that is every job run since, and passes every interval
+/// took the database's time from the jobs (measured: 1,500 jobs/s for ten minutes left a
+/// million such entries). A pass that failed is followed after the interval, as before: its
+/// time says nothing about the cost of a pass.
+pub fn next_pass_in(interval: Duration, took: Duration, most: Duration) -> Duration {
+    interval.max(took.saturating_mul(PASS_COST_SHARE).min(most))
 }
 
 /// Rescuer settings.
@@ -113,7 +116,10 @@ impl Rescuer {
             }
             let started = std::time::Instant::now();
             let pass = self.run_once().await;
-            wait = next_pass_in(self.config.interval, started.elapsed());
+            wait = match &pass {
+                Ok(_) => next_pass_in(self.config.interval, started.elapsed(), self.config.lease),
+                Err(_) => self.config.interval,
+            };
             match pass {
                 Ok(c) if c.retried + c.discarded + c.cancelled > 0 => {
                     info!(
@@ -135,13 +141,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slow_passes_come_less_often() {
-        let interval = Duration::from_secs(3);
-        assert_eq!(next_pass_in(interval, Duration::from_millis(10)), interval);
-        assert_eq!(next_pass_in(interval, Duration::from_millis(150)), interval);
+    fn slow_passes_come_less_often_but_within_the_lease() {
+        let (interval, lease) = (Duration::from_secs(3), Duration::from_secs(15));
+        let next = |took_ms| next_pass_in(interval, Duration::from_millis(took_ms), lease);
+        assert_eq!(next(10), interval);
+        assert_eq!(next(150), interval);
+        assert_eq!(next(500), Duration::from_secs(10));
         assert_eq!(
-            next_pass_in(interval, Duration::from_secs(1)),
-            Duration::from_secs(20)
+            next(1_000),
+            lease,
+            "capped (review of 94c0e17: a 5 s pass waited 100 s)"
         );
     }
 }

@@ -209,6 +209,7 @@ async fn write_batch(
         }
         *slots = rest;
     }
+    let unwritten = changed.iter().any(|c| !c);
     for (e, changed) in ended.drain(..).zip(changed) {
         if changed {
             super::executor::tell(sh.events.as_ref(), &e);
@@ -218,6 +219,9 @@ async fn write_batch(
     // completion was given up on is still `running` here, and the reconcile puts it
     // back (at-least-once: it runs again).
     sh.owned.remove_all(&written);
+    if unwritten {
+        sh.owned.unwritten();
+    }
     if let Some(ctx) = &ctx {
         for (order, claim) in orders.into_iter().zip(claims) {
             let mut handed = permits

@@ -385,6 +385,9 @@ where
     // Written, fenced off or given up on: no longer this worker's to hold. One given up on is
     // still `running` here, and the reconcile puts it back.
     ctx.owned.remove_all(&[(row.id, row.attempt)]);
+    if written.is_none() {
+        ctx.owned.unwritten();
+    }
     written
 }
 

@@ -209,25 +209,43 @@ pub(crate) struct Ctx {
 /// The jobs a worker holds, by (id, attempt): from its claim until their outcome is written,
 /// fenced off, or given up on.
 #[derive(Debug, Default)]
-pub(crate) struct Owned(std::sync::Mutex<std::collections::HashSet<(i64, i32)>>);
+pub(crate) struct Owned {
+    jobs: std::sync::Mutex<std::collections::HashSet<(i64, i32)>>,
+    /// An outcome was not written since the last full reconcile (given up on, or fenced off):
+    /// its job may still be `running` here however long ago it was claimed.
+    unwritten: std::sync::atomic::AtomicBool,
+}
 
 impl Owned {
     pub(crate) fn insert_all(&self, jobs: impl IntoIterator<Item = (i64, i32)>) {
-        self.0
+        self.jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend(jobs);
     }
 
     pub(crate) fn remove_all(&self, jobs: &[(i64, i32)]) {
-        let mut owned = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut owned = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         for job in jobs {
             owned.remove(job);
         }
     }
 
+    /// Jobs just removed did not have their outcome written: the next reconcile looks at all
+    /// of this worker's running jobs, not only those claimed lately. Called after the removal,
+    /// so that a reconcile that takes this finds them no longer held.
+    pub(crate) fn unwritten(&self) {
+        self.unwritten
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn take_unwritten(&self) -> bool {
+        self.unwritten
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn contains(&self, id: i64, attempt: i32) -> bool {
-        self.0
+        self.jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(&(id, attempt))
@@ -242,19 +260,31 @@ const RECONCILED: &str = "running under this worker, which was not running it; p
 /// an outcome it gave up recording) are put back (fenced, no attempt used), instead of
 /// waiting for stuck rescue. Returns how many it put back.
 ///
-/// It looks only at jobs claimed since two leases before the last reconcile that went
-/// through: a stray claimed earlier was running under this worker then, and was found. So the
-/// lookup reads a bounded range of the index however many jobs the worker ran, also while a
-/// transaction held open elsewhere keeps their entries in it (Postgres): walking them all
-/// made each heartbeat late and the worker stop claiming.
-async fn reconcile(ctx: &Ctx) -> Result<usize> {
+/// Unless `all` (at shutdown) or an outcome went unwritten since the last reconcile that
+/// looked at all, it looks only at jobs claimed since two leases before the last reconcile
+/// that went through: a lost claim reply makes a stray from its claim on, and one claimed
+/// earlier was running under this worker then, and was found. So the lookup reads a bounded
+/// range of the index however many jobs the worker ran, also while a transaction held open
+/// elsewhere keeps their entries in it (Postgres): walking them all made each heartbeat late
+/// and the worker stop claiming. An outcome given up on makes a stray only when the job ends,
+/// however long ago it was claimed: then the next reconcile looks at all.
+async fn reconcile(ctx: &Ctx, all: bool) -> Result<usize> {
+    let all = ctx.owned.take_unwritten() || all;
+    let looked = reconcile_since(ctx, all).await;
+    if looked.is_err() && all {
+        ctx.owned.unwritten();
+    }
+    looked
+}
+
+async fn reconcile_since(ctx: &Ctx, all: bool) -> Result<usize> {
     let margin =
         chrono::Duration::from_std(ctx.config.lease * 2).unwrap_or(chrono::Duration::days(1));
-    let since = ctx
-        .reconciled
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .map_or(DateTime::<Utc>::UNIX_EPOCH, |at| at - margin);
+    let last = *ctx.reconciled.lock().unwrap_or_else(|p| p.into_inner());
+    let since = match last {
+        Some(at) if !all => at - margin,
+        _ => DateTime::<Utc>::UNIX_EPOCH,
+    };
     let now = ctx.store.now().await?;
     let strays: Vec<_> = {
         let _no_claims = ctx.claiming.write().await;
@@ -499,7 +529,7 @@ impl Runtime {
         let mut tries = 0;
         loop {
             tries += 1;
-            match reconcile(&ctx).await {
+            match reconcile(&ctx, true).await {
                 Ok(_) => break,
                 // A hard shutdown does not wait out an outage: rescuers put the jobs back.
                 Err(e) if tries < 10 && !shutdown.hard.is_cancelled() => {
@@ -601,7 +631,7 @@ async fn reconcile_loop(ctx: Arc<Ctx>, due: Arc<tokio::sync::Notify>, stop: Canc
             _ = stop.cancelled() => return,
             _ = due.notified() => {}
         }
-        if let Err(e) = reconcile(&ctx).await {
+        if let Err(e) = reconcile(&ctx, false).await {
             warn!(error = %e, "could not reconcile the jobs running under this worker; trying again with the next heartbeat");
         }
     }

@@ -440,3 +440,32 @@ backend_case! {
         assert_eq!(claimed[0][0].attempt, 1);
     }
 }
+
+backend_case! {
+    async fn a_completion_claims_the_jobs_it_made_available_behind_the_claims_so_far(db: TestDb) {
+        // On Postgres a child made available keeps its due time (its insert's), so it sorts
+        // before the claim cursor that later claims moved on (src/store/postgres/cursor.rs):
+        // a claim along its parent's completion walks from the queue's start. Found by review
+        // of 94c0e17: such claims started at the cursor and left the child to the next full
+        // claim, up to a second later (20 s while a transaction is held open elsewhere).
+        let s = &*db.store;
+        let parent = insert(s, job("noop")).await;
+        let child = insert(s, after("noop", &[parent.id])).await;
+        let ran = claim_one(s, "noop").await;
+        assert_eq!(ran.id, parent.id);
+        // Claims of later jobs, a little more than a second apart: a cursor forms past the
+        // child's place.
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            insert(s, job("noop")).await;
+            claim_one(s, "noop").await;
+        }
+        let (changed, claimed) = s
+            .job_complete_and_claim(vec![ran.fence()], vec![claim("default", &["noop"], 10, W)])
+            .await
+            .unwrap();
+        assert_eq!(changed, vec![true]);
+        let ids: Vec<Vec<i64>> = claimed.iter().map(|c| c.iter().map(|j| j.id).collect()).collect();
+        assert_eq!(ids, vec![vec![child.id]]);
+    }
+}

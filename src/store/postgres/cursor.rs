@@ -12,25 +12,34 @@
 //!
 //! So the claim starts after a position, `(priority, scheduled_at, id)` in the index's own
 //! order: a *cursor* just behind the newest job the queue's claims took. A job can sort before
-//! the cursor and still be available: a job promoted from scheduled or retryable with a due
-//! time before the cursor's, one inserted by a transaction that committed long after it began
-//! (its due time is that beginning), or one inserted with a due time in the past. (A job given
-//! back or rescued is due again at once, after the cursor.) Such jobs are found by a *full* claim, one from the
-//! queue's start, which runs
+//! the cursor and still be available: a workflow's, sequence's or batch's job made available
+//! when the jobs it waited for ended (it keeps its due time, usually its insert's), a job
+//! promoted from scheduled or retryable with a due time before the cursor's, one inserted by a
+//! transaction that committed long after it began (its due time is that beginning), or one
+//! inserted with a due time in the past. (A job given back or rescued is due again at once,
+//! after the cursor.) Such jobs are found by a *full* claim, one from the queue's start, which
+//! runs
 //! * every [`FULL_EVERY`];
-//! * sooner when this process promoted due jobs of the queue ([`Cursors::rewind`]): with no
-//!   transaction held, a full claim costs about what a cursor claim does, and such jobs are
-//!   claimed at once, in order;
-//! * but never more often than keeps full claims within 1 / [`FULL_COST_SHARE`] of the time:
-//!   while a held transaction makes a full claim walk dead entries for 1 s, it comes at most
-//!   every 20 s, and jobs behind the cursor wait that long.
+//! * sooner after a wake-up for the queue (every insert, a parent's or a sequence's end that
+//!   made jobs available, a job given back: each sends NOTIFY, which the store's LISTEN task
+//!   turns into [`Cursors::rewind`]) and after this process promoted due jobs of the queue:
+//!   at once while full claims are cheap (at most [`CHEAP_FULL`]: no transaction is held, and
+//!   a full claim costs about what a cursor claim does), so such jobs are claimed in order
+//!   without delay; otherwise never more often than keeps full claims within 1 /
+//!   [`FULL_COST_SHARE`] of the time: while a held transaction makes a full claim walk dead
+//!   entries for 1 s, it comes at most every 20 s, and jobs behind the cursor wait that long;
+//! * always for a claim along completions of jobs that had dependents, a sequence or a batch
+//!   ([`Cursors::force`]): the workflow's next steps those completions made available are
+//!   claimed with them.
 //!
-//! The cursor trails the newest job taken by one to two [`LAG`]s, so that a job whose insert
-//! committed up to a `LAG` after its due time (the time its transaction began) is not passed
-//! by; and it is kept only while the claims take jobs of the first priority (1): a job of a
-//! higher priority sorts before any cursor of a later one, so a queue whose claims reach
+//! The cursor trails the newest job taken by at least a [`LAG`]: it moves, in windows of a
+//! `LAG`, to the newest job taken in the window before the one that just closed. So a job
+//! whose insert committed up to a `LAG` after its due time (the time its transaction began) is
+//! not passed by. It is kept only while the claims take jobs of the first priority (1): a job
+//! of a higher priority sorts before any cursor of a later one, so a queue whose claims reach
 //! priority 2 walks from its start, as before. A claim taking jobs behind the cursor (a full
-//! claim that found some) moves the cursor back to the newest of them.
+//! claim that found some) moves the cursor back to the newest of them. Claims of one queue for
+//! different kinds keep cursors of their own.
 //!
 //! A cursor is a hint kept per queue in this process: a wrong one delays a job by at most the
 //! full-claim interval, and never loses or doubles one (the claim's row locks and fencing are
@@ -53,6 +62,9 @@ pub(crate) const FULL_EVERY: Duration = Duration::from_secs(1);
 /// At most this share of the time goes to full claims: the next comes no sooner than their
 /// last cost divided by it.
 pub(crate) const FULL_COST_SHARE: u32 = 20;
+/// A full claim that took no longer than this costs about what a cursor claim does: after a
+/// rewind, the next claim is full at once.
+pub(crate) const CHEAP_FULL: Duration = Duration::from_millis(10);
 
 /// A job's place in `porter_jobs_fetch`'s order within its queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -81,23 +93,30 @@ impl Position {
     }
 }
 
-/// One queue's cursor.
-#[derive(Debug)]
+/// One queue's cursor, for one set of kinds.
+#[derive(Debug, Default)]
 struct Cursor {
     /// Where cursor claims start; `None`: from the start.
     at: Option<Position>,
-    /// The newest position taken since `since`, which becomes `at` once a [`LAG`] old.
-    newest: Option<(Instant, Position)>,
+    /// The newest position taken in the last window that closed: `at` moves up to it when the
+    /// window after it closes, at least a [`LAG`] after it was taken.
+    closed: Option<Position>,
+    /// The window being filled: when it opened, and the newest position taken in it. It closes
+    /// at the first claim that takes jobs a [`LAG`] or more after it opened.
+    open: Option<(Instant, Position)>,
     /// When the last full claim ran, and what it cost.
     last_full: Option<(Instant, Duration)>,
     /// Jobs may be available behind the cursor: a full claim as soon as its cost allows.
     rewound: bool,
+    /// Jobs are available behind the cursor: the next claim is full, whatever it costs.
+    forced: bool,
 }
 
-/// The cursors of this process's queues.
+/// The cursors of this process's queues, by queue and the kinds its claims take: claims of
+/// one queue for different kinds (two runtimes on one store, say) skip different jobs.
 #[derive(Debug, Default)]
 pub(crate) struct Cursors {
-    queues: Mutex<HashMap<String, Cursor>>,
+    queues: Mutex<HashMap<(String, Vec<String>), Cursor>>,
 }
 
 /// What a claim is about to do: start at `from`; `full` when that is the queue's start.
@@ -108,24 +127,31 @@ pub(crate) struct Walk {
     started: Instant,
 }
 
+fn key(queue: &str, kinds: &[String]) -> (String, Vec<String>) {
+    let mut kinds = kinds.to_vec();
+    kinds.sort();
+    kinds.dedup();
+    (queue.to_string(), kinds)
+}
+
 impl Cursors {
-    /// Where the next claim of `queue` starts, at `now`.
-    pub(crate) fn walk(&self, queue: &str, now: Instant) -> Walk {
+    /// Where the next claim of `queue` for `kinds` starts, at `now`.
+    pub(crate) fn walk(&self, queue: &str, kinds: &[String], now: Instant) -> Walk {
         let queues = self.queues.lock().expect("cursor lock");
-        let cursor = queues.get(queue);
+        let cursor = queues.get(&key(queue, kinds));
         let at = cursor.and_then(|c| c.at);
-        let full_due = match cursor {
-            None
-            | Some(Cursor {
-                last_full: None, ..
-            }) => true,
-            Some(Cursor {
-                last_full: Some((ran, cost)),
-                rewound,
-                ..
-            }) => {
-                let every = if *rewound { Duration::ZERO } else { FULL_EVERY };
-                now.duration_since(*ran) >= every.max(*cost * FULL_COST_SHARE)
+        let full_due = match cursor.and_then(|c| c.last_full.map(|l| (l, c))) {
+            None => true,
+            Some((_, c)) if c.forced => true,
+            // A full claim as cheap as this costs about what a cursor claim does.
+            Some(((_, cost), c)) if c.rewound && cost <= CHEAP_FULL => true,
+            Some(((ran, cost), c)) => {
+                let every = if c.rewound {
+                    Duration::ZERO
+                } else {
+                    FULL_EVERY
+                };
+                now.duration_since(ran) >= every.max(cost * FULL_COST_SHARE)
             }
         };
         match at {
@@ -143,50 +169,80 @@ impl Cursors {
     }
 
     /// Records what a claim that walked as `walk` took (the newest of its jobs), at `now`.
-    pub(crate) fn taken(&self, queue: &str, walk: Walk, newest: Option<Position>, now: Instant) {
+    pub(crate) fn taken(
+        &self,
+        queue: &str,
+        kinds: &[String],
+        walk: Walk,
+        newest: Option<Position>,
+        now: Instant,
+    ) {
         let mut queues = self.queues.lock().expect("cursor lock");
-        let cursor = queues.entry(queue.to_string()).or_insert(Cursor {
-            at: None,
-            newest: None,
-            last_full: None,
-            rewound: false,
-        });
+        let cursor = queues.entry(key(queue, kinds)).or_default();
         if walk.full {
             cursor.last_full = Some((now, now.duration_since(walk.started)));
             cursor.rewound = false;
+            cursor.forced = false;
         }
         let Some(newest) = newest else {
             return;
         };
         if newest.priority > 1 {
             // Jobs of a higher priority would sort before this: walk from the start.
-            cursor.at = None;
-            cursor.newest = None;
+            *cursor = Cursor {
+                last_full: cursor.last_full,
+                ..Cursor::default()
+            };
             return;
         }
         if cursor.at.is_some_and(|at| newest <= at) {
             // Jobs behind the cursor, not all of them perhaps: take them in order from here.
             cursor.at = Some(newest);
-            cursor.newest = None;
+            cursor.closed = None;
+            cursor.open = None;
             return;
         }
-        cursor.newest = match cursor.newest {
+        cursor.open = match cursor.open {
             None => Some((now, newest)),
-            Some((since, _)) if now.duration_since(since) >= LAG => {
-                // `newest` was the newest taken a LAG ago: the cursor moves up to it, and
-                // this claim's newest starts the next LAG.
-                cursor.at = cursor.newest.map(|(_, p)| p).max(cursor.at);
+            Some((opened, p)) if now.duration_since(opened) >= LAG => {
+                // The window closes: the cursor moves up to the one before it, whose newest
+                // was taken before this one opened, a LAG or more ago.
+                cursor.at = cursor.closed.max(cursor.at);
+                cursor.closed = Some(p);
                 Some((now, newest))
             }
-            Some((since, p)) => Some((since, p.max(newest))),
+            Some((opened, p)) => Some((opened, p.max(newest))),
         };
     }
 
-    /// Jobs of `queue` may have become available behind its cursor (this process promoted
-    /// some): a full claim as soon as its cost allows.
+    /// Jobs of `queue` may have become available behind its cursors (this process promoted
+    /// some, or a wake-up came for the queue: an insert, a parent's end that made its children
+    /// available, a job given back): a full claim as soon as its cost allows.
     pub(crate) fn rewind(&self, queue: &str) {
         let mut queues = self.queues.lock().expect("cursor lock");
-        if let Some(cursor) = queues.get_mut(queue) {
+        for ((q, _), cursor) in queues.iter_mut() {
+            if q == queue {
+                cursor.rewound = true;
+            }
+        }
+    }
+
+    /// Jobs of `queue` are available behind its cursors (completions just made a workflow's,
+    /// sequence's or batch's jobs available, and a claim along them follows): the next claim
+    /// is full, whatever it costs.
+    pub(crate) fn force(&self, queue: &str) {
+        let mut queues = self.queues.lock().expect("cursor lock");
+        for ((q, _), cursor) in queues.iter_mut() {
+            if q == queue {
+                cursor.forced = true;
+            }
+        }
+    }
+
+    /// [`Cursors::rewind`] for every queue (wake-ups may have been missed).
+    pub(crate) fn rewind_all(&self) {
+        let mut queues = self.queues.lock().expect("cursor lock");
+        for cursor in queues.values_mut() {
             cursor.rewound = true;
         }
     }
@@ -196,6 +252,10 @@ impl Cursors {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    fn kinds() -> Vec<String> {
+        vec!["noop".to_string()]
+    }
 
     fn pos(priority: i16, secs: i64, id: i64) -> Position {
         Position {
@@ -209,28 +269,40 @@ mod tests {
     /// full and where it started.
     fn claim(c: &Cursors, t0: Instant, t: u64, taken: &[Position]) -> (bool, Position) {
         let now = t0 + Duration::from_millis(t);
-        let walk = c.walk("q", now);
-        c.taken("q", walk, taken.iter().copied().max(), now);
+        let walk = c.walk("q", &kinds(), now);
+        c.taken("q", &kinds(), walk, taken.iter().copied().max(), now);
         (walk.full, walk.from)
     }
 
     #[test]
     fn the_cursor_trails_the_newest_job_taken_by_a_lag() {
         let (c, t0) = (Cursors::default(), Instant::now());
-        assert!(
-            claim(&c, t0, 0, &[pos(1, 0, 1), pos(1, 0, 2)]).0,
-            "the first claim is full"
-        );
-        // Within the first LAG there is no cursor yet: every claim is full.
+        let first = claim(&c, t0, 0, &[pos(1, 0, 1), pos(1, 0, 2)]);
+        assert!(first.0, "the first claim is full");
         assert!(claim(&c, t0, 500, &[pos(1, 1, 3)]).0);
+        // The first window (0-1,100 ms) closes: nothing closed before it, no cursor yet.
         assert!(claim(&c, t0, 1_100, &[pos(1, 2, 4)]).0);
-        // The newest position of the first LAG (job 3) became the cursor at 1,100 ms.
-        let (full, from) = claim(&c, t0, 1_200, &[pos(1, 3, 5)]);
-        assert!(!full);
-        assert_eq!(from, pos(1, 1, 3));
-        // A full claim comes back FULL_EVERY after the last (at 1,100 ms).
-        assert!(!claim(&c, t0, 2_000, &[]).0);
-        assert!(claim(&c, t0, 2_100, &[]).0);
+        assert!(claim(&c, t0, 1_200, &[pos(1, 3, 5)]).0);
+        // The second closes: the cursor moves to the first's newest (job 3, taken 1.6 s
+        // before).
+        assert!(claim(&c, t0, 2_100, &[pos(1, 4, 6)]).0);
+        assert_eq!(claim(&c, t0, 2_200, &[]), (false, pos(1, 1, 3)));
+        // A full claim comes back FULL_EVERY after the last (at 2,100 ms).
+        assert!(!claim(&c, t0, 3_000, &[]).0);
+        assert!(claim(&c, t0, 3_100, &[]).0);
+    }
+
+    #[test]
+    fn a_job_taken_just_before_a_window_closes_is_not_the_cursor_yet() {
+        // Found by review: with one window, the newest job of the window that closed became
+        // the cursor, though it may have been taken a moment before.
+        let (c, t0) = (Cursors::default(), Instant::now());
+        claim(&c, t0, 0, &[pos(1, 0, 1)]);
+        claim(&c, t0, 1_000, &[pos(1, 1, 2)]);
+        claim(&c, t0, 1_900, &[pos(1, 2, 3)]);
+        claim(&c, t0, 2_000, &[pos(1, 3, 4)]);
+        // Job 3 was taken 100 ms ago: the cursor is job 1, taken 2 s ago.
+        assert_eq!(claim(&c, t0, 2_050, &[]), (false, pos(1, 0, 1)));
     }
 
     #[test]
@@ -240,14 +312,10 @@ mod tests {
         claim(&c, t0, 1_000, &[pos(1, 1, 2)]);
         // A full claim at 2,000 ms that takes 500 ms: the next is due 10 s after it ended,
         // even when asked for.
-        let walk = c.walk("q", t0 + Duration::from_millis(2_000));
+        let walk = c.walk("q", &kinds(), t0 + Duration::from_millis(2_000));
         assert!(walk.full);
-        c.taken(
-            "q",
-            walk,
-            Some(pos(1, 2, 3)),
-            t0 + Duration::from_millis(2_500),
-        );
+        let ended = t0 + Duration::from_millis(2_500);
+        c.taken("q", &kinds(), walk, Some(pos(1, 2, 3)), ended);
         c.rewind("q");
         assert!(!claim(&c, t0, 12_000, &[]).0);
         assert!(claim(&c, t0, 12_500, &[]).0);
@@ -258,12 +326,16 @@ mod tests {
         let (c, t0) = (Cursors::default(), Instant::now());
         claim(&c, t0, 0, &[pos(1, 10, 10)]);
         claim(&c, t0, 1_000, &[pos(1, 11, 11)]);
-        assert_eq!(claim(&c, t0, 1_100, &[]), (false, pos(1, 10, 10)));
-        // A job promoted behind the cursor: the next claim is full and finds it.
+        claim(&c, t0, 2_000, &[pos(1, 12, 12)]);
+        assert_eq!(claim(&c, t0, 2_100, &[]), (false, pos(1, 10, 10)));
+        // A child made available behind the cursor: the wake-up for it rewinds, the next
+        // claim is full and finds it.
         c.rewind("q");
-        assert!(claim(&c, t0, 1_200, &[pos(1, 5, 3)]).0);
+        assert!(claim(&c, t0, 2_200, &[pos(1, 5, 3)]).0);
         // More may wait behind it: cursor claims go on from there.
-        assert_eq!(claim(&c, t0, 1_300, &[]), (false, pos(1, 5, 3)));
+        assert_eq!(claim(&c, t0, 2_300, &[]), (false, pos(1, 5, 3)));
+        c.rewind_all();
+        assert!(claim(&c, t0, 2_400, &[]).0);
     }
 
     #[test]
@@ -271,11 +343,45 @@ mod tests {
         let (c, t0) = (Cursors::default(), Instant::now());
         claim(&c, t0, 0, &[pos(1, 0, 1)]);
         claim(&c, t0, 1_000, &[pos(1, 1, 2)]);
-        assert!(!claim(&c, t0, 1_100, &[pos(2, 0, 7)]).0);
+        claim(&c, t0, 2_000, &[pos(1, 2, 3)]);
+        assert!(!claim(&c, t0, 2_100, &[pos(2, 0, 7)]).0);
         assert_eq!(
-            claim(&c, t0, 1_200, &[]),
+            claim(&c, t0, 2_200, &[]),
             (true, Position::start()),
             "priority 2 taken: from the start"
         );
+    }
+
+    #[test]
+    fn claims_for_other_kinds_keep_a_cursor_of_their_own() {
+        // Found by review: two runtimes on one store claiming one queue for different kinds
+        // shared a cursor, so the busier one's claims passed the other's jobs.
+        let (c, t0) = (Cursors::default(), Instant::now());
+        claim(&c, t0, 0, &[pos(1, 0, 1)]);
+        claim(&c, t0, 1_000, &[pos(1, 1, 2)]);
+        claim(&c, t0, 2_000, &[pos(1, 2, 3)]);
+        assert!(!claim(&c, t0, 2_100, &[]).0);
+        let other = vec!["mail".to_string()];
+        let walk = c.walk("q", &other, t0 + Duration::from_millis(2_100));
+        assert!(walk.full, "no cursor for the other kinds");
+        let same = vec!["noop".to_string(), "noop".to_string()];
+        assert!(!c.walk("q", &same, t0 + Duration::from_millis(2_100)).full);
+    }
+
+    #[test]
+    fn a_forced_claim_is_full_whatever_full_claims_cost() {
+        let (c, t0) = (Cursors::default(), Instant::now());
+        claim(&c, t0, 0, &[pos(1, 0, 1)]);
+        claim(&c, t0, 1_000, &[pos(1, 1, 2)]);
+        let walk = c.walk("q", &kinds(), t0 + Duration::from_millis(2_000));
+        let ended = t0 + Duration::from_millis(2_500);
+        c.taken("q", &kinds(), walk, Some(pos(1, 2, 3)), ended);
+        c.rewind("q");
+        assert!(
+            !claim(&c, t0, 2_600, &[]).0,
+            "a 500 ms full claim: not at once"
+        );
+        c.force("q");
+        assert!(claim(&c, t0, 2_700, &[]).0);
     }
 }

@@ -95,7 +95,7 @@ pub struct PgStore {
     /// Group commit for small inserts (see [`group`]).
     inserter: group::Inserter,
     /// Where each queue's plain claim starts (see [`cursor`]).
-    cursors: cursor::Cursors,
+    cursors: Arc<cursor::Cursors>,
     /// Stops the LISTEN task when the store goes.
     _listener: DropGuard,
 }
@@ -229,10 +229,16 @@ impl PgStore {
             .listen_all([NOTIFY_CHANNEL, CANCEL_CHANNEL])
             .await?;
         let stop = CancellationToken::new();
-        tokio::spawn(listen(listener, wakeup.clone(), stop.clone()));
+        let cursors = Arc::new(cursor::Cursors::default());
+        tokio::spawn(listen(
+            listener,
+            wakeup.clone(),
+            cursors.clone(),
+            stop.clone(),
+        ));
         Ok(PgStore {
             inserter: group::Inserter::start(pool.clone()),
-            cursors: cursor::Cursors::default(),
+            cursors,
             pool,
             heartbeats,
             wakeup,
@@ -496,8 +502,14 @@ pub(crate) async fn run_migrations_at(url: &str, set: &MigrationSet) -> Result<(
 }
 
 /// Wakes this process's producers for every insert any process announces, and its workers'
-/// cancel watchers for every cancel request of a running job.
-async fn listen(mut listener: PgListener, wakeup: Arc<Wakeup>, stop: CancellationToken) {
+/// cancel watchers for every cancel request of a running job. Such a wake-up may be for jobs
+/// behind the queue's claim cursor (see [`cursor`]): it rewinds it.
+async fn listen(
+    mut listener: PgListener,
+    wakeup: Arc<Wakeup>,
+    cursors: Arc<cursor::Cursors>,
+    stop: CancellationToken,
+) {
     loop {
         let received = tokio::select! {
             _ = stop.cancelled() => return,
@@ -505,14 +517,23 @@ async fn listen(mut listener: PgListener, wakeup: Arc<Wakeup>, stop: Cancellatio
         };
         match received {
             Ok(Some(n)) if n.channel() == CANCEL_CHANNEL => wakeup.notify_cancel(n.payload()),
-            Ok(Some(n)) => wakeup.notify(n.payload()),
+            Ok(Some(n)) => {
+                cursors.rewind(n.payload());
+                wakeup.notify(n.payload());
+            }
             // The connection was lost and is back: what was sent meanwhile is gone.
-            Ok(None) => wakeup.notify(super::wake::ALL_QUEUES),
+            Ok(None) => {
+                cursors.rewind_all();
+                wakeup.notify(super::wake::ALL_QUEUES);
+            }
             Err(e) => {
                 tracing::warn!(error = %map_err(e), "LISTEN {NOTIFY_CHANNEL} failed; retrying");
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(LISTEN_RETRY) => wakeup.notify(super::wake::ALL_QUEUES),
+                    _ = tokio::time::sleep(LISTEN_RETRY) => {
+                        cursors.rewind_all();
+                        wakeup.notify(super::wake::ALL_QUEUES);
+                    }
                 }
             }
         }
@@ -1111,7 +1132,16 @@ async fn claim_available(
 
 /// Completes jobs (fenced): one statement for the whole batch. Returns the fences that matched.
 async fn complete(conn: &mut PgConnection, fences: &[JobFence]) -> Result<Vec<JobFence>> {
-    let completed: Vec<(i64, i32, String)> = sqlx::query_as(sql!("job_complete"))
+    Ok(complete_releasing(conn, fences).await?.0)
+}
+
+/// [`complete`], and whether a completed job had dependents, a sequence or a batch: its end
+/// may have made other jobs available.
+async fn complete_releasing(
+    conn: &mut PgConnection,
+    fences: &[JobFence],
+) -> Result<(Vec<JobFence>, bool)> {
+    let completed: Vec<(i64, i32, String, bool)> = sqlx::query_as(sql!("job_complete"))
         .bind(fences.iter().map(|f| f.id).collect::<Vec<_>>())
         .bind(fences.iter().map(|f| f.attempt).collect::<Vec<_>>())
         .bind(
@@ -1122,7 +1152,16 @@ async fn complete(conn: &mut PgConnection, fences: &[JobFence]) -> Result<Vec<Jo
         )
         .fetch_all(&mut *conn)
         .await?;
-    Ok(fences_from(completed))
+    let released = completed.iter().any(|c| c.3);
+    let fences = completed
+        .into_iter()
+        .map(|(id, attempt, worker_id, _)| JobFence {
+            id,
+            attempt,
+            worker_id,
+        })
+        .collect();
+    Ok((fences, released))
 }
 
 /// Fences from rows of (id, attempt, worker).
@@ -1152,11 +1191,13 @@ impl PgStore {
         conn: &mut PgConnection,
         params: &JobClaimParams,
     ) -> Result<Vec<JobRow>> {
-        let walk = self.cursors.walk(&params.queue, Instant::now());
+        let walk = self
+            .cursors
+            .walk(&params.queue, &params.kinds, Instant::now());
         let jobs = claim_available(conn, params, walk.from).await?;
         let newest = jobs.iter().map(cursor::Position::of).max();
         self.cursors
-            .taken(&params.queue, walk, newest, Instant::now());
+            .taken(&params.queue, &params.kinds, walk, newest, Instant::now());
         Ok(jobs)
     }
 }
@@ -1380,12 +1421,17 @@ impl Driver for PgStore {
         // come before another worker's commit of a parent that the completion's trigger waited
         // for, and the child would read as claimed before that parent ended.
         let mut conn = self.conn().await?;
-        let completed = complete(&mut conn, &fences).await?;
+        let (completed, released) = complete_releasing(&mut conn, &fences).await?;
         // The completions are committed: a claim that fails now must not report them as not
         // written (a retry would find them fenced off). Its queue gets no jobs here; jobs of a
         // claim whose answer was lost are put back by the worker's reconcile.
         let mut claimed = Vec::with_capacity(claims.len());
         for params in &claims {
+            // The jobs these completions made available keep their due times, and so sort
+            // behind the cursor: a full claim for them, whatever it costs.
+            if released {
+                self.cursors.force(&params.queue);
+            }
             let jobs = match self.promote(&mut conn, &params.queue).await {
                 Ok(()) => self.claim_plain(&mut conn, params).await,
                 Err(e) => Err(e),

@@ -646,9 +646,13 @@ async fn claims_and_the_reconcile_skip_the_dead_entries_a_held_snapshot_keeps() 
     while drained < 3_000 {
         drained += claim_and_complete(&store, "default", 100).await;
     }
-    store.job_insert_many(insert(100)).await.unwrap();
-    tokio::time::sleep(cursor::LAG + Duration::from_millis(100)).await;
-    assert_eq!(claim_and_complete(&store, "default", 50).await, 50);
+    store.job_insert_many(insert(150)).await.unwrap();
+    // Two more windows of a LAG: the cursor moves to the newest job of the one before the
+    // last (job 3,000).
+    for _ in 0..2 {
+        tokio::time::sleep(cursor::LAG + Duration::from_millis(100)).await;
+        assert_eq!(claim_and_complete(&store, "default", 50).await, 50);
+    }
 
     let before = work_index_reads(&store, "porter_jobs_fetch").await;
     assert_eq!(claim_and_complete(&store, "default", 50).await, 50);

@@ -21,4 +21,6 @@ locked AS MATERIALIZED (
 UPDATE porter_jobs j SET state = 'completed', finalized_at = porter_now()
 FROM fences f
 WHERE j.id = f.id AND (SELECT n FROM locked) IS NOT NULL AND j.state = 'running' AND j.attempt = f.attempt AND j.attempted_by IS NOT DISTINCT FROM f.worker_id
-RETURNING j.id, j.attempt, j.attempted_by
+-- The fourth column: whether the job's end may make others available (see cursor.rs).
+RETURNING j.id, j.attempt, j.attempted_by,
+    j.has_dependents OR j.sequence_key IS NOT NULL OR j.batch_id IS NOT NULL
