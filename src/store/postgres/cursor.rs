@@ -219,24 +219,23 @@ impl Cursors {
     /// some, or a wake-up came for the queue: an insert, a parent's end that made its children
     /// available, a job given back): a full claim as soon as its cost allows.
     pub(crate) fn rewind(&self, queue: &str) {
-        let mut queues = self.queues.lock().expect("cursor lock");
-        for ((q, _), cursor) in queues.iter_mut() {
-            if q == queue {
-                cursor.rewound = true;
-            }
-        }
+        self.each_of(queue, |cursor| cursor.rewound = true);
     }
 
     /// Jobs of `queue` are available behind its cursors (completions just made a workflow's,
     /// sequence's or batch's jobs available, and a claim along them follows): the next claim
     /// is full, whatever it costs.
     pub(crate) fn force(&self, queue: &str) {
+        self.each_of(queue, |cursor| cursor.forced = true);
+    }
+
+    /// Applies `f` to the cursors of `queue`, whatever their kinds.
+    fn each_of(&self, queue: &str, f: impl Fn(&mut Cursor)) {
         let mut queues = self.queues.lock().expect("cursor lock");
-        for ((q, _), cursor) in queues.iter_mut() {
-            if q == queue {
-                cursor.forced = true;
-            }
-        }
+        queues
+            .iter_mut()
+            .filter(|((q, _), _)| q == queue)
+            .for_each(|(_, cursor)| f(cursor));
     }
 
     /// [`Cursors::rewind`] for every queue (wake-ups may have been missed).

@@ -1153,15 +1153,10 @@ async fn complete_releasing(
         .fetch_all(&mut *conn)
         .await?;
     let released = completed.iter().any(|c| c.3);
-    let fences = completed
+    let rows = completed
         .into_iter()
-        .map(|(id, attempt, worker_id, _)| JobFence {
-            id,
-            attempt,
-            worker_id,
-        })
-        .collect();
-    Ok((fences, released))
+        .map(|(id, attempt, worker, _)| (id, attempt, worker));
+    Ok((fences_from(rows.collect()), released))
 }
 
 /// Fences from rows of (id, attempt, worker).
