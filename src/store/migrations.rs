@@ -144,6 +144,7 @@ pub const CORE: MigrationSet = MigrationSet {
             "triggers_skip_plain_jobs",
             "0021_triggers_skip_plain_jobs.sql"
         ),
+        migration!(22, "running_key_by_queue", "0022_running_key_by_queue.sql"),
     ],
 };
 

@@ -1,0 +1,5 @@
+-- Nothing changes on SQLite (migrations-postgres/0022_running_key_by_queue.sql narrows the
+-- predicate of porter_jobs_running_key so that PostgreSQL's planner cannot answer a worker's
+-- lookup of its running jobs with it). porter never runs ANALYZE on SQLite, whose planner
+-- then prefers the index whose columns the query constrains, porter_jobs_running.
+-- The version exists so that both backends record the same versions.
