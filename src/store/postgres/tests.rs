@@ -703,3 +703,103 @@ async fn claims_and_the_reconcile_skip_the_dead_entries_a_held_snapshot_keeps() 
     );
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_claim_records_its_start_after_the_parent_end_it_saw() {
+    // A claim's statement fixes now() when its message arrives, and takes its snapshot only
+    // at execution: in between it plans and takes its locks, and its process may not run.
+    // A parent that completed in that gap was seen ended, and its child claimed, with an
+    // attempted_at before the parent's finalized_at (a CI run of the process test saw it:
+    // a batch callback "claimed before" two members ended). The gap is held open here by a
+    // lock on porter_queues, which the claim reads and the completion does not.
+    let url = fresh_url().await;
+    // One work connection (the other is the LISTEN task's), whose prepared claim statement
+    // the parent's claim leaves in its cache: the claim's Bind then takes the lock, after
+    // its transaction began.
+    let options = OpenOptions {
+        pool_size: Some(2),
+        ..Default::default()
+    };
+    let store = Arc::new(PgStore::open_with(&url, &options).await.unwrap());
+    let parent = store
+        .job_insert_many(vec![job("noop", InsertOpts::default())])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    let child = job(
+        "noop",
+        InsertOpts {
+            depends_on: vec![parent],
+            ..Default::default()
+        },
+    );
+    let child = store.job_insert_many(vec![child]).await.unwrap()[0].job.id;
+    let params = |limit| JobClaimParams {
+        queue: "default".into(),
+        kinds: vec!["noop".into()],
+        limit,
+        worker_id: "w".into(),
+    };
+    let running = store
+        .job_claim(params(10), ClaimAhead::default())
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(running.iter().map(|j| j.id).collect::<Vec<_>>(), [parent]);
+
+    let mut locker = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE porter_queues IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let claimer = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_claim(params(10), ClaimAhead::default()).await })
+    };
+    // The claim waits for the lock (its now() is fixed by then).
+    let mut probe = PgConnection::connect(&url).await.unwrap();
+    let waiting =
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'porter_queues'::regclass";
+    for _ in 0..500 {
+        let n: i64 = sqlx::query_scalar(waiting)
+            .fetch_one(&mut probe)
+            .await
+            .unwrap();
+        if n > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let n: i64 = sqlx::query_scalar(waiting)
+        .fetch_one(&mut probe)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "the claim waits for porter_queues");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Another worker completes the parent meanwhile.
+    let other = PgStore::open(&url).await.unwrap();
+    let fences: Vec<JobFence> = running.iter().map(JobRow::fence).collect();
+    assert_eq!(other.job_complete_many(fences).await.unwrap().len(), 1);
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+
+    let claimed = claimer.await.unwrap().unwrap().jobs;
+    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), [child]);
+    let ended = store
+        .job_get(parent)
+        .await
+        .unwrap()
+        .unwrap()
+        .finalized_at
+        .unwrap();
+    let started = claimed[0].attempted_at.unwrap();
+    assert!(
+        started >= ended,
+        "the child is recorded as started at {started}, before its parent ended at {ended}"
+    );
+}

@@ -20,7 +20,13 @@ WITH picked AS (
 )
 -- The rows are then found by primary key from an array: joining `picked` instead lets the
 -- planner hash-join against a sequential scan of the whole table when it is small.
+-- attempted_at is the clock's time at the row's update, not porter_now() (the start of the
+-- statement's transaction, fixed before it planned, took its locks and took its snapshot): a
+-- job made available by a commit this claim saw is recorded as started after that commit, so
+-- never before the end of a parent it waited for.
 UPDATE porter_jobs j
-SET state = 'running', attempt = j.attempt + 1, attempted_at = porter_now(), attempted_by = $2
+SET state = 'running', attempt = j.attempt + 1,
+    attempted_at = coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()),
+    attempted_by = $2
 WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING j.*

@@ -89,9 +89,11 @@ picked AS (
     ORDER BY r.priority, r.scheduled_at, r.id
     LIMIT (SELECT n FROM budget)
 ),
+-- attempted_at: the clock at the row's update, as in job_claim.sql (after the snapshot, so
+-- after every commit the claim saw).
 claimed AS (
     UPDATE porter_jobs j
-    SET state = 'running', attempt = j.attempt + 1, attempted_at = coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp()), attempted_by = $2
+    SET state = 'running', attempt = j.attempt + 1, attempted_at = coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()), attempted_by = $2
     WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
     RETURNING j.*
 ),
