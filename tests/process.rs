@@ -737,9 +737,11 @@ backend_case! {
         for row in rows.values() {
             assert_eq!((row.state, row.attempt), (JobState::Completed, 1), "{row:?}");
         }
-        let early_claims: Vec<&(i64, i64)> = edges
+        // (parent, child, the parent's finalized_at, the child's attempted_at)
+        let early_claims: Vec<_> = edges
             .iter()
             .filter(|(p, c)| rows[c].attempted_at.unwrap() < rows[p].finalized_at.unwrap())
+            .map(|(p, c)| (p, c, rows[p].finalized_at.unwrap(), rows[c].attempted_at.unwrap()))
             .collect();
         assert!(early_claims.is_empty(), "claimed before a parent was finalized: {early_claims:?}");
         let cb = &rows[&callback];
