@@ -803,3 +803,101 @@ async fn a_claim_records_its_start_after_the_parent_end_it_saw() {
         "the child is recorded as started at {started}, before its parent ended at {ended}"
     );
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn fenced_writes_find_their_job_by_primary_key_whatever_the_statistics_say() {
+    // A completion (or a failure) of a running job names its id. When the table's statistics
+    // say no job runs (an ANALYZE at an idle moment), the planner believed the partial indexes
+    // of running jobs empty and walked one of them whole, filtering for the ids, rather than
+    // look the ids up by primary key. With a snapshot held open elsewhere, the walk read every
+    // running entry since (thousands), per batch. Counted in index entries read.
+    let url = fresh_url().await;
+    let options = OpenOptions {
+        pool_size: Some(2),
+        ..Default::default()
+    };
+    let store = PgStore::open_with(&url, &options).await.unwrap();
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    sqlx::query("SELECT count(*) FROM porter_jobs")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let insert = |n: usize| (0..n).map(|_| job("noop", InsertOpts::default())).collect();
+    store.job_insert_many(insert(3_000)).await.unwrap();
+    let mut drained = 0;
+    while drained < 3_000 {
+        drained += claim_and_complete(&store, "default", 500).await;
+    }
+    let mut probe = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("ANALYZE porter_jobs")
+        .execute(&mut probe)
+        .await
+        .unwrap();
+
+    store.job_insert_many(insert(20)).await.unwrap();
+    let params = JobClaimParams {
+        queue: "default".into(),
+        kinds: vec!["noop".into()],
+        limit: 20,
+        worker_id: "w".into(),
+    };
+    let jobs = store
+        .job_claim(params, ClaimAhead::default())
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(jobs.len(), 20);
+    let running_reads = || async {
+        work_index_reads(&store, "porter_jobs_running").await
+            + work_index_reads(&store, "porter_jobs_running_key").await
+    };
+    let seq_reads = || async {
+        let mut conn = store.pool().acquire().await.unwrap();
+        sqlx::query("SELECT pg_stat_force_next_flush()")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COALESCE(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relid = to_regclass('porter_jobs')",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+    };
+    let before = running_reads().await;
+    let seq_before = seq_reads().await;
+    let fences: Vec<JobFence> = jobs[..10].iter().map(JobRow::fence).collect();
+    assert_eq!(store.job_complete_many(fences).await.unwrap().len(), 10);
+    for job in &jobs[10..] {
+        let failed = store
+            .job_fail(JobFailParams {
+                fence: job.fence(),
+                error: "boom".into(),
+                trace: None,
+                retry_in: Duration::from_secs(60),
+                discard: false,
+            })
+            .await
+            .unwrap();
+        assert!(failed.is_some());
+    }
+    let read = running_reads().await - before;
+    assert_eq!(
+        seq_reads().await - seq_before,
+        0,
+        "no scan of the whole table either"
+    );
+    assert!(
+        read < 100,
+        "10 completions and 10 failures read {read} entries of the indexes of running jobs"
+    );
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+}

@@ -10,5 +10,6 @@ UPDATE porter_jobs SET
     state = 'cancelled',
     finalized_at = porter_now(),
     errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', $4::text))
-WHERE id = $1 AND (SELECT n FROM locked) IS NOT NULL AND state = 'running' AND attempt = $2 AND attempted_by = $3
+-- By primary key only (see job_complete.sql on `COLLATE "C"`).
+WHERE id = $1 AND (SELECT n FROM locked) IS NOT NULL AND state COLLATE "C" = 'running' AND attempt = $2 AND attempted_by = $3
 RETURNING *

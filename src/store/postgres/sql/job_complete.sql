@@ -18,9 +18,16 @@ locked AS MATERIALIZED (
 -- it cannot drive an index: with `=`, generic plans looked each fence up through
 -- porter_jobs_running by worker, a walk over every job the worker runs, per fence (a batch of
 -- 500 took 30 ms where it takes 5 by primary key).
+-- `state COLLATE "C" = 'running'` (the same test: equality does not depend on collation) so
+-- that no partial index on `state = 'running'` can serve this statement either: when the
+-- statistics said no job runs (an ANALYZE at an idle moment), the planner took
+-- porter_jobs_running for empty and walked it whole, filtering for the fences, rather than look
+-- them up by primary key; with a snapshot held open elsewhere that walk read every running entry
+-- since, per batch. The fenced writes of one job (job_fail.sql, job_release.sql,
+-- job_snooze.sql, job_output_record.sql, job_cancel_running.sql) test it the same way.
 UPDATE porter_jobs j SET state = 'completed', finalized_at = porter_now()
 FROM fences f
-WHERE j.id = f.id AND (SELECT n FROM locked) IS NOT NULL AND j.state = 'running' AND j.attempt = f.attempt AND j.attempted_by IS NOT DISTINCT FROM f.worker_id
+WHERE j.id = f.id AND (SELECT n FROM locked) IS NOT NULL AND j.state COLLATE "C" = 'running' AND j.attempt = f.attempt AND j.attempted_by IS NOT DISTINCT FROM f.worker_id
 -- The fourth column: whether the job's end may make others available (see cursor.rs).
 RETURNING j.id, j.attempt, j.attempted_by,
     j.has_dependents OR j.sequence_key IS NOT NULL OR j.batch_id IS NOT NULL

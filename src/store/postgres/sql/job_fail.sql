@@ -18,5 +18,6 @@ UPDATE porter_jobs SET
     finalized_at = CASE WHEN $7 OR attempt >= max_attempts OR metadata ? 'cancel_requested_at' THEN porter_now() END,
     errors       = errors || jsonb_build_array(jsonb_strip_nulls(
                        jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', $4::text, 'trace', $5::text)))
-WHERE id = $1 AND (SELECT n FROM locked) IS NOT NULL AND state = 'running' AND attempt = $2 AND attempted_by = $3
+-- By primary key only (see job_complete.sql on `COLLATE "C"`).
+WHERE id = $1 AND (SELECT n FROM locked) IS NOT NULL AND state COLLATE "C" = 'running' AND attempt = $2 AND attempted_by = $3
 RETURNING *

@@ -5,7 +5,8 @@
 -- worker's write changes nothing even when it races the write that fenced it off.
 INSERT INTO porter_job_outputs (job_id, output, progress, updated_at)
 SELECT id, $4, $5, porter_now() FROM porter_jobs
-WHERE id = $1 AND state = 'running' AND attempt = $2 AND attempted_by = $3
+-- By primary key only (see job_complete.sql on `COLLATE "C"`).
+WHERE id = $1 AND state COLLATE "C" = 'running' AND attempt = $2 AND attempted_by = $3
 FOR SHARE
 ON CONFLICT (job_id) DO UPDATE SET
     output     = COALESCE(EXCLUDED.output, porter_job_outputs.output),

@@ -7,5 +7,6 @@ UPDATE porter_jobs SET
                         ELSE porter_now() + $4::float8 * interval '1 second' END,
     finalized_at = CASE WHEN metadata ? 'cancel_requested_at' THEN porter_now() END,
     max_attempts = CASE WHEN metadata ? 'cancel_requested_at' THEN max_attempts ELSE max_attempts + 1 END
-WHERE id = $1 AND state = 'running' AND attempt = $2 AND attempted_by = $3
+-- By primary key only (see job_complete.sql on `COLLATE "C"`).
+WHERE id = $1 AND state COLLATE "C" = 'running' AND attempt = $2 AND attempted_by = $3
 RETURNING *
