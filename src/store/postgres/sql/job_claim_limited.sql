@@ -21,12 +21,13 @@
 -- Without per-key limits every pool row is picked in the pool's order, so the pool is cut to
 -- the budget itself (it is locked FOR UPDATE: locking 4 times what is claimed made a claim
 -- held to half the room cost as much as a full one), and to nothing when the budget is 0.
--- The starts of a rate-limited queue ($7 or $9 set) are recorded at their claim time.
+-- The starts of a rate-limited queue ($7 or $9 set) are recorded at their claim time, the
+-- clock at the row's update (see `claimed`), never before this statement's time.
 -- Differs from SQLite (whose porter_now() reads the clock at each call, inside the one
--- writer): here "now" is this statement's time, not the transaction's (porter_now() is now(),
--- the time the transaction began, before it waited for the queue's lock). Claims then see
--- times that only move forward in lock order, so a start pruned by one claim
--- (queue_starts_prune.sql, same clock) is outside the window of every claim after it.
+-- writer): here the window's "now" is this statement's time, not the transaction's
+-- (porter_now() is now(), the time the transaction began, before it waited for the queue's
+-- lock). Claims then see times that only move forward in lock order, so a start pruned by one
+-- claim (queue_starts_prune.sql, same clock) is outside the window of every claim after it.
 WITH running AS (
     SELECT concurrency_key AS k, count(*) AS n, count(*) FILTER (WHERE attempted_by = $2) AS own
     FROM porter_jobs
