@@ -588,6 +588,28 @@ async fn work_index_reads(store: &PgStore, index: &str) -> i64 {
     index_tuples_read(&mut conn, index).await
 }
 
+/// A fresh schema, a store on it with one work connection (a pool of 2: the other is the
+/// LISTEN task's), and a connection whose transaction holds a snapshot taken before any job
+/// exists (the index entries of every job's earlier versions stay until it ends).
+async fn held_snapshot() -> (String, PgStore, PgConnection) {
+    let url = fresh_url().await;
+    let options = OpenOptions {
+        pool_size: Some(2),
+        ..Default::default()
+    };
+    let store = PgStore::open_with(&url, &options).await.unwrap();
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    sqlx::query("SELECT count(*) FROM porter_jobs")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    (url, store, holder)
+}
+
 /// Claims `limit` jobs of `queue` through the driver and completes them; returns how many.
 async fn claim_and_complete(store: &PgStore, queue: &str, limit: u32) -> usize {
     let params = JobClaimParams {
@@ -621,21 +643,7 @@ async fn claims_and_the_reconcile_skip_the_dead_entries_a_held_snapshot_keeps() 
     // starts at the queue's cursor instead (cursor.rs). Counted in index entries read, from
     // the server's statistics of the driver's one work connection (a pool of 2: the other is
     // the LISTEN task's).
-    let url = fresh_url().await;
-    let options = OpenOptions {
-        pool_size: Some(2),
-        ..Default::default()
-    };
-    let store = PgStore::open_with(&url, &options).await.unwrap();
-    let mut holder = PgConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    sqlx::query("SELECT count(*) FROM porter_jobs")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let (url, store, mut holder) = held_snapshot().await;
 
     let insert = |n: usize| (0..n).map(|_| job("noop", InsertOpts::default())).collect();
     store.job_insert_many(insert(3_000)).await.unwrap();
@@ -815,21 +823,7 @@ async fn fenced_writes_find_their_job_by_primary_key_whatever_the_statistics_say
     // of running jobs empty and walked one of them whole, filtering for the ids, rather than
     // look the ids up by primary key. With a snapshot held open elsewhere, the walk read every
     // running entry since (thousands), per batch. Counted in index entries read.
-    let url = fresh_url().await;
-    let options = OpenOptions {
-        pool_size: Some(2),
-        ..Default::default()
-    };
-    let store = PgStore::open_with(&url, &options).await.unwrap();
-    let mut holder = PgConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    sqlx::query("SELECT count(*) FROM porter_jobs")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let (url, store, mut holder) = held_snapshot().await;
     let insert = |n: usize| (0..n).map(|_| job("noop", InsertOpts::default())).collect();
     store.job_insert_many(insert(3_000)).await.unwrap();
     let mut drained = 0;
