@@ -1187,7 +1187,7 @@ backend_case! {
         );
         assert_eq!(
             db.store
-                .job_cancel_requests(surfaces::TEST_WORKER)
+                .job_cancel_requests(surfaces::TEST_WORKER, &[running.id])
                 .await
                 .unwrap(),
             vec![running.fence()]

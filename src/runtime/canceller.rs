@@ -64,8 +64,9 @@ impl RunningJobs {
         }
     }
 
-    fn is_empty(&self) -> bool {
-        self.jobs.lock().unwrap().is_empty()
+    /// The ids of the jobs it runs.
+    fn ids(&self) -> Vec<i64> {
+        self.jobs.lock().unwrap().keys().copied().collect()
     }
 
     /// Fires the token of the run a request names (the same attempt); false when this worker
@@ -94,10 +95,15 @@ pub(super) async fn watch(ctx: Arc<Ctx>, stop: CancellationToken) {
             _ = wakeup.notified() => {}
             _ = tokio::time::sleep(if failing { RETRY_AFTER_FAILURE } else { fallback }) => {}
         }
-        if ctx.running.is_empty() {
+        let running = ctx.running.ids();
+        if running.is_empty() {
             continue;
         }
-        match ctx.store.job_cancel_requests(&ctx.identity.id).await {
+        match ctx
+            .store
+            .job_cancel_requests(&ctx.identity.id, &running)
+            .await
+        {
             Ok(requests) => {
                 if failing {
                     info!("looking for cancel requests works again");

@@ -525,11 +525,16 @@ impl Store {
         Ok(row)
     }
 
-    /// The running jobs of one worker that a user asked to cancel, as their fences, by id.
-    pub async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>> {
+    /// Of the jobs `among` (by id: those the worker runs), the running ones of that worker that
+    /// a user asked to cancel, as their fences, by id.
+    pub async fn job_cancel_requests(
+        &self,
+        worker_id: &str,
+        among: &[i64],
+    ) -> Result<Vec<JobFence>> {
         self.op(
             "job_cancel_requests",
-            self.driver.job_cancel_requests(worker_id),
+            self.driver.job_cancel_requests(worker_id, among),
         )
         .await
     }

@@ -200,8 +200,8 @@ impl Driver for GatedStore {
     async fn job_cancel(&self, id: i64) -> Result<Option<JobRow>> {
         self.inner.job_cancel(id).await
     }
-    async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>> {
-        self.inner.job_cancel_requests(worker_id).await
+    async fn job_cancel_requests(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
+        self.inner.job_cancel_requests(worker_id, among).await
     }
     async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {
         self.inner.job_retry(id).await

@@ -195,7 +195,7 @@ backend_case! {
         let still = s.job_get(running.id).await.unwrap().unwrap();
         assert_eq!(still.state, JobState::Running, "its worker stops it");
         assert!(still.metadata.get(CANCEL_REQUESTED_AT).is_some());
-        assert_eq!(s.job_cancel_requests(W).await.unwrap(), vec![running.fence()]);
+        assert_eq!(s.job_cancel_requests(W, &[running.id]).await.unwrap(), vec![running.fence()]);
         tokio::time::timeout(Duration::from_secs(10), cancels.notified()).await.expect("the worker is told");
         // The fence still holds: the worker records the cancel itself.
         s.job_cancel_running(JobCancelRunningParams { fence: running.fence(), reason: "cancelled".into() }).await.unwrap();

@@ -89,7 +89,7 @@ backend_case! {
         let original = insert(s, keyed()).await;
         let r = claim_one(s, "noop").await;
         assert_eq!(
-            s.job_cancel_requests(W).await.unwrap(),
+            s.job_cancel_requests(W, &[r.id]).await.unwrap(),
             vec![],
             "nothing requested yet"
         );
@@ -114,14 +114,19 @@ backend_case! {
         assert_eq!(dup.job.id, original.id);
 
         assert_eq!(
-            s.job_cancel_requests(W).await.unwrap(),
+            s.job_cancel_requests(W, &[r.id]).await.unwrap(),
             vec![r.fence()],
             "the worker finds the request"
         );
         assert_eq!(
-            s.job_cancel_requests("worker-b").await.unwrap(),
+            s.job_cancel_requests("worker-b", &[r.id]).await.unwrap(),
             vec![],
             "only its own jobs"
+        );
+        assert_eq!(
+            s.job_cancel_requests(W, &[r.id + 1, r.id + 1000]).await.unwrap(),
+            vec![],
+            "only among the jobs named (those the worker runs)"
         );
 
         // The worker stops the job and records it (fenced).
@@ -141,7 +146,7 @@ backend_case! {
         assert_eq!((done.state, done.attempt), (JobState::Cancelled, 1));
         assert!(done.finalized_at.is_some());
         assert_eq!(done.errors.last().unwrap().error, "cancelled by user");
-        assert_eq!(s.job_cancel_requests(W).await.unwrap(), vec![]);
+        assert_eq!(s.job_cancel_requests(W, &[r.id]).await.unwrap(), vec![]);
         assert!(
             matches!(s.job_cancel(r.id).await, Err(Error::Conflict(_))),
             "now final"
@@ -249,7 +254,7 @@ backend_case! {
         );
         let again = claim_one(s, "noop").await;
         assert_eq!((again.id, again.attempt), (ids[0], 2));
-        assert_eq!(s.job_cancel_requests(W).await.unwrap(), vec![]);
+        assert_eq!(s.job_cancel_requests(W, &[again.id]).await.unwrap(), vec![]);
         assert_eq!(
             s.job_snooze(JobSnoozeParams { fence: again.fence(), delay: Duration::from_secs(3600) })
                 .await
@@ -276,7 +281,7 @@ backend_case! {
             .await
             .expect("woken by another store's cancel");
         assert_eq!(
-            db.store.job_cancel_requests(W).await.unwrap(),
+            db.store.job_cancel_requests(W, &[r.id]).await.unwrap(),
             vec![r.fence()]
         );
         // In this process too.

@@ -1591,9 +1591,10 @@ impl Driver for PgStore {
         Ok(Some(row))
     }
 
-    async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>> {
+    async fn job_cancel_requests(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
         let rows: Vec<(i64, i32, String)> = sqlx::query_as(sql!("job_cancel_requests"))
             .bind(worker_id)
+            .bind(among)
             .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(fences_from(rows))

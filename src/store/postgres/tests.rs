@@ -610,6 +610,39 @@ async fn held_snapshot() -> (String, PgStore, PgConnection) {
     (url, store, holder)
 }
 
+/// Has worker "w" run `ran` jobs of `default` to completion, then claim `running` more;
+/// returns those.
+async fn ran_and_running(store: &PgStore, ran: usize, running: u32) -> Vec<JobRow> {
+    let insert = |n: usize| (0..n).map(|_| job("noop", InsertOpts::default())).collect();
+    let mut drained = 0;
+    if ran > 0 {
+        store.job_insert_many(insert(ran)).await.unwrap();
+    }
+    while drained < ran {
+        drained += claim_and_complete(store, "default", 500).await;
+    }
+    if running == 0 {
+        return Vec::new();
+    }
+    store
+        .job_insert_many(insert(running as usize))
+        .await
+        .unwrap();
+    let params = JobClaimParams {
+        queue: "default".into(),
+        kinds: vec!["noop".into()],
+        limit: running,
+        worker_id: "w".into(),
+    };
+    let jobs = store
+        .job_claim(params, ClaimAhead::default())
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(jobs.len(), running as usize);
+    jobs
+}
+
 /// Claims `limit` jobs of `queue` through the driver and completes them; returns how many.
 async fn claim_and_complete(store: &PgStore, queue: &str, limit: u32) -> usize {
     let params = JobClaimParams {
@@ -824,31 +857,13 @@ async fn fenced_writes_find_their_job_by_primary_key_whatever_the_statistics_say
     // look the ids up by primary key. With a snapshot held open elsewhere, the walk read every
     // running entry since (thousands), per batch. Counted in index entries read.
     let (url, store, mut holder) = held_snapshot().await;
-    let insert = |n: usize| (0..n).map(|_| job("noop", InsertOpts::default())).collect();
-    store.job_insert_many(insert(3_000)).await.unwrap();
-    let mut drained = 0;
-    while drained < 3_000 {
-        drained += claim_and_complete(&store, "default", 500).await;
-    }
+    ran_and_running(&store, 3_000, 0).await;
     let mut probe = PgConnection::connect(&url).await.unwrap();
     sqlx::query("ANALYZE porter_jobs")
         .execute(&mut probe)
         .await
         .unwrap();
-
-    store.job_insert_many(insert(20)).await.unwrap();
-    let params = JobClaimParams {
-        queue: "default".into(),
-        kinds: vec!["noop".into()],
-        limit: 20,
-        worker_id: "w".into(),
-    };
-    let jobs = store
-        .job_claim(params, ClaimAhead::default())
-        .await
-        .unwrap()
-        .jobs;
-    assert_eq!(jobs.len(), 20);
+    let jobs = ran_and_running(&store, 0, 20).await;
     let running_reads = || async {
         work_index_reads(&store, "porter_jobs_running").await
             + work_index_reads(&store, "porter_jobs_running_key").await
@@ -892,6 +907,43 @@ async fn fenced_writes_find_their_job_by_primary_key_whatever_the_statistics_say
     assert!(
         read < 100,
         "10 completions and 10 failures read {read} entries of the indexes of running jobs"
+    );
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn the_look_for_cancel_requests_reads_only_the_jobs_the_worker_runs() {
+    // The canceller looks for cancel requests every third of a lease while jobs run. It read
+    // every entry of porter_jobs_running of its worker: with a snapshot held open elsewhere,
+    // every job the worker ran since. It now looks its running jobs up by id.
+    let (_url, store, mut holder) = held_snapshot().await;
+    let jobs = ran_and_running(&store, 3_000, 3).await;
+    store.job_cancel(jobs[1].id).await.unwrap();
+    let reads = || async {
+        let mut total = 0;
+        for index in [
+            "porter_jobs_running",
+            "porter_jobs_running_key",
+            "porter_jobs_pkey",
+        ] {
+            total += work_index_reads(&store, index).await;
+        }
+        total
+    };
+    let before = reads().await;
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    assert_eq!(
+        store.job_cancel_requests("w", &ids).await.unwrap(),
+        vec![jobs[1].fence()]
+    );
+    let read = reads().await - before;
+    assert!(
+        read < 100,
+        "the look read {read} index entries for 3 running jobs"
     );
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
 }

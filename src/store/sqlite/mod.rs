@@ -1776,11 +1776,12 @@ impl Driver for SqliteStore {
             .await
     }
 
-    async fn job_cancel_requests(&self, worker_id: &str) -> Result<Vec<JobFence>> {
+    async fn job_cancel_requests(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
         let worker_id = worker_id.to_string();
+        let among = serde_json::to_string(among).expect("ids serialize");
         self.read(move |c| {
             let mut stmt = c.prepare_cached(sql!("job_cancel_requests"))?;
-            let rows = stmt.query_map([worker_id], fence_from_row)?;
+            let rows = stmt.query_map([worker_id, among], fence_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await

@@ -1,5 +1,7 @@
--- The running jobs of one worker ($1) whose cancel a user requested (see job_cancel.sql).
--- Walks porter_jobs_running (this worker's running jobs only).
+-- Of the jobs $2 (by id: those the worker runs), the running ones of worker $1 whose cancel a
+-- user requested (see job_cancel.sql). By primary key (see job_complete.sql on `COLLATE "C"`):
+-- a walk of porter_jobs_running by worker read, with a snapshot held open elsewhere, the entry
+-- of every job the worker ran since.
 SELECT id, attempt, attempted_by FROM porter_jobs
-WHERE state = 'running' AND attempted_by = $1 AND metadata ? 'cancel_requested_at'
+WHERE id = ANY($2) AND state COLLATE "C" = 'running' AND attempted_by = $1 AND metadata ? 'cancel_requested_at'
 ORDER BY id

@@ -1,5 +1,6 @@
--- The running jobs of one worker (?1) whose cancel a user requested (see job_cancel.sql).
--- Walks porter_jobs_running (this worker's running jobs only).
+-- Of the jobs ?2 (a JSON array of ids: those the worker runs), the running ones of worker ?1
+-- whose cancel a user requested (see job_cancel.sql), by primary key.
 SELECT id, attempt, attempted_by FROM porter_jobs
-WHERE state = 'running' AND attempted_by = ?1 AND json_extract(metadata, '$.cancel_requested_at') IS NOT NULL
+WHERE id IN (SELECT value FROM json_each(?2)) AND state = 'running' AND attempted_by = ?1
+  AND json_extract(metadata, '$.cancel_requested_at') IS NOT NULL
 ORDER BY id
