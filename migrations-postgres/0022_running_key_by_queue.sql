@@ -7,9 +7,10 @@
 -- entry not yet vacuumed (thousands), and the reconcile's bound by claim time did nothing.
 -- `queue IS NOT NULL` holds for every row (the column is NOT NULL); it is there so that only
 -- a query naming a queue (the limited claim's count of running jobs) can use this index.
--- The new index is built first, under another name: building takes a lock that lets readers
--- of porter_jobs go on, and the lock that stops them (DROP) comes last, for a moment.
-CREATE INDEX porter_jobs_running_key_0022 ON porter_jobs (queue, concurrency_key)
-    WHERE state = 'running' AND queue IS NOT NULL;
+-- The table's strongest lock is taken first (DROP INDEX takes it): building the new index
+-- before dropping the old one would take a weaker lock first and upgrade it, and a
+-- transaction that read porter_jobs in between and then writes it (a retention pass, a
+-- retry) would deadlock with the migration. Readers wait for the build.
 DROP INDEX porter_jobs_running_key;
-ALTER INDEX porter_jobs_running_key_0022 RENAME TO porter_jobs_running_key;
+CREATE INDEX porter_jobs_running_key ON porter_jobs (queue, concurrency_key)
+    WHERE state = 'running' AND queue IS NOT NULL;
