@@ -725,7 +725,7 @@ fn sql_time(raw: &Raw, secs: i64) -> String {
 }
 
 backend_case! {
-    /// Every migration since porter 0.1 (0005-0022: outputs, limits, waits, workflows,
+    /// Every migration since porter 0.1 (0005-0023: outputs, limits, waits, workflows,
     /// batches, the dependency triggers, their hot-path form and the indexes of running jobs) upgrades a database full of
     /// that version's jobs in place: each keeps its meaning (state, attempts, history, unique
     /// key, queue pause, periodic slot, the application's rows) and runs to the end it would

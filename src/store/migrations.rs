@@ -145,6 +145,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "0021_triggers_skip_plain_jobs.sql"
         ),
         migration!(22, "running_key_by_queue", "0022_running_key_by_queue.sql"),
+        migration!(
+            23,
+            "sequence_lookups_by_index",
+            "0023_sequence_lookups_by_index.sql"
+        ),
     ],
 };
 

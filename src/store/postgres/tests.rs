@@ -297,6 +297,21 @@ async fn index_tuples_read(conn: &mut sqlx::PgConnection, index: &str) -> i64 {
     .unwrap()
 }
 
+/// Rows of porter_jobs read by scans of the whole table, as the server counts them (this
+/// connection's counts flushed first).
+async fn table_scan_reads(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "SELECT COALESCE(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relid = to_regclass('porter_jobs')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 #[cfg_attr(
     not(porter_pg_tests),
@@ -868,19 +883,7 @@ async fn fenced_writes_find_their_job_by_primary_key_whatever_the_statistics_say
         work_index_reads(&store, "porter_jobs_running").await
             + work_index_reads(&store, "porter_jobs_running_key").await
     };
-    let seq_reads = || async {
-        let mut conn = store.pool().acquire().await.unwrap();
-        sqlx::query("SELECT pg_stat_force_next_flush()")
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-        sqlx::query_scalar::<_, i64>(
-            "SELECT COALESCE(seq_tup_read, 0) FROM pg_stat_user_tables WHERE relid = to_regclass('porter_jobs')",
-        )
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap()
-    };
+    let seq_reads = || async { table_scan_reads(&mut store.pool().acquire().await.unwrap()).await };
     let before = running_reads().await;
     let seq_before = seq_reads().await;
     let fences: Vec<JobFence> = jobs[..10].iter().map(JobRow::fence).collect();
@@ -946,4 +949,86 @@ async fn the_look_for_cancel_requests_reads_only_the_jobs_the_worker_runs() {
         "the look read {read} index entries for 3 running jobs"
     );
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn whether_a_sequence_is_busy_is_read_from_its_indexes_not_the_table() {
+    // An insert of a job with a sequence key (the library's and porter_enqueue's) and a retry
+    // of one ask whether the sequence has an unfinished job. The five unfinished states in one
+    // list implied neither partial index on sequence_key, and each such question scanned the
+    // whole table (30 ms at 200,000 jobs). Counted: rows read by scans of the table.
+    let (_url, store, mut holder) = held_snapshot().await;
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let plain: Vec<JobInsertParams> = (0..3_000)
+        .map(|_| job("noop", InsertOpts::default()))
+        .collect();
+    store.job_insert_many(plain).await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    sqlx::query("ANALYZE porter_jobs")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let before = table_scan_reads(&mut conn).await;
+    drop(conn);
+    let in_sequence = || {
+        job(
+            "noop",
+            InsertOpts {
+                queue: Some("seq".into()),
+                sequence_key: Some("s".into()),
+                ..Default::default()
+            },
+        )
+    };
+    let first = store.job_insert_many(vec![in_sequence()]).await.unwrap()[0]
+        .job
+        .clone();
+    let second = store.job_insert_many(vec![in_sequence()]).await.unwrap()[0]
+        .job
+        .clone();
+    assert_eq!(
+        (first.state, second.state),
+        (JobState::Available, JobState::Pending)
+    );
+    let mut conn = store.pool().acquire().await.unwrap();
+    let (_, inserted): (i64, bool) = sqlx::query_as(
+        "SELECT * FROM porter_enqueue('noop', '{}', queue => 'seq', sequence_key => 's')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert!(inserted);
+    drop(conn);
+    // The first runs and is discarded; retried, it waits behind the others.
+    let params = JobClaimParams {
+        queue: "seq".into(),
+        kinds: vec!["noop".into()],
+        limit: 1,
+        worker_id: "w".into(),
+    };
+    let claimed = store
+        .job_claim(params, ClaimAhead::default())
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(claimed[0].id, first.id);
+    store
+        .job_fail(JobFailParams {
+            fence: claimed[0].fence(),
+            error: "boom".into(),
+            trace: None,
+            retry_in: Duration::from_secs(1),
+            discard: true,
+        })
+        .await
+        .unwrap();
+    let retried = store.job_retry(first.id).await.unwrap().unwrap();
+    assert_eq!(retried.state, JobState::Pending);
+    let mut conn = store.pool().acquire().await.unwrap();
+    let read = table_scan_reads(&mut conn).await - before;
+    assert_eq!(read, 0, "rows read by scans of the whole table");
 }

@@ -16,7 +16,8 @@ WHERE j.id = ANY($1::bigint[]) AND j.state NOT IN ('running', 'available', 'pend
   AND (j.sequence_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM porter_jobs q
         WHERE q.sequence_key = j.sequence_key AND q.id <> j.id
-          AND q.state IN ('available', 'scheduled', 'running', 'retryable', 'pending')))
+          -- (two lists: see job_sequence_busy.sql)
+          AND (q.state IN ('available', 'scheduled', 'running', 'retryable') OR q.state = 'pending')))
   AND (
     j.unique_key IS NULL
     OR j.state IN ('scheduled', 'retryable')

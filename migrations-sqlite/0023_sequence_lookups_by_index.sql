@@ -1,0 +1,3 @@
+-- Nothing changes on SQLite (migrations-postgres/0023_sequence_lookups_by_index.sql redefines
+-- porter_enqueue, a stored function SQLite does not have). The version exists so that both
+-- backends record the same versions.
