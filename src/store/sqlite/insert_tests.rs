@@ -349,3 +349,46 @@ async fn a_workflow_starts_its_steps_as_their_parents_say() {
         .unwrap();
     assert_eq!(after_refusal, before + 1, "only the holder was inserted");
 }
+
+#[tokio::test]
+async fn whether_a_sequence_is_busy_is_read_from_its_indexes() {
+    // An insert of a job with a sequence key and a retry of one ask whether the sequence has
+    // an unfinished job. One list of the five unfinished states implied neither partial index
+    // on sequence_key, and SQLite walked porter_jobs_fetch through every unfinished job of
+    // every queue instead. The plans, from EXPLAIN QUERY PLAN.
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open(&dir).await;
+    // (job_retry_many also asks, of a job with a unique key, whether another holds it: those
+    // subqueries walk porter_jobs_fetch, which this test leaves alone.)
+    for (name, sql, only_these) in [
+        (
+            "job_sequence_busy",
+            include_str!("sql/job_sequence_busy.sql"),
+            true,
+        ),
+        ("job_retry", include_str!("sql/job_retry.sql"), true),
+        (
+            "job_retry_many",
+            include_str!("sql/job_retry_many.sql"),
+            false,
+        ),
+    ] {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Parameters left unbound (NULL): the plan does not depend on them.
+        let mut rows = stmt.raw_query();
+        let mut plan = String::new();
+        while let Some(row) = rows.next().unwrap() {
+            plan.push_str(&row.get::<_, String>(3).unwrap());
+            plan.push('\n');
+        }
+        assert!(
+            plan.contains("porter_jobs_sequence_active")
+                && plan.contains("porter_jobs_sequence_pending"),
+            "{name} reads both indexes of a sequence's jobs:\n{plan}"
+        );
+        assert!(
+            !only_these || !plan.contains("porter_jobs_fetch"),
+            "{name}:\n{plan}"
+        );
+    }
+}

@@ -6,7 +6,8 @@ UPDATE porter_jobs SET
     metadata = json_remove(metadata, '$.cancel_requested_at'),
     state = CASE WHEN sequence_key IS NOT NULL AND EXISTS (
                      SELECT 1 FROM porter_jobs o WHERE o.sequence_key = porter_jobs.sequence_key AND o.id <> porter_jobs.id
-                     AND o.state IN ('available','scheduled','running','retryable','pending'))
+                     -- (two lists: see job_sequence_busy.sql)
+                     AND (o.state IN ('available','scheduled','running','retryable') OR o.state = 'pending'))
                  THEN 'pending' ELSE 'available' END,
     scheduled_at = porter_now(),
     finalized_at = NULL,

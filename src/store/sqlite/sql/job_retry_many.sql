@@ -16,7 +16,8 @@ WHERE id IN (SELECT value FROM json_each(?1)) AND state NOT IN ('running', 'avai
   AND (sequence_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM porter_jobs q
         WHERE q.sequence_key = porter_jobs.sequence_key AND q.id <> porter_jobs.id
-          AND q.state IN ('available', 'scheduled', 'running', 'retryable', 'pending')))
+          -- (two lists: see job_sequence_busy.sql)
+          AND (q.state IN ('available', 'scheduled', 'running', 'retryable') OR q.state = 'pending')))
   AND (
     unique_key IS NULL
     OR state IN ('scheduled', 'retryable')
