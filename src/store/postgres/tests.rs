@@ -599,20 +599,24 @@ async fn retention_keeps_a_parent_whose_child_commits_while_it_waits() {
 /// Index entries `index` returned to scans so far, with the driver's one work connection's
 /// reads flushed (a store whose pool holds 2: the other is the LISTEN task's).
 async fn work_index_reads(store: &PgStore, index: &str) -> i64 {
+    work_indexes_reads(store, &[index]).await
+}
+
+/// [`work_index_reads`] summed over `indexes`.
+async fn work_indexes_reads(store: &PgStore, indexes: &[&str]) -> i64 {
     let mut conn = store.pool().acquire().await.unwrap();
-    index_tuples_read(&mut conn, index).await
+    let mut total = 0;
+    for index in indexes {
+        total += index_tuples_read(&mut conn, index).await;
+    }
+    total
 }
 
 /// A fresh schema, a store on it with one work connection (a pool of 2: the other is the
 /// LISTEN task's), and a connection whose transaction holds a snapshot taken before any job
 /// exists (the index entries of every job's earlier versions stay until it ends).
 async fn held_snapshot() -> (String, PgStore, PgConnection) {
-    let url = fresh_url().await;
-    let options = OpenOptions {
-        pool_size: Some(2),
-        ..Default::default()
-    };
-    let store = PgStore::open_with(&url, &options).await.unwrap();
+    let (url, store) = one_work_connection().await;
     let mut holder = PgConnection::connect(&url).await.unwrap();
     sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ")
         .execute(&mut holder)
@@ -623,6 +627,18 @@ async fn held_snapshot() -> (String, PgStore, PgConnection) {
         .await
         .unwrap();
     (url, store, holder)
+}
+
+/// A fresh schema and a store on it with one work connection (a pool of 2: the other is the
+/// LISTEN task's), whose statistics the server counts apart.
+async fn one_work_connection() -> (String, PgStore) {
+    let url = fresh_url().await;
+    let options = OpenOptions {
+        pool_size: Some(2),
+        ..Default::default()
+    };
+    let store = PgStore::open_with(&url, &options).await.unwrap();
+    (url, store)
 }
 
 /// Has worker "w" run `ran` jobs of `default` to completion, then claim `running` more;
@@ -879,12 +895,9 @@ async fn fenced_writes_find_their_job_by_primary_key_whatever_the_statistics_say
         .await
         .unwrap();
     let jobs = ran_and_running(&store, 0, 20).await;
-    let running_reads = || async {
-        work_index_reads(&store, "porter_jobs_running").await
-            + work_index_reads(&store, "porter_jobs_running_key").await
-    };
+    let running = ["porter_jobs_running", "porter_jobs_running_key"];
     let seq_reads = || async { table_scan_reads(&mut store.pool().acquire().await.unwrap()).await };
-    let before = running_reads().await;
+    let before = work_indexes_reads(&store, &running).await;
     let seq_before = seq_reads().await;
     let fences: Vec<JobFence> = jobs[..10].iter().map(JobRow::fence).collect();
     assert_eq!(store.job_complete_many(fences).await.unwrap().len(), 10);
@@ -901,7 +914,7 @@ async fn fenced_writes_find_their_job_by_primary_key_whatever_the_statistics_say
             .unwrap();
         assert!(failed.is_some());
     }
-    let read = running_reads().await - before;
+    let read = work_indexes_reads(&store, &running).await - before;
     assert_eq!(
         seq_reads().await - seq_before,
         0,
@@ -926,24 +939,18 @@ async fn the_look_for_cancel_requests_reads_only_the_jobs_the_worker_runs() {
     let (_url, store, mut holder) = held_snapshot().await;
     let jobs = ran_and_running(&store, 3_000, 3).await;
     store.job_cancel(jobs[1].id).await.unwrap();
-    let reads = || async {
-        let mut total = 0;
-        for index in [
-            "porter_jobs_running",
-            "porter_jobs_running_key",
-            "porter_jobs_pkey",
-        ] {
-            total += work_index_reads(&store, index).await;
-        }
-        total
-    };
-    let before = reads().await;
+    let indexes = [
+        "porter_jobs_running",
+        "porter_jobs_running_key",
+        "porter_jobs_pkey",
+    ];
+    let before = work_indexes_reads(&store, &indexes).await;
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     assert_eq!(
         store.job_cancel_requests("w", &ids).await.unwrap(),
         vec![jobs[1].fence()]
     );
-    let read = reads().await - before;
+    let read = work_indexes_reads(&store, &indexes).await - before;
     assert!(
         read < 100,
         "the look read {read} index entries for 3 running jobs"
@@ -961,8 +968,7 @@ async fn whether_a_sequence_is_busy_is_read_from_its_indexes_not_the_table() {
     // of one ask whether the sequence has an unfinished job. The five unfinished states in one
     // list implied neither partial index on sequence_key, and each such question scanned the
     // whole table (30 ms at 200,000 jobs). Counted: rows read by scans of the table.
-    let (_url, store, mut holder) = held_snapshot().await;
-    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let (_url, store) = one_work_connection().await;
     let plain: Vec<JobInsertParams> = (0..3_000)
         .map(|_| job("noop", InsertOpts::default()))
         .collect();
