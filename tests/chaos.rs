@@ -68,6 +68,28 @@ fn drain_bound(size: &Size) -> Duration {
     Duration::from_secs(120 + size.jobs / 50)
 }
 
+/// Stops each process with SIGTERM, checking that it stayed up until then, exited cleanly
+/// and logged no panic or lock error; prints the scenario's CHAOS line and its ledger.
+async fn stop_and_report(procs: &mut [&mut Proc], scenario: &str, db: &TestDb, ledger: &Ledger) {
+    for p in procs.iter_mut() {
+        assert!(p.alive(), "{} stayed up:\n{}", p.name, p.output());
+        let status = p.term(Duration::from_secs(30)).await;
+        assert!(status.success(), "{}: {status:?}\n{}", p.name, p.output());
+        p.assert_clean_log();
+    }
+    let backend = backend(db);
+    report(
+        scenario,
+        &backend,
+        ledger.expected,
+        1,
+        ledger.lost,
+        ledger.stuck,
+        ledger.duplicates,
+    );
+    eprintln!("{scenario} ({backend}): {ledger:?}");
+}
+
 backend_case! {
     // ---- 1 and 2: the kill soak ---------------------------------------------------------
 
@@ -294,28 +316,74 @@ backend_case! {
         tokio::time::sleep(size.lease() * 3).await;
         sleeper.signal("CONT");
         let ledger = drained_ledger(&db, &size, size.lease(), &ids).await;
-        for p in [&mut sleeper, &mut other] {
-            assert!(p.alive(), "{} stayed up:\n{}", p.name, p.output());
-            let status = p.term(Duration::from_secs(30)).await;
-            assert!(status.success(), "{}: {status:?}\n{}", p.name, p.output());
-            p.assert_clean_log();
-        }
-        report(
-            "sigstop_past_lease",
-            &backend(&db),
-            ids.len() as u64,
-            1,
-            ledger.lost,
-            ledger.stuck,
-            ledger.duplicates,
-        );
-        eprintln!("sigstop_past_lease ({}): {ledger:?}", backend(&db));
+        stop_and_report(&mut [&mut sleeper, &mut other], "sigstop_past_lease", &db, &ledger).await;
         // Only what the stopped worker held can run twice: at most HOLD_FACTOR x its slots
         // (a claim in flight included).
         ledger.assert_all_completed(
             "sigstop_past_lease",
             porter::runtime::HOLD_FACTOR as u64 * size.concurrency,
         );
+    }
+}
+
+backend_case! {
+    /// The database takes no heartbeat from anyone for three leases (SQLite: another process
+    /// holds the write lock; Postgres: the workers' table is locked), while every worker is
+    /// alive and runs jobs that outlast it. When it takes writes again, every heartbeat looks
+    /// a lease and more old until each worker's pending one is through: a rescuer that judged
+    /// others then (a pass sent before the stall, or one right after its own heartbeat) would
+    /// put back live workers' jobs, and they would run twice. No worker is judged lost: no
+    /// job runs twice, none is lost or stuck.
+    async fn a_database_that_takes_no_heartbeat_past_the_lease_judges_no_worker_lost(db: TestDb) {
+        let size = Size::from_env();
+        let dir = scratch();
+        let launcher = Launcher::new(&db.url, dir.path());
+        let flags = soak_flags(&size);
+        let mut workers: Vec<Proc> = (0..size.workers)
+            .map(|i| launcher.worker(&format!("w{i}"), &refs(&flags)))
+            .collect();
+        for w in &mut workers {
+            w.ready().await;
+        }
+        // Jobs running through the stall, one per slot (so running when it ends, their
+        // workers' heartbeats a lease and more old), then short ones.
+        let hold = size.lease() * 3;
+        let slots = size.workers * size.concurrency;
+        let long_ms = (hold + size.lease()).as_millis() as u64;
+        let mut ids = insert_sleeps(&db.store, slots, long_ms).await;
+        wait_totals(&db.store, "a job in every slot", drain_bound(&size), |t| {
+            t[&JobState::Running] >= slots as i64
+        })
+        .await;
+        ids.extend(insert_sleeps(&db.store, size.jobs, size.job_ms.max(20)).await);
+        match db.sqlite_path() {
+            Some(path) => {
+                tokio::task::spawn_blocking(move || {
+                    let conn = rusqlite::Connection::open(&path).unwrap();
+                    conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+                    std::thread::sleep(hold);
+                    conn.execute_batch("COMMIT").unwrap();
+                })
+                .await
+                .unwrap();
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                let mut tx = c.begin().await.unwrap();
+                sqlx::query("LOCK TABLE porter_workers IN ACCESS EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                tokio::time::sleep(hold).await;
+                tx.commit().await.unwrap();
+            }
+        }
+        let ledger = drained_ledger(&db, &size, size.lease(), &ids).await;
+        let mut procs: Vec<&mut Proc> = workers.iter_mut().collect();
+        stop_and_report(&mut procs, "no_heartbeat_past_lease", &db, &ledger).await;
+        assert_eq!(ledger.errors.get("worker lost"), None, "{ledger:?}");
+        ledger.assert_all_completed("no_heartbeat_past_lease", 0);
     }
 }
 

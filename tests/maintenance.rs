@@ -245,6 +245,7 @@ backend_case! {
                 interval: Duration::from_millis(100),
                 stuck_after: vec![],
                 batch: 2,
+                worker: None,
             },
         );
         assert_eq!(

@@ -725,7 +725,7 @@ fn sql_time(raw: &Raw, secs: i64) -> String {
 }
 
 backend_case! {
-    /// Every migration since porter 0.1 (0005-0023: outputs, limits, waits, workflows,
+    /// Every migration since porter 0.1 (0005-0024: outputs, limits, waits, workflows,
     /// batches, the dependency triggers, their hot-path form and the indexes of running jobs) upgrades a database full of
     /// that version's jobs in place: each keeps its meaning (state, attempts, history, unique
     /// key, queue pause, periodic slot, the application's rows) and runs to the end it would
@@ -809,7 +809,7 @@ backend_case! {
         let queues = store.queue_list().await.unwrap();
         assert!(queues.iter().any(|q| q.name == "held" && q.paused_at.is_some()), "{queues:?}");
         let rescued = store
-            .job_rescue(porter::store::JobRescueParams {
+            .job_rescue(porter::store::JobRescueParams { by: None,
                 lease: std::time::Duration::from_secs(15),
                 stuck_after: Vec::new(),
                 limit: 100,

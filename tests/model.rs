@@ -1080,6 +1080,7 @@ async fn apply(
         }
         Op::Rescue => {
             let params = JobRescueParams {
+                by: None,
                 lease: secs(LEASE_SECS),
                 stuck_after: vec![(KINDS[0].to_string(), secs(STUCK_SECS))],
                 limit: 10_000,

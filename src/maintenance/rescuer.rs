@@ -43,6 +43,10 @@ pub struct RescuerConfig {
     pub stuck_after: Vec<(String, Duration)>,
     /// Most rows per pass.
     pub batch: u32,
+    /// The worker this rescuer runs in, if any: the store then judges no worker lost while
+    /// this one's own heartbeats are overdue or not yet steady again
+    /// ([`JobRescueParams::by`]).
+    pub worker: Option<String>,
 }
 
 impl RescuerConfig {
@@ -61,6 +65,7 @@ impl RescuerConfig {
             interval: lease / 5,
             stuck_after,
             batch: 1000,
+            worker: None,
         }
     }
 }
@@ -94,6 +99,7 @@ impl Rescuer {
         let rescued = self
             .store
             .job_rescue_jobs(JobRescueParams {
+                by: self.config.worker.clone(),
                 lease: self.config.lease,
                 stuck_after: self.config.stuck_after.clone(),
                 limit: self.config.batch,

@@ -128,16 +128,17 @@ impl Shutdown {
 /// Starts every maintenance service of a worker process on `tracker`, until `stop`.
 fn spawn_maintenance(
     tracker: &TaskTracker,
-    store: &Arc<Store>,
-    workers: &Workers,
-    config: &RuntimeConfig,
-    identity: &WorkerIdentity,
+    ctx: &Ctx,
     events: &Arc<dyn JobEvents>,
     stop: CancellationToken,
 ) {
+    let (store, config, identity) = (&ctx.store, &ctx.config, &ctx.identity);
     let rescuer = Rescuer::new(
         store.clone(),
-        RescuerConfig::for_workers(config.lease, workers),
+        RescuerConfig {
+            worker: Some(identity.id.clone()),
+            ..RescuerConfig::for_workers(config.lease, &ctx.workers)
+        },
     )
     .with_events(events.clone());
     tracker.spawn(rescuer.run(stop.clone()));
@@ -475,15 +476,7 @@ impl Runtime {
         ));
         services.spawn(canceller::watch(ctx.clone(), stop_services.clone()));
         if config.maintenance {
-            spawn_maintenance(
-                &services,
-                &ctx.store,
-                &ctx.workers,
-                &config,
-                &identity,
-                &events,
-                stop_services.clone(),
-            );
+            spawn_maintenance(&services, &ctx, &events, stop_services.clone());
         }
         let producers = TaskTracker::new();
         for (queue, limit) in &config.queues {

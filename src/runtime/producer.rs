@@ -406,6 +406,12 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
             }
         };
         let claimed = jobs.len();
+        if claimed == 0 && !ctx.heartbeat_fresh() {
+            // The claim statement takes nothing for a worker whose recorded heartbeat is
+            // overdue (a claim sent before a stall, run after it): claim again once a heartbeat
+            // is recorded, not at the next wake-up, which a backlog never sends.
+            continue;
+        }
         ctx.completer.started(claimed);
         q.waiting.fetch_add(claimed, Ordering::AcqRel);
         for row in jobs {
@@ -469,6 +475,9 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
                     }
                 };
                 match (order, woken) {
+                    // A fill that took nothing while this worker's heartbeat is overdue may
+                    // have been refused for it (see above): claim once one is recorded.
+                    (Order::Filled { took: false, .. }, _) if !ctx.heartbeat_fresh() => break,
                     // The completer took all it asked for: more may be due.
                     (Order::Filled { full: true, .. }, _) | (_, Woken::Poll) => break,
                     // A short fill that took jobs: its claim saw everything committed before

@@ -150,6 +150,7 @@ pub const CORE: MigrationSet = MigrationSet {
             "sequence_lookups_by_index",
             "0023_sequence_lookups_by_index.sql"
         ),
+        migration!(24, "worker_steady_since", "0024_worker_steady_since.sql"),
     ],
 };
 

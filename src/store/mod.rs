@@ -671,6 +671,15 @@ pub struct JobRescueParams {
     pub stuck_after: Vec<(String, Duration)>,
     /// At most this many rows per call.
     pub limit: u32,
+    /// The worker whose rescuer asks, if any: then no worker is judged lost unless that
+    /// worker's own heartbeat was recorded within half its lease and has been steady for a
+    /// whole lease (since it registered, with no heartbeat more than half a lease after the
+    /// one before). After a stall
+    /// (its process stopped, or the database taking no write from anyone) every heartbeat
+    /// looks old until each worker's held-up one is through, and live workers would be judged
+    /// lost, by a pass sent before the stall and run only after it too. Stuck jobs are judged
+    /// either way.
+    pub by: Option<String>,
 }
 
 /// A worker process's heartbeat, with no lease or limits of its own (rescuers judge it by

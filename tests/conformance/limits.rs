@@ -7,8 +7,7 @@ use porter::job::{InsertOpts, JobState};
 use porter::store::*;
 use porter::Error;
 
-use crate::common::TestDb;
-use crate::{backend_case, claim, insert, job_with, W};
+use crate::{backend_case, claim, clocked, insert, job_with, W};
 
 fn keyed(queue: &str, key: Option<&str>) -> JobInsertParams {
     job_with(
@@ -44,20 +43,6 @@ fn rate(limit: u32, period: Duration) -> Rate {
 
 async fn running(s: &Store, queue: &str) -> i64 {
     s.job_counts().await.unwrap().queues[queue][&JobState::Running]
-}
-
-/// A clocked store on the test database, its clock a year ahead (to the millisecond).
-async fn clocked(db: &TestDb) -> (std::sync::Arc<Store>, porter::store::clock::Clock) {
-    let clock = porter::store::clock::Clock::new();
-    let s = porter::store::open_with_clock(&db.url, clock.clone())
-        .await
-        .unwrap();
-    let real = db.store.now().await.unwrap();
-    clock.set(
-        chrono::DateTime::from_timestamp_millis(real.timestamp_millis()).unwrap()
-            + chrono::Duration::days(365),
-    );
-    (s, clock)
 }
 
 backend_case! {
@@ -357,13 +342,16 @@ backend_case! {
         s.queue_limit_set(limit("q", QueueLimits { concurrency: Some(2), ..Default::default() }))
             .await
             .unwrap();
-        s.worker_register(crate::register("lost", Duration::from_millis(100), &[])).await.unwrap();
+        // Claims while its heartbeat is fresh, then registers a lease short enough to run out
+        // (a worker claims nothing once its heartbeat is older than half its lease).
+        s.worker_register(crate::register("lost", Duration::from_secs(60), &[])).await.unwrap();
         assert_eq!(s.job_claim(claim("q", &["noop"], 5, "lost")).await.unwrap().len(), 2);
+        s.worker_register(crate::register("lost", Duration::from_millis(100), &[])).await.unwrap();
         // The worker dies: nobody else may start a job of the queue until the rescue.
         assert!(s.job_claim(claim("q", &["noop"], 5, W)).await.unwrap().is_empty());
         tokio::time::sleep(Duration::from_millis(300)).await;
         let counts = s
-            .job_rescue(JobRescueParams { lease: Duration::from_secs(60), stuck_after: vec![], limit: 100 })
+            .job_rescue(JobRescueParams { by: None, lease: Duration::from_secs(60), stuck_after: vec![], limit: 100 })
             .await
             .unwrap();
         assert_eq!(counts.retried, 2);

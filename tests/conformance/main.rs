@@ -92,6 +92,20 @@ fn register(id: &str, lease: Duration, stuck_after: &[(&str, Duration)]) -> Work
     }
 }
 
+/// A clocked store on the test database, its clock a year ahead (to the millisecond).
+async fn clocked(db: &TestDb) -> (std::sync::Arc<Store>, porter::store::clock::Clock) {
+    let clock = porter::store::clock::Clock::new();
+    let s = porter::store::open_with_clock(&db.url, clock.clone())
+        .await
+        .unwrap();
+    let real = db.store.now().await.unwrap();
+    clock.set(
+        chrono::DateTime::from_timestamp_millis(real.timestamp_millis()).unwrap()
+            + chrono::Duration::days(365),
+    );
+    (s, clock)
+}
+
 /// Runs raw SQL on the test database through the driver, outside porter.
 async fn raw_exec(db: &TestDb, sql: &str) {
     match db.sqlite_path() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use porter::job::{InsertOpts, JobState};
 use porter::store::*;
 
-use crate::{backend_case, claim, claim_one, insert, job, job_with, register, W};
+use crate::{backend_case, claim, claim_one, clocked, insert, job, job_with, register, W};
 
 backend_case! {
     async fn rescue_lost_worker_then_stale_completion_changes_nothing(db: TestDb) {
@@ -25,7 +25,7 @@ backend_case! {
             .await
             .unwrap()
             .remove(0);
-        let params = JobRescueParams {
+        let params = JobRescueParams { by: None,
             lease: Duration::from_secs(60),
             stuck_after: vec![],
             limit: 100,
@@ -82,7 +82,7 @@ backend_case! {
         );
         // A worker whose heartbeat is older than the lease is lost too.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let short = JobRescueParams {
+        let short = JobRescueParams { by: None,
             lease: Duration::from_secs(1),
             stuck_after: vec![],
             limit: 100,
@@ -106,7 +106,7 @@ backend_case! {
             ..Default::default()
         };
         let id = insert(s, job_with("noop", opts)).await.id;
-        let rescue = || JobRescueParams {
+        let rescue = || JobRescueParams { by: None,
             lease: Duration::from_secs(60),
             stuck_after: vec![],
             limit: 100,
@@ -169,7 +169,9 @@ backend_case! {
         s.worker_register(register("long-lease", hour, &[]))
             .await
             .unwrap();
-        s.worker_register(register("short-lease", Duration::from_millis(1), &[]))
+        // Registered with its short lease after its claim, below (a worker claims nothing once
+        // its heartbeat is older than half its lease).
+        s.worker_register(register("short-lease", hour, &[]))
             .await
             .unwrap();
         s.worker_heartbeat(WorkerHeartbeatParams { id: "no-lease".into(), host: "host".into(), pid: 1 }).await.unwrap();
@@ -186,6 +188,9 @@ backend_case! {
             .await
             .unwrap()
             .remove(0);
+        s.worker_register(register("short-lease", Duration::from_millis(1), &[]))
+            .await
+            .unwrap();
         let none = s
             .job_claim(claim("default", &["noop"], 1, "no-lease"))
             .await
@@ -194,7 +199,7 @@ backend_case! {
         // Every heartbeat is now older than a millisecond (SQLite keeps milliseconds).
         tokio::time::sleep(Duration::from_millis(20)).await;
         // A rescuer with a long lease: only the worker whose own lease ran out is lost.
-        let long_rescuer = JobRescueParams {
+        let long_rescuer = JobRescueParams { by: None,
             lease: hour,
             stuck_after: vec![],
             limit: 100,
@@ -213,7 +218,7 @@ backend_case! {
         );
         // A rescuer with a lease shorter than the heartbeats' age: the worker with the long
         // lease keeps its job; the one without a lease of its own is judged by the rescuer's.
-        let short_rescuer = JobRescueParams {
+        let short_rescuer = JobRescueParams { by: None,
             lease: Duration::from_millis(1),
             stuck_after: vec![],
             limit: 100,
@@ -239,7 +244,7 @@ backend_case! {
         s.worker_register(register("long-lease", hour, &[]))
             .await
             .unwrap();
-        let again = JobRescueParams {
+        let again = JobRescueParams { by: None,
             lease: Duration::ZERO,
             stuck_after: vec![],
             limit: 100,
@@ -286,7 +291,7 @@ backend_case! {
             .remove(0);
         tokio::time::sleep(Duration::from_millis(20)).await;
         // A rescuer that would wait an hour: the hasty worker's own limit has passed.
-        let p = JobRescueParams {
+        let p = JobRescueParams { by: None,
             lease: hour,
             stuck_after: vec![("noop".into(), hour)],
             limit: 100,
@@ -306,7 +311,7 @@ backend_case! {
         );
         // A rescuer that would not wait at all: the patient worker's job is within its limit;
         // the old binary's job has no limit recorded, so the rescuer's applies.
-        let p = JobRescueParams {
+        let p = JobRescueParams { by: None,
             lease: hour,
             stuck_after: vec![("noop".into(), Duration::ZERO)],
             limit: 100,
@@ -342,7 +347,7 @@ backend_case! {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let p = JobRescueParams {
+        let p = JobRescueParams { by: None,
             lease: Duration::from_secs(60),
             stuck_after: vec![
                 ("noop".into(), Duration::ZERO),
@@ -401,7 +406,7 @@ backend_case! {
         s.job_cancel(lost.id).await.unwrap();
         s.job_cancel(stuck.id).await.unwrap();
 
-        let lease = JobRescueParams {
+        let lease = JobRescueParams { by: None,
             lease: Duration::from_secs(60),
             stuck_after: vec![],
             limit: 100,
@@ -431,7 +436,7 @@ backend_case! {
         );
 
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let stuck_p = JobRescueParams {
+        let stuck_p = JobRescueParams { by: None,
             lease: Duration::from_secs(60),
             stuck_after: vec![("noop".into(), Duration::ZERO)],
             limit: 100,
@@ -448,5 +453,64 @@ backend_case! {
             s.job_get(stuck.id).await.unwrap().unwrap().state,
             JobState::Cancelled
         );
+    }
+}
+
+backend_case! {
+    /// A rescue asked by a worker (`by`) judges nobody lost while that worker's own recorded
+    /// heartbeat is older than half its lease, nor for a lease after a heartbeat that came
+    /// late: after a stall (its process stopped, the database locked for everyone) every
+    /// heartbeat looks old until each worker's held-up one is through, and live workers would
+    /// be judged lost. Steady for a lease again, it judges as before; a rescue asked by nobody
+    /// judges as before too.
+    async fn a_rescuer_whose_own_heartbeats_came_late_judges_nobody_for_a_lease(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        let start = s.now().await.unwrap();
+        let lease = Duration::from_secs(10);
+        s.worker_register(register("rescuer", lease, &[])).await.unwrap();
+        s.worker_register(register("other", lease, &[])).await.unwrap();
+        s.job_insert_many(vec![job("noop"), job("noop")]).await.unwrap();
+        let held = s.job_claim(claim("default", &["noop"], 2, "other")).await.unwrap();
+        assert_eq!(held.len(), 2);
+        let by = |worker: Option<&str>| JobRescueParams {
+            lease,
+            stuck_after: vec![],
+            limit: 1,
+            by: worker.map(str::to_string),
+        };
+        // Both silent for a lease and more: the rescuer's own heartbeat is overdue.
+        clock.set(start + chrono::Duration::seconds(11));
+        assert_eq!(s.job_rescue(by(Some("rescuer"))).await.unwrap(), RescueCounts::default());
+        assert_eq!(
+            s.job_rescue(by(Some("not-registered"))).await.unwrap(),
+            RescueCounts::default(),
+            "a rescuer with no registration judges nobody"
+        );
+        for j in &held {
+            assert_eq!(s.job_get(j.id).await.unwrap().unwrap().state, JobState::Running);
+        }
+        // Its heartbeat recorded again after that gap: it is steady again only a lease later
+        // (meanwhile the others' held-up heartbeats would come in).
+        s.worker_register(register("rescuer", lease, &[])).await.unwrap();
+        assert_eq!(s.job_rescue(by(Some("rescuer"))).await.unwrap(), RescueCounts::default());
+        for at in [14, 17, 20] {
+            clock.set(start + chrono::Duration::seconds(at));
+            s.worker_register(register("rescuer", lease, &[])).await.unwrap();
+        }
+        clock.set(start + chrono::Duration::milliseconds(20_999));
+        assert_eq!(
+            s.job_rescue(by(Some("rescuer"))).await.unwrap(),
+            RescueCounts::default(),
+            "steady for less than a lease"
+        );
+        // Steady for a lease, the other still silent: the other is lost.
+        clock.set(start + chrono::Duration::seconds(21));
+        assert_eq!(s.job_rescue(by(Some("rescuer"))).await.unwrap().retried, 1);
+        // Asked by nobody: judged as before.
+        assert_eq!(s.job_rescue(by(None)).await.unwrap().retried, 1);
+        for j in &held {
+            assert_eq!(s.job_get(j.id).await.unwrap().unwrap().state, JobState::Retryable);
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use porter::job::JobState;
 use porter::store::*;
 
-use crate::{backend_case, claim, insert, job};
+use crate::{backend_case, claim, clocked, insert, job, register};
 
 backend_case! {
     async fn worker_registry(db: TestDb) {
@@ -86,7 +86,7 @@ backend_case! {
             vec!["long".to_string()],
             "the day-silent short-lease worker went, the long lease stayed"
         );
-        let rescue = JobRescueParams {
+        let rescue = JobRescueParams { by: None,
             lease: Duration::from_secs(15),
             stuck_after: Vec::new(),
             limit: 10,
@@ -127,5 +127,85 @@ backend_case! {
         let at_its_claim = s.job_list_running("w1", second[0].attempted_at.unwrap()).await;
         assert_eq!(ids(at_its_claim.unwrap()), vec![second[0].id], "from its claim time on");
         assert_eq!(ids(s.job_list_running("w2", between).await.unwrap()), vec![other[0].id]);
+    }
+}
+
+backend_case! {
+    /// A registered worker whose recorded heartbeat is older than half its lease claims
+    /// nothing, by either claim (a queue without limits, a queue with them) or along with a
+    /// completion, until its heartbeat is recorded again. A claim sent before a worker stalled
+    /// (stopped, or its database locked) and run only after would otherwise take jobs that
+    /// other rescuers judge lost at once: they ran twice past the crash bound (seen in the
+    /// SIGSTOP chaos test). A worker not registered, or registered without a lease, claims as
+    /// before.
+    async fn a_worker_whose_heartbeat_is_overdue_claims_nothing(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        let start = s.now().await.unwrap();
+        let lease = Duration::from_secs(10);
+        s.worker_register(register("stalled", lease, &[])).await.unwrap();
+        s.job_insert_many((0..8).map(|_| job("noop")).collect())
+            .await
+            .unwrap();
+        let first = s.job_claim(claim("default", &["noop"], 1, "stalled")).await.unwrap();
+        assert_eq!(first.len(), 1, "a fresh heartbeat claims");
+        // Within half the lease: still claims.
+        clock.set(start + chrono::Duration::milliseconds(5_000));
+        let second = s.job_claim(claim("default", &["noop"], 1, "stalled")).await.unwrap();
+        assert_eq!(second.len(), 1, "a heartbeat half a lease old claims");
+        // Past half the lease: nothing, by any claim.
+        clock.set(start + chrono::Duration::milliseconds(5_001));
+        assert!(
+            s.job_claim(claim("default", &["noop"], 4, "stalled")).await.unwrap().is_empty(),
+            "an overdue heartbeat claims nothing"
+        );
+        let (completed, along) = s
+            .job_complete_and_claim(
+                vec![first[0].fence()],
+                vec![claim("default", &["noop"], 4, "stalled")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(completed, vec![true], "its completion is written");
+        assert!(along[0].is_empty(), "nothing claimed along: {along:?}");
+        s.queue_limit_set(QueueLimitParams {
+            queue: "default".into(),
+            clear: false,
+            set: QueueLimits {
+                concurrency: Some(100),
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+        let limited = s
+            .job_claim_limited(claim("default", &["noop"], 4, "stalled"))
+            .await
+            .unwrap();
+        assert!(limited.jobs.is_empty(), "nothing from a queue with limits: {limited:?}");
+        // Others claim meanwhile: a worker not registered, one registered without a lease.
+        assert_eq!(
+            s.job_claim(claim("default", &["noop"], 1, "unregistered")).await.unwrap().len(),
+            1
+        );
+        s.worker_heartbeat(WorkerHeartbeatParams { id: "no-lease".into(), host: "host".into(), pid: 1 })
+            .await
+            .unwrap();
+        clock.set(start + chrono::Duration::hours(1));
+        assert_eq!(
+            s.job_claim(claim("default", &["noop"], 1, "no-lease")).await.unwrap().len(),
+            1
+        );
+        // Its heartbeat recorded again: it claims again.
+        s.worker_register(register("stalled", lease, &[])).await.unwrap();
+        assert_eq!(
+            s.job_claim(claim("default", &["noop"], 4, "stalled")).await.unwrap().len(),
+            4
+        );
+        let counts = s.job_counts().await.unwrap();
+        assert_eq!(
+            (counts.total[&JobState::Running], counts.total[&JobState::Completed]),
+            (7, 1)
+        );
     }
 }

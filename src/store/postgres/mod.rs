@@ -1668,6 +1668,7 @@ impl Driver for PgStore {
             Ok(sqlx::query_as(sql!("job_rescue_lost"))
                 .bind(secs(p.lease))
                 .bind(limit)
+                .bind(&p.by)
                 .fetch_all(&mut *self.conn().await?)
                 .await?)
         };

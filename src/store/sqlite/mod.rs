@@ -1820,7 +1820,7 @@ impl Driver for SqliteStore {
         // they still share one commit): one failing never undoes another, so the rescue of a
         // lost worker's jobs happens whatever the stuck rescue does.
         use futures::FutureExt;
-        let (lease, limit) = (ago(p.lease), p.limit);
+        let (lease, limit, by) = (ago(p.lease), p.limit, p.by);
         // The rescuer's own limits, for jobs whose worker registered none.
         let limits: Vec<(String, i64)> = p
             .stuck_after
@@ -1830,7 +1830,7 @@ impl Driver for SqliteStore {
         let limits = serde_json::to_string(&limits).expect("limits serialize");
         let passes = vec![
             self.writer
-                .run(move |c| rescued(c, sql!("job_rescue_lost"), params![lease, limit]))
+                .run(move |c| rescued(c, sql!("job_rescue_lost"), params![lease, limit, by]))
                 .boxed(),
             self.writer
                 .run(move |c| rescued(c, sql!("job_rescue_stuck"), params![limits, limit]))

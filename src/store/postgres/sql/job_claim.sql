@@ -14,6 +14,13 @@ WITH picked AS (
       AND NOT EXISTS (SELECT 1 FROM porter_queues WHERE name = $1
                       AND (paused_at IS NOT NULL OR concurrency IS NOT NULL OR per_key_concurrency IS NOT NULL
                            OR rate_limit IS NOT NULL OR rate_per_key_limit IS NOT NULL))
+      -- A worker whose recorded heartbeat is older than half its lease takes nothing: a claim
+      -- it sent before it stalled (stopped, or cut off from the database) and that runs only
+      -- now would take jobs for a worker other rescuers are about to judge lost. A worker not
+      -- registered, or registered without a lease, is not held back. Evaluated once.
+      AND NOT EXISTS (SELECT 1 FROM porter_workers w WHERE w.id = $2 AND w.lease_ms IS NOT NULL
+                      AND w.heartbeat_at < coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp())
+                                           - w.lease_ms / 2.0 * interval '1 millisecond')
     ORDER BY priority, scheduled_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED

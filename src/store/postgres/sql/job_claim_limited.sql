@@ -50,14 +50,19 @@ total AS (
            GREATEST(0, COALESCE(sum(own), 0)::bigint - $13::bigint - $12::bigint) AS finished
     FROM running
 ),
+-- Nothing for a worker whose recorded heartbeat is older than half its lease (see
+-- job_claim.sql).
 budget AS (
-    SELECT GREATEST(0, LEAST($4::bigint,
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM porter_workers w WHERE w.id = $2 AND w.lease_ms IS NOT NULL
+                             AND w.heartbeat_at < coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp())
+                                           - w.lease_ms / 2.0 * interval '1 millisecond')
+                THEN 0 ELSE GREATEST(0, LEAST($4::bigint,
         CASE WHEN $5::int IS NULL THEN $4::bigint
              ELSE LEAST($5::int - (SELECT n FROM total),
                         $11::bigint + GREATEST(0, ($5::int - ((SELECT n - finished FROM total) - $12::bigint) - $11::bigint) / 2 - $12::bigint))
         END,
         COALESCE($7::int - (SELECT count(*) FROM porter_queue_starts WHERE $7::int IS NOT NULL AND queue = $1
-                            AND started_at > coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp()) - $8::bigint * interval '1 millisecond'), $4::bigint)))::bigint AS n
+                            AND started_at > coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp()) - $8::bigint * interval '1 millisecond'), $4::bigint))) END::bigint AS n
 ),
 pool AS (
     SELECT id, concurrency_key, priority, scheduled_at FROM porter_jobs

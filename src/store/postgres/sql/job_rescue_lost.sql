@@ -10,10 +10,24 @@
 -- Differs from SQLite (one writer): the sequence locks of the jobs it may rescue first, in
 -- key order (see job_complete.sql), before any row is locked (the gate below is evaluated
 -- before the first row passes).
-WITH locked AS MATERIALIZED (
+-- A rescue by a worker ($3) judges nobody unless that worker's own heartbeat was recorded
+-- within half its lease and has been steady for a whole lease (see migration 0024): after a
+-- stall of its own (stopped, or the database taking no heartbeat from anyone), every
+-- heartbeat looks old until each worker's held-up one is through, and live workers would be
+-- judged lost.
+WITH judging AS MATERIALIZED (
+    SELECT $3::text IS NULL OR EXISTS (
+        SELECT 1 FROM porter_workers me
+        WHERE me.id = $3
+          AND (me.lease_ms IS NULL
+               OR (me.heartbeat_at >= porter_now() - me.lease_ms / 2.0 * interval '1 millisecond'
+                   AND coalesce(me.steady_since, me.started_at) <= porter_now() - me.lease_ms * interval '1 millisecond'))) AS ok
+),
+locked AS MATERIALIZED (
     SELECT count(pg_advisory_xact_lock(1886350450, hashtext(k))) AS n
     FROM (SELECT DISTINCT sequence_key COLLATE "C" AS k FROM porter_jobs
           WHERE state = 'running' AND sequence_key IS NOT NULL
+            AND (SELECT ok FROM judging)
             AND NOT EXISTS (
                 SELECT 1 FROM porter_workers w
                 WHERE w.id = porter_jobs.attempted_by
@@ -37,6 +51,7 @@ UPDATE porter_jobs SET
 WHERE id IN (
     SELECT id FROM porter_jobs
     WHERE state = 'running' AND (SELECT n FROM locked) IS NOT NULL
+      AND (SELECT ok FROM judging)
       AND NOT EXISTS (
           SELECT 1 FROM porter_workers w
           WHERE w.id = porter_jobs.attempted_by

@@ -14,9 +14,16 @@ WHERE id IN (
     -- PostgreSQL, whose planner checks such a condition once before the scan: as a WHERE term
     -- here SQLite tested it on every row and so walked the queue's whole backlog each time;
     -- as the LIMIT it is evaluated once, and a LIMIT of 0 reads no row.
+    -- A worker whose recorded heartbeat is older than half its lease takes nothing either: a
+    -- claim it sent before it stalled (stopped, or its database locked) and that runs only
+    -- now would take jobs for a worker other rescuers are about to judge lost. A worker not
+    -- registered, or registered without a lease, is not held back.
     LIMIT CASE WHEN EXISTS (SELECT 1 FROM porter_queues WHERE name = ?1
                             AND (paused_at IS NOT NULL OR concurrency IS NOT NULL OR per_key_concurrency IS NOT NULL
                                  OR rate_limit IS NOT NULL OR rate_per_key_limit IS NOT NULL))
+                 OR EXISTS (SELECT 1 FROM porter_workers WHERE id = ?2 AND lease_ms IS NOT NULL
+                            AND heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+                                                        printf('%+.3f seconds', -lease_ms / 2000.0)))
                THEN 0 ELSE ?4 END
 )
 RETURNING *

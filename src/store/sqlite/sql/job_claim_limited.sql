@@ -50,12 +50,17 @@ WHERE id IN (
         SELECT coalesce(sum(n), 0) AS n, max(0, coalesce(sum(own), 0) - ?14 - ?13 - ?12) AS finished
         FROM running
     ),
+    -- Nothing for a worker whose recorded heartbeat is older than half its lease (see
+    -- job_claim.sql).
     budget AS (
-        SELECT max(0, min(?4 - ?14,
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM porter_workers WHERE id = ?2 AND lease_ms IS NOT NULL
+                                 AND heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+                                                             printf('%+.3f seconds', -lease_ms / 2000.0)))
+                    THEN 0 ELSE max(0, min(?4 - ?14,
             coalesce(?5 - (SELECT n FROM total), ?4),
             coalesce(?11 + max(0, (?5 - ((SELECT n - ?14 - finished FROM total) - ?12) - ?11) / 2 - ?12) - ?14, ?4),
             coalesce(?7 - (SELECT count(*) FROM porter_queue_starts WHERE ?7 IS NOT NULL AND queue = ?1
-                           AND started_at > strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?8)), ?4))) AS n
+                           AND started_at > strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?8)), ?4))) END AS n
     ),
     pool AS (
         SELECT id, concurrency_key, priority, scheduled_at FROM porter_jobs

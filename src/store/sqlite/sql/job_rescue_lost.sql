@@ -22,6 +22,19 @@ UPDATE porter_jobs SET
 WHERE id IN (
     SELECT id FROM porter_jobs
     WHERE state = 'running'
+      -- A rescue by a worker (?3) judges nobody unless that worker's own heartbeat was
+      -- recorded within half its lease and has been steady for a whole lease (see migration
+      -- 0024): after a stall of its own (stopped, or the database locked for all), every
+      -- heartbeat looks old until each worker's held-up one is through, and live workers
+      -- would be judged lost, by a pass sent before the stall and run only now as well.
+      AND (?3 IS NULL OR EXISTS (
+          SELECT 1 FROM porter_workers me
+          WHERE me.id = ?3
+            AND (me.lease_ms IS NULL
+                 OR (me.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+                                                 printf('%+.3f seconds', -me.lease_ms / 2000.0))
+                     AND coalesce(me.steady_since, me.started_at) <= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+                                                         printf('%+.3f seconds', -me.lease_ms / 1000.0))))))
       AND NOT EXISTS (
           SELECT 1 FROM porter_workers w
           WHERE w.id = porter_jobs.attempted_by

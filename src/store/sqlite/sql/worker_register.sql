@@ -4,6 +4,12 @@ INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at, lease_ms, s
 VALUES (?1, ?2, ?3, porter_now(), porter_now(), ?4, ?5, ?6, ?7)
 ON CONFLICT (id) DO UPDATE SET
     heartbeat_at = porter_now(),
+    -- A heartbeat more than half the lease after the one before it (column names here read
+    -- the row before this update) makes the worker steady again only from now (see
+    -- migration 0024; rescues by this worker judge nobody until a lease later).
+    steady_since = CASE WHEN heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+                                                     printf('%+.3f seconds', -excluded.lease_ms / 2000.0))
+                        THEN porter_now() ELSE steady_since END,
     lease_ms     = excluded.lease_ms,
     stuck_after  = excluded.stuck_after,
     queues       = excluded.queues,
