@@ -345,17 +345,17 @@ backend_case! {
         for w in &mut workers {
             w.ready().await;
         }
-        // Jobs running through the stall, one per slot (so running when it ends, their
-        // workers' heartbeats a lease and more old), then short ones.
+        // A job in every slot that outlasts the stall (so running when it ends, their
+        // workers' heartbeats a lease and more old); the stall begins as soon as all run.
+        // Short jobs follow it.
         let hold = size.lease() * 3;
         let slots = size.workers * size.concurrency;
-        let long_ms = (hold + size.lease()).as_millis() as u64;
+        let long_ms = (hold + size.lease() * 2).as_millis() as u64;
         let mut ids = insert_sleeps(&db.store, slots, long_ms).await;
         wait_totals(&db.store, "a job in every slot", drain_bound(&size), |t| {
             t[&JobState::Running] >= slots as i64
         })
         .await;
-        ids.extend(insert_sleeps(&db.store, size.jobs, size.job_ms.max(20)).await);
         match db.sqlite_path() {
             Some(path) => {
                 tokio::task::spawn_blocking(move || {
@@ -379,6 +379,7 @@ backend_case! {
                 tx.commit().await.unwrap();
             }
         }
+        ids.extend(insert_sleeps(&db.store, size.jobs, size.job_ms.max(20)).await);
         let ledger = drained_ledger(&db, &size, size.lease(), &ids).await;
         let mut procs: Vec<&mut Proc> = workers.iter_mut().collect();
         stop_and_report(&mut procs, "no_heartbeat_past_lease", &db, &ledger).await;

@@ -318,10 +318,11 @@ backend_case! {
                     .collect::<Vec<_>>(),
                 vec!["worker lost"]
             );
-            // Rescue time on the database clock: about the lease, far below River's hour.
+            // Rescue time on the database clock: a few leases (the rescuer judges from a lease
+            // after it started), far below River's hour.
             let rescued_after = (row.errors[0].at - killed_at).num_milliseconds();
             assert!(
-                rescued_after < 2_000 * 4,
+                rescued_after < 2_000 * 6,
                 "rescued {rescued_after} ms after the kill, lease 2 s"
             );
         }

@@ -677,8 +677,9 @@ pub struct JobRescueParams {
     /// one before). After a stall
     /// (its process stopped, or the database taking no write from anyone) every heartbeat
     /// looks old until each worker's held-up one is through, and live workers would be judged
-    /// lost, by a pass sent before the stall and run only after it too. Stuck jobs are judged
-    /// either way.
+    /// lost, by a pass sent before the stall and run only after it too. A worker registered
+    /// without a lease ([`Store::worker_heartbeat`]) judges as if asked by nobody. Stuck jobs
+    /// are judged either way.
     pub by: Option<String>,
 }
 

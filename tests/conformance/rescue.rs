@@ -458,8 +458,8 @@ backend_case! {
 
 backend_case! {
     /// A rescue asked by a worker (`by`) judges nobody lost while that worker's own recorded
-    /// heartbeat is older than half its lease, nor for a lease after a heartbeat that came
-    /// late: after a stall (its process stopped, the database locked for everyone) every
+    /// heartbeat is older than half its lease, nor in its first lease, nor for a lease after a
+    /// heartbeat that came late: after a stall (its process stopped, the database locked for everyone) every
     /// heartbeat looks old until each worker's held-up one is through, and live workers would
     /// be judged lost. Steady for a lease again, it judges as before; a rescue asked by nobody
     /// judges as before too.
@@ -494,6 +494,9 @@ backend_case! {
         // (meanwhile the others' held-up heartbeats would come in).
         s.worker_register(register("rescuer", lease, &[])).await.unwrap();
         assert_eq!(s.job_rescue(by(Some("rescuer"))).await.unwrap(), RescueCounts::default());
+        // Nor does a worker judge in its first lease (it may have started during the stall).
+        s.worker_register(register("newcomer", lease, &[])).await.unwrap();
+        assert_eq!(s.job_rescue(by(Some("newcomer"))).await.unwrap(), RescueCounts::default());
         for at in [14, 17, 20] {
             clock.set(start + chrono::Duration::seconds(at));
             s.worker_register(register("rescuer", lease, &[])).await.unwrap();

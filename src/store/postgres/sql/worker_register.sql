@@ -1,12 +1,14 @@
 -- $4 the worker's own lease in milliseconds, $5 its stuck limits (kind -> ms), $6 and $7 the
 -- queues and kinds it serves (JSON arrays of names).
--- The heartbeat is the clock's time when the row is written, not porter_now() (the start of
--- the transaction, which may have waited for a lock on the table meanwhile): a heartbeat held
--- up is recorded as late as it is, and so is the gap before it. A heartbeat more than half
+-- The heartbeat (and a new worker's start) is the clock's time when the row is written, not
+-- porter_now() (the start of the transaction, which may have waited for a lock on the table
+-- meanwhile): a heartbeat held up is recorded as late as it is, and so is the gap before it,
+-- and a worker registered through a stall starts its first lease when it is through (rescues
+-- by a worker judge nobody in its first lease). A heartbeat more than half
 -- the lease after the one before it makes the worker steady again only from now (see
 -- migration 0024; rescues by this worker judge nobody until a lease later).
 INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at, lease_ms, stuck_after, queues, kinds)
-VALUES ($1, $2, $3, porter_now(), coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()), $4, $5, $6, $7)
+VALUES ($1, $2, $3, coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()), coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()), $4, $5, $6, $7)
 ON CONFLICT (id) DO UPDATE SET
     heartbeat_at = coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()),
     steady_since = CASE WHEN porter_workers.heartbeat_at < coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()) - excluded.lease_ms / 2.0 * interval '1 millisecond'
