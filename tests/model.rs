@@ -12,7 +12,10 @@
 //! or without after_any),
 //! claims by two workers with kind filters, complete, fail (retry after a delay, or discard),
 //! snooze, a job cancelling itself, a worker giving a job back at shutdown, user cancel and
-//! retry, worker heartbeats and deregistrations, rescue of lost workers' and stuck jobs,
+//! retry, worker heartbeats and deregistrations (one worker with a lease of its own, which
+//! claims nothing while its heartbeat is overdue; one without), rescue of lost workers' and
+//! stuck jobs, asked by nobody or by a worker (which judges nobody lost unless its own
+//! heartbeats are on time and steady),
 //! retention, bulk deletes by queue and kind, periodic slots, queue pause and resume, queue limits (global and per-key
 //! concurrency, global and per-key rate windows, set and cleared; jobs carry a concurrency key),
 //! and the clock moving on. Worker-side
@@ -158,7 +161,10 @@ enum Op {
     Deregister {
         worker: usize,
     },
-    Rescue,
+    /// A rescue pass, asked by nobody or by one of the workers ([`JobRescueParams::by`]).
+    Rescue {
+        by: Option<usize>,
+    },
     Retention,
     /// A bulk delete (admin API, dashboard, CLI) of one queue's jobs of one kind.
     Delete {
@@ -242,7 +248,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<Index>().prop_map(|job| Op::Retry { job }),
         3 => (0..2usize).prop_map(|worker| Op::Heartbeat { worker }),
         1 => (0..2usize).prop_map(|worker| Op::Deregister { worker }),
-        3 => Just(Op::Rescue),
+        3 => prop::option::of(0..2usize).prop_map(|by| Op::Rescue { by }),
         1 => Just(Op::Retention),
         1 => (0..2usize, 0..2usize).prop_map(|(queue, kind)| Op::Delete { queue, kind }),
         1 => (0..2usize, 0..5i64).prop_map(|(name, slot)| Op::Periodic { name, slot }),
@@ -318,6 +324,11 @@ struct Model {
     ids: Vec<i64>,
     /// Each worker's last heartbeat, while it is registered.
     heartbeat: [Option<i64>; 2],
+    /// When each worker registered, while it is registered.
+    started: [Option<i64>; 2],
+    /// When each worker's heartbeats became steady again after one came late (worker 0 only:
+    /// worker 1 registers without a lease).
+    steady_since: [Option<i64>; 2],
     paused: [bool; 2],
     periodic: [Option<i64>; 2],
     /// Every fence ever handed out by a claim.
@@ -732,6 +743,42 @@ fn ok<T>(what: &str, got: porter::Result<T>) -> Result<T, TestCaseError> {
     got.map_err(|e| TestCaseError::fail(format!("{what}: unexpected error {e}")))
 }
 
+/// A heartbeat of `worker` (its registration when it has none), as the runtime records it:
+/// worker 0 registers with a lease of [`LEASE_SECS`], worker 1 without one (a binary from
+/// before leases were registered; rescuers judge it by their own). A heartbeat of worker 0 more
+/// than half its lease after the one before makes it steady again only from now.
+async fn heartbeat(s: &Store, m: &mut Model, worker: usize) -> Result<(), TestCaseError> {
+    let got = if worker == 0 {
+        s.worker_register(WorkerRegisterParams {
+            id: WORKERS[worker].to_string(),
+            host: "model-host".into(),
+            pid: 1,
+            lease: secs(LEASE_SECS),
+            stuck_after: Vec::new(),
+            queues: Vec::new(),
+            kinds: Vec::new(),
+        })
+        .await
+    } else {
+        s.worker_heartbeat(WorkerHeartbeatParams {
+            id: WORKERS[worker].to_string(),
+            host: "model-host".into(),
+            pid: 1,
+        })
+        .await
+    };
+    ok("heartbeat", got)?;
+    match m.heartbeat[worker] {
+        None => m.started[worker] = Some(m.now),
+        Some(at) if worker == 0 && at < m.now - LEASE_SECS * 1000 / 2 => {
+            m.steady_since[worker] = Some(m.now)
+        }
+        Some(_) => {}
+    }
+    m.heartbeat[worker] = Some(m.now);
+    Ok(())
+}
+
 /// Applies one operation to the model and the store, comparing the store's answer with the
 /// model's prediction.
 async fn apply(
@@ -803,17 +850,12 @@ async fn apply(
             };
             // A worker registers before its first claim, as the runtime does at start.
             if m.heartbeat[worker].is_none() {
-                ok(
-                    "register",
-                    s.worker_heartbeat(WorkerHeartbeatParams {
-                        id: WORKERS[worker].to_string(),
-                        host: "model-host".into(),
-                        pid: 1,
-                    })
-                    .await,
-                )?;
-                m.heartbeat[worker] = Some(m.now);
+                heartbeat(s, m, worker).await?;
             }
+            // Worker 0 registered a lease: while its heartbeat is older than half of it, it
+            // claims nothing.
+            let overdue =
+                worker == 0 && m.heartbeat[0].is_some_and(|at| at < m.now - LEASE_SECS * 1000 / 2);
             let got = ok("claim", s.job_claim_ahead(params, ahead).await)?.jobs;
             // Due scheduled and retryable jobs of the queue become available, paused or not.
             let now = m.now;
@@ -825,7 +867,7 @@ async fn apply(
                     j.state = JobState::Available;
                 }
             }
-            let mut want: Vec<&MJob> = if m.paused[queue] {
+            let mut want: Vec<&MJob> = if m.paused[queue] || overdue {
                 Vec::new()
             } else if m.limits[queue].any() {
                 m.claim_limited(worker, queue, limit, only_kind, ahead)
@@ -1062,25 +1104,22 @@ async fn apply(
             j.max_attempts = j.max_attempts.max(j.attempt + 1);
             j.cancel_requested_at = None;
         }
-        &Op::Heartbeat { worker } => {
-            ok(
-                "heartbeat",
-                s.worker_heartbeat(WorkerHeartbeatParams {
-                    id: WORKERS[worker].to_string(),
-                    host: "model-host".into(),
-                    pid: 1,
-                })
-                .await,
-            )?;
-            m.heartbeat[worker] = Some(m.now);
-        }
+        &Op::Heartbeat { worker } => heartbeat(s, m, worker).await?,
         &Op::Deregister { worker } => {
             ok("worker delete", s.worker_delete(WORKERS[worker]).await)?;
-            m.heartbeat[worker] = None;
+            // With it go the registrations of workers silent for more than a day.
+            let now = m.now;
+            for w in 0..WORKERS.len() {
+                if w == worker || m.heartbeat[w].is_some_and(|at| at < now - 86_400_000) {
+                    m.heartbeat[w] = None;
+                    m.started[w] = None;
+                    m.steady_since[w] = None;
+                }
+            }
         }
-        Op::Rescue => {
+        &Op::Rescue { by } => {
             let params = JobRescueParams {
-                by: None,
+                by: by.map(|w| WORKERS[w].to_string()),
                 lease: secs(LEASE_SECS),
                 stuck_after: vec![(KINDS[0].to_string(), secs(STUCK_SECS))],
                 limit: 10_000,
@@ -1088,6 +1127,19 @@ async fn apply(
             let got = ok("rescue", s.job_rescue(params).await)?;
             let now = m.now;
             let alive = |w: usize| m.heartbeat[w].is_some_and(|at| at >= now - LEASE_SECS * 1000);
+            // A rescue asked by a worker judges nobody lost unless that worker is registered
+            // and, with a lease (worker 0), its heartbeat is within half of it and has been
+            // steady for a whole lease (since it registered, or came late last).
+            let judging = by.is_none_or(|w| match m.heartbeat[w] {
+                None => false,
+                Some(_) if w == 1 => true,
+                Some(at) => {
+                    at >= now - LEASE_SECS * 1000 / 2
+                        && m.steady_since[w]
+                            .or(m.started[w])
+                            .is_some_and(|since| since <= now - LEASE_SECS * 1000)
+                }
+            });
             // Lost workers' jobs first (a job both lost and stuck is rescued as lost), then
             // stuck ones.
             let rescued: Vec<(i64, bool)> = m
@@ -1095,7 +1147,7 @@ async fn apply(
                 .values()
                 .filter(|j| j.state == JobState::Running)
                 .filter_map(|j| {
-                    let lost = !j.worker.is_some_and(alive);
+                    let lost = judging && !j.worker.is_some_and(alive);
                     let stuck = j.kind == 0
                         && j.attempted_at
                             .is_some_and(|at| at < now - STUCK_SECS * 1000);
@@ -1531,6 +1583,22 @@ mod regressions {
     };
 
     backend_case! {
+        /// Found by the model: a clean shutdown also removes the registrations of workers
+        /// silent for more than a day, and a rescue asked by such a worker then judges nobody.
+        fn a_rescue_asked_by_a_worker_removed_for_silence_judges_nobody(fresh: FreshDb) {
+            run_fixed(fresh, vec![
+                Op::Heartbeat { worker: 1 },
+                Op::Insert(KEYED),
+                Op::Tick { by: 7 },
+                Op::Claim { worker: 0, queue: 0, limit: 1, only_kind: None, ahead: ClaimAhead::default() },
+                Op::Deregister { worker: 0 },
+                Op::Rescue { by: Some(1) },
+                Op::Rescue { by: None },
+            ]);
+        }
+    }
+
+    backend_case! {
         /// A worker whose lease runs out with a job running: rescue, then the stale worker's write
         /// changes nothing and the retried job runs again under the other worker.
         fn lease_expiry_then_stale_write(fresh: FreshDb) {
@@ -1550,7 +1618,7 @@ mod regressions {
                 },
                 Op::Tick { by: 3 },
                 Op::Heartbeat { worker: 1 },
-                Op::Rescue,
+                Op::Rescue { by: None },
                 Op::Complete {
                     pick: Pick {
                         stale: true,
@@ -1590,9 +1658,9 @@ mod regressions {
                 ahead: ClaimAhead::default(),
                 },
                 Op::Tick { by: 2 },
-                Op::Rescue,
+                Op::Rescue { by: None },
                 Op::Tick { by: 0 },
-                Op::Rescue,
+                Op::Rescue { by: None },
             ]);
         }
     }
@@ -1671,7 +1739,7 @@ mod regressions {
                 claim.clone(),
                 Op::Cancel { job: 1 },
                 Op::Deregister { worker: 0 },
-                Op::Rescue,
+                Op::Rescue { by: None },
                 Op::Retry { job: 0 },
                 Op::Heartbeat { worker: 0 },
                 claim,
