@@ -112,12 +112,7 @@ async fn soak(db: TestDb, scenario: &str, mixed: bool) {
     let dir = scratch();
     let launcher = Launcher::new(&db.url, dir.path());
     let flags = soak_flags(&size);
-    let mut workers: Vec<Proc> = (0..size.workers)
-        .map(|i| launcher.worker(&format!("w{i}"), &refs(&flags)))
-        .collect();
-    for w in &mut workers {
-        w.ready().await;
-    }
+    let mut workers = launcher.ready_workers(size.workers, &refs(&flags)).await;
     let mut retired: Vec<Proc> = Vec::new();
     let mut ids = BTreeSet::new();
     let (mut hard, mut soft) = (0u64, 0u64);
@@ -339,12 +334,7 @@ backend_case! {
         let dir = scratch();
         let launcher = Launcher::new(&db.url, dir.path());
         let flags = soak_flags(&size);
-        let mut workers: Vec<Proc> = (0..size.workers)
-            .map(|i| launcher.worker(&format!("w{i}"), &refs(&flags)))
-            .collect();
-        for w in &mut workers {
-            w.ready().await;
-        }
+        let mut workers = launcher.ready_workers(size.workers, &refs(&flags)).await;
         // A job in every slot that outlasts the stall (so running when it ends, their
         // workers' heartbeats a lease and more old); the stall begins as soon as all run.
         // Short jobs follow it.
@@ -1936,12 +1926,7 @@ async fn postgres_restarts_under_load_lose_no_job() {
         "--no-periodic".into(),
     ];
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let mut procs: Vec<Proc> = (0..size.workers)
-        .map(|i| launcher.worker(&format!("w{i}"), &flags))
-        .collect();
-    for p in &mut procs {
-        p.ready().await;
-    }
+    let mut procs = launcher.ready_workers(size.workers, &flags).await;
     let mut web = launcher.spawn("web", &["web", "--listen", "127.0.0.1:0"]);
     let base = web_base(&mut web).await;
     let http = reqwest::Client::new();
@@ -2073,12 +2058,7 @@ async fn sqlite_write_lock_held_past_busy_timeout_loses_no_job() {
         "--no-periodic".into(),
     ];
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let mut procs: Vec<Proc> = (0..size.workers)
-        .map(|i| launcher.worker(&format!("w{i}"), &flags))
-        .collect();
-    for p in &mut procs {
-        p.ready().await;
-    }
+    let mut procs = launcher.ready_workers(size.workers, &flags).await;
     let mut ids = insert_sleeps(&db.store, size.jobs / 2, size.job_ms).await;
     let inserted = ids.len() as i64;
     wait_totals(

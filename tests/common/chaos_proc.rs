@@ -171,6 +171,17 @@ impl Launcher {
         self.spawn(name, &args)
     }
 
+    /// `n` workers named `w0`, `w1`, ... with these flags, each started and ready.
+    pub async fn ready_workers(&self, n: u64, flags: &[&str]) -> Vec<Proc> {
+        let mut workers: Vec<Proc> = (0..n)
+            .map(|i| self.worker(&format!("w{i}"), flags))
+            .collect();
+        for w in &mut workers {
+            w.ready().await;
+        }
+        workers
+    }
+
     /// Runs a one-shot `porter` command to the end (bounded), with its output.
     pub async fn run(&self, args: &[&str]) -> Cli {
         let mut cmd = tokio::process::Command::from(self.command(args));
