@@ -151,6 +151,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "0023_sequence_lookups_by_index.sql"
         ),
         migration!(24, "worker_steady_since", "0024_worker_steady_since.sql"),
+        migration!(
+            25,
+            "finalized_triggers_split",
+            "0025_finalized_triggers_split.sql"
+        ),
     ],
 };
 

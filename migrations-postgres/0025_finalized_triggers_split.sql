@@ -1,0 +1,5 @@
+-- Nothing changes on PostgreSQL (migrations-sqlite/0025_finalized_triggers_split.sql splits
+-- SQLite's row trigger porter_jobs_finalized in three, so that a job's end runs only the
+-- statements that have work). PostgreSQL counts a parent's end in a statement trigger, and
+-- promotes a sequence's next job in a row trigger of its own already. The version exists so
+-- that both backends record the same versions.
