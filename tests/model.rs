@@ -401,7 +401,9 @@ impl Model {
             .any(|j| j.sequence == Some(seq) && j.unfinished() && j.state != JobState::Pending)
     }
 
-    /// A job reached a final state (from `old`): the porter_jobs_finalized trigger's work.
+    /// A job reached a final state (from `old`): the work of the triggers on a job's end (on
+    /// SQLite porter_jobs_sequence_next, porter_jobs_finalized, porter_jobs_parent_failed; on
+    /// PostgreSQL a row trigger for sequences and a statement trigger for dependencies).
     fn ended(&mut self, id: i64, old: JobState) {
         let now = self.now;
         let (state, sequence) = (self.jobs[&id].state, self.jobs[&id].sequence);

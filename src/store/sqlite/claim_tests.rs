@@ -160,10 +160,11 @@ fn claim_and_complete_steps(path: &std::path::Path, queue: &str, bare: bool) -> 
 
 /// A job that no other job waits on (no batch, no dependents, no sequence key) pays almost
 /// nothing for the triggers on `state`: each tells at its first term that it has nothing to do
-/// (migration 0021; five triggers since 0025 split porter_jobs_finalized in three). Before, each claimed or completed row ran their WHENs' `state IN (...)`
-/// terms first, each a temporary b-tree built anew: 48 more VM steps per claimed row and 74
-/// per completed row than on a schema without those triggers (17 each since), and about twice
-/// the time (7.8 + 8.5 us per job against 4.2 + 3.9).
+/// (migration 0021; five triggers since 0025 split porter_jobs_finalized in three). Before,
+/// each claimed or completed row ran their WHENs' `state IN (...)` terms first, each a
+/// temporary b-tree built anew: 48 more VM steps per claimed row and 74 per completed row than
+/// on a schema without those triggers (17 each since 0021, 25 with five triggers), and about
+/// twice the time (7.8 + 8.5 us per job against 4.2 + 3.9).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_job_pays_almost_nothing_for_the_triggers_on_state() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,7 @@
 //! What a dependency costs must not grow with the jobs that wait elsewhere: finalizing a parent
-//! (the porter_jobs_finalized trigger) reads that parent's children, and deleting a parent
-//! (its edges go by ON DELETE CASCADE; retention asks whether its children have ended) finds
-//! that parent's edges, by index. A scan of every waiting job per finalize made a workflow of
+//! (the porter_jobs_finalized and porter_jobs_parent_failed triggers) reads that parent's
+//! children, and deleting a parent (its edges go by ON DELETE CASCADE; retention asks whether
+//! its children have ended) finds that parent's edges, by index. A scan of every waiting job per finalize made a workflow of
 //! 100 chains of 100 drain 18x slower than the same jobs without dependencies, and a scan of
 //! every edge per deleted job made deleting such a workflow take minutes. Counted in SQLite's
 //! virtual-machine steps, not in time.

@@ -1113,8 +1113,8 @@ fn insert_held(
 }
 
 /// The states of the parents of `jobs`: those in `own` (steps of the same workflow) read from
-/// there, the others marked as having dependents (so that their end runs the
-/// porter_jobs_finalized trigger) and read in one statement. Only this batch's parents: a
+/// there, the others marked as having dependents (so that their end runs the triggers
+/// porter_jobs_finalized and porter_jobs_parent_failed) and read in one statement. Only this batch's parents: a
 /// workflow's `own` grows with its steps.
 fn parent_states(
     conn: &Connection,

@@ -1,7 +1,7 @@
 -- The unfinished jobs of workflow ?1, children before parents (highest id first: a child is
 -- always inserted after its parents). Cancelled one at a time in this order (job_cancel.sql),
--- a job's children are already final when its cancel fires the porter_jobs_finalized trigger,
--- so that trigger promotes or cancels nothing: SQLite runs a row's AFTER triggers before the
+-- a job's children are already final when its cancel fires the triggers on a parent's end
+-- (porter_jobs_finalized, porter_jobs_parent_failed), so they promote or cancel nothing: SQLite runs a row's AFTER triggers before the
 -- statement moves to the next row, so one UPDATE over the whole workflow would have its
 -- after_any steps promoted by their cancelled parents in the middle of it.
 SELECT id FROM porter_jobs
