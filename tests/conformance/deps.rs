@@ -469,3 +469,53 @@ backend_case! {
         assert_eq!(ids, vec![vec![child.id]]);
     }
 }
+
+backend_case! {
+    /// A job that ends with both a sequence key and children releases both: its sequence's
+    /// next job becomes due, and its children count its end (SQLite runs these in two
+    /// triggers since migration 0025, Postgres in a row trigger and a statement trigger).
+    async fn a_parent_in_a_sequence_releases_its_sequence_and_its_children(db: TestDb) {
+        let s = &db.store;
+        let in_seq = |kind: &str, key: &str| {
+            job_with(kind, InsertOpts { sequence_key: Some(key.into()), ..Default::default() })
+        };
+        let p = insert(s, in_seq("p", "k")).await;
+        let next = insert(s, in_seq("q", "k")).await;
+        let child = insert(s, after("c", &[p.id])).await;
+        assert_eq!(next.state, JobState::Pending);
+        run_to(s, "p", p.id, JobState::Completed).await;
+        assert_eq!(get(s, next.id).await.state, JobState::Available, "the sequence goes on");
+        assert_eq!(get(s, child.id).await.state, JobState::Available, "the child runs");
+
+        // Discarded: the sequence goes on all the same, the child is cancelled naming it.
+        let p = insert(s, in_seq("p2", "k2")).await;
+        let next = insert(s, in_seq("q2", "k2")).await;
+        let child = insert(s, after("c2", &[p.id])).await;
+        run_to(s, "p2", p.id, JobState::Discarded).await;
+        assert_eq!(get(s, next.id).await.state, JobState::Available);
+        let child = get(s, child.id).await;
+        assert_eq!(child.state, JobState::Cancelled);
+        assert!(child.errors.last().unwrap().error.contains(&format!("parent job {}", p.id)));
+    }
+}
+
+backend_case! {
+    /// A failed parent's cancels cascade, and an after_any job waiting for both the parent and
+    /// a child of it that the cascade cancels counts both ends, once each, in the one statement
+    /// that ended the parent: it becomes available (not cancelled, not left waiting).
+    async fn an_after_any_job_reached_twice_by_a_cascade_counts_both_ends(db: TestDb) {
+        let s = &db.store;
+        let p = insert(s, job("p")).await;
+        let mid = insert(s, after("m", &[p.id])).await;
+        let anyway = insert(s, after_any("x", &[p.id, mid.id])).await;
+        let plain = insert(s, after("y", &[p.id, mid.id])).await;
+        run_to(s, "p", p.id, JobState::Discarded).await;
+        assert_eq!(get(s, mid.id).await.state, JobState::Cancelled);
+        assert_eq!(get(s, anyway.id).await.state, JobState::Available, "counted both ends");
+        let plain = get(s, plain.id).await;
+        assert_eq!(plain.state, JobState::Cancelled);
+        assert!(plain.finalized_at.is_some());
+        let got = s.job_claim(claim("default", &["x", "y"], 10, W)).await.unwrap();
+        assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![anyway.id]);
+    }
+}
