@@ -156,6 +156,7 @@ pub const CORE: MigrationSet = MigrationSet {
             "finalized_triggers_split",
             "0025_finalized_triggers_split.sql"
         ),
+        migration!(26, "sequenced_jobs_by_id", "0026_sequenced_jobs_by_id.sql"),
     ],
 };
 

@@ -8,7 +8,8 @@ WITH fences AS (
 -- taken first, in key order ("C" collation, as everywhere), before any row: the trigger that
 -- promotes a sequence's next job takes them again (already held), so completing jobs of
 -- several sequences cannot deadlock with an insert or another batch taking them in another
--- order. Jobs without a sequence cost one primary-key lookup each here.
+-- order. Jobs without a sequence cost one probe each here, of porter_jobs_sequenced (0026), an
+-- index of the jobs that have a sequence key only.
 locked AS MATERIALIZED (
     SELECT count(pg_advisory_xact_lock(1886350450, hashtext(k))) AS n
     FROM (SELECT DISTINCT j.sequence_key COLLATE "C" AS k FROM porter_jobs j JOIN fences f ON j.id = f.id

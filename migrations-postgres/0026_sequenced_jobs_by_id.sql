@@ -1,0 +1,11 @@
+-- The jobs that have a sequence key, by id (issue 14's completions). Every fenced write of a
+-- job (a completion batch, a failure, a release, a cancel) first takes the advisory locks of its
+-- jobs' sequences, in key order (see job_complete.sql), and to learn those keys it read each
+-- job through the primary key and then its row, before the write read both again (a generic
+-- plan), or scanned the whole table (a custom plan, when the statistics say no job has one). Most jobs
+-- have no sequence key: this index holds only those that have one, so for the others that
+-- lookup is one probe of a small index that finds nothing, and no row is read. Measured in
+-- psql (20,000 running jobs, none in a sequence, generic plan): the locks of a batch of 770
+-- fences took 1.9-2.4 ms, of a completion statement of about 9-15 ms; with the index 0.1 ms.
+-- A job with a sequence key pays one more index entry per version of its row.
+CREATE INDEX porter_jobs_sequenced ON porter_jobs (id) INCLUDE (sequence_key) WHERE sequence_key IS NOT NULL;

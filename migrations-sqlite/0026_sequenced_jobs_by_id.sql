@@ -1,0 +1,3 @@
+-- Nothing changes on SQLite (migrations-postgres/0026_sequenced_jobs_by_id.sql adds an index
+-- for the sequence locks that PostgreSQL's fenced writes take first; SQLite's one writer takes
+-- no such locks). The version exists so that both backends record the same versions.
