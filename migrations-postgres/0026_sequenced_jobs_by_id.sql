@@ -1,3 +1,5 @@
+-- Dropped again by 0027 (review found that other statements could choose this index, and that
+-- with stale statistics the completion read all of it; see there). What 0026 said:
 -- The jobs that have a sequence key, by id (issue 14's completions). Every fenced write of a
 -- job (a completion batch, a failure, a release, a cancel) first takes the advisory locks of its
 -- jobs' sequences, in key order (see job_complete.sql), and to learn those keys it read each

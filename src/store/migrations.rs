@@ -157,6 +157,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "0025_finalized_triggers_split.sql"
         ),
         migration!(26, "sequenced_jobs_by_id", "0026_sequenced_jobs_by_id.sql"),
+        migration!(
+            27,
+            "sequenced_index_dropped",
+            "0027_sequenced_index_dropped.sql"
+        ),
     ],
 };
 

@@ -753,26 +753,7 @@ async fn completion_plans(jobs: usize, batch: u32) -> Vec<(&'static str, Vec<Str
     not(porter_pg_tests),
     ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
 )]
-async fn a_completion_batch_finds_its_sequence_locks_in_the_index_of_sequenced_jobs() {
-    // Issue 14's completions: a batch takes its jobs' sequence locks first (job_complete.sql).
-    // It learned which of its jobs have a sequence key from porter_jobs itself: by the primary
-    // key and then each row (a generic plan; 1.9-2.4 ms of a 770-job batch, read again by the
-    // update that follows), or by a scan of the whole table (a custom plan, the first five
-    // runs of each connection). Since 0026 it asks porter_jobs_sequenced, which holds only the
-    // jobs that have a sequence key. The plans of a batch of 200 of 5,000 jobs, none in a
-    // sequence.
-    for (mode, plan) in completion_plans(5_000, 200).await {
-        let plan = plan.join("\n");
-        assert!(plan.contains("porter_jobs_sequenced"), "{mode}:\n{plan}");
-    }
-}
-
-#[tokio::test]
-#[cfg_attr(
-    not(porter_pg_tests),
-    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
-)]
-async fn a_completion_batch_looks_its_jobs_up_by_id_whatever_the_statistics_say() {
+async fn a_completion_batch_of_a_large_table_looks_its_jobs_up_by_id_after_a_stale_analyze() {
     // Issue 14's drain at 1000 slots ran at 6-7k jobs/s in some runs and 21-26k in others. In
     // the slow ones the statistics were taken while no job ran (autovacuum's ANALYZE after the
     // insert), and through the completion's test of `state` the planner expected a batch's jobs
@@ -780,7 +761,8 @@ async fn a_completion_batch_looks_its_jobs_up_by_id_whatever_the_statistics_say(
     // fences known) scanned the whole table in a nested loop over the fences, comparing each
     // running job to every fence (100-350 ms a batch of ~600, where it takes 12). The plans of
     // a batch of 574 of 20,000 jobs, custom and generic: each fence is looked up by primary key,
-    // and the table is not scanned.
+    // and the table is not scanned. (On a table of ~1,200 jobs both plans still scan it: see
+    // job_complete.sql.)
     for (mode, plan) in completion_plans(20_000, 574).await {
         let by_id = plan.iter().any(|l| l.contains("Index Cond: (id = f.id)"));
         let scanned = plan.iter().any(|l| l.contains("Seq Scan on porter_jobs"));

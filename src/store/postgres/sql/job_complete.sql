@@ -7,8 +7,11 @@
 -- ran (autovacuum's ANALYZE after an insert) the test of `state` below made it expect the
 -- batch's jobs to be 1 row of the table: it scanned the table in a nested loop over the fences,
 -- comparing each running job to every fence (a batch of 574 of 20,000 jobs took 160 ms, where
--- it takes 12; porter bench at 1000 slots drained 6-7k jobs/s instead of 21-26k). Planned as
--- the generic plan is, for a few fences, every plan looks each fence up by primary key.
+-- it takes 12; porter bench at 1000 slots drained 6-7k jobs/s instead of 21-26k). Every plan is
+-- now planned as the generic one was, for a few fences: a primary-key lookup per fence, on a
+-- table of more than a few thousand jobs. On a smaller one the scan still looks cheaper, and a
+-- batch of ~1000 fences of a table of ~1,200 jobs with such statistics still takes that loop
+-- (160-250 ms, measured in review); the generic plan took it before this change as well.
 WITH fences AS (
     SELECT * FROM unnest((SELECT $1::bigint[]), (SELECT $2::int[]), (SELECT $3::text[])) AS f(id, attempt, worker_id)
 ),
@@ -16,8 +19,7 @@ WITH fences AS (
 -- taken first, in key order ("C" collation, as everywhere), before any row: the trigger that
 -- promotes a sequence's next job takes them again (already held), so completing jobs of
 -- several sequences cannot deadlock with an insert or another batch taking them in another
--- order. Jobs without a sequence cost one probe each here, of porter_jobs_sequenced (0026), an
--- index of the jobs that have a sequence key only.
+-- order. Jobs without a sequence cost one primary-key lookup each here.
 locked AS MATERIALIZED (
     SELECT count(pg_advisory_xact_lock(1886350450, hashtext(k))) AS n
     FROM (SELECT DISTINCT j.sequence_key COLLATE "C" AS k FROM porter_jobs j JOIN fences f ON j.id = f.id

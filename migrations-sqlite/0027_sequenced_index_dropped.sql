@@ -1,0 +1,2 @@
+-- Nothing changes on SQLite (migrations-postgres/0027_sequenced_index_dropped.sql drops the
+-- index 0026 added there). The version exists so that both backends record the same versions.
