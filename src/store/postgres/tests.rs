@@ -659,34 +659,29 @@ async fn ran_and_running(store: &PgStore, ran: usize, running: u32) -> Vec<JobRo
         .job_insert_many(insert(running as usize))
         .await
         .unwrap();
-    let params = JobClaimParams {
-        queue: "default".into(),
-        kinds: vec!["noop".into()],
-        limit: running,
-        worker_id: "w".into(),
-    };
-    let jobs = store
-        .job_claim(params, ClaimAhead::default())
-        .await
-        .unwrap()
-        .jobs;
+    let jobs = claim_noop(store, "default", running).await;
     assert_eq!(jobs.len(), running as usize);
     jobs
 }
 
-/// Claims `limit` jobs of `queue` through the driver and completes them; returns how many.
-async fn claim_and_complete(store: &PgStore, queue: &str, limit: u32) -> usize {
+/// Claims up to `limit` noop jobs of `queue` for worker "w" through the driver.
+async fn claim_noop(store: &PgStore, queue: &str, limit: u32) -> Vec<JobRow> {
     let params = JobClaimParams {
         queue: queue.into(),
         kinds: vec!["noop".into()],
         limit,
         worker_id: "w".into(),
     };
-    let jobs = store
+    store
         .job_claim(params, ClaimAhead::default())
         .await
         .unwrap()
-        .jobs;
+        .jobs
+}
+
+/// Claims `limit` jobs of `queue` through the driver and completes them; returns how many.
+async fn claim_and_complete(store: &PgStore, queue: &str, limit: u32) -> usize {
+    let jobs = claim_noop(store, queue, limit).await;
     let fences: Vec<JobFence> = jobs.iter().map(JobRow::fence).collect();
     assert_eq!(
         store.job_complete_many(fences).await.unwrap().len(),
@@ -710,17 +705,7 @@ async fn completion_plans(jobs: usize, batch: u32) -> Vec<(&'static str, Vec<Str
         .execute(&mut conn)
         .await
         .unwrap();
-    let params = JobClaimParams {
-        queue: "default".into(),
-        kinds: vec!["noop".into()],
-        limit: batch,
-        worker_id: "w".into(),
-    };
-    let claimed = store
-        .job_claim(params, ClaimAhead::default())
-        .await
-        .unwrap()
-        .jobs;
+    let claimed = claim_noop(&store, "default", batch).await;
     assert_eq!(claimed.len(), batch as usize);
     sqlx::raw_sql(&format!("PREPARE complete AS {}", sql!("job_complete")))
         .execute(&mut conn)
