@@ -958,6 +958,22 @@ impl BenchProbe {
             BenchProbe::Postgres(p) => p.minimal_baseline(jobs, single_jobs).await,
         }
     }
+
+    /// `jobs` jobs in `width` chains (each after the one `width` before it; `width == jobs`
+    /// for none), hand-written on the minimal table with dependencies: inserted, then drained
+    /// as [`BenchProbe::minimal_baseline`] drains, each completion making the job that waited
+    /// for it claimable (`porter bench --workflow`'s baseline).
+    pub async fn chains_baseline(
+        &mut self,
+        jobs: usize,
+        width: usize,
+    ) -> Result<crate::store::bench::ChainsBaseline> {
+        match self {
+            BenchProbe::Sqlite(p) => p.chains_baseline(jobs, width).await,
+            #[cfg(feature = "postgres")]
+            BenchProbe::Postgres(p) => p.chains_baseline(jobs, width).await,
+        }
+    }
 }
 
 /// A transaction held open elsewhere in the database; closed when dropped.

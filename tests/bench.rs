@@ -194,13 +194,24 @@ backend_case! {
                 assert!(report[&key].as_f64().is_some_and(|v| v > 0.0), "{key} is positive: {report}");
             }
         }
-        for ratio in ["fan_ratio", "chains_ratio"] {
+        for ratio in [
+            "fan_ratio",
+            "chains_ratio",
+            "minimal_plain_secs",
+            "minimal_chains_secs",
+            "minimal_chains_ratio",
+            "chains_vs_minimal",
+        ] {
             assert!(report[ratio].as_f64().is_some_and(|v| v > 0.0), "{ratio}: {report}");
         }
         assert_eq!(report["chains"], 12, "√150 rounded: {report}");
         assert_eq!(report["chain_length"], 13, "{report}");
         let left: i64 = db.store.job_counts().await.unwrap().total.values().sum();
         assert_eq!(left, 0, "the run's jobs are deleted");
+        // The hand-written baseline's table is dropped: a second run finds the database as the
+        // first did.
+        let again = run("150");
+        assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
         let workflows = porter::Client::new(db.store.clone()).workflows(None, None).await.unwrap();
         assert!(workflows.is_empty(), "and its workflows with them: {workflows:?}");
         let refused = run("10003");

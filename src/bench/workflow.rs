@@ -11,6 +11,13 @@
 //! database (the drain as in [`crate::bench::run`]); the workflow cases are reported as a
 //! ratio to the plain one. Its jobs are deleted afterwards.
 //!
+//! The same run then measures what the chains shape costs the database itself: the plain and
+//! the chains cases hand-written on the least a queue with dependencies can be (one table with
+//! the job each job waits for, two partial indexes; [`BenchProbe::chains_baseline`]), claimed
+//! a hundred at a time and completed in the same transaction as the writes that make the next
+//! steps claimable. Their ratio is the shape's own cost; porter's chains against the
+//! hand-written ones is what porter adds to it.
+//!
 //! [`Client::insert_many_params`]: crate::Client::insert_many_params
 //! [`MAX_PARENTS`]: crate::store::MAX_PARENTS
 
@@ -76,6 +83,15 @@ pub struct WorkflowReport {
     pub chains_ratio: f64,
     /// Jobs of the chains case that ended completed.
     pub chains_completed: usize,
+    /// The plain case hand-written on the minimal table with dependencies: insert + drain.
+    pub minimal_plain_secs: f64,
+    /// The chains case hand-written there.
+    pub minimal_chains_secs: f64,
+    /// `minimal_chains_secs / minimal_plain_secs`: what the chains shape costs the database
+    /// itself.
+    pub minimal_chains_ratio: f64,
+    /// `chains_secs / minimal_chains_secs`: porter's chains against the hand-written ones.
+    pub chains_vs_minimal: f64,
 }
 
 impl std::fmt::Display for WorkflowReport {
@@ -116,6 +132,16 @@ impl std::fmt::Display for WorkflowReport {
             secs(self.chains_drain_secs),
             secs(self.chains_secs),
             self.chains_ratio
+        )?;
+        writeln!(
+            f,
+            "hand-written, minimal table: no dependencies {}, {} chains {} ({:.2}x); \
+             porter's chains {:.2}x the hand-written",
+            secs(self.minimal_plain_secs),
+            self.chains,
+            secs(self.minimal_chains_secs),
+            self.minimal_chains_ratio,
+            self.chains_vs_minimal
         )
     }
 }
@@ -225,6 +251,8 @@ pub async fn workflow(
     for queue in [PLAIN_QUEUE, FAN_QUEUE, CHAINS_QUEUE] {
         probe.delete_queue(queue).await?;
     }
+    let minimal_plain = probe.chains_baseline(jobs, jobs).await?.total_secs();
+    let minimal_chains = probe.chains_baseline(jobs, chains).await?.total_secs();
     let plain_secs = plain.total();
     Ok(WorkflowReport {
         backend: store.backend(),
@@ -246,6 +274,10 @@ pub async fn workflow(
         chains_secs: chains_case.total(),
         chains_ratio: super::ratio(chains_case.total(), plain_secs),
         chains_completed: chains_case.completed,
+        minimal_plain_secs: minimal_plain,
+        minimal_chains_secs: minimal_chains,
+        minimal_chains_ratio: super::ratio(minimal_chains, minimal_plain),
+        chains_vs_minimal: super::ratio(chains_case.total(), minimal_chains),
     })
 }
 

@@ -28,3 +28,22 @@ pub struct RawBaseline {
 pub(crate) fn rate(jobs: usize, elapsed: std::time::Duration) -> f64 {
     jobs as f64 / elapsed.as_secs_f64().max(1e-9)
 }
+
+/// A hand-written dependency shape on the least a job queue with dependencies can be (the
+/// minimal table with the job each job waits for, `bench_chains_create.sql`): `porter bench
+/// --workflow`'s baseline, measured in the same run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChainsBaseline {
+    /// Inserting the jobs, in one transaction.
+    pub insert_secs: f64,
+    /// Draining them: claim [`RAW_BATCH`], complete them and make the jobs that waited for
+    /// them claimable, commit.
+    pub drain_secs: f64,
+}
+
+impl ChainsBaseline {
+    /// Both.
+    pub fn total_secs(&self) -> f64 {
+        self.insert_secs + self.drain_secs
+    }
+}

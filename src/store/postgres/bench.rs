@@ -9,7 +9,9 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use super::connect;
 use crate::error::{Error, Result};
-use crate::store::bench::{rate, RawBaseline, RAW_BATCH, RAW_QUEUE, RAW_SINGLE_QUEUE};
+use crate::store::bench::{
+    rate, ChainsBaseline, RawBaseline, RAW_BATCH, RAW_QUEUE, RAW_SINGLE_QUEUE,
+};
 use crate::store::redact_url;
 
 /// Connections the hand-written baseline drains (and single-inserts) with.
@@ -133,10 +135,7 @@ impl Probe {
         tx.commit().await?;
         let batch_insert_jobs_per_sec = rate(jobs, started.elapsed());
 
-        let mut conns = Vec::with_capacity(RAW_CONNECTIONS);
-        for _ in 0..RAW_CONNECTIONS {
-            conns.push(connect(&self.options, &self.url).await?);
-        }
+        let conns = self.connections().await?;
         let started = Instant::now();
         let inserters = conns.into_iter().enumerate().map(|(i, mut conn)| {
             let share =
@@ -159,10 +158,7 @@ impl Probe {
             .await?;
 
         let started = Instant::now();
-        let drainers = conns
-            .into_iter()
-            .map(|conn| tokio::spawn(drain(conn, Schema::Porter)));
-        let drained: usize = join_all(drainers)
+        let drained: usize = drain_all(conns, Schema::Porter)
             .await?
             .into_iter()
             .map(|(n, conn)| {
@@ -205,6 +201,59 @@ impl Probe {
         measured
     }
 
+    /// `jobs` jobs in `width` chains (each job after the one `width` before it; `width ==
+    /// jobs` for none), inserted in one statement and drained by [`RAW_CONNECTIONS`] loops, on
+    /// the minimal table with dependencies (`bench_chains_create.sql`). The table is dropped
+    /// again, whatever happened.
+    pub async fn chains_baseline(&mut self, jobs: usize, width: usize) -> Result<ChainsBaseline> {
+        (&mut self.conn)
+            .execute(include_str!("sql/bench_chains_create.sql"))
+            .await?;
+        let measured = self.measure_chains(jobs, width).await;
+        (&mut self.conn)
+            .execute(include_str!("sql/bench_chains_drop.sql"))
+            .await?;
+        measured
+    }
+
+    async fn measure_chains(&mut self, jobs: usize, width: usize) -> Result<ChainsBaseline> {
+        let started = Instant::now();
+        sqlx::query(include_str!("sql/bench_chains_insert.sql"))
+            .bind(vec![serde_json::json!({}); jobs])
+            .bind(width.max(1) as i64)
+            .execute(&mut self.conn)
+            .await?;
+        let insert_secs = started.elapsed().as_secs_f64();
+
+        let conns = self.connections().await?;
+        let started = Instant::now();
+        let drained = drain_all(conns, Schema::Chains).await?;
+        let drain_secs = started.elapsed().as_secs_f64();
+        let mut total = 0;
+        for (n, conn) in drained {
+            total += n;
+            let _ = conn.close().await;
+        }
+        if total != jobs {
+            return Err(Error::Database(format!(
+                "chains baseline: drained {total} jobs of {jobs}"
+            )));
+        }
+        Ok(ChainsBaseline {
+            insert_secs,
+            drain_secs,
+        })
+    }
+
+    /// [`RAW_CONNECTIONS`] new connections, for a drain side by side ([`drain_all`]).
+    async fn connections(&self) -> Result<Vec<PgConnection>> {
+        let mut conns = Vec::with_capacity(RAW_CONNECTIONS);
+        for _ in 0..RAW_CONNECTIONS {
+            conns.push(connect(&self.options, &self.url).await?);
+        }
+        Ok(conns)
+    }
+
     async fn measure_minimal(&mut self, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
         let started = Instant::now();
         let mut tx = self.conn.begin().await?;
@@ -220,15 +269,9 @@ impl Probe {
         tx.commit().await?;
         let batch_insert_jobs_per_sec = rate(jobs, started.elapsed());
 
-        let mut conns = Vec::with_capacity(RAW_CONNECTIONS);
-        for _ in 0..RAW_CONNECTIONS {
-            conns.push(connect(&self.options, &self.url).await?);
-        }
+        let conns = self.connections().await?;
         let started = Instant::now();
-        let drainers = conns
-            .into_iter()
-            .map(|conn| tokio::spawn(drain(conn, Schema::Minimal)));
-        let drained = join_all(drainers).await?;
+        let drained = drain_all(conns, Schema::Minimal).await?;
         let total: usize = drained.iter().map(|(n, _)| n).sum();
         if total != jobs {
             return Err(Error::Database(format!(
@@ -268,6 +311,8 @@ enum Schema {
     Porter,
     /// `porter_bench_minimal`: one table, one partial index.
     Minimal,
+    /// `porter_bench_chains`: the minimal table with the job each job waits for.
+    Chains,
 }
 
 /// One baseline connection's drain loop: claim [`RAW_BATCH`] with SKIP LOCKED, complete them,
@@ -281,6 +326,10 @@ async fn drain(mut conn: PgConnection, schema: Schema) -> Result<(usize, PgConne
         Schema::Minimal => (
             include_str!("sql/bench_min_claim.sql"),
             include_str!("sql/bench_min_complete.sql"),
+        ),
+        Schema::Chains => (
+            include_str!("sql/bench_chains_claim.sql"),
+            include_str!("sql/bench_chains_complete.sql"),
         ),
     };
     let mut drained = 0;
@@ -296,11 +345,29 @@ async fn drain(mut conn: PgConnection, schema: Schema) -> Result<(usize, PgConne
             break;
         }
         let (ids, attempts): (Vec<i64>, Vec<i32>) = claimed.iter().copied().unzip();
-        let mut complete = sqlx::query(complete_sql).bind(ids).bind(attempts);
-        if let Schema::Porter = schema {
-            complete = complete.bind(RAW_WORKER);
-        }
-        if complete.execute(&mut *tx).await?.rows_affected() as usize != claimed.len() {
+        let completed = match schema {
+            Schema::Porter => sqlx::query(complete_sql)
+                .bind(ids)
+                .bind(attempts)
+                .bind(RAW_WORKER)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            Schema::Minimal => sqlx::query(complete_sql)
+                .bind(ids)
+                .bind(attempts)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            Schema::Chains => {
+                sqlx::query_scalar::<_, i64>(complete_sql)
+                    .bind(ids)
+                    .bind(attempts)
+                    .fetch_one(&mut *tx)
+                    .await? as u64
+            }
+        };
+        if completed as usize != claimed.len() {
             return Err(Error::Database(
                 "baseline: a claimed job was not completed".into(),
             ));
@@ -309,6 +376,16 @@ async fn drain(mut conn: PgConnection, schema: Schema) -> Result<(usize, PgConne
         drained += claimed.len();
     }
     Ok((drained, conn))
+}
+
+/// [`drain`] on each of `conns` at once. Returns each one's count and connection.
+async fn drain_all(conns: Vec<PgConnection>, schema: Schema) -> Result<Vec<(usize, PgConnection)>> {
+    join_all(
+        conns
+            .into_iter()
+            .map(|conn| tokio::spawn(drain(conn, schema))),
+    )
+    .await
 }
 
 async fn join_all<T>(
@@ -396,5 +473,62 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(left, None, "the minimal table is dropped");
+    }
+
+    #[tokio::test]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+    )]
+    async fn chains_baseline_drains_every_job_and_leaves_nothing_behind() {
+        let (url, _store) = fresh().await;
+        let mut probe = Probe::open(&url).await.unwrap();
+        for width in [10, 250] {
+            let measured = probe.chains_baseline(250, width).await.unwrap();
+            assert!(measured.insert_secs > 0.0 && measured.drain_secs > 0.0);
+        }
+        let left: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('porter_bench_chains')::text")
+                .fetch_one(&mut probe.conn)
+                .await
+                .unwrap();
+        assert_eq!(left, None, "the chains' table is dropped");
+
+        // A step is claimable only once the one before it completed.
+        let conn = &mut probe.conn;
+        conn.execute(include_str!("sql/bench_chains_create.sql"))
+            .await
+            .unwrap();
+        sqlx::query(include_str!("sql/bench_chains_insert.sql"))
+            .bind(vec![serde_json::json!({}); 6])
+            .bind(2i64)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let claim = || sqlx::query_as::<_, (i64, i32)>(include_str!("sql/bench_chains_claim.sql"));
+        let mut first = claim().bind(100i64).fetch_all(&mut *conn).await.unwrap();
+        first.sort_unstable();
+        assert_eq!(first, [(1, 1), (2, 1)], "the chains' first steps");
+        assert!(claim()
+            .bind(100i64)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+            .is_empty());
+        let completed: i64 = sqlx::query_scalar(include_str!("sql/bench_chains_complete.sql"))
+            .bind(vec![1i64, 2])
+            .bind(vec![1i32, 0])
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            completed, 1,
+            "job 2's fence is off: attempt 0 is not its attempt"
+        );
+        let next = claim().bind(100i64).fetch_all(&mut *conn).await.unwrap();
+        assert_eq!(next, [(3, 1)], "1's next step only");
+        conn.execute(include_str!("sql/bench_chains_drop.sql"))
+            .await
+            .unwrap();
     }
 }

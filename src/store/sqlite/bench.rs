@@ -9,7 +9,9 @@ use rusqlite::{params, Connection};
 
 use super::{parse_url, prepare_connection};
 use crate::error::{Error, Result};
-use crate::store::bench::{rate, RawBaseline, RAW_BATCH, RAW_QUEUE, RAW_SINGLE_QUEUE};
+use crate::store::bench::{
+    rate, ChainsBaseline, RawBaseline, RAW_BATCH, RAW_QUEUE, RAW_SINGLE_QUEUE,
+};
 
 /// The worker id the hand-written claims record.
 const RAW_WORKER: &str = "bench-raw";
@@ -139,6 +141,21 @@ impl Probe {
             .await
     }
 
+    /// `jobs` jobs in `width` chains (each job after the one `width` before it; `width ==
+    /// jobs` for none) on the minimal table with dependencies (`bench_chains_create.sql`),
+    /// inserted in one transaction and drained as [`Probe::minimal_baseline`] drains, each
+    /// completion making the job that waited for it claimable. The table is dropped again,
+    /// whatever happened.
+    pub async fn chains_baseline(&self, jobs: usize, width: usize) -> Result<ChainsBaseline> {
+        self.with(move |c| {
+            c.execute_batch(include_str!("sql/bench_chains_create.sql"))?;
+            let measured = chains_baseline(c, jobs, width);
+            c.execute_batch(include_str!("sql/bench_chains_drop.sql"))?;
+            measured
+        })
+        .await
+    }
+
     /// The same three figures on the least a job queue can be (one table, one partial index;
     /// `bench_min_create.sql`), on this one connection: the database's limit for any queue.
     /// The table is dropped again, whatever happened.
@@ -151,6 +168,28 @@ impl Probe {
         })
         .await
     }
+}
+
+/// `jobs` jobs in `width` chains, inserted in one transaction and drained on this connection
+/// (see [`Probe::chains_baseline`]).
+fn chains_baseline(c: &mut Connection, jobs: usize, width: usize) -> Result<ChainsBaseline> {
+    let started = Instant::now();
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut insert = tx.prepare_cached(include_str!("sql/bench_chains_insert.sql"))?;
+        for id in 1..=jobs as i64 {
+            insert.execute(params![id, width.max(1) as i64])?;
+        }
+    }
+    tx.commit()?;
+    let insert_secs = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    drain(c, Schema::Chains, jobs)?;
+    Ok(ChainsBaseline {
+        insert_secs,
+        drain_secs: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Batch insert, drain, then single inserts (into the drained table, so nothing needs
@@ -225,6 +264,8 @@ enum Schema {
     Porter,
     /// `porter_bench_minimal`: one table, one partial index.
     Minimal,
+    /// `porter_bench_chains`: the minimal table with the job each job waits for.
+    Chains,
 }
 
 /// Drains `jobs` jobs on this one connection: claim [`RAW_BATCH`] + complete them per
@@ -239,6 +280,10 @@ fn drain(c: &mut Connection, schema: Schema, jobs: usize) -> Result<()> {
             include_str!("sql/bench_min_claim.sql"),
             include_str!("sql/bench_min_complete.sql"),
         ),
+        Schema::Chains => (
+            include_str!("sql/bench_chains_claim.sql"),
+            include_str!("sql/bench_chains_complete.sql"),
+        ),
     };
     let mut drained = 0usize;
     loop {
@@ -246,23 +291,32 @@ fn drain(c: &mut Connection, schema: Schema, jobs: usize) -> Result<()> {
         let claimed = {
             let mut claim = tx.prepare_cached(claim_sql)?;
             let mut complete = tx.prepare_cached(complete_sql)?;
+            let mut release = match schema {
+                Schema::Chains => {
+                    Some(tx.prepare_cached(include_str!("sql/bench_chains_release.sql"))?)
+                }
+                _ => None,
+            };
             let read = |r: &rusqlite::Row<'_>| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?));
             let rows = match schema {
                 Schema::Porter => {
                     claim.query_map(params![RAW_QUEUE, RAW_WORKER, RAW_BATCH], read)?
                 }
-                Schema::Minimal => claim.query_map([RAW_BATCH], read)?,
+                Schema::Minimal | Schema::Chains => claim.query_map([RAW_BATCH], read)?,
             }
             .collect::<rusqlite::Result<Vec<_>>>()?;
             for (id, attempt) in &rows {
                 let done = match schema {
                     Schema::Porter => complete.execute(params![id, attempt, RAW_WORKER])?,
-                    Schema::Minimal => complete.execute(params![id, attempt])?,
+                    Schema::Minimal | Schema::Chains => complete.execute(params![id, attempt])?,
                 };
                 if done != 1 {
                     return Err(Error::Database(format!(
                         "baseline: job {id} was not completed"
                     )));
+                }
+                if let Some(release) = &mut release {
+                    release.execute([id])?;
                 }
             }
             rows.len()
@@ -371,5 +425,57 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(tables, 0, "the minimal table and its index are dropped");
+    }
+
+    #[tokio::test]
+    async fn chains_baseline_drains_every_job_and_leaves_nothing_behind() {
+        let (_dir, _store, probe) = fresh().await;
+        // 250 jobs in 10 chains: 25 links, each claimable only after the one before it.
+        for width in [10, 250] {
+            let measured = probe.chains_baseline(250, width).await.unwrap();
+            assert!(measured.insert_secs > 0.0 && measured.drain_secs > 0.0);
+        }
+        let tables: i64 = probe
+            .with(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name LIKE 'porter_bench_chains%'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(tables, 0, "the chains' table and its indexes are dropped");
+    }
+
+    #[test]
+    fn a_chains_step_is_claimable_only_once_the_step_before_it_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(&dir.path().join("chains.db"), "NORMAL").unwrap();
+        c.execute_batch(include_str!("sql/bench_chains_create.sql"))
+            .unwrap();
+        for id in 1..=6i64 {
+            c.execute(include_str!("sql/bench_chains_insert.sql"), params![id, 2])
+                .unwrap();
+        }
+        let claim = |c: &mut Connection| -> Vec<i64> {
+            let mut stmt = c
+                .prepare(include_str!("sql/bench_chains_claim.sql"))
+                .unwrap();
+            let mut ids: Vec<i64> = stmt
+                .query_map([RAW_BATCH], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            ids.sort_unstable();
+            ids
+        };
+        assert_eq!(claim(&mut c), [1, 2], "the chains' first steps");
+        assert_eq!(claim(&mut c), Vec::<i64>::new(), "3 and 4 wait");
+        c.execute(include_str!("sql/bench_chains_complete.sql"), params![1, 1])
+            .unwrap();
+        c.execute(include_str!("sql/bench_chains_release.sql"), [1])
+            .unwrap();
+        assert_eq!(claim(&mut c), [3], "1's next step only");
     }
 }
