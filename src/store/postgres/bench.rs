@@ -351,27 +351,19 @@ async fn drain(mut conn: PgConnection, schema: Schema) -> Result<(usize, PgConne
             break;
         }
         let (ids, attempts): (Vec<i64>, Vec<i32>) = claimed.iter().copied().unzip();
-        let completed = match schema {
-            Schema::Porter => sqlx::query(complete_sql)
+        let completed = if let Schema::Chains = schema {
+            // Its completions and their next steps are one statement, which counts the former.
+            sqlx::query_scalar::<_, i64>(complete_sql)
                 .bind(ids)
                 .bind(attempts)
-                .bind(RAW_WORKER)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected(),
-            Schema::Minimal => sqlx::query(complete_sql)
-                .bind(ids)
-                .bind(attempts)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected(),
-            Schema::Chains => {
-                sqlx::query_scalar::<_, i64>(complete_sql)
-                    .bind(ids)
-                    .bind(attempts)
-                    .fetch_one(&mut *tx)
-                    .await? as u64
+                .fetch_one(&mut *tx)
+                .await? as u64
+        } else {
+            let mut complete = sqlx::query(complete_sql).bind(ids).bind(attempts);
+            if let Schema::Porter = schema {
+                complete = complete.bind(RAW_WORKER);
             }
+            complete.execute(&mut *tx).await?.rows_affected()
         };
         if completed as usize != claimed.len() {
             return Err(Error::Database(
