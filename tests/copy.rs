@@ -140,6 +140,18 @@ async fn fill(db: &TestDb) -> (Vec<JobRow>, uuid::Uuid) {
         ..Default::default()
     };
     insert(&s, "child", opts).await;
+    // A workflow of two steps, so porter_workflows and porter_workflow_steps travel too.
+    let workflow = porter::workflow::Workflow::new("copied")
+        .step(porter::workflow::Step::raw(
+            "first",
+            "wf_first",
+            serde_json::json!({}),
+        ))
+        .step(
+            porter::workflow::Step::raw("second", "wf_second", serde_json::json!({}))
+                .after(["first"]),
+        );
+    s.workflow_insert(workflow.params().unwrap()).await.unwrap();
     let d = claim(&s, "discarded").await;
     fail(&s, &d, true).await;
     s.queue_pause("paused_queue").await.unwrap();
@@ -249,6 +261,8 @@ backend_case! {
         let tables = [
             "porter_jobs",
             "porter_job_deps",
+            "porter_workflows",
+            "porter_workflow_steps",
             "porter_queues",
             "porter_periodic",
             "tablos",
@@ -266,6 +280,16 @@ backend_case! {
             let deps = db.store.job_deps(job.id).await.unwrap();
             assert_eq!(there.store.job_deps(job.id).await.unwrap(), deps, "job {}", job.id);
         }
+        let workflows = db.store.workflow_list(None, None).await.unwrap();
+        assert_eq!(workflows.len(), 1);
+        let workflow = db.store.workflow_get(workflows[0].id).await.unwrap().unwrap();
+        assert_eq!(workflow.steps.len(), 2);
+        let copied = there.store.workflow_get(workflows[0].id).await.unwrap().unwrap();
+        assert_eq!(
+            (&copied.workflow.name, copied.workflow.total, &copied.steps),
+            (&workflow.workflow.name, workflow.workflow.total, &workflow.steps),
+            "the workflow and its steps travel (its time to the millisecond)"
+        );
         let child = jobs.iter().find(|j| j.kind == "child").unwrap();
         assert_eq!(db.store.job_deps(child.id).await.unwrap().parents.len(), 2);
         let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();

@@ -645,34 +645,41 @@ mod postgres_only {
     }
 }
 
+/// A fresh database named `name` with porter's core migrations applied up to `version` and
+/// recorded as porter records them, as an older porter left it.
+async fn database_at(db: &TestDb, name: &str, version: i64) -> (String, Raw) {
+    use porter::store::migrations::CORE;
+    let url = fresh_url(db, name).await;
+    let raw = Raw::connect(&url).await;
+    let sqlite = matches!(raw, Raw::Sqlite(_));
+    raw.exec(if sqlite {
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE porter_migrations (set_name TEXT NOT NULL, version INTEGER NOT NULL,
+             name TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (set_name, version));"
+    } else {
+        "CREATE TABLE porter_migrations (set_name TEXT NOT NULL, version BIGINT NOT NULL,
+             name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (set_name, version));"
+    })
+    .await;
+    for m in CORE.migrations.iter().filter(|m| m.version <= version) {
+        raw.exec(if sqlite { m.sqlite } else { m.postgres }).await;
+        raw.exec(&format!(
+            "INSERT INTO porter_migrations (set_name, version, name, applied_at)
+             VALUES ('porter', {}, '{}', '2026-01-01T00:00:00.000Z')",
+            m.version, m.name
+        ))
+        .await;
+    }
+    (url, raw)
+}
+
 backend_case! {
     /// A database migrated up to 13 (before dependencies were counted per statement on
     /// PostgreSQL, migration 14), holding children that wait, upgrades in place: the parents'
     /// ends are counted by the new trigger and each child runs after its last parent, once.
     async fn waiting_dependents_upgrade_in_place(db: TestDb) {
-        use porter::store::migrations::CORE;
         use porter::store::JobClaimParams;
-        let url = fresh_url(&db, "before-14").await;
-        let raw = Raw::connect(&url).await;
-        let sqlite = matches!(raw, Raw::Sqlite(_));
-        raw.exec(if sqlite {
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE porter_migrations (set_name TEXT NOT NULL, version INTEGER NOT NULL,
-                 name TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (set_name, version));"
-        } else {
-            "CREATE TABLE porter_migrations (set_name TEXT NOT NULL, version BIGINT NOT NULL,
-                 name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (set_name, version));"
-        })
-        .await;
-        for m in CORE.migrations.iter().filter(|m| m.version <= 13) {
-            raw.exec(if sqlite { m.sqlite } else { m.postgres }).await;
-            raw.exec(&format!(
-                "INSERT INTO porter_migrations (set_name, version, name, applied_at)
-                 VALUES ('porter', {}, '{}', '2026-01-01T00:00:00.000Z')",
-                m.version, m.name
-            ))
-            .await;
-        }
+        let (url, raw) = database_at(&db, "before-14", 13).await;
         // Parents 1 and 2 due; 3 waits for 1; 4 waits for 1 and 2; 5 waited for 6, which
         // ended before the upgrade (its edge counted), and waits for 2 still.
         raw.exec(
@@ -712,6 +719,65 @@ backend_case! {
         assert_eq!(complete_one().await, 2);
         assert_eq!(state(4).await, JobState::Available);
         assert_eq!(state(5).await, JobState::Available);
+    }
+}
+
+backend_case! {
+    /// A database migrated up to 27 (workflow steps in an index of porter_jobs), holding two
+    /// workflows, upgrades in place to the table of steps (0028): each workflow shows its
+    /// steps and edges, lists with its counts, cancels its unfinished steps, and goes with its
+    /// last job.
+    async fn workflows_move_to_their_steps_table_in_place(db: TestDb) {
+        let (url, raw) = database_at(&db, "before-28", 27).await;
+        // Workflow 1: "first" (job 1, due) and "second" (job 2, waits for 1). Workflow 2:
+        // "only" (job 3, completed). Job 4 is of no workflow.
+        raw.exec(
+            "INSERT INTO porter_workflows (id, name, created_at) VALUES
+                 (1, 'flow', '2026-01-01T00:00:00.000Z'), (2, 'done', '2026-01-01T00:00:00.000Z');
+             INSERT INTO porter_jobs (id, kind, state, has_dependents, waiting_for, workflow_id,
+                                      workflow_step, finalized_at) VALUES
+                 (1, 'p', 'available', true, 0, 1, 'first', NULL),
+                 (2, 'c', 'pending', false, 1, 1, 'second', NULL),
+                 (3, 'p', 'completed', false, 0, 2, 'only', '2026-01-01T00:00:00.000Z'),
+                 (4, 'p', 'available', false, 0, NULL, NULL, NULL);
+             INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) VALUES
+                 (2, 1, false, false);",
+        )
+        .await;
+        let store = porter::store::open(&url).await.expect("porter upgrades the database");
+        assert_eq!(raw.porter_versions().await, sorted_sets());
+        assert!(raw.has_table("porter_workflow_steps").await);
+
+        let flow = store.workflow_get(1).await.unwrap().expect("workflow 1 is kept");
+        let steps: Vec<(String, i64, JobState, Vec<String>)> = flow
+            .steps
+            .iter()
+            .map(|s| (s.step.clone(), s.job_id, s.state, s.after.clone()))
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                ("first".into(), 1, JobState::Available, vec![]),
+                ("second".into(), 2, JobState::Pending, vec!["first".into()]),
+            ]
+        );
+        let listed = store.workflow_list(None, Some(10)).await.unwrap();
+        let totals: Vec<(i64, i64)> = listed.iter().map(|w| (w.id, w.total)).collect();
+        assert_eq!(totals, vec![(2, 1), (1, 2)]);
+        assert_eq!(
+            store.job_workflow(2).await.unwrap().map(|w| (w.id, w.step)),
+            Some((1, "second".to_string()))
+        );
+
+        let cancelled = store.workflow_cancel(1).await.unwrap();
+        assert_eq!((cancelled.cancelled, cancelled.cancel_requested), (2, 0));
+        assert_eq!(store.job_get(4).await.unwrap().unwrap().state, JobState::Available);
+
+        // Its last job deleted, workflow 2 goes; workflow 1 keeps its other step.
+        raw.exec("DELETE FROM porter_jobs WHERE id IN (1, 3)").await;
+        assert!(store.workflow_get(2).await.unwrap().is_none());
+        let flow = store.workflow_get(1).await.unwrap().expect("workflow 1 has a job left");
+        assert_eq!(flow.steps.iter().map(|s| s.job_id).collect::<Vec<_>>(), vec![2]);
     }
 }
 

@@ -162,6 +162,7 @@ pub const CORE: MigrationSet = MigrationSet {
             "sequenced_index_dropped",
             "0027_sequenced_index_dropped.sql"
         ),
+        migration!(28, "workflow_steps_table", "0028_workflow_steps_table.sql"),
     ],
 };
 

@@ -2,8 +2,10 @@
 //! [`crate::workflow::Workflow`]) and what listings give ([`WorkflowRow`], [`WorkflowDetail`]).
 //!
 //! A workflow is a row of `porter_workflows` (id, name, created_at) and its jobs, each tagged
-//! with the workflow's id and its step's name (`porter_jobs.workflow_id`, `workflow_step`). A
-//! step waits for earlier steps through the dependencies of migration 0007, so a workflow is
+//! with the workflow's id and its step's name (`porter_jobs.workflow_id`, `workflow_step`) and
+//! listed in `porter_workflow_steps` (workflow, step, job), a table written once at insert that
+//! finds a workflow's jobs (migration 0028: an index of `porter_jobs` took a new entry at every
+//! claim and completion of a step on PostgreSQL). A step waits for earlier steps through the dependencies of migration 0007, so a workflow is
 //! nothing but jobs with parents once inserted: fenced, rescued and promoted like any other.
 
 use std::collections::BTreeMap;

@@ -329,7 +329,7 @@ async fn deleting_a_workflow_or_batch_looks_for_what_is_left_once() {
         (
             "porter_workflows (name, created_at) VALUES ('w', now())",
             "workflow_id",
-            "porter_jobs_workflow_step",
+            "porter_workflow_steps_pkey",
             ", workflow_step",
         ),
         (
@@ -353,6 +353,17 @@ async fn deleting_a_workflow_or_batch_looks_for_what_is_left_once() {
         .execute(&mut *conn)
         .await
         .unwrap();
+        if column == "workflow_id" {
+            // The steps the library writes beside its jobs (0028).
+            sqlx::query(
+                "INSERT INTO porter_workflow_steps (workflow_id, step, job_id) \
+                 SELECT workflow_id, workflow_step, id FROM porter_jobs WHERE workflow_id = $1",
+            )
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
         let before = index_tuples_read(&mut conn, index).await;
         sqlx::query(&format!("DELETE FROM porter_jobs WHERE {column} = $1"))
             .bind(id)
@@ -374,6 +385,11 @@ async fn deleting_a_workflow_or_batch_looks_for_what_is_left_once() {
         .unwrap();
         assert_eq!(left, 0, "the emptied row goes with its last job");
     }
+    let steps: i64 = sqlx::query_scalar("SELECT count(*) FROM porter_workflow_steps")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(steps, 0, "a deleted job's step goes with it");
 }
 
 #[tokio::test]

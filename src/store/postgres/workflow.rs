@@ -32,9 +32,32 @@ async fn insert_workflow(
         .bind(&params.name)
         .fetch_one(&mut *conn)
         .await?;
-    if params.steps.iter().all(|s| s.job.sequence_key.is_none()) {
-        return insert_steps(conn, params, id).await;
-    }
+    let out = if params.steps.iter().all(|s| s.job.sequence_key.is_none()) {
+        insert_steps(conn, params, id).await?
+    } else {
+        insert_tagged(conn, params, id).await?
+    };
+    let (ids, names): (Vec<i64>, Vec<&str>) = out
+        .steps
+        .iter()
+        .map(|(name, job)| (job.id, name.as_str()))
+        .unzip();
+    sqlx::query(sql!("workflow_steps_insert"))
+        .bind(id)
+        .bind(&ids)
+        .bind(&names)
+        .execute(&mut *conn)
+        .await?;
+    Ok(out)
+}
+
+/// The steps of a workflow with sequence keys, a run at a time through the ordinary insert
+/// (which orders a sequence's jobs), each tagged after its insert.
+async fn insert_tagged(
+    conn: &mut PgConnection,
+    params: &WorkflowInsertParams,
+    id: i64,
+) -> Result<WorkflowInserted> {
     let mut ids: Vec<i64> = Vec::with_capacity(params.steps.len());
     let mut steps = Vec::with_capacity(params.steps.len());
     for run in params.runs() {

@@ -60,6 +60,15 @@ pub(super) fn insert_workflow(
             steps.push((params.steps[i].name.clone(), result.job));
         }
     }
+    let pairs: Vec<(&str, i64)> = steps
+        .iter()
+        .map(|(name, job)| (name.as_str(), job.id))
+        .collect();
+    conn.prepare_cached(sql!("workflow_steps_insert"))?
+        .execute(params![
+            id,
+            serde_json::to_string(&pairs).expect("names and ids serialize")
+        ])?;
     Ok(WorkflowInserted {
         id,
         name: params.name.clone(),

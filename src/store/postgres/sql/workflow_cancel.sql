@@ -10,5 +10,6 @@ UPDATE porter_jobs SET
                         THEN metadata || jsonb_build_object('cancel_requested_at',
                              to_char(porter_now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
                         ELSE metadata END
-WHERE workflow_id = $1 AND state IN ('available','scheduled','running','retryable','pending')
+WHERE id IN (SELECT job_id FROM porter_workflow_steps WHERE workflow_id = $1)
+  AND state IN ('available','scheduled','running','retryable','pending')
 RETURNING id, queue, state, attempted_by

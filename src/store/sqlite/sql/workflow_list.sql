@@ -4,6 +4,7 @@
 SELECT w.id, w.name, w.created_at, j.state, count(j.id)
 FROM (SELECT id, name, created_at FROM porter_workflows
       WHERE ?1 IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2) w
-LEFT JOIN porter_jobs j ON j.workflow_id = w.id
+LEFT JOIN porter_workflow_steps s ON s.workflow_id = w.id
+LEFT JOIN porter_jobs j ON j.id = s.job_id
 GROUP BY w.id, j.state
 ORDER BY w.id DESC

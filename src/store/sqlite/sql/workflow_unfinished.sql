@@ -5,5 +5,6 @@
 -- statement moves to the next row, so one UPDATE over the whole workflow would have its
 -- after_any steps promoted by their cancelled parents in the middle of it.
 SELECT id FROM porter_jobs
-WHERE workflow_id = ?1 AND state IN ('available','scheduled','running','retryable','pending')
+WHERE id IN (SELECT job_id FROM porter_workflow_steps WHERE workflow_id = ?1)
+  AND state IN ('available','scheduled','running','retryable','pending')
 ORDER BY id DESC
