@@ -13,6 +13,12 @@
 -- (porter_jobs_emptied). porter_jobs keeps workflow_id and workflow_step: a job still says
 -- which workflow and step it is, read by primary key. The library writes a step's row in the
 -- transaction that inserts its job; porter_jobs_emptied deletes it with the job.
+-- Writers of porter_jobs wait until this migration commits, so that no workflow is inserted
+-- between the copy below and the commit. (Processes started before 0028 write no steps: see
+-- the README's guarantees, "Upgrading past migration 0028".)
+LOCK TABLE porter_jobs IN EXCLUSIVE MODE;
+DROP INDEX IF EXISTS porter_jobs_workflow_step;
+
 -- IF NOT EXISTS, as porter_workflows (0010): a reset that drops porter_jobs and the bookkeeping
 -- but keeps the tables beside them migrates again; the steps of jobs gone are deleted.
 CREATE TABLE IF NOT EXISTS porter_workflow_steps (
@@ -31,28 +37,29 @@ SELECT workflow_id, workflow_step, id FROM porter_jobs
 WHERE workflow_id IS NOT NULL AND workflow_step IS NOT NULL
 ON CONFLICT DO NOTHING;
 
-DROP INDEX IF EXISTS porter_jobs_workflow_step;
-
--- As 0019, with a deleted job's step deleted by its key, and "has this workflow jobs left"
--- asked of the steps. The deleted steps are taken into arrays, as 0019's ids are, so that each
--- is looked up by the primary key whatever the transition table's size.
+-- As 0019, with a deleted job's step deleted by its key (and its job: a step is the job it
+-- names), and "has this workflow jobs left" asked of the steps. The deleted steps are taken
+-- into arrays, as 0019's ids are: the plan, made once per session, joins them to the steps by
+-- the primary key when the steps outnumber them, and by a scan of the steps when not.
 CREATE OR REPLACE FUNCTION porter_jobs_emptied() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
     gone BIGINT[];
     flows BIGINT[];
     steps TEXT[];
+    jobs BIGINT[];
 BEGIN
     SELECT array_agg(d.id) INTO gone FROM porter_deleted d;
     IF gone IS NOT NULL THEN
         DELETE FROM porter_job_deps WHERE parent_id = ANY(gone);
         DELETE FROM porter_job_deps WHERE child_id = ANY(gone);
     END IF;
-    SELECT array_agg(d.workflow_id), array_agg(d.workflow_step) INTO flows, steps
+    SELECT array_agg(d.workflow_id), array_agg(d.workflow_step), array_agg(d.id)
+    INTO flows, steps, jobs
     FROM porter_deleted d WHERE d.workflow_id IS NOT NULL;
     IF flows IS NOT NULL THEN
         DELETE FROM porter_workflow_steps s
-        USING unnest(flows, steps) AS g(workflow_id, step)
-        WHERE s.workflow_id = g.workflow_id AND s.step = g.step;
+        USING unnest(flows, steps, jobs) AS g(workflow_id, step, job_id)
+        WHERE s.workflow_id = g.workflow_id AND s.step = g.step AND s.job_id = g.job_id;
         DELETE FROM porter_workflows w
         WHERE w.id = ANY(flows)
           AND NOT EXISTS (SELECT 1 FROM porter_workflow_steps s WHERE s.workflow_id = w.id);

@@ -363,6 +363,51 @@ backend_case! {
         assert_eq!(app_rows(&there, tablo).await, None);
     }
 
+    /// --append of a workflow whose id and step names the target's own workflow has, its jobs'
+    /// ids free: refused, and nothing changes (each step stays the job it names).
+    async fn copy_append_refuses_a_workflow_step_the_target_has(db: TestDb) {
+        let workflow = || {
+            porter::workflow::Workflow::new("same")
+                .step(porter::workflow::Step::raw("first", "wf_first", serde_json::json!({})))
+                .params()
+                .unwrap()
+        };
+        let source = db.store.workflow_insert(workflow()).await.unwrap();
+        let there = other(&db).await;
+        // The target's job ids start past the source's; its workflow gets the same id, 1.
+        for _ in 0..3 {
+            let pad = insert(&there.store, "pad", InsertOpts::default()).await;
+            there.store.job_cancel(pad.id).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let deleted = there
+            .store
+            .job_delete_finalized(porter::store::JobDeleteFinalizedParams {
+                completed: Duration::from_secs(3600),
+                cancelled: Duration::from_millis(1),
+                discarded: Duration::from_secs(3600),
+                limit: 1000,
+            })
+            .await
+            .unwrap();
+        assert_eq!(deleted, 3);
+        let target = there.store.workflow_insert(workflow()).await.unwrap();
+        assert_eq!((source.id, target.id), (1, 1));
+        assert_ne!(source.steps[0].1.id, target.steps[0].1.id);
+        let before = there.store.workflow_get(1).await.unwrap();
+        let jobs_before = all_jobs(&there.store).await;
+
+        let out = porter_copy(&db.url, &there.url, &["--append"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("porter_workflow_steps"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(there.store.workflow_get(1).await.unwrap(), before);
+        assert_eq!(at_ms(&all_jobs(&there.store).await), at_ms(&jobs_before), "nothing changed");
+    }
+
     /// --append adds to a target whose ids are free: both sets of jobs are there after.
     async fn copy_appends_when_the_ids_are_free(db: TestDb) {
         let (jobs, _) = fill(&db).await;

@@ -246,9 +246,11 @@ pub fn keep_greater(table: &str) -> &'static [&'static str] {
 }
 
 /// Whether rows of this table must be new in the target: jobs are inserted, never merged,
-/// so that a job the target has (even one it took since the copy began) is never replaced.
+/// so that a job the target has (even one it took since the copy began) is never replaced;
+/// and so are workflow steps, so that a copied job never goes without its step because the
+/// target's workflow of the same id has a step of the same name (the copy is refused instead).
 pub fn insert_only(table: &str) -> bool {
-    table == "porter_jobs"
+    matches!(table, "porter_jobs" | "porter_workflow_steps")
 }
 
 /// The canonical form of a value read from a database, for a column of `kind`.
@@ -382,8 +384,8 @@ fn key_text(key: &[Value]) -> String {
 /// Copies every table from `from` to `to` in one transaction on `to`, reading `from` in one
 /// snapshot, then verifies in that same transaction that every source row is in the target,
 /// equal, before committing: a copy that fails or does not verify changes nothing. Rows of
-/// tables other than jobs whose key the target has already are kept as the target has them
-/// (see [`keep_greater`]); jobs are only ever inserted.
+/// tables other than jobs and workflow steps whose key the target has already are kept as the
+/// target has them (see [`keep_greater`]); jobs and steps are only ever inserted.
 pub async fn copy(
     from: &mut dyn CopyEnd,
     to: &mut dyn CopyEnd,
@@ -408,7 +410,12 @@ pub async fn copy(
             )));
         }
         if held > 0 {
-            refuse_taken_ids(from, to, jobs, options.batch).await?;
+            refuse_taken_keys(from, to, jobs, "job", options.batch).await?;
+        }
+    }
+    if let Some(steps) = tables.iter().find(|t| t.name == "porter_workflow_steps") {
+        if to.count(steps).await? > 0 {
+            refuse_taken_keys(from, to, steps, "workflow step", options.batch).await?;
         }
     }
     to.begin().await?;
@@ -469,29 +476,33 @@ async fn copy_table(
     Ok(kept)
 }
 
-/// With `--append`: refuses before writing anything when a copied job's id is taken.
-async fn refuse_taken_ids(
+/// With `--append`: refuses before writing anything when the key of a copied row of an
+/// insert-only table ([`insert_only`]: a job's id, a workflow's step) is taken.
+async fn refuse_taken_keys(
     from: &mut dyn CopyEnd,
     to: &mut dyn CopyEnd,
-    jobs: &CopyTable,
+    table: &CopyTable,
+    what: &str,
     batch: usize,
 ) -> Result<()> {
     let mut pacer = Pacer::new(batch);
     let mut after: Option<Vec<Value>> = None;
     loop {
-        let rows = from.read(jobs, after.as_deref(), pacer.next).await?;
+        let rows = from.read(table, after.as_deref(), pacer.next).await?;
         let Some(last) = rows.last() else {
             return Ok(());
         };
         pacer.observe(&rows);
-        after = Some(jobs.key_of(last));
-        let keys: Vec<Vec<Value>> = rows.iter().map(|r| jobs.key_of(r)).collect();
-        let taken = to.read_keys(jobs, &keys).await?;
+        after = Some(table.key_of(last));
+        let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
+        let taken = to.read_keys(table, &keys).await?;
         if let Some(row) = taken.first() {
             return Err(Error::Conflict(format!(
-                "job {} exists in the target already ({} of these ids are taken); nothing was copied",
-                jobs.key_object(&jobs.key_of(row)),
-                taken.len()
+                "{what} {} exists in the target already ({} of these keys are taken in {}); \
+                 nothing was copied",
+                table.key_object(&table.key_of(row)),
+                taken.len(),
+                table.name
             )));
         }
     }
