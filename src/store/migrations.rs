@@ -163,6 +163,7 @@ pub const CORE: MigrationSet = MigrationSet {
             "0027_sequenced_index_dropped.sql"
         ),
         migration!(28, "workflow_steps_table", "0028_workflow_steps_table.sql"),
+        migration!(29, "emptied_rows_locked", "0029_emptied_rows_locked.sql"),
     ],
 };
 

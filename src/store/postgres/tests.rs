@@ -1146,3 +1146,58 @@ async fn whether_a_sequence_is_busy_is_read_from_its_indexes_not_the_table() {
     let read = table_scan_reads(&mut conn).await - before;
     assert_eq!(read, 0, "rows read by scans of the whole table");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn two_transactions_deleting_the_last_jobs_of_a_workflow_or_batch_leave_no_empty_row() {
+    // porter_jobs_emptied deletes a workflow (batch) once its last job is deleted. Two
+    // transactions deleting its last two jobs at once (two retention passes, an admin's delete
+    // beside one) each saw the other's job still there, and neither deleted the row: an empty
+    // workflow stayed in `porter workflows list` for good. The trigger now locks the rows it
+    // asks about, so the second one asks after the first has committed.
+    let url = fresh_url().await;
+    let _store = PgStore::open(&url).await.unwrap();
+    let mut setup = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO porter_workflows (id, name, created_at) VALUES (1, 'w', now());
+         INSERT INTO porter_batches (id, on_success, members, created_at) VALUES (1, false, 2, now());
+         INSERT INTO porter_jobs (id, kind, state, finalized_at, workflow_id, workflow_step) VALUES
+             (1, 'noop', 'completed', now(), 1, 'a'), (2, 'noop', 'completed', now(), 1, 'b');
+         INSERT INTO porter_workflow_steps (workflow_id, step, job_id) VALUES (1, 'a', 1), (1, 'b', 2);
+         INSERT INTO porter_jobs (id, kind, state, finalized_at, batch_id) VALUES
+             (3, 'noop', 'completed', now(), 1), (4, 'noop', 'completed', now(), 1);",
+    )
+    .execute(&mut setup)
+    .await
+    .unwrap();
+
+    let mut first = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN; DELETE FROM porter_jobs WHERE id IN (1, 3)")
+        .execute(&mut first)
+        .await
+        .unwrap();
+    let second = tokio::spawn(async move {
+        let mut second = PgConnection::connect(&url).await.unwrap();
+        // Executor::execute with a &str (the simple protocol, several statements): raw_sql's
+        // future is not provably Send inside a spawned task.
+        (&mut second)
+            .execute("BEGIN; DELETE FROM porter_jobs WHERE id IN (2, 4); COMMIT")
+            .await
+            .unwrap();
+    });
+    // The second delete is under way (with the lock, it waits for the first to commit).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut first).await.unwrap();
+    second.await.unwrap();
+
+    let left: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM porter_workflows), (SELECT count(*) FROM porter_batches)",
+    )
+    .fetch_one(&mut setup)
+    .await
+    .unwrap();
+    assert_eq!(left, (0, 0), "the emptied workflow and batch are gone");
+}

@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite (migrations-postgres/0029_emptied_rows_locked.sql makes two
+-- PostgreSQL transactions that delete the last jobs of one workflow or batch take turns). Here
+-- one writer deletes at a time, and each row trigger of 0011 and 0028 sees every delete before
+-- it. The version exists so that both backends record the same versions.
