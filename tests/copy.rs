@@ -183,6 +183,24 @@ async fn fill(db: &TestDb) -> (Vec<JobRow>, uuid::Uuid) {
     (jobs, t.id)
 }
 
+/// Takes the next `n` job ids of `s` by jobs that are then cancelled and deleted (ids are
+/// never given again); returns how many retention deleted.
+async fn take_ids(s: &Store, n: i64) -> u64 {
+    for _ in 0..n {
+        let pad = insert(s, "pad", InsertOpts::default()).await;
+        s.job_cancel(pad.id).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.job_delete_finalized(porter::store::JobDeleteFinalizedParams {
+        completed: Duration::from_secs(3600),
+        cancelled: Duration::from_millis(1),
+        discarded: Duration::from_secs(3600),
+        limit: 1000,
+    })
+    .await
+    .unwrap()
+}
+
 /// Records in `db` a core migration this porter does not carry, as a newer porter would.
 async fn mark_newer(db: &TestDb) {
     let sql = "INSERT INTO porter_migrations (set_name, version, name, applied_at) \
@@ -375,22 +393,7 @@ backend_case! {
         let source = db.store.workflow_insert(workflow()).await.unwrap();
         let there = other(&db).await;
         // The target's job ids start past the source's; its workflow gets the same id, 1.
-        for _ in 0..3 {
-            let pad = insert(&there.store, "pad", InsertOpts::default()).await;
-            there.store.job_cancel(pad.id).await.unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let deleted = there
-            .store
-            .job_delete_finalized(porter::store::JobDeleteFinalizedParams {
-                completed: Duration::from_secs(3600),
-                cancelled: Duration::from_millis(1),
-                discarded: Duration::from_secs(3600),
-                limit: 1000,
-            })
-            .await
-            .unwrap();
-        assert_eq!(deleted, 3);
+        assert_eq!(take_ids(&there.store, 3).await, 3);
         let target = there.store.workflow_insert(workflow()).await.unwrap();
         assert_eq!((source.id, target.id), (1, 1));
         assert_ne!(source.steps[0].1.id, target.steps[0].1.id);
@@ -413,21 +416,7 @@ backend_case! {
         let (jobs, _) = fill(&db).await;
         let there = other(&db).await;
         // The target's own job gets an id past the source's: ids taken by jobs since deleted.
-        for _ in 0..=jobs.last().unwrap().id {
-            let pad = insert(&there.store, "pad", InsertOpts::default()).await;
-            there.store.job_cancel(pad.id).await.unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let deleted = there
-            .store
-            .job_delete_finalized(porter::store::JobDeleteFinalizedParams {
-                completed: Duration::from_secs(3600),
-                cancelled: Duration::from_millis(1),
-                discarded: Duration::from_secs(3600),
-                limit: 1000,
-            })
-            .await
-            .unwrap();
+        let deleted = take_ids(&there.store, jobs.last().unwrap().id + 1).await;
         assert!(deleted > jobs.last().unwrap().id as u64);
         let mine = insert(&there.store, "mine", InsertOpts::default()).await;
         ok(&porter_copy(&db.url, &there.url, &["--append", "--batch", "2"]));

@@ -401,21 +401,18 @@ pub async fn copy(
     from.begin_read().await?;
     let tables = plan(from.tables().await?, to.tables().await?)?;
     if let Some(jobs) = tables.iter().find(|t| t.name == "porter_jobs") {
-        // A quick refusal before anything is written; the inserts themselves refuse a taken
-        // id too, whatever the target did meanwhile.
         let held = to.count(jobs).await?;
         if held > 0 && !options.append {
             return Err(Error::Conflict(format!(
                 "the target holds {held} jobs already; give --append to add these to them"
             )));
         }
-        if held > 0 {
-            refuse_taken_keys(from, to, jobs, "job", options.batch).await?;
-        }
     }
-    if let Some(steps) = tables.iter().find(|t| t.name == "porter_workflow_steps") {
-        if to.count(steps).await? > 0 {
-            refuse_taken_keys(from, to, steps, "workflow step", options.batch).await?;
+    // A quick refusal before anything is written; the inserts themselves refuse a taken key
+    // too, whatever the target did meanwhile.
+    for table in tables.iter().filter(|t| insert_only(&t.name)) {
+        if to.count(table).await? > 0 {
+            refuse_taken_keys(from, to, table, options.batch).await?;
         }
     }
     to.begin().await?;
@@ -482,9 +479,13 @@ async fn refuse_taken_keys(
     from: &mut dyn CopyEnd,
     to: &mut dyn CopyEnd,
     table: &CopyTable,
-    what: &str,
     batch: usize,
 ) -> Result<()> {
+    let what = match table.name.as_str() {
+        "porter_jobs" => "job",
+        "porter_workflow_steps" => "workflow step",
+        _ => "row",
+    };
     let mut pacer = Pacer::new(batch);
     let mut after: Option<Vec<Value>> = None;
     loop {
