@@ -103,6 +103,86 @@ backend_case! {
 }
 
 backend_case! {
+    /// The rows an insert answers are the rows the database keeps, whichever statement wrote
+    /// them: plain jobs of every queue, priority and payload (a batch of only those is written
+    /// by a statement of its own on Postgres, which reads back only the ids), and jobs due
+    /// later, keyed, held by a key (also by an earlier job of the same batch), waiting for a
+    /// parent, or cancelled at once by a failed one. Small batches and one past the Postgres
+    /// group inserter's size take both of its paths. (Args are answered as sent: Postgres keeps
+    /// JSON numbers as decimals, so a float of 1e16 or more that is a whole number reads back
+    /// later as the same number written as an integer; the payloads here avoid that.)
+    async fn an_insert_answers_the_rows_the_database_keeps(db: TestDb) {
+        let s = &*db.store;
+        let parent = insert(s, job("p")).await;
+        let failed = insert(s, job("f")).await;
+        s.job_cancel(failed.id).await.unwrap();
+        insert(s, job_with("k", InsertOpts { unique_key: Some("taken".into()), ..Default::default() })).await;
+        let plain = |i: usize| {
+            JobInsertParams::new(
+                "noop",
+                serde_json::json!({"i": i, "s": "it's \"quoted\"", "nested": {"a": [1, 2.5, null]}}),
+                InsertOpts {
+                    queue: Some(format!("q{}", i % 3)),
+                    priority: Some(1 + (i % 4) as i16),
+                    max_attempts: Some(1 + i as i32),
+                    metadata: Some(serde_json::json!({"m": i})),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        };
+        let mixed = |i: usize| match i % 7 {
+            0 => job_with("later", InsertOpts { schedule_in: Some(Duration::from_secs(60)), ..Default::default() }),
+            1 => job_with("keyed", InsertOpts { unique_key: Some(format!("key-{i}")), ..Default::default() }),
+            2 => job_with("held", InsertOpts { unique_key: Some("taken".into()), ..Default::default() }),
+            3 => job_with("limited", InsertOpts { concurrency_key: Some("c".into()), ..Default::default() }),
+            4 => job_with("child", InsertOpts { depends_on: vec![parent.id], ..Default::default() }),
+            5 => job_with("sequenced", InsertOpts { sequence_key: Some("s".into()), ..Default::default() }),
+            _ => plain(i),
+        };
+        let batches: Vec<Vec<JobInsertParams>> = vec![
+            (0..3).map(plain).collect(),
+            (0..101).map(plain).collect(),
+            (0..14).map(mixed).collect(),
+            (14..21).filter(|i| i % 7 != 4 && i % 7 != 5).map(mixed).collect(),
+            // One key twice (the second is held by the first), and a job that starts cancelled
+            // (its parent was) with a key another job holds: it takes no key, so it goes in.
+            vec![
+                job_with("keyed", InsertOpts { unique_key: Some("twice".into()), ..Default::default() }),
+                job_with("held", InsertOpts { unique_key: Some("twice".into()), ..Default::default() }),
+                job_with(
+                    "doomed",
+                    InsertOpts { unique_key: Some("taken".into()), depends_on: vec![failed.id], ..Default::default() },
+                ),
+                plain(0),
+            ],
+        ];
+        for batch in batches {
+            let sent: Vec<(String, serde_json::Value)> =
+                batch.iter().map(|j| (j.kind.clone(), j.args.clone())).collect();
+            let out = s.job_insert_many(batch).await.unwrap();
+            assert_eq!(out.len(), sent.len());
+            for (r, (kind, args)) in out.iter().zip(&sent) {
+                // A held job is answered with the job that holds its key.
+                let held = kind == "held";
+                assert_eq!(r.inserted, !held);
+                if held {
+                    // "taken" by the job inserted first; "twice" by the batch's own first.
+                    assert!(["k", "keyed"].contains(&r.job.kind.as_str()), "held by {}", r.job.kind);
+                } else {
+                    assert_eq!((&r.job.kind, &r.job.args), (kind, args), "answered in input order");
+                }
+                if kind == "doomed" {
+                    assert_eq!(r.job.state, JobState::Cancelled);
+                }
+                let kept = s.job_get(r.job.id).await.unwrap().unwrap();
+                assert_eq!(r.job, kept, "job {} ({kind}) as answered and as kept", r.job.id);
+            }
+        }
+    }
+}
+
+backend_case! {
     async fn insert_validation_writes_nothing(db: TestDb) {
         let s = &*db.store;
         let bad = [

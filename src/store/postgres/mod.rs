@@ -748,13 +748,13 @@ fn column<T>(jobs: &[&JobInsertParams], f: impl Fn(&JobInsertParams) -> T) -> Ve
 }
 
 /// Inserts one batch, in statements of at most [`INSERT_CHUNK_BYTES`] of args and metadata
-/// each (on the caller's connection, so in its transaction); returns the rows inserted, in id
-/// (= input) order.
+/// each (on the caller's connection, so in its transaction); returns each job's row, in input
+/// order, or `None` for a job not inserted because its unique key was held.
 async fn insert_batch(
     conn: &mut PgConnection,
     jobs: &[&JobInsertParams],
     holds: &[&JobHold],
-) -> Result<Vec<JobRow>> {
+) -> Result<Vec<Option<JobRow>>> {
     let mut rows = Vec::with_capacity(jobs.len());
     let mut start = 0;
     while start < jobs.len() {
@@ -772,20 +772,144 @@ async fn insert_batch(
         rows.extend(insert_statement(conn, &jobs[start..end], &holds[start..end]).await?);
         start = end;
     }
-    rows.sort_by_key(|r| r.id);
     Ok(rows)
 }
 
-/// One insert statement over arrays.
+/// One insert statement over arrays: `job_insert_plain.sql` when every job is plain (see
+/// [`plain_insert`]), `job_insert.sql` otherwise.
 async fn insert_statement(
     conn: &mut PgConnection,
     jobs: &[&JobInsertParams],
     holds: &[&JobHold],
-) -> Result<Vec<JobRow>> {
-    Ok(bind_insert(sqlx::query(sql!("job_insert")), jobs, holds)
-        .try_map(job_from_row)
-        .fetch_all(conn)
-        .await?)
+) -> Result<Vec<Option<JobRow>>> {
+    if plain_insert(jobs, holds) {
+        let (ids, at): (Vec<i64>, DateTime<Utc>) = sqlx::query_as(sql!("job_insert_plain"))
+            .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| Json(&j.args)).collect::<Vec<_>>())
+            .bind(column(jobs, |j| j.priority))
+            .bind(column(jobs, |j| j.max_attempts))
+            .bind(jobs.iter().map(|j| Json(&j.metadata)).collect::<Vec<_>>())
+            .fetch_one(&mut *conn)
+            .await?;
+        let rows = ids
+            .into_iter()
+            .map(|id| Inserted {
+                id,
+                state: JobState::Available,
+                created_at: at,
+                scheduled_at: at,
+                unique_key: None,
+                errors: Vec::new(),
+                finalized_at: None,
+            })
+            .collect();
+        return match_inserted(jobs, holds, rows);
+    }
+    let rows = bind_insert(sqlx::query(sql!("job_insert")), jobs, holds)
+        .try_map(inserted_from_row)
+        .fetch_all(&mut *conn)
+        .await?;
+    match_inserted(jobs, holds, rows)
+}
+
+/// Whether every job of a batch starts available now, with nothing but what
+/// `job_insert_plain.sql` sends: no due time, no unique, concurrency or sequence key, no
+/// parents, outside any workflow (the bulk of a large insert, which that statement writes with
+/// six arrays instead of seventeen).
+fn plain_insert(jobs: &[&JobInsertParams], holds: &[&JobHold]) -> bool {
+    jobs.iter().all(|j| {
+        j.scheduled_at.is_none()
+            && j.schedule_in.is_none()
+            && j.unique_key.is_none()
+            && j.concurrency_key.is_none()
+            && j.sequence_key.is_none()
+    }) && holds.iter().all(|h| {
+        h.state.is_none() && h.waiting_for == 0 && !h.has_dependents && h.workflow.is_none()
+    })
+}
+
+/// What the database decides for a job it inserts (the RETURNING of `job_insert.sql`, or what
+/// `job_insert_plain.sql` returns for all); the rest of its row is what the insert sent (as on
+/// SQLite). Reading every column back, args and metadata parsed again, cost more than the
+/// insert's own statement. So args and metadata are answered as sent: jsonb keeps numbers as
+/// decimals, and a whole-number float of 1e16 or more (which serde_json writes with an
+/// exponent) reads back later as the same number written as an integer.
+struct Inserted {
+    id: i64,
+    state: JobState,
+    created_at: DateTime<Utc>,
+    scheduled_at: DateTime<Utc>,
+    unique_key: Option<String>,
+    errors: Vec<AttemptError>,
+    finalized_at: Option<DateTime<Utc>>,
+}
+
+fn inserted_from_row(r: PgRow) -> sqlx::Result<Inserted> {
+    Ok(Inserted {
+        id: r.try_get(0)?,
+        state: r
+            .try_get::<&str, _>(1)?
+            .parse::<JobState>()
+            .map_err(decode_err)?,
+        created_at: r.try_get(2)?,
+        scheduled_at: r.try_get(3)?,
+        unique_key: r.try_get(4)?,
+        errors: r.try_get::<Json<Vec<AttemptError>>, _>(5)?.0,
+        finalized_at: r.try_get(6)?,
+    })
+}
+
+/// Each job's row from the rows an insert statement returned: those come back for the jobs
+/// inserted, in id (= input) order once sorted, minus the jobs whose unique key was held (by an
+/// earlier job or by an earlier row of the statement). A job starting cancelled is never held
+/// (the key's index leaves cancelled rows out), so a held job's key on a cancelled row that
+/// follows it is not its row. As on SQLite.
+fn match_inserted(
+    jobs: &[&JobInsertParams],
+    holds: &[&JobHold],
+    mut rows: Vec<Inserted>,
+) -> Result<Vec<Option<JobRow>>> {
+    rows.sort_unstable_by_key(|r| r.id);
+    let mut rows = rows.into_iter().peekable();
+    let out: Vec<Option<JobRow>> = jobs
+        .iter()
+        .zip(holds)
+        .map(|(job, hold)| {
+            let cancelled = hold.state == Some(JobState::Cancelled);
+            rows.next_if(|r| {
+                r.unique_key == job.unique_key && (r.state == JobState::Cancelled) == cancelled
+            })
+            .map(|r| JobRow {
+                id: r.id,
+                kind: job.kind.clone(),
+                queue: job.queue.clone(),
+                args: job.args.clone(),
+                state: r.state,
+                priority: job.priority,
+                attempt: 0,
+                max_attempts: job.max_attempts,
+                errors: r.errors,
+                created_at: r.created_at,
+                scheduled_at: r.scheduled_at,
+                attempted_at: None,
+                finalized_at: r.finalized_at,
+                attempted_by: None,
+                unique_key: r.unique_key,
+                metadata: job.metadata.clone(),
+                output: None,
+                progress: None,
+                concurrency_key: job.concurrency_key.clone(),
+                sequence_key: job.sequence_key.clone(),
+            })
+        })
+        .collect();
+    if rows.next().is_some() {
+        return Err(Error::Database(
+            "the insert returned rows for jobs it was not given".into(),
+        ));
+    }
+    Ok(out)
 }
 
 /// `job_insert.sql` as the first part of one statement that also wakes the queues' producers
@@ -827,25 +951,25 @@ pub(super) async fn insert_announced(
     let mut queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
     queues.sort();
     queues.dedup();
-    let mut rows = bind_insert(sqlx::query(JOB_INSERT_ANNOUNCED), &jobs, &holds)
+    let rows = bind_insert(sqlx::query(JOB_INSERT_ANNOUNCED), &jobs, &holds)
         .bind(queues)
-        .try_map(job_from_row)
+        .try_map(inserted_from_row)
         .fetch_all(conn)
         .await?;
-    if rows.len() != jobs.len() {
-        return Err(sqlx::Error::Protocol(
-            "the insert returned fewer rows than it was given".into(),
-        ));
-    }
     // Ids ascend in input order (job_insert.sql).
-    rows.sort_by_key(|r| r.id);
-    Ok(rows
-        .into_iter()
-        .map(|job| InsertResult {
-            job,
-            inserted: true,
+    let rows =
+        match_inserted(&jobs, &holds, rows).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    rows.into_iter()
+        .map(|job| match job {
+            Some(job) => Ok(InsertResult {
+                job,
+                inserted: true,
+            }),
+            None => Err(sqlx::Error::Protocol(
+                "the insert returned fewer rows than it was given".into(),
+            )),
         })
-        .collect())
+        .collect()
 }
 
 /// Binds the parameters of `job_insert.sql` ($1..$17).
@@ -1026,19 +1150,34 @@ async fn insert_rounds(
     holds: &[JobHold],
 ) -> Result<Vec<InsertResult>> {
     let mut out: Vec<Option<InsertResult>> = vec![None; jobs.len()];
-    let mut pending: Vec<usize> = (0..jobs.len()).collect();
+    // A job whose unique key an earlier job of these takes is held by whatever holds that key
+    // once the earlier one is in: it is not sent. Each statement then has a key once, and its
+    // returned rows match its jobs by key alone: two jobs of one key in a statement, the first
+    // held by a job whose end committed while the statement ran, could have the second's row
+    // matched to the first. (A job starting cancelled takes no key: see `match_inserted`.)
+    let mut first_of_key: HashMap<&str, usize> = HashMap::new();
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    let mut pending: Vec<usize> = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        let takes_key = holds[i].state != Some(JobState::Cancelled);
+        match job.unique_key.as_deref().filter(|_| takes_key) {
+            Some(key) => match first_of_key.get(key) {
+                Some(&first) => repeats.push((i, first)),
+                None => {
+                    first_of_key.insert(key, i);
+                    pending.push(i);
+                }
+            },
+            None => pending.push(i),
+        }
+    }
     for _ in 0..UNIQUE_ROUNDS {
         let batch: Vec<&JobInsertParams> = pending.iter().map(|&i| &jobs[i]).collect();
         let batch_holds: Vec<&JobHold> = pending.iter().map(|&i| &holds[i]).collect();
-        // Rows come back in input order, minus the jobs whose key was held (by an earlier job
-        // or by an earlier row of this batch): match them up in one pass.
-        let mut rows = insert_batch(conn, &batch, &batch_holds)
-            .await?
-            .into_iter()
-            .peekable();
+        let rows = insert_batch(conn, &batch, &batch_holds).await?;
         let mut held = Vec::new();
-        for &i in &pending {
-            match rows.next_if(|r| r.unique_key == jobs[i].unique_key) {
+        for (&i, row) in pending.iter().zip(rows) {
+            match row {
                 Some(row) => {
                     out[i] = Some(InsertResult {
                         job: row,
@@ -1094,6 +1233,17 @@ async fn insert_rounds(
             "unique key {:?} kept changing hands while inserting; try again",
             jobs[i].unique_key.as_deref().unwrap_or_default()
         )));
+    }
+    for (i, first) in repeats {
+        let holder = out[first]
+            .as_ref()
+            .expect("every job sent has a result")
+            .job
+            .clone();
+        out[i] = Some(InsertResult {
+            job: holder,
+            inserted: false,
+        });
     }
     Ok(out
         .into_iter()

@@ -9,6 +9,8 @@
 -- starts tagged as (NULL for a job outside a workflow, or one tagged after its insert).
 -- A unique key held by an unfinished job (or by an earlier row of this batch) inserts nothing
 -- for that row (no error): the caller then reads the holder with job_get_unique.sql.
+-- Returns only what the database decides (and the unique key, to match rows to jobs); the
+-- driver has the rest from what it sent.
 INSERT INTO porter_jobs (kind, queue, args, state, priority, max_attempts, created_at, scheduled_at, unique_key, metadata,
                          concurrency_key, sequence_key, waiting_for, finalized_at, errors,
                          has_dependents, workflow_id, workflow_step)
@@ -32,4 +34,4 @@ FROM (
 ORDER BY ord
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('available','scheduled','running','retryable','pending')
 DO NOTHING
-RETURNING *
+RETURNING id, state, created_at, scheduled_at, unique_key, errors, finalized_at
