@@ -140,8 +140,24 @@ backend_case! {
             5 => job_with("sequenced", InsertOpts { sequence_key: Some("s".into()), ..Default::default() }),
             _ => plain(i),
         };
+        // Jobs that differ in their args only (one statement with the rest as values on Postgres).
+        let alike = |i: usize| {
+            JobInsertParams::new(
+                "alike",
+                serde_json::json!({"i": i}),
+                InsertOpts {
+                    queue: Some("u".into()),
+                    priority: Some(3),
+                    max_attempts: Some(7),
+                    metadata: Some(serde_json::json!({"m": [1]})),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        };
         let batches: Vec<Vec<JobInsertParams>> = vec![
             (0..3).map(plain).collect(),
+            (0..150).map(alike).collect(),
             (0..101).map(plain).collect(),
             (0..14).map(mixed).collect(),
             (14..21).filter(|i| i % 7 != 4 && i % 7 != 5).map(mixed).collect(),

@@ -775,23 +775,42 @@ async fn insert_batch(
     Ok(rows)
 }
 
-/// One insert statement over arrays: `job_insert_plain.sql` when every job is plain (see
-/// [`plain_insert`]), `job_insert.sql` otherwise.
+/// One insert statement over arrays: `job_insert_uniform.sql` when every job is plain (see
+/// [`plain_insert`]) and of one kind, queue, priority, attempts and metadata,
+/// `job_insert_plain.sql` when every job is plain, `job_insert.sql` otherwise.
 async fn insert_statement(
     conn: &mut PgConnection,
     jobs: &[&JobInsertParams],
     holds: &[&JobHold],
 ) -> Result<Vec<Option<JobRow>>> {
     if plain_insert(jobs, holds) {
-        let (ids, at): (Vec<i64>, DateTime<Utc>) = sqlx::query_as(sql!("job_insert_plain"))
-            .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
-            .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
-            .bind(jobs.iter().map(|j| Json(&j.args)).collect::<Vec<_>>())
-            .bind(column(jobs, |j| j.priority))
-            .bind(column(jobs, |j| j.max_attempts))
-            .bind(jobs.iter().map(|j| Json(&j.metadata)).collect::<Vec<_>>())
-            .fetch_one(&mut *conn)
-            .await?;
+        let args = jobs.iter().map(|j| Json(&j.args)).collect::<Vec<_>>();
+        let first = jobs[0];
+        let uniform = jobs.iter().all(|j| {
+            j.kind == first.kind
+                && j.queue == first.queue
+                && j.priority == first.priority
+                && j.max_attempts == first.max_attempts
+                && j.metadata == first.metadata
+        });
+        let query = if uniform {
+            sqlx::query_as(sql!("job_insert_uniform"))
+                .bind(first.kind.as_str())
+                .bind(first.queue.as_str())
+                .bind(args)
+                .bind(first.priority)
+                .bind(first.max_attempts)
+                .bind(Json(&first.metadata))
+        } else {
+            sqlx::query_as(sql!("job_insert_plain"))
+                .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
+                .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
+                .bind(args)
+                .bind(column(jobs, |j| j.priority))
+                .bind(column(jobs, |j| j.max_attempts))
+                .bind(jobs.iter().map(|j| Json(&j.metadata)).collect::<Vec<_>>())
+        };
+        let (ids, at): (Vec<i64>, DateTime<Utc>) = query.fetch_one(&mut *conn).await?;
         let rows = ids
             .into_iter()
             .map(|id| Inserted {
@@ -818,15 +837,17 @@ async fn insert_statement(
 /// parents, outside any workflow (the bulk of a large insert, which that statement writes with
 /// six arrays instead of seventeen).
 fn plain_insert(jobs: &[&JobInsertParams], holds: &[&JobHold]) -> bool {
-    jobs.iter().all(|j| {
-        j.scheduled_at.is_none()
-            && j.schedule_in.is_none()
-            && j.unique_key.is_none()
-            && j.concurrency_key.is_none()
-            && j.sequence_key.is_none()
-    }) && holds.iter().all(|h| {
-        h.state.is_none() && h.waiting_for == 0 && !h.has_dependents && h.workflow.is_none()
-    })
+    !jobs.is_empty()
+        && jobs.iter().all(|j| {
+            j.scheduled_at.is_none()
+                && j.schedule_in.is_none()
+                && j.unique_key.is_none()
+                && j.concurrency_key.is_none()
+                && j.sequence_key.is_none()
+        })
+        && holds.iter().all(|h| {
+            h.state.is_none() && h.waiting_for == 0 && !h.has_dependents && h.workflow.is_none()
+        })
 }
 
 /// What the database decides for a job it inserts (the RETURNING of `job_insert.sql`, or what
