@@ -116,6 +116,10 @@ backend_case! {
         let parent = insert(s, job("p")).await;
         let failed = insert(s, job("f")).await;
         s.job_cancel(failed.id).await.unwrap();
+        // A parent that completed: its children wait for nothing.
+        insert(s, job("done")).await;
+        let done = claim_one(s, "done").await;
+        assert_eq!(s.job_complete_many(vec![done.fence()]).await.unwrap(), vec![true]);
         insert(s, job_with("k", InsertOpts { unique_key: Some("taken".into()), ..Default::default() })).await;
         let plain = |i: usize| {
             JobInsertParams::new(
@@ -172,6 +176,18 @@ backend_case! {
                 ),
                 plain(0),
             ],
+            // Children of a parent that completed, alike but for their args: they start
+            // available, and their edges are written too.
+            (0..3)
+                .map(|i| {
+                    JobInsertParams::new(
+                        "after_done",
+                        serde_json::json!({"i": i}),
+                        InsertOpts { depends_on: vec![done.id], ..Default::default() },
+                    )
+                    .unwrap()
+                })
+                .collect(),
         ];
         for batch in batches {
             let sent: Vec<(String, serde_json::Value)> =
