@@ -1268,6 +1268,43 @@ impl JobInsertParams {
         check_scheduled_at(self.scheduled_at)?;
         check_schedule_in(self.schedule_in)
     }
+
+    /// The row of this job as just inserted: what the database decided (`id` and `at`) and
+    /// what was sent. Both drivers read only the former back.
+    pub(crate) fn inserted_row(&self, id: i64, at: InsertedAt) -> JobRow {
+        JobRow {
+            id,
+            kind: self.kind.clone(),
+            queue: self.queue.clone(),
+            args: self.args.clone(),
+            state: at.state,
+            priority: self.priority,
+            attempt: 0,
+            max_attempts: self.max_attempts,
+            errors: at.errors,
+            created_at: at.created_at,
+            scheduled_at: at.scheduled_at,
+            attempted_at: None,
+            finalized_at: at.finalized_at,
+            attempted_by: None,
+            unique_key: self.unique_key.clone(),
+            metadata: self.metadata.clone(),
+            output: None,
+            progress: None,
+            concurrency_key: self.concurrency_key.clone(),
+            sequence_key: self.sequence_key.clone(),
+        }
+    }
+}
+
+/// What the database decides for a job it inserts, besides its id: how it starts and when.
+#[derive(Debug, Clone)]
+pub(crate) struct InsertedAt {
+    pub state: JobState,
+    pub errors: Vec<crate::job::AttemptError>,
+    pub created_at: DateTime<Utc>,
+    pub scheduled_at: DateTime<Utc>,
+    pub finalized_at: Option<DateTime<Utc>>,
 }
 
 /// The most attempts a job may be given. Snoozes and shutdowns add one each (so that they use

@@ -815,12 +815,14 @@ async fn insert_statement(
             .into_iter()
             .map(|id| Inserted {
                 id,
-                state: JobState::Available,
-                created_at: at,
-                scheduled_at: at,
                 unique_key: None,
-                errors: Vec::new(),
-                finalized_at: None,
+                at: InsertedAt {
+                    state: JobState::Available,
+                    errors: Vec::new(),
+                    created_at: at,
+                    scheduled_at: at,
+                    finalized_at: None,
+                },
             })
             .collect();
         return match_inserted(jobs, holds, rows);
@@ -858,26 +860,24 @@ fn plain_insert(jobs: &[&JobInsertParams], holds: &[&JobHold]) -> bool {
 /// exponent) reads back later as the same number written as an integer.
 struct Inserted {
     id: i64,
-    state: JobState,
-    created_at: DateTime<Utc>,
-    scheduled_at: DateTime<Utc>,
     unique_key: Option<String>,
-    errors: Vec<AttemptError>,
-    finalized_at: Option<DateTime<Utc>>,
+    at: InsertedAt,
 }
 
 fn inserted_from_row(r: PgRow) -> sqlx::Result<Inserted> {
     Ok(Inserted {
         id: r.try_get(0)?,
-        state: r
-            .try_get::<&str, _>(1)?
-            .parse::<JobState>()
-            .map_err(decode_err)?,
-        created_at: r.try_get(2)?,
-        scheduled_at: r.try_get(3)?,
         unique_key: r.try_get(4)?,
-        errors: r.try_get::<Json<Vec<AttemptError>>, _>(5)?.0,
-        finalized_at: r.try_get(6)?,
+        at: InsertedAt {
+            state: r
+                .try_get::<&str, _>(1)?
+                .parse::<JobState>()
+                .map_err(decode_err)?,
+            created_at: r.try_get(2)?,
+            scheduled_at: r.try_get(3)?,
+            errors: r.try_get::<Json<Vec<AttemptError>>, _>(5)?.0,
+            finalized_at: r.try_get(6)?,
+        },
     })
 }
 
@@ -899,30 +899,9 @@ fn match_inserted(
         .map(|(job, hold)| {
             let cancelled = hold.state == Some(JobState::Cancelled);
             rows.next_if(|r| {
-                r.unique_key == job.unique_key && (r.state == JobState::Cancelled) == cancelled
+                r.unique_key == job.unique_key && (r.at.state == JobState::Cancelled) == cancelled
             })
-            .map(|r| JobRow {
-                id: r.id,
-                kind: job.kind.clone(),
-                queue: job.queue.clone(),
-                args: job.args.clone(),
-                state: r.state,
-                priority: job.priority,
-                attempt: 0,
-                max_attempts: job.max_attempts,
-                errors: r.errors,
-                created_at: r.created_at,
-                scheduled_at: r.scheduled_at,
-                attempted_at: None,
-                finalized_at: r.finalized_at,
-                attempted_by: None,
-                unique_key: r.unique_key,
-                metadata: job.metadata.clone(),
-                output: None,
-                progress: None,
-                concurrency_key: job.concurrency_key.clone(),
-                sequence_key: job.sequence_key.clone(),
-            })
+            .map(|r| job.inserted_row(r.id, r.at))
         })
         .collect();
     if rows.next().is_some() {

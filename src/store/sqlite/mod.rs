@@ -1301,32 +1301,20 @@ fn insert_statement(
         });
         match row {
             Some(r) => out.push(InsertResult {
-                job: JobRow {
-                    id: r.id,
-                    kind: job.kind.clone(),
-                    queue: job.queue.clone(),
-                    args: job.args.clone(),
-                    state: r.state.parse()?,
-                    priority: job.priority,
-                    attempt: 0,
-                    max_attempts: job.max_attempts,
-                    errors: if r.errors == "[]" {
-                        Vec::new()
-                    } else {
-                        json_col(&r.errors)?
+                job: job.inserted_row(
+                    r.id,
+                    InsertedAt {
+                        state: r.state.parse()?,
+                        errors: if r.errors == "[]" {
+                            Vec::new()
+                        } else {
+                            json_col(&r.errors)?
+                        },
+                        created_at: times.parse(r.created_at)?,
+                        scheduled_at: times.parse(r.scheduled_at)?,
+                        finalized_at: opt_time(r.finalized_at)?,
                     },
-                    created_at: times.parse(r.created_at)?,
-                    scheduled_at: times.parse(r.scheduled_at)?,
-                    attempted_at: None,
-                    finalized_at: opt_time(r.finalized_at)?,
-                    attempted_by: None,
-                    unique_key: job.unique_key.clone(),
-                    metadata: job.metadata.clone(),
-                    output: None,
-                    progress: None,
-                    concurrency_key: job.concurrency_key.clone(),
-                    sequence_key: None,
-                },
+                ),
                 inserted: true,
             }),
             None if job.unique_key.is_none() || cancelled => {
