@@ -2,7 +2,7 @@
 //!
 //! * **One writer per process.** A dedicated thread owns the only write connection and runs
 //!   every write of this process. It takes whatever writes are waiting (up to
-//!   [`MAX_GROUP`]) and runs them in one `BEGIN IMMEDIATE` transaction, each inside its own
+//!   [`MAX_GROUP`], and the heartbeats of its priority lane) and runs them in one `BEGIN IMMEDIATE` transaction, each inside its own
 //!   savepoint so one failing write does not undo the others, then commits once and answers
 //!   every caller (group commit, effectum's model). `BEGIN IMMEDIATE` takes the write lock up
 //!   front, so a transaction can never fail with `SQLITE_BUSY` half-way on a lock upgrade;

@@ -70,6 +70,12 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (op, reply) = op(f);
+        self.queue_urgent(op)?;
+        reply.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Puts `op` in the priority lane and wakes the writer thread.
+    fn queue_urgent(&self, op: Op) -> Result<()> {
         self.urgent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -77,8 +83,7 @@ impl Writer {
         // Wakes the writer thread if it is idle; the op itself does nothing.
         self.tx
             .send(Box::new(|_| (true, Box::new(|_| {}))))
-            .map_err(|_| Error::Closed)?;
-        reply.await.map_err(|_| Error::Closed)?
+            .map_err(|_| Error::Closed)
     }
 }
 
@@ -189,6 +194,14 @@ fn begin(conn: &Connection, wait_for_locks: bool) -> std::result::Result<(), Str
 
 #[cfg(test)]
 thread_local! {
+    /// Runs once on the writer thread while it gathers the next group, after reading the
+    /// group's first op from the channel and before the rest (set from a write closure): lets a
+    /// test send at that moment.
+    static WHILE_GATHERING: std::cell::RefCell<Option<Box<dyn FnOnce()>>> = const { std::cell::RefCell::new(None) };
+}
+
+#[cfg(test)]
+thread_local! {
     /// A shorter [`BEGIN_DEADLINE`] for tests (set from a write closure, on the writer thread).
     static BEGIN_DEADLINE_FOR_TEST: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
 }
@@ -209,15 +222,25 @@ fn run(
     guard: Option<FileGuard>,
 ) {
     while let Ok(first) = rx.recv() {
-        // The priority lane first: an urgent op waits for no queued write.
-        let mut group: VecDeque<Op> =
-            std::mem::take(&mut *urgent.lock().unwrap_or_else(|p| p.into_inner())).into();
-        group.push_back(first);
+        let mut group: VecDeque<Op> = VecDeque::from([first]);
+        #[cfg(test)]
+        if let Some(hook) = WHILE_GATHERING.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(op) => group.push_back(op),
                 Err(_) => break,
             }
+        }
+        // The priority lane goes first: an urgent op waits for no queued write. It is taken
+        // after the channel was read, never before: an urgent op is in the lane before its
+        // wake-up is sent, so every op whose wake-up this group read is in this take or an earlier one. Taken
+        // before, an op queued meanwhile stayed there with its wake-up spent, until some
+        // other write came.
+        let lane = std::mem::take(&mut *urgent.lock().unwrap_or_else(|p| p.into_inner()));
+        for op in lane.into_iter().rev() {
+            group.push_front(op);
         }
         // A group whose transaction had to be abandoned half-way leaves the ops it had not
         // run yet; they get a transaction of their own.
@@ -649,5 +672,35 @@ mod tests {
             .expect("waited for the lock, then wrote");
         release.join().unwrap();
         assert_eq!(rows(&dir), [1]);
+    }
+
+    /// An urgent write (a heartbeat, a worker's registration) queued while the writer gathered
+    /// a group from its channel was left in the priority lane: the writer took the lane before
+    /// reading the rest of the channel, read the urgent write's wake-up there, and slept until
+    /// some other write came. A worker's registration, its first write, could wait forever.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_urgent_write_queued_while_a_group_gathers_is_not_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = std::sync::Arc::new(Writer::start(open(&dir)));
+        let (urgent, answer) = op(insert(7));
+        let lane = writer.clone();
+        writer
+            .run(move |_| {
+                WHILE_GATHERING.with(|h| {
+                    *h.borrow_mut() = Some(Box::new(move || lane.queue_urgent(urgent).unwrap()))
+                });
+                Ok(())
+            })
+            .await
+            .unwrap();
+        // The group this write starts is gathered with the hook, which queues the urgent write.
+        writer.run(insert(2)).await.unwrap();
+        // Not a timing assertion: only a bound on how long a lost write is waited for.
+        tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .expect("the urgent write was answered, not left in the lane")
+            .unwrap()
+            .unwrap();
+        assert_eq!(rows(&dir), [2, 7]);
     }
 }
