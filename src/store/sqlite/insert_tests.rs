@@ -392,3 +392,29 @@ async fn whether_a_sequence_is_busy_is_read_from_its_indexes() {
         );
     }
 }
+
+/// A caller's deferred transaction (rusqlite's `transaction()`, as in the crate docs' example)
+/// inserting a job with a parent while another connection holds the write lock. The insert
+/// read the parents first and then asked for the lock, which SQLite refuses at once to a
+/// transaction that has read ("database is locked", no busy wait); it now takes the lock
+/// first, and waits.
+#[tokio::test]
+async fn an_insert_with_parents_in_a_deferred_transaction_waits_for_another_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = open(&dir).await;
+    let parent = job_insert_tx(&conn, &[job(InsertOpts::default())]).unwrap()[0]
+        .job
+        .id;
+    let holder = Connection::open(dir.path().join("insert.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        holder.execute_batch("COMMIT").unwrap();
+    });
+    let tx = conn.transaction().unwrap();
+    let child = job_insert_tx(&tx, &[after(vec![parent])])
+        .expect("waited for the other writer, then inserted");
+    tx.commit().unwrap();
+    release.join().unwrap();
+    assert_eq!(child[0].job.state, JobState::Pending);
+}

@@ -945,9 +945,33 @@ fn ago(d: Duration) -> String {
 /// exist if and only if that transaction commits. Producers in this process are not woken (the
 /// insert is not committed yet); other processes notice through `data_version`, and the poll
 /// catches the rest.
+///
+/// All the jobs or none, in a savepoint of its own (on a connection with no transaction open
+/// too, where each statement would otherwise commit alone: a child's row and the edge to its
+/// parent apart). The savepoint's first statement writes, so a deferred transaction that has
+/// read nothing yet takes the write lock then, waiting out another process's writer for as
+/// long as the connection's busy timeout allows. Inserts that read before they write (jobs
+/// with parents or a sequence) otherwise failed at once with "database is locked": SQLite
+/// calls no busy handler when a transaction that has read asks for the write lock. A caller's
+/// transaction that reads before the insert should begin IMMEDIATE for the same reason.
 pub fn job_insert_tx(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<InsertResult>> {
     ensure_clock(conn)?;
-    insert_jobs(conn, jobs)
+    conn.execute_batch("SAVEPOINT porter_insert")?;
+    let inserted = conn
+        .prepare_cached(sql!("write_lock_take"))
+        .and_then(|mut s| s.execute([]))
+        .map_err(Error::from)
+        .and_then(|_| insert_jobs(conn, jobs));
+    match inserted {
+        Ok(out) => {
+            conn.execute_batch("RELEASE porter_insert")?;
+            Ok(out)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO porter_insert; RELEASE porter_insert")?;
+            Err(e)
+        }
+    }
 }
 
 /// [`job_insert_tx`] on a connection of this store's own (which has `porter_now()`).
