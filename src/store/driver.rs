@@ -260,15 +260,20 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Retries the listed jobs that are neither running nor available, in one transaction, as
     /// [`Driver::job_retry`] does each; other processes' producers are woken at commit where
-    /// the backend can.
-    async fn job_retry_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>>;
+    /// the backend can. Of the listed jobs, only those still in one of `states` (none: any):
+    /// a bulk action's filter, judged again where it writes, since a job found by the filter
+    /// may have changed state since (retried and completed by someone else, say).
+    async fn job_retry_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<Vec<JobChange>>;
 
     /// Cancels the listed unfinished jobs, in one transaction, as [`Driver::job_cancel`] does
     /// each (a running one is asked to stop, its worker told at commit where the backend can).
-    async fn job_cancel_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>>;
+    /// Only those still in one of `states` (none: any), as for [`Driver::job_retry_many`].
+    async fn job_cancel_many(&self, ids: Vec<i64>, states: Vec<JobState>)
+        -> Result<Vec<JobChange>>;
 
     /// Deletes the listed jobs that are not running, in one transaction; returns how many went.
-    async fn job_delete_many(&self, ids: Vec<i64>) -> Result<u64>;
+    /// Only those still in one of `states` (none: any), as for [`Driver::job_retry_many`].
+    async fn job_delete_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<u64>;
 
     /// Running jobs per worker id.
     async fn job_running_by_worker(&self) -> Result<Vec<(String, i64)>>;

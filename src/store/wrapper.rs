@@ -840,14 +840,20 @@ impl Store {
             match action {
                 BulkAction::Retry => {
                     let changed = self
-                        .op("job_retry_many", self.driver.job_retry_many(ids))
+                        .op(
+                            "job_retry_many",
+                            self.driver.job_retry_many(ids, filter.states.clone()),
+                        )
                         .await?;
                     out.changed += changed.len() as u64;
                     self.wake_queues(changed.iter().map(|c| c.queue.as_str()));
                 }
                 BulkAction::Cancel => {
                     let changed = self
-                        .op("job_cancel_many", self.driver.job_cancel_many(ids))
+                        .op(
+                            "job_cancel_many",
+                            self.driver.job_cancel_many(ids, filter.states.clone()),
+                        )
                         .await?;
                     out.changed += changed.len() as u64;
                     let mut workers = std::collections::BTreeSet::new();
@@ -863,7 +869,10 @@ impl Store {
                 }
                 BulkAction::Delete => {
                     out.changed += self
-                        .op("job_delete_many", self.driver.job_delete_many(ids))
+                        .op(
+                            "job_delete_many",
+                            self.driver.job_delete_many(ids, filter.states.clone()),
+                        )
                         .await?;
                 }
             }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use porter::store::*;
-use porter::{JobRow, Result};
+use porter::{JobRow, JobState, Result};
 
 /// See the module docs.
 pub struct GatedStore {
@@ -19,7 +19,15 @@ pub struct GatedStore {
     completions_fail: AtomicBool,
     /// Milliseconds each `job_list_running` (the reconcile's lookup) takes at least.
     slow_listings: AtomicU64,
+    /// Milliseconds each `job_release` (a job given back) takes at least.
+    slow_releases: AtomicU64,
+    /// Runs once before the next bulk write (retry, cancel or delete of many), after the bulk
+    /// found its jobs: what another operator or worker does in between.
+    before_bulk: std::sync::Mutex<Option<Meddle>>,
 }
+
+/// See [`GatedStore::before_bulk_write`].
+pub type Meddle = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
 
 impl GatedStore {
     /// A pass-through driver (the one under `store`) with the gate open.
@@ -30,7 +38,27 @@ impl GatedStore {
             heartbeats_fail: AtomicBool::new(false),
             completions_fail: AtomicBool::new(false),
             slow_listings: AtomicU64::new(0),
+            before_bulk: std::sync::Mutex::new(None),
+            slow_releases: AtomicU64::new(0),
         })
+    }
+
+    /// Each job given back takes `delay` from now on (before it is written).
+    pub fn slow_releases(&self, delay: std::time::Duration) {
+        self.slow_releases
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// `meddle` runs once, before the next bulk write goes to the database.
+    pub fn before_bulk_write(&self, meddle: Meddle) {
+        *self.before_bulk.lock().unwrap() = Some(meddle);
+    }
+
+    async fn meddle(&self) {
+        let meddle = self.before_bulk.lock().unwrap().take();
+        if let Some(meddle) = meddle {
+            meddle().await;
+        }
     }
 
     /// A store over this driver, as `store::open` gives one over a real driver.
@@ -192,6 +220,10 @@ impl Driver for GatedStore {
         self.inner.job_list_running(worker_id, since).await
     }
     async fn job_release(&self, params: JobReleaseParams) -> Result<Option<JobRow>> {
+        let ms = self.slow_releases.load(Ordering::SeqCst);
+        if ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         self.inner.job_release(params).await
     }
     async fn job_cancel_running(&self, params: JobCancelRunningParams) -> Result<Option<JobRow>> {
@@ -264,14 +296,21 @@ impl Driver for GatedStore {
     async fn job_count_matching(&self, filter: JobFilter) -> Result<MatchCount> {
         self.inner.job_count_matching(filter).await
     }
-    async fn job_retry_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>> {
-        self.inner.job_retry_many(ids).await
+    async fn job_retry_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<Vec<JobChange>> {
+        self.meddle().await;
+        self.inner.job_retry_many(ids, states).await
     }
-    async fn job_cancel_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>> {
-        self.inner.job_cancel_many(ids).await
+    async fn job_cancel_many(
+        &self,
+        ids: Vec<i64>,
+        states: Vec<JobState>,
+    ) -> Result<Vec<JobChange>> {
+        self.meddle().await;
+        self.inner.job_cancel_many(ids, states).await
     }
-    async fn job_delete_many(&self, ids: Vec<i64>) -> Result<u64> {
-        self.inner.job_delete_many(ids).await
+    async fn job_delete_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<u64> {
+        self.meddle().await;
+        self.inner.job_delete_many(ids, states).await
     }
     async fn job_running_by_worker(&self) -> Result<Vec<(String, i64)>> {
         self.inner.job_running_by_worker().await

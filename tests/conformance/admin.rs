@@ -148,6 +148,45 @@ backend_case! {
 }
 
 backend_case! {
+    /// A bulk action judges its filter's states again where it writes. It found its jobs with
+    /// one statement and acted on their ids with another, so a job whose state changed in
+    /// between was acted on though the filter no longer matched it: a bulk "retry discarded"
+    /// retried a job an operator had cancelled meanwhile, and a bulk "delete discarded"
+    /// deleted one just retried (the job was lost).
+    async fn a_bulk_action_skips_jobs_whose_state_changed_since_its_filter_found_them(db: TestDb) {
+        let s = db.store.clone();
+        let gated = crate::chaos_gated_store::GatedStore::new(s.clone());
+        let g = gated.store();
+        let discarded = filter(&[JobState::Discarded]);
+
+        insert(&s, in_queue("fail", "default", serde_json::json!({}))).await;
+        let j = discard(&s, "fail").await;
+        let by_hand = s.clone();
+        gated.before_bulk_write(Box::new(move || {
+            Box::pin(async move {
+                by_hand.job_retry(j.id).await.unwrap();
+                by_hand.job_cancel(j.id).await.unwrap();
+            })
+        }));
+        let out = g.job_bulk(BulkAction::Retry, discarded.clone(), i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed), (1, 0));
+        assert_eq!(state_of(&s, j.id).await, Some(JobState::Cancelled), "as the operator left it");
+
+        insert(&s, in_queue("fail", "default", serde_json::json!({}))).await;
+        let k = discard(&s, "fail").await;
+        let by_hand = s.clone();
+        gated.before_bulk_write(Box::new(move || {
+            Box::pin(async move {
+                by_hand.job_retry(k.id).await.unwrap();
+            })
+        }));
+        let out = g.job_bulk(BulkAction::Delete, discarded, i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed), (1, 0));
+        assert_eq!(state_of(&s, k.id).await, Some(JobState::Available), "retried, not deleted");
+    }
+}
+
+backend_case! {
     async fn bulk_retry_moves_stopped_jobs_leaves_running_ones_and_stops_at_the_confirmed_id(db: TestDb) {
         let s = &*db.store;
         insert(s, in_queue("fail", "default", serde_json::json!({}))).await;
@@ -359,6 +398,97 @@ backend_case! {
 }
 
 backend_case! {
+    /// A bulk retry of several finished jobs of one sequence retries the oldest only: the
+    /// others would run beside it. Each one's check that its sequence was idle read the table
+    /// as it was before the statement, so all were retried at once, and the index of active
+    /// sequence jobs refused the statement: the whole bulk retry failed, every time.
+    async fn a_bulk_retry_of_one_sequences_finished_jobs_retries_the_oldest(db: TestDb) {
+        let s = &*db.store;
+        let first = insert(s, seq(1)).await;
+        let second = insert(s, seq(2)).await;
+        for _ in 0..2 {
+            let job = claim_one(s, "seq").await;
+            s.job_complete_many(vec![job.fence()]).await.unwrap();
+        }
+        let completed = filter(&[JobState::Completed]);
+        let out = s.job_bulk(BulkAction::Retry, completed, i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed), (2, 1), "{out:?}");
+        assert_eq!(state_of(s, first.id).await, Some(JobState::Available));
+        assert_eq!(state_of(s, second.id).await, Some(JobState::Completed));
+        // The other is retried alone, which queues it behind the first.
+        assert_eq!(s.job_retry(second.id).await.unwrap().state, JobState::Pending);
+    }
+}
+
+/// A `seq` job of the sequence `k`, told apart by `n`.
+fn seq(n: i64) -> JobInsertParams {
+    JobInsertParams::new(
+        "seq",
+        serde_json::json!({ "n": n }),
+        InsertOpts {
+            sequence_key: Some("k".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Step {
+    n: i64,
+}
+
+impl porter::JobArgs for Step {
+    const KIND: &'static str = "seq";
+}
+
+backend_case! {
+    /// A bulk delete of a sequence's active job waits for an insert queuing the next job
+    /// behind it. On Postgres it took no lock of the sequence, so such an insert, not yet
+    /// committed, went unseen: the active job was deleted, and the next stayed pending for
+    /// good, the whole sequence with it.
+    async fn a_bulk_delete_waits_for_an_insert_queuing_behind_the_job_it_deletes(db: TestDb) {
+        let s = db.store.clone();
+        let keyed = || Some(InsertOpts { sequence_key: Some("k".into()), ..Default::default() });
+        let active = insert(&s, seq(1)).await;
+        let delete = || {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.job_bulk(BulkAction::Delete, filter(&[JobState::Available]), i64::MAX).await.unwrap()
+            })
+        };
+        // The insert's transaction stays open while the delete runs (a moment is given for the
+        // delete to get as far as it can: an ordering aid, nothing measured).
+        let next = match db.sqlite_path() {
+            Some(path) => {
+                let mut c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(Duration::from_secs(30)).unwrap();
+                let holder = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+                let next = porter::Client::insert_tx_sqlite(&holder, &Step { n: 2 }, keyed()).unwrap();
+                let deleting = delete();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                holder.commit().unwrap();
+                deleting.await.unwrap();
+                next
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                let mut holder = c.begin().await.unwrap();
+                let next = porter::Client::insert_tx_pg(&mut holder, &Step { n: 2 }, keyed()).await.unwrap();
+                let deleting = delete();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                holder.commit().await.unwrap();
+                deleting.await.unwrap();
+                next
+            }
+        };
+        assert_eq!(state_of(&s, next.job.id).await, Some(JobState::Pending));
+        assert_eq!(state_of(&s, active.id).await, Some(JobState::Available), "kept: the next job waits for its end");
+    }
+}
+
+backend_case! {
     async fn bulk_retry_leaves_waiting_jobs_and_busy_sequences_alone(db: TestDb) {
         // A bulk retry released a child that waited for its parent (it matched `pending`), so
         // the child could run before its parent had ended; and it retried a finished job of a
@@ -377,14 +507,6 @@ backend_case! {
         )
         .await;
         assert_eq!(state_of(s, child.id).await, Some(JobState::Pending));
-        let seq = |n: i64| {
-            JobInsertParams::new(
-                "seq",
-                serde_json::json!({ "n": n }),
-                InsertOpts { sequence_key: Some("k".into()), ..Default::default() },
-            )
-            .unwrap()
-        };
         let first = insert(s, seq(1)).await;
         let second = insert(s, seq(2)).await;
         let done = claim_one(s, "seq").await;

@@ -3,6 +3,8 @@
 //! own fresh database. One file per area; each case is defined once with `backend_case!`,
 //! which generates its `CASE::sqlite` and `CASE::postgres` tests from the definition.
 
+#[path = "../common/chaos_gated_store.rs"]
+mod chaos_gated_store;
 #[path = "../common/mod.rs"]
 mod common;
 

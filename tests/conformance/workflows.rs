@@ -293,7 +293,7 @@ backend_case! {
         let first = client.workflow(ids[0]).await.unwrap().unwrap();
         let job_id = first.steps[0].job_id;
         s.job_cancel(job_id).await.unwrap();
-        assert_eq!(s.driver().job_delete_many(vec![job_id]).await.unwrap(), 1);
+        assert_eq!(s.driver().job_delete_many(vec![job_id], vec![]).await.unwrap(), 1);
         assert!(client.workflow(ids[0]).await.unwrap().is_none(), "emptied: gone");
         assert_eq!(client.workflows(None, None).await.unwrap().len(), 4);
     }

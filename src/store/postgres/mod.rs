@@ -692,18 +692,17 @@ fn bind_filter<'q>(
         .bind(p.max_id)
 }
 
+/// States as the text array the statements read (empty: any state).
+fn state_names(states: &[JobState]) -> Vec<String> {
+    states.iter().map(|s| s.as_str().to_string()).collect()
+}
+
 /// [`bind_filter`] for a query read into tuples.
 fn bind_filter_as<'q, O>(
     q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
     p: &JobSearchParams,
 ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-    let states: Vec<String> = p
-        .filter
-        .states
-        .iter()
-        .map(|s| s.as_str().to_string())
-        .collect();
-    q.bind(states)
+    q.bind(state_names(&p.filter.states))
         .bind(p.filter.kind.clone())
         .bind(p.filter.queue.clone())
         .bind(p.filter.args_contains.clone())
@@ -2066,11 +2065,12 @@ impl Driver for PgStore {
         Ok(MatchCount { count, max_id })
     }
 
-    async fn job_retry_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>> {
+    async fn job_retry_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<Vec<JobChange>> {
         let mut tx = self.begin().await?;
         let rows: Vec<(i64, String, String, Option<String>)> =
             sqlx::query_as(sql!("job_retry_many"))
                 .bind(ids)
+                .bind(state_names(&states))
                 .fetch_all(&mut *tx)
                 .await?;
         let changes = job_changes(rows)?;
@@ -2081,11 +2081,16 @@ impl Driver for PgStore {
         Ok(changes)
     }
 
-    async fn job_cancel_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>> {
+    async fn job_cancel_many(
+        &self,
+        ids: Vec<i64>,
+        states: Vec<JobState>,
+    ) -> Result<Vec<JobChange>> {
         let mut tx = self.begin().await?;
         let rows: Vec<(i64, String, String, Option<String>)> =
             sqlx::query_as(sql!("job_cancel_many"))
                 .bind(ids)
+                .bind(state_names(&states))
                 .fetch_all(&mut *tx)
                 .await?;
         let changes = job_changes(rows)?;
@@ -2094,16 +2099,19 @@ impl Driver for PgStore {
         Ok(changes)
     }
 
-    async fn job_delete_many(&self, ids: Vec<i64>) -> Result<u64> {
+    async fn job_delete_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<u64> {
         // Two statements: the rows are locked first, then judged by a snapshot taken after
         // the locks (see job_delete_many.sql).
+        let states = state_names(&states);
         let mut tx = self.begin().await?;
         let picked: Vec<i64> = sqlx::query_scalar(sql!("job_delete_many_pick"))
             .bind(ids)
+            .bind(&states)
             .fetch_all(&mut *tx)
             .await?;
         let deleted = sqlx::query(sql!("job_delete_many"))
             .bind(picked)
+            .bind(&states)
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -1397,8 +1397,7 @@ fn rescued(
 
 /// The parameters of `job_filter.sql`, and the limit as `?7`.
 fn filter_params(p: &JobSearchParams, limit: u32) -> impl rusqlite::Params {
-    let states: Vec<&str> = p.filter.states.iter().map(|s| s.as_str()).collect();
-    let states = serde_json::to_string(&states).expect("states serialize");
+    let states = states_json(&p.filter.states);
     let values: [Box<dyn rusqlite::ToSql>; 7] = [
         Box::new(states),
         Box::new(p.filter.kind.clone()),
@@ -1409,6 +1408,12 @@ fn filter_params(p: &JobSearchParams, limit: u32) -> impl rusqlite::Params {
         Box::new(limit),
     ];
     rusqlite::params_from_iter(values)
+}
+
+/// States as the JSON array of names the filter and bulk statements read (`[]`: any state).
+fn states_json(states: &[JobState]) -> String {
+    serde_json::to_string(&states.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+        .expect("states serialize")
 }
 
 /// Runs a bulk write that returns `id, queue, state, attempted_by` per changed job.
@@ -2095,26 +2100,33 @@ impl Driver for SqliteStore {
         .await
     }
 
-    async fn job_retry_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>> {
+    async fn job_retry_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<Vec<JobChange>> {
         // Other processes' producers see the commit through their change watcher.
         let ids = serde_json::to_string(&ids).expect("ids serialize");
+        let states = states_json(&states);
         self.writer
-            .run(move |c| changes(c, sql!("job_retry_many"), [ids]))
+            .run(move |c| changes(c, sql!("job_retry_many"), [ids, states]))
             .await
     }
 
-    async fn job_cancel_many(&self, ids: Vec<i64>) -> Result<Vec<JobChange>> {
+    async fn job_cancel_many(
+        &self,
+        ids: Vec<i64>,
+        states: Vec<JobState>,
+    ) -> Result<Vec<JobChange>> {
         // Workers of other processes see the commit through their change watcher.
         let ids = serde_json::to_string(&ids).expect("ids serialize");
+        let states = states_json(&states);
         self.writer
-            .run(move |c| changes(c, sql!("job_cancel_many"), [ids]))
+            .run(move |c| changes(c, sql!("job_cancel_many"), [ids, states]))
             .await
     }
 
-    async fn job_delete_many(&self, ids: Vec<i64>) -> Result<u64> {
+    async fn job_delete_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<u64> {
         let ids = serde_json::to_string(&ids).expect("ids serialize");
+        let states = states_json(&states);
         self.writer
-            .run(move |c| Ok(c.execute(sql!("job_delete_many"), [ids])? as u64))
+            .run(move |c| Ok(c.execute(sql!("job_delete_many"), [ids, states])? as u64))
             .await
     }
 

@@ -17,4 +17,6 @@ UPDATE porter_jobs SET
                         ELSE metadata END
 WHERE id = ANY($1::bigint[]) AND (SELECT n FROM locked) IS NOT NULL
   AND state IN ('available','scheduled','running','retryable','pending')
+  -- $2: the bulk's filter of states (empty for any), judged again on the row this updates.
+  AND (cardinality($2::text[]) = 0 OR state = ANY($2::text[]))
 RETURNING id, queue, state, attempted_by

@@ -7,6 +7,7 @@
 -- snapshot, taken before it waited, could not.
 DELETE FROM porter_jobs
 WHERE id = ANY($1::bigint[]) AND state <> 'running'
+  AND (cardinality($2::text[]) = 0 OR state = ANY($2::text[]))
   AND NOT (has_dependents AND EXISTS (
       SELECT 1 FROM porter_job_deps d JOIN porter_jobs c ON c.id = d.child_id
       WHERE d.parent_id = porter_jobs.id AND c.state NOT IN ('completed','cancelled','discarded')))

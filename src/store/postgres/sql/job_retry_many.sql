@@ -11,6 +11,8 @@ UPDATE porter_jobs j SET
     finalized_at = NULL,
     max_attempts = greatest(j.max_attempts, j.attempt + 1)
 WHERE j.id = ANY($1::bigint[]) AND j.state NOT IN ('running', 'available', 'pending')
+  -- $2: the bulk's filter of states (empty for any), judged again on the row this updates.
+  AND (cardinality($2::text[]) = 0 OR j.state = ANY($2::text[]))
   -- A job of a sequence whose other jobs are not all finished would run beside them: it is
   -- left alone (retried alone, job_retry.sql queues it behind them under the sequence's lock).
   AND (j.sequence_key IS NULL OR NOT EXISTS (
@@ -18,6 +20,15 @@ WHERE j.id = ANY($1::bigint[]) AND j.state NOT IN ('running', 'available', 'pend
         WHERE q.sequence_key = j.sequence_key AND q.id <> j.id
           -- (two lists: see job_sequence_busy.sql)
           AND (q.state IN ('available', 'scheduled', 'running', 'retryable') OR q.state = 'pending')))
+  -- Of the listed jobs of one sequence this would retry, the oldest only: the statement's
+  -- checks read the table as it was before it, so each would see its sequence idle and all
+  -- would run at once (porter_jobs_sequence_active refused the statement). Retry again for the
+  -- next, once that one has ended.
+  AND (j.sequence_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM porter_jobs e
+        WHERE e.sequence_key = j.sequence_key AND e.id < j.id AND e.id = ANY($1::bigint[])
+          AND e.state NOT IN ('running', 'available', 'pending')
+          AND (cardinality($2::text[]) = 0 OR e.state = ANY($2::text[]))))
   AND (
     j.unique_key IS NULL
     OR j.state IN ('scheduled', 'retryable')

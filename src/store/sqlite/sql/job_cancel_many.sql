@@ -8,4 +8,6 @@ UPDATE porter_jobs SET
                         THEN json_set(metadata, '$.cancel_requested_at', porter_now())
                         ELSE metadata END
 WHERE id IN (SELECT value FROM json_each(?1)) AND state IN ('available','scheduled','running','retryable','pending')
+  -- ?2: the bulk's filter of states (a JSON array, '[]' for any), judged again here.
+  AND (?2 = '[]' OR state IN (SELECT value FROM json_each(?2)))
 RETURNING id, queue, state, attempted_by

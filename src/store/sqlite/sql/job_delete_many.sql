@@ -5,6 +5,8 @@
 -- would ever end it and let the next start). Those stay until that is over.
 DELETE FROM porter_jobs
 WHERE id IN (SELECT value FROM json_each(?1)) AND state <> 'running'
+  -- ?2: the bulk's filter of states (a JSON array, '[]' for any), judged again here.
+  AND (?2 = '[]' OR state IN (SELECT value FROM json_each(?2)))
   AND NOT (has_dependents AND EXISTS (
       SELECT 1 FROM porter_job_deps d JOIN porter_jobs c ON c.id = d.child_id
       WHERE d.parent_id = porter_jobs.id AND c.state NOT IN ('completed','cancelled','discarded')))

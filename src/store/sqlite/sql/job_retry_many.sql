@@ -11,6 +11,8 @@ UPDATE porter_jobs SET
     finalized_at = NULL,
     max_attempts = max(max_attempts, attempt + 1)
 WHERE id IN (SELECT value FROM json_each(?1)) AND state NOT IN ('running', 'available', 'pending')
+  -- ?2: the bulk's filter of states (a JSON array, '[]' for any), judged again here.
+  AND (?2 = '[]' OR state IN (SELECT value FROM json_each(?2)))
   -- A job of a sequence whose other jobs are not all finished would run beside them: it is
   -- left alone (retried alone, job_retry.sql queues it behind them under the sequence's lock).
   AND (sequence_key IS NULL OR NOT EXISTS (
@@ -18,6 +20,16 @@ WHERE id IN (SELECT value FROM json_each(?1)) AND state NOT IN ('running', 'avai
         WHERE q.sequence_key = porter_jobs.sequence_key AND q.id <> porter_jobs.id
           -- (two lists: see job_sequence_busy.sql)
           AND (q.state IN ('available', 'scheduled', 'running', 'retryable') OR q.state = 'pending')))
+  -- Of the listed jobs of one sequence this would retry, the oldest only: the statement's
+  -- checks read the table as it was before it, so each would see its sequence idle and all
+  -- would run at once (porter_jobs_sequence_active refused the statement). Retry again for the
+  -- next, once that one has ended.
+  AND (sequence_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM porter_jobs e
+        WHERE e.sequence_key = porter_jobs.sequence_key AND e.id < porter_jobs.id
+          AND e.id IN (SELECT value FROM json_each(?1))
+          AND e.state NOT IN ('running', 'available', 'pending')
+          AND (?2 = '[]' OR e.state IN (SELECT value FROM json_each(?2)))))
   AND (
     unique_key IS NULL
     OR state IN ('scheduled', 'retryable')
