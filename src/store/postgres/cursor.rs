@@ -110,6 +110,11 @@ struct Cursor {
     rewound: bool,
     /// Jobs are available behind the cursor: the next claim is full, whatever it costs.
     forced: bool,
+    /// Rewinds so far. A full claim answers only those that came before it began: its
+    /// snapshot may be older than the jobs a later one announced.
+    rewinds: u64,
+    /// Forces so far, likewise.
+    forces: u64,
 }
 
 /// The cursors of this process's queues, by queue and the kinds its claims take: claims of
@@ -125,6 +130,8 @@ pub(crate) struct Walk {
     pub from: Position,
     pub full: bool,
     started: Instant,
+    /// The cursor's [`Cursor::rewinds`] and [`Cursor::forces`] when the claim began.
+    asked: (u64, u64),
 }
 
 fn key(queue: &str, kinds: &[String]) -> (String, Vec<String>) {
@@ -140,6 +147,7 @@ impl Cursors {
         let queues = self.queues.lock().expect("cursor lock");
         let cursor = queues.get(&key(queue, kinds));
         let at = cursor.and_then(|c| c.at);
+        let asked = cursor.map_or((0, 0), |c| (c.rewinds, c.forces));
         let full_due = match cursor.and_then(|c| c.last_full.map(|l| (l, c))) {
             None => true,
             Some((_, c)) if c.forced => true,
@@ -159,11 +167,13 @@ impl Cursors {
                 from,
                 full: false,
                 started: now,
+                asked,
             },
             _ => Walk {
                 from: Position::start(),
                 full: true,
                 started: now,
+                asked,
             },
         }
     }
@@ -181,8 +191,11 @@ impl Cursors {
         let cursor = queues.entry(key(queue, kinds)).or_default();
         if walk.full {
             cursor.last_full = Some((now, now.duration_since(walk.started)));
-            cursor.rewound = false;
-            cursor.forced = false;
+            // Each flag stays set only when asked for again while this claim ran: a rewind
+            // during a forced claim asks for a full claim as its cost allows, not whatever
+            // it costs.
+            cursor.rewound = cursor.rewinds != walk.asked.0;
+            cursor.forced = cursor.forces != walk.asked.1;
         }
         let Some(newest) = newest else {
             return;
@@ -191,6 +204,8 @@ impl Cursors {
             // Jobs of a higher priority would sort before this: walk from the start.
             *cursor = Cursor {
                 last_full: cursor.last_full,
+                rewinds: cursor.rewinds,
+                forces: cursor.forces,
                 ..Cursor::default()
             };
             return;
@@ -219,14 +234,20 @@ impl Cursors {
     /// some, or a wake-up came for the queue: an insert, a parent's end that made its children
     /// available, a job given back): a full claim as soon as its cost allows.
     pub(crate) fn rewind(&self, queue: &str) {
-        self.each_of(queue, |cursor| cursor.rewound = true);
+        self.each_of(queue, |cursor| {
+            cursor.rewound = true;
+            cursor.rewinds += 1;
+        });
     }
 
     /// Jobs of `queue` are available behind its cursors (completions just made a workflow's,
     /// sequence's or batch's jobs available, and a claim along them follows): the next claim
     /// is full, whatever it costs.
     pub(crate) fn force(&self, queue: &str) {
-        self.each_of(queue, |cursor| cursor.forced = true);
+        self.each_of(queue, |cursor| {
+            cursor.forced = true;
+            cursor.forces += 1;
+        });
     }
 
     /// Applies `f` to the cursors of `queue`, whatever their kinds.
@@ -243,6 +264,7 @@ impl Cursors {
         let mut queues = self.queues.lock().expect("cursor lock");
         for cursor in queues.values_mut() {
             cursor.rewound = true;
+            cursor.rewinds += 1;
         }
     }
 }
@@ -382,5 +404,52 @@ mod tests {
         );
         c.force("q");
         assert!(claim(&c, t0, 2_700, &[]).0);
+    }
+
+    #[test]
+    fn a_rewind_during_a_full_claim_asks_for_another() {
+        // Found by review: a full claim cleared the rewinds that came while it ran, though its
+        // snapshot may be older than the jobs they announced (a workflow's next step made
+        // available by another process's commit, say); the claims after it went from the
+        // cursor and passed those jobs until the next full claim was due.
+        let (c, t0) = (Cursors::default(), Instant::now());
+        claim(&c, t0, 0, &[pos(1, 10, 10)]);
+        claim(&c, t0, 1_000, &[pos(1, 11, 11)]);
+        claim(&c, t0, 2_000, &[pos(1, 12, 12)]);
+        for ask in [Cursors::rewind, Cursors::force] {
+            c.rewind("q");
+            let walk = c.walk("q", &kinds(), t0 + Duration::from_millis(2_100));
+            assert!(walk.full);
+            ask(&c, "q");
+            let ended = t0 + Duration::from_millis(2_101);
+            c.taken("q", &kinds(), walk, None, ended);
+            assert!(
+                claim(&c, t0, 2_102, &[]).0,
+                "asked for while the full claim ran: the next is full too"
+            );
+            assert!(!claim(&c, t0, 2_103, &[]).0, "and that one answered it");
+        }
+    }
+
+    #[test]
+    fn a_rewind_during_a_forced_claim_waits_for_the_cost_limit() {
+        // Found by review of the test above's fix: one count for rewinds and forces kept a
+        // force set when a rewind came during the forced claim (a completion's own NOTIFY
+        // does), so every claim after was full whatever full claims cost.
+        let (c, t0) = (Cursors::default(), Instant::now());
+        claim(&c, t0, 0, &[pos(1, 0, 1)]);
+        claim(&c, t0, 1_000, &[pos(1, 1, 2)]);
+        claim(&c, t0, 2_000, &[pos(1, 2, 3)]);
+        c.force("q");
+        let walk = c.walk("q", &kinds(), t0 + Duration::from_millis(2_100));
+        assert!(walk.full);
+        c.rewind("q");
+        // A 500 ms full claim: the rewind may have it again only 10 s after it ended.
+        c.taken("q", &kinds(), walk, None, t0 + Duration::from_millis(2_600));
+        assert!(!claim(&c, t0, 2_700, &[]).0, "the force was answered");
+        assert!(
+            claim(&c, t0, 12_600, &[]).0,
+            "the rewind, as the cost allows"
+        );
     }
 }
