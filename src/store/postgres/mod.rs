@@ -528,13 +528,27 @@ async fn listen(
             }
             Err(e) => {
                 tracing::warn!(error = %map_err(e), "LISTEN {NOTIFY_CHANNEL} failed; retrying");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(LISTEN_RETRY) => {
-                        cursors.rewind_all();
-                        wakeup.notify(super::wake::ALL_QUEUES);
+                // Listening again before the wake-up: woken first, producers would look while
+                // nothing listened yet, and a NOTIFY sent in between would be lost until the
+                // poll. A statement on the listener connects it again and sends LISTEN first.
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(LISTEN_RETRY) => {}
+                    }
+                    let listening = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        r = sqlx::query("SELECT 1").execute(&mut listener) => r,
+                    };
+                    match listening {
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::debug!(error = %map_err(e), "LISTEN {NOTIFY_CHANNEL} still failing")
+                        }
                     }
                 }
+                cursors.rewind_all();
+                wakeup.notify(super::wake::ALL_QUEUES);
             }
         }
     }

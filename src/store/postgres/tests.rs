@@ -1201,3 +1201,109 @@ async fn two_transactions_deleting_the_last_jobs_of_a_workflow_or_batch_leave_no
     .unwrap();
     assert_eq!(left, (0, 0), "the emptied workflow and batch are gone");
 }
+
+/// A TCP proxy in front of the test server: `open` false refuses new connections (it accepts
+/// and drops them, as a server going down does), a cut drops every connection it carries, and
+/// `delay_ms` holds each new connection back that long before it reaches the server.
+struct CutProxy {
+    port: u16,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl CutProxy {
+    async fn start(upstream: (String, u16)) -> CutProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let (o, d) = (open.clone(), delay_ms.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !o.load(Ordering::SeqCst) {
+                    continue; // dropped at once
+                }
+                let (delay, upstream, mut cuts) =
+                    (d.load(Ordering::SeqCst), upstream.clone(), cuts.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    cuts.mark_unchanged();
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        CutProxy {
+            port,
+            open,
+            delay_ms,
+            cut,
+        }
+    }
+}
+
+/// After its connection was lost and could not be made again at once, the LISTEN task woke
+/// every queue before it listened again: a NOTIFY sent between that wake-up and the new
+/// LISTEN (an insert of another process, as the producers it woke went to look) was lost, and
+/// its job waited for the poll. It now listens again first, then wakes them.
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn the_listen_task_listens_again_before_it_wakes_the_queues() {
+    use std::sync::atomic::Ordering;
+    let url = fresh_url().await;
+    let options: PgConnectOptions = driver_url(&url).parse().unwrap();
+    let proxy = CutProxy::start((options.get_host().to_string(), options.get_port())).await;
+    let proxied = options.clone().host("127.0.0.1").port(proxy.port);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with(proxied);
+    let mut listener = PgListener::connect_with(&pool).await.unwrap();
+    listener
+        .listen_all([NOTIFY_CHANNEL, CANCEL_CHANNEL])
+        .await
+        .unwrap();
+    let wakeup = Arc::new(Wakeup::default());
+    let stop = CancellationToken::new();
+    tokio::spawn(listen(
+        listener,
+        wakeup.clone(),
+        Arc::new(cursor::Cursors::default()),
+        stop.clone(),
+    ));
+    let woken = wakeup.subscribe("q1");
+    // The server goes away: the listener's connection is cut, and reconnecting fails.
+    proxy.open.store(false, Ordering::SeqCst);
+    proxy.cut.send_modify(|n| *n += 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // It is back, slow to answer new connections.
+    proxy.delay_ms.store(500, Ordering::SeqCst);
+    proxy.open.store(true, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(10), woken.notified())
+        .await
+        .expect("every queue woken once the connection is back");
+    // What another process inserts right then reaches this process.
+    let q2 = wakeup.subscribe("q2");
+    let mut direct = sqlx::PgConnection::connect(&driver_url(&url))
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_notify($1, 'q2')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(&mut direct)
+        .await
+        .unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(5), q2.notified()).await;
+    stop.cancel();
+    heard.expect("the NOTIFY after the wake-up was heard: listening again came first");
+}
