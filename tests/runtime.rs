@@ -1298,6 +1298,49 @@ backend_case! {
 }
 
 backend_case! {
+    /// The jobs a stalled claim along took come back late, and are given back unstarted; until
+    /// they are, they count against the queue's bound. Their producer was told its order was
+    /// filled before they were given back, and claimed its whole budget beside them: more jobs
+    /// claimed and unrecorded than twice the concurrency, for as long as the give-backs took.
+    async fn jobs_a_late_claim_along_took_count_until_given_back(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        gated.slow_releases(Duration::from_secs(1));
+        let client = Client::new(db.store.clone());
+        let mut workers = Workers::new();
+        crate::common::add_queue_workers(&mut workers);
+        let mut cfg = config(&[("default", 2)]);
+        // A claim along is late after an eighth of the lease: 200 ms.
+        cfg.lease = Duration::from_millis(1600);
+        cfg.maintenance = false;
+        let runtime = Runtime::new(gated.store(), workers, cfg);
+        let me = runtime.identity().id.clone();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(runtime.run(shutdown.clone()));
+        // The producer claims one job (short) and posts an order; the job's completion takes
+        // the order, and its write (gated) stalls. Jobs come only then: the producer waits for
+        // its order, and the stalled write's claim takes them.
+        gated.close();
+        let first = client.insert(&porter::jobs::Sleep { ms: 20 }, None).await.unwrap().job.id;
+        wait_state(&db.store, first, JobState::Running).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..10 {
+            client.insert(&porter::jobs::Sleep { ms: 3000 }, None).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        gated.open();
+        let mut most = 0;
+        for _ in 0..40 {
+            let running = db.store.job_running_by_worker().await.unwrap();
+            most = most.max(running.get(&me).copied().unwrap_or(0));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        shutdown.hard.cancel();
+        let _ = task.await;
+        assert!(most <= 2 * 2, "at most twice the concurrency held, saw {most}");
+    }
+}
+
+backend_case! {
     /// A slow reconcile does not hold the heartbeats back. It ran after each heartbeat in the
     /// heartbeat's own loop, so the next heartbeat came that much later: a lookup slower than
     /// a sixth of the lease (with a transaction held open elsewhere on Postgres, the lookup

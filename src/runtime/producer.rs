@@ -220,15 +220,18 @@ pub(super) async fn fill_order(
             let _ = tx.send(job);
         }
     }
-    *feed.order.lock().unwrap_or_else(|p| p.into_inner()) = Order::Filled { full, took };
-    feed.filled.notify_one();
     // Those not sent are in `waiting` already; the spare ones join them.
     q.waiting.fetch_add(spare.len(), Ordering::AcqRel);
     let mut back: Vec<(JobRow, Option<Slot>)> = spare.into_iter().map(|r| (r, None)).collect();
     back.extend(jobs.into_iter().map(|j| (j.row, Some(j.held))));
+    // Given back before the producer hears of the fill: until they are, these jobs are
+    // claimed and unrecorded, most without a held permit (a late claim's), and the producer,
+    // which waits for this order, would claim its whole budget beside them.
     if !back.is_empty() {
         give_back_rows(ctx, q, back).await;
     }
+    *feed.order.lock().unwrap_or_else(|p| p.into_inner()) = Order::Filled { full, took };
+    feed.filled.notify_one();
 }
 
 /// What the producer and the dispatcher of one queue share.
