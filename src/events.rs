@@ -77,3 +77,34 @@ impl JobEvents for NoEvents {
     fn attempt_ended(&self, _: &AttemptEnded) {}
     fn rescued(&self, _: &RescuedJob) {}
 }
+
+/// Runs `f`, a call into the application's code outside a job's own run (a worker's `timeout`
+/// or `next_retry`, an error handler, an events observer). A panic there is logged and
+/// `instead` (given its message) is used: unwinding through the executor or the completer
+/// would skip the write of a job's outcome, leave the job `running` with its permits given
+/// back, and, in the completer, end the task that writes every later completion.
+pub(crate) fn guarded<T>(
+    what: &str,
+    instead: impl FnOnce(String) -> T,
+    f: impl FnOnce() -> T,
+) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(value) => value,
+        Err(payload) => {
+            let message = panic_message(&*payload);
+            tracing::error!(callback = what, panic = %message, "a callback panicked; going on without it");
+            instead(message)
+        }
+    }
+}
+
+/// A panic's message, from its payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}

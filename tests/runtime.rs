@@ -887,6 +887,82 @@ impl porter::runtime::JobEvents for Recorded {
     fn rescued(&self, _: &porter::store::RescuedJob) {}
 }
 
+/// Events and error handlers that panic, counting their calls.
+#[derive(Default)]
+struct Panicky(AtomicUsize);
+
+impl porter::runtime::JobEvents for Panicky {
+    fn attempt_ended(&self, _: &porter::runtime::AttemptEnded) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("an events observer that panics");
+    }
+    fn rescued(&self, _: &porter::store::RescuedJob) {}
+}
+
+impl porter::runtime::ErrorHandler for Panicky {
+    fn handle_error(&self, _: &porter::JobRow, _: &str) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("an error handler that panics");
+    }
+    fn handle_panic(&self, _: &porter::JobRow, _: &str, _: Option<&str>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("an error handler that panics");
+    }
+}
+
+backend_case! {
+    /// An events observer that panics costs its own calls, not the outcomes. The completer
+    /// tells the observer of each completion it wrote; the panic ended the completer's task,
+    /// and every completion after it stayed unwritten: those jobs stayed `running`.
+    async fn a_panicking_events_observer_loses_no_outcome(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let mut ids = Vec::new();
+        for what in ["ok", "ok", "fail", "ok"] {
+            ids.push(behave(&client, what, 1).await);
+        }
+        let events = Arc::new(Panicky::default());
+        let mut cfg = config(&[("default", 1)]);
+        cfg.maintenance = false;
+        let shutdown = Shutdown::new();
+        let rt = Runtime::new(db.store.clone(), behave_workers(), cfg).with_events(events.clone());
+        let task = tokio::spawn(rt.run(shutdown.clone()));
+        for (id, state) in ids.iter().zip([
+            JobState::Completed,
+            JobState::Completed,
+            JobState::Discarded,
+            JobState::Completed,
+        ]) {
+            wait_state(&db.store, *id, state).await;
+        }
+        shutdown.soft.cancel();
+        task.await.unwrap().unwrap();
+        assert_eq!(events.0.load(Ordering::SeqCst), 4, "told of each, though it panicked");
+    }
+}
+
+backend_case! {
+    /// An error handler that panics costs its own call, not the failure: the executor called
+    /// it before writing the outcome, and the panic left the job `running` with its permits
+    /// given back (until the stuck rescue), and a graceful shutdown left it so.
+    async fn a_panicking_error_handler_loses_no_outcome(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let failed = behave(&client, "fail", 1).await;
+        let panicked = behave(&client, "panic", 1).await;
+        let errors = Arc::new(Panicky::default());
+        let mut cfg = config(&[("default", 2)]);
+        cfg.maintenance = false;
+        let shutdown = Shutdown::new();
+        let rt =
+            Runtime::new(db.store.clone(), behave_workers(), cfg).with_error_handler(errors.clone());
+        let task = tokio::spawn(rt.run(shutdown.clone()));
+        wait_state(&db.store, failed, JobState::Discarded).await;
+        wait_state(&db.store, panicked, JobState::Discarded).await;
+        shutdown.soft.cancel();
+        task.await.unwrap().unwrap();
+        assert_eq!(errors.0.load(Ordering::SeqCst), 2);
+    }
+}
+
 backend_case! {
     /// The hook behind the metrics: each attempt is told once, with its queue, kind and how it
     /// ended (completed, retryable, discarded, cancelled, snoozed), after its outcome is written.
@@ -993,13 +1069,29 @@ async fn fill_local_queue(
     db: &crate::common::TestDb,
     lease: Duration,
 ) -> (Running, CountWorker, Vec<i64>) {
+    let worker = CountWorker {
+        hold: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let long: Vec<Count> = (0..6).map(|n| Count { n }).collect();
+    let (rt, ids) = fill_local_queue_with(db, lease, &long, worker.clone()).await;
+    (rt, worker, ids)
+}
+
+/// [`fill_local_queue`] with `long` jobs run by `worker`, which must hold them: 20 quick jobs
+/// first, then the long ones; returns once 2 run and 2 are claimed ahead.
+async fn fill_local_queue_with<A: JobArgs, W: Worker<A>>(
+    db: &crate::common::TestDb,
+    lease: Duration,
+    long: &[A],
+    worker: W,
+) -> (Running, Vec<i64>) {
     let client = Client::new(db.store.clone());
     let quick: Vec<porter::jobs::Noop> = (0..20).map(|_| porter::jobs::Noop {}).collect();
     client
         .insert_many(quick.iter().map(|a| (a, None)))
         .await
         .unwrap();
-    let long: Vec<Count> = (0..6).map(|n| Count { n }).collect();
     let ids: Vec<i64> = client
         .insert_many(long.iter().map(|a| (a, None)))
         .await
@@ -1007,13 +1099,9 @@ async fn fill_local_queue(
         .into_iter()
         .map(|r| r.job.id)
         .collect();
-    let worker = CountWorker {
-        hold: Duration::from_secs(60),
-        ..Default::default()
-    };
     let mut workers = Workers::new();
     workers.add(porter::jobs::NoopWorker).unwrap();
-    workers.add(worker.clone()).unwrap();
+    workers.add(worker).unwrap();
     let mut cfg = config(&[("default", 2)]);
     cfg.lease = lease;
     cfg.shutdown_timeout = Duration::from_millis(100);
@@ -1024,7 +1112,169 @@ async fn fill_local_queue(
         t[&JobState::Completed] == 20 && t[&JobState::Running] == 4
     })
     .await;
-    (rt, worker, ids)
+    (rt, ids)
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Gated {
+    pub n: u32,
+}
+
+impl JobArgs for Gated {
+    const KIND: &'static str = "gated";
+}
+
+/// Records the jobs it starts, then waits for a permit of `gate` (or its cancel token).
+#[derive(Clone)]
+pub struct GatedWorker {
+    started: Arc<Mutex<Vec<i64>>>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait::async_trait]
+impl Worker<Gated> for GatedWorker {
+    async fn work(&self, job: Job<Gated>) -> Result<(), JobError> {
+        self.started.lock().unwrap().push(job.id());
+        tokio::select! {
+            permit = self.gate.acquire() => {
+                permit.expect("gate open").forget();
+                Ok(())
+            }
+            _ = job.cancel.cancelled() => Err(JobError::msg("saw the cancel")),
+        }
+    }
+}
+
+backend_case! {
+    /// A cancel requested for a job claimed ahead, while it waits in the worker's local queue
+    /// for a slot, is seen: the job ends cancelled and never starts. The worker looked for
+    /// requests only among the jobs it had started, so the wake-up of such a cancel found
+    /// nothing to stop, and the job started when a slot freed and ran until the next look (a
+    /// heartbeat interval later, or the next commit of any process on SQLite).
+    async fn a_job_cancelled_while_claimed_ahead_never_starts(db: TestDb) {
+        let worker = GatedWorker {
+            started: Arc::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        };
+        let gated: Vec<Gated> = (0..4).map(|n| Gated { n }).collect();
+        // The look on every third of the lease would find the request in the end: this long,
+        // only the cancel's own wake-up can.
+        let lease = Duration::from_secs(3 * 3600);
+        let (rt, ids) = fill_local_queue_with(&db, lease, &gated, worker.clone()).await;
+        eventually("2 gated jobs started", || async {
+            worker.started.lock().unwrap().len() == 2
+        })
+        .await;
+        let started = worker.started.lock().unwrap().clone();
+        let ahead: Vec<i64> = ids.iter().copied().filter(|id| !started.contains(id)).collect();
+        assert_eq!(ahead.len(), 2);
+        let other = db.reopen().await; // like `porter jobs cancel` from another process
+        for id in &ahead {
+            other.job_cancel(*id).await.unwrap();
+        }
+        // Time for the cancels' wake-up to be looked at while the two wait for a slot. (Not a
+        // timing assertion: looked at later, they would be found at their start.)
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        worker.gate.add_permits(2);
+        for id in &ahead {
+            // Recorded cancelled at its turn ("cancelled by user"), or, had it waited past
+            // MAX_WAIT on a slow machine, given back and ended cancelled by that.
+            let row = wait_state(&db.store, *id, JobState::Cancelled).await;
+            let last = &row.errors.last().unwrap().error;
+            assert!(
+                last == "cancelled by user" || last == porter::runtime::GIVEN_BACK,
+                "{row:?}"
+            );
+        }
+        for id in &started {
+            wait_state(&db.store, *id, JobState::Completed).await;
+        }
+        assert_eq!(
+            *worker.started.lock().unwrap(),
+            started,
+            "the cancelled jobs never started"
+        );
+        rt.stop().await;
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Block {
+    pub ms: u64,
+}
+
+impl JobArgs for Block {
+    const KIND: &'static str = "block";
+}
+
+/// Blocks its thread (no await its timeout could abort it at), then fails; counts the runs
+/// and the most running at once.
+#[derive(Clone, Default)]
+pub struct BlockWorker {
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    runs: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Worker<Block> for BlockWorker {
+    async fn work(&self, job: Job<Block>) -> Result<(), JobError> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let _left = LeaveOnDrop(self.running.clone());
+        std::thread::sleep(Duration::from_millis(job.args.ms));
+        Err(JobError::msg("too slow"))
+    }
+    fn timeout(&self, _job: &Job<Block>) -> Duration {
+        Duration::from_millis(100)
+    }
+    fn next_retry(&self, _job: &Job<Block>) -> Duration {
+        Duration::ZERO
+    }
+}
+
+struct LeaveOnDrop(Arc<AtomicUsize>);
+
+impl Drop for LeaveOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+backend_case! {
+    /// A job that blocks its thread past its timeout keeps its slot until it has returned. Its
+    /// slot was freed at the timeout while the job ran on, and started its next attempt beside
+    /// it: two runs of one job at once, on a queue of one slot.
+    async fn a_job_blocking_past_its_timeout_keeps_its_slot(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let opts = InsertOpts {
+            max_attempts: Some(2),
+            ..Default::default()
+        };
+        let id = client
+            .insert(&Block { ms: 800 }, Some(opts))
+            .await
+            .unwrap()
+            .job
+            .id;
+        let worker = BlockWorker::default();
+        let mut workers = Workers::new();
+        workers.add(worker.clone()).unwrap();
+        let mut cfg = config(&[("default", 1)]);
+        cfg.maintenance = false;
+        let rt = start(db.store.clone(), workers, cfg);
+        let row = wait_state(&db.store, id, JobState::Discarded).await;
+        assert_eq!(row.errors.len(), 2, "{row:?}");
+        assert!(row.errors.iter().all(|e| e.error.contains("timed out")), "{row:?}");
+        assert_eq!(worker.runs.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            worker.peak.load(Ordering::SeqCst),
+            1,
+            "one run at a time on one slot"
+        );
+        rt.stop().await;
+    }
 }
 
 /// How many of `ids` have a `GIVEN_BACK` entry in their history.

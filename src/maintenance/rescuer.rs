@@ -106,7 +106,7 @@ impl Rescuer {
             })
             .await?;
         for job in &rescued.jobs {
-            self.events.rescued(job);
+            crate::events::guarded("JobEvents::rescued", |_| (), || self.events.rescued(job));
         }
         Ok(rescued.counts())
     }

@@ -1,7 +1,6 @@
 //! Runs one claimed job: decode, run with its timeout, catch panics, then record the outcome
 //! (fenced). Job args are never logged.
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +14,7 @@ use tracing::{debug, error, info, warn};
 use super::slot::Slot;
 use super::Ctx;
 use crate::error::Error;
-use crate::events::{AttemptEnd, AttemptEnded, JobEvents};
+use crate::events::{guarded, panic_message, AttemptEnd, AttemptEnded, JobEvents};
 use crate::job::{JobRow, JobState};
 use crate::store::{JobCancelRunningParams, JobFailParams, JobReleaseParams, JobSnoozeParams};
 use crate::worker::JobError;
@@ -116,16 +115,6 @@ fn install_panic_hook() {
     });
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_string()
-    }
-}
-
 /// What a started job holds: its slot (given back as soon as it returns) and its held permit
 /// (given back once its outcome is written).
 pub(super) struct Slots {
@@ -158,8 +147,21 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
     let cancel = ctx.stop_jobs.child_token();
     let by_user = CancellationToken::new();
     let _registration = ctx.running.register(row.id, row.attempt, by_user.clone());
+    if by_user.is_cancelled() {
+        // Its cancel was requested while it waited for a slot (claimed ahead): it never starts.
+        record(&ctx, &row, Outcome::CancelledByUser, permit, began).await;
+        return;
+    }
     let context = crate::worker::JobContext::new(ctx.store.clone(), row.fence());
-    let started = match worker.start(row.clone(), cancel.clone(), context.clone()) {
+    let started = match guarded(
+        "Worker::timeout",
+        |message| {
+            Err(JobError::msg(format!(
+                "panic while starting the job: {message}"
+            )))
+        },
+        || worker.start(row.clone(), cancel.clone(), context.clone()),
+    ) {
         Ok(started) => started,
         Err(e) => {
             record(&ctx, &row, Outcome::Done(Err(e)), permit, began).await;
@@ -186,26 +188,9 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
             Err(e) => Outcome::Panicked { message: e.to_string(), trace: None },
         },
         _ = tokio::time::sleep(timeout) => {
-            cancel.cancel();
-            task.abort();
-            Outcome::TimedOut(timeout)
+            stop(&ctx, &mut task, &cancel, Outcome::TimedOut(timeout)).await
         }
-        _ = by_user.cancelled() => {
-            cancel.cancel();
-            task.abort();
-            // The job counts as stopped (and its unique key is freed) only once its future is
-            // gone: a job that never yields keeps it until the stuck rescue, or until this
-            // worker shuts down (which does not wait for aborted jobs either).
-            let finished = tokio::select! {
-                joined = &mut task => joined.ok(),
-                _ = ctx.stop_jobs.cancelled() => None,
-            };
-            match finished {
-                // It succeeded before the abort took effect: it completes (River's rule).
-                Some(done @ Outcome::Done(Ok(()))) => done,
-                _ => Outcome::CancelledByUser,
-            }
-        }
+        _ = by_user.cancelled() => stop(&ctx, &mut task, &cancel, Outcome::CancelledByUser).await,
         _ = ctx.stop_jobs.cancelled() => {
             task.abort();
             Outcome::ShutDown
@@ -224,6 +209,31 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
     record(&ctx, &row, outcome, permit, began).await;
 }
 
+/// Stops a job past its timeout or whose cancel a user asked for: its token fires and its
+/// future is aborted, which takes effect at its next await. It counts as stopped (its slot
+/// free, its unique key freed) only once the future is gone: a job that blocks its thread ran
+/// on while its slot started another job, perhaps its own next attempt, and one that never
+/// yields keeps both until the stuck rescue, or until this worker shuts down (which does not
+/// wait for aborted jobs either). A job that succeeded before the abort took effect completes
+/// (River's rule); otherwise it ends as `stopped`.
+async fn stop(
+    ctx: &Ctx,
+    task: &mut tokio::task::JoinHandle<Outcome>,
+    cancel: &CancellationToken,
+    stopped: Outcome,
+) -> Outcome {
+    cancel.cancel();
+    task.abort();
+    let finished = tokio::select! {
+        joined = &mut *task => joined.ok(),
+        _ = ctx.stop_jobs.cancelled() => None,
+    };
+    match finished {
+        Some(done @ Outcome::Done(Ok(()))) => done,
+        _ => stopped,
+    }
+}
+
 fn attempt_ended(row: &JobRow, end: AttemptEnd, began: Instant) -> AttemptEnded {
     AttemptEnded {
         job_id: row.id,
@@ -239,7 +249,11 @@ fn attempt_ended(row: &JobRow, end: AttemptEnd, began: Instant) -> AttemptEnded 
 pub(super) fn tell(events: &dyn JobEvents, ended: &AttemptEnded) {
     debug!(job_id = ended.job_id, kind = %ended.kind, queue = %ended.queue, attempt = ended.attempt,
            outcome = ended.end.as_str(), elapsed_ms = ended.ran_for.as_millis() as u64, "job finished");
-    events.attempt_ended(ended);
+    guarded(
+        "JobEvents::attempt_ended",
+        |_| (),
+        || events.attempt_ended(ended),
+    );
 }
 
 /// Records the outcome. The job's slot is free at once (another job may start); its held
@@ -268,7 +282,20 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
     let retry_in = || {
         ctx.workers
             .get(&row.kind)
-            .map_or(Duration::from_secs(1), |w| w.next_retry_for(row))
+            .map_or(Duration::from_secs(1), |w| {
+                guarded(
+                    "Worker::next_retry",
+                    |_| crate::job::default_backoff(row.attempt),
+                    || w.next_retry_for(row),
+                )
+            })
+    };
+    let handle_error = |message: &str| {
+        guarded(
+            "ErrorHandler::handle_error",
+            |_| (),
+            || ctx.errors.handle_error(row, message),
+        )
     };
     let params = match outcome {
         Outcome::Done(Ok(())) => {
@@ -317,20 +344,24 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
             return;
         }
         Outcome::Done(Err(JobError::Discard(reason))) => {
-            ctx.errors.handle_error(row, &reason);
+            handle_error(&reason);
             fail(reason, None, Duration::ZERO, true)
         }
         Outcome::Done(Err(JobError::Failed { message, trace })) => {
-            ctx.errors.handle_error(row, &message);
+            handle_error(&message);
             fail(message, trace, retry_in(), false)
         }
         Outcome::Panicked { message, trace } => {
-            ctx.errors.handle_panic(row, &message, trace.as_deref());
+            guarded(
+                "ErrorHandler::handle_panic",
+                |_| (),
+                || ctx.errors.handle_panic(row, &message, trace.as_deref()),
+            );
             fail(format!("panic: {message}"), trace, retry_in(), false)
         }
         Outcome::TimedOut(t) => {
             let message = format!("job timed out after {}", humanize(t));
-            ctx.errors.handle_error(row, &message);
+            handle_error(&message);
             fail(message, None, retry_in(), false)
         }
         Outcome::ShutDown => {

@@ -245,6 +245,12 @@ impl Owned {
             .swap(false, std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// The ids of the jobs it holds.
+    pub(crate) fn ids(&self) -> Vec<i64> {
+        let owned = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        owned.iter().map(|(id, _)| *id).collect()
+    }
+
     fn contains(&self, id: i64, attempt: i32) -> bool {
         self.jobs
             .lock()
@@ -429,7 +435,11 @@ impl Runtime {
             warn_of_periodic_jobs_not_served(&config, &workers);
         }
         let queues: Vec<String> = config.queues.iter().map(|(q, _)| q.clone()).collect();
-        events.started(&queues, &workers.kinds());
+        crate::events::guarded(
+            "JobEvents::started",
+            |_| (),
+            || events.started(&queues, &workers.kinds()),
+        );
         let stop_claiming = CancellationToken::new();
         let stop_jobs = CancellationToken::new();
         let stop_services = CancellationToken::new();

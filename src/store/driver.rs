@@ -177,9 +177,9 @@ pub trait Driver: Send + Sync + 'static {
     /// the backend can (NOTIFY). `None` when no unfinished job has the id.
     async fn job_cancel(&self, id: i64) -> Result<Option<JobRow>>;
 
-    /// Of the jobs `among` (by id: those the worker runs), the running ones of that worker that
+    /// Of the jobs `among` (by id: those the worker holds), the running ones of that worker that
     /// a user asked to cancel, as their fences, by id. Looked up by id, so the look costs what
-    /// the worker runs, not every job it ran (whose index entries a held snapshot keeps).
+    /// the worker holds, not every job it ran (whose index entries a held snapshot keeps).
     async fn job_cancel_requests(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>>;
 
     /// A user retries a job that is not running: available now, history kept. Other processes'

@@ -525,7 +525,7 @@ impl Store {
         Ok(row)
     }
 
-    /// Of the jobs `among` (by id: those the worker runs), the running ones of that worker that
+    /// Of the jobs `among` (by id: those the worker holds), the running ones of that worker that
     /// a user asked to cancel, as their fences, by id.
     pub async fn job_cancel_requests(
         &self,

@@ -21,8 +21,8 @@
 //!   producer and cancel watcher of this process when it changed. It reads it at once when
 //!   the WAL file is written (inotify, on Linux), and every [`CHANGE_POLL`] in any case, so a
 //!   commit is seen within that poll even where no write event comes. SQLite has no NOTIFY, so
-//!   a worker's cancel watcher then asks which of its running jobs a user asked to cancel
-//!   (`job_cancel_requests`, a read of that worker's running rows only).
+//!   a worker's cancel watcher then asks which of the jobs it holds a user asked to cancel
+//!   (`job_cancel_requests`, a read of those rows only).
 
 pub mod bench;
 pub mod copy;

@@ -1,4 +1,4 @@
--- Of the jobs $2 (by id: those the worker runs), the running ones of worker $1 whose cancel a
+-- Of the jobs $2 (by id: those the worker holds), the running ones of worker $1 whose cancel a
 -- user requested (see job_cancel.sql). By primary key (see job_complete.sql on `COLLATE "C"`):
 -- a walk of porter_jobs_running by worker read, with a snapshot held open elsewhere, the entry
 -- of every job the worker ran since.

@@ -1,4 +1,4 @@
--- Of the jobs ?2 (a JSON array of ids: those the worker runs), the running ones of worker ?1
+-- Of the jobs ?2 (a JSON array of ids: those the worker holds), the running ones of worker ?1
 -- whose cancel a user requested (see job_cancel.sql), by primary key.
 SELECT id, attempt, attempted_by FROM porter_jobs
 WHERE id IN (SELECT value FROM json_each(?2)) AND state = 'running' AND attempted_by = ?1
