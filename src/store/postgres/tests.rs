@@ -1307,3 +1307,63 @@ async fn the_listen_task_listens_again_before_it_wakes_the_queues() {
     stop.cancel();
     heard.expect("the NOTIFY after the wake-up was heard: listening again came first");
 }
+
+/// Jobs of sequence "s" (noop): the first runs (claimed by worker "w"), the rest wait.
+fn in_sequence() -> InsertOpts {
+    InsertOpts {
+        sequence_key: Some("s".into()),
+        ..InsertOpts::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_sequence_goes_on_when_its_next_job_is_cancelled_as_the_one_before_ends() {
+    // A sequence: A running, then B and C pending behind it. A transaction that takes no
+    // sequence lock (hand-written SQL; a workflow cancel did so too) cancels B while A's
+    // completion promotes the next job. The completion's trigger chose B from the jobs pending
+    // when its statement began, waited for B's row, found it cancelled and promoted nothing: C
+    // stayed pending for good. The trigger now locks the job it picks (0030), and passes over
+    // one that has changed meanwhile.
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    store
+        .job_insert_many(vec![job("noop", in_sequence())])
+        .await
+        .unwrap();
+    let a = claim_noop(&store, "default", 1).await;
+    assert_eq!(a.len(), 1);
+    let waiting = store
+        .job_insert_many(vec![job("noop", in_sequence()), job("noop", in_sequence())])
+        .await
+        .unwrap();
+    let (b, c) = (waiting[0].job.id, waiting[1].job.id);
+
+    let mut cancel = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut cancel).await.unwrap();
+    sqlx::query("UPDATE porter_jobs SET state = 'cancelled', finalized_at = now() WHERE id = $1")
+        .bind(b)
+        .execute(&mut cancel)
+        .await
+        .unwrap();
+    let completer = store.clone();
+    let fences: Vec<JobFence> = a.iter().map(JobRow::fence).collect();
+    let complete = tokio::spawn(async move { completer.job_complete_many(fences).await });
+    // The completion is under way (it waits for B's row).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut cancel).await.unwrap();
+    assert_eq!(complete.await.unwrap().unwrap().len(), 1);
+
+    let state: String = sqlx::query_scalar("SELECT state FROM porter_jobs WHERE id = $1")
+        .bind(c)
+        .fetch_one(&mut cancel)
+        .await
+        .unwrap();
+    assert_eq!(
+        state, "available",
+        "the job after the cancelled one is next"
+    );
+}

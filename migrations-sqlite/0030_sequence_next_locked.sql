@@ -1,0 +1,5 @@
+-- Nothing changes on SQLite (migrations-postgres/0030_sequence_next_locked.sql makes the
+-- PostgreSQL trigger that promotes a sequence's next job lock it as it picks it, so a
+-- concurrent cancel of that job does not leave the rest of the sequence pending). Here one
+-- writer runs at a time and the trigger sees every change before it. The version exists so
+-- that both backends record the same versions.
