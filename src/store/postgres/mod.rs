@@ -1304,6 +1304,11 @@ async fn complete_releasing(
     conn: &mut PgConnection,
     fences: &[JobFence],
 ) -> Result<(Vec<JobFence>, bool)> {
+    // In id order: the statement locks the rows in the order of the fences, and a bulk
+    // cancel or delete locks the same running rows in id order; in another order the two
+    // waited for each other and PostgreSQL aborted one as a deadlock.
+    let mut fences: Vec<&JobFence> = fences.iter().collect();
+    fences.sort_unstable_by_key(|f| f.id);
     let completed: Vec<(i64, i32, String, bool)> = sqlx::query_as(sql!("job_complete"))
         .bind(fences.iter().map(|f| f.id).collect::<Vec<_>>())
         .bind(fences.iter().map(|f| f.attempt).collect::<Vec<_>>())

@@ -1316,6 +1316,36 @@ fn in_sequence() -> InsertOpts {
     }
 }
 
+/// A connection in a transaction that holds the advisory lock of sequence "s", as porter's
+/// own writes of the sequence's jobs take it.
+async fn holding_sequence_lock(url: &str) -> PgConnection {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql("BEGIN; SELECT pg_advisory_xact_lock(1886350450, hashtext('s'))")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn
+}
+
+/// Whether `conn` can lock job `id`'s row at once (no other transaction holds it).
+async fn row_free(conn: &mut PgConnection, id: i64) -> bool {
+    sqlx::raw_sql("SAVEPOINT probe")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let locked = sqlx::query("SELECT id FROM porter_jobs WHERE id = $1 FOR UPDATE NOWAIT")
+        .bind(id)
+        .execute(&mut *conn)
+        .await;
+    let release = if locked.is_ok() {
+        "RELEASE probe"
+    } else {
+        "ROLLBACK TO probe"
+    };
+    sqlx::raw_sql(release).execute(&mut *conn).await.unwrap();
+    locked.is_ok()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(porter_pg_tests),
@@ -1365,5 +1395,111 @@ async fn a_sequence_goes_on_when_its_next_job_is_cancelled_as_the_one_before_end
     assert_eq!(
         state, "available",
         "the job after the cancelled one is next"
+    );
+}
+
+// The lock-order tests below each hold one lock in a transaction of their own, start a
+// porter write that needs it, and then ask for the other lock with NOWAIT: a write that takes
+// its locks in porter's order (a sequence's advisory lock before any row, rows in id order)
+// waits for the first lock before it takes the second, so the second is free. One that took
+// them the other way round held the second while it waited for the first, which is how it
+// deadlocked with a bulk cancel taking them in porter's order.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_snooze_that_cancels_takes_the_sequence_lock_before_the_row() {
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    store
+        .job_insert_many(vec![job("noop", in_sequence())])
+        .await
+        .unwrap();
+    let running = claim_noop(&store, "default", 1).await.remove(0);
+    // A cancel was requested: the snooze ends the job cancelled, which promotes the next one
+    // of its sequence under the sequence's lock.
+    store.job_cancel(running.id).await.unwrap();
+    let mut holder = holding_sequence_lock(&url).await;
+    let snoozer = store.clone();
+    let fence = running.fence();
+    let snooze = tokio::spawn(async move {
+        let delay = Duration::from_secs(60);
+        snoozer.job_snooze(JobSnoozeParams { fence, delay }).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let free = row_free(&mut holder, running.id).await;
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    let snoozed = snooze
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("fenced write matched");
+    assert_eq!(snoozed.state, JobState::Cancelled);
+    assert!(
+        free,
+        "the snooze waited for the sequence lock before it locked the row"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_workflow_cancel_takes_its_steps_sequence_locks_before_their_rows() {
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let workflow = crate::store::workflow::WorkflowInsertParams {
+        name: "w".into(),
+        steps: vec![crate::store::workflow::WorkflowStepParams {
+            name: "b".into(),
+            job: job("noop", in_sequence()),
+        }],
+    };
+    let workflow = store.workflow_insert(workflow).await.unwrap();
+    let step = workflow.steps[0].1.id;
+    let mut holder = holding_sequence_lock(&url).await;
+    let canceller = store.clone();
+    let cancel = tokio::spawn(async move { canceller.workflow_cancel(workflow.id).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let free = row_free(&mut holder, step).await;
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    let changes = cancel.await.unwrap().unwrap().expect("the workflow exists");
+    assert_eq!(changes.len(), 1);
+    assert!(
+        free,
+        "the cancel waited for the sequence lock before it locked the step"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_completion_batch_locks_its_jobs_in_id_order() {
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    // A table of more than a few thousand jobs, where the statement looks each fence up by
+    // primary key in the order given (on a smaller one it scans the table, in its order).
+    let jobs = ran_and_running(&store, 5_000, 2).await;
+    let (first, second) = (jobs[0].id.min(jobs[1].id), jobs[0].id.max(jobs[1].id));
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
+    assert!(row_free(&mut holder, first).await);
+    // The batch names the newer job first, as a worker's completions may come.
+    let mut fences: Vec<JobFence> = jobs.iter().map(JobRow::fence).collect();
+    fences.sort_by_key(|f| std::cmp::Reverse(f.id));
+    let completer = store.clone();
+    let complete = tokio::spawn(async move { completer.job_complete_many(fences).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let free = row_free(&mut holder, second).await;
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    assert_eq!(complete.await.unwrap().unwrap().len(), 2);
+    assert!(
+        free,
+        "the batch waited for the older job before it locked the newer"
     );
 }

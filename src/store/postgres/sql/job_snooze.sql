@@ -1,6 +1,14 @@
 -- Fenced. The attempt counter stays (fences stay unique); max_attempts grows by one instead,
 -- so a snooze uses up no attempt (River's way). $4 is the delay in seconds.
 -- A job whose cancel a user requested ends cancelled instead (River's rule).
+-- Differs from SQLite (one writer): the job's sequence lock first, before its row, as in
+-- job_fail.sql. A cancelled job's end promotes its sequence's next one under that lock
+-- (porter_job_finalized); taken there, after the row, it met a bulk cancel holding the lock
+-- and waiting for the row, and PostgreSQL aborted one of the two as a deadlock.
+WITH locked AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock(1886350450, hashtext(sequence_key))) AS n
+    FROM porter_jobs WHERE id = $1 AND sequence_key IS NOT NULL
+)
 UPDATE porter_jobs SET
     state        = CASE WHEN metadata ? 'cancel_requested_at' THEN 'cancelled' ELSE 'scheduled' END,
     scheduled_at = CASE WHEN metadata ? 'cancel_requested_at' THEN scheduled_at
@@ -8,5 +16,5 @@ UPDATE porter_jobs SET
     finalized_at = CASE WHEN metadata ? 'cancel_requested_at' THEN porter_now() END,
     max_attempts = CASE WHEN metadata ? 'cancel_requested_at' THEN max_attempts ELSE max_attempts + 1 END
 -- By primary key only (see job_complete.sql on `COLLATE "C"`).
-WHERE id = $1 AND state COLLATE "C" = 'running' AND attempt = $2 AND attempted_by = $3
+WHERE id = $1 AND (SELECT n FROM locked) IS NOT NULL AND state COLLATE "C" = 'running' AND attempt = $2 AND attempted_by = $3
 RETURNING *
