@@ -165,6 +165,11 @@ pub const CORE: MigrationSet = MigrationSet {
         migration!(28, "workflow_steps_table", "0028_workflow_steps_table.sql"),
         migration!(29, "emptied_rows_locked", "0029_emptied_rows_locked.sql"),
         migration!(30, "sequence_next_locked", "0030_sequence_next_locked.sql"),
+        migration!(
+            31,
+            "edges_deleted_at_once",
+            "0031_edges_deleted_at_once.sql"
+        ),
     ],
 };
 

@@ -1503,3 +1503,58 @@ async fn a_completion_batch_locks_its_jobs_in_id_order() {
         "the batch waited for the older job before it locked the newer"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_delete_locks_its_jobs_edges_in_one_order() {
+    // Jobs 1 and 2 are parents of 4 and 3. One transaction deletes 1 and 3 while another
+    // holds the edge 2 -> 3 (deleting 2 and 4, say): the delete's trigger locked 1's edges as
+    // a parent first and then waited for 3's as a child, holding 1 -> 4, which the other
+    // transaction would delete next: a deadlock. Its one statement now locks the edges in the
+    // order of the table's rows (2 -> 3 was written first), as the other does.
+    let url = fresh_url().await;
+    let _store = PgStore::open(&url).await.unwrap();
+    let mut setup = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO porter_jobs (id, kind, state, finalized_at, has_dependents) VALUES
+             (1, 'noop', 'completed', now(), true), (2, 'noop', 'completed', now(), true),
+             (3, 'noop', 'completed', now(), false), (4, 'noop', 'completed', now(), false);
+         INSERT INTO porter_job_deps (child_id, parent_id, resolved) VALUES (3, 2, true);
+         INSERT INTO porter_job_deps (child_id, parent_id, resolved) VALUES (4, 1, true);",
+    )
+    .execute(&mut setup)
+    .await
+    .unwrap();
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN; SELECT 1 FROM porter_job_deps WHERE child_id = 3 FOR UPDATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let delete = tokio::spawn(async move {
+        let mut deleter = PgConnection::connect(&url).await.unwrap();
+        (&mut deleter)
+            .execute("DELETE FROM porter_jobs WHERE id IN (1, 3)")
+            .await
+            .unwrap()
+            .rows_affected()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::raw_sql("SAVEPOINT probe")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let free = sqlx::raw_sql("SELECT 1 FROM porter_job_deps WHERE child_id = 4 FOR UPDATE NOWAIT")
+        .execute(&mut holder)
+        .await
+        .is_ok();
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    assert_eq!(delete.await.unwrap(), 2);
+    assert!(free, "the delete waited for 2 -> 3 before it locked 1 -> 4");
+    assert_eq!(edge_count(&mut setup).await, 0);
+}

@@ -1,0 +1,5 @@
+-- Nothing changes on SQLite (migrations-postgres/0031_edges_deleted_at_once.sql makes
+-- PostgreSQL's trigger delete a deleted job's edges in one statement, so two transactions
+-- deleting parents and children of each other's jobs take turns instead of deadlocking). Here
+-- one writer deletes at a time. The version exists so that both backends record the same
+-- versions.
