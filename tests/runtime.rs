@@ -757,6 +757,37 @@ backend_case! {
 }
 
 backend_case! {
+    /// A panic inside the write of a batch of completions (a driver's bug) ended the
+    /// completer's task: no completion of the worker was written again, its jobs ran and were
+    /// put back and ran again for as long as it lived, and a producer whose standing order the
+    /// batch had taken waited for it for good. The batch is now given up on as a failed write
+    /// is (its jobs put back by the reconcile and run again), and the completer goes on.
+    async fn a_panic_in_a_completion_write_loses_no_later_completion(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        let mut workers = Workers::new();
+        crate::common::add_queue_workers(&mut workers);
+        let mut cfg = config(&[("default", 5)]);
+        cfg.lease = Duration::from_millis(1500);
+        cfg.maintenance = false;
+        gated.panic_next_completion();
+        let rt = start(gated.store(), workers, cfg);
+        let client = Client::new(db.store.clone());
+        let first = client.insert(&porter::jobs::Noop {}, None).await.unwrap().job.id;
+        let row = wait_state(&db.store, first, JobState::Completed).await;
+        assert!(row.attempt >= 2, "put back and run again: {row:?}");
+        for _ in 0..3 {
+            let id = client.insert(&porter::jobs::Noop {}, None).await.unwrap().job.id;
+            wait_state(&db.store, id, JobState::Completed).await;
+        }
+        rt.stop().await;
+        assert_eq!(
+            db.store.job_counts().await.unwrap().total[&JobState::Running],
+            0
+        );
+    }
+}
+
+backend_case! {
     /// Issue 11.10: a shutdown never ends with the worker's own jobs `running`, even when it
     /// could not record their completions: it puts them back before `shutdown complete`.
     async fn shutdown_leaves_none_of_its_jobs_running(db: TestDb) {

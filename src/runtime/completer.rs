@@ -9,13 +9,15 @@
 //! never holds more claimed but unrecorded jobs than [`super::producer::HOLD_FACTOR`] times its
 //! concurrency, and a crash costs at most that many runs again.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::producer;
 use super::slot::Slot;
@@ -155,7 +157,20 @@ async fn run(sh: Shared, mut rx: mpsc::UnboundedReceiver<Msg>) {
             }
         }
         if !batch.is_empty() {
-            write_batch(&sh, &mut batch, &mut ended, &mut slots).await;
+            let written: Vec<(i64, i32)> = batch.iter().map(|f| (f.id, f.attempt)).collect();
+            let write = write_batch(&sh, &mut batch, &mut ended, &mut slots);
+            if let Err(payload) = AssertUnwindSafe(write).catch_unwind().await {
+                // A bug (in a driver, say): this task must outlive it, or no completion of
+                // this worker is written again. The batch is given up on as a failed write
+                // is (its jobs stay `running`, and the reconcile puts them back); orders it
+                // took were given up on as it unwound (see `producer::TakenOrder`).
+                let message = crate::events::panic_message(&*payload);
+                error!(panic = %message, jobs = written.len(), "writing a batch of completions panicked; the reconcile puts its jobs back");
+                batch.clear();
+                ended.clear();
+                sh.owned.remove_all(&written);
+                sh.owned.unwritten();
+            }
         }
         // Written (or given up on): the held permits are free for new claims.
         Slot::release_all(std::mem::take(&mut slots));

@@ -115,10 +115,26 @@ pub(super) enum Claim {
     Late(Vec<JobRow>),
 }
 
-/// An order the completer took: it claims with `params` in its next write.
+/// An order the completer took: it claims with `params` in its next write. One dropped
+/// without being filled (its write panicked, or the completer's task was dropped) counts as
+/// a claim not made, so that its producer, which waits for it, claims itself.
 pub(super) struct TakenOrder {
     feed: Arc<Feed>,
     pub params: JobClaimParams,
+}
+
+impl Drop for TakenOrder {
+    fn drop(&mut self) {
+        let mut order = self.feed.order.lock().unwrap_or_else(|p| p.into_inner());
+        if *order == Order::Taken {
+            *order = Order::Filled {
+                full: true,
+                took: false,
+            };
+            drop(order);
+            self.feed.filled.notify_one();
+        }
+    }
 }
 
 /// Takes the standing orders of the queues whose completions (`completions`, by queue) the

@@ -17,6 +17,8 @@ pub struct GatedStore {
     open: tokio::sync::watch::Sender<bool>,
     heartbeats_fail: AtomicBool,
     completions_fail: AtomicBool,
+    /// The next completion write panics (once).
+    completion_panics: AtomicBool,
     /// Milliseconds each `job_list_running` (the reconcile's lookup) takes at least.
     slow_listings: AtomicU64,
     /// Milliseconds each `job_release` (a job given back) takes at least.
@@ -37,6 +39,7 @@ impl GatedStore {
             open: tokio::sync::watch::channel(true).0,
             heartbeats_fail: AtomicBool::new(false),
             completions_fail: AtomicBool::new(false),
+            completion_panics: AtomicBool::new(false),
             slow_listings: AtomicU64::new(0),
             before_bulk: std::sync::Mutex::new(None),
             slow_releases: AtomicU64::new(0),
@@ -87,6 +90,17 @@ impl GatedStore {
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// The next write of completions panics inside the driver, as a bug would.
+    pub fn panic_next_completion(&self) {
+        self.completion_panics.store(true, Ordering::SeqCst);
+    }
+
+    fn maybe_panic(&self) {
+        if self.completion_panics.swap(false, Ordering::SeqCst) {
+            panic!("completion write panicked (injected)");
+        }
+    }
+
     /// Completions are refused (a conflict, which is not retried) while `fail` holds.
     pub fn fail_completions(&self, fail: bool) {
         self.completions_fail.store(fail, Ordering::SeqCst);
@@ -132,6 +146,7 @@ impl Driver for GatedStore {
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
         let mut open = self.open.subscribe();
         let _ = open.wait_for(|o| *o).await;
+        self.maybe_panic();
         if self.completions_fail.load(Ordering::SeqCst) {
             return Err(porter::Error::Conflict(
                 "completion refused (injected)".into(),
@@ -146,6 +161,7 @@ impl Driver for GatedStore {
     ) -> Result<(Vec<JobFence>, Vec<Vec<JobRow>>)> {
         let mut open = self.open.subscribe();
         let _ = open.wait_for(|o| *o).await;
+        self.maybe_panic();
         if self.completions_fail.load(Ordering::SeqCst) {
             return Err(porter::Error::Conflict(
                 "completion refused (injected)".into(),
