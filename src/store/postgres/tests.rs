@@ -1558,3 +1558,60 @@ async fn a_delete_locks_its_jobs_edges_in_one_order() {
     assert!(free, "the delete waited for 2 -> 3 before it locked 1 -> 4");
     assert_eq!(edge_count(&mut setup).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn sequence_locks_are_taken_in_the_order_of_their_numbers() {
+    // "seq-124109" and "seq-225842" share a lock number (hashtext), and "seq-15" sorts
+    // between them with a smaller one. Taken in the keys' order, a batch of jobs of
+    // "seq-124109" and "seq-15" held the shared lock while it waited for "seq-15"'s, and one of
+    // "seq-15" and "seq-225842" the other way round: a deadlock. In the numbers' order both
+    // take "seq-15"'s first.
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    let numbers: (i32, i32, i32) =
+        sqlx::query_as("SELECT hashtext('seq-124109'), hashtext('seq-225842'), hashtext('seq-15')")
+            .fetch_one(&mut holder)
+            .await
+            .unwrap();
+    assert!(
+        numbers.0 == numbers.1 && numbers.2 < numbers.0,
+        "{numbers:?}"
+    );
+    let keyed = |key: &str| {
+        let opts = InsertOpts {
+            sequence_key: Some(key.into()),
+            ..InsertOpts::default()
+        };
+        job("noop", opts)
+    };
+    store
+        .job_insert_many(vec![keyed("seq-124109"), keyed("seq-15")])
+        .await
+        .unwrap();
+    let jobs = claim_noop(&store, "default", 2).await;
+    assert_eq!(jobs.len(), 2);
+    sqlx::raw_sql("BEGIN; SELECT pg_advisory_xact_lock(1886350450, hashtext('seq-15'))")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let completer = store.clone();
+    let fences: Vec<JobFence> = jobs.iter().map(JobRow::fence).collect();
+    let complete = tokio::spawn(async move { completer.job_complete_many(fences).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let free: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(1886350450, hashtext('seq-225842'))")
+            .fetch_one(&mut holder)
+            .await
+            .unwrap();
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    assert_eq!(complete.await.unwrap().unwrap().len(), 2);
+    assert!(
+        free,
+        "the batch waited for seq-15's lock before it took the shared one"
+    );
+}

@@ -1,11 +1,11 @@
 -- A bulk cancel: job_cancel.sql for every listed job ($1). A running job only records the
 -- request and stays 'running'; its worker is told by NOTIFY porter_cancel (sent by the caller
 -- in this transaction, job_cancel_notify.sql) and stops it (fenced), as for a single cancel.
--- Differs from SQLite (one writer): the sequence locks of the batch first, in key order
--- (see job_complete.sql).
+-- Differs from SQLite (one writer): the sequence locks of the batch first, in the order of
+-- their numbers (see job_complete.sql).
 WITH locked AS MATERIALIZED (
-    SELECT count(pg_advisory_xact_lock(1886350450, hashtext(k))) AS n
-    FROM (SELECT DISTINCT sequence_key COLLATE "C" AS k FROM porter_jobs
+    SELECT count(pg_advisory_xact_lock(1886350450, h)) AS n
+    FROM (SELECT DISTINCT hashtext(sequence_key) AS h FROM porter_jobs
           WHERE id = ANY($1::bigint[]) AND sequence_key IS NOT NULL ORDER BY 1) keys
 )
 UPDATE porter_jobs SET

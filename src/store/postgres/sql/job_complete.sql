@@ -16,13 +16,15 @@ WITH fences AS (
     SELECT * FROM unnest((SELECT $1::bigint[]), (SELECT $2::int[]), (SELECT $3::text[])) AS f(id, attempt, worker_id)
 ),
 -- Differs from SQLite (one writer): the batch's sequence locks (job_sequence_lock.sql) are
--- taken first, in key order ("C" collation, as everywhere), before any row: the trigger that
--- promotes a sequence's next job takes them again (already held), so completing jobs of
--- several sequences cannot deadlock with an insert or another batch taking them in another
--- order. Jobs without a sequence cost one primary-key lookup each here.
+-- taken first, in the order of the locks' numbers (hashtext of the key, as everywhere), before
+-- any row: the trigger that promotes a sequence's next job takes them again (already held), so
+-- completing jobs of several sequences cannot deadlock with an insert or another batch taking
+-- them in another order. Not in the keys' order: two keys may share a number (one pair in
+-- about 100,000 keys does), and then two transactions each holding one key's lock could each
+-- wait for the other's. Jobs without a sequence cost one primary-key lookup each here.
 locked AS MATERIALIZED (
-    SELECT count(pg_advisory_xact_lock(1886350450, hashtext(k))) AS n
-    FROM (SELECT DISTINCT j.sequence_key COLLATE "C" AS k FROM porter_jobs j JOIN fences f ON j.id = f.id
+    SELECT count(pg_advisory_xact_lock(1886350450, h)) AS n
+    FROM (SELECT DISTINCT hashtext(j.sequence_key) AS h FROM porter_jobs j JOIN fences f ON j.id = f.id
           WHERE j.sequence_key IS NOT NULL ORDER BY 1) keys
 )
 -- The worker is compared with IS NOT DISTINCT FROM (the same here: both sides are set) because

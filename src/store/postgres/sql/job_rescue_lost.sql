@@ -8,7 +8,7 @@
 -- on it counts, so a job that kills its worker every time still ends discarded. The count
 -- is of the "worker lost" entries already in its history.
 -- Differs from SQLite (one writer): the sequence locks of the jobs it may rescue first, in
--- key order (see job_complete.sql), before any row is locked (the gate below is evaluated
+-- the order of their numbers (see job_complete.sql), before any row is locked (the gate below is evaluated
 -- before the first row passes).
 -- A rescue by a worker ($3) judges nobody unless that worker's own heartbeat was recorded
 -- within half its lease and has been steady for a whole lease (see migration 0024): after a
@@ -24,8 +24,8 @@ WITH judging AS MATERIALIZED (
                    AND coalesce(me.steady_since, me.started_at) <= porter_now() - me.lease_ms * interval '1 millisecond'))) AS ok
 ),
 locked AS MATERIALIZED (
-    SELECT count(pg_advisory_xact_lock(1886350450, hashtext(k))) AS n
-    FROM (SELECT DISTINCT sequence_key COLLATE "C" AS k FROM porter_jobs
+    SELECT count(pg_advisory_xact_lock(1886350450, h)) AS n
+    FROM (SELECT DISTINCT hashtext(sequence_key) AS h FROM porter_jobs
           WHERE state = 'running' AND sequence_key IS NOT NULL
             AND (SELECT ok FROM judging)
             AND NOT EXISTS (

@@ -4,10 +4,10 @@
 -- rescuer's limit for the kind ($1 kinds, $2 ms). A kind that neither knows is never stuck.
 -- SKIP LOCKED for the same reason as job_rescue_lost.sql; only the jobs' rows are locked.
 -- Differs from SQLite (one writer): the sequence locks of the jobs it may rescue first, in
--- key order (see job_complete.sql), before any row is locked.
+-- the order of their numbers (see job_complete.sql), before any row is locked.
 WITH locked AS MATERIALIZED (
-    SELECT count(pg_advisory_xact_lock(1886350450, hashtext(k))) AS n
-    FROM (SELECT DISTINCT j.sequence_key COLLATE "C" AS k FROM porter_jobs j
+    SELECT count(pg_advisory_xact_lock(1886350450, h)) AS n
+    FROM (SELECT DISTINCT hashtext(j.sequence_key) AS h FROM porter_jobs j
           LEFT JOIN porter_workers w ON w.id = j.attempted_by
           WHERE j.state = 'running' AND j.sequence_key IS NOT NULL
             AND j.attempted_at < porter_now() - COALESCE(

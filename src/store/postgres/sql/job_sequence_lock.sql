@@ -2,7 +2,7 @@
 -- sequence key, taken by every insert and retry of a job of the sequence and by the
 -- porter_jobs_finalized trigger before it promotes the next one (see migration 0007). The
 -- first number keeps porter's locks apart from an application's.
--- Taken in key order ("C" collation), as every path takes them (see job_complete.sql): the
--- sort is in a subquery, so each lock is taken after it.
-SELECT count(pg_advisory_xact_lock(1886350450, hashtext(k)))
-FROM (SELECT DISTINCT k COLLATE "C" AS k FROM unnest($1::text[]) AS k ORDER BY 1) keys
+-- Taken in the order of the locks' numbers, as every path takes them (see job_complete.sql):
+-- the sort is in a subquery, so each lock is taken after it.
+SELECT count(pg_advisory_xact_lock(1886350450, h))
+FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY 1) keys

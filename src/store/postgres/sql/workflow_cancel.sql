@@ -3,13 +3,13 @@
 -- transaction). One statement, unlike SQLite (see its workflow_unfinished.sql): PostgreSQL
 -- runs AFTER ROW triggers at the end of the statement, when every step is already final, so
 -- the porter_jobs_finalized trigger promotes or cancels nothing.
--- Differs from SQLite (one writer): the sequence locks of the steps first, in key order (see
--- job_complete.sql), before any row. A step of a sequence that ends here promotes the
+-- Differs from SQLite (one writer): the sequence locks of the steps first, in the order of their
+-- numbers (see job_complete.sql), before any row. A step of a sequence that ends here promotes the
 -- sequence's next job under its lock (porter_job_finalized); taken there, after the rows, it
 -- met a bulk cancel holding the lock and waiting for a step's row, a deadlock.
 WITH locked AS MATERIALIZED (
-    SELECT count(pg_advisory_xact_lock(1886350450, hashtext(k))) AS n
-    FROM (SELECT DISTINCT j.sequence_key COLLATE "C" AS k
+    SELECT count(pg_advisory_xact_lock(1886350450, h)) AS n
+    FROM (SELECT DISTINCT hashtext(j.sequence_key) AS h
           FROM porter_workflow_steps s JOIN porter_jobs j ON j.id = s.job_id
           WHERE s.workflow_id = $1 AND j.sequence_key IS NOT NULL ORDER BY 1) keys
 )
