@@ -1615,3 +1615,89 @@ async fn sequence_locks_are_taken_in_the_order_of_their_numbers() {
         "the batch waited for seq-15's lock before it took the shared one"
     );
 }
+
+/// Two running jobs of worker "w" (ids ascending), the older one written again since, so
+/// that it lies after the newer one in the table: a scan that goes by where rows lie meets the
+/// newer one first.
+async fn two_running_out_of_place(store: &PgStore, conn: &mut PgConnection) -> (i64, i64) {
+    store
+        .job_insert_many(vec![job("noop", InsertOpts::default()); 2])
+        .await
+        .unwrap();
+    let jobs = claim_noop(store, "default", 2).await;
+    let (first, second) = (jobs[0].id.min(jobs[1].id), jobs[0].id.max(jobs[1].id));
+    sqlx::query("UPDATE porter_jobs SET metadata = metadata WHERE id = $1")
+        .bind(first)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    (first, second)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_bulk_cancel_locks_its_jobs_in_id_order() {
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    let (first, second) = two_running_out_of_place(&store, &mut holder).await;
+    sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
+    assert!(row_free(&mut holder, first).await);
+    let canceller = store.clone();
+    let cancel =
+        tokio::spawn(async move { canceller.job_cancel_many(vec![first, second], vec![]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let free = row_free(&mut holder, second).await;
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    assert_eq!(cancel.await.unwrap().unwrap().len(), 2);
+    assert!(
+        free,
+        "the cancel waited for the older job before it locked the newer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_workflow_cancel_locks_its_steps_in_id_order() {
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    // Step "a" is the newer job: the steps' names sort the other way from their ids.
+    let workflow = crate::store::workflow::WorkflowInsertParams {
+        name: "w".into(),
+        steps: ["z", "a"]
+            .into_iter()
+            .map(|name| crate::store::workflow::WorkflowStepParams {
+                name: name.into(),
+                job: job("noop", InsertOpts::default()),
+            })
+            .collect(),
+    };
+    let workflow = store.workflow_insert(workflow).await.unwrap();
+    let mut ids: Vec<i64> = workflow.steps.iter().map(|(_, j)| j.id).collect();
+    ids.sort_unstable();
+    let (first, second) = (ids[0], ids[1]);
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE porter_jobs SET metadata = metadata WHERE id = $1")
+        .bind(first)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
+    assert!(row_free(&mut holder, first).await);
+    let canceller = store.clone();
+    let cancel = tokio::spawn(async move { canceller.workflow_cancel(workflow.id).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let free = row_free(&mut holder, second).await;
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    assert_eq!(cancel.await.unwrap().unwrap().unwrap().len(), 2);
+    assert!(
+        free,
+        "the cancel waited for the older step before it locked the newer"
+    );
+}

@@ -7,6 +7,16 @@ WITH locked AS MATERIALIZED (
     SELECT count(pg_advisory_xact_lock(1886350450, h)) AS n
     FROM (SELECT DISTINCT hashtext(sequence_key) AS h FROM porter_jobs
           WHERE id = ANY($1::bigint[]) AND sequence_key IS NOT NULL ORDER BY 1) keys
+),
+-- Then the rows, in id order, as a completion batch and a bulk delete lock theirs: the
+-- update's own scan may meet them in any order (a bitmap or sequential scan goes by where
+-- they lie in the table), and a completion of two of them met in the other order deadlocked.
+rows AS MATERIALIZED (
+    SELECT count(*) AS n FROM (
+        SELECT id FROM porter_jobs
+        WHERE id = ANY($1::bigint[]) AND (SELECT n FROM locked) IS NOT NULL
+          AND state IN ('available','scheduled','running','retryable','pending')
+        ORDER BY id FOR UPDATE) r
 )
 UPDATE porter_jobs SET
     state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
@@ -15,7 +25,7 @@ UPDATE porter_jobs SET
                         THEN metadata || jsonb_build_object('cancel_requested_at',
                              to_char(porter_now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
                         ELSE metadata END
-WHERE id = ANY($1::bigint[]) AND (SELECT n FROM locked) IS NOT NULL
+WHERE id = ANY($1::bigint[]) AND (SELECT n FROM rows) IS NOT NULL
   AND state IN ('available','scheduled','running','retryable','pending')
   -- $2: the bulk's filter of states (empty for any), judged again on the row this updates.
   AND (cardinality($2::text[]) = 0 OR state = ANY($2::text[]))

@@ -12,6 +12,16 @@ WITH locked AS MATERIALIZED (
     FROM (SELECT DISTINCT hashtext(j.sequence_key) AS h
           FROM porter_workflow_steps s JOIN porter_jobs j ON j.id = s.job_id
           WHERE s.workflow_id = $1 AND j.sequence_key IS NOT NULL ORDER BY 1) keys
+),
+-- Then the steps' rows, in id order (see job_cancel_many.sql): the update's own scan meets
+-- them in the order of the steps' names, or of a hash.
+rows AS MATERIALIZED (
+    SELECT count(*) AS n FROM (
+        SELECT id FROM porter_jobs
+        WHERE id IN (SELECT job_id FROM porter_workflow_steps WHERE workflow_id = $1)
+          AND (SELECT n FROM locked) IS NOT NULL
+          AND state IN ('available','scheduled','running','retryable','pending')
+        ORDER BY id FOR UPDATE) r
 )
 UPDATE porter_jobs SET
     state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
@@ -21,6 +31,6 @@ UPDATE porter_jobs SET
                              to_char(porter_now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
                         ELSE metadata END
 WHERE id IN (SELECT job_id FROM porter_workflow_steps WHERE workflow_id = $1)
-  AND (SELECT n FROM locked) IS NOT NULL
+  AND (SELECT n FROM rows) IS NOT NULL
   AND state IN ('available','scheduled','running','retryable','pending')
 RETURNING id, queue, state, attempted_by
