@@ -1056,19 +1056,21 @@ async fn insert_waiting(
     let mut keys: Vec<String> = jobs.iter().filter_map(|j| j.sequence_key.clone()).collect();
     keys.sort();
     keys.dedup();
-    if !keys.is_empty() {
+    let mut parent_ids: Vec<i64> = jobs.iter().flat_map(|j| j.depends_on.clone()).collect();
+    parent_ids.sort_unstable();
+    parent_ids.dedup();
+    // With parents, job_parents_mark.sql takes these sequences' locks with its parents'.
+    if !keys.is_empty() && parent_ids.is_empty() {
         sqlx::query(sql!("job_sequence_lock"))
             .bind(&keys)
             .execute(&mut *conn)
             .await?;
     }
-    let mut parent_ids: Vec<i64> = jobs.iter().flat_map(|j| j.depends_on.clone()).collect();
-    parent_ids.sort_unstable();
-    parent_ids.dedup();
     let mut parents = HashMap::new();
     if !parent_ids.is_empty() {
         let rows: Vec<(i64, String)> = sqlx::query_as(sql!("job_parents_mark"))
             .bind(&parent_ids)
+            .bind(&keys)
             .fetch_all(&mut *conn)
             .await?;
         for (id, state) in rows {

@@ -1701,3 +1701,51 @@ async fn a_workflow_cancel_locks_its_steps_in_id_order() {
         "the cancel waited for the older step before it locked the newer"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn an_insert_takes_its_parents_sequence_locks_before_their_rows() {
+    // A child of P (waiting in sequence "s") and of X. The finalize of the sequence's running
+    // job locks P, the sequence's next, under the sequence's lock; a completion batch that
+    // ends it and holds X met an insert that had locked P without that lock and waited for X.
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    store
+        .job_insert_many(vec![job("noop", in_sequence())])
+        .await
+        .unwrap();
+    let p = store
+        .job_insert_many(vec![job("noop", in_sequence())])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    let x = store
+        .job_insert_many(vec![job("noop", InsertOpts::default())])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    let mut holder = holding_sequence_lock(&url).await;
+    assert!(row_free(&mut holder, x).await);
+    let inserter = store.clone();
+    let insert = tokio::spawn(async move {
+        let child = InsertOpts {
+            depends_on: vec![p, x],
+            ..InsertOpts::default()
+        };
+        inserter.job_insert_many(vec![job("noop", child)]).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let free = row_free(&mut holder, p).await;
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    let child = insert.await.unwrap().unwrap();
+    assert_eq!(child[0].job.state, JobState::Pending);
+    assert!(
+        free,
+        "the insert waited for P's sequence lock before it locked P"
+    );
+}

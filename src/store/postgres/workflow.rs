@@ -123,6 +123,7 @@ async fn insert_steps(
         if !outside.is_empty() {
             let rows: Vec<(i64, String)> = sqlx::query_as(sql!("job_parents_mark"))
                 .bind(&outside)
+                .bind(Vec::<String>::new())
                 .fetch_all(&mut *conn)
                 .await?;
             for (id, state) in rows {
