@@ -170,6 +170,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "edges_deleted_at_once",
             "0031_edges_deleted_at_once.sql"
         ),
+        migration!(
+            32,
+            "enqueue_parents_sequence_locks",
+            "0032_enqueue_parents_sequence_locks.sql"
+        ),
     ],
 };
 

@@ -1749,3 +1749,47 @@ async fn an_insert_takes_its_parents_sequence_locks_before_their_rows() {
         "the insert waited for P's sequence lock before it locked P"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn porter_enqueue_takes_its_parents_sequence_locks_before_their_rows() {
+    // As the library's insert does (the test above), through the SQL function (0032).
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let in_line = store
+        .job_insert_many(vec![job("noop", in_sequence()), job("noop", in_sequence())])
+        .await
+        .unwrap();
+    let p = in_line[1].job.id;
+    let x = store
+        .job_insert_many(vec![job("noop", InsertOpts::default())])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    let mut holder = holding_sequence_lock(&url).await;
+    assert!(row_free(&mut holder, x).await);
+    let enqueuer_url = url.clone();
+    let enqueue = tokio::spawn(async move {
+        let mut conn = PgConnection::connect(&enqueuer_url).await.unwrap();
+        sqlx::query_scalar::<_, i64>(
+            "SELECT id FROM porter_enqueue('noop', depends_on => ARRAY[$1, $2]::bigint[])",
+        )
+        .bind(p)
+        .bind(x)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let free = row_free(&mut holder, p).await;
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    assert!(enqueue.await.unwrap() > x);
+    assert!(
+        free,
+        "porter_enqueue waited for P's sequence lock before it locked P"
+    );
+}

@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite (migrations-postgres/0032_enqueue_parents_sequence_locks.sql makes
+-- PostgreSQL's porter_enqueue take a child's parents' sequence locks before their rows). SQLite
+-- has no porter_enqueue, and one writer. The version exists so that both backends record the
+-- same versions.
