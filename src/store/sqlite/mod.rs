@@ -593,7 +593,8 @@ impl ChangeWatcher {
     fn look_changed(&mut self, wakeup: &Wakeup) -> bool {
         let mut changed = false;
         if let Some(v) = self.sample() {
-            if self.last.is_some_and(|l| l != v) {
+            // No baseline (the read before failed): nothing says nothing changed since.
+            if self.last.is_none_or(|l| l != v) {
                 wakeup.notify(wake::ALL_QUEUES);
                 changed = true;
             }

@@ -106,3 +106,22 @@ fn a_wait_without_writes_ends_at_its_timeout() {
     let (_dir, _path, mut watcher) = opened();
     assert!(!watcher.wait(Duration::from_millis(20)));
 }
+
+/// A watcher whose baseline could not be read (its first `PRAGMA data_version` failed, as
+/// it can while another connection recovers the WAL) took its next successful read for the
+/// baseline and woke nobody: a commit that landed in between was not seen until the next
+/// one. A read after a failed one now wakes, since nothing says nothing changed.
+#[test]
+fn the_first_read_after_a_failed_baseline_wakes() {
+    let (_dir, path, mut watcher) = opened();
+    // What a failed first read leaves.
+    watcher.last = None;
+    let wakeup = Wakeup::default();
+    let sub = wakeup.subscribe("default");
+    commit_elsewhere(&path);
+    watcher.look(&wakeup);
+    assert!(
+        sub.notified().now_or_never().is_some(),
+        "the commit after the failed baseline wakes the subscriber"
+    );
+}
