@@ -1793,3 +1793,56 @@ async fn porter_enqueue_takes_its_parents_sequence_locks_before_their_rows() {
         "porter_enqueue waited for P's sequence lock before it locked P"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_workflow_insert_locks_its_outside_parents_in_id_order() {
+    // Step "s1" waits for X2, and "s2" for "s1" (a second run of steps) and X1, the older.
+    // Each run locked its own parents: X2, then X1, against the id order every other path
+    // locks them in. All are now locked before the first run.
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let outside = store
+        .job_insert_many(vec![job("noop", InsertOpts::default()); 2])
+        .await
+        .unwrap();
+    let (x1, x2) = (outside[0].job.id, outside[1].job.id);
+    assert!(x1 < x2);
+    let after = |depends_on: Vec<i64>| {
+        job(
+            "noop",
+            InsertOpts {
+                depends_on,
+                ..InsertOpts::default()
+            },
+        )
+    };
+    let workflow = crate::store::workflow::WorkflowInsertParams {
+        name: "w".into(),
+        steps: vec![
+            crate::store::workflow::WorkflowStepParams {
+                name: "s1".into(),
+                job: after(vec![x2]),
+            },
+            crate::store::workflow::WorkflowStepParams {
+                name: "s2".into(),
+                // -1: the placeholder of step 0's job.
+                job: after(vec![-1, x1]),
+            },
+        ],
+    };
+    assert_eq!(workflow.runs().len(), 2);
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
+    assert!(row_free(&mut holder, x1).await);
+    let inserter = store.clone();
+    let insert = tokio::spawn(async move { inserter.workflow_insert(workflow).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let free = row_free(&mut holder, x2).await;
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    assert_eq!(insert.await.unwrap().unwrap().steps.len(), 2);
+    assert!(free, "the insert waited for X1 before it locked X2");
+}

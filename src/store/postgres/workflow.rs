@@ -32,6 +32,7 @@ async fn insert_workflow(
         .bind(&params.name)
         .fetch_one(&mut *conn)
         .await?;
+    lock_ahead(conn, params).await?;
     let out = if params.steps.iter().all(|s| s.job.sequence_key.is_none()) {
         insert_steps(conn, params, id).await?
     } else {
@@ -49,6 +50,38 @@ async fn insert_workflow(
         .execute(&mut *conn)
         .await?;
     Ok(out)
+}
+
+/// Takes, before the first run of steps, every lock the runs will take (the sequences of its
+/// steps, its parents outside the workflow and their sequences), in the order every path
+/// takes them (job_parents_lock.sql). Taken run by run, a run's locks came after those of the
+/// runs before, whatever their order.
+async fn lock_ahead(conn: &mut PgConnection, params: &WorkflowInsertParams) -> Result<()> {
+    let mut outside: Vec<i64> = params
+        .steps
+        .iter()
+        .flat_map(|s| s.job.depends_on.iter().copied())
+        .filter(|&p| p > 0)
+        .collect();
+    outside.sort_unstable();
+    outside.dedup();
+    let mut keys: Vec<&str> = params
+        .steps
+        .iter()
+        .filter_map(|s| s.job.sequence_key.as_deref())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    // One run takes its locks in order itself.
+    if params.runs().len() < 2 || (outside.is_empty() && keys.is_empty()) {
+        return Ok(());
+    }
+    sqlx::query(sql!("job_parents_lock"))
+        .bind(&outside)
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// The steps of a workflow with sequence keys, a run at a time through the ordinary insert
