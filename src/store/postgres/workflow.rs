@@ -73,7 +73,7 @@ async fn lock_ahead(conn: &mut PgConnection, params: &WorkflowInsertParams) -> R
     keys.sort_unstable();
     keys.dedup();
     // One run takes its locks in order itself.
-    if params.runs().len() < 2 || (outside.is_empty() && keys.is_empty()) {
+    if (outside.is_empty() && keys.is_empty()) || params.runs().len() < 2 {
         return Ok(());
     }
     sqlx::query(sql!("job_parents_lock"))
