@@ -375,7 +375,8 @@ pub trait Worker<A: JobArgs>: Send + Sync + 'static {
     /// Does the work. `Err` records a failure (or snooze, cancel, discard).
     async fn work(&self, job: Job<A>) -> std::result::Result<(), JobError>;
 
-    /// How long one attempt may run (default 60 s).
+    /// How long one attempt may run (default 60 s), at most [`Worker::max_timeout`] (a longer
+    /// one is cut to it, with a warning).
     fn timeout(&self, _job: &Job<A>) -> Duration {
         DEFAULT_JOB_TIMEOUT
     }

@@ -1308,6 +1308,65 @@ backend_case! {
     }
 }
 
+#[derive(Serialize, Deserialize)]
+pub struct Overlong {
+    pub ms: u64,
+}
+
+impl JobArgs for Overlong {
+    const KIND: &'static str = "overlong";
+}
+
+/// Sleeps (yielding) for its args' time; its `timeout` is far longer than its kind's
+/// `max_timeout`, which it forgot to raise.
+pub struct OverlongWorker;
+
+#[async_trait::async_trait]
+impl Worker<Overlong> for OverlongWorker {
+    async fn work(&self, job: Job<Overlong>) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(job.args.ms)).await;
+        Ok(())
+    }
+    fn timeout(&self, _job: &Job<Overlong>) -> Duration {
+        Duration::from_secs(600)
+    }
+    fn max_timeout(&self) -> Duration {
+        Duration::from_millis(300)
+    }
+}
+
+backend_case! {
+    /// A job whose `timeout` exceeds its kind's `max_timeout` ran past it: the rescuer, which
+    /// takes a job running longer than `max_timeout` (plus a margin) for stuck, put it back
+    /// while it still ran, and another worker ran it beside itself. A job now runs at most
+    /// its kind's `max_timeout`.
+    async fn a_job_runs_no_longer_than_its_kinds_max_timeout(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let opts = InsertOpts {
+            max_attempts: Some(1),
+            ..Default::default()
+        };
+        let id = client
+            .insert(&Overlong { ms: 3_000 }, Some(opts))
+            .await
+            .unwrap()
+            .job
+            .id;
+        let mut workers = Workers::new();
+        workers.add(OverlongWorker).unwrap();
+        let mut cfg = config(&[("default", 1)]);
+        cfg.maintenance = false;
+        let rt = start(db.store.clone(), workers, cfg);
+        let row = wait_state(&db.store, id, JobState::Discarded).await;
+        assert_eq!(row.errors.len(), 1, "{row:?}");
+        assert!(
+            row.errors[0].error.contains("timed out after 300ms"),
+            "{row:?}"
+        );
+        rt.stop().await;
+    }
+}
+
 /// How many of `ids` have a `GIVEN_BACK` entry in their history.
 async fn given_back(store: &Store, ids: &[i64]) -> usize {
     let mut n = 0;

@@ -168,7 +168,14 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
             return;
         }
     };
-    let timeout = started.timeout;
+    // Never past the kind's max_timeout: the rescuer takes a job running longer than that (and
+    // a margin) for stuck and puts it back, even under a live worker, which would run it again
+    // beside this run.
+    let max = worker.max_timeout();
+    if started.timeout > max {
+        warn_overlong_timeout(&row.kind, started.timeout, max);
+    }
+    let timeout = started.timeout.min(max);
     let run = async move {
         match AssertUnwindSafe(in_job(started.work)).catch_unwind().await {
             Ok(result) => Outcome::Done(result),
@@ -207,6 +214,18 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
     // The last progress goes before the outcome: it is fenced on the job still running.
     context.finish().await;
     record(&ctx, &row, outcome, permit, began).await;
+}
+
+/// Warns, once per kind, that a job's `Worker::timeout` exceeds its kind's `max_timeout`.
+fn warn_overlong_timeout(kind: &str, timeout: Duration, max: Duration) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+    if warned.iter().any(|k| k == kind) {
+        return;
+    }
+    warned.push(kind.to_string());
+    warn!(kind, timeout = %humanize(timeout), max_timeout = %humanize(max),
+          "a job's timeout exceeds its kind's max_timeout, which bounds it: raise max_timeout with it");
 }
 
 /// Stops a job past its timeout or whose cancel a user asked for: its token fires and its
