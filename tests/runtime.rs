@@ -1712,6 +1712,45 @@ backend_case! {
     }
 }
 
+/// A runtime given a configuration `porter worker` would refuse refused nothing: a queue of
+/// concurrency 0 was registered as served and never claimed, a huge one panicked in the
+/// queue's task (the queue then silently claimed nothing), and a lease of zero spun its
+/// heartbeats. Each is now refused before anything runs, and nothing is registered.
+#[tokio::test]
+async fn a_runtime_refuses_what_porter_worker_refuses() {
+    let db = crate::common::sqlite().await;
+    let cases: Vec<(&str, RuntimeConfig)> = vec![
+        ("concurrency 0 must be 1..10000", config(&[("default", 0)])),
+        (
+            "concurrency 18446744073709551615 must be 1..10000",
+            config(&[("default", usize::MAX)]),
+        ),
+        ("lease: must be at least 1s", {
+            let mut cfg = config(&[("default", 1)]);
+            cfg.lease = Duration::ZERO;
+            cfg
+        }),
+        ("poll_interval: must be more than 0", {
+            let mut cfg = config(&[("default", 1)]);
+            cfg.poll_interval = Duration::ZERO;
+            cfg
+        }),
+    ];
+    for (message, cfg) in cases {
+        let run = Runtime::new(db.store.clone(), behave_workers(), cfg).run(Shutdown::new());
+        // Not a timing assertion: a runtime that is not refused runs until stopped.
+        let err = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .unwrap_or_else(|_| panic!("{message}: not refused"))
+            .unwrap_err();
+        assert!(err.to_string().contains(message), "{message}: {err}");
+    }
+    assert!(
+        db.store.worker_list().await.unwrap().is_empty(),
+        "nothing registered"
+    );
+}
+
 #[tokio::test]
 async fn a_runtime_refuses_a_queue_given_twice() {
     let db = crate::common::sqlite().await;

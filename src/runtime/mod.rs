@@ -70,6 +70,39 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// The concurrencies a queue may have, as `porter worker --queues` takes them.
+const CONCURRENCY: std::ops::RangeInclusive<usize> = 1..=10_000;
+
+impl RuntimeConfig {
+    /// Refuses what `porter worker` refuses, before anything runs: a bad or repeated queue
+    /// name, a concurrency outside 1..=10000 (none claims nothing, and a huge one overflows
+    /// the permits), a lease under 1 s (its heartbeats would spin) and a zero poll interval.
+    fn check(&self) -> Result<()> {
+        for (i, (queue, n)) in self.queues.iter().enumerate() {
+            crate::job::validate_name("queue", queue)?;
+            if self.queues[..i].iter().any(|(q, _)| q == queue) {
+                return Err(Error::invalid(
+                    "queues",
+                    format!("queue {queue} is listed twice"),
+                ));
+            }
+            if !CONCURRENCY.contains(n) {
+                return Err(Error::invalid(
+                    "queues",
+                    format!("queue {queue}: concurrency {n} must be 1..10000"),
+                ));
+            }
+        }
+        if self.lease < Duration::from_secs(1) {
+            return Err(Error::invalid("lease", "must be at least 1s"));
+        }
+        if self.poll_interval.is_zero() {
+            return Err(Error::invalid("poll_interval", "must be more than 0"));
+        }
+        Ok(())
+    }
+}
+
 /// Parses `default=100,critical=10` (a bare name gets concurrency 100).
 pub fn parse_queues(spec: &str) -> Result<Vec<(String, usize)>> {
     let mut out: Vec<(String, usize)> = Vec::new();
@@ -80,7 +113,7 @@ pub fn parse_queues(spec: &str) -> Result<Vec<(String, usize)>> {
                     .trim()
                     .parse()
                     .ok()
-                    .filter(|n| *n >= 1 && *n <= 10_000)
+                    .filter(|n| CONCURRENCY.contains(n))
                     .ok_or_else(|| {
                         Error::invalid("queues", format!("{part:?}: concurrency must be 1..10000"))
                     })?;
@@ -408,15 +441,7 @@ impl Runtime {
             errors,
             events,
         } = self;
-        for (i, (queue, _)) in config.queues.iter().enumerate() {
-            crate::job::validate_name("queue", queue)?;
-            if config.queues[..i].iter().any(|(q, _)| q == queue) {
-                return Err(Error::invalid(
-                    "queues",
-                    format!("queue {queue} is listed twice"),
-                ));
-            }
-        }
+        config.check()?;
         // Registered with its own lease and stuck limits: every rescuer judges this worker and
         // its jobs by these, whatever its own settings (issue 11.2).
         let registration = WorkerRegisterParams {
