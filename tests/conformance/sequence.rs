@@ -159,6 +159,32 @@ backend_case! {
 }
 
 backend_case! {
+    /// Retrying (running now) the job whose turn it is (scheduled for later, or waiting to
+    /// retry) keeps its turn. It was put in line behind the jobs waiting for it, as a finished
+    /// job is: every job of the sequence was then pending, none was due, and no job's end
+    /// would ever promote one, so the sequence stopped for good.
+    async fn retrying_the_job_whose_turn_it_is_keeps_the_sequence_going(db: TestDb) {
+        let s = &db.store;
+        let later = InsertOpts { sequence_key: Some("k".into()), schedule_in: Some(Duration::from_secs(3600)), ..Default::default() };
+        let a = insert(s, job_with("step", later)).await;
+        assert_eq!(a.state, JobState::Scheduled);
+        let b = insert(s, seq("step", "k")).await;
+        assert_eq!(b.state, JobState::Pending);
+        assert_eq!(s.job_retry(a.id).await.unwrap().state, JobState::Available, "run now, its turn kept");
+        assert_eq!(state(s, b.id).await, JobState::Pending);
+        // Claimed and failed: waiting to retry, still its turn; retried by hand, again.
+        let ra = claim_one(s, "step").await;
+        assert_eq!(ra.id, a.id);
+        s.job_fail(fail(&ra, "boom", Duration::from_secs(3600))).await.unwrap();
+        assert_eq!(state(s, a.id).await, JobState::Retryable);
+        assert_eq!(s.job_retry(a.id).await.unwrap().state, JobState::Available);
+        let ra = claim_one(s, "step").await;
+        s.job_complete_many(vec![ra.fence()]).await.unwrap();
+        assert_eq!(state(s, b.id).await, JobState::Available, "then the next");
+    }
+}
+
+backend_case! {
     /// A sequence key over 255 bytes, empty, or with NUL is refused with a clear error, and
     /// nothing is written; a sequence job due later is scheduled, its successors wait.
     async fn bad_sequence_keys_are_refused(db: TestDb) {

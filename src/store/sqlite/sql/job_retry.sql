@@ -4,7 +4,11 @@
 -- instead: a sequence never runs two at once.
 UPDATE porter_jobs SET
     metadata = json_remove(metadata, '$.cancel_requested_at'),
-    state = CASE WHEN sequence_key IS NOT NULL AND EXISTS (
+    -- Only a finished job goes in line: an unfinished one (available, scheduled, retryable)
+    -- is its sequence's job whose turn it is, and keeps it (put in line, every job of the
+    -- sequence would wait and none would ever be promoted).
+    state = CASE WHEN state IN ('completed','cancelled','discarded')
+                  AND sequence_key IS NOT NULL AND EXISTS (
                      SELECT 1 FROM porter_jobs o WHERE o.sequence_key = porter_jobs.sequence_key AND o.id <> porter_jobs.id
                      -- (two lists: see job_sequence_busy.sql)
                      AND (o.state IN ('available','scheduled','running','retryable') OR o.state = 'pending'))
