@@ -566,3 +566,31 @@ backend_case! {
         assert_eq!((out.matched, out.changed), (3, 3), "{out:?}");
     }
 }
+
+backend_case! {
+    /// A bulk retry of a stopped job whose unique key a pending job holds leaves that job as
+    /// it is and retries the rest of the batch. Its check of the key's holders left out
+    /// `pending`, which holds a key too: the statement hit the unique index and failed whole,
+    /// retrying none of the batch.
+    async fn a_bulk_retry_leaves_a_job_whose_key_a_pending_job_holds(db: TestDb) {
+        let s = &db.store;
+        let once = |key: Option<&str>| InsertOpts { unique_key: key.map(Into::into), max_attempts: Some(1), ..Default::default() };
+        let mut stopped = Vec::new();
+        for key in [Some("u"), None] {
+            let id = insert(s, job_with("step", once(key))).await.id;
+            let running = claim_one(s, "step").await;
+            assert_eq!(running.id, id);
+            s.job_fail(crate::fail(&running, "boom", Duration::ZERO)).await.unwrap();
+            stopped.push(id);
+        }
+        let parent = insert(s, job_with("other", InsertOpts::default())).await;
+        let waiting = InsertOpts { unique_key: Some("u".into()), depends_on: vec![parent.id], ..Default::default() };
+        let holder = insert(s, job_with("step", waiting)).await;
+        assert_eq!(holder.state, JobState::Pending);
+        let changed = s.driver().job_retry_many(stopped.clone(), vec![]).await.unwrap();
+        let ids: Vec<i64> = changed.iter().map(|c| c.id).collect();
+        assert_eq!(ids, [stopped[1]], "the keyless job retried, the key's job left");
+        let kept = s.job_get(stopped[0]).await.unwrap().unwrap();
+        assert_eq!(kept.state, JobState::Discarded);
+    }
+}

@@ -36,7 +36,8 @@ WHERE j.id = ANY($1::bigint[]) AND j.state NOT IN ('running', 'available', 'pend
       NOT EXISTS (
         SELECT 1 FROM porter_jobs o
         WHERE o.unique_key = j.unique_key AND o.id <> j.id
-          AND o.state IN ('available', 'scheduled', 'running', 'retryable'))
+          -- every state that holds a key (porter_jobs_unique_key), `pending` too
+          AND o.state IN ('available', 'scheduled', 'running', 'retryable', 'pending'))
       AND NOT EXISTS (
         SELECT 1 FROM porter_jobs n
         WHERE n.unique_key = j.unique_key AND n.id > j.id AND n.id = ANY($1::bigint[])

@@ -37,7 +37,8 @@ WHERE id IN (SELECT value FROM json_each(?1)) AND state NOT IN ('running', 'avai
       NOT EXISTS (
         SELECT 1 FROM porter_jobs o
         WHERE o.unique_key = porter_jobs.unique_key AND o.id <> porter_jobs.id
-          AND o.state IN ('available', 'scheduled', 'running', 'retryable'))
+          -- every state that holds a key (porter_jobs_unique_key), `pending` too
+          AND o.state IN ('available', 'scheduled', 'running', 'retryable', 'pending'))
       AND NOT EXISTS (
         SELECT 1 FROM porter_jobs n
         WHERE n.unique_key = porter_jobs.unique_key AND n.id > porter_jobs.id
