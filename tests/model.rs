@@ -1088,15 +1088,25 @@ async fn apply(
             }
             ok("retry", got)?;
             let now = m.now;
-            // A job of a sequence that has another unfinished job waits its turn.
+            // A finished job of a sequence that has another unfinished job waits its turn; an
+            // unfinished one is the job whose turn it is, and keeps it.
             let seq = m.jobs[&id].sequence;
-            let busy = seq.is_some_and(|k| {
-                m.jobs
-                    .values()
-                    .any(|o| o.id != id && o.sequence == Some(k) && o.unfinished())
-            });
+            let busy = m.jobs[&id].state.is_final()
+                && seq.is_some_and(|k| {
+                    m.jobs
+                        .values()
+                        .any(|o| o.id != id && o.sequence == Some(k) && o.unfinished())
+                });
+            // A child whose parents have not all ended waits for their ends again.
+            let waiting: Vec<usize> = (0..m.edges.len())
+                .filter(|&i| m.edges[i].child == id && !m.jobs[&m.edges[i].parent].state.is_final())
+                .collect();
+            for &i in &waiting {
+                m.edges[i].resolved = false;
+            }
             let j = m.job(id);
-            j.state = if busy {
+            j.waiting_for = waiting.len() as i32;
+            j.state = if busy || !waiting.is_empty() {
                 JobState::Pending
             } else {
                 JobState::Available

@@ -208,6 +208,41 @@ backend_case! {
 }
 
 backend_case! {
+    /// A child retried while a parent has not ended waits for that end again: retried by hand
+    /// after its parent failed and was retried itself (as the docs advise), or cancelled by a
+    /// user while it waited, it went straight to `available` and ran while the parent ran. A
+    /// bulk retry leaves such a child alone, and one listed with its parent too.
+    async fn a_child_retried_before_its_parent_ended_waits_for_it(db: TestDb) {
+        let s = &db.store;
+        let a = insert(s, job("p")).await;
+        let child = insert(s, after("c", &[a.id])).await;
+        run_to(s, "p", a.id, JobState::Discarded).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Cancelled, "its parent failed");
+        s.job_retry(a.id).await.unwrap();
+        // A bulk retry listing both leaves the child: it would run before the parent's end.
+        let changed = s.driver().job_retry_many(vec![a.id, child.id], vec![]).await.unwrap();
+        assert!(changed.is_empty(), "a is available already, the child waits for it: {changed:?}");
+        let retried = s.job_retry(child.id).await.unwrap();
+        assert_eq!(retried.state, JobState::Pending, "waits for the parent's new run");
+        assert!(s.job_claim(claim("default", &["c"], 1, W)).await.unwrap().is_empty());
+        run_to(s, "p", a.id, JobState::Completed).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Available, "counted at its end");
+        run_to(s, "c", child.id, JobState::Completed).await;
+
+        // Cancelled by a user while it waited, retried while its parent runs.
+        let b = insert(s, job("p")).await;
+        let waiting = insert(s, after("c", &[b.id])).await;
+        s.job_cancel(waiting.id).await.unwrap();
+        let running = s.job_claim(claim("default", &["p"], 1, W)).await.unwrap();
+        assert_eq!(running.len(), 1);
+        assert!(s.driver().job_retry_many(vec![waiting.id], vec![]).await.unwrap().is_empty(), "left alone");
+        assert_eq!(s.job_retry(waiting.id).await.unwrap().state, JobState::Pending);
+        s.job_complete_many(vec![running[0].fence()]).await.unwrap();
+        assert_eq!(get(s, waiting.id).await.state, JobState::Available);
+    }
+}
+
+backend_case! {
     /// Parents that end in one statement (one completion batch, one bulk cancel) are each
     /// counted once: a child of the three completed together runs, once; a child of those and
     /// a fourth still waits for the fourth. Two parents cancelled together cancel their child

@@ -1776,6 +1776,19 @@ impl Driver for PgStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // A child's parents (with their sequences), locked before the retry reads their
+        // states, as an insert of a child locks them (see job_retry.sql).
+        let parents: Vec<i64> = sqlx::query_scalar(sql!("job_parent_ids"))
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        if !parents.is_empty() {
+            sqlx::query(sql!("job_parents_lock"))
+                .bind(&parents)
+                .bind(Vec::<String>::new())
+                .execute(&mut *tx)
+                .await?;
+        }
         let row = sqlx::query(sql!("job_retry"))
             .bind(id)
             .try_map(job_from_row)

@@ -1807,7 +1807,13 @@ impl Driver for SqliteStore {
 
     async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {
         self.writer
-            .run(move |c| one_job(c, sql!("job_retry"), [id]))
+            .run(move |c| {
+                let row = one_job(c, sql!("job_retry"), [id])?;
+                if row.is_some() {
+                    c.prepare_cached(sql!("job_retry_edges"))?.execute([id])?;
+                }
+                Ok(row)
+            })
             .await
     }
 

@@ -2,12 +2,28 @@
 -- at least one attempt left. An earlier cancel request is cleared: it was for the run that
 -- stopped. A job of a sequence that has another unfinished job waits (pending) for its turn
 -- instead (under the sequence's lock, job_retry_lock.sql).
+-- A child whose parents have not all ended waits for them again (pending), counting them,
+-- and its edges to them wait for their ends again (an edge is resolved once its parent's end
+-- was counted, or when that parent was retried): retried while a parent ran, it ran before
+-- that parent's end. The parents' rows are locked first (job_parents_lock.sql), so none ends
+-- or is retried between this look and the commit.
+WITH reopened AS (
+    UPDATE porter_job_deps d SET resolved = false
+    FROM porter_jobs p
+    WHERE d.child_id = $1 AND d.resolved AND p.id = d.parent_id
+      AND p.state NOT IN ('completed','cancelled','discarded')
+      AND EXISTS (SELECT 1 FROM porter_jobs j WHERE j.id = $1 AND j.state NOT IN ('running','pending'))
+)
 UPDATE porter_jobs SET
     metadata = metadata - 'cancel_requested_at',
+    waiting_for = (SELECT count(*) FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
+                   WHERE d.child_id = porter_jobs.id AND p.state NOT IN ('completed','cancelled','discarded')),
     -- Only a finished job goes in line: an unfinished one (available, scheduled, retryable)
     -- is its sequence's job whose turn it is, and keeps it (put in line, every job of the
     -- sequence would wait and none would ever be promoted).
-    state = CASE WHEN state IN ('completed','cancelled','discarded')
+    state = CASE WHEN (SELECT count(*) FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
+                   WHERE d.child_id = porter_jobs.id AND p.state NOT IN ('completed','cancelled','discarded')) > 0 THEN 'pending'
+                 WHEN state IN ('completed','cancelled','discarded')
                   AND sequence_key IS NOT NULL AND EXISTS (
                      SELECT 1 FROM porter_jobs o WHERE o.sequence_key = porter_jobs.sequence_key AND o.id <> porter_jobs.id
                      -- (two lists: see job_sequence_busy.sql)
