@@ -257,7 +257,8 @@ impl Client {
         self.store.job_cancel(id).await
     }
 
-    /// Makes a job that is not running available again.
+    /// Makes a job that is not running available again (`pending` while it must wait: a
+    /// finished job of a busy sequence, a child whose parents have not all ended).
     pub async fn retry(&self, id: i64) -> Result<JobRow> {
         self.store.job_retry(id).await
     }

@@ -182,7 +182,9 @@ pub trait Driver: Send + Sync + 'static {
     /// the worker holds, not every job it ran (whose index entries a held snapshot keeps).
     async fn job_cancel_requests(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>>;
 
-    /// A user retries a job that is not running: available now, history kept. Other processes'
+    /// A user retries a job that is not running: available now (or `pending` while it must
+    /// wait: a finished job of a busy sequence, a child whose parents have not all ended),
+    /// history kept. Other processes'
     /// producers are woken at commit where the backend can. `None` when no such job is there
     /// to retry (gone, or running).
     async fn job_retry(&self, id: i64) -> Result<Option<JobRow>>;

@@ -540,7 +540,8 @@ impl Store {
     }
 
     /// A user retries a job that is not running: it becomes available now, history kept, and
-    /// its queue's producers are woken. A running job is a conflict.
+    /// its queue's producers are woken; or `pending` while it must wait (a finished job of a
+    /// busy sequence, a child whose parents have not all ended). A running job is a conflict.
     pub async fn job_retry(&self, id: i64) -> Result<JobRow> {
         let row = self
             .op("job_retry", async {

@@ -218,6 +218,10 @@ backend_case! {
         let child = insert(s, after("c", &[a.id])).await;
         run_to(s, "p", a.id, JobState::Discarded).await;
         assert_eq!(get(s, child.id).await.state, JobState::Cancelled, "its parent failed");
+        // A bulk retry of the child alone leaves it too: a later batch of the same bulk (newest
+        // first) may retry its parent.
+        let changed = s.driver().job_retry_many(vec![child.id], vec![]).await.unwrap();
+        assert!(changed.is_empty(), "its parent failed: {changed:?}");
         s.job_retry(a.id).await.unwrap();
         // A bulk retry listing both leaves the child: it would run before the parent's end.
         let changed = s.driver().job_retry_many(vec![a.id, child.id], vec![]).await.unwrap();

@@ -13,13 +13,17 @@ UPDATE porter_jobs SET
 WHERE id IN (SELECT value FROM json_each(?1)) AND state NOT IN ('running', 'available', 'pending')
   -- ?2: the bulk's filter of states (a JSON array, '[]' for any), judged again here.
   AND (?2 = '[]' OR state IN (SELECT value FROM json_each(?2)))
-  -- A child whose parents have not all ended, or whose parent this retries too, is left
-  -- alone: retried now, it would run before their ends (retried alone, job_retry.sql has it
-  -- wait for them).
+  -- A child is left alone unless each of its parents has ended as it needs (completed, or
+  -- ended in any way for an after_any edge) and is not listed here: retried now, it would run
+  -- before an unfinished parent's end, or beside a failed parent that this or a later batch
+  -- retries (a bulk goes newest first, children before their parents). Retried alone,
+  -- job_retry.sql has it wait for them. (A completed parent that a later batch retries runs
+  -- again beside its child.)
   AND NOT EXISTS (
         SELECT 1 FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
         WHERE d.child_id = porter_jobs.id
-          AND (p.state NOT IN ('completed', 'cancelled', 'discarded') OR p.id IN (SELECT value FROM json_each(?1))))
+          AND (NOT (p.state = 'completed' OR (d.after_any AND p.state IN ('cancelled', 'discarded')))
+               OR p.id IN (SELECT value FROM json_each(?1))))
   -- A job of a sequence whose other jobs are not all finished would run beside them: it is
   -- left alone (retried alone, job_retry.sql queues it behind them under the sequence's lock).
   AND (sequence_key IS NULL OR NOT EXISTS (
