@@ -1751,6 +1751,29 @@ async fn a_runtime_refuses_what_porter_worker_refuses() {
     );
 }
 
+backend_case! {
+    /// A runtime whose `run` future is dropped (aborted, or lost in a `select!`) stops with
+    /// it: its producers, heartbeats and jobs ran on in their own tasks, claiming new jobs with
+    /// nothing left that could stop them.
+    async fn a_dropped_runtime_claims_nothing_more(db: TestDb) {
+        let mut workers = Workers::new();
+        crate::common::add_queue_workers(&mut workers);
+        let mut cfg = config(&[("default", 2)]);
+        cfg.maintenance = false;
+        let task = tokio::spawn(Runtime::new(db.store.clone(), workers, cfg).run(Shutdown::new()));
+        let client = Client::new(db.store.clone());
+        let first = client.insert(&porter::jobs::Noop {}, None).await.unwrap().job.id;
+        wait_state(&db.store, first, JobState::Completed).await;
+        task.abort();
+        let _ = task.await;
+        let late = client.insert(&porter::jobs::Noop {}, None).await.unwrap().job.id;
+        // Longer than the poll interval: a producer still running would have claimed it.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let row = db.store.job_get(late).await.unwrap().unwrap();
+        assert_eq!(row.state, JobState::Available, "nothing claims it: {row:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_runtime_refuses_a_queue_given_twice() {
     let db = crate::common::sqlite().await;

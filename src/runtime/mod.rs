@@ -468,6 +468,15 @@ impl Runtime {
         let stop_claiming = CancellationToken::new();
         let stop_jobs = CancellationToken::new();
         let stop_services = CancellationToken::new();
+        // Dropped before it returns (its future aborted, or lost in a select!), the runtime
+        // stops as a hard shutdown does: its tasks would otherwise claim, run and heartbeat
+        // on with nothing left to stop them. (On return every one of these has been cancelled,
+        // or has nothing left to stop.)
+        let _stop_when_dropped = [
+            stop_claiming.clone().drop_guard(),
+            stop_jobs.clone().drop_guard(),
+            stop_services.clone().drop_guard(),
+        ];
         let owned = Arc::new(Owned::default());
         let completer = completer::Completer::spawn(
             store.clone(),
