@@ -61,6 +61,11 @@ pub enum Error {
     /// The store is shutting down and no longer takes work.
     #[error("the store is closed")]
     Closed,
+    /// One of a worker runtime's own tasks (a queue's producer, the heartbeat, the reconcile,
+    /// the cancel watcher, a maintenance service) panicked: the runtime shut down rather than
+    /// run on without it.
+    #[error("a worker task panicked: {0}")]
+    Panicked(String),
 }
 
 impl Error {

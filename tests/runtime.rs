@@ -1774,6 +1774,30 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// A panic in one of the runtime's own tasks (here a queue's producer, through a driver's
+    /// claim) ended that task and nothing else: the queue claimed nothing more while the
+    /// worker heartbeated on, as if it still served it. The runtime now shuts down and `run`
+    /// says which task panicked.
+    async fn a_panicking_producer_shuts_the_runtime_down(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        let mut workers = Workers::new();
+        crate::common::add_queue_workers(&mut workers);
+        let mut cfg = config(&[("default", 2)]);
+        cfg.maintenance = false;
+        gated.panic_next_claim();
+        let run = Runtime::new(gated.store(), workers, cfg).run(Shutdown::new());
+        // Not a timing assertion: a runtime that goes on runs until stopped.
+        let err = tokio::time::timeout(Duration::from_secs(30), run)
+            .await
+            .expect("the runtime shut down")
+            .unwrap_err();
+        assert!(matches!(err, porter::Error::Panicked(_)), "{err:?}");
+        assert!(err.to_string().contains("queue default"), "{err}");
+        assert!(db.store.worker_list().await.unwrap().is_empty(), "deregistered");
+    }
+}
+
 #[tokio::test]
 async fn a_runtime_refuses_a_queue_given_twice() {
     let db = crate::common::sqlite().await;

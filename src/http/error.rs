@@ -54,9 +54,10 @@ pub(crate) fn status_for(e: &Error) -> StatusCode {
             StatusCode::SERVICE_UNAVAILABLE
         }
         Error::ObjectStore(_) => StatusCode::BAD_GATEWAY,
-        Error::DatabaseTooNew { .. } | Error::Database(_) | Error::Migration(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        Error::DatabaseTooNew { .. }
+        | Error::Database(_)
+        | Error::Migration(_)
+        | Error::Panicked(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

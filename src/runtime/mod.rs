@@ -158,12 +158,53 @@ impl Shutdown {
     }
 }
 
+/// Runs one of the runtime's own tasks so that a panic in it (a bug, a driver's) is not lost
+/// with the task: it is logged and recorded in `failed`, which shuts the runtime down (run
+/// answers [`Error::Panicked`]). Without it the queue, heartbeat or service it ran stopped
+/// silently while the worker went on as if it still ran.
+fn supervised<F>(what: String, failed: Failed, task: F) -> impl std::future::Future<Output = ()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    use futures::FutureExt;
+    async move {
+        if let Err(payload) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
+            let message = crate::events::panic_message(&*payload);
+            tracing::error!(task = %what, panic = %message, "a worker task panicked; shutting down");
+            failed.record(format!("{what}: {message}"));
+        }
+    }
+}
+
+/// The first panic of the runtime's own tasks (see [`supervised`]).
+#[derive(Clone, Default)]
+struct Failed {
+    first: Arc<std::sync::Mutex<Option<String>>>,
+    token: CancellationToken,
+}
+
+impl Failed {
+    fn record(&self, message: String) {
+        self.first
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(message);
+        self.token.cancel();
+    }
+
+    fn error(&self) -> Option<Error> {
+        let first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        first.clone().map(Error::Panicked)
+    }
+}
+
 /// Starts every maintenance service of a worker process on `tracker`, until `stop`.
 fn spawn_maintenance(
     tracker: &TaskTracker,
     ctx: &Ctx,
     events: &Arc<dyn JobEvents>,
     stop: CancellationToken,
+    failed: &Failed,
 ) {
     let (store, config, identity) = (&ctx.store, &ctx.config, &ctx.identity);
     let rescuer = Rescuer::new(
@@ -174,13 +215,25 @@ fn spawn_maintenance(
         },
     )
     .with_events(events.clone());
-    tracker.spawn(rescuer.run(stop.clone()));
+    tracker.spawn(supervised(
+        "rescuer".into(),
+        failed.clone(),
+        rescuer.run(stop.clone()),
+    ));
     let cleaner = RetentionCleaner::new(store.clone(), config.retention.clone());
-    tracker.spawn(cleaner.run(stop.clone()));
+    tracker.spawn(supervised(
+        "retention".into(),
+        failed.clone(),
+        cleaner.run(stop.clone()),
+    ));
     if !config.periodic.is_empty() {
         let enqueuer =
             PeriodicEnqueuer::new(store.clone(), config.periodic.clone(), identity.id.clone());
-        tracker.spawn(enqueuer.run(stop));
+        tracker.spawn(supervised(
+            "periodic jobs".into(),
+            failed.clone(),
+            enqueuer.run(stop),
+        ));
     }
 }
 
@@ -506,25 +559,34 @@ impl Runtime {
         });
         ctx.completer.attach(&ctx);
 
+        let failed = Failed::default();
         let services = TaskTracker::new();
         let reconcile_due = Arc::new(tokio::sync::Notify::new());
-        services.spawn(heartbeat_loop(
-            ctx.clone(),
-            reconcile_due.clone(),
-            stop_services.clone(),
+        services.spawn(supervised(
+            "heartbeat".into(),
+            failed.clone(),
+            heartbeat_loop(ctx.clone(), reconcile_due.clone(), stop_services.clone()),
         ));
-        services.spawn(reconcile_loop(
-            ctx.clone(),
-            reconcile_due,
-            stop_services.clone(),
+        services.spawn(supervised(
+            "reconcile".into(),
+            failed.clone(),
+            reconcile_loop(ctx.clone(), reconcile_due, stop_services.clone()),
         ));
-        services.spawn(canceller::watch(ctx.clone(), stop_services.clone()));
+        services.spawn(supervised(
+            "cancel watcher".into(),
+            failed.clone(),
+            canceller::watch(ctx.clone(), stop_services.clone()),
+        ));
         if config.maintenance {
-            spawn_maintenance(&services, &ctx, &events, stop_services.clone());
+            spawn_maintenance(&services, &ctx, &events, stop_services.clone(), &failed);
         }
         let producers = TaskTracker::new();
         for (queue, limit) in &config.queues {
-            producers.spawn(producer::run(ctx.clone(), queue.clone(), *limit));
+            producers.spawn(supervised(
+                format!("queue {queue}"),
+                failed.clone(),
+                producer::run(ctx.clone(), queue.clone(), *limit),
+            ));
         }
         producers.close();
         info!(worker_id = %identity.id, queues = ?config.queues, backend = %store.backend(), "worker ready");
@@ -532,6 +594,9 @@ impl Runtime {
         tokio::select! {
             _ = shutdown.soft.cancelled() => {}
             _ = shutdown.hard.cancelled() => {}
+            // One of its own tasks panicked: shut down as for a signal (its running jobs
+            // finish), and say so.
+            _ = failed.token.cancelled() => {}
         }
         info!("shutting down");
         stop_claiming.cancel();
@@ -588,7 +653,10 @@ impl Runtime {
             warn!(error = %e, "could not deregister the worker; its registration expires with the lease");
         }
         info!("shutdown complete");
-        Ok(report)
+        match failed.error() {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
 }
 

@@ -19,6 +19,8 @@ pub struct GatedStore {
     completions_fail: AtomicBool,
     /// The next completion write panics (once).
     completion_panics: AtomicBool,
+    /// The next claim panics (once).
+    claim_panics: AtomicBool,
     /// Milliseconds each `job_list_running` (the reconcile's lookup) takes at least.
     slow_listings: AtomicU64,
     /// Milliseconds each `job_release` (a job given back) takes at least.
@@ -40,6 +42,7 @@ impl GatedStore {
             heartbeats_fail: AtomicBool::new(false),
             completions_fail: AtomicBool::new(false),
             completion_panics: AtomicBool::new(false),
+            claim_panics: AtomicBool::new(false),
             slow_listings: AtomicU64::new(0),
             before_bulk: std::sync::Mutex::new(None),
             slow_releases: AtomicU64::new(0),
@@ -95,6 +98,11 @@ impl GatedStore {
         self.completion_panics.store(true, Ordering::SeqCst);
     }
 
+    /// The next claim panics inside the driver, as a bug would.
+    pub fn panic_next_claim(&self) {
+        self.claim_panics.store(true, Ordering::SeqCst);
+    }
+
     fn maybe_panic(&self) {
         if self.completion_panics.swap(false, Ordering::SeqCst) {
             panic!("completion write panicked (injected)");
@@ -141,6 +149,9 @@ impl Driver for GatedStore {
         self.inner.job_counts().await
     }
     async fn job_claim(&self, params: JobClaimParams, ahead: ClaimAhead) -> Result<JobClaimed> {
+        if self.claim_panics.swap(false, Ordering::SeqCst) {
+            panic!("claim panicked (injected)");
+        }
         self.inner.job_claim(params, ahead).await
     }
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
