@@ -370,7 +370,14 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
     let runtime = Runtime::new(store, workers, runtime_config)
         .with_events(state.metrics.clone())
         .with_error_handler(state.metrics.error_handler());
-    let worker = tokio::spawn(runtime.run(shutdown.clone()));
+    let (worker_shutdown, web_stop) = (shutdown.clone(), shutdown.soft.clone());
+    let worker = tokio::spawn(async move {
+        let ran = runtime.run(worker_shutdown).await;
+        // A worker that stopped on its own (one of its tasks panicked) stops the web server
+        // too: the process exits with its error rather than serve on without a worker.
+        web_stop.cancel();
+        ran
+    });
     log_listening(&listener, &state.config);
     let stop = shutdown.soft.clone();
     let served = http::serve(listener, state, async move { stop.cancelled().await }).await;
