@@ -1346,6 +1346,21 @@ async fn row_free(conn: &mut PgConnection, id: i64) -> bool {
     locked.is_ok()
 }
 
+/// Starts `write` in a task of its own while `holder`'s transaction holds a lock it needs,
+/// asks once it is under way whether job `id`'s row is still free, then commits `holder` and
+/// answers that and what the write answered.
+async fn free_while<T: Send + 'static>(
+    holder: &mut PgConnection,
+    id: i64,
+    write: impl std::future::Future<Output = T> + Send + 'static,
+) -> (bool, T) {
+    let write = tokio::spawn(write);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let free = row_free(holder, id).await;
+    sqlx::raw_sql("COMMIT").execute(&mut *holder).await.unwrap();
+    (free, write.await.unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(porter_pg_tests),
@@ -1462,11 +1477,11 @@ async fn a_workflow_cancel_takes_its_steps_sequence_locks_before_their_rows() {
     let step = workflow.steps[0].1.id;
     let mut holder = holding_sequence_lock(&url).await;
     let canceller = store.clone();
-    let cancel = tokio::spawn(async move { canceller.workflow_cancel(workflow.id).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let free = row_free(&mut holder, step).await;
-    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
-    let changes = cancel.await.unwrap().unwrap().expect("the workflow exists");
+    let (free, cancel) = free_while(&mut holder, step, async move {
+        canceller.workflow_cancel(workflow.id).await
+    })
+    .await;
+    let changes = cancel.unwrap().expect("the workflow exists");
     assert_eq!(changes.len(), 1);
     assert!(
         free,
@@ -1493,11 +1508,11 @@ async fn a_completion_batch_locks_its_jobs_in_id_order() {
     let mut fences: Vec<JobFence> = jobs.iter().map(JobRow::fence).collect();
     fences.sort_by_key(|f| std::cmp::Reverse(f.id));
     let completer = store.clone();
-    let complete = tokio::spawn(async move { completer.job_complete_many(fences).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let free = row_free(&mut holder, second).await;
-    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
-    assert_eq!(complete.await.unwrap().unwrap().len(), 2);
+    let (free, complete) = free_while(&mut holder, second, async move {
+        completer.job_complete_many(fences).await
+    })
+    .await;
+    assert_eq!(complete.unwrap().len(), 2);
     assert!(
         free,
         "the batch waited for the older job before it locked the newer"
@@ -1647,12 +1662,11 @@ async fn a_bulk_cancel_locks_its_jobs_in_id_order() {
     sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
     assert!(row_free(&mut holder, first).await);
     let canceller = store.clone();
-    let cancel =
-        tokio::spawn(async move { canceller.job_cancel_many(vec![first, second], vec![]).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let free = row_free(&mut holder, second).await;
-    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
-    assert_eq!(cancel.await.unwrap().unwrap().len(), 2);
+    let (free, cancel) = free_while(&mut holder, second, async move {
+        canceller.job_cancel_many(vec![first, second], vec![]).await
+    })
+    .await;
+    assert_eq!(cancel.unwrap().len(), 2);
     assert!(
         free,
         "the cancel waited for the older job before it locked the newer"
@@ -1691,11 +1705,11 @@ async fn a_workflow_cancel_locks_its_steps_in_id_order() {
     sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
     assert!(row_free(&mut holder, first).await);
     let canceller = store.clone();
-    let cancel = tokio::spawn(async move { canceller.workflow_cancel(workflow.id).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let free = row_free(&mut holder, second).await;
-    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
-    assert_eq!(cancel.await.unwrap().unwrap().unwrap().len(), 2);
+    let (free, cancel) = free_while(&mut holder, second, async move {
+        canceller.workflow_cancel(workflow.id).await
+    })
+    .await;
+    assert_eq!(cancel.unwrap().unwrap().len(), 2);
     assert!(
         free,
         "the cancel waited for the older step before it locked the newer"
@@ -1732,17 +1746,15 @@ async fn an_insert_takes_its_parents_sequence_locks_before_their_rows() {
     let mut holder = holding_sequence_lock(&url).await;
     assert!(row_free(&mut holder, x).await);
     let inserter = store.clone();
-    let insert = tokio::spawn(async move {
+    let (free, insert) = free_while(&mut holder, p, async move {
         let child = InsertOpts {
             depends_on: vec![p, x],
             ..InsertOpts::default()
         };
         inserter.job_insert_many(vec![job("noop", child)]).await
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let free = row_free(&mut holder, p).await;
-    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
-    let child = insert.await.unwrap().unwrap();
+    })
+    .await;
+    let child = insert.unwrap();
     assert_eq!(child[0].job.state, JobState::Pending);
     assert!(
         free,
@@ -1839,10 +1851,10 @@ async fn a_workflow_insert_locks_its_outside_parents_in_id_order() {
     sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
     assert!(row_free(&mut holder, x1).await);
     let inserter = store.clone();
-    let insert = tokio::spawn(async move { inserter.workflow_insert(workflow).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let free = row_free(&mut holder, x2).await;
-    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
-    assert_eq!(insert.await.unwrap().unwrap().steps.len(), 2);
+    let (free, insert) = free_while(&mut holder, x2, async move {
+        inserter.workflow_insert(workflow).await
+    })
+    .await;
+    assert_eq!(insert.unwrap().steps.len(), 2);
     assert!(free, "the insert waited for X1 before it locked X2");
 }
