@@ -1439,18 +1439,12 @@ async fn a_snooze_that_cancels_takes_the_sequence_lock_before_the_row() {
     let mut holder = holding_sequence_lock(&url).await;
     let snoozer = store.clone();
     let fence = running.fence();
-    let snooze = tokio::spawn(async move {
+    let (free, snoozed) = free_while(&mut holder, running.id, async move {
         let delay = Duration::from_secs(60);
         snoozer.job_snooze(JobSnoozeParams { fence, delay }).await
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let free = row_free(&mut holder, running.id).await;
-    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
-    let snoozed = snooze
-        .await
-        .unwrap()
-        .unwrap()
-        .expect("fenced write matched");
+    })
+    .await;
+    let snoozed = snoozed.unwrap().expect("fenced write matched");
     assert_eq!(snoozed.state, JobState::Cancelled);
     assert!(
         free,
@@ -1785,7 +1779,7 @@ async fn porter_enqueue_takes_its_parents_sequence_locks_before_their_rows() {
     let mut holder = holding_sequence_lock(&url).await;
     assert!(row_free(&mut holder, x).await);
     let enqueuer_url = url.clone();
-    let enqueue = tokio::spawn(async move {
+    let (free, enqueued) = free_while(&mut holder, p, async move {
         let mut conn = PgConnection::connect(&enqueuer_url).await.unwrap();
         sqlx::query_scalar::<_, i64>(
             "SELECT id FROM porter_enqueue('noop', depends_on => ARRAY[$1, $2]::bigint[])",
@@ -1795,11 +1789,9 @@ async fn porter_enqueue_takes_its_parents_sequence_locks_before_their_rows() {
         .fetch_one(&mut conn)
         .await
         .unwrap()
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let free = row_free(&mut holder, p).await;
-    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
-    assert!(enqueue.await.unwrap() > x);
+    })
+    .await;
+    assert!(enqueued > x);
     assert!(
         free,
         "porter_enqueue waited for P's sequence lock before it locked P"

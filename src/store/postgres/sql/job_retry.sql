@@ -13,16 +13,18 @@ WITH reopened AS (
     WHERE d.child_id = $1 AND d.resolved AND p.id = d.parent_id
       AND p.state NOT IN ('completed','cancelled','discarded')
       AND EXISTS (SELECT 1 FROM porter_jobs j WHERE j.id = $1 AND j.state NOT IN ('running','pending'))
+),
+waiting AS (
+    SELECT count(*) AS n FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
+    WHERE d.child_id = $1 AND p.state NOT IN ('completed','cancelled','discarded')
 )
 UPDATE porter_jobs SET
     metadata = metadata - 'cancel_requested_at',
-    waiting_for = (SELECT count(*) FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
-                   WHERE d.child_id = porter_jobs.id AND p.state NOT IN ('completed','cancelled','discarded')),
+    waiting_for = (SELECT n FROM waiting),
     -- Only a finished job goes in line: an unfinished one (available, scheduled, retryable)
     -- is its sequence's job whose turn it is, and keeps it (put in line, every job of the
     -- sequence would wait and none would ever be promoted).
-    state = CASE WHEN (SELECT count(*) FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
-                   WHERE d.child_id = porter_jobs.id AND p.state NOT IN ('completed','cancelled','discarded')) > 0 THEN 'pending'
+    state = CASE WHEN (SELECT n FROM waiting) > 0 THEN 'pending'
                  WHEN state IN ('completed','cancelled','discarded')
                   AND sequence_key IS NOT NULL AND EXISTS (
                      SELECT 1 FROM porter_jobs o WHERE o.sequence_key = porter_jobs.sequence_key AND o.id <> porter_jobs.id

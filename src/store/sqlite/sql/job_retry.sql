@@ -2,18 +2,20 @@
 -- at least one attempt left. An earlier cancel request is cleared: it was for the run that
 -- stopped. A job of a sequence that has another unfinished job waits (pending) for its turn
 -- instead: a sequence never runs two at once.
+-- A child whose parents have not all ended waits for them again (pending), counting them
+-- (job_retry_edges.sql reopens their edges, so that their ends count): retried while a parent
+-- ran, it ran before that parent's end.
+WITH waiting AS (
+    SELECT count(*) AS n FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
+    WHERE d.child_id = ?1 AND p.state NOT IN ('completed','cancelled','discarded')
+)
 UPDATE porter_jobs SET
     metadata = json_remove(metadata, '$.cancel_requested_at'),
+    waiting_for = (SELECT n FROM waiting),
     -- Only a finished job goes in line: an unfinished one (available, scheduled, retryable)
     -- is its sequence's job whose turn it is, and keeps it (put in line, every job of the
     -- sequence would wait and none would ever be promoted).
-    -- A child whose parents have not all ended waits for them again (pending), counting
-    -- them (job_retry_edges.sql reopens their edges, so that their ends count): retried while
-    -- a parent runs, it ran before that parent's end.
-    waiting_for = (SELECT count(*) FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
-                   WHERE d.child_id = porter_jobs.id AND p.state NOT IN ('completed','cancelled','discarded')),
-    state = CASE WHEN (SELECT count(*) FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
-                   WHERE d.child_id = porter_jobs.id AND p.state NOT IN ('completed','cancelled','discarded')) > 0 THEN 'pending'
+    state = CASE WHEN (SELECT n FROM waiting) > 0 THEN 'pending'
                  WHEN state IN ('completed','cancelled','discarded')
                   AND sequence_key IS NOT NULL AND EXISTS (
                      SELECT 1 FROM porter_jobs o WHERE o.sequence_key = porter_jobs.sequence_key AND o.id <> porter_jobs.id
