@@ -82,9 +82,6 @@ pub struct WorkerArgs {
 
 impl WorkerArgs {
     fn runtime_config(&self) -> crate::Result<RuntimeConfig> {
-        if self.lease < Duration::from_secs(1) {
-            return Err(Error::invalid("lease", "must be at least 1s"));
-        }
         for (what, every) in [
             ("heartbeat-every", self.heartbeat_every),
             ("orphan-cleanup-every", self.orphan_cleanup_every),
@@ -98,14 +95,17 @@ impl WorkerArgs {
         } else {
             builtin_periodic(self.heartbeat_every, self.orphan_cleanup_every)
         };
-        Ok(RuntimeConfig {
+        let config = RuntimeConfig {
             queues: self.queues.0.clone(),
             shutdown_timeout: self.shutdown_timeout,
             lease: self.lease,
             poll_interval: self.poll_interval,
             periodic,
             ..RuntimeConfig::default()
-        })
+        };
+        // What Runtime::run refuses (the lease, the poll interval), refused before anything opens.
+        config.check()?;
+        Ok(config)
     }
 }
 

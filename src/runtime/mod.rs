@@ -77,7 +77,7 @@ impl RuntimeConfig {
     /// Refuses what `porter worker` refuses, before anything runs: a bad or repeated queue
     /// name, a concurrency outside 1..=10000 (none claims nothing, and a huge one overflows
     /// the permits), a lease under 1 s (its heartbeats would spin) and a zero poll interval.
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         for (i, (queue, n)) in self.queues.iter().enumerate() {
             crate::job::validate_name("queue", queue)?;
             if self.queues[..i].iter().any(|(q, _)| q == queue) {
