@@ -817,31 +817,37 @@ async fn claims_and_the_reconcile_skip_the_dead_entries_a_held_snapshot_keeps() 
     // the LISTEN task's).
     let (url, store, mut holder) = held_snapshot().await;
 
-    let insert = |n: usize| (0..n).map(|_| job("noop", InsertOpts::default())).collect();
+    // A queue of its own: NOTIFY reaches every schema of the database, and another test's
+    // insert into `default` would rewind this store's cursor (a full claim, by design).
+    let held = || InsertOpts {
+        queue: Some("held".into()),
+        ..InsertOpts::default()
+    };
+    let insert = |n: usize| (0..n).map(|_| job("noop", held())).collect();
     store.job_insert_many(insert(3_000)).await.unwrap();
     // The cursor trails the newest job taken by a LAG: one claim, then the rest after it.
-    assert_eq!(claim_and_complete(&store, "default", 100).await, 100);
+    assert_eq!(claim_and_complete(&store, "held", 100).await, 100);
     tokio::time::sleep(cursor::LAG + Duration::from_millis(100)).await;
     let mut drained = 100;
     while drained < 3_000 {
-        drained += claim_and_complete(&store, "default", 100).await;
+        drained += claim_and_complete(&store, "held", 100).await;
     }
     store.job_insert_many(insert(150)).await.unwrap();
     // Two more windows of a LAG: the cursor moves to the newest job of the one before the
     // last (job 3,000).
     for _ in 0..2 {
         tokio::time::sleep(cursor::LAG + Duration::from_millis(100)).await;
-        assert_eq!(claim_and_complete(&store, "default", 50).await, 50);
+        assert_eq!(claim_and_complete(&store, "held", 50).await, 50);
     }
 
     let before = work_index_reads(&store, "porter_jobs_fetch").await;
-    assert_eq!(claim_and_complete(&store, "default", 50).await, 50);
+    assert_eq!(claim_and_complete(&store, "held", 50).await, 50);
     let read = work_index_reads(&store, "porter_jobs_fetch").await - before;
     // What a claim from the queue's start reads now: every entry the snapshot keeps.
     let mut probe = PgConnection::connect(&url).await.unwrap();
     let before = index_tuples_read(&mut probe, "porter_jobs_fetch").await;
     sqlx::query(
-        "SELECT count(*) FROM (SELECT id FROM porter_jobs WHERE state = 'available' AND queue = 'default'
+        "SELECT count(*) FROM (SELECT id FROM porter_jobs WHERE state = 'available' AND queue = 'held'
          ORDER BY priority, scheduled_at, id LIMIT 50) t",
     )
     .execute(&mut probe)
