@@ -821,6 +821,58 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// A soft shutdown while the database refuses writes ends within a bounded time: writes
+    /// still failing twice the shutdown timeout after the signal are given up on, as after a
+    /// second signal, and the jobs they were for stay `running` under a worker that is no
+    /// longer registered, for the next rescuer to put back. Before, the release of each job
+    /// stopped by the timeout (and each give-back of a job claimed ahead) was retried for
+    /// about 70 s, and the final put-back ten times more: a shutdown of a 500 ms timeout took
+    /// 80 s, and a deploy's supervisor killed it first.
+    async fn a_shutdown_during_an_outage_gives_up_on_its_writes_in_time(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        let mut workers = Workers::new();
+        crate::common::add_queue_workers(&mut workers);
+        let mut cfg = config(&[("default", 2)]);
+        cfg.shutdown_timeout = Duration::from_millis(500);
+        cfg.lease = Duration::from_secs(60); // no reconcile before the stop
+        cfg.maintenance = false;
+        let runtime = Runtime::new(gated.store(), workers, cfg);
+        let me = runtime.identity().id.clone();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(runtime.run(shutdown.clone()));
+        let client = Client::new(db.store.clone());
+        for _ in 0..2 {
+            client.insert(&porter::jobs::Sleep { ms: 60_000 }, None).await.unwrap();
+        }
+        eventually("both jobs running", || async {
+            db.store.job_counts().await.unwrap().total[&JobState::Running] == 2
+        })
+        .await;
+        gated.fail_releases(true);
+        shutdown.soft.cancel();
+        // Bounded by 2 x 500 ms and one try of each write; a hang here is the defect (it took
+        // about 80 s), not a slow machine.
+        // (Each job was cancelled at the timeout, or given back unstarted when the signal came
+        // before its slot: a release either way.)
+        tokio::time::timeout(Duration::from_secs(40), task)
+            .await
+            .expect("the shutdown ended while the database refused its writes")
+            .unwrap()
+            .unwrap();
+        gated.fail_releases(false);
+        assert_eq!(
+            db.store.job_counts().await.unwrap().total[&JobState::Running],
+            2,
+            "the two jobs it could not put back are left to a rescuer"
+        );
+        assert!(
+            !db.store.worker_list().await.unwrap().iter().any(|w| w.id == me),
+            "the worker deregistered, so a rescuer takes its jobs at once"
+        );
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 pub struct BreakDb {
     /// Fail (an outcome the executor writes) rather than succeed (one the completer batches).

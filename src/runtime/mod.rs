@@ -142,7 +142,9 @@ pub fn parse_queues(spec: &str) -> Result<Vec<(String, usize)>> {
 /// Two-stage shutdown: `soft` stops claiming and lets running jobs finish for the shutdown
 /// timeout; `hard` (a second signal) cuts that wait short, and writes that keep failing are
 /// given up on instead of retried (their jobs stay `running` for a rescuer to put back, which
-/// at-least-once allows). Cancelling `hard` alone does both.
+/// at-least-once allows). Cancelling `hard` alone does both. A soft shutdown still going twice
+/// the shutdown timeout after `soft` gives up on failing writes as `hard` does, so that a
+/// database refusing writes cannot hold it for minutes of retries.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
     /// Stop claiming; wait for running jobs.
@@ -270,7 +272,8 @@ pub(crate) struct Ctx {
     pub stop_claiming: CancellationToken,
     /// Cancelled when running jobs must stop.
     pub stop_jobs: CancellationToken,
-    /// Cancelled on a hard shutdown: failing writes are given up on rather than retried.
+    /// Cancelled on a hard shutdown, or once a soft one has taken twice its timeout: failing
+    /// writes are given up on rather than retried.
     pub hard: CancellationToken,
     /// Running jobs.
     pub jobs: TaskTracker,
@@ -531,10 +534,13 @@ impl Runtime {
             stop_services.clone().drop_guard(),
         ];
         let owned = Arc::new(Owned::default());
+        // Failing writes are given up on instead of retried from a hard shutdown on, or once a
+        // soft one has taken twice its timeout (see below).
+        let give_up = shutdown.hard.child_token();
         let completer = completer::Completer::spawn(
             store.clone(),
             owned.clone(),
-            shutdown.hard.clone(),
+            give_up.clone(),
             events.clone(),
         );
         let ctx = Arc::new(Ctx {
@@ -545,7 +551,7 @@ impl Runtime {
             config: config.clone(),
             stop_claiming: stop_claiming.clone(),
             stop_jobs: stop_jobs.clone(),
-            hard: shutdown.hard.clone(),
+            hard: give_up.clone(),
             jobs: TaskTracker::new(),
             completer,
             errors,
@@ -600,6 +606,22 @@ impl Runtime {
         }
         info!("shutting down");
         stop_claiming.cancel();
+        // With the database refusing writes, each one is retried for about 70 s: the
+        // give-backs, the releases of jobs stopped by the timeout and the final put-back would
+        // take minutes, well past any supervisor's patience. Twice the timeout after the
+        // signal, writes that fail are given up on as after a second signal; the jobs they
+        // were for stay `running` under a worker that deregisters, for a rescuer.
+        let give_up_after = config.shutdown_timeout.saturating_mul(2);
+        let deadline = tokio::spawn({
+            let give_up = give_up.clone();
+            async move {
+                tokio::time::sleep(give_up_after).await;
+                if !give_up.is_cancelled() {
+                    warn!(after = ?give_up_after, "the shutdown is taking long: writes that fail from now on are given up on, not retried");
+                    give_up.cancel();
+                }
+            }
+        });
         producers.wait().await;
         ctx.jobs.close();
         let running = ctx.jobs.len();
@@ -633,12 +655,13 @@ impl Runtime {
             tries += 1;
             match reconcile(&ctx, true).await {
                 Ok(_) => break,
-                // A hard shutdown does not wait out an outage: rescuers put the jobs back.
-                Err(e) if tries < 10 && !shutdown.hard.is_cancelled() => {
+                // A hard shutdown, or one past its time, does not wait out an outage:
+                // rescuers put the jobs back.
+                Err(e) if tries < 10 && !give_up.is_cancelled() => {
                     warn!(error = %e, "could not reconcile this worker's jobs at shutdown; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.hard.cancelled() => {}
+                        _ = give_up.cancelled() => {}
                     }
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
@@ -649,6 +672,7 @@ impl Runtime {
                 }
             }
         }
+        deadline.abort();
         if let Err(e) = store.worker_delete(&identity.id).await {
             warn!(error = %e, "could not deregister the worker; its registration expires with the lease");
         }

@@ -25,6 +25,8 @@ pub struct GatedStore {
     slow_listings: AtomicU64,
     /// Milliseconds each `job_release` (a job given back) takes at least.
     slow_releases: AtomicU64,
+    /// `job_release` fails as an unreachable database does (retried by the runtime).
+    releases_fail: AtomicBool,
     /// Runs once before the next bulk write (retry, cancel or delete of many), after the bulk
     /// found its jobs: what another operator or worker does in between.
     before_bulk: std::sync::Mutex<Option<Meddle>>,
@@ -46,6 +48,7 @@ impl GatedStore {
             slow_listings: AtomicU64::new(0),
             before_bulk: std::sync::Mutex::new(None),
             slow_releases: AtomicU64::new(0),
+            releases_fail: AtomicBool::new(false),
         })
     }
 
@@ -107,6 +110,12 @@ impl GatedStore {
         if self.completion_panics.swap(false, Ordering::SeqCst) {
             panic!("completion write panicked (injected)");
         }
+    }
+
+    /// Releases (jobs given back or put back) fail as an unreachable database's writes do
+    /// while `fail` holds.
+    pub fn fail_releases(&self, fail: bool) {
+        self.releases_fail.store(fail, Ordering::SeqCst);
     }
 
     /// Completions are refused (a conflict, which is not retried) while `fail` holds.
@@ -250,6 +259,9 @@ impl Driver for GatedStore {
         let ms = self.slow_releases.load(Ordering::SeqCst);
         if ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+        if self.releases_fail.load(Ordering::SeqCst) {
+            return Err(injected("release"));
         }
         self.inner.job_release(params).await
     }
