@@ -1647,6 +1647,22 @@ backend_case! {
     }
 }
 
+/// A runtime of two queues (`default` and `other`, 3 slots each, lease 1.5 s, no
+/// maintenance) on a gated store, for the stalled-write cases.
+fn stall_runtime(
+    db: &crate::common::TestDb,
+) -> (Arc<crate::chaos_gated_store::GatedStore>, Client, Runtime) {
+    let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+    let client = Client::new(db.store.clone());
+    let mut workers = Workers::new();
+    crate::common::add_queue_workers(&mut workers);
+    let mut cfg = config(&[("default", 3), ("other", 3)]);
+    cfg.lease = Duration::from_millis(1500);
+    cfg.maintenance = false;
+    let runtime = Runtime::new(gated.store(), workers, cfg);
+    (gated, client, runtime)
+}
+
 backend_case! {
     /// A completion write that claims along and stalls (a slow database, an exhausted pool)
     /// keeps the reconcile waiting for at most an eighth of the lease: heartbeats go on being
@@ -1654,14 +1670,7 @@ backend_case! {
     /// reconcile off for as long as it took, retries included, and with it, the lock favouring
     /// a waiting writer, every producer.)
     async fn a_stalled_claim_along_blocks_neither_heartbeats_nor_other_queues(db: TestDb) {
-        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-        let client = Client::new(db.store.clone());
-        let mut workers = Workers::new();
-        crate::common::add_queue_workers(&mut workers);
-        let mut cfg = config(&[("default", 3), ("other", 3)]);
-        cfg.lease = Duration::from_millis(1500);
-        cfg.maintenance = false;
-        let runtime = Runtime::new(gated.store(), workers, cfg);
+        let (gated, client, runtime) = stall_runtime(&db);
         let me = runtime.identity().id.clone();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(runtime.run(shutdown.clone()));
@@ -1686,6 +1695,39 @@ backend_case! {
         task.await.unwrap().unwrap();
         assert!(after > before, "a heartbeat recorded in 3 s (lease 1.5 s): {before} -> {after}");
         assert_ne!(other_state, JobState::Available, "the other queue claimed in 3 s");
+    }
+}
+
+backend_case! {
+    /// A producer's own claim that stalls (a slow database, an exhausted pool) keeps the
+    /// reconcile waiting for at most an eighth of the lease, as a claim along does: other
+    /// queues go on claiming. (Found by review: the claim held the reconcile off for as long as
+    /// it took, and behind the waiting reconcile, the lock favouring a waiting writer, every
+    /// other queue's claim.) The stalled claim's jobs, once it returns, start if no reconcile
+    /// looked meanwhile, or go back unstarted: either way each runs once.
+    async fn a_stalled_claim_blocks_no_other_queue(db: TestDb) {
+        let (gated, client, runtime) = stall_runtime(&db);
+        let shutdown = Shutdown::new();
+        // The default queue's claims stall from the first; a reconcile (every heartbeat, half
+        // a second here) then waits for the lock that stalled claim holds.
+        gated.stall_claims(Some("default"));
+        let task = tokio::spawn(runtime.run(shutdown.clone()));
+        let stalled = client.insert(&porter::jobs::Noop {}, None).await.unwrap().job.id;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let opts = InsertOpts { queue: Some("other".into()), ..Default::default() };
+        let other = client.insert(&porter::jobs::Noop {}, Some(opts)).await.unwrap().job.id;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let other_state = db.store.job_get(other).await.unwrap().unwrap().state;
+        gated.stall_claims(None);
+        let row = wait_state(&db.store, stalled, JobState::Completed).await;
+        shutdown.soft.cancel();
+        task.await.unwrap().unwrap();
+        assert_eq!(other_state, JobState::Completed, "the other queue's job ran within 3 s");
+        // Ran once: any attempt before the one that ran was given back unstarted.
+        assert!(
+            row.errors.iter().all(|e| e.error.contains("given back unstarted")),
+            "the stalled claim's job ran once: {row:?}"
+        );
     }
 }
 

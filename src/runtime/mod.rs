@@ -290,6 +290,10 @@ pub(crate) struct Ctx {
     /// Held (shared) by claims until their jobs are in `owned`, and (exclusively) by the
     /// reconcile while it compares: so it never mistakes a job being claimed for a stray.
     pub claiming: tokio::sync::RwLock<()>,
+    /// How many reconciles have begun to compare (each under `claiming`, exclusively): a
+    /// claim that let `claiming` go before its jobs were known tells by this whether one
+    /// compared meanwhile (see `producer`).
+    pub reconciles: std::sync::atomic::AtomicU64,
     /// The database's time as the last reconcile that went through began to look.
     reconciled: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Each producer's standing order for the completer, by queue (see [`producer::Feed`]).
@@ -384,6 +388,8 @@ async fn reconcile_since(ctx: &Ctx, all: bool) -> Result<usize> {
     let now = ctx.store.now().await?;
     let strays: Vec<_> = {
         let _no_claims = ctx.claiming.write().await;
+        ctx.reconciles
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let listed = ctx.store.job_list_running(&ctx.identity.id, since).await?;
         listed
             .into_iter()
@@ -560,6 +566,7 @@ impl Runtime {
             last_heartbeat: tokio::sync::watch::Sender::new(tokio::time::Instant::now()),
             owned,
             claiming: tokio::sync::RwLock::new(()),
+            reconciles: Default::default(),
             reconciled: std::sync::Mutex::new(None),
             feeds: Default::default(),
         });

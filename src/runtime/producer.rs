@@ -392,15 +392,41 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
             worker_id: ctx.identity.id.clone(),
         };
         let claimed_at = Instant::now();
-        // Claims hold the reconcile off until their jobs are known (see `reconcile`).
+        // Claims hold the reconcile off until their jobs are known (see `reconcile`), but for
+        // at most an eighth of the lease, as a claim along does (see the completer): a claim
+        // that stalls must not keep the reconcile waiting, and behind it (the lock favours a
+        // waiting writer) every other queue's claims.
         let claiming = ctx.claiming.read().await;
-        let (jobs, held_back, more_at_once) = match ctx.store.job_claim_ahead(params, hint).await {
+        let reconciles = ctx.reconciles.load(Ordering::Acquire);
+        let claim = ctx.store.job_claim_ahead(params, hint);
+        tokio::pin!(claim);
+        let (result, claiming) = match tokio::time::timeout(ctx.config.lease / 8, &mut claim).await
+        {
+            Ok(result) => (result, claiming),
+            Err(_) => {
+                drop(claiming);
+                let result = claim.await;
+                (result, ctx.claiming.read().await)
+            }
+        };
+        let (jobs, held_back, more_at_once) = match result {
             Ok(claimed) => {
                 let (jobs, held_back, more_at_once) =
                     (claimed.jobs, claimed.held_back, claimed.more_at_once);
                 limited = claimed.limited;
                 rate_limited = claimed.rate_limited;
                 ctx.owned.insert_all(jobs.iter().map(|j| (j.id, j.attempt)));
+                // A reconcile that compared while the claim ran without the lock may have
+                // taken its jobs for strays and put them back: they go back unstarted (their
+                // release fenced off where it did), so that none runs beside its own rerun.
+                if ctx.reconciles.load(Ordering::Acquire) != reconciles && !jobs.is_empty() {
+                    drop(claiming);
+                    warn!(queue = q.name, jobs = jobs.len(), "a claim took too long to keep the reconcile waiting; giving the jobs it claimed back");
+                    ctx.completer.started(jobs.len());
+                    q.waiting.fetch_add(jobs.len(), Ordering::AcqRel);
+                    give_back_rows(&ctx, &q, jobs.into_iter().map(|j| (j, None)).collect()).await;
+                    continue;
+                }
                 drop(claiming);
                 if failures > 0 {
                     info!(queue = q.name, "claiming works again");

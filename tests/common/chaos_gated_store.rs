@@ -27,6 +27,8 @@ pub struct GatedStore {
     slow_releases: AtomicU64,
     /// `job_release` fails as an unreachable database does (retried by the runtime).
     releases_fail: AtomicBool,
+    /// Claims of this queue wait while it is set (a claim stalled in the database).
+    stalled_claims: tokio::sync::watch::Sender<Option<String>>,
     /// Runs once before the next bulk write (retry, cancel or delete of many), after the bulk
     /// found its jobs: what another operator or worker does in between.
     before_bulk: std::sync::Mutex<Option<Meddle>>,
@@ -49,6 +51,7 @@ impl GatedStore {
             before_bulk: std::sync::Mutex::new(None),
             slow_releases: AtomicU64::new(0),
             releases_fail: AtomicBool::new(false),
+            stalled_claims: tokio::sync::watch::Sender::new(None),
         })
     }
 
@@ -118,6 +121,11 @@ impl GatedStore {
         self.releases_fail.store(fail, Ordering::SeqCst);
     }
 
+    /// Claims of `queue` stall (wait before reaching the database) until `None` is given.
+    pub fn stall_claims(&self, queue: Option<&str>) {
+        self.stalled_claims.send_replace(queue.map(str::to_string));
+    }
+
     /// Completions are refused (a conflict, which is not retried) while `fail` holds.
     pub fn fail_completions(&self, fail: bool) {
         self.completions_fail.store(fail, Ordering::SeqCst);
@@ -161,6 +169,10 @@ impl Driver for GatedStore {
         if self.claim_panics.swap(false, Ordering::SeqCst) {
             panic!("claim panicked (injected)");
         }
+        let mut stalled = self.stalled_claims.subscribe();
+        let _ = stalled
+            .wait_for(|q| q.as_deref() != Some(params.queue.as_str()))
+            .await;
         self.inner.job_claim(params, ahead).await
     }
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
