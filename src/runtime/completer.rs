@@ -1,7 +1,7 @@
 //! Records completions in batches: one statement (or one grouped transaction) per batch.
 //! Other outcomes are written at once by the executor. A batch also claims for the producers
 //! of its queues that wait for jobs (their standing orders, see `producer::Feed`), right after
-//! the completions, in their transaction: a workflow's next steps are claimed by the
+//! the completions (in their transaction on SQLite): a workflow's next steps are claimed by the
 //! write that made them available, not after a wake-up.
 //!
 //! A completion frees its job's slot when the job returns, but keeps its held permit (see

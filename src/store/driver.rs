@@ -123,10 +123,11 @@ pub trait Driver: Send + Sync + 'static {
 
     /// [`Driver::job_complete_many`] and then the plain claim of each of `claims` (which takes
     /// nothing from a paused queue or one with limits), in one call: jobs the completions made
-    /// available are claimed right after them, in the same transaction (one commit). Returns
-    /// the fences whose rows changed, in any order, and each claim's jobs, in the order of
-    /// `claims`. A claim that fails fails the call, and then nothing of it is written, the
-    /// completions included. Never called with no fences, nor with a zero limit or no kinds.
+    /// available are claimed right after them, in the same transaction where the backend's
+    /// clock allows it (SQLite), else in the next statements on the same connection.
+    /// Returns the fences whose rows changed, in any order, and each claim's jobs, in the
+    /// order of `claims`. Once the completions are committed, a claim that fails takes nothing
+    /// (an empty list) rather than failing the call. Never called with no fences, nor with a zero limit or no kinds.
     async fn job_complete_claim(
         &self,
         fences: Vec<JobFence>,

@@ -395,7 +395,7 @@ impl Store {
     /// [`Store::job_complete_many`] and then a claim of due jobs for each of `claims`, as
     /// [`Store::job_claim`] takes them from a queue without limits (a paused queue, or one with
     /// limits, gives nothing here): a job that waited for the completed ones is claimed right
-    /// after the write that made it available, in the same transaction. Returns,
+    /// after the write that made it available (in the same transaction on SQLite). Returns,
     /// per fence, whether its row changed, and each claim's jobs (by priority, due time, id),
     /// in the order of `claims`.
     pub async fn job_complete_and_claim(
