@@ -823,9 +823,9 @@ backend_case! {
 
 backend_case! {
     /// A soft shutdown while the database refuses writes ends within a bounded time: writes
-    /// still failing twice the shutdown timeout after the signal are given up on, as after a
-    /// second signal, and the jobs they were for stay `running` under a worker that is no
-    /// longer registered, for the next rescuer to put back. Before, the release of each job
+    /// still failing twice the shutdown timeout after the signal (at least 10 s, here) are
+    /// given up on, as after a second signal, and the jobs they were for stay `running` under
+    /// a worker that is no longer registered, for the next rescuer to put back. Before, the release of each job
     /// stopped by the timeout (and each give-back of a job claimed ahead) was retried for
     /// about 70 s, and the final put-back ten times more: a shutdown of a 500 ms timeout took
     /// 80 s, and a deploy's supervisor killed it first.
@@ -851,8 +851,8 @@ backend_case! {
         .await;
         gated.fail_releases(true);
         shutdown.soft.cancel();
-        // Bounded by 2 x 500 ms and one try of each write; a hang here is the defect (it took
-        // about 80 s), not a slow machine.
+        // Bounded by the 10 s floor and one more try of each write; a hang here is the defect
+        // (it took about 80 s), not a slow machine.
         // (Each job was cancelled at the timeout, or given back unstarted when the signal came
         // before its slot: a release either way.)
         tokio::time::timeout(Duration::from_secs(40), task)

@@ -143,8 +143,8 @@ pub fn parse_queues(spec: &str) -> Result<Vec<(String, usize)>> {
 /// timeout; `hard` (a second signal) cuts that wait short, and writes that keep failing are
 /// given up on instead of retried (their jobs stay `running` for a rescuer to put back, which
 /// at-least-once allows). Cancelling `hard` alone does both. A soft shutdown still going twice
-/// the shutdown timeout after `soft` gives up on failing writes as `hard` does, so that a
-/// database refusing writes cannot hold it for minutes of retries.
+/// the shutdown timeout after `soft` (at least [`GIVE_UP_FLOOR`]) gives up on failing writes as
+/// `hard` does, so that a database refusing writes cannot hold it for minutes of retries.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
     /// Stop claiming; wait for running jobs.
@@ -272,8 +272,8 @@ pub(crate) struct Ctx {
     pub stop_claiming: CancellationToken,
     /// Cancelled when running jobs must stop.
     pub stop_jobs: CancellationToken,
-    /// Cancelled on a hard shutdown, or once a soft one has taken twice its timeout: failing
-    /// writes are given up on rather than retried.
+    /// Cancelled on a hard shutdown, or once a soft one has taken twice its timeout (at least
+    /// [`GIVE_UP_FLOOR`]): failing writes are given up on rather than retried.
     pub hard: CancellationToken,
     /// Running jobs.
     pub jobs: TaskTracker,
@@ -616,10 +616,11 @@ impl Runtime {
         // With the database refusing writes, each one is retried for about 70 s: the
         // give-backs, the releases of jobs stopped by the timeout and the final put-back would
         // take minutes, well past any supervisor's patience. Twice the timeout after the
-        // signal, writes that fail are given up on as after a second signal; the jobs they
-        // were for stay `running` under a worker that deregisters, for a rescuer.
-        let give_up_after = config.shutdown_timeout.saturating_mul(2);
-        let deadline = tokio::spawn({
+        // signal (at least GIVE_UP_FLOOR, so that a short timeout still rides out a blip),
+        // writes that fail are given up on as after a second signal; the jobs they were for
+        // stay `running` under a worker that deregisters, for a rescuer.
+        let give_up_after = config.shutdown_timeout.saturating_mul(2).max(GIVE_UP_FLOOR);
+        let deadline = tokio_util::task::AbortOnDropHandle::new(tokio::spawn({
             let give_up = give_up.clone();
             async move {
                 tokio::time::sleep(give_up_after).await;
@@ -628,7 +629,7 @@ impl Runtime {
                     give_up.cancel();
                 }
             }
-        });
+        }));
         producers.wait().await;
         ctx.jobs.close();
         let running = ctx.jobs.len();
@@ -679,7 +680,7 @@ impl Runtime {
                 }
             }
         }
-        deadline.abort();
+        drop(deadline);
         if let Err(e) = store.worker_delete(&identity.id).await {
             warn!(error = %e, "could not deregister the worker; its registration expires with the lease");
         }
@@ -710,6 +711,10 @@ fn warn_of_periodic_jobs_not_served(config: &RuntimeConfig, workers: &Workers) {
         }
     }
 }
+
+/// The least time into a soft shutdown before failing writes are given up on (twice the
+/// shutdown timeout when longer).
+pub const GIVE_UP_FLOOR: Duration = Duration::from_secs(10);
 
 /// How soon a failed heartbeat is tried again (at most; a third of the lease when shorter).
 pub const HEARTBEAT_RETRY: Duration = Duration::from_secs(1);
