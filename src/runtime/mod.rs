@@ -290,14 +290,74 @@ pub(crate) struct Ctx {
     /// Held (shared) by claims until their jobs are in `owned`, and (exclusively) by the
     /// reconcile while it compares: so it never mistakes a job being claimed for a stray.
     pub claiming: tokio::sync::RwLock<()>,
-    /// How many reconciles have begun to compare (each under `claiming`, exclusively): a
-    /// claim that let `claiming` go before its jobs were known tells by this whether one
-    /// compared meanwhile (see `producer`).
-    pub reconciles: std::sync::atomic::AtomicU64,
+    /// The strays each recent reconcile found: a claim that let `claiming` go before its jobs
+    /// were known asks which of them a reconcile took for strays meanwhile (see `producer`).
+    pub strays: Strays,
     /// The database's time as the last reconcile that went through began to look.
     reconciled: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Each producer's standing order for the completer, by queue (see [`producer::Feed`]).
     feeds: std::sync::Mutex<std::collections::HashMap<String, Arc<producer::Feed>>>,
+}
+
+/// How many reconciles [`Strays`] remembers: a claim that ran on without the claim lock for
+/// longer than this many reconciles gives back all it took.
+const STRAY_LOG: usize = 64;
+
+/// The strays (id, attempt) each of the last [`STRAY_LOG`] reconciles found, by its number.
+#[derive(Default)]
+pub(crate) struct Strays {
+    log: std::sync::Mutex<StrayLog>,
+}
+
+/// The number the next reconcile gets, and the last reconciles' strays by number.
+type StrayLog = (u64, std::collections::VecDeque<(u64, Vec<(i64, i32)>)>);
+
+/// The jobs reconciles took for strays since a claim began (see [`Strays::taken_since`]).
+pub(crate) struct Taken {
+    /// The log no longer reaches back that far: any may have been.
+    all: bool,
+    jobs: std::collections::HashSet<(i64, i32)>,
+}
+
+impl Taken {
+    pub(crate) fn contains(&self, id: i64, attempt: i32) -> bool {
+        self.all || self.jobs.contains(&(id, attempt))
+    }
+}
+
+impl Strays {
+    /// The number the next reconcile gets; taken under `claiming` (shared).
+    pub(crate) fn mark(&self) -> u64 {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// A reconcile's strays; recorded under `claiming` (exclusive).
+    fn record(&self, strays: impl Iterator<Item = (i64, i32)>) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let n = log.0;
+        log.0 += 1;
+        log.1.push_back((n, strays.collect()));
+        if log.1.len() > STRAY_LOG {
+            log.1.pop_front();
+        }
+    }
+
+    /// What reconciles numbered `since` (a [`Strays::mark`]) or later took for strays; `None`
+    /// when none has run since. Asked under `claiming` (shared).
+    pub(crate) fn taken_since(&self, since: u64) -> Option<Taken> {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.0 == since {
+            return None;
+        }
+        let all = log.1.front().is_none_or(|(n, _)| *n > since);
+        let jobs = log
+            .1
+            .iter()
+            .filter(|(n, _)| *n >= since)
+            .flat_map(|(_, strays)| strays.iter().copied())
+            .collect();
+        Some(Taken { all, jobs })
+    }
 }
 
 /// The jobs a worker holds, by (id, attempt): from its claim until their outcome is written,
@@ -388,13 +448,20 @@ async fn reconcile_since(ctx: &Ctx, all: bool) -> Result<usize> {
     let now = ctx.store.now().await?;
     let strays: Vec<_> = {
         let _no_claims = ctx.claiming.write().await;
-        ctx.reconciles
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let listed = ctx.store.job_list_running(&ctx.identity.id, since).await?;
-        listed
-            .into_iter()
-            .filter(|f| !ctx.owned.contains(f.id, f.attempt))
-            .collect()
+        let listed = ctx.store.job_list_running(&ctx.identity.id, since).await;
+        let strays: Vec<_> = listed
+            .as_ref()
+            .map(|listed| {
+                listed
+                    .iter()
+                    .filter(|f| !ctx.owned.contains(f.id, f.attempt))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        ctx.strays.record(strays.iter().map(|f| (f.id, f.attempt)));
+        listed?;
+        strays
     };
     // A stray's attempt can never become one this worker holds (a new claim counts a new
     // attempt), so putting it back needs no lock.
@@ -566,7 +633,7 @@ impl Runtime {
             last_heartbeat: tokio::sync::watch::Sender::new(tokio::time::Instant::now()),
             owned,
             claiming: tokio::sync::RwLock::new(()),
-            reconciles: Default::default(),
+            strays: Strays::default(),
             reconciled: std::sync::Mutex::new(None),
             feeds: Default::default(),
         });

@@ -397,7 +397,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
         // that stalls must not keep the reconcile waiting, and behind it (the lock favours a
         // waiting writer) every other queue's claims.
         let claiming = ctx.claiming.read().await;
-        let reconciles = ctx.reconciles.load(Ordering::Acquire);
+        let since = ctx.strays.mark();
         let claim = ctx.store.job_claim_ahead(params, hint);
         tokio::pin!(claim);
         let (result, claiming) = match tokio::time::timeout(ctx.config.lease / 8, &mut claim).await
@@ -409,30 +409,40 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
                 (result, ctx.claiming.read().await)
             }
         };
-        let (jobs, held_back, more_at_once) = match result {
+        let (jobs, held_back, more_at_once, gave_back) = match result {
             Ok(claimed) => {
-                let (jobs, held_back, more_at_once) =
+                let (mut jobs, held_back, more_at_once) =
                     (claimed.jobs, claimed.held_back, claimed.more_at_once);
                 limited = claimed.limited;
                 rate_limited = claimed.rate_limited;
                 ctx.owned.insert_all(jobs.iter().map(|j| (j.id, j.attempt)));
-                // A reconcile that compared while the claim ran without the lock may have
-                // taken its jobs for strays and put them back: they go back unstarted (their
-                // release fenced off where it did), so that none runs beside its own rerun.
-                if ctx.reconciles.load(Ordering::Acquire) != reconciles && !jobs.is_empty() {
-                    drop(claiming);
-                    warn!(queue = q.name, jobs = jobs.len(), "a claim took too long to keep the reconcile waiting; giving the jobs it claimed back");
-                    ctx.completer.started(jobs.len());
-                    q.waiting.fetch_add(jobs.len(), Ordering::AcqRel);
-                    give_back_rows(&ctx, &q, jobs.into_iter().map(|j| (j, None)).collect()).await;
-                    continue;
-                }
+                // A reconcile that compared while the claim ran on without the lock may have
+                // taken some of its jobs for strays, and puts them back: those go back
+                // unstarted (fenced off where the reconcile's came first), so that none runs
+                // beside its own rerun. The others start.
+                let taken = ctx.strays.taken_since(since);
+                let back: Vec<JobRow> = if taken.is_none() {
+                    Vec::new()
+                } else {
+                    let (back, keep) = jobs
+                        .into_iter()
+                        .partition(|j| taken.as_ref().is_some_and(|t| t.contains(j.id, j.attempt)));
+                    jobs = keep;
+                    back
+                };
                 drop(claiming);
+                let gave_back = !back.is_empty();
+                if gave_back {
+                    warn!(queue = q.name, jobs = back.len(), "a claim took too long to keep the reconcile waiting, which took jobs it claimed for strays; giving them back");
+                    ctx.completer.started(back.len());
+                    q.waiting.fetch_add(back.len(), Ordering::AcqRel);
+                    give_back_rows(&ctx, &q, back.into_iter().map(|j| (j, None)).collect()).await;
+                }
                 if failures > 0 {
                     info!(queue = q.name, "claiming works again");
                 }
                 failures = 0;
-                (jobs, held_back, more_at_once)
+                (jobs, held_back, more_at_once, gave_back)
             }
             Err(e) => {
                 // A claim whose reply was lost may still have taken jobs: the reconcile finds
@@ -482,9 +492,10 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
                 let _ = local.send(job);
             }
         }
-        if claimed == want || (held_back && claimed > 0 && more_at_once) {
+        if claimed == want || gave_back || (held_back && claimed > 0 && more_at_once) {
             // The queue may hold more: claim again as soon as there is room. (A claim held
-            // back by a per-key limit that still took jobs may find more of other keys at once.)
+            // back by a per-key limit that still took jobs may find more of other keys at once;
+            // jobs given back are due again.)
             continue;
         }
         if !held_back {

@@ -29,6 +29,9 @@ pub struct GatedStore {
     releases_fail: AtomicBool,
     /// Claims of this queue wait while it is set (a claim stalled in the database).
     stalled_claims: tokio::sync::watch::Sender<Option<String>>,
+    /// Replies to claims of this queue wait, the claim made, while it is set (a reply held
+    /// up on its way back).
+    stalled_replies: tokio::sync::watch::Sender<Option<String>>,
     /// Runs once before the next bulk write (retry, cancel or delete of many), after the bulk
     /// found its jobs: what another operator or worker does in between.
     before_bulk: std::sync::Mutex<Option<Meddle>>,
@@ -52,6 +55,7 @@ impl GatedStore {
             slow_releases: AtomicU64::new(0),
             releases_fail: AtomicBool::new(false),
             stalled_claims: tokio::sync::watch::Sender::new(None),
+            stalled_replies: tokio::sync::watch::Sender::new(None),
         })
     }
 
@@ -126,6 +130,11 @@ impl GatedStore {
         self.stalled_claims.send_replace(queue.map(str::to_string));
     }
 
+    /// Replies to claims of `queue` stall (the claim made in the database) until `None`.
+    pub fn stall_claim_replies(&self, queue: Option<&str>) {
+        self.stalled_replies.send_replace(queue.map(str::to_string));
+    }
+
     /// Completions are refused (a conflict, which is not retried) while `fail` holds.
     pub fn fail_completions(&self, fail: bool) {
         self.completions_fail.store(fail, Ordering::SeqCst);
@@ -173,7 +182,13 @@ impl Driver for GatedStore {
         let _ = stalled
             .wait_for(|q| q.as_deref() != Some(params.queue.as_str()))
             .await;
-        self.inner.job_claim(params, ahead).await
+        let queue = params.queue.clone();
+        let claimed = self.inner.job_claim(params, ahead).await;
+        let mut stalled = self.stalled_replies.subscribe();
+        let _ = stalled
+            .wait_for(|q| q.as_deref() != Some(queue.as_str()))
+            .await;
+        claimed
     }
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
         let mut open = self.open.subscribe();
