@@ -757,6 +757,44 @@ backend_case! {
 }
 
 backend_case! {
+    /// An outcome fenced off (its job was rescued, cancelled or put back meanwhile) leaves no
+    /// stray under this worker, so the next reconcile looks only at recent claims. It used to
+    /// count as unwritten, as a write given up on does, and the next reconcile looked up every
+    /// running job of the worker, with claims locked out, after each such outcome.
+    async fn a_fenced_off_outcome_does_not_make_the_reconcile_look_at_all(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        let mut workers = Workers::new();
+        crate::common::add_queue_workers(&mut workers);
+        let mut cfg = config(&[("default", 2)]);
+        cfg.lease = Duration::from_millis(1500);
+        cfg.maintenance = false;
+        let rt = start(gated.store(), workers, cfg);
+        eventually("a first reconcile", || async { gated.listings().len() >= 2 }).await;
+        let client = Client::new(db.store.clone());
+        let id = client.insert(&porter::jobs::Sleep { ms: 700 }, None).await.unwrap().job.id;
+        let row = wait_state(&db.store, id, JobState::Running).await;
+        // Put back under the worker's feet, as a rescuer would: its completion is fenced off.
+        db.store
+            .job_release(porter::store::JobReleaseParams {
+                fence: row.fence(),
+                reason: "put back by the test".into(),
+            })
+            .await
+            .unwrap();
+        let before = gated.listings().len();
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let after = gated.listings();
+        rt.stop().await;
+        let looked = &after[before..after.len()];
+        assert!(looked.len() >= 2, "reconciles ran: {looked:?}");
+        assert!(
+            looked.iter().all(|since| *since > chrono::DateTime::UNIX_EPOCH),
+            "no lookup of all: {looked:?}"
+        );
+    }
+}
+
+backend_case! {
     /// A panic inside the write of a batch of completions (a driver's bug) ended the
     /// completer's task: no completion of the worker was written again, its jobs ran and were
     /// put back and ran again for as long as it lived, and a producer whose standing order the

@@ -204,7 +204,7 @@ async fn write_batch(
     let claimed_at = tokio::time::Instant::now();
     let fences = std::mem::take(batch);
     let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
-    let (changed, claims) = match &ctx {
+    let ((changed, given_up), claims) = match &ctx {
         Some(ctx) if !orders.is_empty() => claim_along(sh, ctx, fences, &orders).await,
         _ => (write(&sh.store, fences, &sh.hard).await, Vec::new()),
     };
@@ -224,7 +224,9 @@ async fn write_batch(
         }
         *slots = rest;
     }
-    let unwritten = changed.iter().any(|c| !c);
+    // Fenced off (rescued, cancelled or put back meanwhile), a completion leaves no stray;
+    // given up on, its jobs are still `running` here, for the reconcile to find.
+    let unwritten = given_up;
     for (e, changed) in ended.drain(..).zip(changed) {
         if changed {
             super::executor::tell(sh.events.as_ref(), &e);
@@ -266,7 +268,7 @@ async fn claim_along(
     ctx: &Ctx,
     fences: Vec<JobFence>,
     orders: &[producer::TakenOrder],
-) -> (Vec<bool>, Vec<producer::Claim>) {
+) -> ((Vec<bool>, bool), Vec<producer::Claim>) {
     let claims = orders.iter().map(|o| o.params.clone()).collect();
     let claiming = ctx.claiming.read().await;
     let first = sh.store.job_complete_and_claim(fences.clone(), claims);
@@ -279,7 +281,7 @@ async fn claim_along(
         }
     };
     let (changed, claimed) = match result {
-        Ok(written) => written,
+        Ok((changed, claimed)) => ((changed, false), claimed),
         Err(e) => {
             drop(claiming);
             debug!(error = %e, "a completion write that claimed along failed; completing only");
@@ -319,8 +321,13 @@ async fn claim_along(
 /// Writes one batch, retrying while the database is unreachable: a completion that is never
 /// written leaves its job to be rescued and run again, which at-least-once allows but which
 /// costs a second run. A hard shutdown stops the retries: it must not wait out an outage.
-/// Answers, per fence, whether its completion was written (`false` when fenced off or given up).
-async fn write(store: &Store, fences: Vec<JobFence>, hard: &CancellationToken) -> Vec<bool> {
+/// Answers, per fence, whether its completion was written (`false` when fenced off or given up),
+/// and whether the write was given up on (nothing written).
+async fn write(
+    store: &Store,
+    fences: Vec<JobFence>,
+    hard: &CancellationToken,
+) -> (Vec<bool>, bool) {
     let mut delay = Duration::from_millis(50);
     for attempt in 1.. {
         match store.job_complete_many(fences.clone()).await {
@@ -332,7 +339,7 @@ async fn write(store: &Store, fences: Vec<JobFence>, hard: &CancellationToken) -
                         "completions fenced off: those jobs were rescued or cancelled meanwhile"
                     );
                 }
-                return changed;
+                return (changed, false);
             }
             // Only errors that may pass are worth retrying; a refusal is given up at once.
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
@@ -349,7 +356,7 @@ async fn write(store: &Store, fences: Vec<JobFence>, hard: &CancellationToken) -
             }
             Err(e) => {
                 warn!(error = %e, jobs = fences.len(), "giving up on recording completions; this worker's reconcile puts the jobs back to run again");
-                return vec![false; fences.len()];
+                return (vec![false; fences.len()], true);
             }
         }
     }

@@ -433,15 +433,32 @@ where
 {
     let written = write_outcome(row, op, &ctx.hard).await;
     // Written, fenced off or given up on: no longer this worker's to hold. One given up on is
-    // still `running` here, and the reconcile puts it back.
+    // still `running` here, and the reconcile puts it back (it looks at all the worker's jobs
+    // next time); one fenced off is no longer this attempt's, and leaves no stray.
     ctx.owned.remove_all(&[(row.id, row.attempt)]);
-    if written.is_none() {
-        ctx.owned.unwritten();
+    match written {
+        Ok(row) => Some(row),
+        Err(Unwritten::Fenced) => None,
+        Err(Unwritten::GivenUp) => {
+            ctx.owned.unwritten();
+            None
+        }
     }
-    written
 }
 
-async fn write_outcome<F, Fut>(row: &JobRow, op: F, hard: &CancellationToken) -> Option<JobRow>
+/// Why an outcome was not written.
+enum Unwritten {
+    /// The job was rescued, cancelled or put back meanwhile.
+    Fenced,
+    /// Refused, or failing still after the retries.
+    GivenUp,
+}
+
+async fn write_outcome<F, Fut>(
+    row: &JobRow,
+    op: F,
+    hard: &CancellationToken,
+) -> Result<JobRow, Unwritten>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,
@@ -449,13 +466,13 @@ where
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=40 {
         match op().await {
-            Ok(written) => return Some(written),
+            Ok(written) => return Ok(written),
             Err(Error::Fenced { id, attempt }) => {
                 debug!(
                     job_id = id,
                     attempt, "outcome fenced off: the job was rescued or cancelled meanwhile"
                 );
-                return None;
+                return Err(Unwritten::Fenced);
             }
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
                 if attempt < 40 && !hard.is_cancelled() =>
@@ -471,9 +488,9 @@ where
             }
             Err(e) => {
                 warn!(job_id = row.id, error = %e, "could not record a job outcome; this worker's reconcile puts the job back to run again");
-                return None;
+                return Err(Unwritten::GivenUp);
             }
         }
     }
-    None
+    Err(Unwritten::GivenUp)
 }

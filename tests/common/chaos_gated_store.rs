@@ -29,6 +29,8 @@ pub struct GatedStore {
     releases_fail: AtomicBool,
     /// Claims of this queue wait while it is set (a claim stalled in the database).
     stalled_claims: tokio::sync::watch::Sender<Option<String>>,
+    /// The bound (`since`) of each `job_list_running` (the reconcile's lookup), in order.
+    listings: std::sync::Mutex<Vec<DateTime<Utc>>>,
     /// Replies to claims of this queue wait, the claim made, while it is set (a reply held
     /// up on its way back).
     stalled_replies: tokio::sync::watch::Sender<Option<String>>,
@@ -55,6 +57,7 @@ impl GatedStore {
             slow_releases: AtomicU64::new(0),
             releases_fail: AtomicBool::new(false),
             stalled_claims: tokio::sync::watch::Sender::new(None),
+            listings: Default::default(),
             stalled_replies: tokio::sync::watch::Sender::new(None),
         })
     }
@@ -133,6 +136,12 @@ impl GatedStore {
     /// Replies to claims of `queue` stall (the claim made in the database) until `None`.
     pub fn stall_claim_replies(&self, queue: Option<&str>) {
         self.stalled_replies.send_replace(queue.map(str::to_string));
+    }
+
+    /// The bound of each reconcile lookup so far (the Unix epoch: a lookup of all the
+    /// worker's running jobs).
+    pub fn listings(&self) -> Vec<DateTime<Utc>> {
+        self.listings.lock().unwrap().clone()
     }
 
     /// Completions are refused (a conflict, which is not retried) while `fail` holds.
@@ -278,6 +287,7 @@ impl Driver for GatedStore {
         worker_id: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<JobFence>> {
+        self.listings.lock().unwrap().push(since);
         let delay = self.slow_listings.load(Ordering::SeqCst);
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
         self.inner.job_list_running(worker_id, since).await
