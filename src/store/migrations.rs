@@ -175,6 +175,7 @@ pub const CORE: MigrationSet = MigrationSet {
             "enqueue_parents_sequence_locks",
             "0032_enqueue_parents_sequence_locks.sql"
         ),
+        migration!(33, "rows_porter_can_read", "0033_rows_porter_can_read.sql"),
     ],
 };
 
