@@ -771,9 +771,11 @@ backend_case! {
         let rt = start(gated.store(), workers, cfg);
         eventually("a first reconcile", || async { gated.listings().len() >= 2 }).await;
         let client = Client::new(db.store.clone());
-        let id = client.insert(&porter::jobs::Sleep { ms: 700 }, None).await.unwrap().job.id;
+        let id = client.insert(&porter::jobs::Sleep { ms: 3000 }, None).await.unwrap().job.id;
         let row = wait_state(&db.store, id, JobState::Running).await;
-        // Put back under the worker's feet, as a rescuer would: its completion is fenced off.
+        let before = gated.listings().len();
+        // Put back under the worker's feet, as a rescuer would: it runs again (attempt 2)
+        // beside the first run, whose completion is then fenced off.
         db.store
             .job_release(porter::store::JobReleaseParams {
                 fence: row.fence(),
@@ -781,12 +783,15 @@ backend_case! {
             })
             .await
             .unwrap();
-        let before = gated.listings().len();
-        tokio::time::sleep(Duration::from_millis(2000)).await;
-        let after = gated.listings();
+        eventually("the second run completed", || async {
+            let row = db.store.job_get(id).await.unwrap().unwrap();
+            row.state == JobState::Completed && row.attempt == 2
+        })
+        .await;
+        let done = gated.listings().len();
+        eventually("two reconciles since", || async { gated.listings().len() >= done + 2 }).await;
+        let looked = gated.listings()[before..].to_vec();
         rt.stop().await;
-        let looked = &after[before..after.len()];
-        assert!(looked.len() >= 2, "reconciles ran: {looked:?}");
         assert!(
             looked.iter().all(|since| *since > chrono::DateTime::UNIX_EPOCH),
             "no lookup of all: {looked:?}"
@@ -1766,28 +1771,44 @@ backend_case! {
     }
 }
 
+/// A worker on a gated store whose claims come late, and one `Count` job for it: lease 9 s, so
+/// the first reconcile comes 3 s after the start, past an eighth of the lease (1.1 s), and
+/// before a job claimed at the start has waited half the lease (4.5 s), past which it would be
+/// given back anyway.
+async fn late_claim_runtime(
+    db: &crate::common::TestDb,
+) -> (
+    Arc<crate::chaos_gated_store::GatedStore>,
+    CountWorker,
+    Workers,
+    RuntimeConfig,
+    i64,
+) {
+    let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+    let counter = CountWorker::default();
+    let mut workers = Workers::new();
+    workers.add(counter.clone()).unwrap();
+    let mut cfg = config(&[("default", 1)]);
+    cfg.lease = Duration::from_secs(9);
+    cfg.maintenance = false;
+    let id = Client::new(db.store.clone())
+        .insert(&Count { n: 1 }, None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    (gated, counter, workers, cfg, id)
+}
+
 backend_case! {
     /// A claim whose reply is held up past an eighth of the lease lets the reconcile compare
     /// meanwhile, and the reconcile finds the claim's job running under this worker, unknown
     /// to it: a stray, which it puts back. When the reply comes, that job is given back, not
     /// started: started, it ran from the late reply and again from the next claim.
     async fn a_job_a_reconcile_put_back_during_a_late_claim_runs_once(db: TestDb) {
-        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-        let counter = CountWorker::default();
-        let mut workers = Workers::new();
-        workers.add(counter.clone()).unwrap();
-        let mut cfg = config(&[("default", 1)]);
-        cfg.lease = Duration::from_millis(1500);
-        cfg.maintenance = false;
-        let id = Client::new(db.store.clone())
-            .insert(&Count { n: 1 }, None)
-            .await
-            .unwrap()
-            .job
-            .id;
+        let (gated, counter, workers, cfg, id) = late_claim_runtime(&db).await;
         gated.stall_claim_replies(Some("default"));
         let rt = start(gated.store(), workers, cfg);
-        // Reconciles run every half second: one finds the job claimed and puts it back.
         eventually("the reconcile put the claimed job back", || async {
             let row = db.store.job_get(id).await.unwrap().unwrap();
             row.state == JobState::Available && row.attempt == 1
@@ -1799,6 +1820,30 @@ backend_case! {
         rt.stop().await;
         let runs = counter.runs.lock().unwrap().get(&id).copied();
         assert_eq!(runs, Some(1), "ran once");
+    }
+}
+
+backend_case! {
+    /// The jobs of a late claim that no reconcile took for strays start: a reconcile that ran
+    /// while the claim was held up (before it reached the database, so the reconcile could not
+    /// see its job) does not send them back. (cb4ae60 gave back every job of a claim that any
+    /// reconcile overlapped, and so, on a database slow enough, every job of every claim.)
+    async fn the_jobs_of_a_late_claim_no_reconcile_took_start(db: TestDb) {
+        let (gated, counter, workers, cfg, id) = late_claim_runtime(&db).await;
+        gated.stall_claims(Some("default"));
+        let rt = start(gated.store(), workers, cfg);
+        eventually("a reconcile while the claim is held up", || async {
+            !gated.listings().is_empty()
+        })
+        .await;
+        gated.stall_claims(None);
+        let row = wait_state(&db.store, id, JobState::Completed).await;
+        rt.stop().await;
+        assert!(
+            row.attempt == 1 && row.errors.is_empty(),
+            "started from the late claim: {row:?}"
+        );
+        assert_eq!(counter.runs.lock().unwrap().get(&id).copied(), Some(1));
     }
 }
 

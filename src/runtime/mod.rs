@@ -365,8 +365,8 @@ impl Strays {
 #[derive(Debug, Default)]
 pub(crate) struct Owned {
     jobs: std::sync::Mutex<std::collections::HashSet<(i64, i32)>>,
-    /// An outcome was not written since the last full reconcile (given up on, or fenced off):
-    /// its job may still be `running` here however long ago it was claimed.
+    /// An outcome was given up on since the last full reconcile: its job may still be
+    /// `running` here however long ago it was claimed. (One fenced off leaves no stray.)
     unwritten: std::sync::atomic::AtomicBool,
 }
 

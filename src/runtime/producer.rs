@@ -409,7 +409,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
                 (result, ctx.claiming.read().await)
             }
         };
-        let (jobs, held_back, more_at_once, gave_back) = match result {
+        let (jobs, held_back, more_at_once, back) = match result {
             Ok(claimed) => {
                 let (mut jobs, held_back, more_at_once) =
                     (claimed.jobs, claimed.held_back, claimed.more_at_once);
@@ -431,18 +431,11 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
                     back
                 };
                 drop(claiming);
-                let gave_back = !back.is_empty();
-                if gave_back {
-                    warn!(queue = q.name, jobs = back.len(), "a claim took too long to keep the reconcile waiting, which took jobs it claimed for strays; giving them back");
-                    ctx.completer.started(back.len());
-                    q.waiting.fetch_add(back.len(), Ordering::AcqRel);
-                    give_back_rows(&ctx, &q, back.into_iter().map(|j| (j, None)).collect()).await;
-                }
                 if failures > 0 {
                     info!(queue = q.name, "claiming works again");
                 }
                 failures = 0;
-                (jobs, held_back, more_at_once, gave_back)
+                (jobs, held_back, more_at_once, back)
             }
             Err(e) => {
                 // A claim whose reply was lost may still have taken jobs: the reconcile finds
@@ -461,7 +454,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
             }
         };
         let claimed = jobs.len();
-        if claimed == 0 && !ctx.heartbeat_fresh() {
+        if claimed == 0 && back.is_empty() && !ctx.heartbeat_fresh() {
             // The claim statement takes nothing for a worker whose recorded heartbeat is
             // overdue (a claim sent before a stall, run after it): claim again once a heartbeat
             // is recorded, not at the next wake-up, which a backlog never sends.
@@ -491,6 +484,15 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
             {
                 let _ = local.send(job);
             }
+        }
+        // Given back once the others are on their way: on a database slow enough to make the
+        // claim late, the releases may be slow too.
+        let gave_back = !back.is_empty();
+        if gave_back {
+            warn!(queue = q.name, jobs = back.len(), "a claim took too long to keep the reconcile waiting, which took jobs it claimed for strays; giving them back");
+            ctx.completer.started(back.len());
+            q.waiting.fetch_add(back.len(), Ordering::AcqRel);
+            give_back_rows(&ctx, &q, back.into_iter().map(|j| (j, None)).collect()).await;
         }
         if claimed == want || gave_back || (held_back && claimed > 0 && more_at_once) {
             // The queue may hold more: claim again as soon as there is room. (A claim held
