@@ -722,6 +722,57 @@ backend_case! {
     }
 }
 
+/// A PostgreSQL database migrated up to 32 that holds a job whose `errors` is not a JSON array
+/// (a plain INSERT's mistake, which made every claim of its queue fail): migration 0033 empties
+/// that history, so the job reads, claims and completes again, and the check it adds refuses
+/// the next such row. (Without the repair, the check would also have refused every update of
+/// the old row: its cancel, its retry, the claim that clears it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+)]
+async fn a_job_whose_errors_porter_could_not_read_is_repaired_by_0033() {
+    use porter::store::JobClaimParams;
+    let db = common::postgres().await;
+    let (url, raw) = database_at(&db, "before-33", 32).await;
+    raw.exec(
+        "INSERT INTO porter_jobs (kind, errors) VALUES ('noop', '{}'); -- job 1
+         INSERT INTO porter_jobs (kind, errors) VALUES ('noop', '[]'); -- job 2",
+    )
+    .await;
+    let store = porter::store::open(&url)
+        .await
+        .expect("porter upgrades the database");
+    assert!(store.job_get(1).await.unwrap().unwrap().errors.is_empty());
+    let got = store
+        .job_claim(JobClaimParams {
+            queue: "default".into(),
+            kinds: vec!["noop".into()],
+            limit: 10,
+            worker_id: "w".into(),
+        })
+        .await
+        .expect("the queue claims again");
+    assert_eq!(got.len(), 2);
+    let fences = got.iter().map(|j| j.fence()).collect();
+    assert_eq!(
+        store.job_complete_many(fences).await.unwrap(),
+        vec![true, true]
+    );
+    let Raw::Postgres(pool) = &raw else {
+        unreachable!("a PostgreSQL database")
+    };
+    let refused = sqlx::query("INSERT INTO porter_jobs (kind, errors) VALUES ('noop', '{}')")
+        .execute(pool)
+        .await
+        .expect_err("refused");
+    assert!(
+        refused.to_string().contains("porter_jobs_errors_array"),
+        "{refused}"
+    );
+}
+
 backend_case! {
     /// A database migrated up to 27 (workflow steps in an index of porter_jobs), holding two
     /// workflows, upgrades in place to the table of steps (0028): each workflow shows its
