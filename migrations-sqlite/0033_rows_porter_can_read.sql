@@ -1,5 +1,7 @@
 -- Nothing changes on SQLite (migrations-postgres/0033_rows_porter_can_read.sql refuses a row
 -- whose `errors` is not a JSON array). Here a trigger that checked `errors` and the times'
 -- format on every insert cost 17% of the batch insert's throughput (193k -> 160k jobs/s), and
--- a CHECK would need the table rebuilt: a plain INSERT keeps to the rules the README gives.
+-- a CHECK would need the table rebuilt. Instead porter reads an `errors` it cannot parse as an
+-- entry that says so, and its appends start such a history over as an array; the times' format
+-- stays the inserting program's to keep, as the README says.
 -- The version exists so that both backends record the same versions.

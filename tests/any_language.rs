@@ -1180,3 +1180,70 @@ async fn a_plain_insert_whose_errors_porter_could_not_read_is_refused() {
     assert_eq!(count(&db.store).await, 1, "only the good row went in");
     assert!(job(&db.store, id).await.errors.is_empty());
 }
+
+backend_case! {
+    /// A job whose `errors` another program wrote as porter cannot read (on SQLite anything;
+    /// on PostgreSQL, which refuses a non-array, an array of something else) no longer stops
+    /// its queue: the unreadable part reads as one entry saying so, the job is claimed, and a
+    /// failure is recorded on it. Before, every claim of the queue failed, for good, and so did
+    /// `porter jobs list`; on SQLite a failure could not be recorded on invalid JSON either.
+    async fn a_job_whose_errors_porter_cannot_read_does_not_stop_its_queue(db: TestDb) {
+        use porter::store::{JobClaimParams, JobFailParams};
+        let sql = match db.store.backend() {
+            Backend::Sqlite => {
+                "INSERT INTO porter_jobs (kind, args, errors) VALUES ('noop', '{}', '{}');
+INSERT INTO porter_jobs (kind, args, errors) VALUES ('noop', '{}', 'nonsense');
+INSERT INTO porter_jobs (kind, args, errors) VALUES ('noop', '{}', '[1]');
+SELECT count(*) FROM porter_jobs"
+            }
+            Backend::Postgres => {
+                "INSERT INTO porter_jobs (kind, args, errors) VALUES ('noop', '{}', '[1]');
+INSERT INTO porter_jobs (kind, args, errors) VALUES ('noop', '{}', '[{\"error\": 2}]');
+SELECT count(*) FROM porter_jobs"
+            }
+        };
+        let n = match db.store.backend() {
+            Backend::Sqlite => {
+                let Some(python) = python() else { return };
+                run_python_sql(&python, &db, sql).last().unwrap()[0][0].as_i64().unwrap()
+            }
+            Backend::Postgres => {
+                let Some(psql) = psql() else { return };
+                run_psql(&psql, &db, sql).lines().last().unwrap().trim().parse().unwrap()
+            }
+        };
+        let listed = db.store.job_list(Default::default()).await.expect("the list reads");
+        assert_eq!(listed.len() as i64, n);
+        for job in &listed {
+            assert!(
+                job.errors.iter().any(|e| e.error.contains("could not read")),
+                "the unreadable history says so: {job:?}"
+            );
+        }
+        let claimed = db
+            .store
+            .job_claim(JobClaimParams {
+                queue: "default".into(),
+                kinds: vec!["noop".into()],
+                limit: 10,
+                worker_id: "w".into(),
+            })
+            .await
+            .expect("the queue claims");
+        assert_eq!(claimed.len() as i64, n);
+        for job in claimed {
+            let failed = db
+                .store
+                .job_fail(JobFailParams {
+                    fence: job.fence(),
+                    error: "boom".into(),
+                    trace: None,
+                    retry_in: Duration::from_secs(60),
+                    discard: false,
+                })
+                .await
+                .expect("a failure is recorded");
+            assert_eq!(failed.errors.last().unwrap().error, "boom", "{failed:?}");
+        }
+    }
+}

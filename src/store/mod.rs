@@ -338,6 +338,47 @@ pub const MAX_TRACE_BYTES: usize = 4096;
 pub const TRACE_CUT: &str = "\n... (trace cut at 4 KiB)";
 
 /// Cuts a trace to [`MAX_TRACE_BYTES`] at a character boundary, marked with [`TRACE_CUT`].
+/// A job's error history as read from its row. porter writes a JSON array of
+/// [`AttemptError`]s; a row another program wrote may hold anything there (the README asks it
+/// to leave `errors` to its default). What cannot be read becomes one entry that says so, at
+/// `at` (the job's creation), instead of failing the read of the row, and with it every claim
+/// of the job's queue and every listing. `raw` is the stored text, or the error reading it.
+pub(crate) fn errors_read(
+    value: std::result::Result<serde_json::Value, String>,
+    at: DateTime<Utc>,
+) -> Vec<crate::job::AttemptError> {
+    let unreadable = |raw: String| {
+        let mut raw = raw;
+        if raw.len() > 200 {
+            let mut end = 200;
+            while !raw.is_char_boundary(end) {
+                end -= 1;
+            }
+            raw.truncate(end);
+            raw.push_str("...");
+        }
+        crate::job::AttemptError {
+            attempt: 0,
+            at,
+            error: format!(
+                "porter could not read this entry of the job's error history (written by another program?): {raw:?}"
+            ),
+            trace: None,
+        }
+    };
+    match value {
+        Ok(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .map(|item| {
+                serde_json::from_value::<crate::job::AttemptError>(item.clone())
+                    .unwrap_or_else(|_| unreadable(item.to_string()))
+            })
+            .collect(),
+        Ok(other) => vec![unreadable(other.to_string())],
+        Err(raw) => vec![unreadable(raw)],
+    }
+}
+
 pub(crate) fn cap_trace(trace: String) -> String {
     if trace.len() <= MAX_TRACE_BYTES {
         return trace;

@@ -682,6 +682,20 @@ fn opt_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
     s.as_deref().map(parse_time).transpose()
 }
 
+/// A job's `errors` (see [`crate::store::errors_read`]): what porter wrote reads as it is,
+/// anything else without failing the row.
+fn errors_col(s: &str, created_at: DateTime<Utc>) -> Vec<AttemptError> {
+    if s == "[]" {
+        return Vec::new();
+    }
+    serde_json::from_str::<Vec<AttemptError>>(s).unwrap_or_else(|_| {
+        crate::store::errors_read(
+            serde_json::from_str(s).map_err(|_| s.to_string()),
+            created_at,
+        )
+    })
+}
+
 fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
     serde_json::from_str(s).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
@@ -735,7 +749,10 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         priority: r.get(5)?,
         attempt: r.get(6)?,
         max_attempts: r.get(7)?,
-        errors: json_col::<Vec<AttemptError>>(&r.get::<_, String>(8)?)?,
+        errors: errors_col(
+            &r.get::<_, String>(8)?,
+            parse_time(&r.get::<_, String>(9)?)?,
+        ),
         created_at: parse_time(&r.get::<_, String>(9)?)?,
         scheduled_at: parse_time(&r.get::<_, String>(10)?)?,
         attempted_at: opt_time(r.get(11)?)?,

@@ -9,6 +9,6 @@ UPDATE porter_jobs SET
                         ELSE porter_now() END,
     finalized_at = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN porter_now() END,
     max_attempts = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN max_attempts ELSE max_attempts + 1 END,
-    errors       = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', ?4))
+    errors       = json_insert(CASE WHEN NOT json_valid(errors) THEN '[]' WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', ?4))
 WHERE id = ?1 AND state = 'running' AND attempt = ?2 AND attempted_by = ?3
 RETURNING *

@@ -8,17 +8,17 @@
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
     state        = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN 'cancelled'
-                        WHEN attempt >= max_attempts AND (SELECT count(*) FROM json_each(porter_jobs.errors)
+                        WHEN attempt >= max_attempts AND (SELECT count(*) FROM json_each(CASE WHEN json_valid(porter_jobs.errors) THEN porter_jobs.errors ELSE '[]' END)
                              WHERE json_extract(value, '$.error') = 'worker lost') >= 2 THEN 'discarded'
                         ELSE 'retryable' END,
-    max_attempts = max_attempts + CASE WHEN (SELECT count(*) FROM json_each(porter_jobs.errors)
+    max_attempts = max_attempts + CASE WHEN (SELECT count(*) FROM json_each(CASE WHEN json_valid(porter_jobs.errors) THEN porter_jobs.errors ELSE '[]' END)
                         WHERE json_extract(value, '$.error') = 'worker lost') < 2 THEN 1 ELSE 0 END,
     scheduled_at = porter_now(),
     finalized_at = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL
-                          OR (attempt >= max_attempts AND (SELECT count(*) FROM json_each(porter_jobs.errors)
+                          OR (attempt >= max_attempts AND (SELECT count(*) FROM json_each(CASE WHEN json_valid(porter_jobs.errors) THEN porter_jobs.errors ELSE '[]' END)
                               WHERE json_extract(value, '$.error') = 'worker lost') >= 2)
                         THEN porter_now() END,
-    errors       = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', 'worker lost'))
+    errors       = json_insert(CASE WHEN NOT json_valid(errors) THEN '[]' WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', 'worker lost'))
 WHERE id IN (
     SELECT id FROM porter_jobs
     WHERE state = 'running'

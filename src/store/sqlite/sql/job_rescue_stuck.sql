@@ -10,7 +10,7 @@ UPDATE porter_jobs SET
     scheduled_at = porter_now(),
     finalized_at = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL OR attempt >= max_attempts
                         THEN porter_now() END,
-    errors       = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', 'job ran past its timeout'))
+    errors       = json_insert(CASE WHEN NOT json_valid(errors) THEN '[]' WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', 'job ran past its timeout'))
 WHERE id IN (
     SELECT id FROM (
         SELECT j.id, j.attempted_at,
