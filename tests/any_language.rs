@@ -1185,51 +1185,55 @@ backend_case! {
     /// A job whose `errors` another program wrote as porter cannot read (on SQLite anything;
     /// on PostgreSQL, which refuses a non-array, an array of something else) no longer stops
     /// its queue: the unreadable part reads as one entry saying so, the job is claimed, and a
-    /// failure is recorded on it. Before, every claim of the queue failed, for good, and so did
-    /// `porter jobs list`; on SQLite a failure could not be recorded on invalid JSON either.
+    /// failure, a lost worker's rescue and a parent's cancel are recorded on it. Before, every
+    /// claim of the queue failed, for good, and so did `porter jobs list`; on SQLite a failure
+    /// could not be recorded on invalid JSON, a rescue pass failed whole on a history holding a
+    /// string, and a parent could not end while a waiting child's history was invalid JSON.
     async fn a_job_whose_errors_porter_cannot_read_does_not_stop_its_queue(db: TestDb) {
-        use porter::store::{JobClaimParams, JobFailParams};
-        let sql = match db.store.backend() {
-            Backend::Sqlite => {
-                "INSERT INTO porter_jobs (kind, args, errors) VALUES ('noop', '{}', '{}');
-INSERT INTO porter_jobs (kind, args, errors) VALUES ('noop', '{}', 'nonsense');
-INSERT INTO porter_jobs (kind, args, errors) VALUES ('noop', '{}', '[1]');
-SELECT count(*) FROM porter_jobs"
-            }
-            Backend::Postgres => {
-                "INSERT INTO porter_jobs (kind, args, errors) VALUES ('noop', '{}', '[1]');
-INSERT INTO porter_jobs (kind, args, errors) VALUES ('noop', '{}', '[{\"error\": 2}]');
-SELECT count(*) FROM porter_jobs"
-            }
+        use porter::store::{JobClaimParams, JobFailParams, JobRescueParams};
+        let broken: &[&str] = match db.store.backend() {
+            Backend::Sqlite => &["'{}'", "'nonsense'", "'[1]'", "'[\"x\"]'", "'{\"a\":\"x\"}'", "x'00ff'"],
+            Backend::Postgres => &["'[1]'", "'[\"x\"]'", "'[{\"error\": 2}]'"],
         };
+        let mut sql = String::new();
+        for errors in broken {
+            sql.push_str(&format!(
+                "INSERT INTO porter_jobs (kind, args, errors) VALUES ('noop', '{{}}', {errors});\n"
+            ));
+        }
+        // A parent and a waiting child whose history is broken too.
+        let child_errors = broken[1];
+        sql.push_str(&format!(
+            "INSERT INTO porter_jobs (kind, queue, args, has_dependents) VALUES ('noop', 'parents', '{{}}', true);
+INSERT INTO porter_jobs (kind, queue, args, state, waiting_for, errors) VALUES ('noop', 'parents', '{{}}', 'pending', 1, {child_errors});
+INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) SELECT max(id), max(id) - 1, false, false FROM porter_jobs;
+SELECT count(*) FROM porter_jobs WHERE queue = 'default'"
+        ));
         let n = match db.store.backend() {
             Backend::Sqlite => {
                 let Some(python) = python() else { return };
-                run_python_sql(&python, &db, sql).last().unwrap()[0][0].as_i64().unwrap()
+                run_python_sql(&python, &db, &sql).last().unwrap()[0][0].as_i64().unwrap()
             }
             Backend::Postgres => {
                 let Some(psql) = psql() else { return };
-                run_psql(&psql, &db, sql).lines().last().unwrap().trim().parse().unwrap()
+                run_psql(&psql, &db, &sql).lines().last().unwrap().trim().parse().unwrap()
             }
         };
+        assert_eq!(n, broken.len() as i64);
         let listed = db.store.job_list(Default::default()).await.expect("the list reads");
-        assert_eq!(listed.len() as i64, n);
-        for job in &listed {
-            assert!(
-                job.errors.iter().any(|e| e.error.contains("could not read")),
-                "the unreadable history says so: {job:?}"
-            );
-        }
-        let claimed = db
-            .store
-            .job_claim(JobClaimParams {
+        let unreadable = |job: &porter::JobRow| {
+            job.errors.iter().any(|e| e.error.contains("could not read"))
+        };
+        assert_eq!(listed.iter().filter(|j| unreadable(j)).count() as i64, n + 1, "{listed:?}");
+        let claim = |worker: &'static str| {
+            db.store.job_claim(JobClaimParams {
                 queue: "default".into(),
                 kinds: vec!["noop".into()],
-                limit: 10,
-                worker_id: "w".into(),
+                limit: 100,
+                worker_id: worker.into(),
             })
-            .await
-            .expect("the queue claims");
+        };
+        let claimed = claim("w").await.expect("the queue claims");
         assert_eq!(claimed.len() as i64, n);
         for job in claimed {
             let failed = db
@@ -1238,12 +1242,33 @@ SELECT count(*) FROM porter_jobs"
                     fence: job.fence(),
                     error: "boom".into(),
                     trace: None,
-                    retry_in: Duration::from_secs(60),
+                    retry_in: Duration::ZERO,
                     discard: false,
                 })
                 .await
                 .expect("a failure is recorded");
             assert_eq!(failed.errors.last().unwrap().error, "boom", "{failed:?}");
         }
+        // Claimed again by a worker that never registered (lost at once), and rescued.
+        let again = claim("gone").await.expect("the queue claims again");
+        assert_eq!(again.len() as i64, n);
+        let rescued = db
+            .store
+            .job_rescue(JobRescueParams {
+                lease: Duration::from_secs(15),
+                stuck_after: Vec::new(),
+                limit: 100,
+                by: None,
+            })
+            .await
+            .expect("the rescue pass goes through");
+        assert_eq!(rescued.retried as i64, n);
+        // The parent ends cancelled, and cancels its child.
+        let parent = listed.iter().find(|j| j.queue == "parents" && j.state == JobState::Available).unwrap();
+        db.store.job_cancel(parent.id).await.expect("the parent is cancelled");
+        let child = listed.iter().find(|j| j.queue == "parents" && j.state == JobState::Pending).unwrap();
+        let child = job(&db.store, child.id).await;
+        assert_eq!(child.state, JobState::Cancelled, "{child:?}");
+        assert!(child.errors.last().unwrap().error.contains("was cancelled"), "{child:?}");
     }
 }

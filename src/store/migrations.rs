@@ -176,6 +176,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "0032_enqueue_parents_sequence_locks.sql"
         ),
         migration!(33, "rows_porter_can_read", "0033_rows_porter_can_read.sql"),
+        migration!(
+            34,
+            "parent_failed_append_guarded",
+            "0034_parent_failed_append_guarded.sql"
+        ),
     ],
 };
 

@@ -337,7 +337,6 @@ pub const MAX_TRACE_BYTES: usize = 4096;
 /// The marker a cut trace ends with (within [`MAX_TRACE_BYTES`]).
 pub const TRACE_CUT: &str = "\n... (trace cut at 4 KiB)";
 
-/// Cuts a trace to [`MAX_TRACE_BYTES`] at a character boundary, marked with [`TRACE_CUT`].
 /// A job's error history as read from its row. porter writes a JSON array of
 /// [`AttemptError`]s; a row another program wrote may hold anything there (the README asks it
 /// to leave `errors` to its default). What cannot be read becomes one entry that says so, at
@@ -379,6 +378,7 @@ pub(crate) fn errors_read(
     }
 }
 
+/// Cuts a trace to [`MAX_TRACE_BYTES`] at a character boundary, marked with [`TRACE_CUT`].
 pub(crate) fn cap_trace(trace: String) -> String {
     if trace.len() <= MAX_TRACE_BYTES {
         return trace;

@@ -576,12 +576,13 @@ fn job_from_row(r: PgRow) -> sqlx::Result<JobRow> {
         errors: match r.try_get::<Json<Vec<AttemptError>>, _>("errors") {
             Ok(errors) => errors.0,
             // Not as porter writes it (see crate::store::errors_read): read without failing.
-            Err(_) => crate::store::errors_read(
+            Err(sqlx::Error::ColumnDecode { .. }) => crate::store::errors_read(
                 r.try_get::<Json<serde_json::Value>, _>("errors")
                     .map(|v| v.0)
                     .map_err(|e| e.to_string()),
                 r.try_get("created_at")?,
             ),
+            Err(e) => return Err(e),
         },
         created_at: r.try_get("created_at")?,
         scheduled_at: r.try_get("scheduled_at")?,

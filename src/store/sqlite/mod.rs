@@ -683,14 +683,22 @@ fn opt_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
 }
 
 /// A job's `errors` (see [`crate::store::errors_read`]): what porter wrote reads as it is,
-/// anything else without failing the row.
-fn errors_col(s: &str, created_at: DateTime<Utc>) -> Vec<AttemptError> {
-    if s == "[]" {
+/// anything else (another program's text, a blob, bytes that are not UTF-8) without failing
+/// the row.
+fn errors_col(v: rusqlite::types::ValueRef<'_>, created_at: DateTime<Utc>) -> Vec<AttemptError> {
+    use rusqlite::types::ValueRef;
+    let text = match v {
+        ValueRef::Text(b) | ValueRef::Blob(b) => String::from_utf8_lossy(b),
+        ValueRef::Null => "null".into(),
+        ValueRef::Integer(i) => i.to_string().into(),
+        ValueRef::Real(f) => f.to_string().into(),
+    };
+    if text == "[]" {
         return Vec::new();
     }
-    serde_json::from_str::<Vec<AttemptError>>(s).unwrap_or_else(|_| {
+    serde_json::from_str::<Vec<AttemptError>>(&text).unwrap_or_else(|_| {
         crate::store::errors_read(
-            serde_json::from_str(s).map_err(|_| s.to_string()),
+            serde_json::from_str(&text).map_err(|_| text.to_string()),
             created_at,
         )
     })
@@ -738,6 +746,7 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         "job rows are read by position"
     );
     let state: String = r.get(4)?;
+    let created_at = parse_time(&r.get::<_, String>(9)?)?;
     Ok(JobRow {
         id: r.get(0)?,
         kind: r.get(1)?,
@@ -749,11 +758,8 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         priority: r.get(5)?,
         attempt: r.get(6)?,
         max_attempts: r.get(7)?,
-        errors: errors_col(
-            &r.get::<_, String>(8)?,
-            parse_time(&r.get::<_, String>(9)?)?,
-        ),
-        created_at: parse_time(&r.get::<_, String>(9)?)?,
+        errors: errors_col(r.get_ref(8)?, created_at),
+        created_at,
         scheduled_at: parse_time(&r.get::<_, String>(10)?)?,
         attempted_at: opt_time(r.get(11)?)?,
         finalized_at: opt_time(r.get(12)?)?,

@@ -4,19 +4,20 @@
 -- A worker lost by a crash, a kill or a partition does not use up its job's attempt (as for a
 -- shutdown, max_attempts grows by one) for the job's first two such losses; from the third
 -- on it counts, so a job that kills its worker every time still ends discarded. The count
--- is of the "worker lost" entries already in its history.
+-- is of the "worker lost" entries already in its history (read only from an array of objects:
+-- another program may have written anything there, and json_extract fails on a bare string).
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
     state        = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN 'cancelled'
-                        WHEN attempt >= max_attempts AND (SELECT count(*) FROM json_each(CASE WHEN json_valid(porter_jobs.errors) THEN porter_jobs.errors ELSE '[]' END)
-                             WHERE json_extract(value, '$.error') = 'worker lost') >= 2 THEN 'discarded'
+                        WHEN attempt >= max_attempts AND (SELECT count(*) FROM json_each(CASE WHEN NOT json_valid(porter_jobs.errors) THEN '[]' WHEN json_type(porter_jobs.errors) = 'array' THEN porter_jobs.errors ELSE '[]' END)
+                             WHERE CASE WHEN type = 'object' THEN json_extract(value, '$.error') END = 'worker lost') >= 2 THEN 'discarded'
                         ELSE 'retryable' END,
-    max_attempts = max_attempts + CASE WHEN (SELECT count(*) FROM json_each(CASE WHEN json_valid(porter_jobs.errors) THEN porter_jobs.errors ELSE '[]' END)
-                        WHERE json_extract(value, '$.error') = 'worker lost') < 2 THEN 1 ELSE 0 END,
+    max_attempts = max_attempts + CASE WHEN (SELECT count(*) FROM json_each(CASE WHEN NOT json_valid(porter_jobs.errors) THEN '[]' WHEN json_type(porter_jobs.errors) = 'array' THEN porter_jobs.errors ELSE '[]' END)
+                        WHERE CASE WHEN type = 'object' THEN json_extract(value, '$.error') END = 'worker lost') < 2 THEN 1 ELSE 0 END,
     scheduled_at = porter_now(),
     finalized_at = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL
-                          OR (attempt >= max_attempts AND (SELECT count(*) FROM json_each(CASE WHEN json_valid(porter_jobs.errors) THEN porter_jobs.errors ELSE '[]' END)
-                              WHERE json_extract(value, '$.error') = 'worker lost') >= 2)
+                          OR (attempt >= max_attempts AND (SELECT count(*) FROM json_each(CASE WHEN NOT json_valid(porter_jobs.errors) THEN '[]' WHEN json_type(porter_jobs.errors) = 'array' THEN porter_jobs.errors ELSE '[]' END)
+                              WHERE CASE WHEN type = 'object' THEN json_extract(value, '$.error') END = 'worker lost') >= 2)
                         THEN porter_now() END,
     errors       = json_insert(CASE WHEN NOT json_valid(errors) THEN '[]' WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', 'worker lost'))
 WHERE id IN (

@@ -1,0 +1,5 @@
+-- Nothing changes on PostgreSQL (migrations-sqlite/0034_parent_failed_append_guarded.sql makes
+-- SQLite's parent-failed trigger append to a child's history that another program wrote as
+-- something other than a JSON array). Here `errors || jsonb_build_array(...)` cannot fail, and
+-- 0033 keeps `errors` an array. The version exists so that both backends record the same
+-- versions.
