@@ -601,13 +601,8 @@ backend_case! {
     /// Issue 11.6: a worker whose last recorded heartbeat is older than half its lease takes
     /// on no new work (others may soon judge it lost) until a heartbeat is recorded again.
     async fn stops_claiming_while_its_heartbeat_is_overdue(db: TestDb) {
-        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        let (gated, workers, cfg) = gated_worker(&db, &[("default", 5)], Duration::from_millis(1500));
         let client = Client::new(db.store.clone());
-        let mut workers = Workers::new();
-        crate::common::add_queue_workers(&mut workers);
-        let mut cfg = config(&[("default", 5)]);
-        cfg.lease = Duration::from_millis(1500);
-        cfg.maintenance = false;
         let rt = start(gated.store(), workers, cfg);
         let first = client
             .insert(&porter::jobs::Noop {}, None)
@@ -698,18 +693,33 @@ backend_case! {
     }
 }
 
+/// A gated store over `db` and a worker of the queue workers for it: `queues`, `lease`, no
+/// maintenance (the stalled- and failed-write cases).
+fn gated_worker(
+    db: &crate::common::TestDb,
+    queues: &[(&str, usize)],
+    lease: Duration,
+) -> (
+    Arc<crate::chaos_gated_store::GatedStore>,
+    Workers,
+    RuntimeConfig,
+) {
+    let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+    let mut workers = Workers::new();
+    crate::common::add_queue_workers(&mut workers);
+    let mut cfg = config(queues);
+    cfg.lease = lease;
+    cfg.maintenance = false;
+    (gated, workers, cfg)
+}
+
 /// Runs `job` on a worker (lease 1.5 s, no maintenance) whose completions are refused, until
 /// the reconcile put the job back (an entry in its history); completions work again after.
 async fn unrecorded_completion_put_back<A: porter::JobArgs>(
     db: &crate::common::TestDb,
     job: &A,
 ) -> (i64, Running) {
-    let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-    let mut workers = Workers::new();
-    crate::common::add_queue_workers(&mut workers);
-    let mut cfg = config(&[("default", 5)]);
-    cfg.lease = Duration::from_millis(1500);
-    cfg.maintenance = false;
+    let (gated, workers, cfg) = gated_worker(db, &[("default", 5)], Duration::from_millis(1500));
     gated.fail_completions(true);
     let rt = start(gated.store(), workers, cfg);
     let id = Client::new(db.store.clone())
@@ -762,12 +772,7 @@ backend_case! {
     /// count as unwritten, as a write given up on does, and the next reconcile looked up every
     /// running job of the worker, with claims locked out, after each such outcome.
     async fn a_fenced_off_outcome_does_not_make_the_reconcile_look_at_all(db: TestDb) {
-        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-        let mut workers = Workers::new();
-        crate::common::add_queue_workers(&mut workers);
-        let mut cfg = config(&[("default", 2)]);
-        cfg.lease = Duration::from_millis(1500);
-        cfg.maintenance = false;
+        let (gated, workers, cfg) = gated_worker(&db, &[("default", 2)], Duration::from_millis(1500));
         let rt = start(gated.store(), workers, cfg);
         eventually("a first reconcile", || async { gated.listings().len() >= 2 }).await;
         let client = Client::new(db.store.clone());
@@ -806,12 +811,7 @@ backend_case! {
     /// batch had taken waited for it for good. The batch is now given up on as a failed write
     /// is (its jobs put back by the reconcile and run again), and the completer goes on.
     async fn a_panic_in_a_completion_write_loses_no_later_completion(db: TestDb) {
-        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-        let mut workers = Workers::new();
-        crate::common::add_queue_workers(&mut workers);
-        let mut cfg = config(&[("default", 5)]);
-        cfg.lease = Duration::from_millis(1500);
-        cfg.maintenance = false;
+        let (gated, workers, cfg) = gated_worker(&db, &[("default", 5)], Duration::from_millis(1500));
         gated.panic_next_completion();
         let rt = start(gated.store(), workers, cfg);
         let client = Client::new(db.store.clone());
@@ -873,13 +873,9 @@ backend_case! {
     /// about 70 s, and the final put-back ten times more: a shutdown of a 500 ms timeout took
     /// 80 s, and a deploy's supervisor killed it first.
     async fn a_shutdown_during_an_outage_gives_up_on_its_writes_in_time(db: TestDb) {
-        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-        let mut workers = Workers::new();
-        crate::common::add_queue_workers(&mut workers);
-        let mut cfg = config(&[("default", 2)]);
+        // A lease of 60 s: no reconcile before the stop.
+        let (gated, workers, mut cfg) = gated_worker(&db, &[("default", 2)], Duration::from_secs(60));
         cfg.shutdown_timeout = Duration::from_millis(500);
-        cfg.lease = Duration::from_secs(60); // no reconcile before the stop
-        cfg.maintenance = false;
         let runtime = Runtime::new(gated.store(), workers, cfg);
         let me = runtime.identity().id.clone();
         let shutdown = Shutdown::new();
@@ -1695,13 +1691,12 @@ backend_case! {
 fn stall_runtime(
     db: &crate::common::TestDb,
 ) -> (Arc<crate::chaos_gated_store::GatedStore>, Client, Runtime) {
-    let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+    let (gated, workers, cfg) = gated_worker(
+        db,
+        &[("default", 3), ("other", 3)],
+        Duration::from_millis(1500),
+    );
     let client = Client::new(db.store.clone());
-    let mut workers = Workers::new();
-    crate::common::add_queue_workers(&mut workers);
-    let mut cfg = config(&[("default", 3), ("other", 3)]);
-    cfg.lease = Duration::from_millis(1500);
-    cfg.maintenance = false;
     let runtime = Runtime::new(gated.store(), workers, cfg);
     (gated, client, runtime)
 }

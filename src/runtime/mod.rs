@@ -309,8 +309,13 @@ pub(crate) struct Strays {
     log: std::sync::Mutex<StrayLog>,
 }
 
-/// The number the next reconcile gets, and the last reconciles' strays by number.
-type StrayLog = (u64, std::collections::VecDeque<(u64, Vec<(i64, i32)>)>);
+#[derive(Default)]
+struct StrayLog {
+    /// The number the next reconcile gets.
+    next: u64,
+    /// The last reconciles' strays, by number, oldest first.
+    recent: std::collections::VecDeque<(u64, Vec<(i64, i32)>)>,
+}
 
 /// The jobs reconciles took for strays since a claim began (see [`Strays::taken_since`]).
 pub(crate) struct Taken {
@@ -328,17 +333,17 @@ impl Taken {
 impl Strays {
     /// The number the next reconcile gets; taken under `claiming` (shared).
     pub(crate) fn mark(&self) -> u64 {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).0
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).next
     }
 
     /// A reconcile's strays; recorded under `claiming` (exclusive).
     fn record(&self, strays: impl Iterator<Item = (i64, i32)>) {
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        let n = log.0;
-        log.0 += 1;
-        log.1.push_back((n, strays.collect()));
-        if log.1.len() > STRAY_LOG {
-            log.1.pop_front();
+        let n = log.next;
+        log.next += 1;
+        log.recent.push_back((n, strays.collect()));
+        if log.recent.len() > STRAY_LOG {
+            log.recent.pop_front();
         }
     }
 
@@ -346,12 +351,12 @@ impl Strays {
     /// when none has run since. Asked under `claiming` (shared).
     pub(crate) fn taken_since(&self, since: u64) -> Option<Taken> {
         let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        if log.0 == since {
+        if log.next == since {
             return None;
         }
-        let all = log.1.front().is_none_or(|(n, _)| *n > since);
+        let all = log.recent.front().is_none_or(|(n, _)| *n > since);
         let jobs = log
-            .1
+            .recent
             .iter()
             .filter(|(n, _)| *n >= since)
             .flat_map(|(_, strays)| strays.iter().copied())
@@ -448,19 +453,13 @@ async fn reconcile_since(ctx: &Ctx, all: bool) -> Result<usize> {
     let now = ctx.store.now().await?;
     let strays: Vec<_> = {
         let _no_claims = ctx.claiming.write().await;
-        let listed = ctx.store.job_list_running(&ctx.identity.id, since).await;
+        let listed = ctx.store.job_list_running(&ctx.identity.id, since).await?;
         let strays: Vec<_> = listed
-            .as_ref()
-            .map(|listed| {
-                listed
-                    .iter()
-                    .filter(|f| !ctx.owned.contains(f.id, f.attempt))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
+            .into_iter()
+            .filter(|f| !ctx.owned.contains(f.id, f.attempt))
+            .collect();
+        // (A lookup that failed puts nothing back, so it has nothing to record.)
         ctx.strays.record(strays.iter().map(|f| (f.id, f.attempt)));
-        listed?;
         strays
     };
     // A stray's attempt can never become one this worker holds (a new claim counts a new

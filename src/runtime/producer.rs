@@ -420,15 +420,15 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
                 // taken some of its jobs for strays, and puts them back: those go back
                 // unstarted (fenced off where the reconcile's came first), so that none runs
                 // beside its own rerun. The others start.
-                let taken = ctx.strays.taken_since(since);
-                let back: Vec<JobRow> = if taken.is_none() {
-                    Vec::new()
-                } else {
-                    let (back, keep) = jobs
-                        .into_iter()
-                        .partition(|j| taken.as_ref().is_some_and(|t| t.contains(j.id, j.attempt)));
-                    jobs = keep;
-                    back
+                let back: Vec<JobRow> = match ctx.strays.taken_since(since) {
+                    None => Vec::new(),
+                    Some(taken) => {
+                        let (back, keep) = jobs
+                            .into_iter()
+                            .partition(|j| taken.contains(j.id, j.attempt));
+                        jobs = keep;
+                        back
+                    }
                 };
                 drop(claiming);
                 if failures > 0 {
