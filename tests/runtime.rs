@@ -1843,6 +1843,42 @@ backend_case! {
 }
 
 backend_case! {
+    /// The jobs of a late claim along that no reconcile took for strays start, as a producer's
+    /// late claim's do. (A claim along whose write outlasted an eighth of the lease gave back
+    /// every job it took, and so, on a database slow enough, every job of every claim along.)
+    async fn the_jobs_of_a_late_claim_along_no_reconcile_took_start(db: TestDb) {
+        let (gated, counter, workers, mut cfg, first) = late_claim_runtime(&db).await;
+        cfg.queues = vec![("default".into(), 2)];
+        // The first job runs; its completion takes the order its producer posted after a short
+        // claim, and the write, held up, reaches the database only once the gate opens.
+        gated.close();
+        let rt = start(gated.store(), workers, cfg);
+        eventually("the first job ran", || async {
+            counter.runs.lock().unwrap().contains_key(&first)
+        })
+        .await;
+        let id = Client::new(db.store.clone())
+            .insert(&Count { n: 2 }, None)
+            .await
+            .unwrap()
+            .job
+            .id;
+        eventually("a reconcile while the write is held up", || async {
+            !gated.listings().is_empty()
+        })
+        .await;
+        gated.open();
+        let row = wait_state(&db.store, id, JobState::Completed).await;
+        rt.stop().await;
+        assert!(
+            row.attempt == 1 && row.errors.is_empty(),
+            "started from the late claim along: {row:?}"
+        );
+        assert_eq!(counter.runs.lock().unwrap().get(&id).copied(), Some(1));
+    }
+}
+
+backend_case! {
     /// The jobs a stalled claim along took come back late, and are given back unstarted; until
     /// they are, they count against the queue's bound. Their producer was told its order was
     /// filled before they were given back, and claimed its whole budget beside them: more jobs

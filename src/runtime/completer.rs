@@ -259,10 +259,11 @@ async fn write_batch(
 /// (`claiming`) until the claimed jobs are in `owned`, but for at most an eighth of the lease.
 /// A write that takes longer (a stalled database, an exhausted pool) must not keep the
 /// heartbeat loop's reconcile waiting, and behind it (the lock favours a waiting writer) every
-/// producer: past that, the lock is let go, and the jobs the write claims are given back
-/// unstarted (the reconcile may have put them back already: their release is then fenced
-/// off). A failed try leaves the retries ([`write`]) to complete only. Returns what [`write`]
-/// returns and, per order, what became of its claim.
+/// producer: past that, the lock is let go until the write returns, and of the jobs it
+/// claimed, those a reconcile took for strays meanwhile are given back unstarted (that
+/// reconcile puts them back too: the later release is fenced off), as a producer's own late
+/// claim does. A failed try leaves the retries ([`write`]) to complete only. Returns what
+/// [`write`] returns and, per order, what became of its claim.
 async fn claim_along(
     sh: &Shared,
     ctx: &Ctx,
@@ -271,15 +272,18 @@ async fn claim_along(
 ) -> ((Vec<bool>, bool), Vec<producer::Claim>) {
     let claims = orders.iter().map(|o| o.params.clone()).collect();
     let claiming = ctx.claiming.read().await;
+    let since = ctx.strays.mark();
     let first = sh.store.job_complete_and_claim(fences.clone(), claims);
     tokio::pin!(first);
-    let (result, claiming) = match tokio::time::timeout(ctx.config.lease / 8, &mut first).await {
-        Ok(result) => (result, Some(claiming)),
-        Err(_) => {
-            drop(claiming);
-            (first.await, None)
-        }
-    };
+    let (result, claiming, late) =
+        match tokio::time::timeout(ctx.config.lease / 8, &mut first).await {
+            Ok(result) => (result, claiming, false),
+            Err(_) => {
+                drop(claiming);
+                let result = first.await;
+                (result, ctx.claiming.read().await, true)
+            }
+        };
     let (changed, claimed) = match result {
         Ok((changed, claimed)) => ((changed, false), claimed),
         Err(e) => {
@@ -292,29 +296,37 @@ async fn claim_along(
             );
         }
     };
-    // Known from here on as this worker's, whether they start or go back.
-    let late = claiming.is_none();
+    // Known from here on as this worker's, whether they start or go back. What reconciles
+    // took for strays is asked under the lock, so that none takes more meanwhile.
+    let taken = if late {
+        ctx.strays.taken_since(since)
+    } else {
+        None
+    };
     let jobs = claimed.iter().flatten();
     let n = jobs.clone().count();
     sh.owned.insert_all(jobs.map(|j| (j.id, j.attempt)));
     sh.running.fetch_add(n, Ordering::AcqRel);
     drop(claiming);
-    if late && n > 0 {
-        warn!(
-            jobs = n,
-            "a completion write that claimed along took too long to keep the reconcile waiting; giving the jobs it claimed back"
-        );
-    }
-    let claims = claimed
+    let claims: Vec<producer::Claim> = claimed
         .into_iter()
-        .map(|jobs| {
-            if late {
-                producer::Claim::Late(jobs)
-            } else {
-                producer::Claim::Jobs(jobs)
+        .map(|jobs| match &taken {
+            None => producer::Claim::Jobs(jobs),
+            Some(taken) => {
+                let (back, start) = jobs
+                    .into_iter()
+                    .partition(|j| taken.contains(j.id, j.attempt));
+                producer::Claim::Late { start, back }
             }
         })
         .collect();
+    let back: usize = claims.iter().map(producer::Claim::given_back).sum();
+    if back > 0 {
+        warn!(
+            jobs = back,
+            "a completion write that claimed along took too long to keep the reconcile waiting, which took jobs it claimed for strays; giving them back"
+        );
+    }
     (changed, claims)
 }
 

@@ -110,9 +110,22 @@ pub(super) enum Claim {
     NotMade,
     /// These jobs, to start.
     Jobs(Vec<JobRow>),
-    /// These jobs, claimed by a write too slow to keep the reconcile waiting (see the
-    /// completer): given back unstarted.
-    Late(Vec<JobRow>),
+    /// The jobs of a write too slow to keep the reconcile waiting (see the completer): those a
+    /// reconcile took for strays meanwhile go back unstarted, the others start.
+    Late {
+        start: Vec<JobRow>,
+        back: Vec<JobRow>,
+    },
+}
+
+impl Claim {
+    /// How many of its jobs go back unstarted.
+    pub(super) fn given_back(&self) -> usize {
+        match self {
+            Claim::Late { back, .. } => back.len(),
+            Claim::NotMade | Claim::Jobs(_) => 0,
+        }
+    }
 }
 
 /// An order the completer took: it claims with `params` in its next write. One dropped
@@ -199,7 +212,7 @@ pub(super) async fn fill_order(
             Vec::new(),
         ),
         Claim::NotMade => (true, false, Vec::new(), Vec::new()),
-        Claim::Late(jobs) => (true, false, Vec::new(), jobs),
+        Claim::Late { start, back } => (true, !start.is_empty(), start, back),
     };
     let mut jobs = Vec::new();
     for row in to_start {
