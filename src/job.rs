@@ -200,6 +200,12 @@ pub struct JobRow {
     /// The sequence it runs in ([`InsertOpts::sequence_key`]), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence_key: Option<String>,
+    /// What porter could not read of this row, if anything: a value another program wrote
+    /// that porter's reader refuses (JSON it cannot parse, a number past an `f64`, a column of
+    /// the wrong type). The unreadable columns read as placeholders (`null` JSON, priority 1,
+    /// one attempt); a worker discards such a job without running it, naming this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// What a worker-side write must match: the job, the attempt and the worker holding it.

@@ -275,6 +275,7 @@ pub async fn work<A: JobArgs, W: Worker<A>>(
         progress: None,
         concurrency_key: None,
         sequence_key: None,
+        unreadable: None,
     };
     let cancel = CancellationToken::new();
     let job = Job::new(args, row, cancel.clone());

@@ -448,6 +448,11 @@ mod postgres_only {
         json!({ "s": "x".repeat(bytes - 8) })
     }
 
+    /// `levels` arrays around a number.
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(json!(1), |v, _| json!([v]))
+    }
+
     /// Bad input the library refuses, refused by porter_enqueue with the library's own message,
     /// and nothing inserted.
     fn refused() -> Vec<(&'static str, Call)> {
@@ -624,6 +629,20 @@ mod postgres_only {
                 }),
             ),
             (
+                "args nested 128 levels deep",
+                k(Call {
+                    args: Some(nested(128)),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "metadata nested 128 levels deep",
+                k(Call {
+                    metadata: Some(json!({ "m": nested(127) })),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
                 "due before 1970",
                 k(Call {
                     scheduled_at: Some("1969-12-31T23:59:59Z".into()),
@@ -684,6 +703,16 @@ mod postgres_only {
                 "args not JSON",
                 "SELECT porter_enqueue('noop', 'nope')",
                 "invalid input syntax for type json",
+            ),
+            (
+                "a number past an f64 in the args",
+                r#"SELECT porter_enqueue('noop', '{"n": [1, -1e400]}')"#,
+                "invalid args: hold a number past the range porter reads",
+            ),
+            (
+                "a number past an f64 in the metadata",
+                r#"SELECT porter_enqueue('noop', metadata => '{"n": 1e309}')"#,
+                "invalid metadata: hold a number past the range porter reads",
             ),
             (
                 "NULL among the parents",
@@ -1270,5 +1299,84 @@ SELECT count(*) FROM porter_jobs WHERE queue = 'default'"
         let child = job(&db.store, child.id).await;
         assert_eq!(child.state, JobState::Cancelled, "{child:?}");
         assert!(child.errors.last().unwrap().error.contains("was cancelled"), "{child:?}");
+    }
+}
+
+backend_case! {
+    /// Rows another program inserted with values porter cannot read back (a number past an
+    /// f64's range, JSON nested deeper than porter's reader goes, an escape of half a UTF-16
+    /// pair, a REAL priority, a max_attempts past 32 bits) do not stop their queue: a worker
+    /// discards each without running it, naming what it could not read, and runs the other jobs
+    /// beside them; listings read them. Text stored as a BLOB reads as its text, and runs. Before,
+    /// every claim of the queue failed, for good, and so did `porter jobs list`; on PostgreSQL
+    /// the claim had committed first, so the good jobs it took stayed `running` under a live
+    /// worker and never ran.
+    async fn a_job_porter_cannot_read_is_discarded_and_its_queue_runs(db: TestDb) {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        // (the row's columns and values, whether porter can read it)
+        let rows: Vec<(String, bool)> = match db.store.backend() {
+            Backend::Sqlite => vec![
+                ("(kind, args) VALUES ('noop', '{\"n\": 1e400}')".into(), false),
+                (format!("(kind, args) VALUES ('noop', '{deep}')"), false),
+                ("(kind, args) VALUES ('noop', '{\"p\": \"caf\\udce9\"}')".into(), false),
+                ("(kind, args, metadata) VALUES ('noop', '{}', '{\"x\": 1e400}')".into(), false),
+                ("(kind, args, priority) VALUES ('noop', '{}', 1.5)".into(), false),
+                ("(kind, args, max_attempts) VALUES ('noop', '{}', 2.5)".into(), false),
+                ("(kind, args, max_attempts) VALUES ('noop', '{}', 1000000000000)".into(), false),
+                ("(kind, args) VALUES ('noop', x'7b7d')".into(), true),
+                ("(kind, args, unique_key) VALUES ('noop', '{}', x'6b6579')".into(), true),
+                ("(kind, args) VALUES ('noop', '{\"good\": 1}')".into(), true),
+            ],
+            Backend::Postgres => vec![
+                ("(kind, args) VALUES ('noop', '{\"n\": 1e400}')".into(), false),
+                (format!("(kind, args) VALUES ('noop', '{deep}')"), false),
+                ("(kind, args, metadata) VALUES ('noop', '{}', '{\"x\": 1e400}')".into(), false),
+                ("(kind, args) VALUES ('noop', '{\"good\": 1}')".into(), true),
+            ],
+        };
+        let mut sql: String = rows
+            .iter()
+            .map(|(values, _)| format!("INSERT INTO porter_jobs {values};\n"))
+            .collect();
+        sql.push_str("SELECT count(*) FROM porter_jobs");
+        let workdir = tempfile::tempdir().unwrap();
+        let _worker = start_worker(&db, workdir.path());
+        match db.store.backend() {
+            Backend::Sqlite => {
+                let Some(python) = python() else { return };
+                run_python_sql(&python, &db, &sql);
+            }
+            Backend::Postgres => {
+                let Some(psql) = psql() else { return };
+                // A plain INSERT does not wake the worker; its NOTIFY does.
+                sql.push_str(";\nSELECT pg_notify('porter_insert', 'default')");
+                run_psql(&psql, &db, &sql);
+            }
+        }
+        let listed = db.store.job_list(Default::default()).await.expect("the list reads");
+        assert_eq!(listed.len(), rows.len(), "{listed:?}");
+        eventually("the worker ends every job", || async {
+            let jobs = db.store.job_list(Default::default()).await.unwrap();
+            jobs.iter().all(|j| j.state.is_final())
+        })
+        .await;
+        let mut jobs = db.store.job_list(Default::default()).await.unwrap();
+        jobs.sort_by_key(|j| j.id);
+        for (job, (values, readable)) in jobs.iter().zip(&rows) {
+            if *readable {
+                assert_eq!(job.state, JobState::Completed, "{values}: {job:?}");
+                assert_eq!(job.unreadable, None, "{values}: {job:?}");
+            } else {
+                assert_eq!(job.state, JobState::Discarded, "{values}: {job:?}");
+                assert_eq!(job.attempt, 1, "{values}: {job:?}");
+                let error = &job.errors.last().unwrap().error;
+                assert!(error.contains("porter could not read"), "{values}: {job:?}");
+                assert!(job.unreadable.is_some(), "{values}: {job:?}");
+            }
+        }
+        let with_key = jobs.iter().find(|j| j.unique_key.is_some()).map(|j| j.unique_key.clone());
+        if db.store.backend() == Backend::Sqlite {
+            assert_eq!(with_key, Some(Some("key".into())));
+        }
     }
 }

@@ -1405,6 +1405,42 @@ backend_case! {
 }
 
 backend_case! {
+    /// Args, metadata or an output nested deeper than porter's reader goes (serde_json stops at
+    /// 128 levels) are refused up front; the deepest it reads back is stored and read back as
+    /// it was. Before, the insert (or the record) went through and the row could not be read:
+    /// every claim of its queue failed, and so did every listing.
+    async fn json_nested_deeper_than_porter_reads_is_refused(db: TestDb) {
+        fn nested(levels: usize) -> serde_json::Value {
+            let mut v = json!(1);
+            for _ in 0..levels {
+                v = json!([v]);
+            }
+            v
+        }
+        let deepest = porter::store::MAX_JSON_DEPTH;
+        let err = JobInsertParams::new("noop", nested(deepest + 1), InsertOpts::default())
+            .expect_err("refused");
+        assert!(matches!(err, Error::Invalid { what: "args", .. }), "{err}");
+        let opts = InsertOpts {
+            metadata: Some(json!({ "m": nested(deepest) })),
+            ..Default::default()
+        };
+        let err = JobInsertParams::new("noop", json!({}), opts).expect_err("refused");
+        assert!(matches!(err, Error::Invalid { what: "metadata", .. }), "{err}");
+        let record = porter::store::JobRecordParams {
+            fence: porter::job::JobFence { id: 1, attempt: 1, worker_id: "w".into() },
+            output: Some(nested(deepest + 1)),
+            progress: None,
+        };
+        assert!(matches!(record.check(), Err(Error::Invalid { what: "output", .. })));
+        let params = JobInsertParams::new("noop", nested(deepest), InsertOpts::default()).unwrap();
+        let id = db.store.job_insert_many(vec![params]).await.unwrap().remove(0).job.id;
+        let row = db.store.job_get(id).await.unwrap().unwrap();
+        assert_eq!((row.args, row.unreadable), (nested(deepest), None));
+    }
+}
+
+backend_case! {
     // ---- 7: the args decoder, property-tested ---------------------------------------------------
 
     /// Any JSON value: inserted and read back verbatim, or refused as invalid (the same way on
@@ -1694,6 +1730,7 @@ fn job_row(kind: &str, args: serde_json::Value) -> porter::JobRow {
         progress: None,
         concurrency_key: None,
         sequence_key: None,
+        unreadable: None,
     }
 }
 

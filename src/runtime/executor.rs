@@ -129,6 +129,21 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
     let began = Instant::now();
     // Never the args: they may hold what must not reach a log.
     debug!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "job started");
+    if let Some(what) = &row.unreadable {
+        // Another program wrote what porter cannot read: no attempt would read it better.
+        warn!(job_id = row.id, kind = %row.kind, unreadable = %what, "discarding a job porter could not read");
+        let reason =
+            format!("porter could not read this job's row (written by another program?): {what}");
+        record(
+            &ctx,
+            &row,
+            Outcome::Done(Err(JobError::Discard(reason))),
+            permit,
+            began,
+        )
+        .await;
+        return;
+    }
     let Some(worker) = ctx.workers.get(&row.kind).cloned() else {
         // The claim only takes kinds this process runs; this is a bug, not a job error.
         record(

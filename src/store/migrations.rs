@@ -181,6 +181,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "parent_failed_append_guarded",
             "0034_parent_failed_append_guarded.sql"
         ),
+        migration!(
+            35,
+            "enqueue_refuses_unreadable_json",
+            "0035_enqueue_refuses_unreadable_json.sql"
+        ),
     ],
 };
 

@@ -194,8 +194,8 @@ impl JobInsertParams {
                 ),
             ));
         }
-        refuse_nul("args", &args)?;
-        refuse_nul("metadata", &metadata)?;
+        refuse_unreadable("args", &args)?;
+        refuse_unreadable("metadata", &metadata)?;
         check_scheduled_at(opts.scheduled_at)?;
         check_schedule_in(opts.schedule_in)?;
         for (what, value) in [("args", &args), ("metadata", &metadata)] {
@@ -420,22 +420,36 @@ pub fn json_size(value: &serde_json::Value, stop_after: usize) -> usize {
 
 const NUL_REFUSED: &str = "contains a NUL character (\\u0000), which PostgreSQL cannot store";
 
-/// Refuses a NUL character in any string or key of a JSON document. PostgreSQL's `jsonb` and
-/// `text` cannot hold one (the insert would fail as a database error); refusing it on SQLite
-/// too keeps the two backends alike.
-fn refuse_nul(what: &'static str, value: &serde_json::Value) -> Result<()> {
+/// The most levels of arrays and objects a JSON document of a job may nest: porter's reader
+/// (serde_json's) stops at 128. A deeper document is written and then cannot be read back: the
+/// job would be discarded unrun (see [`crate::JobRow::unreadable`]).
+pub const MAX_JSON_DEPTH: usize = 127;
+
+/// Refuses what could be written but not read back in a JSON document: a NUL character in
+/// any string or key (PostgreSQL's `jsonb` and `text` cannot hold one, and the insert would
+/// fail as a database error; refused on SQLite too to keep the two backends alike), and
+/// nesting deeper than [`MAX_JSON_DEPTH`].
+fn refuse_unreadable(what: &'static str, value: &serde_json::Value) -> Result<()> {
     use serde_json::Value;
     // An explicit stack: a document built in code may nest deeper than the call stack allows.
-    let mut stack = vec![value];
-    while let Some(v) = stack.pop() {
+    let mut stack = vec![(value, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        if matches!(v, Value::Array(_) | Value::Object(_)) && depth == MAX_JSON_DEPTH {
+            return Err(Error::invalid(
+                what,
+                format!(
+                    "nest arrays and objects more than {MAX_JSON_DEPTH} levels deep, deeper than porter reads back"
+                ),
+            ));
+        }
         match v {
             Value::String(s) if s.contains('\0') => return Err(Error::invalid(what, NUL_REFUSED)),
-            Value::Array(items) => stack.extend(items),
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
             Value::Object(map) => {
                 if map.keys().any(|k| k.contains('\0')) {
                     return Err(Error::invalid(what, NUL_REFUSED));
                 }
-                stack.extend(map.values());
+                stack.extend(map.values().map(|i| (i, depth + 1)));
             }
             _ => {}
         }
@@ -617,7 +631,7 @@ impl JobRecordParams {
                     ),
                 ));
             }
-            refuse_nul(what, value)?;
+            refuse_unreadable(what, value)?;
         }
         Ok(())
     }
@@ -1334,6 +1348,7 @@ impl JobInsertParams {
             progress: None,
             concurrency_key: self.concurrency_key.clone(),
             sequence_key: self.sequence_key.clone(),
+            unreadable: None,
         }
     }
 }

@@ -561,11 +561,25 @@ fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error 
 }
 
 fn job_from_row(r: PgRow) -> sqlx::Result<JobRow> {
+    // What another program wrote and porter cannot read (see JobRow::unreadable): jsonb
+    // holds numbers past an f64 and nesting deeper than porter's parser goes.
+    let mut unreadable = Vec::new();
+    let mut json = |column: &str| -> sqlx::Result<serde_json::Value> {
+        match r.try_get::<serde_json::Value, _>(column) {
+            Ok(v) => Ok(v),
+            Err(sqlx::Error::ColumnDecode { source, .. }) => {
+                unreadable.push(format!("{column}: {source}"));
+                Ok(serde_json::Value::Null)
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let (args, metadata) = (json("args")?, json("metadata")?);
     Ok(JobRow {
         id: r.try_get("id")?,
         kind: r.try_get("kind")?,
         queue: r.try_get("queue")?,
-        args: r.try_get("args")?,
+        args,
         state: r
             .try_get::<&str, _>("state")?
             .parse::<JobState>()
@@ -590,11 +604,12 @@ fn job_from_row(r: PgRow) -> sqlx::Result<JobRow> {
         finalized_at: r.try_get("finalized_at")?,
         attempted_by: r.try_get("attempted_by")?,
         unique_key: r.try_get("unique_key")?,
-        metadata: r.try_get("metadata")?,
+        metadata,
         output: None,
         progress: None,
         concurrency_key: r.try_get("concurrency_key")?,
         sequence_key: r.try_get("sequence_key")?,
+        unreadable: (!unreadable.is_empty()).then(|| unreadable.join("; ")),
     })
 }
 

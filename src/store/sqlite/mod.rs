@@ -747,30 +747,120 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     );
     let state: String = r.get(4)?;
     let created_at = parse_time(&r.get::<_, String>(9)?)?;
+    // What another program wrote and porter cannot read (see JobRow::unreadable).
+    let mut unreadable = Unreadable::default();
     Ok(JobRow {
         id: r.get(0)?,
-        kind: r.get(1)?,
-        queue: r.get(2)?,
-        args: json_col(&r.get::<_, String>(3)?)?,
+        kind: text_col(r.get_ref(1)?),
+        queue: text_col(r.get_ref(2)?),
+        args: unreadable.json("args", r.get_ref(3)?),
         state: state.parse::<JobState>().map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
         })?,
-        priority: r.get(5)?,
+        priority: unreadable.int("priority", r.get_ref(5)?, crate::job::DEFAULT_PRIORITY),
         attempt: r.get(6)?,
-        max_attempts: r.get(7)?,
+        max_attempts: unreadable.int("max_attempts", r.get_ref(7)?, 1),
         errors: errors_col(r.get_ref(8)?, created_at),
         created_at,
         scheduled_at: parse_time(&r.get::<_, String>(10)?)?,
         attempted_at: opt_time(r.get(11)?)?,
         finalized_at: opt_time(r.get(12)?)?,
         attempted_by: r.get(13)?,
-        unique_key: r.get(14)?,
-        metadata: json_col(&r.get::<_, String>(15)?)?,
+        unique_key: opt_text_col(r.get_ref(14)?),
+        metadata: unreadable.json("metadata", r.get_ref(15)?),
         output: None,
         progress: None,
-        concurrency_key: r.get(16)?,
-        sequence_key: r.get(17)?,
+        concurrency_key: opt_text_col(r.get_ref(16)?),
+        sequence_key: opt_text_col(r.get_ref(17)?),
+        unreadable: unreadable.said(),
     })
+}
+
+/// A column's value as text: what porter wrote reads as it is; a BLOB another program bound
+/// where text belongs (or bytes that are not UTF-8) reads as its text, lossily.
+fn text_col(v: rusqlite::types::ValueRef<'_>) -> String {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Text(b) | ValueRef::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+        ValueRef::Null => String::new(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+    }
+}
+
+fn opt_text_col(v: rusqlite::types::ValueRef<'_>) -> Option<String> {
+    match v {
+        rusqlite::types::ValueRef::Null => None,
+        v => Some(text_col(v)),
+    }
+}
+
+/// The columns of a job row porter could not read, and why (see [`JobRow::unreadable`]).
+#[derive(Default)]
+struct Unreadable(Vec<String>);
+
+impl Unreadable {
+    /// A JSON column; `null` when it does not parse (a number past an f64, nesting deeper than
+    /// the parser goes, an escape of half a UTF-16 pair).
+    fn json(&mut self, column: &str, v: rusqlite::types::ValueRef<'_>) -> serde_json::Value {
+        let text = match v {
+            rusqlite::types::ValueRef::Text(b) => match std::str::from_utf8(b) {
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(b),
+            },
+            v => text_col(v).into(),
+        };
+        serde_json::from_str(&text).unwrap_or_else(|e| {
+            self.0.push(format!("{column}: {e}"));
+            serde_json::Value::Null
+        })
+    }
+
+    /// An integer column; `placeholder` when it holds another type or does not fit.
+    fn int<T: TryFrom<i64>>(
+        &mut self,
+        column: &str,
+        v: rusqlite::types::ValueRef<'_>,
+        placeholder: T,
+    ) -> T {
+        let read = match v {
+            rusqlite::types::ValueRef::Integer(i) => T::try_from(i).ok(),
+            _ => None,
+        };
+        read.unwrap_or_else(|| {
+            self.0.push(format!(
+                "{column}: {} is not a whole number in {}'s range",
+                described(v),
+                std::any::type_name::<T>()
+            ));
+            placeholder
+        })
+    }
+
+    fn said(self) -> Option<String> {
+        (!self.0.is_empty()).then(|| self.0.join("; "))
+    }
+}
+
+/// A value as an error message shows it: its type, and text cut short.
+fn described(v: rusqlite::types::ValueRef<'_>) -> String {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => "NULL".into(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => format!("{f} (REAL)"),
+        ValueRef::Text(b) | ValueRef::Blob(b) => {
+            let text = String::from_utf8_lossy(&b[..b.len().min(40)]).into_owned();
+            format!(
+                "{text:?} ({})",
+                if matches!(v, ValueRef::Text(_)) {
+                    "TEXT"
+                } else {
+                    "BLOB"
+                }
+            )
+        }
+    }
 }
 
 /// A queue row of `queue_list.sql` / `queue_get.sql`: name, paused_at, then the limits.

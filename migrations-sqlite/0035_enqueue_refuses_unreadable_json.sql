@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite: migrations-postgres/0035_enqueue_refuses_unreadable_json.sql
+-- makes PostgreSQL's porter_enqueue refuse JSON porter cannot read back. SQLite has no such
+-- function; a row another program inserts with such JSON is read and its job discarded (see
+-- JobRow::unreadable). The version exists so that both backends record the same versions.
