@@ -84,8 +84,9 @@ struct Spec {
     max_attempts: i32,
     /// Index into [`SEQUENCES`].
     sequence: Option<usize>,
-    /// A parent (picked among every id ever inserted) and whether the job runs after any end.
-    after: Option<(Index, bool)>,
+    /// A parent and maybe a second (picked among every id ever inserted), and whether the job
+    /// runs after any end.
+    after: Option<(Index, Option<Index>, bool)>,
     /// Index into [`CONCURRENCY_KEYS`].
     key: Option<usize>,
 }
@@ -224,7 +225,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (0..2usize, 0..2usize, 1..=4i16, delay(), prop::option::weighted(0.4, 0..2usize), 1..=3i32,
               prop::option::weighted(0.5, prop_oneof![
                   (0..2usize).prop_map(|k| (Some(k), None)),
-                  (any::<Index>(), prop::bool::weighted(0.3)).prop_map(|a| (None, Some(a))),
+                  (any::<Index>(), prop::option::weighted(0.4, any::<Index>()), prop::bool::weighted(0.3))
+                      .prop_map(|a| (None, Some(a))),
               ]),
               prop::option::weighted(0.5, 0..2usize))
             .prop_map(|(queue, kind, priority, delay, unique, max_attempts, waits, key)| {
@@ -388,10 +390,17 @@ impl Model {
         }
     }
 
-    /// The parent an insert's spec names (among every id ever inserted), if it waits for one.
-    fn parent_of(&self, spec: &Spec) -> Option<(i64, bool)> {
-        let (index, after_any) = spec.after?;
-        Some((self.choose_id(index)?, after_any))
+    /// The parents an insert's spec names (among every id ever inserted, without repeats), if
+    /// it waits for any, and whether it runs after any end.
+    fn parents_of(&self, spec: &Spec) -> Option<(Vec<i64>, bool)> {
+        let (first, second, after_any) = spec.after?;
+        let mut ids = vec![self.choose_id(first)?];
+        if let Some(id) = second.and_then(|i| self.choose_id(i)) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Some((ids, after_any))
     }
 
     /// The job of a sequence that is not pending and not finished (at most one).
@@ -464,30 +473,40 @@ impl Model {
             after: _,
             key,
         } = spec;
-        let parent = self.parent_of(&spec);
+        let parents = self.parents_of(&spec);
         self.ids.push(id);
         let scheduled_at = self.now + DELAYS[delay] * 1000;
         let mut state = self.due_state(scheduled_at);
         let mut waiting_for = 0;
         let mut finalized_at = None;
         let mut errors = Vec::new();
-        if let Some((parent, after_any)) = parent {
-            let p = self.jobs[&parent].state;
-            let satisfied = p == JobState::Completed || (after_any && p.is_final());
-            if !satisfied && p.is_final() {
+        if let Some((parents, after_any)) = parents {
+            // Cancelled if a parent already failed (unless after any end), else waiting for
+            // the parents that have not ended.
+            let mut failed = false;
+            for parent in parents {
+                let p = self.jobs[&parent].state;
+                let satisfied = p == JobState::Completed || (after_any && p.is_final());
+                if !satisfied && p.is_final() {
+                    failed = true;
+                } else if !satisfied {
+                    waiting_for += 1;
+                }
+                self.edges.push(Edge {
+                    child: id,
+                    parent,
+                    after_any,
+                    resolved: p.is_final(),
+                });
+            }
+            if failed {
                 state = JobState::Cancelled;
                 finalized_at = Some(self.now);
                 errors.push(0);
-            } else if !satisfied {
+                waiting_for = 0;
+            } else if waiting_for > 0 {
                 state = JobState::Pending;
-                waiting_for = 1;
             }
-            self.edges.push(Edge {
-                child: id,
-                parent,
-                after_any,
-                resolved: p.is_final(),
-            });
         }
         if let Some(seq) = sequence {
             if self
@@ -688,12 +707,12 @@ fn job_params(spec: Spec) -> JobInsertParams {
     JobInsertParams::new(KINDS[spec.kind], serde_json::json!({}), opts).expect("valid params")
 }
 
-/// The params of an insert whose parent (if any) is `parent`.
-fn job_params_after(spec: Spec, parent: Option<(i64, bool)>) -> JobInsertParams {
+/// The params of an insert whose parents (if any) are `parents`.
+fn job_params_after(spec: Spec, parents: Option<(Vec<i64>, bool)>) -> JobInsertParams {
     let mut params = job_params(spec);
     params.sequence_key = spec.sequence.map(|k| SEQUENCES[k].to_string());
-    if let Some((id, after_any)) = parent {
-        params.depends_on = vec![id];
+    if let Some((ids, after_any)) = parents {
+        params.depends_on = ids;
         params.after_any = after_any;
     }
     params
@@ -792,25 +811,22 @@ async fn apply(
 ) -> Result<(), TestCaseError> {
     match op {
         &Op::Insert(spec) => {
-            let parent = m.parent_of(&spec);
-            let params = job_params_after(spec, parent);
+            let parents = m.parents_of(&spec);
+            let params = job_params_after(spec, parents.clone());
             let got = s.job_insert_many(vec![params]).await;
-            if let Some((parent, _)) = parent {
-                if !m.jobs.contains_key(&parent) {
-                    // Retention deleted it: a parent must exist, and nothing is inserted.
-                    return check(matches!(got, Err(Error::Invalid { .. })), || {
-                        format!(
-                            "insert after missing parent {parent}: expected invalid, got {got:?}"
-                        )
-                    });
-                }
+            let (ids, after_any) = parents.unwrap_or_default();
+            if let Some(parent) = ids.iter().find(|p| !m.jobs.contains_key(p)) {
+                // Retention deleted it: a parent must exist, and nothing is inserted.
+                return check(matches!(got, Err(Error::Invalid { .. })), || {
+                    format!("insert after missing parent {parent}: expected invalid, got {got:?}")
+                });
             }
             let mut got = ok("insert", got)?;
             let got = got.remove(0);
             // A job whose parent already failed starts cancelled: a final job holds no unique
             // key, so it is inserted whoever holds its key.
-            let starts_cancelled = parent.is_some_and(|(p, after_any)| {
-                let p = m.jobs[&p].state;
+            let starts_cancelled = ids.iter().any(|p| {
+                let p = m.jobs[p].state;
                 p.is_final() && !(p == JobState::Completed || after_any)
             });
             match spec
@@ -1097,6 +1113,23 @@ async fn apply(
                         .values()
                         .any(|o| o.id != id && o.sequence == Some(k) && o.unfinished())
                 });
+            // A parent that ended and is retried: a child still waiting had counted that end,
+            // and waits for its next end again; a child no longer waiting acted on it, and the
+            // next end leaves it alone.
+            if m.jobs[&id].state.is_final() {
+                for i in 0..m.edges.len() {
+                    let Edge {
+                        child,
+                        parent,
+                        resolved,
+                        ..
+                    } = m.edges[i];
+                    if parent == id && resolved && m.jobs[&child].state == JobState::Pending {
+                        m.edges[i].resolved = false;
+                        m.job(child).waiting_for += 1;
+                    }
+                }
+            }
             // A child whose parents have not all ended waits for their ends again.
             let waiting: Vec<usize> = (0..m.edges.len())
                 .filter(|&i| m.edges[i].child == id && !m.jobs[&m.edges[i].parent].state.is_final())
@@ -1606,6 +1639,29 @@ mod regressions {
                 Op::Deregister { worker: 0 },
                 Op::Rescue { by: Some(1) },
                 Op::Rescue { by: None },
+            ]);
+        }
+    }
+
+    backend_case! {
+        /// A parent retried by an admin after it completed, while its child still waits for
+        /// another parent, is waited for again: its rerun's failure cancels the child. (Found by
+        /// review: the first end stood, and the child ran once the other parent completed.)
+        fn a_parent_retried_while_its_child_waits_is_waited_for_again(fresh: FreshDb) {
+            let plain = |queue| Spec { queue, unique: None, ..KEYED };
+            let live = Pick { stale: false, index: 0 };
+            let claim = |queue| Op::Claim { worker: 0, queue, limit: 1, only_kind: None, ahead: ClaimAhead::default() };
+            run_fixed(fresh, vec![
+                Op::Insert(plain(0)),
+                Op::Insert(plain(1)),
+                Op::Insert(Spec { after: Some((0, Some(1), false)), ..plain(0) }),
+                claim(0),
+                Op::Complete { pick: live.clone() },
+                Op::Retry { job: 0 },
+                claim(0),
+                Op::Fail { pick: live.clone(), delay: 0, discard: true },
+                claim(1),
+                Op::Complete { pick: live },
             ]);
         }
     }

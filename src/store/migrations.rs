@@ -186,6 +186,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "enqueue_refuses_unreadable_json",
             "0035_enqueue_refuses_unreadable_json.sql"
         ),
+        migration!(
+            36,
+            "retried_parents_waited_for",
+            "0036_retried_parents_waited_for.sql"
+        ),
     ],
 };
 

@@ -341,3 +341,45 @@ backend_case! {
         assert_eq!(total(s).await, 3, "committed whole");
     }
 }
+
+backend_case! {
+    /// A member an admin retries after it ended is waited for again: the callback becomes due
+    /// at that member's new end, with counts that add up to the batch. Before, the member's
+    /// first end stood: an on_complete callback became due while the retried member was still
+    /// to run (its counts short of the batch), and an on_success callback ran although the
+    /// retried member then ended discarded. (Found by review.)
+    async fn a_member_retried_after_it_ended_is_waited_for_again(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let b = client.insert_batch(callback(batch_of(3, "m"), false)).await.unwrap();
+        let claimed = s.job_claim(claim("default", &["m"], 10, W)).await.unwrap();
+        end(s, &claimed[0], JobState::Discarded).await;
+        s.job_retry(claimed[0].id).await.unwrap();
+        end(s, &claimed[1], JobState::Completed).await;
+        end(s, &claimed[2], JobState::Completed).await;
+        let cb = s.job_get(b.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Pending, "the retried member is still to run: {cb:?}");
+        let again = s.job_claim(claim("default", &["m"], 10, W)).await.unwrap();
+        assert_eq!(again.len(), 1);
+        end(s, &again[0], JobState::Completed).await;
+        let cb = s.job_get(b.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Available);
+        assert_eq!(
+            (&cb.args["completed"], &cb.args["discarded"], &cb.args["cancelled"]),
+            (&serde_json::json!(3), &serde_json::json!(0), &serde_json::json!(0)),
+            "{cb:?}"
+        );
+
+        // on_success: completed, retried, then discarded: the callback is cancelled.
+        let b = client.insert_batch(callback(batch_of(2, "n"), true)).await.unwrap();
+        let claimed = s.job_claim(claim("default", &["n"], 10, W)).await.unwrap();
+        end(s, &claimed[0], JobState::Completed).await;
+        s.job_retry(claimed[0].id).await.unwrap();
+        let again = s.job_claim(claim("default", &["n"], 10, W)).await.unwrap();
+        assert_eq!(again.len(), 1);
+        end(s, &again[0], JobState::Discarded).await;
+        end(s, &claimed[1], JobState::Completed).await;
+        let cb = s.job_get(b.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Cancelled, "a member ended discarded: {cb:?}");
+    }
+}

@@ -208,6 +208,48 @@ backend_case! {
 }
 
 backend_case! {
+    /// A parent an admin retries while its child waits is waited for again: the child runs
+    /// only if that parent's new run completes, and is cancelled naming it if it fails. Before,
+    /// the parent's first end stood for the child: a parent that completed, was retried and
+    /// then ended discarded let its child run. The same holds for a child an admin retried
+    /// after its parent had been retried while the child had ended. (Found by review.)
+    async fn a_parent_retried_while_its_child_waits_is_waited_for_again(db: TestDb) {
+        let s = &db.store;
+        let a = insert(s, job("p")).await;
+        let b = insert(s, job("q")).await;
+        let child = insert(s, after("c", &[a.id, b.id])).await;
+        run_to(s, "p", a.id, JobState::Completed).await;
+        s.job_retry(a.id).await.unwrap();
+        run_to(s, "p", a.id, JobState::Discarded).await;
+        let row = get(s, child.id).await;
+        assert_eq!(row.state, JobState::Cancelled, "{row:?}");
+        let said = format!("parent job {} was discarded", a.id);
+        assert!(row.errors.last().unwrap().error.contains(&said), "{row:?}");
+        run_to(s, "q", b.id, JobState::Completed).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Cancelled);
+
+        // A child that ran, ended, and is retried while one parent is to run again (c) and
+        // another (a) ended after a retry the child had not waited for: a's next retry is
+        // waited for too.
+        let a = insert(s, job("p")).await;
+        let c = insert(s, job("q")).await;
+        let child = insert(s, after("c", &[a.id, c.id])).await;
+        run_to(s, "p", a.id, JobState::Completed).await;
+        run_to(s, "q", c.id, JobState::Completed).await;
+        run_to(s, "c", child.id, JobState::Discarded).await;
+        s.job_retry(a.id).await.unwrap();
+        run_to(s, "p", a.id, JobState::Completed).await;
+        s.job_retry(c.id).await.unwrap();
+        assert_eq!(s.job_retry(child.id).await.unwrap().state, JobState::Pending, "c runs again");
+        s.job_retry(a.id).await.unwrap();
+        run_to(s, "q", c.id, JobState::Completed).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Pending, "a runs again");
+        run_to(s, "p", a.id, JobState::Completed).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Available);
+    }
+}
+
+backend_case! {
     /// A child retried while a parent has not ended waits for that end again: retried by hand
     /// after its parent failed and was retried itself (as the docs advise), or cancelled by a
     /// user while it waited, it went straight to `available` and ran while the parent ran. A

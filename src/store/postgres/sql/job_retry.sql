@@ -2,16 +2,15 @@
 -- at least one attempt left. An earlier cancel request is cleared: it was for the run that
 -- stopped. A job of a sequence that has another unfinished job waits (pending) for its turn
 -- instead (under the sequence's lock, job_retry_lock.sql).
--- A child whose parents have not all ended waits for them again (pending), counting them,
--- and its edges to them wait for their ends again (an edge is resolved once its parent's end
--- was counted, or when that parent was retried): retried while a parent ran, it ran before
--- that parent's end. The parents' rows are locked first (job_parents_lock.sql), so none ends
--- or is retried between this look and the commit.
+-- A child whose parents have not all ended waits for them again (pending), counting them:
+-- retried while a parent ran, it ran before that parent's end. Its edges are all unresolved
+-- again (an edge is resolved when its parent was retried after an end the child had acted
+-- on): the ends of parents still to end count, and a parent that ended and is retried while
+-- the child waits is waited for again (migration 0036). The parents' rows are locked first
+-- (job_parents_lock.sql), so none ends or is retried between this look and the commit.
 WITH reopened AS (
     UPDATE porter_job_deps d SET resolved = false
-    FROM porter_jobs p
-    WHERE d.child_id = $1 AND d.resolved AND p.id = d.parent_id
-      AND p.state NOT IN ('completed','cancelled','discarded')
+    WHERE d.child_id = $1 AND d.resolved
       AND EXISTS (SELECT 1 FROM porter_jobs j WHERE j.id = $1 AND j.state NOT IN ('running','pending'))
 ),
 waiting AS (

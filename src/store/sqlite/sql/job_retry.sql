@@ -3,7 +3,7 @@
 -- stopped. A job of a sequence that has another unfinished job waits (pending) for its turn
 -- instead: a sequence never runs two at once.
 -- A child whose parents have not all ended waits for them again (pending), counting them
--- (job_retry_edges.sql reopens their edges, so that their ends count): retried while a parent
+-- (job_retry_edges.sql reopens its edges, so that their ends count): retried while a parent
 -- ran, it ran before that parent's end.
 WITH waiting AS (
     SELECT count(*) AS n FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
