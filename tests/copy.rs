@@ -536,3 +536,25 @@ fn copy_refuses_a_missing_sqlite_source() {
     assert!(stderr.contains("no database at"), "{stderr}");
     assert!(!dir.path().join("nothing-here.db").exists(), "not created");
 }
+
+/// Text another program bound as a BLOB on SQLite (the args, a unique key) goes over as its
+/// text, as porter reads it. Before, a BLOB was copied as NULL: the args' NOT NULL failed the
+/// whole copy, and a unique key would have been dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_reads_text_bound_as_a_blob_as_its_text() {
+    let db = common::sqlite().await;
+    let conn = rusqlite::Connection::open(db.sqlite_path().unwrap()).unwrap();
+    conn.execute(
+        "INSERT INTO porter_jobs (kind, args, unique_key) VALUES ('noop', ?1, ?2)",
+        (b"{\"n\":1}".to_vec(), b"key".to_vec()),
+    )
+    .unwrap();
+    drop(conn);
+    let there = other(&db).await;
+    ok(&porter_copy(&db.url, &there.url, &[]));
+    let jobs = all_jobs(&there.store).await;
+    assert_eq!(
+        (&jobs[0].args, jobs[0].unique_key.as_deref()),
+        (&serde_json::json!({"n": 1}), Some("key"))
+    );
+}

@@ -102,7 +102,9 @@ fn read_row(table: &CopyTable, r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Va
                 SqlValue::Integer(n) => Value::from(n),
                 SqlValue::Real(f) => Value::from(f),
                 SqlValue::Text(t) => Value::String(t),
-                SqlValue::Blob(_) => Value::Null,
+                // Text another program bound as a BLOB: its text, as porter's reads take it
+                // (no porter table holds bytes).
+                SqlValue::Blob(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
             })
         })
         .collect()
