@@ -375,6 +375,42 @@ backend_case! {
 }
 
 backend_case! {
+    /// Behind a proxy that rewrites `Host` and says the public one in `X-Forwarded-Host`, the
+    /// dashboard's own pages log in and act, as the admin API already did; a foreign page is
+    /// still refused. (Found by review: the dashboard compared `Origin` with `Host` alone, so
+    /// every login and every button answered 403 there.)
+    async fn behind_a_proxy_the_dashboard_logs_in_and_acts(db: TestDb) {
+        let job = surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        let app = app(
+            &db,
+            HttpConfig {
+                admin_token: Some(TOKEN.to_string()),
+                ..HttpConfig::default()
+            },
+        )
+        .await;
+        let post = |uri: &str, origin: &str, body: String| {
+            req(Method::POST, uri)
+                .header("x-forwarded-host", "Porter.Example.com")
+                .header(header::ORIGIN, origin)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap()
+        };
+        let ours = "https://porter.example.com";
+        let (status, page) = send(&app, post("/dashboard/login", ours, format!("token={TOKEN}"))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{}", String::from_utf8_lossy(&page));
+        let (status, page) = send(&app, post(&format!("/dashboard/jobs/{}/cancel", job.id), ours, format!("token={TOKEN}"))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{}", String::from_utf8_lossy(&page));
+        assert_eq!(db.store.job_get(job.id).await.unwrap().unwrap().state, porter::JobState::Cancelled);
+        for foreign in [EVIL, "https://porter.example.com.evil.example"] {
+            let (status, _) = send(&app, post("/dashboard/login", foreign, format!("token={TOKEN}"))).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{foreign}");
+        }
+    }
+}
+
+backend_case! {
     /// With a token, the dashboard shows nothing (not counts, kinds, queues or errors) until
     /// the token comes, by cookie or bearer; /metrics needs it too; /healthz and the login
     /// page stay open.

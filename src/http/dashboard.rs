@@ -504,17 +504,14 @@ pub(super) fn cookie_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Whether the request comes from a page of this same server: no `Origin` (not a browser
-/// form), or an `Origin` whose host is this request's `Host`.
+/// form), or an `Origin` the guard takes for this server's (its `Host`, or `X-Forwarded-Host`
+/// behind a proxy: see `guard::origin_is_ours`).
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-    !host.is_empty() && origin_host == host
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    super::guard::origin_is_ours(origin.trim(), headers, host)
 }
 
 /// Checks origin and token for an action; `Some` is the refusal to answer with.

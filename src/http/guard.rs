@@ -110,6 +110,22 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// Whether an `Origin` names this server: its host is the request's `host` or, behind a
+/// proxy, its `X-Forwarded-Host` (a page cannot set that header on a request it sends), compared
+/// without case. The dashboard's own checks of its forms use the same rule.
+pub(super) fn origin_is_ours(origin: &str, headers: &HeaderMap, host: Option<&str>) -> bool {
+    let Some(origin_host) = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'))
+    else {
+        return false;
+    };
+    [host, header_str(headers, "x-forwarded-host")]
+        .iter()
+        .flatten()
+        .any(|h| !h.is_empty() && origin_host.eq_ignore_ascii_case(h.trim()))
+}
+
 fn check_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), AppError> {
     let refuse = |why: String| {
         Err(AppError::new(
@@ -121,16 +137,7 @@ fn check_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), AppError>
         ))
     };
     if let Some(origin) = header_str(headers, "origin") {
-        let origin_host = origin
-            .split_once("://")
-            .map(|(_, rest)| rest.trim_end_matches('/'));
-        let ours = [host, header_str(headers, "x-forwarded-host")];
-        let same = origin_host.is_some_and(|o| {
-            ours.iter()
-                .flatten()
-                .any(|h| !h.is_empty() && o.eq_ignore_ascii_case(h.trim()))
-        });
-        if same {
+        if origin_is_ours(origin, headers, host) {
             return Ok(());
         }
         let this = host.unwrap_or("(no Host header)");
