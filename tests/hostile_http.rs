@@ -411,6 +411,55 @@ backend_case! {
 }
 
 backend_case! {
+    /// A workflow whose steps wait for many others keeps its pages bounded: the graph draws at
+    /// most `MAX_DRAWN_EDGES` edges (the ones between adjacent layers first) and says how many
+    /// it left out, a step's "after" cell names a few parents and counts the rest, and a job's
+    /// page links a page of its parents and counts the rest. (Found by review: 200 steps each
+    /// after every earlier one drew 19,900 edges, 3.5 MB; a fan-in step after 2,000 steps of
+    /// long names put every name in one cell, and every parent's link on its job's page.)
+    async fn a_workflow_of_many_edges_keeps_its_pages_bounded(db: TestDb) {
+        use porter::workflow::{Step, Workflow};
+        // The dashboard's DRAWN_STEPS and MAX_DRAWN_EDGES.
+        const DRAWN_STEPS: usize = 200;
+        const MAX_DRAWN_EDGES: usize = 1000;
+        let name = |i: usize| format!("{i:04}-{}", "x".repeat(200));
+        let mut dense = Workflow::new("dense");
+        for i in 0..DRAWN_STEPS {
+            dense.push(Step::raw(name(i), "noop", json!({})).after((0..i).map(name)));
+        }
+        let dense = db.store.workflow_insert(dense.params().unwrap()).await.unwrap();
+        let mut fan = Workflow::new("fan");
+        for i in 0..2000 {
+            fan.push(Step::raw(name(i), "noop", json!({})));
+        }
+        fan.push(Step::raw("reduce", "noop", json!({})).after((0..2000).map(name)));
+        let fan = db.store.workflow_insert(fan.params().unwrap()).await.unwrap();
+        let app = app(&db, HttpConfig::default()).await;
+        let page = |uri: String| {
+            let app = app.clone();
+            async move {
+                let (status, body) = send(&app, req(Method::GET, &uri).body(Body::empty()).unwrap()).await;
+                assert_eq!(status, StatusCode::OK, "{uri}");
+                String::from_utf8(body).unwrap()
+            }
+        };
+        let html = page(format!("/dashboard/workflows/{}", dense.id)).await;
+        assert_eq!(html.matches("<path class=\"edge\"").count(), MAX_DRAWN_EDGES);
+        assert!(html.contains(&format!("{MAX_DRAWN_EDGES} of {} edges", DRAWN_STEPS * (DRAWN_STEPS - 1) / 2)), "the note says so");
+        assert!(html.len() < 600_000, "{} bytes", html.len());
+        // The fan-in step is on the last page of its table.
+        let last = page(format!("/dashboard/workflows/{}?page=21", fan.id)).await;
+        assert!(last.contains("reduce"), "the fan-in step's row");
+        assert!(last.contains("and 1997 more") || last.contains("and 1998 more") || last.contains("and 1999 more"), "its parents counted");
+        assert!(last.len() < 100_000, "{} bytes", last.len());
+        let reduce = fan.steps.iter().find(|(s, _)| s == "reduce").unwrap().1.id;
+        let job = page(format!("/dashboard/jobs/{reduce}")).await;
+        assert_eq!(job.matches("<li class=\"link\"").count(), 100, "a page of its parents");
+        assert!(job.contains("and 1900 more"), "the rest counted");
+    }
+}
+
+backend_case! {
     /// With a token, the dashboard shows nothing (not counts, kinds, queues or errors) until
     /// the token comes, by cookie or bearer; /metrics needs it too; /healthz and the login
     /// page stay open.

@@ -108,15 +108,23 @@ pub(super) async fn page(
         .into_response()
 }
 
+/// Parents or children linked on a job's page at most (a fan-in step may wait for 10,000).
+const LINKS_SHOWN: usize = 100;
+
 /// Parents or children: each a link to its page, with its kind and state now; an edge that
-/// runs the child whatever the parent's end says so.
+/// runs the child whatever the parent's end says so. The first [`LINKS_SHOWN`], and how many
+/// more.
 fn links(jobs: &[crate::store::JobLink], none: &str) -> Markup {
     if jobs.is_empty() {
         return html! { p.muted { (none) } };
     }
+    let more = jobs.len().saturating_sub(LINKS_SHOWN);
     html! {
+        @if more > 0 {
+            p.muted.more-links { "The first " (LINKS_SHOWN) " of " (jobs.len()) ", and " (more) " more (all of them: porter jobs show)." }
+        }
         ul.links {
-            @for link in jobs {
+            @for link in jobs.iter().take(LINKS_SHOWN) {
                 li.link data-job-id=(link.id) data-state=(link.state.as_str()) {
                     a href=(format!("/dashboard/jobs/{}", link.id)) { "#" (link.id) }
                     " " (link.kind) " "

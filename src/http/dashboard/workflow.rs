@@ -42,6 +42,11 @@ pub const STEPS_SHOWN: usize = 100;
 pub const DRAWN_STEPS: usize = 200;
 /// Nodes drawn in one layer at most (the last one counting the layer's other steps).
 pub const LAYER_WIDTH: usize = 16;
+/// Edges drawn at most, those between adjacent layers first: the drawn steps may wait for
+/// each other in every pair (19,900 edges for 200 steps).
+pub const MAX_DRAWN_EDGES: usize = 1000;
+/// Characters of parents' names a step's "after" cell shows before it counts the rest.
+const AFTER_CHARS: usize = 80;
 /// Longest step name drawn in a node (the whole name is its tooltip and in the table).
 const LABEL_CHARS: usize = 22;
 
@@ -316,7 +321,7 @@ fn steps_table(wf: &WorkflowDetail, page: usize) -> Markup {
                         td { (s.state.as_str()) }
                         td.n { (s.attempt) }
                         td { (time(s.finalized_at)) }
-                        td { @if s.after.is_empty() { span.muted { "-" } } @else { (s.after.join(", ")) } }
+                        td { @if s.after.is_empty() { span.muted { "-" } } @else { (after_cell(&s.after)) } }
                     }
                 }
             }
@@ -330,6 +335,32 @@ fn steps_table(wf: &WorkflowDetail, page: usize) -> Markup {
             }
         }
     }
+}
+
+/// A step's parents, by name, as far as [`AFTER_CHARS`] go (the first one cut to fit), and how
+/// many more: a fan-in step may wait for 10,000 steps.
+fn after_cell(after: &[String]) -> String {
+    let mut cell = String::new();
+    let mut named = 0;
+    for name in after {
+        let room = AFTER_CHARS.saturating_sub(cell.chars().count());
+        let sep = if named == 0 { "" } else { ", " };
+        if named > 0 && name.chars().count() + sep.len() > room {
+            break;
+        }
+        cell.push_str(sep);
+        if name.chars().count() > room {
+            cell.extend(name.chars().take(room.saturating_sub(1)));
+            cell.push('…');
+        } else {
+            cell.push_str(name);
+        }
+        named += 1;
+    }
+    if named < after.len() {
+        cell.push_str(&format!(" and {} more", after.len() - named));
+    }
+    cell
 }
 
 /// A node of the drawing: a step, or the box counting a wide layer's other steps.
@@ -421,6 +452,18 @@ fn draw(wf: &WorkflowDetail) -> Markup {
         .iter()
         .map(|&(p, c)| (node_of[p], node_of[c]))
         .collect();
+    let all_lines = lines.len();
+    let lines: BTreeSet<(Node, Node)> = if all_lines > MAX_DRAWN_EDGES {
+        let layer_of = |node: Node| match node {
+            Node::Step(v) => layer[v],
+            Node::More(l) => l,
+        };
+        let mut by_span: Vec<(Node, Node)> = lines.into_iter().collect();
+        by_span.sort_by_key(|&(from, to)| (layer_of(to).abs_diff(layer_of(from)), from, to));
+        by_span.into_iter().take(MAX_DRAWN_EDGES).collect()
+    } else {
+        lines
+    };
     let end = |node: Node| match node {
         Node::Step(v) => steps[v].job_id.to_string(),
         Node::More(l) => format!("more-{l}"),
@@ -428,13 +471,16 @@ fn draw(wf: &WorkflowDetail) -> Markup {
     let left_out = steps.len() - n;
     let collapsed: usize = hidden.values().sum();
     html! {
-        @if left_out > 0 || collapsed > 0 {
+        @if left_out > 0 || collapsed > 0 || all_lines > lines.len() {
             p.muted #graph-note {
                 @if left_out > 0 {
                     "The graph shows the first " (n) " of " (steps.len()) " steps (a step's parents come before it, so each drawn step's parents are drawn). "
                 }
                 @if collapsed > 0 {
                     "Layers wider than " (LAYER_WIDTH) " steps show their first " (LAYER_WIDTH - 1) " and a box counting the others (" (collapsed) " steps). "
+                }
+                @if all_lines > lines.len() {
+                    "It draws " (lines.len()) " of " (all_lines) " edges, those between adjacent layers first. "
                 }
                 "The table below lists every step."
             }
