@@ -4,7 +4,9 @@
 -- inserted, and every claim of its queue then failed to read it, after committing: the jobs the
 -- claim took stayed `running` under a live worker and never ran. (Porter now reads such a row
 -- and discards the job, naming what it could not read; this keeps it out in the first place.)
--- CREATE OR REPLACE clears the function's settings, so its search path is set again below.
+-- It also inserts a waiting job's edges to parents that already ended unresolved, as the
+-- library does since 0036 (see there). CREATE OR REPLACE clears the function's settings, so
+-- its search path is set again below.
 CREATE OR REPLACE FUNCTION porter_enqueue(
     kind            text,
     args            jsonb       DEFAULT '{}',
@@ -234,7 +236,11 @@ BEGIN
         IF new_id IS NOT NULL THEN
             IF cardinality(parents) > 0 THEN
                 INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved)
-                SELECT new_id, e.parent, any_end, e.done FROM unnest(parents, ended) AS e(parent, done);
+                -- Resolved only for a job that starts cancelled: a waiting job's edges to
+                -- parents that ended stay unresolved, so that such a parent retried while it
+                -- waits is waited for again (0036), as the library inserts them.
+                SELECT new_id, e.parent, any_end, hold IS NOT DISTINCT FROM 'cancelled'
+                FROM unnest(parents, ended) AS e(parent, done);
             END IF;
             -- As queue_notify.sql: producers in every process LISTEN on porter_insert for
             -- their queue's name; delivered at commit, never for a rollback.

@@ -129,3 +129,16 @@ BEGIN
     RETURN NULL;
 END
 $fn$;
+
+-- Waiting jobs of an existing database: every edge unresolved, as they are written from now on.
+-- An edge to a parent that had ended when the job was inserted was written resolved; one to a
+-- parent that has not ended was resolved by a retry of that parent while the job waited, whose
+-- earlier end then stood for the job: the job waits for that parent's end again.
+UPDATE porter_jobs c SET waiting_for = c.waiting_for + x.n
+FROM (SELECT d.child_id, count(*)::int AS n
+      FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
+      WHERE d.resolved AND p.state NOT IN ('completed','cancelled','discarded')
+      GROUP BY d.child_id) x
+WHERE c.id = x.child_id AND c.state = 'pending';
+UPDATE porter_job_deps d SET resolved = false
+WHERE d.resolved AND EXISTS (SELECT 1 FROM porter_jobs c WHERE c.id = d.child_id AND c.state = 'pending');

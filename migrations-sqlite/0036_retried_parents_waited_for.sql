@@ -20,3 +20,15 @@ BEGIN
     WHERE parent_id = NEW.id AND NOT resolved
       AND NOT EXISTS (SELECT 1 FROM porter_jobs c WHERE c.id = porter_job_deps.child_id AND +c.state = 'pending');
 END;
+
+-- Waiting jobs of an existing database: every edge unresolved, as they are written from now on.
+-- An edge to a parent that had ended when the job was inserted was written resolved; one to a
+-- parent that has not ended was resolved by a retry of that parent while the job waited, whose
+-- earlier end then stood for the job: the job waits for that parent's end again.
+UPDATE porter_jobs SET waiting_for = waiting_for + (
+        SELECT count(*) FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
+        WHERE d.child_id = porter_jobs.id AND d.resolved
+          AND p.state NOT IN ('completed','cancelled','discarded'))
+WHERE state = 'pending';
+UPDATE porter_job_deps SET resolved = 0
+WHERE resolved AND child_id IN (SELECT id FROM porter_jobs WHERE state = 'pending');

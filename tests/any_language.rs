@@ -988,6 +988,29 @@ mod postgres_only {
                 edges(db.store.job_deps(id).await.unwrap()),
                 edges(db.store.job_deps(lib.id).await.unwrap()),
             );
+            // The edges are written alike too: resolved only for a job that starts cancelled
+            // (a waiting job's edge to an ended parent stays open for that parent's retry).
+            let resolved = |child: i64| {
+                let pool = pool.clone();
+                async move {
+                    sqlx::query_scalar::<_, bool>(
+                        "SELECT resolved FROM porter_job_deps WHERE child_id = $1 ORDER BY parent_id",
+                    )
+                    .bind(child)
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap()
+                }
+            };
+            let (mine_resolved, lib_resolved) = (resolved(id).await, resolved(lib.id).await);
+            assert_eq!(mine_resolved, lib_resolved, "{:?}", call.depends_on);
+            assert!(
+                mine_resolved
+                    .iter()
+                    .all(|r| *r == (state == JobState::Cancelled)),
+                "{:?}: {mine_resolved:?}",
+                call.depends_on
+            );
         }
         // The parents' ends reach the function's jobs as the library's: completing `waiting`
         // promotes every job that waited for it alone or after any.

@@ -722,6 +722,55 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// A database migrated up to 35 whose waiting jobs have resolved edges (one to a parent that
+    /// had ended when the job was inserted; one to a parent retried while the job waited, whose
+    /// earlier end stood) upgrades in place: each job waits for those parents' next ends, as a
+    /// job inserted or retried since does (migration 0036).
+    async fn waiting_children_of_retried_parents_upgrade_by_0036(db: TestDb) {
+        use porter::store::JobClaimParams;
+        let (url, raw) = database_at(&db, "before-36", 35).await;
+        // 1 completed and was retried (it runs again, priority 2: claimed last); 3 waits for it
+        // and for 2. 4 completed before 5 was inserted; 5 waits for it and for 2.
+        raw.exec(
+            "INSERT INTO porter_jobs (id, kind, state, priority, has_dependents, waiting_for) VALUES
+                 (1, 'p', 'available', 2, true, 0), (2, 'p', 'available', 1, true, 0),
+                 (3, 'c', 'pending', 1, false, 1), (4, 'p', 'completed', 1, true, 0),
+                 (5, 'c', 'pending', 1, false, 1);
+             INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) VALUES
+                 (3, 1, false, true), (3, 2, false, false), (5, 4, false, true), (5, 2, false, false);",
+        )
+        .await;
+        let store = porter::store::open(&url).await.expect("porter upgrades the database");
+        let state = |id: i64| {
+            let store = store.clone();
+            async move { store.job_get(id).await.unwrap().unwrap().state }
+        };
+        let complete_one = || async {
+            let got = store
+                .job_claim(JobClaimParams {
+                    queue: "default".into(),
+                    kinds: vec!["p".into()],
+                    limit: 1,
+                    worker_id: "w".into(),
+                })
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 1);
+            store.job_complete_many(vec![got[0].fence()]).await.unwrap();
+            got[0].id
+        };
+        store.job_retry(4).await.unwrap();
+        assert_eq!(complete_one().await, 2);
+        assert_eq!(state(3).await, JobState::Pending, "3 waits for 1's run");
+        assert_eq!(state(5).await, JobState::Pending, "5 waits for 4's new run");
+        assert_eq!(complete_one().await, 4);
+        assert_eq!(state(5).await, JobState::Available);
+        assert_eq!(complete_one().await, 1);
+        assert_eq!(state(3).await, JobState::Available);
+    }
+}
+
 /// A PostgreSQL database migrated up to 32 that holds a job whose `errors` is not a JSON array
 /// (a plain INSERT's mistake, which made every claim of its queue fail): migration 0033 empties
 /// that history, so the job reads, claims and completes again, and the check it adds refuses

@@ -255,7 +255,7 @@ impl JobInsertParams {
             if !satisfied {
                 hold.waiting_for += 1;
             }
-            hold.edges.push((id, state.is_final()));
+            hold.edges.push((id, false));
         }
         if hold.error.is_some() {
             hold.state = Some(JobState::Cancelled);
@@ -282,7 +282,10 @@ pub struct JobHold {
     pub waiting_for: i32,
     /// Why it starts cancelled.
     pub error: Option<String>,
-    /// (parent, already counted) per parent, in order.
+    /// (parent, resolved) per parent, in order: resolved only for a job that starts cancelled
+    /// (it acted on its parents' ends). A waiting job's edges are all unresolved, those to
+    /// parents that ended too: such a parent retried while the job waits is waited for again
+    /// (migration 0036), and its next end counts.
     pub edges: Vec<(i64, bool)>,
     /// Inserted already marked as having dependents (a workflow's step that later steps of
     /// the same insert wait for), instead of being marked when they are inserted.

@@ -246,6 +246,18 @@ backend_case! {
         assert_eq!(get(s, child.id).await.state, JobState::Pending, "a runs again");
         run_to(s, "p", a.id, JobState::Completed).await;
         assert_eq!(get(s, child.id).await.state, JobState::Available);
+
+        // A child inserted after one parent ended, while it waits for another: that parent
+        // retried is waited for again too. (Found by review of the fix above: such an edge was
+        // written as already counted, and the retry passed it by.)
+        let a = insert(s, job("p")).await;
+        run_to(s, "p", a.id, JobState::Completed).await;
+        let b = insert(s, job("q")).await;
+        let child = insert(s, after("c", &[a.id, b.id])).await;
+        assert_eq!(child.state, JobState::Pending);
+        s.job_retry(a.id).await.unwrap();
+        run_to(s, "p", a.id, JobState::Discarded).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Cancelled, "a's new run failed");
     }
 }
 

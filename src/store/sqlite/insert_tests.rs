@@ -266,7 +266,8 @@ async fn the_multi_row_path_answers_as_a_statement_per_row_did() {
         );
         assert_eq!(
             extras[4].4,
-            vec![(discarded, true, true), (pending, true, false)]
+            vec![(discarded, true, false), (pending, true, false)],
+            "a waiting job's edges are all unresolved, an ended parent's too (0036)"
         );
         let marked: Vec<bool> = [completed, running, discarded, pending]
             .iter()
@@ -309,7 +310,8 @@ async fn a_workflow_starts_its_steps_as_their_parents_say() {
     };
     let expected = [
         tagged(0, true, "a", vec![]),
-        tagged(0, true, "b", vec![(completed, false, true)]),
+        // Resolved only for a step that starts cancelled (0036).
+        tagged(0, true, "b", vec![(completed, false, false)]),
         tagged(
             2,
             true,
@@ -321,7 +323,7 @@ async fn a_workflow_starts_its_steps_as_their_parents_say() {
             1,
             false,
             "e",
-            vec![(discarded, true, true), (a, true, false)],
+            vec![(discarded, true, false), (a, true, false)],
         ),
         tagged(2, false, "f", vec![(b, false, false), (c, false, false)]),
     ];
