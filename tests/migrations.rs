@@ -822,6 +822,79 @@ async fn a_job_whose_errors_porter_could_not_read_is_repaired_by_0033() {
     );
 }
 
+/// A PostgreSQL database migrated up to 36 that holds jobs a plain INSERT gave times or attempt
+/// counts porter could not read or step on (±infinity, which crashed the worker process in the
+/// driver; an attempt at the top of `integer`, which failed every claim of its queue): 0037
+/// repairs them, so the queue claims and completes again, and refuses the next such row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+)]
+async fn jobs_whose_times_or_attempts_porter_could_not_read_are_repaired_by_0037() {
+    use porter::store::JobClaimParams;
+    let db = common::postgres().await;
+    let (url, raw) = database_at(&db, "before-37", 36).await;
+    raw.exec(
+        "INSERT INTO porter_jobs (kind, scheduled_at) VALUES ('noop', '-infinity'); -- job 1
+         INSERT INTO porter_jobs (kind, attempt, max_attempts) VALUES ('noop', 2147483647, 2147483647); -- 2
+         INSERT INTO porter_jobs (kind, created_at) VALUES ('noop', 'infinity'); -- 3
+         INSERT INTO porter_jobs (kind, state, scheduled_at) VALUES ('noop', 'scheduled', 'infinity'); -- 4
+         INSERT INTO porter_jobs (kind) VALUES ('noop'); -- 5",
+    )
+    .await;
+    let store = porter::store::open(&url)
+        .await
+        .expect("porter upgrades the database");
+    let listed = store
+        .job_list(Default::default())
+        .await
+        .expect("the list reads");
+    assert_eq!(listed.len(), 5);
+    let got = store
+        .job_claim(JobClaimParams {
+            queue: "default".into(),
+            kinds: vec!["noop".into()],
+            limit: 10,
+            worker_id: "w".into(),
+        })
+        .await
+        .expect("the queue claims again");
+    let mut ids: Vec<i64> = got.iter().map(|j| j.id).collect();
+    ids.sort();
+    assert_eq!(ids, [1, 2, 3, 5], "all but the one due at the end of time");
+    let fences = got.iter().map(|j| j.fence()).collect();
+    assert_eq!(
+        store.job_complete_many(fences).await.unwrap(),
+        vec![true; 4]
+    );
+    let four = store.job_get(4).await.unwrap().unwrap();
+    assert_eq!(
+        four.scheduled_at.to_rfc3339(),
+        "9999-12-31T23:59:59.999+00:00"
+    );
+    let Raw::Postgres(pool) = &raw else {
+        unreachable!("a PostgreSQL database")
+    };
+    for values in [
+        "(kind, scheduled_at) VALUES ('noop', '-infinity')",
+        "(kind, scheduled_at) VALUES ('noop', '200000-01-01Z')",
+        "(kind, attempt) VALUES ('noop', 2147483647)",
+        "(kind, max_attempts) VALUES ('noop', 2147483647)",
+    ] {
+        let refused = sqlx::query(&format!("INSERT INTO porter_jobs {values}"))
+            .execute(pool)
+            .await
+            .expect_err(values);
+        assert!(
+            refused
+                .to_string()
+                .contains("porter_jobs_values_porter_reads"),
+            "{values}: {refused}"
+        );
+    }
+}
+
 backend_case! {
     /// A database migrated up to 27 (workflow steps in an index of porter_jobs), holding two
     /// workflows, upgrades in place to the table of steps (0028): each workflow shows its

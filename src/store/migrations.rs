@@ -191,6 +191,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "retried_parents_waited_for",
             "0036_retried_parents_waited_for.sql"
         ),
+        migration!(
+            37,
+            "times_and_attempts_porter_reads",
+            "0037_times_and_attempts_porter_reads.sql"
+        ),
     ],
 };
 
