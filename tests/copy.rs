@@ -558,3 +558,29 @@ async fn copy_reads_text_bound_as_a_blob_as_its_text() {
         (&serde_json::json!({"n": 1}), Some("key"))
     );
 }
+
+backend_case! {
+    /// A row whose JSON porter cannot read (a number past an f64, which another program's
+    /// plain INSERT can write) stops the copy with an error naming the row, and the target
+    /// keeps nothing. Before, the error said only "a JSON column holds invalid JSON", and the
+    /// operator had to find the row.
+    async fn copy_names_a_row_it_cannot_read(db: TestDb) {
+        let insert = "INSERT INTO porter_jobs (kind, args) VALUES ('noop', '{\"n\": 1e400}')";
+        match db.store.backend() {
+            porter::Backend::Sqlite => {
+                let conn = rusqlite::Connection::open(db.sqlite_path().unwrap()).unwrap();
+                conn.execute(insert, []).unwrap();
+            }
+            porter::Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+                sqlx::query(insert).execute(&pool).await.unwrap();
+            }
+        }
+        let there = other(&db).await;
+        let out = porter_copy(&db.url, &there.url, &[]);
+        assert!(!out.status.success());
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(said.contains("porter_jobs row id = 1: a JSON column holds invalid JSON"), "{said}");
+        assert!(all_jobs(&there.store).await.is_empty(), "nothing copied");
+    }
+}

@@ -253,6 +253,24 @@ pub fn insert_only(table: &str) -> bool {
     matches!(table, "porter_jobs" | "porter_workflow_steps")
 }
 
+/// `error` about one row of `table`, named by its key (`value_of` gives a column's value).
+pub fn row_error<'a>(
+    table: &CopyTable,
+    value_of: impl Fn(&str) -> Option<&'a Value>,
+    error: Error,
+) -> Error {
+    let key: Vec<String> = table
+        .key
+        .iter()
+        .map(|k| format!("{k} = {}", value_of(k).unwrap_or(&Value::Null)))
+        .collect();
+    let said = match error {
+        Error::Database(said) => said,
+        other => other.to_string(),
+    };
+    Error::Database(format!("{} row {}: {said}", table.name, key.join(", ")))
+}
+
 /// The canonical form of a value read from a database, for a column of `kind`.
 pub fn canonical(kind: ColumnKind, value: Value) -> Result<Value> {
     Ok(match (kind, value) {

@@ -11,7 +11,7 @@ use sqlx::{Executor, PgConnection};
 use super::connect;
 use crate::error::{Error, Result};
 use crate::store::copy::{
-    canonical, insert_only, keep_greater, ColumnKind, CopyEnd, CopyTable, Row,
+    canonical, insert_only, keep_greater, row_error, ColumnKind, CopyEnd, CopyTable, Row,
 };
 use crate::store::redact_url;
 
@@ -84,12 +84,22 @@ fn rows_of(table: &CopyTable, texts: Vec<String>) -> Result<Vec<Row>> {
     texts
         .into_iter()
         .map(|text| {
-            let mut object: serde_json::Map<String, Value> = serde_json::from_str(&text)
-                .map_err(|e| Error::Database(format!("a row of {}: {e}", table.name)))?;
+            let object: serde_json::Map<String, Value> =
+                serde_json::from_str(&text).map_err(|e| {
+                    // Not read: named by its start (the key columns come first).
+                    let mut start: String = text.chars().take(120).collect();
+                    if start.len() < text.len() {
+                        start.push_str("...");
+                    }
+                    Error::Database(format!("a row of {} ({start}): {e}", table.name))
+                })?;
             table
                 .columns
                 .iter()
-                .map(|c| canonical(c.kind, object.remove(&c.name).unwrap_or(Value::Null)))
+                .map(|c| {
+                    canonical(c.kind, object.get(&c.name).cloned().unwrap_or(Value::Null))
+                        .map_err(|e| row_error(table, |k| object.get(k), e))
+                })
                 .collect()
         })
         .collect()

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::parse_url;
 use crate::error::{Error, Result};
 use crate::store::copy::{
-    canonical, insert_only, keep_greater, ColumnKind, CopyEnd, CopyTable, Row,
+    canonical, insert_only, keep_greater, row_error, ColumnKind, CopyEnd, CopyTable, Row,
 };
 
 /// The file a `sqlite:` URL names, to refuse copying from one that is not there (opening it
@@ -113,11 +113,17 @@ fn read_row(table: &CopyTable, r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Va
 fn canonical_rows(table: &CopyTable, rows: Vec<Vec<Value>>) -> Result<Vec<Row>> {
     rows.into_iter()
         .map(|row| {
+            let value_of = |name: &str| {
+                let i = table.columns.iter().position(|c| c.name == name)?;
+                row.get(i)
+            };
             table
                 .columns
                 .iter()
-                .zip(row)
-                .map(|(c, v)| canonical(c.kind, v))
+                .zip(&row)
+                .map(|(c, v)| {
+                    canonical(c.kind, v.clone()).map_err(|e| row_error(table, value_of, e))
+                })
                 .collect()
         })
         .collect()
