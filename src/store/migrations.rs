@@ -196,6 +196,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "times_and_attempts_porter_reads",
             "0037_times_and_attempts_porter_reads.sql"
         ),
+        migration!(
+            38,
+            "retried_callback_counted",
+            "0038_retried_callback_counted.sql"
+        ),
     ],
 };
 

@@ -383,3 +383,28 @@ backend_case! {
         assert_eq!(cb.state, JobState::Cancelled, "a member ended discarded: {cb:?}");
     }
 }
+
+backend_case! {
+    /// A callback an admin retries after it ended (an on_success callback cancelled by a
+    /// failed member, run anyway) gets the counts by end state as it becomes due, as one due
+    /// at the batch's end does. Before, it ran without them: the counts were written only when
+    /// a callback left `pending`. (Found by review.)
+    async fn a_retried_callback_gets_the_counts(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let b = client.insert_batch(callback(batch_of(2, "m"), true)).await.unwrap();
+        let claimed = s.job_claim(claim("default", &["m"], 10, W)).await.unwrap();
+        end(s, &claimed[0], JobState::Discarded).await;
+        end(s, &claimed[1], JobState::Completed).await;
+        let cb = s.job_get(b.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Cancelled);
+        let cb = s.job_retry(b.callback.id).await.unwrap();
+        assert_eq!(cb.state, JobState::Available);
+        let cb = s.job_get(b.callback.id).await.unwrap().unwrap();
+        assert_eq!(
+            (&cb.args["completed"], &cb.args["discarded"], &cb.args["cancelled"], &cb.args["report"]),
+            (&serde_json::json!(1), &serde_json::json!(1), &serde_json::json!(0), &serde_json::json!("weekly")),
+            "{cb:?}"
+        );
+    }
+}
