@@ -822,10 +822,11 @@ async fn a_job_whose_errors_porter_could_not_read_is_repaired_by_0033() {
     );
 }
 
-/// A PostgreSQL database migrated up to 36 that holds jobs a plain INSERT gave times or attempt
-/// counts porter could not read or step on (±infinity, which crashed the worker process in the
-/// driver; an attempt at the top of `integer`, which failed every claim of its queue): 0037
-/// repairs them, so the queue claims and completes again, and refuses the next such row.
+/// A PostgreSQL database migrated up to 36 that holds jobs a plain INSERT gave times porter
+/// could not read (±infinity, which crashed the worker process in the driver) or attempt
+/// counts at the top of `integer` (which failed every claim of their queue): 0037 repairs the
+/// times and refuses the next such time; the claims pass the counts by, so the queue claims and
+/// completes its other jobs, and a retry of such a job (alone or in a bulk) does not overflow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(porter_pg_tests),
@@ -840,7 +841,9 @@ async fn jobs_whose_times_or_attempts_porter_could_not_read_are_repaired_by_0037
          INSERT INTO porter_jobs (kind, attempt, max_attempts) VALUES ('noop', 2147483647, 2147483647); -- 2
          INSERT INTO porter_jobs (kind, created_at) VALUES ('noop', 'infinity'); -- 3
          INSERT INTO porter_jobs (kind, state, scheduled_at) VALUES ('noop', 'scheduled', 'infinity'); -- 4
-         INSERT INTO porter_jobs (kind) VALUES ('noop'); -- 5",
+         INSERT INTO porter_jobs (kind) VALUES ('noop'); -- 5
+         INSERT INTO porter_jobs (kind, max_attempts) VALUES ('noop', 2147483647); -- 6
+         INSERT INTO porter_jobs (kind, state, attempt, finalized_at) VALUES ('noop', 'discarded', 2147483647, now()); -- 7",
     )
     .await;
     let store = porter::store::open(&url)
@@ -850,7 +853,7 @@ async fn jobs_whose_times_or_attempts_porter_could_not_read_are_repaired_by_0037
         .job_list(Default::default())
         .await
         .expect("the list reads");
-    assert_eq!(listed.len(), 5);
+    assert_eq!(listed.len(), 7);
     let got = store
         .job_claim(JobClaimParams {
             queue: "default".into(),
@@ -862,25 +865,34 @@ async fn jobs_whose_times_or_attempts_porter_could_not_read_are_repaired_by_0037
         .expect("the queue claims again");
     let mut ids: Vec<i64> = got.iter().map(|j| j.id).collect();
     ids.sort();
-    assert_eq!(ids, [1, 2, 3, 5], "all but the one due at the end of time");
+    assert_eq!(
+        ids,
+        [1, 3, 5],
+        "not the one due at the end of time, nor those of huge counts"
+    );
     let fences = got.iter().map(|j| j.fence()).collect();
     assert_eq!(
         store.job_complete_many(fences).await.unwrap(),
-        vec![true; 4]
+        vec![true; 3]
     );
     let four = store.job_get(4).await.unwrap().unwrap();
     assert_eq!(
         four.scheduled_at.to_rfc3339(),
         "9999-12-31T23:59:59.999+00:00"
     );
+    let retried = store
+        .driver()
+        .job_retry_many(vec![7, 1], vec![])
+        .await
+        .expect("the bulk retry goes through");
+    assert_eq!(retried.len(), 2);
     let Raw::Postgres(pool) = &raw else {
         unreachable!("a PostgreSQL database")
     };
     for values in [
         "(kind, scheduled_at) VALUES ('noop', '-infinity')",
         "(kind, scheduled_at) VALUES ('noop', '200000-01-01Z')",
-        "(kind, attempt) VALUES ('noop', 2147483647)",
-        "(kind, max_attempts) VALUES ('noop', 2147483647)",
+        "(kind, created_at) VALUES ('noop', 'infinity')",
     ] {
         let refused = sqlx::query(&format!("INSERT INTO porter_jobs {values}"))
             .execute(pool)
@@ -889,7 +901,7 @@ async fn jobs_whose_times_or_attempts_porter_could_not_read_are_repaired_by_0037
         assert!(
             refused
                 .to_string()
-                .contains("porter_jobs_values_porter_reads"),
+                .contains("porter_jobs_times_porter_reads"),
             "{values}: {refused}"
         );
     }

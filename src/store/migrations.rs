@@ -191,11 +191,7 @@ pub const CORE: MigrationSet = MigrationSet {
             "retried_parents_waited_for",
             "0036_retried_parents_waited_for.sql"
         ),
-        migration!(
-            37,
-            "times_and_attempts_porter_reads",
-            "0037_times_and_attempts_porter_reads.sql"
-        ),
+        migration!(37, "times_porter_reads", "0037_times_porter_reads.sql"),
         migration!(
             38,
             "retried_callback_counted",

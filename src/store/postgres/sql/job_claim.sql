@@ -9,9 +9,10 @@ WITH picked AS (
       -- the index while any snapshot may still see them.
       AND (priority, scheduled_at, id) > ($5::smallint, $6::timestamptz, $7::bigint)
       AND kind = ANY($3::text[])
-      -- A job a plain INSERT gave a billion attempts is never claimed: its next attempt would
-      -- pass porter_jobs_values_porter_reads (0037), and fail the claim of the whole queue.
-      AND attempt < 1000000000
+      -- A job a plain INSERT gave a billion attempts (or allowed attempts) or more is never
+      -- claimed: near the top of `integer`, the claim's `attempt + 1` would fail the claim of
+      -- the whole queue, and a release's `max_attempts + 1` the give-back (0037).
+      AND attempt < 1000000000 AND max_attempts < 1000000000
       -- A queue with limits is claimed by job_claim_limited.sql instead (this one then takes
       -- nothing, and the driver looks at the limits): one condition on a row read anyway.
       AND NOT EXISTS (SELECT 1 FROM porter_queues WHERE name = $1

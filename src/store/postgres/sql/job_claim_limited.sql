@@ -68,9 +68,10 @@ pool AS (
     SELECT id, concurrency_key, priority, scheduled_at FROM porter_jobs
     WHERE state = 'available' AND queue = $1 AND scheduled_at <= coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp())
       AND kind = ANY($3::text[])
-      -- A job a plain INSERT gave a billion attempts is never claimed: its next attempt would
-      -- pass porter_jobs_values_porter_reads (0037), and fail the claim of the whole queue.
-      AND attempt < 1000000000
+      -- A job a plain INSERT gave a billion attempts (or allowed attempts) or more is never
+      -- claimed: near the top of `integer`, the claim's `attempt + 1` would fail the claim of
+      -- the whole queue, and a release's `max_attempts + 1` the give-back (0037).
+      AND attempt < 1000000000 AND max_attempts < 1000000000
       AND (concurrency_key IS NULL OR concurrency_key NOT IN (SELECT k FROM blocked))
       AND (SELECT n FROM budget) > 0
     ORDER BY priority, scheduled_at, id

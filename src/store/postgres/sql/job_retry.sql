@@ -32,6 +32,7 @@ UPDATE porter_jobs SET
                  THEN 'pending' ELSE 'available' END,
     scheduled_at = porter_now(),
     finalized_at = NULL,
-    max_attempts = GREATEST(max_attempts, attempt + 1)
+    -- (LEAST: an attempt count a plain INSERT put at the top of `integer` would overflow.)
+    max_attempts = GREATEST(max_attempts, LEAST(attempt, 2147483646) + 1)
 WHERE id = $1 AND state NOT IN ('running','pending')
 RETURNING *

@@ -9,7 +9,8 @@ UPDATE porter_jobs j SET
     state = 'available',
     scheduled_at = porter_now(),
     finalized_at = NULL,
-    max_attempts = greatest(j.max_attempts, j.attempt + 1)
+    -- (least: an attempt count a plain INSERT put at the top of `integer` would overflow.)
+    max_attempts = greatest(j.max_attempts, least(j.attempt, 2147483646) + 1)
 WHERE j.id = ANY($1::bigint[]) AND j.state NOT IN ('running', 'available', 'pending')
   -- $2: the bulk's filter of states (empty for any), judged again on the row this updates.
   AND (cardinality($2::text[]) = 0 OR j.state = ANY($2::text[]))

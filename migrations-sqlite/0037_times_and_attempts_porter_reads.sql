@@ -1,5 +1,0 @@
--- Nothing changes on SQLite: migrations-postgres/0037_times_and_attempts_porter_reads.sql
--- makes PostgreSQL refuse times and attempt counts porter cannot read or step on. SQLite stores
--- times as text, in porter's one format (the README says what a plain INSERT must write), and
--- adding a check to an existing table means rebuilding it. The version exists so that both
--- backends record the same versions.

@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite: migrations-postgres/0037_times_porter_reads.sql makes PostgreSQL
+-- refuse times porter cannot read. SQLite stores times as text, in porter's one format (the
+-- README says what a plain INSERT must write), and adding a check to an existing table means
+-- rebuilding it. The version exists so that both backends record the same versions.
