@@ -407,6 +407,21 @@ backend_case! {
             let (status, _) = send(&app, post("/dashboard/login", foreign, format!("token={TOKEN}"))).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{foreign}");
         }
+        // A chain of proxies lists the client's host first; a host may name the default port.
+        for (forwarded, origin, status) in [
+            ("porter.example.com, internal.lan", ours, StatusCode::SEE_OTHER),
+            ("porter.example.com:443", ours, StatusCode::SEE_OTHER),
+            ("internal.lan, porter.example.com", ours, StatusCode::FORBIDDEN),
+            ("porter.example.com:443", "http://porter.example.com", StatusCode::FORBIDDEN),
+        ] {
+            let request = req(Method::POST, "/dashboard/login")
+                .header("x-forwarded-host", forwarded)
+                .header(header::ORIGIN, origin)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!("token={TOKEN}")))
+                .unwrap();
+            assert_eq!(send(&app, request).await.0, status, "{forwarded} from {origin}");
+        }
     }
 }
 

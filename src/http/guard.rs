@@ -113,17 +113,37 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Whether an `Origin` names this server: its host is the request's `host` or, behind a
 /// proxy, its `X-Forwarded-Host` (a page cannot set that header on a request it sends), compared
 /// without case. The dashboard's own checks of its forms use the same rule.
+///
+/// A proxy chain's `X-Forwarded-Host` lists the hosts it passed, the client's first: that one
+/// is compared. A host that names the scheme's default port (`:443` for `https`, `:80` for
+/// `http`) is the origin without it.
 pub(super) fn origin_is_ours(origin: &str, headers: &HeaderMap, host: Option<&str>) -> bool {
-    let Some(origin_host) = origin
+    let Some((scheme, origin_host)) = origin
         .split_once("://")
-        .map(|(_, rest)| rest.trim_end_matches('/'))
+        .map(|(scheme, rest)| (scheme, rest.trim_end_matches('/')))
     else {
         return false;
     };
-    [host, header_str(headers, "x-forwarded-host")]
-        .iter()
-        .flatten()
-        .any(|h| !h.is_empty() && origin_host.eq_ignore_ascii_case(h.trim()))
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "https" => ":443",
+        "http" => ":80",
+        _ => "",
+    };
+    let forwarded = header_str(headers, "x-forwarded-host").and_then(|h| h.split(',').next());
+    [host, forwarded].iter().flatten().any(|h| {
+        let h = h.trim();
+        let h = match h.len().checked_sub(default_port.len()) {
+            Some(cut)
+                if !default_port.is_empty()
+                    && h.is_char_boundary(cut)
+                    && h[cut..] == *default_port =>
+            {
+                &h[..cut]
+            }
+            _ => h,
+        };
+        !h.is_empty() && origin_host.eq_ignore_ascii_case(h)
+    })
 }
 
 fn check_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), AppError> {
