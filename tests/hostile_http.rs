@@ -471,6 +471,28 @@ backend_case! {
         let job = page(format!("/dashboard/jobs/{reduce}")).await;
         assert_eq!(job.matches("<li class=\"link\"").count(), 100, "a page of its parents");
         assert!(job.contains("and 1900 more"), "the rest counted");
+
+        // A job of 3,000 recorded attempts lists its last 100.
+        let many = serde_json::Value::Array(
+            (1..=3000)
+                .map(|i| json!({"attempt": i, "at": "2026-12-02T00:00:00.000Z", "error": format!("boom {i}")}))
+                .collect(),
+        )
+        .to_string();
+        let sql = format!("UPDATE porter_jobs SET errors = '{many}' WHERE id = {reduce}");
+        match db.store.backend() {
+            porter::store::Backend::Sqlite => {
+                rusqlite::Connection::open(db.sqlite_path().unwrap()).unwrap().execute(&sql, []).unwrap();
+            }
+            porter::store::Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+                sqlx::query(&sql).execute(&pool).await.unwrap();
+            }
+        }
+        let job = page(format!("/dashboard/jobs/{reduce}")).await;
+        assert_eq!(job.matches("<tr class=\"attempt\"").count(), 100, "the last 100 attempts");
+        assert!(job.contains("boom 3000") && !job.contains("boom 2900<"), "the last ones");
+        assert!(job.contains("The last 100 of 3000 recorded attempts"));
     }
 }
 

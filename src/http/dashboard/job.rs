@@ -181,18 +181,27 @@ fn fields(job: &JobRow, workflow: Option<&JobWorkflow>) -> Markup {
 /// Every attempt, from what the row records: the error history has each failed attempt's
 /// end and error; `attempted_at` and `attempted_by` are the latest attempt's start and worker
 /// (earlier attempts' workers are not kept).
+/// Recorded attempts listed on a job's page at most, the last ones (`max_attempts` may be up
+/// to a million).
+const ATTEMPTS_SHOWN: usize = 100;
+
 fn attempts(job: &JobRow) -> Markup {
     if job.attempt == 0 && job.errors.is_empty() {
         return html! { p.muted { "Not attempted yet." } };
     }
     // Attempts given back (a shutdown, a rescue) share a number with the next one; list each
-    // recorded event, then the latest attempt if it has no error of its own.
+    // recorded event, then the latest attempt if it has no error of its own. A job of many
+    // attempts shows its last [`ATTEMPTS_SHOWN`].
     let latest_recorded = job.errors.iter().any(|e| e.attempt == job.attempt);
+    let skipped = job.errors.len().saturating_sub(ATTEMPTS_SHOWN);
     html! {
+        @if skipped > 0 {
+            p.muted #attempts-note { "The last " (ATTEMPTS_SHOWN) " of " (job.errors.len()) " recorded attempts (all of them: porter jobs show)." }
+        }
         table {
             thead { tr { th { "attempt" } th { "started" } th { "worker" } th { "ended" } th { "outcome" } } }
             tbody {
-                @for (i, e) in job.errors.iter().enumerate() {
+                @for (i, e) in job.errors.iter().enumerate().skip(skipped) {
                     @let latest = e.attempt == job.attempt && i + 1 == job.errors.len();
                     tr.attempt data-attempt=(e.attempt) {
                         td.n { (e.attempt) }
