@@ -48,6 +48,24 @@ fn json_post(uri: &str, body: &Value, extra: &[(&str, &str)]) -> Request<Body> {
     builder.body(Body::from(body.to_string())).unwrap()
 }
 
+async fn app_with_token(db: &TestDb) -> Router {
+    app(
+        db,
+        HttpConfig {
+            admin_token: Some(TOKEN.to_string()),
+            ..HttpConfig::default()
+        },
+    )
+    .await
+}
+
+/// A page the dashboard answers 200 for, as text.
+async fn page(app: &Router, uri: String) -> String {
+    let (status, body) = send(app, req(Method::GET, &uri).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{uri}");
+    String::from_utf8(body).unwrap()
+}
+
 async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
     let response = app.clone().oneshot(req).await.unwrap();
     let status = response.status();
@@ -381,14 +399,7 @@ backend_case! {
     /// every login and every button answered 403 there.)
     async fn behind_a_proxy_the_dashboard_logs_in_and_acts(db: TestDb) {
         let job = surfaces::insert(db.store.as_ref(), "noop", "default").await;
-        let app = app(
-            &db,
-            HttpConfig {
-                admin_token: Some(TOKEN.to_string()),
-                ..HttpConfig::default()
-            },
-        )
-        .await;
+        let app = app_with_token(&db).await;
         let post = |uri: &str, origin: &str, body: String| {
             req(Method::POST, uri)
                 .header("x-forwarded-host", "Porter.Example.com")
@@ -450,14 +461,7 @@ backend_case! {
         fan.push(Step::raw("reduce", "noop", json!({})).after((0..2000).map(name)));
         let fan = db.store.workflow_insert(fan.params().unwrap()).await.unwrap();
         let app = app(&db, HttpConfig::default()).await;
-        let page = |uri: String| {
-            let app = app.clone();
-            async move {
-                let (status, body) = send(&app, req(Method::GET, &uri).body(Body::empty()).unwrap()).await;
-                assert_eq!(status, StatusCode::OK, "{uri}");
-                String::from_utf8(body).unwrap()
-            }
-        };
+        let page = |uri: String| page(&app, uri);
         let html = page(format!("/dashboard/workflows/{}", dense.id)).await;
         assert_eq!(html.matches("<path class=\"edge\"").count(), MAX_DRAWN_EDGES);
         assert!(html.contains(&format!("{MAX_DRAWN_EDGES} of {} edges", DRAWN_STEPS * (DRAWN_STEPS - 1) / 2)), "the note says so");
@@ -503,14 +507,7 @@ backend_case! {
     async fn with_a_token_reading_the_dashboard_and_metrics_needs_it(db: TestDb) {
         let failed = surfaces::discarded_job(db.store.as_ref(), "password=abc in the error").await;
         surfaces::insert(db.store.as_ref(), "noop", "secret_queue").await;
-        let app = app(
-            &db,
-            HttpConfig {
-                admin_token: Some(TOKEN.to_string()),
-                ..HttpConfig::default()
-            },
-        )
-        .await;
+        let app = app_with_token(&db).await;
         let get = |uri: &str| req(Method::GET, uri);
 
         let (status, page) = send(&app, get("/").body(Body::empty()).unwrap()).await;
@@ -951,14 +948,7 @@ backend_case! {
         }
         let wf = db.store.workflow_insert(workflow.params().unwrap()).await.unwrap();
         let app = app(&db, HttpConfig::default()).await;
-        let page = |uri: String| {
-            let app = app.clone();
-            async move {
-                let (status, body) = send(&app, req(Method::GET, &uri).body(Body::empty()).unwrap()).await;
-                assert_eq!(status, StatusCode::OK, "{uri}");
-                String::from_utf8(body).unwrap()
-            }
-        };
+        let page = |uri: String| page(&app, uri);
         let first = wf.steps[0].1.id;
         for html in [
             page(format!("/dashboard/workflows/{}", wf.id)).await,

@@ -673,12 +673,27 @@ async fn database_at(db: &TestDb, name: &str, version: i64) -> (String, Raw) {
     (url, raw)
 }
 
+/// Claims the next job of kind `p` on `default` and completes it; its id.
+async fn complete_next_p(store: &porter::store::Store) -> i64 {
+    let got = store
+        .job_claim(porter::store::JobClaimParams {
+            queue: "default".into(),
+            kinds: vec!["p".into()],
+            limit: 1,
+            worker_id: "w".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    store.job_complete_many(vec![got[0].fence()]).await.unwrap();
+    got[0].id
+}
+
 backend_case! {
     /// A database migrated up to 13 (before dependencies were counted per statement on
     /// PostgreSQL, migration 14), holding children that wait, upgrades in place: the parents'
     /// ends are counted by the new trigger and each child runs after its last parent, once.
     async fn waiting_dependents_upgrade_in_place(db: TestDb) {
-        use porter::store::JobClaimParams;
         let (url, raw) = database_at(&db, "before-14", 13).await;
         // Parents 1 and 2 due; 3 waits for 1; 4 waits for 1 and 2; 5 waited for 6, which
         // ended before the upgrade (its edge counted), and waits for 2 still.
@@ -698,20 +713,7 @@ backend_case! {
             let store = store.clone();
             async move { store.job_get(id).await.unwrap().unwrap().state }
         };
-        let complete_one = || async {
-            let got = store
-                .job_claim(JobClaimParams {
-                    queue: "default".into(),
-                    kinds: vec!["p".into()],
-                    limit: 1,
-                    worker_id: "w".into(),
-                })
-                .await
-                .unwrap();
-            assert_eq!(got.len(), 1);
-            store.job_complete_many(vec![got[0].fence()]).await.unwrap();
-            got[0].id
-        };
+        let complete_one = || complete_next_p(&store);
         assert_eq!(complete_one().await, 1);
         assert_eq!(state(3).await, JobState::Available);
         assert_eq!(state(4).await, JobState::Pending);
@@ -728,7 +730,6 @@ backend_case! {
     /// earlier end stood) upgrades in place: each job waits for those parents' next ends, as a
     /// job inserted or retried since does (migration 0036).
     async fn waiting_children_of_retried_parents_upgrade_by_0036(db: TestDb) {
-        use porter::store::JobClaimParams;
         let (url, raw) = database_at(&db, "before-36", 35).await;
         // 1 completed and was retried (it runs again, priority 2: claimed last); 3 waits for it
         // and for 2. 4 completed before 5 was inserted; 5 waits for it and for 2.
@@ -746,20 +747,7 @@ backend_case! {
             let store = store.clone();
             async move { store.job_get(id).await.unwrap().unwrap().state }
         };
-        let complete_one = || async {
-            let got = store
-                .job_claim(JobClaimParams {
-                    queue: "default".into(),
-                    kinds: vec!["p".into()],
-                    limit: 1,
-                    worker_id: "w".into(),
-                })
-                .await
-                .unwrap();
-            assert_eq!(got.len(), 1);
-            store.job_complete_many(vec![got[0].fence()]).await.unwrap();
-            got[0].id
-        };
+        let complete_one = || complete_next_p(&store);
         store.job_retry(4).await.unwrap();
         assert_eq!(complete_one().await, 2);
         assert_eq!(state(3).await, JobState::Pending, "3 waits for 1's run");

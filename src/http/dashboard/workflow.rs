@@ -341,20 +341,22 @@ fn steps_table(wf: &WorkflowDetail, page: usize) -> Markup {
 /// many more: a fan-in step may wait for 10,000 steps.
 fn after_cell(after: &[String]) -> String {
     let mut cell = String::new();
+    let mut used = 0;
     let mut named = 0;
     for name in after {
-        let room = AFTER_CHARS.saturating_sub(cell.chars().count());
-        let sep = if named == 0 { "" } else { ", " };
-        if named > 0 && name.chars().count() + sep.len() > room {
+        let (chars, sep) = (name.chars().count(), if named == 0 { "" } else { ", " });
+        let room = AFTER_CHARS - used;
+        if named > 0 && chars + sep.len() > room {
             break;
         }
         cell.push_str(sep);
-        if name.chars().count() > room {
-            cell.extend(name.chars().take(room.saturating_sub(1)));
+        if chars > room {
+            cell.extend(name.chars().take(room - 1));
             cell.push('…');
         } else {
             cell.push_str(name);
         }
+        used += sep.len() + chars.min(room);
         named += 1;
     }
     if named < after.len() {

@@ -686,13 +686,7 @@ fn opt_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
 /// anything else (another program's text, a blob, bytes that are not UTF-8) without failing
 /// the row.
 fn errors_col(v: rusqlite::types::ValueRef<'_>, created_at: DateTime<Utc>) -> Vec<AttemptError> {
-    use rusqlite::types::ValueRef;
-    let text = match v {
-        ValueRef::Text(b) | ValueRef::Blob(b) => String::from_utf8_lossy(b),
-        ValueRef::Null => "null".into(),
-        ValueRef::Integer(i) => i.to_string().into(),
-        ValueRef::Real(f) => f.to_string().into(),
-    };
+    let text = value_text(v);
     if text == "[]" {
         return Vec::new();
     }
@@ -779,12 +773,21 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
 /// A column's value as text: what porter wrote reads as it is; a BLOB another program bound
 /// where text belongs (or bytes that are not UTF-8) reads as its text, lossily.
 fn text_col(v: rusqlite::types::ValueRef<'_>) -> String {
+    match v {
+        rusqlite::types::ValueRef::Null => String::new(),
+        v => value_text(v).into_owned(),
+    }
+}
+
+/// Any value as text, borrowed when it is UTF-8 text already: a BLOB as its bytes' text
+/// (lossily), a number as it prints, NULL as JSON's `null`.
+fn value_text(v: rusqlite::types::ValueRef<'_>) -> std::borrow::Cow<'_, str> {
     use rusqlite::types::ValueRef;
     match v {
-        ValueRef::Text(b) | ValueRef::Blob(b) => String::from_utf8_lossy(b).into_owned(),
-        ValueRef::Null => String::new(),
-        ValueRef::Integer(i) => i.to_string(),
-        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Text(b) | ValueRef::Blob(b) => String::from_utf8_lossy(b),
+        ValueRef::Null => "null".into(),
+        ValueRef::Integer(i) => i.to_string().into(),
+        ValueRef::Real(f) => f.to_string().into(),
     }
 }
 
@@ -803,14 +806,7 @@ impl Unreadable {
     /// A JSON column; `null` when it does not parse (a number past an f64, nesting deeper than
     /// the parser goes, an escape of half a UTF-16 pair).
     fn json(&mut self, column: &str, v: rusqlite::types::ValueRef<'_>) -> serde_json::Value {
-        let text = match v {
-            rusqlite::types::ValueRef::Text(b) => match std::str::from_utf8(b) {
-                Ok(text) => std::borrow::Cow::Borrowed(text),
-                Err(_) => String::from_utf8_lossy(b),
-            },
-            v => text_col(v).into(),
-        };
-        serde_json::from_str(&text).unwrap_or_else(|e| {
+        serde_json::from_str(&value_text(v)).unwrap_or_else(|e| {
             self.0.push(format!("{column}: {e}"));
             serde_json::Value::Null
         })
