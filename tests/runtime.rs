@@ -1184,9 +1184,15 @@ backend_case! {
     }
 }
 
+/// The most a queue of 2 slots holds claimed and unrecorded (issue 14).
+const HELD: usize = 2 * porter::runtime::HOLD_FACTOR;
+/// Of those, the most it holds claimed ahead of its 2 slots.
+const AHEAD: usize = HELD - 2;
+
 /// Issue 14 (prefetch): a queue of 2 slots whose quick jobs made it claim ahead, then held by
-/// long `count` jobs (60 s each). Returns the runtime, the count worker and the long jobs' ids
-/// once the database shows the most the queue may hold: 2 running + 2 claimed ahead.
+/// long `count` jobs (60 s each), 2 more than it may hold. Returns the runtime, the count worker
+/// and the long jobs' ids once the database shows the most the queue may hold: 2 running +
+/// [`AHEAD`] claimed ahead.
 async fn fill_local_queue(
     db: &crate::common::TestDb,
     lease: Duration,
@@ -1195,13 +1201,14 @@ async fn fill_local_queue(
         hold: Duration::from_secs(60),
         ..Default::default()
     };
-    let long: Vec<Count> = (0..6).map(|n| Count { n }).collect();
+    let long: Vec<Count> = (0..HELD as u64 + 2).map(|n| Count { n }).collect();
     let (rt, ids) = fill_local_queue_with(db, lease, &long, worker.clone()).await;
     (rt, worker, ids)
 }
 
 /// [`fill_local_queue`] with `long` jobs run by `worker`, which must hold them: 20 quick jobs
-/// first, then the long ones; returns once 2 run and 2 are claimed ahead.
+/// first, then the long ones; returns once 2 run and as many more as the queue may hold (or
+/// as there are) are claimed ahead.
 async fn fill_local_queue_with<A: JobArgs, W: Worker<A>>(
     db: &crate::common::TestDb,
     lease: Duration,
@@ -1229,9 +1236,10 @@ async fn fill_local_queue_with<A: JobArgs, W: Worker<A>>(
     cfg.shutdown_timeout = Duration::from_millis(100);
     cfg.maintenance = false;
     let rt = start(db.store.clone(), workers, cfg);
-    eventually("2 long jobs running and 2 claimed ahead", || async {
+    let held = HELD.min(long.len()) as i64;
+    eventually("2 long jobs running and the rest claimed ahead", || async {
         let t = db.store.job_counts().await.unwrap().total;
-        t[&JobState::Completed] == 20 && t[&JobState::Running] == 4
+        t[&JobState::Completed] == 20 && t[&JobState::Running] == held
     })
     .await;
     (rt, ids)
@@ -1481,13 +1489,12 @@ backend_case! {
     /// (`available`, no attempt used), not to the rescuer.
     async fn prefetch_is_bounded_and_given_back_at_shutdown(db: TestDb) {
         let (rt, worker, ids) = fill_local_queue(&db, Duration::from_secs(60)).await;
-        assert_eq!(porter::runtime::HOLD_FACTOR * 2, 4);
         for _ in 0..5 {
             let t = db.store.job_counts().await.unwrap().total;
             assert_eq!(
                 (t[&JobState::Running], t[&JobState::Available]),
-                (4, 2),
-                "2 x 2 held, the rest left for others"
+                (HELD as i64, 2),
+                "HOLD_FACTOR x 2 held, the rest left for others"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -1495,7 +1502,7 @@ backend_case! {
         let report = rt.stop().await;
         assert_eq!(report.cancelled_at_shutdown, 2);
         assert_eq!(worker.peak.load(Ordering::SeqCst), 2);
-        assert_eq!(given_back(&db.store, &ids).await, 2, "the 2 claimed ahead");
+        assert_eq!(given_back(&db.store, &ids).await, AHEAD, "those claimed ahead");
         for id in &ids {
             let row = db.store.job_get(*id).await.unwrap().unwrap();
             assert_eq!(row.state, JobState::Available, "{row:?}");
@@ -1516,8 +1523,9 @@ backend_case! {
         // Half of a 2 s lease: jobs claimed ahead wait at most 1 s.
         let (rt, worker, ids) = fill_local_queue(&db, Duration::from_secs(2)).await;
         eventually("the jobs claimed ahead given back", || async {
-            given_back(&db.store, &ids).await >= 2
-                && db.store.job_counts().await.unwrap().total[&JobState::Available] >= 4
+            given_back(&db.store, &ids).await >= AHEAD
+                && db.store.job_counts().await.unwrap().total[&JobState::Available]
+                    >= AHEAD as i64 + 2
         })
         .await;
         assert_eq!(worker.running.load(Ordering::SeqCst), 2, "none of them started");
@@ -1531,8 +1539,8 @@ backend_case! {
     }
 }
 
-/// Starts a worker of 2 slots on `default` with `limits`, after 20 quick jobs and 6 that run
-/// for a minute; returns once the quick ones are done and 2 long ones run. The quick jobs make
+/// Starts a worker of 2 slots on `default` with `limits`, after 20 quick jobs and 2 more than
+/// it may hold ([`HELD`]) that run for a minute; returns once the quick ones are done and 2 long ones run. The quick jobs make
 /// the producer's pace high, so it wants to claim ahead of its slots.
 async fn two_slots_behind_long_jobs(
     db: &common::TestDb,
@@ -1552,7 +1560,7 @@ async fn two_slots_behind_long_jobs(
         .insert_many(quick.iter().map(|a| (a, None)))
         .await
         .unwrap();
-    let long: Vec<Count> = (0..6).map(|n| Count { n }).collect();
+    let long: Vec<Count> = (0..HELD as u64 + 2).map(|n| Count { n }).collect();
     client
         .insert_many(long.iter().map(|a| (a, None)))
         .await
@@ -1600,7 +1608,7 @@ backend_case! {
             ..Default::default()
         })
         .await;
-        stays_claimed(&db, 2, 4, "only the 2 started are claimed").await;
+        stays_claimed(&db, 2, HELD as i64, "only the 2 started are claimed").await;
         rt.stop().await;
     }
 }
@@ -1621,7 +1629,7 @@ backend_case! {
             db.store.job_counts().await.unwrap().total[&JobState::Running] == 3
         })
         .await;
-        stays_claimed(&db, 3, 3, "2 started and 1 waiting, no more").await;
+        stays_claimed(&db, 3, HELD as i64 - 1, "2 started and 1 waiting, no more").await;
         rt.stop().await;
     }
 }
@@ -1633,25 +1641,25 @@ backend_case! {
             ..Default::default()
         })
         .await;
-        stays_claimed(&db, 2, 4, "half of the 1 left is none").await;
+        stays_claimed(&db, 2, HELD as i64, "half of the 1 left is none").await;
         rt.stop().await;
     }
 }
 
 backend_case! {
     /// With a limit larger than the work needs, a limited queue holds as many ahead as an
-    /// unlimited one (2 per slot in all).
+    /// unlimited one (`HOLD_FACTOR` per slot in all).
     async fn a_loose_concurrency_limit_is_claimed_ahead_like_no_limit(db: TestDb) {
         let rt = two_slots_behind_long_jobs(&db, porter::store::QueueLimits {
             concurrency: Some(100),
             ..Default::default()
         })
         .await;
-        eventually("two jobs claimed ahead", || async {
-            db.store.job_counts().await.unwrap().total[&JobState::Running] == 4
+        eventually("as many claimed ahead as without a limit", || async {
+            db.store.job_counts().await.unwrap().total[&JobState::Running] == HELD as i64
         })
         .await;
-        stays_claimed(&db, 4, 2, "2 started and 2 waiting").await;
+        stays_claimed(&db, HELD as i64, 2, "2 started and the rest waiting").await;
         rt.stop().await;
     }
 }
@@ -1879,12 +1887,14 @@ backend_case! {
 }
 
 backend_case! {
-    /// The jobs a stalled claim along took come back late, and are given back unstarted; until
-    /// they are, they count against the queue's bound. Their producer was told its order was
-    /// filled before they were given back, and claimed its whole budget beside them: more jobs
-    /// claimed and unrecorded than twice the concurrency, for as long as the give-backs took.
+    /// The jobs of a claim along whose reply came late, which a reconcile took for strays
+    /// meanwhile, are given back unstarted; until they are, they count against the queue's
+    /// bound. Their producer was told its order was filled before they were given back, and
+    /// claimed its whole budget beside them: more jobs claimed and unrecorded than
+    /// `HOLD_FACTOR` x the concurrency, for as long as the give-backs took.
     async fn jobs_a_late_claim_along_took_count_until_given_back(db: TestDb) {
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        // Putting a stray back (the reconcile) and giving a job back take 1 s each.
         gated.slow_releases(Duration::from_secs(1));
         let client = Client::new(db.store.clone());
         let mut workers = Workers::new();
@@ -1897,18 +1907,37 @@ backend_case! {
         let me = runtime.identity().id.clone();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(runtime.run(shutdown.clone()));
+        // Quick jobs first, so that the producer's pace lets it claim ahead as far as it may.
+        let quick: Vec<porter::jobs::Noop> = (0..20).map(|_| porter::jobs::Noop {}).collect();
+        client.insert_many(quick.iter().map(|a| (a, None))).await.unwrap();
+        eventually("the quick jobs done", || async {
+            db.store.job_counts().await.unwrap().total[&JobState::Completed] == 20
+        })
+        .await;
         // The producer claims one job (short) and posts an order; the job's completion takes
-        // the order, and its write (gated) stalls. Jobs come only then: the producer waits for
-        // its order, and the stalled write's claim takes them.
+        // the order, and its write waits at the gate. Jobs come only then: the producer waits
+        // for its order, and the write's claim takes them once the gate opens; its reply is
+        // held up until a reconcile has taken them for strays.
         gated.close();
         let first = client.insert(&porter::jobs::Sleep { ms: 20 }, None).await.unwrap().job.id;
         wait_state(&db.store, first, JobState::Running).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        for _ in 0..10 {
+        // Twice what the queue may hold, and 2 more: enough for a breach to show.
+        for _ in 0..2 * HELD + 2 {
             client.insert(&porter::jobs::Sleep { ms: 3000 }, None).await.unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        gated.stall_claim_replies(Some("default"));
         gated.open();
+        eventually("the write claimed along", || async {
+            db.store.job_get(first).await.unwrap().unwrap().state == JobState::Completed
+        })
+        .await;
+        let listed = gated.listings().len();
+        eventually("a reconcile after the write", || async {
+            gated.listings().len() > listed
+        })
+        .await;
+        gated.stall_claim_replies(None);
         let mut most = 0;
         for _ in 0..40 {
             let running = db.store.job_running_by_worker().await.unwrap();
@@ -1917,7 +1946,10 @@ backend_case! {
         }
         shutdown.hard.cancel();
         let _ = task.await;
-        assert!(most <= 2 * 2, "at most twice the concurrency held, saw {most}");
+        assert!(
+            most <= HELD as i64,
+            "at most HOLD_FACTOR x the concurrency held, saw {most}"
+        );
     }
 }
 

@@ -32,7 +32,7 @@ pub struct GatedStore {
     /// The bound (`since`) of each `job_list_running` (the reconcile's lookup), in order.
     listings: std::sync::Mutex<Vec<DateTime<Utc>>>,
     /// Replies to claims of this queue wait, the claim made, while it is set (a reply held
-    /// up on its way back).
+    /// up on its way back); so do those of completion writes that claim along for it.
     stalled_replies: tokio::sync::watch::Sender<Option<String>>,
     /// Runs once before the next bulk write (retry, cancel or delete of many), after the bulk
     /// found its jobs: what another operator or worker does in between.
@@ -133,7 +133,8 @@ impl GatedStore {
         self.stalled_claims.send_replace(queue.map(str::to_string));
     }
 
-    /// Replies to claims of `queue` stall (the claim made in the database) until `None`.
+    /// Replies to claims of `queue` (and to completion writes that claim along for it) stall,
+    /// the claim made in the database, until `None`.
     pub fn stall_claim_replies(&self, queue: Option<&str>) {
         self.stalled_replies.send_replace(queue.map(str::to_string));
     }
@@ -223,7 +224,13 @@ impl Driver for GatedStore {
                 "completion refused (injected)".into(),
             ));
         }
-        self.inner.job_complete_claim(fences, claims).await
+        let queues: Vec<String> = claims.iter().map(|c| c.queue.clone()).collect();
+        let written = self.inner.job_complete_claim(fences, claims).await;
+        let mut stalled = self.stalled_replies.subscribe();
+        let _ = stalled
+            .wait_for(|q| q.as_ref().is_none_or(|q| !queues.contains(q)))
+            .await;
+        written
     }
     async fn job_fail(&self, params: JobFailParams) -> Result<Option<JobRow>> {
         self.inner.job_fail(params).await
