@@ -240,10 +240,13 @@ impl Client {
             return Ok(None);
         };
         let deps = self.store.job_deps(id).await?;
+        let workflow = self.store.job_workflow(id).await?;
         Ok(Some(JobDetail {
             job,
             parents: deps.parents,
             children: deps.children,
+            workflow,
+            batch: deps.batch,
         }))
     }
 
@@ -406,4 +409,10 @@ pub struct JobDetail {
     pub parents: Vec<crate::store::JobLink>,
     /// Jobs that wait (or waited) for it.
     pub children: Vec<crate::store::JobLink>,
+    /// The workflow it is a step of (`null` when none).
+    #[serde(default)]
+    pub workflow: Option<crate::store::workflow::JobWorkflow>,
+    /// The batch it is a member or the callback of (`null` when none).
+    #[serde(default)]
+    pub batch: Option<crate::store::JobBatch>,
 }

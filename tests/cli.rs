@@ -1131,6 +1131,15 @@ backend_case! {
         assert!(report_line.contains("pending") && report_line.ends_with("fetch"), "{report_line}");
         let json_shown = env.run(&["workflows", "show", &id, "--json"]).ok().json();
         assert_eq!(json_shown["steps"][1]["after"], json!(["fetch"]));
+        // A step's job names its workflow and step.
+        let report = wf.job("report").unwrap().id.to_string();
+        let job = env.run(&["jobs", "show", &report]).ok();
+        let named = format!("workflow:     {id} (nightly), step report\n");
+        assert!(job.stdout.contains(&named), "{job:#?}");
+        assert!(job.stdout.contains("batch:        -\n"), "{job:#?}");
+        let job = env.run(&["jobs", "show", &report, "--json"]).ok().json();
+        assert_eq!(job["workflow"], json!({"id": wf.id, "name": "nightly", "step": "report"}));
+        assert_eq!(job["batch"], json!(null));
         let cancelled = env.run(&["workflows", "cancel", &id]).ok();
         assert!(cancelled.stdout.contains("2 steps cancelled"), "{cancelled:#?}");
         for (_, job) in &wf.steps {
@@ -1170,6 +1179,12 @@ backend_case! {
         assert_eq!(shown["counts"], json!({"available": 2}));
         let text = env.run(&["batches", "show", &id]).ok();
         assert!(text.stdout.contains("mode:      on_complete"), "{text:#?}");
+        // Members and the callback name their batch.
+        let member = env.run(&["jobs", "show", &b.jobs[0].id.to_string()]).ok();
+        assert!(member.stdout.contains(&format!("batch:        {id} (a member)\n")), "{member:#?}");
+        assert!(member.stdout.contains("workflow:     -\n"), "{member:#?}");
+        let cb = env.run(&["jobs", "show", &b.callback.id.to_string(), "--json"]).ok().json();
+        assert_eq!(cb["batch"], json!({"id": b.id, "callback": true}));
         env.run(&["batches", "show", "999999"]).assert_error("batch 999999 not found");
     }
 }

@@ -796,6 +796,8 @@ backend_case! {
             (one["priority"].as_i64(), one["max_attempts"].as_i64()),
             (Some(2), Some(3))
         );
+        // A job of no workflow and no batch says so.
+        assert_eq!((&one["workflow"], &one["batch"]), (&json!(null), &json!(null)), "{one}");
 
         let (status, failed_list) =
             send(&app, request(Method::GET, "/admin/failed", Body::empty())).await;

@@ -226,6 +226,30 @@ fn show(detail: &crate::client::JobDetail) -> String {
     };
     text.push_str(&format!("parents:      {}\n", links(&detail.parents)));
     text.push_str(&format!("children:     {}\n", links(&detail.children)));
+    let workflow = detail.workflow.as_ref().map_or_else(
+        || "-".to_string(),
+        |w| {
+            format!(
+                "{} ({}), step {}",
+                w.id,
+                output::printable(&w.name),
+                output::printable(&w.step)
+            )
+        },
+    );
+    text.push_str(&format!("workflow:     {workflow}\n"));
+    let batch = detail.batch.as_ref().map_or_else(
+        || "-".to_string(),
+        |b| {
+            let role = if b.callback {
+                "its callback"
+            } else {
+                "a member"
+            };
+            format!("{} ({role})", b.id)
+        },
+    );
+    text.push_str(&format!("batch:        {batch}\n"));
     if job.errors.is_empty() {
         text.push_str("errors:       none\n");
     } else {

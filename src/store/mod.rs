@@ -307,13 +307,26 @@ pub struct JobLink {
     pub after_any: bool,
 }
 
-/// A job's parents (what it waits for) and children (what waits for it), by id.
+/// A job's links to other jobs: its parents (what it waits for) and children (what waits for
+/// it), by id, and the batch it belongs to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobDeps {
     /// Jobs it waits (or waited) for.
     pub parents: Vec<JobLink>,
     /// Jobs that wait (or waited) for it.
     pub children: Vec<JobLink>,
+    /// The batch it is a member or the callback of.
+    #[serde(default)]
+    pub batch: Option<JobBatch>,
+}
+
+/// The batch a job belongs to, as `porter jobs show` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobBatch {
+    /// The batch's id.
+    pub id: i64,
+    /// Whether the job is the batch's callback rather than a member.
+    pub callback: bool,
 }
 
 /// Refuses a concurrency key that is empty, longer than 255 bytes or holds a NUL character,

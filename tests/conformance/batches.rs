@@ -67,6 +67,11 @@ backend_case! {
         assert_eq!(b.jobs.len(), 3);
         assert_eq!(b.callback.state, JobState::Pending);
         assert_eq!(b.callback.args["batch_id"], serde_json::json!(b.id));
+        // Each job names its batch (`porter jobs show`), and whether it is the callback.
+        let member = s.job_deps(b.jobs[0].id).await.unwrap();
+        assert_eq!(member.batch, Some(JobBatch { id: b.id, callback: false }));
+        let cb = s.job_deps(b.callback.id).await.unwrap();
+        assert_eq!(cb.batch, Some(JobBatch { id: b.id, callback: true }));
         let claimed = s.job_claim(claim("default", &["m"], 10, W)).await.unwrap();
         assert_eq!(claimed.len(), 3);
         end(s, &claimed[0], JobState::Completed).await;

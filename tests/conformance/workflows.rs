@@ -76,6 +76,16 @@ backend_case! {
             let ids: Vec<i64> = st.after.iter().map(|p| id(p)).collect();
             assert_eq!(st.after_ids, ids, "step {}", st.step);
         }
+        // Each step's job names its workflow and step (`porter jobs show`); a plain job none.
+        for n in ["a", "d"] {
+            let named = workflow::JobWorkflow { id: wf.id, name: "nightly".into(), step: n.into() };
+            assert_eq!(s.job_workflow(id(n)).await.unwrap(), Some(named), "step {n}");
+            assert_eq!(s.job_deps(id(n)).await.unwrap().batch, None, "step {n}");
+        }
+        let plain = insert(s, job("plain")).await;
+        assert_eq!(s.job_workflow(plain.id).await.unwrap(), None);
+        assert_eq!(s.job_deps(plain.id).await.unwrap().batch, None);
+        assert_eq!(s.job_deps(i64::MAX).await.unwrap(), JobDeps::default(), "no such job");
 
         drain(s).await;
 

@@ -45,10 +45,7 @@ pub(super) async fn page(
         Err(e) => return problem_page(&state, super::status_of(&e), &e.to_string()),
     };
     let job = &detail.job;
-    let workflow = match state.client.job_workflow(id).await {
-        Ok(w) => w,
-        Err(e) => return problem_page(&state, super::status_of(&e), &e.to_string()),
-    };
+    let workflow = detail.workflow.as_ref();
     let url = format!("/dashboard/jobs/{id}");
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let body = html! {
@@ -57,7 +54,7 @@ pub(super) async fn page(
             p { span.notice #notice { (text) } }
         }
         section #job data-job-id=(job.id) data-state=(job.state.as_str()) {
-            (fields(job, workflow.as_ref()))
+            (fields(job, workflow))
             div #actions {
                 // A running job cannot be retried, nor one that waits (its turn or its parents
                 // make it due).

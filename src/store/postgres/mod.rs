@@ -1697,9 +1697,14 @@ impl Driver for PgStore {
     }
 
     async fn job_deps(&self, id: i64) -> Result<JobDeps> {
+        let mut conn = self.conn().await?;
         let rows: Vec<(String, i64, String, String, bool)> = sqlx::query_as(sql!("job_deps"))
             .bind(id)
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(&mut *conn)
+            .await?;
+        let batch: Option<(i64, Option<bool>)> = sqlx::query_as(sql!("job_batch"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
             .await?;
         let mut deps = JobDeps::default();
         for (relation, id, state, kind, after_any) in rows {
@@ -1714,6 +1719,10 @@ impl Driver for PgStore {
                 _ => deps.children.push(link),
             }
         }
+        deps.batch = batch.map(|(id, callback)| JobBatch {
+            id,
+            callback: callback == Some(true),
+        });
         Ok(deps)
     }
 

@@ -1844,6 +1844,23 @@ impl Driver for SqliteStore {
                     _ => deps.children.push(link),
                 }
             }
+            // Read leniently: a plain INSERT may have put anything in batch_id.
+            let mut stmt = c.prepare_cached(sql!("job_batch"))?;
+            deps.batch = stmt
+                .query_row([id], |r| {
+                    Ok(match r.get_ref(0)? {
+                        rusqlite::types::ValueRef::Integer(b) => Some(JobBatch {
+                            id: b,
+                            callback: matches!(
+                                r.get_ref(1)?,
+                                rusqlite::types::ValueRef::Integer(1)
+                            ),
+                        }),
+                        _ => None,
+                    })
+                })
+                .optional()?
+                .flatten();
             Ok(deps)
         })
         .await
