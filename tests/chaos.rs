@@ -243,7 +243,7 @@ backend_case! {
         let shutdown = Shutdown::new();
         let store = gated.store();
         let running = tokio::spawn(Runtime::new(store, workers, config).run(shutdown.clone()));
-        wait_totals(&db.store, "six claimed", Duration::from_secs(60), |t| {
+        wait_totals(&db.store, "the held budget claimed", Duration::from_secs(60), |t| {
             t[&JobState::Running] >= porter::runtime::HOLD_FACTOR as i64 * 3
         })
         .await;

@@ -32,8 +32,11 @@ const LIMIT_RECHECK: Duration = Duration::from_millis(50);
 /// [`LIMIT_RECHECK`].
 const ROOM_SHARE: usize = 8;
 /// Jobs a queue holds claimed and unrecorded, per slot: so at most `HOLD_FACTOR × concurrency`
-/// jobs can run again after a crash (at most `concurrency` of them were running).
-pub const HOLD_FACTOR: usize = 2;
+/// jobs can run again after a crash (at most `concurrency` of them were running). Four, not
+/// two: a queue of quick jobs keeps a claim and a completion batch in flight while its slots
+/// run the next ones, and at 32 slots on Postgres two held per slot left the slots idle for
+/// most of each claim's round trip (issue 14; the README's benchmarks have the figures).
+pub const HOLD_FACTOR: usize = 4;
 /// Longest a job claimed ahead may wait for a slot (or half the lease, when shorter); one that
 /// waited longer is given back unstarted: its claim time counts toward the stuck limit (at
 /// least 30 s), and its lease is only as fresh as this worker's last heartbeat.
@@ -278,8 +281,9 @@ struct Queue {
 }
 
 /// How many jobs to claim ahead of free slots: as many as finished in the last
-/// [`PACE_WINDOW`] (or the current one, when more), at most the concurrency. Quick jobs get
-/// a full local queue; a queue of long jobs claims only for its free slots, as without it.
+/// [`PACE_WINDOW`] (or the current one, when more), at most what the held budget leaves
+/// beside the slots (`HOLD_FACTOR - 1` times the concurrency). Quick jobs get a full local
+/// queue; a queue of long jobs claims only for its free slots, as without it.
 struct Pace {
     window_start: Instant,
     count_at_start: u64,
@@ -302,7 +306,7 @@ impl Pace {
             self.count_at_start = finished;
         }
         let pace = self.last_window.max(finished - self.count_at_start);
-        (pace as usize).min(concurrency)
+        (pace as usize).min(concurrency * (HOLD_FACTOR - 1))
     }
 }
 
