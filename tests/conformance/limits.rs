@@ -7,7 +7,7 @@ use porter::job::{InsertOpts, JobState};
 use porter::store::*;
 use porter::Error;
 
-use crate::{backend_case, claim, clocked, insert, job_with, W};
+use crate::{backend_case, claim, clocked, insert, job_with, raw_exec, W};
 
 fn keyed(queue: &str, key: Option<&str>) -> JobInsertParams {
     job_with(
@@ -501,5 +501,46 @@ backend_case! {
         assert_eq!((c.jobs.len(), c.held_back), (0, false));
         s.queue_resume("q").await.unwrap();
         assert_eq!(s.job_claim(claim("q", &["noop"], 10, W)).await.unwrap().len(), 2);
+    }
+}
+
+backend_case! {
+    /// A job another program inserted with an attempt count porter cannot count on (on
+    /// SQLite not a whole number, or a billion or more; on PostgreSQL a billion or more) is
+    /// passed over by the plain and the limited claims alike, and does not count as left for
+    /// a limited claim to come back for: the jobs beside it are claimed, and it waits. On
+    /// SQLite, until 2 Dec, such a row failed every claim of its queue.
+    async fn a_job_whose_attempts_porter_cannot_count_is_passed_over(db: TestDb) {
+        let s = &*db.store;
+        let bad = match s.backend() {
+            Backend::Sqlite => vec!["1.5", "1099511627776", "'three'", "1000000000"],
+            Backend::Postgres => vec!["1000000000", "2147483647"],
+        };
+        for queue in ["plain", "limited"] {
+            let rows: Vec<String> = bad
+                .iter()
+                .map(|a| format!("INSERT INTO porter_jobs (kind, queue, args, attempt) VALUES ('noop', '{queue}', '{{}}', {a});"))
+                .collect();
+            raw_exec(&db, &rows.join("\n")).await;
+            insert_n(s, queue, None, 2).await;
+        }
+        s.queue_limit_set(limit("limited", QueueLimits { concurrency: Some(10), ..Default::default() }))
+            .await
+            .unwrap();
+        let plain = s.job_claim(claim("plain", &["noop"], 10, W)).await.unwrap();
+        assert_eq!(plain.len(), 2, "{plain:?}");
+        assert!(plain.iter().all(|j| j.attempt == 1 && j.unreadable.is_none()), "{plain:?}");
+        let limited = s.job_claim_limited(claim("limited", &["noop"], 10, W)).await.unwrap();
+        assert_eq!((limited.jobs.len(), limited.held_back), (2, false), "{limited:?}");
+        for queue in ["plain", "limited"] {
+            let left = s.job_claim(claim(queue, &["noop"], 10, W)).await.unwrap();
+            assert!(left.is_empty(), "{queue}: {left:?}");
+            let listed = s
+                .job_list(JobListParams { queue: Some(queue.into()), ..Default::default() })
+                .await
+                .unwrap();
+            let waiting = listed.iter().filter(|j| j.state == JobState::Available).count();
+            assert_eq!(waiting, bad.len(), "{queue}: {listed:?}");
+        }
     }
 }

@@ -740,9 +740,9 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         "job rows are read by position"
     );
     let state: String = r.get(4)?;
-    let created_at = parse_time(&r.get::<_, String>(9)?)?;
     // What another program wrote and porter cannot read (see JobRow::unreadable).
     let mut unreadable = Unreadable::default();
+    let created_at = unreadable.time("created_at", r.get_ref(9)?, DateTime::UNIX_EPOCH);
     Ok(JobRow {
         id: r.get(0)?,
         kind: text_col(r.get_ref(1)?),
@@ -752,14 +752,16 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
             rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
         })?,
         priority: unreadable.int("priority", r.get_ref(5)?, crate::job::DEFAULT_PRIORITY),
-        attempt: r.get(6)?,
+        // No claim takes a job whose count is not a whole number below a billion (see
+        // job_claim.sql): a listing shows it, with a placeholder.
+        attempt: unreadable.int("attempt", r.get_ref(6)?, 0),
         max_attempts: unreadable.int("max_attempts", r.get_ref(7)?, 1),
         errors: errors_col(r.get_ref(8)?, created_at),
         created_at,
-        scheduled_at: parse_time(&r.get::<_, String>(10)?)?,
-        attempted_at: opt_time(r.get(11)?)?,
-        finalized_at: opt_time(r.get(12)?)?,
-        attempted_by: r.get(13)?,
+        scheduled_at: unreadable.time("scheduled_at", r.get_ref(10)?, created_at),
+        attempted_at: unreadable.opt_time("attempted_at", r.get_ref(11)?),
+        finalized_at: unreadable.opt_time("finalized_at", r.get_ref(12)?),
+        attempted_by: opt_text_col(r.get_ref(13)?),
         unique_key: opt_text_col(r.get_ref(14)?),
         metadata: unreadable.json("metadata", r.get_ref(15)?),
         output: None,
@@ -831,6 +833,35 @@ impl Unreadable {
             ));
             placeholder
         })
+    }
+
+    /// A time column; `placeholder` when it is not a time in porter's format (another
+    /// program's `datetime('now')`, an offset, a word).
+    fn time(
+        &mut self,
+        column: &str,
+        v: rusqlite::types::ValueRef<'_>,
+        placeholder: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        parse_time(&value_text(v)).unwrap_or_else(|_| {
+            self.0.push(format!(
+                "{column}: {} is not a time in porter's format (YYYY-MM-DDTHH:MM:SS.mmmZ)",
+                described(v)
+            ));
+            placeholder
+        })
+    }
+
+    /// A time column that may be NULL; `None` when it is not a time in porter's format.
+    fn opt_time(
+        &mut self,
+        column: &str,
+        v: rusqlite::types::ValueRef<'_>,
+    ) -> Option<DateTime<Utc>> {
+        match v {
+            rusqlite::types::ValueRef::Null => None,
+            v => Some(self.time(column, v, DateTime::UNIX_EPOCH)),
+        }
     }
 
     fn said(self) -> Option<String> {

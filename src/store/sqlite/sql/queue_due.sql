@@ -1,7 +1,12 @@
 -- Per queue, the jobs due to run: available ones, and scheduled/retryable ones whose time has
 -- come (a producer promotes those at its next claim). Times are ISO-8601 text of one width,
--- so min() is the earliest.
-SELECT queue, count(*), min(scheduled_at) FROM porter_jobs
+-- so min() is the earliest. A time in another format (another program's plain INSERT) is
+-- counted but left out of the earliest, which is now when no other is due.
+SELECT queue, count(*),
+       coalesce(min(CASE WHEN scheduled_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z'
+                         THEN scheduled_at END),
+                porter_now())
+FROM porter_jobs
 WHERE state = 'available'
    OR (state IN ('scheduled','retryable') AND scheduled_at <= porter_now())
 GROUP BY queue
