@@ -611,6 +611,38 @@ backend_case! {
 }
 
 backend_case! {
+    /// `enqueue --after` a job that ended cancelled or discarded inserts the child already
+    /// cancelled (the documented outcome), and says so on stderr: before, it printed the id
+    /// as for any job, and the job never ran with nothing said. `--after-any` such a parent
+    /// runs, with no warning.
+    async fn enqueue_after_a_failed_parent_warns_the_child_never_runs(db: TestDb) {
+        let env = Env::new(db);
+        let parent = ids(&env.run(&["enqueue", "noop"]).ok())[0];
+        env.store().job_cancel(parent).await.unwrap();
+        let parent = parent.to_string();
+        let out = env.run(&["enqueue", "noop", "--after", &parent]).ok();
+        let child = ids(&out)[0];
+        let job = env.store().job_get(child).await.unwrap().unwrap();
+        assert_eq!(job.state, porter::JobState::Cancelled, "{job:?}");
+        let said = format!(
+            "warning: job {child} was inserted cancelled and will not run: parent job {parent} was cancelled"
+        );
+        assert!(out.stderr.contains(&said), "{out:#?}");
+        assert!(!out.stderr.contains("no live worker"), "{out:#?}");
+        let out = env.run(&["enqueue", "noop", "--after", &parent, "--after-any", "--count", "2"]).ok();
+        assert_eq!(ids(&out).len(), 2);
+        assert!(!out.stderr.contains("inserted cancelled"), "{out:#?}");
+        // Several at once: one line, counting them.
+        let out = env.run(&["enqueue", "noop", "--after", &parent, "--count", "3"]).ok();
+        let first = ids(&out)[0];
+        let said = format!(
+            "warning: 3 jobs (the first {first}) were inserted cancelled and will not run: parent job {parent} was cancelled"
+        );
+        assert!(out.stderr.contains(&said), "{out:#?}");
+    }
+}
+
+backend_case! {
     async fn stats_json_has_the_contract_shape(db: TestDb) {
         let env = Env::new(db);
         ids(&env.run(&["enqueue", "noop", "--count", "2"]).ok());

@@ -213,6 +213,9 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
     let per_transaction = (ENQUEUE_CHUNK_BYTES / job_bytes).max(1);
     let count = a.count as usize;
     let mut done = 0;
+    // Jobs inserted already cancelled (a parent ended cancelled or discarded): how many, the
+    // first, and why.
+    let mut cancelled: Option<(usize, i64, String)> = None;
     while done < count {
         let n = per_transaction.min(count - done);
         let results = match client.insert_many_params(vec![params.clone(); n]).await {
@@ -230,6 +233,18 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
                     "an unfinished job already holds this unique key; nothing was inserted"
                 );
             }
+            if r.inserted && r.job.state == crate::job::JobState::Cancelled {
+                let why = r
+                    .job
+                    .errors
+                    .last()
+                    .map(|e| e.error.clone())
+                    .unwrap_or_default();
+                match &mut cancelled {
+                    Some((n, _, _)) => *n += 1,
+                    None => cancelled = Some((1, r.job.id, why)),
+                }
+            }
             if a.json {
                 text.push_str(&serde_json::to_string(&r.job)?);
             } else {
@@ -240,8 +255,32 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
         output::print(&text)?;
         done += n;
     }
-    warn_if_unserved(&client, g.log_format, &params.queue, &params.kind, count).await;
+    match cancelled {
+        // Nothing will run: whether a worker serves them does not matter.
+        Some((n, first, why)) => {
+            let jobs = if n == 1 {
+                format!("job {first} was")
+            } else {
+                format!("{n} jobs (the first {first}) were")
+            };
+            let why = output::printable(&why);
+            warn(
+                g.log_format,
+                &format!("{jobs} inserted cancelled and will not run: {why}"),
+            );
+        }
+        None => warn_if_unserved(&client, g.log_format, &params.queue, &params.kind, count).await,
+    }
     Ok(())
+}
+
+/// One warning: a plain line on stderr, like the `error: ...` line of a failed command, or a
+/// log event when the log is JSON.
+fn warn(format: super::LogFormat, warning: &str) {
+    match format {
+        super::LogFormat::Pretty => eprintln!("warning: {warning}"),
+        super::LogFormat::Json => tracing::warn!("{warning}"),
+    }
 }
 
 /// One line on stderr when no live worker serves the jobs' queue and kind (issue 17.7): a
