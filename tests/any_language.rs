@@ -1334,6 +1334,8 @@ enum Outcome {
     Discarded,
     /// No claim takes it: it waits, and its queue runs on.
     Waits,
+    /// Inserted ended; it reads.
+    Ended,
 }
 
 backend_case! {
@@ -1361,6 +1363,9 @@ backend_case! {
                 ("(kind, args, created_at) VALUES ('noop', '{}', 'yesterday')".into(), Outcome::Discarded),
                 // Due, on a queue no worker serves: it waits, and the queue's lag still reads.
                 ("(kind, queue, args, scheduled_at) VALUES ('noop', 'unserved', '{}', datetime('now'))".into(), Outcome::Waits),
+                ("(kind, queue, args, scheduled_at) VALUES ('noop', 'unserved', '{}', CAST('2026-01-01T00:00:00.000Z' AS BLOB))".into(), Outcome::Waits),
+                ("(kind, args, attempt) VALUES ('noop', '{}', -3000000000)".into(), Outcome::Waits),
+                ("(kind, args, state, finalized_at) VALUES ('noop', '{}', 'completed', 'yesterday')".into(), Outcome::Ended),
                 ("(kind, args, attempted_by) VALUES ('noop', '{}', 7)".into(), Outcome::Runs),
                 ("(kind, args) VALUES ('noop', '{\"n\": 1e400}')".into(), Outcome::Discarded),
                 (format!("(kind, args) VALUES ('noop', '{deep}')"), Outcome::Discarded),
@@ -1403,6 +1408,8 @@ backend_case! {
         let listed = db.store.job_list(Default::default()).await.expect("the list reads");
         assert_eq!(listed.len(), rows.len(), "{listed:?}");
         db.store.queue_lag().await.expect("the queues' lag reads");
+        let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+        db.store.job_throughput(hour_ago).await.expect("the throughput chart reads");
         let waiting = rows.iter().filter(|(_, o)| *o == Outcome::Waits).count();
         eventually("the worker ends every job it can count the attempts of", || async {
             let jobs = db.store.job_list(Default::default()).await.unwrap();
@@ -1424,6 +1431,7 @@ backend_case! {
                     assert!(error.contains("porter could not read"), "{values}: {job:?}");
                     assert!(job.unreadable.is_some(), "{values}: {job:?}");
                 }
+                Outcome::Ended => assert!(job.state.is_final(), "{values}: {job:?}"),
                 // Passed over by every claim (the jobs after it ran), and listed.
                 Outcome::Waits => {
                     assert_eq!(job.state, JobState::Available, "{values}: {job:?}");

@@ -1172,6 +1172,15 @@ backend_case! {
         let job = env.run(&["jobs", "show", &report, "--json"]).ok().json();
         assert_eq!(job["workflow"], json!({"id": wf.id, "name": "nightly", "step": "report"}));
         assert_eq!(job["batch"], json!(null));
+        // A row another program wrote that porter cannot read says why (SQLite checks little).
+        if let Some(path) = env.db.sqlite_path() {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.execute_batch("INSERT INTO porter_jobs (kind, queue, args, attempt) VALUES ('noop', 'x', '{}', 1.5)")
+                .unwrap();
+            let id = conn.last_insert_rowid().to_string();
+            let job = env.run(&["jobs", "show", &id]).ok();
+            assert!(job.stdout.contains("unreadable:   attempt: 1.5 (REAL) is not a whole number"), "{job:#?}");
+        }
         let cancelled = env.run(&["workflows", "cancel", &id]).ok();
         assert!(cancelled.stdout.contains("2 steps cancelled"), "{cancelled:#?}");
         for (_, job) in &wf.steps {

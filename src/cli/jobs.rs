@@ -232,8 +232,8 @@ fn show(detail: &crate::client::JobDetail) -> String {
             format!(
                 "{} ({}), step {}",
                 w.id,
-                output::printable(&w.name),
-                output::printable(&w.step)
+                output::one_line(&w.name, 255),
+                output::one_line(&w.step, 255)
             )
         },
     );
@@ -250,6 +250,10 @@ fn show(detail: &crate::client::JobDetail) -> String {
         },
     );
     text.push_str(&format!("batch:        {batch}\n"));
+    // What another program wrote in the row and porter could not read (placeholders above).
+    if let Some(why) = &job.unreadable {
+        text.push_str(&format!("unreadable:   {}\n", output::printable(why)));
+    }
     if job.errors.is_empty() {
         text.push_str("errors:       none\n");
     } else {

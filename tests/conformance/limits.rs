@@ -506,14 +506,15 @@ backend_case! {
 
 backend_case! {
     /// A job another program inserted with an attempt count porter cannot count on (on
-    /// SQLite not a whole number, or a billion or more; on PostgreSQL a billion or more) is
+    /// SQLite not a whole number, a billion or more, or below 32 bits' range; on PostgreSQL a
+    /// billion or more) is
     /// passed over by the plain and the limited claims alike, and does not count as left for
     /// a limited claim to come back for: the jobs beside it are claimed, and it waits. On
     /// SQLite, until 2 Dec, such a row failed every claim of its queue.
     async fn a_job_whose_attempts_porter_cannot_count_is_passed_over(db: TestDb) {
         let s = &*db.store;
         let bad = match s.backend() {
-            Backend::Sqlite => vec!["1.5", "1099511627776", "'three'", "1000000000"],
+            Backend::Sqlite => vec!["1.5", "1099511627776", "'three'", "1000000000", "-3000000000"],
             Backend::Postgres => vec!["1000000000", "2147483647"],
         };
         for queue in ["plain", "limited"] {

@@ -84,6 +84,15 @@ backend_case! {
         }
         let plain = insert(s, job("plain")).await;
         assert_eq!(s.job_workflow(plain.id).await.unwrap(), None);
+        // Another program's row tagged with the workflow and no step reads, with no step.
+        raw_exec(
+            &db,
+            &format!("INSERT INTO porter_jobs (kind, args, workflow_id) VALUES ('plain', '{{}}', {})", wf.id),
+        )
+        .await;
+        let tagged = plain.id + 1;
+        let detail = client.get_detail(tagged).await.unwrap().expect("the job");
+        assert_eq!(detail.workflow, Some(workflow::JobWorkflow { id: wf.id, name: "nightly".into(), step: String::new() }));
         assert_eq!(s.job_deps(plain.id).await.unwrap().batch, None);
         assert_eq!(s.job_deps(i64::MAX).await.unwrap(), JobDeps::default(), "no such job");
 

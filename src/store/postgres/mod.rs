@@ -1463,11 +1463,18 @@ impl Driver for PgStore {
     }
 
     async fn job_workflow(&self, id: i64) -> Result<Option<crate::store::workflow::JobWorkflow>> {
-        let row: Option<(i64, String, String)> = sqlx::query_as(sql!("job_workflow"))
+        // A plain INSERT may tag a job with a workflow and no step.
+        let row: Option<(i64, String, Option<String>)> = sqlx::query_as(sql!("job_workflow"))
             .bind(id)
             .fetch_optional(&mut *self.conn().await?)
             .await?;
-        Ok(row.map(|(id, name, step)| crate::store::workflow::JobWorkflow { id, name, step }))
+        Ok(
+            row.map(|(id, name, step)| crate::store::workflow::JobWorkflow {
+                id,
+                name,
+                step: step.unwrap_or_default(),
+            }),
+        )
     }
 
     async fn workflow_cancel(&self, id: i64) -> Result<Option<Vec<JobChange>>> {

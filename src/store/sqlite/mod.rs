@@ -1664,11 +1664,12 @@ impl Driver for SqliteStore {
     async fn job_workflow(&self, id: i64) -> Result<Option<crate::store::workflow::JobWorkflow>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(sql!("job_workflow"))?;
+            // Read leniently: a plain INSERT may tag a job with no step, or a BLOB.
             let mut rows = stmt.query_map([id], |r| {
                 Ok(crate::store::workflow::JobWorkflow {
                     id: r.get(0)?,
-                    name: r.get(1)?,
-                    step: r.get(2)?,
+                    name: text_col(r.get_ref(1)?),
+                    step: text_col(r.get_ref(2)?),
                 })
             })?;
             Ok(rows.next().transpose()?)
@@ -2322,13 +2323,22 @@ impl Driver for SqliteStore {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(sql!("job_throughput"))?;
             let rows = stmt.query_map([fmt_time(since)], |r| {
-                Ok(ThroughputRow {
-                    minute: parse_time(&r.get::<_, String>(0)?)?,
-                    completed: r.get(1)?,
-                    discarded: r.get(2)?,
-                })
+                Ok((value_text(r.get_ref(0)?).into_owned(), r.get(1)?, r.get(2)?))
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let mut minutes = Vec::new();
+            for row in rows {
+                let (minute, completed, discarded) = row?;
+                // A time in another format than porter's (another program's plain INSERT)
+                // names no minute: it is left out rather than failing the chart.
+                if let Ok(minute) = parse_time(&minute) {
+                    minutes.push(ThroughputRow {
+                        minute,
+                        completed,
+                        discarded,
+                    });
+                }
+            }
+            Ok(minutes)
         })
         .await
     }

@@ -5,7 +5,8 @@ SELECT EXISTS (
     WHERE state = 'available' AND queue = ?1 AND scheduled_at <= porter_now()
       AND kind IN (SELECT value FROM json_each(?2))
       -- A job whose attempt count another program set to what porter cannot count on (not a
-      -- whole number, or a billion or more, as on PostgreSQL) is never claimed: the claim's
-      -- `attempt + 1` would not read back as a count, nor could its fences match it.
-      AND typeof(attempt) = 'integer' AND attempt < 1000000000
+      -- whole number, a billion or more as on PostgreSQL, or below 32 bits' range) is never
+      -- claimed: the claim's `attempt + 1` would not read back as a count, nor could its
+      -- fences match it.
+      AND typeof(attempt) = 'integer' AND attempt BETWEEN -2147483648 AND 999999999
 )

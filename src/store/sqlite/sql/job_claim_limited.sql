@@ -67,7 +67,7 @@ WHERE id IN (
         WHERE state = 'available' AND queue = ?1 AND scheduled_at <= porter_now()
           AND kind IN (SELECT value FROM json_each(?3))
           -- An attempt count porter cannot count on is never claimed (see job_claim.sql).
-          AND typeof(attempt) = 'integer' AND attempt < 1000000000
+          AND typeof(attempt) = 'integer' AND attempt BETWEEN -2147483648 AND 999999999
           AND (concurrency_key IS NULL OR concurrency_key NOT IN (SELECT k FROM blocked))
           AND (SELECT n FROM budget) > 0
         ORDER BY priority, scheduled_at, id
