@@ -11,7 +11,7 @@ use porter::app::store::*;
 use porter::store::Store;
 use porter::{Backend, JobState};
 
-use crate::common::TestDb;
+use crate::common::{raw_exec, TestDb};
 
 async fn total(s: &Store) -> i64 {
     s.job_counts().await.unwrap().total.values().sum()
@@ -238,22 +238,6 @@ fn backend_index(db: &TestDb) -> usize {
     match db.store.backend() {
         Backend::Sqlite => 0,
         Backend::Postgres => 1,
-    }
-}
-
-/// Runs raw SQL on the test database through the driver, outside porter.
-async fn raw_exec(db: &TestDb, sql: &str) {
-    match db.sqlite_path() {
-        Some(path) => {
-            let c = rusqlite::Connection::open(path).unwrap();
-            c.busy_timeout(Duration::from_secs(5)).unwrap();
-            c.execute_batch(sql).unwrap();
-        }
-        None => {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-        }
     }
 }
 

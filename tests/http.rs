@@ -942,6 +942,28 @@ backend_case! {
 }
 
 backend_case! {
+    /// Queue and kind names another program's plain INSERT wrote (porter's own paths refuse
+    /// them) reach /metrics escaped as Prometheus's text format needs: before, a name with a
+    /// double quote and a newline ended its label and forged a series of its own.
+    async fn metrics_escape_names_another_program_wrote(db: TestDb) {
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        common::raw_exec(
+            &db,
+            "INSERT INTO porter_jobs (kind, queue, args) VALUES ('k\\\"x', 'evil\"} 1\nfake{a=\"b', '{}')",
+        )
+        .await;
+        let (status, text) = send_text(&app, request(Method::GET, "/metrics", Body::empty())).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!text.lines().any(|l| l.starts_with("fake")), "{text}");
+        assert!(
+            text.contains("porter_jobs{queue=\"evil\\\"} 1\\nfake{a=\\\"b\",state=\"available\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("kind=\"k\\\\\\\"x\""), "{text}");
+    }
+}
+
+backend_case! {
     /// Jobs nobody will run (issue 17.7) through the web: POST /admin/jobs adds a "warning"
     /// when no live worker serves the queue and kind (and nothing else changes), GET
     /// /admin/stats counts them under "unserved" as `stats --json` does, and /metrics has a

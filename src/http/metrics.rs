@@ -43,6 +43,23 @@ use crate::job::JobRow;
 use crate::runtime::{ErrorHandler, LogErrors};
 use crate::store::RescuedJob;
 
+/// A label value as Prometheus's text format needs it: backslash, double quote and newline
+/// escaped. The encoder writes values as they are, and queue and kind names come from the
+/// database, where another program's plain INSERT may put anything: unescaped, a name could
+/// end its label and forge series, or make the whole scrape unparsable.
+fn label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     queue: String,
@@ -209,8 +226,8 @@ impl Metrics {
         if inserted {
             self.inserted
                 .get_or_create(&KindLabels {
-                    queue: queue.to_string(),
-                    kind: kind.to_string(),
+                    queue: label(queue),
+                    kind: label(kind),
                 })
                 .inc();
         }
@@ -219,8 +236,8 @@ impl Metrics {
     fn job_error(&self, job: &JobRow) {
         self.job_errors
             .get_or_create(&KindLabels {
-                queue: job.queue.clone(),
-                kind: job.kind.clone(),
+                queue: label(&job.queue),
+                kind: label(&job.kind),
             })
             .inc();
     }
@@ -242,14 +259,14 @@ impl Metrics {
         // the queue recover instead of its series vanishing.
         for queue in counts.queues.keys() {
             let labels = QueueLabels {
-                queue: queue.clone(),
+                queue: label(queue),
             };
             self.depth.get_or_create(&labels).set(0);
             self.lag.get_or_create(&labels).set(0.0);
         }
         for q in &due {
             let labels = QueueLabels {
-                queue: q.queue.clone(),
+                queue: label(&q.queue),
             };
             self.depth.get_or_create(&labels).set(q.depth);
             self.lag.get_or_create(&labels).set(q.lag.as_secs_f64());
@@ -259,7 +276,7 @@ impl Metrics {
             for (state, n) in states {
                 self.jobs
                     .get_or_create(&StateLabels {
-                        queue: queue.clone(),
+                        queue: label(queue),
                         state: state.to_string(),
                     })
                     .set(*n);
@@ -268,15 +285,17 @@ impl Metrics {
         self.waiting_for_limit.clear();
         for (queue, n) in client.queue_limit_waiting().await? {
             self.waiting_for_limit
-                .get_or_create(&QueueLabels { queue })
+                .get_or_create(&QueueLabels {
+                    queue: label(&queue),
+                })
                 .set(n);
         }
         self.unserved.clear();
         for u in client.unserved().await? {
             self.unserved
                 .get_or_create(&KindLabels {
-                    queue: u.queue,
-                    kind: u.kind,
+                    queue: label(&u.queue),
+                    kind: label(&u.kind),
                 })
                 .set(u.count);
         }
@@ -292,8 +311,8 @@ impl JobEvents for Metrics {
         for queue in queues {
             for kind in kinds {
                 let labels = KindLabels {
-                    queue: queue.clone(),
-                    kind: kind.clone(),
+                    queue: label(queue),
+                    kind: label(kind),
                 };
                 for counter in [
                     &self.completed,
@@ -310,8 +329,8 @@ impl JobEvents for Metrics {
 
     fn attempt_ended(&self, ended: &AttemptEnded) {
         let labels = KindLabels {
-            queue: ended.queue.clone(),
-            kind: ended.kind.clone(),
+            queue: label(&ended.queue),
+            kind: label(&ended.kind),
         };
         let counter = match ended.end {
             AttemptEnd::Completed => Some(&self.completed),
@@ -331,8 +350,8 @@ impl JobEvents for Metrics {
 
     fn rescued(&self, job: &RescuedJob) {
         let labels = KindLabels {
-            queue: job.queue.clone(),
-            kind: job.kind.clone(),
+            queue: label(&job.queue),
+            kind: label(&job.kind),
         };
         self.rescued.get_or_create(&labels).inc();
         // A rescue that used the last attempt ends the job: it counts where every end does.

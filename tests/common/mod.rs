@@ -244,3 +244,20 @@ where
     }
     panic!("gave up waiting for: {what}");
 }
+
+/// Runs raw SQL on the test database through the driver, outside porter (what another
+/// program's plain statements do).
+pub async fn raw_exec(db: &TestDb, sql: &str) {
+    match db.sqlite_path() {
+        Some(path) => {
+            let c = rusqlite::Connection::open(path).unwrap();
+            c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            c.execute_batch(sql).unwrap();
+        }
+        None => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+    }
+}

@@ -34,7 +34,7 @@ use std::time::Duration;
 use porter::job::InsertOpts;
 use porter::store::*;
 
-use crate::common::TestDb;
+use crate::common::{raw_exec, TestDb};
 
 const W: &str = "worker-a";
 
@@ -106,20 +106,4 @@ async fn clocked(db: &TestDb) -> (std::sync::Arc<Store>, porter::store::clock::C
             + chrono::Duration::days(365),
     );
     (s, clock)
-}
-
-/// Runs raw SQL on the test database through the driver, outside porter.
-async fn raw_exec(db: &TestDb, sql: &str) {
-    match db.sqlite_path() {
-        Some(path) => {
-            let c = rusqlite::Connection::open(path).unwrap();
-            c.busy_timeout(Duration::from_secs(5)).unwrap();
-            c.execute_batch(sql).unwrap();
-        }
-        None => {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-        }
-    }
 }
