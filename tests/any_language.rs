@@ -1366,6 +1366,10 @@ backend_case! {
                 ("(kind, queue, args, scheduled_at) VALUES ('noop', 'unserved', '{}', CAST('2026-01-01T00:00:00.000Z' AS BLOB))".into(), Outcome::Waits),
                 ("(kind, args, attempt) VALUES ('noop', '{}', -3000000000)".into(), Outcome::Waits),
                 ("(kind, args, state, finalized_at) VALUES ('noop', '{}', 'completed', 'yesterday')".into(), Outcome::Ended),
+                // A queue or kind bound as a BLOB (Python's `bytes`): no claim matches it, and the
+                // counts, queues and unserved jobs read it as its text.
+                ("(kind, queue, args) VALUES ('noop', x'626c6f62', '{}')".into(), Outcome::Waits),
+                ("(kind, queue, args) VALUES (x'6e6f6f70', 'unserved', '{}')".into(), Outcome::Waits),
                 ("(kind, args, attempted_by) VALUES ('noop', '{}', 7)".into(), Outcome::Runs),
                 ("(kind, args) VALUES ('noop', '{\"n\": 1e400}')".into(), Outcome::Discarded),
                 (format!("(kind, args) VALUES ('noop', '{deep}')"), Outcome::Discarded),
@@ -1408,6 +1412,9 @@ backend_case! {
         let listed = db.store.job_list(Default::default()).await.expect("the list reads");
         assert_eq!(listed.len(), rows.len(), "{listed:?}");
         db.store.queue_lag().await.expect("the queues' lag reads");
+        db.store.job_counts().await.expect("the counts read");
+        db.store.queue_list().await.expect("the queues read");
+        db.store.job_unserved().await.expect("the unserved jobs read");
         let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
         db.store.job_throughput(hour_ago).await.expect("the throughput chart reads");
         let waiting = rows.iter().filter(|(_, o)| *o == Outcome::Waits).count();

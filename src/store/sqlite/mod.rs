@@ -893,7 +893,7 @@ fn described(v: rusqlite::types::ValueRef<'_>) -> String {
 /// A queue row of `queue_list.sql` / `queue_get.sql`: name, paused_at, then the limits.
 fn queue_from_row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
     Ok(QueueRow {
-        name: r.get(0)?,
+        name: text_col(r.get_ref(0)?),
         paused_at: opt_time(r.get(1)?)?,
         limits: limits_at(r, 2)?,
     })
@@ -1701,8 +1701,9 @@ impl Driver for SqliteStore {
             let mut stmt = c.prepare_cached(sql!("job_counts"))?;
             let rows = stmt
                 .query_map([], |r| {
+                    // The queue as text: another program may have bound it as a BLOB.
                     Ok((
-                        r.get::<_, String>(0)?,
+                        text_col(r.get_ref(0)?),
                         r.get::<_, String>(1)?,
                         r.get::<_, i64>(2)?,
                     ))
@@ -2026,7 +2027,7 @@ impl Driver for SqliteStore {
             let mut stmt = c.prepare_cached(sql!("queue_due"))?;
             let rows = stmt.query_map([], |r| {
                 Ok(QueueDueRow {
-                    queue: r.get(0)?,
+                    queue: text_col(r.get_ref(0)?),
                     depth: r.get(1)?,
                     oldest_due_at: parse_time(&r.get::<_, String>(2)?)?,
                 })
@@ -2073,8 +2074,8 @@ impl Driver for SqliteStore {
             let mut stmt = c.prepare_cached(sql!("queue_limit_usage"))?;
             let rows = stmt.query_map([], |r| {
                 Ok(QueueKeyUsage {
-                    queue: r.get(0)?,
-                    key: r.get(1)?,
+                    queue: text_col(r.get_ref(0)?),
+                    key: opt_text_col(r.get_ref(1)?),
                     available: r.get(2)?,
                     running: r.get(3)?,
                     key_starts: r.get(4)?,
@@ -2146,8 +2147,8 @@ impl Driver for SqliteStore {
             let mut stmt = c.prepare_cached(sql!("job_unserved"))?;
             let rows = stmt.query_map([ago(lease)], |r| {
                 Ok(UnservedRow {
-                    queue: r.get(0)?,
-                    kind: r.get(1)?,
+                    queue: text_col(r.get_ref(0)?),
+                    kind: text_col(r.get_ref(1)?),
                     count: r.get(2)?,
                 })
             })?;
