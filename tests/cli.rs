@@ -611,6 +611,33 @@ backend_case! {
 }
 
 backend_case! {
+    /// What the database holds reaches the terminal on its line and unable to drive it: a
+    /// unique key holding a newline (porter accepts it) cannot forge a line of `jobs show`,
+    /// and a queue name another program wrote with an escape sequence is shown escaped in
+    /// `jobs show`, `jobs list` and `stats`.
+    async fn names_and_keys_cannot_forge_lines_or_drive_the_terminal(db: TestDb) {
+        let env = Env::new(db);
+        let id = ids(&env.run(&["enqueue", "noop", "--unique-key", "k2\nstate:        completed"]).ok())[0];
+        let show = env.run(&["jobs", "show", &id.to_string()]).ok();
+        let states = show.stdout.lines().filter(|l| l.starts_with("state:")).count();
+        assert_eq!(states, 1, "{show:#?}");
+        assert!(show.stdout.contains("unique key:   k2\\u{a}state:"), "{show:#?}");
+        common::raw_exec(
+            &env.db,
+            "INSERT INTO porter_jobs (kind, queue, args) VALUES ('noop', 'q\u{1b}[2Jx', '{}')",
+        )
+        .await;
+        let raw = env.store().job_list(Default::default()).await.unwrap();
+        let foreign = raw.iter().find(|j| j.queue.starts_with('q')).unwrap().id.to_string();
+        for args in [vec!["jobs", "show", foreign.as_str()], vec!["jobs", "list"], vec!["stats"]] {
+            let out = env.run(&args).ok();
+            assert!(!out.stdout.contains('\u{1b}'), "{args:?}: {out:#?}");
+            assert!(out.stdout.contains("q\\u{1b}[2Jx"), "{args:?}: {out:#?}");
+        }
+    }
+}
+
+backend_case! {
     /// `enqueue --after` a job that ended cancelled or discarded inserts the child already
     /// cancelled (the documented outcome), and says so on stderr: before, it printed the id
     /// as for any job, and the job never ran with nothing said. `--after-any` such a parent

@@ -180,17 +180,14 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
 /// The human view of one job.
 fn show(detail: &crate::client::JobDetail) -> String {
     let job = &detail.job;
-    let opt = |v: &Option<String>| {
-        v.as_deref()
-            .map_or_else(|| "-".to_string(), output::printable)
-    };
+    let opt = |v: &Option<String>| v.as_deref().map_or_else(|| "-".to_string(), output::field);
     let mut text = format!(
         "id:           {}\nkind:         {}\nqueue:        {}\nstate:        {}\npriority:     {}\n\
          attempts:     {} of {}\ncreated:      {}\nscheduled:    {}\nattempted:    {}\nfinalized:    {}\n\
          attempted by: {}\nunique key:   {}\nargs:         {}\nmetadata:     {}\n",
         job.id,
-        job.kind,
-        job.queue,
+        output::field(&job.kind),
+        output::field(&job.queue),
         job.state,
         job.priority,
         job.attempt,
@@ -219,7 +216,7 @@ fn show(detail: &crate::client::JobDetail) -> String {
             .iter()
             .map(|l| {
                 let any = if l.after_any { ", after any" } else { "" };
-                format!("{} ({}, {}{any})", l.id, l.kind, l.state)
+                format!("{} ({}, {}{any})", l.id, output::field(&l.kind), l.state)
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -252,7 +249,7 @@ fn show(detail: &crate::client::JobDetail) -> String {
     text.push_str(&format!("batch:        {batch}\n"));
     // What another program wrote in the row and porter could not read (placeholders above).
     if let Some(why) = &job.unreadable {
-        text.push_str(&format!("unreadable:   {}\n", output::printable(why)));
+        text.push_str(&format!("unreadable:   {}\n", output::field(why)));
     }
     if job.errors.is_empty() {
         text.push_str("errors:       none\n");

@@ -37,6 +37,12 @@ pub fn printable(text: &str) -> String {
     out
 }
 
+/// [`printable`] for text that must stay on its line (a table cell, a field of `jobs show`):
+/// newlines are escaped too (`\u{a}`), so a name or key holding one cannot forge a line.
+pub fn field(text: &str) -> String {
+    printable(text).replace('\n', "\\u{a}")
+}
+
 /// Cuts text to one line of at most `max` characters (newlines become spaces), printable.
 pub fn one_line(text: &str, max: usize) -> String {
     let flat: String = printable(&text.split_whitespace().collect::<Vec<_>>().join(" "));
@@ -58,6 +64,13 @@ pub fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
 /// Renders an aligned table: columns padded to their widest cell, numeric columns aligned
 /// right; the last column is not padded.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    // Cells come from the database (names another program wrote among them): each stays on
+    // its line and cannot drive the terminal.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| field(cell)).collect())
+        .collect();
+    let rows = &rows;
     let cols = headers.len();
     let mut width: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     // A column is numeric (aligned right) when it holds numbers, and "-" for none, only.

@@ -204,7 +204,7 @@ pub(super) async fn stats(g: &GlobalArgs, a: StatsArgs) -> anyhow::Result<()> {
                 kind: kind.clone(),
                 count: *count,
             };
-            text.push_str(&format!("{line}\n"));
+            text.push_str(&format!("{}\n", output::field(&line.to_string())));
         }
     }
     output::print(&text)
