@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use porter::store::{Backend, Store};
+use porter::store::{Backend, BulkAction, JobFilter, Store};
 use porter::JobState;
 
 use crate::binary::{porter_cmd, run, Running};
@@ -1449,6 +1449,18 @@ backend_case! {
         let with_key = jobs.iter().find(|j| j.unique_key.is_some()).map(|j| j.unique_key.clone());
         if db.store.backend() == Backend::Sqlite {
             assert_eq!(with_key, Some(Some("key".into())));
+            // The job whose kind is a BLOB as a parent: its child's page reads it.
+            let at = rows.iter().position(|(v, _)| v.contains("x'6e6f6f70'")).unwrap();
+            let client = porter::Client::new(db.store.clone());
+            let opts = porter::InsertOpts { queue: Some("later".into()), depends_on: vec![jobs[at].id], ..Default::default() };
+            let child = client.insert_raw("noop", serde_json::json!({}), opts).await.unwrap();
+            let detail = client.get_detail(child.job.id).await.expect("the child's page reads");
+            assert_eq!(detail.unwrap().parents[0].kind, "noop");
+            // A bulk cancel of what waits (the BLOB queue's job among them) reads the rows it
+            // changed.
+            let filter = JobFilter { states: vec![JobState::Available], ..Default::default() };
+            let out = db.store.job_bulk(BulkAction::Cancel, filter, i64::MAX).await.expect("the bulk cancel");
+            assert!(out.changed >= waiting as u64, "{out:?}");
         }
     }
 }

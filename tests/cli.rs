@@ -627,6 +627,17 @@ backend_case! {
             "INSERT INTO porter_jobs (kind, queue, args) VALUES ('noop', 'q\u{1b}[2Jx', '{}')",
         )
         .await;
+        // A workflow's name may hold a newline too.
+        let wf = porter::Client::new(env.db.store.clone())
+            .insert_workflow(
+                porter::workflow::Workflow::new("x\nstates:   completed 9")
+                    .step(porter::workflow::Step::raw("a", "noop", json!({}))),
+            )
+            .await
+            .unwrap();
+        let shown = env.run(&["workflows", "show", &wf.id.to_string()]).ok();
+        let states = shown.stdout.lines().filter(|l| l.starts_with("states:")).count();
+        assert_eq!(states, 1, "{shown:#?}");
         let raw = env.store().job_list(Default::default()).await.unwrap();
         let foreign = raw.iter().find(|j| j.queue.starts_with('q')).unwrap().id.to_string();
         for args in [vec!["jobs", "show", foreign.as_str()], vec!["jobs", "list"], vec!["stats"]] {

@@ -53,7 +53,7 @@ fn mode(b: &BatchRow) -> &'static str {
 
 fn callback(b: &BatchRow) -> String {
     match (b.callback_id, &b.callback_kind, b.callback_state) {
-        (Some(id), Some(kind), Some(state)) => format!("{id} ({kind}, {state})"),
+        (Some(id), Some(kind), Some(state)) => format!("{id} ({}, {state})", output::field(kind)),
         (Some(id), _, _) => format!("{id} (gone)"),
         _ => "-".to_string(),
     }

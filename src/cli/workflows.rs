@@ -107,7 +107,7 @@ fn show(wf: &WorkflowDetail) -> String {
     let mut text = format!(
         "id:       {}\nname:     {}\ncreated:  {}\nsteps:    {}\nstates:   {}\n\n",
         w.id,
-        output::printable(&w.name),
+        output::field(&w.name),
         output::time(Some(w.created_at)),
         w.total,
         counts(w),

@@ -1562,11 +1562,13 @@ fn changes(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Jo
     let mut stmt = c.prepare_cached(sql)?;
     let rows = stmt
         .query_map(p, |r| {
+            // The queue and worker as text: another program may have bound them as BLOBs (or
+            // a number), and such a job, never claimed, is the one an operator cancels.
             Ok((
                 r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
+                text_col(r.get_ref(1)?),
                 r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
+                opt_text_col(r.get_ref(3)?),
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -1859,7 +1861,8 @@ impl Driver for SqliteStore {
                         r.get::<_, String>(0)?,
                         r.get::<_, i64>(1)?,
                         r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
+                        // The kind as text: another program may have bound it as a BLOB.
+                        text_col(r.get_ref(3)?),
                         r.get::<_, bool>(4)?,
                     ))
                 })?
