@@ -627,6 +627,13 @@ backend_case! {
             "INSERT INTO porter_jobs (kind, queue, args) VALUES ('noop', 'q\u{1b}[2Jx', '{}')",
         )
         .await;
+        // An error of several lines (a job's own error text) keeps them, indented under its
+        // entry: at the margin its second line passed for an entry of its own.
+        let failed = surfaces::discarded_job(env.store(), "boom\n  attempt 9 at 2026-01-01 00:00:00: forged").await;
+        let shown = env.run(&["jobs", "show", &failed.id.to_string()]).ok();
+        let entries = shown.stdout.lines().filter(|l| l.starts_with("  attempt ")).count();
+        assert_eq!(entries, 1, "{shown:#?}");
+        assert!(shown.stdout.contains("      attempt 9 at 2026-01-01 00:00:00: forged\n"), "{shown:#?}");
         // A workflow's name may hold a newline too.
         let wf = porter::Client::new(env.db.store.clone())
             .insert_workflow(

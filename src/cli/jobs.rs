@@ -256,12 +256,18 @@ fn show(detail: &crate::client::JobDetail) -> String {
     } else {
         text.push_str("errors:\n");
         for e in &job.errors {
-            let error = output::printable(&e.error);
+            // An error of several lines keeps them, indented under its entry as a trace is:
+            // at the margin, a line of it could pass for an entry of its own.
+            let mut lines = e.error.lines();
+            let first = output::printable(lines.next().unwrap_or(""));
             text.push_str(&format!(
-                "  attempt {} at {}: {error}\n",
+                "  attempt {} at {}: {first}\n",
                 e.attempt,
                 output::time(Some(e.at))
             ));
+            for line in lines {
+                text.push_str(&format!("      {}\n", output::printable(line)));
+            }
             if let Some(trace) = &e.trace {
                 for line in trace.lines() {
                     text.push_str(&format!("      {}\n", output::printable(line)));
