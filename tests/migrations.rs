@@ -673,17 +673,19 @@ async fn database_at(db: &TestDb, name: &str, version: i64) -> (String, Raw) {
     (url, raw)
 }
 
+/// A claim of up to `limit` jobs of `kind` on `default`, by worker `w`.
+fn claim(kind: &str, limit: u32) -> porter::store::JobClaimParams {
+    porter::store::JobClaimParams {
+        queue: "default".into(),
+        kinds: vec![kind.into()],
+        limit,
+        worker_id: "w".into(),
+    }
+}
+
 /// Claims the next job of kind `p` on `default` and completes it; its id.
 async fn complete_next_p(store: &porter::store::Store) -> i64 {
-    let got = store
-        .job_claim(porter::store::JobClaimParams {
-            queue: "default".into(),
-            kinds: vec!["p".into()],
-            limit: 1,
-            worker_id: "w".into(),
-        })
-        .await
-        .unwrap();
+    let got = store.job_claim(claim("p", 1)).await.unwrap();
     assert_eq!(got.len(), 1);
     store.job_complete_many(vec![got[0].fence()]).await.unwrap();
     got[0].id
@@ -770,7 +772,6 @@ backend_case! {
     ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
 )]
 async fn a_job_whose_errors_porter_could_not_read_is_repaired_by_0033() {
-    use porter::store::JobClaimParams;
     let db = common::postgres().await;
     let (url, raw) = database_at(&db, "before-33", 32).await;
     raw.exec(
@@ -783,12 +784,7 @@ async fn a_job_whose_errors_porter_could_not_read_is_repaired_by_0033() {
         .expect("porter upgrades the database");
     assert!(store.job_get(1).await.unwrap().unwrap().errors.is_empty());
     let got = store
-        .job_claim(JobClaimParams {
-            queue: "default".into(),
-            kinds: vec!["noop".into()],
-            limit: 10,
-            worker_id: "w".into(),
-        })
+        .job_claim(claim("noop", 10))
         .await
         .expect("the queue claims again");
     assert_eq!(got.len(), 2);
@@ -821,7 +817,6 @@ async fn a_job_whose_errors_porter_could_not_read_is_repaired_by_0033() {
     ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
 )]
 async fn jobs_whose_times_or_attempts_porter_could_not_read_are_repaired_by_0037() {
-    use porter::store::JobClaimParams;
     let db = common::postgres().await;
     let (url, raw) = database_at(&db, "before-37", 36).await;
     raw.exec(
@@ -843,12 +838,7 @@ async fn jobs_whose_times_or_attempts_porter_could_not_read_are_repaired_by_0037
         .expect("the list reads");
     assert_eq!(listed.len(), 7);
     let got = store
-        .job_claim(JobClaimParams {
-            queue: "default".into(),
-            kinds: vec!["noop".into()],
-            limit: 10,
-            worker_id: "w".into(),
-        })
+        .job_claim(claim("noop", 10))
         .await
         .expect("the queue claims again");
     let mut ids: Vec<i64> = got.iter().map(|j| j.id).collect();

@@ -265,13 +265,9 @@ fn show(detail: &crate::client::JobDetail) -> String {
                 e.attempt,
                 output::time(Some(e.at))
             ));
-            for line in lines {
+            let trace = e.trace.as_deref().map(str::lines).into_iter().flatten();
+            for line in lines.chain(trace) {
                 text.push_str(&format!("      {}\n", output::printable(line)));
-            }
-            if let Some(trace) = &e.trace {
-                for line in trace.lines() {
-                    text.push_str(&format!("      {}\n", output::printable(line)));
-                }
             }
         }
     }

@@ -752,8 +752,8 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
             rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
         })?,
         priority: unreadable.int("priority", r.get_ref(5)?, crate::job::DEFAULT_PRIORITY),
-        // No claim takes a job whose count is not a whole number below a billion (see
-        // job_claim.sql): a listing shows it, with a placeholder.
+        // No claim takes a job whose count is not a whole number from -2^31 to 999,999,999
+        // (see job_claim.sql): a listing shows it, with a placeholder.
         attempt: unreadable.int("attempt", r.get_ref(6)?, 0),
         max_attempts: unreadable.int("max_attempts", r.get_ref(7)?, 1),
         errors: errors_col(r.get_ref(8)?, created_at),
