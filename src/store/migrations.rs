@@ -197,6 +197,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "retried_callback_counted",
             "0038_retried_callback_counted.sql"
         ),
+        migration!(
+            39,
+            "parent_failed_cascade_at_once",
+            "0039_parent_failed_cascade_at_once.sql"
+        ),
     ],
 };
 

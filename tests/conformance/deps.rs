@@ -612,3 +612,52 @@ backend_case! {
         assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![anyway.id]);
     }
 }
+
+backend_case! {
+    /// A failed parent's cancels reach the end of a long chain, however deep: each job below it
+    /// is cancelled once, naming its own parent, and a job waiting after_any for one deep in the
+    /// chain runs. The cascade used to go one nested trigger per level, and past a few hundred
+    /// levels (PostgreSQL's stack depth, SQLite's 1,000 trigger levels) the parent's end could
+    /// not be written at all: a failing root ran again without end and its chain waited for
+    /// good, and on PostgreSQL a rescue pass that picked it failed for every queue.
+    async fn a_failed_parent_cancels_a_chain_of_any_depth(db: TestDb) {
+        const DEPTH: usize = 1_500;
+        let s = &db.store;
+        let root = insert(s, job("p")).await;
+        let mut chain = vec![root.id];
+        for _ in 0..DEPTH {
+            let parent = *chain.last().unwrap();
+            chain.push(insert(s, after("c", &[parent])).await.id);
+        }
+        // A second path into the chain's middle (a diamond): still one cancel, one entry.
+        let mid = chain[DEPTH / 2];
+        let side = insert(s, after("c", &[chain[DEPTH / 2 - 1]])).await;
+        let join = insert(s, after("c", &[mid, side.id])).await;
+        let anyway = insert(s, after_any("x", &[chain[DEPTH - 100]])).await;
+        run_to(s, "p", root.id, JobState::Discarded).await;
+        for (i, id) in chain.iter().enumerate().skip(1).chain([(0, &side.id), (0, &join.id)]) {
+            let j = get(s, *id).await;
+            assert_eq!(j.state, JobState::Cancelled, "job {id} at depth {i}");
+            assert!(j.finalized_at.is_some(), "{j:?}");
+            assert_eq!(j.errors.len(), 1, "one entry for one cancel: {:?}", j.errors);
+            let parent = match *id {
+                id if id == join.id => mid,
+                id if id == side.id => chain[DEPTH / 2 - 1],
+                _ => chain[i - 1],
+            };
+            let why = if parent == root.id { "discarded" } else { "cancelled" };
+            assert_eq!(j.errors[0].error, format!("parent job {parent} was {why}"), "job {id}");
+        }
+        assert_eq!(get(s, anyway.id).await.state, JobState::Available);
+        let got = s.job_claim(claim("default", &["c", "x"], 10, W)).await.unwrap();
+        assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![anyway.id]);
+        // An operator's cancel of a chain's head goes as deep.
+        let head = insert(s, job("p")).await;
+        let mut last = head.id;
+        for _ in 0..DEPTH {
+            last = insert(s, after("c", &[last])).await.id;
+        }
+        s.job_cancel(head.id).await.unwrap();
+        assert_eq!(get(s, last).await.state, JobState::Cancelled);
+    }
+}

@@ -1,0 +1,65 @@
+-- A failed parent's cancels reach the end of a chain of any depth. porter_jobs_parent_failed
+-- (0034) cancelled a failed parent's waiting children, and each child's cancel ran the trigger
+-- again for its own children: one nested trigger level per level of the chain. Past SQLite's
+-- 1,000 trigger levels ("too many levels of trigger recursion") the end of a chain's root could
+-- not be written at all: a failing root was put back to run again without end, its chain
+-- waited for good, and a cancel of it failed. Now the trigger cancels every waiting job below
+-- the failed parent at once. First it resolves the edges among those jobs (each child acts on
+-- its parent's end here: it is cancelled), so that the trigger, run again for each of them,
+-- finds no child of theirs left to cancel. Every waiting job's edges are unresolved (0036), so
+-- below the failed parent's own edges the second statement follows those edges resolved or
+-- not. Each job cancelled names its first parent (by id) among the failed one, when it waits
+-- for it, and the jobs cancelled with it, as before. Same change on PostgreSQL:
+-- migrations-postgres/0039_parent_failed_cascade_at_once.sql.
+DROP TRIGGER porter_jobs_parent_failed;
+CREATE TRIGGER porter_jobs_parent_failed AFTER UPDATE OF state ON porter_jobs
+WHEN NEW.has_dependents AND (NEW.state = 'cancelled' OR NEW.state = 'discarded')
+ AND (OLD.state <> 'completed' AND OLD.state <> 'cancelled' AND OLD.state <> 'discarded')
+BEGIN
+    UPDATE porter_job_deps SET resolved = 1
+    WHERE NOT resolved AND NOT after_any
+      AND parent_id IN (
+          SELECT id FROM (
+              WITH RECURSIVE doomed(id) AS (
+                  SELECT d.child_id FROM porter_job_deps d JOIN porter_jobs c ON c.id = d.child_id
+                  WHERE d.parent_id = NEW.id AND NOT d.resolved AND NOT d.after_any AND +c.state = 'pending'
+                  UNION
+                  SELECT d.child_id FROM doomed x JOIN porter_job_deps d ON d.parent_id = x.id
+                  JOIN porter_jobs c ON c.id = d.child_id
+                  WHERE NOT d.resolved AND NOT d.after_any AND +c.state = 'pending')
+              SELECT id FROM doomed))
+      AND EXISTS (SELECT 1 FROM porter_jobs c WHERE c.id = child_id AND +c.state = 'pending');
+
+    UPDATE porter_jobs
+    SET state = 'cancelled',
+        finalized_at = porter_now(),
+        errors = json_insert(CASE WHEN NOT json_valid(errors) THEN '[]'
+                                  WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END,
+                 '$[#]', json_object('attempt', attempt, 'at', porter_now(),
+                 'error', CASE WHEN EXISTS (SELECT 1 FROM porter_job_deps d
+                                            WHERE d.child_id = porter_jobs.id AND d.parent_id = NEW.id
+                                              AND NOT d.resolved AND NOT d.after_any)
+                               THEN 'parent job ' || NEW.id || ' was ' || NEW.state
+                               ELSE 'parent job ' || (
+                                   SELECT min(d.parent_id) FROM porter_job_deps d
+                                   WHERE d.child_id = porter_jobs.id AND NOT d.after_any
+                                     AND d.parent_id IN (
+                                         SELECT id FROM (
+                                             WITH RECURSIVE doomed(id) AS (
+                                                 SELECT d.child_id FROM porter_job_deps d
+                                                 WHERE d.parent_id = NEW.id AND NOT d.resolved AND NOT d.after_any
+                                                 UNION
+                                                 SELECT d.child_id FROM doomed x
+                                                 JOIN porter_job_deps d ON d.parent_id = x.id AND NOT d.after_any)
+                                             SELECT id FROM doomed))) || ' was cancelled' END))
+    WHERE +state = 'pending'
+      AND id IN (
+          SELECT id FROM (
+              WITH RECURSIVE doomed(id) AS (
+                  SELECT d.child_id FROM porter_job_deps d JOIN porter_jobs c ON c.id = d.child_id
+                  WHERE d.parent_id = NEW.id AND NOT d.resolved AND NOT d.after_any AND +c.state = 'pending'
+                  UNION
+                  SELECT d.child_id FROM doomed x JOIN porter_job_deps d ON d.parent_id = x.id AND NOT d.after_any
+                  JOIN porter_jobs c ON c.id = d.child_id AND +c.state = 'pending')
+              SELECT id FROM doomed));
+END;
