@@ -1114,8 +1114,9 @@ async fn apply(
                         .any(|o| o.id != id && o.sequence == Some(k) && o.unfinished())
                 });
             // A parent that ended and is retried: a child still waiting had counted that end,
-            // and waits for its next end again; a child no longer waiting acted on it, and the
-            // next end leaves it alone.
+            // and waits for its next end again, and so does one the end made due that has not
+            // started (back to pending); a child that started, or was cancelled, acted on it,
+            // and the next end leaves it alone.
             if m.jobs[&id].state.is_final() {
                 for i in 0..m.edges.len() {
                     let Edge {
@@ -1124,9 +1125,17 @@ async fn apply(
                         resolved,
                         ..
                     } = m.edges[i];
-                    if parent == id && resolved && m.jobs[&child].state == JobState::Pending {
+                    if parent != id {
+                        continue;
+                    }
+                    let c = &m.jobs[&child];
+                    let unstarted = matches!(c.state, JobState::Available | JobState::Scheduled)
+                        && c.attempt == 0;
+                    if (resolved && c.state == JobState::Pending) || unstarted {
                         m.edges[i].resolved = false;
-                        m.job(child).waiting_for += 1;
+                        let c = m.job(child);
+                        c.waiting_for += 1;
+                        c.state = JobState::Pending;
                     }
                 }
             }

@@ -199,8 +199,8 @@ pub const CORE: MigrationSet = MigrationSet {
         ),
         migration!(
             39,
-            "parent_failed_cascade_at_once",
-            "0039_parent_failed_cascade_at_once.sql"
+            "dependency_cascade_and_retried_parents",
+            "0039_dependency_cascade_and_retried_parents.sql"
         ),
     ],
 };

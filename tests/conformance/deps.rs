@@ -661,3 +661,45 @@ backend_case! {
         assert_eq!(get(s, last).await.state, JobState::Cancelled);
     }
 }
+
+backend_case! {
+    /// A parent retried after its end made its child available, before the child started, is
+    /// waited for again as by a child still waiting: the child goes back to `pending`, runs
+    /// only if the parent's new run completes, and is cancelled naming it if that run is
+    /// cancelled. Before, the child stayed claimable (and ran) while its parent ran again or
+    /// after its parent's new run failed. A child that started is left as it is.
+    async fn a_parent_retried_before_its_child_started_is_waited_for_again(db: TestDb) {
+        let s = &db.store;
+        let a = insert(s, job("p")).await;
+        let child = insert(s, after("c", &[a.id])).await;
+        let later = insert(
+            s,
+            job_with("c", InsertOpts { depends_on: vec![a.id], schedule_in: Some(Duration::from_secs(3600)), ..Default::default() }),
+        )
+        .await;
+        let started = insert(s, after("d", &[a.id])).await;
+        run_to(s, "p", a.id, JobState::Completed).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Available);
+        assert_eq!(get(s, later.id).await.state, JobState::Scheduled, "due later");
+        let running = s.job_claim(claim("default", &["d"], 1, W)).await.unwrap();
+        assert_eq!(running.iter().map(|j| j.id).collect::<Vec<_>>(), vec![started.id]);
+        s.job_retry(a.id).await.unwrap();
+        assert_eq!(get(s, child.id).await.state, JobState::Pending, "waits for a's new run");
+        assert_eq!(get(s, later.id).await.state, JobState::Pending);
+        assert_eq!(get(s, started.id).await.state, JobState::Running, "it started: left alone");
+        assert!(s.job_claim(claim("default", &["c"], 10, W)).await.unwrap().is_empty());
+        run_to(s, "p", a.id, JobState::Completed).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Available);
+        assert_eq!(get(s, later.id).await.state, JobState::Scheduled, "still due later");
+        // Retried again, and cancelled this time: the child is cancelled naming it.
+        s.job_retry(a.id).await.unwrap();
+        s.job_cancel(a.id).await.unwrap();
+        for id in [child.id, later.id] {
+            let row = get(s, id).await;
+            assert_eq!(row.state, JobState::Cancelled, "{row:?}");
+            assert_eq!(row.errors.last().unwrap().error, format!("parent job {} was cancelled", a.id));
+        }
+        assert!(s.job_claim(claim("default", &["c"], 10, W)).await.unwrap().is_empty());
+        s.job_complete_many(vec![running[0].fence()]).await.unwrap();
+    }
+}

@@ -1,4 +1,4 @@
--- A failed parent's cancels reach the end of a chain of any depth. porter_jobs_parent_failed
+-- 1. A failed parent's cancels reach the end of a chain of any depth. porter_jobs_parent_failed
 -- (0034) cancelled a failed parent's waiting children, and each child's cancel ran the trigger
 -- again for its own children: one nested trigger level per level of the chain. Past SQLite's
 -- 1,000 trigger levels ("too many levels of trigger recursion") the end of a chain's root could
@@ -10,7 +10,7 @@
 -- below the failed parent's own edges the second statement follows those edges resolved or
 -- not. Each job cancelled names its first parent (by id) among the failed one, when it waits
 -- for it, and the jobs cancelled with it, as before. Same change on PostgreSQL:
--- migrations-postgres/0039_parent_failed_cascade_at_once.sql.
+-- migrations-postgres/0039_dependency_cascade_and_retried_parents.sql.
 DROP TRIGGER porter_jobs_parent_failed;
 CREATE TRIGGER porter_jobs_parent_failed AFTER UPDATE OF state ON porter_jobs
 WHEN NEW.has_dependents AND (NEW.state = 'cancelled' OR NEW.state = 'discarded')
@@ -62,4 +62,30 @@ BEGIN
                   SELECT d.child_id FROM doomed x JOIN porter_job_deps d ON d.parent_id = x.id AND NOT d.after_any
                   JOIN porter_jobs c ON c.id = d.child_id AND +c.state = 'pending')
               SELECT id FROM doomed));
+END;
+
+-- 2. A parent retried after its end made a child available (or scheduled), before the child
+-- started, is waited for again, as it already was by a child still waiting (0036): the child
+-- goes back to pending, waiting for this parent only (its other parents have ended). Before,
+-- it stayed claimable, and ran while the parent ran again, or after the parent's new run
+-- failed. Its edge to the parent counts the parent's next end, whatever an earlier retry made
+-- of it. The count of a waiting child goes up first, so that a child held again here is not
+-- counted twice.
+DROP TRIGGER porter_jobs_reopened;
+CREATE TRIGGER porter_jobs_reopened AFTER UPDATE OF state ON porter_jobs
+WHEN NEW.has_dependents AND (OLD.state = 'completed' OR OLD.state = 'cancelled' OR OLD.state = 'discarded')
+ AND (NEW.state <> 'completed' AND NEW.state <> 'cancelled' AND NEW.state <> 'discarded')
+BEGIN
+    UPDATE porter_jobs SET waiting_for = waiting_for + 1
+    WHERE +state = 'pending'
+      AND id IN (SELECT child_id FROM porter_job_deps WHERE parent_id = NEW.id AND NOT resolved);
+    UPDATE porter_jobs SET state = 'pending', waiting_for = 1
+    WHERE (+state = 'available' OR +state = 'scheduled') AND attempt = 0
+      AND id IN (SELECT child_id FROM porter_job_deps WHERE parent_id = NEW.id);
+    UPDATE porter_job_deps SET resolved = 0
+    WHERE parent_id = NEW.id AND resolved
+      AND EXISTS (SELECT 1 FROM porter_jobs c WHERE c.id = porter_job_deps.child_id AND +c.state = 'pending');
+    UPDATE porter_job_deps SET resolved = 1
+    WHERE parent_id = NEW.id AND NOT resolved
+      AND NOT EXISTS (SELECT 1 FROM porter_jobs c WHERE c.id = porter_job_deps.child_id AND +c.state = 'pending');
 END;

@@ -1,12 +1,17 @@
--- A failed parent's cancels reach the end of a chain of any depth. porter_job_deps_resolve
--- (0036) cancelled a failed parent's waiting children in one update, and that update ran the
--- trigger again for their children: one nested run per level. Past a few hundred levels the
--- stack ran out ("stack depth limit exceeded"), so the end of a chain's root could not be
--- written at all: a failing root was put back to run again without end, its chain waited for
--- good, a cancel of it failed, and a rescue pass that picked it failed for every queue. Now the
--- first run cancels every waiting job below the failed parent, in the same update; the nested
--- run it starts finds their children cancelled already. Same change on SQLite:
--- migrations-sqlite/0039_parent_failed_cascade_at_once.sql.
+-- Two changes to porter_job_deps_resolve (0036), the function whole again.
+-- 1. A failed parent's cancels reach the end of a chain of any depth. The function cancelled
+--    a failed parent's waiting children in one update, and that update ran the trigger again
+--    for their children: one nested run per level. Past a few hundred levels the stack ran out
+--    ("stack depth limit exceeded"), so the end of a chain's root could not be written at all:
+--    a failing root was put back to run again without end, its chain waited for good, a
+--    cancel of it failed, and a rescue pass that picked it failed for every queue. Now the
+--    first run cancels every waiting job below the failed parent, in the same update; the
+--    nested run it starts finds their children cancelled already.
+-- 2. A parent retried after its end made a child available (or scheduled), before the child
+--    started, is waited for again, as it already was by a child still waiting: the child goes
+--    back to pending. Before, it stayed claimable, and ran while the parent ran again, or after
+--    the parent's new run failed.
+-- Same changes on SQLite: migrations-sqlite/0039_dependency_cascade_and_retried_parents.sql.
 CREATE OR REPLACE FUNCTION porter_job_deps_resolve() RETURNS trigger LANGUAGE plpgsql
 SET enable_seqscan = off
 AS $fn$
@@ -71,6 +76,18 @@ BEGIN
                 UPDATE porter_jobs c SET waiting_for = c.waiting_for + p.n
                 FROM unnest(kids, ends) AS p(child_id, n)
                 WHERE c.id = p.child_id AND c.state || '' = 'pending';
+            END IF;
+            -- A child that end made available (or scheduled), and that has not started, waits
+            -- again too (0039), for these parents only: its others have ended. Its edges to
+            -- them count their next ends, whatever an earlier retry made of them.
+            UPDATE porter_jobs c SET state = 'pending', waiting_for = x.n
+            FROM (SELECT d.child_id, count(*)::int AS n FROM porter_job_deps d
+                  WHERE d.parent_id = ANY(reopened) GROUP BY d.child_id ORDER BY d.child_id) x
+            WHERE c.id = x.child_id AND c.state || '' IN ('available', 'scheduled') AND c.attempt = 0;
+            UPDATE porter_job_deps d SET resolved = false
+            WHERE d.parent_id = ANY(reopened) AND d.resolved
+              AND EXISTS (SELECT 1 FROM porter_jobs c WHERE c.id = d.child_id AND c.state || '' = 'pending');
+            IF kids IS NOT NULL THEN
                 UPDATE porter_job_deps d SET resolved = true
                 WHERE d.parent_id = ANY(reopened) AND NOT d.resolved
                   AND NOT EXISTS (SELECT 1 FROM porter_jobs c
