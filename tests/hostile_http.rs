@@ -982,3 +982,33 @@ backend_case! {
         assert!(detail.steps.iter().all(|s| s.state != JobState::Cancelled), "nothing cancelled");
     }
 }
+
+backend_case! {
+    /// A tablo name is refused (422, nothing written) when it holds a control character: NUL
+    /// would be stored on SQLite and fail PostgreSQL's insert with a 500, and the others
+    /// (newline, escape, DEL, C1) could forge lines wherever the name is printed. Both
+    /// backends answer alike.
+    async fn tablo_names_with_control_characters_are_refused(db: TestDb) {
+        let app = app(&db, HttpConfig::default()).await;
+        for name in ["a\u{0}b", "\u{0}", "a\nb", "tab\there", "esc\u{1b}[31m", "del\u{7f}", "c1\u{85}x"] {
+            let (status, body) =
+                send_json(&app, json_post("/api/tablos", &json!({ "name": name }), &[])).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {body}");
+            let error = body["error"].as_str().unwrap_or_default();
+            assert!(error.contains("name") && error.contains("control"), "{name:?}: {body}");
+        }
+        assert_eq!(db.raw_count("SELECT count(*) FROM tablos").await, 0, "nothing written");
+        let (status, body) =
+            send_json(&app, json_post("/api/tablos", &json!({"name": "  Café ✓  "}), &[])).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(db.raw_count("SELECT count(*) FROM tablos").await, 1);
+        // A file name cannot carry NUL (no header can); a tab is kept out of the stored key.
+        let upload = req(Method::POST, &format!("/api/tablos/{}/files", body["id"].as_str().unwrap()))
+            .header("x-file-name", "a\tb.txt")
+            .body(Body::from("x"))
+            .unwrap();
+        let (status, file) = send_json(&app, upload).await;
+        assert_eq!(status, StatusCode::CREATED, "{file}");
+        assert!(file["s3_key"].as_str().unwrap().ends_with("-a_b.txt"), "{file}");
+    }
+}
