@@ -1012,3 +1012,154 @@ backend_case! {
         assert!(file["s3_key"].as_str().unwrap().ends_with("-a_b.txt"), "{file}");
     }
 }
+
+/// Runs raw SQL on a SQLite test database, as another program would.
+fn sqlite_exec(db: &TestDb, sql: &str) {
+    rusqlite::Connection::open(db.sqlite_path().unwrap())
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+}
+
+/// A queue, a worker, a workflow and a batch, then their times rewritten by another program:
+/// in SQLite's own formats (`datetime('now')`, `CURRENT_TIMESTAMP`, with fractions, `T`, `Z`)
+/// or, for the last queue and workflow, as text that is no time at all.
+async fn foreign_times(db: &TestDb) -> (i64, i64) {
+    use porter::workflow::{Step, Workflow};
+    let mut workflow = Workflow::new("wf");
+    workflow.push(Step::raw("a", "noop", json!({})));
+    let wf = db
+        .store
+        .workflow_insert(workflow.params().unwrap())
+        .await
+        .unwrap();
+    let mut workflow = Workflow::new("garbled");
+    workflow.push(Step::raw("a", "noop", json!({})));
+    let garbled = db
+        .store
+        .workflow_insert(workflow.params().unwrap())
+        .await
+        .unwrap();
+    let mut batch = porter::batch::Batch::new();
+    batch.push_params(JobInsertParams::new("noop", json!({}), InsertOpts::default()).unwrap());
+    let batch = batch.callback_raw("noop", json!({}), InsertOpts::default(), false);
+    porter::Client::new(db.store.clone())
+        .insert_batch(batch)
+        .await
+        .unwrap();
+    sqlite_exec(
+        db,
+        &format!(
+            "INSERT INTO porter_queues (name, paused_at) VALUES ('tsq1', datetime('now'));
+             INSERT INTO porter_queues (name, paused_at) VALUES ('tsq2', CURRENT_TIMESTAMP);
+             INSERT INTO porter_queues (name, paused_at) VALUES ('tsq3', '2026-12-02T10:00:00.5');
+             INSERT INTO porter_queues (name, paused_at) VALUES ('tsq4', '2026-12-02 10:00:00.123Z');
+             INSERT INTO porter_queues (name, paused_at) VALUES ('tsq5', 'yesterday');
+             INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at)
+                 VALUES ('w1', 'h', 1, CURRENT_TIMESTAMP, datetime('now'));
+             INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at)
+                 VALUES ('w2', 'h', 2, 'soon', 'never');
+             UPDATE porter_workflows SET created_at = CURRENT_TIMESTAMP WHERE id = {};
+             UPDATE porter_workflows SET created_at = 'long ago' WHERE id = {};
+             UPDATE porter_batches SET created_at = datetime('now');",
+            wf.id, garbled.id
+        ),
+    );
+    (wf.id, garbled.id)
+}
+
+/// A non-job table's time written in SQLite's own UTC format reads as that time, and one that
+/// is no time at all does not fail the listing: a queue with any `paused_at` stays paused, other
+/// times read as the Unix epoch. SQLite only: PostgreSQL's timestamptz cannot hold such text.
+/// (Job rows keep their own rule: tests/any_language.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_times_in_sqlites_own_format_read_outside_jobs() {
+    let db = common::sqlite().await;
+    let (wf, garbled) = foreign_times(&db).await;
+    let now = chrono::Utc::now();
+    let recent = |t: chrono::DateTime<chrono::Utc>| (now - t).num_minutes().abs() < 10;
+    let queues = db.store.queue_list().await.unwrap();
+    let paused = |name: &str| {
+        queues
+            .iter()
+            .find(|q| q.name == name)
+            .unwrap()
+            .paused_at
+            .unwrap()
+    };
+    assert!(
+        recent(paused("tsq1")) && recent(paused("tsq2")),
+        "{queues:?}"
+    );
+    let ten = chrono::DateTime::parse_from_rfc3339("2026-12-02T10:00:00Z").unwrap();
+    assert_eq!(paused("tsq3"), ten + chrono::Duration::milliseconds(500));
+    assert_eq!(paused("tsq4"), ten + chrono::Duration::milliseconds(123));
+    assert_eq!(
+        paused("tsq5"),
+        chrono::DateTime::UNIX_EPOCH,
+        "unreadable: still paused"
+    );
+    let workers = db.store.worker_list().await.unwrap();
+    let w1 = workers.iter().find(|w| w.id == "w1").unwrap();
+    assert!(
+        recent(w1.started_at) && recent(w1.heartbeat_at),
+        "{workers:?}"
+    );
+    let w2 = workers.iter().find(|w| w.id == "w2").unwrap();
+    assert_eq!(w2.heartbeat_at, chrono::DateTime::UNIX_EPOCH);
+    let workflows = db.store.workflow_list(None, None).await.unwrap();
+    assert_eq!(workflows.len(), 2);
+    let created = |id: i64| workflows.iter().find(|w| w.id == id).unwrap().created_at;
+    assert!(recent(created(wf)));
+    assert_eq!(created(garbled), chrono::DateTime::UNIX_EPOCH);
+    assert!(recent(
+        db.store
+            .workflow_get(wf)
+            .await
+            .unwrap()
+            .unwrap()
+            .workflow
+            .created_at
+    ));
+    let batches = db.store.batch_list(None, None).await.unwrap();
+    assert!(recent(batches[0].created_at), "{batches:?}");
+}
+
+/// The same rows through the web: every page and listing that shows them answers 200.
+/// SQLite only, as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_times_in_sqlites_own_format_keep_pages_up() {
+    let db = common::sqlite().await;
+    let (wf, garbled) = foreign_times(&db).await;
+    let app = app(&db, HttpConfig::default()).await;
+    for uri in [
+        "/".to_string(),
+        "/admin/queues".to_string(),
+        "/metrics".to_string(),
+        "/dashboard/queues".to_string(),
+        "/dashboard/workers".to_string(),
+        "/admin/workflows".to_string(),
+        "/dashboard/workflows".to_string(),
+        format!("/admin/workflows/{wf}"),
+        format!("/admin/workflows/{garbled}"),
+        format!("/dashboard/workflows/{wf}"),
+    ] {
+        page(&app, uri).await;
+    }
+    let (status, body) = send_json(
+        &app,
+        req(Method::GET, "/admin/queues")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let foreign: Vec<&Value> = body["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["name"].as_str().unwrap().starts_with("tsq"))
+        .collect();
+    assert_eq!(foreign.len(), 5, "{body}");
+    assert!(foreign.iter().all(|q| q["paused"] == json!(true)), "{body}");
+}
