@@ -1163,3 +1163,76 @@ async fn sqlite_times_in_sqlites_own_format_keep_pages_up() {
     assert_eq!(foreign.len(), 5, "{body}");
     assert!(foreign.iter().all(|q| q["paused"] == json!(true)), "{body}");
 }
+
+backend_case! {
+    /// Every error of the admin API and the app API is `{"error": ...}` JSON with its status:
+    /// a queue name that is not UTF-8 once decoded (400, as a bad job id is), a method a route
+    /// does not answer (405, with `Allow`), and a request over the time limit (408).
+    async fn every_api_error_is_json(db: TestDb) {
+        let app = app(&db, HttpConfig::default()).await;
+        let mut cases = Vec::new();
+        for action in ["pause", "resume", "limit"] {
+            cases.push((Method::POST, format!("/admin/queues/%FF/{action}"), StatusCode::BAD_REQUEST));
+        }
+        cases.push((Method::GET, "/admin/jobs/x".to_string(), StatusCode::BAD_REQUEST));
+        for (method, uri) in [
+            (Method::PUT, "/admin/jobs"),
+            (Method::DELETE, "/admin/jobs/1"),
+            (Method::GET, "/admin/jobs/1/retry"),
+            (Method::GET, "/admin/queues/q/pause"),
+            (Method::PUT, "/api/tablos"),
+            (Method::POST, "/healthz"),
+        ] {
+            cases.push((method, uri.to_string(), StatusCode::METHOD_NOT_ALLOWED));
+        }
+        for (method, uri, expected) in cases {
+            let request = req(method.clone(), &uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+            let allow = response.headers().get(header::ALLOW).cloned();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            assert_eq!(status, expected, "{method} {uri}: {bytes:?}");
+            assert_eq!(
+                content_type.as_ref().and_then(|c| c.to_str().ok()),
+                Some("application/json"),
+                "{method} {uri}: {bytes:?}"
+            );
+            assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{method} {uri}: {bytes:?}");
+            if expected == StatusCode::METHOD_NOT_ALLOWED {
+                assert!(allow.is_some(), "{method} {uri}: 405 names the allowed methods");
+                assert!(body["error"].as_str().unwrap().contains(method.as_str()), "{body}");
+            }
+        }
+
+        // A request that outlives the timeout: a body that never ends.
+        let app = self::app(
+            &db,
+            HttpConfig {
+                request_timeout: std::time::Duration::from_millis(200),
+                ..HttpConfig::default()
+            },
+        )
+        .await;
+        let (_keep_open, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(1);
+        let stream = tokio_stream_from(rx);
+        let request = req(Method::POST, "/admin/jobs")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(stream))
+            .unwrap();
+        let (status, body) = send_json(&app, request).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("0.2"), "{body}");
+    }
+}
+
+/// A stream of the chunks sent on `rx`, pending until the sender sends or goes.
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<axum::body::Bytes, std::io::Error>> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
