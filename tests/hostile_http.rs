@@ -1013,14 +1013,6 @@ backend_case! {
     }
 }
 
-/// Runs raw SQL on a SQLite test database, as another program would.
-fn sqlite_exec(db: &TestDb, sql: &str) {
-    rusqlite::Connection::open(db.sqlite_path().unwrap())
-        .unwrap()
-        .execute_batch(sql)
-        .unwrap();
-}
-
 /// A queue, a worker, a workflow and a batch, then their times rewritten by another program:
 /// in SQLite's own formats (`datetime('now')`, `CURRENT_TIMESTAMP`, with fractions, `T`, `Z`)
 /// or, for the last queue and workflow, as text that is no time at all.
@@ -1047,7 +1039,7 @@ async fn foreign_times(db: &TestDb) -> (i64, i64) {
         .insert_batch(batch)
         .await
         .unwrap();
-    sqlite_exec(
+    common::raw_exec(
         db,
         &format!(
             "INSERT INTO porter_queues (name, paused_at) VALUES ('tsq1', datetime('now'));
@@ -1064,7 +1056,8 @@ async fn foreign_times(db: &TestDb) -> (i64, i64) {
              UPDATE porter_batches SET created_at = datetime('now');",
             wf.id, garbled.id
         ),
-    );
+    )
+    .await;
     (wf.id, garbled.id)
 }
 

@@ -1,6 +1,5 @@
 //! The dashboard at `/`: server-rendered HTML (maud escapes every value; names in links are
-//! percent-encoded as well), no JavaScript, no
-//! build step. The overview shows job counts by queue and state, the jobs due to run that no
+//! percent-encoded as well), no JavaScript, no build step. The overview shows job counts by queue and state, the jobs due to run that no
 //! live worker serves (when there are any), the last hour's chart ([`chart`]), the discarded
 //! jobs with their last error, and the unfinished jobs, with retry and cancel buttons; every
 //! page reloads itself every few seconds
