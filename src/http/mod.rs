@@ -28,7 +28,7 @@
 //! Every error is `{"error": "..."}` with one status, decided in one place ([`AppError`]):
 //!
 //! * **400** the request cannot be read: malformed JSON, a path id that is not a number or a
-//!   UUID, a malformed query string;
+//!   UUID, a path segment that is not UTF-8 once decoded, a malformed query string;
 //! * **401** `/admin/*`, `/metrics`, the dashboard or one of its actions without the admin
 //!   token (when one is set);
 //! * **403** a request a foreign browser page sent: a state change from another origin, or a
