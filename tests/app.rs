@@ -256,27 +256,11 @@ backend_case! {
         // Again (another process starting): nothing changes.
         let s = open(db.reopen().await).await.unwrap();
         assert_eq!(s.tablo_get(t.id).await.unwrap(), Some(t));
-        let recorded = raw_count(
-            &db,
+        let recorded = db.raw_count(
             "SELECT count(*) FROM porter_migrations WHERE set_name = 'tablo'",
         )
         .await;
         assert_eq!(recorded, MIGRATIONS.migrations.len() as i64);
-    }
-}
-
-/// One number from raw SQL on the test database, outside porter.
-async fn raw_count(db: &TestDb, sql: &str) -> i64 {
-    match db.sqlite_path() {
-        Some(path) => {
-            let c = rusqlite::Connection::open(path).unwrap();
-            c.query_row(sql, [], |r| r.get(0)).unwrap()
-        }
-        None => {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
     }
 }
 

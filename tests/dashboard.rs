@@ -1628,3 +1628,34 @@ backend_case! {
         stop.cancel();
     }
 }
+
+backend_case! {
+    /// A queue name is the database's text (another program can write any): in the queues
+    /// page's link and pause button and the job page's link it is percent-encoded, so `&`, `#`,
+    /// `/` and spaces stay part of the name and the link filters on that queue; the page text
+    /// stays HTML-escaped.
+    async fn queue_names_in_links_are_percent_encoded(db: TestDb) {
+        let name = "a&state=completed#x/ y";
+        common::raw_exec(
+            &db,
+            &format!("INSERT INTO porter_jobs (kind, queue, args) VALUES ('noop', '{name}', '{{}}')"),
+        )
+        .await;
+        let id = surfaces::all_jobs(db.store.as_ref()).await[0].id;
+        let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
+        let encoded = "a%26state%3Dcompleted%23x%2F%20y";
+        let (status, html) = get_page(&state, "/dashboard/queues").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(&format!(r#"href="/dashboard/jobs?queue={encoded}""#)), "{html}");
+        assert!(html.contains(&format!(r#"action="/dashboard/queues/{encoded}/pause""#)), "{html}");
+        assert!(html.contains("a&amp;state=completed#x/ y"), "{html}");
+        let (status, html) = get_page(&state, &format!("/dashboard/jobs/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(&format!(r#"href="/dashboard/jobs?queue={encoded}""#)), "{html}");
+        // The link's filter is the whole name (which the job filter refuses as no queue name
+        // porter writes, rather than listing every completed job).
+        let (status, html) = get_page(&state, &format!("/dashboard/jobs?queue={encoded}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(html.contains("a&amp;state=completed#x/ y"), "{html}");
+    }
+}

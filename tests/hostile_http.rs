@@ -982,3 +982,250 @@ backend_case! {
         assert!(detail.steps.iter().all(|s| s.state != JobState::Cancelled), "nothing cancelled");
     }
 }
+
+backend_case! {
+    /// A tablo name is refused (422, nothing written) when it holds a control character: NUL
+    /// would be stored on SQLite and fail PostgreSQL's insert with a 500, and the others
+    /// (newline, escape, DEL, C1) could forge lines wherever the name is printed. Both
+    /// backends answer alike.
+    async fn tablo_names_with_control_characters_are_refused(db: TestDb) {
+        let app = app(&db, HttpConfig::default()).await;
+        for name in ["a\u{0}b", "\u{0}", "a\nb", "tab\there", "esc\u{1b}[31m", "del\u{7f}", "c1\u{85}x"] {
+            let (status, body) =
+                send_json(&app, json_post("/api/tablos", &json!({ "name": name }), &[])).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {body}");
+            let error = body["error"].as_str().unwrap_or_default();
+            assert!(error.contains("name") && error.contains("control"), "{name:?}: {body}");
+        }
+        assert_eq!(db.raw_count("SELECT count(*) FROM tablos").await, 0, "nothing written");
+        let (status, body) =
+            send_json(&app, json_post("/api/tablos", &json!({"name": "  Café ✓  "}), &[])).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(db.raw_count("SELECT count(*) FROM tablos").await, 1);
+        // A file name cannot carry NUL (no header can); a tab is kept out of the stored key.
+        let upload = req(Method::POST, &format!("/api/tablos/{}/files", body["id"].as_str().unwrap()))
+            .header("x-file-name", "a\tb.txt")
+            .body(Body::from("x"))
+            .unwrap();
+        let (status, file) = send_json(&app, upload).await;
+        assert_eq!(status, StatusCode::CREATED, "{file}");
+        assert!(file["s3_key"].as_str().unwrap().ends_with("-a_b.txt"), "{file}");
+    }
+}
+
+/// A queue, a worker, a workflow and a batch, then their times rewritten by another program:
+/// in SQLite's own formats (`datetime('now')`, `CURRENT_TIMESTAMP`, with fractions, `T`, `Z`)
+/// or, for the last queue and workflow, as text that is no time at all.
+async fn foreign_times(db: &TestDb) -> (i64, i64) {
+    use porter::workflow::{Step, Workflow};
+    let mut workflow = Workflow::new("wf");
+    workflow.push(Step::raw("a", "noop", json!({})));
+    let wf = db
+        .store
+        .workflow_insert(workflow.params().unwrap())
+        .await
+        .unwrap();
+    let mut workflow = Workflow::new("garbled");
+    workflow.push(Step::raw("a", "noop", json!({})));
+    let garbled = db
+        .store
+        .workflow_insert(workflow.params().unwrap())
+        .await
+        .unwrap();
+    let mut batch = porter::batch::Batch::new();
+    batch.push_params(JobInsertParams::new("noop", json!({}), InsertOpts::default()).unwrap());
+    let batch = batch.callback_raw("noop", json!({}), InsertOpts::default(), false);
+    porter::Client::new(db.store.clone())
+        .insert_batch(batch)
+        .await
+        .unwrap();
+    common::raw_exec(
+        db,
+        &format!(
+            "INSERT INTO porter_queues (name, paused_at) VALUES ('tsq1', datetime('now'));
+             INSERT INTO porter_queues (name, paused_at) VALUES ('tsq2', CURRENT_TIMESTAMP);
+             INSERT INTO porter_queues (name, paused_at) VALUES ('tsq3', '2026-12-02T10:00:00.5');
+             INSERT INTO porter_queues (name, paused_at) VALUES ('tsq4', '2026-12-02 10:00:00.123Z');
+             INSERT INTO porter_queues (name, paused_at) VALUES ('tsq5', 'yesterday');
+             INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at)
+                 VALUES ('w1', 'h', 1, CURRENT_TIMESTAMP, datetime('now'));
+             INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at)
+                 VALUES ('w2', 'h', 2, 'soon', 'never');
+             UPDATE porter_workflows SET created_at = CURRENT_TIMESTAMP WHERE id = {};
+             UPDATE porter_workflows SET created_at = 'long ago' WHERE id = {};
+             UPDATE porter_batches SET created_at = datetime('now');",
+            wf.id, garbled.id
+        ),
+    )
+    .await;
+    (wf.id, garbled.id)
+}
+
+/// A non-job table's time written in SQLite's own UTC format reads as that time, and one that
+/// is no time at all does not fail the listing: a queue with any `paused_at` stays paused, other
+/// times read as the Unix epoch. SQLite only: PostgreSQL's timestamptz cannot hold such text.
+/// (Job rows keep their own rule: tests/any_language.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_times_in_sqlites_own_format_read_outside_jobs() {
+    let db = common::sqlite().await;
+    let (wf, garbled) = foreign_times(&db).await;
+    let now = chrono::Utc::now();
+    let recent = |t: chrono::DateTime<chrono::Utc>| (now - t).num_minutes().abs() < 10;
+    let queues = db.store.queue_list().await.unwrap();
+    let paused = |name: &str| {
+        queues
+            .iter()
+            .find(|q| q.name == name)
+            .unwrap()
+            .paused_at
+            .unwrap()
+    };
+    assert!(
+        recent(paused("tsq1")) && recent(paused("tsq2")),
+        "{queues:?}"
+    );
+    let ten = chrono::DateTime::parse_from_rfc3339("2026-12-02T10:00:00Z").unwrap();
+    assert_eq!(paused("tsq3"), ten + chrono::Duration::milliseconds(500));
+    assert_eq!(paused("tsq4"), ten + chrono::Duration::milliseconds(123));
+    assert_eq!(
+        paused("tsq5"),
+        chrono::DateTime::UNIX_EPOCH,
+        "unreadable: still paused"
+    );
+    let workers = db.store.worker_list().await.unwrap();
+    let w1 = workers.iter().find(|w| w.id == "w1").unwrap();
+    assert!(
+        recent(w1.started_at) && recent(w1.heartbeat_at),
+        "{workers:?}"
+    );
+    let w2 = workers.iter().find(|w| w.id == "w2").unwrap();
+    assert_eq!(w2.heartbeat_at, chrono::DateTime::UNIX_EPOCH);
+    let workflows = db.store.workflow_list(None, None).await.unwrap();
+    assert_eq!(workflows.len(), 2);
+    let created = |id: i64| workflows.iter().find(|w| w.id == id).unwrap().created_at;
+    assert!(recent(created(wf)));
+    assert_eq!(created(garbled), chrono::DateTime::UNIX_EPOCH);
+    assert!(recent(
+        db.store
+            .workflow_get(wf)
+            .await
+            .unwrap()
+            .unwrap()
+            .workflow
+            .created_at
+    ));
+    let batches = db.store.batch_list(None, None).await.unwrap();
+    assert!(recent(batches[0].created_at), "{batches:?}");
+}
+
+/// The same rows through the web: every page and listing that shows them answers 200.
+/// SQLite only, as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_times_in_sqlites_own_format_keep_pages_up() {
+    let db = common::sqlite().await;
+    let (wf, garbled) = foreign_times(&db).await;
+    let app = app(&db, HttpConfig::default()).await;
+    for uri in [
+        "/".to_string(),
+        "/admin/queues".to_string(),
+        "/metrics".to_string(),
+        "/dashboard/queues".to_string(),
+        "/dashboard/workers".to_string(),
+        "/admin/workflows".to_string(),
+        "/dashboard/workflows".to_string(),
+        format!("/admin/workflows/{wf}"),
+        format!("/admin/workflows/{garbled}"),
+        format!("/dashboard/workflows/{wf}"),
+    ] {
+        page(&app, uri).await;
+    }
+    let (status, body) = send_json(
+        &app,
+        req(Method::GET, "/admin/queues")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let foreign: Vec<&Value> = body["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["name"].as_str().unwrap().starts_with("tsq"))
+        .collect();
+    assert_eq!(foreign.len(), 5, "{body}");
+    assert!(foreign.iter().all(|q| q["paused"] == json!(true)), "{body}");
+}
+
+backend_case! {
+    /// Every error of the admin API and the app API is `{"error": ...}` JSON with its status:
+    /// a queue name that is not UTF-8 once decoded (400, as a bad job id is), a method a route
+    /// does not answer (405, with `Allow`), and a request over the time limit (408).
+    async fn every_api_error_is_json(db: TestDb) {
+        let app = app(&db, HttpConfig::default()).await;
+        let mut cases = Vec::new();
+        for action in ["pause", "resume", "limit"] {
+            cases.push((Method::POST, format!("/admin/queues/%FF/{action}"), StatusCode::BAD_REQUEST));
+        }
+        cases.push((Method::GET, "/admin/jobs/x".to_string(), StatusCode::BAD_REQUEST));
+        for (method, uri) in [
+            (Method::PUT, "/admin/jobs"),
+            (Method::DELETE, "/admin/jobs/1"),
+            (Method::GET, "/admin/jobs/1/retry"),
+            (Method::GET, "/admin/queues/q/pause"),
+            (Method::PUT, "/api/tablos"),
+            (Method::POST, "/healthz"),
+        ] {
+            cases.push((method, uri.to_string(), StatusCode::METHOD_NOT_ALLOWED));
+        }
+        for (method, uri, expected) in cases {
+            let request = req(method.clone(), &uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+            let allow = response.headers().get(header::ALLOW).cloned();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            assert_eq!(status, expected, "{method} {uri}: {bytes:?}");
+            assert_eq!(
+                content_type.as_ref().and_then(|c| c.to_str().ok()),
+                Some("application/json"),
+                "{method} {uri}: {bytes:?}"
+            );
+            assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{method} {uri}: {bytes:?}");
+            if expected == StatusCode::METHOD_NOT_ALLOWED {
+                assert!(allow.is_some(), "{method} {uri}: 405 names the allowed methods");
+                assert!(body["error"].as_str().unwrap().contains(method.as_str()), "{body}");
+            }
+        }
+
+        // A request that outlives the timeout: a body that never ends.
+        let app = self::app(
+            &db,
+            HttpConfig {
+                request_timeout: std::time::Duration::from_millis(200),
+                ..HttpConfig::default()
+            },
+        )
+        .await;
+        let (_keep_open, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(1);
+        let stream = tokio_stream_from(rx);
+        let request = req(Method::POST, "/admin/jobs")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(stream))
+            .unwrap();
+        let (status, body) = send_json(&app, request).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("0.2"), "{body}");
+    }
+}
+
+/// A stream of the chunks sent on `rx`, pending until the sender sends or goes.
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<axum::body::Bytes, std::io::Error>> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

@@ -139,6 +139,15 @@ async fn create_tablo<E: ApiError>(
         )
         .into());
     }
+    // NUL would be stored by SQLite and refused by PostgreSQL (a 500); the other control
+    // characters (newline, escape, ...) could forge lines wherever the name is shown.
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "name",
+            "a tablo name has no control characters (NUL, newline, tab, escape, ...)",
+        )
+        .into());
+    }
     let tablo = state.store.tablo_insert(name).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": tablo.id }))))
 }

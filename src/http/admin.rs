@@ -314,10 +314,11 @@ struct LimitBody {
 
 async fn limit_queue(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<QueueView>, AppError> {
+    let Path(name) = name?;
     let body: LimitBody = json_body::<_, AppError>(&headers, body)?;
     let count = |what: &'static str, n: Option<i64>| -> crate::Result<Option<u32>> {
         n.map(|n| crate::store::limits::check_limit(what, n).map(|()| n as u32))
@@ -352,16 +353,18 @@ async fn list_queues(State(state): State<AppState>) -> Result<Json<Value>, AppEr
 
 async fn pause_queue(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, AppError> {
+    let Path(name) = name?;
     state.client.queue_pause(&name).await?;
     Ok(Json(json!({ "queue": name, "paused": true })))
 }
 
 async fn resume_queue(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, AppError> {
+    let Path(name) = name?;
     state.client.queue_resume(&name).await?;
     Ok(Json(json!({ "queue": name, "paused": false })))
 }

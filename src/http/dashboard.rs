@@ -1,5 +1,5 @@
-//! The dashboard at `/`: server-rendered HTML (maud escapes every value), no JavaScript, no
-//! build step. The overview shows job counts by queue and state, the jobs due to run that no
+//! The dashboard at `/`: server-rendered HTML (maud escapes every value; names in links are
+//! percent-encoded as well), no JavaScript, no build step. The overview shows job counts by queue and state, the jobs due to run that no
 //! live worker serves (when there are any), the last hour's chart ([`chart`]), the discarded
 //! jobs with their last error, and the unfinished jobs, with retry and cancel buttons; every
 //! page reloads itself every few seconds
@@ -415,6 +415,22 @@ async fn render_page(
             }
         },
     ))
+}
+
+/// Text for one path segment or query value of a link: percent-encoded but for RFC 3986's
+/// unreserved characters, so `&`, `#`, `/`, `?`, `%` and spaces in a name (another program
+/// may write any) stay part of it. maud escapes the link for HTML on top.
+fn url_part(text: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 /// The jobs page listing the waiting jobs of one queue and kind.

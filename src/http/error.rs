@@ -1,7 +1,11 @@
 //! `AppError`: the one place where errors become HTTP statuses and `{"error": "..."}` bodies.
 
+use std::time::Duration;
+
 use axum::extract::rejection::{BytesRejection, FormRejection, PathRejection, QueryRejection};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -107,6 +111,48 @@ impl IntoResponse for AppError {
         }
         response
     }
+}
+
+/// Gives the error answers that come without a body of their own (the router's 405 for a
+/// method a route does not answer, the timeout's 408) the `{"error": ...}` body of every
+/// other error, keeping their headers (`Allow`). The outermost layer, so it sees the 408;
+/// `timeout` is the request timeout, for its message.
+pub(super) async fn bodiless_errors_as_json(
+    State(timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => format!(
+            "{method} is not allowed on this route (allowed: {})",
+            response
+                .headers()
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none")
+        ),
+        StatusCode::REQUEST_TIMEOUT => format!(
+            "the request took longer than the request timeout ({} s)",
+            timeout.as_secs_f64()
+        ),
+        s => s.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let (parts, _) = response.into_parts();
+    let mut answer = AppError::new(status, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_LENGTH && !answer.headers().contains_key(name) {
+            answer.headers_mut().insert(name, value.clone());
+        }
+    }
+    answer
 }
 
 /// The web process answers the tablo app's routes like its own.

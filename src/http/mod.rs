@@ -28,12 +28,14 @@
 //! Every error is `{"error": "..."}` with one status, decided in one place ([`AppError`]):
 //!
 //! * **400** the request cannot be read: malformed JSON, a path id that is not a number or a
-//!   UUID, a malformed query string;
+//!   UUID, a path segment that is not UTF-8 once decoded, a malformed query string;
 //! * **401** `/admin/*`, `/metrics`, the dashboard or one of its actions without the admin
 //!   token (when one is set);
 //! * **403** a request a foreign browser page sent: a state change from another origin, or a
 //!   `Host` that a loopback listener does not serve ([`guard`](self#security));
 //! * **404** no such job, tablo or route;
+//! * **405** a method the route does not answer (with `Allow`);
+//! * **408** a request that took longer than [`HttpConfig::request_timeout`];
 //! * **409** the job's state forbids it (retrying a running job, cancelling a finished one);
 //! * **413** a body over the limit ([`HttpConfig::max_json_bytes`], [`HttpConfig::max_file_bytes`]);
 //! * **415** a JSON body without `Content-Type: application/json`;
@@ -263,6 +265,10 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            config.request_timeout,
+            error::bodiless_errors_as_json,
+        ))
         .with_state(state)
 }
 
@@ -285,6 +291,10 @@ pub fn metrics_router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            config.request_timeout,
+            error::bodiless_errors_as_json,
         ))
         .with_state(state)
 }

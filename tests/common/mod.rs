@@ -35,6 +35,21 @@ impl TestDb {
     pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
         self.dir.as_ref().map(|d| d.path().join("porter.db"))
     }
+
+    /// One number from raw SQL on this database, outside porter.
+    pub async fn raw_count(&self, sql: &str) -> i64 {
+        match self.sqlite_path() {
+            Some(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.query_row(sql, [], |r| r.get(0)).unwrap()
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+            }
+        }
+    }
 }
 
 /// A fresh SQLite file.

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};
 
-use super::{layout, nav_header, notice, problem_page, readable, time, AppState};
+use super::{layout, nav_header, notice, problem_page, readable, time, url_part, AppState};
 use crate::job::{JobRow, JobState};
 use crate::store::workflow::JobWorkflow;
 
@@ -149,7 +149,7 @@ fn fields(job: &JobRow, workflow: Option<&JobWorkflow>) -> Markup {
                     a href=(format!("/dashboard/workflows/{}", w.id)) data-workflow-id=(w.id) { "workflow " (w.id) ": " (w.name) }
                 }
             }
-            dt { "queue" } dd #queue { a href=(format!("/dashboard/jobs?queue={}", job.queue)) { (job.queue) } }
+            dt { "queue" } dd #queue { a href=(format!("/dashboard/jobs?queue={}", url_part(&job.queue))) { (job.queue) } }
             dt { "state" } dd #state { (job.state.as_str())
                 @if let Some(at) = job.metadata.get(crate::job::CANCEL_REQUESTED_AT).and_then(|v| v.as_str()) {
                     " " span.muted { "(cancel requested at " (at) ")" }

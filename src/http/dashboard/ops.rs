@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use maud::html;
 
 use super::{
-    layout, nav_header, problem_page, readable, refusal, state_counts, status_of, time, AppState,
+    layout, nav_header, problem_page, readable, refusal, state_counts, status_of, time, url_part,
+    AppState,
 };
 use crate::job::{validate_name, JobState};
 
@@ -78,12 +79,12 @@ pub(super) async fn queues(
                     @for name in &names {
                         @let paused_at = queues.iter().find(|q| &&q.name == name).and_then(|q| q.paused_at);
                         tr #(format!("queue-{name}")) data-queue=(name) data-paused=(paused_at.is_some()) {
-                            td { a href=(format!("/dashboard/jobs?queue={name}")) { (name) } }
+                            td { a href=(format!("/dashboard/jobs?queue={}", url_part(name))) { (name) } }
                             (state_counts(counts.queues.get(*name).unwrap_or(&empty)))
                             td { @if let Some(at) = paused_at { "since " (time(Some(at))) } @else { span.muted { "no" } } }
                             td {
                                 @let verb = if paused_at.is_some() { "resume" } else { "pause" };
-                                form.inline method="post" action=(format!("/dashboard/queues/{name}/{verb}")) {
+                                form.inline method="post" action=(format!("/dashboard/queues/{}/{verb}", url_part(name))) {
                                     button type="submit" class=(verb) data-queue=(name) {
                                         @if paused_at.is_some() { "Resume" } @else { "Pause" }
                                     }
@@ -130,7 +131,7 @@ pub(super) async fn queue_act(
             } else {
                 "resumed"
             };
-            Redirect::to(&format!("/dashboard/queues?{done}={name}")).into_response()
+            Redirect::to(&format!("/dashboard/queues?{done}={}", url_part(&name))).into_response()
         }
         Err(e) => fail(&state, e),
     }

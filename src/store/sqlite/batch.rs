@@ -76,7 +76,7 @@ pub(super) fn list(
         .query_map(params![before_id, limit, only], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
-                parse_time(&r.get::<_, String>(1)?)?,
+                time_outside_jobs_or_epoch(r.get_ref(1)?),
                 r.get::<_, bool>(2)?,
                 r.get::<_, i64>(3)?,
                 r.get::<_, Option<i64>>(4)?,

@@ -682,6 +682,30 @@ fn opt_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
     s.as_deref().map(parse_time).transpose()
 }
 
+/// A time in a table other than `porter_jobs` (queues, workers, workflows, batches), which
+/// another program may have written with SQLite's own functions: porter's format, or SQLite's
+/// UTC text (`datetime('now')`, `CURRENT_TIMESTAMP`: `YYYY-MM-DD HH:MM:SS`, with optional
+/// fractional seconds, `T` separator and `Z`), read as UTC. `None` for anything else. Job rows
+/// keep their own rule ([`Unreadable::time`]): a job's time in another format than porter's
+/// makes the job unreadable, as the README documents.
+fn time_outside_jobs(v: rusqlite::types::ValueRef<'_>) -> Option<DateTime<Utc>> {
+    let text = value_text(v);
+    if let Ok(t) = parse_time(&text) {
+        return Some(t);
+    }
+    let text = text.strip_suffix('Z').unwrap_or(&text);
+    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+        .map(|t| t.and_utc())
+}
+
+/// A NOT NULL time outside `porter_jobs` ([`time_outside_jobs`]); what it cannot read shows
+/// as the Unix epoch ("long ago") instead of failing the listing.
+fn time_outside_jobs_or_epoch(v: rusqlite::types::ValueRef<'_>) -> DateTime<Utc> {
+    time_outside_jobs(v).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
 /// A job's `errors` (see [`crate::store::errors_read`]): what porter wrote reads as it is,
 /// anything else (another program's text, a blob, bytes that are not UTF-8) without failing
 /// the row.
@@ -894,7 +918,12 @@ fn described(v: rusqlite::types::ValueRef<'_>) -> String {
 fn queue_from_row(r: &Row<'_>) -> rusqlite::Result<QueueRow> {
     Ok(QueueRow {
         name: text_col(r.get_ref(0)?),
-        paused_at: opt_time(r.get(1)?)?,
+        // Any value pauses the queue (the claim asks only whether it is NULL), so one porter
+        // cannot read still shows the queue paused, since the Unix epoch.
+        paused_at: match r.get_ref(1)? {
+            rusqlite::types::ValueRef::Null => None,
+            v => Some(time_outside_jobs_or_epoch(v)),
+        },
         limits: limits_at(r, 2)?,
     })
 }
@@ -2178,8 +2207,8 @@ impl Driver for SqliteStore {
                     id: r.get(0)?,
                     host: r.get(1)?,
                     pid: r.get(2)?,
-                    started_at: parse_time(&r.get::<_, String>(3)?)?,
-                    heartbeat_at: parse_time(&r.get::<_, String>(4)?)?,
+                    started_at: time_outside_jobs_or_epoch(r.get_ref(3)?),
+                    heartbeat_at: time_outside_jobs_or_epoch(r.get_ref(4)?),
                     queues: r
                         .get::<_, Option<String>>(5)?
                         .as_deref()

@@ -88,7 +88,7 @@ pub(super) fn list(
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
-                parse_time(&r.get::<_, String>(2)?)?,
+                time_outside_jobs_or_epoch(r.get_ref(2)?),
                 r.get::<_, Option<String>>(3)?,
                 r.get::<_, i64>(4)?,
             ))
@@ -103,7 +103,7 @@ pub(super) fn get(conn: &Connection, id: i64) -> Result<Option<WorkflowParts>> {
             Ok(WorkflowRow {
                 id: r.get(0)?,
                 name: r.get(1)?,
-                created_at: parse_time(&r.get::<_, String>(2)?)?,
+                created_at: time_outside_jobs_or_epoch(r.get_ref(2)?),
                 total: 0,
                 counts: Default::default(),
             })
@@ -121,8 +121,10 @@ pub(super) fn get(conn: &Connection, id: i64) -> Result<Option<WorkflowParts>> {
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, i32>(4)?,
-                opt_time(r.get(5)?)?,
-                opt_time(r.get(6)?)?,
+                // Job rows' times, read in porter's format only (as the job reader does);
+                // another shows as no time rather than failing the workflow's page.
+                opt_text_col(r.get_ref(5)?).and_then(|s| parse_time(&s).ok()),
+                opt_text_col(r.get_ref(6)?).and_then(|s| parse_time(&s).ok()),
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
