@@ -545,7 +545,22 @@ impl Store {
     pub async fn job_retry(&self, id: i64) -> Result<JobRow> {
         let row = self
             .op("job_retry", async {
-                match self.driver.job_retry(id).await? {
+                let retried = match self.driver.job_retry(id).await {
+                    // The unique index refused it, in each database's own words: said once,
+                    // the same on both.
+                    Err(Error::Conflict(said)) => {
+                        return Err(self
+                            .conflict_or_not_found(id, |j| match &j.unique_key {
+                                Some(key) => format!(
+                                    "job {id} cannot be retried: an unfinished job holds its unique key {key:?}"
+                                ),
+                                None => said,
+                            })
+                            .await)
+                    }
+                    other => other?,
+                };
+                match retried {
                     Some(row) => Ok(row),
                     None => Err(self
                         .conflict_or_not_found(id, |j| match j.state {
