@@ -248,6 +248,81 @@ async fn retention_never_deletes_a_job_retried_while_it_runs() {
     assert_eq!(row.state, JobState::Available);
 }
 
+/// A bulk retry of a finished job of a sequence, while another transaction inserts a job of
+/// that sequence: the bulk waits for the sequence's lock, then sees the new job and leaves the
+/// finished one alone. It took no lock, judged the sequence idle from its snapshot, and failed
+/// whole (409, nothing of its batch retried) on the sequence's unique index at the insert's
+/// commit. (Found by review.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_bulk_retry_waits_for_an_insert_into_a_sequence_it_retries() {
+    let store = Arc::new(fresh_store().await);
+    let keyed = InsertOpts {
+        sequence_key: Some("k".into()),
+        ..Default::default()
+    };
+    let inserted = store
+        .job_insert_many(vec![job("k", keyed), job("k", InsertOpts::default())])
+        .await
+        .unwrap();
+    let (done, plain) = (inserted[0].job.id, inserted[1].job.id);
+    sqlx::query("UPDATE porter_jobs SET state = 'completed', finalized_at = now()")
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+    let mut insert = store.pool().begin().await.unwrap();
+    let insert_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *insert)
+        .await
+        .unwrap();
+    let new: i64 = sqlx::query_scalar("SELECT id FROM porter_enqueue('k', sequence_key => 'k')")
+        .fetch_one(&mut *insert)
+        .await
+        .unwrap();
+    let retry = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_retry_many(vec![done, plain], vec![]).await })
+    };
+    // Wait until the bulk waits for the insert (its lock, or the unique index's entry).
+    let blocked = async {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+            )
+            .bind(insert_pid)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            if waiting > 0 || retry.is_finished() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), blocked)
+        .await
+        .expect("the bulk reached the sequence");
+    insert.commit().await.unwrap();
+
+    let changed = retry.await.unwrap().expect("the bulk retry goes on");
+    let ids: Vec<i64> = changed.iter().map(|c| c.id).collect();
+    assert_eq!(
+        ids,
+        vec![plain],
+        "the job of the busy sequence is left alone"
+    );
+    let state = |id: i64| {
+        let store = store.clone();
+        async move { store.job_get(id).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state(done).await, JobState::Completed);
+    assert_eq!(state(new).await, JobState::Available);
+}
+
 #[tokio::test]
 #[cfg_attr(
     not(porter_pg_tests),
