@@ -703,3 +703,19 @@ backend_case! {
         s.job_complete_many(vec![running[0].fence()]).await.unwrap();
     }
 }
+
+backend_case! {
+    /// A child retried by hand once every parent has ended runs, even after a parent it needed
+    /// failed and was not retried: the operator's word. A bulk retry leaves it.
+    async fn a_child_retried_by_hand_after_its_parent_failed_runs(db: TestDb) {
+        let s = &db.store;
+        let a = insert(s, job("p")).await;
+        let child = insert(s, after("c", &[a.id])).await;
+        run_to(s, "p", a.id, JobState::Discarded).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Cancelled);
+        assert!(s.driver().job_retry_many(vec![child.id], vec![]).await.unwrap().is_empty());
+        assert_eq!(s.job_retry(child.id).await.unwrap().state, JobState::Available);
+        run_to(s, "c", child.id, JobState::Completed).await;
+        assert_eq!(get(s, a.id).await.state, JobState::Discarded);
+    }
+}
