@@ -584,3 +584,58 @@ backend_case! {
         assert!(all_jobs(&there.store).await.is_empty(), "nothing copied");
     }
 }
+
+/// A one-step workflow whose step is named `step`.
+fn one_step_workflow(step: &str) -> porter::store::WorkflowInsertParams {
+    porter::workflow::Workflow::new("same")
+        .step(porter::workflow::Step::raw(
+            step,
+            "wf_step",
+            serde_json::json!({}),
+        ))
+        .params()
+        .unwrap()
+}
+
+/// A batch of one member and its callback.
+fn one_member_batch() -> porter::store::BatchInsertParams {
+    porter::store::BatchInsertParams {
+        jobs: vec![job("member", InsertOpts::default())],
+        callback: job("callback", InsertOpts::default()),
+        on_success: false,
+    }
+}
+
+/// One start of a rate-limited queue, as a claim records it.
+const QUEUE_START: &str = "INSERT INTO porter_queues (name) VALUES ('limited') ON CONFLICT DO NOTHING; \
+     INSERT INTO porter_queue_starts (queue, started_at) VALUES ('limited', '2026-01-01T00:00:00.000Z')";
+
+backend_case! {
+    /// --append of a workflow, a batch and a queue start whose ids the target's own rows have
+    /// (the jobs' ids are free): refused before anything is written, naming each table and id.
+    /// Before, they were merged: the target's workflow 1 kept its name but gained the source's
+    /// step, and the source's batch member joined the target's batch.
+    async fn copy_append_refuses_workflow_batch_and_start_ids_the_target_has(db: TestDb) {
+        db.store.workflow_insert(one_step_workflow("source_step")).await.unwrap();
+        db.store.batch_insert(one_member_batch()).await.unwrap();
+        common::raw_exec(&db, QUEUE_START).await;
+        let there = other(&db).await;
+        // The target's job ids start past the source's; its workflow and batch get id 1 too.
+        assert_eq!(take_ids(&there.store, 5).await, 5);
+        let workflow = there.store.workflow_insert(one_step_workflow("target_step")).await.unwrap();
+        let batch = there.store.batch_insert(one_member_batch()).await.unwrap();
+        common::raw_exec(&there, QUEUE_START).await;
+        assert_eq!((workflow.id, batch.id), (1, 1));
+        let before = there.store.workflow_get(1).await.unwrap();
+        let jobs_before = all_jobs(&there.store).await;
+
+        let out = porter_copy(&db.url, &there.url, &["--append"]);
+        assert_eq!(out.status.code(), Some(1));
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        for taken in ["porter_workflows id 1", "porter_batches id 1", "porter_queue_starts id 1"] {
+            assert!(said.contains(taken), "{taken}: {said}");
+        }
+        assert_eq!(there.store.workflow_get(1).await.unwrap(), before);
+        assert_eq!(at_ms(&all_jobs(&there.store).await), at_ms(&jobs_before), "nothing changed");
+    }
+}

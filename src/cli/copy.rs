@@ -21,9 +21,10 @@ pub struct CopyArgs {
     /// unless --append.
     #[arg(long)]
     to: String,
-    /// Add to a target that holds jobs already: the copied jobs' ids must be free there.
-    /// (Queues, schedules and app rows the target has already are kept as they are there,
-    /// with or without it; a schedule's last slot becomes the later of the two.)
+    /// Add to a target that holds jobs already: the copied jobs', workflows', batches' and
+    /// queue starts' ids must be free there. (Queues, schedules and app rows the target has
+    /// already are kept as they are there, with or without it; a schedule's last slot becomes
+    /// the later of the two.)
     #[arg(long)]
     append: bool,
     /// Rows per statement.

@@ -245,12 +245,14 @@ pub fn keep_greater(table: &str) -> &'static [&'static str] {
     }
 }
 
-/// Whether rows of this table must be new in the target: jobs are inserted, never merged,
-/// so that a job the target has (even one it took since the copy began) is never replaced;
-/// and so are workflow steps, so that a copied job never goes without its step because the
-/// target's workflow of the same id has a step of the same name (the copy is refused instead).
+/// Whether rows of this table must be new in the target: every porter table's rows are
+/// inserted, never merged, but queues' and periodic schedules' (and the app's rows, see
+/// [`keep_greater`]). A job the target has (even one it took since the copy began) is never
+/// replaced, and a copied workflow, batch, step or queue start never joins the target's own
+/// row of the same id: the copy is refused instead (see `refuse_taken_keys`). A porter table
+/// added later is insert-only unless listed here.
 pub fn insert_only(table: &str) -> bool {
-    matches!(table, "porter_jobs" | "porter_workflow_steps")
+    table.starts_with("porter_") && !matches!(table, "porter_queues" | "porter_periodic")
 }
 
 /// `error` about one row of `table`, named by its key (`value_of` gives a column's value).
@@ -402,8 +404,8 @@ fn key_text(key: &[Value]) -> String {
 /// Copies every table from `from` to `to` in one transaction on `to`, reading `from` in one
 /// snapshot, then verifies in that same transaction that every source row is in the target,
 /// equal, before committing: a copy that fails or does not verify changes nothing. Rows of
-/// tables other than jobs and workflow steps whose key the target has already are kept as the
-/// target has them (see [`keep_greater`]); jobs and steps are only ever inserted.
+/// queues, schedules and app tables whose key the target has already are kept as the target
+/// has them (see [`keep_greater`]); the rest are only ever inserted (see [`insert_only`]).
 pub async fn copy(
     from: &mut dyn CopyEnd,
     to: &mut dyn CopyEnd,
@@ -428,11 +430,7 @@ pub async fn copy(
     }
     // A quick refusal before anything is written; the inserts themselves refuse a taken key
     // too, whatever the target did meanwhile.
-    for table in tables.iter().filter(|t| insert_only(&t.name)) {
-        if to.count(table).await? > 0 {
-            refuse_taken_keys(from, to, table, options.batch).await?;
-        }
-    }
+    refuse_taken_keys(from, to, &tables, options.batch).await?;
     to.begin().await?;
     let copied = async {
         let mut kept = Vec::new();
@@ -491,39 +489,72 @@ async fn copy_table(
     Ok(kept)
 }
 
+/// Taken keys named in a refusal, per table at most.
+const TAKEN_SHOWN: usize = 5;
+
 /// With `--append`: refuses before writing anything when the key of a copied row of an
-/// insert-only table ([`insert_only`]: a job's id, a workflow's step) is taken.
+/// insert-only table ([`insert_only`]: a job's id, a workflow's, a batch's, a step) is taken
+/// in the target, naming each such table and its taken keys (the first few).
 async fn refuse_taken_keys(
     from: &mut dyn CopyEnd,
     to: &mut dyn CopyEnd,
-    table: &CopyTable,
+    tables: &[CopyTable],
     batch: usize,
 ) -> Result<()> {
-    let what = match table.name.as_str() {
-        "porter_jobs" => "job",
-        "porter_workflow_steps" => "workflow step",
-        _ => "row",
-    };
-    let mut pacer = Pacer::new(batch);
-    let mut after: Option<Vec<Value>> = None;
-    loop {
-        let rows = from.read(table, after.as_deref(), pacer.next).await?;
-        let Some(last) = rows.last() else {
-            return Ok(());
-        };
-        pacer.observe(&rows);
-        after = Some(table.key_of(last));
-        let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
-        let taken = to.read_keys(table, &keys).await?;
-        if let Some(row) = taken.first() {
-            return Err(Error::Conflict(format!(
-                "{what} {} exists in the target already ({} of these keys are taken in {}); \
-                 nothing was copied",
-                table.key_object(&table.key_of(row)),
-                taken.len(),
-                table.name
-            )));
+    let mut refusals = Vec::new();
+    for table in tables.iter().filter(|t| insert_only(&t.name)) {
+        if to.count(table).await? == 0 {
+            continue;
         }
+        let (mut shown, mut taken) = (Vec::new(), 0usize);
+        let mut pacer = Pacer::new(batch);
+        let mut after: Option<Vec<Value>> = None;
+        loop {
+            let rows = from.read(table, after.as_deref(), pacer.next).await?;
+            let Some(last) = rows.last() else { break };
+            pacer.observe(&rows);
+            after = Some(table.key_of(last));
+            let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
+            for row in to.read_keys(table, &keys).await? {
+                taken += 1;
+                if shown.len() < TAKEN_SHOWN {
+                    shown.push(key_words(table, &table.key_of(&row)));
+                }
+            }
+        }
+        if taken > 0 {
+            let more = match taken - shown.len() {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            let verb = if taken == 1 { "exists" } else { "exist" };
+            refusals.push(format!(
+                "{} {}{more} {verb} in the target already",
+                table.name,
+                shown.join(", ")
+            ));
+        }
+    }
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Conflict(format!(
+        "{}; --append copies only under keys the target has free: nothing was copied",
+        refusals.join("; ")
+    )))
+}
+
+/// A key as a refusal names it: `id 7`, or `(workflow_id 1, name "first")`.
+fn key_words(table: &CopyTable, key: &[Value]) -> String {
+    let words: Vec<String> = table
+        .key
+        .iter()
+        .zip(key)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    match words.len() {
+        1 => words.concat(),
+        _ => format!("({})", words.join(", ")),
     }
 }
 

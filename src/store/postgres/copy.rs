@@ -214,7 +214,8 @@ impl CopyEnd for PgEnd {
             })
             .collect();
         // A row whose key is there already keeps the target's values, but for the columns
-        // that only move forward; jobs are only inserted (a taken id fails the copy).
+        // that only move forward; rows of insert-only tables (jobs, workflows, batches, ...) are
+        // only inserted: a taken key fails the copy.
         let greater: Vec<String> = keep_greater(&table.name)
             .iter()
             .map(|c| {

@@ -287,7 +287,8 @@ impl CopyEnd for SqliteEnd {
         let key = list(table.key.clone());
         let marks = vec!["?"; table.columns.len()].join(", ");
         // A row whose key is there already keeps the target's values, but for the columns
-        // that only move forward; jobs are only inserted (a taken id fails the copy).
+        // that only move forward; rows of insert-only tables (jobs, workflows, batches, ...) are
+        // only inserted: a taken key fails the copy.
         let greater: Vec<String> = keep_greater(&table.name)
             .iter()
             .map(|c| format!("{0} = max({0}, excluded.{0})", ident(c)))
