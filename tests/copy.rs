@@ -639,3 +639,41 @@ backend_case! {
         assert_eq!(at_ms(&all_jobs(&there.store).await), at_ms(&jobs_before), "nothing changed");
     }
 }
+
+/// A fresh database of the same backend.
+async fn same(db: &TestDb) -> TestDb {
+    match db.store.backend() {
+        porter::Backend::Sqlite => common::sqlite().await,
+        porter::Backend::Postgres => common::postgres().await,
+    }
+}
+
+backend_case! {
+    /// Ids the source handed out are never handed out again by the target, to either backend:
+    /// its job, workflow and batch id counters move to at least the source's, even where the
+    /// rows that had those ids are gone. Before, a source whose last jobs were deleted gave a
+    /// fresh target's next job an id the source had given already.
+    async fn copy_moves_id_counters_past_the_sources(db: TestDb) {
+        let workflow = db.store.workflow_insert(one_step_workflow("gone")).await.unwrap();
+        let batch = db.store.batch_insert(one_member_batch()).await.unwrap();
+        insert(&db.store, "kept", InsertOpts::default()).await;
+        let last_job = insert(&db.store, "gone", InsertOpts::default()).await;
+        common::raw_exec(
+            &db,
+            "DELETE FROM porter_jobs WHERE kind <> 'kept'; DELETE FROM porter_workflows; \
+             DELETE FROM porter_batches; DELETE FROM porter_job_deps; \
+             DELETE FROM porter_workflow_steps",
+        )
+        .await;
+        assert_eq!(all_jobs(&db.store).await.len(), 1);
+        for there in [other(&db).await, same(&db).await] {
+            ok(&porter_copy(&db.url, &there.url, &[]));
+            let next = insert(&there.store, "after_copy", InsertOpts::default()).await;
+            assert!(next.id > last_job.id, "job id {} was given out (up to {})", next.id, last_job.id);
+            let w = there.store.workflow_insert(one_step_workflow("new")).await.unwrap();
+            assert!(w.id > workflow.id, "workflow id {} was given out", w.id);
+            let b = there.store.batch_insert(one_member_batch()).await.unwrap();
+            assert!(b.id > batch.id, "batch id {} was given out", b.id);
+        }
+    }
+}

@@ -146,7 +146,14 @@ pub trait CopyEnd: Send {
     async fn begin(&mut self) -> Result<()>;
     /// Writes rows with their own keys; a row whose key is already there replaces it.
     async fn write(&mut self, table: &CopyTable, rows: &[Row]) -> Result<()>;
-    /// Commits, after moving any id sequence past the ids written.
+    /// The last id the table's id counter handed out (SQLite's AUTOINCREMENT counter, a
+    /// Postgres sequence), when it has one that handed out any: rows with ids up to it may
+    /// have been deleted since.
+    async fn id_counter(&mut self, table: &CopyTable) -> Result<Option<i64>>;
+    /// In the write transaction: moves the table's id counter, when it has one, to at least
+    /// `last` and past the largest id in the table, never back.
+    async fn raise_id_counter(&mut self, table: &CopyTable, last: i64) -> Result<()>;
+    /// Commits.
     async fn commit(&mut self) -> Result<()>;
     /// Rolls the transaction back.
     async fn rollback(&mut self) -> Result<()>;
@@ -436,6 +443,10 @@ pub async fn copy(
         let mut kept = Vec::new();
         for table in &tables {
             kept.push(copy_table(from, to, table, options.batch, progress).await?);
+            // Ids the source handed out are not handed out again, even those of rows it
+            // deleted since.
+            let last = from.id_counter(table).await?.unwrap_or(0);
+            to.raise_id_counter(table, last).await?;
         }
         let mut reports = Vec::new();
         for (table, kept) in tables.iter().zip(&kept) {

@@ -18,8 +18,6 @@ use crate::store::redact_url;
 /// One end of a copy on a Postgres database (the schema its URL's search_path names).
 pub struct PgEnd {
     conn: PgConnection,
-    /// Tables written in the open transaction (their id sequences move at commit).
-    written: Vec<CopyTable>,
 }
 
 impl PgEnd {
@@ -30,8 +28,23 @@ impl PgEnd {
             .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
         Ok(PgEnd {
             conn: connect(&options, url).await?,
-            written: Vec::new(),
         })
+    }
+
+    /// The sequences the table's integer columns take their ids from (serial or identity),
+    /// with each column's name.
+    async fn sequences(&mut self, table: &CopyTable) -> Result<Vec<(String, String)>> {
+        let mut found = Vec::new();
+        for column in table.columns.iter().filter(|c| c.kind == ColumnKind::Int) {
+            let sequence: Option<String> =
+                sqlx::query_scalar(include_str!("sql/copy_sequence.sql"))
+                    .bind(&table.name)
+                    .bind(&column.name)
+                    .fetch_one(&mut self.conn)
+                    .await?;
+            found.extend(sequence.map(|s| (column.name.clone(), s)));
+        }
+        Ok(found)
     }
 }
 
@@ -196,7 +209,6 @@ impl CopyEnd for PgEnd {
 
     async fn begin(&mut self) -> Result<()> {
         (&mut self.conn).execute("BEGIN").await?;
-        self.written.clear();
         Ok(())
     }
 
@@ -260,43 +272,50 @@ impl CopyEnd for PgEnd {
             .bind(Value::Array(objects))
             .execute(&mut self.conn)
             .await?;
-        if !self.written.iter().any(|t| t.name == table.name) {
-            self.written.push(table.clone());
+        Ok(())
+    }
+
+    async fn id_counter(&mut self, table: &CopyTable) -> Result<Option<i64>> {
+        let mut last = None;
+        for (_, sequence) in self.sequences(table).await? {
+            // NULL when the sequence never handed out an id.
+            let value: Option<i64> =
+                sqlx::query_scalar("SELECT pg_sequence_last_value($1::regclass)")
+                    .bind(sequence)
+                    .fetch_one(&mut self.conn)
+                    .await?;
+            last = last.max(value);
+        }
+        Ok(last)
+    }
+
+    async fn raise_id_counter(&mut self, table: &CopyTable, last: i64) -> Result<()> {
+        for (column, sequence) in self.sequences(table).await? {
+            // Past the largest id now in the table and the source's last one, so new rows
+            // never take an id given out before, and never back: ids of rows deleted before
+            // stay given out.
+            let sql = format!(
+                "SELECT setval($1::regclass, greatest(m, 1), m > 0) FROM (SELECT greatest(\
+                 coalesce(max({c}), 0), coalesce(pg_sequence_last_value($1::regclass), 0), $2) \
+                 AS m FROM {t}) q",
+                c = ident(&column),
+                t = ident(&table.name)
+            );
+            sqlx::query(&sql)
+                .bind(sequence)
+                .bind(last)
+                .execute(&mut self.conn)
+                .await?;
         }
         Ok(())
     }
 
     async fn commit(&mut self) -> Result<()> {
-        for table in std::mem::take(&mut self.written) {
-            for column in table.columns.iter().filter(|c| c.kind == ColumnKind::Int) {
-                let sequence: Option<String> =
-                    sqlx::query_scalar(include_str!("sql/copy_sequence.sql"))
-                        .bind(&table.name)
-                        .bind(&column.name)
-                        .fetch_one(&mut self.conn)
-                        .await?;
-                let Some(sequence) = sequence else { continue };
-                // Past the largest id now in the table, so new rows never take a copied id, and
-                // never back: ids of rows deleted before stay given out.
-                let sql = format!(
-                    "SELECT setval($1::regclass, greatest(m, 1), m > 0) FROM (SELECT greatest(\
-                     coalesce(max({c}), 0), coalesce(pg_sequence_last_value($1::regclass), 0)) AS m \
-                     FROM {t}) q",
-                    c = ident(&column.name),
-                    t = ident(&table.name)
-                );
-                sqlx::query(&sql)
-                    .bind(sequence)
-                    .execute(&mut self.conn)
-                    .await?;
-            }
-        }
         (&mut self.conn).execute("COMMIT").await?;
         Ok(())
     }
 
     async fn rollback(&mut self) -> Result<()> {
-        self.written.clear();
         (&mut self.conn).execute("ROLLBACK").await?;
         Ok(())
     }

@@ -146,6 +146,18 @@ fn to_sql(kind: ColumnKind, value: &Value) -> SqlValue {
     }
 }
 
+/// The last id a table's AUTOINCREMENT counter handed out (none for a table without one, or
+/// one that never had a row).
+fn id_counter(c: &Connection, table: &str) -> rusqlite::Result<Option<i64>> {
+    use rusqlite::OptionalExtension;
+    c.query_row(
+        "SELECT seq FROM sqlite_sequence WHERE name = ?1",
+        [table],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 #[async_trait]
 impl CopyEnd for SqliteEnd {
     async fn identity(&mut self) -> Result<String> {
@@ -324,8 +336,41 @@ impl CopyEnd for SqliteEnd {
         .await
     }
 
+    async fn id_counter(&mut self, table: &CopyTable) -> Result<Option<i64>> {
+        let name = table.name.clone();
+        self.with(move |c| Ok(id_counter(c, &name)?)).await
+    }
+
+    async fn raise_id_counter(&mut self, table: &CopyTable, last: i64) -> Result<()> {
+        // AUTOINCREMENT's counter follows the ids inserted by itself; it is moved on to the
+        // source's last id here (a table without AUTOINCREMENT has no counter to move).
+        let name = table.name.clone();
+        self.with(move |c| {
+            match id_counter(c, &name)? {
+                Some(seq) if seq < last => {
+                    c.execute(
+                        "UPDATE sqlite_sequence SET seq = ?2 WHERE name = ?1",
+                        (&name, last),
+                    )?;
+                }
+                Some(_) => {}
+                // No row yet: the table never had one inserted.
+                None if last > 0 => {
+                    c.execute(
+                        "INSERT INTO sqlite_sequence (name, seq) SELECT name, ?2 \
+                         FROM sqlite_master WHERE type = 'table' AND name = ?1 \
+                         AND sql LIKE '%AUTOINCREMENT%'",
+                        (&name, last),
+                    )?;
+                }
+                None => {}
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn commit(&mut self) -> Result<()> {
-        // AUTOINCREMENT's counter follows explicit ids by itself.
         self.with(|c| Ok(c.execute_batch("COMMIT")?)).await
     }
 
