@@ -120,6 +120,17 @@ impl CopyTable {
 /// One row: a canonical value per column, in the table's column order.
 pub type Row = Vec<Value>;
 
+/// A page of rows read in key order, and where the next page starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The rows, canonical.
+    pub rows: Vec<Row>,
+    /// The last row's key as the end stores it, to read on after it (`None`: no rows). It may
+    /// differ from the canonical key: SQLite may hold a key as a BLOB, which sorts after all
+    /// text, or a uuid in upper case, which sorts before its lower case.
+    pub last: Option<Vec<Value>>,
+}
+
 /// One end of a copy: a database, on a connection of its own.
 #[async_trait]
 pub trait CopyEnd: Send {
@@ -131,13 +142,13 @@ pub trait CopyEnd: Send {
     /// The number of rows of a table.
     async fn count(&mut self, table: &CopyTable) -> Result<u64>;
     /// Up to `limit` rows whose key comes after `after` (from the first when `None`), in key
-    /// order.
+    /// order; `after` is the [`Page::last`] of this end's previous page.
     async fn read(
         &mut self,
         table: &CopyTable,
         after: Option<&[Value]>,
         limit: usize,
-    ) -> Result<Vec<Row>>;
+    ) -> Result<Page>;
     /// The rows whose keys are among `keys`, in key order.
     async fn read_keys(&mut self, table: &CopyTable, keys: &[Vec<Value>]) -> Result<Vec<Row>>;
     /// Starts a read-only transaction: every later read sees one snapshot (the source's).
@@ -403,6 +414,50 @@ impl Pacer {
     }
 }
 
+/// Reads one table of the source page by page, in key order, each row once.
+struct Pages<'t> {
+    table: &'t CopyTable,
+    pacer: Pacer,
+    after: Option<Vec<Value>>,
+    done: bool,
+}
+
+impl<'t> Pages<'t> {
+    fn new(table: &'t CopyTable, batch: usize) -> Self {
+        Pages {
+            table,
+            pacer: Pacer::new(batch),
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The next page's rows; `None` after the last.
+    async fn next(&mut self, from: &mut dyn CopyEnd) -> Result<Option<Vec<Row>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = from
+            .read(self.table, self.after.as_deref(), self.pacer.next)
+            .await?;
+        let Some(last) = page.last else {
+            self.done = true;
+            return Ok(None);
+        };
+        // A page that ends where the previous one did would be read again forever.
+        if self.after.as_ref() == Some(&last) {
+            return Err(Error::Database(format!(
+                "reading {}: the page after key {} does not move on",
+                self.table.name,
+                Value::from(last)
+            )));
+        }
+        self.pacer.observe(&page.rows);
+        self.after = Some(last);
+        Ok(Some(page.rows))
+    }
+}
+
 /// A key as a map key.
 fn key_text(key: &[Value]) -> String {
     Value::from(key.to_vec()).to_string()
@@ -477,14 +532,9 @@ async fn copy_table(
 ) -> Result<std::collections::HashSet<String>> {
     progress(CopyProgress::Copying(&table.name, from.count(table).await?));
     let mut kept = std::collections::HashSet::new();
-    let mut pacer = Pacer::new(batch);
-    let mut after: Option<Vec<Value>> = None;
+    let mut pages = Pages::new(table, batch);
     let mut done = 0u64;
-    loop {
-        let rows = from.read(table, after.as_deref(), pacer.next).await?;
-        let Some(last) = rows.last() else { break };
-        pacer.observe(&rows);
-        after = Some(table.key_of(last));
+    while let Some(rows) = pages.next(from).await? {
         if !insert_only(&table.name) {
             let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
             for row in to.read_keys(table, &keys).await? {
@@ -518,13 +568,8 @@ async fn refuse_taken_keys(
             continue;
         }
         let (mut shown, mut taken) = (Vec::new(), 0usize);
-        let mut pacer = Pacer::new(batch);
-        let mut after: Option<Vec<Value>> = None;
-        loop {
-            let rows = from.read(table, after.as_deref(), pacer.next).await?;
-            let Some(last) = rows.last() else { break };
-            pacer.observe(&rows);
-            after = Some(table.key_of(last));
+        let mut pages = Pages::new(table, batch);
+        while let Some(rows) = pages.next(from).await? {
             let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
             for row in to.read_keys(table, &keys).await? {
                 taken += 1;
@@ -584,13 +629,8 @@ async fn verify(
     progress(CopyProgress::Verifying(&table.name, source_rows));
     let (mut ours, mut theirs) = (Checksum::default(), Checksum::default());
     let (mut read, mut found, mut kept_rows) = (0u64, 0u64, 0u64);
-    let mut pacer = Pacer::new(batch);
-    let mut after: Option<Vec<Value>> = None;
-    loop {
-        let rows = from.read(table, after.as_deref(), pacer.next).await?;
-        let Some(last) = rows.last() else { break };
-        pacer.observe(&rows);
-        after = Some(table.key_of(last));
+    let mut pages = Pages::new(table, batch);
+    while let Some(rows) = pages.next(from).await? {
         read += rows.len() as u64;
         let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
         let mut copied: std::collections::HashMap<String, Row> = to

@@ -11,7 +11,7 @@ use sqlx::{Executor, PgConnection};
 use super::connect;
 use crate::error::{Error, Result};
 use crate::store::copy::{
-    canonical, insert_only, keep_greater, row_error, ColumnKind, CopyEnd, CopyTable, Row,
+    canonical, insert_only, keep_greater, row_error, ColumnKind, CopyEnd, CopyTable, Page, Row,
 };
 use crate::store::redact_url;
 
@@ -163,7 +163,7 @@ impl CopyEnd for PgEnd {
         table: &CopyTable,
         after: Option<&[Value]>,
         limit: usize,
-    ) -> Result<Vec<Row>> {
+    ) -> Result<Page> {
         let key = list(&table.key);
         let filter = match after {
             Some(_) => format!(
@@ -182,7 +182,10 @@ impl CopyEnd for PgEnd {
             query = query.bind(table.key_object(after));
         }
         let texts: Vec<String> = query.fetch_all(&mut self.conn).await?;
-        rows_of(table, texts)
+        let rows = rows_of(table, texts)?;
+        // A key as Postgres stores it is its canonical value (uuids compare as uuids).
+        let last = rows.last().map(|r| table.key_of(r));
+        Ok(Page { rows, last })
     }
 
     async fn read_keys(&mut self, table: &CopyTable, keys: &[Vec<Value>]) -> Result<Vec<Row>> {

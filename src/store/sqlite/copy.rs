@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::parse_url;
 use crate::error::{Error, Result};
 use crate::store::copy::{
-    canonical, insert_only, keep_greater, row_error, ColumnKind, CopyEnd, CopyTable, Row,
+    canonical, insert_only, keep_greater, row_error, ColumnKind, CopyEnd, CopyTable, Page, Row,
 };
 
 /// The file a `sqlite:` URL names, to refuse copying from one that is not there (opening it
@@ -94,25 +94,62 @@ fn declared_kind(declared: &str) -> ColumnKind {
     }
 }
 
-fn read_row(table: &CopyTable, r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Value>> {
+/// A row's values as SQLite stores them.
+fn read_row(table: &CopyTable, r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<SqlValue>> {
     (0..table.columns.len())
-        .map(|i| {
-            Ok(match r.get::<_, SqlValue>(i)? {
-                SqlValue::Null => Value::Null,
-                SqlValue::Integer(n) => Value::from(n),
-                SqlValue::Real(f) => Value::from(f),
-                SqlValue::Text(t) => Value::String(t),
-                // Text another program bound as a BLOB: its text, as porter's reads take it
-                // (no porter table holds bytes).
-                SqlValue::Blob(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
-            })
-        })
+        .map(|i| r.get::<_, SqlValue>(i))
         .collect()
 }
 
-fn canonical_rows(table: &CopyTable, rows: Vec<Vec<Value>>) -> Result<Vec<Row>> {
+/// A stored value as the copy reads it.
+fn value_of(stored: SqlValue) -> Value {
+    match stored {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(n) => Value::from(n),
+        SqlValue::Real(f) => Value::from(f),
+        SqlValue::Text(t) => Value::String(t),
+        // Text another program bound as a BLOB: its text, as porter's reads take it (no
+        // porter table holds bytes).
+        SqlValue::Blob(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
+    }
+}
+
+/// A key value as stored, for [`Page::last`]: a BLOB stays bytes (`{"blob": [..]}`), text
+/// stays as it is spelled, so the next page starts right after it in SQLite's order.
+fn stored_key(stored: &SqlValue) -> Value {
+    match stored {
+        SqlValue::Blob(b) => serde_json::json!({ "blob": b }),
+        other => value_of(other.clone()),
+    }
+}
+
+/// The inverse of [`stored_key`].
+fn stored_key_to_sql(key: &Value) -> SqlValue {
+    match key {
+        Value::Object(o) => SqlValue::Blob(
+            o.get("blob")
+                .and_then(Value::as_array)
+                .map(|b| {
+                    b.iter()
+                        .filter_map(|x| x.as_u64())
+                        .map(|x| x as u8)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(t) => SqlValue::Text(t.clone()),
+        _ => SqlValue::Null,
+    }
+}
+
+fn canonical_rows(table: &CopyTable, rows: Vec<Vec<SqlValue>>) -> Result<Vec<Row>> {
     rows.into_iter()
         .map(|row| {
+            let row: Vec<Value> = row.into_iter().map(value_of).collect();
             let value_of = |name: &str| {
                 let i = table.columns.iter().position(|c| c.name == name)?;
                 row.get(i)
@@ -198,7 +235,7 @@ impl CopyEnd for SqliteEnd {
         table: &CopyTable,
         after: Option<&[Value]>,
         limit: usize,
-    ) -> Result<Vec<Row>> {
+    ) -> Result<Page> {
         let key = list(table.key.clone());
         let marks = vec!["?"; table.key.len()].join(", ");
         let filter = match after {
@@ -210,16 +247,10 @@ impl CopyEnd for SqliteEnd {
             columns(table),
             ident(&table.name)
         );
-        let kinds: Vec<ColumnKind> = table
-            .key_positions()
-            .into_iter()
-            .map(|i| table.columns[i].kind)
-            .collect();
         let params: Vec<SqlValue> = after
             .unwrap_or_default()
             .iter()
-            .zip(&kinds)
-            .map(|(v, k)| to_sql(*k, v))
+            .map(stored_key_to_sql)
             .collect();
         let t = table.clone();
         let rows = self
@@ -229,7 +260,17 @@ impl CopyEnd for SqliteEnd {
                     .collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await?;
-        canonical_rows(table, rows)
+        let last = rows.last().map(|r| {
+            table
+                .key_positions()
+                .iter()
+                .map(|&i| stored_key(&r[i]))
+                .collect()
+        });
+        Ok(Page {
+            rows: canonical_rows(table, rows)?,
+            last,
+        })
     }
 
     async fn read_keys(&mut self, table: &CopyTable, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
