@@ -740,3 +740,27 @@ async fn copy_pages_past_keys_stored_as_blobs_or_in_upper_case() {
         [("alpha".into(), 1), ("beta".into(), 3), ("zeta".into(), 2)]
     );
 }
+
+/// Text that is not UTF-8 (another program can store it on SQLite) stops the copy with an
+/// error naming the table, the row and the column, and nothing is copied. Before, the copy
+/// panicked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_refuses_text_that_is_not_utf8_naming_the_row() {
+    let db = common::sqlite().await;
+    common::raw_exec(
+        &db,
+        "INSERT INTO porter_jobs (kind, args, unique_key) \
+         VALUES ('noop', '{}', CAST(x'61ff62' AS TEXT))",
+    )
+    .await;
+    let there = other(&db).await;
+    let out = porter_copy(&db.url, &there.url, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(
+        said.contains("porter_jobs row id = 1: column unique_key"),
+        "{said}"
+    );
+    assert!(all_jobs(&there.store).await.is_empty(), "nothing copied");
+}

@@ -94,11 +94,30 @@ fn declared_kind(declared: &str) -> ColumnKind {
     }
 }
 
-/// A row's values as SQLite stores them.
-fn read_row(table: &CopyTable, r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<SqlValue>> {
-    (0..table.columns.len())
-        .map(|i| r.get::<_, SqlValue>(i))
-        .collect()
+/// A row's values as SQLite stores them, and the first column whose text is not UTF-8 (that
+/// value read with U+FFFD in place of the bytes that are not, to name the row by).
+type StoredRow = (Vec<SqlValue>, Option<usize>);
+
+fn read_row(table: &CopyTable, r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+    use rusqlite::types::ValueRef;
+    let mut not_utf8 = None;
+    let values = (0..table.columns.len())
+        .map(|i| {
+            // Text is read as its bytes: another program may have stored some that are not
+            // UTF-8, which rusqlite's own conversion panics on.
+            Ok(match r.get_ref(i)? {
+                ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(text) => SqlValue::Text(text.to_owned()),
+                    Err(_) => {
+                        not_utf8 = not_utf8.or(Some(i));
+                        SqlValue::Text(String::from_utf8_lossy(bytes).into_owned())
+                    }
+                },
+                other => SqlValue::from(other),
+            })
+        })
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((values, not_utf8))
 }
 
 /// A stored value as the copy reads it.
@@ -146,14 +165,23 @@ fn stored_key_to_sql(key: &Value) -> SqlValue {
     }
 }
 
-fn canonical_rows(table: &CopyTable, rows: Vec<Vec<SqlValue>>) -> Result<Vec<Row>> {
+/// Rows as the copy reads them; text that is not UTF-8 is refused, naming its row and column
+/// (copied, it would change).
+fn canonical_rows(table: &CopyTable, rows: Vec<StoredRow>) -> Result<Vec<Row>> {
     rows.into_iter()
-        .map(|row| {
+        .map(|(row, not_utf8)| {
             let row: Vec<Value> = row.into_iter().map(value_of).collect();
             let value_of = |name: &str| {
                 let i = table.columns.iter().position(|c| c.name == name)?;
                 row.get(i)
             };
+            if let Some(i) = not_utf8 {
+                let said = format!(
+                    "column {} holds text that is not UTF-8 ({}); correct the row and copy again",
+                    table.columns[i].name, row[i]
+                );
+                return Err(row_error(table, value_of, Error::Database(said)));
+            }
             table
                 .columns
                 .iter()
@@ -260,7 +288,7 @@ impl CopyEnd for SqliteEnd {
                     .collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await?;
-        let last = rows.last().map(|r| {
+        let last = rows.last().map(|(r, _)| {
             table
                 .key_positions()
                 .iter()
