@@ -764,3 +764,87 @@ async fn copy_refuses_text_that_is_not_utf8_naming_the_row() {
     );
     assert!(all_jobs(&there.store).await.is_empty(), "nothing copied");
 }
+
+backend_case! {
+    /// A source that holds no porter database (an empty SQLite file, an empty Postgres
+    /// schema) is refused and left as it was. Before, it was migrated in place and the copy
+    /// reported success with no rows.
+    async fn copy_refuses_a_source_that_is_not_a_porter_database(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let from = match db.store.backend() {
+            porter::Backend::Sqlite => {
+                let path = dir.path().join("empty.db");
+                std::fs::write(&path, b"").unwrap();
+                format!("sqlite://{}", path.display())
+            }
+            porter::Backend::Postgres => porter::store::postgres::PgStore::create_test_schema(
+                &common::postgres_base_url().unwrap(),
+            )
+            .await
+            .unwrap(),
+        };
+        let out = porter_copy(&from, &db.url, &[]);
+        assert_eq!(out.status.code(), Some(1));
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(said.contains("holds no porter database"), "{said}");
+        match db.store.backend() {
+            porter::Backend::Sqlite => {
+                let size = std::fs::metadata(dir.path().join("empty.db")).unwrap().len();
+                assert_eq!(size, 0, "the source was written");
+            }
+            porter::Backend::Postgres => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&from).await.unwrap();
+                let tables: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM information_schema.tables \
+                     WHERE table_schema = current_schema()",
+                )
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+                assert_eq!(tables, 0, "the source was migrated");
+            }
+        }
+    }
+}
+
+backend_case! {
+    /// A source of porter 0.1 (its tables there, nothing in porter_migrations) is still a
+    /// porter database: migrated first, as every command does, and copied.
+    async fn copy_takes_a_source_of_porter_0_1(db: TestDb) {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/porter-0.1-migrations");
+        let dir = tempfile::tempdir().unwrap();
+        let from = match db.store.backend() {
+            porter::Backend::Sqlite => {
+                let path = dir.path().join("old.db");
+                let conn = rusqlite::Connection::open(&path).unwrap();
+                let mut files: Vec<_> = std::fs::read_dir(fixtures.join("sqlite"))
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .collect();
+                files.sort();
+                for (n, file) in files.iter().enumerate() {
+                    conn.execute_batch(&std::fs::read_to_string(file).unwrap()).unwrap();
+                    conn.pragma_update(None, "user_version", n as i64 + 1).unwrap();
+                }
+                format!("sqlite://{}", path.display())
+            }
+            porter::Backend::Postgres => {
+                let url = porter::store::postgres::PgStore::create_test_schema(
+                    &common::postgres_base_url().unwrap(),
+                )
+                .await
+                .unwrap();
+                let migrator =
+                    sqlx::migrate::Migrator::new(fixtures.join("postgres")).await.unwrap();
+                let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                migrator.run(&pool).await.unwrap();
+                pool.close().await;
+                url
+            }
+        };
+        let report = ok(&porter_copy(&from, &db.url, &[]));
+        assert!(report.lines().any(|l| l.starts_with("porter_jobs")), "{report}");
+    }
+}

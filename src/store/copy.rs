@@ -136,6 +136,9 @@ pub struct Page {
 pub trait CopyEnd: Send {
     /// Names this database, to refuse copying a database onto itself.
     async fn identity(&mut self) -> Result<String>;
+    /// Whether this database holds porter's tables (of any version): a copy refuses a source
+    /// that does not, before anything migrates it.
+    async fn is_porter_database(&mut self) -> Result<bool>;
     /// The copied tables, with the column kinds its catalog tells (SQLite's declared types
     /// say less; [`plan`] completes them from the other end).
     async fn tables(&mut self) -> Result<Vec<CopyTable>>;

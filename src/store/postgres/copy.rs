@@ -21,7 +21,8 @@ pub struct PgEnd {
 }
 
 impl PgEnd {
-    /// Connects to the database a `postgres://` URL names (already migrated).
+    /// Connects to the database a `postgres://` URL names (migrated, or to be checked by
+    /// [`CopyEnd::is_porter_database`] first).
     pub async fn open(url: &str) -> Result<Self> {
         let options: PgConnectOptions = url
             .parse()
@@ -129,6 +130,13 @@ impl CopyEnd for PgEnd {
         Ok(sqlx::query_scalar(include_str!("sql/copy_identity.sql"))
             .fetch_one(&mut self.conn)
             .await?)
+    }
+
+    async fn is_porter_database(&mut self) -> Result<bool> {
+        let found: i64 = sqlx::query_scalar(include_str!("sql/copy_porter_schema.sql"))
+            .fetch_one(&mut self.conn)
+            .await?;
+        Ok(found > 0)
     }
 
     async fn tables(&mut self) -> Result<Vec<CopyTable>> {

@@ -28,7 +28,8 @@ pub struct SqliteEnd {
 }
 
 impl SqliteEnd {
-    /// Opens the file a `sqlite:` URL names (already migrated).
+    /// Opens the file a `sqlite:` URL names (migrated, or to be checked by
+    /// [`CopyEnd::is_porter_database`] first); it is never created here.
     pub async fn open(url: &str) -> Result<Self> {
         let (path, _) = parse_url(url)?;
         let at = path.clone();
@@ -228,6 +229,15 @@ impl CopyEnd for SqliteEnd {
     async fn identity(&mut self) -> Result<String> {
         let path = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
         Ok(format!("sqlite:{}", path.display()))
+    }
+
+    async fn is_porter_database(&mut self) -> Result<bool> {
+        self.with(|c| {
+            let found: i64 =
+                c.query_row(include_str!("sql/copy_porter_schema.sql"), [], |r| r.get(0))?;
+            Ok(found > 0)
+        })
+        .await
     }
 
     async fn tables(&mut self) -> Result<Vec<CopyTable>> {
