@@ -848,3 +848,66 @@ backend_case! {
         assert!(report.lines().any(|l| l.starts_with("porter_jobs")), "{report}");
     }
 }
+
+backend_case! {
+    /// A row the target refuses (here a unique key that a job of the target's holds) stops
+    /// the copy with an error naming the row, and nothing is copied. Before, the error named
+    /// only the table: the operator had to find the row among all of a batch's.
+    async fn copy_names_the_row_a_write_fails_on(db: TestDb) {
+        insert(&db.store, "first", InsertOpts::default()).await;
+        let unique = || InsertOpts {
+            unique_key: Some("u-held".into()),
+            ..Default::default()
+        };
+        let held = insert(&db.store, "held", unique()).await;
+        insert(&db.store, "last", InsertOpts::default()).await;
+        let there = other(&db).await;
+        assert_eq!(take_ids(&there.store, 5).await, 5);
+        insert(&there.store, "mine", unique()).await;
+        let before = all_jobs(&there.store).await;
+        let out = porter_copy(&db.url, &there.url, &["--append"]);
+        assert_eq!(out.status.code(), Some(1));
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(said.contains(&format!("porter_jobs row id = {}:", held.id)), "{said}");
+        assert_eq!(at_ms(&all_jobs(&there.store).await), at_ms(&before), "nothing changed");
+    }
+
+    /// A row the target holds otherwise than it was copied (here a trigger of the target's
+    /// renames it) fails the verification with an error naming the table, the row's key and
+    /// the column that differs, its values cut short. Before, both whole rows were printed
+    /// (megabytes, for large args).
+    async fn copy_verification_names_the_column_that_differs(db: TestDb) {
+        db.tablos().await;
+        let long = "x".repeat(100_000);
+        let id = "0a000000-0000-4000-8000-000000000000";
+        common::raw_exec(
+            &db,
+            &format!("INSERT INTO tablos (id, name) VALUES ('{id}', '{long}')"),
+        )
+        .await;
+        let there = other(&db).await;
+        there.tablos().await;
+        let trigger = match there.store.backend() {
+            porter::Backend::Sqlite => {
+                "CREATE TRIGGER tablos_renamed AFTER INSERT ON tablos BEGIN \
+                 UPDATE tablos SET name = 'renamed' WHERE id = NEW.id; END"
+            }
+            porter::Backend::Postgres => {
+                "CREATE FUNCTION tablos_renamed() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN NEW.name := 'renamed'; RETURN NEW; END $$; \
+                 CREATE TRIGGER tablos_renamed BEFORE INSERT ON tablos \
+                 FOR EACH ROW EXECUTE FUNCTION tablos_renamed()"
+            }
+        };
+        common::raw_exec(&there, trigger).await;
+        let out = porter_copy(&db.url, &there.url, &[]);
+        assert_eq!(out.status.code(), Some(1));
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            said.contains(&format!("verification failed in tablos row id = \"{id}\": name")),
+            "{said}"
+        );
+        assert!(said.contains("\"renamed\""), "{said}");
+        assert!(said.len() < 1_000, "{} bytes said", said.len());
+    }
+}

@@ -282,16 +282,48 @@ pub fn row_error<'a>(
     value_of: impl Fn(&str) -> Option<&'a Value>,
     error: Error,
 ) -> Error {
-    let key: Vec<String> = table
+    let key: Vec<Value> = table
         .key
         .iter()
-        .map(|k| format!("{k} = {}", value_of(k).unwrap_or(&Value::Null)))
+        .map(|k| value_of(k).cloned().unwrap_or(Value::Null))
         .collect();
+    key_error(table, &key, error)
+}
+
+/// `error` about the row of `table` with this key.
+pub fn key_error(table: &CopyTable, key: &[Value], error: Error) -> Error {
     let said = match error {
         Error::Database(said) => said,
         other => other.to_string(),
     };
-    Error::Database(format!("{} row {}: {said}", table.name, key.join(", ")))
+    Error::Database(format!(
+        "{} row {}: {said}",
+        table.name,
+        key_said(table, key)
+    ))
+}
+
+/// A row's key as errors name it: `id = 7`, `workflow_id = 1, name = "first"`.
+fn key_said(table: &CopyTable, key: &[Value]) -> String {
+    table
+        .key
+        .iter()
+        .zip(key)
+        .map(|(k, v)| format!("{k} = {}", shortened(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Characters of a value an error shows at most.
+const SHOWN_CHARS: usize = 60;
+
+/// A value as an error shows it: its JSON, cut short when long (args may be megabytes).
+fn shortened(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((end, _)) => format!("{}... ({} bytes)", &text[..end], text.len()),
+        None => text,
+    }
 }
 
 /// The canonical form of a value read from a database, for a column of `kind`.
@@ -617,6 +649,15 @@ fn key_words(table: &CopyTable, key: &[Value]) -> String {
     }
 }
 
+/// A failed verification of one source row.
+fn verification_failed(table: &CopyTable, row: &[Value], said: &str) -> Error {
+    Error::Database(format!(
+        "verification failed in {} row {}: {said}; nothing was changed",
+        table.name,
+        key_said(table, &table.key_of(row))
+    ))
+}
+
 /// Reads the source's rows again and the target's rows with the same keys: every row not
 /// kept must be there and equal. Rows are matched by key, not by position: the two databases
 /// may order text keys differently (collations).
@@ -649,19 +690,25 @@ async fn verify(
                 continue;
             }
             let Some(there) = copied.remove(&key) else {
-                return Err(Error::Database(format!(
-                    "verification failed in {}: {} is not in the target; nothing was changed",
-                    table.name,
-                    table.object(row)
-                )));
+                return Err(verification_failed(table, row, "it is not in the target"));
             };
             if &there != row {
-                return Err(Error::Database(format!(
-                    "verification failed in {}: copied {} but the target holds {}; nothing was changed",
-                    table.name,
-                    table.object(row),
-                    table.object(&there)
-                )));
+                // The columns that differ, their values cut short: rows may be megabytes.
+                let differ: Vec<String> = table
+                    .columns
+                    .iter()
+                    .zip(row.iter().zip(&there))
+                    .filter(|(_, (ours, theirs))| ours != theirs)
+                    .map(|(c, (ours, theirs))| {
+                        format!(
+                            "{} copied {} but the target holds {}",
+                            c.name,
+                            shortened(ours),
+                            shortened(theirs)
+                        )
+                    })
+                    .collect();
+                return Err(verification_failed(table, row, &differ.join("; ")));
             }
             ours.add(row);
             theirs.add(&there);

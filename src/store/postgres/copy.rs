@@ -11,7 +11,8 @@ use sqlx::{Executor, PgConnection};
 use super::connect;
 use crate::error::{Error, Result};
 use crate::store::copy::{
-    canonical, insert_only, keep_greater, row_error, ColumnKind, CopyEnd, CopyTable, Page, Row,
+    canonical, insert_only, keep_greater, key_error, row_error, ColumnKind, CopyEnd, CopyTable,
+    Page, Row,
 };
 use crate::store::redact_url;
 
@@ -279,11 +280,28 @@ impl CopyEnd for PgEnd {
                 Ok(Value::Object(object))
             })
             .collect::<Result<Vec<_>>>()?;
-        sqlx::query(&sql)
-            .bind(Value::Array(objects))
-            .execute(&mut self.conn)
+        // Under a savepoint, so that a batch that fails can be written again row by row to
+        // name the row it failed on (the failure aborts everything after it, up to here).
+        (&mut self.conn)
+            .execute("SAVEPOINT porter_copy_write")
             .await?;
-        Ok(())
+        let batch = Value::Array(objects);
+        let Err(failed) = sqlx::query(&sql).bind(&batch).execute(&mut self.conn).await else {
+            (&mut self.conn)
+                .execute("RELEASE SAVEPOINT porter_copy_write")
+                .await?;
+            return Ok(());
+        };
+        (&mut self.conn)
+            .execute("ROLLBACK TO SAVEPOINT porter_copy_write")
+            .await?;
+        for (row, object) in rows.iter().zip(batch.as_array().into_iter().flatten()) {
+            let one = Value::Array(vec![object.clone()]);
+            if let Err(e) = sqlx::query(&sql).bind(one).execute(&mut self.conn).await {
+                return Err(key_error(table, &table.key_of(row), e.into()));
+            }
+        }
+        Err(failed.into())
     }
 
     async fn id_counter(&mut self, table: &CopyTable) -> Result<Option<i64>> {

@@ -12,7 +12,8 @@ use serde_json::Value;
 use super::parse_url;
 use crate::error::{Error, Result};
 use crate::store::copy::{
-    canonical, insert_only, keep_greater, row_error, ColumnKind, CopyEnd, CopyTable, Page, Row,
+    canonical, insert_only, keep_greater, key_error, row_error, ColumnKind, CopyEnd, CopyTable,
+    Page, Row,
 };
 
 /// The file a `sqlite:` URL names, to refuse copying from one that is not there (opening it
@@ -405,10 +406,13 @@ impl CopyEnd for SqliteEnd {
                     .collect()
             })
             .collect();
+        let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
+        let t = table.clone();
         self.with(move |c| {
             let mut stmt = c.prepare_cached(&sql)?;
-            for row in values {
-                stmt.execute(rusqlite::params_from_iter(row))?;
+            for (row, key) in values.into_iter().zip(&keys) {
+                stmt.execute(rusqlite::params_from_iter(row))
+                    .map_err(|e| key_error(&t, key, e.into()))?;
             }
             Ok(())
         })
