@@ -630,7 +630,7 @@ async fn refuse_taken_keys(
         return Ok(());
     }
     Err(Error::Conflict(format!(
-        "{}; --append copies only under keys the target has free: nothing was copied",
+        "{}; such rows are only ever inserted, never merged: nothing was copied",
         refusals.join("; ")
     )))
 }
