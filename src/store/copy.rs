@@ -318,7 +318,7 @@ fn key_said(table: &CopyTable, key: &[Value]) -> String {
 const SHOWN_CHARS: usize = 60;
 
 /// A value as an error shows it: its JSON, cut short when long (args may be megabytes).
-fn shortened(value: &Value) -> String {
+pub fn shortened(value: &Value) -> String {
     let text = value.to_string();
     match text.char_indices().nth(SHOWN_CHARS) {
         Some((end, _)) => format!("{}... ({} bytes)", &text[..end], text.len()),

@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::parse_url;
 use crate::error::{Error, Result};
 use crate::store::copy::{
-    canonical, insert_only, keep_greater, key_error, row_error, ColumnKind, CopyEnd, CopyTable,
-    Page, Row,
+    canonical, insert_only, keep_greater, key_error, row_error, shortened, ColumnKind, CopyEnd,
+    CopyTable, Page, Row,
 };
 
 /// The file a `sqlite:` URL names, to refuse copying from one that is not there (opening it
@@ -180,7 +180,8 @@ fn canonical_rows(table: &CopyTable, rows: Vec<StoredRow>) -> Result<Vec<Row>> {
             if let Some(i) = not_utf8 {
                 let said = format!(
                     "column {} holds text that is not UTF-8 ({}); correct the row and copy again",
-                    table.columns[i].name, row[i]
+                    table.columns[i].name,
+                    shortened(&row[i])
                 );
                 return Err(row_error(table, value_of, Error::Database(said)));
             }
