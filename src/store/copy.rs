@@ -158,7 +158,9 @@ pub trait CopyEnd: Send {
     async fn begin_read(&mut self) -> Result<()>;
     /// Starts the transaction every write goes into.
     async fn begin(&mut self) -> Result<()>;
-    /// Writes rows with their own keys; a row whose key is already there replaces it.
+    /// Writes rows with their own keys: rows of [`insert_only`] tables are only inserted, a
+    /// row of another table whose key is there already keeps the target's values (but for
+    /// [`keep_greater`]'s columns). A row that fails is named in the error by its key.
     async fn write(&mut self, table: &CopyTable, rows: &[Row]) -> Result<()>;
     /// The last id the table's id counter handed out (SQLite's AUTOINCREMENT counter, a
     /// Postgres sequence), when it has one that handed out any: rows with ids up to it may
@@ -533,14 +535,16 @@ pub async fn copy(
         let mut kept = Vec::new();
         for table in &tables {
             kept.push(copy_table(from, to, table, options.batch, progress).await?);
-            // Ids the source handed out are not handed out again, even those of rows it
-            // deleted since.
-            let last = from.id_counter(table).await?.unwrap_or(0);
-            to.raise_id_counter(table, last).await?;
         }
         let mut reports = Vec::new();
         for (table, kept) in tables.iter().zip(&kept) {
             reports.push(verify(from, to, table, kept, options.batch, progress).await?);
+        }
+        // Ids the source handed out are not handed out again, even those of rows it deleted
+        // since. Last, once verified: a Postgres sequence does not roll back.
+        for table in &tables {
+            let last = from.id_counter(table).await?.unwrap_or(0);
+            to.raise_id_counter(table, last).await?;
         }
         Ok::<_, Error>(reports)
     }
