@@ -13,17 +13,18 @@ use crate::store::redact_url;
 /// `porter copy`
 #[derive(Debug, Args)]
 pub struct CopyArgs {
-    /// The database to copy from (`sqlite://...` or `postgres://...`). It must exist; it is
-    /// migrated to this porter's version if needed, then only read.
+    /// The database to copy from (`sqlite://...` or `postgres://...`). It must exist and hold
+    /// a porter database; it is migrated to this porter's version if needed, then only read.
     #[arg(long)]
     from: String,
     /// The database to copy into; created and migrated if needed. It must hold no jobs
     /// unless --append.
     #[arg(long)]
     to: String,
-    /// Add to a target that holds jobs already: the copied jobs' ids must be free there.
-    /// (Queues, schedules and app rows the target has already are kept as they are there,
-    /// with or without it; a schedule's last slot becomes the later of the two.)
+    /// Add to a target that holds jobs already: the copied jobs', workflows', batches' and
+    /// queue starts' ids must be free there. (Queues, schedules and app rows the target has
+    /// already are kept as they are there, with or without it; a schedule's last slot becomes
+    /// the later of the two.)
     #[arg(long)]
     append: bool,
     /// Rows per statement.
@@ -42,13 +43,22 @@ pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result
             anyhow::bail!("no database at {} to copy from", file.display());
         }
     }
-    // Both databases at this binary's version, every set: the same tables on both sides. A
-    // database newer than this binary is refused here.
+    // A source that holds no porter database is refused before anything opens it as a store
+    // (which would migrate it in place): it is only ever read.
+    let mut from = crate::store::open_copy_end(&args.from).await?;
+    if !from.is_porter_database().await? {
+        anyhow::bail!(
+            "{} holds no porter database (no porter tables): nothing to copy",
+            redact_url(&args.from)
+        );
+    }
+    // Both databases at this binary's version, every set: the same tables on both sides (a
+    // source of an older porter is migrated first, as every command does). A database newer
+    // than this binary is refused here.
     for url in [&args.from, &args.to] {
         let store = crate::store::open_with(url, &g.open_options()).await?;
         crate::app::store::migrate(store.as_ref()).await?;
     }
-    let mut from = crate::store::open_copy_end(&args.from).await?;
     let mut to = crate::store::open_copy_end(&args.to).await?;
     let show = !args.json && std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(

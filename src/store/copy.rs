@@ -120,33 +120,56 @@ impl CopyTable {
 /// One row: a canonical value per column, in the table's column order.
 pub type Row = Vec<Value>;
 
+/// A page of rows read in key order, and where the next page starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The rows, canonical.
+    pub rows: Vec<Row>,
+    /// The last row's key as the end stores it, to read on after it (`None`: no rows). It may
+    /// differ from the canonical key: SQLite may hold a key as a BLOB, which sorts after all
+    /// text, or a uuid in upper case, which sorts before its lower case.
+    pub last: Option<Vec<Value>>,
+}
+
 /// One end of a copy: a database, on a connection of its own.
 #[async_trait]
 pub trait CopyEnd: Send {
     /// Names this database, to refuse copying a database onto itself.
     async fn identity(&mut self) -> Result<String>;
+    /// Whether this database holds porter's tables (of any version): a copy refuses a source
+    /// that does not, before anything migrates it.
+    async fn is_porter_database(&mut self) -> Result<bool>;
     /// The copied tables, with the column kinds its catalog tells (SQLite's declared types
     /// say less; [`plan`] completes them from the other end).
     async fn tables(&mut self) -> Result<Vec<CopyTable>>;
     /// The number of rows of a table.
     async fn count(&mut self, table: &CopyTable) -> Result<u64>;
     /// Up to `limit` rows whose key comes after `after` (from the first when `None`), in key
-    /// order.
+    /// order; `after` is the [`Page::last`] of this end's previous page.
     async fn read(
         &mut self,
         table: &CopyTable,
         after: Option<&[Value]>,
         limit: usize,
-    ) -> Result<Vec<Row>>;
+    ) -> Result<Page>;
     /// The rows whose keys are among `keys`, in key order.
     async fn read_keys(&mut self, table: &CopyTable, keys: &[Vec<Value>]) -> Result<Vec<Row>>;
     /// Starts a read-only transaction: every later read sees one snapshot (the source's).
     async fn begin_read(&mut self) -> Result<()>;
     /// Starts the transaction every write goes into.
     async fn begin(&mut self) -> Result<()>;
-    /// Writes rows with their own keys; a row whose key is already there replaces it.
+    /// Writes rows with their own keys: rows of [`insert_only`] tables are only inserted, a
+    /// row of another table whose key is there already keeps the target's values (but for
+    /// [`keep_greater`]'s columns). A row that fails is named in the error by its key.
     async fn write(&mut self, table: &CopyTable, rows: &[Row]) -> Result<()>;
-    /// Commits, after moving any id sequence past the ids written.
+    /// The last id the table's id counter handed out (SQLite's AUTOINCREMENT counter, a
+    /// Postgres sequence), when it has one that handed out any: rows with ids up to it may
+    /// have been deleted since.
+    async fn id_counter(&mut self, table: &CopyTable) -> Result<Option<i64>>;
+    /// In the write transaction: moves the table's id counter, when it has one, to at least
+    /// `last` and past the largest id in the table, never back.
+    async fn raise_id_counter(&mut self, table: &CopyTable, last: i64) -> Result<()>;
+    /// Commits.
     async fn commit(&mut self) -> Result<()>;
     /// Rolls the transaction back.
     async fn rollback(&mut self) -> Result<()>;
@@ -245,12 +268,14 @@ pub fn keep_greater(table: &str) -> &'static [&'static str] {
     }
 }
 
-/// Whether rows of this table must be new in the target: jobs are inserted, never merged,
-/// so that a job the target has (even one it took since the copy began) is never replaced;
-/// and so are workflow steps, so that a copied job never goes without its step because the
-/// target's workflow of the same id has a step of the same name (the copy is refused instead).
+/// Whether rows of this table must be new in the target: every porter table's rows are
+/// inserted, never merged, but queues' and periodic schedules' (and the app's rows, see
+/// [`keep_greater`]). A job the target has (even one it took since the copy began) is never
+/// replaced, and a copied workflow, batch, step or queue start never joins the target's own
+/// row of the same id: the copy is refused instead (see `refuse_taken_keys`). A porter table
+/// added later is insert-only unless listed here.
 pub fn insert_only(table: &str) -> bool {
-    matches!(table, "porter_jobs" | "porter_workflow_steps")
+    table.starts_with("porter_") && !matches!(table, "porter_queues" | "porter_periodic")
 }
 
 /// `error` about one row of `table`, named by its key (`value_of` gives a column's value).
@@ -259,16 +284,48 @@ pub fn row_error<'a>(
     value_of: impl Fn(&str) -> Option<&'a Value>,
     error: Error,
 ) -> Error {
-    let key: Vec<String> = table
+    let key: Vec<Value> = table
         .key
         .iter()
-        .map(|k| format!("{k} = {}", value_of(k).unwrap_or(&Value::Null)))
+        .map(|k| value_of(k).cloned().unwrap_or(Value::Null))
         .collect();
+    key_error(table, &key, error)
+}
+
+/// `error` about the row of `table` with this key.
+pub fn key_error(table: &CopyTable, key: &[Value], error: Error) -> Error {
     let said = match error {
         Error::Database(said) => said,
         other => other.to_string(),
     };
-    Error::Database(format!("{} row {}: {said}", table.name, key.join(", ")))
+    Error::Database(format!(
+        "{} row {}: {said}",
+        table.name,
+        key_said(table, key)
+    ))
+}
+
+/// A row's key as errors name it: `id = 7`, `workflow_id = 1, name = "first"`.
+fn key_said(table: &CopyTable, key: &[Value]) -> String {
+    table
+        .key
+        .iter()
+        .zip(key)
+        .map(|(k, v)| format!("{k} = {}", shortened(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Characters of a value an error shows at most.
+const SHOWN_CHARS: usize = 60;
+
+/// A value as an error shows it: its JSON, cut short when long (args may be megabytes).
+pub fn shortened(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((end, _)) => format!("{}... ({} bytes)", &text[..end], text.len()),
+        None => text,
+    }
 }
 
 /// The canonical form of a value read from a database, for a column of `kind`.
@@ -394,6 +451,50 @@ impl Pacer {
     }
 }
 
+/// Reads one table of the source page by page, in key order, each row once.
+struct Pages<'t> {
+    table: &'t CopyTable,
+    pacer: Pacer,
+    after: Option<Vec<Value>>,
+    done: bool,
+}
+
+impl<'t> Pages<'t> {
+    fn new(table: &'t CopyTable, batch: usize) -> Self {
+        Pages {
+            table,
+            pacer: Pacer::new(batch),
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The next page's rows; `None` after the last.
+    async fn next(&mut self, from: &mut dyn CopyEnd) -> Result<Option<Vec<Row>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = from
+            .read(self.table, self.after.as_deref(), self.pacer.next)
+            .await?;
+        let Some(last) = page.last else {
+            self.done = true;
+            return Ok(None);
+        };
+        // A page that ends where the previous one did would be read again forever.
+        if self.after.as_ref() == Some(&last) {
+            return Err(Error::Database(format!(
+                "reading {}: the page after key {} does not move on",
+                self.table.name,
+                Value::from(last)
+            )));
+        }
+        self.pacer.observe(&page.rows);
+        self.after = Some(last);
+        Ok(Some(page.rows))
+    }
+}
+
 /// A key as a map key.
 fn key_text(key: &[Value]) -> String {
     Value::from(key.to_vec()).to_string()
@@ -402,8 +503,8 @@ fn key_text(key: &[Value]) -> String {
 /// Copies every table from `from` to `to` in one transaction on `to`, reading `from` in one
 /// snapshot, then verifies in that same transaction that every source row is in the target,
 /// equal, before committing: a copy that fails or does not verify changes nothing. Rows of
-/// tables other than jobs and workflow steps whose key the target has already are kept as the
-/// target has them (see [`keep_greater`]); jobs and steps are only ever inserted.
+/// queues, schedules and app tables whose key the target has already are kept as the target
+/// has them (see [`keep_greater`]); the rest are only ever inserted (see [`insert_only`]).
 pub async fn copy(
     from: &mut dyn CopyEnd,
     to: &mut dyn CopyEnd,
@@ -428,11 +529,7 @@ pub async fn copy(
     }
     // A quick refusal before anything is written; the inserts themselves refuse a taken key
     // too, whatever the target did meanwhile.
-    for table in tables.iter().filter(|t| insert_only(&t.name)) {
-        if to.count(table).await? > 0 {
-            refuse_taken_keys(from, to, table, options.batch).await?;
-        }
-    }
+    refuse_taken_keys(from, to, &tables, options.batch).await?;
     to.begin().await?;
     let copied = async {
         let mut kept = Vec::new();
@@ -442,6 +539,12 @@ pub async fn copy(
         let mut reports = Vec::new();
         for (table, kept) in tables.iter().zip(&kept) {
             reports.push(verify(from, to, table, kept, options.batch, progress).await?);
+        }
+        // Ids the source handed out are not handed out again, even those of rows it deleted
+        // since. Last, once verified: a Postgres sequence does not roll back.
+        for table in &tables {
+            let last = from.id_counter(table).await?.unwrap_or(0);
+            to.raise_id_counter(table, last).await?;
         }
         Ok::<_, Error>(reports)
     }
@@ -468,14 +571,9 @@ async fn copy_table(
 ) -> Result<std::collections::HashSet<String>> {
     progress(CopyProgress::Copying(&table.name, from.count(table).await?));
     let mut kept = std::collections::HashSet::new();
-    let mut pacer = Pacer::new(batch);
-    let mut after: Option<Vec<Value>> = None;
+    let mut pages = Pages::new(table, batch);
     let mut done = 0u64;
-    loop {
-        let rows = from.read(table, after.as_deref(), pacer.next).await?;
-        let Some(last) = rows.last() else { break };
-        pacer.observe(&rows);
-        after = Some(table.key_of(last));
+    while let Some(rows) = pages.next(from).await? {
         if !insert_only(&table.name) {
             let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
             for row in to.read_keys(table, &keys).await? {
@@ -491,40 +589,77 @@ async fn copy_table(
     Ok(kept)
 }
 
+/// Taken keys named in a refusal, per table at most.
+const TAKEN_SHOWN: usize = 5;
+
 /// With `--append`: refuses before writing anything when the key of a copied row of an
-/// insert-only table ([`insert_only`]: a job's id, a workflow's step) is taken.
+/// insert-only table ([`insert_only`]: a job's id, a workflow's, a batch's, a step) is taken
+/// in the target, naming each such table and its taken keys (the first few).
 async fn refuse_taken_keys(
     from: &mut dyn CopyEnd,
     to: &mut dyn CopyEnd,
-    table: &CopyTable,
+    tables: &[CopyTable],
     batch: usize,
 ) -> Result<()> {
-    let what = match table.name.as_str() {
-        "porter_jobs" => "job",
-        "porter_workflow_steps" => "workflow step",
-        _ => "row",
-    };
-    let mut pacer = Pacer::new(batch);
-    let mut after: Option<Vec<Value>> = None;
-    loop {
-        let rows = from.read(table, after.as_deref(), pacer.next).await?;
-        let Some(last) = rows.last() else {
-            return Ok(());
-        };
-        pacer.observe(&rows);
-        after = Some(table.key_of(last));
-        let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
-        let taken = to.read_keys(table, &keys).await?;
-        if let Some(row) = taken.first() {
-            return Err(Error::Conflict(format!(
-                "{what} {} exists in the target already ({} of these keys are taken in {}); \
-                 nothing was copied",
-                table.key_object(&table.key_of(row)),
-                taken.len(),
-                table.name
-            )));
+    let mut refusals = Vec::new();
+    for table in tables.iter().filter(|t| insert_only(&t.name)) {
+        if to.count(table).await? == 0 {
+            continue;
+        }
+        let (mut shown, mut taken) = (Vec::new(), 0usize);
+        let mut pages = Pages::new(table, batch);
+        while let Some(rows) = pages.next(from).await? {
+            let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
+            for row in to.read_keys(table, &keys).await? {
+                taken += 1;
+                if shown.len() < TAKEN_SHOWN {
+                    shown.push(key_words(table, &table.key_of(&row)));
+                }
+            }
+        }
+        if taken > 0 {
+            let more = match taken - shown.len() {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            let verb = if taken == 1 { "exists" } else { "exist" };
+            refusals.push(format!(
+                "{} {}{more} {verb} in the target already",
+                table.name,
+                shown.join(", ")
+            ));
         }
     }
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Conflict(format!(
+        "{}; such rows are only ever inserted, never merged: nothing was copied",
+        refusals.join("; ")
+    )))
+}
+
+/// A key as a refusal names it: `id 7`, or `(workflow_id 1, name "first")`.
+fn key_words(table: &CopyTable, key: &[Value]) -> String {
+    let words: Vec<String> = table
+        .key
+        .iter()
+        .zip(key)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    match words.len() {
+        1 => words.concat(),
+        _ => format!("({})", words.join(", ")),
+    }
+}
+
+/// A failed verification of one source row.
+fn verification_failed(table: &CopyTable, row: &[Value], said: &str) -> Error {
+    Error::Database(format!(
+        "verification failed in {} row {}: {said}; nothing was changed",
+        table.name,
+        key_said(table, &table.key_of(row))
+    ))
 }
 
 /// Reads the source's rows again and the target's rows with the same keys: every row not
@@ -542,13 +677,8 @@ async fn verify(
     progress(CopyProgress::Verifying(&table.name, source_rows));
     let (mut ours, mut theirs) = (Checksum::default(), Checksum::default());
     let (mut read, mut found, mut kept_rows) = (0u64, 0u64, 0u64);
-    let mut pacer = Pacer::new(batch);
-    let mut after: Option<Vec<Value>> = None;
-    loop {
-        let rows = from.read(table, after.as_deref(), pacer.next).await?;
-        let Some(last) = rows.last() else { break };
-        pacer.observe(&rows);
-        after = Some(table.key_of(last));
+    let mut pages = Pages::new(table, batch);
+    while let Some(rows) = pages.next(from).await? {
         read += rows.len() as u64;
         let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
         let mut copied: std::collections::HashMap<String, Row> = to
@@ -564,19 +694,25 @@ async fn verify(
                 continue;
             }
             let Some(there) = copied.remove(&key) else {
-                return Err(Error::Database(format!(
-                    "verification failed in {}: {} is not in the target; nothing was changed",
-                    table.name,
-                    table.object(row)
-                )));
+                return Err(verification_failed(table, row, "it is not in the target"));
             };
             if &there != row {
-                return Err(Error::Database(format!(
-                    "verification failed in {}: copied {} but the target holds {}; nothing was changed",
-                    table.name,
-                    table.object(row),
-                    table.object(&there)
-                )));
+                // The columns that differ, their values cut short: rows may be megabytes.
+                let differ: Vec<String> = table
+                    .columns
+                    .iter()
+                    .zip(row.iter().zip(&there))
+                    .filter(|(_, (ours, theirs))| ours != theirs)
+                    .map(|(c, (ours, theirs))| {
+                        format!(
+                            "{} copied {} but the target holds {}",
+                            c.name,
+                            shortened(ours),
+                            shortened(theirs)
+                        )
+                    })
+                    .collect();
+                return Err(verification_failed(table, row, &differ.join("; ")));
             }
             ours.add(row);
             theirs.add(&there);

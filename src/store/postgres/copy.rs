@@ -11,27 +11,42 @@ use sqlx::{Executor, PgConnection};
 use super::connect;
 use crate::error::{Error, Result};
 use crate::store::copy::{
-    canonical, insert_only, keep_greater, row_error, ColumnKind, CopyEnd, CopyTable, Row,
+    canonical, insert_only, keep_greater, key_error, row_error, ColumnKind, CopyEnd, CopyTable,
+    Page, Row,
 };
 use crate::store::redact_url;
 
 /// One end of a copy on a Postgres database (the schema its URL's search_path names).
 pub struct PgEnd {
     conn: PgConnection,
-    /// Tables written in the open transaction (their id sequences move at commit).
-    written: Vec<CopyTable>,
 }
 
 impl PgEnd {
-    /// Connects to the database a `postgres://` URL names (already migrated).
+    /// Connects to the database a `postgres://` URL names (migrated, or to be checked by
+    /// [`CopyEnd::is_porter_database`] first).
     pub async fn open(url: &str) -> Result<Self> {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
         Ok(PgEnd {
             conn: connect(&options, url).await?,
-            written: Vec::new(),
         })
+    }
+
+    /// The sequences the table's integer columns take their ids from (serial or identity),
+    /// with each column's name.
+    async fn sequences(&mut self, table: &CopyTable) -> Result<Vec<(String, String)>> {
+        let mut found = Vec::new();
+        for column in table.columns.iter().filter(|c| c.kind == ColumnKind::Int) {
+            let sequence: Option<String> =
+                sqlx::query_scalar(include_str!("sql/copy_sequence.sql"))
+                    .bind(&table.name)
+                    .bind(&column.name)
+                    .fetch_one(&mut self.conn)
+                    .await?;
+            found.extend(sequence.map(|s| (column.name.clone(), s)));
+        }
+        Ok(found)
     }
 }
 
@@ -118,6 +133,13 @@ impl CopyEnd for PgEnd {
             .await?)
     }
 
+    async fn is_porter_database(&mut self) -> Result<bool> {
+        let found: i64 = sqlx::query_scalar(include_str!("sql/copy_porter_schema.sql"))
+            .fetch_one(&mut self.conn)
+            .await?;
+        Ok(found > 0)
+    }
+
     async fn tables(&mut self) -> Result<Vec<CopyTable>> {
         let names: Vec<String> = sqlx::query_scalar(include_str!("sql/copy_tables.sql"))
             .fetch_all(&mut self.conn)
@@ -150,7 +172,7 @@ impl CopyEnd for PgEnd {
         table: &CopyTable,
         after: Option<&[Value]>,
         limit: usize,
-    ) -> Result<Vec<Row>> {
+    ) -> Result<Page> {
         let key = list(&table.key);
         let filter = match after {
             Some(_) => format!(
@@ -169,7 +191,10 @@ impl CopyEnd for PgEnd {
             query = query.bind(table.key_object(after));
         }
         let texts: Vec<String> = query.fetch_all(&mut self.conn).await?;
-        rows_of(table, texts)
+        let rows = rows_of(table, texts)?;
+        // A key as Postgres stores it is its canonical value (uuids compare as uuids).
+        let last = rows.last().map(|r| table.key_of(r));
+        Ok(Page { rows, last })
     }
 
     async fn read_keys(&mut self, table: &CopyTable, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
@@ -196,7 +221,6 @@ impl CopyEnd for PgEnd {
 
     async fn begin(&mut self) -> Result<()> {
         (&mut self.conn).execute("BEGIN").await?;
-        self.written.clear();
         Ok(())
     }
 
@@ -214,7 +238,8 @@ impl CopyEnd for PgEnd {
             })
             .collect();
         // A row whose key is there already keeps the target's values, but for the columns
-        // that only move forward; jobs are only inserted (a taken id fails the copy).
+        // that only move forward; rows of insert-only tables (jobs, workflows, batches, ...) are
+        // only inserted: a taken key fails the copy.
         let greater: Vec<String> = keep_greater(&table.name)
             .iter()
             .map(|c| {
@@ -255,47 +280,71 @@ impl CopyEnd for PgEnd {
                 Ok(Value::Object(object))
             })
             .collect::<Result<Vec<_>>>()?;
-        sqlx::query(&sql)
-            .bind(Value::Array(objects))
-            .execute(&mut self.conn)
+        // Under a savepoint, so that a batch that fails can be written again row by row to
+        // name the row it failed on (the failure aborts everything after it, up to here).
+        (&mut self.conn)
+            .execute("SAVEPOINT porter_copy_write")
             .await?;
-        if !self.written.iter().any(|t| t.name == table.name) {
-            self.written.push(table.clone());
+        let batch = Value::Array(objects);
+        let Err(failed) = sqlx::query(&sql).bind(&batch).execute(&mut self.conn).await else {
+            (&mut self.conn)
+                .execute("RELEASE SAVEPOINT porter_copy_write")
+                .await?;
+            return Ok(());
+        };
+        (&mut self.conn)
+            .execute("ROLLBACK TO SAVEPOINT porter_copy_write")
+            .await?;
+        for (row, object) in rows.iter().zip(batch.as_array().into_iter().flatten()) {
+            let one = Value::Array(vec![object.clone()]);
+            if let Err(e) = sqlx::query(&sql).bind(one).execute(&mut self.conn).await {
+                return Err(key_error(table, &table.key_of(row), e.into()));
+            }
+        }
+        Err(failed.into())
+    }
+
+    async fn id_counter(&mut self, table: &CopyTable) -> Result<Option<i64>> {
+        let mut last = None;
+        for (_, sequence) in self.sequences(table).await? {
+            // NULL when the sequence never handed out an id.
+            let value: Option<i64> =
+                sqlx::query_scalar("SELECT pg_sequence_last_value($1::regclass)")
+                    .bind(sequence)
+                    .fetch_one(&mut self.conn)
+                    .await?;
+            last = last.max(value);
+        }
+        Ok(last)
+    }
+
+    async fn raise_id_counter(&mut self, table: &CopyTable, last: i64) -> Result<()> {
+        for (column, sequence) in self.sequences(table).await? {
+            // Past the largest id now in the table and the source's last one, so new rows
+            // never take an id given out before, and never back: ids of rows deleted before
+            // stay given out.
+            let sql = format!(
+                "SELECT setval($1::regclass, greatest(m, 1), m > 0) FROM (SELECT greatest(\
+                 coalesce(max({c}), 0), coalesce(pg_sequence_last_value($1::regclass), 0), $2) \
+                 AS m FROM {t}) q",
+                c = ident(&column),
+                t = ident(&table.name)
+            );
+            sqlx::query(&sql)
+                .bind(sequence)
+                .bind(last)
+                .execute(&mut self.conn)
+                .await?;
         }
         Ok(())
     }
 
     async fn commit(&mut self) -> Result<()> {
-        for table in std::mem::take(&mut self.written) {
-            for column in table.columns.iter().filter(|c| c.kind == ColumnKind::Int) {
-                let sequence: Option<String> =
-                    sqlx::query_scalar(include_str!("sql/copy_sequence.sql"))
-                        .bind(&table.name)
-                        .bind(&column.name)
-                        .fetch_one(&mut self.conn)
-                        .await?;
-                let Some(sequence) = sequence else { continue };
-                // Past the largest id now in the table, so new rows never take a copied id, and
-                // never back: ids of rows deleted before stay given out.
-                let sql = format!(
-                    "SELECT setval($1::regclass, greatest(m, 1), m > 0) FROM (SELECT greatest(\
-                     coalesce(max({c}), 0), coalesce(pg_sequence_last_value($1::regclass), 0)) AS m \
-                     FROM {t}) q",
-                    c = ident(&column.name),
-                    t = ident(&table.name)
-                );
-                sqlx::query(&sql)
-                    .bind(sequence)
-                    .execute(&mut self.conn)
-                    .await?;
-            }
-        }
         (&mut self.conn).execute("COMMIT").await?;
         Ok(())
     }
 
     async fn rollback(&mut self) -> Result<()> {
-        self.written.clear();
         (&mut self.conn).execute("ROLLBACK").await?;
         Ok(())
     }

@@ -12,7 +12,8 @@ use serde_json::Value;
 use super::parse_url;
 use crate::error::{Error, Result};
 use crate::store::copy::{
-    canonical, insert_only, keep_greater, row_error, ColumnKind, CopyEnd, CopyTable, Row,
+    canonical, insert_only, keep_greater, key_error, row_error, shortened, ColumnKind, CopyEnd,
+    CopyTable, Page, Row,
 };
 
 /// The file a `sqlite:` URL names, to refuse copying from one that is not there (opening it
@@ -28,7 +29,8 @@ pub struct SqliteEnd {
 }
 
 impl SqliteEnd {
-    /// Opens the file a `sqlite:` URL names (already migrated).
+    /// Opens the file a `sqlite:` URL names (migrated, or to be checked by
+    /// [`CopyEnd::is_porter_database`] first); it is never created here.
     pub async fn open(url: &str) -> Result<Self> {
         let (path, _) = parse_url(url)?;
         let at = path.clone();
@@ -94,29 +96,95 @@ fn declared_kind(declared: &str) -> ColumnKind {
     }
 }
 
-fn read_row(table: &CopyTable, r: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Value>> {
-    (0..table.columns.len())
+/// A row's values as SQLite stores them, and the first column whose text is not UTF-8 (that
+/// value read with U+FFFD in place of the bytes that are not, to name the row by).
+type StoredRow = (Vec<SqlValue>, Option<usize>);
+
+fn read_row(table: &CopyTable, r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+    use rusqlite::types::ValueRef;
+    let mut not_utf8 = None;
+    let values = (0..table.columns.len())
         .map(|i| {
-            Ok(match r.get::<_, SqlValue>(i)? {
-                SqlValue::Null => Value::Null,
-                SqlValue::Integer(n) => Value::from(n),
-                SqlValue::Real(f) => Value::from(f),
-                SqlValue::Text(t) => Value::String(t),
-                // Text another program bound as a BLOB: its text, as porter's reads take it
-                // (no porter table holds bytes).
-                SqlValue::Blob(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
+            // Text is read as its bytes: another program may have stored some that are not
+            // UTF-8, which rusqlite's own conversion panics on.
+            Ok(match r.get_ref(i)? {
+                ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(text) => SqlValue::Text(text.to_owned()),
+                    Err(_) => {
+                        not_utf8 = not_utf8.or(Some(i));
+                        SqlValue::Text(String::from_utf8_lossy(bytes).into_owned())
+                    }
+                },
+                other => SqlValue::from(other),
             })
         })
-        .collect()
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((values, not_utf8))
 }
 
-fn canonical_rows(table: &CopyTable, rows: Vec<Vec<Value>>) -> Result<Vec<Row>> {
+/// A stored value as the copy reads it.
+fn value_of(stored: SqlValue) -> Value {
+    match stored {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(n) => Value::from(n),
+        SqlValue::Real(f) => Value::from(f),
+        SqlValue::Text(t) => Value::String(t),
+        // Text another program bound as a BLOB: its text, as porter's reads take it (no
+        // porter table holds bytes).
+        SqlValue::Blob(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
+    }
+}
+
+/// A key value as stored, for [`Page::last`]: a BLOB stays bytes (`{"blob": [..]}`), text
+/// stays as it is spelled, so the next page starts right after it in SQLite's order.
+fn stored_key(stored: &SqlValue) -> Value {
+    match stored {
+        SqlValue::Blob(b) => serde_json::json!({ "blob": b }),
+        other => value_of(other.clone()),
+    }
+}
+
+/// The inverse of [`stored_key`].
+fn stored_key_to_sql(key: &Value) -> SqlValue {
+    match key {
+        Value::Object(o) => SqlValue::Blob(
+            o.get("blob")
+                .and_then(Value::as_array)
+                .map(|b| {
+                    b.iter()
+                        .filter_map(|x| x.as_u64())
+                        .map(|x| x as u8)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(t) => SqlValue::Text(t.clone()),
+        _ => SqlValue::Null,
+    }
+}
+
+/// Rows as the copy reads them; text that is not UTF-8 is refused, naming its row and column
+/// (copied, it would change).
+fn canonical_rows(table: &CopyTable, rows: Vec<StoredRow>) -> Result<Vec<Row>> {
     rows.into_iter()
-        .map(|row| {
+        .map(|(row, not_utf8)| {
+            let row: Vec<Value> = row.into_iter().map(value_of).collect();
             let value_of = |name: &str| {
                 let i = table.columns.iter().position(|c| c.name == name)?;
                 row.get(i)
             };
+            if let Some(i) = not_utf8 {
+                let said = format!(
+                    "column {} holds text that is not UTF-8 ({}); correct the row and copy again",
+                    table.columns[i].name,
+                    shortened(&row[i])
+                );
+                return Err(row_error(table, value_of, Error::Database(said)));
+            }
             table
                 .columns
                 .iter()
@@ -146,11 +214,32 @@ fn to_sql(kind: ColumnKind, value: &Value) -> SqlValue {
     }
 }
 
+/// The last id a table's AUTOINCREMENT counter handed out (none for a table without one, or
+/// one that never had a row).
+fn id_counter(c: &Connection, table: &str) -> rusqlite::Result<Option<i64>> {
+    use rusqlite::OptionalExtension;
+    c.query_row(
+        "SELECT seq FROM sqlite_sequence WHERE name = ?1",
+        [table],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 #[async_trait]
 impl CopyEnd for SqliteEnd {
     async fn identity(&mut self) -> Result<String> {
         let path = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
         Ok(format!("sqlite:{}", path.display()))
+    }
+
+    async fn is_porter_database(&mut self) -> Result<bool> {
+        self.with(|c| {
+            let found: i64 =
+                c.query_row(include_str!("sql/copy_porter_schema.sql"), [], |r| r.get(0))?;
+            Ok(found > 0)
+        })
+        .await
     }
 
     async fn tables(&mut self) -> Result<Vec<CopyTable>> {
@@ -186,7 +275,7 @@ impl CopyEnd for SqliteEnd {
         table: &CopyTable,
         after: Option<&[Value]>,
         limit: usize,
-    ) -> Result<Vec<Row>> {
+    ) -> Result<Page> {
         let key = list(table.key.clone());
         let marks = vec!["?"; table.key.len()].join(", ");
         let filter = match after {
@@ -198,16 +287,10 @@ impl CopyEnd for SqliteEnd {
             columns(table),
             ident(&table.name)
         );
-        let kinds: Vec<ColumnKind> = table
-            .key_positions()
-            .into_iter()
-            .map(|i| table.columns[i].kind)
-            .collect();
         let params: Vec<SqlValue> = after
             .unwrap_or_default()
             .iter()
-            .zip(&kinds)
-            .map(|(v, k)| to_sql(*k, v))
+            .map(stored_key_to_sql)
             .collect();
         let t = table.clone();
         let rows = self
@@ -217,7 +300,17 @@ impl CopyEnd for SqliteEnd {
                     .collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await?;
-        canonical_rows(table, rows)
+        let last = rows.last().map(|(r, _)| {
+            table
+                .key_positions()
+                .iter()
+                .map(|&i| stored_key(&r[i]))
+                .collect()
+        });
+        Ok(Page {
+            rows: canonical_rows(table, rows)?,
+            last,
+        })
     }
 
     async fn read_keys(&mut self, table: &CopyTable, keys: &[Vec<Value>]) -> Result<Vec<Row>> {
@@ -287,7 +380,8 @@ impl CopyEnd for SqliteEnd {
         let key = list(table.key.clone());
         let marks = vec!["?"; table.columns.len()].join(", ");
         // A row whose key is there already keeps the target's values, but for the columns
-        // that only move forward; jobs are only inserted (a taken id fails the copy).
+        // that only move forward; rows of insert-only tables (jobs, workflows, batches, ...) are
+        // only inserted: a taken key fails the copy.
         let greater: Vec<String> = keep_greater(&table.name)
             .iter()
             .map(|c| format!("{0} = max({0}, excluded.{0})", ident(c)))
@@ -313,10 +407,47 @@ impl CopyEnd for SqliteEnd {
                     .collect()
             })
             .collect();
+        let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
+        let t = table.clone();
         self.with(move |c| {
             let mut stmt = c.prepare_cached(&sql)?;
-            for row in values {
-                stmt.execute(rusqlite::params_from_iter(row))?;
+            for (row, key) in values.into_iter().zip(&keys) {
+                stmt.execute(rusqlite::params_from_iter(row))
+                    .map_err(|e| key_error(&t, key, e.into()))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn id_counter(&mut self, table: &CopyTable) -> Result<Option<i64>> {
+        let name = table.name.clone();
+        self.with(move |c| Ok(id_counter(c, &name)?)).await
+    }
+
+    async fn raise_id_counter(&mut self, table: &CopyTable, last: i64) -> Result<()> {
+        // AUTOINCREMENT's counter follows the ids inserted by itself; it is moved on to the
+        // source's last id here (a table without AUTOINCREMENT has no counter to move).
+        let name = table.name.clone();
+        self.with(move |c| {
+            match id_counter(c, &name)? {
+                Some(seq) if seq < last => {
+                    c.execute(
+                        "UPDATE sqlite_sequence SET seq = ?2 WHERE name = ?1",
+                        (&name, last),
+                    )?;
+                }
+                Some(_) => {}
+                // No row yet: the table never had one inserted.
+                None if last > 0 => {
+                    c.execute(
+                        "INSERT INTO sqlite_sequence (name, seq) SELECT name, ?2 \
+                         FROM sqlite_master WHERE type = 'table' AND name = ?1 \
+                         AND sql LIKE '%AUTOINCREMENT%'",
+                        (&name, last),
+                    )?;
+                }
+                None => {}
             }
             Ok(())
         })
@@ -324,7 +455,6 @@ impl CopyEnd for SqliteEnd {
     }
 
     async fn commit(&mut self) -> Result<()> {
-        // AUTOINCREMENT's counter follows explicit ids by itself.
         self.with(|c| Ok(c.execute_batch("COMMIT")?)).await
     }
 
