@@ -66,28 +66,29 @@ BEGIN
         -- end (it ran, or the end cancelled it): its edge is resolved, and the parent's next
         -- end leaves it alone. The children are updated in id order, as below.
         IF reopened IS NOT NULL THEN
+            -- A child that end made available (or scheduled), and that has not started, waits
+            -- again too (0039): back to pending, counted below like a child still waiting.
+            UPDATE porter_jobs c SET state = 'pending', waiting_for = 0
+            FROM (SELECT DISTINCT d.child_id FROM porter_job_deps d
+                  WHERE d.parent_id = ANY(reopened) ORDER BY d.child_id) x
+            WHERE c.id = x.child_id AND c.state || '' IN ('available', 'scheduled') AND c.attempt = 0;
+            -- Every waiting child counts each of these parents again, whatever an earlier retry
+            -- made of its edge (0039: 0036 counted unresolved edges only, so a child that had
+            -- acted on an earlier end and waits again missed it and ran before the new one).
             SELECT array_agg(child_id ORDER BY child_id), array_agg(n ORDER BY child_id)
             INTO kids, ends
             FROM (SELECT d.child_id, count(*)::int AS n FROM porter_job_deps d
-                  WHERE d.parent_id = ANY(reopened) AND NOT d.resolved
+                  WHERE d.parent_id = ANY(reopened)
                   GROUP BY d.child_id) waiting;
             IF kids IS NOT NULL THEN
                 -- `c.state || ''` keeps the pending test off porter_jobs_fetch (see 0014).
                 UPDATE porter_jobs c SET waiting_for = c.waiting_for + p.n
                 FROM unnest(kids, ends) AS p(child_id, n)
                 WHERE c.id = p.child_id AND c.state || '' = 'pending';
-            END IF;
-            -- A child that end made available (or scheduled), and that has not started, waits
-            -- again too (0039), for these parents only: its others have ended. Its edges to
-            -- them count their next ends, whatever an earlier retry made of them.
-            UPDATE porter_jobs c SET state = 'pending', waiting_for = x.n
-            FROM (SELECT d.child_id, count(*)::int AS n FROM porter_job_deps d
-                  WHERE d.parent_id = ANY(reopened) GROUP BY d.child_id ORDER BY d.child_id) x
-            WHERE c.id = x.child_id AND c.state || '' IN ('available', 'scheduled') AND c.attempt = 0;
-            UPDATE porter_job_deps d SET resolved = false
-            WHERE d.parent_id = ANY(reopened) AND d.resolved
-              AND EXISTS (SELECT 1 FROM porter_jobs c WHERE c.id = d.child_id AND c.state || '' = 'pending');
-            IF kids IS NOT NULL THEN
+                UPDATE porter_job_deps d SET resolved = false
+                WHERE d.parent_id = ANY(reopened) AND d.resolved
+                  AND EXISTS (SELECT 1 FROM porter_jobs c
+                              WHERE c.id = d.child_id AND c.state || '' = 'pending');
                 UPDATE porter_job_deps d SET resolved = true
                 WHERE d.parent_id = ANY(reopened) AND NOT d.resolved
                   AND NOT EXISTS (SELECT 1 FROM porter_jobs c

@@ -41,17 +41,12 @@ BEGIN
                                               AND NOT d.resolved AND NOT d.after_any)
                                THEN 'parent job ' || NEW.id || ' was ' || NEW.state
                                ELSE 'parent job ' || (
+                                   -- A parent in the branch: its edge was resolved above (a
+                                   -- parent that ended otherwise is completed, or ended before).
                                    SELECT min(d.parent_id) FROM porter_job_deps d
-                                   WHERE d.child_id = porter_jobs.id AND NOT d.after_any
-                                     AND d.parent_id IN (
-                                         SELECT id FROM (
-                                             WITH RECURSIVE doomed(id) AS (
-                                                 SELECT d.child_id FROM porter_job_deps d
-                                                 WHERE d.parent_id = NEW.id AND NOT d.resolved AND NOT d.after_any
-                                                 UNION
-                                                 SELECT d.child_id FROM doomed x
-                                                 JOIN porter_job_deps d ON d.parent_id = x.id AND NOT d.after_any)
-                                             SELECT id FROM doomed))) || ' was cancelled' END))
+                                   JOIN porter_jobs p ON p.id = d.parent_id
+                                   WHERE d.child_id = porter_jobs.id AND d.resolved AND NOT d.after_any
+                                     AND (p.state = 'cancelled' OR p.state = 'pending')) || ' was cancelled' END))
     WHERE +state = 'pending'
       AND id IN (
           SELECT id FROM (
@@ -66,21 +61,21 @@ END;
 
 -- 2. A parent retried after its end made a child available (or scheduled), before the child
 -- started, is waited for again, as it already was by a child still waiting (0036): the child
--- goes back to pending, waiting for this parent only (its other parents have ended). Before,
--- it stayed claimable, and ran while the parent ran again, or after the parent's new run
--- failed. Its edge to the parent counts the parent's next end, whatever an earlier retry made
--- of it. The count of a waiting child goes up first, so that a child held again here is not
--- counted twice.
+-- goes back to pending, and is counted with the waiting ones. Before, it stayed claimable, and
+-- ran while the parent ran again, or after the parent's new run failed. And every waiting
+-- child counts the parent again, whatever an earlier retry made of its edge: 0036 counted
+-- unresolved edges only, so a child that had acted on an earlier end of the parent, and waits
+-- again, reopened the edge without counting it and ran before the parent's new end.
 DROP TRIGGER porter_jobs_reopened;
 CREATE TRIGGER porter_jobs_reopened AFTER UPDATE OF state ON porter_jobs
 WHEN NEW.has_dependents AND (OLD.state = 'completed' OR OLD.state = 'cancelled' OR OLD.state = 'discarded')
  AND (NEW.state <> 'completed' AND NEW.state <> 'cancelled' AND NEW.state <> 'discarded')
 BEGIN
+    UPDATE porter_jobs SET state = 'pending', waiting_for = 0
+    WHERE (+state = 'available' OR +state = 'scheduled') AND attempt = 0
+      AND id IN (SELECT child_id FROM porter_job_deps WHERE parent_id = NEW.id);
     UPDATE porter_jobs SET waiting_for = waiting_for + 1
     WHERE +state = 'pending'
-      AND id IN (SELECT child_id FROM porter_job_deps WHERE parent_id = NEW.id AND NOT resolved);
-    UPDATE porter_jobs SET state = 'pending', waiting_for = 1
-    WHERE (+state = 'available' OR +state = 'scheduled') AND attempt = 0
       AND id IN (SELECT child_id FROM porter_job_deps WHERE parent_id = NEW.id);
     UPDATE porter_job_deps SET resolved = 0
     WHERE parent_id = NEW.id AND resolved

@@ -719,3 +719,61 @@ backend_case! {
         assert_eq!(get(s, a.id).await.state, JobState::Discarded);
     }
 }
+
+backend_case! {
+    /// Every end is counted once when a child waits again for parents it had acted on before:
+    /// here a child cancelled while one parent was retried (that edge then counted as acted on),
+    /// retried in bulk once both parents completed, then held again by retries of both parents,
+    /// one by one or in one bulk retry. It runs only after both new runs completed. (Found by
+    /// review of 0039: the edge acted on was reopened without being counted, and the child ran
+    /// while the other parent ran again; SQLite counted the bulk's two parents as one.)
+    async fn a_child_held_again_by_retried_parents_counts_each_of_them(db: TestDb) {
+        let s = &db.store;
+        for bulk in [false, true] {
+            let d = insert(s, job("p")).await;
+            let e = insert(s, job("q")).await;
+            let x = insert(s, after("c", &[d.id, e.id])).await;
+            run_to(s, "p", d.id, JobState::Completed).await;
+            run_to(s, "q", e.id, JobState::Completed).await;
+            s.job_cancel(x.id).await.unwrap();
+            s.job_retry(d.id).await.unwrap();
+            run_to(s, "p", d.id, JobState::Completed).await;
+            let changed = s.driver().job_retry_many(vec![x.id], vec![]).await.unwrap();
+            assert_eq!(changed.len(), 1, "both parents completed");
+            assert_eq!(get(s, x.id).await.state, JobState::Available);
+            if bulk {
+                let changed = s.driver().job_retry_many(vec![d.id, e.id], vec![]).await.unwrap();
+                assert_eq!(changed.len(), 2);
+            } else {
+                s.job_retry(e.id).await.unwrap();
+                s.job_retry(d.id).await.unwrap();
+            }
+            assert_eq!(get(s, x.id).await.state, JobState::Pending, "bulk: {bulk}");
+            run_to(s, "p", d.id, JobState::Completed).await;
+            assert_eq!(get(s, x.id).await.state, JobState::Pending, "e runs again; bulk: {bulk}");
+            run_to(s, "q", e.id, JobState::Completed).await;
+            assert_eq!(get(s, x.id).await.state, JobState::Available, "bulk: {bulk}");
+            run_to(s, "c", x.id, JobState::Completed).await;
+        }
+    }
+}
+
+backend_case! {
+    /// A cancel's cascade names a parent of the branch it cancels, never one that ended before:
+    /// a job cancelled by one parent, retried to wait for another, is cancelled naming that
+    /// other when the common grandparent is cancelled. (Found by review of 0039 on SQLite.)
+    async fn a_cascade_names_a_parent_in_its_branch(db: TestDb) {
+        let s = &db.store;
+        let p = insert(s, job("p")).await;
+        let z = insert(s, after("c", &[p.id])).await;
+        let d = insert(s, after("c", &[p.id])).await;
+        let x = insert(s, after("c", &[z.id, d.id])).await;
+        s.job_cancel(z.id).await.unwrap();
+        assert_eq!(get(s, x.id).await.state, JobState::Cancelled);
+        assert_eq!(s.job_retry(x.id).await.unwrap().state, JobState::Pending, "waits for d");
+        s.job_cancel(p.id).await.unwrap();
+        let row = get(s, x.id).await;
+        assert_eq!(row.state, JobState::Cancelled);
+        assert_eq!(row.errors.last().unwrap().error, format!("parent job {} was cancelled", d.id));
+    }
+}
