@@ -66,12 +66,6 @@ BEGIN
         -- end (it ran, or the end cancelled it): its edge is resolved, and the parent's next
         -- end leaves it alone. The children are updated in id order, as below.
         IF reopened IS NOT NULL THEN
-            -- A child that end made available (or scheduled), and that has not started, waits
-            -- again too (0039): back to pending, counted below like a child still waiting.
-            UPDATE porter_jobs c SET state = 'pending', waiting_for = 0
-            FROM (SELECT DISTINCT d.child_id FROM porter_job_deps d
-                  WHERE d.parent_id = ANY(reopened) ORDER BY d.child_id) x
-            WHERE c.id = x.child_id AND c.state || '' IN ('available', 'scheduled') AND c.attempt = 0;
             -- Every waiting child counts each of these parents again, whatever an earlier retry
             -- made of its edge (0039: 0036 counted unresolved edges only, so a child that had
             -- acted on an earlier end and waits again missed it and ran before the new one).
@@ -81,7 +75,12 @@ BEGIN
                   WHERE d.parent_id = ANY(reopened)
                   GROUP BY d.child_id) waiting;
             IF kids IS NOT NULL THEN
-                -- `c.state || ''` keeps the pending test off porter_jobs_fetch (see 0014).
+                -- A child that end made available (or scheduled), and that has not started,
+                -- waits again too (0039): back to pending, counted next like a child still
+                -- waiting. `c.state || ''` keeps the state tests off porter_jobs_fetch (0014).
+                UPDATE porter_jobs c SET state = 'pending', waiting_for = 0
+                FROM unnest(kids) AS p(child_id)
+                WHERE c.id = p.child_id AND c.state || '' IN ('available', 'scheduled') AND c.attempt = 0;
                 UPDATE porter_jobs c SET waiting_for = c.waiting_for + p.n
                 FROM unnest(kids, ends) AS p(child_id, n)
                 WHERE c.id = p.child_id AND c.state || '' = 'pending';

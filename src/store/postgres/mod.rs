@@ -2146,16 +2146,10 @@ impl Driver for PgStore {
 
     async fn job_retry_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<Vec<JobChange>> {
         let mut tx = self.begin().await?;
-        let sequences: Vec<String> = sqlx::query_scalar(sql!("job_retry_many_sequences"))
+        sqlx::query(sql!("job_retry_many_lock"))
             .bind(&ids)
-            .fetch_all(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-        if !sequences.is_empty() {
-            sqlx::query(sql!("job_sequence_lock"))
-                .bind(&sequences)
-                .execute(&mut *tx)
-                .await?;
-        }
         let rows: Vec<(i64, String, String, Option<String>)> =
             sqlx::query_as(sql!("job_retry_many"))
                 .bind(ids)
