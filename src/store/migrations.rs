@@ -202,6 +202,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "dependency_cascade_and_retried_parents",
             "0039_dependency_cascade_and_retried_parents.sql"
         ),
+        migration!(
+            40,
+            "completions_counted_per_batch",
+            "0040_completions_counted_per_batch.sql"
+        ),
     ],
 };
 

@@ -352,6 +352,57 @@ backend_case! {
 }
 
 backend_case! {
+    /// A completion batch counts the ends of the parents it completed and of no other (on
+    /// SQLite, once per batch since migration 0040, not in the trigger): a fenced-off parent
+    /// in the batch still holds its children; a child due later becomes scheduled; an
+    /// after_any child runs; a fan-in child of five, three of them in the batch, has its count
+    /// lowered by three and waits for the other two, each completed on its own after.
+    async fn a_completion_batch_counts_only_the_parents_it_completed(db: TestDb) {
+        let s = &db.store;
+        let ps: Vec<i64> = s
+            .job_insert_many((0..5).map(|_| job("p")).collect())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.job.id)
+            .collect();
+        let later = insert(
+            s,
+            job_with(
+                "c",
+                InsertOpts {
+                    depends_on: vec![ps[0]],
+                    scheduled_at: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await;
+        let anyway = insert(s, after_any("c", &[ps[1]])).await;
+        let held = insert(s, after("c", &[ps[0], ps[3]])).await;
+        let fan_in = insert(s, after("c", &ps)).await;
+        let got = s.job_claim(claim("default", &["p"], 5, W)).await.unwrap();
+        assert_eq!(got.len(), 5);
+        let fence = |id: i64| got.iter().find(|j| j.id == id).unwrap().fence();
+        let stale = JobFence { attempt: 7, ..fence(ps[3]) };
+        let done = s
+            .job_complete_many(vec![fence(ps[0]), fence(ps[1]), fence(ps[2]), stale])
+            .await
+            .unwrap();
+        assert_eq!(done, vec![true, true, true, false]);
+        assert_eq!(get(s, later.id).await.state, JobState::Scheduled);
+        assert_eq!(get(s, anyway.id).await.state, JobState::Available);
+        assert_eq!(get(s, held.id).await.state, JobState::Pending);
+        assert_eq!(get(s, fan_in.id).await.state, JobState::Pending);
+        assert_eq!(s.job_complete_many(vec![fence(ps[3])]).await.unwrap(), vec![true]);
+        assert_eq!(get(s, held.id).await.state, JobState::Available, "its count was 1");
+        assert_eq!(get(s, fan_in.id).await.state, JobState::Pending, "its count was 2");
+        assert_eq!(s.job_complete_many(vec![fence(ps[4])]).await.unwrap(), vec![true]);
+        assert_eq!(get(s, fan_in.id).await.state, JobState::Available);
+    }
+}
+
+backend_case! {
     /// A fan-in child of many parents completed at once by four finalizers on two stores
     /// becomes available exactly once, after the last; inserts of new children racing the
     /// parents' completions are never left waiting.

@@ -30,6 +30,7 @@ pub mod copy;
 mod lane_tests;
 mod writer;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -186,7 +187,8 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
 /// it does its own `'now'`.
 fn prepare_connection(conn: &Connection, synchronous: &str, clock: &Clock) -> rusqlite::Result<()> {
     set_pragmas(conn, synchronous)?;
-    register_now(conn, clock.clone())
+    register_now(conn, clock.clone())?;
+    register_ends_counted(conn)
 }
 
 /// Registers `porter_now()` on a connection, reading `clock`.
@@ -200,16 +202,56 @@ fn register_now(conn: &Connection, clock: Clock) -> rusqlite::Result<()> {
     )
 }
 
-/// Registers `porter_now()` (the real clock) on a caller's own connection that lacks it, so
-/// that [`job_insert_tx`] works there; a connection of a store keeps the clock it has.
-fn ensure_clock(conn: &Connection) -> Result<()> {
-    if conn
-        .query_row("SELECT porter_now()", [], |_| Ok(()))
-        .is_ok()
-    {
-        return Ok(());
+/// Registers `porter_ends_counted()`, which `porter_jobs_finalized` reads (see
+/// [`ENDS_COUNTED`]): every connection that updates a job's state needs it.
+fn register_ends_counted(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "porter_ends_counted",
+        0,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+        |_| Ok(ENDS_COUNTED.with(Cell::get)),
+    )
+}
+
+thread_local! {
+    /// What `porter_ends_counted()` answers on this thread: true only while [`complete`]'s
+    /// statement runs, whose parents' ends the statements after it count once per batch, so
+    /// that `porter_jobs_finalized` (migration 0040) skips them. SQLite runs a statement, its
+    /// triggers and their functions on the thread that steps it.
+    static ENDS_COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sets [`ENDS_COUNTED`] until dropped, even when the statement panics.
+struct EndsCounted;
+
+impl EndsCounted {
+    fn set() -> Self {
+        ENDS_COUNTED.with(|f| f.set(true));
+        EndsCounted
     }
-    Ok(register_now(conn, Clock::new())?)
+}
+
+impl Drop for EndsCounted {
+    fn drop(&mut self) {
+        ENDS_COUNTED.with(|f| f.set(false));
+    }
+}
+
+/// Registers `porter_now()` (the real clock) and `porter_ends_counted()` on a caller's own
+/// connection that lacks them, so that [`job_insert_tx`] works there; a connection of a store
+/// keeps the clock it has.
+fn ensure_clock(conn: &Connection) -> Result<()> {
+    let has = |f: &str| {
+        conn.query_row(&format!("SELECT {f}()"), [], |_| Ok(()))
+            .is_ok()
+    };
+    if !has("porter_now") {
+        register_now(conn, Clock::new())?;
+    }
+    if !has("porter_ends_counted") {
+        register_ends_counted(conn)?;
+    }
+    Ok(())
 }
 
 fn set_pragmas(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
@@ -985,10 +1027,33 @@ fn fence_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobFence> {
 }
 
 /// Completes jobs (fenced), inside the write transaction. Returns the fences that matched.
+///
+/// The completed jobs that others wait on are counted by their children once per batch, after
+/// the statement, rather than by `porter_jobs_finalized` once per job (migration 0040).
 fn complete(c: &Connection, batch: String) -> Result<Vec<JobFence>> {
     let mut stmt = c.prepare_cached(sql!("job_complete"))?;
-    let rows = stmt.query_map([batch], fence_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    let mut parents = Vec::new();
+    let completed = {
+        let _counted = EndsCounted::set();
+        let rows = stmt.query_map([batch], |r| Ok((fence_from_row(r)?, r.get::<_, bool>(3)?)))?;
+        let mut completed = Vec::new();
+        for row in rows {
+            let (fence, has_dependents) = row?;
+            if has_dependents {
+                parents.push(fence.id);
+            }
+            completed.push(fence);
+        }
+        completed
+    };
+    if !parents.is_empty() {
+        let parents = serde_json::to_string(&parents).expect("ids serialize");
+        c.prepare_cached(sql!("job_complete_children_free"))?
+            .execute([&parents])?;
+        c.prepare_cached(sql!("job_complete_children_count"))?
+            .execute([&parents])?;
+    }
+    Ok(completed)
 }
 
 /// A rate as its two columns: the limit and the period in milliseconds.

@@ -1,0 +1,4 @@
+-- Nothing changes on PostgreSQL (migrations-sqlite/0040_completions_counted_per_batch.sql makes
+-- SQLite count a completion batch's ends once per batch; PostgreSQL's dependency trigger
+-- already runs once per statement). The version exists so that both backends record the same
+-- versions.
