@@ -105,7 +105,7 @@ impl std::fmt::Display for SustainReport {
         )?;
         writeln!(
             f,
-            "{:>8}{:>10}{:>10}{:>12}{:>11}{:>11}{:>10}{:>14}",
+            "{:>8}{:>10}{:>10}{:>12}{:>11}{:>11}{:>10} {:>16}",
             "at", "inserted", "started", "started/s", "p50", "p99", "backlog", "held on to"
         )?;
         for i in &self.intervals {
@@ -116,7 +116,7 @@ impl std::fmt::Display for SustainReport {
             };
             writeln!(
                 f,
-                "{:>7.0}s{:>10}{:>10}{:>12.0}{:>8.2} ms{:>8.2} ms{:>10}{:>14}",
+                "{:>7.0}s{:>10}{:>10}{:>12.0}{:>8.2} ms{:>8.2} ms{:>10} {:>16}",
                 i.at_s,
                 i.inserted,
                 i.started,

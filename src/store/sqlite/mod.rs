@@ -13,7 +13,9 @@
 //!   `synchronous=NORMAL` by default: in WAL mode this is safe against a crash of the process
 //!   (no committed transaction is lost or corrupted), but the last transactions before a power
 //!   loss or OS crash may roll back. Use `?synchronous=full` in the URL to fsync every commit.
-//!   `journal_size_limit` keeps the WAL file from staying large after a checkpoint;
+//!   `journal_size_limit` keeps the WAL file from staying large after a checkpoint; while a
+//!   reader pins the WAL, the writer checkpoints on a backoff of its own instead of after every
+//!   commit (`src/store/sqlite/checkpoint.rs`);
 //!   `temp_store=MEMORY` keeps the savepoint journals of grouped writes in memory, where they
 //!   would otherwise spill to a temporary file past 64 KiB in every large group.
 //! * **Wake-ups across processes**: a watcher reads `PRAGMA data_version` (a cheap read that
@@ -25,6 +27,7 @@
 //!   (`job_cancel_requests`, a read of those rows only).
 
 pub mod bench;
+mod checkpoint;
 pub mod copy;
 #[cfg(test)]
 mod lane_tests;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::checkpoint::Checkpoints;
 use super::{is_busy, map_err, FileGuard, MAX_GROUP};
 use crate::error::{Error, Result};
 
@@ -221,6 +222,7 @@ fn run(
     wait_for_locks: bool,
     guard: Option<FileGuard>,
 ) {
+    let mut checkpoints = Checkpoints::new(Instant::now());
     while let Ok(first) = rx.recv() {
         let mut group: VecDeque<Op> = VecDeque::from([first]);
         #[cfg(test)]
@@ -247,6 +249,7 @@ fn run(
         while !group.is_empty() {
             run_group(&conn, &mut group, wait_for_locks, guard.as_ref());
         }
+        checkpoints.after_commit(&conn, Instant::now());
     }
 }
 
