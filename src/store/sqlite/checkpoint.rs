@@ -173,6 +173,16 @@ mod tests {
         }
     }
 
+    /// A reader on a connection of its own whose snapshot stays open until it commits.
+    fn pin(path: &std::path::Path) -> Connection {
+        let reader = open(path);
+        reader.execute_batch("BEGIN").unwrap();
+        reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        reader
+    }
+
     fn auto_pages(conn: &Connection) -> i64 {
         conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
             .unwrap()
@@ -193,11 +203,7 @@ mod tests {
         assert_eq!(auto_pages(&writer), AUTO_PAGES);
 
         // A reader opens a snapshot and keeps it.
-        let reader = open(&path);
-        reader.execute_batch("BEGIN").unwrap();
-        reader
-            .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
-            .unwrap();
+        let reader = pin(&path);
         commits(&writer, &mut policy, &mut now, 120, 100, PROBE / 4);
         let Mode::Pinned { wait, .. } = policy.mode() else {
             panic!("{:?}", policy.mode());
@@ -243,11 +249,7 @@ mod tests {
         writer.execute_batch("CREATE TABLE t (b BLOB)").unwrap();
         let mut now = Instant::now();
         let mut policy = Checkpoints::new(now);
-        let reader = open(&path);
-        reader.execute_batch("BEGIN").unwrap();
-        reader
-            .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
-            .unwrap();
+        let reader = pin(&path);
         commits(&writer, &mut policy, &mut now, 12, 1_000, PROBE);
         assert!(
             matches!(policy.mode(), Mode::Pinned { .. }),
