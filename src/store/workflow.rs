@@ -34,7 +34,7 @@ pub struct WorkflowStepParams {
     pub name: String,
     /// The job. Its `depends_on` holds, besides jobs outside the workflow (positive ids), one
     /// placeholder per earlier step it waits for: `-(index + 1)`, which the insert replaces by
-    /// that step's job id ([`WorkflowInsertParams::resolved`]).
+    /// that step's job id once it has one ([`WorkflowInsertParams::resolved`]).
     pub job: JobInsertParams,
 }
 
@@ -54,6 +54,19 @@ impl WorkflowInsertParams {
             }
         }
         has_children
+    }
+
+    /// The jobs outside the workflow its steps wait for, in id order, each once.
+    pub fn outside_parents(&self) -> Vec<i64> {
+        let mut outside: Vec<i64> = self
+            .steps
+            .iter()
+            .flat_map(|s| s.job.depends_on.iter().copied())
+            .filter(|&p| p > 0)
+            .collect();
+        outside.sort_unstable();
+        outside.dedup();
+        outside
     }
 
     /// The queues and kinds its steps need served, each with how many steps have it.

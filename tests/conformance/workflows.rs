@@ -165,6 +165,18 @@ backend_case! {
             }));
         let err = client.insert_workflow(missing).await.unwrap_err();
         assert!(matches!(err, Error::Invalid { what: "depends_on", .. }), "{err}");
+        // Two refusals: the earlier step's answers, on both backends.
+        let both = Workflow::new("both")
+            .step(step("a", "k").opts(InsertOpts {
+                unique_key: Some("taken".into()),
+                ..Default::default()
+            }))
+            .step(step("b", "k").after(["a"]).opts(InsertOpts {
+                depends_on: vec![holder.id + 1_000_000],
+                ..Default::default()
+            }));
+        let err = client.insert_workflow(both).await.unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
         assert_eq!(total(s).await, 1, "only the holder: no step of either workflow stayed");
         assert!(client.workflows(None, None).await.unwrap().is_empty(), "no workflow row stayed");
         // The same database takes a good workflow afterwards.
@@ -398,5 +410,63 @@ backend_case! {
             )]
         );
         assert_eq!(total(s).await, 4, "committed whole");
+    }
+}
+
+backend_case! {
+    /// Steps that wait for jobs outside the workflow that have already ended start as those
+    /// ends leave them, and so do the steps after them inside the workflow, at insert: a step
+    /// after a completed job starts available and its own child waits for it; a step after a
+    /// cancelled job starts cancelled naming it, and so does a child of that step (naming the
+    /// step), unless the child runs anyway (after_any); a child of both a waiting step and a
+    /// cancelled one starts cancelled. Drained, the rest run in order.
+    async fn steps_after_ended_jobs_outside_start_as_those_ends_leave_them(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let done = insert(s, job("wf_a")).await;
+        let got = s.job_claim(claim("default", &["wf_a"], 1, W)).await.unwrap();
+        s.job_complete_many(vec![got[0].fence()]).await.unwrap();
+        let gone = insert(s, job("wf_a")).await;
+        s.job_cancel(gone.id).await.unwrap();
+        let outside = |id: i64| InsertOpts { depends_on: vec![id], ..Default::default() };
+        let flow = Workflow::new("after ended")
+            .step(step("a", "wf_b").opts(outside(done.id)))
+            .step(step("b", "wf_b").opts(outside(gone.id)))
+            .step(step("c", "wf_c").after(["b"]))
+            .step(step("d", "wf_c").after(["b"]).after_any())
+            .step(step("e", "wf_d").after(["a"]))
+            .step(step("f", "wf_d").after(["a", "c"]));
+        let inserted = client.insert_workflow(flow).await.unwrap();
+        let ids: BTreeMap<String, i64> =
+            inserted.steps.iter().map(|(name, job)| (name.clone(), job.id)).collect();
+        let cancelled_by = |row: &porter::JobRow| row.errors.last().map(|e| e.error.clone());
+        let mut states = BTreeMap::new();
+        for (name, job) in &inserted.steps {
+            let row = s.job_get(job.id).await.unwrap().unwrap();
+            assert_eq!(row.state, job.state, "{name}: the row as the insert answered it");
+            states.insert(name.as_str(), (row.state, cancelled_by(&row)));
+        }
+        let was = |id: i64| Some(format!("parent job {id} was cancelled"));
+        assert_eq!(states["a"], (JobState::Available, None));
+        assert_eq!(states["b"], (JobState::Cancelled, was(gone.id)));
+        assert_eq!(states["c"], (JobState::Cancelled, was(ids["b"])));
+        assert_eq!(states["d"], (JobState::Available, None), "after_any");
+        assert_eq!(states["e"], (JobState::Pending, None), "waits for a");
+        assert_eq!(states["f"], (JobState::Cancelled, was(ids["c"])));
+        drain(s).await;
+        for (name, end) in [
+            ("a", JobState::Completed),
+            ("b", JobState::Cancelled),
+            ("c", JobState::Cancelled),
+            ("d", JobState::Completed),
+            ("e", JobState::Completed),
+            ("f", JobState::Cancelled),
+        ] {
+            let row = s.job_get(ids[name]).await.unwrap().unwrap();
+            assert_eq!(row.state, end, "{name}");
+        }
+        let e = s.job_get(ids["e"]).await.unwrap().unwrap();
+        let a = s.job_get(ids["a"]).await.unwrap().unwrap();
+        assert!(e.attempted_at.unwrap() >= a.finalized_at.unwrap(), "e started after a ended");
     }
 }

@@ -32,10 +32,11 @@ async fn insert_workflow(
         .bind(&params.name)
         .fetch_one(&mut *conn)
         .await?;
-    lock_ahead(conn, params).await?;
+    // Without sequences, the steps go in together, their outside parents locked together.
     let out = if params.steps.iter().all(|s| s.job.sequence_key.is_none()) {
         insert_steps(conn, params, id).await?
     } else {
+        lock_ahead(conn, params).await?;
         insert_tagged(conn, params, id).await?
     };
     let (ids, names): (Vec<i64>, Vec<&str>) = out
@@ -57,14 +58,7 @@ async fn insert_workflow(
 /// takes them (job_parents_lock.sql). Taken run by run, a run's locks came after those of the
 /// runs before, whatever their order.
 async fn lock_ahead(conn: &mut PgConnection, params: &WorkflowInsertParams) -> Result<()> {
-    let mut outside: Vec<i64> = params
-        .steps
-        .iter()
-        .flat_map(|s| s.job.depends_on.iter().copied())
-        .filter(|&p| p > 0)
-        .collect();
-    outside.sort_unstable();
-    outside.dedup();
+    let outside = params.outside_parents();
     let mut keys: Vec<&str> = params
         .steps
         .iter()
@@ -123,86 +117,148 @@ async fn insert_tagged(
     })
 }
 
-/// The steps of a workflow without sequence keys, a run at a time (one insert and one edge
-/// insert each), each row inserted tagged as its step and, when later steps wait for it,
-/// marked as having dependents: nothing is written twice. (A job of any insert takes the
-/// second round: marked by its children's insert, tagged after; 10,000 rows rewritten twice
-/// took most of a 10,000-step workflow's insert.) Parents outside the workflow are marked and
-/// locked as for any insert (job_parents_mark.sql); its own steps need neither: no other
-/// transaction sees them before this one commits, so they are still as inserted.
+/// The steps of a workflow without sequence keys, each row inserted tagged as its step and,
+/// when later steps wait for it, marked as having dependents: nothing is written twice. (A job
+/// of any insert takes the second round: marked by its children's insert, tagged after;
+/// 10,000 rows rewritten twice took most of a 10,000-step workflow's insert.) Parents outside
+/// the workflow are marked and locked as for any insert (job_parents_mark.sql), all in one
+/// statement; its own steps need neither: no other transaction sees them before this one
+/// commits, so they are still as inserted.
+///
+/// How a step starts depends on its parents' states only through whether they ended, and an
+/// own step has not, unless it starts cancelled: so steps go in together, one insert and one
+/// edge insert, their own parents known by placeholder until their ids are. Only a step that
+/// starts cancelled because of an own step (its error names that step's id) waits for the
+/// steps before it to be inserted. (Inserted a run at a time, a workflow of 100 chains of 100
+/// took 200 statements.)
 async fn insert_steps(
     conn: &mut PgConnection,
     params: &WorkflowInsertParams,
     id: i64,
 ) -> Result<WorkflowInserted> {
     let has_children = params.steps_with_children();
-    let mut ids: Vec<i64> = Vec::with_capacity(params.steps.len());
-    let mut own: HashMap<i64, JobState> = HashMap::with_capacity(params.steps.len());
-    let mut steps = Vec::with_capacity(params.steps.len());
-    let mut queues = Vec::new();
-    for run in params.runs() {
-        let jobs: Vec<JobInsertParams> = run.clone().map(|i| params.resolved(i, &ids)).collect();
-        for job in &jobs {
-            job.check_times()?;
-        }
-        let mut outside: Vec<i64> = jobs
-            .iter()
-            .flat_map(|j| j.depends_on.iter().copied())
-            .filter(|p| !own.contains_key(p))
-            .collect();
-        outside.sort_unstable();
-        outside.dedup();
-        let mut parents = HashMap::new();
-        if !outside.is_empty() {
-            let rows: Vec<(i64, String)> = sqlx::query_as(sql!("job_parents_mark"))
-                .bind(&outside)
-                .bind(Vec::<String>::new())
-                .fetch_all(&mut *conn)
-                .await?;
-            for (id, state) in rows {
-                parents.insert(id, state.parse::<JobState>()?);
-            }
-            if let Some(missing) = outside.iter().find(|id| !parents.contains_key(id)) {
-                return Err(Error::invalid(
-                    "depends_on",
-                    format!("parent job {missing} does not exist (parents must be inserted first)"),
-                ));
-            }
-        }
-        for p in jobs.iter().flat_map(|j| &j.depends_on) {
-            if let Some(&state) = own.get(p) {
-                parents.insert(*p, state);
-            }
-        }
-        let holds = run
-            .clone()
-            .zip(&jobs)
-            .map(|(i, job)| {
-                let mut hold = job.hold(false, &parents)?;
-                hold.has_dependents = has_children[i];
-                hold.workflow = Some((id, params.steps[i].name.clone()));
-                Ok(hold)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let out = insert_rounds(conn, &jobs, &holds).await?;
-        insert_edges(conn, &jobs, &holds, &out).await?;
-        for (i, result) in run.zip(out) {
-            if !result.inserted {
-                return Err(params.unique_key_held(i, &result.job));
-            }
-            ids.push(result.job.id);
-            own.insert(result.job.id, result.job.state);
-            queues.push(result.job.queue.clone());
-            steps.push((params.steps[i].name.clone(), result.job));
+    let outside = params.outside_parents();
+    // Parents by id, and own steps not inserted yet by placeholder (-1 for the first step).
+    let mut parents: HashMap<i64, JobState> =
+        HashMap::with_capacity(outside.len() + params.steps.len());
+    if !outside.is_empty() {
+        let rows: Vec<(i64, String)> = sqlx::query_as(sql!("job_parents_mark"))
+            .bind(&outside)
+            .bind(Vec::<String>::new())
+            .fetch_all(&mut *conn)
+            .await?;
+        for (id, state) in rows {
+            parents.insert(id, state.parse::<JobState>()?);
         }
     }
+    let mut pending = Pending::default();
+    for (i, step) in params.steps.iter().enumerate() {
+        let resolve = |ids: &[i64]| {
+            let mut job = step.job.clone();
+            for p in &mut job.depends_on {
+                if *p < 0 && ((-*p - 1) as usize) < ids.len() {
+                    *p = ids[(-*p - 1) as usize];
+                }
+            }
+            job
+        };
+        let mut job = resolve(&pending.ids);
+        // A step refused is refused after the steps before it are in, as when steps went in a
+        // run at a time (and on SQLite): an earlier step's unique key held answers first.
+        let missing = job
+            .depends_on
+            .iter()
+            .filter(|&&p| p > 0)
+            .find(|p| !parents.contains_key(p));
+        if let Some(&missing) = missing {
+            pending.flush(conn, params, &mut parents).await?;
+            return Err(Error::invalid(
+                "depends_on",
+                format!("parent job {missing} does not exist (parents must be inserted first)"),
+            ));
+        }
+        if let Err(e) = job.check_times() {
+            pending.flush(conn, params, &mut parents).await?;
+            return Err(e);
+        }
+        let mut hold = job.hold(false, &parents)?;
+        // The parent a step starts cancelled for is named by id: a step not inserted yet has
+        // none, so the steps before this one go in first.
+        let failed = job.depends_on.iter().find(|p| {
+            parents.get(p).is_some_and(|&state| {
+                state.is_final() && state != JobState::Completed && !job.after_any
+            })
+        });
+        if failed.is_some_and(|&p| p < 0) {
+            pending.flush(conn, params, &mut parents).await?;
+            job = resolve(&pending.ids);
+            hold = job.hold(false, &parents)?;
+        }
+        hold.has_dependents = has_children[i];
+        hold.workflow = Some((id, step.name.clone()));
+        // Available or scheduled alike: not ended, which is all a child's start reads.
+        parents.insert(-(i as i64) - 1, hold.state.unwrap_or(JobState::Available));
+        pending.jobs.push(job);
+        pending.holds.push(hold);
+    }
+    pending.flush(conn, params, &mut parents).await?;
+    let queues = pending.steps.iter().map(|(_, j)| j.queue.clone()).collect();
     notify_queues(conn, queues).await?;
     Ok(WorkflowInserted {
         id,
         name: params.name.clone(),
-        steps,
+        steps: pending.steps,
         warnings: Vec::new(),
     })
+}
+
+/// Steps of [`insert_steps`] not inserted yet, after those that are.
+#[derive(Default)]
+struct Pending {
+    jobs: Vec<JobInsertParams>,
+    holds: Vec<JobHold>,
+    /// The ids of the steps inserted, by step index.
+    ids: Vec<i64>,
+    steps: Vec<(String, JobRow)>,
+}
+
+impl Pending {
+    /// Inserts the pending steps and their edges, their own parents' placeholders replaced
+    /// by ids (a placeholder names an earlier step: inserted before, or in this insert).
+    async fn flush(
+        &mut self,
+        conn: &mut PgConnection,
+        params: &WorkflowInsertParams,
+        parents: &mut HashMap<i64, JobState>,
+    ) -> Result<()> {
+        if self.jobs.is_empty() {
+            return Ok(());
+        }
+        let first = self.ids.len();
+        let out = insert_rounds(conn, &self.jobs, &self.holds).await?;
+        for (k, result) in out.iter().enumerate() {
+            if !result.inserted {
+                return Err(params.unique_key_held(first + k, &result.job));
+            }
+            self.ids.push(result.job.id);
+            parents.insert(result.job.id, result.job.state);
+        }
+        for hold in &mut self.holds {
+            for edge in &mut hold.edges {
+                if edge.0 < 0 {
+                    edge.0 = self.ids[(-edge.0 - 1) as usize];
+                }
+            }
+        }
+        insert_edges(conn, &self.jobs, &self.holds, &out).await?;
+        self.jobs.clear();
+        self.holds.clear();
+        for (k, result) in out.into_iter().enumerate() {
+            self.steps
+                .push((params.steps[first + k].name.clone(), result.job));
+        }
+        Ok(())
+    }
 }
 
 impl PgStore {

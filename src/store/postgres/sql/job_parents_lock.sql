@@ -1,7 +1,7 @@
 -- Locks what job_parents_mark.sql locks, in the same order, and marks nothing: the sequence
 -- locks of the parents $1 and of the sequences $2, in the order of their numbers, then the
--- parents' rows in id order. A workflow's insert takes them all before its first run of
--- steps (see workflow_insert_tx in workflow.rs): run by run, each run's marks took its own
+-- parents' rows in id order. A workflow's insert with sequence keys takes them all before its
+-- first run of steps (see insert_workflow in workflow.rs): run by run, each run's marks took its own
 -- parents and sequences after the rows of the runs before, out of the order every other
 -- path takes them in, and could deadlock with one. The marks then find them held.
 WITH locked AS MATERIALIZED (
