@@ -828,3 +828,38 @@ backend_case! {
         assert_eq!(row.errors.last().unwrap().error, format!("parent job {} was cancelled", d.id));
     }
 }
+
+backend_case! {
+    /// A bulk cancel that lists a parent and a child of it cancels both itself: the child is
+    /// one the operator cancelled, not one its parent's end cancelled, and carries no entry
+    /// naming the parent, on both backends (SQLite's per-row trigger used to cancel it first,
+    /// naming the parent, before the bulk reached its row). Jobs the bulk does not list are
+    /// cancelled by their parents' ends as always, naming them; an after_any child it does not
+    /// list runs.
+    async fn a_bulk_cancel_of_a_parent_and_its_child_cancels_both_as_listed(db: TestDb) {
+        let s = &db.store;
+        let in_bulk = |p: JobInsertParams| JobInsertParams { queue: "bulk".into(), ..p };
+        let parent = insert(s, in_bulk(job("p"))).await;
+        let child = insert(s, in_bulk(after("c", &[parent.id]))).await;
+        let grandchild = insert(s, after("c", &[child.id])).await;
+        let sibling = insert(s, after("c", &[parent.id])).await;
+        let anyway = insert(s, after_any("d", &[parent.id])).await;
+        let bulk = JobFilter { queue: Some("bulk".into()), ..Default::default() };
+        let out = s.job_bulk(BulkAction::Cancel, bulk, i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed), (2, 2));
+        let entries = |row: &porter::JobRow| {
+            row.errors.iter().map(|e| e.error.clone()).collect::<Vec<_>>()
+        };
+        let was = |id: i64| vec![format!("parent job {id} was cancelled")];
+        for (job, said) in [
+            (&parent, vec![]),
+            (&child, vec![]),
+            (&grandchild, was(child.id)),
+            (&sibling, was(parent.id)),
+        ] {
+            let row = get(s, job.id).await;
+            assert_eq!((row.state, entries(&row)), (JobState::Cancelled, said), "job {}", job.id);
+        }
+        assert_eq!(get(s, anyway.id).await.state, JobState::Available, "after_any runs");
+    }
+}

@@ -2381,10 +2381,29 @@ impl Driver for SqliteStore {
         states: Vec<JobState>,
     ) -> Result<Vec<JobChange>> {
         // Workers of other processes see the commit through their change watcher.
-        let ids = serde_json::to_string(&ids).expect("ids serialize");
+        // A job at a time, the newest first: a listed job's parents (older: they existed when
+        // it was inserted) end after it, so their ends' trigger finds it cancelled by the bulk,
+        // as PostgreSQL's statement trigger does (one statement cancels every listed job
+        // before the trigger runs), and as a workflow's cancel does here
+        // (workflow_unfinished.sql). Oldest first, a parent's end cancelled its listed child
+        // first, naming the parent (one statement goes through its list in id order).
+        let mut ids = ids;
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.dedup();
         let states = states_json(&states);
         self.writer
-            .run(move |c| changes(c, sql!("job_cancel_many"), [ids, states]))
+            .run(move |c| {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    out.extend(changes(
+                        c,
+                        sql!("job_cancel_many"),
+                        [format!("[{id}]"), states.clone()],
+                    )?);
+                }
+                out.reverse();
+                Ok(out)
+            })
             .await
     }
 

@@ -1,6 +1,8 @@
--- A bulk cancel: job_cancel.sql for every listed job (?1, a JSON array of ids). A running job
--- only records the request and stays 'running'; its worker sees the commit through its change
--- watcher (PRAGMA data_version) and stops it (fenced), as for a single cancel.
+-- A bulk cancel: job_cancel.sql for the listed jobs (?1, a JSON array of ids; the bulk sends
+-- one job at a time, newest first, as a workflow's cancel does: see job_cancel_many in
+-- mod.rs). A running job only records the request and stays 'running'; its worker sees the
+-- commit through its change watcher (PRAGMA data_version) and stops it (fenced), as for a
+-- single cancel.
 UPDATE porter_jobs SET
     state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finalized_at = CASE WHEN state = 'running' THEN finalized_at ELSE porter_now() END,
