@@ -16,7 +16,7 @@
 //! claims nothing while its heartbeat is overdue; one without), rescue of lost workers' and
 //! stuck jobs, asked by nobody or by a worker (which judges nobody lost unless its own
 //! heartbeats are on time and steady),
-//! retention, bulk deletes by queue and kind, periodic slots, queue pause and resume, queue limits (global and per-key
+//! retention, bulk deletes and bulk cancels by queue and kind, periodic slots, queue pause and resume, queue limits (global and per-key
 //! concurrency, global and per-key rate windows, set and cleared; jobs carry a concurrency key),
 //! and the clock moving on. Worker-side
 //! writes use the fences of running jobs and, a quarter of the time, any fence ever handed out
@@ -172,6 +172,11 @@ enum Op {
         queue: usize,
         kind: usize,
     },
+    /// A bulk cancel (admin API, dashboard, CLI) of one queue's jobs of one kind.
+    BulkCancel {
+        queue: usize,
+        kind: usize,
+    },
     Periodic {
         name: usize,
         slot: i64,
@@ -253,6 +258,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => prop::option::of(0..2usize).prop_map(|by| Op::Rescue { by }),
         1 => Just(Op::Retention),
         1 => (0..2usize, 0..2usize).prop_map(|(queue, kind)| Op::Delete { queue, kind }),
+        1 => (0..2usize, 0..2usize).prop_map(|(queue, kind)| Op::BulkCancel { queue, kind }),
         1 => (0..2usize, 0..5i64).prop_map(|(name, slot)| Op::Periodic { name, slot }),
         1 => (0..2usize).prop_map(|queue| Op::Pause { queue }),
         1 => (0..2usize).prop_map(|queue| Op::Resume { queue }),
@@ -265,6 +271,21 @@ fn op() -> impl Strategy<Value = Op> {
             }),
         4 => (0..TICKS.len()).prop_map(|by| Op::Tick { by }),
     ]
+}
+
+/// A bulk action on one queue's jobs of one kind, as the admin API, dashboard and CLI send it.
+async fn bulk(
+    s: &Store,
+    action: BulkAction,
+    queue: usize,
+    kind: usize,
+) -> Result<BulkOutcome, Error> {
+    let filter = JobFilter {
+        queue: Some(QUEUES[queue].into()),
+        kind: Some(KINDS[kind].into()),
+        ..Default::default()
+    };
+    s.job_bulk(action, filter, i64::MAX).await
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
@@ -1269,14 +1290,9 @@ async fn apply(
             }
         }
         &Op::Delete { queue, kind } => {
-            let filter = JobFilter {
-                queue: Some(QUEUES[queue].into()),
-                kind: Some(KINDS[kind].into()),
-                ..Default::default()
-            };
             let got = ok(
                 "bulk delete",
-                s.job_bulk(BulkAction::Delete, filter, i64::MAX).await,
+                bulk(s, BulkAction::Delete, queue, kind).await,
             )?;
             let matched: Vec<i64> = m
                 .jobs
@@ -1323,6 +1339,54 @@ async fn apply(
                 m.jobs.remove(&id);
                 m.edges.retain(|e| e.parent != id && e.child != id);
             }
+        }
+        &Op::BulkCancel { queue, kind } => {
+            let got = ok(
+                "bulk cancel",
+                bulk(s, BulkAction::Cancel, queue, kind).await,
+            )?;
+            let matched = m
+                .jobs
+                .values()
+                .filter(|j| j.queue == queue && j.kind == kind)
+                .count() as u64;
+            let listed: Vec<i64> = m
+                .jobs
+                .values()
+                .filter(|j| j.queue == queue && j.kind == kind && j.unfinished())
+                .map(|j| j.id)
+                .collect();
+            // Every listed job is cancelled by the bulk itself (a running one asked to stop),
+            // before any of their ends is looked at: a listed child is not cancelled by its
+            // listed parent's end (no entry for it), the jobs it does not list are, and their
+            // ends count in id order.
+            let now = m.now;
+            let mut ended = Vec::new();
+            let mut requested = 0;
+            for &id in &listed {
+                let j = m.job(id);
+                if j.state == JobState::Running {
+                    j.cancel_requested_at.get_or_insert(now);
+                    requested += 1;
+                } else {
+                    ended.push((id, j.state));
+                    j.state = JobState::Cancelled;
+                    j.finalized_at = Some(now);
+                }
+            }
+            for (id, old) in ended {
+                m.ended(id, old);
+            }
+            let want = (matched, listed.len() as u64, requested);
+            check(
+                (got.matched, got.changed, got.cancel_requested) == want,
+                || {
+                    format!(
+                        "bulk cancel of {}/{}: expected (matched, changed, asked to stop) {want:?}, got {got:?}",
+                        QUEUES[queue], KINDS[kind]
+                    )
+                },
+            )?;
         }
         &Op::Periodic { name, slot } => {
             let params = PeriodicEnqueueParams {

@@ -834,8 +834,8 @@ backend_case! {
     /// one the operator cancelled, not one its parent's end cancelled, and carries no entry
     /// naming the parent, on both backends (SQLite's per-row trigger used to cancel it first,
     /// naming the parent, before the bulk reached its row). Jobs the bulk does not list are
-    /// cancelled by their parents' ends as always, naming them; an after_any child it does not
-    /// list runs.
+    /// cancelled by their parents' ends as always, naming them (the first by id of those the
+    /// bulk lists); an after_any child it does not list runs.
     async fn a_bulk_cancel_of_a_parent_and_its_child_cancels_both_as_listed(db: TestDb) {
         let s = &db.store;
         let in_bulk = |p: JobInsertParams| JobInsertParams { queue: "bulk".into(), ..p };
@@ -844,9 +844,12 @@ backend_case! {
         let grandchild = insert(s, after("c", &[child.id])).await;
         let sibling = insert(s, after("c", &[parent.id])).await;
         let anyway = insert(s, after_any("d", &[parent.id])).await;
+        let listed_anyway = insert(s, in_bulk(after_any("d", &[parent.id]))).await;
+        let second = insert(s, in_bulk(job("p"))).await;
+        let of_both = insert(s, after("c", &[second.id, parent.id])).await;
         let bulk = JobFilter { queue: Some("bulk".into()), ..Default::default() };
         let out = s.job_bulk(BulkAction::Cancel, bulk, i64::MAX).await.unwrap();
-        assert_eq!((out.matched, out.changed), (2, 2));
+        assert_eq!((out.matched, out.changed), (4, 4));
         let entries = |row: &porter::JobRow| {
             row.errors.iter().map(|e| e.error.clone()).collect::<Vec<_>>()
         };
@@ -856,6 +859,9 @@ backend_case! {
             (&child, vec![]),
             (&grandchild, was(child.id)),
             (&sibling, was(parent.id)),
+            (&listed_anyway, vec![]),
+            // Of two parents the bulk lists, the first by id, as for any statement's ends.
+            (&of_both, was(parent.id)),
         ] {
             let row = get(s, job.id).await;
             assert_eq!((row.state, entries(&row)), (JobState::Cancelled, said), "job {}", job.id);

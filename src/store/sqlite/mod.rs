@@ -34,7 +34,7 @@ mod lane_tests;
 mod writer;
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -2381,27 +2381,38 @@ impl Driver for SqliteStore {
         states: Vec<JobState>,
     ) -> Result<Vec<JobChange>> {
         // Workers of other processes see the commit through their change watcher.
-        // A job at a time, the newest first: a listed job's parents (older: they existed when
-        // it was inserted) end after it, so their ends' trigger finds it cancelled by the bulk,
-        // as PostgreSQL's statement trigger does (one statement cancels every listed job
-        // before the trigger runs), and as a workflow's cancel does here
-        // (workflow_unfinished.sql). Oldest first, a parent's end cancelled its listed child
-        // first, naming the parent (one statement goes through its list in id order).
-        let mut ids = ids;
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        ids.dedup();
+        // A job at a time, in an order that leaves the listed jobs to the bulk and the others
+        // to their parents' ends, as PostgreSQL's one statement does (it cancels every listed
+        // job before its statement trigger looks at the ends; the trigger names a child's
+        // first parent by id among them). First the listed jobs a listed job's cancel would
+        // reach (job_cancel_many_first.sql), newest first: each is cancelled before any
+        // listed job above it, so no parent's end cancels it or counts for it. Then the rest,
+        // oldest first: a job the bulk does not list, cancelled by several listed parents'
+        // ends, names the first of them by id, as there. (One statement goes through its list
+        // in id order, with SQLite's row triggers at each row: a parent's end cancelled its
+        // listed child first, naming the parent.)
         let states = states_json(&states);
         self.writer
             .run(move |c| {
-                let mut out = Vec::with_capacity(ids.len());
-                for id in ids {
+                let listed = serde_json::to_string(&ids).expect("ids serialize");
+                let first: Vec<i64> = {
+                    let mut stmt = c.prepare_cached(sql!("job_cancel_many_first"))?;
+                    let rows = stmt.query_map([listed], |r| r.get(0))?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                let skip: HashSet<i64> = first.iter().copied().collect();
+                let mut rest: Vec<i64> = ids.into_iter().filter(|id| !skip.contains(id)).collect();
+                rest.sort_unstable();
+                rest.dedup();
+                let mut out = Vec::with_capacity(first.len() + rest.len());
+                for id in first.into_iter().chain(rest) {
                     out.extend(changes(
                         c,
                         sql!("job_cancel_many"),
                         [format!("[{id}]"), states.clone()],
                     )?);
                 }
-                out.reverse();
+                out.sort_unstable_by_key(|change| change.id);
                 Ok(out)
             })
             .await
