@@ -470,3 +470,37 @@ backend_case! {
         assert!(e.attempted_at.unwrap() >= a.finalized_at.unwrap(), "e started after a ended");
     }
 }
+
+backend_case! {
+    /// Cancelling a workflow cancels its steps as listed (no entry naming a step), and a job
+    /// outside it that waits for two of its steps is cancelled by their ends, naming the first
+    /// of them by id, on both backends.
+    async fn a_job_after_two_steps_of_a_cancelled_workflow_names_the_first(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let wf = client
+            .insert_workflow(
+                Workflow::new("two roots")
+                    .step(step("a", "wf_a"))
+                    .step(step("b", "wf_b"))
+                    .step(step("c", "wf_c").after(["a", "b"])),
+            )
+            .await
+            .unwrap();
+        let (a, b, c) = (wf.job("a").unwrap().id, wf.job("b").unwrap().id, wf.job("c").unwrap().id);
+        let outside = insert(
+            s,
+            job_with("wf_d", InsertOpts { depends_on: vec![b, a], ..Default::default() }),
+        )
+        .await;
+        client.cancel_workflow(wf.id).await.unwrap();
+        for id in [a, b, c] {
+            let row = s.job_get(id).await.unwrap().unwrap();
+            assert_eq!((row.state, row.errors.len()), (JobState::Cancelled, 0), "step {id}");
+        }
+        let row = s.job_get(outside.id).await.unwrap().unwrap();
+        assert_eq!(row.state, JobState::Cancelled);
+        let said: Vec<&str> = row.errors.iter().map(|e| e.error.as_str()).collect();
+        assert_eq!(said, [format!("parent job {a} was cancelled")]);
+    }
+}

@@ -1655,6 +1655,31 @@ fn states_json(states: &[JobState]) -> String {
 }
 
 /// Runs a bulk write that returns `id, queue, state, attempted_by` per changed job.
+/// The order in which to cancel jobs listed together (a bulk cancel, a workflow's cancel) one
+/// at a time, so that the listed jobs are left to the cancel and the others to their parents'
+/// ends, as PostgreSQL's one statement does: it cancels every listed job before its statement
+/// trigger looks at the ends, and the trigger names a child's first parent by id among them.
+/// First the listed jobs a listed job's cancel would reach (job_cancel_many_first.sql), newest
+/// first: each is cancelled before any listed job above it, so no parent's end cancels it or
+/// counts for it. Then the rest, oldest first: a job not listed, cancelled by several listed
+/// parents' ends, names the first of them by id. (One statement goes through its list in id
+/// order with SQLite's row triggers at each row: a parent's end cancelled its listed child
+/// first, naming the parent; newest first, a child of two listed parents named the newer.)
+pub(super) fn cancel_order(c: &Connection, ids: Vec<i64>) -> Result<Vec<i64>> {
+    let listed = serde_json::to_string(&ids).expect("ids serialize");
+    let mut order: Vec<i64> = {
+        let mut stmt = c.prepare_cached(sql!("job_cancel_many_first"))?;
+        let rows = stmt.query_map([listed], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let first: HashSet<i64> = order.iter().copied().collect();
+    let mut rest: Vec<i64> = ids.into_iter().filter(|id| !first.contains(id)).collect();
+    rest.sort_unstable();
+    rest.dedup();
+    order.extend(rest);
+    Ok(order)
+}
+
 fn changes(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<JobChange>> {
     let mut stmt = c.prepare_cached(sql)?;
     let rows = stmt
@@ -2380,32 +2405,13 @@ impl Driver for SqliteStore {
         ids: Vec<i64>,
         states: Vec<JobState>,
     ) -> Result<Vec<JobChange>> {
-        // Workers of other processes see the commit through their change watcher.
-        // A job at a time, in an order that leaves the listed jobs to the bulk and the others
-        // to their parents' ends, as PostgreSQL's one statement does (it cancels every listed
-        // job before its statement trigger looks at the ends; the trigger names a child's
-        // first parent by id among them). First the listed jobs a listed job's cancel would
-        // reach (job_cancel_many_first.sql), newest first: each is cancelled before any
-        // listed job above it, so no parent's end cancels it or counts for it. Then the rest,
-        // oldest first: a job the bulk does not list, cancelled by several listed parents'
-        // ends, names the first of them by id, as there. (One statement goes through its list
-        // in id order, with SQLite's row triggers at each row: a parent's end cancelled its
-        // listed child first, naming the parent.)
+        // Workers of other processes see the commit through their change watcher. A job at a
+        // time, in the order of cancel_order.
         let states = states_json(&states);
         self.writer
             .run(move |c| {
-                let listed = serde_json::to_string(&ids).expect("ids serialize");
-                let first: Vec<i64> = {
-                    let mut stmt = c.prepare_cached(sql!("job_cancel_many_first"))?;
-                    let rows = stmt.query_map([listed], |r| r.get(0))?;
-                    rows.collect::<rusqlite::Result<_>>()?
-                };
-                let skip: HashSet<i64> = first.iter().copied().collect();
-                let mut rest: Vec<i64> = ids.into_iter().filter(|id| !skip.contains(id)).collect();
-                rest.sort_unstable();
-                rest.dedup();
-                let mut out = Vec::with_capacity(first.len() + rest.len());
-                for id in first.into_iter().chain(rest) {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in cancel_order(c, ids)? {
                     out.extend(changes(
                         c,
                         sql!("job_cancel_many"),

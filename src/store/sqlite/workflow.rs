@@ -164,7 +164,7 @@ pub(super) fn cancel(conn: &Connection, id: i64) -> Result<Option<Vec<JobChange>
         .query_map([id], |r| r.get::<_, i64>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut out = Vec::with_capacity(ids.len());
-    for job in ids {
+    for job in super::cancel_order(conn, ids)? {
         if let Some(row) = one_job(conn, sql!("job_cancel"), [job])? {
             out.push(JobChange {
                 id: row.id,

@@ -1,5 +1,5 @@
 -- A bulk cancel: job_cancel.sql for the listed jobs (?1, a JSON array of ids; the bulk sends
--- one job at a time, in the order job_cancel_many in mod.rs explains). A running job only records the request and stays 'running'; its worker sees the
+-- one job at a time, in the order cancel_order in mod.rs gives). A running job only records the request and stays 'running'; its worker sees the
 -- commit through its change watcher (PRAGMA data_version) and stops it (fenced), as for a
 -- single cancel.
 UPDATE porter_jobs SET

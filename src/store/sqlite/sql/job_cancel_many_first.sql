@@ -1,7 +1,8 @@
--- Of the jobs a bulk cancel lists (?1, a JSON array of ids), those the cancel of another listed
+-- Of the jobs listed to be cancelled (?1, a JSON array of ids), those the cancel of another listed
 -- job would reach: waiting descendants of a listed job, through any edge (the cancel of a
--- parent cancels a waiting child, or counts its end for an after_any one). The bulk cancels
--- these first, newest first, then the rest oldest first: see job_cancel_many in mod.rs.
+-- parent cancels a waiting child, or counts its end for an after_any one), newest first: a
+-- bulk cancel or a workflow's cancel cancels these first, then the rest oldest first (see
+-- cancel_order in mod.rs).
 WITH RECURSIVE listed(id) AS (SELECT value FROM json_each(?1)),
 below(id) AS (
     SELECT d.child_id FROM listed l
