@@ -251,6 +251,7 @@ impl JobInsertParams {
             let satisfied = state == JobState::Completed || (self.after_any && state.is_final());
             if !satisfied && state.is_final() && hold.error.is_none() {
                 hold.error = Some(format!("parent job {id} was {state}"));
+                hold.failed_parent = Some(id);
             }
             if !satisfied {
                 hold.waiting_for += 1;
@@ -282,6 +283,8 @@ pub struct JobHold {
     pub waiting_for: i32,
     /// Why it starts cancelled.
     pub error: Option<String>,
+    /// The parent that error names.
+    pub failed_parent: Option<i64>,
     /// (parent, resolved) per parent, in order: resolved only for a job that starts cancelled
     /// (it acted on its parents' ends). A waiting job's edges are all unresolved, those to
     /// parents that ended too: such a parent retried while the job waits is waited for again

@@ -184,12 +184,7 @@ async fn insert_steps(
         let mut hold = job.hold(false, &parents)?;
         // The parent a step starts cancelled for is named by id: a step not inserted yet has
         // none, so the steps before this one go in first.
-        let failed = job.depends_on.iter().find(|p| {
-            parents.get(p).is_some_and(|&state| {
-                state.is_final() && state != JobState::Completed && !job.after_any
-            })
-        });
-        if failed.is_some_and(|&p| p < 0) {
+        if hold.failed_parent.is_some_and(|p| p < 0) {
             pending.flush(conn, params, &mut parents).await?;
             job = resolve(&pending.ids);
             hold = job.hold(false, &parents)?;

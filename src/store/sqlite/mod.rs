@@ -1654,7 +1654,6 @@ fn states_json(states: &[JobState]) -> String {
         .expect("states serialize")
 }
 
-/// Runs a bulk write that returns `id, queue, state, attempted_by` per changed job.
 /// The order in which to cancel jobs listed together (a bulk cancel, a workflow's cancel) one
 /// at a time, so that the listed jobs are left to the cancel and the others to their parents'
 /// ends, as PostgreSQL's one statement does: it cancels every listed job before its statement
@@ -1680,6 +1679,7 @@ pub(super) fn cancel_order(c: &Connection, ids: Vec<i64>) -> Result<Vec<i64>> {
     Ok(order)
 }
 
+/// Runs a bulk write that returns `id, queue, state, attempted_by` per changed job.
 fn changes(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<JobChange>> {
     let mut stmt = c.prepare_cached(sql)?;
     let rows = stmt
@@ -2412,11 +2412,7 @@ impl Driver for SqliteStore {
             .run(move |c| {
                 let mut out = Vec::with_capacity(ids.len());
                 for id in cancel_order(c, ids)? {
-                    out.extend(changes(
-                        c,
-                        sql!("job_cancel_many"),
-                        [format!("[{id}]"), states.clone()],
-                    )?);
+                    out.extend(changes(c, sql!("job_cancel_many"), params![id, states])?);
                 }
                 out.sort_unstable_by_key(|change| change.id);
                 Ok(out)

@@ -1,14 +1,14 @@
--- A bulk cancel: job_cancel.sql for the listed jobs (?1, a JSON array of ids; the bulk sends
--- one job at a time, in the order cancel_order in mod.rs gives). A running job only records the request and stays 'running'; its worker sees the
--- commit through its change watcher (PRAGMA data_version) and stops it (fenced), as for a
--- single cancel.
+-- A bulk cancel: job_cancel.sql for one listed job (?1); the bulk sends its jobs one at a
+-- time, in the order cancel_order in mod.rs gives. A running job only records the request and
+-- stays 'running'; its worker sees the commit through its change watcher (PRAGMA
+-- data_version) and stops it (fenced), as for a single cancel.
 UPDATE porter_jobs SET
     state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finalized_at = CASE WHEN state = 'running' THEN finalized_at ELSE porter_now() END,
     metadata     = CASE WHEN state = 'running' AND json_extract(metadata, '$.cancel_requested_at') IS NULL
                         THEN json_set(metadata, '$.cancel_requested_at', porter_now())
                         ELSE metadata END
-WHERE id IN (SELECT value FROM json_each(?1)) AND state IN ('available','scheduled','running','retryable','pending')
+WHERE id = ?1 AND state IN ('available','scheduled','running','retryable','pending')
   -- ?2: the bulk's filter of states (a JSON array, '[]' for any), judged again here.
   AND (?2 = '[]' OR state IN (SELECT value FROM json_each(?2)))
 RETURNING id, queue, state, attempted_by
