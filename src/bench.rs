@@ -151,6 +151,25 @@ pub struct BenchReport {
     pub insert_vs_minimal: f64,
     /// `single_insert_jobs_per_sec / minimal_single_insert_jobs_per_sec`.
     pub single_insert_vs_minimal: f64,
+    /// The `baseline_*` loops (porter's own statements) on the least a table can hold and
+    /// still do what they do (a queue, a kind, a priority, a due time, the attempt, the
+    /// claiming worker, the times; a partial index each for claimable, running and ended
+    /// jobs): batch insert rate in one transaction (jobs/s). Beside `baseline_*` it shows what
+    /// a narrower hot table could gain; beside `minimal_*`, what is left to the database.
+    pub narrow_insert_jobs_per_sec: f64,
+    /// The narrow table's single-insert rate, one transaction per job (jobs/s).
+    pub narrow_single_insert_jobs_per_sec: f64,
+    /// The narrow table's drain rate, claim 100 + complete 100 per transaction (jobs/s).
+    pub narrow_drain_jobs_per_sec: f64,
+    /// `drain_jobs_per_sec / narrow_drain_jobs_per_sec`.
+    pub drain_vs_narrow: f64,
+    /// `insert_jobs_per_sec / narrow_insert_jobs_per_sec`.
+    pub insert_vs_narrow: f64,
+    /// `narrow_drain_jobs_per_sec / minimal_drain_jobs_per_sec`: the most a narrower table
+    /// could bring `drain_vs_minimal` to, were the rest of porter free.
+    pub narrow_drain_vs_minimal: f64,
+    /// `narrow_insert_jobs_per_sec / minimal_insert_jobs_per_sec`, likewise for inserts.
+    pub narrow_insert_vs_minimal: f64,
     /// The plan of the claim query with the drain's jobs waiting.
     pub claim_plan: String,
     /// Where the drain's time went: per store operation it called.
@@ -204,45 +223,62 @@ impl std::fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "{:<26}{:>14}{:>16}{:>7}{:>16}{:>7}",
-            "", "porter", "SQL, its schema", "ratio", "SQL, minimal", "ratio"
+            "{:<20}{:>12}{:>16}{:>7}{:>16}{:>7}{:>16}{:>7}",
+            "",
+            "porter",
+            "SQL, its schema",
+            "ratio",
+            "SQL, narrow",
+            "ratio",
+            "SQL, minimal",
+            "ratio"
         )?;
         writeln!(
             f,
-            "{:<26}{:>14}{:>16}{:>7}{:>16}{:>7}",
-            "", "", "(hand-written)", "", "(1 table/index)", ""
+            "{:<20}{:>12}{:>16}{:>7}{:>16}{:>7}{:>16}{:>7}",
+            "", "", "(hand-written)", "", "(same SQL)", "", "(1 table/index)", ""
         )?;
-        let row = |f: &mut std::fmt::Formatter<'_>, name: &str, ours: f64, raw: f64, min: f64| {
-            writeln!(
-                f,
-                "{name:<26}{:>14}{:>16}{:>6.0}%{:>16}{:>6.0}%",
-                per_sec(ours),
-                per_sec(raw),
-                100.0 * ratio(ours, raw),
-                per_sec(min),
-                100.0 * ratio(ours, min)
-            )
+        let row = |f: &mut std::fmt::Formatter<'_>, name: &str, ours: f64, against: [f64; 3]| {
+            write!(f, "{name:<20}{:>12}", per_sec(ours))?;
+            for base in against {
+                write!(
+                    f,
+                    "{:>16}{:>6.0}%",
+                    per_sec(base),
+                    100.0 * ratio(ours, base)
+                )?;
+            }
+            writeln!(f)
         };
         row(
             f,
             "batch insert",
             self.insert_jobs_per_sec,
-            self.baseline_insert_jobs_per_sec,
-            self.minimal_insert_jobs_per_sec,
+            [
+                self.baseline_insert_jobs_per_sec,
+                self.narrow_insert_jobs_per_sec,
+                self.minimal_insert_jobs_per_sec,
+            ],
         )?;
         row(
             f,
             "single inserts",
             self.single_insert_jobs_per_sec,
-            self.baseline_single_insert_jobs_per_sec,
-            self.minimal_single_insert_jobs_per_sec,
+            [
+                self.baseline_single_insert_jobs_per_sec,
+                self.narrow_single_insert_jobs_per_sec,
+                self.minimal_single_insert_jobs_per_sec,
+            ],
         )?;
         row(
             f,
             "drain",
             self.drain_jobs_per_sec,
-            self.baseline_drain_jobs_per_sec,
-            self.minimal_drain_jobs_per_sec,
+            [
+                self.baseline_drain_jobs_per_sec,
+                self.narrow_drain_jobs_per_sec,
+                self.minimal_drain_jobs_per_sec,
+            ],
         )?;
         writeln!(
             f,
@@ -426,6 +462,12 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
     );
     let minimal: RawBaseline = probe.minimal_baseline(jobs, single_jobs).await?;
     bar.finish_with_message(format!("drain {}", per_sec(minimal.drain_jobs_per_sec)));
+    let bar = bars.spinner(
+        "narrow",
+        "the same SQL on the least table porter's statements need: insert, drain, single inserts",
+    );
+    let narrow: RawBaseline = probe.narrow_baseline(jobs, single_jobs).await?;
+    bar.finish_with_message(format!("drain {}", per_sec(narrow.drain_jobs_per_sec)));
 
     // 2. Batch insert.
     let bar = bars.counter("batch insert", jobs);
@@ -539,6 +581,16 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
         single_insert_vs_minimal: ratio(
             single_insert_jobs_per_sec,
             minimal.single_insert_jobs_per_sec,
+        ),
+        narrow_insert_jobs_per_sec: narrow.batch_insert_jobs_per_sec,
+        narrow_single_insert_jobs_per_sec: narrow.single_insert_jobs_per_sec,
+        narrow_drain_jobs_per_sec: narrow.drain_jobs_per_sec,
+        drain_vs_narrow: ratio(drain_jobs_per_sec, narrow.drain_jobs_per_sec),
+        insert_vs_narrow: ratio(insert_jobs_per_sec, narrow.batch_insert_jobs_per_sec),
+        narrow_drain_vs_minimal: ratio(narrow.drain_jobs_per_sec, minimal.drain_jobs_per_sec),
+        narrow_insert_vs_minimal: ratio(
+            narrow.batch_insert_jobs_per_sec,
+            minimal.batch_insert_jobs_per_sec,
         ),
         claim_plan,
         drain_profile,
@@ -956,6 +1008,20 @@ impl BenchProbe {
             BenchProbe::Sqlite(p) => p.minimal_baseline(jobs, single_jobs).await,
             #[cfg(feature = "postgres")]
             BenchProbe::Postgres(p) => p.minimal_baseline(jobs, single_jobs).await,
+        }
+    }
+
+    /// Measures porter's own statements on the least table they need, dropped again
+    /// afterwards.
+    pub async fn narrow_baseline(
+        &mut self,
+        jobs: usize,
+        single_jobs: usize,
+    ) -> Result<RawBaseline> {
+        match self {
+            BenchProbe::Sqlite(p) => p.narrow_baseline(jobs, single_jobs).await,
+            #[cfg(feature = "postgres")]
+            BenchProbe::Postgres(p) => p.narrow_baseline(jobs, single_jobs).await,
         }
     }
 

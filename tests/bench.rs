@@ -54,6 +54,13 @@ fn check(report: &serde_json::Value, backend: &str) {
         "drain_vs_minimal",
         "insert_vs_minimal",
         "single_insert_vs_minimal",
+        "narrow_insert_jobs_per_sec",
+        "narrow_single_insert_jobs_per_sec",
+        "narrow_drain_jobs_per_sec",
+        "drain_vs_narrow",
+        "insert_vs_narrow",
+        "narrow_drain_vs_minimal",
+        "narrow_insert_vs_minimal",
         "peak_rss_mib",
     ] {
         assert!(

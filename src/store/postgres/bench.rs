@@ -190,15 +190,46 @@ impl Probe {
         jobs: usize,
         single_jobs: usize,
     ) -> Result<RawBaseline> {
+        self.table_baseline(Schema::Minimal, jobs, single_jobs)
+            .await
+    }
+
+    /// The same three figures, with porter's own statements (`bench_raw_*.sql`), on the least
+    /// a table can hold and still do what they do (`bench_narrow_create.sql`): what a narrower
+    /// hot table could gain. The table is dropped again, whatever happened.
+    pub async fn narrow_baseline(
+        &mut self,
+        jobs: usize,
+        single_jobs: usize,
+    ) -> Result<RawBaseline> {
+        self.table_baseline(Schema::Narrow, jobs, single_jobs).await
+    }
+
+    /// [`Probe::minimal_baseline`] or [`Probe::narrow_baseline`], on a table of the run's own.
+    async fn table_baseline(
+        &mut self,
+        schema: Schema,
+        jobs: usize,
+        single_jobs: usize,
+    ) -> Result<RawBaseline> {
+        let (create, drop) = match schema {
+            Schema::Narrow => (
+                include_str!("sql/bench_narrow_create.sql"),
+                include_str!("sql/bench_narrow_drop.sql"),
+            ),
+            _ => (
+                include_str!("sql/bench_min_create.sql"),
+                include_str!("sql/bench_min_drop.sql"),
+            ),
+        };
         // A plain &str runs several statements (the simple protocol).
-        (&mut self.conn)
-            .execute(include_str!("sql/bench_min_create.sql"))
-            .await?;
-        let measured = self.measure_minimal(jobs, single_jobs).await;
-        (&mut self.conn)
-            .execute(include_str!("sql/bench_min_drop.sql"))
-            .await?;
-        measured
+        (&mut self.conn).execute(create).await?;
+        let measured = self.measure_table(schema, jobs, single_jobs).await;
+        let dropped = (&mut self.conn).execute(drop).await;
+        // A failed measurement's error is the one worth reporting.
+        let measured = measured?;
+        dropped?;
+        Ok(measured)
     }
 
     /// `jobs` jobs in `width` chains (each job after the one `width` before it; `width ==
@@ -260,13 +291,34 @@ impl Probe {
         Ok(conns)
     }
 
-    async fn measure_minimal(&mut self, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
+    async fn measure_table(
+        &mut self,
+        schema: Schema,
+        jobs: usize,
+        single_jobs: usize,
+    ) -> Result<RawBaseline> {
+        let narrow = matches!(schema, Schema::Narrow);
+        let (insert, insert_one) = if narrow {
+            (
+                include_str!("sql/bench_narrow_insert.sql"),
+                include_str!("sql/bench_narrow_insert_one.sql"),
+            )
+        } else {
+            (
+                include_str!("sql/bench_min_insert.sql"),
+                include_str!("sql/bench_min_insert_one.sql"),
+            )
+        };
         let started = Instant::now();
         let mut tx = self.conn.begin().await?;
         let mut left = jobs;
         while left > 0 {
             let n = left.min(RAW_INSERT_CHUNK);
-            sqlx::query(include_str!("sql/bench_min_insert.sql"))
+            let mut query = sqlx::query(insert);
+            if narrow {
+                query = query.bind(RAW_QUEUE);
+            }
+            query
                 .bind(vec![serde_json::json!({}); n])
                 .execute(&mut *tx)
                 .await?;
@@ -277,11 +329,12 @@ impl Probe {
 
         let conns = self.connections().await?;
         let started = Instant::now();
-        let drained = drain_all(conns, Schema::Minimal).await?;
+        let drained = drain_all(conns, schema).await?;
         let total: usize = drained.iter().map(|(n, _)| n).sum();
         if total != jobs {
             return Err(Error::Database(format!(
-                "minimal baseline: drained {total} jobs of {jobs}"
+                "{} baseline: drained {total} jobs of {jobs}",
+                if narrow { "narrow" } else { "minimal" }
             )));
         }
         let drain_jobs_per_sec = rate(jobs, started.elapsed());
@@ -292,9 +345,11 @@ impl Probe {
                 single_jobs / RAW_CONNECTIONS + usize::from(i < single_jobs % RAW_CONNECTIONS);
             tokio::spawn(async move {
                 for _ in 0..share {
-                    sqlx::query(include_str!("sql/bench_min_insert_one.sql"))
-                        .execute(&mut conn)
-                        .await?;
+                    let mut query = sqlx::query(insert_one);
+                    if narrow {
+                        query = query.bind(RAW_QUEUE);
+                    }
+                    query.execute(&mut conn).await?;
                 }
                 let _ = conn.close().await;
                 Ok::<_, Error>(())
@@ -319,6 +374,8 @@ enum Schema {
     Minimal,
     /// `porter_bench_chains`: the minimal table with the job each job waits for.
     Chains,
+    /// `porter_bench_narrow`: the least a table can hold for porter's own statements.
+    Narrow,
 }
 
 /// One baseline connection's drain loop: claim [`RAW_BATCH`] with SKIP LOCKED, complete them,
@@ -337,12 +394,18 @@ async fn drain(mut conn: PgConnection, schema: Schema) -> Result<(usize, PgConne
             include_str!("sql/bench_chains_claim.sql"),
             include_str!("sql/bench_chains_complete.sql"),
         ),
+        Schema::Narrow => (
+            include_str!("sql/bench_narrow_claim.sql"),
+            include_str!("sql/bench_narrow_complete.sql"),
+        ),
     };
+    // Porter's statements and their narrow copies name the queue and the worker.
+    let fenced = matches!(schema, Schema::Porter | Schema::Narrow);
     let mut drained = 0;
     loop {
         let mut tx = conn.begin().await?;
         let mut claim = sqlx::query_as(claim_sql);
-        if let Schema::Porter = schema {
+        if fenced {
             claim = claim.bind(RAW_QUEUE).bind(RAW_WORKER);
         }
         let claimed: Vec<(i64, i32)> = claim.bind(RAW_BATCH as i64).fetch_all(&mut *tx).await?;
@@ -360,7 +423,7 @@ async fn drain(mut conn: PgConnection, schema: Schema) -> Result<(usize, PgConne
                 .await? as u64
         } else {
             let mut complete = sqlx::query(complete_sql).bind(ids).bind(attempts);
-            if let Schema::Porter = schema {
+            if fenced {
                 complete = complete.bind(RAW_WORKER);
             }
             complete.execute(&mut *tx).await?.rows_affected()
@@ -460,17 +523,31 @@ mod tests {
         not(porter_pg_tests),
         ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
     )]
-    async fn minimal_baseline_drains_every_job_and_leaves_nothing_behind() {
-        let (url, _store) = fresh().await;
+    async fn minimal_and_narrow_baselines_drain_every_job_and_leave_nothing_behind() {
+        let (url, store) = fresh().await;
         let mut probe = Probe::open(&url).await.unwrap();
-        let raw = probe.minimal_baseline(250, 20).await.unwrap();
-        assert!(raw.drain_jobs_per_sec > 0.0 && raw.single_insert_jobs_per_sec > 0.0);
-        let left: Option<String> =
-            sqlx::query_scalar("SELECT to_regclass('porter_bench_minimal')::text")
+        // Each drain fails unless it claimed and completed every job it inserted.
+        let minimal = probe.minimal_baseline(250, 20).await.unwrap();
+        let narrow = probe.narrow_baseline(250, 20).await.unwrap();
+        for raw in [minimal, narrow] {
+            assert!(raw.drain_jobs_per_sec > 0.0 && raw.single_insert_jobs_per_sec > 0.0);
+        }
+        for table in ["porter_bench_minimal", "porter_bench_narrow"] {
+            let left: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+                .bind(table)
                 .fetch_one(&mut probe.conn)
                 .await
                 .unwrap();
-        assert_eq!(left, None, "the minimal table is dropped");
+            assert_eq!(left, None, "{table} is dropped");
+        }
+        let counts = Store::new(std::sync::Arc::new(store))
+            .job_counts()
+            .await
+            .unwrap();
+        assert!(
+            counts.queues.is_empty(),
+            "porter's own table is left alone: {counts:?}"
+        );
     }
 
     #[tokio::test]

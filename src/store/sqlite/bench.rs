@@ -163,14 +163,44 @@ impl Probe {
     /// `bench_min_create.sql`), on this one connection: the database's limit for any queue.
     /// The table is dropped again, whatever happened.
     pub async fn minimal_baseline(&self, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
-        self.with(move |c| {
-            c.execute_batch(include_str!("sql/bench_min_create.sql"))?;
-            let measured = minimal_baseline(c, jobs, single_jobs);
-            c.execute_batch(include_str!("sql/bench_min_drop.sql"))?;
-            measured
-        })
-        .await
+        self.with(move |c| table_baseline(c, Schema::Minimal, jobs, single_jobs))
+            .await
     }
+
+    /// The same three figures, with porter's own statements (`bench_raw_*.sql`), on the least
+    /// a table can hold and still do what they do (`bench_narrow_create.sql`): what a narrower
+    /// hot table could gain. The table is dropped again, whatever happened.
+    pub async fn narrow_baseline(&self, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
+        self.with(move |c| table_baseline(c, Schema::Narrow, jobs, single_jobs))
+            .await
+    }
+}
+
+/// [`Probe::minimal_baseline`] or [`Probe::narrow_baseline`]: creates the table, measures,
+/// drops it.
+fn table_baseline(
+    c: &mut Connection,
+    schema: Schema,
+    jobs: usize,
+    single_jobs: usize,
+) -> Result<RawBaseline> {
+    let (create, drop) = match schema {
+        Schema::Narrow => (
+            include_str!("sql/bench_narrow_create.sql"),
+            include_str!("sql/bench_narrow_drop.sql"),
+        ),
+        _ => (
+            include_str!("sql/bench_min_create.sql"),
+            include_str!("sql/bench_min_drop.sql"),
+        ),
+    };
+    c.execute_batch(create)?;
+    let measured = table_measure(c, schema, jobs, single_jobs);
+    let dropped = c.execute_batch(drop);
+    // A failed measurement's error is the one worth reporting.
+    let measured = measured?;
+    dropped?;
+    Ok(measured)
 }
 
 /// `jobs` jobs in `width` chains, inserted in one transaction and drained on this connection
@@ -197,27 +227,45 @@ fn chains_baseline(c: &mut Connection, jobs: usize, width: usize) -> Result<Chai
 
 /// Batch insert, drain, then single inserts (into the drained table, so nothing needs
 /// deleting before the drain).
-fn minimal_baseline(c: &mut Connection, jobs: usize, single_jobs: usize) -> Result<RawBaseline> {
+fn table_measure(
+    c: &mut Connection,
+    schema: Schema,
+    jobs: usize,
+    single_jobs: usize,
+) -> Result<RawBaseline> {
+    let narrow = matches!(schema, Schema::Narrow);
+    let sql = if narrow {
+        include_str!("sql/bench_narrow_insert.sql")
+    } else {
+        include_str!("sql/bench_min_insert.sql")
+    };
+    let insert = |stmt: &mut rusqlite::CachedStatement<'_>| {
+        if narrow {
+            stmt.execute([RAW_QUEUE])
+        } else {
+            stmt.execute([])
+        }
+    };
     let started = Instant::now();
     let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
-        let mut insert = tx.prepare_cached(include_str!("sql/bench_min_insert.sql"))?;
+        let mut stmt = tx.prepare_cached(sql)?;
         for _ in 0..jobs {
-            insert.execute([])?;
+            insert(&mut stmt)?;
         }
     }
     tx.commit()?;
     let batch_insert_jobs_per_sec = rate(jobs, started.elapsed());
 
     let started = Instant::now();
-    drain(c, Schema::Minimal, jobs)?;
+    drain(c, schema, jobs)?;
     let drain_jobs_per_sec = rate(jobs, started.elapsed());
 
     let started = Instant::now();
     {
-        let mut insert = c.prepare_cached(include_str!("sql/bench_min_insert.sql"))?;
+        let mut stmt = c.prepare_cached(sql)?;
         for _ in 0..single_jobs {
-            insert.execute([])?;
+            insert(&mut stmt)?;
         }
     }
     let single_insert_jobs_per_sec = rate(single_jobs, started.elapsed());
@@ -269,6 +317,8 @@ enum Schema {
     Minimal,
     /// `porter_bench_chains`: the minimal table with the job each job waits for.
     Chains,
+    /// `porter_bench_narrow`: the least a table can hold for porter's own statements.
+    Narrow,
 }
 
 /// Drains `jobs` jobs on this one connection: claim [`RAW_BATCH`] + complete them per
@@ -287,6 +337,10 @@ fn drain(c: &mut Connection, schema: Schema, jobs: usize) -> Result<()> {
             include_str!("sql/bench_chains_claim.sql"),
             include_str!("sql/bench_chains_complete.sql"),
         ),
+        Schema::Narrow => (
+            include_str!("sql/bench_narrow_claim.sql"),
+            include_str!("sql/bench_narrow_complete.sql"),
+        ),
     };
     let mut drained = 0usize;
     loop {
@@ -302,7 +356,7 @@ fn drain(c: &mut Connection, schema: Schema, jobs: usize) -> Result<()> {
             };
             let read = |r: &rusqlite::Row<'_>| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?));
             let rows = match schema {
-                Schema::Porter => {
+                Schema::Porter | Schema::Narrow => {
                     claim.query_map(params![RAW_QUEUE, RAW_WORKER, RAW_BATCH], read)?
                 }
                 Schema::Minimal | Schema::Chains => claim.query_map([RAW_BATCH], read)?,
@@ -310,7 +364,9 @@ fn drain(c: &mut Connection, schema: Schema, jobs: usize) -> Result<()> {
             .collect::<rusqlite::Result<Vec<_>>>()?;
             for (id, attempt) in &rows {
                 let done = match schema {
-                    Schema::Porter => complete.execute(params![id, attempt, RAW_WORKER])?,
+                    Schema::Porter | Schema::Narrow => {
+                        complete.execute(params![id, attempt, RAW_WORKER])?
+                    }
                     Schema::Minimal | Schema::Chains => complete.execute(params![id, attempt])?,
                 };
                 if done != 1 {
@@ -413,21 +469,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn minimal_baseline_drains_every_job_and_leaves_nothing_behind() {
-        let (_dir, _store, probe) = fresh().await;
-        let raw = probe.minimal_baseline(250, 20).await.unwrap();
-        assert!(raw.drain_jobs_per_sec > 0.0 && raw.single_insert_jobs_per_sec > 0.0);
+    async fn minimal_and_narrow_baselines_drain_every_job_and_leave_nothing_behind() {
+        let (_dir, store, probe) = fresh().await;
+        // Each drain fails unless it claimed and completed every job it inserted.
+        let minimal = probe.minimal_baseline(250, 20).await.unwrap();
+        let narrow = probe.narrow_baseline(250, 20).await.unwrap();
+        for raw in [minimal, narrow] {
+            assert!(raw.drain_jobs_per_sec > 0.0 && raw.single_insert_jobs_per_sec > 0.0);
+        }
         let tables: i64 = probe
             .with(|c| {
                 Ok(c.query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE name LIKE 'porter_bench_minimal%'",
+                    "SELECT count(*) FROM sqlite_master
+                     WHERE name LIKE 'porter_bench_minimal%' OR name LIKE 'porter_bench_narrow%'",
                     [],
                     |r| r.get(0),
                 )?)
             })
             .await
             .unwrap();
-        assert_eq!(tables, 0, "the minimal table and its index are dropped");
+        assert_eq!(tables, 0, "both tables and their indexes are dropped");
+        let counts = store.job_counts().await.unwrap();
+        assert!(
+            counts.queues.is_empty(),
+            "porter's own table is left alone: {counts:?}"
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,3 @@
+-- porter bench's narrow baseline only: bench_raw_insert.sql on the narrow table.
+INSERT INTO porter_bench_narrow (kind, queue, args)
+SELECT 'noop', $1, a FROM unnest($2::jsonb[]) AS a
