@@ -4,7 +4,9 @@
 //!   every write of this process. It takes whatever writes are waiting (up to
 //!   [`MAX_GROUP`], and the heartbeats of its priority lane) and runs them in one `BEGIN IMMEDIATE` transaction, each inside its own
 //!   savepoint so one failing write does not undo the others, then commits once and answers
-//!   every caller (group commit, effectum's model). `BEGIN IMMEDIATE` takes the write lock up
+//!   every caller (group commit, effectum's model). Small inserts that wait for nothing are
+//!   gathered into one write of their own while the writer is busy (`gather.rs`), one
+//!   multi-row insert for all of them. `BEGIN IMMEDIATE` takes the write lock up
 //!   front, so a transaction can never fail with `SQLITE_BUSY` half-way on a lock upgrade;
 //!   other processes' writers wait on `busy_timeout`, and past it the writer retries.
 //! * **Reads on a pool** of read connections ([`READ_POOL_SIZE`]), which WAL lets run beside
@@ -29,6 +31,7 @@
 pub mod bench;
 mod checkpoint;
 pub mod copy;
+mod gather;
 #[cfg(test)]
 mod lane_tests;
 mod writer;
@@ -83,6 +86,8 @@ pub struct SqliteStore {
     path: PathBuf,
     guard: Option<FileGuard>,
     writer: Writer,
+    /// Small inserts waiting to be written together (see `gather.rs`).
+    gather: gather::Gather,
     readers: r2d2::Pool<SqliteConnectionManager>,
     wakeup: Arc<Wakeup>,
 }
@@ -454,6 +459,7 @@ impl SqliteStore {
             path,
             guard,
             writer,
+            gather: gather::Gather::default(),
             readers,
             wakeup,
         })
@@ -1740,6 +1746,9 @@ impl Driver for SqliteStore {
     }
 
     async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
+        if gather::Gather::joins(&jobs) {
+            return self.gather.insert(&self.writer, jobs).await;
+        }
         self.writer.run(move |c| insert_jobs(c, &jobs)).await
     }
 

@@ -12,10 +12,11 @@ use super::{is_busy, map_err, FileGuard, MAX_GROUP};
 use crate::error::{Error, Result};
 
 /// Called once the group's transaction has ended: `None` when it committed, else why not.
-type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
+pub(super) type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
 /// Runs one caller's writes (or, given `Err`, answers the caller that they could not run);
 /// returns whether they succeeded and how to answer the caller once the transaction ended.
-type Op = Box<dyn FnOnce(std::result::Result<&Connection, &str>) -> (bool, Reply) + Send>;
+pub(super) type Op =
+    Box<dyn FnOnce(std::result::Result<&Connection, &str>) -> (bool, Reply) + Send>;
 
 /// How long the writer keeps retrying to begin a transaction while other processes hold the
 /// lock, past SQLite's own busy_timeout, before it fails the waiting callers.
@@ -60,6 +61,12 @@ impl Writer {
         let (op, reply) = op(f);
         self.tx.send(op).map_err(|_| Error::Closed)?;
         reply.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Queues an op of the caller's own making (see `gather.rs`), which answers its callers
+    /// itself.
+    pub(super) fn send(&self, op: Op) -> Result<()> {
+        self.tx.send(op).map_err(|_| Error::Closed)
     }
 
     /// Like [`Writer::run`], but `f` joins the very next group, ahead of every write queued
@@ -153,7 +160,7 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 thread_local! {
     /// Fault injection for tests: the next control statement equal to this fails (set from a
     /// write closure, which runs on the writer thread).
-    static FAIL_CONTROL: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+    pub(super) static FAIL_CONTROL: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
     /// The transactions this writer thread committed, for tests to see how writes were grouped
     /// (read from a write closure, which runs on the writer thread).
     static COMMITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };

@@ -1,0 +1,384 @@
+//! Small inserts of this process written as one (issue 14's single inserts): the writer's
+//! group commit already gives concurrent writes one transaction, but each write still paid
+//! its own savepoint, its own one-row statement and its own answer on the writer thread.
+//! Inserts that wait for nothing and hold no unique key are gathered instead: the first one
+//! queues a single writer op, those that come before that op runs join it, and it inserts
+//! all their jobs with the multi-row batch insert (the clock read once per statement), as
+//! PostgreSQL's group insert does (`postgres/group.rs`). Those that come after it was taken
+//! start the next one, which the writer takes into its next transaction.
+//!
+//! Each caller keeps its own outcome. Should the joined insert fail (a value SQLite refuses,
+//! a full disk), it is rolled back to its savepoint and each caller's jobs are inserted again
+//! under a savepoint of their own, so the one at fault gets its error and the others their
+//! jobs. Answers are sent from the writer thread once the transaction has ended, like every
+//! write's: a caller that stops waiting changes nothing for the others.
+
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::writer::{Op, Reply, Writer};
+use super::{insert_jobs, map_err};
+use crate::error::{Error, Result};
+use crate::store::{InsertResult, JobInsertParams};
+
+/// Most jobs one request may hold to be gathered; a larger batch is written on its own.
+pub const GATHER_REQUEST_MAX: usize = 100;
+
+/// One caller's jobs and where their answer goes.
+struct Request {
+    jobs: Vec<JobInsertParams>,
+    reply: oneshot::Sender<Result<Vec<InsertResult>>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    requests: Vec<Request>,
+    /// Whether an op that will take `requests` is queued at the writer.
+    queued: bool,
+}
+
+/// The requests waiting for the writer op that will insert them.
+#[derive(Default)]
+pub(super) struct Gather {
+    pending: Arc<Mutex<Pending>>,
+    /// How many requests each op took, in order (for tests to see how they were gathered).
+    #[cfg(test)]
+    taken: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Gather {
+    /// Whether these jobs may be gathered (see the module docs).
+    pub(super) fn joins(jobs: &[JobInsertParams]) -> bool {
+        !jobs.is_empty()
+            && jobs.len() <= GATHER_REQUEST_MAX
+            && jobs.iter().all(|j| !j.waits() && j.unique_key.is_none())
+    }
+
+    /// Inserts `jobs` with whatever else is gathered when the writer takes them; answers once
+    /// that transaction has committed.
+    pub(super) async fn insert(
+        &self,
+        writer: &Writer,
+        jobs: Vec<JobInsertParams>,
+    ) -> Result<Vec<InsertResult>> {
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut pending = lock(&self.pending);
+            pending.requests.push(Request { jobs, reply });
+            !std::mem::replace(&mut pending.queued, true)
+        };
+        if start {
+            if let Err(e) = writer.send(self.op()) {
+                // The writer is gone: nothing will take these requests.
+                let mut pending = lock(&self.pending);
+                pending.queued = false;
+                for request in pending.requests.drain(..) {
+                    let _ = request.reply.send(Err(Error::Closed));
+                }
+                drop(pending);
+                return Err(e);
+            }
+        }
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// The writer op that takes every request gathered by the time it runs.
+    fn op(&self) -> Op {
+        let pending = self.pending.clone();
+        #[cfg(test)]
+        let taken = self.taken.clone();
+        Box::new(move |conn| {
+            let requests = {
+                let mut pending = lock(&pending);
+                pending.queued = false;
+                std::mem::take(&mut pending.requests)
+            };
+            #[cfg(test)]
+            taken.lock().unwrap().push(requests.len());
+            let conn = match conn {
+                Ok(conn) => conn,
+                Err(e) => {
+                    for request in requests {
+                        let _ = request.reply.send(Err(Error::Unavailable(e.to_string())));
+                    }
+                    return (false, Box::new(|_| {}));
+                }
+            };
+            // A panic must not end the writer thread: it fails this op's callers, whose
+            // writes are rolled back like those of any failed write.
+            let (ok, results) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(conn, &requests)))
+                    .unwrap_or_else(|_| {
+                        (false, fail_all(&requests, "the gathered insert panicked"))
+                    });
+            (ok, answer(requests, results))
+        })
+    }
+}
+
+/// The reply that answers each request once the transaction has ended.
+fn answer(requests: Vec<Request>, results: Vec<Result<Vec<InsertResult>>>) -> Reply {
+    Box::new(move |commit_error| {
+        for (request, result) in requests.into_iter().zip(results) {
+            let result = match commit_error {
+                Some(e) if result.is_ok() => Err(Error::Database(format!("commit failed: {e}"))),
+                _ => result,
+            };
+            let _ = request.reply.send(result);
+        }
+    })
+}
+
+/// The same error for every request.
+fn fail_all(requests: &[Request], why: &str) -> Vec<Result<Vec<InsertResult>>> {
+    requests
+        .iter()
+        .map(|_| Err(Error::Database(why.to_string())))
+        .collect()
+}
+
+/// Inserts every request's jobs, joined; should that fail, each request's under a savepoint
+/// of its own. Returns whether the op's writes may stay (false: the writer undoes them all)
+/// and each request's rows or error (an error alone is that request's: its writes were
+/// undone).
+fn write(conn: &Connection, requests: &[Request]) -> (bool, Vec<Result<Vec<InsertResult>>>) {
+    if let [request] = requests {
+        // The writer's own savepoint undoes a failed insert.
+        let result = insert_jobs(conn, &request.jobs);
+        return (result.is_ok(), vec![result]);
+    }
+    let all: Vec<JobInsertParams> = requests.iter().flat_map(|r| r.jobs.clone()).collect();
+    match savepoint(conn, || insert_jobs(conn, &all)) {
+        Ok(Ok(mut rows)) => {
+            let mut out = Vec::with_capacity(requests.len());
+            for request in requests {
+                let rest = rows.split_off(request.jobs.len());
+                out.push(Ok(std::mem::replace(&mut rows, rest)));
+            }
+            return (true, out);
+        }
+        Ok(Err(_)) => {}
+        Err(why) => return (false, fail_all(requests, &why)),
+    }
+    let mut out = Vec::with_capacity(requests.len());
+    for request in requests {
+        match savepoint(conn, || insert_jobs(conn, &request.jobs)) {
+            Ok(result) => out.push(result),
+            Err(why) => return (false, fail_all(requests, &why)),
+        }
+    }
+    (true, out)
+}
+
+/// Runs `f` under a savepoint, undone when `f` fails. The outer error: a savepoint statement
+/// failed, so what `f` wrote can no longer be told apart from the transaction's.
+fn savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce() -> Result<T>,
+) -> std::result::Result<Result<T>, String> {
+    let control = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(drop)
+            .map_err(|e| format!("{sql} failed: {}", map_err(e)))
+    };
+    control("SAVEPOINT gathered")?;
+    let result = f();
+    if result.is_err() {
+        control("ROLLBACK TO gathered")?;
+    }
+    control("RELEASE gathered")?;
+    Ok(result)
+}
+
+fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    pending.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rusqlite::Connection;
+
+    use super::super::writer::{Writer, FAIL_CONTROL};
+    use super::Gather;
+    use crate::error::Error;
+    use crate::store::{InsertResult, JobInsertParams};
+
+    /// A writer over a migrated file of its own.
+    async fn writer(dir: &tempfile::TempDir) -> Arc<Writer> {
+        let path = dir.path().join("gather.db");
+        drop(
+            crate::store::open(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap(),
+        );
+        let conn = Connection::open(&path).unwrap();
+        super::super::ensure_clock(&conn).unwrap();
+        Arc::new(Writer::start(conn))
+    }
+
+    fn job(task: usize, j: usize) -> JobInsertParams {
+        JobInsertParams::new(
+            "noop",
+            serde_json::json!({"task": task, "j": j}),
+            Default::default(),
+        )
+        .unwrap()
+    }
+
+    /// Holds the writer inside a group of its own until the returned sender is dropped.
+    async fn hold(writer: &Arc<Writer>) -> std::sync::mpsc::Sender<()> {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            writer
+                .run(move |_c: &Connection| {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.recv();
+                    Ok(())
+                })
+                .await
+        });
+        started_rx.await.unwrap();
+        release_tx
+    }
+
+    /// Sends `requests` (task number and its jobs) to `gather` while the writer is held, and
+    /// waits until every one is gathered; returns their answers once the writer is let go,
+    /// after `before_release` has queued whatever else the test wants in the same group.
+    async fn gathered(
+        writer: &Arc<Writer>,
+        gather: &Arc<Gather>,
+        requests: Vec<Vec<JobInsertParams>>,
+        before_release: impl FnOnce(),
+    ) -> Vec<crate::error::Result<Vec<InsertResult>>> {
+        let release = hold(writer).await;
+        let n = requests.len();
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|jobs| {
+                let (writer, gather) = (writer.clone(), gather.clone());
+                tokio::spawn(async move { gather.insert(&writer, jobs).await })
+            })
+            .collect();
+        while super::lock(&gather.pending).requests.len() < n {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        before_release();
+        drop(release);
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
+    /// Requests that come while the writer is busy are written by one op, one joined insert:
+    /// each caller gets its own jobs, in its order, and the ids follow the callers' order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inserts_gathered_while_the_writer_is_busy_are_written_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir).await;
+        let gather = Arc::new(Gather::default());
+        let requests = (0..50)
+            .map(|t| (0..1 + t % 3).map(|j| job(t, j)).collect())
+            .collect();
+        let answers = gathered(&writer, &gather, requests, || {}).await;
+        let mut last = 0;
+        for (task, answer) in answers.into_iter().enumerate() {
+            let rows = answer.unwrap();
+            assert_eq!(rows.len(), 1 + task % 3);
+            for (j, r) in rows.iter().enumerate() {
+                assert!(r.inserted);
+                assert_eq!(r.job.args, serde_json::json!({"task": task, "j": j}));
+                assert!(r.job.id > last, "ids follow the callers' order");
+                last = r.job.id;
+            }
+        }
+        assert_eq!(
+            *gather.taken.lock().unwrap(),
+            vec![50],
+            "one op took them all"
+        );
+        assert!(!super::lock(&gather.pending).queued);
+    }
+
+    /// A request SQLite refuses (priority 9 breaks the table's CHECK) fails alone: the joined
+    /// insert is undone and each request is inserted again on its own, so the others get
+    /// their jobs and nothing of the refused one is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_request_among_gathered_ones_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir).await;
+        let gather = Arc::new(Gather::default());
+        let requests = (0..20)
+            .map(|t| {
+                let mut jobs = vec![job(t, 0), job(t, 1)];
+                if t == 7 {
+                    jobs[1].priority = 9;
+                }
+                jobs
+            })
+            .collect();
+        let answers = gathered(&writer, &gather, requests, || {}).await;
+        for (task, answer) in answers.into_iter().enumerate() {
+            match (task, answer) {
+                (7, Err(Error::Invalid { .. })) => {}
+                (7, other) => panic!("the refused request answered {other:?}"),
+                (_, Ok(rows)) => assert_eq!(rows.len(), 2),
+                (_, Err(e)) => panic!("request {task} failed: {e}"),
+            }
+        }
+        let stored: Vec<i64> = writer
+            .run(|c| {
+                let mut stmt = c.prepare("SELECT args ->> 'task' FROM porter_jobs ORDER BY id")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await
+            .unwrap();
+        let expected: Vec<i64> = (0..20).filter(|t| *t != 7).flat_map(|t| [t, t]).collect();
+        assert_eq!(stored, expected);
+        assert_eq!(
+            *gather.taken.lock().unwrap(),
+            vec![20],
+            "one op took them all"
+        );
+    }
+
+    /// A COMMIT that fails answers every gathered caller with its error, and nothing of
+    /// theirs is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_commit_fails_every_gathered_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir).await;
+        let gather = Arc::new(Gather::default());
+        let requests = (0..10).map(|t| vec![job(t, 0)]).collect();
+        // An op queued behind the gathered one, so in the same group, makes its COMMIT fail.
+        let answers = gathered(&writer, &gather, requests, || {
+            writer
+                .send(Box::new(|_| {
+                    FAIL_CONTROL.with(|f| f.set(Some("COMMIT")));
+                    (true, Box::new(|_| {}))
+                }))
+                .unwrap();
+        })
+        .await;
+        for answer in answers {
+            match answer {
+                Err(Error::Database(e)) => assert!(e.contains("commit failed"), "{e}"),
+                other => panic!("a gathered request answered {other:?}"),
+            }
+        }
+        let count: i64 = writer
+            .run(|c| Ok(c.query_row("SELECT count(*) FROM porter_jobs", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(count, 0);
+    }
+}
