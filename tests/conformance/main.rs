@@ -14,6 +14,7 @@ mod cancel;
 mod claim;
 mod clock;
 mod complete_fail;
+mod cross_backend;
 mod deps;
 mod insert;
 mod limits;

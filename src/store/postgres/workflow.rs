@@ -151,8 +151,24 @@ async fn insert_steps(
             parents.insert(id, state.parse::<JobState>()?);
         }
     }
+    // SQLite checks a run's parents before it inserts any step of the run: a parent missing
+    // in a run is refused after the runs before it are in (an earlier run's held unique key
+    // answers first), but before any step of its own run (whose held key does not).
+    let refused = params.runs().into_iter().find_map(|run| {
+        run.clone()
+            .flat_map(|i| params.steps[i].job.depends_on.iter().copied())
+            .find(|&p| p > 0 && !parents.contains_key(&p))
+            .map(|missing| (run.start, missing))
+    });
     let mut pending = Pending::default();
     for (i, step) in params.steps.iter().enumerate() {
+        if let Some((_, missing)) = refused.filter(|&(start, _)| start == i) {
+            pending.flush(conn, params, &mut parents).await?;
+            return Err(Error::invalid(
+                "depends_on",
+                format!("parent job {missing} does not exist (parents must be inserted first)"),
+            ));
+        }
         let resolve = |ids: &[i64]| {
             let mut job = step.job.clone();
             for p in &mut job.depends_on {

@@ -37,7 +37,7 @@ mod lane_tests;
 mod writer;
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1664,25 +1664,18 @@ fn states_json(states: &[JobState]) -> String {
 /// at a time, so that the listed jobs are left to the cancel and the others to their parents'
 /// ends, as PostgreSQL's one statement does: it cancels every listed job before its statement
 /// trigger looks at the ends, and the trigger names a child's first parent by id among them.
-/// First the listed jobs a listed job's cancel would reach (job_cancel_many_first.sql), newest
-/// first: each is cancelled before any listed job above it, so no parent's end cancels it or
-/// counts for it. Then the rest, oldest first: a job not listed, cancelled by several listed
-/// parents' ends, names the first of them by id. (One statement goes through its list in id
-/// order with SQLite's row triggers at each row: a parent's end cancelled its listed child
-/// first, naming the parent; newest first, a child of two listed parents named the newer.)
-pub(super) fn cancel_order(c: &Connection, ids: Vec<i64>) -> Result<Vec<i64>> {
+/// The listed jobs waiting for parents are first put out of their parents' reach
+/// (job_cancel_many_first.sql), then every listed job is cancelled oldest first: a listed job
+/// gets no entry, and a job not listed, cancelled by several listed parents' ends, names the
+/// first of them by id. (No order alone does both: b and a listed, c after both, d listed after
+/// b, e after a and d: d must go before b, b before a and a before d.)
+pub(super) fn cancel_order(c: &Connection, mut ids: Vec<i64>) -> Result<Vec<i64>> {
     let listed = serde_json::to_string(&ids).expect("ids serialize");
-    let mut order: Vec<i64> = {
-        let mut stmt = c.prepare_cached(sql!("job_cancel_many_first"))?;
-        let rows = stmt.query_map([listed], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    let first: HashSet<i64> = order.iter().copied().collect();
-    let mut rest: Vec<i64> = ids.into_iter().filter(|id| !first.contains(id)).collect();
-    rest.sort_unstable();
-    rest.dedup();
-    order.extend(rest);
-    Ok(order)
+    c.prepare_cached(sql!("job_cancel_many_first"))?
+        .execute([listed])?;
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 /// Runs a bulk write that returns `id, queue, state, attempted_by` per changed job.
@@ -2415,13 +2408,22 @@ impl Driver for SqliteStore {
         states: Vec<JobState>,
     ) -> Result<Vec<JobChange>> {
         // Workers of other processes see the commit through their change watcher. A job at a
-        // time, in the order of cancel_order.
+        // time, in the order of cancel_order, those the filter matches before any is cancelled
+        // (job_cancel_many_matching.sql).
         let states = states_json(&states);
         self.writer
             .run(move |c| {
+                let ids: Vec<i64> = if states == "[]" {
+                    ids
+                } else {
+                    let listed = serde_json::to_string(&ids).expect("ids serialize");
+                    let mut stmt = c.prepare_cached(sql!("job_cancel_many_matching"))?;
+                    let rows = stmt.query_map(params![listed, states], |r| r.get(0))?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
                 let mut out = Vec::with_capacity(ids.len());
                 for id in cancel_order(c, ids)? {
-                    out.extend(changes(c, sql!("job_cancel_many"), params![id, states])?);
+                    out.extend(changes(c, sql!("job_cancel_many"), params![id])?);
                 }
                 out.sort_unstable_by_key(|change| change.id);
                 Ok(out)

@@ -1,5 +1,6 @@
 -- A bulk cancel: job_cancel.sql for one listed job (?1); the bulk sends its jobs one at a
--- time, in the order cancel_order in mod.rs gives. A running job only records the request and
+-- time, in the order cancel_order in mod.rs gives, those its filter of states matched before
+-- any was cancelled (job_cancel_many_matching.sql). A running job only records the request and
 -- stays 'running'; its worker sees the commit through its change watcher (PRAGMA
 -- data_version) and stops it (fenced), as for a single cancel.
 UPDATE porter_jobs SET
@@ -9,6 +10,4 @@ UPDATE porter_jobs SET
                         THEN json_set(metadata, '$.cancel_requested_at', porter_now())
                         ELSE metadata END
 WHERE id = ?1 AND state IN ('available','scheduled','running','retryable','pending')
-  -- ?2: the bulk's filter of states (a JSON array, '[]' for any), judged again here.
-  AND (?2 = '[]' OR state IN (SELECT value FROM json_each(?2)))
 RETURNING id, queue, state, attempted_by

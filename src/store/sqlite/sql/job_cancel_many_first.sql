@@ -1,16 +1,10 @@
--- Of the jobs listed to be cancelled (?1, a JSON array of ids), those the cancel of another listed
--- job would reach: waiting descendants of a listed job, through any edge (the cancel of a
--- parent cancels a waiting child, or counts its end for an after_any one), newest first: a
--- bulk cancel or a workflow's cancel cancels these first, then the rest oldest first (see
--- cancel_order in mod.rs).
-WITH RECURSIVE listed(id) AS (SELECT value FROM json_each(?1)),
-below(id) AS (
-    SELECT d.child_id FROM listed l
-    JOIN porter_job_deps d ON d.parent_id = l.id
-    JOIN porter_jobs c ON c.id = d.child_id AND c.state = 'pending'
-    UNION
-    SELECT d.child_id FROM below b
-    JOIN porter_job_deps d ON d.parent_id = b.id
-    JOIN porter_jobs c ON c.id = d.child_id AND c.state = 'pending'
-)
-SELECT DISTINCT id FROM listed WHERE id IN (SELECT id FROM below) ORDER BY id DESC
+-- Of the jobs listed to be cancelled together (?1, a JSON array of ids), those waiting for
+-- parents are first put out of their parents' reach: to 'retryable' for the rest of this
+-- transaction, a state in which no trigger acts on them (a parent's end cancels or promotes
+-- only pending jobs, and nothing moves them from 'retryable' before the cancels that follow).
+-- The bulk (or the workflow's cancel) then cancels every listed job oldest first (see
+-- cancel_order in mod.rs). A sequence's waiting job stays pending (its sequence's unique index
+-- allows one job out of 'pending'; the end of its predecessor promotes it, and its own cancel
+-- follows).
+UPDATE porter_jobs SET state = 'retryable'
+WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'pending' AND sequence_key IS NULL

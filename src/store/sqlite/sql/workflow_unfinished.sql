@@ -1,6 +1,6 @@
 -- The unfinished jobs of workflow ?1, newest first. They are cancelled one at a time
--- (job_cancel.sql) in the order cancel_order in mod.rs gives: the steps a step's cancel would
--- reach before any step above them, so their parents' ends find them cancelled already and
+-- (job_cancel.sql) in the order cancel_order in mod.rs gives, after it has put the waiting
+-- ones out of their parents' reach, so that their parents' ends find them out of 'pending' and
 -- promote or cancel nothing (SQLite runs a row's AFTER triggers before the statement moves to
 -- the next row, so one UPDATE over the whole workflow would have its after_any steps promoted
 -- by their cancelled parents in the middle of it).
