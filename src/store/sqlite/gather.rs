@@ -5,7 +5,8 @@
 //! queues a single writer op, those that come before that op runs join it, and it inserts
 //! all their jobs with the multi-row batch insert (the clock read once per statement), as
 //! PostgreSQL's group insert does (`postgres/group.rs`). Those that come after it was taken
-//! start the next one, which the writer takes into its next transaction.
+//! start the next one, which the writer takes into its next transaction. An op takes as many
+//! requests as callers are waiting for it (each waits for its answer), at most 100 jobs each.
 //!
 //! Each caller keeps its own outcome. Should the joined insert fail (a value SQLite refuses,
 //! a full disk), it is rolled back to its savepoint and each caller's jobs are inserted again
@@ -151,12 +152,13 @@ fn write(conn: &Connection, requests: &[Request]) -> (bool, Vec<Result<Vec<Inser
     }
     let all: Vec<JobInsertParams> = requests.iter().flat_map(|r| r.jobs.clone()).collect();
     match savepoint(conn, || insert_jobs(conn, &all)) {
-        Ok(Ok(mut rows)) => {
-            let mut out = Vec::with_capacity(requests.len());
-            for request in requests {
-                let rest = rows.split_off(request.jobs.len());
-                out.push(Ok(std::mem::replace(&mut rows, rest)));
-            }
+        Ok(Ok(rows)) => {
+            // In input order: each request takes as many rows as it sent jobs.
+            let mut rows = rows.into_iter();
+            let out = requests
+                .iter()
+                .map(|request| Ok(rows.by_ref().take(request.jobs.len()).collect()))
+                .collect();
             return (true, out);
         }
         Ok(Err(_)) => {}
