@@ -260,16 +260,14 @@ mod tests {
         before_release: impl FnOnce(),
     ) -> Vec<crate::error::Result<Vec<InsertResult>>> {
         let release = hold(writer).await;
-        let n = requests.len();
-        let tasks: Vec<_> = requests
-            .into_iter()
-            .map(|jobs| {
-                let (writer, gather) = (writer.clone(), gather.clone());
-                tokio::spawn(async move { gather.insert(&writer, jobs).await })
-            })
-            .collect();
-        while super::lock(&gather.pending).requests.len() < n {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let mut tasks = Vec::new();
+        // One at a time, so that they are gathered in the order given.
+        for (i, jobs) in requests.into_iter().enumerate() {
+            let (w, g) = (writer.clone(), gather.clone());
+            tasks.push(tokio::spawn(async move { g.insert(&w, jobs).await }));
+            while super::lock(&gather.pending).requests.len() <= i {
+                tokio::task::yield_now().await;
+            }
         }
         before_release();
         drop(release);
