@@ -1068,6 +1068,28 @@ pub async fn job_insert_tx(
     Ok(out)
 }
 
+/// Locks the unique keys of `jobs` for the rest of the transaction (`job_unique_lock.sql`) when
+/// they are two or more: an insert of one key cannot close a cycle of waits. Taken again by a
+/// later insert of the same transaction, a lock it holds does not wait.
+pub(super) async fn lock_unique_keys<'a>(
+    conn: &mut PgConnection,
+    jobs: impl IntoIterator<Item = &'a JobInsertParams>,
+) -> Result<()> {
+    let mut keys: Vec<&str> = jobs
+        .into_iter()
+        .filter_map(|j| j.unique_key.as_deref())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.len() >= 2 {
+        sqlx::query(sql!("job_unique_lock"))
+            .bind(&keys)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Inserts jobs of which some may wait (a sequence, parents), one by one so that each reads
 /// what the previous inserted. Differs from SQLite (whose one writer serializes everything):
 /// it first takes the sequences' locks (job_sequence_lock.sql) and locks the parents' rows
@@ -1078,6 +1100,7 @@ async fn insert_waiting(
     conn: &mut PgConnection,
     jobs: &[JobInsertParams],
 ) -> Result<Vec<InsertResult>> {
+    lock_unique_keys(conn, jobs).await?;
     let mut keys: Vec<String> = jobs.iter().filter_map(|j| j.sequence_key.clone()).collect();
     keys.sort();
     keys.dedup();
@@ -1189,6 +1212,7 @@ async fn insert_rounds(
     jobs: &[JobInsertParams],
     holds: &[JobHold],
 ) -> Result<Vec<InsertResult>> {
+    lock_unique_keys(conn, jobs).await?;
     let mut out: Vec<Option<InsertResult>> = vec![None; jobs.len()];
     // A job whose unique key an earlier job of these takes is held by whatever holds that key
     // once the earlier one is in: it is not sent. Each statement then has a key once, and its

@@ -32,6 +32,8 @@ async fn insert_workflow(
         .bind(&params.name)
         .fetch_one(&mut *conn)
         .await?;
+    // Every step's unique key first, before any sequence's or parent's lock (as every insert).
+    super::lock_unique_keys(conn, params.steps.iter().map(|s| &s.job)).await?;
     // Without sequences, the steps go in together, their outside parents locked together.
     let out = if params.steps.iter().all(|s| s.job.sequence_key.is_none()) {
         insert_steps(conn, params, id).await?
