@@ -610,3 +610,35 @@ backend_case! {
         assert!(errors.is_empty(), "{errors:#?}");
     }
 }
+
+backend_case! {
+    /// A bulk cancel of a and d (d waits for b) beside a cancel of b from another store, with
+    /// c waiting for a and b: both succeed. On PostgreSQL the bulk locked a and d, then its
+    /// trigger c; the single cancel locked b, then c and d as its trigger came to them; one of
+    /// them ended with "deadlock detected" in about one round of three.
+    async fn a_bulk_cancel_beside_a_cancel_of_a_shared_parent_does_not_deadlock(db: TestDb) {
+        let s = &db.store;
+        let s2 = porter::store::open(&db.url).await.unwrap();
+        let mut errors = Vec::new();
+        for round in 0..40 {
+            let q = format!("bulk{round}");
+            let a = insert(s, in_q(&q, job("p"))).await;
+            let b = insert(s, job("p")).await;
+            let c = insert(s, after("c", &[a.id, b.id])).await;
+            let d = insert(s, in_q(&q, after("p", &[b.id]))).await;
+            let f = JobFilter { queue: Some(q.clone()), ..Default::default() };
+            let (r1, r2) =
+                tokio::join!(s.job_bulk(BulkAction::Cancel, f, i64::MAX), s2.job_cancel(b.id));
+            if let Err(e) = r1 {
+                errors.push(format!("round {round} bulk: {e}"));
+            }
+            if let Err(e) = r2 {
+                errors.push(format!("round {round} single: {e}"));
+            }
+            assert!(errors.is_empty(), "{errors:#?}");
+            for id in [a.id, b.id, c.id, d.id] {
+                assert_eq!(get(s, id).await.state, JobState::Cancelled, "round {round}: job {id}");
+            }
+        }
+    }
+}

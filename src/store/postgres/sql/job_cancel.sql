@@ -6,10 +6,28 @@
 -- The time is text in SQLite's format, so the metadata reads the same on both backends.
 -- Differs from SQLite (one writer): the job's sequence lock (job_sequence_lock.sql) is taken
 -- before its row, the order every path takes them in, so that this and an insert or a
--- finalize of other jobs of the sequence cannot deadlock.
+-- finalize of other jobs of the sequence cannot deadlock. Then its row and the waiting jobs
+-- below it, in id order, as a bulk cancel takes its rows (see job_cancel_many.sql): taken as
+-- the trigger came to them, they deadlocked with a bulk cancel of two of their other parents.
 WITH locked AS MATERIALIZED (
     SELECT count(pg_advisory_xact_lock(1886350450, hashtext(sequence_key))) AS n
     FROM porter_jobs WHERE id = $1 AND sequence_key IS NOT NULL
+),
+rows AS MATERIALIZED (
+    SELECT count(*) AS n FROM (
+        SELECT id FROM porter_jobs
+        WHERE id IN (
+            WITH RECURSIVE reach(id) AS (
+                SELECT $1::bigint
+                UNION
+                SELECT d.child_id FROM reach r
+                JOIN porter_job_deps d ON d.parent_id = r.id AND NOT d.resolved
+                JOIN porter_jobs c ON c.id = d.child_id AND c.state || '' = 'pending'
+            )
+            SELECT id FROM reach)
+          AND (SELECT n FROM locked) IS NOT NULL
+          AND state IN ('available','scheduled','running','retryable','pending')
+        ORDER BY id FOR UPDATE) r
 )
 UPDATE porter_jobs SET
     state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
@@ -18,5 +36,5 @@ UPDATE porter_jobs SET
                         THEN metadata || jsonb_build_object('cancel_requested_at',
                              to_char(porter_now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
                         ELSE metadata END
-WHERE id = $1 AND (SELECT n FROM locked) IS NOT NULL AND state IN ('available','scheduled','running','retryable','pending')
+WHERE id = $1 AND (SELECT n FROM rows) IS NOT NULL AND state IN ('available','scheduled','running','retryable','pending')
 RETURNING *

@@ -11,10 +11,23 @@ WITH locked AS MATERIALIZED (
 -- Then the rows, in id order, as a completion batch and a bulk delete lock theirs: the
 -- update's own scan may meet them in any order (a bitmap or sequential scan goes by where
 -- they lie in the table), and a completion of two of them met in the other order deadlocked.
+-- With them, in the same order, the waiting jobs below them (the cancel's trigger cancels or
+-- promotes those after the listed rows, whatever their ids): a single cancel of another parent
+-- of two of those, taking them as its own trigger came to them, deadlocked with the bulk in
+-- about one round of three (review of 3 Dec).
 rows AS MATERIALIZED (
     SELECT count(*) AS n FROM (
         SELECT id FROM porter_jobs
-        WHERE id = ANY($1::bigint[]) AND (SELECT n FROM locked) IS NOT NULL
+        WHERE id IN (
+            WITH RECURSIVE reach(id) AS (
+                SELECT unnest($1::bigint[])
+                UNION
+                SELECT d.child_id FROM reach r
+                JOIN porter_job_deps d ON d.parent_id = r.id AND NOT d.resolved
+                JOIN porter_jobs c ON c.id = d.child_id AND c.state || '' = 'pending'
+            )
+            SELECT id FROM reach)
+          AND (SELECT n FROM locked) IS NOT NULL
           AND state IN ('available','scheduled','running','retryable','pending')
         ORDER BY id FOR UPDATE) r
 )

@@ -14,11 +14,20 @@ WITH locked AS MATERIALIZED (
           WHERE s.workflow_id = $1 AND j.sequence_key IS NOT NULL ORDER BY 1) keys
 ),
 -- Then the steps' rows, in id order (see job_cancel_many.sql): the update's own scan meets
--- them in the order of the steps' names, or of a hash.
+-- them in the order of the steps' names, or of a hash. With them the waiting jobs below them,
+-- as the bulk cancel takes them.
 rows AS MATERIALIZED (
     SELECT count(*) AS n FROM (
         SELECT id FROM porter_jobs
-        WHERE id IN (SELECT job_id FROM porter_workflow_steps WHERE workflow_id = $1)
+        WHERE id IN (
+            WITH RECURSIVE reach(id) AS (
+                SELECT job_id FROM porter_workflow_steps WHERE workflow_id = $1
+                UNION
+                SELECT d.child_id FROM reach r
+                JOIN porter_job_deps d ON d.parent_id = r.id AND NOT d.resolved
+                JOIN porter_jobs c ON c.id = d.child_id AND c.state || '' = 'pending'
+            )
+            SELECT id FROM reach)
           AND (SELECT n FROM locked) IS NOT NULL
           AND state IN ('available','scheduled','running','retryable','pending')
         ORDER BY id FOR UPDATE) r
