@@ -8,34 +8,18 @@ use std::collections::BTreeMap;
 
 use porter::job::{InsertOpts, JobState};
 use porter::store::*;
-use porter::workflow::{Step, Workflow};
+use porter::workflow::Workflow;
 use porter::{Client, Error};
 
+use super::deps::{after, get};
+use super::workflows::step;
 use super::*;
-
-fn step(name: &str, kind: &str) -> Step {
-    Step::raw(name, kind, serde_json::json!({ "step": name }))
-}
-
-fn after(kind: &str, parents: &[i64]) -> JobInsertParams {
-    job_with(
-        kind,
-        InsertOpts {
-            depends_on: parents.to_vec(),
-            ..Default::default()
-        },
-    )
-}
 
 fn keyed(key: &str) -> InsertOpts {
     InsertOpts {
         unique_key: Some(key.into()),
         ..Default::default()
     }
-}
-
-async fn get(s: &Store, id: i64) -> porter::JobRow {
-    s.job_get(id).await.unwrap().unwrap()
 }
 
 fn entries(row: &porter::JobRow) -> Vec<String> {

@@ -10,7 +10,7 @@ use porter::Error;
 
 use super::*;
 
-fn after(kind: &str, parents: &[i64]) -> JobInsertParams {
+pub(crate) fn after(kind: &str, parents: &[i64]) -> JobInsertParams {
     job_with(
         kind,
         InsertOpts {
@@ -31,7 +31,7 @@ fn after_any(kind: &str, parents: &[i64]) -> JobInsertParams {
     )
 }
 
-async fn get(s: &Store, id: i64) -> porter::JobRow {
+pub(crate) async fn get(s: &Store, id: i64) -> porter::JobRow {
     s.job_get(id).await.unwrap().unwrap()
 }
 

@@ -10,7 +10,7 @@ use porter::{Client, Error};
 
 use super::*;
 
-fn step(name: &str, kind: &str) -> Step {
+pub(crate) fn step(name: &str, kind: &str) -> Step {
     Step::raw(name, kind, serde_json::json!({ "step": name }))
 }
 

@@ -107,68 +107,88 @@ impl Gather {
                     return (false, Box::new(|_| {}));
                 }
             };
+            // Every request's jobs in one list, moved, not copied: request i's are
+            // `all[ends[i - 1]..ends[i]]`.
+            let mut all = Vec::new();
+            let mut ends = Vec::with_capacity(requests.len());
+            let replies: Vec<_> = requests
+                .into_iter()
+                .map(|request| {
+                    all.extend(request.jobs);
+                    ends.push(all.len());
+                    request.reply
+                })
+                .collect();
             // A panic must not end the writer thread: it fails this op's callers, whose
             // writes are rolled back like those of any failed write.
             let (ok, results) =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(conn, &requests)))
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(conn, &all, &ends)))
                     .unwrap_or_else(|_| {
-                        (false, fail_all(&requests, "the gathered insert panicked"))
+                        (false, fail_all(ends.len(), "the gathered insert panicked"))
                     });
-            (ok, answer(requests, results))
+            (ok, answer(replies, results))
         })
     }
 }
 
 /// The reply that answers each request once the transaction has ended.
-fn answer(requests: Vec<Request>, results: Vec<Result<Vec<InsertResult>>>) -> Reply {
+fn answer(
+    replies: Vec<oneshot::Sender<Result<Vec<InsertResult>>>>,
+    results: Vec<Result<Vec<InsertResult>>>,
+) -> Reply {
     Box::new(move |commit_error| {
-        for (request, result) in requests.into_iter().zip(results) {
+        for (reply, result) in replies.into_iter().zip(results) {
             let result = match commit_error {
                 Some(e) if result.is_ok() => Err(Error::Database(format!("commit failed: {e}"))),
                 _ => result,
             };
-            let _ = request.reply.send(result);
+            let _ = reply.send(result);
         }
     })
 }
 
-/// The same error for every request.
-fn fail_all(requests: &[Request], why: &str) -> Vec<Result<Vec<InsertResult>>> {
-    requests
-        .iter()
+/// The same error for each of `requests`.
+fn fail_all(requests: usize, why: &str) -> Vec<Result<Vec<InsertResult>>> {
+    (0..requests)
         .map(|_| Err(Error::Database(why.to_string())))
         .collect()
 }
 
-/// Inserts every request's jobs, joined; should that fail, each request's under a savepoint
-/// of its own. Returns whether the op's writes may stay (false: the writer undoes them all)
-/// and each request's rows or error (an error alone is that request's: its writes were
-/// undone).
-fn write(conn: &Connection, requests: &[Request]) -> (bool, Vec<Result<Vec<InsertResult>>>) {
-    if let [request] = requests {
+/// Inserts `all` jobs, joined; should that fail, each request's (ending at `ends`) under a
+/// savepoint of its own. Returns whether the op's writes may stay (false: the writer undoes
+/// them all) and each request's rows or error (an error alone is that request's: its writes
+/// were undone).
+fn write(
+    conn: &Connection,
+    all: &[JobInsertParams],
+    ends: &[usize],
+) -> (bool, Vec<Result<Vec<InsertResult>>>) {
+    if ends.len() == 1 {
         // The writer's own savepoint undoes a failed insert.
-        let result = insert_jobs(conn, &request.jobs);
+        let result = insert_jobs(conn, all);
         return (result.is_ok(), vec![result]);
     }
-    let all: Vec<JobInsertParams> = requests.iter().flat_map(|r| r.jobs.clone()).collect();
-    match savepoint(conn, || insert_jobs(conn, &all)) {
+    let ranges = || {
+        ends.iter()
+            .scan(0, |start, &end| Some(std::mem::replace(start, end)..end))
+    };
+    match savepoint(conn, || insert_jobs(conn, all)) {
         Ok(Ok(rows)) => {
             // In input order: each request takes as many rows as it sent jobs.
             let mut rows = rows.into_iter();
-            let out = requests
-                .iter()
-                .map(|request| Ok(rows.by_ref().take(request.jobs.len()).collect()))
+            let out = ranges()
+                .map(|jobs| Ok(rows.by_ref().take(jobs.len()).collect()))
                 .collect();
             return (true, out);
         }
         Ok(Err(_)) => {}
-        Err(why) => return (false, fail_all(requests, &why)),
+        Err(why) => return (false, fail_all(ends.len(), &why)),
     }
-    let mut out = Vec::with_capacity(requests.len());
-    for request in requests {
-        match savepoint(conn, || insert_jobs(conn, &request.jobs)) {
+    let mut out = Vec::with_capacity(ends.len());
+    for jobs in ranges() {
+        match savepoint(conn, || insert_jobs(conn, &all[jobs])) {
             Ok(result) => out.push(result),
-            Err(why) => return (false, fail_all(requests, &why)),
+            Err(why) => return (false, fail_all(ends.len(), &why)),
         }
     }
     (true, out)
