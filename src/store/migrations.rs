@@ -207,6 +207,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "completions_counted_per_batch",
             "0040_completions_counted_per_batch.sql"
         ),
+        migration!(
+            41,
+            "fetch_index_available_only",
+            "0041_fetch_index_available_only.sql"
+        ),
     ],
 };
 

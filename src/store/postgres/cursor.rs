@@ -1,8 +1,9 @@
 //! Where a queue's plain claim starts its walk of `porter_jobs_fetch` (issue 14's sustained
 //! load).
 //!
-//! Every state change of a job leaves its old entry in `porter_jobs_fetch` (state is part of
-//! the key) pointing at a row version that is dead once the change commits. Postgres marks
+//! A claim leaves the claimed job's entry in `porter_jobs_fetch` (which since migration 0041
+//! holds available jobs only: the new row version, running, gets none) pointing at a row
+//! version that is dead once the claim commits. Postgres marks
 //! such entries as skippable only when no snapshot can still see the old version; while a
 //! transaction stays open anywhere in the database (an idle-in-transaction session, a long
 //! report, a replica's feedback), none can be, and each claim that walks the queue from its

@@ -361,7 +361,7 @@ async fn whether_a_sequence_is_busy_is_read_from_its_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let conn = open(&dir).await;
     // (job_retry_many also asks, of a job with a unique key, whether another holds it: those
-    // subqueries walk porter_jobs_fetch, which this test leaves alone.)
+    // subqueries find the listed jobs by id or the key's holder by porter_jobs_unique_key.)
     for (name, sql, only_these) in [
         (
             "job_sequence_busy",
@@ -391,6 +391,49 @@ async fn whether_a_sequence_is_busy_is_read_from_its_indexes() {
         assert!(
             !only_these || !plan.contains("porter_jobs_fetch"),
             "{name}:\n{plan}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn statements_over_several_states_read_an_index_of_each() {
+    // Since migration 0041 porter_jobs_fetch holds available jobs only, and no index has
+    // `state` in its key. A statement over several states (or over all finished jobs) that
+    // read porter_jobs_fetch before must read the partial index of each state instead: a scan
+    // of porter_jobs reads every finished job kept for retention. The plans, from EXPLAIN
+    // QUERY PLAN (porter never runs ANALYZE on SQLite, so they do not depend on the rows).
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open(&dir).await;
+    for (name, sql) in [
+        ("job_counts", include_str!("sql/job_counts.sql")),
+        ("bench_unfinished", include_str!("sql/bench_unfinished.sql")),
+        (
+            "bench_any_unfinished",
+            include_str!("sql/bench_any_unfinished.sql"),
+        ),
+        ("queue_due", include_str!("sql/queue_due.sql")),
+        ("job_unserved", include_str!("sql/job_unserved.sql")),
+        ("queue_limit_usage", include_str!("sql/queue_limit_usage.sql")),
+        ("job_sequence_busy", include_str!("sql/job_sequence_busy.sql")),
+        ("job_retry", include_str!("sql/job_retry.sql")),
+        ("job_retry_many", include_str!("sql/job_retry_many.sql")),
+        ("job_claim", include_str!("sql/job_claim.sql")),
+        ("job_claim_limited", include_str!("sql/job_claim_limited.sql")),
+        ("job_delete_finalized", include_str!("sql/job_delete_finalized.sql")),
+        ("queue_list", include_str!("sql/queue_list.sql")),
+    ] {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let mut rows = stmt.raw_query();
+        let mut plan = String::new();
+        while let Some(row) = rows.next().unwrap() {
+            plan.push_str(&row.get::<_, String>(3).unwrap());
+            plan.push('\n');
+        }
+        // porter_jobs under its own name or an alias these statements give it.
+        let scans = ["porter_jobs", "j", "o", "q", "n", "c"].map(|t| format!("SCAN {t}"));
+        assert!(
+            !plan.lines().any(|l| scans.iter().any(|s| s == l.trim())),
+            "{name} scans porter_jobs:\n{plan}"
         );
     }
 }

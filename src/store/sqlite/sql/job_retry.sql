@@ -18,9 +18,11 @@ UPDATE porter_jobs SET
     state = CASE WHEN (SELECT n FROM waiting) > 0 THEN 'pending'
                  WHEN state IN ('completed','cancelled','discarded')
                   AND sequence_key IS NOT NULL AND EXISTS (
-                     SELECT 1 FROM porter_jobs o WHERE o.sequence_key = porter_jobs.sequence_key AND o.id <> porter_jobs.id
-                     -- (two lists: see job_sequence_busy.sql)
-                     AND (o.state IN ('available','scheduled','running','retryable') OR o.state = 'pending'))
+                     SELECT 1 FROM porter_jobs o WHERE o.id <> porter_jobs.id
+                     -- (two lists, each naming the key: see job_sequence_busy.sql)
+                     AND ((o.sequence_key = porter_jobs.sequence_key
+                           AND o.state IN ('available','scheduled','running','retryable'))
+                          OR (o.sequence_key = porter_jobs.sequence_key AND o.state = 'pending')))
                  THEN 'pending' ELSE 'available' END,
     scheduled_at = porter_now(),
     finalized_at = NULL,

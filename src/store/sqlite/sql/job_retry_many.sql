@@ -28,9 +28,11 @@ WHERE id IN (SELECT value FROM json_each(?1)) AND state NOT IN ('running', 'avai
   -- left alone (retried alone, job_retry.sql queues it behind them under the sequence's lock).
   AND (sequence_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM porter_jobs q
-        WHERE q.sequence_key = porter_jobs.sequence_key AND q.id <> porter_jobs.id
-          -- (two lists: see job_sequence_busy.sql)
-          AND (q.state IN ('available', 'scheduled', 'running', 'retryable') OR q.state = 'pending')))
+        WHERE q.id <> porter_jobs.id
+          -- (two lists, each naming the key: see job_sequence_busy.sql)
+          AND ((q.sequence_key = porter_jobs.sequence_key
+                AND q.state IN ('available', 'scheduled', 'running', 'retryable'))
+               OR (q.sequence_key = porter_jobs.sequence_key AND q.state = 'pending'))))
   -- Of the listed jobs of one sequence this would retry, the oldest only: the statement's
   -- checks read the table as it was before it, so each would see its sequence idle and all
   -- would run at once (porter_jobs_sequence_active refused the statement). Retry again for the
@@ -54,7 +56,9 @@ WHERE id IN (SELECT value FROM json_each(?1)) AND state NOT IN ('running', 'avai
         SELECT 1 FROM porter_jobs n
         WHERE n.unique_key = porter_jobs.unique_key AND n.id > porter_jobs.id
           AND n.id IN (SELECT value FROM json_each(?1))
-          AND n.state IN ('completed', 'cancelled', 'discarded'))
+          -- `+`: found by the listed ids, never by walking every finished job in an index on
+          -- state (porter_jobs_finalized since 0041, porter_jobs_fetch before).
+          AND +n.state IN ('completed', 'cancelled', 'discarded'))
     )
   )
 RETURNING id, queue, state, attempted_by

@@ -7,10 +7,13 @@
 -- Cost: one pass over the due jobs (the fetch index's 'available' range and the due index),
 -- grouped by (queue, kind), like queue_due.sql; then, per group, a look at the few rows of
 -- porter_workers. Its JSON arrays are short (a worker's queues and kinds).
+-- The two groups are two parts, as in queue_due.sql (which says why).
 WITH due AS (
-    SELECT queue, kind, count(*) AS n FROM porter_jobs
-    WHERE state = 'available'
-       OR (state IN ('scheduled','retryable') AND scheduled_at <= porter_now())
+    SELECT queue, kind, count(*) AS n
+    FROM (SELECT queue, kind FROM porter_jobs WHERE state = 'available'
+          UNION ALL
+          SELECT queue, kind FROM porter_jobs
+          WHERE state IN ('scheduled','retryable') AND scheduled_at <= porter_now())
     GROUP BY queue, kind
 )
 SELECT queue, kind, n FROM due

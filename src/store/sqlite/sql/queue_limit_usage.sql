@@ -1,17 +1,23 @@
 -- Per queue with limits and per concurrency key: available due jobs, running jobs, the key's
 -- starts in the per-key rate window, and the queue's starts in its rate window.
+-- Available and running jobs are read as two parts, each from an index of its state
+-- (porter_jobs_fetch, porter_jobs_running_key, both with `queue` first): since 0041 no index
+-- holds both states, and one `state IN` over them scanned the table.
 WITH lq AS (
     SELECT * FROM porter_queues
     WHERE concurrency IS NOT NULL OR per_key_concurrency IS NOT NULL OR rate_limit IS NOT NULL
        OR rate_per_key_limit IS NOT NULL
 ),
 per_key AS (
-    SELECT j.queue, j.concurrency_key AS k,
-           sum(CASE WHEN j.state = 'available' AND j.scheduled_at <= porter_now() THEN 1 ELSE 0 END) AS available,
-           sum(CASE WHEN j.state = 'running' THEN 1 ELSE 0 END) AS running
-    FROM porter_jobs j JOIN lq ON lq.name = j.queue
-    WHERE j.state IN ('available', 'running')
-    GROUP BY j.queue, j.concurrency_key
+    SELECT u.queue, u.concurrency_key AS k,
+           sum(CASE WHEN u.state = 'available' AND u.scheduled_at <= porter_now() THEN 1 ELSE 0 END) AS available,
+           sum(CASE WHEN u.state = 'running' THEN 1 ELSE 0 END) AS running
+    FROM (SELECT j.queue, j.concurrency_key, j.state, j.scheduled_at
+          FROM lq JOIN porter_jobs j ON j.queue = lq.name AND j.state = 'available'
+          UNION ALL
+          SELECT j.queue, j.concurrency_key, j.state, j.scheduled_at
+          FROM lq JOIN porter_jobs j ON j.queue = lq.name AND j.state = 'running') u
+    GROUP BY u.queue, u.concurrency_key
 )
 SELECT p.queue, p.k, p.available, p.running,
        (SELECT count(*) FROM porter_queue_starts s
