@@ -1085,3 +1085,78 @@ backend_case! {
         assert_eq!(raw.texts("SELECT name FROM tablos").await, vec!["kept".to_string()]);
     }
 }
+
+backend_case! {
+    /// A database migrated up to 40 holding a job in every state keeps each job's meaning across
+    /// 0041 (porter_jobs_fetch of available jobs only, porter_jobs_finalized with `queue`,
+    /// porter_jobs_pending): the counts read every state from its new index, a finished job
+    /// without a finalized_at (another program's row) among them; the claim takes the
+    /// available and the due retryable job and leaves the scheduled one; the running job
+    /// completes by its fence; the waiting child runs after its parent.
+    async fn jobs_in_every_state_keep_their_meaning_across_0041(db: TestDb) {
+        let (url, raw) = database_at(&db, "before-41", 40).await;
+        raw.exec(
+            "INSERT INTO porter_jobs (id, kind, queue, state, scheduled_at, attempt, attempted_by,
+                                      finalized_at, has_dependents, waiting_for) VALUES
+                 (1, 'p', 'default', 'available', '2000-01-01T00:00:00.000Z', 0, NULL, NULL, true, 0),
+                 (2, 'p', 'default', 'scheduled', '2999-01-01T00:00:00.000Z', 0, NULL, NULL, false, 0),
+                 (3, 'p', 'default', 'retryable', '2000-01-01T00:00:01.000Z', 1, 'w', NULL, false, 0),
+                 (4, 'p', 'default', 'running', '2000-01-01T00:00:00.000Z', 1, 'w', NULL, false, 0),
+                 (5, 'c', 'default', 'pending', '2000-01-01T00:00:00.000Z', 0, NULL, NULL, false, 1),
+                 (6, 'p', 'default', 'completed', '2000-01-01T00:00:00.000Z', 1, 'w', '2000-01-01T00:00:02.000Z', false, 0),
+                 (7, 'p', 'default', 'cancelled', '2000-01-01T00:00:00.000Z', 0, NULL, '2000-01-01T00:00:02.000Z', false, 0),
+                 (8, 'p', 'default', 'discarded', '2000-01-01T00:00:00.000Z', 25, 'w', '2000-01-01T00:00:02.000Z', false, 0),
+                 (9, 'p', 'other', 'completed', '2000-01-01T00:00:00.000Z', 1, 'w', NULL, false, 0);
+             INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) VALUES (5, 1, false, false);",
+        )
+        .await;
+        let store = porter::store::open(&url).await.expect("porter upgrades the database");
+        assert_eq!(raw.porter_versions().await, sorted_sets());
+        let counts = store.job_counts().await.unwrap();
+        let default = &counts.queues["default"];
+        for state in [
+            JobState::Available,
+            JobState::Scheduled,
+            JobState::Retryable,
+            JobState::Running,
+            JobState::Pending,
+            JobState::Completed,
+            JobState::Cancelled,
+            JobState::Discarded,
+        ] {
+            assert_eq!(default[&state], 1, "{state:?} in default: {counts:?}");
+        }
+        assert_eq!(counts.queues["other"][&JobState::Completed], 1, "{counts:?}");
+        assert_eq!(counts.total.values().sum::<i64>(), 9, "{counts:?}");
+
+        let mut claimed: Vec<i64> = store
+            .job_claim(claim("p", 10))
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        claimed.sort();
+        assert_eq!(claimed, vec![1, 3], "the available and the due retryable job");
+        let fences = [1, 3, 4].map(|id| {
+            let store = store.clone();
+            async move { store.job_get(id).await.unwrap().unwrap().fence() }
+        });
+        let mut got = Vec::new();
+        for f in fences {
+            got.push(f.await);
+        }
+        assert_eq!(store.job_complete_many(got).await.unwrap(), vec![true, true, true]);
+        let state = |id: i64| {
+            let store = store.clone();
+            async move { store.job_get(id).await.unwrap().unwrap().state }
+        };
+        assert_eq!(state(2).await, JobState::Scheduled);
+        assert_eq!(state(5).await, JobState::Available, "5 waited for 1 only");
+        let counts = store.job_counts().await.unwrap();
+        assert_eq!(counts.queues["default"][&JobState::Completed], 4, "{counts:?}");
+        assert_eq!(counts.queues["default"][&JobState::Available], 1, "{counts:?}");
+        assert_eq!(counts.queues["default"][&JobState::Running], 0, "{counts:?}");
+        assert_eq!(counts.queues["default"][&JobState::Pending], 0, "{counts:?}");
+    }
+}
