@@ -413,13 +413,25 @@ async fn statements_over_several_states_read_an_index_of_each() {
         ),
         ("queue_due", include_str!("sql/queue_due.sql")),
         ("job_unserved", include_str!("sql/job_unserved.sql")),
-        ("queue_limit_usage", include_str!("sql/queue_limit_usage.sql")),
-        ("job_sequence_busy", include_str!("sql/job_sequence_busy.sql")),
+        (
+            "queue_limit_usage",
+            include_str!("sql/queue_limit_usage.sql"),
+        ),
+        (
+            "job_sequence_busy",
+            include_str!("sql/job_sequence_busy.sql"),
+        ),
         ("job_retry", include_str!("sql/job_retry.sql")),
         ("job_retry_many", include_str!("sql/job_retry_many.sql")),
         ("job_claim", include_str!("sql/job_claim.sql")),
-        ("job_claim_limited", include_str!("sql/job_claim_limited.sql")),
-        ("job_delete_finalized", include_str!("sql/job_delete_finalized.sql")),
+        (
+            "job_claim_limited",
+            include_str!("sql/job_claim_limited.sql"),
+        ),
+        (
+            "job_delete_finalized",
+            include_str!("sql/job_delete_finalized.sql"),
+        ),
         ("queue_list", include_str!("sql/queue_list.sql")),
     ] {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
