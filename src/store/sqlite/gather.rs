@@ -87,11 +87,13 @@ impl Gather {
 
     /// The writer op that takes every request gathered by the time it runs.
     fn op(&self) -> Op {
-        let pending = self.pending.clone();
+        let pending = Unrun(Some(self.pending.clone()));
         #[cfg(test)]
         let taken = self.taken.clone();
         Box::new(move |conn| {
+            let mut pending = pending;
             let requests = {
+                let pending = pending.0.take().expect("an op runs once");
                 let mut pending = lock(&pending);
                 pending.queued = false;
                 std::mem::take(&mut pending.requests)
@@ -128,6 +130,23 @@ impl Gather {
                     });
             (ok, answer(replies, results))
         })
+    }
+}
+
+/// The requests an op will take, until it runs. Dropped unrun (the writer thread ended with
+/// the op still queued), it answers them `Closed`, as a plain write's dropped op does, and
+/// lets the next caller queue an op again (which then finds the writer gone).
+struct Unrun(Option<Arc<Mutex<Pending>>>);
+
+impl Drop for Unrun {
+    fn drop(&mut self) {
+        if let Some(pending) = self.0.take() {
+            let mut pending = lock(&pending);
+            pending.queued = false;
+            for request in pending.requests.drain(..) {
+                let _ = request.reply.send(Err(Error::Closed));
+            }
+        }
     }
 }
 
@@ -369,6 +388,49 @@ mod tests {
             vec![20],
             "one op took them all"
         );
+    }
+
+    /// Should the writer thread end (a panic outside any op's own catch_unwind, here an op
+    /// that panics as it runs), the ops still queued are dropped unrun: a plain write queued
+    /// there is answered `Closed` (its reply sender goes with it), and so must a gathered one
+    /// be, and every gathered insert after it, instead of waiting forever for an op that
+    /// will never run (`queued` stays true, so no later caller sends another).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gathered_inserts_are_answered_when_the_writer_thread_dies() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir).await;
+        let gather = Arc::new(Gather::default());
+        let release = hold(&writer).await;
+        // Next group: an op that panics, then a gathered insert, then a plain write.
+        writer
+            .send(Box::new(|_| panic!("injected: the writer thread dies")))
+            .unwrap();
+        let (w, g) = (writer.clone(), gather.clone());
+        let gathered = tokio::spawn(async move { g.insert(&w, vec![job(0, 0)]).await });
+        while super::lock(&gather.pending).requests.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let w = writer.clone();
+        let plain = tokio::spawn(async move { w.run(|_| Ok(())).await });
+        drop(release);
+        let plain = tokio::time::timeout(Duration::from_secs(10), plain)
+            .await
+            .expect("the plain write is answered")
+            .unwrap();
+        assert!(matches!(plain, Err(Error::Closed)), "{plain:?}");
+        let gathered = tokio::time::timeout(Duration::from_secs(10), gathered)
+            .await
+            .expect("the gathered insert is answered, not left waiting forever")
+            .unwrap();
+        assert!(matches!(gathered, Err(Error::Closed)), "{gathered:?}");
+        let later = tokio::time::timeout(
+            Duration::from_secs(10),
+            gather.insert(&writer, vec![job(1, 0)]),
+        )
+        .await
+        .expect("a later gathered insert is answered too");
+        assert!(matches!(later, Err(Error::Closed)), "{later:?}");
     }
 
     /// A COMMIT that fails answers every gathered caller with its error, and nothing of
