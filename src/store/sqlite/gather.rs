@@ -433,6 +433,70 @@ mod tests {
         assert!(matches!(later, Err(Error::Closed)), "{later:?}");
     }
 
+    /// A gathered insert writes and answers each field as the plain insert (one op of its
+    /// own) does: the rows stored and returned differ only in id and times read at insert.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gathered_rows_match_the_plain_insert_field_by_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir).await;
+        let gather = Arc::new(Gather::default());
+        let at = chrono::Utc::now() + chrono::Duration::hours(3);
+        let varied = move |t: usize| -> Vec<JobInsertParams> {
+            let opts = move |i: usize| crate::job::InsertOpts {
+                queue: Some(format!("q{t}{i}")),
+                priority: Some(1 + (i % 4) as i16),
+                max_attempts: Some(3 + i as i32),
+                scheduled_at: (i == 1).then_some(at),
+                schedule_in: (i == 2).then_some(std::time::Duration::from_secs(90)),
+                metadata: Some(serde_json::json!({"t": t, "i": i, "nested": {"x": [1, 2]}})),
+                concurrency_key: (i != 0).then(|| format!("ck{i}")),
+                ..Default::default()
+            };
+            (0..4)
+                .map(|i| {
+                    JobInsertParams::new(
+                        &format!("kind{i}"),
+                        serde_json::json!({"t": t, "i": i}),
+                        opts(i),
+                    )
+                    .unwrap()
+                })
+                .collect()
+        };
+        let answers = gathered(&writer, &gather, vec![varied(0), varied(1)], || {}).await;
+        let plain = writer
+            .run(move |c| super::insert_jobs(c, &varied(0)))
+            .await
+            .unwrap();
+        let stored = |id: i64| {
+            writer.run(move |c| {
+                Ok(c.query_row(include_str!("sql/job_get.sql"), [id], super::super::job_from_row)?)
+            })
+        };
+        let normal = |mut r: crate::job::JobRow, plain_at: bool| {
+            r.id = 0;
+            r.created_at = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+            if plain_at {
+                r.scheduled_at = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+            }
+            r
+        };
+        for (t, answer) in answers.into_iter().enumerate() {
+            let rows = answer.unwrap();
+            assert_eq!(rows.len(), 4);
+            for (i, r) in rows.into_iter().enumerate() {
+                assert!(r.inserted);
+                let db = stored(r.job.id).await.unwrap();
+                assert_eq!(r.job, db, "request {t} job {i}: answered as stored");
+                if t == 0 {
+                    let p = stored(plain[i].job.id).await.unwrap();
+                    assert_eq!(plain[i].job, p);
+                    assert_eq!(normal(db, i != 1), normal(p, i != 1), "job {i}");
+                }
+            }
+        }
+    }
+
     /// A COMMIT that fails answers every gathered caller with its error, and nothing of
     /// theirs is written.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
