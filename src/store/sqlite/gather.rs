@@ -497,6 +497,111 @@ mod tests {
         }
     }
 
+    /// Many callers, enough jobs for several statements (cut at 3,276 rows), one refused:
+    /// each caller still gets its own jobs, in its order, ids ascending with the callers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_gathered_insert_keeps_each_callers_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir).await;
+        let gather = Arc::new(Gather::default());
+        for refused in [None, Some(123)] {
+            let requests = (0..400)
+                .map(|t| {
+                    let mut jobs: Vec<_> = (0..1 + t % 100).map(|j| job(t, j)).collect();
+                    if Some(t) == refused {
+                        jobs.last_mut().unwrap().priority = 9;
+                    }
+                    jobs
+                })
+                .collect();
+            let answers = gathered(&writer, &gather, requests, || {}).await;
+            let mut last = 0;
+            for (t, answer) in answers.into_iter().enumerate() {
+                if Some(t) == refused {
+                    assert!(matches!(answer, Err(Error::Invalid { .. })), "{answer:?}");
+                    continue;
+                }
+                let rows = answer.unwrap();
+                assert_eq!(rows.len(), 1 + t % 100);
+                for (j, r) in rows.iter().enumerate() {
+                    assert_eq!(r.job.args, serde_json::json!({"task": t, "j": j}));
+                    assert!(r.job.id > last);
+                    last = r.job.id;
+                }
+            }
+        }
+        let stored: i64 = writer
+            .run(|c| Ok(c.query_row("SELECT count(*) FROM porter_jobs", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        let per_round: i64 = (0..400).map(|t| 1 + t % 100).sum();
+        assert_eq!(stored, 2 * per_round - (1 + 123 % 100));
+    }
+
+    /// A full database (max_page_count) refuses the joined insert; each caller runs again on
+    /// its own and some fit: every caller answered Ok has its rows stored after the commit,
+    /// and no caller answered Err has any.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_database_answers_each_gathered_caller_truthfully() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir).await;
+        let gather = Arc::new(Gather::default());
+        writer
+            .run(|c| {
+                let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+                c.execute_batch(&format!("PRAGMA max_page_count = {}", pages + 40))?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let big = "x".repeat(8_000);
+        let requests = (0..30)
+            .map(|t| {
+                (0..3)
+                    .map(|j| {
+                        JobInsertParams::new(
+                            "noop",
+                            serde_json::json!({"task": t, "j": j, "pad": big}),
+                            Default::default(),
+                        )
+                        .unwrap()
+                    })
+                    .collect()
+            })
+            .collect();
+        let answers = gathered(&writer, &gather, requests, || {}).await;
+        let stored: Vec<(i64, i64)> = writer
+            .run(|c| {
+                let mut stmt =
+                    c.prepare("SELECT id, args ->> 'task' FROM porter_jobs ORDER BY id")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await
+            .unwrap();
+        let (mut ok, mut err) = (0, 0);
+        for (t, answer) in answers.into_iter().enumerate() {
+            let mine: Vec<i64> = stored
+                .iter()
+                .filter(|(_, task)| *task == t as i64)
+                .map(|(id, _)| *id)
+                .collect();
+            match answer {
+                Ok(rows) => {
+                    ok += 1;
+                    let ids: Vec<i64> = rows.iter().map(|r| r.job.id).collect();
+                    assert_eq!(ids, mine, "caller {t} answered Ok");
+                }
+                Err(e) => {
+                    err += 1;
+                    assert!(mine.is_empty(), "caller {t} answered {e} but has rows {mine:?}");
+                }
+            }
+        }
+        eprintln!("ok {ok}, err {err}, stored {}", stored.len());
+        assert!(err > 0, "the database filled up");
+    }
+
     /// A COMMIT that fails answers every gathered caller with its error, and nothing of
     /// theirs is written.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
