@@ -470,7 +470,11 @@ mod tests {
             .unwrap();
         let stored = |id: i64| {
             writer.run(move |c| {
-                Ok(c.query_row(include_str!("sql/job_get.sql"), [id], super::super::job_from_row)?)
+                Ok(c.query_row(
+                    include_str!("sql/job_get.sql"),
+                    [id],
+                    super::super::job_from_row,
+                )?)
             })
         };
         let normal = |mut r: crate::job::JobRow, plain_at: bool| {
@@ -594,7 +598,10 @@ mod tests {
                 }
                 Err(e) => {
                     err += 1;
-                    assert!(mine.is_empty(), "caller {t} answered {e} but has rows {mine:?}");
+                    assert!(
+                        mine.is_empty(),
+                        "caller {t} answered {e} but has rows {mine:?}"
+                    );
                 }
             }
         }
