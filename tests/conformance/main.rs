@@ -19,6 +19,7 @@ mod deps;
 mod insert;
 mod limits;
 mod list;
+mod lock_order;
 mod output;
 mod periodic;
 mod queues;

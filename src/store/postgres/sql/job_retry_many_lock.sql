@@ -4,6 +4,25 @@
 -- after them, sees a job of the sequence inserted meanwhile, and leaves the finished one alone
 -- where the bulk failed whole on porter_jobs_sequence_active. (job_cancel_many.sql takes the
 -- same locks in its own statement: its trigger, not its snapshot, judges the sequence.)
-SELECT count(pg_advisory_xact_lock(1886350450, h))
-FROM (SELECT DISTINCT hashtext(sequence_key) AS h FROM porter_jobs
-      WHERE id = ANY($1::bigint[]) AND sequence_key IS NOT NULL ORDER BY 1) keys
+-- Then the rows job_retry_many.sql may write, in id order, as a bulk cancel or delete takes
+-- theirs: the listed jobs it may retry, and the waiting (or not yet started) children of the
+-- listed finished ones, which its trigger sends back to wait for them. The update's own scan
+-- met the listed rows in the order they lie in the table, and its trigger took the children
+-- after them whatever their ids: beside a bulk cancel of the same jobs, or of a child and a
+-- listed job younger than it, the two waited for each other (review of 3 Dec).
+WITH locked AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock(1886350450, h)) AS n
+    FROM (SELECT DISTINCT hashtext(sequence_key) AS h FROM porter_jobs
+          WHERE id = ANY($1::bigint[]) AND sequence_key IS NOT NULL ORDER BY 1) keys
+)
+SELECT count(*) FROM (
+    SELECT id FROM porter_jobs
+    WHERE (SELECT n FROM locked) IS NOT NULL
+      AND ((id = ANY($1::bigint[]) AND state NOT IN ('running', 'available', 'pending'))
+           -- `state || ''` keeps the test off porter_jobs_fetch (see 0014).
+           OR (state || '' IN ('pending', 'available', 'scheduled') AND id IN (
+                   SELECT d.child_id FROM porter_jobs p
+                   JOIN porter_job_deps d ON d.parent_id = p.id
+                   WHERE p.id = ANY($1::bigint[]) AND p.has_dependents
+                     AND p.state IN ('completed', 'cancelled', 'discarded'))))
+    ORDER BY id FOR UPDATE) r

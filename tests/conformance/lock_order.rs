@@ -1,0 +1,223 @@
+//! Multi-row writes beside each other, both of which must succeed. On PostgreSQL two
+//! transactions that lock shared rows in different orders end with "deadlock detected"
+//! (40P01), an error from the store; every path that locks several jobs takes them in id
+//! order. Each case makes the meeting certain rather than likely: a third transaction holds
+//! one of the shared rows while the first write and then the second queue up behind it, each
+//! having locked what it locks before that row, and lets go. SQLite's one writer cannot
+//! deadlock (nothing is held there): the cases pin the same end states.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use porter::job::JobState;
+use porter::store::*;
+
+use super::deps::{after, get};
+use super::*;
+
+fn in_q(q: &str, p: JobInsertParams) -> JobInsertParams {
+    JobInsertParams {
+        queue: q.into(),
+        ..p
+    }
+}
+
+fn queue(q: &str) -> JobFilter {
+    JobFilter {
+        queue: Some(q.into()),
+        ..Default::default()
+    }
+}
+
+fn kind(k: &str) -> JobFilter {
+    JobFilter {
+        kind: Some(k.into()),
+        ..Default::default()
+    }
+}
+
+/// A transaction of its own holding job rows locked (PostgreSQL; nothing on SQLite).
+struct Hold {
+    conn: Option<(sqlx::PgConnection, i32)>,
+}
+
+impl Hold {
+    async fn rows(db: &TestDb, ids: &[i64]) -> Hold {
+        use sqlx::Connection;
+        if db.sqlite_path().is_some() {
+            return Hold { conn: None };
+        }
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+        let locked =
+            sqlx::query("SELECT id FROM porter_jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(ids)
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+        assert_eq!(locked.len(), ids.len());
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        Hold {
+            conn: Some((c, pid)),
+        }
+    }
+
+    /// Returns once `n` sessions wait behind this one (directly, or behind one that does).
+    async fn queued(&mut self, n: i64) {
+        let Some((c, pid)) = &mut self.conn else {
+            return;
+        };
+        loop {
+            // (The activity a transaction reads is kept for the transaction, unless cleared.)
+            sqlx::query("SELECT pg_stat_clear_snapshot()")
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity a WHERE $1 = ANY(pg_blocking_pids(a.pid)) \
+                 OR EXISTS (SELECT 1 FROM unnest(pg_blocking_pids(a.pid)) b(pid) \
+                            WHERE $1 = ANY(pg_blocking_pids(b.pid)))",
+            )
+            .bind(*pid)
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+            if waiting >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn release(self) {
+        if let Some((mut c, _)) = self.conn {
+            sqlx::query("COMMIT").execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+/// `first` started, then `second` once `first` waits behind `hold`; both once the second
+/// waits too and `hold` lets go. (On SQLite, one after the other.)
+async fn meet<A, B>(
+    mut hold: Hold,
+    first: impl std::future::Future<Output = A> + Send + 'static,
+    second: impl std::future::Future<Output = B> + Send + 'static,
+) -> (A, B)
+where
+    A: Send + 'static,
+    B: Send + 'static,
+{
+    if hold.conn.is_none() {
+        // SQLite: one after the other, as PostgreSQL's locks order them.
+        let a = first.await;
+        return (a, second.await);
+    }
+    let first = tokio::spawn(first);
+    hold.queued(1).await;
+    let second = tokio::spawn(second);
+    hold.queued(2).await;
+    hold.release().await;
+    (first.await.unwrap(), second.await.unwrap())
+}
+
+/// Jobs a and b of queue `q`, run and failed (retryable) b first: b's new row lies before
+/// a's in the table, the order a scan of the table meets them in.
+async fn retryable_pair(s: &Store, q: &str) -> (i64, i64) {
+    let a = insert(s, in_q(q, job("p"))).await;
+    let b = insert(s, in_q(q, job("p"))).await;
+    let got = s.job_claim(claim(q, &["p"], 2, W)).await.unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![a.id, b.id]
+    );
+    for row in got.iter().rev() {
+        s.job_fail(fail(row, "x", Duration::from_secs(3600)))
+            .await
+            .unwrap();
+    }
+    (a.id, b.id)
+}
+
+fn bulk(
+    s: &Arc<Store>,
+    action: BulkAction,
+    f: JobFilter,
+) -> impl std::future::Future<Output = porter::Result<BulkOutcome>> + Send + 'static {
+    let s = s.clone();
+    async move { s.job_bulk(action, f, i64::MAX).await }
+}
+
+backend_case! {
+    /// A bulk retry beside a bulk cancel of the same retryable jobs a and b, b's row before
+    /// a's in the table: the retry's scan took b, then waited for a, which the cancel (in id
+    /// order) held while it waited for b.
+    async fn a_bulk_retry_beside_a_bulk_cancel_of_the_same_jobs_does_not_deadlock(db: TestDb) {
+        let s = &db.store;
+        let (a, b) = retryable_pair(s, "q").await;
+        let hold = Hold::rows(&db, &[b]).await;
+        let (retry, cancel) = meet(
+            hold,
+            bulk(s, BulkAction::Retry, queue("q")),
+            bulk(&db.reopen().await, BulkAction::Cancel, queue("q")),
+        )
+        .await;
+        assert_eq!(retry.unwrap().changed, 2, "retried");
+        assert_eq!(cancel.unwrap().changed, 2, "cancelled after");
+        for id in [a, b] {
+            assert_eq!(get(s, id).await.state, JobState::Cancelled, "job {id}");
+        }
+    }
+}
+
+backend_case! {
+    /// The same with a bulk delete, which locks its rows in id order before deleting them.
+    async fn a_bulk_retry_beside_a_bulk_delete_of_the_same_jobs_does_not_deadlock(db: TestDb) {
+        let s = &db.store;
+        let (a, b) = retryable_pair(s, "q").await;
+        let hold = Hold::rows(&db, &[b]).await;
+        let (retry, delete) = meet(
+            hold,
+            bulk(s, BulkAction::Retry, queue("q")),
+            bulk(&db.reopen().await, BulkAction::Delete, queue("q")),
+        )
+        .await;
+        assert_eq!(retry.unwrap().changed, 2, "retried");
+        assert_eq!(delete.unwrap().changed, 2, "deleted after");
+        for id in [a, b] {
+            assert!(s.job_get(id).await.unwrap().is_none(), "job {id}");
+        }
+    }
+}
+
+backend_case! {
+    /// A bulk retry of a completed parent a and of a retryable r, beside a bulk cancel of c
+    /// (a's waiting child, older than r) and r. The retry's trigger counts a again for c after
+    /// the retry took r; the cancel took c, then waited for r.
+    async fn a_bulk_retry_of_a_parent_beside_a_bulk_cancel_of_its_child_does_not_deadlock(db: TestDb) {
+        let s = &db.store;
+        let a = insert(s, job("kr")).await;
+        let b = insert(s, job("hold")).await;
+        let c = insert(s, in_q("qc", after("c", &[a.id, b.id]))).await;
+        let r = insert(s, in_q("qc", job("kr"))).await;
+        let ra = claim_one(s, "kr").await;
+        assert_eq!(ra.id, a.id);
+        s.job_complete_many(vec![ra.fence()]).await.unwrap();
+        let rr = s.job_claim(claim("qc", &["kr"], 1, W)).await.unwrap().remove(0);
+        s.job_fail(fail(&rr, "x", Duration::from_secs(3600))).await.unwrap();
+        let hold = Hold::rows(&db, &[r.id]).await;
+        let (retry, cancel) = meet(
+            hold,
+            bulk(s, BulkAction::Retry, kind("kr")),
+            bulk(&db.reopen().await, BulkAction::Cancel, queue("qc")),
+        )
+        .await;
+        assert_eq!(retry.unwrap().changed, 2, "retried");
+        assert_eq!(cancel.unwrap().changed, 2, "cancelled after");
+        assert_eq!(get(s, a.id).await.state, JobState::Available, "a");
+        assert_eq!(get(s, c.id).await.state, JobState::Cancelled, "c");
+        assert_eq!(get(s, r.id).await.state, JobState::Cancelled, "r");
+    }
+}
