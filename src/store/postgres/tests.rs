@@ -2009,3 +2009,119 @@ async fn statements_over_several_states_read_an_index_of_each_after_a_stale_anal
         }
     }
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_listing_of_several_unfinished_states_reads_their_indexes() {
+    // Since migration 0041 no index has `state` in its key, and `state = ANY(array)` proves no
+    // partial index's predicate: a listing or a filter over several states (the dashboard's
+    // unfinished jobs: available, scheduled, running, retryable) read porter_jobs_fetch before
+    // 0041 and scanned the table after it, every finished job kept for retention. A few old
+    // unfinished jobs under 100,000 newer finished ones; a custom plan, current statistics.
+    let url = fresh_url().await;
+    let _store = PgStore::open(&url).await.unwrap();
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO porter_jobs (kind, state, scheduled_at)
+         SELECT 'noop', 'scheduled', now() + interval '1 day' FROM generate_series(1, 10);
+         INSERT INTO porter_jobs (kind, state, attempt, scheduled_at)
+         SELECT 'noop', 'retryable', 1, now() + interval '1 hour' FROM generate_series(1, 5);
+         INSERT INTO porter_jobs (kind, state, attempt, attempted_at, attempted_by)
+         SELECT 'noop', 'running', 1, now(), 'w' FROM generate_series(1, 3);
+         INSERT INTO porter_jobs (kind, state, waiting_for)
+         SELECT 'noop', 'pending', 1 FROM generate_series(1, 5);
+         INSERT INTO porter_jobs (kind, state, attempt, finalized_at)
+         SELECT 'noop', CASE WHEN g % 50 = 0 THEN 'discarded' ELSE 'completed' END, 1, now()
+         FROM generate_series(1, 100000) g;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("VACUUM ANALYZE porter_jobs")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("SET plan_cache_mode = force_custom_plan")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let unfinished = "'{available,scheduled,running,retryable}'";
+    let search = concat!(
+        "SELECT id FROM porter_jobs\n",
+        include_str!("sql/job_filter.sql"),
+        "\nORDER BY id DESC LIMIT $7"
+    );
+    let count = concat!(
+        "SELECT count(*), max(id) FROM porter_jobs\n",
+        include_str!("sql/job_filter.sql")
+    );
+    for (name, sql, args) in [
+        (
+            "job_list",
+            sql!("job_list"),
+            format!("(NULL, NULL, NULL, {unfinished}, 26)"),
+        ),
+        (
+            "job_list_waiting",
+            sql!("job_list"),
+            "(NULL, 'default', NULL, '{scheduled,retryable,pending}', 26)".to_string(),
+        ),
+        (
+            "job_search_ids",
+            search,
+            format!("({unfinished}, NULL, NULL, NULL, NULL, NULL, 26)"),
+        ),
+        (
+            "job_count_matching",
+            count,
+            format!("({unfinished}, NULL, NULL, NULL, NULL, NULL)"),
+        ),
+    ] {
+        sqlx::raw_sql(&format!("PREPARE {name} AS {sql}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE {name}{args}"))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            !plan.contains("Seq Scan on porter_jobs") && !plan.contains("porter_jobs_pkey"),
+            "{name}:\n{plan}"
+        );
+    }
+    // The listing still answers every state, and no other.
+    let store = PgStore::open(&url).await.unwrap();
+    for states in [
+        vec![JobState::Scheduled, JobState::Running],
+        vec![JobState::Pending],
+        vec![JobState::Retryable, JobState::Discarded],
+        vec![],
+    ] {
+        let rows = store
+            .job_list(JobListParams {
+                states: states.clone(),
+                limit: Some(5_000),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let want: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM porter_jobs WHERE cardinality($1::text[]) = 0 OR state = ANY($1)",
+        )
+        .bind(states.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(rows.len() as i64, want.min(5_000), "{states:?}");
+        assert!(
+            rows.iter()
+                .all(|r| states.is_empty() || states.contains(&r.state)),
+            "{states:?}"
+        );
+    }
+}
