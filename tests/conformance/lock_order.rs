@@ -1,7 +1,8 @@
 //! Multi-row writes beside each other, both of which must succeed. On PostgreSQL two
 //! transactions that lock shared rows in different orders end with "deadlock detected"
-//! (40P01), an error from the store; every path that locks several jobs takes them in id
-//! order. Each case makes the meeting certain rather than likely: a third transaction holds
+//! (40P01), an error from the store; every path that locks several jobs takes them in one
+//! order (running jobs first, as a completion's trigger comes to their children after them;
+//! then id order). Each case makes the meeting certain rather than likely: a third transaction holds
 //! one of the shared rows while the first write and then the second queue up behind it, each
 //! having locked what it locks before that row, and lets go. SQLite's one writer cannot
 //! deadlock (nothing is held there): the cases pin the same end states.

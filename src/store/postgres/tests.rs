@@ -1983,6 +1983,12 @@ async fn statements_over_several_states_read_an_index_of_each_after_a_stale_anal
             sql!("job_delete_finalized_pick"),
             "('completed', 3600, 1000)",
         ),
+        // (Finds its rows by id and by edge; its first form scanned the table.)
+        (
+            "job_retry_many_lock",
+            sql!("job_retry_many_lock"),
+            "(ARRAY[1, 2, 100500]::bigint[])",
+        ),
     ] {
         sqlx::raw_sql(&format!("PREPARE {name} AS {sql}"))
             .execute(&mut conn)

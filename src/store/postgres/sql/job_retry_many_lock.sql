@@ -14,15 +14,19 @@ WITH locked AS MATERIALIZED (
     SELECT count(pg_advisory_xact_lock(1886350450, h)) AS n
     FROM (SELECT DISTINCT hashtext(sequence_key) AS h FROM porter_jobs
           WHERE id = ANY($1::bigint[]) AND sequence_key IS NOT NULL ORDER BY 1) keys
+),
+-- The children are found by their edges and every row by its id, never by a scan: an OR of
+-- `id = ANY(...)` and `id IN (...)` alone read the whole table.
+kids AS MATERIALIZED (
+    SELECT d.child_id AS id FROM porter_jobs p
+    JOIN porter_job_deps d ON d.parent_id = p.id
+    WHERE p.id = ANY($1::bigint[]) AND p.has_dependents
+      AND p.state IN ('completed', 'cancelled', 'discarded')
 )
 SELECT count(*) FROM (
     SELECT id FROM porter_jobs
-    WHERE (SELECT n FROM locked) IS NOT NULL
+    WHERE id IN (SELECT unnest($1::bigint[]) UNION SELECT id FROM kids)
+      AND (SELECT n FROM locked) IS NOT NULL
       AND ((id = ANY($1::bigint[]) AND state NOT IN ('running', 'available', 'pending'))
-           -- `state || ''` keeps the test off porter_jobs_fetch (see 0014).
-           OR (state || '' IN ('pending', 'available', 'scheduled') AND id IN (
-                   SELECT d.child_id FROM porter_jobs p
-                   JOIN porter_job_deps d ON d.parent_id = p.id
-                   WHERE p.id = ANY($1::bigint[]) AND p.has_dependents
-                     AND p.state IN ('completed', 'cancelled', 'discarded'))))
+           OR (state IN ('pending', 'available', 'scheduled') AND id IN (SELECT id FROM kids)))
     ORDER BY id FOR UPDATE) r
