@@ -1,8 +1,7 @@
 //! Multi-row writes beside each other, both of which must succeed. On PostgreSQL two
 //! transactions that lock shared rows in different orders end with "deadlock detected"
-//! (40P01), an error from the store; every path that locks several jobs takes them in one
-//! order (running jobs first, as a completion's trigger comes to their children after them;
-//! then id order). Each case makes the meeting certain rather than likely: a third transaction holds
+//! (40P01), an error from the store; every path that locks several jobs takes them in id
+//! order. Each case makes the meeting certain rather than likely: a third transaction holds
 //! one of the shared rows while the first write and then the second queue up behind it, each
 //! having locked what it locks before that row, and lets go. SQLite's one writer cannot
 //! deadlock (nothing is held there): the cases pin the same end states.
@@ -220,77 +219,5 @@ backend_case! {
         assert_eq!(get(s, a.id).await.state, JobState::Available, "a");
         assert_eq!(get(s, c.id).await.state, JobState::Cancelled, "c");
         assert_eq!(get(s, r.id).await.state, JobState::Cancelled, "r");
-    }
-}
-
-backend_case! {
-    /// A completion of running r1 and r2 beside a bulk cancel of c (r1's waiting child, older
-    /// than r2) and r2. The completion's trigger makes c available after the completion took
-    /// r2; the cancel took c, then waited for r2 (to ask it to stop).
-    async fn a_completion_beside_a_bulk_cancel_of_a_child_and_a_running_job_does_not_deadlock(db: TestDb) {
-        let s = &db.store;
-        let r1 = insert(s, job("r")).await;
-        let c = insert(s, in_q("q", after("c", &[r1.id]))).await;
-        let r2 = insert(s, in_q("q", job("r"))).await;
-        let mut running = s.job_claim(claim("default", &["r"], 1, W)).await.unwrap();
-        running.extend(s.job_claim(claim("q", &["r"], 1, W)).await.unwrap());
-        let fences: Vec<_> = running.iter().map(|r| r.fence()).collect();
-        assert_eq!(fences.len(), 2);
-        let hold = Hold::rows(&db, &[r2.id]).await;
-        let s1 = s.clone();
-        let (done, cancel) = meet(
-            hold,
-            async move { s1.job_complete_many(fences).await },
-            bulk(&db.reopen().await, BulkAction::Cancel, queue("q")),
-        )
-        .await;
-        assert_eq!(done.unwrap(), vec![true, true], "completed");
-        assert_eq!(cancel.unwrap().changed, 1, "c cancelled; r2 completed before");
-        for (id, want) in [(r1.id, JobState::Completed), (c.id, JobState::Cancelled), (r2.id, JobState::Completed)] {
-            assert_eq!(get(s, id).await.state, want, "job {id}");
-        }
-    }
-}
-
-backend_case! {
-    /// The same meeting with a workflow cancel: job p (outside the workflow) and step d
-    /// running, step c waiting for p and older than d. The cancel takes the running step
-    /// first, as the bulk cancel does.
-    async fn a_completion_beside_a_workflow_cancel_of_a_child_and_a_running_step_does_not_deadlock(db: TestDb) {
-        use porter::job::InsertOpts;
-        use porter::workflow::Workflow;
-        let s = &db.store;
-        let p = insert(s, job("r")).await;
-        let wf = porter::Client::new(s.clone())
-            .insert_workflow(
-                Workflow::new("lock order")
-                    .step(super::workflows::step("c", "c").opts(InsertOpts {
-                        depends_on: vec![p.id],
-                        ..Default::default()
-                    }))
-                    .step(super::workflows::step("d", "r")),
-            )
-            .await
-            .unwrap();
-        let id = |n: &str| wf.job(n).unwrap().id;
-        assert!(id("c") < id("d"));
-        let running = s.job_claim(claim("default", &["r"], 2, W)).await.unwrap();
-        assert_eq!(running.len(), 2);
-        let fences: Vec<_> = running.iter().map(|r| r.fence()).collect();
-        let hold = Hold::rows(&db, &[id("d")]).await;
-        let (s1, s2) = (s.clone(), db.reopen().await);
-        let wf_id = wf.id;
-        let (done, cancel) = meet(
-            hold,
-            async move { s1.job_complete_many(fences).await },
-            async move { s2.workflow_cancel(wf_id).await },
-        )
-        .await;
-        assert_eq!(done.unwrap(), vec![true, true], "completed");
-        cancel.unwrap();
-        assert_eq!(get(s, p.id).await.state, JobState::Completed, "p");
-        for (n, want) in [("c", JobState::Cancelled), ("d", JobState::Completed)] {
-            assert_eq!(get(s, id(n)).await.state, want, "step {n}");
-        }
     }
 }

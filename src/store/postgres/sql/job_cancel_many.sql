@@ -15,13 +15,6 @@ WITH locked AS MATERIALIZED (
 -- promotes those after the listed rows, whatever their ids): a single cancel of another parent
 -- of two of those, taking them as its own trigger came to them, deadlocked with the bulk in
 -- about one round of three (review of 3 Dec).
--- Running rows first, in id order, then the others in id order: a completion, a failure or a
--- rescue takes its running jobs and then, by its trigger, their waiting children, whatever
--- their ids. Taken in id order alone, a waiting child older than a running job listed with it
--- was locked before that job, and a completion of the child's parent and that job, holding
--- the job and waiting for the child, deadlocked with the cancel every time they met (second
--- review of 3 Dec). No other write takes a running row with others: deletes and retries
--- leave running jobs alone.
 rows AS MATERIALIZED (
     SELECT count(*) AS n FROM (
         SELECT id FROM porter_jobs
@@ -36,7 +29,7 @@ rows AS MATERIALIZED (
             SELECT id FROM reach)
           AND (SELECT n FROM locked) IS NOT NULL
           AND state IN ('available','scheduled','running','retryable','pending')
-        ORDER BY state = 'running' DESC, id FOR UPDATE) r
+        ORDER BY id FOR UPDATE) r
 )
 UPDATE porter_jobs SET
     state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,

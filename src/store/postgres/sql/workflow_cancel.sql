@@ -13,9 +13,9 @@ WITH locked AS MATERIALIZED (
           FROM porter_workflow_steps s JOIN porter_jobs j ON j.id = s.job_id
           WHERE s.workflow_id = $1 AND j.sequence_key IS NOT NULL ORDER BY 1) keys
 ),
--- Then the steps' rows, running ones first, each group in id order (see job_cancel_many.sql):
--- the update's own scan meets them in the order of the steps' names, or of a hash. With them
--- the waiting jobs below them, as the bulk cancel takes them.
+-- Then the steps' rows, in id order (see job_cancel_many.sql): the update's own scan meets
+-- them in the order of the steps' names, or of a hash. With them the waiting jobs below them,
+-- as the bulk cancel takes them.
 rows AS MATERIALIZED (
     SELECT count(*) AS n FROM (
         SELECT id FROM porter_jobs
@@ -30,7 +30,7 @@ rows AS MATERIALIZED (
             SELECT id FROM reach)
           AND (SELECT n FROM locked) IS NOT NULL
           AND state IN ('available','scheduled','running','retryable','pending')
-        ORDER BY state = 'running' DESC, id FOR UPDATE) r
+        ORDER BY id FOR UPDATE) r
 )
 UPDATE porter_jobs SET
     state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
