@@ -19,7 +19,10 @@
 //!   reader pins the WAL, the writer checkpoints on a backoff of its own instead of after every
 //!   commit (`src/store/sqlite/checkpoint.rs`);
 //!   `temp_store=MEMORY` keeps the savepoint journals of grouped writes in memory, where they
-//!   would otherwise spill to a temporary file past 64 KiB in every large group.
+//!   would otherwise spill to a temporary file past 64 KiB in every large group; readers keep
+//!   SQLite's default (`temp_store=FILE`), so that a sort larger than the page cache (SQLite
+//!   groups by sorting: the counts of two million finished jobs, say) spills to a file
+//!   instead of holding every row in memory (it had taken 125 MB).
 //! * **Wake-ups across processes**: a watcher reads `PRAGMA data_version` (a cheap read that
 //!   changes when another connection commits) while somebody listens, and wakes every
 //!   producer and cancel watcher of this process when it changed. It reads it at once when
@@ -52,6 +55,9 @@ use super::migrations::{self, MigrationSet};
 use super::*;
 use crate::error::{Error, Result};
 use crate::job::{AttemptError, JobRow, JobState};
+
+/// Readers spill large sorts to a file (see the module docs).
+const READER_TEMP_STORE: &str = "PRAGMA temp_store = FILE;";
 
 /// Most writes grouped into one transaction.
 pub const MAX_GROUP: usize = 512;
@@ -437,8 +443,13 @@ impl SqliteStore {
     ) -> Result<Self> {
         let conn = open_writer(&path, synchronous, &clock)?;
         let reader_clock = clock.clone();
-        let manager = SqliteConnectionManager::file(&path)
-            .with_init(move |c| prepare_connection(c, synchronous, &reader_clock));
+        let manager = SqliteConnectionManager::file(&path).with_init(move |c| {
+            prepare_connection(c, synchronous, &reader_clock)?;
+            // A reader writes no savepoint journal; a large sort of its own (the counts of
+            // every finished job kept, say) spills to a file past the cache instead of
+            // holding all its rows in memory.
+            c.execute_batch(READER_TEMP_STORE)
+        });
         let readers = r2d2::Pool::builder()
             .max_size(READ_POOL_SIZE)
             .min_idle(Some(1))
