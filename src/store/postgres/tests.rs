@@ -1932,6 +1932,23 @@ async fn a_workflow_insert_locks_its_outside_parents_in_id_order() {
     assert!(free, "the insert waited for X1 before it locked X2");
 }
 
+/// Prepares `sql` on `conn` as the statement `name`.
+async fn prepare(conn: &mut PgConnection, name: &str, sql: &str) {
+    sqlx::raw_sql(&format!("PREPARE {name} AS {sql}"))
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
+/// The plan of the prepared statement `name` run with `args` (`(...)`, or empty), a line a node.
+async fn explain_execute(conn: &mut PgConnection, name: &str, args: &str) -> String {
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE {name}{args}"))
+        .fetch_all(conn)
+        .await
+        .unwrap();
+    plan.join("\n")
+}
+
 #[tokio::test]
 #[cfg_attr(
     not(porter_pg_tests),
@@ -1990,20 +2007,13 @@ async fn statements_over_several_states_read_an_index_of_each_after_a_stale_anal
             "(ARRAY[1, 2, 100500]::bigint[])",
         ),
     ] {
-        sqlx::raw_sql(&format!("PREPARE {name} AS {sql}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        prepare(&mut conn, name, sql).await;
         for mode in ["force_custom_plan", "force_generic_plan"] {
             sqlx::query(&format!("SET plan_cache_mode = {mode}"))
                 .execute(&mut conn)
                 .await
                 .unwrap();
-            let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE {name}{args}"))
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
-            let plan = plan.join("\n");
+            let plan = explain_execute(&mut conn, name, args).await;
             // (Retention's generic plan may hash the unfinished children of its parents, `c`,
             // once per statement, from a scan of the table; before 0041 it walked the whole
             // old porter_jobs_fetch instead, whose key began with `state`: 8-12 ms against
@@ -2087,15 +2097,8 @@ async fn a_listing_of_several_unfinished_states_reads_their_indexes() {
             format!("({unfinished}, NULL, NULL, NULL, NULL, NULL)"),
         ),
     ] {
-        sqlx::raw_sql(&format!("PREPARE {name} AS {sql}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE {name}{args}"))
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-        let plan = plan.join("\n");
+        prepare(&mut conn, name, sql).await;
+        let plan = explain_execute(&mut conn, name, &args).await;
         assert!(
             !plan.contains("Seq Scan on porter_jobs") && !plan.contains("porter_jobs_pkey"),
             "{name}:\n{plan}"

@@ -26,6 +26,23 @@ fn after(parents: Vec<i64>) -> JobInsertParams {
     })
 }
 
+/// `EXPLAIN QUERY PLAN` of `sql`, parameters left unbound (NULL: the plans these tests read do
+/// not depend on them): each step's parent and its text.
+fn query_plan(conn: &Connection, sql: &str) -> Vec<(i64, String)> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let mut rows = stmt.raw_query();
+    let mut steps = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        steps.push((row.get(1).unwrap(), row.get(3).unwrap()));
+    }
+    steps
+}
+
+/// The steps' texts, a line each.
+fn plan_text(steps: &[(i64, String)]) -> String {
+    steps.iter().map(|(_, step)| format!("{step}\n")).collect()
+}
+
 /// A migrated database at `dir`, and a connection of the caller's own to it.
 async fn open(dir: &tempfile::TempDir) -> Connection {
     let path = dir.path().join("insert.db");
@@ -375,14 +392,7 @@ async fn whether_a_sequence_is_busy_is_read_from_its_indexes() {
             false,
         ),
     ] {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        // Parameters left unbound (NULL): the plan does not depend on them.
-        let mut rows = stmt.raw_query();
-        let mut plan = String::new();
-        while let Some(row) = rows.next().unwrap() {
-            plan.push_str(&row.get::<_, String>(3).unwrap());
-            plan.push('\n');
-        }
+        let plan = plan_text(&query_plan(&conn, sql));
         assert!(
             plan.contains("porter_jobs_sequence_active")
                 && plan.contains("porter_jobs_sequence_pending"),
@@ -434,13 +444,7 @@ async fn statements_over_several_states_read_an_index_of_each() {
         ),
         ("queue_list", include_str!("sql/queue_list.sql")),
     ] {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let mut rows = stmt.raw_query();
-        let mut plan = String::new();
-        while let Some(row) = rows.next().unwrap() {
-            plan.push_str(&row.get::<_, String>(3).unwrap());
-            plan.push('\n');
-        }
+        let plan = plan_text(&query_plan(&conn, sql));
         // porter_jobs under its own name or an alias these statements give it.
         let scans = ["porter_jobs", "j", "o", "q", "n", "c"].map(|t| format!("SCAN {t}"));
         assert!(
@@ -501,26 +505,19 @@ async fn large_sorts_of_readers_spill_to_a_file_and_the_lag_sorts_no_job() {
         .await
         .unwrap();
     assert_eq!(writer, 2, "the writer: MEMORY");
-    let mut stmt = reader
-        .prepare(&format!(
-            "EXPLAIN QUERY PLAN {}",
-            include_str!("sql/queue_due.sql")
-        ))
-        .unwrap();
-    let mut rows = stmt.raw_query();
-    let (mut top, mut below, mut plan) = (0, 0, String::new());
-    while let Some(row) = rows.next().unwrap() {
-        let parent: i64 = row.get(1).unwrap();
-        let detail: String = row.get(3).unwrap();
-        if detail == "USE TEMP B-TREE FOR GROUP BY" {
-            if parent == 0 {
-                top += 1;
-            } else {
-                below += 1;
-            }
-        }
-        plan.push_str(&detail);
-        plan.push('\n');
-    }
-    assert_eq!((top, below), (1, 0), "queue_due:\n{plan}");
+    let steps = query_plan(&reader, include_str!("sql/queue_due.sql"));
+    let sorts = |top: bool| {
+        steps
+            .iter()
+            .filter(|(parent, step)| {
+                step == "USE TEMP B-TREE FOR GROUP BY" && (*parent == 0) == top
+            })
+            .count()
+    };
+    assert_eq!(
+        (sorts(true), sorts(false)),
+        (1, 0),
+        "queue_due:\n{}",
+        plan_text(&steps)
+    );
 }
