@@ -9,8 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use porter::job::JobState;
+use porter::job::{InsertOpts, JobState};
 use porter::store::*;
+use porter::workflow::{Step, Workflow};
+use porter::{Client, JobRow};
 
 use super::deps::{after, get};
 use super::*;
@@ -219,5 +221,106 @@ backend_case! {
         assert_eq!(get(s, a.id).await.state, JobState::Available, "a");
         assert_eq!(get(s, c.id).await.state, JobState::Cancelled, "c");
         assert_eq!(get(s, r.id).await.state, JobState::Cancelled, "r");
+    }
+}
+
+/// p, c waiting for p, and r, in id order; p and r running. Queue "qc" holds c and r.
+async fn parent_child_and_younger_running(s: &Store) -> (JobRow, i64, JobRow) {
+    let p = insert(s, job("kp")).await;
+    let c = insert(s, in_q("qc", after("c", &[p.id]))).await;
+    let r = insert(s, in_q("qc", job("kp"))).await;
+    let rp = claim_one(s, "kp").await;
+    assert_eq!(rp.id, p.id);
+    let rr = s
+        .job_claim(claim("qc", &["kp"], 1, W))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(rr.id, r.id);
+    (rp, c.id, rr)
+}
+
+/// The end both orders of "complete p and r" and "cancel c and r" reach: p and r completed
+/// (a cancel of a running job only asks it to stop), c cancelled (before or after p freed it).
+async fn completed_beside_cancelled(
+    s: &Store,
+    (p, c, r): (i64, i64, i64),
+    completed: porter::Result<Vec<bool>>,
+    cancelled: u64,
+) {
+    assert_eq!(
+        completed.expect("the completion is written"),
+        vec![true, true]
+    );
+    assert!(
+        matches!(cancelled, 1 | 2),
+        "c, and r's request unless r completed first: {cancelled}"
+    );
+    assert_eq!(get(s, p).await.state, JobState::Completed, "p");
+    assert_eq!(get(s, c).await.state, JobState::Cancelled, "c");
+    assert_eq!(get(s, r).await.state, JobState::Completed, "r");
+}
+
+backend_case! {
+    /// The completion of a parent p and of a younger running job r, beside a bulk cancel of
+    /// c (p's waiting child, older than r) and r. The completion takes p and r, and then its
+    /// count of p's end wants c; the cancel took c, then waited for r. The two orders cannot
+    /// both be kept without the completion finding its jobs' children first (which would slow
+    /// every completion), so the one PostgreSQL picks as the deadlock's victim is run again.
+    async fn a_completion_beside_a_bulk_cancel_of_a_child_and_a_younger_running_job_both_succeed(db: TestDb) {
+        let s = &db.store;
+        let (p, c, r) = parent_child_and_younger_running(s).await;
+        let hold = Hold::rows(&db, &[r.id]).await;
+        let completer = s.clone();
+        let fences = vec![p.fence(), r.fence()];
+        let (completed, cancel) = meet(
+            hold,
+            async move { completer.job_complete_many(fences).await },
+            bulk(&db.reopen().await, BulkAction::Cancel, queue("qc")),
+        )
+        .await;
+        let cancelled = cancel.expect("the cancel is written").changed;
+        completed_beside_cancelled(s, (p.id, c, r.id), completed, cancelled).await;
+    }
+}
+
+backend_case! {
+    /// The same with a workflow's cancel, which locks its steps as a bulk cancel does: c and
+    /// r are its steps, c waits for p outside it (a cancel of a workflow takes all its steps,
+    /// so a parent inside it would be taken first, as the completion takes it).
+    async fn a_completion_beside_a_workflow_cancel_of_a_child_and_a_younger_running_step_both_succeed(db: TestDb) {
+        let s = &db.store;
+        let p = insert(s, job("kp")).await;
+        let outside = InsertOpts {
+            depends_on: vec![p.id],
+            ..Default::default()
+        };
+        let client = Client::new(s.clone());
+        let wf = client
+            .insert_workflow(
+                Workflow::new("w")
+                    .step(Step::raw("c", "c", serde_json::json!({})).opts(outside))
+                    .step(Step::raw("r", "kp", serde_json::json!({}))),
+            )
+            .await
+            .unwrap();
+        let (c, r) = (wf.job("c").unwrap().id, wf.job("r").unwrap().id);
+        assert!(p.id < c && c < r, "p, c, r in id order");
+        let mut got = s.job_claim(claim("default", &["kp"], 2, W)).await.unwrap();
+        assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![p.id, r]);
+        let (rr, rp) = (got.remove(1), got.remove(0));
+        let hold = Hold::rows(&db, &[r]).await;
+        let completer = s.clone();
+        let fences = vec![rp.fence(), rr.fence()];
+        let other = Client::new(db.reopen().await);
+        let (completed, cancel) = meet(
+            hold,
+            async move { completer.job_complete_many(fences).await },
+            async move { other.cancel_workflow(wf.id).await },
+        )
+        .await;
+        let cancel = cancel.expect("the cancel is written");
+        let cancelled = cancel.cancelled + cancel.cancel_requested;
+        completed_beside_cancelled(s, (p.id, c, r), completed, cancelled).await;
     }
 }

@@ -116,6 +116,38 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+/// SQLSTATE of a transaction PostgreSQL aborted to break a deadlock.
+const DEADLOCK_DETECTED: &str = "40P01";
+
+/// How often a write is tried while PostgreSQL picks it as a deadlock's victim.
+const DEADLOCK_TRIES: u32 = 5;
+
+/// Whether `e` is a transaction aborted to break a deadlock (see [`map_err`]).
+fn deadlocked(e: &Error) -> bool {
+    matches!(e, Error::Database(text) if text.ends_with(&format!("(SQLSTATE {DEADLOCK_DETECTED})")))
+}
+
+/// Runs `write` (a transaction of its own) again while PostgreSQL aborts it to break a
+/// deadlock, up to [`DEADLOCK_TRIES`] times. For the writes whose lock order cannot be the
+/// one every other write keeps: the other side of the deadlock went on, and the write runs
+/// again on what it left.
+async fn again_if_deadlocked<T, F, Fut>(what: &str, mut write: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match write().await {
+            Err(e) if tries < DEADLOCK_TRIES && deadlocked(&e) => {
+                tracing::debug!(error = %e, tries, "{what} lost a deadlock; writing it again");
+                tries += 1;
+            }
+            out => return out,
+        }
+    }
+}
+
 /// Maps a sqlx error to the library's error. The only place that looks at driver codes.
 pub fn map_err(e: sqlx::Error) -> Error {
     match &e {
@@ -138,6 +170,8 @@ pub fn map_err(e: sqlx::Error) -> Error {
                 c if c.starts_with("08") || matches!(c, "53300" | "57P01" | "57P02" | "57P03") => {
                     Error::Unavailable(text)
                 }
+                // The code stays in the text, where `deadlocked` finds it.
+                DEADLOCK_DETECTED => Error::Database(format!("{text} (SQLSTATE {code})")),
                 _ => Error::Database(text),
             }
         }
@@ -1360,17 +1394,29 @@ async fn complete_releasing(
     // waited for each other and PostgreSQL aborted one as a deadlock.
     let mut fences: Vec<&JobFence> = fences.iter().collect();
     fences.sort_unstable_by_key(|f| f.id);
-    let completed: Vec<(i64, i32, String, bool)> = sqlx::query_as(sql!("job_complete"))
-        .bind(fences.iter().map(|f| f.id).collect::<Vec<_>>())
-        .bind(fences.iter().map(|f| f.attempt).collect::<Vec<_>>())
-        .bind(
-            fences
-                .iter()
-                .map(|f| f.worker_id.clone())
-                .collect::<Vec<_>>(),
-        )
-        .fetch_all(&mut *conn)
-        .await?;
+    let ids: Vec<i64> = fences.iter().map(|f| f.id).collect();
+    let attempts: Vec<i32> = fences.iter().map(|f| f.attempt).collect();
+    let workers: Vec<&str> = fences.iter().map(|f| f.worker_id.as_str()).collect();
+    // The statement's trigger then locks the waiting children of the jobs it completed, which
+    // a cancel of such a child and of a younger running job takes the other way round (see
+    // `again_if_deadlocked`). One statement, so a loop here rather than that helper.
+    let mut tries = 1;
+    let completed: Vec<(i64, i32, String, bool)> = loop {
+        let out = sqlx::query_as(sql!("job_complete"))
+            .bind(&ids)
+            .bind(&attempts)
+            .bind(&workers)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err);
+        match out {
+            Err(e) if tries < DEADLOCK_TRIES && deadlocked(&e) => {
+                tracing::debug!(error = %e, tries, "a completion lost a deadlock; writing it again");
+                tries += 1;
+            }
+            out => break out?,
+        }
+    };
     let released = completed.iter().any(|c| c.3);
     let rows = completed
         .into_iter()
@@ -2193,17 +2239,24 @@ impl Driver for PgStore {
         ids: Vec<i64>,
         states: Vec<JobState>,
     ) -> Result<Vec<JobChange>> {
-        let mut tx = self.begin().await?;
-        let rows: Vec<(i64, String, String, Option<String>)> =
-            sqlx::query_as(sql!("job_cancel_many"))
-                .bind(ids)
-                .bind(state_names(&states))
-                .fetch_all(&mut *tx)
-                .await?;
-        let changes = job_changes(rows)?;
-        notify_cancel_requests(&mut tx, &changes).await?;
-        tx.commit().await?;
-        Ok(changes)
+        // Locks the jobs in id order, and then their waiting descendants; a completion of a
+        // running one of them and of an older parent of one of those takes the children
+        // last, so the two can deadlock.
+        let states = state_names(&states);
+        again_if_deadlocked("a bulk cancel", || async {
+            let mut tx = self.begin().await?;
+            let rows: Vec<(i64, String, String, Option<String>)> =
+                sqlx::query_as(sql!("job_cancel_many"))
+                    .bind(&ids)
+                    .bind(&states)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let changes = job_changes(rows)?;
+            notify_cancel_requests(&mut tx, &changes).await?;
+            tx.commit().await?;
+            Ok(changes)
+        })
+        .await
     }
 
     async fn job_delete_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<u64> {

@@ -360,22 +360,26 @@ impl PgStore {
     }
 
     pub(super) async fn workflow_cancel_all(&self, id: i64) -> Result<Option<Vec<JobChange>>> {
-        let mut tx = self.begin().await?;
-        let exists: Option<(i64, String, DateTime<Utc>)> = sqlx::query_as(sql!("workflow_get"))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Ok(None);
-        }
-        let rows: Vec<(i64, String, String, Option<String>)> =
-            sqlx::query_as(sql!("workflow_cancel"))
+        // Locks as a bulk cancel does, and can deadlock with a completion the same way.
+        again_if_deadlocked("a workflow's cancel", || async {
+            let mut tx = self.begin().await?;
+            let exists: Option<(i64, String, DateTime<Utc>)> = sqlx::query_as(sql!("workflow_get"))
                 .bind(id)
-                .fetch_all(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-        let changes = job_changes(rows)?;
-        notify_cancel_requests(&mut tx, &changes).await?;
-        tx.commit().await?;
-        Ok(Some(changes))
+            if exists.is_none() {
+                return Ok(None);
+            }
+            let rows: Vec<(i64, String, String, Option<String>)> =
+                sqlx::query_as(sql!("workflow_cancel"))
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let changes = job_changes(rows)?;
+            notify_cancel_requests(&mut tx, &changes).await?;
+            tx.commit().await?;
+            Ok(Some(changes))
+        })
+        .await
     }
 }
