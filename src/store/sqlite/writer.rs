@@ -13,6 +13,9 @@ use crate::error::{Error, Result};
 
 /// Called once the group's transaction has ended: `None` when it committed, else why not.
 pub(super) type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// The writer's queue of ops.
+pub(super) type Sender = mpsc::Sender<Op>;
 /// Runs one caller's writes (or, given `Err`, answers the caller that they could not run);
 /// returns whether they succeeded and how to answer the caller once the transaction ended.
 pub(super) type Op =
@@ -67,6 +70,11 @@ impl Writer {
     /// itself.
     pub(super) fn send(&self, op: Op) -> Result<()> {
         self.tx.send(op).map_err(|_| Error::Closed)
+    }
+
+    /// Where ops are queued, for an op that queues another (see `gather.rs`).
+    pub(super) fn sender(&self) -> Sender {
+        self.tx.clone()
     }
 
     /// Like [`Writer::run`], but `f` joins the very next group, ahead of every write queued
