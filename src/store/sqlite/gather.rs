@@ -116,8 +116,26 @@ impl Taker {
         let pending = Unrun(Some(self.pending.clone()));
         Box::new(move |conn| {
             let mut pending = pending;
+            let shared = pending.0.take().expect("an op runs once");
+            let conn = match conn {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Every caller waiting, not a statement's worth: the next op's transaction
+                    // would wait out the same deadline before failing too.
+                    let requests = {
+                        let mut waiting = lock(&shared);
+                        waiting.queued = false;
+                        std::mem::take(&mut waiting.requests)
+                    };
+                    #[cfg(test)]
+                    self.taken.lock().unwrap().push(requests.len());
+                    for request in requests {
+                        let _ = request.reply.send(Err(Error::Unavailable(e.to_string())));
+                    }
+                    return (false, Box::new(|_| {}));
+                }
+            };
             let requests = {
-                let shared = pending.0.take().expect("an op runs once");
                 let mut waiting = lock(&shared);
                 let mut jobs = 0;
                 let take = waiting
@@ -140,15 +158,6 @@ impl Taker {
             };
             #[cfg(test)]
             self.taken.lock().unwrap().push(requests.len());
-            let conn = match conn {
-                Ok(conn) => conn,
-                Err(e) => {
-                    for request in requests {
-                        let _ = request.reply.send(Err(Error::Unavailable(e.to_string())));
-                    }
-                    return (false, Box::new(|_| {}));
-                }
-            };
             // Every request's jobs in one list, moved, not copied: request i's are
             // `all[ends[i - 1]..ends[i]]`.
             let mut all = Vec::new();
@@ -309,6 +318,13 @@ mod tests {
             Default::default(),
         )
         .unwrap()
+    }
+
+    /// 100 callers of 100 jobs each: three statements' worth and some.
+    fn crowd() -> Vec<Vec<JobInsertParams>> {
+        (0..100)
+            .map(|t| (0..100).map(|j| job(t, j)).collect())
+            .collect()
     }
 
     /// Holds the writer inside a group of its own until the returned sender is dropped.
@@ -591,9 +607,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let writer = writer(&dir).await;
         let gather = Arc::new(Gather::default());
-        let requests: Vec<Vec<JobInsertParams>> = (0..100)
-            .map(|t| (0..100).map(|j| job(t, j)).collect())
-            .collect();
+        let requests = crowd();
         let answers = gathered(&writer, &gather, requests, || {}).await;
         let mut last = 0;
         for (t, answer) in answers.into_iter().enumerate() {
@@ -629,15 +643,17 @@ mod tests {
                 tokio::task::yield_now().await;
             }
         }
-        let other = {
+        let mut other = {
             let (w, order) = (writer.clone(), order.clone());
-            tokio::spawn(async move {
+            Box::pin(async move {
                 w.run(|_c: &Connection| Ok(())).await.unwrap();
                 order.lock().unwrap().push("other".to_string());
             })
         };
-        // The other write is queued (behind the crowd's first op) before the writer goes on.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // Polled once, the other write is queued (behind the crowd's first op) before the
+        // writer goes on; then it waits for its answer in a task of its own.
+        assert!(futures::poll!(&mut other).is_pending());
+        let other = tokio::spawn(other);
         drop(release);
         for t in tasks {
             t.await.unwrap();
@@ -649,6 +665,42 @@ mod tests {
             .iter()
             .position(|o| o == &format!("caller {}", 2 * per_op - 1));
         assert!(other_at < last_caller.unwrap(), "{order:?}");
+    }
+
+    /// A transaction that cannot begin (another process holding the lock past the writer's
+    /// deadline; here an injected failure of BEGIN) fails every caller waiting, not one
+    /// statement's worth: each further op would have waited out the deadline again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_that_cannot_begin_fails_the_whole_crowd_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir).await;
+        let gather = Arc::new(Gather::default());
+        let requests = crowd();
+        // Set on the writer thread by a write of its own, behind the crowd's first op.
+        let fail_next_begin = || {
+            writer
+                .send(Box::new(|_| {
+                    FAIL_CONTROL.with(|f| f.set(Some("BEGIN IMMEDIATE")));
+                    (true, Box::new(|_| {}))
+                }))
+                .unwrap()
+        };
+        // The crowd's first op runs in the held group's successor, with the write that makes
+        // the next BEGIN fail behind it; that next BEGIN is its follow-up's.
+        let answers = gathered(&writer, &gather, requests, fail_next_begin).await;
+        let per_op = super::INSERT_ROWS / 100;
+        let written: Vec<bool> = answers.iter().map(|a| a.is_ok()).collect();
+        assert_eq!(written, (0..100).map(|t| t < per_op).collect::<Vec<_>>());
+        for a in &answers[per_op..] {
+            assert!(matches!(a, Err(Error::Unavailable(_))), "{a:?}");
+        }
+        assert_eq!(*gather.taken.lock().unwrap(), vec![per_op, 100 - per_op]);
+        assert!(!super::lock(&gather.pending).queued);
+        let stored: i64 = writer
+            .run(|c| Ok(c.query_row("SELECT count(*) FROM porter_jobs", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(stored, 100 * per_op as i64);
     }
 
     /// A full database (max_page_count) refuses the joined insert; each caller runs again on
