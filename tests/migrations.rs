@@ -954,9 +954,9 @@ fn sql_time(raw: &Raw, secs: i64) -> String {
 }
 
 backend_case! {
-    /// Every migration since porter 0.1 (0005-0024: outputs, limits, waits, workflows,
-    /// batches, the dependency triggers, their hot-path form and the indexes of running jobs) upgrades a database full of
-    /// that version's jobs in place: each keeps its meaning (state, attempts, history, unique
+    /// Every migration since porter 0.1 (0005 to the latest: outputs, limits, waits, workflows,
+    /// batches, the dependency triggers, their hot-path form, the indexes of running jobs and
+    /// of available ones) upgrades a database full of that version's jobs in place: each keeps its meaning (state, attempts, history, unique
     /// key, queue pause, periodic slot, the application's rows) and runs to the end it would
     /// have reached before.
     async fn a_porter_0_1_database_full_of_jobs_migrates_and_each_job_runs_to_its_end(db: TestDb) {
