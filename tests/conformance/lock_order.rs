@@ -261,33 +261,66 @@ async fn completed_beside_cancelled(
     assert_eq!(get(s, r).await.state, JobState::Completed, "r");
 }
 
+/// A store of the same database whose sessions wait 10 s before they look for a deadlock
+/// (PostgreSQL's `deadlock_timeout`, 1 s by default): beside a default session, the default
+/// one looks first, finds the cycle and is the one aborted. Setting it takes a role that may
+/// (the test cluster's owner, as the test script makes it). (On SQLite, the same store.)
+async fn patient(db: &TestDb) -> Arc<Store> {
+    if db.sqlite_path().is_some() {
+        return db.store.clone();
+    }
+    let sep = if db.url.contains('?') { '&' } else { '?' };
+    porter::store::open(&format!("{}{sep}options[deadlock_timeout]=10s", db.url))
+        .await
+        .unwrap()
+}
+
+/// The completion of a parent p and of a younger running job r, beside a bulk cancel of c
+/// (p's waiting child, older than r) and r. The completion takes p and r, and then its count of
+/// p's end wants c; the cancel took c, then waited for r. The two orders cannot both be kept
+/// without the completion finding its jobs' children first (which would slow every
+/// completion), so the one PostgreSQL picks as the deadlock's victim is run again; the
+/// other side's store is `patient`, so the victim is the one named.
+async fn completion_beside_bulk_cancel(db: &TestDb, victim: &str) {
+    let s = &db.store;
+    let (p, c, r) = parent_child_and_younger_running(s).await;
+    let (completer, canceller) = match victim {
+        "completion" => (db.reopen().await, patient(db).await),
+        _ => (patient(db).await, db.reopen().await),
+    };
+    let hold = Hold::rows(db, &[r.id]).await;
+    let fences = vec![p.fence(), r.fence()];
+    let (completed, cancel) = meet(
+        hold,
+        async move { completer.job_complete_many(fences).await },
+        bulk(&canceller, BulkAction::Cancel, queue("qc")),
+    )
+    .await;
+    let cancelled = cancel.expect("the cancel is written").changed;
+    completed_beside_cancelled(s, (p.id, c, r.id), completed, cancelled).await;
+}
+
 backend_case! {
-    /// The completion of a parent p and of a younger running job r, beside a bulk cancel of
-    /// c (p's waiting child, older than r) and r. The completion takes p and r, and then its
-    /// count of p's end wants c; the cancel took c, then waited for r. The two orders cannot
-    /// both be kept without the completion finding its jobs' children first (which would slow
-    /// every completion), so the one PostgreSQL picks as the deadlock's victim is run again.
-    async fn a_completion_beside_a_bulk_cancel_of_a_child_and_a_younger_running_job_both_succeed(db: TestDb) {
-        let s = &db.store;
-        let (p, c, r) = parent_child_and_younger_running(s).await;
-        let hold = Hold::rows(&db, &[r.id]).await;
-        let completer = s.clone();
-        let fences = vec![p.fence(), r.fence()];
-        let (completed, cancel) = meet(
-            hold,
-            async move { completer.job_complete_many(fences).await },
-            bulk(&db.reopen().await, BulkAction::Cancel, queue("qc")),
-        )
-        .await;
-        let cancelled = cancel.expect("the cancel is written").changed;
-        completed_beside_cancelled(s, (p.id, c, r.id), completed, cancelled).await;
+    /// [`completion_beside_bulk_cancel`], the cancel aborted and run again: it finds r
+    /// completed and cancels c alone.
+    async fn a_bulk_cancel_that_loses_a_deadlock_to_a_completion_is_run_again(db: TestDb) {
+        completion_beside_bulk_cancel(&db, "cancel").await;
+    }
+}
+
+backend_case! {
+    /// [`completion_beside_bulk_cancel`], the completion aborted and run again: it completes
+    /// p and r (r only asked to stop) after the cancel took c.
+    async fn a_completion_that_loses_a_deadlock_to_a_bulk_cancel_is_run_again(db: TestDb) {
+        completion_beside_bulk_cancel(&db, "completion").await;
     }
 }
 
 backend_case! {
     /// The same with a workflow's cancel, which locks its steps as a bulk cancel does: c and
     /// r are its steps, c waits for p outside it (a cancel of a workflow takes all its steps,
-    /// so a parent inside it would be taken first, as the completion takes it).
+    /// so a parent inside it would be taken first, as the completion takes it). The completer
+    /// is `patient`: the cancel is the one aborted and run again.
     async fn a_completion_beside_a_workflow_cancel_of_a_child_and_a_younger_running_step_both_succeed(db: TestDb) {
         let s = &db.store;
         let p = insert(s, job("kp")).await;
@@ -310,7 +343,7 @@ backend_case! {
         assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![p.id, r]);
         let (rr, rp) = (got.remove(1), got.remove(0));
         let hold = Hold::rows(&db, &[r]).await;
-        let completer = s.clone();
+        let completer = patient(&db).await;
         let fences = vec![rp.fence(), rr.fence()];
         let other = Client::new(db.reopen().await);
         let (completed, cancel) = meet(
