@@ -15,7 +15,16 @@
 -- stall of its own (stopped, or the database taking no heartbeat from anyone), every
 -- heartbeat looks old until each worker's held-up one is through, and live workers would be
 -- judged lost.
-WITH judging AS MATERIALIZED (
+-- The jobs are found through their workers: first each worker that has running jobs (one
+-- step of the index of running jobs per worker, newest entry first), then the running jobs of
+-- the workers judged lost. Asking every running row whether its worker lives read every entry
+-- of that index, and a transaction held open elsewhere keeps an entry for every job claimed
+-- since it began (24 million rows in ten minutes at 20,000 jobs/s: the pass went from 1 s to
+-- 6 s). A worker's newest entries are of the jobs it runs now, so each step stops at once;
+-- only a worker whose every entry is dead (it ran jobs and stopped while the snapshot holds)
+-- is walked whole. Running jobs claimed by nobody (attempted_by NULL, a plain INSERT's) are
+-- judged lost as before.
+WITH RECURSIVE judging AS MATERIALIZED (
     SELECT $3::text IS NULL OR EXISTS (
         SELECT 1 FROM porter_workers me
         WHERE me.id = $3
@@ -23,15 +32,35 @@ WITH judging AS MATERIALIZED (
                OR (me.heartbeat_at >= porter_now() - me.lease_ms / 2.0 * interval '1 millisecond'
                    AND coalesce(me.steady_since, me.started_at) <= porter_now() - me.lease_ms * interval '1 millisecond'))) AS ok
 ),
+running_by(id) AS (
+    (SELECT attempted_by FROM porter_jobs
+     WHERE state = 'running' AND attempted_by IS NOT NULL AND (SELECT ok FROM judging)
+     ORDER BY attempted_by DESC, attempted_at DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.attempted_by FROM porter_jobs j
+            WHERE j.state = 'running' AND j.attempted_by < r.id
+            ORDER BY j.attempted_by DESC, j.attempted_at DESC LIMIT 1)
+    FROM running_by r WHERE r.id IS NOT NULL
+),
+lost AS MATERIALIZED (
+    SELECT r.id FROM running_by r
+    WHERE r.id IS NOT NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM porter_workers w
+          WHERE w.id = r.id
+            AND w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $1::float8) * interval '1 second')
+),
+judged AS MATERIALIZED (
+    SELECT id, sequence_key FROM porter_jobs
+    WHERE state = 'running' AND attempted_by = ANY(ARRAY(SELECT id FROM lost))
+    UNION ALL
+    SELECT id, sequence_key FROM porter_jobs
+    WHERE state = 'running' AND attempted_by IS NULL AND (SELECT ok FROM judging)
+),
 locked AS MATERIALIZED (
     SELECT count(pg_advisory_xact_lock(1886350450, h)) AS n
-    FROM (SELECT DISTINCT hashtext(sequence_key) AS h FROM porter_jobs
-          WHERE state = 'running' AND sequence_key IS NOT NULL
-            AND (SELECT ok FROM judging)
-            AND NOT EXISTS (
-                SELECT 1 FROM porter_workers w
-                WHERE w.id = porter_jobs.attempted_by
-                  AND w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $1::float8) * interval '1 second')
+    FROM (SELECT DISTINCT hashtext(sequence_key) AS h FROM judged
+          WHERE sequence_key IS NOT NULL
           ORDER BY 1) keys
 )
 UPDATE porter_jobs SET
@@ -48,14 +77,12 @@ UPDATE porter_jobs SET
                               WHERE e->>'error' = 'worker lost') >= 2)
                         THEN porter_now() END,
     errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', 'worker lost'))
+-- The judged jobs by primary key: `state COLLATE "C"` (the same test) so that the planner
+-- cannot walk porter_jobs_running instead, filtering for the ids (see job_complete.sql).
 WHERE id IN (
     SELECT id FROM porter_jobs
-    WHERE state = 'running' AND (SELECT n FROM locked) IS NOT NULL
-      AND (SELECT ok FROM judging)
-      AND NOT EXISTS (
-          SELECT 1 FROM porter_workers w
-          WHERE w.id = porter_jobs.attempted_by
-            AND w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $1::float8) * interval '1 second')
+    WHERE id = ANY(ARRAY(SELECT id FROM judged)) AND state COLLATE "C" = 'running'
+      AND (SELECT n FROM locked) IS NOT NULL
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
