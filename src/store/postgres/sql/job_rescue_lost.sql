@@ -20,10 +20,11 @@
 -- the workers judged lost. Asking every running row whether its worker lives read every entry
 -- of that index, and a transaction held open elsewhere keeps an entry for every job claimed
 -- since it began (24 million rows in ten minutes at 20,000 jobs/s: the pass went from 1 s to
--- 6 s). A worker's newest entries are of the jobs it runs now, so each step stops at once;
--- only a worker whose every entry is dead (it ran jobs and stopped while the snapshot holds)
--- is walked whole. Running jobs claimed by nobody (attempted_by NULL, a plain INSERT's) are
--- judged lost as before.
+-- 6 s). A worker's newest entries are of the jobs it runs now, so its step stops at once
+-- while it runs any; a worker that runs nothing at that moment (idle between bursts, or
+-- stopped while the snapshot holds) is walked whole, so the pass still grows with the held
+-- snapshot, more slowly (2.4 s against 5.4 s at minute 10 of the same run). Running jobs
+-- claimed by nobody (attempted_by NULL, a plain INSERT's) are judged lost as before.
 WITH RECURSIVE judging AS MATERIALIZED (
     SELECT $3::text IS NULL OR EXISTS (
         SELECT 1 FROM porter_workers me
