@@ -139,13 +139,21 @@ where
     let mut tries = 1;
     loop {
         match write().await {
-            Err(e) if tries < DEADLOCK_TRIES && deadlocked(&e) => {
-                tracing::debug!(error = %e, tries, "{what} lost a deadlock; writing it again");
-                tries += 1;
-            }
+            Err(e) if again(what, &mut tries, &e) => {}
             out => return out,
         }
     }
+}
+
+/// Whether a write that failed with `e` on its try number `tries` is to be written again (a
+/// deadlock's victim with tries left); counts the try.
+fn again(what: &str, tries: &mut u32, e: &Error) -> bool {
+    if *tries >= DEADLOCK_TRIES || !deadlocked(e) {
+        return false;
+    }
+    tracing::debug!(error = %e, tries = *tries, "{what} lost a deadlock; writing it again");
+    *tries += 1;
+    true
 }
 
 /// Maps a sqlx error to the library's error. The only place that looks at driver codes.
@@ -1399,7 +1407,8 @@ async fn complete_releasing(
     let workers: Vec<&str> = fences.iter().map(|f| f.worker_id.as_str()).collect();
     // The statement's trigger then locks the waiting children of the jobs it completed, which
     // a cancel of such a child and of a younger running job takes the other way round (see
-    // `again_if_deadlocked`). One statement, so a loop here rather than that helper.
+    // `again_if_deadlocked`). On the caller's connection, so a loop here rather than that
+    // helper, whose closure could not lend it out again each try.
     let mut tries = 1;
     let completed: Vec<(i64, i32, String, bool)> = loop {
         let out = sqlx::query_as(sql!("job_complete"))
@@ -1410,10 +1419,7 @@ async fn complete_releasing(
             .await
             .map_err(map_err);
         match out {
-            Err(e) if tries < DEADLOCK_TRIES && deadlocked(&e) => {
-                tracing::debug!(error = %e, tries, "a completion lost a deadlock; writing it again");
-                tries += 1;
-            }
+            Err(e) if again("a completion", &mut tries, &e) => {}
             out => break out?,
         }
     };
