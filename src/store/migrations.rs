@@ -212,6 +212,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "fetch_index_available_only",
             "0041_fetch_index_available_only.sql"
         ),
+        migration!(
+            42,
+            "children_due_by_the_clock",
+            "0042_children_due_by_the_clock.sql"
+        ),
     ],
 };
 

@@ -801,6 +801,21 @@ async fn claim_noop(store: &PgStore, queue: &str, limit: u32) -> Vec<JobRow> {
         .jobs
 }
 
+/// The count `sql` answers on `probe` once it is more than 0 (lock waiters, say), or after 5 s.
+async fn waiters(probe: &mut PgConnection, sql: &str) -> i64 {
+    for _ in 0..500 {
+        let n: i64 = sqlx::query_scalar(sql)
+            .fetch_one(&mut *probe)
+            .await
+            .unwrap();
+        if n > 0 {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query_scalar(sql).fetch_one(probe).await.unwrap()
+}
+
 /// Claims `limit` jobs of `queue` through the driver and completes them; returns how many.
 async fn claim_and_complete(store: &PgStore, queue: &str, limit: u32) -> usize {
     let jobs = claim_noop(store, queue, limit).await;
@@ -1027,20 +1042,7 @@ async fn a_claim_records_its_start_after_the_parent_end_it_saw() {
     let mut probe = PgConnection::connect(&url).await.unwrap();
     let waiting =
         "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'porter_queues'::regclass";
-    for _ in 0..500 {
-        let n: i64 = sqlx::query_scalar(waiting)
-            .fetch_one(&mut probe)
-            .await
-            .unwrap();
-        if n > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let n: i64 = sqlx::query_scalar(waiting)
-        .fetch_one(&mut probe)
-        .await
-        .unwrap();
+    let n = waiters(&mut probe, waiting).await;
     assert_eq!(n, 1, "the claim waits for porter_queues");
     tokio::time::sleep(Duration::from_millis(20)).await;
     // Another worker completes the parent meanwhile.
@@ -2215,4 +2217,70 @@ async fn a_listing_of_several_unfinished_states_reads_their_indexes() {
             "{states:?}"
         );
     }
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_child_inserted_while_its_parents_completion_is_under_way_is_available_at_once() {
+    // A job waits for its parents and then "becomes available at once (a wake-up, not a
+    // poll)" (issue 16). The trigger that frees it compared its due time, its insert's start,
+    // with porter_now(), the start of the completing transaction: a child inserted after a
+    // completion began and before it reached the parent's row (it waited for another job of
+    // its batch here, and can wait for any lock) was due later than that, so it went
+    // `scheduled` without a NOTIFY and waited for a promotion pass (the producer's poll, 1 s
+    // by default).
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let ids = store
+        .job_insert_many(vec![
+            job("noop", InsertOpts::default()),
+            job("noop", InsertOpts::default()),
+        ])
+        .await
+        .unwrap();
+    let (other, parent) = (ids[0].job.id, ids[1].job.id);
+    let running = claim_noop(&store, "default", 2).await;
+    assert_eq!(running.len(), 2);
+    let fences: Vec<JobFence> = running.iter().map(JobRow::fence).collect();
+
+    // The batch's other job (the lower id, written first) is locked elsewhere: the completion
+    // begins, and waits there.
+    let mut locker = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("SELECT 1 FROM porter_jobs WHERE id = $1 FOR UPDATE")
+        .bind(other)
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let completion = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_complete_many(fences).await })
+    };
+    // A row lock's waiter holds the row's tuple lock while it waits for the holder.
+    let mut probe = PgConnection::connect(&url).await.unwrap();
+    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'tuple' AND relation = 'porter_jobs'::regclass";
+    let n = waiters(&mut probe, waiting).await;
+    assert_eq!(n, 1, "the completion waits for the locked job");
+
+    let child = job(
+        "noop",
+        InsertOpts {
+            depends_on: vec![parent],
+            ..InsertOpts::default()
+        },
+    );
+    let child = store.job_insert_many(vec![child]).await.unwrap()[0].job.id;
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    assert_eq!(completion.await.unwrap().unwrap().len(), 2);
+
+    let row = store.job_get(child).await.unwrap().unwrap();
+    assert_eq!(
+        row.state,
+        JobState::Available,
+        "freed by its parent's completion, due at {}",
+        row.scheduled_at
+    );
 }

@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite (migrations-postgres/0042_children_due_by_the_clock.sql makes
+-- PostgreSQL's dependency trigger judge a freed child's due time by the clock): its one writer
+-- sees every insert before the write that frees a child, and the write's time is after them.
+-- The version exists so that both backends record the same versions.
