@@ -2219,6 +2219,43 @@ async fn a_listing_of_several_unfinished_states_reads_their_indexes() {
     }
 }
 
+/// Two jobs of a fresh schema: its URL, a store and the ids (the lower first).
+async fn two_jobs() -> (String, Arc<PgStore>, (i64, i64)) {
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let ids = store
+        .job_insert_many(vec![
+            job("noop", InsertOpts::default()),
+            job("noop", InsertOpts::default()),
+        ])
+        .await
+        .unwrap();
+    (url, store, (ids[0].job.id, ids[1].job.id))
+}
+
+/// A connection whose open transaction holds job `id`'s row lock.
+async fn locked(url: &str, id: i64) -> PgConnection {
+    let mut locker = PgConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("SELECT 1 FROM porter_jobs WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    locker
+}
+
+/// Waits until a write waits for a row of porter_jobs (its waiter holds the row's tuple lock).
+async fn a_row_lock_is_waited_for(url: &str) {
+    let mut probe = PgConnection::connect(url).await.unwrap();
+    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'tuple' AND relation = 'porter_jobs'::regclass";
+    assert_eq!(
+        waiters(&mut probe, waiting).await,
+        1,
+        "a write waits for the locked job"
+    );
+}
+
 #[tokio::test]
 #[cfg_attr(
     not(porter_pg_tests),
@@ -2232,38 +2269,18 @@ async fn a_child_inserted_while_its_parents_completion_is_under_way_is_available
     // its batch here, and can wait for any lock) was due later than that, so it went
     // `scheduled` without a NOTIFY and waited for a promotion pass (the producer's poll, 1 s
     // by default).
-    let url = fresh_url().await;
-    let store = Arc::new(PgStore::open(&url).await.unwrap());
-    let ids = store
-        .job_insert_many(vec![
-            job("noop", InsertOpts::default()),
-            job("noop", InsertOpts::default()),
-        ])
-        .await
-        .unwrap();
-    let (other, parent) = (ids[0].job.id, ids[1].job.id);
+    let (url, store, (other, parent)) = two_jobs().await;
     let running = claim_noop(&store, "default", 2).await;
     assert_eq!(running.len(), 2);
     let fences: Vec<JobFence> = running.iter().map(JobRow::fence).collect();
-
     // The batch's other job (the lower id, written first) is locked elsewhere: the completion
     // begins, and waits there.
-    let mut locker = PgConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
-    sqlx::query("SELECT 1 FROM porter_jobs WHERE id = $1 FOR UPDATE")
-        .bind(other)
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    let mut locker = locked(&url, other).await;
     let completion = {
         let store = store.clone();
         tokio::spawn(async move { store.job_complete_many(fences).await })
     };
-    // A row lock's waiter holds the row's tuple lock while it waits for the holder.
-    let mut probe = PgConnection::connect(&url).await.unwrap();
-    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'tuple' AND relation = 'porter_jobs'::regclass";
-    let n = waiters(&mut probe, waiting).await;
-    assert_eq!(n, 1, "the completion waits for the locked job");
+    a_row_lock_is_waited_for(&url).await;
 
     let child = job(
         "noop",
@@ -2283,4 +2300,52 @@ async fn a_child_inserted_while_its_parents_completion_is_under_way_is_available
         "freed by its parent's completion, due at {}",
         row.scheduled_at
     );
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_run_anyway_child_inserted_while_its_parents_cancel_is_under_way_is_available_at_once() {
+    // The race of the test above, through a cancel: a bulk cancel waits for the batch's other
+    // job while a child that runs whatever its parent's end (`after_any`) is inserted, then
+    // cancels the parent, which frees the child. Before migration 0042 it went `scheduled`
+    // and waited for a poll; a plain child of the same parent is cancelled with it.
+    let (url, store, (other, parent)) = two_jobs().await;
+    let mut locker = locked(&url, other).await;
+    let cancel = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_cancel_many(vec![other, parent], vec![]).await })
+    };
+    a_row_lock_is_waited_for(&url).await;
+
+    let child = |after_any| {
+        job(
+            "noop",
+            InsertOpts {
+                depends_on: vec![parent],
+                after_any,
+                ..InsertOpts::default()
+            },
+        )
+    };
+    let anyway = store.job_insert_many(vec![child(true)]).await.unwrap()[0]
+        .job
+        .id;
+    let plain = store.job_insert_many(vec![child(false)]).await.unwrap()[0]
+        .job
+        .id;
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    assert_eq!(cancel.await.unwrap().unwrap().len(), 2);
+
+    let anyway = store.job_get(anyway).await.unwrap().unwrap();
+    assert_eq!(
+        anyway.state,
+        JobState::Available,
+        "freed by its parent's cancel, due at {}",
+        anyway.scheduled_at
+    );
+    let plain = store.job_get(plain).await.unwrap().unwrap();
+    assert_eq!(plain.state, JobState::Cancelled);
 }
