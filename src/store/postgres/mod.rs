@@ -1910,6 +1910,16 @@ impl Driver for PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        // Then the job and its waiting (or not yet started) children, in id order, as a bulk
+        // retry takes them (after the parents: a child's id is above its parents'). Its
+        // trigger sends those children back to wait for it, in statements of their own: a
+        // child another parent's completion was freeing, uncommitted, still looked pending to
+        // the first and had become available for the next, and the retry let it run while
+        // the retried parent ran again.
+        sqlx::query(sql!("job_retry_many_lock"))
+            .bind(vec![id])
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query(sql!("job_retry"))
             .bind(id)
             .try_map(job_from_row)

@@ -2349,3 +2349,75 @@ async fn a_run_anyway_child_inserted_while_its_parents_cancel_is_under_way_is_av
     let plain = store.job_get(plain).await.unwrap().unwrap();
     assert_eq!(plain.state, JobState::Cancelled);
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_parent_retried_while_another_parents_completion_frees_the_child_is_waited_for_again() {
+    // A child waits for both its parents; one has completed, and the other's completion
+    // frees the child in a transaction still open when an admin retries the first. The retry
+    // must send the child back to wait for the first parent's next end. It locked the
+    // retried job's parents but not its children: its trigger's statement that sends an
+    // available child back to pending still saw the child pending and passed it by, the next
+    // one waited for the completion's commit and then found the child available, and the
+    // edge was marked acted on. The child ran while its parent ran again (and a batch's
+    // `on_success` callback, such a child, ran after a member was discarded).
+    let (url, store, (first, second)) = two_jobs().await;
+    let child = store
+        .job_insert_many(vec![job(
+            "noop",
+            InsertOpts {
+                depends_on: vec![first, second],
+                ..InsertOpts::default()
+            },
+        )])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    let running = claim_noop(&store, "default", 2).await;
+    assert_eq!(running.len(), 2);
+    let fence = |id| running.iter().find(|j| j.id == id).unwrap().fence();
+    assert_eq!(
+        store
+            .job_complete_many(vec![fence(first)])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let mut completer = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut completer).await.unwrap();
+    sqlx::query("UPDATE porter_jobs SET state = 'completed', finalized_at = now() WHERE id = $1")
+        .bind(second)
+        .execute(&mut completer)
+        .await
+        .unwrap();
+    let retry = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_retry(first).await })
+    };
+    a_row_lock_is_waited_for(&url).await;
+    sqlx::query("COMMIT").execute(&mut completer).await.unwrap();
+    let retried = retry.await.unwrap().unwrap().unwrap();
+    assert_eq!(retried.state, JobState::Available);
+
+    let (state, waiting_for): (String, i32) =
+        sqlx::query_as("SELECT state, waiting_for FROM porter_jobs WHERE id = $1")
+            .bind(child)
+            .fetch_one(&mut completer)
+            .await
+            .unwrap();
+    assert_eq!(
+        (state.as_str(), waiting_for),
+        ("pending", 1),
+        "the child waits for its retried parent's next end"
+    );
+    // And that end frees it.
+    assert_eq!(claim_and_complete(&store, "default", 10).await, 1);
+    let child = store.job_get(child).await.unwrap().unwrap();
+    assert_eq!(child.state, JobState::Available);
+}

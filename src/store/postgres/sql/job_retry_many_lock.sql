@@ -1,9 +1,10 @@
--- Differs from SQLite (whose one writer serializes everything): a bulk retry first takes the
--- sequence locks of the jobs it lists ($1), in the order of their numbers (see
--- job_complete.sql), in a statement of its own, so that job_retry_many.sql's snapshot, taken
--- after them, sees a job of the sequence inserted meanwhile, and leaves the finished one alone
--- where the bulk failed whole on porter_jobs_sequence_active. (job_cancel_many.sql takes the
--- same locks in its own statement: its trigger, not its snapshot, judges the sequence.)
+-- Differs from SQLite (whose one writer serializes everything): a bulk retry (and a retry of
+-- one job, after its parents' locks) first takes the sequence locks of the jobs it lists ($1),
+-- in the order of their numbers (see job_complete.sql), in a statement of its own, so that
+-- job_retry_many.sql's snapshot, taken after them, sees a job of the sequence inserted
+-- meanwhile, and leaves the finished one alone where the bulk failed whole on
+-- porter_jobs_sequence_active. (job_cancel_many.sql takes the same locks in its own
+-- statement: its trigger, not its snapshot, judges the sequence.)
 -- Then the rows job_retry_many.sql may write, in id order, as a bulk cancel or delete takes
 -- theirs: the listed jobs it may retry, and the waiting (or not yet started) children of the
 -- listed finished ones, which its trigger sends back to wait for them. The update's own scan
