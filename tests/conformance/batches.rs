@@ -413,3 +413,39 @@ backend_case! {
         );
     }
 }
+
+backend_case! {
+    /// Retention keeps a batch's members as long as it keeps the batch's callback: a
+    /// callback retried after its end counts the members again. Before, a discarded callback
+    /// (kept for days) retried after its completed members' retention counted none of them.
+    /// (Found by review.)
+    async fn retention_keeps_a_batchs_members_while_it_keeps_the_callback(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let b = client.insert_batch(callback(batch_of(2, "m"), false)).await.unwrap();
+        let claimed = s.job_claim(claim("default", &["m"], 10, W)).await.unwrap();
+        end(s, &claimed[0], JobState::Completed).await;
+        end(s, &claimed[1], JobState::Completed).await;
+        let cb = s.job_claim(claim("default", &["cb"], 10, W)).await.unwrap();
+        assert_eq!(cb.len(), 1);
+        end(s, &cb[0], JobState::Discarded).await;
+        let zero = Duration::ZERO;
+        let keep_discarded = JobDeleteFinalizedParams { completed: zero, cancelled: zero, discarded: Duration::from_secs(3600), limit: 100 };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(s.job_delete_finalized(keep_discarded.clone()).await.unwrap(), 0, "the members stay with their callback");
+
+        let cb = s.job_retry(b.callback.id).await.unwrap();
+        assert_eq!(cb.state, JobState::Available);
+        let cb = s.job_get(b.callback.id).await.unwrap().unwrap();
+        assert_eq!((&cb.args["completed"], &cb.args["discarded"]), (&serde_json::json!(2), &serde_json::json!(0)), "{cb:?}");
+
+        // Once the callback is deleted, so are its members.
+        let cb = s.job_claim(claim("default", &["cb"], 10, W)).await.unwrap();
+        end(s, &cb[0], JobState::Completed).await;
+        crate::common::eventually("the batch's jobs deleted", || async {
+            s.job_delete_finalized(keep_discarded.clone()).await.unwrap();
+            total(s).await == 0
+        })
+        .await;
+    }
+}
