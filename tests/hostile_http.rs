@@ -1136,6 +1136,7 @@ async fn sqlite_times_in_sqlites_own_format_keep_pages_up() {
         format!("/admin/workflows/{wf}"),
         format!("/admin/workflows/{garbled}"),
         format!("/dashboard/workflows/{wf}"),
+        "/admin/batches".to_string(),
     ] {
         page(&app, uri).await;
     }

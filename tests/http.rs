@@ -1296,3 +1296,52 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// The batch routes: list and show, as `porter batches list|show --json` print them (404
+    /// for an unknown id, 400 for a bad query), behind the admin token when one is set.
+    async fn admin_api_lists_and_shows_batches(db: TestDb) {
+        use porter::batch::Batch;
+        let config = HttpConfig {
+            admin_token: Some(TOKEN.to_string()),
+            ..HttpConfig::default()
+        };
+        let app = router(surfaces::app_state(db.store.clone(), config).await);
+        let client = porter::Client::new(db.store.clone());
+        let mut batch = Batch::new();
+        for i in 0..3 {
+            batch.push_params(
+                porter::store::JobInsertParams::new("noop", json!({ "i": i }), Default::default())
+                    .unwrap(),
+            );
+        }
+        let batch = batch.callback_raw("done", json!({}), Default::default(), true);
+        let inserted = client.insert_batch(batch).await.unwrap();
+        let get = |uri: &str| with_token(request(Method::GET, uri, Body::empty()), TOKEN);
+        let (status, _) = send(&app, request(Method::GET, "/admin/batches", Body::empty())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "the token is needed");
+        let (status, list) = send(&app, get("/admin/batches?limit=10")).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let first = &list["batches"][0];
+        assert_eq!(first["id"], json!(inserted.id));
+        assert_eq!(first["on_success"], json!(true));
+        assert_eq!(first["members"], json!(3));
+        assert_eq!(first["counts"], json!({"available": 3}));
+        assert_eq!(first["callback_id"], json!(inserted.callback.id));
+        assert_eq!(first["callback_kind"], json!("done"));
+        assert_eq!(first["callback_state"], json!("pending"));
+        let (status, shown) = send(&app, get(&format!("/admin/batches/{}", inserted.id))).await;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        assert_eq!(&shown, first);
+        let (status, _) = send(&app, get(&format!("/admin/batches?before_id={}", inserted.id))).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = send(&app, get("/admin/batches/999999")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        for bad in ["/admin/batches?limit=x", "/admin/batches?before_id=1%3BDROP", "/admin/batches?state=x"] {
+            let (status, body) = send(&app, get(bad)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        }
+        let (status, _) = send(&app, get("/admin/batches/1%27%20OR%201=1")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}

@@ -33,6 +33,8 @@ pub(super) fn routes(state: AppState) -> axum::Router<AppState> {
         .route("/workflows", get(list_workflows))
         .route("/workflows/{id}", get(get_workflow))
         .route("/workflows/{id}/cancel", post(cancel_workflow))
+        .route("/batches", get(list_batches))
+        .route("/batches/{id}", get(get_batch))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             auth::require_admin,
@@ -230,6 +232,13 @@ async fn list_workflows(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, AppError> {
+    let (before_id, limit) = page_query(query)?;
+    let workflows = state.client.workflows(before_id, limit).await?;
+    Ok(Json(json!({ "workflows": workflows })))
+}
+
+/// The `limit` and `before_id` of a listing's query string; anything else is refused.
+fn page_query(query: Option<String>) -> Result<(Option<i64>, Option<u32>), AppError> {
     let mut limit = None;
     let mut before_id = None;
     let bad = |what: &str, v: &str| {
@@ -250,8 +259,7 @@ async fn list_workflows(
             }
         }
     }
-    let workflows = state.client.workflows(before_id, limit).await?;
-    Ok(Json(json!({ "workflows": workflows })))
+    Ok((before_id, limit))
 }
 
 /// `GET /admin/workflows/{id}`: the workflow with its steps.
@@ -273,6 +281,29 @@ async fn cancel_workflow(
 ) -> Result<Json<crate::workflow::WorkflowCancelled>, AppError> {
     let Path(id) = id?;
     Ok(Json(state.client.cancel_workflow(id).await?))
+}
+
+/// `GET /admin/batches?limit=&before_id=`: `{"batches": [...]}`, newest first, as
+/// `porter batches list --json` prints them.
+async fn list_batches(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, AppError> {
+    let (before_id, limit) = page_query(query)?;
+    let batches = state.client.batches(before_id, limit).await?;
+    Ok(Json(json!({ "batches": batches })))
+}
+
+/// `GET /admin/batches/{id}`: the batch, its members by state and its callback.
+async fn get_batch(
+    State(state): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<crate::batch::BatchRow>, AppError> {
+    let Path(id) = id?;
+    match state.client.batch(id).await? {
+        Some(b) => Ok(Json(b)),
+        None => Err(Error::not_found("batch", id).into()),
+    }
 }
 
 async fn stats(State(state): State<AppState>) -> Result<Json<crate::store::Stats>, AppError> {
