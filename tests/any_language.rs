@@ -720,6 +720,11 @@ mod postgres_only {
                 "invalid depends_on: NULL is not a job id",
             ),
             (
+                "the parents as an array of arrays",
+                "SELECT porter_enqueue('noop', depends_on => ARRAY[[1, 2], [1, 2]]::bigint[])",
+                "invalid depends_on: a list of job ids, not an array of arrays",
+            ),
+            (
                 "priority not a number",
                 "SELECT porter_enqueue('noop', priority => 'high')",
                 "invalid input syntax for type integer",

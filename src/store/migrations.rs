@@ -217,6 +217,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "children_due_by_the_clock",
             "0042_children_due_by_the_clock.sql"
         ),
+        migration!(
+            43,
+            "enqueue_wakes_held_parents",
+            "0043_enqueue_wakes_held_parents.sql"
+        ),
     ],
 };
 

@@ -2421,3 +2421,81 @@ async fn a_parent_retried_while_another_parents_completion_frees_the_child_is_wa
     let child = store.job_get(child).await.unwrap().unwrap();
     assert_eq!(child.state, JobState::Available);
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_parent_a_childs_insert_held_is_woken_for_at_its_commit() {
+    // A child's insert locks its parents' rows until it commits. A producer's claim meanwhile
+    // passes over an available parent (SKIP LOCKED) and finds nothing, and the commit woke
+    // only the child's queue: a parent in another queue waited for its queue's next poll or
+    // insert. The commit now wakes the available parents' queues too, through the library's
+    // inserts, a workflow's outside parents and porter_enqueue. (Found by review.)
+    let url = fresh_url().await;
+    let store = PgStore::open(&url).await.unwrap();
+    let in_queue = |queue: &str| InsertOpts {
+        queue: Some(queue.into()),
+        ..InsertOpts::default()
+    };
+    let parent = store
+        .job_insert_many(vec![job("noop", in_queue("parents"))])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    let mut listener = PgListener::connect(&url).await.unwrap();
+    listener.listen(NOTIFY_CHANNEL).await.unwrap();
+    let child = || {
+        job(
+            "noop",
+            InsertOpts {
+                depends_on: vec![parent],
+                ..in_queue("children")
+            },
+        )
+    };
+    for how in ["library", "workflow", "porter_enqueue"] {
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        match how {
+            "library" => {
+                job_insert_tx(&mut tx, vec![child()]).await.unwrap();
+            }
+            "workflow" => {
+                let wf = crate::store::workflow::WorkflowInsertParams {
+                    name: "wf".into(),
+                    steps: vec![crate::store::workflow::WorkflowStepParams {
+                        name: "child".into(),
+                        job: child(),
+                    }],
+                };
+                workflow_insert_tx(&mut tx, &wf).await.unwrap();
+            }
+            _ => {
+                sqlx::query("SELECT porter_enqueue('noop', queue => 'children', depends_on => ARRAY[$1]::bigint[])")
+                    .bind(parent)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+        }
+        assert!(
+            claim_noop(&store, "parents", 10).await.is_empty(),
+            "{how}: the claim passes over the held parent"
+        );
+        tx.commit().await.unwrap();
+        // One commit's notifications arrive together, in the order sent: the parents' queue
+        // comes before the children's, or not at all.
+        let mut woken = Vec::new();
+        while woken.last().map(String::as_str) != Some("children") {
+            let n = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+                .await
+                .expect("the commit wakes the children's queue")
+                .unwrap();
+            woken.push(n.payload().to_string());
+        }
+        assert!(woken.iter().any(|q| q == "parents"), "{how}: {woken:?}");
+    }
+}

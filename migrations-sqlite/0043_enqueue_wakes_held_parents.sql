@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite (migrations-postgres/0043_enqueue_wakes_held_parents.sql makes
+-- porter_enqueue wake the queues of the available parents it locks): a plain INSERT takes no
+-- row lock a claim could pass over, and its one writer's claims see every commit.
+-- The version exists so that both backends record the same versions.
