@@ -1358,6 +1358,8 @@ backend_case! {
     /// queue; a claim's `attempt + 1` and the fences need the count).
     async fn a_job_porter_cannot_read_is_discarded_and_its_queue_runs(db: TestDb) {
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        // Five hours ahead, written with an offset: its text sorts before now's.
+        let ahead = (chrono::Utc::now() - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S%.3f-06:00");
         // (the row's columns and values, what becomes of it)
         let rows: Vec<(String, Outcome)> = match db.store.backend() {
             Backend::Sqlite => vec![
@@ -1385,6 +1387,15 @@ backend_case! {
                 ("(kind, args, max_attempts) VALUES ('noop', '{}', 1000000000000)".into(), Outcome::Discarded),
                 ("(kind, args) VALUES ('noop', x'7b7d')".into(), Outcome::Runs),
                 ("(kind, args, unique_key) VALUES ('noop', '{}', x'6b6579')".into(), Outcome::Runs),
+                // Times in RFC 3339's other spellings: due by their text, and discarded unrun
+                // (until 3 Dec porter read them, and ran a job five hours early).
+                (format!("(kind, args, scheduled_at) VALUES ('noop', '{{}}', '{ahead}')"), Outcome::Discarded),
+                ("(kind, args, scheduled_at) VALUES ('noop', '{}', '2026-01-01T00:00:00Z')".into(), Outcome::Discarded),
+                // porter's shape, no time: the queue's lag still reads (until 3 Dec it failed).
+                ("(kind, queue, args, scheduled_at) VALUES ('noop', 'unserved', '{}', '2026-02-30T00:00:00.000Z')".into(), Outcome::Waits),
+                // Not a boolean: its completion is written with the others' (until 3 Dec the
+                // whole batch failed, and its jobs ran again).
+                ("(kind, args, has_dependents) VALUES ('noop', '{}', 'yes')".into(), Outcome::Runs),
                 ("(kind, args) VALUES ('noop', '{\"good\": 1}')".into(), Outcome::Runs),
             ],
             Backend::Postgres => vec![

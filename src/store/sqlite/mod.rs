@@ -732,7 +732,27 @@ pub fn fmt_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// A time in porter's one format ([`fmt_time`]) and no other: the SQL compares times as
+/// text, which orders this format alone. RFC 3339's other spellings (an offset, no
+/// milliseconds, a space for the `T`) were read here too, and a job due by its text was then
+/// run as of another time: `…T18:11:39.497-06:00`, five hours ahead, ran at once.
 fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    let shape = s.len() == 24
+        && s.bytes().enumerate().all(|(i, c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'.',
+            23 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        });
+    if !shape {
+        return Err(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            "not in porter's format (YYYY-MM-DDTHH:MM:SS.mmmZ)".into(),
+        ));
+    }
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
@@ -2164,10 +2184,14 @@ impl Driver for SqliteStore {
         self.read(|c| {
             let mut stmt = c.prepare_cached(sql!("queue_due"))?;
             let rows = stmt.query_map([], |r| {
+                // The earliest has porter's shape but may still not be a time (February 30,
+                // another program's): the queue then reads as due now, as one whose times are
+                // all in other formats does, rather than failing /metrics.
+                let now = parse_time(&r.get::<_, String>(3)?)?;
                 Ok(QueueDueRow {
                     queue: text_col(r.get_ref(0)?),
                     depth: r.get(1)?,
-                    oldest_due_at: parse_time(&r.get::<_, String>(2)?)?,
+                    oldest_due_at: parse_time(&value_text(r.get_ref(2)?)).unwrap_or(now),
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
