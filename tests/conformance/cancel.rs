@@ -293,3 +293,46 @@ backend_case! {
             .expect("woken by this store's cancel");
     }
 }
+
+backend_case! {
+    /// A running job whose metadata another program wrote as something other than a JSON
+    /// object (the library and porter_enqueue refuse that; a plain INSERT or UPDATE does not)
+    /// still takes a cancel request, by a cancel, a bulk cancel or its workflow's cancel: the
+    /// request replaces the value. Before, it was lost (SQLite's json_set leaves an array as it
+    /// is; PostgreSQL appended it to the array, where no worker looks), the job ran to its end,
+    /// and `porter jobs cancel` had said "cancel requested". (Found by review.)
+    async fn a_cancel_reaches_a_running_job_whose_metadata_is_not_an_object(db: TestDb) {
+        use porter::workflow::{Step, Workflow};
+        let s = &db.store;
+        let client = porter::Client::new(s.clone());
+        for meta in ["[]", "5", "\"x\"", "null"] {
+            for how in ["cancel", "bulk", "workflow"] {
+                let wf = if how == "workflow" {
+                    Some(client.insert_workflow(Workflow::new("w").step(Step::raw("only", "noop", serde_json::json!({})))).await.unwrap())
+                } else {
+                    insert(s, job("noop")).await;
+                    None
+                };
+                let r = claim_one(s, "noop").await;
+                crate::common::raw_exec(&db, &format!("UPDATE porter_jobs SET metadata = '{meta}' WHERE id = {}", r.id)).await;
+                match how {
+                    "cancel" => {
+                        let asked = s.job_cancel(r.id).await.unwrap();
+                        assert_eq!(asked.state, JobState::Running);
+                        assert!(cancel_requested_at(&asked).is_some(), "{meta}: {asked:?}");
+                    }
+                    "bulk" => {
+                        let running = porter::store::JobFilter { states: vec![JobState::Running], ..Default::default() };
+                        s.job_bulk(porter::store::BulkAction::Cancel, running, i64::MAX).await.unwrap();
+                    }
+                    _ => {
+                        let out = client.cancel_workflow(wf.unwrap().id).await.unwrap();
+                        assert_eq!(out.cancel_requested, 1, "{meta}");
+                    }
+                }
+                assert_eq!(s.job_cancel_requests(W, &[r.id]).await.unwrap(), vec![r.fence()], "{meta}, {how}");
+                s.job_cancel_running(JobCancelRunningParams { fence: r.fence(), reason: "asked".into() }).await.unwrap();
+            }
+        }
+    }
+}

@@ -35,7 +35,10 @@ UPDATE porter_jobs SET
     state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finalized_at = CASE WHEN state = 'running' THEN finalized_at ELSE porter_now() END,
     metadata     = CASE WHEN state = 'running' AND NOT metadata ? 'cancel_requested_at'
-                        THEN metadata || jsonb_build_object('cancel_requested_at',
+                        -- Metadata another program wrote as no object (`||` would append the
+                        -- request to an array, where no worker looks) is replaced by one.
+                        THEN (CASE WHEN jsonb_typeof(metadata) = 'object' THEN metadata ELSE '{}' END)
+                             || jsonb_build_object('cancel_requested_at',
                              to_char(porter_now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
                         ELSE metadata END
 WHERE id = ANY($1::bigint[]) AND (SELECT n FROM rows) IS NOT NULL

@@ -7,7 +7,10 @@ UPDATE porter_jobs SET
     state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finalized_at = CASE WHEN state = 'running' THEN finalized_at ELSE porter_now() END,
     metadata     = CASE WHEN state = 'running' AND json_extract(metadata, '$.cancel_requested_at') IS NULL
-                        THEN json_set(metadata, '$.cancel_requested_at', porter_now())
+                        -- Metadata another program wrote as no object (json_set would leave
+                        -- it as it is, and the request would be lost) is replaced by one.
+                        THEN json_set(CASE WHEN json_type(metadata) = 'object' THEN metadata ELSE '{}' END,
+                                      '$.cancel_requested_at', porter_now())
                         ELSE metadata END
 WHERE id = ?1 AND state IN ('available','scheduled','running','retryable','pending')
 RETURNING *
