@@ -1659,3 +1659,68 @@ backend_case! {
         assert!(html.contains("a&amp;state=completed#x/ y"), "{html}");
     }
 }
+
+backend_case! {
+    /// The batch pages: the list (mode, jobs, members by state, the callback linked to its
+    /// job's page) and one batch; unknown and malformed ids; a callback kind another program
+    /// wrote as markup is escaped.
+    async fn batch_pages_list_and_show_batches(db: TestDb) {
+        let client = porter::Client::new(db.store.clone());
+        let mut batch = porter::batch::Batch::new();
+        for i in 0..3 {
+            batch.push_params(JobInsertParams::new("noop", serde_json::json!({ "i": i }), InsertOpts::default()).unwrap());
+        }
+        let batch = batch.callback_raw("report", serde_json::json!({}), InsertOpts::default(), true);
+        let b = client.insert_batch(batch).await.unwrap();
+        let cb = b.callback.id;
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+
+        let (status, html, _) = send(&app, get("/dashboard/batches")).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains(r#"<a href="/dashboard/batches">Batches</a>"#), "a nav link: {html}");
+        let row = between(&html, &format!(r#"<tr id="batch-{}""#, b.id), "</tr>");
+        assert!(row.contains(&format!(r#"href="/dashboard/batches/{}""#, b.id)), "{row}");
+        assert!(row.contains("on_success") && row.contains(r#"<td class="n">3</td>"#), "{row}");
+        assert!(row.contains(r#"data-state="available""#) && row.contains("available 3"), "{row}");
+        assert!(row.contains(&format!(r#"href="/dashboard/jobs/{cb}""#)) && row.contains(r#"data-state="pending""#), "{row}");
+
+        let (status, html, _) = send(&app, get(&format!("/dashboard/batches/{}", b.id))).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        assert!(html.contains(r#"<td id="mode">on_success</td>"#) && html.contains(r#"<td id="members">3</td>"#), "{html}");
+        assert!(html.contains(&format!(r#"href="/dashboard/jobs/{cb}""#)), "{html}");
+        // The callback's and a member's pages link to the batch.
+        let member = db.store.job_list(Default::default()).await.unwrap().into_iter().find(|j| j.kind == "noop").unwrap();
+        for (job, said) in [(cb, "the callback of "), (member.id, "a member of ")] {
+            let (_, html, _) = send(&app, get(&format!("/dashboard/jobs/{job}"))).await;
+            let dd = between(&html, r#"<dd id="batch">"#, "</dd>");
+            assert!(dd.contains(said) && dd.contains(&format!(r#"href="/dashboard/batches/{}""#, b.id)), "{job}: {dd}");
+        }
+
+        for (uri, want) in [
+            ("/dashboard/batches/999999", StatusCode::NOT_FOUND),
+            ("/dashboard/batches/x", StatusCode::BAD_REQUEST),
+            ("/dashboard/batches?before_id=x", StatusCode::BAD_REQUEST),
+        ] {
+            let (status, _, _) = send(&app, get(uri)).await;
+            assert_eq!(status, want, "{uri}");
+        }
+        let (status, html, _) = send(&app, get(&format!("/dashboard/batches?before_id={}", b.id))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("No batches."), "{html}");
+
+        // With a token, neither page shows anything without it.
+        let guarded = router(surfaces::app_state(db.store.clone(), HttpConfig { admin_token: Some(TOKEN.to_string()), ..HttpConfig::default() }).await);
+        for uri in ["/dashboard/batches".to_string(), format!("/dashboard/batches/{}", b.id)] {
+            let (status, html, _) = send(&guarded, get(&uri)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+            assert!(!html.contains("<table"), "{uri}: {html}");
+        }
+
+        common::raw_exec(&db, &format!("UPDATE porter_jobs SET kind = '<script>alert(1)</script>' WHERE id = {cb}")).await;
+        for uri in ["/dashboard/batches".to_string(), format!("/dashboard/batches/{}", b.id)] {
+            let (status, html, _) = send(&app, get(&uri)).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            assert!(!html.contains("<script>alert") && html.contains("&lt;script&gt;alert(1)"), "{uri}: {html}");
+        }
+    }
+}

@@ -7,8 +7,9 @@
 //! linked from every page's top bar: one job (`/dashboard/jobs/{id}`), jobs with filters,
 //! search, pages and bulk actions (`/dashboard/jobs`), queues with pause and resume
 //! (`/dashboard/queues`), workers (`/dashboard/workers`), periodic schedules
-//! (`/dashboard/periodic`) and workflows, each drawn as a graph of its steps
-//! (`/dashboard/workflows`). Their data comes through the [`Client`](crate::Client), as an
+//! (`/dashboard/periodic`), workflows, each drawn as a graph of its steps
+//! (`/dashboard/workflows`), and batches with their members' states and callback
+//! (`/dashboard/batches`, [`batch`]). Their data comes through the [`Client`](crate::Client), as an
 //! application's would.
 //!
 //! # Actions and the admin token
@@ -52,6 +53,7 @@ pub const JOBS_SHOWN: u32 = 25;
 /// Longest error text shown (the full history is in `porter jobs show`).
 const ERROR_SHOWN: usize = 2000;
 
+mod batch;
 pub mod chart;
 mod graph;
 mod job;
@@ -72,6 +74,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/dashboard/workflows", get(workflow::list))
         .route("/dashboard/workflows/{id}", get(workflow::page))
         .route("/dashboard/workflows/{id}/cancel", post(workflow::cancel))
+        .route("/dashboard/batches", get(batch::list))
+        .route("/dashboard/batches/{id}", get(batch::page))
         .route("/dashboard/login", get(login_page).post(login))
         .route("/dashboard/logout", post(logout))
         .route("/dashboard/jobs/{id}/{action}", post(act))
@@ -120,6 +124,7 @@ fn layout(title: &str, refresh: Option<(u64, &str)>, body: Markup) -> Markup {
                     a href="/dashboard/workers" { "Workers" }
                     a href="/dashboard/periodic" { "Periodic" }
                     a href="/dashboard/workflows" { "Workflows" }
+                    a href="/dashboard/batches" { "Batches" }
                 }
                 (body)
             }

@@ -12,6 +12,7 @@ use maud::{html, Markup};
 use super::{layout, nav_header, notice, problem_page, readable, time, url_part, AppState};
 use crate::job::{JobRow, JobState};
 use crate::store::workflow::JobWorkflow;
+use crate::store::JobBatch;
 
 /// The job page.
 pub(super) async fn page(
@@ -54,7 +55,7 @@ pub(super) async fn page(
             p { span.notice #notice { (text) } }
         }
         section #job data-job-id=(job.id) data-state=(job.state.as_str()) {
-            (fields(job, workflow))
+            (fields(job, workflow, detail.batch.as_ref()))
             div #actions {
                 // A running job cannot be retried, nor one that waits (its turn or its parents
                 // make it due).
@@ -139,7 +140,7 @@ fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
 
-fn fields(job: &JobRow, workflow: Option<&JobWorkflow>) -> Markup {
+fn fields(job: &JobRow, workflow: Option<&JobWorkflow>, batch: Option<&JobBatch>) -> Markup {
     html! {
         dl.fields {
             dt { "kind" } dd #kind { (job.kind) }
@@ -147,6 +148,12 @@ fn fields(job: &JobRow, workflow: Option<&JobWorkflow>) -> Markup {
                 dt { "workflow" } dd #workflow {
                     "step " (w.step) " of "
                     a href=(format!("/dashboard/workflows/{}", w.id)) data-workflow-id=(w.id) { "workflow " (w.id) ": " (w.name) }
+                }
+            }
+            @if let Some(b) = batch {
+                dt { "batch" } dd #batch {
+                    (if b.callback { "the callback of " } else { "a member of " })
+                    a href=(format!("/dashboard/batches/{}", b.id)) data-batch-id=(b.id) { "batch " (b.id) }
                 }
             }
             dt { "queue" } dd #queue { a href=(format!("/dashboard/jobs?queue={}", url_part(&job.queue))) { (job.queue) } }

@@ -71,7 +71,7 @@ pub fn colours(state: JobState) -> (&'static str, &'static str) {
 }
 
 /// The states in the order the legend and counts show them: as a step goes.
-const STATES: [JobState; 8] = [
+pub(super) const STATES: [JobState; 8] = [
     JobState::Pending,
     JobState::Scheduled,
     JobState::Available,
@@ -82,7 +82,7 @@ const STATES: [JobState; 8] = [
     JobState::Discarded,
 ];
 
-fn fail(state: &AppState, e: crate::Error) -> Response {
+pub(super) fn fail(state: &AppState, e: crate::Error) -> Response {
     problem_page(
         state,
         status_of(&e),
@@ -91,7 +91,7 @@ fn fail(state: &AppState, e: crate::Error) -> Response {
 }
 
 /// A query's value by key.
-fn query_value(query: Option<&str>, key: &str) -> Option<String> {
+pub(super) fn query_value(query: Option<&str>, key: &str) -> Option<String> {
     url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())

@@ -1,0 +1,165 @@
+//! The batch pages: `GET /dashboard/batches` (newest first, [`BATCHES_SHOWN`] a page: each
+//! batch's mode, how many jobs it was inserted with, its members' counts by state and its
+//! callback, a link to the callback job's page) and `GET /dashboard/batches/{id}`, one batch as
+//! `porter batches show` prints it. The callback's kind is the user's text: maud escapes it.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use maud::{html, Markup};
+
+use super::workflow::{colours, fail, query_value, STATES};
+use super::{layout, nav_header, problem_page, readable, time, AppState};
+use crate::batch::BatchRow;
+
+/// Batches listed a page.
+pub const BATCHES_SHOWN: u32 = 50;
+
+/// The members' counts as one cell: `completed 2, discarded 1`.
+fn counts(b: &BatchRow) -> Markup {
+    html! {
+        @if b.counts.is_empty() {
+            span.muted { "no jobs left" }
+        }
+        @for (i, s) in STATES.iter().filter(|s| b.counts.contains_key(s)).enumerate() {
+            @if i > 0 { ", " }
+            span.count data-state=(s.as_str()) style=(format!("border-bottom: 3px solid {}", colours(*s).1)) {
+                (s.as_str()) " " (b.counts[s])
+            }
+        }
+    }
+}
+
+fn mode(b: &BatchRow) -> &'static str {
+    if b.on_success {
+        "on_success"
+    } else {
+        "on_complete"
+    }
+}
+
+/// The callback: a link to its job's page with its kind and state, or what is left of it.
+fn callback(b: &BatchRow) -> Markup {
+    html! {
+        @match (b.callback_id, &b.callback_kind, b.callback_state) {
+            (Some(id), Some(kind), Some(state)) => {
+                a href=(format!("/dashboard/jobs/{id}")) { (id) } " " (kind) " "
+                span.count data-state=(state.as_str()) style=(format!("border-bottom: 3px solid {}", colours(state).1)) {
+                    (state.as_str())
+                }
+            }
+            (Some(id), _, _) => { (id) " " span.muted { "(deleted)" } }
+            _ => { span.muted { "none" } }
+        }
+    }
+}
+
+/// `GET /dashboard/batches?before_id=`.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(refused) = readable(&state, &headers) {
+        return refused;
+    }
+    let before_id = match query_value(query.as_deref(), "before_id").map(|v| v.parse::<i64>()) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            return problem_page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "before_id is a batch id, a whole number",
+            )
+        }
+    };
+    // One more than shown, to know whether there is a next page.
+    let mut batches = match state
+        .client
+        .batches(before_id, Some(BATCHES_SHOWN + 1))
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => return fail(&state, e),
+    };
+    let more = batches.len() > BATCHES_SHOWN as usize;
+    batches.truncate(BATCHES_SHOWN as usize);
+    let refresh = state.config.dashboard_refresh.as_secs().max(1);
+    let url = match before_id {
+        Some(id) => format!("/dashboard/batches?before_id={id}"),
+        None => "/dashboard/batches".to_string(),
+    };
+    let body = html! {
+        (nav_header(&state, &headers, "Batches"))
+        @if batches.is_empty() {
+            p.muted #no-batches { "No batches." }
+        } @else {
+            table #batches {
+                thead { tr { th.n { "id" } th { "created" } th { "mode" } th.n { "jobs" } th { "states" } th { "callback" } } }
+                tbody {
+                    @for b in &batches {
+                        tr #(format!("batch-{}", b.id)) data-batch-id=(b.id) {
+                            td.n { a href=(format!("/dashboard/batches/{}", b.id)) { (b.id) } }
+                            td { (time(Some(b.created_at))) }
+                            td { (mode(b)) }
+                            td.n { (b.members) }
+                            td.states { (counts(b)) }
+                            td.callback { (callback(b)) }
+                        }
+                    }
+                }
+            }
+        }
+        p {
+            @if before_id.is_some() {
+                a #first-page href="/dashboard/batches" { "First page" } " "
+            }
+            @if let (true, Some(last)) = (more, batches.last()) {
+                a #next-page href=(format!("/dashboard/batches?before_id={}", last.id)) { "Next page" }
+            }
+        }
+    };
+    Html(layout("porter: batches", Some((refresh, &url)), body).into_string()).into_response()
+}
+
+/// `GET /dashboard/batches/{id}`.
+pub(super) async fn page(
+    State(state): State<AppState>,
+    path: Result<Path<i64>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = readable(&state, &headers) {
+        return refused;
+    }
+    let Ok(Path(id)) = path else {
+        return problem_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "a batch id is a whole number, as in /dashboard/batches/7",
+        );
+    };
+    let b = match state.client.batch(id).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return fail(&state, crate::Error::not_found("batch", id)),
+        Err(e) => return fail(&state, e),
+    };
+    let refresh = state.config.dashboard_refresh.as_secs().max(1);
+    let url = format!("/dashboard/batches/{id}");
+    let body = html! {
+        (nav_header(&state, &headers, &format!("Batch {id}")))
+        table #batch {
+            tbody {
+                tr { th { "created" } td { (time(Some(b.created_at))) } }
+                tr { th { "mode" } td #mode { (mode(&b)) } }
+                tr { th { "jobs" } td #members { (b.members) } }
+                tr { th { "states" } td.states { (counts(&b)) } }
+                tr { th { "callback" } td.callback { (callback(&b)) } }
+            }
+        }
+        p { a href="/dashboard/batches" { "All batches" } }
+    };
+    Html(layout(&format!("porter: batch {id}"), Some((refresh, &url)), body).into_string())
+        .into_response()
+}
