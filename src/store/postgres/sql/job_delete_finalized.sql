@@ -6,13 +6,17 @@
 -- Differs from SQLite, whose statement runs inside its one writer's transaction: no other
 -- connection can write between the pick and the delete there.
 -- A parent whose children have not finished stays (they read its output when they run).
--- A batch's member stays as long as the jobs of its batch that wait for it (its callback, a
--- child of each member) are kept: a callback retried after its end counts the members again
--- (migration 0038), and counted none that were deleted.
+-- A batch's member stays as long as the batch's callback is kept: a callback retried after
+-- its end counts the members again (migration 0038), and counted none that were deleted. The
+-- batches whose callbacks are kept, and those callbacks, are read once per statement (each a
+-- hashed set), not once per job: a callback kept for days keeps every member of its batch,
+-- which each round walks past.
 DELETE FROM porter_jobs
 WHERE id = ANY($3::bigint[])
   AND state = $1 AND finalized_at < porter_now() - $2::float8 * interval '1 second'
   AND NOT (has_dependents AND EXISTS (
       SELECT 1 FROM porter_job_deps d JOIN porter_jobs c ON c.id = d.child_id
-      WHERE d.parent_id = porter_jobs.id
-        AND (c.state NOT IN ('completed','cancelled','discarded') OR c.batch_id = porter_jobs.batch_id)))
+      WHERE d.parent_id = porter_jobs.id AND c.state NOT IN ('completed','cancelled','discarded')))
+  AND NOT (batch_id IS NOT NULL
+           AND batch_id IN (SELECT b.id FROM porter_batches b JOIN porter_jobs c ON c.id = b.callback_id)
+           AND id NOT IN (SELECT b.callback_id FROM porter_batches b WHERE b.callback_id IS NOT NULL))
