@@ -1039,6 +1039,9 @@ async fn foreign_times(db: &TestDb) -> (i64, i64) {
         .insert_batch(batch)
         .await
         .unwrap();
+    // Names written as a BLOB or as bytes that are not UTF-8, a count that is not a whole
+    // number: the listings and pages read them (until 3 Dec they failed).
+    let g = garbled.id;
     common::raw_exec(
         db,
         &format!(
@@ -1047,13 +1050,18 @@ async fn foreign_times(db: &TestDb) -> (i64, i64) {
              INSERT INTO porter_queues (name, paused_at) VALUES ('tsq3', '2026-12-02T10:00:00.5');
              INSERT INTO porter_queues (name, paused_at) VALUES ('tsq4', '2026-12-02 10:00:00.123Z');
              INSERT INTO porter_queues (name, paused_at) VALUES ('tsq5', 'yesterday');
+             INSERT INTO porter_queues (name, paused_at) VALUES ('tsq6', '2026-12-02T12:00:00+02:00');
              INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at)
                  VALUES ('w1', 'h', 1, CURRENT_TIMESTAMP, datetime('now'));
              INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at)
                  VALUES ('w2', 'h', 2, 'soon', 'never');
              UPDATE porter_workflows SET created_at = CURRENT_TIMESTAMP WHERE id = {};
              UPDATE porter_workflows SET created_at = 'long ago' WHERE id = {};
-             UPDATE porter_batches SET created_at = datetime('now');",
+             UPDATE porter_batches SET created_at = datetime('now');
+             UPDATE porter_workflows SET name = CAST('garbled' AS BLOB) WHERE id = {g};
+             UPDATE porter_workflow_steps SET step = CAST(X'61FF62' AS TEXT) WHERE workflow_id = {g};
+             UPDATE porter_jobs SET attempt = 1.5 WHERE id IN (SELECT job_id FROM porter_workflow_steps WHERE workflow_id = {g});
+             UPDATE porter_jobs SET kind = CAST('noop' AS BLOB) WHERE id IN (SELECT callback_id FROM porter_batches);",
             wf.id, garbled.id
         ),
     )
@@ -1087,6 +1095,7 @@ async fn sqlite_times_in_sqlites_own_format_read_outside_jobs() {
     let ten = chrono::DateTime::parse_from_rfc3339("2026-12-02T10:00:00Z").unwrap();
     assert_eq!(paused("tsq3"), ten + chrono::Duration::milliseconds(500));
     assert_eq!(paused("tsq4"), ten + chrono::Duration::milliseconds(123));
+    assert_eq!(paused("tsq6"), ten, "RFC 3339 with an offset");
     assert_eq!(
         paused("tsq5"),
         chrono::DateTime::UNIX_EPOCH,
@@ -1154,7 +1163,7 @@ async fn sqlite_times_in_sqlites_own_format_keep_pages_up() {
         .iter()
         .filter(|q| q["name"].as_str().unwrap().starts_with("tsq"))
         .collect();
-    assert_eq!(foreign.len(), 5, "{body}");
+    assert_eq!(foreign.len(), 6, "{body}");
     assert!(foreign.iter().all(|q| q["paused"] == json!(true)), "{body}");
 }
 

@@ -80,9 +80,10 @@ pub(super) fn list(
                 r.get::<_, bool>(2)?,
                 r.get::<_, i64>(3)?,
                 r.get::<_, Option<i64>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, Option<String>>(7)?,
+                // As text: another program may have bound the callback's kind as a BLOB.
+                opt_text_col(r.get_ref(5)?),
+                opt_text_col(r.get_ref(6)?),
+                opt_text_col(r.get_ref(7)?),
                 r.get::<_, i64>(8)?,
             ))
         })?

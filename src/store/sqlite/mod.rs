@@ -765,15 +765,19 @@ fn opt_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
 }
 
 /// A time in a table other than `porter_jobs` (queues, workers, workflows, batches), which
-/// another program may have written with SQLite's own functions: porter's format, or SQLite's
-/// UTC text (`datetime('now')`, `CURRENT_TIMESTAMP`: `YYYY-MM-DD HH:MM:SS`, with optional
-/// fractional seconds, `T` separator and `Z`), read as UTC. `None` for anything else. Job rows
+/// another program may have written with SQLite's own functions: porter's format, RFC 3339
+/// with an offset, or SQLite's UTC text (`datetime('now')`, `CURRENT_TIMESTAMP`:
+/// `YYYY-MM-DD HH:MM:SS`, with optional fractional seconds, `T` separator and `Z`), read as
+/// UTC. `None` for anything else. Job rows
 /// keep their own rule ([`Unreadable::time`]): a job's time in another format than porter's
 /// makes the job unreadable, as the README documents.
 fn time_outside_jobs(v: rusqlite::types::ValueRef<'_>) -> Option<DateTime<Utc>> {
     let text = value_text(v);
     if let Ok(t) = parse_time(&text) {
         return Some(t);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(&text) {
+        return Some(t.with_timezone(&Utc));
     }
     let text = text.strip_suffix('Z').unwrap_or(&text);
     ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]

@@ -96,13 +96,15 @@ pub(super) fn list(
     limit: u32,
 ) -> Result<Vec<WorkflowRow>> {
     let mut stmt = conn.prepare_cached(sql!("workflow_list"))?;
+    // Names and states as text: another program may have bound one as a BLOB, or written
+    // bytes that are not UTF-8 (read lossily, as the job reader does), which failed the listing.
     let rows = stmt
         .query_map(params![before_id, limit], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
+                text_col(r.get_ref(1)?),
                 time_outside_jobs_or_epoch(r.get_ref(2)?),
-                r.get::<_, Option<String>>(3)?,
+                opt_text_col(r.get_ref(3)?),
                 r.get::<_, i64>(4)?,
             ))
         })?
@@ -115,7 +117,7 @@ pub(super) fn get(conn: &Connection, id: i64) -> Result<Option<WorkflowParts>> {
         .query_row(sql!("workflow_get"), [id], |r| {
             Ok(WorkflowRow {
                 id: r.get(0)?,
-                name: r.get(1)?,
+                name: text_col(r.get_ref(1)?),
                 created_at: time_outside_jobs_or_epoch(r.get_ref(2)?),
                 total: 0,
                 counts: Default::default(),
@@ -130,10 +132,14 @@ pub(super) fn get(conn: &Connection, id: i64) -> Result<Option<WorkflowParts>> {
         .query_map([id], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i32>(4)?,
+                opt_text_col(r.get_ref(1)?),
+                text_col(r.get_ref(2)?),
+                text_col(r.get_ref(3)?),
+                // A count porter cannot read shows as 0, as the job reader shows it.
+                match r.get_ref(4)? {
+                    rusqlite::types::ValueRef::Integer(n) => i32::try_from(n).unwrap_or(0),
+                    _ => 0,
+                },
                 // Job rows' times, read in porter's format only (as the job reader does);
                 // another shows as no time rather than failing the workflow's page.
                 opt_text_col(r.get_ref(5)?).and_then(|s| parse_time(&s).ok()),
