@@ -449,3 +449,18 @@ backend_case! {
         .await;
     }
 }
+
+backend_case! {
+    /// A batch row another program left without a callback still counts its members. Before,
+    /// `<>` against a NULL callback id matched none of them. (Found by review.)
+    async fn a_batch_without_a_callback_id_counts_its_members(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let b = client.insert_batch(callback(batch_of(2, "m"), false)).await.unwrap();
+        crate::common::raw_exec(&db, &format!("UPDATE porter_batches SET callback_id = NULL WHERE id = {}", b.id)).await;
+        let row = s.batch_get(b.id).await.unwrap().unwrap();
+        assert_eq!(row.callback_id, None);
+        // Its two members, and the callback job (tagged with the batch) now counted among them.
+        assert_eq!(row.counts.values().sum::<i64>(), 3, "{row:?}");
+    }
+}

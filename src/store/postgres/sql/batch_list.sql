@@ -5,6 +5,6 @@ SELECT b.id, b.created_at, b.on_success, b.members::bigint, b.callback_id, c.kin
 FROM (SELECT * FROM porter_batches
       WHERE ($3::bigint IS NULL OR id = $3) AND ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2) b
 LEFT JOIN porter_jobs c ON c.id = b.callback_id
-LEFT JOIN porter_jobs m ON m.batch_id = b.id AND m.id <> b.callback_id
+LEFT JOIN porter_jobs m ON m.batch_id = b.id AND m.id IS DISTINCT FROM b.callback_id
 GROUP BY b.id, b.created_at, b.on_success, b.members, b.callback_id, c.kind, c.state, m.state
 ORDER BY b.id DESC
