@@ -372,12 +372,21 @@ enum Node {
     More(usize),
 }
 
-/// A label that cannot break the SVG: control characters replaced, at most `max` characters.
+/// A label that cannot break the SVG nor reorder what it shows: control characters and
+/// bidirectional overrides replaced, at most `max` characters.
 fn label(text: &str, max: usize) -> String {
     let mut out: String = text
         .chars()
         .take(max)
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        // Control characters (which XML does not allow) and the marks that reorder text
+        // (U+202A..U+202E, U+2066..U+2069: `\u{202e}evil.exe` drawn as `exe.live`).
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
         .collect();
     if text.chars().count() > max {
         out.push('…');
@@ -514,7 +523,7 @@ fn draw(wf: &WorkflowDetail) -> Markup {
                                 @let (fill, stroke) = colours(s.state);
                                 a.node href=(format!("/dashboard/jobs/{}", s.job_id)) data-job-id=(s.job_id)
                                     data-step=(label(&s.step, usize::MAX)) data-state=(s.state.as_str()) data-layer=(layer[*v]) {
-                                    title { (label(&s.step, usize::MAX)) " (" (s.kind) "): job " (s.job_id) ", " (s.state.as_str()) }
+                                    title { (label(&s.step, usize::MAX)) " (" (label(&s.kind, usize::MAX)) "): job " (s.job_id) ", " (s.state.as_str()) }
                                     rect x=(x) y=(y) width=(NODE_W) height=(NODE_H) rx="6" fill=(fill) stroke=(stroke) stroke-width="1.5" {}
                                     text x=(x + 8) y=(y + 16) font-size="12" fill="#222" { (label(&s.step, LABEL_CHARS)) }
                                     text x=(x + 8) y=(y + 32) font-size="11" fill="#555" { "#" (s.job_id) " · " (s.state.as_str()) }
@@ -577,6 +586,14 @@ mod tests {
     #[test]
     fn labels_lose_control_characters_and_length() {
         assert_eq!(label("a\u{1}b\nc", 10), "a\u{fffd}b\u{fffd}c");
+        assert_eq!(
+            label("\u{202e}evil.exe\u{202c}", 20),
+            "\u{fffd}evil.exe\u{fffd}"
+        );
+        assert_eq!(
+            label("x\u{2066}y\u{1b}\u{9b}", 20),
+            "x\u{fffd}y\u{fffd}\u{fffd}"
+        );
         assert_eq!(label("abcdef", 3), "abc…");
     }
 
