@@ -9,7 +9,7 @@
 //! (`/dashboard/queues`), workers (`/dashboard/workers`), periodic schedules
 //! (`/dashboard/periodic`), workflows, each drawn as a graph of its steps
 //! (`/dashboard/workflows`), and batches with their members' states and callback
-//! (`/dashboard/batches`, [`batch`]). Their data comes through the [`Client`](crate::Client), as an
+//! (`/dashboard/batches`). Their data comes through the [`Client`](crate::Client), as an
 //! application's would.
 //!
 //! # Actions and the admin token
