@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};
 
-use super::workflow::{colours, fail, query_value, STATES};
+use super::workflow::{colours, fail, Paging, STATES};
 use super::{layout, nav_header, problem_page, readable, time, AppState};
 use crate::batch::BatchRow;
 
@@ -64,21 +64,14 @@ pub(super) async fn list(
     if let Some(refused) = readable(&state, &headers) {
         return refused;
     }
-    let before_id = match query_value(query.as_deref(), "before_id").map(|v| v.parse::<i64>()) {
-        None => None,
-        Some(Ok(id)) => Some(id),
-        Some(Err(_)) => {
-            return problem_page(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "before_id is a batch id, a whole number",
-            )
-        }
+    let paging = match Paging::from_query(&state, "/dashboard/batches", query.as_deref()) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
     };
     // One more than shown, to know whether there is a next page.
     let mut batches = match state
         .client
-        .batches(before_id, Some(BATCHES_SHOWN + 1))
+        .batches(paging.before_id, Some(BATCHES_SHOWN + 1))
         .await
     {
         Ok(b) => b,
@@ -87,10 +80,7 @@ pub(super) async fn list(
     let more = batches.len() > BATCHES_SHOWN as usize;
     batches.truncate(BATCHES_SHOWN as usize);
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
-    let url = match before_id {
-        Some(id) => format!("/dashboard/batches?before_id={id}"),
-        None => "/dashboard/batches".to_string(),
-    };
+    let url = paging.url();
     let body = html! {
         (nav_header(&state, &headers, "Batches"))
         @if batches.is_empty() {
@@ -112,14 +102,7 @@ pub(super) async fn list(
                 }
             }
         }
-        p {
-            @if before_id.is_some() {
-                a #first-page href="/dashboard/batches" { "First page" } " "
-            }
-            @if let (true, Some(last)) = (more, batches.last()) {
-                a #next-page href=(format!("/dashboard/batches?before_id={}", last.id)) { "Next page" }
-            }
-        }
+        (paging.links(batches.last().filter(|_| more).map(|b| b.id)))
     };
     Html(layout("porter: batches", Some((refresh, &url)), body).into_string()).into_response()
 }

@@ -91,7 +91,7 @@ pub(super) fn fail(state: &AppState, e: crate::Error) -> Response {
 }
 
 /// A query's value by key.
-pub(super) fn query_value(query: Option<&str>, key: &str) -> Option<String> {
+fn query_value(query: Option<&str>, key: &str) -> Option<String> {
     url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())
@@ -121,21 +121,14 @@ pub(super) async fn list(
     if let Some(refused) = readable(&state, &headers) {
         return refused;
     }
-    let before_id = match query_value(query.as_deref(), "before_id").map(|v| v.parse::<i64>()) {
-        None => None,
-        Some(Ok(id)) => Some(id),
-        Some(Err(_)) => {
-            return problem_page(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "before_id is a workflow id, a whole number",
-            )
-        }
+    let paging = match Paging::from_query(&state, "/dashboard/workflows", query.as_deref()) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
     };
     // One more than shown, to know whether there is a next page.
     let mut workflows = match state
         .client
-        .workflows(before_id, Some(WORKFLOWS_SHOWN + 1))
+        .workflows(paging.before_id, Some(WORKFLOWS_SHOWN + 1))
         .await
     {
         Ok(w) => w,
@@ -144,10 +137,7 @@ pub(super) async fn list(
     let more = workflows.len() > WORKFLOWS_SHOWN as usize;
     workflows.truncate(WORKFLOWS_SHOWN as usize);
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
-    let url = match before_id {
-        Some(id) => format!("/dashboard/workflows?before_id={id}"),
-        None => "/dashboard/workflows".to_string(),
-    };
+    let url = paging.url();
     let body = html! {
         (nav_header(&state, &headers, "Workflows"))
         @if workflows.is_empty() {
@@ -168,16 +158,61 @@ pub(super) async fn list(
                 }
             }
         }
-        p {
-            @if before_id.is_some() {
-                a #first-page href="/dashboard/workflows" { "First page" } " "
-            }
-            @if let (true, Some(last)) = (more, workflows.last()) {
-                a #next-page href=(format!("/dashboard/workflows?before_id={}", last.id)) { "Next page" }
-            }
-        }
+        (paging.links(workflows.last().filter(|_| more).map(|w| w.id)))
     };
     Html(layout("porter: workflows", Some((refresh, &url)), body).into_string()).into_response()
+}
+
+/// Where a listing page starts: below `before_id` (from the query; refused unless a whole
+/// number), newest first, and its links to the first and the next page.
+pub(super) struct Paging {
+    base: &'static str,
+    pub(super) before_id: Option<i64>,
+}
+
+impl Paging {
+    /// The page `query` asks for, or the 400 page that refuses it.
+    pub(super) fn from_query(
+        state: &AppState,
+        base: &'static str,
+        query: Option<&str>,
+    ) -> Result<Self, Box<Response>> {
+        let before_id = match query_value(query, "before_id").map(|v| v.parse::<i64>()) {
+            None => None,
+            Some(Ok(id)) => Some(id),
+            Some(Err(_)) => {
+                return Err(Box::new(problem_page(
+                    state,
+                    StatusCode::BAD_REQUEST,
+                    "before_id is an id, a whole number",
+                )))
+            }
+        };
+        Ok(Paging { base, before_id })
+    }
+
+    /// This page's own URL (where it reloads itself).
+    pub(super) fn url(&self) -> String {
+        match self.before_id {
+            Some(id) => format!("{}?before_id={id}", self.base),
+            None => self.base.to_string(),
+        }
+    }
+
+    /// "First page" when this is not the first, and "Next page" when `next` (the last id
+    /// shown) has more after it.
+    pub(super) fn links(&self, next: Option<i64>) -> Markup {
+        html! {
+            p {
+                @if self.before_id.is_some() {
+                    a #first-page href=(self.base) { "First page" } " "
+                }
+                @if let Some(last) = next {
+                    a #next-page href=(format!("{}?before_id={last}", self.base)) { "Next page" }
+                }
+            }
+        }
+    }
 }
 
 /// A one-time notice after a cancel: counts only, so the URL cannot put text on the page.
