@@ -1716,11 +1716,12 @@ backend_case! {
             assert!(!html.contains("<table"), "{uri}: {html}");
         }
 
-        common::raw_exec(&db, &format!("UPDATE porter_jobs SET kind = '<script>alert(1)</script>' WHERE id = {cb}")).await;
+        common::raw_exec(&db, &format!("UPDATE porter_jobs SET kind = '<script>alert(1)</script>\u{202e}exe.txt' WHERE id = {cb}")).await;
         for uri in ["/dashboard/batches".to_string(), format!("/dashboard/batches/{}", b.id)] {
             let (status, html, _) = send(&app, get(&uri)).await;
             assert_eq!(status, StatusCode::OK, "{uri}");
             assert!(!html.contains("<script>alert") && html.contains("&lt;script&gt;alert(1)"), "{uri}: {html}");
+            assert!(!html.contains('\u{202e}') && html.contains("\u{fffd}exe.txt"), "no reordering mark: {uri}: {html}");
         }
     }
 }

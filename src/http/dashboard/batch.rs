@@ -1,7 +1,9 @@
 //! The batch pages: `GET /dashboard/batches` (newest first, [`BATCHES_SHOWN`] a page: each
 //! batch's mode, how many jobs it was inserted with, its members' counts by state and its
 //! callback, a link to the callback job's page) and `GET /dashboard/batches/{id}`, one batch as
-//! `porter batches show` prints it. The callback's kind is the user's text: maud escapes it.
+//! `porter batches show` prints it. The callback's kind is another program's text at worst:
+//! maud escapes it, and its control characters and bidirectional overrides are replaced as in
+//! the workflow graph's labels.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -9,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};
 
-use super::workflow::{colours, fail, Paging, STATES};
+use super::workflow::{colours, fail, label, Paging, STATES};
 use super::{layout, nav_header, problem_page, readable, time, AppState};
 use crate::batch::BatchRow;
 
@@ -44,7 +46,7 @@ fn callback(b: &BatchRow) -> Markup {
     html! {
         @match (b.callback_id, &b.callback_kind, b.callback_state) {
             (Some(id), Some(kind), Some(state)) => {
-                a href=(format!("/dashboard/jobs/{id}")) { (id) } " " (kind) " "
+                a href=(format!("/dashboard/jobs/{id}")) { (id) } " " (label(kind, usize::MAX)) " "
                 span.count data-state=(state.as_str()) style=(format!("border-bottom: 3px solid {}", colours(state).1)) {
                     (state.as_str())
                 }

@@ -409,7 +409,7 @@ enum Node {
 
 /// A label that cannot break the SVG nor reorder what it shows: control characters and
 /// bidirectional overrides replaced, at most `max` characters.
-fn label(text: &str, max: usize) -> String {
+pub(super) fn label(text: &str, max: usize) -> String {
     let mut out: String = text
         .chars()
         .take(max)
