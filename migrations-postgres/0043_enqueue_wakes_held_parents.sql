@@ -1,9 +1,10 @@
 -- porter_enqueue (0035), the function whole again, with two changes:
--- * It wakes the queues of the parents it locks that are available, at its commit, as the
---   library's inserts do (job_parents_mark.sql). A producer's claim passes over a row the
---   insert holds (SKIP LOCKED) and finds nothing, and the commit's wake-up was for the new
---   job's queue alone: a parent in another queue, inserted just before its child, waited for
---   its queue's next poll (1 s by default) or insert.
+-- * It wakes the queues of the parents it locks that a claim would take now (available, or
+--   scheduled or retryable and due), at its commit, as the library's inserts do
+--   (job_parents_mark.sql). A producer's claim, and its promotion of due jobs, passes over a
+--   row the insert holds (SKIP LOCKED) and finds nothing, and the commit's wake-up was for the
+--   new job's queue alone: a parent in another queue, inserted just before its child, waited
+--   for its queue's next poll (1 s by default) or insert.
 -- * `depends_on` given as an array of more than one dimension is refused as the other bad
 --   parent lists are (SQLSTATE 22023), not by the array search's own error (0A000).
 -- CREATE OR REPLACE clears the function's settings, so its search path is set again below.
@@ -196,9 +197,10 @@ BEGIN
               WHERE j.id = ANY(parents) AND j.sequence_key IS NOT NULL ORDER BY 1) keys;
         WITH p AS (SELECT j.id FROM porter_jobs j WHERE j.id = ANY(parents) ORDER BY j.id FOR UPDATE),
              marked AS (UPDATE porter_jobs j SET has_dependents = true FROM p WHERE j.id = p.id
-                        RETURNING j.id, j.state, j.queue)
+                        RETURNING j.id, j.state, j.queue, j.scheduled_at)
         SELECT array_agg(marked.id), array_agg(marked.state),
-               array_agg(DISTINCT marked.queue) FILTER (WHERE marked.state = 'available')
+               array_agg(DISTINCT marked.queue) FILTER (WHERE marked.state = 'available'
+                   OR (marked.state IN ('scheduled', 'retryable') AND marked.scheduled_at <= porter_now()))
         INTO found_ids, states, wake FROM marked;
         -- Delivered at the commit, when these rows are free to claim (0043).
         PERFORM pg_notify('porter_insert', w) FROM unnest(wake) AS w;

@@ -754,15 +754,19 @@ async fn notify_queues(conn: &mut PgConnection, mut queues: Vec<String>) -> Resu
     Ok(())
 }
 
-/// Wakes, at the commit, the queues of the parents job_parents_mark.sql locked (`rows`: id,
-/// state, queue) that are available: a producer's claim meanwhile passed over them (SKIP
-/// LOCKED) and found nothing, and the commit's other wake-ups are for the children's queues.
-/// Without this, such a parent waited for its queue's next poll or insert.
-async fn wake_parents(conn: &mut PgConnection, rows: &[(i64, String, String)]) -> Result<()> {
+/// The parents job_parents_mark.sql locked: id, state, queue, and whether a claim would take
+/// it now (available, or due to be promoted).
+type MarkedParent = (i64, String, String, bool);
+
+/// Wakes, at the commit, the queues of the parents job_parents_mark.sql locked that a claim
+/// would take now: a producer's claim (and its promotion of due jobs) meanwhile passed over
+/// them (SKIP LOCKED) and found nothing, and the commit's other wake-ups are for the
+/// children's queues. Without this, such a parent waited for its queue's next poll or insert.
+async fn wake_parents(conn: &mut PgConnection, rows: &[MarkedParent]) -> Result<()> {
     let queues: Vec<String> = rows
         .iter()
-        .filter(|(_, state, _)| state == JobState::Available.as_str())
-        .map(|(_, _, queue)| queue.clone())
+        .filter(|(_, _, _, claimable)| *claimable)
+        .map(|(_, _, queue, _)| queue.clone())
         .collect();
     if queues.is_empty() {
         return Ok(());
@@ -1174,13 +1178,13 @@ async fn insert_waiting(
     }
     let mut parents = HashMap::new();
     if !parent_ids.is_empty() {
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(sql!("job_parents_mark"))
+        let rows: Vec<MarkedParent> = sqlx::query_as(sql!("job_parents_mark"))
             .bind(&parent_ids)
             .bind(&keys)
             .fetch_all(&mut *conn)
             .await?;
         wake_parents(conn, &rows).await?;
-        for (id, state, _) in rows {
+        for (id, state, _, _) in rows {
             parents.insert(id, state.parse::<JobState>()?);
         }
         if let Some(missing) = parent_ids.iter().find(|id| !parents.contains_key(id)) {

@@ -2445,13 +2445,26 @@ async fn a_parent_a_childs_insert_held_is_woken_for_at_its_commit() {
         .unwrap()[0]
         .job
         .id;
+    // And a parent that is due but not yet promoted: the claim's promotion passes over it too.
+    let due = store
+        .job_insert_many(vec![job("noop", in_queue("due"))])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE porter_jobs SET state = 'scheduled', scheduled_at = now() - interval '1 second' WHERE id = $1")
+        .bind(due)
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let mut listener = PgListener::connect(&url).await.unwrap();
     listener.listen(NOTIFY_CHANNEL).await.unwrap();
     let child = || {
         job(
             "noop",
             InsertOpts {
-                depends_on: vec![parent],
+                depends_on: vec![parent, due],
                 ..in_queue("children")
             },
         )
@@ -2474,8 +2487,9 @@ async fn a_parent_a_childs_insert_held_is_woken_for_at_its_commit() {
                 workflow_insert_tx(&mut tx, &wf).await.unwrap();
             }
             _ => {
-                sqlx::query("SELECT porter_enqueue('noop', queue => 'children', depends_on => ARRAY[$1]::bigint[])")
+                sqlx::query("SELECT porter_enqueue('noop', queue => 'children', depends_on => ARRAY[$1, $2]::bigint[])")
                     .bind(parent)
+                    .bind(due)
                     .execute(&mut *tx)
                     .await
                     .unwrap();
@@ -2484,6 +2498,10 @@ async fn a_parent_a_childs_insert_held_is_woken_for_at_its_commit() {
         assert!(
             claim_noop(&store, "parents", 10).await.is_empty(),
             "{how}: the claim passes over the held parent"
+        );
+        assert!(
+            claim_noop(&store, "due", 10).await.is_empty(),
+            "{how}: the promotion passes over the held due parent"
         );
         tx.commit().await.unwrap();
         // One commit's notifications arrive together, in the order sent: the parents' queue
@@ -2497,5 +2515,6 @@ async fn a_parent_a_childs_insert_held_is_woken_for_at_its_commit() {
             woken.push(n.payload().to_string());
         }
         assert!(woken.iter().any(|q| q == "parents"), "{how}: {woken:?}");
+        assert!(woken.iter().any(|q| q == "due"), "{how}: {woken:?}");
     }
 }
