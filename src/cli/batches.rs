@@ -43,14 +43,6 @@ fn counts(b: &BatchRow) -> String {
         .join(", ")
 }
 
-fn mode(b: &BatchRow) -> &'static str {
-    if b.on_success {
-        "on_success"
-    } else {
-        "on_complete"
-    }
-}
-
 fn callback(b: &BatchRow) -> String {
     match (b.callback_id, &b.callback_kind, b.callback_state) {
         (Some(id), Some(kind), Some(state)) => format!("{id} ({}, {state})", output::field(kind)),
@@ -79,7 +71,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: BatchesCommand) -> anyhow::Result<(
                     vec![
                         b.id.to_string(),
                         output::time(Some(b.created_at)),
-                        mode(b).to_string(),
+                        b.mode().to_string(),
                         b.members.to_string(),
                         counts(b),
                         callback(b),
@@ -104,7 +96,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: BatchesCommand) -> anyhow::Result<(
                 "id:        {}\ncreated:   {}\nmode:      {}\njobs:      {}\nstates:    {}\ncallback:  {}\n",
                 b.id,
                 output::time(Some(b.created_at)),
-                mode(&b),
+                b.mode(),
                 b.members,
                 counts(&b),
                 callback(&b),

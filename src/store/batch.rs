@@ -134,6 +134,17 @@ pub struct BatchRow {
     pub callback_state: Option<JobState>,
 }
 
+impl BatchRow {
+    /// When its callback runs, by the builder's name: `on_success` or `on_complete`.
+    pub fn mode(&self) -> &'static str {
+        if self.on_success {
+            "on_success"
+        } else {
+            "on_complete"
+        }
+    }
+}
+
 /// One row of a batch listing: id, created_at, on_success, members, callback id, kind and
 /// state, then a member state (none when no member is left) and its count.
 pub type BatchCountRow = (

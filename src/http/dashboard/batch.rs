@@ -11,35 +11,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};
 
-use super::workflow::{colours, fail, label, Paging, STATES};
+use super::workflow::{colours, fail, label, state_counts, Paging};
 use super::{layout, nav_header, problem_page, readable, time, AppState};
 use crate::batch::BatchRow;
 
 /// Batches listed a page.
 pub const BATCHES_SHOWN: u32 = 50;
-
-/// The members' counts as one cell: `completed 2, discarded 1`.
-fn counts(b: &BatchRow) -> Markup {
-    html! {
-        @if b.counts.is_empty() {
-            span.muted { "no jobs left" }
-        }
-        @for (i, s) in STATES.iter().filter(|s| b.counts.contains_key(s)).enumerate() {
-            @if i > 0 { ", " }
-            span.count data-state=(s.as_str()) style=(format!("border-bottom: 3px solid {}", colours(*s).1)) {
-                (s.as_str()) " " (b.counts[s])
-            }
-        }
-    }
-}
-
-fn mode(b: &BatchRow) -> &'static str {
-    if b.on_success {
-        "on_success"
-    } else {
-        "on_complete"
-    }
-}
 
 /// The callback: a link to its job's page with its kind and state, or what is left of it.
 fn callback(b: &BatchRow) -> Markup {
@@ -95,9 +72,9 @@ pub(super) async fn list(
                         tr #(format!("batch-{}", b.id)) data-batch-id=(b.id) {
                             td.n { a href=(format!("/dashboard/batches/{}", b.id)) { (b.id) } }
                             td { (time(Some(b.created_at))) }
-                            td { (mode(b)) }
+                            td { (b.mode()) }
                             td.n { (b.members) }
-                            td.states { (counts(b)) }
+                            td.states { (state_counts(&b.counts, "no jobs left")) }
                             td.callback { (callback(b)) }
                         }
                     }
@@ -137,9 +114,9 @@ pub(super) async fn page(
         table #batch {
             tbody {
                 tr { th { "created" } td { (time(Some(b.created_at))) } }
-                tr { th { "mode" } td #mode { (mode(&b)) } }
+                tr { th { "mode" } td #mode { (b.mode()) } }
                 tr { th { "jobs" } td #members { (b.members) } }
-                tr { th { "states" } td.states { (counts(&b)) } }
+                tr { th { "states" } td.states { (state_counts(&b.counts, "no jobs left")) } }
                 tr { th { "callback" } td.callback { (callback(&b)) } }
             }
         }

@@ -32,7 +32,7 @@ use super::{
     graph, layout, nav_header, problem_page, readable, refusal, status_of, time, AppState,
 };
 use crate::job::JobState;
-use crate::workflow::{WorkflowDetail, WorkflowRow, WorkflowStep};
+use crate::workflow::{WorkflowDetail, WorkflowStep};
 
 /// Workflows listed a page.
 pub const WORKFLOWS_SHOWN: u32 = 50;
@@ -71,7 +71,7 @@ pub fn colours(state: JobState) -> (&'static str, &'static str) {
 }
 
 /// The states in the order the legend and counts show them: as a step goes.
-pub(super) const STATES: [JobState; 8] = [
+const STATES: [JobState; 8] = [
     JobState::Pending,
     JobState::Scheduled,
     JobState::Available,
@@ -97,16 +97,17 @@ fn query_value(query: Option<&str>, key: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The counts of a workflow as one cell: `completed 2, pending 1`.
-fn counts(w: &WorkflowRow) -> Markup {
+/// Counts by state as one cell, `completed 2, pending 1` (a workflow's steps, a batch's
+/// members), or `none` when there are none.
+pub(super) fn state_counts(counts: &BTreeMap<JobState, i64>, none: &str) -> Markup {
     html! {
-        @if w.counts.is_empty() {
-            span.muted { "no steps left" }
+        @if counts.is_empty() {
+            span.muted { (none) }
         }
-        @for (i, s) in STATES.iter().filter(|s| w.counts.contains_key(s)).enumerate() {
+        @for (i, s) in STATES.iter().filter(|s| counts.contains_key(s)).enumerate() {
             @if i > 0 { ", " }
             span.count data-state=(s.as_str()) style=(format!("border-bottom: 3px solid {}", colours(*s).1)) {
-                (s.as_str()) " " (w.counts[s])
+                (s.as_str()) " " (counts[s])
             }
         }
     }
@@ -152,7 +153,7 @@ pub(super) async fn list(
                             td { a href=(format!("/dashboard/workflows/{}", w.id)) { (w.name) } }
                             td { (time(Some(w.created_at))) }
                             td.n { (w.total) }
-                            td.states { (counts(w)) }
+                            td.states { (state_counts(&w.counts, "no steps left")) }
                         }
                     }
                 }
@@ -279,7 +280,7 @@ pub(super) async fn page(
                 dt { "name" } dd #name { (w.name) }
                 dt { "created" } dd { (time(Some(w.created_at))) }
                 dt { "steps" } dd #total { (w.total) }
-                dt { "states" } dd #states { (counts(w)) }
+                dt { "states" } dd #states { (state_counts(&w.counts, "no steps left")) }
             }
             @if !w.finished() {
                 form.inline method="post" action=(format!("/dashboard/workflows/{id}/cancel")) {
@@ -590,6 +591,7 @@ fn draw(wf: &WorkflowDetail) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workflow::WorkflowRow;
 
     fn step(name: &str, id: i64, state: JobState, after: &[(&str, i64)]) -> WorkflowStep {
         WorkflowStep {
