@@ -12,7 +12,7 @@ use std::time::Duration;
 use porter::store::{JobClaimParams, JobFailParams, JobInsertParams, PeriodicEnqueueParams, Store};
 use porter::{InsertOpts, JobRow, JobState};
 
-use crate::common::TestDb;
+use crate::common::{raw_exec, TestDb};
 
 fn porter_copy(from: &str, to: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_porter"))
@@ -909,5 +909,46 @@ backend_case! {
         );
         assert!(said.contains("\"renamed\""), "{said}");
         assert!(said.len() < 1_000, "{} bytes said", said.len());
+    }
+}
+
+backend_case! {
+    /// A target without jobs whose other porter tables still hold rows (a `TRUNCATE ...
+    /// CASCADE`, which fires no delete trigger, or another program's `DELETE FROM
+    /// porter_jobs` on SQLite): refused without --append, naming those tables, and nothing
+    /// changes. Before, it was taken for empty: a leftover edge joined the copied job of its
+    /// id, which then waited for (or, `after_any`, ran after) a job it was never inserted
+    /// after, and a leftover workflow took copied jobs as its steps (its cancel cancelled
+    /// them), while the verification reported every table equal.
+    async fn copy_refuses_a_target_whose_other_tables_hold_rows(db: TestDb) {
+        let parent = insert(&db.store, "parent", InsertOpts::default()).await;
+        let child = InsertOpts { depends_on: vec![parent.id], ..Default::default() };
+        let child = insert(&db.store, "child", child).await;
+        let there = other(&db).await;
+        // No jobs there, but an edge of the copied child's id and a workflow with a step that
+        // names the copied parent (on SQLite as a program with foreign keys off leaves them).
+        let sqlite = there.store.backend() == porter::Backend::Sqlite;
+        raw_exec(
+            &there,
+            &format!(
+                "{}INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) VALUES ({}, 999, {}, {})",
+                if sqlite { "PRAGMA foreign_keys = OFF; " } else { "" },
+                child.id,
+                if sqlite { "1" } else { "true" },
+                if sqlite { "0" } else { "false" },
+            ),
+        )
+        .await;
+        raw_exec(&there, "INSERT INTO porter_workflows (id, name, created_at) VALUES (5, 'old flow', '2026-11-30T10:00:00.000Z')").await;
+        raw_exec(&there, &format!("INSERT INTO porter_workflow_steps (workflow_id, step, job_id) VALUES (5, 'x', {})", parent.id)).await;
+
+        let out = porter_copy(&db.url, &there.url, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}\n{}", String::from_utf8_lossy(&out.stdout));
+        for named in ["porter_job_deps", "porter_workflows", "porter_workflow_steps", "--append"] {
+            assert!(stderr.contains(named), "{named}: {stderr}");
+        }
+        assert!(all_jobs(&there.store).await.is_empty(), "nothing copied");
+        assert_eq!(there.raw_count("SELECT count(*) FROM porter_job_deps").await, 1);
     }
 }

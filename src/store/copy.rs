@@ -519,13 +519,8 @@ pub async fn copy(
     }
     from.begin_read().await?;
     let tables = plan(from.tables().await?, to.tables().await?)?;
-    if let Some(jobs) = tables.iter().find(|t| t.name == "porter_jobs") {
-        let held = to.count(jobs).await?;
-        if held > 0 && !options.append {
-            return Err(Error::Conflict(format!(
-                "the target holds {held} jobs already; give --append to add these to them"
-            )));
-        }
+    if !options.append {
+        refuse_a_target_in_use(to, &tables).await?;
     }
     // A quick refusal before anything is written; the inserts themselves refuse a taken key
     // too, whatever the target did meanwhile.
@@ -587,6 +582,41 @@ async fn copy_table(
         progress(CopyProgress::Rows(done));
     }
     Ok(kept)
+}
+
+/// Without `--append`: refuses a target that holds jobs, or rows in any other table whose rows
+/// are only ever inserted ([`insert_only`]) but a rate-limited queue's starts (they name no
+/// job, and only fill a window of the past). A target without jobs may still hold edges,
+/// outputs, workflows, steps or batches (a `TRUNCATE porter_jobs CASCADE` fires no delete
+/// trigger; another program's `DELETE` on SQLite with foreign keys off keeps the edges): such
+/// rows would join the copied jobs of their ids, a leftover edge making a copied job wait for
+/// (or run after) a job it was never inserted after, while the copy verifies only the rows it
+/// copied.
+async fn refuse_a_target_in_use(to: &mut dyn CopyEnd, tables: &[CopyTable]) -> Result<()> {
+    let mut held = Vec::new();
+    let linked = |t: &&CopyTable| insert_only(&t.name) && t.name != "porter_queue_starts";
+    for table in tables.iter().filter(linked) {
+        let n = to.count(table).await?;
+        if n > 0 {
+            held.push((table.name.as_str(), n));
+        }
+    }
+    if let Some((_, jobs)) = held.iter().find(|(t, _)| *t == "porter_jobs") {
+        return Err(Error::Conflict(format!(
+            "the target holds {jobs} jobs already; give --append to add these to them"
+        )));
+    }
+    if held.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = held.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+    Err(Error::Conflict(format!(
+        "the target holds no jobs but rows in {}, left by a TRUNCATE or another program's \
+         DELETE: copied jobs would take them as their own; empty those tables first (--append \
+         adds to a database in use, and refuses only rows whose keys are taken): nothing was \
+         copied",
+        listed.join(", ")
+    )))
 }
 
 /// Taken keys named in a refusal, per table at most.
