@@ -1555,8 +1555,8 @@ impl Driver for PgStore {
         self.workflow_list_page(before_id, limit).await
     }
 
-    async fn workflow_get(&self, id: i64) -> Result<Option<WorkflowParts>> {
-        self.workflow_parts(id).await
+    async fn workflow_get(&self, id: i64, page: StepPage) -> Result<Option<WorkflowParts>> {
+        self.workflow_parts(id, page).await
     }
 
     async fn job_workflow(&self, id: i64) -> Result<Option<crate::store::workflow::JobWorkflow>> {
@@ -2252,23 +2252,48 @@ impl Driver for PgStore {
     }
 
     async fn job_retry_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<Vec<JobChange>> {
-        let mut tx = self.begin().await?;
-        sqlx::query(sql!("job_retry_many_lock"))
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
-        let rows: Vec<(i64, String, String, Option<String>)> =
-            sqlx::query_as(sql!("job_retry_many"))
-                .bind(ids)
-                .bind(state_names(&states))
-                .fetch_all(&mut *tx)
+        let states = state_names(&states);
+        // Takes the parents' rows first and then the listed ones and their children, each in
+        // id order, as the retry of one job does; a bulk cancel or delete of jobs among both
+        // takes them in one pass, so the two can deadlock.
+        again_if_deadlocked("a bulk retry", || async {
+            let mut tx = self.begin().await?;
+            // The listed jobs' parents (with the sequences of both), locked before the retry
+            // judges their ends, as the retry of one job and an insert of a child lock them. A
+            // parent retried meanwhile by another transaction judged this child from a
+            // snapshot of its own: it saw the child cancelled and left it alone, while this
+            // retry saw the parent completed and made the child available, and the child ran
+            // beside its parent's new run.
+            let (parents, sequences): (Vec<i64>, Vec<String>) =
+                sqlx::query_as(sql!("job_parents_of_many"))
+                    .bind(&ids)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if !parents.is_empty() {
+                sqlx::query(sql!("job_parents_lock"))
+                    .bind(&parents)
+                    .bind(&sequences)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(sql!("job_retry_many_lock"))
+                .bind(&ids)
+                .execute(&mut *tx)
                 .await?;
-        let changes = job_changes(rows)?;
-        if !changes.is_empty() {
-            notify_queues(&mut tx, changes.iter().map(|c| c.queue.clone()).collect()).await?;
-        }
-        tx.commit().await?;
-        Ok(changes)
+            let rows: Vec<(i64, String, String, Option<String>)> =
+                sqlx::query_as(sql!("job_retry_many"))
+                    .bind(&ids)
+                    .bind(&states)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let changes = job_changes(rows)?;
+            if !changes.is_empty() {
+                notify_queues(&mut tx, changes.iter().map(|c| c.queue.clone()).collect()).await?;
+            }
+            tx.commit().await?;
+            Ok(changes)
+        })
+        .await
     }
 
     async fn job_cancel_many(

@@ -2518,3 +2518,113 @@ async fn a_parent_a_childs_insert_held_is_woken_for_at_its_commit() {
         assert!(woken.iter().any(|q| q == "due"), "{how}: {woken:?}");
     }
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_child_bulk_retried_while_its_parent_is_retried_waits_for_the_parents_next_end() {
+    // A cancelled child of a completed parent, retried in bulk while an admin retries the
+    // parent. The bulk retry judged the parent's end from its snapshot and locked neither the
+    // parent's row nor anything the parent's retry waits for; the parent's retry locks only
+    // children that wait (the child was cancelled), and its trigger, seeing the child
+    // cancelled, left it alone and marked the edge acted on. Both committed: the child ran
+    // beside its parent's new run, and that run's end no longer counted for it. The bulk
+    // retry now locks the listed jobs' parents first, as the single retry does. (Found by
+    // review.)
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let parent = store
+        .job_insert_many(vec![job("noop", InsertOpts::default())])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    let after = InsertOpts {
+        depends_on: vec![parent],
+        ..InsertOpts::default()
+    };
+    let child = store
+        .job_insert_many(vec![job("noop", after)])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    store.job_cancel(child).await.unwrap().unwrap();
+    assert_eq!(claim_and_complete(&store, "default", 10).await, 1);
+
+    // The bulk retry's update of the child pauses (its snapshot taken, its locks held) until
+    // this connection lets go of an advisory lock.
+    let mut pauser = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION test_pause() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; END $$;
+         CREATE TRIGGER test_pause BEFORE UPDATE ON porter_jobs FOR EACH ROW
+         WHEN (OLD.id = {child} AND OLD.state = 'cancelled') EXECUTE FUNCTION test_pause();
+         SELECT pg_advisory_lock(4242);"
+    ))
+    .execute(&mut pauser)
+    .await
+    .unwrap();
+    let bulk = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_retry_many(vec![child], Vec::new()).await })
+    };
+    let paused = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
+    assert_eq!(
+        waiters(&mut pauser, paused).await,
+        1,
+        "the bulk retry pauses"
+    );
+    let single = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_retry(parent).await })
+    };
+    // The parent's retry waits for the bulk retry's lock on the parent (before the fix it
+    // did not wait, and committed at once).
+    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype IN ('tuple', 'transactionid') AND NOT granted";
+    for _ in 0..300 {
+        let n: i64 = sqlx::query_scalar(waiting)
+            .fetch_one(&mut pauser)
+            .await
+            .unwrap();
+        if n > 0 || single.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query("SELECT pg_advisory_unlock(4242)")
+        .execute(&mut pauser)
+        .await
+        .unwrap();
+    assert_eq!(
+        bulk.await.unwrap().unwrap().len(),
+        1,
+        "the child was retried"
+    );
+    let retried = single.await.unwrap().unwrap().unwrap();
+    assert_eq!(retried.state, JobState::Available);
+
+    let (state, waiting_for): (String, i32) =
+        sqlx::query_as("SELECT state, waiting_for FROM porter_jobs WHERE id = $1")
+            .bind(child)
+            .fetch_one(&mut pauser)
+            .await
+            .unwrap();
+    assert_eq!(
+        (state.as_str(), waiting_for),
+        ("pending", 1),
+        "the child waits for its retried parent's next end"
+    );
+    assert_eq!(
+        claim_and_complete(&store, "default", 10).await,
+        1,
+        "the parent alone runs"
+    );
+    assert_eq!(
+        claim_and_complete(&store, "default", 10).await,
+        1,
+        "then the child"
+    );
+}
