@@ -13,7 +13,9 @@ use crate::store::{
     JobListParams, JobSearchParams, MatchCount, PeriodicRow, QueueLimitParams, QueueRow, Store,
     ThroughputRow, WorkerRow,
 };
-use crate::workflow::{Workflow, WorkflowCancelled, WorkflowDetail, WorkflowInserted, WorkflowRow};
+use crate::workflow::{
+    StepPage, Workflow, WorkflowCancelled, WorkflowDetail, WorkflowInserted, WorkflowRow,
+};
 
 /// Inserts and manages jobs. Cheap to clone.
 #[derive(Clone)]
@@ -184,6 +186,13 @@ impl Client {
     /// One workflow with its steps (`porter workflows show`).
     pub async fn workflow(&self, id: i64) -> Result<Option<WorkflowDetail>> {
         self.store.workflow_get(id).await
+    }
+
+    /// One workflow with a page of its steps, in insertion order (`GET
+    /// /admin/workflows/{id}?after_id=&limit=`): its counts are of all its steps, and
+    /// `next_after_id` is where the next page starts, when one follows.
+    pub async fn workflow_page(&self, id: i64, page: StepPage) -> Result<Option<WorkflowDetail>> {
+        self.store.workflow_page(id, page).await
     }
 
     /// Cancels a workflow's unfinished steps; running ones are asked to stop

@@ -40,7 +40,7 @@ use crate::store::workflow::{step_placeholder, WorkflowInsertParams, WorkflowSte
 use crate::store::JobInsertParams;
 
 pub use crate::store::workflow::{
-    WorkflowCancelled, WorkflowDetail, WorkflowInserted, WorkflowRow, WorkflowStep,
+    StepPage, WorkflowCancelled, WorkflowDetail, WorkflowInserted, WorkflowRow, WorkflowStep,
 };
 
 /// Most steps in one workflow (each is a job inserted in the one transaction).

@@ -1584,6 +1584,10 @@ backend_case! {
         assert!(html.len() < 100_000, "{} bytes", html.len());
         let (_, html, _) = send(&app, get(&format!("/dashboard/workflows/{}?page=100", wf.id))).await;
         assert!(html.contains("child-9999") && html.contains("Previous steps") && !html.contains("Next steps"));
+        // Read a page at a time, its steps still name their parent (on page 1) by step.
+        let table = between(&html, "<table id=\"steps-table\">", "</table>");
+        assert_eq!(table.matches("<td>root</td>").count(), 100, "{table}");
+        assert!(html.contains("Page 100 of 100"));
     }
 }
 

@@ -1273,10 +1273,45 @@ backend_case! {
         assert_eq!(status, StatusCode::OK, "{shown}");
         assert_eq!(shown["steps"][1]["step"], json!("load"));
         assert_eq!(shown["steps"][1]["after"], json!(["extract"]));
+        assert_eq!(shown["next_after_id"], json!(null));
+        // A page at a time: the counts of all steps on each, the parent named across pages.
+        let first = format!("/admin/workflows/{}?limit=1", wf.id);
+        let (status, page) = send(&app, get(&first)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["steps"].as_array().unwrap().len(), 1);
+        assert_eq!(page["total"], json!(2));
+        let next = page["next_after_id"].as_i64().expect("a next page");
+        assert_eq!(next, wf.job("extract").unwrap().id);
+        let second = format!("/admin/workflows/{}?after_id={next}&limit=1", wf.id);
+        let (status, page) = send(&app, get(&second)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["steps"][0]["step"], json!("load"));
+        assert_eq!(page["steps"][0]["after"], json!(["extract"]));
+        assert_eq!(page["next_after_id"], json!(null));
+        for bad in ["limit=0", "limit=100001", "limit=x", "after_id=-1", "after_id=1e3", "page=2"] {
+            let uri = format!("/admin/workflows/{}?{bad}", wf.id);
+            let (status, out) = send(&app, get(&uri)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {out}");
+            assert!(out.to_string().contains(bad.split('=').next().unwrap()), "{bad}: {out}");
+        }
         let (status, _) = send(&app, get("/admin/workflows/999999")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _) = send(&app, get("/admin/workflows?limit=x")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+        // A workflow of more steps than a page: the first 1,000 unless `limit` says.
+        let mut wide = Workflow::new("wide").step(Step::raw("root", "noop", json!({})));
+        for i in 0..1000 {
+            wide = wide.step(Step::raw(format!("leaf-{i}"), "noop", json!({})).after(["root"]));
+        }
+        let wide = client.insert_workflow(wide).await.unwrap();
+        let (status, page) = send(&app, get(&format!("/admin/workflows/{}", wide.id))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(page["steps"].as_array().unwrap().len(), 1000);
+        assert_eq!(page["total"], json!(1001));
+        assert_eq!(page["next_after_id"], json!(wide.job("leaf-998").unwrap().id));
+        let (_, all) = send(&app, get(&format!("/admin/workflows/{}?limit=5000", wide.id))).await;
+        assert_eq!(all["steps"].as_array().unwrap().len(), 1001);
+        assert_eq!(all["next_after_id"], json!(null));
 
         let cancel = format!("/admin/workflows/{}/cancel", wf.id);
         // Without a token, the origin guard refuses a foreign page's POST.

@@ -262,16 +262,61 @@ fn page_query(query: Option<String>) -> Result<(Option<i64>, Option<u32>), AppEr
     Ok((before_id, limit))
 }
 
-/// `GET /admin/workflows/{id}`: the workflow with its steps.
+/// Steps in a page of `GET /admin/workflows/{id}` unless `limit` says otherwise.
+pub const DEFAULT_STEPS_PAGE: u32 = 1000;
+
+/// `GET /admin/workflows/{id}?after_id=&limit=`: the workflow, its counts of all its steps,
+/// and a page of its steps in insertion order ([`DEFAULT_STEPS_PAGE`] unless `limit` says, at
+/// most [`crate::workflow::MAX_STEPS`]), with `next_after_id` to ask for the next page.
 async fn get_workflow(
     State(state): State<AppState>,
     id: Result<Path<i64>, PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<crate::workflow::WorkflowDetail>, AppError> {
     let Path(id) = id?;
-    match state.client.workflow(id).await? {
+    let page = steps_query(query)?;
+    match state.client.workflow_page(id, page).await? {
         Some(wf) => Ok(Json(wf)),
         None => Err(Error::not_found("workflow", id).into()),
     }
+}
+
+/// The `after_id` and `limit` of a workflow's page of steps; anything else is refused.
+fn steps_query(query: Option<String>) -> Result<crate::workflow::StepPage, AppError> {
+    let mut page = crate::workflow::StepPage {
+        limit: Some(DEFAULT_STEPS_PAGE),
+        ..Default::default()
+    };
+    let max = crate::workflow::MAX_STEPS as u32;
+    for (key, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "limit" => match value.parse::<u32>() {
+                Ok(n) if (1..=max).contains(&n) => page.limit = Some(n),
+                _ => {
+                    return Err(AppError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("limit={value:?} is not a whole number from 1 to {max}"),
+                    ))
+                }
+            },
+            "after_id" => match value.parse::<i64>() {
+                Ok(n) if n >= 0 => page.after_id = n,
+                _ => {
+                    return Err(AppError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("after_id={value:?} is not a job id"),
+                    ))
+                }
+            },
+            other => {
+                return Err(AppError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown query parameter {other:?} (use after_id, limit)"),
+                ))
+            }
+        }
+    }
+    Ok(page)
 }
 
 /// `POST /admin/workflows/{id}/cancel`: `{"id","cancelled","cancel_requested"}`.

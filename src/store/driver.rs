@@ -63,8 +63,9 @@ pub trait Driver: Send + Sync + 'static {
     /// counts by state.
     async fn workflow_list(&self, before_id: Option<i64>, limit: u32) -> Result<Vec<WorkflowRow>>;
 
-    /// One workflow's row, jobs (by id) and edges; `None` when there is no such workflow.
-    async fn workflow_get(&self, id: i64) -> Result<Option<WorkflowParts>>;
+    /// One workflow's row and counts by state, and the jobs (by id) of `page` with their
+    /// edges; `None` when there is no such workflow.
+    async fn workflow_get(&self, id: i64, page: StepPage) -> Result<Option<WorkflowParts>>;
 
     /// The workflow a job is a step of (its id, name, and the step's name); `None` for a job
     /// of no workflow, or no such job.

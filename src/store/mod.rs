@@ -59,7 +59,7 @@ pub use batch::{BatchInsertParams, BatchInserted, BatchRow};
 pub use driver::Driver;
 pub use limits::{QueueKeyUsage, QueueLimitParams, QueueLimits, Rate};
 pub use wake::{Wakeup, WakeupSubscription};
-pub use workflow::{WorkflowInsertParams, WorkflowInserted, WorkflowParts, WorkflowRow};
+pub use workflow::{StepPage, WorkflowInsertParams, WorkflowInserted, WorkflowParts, WorkflowRow};
 pub use wrapper::{OpStats, Store};
 
 /// Which database a store talks to.

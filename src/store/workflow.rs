@@ -223,14 +223,37 @@ pub struct WorkflowStep {
     pub after_ids: Vec<i64>,
 }
 
-/// A workflow with its steps, in insertion order.
+/// A workflow with its steps (or a page of them), in insertion order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowDetail {
-    /// The workflow and its counts.
+    /// The workflow and its counts (of all its steps, whatever page `steps` is).
     #[serde(flatten)]
     pub workflow: WorkflowRow,
-    /// Its steps.
+    /// Its steps: all of them, or the page asked for ([`StepPage`]).
     pub steps: Vec<WorkflowStep>,
+    /// The last job id of this page when more steps follow it (ask again with it as
+    /// `after_id`); `null` on the last page.
+    #[serde(default)]
+    pub next_after_id: Option<i64>,
+}
+
+/// Which of a workflow's steps to read, in insertion (job id) order: those after the job
+/// `after_id`, the first `offset` of them skipped, at most `limit` (all when `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StepPage {
+    /// Only steps whose job id is above this one (0: from the first).
+    pub after_id: i64,
+    /// How many of those to skip first (the dashboard's page numbers).
+    pub offset: u32,
+    /// At most this many; `None` for every one.
+    pub limit: Option<u32>,
+}
+
+impl StepPage {
+    /// Every step.
+    pub fn all() -> Self {
+        StepPage::default()
+    }
 }
 
 /// A step's job as read from the store, before its edges are named.
@@ -252,39 +275,41 @@ pub struct WorkflowJobRow {
     pub finalized_at: Option<DateTime<Utc>>,
 }
 
-/// The raw pieces of a workflow a driver reads: its row (counts still empty), its jobs by id,
-/// and its edges (child, parent).
+/// One edge of a step a driver reads: the step's job (child), its parent's job, and the
+/// parent's step name when the parent is a step of the same workflow.
+pub type WorkflowEdgeRow = (i64, i64, Option<String>);
+
+/// The raw pieces of a workflow (or of a page of its steps) a driver reads: its row, its
+/// steps' counts by state (all of them), the page's jobs by id, and their edges.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkflowParts {
-    /// id, name, created_at.
+    /// id, name, created_at (its counts are filled from `counts`).
     pub row: WorkflowRow,
-    /// Its jobs, by id.
+    /// How many of all its steps' jobs are in each state.
+    pub counts: Vec<(JobState, i64)>,
+    /// The page's jobs, by id.
     pub jobs: Vec<WorkflowJobRow>,
-    /// (child id, parent id) of every edge whose child is one of its jobs.
-    pub edges: Vec<(i64, i64)>,
+    /// Every edge whose child is one of `jobs`, by child then parent.
+    pub edges: Vec<WorkflowEdgeRow>,
 }
 
 impl WorkflowParts {
-    /// The detail: counts, and each step's parents named.
+    /// The detail: counts, and each step's parents named. `next_after_id` is left empty: only
+    /// the caller knows whether it asked for a page.
     pub fn detail(self) -> WorkflowDetail {
-        let names: BTreeMap<i64, &str> =
-            self.jobs.iter().map(|j| (j.id, j.step.as_str())).collect();
         let mut after: BTreeMap<i64, (Vec<String>, Vec<i64>)> = BTreeMap::new();
-        for (child, parent) in &self.edges {
-            let name = match names.get(parent) {
-                Some(step) => step.to_string(),
+        for (child, parent, step) in self.edges {
+            let name = match step {
+                Some(step) => step,
                 None => format!("job {parent}"),
             };
-            let (names, ids) = after.entry(*child).or_default();
+            let (names, ids) = after.entry(child).or_default();
             names.push(name);
-            ids.push(*parent);
+            ids.push(parent);
         }
         let mut row = self.row;
-        row.total = self.jobs.len() as i64;
-        row.counts.clear();
-        for j in &self.jobs {
-            *row.counts.entry(j.state).or_default() += 1;
-        }
+        row.counts = self.counts.into_iter().filter(|(_, n)| *n > 0).collect();
+        row.total = row.counts.values().sum();
         let steps = self
             .jobs
             .into_iter()
@@ -306,6 +331,7 @@ impl WorkflowParts {
         WorkflowDetail {
             workflow: row,
             steps,
+            next_after_id: None,
         }
     }
 }

@@ -189,10 +189,35 @@ impl Store {
 
     /// One workflow with its steps (in insertion order, each with the steps it waits for).
     pub async fn workflow_get(&self, id: i64) -> Result<Option<workflow::WorkflowDetail>> {
-        Ok(self
-            .op("workflow_get", self.driver.workflow_get(id))
+        self.workflow_page(id, StepPage::all()).await
+    }
+
+    /// One workflow with a page of its steps: its counts are of all of them, and
+    /// `next_after_id` says where the next page starts when one follows.
+    pub async fn workflow_page(
+        &self,
+        id: i64,
+        page: StepPage,
+    ) -> Result<Option<workflow::WorkflowDetail>> {
+        // One more than asked for, to know whether another page follows.
+        let ask = StepPage {
+            limit: page.limit.map(|n| n.saturating_add(1)),
+            ..page
+        };
+        let Some(parts) = self
+            .op("workflow_get", self.driver.workflow_get(id, ask))
             .await?
-            .map(WorkflowParts::detail))
+        else {
+            return Ok(None);
+        };
+        let mut detail = parts.detail();
+        if let Some(limit) = page.limit {
+            if detail.steps.len() > limit as usize {
+                detail.steps.truncate(limit as usize);
+                detail.next_after_id = detail.steps.last().map(|s| s.job_id);
+            }
+        }
+        Ok(Some(detail))
     }
 
     /// The workflow a job is a step of; `None` for a job of no workflow (or no such job).

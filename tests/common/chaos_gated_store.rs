@@ -283,8 +283,12 @@ impl Driver for GatedStore {
     async fn job_workflow(&self, id: i64) -> Result<Option<porter::store::workflow::JobWorkflow>> {
         self.inner.job_workflow(id).await
     }
-    async fn workflow_get(&self, id: i64) -> Result<Option<porter::store::WorkflowParts>> {
-        self.inner.workflow_get(id).await
+    async fn workflow_get(
+        &self,
+        id: i64,
+        page: porter::store::StepPage,
+    ) -> Result<Option<porter::store::WorkflowParts>> {
+        self.inner.workflow_get(id, page).await
     }
     async fn workflow_cancel(&self, id: i64) -> Result<Option<Vec<JobChange>>> {
         self.inner.workflow_cancel(id).await

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use porter::job::{InsertOpts, JobState};
 use porter::store::*;
-use porter::workflow::{Step, Workflow};
+use porter::workflow::{Step, StepPage, Workflow};
 use porter::{Client, Error};
 
 use super::*;
@@ -502,5 +502,84 @@ backend_case! {
         assert_eq!(row.state, JobState::Cancelled);
         let said: Vec<&str> = row.errors.iter().map(|e| e.error.as_str()).collect();
         assert_eq!(said, [format!("parent job {a} was cancelled")]);
+    }
+}
+
+backend_case! {
+    /// A workflow read a page of steps at a time (the admin API's `after_id` and `limit`, the
+    /// dashboard's offset): the pages together are the whole list, in insertion order; a
+    /// step's parents are named by step even when they sit on an earlier page, and a job
+    /// outside the workflow as `job N`; every page carries the counts of all the steps, and
+    /// `next_after_id` is set exactly when another page follows.
+    async fn a_workflow_reads_a_page_of_steps_at_a_time(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let outside = insert(s, job("plain")).await;
+        let mut flow = Workflow::new("paged").step(step("root", "wf_a"));
+        let middle: Vec<String> = (0..20).map(|i| format!("s{i:02}")).collect();
+        for name in &middle {
+            flow = flow.step(step(name, "wf_b").after(["root"]));
+        }
+        flow = flow.step(
+            step("join", "wf_d")
+                .after(middle.clone())
+                .opts(InsertOpts { depends_on: vec![outside.id], ..Default::default() }),
+        );
+        let wf = client.insert_workflow(flow).await.unwrap();
+        let whole = client.workflow(wf.id).await.unwrap().expect("the workflow");
+        assert_eq!(whole.steps.len(), 22);
+        assert_eq!(whole.next_after_id, None, "all steps: no next page");
+
+        let mut pages = Vec::new();
+        let mut after_id = 0;
+        loop {
+            let page = StepPage { after_id, limit: Some(8), ..StepPage::all() };
+            let got = client.workflow_page(wf.id, page).await.unwrap().expect("the workflow");
+            assert_eq!(got.workflow, whole.workflow, "every page has the counts of all steps");
+            assert!(got.steps.len() <= 8);
+            pages.push(got.steps.len());
+            let next = got.next_after_id;
+            assert_eq!(next.is_some(), got.steps.last().map(|st| st.job_id) != whole.steps.last().map(|st| st.job_id));
+            let more = got.steps.clone();
+            after_id = match next {
+                Some(n) => {
+                    assert_eq!(Some(n), more.last().map(|st| st.job_id));
+                    n
+                }
+                None => 0,
+            };
+            // Collected in order: the pages, one after another, are the whole list.
+            let at = pages.iter().sum::<usize>() - more.len();
+            assert_eq!(more, whole.steps[at..at + more.len()].to_vec());
+            if next.is_none() {
+                break;
+            }
+        }
+        assert_eq!(pages, vec![8, 8, 6]);
+        // The fan-in step, alone on its page, names its 20 parents (on earlier pages) by step,
+        // and the outside job by id.
+        let last = whole.steps.last().unwrap();
+        let alone = StepPage { after_id: whole.steps[20].job_id, limit: Some(5), ..StepPage::all() };
+        let join = client.workflow_page(wf.id, alone).await.unwrap().unwrap();
+        assert_eq!(join.steps, vec![last.clone()]);
+        let mut named = middle.clone();
+        named.insert(0, format!("job {}", outside.id));
+        let mut after = join.steps[0].after.clone();
+        after.sort();
+        named.sort();
+        assert_eq!(after, named);
+        assert_eq!(join.steps[0].after_ids.len(), 21);
+        // By offset, as the dashboard's page numbers read it.
+        let third = StepPage { offset: 2, limit: Some(3), ..StepPage::all() };
+        let got = client.workflow_page(wf.id, third).await.unwrap().unwrap();
+        assert_eq!(got.steps, whole.steps[2..5].to_vec());
+        assert_eq!(got.next_after_id, Some(whole.steps[4].job_id));
+        // Past the end: no steps, the counts all the same.
+        let past = StepPage { after_id: last.job_id, limit: Some(10), ..StepPage::all() };
+        let got = client.workflow_page(wf.id, past).await.unwrap().unwrap();
+        assert!(got.steps.is_empty());
+        assert_eq!(got.next_after_id, None);
+        assert_eq!(got.workflow.total, 22);
+        assert!(client.workflow_page(wf.id + 1000, past).await.unwrap().is_none());
     }
 }

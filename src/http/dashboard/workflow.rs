@@ -32,7 +32,7 @@ use super::{
     graph, layout, nav_header, problem_page, readable, refusal, status_of, time, AppState,
 };
 use crate::job::JobState;
-use crate::workflow::{WorkflowDetail, WorkflowStep};
+use crate::workflow::{StepPage, WorkflowDetail, WorkflowStep};
 
 /// Workflows listed a page.
 pub const WORKFLOWS_SHOWN: u32 = 50;
@@ -253,16 +253,30 @@ pub(super) async fn page(
             )
         }
     };
-    let wf = match state.client.workflow(id).await {
-        Ok(Some(wf)) => wf,
-        Ok(None) => {
+    // The first steps for the graph, and the page's for the table: two bounded reads, however
+    // many steps the workflow has.
+    let drawn = StepPage {
+        limit: Some(DRAWN_STEPS as u32),
+        ..StepPage::all()
+    };
+    let listed = StepPage {
+        offset: u32::try_from((page - 1).saturating_mul(STEPS_SHOWN)).unwrap_or(u32::MAX),
+        limit: Some(STEPS_SHOWN as u32),
+        ..StepPage::all()
+    };
+    let (wf, listed) = match (
+        state.client.workflow_page(id, drawn).await,
+        state.client.workflow_page(id, listed).await,
+    ) {
+        (Ok(Some(wf)), Ok(Some(listed))) => (wf, listed),
+        (Ok(None), _) | (_, Ok(None)) => {
             return problem_page(
                 &state,
                 StatusCode::NOT_FOUND,
                 &format!("no workflow {id} (it goes once retention deleted its last step)"),
             )
         }
-        Err(e) => return fail(&state, e),
+        (Err(e), _) | (_, Err(e)) => return fail(&state, e),
     };
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let url = match page {
@@ -295,7 +309,7 @@ pub(super) async fn page(
         }
         section #steps {
             h2 { "Steps" }
-            (steps_table(&wf, page))
+            (steps_table(&listed, page))
         }
     };
     Html(
@@ -336,11 +350,12 @@ pub(super) async fn cancel(
     }
 }
 
-/// The steps, a page of [`STEPS_SHOWN`].
+/// The steps, a page of [`STEPS_SHOWN`]: `wf` holds page `page`'s steps and the counts of
+/// all of them.
 fn steps_table(wf: &WorkflowDetail, page: usize) -> Markup {
-    let pages = wf.steps.len().div_ceil(STEPS_SHOWN).max(1);
-    let from = (page - 1).saturating_mul(STEPS_SHOWN);
-    let shown = wf.steps.iter().skip(from).take(STEPS_SHOWN);
+    let total = usize::try_from(wf.workflow.total).unwrap_or(0);
+    let pages = total.div_ceil(STEPS_SHOWN).max(1);
+    let shown = wf.steps.iter().take(STEPS_SHOWN);
     let id = wf.workflow.id;
     html! {
         @if pages > 1 {
@@ -452,13 +467,17 @@ fn step_edges(steps: &[WorkflowStep], n: usize) -> Vec<(usize, usize)> {
     edges
 }
 
-/// The graph as inline SVG, with its legend.
+/// The graph as inline SVG, with its legend: `wf` holds the workflow's first steps (as many
+/// as are drawn, [`DRAWN_STEPS`]) and its counts of all of them.
 fn draw(wf: &WorkflowDetail) -> Markup {
     let steps = &wf.steps;
     if steps.is_empty() {
         return html! { p.muted { "No steps left to draw (retention deleted them)." } };
     }
     let n = steps.len().min(DRAWN_STEPS);
+    let total = usize::try_from(wf.workflow.total)
+        .unwrap_or(0)
+        .max(steps.len());
     let edges = step_edges(steps, n);
     let layer = graph::layers(n, &edges);
     let rows = graph::order(&layer, &edges);
@@ -515,13 +534,13 @@ fn draw(wf: &WorkflowDetail) -> Markup {
         Node::Step(v) => steps[v].job_id.to_string(),
         Node::More(l) => format!("more-{l}"),
     };
-    let left_out = steps.len() - n;
+    let left_out = total - n;
     let collapsed: usize = hidden.values().sum();
     html! {
         @if left_out > 0 || collapsed > 0 || all_lines > lines.len() {
             p.muted #graph-note {
                 @if left_out > 0 {
-                    "The graph shows the first " (n) " of " (steps.len()) " steps (a step's parents come before it, so each drawn step's parents are drawn). "
+                    "The graph shows the first " (n) " of " (total) " steps (a step's parents come before it, so each drawn step's parents are drawn). "
                 }
                 @if collapsed > 0 {
                     "Layers wider than " (LAYER_WIDTH) " steps show their first " (LAYER_WIDTH - 1) " and a box counting the others (" (collapsed) " steps). "
@@ -535,7 +554,7 @@ fn draw(wf: &WorkflowDetail) -> Markup {
         div.graph style="overflow: auto; max-width: 100%; border: 1px solid #ddd; background: #fff" {
             svg #workflow-graph xmlns="http://www.w3.org/2000/svg" width=(width) height=(height)
                 viewBox=(format!("0 0 {width} {height}")) role="img"
-                aria-label=(format!("workflow {}: {} steps", wf.workflow.id, steps.len())) {
+                aria-label=(format!("workflow {}: {} steps", wf.workflow.id, total)) {
                 defs {
                     marker #arrow viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse" {
                         path d="M 0 0 L 10 5 L 0 10 z" fill="#888" {}
@@ -617,6 +636,7 @@ mod tests {
                 counts: BTreeMap::new(),
             },
             steps,
+            next_after_id: None,
         }
     }
 
@@ -685,7 +705,8 @@ mod tests {
                     finalized_at: None,
                 })
                 .collect(),
-            edges: vec![(6, 3)],
+            counts: vec![(JobState::Pending, 2)],
+            edges: vec![(6, 3, None)],
         };
         let detail = parts.detail();
         assert_eq!(detail.steps[1].after, vec!["job 3".to_string()]);

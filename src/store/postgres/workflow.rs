@@ -300,8 +300,12 @@ impl PgStore {
         fold_workflow_rows(rows)
     }
 
-    pub(super) async fn workflow_parts(&self, id: i64) -> Result<Option<WorkflowParts>> {
-        // One transaction at REPEATABLE READ, so that the jobs and the edges agree.
+    pub(super) async fn workflow_parts(
+        &self,
+        id: i64,
+        page: StepPage,
+    ) -> Result<Option<WorkflowParts>> {
+        // One transaction at REPEATABLE READ, so that the counts, the jobs and the edges agree.
         let mut tx = self.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
@@ -322,8 +326,19 @@ impl PgStore {
             Option<DateTime<Utc>>,
             Option<DateTime<Utc>>,
         );
+        let counts: Vec<(String, i64)> = sqlx::query_as(sql!("workflow_counts"))
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let counts = counts
+            .into_iter()
+            .map(|(state, n)| Ok((state.parse()?, n)))
+            .collect::<Result<Vec<_>>>()?;
         let jobs: Vec<JobTuple> = sqlx::query_as(sql!("workflow_jobs"))
             .bind(id)
+            .bind(page.after_id)
+            .bind(page.limit.map(i64::from))
+            .bind(i64::from(page.offset))
             .fetch_all(&mut *tx)
             .await?;
         let jobs = jobs
@@ -342,10 +357,17 @@ impl PgStore {
                 },
             )
             .collect::<Result<Vec<_>>>()?;
-        let edges: Vec<(i64, i64)> = sqlx::query_as(sql!("workflow_edges"))
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
+        let edges: Vec<(i64, i64, Option<String>)> = match (jobs.first(), jobs.last()) {
+            (Some(first), Some(last)) => {
+                sqlx::query_as(sql!("workflow_edges"))
+                    .bind(id)
+                    .bind(first.id)
+                    .bind(last.id)
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
         tx.commit().await?;
         Ok(Some(WorkflowParts {
             row: WorkflowRow {
@@ -355,6 +377,7 @@ impl PgStore {
                 total: 0,
                 counts: Default::default(),
             },
+            counts,
             jobs,
             edges,
         }))

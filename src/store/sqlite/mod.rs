@@ -1811,11 +1811,11 @@ impl Driver for SqliteStore {
             .await
     }
 
-    async fn workflow_get(&self, id: i64) -> Result<Option<WorkflowParts>> {
-        // One read transaction, so that the jobs and the edges agree.
+    async fn workflow_get(&self, id: i64, page: StepPage) -> Result<Option<WorkflowParts>> {
+        // One read transaction, so that the counts, the jobs and the edges agree.
         self.read(move |c| {
             let tx = c.unchecked_transaction()?;
-            let out = workflow::get(&tx, id)?;
+            let out = workflow::get(&tx, id, page)?;
             tx.finish()?;
             Ok(out)
         })

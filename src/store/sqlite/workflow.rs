@@ -112,7 +112,7 @@ pub(super) fn list(
     fold_workflow_rows(rows)
 }
 
-pub(super) fn get(conn: &Connection, id: i64) -> Result<Option<WorkflowParts>> {
+pub(super) fn get(conn: &Connection, id: i64, page: StepPage) -> Result<Option<WorkflowParts>> {
     let Some(row) = conn
         .query_row(sql!("workflow_get"), [id], |r| {
             Ok(WorkflowRow {
@@ -127,9 +127,17 @@ pub(super) fn get(conn: &Connection, id: i64) -> Result<Option<WorkflowParts>> {
     else {
         return Ok(None);
     };
+    let mut stmt = conn.prepare_cached(sql!("workflow_counts"))?;
+    let counts = stmt
+        .query_map([id], |r| Ok((text_col(r.get_ref(0)?), r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .map(|(state, n)| Ok((state.parse()?, n)))
+        .collect::<Result<Vec<_>>>()?;
+    let limit = page.limit.map_or(-1, i64::from);
     let mut stmt = conn.prepare_cached(sql!("workflow_jobs"))?;
     let jobs = stmt
-        .query_map([id], |r| {
+        .query_map(params![id, page.after_id, limit, page.offset], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 opt_text_col(r.get_ref(1)?),
@@ -163,11 +171,24 @@ pub(super) fn get(conn: &Connection, id: i64) -> Result<Option<WorkflowParts>> {
             },
         )
         .collect::<Result<Vec<_>>>()?;
-    let mut stmt = conn.prepare_cached(sql!("workflow_edges"))?;
-    let edges = stmt
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Some(WorkflowParts { row, jobs, edges }))
+    let edges = match (jobs.first(), jobs.last()) {
+        (Some(first), Some(last)) => {
+            let mut stmt = conn.prepare_cached(sql!("workflow_edges"))?;
+            let edges = stmt
+                .query_map(params![id, first.id, last.id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, opt_text_col(r.get_ref(2)?)))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            edges
+        }
+        _ => Vec::new(),
+    };
+    Ok(Some(WorkflowParts {
+        row,
+        counts,
+        jobs,
+        edges,
+    }))
 }
 
 pub(super) fn cancel(conn: &Connection, id: i64) -> Result<Option<Vec<JobChange>>> {
