@@ -1914,29 +1914,14 @@ impl Driver for PgStore {
 
     async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {
         let mut tx = self.begin().await?;
-        sqlx::query(sql!("job_retry_lock"))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        // A child's parents (with their sequences), locked before the retry reads their
-        // states, as an insert of a child locks them (see job_retry.sql).
-        let parents: Vec<i64> = sqlx::query_scalar(sql!("job_parent_ids"))
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
-        if !parents.is_empty() {
-            sqlx::query(sql!("job_parents_lock"))
-                .bind(&parents)
-                .bind(Vec::<String>::new())
-                .execute(&mut *tx)
-                .await?;
-        }
-        // Then the job and its waiting (or not yet started) children, in id order, as a bulk
-        // retry takes them (after the parents: a child's id is above its parents'). Its
-        // trigger sends those children back to wait for it, in statements of their own: a
-        // child another parent's completion was freeing, uncommitted, still looked pending to
-        // the first and had become available for the next, and the retry let it run while
-        // the retried parent ran again.
+        // The sequence locks of the job and its parents, then its parents, the job and its
+        // waiting (or not yet started) children, in id order, as a bulk retry takes them (see
+        // job_retry_many_lock.sql). The parents are locked before the retry reads their
+        // states, as an insert of a child locks them (see job_retry.sql). The children, whose
+        // trigger sends them back to wait for the job in statements of their own: a child
+        // another parent's completion was freeing, uncommitted, still looked pending to the
+        // first and had become available for the next, and the retry let it run while the
+        // retried parent ran again.
         sqlx::query(sql!("job_retry_many_lock"))
             .bind(vec![id])
             .execute(&mut *tx)
@@ -2253,29 +2238,12 @@ impl Driver for PgStore {
 
     async fn job_retry_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<Vec<JobChange>> {
         let states = state_names(&states);
-        // Takes the parents' rows first and then the listed ones and their children, each in
-        // id order, as the retry of one job does; a bulk cancel or delete of jobs among both
-        // takes them in one pass, so the two can deadlock.
+        // Locks the listed jobs' parents, the listed jobs and their waiting children in one
+        // pass in id order (job_retry_many_lock.sql), as a bulk cancel or delete takes theirs;
+        // a completion of a parent takes its children after it, so the two can still
+        // deadlock, and the retry is written again then.
         again_if_deadlocked("a bulk retry", || async {
             let mut tx = self.begin().await?;
-            // The listed jobs' parents (with the sequences of both), locked before the retry
-            // judges their ends, as the retry of one job and an insert of a child lock them. A
-            // parent retried meanwhile by another transaction judged this child from a
-            // snapshot of its own: it saw the child cancelled and left it alone, while this
-            // retry saw the parent completed and made the child available, and the child ran
-            // beside its parent's new run.
-            let (parents, sequences): (Vec<i64>, Vec<String>) =
-                sqlx::query_as(sql!("job_parents_of_many"))
-                    .bind(&ids)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if !parents.is_empty() {
-                sqlx::query(sql!("job_parents_lock"))
-                    .bind(&parents)
-                    .bind(&sequences)
-                    .execute(&mut *tx)
-                    .await?;
-            }
             sqlx::query(sql!("job_retry_many_lock"))
                 .bind(&ids)
                 .execute(&mut *tx)

@@ -2628,3 +2628,63 @@ async fn a_child_bulk_retried_while_its_parent_is_retried_waits_for_the_parents_
         "then the child"
     );
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_bulk_retry_takes_its_parents_rows_in_the_one_id_order() {
+    // A bulk retry of job 1 and of job 3, whose parent is job 2. It locked the parents first,
+    // in a pass of their own: job 2, then 1 and 3. A bulk delete of 1 and 2, which takes them
+    // in id order, held 1 and waited for 2 while the retry held 2 and waited for 1: the
+    // delete failed with a deadlock (found by review). The retry now takes 1, 2 and 3 in one
+    // pass: while it waits for job 1, it holds no row above it.
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let ids = store
+        .job_insert_many(vec![
+            job("noop", InsertOpts::default()),
+            job("noop", InsertOpts::default()),
+        ])
+        .await
+        .unwrap();
+    let (first, parent) = (ids[0].job.id, ids[1].job.id);
+    let after = InsertOpts {
+        depends_on: vec![parent],
+        ..InsertOpts::default()
+    };
+    let child = store
+        .job_insert_many(vec![job("noop", after)])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    store.job_cancel(child).await.unwrap().unwrap();
+    assert_eq!(claim_and_complete(&store, "default", 10).await, 2);
+    let mut holder = locked(&url, first).await;
+    sqlx::query("UPDATE porter_jobs SET state = 'discarded' WHERE id = $1")
+        .bind(first)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let retry = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_retry_many(vec![first, child], Vec::new()).await })
+    };
+    a_row_lock_is_waited_for(&url).await;
+    let mut probe = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut probe).await.unwrap();
+    let taken = sqlx::query("SELECT 1 FROM porter_jobs WHERE id = $1 FOR UPDATE NOWAIT")
+        .bind(parent)
+        .execute(&mut probe)
+        .await;
+    assert!(
+        taken.is_ok(),
+        "the retry held the parent before job 1: {taken:?}"
+    );
+    sqlx::query("ROLLBACK").execute(&mut probe).await.unwrap();
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    let changed = retry.await.unwrap().unwrap();
+    assert_eq!(changed.len(), 2, "both retried: {changed:?}");
+}
