@@ -559,6 +559,68 @@ async fn copy_reads_text_bound_as_a_blob_as_its_text() {
     );
 }
 
+/// SQLite to Postgres, the times as porter reads them: a workflow's and a batch's time in
+/// SQLite's own format (`datetime('now')`), which porter lists, copied as UTC where the copy
+/// stopped at them naming no column; and a job's time with an offset, which porter reads in
+/// no job's row (it discards the job unrun), refused naming its row and column where the copy
+/// made it a time the job ran at. (On SQLite to SQLite both are copied as the text they are.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_reads_sqlite_times_as_porter_reads_them() {
+    let db = common::sqlite().await;
+    let wf = db
+        .store
+        .workflow_insert(one_step_workflow("only"))
+        .await
+        .unwrap();
+    let batch = db.store.batch_insert(one_member_batch()).await.unwrap();
+    raw_exec(
+        &db,
+        &format!(
+            "UPDATE porter_workflows SET created_at = '2026-12-03 22:04:48' WHERE id = {}",
+            wf.id
+        ),
+    )
+    .await;
+    raw_exec(
+        &db,
+        &format!(
+            "UPDATE porter_batches SET created_at = '2026-12-03 22:04:49.5' WHERE id = {}",
+            batch.id
+        ),
+    )
+    .await;
+    let there = other(&db).await;
+    ok(&porter_copy(&db.url, &there.url, &[]));
+    let copied = there.store.workflow_get(wf.id).await.unwrap().unwrap();
+    assert_eq!(
+        copied.workflow.created_at.to_rfc3339(),
+        "2026-12-03T22:04:48+00:00"
+    );
+
+    let db = common::sqlite().await;
+    raw_exec(
+        &db,
+        "INSERT INTO porter_jobs (kind, args, scheduled_at) VALUES ('noop', '{}', '2026-12-03T21:00:00.000+06:00')",
+    )
+    .await;
+    let there = other(&db).await;
+    let out = porter_copy(&db.url, &there.url, &[]);
+    if there.store.backend() == porter::Backend::Postgres {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        for named in [
+            "porter_jobs row id = 1",
+            "column scheduled_at",
+            "does not read",
+        ] {
+            assert!(stderr.contains(named), "{named}: {stderr}");
+        }
+        assert!(all_jobs(&there.store).await.is_empty(), "nothing copied");
+    } else {
+        ok(&out);
+    }
+}
+
 backend_case! {
     /// A row whose JSON porter cannot read (a number past an f64, which another program's
     /// plain INSERT can write) stops the copy with an error naming the row, and the target
@@ -580,7 +642,7 @@ backend_case! {
         let out = porter_copy(&db.url, &there.url, &[]);
         assert!(!out.status.success());
         let said = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(said.contains("porter_jobs row id = 1: a JSON column holds invalid JSON"), "{said}");
+        assert!(said.contains("porter_jobs row id = 1: column args: a JSON column holds invalid JSON"), "{said}");
         assert!(all_jobs(&there.store).await.is_empty(), "nothing copied");
     }
 }
@@ -928,17 +990,14 @@ backend_case! {
         // No jobs there, but an edge of the copied child's id and a workflow with a step that
         // names the copied parent (on SQLite as a program with foreign keys off leaves them).
         let sqlite = there.store.backend() == porter::Backend::Sqlite;
-        raw_exec(
-            &there,
-            &format!(
-                "{}INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) VALUES ({}, 999, {}, {})",
-                if sqlite { "PRAGMA foreign_keys = OFF; " } else { "" },
-                child.id,
-                if sqlite { "1" } else { "true" },
-                if sqlite { "0" } else { "false" },
-            ),
-        )
-        .await;
+        let leftover_edge = format!(
+            "{}INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) VALUES ({}, 999, {}, {})",
+            if sqlite { "PRAGMA foreign_keys = OFF; " } else { "" },
+            child.id,
+            if sqlite { "1" } else { "true" },
+            if sqlite { "0" } else { "false" },
+        );
+        raw_exec(&there, &leftover_edge).await;
         raw_exec(&there, "INSERT INTO porter_workflows (id, name, created_at) VALUES (5, 'old flow', '2026-11-30T10:00:00.000Z')").await;
         raw_exec(&there, &format!("INSERT INTO porter_workflow_steps (workflow_id, step, job_id) VALUES (5, 'x', {})", parent.id)).await;
 
@@ -950,5 +1009,26 @@ backend_case! {
         }
         assert!(all_jobs(&there.store).await.is_empty(), "nothing copied");
         assert_eq!(there.raw_count("SELECT count(*) FROM porter_job_deps").await, 1);
+
+        // With --append, into a target with a job of its own and the copied ids free: the
+        // leftovers that name jobs the target does not have are refused all the same.
+        take_ids(&there.store, 5).await;
+        let mine = insert(&there.store, "mine", InsertOpts::default()).await;
+        if there.raw_count("SELECT count(*) FROM porter_job_deps").await == 0 {
+            raw_exec(&there, &leftover_edge).await;
+        }
+        let out = porter_copy(&db.url, &there.url, &["--append"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}\n{}", String::from_utf8_lossy(&out.stdout));
+        for named in ["porter_job_deps (1)", "porter_workflow_steps (1)", "name jobs it does not have"] {
+            assert!(stderr.contains(named), "{named}: {stderr}");
+        }
+        assert_eq!(all_jobs(&there.store).await.len(), 1, "nothing copied");
+        // Those rows deleted, the copy goes through, and the child waits for its own parent.
+        raw_exec(&there, "DELETE FROM porter_job_deps; DELETE FROM porter_workflow_steps; DELETE FROM porter_workflows").await;
+        ok(&porter_copy(&db.url, &there.url, &["--append"]));
+        let deps = there.store.job_deps(child.id).await.unwrap();
+        assert_eq!(deps.parents.iter().map(|p| p.id).collect::<Vec<_>>(), vec![parent.id]);
+        assert_eq!(all_jobs(&there.store).await.len(), 3, "{mine:?} and the two copied");
     }
 }

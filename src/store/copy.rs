@@ -144,6 +144,9 @@ pub trait CopyEnd: Send {
     async fn tables(&mut self) -> Result<Vec<CopyTable>>;
     /// The number of rows of a table.
     async fn count(&mut self, table: &CopyTable) -> Result<u64>;
+    /// Per table that names jobs (edges, outputs, workflow steps), how many of its rows name a
+    /// job this database does not have; tables without such rows are left out.
+    async fn rows_naming_missing_jobs(&mut self) -> Result<Vec<(String, u64)>>;
     /// Up to `limit` rows whose key comes after `after` (from the first when `None`), in key
     /// order; `after` is the [`Page::last`] of this end's previous page.
     async fn read(
@@ -344,14 +347,32 @@ pub fn canonical(kind: ColumnKind, value: Value) -> Result<Value> {
     })
 }
 
-/// A time as the copy spells it: UTC, milliseconds, `Z`.
+/// A time as the copy spells it: UTC, milliseconds, `Z`. Read as porter reads a SQLite time
+/// outside a job's row: RFC 3339, Postgres' text, or SQLite's own `YYYY-MM-DD HH:MM:SS`
+/// (`datetime('now')`, `CURRENT_TIMESTAMP`), which is UTC. (A job's own times are held to
+/// porter's format by the SQLite end: see its `canonical_rows`.)
 pub fn canonical_time(text: &str) -> Result<String> {
     let parsed = DateTime::parse_from_rfc3339(text)
         .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z"))
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|e| {
+            let naive = text.strip_suffix('Z').unwrap_or(text);
+            ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+                .iter()
+                .find_map(|f| chrono::NaiveDateTime::parse_from_str(naive, f).ok())
+                .map(|t| t.and_utc())
+                .ok_or(e)
+        })
         .map_err(|e| Error::Database(format!("a time column holds {text:?}: {e}")))?;
-    Ok(parsed
-        .with_timezone(&Utc)
-        .to_rfc3339_opts(SecondsFormat::Millis, true))
+    Ok(parsed.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// `error`, about one column of a row, said with the column's name.
+pub fn in_column(column: &str, error: Error) -> Error {
+    match error {
+        Error::Database(said) => Error::Database(format!("column {column}: {said}")),
+        other => other,
+    }
 }
 
 /// What was copied into one table, and what the verification found.
@@ -519,7 +540,9 @@ pub async fn copy(
     }
     from.begin_read().await?;
     let tables = plan(from.tables().await?, to.tables().await?)?;
-    if !options.append {
+    if options.append {
+        refuse_rows_naming_missing_jobs(to).await?;
+    } else {
         refuse_a_target_in_use(to, &tables).await?;
     }
     // A quick refusal before anything is written; the inserts themselves refuse a taken key
@@ -615,6 +638,23 @@ async fn refuse_a_target_in_use(to: &mut dyn CopyEnd, tables: &[CopyTable]) -> R
          DELETE: copied jobs would take them as their own; empty those tables first (--append \
          adds to a database in use, and refuses only rows whose keys are taken): nothing was \
          copied",
+        listed.join(", ")
+    )))
+}
+
+/// With `--append`: refuses a target whose edges, outputs or workflow steps name jobs it does
+/// not have (see [`refuse_a_target_in_use`] for how they stay behind): a copied job of such an
+/// id would take them as its own, as the free ids `--append` asks for do not show.
+async fn refuse_rows_naming_missing_jobs(to: &mut dyn CopyEnd) -> Result<()> {
+    let rows = to.rows_naming_missing_jobs().await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = rows.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+    Err(Error::Conflict(format!(
+        "the target holds rows in {} that name jobs it does not have, left by a TRUNCATE or \
+         another program's DELETE: copied jobs of those ids would take them as their own; \
+         delete those rows first: nothing was copied",
         listed.join(", ")
     )))
 }

@@ -11,8 +11,8 @@ use sqlx::{Executor, PgConnection};
 use super::connect;
 use crate::error::{Error, Result};
 use crate::store::copy::{
-    canonical, insert_only, keep_greater, key_error, row_error, ColumnKind, CopyEnd, CopyTable,
-    Page, Row,
+    canonical, in_column, insert_only, keep_greater, key_error, row_error, ColumnKind, CopyEnd,
+    CopyTable, Page, Row,
 };
 use crate::store::redact_url;
 
@@ -113,7 +113,7 @@ fn rows_of(table: &CopyTable, texts: Vec<String>) -> Result<Vec<Row>> {
                 .iter()
                 .map(|c| {
                     canonical(c.kind, object.get(&c.name).cloned().unwrap_or(Value::Null))
-                        .map_err(|e| row_error(table, |k| object.get(k), e))
+                        .map_err(|e| row_error(table, |k| object.get(k), in_column(&c.name, e)))
                 })
                 .collect()
         })
@@ -158,6 +158,14 @@ impl CopyEnd for PgEnd {
             tables.push(CopyTable::from_catalog(name, cols));
         }
         Ok(tables)
+    }
+
+    async fn rows_naming_missing_jobs(&mut self) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as(include_str!("sql/copy_rows_naming_missing_jobs.sql"))
+                .fetch_all(&mut self.conn)
+                .await?;
+        Ok(rows.into_iter().map(|(t, n)| (t, n as u64)).collect())
     }
 
     async fn count(&mut self, table: &CopyTable) -> Result<u64> {

@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::parse_url;
 use crate::error::{Error, Result};
 use crate::store::copy::{
-    canonical, insert_only, keep_greater, key_error, row_error, shortened, ColumnKind, CopyEnd,
-    CopyTable, Page, Row,
+    canonical, in_column, insert_only, keep_greater, key_error, row_error, shortened, ColumnKind,
+    CopyColumn, CopyEnd, CopyTable, Page, Row,
 };
 
 /// The file a `sqlite:` URL names, to refuse copying from one that is not there (opening it
@@ -190,11 +190,33 @@ fn canonical_rows(table: &CopyTable, rows: Vec<StoredRow>) -> Result<Vec<Row>> {
                 .iter()
                 .zip(&row)
                 .map(|(c, v)| {
-                    canonical(c.kind, v.clone()).map_err(|e| row_error(table, value_of, e))
+                    job_time_porter_reads(table, c, v)
+                        .and_then(|()| canonical(c.kind, v.clone()))
+                        .map_err(|e| row_error(table, value_of, in_column(&c.name, e)))
                 })
                 .collect()
         })
         .collect()
+}
+
+/// A job's time in another format than porter's own: porter reads such a job as unreadable
+/// and discards it unrun (see the README's plain INSERT table); copied in the copy's one
+/// format, it would run. Refused instead, for its row to be corrected or deleted first.
+fn job_time_porter_reads(table: &CopyTable, column: &CopyColumn, value: &Value) -> Result<()> {
+    match value {
+        Value::String(text)
+            if table.name == "porter_jobs"
+                && column.kind == ColumnKind::Time
+                && super::parse_time(text).is_err() =>
+        {
+            Err(Error::Database(format!(
+                "holds {text:?}, a time porter does not read in a job's row (only \
+                 YYYY-MM-DDTHH:MM:SS.mmmZ): porter discards this job unrun here, and copied it \
+                 would run; correct or delete the row and copy again"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A canonical value as SQLite stores it for a column of `kind`.
@@ -260,6 +282,19 @@ impl CopyEnd for SqliteEnd {
                 tables.push(CopyTable::from_catalog(name, cols));
             }
             Ok(tables)
+        })
+        .await
+    }
+
+    async fn rows_naming_missing_jobs(&mut self) -> Result<Vec<(String, u64)>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(include_str!("sql/copy_rows_naming_missing_jobs.sql"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })
         .await
     }
