@@ -243,17 +243,29 @@ impl Client {
         self.store.job_get(id).await
     }
 
-    /// One job with its parents and children (`porter jobs show`, `GET /admin/jobs/{id}`).
+    /// One job with its parents and children (the first [`DETAIL_LINKS`] of each, and how
+    /// many there are), its workflow and its batch (`GET /admin/jobs/{id}`).
     pub async fn get_detail(&self, id: i64) -> Result<Option<JobDetail>> {
+        self.get_detail_links(id, Some(DETAIL_LINKS)).await
+    }
+
+    /// [`Client::get_detail`] with the first `links` parents and children, or all of them
+    /// when `None` (`porter jobs show`).
+    pub async fn get_detail_links(&self, id: i64, links: Option<u32>) -> Result<Option<JobDetail>> {
         let Some(job) = self.store.job_get(id).await? else {
             return Ok(None);
         };
-        let deps = self.store.job_deps(id).await?;
+        let deps = match links {
+            Some(n) => self.store.job_deps_first(id, n).await?,
+            None => self.store.job_deps(id).await?,
+        };
         let workflow = self.store.job_workflow(id).await?;
         Ok(Some(JobDetail {
             job,
             parents: deps.parents,
             children: deps.children,
+            parents_total: deps.parents_total,
+            children_total: deps.children_total,
             workflow,
             batch: deps.batch,
         }))
@@ -407,6 +419,10 @@ impl Client {
     }
 }
 
+/// Parents or children [`Client::get_detail`] lists at most, each (`GET /admin/jobs/{id}`);
+/// `parents_total` and `children_total` count them all.
+pub const DETAIL_LINKS: u32 = 1000;
+
 /// One job as `porter jobs show --json` and `GET /admin/jobs/{id}` give it: the job row's
 /// fields, and its parents and children (empty when it has none).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -414,10 +430,17 @@ pub struct JobDetail {
     /// The job, with its output and progress.
     #[serde(flatten)]
     pub job: JobRow,
-    /// Jobs it waits (or waited) for.
+    /// Jobs it waits (or waited) for, by id: the first [`DETAIL_LINKS`] (or as many as
+    /// asked for, see [`Client::get_detail_links`]).
     pub parents: Vec<crate::store::JobLink>,
-    /// Jobs that wait (or waited) for it.
+    /// Jobs that wait (or waited) for it, by id, bounded as `parents` is.
     pub children: Vec<crate::store::JobLink>,
+    /// How many parents it has in all.
+    #[serde(default)]
+    pub parents_total: i64,
+    /// How many children it has in all.
+    #[serde(default)]
+    pub children_total: i64,
     /// The workflow it is a step of (`null` when none).
     #[serde(default)]
     pub workflow: Option<crate::store::workflow::JobWorkflow>,

@@ -1380,3 +1380,30 @@ backend_case! {
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }
+
+backend_case! {
+    /// A fan-out's root: `GET /admin/jobs/{id}` lists its first 1,000 children by id and
+    /// counts them all (`children_total`), where it listed every one (6.5 MB for 100,000); the
+    /// dashboard's page reads the first 100 and says how many more.
+    async fn a_jobs_detail_lists_the_first_children_and_counts_them_all(db: TestDb) {
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let client = porter::Client::new(db.store.clone());
+        let root = db.store.job_insert_many(vec![porter::store::JobInsertParams::new("noop", json!({}), porter::InsertOpts::default()).unwrap()]).await.unwrap()[0].job.id;
+        let after = porter::InsertOpts { depends_on: vec![root], ..Default::default() };
+        let children: Vec<_> = (0..1001)
+            .map(|_| porter::store::JobInsertParams::new("noop", json!({}), after.clone()).unwrap())
+            .collect();
+        db.store.job_insert_many(children).await.unwrap();
+        let (status, one) = send(&app, request(Method::GET, &format!("/admin/jobs/{root}"), Body::empty())).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(one["children"].as_array().unwrap().len(), 1000);
+        assert_eq!((one["children_total"].as_i64(), one["parents_total"].as_i64()), (Some(1001), Some(0)));
+        assert_eq!(one["children"][0]["id"], json!(root + 1), "by id");
+        let all = client.get_detail_links(root, None).await.unwrap().unwrap();
+        assert_eq!(all.children.len(), 1001, "porter jobs show lists every one");
+        let (status, html) = send_text(&app, request(Method::GET, &format!("/dashboard/jobs/{root}"), Body::empty())).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("The first 100 of 1001, and 901 more"), "{html}");
+        assert_eq!(html.matches("class=\"link\"").count(), 100);
+    }
+}

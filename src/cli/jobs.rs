@@ -148,8 +148,9 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
         }
         JobsCommand::Show { id, json } => {
             let client = open_client(g).await?;
+            // Every parent and child: the admin API and the dashboard list the first few.
             let job = client
-                .get_detail(id)
+                .get_detail_links(id, None)
                 .await?
                 .ok_or_else(|| Error::not_found("job", id))?;
             if json {

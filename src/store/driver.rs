@@ -151,8 +151,9 @@ pub trait Driver: Send + Sync + 'static {
     /// What these jobs recorded (output, progress); jobs that recorded nothing are left out.
     async fn job_output_get(&self, ids: Vec<i64>) -> Result<Vec<(i64, JobOutput)>>;
 
-    /// A job's parents and children, by id.
-    async fn job_deps(&self, id: i64) -> Result<JobDeps>;
+    /// A job's parents and children, by id: the first `limit` of each (all when `None`), and
+    /// how many of each it has.
+    async fn job_deps(&self, id: i64, limit: Option<u32>) -> Result<JobDeps>;
 
     /// The jobs the database says a worker runs (state `running`, `attempted_by` = the
     /// worker) that it claimed at `since` or later (`attempted_at`), as fences.

@@ -314,10 +314,16 @@ pub struct JobLink {
 /// it), by id, and the batch it belongs to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobDeps {
-    /// Jobs it waits (or waited) for.
+    /// Jobs it waits (or waited) for, by id: all of them, or the first few asked for.
     pub parents: Vec<JobLink>,
-    /// Jobs that wait (or waited) for it.
+    /// Jobs that wait (or waited) for it, by id: all of them, or the first few asked for.
     pub children: Vec<JobLink>,
+    /// How many parents it has in all.
+    #[serde(default)]
+    pub parents_total: i64,
+    /// How many children it has in all.
+    #[serde(default)]
+    pub children_total: i64,
     /// The batch it is a member or the callback of.
     #[serde(default)]
     pub batch: Option<JobBatch>,

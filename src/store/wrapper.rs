@@ -334,7 +334,14 @@ impl Store {
     /// A job's parents (what it waits or waited for) and children (what waits or waited for
     /// it), by id.
     pub async fn job_deps(&self, id: i64) -> Result<JobDeps> {
-        self.op("job_deps", self.driver.job_deps(id)).await
+        self.op("job_deps", self.driver.job_deps(id, None)).await
+    }
+
+    /// [`Store::job_deps`], the first `limit` parents and children only (by id), with how
+    /// many of each there are: a fan-out's root may have 100,000 children.
+    pub async fn job_deps_first(&self, id: i64, limit: u32) -> Result<JobDeps> {
+        self.op("job_deps", self.driver.job_deps(id, Some(limit)))
+            .await
     }
 
     /// What these jobs recorded (output, progress), by id; jobs that recorded nothing (or are

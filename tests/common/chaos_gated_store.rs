@@ -250,8 +250,8 @@ impl Driver for GatedStore {
     async fn job_output_get(&self, ids: Vec<i64>) -> Result<Vec<(i64, JobOutput)>> {
         self.inner.job_output_get(ids).await
     }
-    async fn job_deps(&self, id: i64) -> Result<JobDeps> {
-        self.inner.job_deps(id).await
+    async fn job_deps(&self, id: i64, limit: Option<u32>) -> Result<JobDeps> {
+        self.inner.job_deps(id, limit).await
     }
     async fn batch_insert(
         &self,

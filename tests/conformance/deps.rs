@@ -869,3 +869,46 @@ backend_case! {
         assert_eq!(get(s, anyway.id).await.state, JobState::Available, "after_any runs");
     }
 }
+
+backend_case! {
+    /// A job's parents and children read the first few at a time (the admin API's job and the
+    /// dashboard's page: a fan-out's root may have 100,000 children), by id, with how many of
+    /// each there are; read whole, all of them, with the same counts.
+    async fn a_jobs_links_read_the_first_few_with_their_counts(db: TestDb) {
+        let s = &db.store;
+        let parents: Vec<i64> = s
+            .job_insert_many((0..3).map(|_| job("parent")).collect())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.job.id)
+            .collect();
+        let middle = insert(s, after("middle", &parents)).await.id;
+        let children: Vec<i64> = s
+            .job_insert_many((0..5).map(|_| after("child", &[middle])).collect())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.job.id)
+            .collect();
+        let ids = |links: &[JobLink]| links.iter().map(|l| l.id).collect::<Vec<_>>();
+
+        let first = s.job_deps_first(middle, 2).await.unwrap();
+        assert_eq!(ids(&first.parents), parents[..2].to_vec());
+        assert_eq!(ids(&first.children), children[..2].to_vec());
+        assert_eq!((first.parents_total, first.children_total), (3, 5));
+        let all = s.job_deps(middle).await.unwrap();
+        assert_eq!(ids(&all.parents), parents);
+        assert_eq!(ids(&all.children), children);
+        assert_eq!((all.parents_total, all.children_total), (3, 5));
+        let none = s.job_deps_first(parents[0], 10).await.unwrap();
+        assert_eq!((none.parents.len(), none.parents_total), (0, 0));
+        assert_eq!((ids(&none.children), none.children_total), (vec![middle], 1));
+
+        let client = porter::Client::new(s.clone());
+        let detail = client.get_detail_links(middle, Some(1)).await.unwrap().unwrap();
+        assert_eq!((ids(&detail.children), detail.children_total), (vec![children[0]], 5));
+        let detail = client.get_detail(middle).await.unwrap().unwrap();
+        assert_eq!((detail.children.len(), detail.children_total), (5, 5));
+    }
+}

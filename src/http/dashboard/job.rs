@@ -34,7 +34,11 @@ pub(super) async fn page(
             )
         }
     };
-    let detail = match state.client.get_detail(id).await {
+    let detail = match state
+        .client
+        .get_detail_links(id, Some(LINKS_SHOWN as u32))
+        .await
+    {
         Ok(Some(detail)) => detail,
         Ok(None) => {
             return problem_page(
@@ -69,11 +73,11 @@ pub(super) async fn page(
         }
         section #parents {
             h2 { "Waits for" }
-            (links(&detail.parents, "It waits for no other job."))
+            (links(&detail.parents, detail.parents_total, "It waits for no other job."))
         }
         section #children {
             h2 { "Waited for by" }
-            (links(&detail.children, "No job waits for it."))
+            (links(&detail.children, detail.children_total, "No job waits for it."))
         }
         section #progress {
             h2 { "Progress" }
@@ -110,16 +114,17 @@ pub(super) async fn page(
 const LINKS_SHOWN: usize = 100;
 
 /// Parents or children: each a link to its page, with its kind and state now; an edge that
-/// runs the child whatever the parent's end says so. The first [`LINKS_SHOWN`], and how many
-/// more.
-fn links(jobs: &[crate::store::JobLink], none: &str) -> Markup {
+/// runs the child whatever the parent's end says so. The first [`LINKS_SHOWN`] (all the page
+/// reads), and how many more of the `total`.
+fn links(jobs: &[crate::store::JobLink], total: i64, none: &str) -> Markup {
     if jobs.is_empty() {
         return html! { p.muted { (none) } };
     }
-    let more = jobs.len().saturating_sub(LINKS_SHOWN);
+    let total = usize::try_from(total).unwrap_or(0).max(jobs.len());
+    let more = total.saturating_sub(LINKS_SHOWN);
     html! {
         @if more > 0 {
-            p.muted.more-links { "The first " (LINKS_SHOWN) " of " (jobs.len()) ", and " (more) " more (all of them: porter jobs show)." }
+            p.muted.more-links { "The first " (LINKS_SHOWN) " of " (total) ", and " (more) " more (all of them: porter jobs show)." }
         }
         ul.links {
             @for link in jobs.iter().take(LINKS_SHOWN) {

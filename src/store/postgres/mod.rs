@@ -1800,10 +1800,11 @@ impl Driver for PgStore {
             .collect())
     }
 
-    async fn job_deps(&self, id: i64) -> Result<JobDeps> {
+    async fn job_deps(&self, id: i64, limit: Option<u32>) -> Result<JobDeps> {
         let mut conn = self.conn().await?;
-        let rows: Vec<(String, i64, String, String, bool)> = sqlx::query_as(sql!("job_deps"))
+        let rows: Vec<(String, i64, String, String, bool, i64)> = sqlx::query_as(sql!("job_deps"))
             .bind(id)
+            .bind(limit.map_or(-1, i64::from))
             .fetch_all(&mut *conn)
             .await?;
         let batch: Option<(i64, Option<bool>)> = sqlx::query_as(sql!("job_batch"))
@@ -1811,7 +1812,7 @@ impl Driver for PgStore {
             .fetch_optional(&mut *conn)
             .await?;
         let mut deps = JobDeps::default();
-        for (relation, id, state, kind, after_any) in rows {
+        for (relation, id, state, kind, after_any, total) in rows {
             let link = JobLink {
                 id,
                 kind,
@@ -1819,8 +1820,14 @@ impl Driver for PgStore {
                 after_any,
             };
             match relation.as_str() {
-                "parent" => deps.parents.push(link),
-                _ => deps.children.push(link),
+                "parent" => {
+                    deps.parents.push(link);
+                    deps.parents_total = total;
+                }
+                _ => {
+                    deps.children.push(link);
+                    deps.children_total = total;
+                }
             }
         }
         deps.batch = batch.map(|(id, callback)| JobBatch {

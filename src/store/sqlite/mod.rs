@@ -2011,11 +2011,12 @@ impl Driver for SqliteStore {
         .await
     }
 
-    async fn job_deps(&self, id: i64) -> Result<JobDeps> {
+    async fn job_deps(&self, id: i64, limit: Option<u32>) -> Result<JobDeps> {
+        let limit = limit.map_or(-1, i64::from);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(sql!("job_deps"))?;
             let rows = stmt
-                .query_map([id], |r| {
+                .query_map(params![id, limit], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, i64>(1)?,
@@ -2023,11 +2024,12 @@ impl Driver for SqliteStore {
                         // The kind as text: another program may have bound it as a BLOB.
                         text_col(r.get_ref(3)?),
                         r.get::<_, bool>(4)?,
+                        r.get::<_, i64>(5)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut deps = JobDeps::default();
-            for (relation, id, state, kind, after_any) in rows {
+            for (relation, id, state, kind, after_any, total) in rows {
                 let link = JobLink {
                     id,
                     kind,
@@ -2035,8 +2037,14 @@ impl Driver for SqliteStore {
                     after_any,
                 };
                 match relation.as_str() {
-                    "parent" => deps.parents.push(link),
-                    _ => deps.children.push(link),
+                    "parent" => {
+                        deps.parents.push(link);
+                        deps.parents_total = total;
+                    }
+                    _ => {
+                        deps.children.push(link);
+                        deps.children_total = total;
+                    }
                 }
             }
             // Read leniently: a plain INSERT may have put anything in batch_id.
