@@ -1931,6 +1931,7 @@ impl Driver for PgStore {
         // retried parent ran again.
         sqlx::query(sql!("job_retry_many_lock"))
             .bind(vec![id])
+            .bind(true)
             .execute(&mut *tx)
             .await?;
         let row = sqlx::query(sql!("job_retry"))
@@ -2245,14 +2246,15 @@ impl Driver for PgStore {
 
     async fn job_retry_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<Vec<JobChange>> {
         let states = state_names(&states);
-        // Locks the listed jobs' parents, the listed jobs and their waiting children in one
-        // pass in id order (job_retry_many_lock.sql), as a bulk cancel or delete takes theirs;
-        // a completion of a parent takes its children after it, so the two can still
-        // deadlock, and the retry is written again then.
+        // Locks the listed jobs' ended parents, the listed jobs and their waiting children in
+        // one pass in id order (job_retry_many_lock.sql), as a bulk cancel or delete takes
+        // theirs; a child inserted while the lock statement waits is locked later, by the
+        // retry's trigger, so the two can still deadlock, and the retry is written again then.
         again_if_deadlocked("a bulk retry", || async {
             let mut tx = self.begin().await?;
             sqlx::query(sql!("job_retry_many_lock"))
                 .bind(&ids)
+                .bind(false)
                 .execute(&mut *tx)
                 .await?;
             let rows: Vec<(i64, String, String, Option<String>)> =
@@ -2299,21 +2301,27 @@ impl Driver for PgStore {
     async fn job_delete_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<u64> {
         // Two statements: the rows are locked first, then judged by a snapshot taken after
         // the locks (see job_delete_many.sql).
+        // Written again when it deadlocks, as a bulk cancel or retry is: a bulk retry's
+        // trigger locks a child inserted while the retry's lock statement waited after rows
+        // above it, which this delete may hold while it waits for one of the retry's.
         let states = state_names(&states);
-        let mut tx = self.begin().await?;
-        let picked: Vec<i64> = sqlx::query_scalar(sql!("job_delete_many_pick"))
-            .bind(ids)
-            .bind(&states)
-            .fetch_all(&mut *tx)
-            .await?;
-        let deleted = sqlx::query(sql!("job_delete_many"))
-            .bind(picked)
-            .bind(&states)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(deleted)
+        again_if_deadlocked("a bulk delete", || async {
+            let mut tx = self.begin().await?;
+            let picked: Vec<i64> = sqlx::query_scalar(sql!("job_delete_many_pick"))
+                .bind(&ids)
+                .bind(&states)
+                .fetch_all(&mut *tx)
+                .await?;
+            let deleted = sqlx::query(sql!("job_delete_many"))
+                .bind(picked)
+                .bind(&states)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(deleted)
+        })
+        .await
     }
 
     async fn job_running_by_worker(&self) -> Result<Vec<(String, i64)>> {

@@ -2087,7 +2087,12 @@ async fn statements_over_several_states_read_an_index_of_each_after_a_stale_anal
         (
             "job_retry_many_lock",
             sql!("job_retry_many_lock"),
-            "(ARRAY[1, 2, 100500]::bigint[])",
+            "(ARRAY[1, 2, 100500]::bigint[], false)",
+        ),
+        (
+            "job_retry_many_lock_one",
+            sql!("job_retry_many_lock"),
+            "(ARRAY[2]::bigint[], true)",
         ),
     ] {
         prepare(&mut conn, name, sql).await;
@@ -2687,4 +2692,213 @@ async fn a_bulk_retry_takes_its_parents_rows_in_the_one_id_order() {
     sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
     let changed = retry.await.unwrap().unwrap();
     assert_eq!(changed.len(), 2, "both retried: {changed:?}");
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_bulk_retry_leaves_running_parents_to_their_completion() {
+    // A bulk retry of job a (completed) and of d (cancelled, a child of r, which runs). The
+    // retry took r, a parent, in its pass in id order: a completion of r and of another job
+    // whose child the retry held, which takes its running rows first and their children
+    // after, died of a deadlock (found by review). A bulk retry now takes only the parents
+    // that ended (d is not retried while r runs anyway); the retry of one job still takes
+    // every parent, whose ends it counts. Each retry is paused at its update, its locks taken,
+    // and r is tried for.
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let ids = store
+        .job_insert_many(vec![
+            job("noop", InsertOpts::default()),
+            job("noop", InsertOpts::default()),
+        ])
+        .await
+        .unwrap();
+    let (a, r) = (ids[0].job.id, ids[1].job.id);
+    let after = InsertOpts {
+        depends_on: vec![r],
+        ..InsertOpts::default()
+    };
+    let d = store
+        .job_insert_many(vec![job("noop", after)])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    store.job_cancel(d).await.unwrap().unwrap();
+    let running = claim_noop(&store, "default", 10).await;
+    let fence = |id: i64| running.iter().find(|j| j.id == id).unwrap().fence();
+    assert_eq!(
+        store.job_complete_many(vec![fence(a)]).await.unwrap().len(),
+        1
+    );
+
+    let mut pauser = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION test_pause() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_advisory_xact_lock_shared(4243); RETURN NEW; END $$;
+         CREATE TRIGGER test_pause BEFORE UPDATE ON porter_jobs FOR EACH ROW
+         WHEN (OLD.id IN ({a}, {d}) AND OLD.state IN ('completed', 'cancelled')) EXECUTE FUNCTION test_pause();"
+    ))
+    .execute(&mut pauser)
+    .await
+    .unwrap();
+    let paused = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
+    // Whether r can be locked at once while the retry is paused, its locks held.
+    async fn r_is_free(url: &str, r: i64) -> bool {
+        let mut probe = PgConnection::connect(url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut probe).await.unwrap();
+        let taken = sqlx::query("SELECT 1 FROM porter_jobs WHERE id = $1 FOR UPDATE NOWAIT")
+            .bind(r)
+            .execute(&mut probe)
+            .await;
+        sqlx::query("ROLLBACK").execute(&mut probe).await.unwrap();
+        taken.is_ok()
+    }
+
+    sqlx::query("SELECT pg_advisory_lock(4243)")
+        .execute(&mut pauser)
+        .await
+        .unwrap();
+    let bulk = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_retry_many(vec![a, d], Vec::new()).await })
+    };
+    assert_eq!(
+        waiters(&mut pauser, paused).await,
+        1,
+        "the bulk retry pauses"
+    );
+    assert!(
+        r_is_free(&url, r).await,
+        "the bulk retry holds no running parent"
+    );
+    sqlx::query("SELECT pg_advisory_unlock(4243)")
+        .execute(&mut pauser)
+        .await
+        .unwrap();
+    let changed: Vec<i64> = bulk.await.unwrap().unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(changed, vec![a], "d waits for r, which runs");
+
+    sqlx::query("SELECT pg_advisory_lock(4243)")
+        .execute(&mut pauser)
+        .await
+        .unwrap();
+    let single = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_retry(d).await })
+    };
+    assert_eq!(
+        waiters(&mut pauser, paused).await,
+        1,
+        "the retry of d pauses"
+    );
+    assert!(
+        !r_is_free(&url, r).await,
+        "the retry of one job holds its running parent"
+    );
+    sqlx::query("SELECT pg_advisory_unlock(4243)")
+        .execute(&mut pauser)
+        .await
+        .unwrap();
+    let retried = single.await.unwrap().unwrap().unwrap();
+    assert_eq!(retried.state, JobState::Pending, "it waits for r again");
+    assert_eq!(
+        store.job_complete_many(vec![fence(r)]).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        store.job_get(d).await.unwrap().unwrap().state,
+        JobState::Available
+    );
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_bulk_delete_beside_a_bulk_retry_is_written_again_after_a_deadlock() {
+    // A bulk retry of j (completed) and m (discarded, after k) waits for j while a child k of j is
+    // inserted; its lock statement's snapshot, taken before the wait, does not see k, and its
+    // trigger locks k later, after m. A bulk delete of k and m meanwhile held k and waited for
+    // m: one of the two died of a deadlock, the delete (it waited first), which was not
+    // written again, and the operator's delete failed with a 500 (found by review).
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let j = store
+        .job_insert_many(vec![job("noop", InsertOpts::default())])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    assert_eq!(claim_and_complete(&store, "default", 10).await, 1);
+    let mut pauser = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION test_pause() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_advisory_xact_lock_shared(4244); RETURN NEW; END $$;
+         CREATE TRIGGER test_pause BEFORE UPDATE ON porter_jobs FOR EACH ROW
+         WHEN (OLD.id = {j} AND OLD.state = 'completed' AND NEW.state <> OLD.state) EXECUTE FUNCTION test_pause();
+         SELECT pg_advisory_lock(4244);"
+    ))
+    .execute(&mut pauser)
+    .await
+    .unwrap();
+    // A child k of j, inserted by another program: its transaction holds j's row until it
+    // commits.
+    let mut inserter = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut inserter).await.unwrap();
+    let k: i64 = sqlx::query_scalar(
+        "SELECT id FROM porter_enqueue('noop', '{}', depends_on => ARRAY[$1::bigint])",
+    )
+    .bind(j)
+    .fetch_one(&mut inserter)
+    .await
+    .unwrap();
+    // m, discarded, after k.
+    let m = store
+        .job_insert_many(vec![job("noop", InsertOpts::default())])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    assert!(m > k);
+    let running = claim_noop(&store, "default", 10).await;
+    assert_eq!(running.len(), 1);
+    let failed = JobFailParams {
+        fence: running[0].fence(),
+        error: "no".into(),
+        trace: None,
+        retry_in: Duration::ZERO,
+        discard: true,
+    };
+    store.job_fail(failed).await.unwrap().unwrap();
+
+    let retry = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_retry_many(vec![j, m], Vec::new()).await })
+    };
+    a_row_lock_is_waited_for(&url).await;
+    sqlx::query("COMMIT").execute(&mut inserter).await.unwrap();
+    let paused = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
+    assert_eq!(
+        waiters(&mut pauser, paused).await,
+        1,
+        "the retry pauses at j's update"
+    );
+    let delete = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_delete_many(vec![k, m], Vec::new()).await })
+    };
+    a_row_lock_is_waited_for(&url).await;
+    sqlx::query("SELECT pg_advisory_unlock(4244)")
+        .execute(&mut pauser)
+        .await
+        .unwrap();
+    let retried = retry.await.unwrap().unwrap();
+    assert_eq!(retried.len(), 2, "{retried:?}");
+    let deleted = delete.await.unwrap();
+    assert!(deleted.is_ok(), "the delete is written again: {deleted:?}");
 }

@@ -12,7 +12,13 @@
 -- from a snapshot of its own: it saw the child cancelled and left it alone while this retry
 -- saw the parent completed and made the child available, and the child ran beside its
 -- parent's new run (review of 3 Dec). Taken before the listed rows in a pass of their own, a
--- parent above a listed job deadlocked with a bulk delete of both (review of 3 Dec). The
+-- parent above a listed job deadlocked with a bulk delete of both (review of 3 Dec). A bulk
+-- retry ($2 false) takes only the parents that ended, which a retry can reopen: a running
+-- one above another listed job's waiting child deadlocked with that parent's completion,
+-- which takes its running rows first and their children after (review of 3 Dec), and a
+-- child whose parent runs is not retried anyway. The retry of one job ($2 true) takes every
+-- parent, all below it: it counts the unfinished ones into the job's wait, and none may end
+-- uncounted before it commits (see job_retry.sql). The
 -- update's own scan met the listed rows in the order they lie in the table, and its trigger
 -- took the children after them whatever their ids: beside a bulk cancel of the same jobs, or
 -- of a child and a listed job younger than it, the two waited for each other (review of 3
@@ -20,8 +26,9 @@
 -- The children and parents are found by their edges and every row by its id, never by a
 -- scan: an OR of `id = ANY(...)` and `id IN (...)` alone read the whole table.
 WITH parents AS MATERIALIZED (
-    SELECT DISTINCT d.parent_id AS id FROM porter_job_deps d
+    SELECT DISTINCT d.parent_id AS id FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
     WHERE d.child_id = ANY($1::bigint[])
+      AND ($2::boolean OR p.state IN ('completed', 'cancelled', 'discarded'))
 ),
 locked AS MATERIALIZED (
     SELECT count(pg_advisory_xact_lock(1886350450, h)) AS n
