@@ -329,6 +329,20 @@ pub struct JobDeps {
     pub batch: Option<JobBatch>,
 }
 
+impl JobDeps {
+    /// One row of `job_deps.sql`: a link of `relation` (`parent` or `child`), and how many
+    /// links of that relation there are in all.
+    pub(crate) fn add(&mut self, relation: &str, link: JobLink, total: i64) {
+        if relation == "parent" {
+            self.parents.push(link);
+            self.parents_total = total;
+        } else {
+            self.children.push(link);
+            self.children_total = total;
+        }
+    }
+}
+
 /// The batch a job belongs to, as `porter jobs show` names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobBatch {

@@ -1819,16 +1819,7 @@ impl Driver for PgStore {
                 state: state.parse()?,
                 after_any,
             };
-            match relation.as_str() {
-                "parent" => {
-                    deps.parents.push(link);
-                    deps.parents_total = total;
-                }
-                _ => {
-                    deps.children.push(link);
-                    deps.children_total = total;
-                }
-            }
+            deps.add(&relation, link, total);
         }
         deps.batch = batch.map(|(id, callback)| JobBatch {
             id,

@@ -2238,6 +2238,41 @@ async fn two_jobs() -> (String, Arc<PgStore>, (i64, i64)) {
     (url, store, (ids[0].job.id, ids[1].job.id))
 }
 
+/// A connection whose [`pause`] holds every update of porter_jobs that matches `when` (the
+/// WHEN of a row trigger: `OLD` and `NEW`) inside its statement, its locks taken, until
+/// [`resume`]. `key` is the advisory lock it waits on (tests may share a database).
+async fn pausing(url: &str, key: i64, when: &str) -> PgConnection {
+    let mut pauser = PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION test_pause() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_advisory_xact_lock_shared({key}); RETURN NEW; END $$;
+         CREATE TRIGGER test_pause BEFORE UPDATE ON porter_jobs FOR EACH ROW
+         WHEN ({when}) EXECUTE FUNCTION test_pause();"
+    ))
+    .execute(&mut pauser)
+    .await
+    .unwrap();
+    pauser
+}
+
+/// Holds the updates [`pausing`] names from here on.
+async fn pause(pauser: &mut PgConnection, key: i64) {
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(pauser)
+        .await
+        .unwrap();
+}
+
+/// Lets the held updates go on.
+async fn resume(pauser: &mut PgConnection, key: i64) {
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(pauser)
+        .await
+        .unwrap();
+}
+
 /// A connection whose open transaction holds job `id`'s row lock.
 async fn locked(url: &str, id: i64) -> PgConnection {
     let mut locker = PgConnection::connect(url).await.unwrap();
@@ -2561,17 +2596,13 @@ async fn a_child_bulk_retried_while_its_parent_is_retried_waits_for_the_parents_
 
     // The bulk retry's update of the child pauses (its snapshot taken, its locks held) until
     // this connection lets go of an advisory lock.
-    let mut pauser = PgConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql(&format!(
-        "CREATE FUNCTION test_pause() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; END $$;
-         CREATE TRIGGER test_pause BEFORE UPDATE ON porter_jobs FOR EACH ROW
-         WHEN (OLD.id = {child} AND OLD.state = 'cancelled') EXECUTE FUNCTION test_pause();
-         SELECT pg_advisory_lock(4242);"
-    ))
-    .execute(&mut pauser)
-    .await
-    .unwrap();
+    let mut pauser = pausing(
+        &url,
+        4242,
+        &format!("OLD.id = {child} AND OLD.state = 'cancelled'"),
+    )
+    .await;
+    pause(&mut pauser, 4242).await;
     let bulk = {
         let store = store.clone();
         tokio::spawn(async move { store.job_retry_many(vec![child], Vec::new()).await })
@@ -2599,10 +2630,7 @@ async fn a_child_bulk_retried_while_its_parent_is_retried_waits_for_the_parents_
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    sqlx::query("SELECT pg_advisory_unlock(4242)")
-        .execute(&mut pauser)
-        .await
-        .unwrap();
+    resume(&mut pauser, 4242).await;
     assert_eq!(
         bulk.await.unwrap().unwrap().len(),
         1,
@@ -2735,16 +2763,12 @@ async fn a_bulk_retry_leaves_running_parents_to_their_completion() {
         1
     );
 
-    let mut pauser = PgConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql(&format!(
-        "CREATE FUNCTION test_pause() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN PERFORM pg_advisory_xact_lock_shared(4243); RETURN NEW; END $$;
-         CREATE TRIGGER test_pause BEFORE UPDATE ON porter_jobs FOR EACH ROW
-         WHEN (OLD.id IN ({a}, {d}) AND OLD.state IN ('completed', 'cancelled')) EXECUTE FUNCTION test_pause();"
-    ))
-    .execute(&mut pauser)
-    .await
-    .unwrap();
+    let mut pauser = pausing(
+        &url,
+        4243,
+        &format!("OLD.id IN ({a}, {d}) AND OLD.state IN ('completed', 'cancelled')"),
+    )
+    .await;
     let paused = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
     // Whether r can be locked at once while the retry is paused, its locks held.
     async fn r_is_free(url: &str, r: i64) -> bool {
@@ -2758,10 +2782,7 @@ async fn a_bulk_retry_leaves_running_parents_to_their_completion() {
         taken.is_ok()
     }
 
-    sqlx::query("SELECT pg_advisory_lock(4243)")
-        .execute(&mut pauser)
-        .await
-        .unwrap();
+    pause(&mut pauser, 4243).await;
     let bulk = {
         let store = store.clone();
         tokio::spawn(async move { store.job_retry_many(vec![a, d], Vec::new()).await })
@@ -2775,17 +2796,11 @@ async fn a_bulk_retry_leaves_running_parents_to_their_completion() {
         r_is_free(&url, r).await,
         "the bulk retry holds no running parent"
     );
-    sqlx::query("SELECT pg_advisory_unlock(4243)")
-        .execute(&mut pauser)
-        .await
-        .unwrap();
+    resume(&mut pauser, 4243).await;
     let changed: Vec<i64> = bulk.await.unwrap().unwrap().iter().map(|c| c.id).collect();
     assert_eq!(changed, vec![a], "d waits for r, which runs");
 
-    sqlx::query("SELECT pg_advisory_lock(4243)")
-        .execute(&mut pauser)
-        .await
-        .unwrap();
+    pause(&mut pauser, 4243).await;
     let single = {
         let store = store.clone();
         tokio::spawn(async move { store.job_retry(d).await })
@@ -2799,10 +2814,7 @@ async fn a_bulk_retry_leaves_running_parents_to_their_completion() {
         !r_is_free(&url, r).await,
         "the retry of one job holds its running parent"
     );
-    sqlx::query("SELECT pg_advisory_unlock(4243)")
-        .execute(&mut pauser)
-        .await
-        .unwrap();
+    resume(&mut pauser, 4243).await;
     let retried = single.await.unwrap().unwrap().unwrap();
     assert_eq!(retried.state, JobState::Pending, "it waits for r again");
     assert_eq!(
@@ -2835,17 +2847,13 @@ async fn a_bulk_delete_beside_a_bulk_retry_is_written_again_after_a_deadlock() {
         .job
         .id;
     assert_eq!(claim_and_complete(&store, "default", 10).await, 1);
-    let mut pauser = PgConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql(&format!(
-        "CREATE FUNCTION test_pause() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN PERFORM pg_advisory_xact_lock_shared(4244); RETURN NEW; END $$;
-         CREATE TRIGGER test_pause BEFORE UPDATE ON porter_jobs FOR EACH ROW
-         WHEN (OLD.id = {j} AND OLD.state = 'completed' AND NEW.state <> OLD.state) EXECUTE FUNCTION test_pause();
-         SELECT pg_advisory_lock(4244);"
-    ))
-    .execute(&mut pauser)
-    .await
-    .unwrap();
+    let mut pauser = pausing(
+        &url,
+        4244,
+        &format!("OLD.id = {j} AND OLD.state = 'completed' AND NEW.state <> OLD.state"),
+    )
+    .await;
+    pause(&mut pauser, 4244).await;
     // A child k of j, inserted by another program: its transaction holds j's row until it
     // commits.
     let mut inserter = PgConnection::connect(&url).await.unwrap();
@@ -2893,10 +2901,7 @@ async fn a_bulk_delete_beside_a_bulk_retry_is_written_again_after_a_deadlock() {
         tokio::spawn(async move { store.job_delete_many(vec![k, m], Vec::new()).await })
     };
     a_row_lock_is_waited_for(&url).await;
-    sqlx::query("SELECT pg_advisory_unlock(4244)")
-        .execute(&mut pauser)
-        .await
-        .unwrap();
+    resume(&mut pauser, 4244).await;
     let retried = retry.await.unwrap().unwrap();
     assert_eq!(retried.len(), 2, "{retried:?}");
     let deleted = delete.await.unwrap();

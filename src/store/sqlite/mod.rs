@@ -2036,16 +2036,7 @@ impl Driver for SqliteStore {
                     state: state.parse()?,
                     after_any,
                 };
-                match relation.as_str() {
-                    "parent" => {
-                        deps.parents.push(link);
-                        deps.parents_total = total;
-                    }
-                    _ => {
-                        deps.children.push(link);
-                        deps.children_total = total;
-                    }
-                }
+                deps.add(&relation, link, total);
             }
             // Read leniently: a plain INSERT may have put anything in batch_id.
             let mut stmt = c.prepare_cached(sql!("job_batch"))?;
