@@ -356,6 +356,67 @@ async fn a_deleted_parent_finds_its_edges_by_index() {
     }
 }
 
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_small_page_of_a_large_workflow_is_found_by_its_steps() {
+    // Found by review of 1ec3f9d: a page of one step (LIMIT 2, to see whether another
+    // follows) of a 100,000-step workflow behind 2,000 other jobs was planned as a walk of
+    // every job in id order, each joined to every step (15 s, and past the request timeout
+    // deeper in). The plan, custom and generic, must look the page's jobs up by key.
+    let store = fresh_store().await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    for sql in [
+        "INSERT INTO porter_jobs (kind, queue, args) SELECT 'noop', 'default', '{}' FROM generate_series(1, 2000)",
+        "INSERT INTO porter_workflows (id, name, created_at) VALUES (100, 'huge', now())",
+        "WITH j AS (INSERT INTO porter_jobs (kind, state, workflow_id, workflow_step) \
+                    SELECT 'noop', 'pending', 100, 'h' || g FROM generate_series(1, 100000) g \
+                    RETURNING id, workflow_step) \
+         INSERT INTO porter_workflow_steps SELECT 100, workflow_step, id FROM j",
+        "ANALYZE",
+    ] {
+        sqlx::query(sql).execute(&mut *conn).await.unwrap();
+    }
+    let explain = format!("EXPLAIN {}", sql!("workflow_jobs"));
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::query(&format!("SET plan_cache_mode = {mode}"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        for (after, limit) in [(0i64, 2i64), (30_000, 2), (60_000, 3), (90_000, 11)] {
+            let plan: Vec<String> = sqlx::query_scalar(&explain)
+                .bind(100i64)
+                .bind(after)
+                .bind(Some(limit))
+                .bind(0i64)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+            // Each scan of the jobs is a lookup by key (the line after it, its condition).
+            let scans: Vec<(usize, &String)> = plan
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.contains("on porter_jobs j"))
+                .collect();
+            assert!(
+                !scans.is_empty(),
+                "{mode} {after} {limit}:\n{}",
+                plan.join("\n")
+            );
+            for (i, _) in scans {
+                assert!(
+                    plan.get(i + 1)
+                        .is_some_and(|l| l.contains("Index Cond: (id = p.job_id)")),
+                    "{mode}, after {after}, limit {limit}:\n{}",
+                    plan.join("\n")
+                );
+            }
+        }
+    }
+}
+
 /// Index entries `index` returned to scans so far (the server's statistics, flushed first; 0
 /// for an index that does not exist).
 async fn index_tuples_read(conn: &mut sqlx::PgConnection, index: &str) -> i64 {
