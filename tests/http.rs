@@ -1011,6 +1011,54 @@ backend_case! {
 }
 
 backend_case! {
+    /// A job POSTed after a parent that was cancelled is inserted cancelled: the answer says
+    /// it will not run, as `porter enqueue` does (found by review: it said the job waited for
+    /// a worker, and with a worker serving it said nothing).
+    async fn admin_api_says_a_job_inserted_cancelled_will_not_run(db: TestDb) {
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        surfaces::serving_worker(db.store.as_ref(), "w1", &["default"], &["noop"]).await;
+        let parent = surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        let (status, _) = send(&app, request(Method::POST, &format!("/admin/jobs/{}/cancel", parent.id), Body::empty())).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = send(
+            &app,
+            json_request(Method::POST, "/admin/jobs", json!({"kind": "noop", "depends_on": [parent.id]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_i64().expect("an id");
+        assert_eq!(
+            body["warning"],
+            format!("job {id} was inserted cancelled and will not run: parent job {} was cancelled", parent.id),
+            "{body}"
+        );
+        let (_, job) = send(&app, request(Method::GET, &format!("/admin/jobs/{id}"), Body::empty())).await;
+        assert_eq!(job["state"], "cancelled", "{job}");
+    }
+}
+
+backend_case! {
+    /// A listing's `limit` is a whole number of at least 1: 0 used to list one row, and -1 was
+    /// called "not a number" (found by review). Above the most listed, the most are listed.
+    async fn listings_refuse_a_limit_below_one(db: TestDb) {
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        for route in ["/admin/jobs", "/admin/workflows", "/admin/batches"] {
+            for bad in ["0", "-1", "x", ""] {
+                let (status, body) = send(&app, request(Method::GET, &format!("{route}?limit={bad}"), Body::empty())).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{route} limit={bad}: {body}");
+                let error = body["error"].as_str().unwrap_or_default().to_string() + &body.to_string();
+                assert!(error.contains("at least 1"), "{route} limit={bad}: {body}");
+            }
+            for good in ["1", "10000", "20000"] {
+                let (status, body) = send(&app, request(Method::GET, &format!("{route}?limit={good}"), Body::empty())).await;
+                assert_eq!(status, StatusCode::OK, "{route} limit={good}: {body}");
+            }
+        }
+    }
+}
+
+backend_case! {
     async fn metrics_report_jobs_by_queue_and_state_and_this_process_counters(db: TestDb) {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
         for _ in 0..2 {

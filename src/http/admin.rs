@@ -114,6 +114,22 @@ async fn insert_job(
         .metrics
         .inserted(&result.job.queue, &result.job.kind, result.inserted);
     let mut body = json!({ "id": result.job.id, "inserted": result.inserted });
+    // Inserted cancelled (a parent had failed): it will not run, whoever serves it. Said as
+    // `porter enqueue` says it; it used to say the job waited for a worker.
+    if result.inserted && result.job.state == crate::job::JobState::Cancelled {
+        let why = result
+            .job
+            .errors
+            .last()
+            .map(|e| e.error.as_str())
+            .unwrap_or_default();
+        body["warning"] = format!(
+            "job {} was inserted cancelled and will not run: {why}",
+            result.job.id
+        )
+        .into();
+        return Ok((StatusCode::CREATED, Json(body)));
+    }
     // Jobs nobody will run (issue 17.7): said, not refused; a failed check only goes unsaid.
     match state
         .client
@@ -154,7 +170,7 @@ fn list_params(query: Option<&str>) -> Result<JobListParams, AppError> {
                 validate_name("queue", &value)?;
                 params.queue = Some(value.into_owned());
             }
-            "limit" => params.limit = Some(value.parse().map_err(|_| bad("limit", &value))?),
+            "limit" => params.limit = Some(list_limit(&value)?),
             "before_id" => {
                 params.before_id = Some(value.parse().map_err(|_| bad("before_id", &value))?)
             }
@@ -237,6 +253,22 @@ async fn list_workflows(
     Ok(Json(json!({ "workflows": workflows })))
 }
 
+/// A listing's `limit`: a whole number of at least 1 (more than
+/// [`crate::store::MAX_LIST_LIMIT`] lists that many). 0 used to list one row, and a negative
+/// one was called "not a number".
+fn list_limit(value: &str) -> Result<u32, AppError> {
+    match value.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "limit={value:?} is not a whole number of at least 1 (at most {} are listed)",
+                crate::store::MAX_LIST_LIMIT
+            ),
+        )),
+    }
+}
+
 /// The `limit` and `before_id` of a listing's query string; anything else is refused.
 fn page_query(query: Option<String>) -> Result<(Option<i64>, Option<u32>), AppError> {
     let mut limit = None;
@@ -249,7 +281,7 @@ fn page_query(query: Option<String>) -> Result<(Option<i64>, Option<u32>), AppEr
     };
     for (key, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
         match key.as_ref() {
-            "limit" => limit = Some(value.parse().map_err(|_| bad("limit", &value))?),
+            "limit" => limit = Some(list_limit(&value)?),
             "before_id" => before_id = Some(value.parse().map_err(|_| bad("before_id", &value))?),
             other => {
                 return Err(AppError::new(
