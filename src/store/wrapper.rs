@@ -199,6 +199,13 @@ impl Store {
         id: i64,
         page: StepPage,
     ) -> Result<Option<workflow::WorkflowDetail>> {
+        // A page of none would read as the last page whatever follows.
+        if page.limit == Some(0) {
+            return Err(Error::invalid(
+                "step page",
+                "a page of steps holds at least 1 step",
+            ));
+        }
         // One more than asked for, to know whether another page follows.
         let ask = StepPage {
             limit: page.limit.map(|n| n.saturating_add(1)),

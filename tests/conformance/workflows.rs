@@ -581,5 +581,10 @@ backend_case! {
         assert_eq!(got.next_after_id, None);
         assert_eq!(got.workflow.total, 22);
         assert!(client.workflow_page(wf.id + 1000, past).await.unwrap().is_none());
+        // A page of no steps is refused, not answered empty as the last page (found by
+        // review: it said no page followed).
+        let none = StepPage { limit: Some(0), ..StepPage::all() };
+        let err = client.workflow_page(wf.id, none).await.unwrap_err();
+        assert!(matches!(err, porter::Error::Invalid { .. }), "{err}");
     }
 }
