@@ -605,8 +605,17 @@ backend_case! {
             assert_eq!(out.code, 2, "{args:?}: {out:#?}");
             assert!(out.stderr.starts_with("error: ") && out.stderr.contains(needle), "{out:#?}");
         }
-        let all = env.store().job_list(Default::default()).await.unwrap();
-        assert_eq!(all.len(), 3, "nothing written by the refused ones: {all:?}");
+        // --count times the parents is bounded (found by review: 100,000 jobs after 10,000
+        // parents would write a billion edges), and refused before anything is written.
+        let mut parents: Vec<String> = vec![parent.clone()];
+        for _ in 0..10 {
+            parents.push(ids(&env.run(&["enqueue", "noop"]).ok())[0].to_string());
+        }
+        let out = env.run(&["enqueue", "noop", "--after", &parents.join(","), "--count", "100000"]);
+        assert_eq!(out.code, 2, "1,100,000 edges: {out:#?}");
+        assert!(out.stderr.contains("would write 1100000 dependency edges"), "{out:#?}");
+        let total: i64 = env.store().job_counts().await.unwrap().total.values().sum();
+        assert_eq!(total, 13, "nothing written by the refused one");
     }
 }
 

@@ -97,6 +97,9 @@ pub struct EnqueueArgs {
     allow_unknown_kind: bool,
 }
 
+/// Most dependency edges one `porter enqueue` writes (--count times the parents of --after).
+pub const MAX_ENQUEUE_EDGES: u64 = 1_000_000;
+
 /// Where the args come from.
 #[derive(Debug, Clone)]
 enum ArgsSource {
@@ -206,6 +209,20 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
     };
     usage(crate::app::builtin::check_builtin_args(&a.kind, &args))?;
     let params = usage(JobInsertParams::new(&a.kind, args, opts))?;
+    // Each of --count jobs gets an edge per parent: within each one's limits, the product
+    // could reach a billion edges (hours of writes, tens of GB).
+    let edges = params.depends_on.len() as u64 * u64::from(a.count);
+    if edges > MAX_ENQUEUE_EDGES {
+        return usage(Err(crate::Error::invalid(
+            "enqueue",
+            format!(
+                "--count {} jobs after {} parents would write {edges} dependency edges; at most \
+                 {MAX_ENQUEUE_EDGES} in one command (enqueue them in several)",
+                a.count,
+                params.depends_on.len()
+            ),
+        )));
+    }
     let client = open_client(g).await?;
     // A job's share of a statement: its args and metadata, and a little for the rest of it.
     let job_bytes =
