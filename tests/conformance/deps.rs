@@ -586,6 +586,110 @@ backend_case! {
 }
 
 backend_case! {
+    /// A completion that claims along takes the children it frees as a claim would: by
+    /// priority, due time and id, within the claim's limit and kinds, and never ahead of an
+    /// available job that sorts before them, which is claimed in their place. The rest are
+    /// left available, as are children in a paused queue.
+    async fn a_completion_claims_the_children_it_frees_as_a_claim_would(db: TestDb) {
+        let s = &*db.store;
+        let kid = |kind: &str, queue: &str, priority: i16, parent: i64| {
+            job_with(
+                kind,
+                InsertOpts {
+                    queue: Some(queue.into()),
+                    priority: Some(priority),
+                    depends_on: vec![parent],
+                    ..Default::default()
+                },
+            )
+        };
+        let waiting = |queue: &str, priority: i16| {
+            job_with(
+                "noop",
+                InsertOpts {
+                    queue: Some(queue.into()),
+                    priority: Some(priority),
+                    ..Default::default()
+                },
+            )
+        };
+        let parent = insert(s, job("parent")).await;
+        // Queue "a": within the limit of 2, the two children that sort first.
+        let a_low = insert(s, kid("noop", "a", 3, parent.id)).await;
+        let a_first = insert(s, kid("noop", "a", 1, parent.id)).await;
+        let a_second = insert(s, kid("noop", "a", 1, parent.id)).await;
+        let a_other = insert(s, kid("other", "a", 1, parent.id)).await;
+        let a_waiting = insert(s, waiting("a", 2)).await;
+        // Queue "b": the child before the available job, then that job, not the child after it.
+        let b_before = insert(s, kid("noop", "b", 1, parent.id)).await;
+        let b_after = insert(s, kid("noop", "b", 3, parent.id)).await;
+        let b_waiting = insert(s, waiting("b", 2)).await;
+        // Queue "held", paused: nothing.
+        let held = insert(s, kid("noop", "held", 1, parent.id)).await;
+        s.queue_pause("held").await.unwrap();
+        let ran = claim_one(s, "parent").await;
+        assert_eq!(ran.id, parent.id);
+        let (changed, claimed) = s
+            .job_complete_and_claim(
+                vec![ran.fence()],
+                vec![
+                    claim("a", &["noop"], 2, W),
+                    claim("b", &["noop"], 2, W),
+                    claim("held", &["noop"], 5, W),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(changed, vec![true]);
+        let ids: Vec<Vec<i64>> = claimed.iter().map(|c| c.iter().map(|j| j.id).collect()).collect();
+        assert_eq!(
+            ids,
+            vec![vec![a_first.id, a_second.id], vec![b_before.id, b_waiting.id], vec![]]
+        );
+        for job in claimed.iter().flatten() {
+            let got = get(s, job.id).await;
+            assert_eq!((got.state, got.attempt), (JobState::Running, 1), "job {}", job.id);
+            assert_eq!(got.attempted_by.as_deref(), Some(W));
+            assert_eq!((job.state, job.attempt), (JobState::Running, 1));
+            assert!(got.attempted_at >= get(s, parent.id).await.finalized_at, "job {}", job.id);
+        }
+        for id in [a_low.id, a_other.id, a_waiting.id, b_after.id, held.id] {
+            let got = get(s, id).await;
+            assert_eq!((got.state, got.attempt), (JobState::Available, 0), "job {id}");
+        }
+    }
+}
+
+backend_case! {
+    /// A worker whose heartbeat is overdue claims nothing along its completions (as it claims
+    /// nothing): the child its completion frees is left available.
+    async fn a_worker_whose_heartbeat_is_overdue_claims_no_child_along(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        let start = s.now().await.unwrap();
+        s.worker_register(register("stalled", Duration::from_secs(10), &[]))
+            .await
+            .unwrap();
+        let parent = insert(s, job("noop")).await;
+        let child = insert(s, after("noop", &[parent.id])).await;
+        let ran = s.job_claim(claim("default", &["noop"], 1, "stalled")).await.unwrap();
+        assert_eq!(ran.iter().map(|j| j.id).collect::<Vec<_>>(), vec![parent.id]);
+        clock.set(start + chrono::Duration::milliseconds(5_001));
+        let (changed, along) = s
+            .job_complete_and_claim(
+                vec![ran[0].fence()],
+                vec![claim("default", &["noop"], 4, "stalled")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(changed, vec![true]);
+        assert!(along[0].is_empty(), "nothing claimed along: {along:?}");
+        let got = get(s, child.id).await;
+        assert_eq!((got.state, got.attempt), (JobState::Available, 0));
+    }
+}
+
+backend_case! {
     async fn a_completion_claims_the_jobs_it_made_available_behind_the_claims_so_far(db: TestDb) {
         // On Postgres a child made available keeps its due time (its insert's), so it sorts
         // before the claim cursor that later claims moved on (src/store/postgres/cursor.rs):
