@@ -441,6 +441,15 @@ impl Model {
             .any(|j| j.sequence == Some(seq) && j.unfinished() && j.state != JobState::Pending)
     }
 
+    /// A running job completed now.
+    fn completed(&mut self, id: i64) {
+        let now = self.now;
+        let j = self.job(id);
+        j.state = JobState::Completed;
+        j.finalized_at = Some(now);
+        self.ended(id, JobState::Running);
+    }
+
     /// A job reached a final state (from `old`): the work of the triggers on a job's end (on
     /// SQLite porter_jobs_sequence_next, porter_jobs_finalized, porter_jobs_parent_failed; on
     /// PostgreSQL a row trigger for sequences and a statement trigger for dependencies).
@@ -1025,11 +1034,7 @@ async fn apply(
                 format!("complete and claim {fence:?}: expected [{holds}], got {got:?}")
             })?;
             if holds {
-                let now = m.now;
-                let j = m.job(fence.id);
-                j.state = JobState::Completed;
-                j.finalized_at = Some(now);
-                m.ended(fence.id, JobState::Running);
+                m.completed(fence.id);
             }
             let want = expected_claim(m, worker, queue, limit, only_kind, None);
             let along = along.into_iter().next().unwrap_or_default();
@@ -1045,11 +1050,7 @@ async fn apply(
                 format!("complete {fence:?}: expected [{holds}], got {got:?}")
             })?;
             if holds {
-                let now = m.now;
-                let j = m.job(fence.id);
-                j.state = JobState::Completed;
-                j.finalized_at = Some(now);
-                m.ended(fence.id, JobState::Running);
+                m.completed(fence.id);
             }
         }
         &Op::Fail {
