@@ -825,6 +825,17 @@ async fn copy_refuses_text_that_is_not_utf8_naming_the_row() {
         "{said}"
     );
     assert!(all_jobs(&there.store).await.is_empty(), "nothing copied");
+    // The same bytes bound as a BLOB are refused as well, not replaced with U+FFFD (found by
+    // review: the copy went through with the key changed).
+    common::raw_exec(&db, "UPDATE porter_jobs SET unique_key = x'ff41'").await;
+    let out = porter_copy(&db.url, &there.url, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        said.contains("porter_jobs row id = 1: column unique_key holds text that is not UTF-8"),
+        "{said}"
+    );
+    assert!(all_jobs(&there.store).await.is_empty(), "nothing copied");
 }
 
 backend_case! {
@@ -1031,4 +1042,99 @@ backend_case! {
         assert_eq!(deps.parents.iter().map(|p| p.id).collect::<Vec<_>>(), vec![parent.id]);
         assert_eq!(all_jobs(&there.store).await.len(), 3, "{mine:?} and the two copied");
     }
+}
+
+backend_case! {
+    /// A source whose edges or outputs name jobs it does not have (a `DELETE` with foreign
+    /// keys off, the `sqlite3` shell's default, leaves them; here written as such a program
+    /// would) is refused, with or without --append, naming the tables, and nothing is copied.
+    /// Before, such an edge joined the target's job of that id (with --append, a target job
+    /// waited for one it was never inserted after, and a leftover output showed as a target
+    /// job's output), while the copy verified.
+    async fn copy_refuses_a_source_whose_rows_name_jobs_it_does_not_have(db: TestDb) {
+        let parent = insert(&db.store, "parent", InsertOpts::default()).await;
+        let child = InsertOpts { depends_on: vec![parent.id], ..Default::default() };
+        let child = insert(&db.store, "child", child).await;
+        let sqlite = db.store.backend() == porter::Backend::Sqlite;
+        raw_exec(
+            &db,
+            &format!(
+                "{}INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) VALUES ({}, 999, {}, {})",
+                if sqlite { "PRAGMA foreign_keys = OFF; " } else { "" },
+                child.id,
+                if sqlite { "0" } else { "false" },
+                if sqlite { "0" } else { "false" },
+            ),
+        )
+        .await;
+        let there = other(&db).await;
+        for extra in [&[][..], &["--append"][..]] {
+            let out = porter_copy(&db.url, &there.url, extra);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{extra:?}: {stderr}");
+            assert!(
+                stderr.contains("the source holds rows in porter_job_deps (1) that name jobs it does not have"),
+                "{extra:?}: {stderr}"
+            );
+            assert!(all_jobs(&there.store).await.is_empty(), "nothing copied");
+        }
+        // That row deleted, the copy goes through.
+        raw_exec(&db, "DELETE FROM porter_job_deps WHERE parent_id = 999").await;
+        ok(&porter_copy(&db.url, &there.url, &[]));
+        assert_eq!(all_jobs(&there.store).await.len(), 2);
+    }
+}
+
+/// Two rows of a SQLite source whose keys porter reads as one (a uuid in upper and in lower
+/// case; text stored once as text and once as a BLOB) are refused, naming the row, whatever
+/// pages they fall on. Before, the second was taken for a row the target had: one row was
+/// lost and both were reported kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_refuses_two_source_rows_whose_keys_read_the_same() {
+    for rows in [
+        "INSERT INTO tablos (id, name) VALUES \
+             ('0A000000-0000-4000-8000-000000000001', 'UPPER'), \
+             ('0a000000-0000-4000-8000-000000000001', 'lower')",
+        "INSERT INTO porter_queues (name, paused_at) VALUES \
+             ('qx', NULL), (CAST('qx' AS BLOB), '2026-12-01T00:00:00.000Z')",
+    ] {
+        let db = common::sqlite().await;
+        db.tablos().await;
+        raw_exec(&db, rows).await;
+        let there = other(&db).await;
+        there.tablos().await;
+        let out = porter_copy(&db.url, &there.url, &["--batch", "1"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{rows}: {stderr}");
+        assert!(
+            stderr.contains("another row of the source has this key as porter reads it"),
+            "{rows}: {stderr}"
+        );
+        assert_eq!(there.raw_count("SELECT count(*) FROM tablos").await, 0);
+        let queues = there.store.queue_list().await.unwrap();
+        assert!(
+            queues.iter().all(|q| q.name != "qx"),
+            "nothing copied: {queues:?}"
+        );
+    }
+}
+
+/// A `-0.0` in a SQLite job's args (serde_json writes an f64 of -0 so) is copied: PostgreSQL's
+/// jsonb reads it as `0.0`, the same number, and the verification takes them as equal. Before,
+/// the copy failed its verification on every such job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_takes_negative_zero_for_zero() {
+    let db = common::sqlite().await;
+    let params = JobInsertParams::new(
+        "noop",
+        serde_json::json!({"x": -0.0, "y": [-0.0, 1]}),
+        InsertOpts::default(),
+    )
+    .unwrap();
+    db.store.job_insert_many(vec![params]).await.unwrap();
+    let there = other(&db).await;
+    ok(&porter_copy(&db.url, &there.url, &[]));
+    let jobs = all_jobs(&there.store).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].args["x"].as_f64(), Some(0.0));
 }

@@ -336,8 +336,9 @@ pub fn canonical(kind: ColumnKind, value: Value) -> Result<Value> {
     Ok(match (kind, value) {
         (_, Value::Null) => Value::Null,
         (ColumnKind::Json, Value::String(text)) => {
-            let parsed: Value = serde_json::from_str(&text)
+            let mut parsed: Value = serde_json::from_str(&text)
                 .map_err(|e| Error::Database(format!("a JSON column holds invalid JSON: {e}")))?;
+            positive_zeros(&mut parsed);
             Value::String(parsed.to_string())
         }
         (ColumnKind::Time, Value::String(text)) => Value::String(canonical_time(&text)?),
@@ -345,6 +346,20 @@ pub fn canonical(kind: ColumnKind, value: Value) -> Result<Value> {
         (ColumnKind::Bool, Value::Number(n)) => Value::Bool(n.as_i64() != Some(0)),
         (_, v) => v,
     })
+}
+
+/// Turns every `-0.0` of a JSON value into `0.0`: PostgreSQL's jsonb holds no negative zero
+/// (it reads `-0.0` as `0.0`), so a SQLite source's `-0.0`, which serde_json writes for an
+/// f64 of -0, failed the copy's verification (found by review). The two are the same number.
+fn positive_zeros(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.as_f64() == Some(0.0) && n.is_f64() => {
+            *value = Value::from(0.0);
+        }
+        Value::Array(items) => items.iter_mut().for_each(positive_zeros),
+        Value::Object(fields) => fields.values_mut().for_each(positive_zeros),
+        _ => {}
+    }
 }
 
 /// A time as the copy spells it: UTC, milliseconds, `Z`. Read as porter reads a SQLite time
@@ -540,6 +555,7 @@ pub async fn copy(
     }
     from.begin_read().await?;
     let tables = plan(from.tables().await?, to.tables().await?)?;
+    refuse_source_rows_naming_missing_jobs(from).await?;
     if options.append {
         refuse_rows_naming_missing_jobs(to).await?;
     } else {
@@ -589,9 +605,28 @@ async fn copy_table(
 ) -> Result<std::collections::HashSet<String>> {
     progress(CopyProgress::Copying(&table.name, from.count(table).await?));
     let mut kept = std::collections::HashSet::new();
+    // Keys copied so far, as the copy reads them: two source rows whose keys read the same (a
+    // uuid in upper and in lower case, text stored once as text and once as a BLOB) would be
+    // one row in the target, and the second taken for a row the target had (found by
+    // review: a row was lost and both reported kept).
+    let mut copied = std::collections::HashSet::new();
     let mut pages = Pages::new(table, batch);
     let mut done = 0u64;
     while let Some(rows) = pages.next(from).await? {
+        for row in &rows {
+            if !copied.insert(key_text(&table.key_of(row))) {
+                return Err(key_error(
+                    table,
+                    &table.key_of(row),
+                    Error::Conflict(
+                        "another row of the source has this key as porter reads it (a uuid \
+                         in another case, or text stored as a BLOB): keep one of them, \
+                         nothing was copied"
+                            .into(),
+                    ),
+                ));
+            }
+        }
         if !insert_only(&table.name) {
             let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
             for row in to.read_keys(table, &keys).await? {
@@ -655,6 +690,25 @@ async fn refuse_rows_naming_missing_jobs(to: &mut dyn CopyEnd) -> Result<()> {
         "the target holds rows in {} that name jobs it does not have, left by a TRUNCATE or \
          another program's DELETE: copied jobs of those ids would take them as their own; \
          delete those rows first: nothing was copied",
+        listed.join(", ")
+    )))
+}
+
+/// Refuses a source whose edges, outputs or workflow steps name jobs it does not have (a
+/// `DELETE` with foreign keys off, the `sqlite3` shell's default, leaves them): copied, they
+/// would name the target's jobs of those ids, or jobs the target hands those ids to later
+/// (found by review: with `--append`, a leftover edge made a target's job wait for another,
+/// and a leftover output showed as a target job's output, while the copy verified).
+async fn refuse_source_rows_naming_missing_jobs(from: &mut dyn CopyEnd) -> Result<()> {
+    let rows = from.rows_naming_missing_jobs().await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = rows.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+    Err(Error::Conflict(format!(
+        "the source holds rows in {} that name jobs it does not have, left by a DELETE with \
+         foreign keys off or a TRUNCATE: copied, they would name the target's jobs of those \
+         ids; delete those rows in the source first: nothing was copied",
         listed.join(", ")
     )))
 }

@@ -115,6 +115,15 @@ fn read_row(table: &CopyTable, r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored
                         SqlValue::Text(String::from_utf8_lossy(bytes).into_owned())
                     }
                 },
+                // Text another program bound as a BLOB is read as its text (see `value_of`):
+                // bytes that are not UTF-8 are refused as such text is, not replaced with
+                // U+FFFD (found by review).
+                ValueRef::Blob(bytes) => {
+                    if std::str::from_utf8(bytes).is_err() {
+                        not_utf8 = not_utf8.or(Some(i));
+                    }
+                    SqlValue::Blob(bytes.to_vec())
+                }
                 other => SqlValue::from(other),
             })
         })
