@@ -555,9 +555,9 @@ pub async fn copy(
     }
     from.begin_read().await?;
     let tables = plan(from.tables().await?, to.tables().await?)?;
-    refuse_source_rows_naming_missing_jobs(from).await?;
+    refuse_rows_naming_missing_jobs(from, End::Source).await?;
     if options.append {
-        refuse_rows_naming_missing_jobs(to).await?;
+        refuse_rows_naming_missing_jobs(to, End::Target).await?;
     } else {
         refuse_a_target_in_use(to, &tables).await?;
     }
@@ -677,38 +677,42 @@ async fn refuse_a_target_in_use(to: &mut dyn CopyEnd, tables: &[CopyTable]) -> R
     )))
 }
 
-/// With `--append`: refuses a target whose edges, outputs or workflow steps name jobs it does
-/// not have (see [`refuse_a_target_in_use`] for how they stay behind): a copied job of such an
-/// id would take them as its own, as the free ids `--append` asks for do not show.
-async fn refuse_rows_naming_missing_jobs(to: &mut dyn CopyEnd) -> Result<()> {
-    let rows = to.rows_naming_missing_jobs().await?;
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let listed: Vec<String> = rows.iter().map(|(t, n)| format!("{t} ({n})")).collect();
-    Err(Error::Conflict(format!(
-        "the target holds rows in {} that name jobs it does not have, left by a TRUNCATE or \
-         another program's DELETE: copied jobs of those ids would take them as their own; \
-         delete those rows first: nothing was copied",
-        listed.join(", ")
-    )))
+/// Which end of a copy [`refuse_rows_naming_missing_jobs`] looks at.
+#[derive(Clone, Copy)]
+enum End {
+    Source,
+    Target,
 }
 
-/// Refuses a source whose edges, outputs or workflow steps name jobs it does not have (a
-/// `DELETE` with foreign keys off, the `sqlite3` shell's default, leaves them): copied, they
+/// Refuses an end whose edges, outputs or workflow steps name jobs it does not have (see
+/// [`refuse_a_target_in_use`] for how they stay behind). The source's, always: copied, they
 /// would name the target's jobs of those ids, or jobs the target hands those ids to later
 /// (found by review: with `--append`, a leftover edge made a target's job wait for another,
-/// and a leftover output showed as a target job's output, while the copy verified).
-async fn refuse_source_rows_naming_missing_jobs(from: &mut dyn CopyEnd) -> Result<()> {
-    let rows = from.rows_naming_missing_jobs().await?;
+/// and a leftover output showed as a target job's output, while the copy verified). The
+/// target's, with `--append`: a copied job of such an id would take them as its own, as the
+/// free ids `--append` asks for do not show.
+async fn refuse_rows_naming_missing_jobs(end: &mut dyn CopyEnd, which: End) -> Result<()> {
+    let rows = end.rows_naming_missing_jobs().await?;
     if rows.is_empty() {
         return Ok(());
     }
     let listed: Vec<String> = rows.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+    let (whose, what, delete) = match which {
+        End::Source => (
+            "source",
+            "copied, they would name the target's jobs of those ids",
+            "delete those rows in the source first",
+        ),
+        End::Target => (
+            "target",
+            "copied jobs of those ids would take them as their own",
+            "delete those rows first",
+        ),
+    };
     Err(Error::Conflict(format!(
-        "the source holds rows in {} that name jobs it does not have, left by a DELETE with \
-         foreign keys off or a TRUNCATE: copied, they would name the target's jobs of those \
-         ids; delete those rows in the source first: nothing was copied",
+        "the {whose} holds rows in {} that name jobs it does not have, left by a TRUNCATE or \
+         another program's DELETE (with foreign keys off on SQLite): {what}; {delete}: nothing \
+         was copied",
         listed.join(", ")
     )))
 }
