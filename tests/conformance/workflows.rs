@@ -588,3 +588,51 @@ backend_case! {
         assert!(matches!(err, porter::Error::Invalid { .. }), "{err}");
     }
 }
+
+backend_case! {
+    /// A step whose job is gone (deleted by another program with triggers or foreign keys
+    /// off, as a replication subscriber or the sqlite3 shell does) is passed over by the
+    /// pages, which stay full and go on to the last step (found by review of cfc571e: on
+    /// Postgres a page chose its steps before looking their jobs up, came up short, and said
+    /// no page followed).
+    async fn a_workflows_pages_pass_over_a_step_whose_job_is_gone(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let gone = insert(s, job("plain")).await;
+        raw_exec(&db, &format!("DELETE FROM porter_jobs WHERE id = {}", gone.id)).await;
+        let mut flow = Workflow::new("gappy");
+        for i in 0..6 {
+            flow = flow.step(step(&format!("s{i}"), "wf_a"));
+        }
+        let wf = client.insert_workflow(flow).await.unwrap();
+        // The step written as such a program would leave it: before every other.
+        let sqlite = db.store.backend() == porter::Backend::Sqlite;
+        raw_exec(
+            &db,
+            &format!(
+                "{}INSERT INTO porter_workflow_steps (workflow_id, step, job_id) VALUES ({}, 'ghost', {})",
+                if sqlite { "PRAGMA foreign_keys = OFF; " } else { "" },
+                wf.id,
+                gone.id
+            ),
+        )
+        .await;
+        let whole = client.workflow(wf.id).await.unwrap().expect("the workflow");
+        assert_eq!(whole.steps.len(), 6, "{whole:?}");
+        for limit in [1, 2, 5] {
+            let mut read = Vec::new();
+            let mut after_id = 0;
+            loop {
+                let page = StepPage { after_id, limit: Some(limit), ..StepPage::all() };
+                let got = client.workflow_page(wf.id, page).await.unwrap().expect("the workflow");
+                read.extend(got.steps.iter().map(|st| st.job_id));
+                match got.next_after_id {
+                    Some(next) => after_id = next,
+                    None => break,
+                }
+            }
+            let want: Vec<i64> = whole.steps.iter().map(|st| st.job_id).collect();
+            assert_eq!(read, want, "pages of {limit}");
+        }
+    }
+}
