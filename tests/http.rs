@@ -1044,13 +1044,13 @@ backend_case! {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
         surfaces::insert(db.store.as_ref(), "noop", "default").await;
         for route in ["/admin/jobs", "/admin/workflows", "/admin/batches"] {
-            for bad in ["0", "-1", "x", ""] {
+            for bad in ["0", "-1", "x", "", "0000000000000000000000000", "1.5"] {
                 let (status, body) = send(&app, request(Method::GET, &format!("{route}?limit={bad}"), Body::empty())).await;
                 assert_eq!(status, StatusCode::BAD_REQUEST, "{route} limit={bad}: {body}");
                 let error = body["error"].as_str().unwrap_or_default().to_string() + &body.to_string();
                 assert!(error.contains("at least 1"), "{route} limit={bad}: {body}");
             }
-            for good in ["1", "10000", "20000"] {
+            for good in ["1", "10000", "20000", "4294967296", "1234567890123456789012345678901234567890"] {
                 let (status, body) = send(&app, request(Method::GET, &format!("{route}?limit={good}"), Body::empty())).await;
                 assert_eq!(status, StatusCode::OK, "{route} limit={good}: {body}");
             }

@@ -254,11 +254,16 @@ async fn list_workflows(
 }
 
 /// A listing's `limit`: a whole number of at least 1 (more than
-/// [`crate::store::MAX_LIST_LIMIT`] lists that many). 0 used to list one row, and a negative
-/// one was called "not a number".
+/// [`crate::store::MAX_LIST_LIMIT`] lists that many, however large). 0 used to list one row,
+/// and a negative one was called "not a number".
 fn list_limit(value: &str) -> Result<u32, AppError> {
+    let many = !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_digit())
+        && value.bytes().any(|b| b != b'0');
     match value.parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
+        // Too many digits for a u32: as many as are listed at most.
+        Err(_) if many => Ok(u32::MAX),
         _ => Err(AppError::new(
             StatusCode::BAD_REQUEST,
             format!(
