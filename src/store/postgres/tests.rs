@@ -408,7 +408,7 @@ async fn a_small_page_of_a_large_workflow_is_found_by_its_steps() {
             for (i, _) in scans {
                 assert!(
                     plan.get(i + 1)
-                        .is_some_and(|l| l.contains("Index Cond: (id = s.job_id)")),
+                        .is_some_and(|l| l.contains("Index Cond: (id = p.job_id)")),
                     "{mode}, after {after}, limit {limit}:\n{}",
                     plan.join("\n")
                 );
