@@ -1050,7 +1050,7 @@ backend_case! {
                 let error = body["error"].as_str().unwrap_or_default().to_string() + &body.to_string();
                 assert!(error.contains("at least 1"), "{route} limit={bad}: {body}");
             }
-            for good in ["1", "10000", "20000", "4294967296", "1234567890123456789012345678901234567890"] {
+            for good in ["1", "10000", "20000", "4294967296", "%2B4294967296", "1234567890123456789012345678901234567890"] {
                 let (status, body) = send(&app, request(Method::GET, &format!("{route}?limit={good}"), Body::empty())).await;
                 assert_eq!(status, StatusCode::OK, "{route} limit={good}: {body}");
             }

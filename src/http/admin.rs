@@ -257,9 +257,11 @@ async fn list_workflows(
 /// [`crate::store::MAX_LIST_LIMIT`] lists that many, however large). 0 used to list one row,
 /// and a negative one was called "not a number".
 fn list_limit(value: &str) -> Result<u32, AppError> {
-    let many = !value.is_empty()
-        && value.bytes().all(|b| b.is_ascii_digit())
-        && value.bytes().any(|b| b != b'0');
+    // (A leading `+` as the integer parsers take it.)
+    let digits = value.strip_prefix('+').unwrap_or(value);
+    let many = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.bytes().any(|b| b != b'0');
     match value.parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
         // Too many digits for a u32: as many as are listed at most.
