@@ -1834,9 +1834,13 @@ backend_case! {
     async fn the_jobs_of_a_late_claim_no_reconcile_took_start(db: TestDb) {
         let (gated, counter, workers, cfg, id) = late_claim_runtime(&db).await;
         gated.stall_claims(Some("default"));
+        // A reconcile whose lookup is slow: the claim is let go only once it has returned
+        // (let go when it started, a lookup still under way could find the claimed job: a
+        // stray it took, as in a failed CI run of 4 Dec under load).
+        gated.slow_listings(Duration::from_millis(300));
         let rt = start(gated.store(), workers, cfg);
         eventually("a reconcile while the claim is held up", || async {
-            !gated.listings().is_empty()
+            gated.listed() > 0
         })
         .await;
         gated.stall_claims(None);
@@ -1871,8 +1875,12 @@ backend_case! {
             .unwrap()
             .job
             .id;
+        // A reconcile whose lookup is slow: the write is let go only once it has returned
+        // (let go when it started, a lookup still under way found the written job, a stray
+        // it took: a failed CI run of 4 Dec under load).
+        gated.slow_listings(Duration::from_millis(300));
         eventually("a reconcile while the write is held up", || async {
-            !gated.listings().is_empty()
+            gated.listed() > 0
         })
         .await;
         gated.open();

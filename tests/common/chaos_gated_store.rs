@@ -31,6 +31,8 @@ pub struct GatedStore {
     stalled_claims: tokio::sync::watch::Sender<Option<String>>,
     /// The bound (`since`) of each `job_list_running` (the reconcile's lookup), in order.
     listings: std::sync::Mutex<Vec<DateTime<Utc>>>,
+    /// Lookups of running jobs that have returned (see [`GatedStore::listed`]).
+    listed: AtomicU64,
     /// Replies to claims of this queue wait, the claim made, while it is set (a reply held
     /// up on its way back); so do those of completion writes that claim along for it.
     stalled_replies: tokio::sync::watch::Sender<Option<String>>,
@@ -58,6 +60,7 @@ impl GatedStore {
             releases_fail: AtomicBool::new(false),
             stalled_claims: tokio::sync::watch::Sender::new(None),
             listings: Default::default(),
+            listed: AtomicU64::new(0),
             stalled_replies: tokio::sync::watch::Sender::new(None),
         })
     }
@@ -141,6 +144,12 @@ impl GatedStore {
 
     /// The bound of each reconcile lookup so far (the Unix epoch: a lookup of all the
     /// worker's running jobs).
+    /// How many of the reconcile's lookups of running jobs have returned (those of
+    /// [`Self::listings`] are counted as they start).
+    pub fn listed(&self) -> u64 {
+        self.listed.load(Ordering::SeqCst)
+    }
+
     pub fn listings(&self) -> Vec<DateTime<Utc>> {
         self.listings.lock().unwrap().clone()
     }
@@ -301,7 +310,9 @@ impl Driver for GatedStore {
         self.listings.lock().unwrap().push(since);
         let delay = self.slow_listings.load(Ordering::SeqCst);
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-        self.inner.job_list_running(worker_id, since).await
+        let listed = self.inner.job_list_running(worker_id, since).await;
+        self.listed.fetch_add(1, Ordering::SeqCst);
+        listed
     }
     async fn job_release(&self, params: JobReleaseParams) -> Result<Option<JobRow>> {
         let ms = self.slow_releases.load(Ordering::SeqCst);
