@@ -142,6 +142,11 @@ pub struct AttemptError {
     /// A backtrace or panic location, when one was captured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// Set on the entry of an attempt given back before its handler was called (claimed ahead
+    /// of a free slot): such an attempt did not start the job. A job whose every attempt is
+    /// such has not started.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unstarted: bool,
 }
 
 /// The metadata key that records a user's request to cancel a running job (River's way, as

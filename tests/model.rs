@@ -154,9 +154,11 @@ enum Op {
     CancelSelf {
         pick: Pick,
     },
-    /// The worker gives the job back without a result (shutdown, reconcile).
+    /// The worker gives the job back without a result: stopped by a shutdown or put back by a
+    /// reconcile (`started`), or claimed ahead and given back before its handler ran.
     Release {
         pick: Pick,
+        started: bool,
     },
     Cancel {
         job: Index,
@@ -260,7 +262,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (pick(), delay(), prop::bool::weighted(0.2)).prop_map(|(pick, delay, discard)| Op::Fail { pick, delay, discard }),
         1 => (pick(), delay()).prop_map(|(pick, delay)| Op::Snooze { pick, delay }),
         1 => pick().prop_map(|pick| Op::CancelSelf { pick }),
-        1 => pick().prop_map(|pick| Op::Release { pick }),
+        1 => (pick(), any::<bool>()).prop_map(|(pick, started)| Op::Release { pick, started }),
         1 => any::<Index>().prop_map(|job| Op::Cancel { job }),
         2 => any::<Index>().prop_map(|job| Op::Retry { job }),
         3 => (0..2usize).prop_map(|worker| Op::Heartbeat { worker }),
@@ -324,6 +326,9 @@ struct MJob {
     cancel_requested_at: Option<i64>,
     /// How often its worker was lost while it ran: the first two losses use no attempt.
     lost: u32,
+    /// How many of its attempts were given back before its handler ran (each such entry of the
+    /// history is marked `unstarted`): when all of them, it has not started.
+    given_back: i32,
     sequence: Option<usize>,
     /// Parents not yet ended as it needs.
     waiting_for: i32,
@@ -575,6 +580,7 @@ impl Model {
                 unique,
                 cancel_requested_at: None,
                 lost: 0,
+                given_back: 0,
                 sequence,
                 waiting_for,
                 key,
@@ -1131,7 +1137,7 @@ async fn apply(
                 expect_fenced("cancel running", got)?;
             }
         }
-        Op::Release { pick } => {
+        Op::Release { pick, started } => {
             let Some(fence) = m.choose_fence(pick) else {
                 return Ok(());
             };
@@ -1139,6 +1145,7 @@ async fn apply(
                 .job_release(JobReleaseParams {
                     fence: fence.clone(),
                     reason: "worker shut down".into(),
+                    started: *started,
                 })
                 .await;
             if m.fence_holds(&fence) {
@@ -1148,6 +1155,9 @@ async fn apply(
                 // Due at once, and the attempt does not count: max_attempts grows by one. A
                 // job whose cancel a user requested ends cancelled instead.
                 j.errors.push(j.attempt);
+                if !*started {
+                    j.given_back += 1;
+                }
                 if j.cancel_requested_at.is_some() {
                     j.state = JobState::Cancelled;
                     j.finalized_at = Some(now);
@@ -1237,7 +1247,7 @@ async fn apply(
                     }
                     let c = &m.jobs[&child];
                     let unstarted = matches!(c.state, JobState::Available | JobState::Scheduled)
-                        && c.attempt == 0;
+                        && c.attempt == c.given_back;
                     if (resolved && c.state == JobState::Pending) || unstarted {
                         m.edges[i].resolved = false;
                         let c = m.job(child);
@@ -1628,6 +1638,15 @@ fn compare(want: &MJob, got: &JobRow, start: DateTime<Utc>) -> Result<(), String
             format!("{:?}", want.errors),
             format!("{errors:?}"),
         ),
+        (
+            "attempts given back unstarted",
+            want.given_back.to_string(),
+            got.errors
+                .iter()
+                .filter(|e| e.unstarted)
+                .count()
+                .to_string(),
+        ),
         ("queue", QUEUES[want.queue].to_string(), got.queue.clone()),
         ("kind", KINDS[want.kind].to_string(), got.kind.clone()),
         (
@@ -1826,6 +1845,31 @@ mod regressions {
     }
 
     backend_case! {
+        /// A child claimed ahead and given back before its handler ran has not started: its
+        /// parent, retried after that, is waited for again, and its rerun's failure cancels the
+        /// child. (Found by review, 4 Dec: the give-back kept the attempt count, the child
+        /// looked started, stayed available and ran beside its parent's new run.)
+        fn a_parent_retried_after_its_child_was_given_back_unstarted_is_waited_for_again(fresh: FreshDb) {
+            let plain = |queue| Spec { queue, unique: None, ..KEYED };
+            let live = Pick { stale: false, index: 0 };
+            let claim = |queue| Op::Claim { worker: 0, queue, limit: 1, only_kind: None, ahead: ClaimAhead::default() };
+            run_fixed(fresh, vec![
+                Op::Insert(plain(0)),
+                Op::Insert(Spec { after: Some((0, None, false)), ..plain(1) }),
+                claim(0),
+                Op::Complete { pick: live.clone() },
+                claim(1),
+                Op::Release { pick: live.clone(), started: false },
+                Op::Retry { job: 0 },
+                claim(1),
+                claim(0),
+                Op::Fail { pick: live, delay: 0, discard: true },
+                claim(1),
+            ]);
+        }
+    }
+
+    backend_case! {
         /// A completion's claim along takes, as a claim would, the queue's available job that
         /// sorts before the child the completion frees, and the child after it. (A hand-off of
         /// freed children to the completing worker inside the completion's write was tried on
@@ -1933,7 +1977,7 @@ mod regressions {
                     only_kind: None,
                 ahead: ClaimAhead::default(),
                 },
-                Op::Release { pick: live.clone() },
+                Op::Release { pick: live.clone(), started: true },
                 Op::Claim {
                     worker: 0,
                     queue: 0,

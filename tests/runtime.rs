@@ -785,6 +785,7 @@ backend_case! {
             .job_release(porter::store::JobReleaseParams {
                 fence: row.fence(),
                 reason: "put back by the test".into(),
+                started: true,
             })
             .await
             .unwrap();
@@ -1466,16 +1467,19 @@ backend_case! {
     }
 }
 
-/// How many of `ids` have a `GIVEN_BACK` entry in their history.
+/// How many of `ids` have a `GIVEN_BACK` entry in their history; each such entry must say the
+/// attempt did not start (a parent retried later is then waited for again, migration 0044).
 async fn given_back(store: &Store, ids: &[i64]) -> usize {
     let mut n = 0;
     for id in ids {
         let row = store.job_get(*id).await.unwrap().unwrap();
-        if row
+        let entries: Vec<_> = row
             .errors
             .iter()
-            .any(|e| e.error == porter::runtime::GIVEN_BACK)
-        {
+            .filter(|e| e.error == porter::runtime::GIVEN_BACK)
+            .collect();
+        assert!(entries.iter().all(|e| e.unstarted), "{row:?}");
+        if !entries.is_empty() {
             n += 1;
         }
     }

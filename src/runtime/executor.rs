@@ -405,6 +405,7 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
                 ctx.store.job_release(JobReleaseParams {
                     fence: fence.clone(),
                     reason: SHUT_DOWN.to_string(),
+                    started: true,
                 })
             })
             .await;

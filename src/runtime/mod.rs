@@ -471,6 +471,9 @@ async fn reconcile_since(ctx: &Ctx, all: bool) -> Result<usize> {
             .job_release(JobReleaseParams {
                 fence: fence.clone(),
                 reason: RECONCILED.to_string(),
+                // A lost claim's reply never started it, but an outcome given up on did: which
+                // one a stray is cannot be told here, so it counts as started.
+                started: true,
             })
             .await
         {

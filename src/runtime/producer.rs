@@ -707,6 +707,7 @@ async fn give_back_rows(ctx: &Ctx, q: &Queue, jobs: Vec<(JobRow, Option<Slot>)>)
                 ctx.store.job_release(JobReleaseParams {
                     fence: fence.clone(),
                     reason: GIVEN_BACK.to_string(),
+                    started: false,
                 })
             })
             .await;

@@ -222,6 +222,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "enqueue_wakes_held_parents",
             "0043_enqueue_wakes_held_parents.sql"
         ),
+        migration!(
+            44,
+            "given_back_children_wait_again",
+            "0044_given_back_children_wait_again.sql"
+        ),
     ],
 };
 

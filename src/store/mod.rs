@@ -402,6 +402,7 @@ pub(crate) fn errors_read(
                 "porter could not read this entry of the job's error history (written by another program?): {raw:?}"
             ),
             trace: None,
+            unstarted: false,
         }
     };
     match value {
@@ -613,6 +614,11 @@ pub struct JobReleaseParams {
     pub fence: JobFence,
     /// Why (a shutdown, a reconcile), kept in the error history.
     pub reason: String,
+    /// Whether the job may have started: `false` only for a job claimed ahead and given back
+    /// before its handler was called. A job that has not started by the time a parent of it is
+    /// retried waits for that parent again (see migration 0044); the entry this release adds
+    /// to the history says so ([`AttemptError::unstarted`](crate::job::AttemptError::unstarted)).
+    pub started: bool,
 }
 
 /// A running job cancels itself.

@@ -201,7 +201,7 @@ backend_case! {
         assert!(failed.finalized_at.is_some());
         // Given back by a shutdown: the stop that was asked for has happened.
         let released = s
-            .job_release(JobReleaseParams { fence: row(ids[4]).fence(), reason: "worker shut down".into() })
+            .job_release(JobReleaseParams { fence: row(ids[4]).fence(), reason: "worker shut down".into(), started: true })
             .await
             .unwrap();
         assert_eq!(

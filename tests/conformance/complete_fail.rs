@@ -188,7 +188,7 @@ backend_case! {
         .await;
         let r = claim_one(s, "noop").await;
         let back = s
-            .job_release(JobReleaseParams { fence: r.fence(), reason: "worker shut down".into() })
+            .job_release(JobReleaseParams { fence: r.fence(), reason: "worker shut down".into(), started: true })
             .await
             .unwrap();
         assert_eq!(
@@ -203,7 +203,7 @@ backend_case! {
         );
         // Fenced: a second release of the same attempt, or one by another worker, changes nothing.
         assert!(matches!(
-            s.job_release(JobReleaseParams { fence: r.fence(), reason: "again".into() }).await,
+            s.job_release(JobReleaseParams { fence: r.fence(), reason: "again".into(), started: true }).await,
             Err(Error::Fenced { .. })
         ));
         let again = claim_one(s, "noop").await;
@@ -213,7 +213,7 @@ backend_case! {
             ..again.fence()
         };
         assert!(matches!(
-            s.job_release(JobReleaseParams { fence: other, reason: "x".into() }).await,
+            s.job_release(JobReleaseParams { fence: other, reason: "x".into(), started: true }).await,
             Err(Error::Fenced { .. })
         ));
         // The attempt left is a real one: a failure now uses it up.
@@ -304,7 +304,7 @@ backend_case! {
         insert(s, job_with("noop", opts(MAX_ATTEMPTS))).await;
         let j = claim_one(s, "noop").await;
         let released = s
-            .job_release(JobReleaseParams { fence: j.fence(), reason: "worker shut down".into() })
+            .job_release(JobReleaseParams { fence: j.fence(), reason: "worker shut down".into(), started: true })
             .await
             .unwrap();
         assert_eq!(released.max_attempts, MAX_ATTEMPTS + 1);

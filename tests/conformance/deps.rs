@@ -860,6 +860,50 @@ backend_case! {
 }
 
 backend_case! {
+    /// A child claimed ahead of a free slot and given back unstarted has not started: a parent
+    /// retried after that is waited for again, as by a child never claimed. Before, the give-back
+    /// (which keeps the attempt count) made it look started: it stayed claimable and ran while
+    /// its parent ran again. A child stopped by a shutdown did start, and is left as it is.
+    async fn a_parent_retried_is_waited_for_by_a_child_given_back_unstarted(db: TestDb) {
+        let s = &db.store;
+        let a = insert(s, job("p")).await;
+        let child = insert(s, after("c", &[a.id])).await;
+        let stopped = insert(s, after("d", &[a.id])).await;
+        run_to(s, "p", a.id, JobState::Completed).await;
+        let give_back = |kind: &'static str, id: i64, started: bool| async move {
+            let got = s.job_claim(claim("default", &[kind], 1, W)).await.unwrap();
+            assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id]);
+            let reason = if started { "worker shut down" } else { porter::runtime::GIVEN_BACK };
+            s.job_release(JobReleaseParams { fence: got[0].fence(), reason: reason.into(), started })
+                .await
+                .unwrap();
+        };
+        give_back("c", child.id, false).await;
+        give_back("d", stopped.id, true).await;
+        s.job_retry(a.id).await.unwrap();
+        let row = get(s, child.id).await;
+        assert_eq!(row.state, JobState::Pending, "waits for a's new run: {row:?}");
+        assert!(row.errors.last().unwrap().unstarted, "{row:?}");
+        let row = get(s, stopped.id).await;
+        assert_eq!(row.state, JobState::Available, "it started: left alone");
+        assert!(!row.errors.last().unwrap().unstarted, "{row:?}");
+        assert!(s.job_claim(claim("default", &["c"], 10, W)).await.unwrap().is_empty());
+        // Given back twice without starting, it still has not started.
+        run_to(s, "p", a.id, JobState::Completed).await;
+        give_back("c", child.id, false).await;
+        s.job_retry(a.id).await.unwrap();
+        assert_eq!(get(s, child.id).await.state, JobState::Pending, "given back twice");
+        // Once it ran (and failed), it started: a later retry of its parent leaves it.
+        run_to(s, "p", a.id, JobState::Completed).await;
+        let got = s.job_claim(claim("default", &["c"], 1, W)).await.unwrap();
+        s.job_fail(fail(&got[0], "broken", Duration::ZERO)).await.unwrap();
+        give_back("c", child.id, false).await;
+        s.job_retry(a.id).await.unwrap();
+        assert_eq!(get(s, child.id).await.state, JobState::Available, "it ran once");
+    }
+}
+
+backend_case! {
     /// A child retried by hand once every parent has ended runs, even after a parent it needed
     /// failed and was not retried: the operator's word. A bulk retry leaves it.
     async fn a_child_retried_by_hand_after_its_parent_failed_runs(db: TestDb) {

@@ -2088,7 +2088,7 @@ impl Driver for SqliteStore {
                 one_job(
                     c,
                     sql!("job_release"),
-                    params![f.id, f.attempt, f.worker_id, p.reason],
+                    params![f.id, f.attempt, f.worker_id, p.reason, p.started],
                 )
             })
             .await
