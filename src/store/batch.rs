@@ -32,15 +32,17 @@ pub struct BatchInsertParams {
 }
 
 impl BatchInsertParams {
-    /// The queues and kinds a batch needs served: its callback's, then each of its jobs', with
-    /// how many of its jobs have it (0 for the callback's own entry).
+    /// The queues and kinds a batch needs served, each once, with how many of its jobs have
+    /// it: its callback's first (counting the jobs of the same queue and kind, 0 when none),
+    /// then the others of its jobs'.
     pub fn serving_needed(&self) -> Vec<((String, String), u64)> {
         let mut jobs: BTreeMap<(String, String), u64> = BTreeMap::new();
         for j in &self.jobs {
             *jobs.entry((j.queue.clone(), j.kind.clone())).or_default() += 1;
         }
         let callback = (self.callback.queue.clone(), self.callback.kind.clone());
-        std::iter::once((callback, 0)).chain(jobs).collect()
+        let sharing = jobs.remove(&callback).unwrap_or(0);
+        std::iter::once((callback, sharing)).chain(jobs).collect()
     }
 
     /// The callback's params for a batch of this id whose members got these ids.
@@ -86,16 +88,22 @@ impl BatchInserted {
     /// Records (and logs) a warning for each entry of
     /// [`BatchInsertParams::serving_needed`] that no live worker serves (`served` false).
     pub fn warn_unserved(&mut self, needed: Vec<((String, String), u64)>, served: &[bool]) {
-        for (((queue, kind), jobs), served) in needed.into_iter().zip(served) {
+        for (i, (((queue, kind), jobs), served)) in needed.into_iter().zip(served).enumerate() {
             if *served {
                 continue;
             }
-            let warning = if jobs == 0 {
+            let warning = if i == 0 {
+                // The callback's, with the jobs of its queue and kind.
+                let with = match jobs {
+                    0 => String::new(),
+                    1 => " and 1 job".to_string(),
+                    n => format!(" and {n} jobs"),
+                };
                 format!(
-                    "batch {}, callback job {}: {}",
+                    "batch {}, callback job {}{with}: {}",
                     self.id,
                     self.callback.id,
-                    super::UnservedRow::warning(&queue, &kind, 1)
+                    super::UnservedRow::warning(&queue, &kind, jobs + 1)
                 )
             } else {
                 format!(

@@ -297,6 +297,18 @@ backend_case! {
             b.warnings
         );
 
+        // A callback of the queue and kind of members nobody serves: one line names them all
+        // (there were two, one for the callback and one for the members).
+        let b = client.insert_batch(callback(batch_of(3, "cb"), false)).await.unwrap();
+        assert_eq!(
+            b.warnings,
+            vec![format!(
+                "batch {}, callback job {} and 3 jobs: no live worker serves queue 'default' kind 'cb'; \
+                 the jobs wait until one does",
+                b.id, b.callback.id
+            )]
+        );
+
         let mut worker = crate::register("serves-all", Duration::from_secs(3600), &[]);
         worker.queues = vec!["default".into()];
         worker.kinds = vec!["k".into(), "cb".into()];
