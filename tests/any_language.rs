@@ -656,7 +656,97 @@ mod postgres_only {
                     ..Call::kind("noop")
                 }),
             ),
+            // Several faults: the library's order of checks names the same one. (Until 4 Dec
+            // the function judged the due time before the JSON's depth, and each document's
+            // size before the other's depth.)
+            (
+                "due before 1970 and args nested 128 levels deep",
+                k(Call {
+                    args: Some(nested(128)),
+                    scheduled_at: Some("1969-12-31T23:59:59Z".into()),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "args over 1 MiB and metadata nested 128 levels deep",
+                k(Call {
+                    args: Some(over_cap(1024 * 1024 + 1)),
+                    metadata: Some(json!({ "m": nested(127) })),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "args over 1 MiB and due before 1970",
+                k(Call {
+                    args: Some(over_cap(1024 * 1024 + 1)),
+                    scheduled_at: Some("1969-12-31T23:59:59Z".into()),
+                    ..Call::kind("noop")
+                }),
+            ),
         ]
+    }
+
+    /// Numbers at the top of a 64-bit float's range, as JSON text: the function takes exactly
+    /// those porter's reader takes (serde_json, correctly rounded: below half a step past the
+    /// largest float it reads the largest float), and porter reads back what it took. Until 4
+    /// Dec it refused everything above the largest float's shortest text, 1.7976931348623158e308
+    /// among them, which the library and the CLI take.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+    )]
+    async fn porter_enqueue_takes_the_numbers_porter_reads_and_no_others() {
+        let db = common::postgres().await;
+        let pool = pool(&db).await;
+        // Half a step past the largest float: 2^1024 - 2^970, the first number that rounds up.
+        let half = "179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497792";
+        // Just below it: still the largest float.
+        let below = format!("{}1.99", &half[..half.len() - 1]);
+        let mut cases: Vec<String> = [
+            "1.7976931348623157e308",
+            "1.7976931348623158e308",
+            "1.797693134862315807937289714053e308",
+            "1.7976931348623158079372897140530342e308",
+            "1.7976931348623159e308",
+            "1e309",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        cases.push(half.to_string());
+        cases.push(below);
+        let negative: Vec<String> = cases.iter().map(|c| format!("-{c}")).collect();
+        cases.extend(negative);
+        for number in cases {
+            let text = format!("{{\"n\": {number}}}");
+            let library = serde_json::from_str::<Value>(&text).is_ok();
+            let function: Result<i64, sqlx::Error> =
+                sqlx::query_scalar("SELECT id FROM porter_enqueue('noop', $1::jsonb)")
+                    .bind(&text)
+                    .fetch_one(&pool)
+                    .await;
+            match function {
+                Ok(id) => {
+                    assert!(
+                        library,
+                        "{number}: the function took what porter cannot read"
+                    );
+                    let row = db.store.job_get(id).await.unwrap().unwrap();
+                    assert!(row.unreadable.is_none(), "{number}: {row:?}");
+                }
+                Err(e) => {
+                    assert!(
+                        !library,
+                        "{number}: the function refused what the library takes: {e}"
+                    );
+                    assert!(
+                        e.to_string().contains("past the range porter reads"),
+                        "{number}: {e}"
+                    );
+                }
+            }
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

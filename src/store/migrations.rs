@@ -227,6 +227,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "given_back_children_wait_again",
             "0044_given_back_children_wait_again.sql"
         ),
+        migration!(
+            45,
+            "enqueue_checks_as_the_library_orders_them",
+            "0045_enqueue_checks_as_the_library_orders_them.sql"
+        ),
     ],
 };
 

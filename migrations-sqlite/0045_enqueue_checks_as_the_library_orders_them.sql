@@ -1,0 +1,3 @@
+-- Nothing changes on SQLite (migrations-postgres/0045_enqueue_checks_as_the_library_orders_them.sql
+-- corrects PostgreSQL's porter_enqueue, which SQLite does not have: its programs insert with a
+-- plain INSERT). The version exists so that both backends record the same versions.
