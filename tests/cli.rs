@@ -289,6 +289,32 @@ backend_case! {
             again.stderr.contains("already holds this unique key"),
             "{again:#?}"
         );
+        // Its holder running with a cancel pending: said, since nothing will run.
+        let holder = env
+            .store()
+            .job_claim(porter::store::JobClaimParams {
+                queue: "default".into(),
+                kinds: vec!["noop".into()],
+                limit: 10,
+                worker_id: "w".into(),
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|j| j.unique_key.as_deref() == Some("only-once"))
+            .expect("the holder is claimed");
+        env.run(&["jobs", "cancel", &holder.id.to_string()]).ok();
+        let cancelling = env
+            .run(&["enqueue", "noop", "--unique-key", "only-once"])
+            .ok();
+        assert_eq!(ids(&cancelling), first, "the holder's id is printed");
+        assert!(
+            cancelling.stderr.contains(&format!(
+                "warning: job {} holds this unique key and is being cancelled: nothing was inserted",
+                holder.id
+            )),
+            "{cancelling:#?}"
+        );
         assert_eq!(
             env.store()
                 .job_list(Default::default())

@@ -1038,6 +1038,36 @@ backend_case! {
 }
 
 backend_case! {
+    /// An insert deduplicated to a running job whose cancel is pending says so: the holder
+    /// keeps its unique key until it has stopped, and then ends cancelled, so nothing of this
+    /// insert will run. It used to answer `inserted: false` alone, as for a holder that runs.
+    async fn admin_api_says_the_unique_keys_holder_is_being_cancelled(db: TestDb) {
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        surfaces::serving_worker(db.store.as_ref(), "w1", &["held"], &["noop"]).await;
+        let insert = || json_request(Method::POST, "/admin/jobs", json!({"kind": "noop", "queue": "held", "unique_key": "k"}));
+        let (status, first) = send(&app, insert()).await;
+        assert_eq!((status, &first["inserted"]), (StatusCode::CREATED, &json!(true)), "{first}");
+        let holder = surfaces::claim(db.store.as_ref(), "noop", "held").await;
+        let (status, again) = send(&app, insert()).await;
+        assert_eq!((status, &again["inserted"]), (StatusCode::CREATED, &json!(false)), "{again}");
+        assert!(again.get("warning").is_none(), "a running holder runs: {again}");
+        let (status, _) = send(&app, request(Method::POST, &format!("/admin/jobs/{}/cancel", holder.id), Body::empty())).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, again) = send(&app, insert()).await;
+        assert_eq!((status, &again["inserted"], &again["id"]), (StatusCode::CREATED, &json!(false), &json!(holder.id)), "{again}");
+        assert_eq!(
+            again["warning"],
+            format!(
+                "job {} holds this unique key and is being cancelled: nothing was inserted, and it \
+                 will not run again; insert again once it has stopped",
+                holder.id
+            ),
+            "{again}"
+        );
+    }
+}
+
+backend_case! {
     /// A listing's `limit` is a whole number of at least 1: 0 used to list one row, and -1 was
     /// called "not a number" (found by review). Above the most listed, the most are listed.
     async fn listings_refuse_a_limit_below_one(db: TestDb) {

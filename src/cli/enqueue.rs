@@ -244,7 +244,9 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
         };
         let mut text = String::new();
         for r in &results {
-            if !r.inserted {
+            if let Some(warning) = r.held_by_a_cancelled_job() {
+                warn(g.log_format, &warning);
+            } else if !r.inserted {
                 tracing::warn!(
                     job_id = r.job.id,
                     "an unfinished job already holds this unique key; nothing was inserted"

@@ -114,6 +114,11 @@ async fn insert_job(
         .metrics
         .inserted(&result.job.queue, &result.job.kind, result.inserted);
     let mut body = json!({ "id": result.job.id, "inserted": result.inserted });
+    // Deduplicated to a job being cancelled: nothing will run, whoever serves it.
+    if let Some(warning) = result.held_by_a_cancelled_job() {
+        body["warning"] = warning.into();
+        return Ok((StatusCode::CREATED, Json(body)));
+    }
     // Inserted cancelled (a parent had failed): it will not run, whoever serves it. Said as
     // `porter enqueue` says it; it used to say the job waited for a worker.
     if result.inserted && result.job.state == crate::job::JobState::Cancelled {

@@ -506,6 +506,21 @@ pub struct InsertResult {
     pub inserted: bool,
 }
 
+impl InsertResult {
+    /// When nothing was inserted and the unique key's holder is a running job whose cancel is
+    /// pending (it keeps the key until it has stopped, and then ends cancelled): a warning that
+    /// nothing of this insert will run.
+    pub fn held_by_a_cancelled_job(&self) -> Option<String> {
+        (!self.inserted && self.job.cancel_requested()).then(|| {
+            format!(
+                "job {} holds this unique key and is being cancelled: nothing was inserted, and \
+                 it will not run again; insert again once it has stopped",
+                self.job.id
+            )
+        })
+    }
+}
+
 /// Claim up to `limit` jobs of one queue for one worker.
 #[derive(Debug, Clone)]
 pub struct JobClaimParams {
