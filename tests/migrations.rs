@@ -761,6 +761,37 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// A database migrated up to 45 holding a child given back unstarted before 0044 marked
+    /// such entries: migration 0046 marks its entry, so a retry of its parent makes it wait as
+    /// for a child given back since. (0044 alone left such children looking started.) A child
+    /// stopped by a shutdown is left as it was.
+    async fn children_given_back_before_0044_are_marked_by_0046(db: TestDb) {
+        let (url, raw) = database_at(&db, "before-46", 45).await;
+        let entry = |error: &str| {
+            format!(r#"[{{"attempt":1,"at":"2026-01-01T00:00:00.000Z","error":"{error}"}}]"#)
+        };
+        raw.exec(&format!(
+            "INSERT INTO porter_jobs (id, kind, state, has_dependents, attempt, max_attempts, errors, finalized_at) VALUES
+                 (1, 'p', 'completed', true, 1, 25, '[]', '2026-01-01T00:00:00.000Z');
+             INSERT INTO porter_jobs (id, kind, state, attempt, max_attempts, errors) VALUES
+                 (2, 'c', 'available', 1, 26, '{}'), (3, 'c', 'available', 1, 26, '{}');
+             INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) VALUES
+                 (2, 1, false, false), (3, 1, false, false);",
+            entry(porter::runtime::GIVEN_BACK),
+            entry("worker shut down"),
+        ))
+        .await;
+        let store = porter::store::open(&url).await.expect("porter upgrades the database");
+        let row = store.job_get(2).await.unwrap().unwrap();
+        assert!(row.errors[0].unstarted, "{row:?}");
+        store.job_retry(1).await.unwrap();
+        assert_eq!(store.job_get(2).await.unwrap().unwrap().state, JobState::Pending, "waits for 1's new run");
+        let row = store.job_get(3).await.unwrap().unwrap();
+        assert_eq!((row.state, row.errors[0].unstarted), (JobState::Available, false), "it started");
+    }
+}
+
 /// A PostgreSQL database migrated up to 32 that holds a job whose `errors` is not a JSON array
 /// (a plain INSERT's mistake, which made every claim of its queue fail): migration 0033 empties
 /// that history, so the job reads, claims and completes again, and the check it adds refuses

@@ -232,6 +232,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "enqueue_checks_as_the_library_orders_them",
             "0045_enqueue_checks_as_the_library_orders_them.sql"
         ),
+        migration!(
+            46,
+            "unstarted_marks_as_postgres_reads_them",
+            "0046_unstarted_marks_as_postgres_reads_them.sql"
+        ),
     ],
 };
 

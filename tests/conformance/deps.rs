@@ -904,6 +904,26 @@ backend_case! {
 }
 
 backend_case! {
+    /// Only porter's own mark, `"unstarted": true`, makes an attempt count as not started, on
+    /// both backends: an entry another program wrote with `1` (which porter's reader cannot
+    /// read) counted on SQLite, whose JSON reads true and 1 alike, and not on PostgreSQL.
+    async fn only_a_true_unstarted_mark_counts(db: TestDb) {
+        let s = &db.store;
+        let a = insert(s, job("p")).await;
+        let child = insert(s, after("c", &[a.id])).await;
+        run_to(s, "p", a.id, JobState::Completed).await;
+        let got = s.job_claim(claim("default", &["c"], 1, W)).await.unwrap();
+        s.job_release(JobReleaseParams { fence: got[0].fence(), reason: "given back".into(), started: false })
+            .await
+            .unwrap();
+        let errors = r#"[{"attempt":1,"at":"2026-01-01T00:00:00.000Z","error":"given back","unstarted":1}]"#;
+        raw_exec(&db, &format!("UPDATE porter_jobs SET errors = '{errors}' WHERE id = {}", child.id)).await;
+        s.job_retry(a.id).await.unwrap();
+        assert_eq!(get(s, child.id).await.state, JobState::Available, "1 is not porter's mark");
+    }
+}
+
+backend_case! {
     /// A child retried by hand once every parent has ended runs, even after a parent it needed
     /// failed and was not retried: the operator's word. A bulk retry leaves it.
     async fn a_child_retried_by_hand_after_its_parent_failed_runs(db: TestDb) {
