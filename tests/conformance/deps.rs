@@ -859,6 +859,25 @@ backend_case! {
     }
 }
 
+/// Claims the one available job of `kind` (it must be `id`) and gives it back: stopped by a
+/// shutdown (`started`) or claimed ahead and given back before its handler ran.
+async fn give_back(s: &Store, kind: &str, id: i64, started: bool) {
+    let got = s.job_claim(claim("default", &[kind], 1, W)).await.unwrap();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id]);
+    let reason = if started {
+        "worker shut down"
+    } else {
+        porter::runtime::GIVEN_BACK
+    };
+    s.job_release(JobReleaseParams {
+        fence: got[0].fence(),
+        reason: reason.into(),
+        started,
+    })
+    .await
+    .unwrap();
+}
+
 backend_case! {
     /// A child claimed ahead of a free slot and given back unstarted has not started: a parent
     /// retried after that is waited for again, as by a child never claimed. Before, the give-back
@@ -870,16 +889,8 @@ backend_case! {
         let child = insert(s, after("c", &[a.id])).await;
         let stopped = insert(s, after("d", &[a.id])).await;
         run_to(s, "p", a.id, JobState::Completed).await;
-        let give_back = |kind: &'static str, id: i64, started: bool| async move {
-            let got = s.job_claim(claim("default", &[kind], 1, W)).await.unwrap();
-            assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id]);
-            let reason = if started { "worker shut down" } else { porter::runtime::GIVEN_BACK };
-            s.job_release(JobReleaseParams { fence: got[0].fence(), reason: reason.into(), started })
-                .await
-                .unwrap();
-        };
-        give_back("c", child.id, false).await;
-        give_back("d", stopped.id, true).await;
+        give_back(s, "c", child.id, false).await;
+        give_back(s, "d", stopped.id, true).await;
         s.job_retry(a.id).await.unwrap();
         let row = get(s, child.id).await;
         assert_eq!(row.state, JobState::Pending, "waits for a's new run: {row:?}");
@@ -890,14 +901,14 @@ backend_case! {
         assert!(s.job_claim(claim("default", &["c"], 10, W)).await.unwrap().is_empty());
         // Given back twice without starting, it still has not started.
         run_to(s, "p", a.id, JobState::Completed).await;
-        give_back("c", child.id, false).await;
+        give_back(s, "c", child.id, false).await;
         s.job_retry(a.id).await.unwrap();
         assert_eq!(get(s, child.id).await.state, JobState::Pending, "given back twice");
         // Once it ran (and failed), it started: a later retry of its parent leaves it.
         run_to(s, "p", a.id, JobState::Completed).await;
         let got = s.job_claim(claim("default", &["c"], 1, W)).await.unwrap();
         s.job_fail(fail(&got[0], "broken", Duration::ZERO)).await.unwrap();
-        give_back("c", child.id, false).await;
+        give_back(s, "c", child.id, false).await;
         s.job_retry(a.id).await.unwrap();
         assert_eq!(get(s, child.id).await.state, JobState::Available, "it ran once");
     }
@@ -912,10 +923,7 @@ backend_case! {
         let a = insert(s, job("p")).await;
         let child = insert(s, after("c", &[a.id])).await;
         run_to(s, "p", a.id, JobState::Completed).await;
-        let got = s.job_claim(claim("default", &["c"], 1, W)).await.unwrap();
-        s.job_release(JobReleaseParams { fence: got[0].fence(), reason: "given back".into(), started: false })
-            .await
-            .unwrap();
+        give_back(s, "c", child.id, false).await;
         let errors = r#"[{"attempt":1,"at":"2026-01-01T00:00:00.000Z","error":"given back","unstarted":1}]"#;
         raw_exec(&db, &format!("UPDATE porter_jobs SET errors = '{errors}' WHERE id = {}", child.id)).await;
         s.job_retry(a.id).await.unwrap();
