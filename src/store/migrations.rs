@@ -237,6 +237,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "unstarted_marks_as_postgres_reads_them",
             "0046_unstarted_marks_as_postgres_reads_them.sql"
         ),
+        migration!(
+            47,
+            "given_back_marks_beside_entries_that_are_not_objects",
+            "0047_given_back_marks_beside_entries_that_are_not_objects.sql"
+        ),
     ],
 };
 

@@ -1,0 +1,3 @@
+-- Nothing changes on PostgreSQL, whose 0046 marked give-back entries in histories holding
+-- entries that are not objects already (migrations-sqlite/0047_given_back_marks_beside_entries_that_are_not_objects.sql
+-- brings SQLite there). The version exists so that both backends record the same versions.
