@@ -1,16 +1,22 @@
--- 0046 again for the histories it passed by: those holding an entry that is not an object
--- (a string, a number, true, false, null or an array, which only another program writes and
--- porter's reader cannot read). PostgreSQL's 0046 marked the give-back entries in such
--- histories and SQLite's did not, so the same upgraded child waited for its retried parent on
--- one backend only. Each entry other than an unmarked give-back is kept as the JSON text it was
--- (`->` gives an element's JSON text, so a string that reads as JSON stays a string, and true
--- stays true rather than 1); the histories 0046 marked already have no unmarked entry left.
+-- 0046's marking again, for the give-backs from before 0044 that 0046 passed by (PostgreSQL's
+-- 0047 does the same there):
+-- * SQLite's 0046 passed by every history holding an entry that is not an object (a string, a
+--   number, true, false, null or an array, which only another program writes and porter's
+--   reader cannot read), where PostgreSQL's marked the give-backs in it;
+-- * on both, the give-backs of children that were claimed when 0046 ran and have been given
+--   back or put back since: such a child's later give-back is marked, its earlier one not.
+-- Every entry but an unmarked give-back is kept as it was: objects and arrays as their JSON
+-- text, true, false and null as themselves (a value of json_each reads true as 1), strings
+-- and numbers as the element's own JSON text (`->`: a string that reads as JSON stays a
+-- string; `->` walks the history again, so only for these, which porter never writes).
 UPDATE porter_jobs SET errors = (
     SELECT json_group_array(json(x)) FROM (
         SELECT CASE WHEN e.type = 'object'
                          AND json_extract(e.value, '$.error') = 'claimed ahead of a free slot; given back unstarted'
                          AND json_type(e.value, '$.unstarted') IS NULL
                     THEN json_set(e.value, '$.unstarted', json('true'))
+                    WHEN e.type IN ('object', 'array') THEN e.value
+                    WHEN e.type IN ('true', 'false', 'null') THEN e.type
                     ELSE porter_jobs.errors -> e.fullkey END AS x
         FROM json_each(porter_jobs.errors) e ORDER BY e.key))
 WHERE state IN ('available', 'scheduled', 'pending') AND attempt > 0

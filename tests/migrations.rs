@@ -793,37 +793,50 @@ backend_case! {
 }
 
 backend_case! {
-    /// A database migrated up to 46 holding a child given back unstarted before 0044 whose
-    /// history also holds entries that are not objects (only another program writes those):
-    /// PostgreSQL's 0046 marked its give-back and SQLite's passed the whole history by, so the
-    /// child waited for its retried parent on one backend only. 0047 marks it on SQLite too,
-    /// keeping every other entry as it was (a string that reads as JSON stays a string).
-    async fn a_given_back_child_with_entries_that_are_not_objects_is_marked_by_0047(db: TestDb) {
-        let (url, raw) = database_at(&db, "before-47", 45).await;
-        let given_back = format!(
-            r#"{{"attempt":1,"at":"2026-01-01T00:00:00.000Z","error":"{}"}}"#,
-            porter::runtime::GIVEN_BACK
-        );
-        let history = format!(r#"["x","[1]",5,1.5,true,false,null,[1,{{"a":2}}],{{}},{given_back}]"#);
+    /// A database at version 46 holding children given back unstarted before 0044 that 0046
+    /// did not mark on both backends:
+    /// * one whose history also holds entries that are not objects (only another program
+    ///   writes those): PostgreSQL's 0046 marked such a give-back and SQLite's passed the whole
+    ///   history by;
+    /// * one that was running when 0046 ran (so neither marked it), given back since with a
+    ///   marked entry: its first entry is still unmarked.
+    ///
+    /// 0047 marks both on both backends, keeping every other entry as it was (a string that
+    /// reads as JSON stays a string), so a retry of their parent makes both wait.
+    async fn children_given_back_before_0044_that_0046_passed_by_are_marked_by_0047(db: TestDb) {
+        let (url, raw) = database_at(&db, "before-47", 46).await;
+        let given_back = |attempt: u32, mark: &str| {
+            format!(
+                r#"{{"attempt":{attempt},"at":"2026-01-01T00:00:00.000Z","error":"{}"{mark}}}"#,
+                porter::runtime::GIVEN_BACK
+            )
+        };
+        let mixed = format!(r#"["x","[1]",5,1.5,true,false,null,[1,{{"a":2}}],{{}},{}]"#, given_back(1, ""));
+        let later = format!(r#"[{},{}]"#, given_back(1, ""), given_back(2, r#","unstarted":true"#));
         raw.exec(&format!(
             "INSERT INTO porter_jobs (id, kind, state, has_dependents, attempt, max_attempts, errors, finalized_at) VALUES
                  (1, 'p', 'completed', true, 1, 25, '[]', '2026-01-01T00:00:00.000Z');
              INSERT INTO porter_jobs (id, kind, state, attempt, max_attempts, errors) VALUES
-                 (2, 'c', 'available', 1, 26, '{history}');
-             INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) VALUES (2, 1, false, false);"
+                 (2, 'c', 'available', 1, 26, '{mixed}'), (3, 'c', 'available', 2, 27, '{later}');
+             INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) VALUES
+                 (2, 1, false, false), (3, 1, false, false);"
         ))
         .await;
         let store = porter::store::open(&url).await.expect("porter upgrades the database");
-        let sql = match raw {
-            Raw::Sqlite(_) => "SELECT errors FROM porter_jobs WHERE id = 2",
-            Raw::Postgres(_) => "SELECT errors::text FROM porter_jobs WHERE id = 2",
-        };
-        let got: serde_json::Value = serde_json::from_str(&raw.texts(sql).await[0]).unwrap();
-        let mut want: serde_json::Value = serde_json::from_str(&history).unwrap();
-        want[9]["unstarted"] = serde_json::Value::Bool(true);
-        assert_eq!(got, want);
+        for (id, history, marked) in [(2, &mixed, 9), (3, &later, 0)] {
+            let sql = match raw {
+                Raw::Sqlite(_) => format!("SELECT errors FROM porter_jobs WHERE id = {id}"),
+                Raw::Postgres(_) => format!("SELECT errors::text FROM porter_jobs WHERE id = {id}"),
+            };
+            let got: serde_json::Value = serde_json::from_str(&raw.texts(&sql).await[0]).unwrap();
+            let mut want: serde_json::Value = serde_json::from_str(history).unwrap();
+            want[marked]["unstarted"] = serde_json::Value::Bool(true);
+            assert_eq!(got, want, "job {id}");
+        }
         store.job_retry(1).await.unwrap();
-        assert_eq!(store.job_get(2).await.unwrap().unwrap().state, JobState::Pending, "waits for 1's new run");
+        for id in [2, 3] {
+            assert_eq!(store.job_get(id).await.unwrap().unwrap().state, JobState::Pending, "{id} waits for 1's new run");
+        }
     }
 }
 
