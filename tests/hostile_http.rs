@@ -770,6 +770,61 @@ backend_case! {
 }
 
 backend_case! {
+    /// A workflow's page of steps stops at the byte budget too: each step lists every parent
+    /// it waits for (up to 10,000), so a page of 1,000 such steps answered 160 MB. Following
+    /// `next_after_id` lists every step exactly once, each with all its parents.
+    async fn a_workflow_page_stops_at_the_byte_budget(db: TestDb) {
+        use porter::workflow::{Step, Workflow};
+        let parents = insert_many(db.store.as_ref(), 300, json!({})).await;
+        let mut wf = Workflow::new("wide parents");
+        for i in 0..40 {
+            wf.push(Step::raw(format!("s{i}"), "noop", json!({})).opts(InsertOpts {
+                depends_on: parents.clone(),
+                ..InsertOpts::default()
+            }));
+        }
+        let wf = porter::Client::new(db.store.clone()).insert_workflow(wf).await.unwrap();
+        let budget = 32 * 1024;
+        let app = app(
+            &db,
+            HttpConfig {
+                max_list_bytes: budget,
+                ..HttpConfig::default()
+            },
+        )
+        .await;
+        let mut seen = Vec::new();
+        let mut uri = format!("/admin/workflows/{}?limit=1000", wf.id);
+        let mut pages = 0;
+        for _ in 0..100 {
+            pages += 1;
+            let (status, bytes) =
+                send(&app, req(Method::GET, &uri).body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(bytes.len() <= budget + 100, "{} bytes over a budget of {budget}", bytes.len());
+            let page: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(page["total"], json!(40), "the counts are of every step");
+            let steps = page["steps"].as_array().unwrap();
+            assert!(!steps.is_empty());
+            for step in steps {
+                assert_eq!(step["after_ids"], json!(parents), "every parent of {}", step["step"]);
+                seen.push(step["job_id"].as_i64().unwrap());
+            }
+            match page["next_after_id"].as_i64() {
+                Some(next) => {
+                    assert_eq!(Some(&next), seen.last(), "the next page starts after the last step shown");
+                    uri = format!("/admin/workflows/{}?limit=1000&after_id={next}", wf.id);
+                }
+                None => break,
+            }
+        }
+        let ids: Vec<i64> = wf.steps.iter().map(|(_, j)| j.id).collect();
+        assert_eq!(seen, ids, "every step once, in insertion order");
+        assert!(pages > 1, "more than one page was needed");
+    }
+}
+
+backend_case! {
     /// Args over 1 MiB (as JSON) are refused with a clear 422 even when the body limit lets
     /// them through; the store refuses them too, before anything is written.
     async fn args_over_the_maximum_are_refused(db: TestDb) {

@@ -309,9 +309,18 @@ fn page_query(query: Option<String>) -> Result<(Option<i64>, Option<u32>), AppEr
 /// Steps in a page of `GET /admin/workflows/{id}` unless `limit` says otherwise.
 pub const DEFAULT_STEPS_PAGE: u32 = 1000;
 
+/// Steps of the first read of a `GET /admin/workflows/{id}` page; the next reads take as many
+/// as the steps read so far say fit in what is left of the byte budget.
+const FIRST_STEPS_READ: u32 = 100;
+
 /// `GET /admin/workflows/{id}?after_id=&limit=`: the workflow, its counts of all its steps,
 /// and a page of its steps in insertion order ([`DEFAULT_STEPS_PAGE`] unless `limit` says, at
 /// most [`crate::workflow::MAX_STEPS`]), with `next_after_id` to ask for the next page.
+///
+/// A page also stops at the byte budget of listings ([`super::HttpConfig::max_list_bytes`]; at
+/// least one step is always shown): each step names every parent it waits for, up to 10,000,
+/// so a page of 1,000 steps could answer 160 MB. It is read a few steps at a time for the same
+/// reason.
 async fn get_workflow(
     State(state): State<AppState>,
     id: Result<Path<i64>, PathRejection>,
@@ -319,10 +328,60 @@ async fn get_workflow(
 ) -> Result<Json<crate::workflow::WorkflowDetail>, AppError> {
     let Path(id) = id?;
     let page = steps_query(query)?;
-    match state.client.workflow_page(id, page).await? {
-        Some(wf) => Ok(Json(wf)),
-        None => Err(Error::not_found("workflow", id).into()),
+    let limit = page.limit.unwrap_or(DEFAULT_STEPS_PAGE) as usize;
+    let budget = state.config.max_list_bytes;
+    let first = crate::workflow::StepPage {
+        limit: Some((limit as u32).min(FIRST_STEPS_READ)),
+        ..page
+    };
+    let Some(mut out) = state.client.workflow_page(id, first).await? else {
+        return Err(Error::not_found("workflow", id).into());
+    };
+    let mut read = std::mem::take(&mut out.steps);
+    let mut more = out.next_after_id.take();
+    // The answer without its steps, `next_after_id` at its longest.
+    let mut bytes = json_len(&out) + 24;
+    let mut steps_bytes = 0;
+    loop {
+        for step in read {
+            let size = json_len(&step) + 1;
+            if !out.steps.is_empty() && bytes + size > budget {
+                out.next_after_id = out.steps.last().map(|s| s.job_id);
+                return Ok(Json(out));
+            }
+            bytes += size;
+            steps_bytes += size;
+            out.steps.push(step);
+        }
+        let left = limit - out.steps.len();
+        let Some(after_id) = more.filter(|_| left > 0) else {
+            out.next_after_id = more;
+            return Ok(Json(out));
+        };
+        let per_step = (steps_bytes / out.steps.len()).max(1);
+        let want = (budget.saturating_sub(bytes) / per_step + 1).clamp(1, left);
+        let next = crate::workflow::StepPage {
+            after_id,
+            offset: 0,
+            limit: Some(want as u32),
+        };
+        match state.client.workflow_page(id, next).await? {
+            Some(detail) => {
+                read = detail.steps;
+                more = detail.next_after_id;
+            }
+            // Deleted meanwhile: what was read is the page.
+            None => {
+                out.next_after_id = None;
+                return Ok(Json(out));
+            }
+        }
     }
+}
+
+/// The length of `value` as JSON.
+fn json_len<T: Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map_or(0, |v| v.len())
 }
 
 /// The `after_id` and `limit` of a workflow's page of steps; anything else is refused.
