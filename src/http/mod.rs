@@ -242,7 +242,7 @@ impl std::fmt::Debug for AppState {
 /// The whole web app: API, admin API, health, metrics and dashboard.
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::scrape))
         .merge(crate::app::api::routes::<AppState, AppError>(
@@ -265,18 +265,27 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
         ))
+        .with_state(state);
+    around_everything(app, config.request_timeout)
+}
+
+/// `app` behind [`error::bodiless_errors_as_json`], as one service: a `Router::layer` wraps
+/// each route's handlers one by one, inside the router that adds a 405's `Allow` header, so
+/// the 405's message could not name the methods the header names.
+fn around_everything(app: Router, timeout: std::time::Duration) -> Router {
+    Router::new()
+        .fallback_service(app)
         .layer(axum::middleware::from_fn_with_state(
-            config.request_timeout,
+            timeout,
             error::bodiless_errors_as_json,
         ))
-        .with_state(state)
 }
 
 /// A worker's own listener (`porter worker --metrics-listen`): `GET /metrics` and
 /// `GET /healthz` only, behind the same host guard and admin token as the web process.
 pub fn metrics_router(state: AppState) -> Router {
     let config = state.config.clone();
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::scrape))
         .fallback(not_found)
@@ -292,11 +301,8 @@ pub fn metrics_router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            config.request_timeout,
-            error::bodiless_errors_as_json,
-        ))
-        .with_state(state)
+        .with_state(state);
+    around_everything(app, config.request_timeout)
 }
 
 async fn healthz(
