@@ -628,6 +628,64 @@ backend_case! {
 }
 
 backend_case! {
+    /// A job claimed ahead of a free slot whose cancel comes while it waits never starts, and
+    /// the debug log says so: its end (cancelled) and no start. (A review of 4 Dec saw "job
+    /// started" logged for it: the start was logged before the cancel was looked at.)
+    async fn a_job_cancelled_while_it_waits_for_a_slot_logs_no_start(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let w = Worker::command_env(
+            &db.url,
+            &["worker", "--queues", "default=1", "--log-format", "json", "--no-periodic"],
+            &[("RUST_LOG", "info,porter::runtime=debug")],
+        );
+        w.ready().await;
+        // The parent's completion claims both children along, though one slot is free: the
+        // first runs, the second waits in the worker for the slot.
+        let parent = client.insert(&porter::jobs::Sleep { ms: 1_500 }, None).await.unwrap().job.id;
+        let after = || {
+            Some(InsertOpts {
+                depends_on: vec![parent],
+                ..InsertOpts::default()
+            })
+        };
+        let busy = client.insert(&porter::jobs::Sleep { ms: 3_000 }, after()).await.unwrap().job.id;
+        let held = client.insert(&porter::jobs::Noop {}, after()).await.unwrap().job.id;
+        eventually("the first child runs", || async {
+            state(&db.store, busy).await.state == JobState::Running
+        })
+        .await;
+        eventually("the second is claimed ahead of a free slot", || async {
+            state(&db.store, held).await.state == JobState::Running
+        })
+        .await;
+        client.cancel(held).await.unwrap();
+        eventually("the held job ends cancelled", || async {
+            state(&db.store, held).await.state == JobState::Cancelled
+        })
+        .await;
+        eventually("its end is logged", || async { w.logged("job finished") }).await;
+        w.signal("TERM");
+        let (status, log) = w.wait().await;
+        assert!(status.success(), "{log:#?}");
+        let events: Vec<serde_json::Value> = log
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|e: &serde_json::Value| e["fields"]["job_id"] == held)
+            .collect();
+        let said = |message: &str| {
+            events
+                .iter()
+                .filter(|e| e["fields"]["message"] == message)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(said("job started").len(), 0, "{events:#?}");
+        let finished = said("job finished");
+        assert_eq!(finished.len(), 1, "{events:#?}");
+        assert_eq!(finished[0]["fields"]["outcome"], "cancelled");
+    }
+}
+
+backend_case! {
     /// A worker of other queues schedules the built-in periodic jobs into `default`, which it
     /// does not serve: it says so once at start, and the jobs show as unserved until a worker
     /// of `default` starts and runs them (issue 17.7).

@@ -127,8 +127,6 @@ pub(super) struct Slots {
 pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
     install_panic_hook();
     let began = Instant::now();
-    // Never the args: they may hold what must not reach a log.
-    debug!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "job started");
     if let Some(what) = &row.unreadable {
         // Another program wrote what porter cannot read: no attempt would read it better.
         warn!(job_id = row.id, kind = %row.kind, unreadable = %what, "discarding a job porter could not read");
@@ -167,6 +165,10 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
         record(&ctx, &row, Outcome::CancelledByUser, permit, began).await;
         return;
     }
+    // Logged once the handler is about to run: a job discarded unread or cancelled while it
+    // waited for its slot has an end and no start. Never the args: they may hold what must
+    // not reach a log.
+    debug!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "job started");
     let context = crate::worker::JobContext::new(ctx.store.clone(), row.fence());
     let started = match guarded(
         "Worker::timeout",
