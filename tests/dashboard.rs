@@ -1588,6 +1588,11 @@ backend_case! {
         let table = between(&html, "<table id=\"steps-table\">", "</table>");
         assert_eq!(table.matches("<td>root</td>").count(), 100, "{table}");
         assert!(html.contains("Page 100 of 100"));
+        // A page past the last is not shown as an empty page 101 of 100.
+        let (status, html, _) = send(&app, get(&format!("/dashboard/workflows/{}?page=101", wf.id))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{html}");
+        assert!(html.contains("100 pages"), "{html}");
+        assert!(!html.contains("Page 101"), "{html}");
     }
 }
 

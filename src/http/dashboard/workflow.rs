@@ -278,6 +278,19 @@ pub(super) async fn page(
         }
         (Err(e), _) | (_, Err(e)) => return fail(&state, e),
     };
+    let pages = (listed.workflow.total as usize)
+        .div_ceil(STEPS_SHOWN)
+        .max(1);
+    if page > pages {
+        return problem_page(
+            &state,
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no page {page} of workflow {id}: its {} steps fill {pages} pages of {STEPS_SHOWN}",
+                listed.workflow.total
+            ),
+        );
+    }
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let url = match page {
         1 => format!("/dashboard/workflows/{id}"),
