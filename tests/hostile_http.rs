@@ -161,6 +161,14 @@ backend_case! {
                 ),
             ),
             (
+                "a scheme that is not the web's (the host and port ours)",
+                json_post("/admin/jobs", &insert, &[("origin", format!("ftp://{HOST}").as_str())]),
+            ),
+            (
+                "a scheme's name and no host",
+                json_post("/admin/jobs", &insert, &[("origin", format!("{HOST}://").as_str())]),
+            ),
+            (
                 "cross-site fetch, no Origin",
                 json_post("/admin/jobs", &insert, &[("sec-fetch-site", "cross-site")]),
             ),

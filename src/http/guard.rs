@@ -124,10 +124,12 @@ pub(super) fn origin_is_ours(origin: &str, headers: &HeaderMap, host: Option<&st
     else {
         return false;
     };
+    // Only a web page's origin names this server. (The scheme is not compared: behind a proxy
+    // that terminates TLS, our own pages are `https` where this server is `http`.)
     let default_port = match scheme.to_ascii_lowercase().as_str() {
         "https" => ":443",
         "http" => ":80",
-        _ => "",
+        _ => return false,
     };
     let forwarded = header_str(headers, "x-forwarded-host").and_then(|h| h.split(',').next());
     [host, forwarded].iter().flatten().any(|h| {
