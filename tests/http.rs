@@ -693,12 +693,18 @@ backend_case! {
             ),
         ];
         for (what, req, expected) in cases {
+            let upload = req.uri().path().ends_with("/files");
             let (status, body) = send(&app, req).await;
             assert_eq!(status, expected, "{what}: {body}");
             assert!(
                 body["error"].as_str().is_some_and(|e| !e.is_empty()),
                 "{what}: an error message, got {body}"
             );
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                // The limit is named (axum's text said only "length limit exceeded").
+                let limit = if upload { "1024 bytes" } else { "4096 bytes" };
+                assert!(body["error"].as_str().unwrap().contains(limit), "{what}: {body}");
+            }
             assert_eq!(
                 surfaces::all_jobs(store).await,
                 jobs_before,

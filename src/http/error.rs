@@ -113,6 +113,41 @@ impl IntoResponse for AppError {
     }
 }
 
+/// The body limits a 413 names: JSON bodies ([`super::HttpConfig::max_json_bytes`]) and
+/// uploads ([`super::HttpConfig::max_file_bytes`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BodyLimits {
+    pub json: usize,
+    pub file: usize,
+}
+
+/// Names the limit in a 413, whose message was axum's "length limit exceeded": an upload's
+/// (`POST /api/tablos/{id}/files`, the one route whose path ends in `/files`) or every other
+/// body's.
+pub(super) async fn name_the_body_limit(
+    State(limits): State<BodyLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let upload = request.uri().path().ends_with("/files");
+    let response = next.run(request).await;
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    let message = if upload {
+        format!(
+            "the file is over this server's limit of {} bytes for an upload",
+            limits.file
+        )
+    } else {
+        format!(
+            "the request body is over this server's limit of {} bytes",
+            limits.json
+        )
+    };
+    AppError::new(StatusCode::PAYLOAD_TOO_LARGE, message).into_response()
+}
+
 /// Gives the error answers that come without a body of their own (the router's 405 for a
 /// method a route does not answer, the timeout's 408) the `{"error": ...}` body of every
 /// other error, keeping their headers (`Allow`). The outermost layer, so it sees the 408;

@@ -253,6 +253,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.max_json_bytes))
         .layer(axum::middleware::from_fn_with_state(
+            error::BodyLimits {
+                json: config.max_json_bytes,
+                file: config.max_file_bytes,
+            },
+            error::name_the_body_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,
         ))
