@@ -172,6 +172,16 @@ mod webdriver {
             .await;
         }
 
+        /// What `script` (a function body) returns, run in the page.
+        pub async fn eval(&self, script: &str) -> Value {
+            self.call(
+                reqwest::Method::POST,
+                &self.session_path("/execute/sync"),
+                json!({"script": script, "args": []}),
+            )
+            .await
+        }
+
         pub async fn title(&self) -> String {
             self.call(
                 reqwest::Method::GET,
@@ -1558,6 +1568,72 @@ backend_case! {
         );
         let (status, _, _) = send(&app, post("/dashboard/workflows/999999/cancel", "")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
+
+backend_case! {
+    /// A name holding a mark that reorders text (`\u{202e}exe.live` reads `evil.exe`) is shown
+    /// with the mark written out, as the CLI shows it, on every page that names it: the
+    /// workflows list, the workflow's page (its table, its graph) and the step's job page.
+    async fn names_that_reorder_text_are_shown_with_the_mark_written_out(db: TestDb) {
+        let wf = db
+            .store
+            .workflow_insert(
+                Workflow::new("report \u{2067}daily")
+                    .step(Step::raw("\u{202e}exe.live", "noop", serde_json::json!({})))
+                    .params()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let job = wf.steps[0].1.id;
+        for (uri, shown) in [
+            ("/dashboard/workflows".to_string(), "report \\u{2067}daily"),
+            (format!("/dashboard/workflows/{}", wf.id), "\\u{202e}exe.live"),
+            (format!("/dashboard/jobs/{job}"), "\\u{202e}exe.live"),
+        ] {
+            let (status, html, _) = send(&app, get(&uri)).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            assert!(html.contains(shown), "{uri}: {html}");
+            assert!(!html.contains(['\u{202e}', '\u{2067}']), "{uri} holds the mark itself");
+        }
+    }
+}
+
+backend_case! {
+    needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped");
+    /// A step name of 255 characters with no break wraps in its cell, on the workflow's page
+    /// and its job's: neither page is wider than the window (a review saw the steps table
+    /// push the job and state columns off-screen).
+    async fn browser_a_long_step_name_wraps_in_its_cell(db: TestDb) {
+        let wf = db
+            .store
+            .workflow_insert(
+                Workflow::new("long names")
+                    .step(Step::raw("w".repeat(255), "noop", serde_json::json!({})))
+                    .params()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let (base, stop) =
+            serve(surfaces::app_state(db.store.clone(), HttpConfig::default()).await).await;
+        let browser = Browser::start().await;
+        let job = wf.steps[0].1.id;
+        for (uri, text) in [
+            (format!("{base}/dashboard/workflows/{}", wf.id), "Steps as a graph".to_string()),
+            (format!("{base}/dashboard/jobs/{job}"), format!("Job {job}")),
+        ] {
+            browser.goto(&uri).await;
+            browser.wait_for_text(&text).await;
+            let widths = browser
+                .eval("return [document.documentElement.scrollWidth, window.innerWidth];")
+                .await;
+            assert!(widths[0].as_i64().unwrap() <= widths[1].as_i64().unwrap(), "{uri}: {widths}");
+        }
+        drop(browser);
+        stop.cancel();
     }
 }
 

@@ -88,6 +88,7 @@ header { display: flex; align-items: baseline; gap: 1rem; flex-wrap: wrap; }
 .muted { color: #777; }
 table { border-collapse: collapse; margin: .5rem 0 1.5rem; }
 th, td { border-bottom: 1px solid #ddd; padding: .3rem .6rem; text-align: left; vertical-align: top; }
+td, dd { overflow-wrap: anywhere; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 td.zero { color: #bbb; }
 pre.error { margin: 0; white-space: pre-wrap; max-width: 60rem; color: #a00; }
@@ -103,9 +104,10 @@ dl.fields dt { color: #777; } dl.fields dd { margin: 0; }
 "#;
 
 /// A whole page: `refresh` is `(seconds, url)`, the page to reload (its own URL without a
-/// one-time notice).
+/// one-time notice). Its values show the marks that reorder text as the CLI does
+/// ([`shown_in_order`]).
 fn layout(title: &str, refresh: Option<(u64, &str)>, body: Markup) -> Markup {
-    html! {
+    let page = html! {
         (DOCTYPE)
         html lang="en" {
             head {
@@ -129,7 +131,32 @@ fn layout(title: &str, refresh: Option<(u64, &str)>, body: Markup) -> Markup {
                 (body)
             }
         }
+    };
+    PreEscaped(shown_in_order(&page.into_string()))
+}
+
+/// `page` with the marks that reorder the text after them (bidirectional embeddings,
+/// overrides and isolates: U+202A..U+202E, U+2066..U+2069) written out as `\u{202e}`, as
+/// `porter` prints them on a terminal: a step named `\u{202e}exe.live` read `evil.exe`, and a
+/// mark in one cell could reorder what follows it. The page's own markup holds none, so only
+/// values change, and what replaces a mark is plain ASCII, which text and attributes take.
+fn shown_in_order(page: &str) -> String {
+    if !page.chars().any(reorders) {
+        return page.to_string();
     }
+    let mut out = String::with_capacity(page.len() + 16);
+    for c in page.chars() {
+        if reorders(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn reorders(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 fn state_counts(counts: &crate::store::StateCounts) -> Markup {
