@@ -121,6 +121,17 @@ async fn sleep_job(client: &Client, ms: u64) -> i64 {
         .id
 }
 
+/// Stops `w` (SIGTERM), checks that it exited cleanly, and reads what it logged as JSON events
+/// (`--log-format json`: every line is one).
+async fn stopped_json_events(w: Worker) -> Vec<serde_json::Value> {
+    w.signal("TERM");
+    let (status, log) = w.wait().await;
+    assert!(status.success(), "{log:#?}");
+    log.iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
 async fn state(store: &Store, id: i64) -> porter::JobRow {
     store.job_get(id).await.unwrap().unwrap()
 }
@@ -593,29 +604,23 @@ backend_case! {
         })
         .await;
         eventually("its end is logged", || async { w.logged("job finished") }).await;
-        w.signal("TERM");
-        let (status, log) = w.wait().await;
-        assert!(status.success(), "{log:#?}");
-        let events: Vec<serde_json::Value> = log
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect();
+        let events = stopped_json_events(w).await;
         let panics: Vec<_> = events
             .iter()
             .filter(|e| e["fields"]["message"] == "job panicked")
             .collect();
-        assert_eq!(panics.len(), 1, "{log:#?}");
+        assert_eq!(panics.len(), 1, "{events:#?}");
         assert_eq!(panics[0]["fields"]["job_id"], id);
         let started = events
             .iter()
             .filter(|e| e["fields"]["message"] == "job started" && e["fields"]["job_id"] == id)
             .count();
-        assert_eq!(started, 1, "{log:#?}");
+        assert_eq!(started, 1, "{events:#?}");
         let finished: Vec<_> = events
             .iter()
             .filter(|e| e["fields"]["message"] == "job finished" && e["fields"]["job_id"] == id)
             .collect();
-        assert_eq!(finished.len(), 1, "{log:#?}");
+        assert_eq!(finished.len(), 1, "{events:#?}");
         assert_eq!(finished[0]["fields"]["outcome"], "discarded");
         // "secret-in-args" is also the panic message (the error), so only the start and end
         // events are checked for args.
@@ -664,13 +669,10 @@ backend_case! {
         })
         .await;
         eventually("its end is logged", || async { w.logged("job finished") }).await;
-        w.signal("TERM");
-        let (status, log) = w.wait().await;
-        assert!(status.success(), "{log:#?}");
-        let events: Vec<serde_json::Value> = log
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .filter(|e: &serde_json::Value| e["fields"]["job_id"] == held)
+        let events: Vec<serde_json::Value> = stopped_json_events(w)
+            .await
+            .into_iter()
+            .filter(|e| e["fields"]["job_id"] == held)
             .collect();
         let said = |message: &str| {
             events
