@@ -395,9 +395,9 @@ impl Client {
         &self,
         action: BulkAction,
         filter: JobFilter,
-        max_id: i64,
+        fence: impl Into<crate::store::BulkFence>,
     ) -> Result<BulkOutcome> {
-        self.store.job_bulk(action, filter, max_id).await
+        self.store.job_bulk(action, filter, fence).await
     }
 
     /// Running jobs per worker id.

@@ -925,6 +925,11 @@ backend_case! {
         assert!(html.contains("max_id"), "{html}");
         let (status, _, _) = send(&open, post("/dashboard/jobs/bulk", &format!("action=explode&max_id={max_id}"))).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+        // The transactions in progress at the count (PostgreSQL's part of the fence, carried
+        // by the form when there were any) are numbers.
+        let (status, html, _) = send(&open, post("/dashboard/jobs/bulk", &format!("{form}&in_progress=1,x"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(html.contains("in_progress"), "{html}");
         for job in &failed {
             assert_eq!(state_of(&db, job.id).await, JobState::Discarded, "nothing changed yet");
         }

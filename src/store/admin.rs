@@ -70,17 +70,54 @@ pub struct JobSearchParams {
     /// Only ids up to this one (a bulk action's fence: jobs inserted after its confirmation
     /// are not touched).
     pub max_id: Option<i64>,
+    /// Not rows last written by these PostgreSQL transactions ([`BulkFence::in_progress`]).
+    pub not_written_by: Vec<i64>,
     /// Most rows.
     pub limit: u32,
 }
 
 /// How many jobs a filter matches, and the highest id among them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct MatchCount {
     /// Matching jobs.
     pub count: i64,
     /// The highest matching id (`None` when nothing matches).
     pub max_id: Option<i64>,
+    /// The PostgreSQL transactions in progress when the count was taken (see
+    /// [`BulkFence::in_progress`]); empty on SQLite.
+    pub in_progress: Vec<i64>,
+}
+
+impl MatchCount {
+    /// The fence of a bulk action on what was counted; `None` when nothing matched.
+    pub fn fence(&self) -> Option<BulkFence> {
+        Some(BulkFence {
+            max_id: self.max_id?,
+            in_progress: self.in_progress.clone(),
+        })
+    }
+}
+
+/// What a bulk action may touch: the jobs its confirmation counted ([`MatchCount::fence`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkFence {
+    /// The highest id counted: jobs inserted since have higher ids.
+    pub max_id: i64,
+    /// PostgreSQL only: the transactions (their 32-bit ids) in progress when the count was
+    /// taken. PostgreSQL hands out a job's id at its insert and shows the job at its commit, so
+    /// a job of such a transaction may have an id below `max_id` and appear after the count;
+    /// the rows they wrote are not touched. Empty on SQLite, where writes take turns.
+    pub in_progress: Vec<i64>,
+}
+
+impl From<i64> for BulkFence {
+    /// Every job up to `max_id`.
+    fn from(max_id: i64) -> Self {
+        BulkFence {
+            max_id,
+            in_progress: Vec::new(),
+        }
+    }
 }
 
 /// A bulk action on what a filter matches.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::admin::{BULK_BATCH, BULK_MAX};
+use super::admin::{BulkFence, BULK_BATCH, BULK_MAX};
 use super::*;
 use crate::error::{Error, Result};
 use crate::job::{validate_name, JobRow, JobState};
@@ -855,9 +855,13 @@ impl Store {
         &self,
         action: BulkAction,
         filter: JobFilter,
-        max_id: i64,
+        fence: impl Into<BulkFence>,
     ) -> Result<BulkOutcome> {
         filter.check()?;
+        let BulkFence {
+            max_id,
+            in_progress,
+        } = fence.into();
         let mut out = BulkOutcome::default();
         let mut before = None;
         loop {
@@ -870,6 +874,7 @@ impl Store {
                         filter: filter.clone(),
                         before_id: before,
                         max_id: Some(max_id),
+                        not_written_by: in_progress.clone(),
                         limit: 1,
                     })
                     .await?;
@@ -883,6 +888,7 @@ impl Store {
                         filter: filter.clone(),
                         before_id: before,
                         max_id: Some(max_id),
+                        not_written_by: in_progress.clone(),
                         limit: (BULK_BATCH as u64).min(left) as u32,
                     }),
                 )

@@ -182,8 +182,8 @@ pub(super) async fn page(
         .search(JobSearchParams {
             filter: filter.clone(),
             before_id,
-            max_id: None,
             limit: PAGE_SIZE + 1,
+            ..JobSearchParams::default()
         })
         .await
     {
@@ -372,6 +372,9 @@ pub(super) async fn confirm(
                     @if let Some(q) = &filter.queue { input type="hidden" name="queue" value=(q); }
                     @if let Some(t) = &filter.args_contains { input type="hidden" name="q" value=(t); }
                     input type="hidden" name="max_id" value=(max_id);
+                    @if !count.in_progress.is_empty() {
+                        input type="hidden" name="in_progress" value=(count.in_progress.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+                    }
                     button type="submit" class=(action.as_str()) { (label(action)) " " (count.count) " " @if count.count == 1 { "job" } @else { "jobs" } }
                 }
             }
@@ -422,7 +425,7 @@ pub(super) async fn run(
         .into_iter()
         .filter(|(k, _)| k != "token")
         .collect();
-    let (filter, rest) = match read_filter(&all, &["action", "max_id"]) {
+    let (filter, rest) = match read_filter(&all, &["action", "max_id", "in_progress"]) {
         Ok(f) => f,
         Err((status, message)) => return problem_page(&state, status, &message),
     };
@@ -444,7 +447,25 @@ pub(super) async fn run(
             )
         }
     };
-    let outcome = match state.client.bulk(action, filter.clone(), max_id).await {
+    // The transactions in progress at the count (PostgreSQL): their jobs are left alone.
+    let in_progress = match rest.iter().find(|(k, _)| k == "in_progress") {
+        None => Vec::new(),
+        Some((_, v)) => match v.split(',').map(str::parse::<i64>).collect() {
+            Ok(ids) => ids,
+            Err(_) => {
+                return problem_page(
+                    &state,
+                    StatusCode::BAD_REQUEST,
+                    "in_progress is a list of transaction ids from the confirmation page: open it again",
+                )
+            }
+        },
+    };
+    let fence = crate::store::BulkFence {
+        max_id,
+        in_progress,
+    };
+    let outcome = match state.client.bulk(action, filter.clone(), fence).await {
         Ok(o) => o,
         Err(e) => {
             let status = status_of(&e);

@@ -2209,31 +2209,46 @@ impl Driver for PgStore {
     }
 
     async fn job_search_ids(&self, p: JobSearchParams) -> Result<Vec<i64>> {
+        // $8: rows whose last writer (xmin, a 32-bit transaction id) was in progress when a
+        // bulk action's count was taken are passed by (job_count_matching).
         let sql = concat!(
             "SELECT id FROM porter_jobs\n",
             include_str!("sql/job_filter.sql"),
+            "\n  AND NOT (xmin::text::bigint = ANY($8::bigint[]))",
             "\nORDER BY id DESC LIMIT $7"
         );
         let rows: Vec<(i64,)> = bind_filter_as(sqlx::query_as(sql), &p)
             .bind(i64::from(p.limit))
+            .bind(&p.not_written_by)
             .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     async fn job_count_matching(&self, filter: JobFilter) -> Result<MatchCount> {
+        // With the count, the transactions in progress in the snapshot it was counted in (as
+        // 32-bit ids, as xmin shows them): a job one of them inserted may have an id below the
+        // highest counted and commit later (see BulkFence::in_progress).
         let sql = concat!(
-            "SELECT count(*), max(id) FROM porter_jobs\n",
+            "SELECT count(*), max(id),\n",
+            "       (SELECT coalesce(array_agg((x::text::numeric % 4294967296)::bigint), '{}')\n",
+            "        FROM pg_snapshot_xip(pg_current_snapshot()) AS x)\n",
+            "FROM porter_jobs\n",
             include_str!("sql/job_filter.sql")
         );
         let p = JobSearchParams {
             filter,
             ..Default::default()
         };
-        let (count, max_id): (i64, Option<i64>) = bind_filter_as(sqlx::query_as(sql), &p)
-            .fetch_one(&mut *self.conn().await?)
-            .await?;
-        Ok(MatchCount { count, max_id })
+        let (count, max_id, in_progress): (i64, Option<i64>, Vec<i64>) =
+            bind_filter_as(sqlx::query_as(sql), &p)
+                .fetch_one(&mut *self.conn().await?)
+                .await?;
+        Ok(MatchCount {
+            count,
+            max_id,
+            in_progress,
+        })
     }
 
     async fn job_retry_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<Vec<JobChange>> {

@@ -2425,6 +2425,7 @@ impl Driver for SqliteStore {
                     Ok(MatchCount {
                         count: r.get(0)?,
                         max_id: r.get(1)?,
+                        in_progress: Vec::new(),
                     })
                 })?)
         })
