@@ -846,10 +846,11 @@ impl Store {
     }
 
     /// Retries, cancels or deletes every job the filter matches, up to `max_id` (the highest id
-    /// the user confirmed: jobs inserted since are not touched) and at most [`BULK_MAX`], newest
-    /// first, in transactions of [`BULK_BATCH`] jobs. Jobs whose state forbids the action
-    /// (running ones for retry and delete, finished ones for cancel, available ones for retry)
-    /// are matched but not changed. A cancel goes the way of [`Store::job_cancel`]: a running
+    /// the user confirmed: jobs inserted since are not touched) and at most [`BULK_MAX`] (the
+    /// newest), in transactions of [`BULK_BATCH`] jobs: cancels and deletes newest first,
+    /// retries oldest first (of a sequence's finished jobs, the oldest is retried). Jobs whose
+    /// state forbids the action (running ones for retry and delete, finished ones for cancel,
+    /// available ones for retry) are matched but not changed. A cancel goes the way of [`Store::job_cancel`]: a running
     /// job is asked to stop and its worker told; retried jobs wake their queues' producers.
     pub async fn job_bulk(
         &self,
@@ -864,6 +865,10 @@ impl Store {
         } = fence.into();
         let mut out = BulkOutcome::default();
         let mut before = None;
+        // Retries go oldest first, so that of a sequence's finished jobs the oldest is the one
+        // retried (the others find their sequence busy) whichever batches part them: all the
+        // ids are found first (at most BULK_MAX), then written in batches.
+        let mut retries: Vec<i64> = Vec::new();
         loop {
             let left = BULK_MAX - out.matched;
             if left == 0 {
@@ -879,7 +884,7 @@ impl Store {
                     })
                     .await?;
                 out.capped = !more.is_empty();
-                return Ok(out);
+                break;
             }
             let ids = self
                 .op(
@@ -894,21 +899,12 @@ impl Store {
                 )
                 .await?;
             let Some(&last) = ids.last() else {
-                return Ok(out);
+                break;
             };
             before = Some(last);
             out.matched += ids.len() as u64;
             match action {
-                BulkAction::Retry => {
-                    let changed = self
-                        .op(
-                            "job_retry_many",
-                            self.driver.job_retry_many(ids, filter.states.clone()),
-                        )
-                        .await?;
-                    out.changed += changed.len() as u64;
-                    self.wake_queues(changed.iter().map(|c| c.queue.as_str()));
-                }
+                BulkAction::Retry => retries.extend(ids),
                 BulkAction::Cancel => {
                     let changed = self
                         .op(
@@ -938,6 +934,19 @@ impl Store {
                 }
             }
         }
+        retries.reverse();
+        for batch in retries.chunks(BULK_BATCH as usize) {
+            let changed = self
+                .op(
+                    "job_retry_many",
+                    self.driver
+                        .job_retry_many(batch.to_vec(), filter.states.clone()),
+                )
+                .await?;
+            out.changed += changed.len() as u64;
+            self.wake_queues(changed.iter().map(|c| c.queue.as_str()));
+        }
+        Ok(out)
     }
 
     /// Running jobs per worker id.

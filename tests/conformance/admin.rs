@@ -421,6 +421,28 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// The same when a bulk retry's batches part the sequence's finished jobs: the oldest is
+    /// retried. (The batches went newest first, so the newest one was retried, and the oldest,
+    /// in a later batch, found its sequence busy: the sequence would have run backwards.)
+    async fn a_bulk_retry_retries_a_sequences_oldest_job_across_its_batches(db: TestDb) {
+        let s = &*db.store;
+        let first = insert(s, seq(1)).await;
+        let fill = (0..BULK_BATCH)
+            .map(|_| JobInsertParams::new("fill", serde_json::json!({}), InsertOpts::default()).unwrap())
+            .collect();
+        s.job_insert_many(fill).await.unwrap();
+        let second = insert(s, seq(2)).await;
+        let out = s.job_bulk(BulkAction::Cancel, JobFilter::default(), i64::MAX).await.unwrap();
+        assert_eq!(out.changed, u64::from(BULK_BATCH) + 2, "{out:?}");
+        let cancelled = filter(&[JobState::Cancelled]);
+        let out = s.job_bulk(BulkAction::Retry, cancelled, i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed), (u64::from(BULK_BATCH) + 2, u64::from(BULK_BATCH) + 1), "{out:?}");
+        assert_eq!(state_of(s, first.id).await, Some(JobState::Available));
+        assert_eq!(state_of(s, second.id).await, Some(JobState::Cancelled));
+    }
+}
+
 /// A `seq` job of the sequence `k`, told apart by `n`.
 fn seq(n: i64) -> JobInsertParams {
     JobInsertParams::new(
