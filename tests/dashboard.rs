@@ -1603,6 +1603,15 @@ backend_case! {
             assert!(html.contains(shown), "{uri}: {html}");
             assert!(!html.contains(['\u{202e}', '\u{2067}']), "{uri} holds the mark itself");
         }
+        // What a form sends back keeps the mark itself: the bulk confirmation's filter (else
+        // the action searched for the text `\u{202e}` and touched other jobs than it counted).
+        let params = porter::store::JobInsertParams::new("noop", serde_json::json!({"s": "\u{202e}"}), Default::default()).unwrap();
+        db.store.job_insert_many(vec![params]).await.unwrap();
+        let (status, html, _) = send(&app, get("/dashboard/jobs/bulk?action=delete&q=%E2%80%AE")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("name=\"q\" value=\"\u{202e}\""), "{html}");
+        let (_, html, _) = send(&app, get("/dashboard/jobs?q=%E2%80%AE")).await;
+        assert!(html.contains("value=\"\u{202e}\""), "the filter form: {html}");
     }
 }
 

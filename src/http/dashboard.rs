@@ -136,17 +136,26 @@ fn layout(title: &str, refresh: Option<(u64, &str)>, body: Markup) -> Markup {
 }
 
 /// `page` with the marks that reorder the text after them (bidirectional embeddings,
-/// overrides and isolates: U+202A..U+202E, U+2066..U+2069) written out as `\u{202e}`, as
-/// `porter` prints them on a terminal: a step named `\u{202e}exe.live` read `evil.exe`, and a
-/// mark in one cell could reorder what follows it. The page's own markup holds none, so only
-/// values change, and what replaces a mark is plain ASCII, which text and attributes take.
+/// overrides and isolates: U+202A..U+202E, U+2066..U+2069) written out as `\u{202e}` in its
+/// text, as `porter` prints them on a terminal: a step named `\u{202e}exe.live` read
+/// `evil.exe`, and a mark in one cell could reorder what follows it. Attribute values keep
+/// them: a form sends its values back (a filter that searched for the written-out text would
+/// match other jobs than it counted), and they are not shown. Inside a tag is told apart by
+/// `<` and `>` alone, which maud escapes in every value. The page's own markup holds none of
+/// these marks, and what replaces one is plain ASCII.
 fn shown_in_order(page: &str) -> String {
     if !page.chars().any(reorders) {
         return page.to_string();
     }
     let mut out = String::with_capacity(page.len() + 16);
+    let mut in_tag = false;
     for c in page.chars() {
-        if reorders(c) {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ => {}
+        }
+        if reorders(c) && !in_tag {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
