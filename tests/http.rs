@@ -673,6 +673,11 @@ backend_case! {
                 StatusCode::PAYLOAD_TOO_LARGE,
             ),
             (
+                "oversized form to a dashboard route ending in /files",
+                request(Method::POST, "/dashboard/jobs/1/files", vec![b'a'; 8192]),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (
                 "tablo id not a UUID",
                 request(Method::GET, "/api/tablos/42/files", Body::empty()),
                 StatusCode::BAD_REQUEST,
@@ -693,7 +698,8 @@ backend_case! {
             ),
         ];
         for (what, req, expected) in cases {
-            let upload = req.uri().path().ends_with("/files");
+            let path = req.uri().path();
+            let upload = path.starts_with("/api/tablos/") && path.ends_with("/files");
             let (status, body) = send(&app, req).await;
             assert_eq!(status, expected, "{what}: {body}");
             assert!(

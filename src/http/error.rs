@@ -122,14 +122,14 @@ pub(super) struct BodyLimits {
 }
 
 /// Names the limit in a 413, whose message was axum's "length limit exceeded": an upload's
-/// (`POST /api/tablos/{id}/files`, the one route whose path ends in `/files`) or every other
-/// body's.
+/// (`POST /api/tablos/{id}/files`) or every other body's.
 pub(super) async fn name_the_body_limit(
     State(limits): State<BodyLimits>,
     request: Request,
     next: Next,
 ) -> Response {
-    let upload = request.uri().path().ends_with("/files");
+    let path = request.uri().path();
+    let upload = path.starts_with("/api/tablos/") && path.ends_with("/files");
     let response = next.run(request).await;
     if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
         return response;
