@@ -310,8 +310,12 @@ fn page_query(query: Option<String>) -> Result<(Option<i64>, Option<u32>), AppEr
 pub const DEFAULT_STEPS_PAGE: u32 = 1000;
 
 /// Steps of the first read of a `GET /admin/workflows/{id}` page; the next reads take as many
-/// as the steps read so far say fit in what is left of the byte budget.
-const FIRST_STEPS_READ: u32 = 100;
+/// as fit in what is left of the byte budget were each as large as the largest read so far,
+/// at most [`MOST_STEPS_READ`]. A step may wait for 10,000 parents, so a read holds at most
+/// that many steps' parents, whatever the ones before it were like.
+const FIRST_STEPS_READ: u32 = 25;
+/// The most steps one read of a `GET /admin/workflows/{id}` page takes.
+const MOST_STEPS_READ: usize = 100;
 
 /// `GET /admin/workflows/{id}?after_id=&limit=`: the workflow, its counts of all its steps,
 /// and a page of its steps in insertion order ([`DEFAULT_STEPS_PAGE`] unless `limit` says, at
@@ -320,7 +324,7 @@ const FIRST_STEPS_READ: u32 = 100;
 /// A page also stops at the byte budget of listings ([`super::HttpConfig::max_list_bytes`]; at
 /// least one step is always shown): each step names every parent it waits for, up to 10,000,
 /// so a page of 1,000 steps could answer 160 MB. It is read a few steps at a time for the same
-/// reason.
+/// reason ([`FIRST_STEPS_READ`], [`MOST_STEPS_READ`]).
 async fn get_workflow(
     State(state): State<AppState>,
     id: Result<Path<i64>, PathRejection>,
@@ -341,7 +345,7 @@ async fn get_workflow(
     let mut more = out.next_after_id.take();
     // The answer without its steps, `next_after_id` at its longest.
     let mut bytes = json_len(&out) + 24;
-    let mut steps_bytes = 0;
+    let mut largest = 1;
     loop {
         for step in read {
             let size = json_len(&step) + 1;
@@ -350,7 +354,7 @@ async fn get_workflow(
                 return Ok(Json(out));
             }
             bytes += size;
-            steps_bytes += size;
+            largest = largest.max(size);
             out.steps.push(step);
         }
         let left = limit - out.steps.len();
@@ -358,8 +362,7 @@ async fn get_workflow(
             out.next_after_id = more;
             return Ok(Json(out));
         };
-        let per_step = (steps_bytes / out.steps.len()).max(1);
-        let want = (budget.saturating_sub(bytes) / per_step + 1).clamp(1, left);
+        let want = (budget.saturating_sub(bytes) / largest + 1).clamp(1, left.min(MOST_STEPS_READ));
         let next = crate::workflow::StepPage {
             after_id,
             offset: 0,
