@@ -286,8 +286,9 @@ pub(super) async fn page(
             &state,
             StatusCode::NOT_FOUND,
             &format!(
-                "no page {page} of workflow {id}: its {} steps fill {pages} pages of {STEPS_SHOWN}",
-                listed.workflow.total
+                "no page {page} of workflow {id}: its {} steps fill {pages} {} of {STEPS_SHOWN}",
+                listed.workflow.total,
+                if pages == 1 { "page" } else { "pages" }
             ),
         );
     }
