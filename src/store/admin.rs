@@ -106,7 +106,10 @@ pub struct BulkFence {
     /// PostgreSQL only: the transactions (their 32-bit ids) in progress when the count was
     /// taken. PostgreSQL hands out a job's id at its insert and shows the job at its commit, so
     /// a job of such a transaction may have an id below `max_id` and appear after the count;
-    /// the rows they wrote are not touched. Empty on SQLite, where writes take turns.
+    /// the rows they wrote last are passed by (`xmin`). Not recognised: rows a savepoint of
+    /// theirs wrote (a subtransaction has an id of its own) and such rows once written again;
+    /// and a counted row one of them updated is passed by too. Empty on SQLite, where writes
+    /// take turns.
     pub in_progress: Vec<i64>,
 }
 

@@ -3,7 +3,8 @@
 -- its parents (pending). A stopped job whose
 -- unique key another unfinished job holds stays as it is, and of stopped jobs sharing a key
 -- only the newest listed one is retried: the key stays unique among unfinished jobs
--- (porter_jobs_unique_key, checked row by row), and the rest of the batch goes on.
+-- (porter_jobs_unique_key, checked row by row), and the rest of the batch goes on. Across
+-- batches, which go oldest first, the first batch's job takes the key.
 UPDATE porter_jobs j SET
     metadata = j.metadata - 'cancel_requested_at',
     state = 'available',
@@ -16,10 +17,10 @@ WHERE j.id = ANY($1::bigint[]) AND j.state NOT IN ('running', 'available', 'pend
   AND (cardinality($2::text[]) = 0 OR j.state = ANY($2::text[]))
   -- A child is left alone unless each of its parents has ended as it needs (completed, or
   -- ended in any way for an after_any edge) and is not listed here: retried now, it would run
-  -- before an unfinished parent's end, or beside a failed parent that this or a later batch
-  -- retries (a bulk goes newest first, children before their parents). Retried alone,
-  -- job_retry.sql has it wait for them. (A completed parent that a later batch retries runs
-  -- again beside its child.)
+  -- before an unfinished parent's end, or beside a failed parent that this batch retries
+  -- (a bulk retry goes oldest first, so a listed parent is retried in this batch or an
+  -- earlier one: its child then finds it unended). Retried alone, job_retry.sql has it wait
+  -- for them.
   AND NOT EXISTS (
         SELECT 1 FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
         WHERE d.child_id = j.id

@@ -3,7 +3,8 @@
 -- its parents (pending).
 -- A stopped job whose unique key another unfinished job holds stays as it is, and of stopped
 -- jobs sharing a key only the newest listed one is retried: the key stays unique among
--- unfinished jobs (porter_jobs_unique_key), and the rest of the batch goes on.
+-- unfinished jobs (porter_jobs_unique_key), and the rest of the batch goes on. Across
+-- batches, which go oldest first, the first batch's job takes the key.
 UPDATE porter_jobs SET
     metadata = json_remove(metadata, '$.cancel_requested_at'),
     state = 'available',
@@ -15,10 +16,10 @@ WHERE id IN (SELECT value FROM json_each(?1)) AND state NOT IN ('running', 'avai
   AND (?2 = '[]' OR state IN (SELECT value FROM json_each(?2)))
   -- A child is left alone unless each of its parents has ended as it needs (completed, or
   -- ended in any way for an after_any edge) and is not listed here: retried now, it would run
-  -- before an unfinished parent's end, or beside a failed parent that this or a later batch
-  -- retries (a bulk goes newest first, children before their parents). Retried alone,
-  -- job_retry.sql has it wait for them. (A completed parent that a later batch retries runs
-  -- again beside its child.)
+  -- before an unfinished parent's end, or beside a failed parent that this batch retries
+  -- (a bulk retry goes oldest first, so a listed parent is retried in this batch or an
+  -- earlier one: its child then finds it unended). Retried alone, job_retry.sql has it wait
+  -- for them.
   AND NOT EXISTS (
         SELECT 1 FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
         WHERE d.child_id = porter_jobs.id
