@@ -930,6 +930,13 @@ backend_case! {
         let (status, html, _) = send(&open, post("/dashboard/jobs/bulk", &format!("{form}&in_progress=1,x"))).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(html.contains("in_progress"), "{html}");
+        // The count the page showed goes with the form: more jobs matching is refused.
+        let (status, html, _) = send(&open, post("/dashboard/jobs/bulk", &format!("{form}&count=x"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(html.contains("count"), "{html}");
+        let (status, html, _) = send(&open, post("/dashboard/jobs/bulk", &format!("{form}&count=1"))).await;
+        assert_eq!(status, StatusCode::CONFLICT, "2 match, 1 counted: {html}");
+        assert!(html.contains("open the confirmation again"), "{html}");
         for job in &failed {
             assert_eq!(state_of(&db, job.id).await, JobState::Discarded, "nothing changed yet");
         }

@@ -94,6 +94,7 @@ impl MatchCount {
         Some(BulkFence {
             max_id: self.max_id?,
             in_progress: self.in_progress.clone(),
+            counted: Some(self.count.max(0) as u64),
         })
     }
 }
@@ -111,6 +112,11 @@ pub struct BulkFence {
     /// and a counted row one of them updated is passed by too. Empty on SQLite, where writes
     /// take turns.
     pub in_progress: Vec<i64>,
+    /// How many jobs the confirmation counted: when more match within the fence (jobs that
+    /// committed or came to match since, which the fence cannot tell apart from the counted
+    /// ones), the action is refused, nothing changed. `None`: not checked. Not checked above
+    /// [`BULK_MAX`] either, where an action takes the newest [`BULK_MAX`] anyway.
+    pub counted: Option<u64>,
 }
 
 impl From<i64> for BulkFence {
@@ -119,6 +125,7 @@ impl From<i64> for BulkFence {
         BulkFence {
             max_id,
             in_progress: Vec::new(),
+            counted: None,
         }
     }
 }

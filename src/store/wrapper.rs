@@ -862,7 +862,30 @@ impl Store {
         let BulkFence {
             max_id,
             in_progress,
+            counted,
         } = fence.into();
+        if let Some(counted) = counted.filter(|&n| n <= BULK_MAX) {
+            let matching = self
+                .op(
+                    "job_search_ids",
+                    self.driver.job_search_ids(JobSearchParams {
+                        filter: filter.clone(),
+                        before_id: None,
+                        max_id: Some(max_id),
+                        not_written_by: in_progress.clone(),
+                        limit: (counted + 1) as u32,
+                    }),
+                )
+                .await?
+                .len() as u64;
+            if matching > counted {
+                return Err(Error::Conflict(format!(
+                    "more jobs match these filters now than the confirmation counted ({counted}): \
+                     jobs committed or came to match since; nothing was changed, open the \
+                     confirmation again"
+                )));
+            }
+        }
         let mut out = BulkOutcome::default();
         let mut before = None;
         // Retries go oldest first, so that of a sequence's finished jobs the oldest is the one

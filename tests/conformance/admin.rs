@@ -443,6 +443,31 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// A bulk action whose filter now matches more jobs within its fence than its confirmation
+    /// counted is refused, nothing changed: here a job cancelled since, whose id is below the
+    /// highest counted, which the fence cannot tell from the counted ones. Counted again, the
+    /// action goes on.
+    async fn a_bulk_action_is_refused_when_more_jobs_match_than_were_counted(db: TestDb) {
+        let s = &*db.store;
+        let a = insert(s, job_with("noop", InsertOpts::default())).await;
+        let b = insert(s, job_with("noop", InsertOpts::default())).await;
+        s.job_cancel(b.id).await.unwrap();
+        let cancelled = filter(&[JobState::Cancelled]);
+        let count = s.job_count_matching(cancelled.clone()).await.unwrap();
+        assert_eq!((count.count, count.max_id), (1, Some(b.id)));
+        s.job_cancel(a.id).await.unwrap();
+        let refused = s.job_bulk(BulkAction::Retry, cancelled.clone(), count.fence().unwrap()).await;
+        assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
+        for id in [a.id, b.id] {
+            assert_eq!(state_of(s, id).await, Some(JobState::Cancelled), "nothing changed");
+        }
+        let count = s.job_count_matching(cancelled.clone()).await.unwrap();
+        let out = s.job_bulk(BulkAction::Retry, cancelled, count.fence().unwrap()).await.unwrap();
+        assert_eq!((out.matched, out.changed), (2, 2), "{out:?}");
+    }
+}
+
 /// A `seq` job of the sequence `k`, told apart by `n`.
 fn seq(n: i64) -> JobInsertParams {
     JobInsertParams::new(

@@ -372,6 +372,7 @@ pub(super) async fn confirm(
                     @if let Some(q) = &filter.queue { input type="hidden" name="queue" value=(q); }
                     @if let Some(t) = &filter.args_contains { input type="hidden" name="q" value=(t); }
                     input type="hidden" name="max_id" value=(max_id);
+                    input type="hidden" name="count" value=(count.count);
                     @if !count.in_progress.is_empty() {
                         input type="hidden" name="in_progress" value=(count.in_progress.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
                     }
@@ -425,7 +426,7 @@ pub(super) async fn run(
         .into_iter()
         .filter(|(k, _)| k != "token")
         .collect();
-    let (filter, rest) = match read_filter(&all, &["action", "max_id", "in_progress"]) {
+    let (filter, rest) = match read_filter(&all, &["action", "max_id", "in_progress", "count"]) {
         Ok(f) => f,
         Err((status, message)) => return problem_page(&state, status, &message),
     };
@@ -461,9 +462,25 @@ pub(super) async fn run(
             }
         },
     };
+    // How many it counted: more matching now is refused (a form from before it was sent is
+    // not checked).
+    let counted = match rest.iter().find(|(k, _)| k == "count") {
+        None => None,
+        Some((_, v)) => match v.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return problem_page(
+                    &state,
+                    StatusCode::BAD_REQUEST,
+                    "count is the number of jobs the confirmation page counted: open it again",
+                )
+            }
+        },
+    };
     let fence = crate::store::BulkFence {
         max_id,
         in_progress,
+        counted,
     };
     let outcome = match state.client.bulk(action, filter.clone(), fence).await {
         Ok(o) => o,
