@@ -864,17 +864,20 @@ impl Store {
             in_progress,
             counted,
         } = fence.into();
+        // The jobs within the fence, below `before`, at most `limit`.
+        let fenced = |before: Option<i64>, limit: u32| JobSearchParams {
+            filter: filter.clone(),
+            before_id: before,
+            max_id: Some(max_id),
+            not_written_by: in_progress.clone(),
+            limit,
+        };
         if let Some(counted) = counted.filter(|&n| n <= BULK_MAX) {
             let matching = self
                 .op(
                     "job_search_ids",
-                    self.driver.job_search_ids(JobSearchParams {
-                        filter: filter.clone(),
-                        before_id: None,
-                        max_id: Some(max_id),
-                        not_written_by: in_progress.clone(),
-                        limit: (counted + 1) as u32,
-                    }),
+                    self.driver
+                        .job_search_ids(fenced(None, (counted + 1) as u32)),
                 )
                 .await?
                 .len() as u64;
@@ -896,29 +899,15 @@ impl Store {
             let left = BULK_MAX - out.matched;
             if left == 0 {
                 // One more row would say whether anything was left behind.
-                let more = self
-                    .driver
-                    .job_search_ids(JobSearchParams {
-                        filter: filter.clone(),
-                        before_id: before,
-                        max_id: Some(max_id),
-                        not_written_by: in_progress.clone(),
-                        limit: 1,
-                    })
-                    .await?;
+                let more = self.driver.job_search_ids(fenced(before, 1)).await?;
                 out.capped = !more.is_empty();
                 break;
             }
             let ids = self
                 .op(
                     "job_search_ids",
-                    self.driver.job_search_ids(JobSearchParams {
-                        filter: filter.clone(),
-                        before_id: before,
-                        max_id: Some(max_id),
-                        not_written_by: in_progress.clone(),
-                        limit: (BULK_BATCH as u64).min(left) as u32,
-                    }),
+                    self.driver
+                        .job_search_ids(fenced(before, (BULK_BATCH as u64).min(left) as u32)),
                 )
                 .await?;
             let Some(&last) = ids.last() else {

@@ -3076,7 +3076,7 @@ async fn a_bulk_action_is_refused_when_more_jobs_match_than_it_counted() {
         if touched {
             sqlx::query("UPDATE porter_jobs SET priority = 2 WHERE id = $1")
                 .bind(late)
-                .execute(store_pool(&url).await.as_ref().unwrap())
+                .execute(&mut open)
                 .await
                 .unwrap();
         }
@@ -3096,8 +3096,4 @@ async fn a_bulk_action_is_refused_when_more_jobs_match_than_it_counted() {
             );
         }
     }
-}
-
-async fn store_pool(url: &str) -> Result<sqlx::PgPool> {
-    Ok(sqlx::PgPool::connect(url).await?)
 }
