@@ -661,6 +661,61 @@ backend_case! {
 }
 
 backend_case! {
+    /// A large batch of completions and the claim along it (on PostgreSQL each written as two
+    /// statements at once): every parent is completed, a child of parents in both halves of the
+    /// batch is freed once, and the claim takes what one claim would, the first jobs in the
+    /// queue's order up to its limit, each once.
+    async fn a_large_batch_frees_each_child_once_and_claims_the_first_in_order(db: TestDb) {
+        let s = &*db.store;
+        let parents = s
+            .job_insert_many((0..100).map(|_| job("parent")).collect())
+            .await
+            .unwrap();
+        let ids: Vec<i64> = parents.iter().map(|p| p.job.id).collect();
+        // A child per parent, every other one of the later priority; then one child of the
+        // first and the last parent, which the batch's two halves free together.
+        let mut children = Vec::new();
+        for (i, &parent) in ids.iter().enumerate() {
+            let opts = InsertOpts {
+                depends_on: vec![parent],
+                priority: Some(if i % 2 == 0 { 2 } else { 1 }),
+                ..Default::default()
+            };
+            children.push(insert(s, job_with("noop", opts)).await);
+        }
+        let both = insert(s, after("noop", &[ids[0], ids[99]])).await;
+        children.push(both.clone());
+        let ran = s.job_claim(claim("default", &["parent"], 100, W)).await.unwrap();
+        assert_eq!(ran.len(), 100);
+        let (changed, claimed) = s
+            .job_complete_and_claim(
+                ran.iter().map(|j| j.fence()).collect(),
+                vec![claim("default", &["noop"], 90, W)],
+            )
+            .await
+            .unwrap();
+        assert!(changed.iter().all(|c| *c), "every parent completed");
+        let mut order: Vec<(i16, i64)> = children.iter().map(|c| (c.priority, c.id)).collect();
+        order.sort_unstable();
+        let first: Vec<i64> = order[..90].iter().map(|&(_, id)| id).collect();
+        let mut took: Vec<i64> = claimed[0].iter().map(|j| j.id).collect();
+        took.sort_unstable_by_key(|id| order.iter().position(|&(_, o)| o == *id));
+        assert_eq!(took, first, "the first 90 in the queue's order, each once");
+        for job in &claimed[0] {
+            let got = get(s, job.id).await;
+            assert_eq!((got.state, got.attempt), (JobState::Running, 1), "job {}", job.id);
+        }
+        for &(_, id) in &order[90..] {
+            let got = get(s, id).await;
+            assert_eq!((got.state, got.attempt), (JobState::Available, 0), "job {id}");
+        }
+        for id in ids {
+            assert_eq!(get(s, id).await.state, JobState::Completed, "parent {id}");
+        }
+    }
+}
+
+backend_case! {
     /// A worker whose heartbeat is overdue claims nothing along its completions (as it claims
     /// nothing): the child its completion frees is left available.
     async fn a_worker_whose_heartbeat_is_overdue_claims_no_child_along(db: TestDb) {

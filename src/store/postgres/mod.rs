@@ -1407,17 +1407,13 @@ async fn claim_available(
         .await?)
 }
 
-/// Completes jobs (fenced): one statement for the whole batch. Returns the fences that matched.
-async fn complete(conn: &mut PgConnection, fences: &[JobFence]) -> Result<Vec<JobFence>> {
-    Ok(complete_releasing(conn, fences).await?.0)
-}
-
-/// [`complete`], and whether a completed job had dependents, a sequence or a batch: its end
-/// may have made other jobs available.
+/// Completes jobs (fenced): one statement for the whole batch. Returns the fences that
+/// matched, and how many of the jobs completed had dependents, a sequence or a batch: their
+/// ends may have made other jobs available.
 async fn complete_releasing(
     conn: &mut PgConnection,
     fences: &[JobFence],
-) -> Result<(Vec<JobFence>, bool)> {
+) -> Result<(Vec<JobFence>, usize)> {
     // In id order: the statement locks the rows in the order of the fences, and a bulk
     // cancel or delete locks the same running rows in id order; in another order the two
     // waited for each other and PostgreSQL aborted one as a deadlock.
@@ -1444,7 +1440,7 @@ async fn complete_releasing(
             out => break out?,
         }
     };
-    let released = completed.iter().any(|c| c.3);
+    let released = completed.iter().filter(|c| c.3).count();
     let rows = completed
         .into_iter()
         .map(|(id, attempt, worker, _)| (id, attempt, worker));
@@ -1460,6 +1456,119 @@ fn fences_from(rows: Vec<(i64, i32, String)>) -> Vec<JobFence> {
             worker_id,
         })
         .collect()
+}
+
+/// A batch of at least this many completions is written in two halves at once, and so is the
+/// claim along it for the jobs they made available when there are at least this many.
+const HALVES_FROM: usize = 64;
+
+/// Large batches of completions, and the claims along them, as two statements at once.
+///
+/// A batch's completion and the claim after it run one after the other on one connection, so
+/// one backend, one core. Where each link of a workflow's chains waits for the one before
+/// (100 chains of 100 steps: 99 links, each the completion of 100 jobs, the trigger's release
+/// of their 100 children, and the claim of those), that was about one core busy while the
+/// other idled. So a large batch is split, by id, into two halves written at once on two
+/// connections, each half a transaction of its own, and the claim for the jobs they made
+/// available into two claims at once. Measured on 4 Dec (release build, 2 cores, 5 alternating
+/// runs of `porter bench --workflow` at 1000 slots): the chains' drain took 0.71 s against
+/// 0.86 s (medians), and the plain case did not get slower (0.46 s against 0.44 s).
+///
+/// The halves lock their rows in id order, as one statement does, each its own; a child of
+/// parents in both halves is written by one half's trigger after the other's commit (a row
+/// lock), as when two workers complete its parents at once. Only a connection the pool has idle
+/// is taken for the second half: a busy pool writes one statement, as before.
+impl PgStore {
+    /// Completes a batch ([`complete_releasing`]), in two halves at once when it is large. A
+    /// half that fails is tried once more alone; if it fails again while the other half is
+    /// committed, the committed half is answered and the failed half's fences are left out,
+    /// as if fenced off: those jobs stay `running`, and this worker's reconcile puts them back
+    /// to run again, as it does with a batch given up on. (An error for the whole batch would
+    /// have the completer write it again, and the committed half would then read as fenced
+    /// off, its jobs' ends never told.)
+    async fn complete_in_halves(
+        &self,
+        conn: &mut PgConnection,
+        fences: &[JobFence],
+    ) -> Result<(Vec<JobFence>, usize)> {
+        let second = match fences.len() >= HALVES_FROM {
+            true => self.pool.try_acquire(),
+            false => None,
+        };
+        let Some(mut other) = second else {
+            return complete_releasing(conn, fences).await;
+        };
+        let mut sorted = fences.to_vec();
+        sorted.sort_unstable_by_key(|f| f.id);
+        let (low, high) = sorted.split_at(sorted.len() / 2);
+        let (a, b) = tokio::join!(
+            complete_releasing(&mut *conn, low),
+            complete_releasing(&mut other, high)
+        );
+        let (done, failed, e) = match (a, b) {
+            (Ok((mut done, n)), Ok((more, m))) => {
+                done.extend(more);
+                return Ok((done, n + m));
+            }
+            (Err(e), Err(_)) => return Err(e),
+            (Ok(done), Err(e)) => (done, high, e),
+            (Err(e), Ok(done)) => (done, low, e),
+        };
+        tracing::debug!(error = %e, jobs = failed.len(), "half a batch of completions failed; writing it again alone");
+        match complete_releasing(conn, failed).await {
+            Ok((more, m)) => {
+                let (mut done, n) = done;
+                done.extend(more);
+                Ok((done, n + m))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = failed.len(), "half a batch of completions could not be written; this worker's reconcile puts its jobs back");
+                Ok(done)
+            }
+        }
+    }
+
+    /// The claim along completions that made jobs available (`freed` of the jobs completed
+    /// may have): when there are many, two claims at once, both from the cursor (see
+    /// [`cursor`]), the first for half of them and the second for the rest of the limit. Each
+    /// skips the rows the other has locked, so together they take what one claim would: the
+    /// first jobs in the queue's order, up to the limit. One that fails leaves the other's
+    /// jobs answered (what it may have claimed is put back by the reconcile, as with any claim
+    /// whose answer was lost).
+    async fn claim_in_halves(
+        &self,
+        conn: &mut PgConnection,
+        params: &JobClaimParams,
+        freed: usize,
+    ) -> Result<Vec<JobRow>> {
+        let first = (freed / 2).min(params.limit as usize / 2);
+        let second = match first >= HALVES_FROM / 2 {
+            true => self.pool.try_acquire(),
+            false => None,
+        };
+        let Some(mut other) = second else {
+            return self.claim_plain(conn, params).await;
+        };
+        let mut low = params.clone();
+        low.limit = first as u32;
+        let mut rest = params.clone();
+        rest.limit = params.limit - low.limit;
+        let (a, b) = tokio::join!(
+            self.claim_plain(&mut *conn, &low),
+            self.claim_plain(&mut other, &rest)
+        );
+        match (a, b) {
+            (Ok(mut jobs), Ok(more)) => {
+                jobs.extend(more);
+                Ok(jobs)
+            }
+            (Err(e), Err(_)) => Err(e),
+            (Ok(jobs), Err(e)) | (Err(e), Ok(jobs)) => {
+                tracing::warn!(error = %e, queue = params.queue, "half of a claim along completions failed; its jobs, if any, are put back by the reconcile");
+                Ok(jobs)
+            }
+        }
+    }
 }
 
 /// The plain claim and the promotion before it, which keep the queue's claim cursor.
@@ -1701,7 +1810,8 @@ impl Driver for PgStore {
     }
 
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
-        complete(&mut *self.conn().await?, &fences).await
+        let mut conn = self.conn().await?;
+        Ok(self.complete_in_halves(&mut conn, &fences).await?.0)
     }
 
     async fn job_complete_claim(
@@ -1721,7 +1831,7 @@ impl Driver for PgStore {
         // the completion's row and sequence locks held, and moved the cursors before a commit
         // that could still fail.)
         let mut conn = self.conn().await?;
-        let (completed, released) = complete_releasing(&mut conn, &fences).await?;
+        let (completed, freed) = self.complete_in_halves(&mut conn, &fences).await?;
         // The completions are committed: a claim that fails now must not report them as not
         // written (a retry would find them fenced off). Its queue gets no jobs here; jobs of a
         // claim whose answer was lost are put back by the worker's reconcile.
@@ -1729,11 +1839,11 @@ impl Driver for PgStore {
         for params in &claims {
             // The jobs these completions made available keep their due times, and so sort
             // behind the cursor: a full claim for them, whatever it costs.
-            if released {
+            if freed > 0 {
                 self.cursors.force(&params.queue);
             }
             let jobs = match self.promote(&mut conn, &params.queue).await {
-                Ok(()) => self.claim_plain(&mut conn, params).await,
+                Ok(()) => self.claim_in_halves(&mut conn, params, freed).await,
                 Err(e) => Err(e),
             };
             match jobs {
