@@ -966,26 +966,24 @@ backend_case! {
     /// token.
     async fn no_page_can_be_framed_by_another_site(db: TestDb) {
         for config in [HttpConfig::default(), HttpConfig { admin_token: Some(TOKEN.into()), ..HttpConfig::default() }] {
-            let app = app(&db, config).await;
-            for uri in ["/", "/dashboard/jobs/bulk?action=delete", "/healthz", "/admin/stats"] {
+            let app = app(&db, config.clone()).await;
+            for uri in ["/", "/dashboard/jobs/bulk?action=delete", "/healthz", "/admin/stats", "/metrics", "/no/such/route"] {
                 let response = app
                     .clone()
                     .oneshot(req(Method::GET, uri).body(Body::empty()).unwrap())
                     .await
                     .unwrap();
-                let headers = response.headers();
-                assert_eq!(
-                    headers.get("x-frame-options").and_then(|v| v.to_str().ok()),
-                    Some("DENY"),
-                    "{uri}: {headers:?}"
-                );
-                assert!(
-                    headers
-                        .get("content-security-policy")
-                        .and_then(|v| v.to_str().ok())
-                        .is_some_and(|v| v.contains("frame-ancestors 'none'")),
-                    "{uri}: {headers:?}"
-                );
+                assert_safe_headers(response.headers(), uri);
+            }
+            // A worker's own listener (`--metrics-listen`) answers the same way.
+            let worker = porter::http::metrics_router(surfaces::app_state(db.store.clone(), config).await);
+            for uri in ["/metrics", "/healthz", "/"] {
+                let response = worker
+                    .clone()
+                    .oneshot(req(Method::GET, uri).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                assert_safe_headers(response.headers(), &format!("worker {uri}"));
             }
         }
     }
@@ -1258,6 +1256,7 @@ backend_case! {
                 .unwrap();
             let response = app.clone().oneshot(request).await.unwrap();
             let status = response.status();
+            assert_safe_headers(response.headers(), &format!("{method} {uri}"));
             let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
             let allow = response.headers().get(header::ALLOW).cloned();
             let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -1293,10 +1292,31 @@ backend_case! {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from_stream(stream))
             .unwrap();
-        let (status, body) = send_json(&app, request).await;
+        let response = app.clone().oneshot(request).await.unwrap();
+        // The timeout's answer carries the headers every other answer does (it had none).
+        assert_safe_headers(response.headers(), "the 408");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
         assert!(body["error"].as_str().unwrap().contains("0.2"), "{body}");
     }
+}
+
+/// What every answer carries: no framing by another page (clickjacking), and no sniffing of
+/// a JSON error or a text body for something a browser would run.
+fn assert_safe_headers(headers: &header::HeaderMap, what: &str) {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(get("x-frame-options"), Some("DENY"), "{what}: {headers:?}");
+    assert!(
+        get("content-security-policy").is_some_and(|v| v.contains("frame-ancestors 'none'")),
+        "{what}: {headers:?}"
+    );
+    assert_eq!(
+        get("x-content-type-options"),
+        Some("nosniff"),
+        "{what}: {headers:?}"
+    );
 }
 
 /// A stream of the chunks sent on `rx`, pending until the sender sends or goes.

@@ -178,9 +178,16 @@ fn check_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), AppError>
 /// Every response forbids being framed by another page: a foreign page that framed a
 /// dashboard form would have its click sent from the dashboard's own origin, which the
 /// origin checks cannot tell from the user's own (clickjacking). Both the old header and the
-/// CSP one, for every browser.
-pub(super) async fn no_framing(mut response: axum::response::Response) -> axum::response::Response {
+/// CSP one, for every browser. And every response forbids content sniffing: a JSON error or a
+/// metrics page quoting the user's text is read as what its type says, never as a page to run.
+pub(super) async fn safe_headers(
+    mut response: axum::response::Response,
+) -> axum::response::Response {
     let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
     headers.insert(
         axum::http::header::X_FRAME_OPTIONS,
         axum::http::HeaderValue::from_static("DENY"),

@@ -263,7 +263,6 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             guard::guard,
         ))
-        .layer(axum::middleware::map_response(guard::no_framing))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count_responses,
@@ -276,9 +275,10 @@ pub fn router(state: AppState) -> Router {
     around_everything(app, config.request_timeout)
 }
 
-/// `app` behind [`error::bodiless_errors_as_json`], as one service: a `Router::layer` wraps
-/// each route's handlers one by one, inside the router that adds a 405's `Allow` header, so
-/// the 405's message could not name the methods the header names.
+/// `app` behind [`error::bodiless_errors_as_json`] and [`guard::safe_headers`], as one
+/// service: a `Router::layer` wraps each route's handlers one by one, inside the router that
+/// adds a 405's `Allow` header, so the 405's message could not name the methods the header
+/// names; and outside the timeout, so that its 408 carries the headers every answer does.
 fn around_everything(app: Router, timeout: std::time::Duration) -> Router {
     Router::new()
         .fallback_service(app)
@@ -286,6 +286,7 @@ fn around_everything(app: Router, timeout: std::time::Duration) -> Router {
             timeout,
             error::bodiless_errors_as_json,
         ))
+        .layer(axum::middleware::map_response(guard::safe_headers))
 }
 
 /// A worker's own listener (`porter worker --metrics-listen`): `GET /metrics` and
