@@ -96,6 +96,9 @@ pub struct PgStore {
     inserter: group::Inserter,
     /// Where each queue's plain claim starts (see [`cursor`]).
     cursors: Arc<cursor::Cursors>,
+    /// The clock the pool sets on each connection it hands out (tests); [`PgStore::idle_conn`]
+    /// sets it itself.
+    clock: Option<Clock>,
     /// Stops the LISTEN task when the store goes.
     _listener: DropGuard,
 }
@@ -244,7 +247,7 @@ impl PgStore {
         let mut pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .acquire_timeout(CONNECT_TIMEOUT);
-        if let Some(clock) = clock {
+        if let Some(clock) = clock.clone() {
             // A new connection and every connection handed out again read the clock as it is
             // then; only stores opened with a clock pay this round trip.
             let fresh = clock.clone();
@@ -281,6 +284,7 @@ impl PgStore {
         Ok(PgStore {
             inserter: group::Inserter::start(pool.clone()),
             cursors,
+            clock,
             pool,
             heartbeats,
             wakeup,
@@ -293,6 +297,17 @@ impl PgStore {
     /// converts with `?`.
     async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
         self.pool.acquire().await.map_err(|e| self.pool_err(e))
+    }
+
+    /// A second connection for work written in two halves at once, only if the pool has one
+    /// idle: it never waits for one, nor opens one. `try_acquire` skips the pool's
+    /// `before_acquire`, so the store's clock is set here as that hook sets it.
+    async fn idle_conn(&self) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        let mut conn = self.pool.try_acquire()?;
+        if let Some(clock) = &self.clock {
+            set_clock(&mut conn, clock_setting(clock)).await.ok()?;
+        }
+        Some(conn)
     }
 
     /// The heartbeats' own connection (see [`PgStore::conn`]).
@@ -1480,19 +1495,20 @@ const HALVES_FROM: usize = 64;
 /// is taken for the second half: a busy pool writes one statement, as before.
 impl PgStore {
     /// Completes a batch ([`complete_releasing`]), in two halves at once when it is large. A
-    /// half that fails is tried once more alone; if it fails again while the other half is
-    /// committed, the committed half is answered and the failed half's fences are left out,
-    /// as if fenced off: those jobs stay `running`, and this worker's reconcile puts them back
-    /// to run again, as it does with a batch given up on. (An error for the whole batch would
-    /// have the completer write it again, and the committed half would then read as fenced
-    /// off, its jobs' ends never told.)
+    /// half that fails is written again on the connection of the half that went through (the
+    /// failed one may be broken). If that fails too, the whole batch fails, as one statement's
+    /// failure does, and the completer writes it all again; the half committed then reads as
+    /// fenced off, so those jobs' ends are not told to the runtime's events (a metric counts
+    /// them short), while every job's row is right. Answered as fenced off instead, the failed
+    /// half's jobs would have stayed `running` under this live worker, out of reach of a
+    /// reconcile that looks only at recent claims.
     async fn complete_in_halves(
         &self,
         conn: &mut PgConnection,
         fences: &[JobFence],
     ) -> Result<(Vec<JobFence>, usize)> {
         let second = match fences.len() >= HALVES_FROM {
-            true => self.pool.try_acquire(),
+            true => self.idle_conn().await,
             false => None,
         };
         let Some(mut other) = second else {
@@ -1505,27 +1521,19 @@ impl PgStore {
             complete_releasing(&mut *conn, low),
             complete_releasing(&mut other, high)
         );
-        let (done, failed, e) = match (a, b) {
+        let ((mut done, n), (failed, e), good) = match (a, b) {
             (Ok((mut done, n)), Ok((more, m))) => {
                 done.extend(more);
                 return Ok((done, n + m));
             }
             (Err(e), Err(_)) => return Err(e),
-            (Ok(done), Err(e)) => (done, high, e),
-            (Err(e), Ok(done)) => (done, low, e),
+            (Ok(done), Err(e)) => (done, (high, e), &mut *conn),
+            (Err(e), Ok(done)) => (done, (low, e), &mut *other),
         };
-        tracing::debug!(error = %e, jobs = failed.len(), "half a batch of completions failed; writing it again alone");
-        match complete_releasing(conn, failed).await {
-            Ok((more, m)) => {
-                let (mut done, n) = done;
-                done.extend(more);
-                Ok((done, n + m))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, jobs = failed.len(), "half a batch of completions could not be written; this worker's reconcile puts its jobs back");
-                Ok(done)
-            }
-        }
+        tracing::debug!(error = %e, jobs = failed.len(), "half a batch of completions failed; writing it again on the other half's connection");
+        let (more, m) = complete_releasing(good, failed).await?;
+        done.extend(more);
+        Ok((done, n + m))
     }
 
     /// The claim along completions that made jobs available (`freed` of the jobs completed
@@ -1543,7 +1551,7 @@ impl PgStore {
     ) -> Result<Vec<JobRow>> {
         let first = (freed / 2).min(params.limit as usize / 2);
         let second = match first >= HALVES_FROM / 2 {
-            true => self.pool.try_acquire(),
+            true => self.idle_conn().await,
             false => None,
         };
         let Some(mut other) = second else {

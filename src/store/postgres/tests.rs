@@ -3097,3 +3097,158 @@ async fn a_bulk_action_is_refused_when_more_jobs_match_than_it_counted() {
         }
     }
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+/// A large batch of completions and the claim along it are written in two halves at once, on
+/// two connections, and both read the store's clock as it is at the write: the second
+/// connection comes from the pool without its hook that sets the clock (a review found its
+/// half written with the time it was last handed out at).
+async fn a_batch_written_in_halves_reads_the_clock_on_both_connections() {
+    let clock = Clock::new();
+    // Whole microseconds, as the database keeps them.
+    let start = chrono::SubsecRound::trunc_subsecs(Utc::now() - chrono::Duration::days(1), 6);
+    clock.set(start);
+    let store = PgStore::open_with_clock(&fresh_url().await, clock.clone())
+        .await
+        .unwrap();
+    let parents: Vec<i64> = store
+        .job_insert_many(
+            (0..100)
+                .map(|_| job("parent", InsertOpts::default()))
+                .collect(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.job.id)
+        .collect();
+    let children = parents
+        .iter()
+        .map(|&p| {
+            job(
+                "noop",
+                InsertOpts {
+                    depends_on: vec![p],
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    store.job_insert_many(children).await.unwrap();
+    // Connections idle in the pool, each last handed out at `start`.
+    let held = futures::future::join_all((0..3).map(|_| store.conn())).await;
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let claim = |kind: &str| JobClaimParams {
+        queue: "default".into(),
+        kinds: vec![kind.into()],
+        limit: 1000,
+        worker_id: "w".into(),
+    };
+    let ran = store
+        .job_claim(claim("parent"), ClaimAhead::default())
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(ran.len(), 100);
+    let later = start + chrono::Duration::hours(1);
+    clock.set(later);
+    let (done, claimed) = store
+        .job_complete_claim(ran.iter().map(JobRow::fence).collect(), vec![claim("noop")])
+        .await
+        .unwrap();
+    assert_eq!((done.len(), claimed[0].len()), (100, 100));
+    let kids: Vec<i64> = claimed[0].iter().map(|j| j.id).collect();
+    let mut conn = store.conn().await.unwrap();
+    for (ids, column) in [(&parents, "finalized_at"), (&kids, "attempted_at")] {
+        let (times, writers): (Vec<DateTime<Utc>>, i64) = sqlx::query_as(&format!(
+            "SELECT array_agg(DISTINCT {column}), count(DISTINCT xmin::text) \
+             FROM porter_jobs WHERE id = ANY($1)"
+        ))
+        .bind(ids)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            times,
+            vec![later],
+            "{column}: the clock at the write, on both halves"
+        );
+        assert_eq!(
+            writers, 2,
+            "{column}: written by two transactions, the halves"
+        );
+    }
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+/// A half written on a broken connection (the pool hands out an idle one untested) is written
+/// again on the other half's connection: every job of the batch ends completed.
+async fn a_half_written_on_a_broken_connection_is_written_again_on_the_other() {
+    let url = fresh_url().await;
+    // Three connections: one listens, two work.
+    let options = OpenOptions {
+        pool_size: Some(3),
+        ..Default::default()
+    };
+    let store = PgStore::open_at(&url, None, &options).await.unwrap();
+    let parents: Vec<i64> = store
+        .job_insert_many(
+            (0..100)
+                .map(|_| job("noop", InsertOpts::default()))
+                .collect(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.job.id)
+        .collect();
+    let ran = claim_noop(&store, "default", 100).await;
+    // The two working connections left idle, the second given back last and then cut off by
+    // the server: the completion takes the first (the pool's oldest idle one) and the cut one
+    // for its second half.
+    let mut held = futures::future::join_all((0..2).map(|_| store.conn())).await;
+    let mut pids = Vec::new();
+    for conn in &mut held {
+        let conn = conn.as_mut().unwrap();
+        pids.push(
+            sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap(),
+        );
+    }
+    for conn in held {
+        drop(conn);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut outside = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pids[1])
+        .execute(&mut outside)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let done = store
+        .job_complete_many(ran.iter().map(JobRow::fence).collect())
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 100, "every completion written");
+    let (completed, writers): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE state = 'completed'), count(DISTINCT xmin::text) \
+         FROM porter_jobs WHERE id = ANY($1)",
+    )
+    .bind(&parents)
+    .fetch_one(&mut outside)
+    .await
+    .unwrap();
+    assert_eq!((completed, writers), (100, 2));
+}
