@@ -1483,11 +1483,14 @@ const HALVES_FROM: usize = 64;
 /// one backend, one core. Where each link of a workflow's chains waits for the one before
 /// (100 chains of 100 steps: 99 links, each the completion of 100 jobs, the trigger's release
 /// of their 100 children, and the claim of those), that was about one core busy while the
-/// other idled. So a large batch is split, by id, into two halves written at once on two
-/// connections, each half a transaction of its own, and the claim for the jobs they made
-/// available into two claims at once. Measured on 4 Dec (release build, 2 cores, 5 alternating
-/// runs of `porter bench --workflow` at 1000 slots): the chains' drain took 0.71 s against
-/// 0.86 s (medians), and the plain case did not get slower (0.46 s against 0.44 s).
+/// other idled. So a large batch that claims along (`job_complete_claim`) is split, by id,
+/// into two halves written at once on two connections, each half a transaction of its own, and
+/// the claim for the jobs they made available into two claims at once. Measured on 4 Dec
+/// (release build, 2 cores, alternating runs of `porter bench --workflow` at 1000 slots,
+/// medians): the chains' drain took 0.71 s against 0.86 s (5 runs), and 0.63 s against 0.78 s
+/// (5 more). A batch written without a claim (`job_complete_many`: the plain drain's, where
+/// producers' claims keep the other core busy) stays one statement: split too, the plain drain
+/// was slower in one series (0.34 s against 0.29 s) and no faster in the next.
 ///
 /// The halves lock their rows in id order, as one statement does, each its own; a child of
 /// parents in both halves is written by one half's trigger after the other's commit (a row
@@ -1818,8 +1821,9 @@ impl Driver for PgStore {
     }
 
     async fn job_complete_many(&self, fences: Vec<JobFence>) -> Result<Vec<JobFence>> {
-        let mut conn = self.conn().await?;
-        Ok(self.complete_in_halves(&mut conn, &fences).await?.0)
+        Ok(complete_releasing(&mut *self.conn().await?, &fences)
+            .await?
+            .0)
     }
 
     async fn job_complete_claim(

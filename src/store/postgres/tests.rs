@@ -3237,8 +3237,15 @@ async fn a_half_written_on_a_broken_connection_is_written_again_on_the_other() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let done = store
-        .job_complete_many(ran.iter().map(JobRow::fence).collect())
+    // A completion that claims along (for a kind with no jobs): the one that is split.
+    let along = JobClaimParams {
+        queue: "default".into(),
+        kinds: vec!["other".into()],
+        limit: 10,
+        worker_id: "w".into(),
+    };
+    let (done, _) = store
+        .job_complete_claim(ran.iter().map(JobRow::fence).collect(), vec![along])
         .await
         .unwrap();
     assert_eq!(done.len(), 100, "every completion written");
