@@ -57,6 +57,11 @@ pub const POOL_SIZE: u32 = super::DEFAULT_POOL_SIZE;
 pub const INSERT_CHUNK_BYTES: usize = 16 * 1024 * 1024;
 /// How long connecting (or waiting for a free connection) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle connection taken for a second half may take to answer a ping.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// A connection of the pool.
+type PgPooled = sqlx::pool::PoolConnection<sqlx::Postgres>;
 /// The NOTIFY channel inserts are announced on; the payload is the queue name.
 pub const NOTIFY_CHANNEL: &str = "porter_insert";
 /// The NOTIFY channel cancel requests for running jobs are announced on; the payload is the id
@@ -300,14 +305,27 @@ impl PgStore {
     }
 
     /// A second connection for work written in two halves at once, only if the pool has one
-    /// idle: it never waits for one, nor opens one. `try_acquire` skips the pool's
-    /// `before_acquire`, so the store's clock is set here as that hook sets it.
-    async fn idle_conn(&self) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    /// idle: it never waits for one, nor opens one. `try_acquire` skips what the pool does
+    /// before handing a connection out (its ping, its idle and lifetime limits, and the
+    /// `before_acquire` hook that sets the store's clock): a connection the network dropped
+    /// silently while it idled would hold its half until TCP gave up. So it is pinged here,
+    /// within [`IDLE_CHECK`], and given the store's clock; one that fails either is closed.
+    async fn idle_conn(&self) -> Option<PgPooled> {
         let mut conn = self.pool.try_acquire()?;
-        if let Some(clock) = &self.clock {
-            set_clock(&mut conn, clock_setting(clock)).await.ok()?;
+        let ready = async {
+            conn.ping().await?;
+            if let Some(clock) = &self.clock {
+                set_clock(&mut conn, clock_setting(clock)).await?;
+            }
+            Ok::<(), sqlx::Error>(())
+        };
+        match tokio::time::timeout(IDLE_CHECK, ready).await {
+            Ok(Ok(())) => Some(conn),
+            _ => {
+                conn.close_on_drop();
+                None
+            }
         }
-        Some(conn)
     }
 
     /// The heartbeats' own connection (see [`PgStore::conn`]).
@@ -1473,8 +1491,9 @@ fn fences_from(rows: Vec<(i64, i32, String)>) -> Vec<JobFence> {
         .collect()
 }
 
-/// A batch of at least this many completions is written in two halves at once, and so is the
-/// claim along it for the jobs they made available when there are at least this many.
+/// A batch of at least this many completions that claims along is written in two halves at
+/// once, and so is the claim after it when at least this many of the jobs completed had
+/// dependents, a sequence or a batch and its limit is at least this many.
 const HALVES_FROM: usize = 64;
 
 /// Large batches of completions, and the claims along them, as two statements at once.
@@ -1495,26 +1514,26 @@ const HALVES_FROM: usize = 64;
 /// The halves lock their rows in id order, as one statement does, each its own; a child of
 /// parents in both halves is written by one half's trigger after the other's commit (a row
 /// lock), as when two workers complete its parents at once. Only a connection the pool has idle
-/// is taken for the second half: a busy pool writes one statement, as before.
+/// is taken for the second half, once per batch for its completion and its claims, and only
+/// after it answers a ping ([`PgStore::idle_conn`]): a busy pool writes one statement, as
+/// before.
 impl PgStore {
-    /// Completes a batch ([`complete_releasing`]), in two halves at once when it is large. A
-    /// half that fails is written again on the connection of the half that went through (the
-    /// failed one may be broken). If that fails too, the whole batch fails, as one statement's
-    /// failure does, and the completer writes it all again; the half committed then reads as
-    /// fenced off, so those jobs' ends are not told to the runtime's events (a metric counts
-    /// them short), while every job's row is right. Answered as fenced off instead, the failed
-    /// half's jobs would have stayed `running` under this live worker, out of reach of a
-    /// reconcile that looks only at recent claims.
+    /// Completes a batch ([`complete_releasing`]), in two halves at once when there is a
+    /// second connection (`other`, see [`PgStore::idle_conn`]). A half that fails is written
+    /// again on the connection of the half that went through (the failed one may be broken:
+    /// it is closed, and `conn` is left holding the good one, for the claims after). If that
+    /// fails too, the whole batch fails, as one statement's failure does, and the completer
+    /// writes it all again; the half committed then reads as fenced off, so those jobs' ends
+    /// are not told to the runtime's events, while every job's row is right. Answered as fenced
+    /// off instead, the failed half's jobs would have stayed `running` under this live worker,
+    /// out of reach of a reconcile that looks only at recent claims.
     async fn complete_in_halves(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut PgPooled,
+        other: &mut Option<PgPooled>,
         fences: &[JobFence],
     ) -> Result<(Vec<JobFence>, usize)> {
-        let second = match fences.len() >= HALVES_FROM {
-            true => self.idle_conn().await,
-            false => None,
-        };
-        let Some(mut other) = second else {
+        let Some(second) = other.as_mut() else {
             return complete_releasing(conn, fences).await;
         };
         let mut sorted = fences.to_vec();
@@ -1522,43 +1541,48 @@ impl PgStore {
         let (low, high) = sorted.split_at(sorted.len() / 2);
         let (a, b) = tokio::join!(
             complete_releasing(&mut *conn, low),
-            complete_releasing(&mut other, high)
+            complete_releasing(&mut *second, high)
         );
-        let ((mut done, n), (failed, e), good) = match (a, b) {
+        let ((mut done, n), failed, e) = match (a, b) {
             (Ok((mut done, n)), Ok((more, m))) => {
                 done.extend(more);
                 return Ok((done, n + m));
             }
             (Err(e), Err(_)) => return Err(e),
-            (Ok(done), Err(e)) => (done, (high, e), &mut *conn),
-            (Err(e), Ok(done)) => (done, (low, e), &mut *other),
+            (Ok(done), Err(e)) => (done, high, e),
+            (Err(e), Ok(done)) => {
+                std::mem::swap(conn, second);
+                (done, low, e)
+            }
         };
+        if let Some(mut broken) = other.take() {
+            broken.close_on_drop();
+        }
         tracing::debug!(error = %e, jobs = failed.len(), "half a batch of completions failed; writing it again on the other half's connection");
-        let (more, m) = complete_releasing(good, failed).await?;
+        let (more, m) = complete_releasing(conn, failed).await?;
         done.extend(more);
         Ok((done, n + m))
     }
 
     /// The claim along completions that made jobs available (`freed` of the jobs completed
-    /// may have): when there are many, two claims at once, both from the cursor (see
-    /// [`cursor`]), the first for half of them and the second for the rest of the limit. Each
-    /// skips the rows the other has locked, so together they take what one claim would: the
-    /// first jobs in the queue's order, up to the limit. One that fails leaves the other's
-    /// jobs answered (what it may have claimed is put back by the reconcile, as with any claim
-    /// whose answer was lost).
+    /// had dependents, a sequence or a batch): when there are many and a second connection,
+    /// two claims at once, both from the cursor (see [`cursor`]), the first for at most half of
+    /// `freed` and the second for the rest of the limit. Each skips the rows the other has
+    /// locked, so together they take what one claim would: the first jobs in the queue's
+    /// order, up to the limit (how they share them depends on which runs first). One that
+    /// fails leaves the other's jobs answered (what it may have claimed is put back by the
+    /// reconcile, as with any claim whose answer was lost), and its connection closed.
     async fn claim_in_halves(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut PgPooled,
+        other: &mut Option<PgPooled>,
         params: &JobClaimParams,
         freed: usize,
     ) -> Result<Vec<JobRow>> {
         let first = (freed / 2).min(params.limit as usize / 2);
-        let second = match first >= HALVES_FROM / 2 {
-            true => self.idle_conn().await,
-            false => None,
-        };
-        let Some(mut other) = second else {
-            return self.claim_plain(conn, params).await;
+        let second = match other.as_mut() {
+            Some(second) if first >= HALVES_FROM / 2 => second,
+            _ => return self.claim_plain(conn, params).await,
         };
         let mut low = params.clone();
         low.limit = first as u32;
@@ -1566,19 +1590,26 @@ impl PgStore {
         rest.limit = params.limit - low.limit;
         let (a, b) = tokio::join!(
             self.claim_plain(&mut *conn, &low),
-            self.claim_plain(&mut other, &rest)
+            self.claim_plain(&mut *second, &rest)
         );
-        match (a, b) {
+        // The connection of a claim that failed goes; `conn` keeps the good one.
+        let (jobs, e) = match (a, b) {
             (Ok(mut jobs), Ok(more)) => {
                 jobs.extend(more);
-                Ok(jobs)
+                return Ok(jobs);
             }
-            (Err(e), Err(_)) => Err(e),
-            (Ok(jobs), Err(e)) | (Err(e), Ok(jobs)) => {
-                tracing::warn!(error = %e, queue = params.queue, "half of a claim along completions failed; its jobs, if any, are put back by the reconcile");
-                Ok(jobs)
+            (Err(e), Err(_)) => return Err(e),
+            (Ok(jobs), Err(e)) => (jobs, e),
+            (Err(e), Ok(jobs)) => {
+                std::mem::swap(conn, second);
+                (jobs, e)
             }
+        };
+        if let Some(mut broken) = other.take() {
+            broken.close_on_drop();
         }
+        tracing::warn!(error = %e, queue = params.queue, "half of a claim along completions failed; its jobs, if any, are put back by the reconcile");
+        Ok(jobs)
     }
 }
 
@@ -1843,7 +1874,13 @@ impl Driver for PgStore {
         // the completion's row and sequence locks held, and moved the cursors before a commit
         // that could still fail.)
         let mut conn = self.conn().await?;
-        let (completed, freed) = self.complete_in_halves(&mut conn, &fences).await?;
+        let mut other = match fences.len() >= HALVES_FROM {
+            true => self.idle_conn().await,
+            false => None,
+        };
+        let (completed, freed) = self
+            .complete_in_halves(&mut conn, &mut other, &fences)
+            .await?;
         // The completions are committed: a claim that fails now must not report them as not
         // written (a retry would find them fenced off). Its queue gets no jobs here; jobs of a
         // claim whose answer was lost are put back by the worker's reconcile.
@@ -1855,7 +1892,10 @@ impl Driver for PgStore {
                 self.cursors.force(&params.queue);
             }
             let jobs = match self.promote(&mut conn, &params.queue).await {
-                Ok(()) => self.claim_in_halves(&mut conn, params, freed).await,
+                Ok(()) => {
+                    self.claim_in_halves(&mut conn, &mut other, params, freed)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             match jobs {

@@ -3115,17 +3115,7 @@ async fn a_batch_written_in_halves_reads_the_clock_on_both_connections() {
     let store = PgStore::open_with_clock(&fresh_url().await, clock.clone())
         .await
         .unwrap();
-    let parents: Vec<i64> = store
-        .job_insert_many(
-            (0..100)
-                .map(|_| job("parent", InsertOpts::default()))
-                .collect(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.job.id)
-        .collect();
+    let parents = hundred_jobs(&store, "parent").await;
     let children = parents
         .iter()
         .map(|&p| {
@@ -3178,10 +3168,15 @@ async fn a_batch_written_in_halves_reads_the_clock_on_both_connections() {
             vec![later],
             "{column}: the clock at the write, on both halves"
         );
-        assert_eq!(
-            writers, 2,
-            "{column}: written by two transactions, the halves"
-        );
+        // The completion's halves are split by id, so two transactions wrote the parents.
+        // (How the two claims share the children depends on which runs first: one may take
+        // them all.)
+        if column == "finalized_at" {
+            assert_eq!(
+                writers, 2,
+                "{column}: written by two transactions, the halves"
+            );
+        }
     }
 }
 
@@ -3190,9 +3185,90 @@ async fn a_batch_written_in_halves_reads_the_clock_on_both_connections() {
     not(porter_pg_tests),
     ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
 )]
-/// A half written on a broken connection (the pool hands out an idle one untested) is written
-/// again on the other half's connection: every job of the batch ends completed.
-async fn a_half_written_on_a_broken_connection_is_written_again_on_the_other() {
+/// A half whose connection is cut off while it runs is written again on the connection of the
+/// half that went through, whichever half it was: every job of the batch ends completed, and
+/// the claim after runs on the good connection.
+async fn a_half_cut_off_is_written_again_on_the_connection_that_went_through() {
+    for cut_low in [true, false] {
+        let url = fresh_url().await;
+        let store = Arc::new(PgStore::open(&url).await.unwrap());
+        let parents = hundred_jobs(&store, "noop").await;
+        store
+            .job_insert_many(vec![job("other", InsertOpts::default())])
+            .await
+            .unwrap();
+        let ran = claim_noop(&store, "default", 100).await;
+        // Connections idle in the pool for the second half.
+        drop(futures::future::join_all((0..3).map(|_| store.conn())).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A row of the half to cut off is locked elsewhere, so that half waits on it.
+        let held = if cut_low { parents[0] } else { parents[99] };
+        let mut locker = PgConnection::connect(&url).await.unwrap();
+        let mut probe = PgConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+        sqlx::query("SELECT 1 FROM porter_jobs WHERE id = $1 FOR UPDATE")
+            .bind(held)
+            .execute(&mut locker)
+            .await
+            .unwrap();
+        let fences: Vec<JobFence> = ran.iter().map(JobRow::fence).collect();
+        let along = JobClaimParams {
+            queue: "default".into(),
+            kinds: vec!["other".into()],
+            limit: 10,
+            worker_id: "w".into(),
+        };
+        let writing = tokio::spawn({
+            let store = store.clone();
+            async move { store.job_complete_claim(fences, vec![along]).await }
+        });
+        let waiting = "SELECT count(*) FROM pg_stat_activity \
+                       WHERE wait_event_type = 'Lock' AND datname = current_database()";
+        assert_eq!(
+            waiters(&mut probe, waiting).await,
+            1,
+            "the half waits for the held row"
+        );
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+        .execute(&mut probe)
+        .await
+        .unwrap();
+        sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+        let (done, claimed) = writing.await.unwrap().unwrap();
+        assert_eq!(
+            done.len(),
+            100,
+            "every completion written (low half cut: {cut_low})"
+        );
+        assert_eq!(
+            claimed[0].len(),
+            1,
+            "the claim along ran (low half cut: {cut_low})"
+        );
+        let completed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM porter_jobs WHERE id = ANY($1) AND state = 'completed'",
+        )
+        .bind(&parents)
+        .fetch_one(&mut probe)
+        .await
+        .unwrap();
+        assert_eq!(completed, 100, "low half cut: {cut_low}");
+    }
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+/// An idle connection that no longer answers (its server process stopped here, as a network
+/// that dropped an idle flow silently leaves it) is not taken for a second half: its ping
+/// gives up within a second and the batch is written as one statement. Taken unchecked, the
+/// half waited on it for good.
+async fn an_idle_connection_that_does_not_answer_is_not_taken_for_a_half() {
     let url = fresh_url().await;
     // Three connections: one listens, two work.
     let options = OpenOptions {
@@ -3200,62 +3276,65 @@ async fn a_half_written_on_a_broken_connection_is_written_again_on_the_other() {
         ..Default::default()
     };
     let store = PgStore::open_at(&url, None, &options).await.unwrap();
-    let parents: Vec<i64> = store
-        .job_insert_many(
-            (0..100)
-                .map(|_| job("noop", InsertOpts::default()))
-                .collect(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.job.id)
-        .collect();
+    hundred_jobs(&store, "noop").await;
     let ran = claim_noop(&store, "default", 100).await;
-    // The two working connections left idle, the second given back last and then cut off by
-    // the server: the completion takes the first (the pool's oldest idle one) and the cut one
-    // for its second half.
+    // The two working connections idle, the one given back last (the one the pool hands out
+    // second) with its server process stopped.
     let mut held = futures::future::join_all((0..2).map(|_| store.conn())).await;
     let mut pids = Vec::new();
     for conn in &mut held {
         let conn = conn.as_mut().unwrap();
-        pids.push(
-            sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
-                .fetch_one(&mut **conn)
-                .await
-                .unwrap(),
-        );
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        pids.push(pid);
     }
     for conn in held {
         drop(conn);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut outside = PgConnection::connect(&url).await.unwrap();
-    sqlx::query("SELECT pg_terminate_backend($1)")
-        .bind(pids[1])
-        .execute(&mut outside)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // A completion that claims along (for a kind with no jobs): the one that is split.
+    /// Lets the stopped process go on, whatever the test's outcome.
+    struct Resume(i32);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &self.0.to_string()])
+                .status();
+        }
+    }
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &pids[1].to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(
+        stopped.success(),
+        "the test stops a server process of its own machine"
+    );
+    let _resume = Resume(pids[1]);
     let along = JobClaimParams {
         queue: "default".into(),
         kinds: vec!["other".into()],
         limit: 10,
         worker_id: "w".into(),
     };
-    let (done, _) = store
-        .job_complete_claim(ran.iter().map(JobRow::fence).collect(), vec![along])
-        .await
-        .unwrap();
-    assert_eq!(done.len(), 100, "every completion written");
-    let (completed, writers): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE state = 'completed'), count(DISTINCT xmin::text) \
-         FROM porter_jobs WHERE id = ANY($1)",
+    let written = tokio::time::timeout(
+        Duration::from_secs(30),
+        store.job_complete_claim(ran.iter().map(JobRow::fence).collect(), vec![along]),
     )
-    .bind(&parents)
-    .fetch_one(&mut outside)
     .await
+    .expect("the batch does not wait on a connection that does not answer")
     .unwrap();
-    assert_eq!((completed, writers), (100, 2));
+    assert_eq!(written.0.len(), 100);
+}
+
+/// Inserts 100 jobs of `kind` (plain, in the default queue); their ids.
+async fn hundred_jobs(store: &PgStore, kind: &str) -> Vec<i64> {
+    store
+        .job_insert_many((0..100).map(|_| job(kind, InsertOpts::default())).collect())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.job.id)
+        .collect()
 }
