@@ -636,3 +636,73 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// Every job a workflow's insert or a waiting job's insert answers is the row the database
+    /// holds, however its batch was written: steps of several kinds, queues, priorities,
+    /// attempts and metadata, available or waiting, with dependents or without, beside a step
+    /// due later and a step with a unique key (which PostgreSQL writes through its general
+    /// statement); and jobs outside a workflow waiting for parents running and completed.
+    async fn inserted_steps_and_waiting_jobs_are_answered_as_stored(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let opts = |queue: &str, priority: i16, attempts: i32, meta: serde_json::Value| InsertOpts {
+            queue: Some(queue.into()),
+            priority: Some(priority),
+            max_attempts: Some(attempts),
+            metadata: Some(meta),
+            ..Default::default()
+        };
+        let plain = Workflow::new("mixed")
+            .step(step("a", "wf_a").opts(opts("q1", 2, 3, serde_json::json!({"m": 1}))))
+            .step(step("b", "wf_b").after(["a"]).opts(opts("q2", 1, 5, serde_json::json!({}))))
+            .step(step("c", "wf_c").after(["a"]).after_any())
+            .step(step("d", "wf_d").after(["b", "c"]).opts(opts("q1", 4, 1, serde_json::json!({"x": [1, 2]}))))
+            .step(step("e", "wf_a"));
+        let general = Workflow::new("keyed")
+            .step(step("a", "wf_a"))
+            .step(step("later", "wf_b").opts(InsertOpts {
+                schedule_in: Some(std::time::Duration::from_secs(3600)),
+                ..Default::default()
+            }))
+            .step(step("keyed", "wf_c").after(["a"]).opts(InsertOpts {
+                unique_key: Some("inserted-as-stored".into()),
+                ..Default::default()
+            }));
+        let mut answered = Vec::new();
+        for w in [plain, general] {
+            let wf = client.insert_workflow(w).await.unwrap();
+            answered.extend(wf.steps.into_iter().map(|(_, job)| job));
+        }
+        // Outside any workflow: waiting for a running and a completed parent, and for none.
+        insert(s, job("p_run")).await;
+        let running = claim_one(s, "p_run").await;
+        insert(s, job("p_done")).await;
+        let done = claim_one(s, "p_done").await;
+        s.job_complete_many(vec![done.fence()]).await.unwrap();
+        let waiting = |parents: Vec<i64>| {
+            job_with("child", InsertOpts {
+                depends_on: parents,
+                ..opts("q3", 3, 7, serde_json::json!({"c": true}))
+            })
+        };
+        let children = s
+            .job_insert_many(vec![
+                waiting(vec![running.id, done.id]),
+                waiting(vec![done.id]),
+                waiting(vec![running.id]),
+            ])
+            .await
+            .unwrap();
+        answered.extend(children.into_iter().map(|r| r.job));
+        let states: Vec<JobState> = answered.iter().map(|j| j.state).collect();
+        use JobState::*;
+        assert_eq!(
+            states,
+            [Available, Pending, Pending, Pending, Available, Available, Scheduled, Pending, Pending, Available, Pending]
+        );
+        for job in &answered {
+            assert_eq!(s.job_get(job.id).await.unwrap().as_ref(), Some(job), "job {} ({})", job.id, job.kind);
+        }
+    }
+}

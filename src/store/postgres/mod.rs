@@ -910,7 +910,9 @@ async fn insert_batch(
 
 /// One insert statement over arrays: `job_insert_uniform.sql` when every job is plain (see
 /// [`plain_insert`]) and of one kind, queue, priority, attempts and metadata,
-/// `job_insert_plain.sql` when every job is plain, `job_insert.sql` otherwise.
+/// `job_insert_plain.sql` when every job is plain, `job_insert_waiting.sql` when every job is
+/// plain but for its dependencies or workflow (see [`waiting_insert`]), `job_insert.sql`
+/// otherwise.
 async fn insert_statement(
     conn: &mut PgConnection,
     jobs: &[&JobInsertParams],
@@ -944,21 +946,37 @@ async fn insert_statement(
                 .bind(jobs.iter().map(|j| Json(&j.metadata)).collect::<Vec<_>>())
         };
         let (ids, at): (Vec<i64>, DateTime<Utc>) = query.fetch_one(&mut *conn).await?;
-        let rows = ids
-            .into_iter()
-            .map(|id| Inserted {
-                id,
-                unique_key: None,
-                at: InsertedAt {
-                    state: JobState::Available,
-                    errors: Vec::new(),
-                    created_at: at,
-                    scheduled_at: at,
-                    finalized_at: None,
-                },
-            })
+        return match_inserted(jobs, holds, started_now(ids, at, |_| JobState::Available));
+    }
+    if waiting_insert(jobs, holds) {
+        let (ids, at): (Vec<i64>, DateTime<Utc>) = sqlx::query_as(sql!("job_insert_waiting"))
+            .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
+            .bind(jobs.iter().map(|j| Json(&j.args)).collect::<Vec<_>>())
+            .bind(column(jobs, |j| j.priority))
+            .bind(column(jobs, |j| j.max_attempts))
+            .bind(jobs.iter().map(|j| Json(&j.metadata)).collect::<Vec<_>>())
+            .bind(holds.iter().map(|h| h.waiting_for).collect::<Vec<_>>())
+            .bind(holds.iter().map(|h| h.has_dependents).collect::<Vec<_>>())
+            .bind(
+                holds
+                    .iter()
+                    .map(|h| h.workflow.as_ref().map(|w| w.0))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                holds
+                    .iter()
+                    .map(|h| h.workflow.as_ref().map(|w| w.1.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_one(&mut *conn)
+            .await?;
+        let states: Vec<JobState> = holds
+            .iter()
+            .map(|h| h.state.unwrap_or(JobState::Available))
             .collect();
-        return match_inserted(jobs, holds, rows);
+        return match_inserted(jobs, holds, started_now(ids, at, |i| states[i]));
     }
     let rows = bind_insert(sqlx::query(sql!("job_insert")), jobs, holds)
         .try_map(inserted_from_row)
@@ -983,6 +1001,52 @@ fn plain_insert(jobs: &[&JobInsertParams], holds: &[&JobHold]) -> bool {
         && holds.iter().all(|h| {
             h.state.is_none() && h.waiting_for == 0 && !h.has_dependents && h.workflow.is_none()
         })
+}
+
+/// Whether every job of a batch is plain (see [`plain_insert`]) but for waiting for parents,
+/// being waited for or being a workflow's step, and so starts pending when it waits and
+/// available otherwise, as `job_insert_waiting.sql` starts it: no job starts cancelled (its
+/// error and end are written by `job_insert.sql`).
+fn waiting_insert(jobs: &[&JobInsertParams], holds: &[&JobHold]) -> bool {
+    !jobs.is_empty()
+        && jobs.iter().all(|j| {
+            j.scheduled_at.is_none()
+                && j.schedule_in.is_none()
+                && j.unique_key.is_none()
+                && j.concurrency_key.is_none()
+                && j.sequence_key.is_none()
+        })
+        && holds.iter().all(|h| {
+            h.error.is_none()
+                && match h.state {
+                    None => h.waiting_for == 0,
+                    Some(JobState::Pending) => h.waiting_for > 0,
+                    Some(_) => false,
+                }
+        })
+}
+
+/// The rows of jobs an insert started now, one clock reading for all (`job_insert_plain.sql`
+/// and the statements that answer as it does), the `i`th of `ids` in state `state(i)`.
+fn started_now(
+    ids: Vec<i64>,
+    at: DateTime<Utc>,
+    state: impl Fn(usize) -> JobState,
+) -> Vec<Inserted> {
+    ids.into_iter()
+        .enumerate()
+        .map(|(i, id)| Inserted {
+            id,
+            unique_key: None,
+            at: InsertedAt {
+                state: state(i),
+                errors: Vec::new(),
+                created_at: at,
+                scheduled_at: at,
+                finalized_at: None,
+            },
+        })
+        .collect()
 }
 
 /// What the database decides for a job it inserts (the RETURNING of `job_insert.sql`, or what
