@@ -880,6 +880,11 @@ fn column<T>(jobs: &[&JobInsertParams], f: impl Fn(&JobInsertParams) -> T) -> Ve
     jobs.iter().map(|j| f(j)).collect()
 }
 
+/// One column of a batch's holds, as [`column`] is of its jobs.
+fn held<'a, T>(holds: &[&'a JobHold], f: impl Fn(&'a JobHold) -> T) -> Vec<T> {
+    holds.iter().map(|h| f(h)).collect()
+}
+
 /// Inserts one batch, in statements of at most [`INSERT_CHUNK_BYTES`] of args and metadata
 /// each (on the caller's connection, so in its transaction); returns each job's row, in input
 /// order, or `None` for a job not inserted because its unique key was held.
@@ -919,7 +924,6 @@ async fn insert_statement(
     holds: &[&JobHold],
 ) -> Result<Vec<Option<JobRow>>> {
     if plain_insert(jobs, holds) {
-        let args = jobs.iter().map(|j| Json(&j.args)).collect::<Vec<_>>();
         let first = jobs[0];
         let uniform = jobs.iter().all(|j| {
             j.kind == first.kind
@@ -932,46 +936,25 @@ async fn insert_statement(
             sqlx::query_as(sql!("job_insert_uniform"))
                 .bind(first.kind.as_str())
                 .bind(first.queue.as_str())
-                .bind(args)
+                .bind(jobs.iter().map(|j| Json(&j.args)).collect::<Vec<_>>())
                 .bind(first.priority)
                 .bind(first.max_attempts)
                 .bind(Json(&first.metadata))
         } else {
-            sqlx::query_as(sql!("job_insert_plain"))
-                .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
-                .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
-                .bind(args)
-                .bind(column(jobs, |j| j.priority))
-                .bind(column(jobs, |j| j.max_attempts))
-                .bind(jobs.iter().map(|j| Json(&j.metadata)).collect::<Vec<_>>())
+            bind_job_columns(sqlx::query_as(sql!("job_insert_plain")), jobs)
         };
         let (ids, at): (Vec<i64>, DateTime<Utc>) = query.fetch_one(&mut *conn).await?;
         return match_inserted(jobs, holds, started_now(ids, at, |_| JobState::Available));
     }
     if waiting_insert(jobs, holds) {
-        let (ids, at): (Vec<i64>, DateTime<Utc>) = sqlx::query_as(sql!("job_insert_waiting"))
-            .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
-            .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
-            .bind(jobs.iter().map(|j| Json(&j.args)).collect::<Vec<_>>())
-            .bind(column(jobs, |j| j.priority))
-            .bind(column(jobs, |j| j.max_attempts))
-            .bind(jobs.iter().map(|j| Json(&j.metadata)).collect::<Vec<_>>())
-            .bind(holds.iter().map(|h| h.waiting_for).collect::<Vec<_>>())
-            .bind(holds.iter().map(|h| h.has_dependents).collect::<Vec<_>>())
-            .bind(
-                holds
-                    .iter()
-                    .map(|h| h.workflow.as_ref().map(|w| w.0))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                holds
-                    .iter()
-                    .map(|h| h.workflow.as_ref().map(|w| w.1.as_str()))
-                    .collect::<Vec<_>>(),
-            )
-            .fetch_one(&mut *conn)
-            .await?;
+        let (ids, at): (Vec<i64>, DateTime<Utc>) =
+            bind_job_columns(sqlx::query_as(sql!("job_insert_waiting")), jobs)
+                .bind(held(holds, |h| h.waiting_for))
+                .bind(held(holds, |h| h.has_dependents))
+                .bind(held(holds, |h| h.workflow.as_ref().map(|w| w.0)))
+                .bind(held(holds, |h| h.workflow.as_ref().map(|w| w.1.as_str())))
+                .fetch_one(&mut *conn)
+                .await?;
         let states: Vec<JobState> = holds
             .iter()
             .map(|h| h.state.unwrap_or(JobState::Available))
@@ -985,19 +968,37 @@ async fn insert_statement(
     match_inserted(jobs, holds, rows)
 }
 
+/// Binds what `job_insert_plain.sql` and `job_insert_waiting.sql` take first, an array each
+/// ($1-$6): the jobs' kinds, queues, args, priorities, attempts and metadata.
+fn bind_job_columns<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    jobs: &[&'q JobInsertParams],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    q.bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| Json(&j.args)).collect::<Vec<_>>())
+        .bind(column(jobs, |j| j.priority))
+        .bind(column(jobs, |j| j.max_attempts))
+        .bind(jobs.iter().map(|j| Json(&j.metadata)).collect::<Vec<_>>())
+}
+
+/// Whether a job is due at its insert and has no unique, concurrency or sequence key: what the
+/// statements narrower than `job_insert.sql` ask of every job they write.
+fn due_now_without_keys(j: &JobInsertParams) -> bool {
+    j.scheduled_at.is_none()
+        && j.schedule_in.is_none()
+        && j.unique_key.is_none()
+        && j.concurrency_key.is_none()
+        && j.sequence_key.is_none()
+}
+
 /// Whether every job of a batch starts available now, with nothing but what
 /// `job_insert_plain.sql` sends: no due time, no unique, concurrency or sequence key, no
 /// parents, outside any workflow (the bulk of a large insert, which that statement writes with
 /// six arrays instead of seventeen).
 fn plain_insert(jobs: &[&JobInsertParams], holds: &[&JobHold]) -> bool {
     !jobs.is_empty()
-        && jobs.iter().all(|j| {
-            j.scheduled_at.is_none()
-                && j.schedule_in.is_none()
-                && j.unique_key.is_none()
-                && j.concurrency_key.is_none()
-                && j.sequence_key.is_none()
-        })
+        && jobs.iter().all(|j| due_now_without_keys(j))
         && holds.iter().all(|h| {
             h.state.is_none() && h.waiting_for == 0 && !h.has_dependents && h.workflow.is_none()
         })
@@ -1009,13 +1010,7 @@ fn plain_insert(jobs: &[&JobInsertParams], holds: &[&JobHold]) -> bool {
 /// error and end are written by `job_insert.sql`).
 fn waiting_insert(jobs: &[&JobInsertParams], holds: &[&JobHold]) -> bool {
     !jobs.is_empty()
-        && jobs.iter().all(|j| {
-            j.scheduled_at.is_none()
-                && j.schedule_in.is_none()
-                && j.unique_key.is_none()
-                && j.concurrency_key.is_none()
-                && j.sequence_key.is_none()
-        })
+        && jobs.iter().all(|j| due_now_without_keys(j))
         && holds.iter().all(|h| {
             h.error.is_none()
                 && match h.state {
@@ -1187,16 +1182,11 @@ fn bind_insert<'q>(
         .bind(column(jobs, |j| j.metadata.clone()))
         .bind(column(jobs, |j| j.concurrency_key.clone()))
         .bind(column(jobs, |j| j.sequence_key.clone()))
-        .bind(holds.iter().map(|h| h.waiting_for).collect::<Vec<_>>())
+        .bind(held(holds, |h| h.waiting_for))
         .bind(hold(|h| h.state.map(|s| s.as_str().to_string())))
         .bind(hold(|h| h.error.clone()))
-        .bind(holds.iter().map(|h| h.has_dependents).collect::<Vec<_>>())
-        .bind(
-            holds
-                .iter()
-                .map(|h| h.workflow.as_ref().map(|w| w.0))
-                .collect::<Vec<_>>(),
-        )
+        .bind(held(holds, |h| h.has_dependents))
+        .bind(held(holds, |h| h.workflow.as_ref().map(|w| w.0)))
         .bind(hold(|h| h.workflow.as_ref().map(|w| w.1.clone())))
 }
 
