@@ -955,11 +955,8 @@ async fn insert_statement(
                 .bind(held(holds, |h| h.workflow.as_ref().map(|w| w.1.as_str())))
                 .fetch_one(&mut *conn)
                 .await?;
-        let states: Vec<JobState> = holds
-            .iter()
-            .map(|h| h.state.unwrap_or(JobState::Available))
-            .collect();
-        return match_inserted(jobs, holds, started_now(ids, at, |i| states[i]));
+        let state = |i: usize| holds[i].state.unwrap_or(JobState::Available);
+        return match_inserted(jobs, holds, started_now(ids, at, state));
     }
     let rows = bind_insert(sqlx::query(sql!("job_insert")), jobs, holds)
         .try_map(inserted_from_row)
@@ -1168,9 +1165,8 @@ pub(super) async fn insert_announced(
 fn bind_insert<'q>(
     q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     jobs: &[&JobInsertParams],
-    holds: &[&JobHold],
+    holds: &[&'q JobHold],
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    let hold = |f: fn(&JobHold) -> Option<String>| holds.iter().map(|h| f(h)).collect::<Vec<_>>();
     q.bind(column(jobs, |j| j.kind.clone()))
         .bind(column(jobs, |j| j.queue.clone()))
         .bind(column(jobs, |j| j.args.clone()))
@@ -1183,11 +1179,11 @@ fn bind_insert<'q>(
         .bind(column(jobs, |j| j.concurrency_key.clone()))
         .bind(column(jobs, |j| j.sequence_key.clone()))
         .bind(held(holds, |h| h.waiting_for))
-        .bind(hold(|h| h.state.map(|s| s.as_str().to_string())))
-        .bind(hold(|h| h.error.clone()))
+        .bind(held(holds, |h| h.state.map(|s| s.as_str())))
+        .bind(held(holds, |h| h.error.as_deref()))
         .bind(held(holds, |h| h.has_dependents))
         .bind(held(holds, |h| h.workflow.as_ref().map(|w| w.0)))
-        .bind(hold(|h| h.workflow.as_ref().map(|w| w.1.clone())))
+        .bind(held(holds, |h| h.workflow.as_ref().map(|w| w.1.as_str())))
 }
 
 /// Inserts jobs on a caller's connection, inside whatever transaction it has open: the jobs
