@@ -833,6 +833,74 @@ backend_case! {
 }
 
 backend_case! {
+    /// The workflow and batch listings stop at the byte budget as the job listing does: a
+    /// workflow's name may be 255 control characters, each 6 bytes as JSON, so 10,000 of them
+    /// answered 16 MB in one page with no cursor. Following `next_before_id` lists each
+    /// workflow (and batch) exactly once, newest first.
+    async fn workflow_and_batch_listings_stop_at_the_byte_budget(db: TestDb) {
+        use porter::batch::Batch;
+        use porter::workflow::{Step, Workflow};
+        let client = porter::Client::new(db.store.clone());
+        let name = "\u{1}".repeat(255);
+        let mut workflows = Vec::new();
+        let mut batches = Vec::new();
+        for _ in 0..30 {
+            let wf = Workflow::new(&name).step(Step::raw("only", "noop", json!({})));
+            workflows.push(client.insert_workflow(wf).await.unwrap().id);
+            let mut b = Batch::new();
+            b.push_params(JobInsertParams::new("noop", json!({}), InsertOpts::default()).unwrap());
+            let b = b.callback_raw("k".repeat(64).as_str(), json!({}), InsertOpts::default(), false);
+            batches.push(client.insert_batch(b).await.unwrap().id);
+        }
+        // About one workflow (1.7 KB) or seven batches a page.
+        let budget = 2 * 1024;
+        let roomy = app(&db, HttpConfig::default()).await;
+        let app = app(
+            &db,
+            HttpConfig {
+                max_list_bytes: budget,
+                ..HttpConfig::default()
+            },
+        )
+        .await;
+        for (route, mut ids) in [("workflows", workflows), ("batches", batches)] {
+            let mut seen = Vec::new();
+            let mut uri = format!("/admin/{route}?limit=10000");
+            let mut pages = 0;
+            for _ in 0..100 {
+                pages += 1;
+                let (status, bytes) =
+                    send(&app, req(Method::GET, &uri).body(Body::empty()).unwrap()).await;
+                assert_eq!(status, StatusCode::OK, "{uri}");
+                assert!(bytes.len() <= budget + 100, "{route}: {} bytes over a budget of {budget}", bytes.len());
+                let page: Value = serde_json::from_slice(&bytes).unwrap();
+                let rows = page[route].as_array().unwrap();
+                assert!(!rows.is_empty(), "{route}");
+                seen.extend(rows.iter().map(|r| r["id"].as_i64().unwrap()));
+                match page["next_before_id"].as_i64() {
+                    Some(next) => {
+                        assert_eq!(Some(&next), seen.last(), "{route}: the next page starts below the last row shown");
+                        uri = format!("/admin/{route}?limit=10000&before_id={next}");
+                    }
+                    None => break,
+                }
+            }
+            ids.reverse();
+            assert_eq!(seen, ids, "{route}: every row once, newest first");
+            assert!(pages > 2, "{route}: more than one page was needed");
+
+            let (_, page) = send_json(
+                &roomy,
+                req(Method::GET, &format!("/admin/{route}?limit=3")).body(Body::empty()).unwrap(),
+            )
+            .await;
+            assert_eq!(page[route].as_array().unwrap().len(), 3, "{route}");
+            assert_eq!(page["next_before_id"], ids[2], "{route}: a full page says where to go on");
+        }
+    }
+}
+
+backend_case! {
     /// Args over 1 MiB (as JSON) are refused with a clear 422 even when the body limit lets
     /// them through; the store refuses them too, before anything is written.
     async fn args_over_the_maximum_are_refused(db: TestDb) {

@@ -16,7 +16,7 @@ use super::{auth, AppError, AppState};
 use crate::app::api::json_body;
 use crate::error::Error;
 use crate::job::{validate_name, InsertOpts, JobRow, JobState};
-use crate::store::{JobInsertParams, JobListParams, QueueRow};
+use crate::store::{BatchRow, JobInsertParams, JobListParams, QueueRow, WorkflowRow};
 
 pub(super) fn routes(state: AppState) -> axum::Router<AppState> {
     Router::new()
@@ -248,14 +248,55 @@ async fn cancel_job(
     Ok(Json(state.client.cancel(id).await?))
 }
 
-/// `GET /admin/workflows?limit=&before_id=`: `{"workflows": [...]}`, newest first.
+/// `GET /admin/workflows?limit=&before_id=`: `{"workflows": [...], "next_before_id"}`, newest
+/// first ([`rows_page`]): a workflow's name may be 255 control characters, 1.5 KB as JSON.
 async fn list_workflows(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, AppError> {
+    let client = &state.client;
+    rows_page(
+        &state,
+        query,
+        "workflows",
+        |w: &WorkflowRow| w.id,
+        |before_id, want| client.workflows(before_id, Some(want)),
+    )
+    .await
+}
+
+/// A page of a listing other than the jobs' as `{KEY: [...], "next_before_id"}`, newest first,
+/// bounded in bytes as the job listing is (`listing::page`), from the `limit` and `before_id`
+/// of `query`.
+async fn rows_page<T, Read, Rows>(
+    state: &AppState,
+    query: Option<String>,
+    key: &str,
+    id: impl Fn(&T) -> i64,
+    read: Read,
+) -> Result<Json<Value>, AppError>
+where
+    T: Serialize,
+    Read: FnMut(Option<i64>, u32) -> Rows,
+    Rows: std::future::Future<Output = crate::error::Result<Vec<T>>>,
+{
     let (before_id, limit) = page_query(query)?;
-    let workflows = state.client.workflows(before_id, limit).await?;
-    Ok(Json(json!({ "workflows": workflows })))
+    let (rows, next) = listing::page(
+        effective_limit(limit),
+        state.config.max_list_bytes,
+        before_id,
+        id,
+        read,
+    )
+    .await?;
+    Ok(Json(json!({ key: rows, "next_before_id": next })))
+}
+
+/// A listing's rows when `limit` says so or not, as the store takes it.
+fn effective_limit(limit: Option<u32>) -> usize {
+    limit
+        .unwrap_or(crate::store::DEFAULT_LIST_LIMIT)
+        .clamp(1, crate::store::MAX_LIST_LIMIT) as usize
 }
 
 /// A listing's `limit`: a whole number of at least 1 (more than
@@ -434,15 +475,21 @@ async fn cancel_workflow(
     Ok(Json(state.client.cancel_workflow(id).await?))
 }
 
-/// `GET /admin/batches?limit=&before_id=`: `{"batches": [...]}`, newest first, as
-/// `porter batches list --json` prints them.
+/// `GET /admin/batches?limit=&before_id=`: `{"batches": [...], "next_before_id"}`, newest
+/// first, as `porter batches list --json` prints them ([`rows_page`]).
 async fn list_batches(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, AppError> {
-    let (before_id, limit) = page_query(query)?;
-    let batches = state.client.batches(before_id, limit).await?;
-    Ok(Json(json!({ "batches": batches })))
+    let client = &state.client;
+    rows_page(
+        &state,
+        query,
+        "batches",
+        |b: &BatchRow| b.id,
+        |before_id, want| client.batches(before_id, Some(want)),
+    )
+    .await
 }
 
 /// `GET /admin/batches/{id}`: the batch, its members by state and its callback.

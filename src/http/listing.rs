@@ -1,6 +1,7 @@
 //! Listings bounded in bytes as well as rows: `GET /admin/jobs`, `GET /admin/failed`, the
 //! dashboard's job tables, `porter jobs list` and `porter list-failed-jobs` all list through
-//! [`list_jobs`].
+//! [`list_jobs`]; `GET /admin/workflows` and `GET /admin/batches` page through `page` as it
+//! does.
 //!
 //! * In a list, a job's args (and metadata) over [`LIST_ARGS_MAX_BYTES`] as JSON are replaced
 //!   by a marker object, `{"truncated": true, "bytes": N}` (N: their full size), so the list
@@ -83,45 +84,72 @@ pub fn for_listing(mut job: JobRow) -> JobRow {
 /// row limit, each job cut by [`for_listing`]. See the module docs.
 pub async fn list_jobs(client: &Client, params: JobListParams, budget: usize) -> Result<JobPage> {
     let limit = params.effective_limit() as usize;
-    let mut jobs: Vec<JobRow> = Vec::new();
-    // `{"jobs":[],"next_before_id":-9223372036854775808}`
-    let mut bytes = 48;
-    let mut before = params.before_id;
-    loop {
-        // One row more than the page needs, to know whether another page follows.
-        let want = (limit - jobs.len() + 1).min(FETCH_ROWS as usize) as u32;
-        let rows = client
-            .list(JobListParams {
-                before_id: before,
+    let (jobs, next_before_id) = page(
+        limit,
+        budget,
+        params.before_id,
+        |j: &JobRow| j.id,
+        |before_id, want| {
+            let params = JobListParams {
+                before_id,
                 limit: Some(want),
                 ..params.clone()
-            })
-            .await?;
+            };
+            async move {
+                Ok(client
+                    .list(params)
+                    .await?
+                    .into_iter()
+                    .map(for_listing)
+                    .collect())
+            }
+        },
+    )
+    .await?;
+    Ok(JobPage {
+        jobs,
+        next_before_id,
+    })
+}
+
+/// One page of a listing newest first, from `before_id` on, read `read(before_id, rows)` a
+/// few rows at a time ([`FETCH_ROWS`]): at most `limit` rows, and stopped before the row
+/// that would take it past `budget` bytes as JSON (at least one row is always listed).
+/// Answers the rows and where the next page starts (the last row's id) when more may follow:
+/// the page was cut, or a row after it was read.
+pub(crate) async fn page<T, Read, Rows>(
+    limit: usize,
+    budget: usize,
+    before_id: Option<i64>,
+    id: impl Fn(&T) -> i64,
+    mut read: Read,
+) -> Result<(Vec<T>, Option<i64>)>
+where
+    T: Serialize,
+    Read: FnMut(Option<i64>, u32) -> Rows,
+    Rows: std::future::Future<Output = Result<Vec<T>>>,
+{
+    let mut out: Vec<T> = Vec::new();
+    // `{"jobs":[],"next_before_id":-9223372036854775808}`, or a longer key.
+    let mut bytes = 64;
+    let mut before = before_id;
+    loop {
+        // One row more than the page needs, to know whether another page follows.
+        let want = (limit - out.len() + 1).min(FETCH_ROWS as usize) as u32;
+        let rows = read(before, want).await?;
         let got = rows.len();
         for row in rows {
-            if jobs.len() == limit {
-                return Ok(JobPage {
-                    next_before_id: jobs.last().map(|j| j.id),
-                    jobs,
-                });
-            }
-            let row = for_listing(row);
             let size = serde_json::to_vec(&row).map(|v| v.len()).unwrap_or(0) + 1;
-            if !jobs.is_empty() && bytes + size > budget {
-                return Ok(JobPage {
-                    next_before_id: jobs.last().map(|j| j.id),
-                    jobs,
-                });
+            if out.len() == limit || (!out.is_empty() && bytes + size > budget) {
+                let next = out.last().map(&id);
+                return Ok((out, next));
             }
             bytes += size;
-            before = Some(row.id);
-            jobs.push(row);
+            before = Some(id(&row));
+            out.push(row);
         }
         if got < want as usize {
-            return Ok(JobPage {
-                jobs,
-                next_before_id: None,
-            });
+            return Ok((out, None));
         }
     }
 }
