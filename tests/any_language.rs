@@ -1273,6 +1273,50 @@ mod postgres_only {
             ("noop", JobState::Available)
         );
     }
+
+    /// A temporary table of the caller's named like porter's does not take the job: the
+    /// function's search path names porter's schema and then `pg_temp`, which PostgreSQL
+    /// otherwise searches first (review of 4 Dec: the job went into the caller's temporary
+    /// `porter_jobs`, answered as inserted, and no worker ever saw it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+    )]
+    async fn porter_enqueue_inserts_into_porters_table_beside_a_temporary_one_of_its_name() {
+        let db = common::postgres().await;
+        let pool = pool(&db).await;
+        let mut conn = pool.acquire().await.unwrap();
+        for table in ["porter_jobs", "porter_job_deps", "porter_queues"] {
+            sqlx::query(&format!(
+                "CREATE TEMP TABLE {table} (LIKE {table} INCLUDING ALL)"
+            ))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+        let (id, inserted): (i64, bool) =
+            sqlx::query_as("SELECT id, inserted FROM porter_enqueue('noop')")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        assert!(inserted);
+        let temporary: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_temp.porter_jobs")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(temporary, 0, "nothing in the caller's temporary table");
+        let row = db
+            .store
+            .job_get(id)
+            .await
+            .unwrap()
+            .expect("in porter's table");
+        assert_eq!(
+            (row.kind.as_str(), row.state),
+            ("noop", JobState::Available)
+        );
+    }
 }
 
 /// A plain INSERT through psql whose `errors` is not a JSON array is refused by the database

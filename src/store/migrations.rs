@@ -242,6 +242,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "given_back_marks_beside_entries_that_are_not_objects",
             "0047_given_back_marks_beside_entries_that_are_not_objects.sql"
         ),
+        migration!(
+            48,
+            "enqueue_path_ends_with_pg_temp",
+            "0048_enqueue_path_ends_with_pg_temp.sql"
+        ),
     ],
 };
 

@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite (migrations-postgres/0048_enqueue_path_ends_with_pg_temp.sql sets
+-- the search path of PostgreSQL's porter_enqueue, which SQLite does not have: its programs
+-- insert with a plain INSERT). The version exists so that both backends record the same
+-- versions.
