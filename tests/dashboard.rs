@@ -1623,6 +1623,55 @@ backend_case! {
 }
 
 backend_case! {
+    /// Control characters in a name are written out (`\u{1b}`) as the CLI writes them, not
+    /// put in the page raw (review of 4 Dec): a NUL or an ESC makes the HTML invalid, and two
+    /// step names that differ only in a CR look the same. Line feeds and tabs stay: error
+    /// texts and traces are shown as written.
+    async fn control_characters_in_names_are_written_out(db: TestDb) {
+        let wf = db
+            .store
+            .workflow_insert(
+                Workflow::new("nightly\u{7}\u{1b}[2J")
+                    .step(Step::raw("load\r", "noop", serde_json::json!({})))
+                    .step(Step::raw("load\u{7f}\u{9b}", "noop", serde_json::json!({})))
+                    .params()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let job = wf.steps[0].1.id;
+        let keyed = porter::store::JobInsertParams::new(
+            "noop",
+            serde_json::json!({}),
+            porter::InsertOpts {
+                unique_key: Some("k\u{1b}\u{1}".to_string()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let keyed = db.store.job_insert_many(vec![keyed]).await.unwrap()[0].job.id;
+        for (uri, shown) in [
+            ("/dashboard/workflows".to_string(), vec!["nightly\\u{7}\\u{1b}[2J"]),
+            (format!("/dashboard/workflows/{}", wf.id), vec!["load\\u{d}", "load\\u{7f}\\u{9b}"]),
+            (format!("/dashboard/jobs/{job}"), vec!["load\\u{d}", "nightly\\u{7}\\u{1b}[2J"]),
+            (format!("/dashboard/jobs/{keyed}"), vec!["k\\u{1b}\\u{1}"]),
+        ] {
+            let (status, html, _) = send(&app, get(&uri)).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            for shown in shown {
+                assert!(html.contains(shown), "{uri} shows {shown}: {html}");
+            }
+            let raw: Vec<char> = html
+                .chars()
+                .filter(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+                .collect();
+            assert!(raw.is_empty(), "{uri} holds {raw:?} raw");
+        }
+    }
+}
+
+backend_case! {
     needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped");
     /// A step name of 255 characters with no break wraps in its cell, on the workflow's page
     /// and its job's: neither page is wider than the window (a review saw the steps table

@@ -136,15 +136,18 @@ fn layout(title: &str, refresh: Option<(u64, &str)>, body: Markup) -> Markup {
 }
 
 /// `page` with the marks that reorder the text after them (bidirectional embeddings,
-/// overrides and isolates: U+202A..U+202E, U+2066..U+2069) written out as `\u{202e}` in its
-/// text, as `porter` prints them on a terminal: a step named `\u{202e}exe.live` read
-/// `evil.exe`, and a mark in one cell could reorder what follows it. Attribute values keep
-/// them: a form sends its values back (a filter that searched for the written-out text would
-/// match other jobs than it counted), and they are not shown. Inside a tag is told apart by
-/// `<` and `>` alone, which maud escapes in every value. The page's own markup holds none of
-/// these marks, and what replaces one is plain ASCII.
+/// overrides and isolates: U+202A..U+202E, U+2066..U+2069) and the control characters but a
+/// line feed and a tab written out as `\u{202e}` in its text, as `porter` prints them on a
+/// terminal: a step named `\u{202e}exe.live` read `evil.exe`, and a mark in one cell could
+/// reorder what follows it; a NUL or an ESC made the page invalid HTML, and two names that
+/// differ only in a CR looked the same (review of 4 Dec). Line feeds and tabs stay: error texts
+/// and traces are shown as written. Attribute values keep them all: a form sends its values
+/// back (a filter that searched for the written-out text would match other jobs than it
+/// counted), and they are not shown. Inside a tag is told apart by `<` and `>` alone, which
+/// maud escapes in every value. The page's own markup holds none of these characters but line
+/// feeds, and what replaces one is plain ASCII.
 fn shown_in_order(page: &str) -> String {
-    if !page.chars().any(reorders) {
+    if !page.chars().any(written_out) {
         return page.to_string();
     }
     let mut out = String::with_capacity(page.len() + 16);
@@ -155,7 +158,7 @@ fn shown_in_order(page: &str) -> String {
             '>' => in_tag = false,
             _ => {}
         }
-        if reorders(c) && !in_tag {
+        if written_out(c) && !in_tag {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
@@ -164,8 +167,10 @@ fn shown_in_order(page: &str) -> String {
     out
 }
 
-fn reorders(c: char) -> bool {
+/// A mark that reorders text, or a control character other than a line feed or a tab.
+fn written_out(c: char) -> bool {
     matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || (c.is_control() && !matches!(c, '\n' | '\t'))
 }
 
 fn state_counts(counts: &crate::store::StateCounts) -> Markup {
