@@ -38,6 +38,10 @@ fn usage_errors_exit_2() {
         vec!["worker", "--queues", "Bad Queue=1"],
         vec!["jobs", "show", "abc"],
         vec!["jobs", "list", "--state", "stuck"],
+        // An invalid name is a usage error wherever it is given (these exited 1).
+        vec!["jobs", "list", "--kind", "Bad Kind"],
+        vec!["jobs", "list", "--queue", ""],
+        vec!["queues", "limit", "Bad Queue", "--concurrency", "1"],
         vec!["--log-format", "xml", "stats"],
         vec![],
     ] {
@@ -562,7 +566,7 @@ backend_case! {
             let out = env.run(&["enqueue", "noop", "--queue", "mail", "--concurrency-key", key]);
             assert_eq!(out.code, 2, "{key:?}: {out:#?}");
         }
-        env.run(&["queues", "limit", "Bad Queue", "--concurrency", "1"]).assert_error("invalid queue");
+        env.run(&["queues", "limit", "Bad Queue", "--concurrency", "1"]).assert_usage_error("invalid queue");
         let json = env.run(&["queues", "list", "--json"]).ok().json();
         assert_eq!(
             json["queues"][0]["limits"],

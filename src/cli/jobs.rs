@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::{open_client, output, GlobalArgs};
+use super::{open_client, output, usage, GlobalArgs};
 use crate::error::Error;
 use crate::http::listing::{list_jobs, JobPage, LIST_BYTES_BUDGET};
 use crate::job::{validate_name, JobRow, JobState};
@@ -119,11 +119,11 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
                 ..Default::default()
             };
             if let Some(kind) = a.kind {
-                validate_name("kind", &kind)?;
+                usage(validate_name("kind", &kind))?;
                 params.kind = Some(kind);
             }
             if let Some(queue) = a.queue {
-                validate_name("queue", &queue)?;
+                usage(validate_name("queue", &queue))?;
                 params.queue = Some(queue);
             }
             let client = open_client(g).await?;

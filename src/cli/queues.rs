@@ -150,7 +150,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()
             output::print(&format!("queue {queue} paused\n"))
         }
         QueuesCommand::Limit(a) => {
-            validate_name("queue", &a.queue)?;
+            usage(validate_name("queue", &a.queue))?;
             let row = open_client(g)
                 .await?
                 .queue_limit(QueueLimitParams {
