@@ -547,6 +547,9 @@ backend_case! {
         let id = ids(&env.run(&["enqueue", "noop", "--queue", "mail", "--concurrency-key", "customer:7"]).ok())[0];
         let job = env.store().job_get(id).await.unwrap().unwrap();
         assert_eq!(job.concurrency_key.as_deref(), Some("customer:7"));
+        // Shown by `jobs show` too, as by its --json, the admin API and the dashboard.
+        let show = env.run(&["jobs", "show", &id.to_string()]).ok();
+        assert!(show.stdout.contains("concurrency:  customer:7\n"), "{show:#?}");
         for args in [
             vec!["queues", "limit", "mail"],
             vec!["queues", "limit", "mail", "--concurrency", "0"],

@@ -209,6 +209,7 @@ fn show(detail: &crate::client::JobDetail) -> String {
     text.push_str(&format!("progress:     {}\n", recorded(&job.progress)));
     text.push_str(&format!("output:       {}\n", recorded(&job.output)));
     text.push_str(&format!("sequence:     {}\n", opt(&job.sequence_key)));
+    text.push_str(&format!("concurrency:  {}\n", opt(&job.concurrency_key)));
     let links = |links: &[crate::store::JobLink]| {
         if links.is_empty() {
             return "none".to_string();
