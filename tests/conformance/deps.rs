@@ -687,6 +687,9 @@ backend_case! {
         children.push(both.clone());
         let ran = s.job_claim(claim("default", &["parent"], 100, W)).await.unwrap();
         assert_eq!(ran.len(), 100);
+        // Connections left idle in the pool, for PostgreSQL's second half to take one (a pool
+        // that opened only one so far writes the batch as one statement).
+        futures::future::join_all((0..4).map(|_| s.job_get(ids[0]))).await;
         let (changed, claimed) = s
             .job_complete_and_claim(
                 ran.iter().map(|j| j.fence()).collect(),
@@ -711,6 +714,97 @@ backend_case! {
         }
         for id in ids {
             assert_eq!(get(s, id).await.state, JobState::Completed, "parent {id}");
+        }
+    }
+}
+
+backend_case! {
+    /// Children freed in a queue where nothing else is due are claimed along as a claim takes
+    /// them: the first by priority and id within the limit, of the claim's kinds, the rest left
+    /// available; and a large batch whose halves free unevenly many children (on PostgreSQL two
+    /// statements at once, on two connections) still claims the first in the queue's order,
+    /// each once, and leaves the others as they were.
+    async fn children_claimed_along_are_the_first_in_order_however_the_batch_is_split(db: TestDb) {
+        let s = &*db.store;
+        let kid = |kind: &str, priority: i16, parents: Vec<i64>| {
+            let queue = if kind == "noop2" { "calm" } else { "quiet" };
+            job_with(
+                kind,
+                InsertOpts {
+                    queue: Some(queue.into()),
+                    priority: Some(priority),
+                    depends_on: parents,
+                    ..Default::default()
+                },
+            )
+        };
+        let parent = insert(s, job("parent")).await;
+        let later = insert(s, kid("noop", 2, vec![parent.id])).await;
+        let first = insert(s, kid("noop", 1, vec![parent.id])).await;
+        let second = insert(s, kid("noop", 2, vec![parent.id])).await;
+        let other_kind = insert(s, kid("other", 1, vec![parent.id])).await;
+        let ran = claim_one(s, "parent").await;
+        let (changed, claimed) = s
+            .job_complete_and_claim(vec![ran.fence()], vec![claim("quiet", &["noop"], 2, W)])
+            .await
+            .unwrap();
+        assert_eq!(changed, vec![true]);
+        let ids: Vec<i64> = claimed[0].iter().map(|j| j.id).collect();
+        assert_eq!(ids, vec![first.id, later.id], "by priority, then id");
+        let finalized = get(s, parent.id).await.finalized_at;
+        for job in &claimed[0] {
+            let got = get(s, job.id).await;
+            assert_eq!((got.state, got.attempt), (JobState::Running, 1), "job {}", job.id);
+            assert_eq!(got.attempted_by.as_deref(), Some(W));
+            assert_eq!((job.state, job.attempt, &job.attempted_at), (got.state, got.attempt, &got.attempted_at));
+            assert!(got.attempted_at >= finalized, "job {}", job.id);
+        }
+        for id in [second.id, other_kind.id] {
+            let got = get(s, id).await;
+            assert_eq!((got.state, got.attempt, got.attempted_by), (JobState::Available, 0, None), "job {id}");
+        }
+
+        // In a queue of their own, 100 parents: the first 50 each free a child of priority 1,
+        // ten of the last 50 one of priority 3. A claim of 55 takes the 50 and the first 5 of
+        // the others.
+        let parents = s
+            .job_insert_many((0..100).map(|_| job("parent2")).collect())
+            .await
+            .unwrap();
+        let ids: Vec<i64> = parents.iter().map(|p| p.job.id).collect();
+        let mut high = Vec::new();
+        let mut low = Vec::new();
+        for (i, &p) in ids.iter().enumerate() {
+            if i < 50 {
+                high.push(insert(s, kid("noop2", 1, vec![p])).await.id);
+            } else if i % 5 == 0 {
+                low.push(insert(s, kid("noop2", 3, vec![p])).await.id);
+            }
+        }
+        assert_eq!(low.len(), 10);
+        let ran = s.job_claim(claim("default", &["parent2"], 100, W)).await.unwrap();
+        assert_eq!(ran.len(), 100);
+        // Connections left idle in the pool, for PostgreSQL's second half to take one.
+        futures::future::join_all((0..4).map(|_| s.job_get(ids[0]))).await;
+        let (changed, claimed) = s
+            .job_complete_and_claim(
+                ran.iter().map(|j| j.fence()).collect(),
+                vec![claim("calm", &["noop2"], 55, W)],
+            )
+            .await
+            .unwrap();
+        assert!(changed.iter().all(|c| *c), "every parent completed");
+        let took: Vec<i64> = claimed[0].iter().map(|j| j.id).collect();
+        let mut want = high.clone();
+        want.extend(&low[..5]);
+        assert_eq!(took, want, "the 50 of priority 1, then the first 5 of priority 3");
+        for &id in &want {
+            let got = get(s, id).await;
+            assert_eq!((got.state, got.attempt), (JobState::Running, 1), "job {id}");
+        }
+        for &id in &low[5..] {
+            let got = get(s, id).await;
+            assert_eq!((got.state, got.attempt, got.attempted_by, got.attempted_at), (JobState::Available, 0, None, None), "job {id}");
         }
     }
 }
