@@ -843,3 +843,86 @@ backend_case! {
         assert!(per_process.iter().filter(|n| **n > 0).count() >= 2, "children ran on several processes: {per_process:?}");
     }
 }
+
+/// Holds the database's write lock (SQLite: an exclusive transaction; PostgreSQL: `porter_jobs`
+/// locked against every other use) until `release` is told, or for at most `most`.
+fn hold_write_lock(
+    db: &common::TestDb,
+    most: Duration,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (taken, is_taken) = std::sync::mpsc::channel::<()>();
+    let handle = match db.sqlite_path() {
+        Some(path) => std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            taken.send(()).unwrap();
+            let _ = released.recv_timeout(most);
+            conn.execute_batch("COMMIT").unwrap();
+        }),
+        None => {
+            let url = db.url.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                    sqlx::raw_sql("BEGIN; LOCK TABLE porter_jobs IN ACCESS EXCLUSIVE MODE")
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                    taken.send(()).unwrap();
+                    let _ = tokio::task::spawn_blocking(move || released.recv_timeout(most)).await;
+                    sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+                });
+            })
+        }
+    };
+    is_taken.recv().unwrap();
+    (release, handle)
+}
+
+backend_case! {
+    /// A shutdown while the database takes no write (its write lock held elsewhere) still
+    /// ends: the running jobs are stopped once the shutdown timeout has passed since the
+    /// signal, and once writes have been given up on (twice the timeout, at least 10 s) the
+    /// worker exits with an error, leaving its jobs `running` for a rescuer, rather than wait
+    /// for the lock (review of 4 Dec: a claim waiting for the lock held the whole shutdown up,
+    /// and the jobs ran on, for as long as the lock was held).
+    async fn a_shutdown_ends_while_the_database_takes_no_write(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let w = Worker::start(
+            &db.url,
+            &["--queues", "default=2", "--shutdown-timeout", "1s", "--no-periodic"],
+        );
+        w.ready().await;
+        futures_ids(&client, 2, 120_000).await;
+        eventually("both running", || async {
+            db.store.job_counts().await.unwrap().total[&JobState::Running] == 2
+        })
+        .await;
+        let (release, holder) = hold_write_lock(&db, Duration::from_secs(90));
+        // The producers' next claims (a poll a second) wait for the lock.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        w.signal("INT");
+        let (status, log) = w.wait().await;
+        let text = log.join("\n");
+        assert!(!holder.is_finished(), "the worker exited while the lock was still held:\n{text}");
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        assert!(!status.success(), "not a clean exit: {status:?}\n{text}");
+        for line in ["cancelling jobs still running", "exiting with jobs left running"] {
+            assert!(text.contains(line), "log has {line:?}:\n{text}");
+        }
+        let totals = db.store.job_counts().await.unwrap().total;
+        assert_eq!(
+            totals.get(&JobState::Running).copied().unwrap_or(0)
+                + totals.get(&JobState::Available).copied().unwrap_or(0),
+            2,
+            "no job lost: {totals:?}"
+        );
+    }
+}

@@ -699,60 +699,89 @@ impl Runtime {
                 }
             }
         }));
-        producers.wait().await;
-        ctx.jobs.close();
-        let running = ctx.jobs.len();
-        let mut report = RunReport::default();
-        if running > 0 {
-            info!(running, timeout = ?config.shutdown_timeout, "waiting for running jobs");
-            let finished = tokio::select! {
-                _ = ctx.jobs.wait() => true,
-                _ = tokio::time::sleep(config.shutdown_timeout) => false,
-                _ = shutdown.hard.cancelled() => false,
-            };
-            if !finished {
-                report.cancelled_at_shutdown = ctx.jobs.len() as u64;
-                warn!(
-                    cancelled = report.cancelled_at_shutdown,
-                    "cancelling jobs still running; they will be retried"
-                );
-                stop_jobs.cancel();
-                ctx.jobs.wait().await;
+        // The running jobs' time counts from the signal. A producer's claim may be waiting for
+        // a lock another connection holds (and returns only with it): the jobs are not kept
+        // running for that, only as long as the timeout allows.
+        let jobs_until = tokio::time::Instant::now() + config.shutdown_timeout;
+        let finish = async {
+            tokio::select! {
+                _ = producers.wait() => {}
+                _ = tokio::time::sleep_until(jobs_until) => {}
+                _ = shutdown.hard.cancelled() => {}
             }
-        }
-        ctx.completer.flush().await;
-        stop_services.cancel();
-        services.close();
-        services.wait().await;
-        // Never leave this worker's jobs `running`: after the completer flushed, put back any
-        // the database still says it runs (outcomes given up on, a lost claim reply).
-        let mut delay = Duration::from_millis(100);
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match reconcile(&ctx, true).await {
-                Ok(_) => break,
-                // A hard shutdown, or one past its time, does not wait out an outage:
-                // rescuers put the jobs back.
-                Err(e) if tries < 10 && !give_up.is_cancelled() => {
-                    warn!(error = %e, "could not reconcile this worker's jobs at shutdown; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = give_up.cancelled() => {}
+            ctx.jobs.close();
+            let running = ctx.jobs.len();
+            let mut report = RunReport::default();
+            if running > 0 {
+                info!(running, timeout = ?config.shutdown_timeout, "waiting for running jobs");
+                let finished = tokio::select! {
+                    _ = ctx.jobs.wait() => true,
+                    _ = tokio::time::sleep_until(jobs_until) => false,
+                    _ = shutdown.hard.cancelled() => false,
+                };
+                if !finished {
+                    report.cancelled_at_shutdown = ctx.jobs.len() as u64;
+                    warn!(
+                        cancelled = report.cancelled_at_shutdown,
+                        "cancelling jobs still running; they will be retried"
+                    );
+                    stop_jobs.cancel();
+                    ctx.jobs.wait().await;
+                }
+            }
+            ctx.completer.flush().await;
+            stop_services.cancel();
+            services.close();
+            services.wait().await;
+            // Never leave this worker's jobs `running`: after the completer flushed, put back any
+            // the database still says it runs (outcomes given up on, a lost claim reply).
+            let mut delay = Duration::from_millis(100);
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match reconcile(&ctx, true).await {
+                    Ok(_) => break,
+                    // A hard shutdown, or one past its time, does not wait out an outage:
+                    // rescuers put the jobs back.
+                    Err(e) if tries < 10 && !give_up.is_cancelled() => {
+                        warn!(error = %e, "could not reconcile this worker's jobs at shutdown; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = give_up.cancelled() => {}
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(2));
                     }
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "COULD NOT PUT BACK jobs still running under this worker; \
+                    Err(e) => {
+                        tracing::error!(error = %e, "COULD NOT PUT BACK jobs still running under this worker; \
                         they stay running until another worker's rescuer finds this worker gone");
-                    break;
+                        break;
+                    }
                 }
             }
-        }
+            if let Err(e) = store.worker_delete(&identity.id).await {
+                warn!(error = %e, "could not deregister the worker; its registration expires with the lease");
+            }
+            report
+        };
+        // A write that waits (for a lock held elsewhere) is not a failed one: given up on,
+        // the shutdown still waited for it. ABANDON_GRACE after writes are given up on (a
+        // second signal, or twice the timeout), whatever is still waiting is left: the worker
+        // exits with an error, its jobs `running` for another worker's rescuer.
+        let report = tokio::select! {
+            report = finish => report,
+            _ = async {
+                give_up.cancelled().await;
+                tokio::time::sleep(ABANDON_GRACE).await;
+            } => {
+                let running = ctx.owned.jobs.lock().unwrap_or_else(|p| p.into_inner()).len();
+                tracing::error!(running, "the database took no write in time: exiting with jobs left running under this worker, which other workers' rescuers put back once its lease has passed");
+                return Err(Error::Unavailable(format!(
+                    "the shutdown could not write to the database for {:?} after writes were given up on; {running} jobs left running under this worker for a rescuer",
+                    ABANDON_GRACE
+                )));
+            }
+        };
         drop(deadline);
-        if let Err(e) = store.worker_delete(&identity.id).await {
-            warn!(error = %e, "could not deregister the worker; its registration expires with the lease");
-        }
         info!("shutdown complete");
         match failed.error() {
             Some(e) => Err(e),
@@ -784,6 +813,10 @@ fn warn_of_periodic_jobs_not_served(config: &RuntimeConfig, workers: &Workers) {
 /// The least time into a soft shutdown before failing writes are given up on (twice the
 /// shutdown timeout when longer).
 pub const GIVE_UP_FLOOR: Duration = Duration::from_secs(10);
+
+/// How long a shutdown still waits for writes that wait (a lock held elsewhere) once writes
+/// are given up on; then the worker exits, its jobs left for a rescuer.
+pub const ABANDON_GRACE: Duration = Duration::from_secs(5);
 
 /// How soon a failed heartbeat is tried again (at most; a third of the lease when shorter).
 pub const HEARTBEAT_RETRY: Duration = Duration::from_secs(1);
