@@ -176,6 +176,11 @@ pub trait CopyEnd: Send {
     async fn commit(&mut self) -> Result<()>;
     /// Rolls the transaction back.
     async fn rollback(&mut self) -> Result<()>;
+    /// In the write transaction, after a table is written: lets the database plan the reads
+    /// of its rows by what it now holds (PostgreSQL's statistics; nothing on SQLite).
+    async fn written(&mut self, _table: &CopyTable) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The tables to copy, in copy order, with each column's kind agreed between the two ends:
@@ -572,6 +577,7 @@ pub async fn copy(
         }
         let mut reports = Vec::new();
         for (table, kept) in tables.iter().zip(&kept) {
+            to.written(table).await?;
             reports.push(verify(from, to, table, kept, options.batch, progress).await?);
         }
         // Ids the source handed out are not handed out again, even those of rows it deleted
