@@ -1583,22 +1583,31 @@ backend_case! {
     }
 }
 
+/// A workflow of no-op steps with these names, and the dashboard's router over its store.
+async fn named_workflow(
+    db: &TestDb,
+    name: &str,
+    steps: &[&str],
+) -> (porter::store::WorkflowInserted, axum::Router) {
+    let mut wf = Workflow::new(name);
+    for step in steps {
+        wf = wf.step(Step::raw(*step, "noop", serde_json::json!({})));
+    }
+    let wf = db
+        .store
+        .workflow_insert(wf.params().unwrap())
+        .await
+        .unwrap();
+    let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+    (wf, app)
+}
+
 backend_case! {
     /// A name holding a mark that reorders text (`\u{202e}exe.live` reads `evil.exe`) is shown
     /// with the mark written out, as the CLI shows it, on every page that names it: the
     /// workflows list, the workflow's page (its table, its graph) and the step's job page.
     async fn names_that_reorder_text_are_shown_with_the_mark_written_out(db: TestDb) {
-        let wf = db
-            .store
-            .workflow_insert(
-                Workflow::new("report \u{2067}daily")
-                    .step(Step::raw("\u{202e}exe.live", "noop", serde_json::json!({})))
-                    .params()
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let (wf, app) = named_workflow(&db, "report \u{2067}daily", &["\u{202e}exe.live"]).await;
         let job = wf.steps[0].1.id;
         for (uri, shown) in [
             ("/dashboard/workflows".to_string(), "report \\u{2067}daily"),
@@ -1628,18 +1637,8 @@ backend_case! {
     /// step names that differ only in a CR look the same. Line feeds and tabs stay: error
     /// texts and traces are shown as written.
     async fn control_characters_in_names_are_written_out(db: TestDb) {
-        let wf = db
-            .store
-            .workflow_insert(
-                Workflow::new("nightly\u{7}\u{1b}[2J")
-                    .step(Step::raw("load\r", "noop", serde_json::json!({})))
-                    .step(Step::raw("load\u{7f}\u{9b}", "noop", serde_json::json!({})))
-                    .params()
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let (wf, app) =
+            named_workflow(&db, "nightly\u{7}\u{1b}[2J", &["load\r", "load\u{7f}\u{9b}"]).await;
         let job = wf.steps[0].1.id;
         let keyed = porter::store::JobInsertParams::new(
             "noop",

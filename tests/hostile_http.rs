@@ -48,6 +48,18 @@ fn json_post(uri: &str, body: &Value, extra: &[(&str, &str)]) -> Request<Body> {
     builder.body(Body::from(body.to_string())).unwrap()
 }
 
+/// The router with listings bounded at `budget` bytes.
+async fn app_with_budget(db: &TestDb, budget: usize) -> Router {
+    app(
+        db,
+        HttpConfig {
+            max_list_bytes: budget,
+            ..HttpConfig::default()
+        },
+    )
+    .await
+}
+
 async fn app_with_token(db: &TestDb) -> Router {
     app(
         db,
@@ -719,14 +731,7 @@ backend_case! {
     async fn a_small_byte_budget_pages_with_next_before_id(db: TestDb) {
         let mut ids = insert_many(db.store.as_ref(), 120, big_args(1_500)).await;
         let budget = 32 * 1024;
-        let app = app(
-            &db,
-            HttpConfig {
-                max_list_bytes: budget,
-                ..HttpConfig::default()
-            },
-        )
-        .await;
+        let app = app_with_budget(&db, budget).await;
         let mut seen = Vec::new();
         let mut uri = "/admin/jobs?limit=10000".to_string();
         for _ in 0..100 {
@@ -793,14 +798,7 @@ backend_case! {
         }
         let wf = porter::Client::new(db.store.clone()).insert_workflow(wf).await.unwrap();
         let budget = 32 * 1024;
-        let app = app(
-            &db,
-            HttpConfig {
-                max_list_bytes: budget,
-                ..HttpConfig::default()
-            },
-        )
-        .await;
+        let app = app_with_budget(&db, budget).await;
         let mut seen = Vec::new();
         let mut uri = format!("/admin/workflows/{}?limit=1000", wf.id);
         let mut pages = 0;
@@ -855,14 +853,7 @@ backend_case! {
         // About one workflow (1.7 KB) or seven batches a page.
         let budget = 2 * 1024;
         let roomy = app(&db, HttpConfig::default()).await;
-        let app = app(
-            &db,
-            HttpConfig {
-                max_list_bytes: budget,
-                ..HttpConfig::default()
-            },
-        )
-        .await;
+        let app = app_with_budget(&db, budget).await;
         for (route, mut ids) in [("workflows", workflows), ("batches", batches)] {
             let mut seen = Vec::new();
             let mut uri = format!("/admin/{route}?limit=10000");
