@@ -42,12 +42,34 @@ fn usage_errors_exit_2() {
         vec!["jobs", "list", "--kind", "Bad Kind"],
         vec!["jobs", "list", "--queue", ""],
         vec!["queues", "limit", "Bad Queue", "--concurrency", "1"],
+        // An allowed host that names no host (it matched a `Host: :8080`), or an empty one.
+        vec!["web", "--listen", "127.0.0.1:0", "--allowed-hosts", ":8080"],
+        vec![
+            "web",
+            "--listen",
+            "127.0.0.1:0",
+            "--allowed-hosts",
+            "app.test,,",
+        ],
         vec!["--log-format", "xml", "stats"],
         vec![],
     ] {
         let out = bare(&args);
         assert_eq!(out.code, 2, "{args:?}: {out:#?}");
         assert!(out.stdout.is_empty(), "{args:?}: {out:#?}");
+    }
+}
+
+/// An admin token with spaces around it could never be sent (the `Authorization` header's
+/// value is trimmed): refused at start, as a usage error, rather than served unusable.
+#[test]
+fn an_admin_token_with_spaces_around_it_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for token in [" secret-token-0123456789", "secret-token-0123456789\t", " "] {
+        let out = run(porter_cmd(dir.path())
+            .args(["web", "--listen", "127.0.0.1:0"])
+            .env("PORTER_ADMIN_TOKEN", token));
+        out.assert_usage_error("PORTER_ADMIN_TOKEN");
     }
 }
 

@@ -181,12 +181,7 @@ async fn bind(args: &WebArgs) -> anyhow::Result<(tokio::net::TcpListener, HttpCo
     let mut config = HttpConfig {
         admin_token: token,
         loopback_hosts_only: args.listen.ip().is_loopback(),
-        allowed_hosts: args
-            .allowed_hosts
-            .iter()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .collect(),
+        allowed_hosts: usage(http::check_allowed_hosts(&args.allowed_hosts))?,
         ..HttpConfig::default()
     };
     if args.allow_unknown_kind {

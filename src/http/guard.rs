@@ -68,6 +68,17 @@ fn host_name(host: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// Whether an allowed-hosts entry names a host: its name (port and brackets aside) is not
+/// empty and holds only what a host name or an IP address does.
+pub(super) fn names_a_host(entry: &str) -> bool {
+    let name = host_name(entry);
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    !bare.is_empty()
+        && bare
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '_'))
+}
+
 /// Whether a host name is a loopback name: `localhost`, `*.localhost` (RFC 6761 keeps both on
 /// loopback), an IPv4 address in 127.0.0.0/8, or `[::1]`.
 fn is_loopback_name(name: &str) -> bool {
@@ -202,6 +213,22 @@ pub(super) async fn safe_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_hosts_entries_must_name_a_host() {
+        for good in [
+            "app.test",
+            "App.Test:8080",
+            "127.0.0.1:9000",
+            "[::1]:8080",
+            "my_box",
+        ] {
+            assert!(names_a_host(good), "{good}");
+        }
+        for bad in ["", " ", ":8080", "[]:80", "a b", "evil\u{0}.test", "é.test"] {
+            assert!(!names_a_host(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn host_names_are_read_and_judged() {

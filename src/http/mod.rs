@@ -327,6 +327,15 @@ async fn not_found() -> AppError {
 /// Refuses to listen beyond loopback without an admin token: the admin API would be open to
 /// the network.
 pub fn check_listen(addr: SocketAddr, admin_token: Option<&str>) -> Result<()> {
+    if let Some(token) = admin_token {
+        if token.trim() != token || token.is_empty() {
+            // The `Authorization` header's value is trimmed: such a token could never be sent.
+            return Err(Error::invalid(
+                "PORTER_ADMIN_TOKEN",
+                "has spaces (or only spaces) around it, which no request can send; remove them",
+            ));
+        }
+    }
     if addr.ip().is_loopback() || admin_token.is_some_and(|t| !t.is_empty()) {
         Ok(())
     } else {
@@ -337,6 +346,26 @@ pub fn check_listen(addr: SocketAddr, admin_token: Option<&str>) -> Result<()> {
             ),
         ))
     }
+}
+
+/// Checks the `--allowed-hosts` entries: each names a host (`name`, `name:port`, an IP
+/// address, `[v6]`), and none is empty. `:8080` named none and matched a `Host: :8080`, and
+/// `app.test,,` read as a list with empty entries. Answers the entries trimmed.
+pub fn check_allowed_hosts(entries: &[String]) -> Result<Vec<String>> {
+    entries
+        .iter()
+        .map(|entry| {
+            let entry = entry.trim();
+            if guard::names_a_host(entry) {
+                Ok(entry.to_string())
+            } else {
+                Err(Error::invalid(
+                    "allowed host",
+                    format!("{entry:?} names no host (give NAME or NAME:PORT, comma-separated, no empty entries)"),
+                ))
+            }
+        })
+        .collect()
 }
 
 /// Serves the app on `listener` until `shutdown` resolves, then finishes the requests in
