@@ -282,7 +282,7 @@ where
 {
     let (before_id, limit) = page_query(query)?;
     let (rows, next) = listing::page(
-        effective_limit(limit),
+        crate::store::list_page_size(limit) as usize,
         state.config.max_list_bytes,
         before_id,
         id,
@@ -290,13 +290,6 @@ where
     )
     .await?;
     Ok(Json(json!({ key: rows, "next_before_id": next })))
-}
-
-/// A listing's rows when `limit` says so or not, as the store takes it.
-fn effective_limit(limit: Option<u32>) -> usize {
-    limit
-        .unwrap_or(crate::store::DEFAULT_LIST_LIMIT)
-        .clamp(1, crate::store::MAX_LIST_LIMIT) as usize
 }
 
 /// A listing's `limit`: a whole number of at least 1 (more than

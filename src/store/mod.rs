@@ -1433,12 +1433,16 @@ pub const DEFAULT_LIST_LIMIT: u32 = 100;
 pub const MAX_LIST_LIMIT: u32 = 10_000;
 
 impl JobListParams {
-    /// The page size, defaulted and capped.
+    /// The page size, defaulted and capped ([`list_page_size`]).
     pub fn effective_limit(&self) -> u32 {
-        self.limit
-            .unwrap_or(DEFAULT_LIST_LIMIT)
-            .clamp(1, MAX_LIST_LIMIT)
+        list_page_size(self.limit)
     }
+}
+
+/// A listing's page size: `limit` when given, else [`DEFAULT_LIST_LIMIT`], from 1 to
+/// [`MAX_LIST_LIMIT`].
+pub fn list_page_size(limit: Option<u32>) -> u32 {
+    limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT)
 }
 
 /// Opens one end of a [`copy`] on the database a URL names, on a connection of its own. The

@@ -182,7 +182,7 @@ impl Store {
         before_id: Option<i64>,
         limit: Option<u32>,
     ) -> Result<Vec<WorkflowRow>> {
-        let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
+        let limit = super::list_page_size(limit);
         self.op("workflow_list", self.driver.workflow_list(before_id, limit))
             .await
     }
@@ -288,7 +288,7 @@ impl Store {
         before_id: Option<i64>,
         limit: Option<u32>,
     ) -> Result<Vec<BatchRow>> {
-        let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
+        let limit = super::list_page_size(limit);
         self.op("batch_list", self.driver.batch_list(before_id, limit, None))
             .await
     }

@@ -660,6 +660,29 @@ backend_case! {
     }
 }
 
+/// Claims the 100 jobs of `kind` and completes them in one batch that claims along for
+/// `along`, with connections left idle in the pool first, for PostgreSQL's second half to take
+/// one (a pool that opened only one so far writes the batch as one statement). Asserts every
+/// job completed; answers what the claim along took.
+async fn complete_100_claiming_along(
+    s: &Store,
+    kind: &str,
+    along: JobClaimParams,
+) -> Vec<porter::JobRow> {
+    let ran = s
+        .job_claim(claim("default", &[kind], 100, W))
+        .await
+        .unwrap();
+    assert_eq!(ran.len(), 100);
+    futures::future::join_all((0..4).map(|_| s.job_get(ran[0].id))).await;
+    let (changed, mut claimed) = s
+        .job_complete_and_claim(ran.iter().map(|j| j.fence()).collect(), vec![along])
+        .await
+        .unwrap();
+    assert!(changed.iter().all(|c| *c), "every parent completed");
+    claimed.remove(0)
+}
+
 backend_case! {
     /// A large batch of completions and the claim along it (on PostgreSQL each written as two
     /// statements at once): every parent is completed, a child of parents in both halves of the
@@ -685,26 +708,14 @@ backend_case! {
         }
         let both = insert(s, after("noop", &[ids[0], ids[99]])).await;
         children.push(both.clone());
-        let ran = s.job_claim(claim("default", &["parent"], 100, W)).await.unwrap();
-        assert_eq!(ran.len(), 100);
-        // Connections left idle in the pool, for PostgreSQL's second half to take one (a pool
-        // that opened only one so far writes the batch as one statement).
-        futures::future::join_all((0..4).map(|_| s.job_get(ids[0]))).await;
-        let (changed, claimed) = s
-            .job_complete_and_claim(
-                ran.iter().map(|j| j.fence()).collect(),
-                vec![claim("default", &["noop"], 90, W)],
-            )
-            .await
-            .unwrap();
-        assert!(changed.iter().all(|c| *c), "every parent completed");
+        let claimed = complete_100_claiming_along(s, "parent", claim("default", &["noop"], 90, W)).await;
         let mut order: Vec<(i16, i64)> = children.iter().map(|c| (c.priority, c.id)).collect();
         order.sort_unstable();
         let first: Vec<i64> = order[..90].iter().map(|&(_, id)| id).collect();
-        let mut took: Vec<i64> = claimed[0].iter().map(|j| j.id).collect();
+        let mut took: Vec<i64> = claimed.iter().map(|j| j.id).collect();
         took.sort_unstable_by_key(|id| order.iter().position(|&(_, o)| o == *id));
         assert_eq!(took, first, "the first 90 in the queue's order, each once");
-        for job in &claimed[0] {
+        for job in &claimed {
             let got = get(s, job.id).await;
             assert_eq!((got.state, got.attempt), (JobState::Running, 1), "job {}", job.id);
         }
@@ -782,19 +793,8 @@ backend_case! {
             }
         }
         assert_eq!(low.len(), 10);
-        let ran = s.job_claim(claim("default", &["parent2"], 100, W)).await.unwrap();
-        assert_eq!(ran.len(), 100);
-        // Connections left idle in the pool, for PostgreSQL's second half to take one.
-        futures::future::join_all((0..4).map(|_| s.job_get(ids[0]))).await;
-        let (changed, claimed) = s
-            .job_complete_and_claim(
-                ran.iter().map(|j| j.fence()).collect(),
-                vec![claim("calm", &["noop2"], 55, W)],
-            )
-            .await
-            .unwrap();
-        assert!(changed.iter().all(|c| *c), "every parent completed");
-        let took: Vec<i64> = claimed[0].iter().map(|j| j.id).collect();
+        let claimed = complete_100_claiming_along(s, "parent2", claim("calm", &["noop2"], 55, W)).await;
+        let took: Vec<i64> = claimed.iter().map(|j| j.id).collect();
         let mut want = high.clone();
         want.extend(&low[..5]);
         assert_eq!(took, want, "the 50 of priority 1, then the first 5 of priority 3");
