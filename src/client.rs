@@ -314,6 +314,11 @@ impl Client {
         self.store.queue_list().await
     }
 
+    /// Up to `limit` queues in name order after `after` (see [`Store::queue_page`]).
+    pub async fn queue_page(&self, after: Option<String>, limit: u32) -> Result<Vec<QueueRow>> {
+        self.store.queue_page(after, limit).await
+    }
+
     /// Pauses a queue: its jobs are not claimed until it is resumed.
     pub async fn queue_pause(&self, queue: &str) -> Result<()> {
         self.store.queue_pause(queue).await

@@ -1879,3 +1879,61 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// The overview and the queues page show a bounded number of queues, as every listing is
+    /// bounded: any caller of the admin API can name a new queue with each job, and 100,000 of
+    /// them made pages of megabytes. The overview shows the first 50 by name and links to the
+    /// queues page, which shows 100 at a time with a link to the next ones: every queue is
+    /// reachable, once.
+    async fn the_overview_and_the_queues_page_show_queues_a_page_at_a_time(db: TestDb) {
+        let names: Vec<String> = (0..130).map(|i| format!("q{i:03}")).collect();
+        let jobs: Vec<porter::store::JobInsertParams> = names
+            .iter()
+            .map(|q| {
+                porter::store::JobInsertParams::new(
+                    "noop",
+                    serde_json::json!({}),
+                    InsertOpts { queue: Some(q.clone()), ..Default::default() },
+                )
+                .unwrap()
+            })
+            .collect();
+        db.store.job_insert_many(jobs).await.unwrap();
+        db.store.queue_pause("q120").await.unwrap();
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let rows = |html: &str| -> Vec<String> {
+            html.match_indices("data-queue=\"q")
+                .map(|(at, _)| html[at + 12..at + 16].to_string())
+                .collect()
+        };
+
+        let (status, html, _) = send(&app, get("/")).await;
+        assert_eq!(status, StatusCode::OK);
+        let counts = between(&html, "id=\"counts\"", "</section>");
+        assert_eq!(rows(counts), names[..50].to_vec(), "the first 50 queues by name");
+        assert!(counts.contains("href=\"/dashboard/queues?after=q049\""), "{counts}");
+
+        let mut seen = Vec::new();
+        let mut uri = "/dashboard/queues".to_string();
+        for _ in 0..5 {
+            let (status, html, _) = send(&app, get(&uri)).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            let table = between(&html, "id=\"queues\"", "</table>");
+            let shown: Vec<String> = rows(table).into_iter().step_by(2).collect();
+            assert!(shown.len() <= 100, "{uri}: {} queues", shown.len());
+            seen.extend(shown);
+            match html.find("id=\"next-queues\"") {
+                Some(at) => {
+                    let href = &html[at..];
+                    let start = href.find("href=\"").unwrap() + 6;
+                    uri = href[start..start + href[start..].find('"').unwrap()].replace("&amp;", "&");
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen, names, "every queue once, in name order");
+        let (_, html, _) = send(&app, get("/dashboard/queues?after=q119")).await;
+        assert!(html.contains("data-queue=\"q120\" data-paused=\"true\""), "{html}");
+    }
+}

@@ -892,6 +892,64 @@ backend_case! {
 }
 
 backend_case! {
+    /// The queue listing stops at the byte budget as the job listing does: any caller of
+    /// `POST /admin/jobs` can name a new queue with each job, and 100,000 queues answered
+    /// about 20 MB in one page with no cursor. Following `next_after` lists each queue exactly
+    /// once, in name order.
+    async fn the_queue_listing_stops_at_the_byte_budget(db: TestDb) {
+        let mut names = Vec::new();
+        for i in 0..40 {
+            let name = format!("{}{i:03}", "q".repeat(61));
+            let job = JobInsertParams::new("noop", json!({}), InsertOpts {
+                queue: Some(name.clone()),
+                ..InsertOpts::default()
+            });
+            db.store.job_insert_many(vec![job.unwrap()]).await.unwrap();
+            names.push(name);
+        }
+        db.store.queue_pause(&names[7]).await.unwrap();
+        // About ten queues (160 bytes each) a page.
+        let budget = 2 * 1024;
+        let app = app_with_budget(&db, budget).await;
+        let mut seen: Vec<String> = Vec::new();
+        let mut uri = "/admin/queues?limit=10000".to_string();
+        let mut pages = 0;
+        for _ in 0..100 {
+            pages += 1;
+            let (status, bytes) = send(&app, req(Method::GET, &uri).body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            assert!(bytes.len() <= budget + 100, "{} bytes over a budget of {budget}", bytes.len());
+            let page: Value = serde_json::from_slice(&bytes).unwrap();
+            let rows = page["queues"].as_array().unwrap();
+            assert!(!rows.is_empty());
+            seen.extend(rows.iter().map(|r| r["name"].as_str().unwrap().to_string()));
+            match page["next_after"].as_str() {
+                Some(next) => {
+                    assert_eq!(Some(next), seen.last().map(String::as_str), "the next page starts after the last queue shown");
+                    uri = format!("/admin/queues?limit=10000&after={next}");
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen, names, "every queue once, in name order");
+        assert!(pages > 2, "more than one page was needed");
+
+        let roomy = app_with_budget(&db, 4 * 1024 * 1024).await;
+        let (_, page) = send_json(&roomy, req(Method::GET, "/admin/queues?limit=3").body(Body::empty()).unwrap()).await;
+        assert_eq!(page["queues"].as_array().unwrap().len(), 3, "{page}");
+        assert_eq!(page["next_after"], json!(names[2]), "a full page says where to go on");
+        let (_, page) = send_json(&roomy, req(Method::GET, "/admin/queues").body(Body::empty()).unwrap()).await;
+        assert_eq!(page["queues"].as_array().unwrap().len(), 40, "a default page holds 100");
+        assert_eq!(page["next_after"], Value::Null, "{page}");
+        assert_eq!(page["queues"][7]["paused"], json!(true));
+        for bad in ["/admin/queues?limit=0", "/admin/queues?before_id=3", "/admin/queues?after="] {
+            let (status, body) = send_json(&roomy, req(Method::GET, bad).body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        }
+    }
+}
+
+backend_case! {
     /// Args over 1 MiB (as JSON) are refused with a clear 422 even when the body limit lets
     /// them through; the store refuses them too, before anything is written.
     async fn args_over_the_maximum_are_refused(db: TestDb) {

@@ -562,15 +562,46 @@ async fn limit_queue(
     Ok(Json(state.client.queue_limit(params).await?.into()))
 }
 
-async fn list_queues(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
-    let queues: Vec<QueueView> = state
-        .client
-        .queue_list()
-        .await?
-        .into_iter()
-        .map(QueueView::from)
-        .collect();
-    Ok(Json(json!({ "queues": queues })))
+/// `GET /admin/queues?limit=&after=`: a page of the queues in name order, bounded in bytes
+/// as the other listings are, with `next_after` (the last name shown) while more may follow.
+/// `after` is a cursor, any text: another program may have named a queue porter would refuse.
+async fn list_queues(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, AppError> {
+    let mut limit = None;
+    let mut after = None;
+    for (key, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "limit" => limit = Some(list_limit(&value)?),
+            "after" if value.is_empty() => {
+                return Err(AppError::new(
+                    StatusCode::BAD_REQUEST,
+                    "after= names no queue (leave it out for the first page)",
+                ))
+            }
+            "after" => after = Some(value.into_owned()),
+            other => {
+                return Err(AppError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown query parameter {other:?} (use limit, after)"),
+                ))
+            }
+        }
+    }
+    let client = &state.client;
+    let (queues, next) = listing::page(
+        crate::store::list_page_size(limit) as usize,
+        state.config.max_list_bytes,
+        after,
+        |q: &QueueView| q.name.clone(),
+        |after, want| async move {
+            let page = client.queue_page(after, want).await?;
+            Ok(page.into_iter().map(QueueView::from).collect())
+        },
+    )
+    .await?;
+    Ok(Json(json!({ "queues": queues, "next_after": next })))
 }
 
 async fn pause_queue(

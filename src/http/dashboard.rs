@@ -48,6 +48,10 @@ use crate::error::Error;
 use crate::job::{JobRow, JobState};
 use crate::store::JobListParams;
 
+/// Queues shown on the overview, the first by name; the queues page shows them all, a page at
+/// a time (`ops::QUEUES_PAGE`).
+const QUEUES_SHOWN: u32 = 50;
+
 /// Discarded and unfinished jobs shown, each.
 pub const JOBS_SHOWN: u32 = 25;
 /// Longest error text shown (the full history is in `porter jobs show`).
@@ -287,7 +291,10 @@ async fn render_page(
 ) -> crate::Result<Markup> {
     let counts = state.client.counts().await?;
     let unserved = state.client.unserved().await?;
-    let queues = state.client.queue_list().await?;
+    // The first queues by name, one more to know whether others follow (see `QUEUES_SHOWN`).
+    let mut queues = state.client.queue_page(None, QUEUES_SHOWN + 1).await?;
+    let more_queues = queues.len() > QUEUES_SHOWN as usize;
+    queues.truncate(QUEUES_SHOWN as usize);
     let now = state.client.now().await?;
     let throughput = state
         .client
@@ -344,13 +351,8 @@ async fn render_page(
             .map(|q| q.limits.to_string())
             .unwrap_or_else(|| "-".to_string())
     };
-    let mut queue_names: Vec<&String> = counts.queues.keys().collect();
-    for q in &queues {
-        if !counts.queues.contains_key(&q.name) {
-            queue_names.push(&q.name);
-        }
-    }
-    queue_names.sort();
+    // Every queue that has jobs is in the queue list too, so its page names the rows.
+    let queue_names: Vec<&String> = queues.iter().map(|q| &q.name).collect();
     let empty = crate::store::StateCounts::new();
 
     Ok(layout(
@@ -388,6 +390,13 @@ async fn render_page(
                         }
                     }
                     tfoot { tr data-queue="" { th { "total" } (state_counts(&counts.total)) td {} } }
+                }
+                @if let (true, Some(last)) = (more_queues, queue_names.last()) {
+                    p #more-queues {
+                        a href=(format!("/dashboard/queues?after={}", url_part(last))) { "More queues →" }
+                        " "
+                        span.muted { "(the first " (QUEUES_SHOWN) " by name are shown here)" }
+                    }
                 }
             }
             @if !unserved.is_empty() {

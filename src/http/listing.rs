@@ -1,7 +1,7 @@
 //! Listings bounded in bytes as well as rows: `GET /admin/jobs`, `GET /admin/failed`, the
 //! dashboard's job tables, `porter jobs list` and `porter list-failed-jobs` all list through
-//! [`list_jobs`]; `GET /admin/workflows` and `GET /admin/batches` page through `page` as it
-//! does.
+//! [`list_jobs`]; `GET /admin/workflows`, `GET /admin/batches` and `GET /admin/queues` (by
+//! name, `after` and `next_after`) page through `page` as it does.
 //!
 //! * In a list, a job's args (and metadata) over [`LIST_ARGS_MAX_BYTES`] as JSON are replaced
 //!   by a marker object, `{"truncated": true, "bytes": N}` (N: their full size), so the list
@@ -112,21 +112,22 @@ pub async fn list_jobs(client: &Client, params: JobListParams, budget: usize) ->
     })
 }
 
-/// One page of a listing newest first, from `before_id` on, read `read(before_id, rows)` a
-/// few rows at a time ([`FETCH_ROWS`]): at most `limit` rows, and stopped before the row
-/// that would take it past `budget` bytes as JSON (at least one row is always listed).
-/// Answers the rows and where the next page starts (the last row's id) when more may follow:
-/// the page was cut, or a row after it was read.
-pub(crate) async fn page<T, Read, Rows>(
+/// One page of a listing in its order (newest first by id, or queues by name), from the key
+/// `before_id` on, read `read(before_id, rows)` a few rows at a time ([`FETCH_ROWS`]): at most
+/// `limit` rows, and stopped before the row that would take it past `budget` bytes as JSON (at
+/// least one row is always listed). Answers the rows and where the next page starts (the last
+/// row's key) when more may follow: the page was cut, or a row after it was read.
+pub(crate) async fn page<T, K, Read, Rows>(
     limit: usize,
     budget: usize,
-    before_id: Option<i64>,
-    id: impl Fn(&T) -> i64,
+    before_id: Option<K>,
+    id: impl Fn(&T) -> K,
     mut read: Read,
-) -> Result<(Vec<T>, Option<i64>)>
+) -> Result<(Vec<T>, Option<K>)>
 where
     T: Serialize,
-    Read: FnMut(Option<i64>, u32) -> Rows,
+    K: Clone,
+    Read: FnMut(Option<K>, u32) -> Rows,
     Rows: std::future::Future<Output = Result<Vec<T>>>,
 {
     let mut out: Vec<T> = Vec::new();
@@ -136,7 +137,7 @@ where
     loop {
         // One row more than the page needs, to know whether another page follows.
         let want = (limit - out.len() + 1).min(FETCH_ROWS as usize) as u32;
-        let rows = read(before, want).await?;
+        let rows = read(before.clone(), want).await?;
         let got = rows.len();
         for row in rows {
             let size = serde_json::to_vec(&row).map(|v| v.len()).unwrap_or(0) + 1;

@@ -201,8 +201,9 @@ pub trait Driver: Send + Sync + 'static {
     /// time has come) and the oldest one's due time.
     async fn queue_due(&self) -> Result<Vec<QueueDueRow>>;
 
-    /// Queues that have jobs or a pause record, with their limits.
-    async fn queue_list(&self) -> Result<Vec<QueueRow>>;
+    /// Up to `limit` queues that have jobs or a pause record, with their limits, in name order
+    /// from the first name after `after` (all names when `None`).
+    async fn queue_list(&self, after: Option<String>, limit: u32) -> Result<Vec<QueueRow>>;
 
     /// Sets (or with `clear`, replaces) a queue's limits (already checked); returns the queue
     /// as it is now. Other processes' producers are woken at commit where the backend can.

@@ -1431,6 +1431,8 @@ pub const MAX_ATTEMPTS: i32 = 1_000_000;
 pub const DEFAULT_LIST_LIMIT: u32 = 100;
 /// Largest page a list returns.
 pub const MAX_LIST_LIMIT: u32 = 10_000;
+/// Queues read at a time by [`Store::queue_list`].
+pub const QUEUE_PAGE: u32 = 1000;
 
 impl JobListParams {
     /// The page size, defaulted and capped ([`list_page_size`]).

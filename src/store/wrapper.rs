@@ -673,9 +673,27 @@ impl Store {
             .collect())
     }
 
-    /// Queues that have jobs or a pause record, with their limits.
+    /// Queues that have jobs or a pause record, with their limits, in name order: every one,
+    /// read a page ([`QUEUE_PAGE`]) at a time.
     pub async fn queue_list(&self) -> Result<Vec<QueueRow>> {
-        self.op("queue_list", self.driver.queue_list()).await
+        let mut all: Vec<QueueRow> = Vec::new();
+        loop {
+            let after = all.last().map(|q| q.name.clone());
+            let page = self.queue_page(after, QUEUE_PAGE).await?;
+            let done = page.len() < QUEUE_PAGE as usize;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Up to `limit` of the queues [`Store::queue_list`] lists, from the first name after
+    /// `after` (a cursor: any text, not checked as a name, since another program may have
+    /// named a queue porter would refuse).
+    pub async fn queue_page(&self, after: Option<String>, limit: u32) -> Result<Vec<QueueRow>> {
+        self.op("queue_list", self.driver.queue_list(after, limit.max(1)))
+            .await
     }
 
     /// Sets a queue's limits, checked first (each at least 1, rate periods 1 ms to 366 days);

@@ -345,8 +345,8 @@ impl Driver for GatedStore {
     async fn queue_due(&self) -> Result<Vec<QueueDueRow>> {
         self.inner.queue_due().await
     }
-    async fn queue_list(&self) -> Result<Vec<QueueRow>> {
-        self.inner.queue_list().await
+    async fn queue_list(&self, after: Option<String>, limit: u32) -> Result<Vec<QueueRow>> {
+        self.inner.queue_list(after, limit).await
     }
     async fn queue_limit_set(&self, params: QueueLimitParams) -> Result<QueueRow> {
         self.inner.queue_limit_set(params).await

@@ -97,3 +97,44 @@ backend_case! {
         );
     }
 }
+
+backend_case! {
+    /// Queues are listed a page at a time, by name after a cursor: queues that only jobs name,
+    /// queues that only a pause or a limit names, and queues that both name, each once.
+    async fn queues_are_listed_a_page_at_a_time_by_name(db: TestDb) {
+        let s = &*db.store;
+        let mut names = Vec::new();
+        for i in 0..12 {
+            let name = format!("q{i:02}");
+            match i % 3 {
+                0 => {
+                    insert(s, job_with("noop", InsertOpts { queue: Some(name.clone()), ..Default::default() })).await;
+                }
+                1 => s.queue_pause(&name).await.unwrap(),
+                _ => {
+                    insert(s, job_with("noop", InsertOpts { queue: Some(name.clone()), ..Default::default() })).await;
+                    s.queue_pause(&name).await.unwrap();
+                }
+            }
+            names.push(name);
+        }
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = s.queue_page(after.clone(), 5).await.unwrap();
+            assert!(page.len() <= 5);
+            seen.extend(page.iter().map(|q| q.name.clone()));
+            match page.last() {
+                Some(last) if page.len() == 5 => after = Some(last.name.clone()),
+                _ => break,
+            }
+        }
+        assert_eq!(seen, names, "each queue once, in name order");
+        let rest = s.queue_page(Some("q09".into()), 1000).await.unwrap();
+        assert_eq!(
+            rest.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(),
+            vec!["q10", "q11"]
+        );
+        assert_eq!(s.queue_list().await.unwrap().len(), 12, "the whole list reads every page");
+    }
+}

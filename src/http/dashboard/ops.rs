@@ -37,7 +37,11 @@ fn queue_notice(query: Option<&str>) -> Option<String> {
     })
 }
 
-/// `GET /dashboard/queues`.
+/// Queues shown on one page of `GET /dashboard/queues`.
+pub(super) const QUEUES_PAGE: u32 = 100;
+
+/// `GET /dashboard/queues?after=NAME`: [`QUEUES_PAGE`] queues by name from the first after
+/// `after` (a cursor, any text), with a link to the next ones.
 pub(super) async fn queues(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -46,18 +50,18 @@ pub(super) async fn queues(
     if let Some(refused) = readable(&state, &headers) {
         return refused;
     }
-    let (counts, queues) = match (state.client.counts().await, state.client.queue_list().await) {
+    let after = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .find(|(k, v)| k == "after" && !v.is_empty())
+        .map(|(_, v)| v.into_owned());
+    let page = state.client.queue_page(after.clone(), QUEUES_PAGE + 1);
+    let (counts, mut queues) = match (state.client.counts().await, page.await) {
         (Ok(c), Ok(q)) => (c, q),
         (Err(e), _) | (_, Err(e)) => return fail(&state, e),
     };
-    let mut names: Vec<&String> = counts.queues.keys().collect();
-    for q in &queues {
-        if !counts.queues.contains_key(&q.name) {
-            names.push(&q.name);
-        }
-    }
-    names.sort();
-    names.dedup();
+    let more = queues.len() > QUEUES_PAGE as usize;
+    queues.truncate(QUEUES_PAGE as usize);
+    // Every queue that has jobs is in the queue list too, so its page names the rows.
+    let names: Vec<&String> = queues.iter().map(|q| &q.name).collect();
     let empty = crate::store::StateCounts::new();
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let body = html! {
@@ -65,7 +69,9 @@ pub(super) async fn queues(
         @if let Some(text) = queue_notice(query.as_deref()) {
             p { span.notice #notice { (text) } }
         }
-        @if names.is_empty() {
+        @if names.is_empty() && after.is_some() {
+            p.muted { "No more queues." }
+        } @else if names.is_empty() {
             p.muted { "No queue has jobs yet." }
         } @else {
             table #queues {
@@ -95,9 +101,15 @@ pub(super) async fn queues(
                 }
             }
         }
+        @if let (true, Some(last)) = (more, names.last()) {
+            p { a #next-queues href=(format!("/dashboard/queues?after={}", url_part(last))) { "Next queues →" } }
+        }
     };
-    Html(layout("porter: queues", Some((refresh, "/dashboard/queues")), body).into_string())
-        .into_response()
+    let here = match &after {
+        Some(after) => format!("/dashboard/queues?after={}", url_part(after)),
+        None => "/dashboard/queues".to_string(),
+    };
+    Html(layout("porter: queues", Some((refresh, &here)), body).into_string()).into_response()
 }
 
 /// `POST /dashboard/queues/{name}/pause` and `.../resume`.

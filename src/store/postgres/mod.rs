@@ -2237,8 +2237,10 @@ impl Driver for PgStore {
             .collect())
     }
 
-    async fn queue_list(&self) -> Result<Vec<QueueRow>> {
+    async fn queue_list(&self, after: Option<String>, limit: u32) -> Result<Vec<QueueRow>> {
         Ok(sqlx::query(sql!("queue_list"))
+            .bind(after)
+            .bind(i64::from(limit))
             .try_map(|r: PgRow| queue_from_row(&r))
             .fetch_all(&mut *self.conn().await?)
             .await?)

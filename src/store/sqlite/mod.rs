@@ -2202,10 +2202,10 @@ impl Driver for SqliteStore {
         .await
     }
 
-    async fn queue_list(&self) -> Result<Vec<QueueRow>> {
-        self.read(|c| {
+    async fn queue_list(&self, after: Option<String>, limit: u32) -> Result<Vec<QueueRow>> {
+        self.read(move |c| {
             let mut stmt = c.prepare_cached(sql!("queue_list"))?;
-            let rows = stmt.query_map([], queue_from_row)?;
+            let rows = stmt.query_map(params![after, limit], queue_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
