@@ -950,6 +950,54 @@ backend_case! {
 }
 
 backend_case! {
+    /// Every admin route that reads refuses a query parameter it does not know, and one given
+    /// twice, with a 400 naming it: `/admin/jobs/{id}`, `/admin/stats` and `/admin/batches/{id}`
+    /// ignored unknown ones (a typo such as `?limt=5` answered as if unasked) while the
+    /// listings refused them, and every route took the last of a repeated one
+    /// (`?limit=1&limit=100000`). A listing's `state` may still be repeated.
+    async fn unknown_and_repeated_query_parameters_are_refused_on_every_admin_route(db: TestDb) {
+        use porter::batch::Batch;
+        use porter::workflow::{Step, Workflow};
+        let client = porter::Client::new(db.store.clone());
+        let wf = client
+            .insert_workflow(Workflow::new("wf").step(Step::raw("only", "noop", json!({}))))
+            .await
+            .unwrap();
+        let job = wf.steps[0].1.id;
+        let mut b = Batch::new();
+        b.push_params(JobInsertParams::new("noop", json!({}), InsertOpts::default()).unwrap());
+        let batch = client.insert_batch(b.callback_raw("done", json!({}), InsertOpts::default(), false)).await.unwrap().id;
+        let app = app(&db, HttpConfig::default()).await;
+        let routes = [
+            ("/admin/jobs".to_string(), "limit=1"),
+            ("/admin/failed".to_string(), "limit=1"),
+            (format!("/admin/jobs/{job}"), ""),
+            ("/admin/stats".to_string(), ""),
+            ("/admin/queues".to_string(), "limit=1"),
+            ("/admin/workflows".to_string(), "limit=1"),
+            (format!("/admin/workflows/{}", wf.id), "limit=1"),
+            ("/admin/batches".to_string(), "limit=1"),
+            (format!("/admin/batches/{batch}"), ""),
+        ];
+        for (route, good) in &routes {
+            let (status, body) = send_json(&app, req(Method::GET, &format!("{route}?{good}")).body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::OK, "{route}?{good}: {body}");
+            let (status, body) = send_json(&app, req(Method::GET, &format!("{route}?limt=5")).body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{route}?limt=5: {body}");
+            assert!(body["error"].as_str().unwrap().contains("\"limt\""), "{route}: {body}");
+            if !good.is_empty() {
+                let twice = format!("{route}?{good}&{good}0");
+                let (status, body) = send_json(&app, req(Method::GET, &twice).body(Body::empty()).unwrap()).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{twice}: {body}");
+                assert!(body["error"].as_str().unwrap().contains("more than once"), "{twice}: {body}");
+            }
+        }
+        let (status, body) = send_json(&app, req(Method::GET, "/admin/jobs?state=available&state=completed").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+backend_case! {
     /// Args over 1 MiB (as JSON) are refused with a clear 422 even when the body limit lets
     /// them through; the store refuses them too, before anything is written.
     async fn args_over_the_maximum_are_refused(db: TestDb) {

@@ -151,6 +151,39 @@ async fn insert_job(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+/// A query parameter's name and value, decoded.
+type QueryPair<'q> = (std::borrow::Cow<'q, str>, std::borrow::Cow<'q, str>);
+
+/// The parameters of a query, each one `known` and given once (but those `repeatable`, as a
+/// listing's `state`): an unknown one, or one given twice (`?limit=1&limit=2`, which one
+/// would the caller mean?), is a 400 naming it, on every route, with or without parameters.
+fn query_params<'q>(
+    query: Option<&'q str>,
+    known: &[&str],
+    repeatable: &[&str],
+) -> Result<Vec<QueryPair<'q>>, AppError> {
+    let pairs: Vec<_> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).collect();
+    for (i, (key, _)) in pairs.iter().enumerate() {
+        if !known.contains(&key.as_ref()) {
+            let known = match known {
+                [] => "this route takes none".to_string(),
+                _ => format!("use {}", known.join(", ")),
+            };
+            return Err(AppError::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown query parameter {key:?} ({known})"),
+            ));
+        }
+        if !repeatable.contains(&key.as_ref()) && pairs[..i].iter().any(|(k, _)| k == key) {
+            return Err(AppError::new(
+                StatusCode::BAD_REQUEST,
+                format!("query parameter {key:?} is given more than once"),
+            ));
+        }
+    }
+    Ok(pairs)
+}
+
 /// Reads `state` (repeated or comma-separated), `kind`, `queue`, `limit` and `before_id`.
 fn list_params(query: Option<&str>) -> Result<JobListParams, AppError> {
     let mut params = JobListParams::default();
@@ -160,7 +193,8 @@ fn list_params(query: Option<&str>) -> Result<JobListParams, AppError> {
             format!("{what}={v:?} is not a number"),
         )
     };
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+    let known = ["state", "kind", "queue", "limit", "before_id"];
+    for (key, value) in query_params(query, &known, &["state"])? {
         match key.as_ref() {
             "state" => {
                 for s in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -179,14 +213,7 @@ fn list_params(query: Option<&str>) -> Result<JobListParams, AppError> {
             "before_id" => {
                 params.before_id = Some(value.parse().map_err(|_| bad("before_id", &value))?)
             }
-            other => {
-                return Err(AppError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                    "unknown query parameter {other:?} (use state, kind, queue, limit, before_id)"
-                ),
-                ))
-            }
+            _ => {}
         }
     }
     Ok(params)
@@ -224,8 +251,10 @@ async fn failed_jobs(
 async fn get_job(
     State(state): State<AppState>,
     id: Result<Path<i64>, PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<crate::client::JobDetail>, AppError> {
     let Path(id) = id?;
+    query_params(query.as_deref(), &[], &[])?;
     match state.client.get_detail(id).await? {
         Some(job) => Ok(Json(job)),
         None => Err(Error::not_found("job", id).into()),
@@ -325,16 +354,11 @@ fn page_query(query: Option<String>) -> Result<(Option<i64>, Option<u32>), AppEr
             format!("{what}={v:?} is not a number"),
         )
     };
-    for (key, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+    for (key, value) in query_params(query.as_deref(), &["limit", "before_id"], &[])? {
         match key.as_ref() {
             "limit" => limit = Some(list_limit(&value)?),
             "before_id" => before_id = Some(value.parse().map_err(|_| bad("before_id", &value))?),
-            other => {
-                return Err(AppError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("unknown query parameter {other:?} (use limit, before_id)"),
-                ))
-            }
+            _ => {}
         }
     }
     Ok((before_id, limit))
@@ -428,7 +452,7 @@ fn steps_query(query: Option<String>) -> Result<crate::workflow::StepPage, AppEr
         ..Default::default()
     };
     let max = crate::workflow::MAX_STEPS as u32;
-    for (key, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+    for (key, value) in query_params(query.as_deref(), &["after_id", "limit"], &[])? {
         match key.as_ref() {
             "limit" => match value.parse::<u32>() {
                 Ok(n) if (1..=max).contains(&n) => page.limit = Some(n),
@@ -448,12 +472,7 @@ fn steps_query(query: Option<String>) -> Result<crate::workflow::StepPage, AppEr
                     ))
                 }
             },
-            other => {
-                return Err(AppError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("unknown query parameter {other:?} (use after_id, limit)"),
-                ))
-            }
+            _ => {}
         }
     }
     Ok(page)
@@ -489,15 +508,21 @@ async fn list_batches(
 async fn get_batch(
     State(state): State<AppState>,
     id: Result<Path<i64>, PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<crate::batch::BatchRow>, AppError> {
     let Path(id) = id?;
+    query_params(query.as_deref(), &[], &[])?;
     match state.client.batch(id).await? {
         Some(b) => Ok(Json(b)),
         None => Err(Error::not_found("batch", id).into()),
     }
 }
 
-async fn stats(State(state): State<AppState>) -> Result<Json<crate::store::Stats>, AppError> {
+async fn stats(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<crate::store::Stats>, AppError> {
+    query_params(query.as_deref(), &[], &[])?;
     Ok(Json(state.client.stats().await?))
 }
 
@@ -571,7 +596,7 @@ async fn list_queues(
 ) -> Result<Json<Value>, AppError> {
     let mut limit = None;
     let mut after = None;
-    for (key, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+    for (key, value) in query_params(query.as_deref(), &["limit", "after"], &[])? {
         match key.as_ref() {
             "limit" => limit = Some(list_limit(&value)?),
             "after" if value.is_empty() => {
@@ -581,12 +606,7 @@ async fn list_queues(
                 ))
             }
             "after" => after = Some(value.into_owned()),
-            other => {
-                return Err(AppError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("unknown query parameter {other:?} (use limit, after)"),
-                ))
-            }
+            _ => {}
         }
     }
     let client = &state.client;
