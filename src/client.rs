@@ -271,6 +271,17 @@ impl Client {
         }))
     }
 
+    /// A page of a job's children (`children`) or parents, by id after `after_id`.
+    pub async fn links(
+        &self,
+        id: i64,
+        children: bool,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::store::JobLink>> {
+        self.store.job_links(id, children, after_id, limit).await
+    }
+
     /// Jobs, newest first.
     pub async fn list(&self, params: JobListParams) -> Result<Vec<JobRow>> {
         self.store.job_list(params).await

@@ -972,6 +972,8 @@ backend_case! {
             ("/admin/jobs".to_string(), "limit=1"),
             ("/admin/failed".to_string(), "limit=1"),
             (format!("/admin/jobs/{job}"), ""),
+            (format!("/admin/jobs/{job}/children"), "limit=1"),
+            (format!("/admin/jobs/{job}/parents"), "limit=1"),
             ("/admin/stats".to_string(), ""),
             ("/admin/queues".to_string(), "limit=1"),
             ("/admin/workflows".to_string(), "limit=1"),

@@ -1495,5 +1495,49 @@ backend_case! {
         assert_eq!(status, StatusCode::OK);
         assert!(html.contains("The first 100 of 1001, and 901 more"), "{html}");
         assert_eq!(html.matches("class=\"link\"").count(), 100);
+
+        // The rest are reached a page at a time (until 5 Dec, children past the first 1,000
+        // could not be read over HTTP at all): `/children` and `/parents` by id after
+        // `after_id`, with `next_after_id` while more may follow.
+        let fan_in = db.store.job_insert_many(vec![porter::store::JobInsertParams::new(
+            "noop",
+            json!({}),
+            porter::InsertOpts { depends_on: all.children.iter().map(|c| c.id).collect(), ..Default::default() },
+        ).unwrap()]).await.unwrap()[0].job.id;
+        for (uri, key, want) in [
+            (format!("/admin/jobs/{root}/children"), "children", all.children.iter().map(|c| c.id).collect::<Vec<_>>()),
+            (format!("/admin/jobs/{fan_in}/parents"), "parents", all.children.iter().map(|c| c.id).collect()),
+            (format!("/admin/jobs/{root}/parents"), "parents", vec![]),
+        ] {
+            let mut seen = Vec::new();
+            let mut next = format!("{uri}?limit=400");
+            for _ in 0..10 {
+                let (status, page) = send(&app, request(Method::GET, &next, Body::empty())).await;
+                assert_eq!(status, StatusCode::OK, "{next}: {page}");
+                let links = page[key].as_array().unwrap();
+                assert!(links.len() <= 400, "{next}");
+                seen.extend(links.iter().map(|l| l["id"].as_i64().unwrap()));
+                match page["next_after_id"].as_i64() {
+                    Some(after) => {
+                        assert_eq!(Some(&after), seen.last(), "{next}");
+                        next = format!("{uri}?limit=400&after_id={after}");
+                    }
+                    None => break,
+                }
+            }
+            assert_eq!(seen, want, "{uri}: each once, by id");
+        }
+        let (_, page) = send(&app, request(Method::GET, &format!("/admin/jobs/{root}/children"), Body::empty())).await;
+        assert_eq!(page["children"].as_array().unwrap().len(), 1000, "a page holds 1,000 unless limit says");
+        assert_eq!(page["children"][0]["state"], json!("pending"));
+        for (bad, status) in [
+            (format!("/admin/jobs/{root}/children?after_id=-1"), StatusCode::BAD_REQUEST),
+            (format!("/admin/jobs/{root}/children?limit=0"), StatusCode::BAD_REQUEST),
+            (format!("/admin/jobs/{root}/children?before_id=1"), StatusCode::BAD_REQUEST),
+            (format!("/admin/jobs/{}/children", fan_in + 1000), StatusCode::NOT_FOUND),
+        ] {
+            let (got, body) = send(&app, request(Method::GET, &bad, Body::empty())).await;
+            assert_eq!(got, status, "{bad}: {body}");
+        }
     }
 }

@@ -22,6 +22,8 @@ pub(super) fn routes(state: AppState) -> axum::Router<AppState> {
     Router::new()
         .route("/jobs", post(insert_job).get(list_jobs))
         .route("/jobs/{id}", get(get_job))
+        .route("/jobs/{id}/children", get(job_children))
+        .route("/jobs/{id}/parents", get(job_parents))
         .route("/jobs/{id}/retry", post(retry_job))
         .route("/jobs/{id}/cancel", post(cancel_job))
         .route("/failed", get(failed_jobs))
@@ -259,6 +261,69 @@ async fn get_job(
         Some(job) => Ok(Json(job)),
         None => Err(Error::not_found("job", id).into()),
     }
+}
+
+/// `GET /admin/jobs/{id}/children?after_id=&limit=`: `{"children": [...], "next_after_id"}`,
+/// the job's children by id after `after_id` ([`job_links`]).
+async fn job_children(
+    State(state): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, AppError> {
+    job_links(&state, id?.0, true, query).await
+}
+
+/// `GET /admin/jobs/{id}/parents?after_id=&limit=`: as [`job_children`], the job's parents.
+async fn job_parents(
+    State(state): State<AppState>,
+    id: Result<Path<i64>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, AppError> {
+    job_links(&state, id?.0, false, query).await
+}
+
+/// A page of a job's children (or parents) by id, the first after `after_id` (0 unless given),
+/// [`crate::client::DETAIL_LINKS`] unless `limit` says (at most
+/// [`crate::store::MAX_LIST_LIMIT`]), bounded in bytes as the listings are, with
+/// `next_after_id` while more may follow: what `GET /admin/jobs/{id}` shows only the first
+/// of. 404 when there is no such job.
+async fn job_links(
+    state: &AppState,
+    id: i64,
+    children: bool,
+    query: Option<String>,
+) -> Result<Json<Value>, AppError> {
+    let mut after_id = 0;
+    let mut limit = crate::client::DETAIL_LINKS;
+    for (key, value) in query_params(query.as_deref(), &["after_id", "limit"], &[])? {
+        match key.as_ref() {
+            "after_id" => match value.parse::<i64>() {
+                Ok(n) if n >= 0 => after_id = n,
+                _ => {
+                    return Err(AppError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("after_id={value:?} is not a job id"),
+                    ))
+                }
+            },
+            "limit" => limit = list_limit(&value)?.min(crate::store::MAX_LIST_LIMIT),
+            _ => {}
+        }
+    }
+    let client = &state.client;
+    if client.get(id).await?.is_none() {
+        return Err(Error::not_found("job", id).into());
+    }
+    let (links, next) = listing::page(
+        limit as usize,
+        state.config.max_list_bytes,
+        Some(after_id),
+        |l: &crate::store::JobLink| l.id,
+        |after, want| client.links(id, children, after.unwrap_or(0), want),
+    )
+    .await?;
+    let key = if children { "children" } else { "parents" };
+    Ok(Json(json!({ key: links, "next_after_id": next })))
 }
 
 async fn retry_job(

@@ -155,6 +155,16 @@ pub trait Driver: Send + Sync + 'static {
     /// how many of each it has.
     async fn job_deps(&self, id: i64, limit: Option<u32>) -> Result<JobDeps>;
 
+    /// A page of a job's children (`children`) or parents: by id after `after_id`, at most
+    /// `limit`.
+    async fn job_links(
+        &self,
+        id: i64,
+        children: bool,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<JobLink>>;
+
     /// The jobs the database says a worker runs (state `running`, `attempted_by` = the
     /// worker) that it claimed at `since` or later (`attempted_at`), as fences.
     async fn job_list_running(

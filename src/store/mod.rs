@@ -310,6 +310,24 @@ pub struct JobLink {
     pub after_any: bool,
 }
 
+impl JobLink {
+    /// A link from a row's columns: the other job's id, state (as stored), kind, and whether
+    /// the child runs after any end.
+    pub(crate) fn from_columns(
+        id: i64,
+        state: &str,
+        kind: String,
+        after_any: bool,
+    ) -> Result<Self> {
+        Ok(JobLink {
+            id,
+            kind,
+            state: state.parse()?,
+            after_any,
+        })
+    }
+}
+
 /// A job's links to other jobs: its parents (what it waits for) and children (what waits for
 /// it), by id, and the batch it belongs to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

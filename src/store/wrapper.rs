@@ -351,6 +351,19 @@ impl Store {
             .await
     }
 
+    /// A page of a job's children (`children`) or parents, by id after `after_id`, at most
+    /// `limit` (at least 1).
+    pub async fn job_links(
+        &self,
+        id: i64,
+        children: bool,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<JobLink>> {
+        let links = self.driver.job_links(id, children, after_id, limit.max(1));
+        self.op("job_links", links).await
+    }
+
     /// What these jobs recorded (output, progress), by id; jobs that recorded nothing (or are
     /// gone) are left out.
     pub async fn job_output_get(&self, ids: Vec<i64>) -> Result<BTreeMap<i64, JobOutput>> {

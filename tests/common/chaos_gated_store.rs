@@ -345,6 +345,15 @@ impl Driver for GatedStore {
     async fn queue_due(&self) -> Result<Vec<QueueDueRow>> {
         self.inner.queue_due().await
     }
+    async fn job_links(
+        &self,
+        id: i64,
+        children: bool,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<porter::store::JobLink>> {
+        self.inner.job_links(id, children, after_id, limit).await
+    }
     async fn queue_list(&self, after: Option<String>, limit: u32) -> Result<Vec<QueueRow>> {
         self.inner.queue_list(after, limit).await
     }

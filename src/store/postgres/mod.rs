@@ -2025,12 +2025,7 @@ impl Driver for PgStore {
             .await?;
         let mut deps = JobDeps::default();
         for (relation, id, state, kind, after_any, total) in rows {
-            let link = JobLink {
-                id,
-                kind,
-                state: state.parse()?,
-                after_any,
-            };
+            let link = JobLink::from_columns(id, &state, kind, after_any)?;
             deps.add(&relation, link, total);
         }
         deps.batch = batch.map(|(id, callback)| JobBatch {
@@ -2038,6 +2033,25 @@ impl Driver for PgStore {
             callback: callback == Some(true),
         });
         Ok(deps)
+    }
+
+    async fn job_links(
+        &self,
+        id: i64,
+        children: bool,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<JobLink>> {
+        let rows: Vec<(i64, String, String, bool)> = sqlx::query_as(sql!("job_links"))
+            .bind(id)
+            .bind(children)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.into_iter()
+            .map(|(id, state, kind, after_any)| JobLink::from_columns(id, &state, kind, after_any))
+            .collect()
     }
 
     async fn job_list_running(

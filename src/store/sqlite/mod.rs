@@ -2011,6 +2011,35 @@ impl Driver for SqliteStore {
         .await
     }
 
+    async fn job_links(
+        &self,
+        id: i64,
+        children: bool,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<JobLink>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql!("job_links"))?;
+            let rows = stmt
+                .query_map(params![id, children, after_id, limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        // The kind as text: another program may have bound it as a BLOB.
+                        text_col(r.get_ref(2)?),
+                        r.get::<_, bool>(3)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(id, state, kind, after_any)| {
+                    JobLink::from_columns(id, &state, kind, after_any)
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn job_deps(&self, id: i64, limit: Option<u32>) -> Result<JobDeps> {
         let limit = limit.map_or(-1, i64::from);
         self.read(move |c| {
@@ -2030,12 +2059,7 @@ impl Driver for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut deps = JobDeps::default();
             for (relation, id, state, kind, after_any, total) in rows {
-                let link = JobLink {
-                    id,
-                    kind,
-                    state: state.parse()?,
-                    after_any,
-                };
+                let link = JobLink::from_columns(id, &state, kind, after_any)?;
                 deps.add(&relation, link, total);
             }
             // Read leniently: a plain INSERT may have put anything in batch_id.
