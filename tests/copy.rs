@@ -1044,20 +1044,18 @@ backend_case! {
     }
 }
 
-backend_case! {
-    /// A source whose edges or outputs name jobs it does not have (a `DELETE` with foreign
-    /// keys off, the `sqlite3` shell's default, leaves them; here written as such a program
-    /// would) is refused, with or without --append, naming the tables, and nothing is copied.
-    /// Before, such an edge joined the target's job of that id (with --append, a target job
-    /// waited for one it was never inserted after, and a leftover output showed as a target
-    /// job's output), while the copy verified.
-    async fn copy_refuses_a_source_whose_rows_name_jobs_it_does_not_have(db: TestDb) {
-        let parent = insert(&db.store, "parent", InsertOpts::default()).await;
-        let child = InsertOpts { depends_on: vec![parent.id], ..Default::default() };
-        let child = insert(&db.store, "child", child).await;
-        let sqlite = db.store.backend() == porter::Backend::Sqlite;
-        raw_exec(
-            &db,
+/// A parent and its child, and an edge of the child to job 999, which is not there: written
+/// as a program would that deletes with foreign keys off (the `sqlite3` shell's default).
+async fn edge_to_a_missing_job(db: &TestDb) {
+    let parent = insert(&db.store, "parent", InsertOpts::default()).await;
+    let child = InsertOpts {
+        depends_on: vec![parent.id],
+        ..Default::default()
+    };
+    let child = insert(&db.store, "child", child).await;
+    let sqlite = db.store.backend() == porter::Backend::Sqlite;
+    raw_exec(
+            db,
             &format!(
                 "{}INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) VALUES ({}, 999, {}, {})",
                 if sqlite { "PRAGMA foreign_keys = OFF; " } else { "" },
@@ -1067,6 +1065,17 @@ backend_case! {
             ),
         )
         .await;
+}
+
+backend_case! {
+    /// A source whose edges or outputs name jobs it does not have (a `DELETE` with foreign
+    /// keys off, the `sqlite3` shell's default, leaves them; here written as such a program
+    /// would) is refused, with or without --append, naming the tables, and nothing is copied.
+    /// Before, such an edge joined the target's job of that id (with --append, a target job
+    /// waited for one it was never inserted after, and a leftover output showed as a target
+    /// job's output), while the copy verified.
+    async fn copy_refuses_a_source_whose_rows_name_jobs_it_does_not_have(db: TestDb) {
+        edge_to_a_missing_job(&db).await;
         let there = other(&db).await;
         for extra in [&[][..], &["--append"][..]] {
             let out = porter_copy(&db.url, &there.url, extra);
@@ -1082,6 +1091,24 @@ backend_case! {
         raw_exec(&db, "DELETE FROM porter_job_deps WHERE parent_id = 999").await;
         ok(&porter_copy(&db.url, &there.url, &[]));
         assert_eq!(all_jobs(&there.store).await.len(), 2);
+    }
+}
+
+backend_case! {
+    /// A copy refused for its source's rows changes nothing, the target included: into a
+    /// SQLite file that did not exist, no file is left behind. Before, the target was created
+    /// and migrated before the source was looked at, so the refusal left a new, empty porter
+    /// database where none had been.
+    async fn a_copy_refused_for_its_source_leaves_no_target_behind(db: TestDb) {
+        edge_to_a_missing_job(&db).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("new.db");
+        let out = porter_copy(&db.url, &format!("sqlite://{}", file.display()), &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("name jobs it does not have"), "{stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "nothing created: {left:?}");
     }
 }
 

@@ -54,11 +54,11 @@ pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result
     }
     // Both databases at this binary's version, every set: the same tables on both sides (a
     // source of an older porter is migrated first, as every command does). A database newer
-    // than this binary is refused here.
-    for url in [&args.from, &args.to] {
-        let store = crate::store::open_with(url, &g.open_options()).await?;
-        crate::app::store::migrate(store.as_ref()).await?;
-    }
+    // than this binary is refused here. What the source alone is refused for is asked before
+    // the target is opened: a refused copy must not leave a new target behind.
+    migrate_end(g, &args.from).await?;
+    crate::store::copy::check_source(from.as_mut()).await?;
+    migrate_end(g, &args.to).await?;
     let mut to = crate::store::open_copy_end(&args.to).await?;
     let show = !args.json && std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(
@@ -102,6 +102,13 @@ pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result
         }));
     }
     output::print(&report_text(&args, &reports))
+}
+
+/// Opens `url` as a store and migrates it to this binary's version, every set.
+async fn migrate_end(g: &super::GlobalArgs, url: &str) -> anyhow::Result<()> {
+    let store = crate::store::open_with(url, &g.open_options()).await?;
+    crate::app::store::migrate(store.as_ref()).await?;
+    Ok(())
 }
 
 fn report_text(args: &CopyArgs, reports: &[TableReport]) -> String {
