@@ -1773,8 +1773,10 @@ backend_case! {
         task.await.unwrap().unwrap();
         assert_eq!(other_state, JobState::Completed, "the other queue's job ran within 3 s");
         // Its claim took seconds, so it came back past the longest a job claimed ahead may
-        // wait for a slot, and was given back unstarted by that rule, then claimed again.
-        assert!(row.errors.len() <= 1, "{row:?}");
+        // wait for a slot, and was given back unstarted by that rule, then claimed again: every
+        // entry is such a give-back, none a failed run. (How many depends on how late each
+        // claim came back: on a loaded machine a second one was late too, once.)
+        assert!(row.errors.iter().all(|e| e.unstarted), "{row:?}");
     }
 }
 
