@@ -1000,6 +1000,31 @@ backend_case! {
 }
 
 backend_case! {
+    /// `GET /admin/stats` names at most 1,000 queues, the first by name, and counts the ones it
+    /// leaves out; `total` still counts every job. Before, every queue any caller had named was
+    /// in it, twice when its jobs were unserved.
+    async fn stats_name_the_first_thousand_queues_and_count_the_rest(db: TestDb) {
+        let jobs: Vec<JobInsertParams> = (0..1005)
+            .map(|i| {
+                let opts = InsertOpts { queue: Some(format!("q{i:04}")), ..InsertOpts::default() };
+                JobInsertParams::new("noop", json!({}), opts).unwrap()
+            })
+            .collect();
+        db.store.job_insert_many(jobs).await.unwrap();
+        let app = app(&db, HttpConfig::default()).await;
+        let (status, stats) = send_json(&app, req(Method::GET, "/admin/stats").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        let queues = stats["queues"].as_object().unwrap();
+        assert_eq!(queues.len(), 1000);
+        assert!(queues.contains_key("q0999") && !queues.contains_key("q1000"), "the first by name");
+        assert_eq!(stats["queues_left_out"], json!(5));
+        assert_eq!(stats["unserved"].as_object().unwrap().len(), 1000);
+        assert_eq!(stats["unserved_left_out"], json!(5));
+        assert_eq!(stats["total"]["available"], json!(1005), "every job counted");
+    }
+}
+
+backend_case! {
     /// Args over 1 MiB (as JSON) are refused with a clear 422 even when the body limit lets
     /// them through; the store refuses them too, before anything is written.
     async fn args_over_the_maximum_are_refused(db: TestDb) {
