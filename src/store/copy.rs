@@ -700,13 +700,6 @@ enum End {
     Target,
 }
 
-/// Refuses an end whose edges, outputs or workflow steps name jobs it does not have (see
-/// [`refuse_a_target_in_use`] for how they stay behind). The source's, always: copied, they
-/// would name the target's jobs of those ids, or jobs the target hands those ids to later
-/// (found by review: with `--append`, a leftover edge made a target's job wait for another,
-/// and a leftover output showed as a target job's output, while the copy verified). The
-/// target's, with `--append`: a copied job of such an id would take them as its own, as the
-/// free ids `--append` asks for do not show.
 /// What can be refused of a source alone, looked at before the target is opened (and so
 /// created or migrated): its rows that name jobs it does not have. [`copy`] asks again in its
 /// snapshot; this only keeps a refusal from leaving a new target behind.
@@ -714,6 +707,13 @@ pub async fn check_source(from: &mut dyn CopyEnd) -> Result<()> {
     refuse_rows_naming_missing_jobs(from, End::Source).await
 }
 
+/// Refuses an end whose edges, outputs or workflow steps name jobs it does not have (see
+/// [`refuse_a_target_in_use`] for how they stay behind). The source's, always: copied, they
+/// would name the target's jobs of those ids, or jobs the target hands those ids to later
+/// (found by review: with `--append`, a leftover edge made a target's job wait for another,
+/// and a leftover output showed as a target job's output, while the copy verified). The
+/// target's, with `--append`: a copied job of such an id would take them as its own, as the
+/// free ids `--append` asks for do not show.
 async fn refuse_rows_naming_missing_jobs(end: &mut dyn CopyEnd, which: End) -> Result<()> {
     let rows = end.rows_naming_missing_jobs().await?;
     if rows.is_empty() {
