@@ -1529,9 +1529,21 @@ backend_case! {
         }
         let (_, page) = send(&app, request(Method::GET, &format!("/admin/jobs/{root}/children"), Body::empty())).await;
         assert_eq!(page["children"].as_array().unwrap().len(), 1000, "a page holds 1,000 unless limit says");
+        // A child another program wrote with an id below 1 is paged too (the cursor started at
+        // 0 and refused a negative one: review of 5 Dec).
+        common::raw_exec(&db, &format!(
+            "INSERT INTO porter_jobs (id, kind, queue, args, state, waiting_for) VALUES (-5, 'noop', 'default', '{{}}', 'pending', 1); \
+             INSERT INTO porter_job_deps (child_id, parent_id) VALUES (-5, {root});"
+        )).await;
+        let (status, page) = send(&app, request(Method::GET, &format!("/admin/jobs/{root}/children?limit=2"), Body::empty())).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["children"][0]["id"], json!(-5), "{page}");
+        let (status, page) = send(&app, request(Method::GET, &format!("/admin/jobs/{root}/children?limit=2&after_id=-6"), Body::empty())).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["children"][0]["id"], json!(-5), "{page}");
         assert_eq!(page["children"][0]["state"], json!("pending"));
         for (bad, status) in [
-            (format!("/admin/jobs/{root}/children?after_id=-1"), StatusCode::BAD_REQUEST),
+            (format!("/admin/jobs/{root}/children?after_id=x"), StatusCode::BAD_REQUEST),
             (format!("/admin/jobs/{root}/children?limit=0"), StatusCode::BAD_REQUEST),
             (format!("/admin/jobs/{root}/children?before_id=1"), StatusCode::BAD_REQUEST),
             (format!("/admin/jobs/{}/children", fan_in + 1000), StatusCode::NOT_FOUND),

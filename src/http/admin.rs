@@ -282,7 +282,8 @@ async fn job_parents(
     job_links(&state, id?.0, false, query).await
 }
 
-/// A page of a job's children (or parents) by id, the first after `after_id` (0 unless given),
+/// A page of a job's children (or parents) by id, the first after `after_id` (from the first
+/// unless given),
 /// [`crate::client::DETAIL_LINKS`] unless `limit` says (at most
 /// [`crate::store::MAX_LIST_LIMIT`]), bounded in bytes as the listings are, with
 /// `next_after_id` while more may follow: what `GET /admin/jobs/{id}` shows only the first
@@ -293,12 +294,13 @@ async fn job_links(
     children: bool,
     query: Option<String>,
 ) -> Result<Json<Value>, AppError> {
-    let mut after_id = 0;
+    // Any id: another program may have written jobs of ids below 1.
+    let mut after_id = i64::MIN;
     let mut limit = crate::client::DETAIL_LINKS;
     for (key, value) in query_params(query.as_deref(), &["after_id", "limit"], &[])? {
         match key.as_ref() {
             "after_id" => match value.parse::<i64>() {
-                Ok(n) if n >= 0 => after_id = n,
+                Ok(n) => after_id = n,
                 _ => {
                     return Err(AppError::new(
                         StatusCode::BAD_REQUEST,
@@ -319,7 +321,7 @@ async fn job_links(
         state.config.max_list_bytes,
         Some(after_id),
         |l: &crate::store::JobLink| l.id,
-        |after, want| client.links(id, children, after.unwrap_or(0), want),
+        |after, want| client.links(id, children, after.unwrap_or(i64::MIN), want),
     )
     .await?;
     let key = if children { "children" } else { "parents" };
@@ -688,18 +690,16 @@ async fn list_queues(
     for (key, value) in query_params(query.as_deref(), &["limit", "after"], &[])? {
         match key.as_ref() {
             "limit" => limit = Some(list_limit(&value)?),
-            "after" if value.is_empty() => {
-                return Err(AppError::new(
-                    StatusCode::BAD_REQUEST,
-                    "after= names no queue (leave it out for the first page)",
-                ))
-            }
+            // Empty too: another program may have named a queue with the empty string.
             "after" => after = Some(value.into_owned()),
             _ => {}
         }
     }
     let client = &state.client;
-    let (queues, next) = listing::page(
+    // Each read lists the queues that only jobs name from every job: a page is read a
+    // thousand queues at a time rather than fifty.
+    let (queues, next) = listing::page_by(
+        crate::store::QUEUE_PAGE as usize,
         crate::store::list_page_size(limit) as usize,
         state.config.max_list_bytes,
         after,

@@ -122,11 +122,33 @@ pub(crate) async fn page<T, K, Read, Rows>(
     budget: usize,
     before_id: Option<K>,
     id: impl Fn(&T) -> K,
+    read: Read,
+) -> Result<(Vec<T>, Option<K>)>
+where
+    T: Serialize,
+    K: Clone + PartialEq,
+    Read: FnMut(Option<K>, u32) -> Rows,
+    Rows: std::future::Future<Output = Result<Vec<T>>>,
+{
+    page_by(FETCH_ROWS as usize, limit, budget, before_id, id, read).await
+}
+
+/// [`page`], reading up to `fetch` rows at a time: more than [`FETCH_ROWS`] where rows are
+/// small and each read costs a scan (the queues', read from every job). A row whose key is the
+/// cursor itself is left out, and a read that brings nothing past it ends the listing: a key
+/// the database orders otherwise than it compares (a SQLite BLOB, text that is not UTF-8, read
+/// as text) can then not make it read the same rows for ever.
+pub(crate) async fn page_by<T, K, Read, Rows>(
+    fetch: usize,
+    limit: usize,
+    budget: usize,
+    before_id: Option<K>,
+    id: impl Fn(&T) -> K,
     mut read: Read,
 ) -> Result<(Vec<T>, Option<K>)>
 where
     T: Serialize,
-    K: Clone,
+    K: Clone + PartialEq,
     Read: FnMut(Option<K>, u32) -> Rows,
     Rows: std::future::Future<Output = Result<Vec<T>>>,
 {
@@ -136,9 +158,17 @@ where
     let mut before = before_id;
     loop {
         // One row more than the page needs, to know whether another page follows.
-        let want = (limit - out.len() + 1).min(FETCH_ROWS as usize) as u32;
+        let want = (limit - out.len() + 1).min(fetch.max(1)) as u32;
         let rows = read(before.clone(), want).await?;
         let got = rows.len();
+        let at = before.clone();
+        let rows: Vec<T> = rows
+            .into_iter()
+            .filter(|r| at.as_ref() != Some(&id(r)))
+            .collect();
+        if rows.is_empty() && got > 0 {
+            return Ok((out, None));
+        }
         for row in rows {
             let size = serde_json::to_vec(&row).map(|v| v.len()).unwrap_or(0) + 1;
             if out.len() == limit || (!out.is_empty() && bytes + size > budget) {

@@ -247,6 +247,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "enqueue_path_ends_with_pg_temp",
             "0048_enqueue_path_ends_with_pg_temp.sql"
         ),
+        migration!(
+            49,
+            "edges_by_parent_then_child",
+            "0049_edges_by_parent_then_child.sql"
+        ),
     ],
 };
 

@@ -692,10 +692,13 @@ impl Store {
         let mut all: Vec<QueueRow> = Vec::new();
         loop {
             let after = all.last().map(|q| q.name.clone());
-            let page = self.queue_page(after, QUEUE_PAGE).await?;
+            let page = self.queue_page(after.clone(), QUEUE_PAGE).await?;
             let done = page.len() < QUEUE_PAGE as usize;
-            all.extend(page);
-            if done {
+            // A name the database orders otherwise than it compares (see `listing::page_by`)
+            // is not read again: a page that brings nothing past the cursor ends the list.
+            let before = all.len();
+            all.extend(page.into_iter().filter(|q| after.as_ref() != Some(&q.name)));
+            if done || all.len() == before {
                 return Ok(all);
             }
         }
@@ -705,6 +708,12 @@ impl Store {
     /// `after` (a cursor: any text, not checked as a name, since another program may have
     /// named a queue porter would refuse).
     pub async fn queue_page(&self, after: Option<String>, limit: u32) -> Result<Vec<QueueRow>> {
+        if after.as_deref().is_some_and(|a| a.contains('\0')) {
+            return Err(Error::invalid(
+                "after",
+                "holds a NUL character, which no queue name can hold",
+            ));
+        }
         self.op("queue_list", self.driver.queue_list(after, limit.max(1)))
             .await
     }

@@ -51,7 +51,7 @@ pub(super) async fn queues(
         return refused;
     }
     let after = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
-        .find(|(k, v)| k == "after" && !v.is_empty())
+        .find(|(k, _)| k == "after")
         .map(|(_, v)| v.into_owned());
     let page = state.client.queue_page(after.clone(), QUEUES_PAGE + 1);
     let (counts, mut queues) = match (state.client.counts().await, page.await) {

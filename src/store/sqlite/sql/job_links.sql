@@ -1,5 +1,6 @@
 -- One page of a job's children (?2 true) or parents (?2 false): by id after ?3, at most ?4,
--- each with its state now (as on PostgreSQL).
+-- each with its state now (as on PostgreSQL): children by porter_job_deps_parent, by parent
+-- then child since 0049, parents by the primary key, each walked from the cursor on.
 SELECT * FROM (
     SELECT j.id, j.state, j.kind, d.after_any
     FROM porter_job_deps d JOIN porter_jobs j ON j.id = d.child_id
