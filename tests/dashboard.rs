@@ -1784,10 +1784,11 @@ backend_case! {
 }
 
 backend_case! {
-    /// A queue name is the database's text (another program can write any): in the queues
-    /// page's link and pause button and the job page's link it is percent-encoded, so `&`, `#`,
-    /// `/` and spaces stay part of the name and the link filters on that queue; the page text
-    /// stays HTML-escaped.
+    /// A queue name is the database's text (another program can write any): one porter
+    /// refuses (here `&`, `#`, `/` and a space) gets no link or pause button on the queues page
+    /// and the job page (they were percent-encoded, and led to the filter's and the pause's
+    /// refusal: see `names_porter_refuses_are_shown_without_links_that_would_refuse_them`); the
+    /// page text stays HTML-escaped, and the filter asked for it directly refuses it.
     async fn queue_names_in_links_are_percent_encoded(db: TestDb) {
         let name = "a&state=completed#x/ y";
         common::raw_exec(
@@ -1800,12 +1801,13 @@ backend_case! {
         let encoded = "a%26state%3Dcompleted%23x%2F%20y";
         let (status, html) = get_page(&state, "/dashboard/queues").await;
         assert_eq!(status, StatusCode::OK);
-        assert!(html.contains(&format!(r#"href="/dashboard/jobs?queue={encoded}""#)), "{html}");
-        assert!(html.contains(&format!(r#"action="/dashboard/queues/{encoded}/pause""#)), "{html}");
+        assert!(!html.contains("/dashboard/jobs?queue=a"), "{html}");
+        assert!(!html.contains("/dashboard/queues/a"), "{html}");
         assert!(html.contains("a&amp;state=completed#x/ y"), "{html}");
         let (status, html) = get_page(&state, &format!("/dashboard/jobs/{id}")).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(html.contains(&format!(r#"href="/dashboard/jobs?queue={encoded}""#)), "{html}");
+        assert!(!html.contains("/dashboard/jobs?queue=a"), "{html}");
+        assert!(html.contains("a&amp;state=completed#x/ y"), "{html}");
         // The link's filter is the whole name (which the job filter refuses as no queue name
         // porter writes, rather than listing every completed job).
         let (status, html) = get_page(&state, &format!("/dashboard/jobs?queue={encoded}")).await;
@@ -1935,5 +1937,40 @@ backend_case! {
         assert_eq!(seen, names, "every queue once, in name order");
         let (_, html, _) = send(&app, get("/dashboard/queues?after=q119")).await;
         assert!(html.contains("data-queue=\"q120\" data-paused=\"true\""), "{html}");
+    }
+}
+
+backend_case! {
+    /// A queue or kind another program named in a way porter refuses (`Bad Queue`) is shown
+    /// as text, without the filter link, the pause button and the unserved-jobs link, which
+    /// each led to an error page: the filter and the pause refuse such a name.
+    async fn names_porter_refuses_are_shown_without_links_that_would_refuse_them(db: TestDb) {
+        common::raw_exec(
+            &db,
+            "INSERT INTO porter_jobs (kind, queue, args, state) VALUES ('Bad Kind', 'Bad Queue', '{}', 'available')",
+        )
+        .await;
+        surfaces::insert(db.store.as_ref(), "noop", "mail").await;
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let id = db
+            .store
+            .job_list(porter::store::JobListParams::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|j| j.queue == "Bad Queue")
+            .unwrap()
+            .id;
+        for uri in ["/dashboard/queues".to_string(), "/".to_string(), format!("/dashboard/jobs/{id}")] {
+            let (status, html, _) = send(&app, get(&uri)).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            assert!(html.contains("Bad Queue"), "{uri} names it: {html}");
+            for link in ["queue=Bad", "/dashboard/queues/Bad", "kind=Bad"] {
+                assert!(!html.contains(link), "{uri} links {link}: {html}");
+            }
+        }
+        let (_, html, _) = send(&app, get("/dashboard/queues")).await;
+        assert!(html.contains("/dashboard/jobs?queue=mail"), "a valid name keeps its link");
+        assert!(html.contains("/dashboard/queues/mail/pause"), "and its button");
     }
 }

@@ -45,7 +45,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use super::auth::{self, TOKEN_COOKIE};
 use super::{listing, AppState};
 use crate::error::Error;
-use crate::job::{JobRow, JobState};
+use crate::job::{validate_name, JobRow, JobState};
 use crate::store::JobListParams;
 
 /// Queues shown on the overview, the first by name; the queues page shows them all, a page at
@@ -406,7 +406,11 @@ async fn render_page(
                     ul {
                         @for u in &unserved {
                             li data-queue=(u.queue) data-kind=(u.kind) {
-                                a href=(unserved_link(&u.queue, &u.kind)) { (u.to_string()) }
+                                @if validate_name("queue", &u.queue).is_ok() && validate_name("kind", &u.kind).is_ok() {
+                                    a href=(unserved_link(&u.queue, &u.kind)) { (u.to_string()) }
+                                } @else {
+                                    (u.to_string())
+                                }
                             }
                         }
                     }

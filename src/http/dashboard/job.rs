@@ -161,7 +161,13 @@ fn fields(job: &JobRow, workflow: Option<&JobWorkflow>, batch: Option<&JobBatch>
                     a href=(format!("/dashboard/batches/{}", b.id)) data-batch-id=(b.id) { "batch " (b.id) }
                 }
             }
-            dt { "queue" } dd #queue { a href=(format!("/dashboard/jobs?queue={}", url_part(&job.queue))) { (job.queue) } }
+            dt { "queue" } dd #queue {
+                @if crate::job::validate_name("queue", &job.queue).is_ok() {
+                    a href=(format!("/dashboard/jobs?queue={}", url_part(&job.queue))) { (job.queue) }
+                } @else {
+                    (job.queue) " " span.muted title=(super::ops::REFUSED_NAME) { "(not a name porter takes)" }
+                }
+            }
             dt { "state" } dd #state { (job.state.as_str())
                 @if let Some(at) = job.metadata.get(crate::job::CANCEL_REQUESTED_AT).and_then(|v| v.as_str()) {
                     " " span.muted { "(cancel requested at " (at) ")" }

@@ -37,6 +37,11 @@ fn queue_notice(query: Option<&str>) -> Option<String> {
     })
 }
 
+/// Why a queue (or kind) another program named is shown without a filter link or buttons:
+/// the filters and the pause refuse such a name, so each would lead to an error page.
+pub(super) const REFUSED_NAME: &str =
+    "Another program wrote this name; porter's filters and buttons take only ^[a-z0-9_.-]{1,64}$";
+
 /// Queues shown on one page of `GET /dashboard/queues`.
 pub(super) const QUEUES_PAGE: u32 = 100;
 
@@ -85,14 +90,20 @@ pub(super) async fn queues(
                     @for name in &names {
                         @let paused_at = queues.iter().find(|q| &&q.name == name).and_then(|q| q.paused_at);
                         tr #(format!("queue-{name}")) data-queue=(name) data-paused=(paused_at.is_some()) {
-                            td { a href=(format!("/dashboard/jobs?queue={}", url_part(name))) { (name) } }
+                            @let usable = validate_name("queue", name).is_ok();
+                            td {
+                                @if usable { a href=(format!("/dashboard/jobs?queue={}", url_part(name))) { (name) } }
+                                @else { (name) " " span.muted title=(REFUSED_NAME) { "(not a name porter takes)" } }
+                            }
                             (state_counts(counts.queues.get(*name).unwrap_or(&empty)))
                             td { @if let Some(at) = paused_at { "since " (time(Some(at))) } @else { span.muted { "no" } } }
                             td {
                                 @let verb = if paused_at.is_some() { "resume" } else { "pause" };
-                                form.inline method="post" action=(format!("/dashboard/queues/{}/{verb}", url_part(name))) {
-                                    button type="submit" class=(verb) data-queue=(name) {
-                                        @if paused_at.is_some() { "Resume" } @else { "Pause" }
+                                @if usable {
+                                    form.inline method="post" action=(format!("/dashboard/queues/{}/{verb}", url_part(name))) {
+                                        button type="submit" class=(verb) data-queue=(name) {
+                                            @if paused_at.is_some() { "Resume" } @else { "Pause" }
+                                        }
                                     }
                                 }
                             }
