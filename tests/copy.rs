@@ -1112,6 +1112,38 @@ backend_case! {
     }
 }
 
+/// A copy refused inside its own snapshot of the source (two rows whose keys porter reads as
+/// one) into a SQLite file that was not there leaves no file behind either (second review of
+/// 5 Dec: the first fix moved only the check above before the target).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_refused_in_its_snapshot_leaves_no_new_sqlite_target() {
+    let db = common::sqlite().await;
+    raw_exec(
+        &db,
+        "INSERT INTO porter_queues (name) VALUES ('qq'), (CAST('qq' AS BLOB))",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("new.db");
+    let out = porter_copy(&db.url, &format!("sqlite://{}", file.display()), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("has this key as porter reads it"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing left: {left:?}");
+    // A target that was there before stays, as it was.
+    let there = common::sqlite().await;
+    let out = porter_copy(&db.url, &there.url, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(there.sqlite_path().unwrap().exists());
+}
+
 /// Two rows of a SQLite source whose keys porter reads as one (a uuid in upper and in lower
 /// case; text stored once as text and once as a BLOB) are refused, naming the row, whatever
 /// pages they fall on. Before, the second was taken for a row the target had: one row was

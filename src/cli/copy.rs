@@ -36,7 +36,6 @@ pub struct CopyArgs {
 }
 
 pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
     if args.from.starts_with("sqlite:") {
         let file = crate::store::sqlite::copy::file_of(&args.from)?;
         if !file.exists() {
@@ -58,6 +57,39 @@ pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result
     // the target is opened: a refused copy must not leave a new target behind.
     migrate_end(g, &args.from).await?;
     crate::store::copy::check_source(from.as_mut()).await?;
+    // A SQLite file this command creates as the target goes again when the copy does not go
+    // through: other refusals need the target open (its tables, its keys) or come from the
+    // copy's own snapshot of the source.
+    let created = match args.to.starts_with("sqlite:") {
+        true => Some(crate::store::sqlite::copy::file_of(&args.to)?).filter(|f| !f.exists()),
+        false => None,
+    };
+    let copied = copy_into(g, &args, from.as_mut()).await;
+    if let (Err(_), Some(file)) = (&copied, &created) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut path = file.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    let reports = copied?;
+    if args.json {
+        return output::print_json(&serde_json::json!({
+            "from": redact_url(&args.from),
+            "to": redact_url(&args.to),
+            "tables": reports,
+        }));
+    }
+    output::print(&report_text(&args, &reports))
+}
+
+/// Migrates the target and copies `from` into it, with a progress bar on a terminal.
+async fn copy_into(
+    g: &super::GlobalArgs,
+    args: &CopyArgs,
+    from: &mut dyn crate::store::copy::CopyEnd,
+) -> anyhow::Result<Vec<TableReport>> {
+    use std::io::IsTerminal;
     migrate_end(g, &args.to).await?;
     let mut to = crate::store::open_copy_end(&args.to).await?;
     let show = !args.json && std::io::stderr().is_terminal();
@@ -91,17 +123,9 @@ pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result
         append: args.append,
         batch: args.batch,
     };
-    let reports =
-        crate::store::copy::copy(from.as_mut(), to.as_mut(), &options, &mut progress).await?;
+    let reports = crate::store::copy::copy(from, to.as_mut(), &options, &mut progress).await?;
     bar.finish_and_clear();
-    if args.json {
-        return output::print_json(&serde_json::json!({
-            "from": redact_url(&args.from),
-            "to": redact_url(&args.to),
-            "tables": reports,
-        }));
-    }
-    output::print(&report_text(&args, &reports))
+    Ok(reports)
 }
 
 /// Opens `url` as a store and migrates it to this binary's version, every set.

@@ -133,11 +133,16 @@ where
     page_by(FETCH_ROWS as usize, limit, budget, before_id, id, read).await
 }
 
+/// Most rows of one key (as read) that a listing reads past: beyond, it ends there.
+const MOST_OF_ONE_KEY: usize = 100_000;
+
 /// [`page`], reading up to `fetch` rows at a time: more than [`FETCH_ROWS`] where rows are
 /// small and each read costs a scan (the queues', read from every job). A row whose key is the
-/// cursor itself is left out, and a read that brings nothing past it ends the listing: a key
-/// the database orders otherwise than it compares (a SQLite BLOB, text that is not UTF-8, read
-/// as text) can then not make it read the same rows for ever.
+/// one before it (the cursor's, or the last row's) is left out, and a read that brings nothing
+/// else is made again for that many rows more: a key the database orders otherwise than it reads (text that is not UTF-8,
+/// read with U+FFFD, so that several names read the same) can then neither make the listing
+/// read the same rows for ever nor end it before the names after them (up to
+/// [`MOST_OF_ONE_KEY`] rows of one key).
 pub(crate) async fn page_by<T, K, Read, Rows>(
     fetch: usize,
     limit: usize,
@@ -156,31 +161,33 @@ where
     // `{"jobs":[],"next_before_id":-9223372036854775808}`, or a longer key.
     let mut bytes = 64;
     let mut before = before_id;
+    // Rows of the cursor's own key the last read brought (and nothing else): read past them.
+    let mut same = 0;
     loop {
         // One row more than the page needs, to know whether another page follows.
-        let want = (limit - out.len() + 1).min(fetch.max(1)) as u32;
+        let want = ((limit - out.len() + 1).min(fetch.max(1)) + same) as u32;
         let rows = read(before.clone(), want).await?;
         let got = rows.len();
-        let at = before.clone();
-        let rows: Vec<T> = rows
-            .into_iter()
-            .filter(|r| at.as_ref() != Some(&id(r)))
-            .collect();
-        if rows.is_empty() && got > 0 {
-            return Ok((out, None));
-        }
+        let mut kept = 0;
         for row in rows {
+            // A row that reads as the key before it (the cursor's, or the last one listed).
+            let key = id(&row);
+            if before.as_ref() == Some(&key) {
+                continue;
+            }
+            kept += 1;
             let size = serde_json::to_vec(&row).map(|v| v.len()).unwrap_or(0) + 1;
             if out.len() == limit || (!out.is_empty() && bytes + size > budget) {
                 let next = out.last().map(&id);
                 return Ok((out, next));
             }
             bytes += size;
-            before = Some(id(&row));
+            before = Some(key);
             out.push(row);
         }
-        if got < want as usize {
+        if got < want as usize || (kept == 0 && got >= MOST_OF_ONE_KEY) {
             return Ok((out, None));
         }
+        same = if kept == 0 { got } else { 0 };
     }
 }

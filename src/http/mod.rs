@@ -19,7 +19,7 @@
 //! | `GET /admin/jobs/{id}`, `POST /admin/jobs/{id}/retry`, `POST /admin/jobs/{id}/cancel` | 200 the job (a cancelled running job is still `running`, with `metadata.cancel_requested_at`, until its worker stops it) |
 //! | `GET /admin/jobs/{id}/children?after_id=&limit=`, `.../parents` | 200 `{"children":[..],"next_after_id"}` (or `parents`): the job's links by id, a page at a time |
 //! | `GET /admin/failed?limit=&before_id=` | 200 `{"jobs":[..],"next_before_id"}`: discarded jobs, newest first |
-//! | `GET /admin/stats` | 200, the shape of `porter stats --json`: `{"total","queues","unserved"}` (at most 1,000 queues named; `queues_left_out` past that) |
+//! | `GET /admin/stats` | 200, the shape of `porter stats --json`: `{"total","queues","unserved"}` (at most 1,000 queues named; `queues_left_out` and `unserved_left_out` past that) |
 //! | `GET /admin/queues?limit=&after=`, `POST /admin/queues/{name}/pause`, `.../resume` | 200 `{"queues":[..],"next_after"}` by name, `{"queue","paused"}` |
 //! | `GET /` | the dashboard's overview ([`dashboard`]) |
 //! | `GET /dashboard/jobs`, `/dashboard/jobs/{id}`, `/dashboard/jobs/bulk`, `/dashboard/queues`, `/dashboard/workers`, `/dashboard/periodic` | the dashboard's pages (HTML) |

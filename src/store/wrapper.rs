@@ -690,17 +690,29 @@ impl Store {
     /// read a page ([`QUEUE_PAGE`]) at a time.
     pub async fn queue_list(&self) -> Result<Vec<QueueRow>> {
         let mut all: Vec<QueueRow> = Vec::new();
+        let mut want = QUEUE_PAGE;
         loop {
             let after = all.last().map(|q| q.name.clone());
-            let page = self.queue_page(after.clone(), QUEUE_PAGE).await?;
-            let done = page.len() < QUEUE_PAGE as usize;
-            // A name the database orders otherwise than it compares (see `listing::page_by`)
-            // is not read again: a page that brings nothing past the cursor ends the list.
+            let page = self.queue_page(after.clone(), want).await?;
+            let done = page.len() < want as usize;
+            // Names that read the same as the cursor (text that is not UTF-8, read with U+FFFD:
+            // see `http::listing::page_by`) are not listed again, and a page of nothing else
+            // is read again for that many more, up to 100,000.
+            let got = page.len();
             let before = all.len();
-            all.extend(page.into_iter().filter(|q| after.as_ref() != Some(&q.name)));
-            if done || all.len() == before {
+            for q in page {
+                if all.last().map(|l| &l.name).or(after.as_ref()) != Some(&q.name) {
+                    all.push(q);
+                }
+            }
+            if done || (all.len() == before && got >= 100_000) {
                 return Ok(all);
             }
+            want = if all.len() == before {
+                QUEUE_PAGE + got as u32
+            } else {
+                QUEUE_PAGE
+            };
         }
     }
 

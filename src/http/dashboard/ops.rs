@@ -63,6 +63,9 @@ pub(super) async fn queues(
         (Ok(c), Ok(q)) => (c, q),
         (Err(e), _) | (_, Err(e)) => return fail(&state, e),
     };
+    // A name that reads as the cursor (text that is not UTF-8, read with U+FFFD) was the last
+    // page's.
+    queues.retain(|q| Some(&q.name) != after.as_ref());
     let more = queues.len() > QUEUES_PAGE as usize;
     queues.truncate(QUEUES_PAGE as usize);
     // Every queue that has jobs is in the queue list too, so its page names the rows.
