@@ -61,7 +61,9 @@ pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result
     // through: other refusals need the target open (its tables, its keys) or come from the
     // copy's own snapshot of the source.
     let created = match args.to.starts_with("sqlite:") {
-        true => Some(crate::store::sqlite::copy::file_of(&args.to)?).filter(|f| !f.exists()),
+        true => crate::store::sqlite::copy::file_of(&args.to)
+            .ok()
+            .filter(|f| !f.exists()),
         false => None,
     };
     let copied = copy_into(g, &args, from.as_mut()).await;

@@ -282,9 +282,8 @@ async fn job_parents(
     job_links(&state, id?.0, false, query).await
 }
 
-/// A page of a job's children (or parents) by id, the first after `after_id` (from the first
-/// unless given),
-/// [`crate::client::DETAIL_LINKS`] unless `limit` says (at most
+/// A page of a job's children (or parents) by id, from the first after `after_id` (from the
+/// first of all unless given), [`crate::client::DETAIL_LINKS`] unless `limit` says (at most
 /// [`crate::store::MAX_LIST_LIMIT`]), bounded in bytes as the listings are, with
 /// `next_after_id` while more may follow: what `GET /admin/jobs/{id}` shows only the first
 /// of. 404 when there is no such job.

@@ -139,10 +139,10 @@ const MOST_OF_ONE_KEY: usize = 100_000;
 /// [`page`], reading up to `fetch` rows at a time: more than [`FETCH_ROWS`] where rows are
 /// small and each read costs a scan (the queues', read from every job). A row whose key is the
 /// one before it (the cursor's, or the last row's) is left out, and a read that brings nothing
-/// else is made again for that many rows more: a key the database orders otherwise than it reads (text that is not UTF-8,
-/// read with U+FFFD, so that several names read the same) can then neither make the listing
-/// read the same rows for ever nor end it before the names after them (up to
-/// [`MOST_OF_ONE_KEY`] rows of one key).
+/// else is made again for that many rows more: a key the database orders otherwise than it
+/// reads (text that is not UTF-8, read with U+FFFD, so that several names read the same) can
+/// then neither make the listing read the same rows for ever nor end it before the names after
+/// them (up to [`MOST_OF_ONE_KEY`] rows of one key).
 pub(crate) async fn page_by<T, K, Read, Rows>(
     fetch: usize,
     limit: usize,
