@@ -316,6 +316,7 @@ async fn job_links(
         return Err(Error::not_found("job", id).into());
     }
     let (links, next) = listing::page(
+        listing::FETCH_ROWS as usize,
         limit as usize,
         state.config.max_list_bytes,
         Some(after_id),
@@ -377,6 +378,7 @@ where
 {
     let (before_id, limit) = page_query(query)?;
     let (rows, next) = listing::page(
+        listing::FETCH_ROWS as usize,
         crate::store::list_page_size(limit) as usize,
         state.config.max_list_bytes,
         before_id,
@@ -697,7 +699,7 @@ async fn list_queues(
     let client = &state.client;
     // Each read lists the queues that only jobs name from every job: a page is read a
     // thousand queues at a time rather than fifty.
-    let (queues, next) = listing::page_by(
+    let (queues, next) = listing::page(
         crate::store::QUEUE_PAGE as usize,
         crate::store::list_page_size(limit) as usize,
         state.config.max_list_bytes,

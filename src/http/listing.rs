@@ -85,6 +85,7 @@ pub fn for_listing(mut job: JobRow) -> JobRow {
 pub async fn list_jobs(client: &Client, params: JobListParams, budget: usize) -> Result<JobPage> {
     let limit = params.effective_limit() as usize;
     let (jobs, next_before_id) = page(
+        FETCH_ROWS as usize,
         limit,
         budget,
         params.before_id,
@@ -112,38 +113,22 @@ pub async fn list_jobs(client: &Client, params: JobListParams, budget: usize) ->
     })
 }
 
-/// One page of a listing in its order (newest first by id, or queues by name), from the key
-/// `before_id` on, read `read(before_id, rows)` a few rows at a time ([`FETCH_ROWS`]): at most
-/// `limit` rows, and stopped before the row that would take it past `budget` bytes as JSON (at
-/// least one row is always listed). Answers the rows and where the next page starts (the last
-/// row's key) when more may follow: the page was cut, or a row after it was read.
-pub(crate) async fn page<T, K, Read, Rows>(
-    limit: usize,
-    budget: usize,
-    before_id: Option<K>,
-    id: impl Fn(&T) -> K,
-    read: Read,
-) -> Result<(Vec<T>, Option<K>)>
-where
-    T: Serialize,
-    K: Clone + PartialEq,
-    Read: FnMut(Option<K>, u32) -> Rows,
-    Rows: std::future::Future<Output = Result<Vec<T>>>,
-{
-    page_by(FETCH_ROWS as usize, limit, budget, before_id, id, read).await
-}
-
 /// Most rows of one key (as read) that a listing reads past: beyond, it ends there.
 const MOST_OF_ONE_KEY: usize = 100_000;
 
-/// [`page`], reading up to `fetch` rows at a time: more than [`FETCH_ROWS`] where rows are
-/// small and each read costs a scan (the queues', read from every job). A row whose key is the
-/// one before it (the cursor's, or the last row's) is left out, and a read that brings nothing
-/// else is made again for that many rows more: a key the database orders otherwise than it
-/// reads (text that is not UTF-8, read with U+FFFD, so that several names read the same) can
-/// then neither make the listing read the same rows for ever nor end it before the names after
-/// them (up to [`MOST_OF_ONE_KEY`] rows of one key).
-pub(crate) async fn page_by<T, K, Read, Rows>(
+/// One page of a listing in its order (newest first by id, or queues by name), from the key
+/// `before_id` on, read `read(before_id, rows)` up to `fetch` rows at a time ([`FETCH_ROWS`],
+/// or more where rows are small and each read costs a scan: the queues', read from every job):
+/// at most `limit` rows, and stopped before the row that would take it past `budget` bytes as
+/// JSON (at least one row is always listed). Answers the rows and where the next page starts
+/// (the last row's key) when more may follow: the page was cut, or a row after it was read.
+///
+/// A row whose key is the one before it (the cursor's, or the last row's) is left out, and a
+/// read that brings nothing else is made again for that many rows more: a key the database
+/// orders otherwise than it reads (text that is not UTF-8, read with U+FFFD, so that several
+/// names read the same) can then neither make the listing read the same rows for ever nor end
+/// it before the names after them (up to [`MOST_OF_ONE_KEY`] rows of one key).
+pub(crate) async fn page<T, K, Read, Rows>(
     fetch: usize,
     limit: usize,
     budget: usize,

@@ -696,7 +696,7 @@ impl Store {
             let page = self.queue_page(after.clone(), want).await?;
             let done = page.len() < want as usize;
             // Names that read the same as the cursor (text that is not UTF-8, read with U+FFFD:
-            // see `http::listing::page_by`) are not listed again, and a page of nothing else
+            // see `http::listing::page`) are not listed again, and a page of nothing else
             // is read again for that many more, up to 100,000.
             let got = page.len();
             let before = all.len();
