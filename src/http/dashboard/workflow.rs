@@ -437,16 +437,20 @@ enum Node {
     More(usize),
 }
 
-/// A label that cannot break the SVG nor reorder what it shows: control characters and
-/// bidirectional overrides replaced, at most `max` characters.
+/// A label that cannot break the SVG nor reorder what it shows: control characters,
+/// U+FFFE and U+FFFF, and bidirectional overrides replaced, at most `max` characters.
 pub(super) fn label(text: &str, max: usize) -> String {
     let mut out: String = text
         .chars()
         .take(max)
-        // Control characters (which XML does not allow) and the marks that reorder text
-        // (U+202A..U+202E, U+2066..U+2069: `\u{202e}evil.exe` drawn as `exe.live`).
+        // What XML 1.0 does not allow (control characters, U+FFFE, U+FFFF: a Rust string
+        // holds no surrogate) and the marks that reorder text (U+202A..U+202E,
+        // U+2066..U+2069: `\u{202e}evil.exe` drawn as `exe.live`).
         .map(|c| {
-            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            if c.is_control()
+                || matches!(c, '\u{fffe}' | '\u{ffff}')
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            {
                 '\u{fffd}'
             } else {
                 c
@@ -666,6 +670,9 @@ mod tests {
             "x\u{fffd}y\u{fffd}\u{fffd}"
         );
         assert_eq!(label("abcdef", 3), "abc…");
+        // Nor the two characters XML 1.0 leaves out that are not control characters (found
+        // by review: a step named so made the page's SVG not well-formed).
+        assert_eq!(label("a\u{fffe}b\u{ffff}", 10), "a\u{fffd}b\u{fffd}");
     }
 
     #[test]
