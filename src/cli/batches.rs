@@ -5,6 +5,7 @@ use clap::Subcommand;
 use super::{open_client, output, GlobalArgs};
 use crate::batch::BatchRow;
 use crate::error::Error;
+use crate::http::listing::{newest_first, LIST_BYTES_BUDGET};
 use crate::job::JobState;
 
 /// `porter batches ...`
@@ -18,7 +19,8 @@ pub enum BatchesCommand {
         /// Only batches with an id below this: the next page.
         #[arg(long, value_name = "ID")]
         before_id: Option<i64>,
-        /// Print {"batches": [...]} as JSON.
+        /// Print {"batches": [...], "next_before_id": ID | null} as JSON (the shape of GET
+        /// /admin/batches).
         #[arg(long)]
         json: bool,
     },
@@ -58,9 +60,20 @@ pub(super) async fn run(g: &GlobalArgs, cmd: BatchesCommand) -> anyhow::Result<(
             before_id,
             json,
         } => {
-            let list = open_client(g).await?.batches(before_id, limit).await?;
+            let client = open_client(g).await?;
+            let (list, next_before_id) = newest_first(
+                limit,
+                LIST_BYTES_BUDGET,
+                before_id,
+                |b: &BatchRow| b.id,
+                |before_id, want| client.batches(before_id, Some(want)),
+            )
+            .await?;
             if json {
-                return output::print_json(&serde_json::json!({ "batches": list }));
+                return output::print_json(&serde_json::json!({
+                    "batches": list,
+                    "next_before_id": next_before_id,
+                }));
             }
             if list.is_empty() {
                 return output::print("no batches\n");
@@ -78,10 +91,12 @@ pub(super) async fn run(g: &GlobalArgs, cmd: BatchesCommand) -> anyhow::Result<(
                     ]
                 })
                 .collect();
-            output::print(&output::table(
+            let mut text = output::table(
                 &["ID", "CREATED (UTC)", "MODE", "JOBS", "STATES", "CALLBACK"],
                 &rows,
-            ))
+            );
+            text.push_str(&output::more("porter batches list", next_before_id));
+            output::print(&text)
         }
         BatchesCommand::Show { id, json } => {
             let b = open_client(g)

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 
 use super::{open_client, output, usage, GlobalArgs};
 use crate::error::Error;
-use crate::http::listing::{list_jobs, JobPage, LIST_BYTES_BUDGET};
+use crate::http::listing::{list_jobs, LIST_BYTES_BUDGET};
 use crate::job::{validate_name, JobRow, JobState};
 use crate::store::JobListParams;
 
@@ -143,7 +143,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
                     ("SCHEDULED (UTC)", |j| output::time(Some(j.scheduled_at))),
                 ],
             );
-            text.push_str(&more(&page, "porter jobs list"));
+            text.push_str(&output::more("porter jobs list", page.next_before_id));
             output::print(&text)
         }
         JobsCommand::Show { id, json } => {
@@ -231,8 +231,8 @@ fn show(detail: &crate::client::JobDetail) -> String {
             format!(
                 "{} ({}), step {}",
                 w.id,
-                output::one_line(&w.name, 255),
-                output::one_line(&w.step, 255)
+                output::name(&w.name, 255),
+                output::name(&w.step, 255)
             )
         },
     );
@@ -298,14 +298,9 @@ pub(super) async fn failed(g: &GlobalArgs, a: FailedArgs) -> anyhow::Result<()> 
             ("FAILED AT (UTC)", |j| output::time(j.finalized_at)),
         ],
     );
-    text.push_str(&more(&page, "porter list-failed-jobs"));
+    text.push_str(&output::more(
+        "porter list-failed-jobs",
+        page.next_before_id,
+    ));
     output::print(&text)
-}
-
-/// The line under a table that says how to list the next page, when there may be one.
-fn more(page: &JobPage, command: &str) -> String {
-    match page.next_before_id {
-        Some(id) => format!("(more: {command} --before-id {id})\n"),
-        None => String::new(),
-    }
 }

@@ -43,15 +43,37 @@ pub fn field(text: &str) -> String {
     printable(text).replace('\n', "\\u{a}")
 }
 
-/// Cuts text to one line of at most `max` characters (newlines become spaces), printable.
+/// Cuts text to one line of at most `max` characters (runs of whitespace, newlines among
+/// them, become one space), printable: for prose, such as an error's message.
 pub fn one_line(text: &str, max: usize) -> String {
-    let flat: String = printable(&text.split_whitespace().collect::<Vec<_>>().join(" "));
-    if flat.chars().count() <= max {
-        flat
+    cut(
+        printable(&text.split_whitespace().collect::<Vec<_>>().join(" ")),
+        max,
+    )
+}
+
+/// [`field`] cut to at most `max` characters: for a name, where a carriage return, a tab or a
+/// second space is what tells two names apart.
+pub fn name(text: &str, max: usize) -> String {
+    cut(field(text), max)
+}
+
+fn cut(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        text
     } else {
-        let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+        let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
         cut.push('…');
         cut
+    }
+}
+
+/// The line under a table that says how to list the next page (`--before-id`), when there
+/// may be one.
+pub fn more(command: &str, next_before_id: Option<i64>) -> String {
+    match next_before_id {
+        Some(id) => format!("(more: {command} --before-id {id})\n"),
+        None => String::new(),
     }
 }
 

@@ -4,6 +4,7 @@ use clap::Subcommand;
 
 use super::{open_client, output, GlobalArgs};
 use crate::error::Error;
+use crate::http::listing::{newest_first, LIST_BYTES_BUDGET};
 use crate::job::JobState;
 use crate::workflow::{WorkflowDetail, WorkflowRow};
 
@@ -18,7 +19,8 @@ pub enum WorkflowsCommand {
         /// Only workflows with an id below this: the next page.
         #[arg(long, value_name = "ID")]
         before_id: Option<i64>,
-        /// Print {"workflows": [...]} as JSON (the shape of GET /admin/workflows).
+        /// Print {"workflows": [...], "next_before_id": ID | null} as JSON (the shape of GET
+        /// /admin/workflows).
         #[arg(long)]
         json: bool,
     },
@@ -56,9 +58,20 @@ pub(super) async fn run(g: &GlobalArgs, cmd: WorkflowsCommand) -> anyhow::Result
             before_id,
             json,
         } => {
-            let list = open_client(g).await?.workflows(before_id, limit).await?;
+            let client = open_client(g).await?;
+            let (list, next_before_id) = newest_first(
+                limit,
+                LIST_BYTES_BUDGET,
+                before_id,
+                |w: &WorkflowRow| w.id,
+                |before_id, want| client.workflows(before_id, Some(want)),
+            )
+            .await?;
             if json {
-                return output::print_json(&serde_json::json!({ "workflows": list }));
+                return output::print_json(&serde_json::json!({
+                    "workflows": list,
+                    "next_before_id": next_before_id,
+                }));
             }
             if list.is_empty() {
                 return output::print("no workflows\n");
@@ -68,17 +81,17 @@ pub(super) async fn run(g: &GlobalArgs, cmd: WorkflowsCommand) -> anyhow::Result
                 .map(|w| {
                     vec![
                         w.id.to_string(),
-                        output::one_line(&w.name, 40),
+                        output::name(&w.name, 40),
                         output::time(Some(w.created_at)),
                         w.total.to_string(),
                         counts(w),
                     ]
                 })
                 .collect();
-            output::print(&output::table(
-                &["ID", "NAME", "CREATED (UTC)", "STEPS", "STATES"],
-                &rows,
-            ))
+            let mut text =
+                output::table(&["ID", "NAME", "CREATED (UTC)", "STEPS", "STATES"], &rows);
+            text.push_str(&output::more("porter workflows list", next_before_id));
+            output::print(&text)
         }
         WorkflowsCommand::Show { id, json } => {
             let wf = open_client(g)
@@ -122,12 +135,12 @@ fn show(wf: &WorkflowDetail) -> String {
                 s.after.join(", ")
             };
             vec![
-                output::one_line(&s.step, 40),
+                output::name(&s.step, 40),
                 s.job_id.to_string(),
                 s.kind.clone(),
                 s.state.to_string(),
                 output::time(s.finalized_at),
-                output::one_line(&after, 80),
+                output::name(&after, 80),
             ]
         })
         .collect();

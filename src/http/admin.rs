@@ -362,8 +362,8 @@ async fn list_workflows(
 }
 
 /// A page of a listing other than the jobs' as `{KEY: [...], "next_before_id"}`, newest first,
-/// bounded in bytes as the job listing is (`listing::page`), from the `limit` and `before_id`
-/// of `query`.
+/// bounded in bytes as the job listing is ([`listing::newest_first`]), from the `limit` and
+/// `before_id` of `query`.
 async fn rows_page<T, Read, Rows>(
     state: &AppState,
     query: Option<String>,
@@ -377,15 +377,8 @@ where
     Rows: std::future::Future<Output = crate::error::Result<Vec<T>>>,
 {
     let (before_id, limit) = page_query(query)?;
-    let (rows, next) = listing::page(
-        listing::FETCH_ROWS as usize,
-        crate::store::list_page_size(limit) as usize,
-        state.config.max_list_bytes,
-        before_id,
-        id,
-        read,
-    )
-    .await?;
+    let (rows, next) =
+        listing::newest_first(limit, state.config.max_list_bytes, before_id, id, read).await?;
     Ok(Json(json!({ key: rows, "next_before_id": next })))
 }
 

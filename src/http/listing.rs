@@ -113,6 +113,27 @@ pub async fn list_jobs(client: &Client, params: JobListParams, budget: usize) ->
     })
 }
 
+/// A page of a listing other than the jobs' (workflows, batches), newest first, bounded in
+/// bytes as the job listing is: at most `limit` rows (100 by default, as every listing), read
+/// `read(before_id, rows)` [`FETCH_ROWS`] at a time, and where the next page starts when more
+/// may follow. `GET /admin/workflows` and `GET /admin/batches` list through it, and so do
+/// `porter workflows list` and `porter batches list`.
+pub async fn newest_first<T, Read, Rows>(
+    limit: Option<u32>,
+    budget: usize,
+    before_id: Option<i64>,
+    id: impl Fn(&T) -> i64,
+    read: Read,
+) -> Result<(Vec<T>, Option<i64>)>
+where
+    T: Serialize,
+    Read: FnMut(Option<i64>, u32) -> Rows,
+    Rows: std::future::Future<Output = Result<Vec<T>>>,
+{
+    let limit = crate::store::list_page_size(limit) as usize;
+    page(FETCH_ROWS as usize, limit, budget, before_id, id, read).await
+}
+
 /// Most rows of one key (as read) that a listing reads past: beyond, it ends there.
 const MOST_OF_ONE_KEY: usize = 100_000;
 
