@@ -1,4 +1,5 @@
-//! The batch pages: `GET /dashboard/batches` (newest first, [`BATCHES_SHOWN`] a page: each
+//! The batch pages: `GET /dashboard/batches` (newest first, [`BATCHES_SHOWN`] a page, or fewer
+//! within the listings' byte budget: each
 //! batch's mode, how many jobs it was inserted with, its members' counts by state and its
 //! callback, a link to the callback job's page) and `GET /dashboard/batches/{id}`, one batch as
 //! `porter batches show` prints it. The callback's kind is another program's text at worst:
@@ -14,6 +15,7 @@ use maud::{html, Markup};
 use super::workflow::{colours, fail, label, state_counts, Paging};
 use super::{layout, nav_header, problem_page, readable, time, AppState};
 use crate::batch::BatchRow;
+use crate::http::listing;
 
 /// Batches listed a page.
 pub const BATCHES_SHOWN: u32 = 50;
@@ -47,17 +49,19 @@ pub(super) async fn list(
         Ok(p) => p,
         Err(refused) => return *refused,
     };
-    // One more than shown, to know whether there is a next page.
-    let mut batches = match state
-        .client
-        .batches(paging.before_id, Some(BATCHES_SHOWN + 1))
-        .await
+    // Bounded in bytes as `GET /admin/batches` is: another program's kinds can be long.
+    let (batches, next) = match listing::newest_first(
+        Some(BATCHES_SHOWN),
+        state.config.max_list_bytes,
+        paging.before_id,
+        |b: &BatchRow| b.id,
+        |before_id, want| state.client.batches(before_id, Some(want)),
+    )
+    .await
     {
-        Ok(b) => b,
+        Ok(page) => page,
         Err(e) => return fail(&state, e),
     };
-    let more = batches.len() > BATCHES_SHOWN as usize;
-    batches.truncate(BATCHES_SHOWN as usize);
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let url = paging.url();
     let body = html! {
@@ -81,7 +85,7 @@ pub(super) async fn list(
                 }
             }
         }
-        (paging.links(batches.last().filter(|_| more).map(|b| b.id)))
+        (paging.links(next))
     };
     Html(layout("porter: batches", Some((refresh, &url)), body).into_string()).into_response()
 }

@@ -1,5 +1,5 @@
-//! The workflow pages: `GET /dashboard/workflows` (newest first, 50 a page, each with its
-//! steps' counts by state) and `GET /dashboard/workflows/{id}`: the steps drawn as a graph
+//! The workflow pages: `GET /dashboard/workflows` (newest first, 50 a page, or fewer within
+//! the listings' byte budget, each with its steps' counts by state) and `GET /dashboard/workflows/{id}`: the steps drawn as a graph
 //! (inline SVG, server-rendered: one node per step with its name, job id and state, coloured by
 //! state, each a link to the job's page; an edge from each step to the steps that wait for it;
 //! laid out by [`graph`](super::graph)), the steps as a table (as `porter workflows show`), and
@@ -31,8 +31,9 @@ use maud::{html, Markup};
 use super::{
     graph, layout, nav_header, problem_page, readable, refusal, status_of, time, AppState,
 };
+use crate::http::listing;
 use crate::job::JobState;
-use crate::workflow::{StepPage, WorkflowDetail, WorkflowStep};
+use crate::workflow::{StepPage, WorkflowDetail, WorkflowRow, WorkflowStep};
 
 /// Workflows listed a page.
 pub const WORKFLOWS_SHOWN: u32 = 50;
@@ -126,17 +127,19 @@ pub(super) async fn list(
         Ok(p) => p,
         Err(refused) => return *refused,
     };
-    // One more than shown, to know whether there is a next page.
-    let mut workflows = match state
-        .client
-        .workflows(paging.before_id, Some(WORKFLOWS_SHOWN + 1))
-        .await
+    // Bounded in bytes as `GET /admin/workflows` is: another program's names can be long.
+    let (workflows, next) = match listing::newest_first(
+        Some(WORKFLOWS_SHOWN),
+        state.config.max_list_bytes,
+        paging.before_id,
+        |w: &WorkflowRow| w.id,
+        |before_id, want| state.client.workflows(before_id, Some(want)),
+    )
+    .await
     {
-        Ok(w) => w,
+        Ok(page) => page,
         Err(e) => return fail(&state, e),
     };
-    let more = workflows.len() > WORKFLOWS_SHOWN as usize;
-    workflows.truncate(WORKFLOWS_SHOWN as usize);
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let url = paging.url();
     let body = html! {
@@ -159,7 +162,7 @@ pub(super) async fn list(
                 }
             }
         }
-        (paging.links(workflows.last().filter(|_| more).map(|w| w.id)))
+        (paging.links(next))
     };
     Html(layout("porter: workflows", Some((refresh, &url)), body).into_string()).into_response()
 }
