@@ -1317,6 +1317,17 @@ backend_case! {
             w.push(Step::raw(name, "noop", json!({})));
         }
         w.push(Step::raw("last", "noop", json!({})).after(names));
+        // Names that differ past a list's cut: `show` prints names whole (a review found the
+        // first cut, at 40 characters, hid the difference of these two).
+        let (spaced_a, spaced_b) = (format!("{}a", " ".repeat(40)), format!("{}b", " ".repeat(40)));
+        w.push(Step::raw(spaced_a.as_str(), "noop", json!({})));
+        w.push(Step::raw(spaced_b.as_str(), "noop", json!({})));
+        // A step after many: its AFTER cell names the first whole, then counts the others.
+        let parents: Vec<String> = (0..30).map(|i| format!("p{i:02}")).collect();
+        for p in &parents {
+            w.push(Step::raw(p.as_str(), "noop", json!({})));
+        }
+        w.push(Step::raw("many", "noop", json!({})).after(parents.clone()));
         let wf = porter::Client::new(env.db.store.clone()).insert_workflow(w).await.unwrap();
         let written = ["a b", "a\\u{d}b", "a\\u{9}b", "a\\u{a}b", "a\\u{85}b", "a  b"];
         let shown = env.run(&["workflows", "show", &wf.id.to_string()]).ok();
@@ -1326,6 +1337,13 @@ backend_case! {
         }
         let last = shown.stdout.lines().find(|l| l.starts_with("last")).unwrap();
         assert!(last.ends_with(&written.join(", ")), "{last}");
+        for spaced in [&spaced_a, &spaced_b] {
+            let line = format!("{spaced}  ");
+            assert_eq!(shown.stdout.lines().filter(|l| l.starts_with(&line)).count(), 1, "{shown:#?}");
+        }
+        let many = shown.stdout.lines().find(|l| l.starts_with("many")).unwrap();
+        let fit = (80 + 2) / 5; // "pNN, " is five characters
+        assert!(many.ends_with(&format!("{}, … and {} more", parents[..fit].join(", "), 30 - fit)), "{many}");
         let list = env.run(&["workflows", "list"]).ok();
         assert!(list.stdout.contains("wf\\u{d}cr\\u{b}\\u{c}"), "{list:#?}");
         let job = wf.job("a\tb").unwrap().id.to_string();

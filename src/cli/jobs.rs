@@ -231,8 +231,8 @@ fn show(detail: &crate::client::JobDetail) -> String {
             format!(
                 "{} ({}), step {}",
                 w.id,
-                output::name(&w.name, 255),
-                output::name(&w.step, 255)
+                output::field(&w.name),
+                output::field(&w.step)
             )
         },
     );

@@ -52,10 +52,27 @@ pub fn one_line(text: &str, max: usize) -> String {
     )
 }
 
-/// [`field`] cut to at most `max` characters: for a name, where a carriage return, a tab or a
-/// second space is what tells two names apart.
+/// [`field`] cut to at most `max` characters, for a name in a list (the command that shows
+/// the thing shows its name whole): a carriage return, a tab or a second space is what tells
+/// two names apart, so each is written out or kept, and the cut never splits one written out.
 pub fn name(text: &str, max: usize) -> String {
-    cut(field(text), max)
+    let whole = field(text);
+    if whole.chars().count() <= max {
+        return whole;
+    }
+    let mut out = String::new();
+    let mut width = 0;
+    for c in text.chars() {
+        let piece = field(c.encode_utf8(&mut [0; 4]));
+        let n = piece.chars().count();
+        if width + n > max.saturating_sub(1) {
+            break;
+        }
+        out.push_str(&piece);
+        width += n;
+    }
+    out.push('…');
+    out
 }
 
 fn cut(text: String, max: usize) -> String {
@@ -171,6 +188,14 @@ mod tests {
             "a\\u{1b}]0;title\\u{7}"
         );
         assert_eq!(printable("ключ 🔑"), "ключ 🔑");
+    }
+
+    #[test]
+    fn names_keep_their_whitespace_and_are_not_cut_inside_an_escape() {
+        assert_eq!(name("a\r  b\t", 40), "a\\u{d}  b\\u{9}");
+        assert_eq!(name("abcdef", 4), "abc…");
+        // `\u{1}` is five characters: two fit in 11, and the cut does not split the third.
+        assert_eq!(name("\u{1}\u{1}\u{1}x", 13), "\\u{1}\\u{1}…");
     }
 
     #[test]

@@ -114,6 +114,30 @@ pub(super) async fn run(g: &GlobalArgs, cmd: WorkflowsCommand) -> anyhow::Result
     }
 }
 
+/// Most characters of a step's AFTER cell taken by its parents' names, past the first.
+const AFTER_WIDTH: usize = 80;
+
+/// The parents a step waits for, each name whole, as many as fit in [`AFTER_WIDTH`] (the
+/// first always), then how many more there are: a fan-in step may wait for thousands.
+fn after_cell(after: &[String]) -> String {
+    if after.is_empty() {
+        return "-".to_string();
+    }
+    let mut cell = String::new();
+    for (i, parent) in after.iter().enumerate() {
+        let parent = output::field(parent);
+        if i > 0 && cell.chars().count() + 2 + parent.chars().count() > AFTER_WIDTH {
+            cell.push_str(&format!(", … and {} more", after.len() - i));
+            break;
+        }
+        if i > 0 {
+            cell.push_str(", ");
+        }
+        cell.push_str(&parent);
+    }
+    cell
+}
+
 /// The human view of one workflow.
 fn show(wf: &WorkflowDetail) -> String {
     let w = &wf.workflow;
@@ -129,18 +153,13 @@ fn show(wf: &WorkflowDetail) -> String {
         .steps
         .iter()
         .map(|s| {
-            let after = if s.after.is_empty() {
-                "-".to_string()
-            } else {
-                s.after.join(", ")
-            };
             vec![
-                output::name(&s.step, 40),
+                output::field(&s.step),
                 s.job_id.to_string(),
                 s.kind.clone(),
                 s.state.to_string(),
                 output::time(s.finalized_at),
-                output::name(&after, 80),
+                after_cell(&s.after),
             ]
         })
         .collect();
