@@ -854,6 +854,7 @@ backend_case! {
         let budget = 2 * 1024;
         let roomy = app(&db, HttpConfig::default()).await;
         let app = app_with_budget(&db, budget).await;
+        let (newest_workflow, newest_batch) = (*workflows.last().unwrap(), *batches.last().unwrap());
         for (route, mut ids) in [("workflows", workflows), ("batches", batches)] {
             let mut seen = Vec::new();
             let mut uri = format!("/admin/{route}?limit=10000");
@@ -924,6 +925,31 @@ backend_case! {
             }
             assert_eq!(seen, ids, "{route}: the dashboard shows every row once, newest first");
             assert!(pages > 2, "{route}: the dashboard needed more than one page");
+        }
+
+        // The budget counts JSON, and a page's HTML writes `&` as `&amp;`: names in the
+        // dashboard's lists are cut (their own pages show them whole), or a page of rows
+        // within the budget was five times its size (found by review: 20 MB against 4 MB).
+        let amps = |n: usize| match db.sqlite_path() {
+            Some(_) => format!("replace(hex(zeroblob({n})), '00', '&')"),
+            None => format!("repeat('&', {n})"),
+        };
+        common::raw_exec(
+            &db,
+            &format!(
+                "UPDATE porter_workflows SET name = {} WHERE id = {newest_workflow}; \
+                 UPDATE porter_jobs SET kind = {} WHERE id = (SELECT callback_id FROM porter_batches WHERE id = {newest_batch})",
+                amps(100_000),
+                amps(100_000),
+            ),
+        )
+        .await;
+        for (uri, cut) in [("/dashboard/workflows", "&amp;".repeat(254)), ("/dashboard/batches", "&amp;".repeat(254))] {
+            let (status, bytes) = send(&roomy, req(Method::GET, uri).body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            assert!(bytes.len() < 200_000, "{uri}: {} bytes", bytes.len());
+            let html = String::from_utf8(bytes).unwrap();
+            assert!(html.contains(&format!("{cut}…")), "{uri}: the name is shown cut");
         }
     }
 }

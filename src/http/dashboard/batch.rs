@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};
 
-use super::workflow::{colours, fail, label, state_counts, Paging};
+use super::workflow::{colours, fail, label, state_counts, Paging, LISTED_NAME_CHARS};
 use super::{layout, nav_header, problem_page, readable, time, AppState};
 use crate::batch::BatchRow;
 use crate::http::listing;
@@ -20,12 +20,13 @@ use crate::http::listing;
 /// Batches listed a page.
 pub const BATCHES_SHOWN: u32 = 50;
 
-/// The callback: a link to its job's page with its kind and state, or what is left of it.
+/// The callback: a link to its job's page with its kind (cut as in the list) and state, or
+/// what is left of it.
 fn callback(b: &BatchRow) -> Markup {
     html! {
         @match (b.callback_id, &b.callback_kind, b.callback_state) {
             (Some(id), Some(kind), Some(state)) => {
-                a href=(format!("/dashboard/jobs/{id}")) { (id) } " " (label(kind, usize::MAX)) " "
+                a href=(format!("/dashboard/jobs/{id}")) { (id) } " " (label(kind, LISTED_NAME_CHARS)) " "
                 span.count data-state=(state.as_str()) style=(format!("border-bottom: 3px solid {}", colours(state).1)) {
                     (state.as_str())
                 }

@@ -153,7 +153,7 @@ pub(super) async fn list(
                     @for w in &workflows {
                         tr #(format!("workflow-{}", w.id)) data-workflow-id=(w.id) data-finished=(w.finished()) {
                             td.n { a href=(format!("/dashboard/workflows/{}", w.id)) { (w.id) } }
-                            td { a href=(format!("/dashboard/workflows/{}", w.id)) { (w.name) } }
+                            td { a href=(format!("/dashboard/workflows/{}", w.id)) { (shortened(&w.name, LISTED_NAME_CHARS)) } }
                             td { (time(Some(w.created_at))) }
                             td.n { (w.total) }
                             td.states { (state_counts(&w.counts, "no steps left")) }
@@ -431,6 +431,20 @@ fn after_cell(after: &[String]) -> String {
         cell.push_str(&format!(" and {} more", after.len() - named));
     }
     cell
+}
+
+/// Most characters of a name (a workflow's, a batch callback's kind) the list pages show: a
+/// name porter writes is at most 255 bytes, but another program's may be megabytes, and a
+/// page's byte budget counts it as JSON, where HTML writes `&` in five.
+pub(super) const LISTED_NAME_CHARS: usize = 255;
+
+/// `text`'s first `max` characters, and `…` when it has more: a name in a list, which its own
+/// page shows whole.
+pub(super) fn shortened(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
 }
 
 /// A node of the drawing: a step, or the box counting a wide layer's other steps.
