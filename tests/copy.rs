@@ -1112,6 +1112,23 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// An error line that quotes what another program named in the database (here a table the
+    /// target lacks) writes its control characters and bidirectional marks out, as the tables
+    /// on stdout do: the line went to the terminal raw, clearing it, retitling it and turning
+    /// the rest of the line right to left (found by review).
+    async fn an_error_line_writes_out_control_characters_from_the_database(db: TestDb) {
+        raw_exec(&db, "CREATE TABLE \"tablo_x\u{1b}[2J\u{1b}]0;PWNED\u{7}\u{202e}evil\" (id INTEGER PRIMARY KEY)").await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("new.db");
+        let out = porter_copy(&db.url, &format!("sqlite://{}", file.display()), &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(!stderr.contains(['\u{1b}', '\u{7}', '\u{202e}']), "{stderr:?}");
+        assert!(stderr.contains("tablo_x\\u{1b}[2J\\u{1b}]0;PWNED\\u{7}\\u{202e}evil"), "{stderr:?}");
+    }
+}
+
 /// A copy refused inside its own snapshot of the source (two rows whose keys porter reads as
 /// one) into a SQLite file that was not there leaves no file behind either (second review of
 /// 5 Dec: the first fix moved only the check above before the target).

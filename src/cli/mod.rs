@@ -160,9 +160,11 @@ pub fn main() -> ExitCode {
 }
 
 /// Prints the one error line and picks the exit code: 2 for a usage error ([`Usage`]), 1
-/// for any other.
+/// for any other. An error may quote what another program wrote in the database (a table's
+/// name, a row's key): its control characters and the marks that reorder text are written
+/// out ([`output::printable`]), as on stdout.
 fn fail(e: anyhow::Error) -> ExitCode {
-    let message = format!("{e:#}").replace(['\r', '\n'], " ");
+    let message = output::printable(&format!("{e:#}").replace(['\r', '\n'], " "));
     eprintln!("error: {message}");
     ExitCode::from(if e.downcast_ref::<Usage>().is_some() {
         2
