@@ -1168,6 +1168,9 @@ backend_case! {
     async fn pausing_an_unknown_queue_is_refused_unless_created(db: TestDb) {
         let env = Env::new(db);
         env.run(&["queues", "pause", "mial"]).assert_error("--create");
+        // Resuming a queue porter has never seen is refused the same way, and leaves no
+        // record of the name (it was answered "resumed" and listed for good).
+        env.run(&["queues", "resume", "mial"]).assert_error("check the name");
         assert!(env.store().queue_list().await.unwrap().is_empty(), "nothing created");
         env.run(&["enqueue", "noop", "--queue", "mail"]).ok();
         env.run(&["queues", "pause", "mail"]).ok();

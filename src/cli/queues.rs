@@ -141,7 +141,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()
         QueuesCommand::Pause { queue, create } => {
             usage(validate_name("queue", &queue))?;
             let client = open_client(g).await?;
-            if !create && !client.queue_list().await?.iter().any(|q| q.name == queue) {
+            if !create && !known(&client, &queue).await? {
                 anyhow::bail!(
                     "no queue {queue:?} (no jobs, never paused); check the name (porter queues list), or pass --create to pause it before its first job"
                 );
@@ -171,10 +171,21 @@ pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()
         }
         QueuesCommand::Resume { queue } => {
             usage(validate_name("queue", &queue))?;
-            open_client(g).await?.queue_resume(&queue).await?;
+            let client = open_client(g).await?;
+            if !known(&client, &queue).await? {
+                anyhow::bail!(
+                    "no queue {queue:?} (no jobs, never paused); check the name (porter queues list)"
+                );
+            }
+            client.queue_resume(&queue).await?;
             output::print(&format!("queue {queue} resumed\n"))
         }
     }
+}
+
+/// Whether porter knows the queue: it has jobs, or a record (paused, or limits set).
+async fn known(client: &crate::Client, queue: &str) -> anyhow::Result<bool> {
+    Ok(client.queue_list().await?.iter().any(|q| q.name == queue))
 }
 
 pub(super) async fn stats(g: &GlobalArgs, a: StatsArgs) -> anyhow::Result<()> {

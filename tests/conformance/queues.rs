@@ -43,6 +43,14 @@ backend_case! {
             Err(Error::Invalid { .. })
         ));
         assert_eq!(s.queue_list().await.unwrap().len(), 2);
+        // Resuming a queue porter has never seen (a typo) changes nothing: it made a record
+        // of the name, listed for good (found by review). A queue that has jobs but no record
+        // is not paused: nothing to do there either.
+        s.queue_resume("mial").await.unwrap();
+        s.queue_resume("mail").await.unwrap();
+        let names: Vec<String> = s.queue_list().await.unwrap().into_iter().map(|q| q.name).collect();
+        assert_eq!(names, ["mail", "reports"]);
+        assert_eq!(db.raw_count("SELECT count(*) FROM porter_queues WHERE name IN ('mial', 'mail')").await, 0);
     }
 }
 

@@ -1,2 +1,3 @@
-INSERT INTO porter_queues (name, paused_at) VALUES (?1, NULL)
-ON CONFLICT (name) DO UPDATE SET paused_at = NULL
+-- A queue's record is only updated: resuming a queue with no record (never paused, or a name
+-- nobody uses) changes nothing. It used to insert one, so a typo was listed for good.
+UPDATE porter_queues SET paused_at = NULL WHERE name = ?1
