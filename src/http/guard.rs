@@ -23,14 +23,30 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{AppError, AppState, HttpConfig};
 
 /// Middleware: the Host check, then the Origin check for state-changing requests.
-pub(super) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+///
+/// An HTTP/2 request names its host in the URI's authority and has no `Host` header: the
+/// authority is copied into one, as RFC 9113 (8.3.1) asks of an intermediary that turns such a
+/// request into HTTP/1.1, so that every check after this one reads the same host. (The
+/// dashboard's check of its own forms read `Host` alone, and refused its own pages' actions
+/// over HTTP/2 that `/admin` took.)
+pub(super) async fn guard(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if !request.headers().contains_key(header::HOST) {
+        let authority = request.uri().authority().map(|a| a.as_str());
+        if let Some(value) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+            request.headers_mut().insert(header::HOST, value);
+        }
+    }
     let host = request_host(&request);
     if let Some(host) = host.as_deref() {
         if let Err(e) = check_host(&state.config, host) {
