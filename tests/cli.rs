@@ -52,6 +52,19 @@ fn usage_errors_exit_2() {
             "app.test,,",
         ],
         vec!["--log-format", "xml", "stats"],
+        // A database URL porter cannot read is a usage error, refused before anything opens
+        // (these exited 1; a copy opened and migrated its source before it read `--to`).
+        vec!["--database-url", "bogus://x", "stats"],
+        vec!["--database-url", "sqlite://", "stats"],
+        vec![
+            "--database-url",
+            "postgres://u@127.0.0.1:1/x?sslmode=bogus",
+            "stats",
+        ],
+        vec!["--database-url", "bogus://x", "worker"],
+        vec!["--database-url", "bogus://x", "bench", "--jobs", "100"],
+        vec!["copy", "--from", "bogus://x", "--to", "sqlite://b.db"],
+        vec!["copy", "--from", "sqlite://a.db", "--to", "bogus://x"],
         vec![],
     ] {
         let out = bare(&args);
@@ -117,7 +130,7 @@ fn help_lists_every_command_and_the_unknown_kind_flag() {
 
 #[test]
 fn an_unknown_database_scheme_is_one_error_line() {
-    bare(&["--database-url", "mysql://root@localhost/db", "stats"]).assert_error("unknown scheme");
+    bare(&["--database-url", "mysql://root@localhost/db", "stats"]).assert_usage_error("unknown scheme");
 }
 
 #[test]

@@ -53,6 +53,7 @@ pub struct BenchArgs {
 
 pub(super) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal;
+    g.check_url()?;
     if let Some(samples) = args.latency_inserter {
         return Ok(crate::bench::run_latency_inserter(&g.database_url, samples).await?);
     }

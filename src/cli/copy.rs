@@ -36,6 +36,11 @@ pub struct CopyArgs {
 }
 
 pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result<()> {
+    // Both URLs first: a `--to` porter cannot read is a usage error, found before the source
+    // is opened (and migrated, as every command does).
+    for url in [&args.from, &args.to] {
+        super::usage(crate::store::check_url(url))?;
+    }
     if args.from.starts_with("sqlite:") {
         let file = crate::store::sqlite::copy::file_of(&args.from)?;
         if !file.exists() {

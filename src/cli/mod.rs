@@ -259,6 +259,7 @@ async fn open_client(g: &GlobalArgs) -> anyhow::Result<crate::Client> {
 
 /// Opens (and migrates) the database.
 async fn open_store(g: &GlobalArgs) -> anyhow::Result<Arc<Store>> {
+    g.check_url()?;
     // The library's errors name the database with its password redacted.
     let created = new_sqlite_file(&g.database_url);
     let store = crate::store::open_with(&g.database_url, &g.open_options()).await?;
@@ -283,6 +284,12 @@ pub(crate) fn say_created(created: Option<std::path::PathBuf>) {
 }
 
 impl GlobalArgs {
+    /// A `--database-url` porter cannot read is a usage error (exit 2), found before anything
+    /// opens.
+    fn check_url(&self) -> anyhow::Result<()> {
+        usage(crate::store::check_url(&self.database_url))
+    }
+
     /// How the database is opened: the pool size.
     pub fn open_options(&self) -> crate::store::OpenOptions {
         crate::store::OpenOptions {

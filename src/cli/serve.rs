@@ -207,6 +207,7 @@ async fn open_store_waiting(
     g: &GlobalArgs,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Option<Arc<Store>>> {
+    g.check_url()?;
     let stop = shutdown.soft.clone();
     // Long-running: a SQLite write lock held by a stopped process is waited out, like a server.
     let options = crate::store::OpenOptions {

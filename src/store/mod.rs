@@ -1161,6 +1161,39 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     sqlite::parse_url(url).ok().map(|(path, _)| path)
 }
 
+/// Whether `url` is one porter can open, by its form alone: nothing is opened or logged. The
+/// CLI refuses a malformed URL with this, as a usage error, before it touches any database.
+pub fn check_url(url: &str) -> Result<()> {
+    if url.starts_with("sqlite:") {
+        sqlite::parse_url(url).map(|_| ())
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return postgres::connect_options(url, false).map(|_| ());
+        #[cfg(not(feature = "postgres"))]
+        return Err(without_postgres());
+    } else {
+        Err(unknown_scheme(url))
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn without_postgres() -> Error {
+    Error::invalid(
+        "database url",
+        "this porter was built without the postgres feature",
+    )
+}
+
+fn unknown_scheme(url: &str) -> Error {
+    Error::invalid(
+        "database url",
+        format!(
+            "{} has an unknown scheme; use sqlite://FILE or postgres://...",
+            redact_url(url)
+        ),
+    )
+}
+
 async fn open_at(
     url: &str,
     clock: Option<clock::Clock>,
@@ -1180,19 +1213,10 @@ async fn open_at(
         #[cfg(not(feature = "postgres"))]
         {
             let _ = clock;
-            Err(Error::invalid(
-                "database url",
-                "this porter was built without the postgres feature",
-            ))
+            Err(without_postgres())
         }
     } else {
-        Err(Error::invalid(
-            "database url",
-            format!(
-                "{} has an unknown scheme; use sqlite://FILE or postgres://...",
-                redact_url(url)
-            ),
-        ))
+        Err(unknown_scheme(url))
     }
 }
 
@@ -1492,10 +1516,7 @@ pub async fn migrate(url: &str, set: &migrations::MigrationSet) -> Result<()> {
         #[cfg(feature = "postgres")]
         return postgres::run_migrations_at(url, set).await;
         #[cfg(not(feature = "postgres"))]
-        return Err(Error::invalid(
-            "database url",
-            "this porter was built without the postgres feature",
-        ));
+        return Err(without_postgres());
     }
     sqlite::run_migrations_at(url, set).await
 }

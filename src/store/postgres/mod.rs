@@ -240,9 +240,7 @@ impl PgStore {
         open_options: &OpenOptions,
     ) -> Result<Self> {
         let pool_size = open_options.effective_pool_size()?;
-        let options: PgConnectOptions = driver_url(url)
-            .parse()
-            .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
+        let options = connect_options(url, true)?;
         // One plain connection first: the pool would retry until its timeout and then report
         // only that, where this reports why (refused, unknown host, bad password, no database).
         let mut conn = connect(&options, url).await?;
@@ -407,10 +405,18 @@ const DRIVER_PARAMETERS: [&str; 18] = [
     "options",
 ];
 
+/// The connection options a `postgres://` URL gives, or the error that it gives none (nothing
+/// is opened). `warn`: log the query parameters it leaves out ([`driver_url`]).
+pub(crate) fn connect_options(url: &str, warn: bool) -> Result<PgConnectOptions> {
+    driver_url(url, warn)
+        .parse()
+        .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))
+}
+
 /// The URL without the query parameters sqlx does not read: sqlx would log each of them with
 /// its value, and one may be a credential (`sslpassword`, which sqlx does not support). Each
-/// is logged here by name only.
-fn driver_url(url: &str) -> String {
+/// is logged here by name only, when `warn`.
+fn driver_url(url: &str, warn: bool) -> String {
     let Some((base, query)) = url.split_once('?') else {
         return url.to_string();
     };
@@ -423,7 +429,7 @@ fn driver_url(url: &str) -> String {
             .unwrap_or_default();
         if DRIVER_PARAMETERS.contains(&key.as_str()) || key.starts_with("options[") {
             kept.push(pair);
-        } else {
+        } else if warn {
             tracing::warn!(parameter = %key, "ignoring an unknown parameter of the database URL (value not shown)");
         }
     }
@@ -566,9 +572,7 @@ async fn adopt_porter_0_1(tx: &mut PgConnection) -> Result<()> {
 /// Applies a set's pending migrations to the database a `postgres://` URL names, on a
 /// connection of its own.
 pub(crate) async fn run_migrations_at(url: &str, set: &MigrationSet) -> Result<()> {
-    let options: PgConnectOptions = driver_url(url)
-        .parse()
-        .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
+    let options = connect_options(url, true)?;
     let mut conn = connect(&options, url).await?;
     let result = run_migrations(&mut conn, set).await;
     // Closing is a courtesy; the migrations' outcome is what counts.

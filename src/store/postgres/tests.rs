@@ -1487,7 +1487,7 @@ impl CutProxy {
 async fn the_listen_task_listens_again_before_it_wakes_the_queues() {
     use std::sync::atomic::Ordering;
     let url = fresh_url().await;
-    let options: PgConnectOptions = driver_url(&url).parse().unwrap();
+    let options: PgConnectOptions = driver_url(&url, false).parse().unwrap();
     let proxy = CutProxy::start((options.get_host().to_string(), options.get_port())).await;
     let proxied = options.clone().host("127.0.0.1").port(proxy.port);
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -1520,7 +1520,7 @@ async fn the_listen_task_listens_again_before_it_wakes_the_queues() {
         .expect("every queue woken once the connection is back");
     // What another process inserts right then reaches this process.
     let q2 = wakeup.subscribe("q2");
-    let mut direct = sqlx::PgConnection::connect(&driver_url(&url))
+    let mut direct = sqlx::PgConnection::connect(&driver_url(&url, false))
         .await
         .unwrap();
     sqlx::query("SELECT pg_notify($1, 'q2')")
