@@ -22,13 +22,12 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 /// Text from the database made safe to print on a terminal: a unique key or a job's error
 /// can hold escape sequences (from whatever the job failed on) that would recolour, retitle
-/// or rewrite the operator's terminal. Control characters, and the bidirectional overrides
-/// that reorder what is shown, are printed escaped (`\u{1b}`); newlines are kept.
+/// or rewrite the operator's terminal. Control characters, and the marks that reorder what is
+/// shown ([`crate::http::reorders_text`]), are printed escaped (`\u{1b}`); newlines are kept.
 pub fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        if (c.is_control() && c != '\n') || bidi {
+        if (c.is_control() && c != '\n') || crate::http::reorders_text(c) {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
@@ -178,6 +177,12 @@ mod tests {
 
     #[test]
     fn terminal_escapes_are_printed_escaped() {
+        // The directional marks reorder text too (found by review: left-to-right, right-to-left
+        // and Arabic letter marks went out raw).
+        assert_eq!(
+            printable("k\u{200e}a\u{200f}b\u{61c}c"),
+            "k\\u{200e}a\\u{200f}b\\u{61c}c"
+        );
         assert_eq!(
             printable("ok\u{1b}[31mred\u{7}\nnext"),
             "ok\\u{1b}[31mred\\u{7}\nnext"

@@ -139,8 +139,8 @@ fn layout(title: &str, refresh: Option<(u64, &str)>, body: Markup) -> Markup {
     PreEscaped(shown_in_order(&page.into_string()))
 }
 
-/// `page` with the marks that reorder the text after them (bidirectional embeddings,
-/// overrides and isolates: U+202A..U+202E, U+2066..U+2069) and the control characters but a
+/// `page` with the marks that reorder the text after them ([`super::reorders_text`]) and the
+/// control characters but a
 /// line feed and a tab written out as `\u{202e}` in its text, as `porter` prints them on a
 /// terminal: a step named `\u{202e}exe.live` read `evil.exe`, and a mark in one cell could
 /// reorder what follows it; a NUL or an ESC made the page invalid HTML, and two names that
@@ -173,8 +173,7 @@ fn shown_in_order(page: &str) -> String {
 
 /// A mark that reorders text, or a control character other than a line feed or a tab.
 fn written_out(c: char) -> bool {
-    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        || (c.is_control() && !matches!(c, '\n' | '\t'))
+    super::reorders_text(c) || (c.is_control() && !matches!(c, '\n' | '\t'))
 }
 
 fn state_counts(counts: &crate::store::StateCounts) -> Markup {
@@ -686,5 +685,18 @@ async fn act(
         }
         Ok(_) => Redirect::to(&format!("{back}?{done}={id}")).into_response(),
         Err(e) => problem_page(&state, status_of(&e), &super::AppError::from(e).message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_that_reorders_or_drives_a_terminal_is_written_out_outside_tags() {
+        assert_eq!(
+            shown_in_order("<td title=\"a\u{202e}b\">x\u{202e}y\u{1b}z\u{200f}w\u{61c}\n\t</td>"),
+            "<td title=\"a\u{202e}b\">x\\u{202e}y\\u{1b}z\\u{200f}w\\u{61c}\n\t</td>"
+        );
     }
 }

@@ -62,6 +62,17 @@
 
 mod admin;
 mod auth;
+
+/// Whether `c` is a mark that reorders the text shown around it: the bidirectional embeddings,
+/// overrides and isolates (U+202A..U+202E, U+2066..U+2069: `\u{202e}evil.exe` shown as
+/// `exe.live`) and the directional marks (U+200E, U+200F, U+061C). The CLI, the dashboard's
+/// text and the workflow graph's labels show none of them as they are.
+pub fn reorders_text(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}'
+    )
+}
 pub mod dashboard;
 mod error;
 mod guard;

@@ -466,7 +466,7 @@ pub(super) fn label(text: &str, max: usize) -> String {
         .map(|c| {
             if c.is_control()
                 || matches!(c, '\u{fffe}' | '\u{ffff}')
-                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+                || crate::http::reorders_text(c)
             {
                 '\u{fffd}'
             } else {
@@ -690,6 +690,10 @@ mod tests {
         // Nor the two characters XML 1.0 leaves out that are not control characters (found
         // by review: a step named so made the page's SVG not well-formed).
         assert_eq!(label("a\u{fffe}b\u{ffff}", 10), "a\u{fffd}b\u{fffd}");
+        assert_eq!(
+            label("\u{200e}\u{200f}\u{61c}", 10),
+            "\u{fffd}\u{fffd}\u{fffd}"
+        );
     }
 
     #[test]
