@@ -13,9 +13,10 @@ use crate::store::{QueueLimitParams, QueueLimits, QueueRow, Rate, StateCounts, U
 pub enum QueuesCommand {
     /// Queues (those with jobs or a pause record), whether paused, and their job counts.
     List {
-        /// Print {"queues": [{"name","paused","paused_at","limits"}]} as JSON (the shape of GET
-        /// /admin/queues); limits are {"concurrency","per_key","rate","rate_per_key"}, a rate
-        /// as {"limit","period_ms"}, null where there is none.
+        /// Print {"queues": [{"name","paused","paused_at","limits"}], "next_after": null} as JSON
+        /// (the shape of GET /admin/queues, every queue on one page); limits are
+        /// {"concurrency","per_key","rate","rate_per_key"}, a rate as {"limit","period_ms"},
+        /// null where there is none.
         #[arg(long)]
         json: bool,
     },
@@ -111,7 +112,9 @@ pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()
             let queues = client.queue_list().await?;
             if json {
                 let queues: Vec<_> = queues.iter().map(queue_json).collect();
-                return output::print_json(&json!({ "queues": queues }));
+                // Every queue: no page follows (`next_after` null, as GET /admin/queues
+                // answers its last page).
+                return output::print_json(&json!({ "queues": queues, "next_after": null }));
             }
             if queues.is_empty() {
                 return output::print("no queues yet (a queue appears with its first job)\n");
