@@ -1,7 +1,8 @@
 //! The workflow pages: `GET /dashboard/workflows` (newest first, 50 a page, or fewer within
-//! the listings' byte budget, each with its steps' counts by state) and `GET /dashboard/workflows/{id}`: the steps drawn as a graph
-//! (inline SVG, server-rendered: one node per step with its name, job id and state, coloured by
-//! state, each a link to the job's page; an edge from each step to the steps that wait for it;
+//! the listings' byte budget, each with its steps' counts by state) and
+//! `GET /dashboard/workflows/{id}`: the steps drawn as a graph (inline SVG, server-rendered:
+//! one node per step with its name, job id and state, coloured by state, each a link to the
+//! job's page; an edge from each step to the steps that wait for it;
 //! laid out by [`graph`](super::graph)), the steps as a table (as `porter workflows show`), and
 //! a cancel button posting `POST /dashboard/workflows/{id}/cancel` (the checks of every
 //! dashboard action: origin, then token), which cancels as `porter workflows cancel` does.
@@ -454,15 +455,15 @@ enum Node {
     More(usize),
 }
 
-/// A label that cannot break the SVG nor reorder what it shows: control characters,
-/// U+FFFE and U+FFFF, and bidirectional overrides replaced, at most `max` characters.
+/// A label that cannot break the SVG nor reorder what it shows: control characters, U+FFFE,
+/// U+FFFF and the marks that reorder text replaced, at most `max` characters.
 pub(super) fn label(text: &str, max: usize) -> String {
     let mut out: String = text
         .chars()
         .take(max)
         // What XML 1.0 does not allow (control characters, U+FFFE, U+FFFF: a Rust string
-        // holds no surrogate) and the marks that reorder text (U+202A..U+202E,
-        // U+2066..U+2069: `\u{202e}evil.exe` drawn as `exe.live`).
+        // holds no surrogate) and the marks that reorder text (`reorders_text`:
+        // `\u{202e}evil.exe` drawn as `exe.live`).
         .map(|c| {
             if c.is_control()
                 || matches!(c, '\u{fffe}' | '\u{ffff}')
