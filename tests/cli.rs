@@ -65,6 +65,17 @@ fn usage_errors_exit_2() {
         vec!["--database-url", "bogus://x", "bench", "--jobs", "100"],
         vec!["copy", "--from", "bogus://x", "--to", "sqlite://b.db"],
         vec!["copy", "--from", "sqlite://a.db", "--to", "bogus://x"],
+        // So is an object store URL porter cannot read, before the database opens (these
+        // exited 1, after creating a new SQLite file).
+        vec!["--object-store-url", "ftp://host/x", "worker"],
+        vec![
+            "--object-store-url",
+            "memory://somewhere",
+            "web",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        vec!["--object-store-url", "s3://bucket/inner", "cleanup-orphans"],
         vec![],
     ] {
         let out = bare(&args);

@@ -310,8 +310,12 @@ fn open_objects(g: &GlobalArgs) -> anyhow::Result<Arc<dyn object_store::ObjectSt
             None => crate::app::files::DEFAULT_OBJECT_STORE_URL.to_string(),
         },
     };
-    let objects =
-        crate::app::files::object_store_from_url(&url).context("opening the object store")?;
+    // A URL porter cannot read is a usage error (exit 2); the commands open the object store
+    // before the database, so that such a URL changes nothing.
+    let objects = match crate::app::files::object_store_from_url(&url) {
+        Err(e @ crate::Error::Invalid { .. }) => return Err(anyhow::Error::new(Usage(e))),
+        other => other.context("opening the object store")?,
+    };
     tracing::info!(object_store = %redact_url(&url), "object store in use");
     Ok(objects)
 }

@@ -288,10 +288,10 @@ pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<(
     let metrics_listener = bind_metrics(&args).await?;
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone())?;
+    let objects = open_objects(g)?;
     let Some(store) = open_store_waiting(g, &shutdown).await? else {
         return Ok(());
     };
-    let objects = open_objects(g)?;
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting worker");
     let workers = builtin_workers(store.clone(), objects.clone())?;
     let watch = watch_database_file(store.clone(), shutdown.clone());
@@ -328,10 +328,10 @@ pub(super) async fn web(g: &GlobalArgs, args: WebArgs) -> anyhow::Result<()> {
     let (listener, config) = bind(&args).await?;
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone())?;
+    let objects = open_objects(g)?;
     let Some(store) = open_store_waiting(g, &shutdown).await? else {
         return Ok(());
     };
-    let objects = open_objects(g)?;
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting web");
     log_listening(&listener, &config);
     let watch = watch_database_file(store.clone(), shutdown.clone());
@@ -355,10 +355,10 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
     config.periodic = runtime_config.periodic.clone();
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone())?;
+    let objects = open_objects(g)?;
     let Some(store) = open_store_waiting(g, &shutdown).await? else {
         return Ok(());
     };
-    let objects = open_objects(g)?;
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting dev: web and worker in one process");
     let workers = builtin_workers(store.clone(), objects.clone())?;
     let state = AppState::with_config(store.clone(), objects, config);
@@ -387,8 +387,8 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
 }
 
 pub(super) async fn cleanup_orphans(g: &GlobalArgs, args: CleanupArgs) -> anyhow::Result<()> {
-    let store = open_store(g).await?;
     let objects = open_objects(g)?;
+    let store = open_store(g).await?;
     let config = CleanupConfig {
         dry_run: args.dry_run,
         ..CleanupConfig::default()
