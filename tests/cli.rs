@@ -76,6 +76,9 @@ fn usage_errors_exit_2() {
             "127.0.0.1:0",
         ],
         vec!["--object-store-url", "s3://bucket/inner", "cleanup-orphans"],
+        // A periodic interval past 1,000 years (it wrapped to a slot every second).
+        vec!["worker", "--heartbeat-every", "300000000000000d"],
+        vec!["worker", "--orphan-cleanup-every", "400000d"],
         vec![],
     ] {
         let out = bare(&args);

@@ -89,6 +89,10 @@ impl WorkerArgs {
             if every < Duration::from_secs(1) {
                 return Err(Error::invalid(what, "must be at least 1s"));
             }
+            // Longer is "never" to porter, which uses no duration past 1,000 years.
+            if every > crate::store::MAX_DURATION {
+                return Err(Error::invalid(what, "must be at most 1000 years"));
+            }
         }
         let periodic = if self.no_periodic {
             Vec::new()

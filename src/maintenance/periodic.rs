@@ -42,7 +42,7 @@ impl Schedule {
         let now_ms = now.timestamp_millis();
         match self {
             Schedule::Every(every) => {
-                let step = (every.as_millis() as i64).max(1);
+                let step = step_ms(*every);
                 let slot = now_ms.div_euclid(step) * step;
                 (last.is_none_or(|l| l < slot)).then_some(slot)
             }
@@ -57,7 +57,7 @@ impl Schedule {
     pub fn next_slot(&self, slot: i64) -> Option<DateTime<Utc>> {
         match self {
             Schedule::Every(every) => {
-                let step = (every.as_millis() as i64).max(1);
+                let step = step_ms(*every);
                 DateTime::from_timestamp_millis((slot.div_euclid(step) + 1) * step)
             }
             Schedule::Cron(cron) => {
@@ -74,6 +74,15 @@ impl Schedule {
             Schedule::Cron(_) => Duration::from_secs(1),
         }
     }
+}
+
+/// An interval's slots apart, in milliseconds: at least 1, and at most
+/// [`MAX_DURATION`](crate::store::MAX_DURATION), the longest duration porter puts into time
+/// arithmetic (1,000 years: "never" in practice). A longer one wrapped to a negative number,
+/// taken for 1 ms: a slot every tick.
+fn step_ms(every: Duration) -> i64 {
+    let ms = every.min(crate::store::MAX_DURATION).as_millis();
+    i64::try_from(ms).unwrap_or(i64::MAX).max(1)
 }
 
 /// The latest time at or before `now` that the cron expression names, searched backwards in
@@ -223,6 +232,31 @@ impl PeriodicEnqueuer {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(tick) => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An interval longer than i64 milliseconds wrapped to a negative step, taken for 1 ms:
+    /// `--heartbeat-every 300000000000000d` inserted a heartbeat every second (found by
+    /// review). It is the longest duration porter uses, 1,000 years, as everywhere.
+    #[test]
+    fn an_interval_past_the_longest_duration_is_the_longest_not_a_millisecond() {
+        let now = Utc::now();
+        for every in [Duration::MAX, Duration::from_secs(200_000_000_000 * 86_400)] {
+            let s = Schedule::Every(every);
+            let first = s.due_slot(now, None).expect("a first slot");
+            assert!(first <= now.timestamp_millis(), "{every:?}");
+            let later = now + chrono::Duration::seconds(1);
+            assert_eq!(s.due_slot(later, Some(first)), None, "{every:?}");
+            let next = s.next_slot(first).expect("a next slot");
+            assert!(
+                next > now + chrono::Duration::days(365 * 900),
+                "{every:?}: {next}"
+            );
         }
     }
 }
