@@ -1175,6 +1175,70 @@ async fn sqlite_queue_pages_end_past_names_bound_as_blobs() {
     );
 }
 
+/// On SQLite, queue names whose bytes are not UTF-8 and that read the same with U+FFFD are one
+/// series on `/metrics`: its depth and unserved jobs count every row's jobs and its lag is the
+/// largest, as `porter_jobs` and `porter stats` count them. Each row set the series, and the
+/// last one read won (found by review: depth 1 and unserved 1 for 3 jobs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_metrics_add_up_queues_that_read_the_same() {
+    let db = common::sqlite().await;
+    for _ in 0..3 {
+        db.store
+            .job_insert_many(vec![JobInsertParams::new(
+                "noop",
+                json!({}),
+                InsertOpts::default(),
+            )
+            .unwrap()])
+            .await
+            .unwrap();
+    }
+    let ids: Vec<i64> = db
+        .store
+        .job_list(Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    common::raw_exec(
+        &db,
+        &format!(
+            "UPDATE porter_jobs SET queue = CAST(X'61ff' AS TEXT) WHERE id = {}; \
+             UPDATE porter_jobs SET queue = CAST(X'61fe' AS TEXT) WHERE id = {}; \
+             UPDATE porter_jobs SET queue = X'61fd' WHERE id = {};",
+            ids[0], ids[1], ids[2]
+        ),
+    )
+    .await;
+    let app = app(&db, HttpConfig::default()).await;
+    let (status, body) = send(
+        &app,
+        req(Method::GET, "/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    let line = |series: &str| {
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("{series} in {text}"))
+            .to_string()
+    };
+    assert_eq!(
+        line("porter_jobs{queue=\"a\u{fffd}\",state=\"available\"}"),
+        "porter_jobs{queue=\"a\u{fffd}\",state=\"available\"} 3"
+    );
+    assert_eq!(
+        line("porter_queue_depth{queue=\"a\u{fffd}\"}"),
+        "porter_queue_depth{queue=\"a\u{fffd}\"} 3"
+    );
+    assert_eq!(
+        line("porter_jobs_unserved{queue=\"a\u{fffd}\",kind=\"noop\"}"),
+        "porter_jobs_unserved{queue=\"a\u{fffd}\",kind=\"noop\"} 3"
+    );
+}
+
 backend_case! {
     /// Args over 1 MiB (as JSON) are refused with a clear 422 even when the body limit lets
     /// them through; the store refuses them too, before anything is written.

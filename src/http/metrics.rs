@@ -264,12 +264,18 @@ impl Metrics {
             self.depth.get_or_create(&labels).set(0);
             self.lag.get_or_create(&labels).set(0.0);
         }
+        // Two rows may make one series (on SQLite, names whose bytes are not UTF-8 read the
+        // same with U+FFFD): their depths add up and the larger lag is the queue's, as
+        // `porter_jobs` counts them. Each row used to set the series, the last read winning.
         for q in &due {
             let labels = QueueLabels {
                 queue: label(&q.queue),
             };
-            self.depth.get_or_create(&labels).set(q.depth);
-            self.lag.get_or_create(&labels).set(q.lag.as_secs_f64());
+            self.depth.get_or_create(&labels).inc_by(q.depth);
+            let lag = self.lag.get_or_create(&labels);
+            if q.lag.as_secs_f64() > lag.get() {
+                lag.set(q.lag.as_secs_f64());
+            }
         }
         self.jobs.clear();
         for (queue, states) in &counts.queues {
@@ -297,7 +303,7 @@ impl Metrics {
                     queue: label(&u.queue),
                     kind: label(&u.kind),
                 })
-                .set(u.count);
+                .inc_by(u.count);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
