@@ -37,9 +37,17 @@ pub fn printable(text: &str) -> String {
 }
 
 /// [`printable`] for text that must stay on its line (a table cell, a field of `jobs show`):
-/// newlines are escaped too (`\u{a}`), so a name or key holding one cannot forge a line.
+/// newlines, and Unicode's line and paragraph separators (U+2028, U+2029), are escaped too
+/// (`\u{a}`), so a name or key holding one cannot forge a line.
 pub fn field(text: &str) -> String {
-    printable(text).replace('\n', "\\u{a}")
+    let mut out = String::with_capacity(text.len());
+    for c in printable(text).chars() {
+        match c {
+            '\n' | '\u{2028}' | '\u{2029}' => out.extend(c.escape_unicode()),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Cuts text to one line of at most `max` characters (runs of whitespace, newlines among
@@ -193,6 +201,16 @@ mod tests {
             "a\\u{1b}]0;title\\u{7}"
         );
         assert_eq!(printable("ключ 🔑"), "ключ 🔑");
+    }
+
+    #[test]
+    fn a_field_writes_out_every_line_break() {
+        // Unicode's line and paragraph separators break lines in editors and pagers too (found
+        // by review: a queue named with U+2028 went out raw in `porter stats`).
+        assert_eq!(
+            field("a\nb\u{2028}c\u{2029}d"),
+            "a\\u{a}b\\u{2028}c\\u{2029}d"
+        );
     }
 
     #[test]
