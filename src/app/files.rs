@@ -84,14 +84,13 @@ pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>> {
     match scheme {
         "file" => {
             let dir = if rest.is_empty() { "." } else { rest };
-            // What the directory refuses is the machine's doing, not the URL's (`Unavailable`,
-            // as a SQLite file that cannot be opened): `Invalid` is only a URL's form.
-            let unavailable = |m: String| Error::Unavailable(format!("object store: {m}"));
-            std::fs::create_dir_all(dir).map_err(|e| {
-                unavailable(format!("cannot create the object directory {dir:?}: {e}"))
-            })?;
+            // What the directory refuses is the machine's doing, not the URL's: `Invalid` is
+            // only a URL's form.
+            let refused = Error::ObjectStore;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| refused(format!("cannot create the object directory {dir:?}: {e}")))?;
             let fs = LocalFileSystem::new_with_prefix(dir)
-                .map_err(|e| unavailable(format!("cannot use {dir:?} as an object store: {e}")))?
+                .map_err(|e| refused(format!("cannot use {dir:?} as an object store: {e}")))?
                 // Removes a deleted file's empty parent directories (up to the root), so the
                 // directories of deleted tablos do not pile up.
                 .with_automatic_cleanup(true);
