@@ -1240,6 +1240,37 @@ async fn sqlite_metrics_add_up_queues_that_read_the_same() {
 }
 
 backend_case! {
+    /// Args nested as deep as porter reads back (127 levels) are taken over HTTP as from the
+    /// CLI; deeper ones get the store's clear 422, however deep. The request's own object took
+    /// one of serde_json's 128 levels, so 127 was a 400 "recursion limit exceeded" (found by
+    /// review), and so was anything deeper.
+    async fn args_nested_to_the_limit_are_taken_and_deeper_ones_refused_clearly(db: TestDb) {
+        let app = app(&db, HttpConfig::default()).await;
+        let post = |levels: usize| {
+            // Args of `levels` levels: an object (noop's args are one) around arrays.
+            let inner = levels - 1;
+            let body = format!(r#"{{"kind":"noop","args":{{"a":{}{}}}}}"#, "[".repeat(inner), "]".repeat(inner));
+            req(Method::POST, "/admin/jobs")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body))
+                .unwrap()
+        };
+        let (status, body) = send_json(&app, post(127)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        for levels in [128, 129, 300, 100_000] {
+            let (status, body) = send_json(&app, post(levels)).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{levels}: {body}");
+            assert!(body["error"].as_str().unwrap().contains("127 levels"), "{levels}: {body}");
+        }
+        // Brackets inside strings (an escaped quote among them) are text, not nesting.
+        let text = json!({"kind": "noop", "args": {"a": format!("\"{}", "[{".repeat(1000))}});
+        let (status, body) = send_json(&app, json_post("/admin/jobs", &text, &[])).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(job_count(db.store.as_ref()).await, 2);
+    }
+}
+
+backend_case! {
     /// Args over 1 MiB (as JSON) are refused with a clear 422 even when the body limit lets
     /// them through; the store refuses them too, before anything is written.
     async fn args_over_the_maximum_are_refused(db: TestDb) {

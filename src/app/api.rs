@@ -12,6 +12,7 @@
 //! status codes of its own beyond what the trait asks for), and what happens when a job is
 //! inserted ([`Tablos::on_insert`], for its metrics).
 
+use crate::store::MAX_JSON_DEPTH;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -122,7 +123,58 @@ pub fn json_body<T: serde::de::DeserializeOwned, E: ApiError>(
         ));
     }
     let body = body?;
-    serde_json::from_slice(&body).map_err(E::from_json)
+    // serde_json's own limit (128 levels) counted the request's object, so args of exactly
+    // MAX_JSON_DEPTH levels, which the store and the CLI take, were a 400 "recursion limit
+    // exceeded". Bodies are read without that limit instead, once their nesting is known to be
+    // no deeper than any request porter takes: args or metadata one level deeper still reach
+    // the store's clear refusal, and anything deeper gets the same words here.
+    if !nests_within(&body, MAX_BODY_DEPTH) {
+        return Err(Error::invalid(
+            "JSON body",
+            format!(
+                "nests arrays and objects more than {MAX_BODY_DEPTH} levels deep: args and metadata nest at most {MAX_JSON_DEPTH} levels deep, as deep as porter reads back"
+            ),
+        )
+        .into());
+    }
+    let mut reader = serde_json::Deserializer::from_slice(&body);
+    reader.disable_recursion_limit();
+    let value = T::deserialize(&mut reader).map_err(E::from_json)?;
+    reader.end().map_err(E::from_json)?;
+    Ok(value)
+}
+
+/// The deepest JSON body read: a request's object, its args or metadata at most
+/// [`MAX_JSON_DEPTH`] levels deep, and one level more (which the store refuses by name).
+const MAX_BODY_DEPTH: usize = MAX_JSON_DEPTH + 2;
+
+/// Whether JSON text nests arrays and objects at most `limit` levels deep (strings skipped;
+/// malformed text is left to the parser).
+fn nests_within(text: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 async fn create_tablo<E: ApiError>(
