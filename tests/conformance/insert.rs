@@ -80,6 +80,22 @@ backend_case! {
 }
 
 backend_case! {
+    /// A due time in a leap second (RFC 3339 allows second 60; chrono keeps it) is stored as
+    /// the next second's start on both backends: SQLite wrote `…:34:60.500Z`, which its own
+    /// date functions do not read and which sorts before `…:35:00`, while PostgreSQL stored
+    /// `…:35:00.500Z` (found by review).
+    async fn a_due_time_in_a_leap_second_is_stored_alike(db: TestDb) {
+        let s = &*db.store;
+        let at = chrono::DateTime::parse_from_rfc3339("2030-06-30T12:34:60.5Z").unwrap().with_timezone(&Utc);
+        let job = insert(s, job_with("noop", InsertOpts { scheduled_at: Some(at), ..Default::default() })).await;
+        let read = s.job_get(job.id).await.unwrap().unwrap();
+        let want = chrono::DateTime::parse_from_rfc3339("2030-06-30T12:35:00.5Z").unwrap().with_timezone(&Utc);
+        assert_eq!(read.scheduled_at, want);
+        assert_eq!(read.scheduled_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "2030-06-30T12:35:00.500Z");
+    }
+}
+
+backend_case! {
     async fn insert_many_keeps_order(db: TestDb) {
         let s = &*db.store;
         let params: Vec<_> = (0..250)

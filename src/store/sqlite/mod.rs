@@ -727,8 +727,12 @@ impl WalWrites {
 
 // ---- row mapping --------------------------------------------------------------------------
 
-/// Formats a time the way the SQLite schema stores it.
+/// Formats a time the way the SQLite schema stores it. A time in a leap second (chrono's
+/// second 60, which RFC 3339 allows) is the next second's start, as PostgreSQL stores it:
+/// written as it is, `…:34:60.500Z` is no time SQLite's date functions read, and it sorts
+/// before `…:35:00`.
 pub fn fmt_time(t: DateTime<Utc>) -> String {
+    let t = DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t);
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
