@@ -12,7 +12,6 @@
 //! status codes of its own beyond what the trait asks for), and what happens when a job is
 //! inserted ([`Tablos::on_insert`], for its metrics).
 
-use crate::store::MAX_JSON_DEPTH;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -31,7 +30,7 @@ use object_store::ObjectStore;
 
 use crate::app::store::TabloStore;
 use crate::error::Error;
-use crate::store::InsertResult;
+use crate::store::{InsertResult, MAX_JSON_DEPTH};
 
 /// Longest tablo name.
 const MAX_TABLO_NAME: usize = 200;
