@@ -1262,11 +1262,23 @@ backend_case! {
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{levels}: {body}");
             assert!(body["error"].as_str().unwrap().contains("127 levels"), "{levels}: {body}");
         }
-        // Brackets inside strings (an escaped quote among them) are text, not nesting.
-        let text = json!({"kind": "noop", "args": {"a": format!("\"{}", "[{".repeat(1000))}});
-        let (status, body) = send_json(&app, json_post("/admin/jobs", &text, &[])).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        assert_eq!(job_count(db.store.as_ref()).await, 2);
+        // Brackets inside strings are text, not nesting: after an escaped quote, after an
+        // escaped backslash, after `\u0022`, and in a key.
+        let deep = "[{".repeat(1000);
+        for args in [
+            format!(r#"{{"a":"\"{deep}"}}"#),
+            format!(r#"{{"a":"\\{deep}\\"}}"#),
+            format!(r#"{{"a":"\u0022{deep}"}}"#),
+            format!(r#"{{"{deep}":1}}"#),
+        ] {
+            let request = req(Method::POST, "/admin/jobs")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(format!(r#"{{"kind":"noop","args":{args}}}"#)))
+                .unwrap();
+            let (status, body) = send_json(&app, request).await;
+            assert_eq!(status, StatusCode::CREATED, "{args:.40}: {body}");
+        }
+        assert_eq!(job_count(db.store.as_ref()).await, 5);
     }
 }
 

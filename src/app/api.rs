@@ -125,13 +125,14 @@ pub fn json_body<T: serde::de::DeserializeOwned, E: ApiError>(
     // serde_json's own limit (128 levels) counted the request's object, so args of exactly
     // MAX_JSON_DEPTH levels, which the store and the CLI take, were a 400 "recursion limit
     // exceeded". Bodies are read without that limit instead, once their nesting is known to be
-    // no deeper than any request porter takes: args or metadata one level deeper still reach
-    // the store's clear refusal, and anything deeper gets the same words here.
+    // no deeper than any request porter takes: args one level deeper still reach the store's
+    // clear refusal, and anything deeper is refused here in the same words (422, even for a
+    // body that would not have parsed).
     if !nests_within(&body, MAX_BODY_DEPTH) {
         return Err(Error::invalid(
             "JSON body",
             format!(
-                "nests arrays and objects more than {MAX_BODY_DEPTH} levels deep: args and metadata nest at most {MAX_JSON_DEPTH} levels deep, as deep as porter reads back"
+                "nests arrays and objects more than {MAX_BODY_DEPTH} levels deep: porter takes args at most {MAX_JSON_DEPTH} levels deep, as deep as it reads back"
             ),
         )
         .into());
@@ -143,8 +144,8 @@ pub fn json_body<T: serde::de::DeserializeOwned, E: ApiError>(
     Ok(value)
 }
 
-/// The deepest JSON body read: a request's object, its args or metadata at most
-/// [`MAX_JSON_DEPTH`] levels deep, and one level more (which the store refuses by name).
+/// The deepest JSON body read: a request's object, its args at most [`MAX_JSON_DEPTH`] levels
+/// deep, and one level more (which the store refuses by name).
 const MAX_BODY_DEPTH: usize = MAX_JSON_DEPTH + 2;
 
 /// Whether JSON text nests arrays and objects at most `limit` levels deep (strings skipped;

@@ -292,6 +292,8 @@ pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<(
     let metrics_listener = bind_metrics(&args).await?;
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone())?;
+    // Both URLs are read before anything is created (the objects directory, a SQLite file).
+    g.check_url()?;
     let objects = open_objects(g)?;
     let Some(store) = open_store_waiting(g, &shutdown).await? else {
         return Ok(());
@@ -332,6 +334,8 @@ pub(super) async fn web(g: &GlobalArgs, args: WebArgs) -> anyhow::Result<()> {
     let (listener, config) = bind(&args).await?;
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone())?;
+    // Both URLs are read before anything is created (the objects directory, a SQLite file).
+    g.check_url()?;
     let objects = open_objects(g)?;
     let Some(store) = open_store_waiting(g, &shutdown).await? else {
         return Ok(());
@@ -359,6 +363,8 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
     config.periodic = runtime_config.periodic.clone();
     let shutdown = Shutdown::new();
     on_signals(shutdown.clone())?;
+    // Both URLs are read before anything is created (the objects directory, a SQLite file).
+    g.check_url()?;
     let objects = open_objects(g)?;
     let Some(store) = open_store_waiting(g, &shutdown).await? else {
         return Ok(());
@@ -391,6 +397,8 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
 }
 
 pub(super) async fn cleanup_orphans(g: &GlobalArgs, args: CleanupArgs) -> anyhow::Result<()> {
+    // Both URLs are read before anything is created (the objects directory, a SQLite file).
+    g.check_url()?;
     let objects = open_objects(g)?;
     let store = open_store(g).await?;
     let config = CleanupConfig {

@@ -728,9 +728,9 @@ impl WalWrites {
 // ---- row mapping --------------------------------------------------------------------------
 
 /// Formats a time the way the SQLite schema stores it. A time in a leap second (chrono's
-/// second 60, which RFC 3339 allows) is the next second's start, as PostgreSQL stores it:
-/// written as it is, `…:34:60.500Z` is no time SQLite's date functions read, and it sorts
-/// before `…:35:00`.
+/// second 60, which RFC 3339 allows) is taken into the next second, its fraction kept
+/// (`…:34:60.500Z` is `…:35:00.500Z`), as PostgreSQL stores it: written as it is, it is no
+/// time SQLite's date functions read, and it sorts before `…:35:00`.
 pub fn fmt_time(t: DateTime<Utc>) -> String {
     let t = DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t);
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
