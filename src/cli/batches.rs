@@ -5,7 +5,7 @@ use clap::Subcommand;
 use super::{open_client, output, GlobalArgs};
 use crate::batch::BatchRow;
 use crate::error::Error;
-use crate::http::listing::{newest_first, LIST_BYTES_BUDGET};
+use crate::http::listing::{batches_page, LIST_BYTES_BUDGET};
 use crate::job::JobState;
 
 /// `porter batches ...`
@@ -61,14 +61,8 @@ pub(super) async fn run(g: &GlobalArgs, cmd: BatchesCommand) -> anyhow::Result<(
             json,
         } => {
             let client = open_client(g).await?;
-            let (list, next_before_id) = newest_first(
-                limit,
-                LIST_BYTES_BUDGET,
-                before_id,
-                |b: &BatchRow| b.id,
-                |before_id, want| client.batches(before_id, Some(want)),
-            )
-            .await?;
+            let (list, next_before_id) =
+                batches_page(&client, limit, LIST_BYTES_BUDGET, before_id).await?;
             if json {
                 return output::print_json(&serde_json::json!({
                     "batches": list,

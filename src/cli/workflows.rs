@@ -4,7 +4,7 @@ use clap::Subcommand;
 
 use super::{open_client, output, GlobalArgs};
 use crate::error::Error;
-use crate::http::listing::{newest_first, LIST_BYTES_BUDGET};
+use crate::http::listing::{workflows_page, LIST_BYTES_BUDGET};
 use crate::job::JobState;
 use crate::workflow::{WorkflowDetail, WorkflowRow};
 
@@ -59,14 +59,8 @@ pub(super) async fn run(g: &GlobalArgs, cmd: WorkflowsCommand) -> anyhow::Result
             json,
         } => {
             let client = open_client(g).await?;
-            let (list, next_before_id) = newest_first(
-                limit,
-                LIST_BYTES_BUDGET,
-                before_id,
-                |w: &WorkflowRow| w.id,
-                |before_id, want| client.workflows(before_id, Some(want)),
-            )
-            .await?;
+            let (list, next_before_id) =
+                workflows_page(&client, limit, LIST_BYTES_BUDGET, before_id).await?;
             if json {
                 return output::print_json(&serde_json::json!({
                     "workflows": list,

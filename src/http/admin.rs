@@ -16,7 +16,7 @@ use super::{auth, AppError, AppState};
 use crate::app::api::json_body;
 use crate::error::Error;
 use crate::job::{validate_name, InsertOpts, JobRow, JobState};
-use crate::store::{BatchRow, JobInsertParams, JobListParams, QueueRow, WorkflowRow};
+use crate::store::{JobInsertParams, JobListParams, QueueRow};
 
 pub(super) fn routes(state: AppState) -> axum::Router<AppState> {
     Router::new()
@@ -345,41 +345,16 @@ async fn cancel_job(
 }
 
 /// `GET /admin/workflows?limit=&before_id=`: `{"workflows": [...], "next_before_id"}`, newest
-/// first ([`rows_page`]): a workflow's name may be 255 control characters, 1.5 KB as JSON.
+/// first ([`listing::workflows_page`]): a workflow's name may be 255 control characters, 1.5 KB
+/// as JSON.
 async fn list_workflows(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, AppError> {
-    let client = &state.client;
-    rows_page(
-        &state,
-        query,
-        "workflows",
-        |w: &WorkflowRow| w.id,
-        |before_id, want| client.workflows(before_id, Some(want)),
-    )
-    .await
-}
-
-/// A page of a listing other than the jobs' as `{KEY: [...], "next_before_id"}`, newest first,
-/// bounded in bytes as the job listing is ([`listing::newest_first`]), from the `limit` and
-/// `before_id` of `query`.
-async fn rows_page<T, Read, Rows>(
-    state: &AppState,
-    query: Option<String>,
-    key: &str,
-    id: impl Fn(&T) -> i64,
-    read: Read,
-) -> Result<Json<Value>, AppError>
-where
-    T: Serialize,
-    Read: FnMut(Option<i64>, u32) -> Rows,
-    Rows: std::future::Future<Output = crate::error::Result<Vec<T>>>,
-{
     let (before_id, limit) = page_query(query)?;
-    let (rows, next) =
-        listing::newest_first(limit, state.config.max_list_bytes, before_id, id, read).await?;
-    Ok(Json(json!({ key: rows, "next_before_id": next })))
+    let budget = state.config.max_list_bytes;
+    let (rows, next) = listing::workflows_page(&state.client, limit, budget, before_id).await?;
+    Ok(Json(json!({ "workflows": rows, "next_before_id": next })))
 }
 
 /// A listing's `limit`: a whole number of at least 1 (more than
@@ -549,20 +524,15 @@ async fn cancel_workflow(
 }
 
 /// `GET /admin/batches?limit=&before_id=`: `{"batches": [...], "next_before_id"}`, newest
-/// first, as `porter batches list --json` prints them ([`rows_page`]).
+/// first, as `porter batches list --json` prints them ([`listing::batches_page`]).
 async fn list_batches(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, AppError> {
-    let client = &state.client;
-    rows_page(
-        &state,
-        query,
-        "batches",
-        |b: &BatchRow| b.id,
-        |before_id, want| client.batches(before_id, Some(want)),
-    )
-    .await
+    let (before_id, limit) = page_query(query)?;
+    let budget = state.config.max_list_bytes;
+    let (rows, next) = listing::batches_page(&state.client, limit, budget, before_id).await?;
+    Ok(Json(json!({ "batches": rows, "next_before_id": next })))
 }
 
 /// `GET /admin/batches/{id}`: the batch, its members by state and its callback.

@@ -1,7 +1,7 @@
 //! Listings bounded in bytes as well as rows: `GET /admin/jobs`, `GET /admin/failed`, the
 //! dashboard's job tables, `porter jobs list` and `porter list-failed-jobs` all list through
-//! [`list_jobs`]; `GET /admin/workflows`, `GET /admin/batches` and `GET /admin/queues` (by
-//! name, `after` and `next_after`) page through `page` as it does.
+//! [`list_jobs`]; workflows and batches list through [`workflows_page`] and [`batches_page`],
+//! and `GET /admin/queues` (by name, `after` and `next_after`) pages through `page` as they do.
 //!
 //! * In a list, a job's args (and metadata) over [`LIST_ARGS_MAX_BYTES`] as JSON are replaced
 //!   by a marker object, `{"truncated": true, "bytes": N}` (N: their full size), so the list
@@ -17,10 +17,12 @@
 
 use serde::Serialize;
 
+use crate::batch::BatchRow;
 use crate::client::Client;
 use crate::error::Result;
 use crate::job::JobRow;
 use crate::store::{json_size, JobListParams};
+use crate::workflow::WorkflowRow;
 
 /// Args (or metadata) larger than this, as JSON, are shown in lists as a marker: 2 KiB.
 pub const LIST_ARGS_MAX_BYTES: usize = 2048;
@@ -113,12 +115,45 @@ pub async fn list_jobs(client: &Client, params: JobListParams, budget: usize) ->
     })
 }
 
-/// A page of a listing other than the jobs' (workflows, batches), newest first, bounded in
-/// bytes as the job listing is: at most `limit` rows (100 by default, as every listing), read
-/// `read(before_id, rows)` [`FETCH_ROWS`] at a time, and where the next page starts when more
-/// may follow. `GET /admin/workflows` and `GET /admin/batches` list through it, and so do
-/// `porter workflows list` and `porter batches list`.
-pub async fn newest_first<T, Read, Rows>(
+/// A page of workflows, newest first, bounded in bytes as the job listing is: at most `limit`
+/// (100 by default, as every listing), and where the next page starts when more may follow.
+/// `GET /admin/workflows`, `/dashboard/workflows` and `porter workflows list` list through it.
+pub async fn workflows_page(
+    client: &Client,
+    limit: Option<u32>,
+    budget: usize,
+    before_id: Option<i64>,
+) -> Result<(Vec<WorkflowRow>, Option<i64>)> {
+    newest_first(
+        limit,
+        budget,
+        before_id,
+        |w: &WorkflowRow| w.id,
+        |before, want| client.workflows(before, Some(want)),
+    )
+    .await
+}
+
+/// A page of batches as [`workflows_page`] gives workflows: `GET /admin/batches`,
+/// `/dashboard/batches` and `porter batches list`.
+pub async fn batches_page(
+    client: &Client,
+    limit: Option<u32>,
+    budget: usize,
+    before_id: Option<i64>,
+) -> Result<(Vec<BatchRow>, Option<i64>)> {
+    newest_first(
+        limit,
+        budget,
+        before_id,
+        |b: &BatchRow| b.id,
+        |before, want| client.batches(before, Some(want)),
+    )
+    .await
+}
+
+/// A page of a listing newest first by id, read [`FETCH_ROWS`] at a time ([`page`]).
+async fn newest_first<T, Read, Rows>(
     limit: Option<u32>,
     budget: usize,
     before_id: Option<i64>,

@@ -51,18 +51,13 @@ pub(super) async fn list(
         Err(refused) => return *refused,
     };
     // Bounded in bytes as `GET /admin/batches` is: another program's kinds can be long.
-    let (batches, next) = match listing::newest_first(
-        Some(BATCHES_SHOWN),
-        state.config.max_list_bytes,
-        paging.before_id,
-        |b: &BatchRow| b.id,
-        |before_id, want| state.client.batches(before_id, Some(want)),
-    )
-    .await
-    {
-        Ok(page) => page,
-        Err(e) => return fail(&state, e),
-    };
+    let budget = state.config.max_list_bytes;
+    let shown = Some(BATCHES_SHOWN);
+    let (batches, next) =
+        match listing::batches_page(&state.client, shown, budget, paging.before_id).await {
+            Ok(page) => page,
+            Err(e) => return fail(&state, e),
+        };
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let url = paging.url();
     let body = html! {

@@ -34,7 +34,7 @@ use super::{
 };
 use crate::http::listing;
 use crate::job::JobState;
-use crate::workflow::{StepPage, WorkflowDetail, WorkflowRow, WorkflowStep};
+use crate::workflow::{StepPage, WorkflowDetail, WorkflowStep};
 
 /// Workflows listed a page.
 pub const WORKFLOWS_SHOWN: u32 = 50;
@@ -129,18 +129,13 @@ pub(super) async fn list(
         Err(refused) => return *refused,
     };
     // Bounded in bytes as `GET /admin/workflows` is: another program's names can be long.
-    let (workflows, next) = match listing::newest_first(
-        Some(WORKFLOWS_SHOWN),
-        state.config.max_list_bytes,
-        paging.before_id,
-        |w: &WorkflowRow| w.id,
-        |before_id, want| state.client.workflows(before_id, Some(want)),
-    )
-    .await
-    {
-        Ok(page) => page,
-        Err(e) => return fail(&state, e),
-    };
+    let budget = state.config.max_list_bytes;
+    let shown = Some(WORKFLOWS_SHOWN);
+    let (workflows, next) =
+        match listing::workflows_page(&state.client, shown, budget, paging.before_id).await {
+            Ok(page) => page,
+            Err(e) => return fail(&state, e),
+        };
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let url = paging.url();
     let body = html! {
