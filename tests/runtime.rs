@@ -688,6 +688,8 @@ backend_case! {
             "put back without using an attempt: {row:?}"
         );
         assert!(row.attempt < row.max_attempts);
+        // Its worker never had it, so it never started.
+        assert!(row.errors[0].unstarted, "put back as never started: {row:?}");
         shutdown.soft.cancel();
         task.await.unwrap().unwrap();
     }
@@ -715,10 +717,11 @@ fn gated_worker(
 
 /// Runs `job` on a worker (lease 1.5 s, no maintenance) whose completions are refused, until
 /// the reconcile put the job back (an entry in its history); completions work again after.
+/// Answers the gated store too.
 async fn unrecorded_completion_put_back<A: porter::JobArgs>(
     db: &crate::common::TestDb,
     job: &A,
-) -> (i64, Running) {
+) -> (Arc<crate::chaos_gated_store::GatedStore>, i64, Running) {
     let (gated, workers, cfg) = gated_worker(db, &[("default", 5)], Duration::from_millis(1500));
     gated.fail_completions(true);
     let rt = start(gated.store(), workers, cfg);
@@ -734,7 +737,7 @@ async fn unrecorded_completion_put_back<A: porter::JobArgs>(
     })
     .await;
     gated.fail_completions(false);
-    (id, rt)
+    (gated, id, rt)
 }
 
 backend_case! {
@@ -742,9 +745,11 @@ backend_case! {
     /// retries, as on a full disk) does not leave its job `running` under a live worker: the
     /// reconcile puts it back, and it runs again (at-least-once) once writes work.
     async fn reconcile_puts_back_a_completion_that_was_not_recorded(db: TestDb) {
-        let (id, rt) = unrecorded_completion_put_back(&db, &porter::jobs::Noop {}).await;
+        let (_, id, rt) = unrecorded_completion_put_back(&db, &porter::jobs::Noop {}).await;
         let row = wait_state(&db.store, id, JobState::Completed).await;
         assert!(row.attempt >= 2, "ran again: {row:?}");
+        // It ran, and its history says so.
+        assert!(row.errors.iter().all(|e| !e.unstarted), "put back as started: {row:?}");
         rt.stop().await;
         assert_eq!(
             db.store.job_counts().await.unwrap().total[&JobState::Running],
@@ -761,8 +766,19 @@ backend_case! {
     /// next reconcile look at all of the worker's running jobs.
     async fn reconcile_puts_back_a_long_job_whose_completion_was_not_recorded(db: TestDb) {
         // Runs 4 s: past two leases (3 s) since reconciles that went through.
-        let (_, rt) = unrecorded_completion_put_back(&db, &porter::jobs::Sleep { ms: 4_000 }).await;
+        let (gated, id, rt) =
+            unrecorded_completion_put_back(&db, &porter::jobs::Sleep { ms: 4_000 }).await;
+        wait_state(&db.store, id, JobState::Completed).await;
+        // Put back, it is settled: the reconciles after the next look only at recent claims
+        // again. (One may have begun before the put-back was settled.)
+        let done = gated.listings().len();
+        eventually("three reconciles since", || async { gated.listings().len() >= done + 3 }).await;
+        let looked = gated.listings()[done + 1..].to_vec();
         rt.stop().await;
+        assert!(
+            looked.iter().all(|since| *since > chrono::DateTime::UNIX_EPOCH),
+            "no lookup of all once the stray was put back: {looked:?}"
+        );
     }
 }
 
@@ -1813,7 +1829,10 @@ backend_case! {
     /// A claim whose reply is held up past an eighth of the lease lets the reconcile compare
     /// meanwhile, and the reconcile finds the claim's job running under this worker, unknown
     /// to it: a stray, which it puts back. When the reply comes, that job is given back, not
-    /// started: started, it ran from the late reply and again from the next claim.
+    /// started: started, it ran from the late reply and again from the next claim. The entry
+    /// the reconcile leaves says the job never started: only a job whose outcome this worker
+    /// gave up on may have. (It said "may have started" of every stray: a failed CI run of
+    /// 5 Dec, where a reconcile came between a late claim's commit and its reply.)
     async fn a_job_a_reconcile_put_back_during_a_late_claim_runs_once(db: TestDb) {
         let (gated, counter, workers, cfg, id) = late_claim_runtime(&db).await;
         gated.stall_claim_replies(Some("default"));
@@ -1829,6 +1848,11 @@ backend_case! {
         rt.stop().await;
         let runs = counter.runs.lock().unwrap().get(&id).copied();
         assert_eq!(runs, Some(1), "ran once");
+        let row = db.store.job_get(id).await.unwrap().unwrap();
+        assert!(
+            !row.errors.is_empty() && row.errors.iter().all(|e| e.unstarted),
+            "put back as never started: {row:?}"
+        );
     }
 }
 

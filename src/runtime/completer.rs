@@ -168,8 +168,7 @@ async fn run(sh: Shared, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 error!(panic = %message, jobs = written.len(), "writing a batch of completions panicked; the reconcile puts its jobs back");
                 batch.clear();
                 ended.clear();
-                sh.owned.remove_all(&written);
-                sh.owned.unwritten();
+                sh.owned.give_up(&written);
             }
         }
         // Written (or given up on): the held permits are free for new claims.
@@ -235,9 +234,10 @@ async fn write_batch(
     // Written, fenced off or given up on: no longer this worker's to hold. A job whose
     // completion was given up on is still `running` here, and the reconcile puts it
     // back (at-least-once: it runs again).
-    sh.owned.remove_all(&written);
     if unwritten {
-        sh.owned.unwritten();
+        sh.owned.give_up(&written);
+    } else {
+        sh.owned.remove_all(&written);
     }
     if let Some(ctx) = &ctx {
         for (order, claim) in orders.into_iter().zip(claims) {

@@ -453,12 +453,18 @@ where
     // Written, fenced off or given up on: no longer this worker's to hold. One given up on is
     // still `running` here, and the reconcile puts it back (it looks at all the worker's jobs
     // next time); one fenced off is no longer this attempt's, and leaves no stray.
-    ctx.owned.remove_all(&[(row.id, row.attempt)]);
+    let job = [(row.id, row.attempt)];
     match written {
-        Ok(row) => Some(row),
-        Err(Unwritten::Fenced) => None,
+        Ok(row) => {
+            ctx.owned.remove_all(&job);
+            Some(row)
+        }
+        Err(Unwritten::Fenced) => {
+            ctx.owned.remove_all(&job);
+            None
+        }
         Err(Unwritten::GivenUp) => {
-            ctx.owned.unwritten();
+            ctx.owned.give_up(&job);
             None
         }
     }

@@ -366,54 +366,103 @@ impl Strays {
 }
 
 /// The jobs a worker holds, by (id, attempt): from its claim until their outcome is written,
-/// fenced off, or given up on.
+/// fenced off, or given up on; and those whose outcome it gave up on, until a reconcile has put
+/// them back or found them no longer running under this worker.
 #[derive(Debug, Default)]
 pub(crate) struct Owned {
-    jobs: std::sync::Mutex<std::collections::HashSet<(i64, i32)>>,
-    /// An outcome was given up on since the last full reconcile: its job may still be
-    /// `running` here however long ago it was claimed. (One fenced off leaves no stray.)
-    unwritten: std::sync::atomic::AtomicBool,
+    jobs: std::sync::Mutex<Held>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    /// Claimed, outcome not yet written.
+    running: std::collections::HashSet<(i64, i32)>,
+    /// Outcome given up on: perhaps still `running` here, however long ago it was claimed,
+    /// and perhaps started. The only strays that may have started: any other was claimed by
+    /// a claim whose reply was lost or came late, and never handed to a handler.
+    given_up: std::collections::HashSet<(i64, i32)>,
+    /// A reconcile that looked at all failed: the next one looks at all again.
+    look_again: bool,
+}
+
+/// What a job `running` under this worker is to the reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holding {
+    Held,
+    /// Not held: a stray, to put back. `started` when its outcome was given up on.
+    Stray {
+        started: bool,
+    },
 }
 
 impl Owned {
-    pub(crate) fn insert_all(&self, jobs: impl IntoIterator<Item = (i64, i32)>) {
-        self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(jobs);
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub(crate) fn insert_all(&self, jobs: impl IntoIterator<Item = (i64, i32)>) {
+        self.held().running.extend(jobs);
+    }
+
+    /// Jobs whose outcome was written or fenced off: no longer held, and no stray.
     pub(crate) fn remove_all(&self, jobs: &[(i64, i32)]) {
-        let mut owned = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.held();
         for job in jobs {
-            owned.remove(job);
+            held.running.remove(job);
         }
     }
 
-    /// Jobs just removed did not have their outcome written: the next reconcile looks at all
-    /// of this worker's running jobs, not only those claimed lately. Called after the removal,
-    /// so that a reconcile that takes this finds them no longer held.
-    pub(crate) fn unwritten(&self) {
-        self.unwritten
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+    /// Jobs whose outcome was given up on: no longer held, and perhaps still `running` here,
+    /// started, for the reconcile to put back. The next reconcile looks at all of this worker's
+    /// running jobs, not only those claimed lately. (Moved in one step, so that a reconcile
+    /// never finds such a job neither held nor given up, which it would take for a claim's.)
+    pub(crate) fn give_up(&self, jobs: &[(i64, i32)]) {
+        let mut held = self.held();
+        for job in jobs {
+            held.running.remove(job);
+            held.given_up.insert(*job);
+        }
     }
 
-    fn take_unwritten(&self) -> bool {
-        self.unwritten
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
+    /// Whether the next reconcile looks at all, and if so the jobs given up on so far; clears
+    /// `look_again`.
+    fn take_look_at_all(&self) -> (bool, Vec<(i64, i32)>) {
+        let mut held = self.held();
+        let all = std::mem::take(&mut held.look_again) || !held.given_up.is_empty();
+        (all, held.given_up.iter().copied().collect())
+    }
+
+    fn look_again(&self) {
+        self.held().look_again = true;
+    }
+
+    fn holding(&self, id: i64, attempt: i32) -> Holding {
+        let held = self.held();
+        if held.running.contains(&(id, attempt)) {
+            Holding::Held
+        } else {
+            let started = held.given_up.contains(&(id, attempt));
+            Holding::Stray { started }
+        }
+    }
+
+    /// Jobs given up on that are no longer `running` here at that attempt: put back, or
+    /// found ended or rescued.
+    fn settled(&self, jobs: impl IntoIterator<Item = (i64, i32)>) {
+        let mut held = self.held();
+        for job in jobs {
+            held.given_up.remove(&job);
+        }
     }
 
     /// The ids of the jobs it holds.
     pub(crate) fn ids(&self) -> Vec<i64> {
-        let owned = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        owned.iter().map(|(id, _)| *id).collect()
+        self.held().running.iter().map(|(id, _)| *id).collect()
     }
 
-    fn contains(&self, id: i64, attempt: i32) -> bool {
-        self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&(id, attempt))
+    /// How many jobs it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.held().running.len()
     }
 }
 
@@ -421,28 +470,32 @@ impl Owned {
 const RECONCILED: &str = "running under this worker, which was not running it; put back";
 
 /// Reconciles what the database says this worker runs with what it really runs (issue 11.9,
-/// 11.10): jobs `running` under its id that it does not hold (a claim whose reply was lost,
-/// an outcome it gave up recording) are put back (fenced, no attempt used), instead of
-/// waiting for stuck rescue. Returns how many it put back.
+/// 11.10): jobs `running` under its id that it does not hold (a claim whose reply was lost
+/// or came late, an outcome it gave up recording) are put back (fenced, no attempt used),
+/// instead of waiting for stuck rescue. Returns how many it put back. Only a job whose outcome
+/// was given up on may have started; the others are put back as never started.
 ///
-/// Unless `all` (at shutdown) or an outcome went unwritten since the last reconcile that
-/// looked at all, it looks only at jobs claimed since two leases before the last reconcile
-/// that went through: a lost claim reply makes a stray from its claim on, and one claimed
-/// earlier was running under this worker then, and was found. So the lookup reads a bounded
-/// range of the index however many jobs the worker ran, also while a transaction held open
-/// elsewhere keeps their entries in it (Postgres): walking them all made each heartbeat late
-/// and the worker stop claiming. An outcome given up on makes a stray only when the job ends,
-/// however long ago it was claimed: then the next reconcile looks at all.
+/// Unless `all` (at shutdown) or an outcome was given up on and not yet settled, it looks only
+/// at jobs claimed since two leases before the last reconcile that went through: a lost claim
+/// reply makes a stray from its claim on, and one claimed earlier was running under this
+/// worker then, and was found. So the lookup reads a bounded range of the index however many
+/// jobs the worker ran, also while a transaction held open elsewhere keeps their entries in
+/// it (Postgres): walking them all made each heartbeat late and the worker stop claiming. An
+/// outcome given up on makes a stray only when the job ends, however long ago it was claimed:
+/// then reconciles look at all until one has put it back or found it no longer running here.
 async fn reconcile(ctx: &Ctx, all: bool) -> Result<usize> {
-    let all = ctx.owned.take_unwritten() || all;
-    let looked = reconcile_since(ctx, all).await;
+    let (given_up, before) = ctx.owned.take_look_at_all();
+    let all = given_up || all;
+    let looked = reconcile_since(ctx, all, before).await;
     if looked.is_err() && all {
-        ctx.owned.unwritten();
+        ctx.owned.look_again();
     }
     looked
 }
 
-async fn reconcile_since(ctx: &Ctx, all: bool) -> Result<usize> {
+/// [`reconcile`]; `given_up` are the jobs given up on before it began (it looks at all when
+/// there are any).
+async fn reconcile_since(ctx: &Ctx, all: bool, given_up: Vec<(i64, i32)>) -> Result<usize> {
     let margin =
         chrono::Duration::from_std(ctx.config.lease * 2).unwrap_or(chrono::Duration::days(1));
     let last = *ctx.reconciled.lock().unwrap_or_else(|p| p.into_inner());
@@ -454,26 +507,35 @@ async fn reconcile_since(ctx: &Ctx, all: bool) -> Result<usize> {
     let strays: Vec<_> = {
         let _no_claims = ctx.claiming.write().await;
         let listed = ctx.store.job_list_running(&ctx.identity.id, since).await?;
+        // Given up on before the lookup began and not in it: ended or rescued meanwhile, and
+        // never `running` here at that attempt again.
+        let running: std::collections::HashSet<(i64, i32)> =
+            listed.iter().map(|f| (f.id, f.attempt)).collect();
+        ctx.owned
+            .settled(given_up.into_iter().filter(|job| !running.contains(job)));
         let strays: Vec<_> = listed
             .into_iter()
-            .filter(|f| !ctx.owned.contains(f.id, f.attempt))
+            .filter_map(|f| match ctx.owned.holding(f.id, f.attempt) {
+                Holding::Held => None,
+                Holding::Stray { started } => Some((f, started)),
+            })
             .collect();
         // (A lookup that failed puts nothing back, so it has nothing to record.)
-        ctx.strays.record(strays.iter().map(|f| (f.id, f.attempt)));
+        ctx.strays
+            .record(strays.iter().map(|(f, _)| (f.id, f.attempt)));
         strays
     };
     // A stray's attempt can never become one this worker holds (a new claim counts a new
     // attempt), so putting it back needs no lock.
     let mut put_back = 0;
-    for fence in strays {
+    for (fence, started) in strays {
+        let job = (fence.id, fence.attempt);
         match ctx
             .store
             .job_release(JobReleaseParams {
                 fence: fence.clone(),
                 reason: RECONCILED.to_string(),
-                // A lost claim's reply never started it, but an outcome given up on did: which
-                // one a stray is cannot be told here, so it counts as started.
-                started: true,
+                started,
             })
             .await
         {
@@ -484,6 +546,7 @@ async fn reconcile_since(ctx: &Ctx, all: bool) -> Result<usize> {
             Err(Error::Fenced { .. }) => {} // it finished or was rescued meanwhile
             Err(e) => return Err(e),
         }
+        ctx.owned.settled([job]);
     }
     *ctx.reconciled.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
     Ok(put_back)
@@ -773,7 +836,7 @@ impl Runtime {
                 give_up.cancelled().await;
                 tokio::time::sleep(ABANDON_GRACE).await;
             } => {
-                let running = ctx.owned.jobs.lock().unwrap_or_else(|p| p.into_inner()).len();
+                let running = ctx.owned.len();
                 tracing::error!(running, "the database took no write in time: exiting with jobs left running under this worker, which other workers' rescuers put back once its lease has passed");
                 return Err(Error::Unavailable(format!(
                     "the shutdown could not write to the database for {:?} after writes were given up on; {running} jobs left running under this worker for a rescuer",
