@@ -168,7 +168,7 @@ async fn run(sh: Shared, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 error!(panic = %message, jobs = written.len(), "writing a batch of completions panicked; the reconcile puts its jobs back");
                 batch.clear();
                 ended.clear();
-                sh.owned.give_up(&written);
+                sh.owned.give_up(&written, true);
             }
         }
         // Written (or given up on): the held permits are free for new claims.
@@ -235,7 +235,7 @@ async fn write_batch(
     // completion was given up on is still `running` here, and the reconcile puts it
     // back (at-least-once: it runs again).
     if unwritten {
-        sh.owned.give_up(&written);
+        sh.owned.give_up(&written, true);
     } else {
         sh.owned.remove_all(&written);
     }

@@ -449,6 +449,24 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,
 {
+    write_as(ctx, row, true, op).await
+}
+
+/// [`write`] for a job whose handler was never called (a give-back of a job claimed ahead):
+/// given up on, the reconcile puts it back as never started.
+pub(super) async fn write_unstarted<F, Fut>(ctx: &Ctx, row: &JobRow, op: F) -> Option<JobRow>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = crate::Result<JobRow>>,
+{
+    write_as(ctx, row, false, op).await
+}
+
+async fn write_as<F, Fut>(ctx: &Ctx, row: &JobRow, started: bool, op: F) -> Option<JobRow>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = crate::Result<JobRow>>,
+{
     let written = write_outcome(row, op, &ctx.hard).await;
     // Written, fenced off or given up on: no longer this worker's to hold. One given up on is
     // still `running` here, and the reconcile puts it back (it looks at all the worker's jobs
@@ -464,7 +482,7 @@ where
             None
         }
         Err(Unwritten::GivenUp) => {
-            ctx.owned.give_up(&job);
+            ctx.owned.give_up(&job, started);
             None
         }
     }

@@ -285,7 +285,8 @@ pub(crate) struct Ctx {
     pub running: canceller::RunningJobs,
     /// When this worker's heartbeat was last recorded.
     pub last_heartbeat: tokio::sync::watch::Sender<tokio::time::Instant>,
-    /// The jobs this worker holds: claimed, outcome not yet written.
+    /// The jobs this worker holds (claimed, outcome not yet written), and those whose outcome
+    /// it gave up on until a reconcile settles them.
     pub owned: Arc<Owned>,
     /// Held (shared) by claims until their jobs are in `owned`, and (exclusively) by the
     /// reconcile while it compares: so it never mistakes a job being claimed for a stray.
@@ -377,10 +378,11 @@ pub(crate) struct Owned {
 struct Held {
     /// Claimed, outcome not yet written.
     running: std::collections::HashSet<(i64, i32)>,
-    /// Outcome given up on: perhaps still `running` here, however long ago it was claimed,
-    /// and perhaps started. The only strays that may have started: any other was claimed by
-    /// a claim whose reply was lost or came late, and never handed to a handler.
-    given_up: std::collections::HashSet<(i64, i32)>,
+    /// Outcome given up on: perhaps still `running` here, however long ago it was claimed;
+    /// `true` when its handler may have run (a give-back of a job claimed ahead was not). The
+    /// only strays that may have started: any other was claimed by a claim whose reply was
+    /// lost or came late, and never handed to a handler.
+    given_up: std::collections::HashMap<(i64, i32), bool>,
     /// A reconcile that looked at all failed: the next one looks at all again.
     look_again: bool,
 }
@@ -389,7 +391,8 @@ struct Held {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Holding {
     Held,
-    /// Not held: a stray, to put back. `started` when its outcome was given up on.
+    /// Not held: a stray, to put back. `started` when its outcome was given up on after its
+    /// handler may have run.
     Stray {
         started: bool,
     },
@@ -413,14 +416,15 @@ impl Owned {
     }
 
     /// Jobs whose outcome was given up on: no longer held, and perhaps still `running` here,
-    /// started, for the reconcile to put back. The next reconcile looks at all of this worker's
-    /// running jobs, not only those claimed lately. (Moved in one step, so that a reconcile
-    /// never finds such a job neither held nor given up, which it would take for a claim's.)
-    pub(crate) fn give_up(&self, jobs: &[(i64, i32)]) {
+    /// for the reconcile to put back, as `started` (their handler may have run) or not. The
+    /// next reconcile looks at all of this worker's running jobs, not only those claimed
+    /// lately. (Moved in one step, so that a reconcile never finds such a job neither held nor
+    /// given up, which it would take for a claim's.)
+    pub(crate) fn give_up(&self, jobs: &[(i64, i32)], started: bool) {
         let mut held = self.held();
         for job in jobs {
             held.running.remove(job);
-            held.given_up.insert(*job);
+            held.given_up.insert(*job, started);
         }
     }
 
@@ -429,7 +433,7 @@ impl Owned {
     fn take_look_at_all(&self) -> (bool, Vec<(i64, i32)>) {
         let mut held = self.held();
         let all = std::mem::take(&mut held.look_again) || !held.given_up.is_empty();
-        (all, held.given_up.iter().copied().collect())
+        (all, held.given_up.keys().copied().collect())
     }
 
     fn look_again(&self) {
@@ -441,7 +445,7 @@ impl Owned {
         if held.running.contains(&(id, attempt)) {
             Holding::Held
         } else {
-            let started = held.given_up.contains(&(id, attempt));
+            let started = held.given_up.get(&(id, attempt)).copied().unwrap_or(false);
             Holding::Stray { started }
         }
     }
@@ -484,9 +488,9 @@ const RECONCILED: &str = "running under this worker, which was not running it; p
 /// outcome given up on makes a stray only when the job ends, however long ago it was claimed:
 /// then reconciles look at all until one has put it back or found it no longer running here.
 async fn reconcile(ctx: &Ctx, all: bool) -> Result<usize> {
-    let (given_up, before) = ctx.owned.take_look_at_all();
-    let all = given_up || all;
-    let looked = reconcile_since(ctx, all, before).await;
+    let (look_at_all, given_up) = ctx.owned.take_look_at_all();
+    let all = look_at_all || all;
+    let looked = reconcile_since(ctx, all, given_up).await;
     if looked.is_err() && all {
         ctx.owned.look_again();
     }
@@ -496,6 +500,8 @@ async fn reconcile(ctx: &Ctx, all: bool) -> Result<usize> {
 /// [`reconcile`]; `given_up` are the jobs given up on before it began (it looks at all when
 /// there are any).
 async fn reconcile_since(ctx: &Ctx, all: bool, given_up: Vec<(i64, i32)>) -> Result<usize> {
+    // Only a lookup of all tells which of them are no longer running here.
+    let all = all || !given_up.is_empty();
     let margin =
         chrono::Duration::from_std(ctx.config.lease * 2).unwrap_or(chrono::Duration::days(1));
     let last = *ctx.reconciled.lock().unwrap_or_else(|p| p.into_inner());

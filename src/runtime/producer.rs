@@ -703,7 +703,7 @@ async fn give_back_rows(ctx: &Ctx, q: &Queue, jobs: Vec<(JobRow, Option<Slot>)>)
         .for_each_concurrent(GIVE_BACK_AT_ONCE, |(row, held)| async move {
             ctx.completer.finished();
             let fence = row.fence();
-            executor::write(ctx, &row, || {
+            executor::write_unstarted(ctx, &row, || {
                 ctx.store.job_release(JobReleaseParams {
                     fence: fence.clone(),
                     reason: GIVEN_BACK.to_string(),

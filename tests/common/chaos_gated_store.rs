@@ -27,6 +27,8 @@ pub struct GatedStore {
     slow_releases: AtomicU64,
     /// `job_release` fails as an unreachable database does (retried by the runtime).
     releases_fail: AtomicBool,
+    /// Gives back of jobs claimed ahead are refused (a conflict, which is not retried).
+    give_backs_refused: AtomicBool,
     /// Claims of this queue wait while it is set (a claim stalled in the database).
     stalled_claims: tokio::sync::watch::Sender<Option<String>>,
     /// The bound (`since`) of each `job_list_running` (the reconcile's lookup), in order.
@@ -58,6 +60,7 @@ impl GatedStore {
             before_bulk: std::sync::Mutex::new(None),
             slow_releases: AtomicU64::new(0),
             releases_fail: AtomicBool::new(false),
+            give_backs_refused: AtomicBool::new(false),
             stalled_claims: tokio::sync::watch::Sender::new(None),
             listings: Default::default(),
             listed: AtomicU64::new(0),
@@ -152,6 +155,12 @@ impl GatedStore {
 
     pub fn listings(&self) -> Vec<DateTime<Utc>> {
         self.listings.lock().unwrap().clone()
+    }
+
+    /// Gives back of jobs claimed ahead (`job_release` with `GIVEN_BACK` as its reason) are
+    /// refused (a conflict, which is not retried) while `refuse` holds.
+    pub fn refuse_give_backs(&self, refuse: bool) {
+        self.give_backs_refused.store(refuse, Ordering::SeqCst);
     }
 
     /// Completions are refused (a conflict, which is not retried) while `fail` holds.
@@ -321,6 +330,13 @@ impl Driver for GatedStore {
         }
         if self.releases_fail.load(Ordering::SeqCst) {
             return Err(injected("release"));
+        }
+        if self.give_backs_refused.load(Ordering::SeqCst)
+            && params.reason == porter::runtime::GIVEN_BACK
+        {
+            return Err(porter::Error::Conflict(
+                "give-back refused (injected)".into(),
+            ));
         }
         self.inner.job_release(params).await
     }
