@@ -1497,8 +1497,9 @@ backend_case! {
 backend_case! {
     /// A tablo name is refused (422, nothing written) when it holds a control character: NUL
     /// would be stored on SQLite and fail PostgreSQL's insert with a 500, and the others
-    /// (newline, escape, DEL, C1) could forge lines wherever the name is printed. Both
-    /// backends answer alike.
+    /// (newline, escape, DEL, C1) could forge lines wherever the name is printed. So is a name
+    /// of invisible characters only, which reads as blank (it was taken, as a name of spaces
+    /// was not). Both backends answer alike.
     async fn tablo_names_with_control_characters_are_refused(db: TestDb) {
         let app = app(&db, HttpConfig::default()).await;
         for name in ["a\u{0}b", "\u{0}", "a\nb", "tab\there", "esc\u{1b}[31m", "del\u{7f}", "c1\u{85}x"] {
@@ -1507,6 +1508,15 @@ backend_case! {
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {body}");
             let error = body["error"].as_str().unwrap_or_default();
             assert!(error.contains("name") && error.contains("control"), "{name:?}: {body}");
+        }
+        // Nothing but invisible characters (zero-width space, byte order mark, word joiner,
+        // soft hyphen, directional marks) and whitespace: a name that reads as blank.
+        for name in ["\u{200b}", "\u{feff}", " \u{200b}\u{feff} ", "\u{2060}", "\u{ad}", "\u{200e}\u{200f}"] {
+            let (status, body) =
+                send_json(&app, json_post("/api/tablos", &json!({ "name": name }), &[])).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {body}");
+            let error = body["error"].as_str().unwrap_or_default();
+            assert!(error.contains("name") && error.contains("visible"), "{name:?}: {body}");
         }
         assert_eq!(db.raw_count("SELECT count(*) FROM tablos").await, 0, "nothing written");
         let (status, body) =

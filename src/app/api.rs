@@ -20,6 +20,7 @@ use axum::routing::{delete, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use uuid::Uuid;
 
 use std::sync::Arc;
@@ -197,6 +198,18 @@ async fn create_tablo<E: ApiError>(
         return Err(Error::invalid(
             "name",
             "a tablo name has no control characters (NUL, newline, tab, escape, ...)",
+        )
+        .into());
+    }
+    // Zero-width spaces, byte order marks, soft hyphens, directional marks (Unicode's format
+    // characters) show nothing: a name of those and spaces reads as blank.
+    if !name
+        .chars()
+        .any(|c| !c.is_whitespace() && c.general_category() != GeneralCategory::Format)
+    {
+        return Err(Error::invalid(
+            "name",
+            "a tablo name has a visible character (not only spaces, zero-width or formatting characters)",
         )
         .into());
     }
