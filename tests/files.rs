@@ -131,6 +131,45 @@ backend_case! {
 
 backend_case! {
     each_object_store;
+    /// A tablo deleted while one of its files uploads: the upload is refused as for an unknown
+    /// tablo, no file row is committed for the tablo that is gone, and its object is deleted.
+    /// (It was answered 201 and committed after the tablo's own cleanup job had run: its row
+    /// and object waited for the hourly pass, or for good without one. Found by review.)
+    async fn an_upload_to_a_tablo_deleted_meanwhile_is_refused_and_leaves_no_file(fx: Fixture) {
+        let gated = Arc::new(FaultyStore::new(fx.objects.clone(), Fault::GatedPut));
+        let tablo = fx.tablos.tablo_insert("going").await.unwrap();
+        let (tablos, objects) = (fx.tablos.clone(), gated.clone());
+        let save = tokio::spawn(async move {
+            porter::app::files::save_tablo_file(
+                tablos.as_ref(),
+                objects.as_ref(),
+                tablo.id,
+                "late.txt",
+                bytes::Bytes::from_static(b"late"),
+            )
+            .await
+        });
+        // The upload has begun (its row is written) and its put waits.
+        common::eventually("the put waits", || async { gated.puts_waiting() == 1 }).await;
+        fx.tablos.tablo_delete_enqueue(tablo.id).await.unwrap().expect("the tablo");
+        gated.open_puts();
+        let saved = save.await.unwrap();
+        assert!(
+            matches!(saved, Err(Error::NotFound { what: "tablo", .. })),
+            "{saved:?}"
+        );
+        assert!(
+            fx.tablos.tablo_file_list(tablo.id).await.unwrap().is_empty(),
+            "no file row"
+        );
+        let prefix = Path::from(format!("tablos/{}", tablo.id));
+        let stored: Vec<_> = futures::StreamExt::collect::<Vec<_>>(fx.objects.list(Some(&prefix))).await;
+        assert!(stored.is_empty(), "no object: {stored:?}");
+    }
+}
+
+backend_case! {
+    each_object_store;
     async fn orphans_are_deleted_and_live_files_and_canaries_are_untouched(fx: Fixture) {
         let (live, live_files) = fx.tablo_with_files(3).await;
         let (a, a_files, _) = fx.orphaned_tablo(4).await;

@@ -220,8 +220,10 @@ pub const UPLOAD_GRACE: Duration = Duration::from_secs(3600);
 /// finds once it is older than [`UPLOAD_GRACE`] and deletes with its object. When the commit
 /// fails, the object is left in place: the commit may have happened (an answer lost on the
 /// way back), and if it did not, the cleanup removes the upload. An unknown tablo is
-/// [`Error::NotFound`]; a tablo deleted meanwhile leaves an orphan file, which the cleanup
-/// handles.
+/// [`Error::NotFound`], and so is a tablo deleted before the commit: the upload is not
+/// committed, and its object is deleted (or, if that fails, removed with the upload by the
+/// cleanup past the grace). A tablo deleted after the commit has the file among those its
+/// cleanup job deletes (on PostgreSQL the delete waits for a commit under way).
 pub async fn save_tablo_file(
     store: &dyn TabloStore,
     objects: &dyn ObjectStore,
@@ -256,6 +258,15 @@ pub async fn save_tablo_file(
     };
     match store.tablo_file_upload_commit(params).await? {
         Some(file) => Ok(file),
+        None if store.tablo_get(tablo_id).await?.is_none() => {
+            // Only this upload knows its key; its row stays for the cleanup should this fail.
+            if let Ok(path) = parse_key(&upload.s3_key) {
+                if let Err(e) = objects.delete(&path).await {
+                    tracing::warn!(error = %e, key = %upload.s3_key, "deleting the object of an upload whose tablo was deleted meanwhile failed; the orphan cleanup removes it past the grace");
+                }
+            }
+            Err(Error::not_found("tablo", tablo_id))
+        }
         None => Err(Error::Conflict(format!(
             "the upload of file {id} was abandoned before it committed; send the file again"
         ))),

@@ -29,6 +29,9 @@ pub enum Fault {
     /// Every put stores its object, then never answers: a request dropped (timed out, its
     /// client gone) right after the object was written.
     HangAfterPut,
+    /// Every put waits until [`FaultyStore::open_puts`] (a slow upload), then stores its
+    /// object.
+    GatedPut,
 }
 
 /// A real store with faulty deletes; see [`Fault`].
@@ -39,6 +42,9 @@ pub struct FaultyStore {
     fail: Mutex<HashSet<Path>>,
     /// The largest batch one `delete_stream` call was given.
     pub max_batch: AtomicUsize,
+    /// Puts waiting for [`Fault::GatedPut`]'s gate.
+    puts_waiting: AtomicUsize,
+    puts: tokio::sync::Semaphore,
 }
 
 impl FaultyStore {
@@ -48,7 +54,20 @@ impl FaultyStore {
             fault,
             fail: Mutex::new(HashSet::new()),
             max_batch: AtomicUsize::new(0),
+            puts_waiting: AtomicUsize::new(0),
+            puts: tokio::sync::Semaphore::new(0),
         }
+    }
+
+    /// How many puts wait at the gate ([`Fault::GatedPut`]).
+    pub fn puts_waiting(&self) -> usize {
+        self.puts_waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets every put through ([`Fault::GatedPut`]).
+    pub fn open_puts(&self) {
+        self.puts
+            .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
     }
 
     /// Deletes of these keys fail from now on ([`Fault::FailChosen`]).
@@ -86,6 +105,11 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
+        if self.fault == Fault::GatedPut {
+            self.puts_waiting
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.puts.acquire().await.expect("the gate stays").forget();
+        }
         let put = self.inner.put_opts(location, payload, opts).await;
         if self.fault == Fault::HangAfterPut {
             return std::future::pending().await;
@@ -136,9 +160,10 @@ impl ObjectStore for FaultyStore {
                     .filter(|p| !failing.contains(*p))
                     .cloned()
                     .collect(),
-                Fault::DeleteThenFail | Fault::DeleteThenAbort | Fault::HangAfterPut => {
-                    paths.clone()
-                }
+                Fault::DeleteThenFail
+                | Fault::DeleteThenAbort
+                | Fault::HangAfterPut
+                | Fault::GatedPut => paths.clone(),
             };
             let inner: Vec<object_store::Result<Path>> = self
                 .inner
@@ -162,7 +187,9 @@ impl ObjectStore for FaultyStore {
                 .into_iter()
                 .map(|p| match self.fault {
                     Fault::FailChosen if failing.contains(&p) => Err(Self::injected(&p)),
-                    Fault::FailChosen | Fault::HangAfterPut => inner.next().expect("answer"),
+                    Fault::FailChosen | Fault::HangAfterPut | Fault::GatedPut => {
+                        inner.next().expect("answer")
+                    }
                     Fault::DeleteThenFail | Fault::DeleteThenAbort => {
                         let _ = inner.next();
                         Err(Self::injected(&p))

@@ -130,7 +130,8 @@ pub trait TabloStore: Send + Sync + 'static {
     async fn tablo_file_upload_begin(&self, file: TabloFileRow) -> Result<()>;
 
     /// Turns an upload into a file of its tablo, in one transaction, unless it was begun
-    /// longer ago than the grace or is gone; returns the file, or `None`.
+    /// longer ago than the grace, is gone, or its tablo is gone (the upload then stays);
+    /// returns the file, or `None`.
     async fn tablo_file_upload_commit(
         &self,
         params: TabloFileUploadCommitParams,
