@@ -76,6 +76,11 @@ impl From<Error> for AppError {
         if status.is_server_error() {
             tracing::warn!(error = %e, "request failed");
         }
+        if let Error::ObjectStore(_) = e {
+            // The store's words name the server's directories (file://), or its S3 endpoint,
+            // bucket and request ids: they stay in the log.
+            return AppError::new(status, "object store error (see the server log)");
+        }
         AppError::new(status, e.to_string())
     }
 }
