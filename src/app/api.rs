@@ -14,7 +14,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
@@ -39,6 +39,11 @@ const MAX_TABLO_NAME: usize = 200;
 /// Called with every job the routes inserted.
 pub type OnInsert = Arc<dyn Fn(&InsertResult) + Send + Sync>;
 
+/// How many uploads have their body read and held at once (each up to the upload limit, 64 MiB
+/// by default: 256 MiB in all); the others wait their turn before theirs is read, each within
+/// the web's request timeout.
+pub const UPLOADS_AT_ONCE: usize = 4;
+
 /// What the routes need: the app's tables, its objects, and a hook for inserted jobs.
 #[derive(Clone)]
 pub struct Tablos {
@@ -48,6 +53,16 @@ pub struct Tablos {
     pub objects: Arc<dyn ObjectStore>,
     /// Called with every job the routes inserted (the cleanup job of a deleted tablo).
     pub on_insert: Option<OnInsert>,
+    /// Uploads reading or holding their body: [`UPLOADS_AT_ONCE`] permits, shared by every
+    /// request of the process (see [`Tablos::upload_permits`]).
+    pub uploads: Arc<tokio::sync::Semaphore>,
+}
+
+impl Tablos {
+    /// The permits for [`Tablos::uploads`]: one set per process, made once.
+    pub fn upload_permits() -> Arc<tokio::sync::Semaphore> {
+        Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE))
+    }
 }
 
 impl std::fmt::Debug for Tablos {
@@ -220,29 +235,39 @@ async fn create_tablo<E: ApiError>(
 async fn upload_file<E: ApiError>(
     State(state): State<Tablos>,
     id: Result<Path<Uuid>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<(StatusCode, Json<Value>), E> {
     let Path(tablo_id) = id?;
-    let name = match headers.get("x-file-name") {
-        None => "",
-        Some(v) => v.to_str().map_err(|_| {
-            Error::invalid(
-                "x-file-name",
-                "must be visible ASCII; percent-encode other characters",
-            )
-        })?,
+    let name = match request.headers().get("x-file-name") {
+        None => String::new(),
+        Some(v) => v
+            .to_str()
+            .map_err(|_| {
+                Error::invalid(
+                    "x-file-name",
+                    "must be visible ASCII; percent-encode other characters",
+                )
+            })?
+            .to_string(),
     };
-    // An unknown tablo is 404 whatever the body (even one over the limit).
+    // An unknown tablo is 404 whatever the body (even one over the limit), which is not read.
     if state.store.tablo_get(tablo_id).await?.is_none() {
         return Err(Error::not_found("tablo", tablo_id).into());
     }
-    let body = body?;
+    // The body is read (within the route's limit) and held only with a permit, until the
+    // file is saved: at most UPLOADS_AT_ONCE bodies in memory, however many requests come.
+    let _held = state
+        .uploads
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| Error::Closed)?;
+    let body = Bytes::from_request(request, &()).await?;
     let file = crate::app::files::save_tablo_file(
         state.store.as_ref(),
         state.objects.as_ref(),
         tablo_id,
-        name,
+        &name,
         body,
     )
     .await?;

@@ -201,6 +201,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The queue depth the dashboard sampled, for its chart ([`dashboard::chart`]).
     pub depth: Arc<dashboard::chart::DepthSamples>,
+    /// The tablo app's upload permits ([`crate::app::api::Tablos::uploads`]).
+    pub uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -222,6 +224,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             depth: Arc::new(dashboard::chart::DepthSamples::default()),
+            uploads: crate::app::api::Tablos::upload_permits(),
         }
     }
 }
@@ -237,6 +240,7 @@ impl axum::extract::FromRef<AppState> for crate::app::api::Tablos {
             on_insert: Some(Arc::new(move |r: &crate::store::InsertResult| {
                 metrics.inserted(&r.job.queue, &r.job.kind, r.inserted)
             })),
+            uploads: state.uploads.clone(),
         }
     }
 }
