@@ -172,6 +172,20 @@ fn a_refused_url_creates_nothing() {
     }
 }
 
+/// `cleanup-orphans` with `memory://` would look for the objects in a store that is empty in
+/// its own new process: it deleted the orphans' rows and left their objects, wherever the web
+/// keeps them, for good (nothing names them any more). Refused as a usage error, before the
+/// database opens. (Found by review.)
+#[test]
+fn cleanup_orphans_refuses_an_object_store_of_its_own_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        run(porter_cmd(dir.path()).args(["--object-store-url", "memory://", "cleanup-orphans"]));
+    out.assert_usage_error("memory://");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing created: {left:?}");
+}
+
 #[test]
 fn an_unknown_database_scheme_is_one_error_line() {
     bare(&["--database-url", "mysql://root@localhost/db", "stats"])

@@ -299,17 +299,23 @@ impl GlobalArgs {
     }
 }
 
-/// Opens the object store: `--object-store-url` (`OBJECT_STORE_URL`); without it, the bucket
-/// `S3_BUCKET` names when it is set (the web backend's configuration), else local files. Logs
-/// which one is in use.
-fn open_objects(g: &GlobalArgs) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
-    let url = match &g.object_store_url {
+/// The object store's URL: `--object-store-url` (`OBJECT_STORE_URL`); without it, the bucket
+/// `S3_BUCKET` names when it is set, else local files.
+fn object_store_url(g: &GlobalArgs) -> String {
+    match &g.object_store_url {
         Some(url) => url.clone(),
         None => match std::env::var("S3_BUCKET").ok().filter(|b| !b.is_empty()) {
             Some(bucket) => format!("s3://{bucket}"),
             None => crate::app::files::DEFAULT_OBJECT_STORE_URL.to_string(),
         },
-    };
+    }
+}
+
+/// Opens the object store: `--object-store-url` (`OBJECT_STORE_URL`); without it, the bucket
+/// `S3_BUCKET` names when it is set (the web backend's configuration), else local files. Logs
+/// which one is in use.
+fn open_objects(g: &GlobalArgs) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
+    let url = object_store_url(g);
     // A URL porter cannot read is a usage error (exit 2); the commands open the object store
     // before the database, so that such a URL changes nothing.
     let objects = match crate::app::files::object_store_from_url(&url) {

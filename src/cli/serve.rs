@@ -10,7 +10,10 @@ use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::info;
 
-use super::{open_objects, open_store, output, parse_duration, parse_listen, usage, GlobalArgs};
+use super::{
+    object_store_url, open_objects, open_store, output, parse_duration, parse_listen, usage,
+    GlobalArgs,
+};
 use crate::app::builtin::{builtin_periodic, builtin_workers};
 use crate::app::files::{cleanup_orphans as run_cleanup, CleanupConfig};
 use crate::error::Error;
@@ -399,6 +402,14 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
 pub(super) async fn cleanup_orphans(g: &GlobalArgs, args: CleanupArgs) -> anyhow::Result<()> {
     // Both URLs are read before anything is created (the objects directory, a SQLite file).
     g.check_url()?;
+    // A store in this process's memory is empty: every orphan's object would count as gone,
+    // and its row would go while the object stays wherever the web keeps it, named by nothing.
+    if object_store_url(g).starts_with("memory:") {
+        usage(Err(Error::invalid(
+            "object store url",
+            "cleanup-orphans cannot use memory://, which is empty in its own process; name the store the web uses (file://DIR or s3://BUCKET)",
+        )))?;
+    }
     let objects = open_objects(g)?;
     let store = open_store(g).await?;
     let config = CleanupConfig {
