@@ -1594,14 +1594,21 @@ fn upload_with(tablo: &str, body: Body) -> Request<Body> {
 }
 
 backend_case! {
-    /// Upload bodies are read only for a tablo that exists, and at most
-    /// `UPLOADS_AT_ONCE` at a time; the others wait their turn before theirs is read. Each
-    /// body was read whole (up to the 64 MiB limit) before anything was checked, however many
-    /// came at once: 24 uploads to a tablo that does not exist took a web process from 19 MB
-    /// to 1.17 GB before each was answered 404. (Found by review.)
-    async fn upload_bodies_are_read_for_known_tablos_and_a_few_at_a_time(db: TestDb) {
+    /// Upload bodies are read only for a tablo that exists, and within the memory the process
+    /// gives uploads (`max_upload_buffer_bytes`), counted as their bytes arrive: an upload
+    /// whose bytes would go over it is answered 503 at once, and slow uploads that have sent
+    /// little block nobody. Each body was read whole (up to the 64 MiB limit) before anything
+    /// was checked, however many came at once: 24 uploads to a tablo that does not exist took a
+    /// web process from 19 MB to 1.17 GB before each was answered 404. (Found by review; the
+    /// first fix, four uploads at a time, let four slow ones hold up every other for 30 s.)
+    async fn upload_bodies_are_read_for_known_tablos_within_the_upload_memory(db: TestDb) {
         use std::sync::atomic::Ordering::SeqCst;
-        let app = app(&db, HttpConfig::default()).await;
+        let config = HttpConfig {
+            max_file_bytes: 3000,
+            max_upload_buffer_bytes: 4000,
+            ..HttpConfig::default()
+        };
+        let app = app(&db, config).await;
         // A body that never ends, to a tablo that does not exist: answered without reading it.
         let (body, read, _tx) = fed_body();
         let unknown = "00000000-0000-0000-0000-000000000000";
@@ -1617,36 +1624,58 @@ backend_case! {
             send_json(&app, json_post("/api/tablos", &json!({ "name": "t" }), &[])).await;
         assert_eq!(status, StatusCode::CREATED, "{tablo}");
         let tablo = tablo["id"].as_str().unwrap().to_string();
-        let at_once = porter::app::api::UPLOADS_AT_ONCE;
-        let mut feeds = Vec::new();
-        let mut uploads = Vec::new();
-        for _ in 0..at_once + 1 {
-            let (body, read, tx) = fed_body();
+        // One that says it is over the limit is answered 413 before its body is read.
+        let (body, read, _tx) = fed_body();
+        let mut over = upload_with(&tablo, body);
+        over.headers_mut().insert(header::CONTENT_LENGTH, "5000".parse().unwrap());
+        let (status, answer) =
+            tokio::time::timeout(std::time::Duration::from_secs(20), send_json(&app, over))
+                .await
+                .expect("answered without the body");
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+        assert!(!read.load(SeqCst), "the body was not read");
+        // Eight slow uploads, 100 bytes sent each, then nothing: 800 of the 4000 bytes held.
+        let mut slow = Vec::new();
+        for _ in 0..8 {
+            let (body, _, tx) = fed_body();
             let (app, request) = (app.clone(), upload_with(&tablo, body));
-            uploads.push(tokio::spawn(async move { send_json(&app, request).await }));
-            feeds.push((read, tx));
-            if feeds.len() == at_once {
-                common::eventually("the first bodies read", || async {
-                    feeds.iter().all(|(read, _)| read.load(SeqCst))
-                })
-                .await;
-            }
+            let upload = tokio::spawn(async move { send_json(&app, request).await });
+            tx.send(bytes::Bytes::from(vec![b's'; 100])).await.unwrap();
+            tx.send(bytes::Bytes::new()).await.unwrap();
+            slow.push((upload, tx));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        assert!(!feeds[at_once].0.load(SeqCst), "the last one waits its turn");
-        // One upload ends: the waiting one's body is read.
-        let (_, first) = feeds.remove(0);
-        first.send(bytes::Bytes::from_static(b"one")).await.unwrap();
-        drop(first);
-        common::eventually("the waiting body read", || async {
-            feeds[at_once - 1].0.load(SeqCst)
-        })
-        .await;
-        feeds.clear();
-        for upload in uploads {
+        // Another upload goes through beside them.
+        let (status, body) = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            send_json(&app, upload_with(&tablo, Body::from(vec![b'q'; 2000]))),
+        )
+        .await
+        .expect("not held up by the slow ones");
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        // One that has sent 2500 bytes holds them (3300 in all): one more of 1000 finds too
+        // few and is answered 503 at once, nothing saved.
+        let (body, _, big_tx) = fed_body();
+        let (app2, request) = (app.clone(), upload_with(&tablo, body));
+        let big = tokio::spawn(async move { send_json(&app2, request).await });
+        big_tx.send(bytes::Bytes::from(vec![b'b'; 2500])).await.unwrap();
+        // (The channel holds one chunk: this one goes in once the 2500 bytes were taken.)
+        big_tx.send(bytes::Bytes::new()).await.unwrap();
+        let (status, body) = send_json(&app, upload_with(&tablo, Body::from(vec![b'x'; 1000]))).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body["error"].as_str().unwrap_or_default().contains("again"), "{body}");
+        // Each ends, and its memory is free again.
+        drop(big_tx);
+        let (status, body) = big.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        for (upload, tx) in slow {
+            drop(tx);
             let (status, body) = upload.await.unwrap();
             assert_eq!(status, StatusCode::CREATED, "{body}");
         }
+        let (status, body) = send_json(&app, upload_with(&tablo, Body::from(vec![b'x'; 3000]))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (_, files) = send_json(&app, req(Method::GET, &format!("/api/tablos/{tablo}/files")).body(Body::empty()).unwrap()).await;
+        assert_eq!(files.as_array().map(Vec::len), Some(11), "{files}");
     }
 }
 

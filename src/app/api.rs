@@ -18,6 +18,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
@@ -39,11 +40,6 @@ const MAX_TABLO_NAME: usize = 200;
 /// Called with every job the routes inserted.
 pub type OnInsert = Arc<dyn Fn(&InsertResult) + Send + Sync>;
 
-/// How many uploads have their body read and held at once (each up to the upload limit, 64 MiB
-/// by default: 256 MiB in all); the others wait their turn before theirs is read, each within
-/// the web's request timeout.
-pub const UPLOADS_AT_ONCE: usize = 4;
-
 /// What the routes need: the app's tables, its objects, and a hook for inserted jobs.
 #[derive(Clone)]
 pub struct Tablos {
@@ -53,15 +49,18 @@ pub struct Tablos {
     pub objects: Arc<dyn ObjectStore>,
     /// Called with every job the routes inserted (the cleanup job of a deleted tablo).
     pub on_insert: Option<OnInsert>,
-    /// Uploads reading or holding their body: [`UPLOADS_AT_ONCE`] permits, shared by every
-    /// request of the process (see [`Tablos::upload_permits`]).
+    /// The memory for upload bodies, one permit a byte, shared by every request of the
+    /// process ([`Tablos::upload_memory`]): an upload takes permits for its bytes as they
+    /// arrive and holds them until its file is saved; one that finds too few is answered 503.
     pub uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Tablos {
-    /// The permits for [`Tablos::uploads`]: one set per process, made once.
-    pub fn upload_permits() -> Arc<tokio::sync::Semaphore> {
-        Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE))
+    /// The memory for [`Tablos::uploads`], `bytes` in all: one per process, made once.
+    pub fn upload_memory(bytes: usize) -> Arc<tokio::sync::Semaphore> {
+        Arc::new(tokio::sync::Semaphore::new(
+            bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
+        ))
     }
 }
 
@@ -81,6 +80,10 @@ pub trait ApiError:
 {
     /// A JSON body without a JSON `Content-Type` (415).
     fn unsupported_media_type(message: String) -> Self;
+    /// The server cannot take the request now; it may be sent again shortly (503).
+    fn busy(message: String) -> Self;
+    /// A body over the limit (413).
+    fn too_large(message: String) -> Self;
     /// A JSON body that does not parse (400) or has the wrong shape (422).
     fn from_json(e: serde_json::Error) -> Self;
 }
@@ -96,7 +99,7 @@ where
         .route("/api/tablos", post(create_tablo::<E>))
         .route(
             "/api/tablos/{id}/files",
-            post(upload_file::<E>)
+            post(move |state, id, request| upload_file::<E>(state, id, request, max_file_bytes))
                 .layer(DefaultBodyLimit::max(max_file_bytes))
                 .get(list_files::<E>),
         )
@@ -236,6 +239,7 @@ async fn upload_file<E: ApiError>(
     State(state): State<Tablos>,
     id: Result<Path<Uuid>, PathRejection>,
     request: Request,
+    max_file_bytes: usize,
 ) -> Result<(StatusCode, Json<Value>), E> {
     let Path(tablo_id) = id?;
     let name = match request.headers().get("x-file-name") {
@@ -254,15 +258,57 @@ async fn upload_file<E: ApiError>(
     if state.store.tablo_get(tablo_id).await?.is_none() {
         return Err(Error::not_found("tablo", tablo_id).into());
     }
-    // The body is read (within the route's limit) and held only with a permit, until the
-    // file is saved: at most UPLOADS_AT_ONCE bodies in memory, however many requests come.
-    let _held = state
-        .uploads
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| Error::Closed)?;
-    let body = Bytes::from_request(request, &()).await?;
+    // A length over the limit, said up front, is refused before the body is read.
+    let said = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if said.is_some_and(|n| n > max_file_bytes as u64) {
+        return Err(E::too_large(format!(
+            "the file is over this server's limit of {max_file_bytes} bytes for an upload"
+        )));
+    }
+    // The body is read (within the route's limit) taking a permit of the process's upload
+    // memory for each byte as it arrives, held until the file is saved: the bodies in memory
+    // stay within it however many requests come, and a slow upload holds only what it sent.
+    // One that finds too few is answered 503 at once (waiting, uploads that each held part
+    // of the memory would wait for one another until their timeouts).
+    let held = Arc::new(std::sync::Mutex::new(
+        None::<tokio::sync::OwnedSemaphorePermit>,
+    ));
+    let short = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (parts, body) = request.into_parts();
+    let counted = {
+        let (memory, held, short) = (state.uploads.clone(), held.clone(), short.clone());
+        body.into_data_stream().map(move |chunk| {
+            let chunk = chunk?;
+            let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+            match memory.clone().try_acquire_many_owned(n) {
+                Ok(permit) => {
+                    let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+                    match held.as_mut() {
+                        Some(all) => all.merge(permit),
+                        None => *held = Some(permit),
+                    }
+                    Ok(chunk)
+                }
+                Err(_) => {
+                    short.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Err(axum::Error::new("the upload memory is taken"))
+                }
+            }
+        })
+    };
+    let request = Request::from_parts(parts, axum::body::Body::from_stream(counted));
+    let body = match Bytes::from_request(request, &()).await {
+        Ok(body) => body,
+        Err(_) if short.load(std::sync::atomic::Ordering::SeqCst) => {
+            return Err(E::busy(
+                "the uploads under way hold all the memory this server gives uploads; send the file again shortly".to_string(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let file = crate::app::files::save_tablo_file(
         state.store.as_ref(),
         state.objects.as_ref(),

@@ -201,6 +201,14 @@ impl crate::app::api::ApiError for AppError {
         AppError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
     }
 
+    fn busy(message: String) -> Self {
+        AppError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    fn too_large(message: String) -> Self {
+        AppError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+    }
+
     fn from_json(e: serde_json::Error) -> Self {
         AppError::from_json(e)
     }

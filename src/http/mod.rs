@@ -105,6 +105,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_JSON_BYTES: usize = 256 * 1024;
 /// Default largest uploaded file.
 pub const DEFAULT_MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+/// Default memory for upload bodies being read or saved, all requests together: 256 MiB.
+pub const DEFAULT_MAX_UPLOAD_BUFFER_BYTES: usize = 256 * 1024 * 1024;
 /// Default byte budget of one listing page (`GET /admin/jobs`, `/admin/failed`): 4 MiB.
 pub const DEFAULT_MAX_LIST_BYTES: usize = listing::LIST_BYTES_BUDGET;
 /// Default time a request may take before it is answered 408.
@@ -123,6 +125,11 @@ pub struct HttpConfig {
     pub max_json_bytes: usize,
     /// Largest uploaded file (default 64 MiB).
     pub max_file_bytes: usize,
+    /// Most bytes of upload bodies held at once, all requests together (default 256 MiB, and
+    /// never less than [`HttpConfig::max_file_bytes`]): an upload whose next bytes would go
+    /// over it is answered 503 at once. Counted as bytes arrive, so a slow upload holds only
+    /// what it has sent.
+    pub max_upload_buffer_bytes: usize,
     /// How long one request may take (default 30 s), uploads included.
     pub request_timeout: Duration,
     /// How often the dashboard reloads itself (default 5 s).
@@ -153,6 +160,7 @@ impl Default for HttpConfig {
             ),
             max_json_bytes: DEFAULT_MAX_JSON_BYTES,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_upload_buffer_bytes: DEFAULT_MAX_UPLOAD_BUFFER_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             dashboard_refresh: Duration::from_secs(5),
             loopback_hosts_only: true,
@@ -173,6 +181,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("known_kinds", &self.known_kinds)
             .field("max_json_bytes", &self.max_json_bytes)
             .field("max_file_bytes", &self.max_file_bytes)
+            .field("max_upload_buffer_bytes", &self.max_upload_buffer_bytes)
             .field("request_timeout", &self.request_timeout)
             .field("dashboard_refresh", &self.dashboard_refresh)
             .field("loopback_hosts_only", &self.loopback_hosts_only)
@@ -201,7 +210,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The queue depth the dashboard sampled, for its chart ([`dashboard::chart`]).
     pub depth: Arc<dashboard::chart::DepthSamples>,
-    /// The tablo app's upload permits ([`crate::app::api::Tablos::uploads`]).
+    /// The tablo app's upload memory ([`crate::app::api::Tablos::uploads`]).
     pub uploads: Arc<tokio::sync::Semaphore>,
 }
 
@@ -217,6 +226,9 @@ impl AppState {
         objects: Arc<dyn ObjectStore>,
         config: HttpConfig,
     ) -> Self {
+        let uploads = crate::app::api::Tablos::upload_memory(
+            config.max_upload_buffer_bytes.max(config.max_file_bytes),
+        );
         AppState {
             tablos: crate::app::store::from_core(store.clone()),
             client: Client::new(store),
@@ -224,7 +236,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             depth: Arc::new(dashboard::chart::DepthSamples::default()),
-            uploads: crate::app::api::Tablos::upload_permits(),
+            uploads,
         }
     }
 }
