@@ -168,6 +168,61 @@ backend_case! {
     }
 }
 
+/// PostgreSQL: an upload's commit waits for a delete of its tablo that is under way, then
+/// finds the tablo gone and commits nothing. Read in its snapshot alone, the tablo was still
+/// there: the file was committed beside the delete, and the delete's cleanup job, whose read
+/// of the files may come first, left it for the hourly pass. (SQLite's one writer orders the
+/// two; the case above covers both backends.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+)]
+async fn postgres_an_upload_commit_waits_for_a_delete_of_its_tablo_under_way() {
+    use sqlx::Connection;
+    let db = common::postgres().await;
+    let tablos = db.tablos().await;
+    let tablo = tablos.tablo_insert("going").await.unwrap();
+    let upload = porter::app::store::TabloFileRow {
+        id: Uuid::new_v4(),
+        tablo_id: tablo.id,
+        s3_key: format!("tablos/{}/x", tablo.id),
+        size: 1,
+        created_at: chrono::Utc::now(),
+    };
+    tablos
+        .tablo_file_upload_begin(upload.clone())
+        .await
+        .unwrap();
+    let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut delete = other.begin().await.unwrap();
+    sqlx::query("DELETE FROM tablos WHERE id = $1::uuid")
+        .bind(tablo.id.to_string())
+        .execute(&mut *delete)
+        .await
+        .unwrap();
+    let commit = tokio::spawn({
+        let tablos = tablos.clone();
+        async move {
+            tablos
+                .tablo_file_upload_commit(porter::app::store::TabloFileUploadCommitParams {
+                    id: upload.id,
+                    grace: porter::app::files::UPLOAD_GRACE,
+                })
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !commit.is_finished(),
+        "the commit waits for the delete under way"
+    );
+    delete.commit().await.unwrap();
+    let committed = commit.await.unwrap().unwrap();
+    assert!(committed.is_none(), "{committed:?}");
+    assert!(tablos.tablo_file_list(tablo.id).await.unwrap().is_empty());
+}
+
 backend_case! {
     each_object_store;
     async fn orphans_are_deleted_and_live_files_and_canaries_are_untouched(fx: Fixture) {
