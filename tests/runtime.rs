@@ -797,8 +797,10 @@ backend_case! {
         let id = client.insert(&porter::jobs::Sleep { ms: 3000 }, None).await.unwrap().job.id;
         let row = wait_state(&db.store, id, JobState::Running).await;
         let before = gated.listings().len();
-        // Put back under the worker's feet, as a rescuer would: it runs again (attempt 2)
-        // beside the first run, whose completion is then fenced off.
+        // Put back under the worker's feet, as a rescuer would, its queue paused so that the
+        // worker does not claim it again (which would stop the first run): the first run's
+        // completion is fenced off. Then it runs again (attempt 2).
+        db.store.queue_pause("default").await.unwrap();
         db.store
             .job_release(porter::store::JobReleaseParams {
                 fence: row.fence(),
@@ -807,6 +809,8 @@ backend_case! {
             })
             .await
             .unwrap();
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        db.store.queue_resume("default").await.unwrap();
         eventually("a later run completed", || async {
             let now = db.store.job_get(id).await.unwrap().unwrap();
             now.state == JobState::Completed && now.attempt > row.attempt
@@ -1302,6 +1306,92 @@ impl Worker<Gated> for GatedWorker {
             }
             _ = job.cancel.cancelled() => Err(JobError::msg("saw the cancel")),
         }
+    }
+}
+
+/// Runs `gated` jobs until its gate lets them through (or their cancel token fires), counting
+/// how many runs of each job are under way at once.
+#[derive(Clone)]
+struct OverlapWorker {
+    now: Arc<Mutex<HashMap<i64, usize>>>,
+    most: Arc<AtomicUsize>,
+    runs: Arc<AtomicUsize>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for OverlapWorker {
+    fn default() -> Self {
+        OverlapWorker {
+            now: Arc::default(),
+            most: Arc::default(),
+            runs: Arc::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        }
+    }
+}
+
+/// One run of a job under way, for [`OverlapWorker`] (counted off when its future is gone).
+struct UnderWay(Arc<Mutex<HashMap<i64, usize>>>, i64);
+
+impl Drop for UnderWay {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap().entry(self.1).or_default() -= 1;
+    }
+}
+
+#[async_trait::async_trait]
+impl Worker<Gated> for OverlapWorker {
+    async fn work(&self, job: Job<Gated>) -> Result<(), JobError> {
+        let _under_way = {
+            let mut now = self.now.lock().unwrap();
+            let n = now.entry(job.id()).or_default();
+            *n += 1;
+            self.most.fetch_max(*n, Ordering::SeqCst);
+            UnderWay(self.now.clone(), job.id())
+        };
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        tokio::select! {
+            permit = self.gate.acquire() => {
+                permit.expect("gate open").forget();
+                Ok(())
+            }
+            _ = job.cancel.cancelled() => Err(JobError::msg("saw the cancel")),
+        }
+    }
+}
+
+backend_case! {
+    /// A job put back while its worker ran it (a rescue while the worker was stopped past its
+    /// lease, say) and claimed again by the same worker: the older run, whose attempt is no
+    /// longer the job's, is stopped, and the new attempt starts once it is gone. The worker
+    /// ran both at once, for as long as the older one lasted (found by review: a worker
+    /// stopped 7 s with a 3 s lease ran a 30 s job's two attempts side by side for 19 s).
+    async fn a_job_claimed_again_by_its_worker_never_runs_beside_its_older_attempt(db: TestDb) {
+        let worker = OverlapWorker::default();
+        let mut workers = Workers::new();
+        workers.add(worker.clone()).unwrap();
+        let mut cfg = config(&[("default", 2)]);
+        cfg.maintenance = false;
+        let rt = start(db.store.clone(), workers, cfg);
+        let id = Client::new(db.store.clone()).insert(&Gated { n: 1 }, None).await.unwrap().job.id;
+        let row = wait_state(&db.store, id, JobState::Running).await;
+        eventually("the first attempt runs", || async { worker.runs.load(Ordering::SeqCst) == 1 }).await;
+        // Put back under the worker's feet, as a rescuer would: the worker claims it again.
+        db.store
+            .job_release(porter::store::JobReleaseParams {
+                fence: row.fence(),
+                reason: "put back by the test".into(),
+                started: true,
+            })
+            .await
+            .unwrap();
+        eventually("the second attempt runs", || async { worker.runs.load(Ordering::SeqCst) == 2 }).await;
+        // (Two: the older run, if it still runs, takes one.)
+        worker.gate.add_permits(2);
+        let done = wait_state(&db.store, id, JobState::Completed).await;
+        rt.stop().await;
+        assert_eq!(done.attempt, row.attempt + 1, "{done:?}");
+        assert_eq!(worker.most.load(Ordering::SeqCst), 1, "never two runs of the job at once");
     }
 }
 

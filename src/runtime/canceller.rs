@@ -34,11 +34,24 @@ pub(crate) struct RunningJobs {
 
 #[derive(Debug, Default)]
 struct Jobs {
-    /// By id: the attempt it runs and the token a cancel request fires.
-    running: HashMap<i64, (i32, CancellationToken)>,
+    /// By id: the run under way.
+    running: HashMap<i64, Run>,
     /// Requests for attempts not started (claimed ahead, waiting for a slot), as of the last
     /// look: such an attempt starts with its token fired.
     asked: HashSet<(i64, i32)>,
+}
+
+/// A job's run under way in this worker.
+#[derive(Debug)]
+struct Run {
+    attempt: i32,
+    /// Fired by a cancel request.
+    by_user: CancellationToken,
+    /// Fired when a later attempt of the job starts in this worker: this one is no longer the
+    /// job's (it was put back meanwhile: rescued while this worker stalled, say).
+    taken_over: CancellationToken,
+    /// Fired once the run is gone.
+    gone: CancellationToken,
 }
 
 /// Keeps a job in [`RunningJobs`] while its run lasts.
@@ -46,6 +59,7 @@ pub(crate) struct Registration<'a> {
     jobs: &'a RunningJobs,
     id: i64,
     attempt: i32,
+    gone: CancellationToken,
 }
 
 impl Drop for Registration<'_> {
@@ -54,31 +68,74 @@ impl Drop for Registration<'_> {
         if jobs
             .running
             .get(&self.id)
-            .is_some_and(|(attempt, _)| *attempt == self.attempt)
+            .is_some_and(|run| run.attempt == self.attempt)
         {
             jobs.running.remove(&self.id);
         }
+        self.gone.cancel();
     }
+}
+
+/// A run just registered: what stops it beside a cancel request, and the earlier run of its
+/// job still under way here, to wait for.
+pub(crate) struct Registered<'a> {
+    pub registration: Registration<'a>,
+    /// Fired when a later attempt of the job starts here.
+    pub taken_over: CancellationToken,
+    /// Fired once the earlier attempt of the job that was running here is gone.
+    pub earlier: Option<CancellationToken>,
 }
 
 impl RunningJobs {
     /// Registers a run; `by_user` is cancelled when a user asks to cancel it, and at once when
-    /// a look found a request while the job waited to start.
+    /// a look found a request while the job waited to start. An earlier attempt of the same
+    /// job still running here is no longer the job's: its `taken_over` fires, and the new run
+    /// waits for it to be gone (a job never runs beside itself). A later one already running
+    /// makes this one taken over at once.
     pub(crate) fn register(
         &self,
         id: i64,
         attempt: i32,
         by_user: CancellationToken,
-    ) -> Registration<'_> {
+    ) -> Registered<'_> {
         let mut jobs = self.jobs.lock().unwrap();
         if jobs.asked.remove(&(id, attempt)) {
             by_user.cancel();
         }
-        jobs.running.insert(id, (attempt, by_user));
-        Registration {
-            jobs: self,
-            id,
-            attempt,
+        let taken_over = CancellationToken::new();
+        let gone = CancellationToken::new();
+        let mut earlier = None;
+        match jobs.running.get(&id) {
+            Some(run) if run.attempt > attempt => {
+                taken_over.cancel();
+                earlier = Some(run.gone.clone());
+            }
+            Some(run) => {
+                run.taken_over.cancel();
+                earlier = Some(run.gone.clone());
+            }
+            None => {}
+        }
+        if !taken_over.is_cancelled() {
+            jobs.running.insert(
+                id,
+                Run {
+                    attempt,
+                    by_user,
+                    taken_over: taken_over.clone(),
+                    gone: gone.clone(),
+                },
+            );
+        }
+        Registered {
+            registration: Registration {
+                jobs: self,
+                id,
+                attempt,
+                gone,
+            },
+            taken_over,
+            earlier,
         }
     }
 
@@ -92,9 +149,9 @@ impl RunningJobs {
         let mut fired = Vec::new();
         for fence in requests {
             match jobs.running.get(&fence.id) {
-                Some((attempt, token)) if *attempt == fence.attempt => {
-                    if !token.is_cancelled() {
-                        token.cancel();
+                Some(run) if run.attempt == fence.attempt => {
+                    if !run.by_user.is_cancelled() {
+                        run.by_user.cancel();
                         fired.push(fence);
                     }
                 }

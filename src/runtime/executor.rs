@@ -52,6 +52,9 @@ enum Outcome {
     ShutDown,
     /// A user asked to cancel the job while it ran.
     CancelledByUser,
+    /// A later attempt of the job started in this worker: this run's attempt was put back
+    /// while it ran (its fence is gone), and it was stopped so as not to run beside it.
+    TakenOver,
 }
 
 /// The error history entry of a run stopped by a user's cancel request.
@@ -159,7 +162,22 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
     };
     let cancel = ctx.stop_jobs.child_token();
     let by_user = CancellationToken::new();
-    let _registration = ctx.running.register(row.id, row.attempt, by_user.clone());
+    let registered = ctx.running.register(row.id, row.attempt, by_user.clone());
+    let _registration = registered.registration;
+    let taken_over = registered.taken_over;
+    if let Some(earlier) = registered.earlier {
+        // An earlier attempt of this job still runs here, stopped as no longer the job's (or
+        // a later one runs, and this one is): never two at once. Its slot is held meanwhile.
+        info!(job_id = row.id, kind = %row.kind, attempt = row.attempt, "an attempt of this job that was put back while it ran here is stopping; this one waits for it");
+        tokio::select! {
+            _ = earlier.cancelled() => {}
+            _ = ctx.stop_jobs.cancelled() => {}
+        }
+    }
+    if taken_over.is_cancelled() {
+        record(&ctx, &row, Outcome::TakenOver, permit, began).await;
+        return;
+    }
     if by_user.is_cancelled() {
         // Its cancel was requested while it waited for a slot (claimed ahead): it never starts.
         record(&ctx, &row, Outcome::CancelledByUser, permit, began).await;
@@ -215,6 +233,7 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
             stop(&ctx, &mut task, &cancel, Outcome::TimedOut(timeout)).await
         }
         _ = by_user.cancelled() => stop(&ctx, &mut task, &cancel, Outcome::CancelledByUser).await,
+        _ = taken_over.cancelled() => stop(&ctx, &mut task, &cancel, Outcome::TakenOver).await,
         _ = ctx.stop_jobs.cancelled() => {
             task.abort();
             Outcome::ShutDown
@@ -363,6 +382,13 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
             if written.is_some() {
                 told(AttemptEnd::Cancelled);
             }
+            return;
+        }
+        Outcome::TakenOver => {
+            // No write: the job's row is at a later attempt, so any would be fenced off.
+            info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "a run whose attempt was put back meanwhile stopped: a later attempt of the job runs");
+            ctx.owned.remove_all(&[(row.id, row.attempt)]);
+            drop(held);
             return;
         }
         Outcome::CancelledByUser => {
