@@ -1288,49 +1288,29 @@ impl JobArgs for Gated {
     const KIND: &'static str = "gated";
 }
 
-/// Records the jobs it starts, then waits for a permit of `gate` (or its cancel token).
+/// Records the jobs it starts, then waits for a permit of `gate` (or its cancel token); counts
+/// how many runs of each job are under way at once (the most in `most`).
 #[derive(Clone)]
 pub struct GatedWorker {
     started: Arc<Mutex<Vec<i64>>>,
     gate: Arc<tokio::sync::Semaphore>,
-}
-
-#[async_trait::async_trait]
-impl Worker<Gated> for GatedWorker {
-    async fn work(&self, job: Job<Gated>) -> Result<(), JobError> {
-        self.started.lock().unwrap().push(job.id());
-        tokio::select! {
-            permit = self.gate.acquire() => {
-                permit.expect("gate open").forget();
-                Ok(())
-            }
-            _ = job.cancel.cancelled() => Err(JobError::msg("saw the cancel")),
-        }
-    }
-}
-
-/// Runs `gated` jobs until its gate lets them through (or their cancel token fires), counting
-/// how many runs of each job are under way at once.
-#[derive(Clone)]
-struct OverlapWorker {
     now: Arc<Mutex<HashMap<i64, usize>>>,
     most: Arc<AtomicUsize>,
-    runs: Arc<AtomicUsize>,
-    gate: Arc<tokio::sync::Semaphore>,
 }
 
-impl Default for OverlapWorker {
+impl Default for GatedWorker {
+    /// Its gate closed.
     fn default() -> Self {
-        OverlapWorker {
+        GatedWorker {
+            started: Arc::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
             now: Arc::default(),
             most: Arc::default(),
-            runs: Arc::default(),
-            gate: Arc::new(tokio::sync::Semaphore::new(0)),
         }
     }
 }
 
-/// One run of a job under way, for [`OverlapWorker`] (counted off when its future is gone).
+/// One run of a job under way, for [`GatedWorker`] (counted off when its future is gone).
 struct UnderWay(Arc<Mutex<HashMap<i64, usize>>>, i64);
 
 impl Drop for UnderWay {
@@ -1340,7 +1320,7 @@ impl Drop for UnderWay {
 }
 
 #[async_trait::async_trait]
-impl Worker<Gated> for OverlapWorker {
+impl Worker<Gated> for GatedWorker {
     async fn work(&self, job: Job<Gated>) -> Result<(), JobError> {
         let _under_way = {
             let mut now = self.now.lock().unwrap();
@@ -1349,7 +1329,7 @@ impl Worker<Gated> for OverlapWorker {
             self.most.fetch_max(*n, Ordering::SeqCst);
             UnderWay(self.now.clone(), job.id())
         };
-        self.runs.fetch_add(1, Ordering::SeqCst);
+        self.started.lock().unwrap().push(job.id());
         tokio::select! {
             permit = self.gate.acquire() => {
                 permit.expect("gate open").forget();
@@ -1367,7 +1347,7 @@ backend_case! {
     /// ran both at once, for as long as the older one lasted (found by review: a worker
     /// stopped 7 s with a 3 s lease ran a 30 s job's two attempts side by side for 19 s).
     async fn a_job_claimed_again_by_its_worker_never_runs_beside_its_older_attempt(db: TestDb) {
-        let worker = OverlapWorker::default();
+        let worker = GatedWorker::default();
         let mut workers = Workers::new();
         workers.add(worker.clone()).unwrap();
         let mut cfg = config(&[("default", 2)]);
@@ -1375,7 +1355,7 @@ backend_case! {
         let rt = start(db.store.clone(), workers, cfg);
         let id = Client::new(db.store.clone()).insert(&Gated { n: 1 }, None).await.unwrap().job.id;
         let row = wait_state(&db.store, id, JobState::Running).await;
-        eventually("the first attempt runs", || async { worker.runs.load(Ordering::SeqCst) == 1 }).await;
+        eventually("the first attempt runs", || async { worker.started.lock().unwrap().len() == 1 }).await;
         // Put back under the worker's feet, as a rescuer would: the worker claims it again.
         db.store
             .job_release(porter::store::JobReleaseParams {
@@ -1385,7 +1365,7 @@ backend_case! {
             })
             .await
             .unwrap();
-        eventually("the second attempt runs", || async { worker.runs.load(Ordering::SeqCst) == 2 }).await;
+        eventually("the second attempt runs", || async { worker.started.lock().unwrap().len() == 2 }).await;
         // (Two: the older run, if it still runs, takes one.)
         worker.gate.add_permits(2);
         let done = wait_state(&db.store, id, JobState::Completed).await;
@@ -1402,10 +1382,7 @@ backend_case! {
     /// nothing to stop, and the job started when a slot freed and ran until the next look (a
     /// heartbeat interval later, or the next commit of any process on SQLite).
     async fn a_job_cancelled_while_claimed_ahead_never_starts(db: TestDb) {
-        let worker = GatedWorker {
-            started: Arc::default(),
-            gate: Arc::new(tokio::sync::Semaphore::new(0)),
-        };
+        let worker = GatedWorker::default();
         let gated: Vec<Gated> = (0..4).map(|n| Gated { n }).collect();
         // The look on every third of the lease would find the request in the end: this long,
         // only the cancel's own wake-up can.

@@ -428,12 +428,12 @@ impl Owned {
         }
     }
 
-    /// Whether the next reconcile looks at all, and if so the jobs given up on so far; clears
-    /// `look_again`.
-    fn take_look_at_all(&self) -> (bool, Vec<(i64, i32)>) {
+    /// Whether a reconcile that looked at all failed since the last one (clearing it), and the
+    /// jobs given up on so far.
+    fn take_look_again(&self) -> (bool, Vec<(i64, i32)>) {
         let mut held = self.held();
-        let all = std::mem::take(&mut held.look_again) || !held.given_up.is_empty();
-        (all, held.given_up.keys().copied().collect())
+        let again = std::mem::take(&mut held.look_again);
+        (again, held.given_up.keys().copied().collect())
     }
 
     fn look_again(&self) {
@@ -488,8 +488,9 @@ const RECONCILED: &str = "running under this worker, which was not running it; p
 /// outcome given up on makes a stray only when the job ends, however long ago it was claimed:
 /// then reconciles look at all until one has put it back or found it no longer running here.
 async fn reconcile(ctx: &Ctx, all: bool) -> Result<usize> {
-    let (look_at_all, given_up) = ctx.owned.take_look_at_all();
-    let all = look_at_all || all;
+    let (again, given_up) = ctx.owned.take_look_again();
+    // Only a lookup of all tells which of the jobs given up on are no longer running here.
+    let all = again || all || !given_up.is_empty();
     let looked = reconcile_since(ctx, all, given_up).await;
     if looked.is_err() && all {
         ctx.owned.look_again();
@@ -497,11 +498,9 @@ async fn reconcile(ctx: &Ctx, all: bool) -> Result<usize> {
     looked
 }
 
-/// [`reconcile`]; `given_up` are the jobs given up on before it began (it looks at all when
-/// there are any).
+/// [`reconcile`]; `given_up` are the jobs given up on before it began, settled only by a
+/// lookup of all (`all`, which [`reconcile`] sets when there are any).
 async fn reconcile_since(ctx: &Ctx, all: bool, given_up: Vec<(i64, i32)>) -> Result<usize> {
-    // Only a lookup of all tells which of them are no longer running here.
-    let all = all || !given_up.is_empty();
     let margin =
         chrono::Duration::from_std(ctx.config.lease * 2).unwrap_or(chrono::Duration::days(1));
     let last = *ctx.reconciled.lock().unwrap_or_else(|p| p.into_inner());
@@ -513,12 +512,14 @@ async fn reconcile_since(ctx: &Ctx, all: bool, given_up: Vec<(i64, i32)>) -> Res
     let strays: Vec<_> = {
         let _no_claims = ctx.claiming.write().await;
         let listed = ctx.store.job_list_running(&ctx.identity.id, since).await?;
-        // Given up on before the lookup began and not in it: ended or rescued meanwhile, and
-        // never `running` here at that attempt again.
-        let running: std::collections::HashSet<(i64, i32)> =
-            listed.iter().map(|f| (f.id, f.attempt)).collect();
-        ctx.owned
-            .settled(given_up.into_iter().filter(|job| !running.contains(job)));
+        // Given up on before the lookup began and not in it (a lookup of all): ended or
+        // rescued meanwhile, and never `running` here at that attempt again.
+        if all {
+            let running: std::collections::HashSet<(i64, i32)> =
+                listed.iter().map(|f| (f.id, f.attempt)).collect();
+            ctx.owned
+                .settled(given_up.into_iter().filter(|job| !running.contains(job)));
+        }
         let strays: Vec<_> = listed
             .into_iter()
             .filter_map(|f| match ctx.owned.holding(f.id, f.attempt) {
