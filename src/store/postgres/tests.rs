@@ -3415,3 +3415,89 @@ async fn a_page_of_children_is_read_from_the_cursor_on() {
         "{plan}"
     );
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+/// A child retried alone while its parent runs waits for that parent again; a completion of
+/// the parent that claims along, sent while the retry's transaction held the parent's row,
+/// counts that wait once the retry commits (the dependency trigger reads the child after the
+/// completion's statement). A completion that freed and claimed the children in its own
+/// statement, tried on 5 Dec and not kept, read the child as its snapshot showed it,
+/// cancelled, and the child stayed pending for good: review found it.
+async fn a_child_retried_while_its_parent_completes_counts_that_end() {
+    let store = fresh_store().await;
+    let parent = store
+        .job_insert_many(vec![job("parent", InsertOpts::default())])
+        .await
+        .unwrap()
+        .remove(0)
+        .job;
+    let child = store
+        .job_insert_many(vec![job(
+            "noop",
+            InsertOpts {
+                depends_on: vec![parent.id],
+                ..Default::default()
+            },
+        )])
+        .await
+        .unwrap()
+        .remove(0)
+        .job;
+    let claim = |kind: &str| JobClaimParams {
+        queue: "default".into(),
+        kinds: vec![kind.into()],
+        limit: 10,
+        worker_id: "w".into(),
+    };
+    let ran = store
+        .job_claim(claim("parent"), ClaimAhead::default())
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(ran.len(), 1);
+    store.job_cancel(child.id).await.unwrap();
+    let store = Arc::new(store);
+    // The retry of the child, as job_retry writes it, held open.
+    let mut conn = store.conn().await.unwrap();
+    let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+    sqlx::query(sql!("job_retry_many_lock"))
+        .bind(vec![child.id])
+        .bind(true)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let retried = sqlx::query(sql!("job_retry"))
+        .bind(child.id)
+        .try_map(job_from_row)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(retried.state, JobState::Pending);
+    let completing = tokio::spawn({
+        let store = store.clone();
+        let fence = ran[0].fence();
+        async move {
+            store
+                .job_complete_claim(vec![fence], vec![claim("noop")])
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx.commit().await.unwrap();
+    let (done, claimed) = completing.await.unwrap();
+    assert_eq!(done.len(), 1, "the parent completed");
+    let got = store.job_get(child.id).await.unwrap().unwrap();
+    match claimed[0].as_slice() {
+        [] => assert_eq!(got.state, JobState::Available, "freed"),
+        [job] => {
+            assert_eq!(job.id, child.id);
+            assert_eq!(got.state, JobState::Running);
+        }
+        more => panic!("claimed {more:?}"),
+    }
+}
