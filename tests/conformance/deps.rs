@@ -694,14 +694,7 @@ backend_case! {
         assert_eq!(changed, vec![true]);
         let ids: Vec<i64> = claimed[0].iter().map(|j| j.id).collect();
         assert_eq!(ids, vec![first.id, later.id], "every child of the claim's kinds");
-        let finalized = get(s, parent.id).await.finalized_at;
-        for job in &claimed[0] {
-            let got = get(s, job.id).await;
-            assert_eq!((got.state, got.attempt), (JobState::Running, 1), "job {}", job.id);
-            assert_eq!(got.attempted_by.as_deref(), Some(W));
-            assert_eq!((job.state, job.attempt, &job.attempted_at), (got.state, got.attempt, &got.attempted_at));
-            assert!(got.attempted_at >= finalized, "job {}", job.id);
-        }
+        claimed_along_after(s, &claimed[0], parent.id).await;
         let got = get(s, other_kind.id).await;
         assert_eq!((got.state, got.attempt, got.attempted_by), (JobState::Available, 0, None));
         assert_eq!(get(s, grandchild.id).await.state, JobState::Pending);
@@ -811,6 +804,27 @@ backend_case! {
     }
 }
 
+/// Asserts each of `claimed` runs under [`W`]'s name, in its first attempt, as the claim
+/// answered it, started no sooner than `parent` ended.
+async fn claimed_along_after(s: &Store, claimed: &[porter::JobRow], parent: i64) {
+    let finalized = get(s, parent).await.finalized_at;
+    for job in claimed {
+        let got = get(s, job.id).await;
+        assert_eq!(
+            (got.state, got.attempt),
+            (JobState::Running, 1),
+            "job {}",
+            job.id
+        );
+        assert_eq!(got.attempted_by.as_deref(), Some(W));
+        assert_eq!(
+            (job.state, job.attempt, &job.attempted_at),
+            (got.state, got.attempt, &got.attempted_at)
+        );
+        assert!(got.attempted_at >= finalized, "job {}", job.id);
+    }
+}
+
 /// Claims the 100 jobs of `kind` and completes them in one batch that claims along for
 /// `along`, with connections left idle in the pool first, for PostgreSQL's second half to take
 /// one (a pool that opened only one so far writes the batch as one statement). Asserts every
@@ -913,14 +927,7 @@ backend_case! {
         assert_eq!(changed, vec![true]);
         let ids: Vec<i64> = claimed[0].iter().map(|j| j.id).collect();
         assert_eq!(ids, vec![first.id, later.id], "by priority, then id");
-        let finalized = get(s, parent.id).await.finalized_at;
-        for job in &claimed[0] {
-            let got = get(s, job.id).await;
-            assert_eq!((got.state, got.attempt), (JobState::Running, 1), "job {}", job.id);
-            assert_eq!(got.attempted_by.as_deref(), Some(W));
-            assert_eq!((job.state, job.attempt, &job.attempted_at), (got.state, got.attempt, &got.attempted_at));
-            assert!(got.attempted_at >= finalized, "job {}", job.id);
-        }
+        claimed_along_after(s, &claimed[0], parent.id).await;
         for id in [second.id, other_kind.id] {
             let got = get(s, id).await;
             assert_eq!((got.state, got.attempt, got.attempted_by), (JobState::Available, 0, None), "job {id}");
