@@ -685,16 +685,11 @@ backend_case! {
         let first = insert(s, in_solo("noop", 1, vec![parent.id])).await;
         let other_kind = insert(s, in_solo("other", 1, vec![parent.id])).await;
         let grandchild = insert(s, in_solo("noop", 1, vec![first.id])).await;
-        let ran = s.job_claim(claim("solo", &["parent"], 1, W)).await.unwrap();
-        assert_eq!(ran.iter().map(|j| j.id).collect::<Vec<_>>(), vec![parent.id]);
-        let (changed, claimed) = s
-            .job_complete_and_claim(vec![ran[0].fence()], vec![claim("solo", &["noop"], 10, W)])
-            .await
-            .unwrap();
-        assert_eq!(changed, vec![true]);
-        let ids: Vec<i64> = claimed[0].iter().map(|j| j.id).collect();
+        let ran = claim_only(s, "solo", "parent", parent.id).await;
+        let claimed = complete_claiming(s, ran, claim("solo", &["noop"], 10, W)).await;
+        let ids: Vec<i64> = claimed.iter().map(|j| j.id).collect();
         assert_eq!(ids, vec![first.id, later.id], "every child of the claim's kinds");
-        claimed_along_after(s, &claimed[0], parent.id).await;
+        claimed_along_after(s, &claimed, parent.id).await;
         let got = get(s, other_kind.id).await;
         assert_eq!((got.state, got.attempt, got.attempted_by), (JobState::Available, 0, None));
         assert_eq!(get(s, grandchild.id).await.state, JobState::Pending);
@@ -702,7 +697,7 @@ backend_case! {
         // The running children end. A new parent frees one child while a scheduled job of the
         // queue has come due, then another while a job of a later priority is available: each
         // time the claim takes both, as a claim after the completion would.
-        let fences: Vec<JobFence> = claimed[0].iter().map(|j| j.fence()).collect();
+        let fences: Vec<JobFence> = claimed.iter().map(|j| j.fence()).collect();
         let (changed, _) = s
             .job_complete_and_claim(fences, vec![claim("solo", &["noop"], 0, W)])
             .await
@@ -717,27 +712,17 @@ backend_case! {
         };
         let due = insert(s, job_with("noop", due)).await;
         assert_eq!(due.state, JobState::Scheduled);
-        let ran = s.job_claim(claim("solo", &["parent"], 1, W)).await.unwrap();
-        assert_eq!(ran.iter().map(|j| j.id).collect::<Vec<_>>(), vec![parent.id]);
+        let ran = claim_only(s, "solo", "parent", parent.id).await;
         clock.set(start + chrono::Duration::seconds(6));
-        let (changed, claimed) = s
-            .job_complete_and_claim(vec![ran[0].fence()], vec![claim("solo", &["noop"], 10, W)])
-            .await
-            .unwrap();
-        assert_eq!(changed, vec![true]);
-        let ids: Vec<i64> = claimed[0].iter().map(|j| j.id).collect();
+        let claimed = complete_claiming(s, ran, claim("solo", &["noop"], 10, W)).await;
+        let ids: Vec<i64> = claimed.iter().map(|j| j.id).collect();
         assert_eq!(ids, vec![child.id, due.id], "the child and the job come due");
         let parent = insert(s, in_solo("parent", 1, vec![])).await;
         let next = insert(s, in_solo("noop", 1, vec![parent.id])).await;
-        let ran = s.job_claim(claim("solo", &["parent"], 1, W)).await.unwrap();
-        assert_eq!(ran.iter().map(|j| j.id).collect::<Vec<_>>(), vec![parent.id]);
+        let ran = claim_only(s, "solo", "parent", parent.id).await;
         let waiting = insert(s, in_solo("noop", 3, vec![])).await;
-        let (changed, claimed) = s
-            .job_complete_and_claim(vec![ran[0].fence()], vec![claim("solo", &["noop"], 10, W)])
-            .await
-            .unwrap();
-        assert_eq!(changed, vec![true]);
-        let ids: Vec<i64> = claimed[0].iter().map(|j| j.id).collect();
+        let claimed = complete_claiming(s, ran, claim("solo", &["noop"], 10, W)).await;
+        let ids: Vec<i64> = claimed.iter().map(|j| j.id).collect();
         assert_eq!(ids, vec![next.id, waiting.id], "the child and the available job");
         for id in [child.id, due.id, next.id, waiting.id] {
             let got = get(s, id).await;
@@ -802,6 +787,28 @@ backend_case! {
             more => panic!("claimed {more:?}"),
         }
     }
+}
+
+/// Claims the one job of `kind` in `queue`, which must be `id`; answers its fence.
+async fn claim_only(s: &Store, queue: &str, kind: &str, id: i64) -> JobFence {
+    let ran = s.job_claim(claim(queue, &[kind], 1, W)).await.unwrap();
+    assert_eq!(ran.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id]);
+    ran[0].fence()
+}
+
+/// Completes `fence`, which must be written, claiming along for `along`; answers the jobs
+/// claimed.
+async fn complete_claiming(
+    s: &Store,
+    fence: JobFence,
+    along: JobClaimParams,
+) -> Vec<porter::JobRow> {
+    let (changed, mut claimed) = s
+        .job_complete_and_claim(vec![fence], vec![along])
+        .await
+        .unwrap();
+    assert_eq!(changed, vec![true]);
+    claimed.remove(0)
 }
 
 /// Asserts each of `claimed` runs under [`W`]'s name, in its first attempt, as the claim
