@@ -918,47 +918,35 @@ async fn insert_batch(
 }
 
 /// One insert statement over arrays: `job_insert_uniform.sql` when every job is plain (see
-/// [`plain_insert`]) and of one kind, queue, priority, attempts and metadata,
-/// `job_insert_plain.sql` when every job is plain, `job_insert_waiting.sql` when every job is
-/// plain but for its dependencies or workflow (see [`waiting_insert`]), `job_insert.sql`
-/// otherwise.
+/// [`plain_insert`]) and of one kind, queue, priority, attempts and metadata ([`uniform`]),
+/// `job_insert_plain.sql` when every job is plain, `job_insert_waiting_uniform.sql` or
+/// `job_insert_waiting.sql` when every job is plain but for its dependencies or workflow (see
+/// [`waiting_insert`]), `job_insert.sql` otherwise.
 async fn insert_statement(
     conn: &mut PgConnection,
     jobs: &[&JobInsertParams],
     holds: &[&JobHold],
 ) -> Result<Vec<Option<JobRow>>> {
     if plain_insert(jobs, holds) {
-        let first = jobs[0];
-        let uniform = jobs.iter().all(|j| {
-            j.kind == first.kind
-                && j.queue == first.queue
-                && j.priority == first.priority
-                && j.max_attempts == first.max_attempts
-                && j.metadata == first.metadata
-        });
-        let query = if uniform {
-            sqlx::query_as(sql!("job_insert_uniform"))
-                .bind(first.kind.as_str())
-                .bind(first.queue.as_str())
-                .bind(jobs.iter().map(|j| Json(&j.args)).collect::<Vec<_>>())
-                .bind(first.priority)
-                .bind(first.max_attempts)
-                .bind(Json(&first.metadata))
-        } else {
-            bind_job_columns(sqlx::query_as(sql!("job_insert_plain")), jobs)
+        let query = match uniform(jobs) {
+            true => bind_uniform_columns(sqlx::query_as(sql!("job_insert_uniform")), jobs),
+            false => bind_job_columns(sqlx::query_as(sql!("job_insert_plain")), jobs),
         };
         let (ids, at): (Vec<i64>, DateTime<Utc>) = query.fetch_one(&mut *conn).await?;
         return match_inserted(jobs, holds, started_now(ids, at, |_| JobState::Available));
     }
     if waiting_insert(jobs, holds) {
-        let (ids, at): (Vec<i64>, DateTime<Utc>) =
-            bind_job_columns(sqlx::query_as(sql!("job_insert_waiting")), jobs)
-                .bind(held(holds, |h| h.waiting_for))
-                .bind(held(holds, |h| h.has_dependents))
-                .bind(held(holds, |h| h.workflow.as_ref().map(|w| w.0)))
-                .bind(held(holds, |h| h.workflow.as_ref().map(|w| w.1.as_str())))
-                .fetch_one(&mut *conn)
-                .await?;
+        let query = match uniform(jobs) {
+            true => bind_uniform_columns(sqlx::query_as(sql!("job_insert_waiting_uniform")), jobs),
+            false => bind_job_columns(sqlx::query_as(sql!("job_insert_waiting")), jobs),
+        };
+        let (ids, at): (Vec<i64>, DateTime<Utc>) = query
+            .bind(held(holds, |h| h.waiting_for))
+            .bind(held(holds, |h| h.has_dependents))
+            .bind(held(holds, |h| h.workflow.as_ref().map(|w| w.0)))
+            .bind(held(holds, |h| h.workflow.as_ref().map(|w| w.1.as_str())))
+            .fetch_one(&mut *conn)
+            .await?;
         let state = |i: usize| holds[i].state.unwrap_or(JobState::Available);
         return match_inserted(jobs, holds, started_now(ids, at, state));
     }
@@ -967,6 +955,35 @@ async fn insert_statement(
         .fetch_all(&mut *conn)
         .await?;
     match_inserted(jobs, holds, rows)
+}
+
+/// Whether every job of a batch has the first's kind, queue, priority, attempts and metadata,
+/// which the uniform statements (`job_insert_uniform.sql`, `job_insert_waiting_uniform.sql`)
+/// then take once.
+fn uniform(jobs: &[&JobInsertParams]) -> bool {
+    let first = jobs[0];
+    jobs.iter().all(|j| {
+        j.kind == first.kind
+            && j.queue == first.queue
+            && j.priority == first.priority
+            && j.max_attempts == first.max_attempts
+            && j.metadata == first.metadata
+    })
+}
+
+/// Binds what the uniform statements take first ($1-$6): the first job's kind and queue, every
+/// job's args (an array), and the first's priority, attempts and metadata.
+fn bind_uniform_columns<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    jobs: &[&'q JobInsertParams],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    let first = jobs[0];
+    q.bind(first.kind.as_str())
+        .bind(first.queue.as_str())
+        .bind(jobs.iter().map(|j| Json(&j.args)).collect::<Vec<_>>())
+        .bind(first.priority)
+        .bind(first.max_attempts)
+        .bind(Json(&first.metadata))
 }
 
 /// Binds what `job_insert_plain.sql` and `job_insert_waiting.sql` take first, an array each
