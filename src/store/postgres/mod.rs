@@ -928,17 +928,19 @@ async fn insert_statement(
     holds: &[&JobHold],
 ) -> Result<Vec<Option<JobRow>>> {
     if plain_insert(jobs, holds) {
-        let query = match uniform(jobs) {
-            true => bind_uniform_columns(sqlx::query_as(sql!("job_insert_uniform")), jobs),
-            false => bind_job_columns(sqlx::query_as(sql!("job_insert_plain")), jobs),
+        let query = if uniform(jobs) {
+            bind_uniform_columns(sqlx::query_as(sql!("job_insert_uniform")), jobs)
+        } else {
+            bind_job_columns(sqlx::query_as(sql!("job_insert_plain")), jobs)
         };
         let (ids, at): (Vec<i64>, DateTime<Utc>) = query.fetch_one(&mut *conn).await?;
         return match_inserted(jobs, holds, started_now(ids, at, |_| JobState::Available));
     }
     if waiting_insert(jobs, holds) {
-        let query = match uniform(jobs) {
-            true => bind_uniform_columns(sqlx::query_as(sql!("job_insert_waiting_uniform")), jobs),
-            false => bind_job_columns(sqlx::query_as(sql!("job_insert_waiting")), jobs),
+        let query = if uniform(jobs) {
+            bind_uniform_columns(sqlx::query_as(sql!("job_insert_waiting_uniform")), jobs)
+        } else {
+            bind_job_columns(sqlx::query_as(sql!("job_insert_waiting")), jobs)
         };
         let (ids, at): (Vec<i64>, DateTime<Utc>) = query
             .bind(held(holds, |h| h.waiting_for))
