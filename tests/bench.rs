@@ -172,19 +172,20 @@ backend_case! {
 
 backend_case! {
     /// `--workflow` inserts and drains the same jobs without dependencies, as a fan-out and
-    /// fan-in workflow and as chains, reports each case's times and its ratio to the plain one
-    /// with every job completed, leaves no job behind, and refuses more jobs than a fan-in can
-    /// wait for.
+    /// fan-in workflow and as chains (√N of them, or `--chains`), reports each case's times
+    /// and its ratio to the plain one with every job completed, leaves no job behind, and
+    /// refuses more jobs than a fan-in can wait for, and more chains than jobs.
     async fn bench_workflow_compares_the_same_jobs_with_and_without_dependencies(db: TestDb) {
-        let run = |jobs: &str| {
+        let run = |jobs: &str, more: &[&str]| {
             Command::new(env!("CARGO_BIN_EXE_porter"))
                 .args(["bench", "--workflow", "--jobs", jobs, "--concurrency", "20", "--json"])
+                .args(more)
                 .env("DATABASE_URL", &db.url)
                 .env("RUST_LOG", "warn")
                 .output()
                 .expect("run porter bench --workflow")
         };
-        let out = run("150");
+        let out = run("150", &[]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -217,9 +218,36 @@ backend_case! {
         assert_eq!(left, 0, "the run's jobs are deleted");
         let workflows = porter::Client::new(db.store.clone()).workflows(None, None).await.unwrap();
         assert!(workflows.is_empty(), "and its workflows with them: {workflows:?}");
-        let refused = run("10003");
+        let refused = run("10003", &[]);
         assert_eq!(refused.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&refused.stderr).contains("10002"), "{}", String::from_utf8_lossy(&refused.stderr));
+
+        // Three chains of 50: the hand-written chains are as many.
+        let out = run("150", &["--chains", "3"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "--chains 3 failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+        assert_eq!(report["chains"], 3, "{report}");
+        assert_eq!(report["chain_length"], 50, "{report}");
+        assert_eq!(report["chains_completed"], 150, "{report}");
+        assert!(report["minimal_chains_secs"].as_f64().is_some_and(|v| v > 0.0), "{report}");
+        let left: i64 = db.store.job_counts().await.unwrap().total.values().sum();
+        assert_eq!(left, 0, "the run's jobs are deleted");
+        // More chains than jobs, none, or chains without --workflow: refused before any insert.
+        let refused = run("150", &["--chains", "151"]);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("--chains takes 1 to 150"), "{stderr}");
+        let refused = run("150", &["--chains", "0"]);
+        assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+        let alone = Command::new(env!("CARGO_BIN_EXE_porter"))
+            .args(["bench", "--chains", "3"])
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .expect("run porter bench --chains");
+        assert_eq!(alone.status.code(), Some(2), "{}", String::from_utf8_lossy(&alone.stderr));
+        let workflows = porter::Client::new(db.store.clone()).workflows(None, None).await.unwrap();
+        assert!(workflows.is_empty(), "nothing inserted: {workflows:?}");
     }
 }
 

@@ -3,9 +3,10 @@
 //! 1. **plain**: no dependencies, inserted with one [`Client::insert_many_params`] call;
 //! 2. **fan**: one workflow, a root step, N - 2 steps after it, and one fan-in step after all
 //!    of those (fetch, process each item, report): at most [`MAX_PARENTS`] + 2 jobs;
-//! 3. **chains**: one workflow of √N chains (rounded) of about √N steps each, every step after
-//!    the one before it in its chain (100 chains of 100 for 10,000 jobs): few jobs claimable
-//!    at a time, and each step's start waits for its parent's completion to be written.
+//! 3. **chains**: one workflow of √N chains (rounded; or as many as asked) of about N / chains
+//!    steps each, every step after the one before it in its chain (100 chains of 100 for
+//!    10,000 jobs): few jobs claimable at a time, and each step's start waits for its
+//!    parent's completion to be written.
 //!
 //! Each case is timed from the start of its insert until its last job is completed in the
 //! database (the drain as in [`crate::bench::run`]); the workflow cases are reported as a
@@ -159,11 +160,13 @@ impl Timed {
     }
 }
 
-/// `porter bench --workflow`: see [`WorkflowReport`]. Needs a database without jobs.
+/// `porter bench --workflow`: see [`WorkflowReport`]. Needs a database without jobs. The
+/// chains case has `chains` chains (√`jobs`, rounded, when `None`), from 1 to `jobs`.
 pub async fn workflow(
     database_url: &str,
     jobs: usize,
     concurrency: usize,
+    chains: Option<usize>,
     progress: bool,
 ) -> Result<WorkflowReport> {
     if !(WORKFLOW_BENCH_MIN_JOBS..=WORKFLOW_BENCH_MAX_JOBS).contains(&jobs) || concurrency == 0 {
@@ -173,6 +176,13 @@ pub async fn workflow(
                 "--workflow takes {WORKFLOW_BENCH_MIN_JOBS} to {WORKFLOW_BENCH_MAX_JOBS} jobs \
                  (its fan-in step waits for at most {MAX_PARENTS}) and at least 1 slot"
             ),
+        ));
+    }
+    let chains = chains.unwrap_or_else(|| chain_count(jobs));
+    if !(1..=jobs).contains(&chains) {
+        return Err(Error::invalid(
+            "bench",
+            format!("--chains takes 1 to {jobs} (the jobs of each case)"),
         ));
     }
     let store = crate::store::open(database_url).await?;
@@ -229,7 +239,6 @@ pub async fn workflow(
         }
     };
 
-    let chains = chain_count(jobs);
     let chains_case = {
         let bar = bars.counter("chains", jobs);
         let started = Instant::now();

@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// jobs.
     #[arg(long, conflicts_with_all = ["sustain", "limits"])]
     workflow: bool,
+    /// With --workflow: how many chains the chains case has (default √N, rounded), each about
+    /// N / chains steps long. Fewer, longer chains wait on more writes in a row.
+    #[arg(long, requires = "workflow", value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_002))]
+    chains: Option<usize>,
     /// Inserts this many latency probes and exits: the other process of a running
     /// `porter bench`, which starts it.
     #[arg(long, hide = true)]
@@ -67,8 +71,14 @@ pub(super) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.workflow {
         let progress = !args.json && std::io::stderr().is_terminal();
-        let report =
-            crate::bench::workflow(&g.database_url, args.jobs, args.concurrency, progress).await?;
+        let report = crate::bench::workflow(
+            &g.database_url,
+            args.jobs,
+            args.concurrency,
+            args.chains,
+            progress,
+        )
+        .await?;
         return if args.json {
             output::print_json(&report)
         } else {
