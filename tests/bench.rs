@@ -222,7 +222,7 @@ backend_case! {
         assert_eq!(refused.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&refused.stderr).contains("10002"), "{}", String::from_utf8_lossy(&refused.stderr));
 
-        // Three chains of 50: the hand-written chains are as many.
+        // Three chains of 50.
         let out = run("150", &["--chains", "3"]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "--chains 3 failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
@@ -248,6 +248,8 @@ backend_case! {
         assert_eq!(alone.status.code(), Some(2), "{}", String::from_utf8_lossy(&alone.stderr));
         let workflows = porter::Client::new(db.store.clone()).workflows(None, None).await.unwrap();
         assert!(workflows.is_empty(), "nothing inserted: {workflows:?}");
+        let left: i64 = db.store.job_counts().await.unwrap().total.values().sum();
+        assert_eq!(left, 0, "no job inserted by the refused runs");
     }
 }
 
