@@ -1563,6 +1563,37 @@ backend_case! {
     }
 }
 
+/// [`fill_local_queue`] on a gated store over `db`'s (with a minute's lease), to slow or
+/// refuse its writes once the queue is full.
+async fn fill_gated_local_queue(
+    db: &crate::common::TestDb,
+) -> (Arc<crate::chaos_gated_store::GatedStore>, Running, Vec<i64>) {
+    let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+    let worker = CountWorker {
+        hold: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let long: Vec<Count> = (0..HELD as u64 + 2).map(|n| Count { n }).collect();
+    let (rt, ids) =
+        fill_local_queue_on(db, gated.store(), Duration::from_secs(60), &long, worker).await;
+    (gated, rt, ids)
+}
+
+/// Every job of `ids` is `available` with no attempt used, and the [`AHEAD`] claimed ahead
+/// of free slots were given back.
+async fn assert_claimed_ahead_given_back(store: &Store, ids: &[i64]) {
+    assert_eq!(given_back(store, ids).await, AHEAD, "those claimed ahead");
+    for id in ids {
+        let row = store.job_get(*id).await.unwrap().unwrap();
+        assert_eq!(row.state, JobState::Available, "{row:?}");
+        assert_eq!(
+            row.max_attempts,
+            porter::job::DEFAULT_MAX_ATTEMPTS + row.attempt,
+            "no attempt used: {row:?}"
+        );
+    }
+}
+
 /// How many of `ids` have a `GIVEN_BACK` entry in their history; each such entry must say the
 /// attempt did not start (a parent retried later is then waited for again, migration 0044).
 async fn given_back(store: &Store, ids: &[i64]) -> usize {
@@ -1602,16 +1633,24 @@ backend_case! {
         let report = rt.stop().await;
         assert_eq!(report.cancelled_at_shutdown, 2);
         assert_eq!(worker.peak.load(Ordering::SeqCst), 2);
-        assert_eq!(given_back(&db.store, &ids).await, AHEAD, "those claimed ahead");
-        for id in &ids {
-            let row = db.store.job_get(*id).await.unwrap().unwrap();
-            assert_eq!(row.state, JobState::Available, "{row:?}");
-            assert_eq!(
-                row.max_attempts,
-                porter::job::DEFAULT_MAX_ATTEMPTS + row.attempt,
-                "no attempt used: {row:?}"
-            );
-        }
+        assert_claimed_ahead_given_back(&db.store, &ids).await;
+    }
+}
+
+backend_case! {
+    /// A graceful shutdown returns only once the jobs claimed ahead are given back, however
+    /// long the give-backs take within the time writes are retried: with each one slower than
+    /// the shutdown's timeout (a loaded database), every job claimed ahead is `available`
+    /// again when `stop` returns, given back unstarted with no attempt used, and none is left
+    /// `running` under the deregistered worker for a rescuer. (Before, the shutdown went on
+    /// once its timeout had passed, and returned with them still `running`.)
+    async fn a_shutdown_waits_for_give_backs_slower_than_its_timeout(db: TestDb) {
+        let (gated, rt, ids) = fill_gated_local_queue(&db).await;
+        // Four times the shutdown's timeout (100 ms), each.
+        gated.slow_releases(Duration::from_millis(400));
+        let report = rt.stop().await;
+        assert_eq!(report.cancelled_at_shutdown, 2);
+        assert_claimed_ahead_given_back(&db.store, &ids).await;
     }
 }
 
@@ -1620,15 +1659,8 @@ backend_case! {
     /// shutdown's reconcile as never started, as its give-back would have been: its handler
     /// never ran. (The reconcile took every job whose write was given up on for started.)
     async fn a_refused_give_back_is_put_back_as_never_started(db: TestDb) {
-        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        let (gated, rt, ids) = fill_gated_local_queue(&db).await;
         gated.refuse_give_backs(true);
-        let worker = CountWorker {
-            hold: Duration::from_secs(60),
-            ..Default::default()
-        };
-        let long: Vec<Count> = (0..HELD as u64 + 2).map(|n| Count { n }).collect();
-        let (rt, ids) =
-            fill_local_queue_on(&db, gated.store(), Duration::from_secs(60), &long, worker).await;
         let report = rt.stop().await;
         assert_eq!(report.cancelled_at_shutdown, 2);
         let mut put_back = 0;

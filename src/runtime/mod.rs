@@ -799,6 +799,19 @@ impl Runtime {
                     ctx.jobs.wait().await;
                 }
             }
+            // The producers give back the jobs they claimed ahead as they stop. Those writes
+            // are waited for (as long as writes are retried at all), not cut off with the
+            // jobs' time: the reconcile below leaves a job being given back to its give-back,
+            // and a worker that went on would deregister with those jobs still `running`,
+            // for a rescuer, once the process exits.
+            let producers_done = tokio::select! {
+                _ = producers.wait() => true,
+                _ = give_up.cancelled() => false,
+                _ = shutdown.hard.cancelled() => false,
+            };
+            if !producers_done {
+                warn!("going on without waiting for the producers: jobs they claimed ahead and have not given back yet stay running, for a rescuer");
+            }
             ctx.completer.flush().await;
             stop_services.cancel();
             services.close();
