@@ -1566,6 +1566,27 @@ mod props {
     }
 }
 
+/// The soaks' execution log reader takes the handler's start and end events of the queue and
+/// passes by every other event of it: a late claim's give-back (logged with the queue and a
+/// count, no job), which a loaded machine makes happen, stopped a soak with a panic.
+#[test]
+fn executions_are_read_past_other_events_of_the_queue() {
+    let log = [
+        r#"{"fields":{"message":"sleep started","queue":"q","job_id":7,"attempt":1,"attempted_at_us":10,"at_us":11}}"#,
+        r#"{"level":"WARN","fields":{"message":"a claim took too long to keep the reconcile waiting, which took jobs it claimed for strays; giving them back","queue":"q","jobs":2}}"#,
+        r#"{"fields":{"message":"sleep ended","queue":"q","job_id":7,"attempt":1,"at_us":20}}"#,
+        r#"{"fields":{"message":"sleep started","queue":"other","job_id":8,"attempt":1,"attempted_at_us":12,"at_us":13}}"#,
+    ]
+    .join("\n");
+    let execs = executions_of("q", &log, None);
+    assert_eq!(execs.len(), 1, "{execs:?}");
+    let e = &execs[0];
+    assert_eq!(
+        (e.job_id, e.attempt, e.start_us, e.end_us, e.cut_short),
+        (7, 1, 11, 20, false)
+    );
+}
+
 /// Kinds, queues, keys and args through `JobInsertParams::new`: accepted exactly when valid,
 /// and then kept verbatim; never a panic.
 #[test]

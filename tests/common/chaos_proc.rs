@@ -636,7 +636,9 @@ pub fn executions_of(queue: &str, log: &str, killed_at_us: Option<i64>) -> Vec<E
         };
         let f = &v["fields"];
         let what = f["message"].as_str().unwrap_or("");
-        if f["queue"].as_str() != Some(queue) {
+        // Only the handler's two events name a job; other events of the queue (a late claim's
+        // give-back, under load) do not.
+        if f["queue"].as_str() != Some(queue) || !matches!(what, "sleep started" | "sleep ended") {
             continue;
         }
         let id = (
