@@ -1566,6 +1566,56 @@ mod props {
     }
 }
 
+backend_case! {
+    /// The fault suite's ledger counts a run again only when it started: an attempt put back
+    /// before its handler ran (`"unstarted": true`, whatever the reason, the reconcile's put
+    /// back of a late claim's jobs as much as a give-back) is no duplicate, and one that may
+    /// have run is. Only give-backs were discounted, so the held-lock scenario, whose late claim
+    /// along the reconcile takes for strays under load, reported a duplicate that never ran.
+    async fn the_ledger_counts_only_runs_that_started(db: TestDb) {
+        let store = &db.store;
+        let insert = |queue: &str| {
+            JobInsertParams::new(
+                "noop",
+                json!({}),
+                InsertOpts {
+                    queue: Some(queue.to_string()),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        };
+        let claim = |queue: &str| JobClaimParams {
+            queue: queue.to_string(),
+            kinds: vec!["noop".into()],
+            limit: 1,
+            worker_id: "ledger-test".into(),
+        };
+        let mut ids = BTreeSet::new();
+        // One job put back unstarted, one put back as started; each then runs to its end.
+        for (queue, started) in [("never_ran", false), ("ran", true)] {
+            let id = store.job_insert_many(vec![insert(queue)]).await.unwrap()[0].job.id;
+            ids.insert(id);
+            let first = store.job_claim(claim(queue)).await.unwrap().remove(0);
+            store
+                .job_release(porter::store::JobReleaseParams {
+                    fence: first.fence(),
+                    reason: "running under this worker, which was not running it; put back".into(),
+                    started,
+                })
+                .await
+                .expect("put back");
+            let second = store.job_claim(claim(queue)).await.unwrap().remove(0);
+            assert_eq!(second.attempt, 2);
+            assert_eq!(store.job_complete_many(vec![second.fence()]).await.unwrap(), [true]);
+        }
+        let ledger = Ledger::read(store, "noop", &ids).await;
+        assert_eq!(ledger.states.get(&JobState::Completed), Some(&2), "{ledger:?}");
+        assert_eq!(ledger.duplicates, 1, "only the run that may have started: {ledger:?}");
+        assert!(ledger.inconsistent.is_empty(), "{ledger:?}");
+    }
+}
+
 /// The soaks' execution log reader takes the handler's start and end events of the queue and
 /// passes by every other event of it: a late claim's give-back (logged with the queue and a
 /// count, no job), which a loaded machine makes happen, stopped a soak with a panic.

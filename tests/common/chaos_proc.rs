@@ -458,8 +458,9 @@ pub struct Ledger {
     pub lost: u64,
     /// Expected jobs not finished (available, scheduled, running, retryable).
     pub stuck: u64,
-    /// Runs beyond the first: the sum of (attempt - 1), less the claims given back unstarted
-    /// (`porter::runtime::GIVEN_BACK`: claimed ahead of a free slot, never run).
+    /// Runs beyond the first: the sum of (attempt - 1), less the attempts put back before
+    /// their handler ran (entries marked `unstarted`: a job claimed ahead of a free slot and
+    /// given back, or a late claim's job the reconcile put back).
     pub duplicates: u64,
     /// Error entries ("worker lost", "worker shut down", ...), by message.
     pub errors: BTreeMap<String, u64>,
@@ -484,11 +485,7 @@ impl Ledger {
                 JobState::Cancelled | JobState::Discarded => l.lost += 1,
                 _ => l.stuck += 1,
             }
-            let unstarted = row
-                .errors
-                .iter()
-                .filter(|e| e.error == porter::runtime::GIVEN_BACK)
-                .count() as u64;
+            let unstarted = row.errors.iter().filter(|e| e.unstarted).count() as u64;
             l.duplicates += (row.attempt.saturating_sub(1) as u64).saturating_sub(unstarted);
             for e in &row.errors {
                 *l.errors.entry(e.error.clone()).or_default() += 1;
