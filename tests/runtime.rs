@@ -1220,12 +1220,21 @@ async fn fill_local_queue(
     db: &crate::common::TestDb,
     lease: Duration,
 ) -> (Running, CountWorker, Vec<i64>) {
+    fill_local_queue_of(db, db.store.clone(), lease).await
+}
+
+/// [`fill_local_queue`], the runtime on `store`.
+async fn fill_local_queue_of(
+    db: &crate::common::TestDb,
+    store: Arc<Store>,
+    lease: Duration,
+) -> (Running, CountWorker, Vec<i64>) {
     let worker = CountWorker {
         hold: Duration::from_secs(60),
         ..Default::default()
     };
     let long: Vec<Count> = (0..HELD as u64 + 2).map(|n| Count { n }).collect();
-    let (rt, ids) = fill_local_queue_with(db, lease, &long, worker.clone()).await;
+    let (rt, ids) = fill_local_queue_on(db, store, lease, &long, worker.clone()).await;
     (rt, worker, ids)
 }
 
@@ -1569,13 +1578,7 @@ async fn fill_gated_local_queue(
     db: &crate::common::TestDb,
 ) -> (Arc<crate::chaos_gated_store::GatedStore>, Running, Vec<i64>) {
     let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-    let worker = CountWorker {
-        hold: Duration::from_secs(60),
-        ..Default::default()
-    };
-    let long: Vec<Count> = (0..HELD as u64 + 2).map(|n| Count { n }).collect();
-    let (rt, ids) =
-        fill_local_queue_on(db, gated.store(), Duration::from_secs(60), &long, worker).await;
+    let (rt, _, ids) = fill_local_queue_of(db, gated.store(), Duration::from_secs(60)).await;
     (gated, rt, ids)
 }
 

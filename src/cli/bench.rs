@@ -47,7 +47,7 @@ pub struct BenchArgs {
     workflow: bool,
     /// With --workflow: how many chains the chains case has (default √N, rounded), each about
     /// N / chains steps long. Fewer, longer chains wait on more writes in a row.
-    #[arg(long, requires = "workflow", value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_002))]
+    #[arg(long, requires = "workflow", value_parser = RangedU64ValueParser::<usize>::new().range(1..=crate::bench::WORKFLOW_BENCH_MAX_JOBS as u64))]
     chains: Option<usize>,
     /// Inserts this many latency probes and exits: the other process of a running
     /// `porter bench`, which starts it.
