@@ -443,6 +443,17 @@ mod postgres_only {
             .unwrap()
     }
 
+    /// `porter_enqueue('noop')` on `conn`: the new job's id.
+    async fn enqueue_noop(conn: &mut sqlx::PgConnection) -> i64 {
+        let (id, inserted): (i64, bool) =
+            sqlx::query_as("SELECT id, inserted FROM porter_enqueue('noop')")
+                .fetch_one(conn)
+                .await
+                .unwrap();
+        assert!(inserted);
+        id
+    }
+
     fn over_cap(bytes: usize) -> Value {
         // {"s":"..."} is 8 bytes of compact JSON around the string.
         json!({ "s": "x".repeat(bytes - 8) })
@@ -1274,6 +1285,94 @@ mod postgres_only {
         );
     }
 
+    /// A caller whose session turns `standard_conforming_strings` off (an old driver's or an
+    /// old application's setting) calls porter_enqueue as any other: its body is compiled
+    /// under the function's own setting, not the caller's. Before 0050 PL/pgSQL compiled the
+    /// body under the caller's, where the name check's `'\'` opens a string that never ends:
+    /// every call failed, valid ones too, with the function's text in the error (review of
+    /// 5 Dec).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+    )]
+    async fn porter_enqueue_runs_in_a_session_without_standard_conforming_strings() {
+        let db = common::postgres().await;
+        let pool = pool(&db).await;
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("SET standard_conforming_strings = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let id = enqueue_noop(&mut conn).await;
+        assert_eq!(
+            db.store.job_get(id).await.unwrap().map(|j| j.state),
+            Some(JobState::Available)
+        );
+        // The check that quotes a bad name, backslashes and all, says what the library says.
+        let kind = "bad\\kind\"\n";
+        let library = Call::kind(kind).library().unwrap_err().to_string();
+        let function = sqlx::query("SELECT porter_enqueue($1)")
+            .bind(kind)
+            .execute(&mut *conn)
+            .await
+            .unwrap_err();
+        let sqlx::Error::Database(function) = function else {
+            panic!("{function}")
+        };
+        assert_eq!(function.message(), library);
+        assert_eq!(
+            jobs_in_table(&pool).await,
+            1,
+            "the bad name inserted nothing"
+        );
+    }
+
+    /// A database, role or URL that turns `standard_conforming_strings` off does not stop
+    /// porter: its connections turn it on, so its migrations (whose function bodies hold
+    /// backslashes in strings) apply and its statements read as written. Before, migration
+    /// 0008 failed (`unterminated quoted identifier`) and no store opened (review of 5 Dec).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+    )]
+    async fn a_store_opens_over_a_url_that_turns_standard_conforming_strings_off() {
+        let base = common::server("PORTER_TEST_DATABASE_URL", "PostgreSQL");
+        let schema_url = porter::store::postgres::PgStore::create_test_schema(&base)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&schema_url).unwrap();
+        let options: String = url
+            .query_pairs()
+            .find(|(k, _)| k == "options")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        let rest: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != "options")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(rest)
+            .append_pair(
+                "options",
+                &format!("{options} -c standard_conforming_strings=off"),
+            );
+        let store = porter::store::open(url.as_str())
+            .await
+            .expect("migrated and opened");
+        let id = Client::new(store.clone())
+            .insert_raw("noop", json!({"path": "C:\\temp"}), InsertOpts::default())
+            .await
+            .unwrap()
+            .job
+            .id;
+        let job = store.job_get(id).await.unwrap().unwrap();
+        assert_eq!(job.args, json!({"path": "C:\\temp"}));
+    }
+
     /// A temporary table of the caller's named like porter's does not take the job: the
     /// function's search path names porter's schema and then `pg_temp`, which PostgreSQL
     /// otherwise searches first (review of 4 Dec: the job went into the caller's temporary
@@ -1295,12 +1394,7 @@ mod postgres_only {
             .await
             .unwrap();
         }
-        let (id, inserted): (i64, bool) =
-            sqlx::query_as("SELECT id, inserted FROM porter_enqueue('noop')")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-        assert!(inserted);
+        let id = enqueue_noop(&mut conn).await;
         let temporary: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_temp.porter_jobs")
             .fetch_one(&mut *conn)
             .await

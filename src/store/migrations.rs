@@ -252,6 +252,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "edges_by_parent_then_child",
             "0049_edges_by_parent_then_child.sql"
         ),
+        migration!(
+            50,
+            "enqueue_strings_read_as_written",
+            "0050_enqueue_strings_read_as_written.sql"
+        ),
     ],
 };
 

@@ -407,10 +407,16 @@ const DRIVER_PARAMETERS: [&str; 18] = [
 
 /// The connection options a `postgres://` URL gives, or the error that it gives none (nothing
 /// is opened). `warn`: log the query parameters it leaves out ([`driver_url`]).
+///
+/// Every connection turns `standard_conforming_strings` on, whatever the URL's `options`, the
+/// role or the database say (set last, it wins): porter's migrations and statements are
+/// written for it (a backslash in a string is a backslash), and with it off migration 0008's
+/// function body did not even compile.
 pub(crate) fn connect_options(url: &str, warn: bool) -> Result<PgConnectOptions> {
-    driver_url(url, warn)
+    let options: PgConnectOptions = driver_url(url, warn)
         .parse()
-        .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))
+        .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
+    Ok(options.options([("standard_conforming_strings", "on")]))
 }
 
 /// The URL without the query parameters sqlx does not read: sqlx would log each of them with

@@ -1,0 +1,3 @@
+-- Nothing changes on SQLite (migrations-postgres/0050_enqueue_strings_read_as_written.sql sets
+-- how PostgreSQL's porter_enqueue reads its string literals; SQLite has no such function and
+-- no such setting). The version exists so that both backends record the same versions.
