@@ -151,6 +151,13 @@ backend_case! {
             assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
             assert!(err.to_string().contains("does not exist"), "{err}");
         }
+        // Of several missing parents, the first in the order given is named, on both backends
+        // and by porter_enqueue (PostgreSQL's insert named the lowest id until 5 Dec).
+        let err = s
+            .job_insert_many(vec![after("c", &[a.id]), after("c", &[999_999, a.id, 888_888])])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("parent job 999999 does not exist"), "{err}");
         assert_eq!(total(s).await, before, "nothing inserted");
         let err = JobInsertParams::new("c", serde_json::json!({}), InsertOpts { after_any: true, ..Default::default() }).unwrap_err();
         assert!(matches!(err, Error::Invalid { .. }), "{err:?}");

@@ -1299,7 +1299,9 @@ async fn insert_waiting(
         for (id, state, _, _) in rows {
             parents.insert(id, state.parse::<JobState>()?);
         }
-        if let Some(missing) = parent_ids.iter().find(|id| !parents.contains_key(id)) {
+        // The first missing in the order given, as SQLite and porter_enqueue name it.
+        let mut given = jobs.iter().flat_map(|j| &j.depends_on);
+        if let Some(missing) = given.find(|id| !parents.contains_key(id)) {
             return Err(Error::invalid(
                 "depends_on",
                 format!("parent job {missing} does not exist (parents must be inserted first)"),
