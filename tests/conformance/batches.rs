@@ -215,6 +215,36 @@ backend_case! {
         assert!(matches!(err, Error::Conflict(_)), "{err}");
         assert!(err.to_string().contains(&format!("job {}", holder.id)), "{err}");
         assert_eq!(total(s).await, 1, "only the holder");
+        // Two of its own jobs with one unique key (two members, or a member and the callback):
+        // bad input, naming both, before anything is written. It used to be refused only by
+        // the insert, naming as the holder a job of the batch that the refusal rolled back
+        // (on SQLite, an id the next insert then took).
+        let keyed = |key: &str| {
+            JobInsertParams::new(
+                "k",
+                serde_json::json!({}),
+                InsertOpts { unique_key: Some(key.into()), ..Default::default() },
+            )
+            .unwrap()
+        };
+        let mut twice = batch_of(1, "k");
+        twice.push_params(keyed("z"));
+        twice.push_params(keyed("z"));
+        let err = client.insert_batch(callback(twice, false)).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{err}");
+        assert!(err.to_string().contains("job 1 and job 2 have the same unique key \"z\""), "{err}");
+        let mut with_callback = batch_of(1, "k");
+        with_callback.push_params(keyed("y"));
+        let with_callback = with_callback.callback_raw(
+            "cb",
+            serde_json::json!({}),
+            InsertOpts { unique_key: Some("y".into()), ..Default::default() },
+            false,
+        );
+        let err = client.insert_batch(with_callback).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{err}");
+        assert!(err.to_string().contains("callback has the unique key \"y\" of job 1"), "{err}");
+        assert_eq!(total(s).await, 1, "only the holder");
         assert!(client.batches(None, None).await.unwrap().is_empty());
         assert!(client.batch(12345).await.unwrap().is_none());
     }
