@@ -1050,6 +1050,24 @@ backend_case! {
 }
 
 backend_case! {
+    /// `null` for an optional field of a POSTed job means "not given", for every one of them:
+    /// `depends_on` and `after_any` were refused with 422 (`invalid type: null`) while the
+    /// others took it (review of 5 Dec), and porter_enqueue takes NULL for each.
+    async fn admin_api_takes_null_for_every_optional_field_of_a_job(db: TestDb) {
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let body = json!({
+            "kind": "noop", "args": {}, "queue": null, "priority": null, "max_attempts": null,
+            "scheduled_at": null, "unique_key": null, "concurrency_key": null,
+            "sequence_key": null, "depends_on": null, "after_any": null,
+        });
+        let (status, body) = send(&app, json_request(Method::POST, "/admin/jobs", body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let job = db.store.job_get(body["id"].as_i64().expect("an id")).await.unwrap().unwrap();
+        assert_eq!((job.queue.as_str(), job.priority, job.state), ("default", 1, porter::JobState::Available));
+    }
+}
+
+backend_case! {
     /// An insert deduplicated to a running job whose cancel is pending says so: the holder
     /// keeps its unique key until it has stopped, and then ends cancelled, so nothing of this
     /// insert will run. It used to answer `inserted: false` alone, as for a holder that runs.

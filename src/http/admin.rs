@@ -57,10 +57,9 @@ struct NewJob {
     unique_key: Option<String>,
     concurrency_key: Option<String>,
     sequence_key: Option<String>,
-    #[serde(default)]
-    depends_on: Vec<i64>,
-    #[serde(default)]
-    after_any: bool,
+    /// `null` or left out: none (as for every optional field here).
+    depends_on: Option<Vec<i64>>,
+    after_any: Option<bool>,
 }
 
 fn empty_object() -> Value {
@@ -102,8 +101,8 @@ async fn insert_job(
         unique_key: job.unique_key,
         concurrency_key: job.concurrency_key,
         sequence_key: job.sequence_key,
-        depends_on: job.depends_on,
-        after_any: job.after_any,
+        depends_on: job.depends_on.unwrap_or_default(),
+        after_any: job.after_any.unwrap_or_default(),
         ..Default::default()
     };
     let params = JobInsertParams::new(&job.kind, job.args, opts)?;
