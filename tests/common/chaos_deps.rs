@@ -169,9 +169,16 @@ backend_case! {
             p.assert_clean_log();
             all.extend(executions_of(QUEUE, &p.output(), Some(*killed_at)));
         }
+        // Executions on processes never killed: a job runs again only after a run a kill cut
+        // short or left unrecorded, so it has at most one of these, and it is its last.
+        let mut unkilled: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
         for p in &live {
             p.assert_clean_log();
-            all.extend(executions_of(QUEUE, &p.output(), None));
+            let executions = executions_of(QUEUE, &p.output(), None);
+            for e in &executions {
+                unkilled.entry(e.job_id).or_default().push(e.attempt);
+            }
+            all.extend(executions);
         }
         let mut runs: BTreeMap<i64, Vec<&Execution>> = BTreeMap::new();
         for e in &all {
@@ -217,6 +224,20 @@ backend_case! {
         );
         report("deps_soak", &backend, jobs, kills, 0, 0, duplicates as u64);
         assert!(out_of_order.is_empty(), "(parent, child) where the child began before the parent's last execution ended: {out_of_order:?}");
+        // Each job ran once but for what kills cost: a second run follows only a run on a
+        // killed process (the "its children wait and then run once").
+        let rerun_without_a_kill: Vec<(i64, Vec<i64>)> = unkilled
+            .iter()
+            .filter(|(id, attempts)| {
+                let last = runs[id].iter().map(|e| e.attempt).max().unwrap();
+                attempts.len() > 1 || attempts[0] != last
+            })
+            .map(|(id, attempts)| (*id, attempts.clone()))
+            .collect();
+        assert!(
+            rerun_without_a_kill.is_empty(),
+            "(job, attempts on processes never killed) run again without a kill: {rerun_without_a_kill:?}"
+        );
         assert!(w.deleted_while_waiting.is_empty(), "(child, parent) deleted while the child waited: {:?}", w.deleted_while_waiting);
         assert!(rescued >= 1, "a kill cut a parent short and it ran again (else the soak proves nothing): {cut} cut short");
         assert!(held >= 1, "a completed parent outlived its retention while its child waited (else retention proves nothing)");
