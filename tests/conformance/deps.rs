@@ -151,6 +151,15 @@ backend_case! {
             assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
             assert!(err.to_string().contains("does not exist"), "{err}");
         }
+        // A job waiting for itself: refused, as the id it would get names no job yet (the
+        // id is checked to be its own by the insert that takes it afterwards).
+        let itself = total(s).await;
+        let own_id = insert(s, job("plain")).await.id + 1;
+        let err = s.job_insert_many(vec![after("c", &[own_id])]).await.unwrap_err();
+        assert!(err.to_string().contains(&format!("parent job {own_id} does not exist")), "{err}");
+        assert_eq!(total(s).await, itself + 1, "nothing inserted but the plain job");
+        assert_eq!(insert(s, job("plain")).await.id, own_id, "the id the refused job would have had");
+        let before = total(s).await;
         // Of several missing parents, the first in the order given is named, on both backends
         // and by porter_enqueue (PostgreSQL's insert named the lowest id until 5 Dec).
         let err = s
