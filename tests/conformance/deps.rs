@@ -176,6 +176,51 @@ backend_case! {
 }
 
 backend_case! {
+    /// Retention keeps a parent as long as it keeps a child that did not complete (cancelled or
+    /// discarded: the children a user retries), so a child retried by hand still has its
+    /// parents and their outputs. Until 5 Dec only unfinished children held their parents: a
+    /// completed parent of a discarded child went after its day while the child stayed a week,
+    /// and the child retried then ran with no parent and no input, silently (review of 5 Dec).
+    /// Completed children hold nothing: a finished workflow goes in one pass.
+    async fn retention_keeps_parents_of_children_that_did_not_complete(db: TestDb) {
+        let s = &db.store;
+        // a completed with an output, its child discarded; f discarded, its child cancelled.
+        let a = insert(s, job("p")).await;
+        let child = insert(s, after("c", &[a.id])).await;
+        let ra = claim_one(s, "p").await;
+        let output = Some(serde_json::json!({"input": "for the child"}));
+        s.job_output_record(JobRecordParams { fence: ra.fence(), output: output.clone(), progress: None }).await.unwrap();
+        s.job_complete_many(vec![ra.fence()]).await.unwrap();
+        run_to(s, "c", child.id, JobState::Discarded).await;
+        let f = insert(s, job("p")).await;
+        let cancelled = insert(s, after("c", &[f.id])).await;
+        run_to(s, "p", f.id, JobState::Discarded).await;
+        assert_eq!(get(s, cancelled.id).await.state, JobState::Cancelled);
+        let (zero, day) = (Duration::ZERO, Duration::from_secs(86_400));
+        let retain = |cancelled, discarded| JobDeleteFinalizedParams { completed: zero, cancelled, discarded, limit: 100 };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // a is past its retention, its discarded child is not: a stays, and the child retried
+        // by hand waits for nothing and reads a's output.
+        assert_eq!(s.job_delete_finalized(retain(day, day)).await.unwrap(), 0);
+        assert_eq!(s.job_retry(child.id).await.unwrap().state, JobState::Available);
+        assert_eq!(s.job_output_get(vec![a.id]).await.unwrap()[&a.id].output, output);
+        run_to(s, "c", child.id, JobState::Discarded).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The child goes first; a with the next pass, once nothing of it is kept.
+        assert_eq!(s.job_delete_finalized(retain(day, zero)).await.unwrap(), 1, "the discarded child");
+        assert!(s.job_get(child.id).await.unwrap().is_none());
+        assert_eq!(s.job_delete_finalized(retain(day, zero)).await.unwrap(), 1, "a, its child gone");
+        assert!(s.job_get(a.id).await.unwrap().is_none());
+        assert!(s.job_get(f.id).await.unwrap().is_some(), "kept while its cancelled child is");
+        crate::common::eventually("every job deleted", || async {
+            s.job_delete_finalized(retain(zero, zero)).await.unwrap();
+            total(s).await == 0
+        })
+        .await;
+    }
+}
+
+backend_case! {
     /// A child reads its parents' outputs; retention never deletes a parent whose children
     /// have not finished.
     async fn retention_keeps_parents_of_waiting_children(db: TestDb) {
