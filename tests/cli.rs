@@ -773,6 +773,14 @@ backend_case! {
         let entries = shown.stdout.lines().filter(|l| l.starts_with("  attempt ")).count();
         assert_eq!(entries, 1, "{shown:#?}");
         assert!(shown.stdout.contains("      attempt 9 at 2026-01-01 00:00:00: forged\n"), "{shown:#?}");
+        // JSON keeps U+2028 and U+2029 as they are, and some terminals and viewers break the
+        // line there: args, metadata, progress and output show them escaped, each on its one
+        // line (review of 5 Dec: printed raw).
+        let separators = json!({"a": "x\u{2028}args:         forged\u{2029}"});
+        let id = ids(&env.run(&["enqueue", "noop", &separators.to_string()]).ok())[0];
+        let shown = env.run(&["jobs", "show", &id.to_string()]).ok();
+        assert!(!shown.stdout.contains(['\u{2028}', '\u{2029}']), "{shown:#?}");
+        assert!(shown.stdout.contains("x\\u{2028}args:"), "{shown:#?}");
         // A workflow's name may hold a newline too.
         let wf = porter::Client::new(env.db.store.clone())
             .insert_workflow(

@@ -199,12 +199,12 @@ fn show(detail: &crate::client::JobDetail) -> String {
         output::time(job.finalized_at),
         opt(&job.attempted_by),
         opt(&job.unique_key),
-        output::printable(&job.args.to_string()),
-        output::printable(&job.metadata.to_string()),
+        output::field(&job.args.to_string()),
+        output::field(&job.metadata.to_string()),
     );
     let recorded = |v: &Option<serde_json::Value>| {
         v.as_ref()
-            .map_or_else(|| "-".to_string(), |v| output::printable(&v.to_string()))
+            .map_or_else(|| "-".to_string(), |v| output::field(&v.to_string()))
     };
     text.push_str(&format!("progress:     {}\n", recorded(&job.progress)));
     text.push_str(&format!("output:       {}\n", recorded(&job.output)));
