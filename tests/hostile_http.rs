@@ -523,6 +523,37 @@ backend_case! {
 }
 
 backend_case! {
+    /// A job's page stays about the size of what it shows, however deeply its JSON nests: an
+    /// output within porter's bounds (127 levels, 256 KiB), 126 arrays around 130,000 zeros,
+    /// made a page of 33 MB, refreshed every 5 s, as each of its lines was indented up to 254
+    /// spaces (review of 5 Dec). Past a budget of indentation the page shows it compact.
+    async fn a_deeply_nested_output_keeps_the_job_page_small(db: TestDb) {
+        let job = surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        let running = surfaces::claim(db.store.as_ref(), "noop", "default").await;
+        assert_eq!(running.id, job.id);
+        let deep = (0..126).fold(json!(vec![0; 130_000]), |v, _| json!([v]));
+        let compact = deep.to_string().len();
+        assert!(compact < 262_144, "within the output's bound: {compact}");
+        db.store
+            .job_output_record(porter::store::JobRecordParams { fence: running.fence(), output: Some(deep), progress: None })
+            .await
+            .unwrap();
+        let app = app(&db, HttpConfig::default()).await;
+        let html = page(&app, format!("/dashboard/jobs/{}", job.id)).await;
+        assert!(html.len() < 2 * compact, "{} bytes for {compact} of output", html.len());
+        assert!(html.contains("[[[[0,0,0"), "shown whole, compact");
+        // A value of ordinary depth still shows indented.
+        let small = surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        let running = surfaces::claim(db.store.as_ref(), "noop", "default").await;
+        assert_eq!(running.id, small.id);
+        let output = Some(json!({"a": {"b": 1}}));
+        db.store.job_output_record(porter::store::JobRecordParams { fence: running.fence(), output, progress: None }).await.unwrap();
+        let html = page(&app, format!("/dashboard/jobs/{}", small.id)).await;
+        assert!(html.contains("\n    &quot;b&quot;: 1\n"), "indented: {html}");
+    }
+}
+
+backend_case! {
     /// With a token, the dashboard shows nothing (not counts, kinds, queues or errors) until
     /// the token comes, by cookie or bearer; /metrics needs it too; /healthz and the login
     /// page stay open.

@@ -141,8 +141,43 @@ fn links(jobs: &[crate::store::JobLink], total: i64, none: &str) -> Markup {
     }
 }
 
+/// Most bytes of indentation a value is shown with: past it, shown compact. Indented, a value
+/// within porter's bounds (127 levels) grew to 128 times its size (33 MB for a 260 KB
+/// output), every refresh.
+const MAX_INDENTATION: usize = 64 * 1024;
+
+/// `value` indented, or compact when that would add more than [`MAX_INDENTATION`] bytes (the
+/// indented form is given up on as soon as it would).
 fn pretty(value: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    let compact = value.to_string();
+    let mut out = Bounded {
+        buf: Vec::new(),
+        max: compact.len() + MAX_INDENTATION,
+    };
+    match serde_json::to_writer_pretty(&mut out, value) {
+        Ok(()) => String::from_utf8(out.buf).unwrap_or(compact),
+        Err(_) => compact,
+    }
+}
+
+/// A buffer that refuses to grow past `max` bytes.
+struct Bounded {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + bytes.len() > self.max {
+            return Err(std::io::Error::other("past the budget"));
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn fields(job: &JobRow, workflow: Option<&JobWorkflow>, batch: Option<&JobBatch>) -> Markup {
