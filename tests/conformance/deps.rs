@@ -153,7 +153,8 @@ backend_case! {
         }
         // A job waiting for itself: refused, as the id it would get names no job yet (the
         // id is checked to be its own by the insert that takes it afterwards).
-        let itself = total(s).await;
+        assert_eq!(total(s).await, before, "nothing inserted");
+        let itself = before;
         let own_id = insert(s, job("plain")).await.id + 1;
         let err = s.job_insert_many(vec![after("c", &[own_id])]).await.unwrap_err();
         assert!(err.to_string().contains(&format!("parent job {own_id} does not exist")), "{err}");
