@@ -177,6 +177,34 @@ backend_case! {
 }
 
 backend_case! {
+    /// A parent is a job of the same database (README, "Sequences and dependencies"): an id
+    /// taken from another database (another SQLite file, another PostgreSQL schema) is refused
+    /// when no job here has it, inserting nothing, and otherwise names the job here that has
+    /// it, which the child then waits for.
+    async fn a_parent_from_another_database_is_a_job_of_this_one_or_refused(db: TestDb) {
+        let here = &db.store;
+        let other = match here.backend() {
+            Backend::Sqlite => crate::common::sqlite().await,
+            Backend::Postgres => crate::common::postgres().await,
+        };
+        let there: Vec<_> = other.store.job_insert_many(vec![job("p"), job("p"), job("p")]).await.unwrap();
+        let local = insert(here, job("p")).await;
+        assert_eq!(local.id, there[0].job.id, "both databases number from the same start");
+        let before = total(here).await;
+        let far = there[2].job.id;
+        let err = here.job_insert_many(vec![after("c", &[far])]).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid { what: "depends_on", .. }), "{err:?}");
+        assert!(err.to_string().contains(&format!("parent job {far} does not exist")), "{err}");
+        assert_eq!(total(here).await, before, "nothing inserted");
+        let child = insert(here, after("c", &[there[0].job.id])).await;
+        assert_eq!(child.state, JobState::Pending, "waits for this database's job {}", local.id);
+        run_to(here, "p", local.id, JobState::Completed).await;
+        assert_eq!(get(here, child.id).await.state, JobState::Available);
+        assert_eq!(total(&other.store).await, 3, "the other database untouched");
+    }
+}
+
+backend_case! {
     /// Retention keeps a parent as long as it keeps a child that did not complete (cancelled or
     /// discarded: the children a user retries), so a child retried by hand still has its
     /// parents and their outputs. Until 5 Dec only unfinished children held their parents: a
