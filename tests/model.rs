@@ -1355,35 +1355,44 @@ async fn apply(
             };
             let got = ok("retention", s.job_delete_finalized(params).await)?;
             let now = m.now;
-            let gone: Vec<i64> = m
-                .jobs
-                .values()
-                .filter(|j| {
-                    let keep = match j.state {
-                        JobState::Completed | JobState::Cancelled => RETAIN_SECS,
-                        JobState::Discarded => RETAIN_DISCARDED_SECS,
-                        _ => return false,
-                    };
-                    j.finalized_at.is_some_and(|at| at < now - keep * 1000)
-                })
-                .map(|j| j.id)
-                // A parent whose children have not finished stays.
-                .filter(|id| {
-                    !m.edges.iter().any(|e| {
-                        e.parent == *id && m.jobs.get(&e.child).is_some_and(|c| c.unfinished())
+            // One state after another, as the store deletes them: a child deleted with an
+            // earlier state no longer holds its parent for a later one.
+            let mut gone: Vec<i64> = Vec::new();
+            for (state, keep) in [
+                (JobState::Completed, RETAIN_SECS),
+                (JobState::Cancelled, RETAIN_SECS),
+                (JobState::Discarded, RETAIN_DISCARDED_SECS),
+            ] {
+                let these: Vec<i64> = m
+                    .jobs
+                    .values()
+                    .filter(|j| {
+                        j.state == state && j.finalized_at.is_some_and(|at| at < now - keep * 1000)
                     })
-                })
-                .collect();
+                    .map(|j| j.id)
+                    // A parent stays while it has a child that did not complete (one not
+                    // finished, cancelled or discarded: retried by hand, it reads its parents).
+                    .filter(|id| {
+                        !m.edges.iter().any(|e| {
+                            e.parent == *id
+                                && m.jobs
+                                    .get(&e.child)
+                                    .is_some_and(|c| c.state != JobState::Completed)
+                        })
+                    })
+                    .collect();
+                for id in &these {
+                    m.jobs.remove(id);
+                    m.edges.retain(|e| e.parent != *id && e.child != *id);
+                }
+                gone.extend(these);
+            }
             check(got == gone.len() as u64, || {
                 format!(
                     "retention: expected {} deleted ({gone:?}), got {got}",
                     gone.len()
                 )
             })?;
-            for id in gone {
-                m.jobs.remove(&id);
-                m.edges.retain(|e| e.parent != id && e.child != id);
-            }
         }
         &Op::Delete { queue, kind } => {
             let got = ok(
