@@ -1513,3 +1513,163 @@ backend_case! {
         env.run(&["batches", "show", "999999"]).assert_error("batch 999999 not found");
     }
 }
+
+/// The README's `sh` block of section `heading` that contains `containing`: its commands, each
+/// with the output the README shows under it (its `# ` lines).
+fn readme_commands(heading: &str, containing: &str) -> Vec<(String, Vec<String>)> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with(heading))
+        .expect("the README section");
+    let block = section
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains(containing))
+        .expect("the README block");
+    let mut commands: Vec<(String, Vec<String>)> = Vec::new();
+    for line in block.lines() {
+        match line.strip_prefix('#') {
+            Some(shown) => commands
+                .last_mut()
+                .expect("a command first")
+                .1
+                .push(shown.strip_prefix(' ').unwrap_or(shown).to_string()),
+            None => commands.push((
+                line.split(" #").next().unwrap().trim().to_string(),
+                Vec::new(),
+            )),
+        }
+    }
+    commands
+}
+
+/// `text` with each `YYYY-MM-DD HH:MM:SS` time replaced (the README's are from its own run).
+fn without_times(text: &str) -> String {
+    let shape = |w: &[u8]| {
+        w.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
+    };
+    let (bytes, mut out, mut i) = (text.as_bytes(), String::new(), 0);
+    while i < bytes.len() {
+        if bytes.len() - i >= 19 && shape(&bytes[i..i + 19]) {
+            out.push_str("<time>");
+            i += 19;
+        } else {
+            let c = text[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// Runs the README's commands of one block in order against `env`'s database, as a user runs
+/// them, and checks that each prints what the README shows: `cargo run --example NAME` runs
+/// the example's binary (built by `cargo test --all-targets`, as `scripts/test` runs it),
+/// `porter worker &` starts a worker and waits until every job has ended, and `| grep WORD`
+/// keeps the lines holding WORD.
+fn run_readme_commands(env: &Env, commands: &[(String, Vec<String>)]) -> Vec<Running> {
+    let mut workers = Vec::new();
+    for (command, shown) in commands {
+        let printed: Vec<String> =
+            if let Some(example) = command.split("cargo run --example ").nth(1) {
+                let example = example.split_whitespace().next().unwrap();
+                let exe = std::env::current_exe().unwrap();
+                let binary = exe
+                    .parent()
+                    .unwrap()
+                    .parent()
+                    .unwrap()
+                    .join("examples")
+                    .join(example);
+                assert!(
+                    binary.exists(),
+                    "{} is built by cargo test --all-targets (scripts/test)",
+                    binary.display()
+                );
+                let out = run(Command::new(binary)
+                    .current_dir(env.dir.path())
+                    .env("DATABASE_URL", &env.db.url))
+                .ok();
+                out.stdout
+                    .lines()
+                    .chain(out.stderr.lines())
+                    .map(str::to_string)
+                    .collect()
+            } else if command == "porter worker &" {
+                workers.push(Running::spawn(env.cmd().args(["worker", "--no-periodic"])));
+                let store = env.db.store.clone();
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                loop {
+                    let counts = tokio::runtime::Handle::current()
+                        .block_on(porter::Client::new(store.clone()).counts())
+                        .unwrap();
+                    let unfinished: i64 = counts
+                        .total
+                        .iter()
+                        .filter(|(s, _)| !s.is_final())
+                        .map(|(_, n)| n)
+                        .sum();
+                    if unfinished == 0 {
+                        break;
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the worker ran every job: {counts:?}"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Vec::new()
+            } else {
+                let (args, grep) = match command.split_once(" | grep ") {
+                    Some((args, word)) => (args, Some(word)),
+                    None => (command.as_str(), None),
+                };
+                let args: Vec<&str> = args.split_whitespace().skip(1).collect();
+                assert_eq!(
+                    command.split_whitespace().next(),
+                    Some("porter"),
+                    "{command}"
+                );
+                let out = env.run(&args).ok();
+                out.stdout
+                    .lines()
+                    .filter(|l| grep.is_none_or(|w| l.contains(w)))
+                    .map(str::to_string)
+                    .collect()
+            };
+        assert_eq!(
+            without_times(&printed.join("\n")),
+            without_times(&shown.join("\n")),
+            "README: `{command}`"
+        );
+    }
+    workers
+}
+
+backend_case! {
+    /// The README's workflow and batch examples, run as it shows them (`examples/workflow.rs`
+    /// and `examples/batch.rs`, then the `porter` commands under them, a worker between), print
+    /// what it shows, times aside. Until 5 Dec nothing ran them: the batch's block showed a line
+    /// the example does not print, and neither showed the warnings the examples print.
+    async fn the_readme_workflow_and_batch_examples_print_what_it_shows(db: TestDb) {
+        let env = Env::new(db);
+        let workflow = readme_commands("Workflows: a graph of jobs", "--example workflow");
+        let batch = readme_commands("Batches: one callback", "--example batch");
+        assert!(workflow.len() >= 5 && batch.len() >= 5, "{workflow:?} {batch:?}");
+        tokio::task::block_in_place(|| drop(run_readme_commands(&env, &workflow)));
+        // The batch's ids in the README are those of a database of its own.
+        let env = Env::new(match env.db.store.backend() {
+            Backend::Sqlite => common::sqlite().await,
+            Backend::Postgres => common::postgres().await,
+        });
+        tokio::task::block_in_place(|| drop(run_readme_commands(&env, &batch)));
+    }
+}
