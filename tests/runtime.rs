@@ -2273,3 +2273,119 @@ async fn a_runtime_refuses_a_queue_given_twice() {
         "{err}"
     );
 }
+
+/// Records its args' value as its output, after reading its parents' outputs from its job
+/// context (kept per job id).
+#[derive(Serialize, Deserialize)]
+pub struct Relay {
+    pub value: String,
+}
+
+impl JobArgs for Relay {
+    const KIND: &'static str = "relay";
+}
+
+#[derive(Clone, Default)]
+pub struct RelayWorker {
+    seen: Arc<Mutex<HashMap<i64, Vec<porter::ParentOutput>>>>,
+}
+
+#[async_trait::async_trait]
+impl Worker<Relay> for RelayWorker {
+    async fn work(&self, job: Job<Relay>) -> Result<(), JobError> {
+        let parents = job
+            .parent_outputs()
+            .await
+            .map_err(|e| JobError::msg(e.to_string()))?;
+        self.seen.lock().unwrap().insert(job.id(), parents);
+        job.set_output(&serde_json::json!({ "value": job.args.value }))
+            .await
+            .map_err(|e| JobError::msg(e.to_string()))
+    }
+}
+
+backend_case! {
+    /// A worker reads the outputs of the jobs its job waited for from its job context
+    /// (issue 16.1): each parent's id, kind, state and output, by id; none for a job without
+    /// parents, and None for a parent that recorded nothing. No test read them through the
+    /// context until 5 Dec (a review: one answering none passed every test).
+    async fn a_child_reads_its_parents_outputs_from_its_job_context(db: TestDb) {
+        let relay = RelayWorker::default();
+        let mut workers = Workers::new();
+        workers.add(relay.clone()).unwrap();
+        workers.add(BehaveWorker).unwrap();
+        let client = Client::new(db.store.clone());
+        let insert = |value: &str, parents: Vec<i64>| {
+            let client = client.clone();
+            let args = Relay { value: value.into() };
+            async move {
+                let opts = InsertOpts { depends_on: parents, ..Default::default() };
+                client.insert(&args, Some(opts)).await.unwrap().job.id
+            }
+        };
+        let a = insert("from a", vec![]).await;
+        let quiet = behave(&client, "ok", 1).await;
+        let b = insert("from b", vec![]).await;
+        let c = insert("from c", vec![b, quiet, a]).await;
+        let rt = start(db.store.clone(), workers, config(&[("default", 4)]));
+        wait_state(&db.store, c, JobState::Completed).await;
+        rt.stop().await;
+        let seen = relay.seen.lock().unwrap();
+        assert_eq!(seen[&a], vec![], "a job without parents");
+        let parent = |id: i64, kind: &str, output: Option<serde_json::Value>| porter::ParentOutput {
+            id,
+            kind: kind.into(),
+            state: JobState::Completed,
+            output,
+        };
+        assert_eq!(
+            seen[&c],
+            vec![
+                parent(a, "relay", Some(serde_json::json!({"value": "from a"}))),
+                parent(quiet, "behave", None),
+                parent(b, "relay", Some(serde_json::json!({"value": "from b"}))),
+            ]
+        );
+    }
+}
+
+backend_case! {
+    /// A child freed by a parent's end written elsewhere (another process's completion) is
+    /// claimed through the wake-up, not the poll (issue 16.1: "a wake-up, not a poll"): here
+    /// the poll is an hour, so only a wake-up runs it in time.
+    async fn a_child_freed_elsewhere_is_woken_not_polled(db: TestDb) {
+        let mut cfg = config(&[("default", 5)]);
+        cfg.poll_interval = Duration::from_secs(3600);
+        let other = db.reopen().await;
+        let client = Client::new(other.clone());
+        // A parent of a kind this runtime does not run: it ends through `other` alone.
+        let parent = client
+            .insert_raw("elsewhere", serde_json::json!({}), InsertOpts::default())
+            .await
+            .unwrap()
+            .job
+            .id;
+        let child = client
+            .insert(&Behave { what: "ok".into() }, Some(InsertOpts { depends_on: vec![parent], ..Default::default() }))
+            .await
+            .unwrap()
+            .job
+            .id;
+        let rt = start(db.store.clone(), behave_workers(), cfg);
+        tokio::time::sleep(Duration::from_millis(300)).await; // the producer is now asleep
+        assert_eq!(db.store.job_get(child).await.unwrap().unwrap().state, JobState::Pending);
+        let claimed = other
+            .job_claim(porter::store::JobClaimParams {
+                queue: "default".into(),
+                kinds: vec!["elsewhere".into()],
+                limit: 1,
+                worker_id: "another process".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![parent]);
+        other.job_complete_many(vec![claimed[0].fence()]).await.unwrap();
+        wait_state(&db.store, child, JobState::Completed).await;
+        rt.stop().await;
+    }
+}
