@@ -155,7 +155,17 @@ async fn behave(client: &Client, what: &str, max_attempts: i32) -> i64 {
 }
 
 async fn wait_state(store: &Store, id: i64, state: JobState) -> porter::JobRow {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    wait_state_within(store, id, state, Duration::from_secs(60)).await
+}
+
+/// [`wait_state`], for at most `most`.
+async fn wait_state_within(
+    store: &Store,
+    id: i64,
+    state: JobState,
+    most: Duration,
+) -> porter::JobRow {
+    let deadline = tokio::time::Instant::now() + most;
     loop {
         let row = store.job_get(id).await.unwrap().unwrap();
         if row.state == state {
@@ -2387,5 +2397,40 @@ backend_case! {
         other.job_complete_many(vec![claimed[0].fence()]).await.unwrap();
         wait_state(&db.store, child, JobState::Completed).await;
         rt.stop().await;
+    }
+}
+
+backend_case! {
+    /// Cancelling a workflow from another process stops its running step through the
+    /// worker's wake-up (issue 16.2: "cancels its unfinished steps (and stops running
+    /// ones)"): the step's cancel token fires and it ends cancelled, and the step waiting for
+    /// it is cancelled. The conformance case fakes the worker; here the runtime runs it, with
+    /// the heartbeat's fallback check an hour away.
+    async fn cancelling_a_workflow_stops_its_running_step(db: TestDb) {
+        use porter::workflow::{Step, Workflow};
+        let worker = HoldWorker::default();
+        let mut workers = Workers::new();
+        workers.add(worker.clone()).unwrap();
+        workers.add(BehaveWorker).unwrap();
+        let mut cfg = config(&[("default", 5)]);
+        cfg.lease = Duration::from_secs(3 * 3600);
+        let w = Workflow::new("stopped")
+            .step(Step::new("hold", &Hold { key: "w".into() }))
+            .step(Step::new("after", &Behave { what: "ok".into() }).after(["hold"]));
+        let w = Client::new(db.store.clone()).insert_workflow(w).await.unwrap();
+        let (hold, after) = (w.job("hold").unwrap().id, w.job("after").unwrap().id);
+        let rt = start(db.store.clone(), workers, cfg);
+        wait_state(&db.store, hold, JobState::Running).await;
+        eventually("the worker runs the step", || async { worker.tokens.lock().unwrap().len() == 1 }).await;
+        let cancelled = Client::new(db.reopen().await).cancel_workflow(w.id).await.unwrap();
+        assert_eq!((cancelled.cancelled, cancelled.cancel_requested), (1, 1), "{cancelled:?}");
+        // Well within the minute after which the step ended cancelled anyway on PostgreSQL
+        // with the cancel's NOTIFY taken out (by a path this test does not look for).
+        let row = wait_state_within(&db.store, hold, JobState::Cancelled, Duration::from_secs(20)).await;
+        assert_eq!(row.attempt, 1);
+        assert!(worker.tokens.lock().unwrap()[0].is_cancelled(), "the step's cancel token fired");
+        assert_eq!(db.store.job_get(after).await.unwrap().unwrap().state, JobState::Cancelled);
+        rt.stop().await;
+        assert_eq!(worker.tokens.lock().unwrap().len(), 1, "run once");
     }
 }
