@@ -157,20 +157,6 @@ impl Batch {
                 "callback: it waits for the batch's jobs; it takes no depends_on or sequence_key",
             ));
         }
-        let keyed = jobs.iter().chain(std::iter::once(&callback));
-        if let Some((a, b, key)) = crate::store::shared_unique_key(keyed) {
-            let message = if b == jobs.len() {
-                format!("callback has the unique key {key:?} of job {a}")
-            } else {
-                format!("job {a} and job {b} have the same unique key {key:?}")
-            };
-            return Err(Error::invalid(
-                "batch",
-                format!(
-                    "{message}; a batch is inserted whole, so its jobs need different unique keys"
-                ),
-            ));
-        }
         Ok(BatchInsertParams {
             jobs,
             callback,

@@ -209,16 +209,6 @@ impl Workflow {
                 job,
             });
         }
-        if let Some((a, b, key)) = crate::store::shared_unique_key(steps.iter().map(|s| &s.job)) {
-            return Err(Error::invalid(
-                "workflow",
-                format!(
-                    "steps {:?} and {:?} have the same unique key {key:?}; a workflow is inserted \
-                     whole, so its steps need different keys",
-                    steps[a].name, steps[b].name
-                ),
-            ));
-        }
         Ok(WorkflowInsertParams {
             name: self.name,
             steps,

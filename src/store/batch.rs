@@ -56,13 +56,23 @@ impl BatchInsertParams {
         callback
     }
 
-    /// The error for a member whose unique key an unfinished job already holds: a batch is
-    /// inserted whole or not at all, so it is refused.
-    pub fn unique_key_held(&self, index: usize, holder: &JobRow) -> Error {
+    /// The error for a member (`index`; the callback when it is past the members) whose unique
+    /// key an unfinished job already holds: a batch is inserted whole or not at all, so it is
+    /// refused. `own`: the ids of the members inserted so far, in order. A holder among them is
+    /// named as that member: its id is undone with the refusal (until 5 Dec the error named
+    /// it, an id no job kept).
+    pub fn unique_key_held(&self, index: usize, holder: &JobRow, own: &[i64]) -> Error {
+        let (who, job) = match self.jobs.get(index) {
+            Some(job) => (format!("batch job {index}"), job),
+            None => ("the batch's callback".to_string(), &self.callback),
+        };
+        let key = job.unique_key.as_deref().unwrap_or_default();
+        let held_by = match own.iter().position(|id| *id == holder.id) {
+            Some(at) => format!("is batch job {at}'s too"),
+            None => format!("is held by job {}", holder.id),
+        };
         Error::Conflict(format!(
-            "batch job {index}: its unique key {:?} is held by job {}; nothing was inserted",
-            self.jobs[index].unique_key.as_deref().unwrap_or_default(),
-            holder.id
+            "{who}: its unique key {key:?} {held_by}; nothing was inserted"
         ))
     }
 }

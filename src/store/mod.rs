@@ -36,7 +36,7 @@ pub mod workflow;
 mod wake;
 mod wrapper;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,25 +110,6 @@ pub struct JobInsertParams {
     pub depends_on: Vec<i64>,
     /// Run once every parent ended, however (see [`InsertOpts::after_any`]).
     pub after_any: bool,
-}
-
-/// The first two of `jobs` (by position) with the same unique key, and the key: such jobs
-/// cannot be inserted together as one whole (a workflow, a batch), since the second would be
-/// answered by the first. Found before anything is written, so the refusal names both, not a
-/// job its own rollback undid.
-pub(crate) fn shared_unique_key<'a>(
-    jobs: impl IntoIterator<Item = &'a JobInsertParams>,
-) -> Option<(usize, usize, &'a str)> {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (i, job) in jobs.into_iter().enumerate() {
-        if let Some(key) = job.unique_key.as_deref() {
-            if let Some(&first) = seen.get(key) {
-                return Some((first, i, key));
-            }
-            seen.insert(key, i);
-        }
-    }
-    None
 }
 
 impl JobInsertParams {

@@ -115,18 +115,19 @@ impl WorkflowInsertParams {
     }
 
     /// The error for a step whose unique key an unfinished job already holds: a workflow is
-    /// inserted whole or not at all, so it is refused.
-    pub fn unique_key_held(&self, index: usize, holder: &JobRow) -> Error {
+    /// inserted whole or not at all, so it is refused. `own`: the ids of the steps inserted so
+    /// far, in step order. A holder among them is named as that step: its id is undone with
+    /// the refusal (until 5 Dec the error named it, an id no job kept).
+    pub fn unique_key_held(&self, index: usize, holder: &JobRow, own: &[i64]) -> Error {
+        let step = &self.steps[index];
+        let key = step.job.unique_key.as_deref().unwrap_or_default();
+        let held_by = match own.iter().position(|id| *id == holder.id) {
+            Some(at) => format!("as step {:?} of this workflow has", self.steps[at].name),
+            None => format!("held by job {}", holder.id),
+        };
         Error::Conflict(format!(
-            "workflow {:?}: step {:?} has unique key {:?}, held by job {}; nothing was inserted",
-            self.name,
-            self.steps[index].name,
-            self.steps[index]
-                .job
-                .unique_key
-                .as_deref()
-                .unwrap_or_default(),
-            holder.id
+            "workflow {:?}: step {:?} has unique key {key:?}, {held_by}; nothing was inserted",
+            self.name, step.name
         ))
     }
 }

@@ -216,9 +216,8 @@ backend_case! {
         assert!(err.to_string().contains(&format!("job {}", holder.id)), "{err}");
         assert_eq!(total(s).await, 1, "only the holder");
         // Two of its own jobs with one unique key (two members, or a member and the callback):
-        // bad input, naming both, before anything is written. It used to be refused only by
-        // the insert, naming as the holder a job of the batch that the refusal rolled back
-        // (on SQLite, an id the next insert then took).
+        // refused naming the member that holds it. The refusal used to name that member's id,
+        // which it undid (on SQLite, an id the next insert then took).
         let keyed = |key: &str| {
             JobInsertParams::new(
                 "k",
@@ -231,8 +230,8 @@ backend_case! {
         twice.push_params(keyed("z"));
         twice.push_params(keyed("z"));
         let err = client.insert_batch(callback(twice, false)).await.unwrap_err();
-        assert!(matches!(err, Error::Invalid { .. }), "{err}");
-        assert!(err.to_string().contains("job 1 and job 2 have the same unique key \"z\""), "{err}");
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+        assert!(err.to_string().contains("batch job 2: its unique key \"z\" is batch job 1's too"), "{err}");
         let mut with_callback = batch_of(1, "k");
         with_callback.push_params(keyed("y"));
         let with_callback = with_callback.callback_raw(
@@ -242,8 +241,8 @@ backend_case! {
             false,
         );
         let err = client.insert_batch(with_callback).await.unwrap_err();
-        assert!(matches!(err, Error::Invalid { .. }), "{err}");
-        assert!(err.to_string().contains("callback has the unique key \"y\" of job 1"), "{err}");
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+        assert!(err.to_string().contains("the batch's callback: its unique key \"y\" is batch job 1's too"), "{err}");
         assert_eq!(total(s).await, 1, "only the holder");
         assert!(client.batches(None, None).await.unwrap().is_empty());
         assert!(client.batch(12345).await.unwrap().is_none());

@@ -177,17 +177,17 @@ backend_case! {
             }));
         let err = client.insert_workflow(both).await.unwrap_err();
         assert!(matches!(err, Error::Conflict(_)), "{err}");
-        // Two of its own steps with one unique key: bad input, naming both, before anything is
-        // written. It used to be refused only by the insert, naming as the holder a step that
-        // the refusal rolled back (on SQLite, an id the next insert then took).
+        // Two of its own steps with one unique key (both starting as they would hold it):
+        // refused naming the step that holds it. The refusal used to name that step's id,
+        // which it undid (on SQLite, an id the next insert then took).
         let keyed = |name: &str| {
             step(name, "k").opts(InsertOpts { unique_key: Some("z".into()), ..Default::default() })
         };
         let twice = Workflow::new("twice").step(keyed("a")).step(step("b", "k")).step(keyed("c"));
         let err = client.insert_workflow(twice).await.unwrap_err();
-        assert!(matches!(err, Error::Invalid { .. }), "{err}");
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
         assert!(
-            err.to_string().contains("steps \"a\" and \"c\" have the same unique key \"z\""),
+            err.to_string().contains("step \"c\" has unique key \"z\", as step \"a\" of this workflow has"),
             "{err}"
         );
         assert_eq!(total(s).await, 1, "only the holder: no step of either workflow stayed");

@@ -37,7 +37,8 @@ async fn insert_batch(
         .enumerate()
     {
         if !result.inserted {
-            return Err(params.unique_key_held(i, &result.job));
+            let own: Vec<i64> = jobs.iter().map(|j: &JobRow| j.id).collect();
+            return Err(params.unique_key_held(i, &result.job, &own));
         }
         jobs.push(result.job);
     }
@@ -45,10 +46,7 @@ async fn insert_batch(
     let callback = params.callback_for(id, ids.clone());
     let mut callback = job_insert_tx(conn, vec![callback]).await?.remove(0);
     if !callback.inserted {
-        return Err(Error::Conflict(format!(
-            "the batch's callback: its unique key is held by job {}; nothing was inserted",
-            callback.job.id
-        )));
+        return Err(params.unique_key_held(params.jobs.len(), &callback.job, &ids));
     }
     let mut tagged = ids;
     tagged.push(callback.job.id);

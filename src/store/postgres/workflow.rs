@@ -93,7 +93,7 @@ async fn insert_tagged(
         let jobs: Vec<JobInsertParams> = run.clone().map(|i| params.resolved(i, &ids)).collect();
         for (i, result) in run.zip(job_insert_tx(conn, jobs).await?) {
             if !result.inserted {
-                return Err(params.unique_key_held(i, &result.job));
+                return Err(params.unique_key_held(i, &result.job, &ids));
             }
             ids.push(result.job.id);
             steps.push((params.steps[i].name.clone(), result.job));
@@ -252,7 +252,7 @@ impl Pending {
         let out = insert_rounds(conn, &self.jobs, &self.holds).await?;
         for (k, result) in out.iter().enumerate() {
             if !result.inserted {
-                return Err(params.unique_key_held(first + k, &result.job));
+                return Err(params.unique_key_held(first + k, &result.job, &self.ids));
             }
             self.ids.push(result.job.id);
             parents.insert(result.job.id, result.job.state);

@@ -36,7 +36,8 @@ pub(super) fn insert_batch(conn: &Connection, params: &BatchInsertParams) -> Res
     let mut jobs = Vec::with_capacity(params.jobs.len());
     for (i, result) in insert_jobs(conn, &params.jobs)?.into_iter().enumerate() {
         if !result.inserted {
-            return Err(params.unique_key_held(i, &result.job));
+            let own: Vec<i64> = jobs.iter().map(|j: &JobRow| j.id).collect();
+            return Err(params.unique_key_held(i, &result.job, &own));
         }
         tag.execute(params![id, result.job.id])?;
         jobs.push(result.job);
@@ -44,10 +45,8 @@ pub(super) fn insert_batch(conn: &Connection, params: &BatchInsertParams) -> Res
     let callback = params.callback_for(id, jobs.iter().map(|j| j.id).collect());
     let mut callback = insert_jobs(conn, std::slice::from_ref(&callback))?.remove(0);
     if !callback.inserted {
-        return Err(Error::Conflict(format!(
-            "the batch's callback: its unique key is held by job {}; nothing was inserted",
-            callback.job.id
-        )));
+        let own: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        return Err(params.unique_key_held(params.jobs.len(), &callback.job, &own));
     }
     tag.execute(params![id, callback.job.id])?;
     conn.execute(sql!("batch_callback_set"), params![id, callback.job.id])?;

@@ -66,7 +66,7 @@ pub(super) fn insert_workflow(
             .collect();
         for (i, result) in run.zip(insert_jobs_as(conn, &jobs, &starts, &own)?) {
             if !result.inserted {
-                return Err(params.unique_key_held(i, &result.job));
+                return Err(params.unique_key_held(i, &result.job, &ids));
             }
             ids.push(result.job.id);
             own.insert(result.job.id, result.job.state);
