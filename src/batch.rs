@@ -190,7 +190,22 @@ mod tests {
             .clone()
             .callback_raw("done", json!([1]), InsertOpts::default(), true);
         assert!(err(not_object).contains("JSON object"));
-        let bad_kind = one.callback_raw("Bad Kind", json!({}), InsertOpts::default(), true);
+        let bad_kind = one
+            .clone()
+            .callback_raw("Bad Kind", json!({}), InsertOpts::default(), true);
         assert!(err(bad_kind).contains("callback"));
+        for key in RESERVED_ARGS {
+            let reserved =
+                one.clone()
+                    .callback_raw("done", json!({ key: 1 }), InsertOpts::default(), true);
+            assert!(err(reserved).contains(&format!("{key:?}")), "{key}");
+        }
+        let mut most = Batch::new();
+        for _ in 0..MAX_PARENTS {
+            most.push_params(job("a"));
+        }
+        assert!(cb(most.clone()).params().is_ok(), "{MAX_PARENTS} jobs");
+        most.push_params(job("a"));
+        assert!(err(cb(most)).contains(&format!("at most {MAX_PARENTS}")));
     }
 }

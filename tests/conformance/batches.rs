@@ -505,3 +505,28 @@ backend_case! {
         assert_eq!(row.counts.values().sum::<i64>(), 3, "{row:?}");
     }
 }
+
+backend_case! {
+    /// A bulk delete by hand that matches a batch's callback while it is pending deletes it
+    /// (nothing waits for a callback, so the bulk rules let it go), as the README says: the
+    /// batch then never calls back, and its listing shows no callback state (`porter batches
+    /// show` prints it as gone). The members stay.
+    async fn a_bulk_delete_of_a_pending_callback_leaves_the_batch_without_one(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let b = client.insert_batch(callback(batch_of(2, "m"), false)).await.unwrap();
+        let pending = porter::store::JobFilter {
+            states: vec![JobState::Pending],
+            kind: Some("cb".into()),
+            ..Default::default()
+        };
+        let out = s.job_bulk(porter::store::BulkAction::Delete, pending, i64::MAX).await.unwrap();
+        assert_eq!((out.matched, out.changed), (1, 1), "{out:?}");
+        assert!(s.job_get(b.callback.id).await.unwrap().is_none());
+        let row = client.batch(b.id).await.unwrap().expect("the batch stays with its members");
+        assert_eq!((row.callback_id, row.callback_state), (Some(b.callback.id), None), "{row:?}");
+        for member in &b.jobs {
+            assert_eq!(s.job_get(member.id).await.unwrap().unwrap().state, JobState::Available);
+        }
+    }
+}
