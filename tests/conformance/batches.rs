@@ -488,6 +488,10 @@ backend_case! {
             total(s).await == 0
         })
         .await;
+        // And with its last job, the batch's row.
+        let client = Client::new(s.clone());
+        assert!(client.batch(b.id).await.unwrap().is_none(), "the batch's row went with its jobs");
+        assert!(client.batches(None, None).await.unwrap().is_empty());
     }
 }
 

@@ -330,7 +330,11 @@ backend_case! {
             Ok(wf) => eprintln!("REVIEW by id: ok, a = {}, c = {:?}", wf.job("a").unwrap().id, wf.job("c").unwrap().state),
             Err(e) => eprintln!("REVIEW by id: {e}"),
         }
-        assert!(res.is_err(), "{res:?}");
+        // Refused as a parent that does not exist yet (the id the step would get), on both.
+        let err = res.unwrap_err();
+        assert!(matches!(err, Error::Invalid { what: "depends_on", .. }), "{err:?}");
+        assert!(err.to_string().contains(&format!("parent job {a_id} does not exist")), "{err}");
+        assert_eq!(total(s).await, 1, "nothing of the workflow inserted");
     }
 }
 

@@ -327,3 +327,33 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// A sequence has one unfinished job that may run whatever path writes the rows: a plain
+    /// INSERT of another program (which skips porter's checks) of a second available job of a
+    /// busy sequence is refused by the unique index `porter_jobs_sequence_active`, and inserts
+    /// nothing. No test reached the index before (review of 5 Dec).
+    async fn a_second_active_job_of_a_sequence_is_refused_by_the_index(db: TestDb) {
+        let s = &db.store;
+        let first = insert(s, seq("k", "s1")).await;
+        assert_eq!(first.state, JobState::Available);
+        let before = total(s).await;
+        let sql = "INSERT INTO porter_jobs (kind, queue, args, state, sequence_key) \
+                   VALUES ('k', 'default', '{}', 'available', 's1')";
+        let err = match db.sqlite_path() {
+            Some(path) => rusqlite::Connection::open(path).unwrap().execute(sql, []).unwrap_err().to_string(),
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap_err().to_string()
+            }
+        };
+        assert!(err.contains("porter_jobs_sequence_active") || err.contains("UNIQUE constraint failed: porter_jobs.sequence_key"), "{err}");
+        assert_eq!(total(s).await, before, "nothing inserted");
+        // A finished one does not count: a second row once the first completed goes in.
+        let got = s.job_claim(claim("default", &["k"], 1, W)).await.unwrap();
+        s.job_complete_many(vec![got[0].fence()]).await.unwrap();
+        crate::common::raw_exec(&db, sql).await;
+        assert_eq!(total(s).await, before + 1);
+    }
+}

@@ -138,6 +138,10 @@ backend_case! {
             Workflow::new("dup").step(step("a", "k")).step(step("a", "k")),
             Workflow::new("unknown").step(step("a", "k").after(["nope"])),
             Workflow::new("later").step(step("a", "k").after(["b"])).step(step("b", "k")),
+            // Any step's bad options, not only its kind.
+            Workflow::new("priority").step(step("a", "k")).step(step("b", "k").opts(InsertOpts { priority: Some(9), ..Default::default() })),
+            Workflow::new("attempts").step(step("a", "k").opts(InsertOpts { max_attempts: Some(0), ..Default::default() })),
+            Workflow::new("queue").step(step("a", "k").opts(InsertOpts { queue: Some("Bad Queue".into()), ..Default::default() })),
         ] {
             let err = client.insert_workflow(bad).await.unwrap_err();
             assert!(matches!(err, Error::Invalid { .. }), "{err}");
