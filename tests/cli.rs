@@ -1570,9 +1570,39 @@ fn without_times(text: &str) -> String {
     out
 }
 
+/// The example `name` built as `cargo run --example` builds it (`cargo test` builds examples as
+/// tests, which run no `main`): cargo is asked to build it, as fresh as this test, and says
+/// where the program is.
+fn example_binary(name: &str) -> std::path::PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            name,
+            "--message-format",
+            "json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo build --example {name}: {out:?}"
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(std::path::PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo names the example {name}'s program"))
+}
+
 /// Runs the README's commands of one block in order against `env`'s database, as a user runs
 /// them, and checks that each prints what the README shows: `cargo run --example NAME` runs
-/// the example's binary (built by `cargo test --all-targets`, as `scripts/test` runs it),
+/// the example's program ([`example_binary`]),
 /// `porter worker &` starts a worker and waits until every job has ended, and `| grep WORD`
 /// keeps the lines holding WORD.
 fn run_readme_commands(env: &Env, commands: &[(String, Vec<String>)]) -> Vec<Running> {
@@ -1581,20 +1611,7 @@ fn run_readme_commands(env: &Env, commands: &[(String, Vec<String>)]) -> Vec<Run
         let printed: Vec<String> =
             if let Some(example) = command.split("cargo run --example ").nth(1) {
                 let example = example.split_whitespace().next().unwrap();
-                let exe = std::env::current_exe().unwrap();
-                let binary = exe
-                    .parent()
-                    .unwrap()
-                    .parent()
-                    .unwrap()
-                    .join("examples")
-                    .join(example);
-                assert!(
-                    binary.exists(),
-                    "{} is built by cargo test --all-targets (scripts/test)",
-                    binary.display()
-                );
-                let out = run(Command::new(binary)
+                let out = run(Command::new(example_binary(example))
                     .current_dir(env.dir.path())
                     .env("DATABASE_URL", &env.db.url))
                 .ok();
