@@ -72,7 +72,17 @@ impl Worker {
     }
 
     pub fn logged(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+        self.logged_times(needle) > 0
+    }
+
+    /// How many lines logged so far contain `needle`.
+    pub fn logged_times(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     pub async fn ready(&self) {
@@ -139,15 +149,17 @@ async fn state(store: &Store, id: i64) -> porter::JobRow {
 backend_case! {
     async fn sigterm_lets_short_jobs_finish_and_retries_long_ones(db: TestDb) {
         let client = Client::new(db.store.clone());
-        let w = Worker::start(
+        let w = Worker::command_env(
             &db.url,
             &[
+                "worker",
                 "--queues",
                 "default=10",
                 "--shutdown-timeout",
                 "1500ms",
                 "--no-periodic",
             ],
+            &[("RUST_LOG", "info,porter::jobs=debug")],
         );
         w.ready().await;
         let short: Vec<i64> = futures_ids(&client, 3, 700).await;
@@ -156,6 +168,10 @@ backend_case! {
             db.store.job_counts().await.unwrap().total[&JobState::Running] == 5
         })
         .await;
+        // Their handlers started too (`sleep started`): a job claimed but not yet started
+        // when the signal came has only the rest of the timeout for its 700 ms (on a loaded
+        // machine one did not make it, in one clean-clone run of 5 Dec).
+        eventually("all five started", || async { w.logged_times("sleep started") == 5 }).await;
         w.signal("TERM");
         let (status, log) = w.wait().await;
         assert!(
