@@ -2303,14 +2303,11 @@ pub struct RelayWorker {
 #[async_trait::async_trait]
 impl Worker<Relay> for RelayWorker {
     async fn work(&self, job: Job<Relay>) -> Result<(), JobError> {
-        let parents = job
-            .parent_outputs()
-            .await
-            .map_err(|e| JobError::msg(e.to_string()))?;
+        let parents = job.parent_outputs().await?;
         self.seen.lock().unwrap().insert(job.id(), parents);
-        job.set_output(&serde_json::json!({ "value": job.args.value }))
-            .await
-            .map_err(|e| JobError::msg(e.to_string()))
+        Ok(job
+            .set_output(&serde_json::json!({ "value": job.args.value }))
+            .await?)
     }
 }
 

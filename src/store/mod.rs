@@ -454,26 +454,44 @@ pub(crate) fn cap_trace(trace: String) -> String {
 /// The size of `value` as compact JSON, counted without building the text; counting stops
 /// a little past `stop_after` (the result is then only known to be above it).
 pub fn json_size(value: &serde_json::Value, stop_after: usize) -> usize {
-    struct Counter {
-        n: usize,
-        stop_after: usize,
-    }
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.n += buf.len();
-            if self.n > self.stop_after {
-                // Ends serialization early: the caller only needs to know it is too big.
-                return Err(std::io::Error::other("over the limit"));
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter { n: 0, stop_after };
+    let mut counter = Capped::new(std::io::sink(), stop_after);
     let _ = serde_json::to_writer(&mut counter, value);
-    counter.n
+    counter.written
+}
+
+/// A writer that passes what it is given on to `inner` while at most `max` bytes have come,
+/// and then refuses: it ends a serialization as soon as its output is known to be too big.
+pub(crate) struct Capped<W> {
+    /// Where the bytes go (up to `max` of them).
+    pub inner: W,
+    /// Bytes given so far, the refused ones included (so past `max` once it refused).
+    pub written: usize,
+    max: usize,
+}
+
+impl<W> Capped<W> {
+    pub(crate) fn new(inner: W, max: usize) -> Self {
+        Capped {
+            inner,
+            written: 0,
+            max,
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Capped<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written += buf.len();
+        if self.written > self.max {
+            return Err(std::io::Error::other("over the limit"));
+        }
+        self.inner.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 const NUL_REFUSED: &str = "contains a NUL character (\\u0000), which PostgreSQL cannot store";

@@ -149,34 +149,11 @@ const MAX_INDENTATION: usize = 64 * 1024;
 /// `value` indented, or compact when that would add more than [`MAX_INDENTATION`] bytes (the
 /// indented form is given up on as soon as it would).
 fn pretty(value: &serde_json::Value) -> String {
-    let compact = value.to_string();
-    let mut out = Bounded {
-        buf: Vec::new(),
-        max: compact.len() + MAX_INDENTATION,
-    };
+    let budget = crate::store::json_size(value, usize::MAX) + MAX_INDENTATION;
+    let mut out = crate::store::Capped::new(Vec::new(), budget);
     match serde_json::to_writer_pretty(&mut out, value) {
-        Ok(()) => String::from_utf8(out.buf).unwrap_or(compact),
-        Err(_) => compact,
-    }
-}
-
-/// A buffer that refuses to grow past `max` bytes.
-struct Bounded {
-    buf: Vec<u8>,
-    max: usize,
-}
-
-impl std::io::Write for Bounded {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if self.buf.len() + bytes.len() > self.max {
-            return Err(std::io::Error::other("past the budget"));
-        }
-        self.buf.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        Ok(()) => String::from_utf8(out.inner).unwrap_or_else(|_| value.to_string()),
+        Err(_) => value.to_string(),
     }
 }
 
