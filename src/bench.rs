@@ -988,6 +988,17 @@ impl BenchProbe {
         }
     }
 
+    /// Between two cases of `porter bench --workflow`, once the first's jobs are deleted:
+    /// the database's leftovers of them made reusable (PostgreSQL: `VACUUM` of porter's job
+    /// tables; SQLite: the WAL emptied into the file).
+    pub async fn settle(&mut self) -> Result<()> {
+        match self {
+            BenchProbe::Sqlite(p) => p.settle().await,
+            #[cfg(feature = "postgres")]
+            BenchProbe::Postgres(p) => p.settle().await,
+        }
+    }
+
     /// Deletes every job of one of the benchmark's own queues.
     pub async fn delete_queue(&mut self, queue: &str) -> Result<u64> {
         match self {

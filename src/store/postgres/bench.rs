@@ -67,6 +67,15 @@ impl Probe {
             .await?)
     }
 
+    /// Makes the dead row versions of porter's job tables reusable (`bench_settle.sql`).
+    pub async fn settle(&mut self) -> Result<()> {
+        // VACUUM runs outside a transaction: sent as a simple query, not prepared.
+        sqlx::raw_sql(include_str!("sql/bench_settle.sql"))
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes every job of `queue` (the benchmark's own queues, when it is done).
     pub async fn delete_queue(&mut self, queue: &str) -> Result<u64> {
         Ok(sqlx::query(include_str!("sql/bench_raw_delete.sql"))

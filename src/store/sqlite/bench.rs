@@ -65,6 +65,15 @@ impl Probe {
         std::fs::metadata(wal).ok().map(|m| m.len())
     }
 
+    /// Empties the WAL into the database (`bench_settle.sql`).
+    pub async fn settle(&self) -> Result<()> {
+        self.with(|c| {
+            c.query_row(include_str!("sql/bench_settle.sql"), [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Deletes every job of `queue` (the benchmark's own queues, when it is done).
     pub async fn delete_queue(&self, queue: &str) -> Result<u64> {
         let queue = queue.to_string();
