@@ -32,13 +32,10 @@
 
 use crate::error::{Error, Result};
 use crate::job::{InsertOpts, JobArgs};
-use crate::store::batch::BatchInsertParams;
-use crate::store::{JobInsertParams, MAX_PARENTS};
+use crate::store::batch::{check_member_count, BatchInsertParams};
+use crate::store::JobInsertParams;
 
-pub use crate::store::batch::{BatchInserted, BatchRow};
-
-/// The callback's args keys porter writes (and refuses in the given args).
-pub const RESERVED_ARGS: [&str; 4] = ["batch_id", "completed", "cancelled", "discarded"];
+pub use crate::store::batch::{BatchInserted, BatchRow, RESERVED_ARGS};
 
 /// A batch being built: member jobs and a callback.
 #[derive(Debug, Clone, Default)]
@@ -111,21 +108,7 @@ impl Batch {
 
     /// Checks the batch into insert params; nothing is written.
     pub fn params(self) -> Result<BatchInsertParams> {
-        if self.jobs.is_empty() {
-            return Err(Error::invalid(
-                "batch",
-                "has no jobs; a batch needs at least one (its callback waits for them)",
-            ));
-        }
-        if self.jobs.len() > MAX_PARENTS {
-            return Err(Error::invalid(
-                "batch",
-                format!(
-                    "has {} jobs; a batch has at most {MAX_PARENTS} (its callback waits for each)",
-                    self.jobs.len()
-                ),
-            ));
-        }
+        check_member_count(self.jobs.len())?;
         let jobs = self
             .jobs
             .into_iter()
@@ -139,35 +122,20 @@ impl Batch {
             ));
         };
         let callback = callback.map_err(|e| Error::invalid("batch", format!("callback: {e}")))?;
-        let Some(args) = callback.args.as_object() else {
-            return Err(Error::invalid(
-                "batch",
-                "callback: its args must be a JSON object (porter adds batch_id and the counts)",
-            ));
-        };
-        if let Some(key) = RESERVED_ARGS.iter().find(|k| args.contains_key(**k)) {
-            return Err(Error::invalid(
-                "batch",
-                format!("callback: its args may not hold {key:?}: porter writes it"),
-            ));
-        }
-        if !callback.depends_on.is_empty() || callback.sequence_key.is_some() {
-            return Err(Error::invalid(
-                "batch",
-                "callback: it waits for the batch's jobs; it takes no depends_on or sequence_key",
-            ));
-        }
-        Ok(BatchInsertParams {
+        let params = BatchInsertParams {
             jobs,
             callback,
             on_success,
-        })
+        };
+        params.check()?;
+        Ok(params)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MAX_PARENTS;
     use serde_json::json;
 
     fn job(kind: &str) -> JobInsertParams {

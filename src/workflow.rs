@@ -36,15 +36,15 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::job::{InsertOpts, JobArgs};
-use crate::store::workflow::{step_placeholder, WorkflowInsertParams, WorkflowStepParams};
+use crate::store::workflow::{
+    check_step_count, check_text, step_placeholder, WorkflowInsertParams, WorkflowStepParams,
+};
 use crate::store::JobInsertParams;
 
 pub use crate::store::workflow::{
     StepPage, WorkflowCancelled, WorkflowDetail, WorkflowInserted, WorkflowRow, WorkflowStep,
+    MAX_STEPS,
 };
-
-/// Most steps in one workflow (each is a job inserted in the one transaction).
-pub const MAX_STEPS: usize = 100_000;
 
 /// A workflow being built: a name and steps in order.
 #[derive(Debug, Clone)]
@@ -136,25 +136,7 @@ impl Workflow {
     /// Checks the workflow into insert params; nothing is written.
     pub fn params(self) -> Result<WorkflowInsertParams> {
         check_text("workflow name", &self.name)?;
-        if self.steps.is_empty() {
-            return Err(Error::invalid(
-                "workflow",
-                format!(
-                    "{:?} has no steps; a workflow needs at least one",
-                    self.name
-                ),
-            ));
-        }
-        if self.steps.len() > MAX_STEPS {
-            return Err(Error::invalid(
-                "workflow",
-                format!(
-                    "{:?} has {} steps; a workflow has at most {MAX_STEPS}",
-                    self.name,
-                    self.steps.len()
-                ),
-            ));
-        }
+        check_step_count(&self.name, self.steps.len())?;
         let mut index: HashMap<String, usize> = HashMap::with_capacity(self.steps.len());
         let mut steps = Vec::with_capacity(self.steps.len());
         for (i, step) in self.steps.into_iter().enumerate() {
@@ -214,20 +196,6 @@ impl Workflow {
             steps,
         })
     }
-}
-
-/// A workflow or step name: 1 to 255 bytes, no NUL.
-fn check_text(what: &'static str, text: &str) -> Result<()> {
-    if text.is_empty() || text.len() > 255 {
-        return Err(Error::invalid(
-            what,
-            format!("{text:?} must be 1 to 255 bytes"),
-        ));
-    }
-    if text.contains('\0') {
-        return Err(Error::invalid(what, "contains a NUL character"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::JobInsertParams;
+use super::{JobInsertParams, MAX_PARENTS};
 use crate::error::{Error, Result};
 use crate::job::{JobRow, JobState};
 
@@ -31,7 +31,62 @@ pub struct BatchInsertParams {
     pub on_success: bool,
 }
 
+/// The callback's args keys porter writes (and refuses in the given args).
+pub const RESERVED_ARGS: [&str; 4] = ["batch_id", "completed", "cancelled", "discarded"];
+
+/// A batch has 1 to [`MAX_PARENTS`] jobs.
+pub(crate) fn check_member_count(jobs: usize) -> Result<()> {
+    if jobs == 0 {
+        return Err(Error::invalid(
+            "batch",
+            "has no jobs; a batch needs at least one (its callback waits for them)",
+        ));
+    }
+    if jobs > MAX_PARENTS {
+        return Err(Error::invalid(
+            "batch",
+            format!(
+                "has {jobs} jobs; a batch has at most {MAX_PARENTS} (its callback waits for each)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl BatchInsertParams {
+    /// Checks params as [`crate::batch::Batch::params`] makes them (the fields are public, so
+    /// params may be built by hand): the store calls it before it writes anything.
+    pub fn check(&self) -> Result<()> {
+        check_member_count(self.jobs.len())?;
+        for (i, job) in self.jobs.iter().enumerate() {
+            job.check()
+                .map_err(|e| Error::invalid("batch", format!("job {i}: {e}")))?;
+        }
+        let callback = &self.callback;
+        callback
+            .check()
+            .map_err(|e| Error::invalid("batch", format!("callback: {e}")))?;
+        let Some(args) = callback.args.as_object() else {
+            return Err(Error::invalid(
+                "batch",
+                "callback: its args must be a JSON object (porter adds batch_id and the counts)",
+            ));
+        };
+        if let Some(key) = RESERVED_ARGS.iter().find(|k| args.contains_key(**k)) {
+            return Err(Error::invalid(
+                "batch",
+                format!("callback: its args may not hold {key:?}: porter writes it"),
+            ));
+        }
+        if !callback.depends_on.is_empty() || callback.sequence_key.is_some() {
+            return Err(Error::invalid(
+                "batch",
+                "callback: it waits for the batch's jobs; it takes no depends_on or sequence_key",
+            ));
+        }
+        Ok(())
+    }
+
     /// The queues and kinds a batch needs served, each once, with how many of its jobs have
     /// it: its callback's first (counting the jobs of the same queue and kind, 0 when none),
     /// then the others of its jobs'.

@@ -115,27 +115,55 @@ pub struct JobInsertParams {
 impl JobInsertParams {
     /// Validates a kind, args and options into insert params. Nothing is written.
     pub fn new(kind: &str, args: serde_json::Value, opts: InsertOpts) -> Result<Self> {
+        let mut depends_on = Vec::with_capacity(opts.depends_on.len());
+        for id in &opts.depends_on {
+            if !depends_on.contains(id) {
+                depends_on.push(*id);
+            }
+        }
+        let params = JobInsertParams {
+            kind: kind.to_string(),
+            queue: opts.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_string()),
+            args,
+            priority: opts.priority.unwrap_or(DEFAULT_PRIORITY),
+            max_attempts: opts.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
+            scheduled_at: opts.scheduled_at,
+            schedule_in: opts.schedule_in,
+            unique_key: opts.unique_key,
+            metadata: opts.metadata.unwrap_or_else(|| serde_json::json!({})),
+            concurrency_key: opts.concurrency_key,
+            sequence_key: opts.sequence_key,
+            depends_on,
+            after_any: opts.after_any,
+        };
+        params.check()?;
+        Ok(params)
+    }
+
+    /// Checks params as [`JobInsertParams::new`] does (its fields are public, so params may
+    /// be built by hand): the stores call it before they write anything. A parent named twice
+    /// is refused here (`new` drops the repeat).
+    pub fn check(&self) -> Result<()> {
         // porter_enqueue (migrations-postgres/0008_porter_enqueue.sql) repeats these checks,
         // in this order and with these words, for inserts from SQL: a change here goes there
         // too, in a new migration (tests/any_language.rs compares the two).
-        validate_name("kind", kind)?;
-        let queue = opts.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_string());
-        validate_name("queue", &queue)?;
-        let priority = opts.priority.unwrap_or(DEFAULT_PRIORITY);
+        validate_name("kind", &self.kind)?;
+        validate_name("queue", &self.queue)?;
+        let priority = self.priority;
         if !(1..=4).contains(&priority) {
             return Err(Error::invalid(
                 "priority",
                 format!("{priority} is outside 1..4 (1 is the highest)"),
             ));
         }
-        let max_attempts = opts.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        let max_attempts = self.max_attempts;
         if !(1..=MAX_ATTEMPTS).contains(&max_attempts) {
             return Err(Error::invalid(
                 "max_attempts",
                 format!("{max_attempts} is outside 1..{MAX_ATTEMPTS}"),
             ));
         }
-        if let Some(key) = &opts.unique_key {
+        if let Some(key) = &self.unique_key {
             if key.is_empty() || key.len() > 255 {
                 return Err(Error::invalid("unique_key", "must be 1 to 255 bytes"));
             }
@@ -143,10 +171,10 @@ impl JobInsertParams {
                 return Err(Error::invalid("unique_key", NUL_REFUSED));
             }
         }
-        if let Some(key) = &opts.concurrency_key {
+        if let Some(key) = &self.concurrency_key {
             check_concurrency_key(key)?;
         }
-        if let Some(key) = &opts.sequence_key {
+        if let Some(key) = &self.sequence_key {
             if key.is_empty() || key.len() > 255 {
                 return Err(Error::invalid("sequence_key", "must be 1 to 255 bytes"));
             }
@@ -154,12 +182,7 @@ impl JobInsertParams {
                 return Err(Error::invalid("sequence_key", NUL_REFUSED));
             }
         }
-        let mut depends_on = Vec::with_capacity(opts.depends_on.len());
-        for id in &opts.depends_on {
-            if !depends_on.contains(id) {
-                depends_on.push(*id);
-            }
-        }
+        let depends_on = &self.depends_on;
         if depends_on.len() > MAX_PARENTS {
             return Err(Error::invalid(
                 "depends_on",
@@ -169,19 +192,29 @@ impl JobInsertParams {
                 ),
             ));
         }
-        if opts.after_any && depends_on.is_empty() {
+        if let Some((i, id)) = depends_on
+            .iter()
+            .enumerate()
+            .find(|(i, id)| depends_on[..*i].contains(id))
+        {
+            return Err(Error::invalid(
+                "depends_on",
+                format!("names {id} twice (at {i}); each parent once"),
+            ));
+        }
+        if self.after_any && depends_on.is_empty() {
             return Err(Error::invalid(
                 "after_any",
                 "needs parents to wait for (depends_on, --after)",
             ));
         }
-        if opts.sequence_key.is_some() && !depends_on.is_empty() {
+        if self.sequence_key.is_some() && !depends_on.is_empty() {
             return Err(Error::invalid(
                 "sequence_key",
                 "a job waits either in a sequence or for parents (depends_on), not both",
             ));
         }
-        let metadata = opts.metadata.unwrap_or_else(|| serde_json::json!({}));
+        let metadata = &self.metadata;
         if !metadata.is_object() {
             return Err(Error::invalid("metadata", "must be a JSON object"));
         }
@@ -194,11 +227,11 @@ impl JobInsertParams {
                 ),
             ));
         }
-        refuse_unreadable("args", &args)?;
-        refuse_unreadable("metadata", &metadata)?;
-        check_scheduled_at(opts.scheduled_at)?;
-        check_schedule_in(opts.schedule_in)?;
-        for (what, value) in [("args", &args), ("metadata", &metadata)] {
+        refuse_unreadable("args", &self.args)?;
+        refuse_unreadable("metadata", metadata)?;
+        check_scheduled_at(self.scheduled_at)?;
+        check_schedule_in(self.schedule_in)?;
+        for (what, value) in [("args", &self.args), ("metadata", metadata)] {
             let size = json_size(value, MAX_ARGS_BYTES + 1);
             if size > MAX_ARGS_BYTES {
                 return Err(Error::invalid(
@@ -210,21 +243,7 @@ impl JobInsertParams {
                 ));
             }
         }
-        Ok(JobInsertParams {
-            kind: kind.to_string(),
-            queue,
-            args,
-            priority,
-            max_attempts,
-            scheduled_at: opts.scheduled_at,
-            schedule_in: opts.schedule_in,
-            unique_key: opts.unique_key,
-            metadata,
-            concurrency_key: opts.concurrency_key,
-            sequence_key: opts.sequence_key,
-            depends_on,
-            after_any: opts.after_any,
-        })
+        Ok(())
     }
 
     /// Whether this job may have to wait (a sequence or parents): the stores then insert it

@@ -38,12 +38,87 @@ pub struct WorkflowStepParams {
     pub job: JobInsertParams,
 }
 
+/// Most steps in one workflow (each is a job inserted in the one transaction).
+pub const MAX_STEPS: usize = 100_000;
+
+/// A workflow or step name: 1 to 255 bytes, no NUL.
+pub(crate) fn check_text(what: &'static str, text: &str) -> Result<()> {
+    if text.is_empty() || text.len() > 255 {
+        return Err(Error::invalid(
+            what,
+            format!("{text:?} must be 1 to 255 bytes"),
+        ));
+    }
+    if text.contains('\0') {
+        return Err(Error::invalid(what, "contains a NUL character"));
+    }
+    Ok(())
+}
+
+/// A workflow has 1 to [`MAX_STEPS`] steps.
+pub(crate) fn check_step_count(name: &str, steps: usize) -> Result<()> {
+    if steps == 0 {
+        return Err(Error::invalid(
+            "workflow",
+            format!("{name:?} has no steps; a workflow needs at least one"),
+        ));
+    }
+    if steps > MAX_STEPS {
+        return Err(Error::invalid(
+            "workflow",
+            format!("{name:?} has {steps} steps; a workflow has at most {MAX_STEPS}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A placeholder for the job of the step at `index`, in a step's `depends_on`.
 pub(crate) fn step_placeholder(index: usize) -> i64 {
     -(index as i64 + 1)
 }
 
 impl WorkflowInsertParams {
+    /// Checks params as [`crate::workflow::Workflow::params`] makes them (the fields are
+    /// public, so params may be built by hand): the store calls it before it writes anything.
+    /// A step waits only for jobs (positive ids) and for earlier steps (their placeholders).
+    pub fn check(&self) -> Result<()> {
+        check_text("workflow name", &self.name)?;
+        check_step_count(&self.name, self.steps.len())?;
+        let mut names = std::collections::HashSet::with_capacity(self.steps.len());
+        for (i, step) in self.steps.iter().enumerate() {
+            check_text("step name", &step.name)?;
+            if !names.insert(step.name.as_str()) {
+                return Err(Error::invalid(
+                    "workflow",
+                    format!("two steps are named {:?}; step names are unique", step.name),
+                ));
+            }
+            // A placeholder -(index + 1) names the step at index, which must come before.
+            if let Some(id) = step
+                .job
+                .depends_on
+                .iter()
+                .find(|&&id| id == 0 || (id < 0 && (-(id + 1)) as u64 >= i as u64))
+            {
+                return Err(Error::invalid(
+                    "depends_on",
+                    format!(
+                        "step {:?}: {id} is neither a job id nor an earlier step's placeholder",
+                        step.name
+                    ),
+                ));
+            }
+            step.job.check().map_err(|e| match e {
+                Error::Invalid { what, message } => Error::Invalid {
+                    what,
+                    message: format!("step {:?}: {message}", step.name),
+                },
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
     /// Per step, whether a later step of the workflow waits for it (it is inserted marked as
     /// having dependents).
     pub(crate) fn steps_with_children(&self) -> Vec<bool> {

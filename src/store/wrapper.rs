@@ -131,7 +131,13 @@ impl Store {
     /// Inserts jobs in one transaction, in order, and wakes their queues' producers. A job
     /// whose unique key is held by an unfinished job is not inserted; that job is returned
     /// with `inserted = false`.
+    ///
+    /// Each job is checked first ([`JobInsertParams::check`]: params may be built by hand);
+    /// one that fails it fails the insert, and nothing is written.
     pub async fn job_insert_many(&self, jobs: Vec<JobInsertParams>) -> Result<Vec<InsertResult>> {
+        for job in &jobs {
+            job.check()?;
+        }
         let queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
         let out = self
             .op("job_insert_many", self.driver.job_insert_many(jobs))
@@ -146,7 +152,11 @@ impl Store {
     /// Then, as `porter enqueue` does, it checks that live workers serve each queue and kind
     /// of its steps: [`WorkflowInserted::warnings`] has a line (also logged as a warning) for
     /// each one none serves. The steps are in either way.
+    ///
+    /// The params are checked first ([`WorkflowInsertParams::check`]); nothing is written
+    /// when they fail it.
     pub async fn workflow_insert(&self, params: WorkflowInsertParams) -> Result<WorkflowInserted> {
+        params.check()?;
         let queues: Vec<String> = params.steps.iter().map(|s| s.job.queue.clone()).collect();
         let needed = params.serving_needed();
         let mut out = self
@@ -269,7 +279,11 @@ impl Store {
     /// a warning) for each one none serves. Everything is inserted either way: a callback
     /// nobody serves becomes `available` when the batch ends and waits, counted among the
     /// jobs no live worker serves, until a worker serving it runs.
+    ///
+    /// The params are checked first ([`BatchInsertParams::check`]); nothing is written when
+    /// they fail it.
     pub async fn batch_insert(&self, params: BatchInsertParams) -> Result<BatchInserted> {
+        params.check()?;
         let queues: Vec<String> = params.jobs.iter().map(|j| j.queue.clone()).collect();
         let needed = params.serving_needed();
         let mut out = self

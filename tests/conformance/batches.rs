@@ -534,3 +534,53 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// `BatchInsertParams` built by hand (its fields are public) is checked as `Batch::params`
+    /// checks it before anything is written: until 5 Dec a batch of no jobs, a member or
+    /// callback with a bad kind, or a callback that already waited for jobs went in.
+    async fn batch_params_built_by_hand_are_checked(db: TestDb) {
+        let s = &*db.store;
+        let good = callback(batch_of(2, "item"), false).params().unwrap();
+        let edit = |f: &dyn Fn(&mut BatchInsertParams)| {
+            let mut p = good.clone();
+            f(&mut p);
+            p
+        };
+        let parent = insert(s, job("noop")).await;
+        let bad: Vec<BatchInsertParams> = vec![
+            edit(&|p| p.jobs.clear()),
+            edit(&|p| p.jobs[1].kind = String::new()),
+            edit(&|p| p.callback.queue = "has space".into()),
+            edit(&|p| p.callback.args = serde_json::json!([1])),
+            edit(&|p| p.callback.args = serde_json::json!({ "batch_id": 1 })),
+            edit(&|p| p.callback.depends_on = vec![parent.id]),
+            edit(&|p| p.callback.sequence_key = Some("s".into())),
+        ];
+        for b in bad {
+            let shown = format!("{b:?}").chars().take(300).collect::<String>();
+            match s.batch_insert(b).await {
+                Err(Error::Invalid { what, .. }) => assert_eq!(what, "batch", "{shown}"),
+                other => panic!("{shown}: refused as a bad batch, got {other:?}"),
+            }
+            assert_eq!(total(s).await, 1, "nothing written: {shown}");
+        }
+        // On a caller's connection too (the public `_tx` functions take params).
+        let empty = edit(&|p| p.jobs.clear());
+        let refused = match db.sqlite_path() {
+            Some(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(Duration::from_secs(5)).unwrap();
+                porter::store::sqlite::batch_insert_tx(&c, &empty).map(|_| ())
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                porter::store::postgres::batch_insert_tx(&mut c, &empty).await.map(|_| ())
+            }
+        };
+        assert!(matches!(refused, Err(Error::Invalid { what: "batch", .. })), "{refused:?}");
+        assert_eq!(total(s).await, 1);
+        assert_eq!(s.batch_insert(good).await.unwrap().jobs.len(), 2);
+    }
+}

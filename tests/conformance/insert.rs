@@ -996,3 +996,76 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// `JobInsertParams`' fields are public, so params can be built by hand rather than by
+    /// `JobInsertParams::new`: the store checks them as `new` does before it writes anything
+    /// (until 5 Dec an empty kind, a queue with spaces or a bell, metadata that is not an
+    /// object, a reserved metadata key or a parent named twice went in, or failed in the
+    /// database with an error that did not say what was wrong).
+    async fn params_built_by_hand_are_checked_as_new_checks_them(db: TestDb) {
+        let s = &*db.store;
+        let client = Client::new(db.store.clone());
+        let parent = insert(s, job("noop")).await;
+        let good = job("noop");
+        let bad: Vec<(&str, JobInsertParams)> = vec![
+            ("kind", JobInsertParams { kind: String::new(), ..good.clone() }),
+            ("kind", JobInsertParams { kind: "x';DROP TABLE porter_jobs;--".into(), ..good.clone() }),
+            ("queue", JobInsertParams { queue: "no spaces".into(), ..good.clone() }),
+            ("queue", JobInsertParams { queue: "bell\u{7}".into(), ..good.clone() }),
+            ("priority", JobInsertParams { priority: 9, ..good.clone() }),
+            ("max_attempts", JobInsertParams { max_attempts: 0, ..good.clone() }),
+            ("unique_key", JobInsertParams { unique_key: Some(String::new()), ..good.clone() }),
+            ("concurrency_key", JobInsertParams { concurrency_key: Some("k\0".into()), ..good.clone() }),
+            ("sequence_key", JobInsertParams { sequence_key: Some("s".repeat(256)), ..good.clone() }),
+            ("depends_on", JobInsertParams { depends_on: vec![parent.id, parent.id], ..good.clone() }),
+            ("after_any", JobInsertParams { after_any: true, ..good.clone() }),
+            (
+                "sequence_key",
+                JobInsertParams { sequence_key: Some("s".into()), depends_on: vec![parent.id], ..good.clone() },
+            ),
+            ("metadata", JobInsertParams { metadata: serde_json::json!([1]), ..good.clone() }),
+            (
+                "metadata",
+                JobInsertParams {
+                    metadata: serde_json::json!({ "cancel_requested_at": "2026-01-01T00:00:00Z" }),
+                    ..good.clone()
+                },
+            ),
+            ("args", JobInsertParams { args: serde_json::json!({ "nul": "a\0b" }), ..good.clone() }),
+            ("args", JobInsertParams { args: serde_json::json!("x".repeat(1 << 20)), ..good.clone() }),
+        ];
+        for (what, b) in bad {
+            let shown = format!("{b:?}").chars().take(200).collect::<String>();
+            for out in [
+                s.job_insert_many(vec![good.clone(), b.clone()]).await,
+                client.insert_many_params(vec![good.clone(), b]).await,
+            ] {
+                match out {
+                    Err(Error::Invalid { what: w, .. }) => assert_eq!(w, what, "{shown}"),
+                    other => panic!("{shown}: refused as bad {what}, got {other:?}"),
+                }
+            }
+            assert_eq!(total(s).await, 1, "nothing written for a bad {what}");
+        }
+        // The same on a caller's connection, inside its transaction: refused before any write.
+        let bad = JobInsertParams { queue: "no spaces".into(), ..good.clone() };
+        let refused = match db.sqlite_path() {
+            Some(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(Duration::from_secs(5)).unwrap();
+                porter::store::sqlite::job_insert_tx(&c, &[good.clone(), bad]).map(|_| ())
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                porter::store::postgres::job_insert_tx(&mut c, vec![good.clone(), bad]).await.map(|_| ())
+            }
+        };
+        assert!(matches!(refused, Err(Error::Invalid { what: "queue", .. })), "{refused:?}");
+        assert_eq!(total(s).await, 1, "nothing written on the caller's connection either");
+        // Params that `new` would have made go in as before.
+        let ok = JobInsertParams { depends_on: vec![parent.id], after_any: true, ..good };
+        assert!(s.job_insert_many(vec![ok]).await.unwrap()[0].inserted);
+    }
+}

@@ -723,3 +723,62 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// `WorkflowInsertParams` can be built by hand too (its fields are public): the store
+    /// checks it as `Workflow::params` does before it writes anything. Until 5 Dec a step
+    /// waiting for a placeholder past the steps, or for itself or a later step, panicked in
+    /// the insert (an index out of bounds), and an empty name or two steps of one name went in
+    /// or failed in the database.
+    async fn workflow_params_built_by_hand_are_checked(db: TestDb) {
+        let s = &*db.store;
+        let good = diamond("by hand").params().unwrap();
+        let edit = |f: &dyn Fn(&mut WorkflowInsertParams)| {
+            let mut p = good.clone();
+            f(&mut p);
+            p
+        };
+        let bad: Vec<(&str, WorkflowInsertParams)> = vec![
+            ("workflow name", edit(&|p| p.name = String::new())),
+            ("workflow name", edit(&|p| p.name = "n\0".into())),
+            ("workflow", edit(&|p| p.steps.clear())),
+            ("step name", edit(&|p| p.steps[1].name = String::new())),
+            ("workflow", edit(&|p| p.steps[2].name = "b".into())),
+            ("kind", edit(&|p| p.steps[3].job.kind = "Bad Kind".into())),
+            ("queue", edit(&|p| p.steps[0].job.queue = "q\u{1b}[2J".into())),
+            // Placeholders: past the steps, the step itself, a later step; 0 is no job.
+            ("depends_on", edit(&|p| p.steps[3].job.depends_on = vec![-100])),
+            ("depends_on", edit(&|p| p.steps[1].job.depends_on = vec![-2])),
+            ("depends_on", edit(&|p| p.steps[0].job.depends_on = vec![-4])),
+            ("depends_on", edit(&|p| p.steps[0].job.depends_on = vec![0])),
+            ("depends_on", edit(&|p| p.steps[3].job.depends_on = vec![-2, -2])),
+        ];
+        for (what, b) in bad {
+            let shown = format!("{b:?}").chars().take(300).collect::<String>();
+            match s.workflow_insert(b).await {
+                Err(Error::Invalid { what: w, .. }) => assert_eq!(w, what, "{shown}"),
+                other => panic!("{shown}: refused as bad {what}, got {other:?}"),
+            }
+            assert_eq!(total(s).await, 0, "nothing written for a bad {what}");
+            assert!(s.workflow_list(None, None).await.unwrap().is_empty());
+        }
+        // On a caller's connection too (the public `_tx` functions take params).
+        let mut past = good.clone();
+        past.steps[3].job.depends_on = vec![-100];
+        let refused = match db.sqlite_path() {
+            Some(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                porter::store::sqlite::workflow_insert_tx(&c, &past).map(|_| ())
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                porter::store::postgres::workflow_insert_tx(&mut c, &past).await.map(|_| ())
+            }
+        };
+        assert!(matches!(refused, Err(Error::Invalid { what: "depends_on", .. })), "{refused:?}");
+        assert_eq!(total(s).await, 0);
+        assert_eq!(s.workflow_insert(good).await.unwrap().steps.len(), 4);
+    }
+}

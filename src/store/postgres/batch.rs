@@ -8,10 +8,13 @@ use crate::store::batch::{
 /// Inserts a batch inside a caller's transaction (in a savepoint of its own, so that a refused
 /// batch leaves nothing behind even if the caller goes on): it exists if and only if that
 /// transaction commits, and producers are notified when it does.
+///
+/// The params are checked first ([`BatchInsertParams::check`]): nothing is written when it fails.
 pub async fn batch_insert_tx(
     conn: &mut PgConnection,
     params: &BatchInsertParams,
 ) -> Result<BatchInserted> {
+    params.check()?;
     let mut sp = conn.begin().await?;
     let mut out = insert_batch(&mut sp, params).await?;
     sp.commit().await?;

@@ -1222,12 +1222,17 @@ fn bind_insert<'q>(
 ///
 /// Producers in this process are woken by the NOTIFY too (this function cannot know when the
 /// caller commits).
+///
+/// Each job is checked first ([`JobInsertParams::check`]): nothing is written when it fails.
 pub async fn job_insert_tx(
     conn: &mut PgConnection,
     jobs: Vec<JobInsertParams>,
 ) -> Result<Vec<InsertResult>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
+    }
+    for job in &jobs {
+        job.check()?;
     }
     for job in &jobs {
         job.check_times()?;

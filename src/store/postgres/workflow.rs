@@ -9,10 +9,14 @@ use crate::store::workflow::{
 /// Inserts a workflow inside a caller's transaction (in a savepoint of its own, so that a
 /// refused workflow leaves nothing behind even if the caller goes on): it exists if and only
 /// if that transaction commits, and producers are notified when it does.
+///
+/// The params are checked first ([`WorkflowInsertParams::check`]): nothing is written when
+/// it fails.
 pub async fn workflow_insert_tx(
     conn: &mut PgConnection,
     params: &WorkflowInsertParams,
 ) -> Result<WorkflowInserted> {
+    params.check()?;
     // On a connection inside a transaction, begin() is a SAVEPOINT; dropping it uncommitted
     // rolls back to it.
     let mut sp = conn.begin().await?;

@@ -6,7 +6,10 @@ use crate::store::batch::{fold_batch_rows, BatchInsertParams, BatchInserted, Bat
 /// Inserts a batch on a caller's connection, inside whatever transaction it has open (in a
 /// savepoint of its own, so that a refused batch leaves nothing behind even if the caller goes
 /// on): it exists if and only if that transaction commits.
+///
+/// The params are checked first ([`BatchInsertParams::check`]): nothing is written when it fails.
 pub fn batch_insert_tx(conn: &Connection, params: &BatchInsertParams) -> Result<BatchInserted> {
+    params.check()?;
     ensure_clock(conn)?;
     conn.execute_batch("SAVEPOINT porter_batch")?;
     match insert_batch(conn, params) {

@@ -1237,7 +1237,12 @@ fn ago(d: Duration) -> String {
 /// with parents or a sequence) otherwise failed at once with "database is locked": SQLite
 /// calls no busy handler when a transaction that has read asks for the write lock. A caller's
 /// transaction that reads before the insert should begin IMMEDIATE for the same reason.
+///
+/// Each job is checked first ([`JobInsertParams::check`]): nothing is written when it fails.
 pub fn job_insert_tx(conn: &Connection, jobs: &[JobInsertParams]) -> Result<Vec<InsertResult>> {
+    for job in jobs {
+        job.check()?;
+    }
     ensure_clock(conn)?;
     conn.execute_batch("SAVEPOINT porter_insert")?;
     let inserted = conn

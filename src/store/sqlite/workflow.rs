@@ -9,10 +9,14 @@ use crate::store::workflow::{
 /// Inserts a workflow on a caller's connection, inside whatever transaction it has open (in a
 /// savepoint of its own, so that a refused workflow leaves nothing behind even if the caller
 /// goes on): it exists if and only if that transaction commits.
+///
+/// The params are checked first ([`WorkflowInsertParams::check`]): nothing is written when
+/// it fails.
 pub fn workflow_insert_tx(
     conn: &Connection,
     params: &WorkflowInsertParams,
 ) -> Result<WorkflowInserted> {
+    params.check()?;
     ensure_clock(conn)?;
     conn.execute_batch("SAVEPOINT porter_workflow")?;
     match insert_workflow(conn, params) {
