@@ -115,11 +115,10 @@ pub struct JobInsertParams {
 impl JobInsertParams {
     /// Validates a kind, args and options into insert params. Nothing is written.
     pub fn new(kind: &str, args: serde_json::Value, opts: InsertOpts) -> Result<Self> {
-        let mut depends_on = Vec::with_capacity(opts.depends_on.len());
-        for id in &opts.depends_on {
-            if !depends_on.contains(id) {
-                depends_on.push(*id);
-            }
+        let mut depends_on = opts.depends_on;
+        if first_repeat(&depends_on).is_some() {
+            let mut seen = std::collections::HashSet::with_capacity(depends_on.len());
+            depends_on.retain(|id| seen.insert(*id));
         }
         let params = JobInsertParams {
             kind: kind.to_string(),
@@ -192,11 +191,7 @@ impl JobInsertParams {
                 ),
             ));
         }
-        if let Some((i, id)) = depends_on
-            .iter()
-            .enumerate()
-            .find(|(i, id)| depends_on[..*i].contains(id))
-        {
+        if let Some((i, id)) = first_repeat(depends_on) {
             return Err(Error::invalid(
                 "depends_on",
                 format!("names {id} twice (at {i}); each parent once"),
@@ -511,6 +506,23 @@ impl<W: std::io::Write> std::io::Write for Capped<W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// The first parent named again, with its index: a scan of a few, a set for many (a fan-in
+/// step waits for up to [`MAX_PARENTS`]; a scan of those was 50 million comparisons).
+fn first_repeat(ids: &[i64]) -> Option<(usize, i64)> {
+    if ids.len() <= 16 {
+        return ids
+            .iter()
+            .enumerate()
+            .find(|(i, id)| ids[..*i].contains(id))
+            .map(|(i, id)| (i, *id));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.iter()
+        .enumerate()
+        .find(|(_, id)| !seen.insert(**id))
+        .map(|(i, id)| (i, *id))
 }
 
 const NUL_REFUSED: &str = "contains a NUL character (\\u0000), which PostgreSQL cannot store";

@@ -872,11 +872,13 @@ impl Store {
 
     /// Moves the periodic job's slot forward and inserts its job, in one transaction; returns
     /// the job when this call advanced the slot (and wakes its queue's producers), `None` when
-    /// the slot was already taken or seen for the first time (then it is only recorded).
+    /// the slot was already taken or seen for the first time (then it is only recorded). The
+    /// job is checked first ([`JobInsertParams::check`]); nothing is written when it fails.
     pub async fn periodic_enqueue(
         &self,
         params: PeriodicEnqueueParams,
     ) -> Result<Option<InsertResult>> {
+        params.job.check()?;
         let queue = params.job.queue.clone();
         let out = self
             .op("periodic_enqueue", self.driver.periodic_enqueue(params))

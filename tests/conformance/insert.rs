@@ -1064,6 +1064,16 @@ backend_case! {
         };
         assert!(matches!(refused, Err(Error::Invalid { what: "queue", .. })), "{refused:?}");
         assert_eq!(total(s).await, 1, "nothing written on the caller's connection either");
+        // A periodic job's params too, on both backends (PostgreSQL refused this one and
+        // SQLite took it, in review of the first version of this check).
+        let periodic = |job| PeriodicEnqueueParams { name: "by-hand".into(), slot: 1000, job };
+        for slot in [1000, 2000] {
+            let bad = JobInsertParams { queue: "no spaces".into(), ..good.clone() };
+            let out = s.periodic_enqueue(PeriodicEnqueueParams { slot, ..periodic(bad) }).await;
+            assert!(matches!(out, Err(Error::Invalid { what: "queue", .. })), "{out:?}");
+        }
+        assert!(s.periodic_list().await.unwrap().is_empty(), "not even the slot is recorded");
+        assert_eq!(total(s).await, 1);
         // Params that `new` would have made go in as before.
         let ok = JobInsertParams { depends_on: vec![parent.id], after_any: true, ..good };
         assert!(s.job_insert_many(vec![ok]).await.unwrap()[0].inserted);

@@ -34,7 +34,7 @@ async fn insert_batch(
         .fetch_one(&mut *conn)
         .await?;
     let mut jobs = Vec::with_capacity(params.jobs.len());
-    for (i, result) in job_insert_tx(conn, params.jobs.clone())
+    for (i, result) in insert_jobs_tx(conn, params.jobs.clone())
         .await?
         .into_iter()
         .enumerate()
@@ -47,7 +47,7 @@ async fn insert_batch(
     }
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     let callback = params.callback_for(id, ids.clone());
-    let mut callback = job_insert_tx(conn, vec![callback]).await?.remove(0);
+    let mut callback = insert_jobs_tx(conn, vec![callback]).await?.remove(0);
     if !callback.inserted {
         return Err(params.unique_key_held(params.jobs.len(), &callback.job, &ids));
     }

@@ -10,7 +10,7 @@
 //! task (a group of one, without the hops to the inserter task and back). A group that fits
 //! one statement (nearly all) is that one statement with its NOTIFY, sent outside a
 //! transaction ([`insert_announced`]): one round trip where BEGIN, INSERT, NOTIFY and COMMIT
-//! took four; a larger one keeps its transaction ([`job_insert_tx`]).
+//! took four; a larger one keeps its transaction ([`insert_jobs_tx`]).
 //!
 //! Each caller keeps its own outcome. A statement that fails (a value the database refuses,
 //! say) fails before anything commits; the group is rolled back and each request is then run
@@ -22,7 +22,7 @@
 //! Only inserts that wait for nothing and hold no unique key join a group: an insert whose
 //! unique key another open transaction holds blocks until that transaction ends, and it must
 //! not hold up the others with it; jobs of a sequence or with parents take locks one by one.
-//! Those, large batches, and inserts inside a caller's own transaction ([`job_insert_tx`])
+//! Those, large batches, and inserts inside a caller's own transaction ([`super::job_insert_tx`])
 //! keep their own transaction.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,7 +31,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{fits_one_statement, insert_announced, job_insert_tx, pool_err};
+use super::{fits_one_statement, insert_announced, insert_jobs_tx, pool_err};
 use crate::error::{Error, Result};
 use crate::store::{InsertResult, JobInsertParams};
 
@@ -216,7 +216,7 @@ async fn insert(
         .begin()
         .await
         .map_err(|e| Failed::Statement(pool_err(pool, e)))?;
-    let out = job_insert_tx(&mut tx, jobs)
+    let out = insert_jobs_tx(&mut tx, jobs)
         .await
         .map_err(Failed::Statement)?;
     tx.commit().await.map_err(|e| Failed::Commit(e.into()))?;

@@ -1228,11 +1228,20 @@ pub async fn job_insert_tx(
     conn: &mut PgConnection,
     jobs: Vec<JobInsertParams>,
 ) -> Result<Vec<InsertResult>> {
-    if jobs.is_empty() {
-        return Ok(Vec::new());
-    }
     for job in &jobs {
         job.check()?;
+    }
+    insert_jobs_tx(conn, jobs).await
+}
+
+/// [`job_insert_tx`] for params checked already, or made by porter itself from checked ones
+/// (a batch's callback with its `batch_id`, a workflow's steps with their parents' ids).
+pub(crate) async fn insert_jobs_tx(
+    conn: &mut PgConnection,
+    jobs: Vec<JobInsertParams>,
+) -> Result<Vec<InsertResult>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
     }
     for job in &jobs {
         job.check_times()?;
@@ -1762,7 +1771,7 @@ impl Driver for PgStore {
             return self.inserter.insert(jobs).await;
         }
         let mut tx = self.begin().await?;
-        let out = job_insert_tx(&mut tx, jobs).await?;
+        let out = insert_jobs_tx(&mut tx, jobs).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -2454,7 +2463,7 @@ impl Driver for PgStore {
             }
             Some(false) => {}
         }
-        let out = job_insert_tx(&mut tx, vec![p.job]).await?.pop();
+        let out = insert_jobs_tx(&mut tx, vec![p.job]).await?.pop();
         tx.commit().await?;
         Ok(out)
     }

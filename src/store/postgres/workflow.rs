@@ -95,7 +95,7 @@ async fn insert_tagged(
     let mut steps = Vec::with_capacity(params.steps.len());
     for run in params.runs() {
         let jobs: Vec<JobInsertParams> = run.clone().map(|i| params.resolved(i, &ids)).collect();
-        for (i, result) in run.zip(job_insert_tx(conn, jobs).await?) {
+        for (i, result) in run.zip(insert_jobs_tx(conn, jobs).await?) {
             if !result.inserted {
                 return Err(params.unique_key_held(i, &result.job, &ids));
             }
