@@ -74,9 +74,11 @@ impl Batch {
         self
     }
 
-    /// Adds a member job already checked into params.
+    /// Adds a member job already checked into params (checked again, as params may be built
+    /// by hand: a bad one is named when the batch is checked, as a bad [`Batch::push`] is).
     pub fn push_params(&mut self, params: JobInsertParams) -> &mut Self {
-        self.jobs.push(Ok(params));
+        let checked = params.check().map(|()| params).map_err(|e| e.to_string());
+        self.jobs.push(checked);
         self
     }
 
@@ -168,6 +170,18 @@ mod tests {
                     .callback_raw("done", json!({ key: 1 }), InsertOpts::default(), true);
             assert!(err(reserved).contains(&format!("{key:?}")), "{key}");
         }
+        // A bad member built by hand is named first, as one pushed by value is (until 5 Dec
+        // the batch's check found it only after the callback's).
+        let mut by_hand = Batch::new();
+        by_hand.push_params(JobInsertParams {
+            kind: "Bad Kind".into(),
+            ..job("a")
+        });
+        let message = err(by_hand);
+        assert!(
+            message.contains("job 0") && message.contains("kind"),
+            "{message}"
+        );
         let mut most = Batch::new();
         for _ in 0..MAX_PARENTS {
             most.push_params(job("a"));
