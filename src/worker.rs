@@ -83,9 +83,9 @@ impl<A> Job<A> {
     }
 
     /// The outputs of the jobs this one waited for ([`crate::InsertOpts::depends_on`]), by
-    /// id: each parent's id, kind, state and recorded output (`None` when it recorded none). Parents are kept while their children wait (retention skips them),
-    /// so every parent is there. Empty for a job with no parents, and in
-    /// [`crate::testing::work`].
+    /// id: each parent's id, kind, state and recorded output (`None` when it recorded none).
+    /// Parents are kept while their children wait (retention skips them), so every parent is
+    /// there. Empty for a job with no parents, and in [`crate::testing::work`].
     pub async fn parent_outputs(&self) -> Result<Vec<ParentOutput>> {
         self.context.parent_outputs().await
     }
