@@ -315,26 +315,30 @@ backend_case! {
 
 backend_case! {
     /// A step naming, by its id, the job of an earlier step (predicted from the ids before):
-    /// SQLite takes it as that step (its `own`); both should answer alike.
+    /// SQLite takes it as that step (its `own`); both should answer alike. Also when a step
+    /// has a sequence key (PostgreSQL then inserts the steps run by run, and until 5 Dec took
+    /// the id as the earlier step's job: the child waited for it).
     async fn workflow_step_naming_an_earlier_step_by_id(db: TestDb) {
         let s = &db.store;
         let client = Client::new(s.clone());
-        let before = insert(s, job("x")).await;
-        let a_id = before.id + 1;
-        let wf = Workflow::new("by id")
-            .step(step("a", "wf_a"))
-            .step(step("b", "wf_b").after(["a"]))
-            .step(step("c", "wf_c").opts(InsertOpts { depends_on: vec![a_id], ..Default::default() }));
-        let res = client.insert_workflow(wf).await;
-        match &res {
-            Ok(wf) => eprintln!("REVIEW by id: ok, a = {}, c = {:?}", wf.job("a").unwrap().id, wf.job("c").unwrap().state),
-            Err(e) => eprintln!("REVIEW by id: {e}"),
+        for (round, sequence) in [None, Some("seq".to_string())].into_iter().enumerate() {
+            let before = insert(s, job("x")).await;
+            let a_id = before.id + 1;
+            let wf = Workflow::new("by id")
+                .step(step("a", "wf_a").opts(InsertOpts { sequence_key: sequence.clone(), ..Default::default() }))
+                .step(step("b", "wf_b").after(["a"]))
+                .step(step("c", "wf_c").opts(InsertOpts { depends_on: vec![a_id], ..Default::default() }));
+            let res = client.insert_workflow(wf).await;
+            match &res {
+                Ok(wf) => eprintln!("REVIEW by id: ok, a = {}, c = {:?}", wf.job("a").unwrap().id, wf.job("c").unwrap().state),
+                Err(e) => eprintln!("REVIEW by id: {e}"),
+            }
+            // Refused as a parent that does not exist yet (the id the step would get), on both.
+            let err = res.unwrap_err();
+            assert!(matches!(err, Error::Invalid { what: "depends_on", .. }), "{sequence:?}: {err:?}");
+            assert!(err.to_string().contains(&format!("parent job {a_id} does not exist")), "{err}");
+            assert_eq!(total(s).await, round as i64 + 1, "nothing of the workflow inserted");
         }
-        // Refused as a parent that does not exist yet (the id the step would get), on both.
-        let err = res.unwrap_err();
-        assert!(matches!(err, Error::Invalid { what: "depends_on", .. }), "{err:?}");
-        assert!(err.to_string().contains(&format!("parent job {a_id} does not exist")), "{err}");
-        assert_eq!(total(s).await, 1, "nothing of the workflow inserted");
     }
 }
 

@@ -92,14 +92,29 @@ async fn insert_tagged(
     id: i64,
 ) -> Result<WorkflowInserted> {
     let mut ids: Vec<i64> = Vec::with_capacity(params.steps.len());
+    let mut own = std::collections::HashSet::with_capacity(params.steps.len());
     let mut steps = Vec::with_capacity(params.steps.len());
     for run in params.runs() {
+        // A parent named by id is a job outside the workflow, inserted before it: an id this
+        // insert gave a step is not one (found by its row here, its child waited for a step
+        // whose end it had not been counted for). As SQLite refuses it, and insert_steps.
+        if let Some(p) = run
+            .clone()
+            .flat_map(|i| params.steps[i].job.depends_on.iter().copied())
+            .find(|p| *p > 0 && own.contains(p))
+        {
+            return Err(Error::invalid(
+                "depends_on",
+                format!("parent job {p} does not exist (parents must be inserted first)"),
+            ));
+        }
         let jobs: Vec<JobInsertParams> = run.clone().map(|i| params.resolved(i, &ids)).collect();
         for (i, result) in run.zip(insert_jobs_tx(conn, jobs).await?) {
             if !result.inserted {
                 return Err(params.unique_key_held(i, &result.job, &ids));
             }
             ids.push(result.job.id);
+            own.insert(result.job.id);
             steps.push((params.steps[i].name.clone(), result.job));
         }
     }
