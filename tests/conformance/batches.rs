@@ -189,9 +189,8 @@ backend_case! {
 
 backend_case! {
     /// A batch with no jobs is refused; a member whose unique key is held refuses the whole
-    /// batch (members, callback and row); a batch whose members had all ended before the
-    /// callback was inserted cannot happen (they are inserted with it), so the callback always
-    /// starts pending.
+    /// batch (members, callback and row). (A batch whose members all ended at its insert is
+    /// `a_callback_whose_members_ended_at_insert_is_decided_at_once`.)
     async fn a_bad_batch_inserts_nothing(db: TestDb) {
         let s = &db.store;
         let client = Client::new(s.clone());
@@ -593,5 +592,63 @@ backend_case! {
             .unwrap();
         let inserted = s.batch_insert(at_limit).await.unwrap();
         assert!(inserted.callback.args["batch_id"].is_i64(), "{:?}", inserted.callback.args.get("batch_id"));
+    }
+}
+
+backend_case! {
+    /// A member inserted after a parent that had already failed starts cancelled, so a
+    /// batch's members may all have ended at its insert: its callback is then decided at once
+    /// (`on_complete`: available, with the counts; `on_success`: cancelled), and with a member
+    /// still to run it waits for that one and counts both.
+    async fn a_callback_whose_members_ended_at_insert_is_decided_at_once(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let parent = insert(s, job("noop")).await;
+        s.job_cancel(parent.id).await.unwrap();
+        let after_parent = || {
+            JobInsertParams::new(
+                "item",
+                serde_json::json!({}),
+                InsertOpts { depends_on: vec![parent.id], ..Default::default() },
+            )
+            .unwrap()
+        };
+        let with = |members: Vec<JobInsertParams>, on_success: bool| {
+            let mut b = Batch::new();
+            for m in members {
+                b.push_params(m);
+            }
+            callback(b, on_success)
+        };
+
+        let all_ended = client.insert_batch(with(vec![after_parent()], false)).await.unwrap();
+        assert_eq!(all_ended.jobs[0].state, JobState::Cancelled);
+        let cb = s.job_get(all_ended.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Available, "on_complete: due at once");
+        assert_eq!(
+            (&cb.args["batch_id"], &cb.args["completed"], &cb.args["cancelled"], &cb.args["discarded"]),
+            (&serde_json::json!(all_ended.id), &serde_json::json!(0), &serde_json::json!(1), &serde_json::json!(0)),
+            "{}",
+            cb.args
+        );
+        assert_eq!(cb.args["report"], "weekly", "the given args stay");
+
+        let success = client.insert_batch(with(vec![after_parent()], true)).await.unwrap();
+        let cb = s.job_get(success.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Cancelled, "on_success: a member did not complete");
+
+        let plain = JobInsertParams::new("item", serde_json::json!({}), InsertOpts::default()).unwrap();
+        let mixed = client.insert_batch(with(vec![after_parent(), plain], false)).await.unwrap();
+        let cb = s.job_get(mixed.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Pending, "one member still to run");
+        let running = s.job_claim(claim("default", &["item"], 10, W)).await.unwrap();
+        assert_eq!(running.len(), 1);
+        end(s, &running[0], JobState::Completed).await;
+        let cb = s.job_get(mixed.callback.id).await.unwrap().unwrap();
+        assert_eq!(cb.state, JobState::Available);
+        assert_eq!((&cb.args["completed"], &cb.args["cancelled"]), (&serde_json::json!(1), &serde_json::json!(1)), "{}", cb.args);
+        for b in [all_ended.id, success.id, mixed.id] {
+            assert!(client.batch(b).await.unwrap().is_some(), "batch {b} is listed");
+        }
     }
 }
