@@ -256,12 +256,7 @@ impl JobInsertParams {
     ) -> Result<JobHold> {
         let mut hold = JobHold::default();
         for &id in &self.depends_on {
-            let state = *parents.get(&id).ok_or_else(|| {
-                Error::invalid(
-                    "depends_on",
-                    format!("parent job {id} does not exist (parents must be inserted first)"),
-                )
-            })?;
+            let state = *parents.get(&id).ok_or_else(|| missing_parent(id))?;
             let satisfied = state == JobState::Completed || (self.after_any && state.is_final());
             if !satisfied && state.is_final() && hold.error.is_none() {
                 hold.error = Some(format!("parent job {id} was {state}"));
@@ -506,6 +501,15 @@ impl<W: std::io::Write> std::io::Write for Capped<W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// The refusal of a parent that does not exist (when the job is inserted), in both stores' and
+/// porter_enqueue's words.
+pub(crate) fn missing_parent(id: i64) -> Error {
+    Error::invalid(
+        "depends_on",
+        format!("parent job {id} does not exist (parents must be inserted first)"),
+    )
 }
 
 /// The first parent named again, with its index: a scan of a few, a set for many (a fan-in

@@ -177,6 +177,23 @@ impl WorkflowInsertParams {
         runs
     }
 
+    /// Refuses a run whose steps name by id a job this insert gave an earlier step (`own`): a
+    /// parent named by id is a job outside the workflow, inserted before it (as its own, the
+    /// job was not marked as having dependents, and its child waited for good).
+    pub(crate) fn refuse_own_ids(
+        &self,
+        run: Range<usize>,
+        own: impl Fn(i64) -> bool,
+    ) -> Result<()> {
+        match run
+            .flat_map(|i| self.steps[i].job.depends_on.iter().copied())
+            .find(|&p| p > 0 && own(p))
+        {
+            Some(p) => Err(super::missing_parent(p)),
+            None => Ok(()),
+        }
+    }
+
     /// Step `index`'s job with its placeholders replaced by the job ids of the steps inserted
     /// so far (`ids`, by step index).
     pub fn resolved(&self, index: usize, ids: &[i64]) -> JobInsertParams {

@@ -1316,10 +1316,7 @@ async fn insert_waiting(
         // The first missing in the order given, as SQLite and porter_enqueue name it.
         let mut given = jobs.iter().flat_map(|j| &j.depends_on);
         if let Some(missing) = given.find(|id| !parents.contains_key(id)) {
-            return Err(Error::invalid(
-                "depends_on",
-                format!("parent job {missing} does not exist (parents must be inserted first)"),
-            ));
+            return Err(crate::store::missing_parent(*missing));
         }
     }
     if jobs.iter().all(|j| j.sequence_key.is_none()) {

@@ -95,19 +95,8 @@ async fn insert_tagged(
     let mut own = std::collections::HashSet::with_capacity(params.steps.len());
     let mut steps = Vec::with_capacity(params.steps.len());
     for run in params.runs() {
-        // A parent named by id is a job outside the workflow, inserted before it: an id this
-        // insert gave a step is not one (found by its row here, its child waited for a step
-        // whose end it had not been counted for). As SQLite refuses it, and insert_steps.
-        if let Some(p) = run
-            .clone()
-            .flat_map(|i| params.steps[i].job.depends_on.iter().copied())
-            .find(|p| *p > 0 && own.contains(p))
-        {
-            return Err(Error::invalid(
-                "depends_on",
-                format!("parent job {p} does not exist (parents must be inserted first)"),
-            ));
-        }
+        // As SQLite refuses it, and insert_steps: the row found here is not a parent's.
+        params.refuse_own_ids(run.clone(), |p| own.contains(&p))?;
         let jobs: Vec<JobInsertParams> = run.clone().map(|i| params.resolved(i, &ids)).collect();
         for (i, result) in run.zip(insert_jobs_tx(conn, jobs).await?) {
             if !result.inserted {
@@ -186,10 +175,7 @@ async fn insert_steps(
     for (i, step) in params.steps.iter().enumerate() {
         if let Some((_, missing)) = refused.filter(|&(start, _)| start == i) {
             pending.flush(conn, params, &mut parents).await?;
-            return Err(Error::invalid(
-                "depends_on",
-                format!("parent job {missing} does not exist (parents must be inserted first)"),
-            ));
+            return Err(crate::store::missing_parent(missing));
         }
         let resolve = |ids: &[i64]| {
             let mut job = step.job.clone();
@@ -210,10 +196,7 @@ async fn insert_steps(
             .find(|p| !parents.contains_key(p));
         if let Some(&missing) = missing {
             pending.flush(conn, params, &mut parents).await?;
-            return Err(Error::invalid(
-                "depends_on",
-                format!("parent job {missing} does not exist (parents must be inserted first)"),
-            ));
+            return Err(crate::store::missing_parent(missing));
         }
         if let Err(e) = job.check_times() {
             pending.flush(conn, params, &mut parents).await?;

@@ -1294,10 +1294,7 @@ pub(super) fn insert_jobs_as(
             .query_map([ids], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         if let Some(missing) = parent_ids.iter().find(|id| !found.contains(id)) {
-            return Err(Error::invalid(
-                "depends_on",
-                format!("parent job {missing} does not exist (parents must be inserted first)"),
-            ));
+            return Err(crate::store::missing_parent(*missing));
         }
     }
     if starts.is_empty() && !jobs.iter().any(JobInsertParams::waits) {

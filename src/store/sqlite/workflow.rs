@@ -50,19 +50,7 @@ pub(super) fn insert_workflow(
     let mut own: HashMap<i64, JobState> = HashMap::with_capacity(params.steps.len());
     let mut steps = Vec::with_capacity(params.steps.len());
     for run in params.runs() {
-        // A parent named by id is a job outside the workflow, inserted before it: an id this
-        // insert gave a step is not one (read from `own`, it was not marked as having
-        // dependents, and its child waited for good). As on PostgreSQL.
-        if let Some(p) = run
-            .clone()
-            .flat_map(|i| params.steps[i].job.depends_on.iter().copied())
-            .find(|p| *p > 0 && own.contains_key(p))
-        {
-            return Err(Error::invalid(
-                "depends_on",
-                format!("parent job {p} does not exist (parents must be inserted first)"),
-            ));
-        }
+        params.refuse_own_ids(run.clone(), |p| own.contains_key(&p))?;
         let jobs: Vec<JobInsertParams> = run.clone().map(|i| params.resolved(i, &ids)).collect();
         let starts: Vec<(bool, Option<(i64, String)>)> = run
             .clone()
