@@ -1617,6 +1617,20 @@ fn fed_body() -> (
     (Body::from_stream(stream), read, tx)
 }
 
+/// Waits (up to 20 s) until the uploads under way hold `bytes` of the `total` bytes of the
+/// upload memory.
+async fn holds_until(memory: &tokio::sync::Semaphore, total: usize, bytes: usize) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while total - memory.available_permits() != bytes {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the uploads hold {} bytes, not {bytes}",
+            total - memory.available_permits()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 fn upload_with(tablo: &str, body: Body) -> Request<Body> {
     req(Method::POST, &format!("/api/tablos/{tablo}/files"))
         .header("x-file-name", "f.txt")
@@ -1639,7 +1653,9 @@ backend_case! {
             max_upload_buffer_bytes: 4000,
             ..HttpConfig::default()
         };
-        let app = app(&db, config).await;
+        let state = surfaces::app_state(db.store.clone(), config).await;
+        let memory = state.uploads.clone();
+        let app = router(state);
         // A body that never ends, to a tablo that does not exist: answered without reading it.
         let (body, read, _tx) = fed_body();
         let unknown = "00000000-0000-0000-0000-000000000000";
@@ -1675,6 +1691,9 @@ backend_case! {
             tx.send(bytes::Bytes::new()).await.unwrap();
             slow.push((upload, tx));
         }
+        // The sender is free again once the server took the chunk, a moment before it counts
+        // it: wait for the count, not for the send (the check below raced it under load).
+        holds_until(&memory, 4000, 800).await;
         // Another upload goes through beside them.
         let (status, body) = tokio::time::timeout(
             std::time::Duration::from_secs(20),
@@ -1691,6 +1710,7 @@ backend_case! {
         big_tx.send(bytes::Bytes::from(vec![b'b'; 2500])).await.unwrap();
         // (The channel holds one chunk: this one goes in once the 2500 bytes were taken.)
         big_tx.send(bytes::Bytes::new()).await.unwrap();
+        holds_until(&memory, 4000, 3300).await;
         let (status, body) = send_json(&app, upload_with(&tablo, Body::from(vec![b'x'; 1000]))).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert!(body["error"].as_str().unwrap_or_default().contains("again"), "{body}");
