@@ -506,6 +506,57 @@ impl Model {
         }
     }
 
+    /// A job given back unstarted, none of whose attempts started, whose parent ran again
+    /// since its claim (has not ended, or ended after it), is judged again by its parents as
+    /// they stand: it waits for those that have not ended, is cancelled if one it cannot run
+    /// after ended failed since the claim, and is due again otherwise.
+    fn judged_again(&mut self, id: i64) {
+        let (attempt, given_back, claimed) = {
+            let j = &self.jobs[&id];
+            (j.attempt, j.given_back, j.attempted_at)
+        };
+        if attempt != given_back {
+            return;
+        }
+        let edges: Vec<usize> = (0..self.edges.len())
+            .filter(|&i| self.edges[i].child == id)
+            .collect();
+        let since = |p: &MJob| !p.state.is_final() || p.finalized_at > claimed;
+        if !edges
+            .iter()
+            .any(|&i| since(&self.jobs[&self.edges[i].parent]))
+        {
+            return;
+        }
+        let mut waiting = 0;
+        for &i in &edges {
+            let ended = self.jobs[&self.edges[i].parent].state.is_final();
+            self.edges[i].resolved = ended;
+            waiting += i32::from(!ended);
+        }
+        let failed = edges.iter().any(|&i| {
+            let p = &self.jobs[&self.edges[i].parent];
+            !self.edges[i].after_any
+                && matches!(p.state, JobState::Cancelled | JobState::Discarded)
+                && p.finalized_at > claimed
+        });
+        let now = self.now;
+        let c = self.job(id);
+        c.waiting_for = waiting;
+        if failed {
+            c.state = JobState::Cancelled;
+            c.finalized_at = Some(now);
+            c.errors.push(c.attempt);
+            self.ended(id, JobState::Pending);
+        } else {
+            c.state = if waiting == 0 {
+                JobState::Available
+            } else {
+                JobState::Pending
+            };
+        }
+    }
+
     fn insert(&mut self, id: i64, spec: Spec) {
         let Spec {
             queue,
@@ -1166,6 +1217,9 @@ async fn apply(
                     j.state = JobState::Available;
                     j.scheduled_at = now;
                     j.max_attempts += 1;
+                    if !*started {
+                        m.judged_again(fence.id);
+                    }
                 }
             } else {
                 expect_fenced("release", got)?;
@@ -1814,6 +1868,51 @@ mod regressions {
         key: None,
     };
 
+    /// The job of the live fences' first.
+    const LIVE: Pick = Pick {
+        stale: false,
+        index: 0,
+    };
+
+    /// A job without a unique key in `queue`.
+    fn plain_in(queue: usize) -> Spec {
+        Spec {
+            queue,
+            unique: None,
+            ..KEYED
+        }
+    }
+
+    /// A child of the first job inserted, in `queue`.
+    fn first_child_in(queue: usize) -> Spec {
+        Spec {
+            after: Some((0, None, false)),
+            ..plain_in(queue)
+        }
+    }
+
+    /// A job of queue 0 completed, and its child, in queue 1, claimed.
+    fn child_claimed() -> Vec<Op> {
+        vec![
+            Op::Insert(plain_in(0)),
+            Op::Insert(first_child_in(1)),
+            claim_one(0),
+            Op::Complete { pick: LIVE },
+            claim_one(1),
+        ]
+    }
+
+    /// Worker 0 claims one job of `queue`.
+    fn claim_one(queue: usize) -> Op {
+        Op::Claim {
+            worker: 0,
+            queue,
+            limit: 1,
+            only_kind: None,
+            ahead: ClaimAhead::default(),
+        }
+    }
+
     backend_case! {
         /// Found by the model: a clean shutdown also removes the registrations of workers
         /// silent for more than a day, and a rescue asked by such a worker then judges nobody.
@@ -1859,22 +1958,47 @@ mod regressions {
         /// child. (Found by review, 4 Dec: the give-back kept the attempt count, the child
         /// looked started, stayed available and ran beside its parent's new run.)
         fn a_parent_retried_after_its_child_was_given_back_unstarted_is_waited_for_again(fresh: FreshDb) {
-            let plain = |queue| Spec { queue, unique: None, ..KEYED };
-            let live = Pick { stale: false, index: 0 };
-            let claim = |queue| Op::Claim { worker: 0, queue, limit: 1, only_kind: None, ahead: ClaimAhead::default() };
-            run_fixed(fresh, vec![
-                Op::Insert(plain(0)),
-                Op::Insert(Spec { after: Some((0, None, false)), ..plain(1) }),
-                claim(0),
-                Op::Complete { pick: live.clone() },
-                claim(1),
-                Op::Release { pick: live.clone(), started: false },
+            run_fixed(fresh, [child_claimed(), vec![
+                Op::Release { pick: LIVE, started: false },
                 Op::Retry { job: 0 },
-                claim(1),
-                claim(0),
-                Op::Fail { pick: live, delay: 0, discard: true },
-                claim(1),
-            ]);
+                claim_one(1),
+                claim_one(0),
+                Op::Fail { pick: LIVE, delay: 0, discard: true },
+                claim_one(1),
+            ]].concat());
+        }
+    }
+
+    backend_case! {
+        /// A child claimed ahead when its parent is retried, and given back before its handler
+        /// ran, is judged again by its parents: it waits for the parent's new run, and that
+        /// run's failure cancels it; a second child, given back after the parent's new run
+        /// completed, is due. (Found by review: the retry found the child running and left it,
+        /// and the give-back made it claimable beside its parent's new run.)
+        fn a_child_claimed_ahead_when_its_parent_is_retried_is_judged_again_at_its_give_back(fresh: FreshDb) {
+            let give_back = || Op::Release { pick: LIVE, started: false };
+            run_fixed(fresh, [child_claimed(), vec![
+                Op::Tick { by: 0 },
+                Op::Retry { job: 0 },
+                give_back(),
+                claim_one(1),
+                claim_one(0),
+                Op::Tick { by: 0 },
+                Op::Fail { pick: LIVE, delay: 0, discard: true },
+                claim_one(1),
+                // A second child, given back after its parent's new run completed: due.
+                Op::Retry { job: 0 },
+                Op::Insert(first_child_in(1)),
+                claim_one(0),
+                Op::Complete { pick: LIVE },
+                claim_one(1),
+                Op::Tick { by: 0 },
+                Op::Retry { job: 0 },
+                claim_one(0),
+                Op::Complete { pick: LIVE },
+                give_back(),
+                claim_one(1),
+            ]].concat());
         }
     }
 

@@ -652,3 +652,48 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// A callback claimed ahead when a member is retried, and given back before its handler
+    /// ran, waits for that member's new end and is decided by it: an on_success callback is
+    /// cancelled if the member then fails, an on_complete one is due with counts that include
+    /// it. Before, the retry found the callback running and left it, and the give-back made it
+    /// claimable with the counts of the member's first end. (Found by review.)
+    async fn a_callback_given_back_unstarted_after_a_member_was_retried_waits_for_it(db: TestDb) {
+        // On a clock that moves only when told: the claim lies before the retry after it.
+        let (store, clock) = clocked(&db).await;
+        let (s, client) = (&*store, Client::new(store.clone()));
+        for (on_success, kind) in [(true, "m"), (false, "n")] {
+            let b = client.insert_batch(callback(batch_of(2, kind), on_success)).await.unwrap();
+            let claimed = s.job_claim(claim("default", &[kind], 10, W)).await.unwrap();
+            end(s, &claimed[0], JobState::Completed).await;
+            end(s, &claimed[1], JobState::Completed).await;
+            let cb = s.job_claim(claim("default", &["cb"], 1, W)).await.unwrap();
+            assert_eq!(cb[0].id, b.callback.id);
+            clock.advance(Duration::from_secs(1));
+            s.job_retry(claimed[0].id).await.unwrap();
+            let row = s
+                .job_release(JobReleaseParams {
+                    fence: cb[0].fence(),
+                    reason: porter::runtime::GIVEN_BACK.into(),
+                    started: false,
+                })
+                .await
+                .unwrap();
+            assert_eq!(row.state, JobState::Pending, "waits for the retried member: {row:?}");
+            let again = s.job_claim(claim("default", &[kind], 10, W)).await.unwrap();
+            end(s, &again[0], JobState::Discarded).await;
+            let cb = s.job_get(b.callback.id).await.unwrap().unwrap();
+            if on_success {
+                assert_eq!(cb.state, JobState::Cancelled, "a member was discarded: {cb:?}");
+            } else {
+                assert_eq!(cb.state, JobState::Available, "{cb:?}");
+                assert_eq!(
+                    (&cb.args["completed"], &cb.args["discarded"], &cb.args["cancelled"]),
+                    (&serde_json::json!(1), &serde_json::json!(1), &serde_json::json!(0)),
+                    "{cb:?}"
+                );
+            }
+        }
+    }
+}

@@ -1492,3 +1492,97 @@ backend_case! {
         assert_eq!((detail.children.len(), detail.children_total), (5, 5));
     }
 }
+
+/// Gives back a job claimed ahead, before its handler ran.
+async fn give_back_unstarted(s: &Store, row: &porter::JobRow) -> porter::JobRow {
+    s.job_release(JobReleaseParams {
+        fence: row.fence(),
+        reason: porter::runtime::GIVEN_BACK.into(),
+        started: false,
+    })
+    .await
+    .unwrap()
+}
+
+backend_case! {
+    /// A child claimed ahead of a free slot when its parent is retried, and given back before
+    /// its handler ran, is judged again by its parents as they stand: it waits for a parent
+    /// running again, is cancelled naming a parent whose new run failed (and its own waiting
+    /// children with it), and is due when every parent has completed again. Before, the retry
+    /// found the child running and left it; the give-back made it claimable, and it ran beside
+    /// its parent's new run, or after that run failed. A child stopped by a shutdown did start,
+    /// and is due again as before. (Found by review.)
+    async fn a_child_given_back_unstarted_after_its_parent_was_retried_is_judged_again(db: TestDb) {
+        // On a clock that moves only when told: each claim lies before the retry after it.
+        let (store, clock) = clocked(&db).await;
+        let s = &*store;
+        let tick = || clock.advance(Duration::from_secs(1));
+        let a = insert(s, job("p")).await;
+        let b = insert(s, job("q")).await;
+        let child = insert(s, after("c", &[a.id, b.id])).await;
+        let grandchild = insert(s, after("g", &[child.id])).await;
+        let anyway = insert(s, after_any("y", &[a.id])).await;
+        run_to(s, "p", a.id, JobState::Completed).await;
+        run_to(s, "q", b.id, JobState::Completed).await;
+
+        // The parent runs again: the child given back waits for it.
+        let got = s.job_claim(claim("default", &["c"], 1, W)).await.unwrap();
+        tick();
+        s.job_retry(a.id).await.unwrap();
+        let row = give_back_unstarted(s, &got[0]).await;
+        assert_eq!(row.state, JobState::Pending, "waits for a's new run: {row:?}");
+        assert_eq!(get(s, child.id).await.state, JobState::Pending);
+        assert!(s.job_claim(claim("default", &["c"], 10, W)).await.unwrap().is_empty());
+        run_to(s, "p", a.id, JobState::Completed).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Available, "a completed again");
+
+        // The parent's new run completed before the give-back: due at once.
+        let got = s.job_claim(claim("default", &["c"], 1, W)).await.unwrap();
+        tick();
+        s.job_retry(b.id).await.unwrap();
+        run_to(s, "q", b.id, JobState::Completed).await;
+        assert_eq!(give_back_unstarted(s, &got[0]).await.state, JobState::Available);
+
+        // Stopped by a shutdown, it started: left as it was.
+        let got = s.job_claim(claim("default", &["c"], 1, W)).await.unwrap();
+        s.job_retry(a.id).await.unwrap();
+        let stopped = s
+            .job_release(JobReleaseParams { fence: got[0].fence(), reason: "worker shut down".into(), started: true })
+            .await
+            .unwrap();
+        assert_eq!(stopped.state, JobState::Available, "it started: {stopped:?}");
+        run_to(s, "p", a.id, JobState::Completed).await;
+
+        // Once more, and a's new run is discarded before the give-back: cancelled naming a,
+        // and so is the grandchild waiting for it; the run-anyway child is due.
+        let child2 = insert(s, after("k", &[a.id])).await;
+        let grandchild2 = insert(s, after("h", &[child2.id])).await;
+        let got = s.job_claim(claim("default", &["k"], 1, W)).await.unwrap();
+        let got_any = s.job_claim(claim("default", &["y"], 1, W)).await.unwrap();
+        assert_eq!(got_any[0].id, anyway.id);
+        tick();
+        s.job_retry(a.id).await.unwrap();
+        run_to(s, "p", a.id, JobState::Discarded).await;
+        let row = give_back_unstarted(s, &got[0]).await;
+        assert_eq!(row.state, JobState::Cancelled, "{row:?}");
+        assert_eq!(row.errors.last().unwrap().error, format!("parent job {} was discarded", a.id));
+        let row = get(s, grandchild2.id).await;
+        assert_eq!(row.state, JobState::Cancelled, "{row:?}");
+        assert_eq!(row.errors.last().unwrap().error, format!("parent job {} was cancelled", child2.id));
+        assert_eq!(give_back_unstarted(s, &got_any[0]).await.state, JobState::Available, "runs anyway");
+        assert!(s.job_claim(claim("default", &["k", "h"], 10, W)).await.unwrap().is_empty());
+        // The first child and its own child were left alone by all this.
+        assert_eq!(get(s, grandchild.id).await.state, JobState::Pending);
+
+        // A parent that failed before the claim is not held against a child an operator
+        // retried by hand after it: given back, the child is due still.
+        let failed = insert(s, job("f")).await;
+        let kept = insert(s, after("z", &[failed.id])).await;
+        run_to(s, "f", failed.id, JobState::Discarded).await;
+        assert_eq!(get(s, kept.id).await.state, JobState::Cancelled);
+        tick();
+        s.job_retry(kept.id).await.unwrap();
+        let got = s.job_claim(claim("default", &["z"], 1, W)).await.unwrap();
+        assert_eq!(give_back_unstarted(s, &got[0]).await.state, JobState::Available, "the operator's word");
+    }
+}

@@ -2119,6 +2119,15 @@ impl Driver for PgStore {
     async fn job_release(&self, p: JobReleaseParams) -> Result<Option<JobRow>> {
         let f = &p.fence;
         let mut tx = self.begin().await?;
+        if !p.started {
+            // Given back unstarted, it may be judged again by its parents (see
+            // job_release_wait.sql): their rows (and sequence locks) first, below its own.
+            sqlx::query(sql!("job_retry_many_lock"))
+                .bind(vec![f.id])
+                .bind(true)
+                .execute(&mut *tx)
+                .await?;
+        }
         let row = sqlx::query(sql!("job_release"))
             .bind(f.id)
             .bind(f.attempt)
@@ -2128,9 +2137,26 @@ impl Driver for PgStore {
             .try_map(job_from_row)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(row) = row else {
+        let Some(mut row) = row else {
             return Ok(None);
         };
+        if !p.started
+            && row.state == JobState::Available
+            && sqlx::query(sql!("job_release_wait"))
+                .bind(f.id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0
+        {
+            sqlx::query(sql!("job_release_decide"))
+                .bind(f.id)
+                .execute(&mut *tx)
+                .await?;
+            row = one_job(&mut tx, f.id)
+                .await?
+                .ok_or_else(|| Error::not_found("job", f.id))?;
+        }
         // Due at once: wake the queue's producers in every process, as an insert does.
         notify_queues(&mut tx, vec![row.queue.clone()]).await?;
         tx.commit().await?;

@@ -2115,11 +2115,27 @@ impl Driver for SqliteStore {
         self.writer
             .run(move |c| {
                 let f = &p.fence;
-                one_job(
+                let row = one_job(
                     c,
                     sql!("job_release"),
                     params![f.id, f.attempt, f.worker_id, p.reason, p.started],
-                )
+                )?;
+                // Given back unstarted, a job whose parent ran again since its claim is judged
+                // again by its parents (see job_release_wait.sql).
+                if p.started || row.as_ref().is_none_or(|r| r.state != JobState::Available) {
+                    return Ok(row);
+                }
+                if c.prepare_cached(sql!("job_release_wait"))?
+                    .execute([f.id])?
+                    == 0
+                {
+                    return Ok(row);
+                }
+                c.prepare_cached(sql!("job_release_edges"))?
+                    .execute([f.id])?;
+                c.prepare_cached(sql!("job_release_decide"))?
+                    .execute([f.id])?;
+                one_job(c, sql!("job_get"), [f.id])
             })
             .await
     }
