@@ -1493,17 +1493,6 @@ backend_case! {
     }
 }
 
-/// Gives back a job claimed ahead, before its handler ran.
-async fn give_back_unstarted(s: &Store, row: &porter::JobRow) -> porter::JobRow {
-    s.job_release(JobReleaseParams {
-        fence: row.fence(),
-        reason: porter::runtime::GIVEN_BACK.into(),
-        started: false,
-    })
-    .await
-    .unwrap()
-}
-
 backend_case! {
     /// A child claimed ahead of a free slot when its parent is retried, and given back before
     /// its handler ran, is judged again by its parents as they stand: it waits for a parent
@@ -1584,5 +1573,39 @@ backend_case! {
         s.job_retry(kept.id).await.unwrap();
         let got = s.job_claim(claim("default", &["z"], 1, W)).await.unwrap();
         assert_eq!(give_back_unstarted(s, &got[0]).await.state, JobState::Available, "the operator's word");
+    }
+}
+
+backend_case! {
+    /// An edge naming a parent whose row is gone (another program's row, written with
+    /// SQLite's foreign keys off) neither counts nor stops a give-back from judging the job
+    /// again. Before, SQLite wrote NULL for that edge's flag, which its column refuses: the
+    /// give-back failed, and failed again at every try. (PostgreSQL's foreign key refuses such
+    /// an edge; there the case is the give-back alone.) (Found by review.)
+    async fn a_give_back_passes_over_an_edge_whose_parent_is_gone(db: TestDb) {
+        let (store, clock) = clocked(&db).await;
+        let s = &*store;
+        let a = insert(s, job("p")).await;
+        let child = insert(s, after("c", &[a.id])).await;
+        run_to(s, "p", a.id, JobState::Completed).await;
+        let got = s.job_claim(claim("default", &["c"], 1, W)).await.unwrap();
+        if db.store.backend() == porter::Backend::Sqlite {
+            raw_exec(
+                &db,
+                &format!(
+                    "PRAGMA foreign_keys = OFF; \
+                     INSERT INTO porter_job_deps (child_id, parent_id, after_any, resolved) VALUES ({}, {}, 0, 0)",
+                    child.id,
+                    a.id + 1000
+                ),
+            )
+            .await;
+        }
+        clock.advance(Duration::from_secs(1));
+        s.job_retry(a.id).await.unwrap();
+        let row = give_back_unstarted(s, &got[0]).await;
+        assert_eq!(row.state, JobState::Pending, "waits for a alone: {row:?}");
+        run_to(s, "p", a.id, JobState::Completed).await;
+        assert_eq!(get(s, child.id).await.state, JobState::Available);
     }
 }
