@@ -672,14 +672,7 @@ backend_case! {
             assert_eq!(cb[0].id, b.callback.id);
             clock.advance(Duration::from_secs(1));
             s.job_retry(claimed[0].id).await.unwrap();
-            let row = s
-                .job_release(JobReleaseParams {
-                    fence: cb[0].fence(),
-                    reason: porter::runtime::GIVEN_BACK.into(),
-                    started: false,
-                })
-                .await
-                .unwrap();
+            let row = give_back_unstarted(s, &cb[0]).await;
             assert_eq!(row.state, JobState::Pending, "waits for the retried member: {row:?}");
             let again = s.job_claim(claim("default", &[kind], 10, W)).await.unwrap();
             end(s, &again[0], JobState::Discarded).await;
@@ -695,5 +688,28 @@ backend_case! {
                 );
             }
         }
+
+        // The member's new run completed before the give-back: due at once, counted again.
+        // (The last round's callback, due, is run first.)
+        let left = s.job_claim(claim("default", &["cb"], 10, W)).await.unwrap();
+        s.job_complete_many(left.iter().map(|j| j.fence()).collect()).await.unwrap();
+        let b = client.insert_batch(callback(batch_of(2, "k"), false)).await.unwrap();
+        let claimed = s.job_claim(claim("default", &["k"], 10, W)).await.unwrap();
+        end(s, &claimed[0], JobState::Discarded).await;
+        end(s, &claimed[1], JobState::Completed).await;
+        let cb = s.job_claim(claim("default", &["cb"], 1, W)).await.unwrap();
+        assert_eq!(cb[0].id, b.callback.id);
+        assert_eq!(cb[0].args["discarded"], serde_json::json!(1), "{:?}", cb[0]);
+        clock.advance(Duration::from_secs(1));
+        s.job_retry(claimed[0].id).await.unwrap();
+        let again = s.job_claim(claim("default", &["k"], 10, W)).await.unwrap();
+        end(s, &again[0], JobState::Completed).await;
+        let row = give_back_unstarted(s, &cb[0]).await;
+        assert_eq!(row.state, JobState::Available, "{row:?}");
+        assert_eq!(
+            (&row.args["completed"], &row.args["discarded"], &row.args["cancelled"]),
+            (&serde_json::json!(2), &serde_json::json!(0), &serde_json::json!(0)),
+            "{row:?}"
+        );
     }
 }

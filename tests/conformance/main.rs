@@ -96,6 +96,17 @@ fn register(id: &str, lease: Duration, stuck_after: &[(&str, Duration)]) -> Work
     }
 }
 
+/// Gives back a job claimed ahead, before its handler ran.
+async fn give_back_unstarted(s: &Store, row: &porter::JobRow) -> porter::JobRow {
+    s.job_release(porter::store::JobReleaseParams {
+        fence: row.fence(),
+        reason: porter::runtime::GIVEN_BACK.into(),
+        started: false,
+    })
+    .await
+    .unwrap()
+}
+
 /// A clocked store on the test database, its clock a year ahead (to the millisecond).
 async fn clocked(db: &TestDb) -> (std::sync::Arc<Store>, porter::store::clock::Clock) {
     let clock = porter::store::clock::Clock::new();

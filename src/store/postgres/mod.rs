@@ -2122,9 +2122,10 @@ impl Driver for PgStore {
         if !p.started {
             // Given back unstarted, it may be judged again by its parents (see
             // job_release_wait.sql): their rows (and sequence locks) first, below its own.
-            sqlx::query(sql!("job_retry_many_lock"))
-                .bind(vec![f.id])
-                .bind(true)
+            sqlx::query(sql!("job_release_lock"))
+                .bind(f.id)
+                .bind(f.attempt)
+                .bind(&f.worker_id)
                 .execute(&mut *tx)
                 .await?;
         }

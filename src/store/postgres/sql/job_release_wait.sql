@@ -7,7 +7,7 @@
 -- parents that have not ended; its edges are unresolved for those alone (their ends count);
 -- job_release_decide.sql follows. A job that started
 -- (porter_job_deps_resolve leaves those too) is not judged again. The parents' rows were locked
--- before the job's (job_retry_many_lock.sql), so none ends or is retried between this look
+-- before the job's (job_release_lock.sql), so none ends or is retried between this look
 -- and the commit.
 -- "After", not "at": a parent that ended in the millisecond of the claim (SQLite's times are
 -- in milliseconds) is taken to have ended before it, as it must have when it made the job due.
