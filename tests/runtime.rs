@@ -486,11 +486,15 @@ backend_case! {
             .job
             .id;
         let mut workers = Workers::new();
-        crate::common::add_queue_workers(&mut workers);
+        let sleeps = CountedSleep::default();
+        workers.add(sleeps.clone()).unwrap();
         let mut cfg = config(&[("default", 5)]);
         cfg.shutdown_timeout = Duration::from_millis(1500);
         let rt = start(db.store.clone(), workers, cfg);
-        wait_state(&db.store, long, JobState::Running).await;
+        // Both handlers under way, not only claimed: a job claimed but not yet handed to a
+        // slot when the shutdown begins is given back unstarted instead (under load, the
+        // claim's commit and the stop came before the hand-off).
+        eventually("both sleeps started", || async { sleeps.0.load(Ordering::SeqCst) == 2 }).await;
         let report = rt.stop().await;
         assert_eq!(report.cancelled_at_shutdown, 1);
         assert_eq!(
@@ -511,6 +515,18 @@ backend_case! {
             db.store.worker_list().await.unwrap().is_empty(),
             "deregistered"
         );
+    }
+}
+
+/// Runs [`porter::jobs::Sleep`], counting the runs that started.
+#[derive(Clone, Default)]
+pub struct CountedSleep(Arc<AtomicUsize>);
+
+#[async_trait::async_trait]
+impl Worker<porter::jobs::Sleep> for CountedSleep {
+    async fn work(&self, job: Job<porter::jobs::Sleep>) -> Result<(), JobError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        porter::jobs::SleepWorker.work(job).await
     }
 }
 

@@ -116,6 +116,8 @@ pub fn bare(args: &[&str]) -> Output {
 pub struct Running {
     pub child: Child,
     pub lines: Arc<Mutex<Vec<String>>>,
+    /// The thread reading its stderr (it ends at the pipe's end).
+    reader: std::thread::JoinHandle<()>,
 }
 
 impl Running {
@@ -129,12 +131,16 @@ impl Running {
         let stderr = child.stderr.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 sink.lock().unwrap().push(line);
             }
         });
-        Running { child, lines }
+        Running {
+            child,
+            lines,
+            reader,
+        }
     }
 
     /// Waits (bounded) for a stderr line containing `needle`; returns it.
@@ -174,8 +180,12 @@ impl Running {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader thread take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
+                // Every line read: the reader ends at the pipe's end (a fixed pause here could
+                // lose the last lines on a loaded machine).
+                let read = Instant::now() + Duration::from_secs(60);
+                while !self.reader.is_finished() && Instant::now() < read {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return (
                     status.code().unwrap_or(-1),
                     self.lines.lock().unwrap().clone(),

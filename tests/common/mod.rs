@@ -243,6 +243,15 @@ pub fn add_queue_workers(workers: &mut porter::Workers) {
     workers.add(porter::jobs::FailWorker).unwrap();
 }
 
+/// Waits (bounded) until the threads reading a child's output have ended (at the end of its
+/// pipes, once it exited): then every line it wrote has been read.
+pub async fn readers_done(readers: &[std::thread::JoinHandle<()>]) {
+    eventually("the child's output read to its end", || async {
+        readers.iter().all(|r| r.is_finished())
+    })
+    .await;
+}
+
 /// Waits (bounded) until `f` returns true; panics with `what` otherwise. For behaviour, not
 /// timing: the bound is generous and only stops a hung test.
 pub async fn eventually<F, Fut>(what: &str, mut f: F)

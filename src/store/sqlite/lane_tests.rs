@@ -48,21 +48,23 @@ async fn urgent_write_overtakes_the_queue() {
     }
     // Let the job writes reach the writer's queue before the heartbeat.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let urgent = {
-        let (writer, order) = (writer.clone(), order.clone());
-        tokio::spawn(async move {
-            writer
-                .run_urgent(move |_c: &Connection| {
-                    order.lock().unwrap().push("heartbeat".into());
-                    Ok(())
-                })
-                .await
-        })
+    // In the priority lane at its first poll (run_urgent queues it before it awaits the
+    // reply): polled once here, not spawned and given a moment, which a loaded machine may
+    // not use before the release below.
+    let mut urgent = {
+        let order = order.clone();
+        Box::pin(writer.run_urgent(move |_c: &Connection| {
+            order.lock().unwrap().push("heartbeat".into());
+            Ok(())
+        }))
     };
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        futures::poll!(&mut urgent).is_pending(),
+        "the writer is held"
+    );
     release_tx.send(()).unwrap();
     blocker.await.unwrap().unwrap();
-    urgent.await.unwrap().unwrap();
+    urgent.await.unwrap();
     for q in queued {
         q.await.unwrap().unwrap();
     }
