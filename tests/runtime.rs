@@ -1306,9 +1306,13 @@ async fn fill_local_queue_on<A: JobArgs, W: Worker<A>>(
     cfg.maintenance = false;
     let rt = start(store, workers, cfg);
     let held = HELD.min(long.len()) as i64;
+    // (Or, with a lease so short that jobs claimed ahead wait at most a second, one already
+    // given back: a loaded machine can take longer than that second to let this look.)
     eventually("2 long jobs running and the rest claimed ahead", || async {
         let t = db.store.job_counts().await.unwrap().total;
-        t[&JobState::Completed] == 20 && t[&JobState::Running] == held
+        t[&JobState::Completed] == 20
+            && (t[&JobState::Running] == held
+                || (lease < Duration::from_secs(10) && given_back(&db.store, &ids).await > 0))
     })
     .await;
     (rt, ids)
@@ -1927,15 +1931,17 @@ backend_case! {
         let before = beat(db.store.clone(), me.clone()).await;
         let opts = InsertOpts { queue: Some("other".into()), ..Default::default() };
         let other = client.insert(&porter::jobs::Sleep { ms: 10 }, Some(opts)).await.unwrap().job.id;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let after = beat(db.store.clone(), me.clone()).await;
-        let other_state = db.store.job_get(other).await.unwrap().unwrap().state;
+        // While the write stays stalled: a heartbeat is recorded and the other queue claims.
+        // (Waited for, not given a fixed 3 s, which a loaded machine could use up.)
+        eventually("a heartbeat and the other queue's claim beside the stalled write", || async {
+            beat(db.store.clone(), me.clone()).await > before
+                && db.store.job_get(other).await.unwrap().unwrap().state != JobState::Available
+        })
+        .await;
         gated.open();
         wait_state(&db.store, slow, JobState::Completed).await;
         shutdown.soft.cancel();
         task.await.unwrap().unwrap();
-        assert!(after > before, "a heartbeat recorded in 3 s (lease 1.5 s): {before} -> {after}");
-        assert_ne!(other_state, JobState::Available, "the other queue claimed in 3 s");
     }
 }
 
@@ -1956,13 +1962,12 @@ backend_case! {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let opts = InsertOpts { queue: Some("other".into()), ..Default::default() };
         let other = client.insert(&porter::jobs::Noop {}, Some(opts)).await.unwrap().job.id;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let other_state = db.store.job_get(other).await.unwrap().unwrap().state;
+        // The other queue's job runs while the default queue's claim stays stalled.
+        wait_state(&db.store, other, JobState::Completed).await;
         gated.stall_claims(None);
         let row = wait_state(&db.store, stalled, JobState::Completed).await;
         shutdown.soft.cancel();
         task.await.unwrap().unwrap();
-        assert_eq!(other_state, JobState::Completed, "the other queue's job ran within 3 s");
         // Its claim took seconds, so it came back past the longest a job claimed ahead may
         // wait for a slot, and was given back unstarted by that rule, or put back unstarted by a
         // reconcile that came between the claim's commit and its reply (a failed CI run of
@@ -2176,26 +2181,36 @@ backend_case! {
     /// claiming and other workers' rescuers took its running jobs as lost.
     async fn a_slow_reconcile_does_not_hold_the_heartbeats_back(db: TestDb) {
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-        gated.slow_listings(Duration::from_secs(3));
+        gated.slow_listings(Duration::from_secs(10));
         let mut cfg = config(&[("default", 2)]);
         cfg.lease = Duration::from_millis(1500);
         cfg.maintenance = false;
         let rt = start(gated.store(), behave_workers(), cfg);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        // The oldest the worker's recorded heartbeat gets over 4 s, looked at every 100 ms.
-        let mut oldest = chrono::Duration::zero();
-        for _ in 0..40 {
-            let now = db.store.now().await.unwrap();
-            if let Some(w) = db.store.worker_list().await.unwrap().first() {
-                oldest = oldest.max(now - w.heartbeat_at);
+        // A reconcile's lookup under way (each takes 10 s)...
+        eventually("a lookup under way", || async {
+            gated.listings().len() as u64 > gated.listed()
+        })
+        .await;
+        let returned = gated.listed();
+        // ... and beside it the heartbeats go on (one due every 0.5 s): two more are recorded
+        // before it returns. (Held behind it, none would be.)
+        let heartbeat = || async {
+            db.store.worker_list().await.unwrap().first().map(|w| w.heartbeat_at)
+        };
+        let first = heartbeat().await;
+        let mut seen = std::collections::BTreeSet::new();
+        while seen.len() < 2 && gated.listed() == returned {
+            if let Some(at) = heartbeat().await.filter(|at| Some(*at) > first) {
+                seen.insert(at);
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let beside = gated.listed() == returned;
         gated.slow_listings(Duration::ZERO);
         rt.stop().await;
         assert!(
-            oldest < chrono::Duration::milliseconds(1500),
-            "the heartbeat got {oldest} old (lease 1.5 s, a heartbeat due every 0.5 s)"
+            beside,
+            "heartbeats recorded while the lookup ran: {seen:?} (lease 1.5 s, one due every 0.5 s)"
         );
     }
 }
