@@ -39,6 +39,9 @@ struct Jobs {
     /// Requests for attempts not started (claimed ahead, waiting for a slot), as of the last
     /// look: such an attempt starts with its token fired.
     asked: HashSet<(i64, i32)>,
+    /// Attempts not started whose parent ran again since their claim (an admin's retry), as
+    /// of the last look: such an attempt is given back unstarted instead of started.
+    parent_ran_again: HashSet<(i64, i32)>,
 }
 
 /// A job's run under way in this worker.
@@ -84,6 +87,9 @@ pub(crate) struct Registered<'a> {
     pub taken_over: CancellationToken,
     /// Fired once the earlier attempt of the job that was running here is gone.
     pub earlier: Option<CancellationToken>,
+    /// A parent of the job ran again since its claim, found while it waited for a slot: it
+    /// is given back unstarted, not started (the give-back judges it again).
+    pub parent_ran_again: bool,
 }
 
 impl RunningJobs {
@@ -102,6 +108,7 @@ impl RunningJobs {
         if jobs.asked.remove(&(id, attempt)) {
             by_user.cancel();
         }
+        let parent_ran_again = jobs.parent_ran_again.remove(&(id, attempt));
         let taken_over = CancellationToken::new();
         let gone = CancellationToken::new();
         let mut earlier = None;
@@ -136,7 +143,24 @@ impl RunningJobs {
             },
             taken_over,
             earlier,
+            parent_ran_again,
         }
+    }
+
+    /// Of `held`, the jobs with no run under way here (claimed ahead, waiting for a slot).
+    fn not_started(&self, held: &[i64]) -> Vec<i64> {
+        let jobs = self.jobs.lock().unwrap();
+        held.iter()
+            .copied()
+            .filter(|id| !jobs.running.contains_key(id))
+            .collect()
+    }
+
+    /// Takes the attempts a look found whose parent ran again since their claim (replacing
+    /// what the last look kept).
+    fn found_parents_ran_again(&self, fences: Vec<JobFence>) {
+        self.jobs.lock().unwrap().parent_ran_again =
+            fences.into_iter().map(|f| (f.id, f.attempt)).collect();
     }
 
     /// Takes the requests a look found (for every job this worker holds): fires the tokens of
@@ -199,6 +223,20 @@ pub(super) async fn watch(ctx: Arc<Ctx>, stop: CancellationToken) {
                         attempt = fence.attempt,
                         "cancel requested; stopping the job"
                     );
+                }
+                // Those waiting for a slot whose parent an admin retried since their claim
+                // (the retry found them running, and left them): given back at their start.
+                let waiting = ctx.running.not_started(&held);
+                match ctx
+                    .store
+                    .job_parents_ran_again(&ctx.identity.id, &waiting)
+                    .await
+                {
+                    Ok(found) => ctx.running.found_parents_ran_again(found),
+                    Err(e) => {
+                        warn!(error = %e, "looking for jobs whose parent ran again failed; retrying");
+                        failing = true;
+                    }
                 }
             }
             Err(e) => {

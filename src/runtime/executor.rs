@@ -55,7 +55,16 @@ enum Outcome {
     /// A later attempt of the job started in this worker: this run's attempt was put back
     /// while it ran (its fence is gone), and it was stopped so as not to run beside it.
     TakenOver,
+    /// A parent of the job ran again (an admin's retry) while it waited for a slot: given
+    /// back unstarted, it is judged again by its parents.
+    ParentRanAgain,
 }
+
+/// The error history entry of a job claimed ahead of a free slot and given back, unstarted,
+/// because an admin retried one of its parents while it waited (it is then judged again by its
+/// parents: see [`crate::store::Store::job_release`]).
+pub const PARENT_RAN_AGAIN: &str =
+    "a parent was retried while it waited for a slot; given back unstarted";
 
 /// The error history entry of a run stopped by a user's cancel request.
 const CANCELLED_BY_USER: &str = "cancelled by user";
@@ -181,6 +190,12 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
     if by_user.is_cancelled() {
         // Its cancel was requested while it waited for a slot (claimed ahead): it never starts.
         record(&ctx, &row, Outcome::CancelledByUser, permit, began).await;
+        return;
+    }
+    if registered.parent_ran_again {
+        // A parent was retried while it waited for a slot: not started beside that parent's
+        // new run, but given back, and judged again by its parents.
+        record(&ctx, &row, Outcome::ParentRanAgain, permit, began).await;
         return;
     }
     // Logged once the handler is about to run: a job discarded unread or cancelled while it
@@ -388,6 +403,19 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
             // No write: the job's row is at a later attempt, so any would be fenced off.
             info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "a run whose attempt was put back meanwhile stopped: a later attempt of the job runs");
             ctx.owned.remove_all(&[(row.id, row.attempt)]);
+            drop(held);
+            return;
+        }
+        Outcome::ParentRanAgain => {
+            info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "a parent of this job was retried while it waited for a slot; giving it back unstarted");
+            write_unstarted(ctx, row, || {
+                ctx.store.job_release(JobReleaseParams {
+                    fence: fence.clone(),
+                    reason: PARENT_RAN_AGAIN.to_string(),
+                    started: false,
+                })
+            })
+            .await;
             drop(held);
             return;
         }

@@ -25,6 +25,7 @@ use crate::store::{JobReleaseParams, Store, WorkerRegisterParams};
 use crate::worker::Workers;
 
 pub use crate::events::{AttemptEnd, AttemptEnded, JobEvents, NoEvents};
+pub use executor::PARENT_RAN_AGAIN;
 pub use executor::{ErrorHandler, LogErrors};
 pub use producer::{GIVEN_BACK, HOLD_FACTOR, MAX_WAIT};
 

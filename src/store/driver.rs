@@ -194,6 +194,11 @@ pub trait Driver: Send + Sync + 'static {
     /// the worker holds, not every job it ran (whose index entries a held snapshot keeps).
     async fn job_cancel_requests(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>>;
 
+    /// Of the jobs `among` (by id: those the worker holds and has not started), the running
+    /// ones of that worker none of whose earlier attempts started and a parent of which has not
+    /// ended or ended after their claim (retried meanwhile), as their fences, by id.
+    async fn job_parents_ran_again(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>>;
+
     /// A user retries a job that is not running: available now (or `pending` while it must
     /// wait: a finished job of a busy sequence, a child whose parents have not all ended),
     /// history kept. Other processes'

@@ -605,6 +605,26 @@ impl Store {
         .await
     }
 
+    /// Of the jobs `among` (by id: those the worker holds and has not started), the running
+    /// ones of that worker that a parent's retry would have sent back to wait had they not been
+    /// claimed ahead: none of their earlier attempts started, and a parent has not ended or
+    /// ended after their claim. The worker gives them back unstarted instead of starting them
+    /// ([`Store::job_release`] then judges them again), as their fences, by id.
+    pub async fn job_parents_ran_again(
+        &self,
+        worker_id: &str,
+        among: &[i64],
+    ) -> Result<Vec<JobFence>> {
+        if among.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.op(
+            "job_parents_ran_again",
+            self.driver.job_parents_ran_again(worker_id, among),
+        )
+        .await
+    }
+
     /// A user retries a job that is not running: it becomes available now, history kept, and
     /// its queue's producers are woken; or `pending` while it must wait (a finished job of a
     /// busy sequence, a child whose parents have not all ended). A running job is a conflict.

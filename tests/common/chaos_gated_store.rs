@@ -35,6 +35,8 @@ pub struct GatedStore {
     listings: std::sync::Mutex<Vec<DateTime<Utc>>>,
     /// Lookups of running jobs that have returned (see [`GatedStore::listed`]).
     listed: AtomicU64,
+    /// Jobs a worker's look found whose parent ran again (see [`GatedStore::parents_ran_again`]).
+    parents_ran_again: std::sync::Mutex<std::collections::BTreeSet<i64>>,
     /// Replies to claims of this queue wait, the claim made, while it is set (a reply held
     /// up on its way back); so do those of completion writes that claim along for it.
     stalled_replies: tokio::sync::watch::Sender<Option<String>>,
@@ -64,6 +66,7 @@ impl GatedStore {
             stalled_claims: tokio::sync::watch::Sender::new(None),
             listings: Default::default(),
             listed: AtomicU64::new(0),
+            parents_ran_again: std::sync::Mutex::default(),
             stalled_replies: tokio::sync::watch::Sender::new(None),
         })
     }
@@ -151,6 +154,12 @@ impl GatedStore {
     /// [`Self::listings`] are counted as they start).
     pub fn listed(&self) -> u64 {
         self.listed.load(Ordering::SeqCst)
+    }
+
+    /// The jobs any worker's look has found, so far, waiting for a slot after a parent of
+    /// theirs ran again.
+    pub fn parents_ran_again(&self) -> std::collections::BTreeSet<i64> {
+        self.parents_ran_again.lock().unwrap().clone()
     }
 
     pub fn listings(&self) -> Vec<DateTime<Utc>> {
@@ -348,6 +357,14 @@ impl Driver for GatedStore {
     }
     async fn job_cancel_requests(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
         self.inner.job_cancel_requests(worker_id, among).await
+    }
+    async fn job_parents_ran_again(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
+        let found = self.inner.job_parents_ran_again(worker_id, among).await?;
+        self.parents_ran_again
+            .lock()
+            .unwrap()
+            .extend(found.iter().map(|f| f.id));
+        Ok(found)
     }
     async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {
         self.inner.job_retry(id).await

@@ -1609,3 +1609,34 @@ backend_case! {
         assert_eq!(get(s, child.id).await.state, JobState::Available);
     }
 }
+
+backend_case! {
+    /// What a worker's look asks of the jobs it holds and has not started: those of its own
+    /// running ones, none of whose attempts before started, whose parent has not ended or ended
+    /// after their claim. A parent that ended before the claim, a job that started before, and
+    /// another worker's job are not among them.
+    async fn the_jobs_whose_parent_ran_again_since_their_claim_are_found(db: TestDb) {
+        let (store, clock) = clocked(&db).await;
+        let s = &*store;
+        let a = insert(s, job("p")).await;
+        let child = insert(s, after("c", &[a.id])).await;
+        let ran = insert(s, after("r", &[a.id])).await;
+        run_to(s, "p", a.id, JobState::Completed).await;
+        // One child ran once (and failed): it started.
+        let got = s.job_claim(claim("default", &["r"], 1, W)).await.unwrap();
+        s.job_fail(fail(&got[0], "broken", Duration::ZERO)).await.unwrap();
+        clock.advance(Duration::from_secs(60));
+        let got = s.job_claim(claim("default", &["c", "r"], 2, W)).await.unwrap();
+        assert_eq!(got.len(), 2);
+        let ids = [child.id, ran.id];
+        assert!(s.job_parents_ran_again(W, &ids).await.unwrap().is_empty(), "a ended before");
+        clock.advance(Duration::from_secs(1));
+        s.job_retry(a.id).await.unwrap();
+        let found = s.job_parents_ran_again(W, &ids).await.unwrap();
+        assert_eq!(found.iter().map(|f| (f.id, f.attempt)).collect::<Vec<_>>(), vec![(child.id, 1)]);
+        assert!(s.job_parents_ran_again("another-worker", &ids).await.unwrap().is_empty());
+        // The parent's new run ended (after the claim): still found.
+        run_to(s, "p", a.id, JobState::Completed).await;
+        assert_eq!(s.job_parents_ran_again(W, &ids).await.unwrap().len(), 1);
+    }
+}

@@ -2206,6 +2206,15 @@ impl Driver for PgStore {
         Ok(fences_from(rows))
     }
 
+    async fn job_parents_ran_again(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
+        let rows: Vec<(i64, i32, String)> = sqlx::query_as(sql!("job_parents_ran_again"))
+            .bind(worker_id)
+            .bind(among)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(fences_from(rows))
+    }
+
     async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {
         let mut tx = self.begin().await?;
         // The sequence locks of the job and its parents, then its parents, the job and its
@@ -2230,6 +2239,10 @@ impl Driver for PgStore {
             return Ok(None);
         };
         notify_queues(&mut tx, vec![row.queue.clone()]).await?;
+        sqlx::query(sql!("job_retry_notify_children"))
+            .bind(vec![id])
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Some(row))
     }
@@ -2570,6 +2583,10 @@ impl Driver for PgStore {
             let changes = job_changes(rows)?;
             if !changes.is_empty() {
                 notify_queues(&mut tx, changes.iter().map(|c| c.queue.clone()).collect()).await?;
+                sqlx::query(sql!("job_retry_notify_children"))
+                    .bind(changes.iter().map(|c| c.id).collect::<Vec<i64>>())
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             Ok(changes)

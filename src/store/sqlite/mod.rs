@@ -2171,6 +2171,17 @@ impl Driver for SqliteStore {
         .await
     }
 
+    async fn job_parents_ran_again(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
+        let worker_id = worker_id.to_string();
+        let among = serde_json::to_string(among).expect("ids serialize");
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql!("job_parents_ran_again"))?;
+            let rows = stmt.query_map([worker_id, among], fence_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {
         self.writer
             .run(move |c| {
