@@ -25,8 +25,7 @@ use crate::store::{JobReleaseParams, Store, WorkerRegisterParams};
 use crate::worker::Workers;
 
 pub use crate::events::{AttemptEnd, AttemptEnded, JobEvents, NoEvents};
-pub use executor::PARENT_RAN_AGAIN;
-pub use executor::{ErrorHandler, LogErrors};
+pub use executor::{ErrorHandler, LogErrors, PARENT_RAN_AGAIN};
 pub use producer::{GIVEN_BACK, HOLD_FACTOR, MAX_WAIT};
 
 /// Default fallback poll interval (wake-ups normally come sooner).

@@ -2119,15 +2119,23 @@ impl Driver for PgStore {
     async fn job_release(&self, p: JobReleaseParams) -> Result<Option<JobRow>> {
         let f = &p.fence;
         let mut tx = self.begin().await?;
+        // Given back unstarted, a job whose parent ran again since its claim is judged again by
+        // its parents: their rows (and sequence locks) first, below its own, then the question,
+        // asked while it still runs under the fence.
+        let mut judge = false;
         if !p.started {
-            // Given back unstarted, it may be judged again by its parents (see
-            // job_release_wait.sql): their rows (and sequence locks) first, below its own.
             sqlx::query(sql!("job_release_lock"))
                 .bind(f.id)
                 .bind(f.attempt)
                 .bind(&f.worker_id)
                 .execute(&mut *tx)
                 .await?;
+            judge = sqlx::query(sql!("job_parents_ran_again"))
+                .bind(&f.worker_id)
+                .bind(vec![f.id])
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
         }
         let row = sqlx::query(sql!("job_release"))
             .bind(f.id)
@@ -2141,7 +2149,7 @@ impl Driver for PgStore {
         let Some(mut row) = row else {
             return Ok(None);
         };
-        if !p.started
+        if judge
             && row.state == JobState::Available
             && sqlx::query(sql!("job_release_wait"))
                 .bind(f.id)

@@ -2115,19 +2115,21 @@ impl Driver for SqliteStore {
         self.writer
             .run(move |c| {
                 let f = &p.fence;
+                // Given back unstarted, a job whose parent ran again since its claim (asked
+                // while it still runs under the fence) is judged again by its parents.
+                let judge = !p.started
+                    && c.prepare_cached(sql!("job_parents_ran_again"))?
+                        .exists(params![f.worker_id, format!("[{}]", f.id)])?;
                 let row = one_job(
                     c,
                     sql!("job_release"),
                     params![f.id, f.attempt, f.worker_id, p.reason, p.started],
                 )?;
-                // Given back unstarted, a job whose parent ran again since its claim is judged
-                // again by its parents (see job_release_wait.sql).
-                if p.started || row.as_ref().is_none_or(|r| r.state != JobState::Available) {
-                    return Ok(row);
-                }
-                if c.prepare_cached(sql!("job_release_wait"))?
-                    .execute([f.id])?
-                    == 0
+                if !judge
+                    || row.as_ref().is_none_or(|r| r.state != JobState::Available)
+                    || c.prepare_cached(sql!("job_release_wait"))?
+                        .execute([f.id])?
+                        == 0
                 {
                     return Ok(row);
                 }

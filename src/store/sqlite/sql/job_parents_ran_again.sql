@@ -1,9 +1,13 @@
 -- Of the jobs ?2 (a JSON array of ids: those the worker holds and has not started), the
 -- running ones of worker ?1 that a parent's retry would have sent back to wait had they not
 -- been claimed: none of their attempts before this one started (each was given back
--- unstarted), and a parent has not ended or ended after their claim (see
--- job_release_wait.sql). The worker gives such a job back instead of starting it, and the
--- give-back judges it again. By primary key.
+-- unstarted), and a parent has not ended or ended after their claim. The worker gives such
+-- a job back instead of starting it, and the give-back judges it again: job_release asks this
+-- of the job it gives back unstarted, before the release, and if so sends it back to wait
+-- (job_release_wait.sql). "After", not "at": a parent that ended in the millisecond of the
+-- claim (times here are in milliseconds) is taken to have ended before it, as it must have
+-- when it made the job due; a retry, a new run and its end all within that millisecond go
+-- unseen. By primary key.
 SELECT j.id, j.attempt, j.attempted_by FROM porter_jobs j
 WHERE j.id IN (SELECT value FROM json_each(?2)) AND j.state = 'running' AND j.attempted_by = ?1
   AND j.attempt - 1 = (SELECT count(*) FROM json_each(CASE WHEN NOT json_valid(j.errors) THEN '[]'
