@@ -1509,10 +1509,12 @@ async fn apply(
                 .values()
                 .filter(|j| j.queue == queue && j.kind == kind)
                 .count() as u64;
+            // A running job asked to stop already is not asked again, nor counted.
             let listed: Vec<i64> = m
                 .jobs
                 .values()
                 .filter(|j| j.queue == queue && j.kind == kind && j.unfinished())
+                .filter(|j| !(j.state == JobState::Running && j.cancel_requested_at.is_some()))
                 .map(|j| j.id)
                 .collect();
             // Every listed job is cancelled by the bulk itself (a running one asked to stop),
@@ -2119,6 +2121,24 @@ mod regressions {
                 ahead: ClaimAhead::default(),
                 },
                 Op::Complete { pick: live },
+            ]);
+        }
+    }
+
+    backend_case! {
+        /// A bulk cancel again while a running job it asked to stop still runs asks nothing
+        /// new: changed and asked to stop count it once, at the first bulk (the second counted
+        /// it again).
+        fn a_bulk_cancel_again_counts_a_running_job_once(fresh: FreshDb) {
+            run_fixed(fresh, vec![
+                Op::Heartbeat { worker: 0 },
+                Op::Insert(plain_in(0)),
+                Op::Insert(plain_in(0)),
+                claim_one(0),
+                Op::BulkCancel { queue: 0, kind: 0 },
+                Op::Tick { by: 0 },
+                Op::BulkCancel { queue: 0, kind: 0 },
+                Op::Complete { pick: LIVE },
             ]);
         }
     }

@@ -237,6 +237,14 @@ backend_case! {
         assert!(still.metadata.get(CANCEL_REQUESTED_AT).is_some());
         assert_eq!(s.job_cancel_requests(W, &[running.id]).await.unwrap(), vec![running.fence()]);
         tokio::time::timeout(Duration::from_secs(10), cancels.notified()).await.expect("the worker is told");
+        // Again while the job still runs: it was asked already, so nothing changes and nothing
+        // is counted (it was counted as asked again, on both backends).
+        let asked_at = still.metadata.get(CANCEL_REQUESTED_AT).cloned();
+        let again = s.job_bulk(BulkAction::Cancel, JobFilter::default(), i64::MAX).await.unwrap();
+        assert_eq!((again.matched, again.changed, again.cancel_requested), (3, 0, 0), "{again:?}");
+        let still = s.job_get(running.id).await.unwrap().unwrap();
+        assert_eq!(still.metadata.get(CANCEL_REQUESTED_AT).cloned(), asked_at, "the first request's time is kept");
+        assert_eq!(s.job_cancel_requests(W, &[running.id]).await.unwrap(), vec![running.fence()]);
         // The fence still holds: the worker records the cancel itself.
         s.job_cancel_running(JobCancelRunningParams { fence: running.fence(), reason: "cancelled".into() }).await.unwrap();
         assert_eq!(state_of(s, running.id).await, Some(JobState::Cancelled));

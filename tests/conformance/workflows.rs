@@ -324,6 +324,35 @@ backend_case! {
 }
 
 backend_case! {
+    /// A workflow cancelled again while a step it asked to stop still runs asks nothing new:
+    /// the answer counts no step, the first request's time is kept, and the step is still
+    /// found asked (it was counted as asked again, on both backends).
+    async fn a_workflow_cancelled_again_does_not_count_a_step_already_asked_to_stop(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let wf = client
+            .insert_workflow(
+                Workflow::new("twice")
+                    .step(step("runs", "wf_a"))
+                    .step(step("waits", "wf_b").after(["runs"])),
+            )
+            .await
+            .unwrap();
+        let runs = claim_one(s, "wf_a").await;
+        let first = client.cancel_workflow(wf.id).await.unwrap();
+        assert_eq!((first.cancelled, first.cancel_requested), (1, 1), "{first:?}");
+        let asked_at = s.job_get(runs.id).await.unwrap().unwrap().metadata["cancel_requested_at"].clone();
+
+        let again = client.cancel_workflow(wf.id).await.unwrap();
+        assert_eq!((again.cancelled, again.cancel_requested), (0, 0), "{again:?}");
+        let row = s.job_get(runs.id).await.unwrap().unwrap();
+        assert_eq!(row.state, JobState::Running);
+        assert_eq!(row.metadata["cancel_requested_at"], asked_at, "the first request's time is kept");
+        assert_eq!(s.job_cancel_requests(W, &[runs.id]).await.unwrap(), vec![runs.fence()]);
+    }
+}
+
+backend_case! {
     /// Workflows list newest first, a page at a time; a workflow whose jobs are all deleted
     /// goes with them.
     async fn workflows_list_in_pages_and_go_with_their_jobs(db: TestDb) {

@@ -13,4 +13,7 @@ UPDATE porter_jobs SET
                                       '$.cancel_requested_at', porter_now())
                         ELSE metadata END
 WHERE id = ?1 AND state IN ('available','scheduled','running','retryable','pending')
+  -- A running job asked to stop already is left out: nothing is asked again, and the answer
+  -- counts it no more (a second cancel counted it as asked again).
+  AND NOT (state = 'running' AND json_extract(metadata, '$.cancel_requested_at') IS NOT NULL)
 RETURNING id, queue, state, attempted_by

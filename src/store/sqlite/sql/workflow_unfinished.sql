@@ -7,4 +7,7 @@
 SELECT id FROM porter_jobs
 WHERE id IN (SELECT job_id FROM porter_workflow_steps WHERE workflow_id = ?1)
   AND state IN ('available','scheduled','running','retryable','pending')
+  -- A running job asked to stop already is left out: nothing is asked again, and the answer
+  -- counts it no more (a second cancel counted it as asked again).
+  AND NOT (state = 'running' AND json_extract(metadata, '$.cancel_requested_at') IS NOT NULL)
 ORDER BY id DESC
