@@ -192,17 +192,14 @@ impl JobContext {
         let Some(store) = &self.inner.store else {
             return Ok(Vec::new());
         };
-        let parents = store.job_deps(self.inner.fence.id).await?.parents;
-        let mut outputs = store
-            .job_output_get(parents.iter().map(|p| p.id).collect())
-            .await?;
+        let parents = store.job_parent_outputs(self.inner.fence.id).await?;
         Ok(parents
             .into_iter()
-            .map(|p| ParentOutput {
-                output: outputs.remove(&p.id).and_then(|o| o.output),
+            .map(|(p, output)| ParentOutput {
                 id: p.id,
                 kind: p.kind,
                 state: p.state,
+                output,
             })
             .collect())
     }

@@ -151,6 +151,13 @@ pub trait Driver: Send + Sync + 'static {
     /// What these jobs recorded (output, progress); jobs that recorded nothing are left out.
     async fn job_output_get(&self, ids: Vec<i64>) -> Result<Vec<(i64, JobOutput)>>;
 
+    /// A job's parents, by id, each with the output it recorded (`None` for none), read at
+    /// one moment (one statement).
+    async fn job_parent_outputs(
+        &self,
+        id: i64,
+    ) -> Result<Vec<(JobLink, Option<serde_json::Value>)>>;
+
     /// A job's parents and children, by id: the first `limit` of each (all when `None`), and
     /// how many of each it has.
     async fn job_deps(&self, id: i64, limit: Option<u32>) -> Result<JobDeps>;

@@ -378,6 +378,16 @@ impl Store {
         self.op("job_links", links).await
     }
 
+    /// A job's parents, by id, each with the output it recorded (`None` for none), as they
+    /// were at one moment: what a job reads with [`crate::Job::parent_outputs`].
+    pub async fn job_parent_outputs(
+        &self,
+        id: i64,
+    ) -> Result<Vec<(JobLink, Option<serde_json::Value>)>> {
+        self.op("job_parent_outputs", self.driver.job_parent_outputs(id))
+            .await
+    }
+
     /// What these jobs recorded (output, progress), by id; jobs that recorded nothing (or are
     /// gone) are left out.
     pub async fn job_output_get(&self, ids: Vec<i64>) -> Result<BTreeMap<i64, JobOutput>> {

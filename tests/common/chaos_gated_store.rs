@@ -43,6 +43,8 @@ pub struct GatedStore {
     /// Runs once before the next bulk write (retry, cancel or delete of many), after the bulk
     /// found its jobs: what another operator or worker does in between.
     before_bulk: std::sync::Mutex<Option<Meddle>>,
+    /// See [`GatedStore::before_output_read`].
+    before_outputs: std::sync::Mutex<Option<Meddle>>,
 }
 
 /// See [`GatedStore::before_bulk_write`].
@@ -60,6 +62,7 @@ impl GatedStore {
             claim_panics: AtomicBool::new(false),
             slow_listings: AtomicU64::new(0),
             before_bulk: std::sync::Mutex::new(None),
+            before_outputs: std::sync::Mutex::new(None),
             slow_releases: AtomicU64::new(0),
             releases_fail: AtomicBool::new(false),
             give_backs_refused: AtomicBool::new(false),
@@ -80,6 +83,18 @@ impl GatedStore {
     /// `meddle` runs once, before the next bulk write goes to the database.
     pub fn before_bulk_write(&self, meddle: Meddle) {
         *self.before_bulk.lock().unwrap() = Some(meddle);
+    }
+
+    /// `meddle` runs once, before the next read of recorded outputs goes to the database.
+    pub fn before_output_read(&self, meddle: Meddle) {
+        *self.before_outputs.lock().unwrap() = Some(meddle);
+    }
+
+    async fn meddle_outputs(&self) {
+        let meddle = self.before_outputs.lock().unwrap().take();
+        if let Some(meddle) = meddle {
+            meddle().await;
+        }
     }
 
     async fn meddle(&self) {
@@ -275,7 +290,15 @@ impl Driver for GatedStore {
         self.inner.job_output_record(params).await
     }
     async fn job_output_get(&self, ids: Vec<i64>) -> Result<Vec<(i64, JobOutput)>> {
+        self.meddle_outputs().await;
         self.inner.job_output_get(ids).await
+    }
+    async fn job_parent_outputs(
+        &self,
+        id: i64,
+    ) -> Result<Vec<(JobLink, Option<serde_json::Value>)>> {
+        self.meddle_outputs().await;
+        self.inner.job_parent_outputs(id).await
     }
     async fn job_deps(&self, id: i64, limit: Option<u32>) -> Result<JobDeps> {
         self.inner.job_deps(id, limit).await

@@ -130,3 +130,72 @@ async fn eventually_deleted(s: &Store, zero: std::time::Duration) {
     })
     .await;
 }
+
+/// Keeps what its job read of its parents' outputs.
+#[derive(Clone, Default)]
+struct ReadParents {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<porter::ParentOutput>>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ReadParentsArgs {}
+
+impl porter::JobArgs for ReadParentsArgs {
+    const KIND: &'static str = "read_parents";
+}
+
+#[async_trait::async_trait]
+impl porter::Worker<ReadParentsArgs> for ReadParents {
+    async fn work(&self, job: porter::Job<ReadParentsArgs>) -> Result<(), porter::JobError> {
+        *self.seen.lock().unwrap() = job.parent_outputs().await?;
+        Ok(())
+    }
+}
+
+backend_case! {
+    /// A job reads each parent's state and output as they were at one moment. They were read
+    /// in two statements: a parent retried by an operator between them, its new run claimed
+    /// and its output recorded, was answered `completed` (its first run's end) with the new
+    /// run's output, a pair that never existed (both backends).
+    async fn parent_outputs_are_read_at_one_moment(db: TestDb) {
+        let s = db.store.clone();
+        let gated = crate::chaos_gated_store::GatedStore::new(s.clone());
+        let parent = insert(&s, job("out")).await;
+        let child = insert(&s, porter::store::JobInsertParams {
+            depends_on: vec![parent.id],
+            ..job("read_parents")
+        })
+        .await;
+        let first = claim_one(&s, "out").await;
+        s.job_output_record(record(&first, Some(json!("run 1")), None)).await.unwrap();
+        s.job_complete_many(vec![first.fence()]).await.unwrap();
+        let row = claim_one(&s, "read_parents").await;
+        assert_eq!(row.id, child.id);
+
+        let by_hand = s.clone();
+        gated.before_output_read(Box::new(move || {
+            Box::pin(async move {
+                porter::Client::new(by_hand.clone()).retry(parent.id).await.unwrap();
+                let again = by_hand.job_claim(claim("default", &["out"], 1, "worker-b")).await.unwrap();
+                by_hand.job_output_record(record(&again[0], Some(json!("run 2")), None)).await.unwrap();
+            })
+        }));
+        let reader = ReadParents::default();
+        let mut workers = porter::Workers::new();
+        workers.add(reader.clone()).unwrap();
+        let context = porter::JobContext::new(gated.store(), row.fence());
+        let started = workers
+            .get("read_parents")
+            .unwrap()
+            .start(row, tokio_util::sync::CancellationToken::new(), context)
+            .unwrap_or_else(|_| panic!("the args decode"));
+        started.work.await.unwrap();
+        let seen = reader.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            (seen[0].state, seen[0].output.clone()),
+            (porter::JobState::Running, Some(json!("run 2"))),
+            "the parent as it is after its retry: {seen:?}"
+        );
+    }
+}

@@ -2054,6 +2054,22 @@ impl Driver for PgStore {
             .collect())
     }
 
+    async fn job_parent_outputs(
+        &self,
+        id: i64,
+    ) -> Result<Vec<(JobLink, Option<serde_json::Value>)>> {
+        type Row = (i64, String, String, bool, Option<serde_json::Value>);
+        let rows: Vec<Row> = sqlx::query_as(sql!("job_parent_outputs"))
+            .bind(id)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.into_iter()
+            .map(|(id, state, kind, after_any, output)| {
+                Ok((JobLink::from_columns(id, &state, kind, after_any)?, output))
+            })
+            .collect()
+    }
+
     async fn job_deps(&self, id: i64, limit: Option<u32>) -> Result<JobDeps> {
         let mut conn = self.conn().await?;
         let rows: Vec<(String, i64, String, String, bool, i64)> = sqlx::query_as(sql!("job_deps"))

@@ -2046,6 +2046,35 @@ impl Driver for SqliteStore {
         .await
     }
 
+    async fn job_parent_outputs(
+        &self,
+        id: i64,
+    ) -> Result<Vec<(JobLink, Option<serde_json::Value>)>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql!("job_parent_outputs"))?;
+            let rows = stmt
+                .query_map([id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        // The kind as text: another program may have bound it as a BLOB.
+                        text_col(r.get_ref(2)?),
+                        r.get::<_, bool>(3)?,
+                        r.get::<_, Option<String>>(4)?
+                            .map(|t| json_col(&t))
+                            .transpose()?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(id, state, kind, after_any, output)| {
+                    Ok((JobLink::from_columns(id, &state, kind, after_any)?, output))
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn job_deps(&self, id: i64, limit: Option<u32>) -> Result<JobDeps> {
         let limit = limit.map_or(-1, i64::from);
         self.read(move |c| {
