@@ -789,7 +789,7 @@ backend_case! {
     /// the callback exists once and ran once, after the last of the 10,000, whichever process
     /// ended which.
     async fn workflows_and_a_fan_in_across_three_processes_run_each_job_after_its_parents(db: TestDb) {
-        use chaos_proc::{all_jobs, executions_of, wait_totals, Launcher};
+        use chaos_proc::{executions_of, wait_totals, Launcher};
         let client = Client::new(db.store.clone());
         let opts = || InsertOpts { queue: Some("dag".into()), ..Default::default() };
         let sleep = |ms: u64| serde_json::json!({ "ms": ms });
@@ -834,15 +834,8 @@ backend_case! {
             t[&JobState::Completed] >= jobs
         })
         .await;
-        for w in &mut workers {
-            let status = w.term(Duration::from_secs(30)).await;
-            assert!(status.success(), "{} exits 0 after SIGTERM: {status:?}", w.name);
-            w.assert_clean_log();
-        }
-
         // The rows: every job completed once, each claimed after its parents were finalized.
-        let rows: BTreeMap<i64, porter::JobRow> =
-            all_jobs(&db.store, Some("sleep")).await.into_iter().map(|r| (r.id, r)).collect();
+        let rows = stop_and_read_sleeps(&db, &mut workers).await;
         assert_eq!(rows.len() as i64, jobs, "the callback exists once: no job more, none less");
         for row in rows.values() {
             assert_eq!((row.state, row.attempt), (JobState::Completed, 1), "{row:?}");
@@ -890,6 +883,153 @@ backend_case! {
         );
         assert_eq!(early_starts, 0, "executions begun before a parent's ended");
         assert!(per_process.iter().filter(|n| **n > 0).count() >= 2, "children ran on several processes: {per_process:?}");
+    }
+}
+
+/// Stops `workers` with SIGTERM (each exits 0 with a clean log), then reads every `sleep` job.
+async fn stop_and_read_sleeps(
+    db: &common::TestDb,
+    workers: &mut [chaos_proc::Proc],
+) -> BTreeMap<i64, porter::JobRow> {
+    for w in workers.iter_mut() {
+        let status = w.term(Duration::from_secs(30)).await;
+        assert!(
+            status.success(),
+            "{} exits 0 after SIGTERM: {status:?}",
+            w.name
+        );
+        w.assert_clean_log();
+    }
+    chaos_proc::all_jobs(&db.store, Some("sleep"))
+        .await
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect()
+}
+
+/// Members of the fan-in race's batch.
+const RACE_FAN_OUT: usize = 1_000;
+
+/// Whether `log` (JSON lines) has the `sleep` built-in's end of job `id`.
+fn sleep_ended(log: &str, id: i64) -> bool {
+    log.lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .any(|v| v["fields"]["message"] == "sleep ended" && v["fields"]["job_id"] == id)
+}
+
+backend_case! {
+    /// Issue 16's fan-in when the last children complete at the same moment on different
+    /// processes, made to happen rather than hoped for: a root, a batch of 1,000 members after
+    /// it and one `on_complete` callback, run by three `porter worker` processes. Two members
+    /// are in queues of their own, paused until every other member has completed, and each
+    /// served by one process only, so they are the last two and run on two processes. While
+    /// they run, the database's write lock is held elsewhere; it is let go only after both
+    /// have ended, so their two completions wait behind it and go in together. The callback
+    /// exists once, counts all 1,000, is claimed after both of their ends, and runs once.
+    async fn a_fan_in_whose_last_children_complete_together_on_two_processes_runs_once(db: TestDb) {
+        use chaos_proc::{executions_of, wait_totals, Launcher};
+        let client = Client::new(db.store.clone());
+        let opts = |queue: &str| InsertOpts { queue: Some(queue.into()), ..Default::default() };
+        let sleep = |ms: u64| serde_json::json!({ "ms": ms });
+        let root = client.insert_raw("sleep", sleep(10), opts("dag")).await.unwrap().job.id;
+        let mut batch = porter::batch::Batch::new();
+        for i in 0..RACE_FAN_OUT {
+            let (queue, ms) = match i {
+                0 => ("last0", 3000),
+                1 => ("last1", 3000),
+                _ => ("dag", 0),
+            };
+            let member = InsertOpts { depends_on: vec![root], ..opts(queue) };
+            batch.push_params(porter::store::JobInsertParams::new("sleep", sleep(ms), member).unwrap());
+        }
+        let batch = client
+            .insert_batch(batch.callback_raw("sleep", sleep(0), opts("dag"), false))
+            .await
+            .unwrap();
+        let callback = batch.callback.id;
+        let last = [batch.jobs[0].id, batch.jobs[1].id];
+        for q in ["last0", "last1"] {
+            client.queue_pause(q).await.unwrap();
+        }
+
+        let dir = chaos_proc::scratch();
+        let launcher = Launcher::new(&db.url, dir.path()).with_env("RUST_LOG", "info,porter::jobs=debug");
+        let mut workers: Vec<chaos_proc::Proc> = ["dag=16,last0=1", "dag=16,last1=1", "dag=16"]
+            .iter()
+            .enumerate()
+            .map(|(i, queues)| {
+                launcher.spawn(&format!("w{i}"), &["--log-format", "json", "worker", "--queues", queues, "--no-periodic"])
+            })
+            .collect();
+        for w in &mut workers {
+            w.ready().await;
+        }
+        let others = (RACE_FAN_OUT - 2 + 1) as i64;
+        wait_totals(&db.store, "every other member completed", Duration::from_secs(120), |t| {
+            t[&JobState::Completed] >= others
+        })
+        .await;
+        assert_eq!(db.store.job_get(callback).await.unwrap().unwrap().state, JobState::Pending);
+
+        for q in ["last0", "last1"] {
+            client.queue_resume(q).await.unwrap();
+        }
+        eventually("the last two members running", || async {
+            let mut running = 0;
+            for id in last {
+                running += (db.store.job_get(id).await.unwrap().unwrap().state == JobState::Running) as usize;
+            }
+            running == 2
+        })
+        .await;
+        let (release, holder) = hold_write_lock(&db, Duration::from_secs(60));
+        let locked_us = chaos_proc::now_us();
+        eventually("both last members ended, their completions behind the lock", || async {
+            sleep_ended(&workers[0].output(), last[0]) && sleep_ended(&workers[1].output(), last[1])
+        })
+        .await;
+        // Their completers write right after the end: give both writes time to reach the lock.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        release.send(()).unwrap();
+        holder.join().unwrap();
+
+        wait_totals(&db.store, "every job completed", Duration::from_secs(120), |t| {
+            t[&JobState::Completed] >= others + 3
+        })
+        .await;
+        let rows = stop_and_read_sleeps(&db, &mut workers).await;
+        assert_eq!(rows.len(), RACE_FAN_OUT + 2, "the callback exists once: no job more, none less");
+        for row in rows.values() {
+            assert_eq!((row.state, row.attempt), (JobState::Completed, 1), "{row:?}");
+        }
+        let (a, b) = (&rows[&last[0]], &rows[&last[1]]);
+        assert_ne!(a.attempted_by, b.attempted_by, "the last two ran on two processes");
+        let latest = batch.jobs.iter().map(|j| rows[&j.id].finalized_at.unwrap()).max().unwrap();
+        assert_eq!(latest, a.finalized_at.unwrap().max(b.finalized_at.unwrap()), "they are the last to end");
+        let cb = &rows[&callback];
+        assert_eq!(cb.args["completed"], RACE_FAN_OUT, "{cb:?}");
+        assert!(cb.attempted_at.unwrap() >= latest, "claimed after the last member's end: {cb:?}");
+        assert_eq!(client.batch(batch.id).await.unwrap().unwrap().callback_id, Some(callback));
+
+        // Both ended after the lock was taken (their completions waited behind it), and the
+        // callback ran once, on whichever process.
+        let ends: Vec<i64> = [("last0", 0), ("last1", 1)]
+            .iter()
+            .map(|&(q, w)| executions_of(q, &workers[w].output(), None)[0].end_us)
+            .collect();
+        assert!(ends.iter().all(|&e| e > locked_us), "ended after the lock was taken at {locked_us}: {ends:?}");
+        let callback_runs: usize = workers
+            .iter()
+            .map(|w| executions_of("dag", &w.output(), None).iter().filter(|e| e.job_id == callback).count())
+            .sum();
+        assert_eq!(callback_runs, 1, "the callback ran once");
+        println!(
+            "FAN_IN_RACE backend={} members={RACE_FAN_OUT} last_two_on={:?} ends_apart_us={} callbacks=1 callback_runs={callback_runs}",
+            db.store.backend(),
+            [&a.attempted_by, &b.attempted_by],
+            (ends[0] - ends[1]).abs(),
+        );
     }
 }
 
