@@ -343,6 +343,24 @@ impl PgStore {
         // a page is full while steps follow; SQLite's join does the same in one statement.
         let mut jobs = Vec::new();
         let (mut after_id, mut offset, mut limit) = (page.after_id, page.offset, page.limit);
+        // An offset counts steps whose jobs are there, as SQLite's does: when a step whose job
+        // is gone is among the workflow's, the page starts after the offset-th of the others.
+        if offset > 0 {
+            let (steps,): (i64,) = sqlx::query_as(sql!("workflow_steps_count"))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if steps != counts.iter().map(|(_, n)| n).sum::<i64>() {
+                let before: Option<(i64,)> = sqlx::query_as(sql!("workflow_step_before"))
+                    .bind(id)
+                    .bind(after_id)
+                    .bind(i64::from(offset))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                // None: fewer steps than the offset, so the page is empty.
+                (after_id, offset) = (before.map_or(i64::MAX, |(job,)| job), 0);
+            }
+        }
         loop {
             let steps: Vec<StepTuple> = sqlx::query_as(sql!("workflow_jobs"))
                 .bind(id)
