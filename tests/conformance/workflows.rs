@@ -460,6 +460,53 @@ backend_case! {
 }
 
 backend_case! {
+    /// The `_tx` insert's question whether live workers serve the steps, asked on the caller's
+    /// connection, can fail (here: the workers' table renamed away inside the caller's
+    /// transaction). It then counts as served, and the caller's transaction is untouched: on
+    /// PostgreSQL the question runs in a savepoint of its own, without which the failed
+    /// statement would have aborted the caller's transaction and its commit failed. Workflows
+    /// and batches alike.
+    async fn a_failed_serving_question_leaves_the_caller_transaction_as_it_was(db: TestDb) {
+        let s = &db.store;
+        let away = "ALTER TABLE porter_workers RENAME TO porter_workers_away";
+        let back = "ALTER TABLE porter_workers_away RENAME TO porter_workers";
+        let batch = || {
+            let mut b = porter::batch::Batch::new();
+            b.push_params(porter::store::JobInsertParams::new("nobody", serde_json::json!({}), InsertOpts::default()).unwrap());
+            b.callback_raw("nobody", serde_json::json!({}), InsertOpts::default(), false)
+        };
+        let (wf, b) = match db.sqlite_path() {
+            Some(path) => {
+                let mut c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+                tx.execute_batch(away).unwrap();
+                let wf = Client::insert_workflow_tx_sqlite(&tx, diamond("tx")).unwrap();
+                let b = Client::insert_batch_tx_sqlite(&tx, batch()).unwrap();
+                tx.execute_batch(back).unwrap();
+                tx.commit().unwrap();
+                (wf, b)
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                let mut tx = c.begin().await.unwrap();
+                sqlx::raw_sql(away).execute(&mut *tx).await.unwrap();
+                let wf = Client::insert_workflow_tx_pg(&mut tx, diamond("tx")).await.unwrap();
+                let b = Client::insert_batch_tx_pg(&mut tx, batch()).await.unwrap();
+                sqlx::raw_sql(back).execute(&mut *tx).await.unwrap();
+                tx.commit().await.unwrap();
+                (wf, b)
+            }
+        };
+        assert!(wf.warnings.is_empty(), "a failed question counts as served: {:?}", wf.warnings);
+        assert!(b.warnings.is_empty(), "a failed question counts as served: {:?}", b.warnings);
+        assert_eq!(total(s).await, 4 + 2, "committed whole");
+        assert!(Client::new(s.clone()).workflow(wf.id).await.unwrap().is_some());
+    }
+}
+
+backend_case! {
     /// Steps that wait for jobs outside the workflow that have already ended start as those
     /// ends leave them, and so do the steps after them inside the workflow, at insert: a step
     /// after a completed job starts available and its own child waits for it; a step after a
