@@ -336,3 +336,24 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// A bulk cancel asked again counts a running job asked to stop already no more, whatever
+    /// another program wrote in its metadata: on PostgreSQL an array holding the key's name
+    /// reads as asked (`?` tests an array's strings, as the workers' look does), and the second
+    /// bulk counted it again while the filter asked for an object (found by review).
+    async fn a_bulk_cancel_again_counts_no_running_job_asked_already_whatever_its_metadata(db: TestDb) {
+        let s = &db.store;
+        let running = || porter::store::JobFilter { states: vec![JobState::Running], ..Default::default() };
+        for meta in ["{}", "[\"cancel_requested_at\"]", "[]", "5"] {
+            insert(s, job("noop")).await;
+            let r = claim_one(s, "noop").await;
+            crate::common::raw_exec(&db, &format!("UPDATE porter_jobs SET metadata = '{meta}' WHERE id = {}", r.id)).await;
+            s.job_bulk(porter::store::BulkAction::Cancel, running(), i64::MAX).await.unwrap();
+            assert_eq!(s.job_cancel_requests(W, &[r.id]).await.unwrap(), vec![r.fence()], "{meta}");
+            let again = s.job_bulk(porter::store::BulkAction::Cancel, running(), i64::MAX).await.unwrap();
+            assert_eq!((again.matched, again.changed, again.cancel_requested), (1, 0, 0), "{meta}: {again:?}");
+            s.job_cancel_running(JobCancelRunningParams { fence: r.fence(), reason: "asked".into() }).await.unwrap();
+        }
+    }
+}

@@ -45,7 +45,8 @@ WHERE id = ANY($1::bigint[]) AND (SELECT n FROM rows) IS NOT NULL
   AND state IN ('available','scheduled','running','retryable','pending')
   -- $2: the bulk's filter of states (empty for any), judged again on the row this updates.
   AND (cardinality($2::text[]) = 0 OR state = ANY($2::text[]))
-  -- A running job asked to stop already is left out: nothing is asked again, and the answer
-  -- counts it no more (a second cancel counted it as asked again).
-  AND NOT (state = 'running' AND jsonb_typeof(metadata) = 'object' AND metadata ? 'cancel_requested_at')
+  -- A running job asked to stop already (as the SET above and the workers' look read it) is
+  -- left out: nothing is asked again, and the answer counts it no more (a second cancel
+  -- counted it as asked again).
+  AND NOT (state = 'running' AND metadata ? 'cancel_requested_at')
 RETURNING id, queue, state, attempted_by
