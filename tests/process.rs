@@ -936,8 +936,8 @@ backend_case! {
         let mut batch = porter::batch::Batch::new();
         for i in 0..RACE_FAN_OUT {
             let (queue, ms) = match i {
-                0 => ("last0", 3000),
-                1 => ("last1", 3000),
+                0 => ("last0", 6000),
+                1 => ("last1", 6000),
                 _ => ("dag", 0),
             };
             let member = InsertOpts { depends_on: vec![root], ..opts(queue) };
@@ -989,8 +989,34 @@ backend_case! {
             sleep_ended(&workers[0].output(), last[0]) && sleep_ended(&workers[1].output(), last[1])
         })
         .await;
-        // Their completers write right after the end: give both writes time to reach the lock.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Their completers write right after the end. On PostgreSQL both completions are seen
+        // waiting for the lock (from a connection of their own: the store's reads would wait
+        // too); on SQLite, whose writers are not seen waiting, they are given time to reach it,
+        // and go in one after the other once it is free, as its one writer allows.
+        match db.sqlite_path() {
+            Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                let completion = include_str!("../src/store/postgres/sql/job_complete.sql");
+                let head = &completion[..200];
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                loop {
+                    let waiting: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND starts_with(query, $1)",
+                    )
+                    .bind(head)
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap();
+                    if waiting >= 2 {
+                        break;
+                    }
+                    assert!(tokio::time::Instant::now() < deadline, "gave up waiting for both completions at the lock ({waiting})");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
         release.send(()).unwrap();
         holder.join().unwrap();
 
