@@ -90,7 +90,7 @@ pub trait Driver: Send + Sync + 'static {
         only: Option<i64>,
     ) -> Result<Vec<BatchRow>>;
 
-    /// One job by id.
+    /// One job by id, with what it recorded (output, progress), read at one moment.
     async fn job_get(&self, id: i64) -> Result<Option<JobRow>>;
 
     /// Jobs matching the filters, newest (highest id) first.

@@ -315,19 +315,9 @@ impl Store {
             .pop())
     }
 
-    /// One job by id, with what it recorded (output, progress).
+    /// One job by id, with what it recorded (output, progress), read at one moment.
     pub async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
-        self.op("job_get", async {
-            let Some(mut row) = self.driver.job_get(id).await? else {
-                return Ok(None);
-            };
-            if let Some((_, recorded)) = self.driver.job_output_get(vec![id]).await?.pop() {
-                row.output = recorded.output;
-                row.progress = recorded.progress;
-            }
-            Ok(Some(row))
-        })
-        .await
+        self.op("job_get", self.driver.job_get(id)).await
     }
 
     /// Records a running job's output and/or progress (fenced; [`Error::Fenced`] when the

@@ -199,3 +199,33 @@ backend_case! {
         );
     }
 }
+
+backend_case! {
+    /// One job read (`jobs show`, the dashboard's job page, `GET /admin/jobs/{id}`) gives its
+    /// state and its output as they were at one moment. They were read in two statements: a
+    /// job retried between them, its new run claimed and its output recorded, was shown
+    /// `completed` (its first run's end) with the new run's output (both backends).
+    async fn a_job_read_gives_its_state_and_output_at_one_moment(db: TestDb) {
+        let s = db.store.clone();
+        let gated = crate::chaos_gated_store::GatedStore::new(s.clone());
+        let j = insert(&s, job("out")).await;
+        let first = claim_one(&s, "out").await;
+        s.job_output_record(record(&first, Some(json!("run 1")), None)).await.unwrap();
+        s.job_complete_many(vec![first.fence()]).await.unwrap();
+        let by_hand = s.clone();
+        gated.before_output_read(Box::new(move || {
+            Box::pin(async move {
+                by_hand.job_retry(j.id).await.unwrap();
+                let again = by_hand.job_claim(claim("default", &["out"], 1, "worker-b")).await.unwrap();
+                by_hand.job_output_record(record(&again[0], Some(json!("run 2")), None)).await.unwrap();
+            })
+        }));
+        let got = gated.store().job_get(j.id).await.unwrap().unwrap();
+        let seen = (got.state, got.output.clone());
+        assert!(
+            seen == (porter::JobState::Completed, Some(json!("run 1")))
+                || seen == (porter::JobState::Running, Some(json!("run 2"))),
+            "a state and an output that never were together: {seen:?}"
+        );
+    }
+}

@@ -1774,7 +1774,17 @@ impl Driver for PgStore {
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
-        one_job(&mut *self.conn().await?, id).await
+        Ok(sqlx::query(sql!("job_get_recorded"))
+            .bind(id)
+            .try_map(|r: PgRow| {
+                let output = r.try_get("recorded_output")?;
+                let progress = r.try_get("recorded_progress")?;
+                let mut row = job_from_row(r)?;
+                (row.output, row.progress) = (output, progress);
+                Ok(row)
+            })
+            .fetch_optional(&mut *self.conn().await?)
+            .await?)
     }
 
     async fn batch_insert(&self, params: BatchInsertParams) -> Result<BatchInserted> {

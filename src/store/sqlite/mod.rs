@@ -1787,7 +1787,30 @@ impl Driver for SqliteStore {
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {
-        self.read(move |c| one_job(c, sql!("job_get"), [id])).await
+        // The row and what it recorded in one read transaction (one snapshot): read apart, a
+        // job retried and run again in between was shown with its first run's end and its new
+        // run's output.
+        self.read(move |c| {
+            let tx = c.unchecked_transaction()?;
+            let Some(mut row) = one_job(&tx, sql!("job_get"), [id])? else {
+                return Ok(None);
+            };
+            let recorded = tx
+                .prepare_cached(sql!("job_output_get"))?
+                .query_row([format!("[{id}]")], |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .optional()?;
+            if let Some((output, progress)) = recorded {
+                row.output = output.map(|t| json_col(&t)).transpose()?;
+                row.progress = progress.map(|t| json_col(&t)).transpose()?;
+            }
+            Ok(Some(row))
+        })
+        .await
     }
 
     async fn batch_insert(&self, params: BatchInsertParams) -> Result<BatchInserted> {
