@@ -983,38 +983,21 @@ backend_case! {
             running == 2
         })
         .await;
-        let (release, holder) = hold_write_lock(&db, Duration::from_secs(60));
+        let (release, holder, holding) = hold_write_lock(&db, Duration::from_secs(60));
         let locked_us = chaos_proc::now_us();
         eventually("both last members ended, their completions behind the lock", || async {
             sleep_ended(&workers[0].output(), last[0]) && sleep_ended(&workers[1].output(), last[1])
         })
         .await;
         // Their completers write right after the end. On PostgreSQL both completions are seen
-        // waiting for the lock (from a connection of their own: the store's reads would wait
-        // too); on SQLite, whose writers are not seen waiting, they are given time to reach it,
-        // and go in one after the other once it is free, as its one writer allows.
-        match db.sqlite_path() {
-            Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-            None => {
-                use sqlx::Connection;
-                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        // waiting for the lock's holder (asked on a connection of its own: the store's reads
+        // would wait too); on SQLite, whose writers are not seen waiting, they are given time
+        // to reach it, and go in one after the other once it is free, as its one writer allows.
+        match holding {
+            None => tokio::time::sleep(Duration::from_millis(500)).await,
+            Some(holding) => {
                 let completion = include_str!("../src/store/postgres/sql/job_complete.sql");
-                let head = &completion[..200];
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                loop {
-                    let waiting: i64 = sqlx::query_scalar(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND starts_with(query, $1)",
-                    )
-                    .bind(head)
-                    .fetch_one(&mut c)
-                    .await
-                    .unwrap();
-                    if waiting >= 2 {
-                        break;
-                    }
-                    assert!(tokio::time::Instant::now() < deadline, "gave up waiting for both completions at the lock ({waiting})");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                common::pg_blocked_by(&db.url, holding, 2, Some(&completion[..200])).await;
             }
         }
         release.send(()).unwrap();
@@ -1060,18 +1043,23 @@ backend_case! {
 }
 
 /// Holds the database's write lock (SQLite: an exclusive transaction; PostgreSQL: `porter_jobs`
-/// locked against every other use) until `release` is told, or for at most `most`.
+/// locked against every other use) until `release` is told, or for at most `most`. Also
+/// answers the holding server process on PostgreSQL (for `common::pg_blocked_by`).
 fn hold_write_lock(
     db: &common::TestDb,
     most: Duration,
-) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+) -> (
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<()>,
+    Option<i32>,
+) {
     let (release, released) = std::sync::mpsc::channel::<()>();
-    let (taken, is_taken) = std::sync::mpsc::channel::<()>();
+    let (taken, is_taken) = std::sync::mpsc::channel::<Option<i32>>();
     let handle = match db.sqlite_path() {
         Some(path) => std::thread::spawn(move || {
             let conn = rusqlite::Connection::open(&path).unwrap();
             conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
-            taken.send(()).unwrap();
+            taken.send(None).unwrap();
             let _ = released.recv_timeout(most);
             conn.execute_batch("COMMIT").unwrap();
         }),
@@ -1089,15 +1077,15 @@ fn hold_write_lock(
                         .execute(&mut conn)
                         .await
                         .unwrap();
-                    taken.send(()).unwrap();
+                    taken.send(Some(common::pg_pid(&mut conn).await)).unwrap();
                     let _ = tokio::task::spawn_blocking(move || released.recv_timeout(most)).await;
                     sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
                 });
             })
         }
     };
-    is_taken.recv().unwrap();
-    (release, handle)
+    let holding = is_taken.recv().unwrap();
+    (release, handle, holding)
 }
 
 backend_case! {
@@ -1119,7 +1107,7 @@ backend_case! {
             db.store.job_counts().await.unwrap().total[&JobState::Running] == 2
         })
         .await;
-        let (release, holder) = hold_write_lock(&db, Duration::from_secs(90));
+        let (release, holder, _) = hold_write_lock(&db, Duration::from_secs(90));
         // The producers' next claims (a poll a second) wait for the lock.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         w.signal("INT");

@@ -269,6 +269,43 @@ where
     panic!("gave up waiting for: {what}");
 }
 
+/// The server process of a PostgreSQL connection (for [`pg_blocked_by`]).
+pub async fn pg_pid(conn: &mut sqlx::PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// Waits (bounded) until at least `n` statements wait for locks the server process `holder`
+/// holds (those whose text starts with `starting`, when given): what a test that holds a
+/// transaction open needs before it lets go, in place of a pause that a loaded machine can
+/// outrun. Asked on a connection of its own.
+pub async fn pg_blocked_by(url: &str, holder: i32, n: i64, starting: Option<&str>) {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE $1 = ANY(pg_blocking_pids(pid)) AND ($2::text IS NULL OR starts_with(query, $2))",
+        )
+        .bind(holder)
+        .bind(starting)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        if waiting >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {n} statements blocked by {holder} ({waiting})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// Runs raw SQL on the test database through the driver, outside porter (what another
 /// program's plain statements do).
 pub async fn raw_exec(db: &TestDb, sql: &str) {

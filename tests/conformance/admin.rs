@@ -513,8 +513,9 @@ backend_case! {
                 s.job_bulk(BulkAction::Delete, filter(&[JobState::Available]), i64::MAX).await.unwrap()
             })
         };
-        // The insert's transaction stays open while the delete runs (a moment is given for the
-        // delete to get as far as it can: an ordering aid, nothing measured).
+        // The insert's transaction stays open while the delete runs: on PostgreSQL until the
+        // delete waits for it; on SQLite a moment is given for the delete to get as far as it
+        // can (an ordering aid, nothing measured).
         let next = match db.sqlite_path() {
             Some(path) => {
                 let mut c = rusqlite::Connection::open(path).unwrap();
@@ -532,8 +533,9 @@ backend_case! {
                 let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
                 let mut holder = c.begin().await.unwrap();
                 let next = porter::Client::insert_tx_pg(&mut holder, &Step { n: 2 }, keyed()).await.unwrap();
+                let holding = crate::common::pg_pid(&mut holder).await;
                 let deleting = delete();
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                crate::common::pg_blocked_by(&db.url, holding, 1, None).await;
                 holder.commit().await.unwrap();
                 deleting.await.unwrap();
                 next

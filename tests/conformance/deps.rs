@@ -859,8 +859,9 @@ backend_case! {
                     .await
                     .unwrap()
                     .remove(0);
+                let holder = crate::common::pg_pid(&mut tx).await;
                 let completing = tokio::spawn(complete(s.clone()));
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                crate::common::pg_blocked_by(&db.url, holder, 1, None).await;
                 tx.commit().await.unwrap();
                 (child.job, completing.await.unwrap())
             }
