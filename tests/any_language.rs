@@ -640,6 +640,42 @@ mod postgres_only {
                 }),
             ),
             (
+                "queue of 65 bytes",
+                k(Call {
+                    queue: Some("q".repeat(65)),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "metadata JSON null",
+                k(Call {
+                    metadata: Some(Value::Null),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "metadata a number",
+                k(Call {
+                    metadata: Some(json!(5)),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "metadata a string",
+                k(Call {
+                    metadata: Some(json!("m")),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
+                "after_any with an empty list of parents",
+                k(Call {
+                    depends_on: Some(vec![]),
+                    after_any: Some(true),
+                    ..Call::kind("noop")
+                }),
+            ),
+            (
                 "args nested 128 levels deep",
                 k(Call {
                     args: Some(nested(128)),
@@ -814,6 +850,16 @@ mod postgres_only {
                 "a number past an f64 in the metadata",
                 r#"SELECT porter_enqueue('noop', metadata => '{"n": 1e309}')"#,
                 "invalid metadata: hold a number past the range porter reads",
+            ),
+            (
+                "due at infinity",
+                "SELECT porter_enqueue('noop', scheduled_at => 'infinity')",
+                "invalid scheduled_at: infinity is outside the times porter stores",
+            ),
+            (
+                "due at -infinity",
+                "SELECT porter_enqueue('noop', scheduled_at => '-infinity')",
+                "invalid scheduled_at: -infinity is outside the times porter stores",
             ),
             (
                 "NULL among the parents",
