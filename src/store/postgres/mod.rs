@@ -461,13 +461,33 @@ async fn connect(options: &PgConnectOptions, url: &str) -> Result<PgConnection> 
     }
 }
 
+/// Refuses a database in an encoding other than UTF8, before anything is written: porter
+/// checks names, keys and sizes in UTF-8 bytes, and so does porter_enqueue only where the
+/// database counts them so (`octet_length` counts in the database's encoding: a key of 128
+/// 'é' is 128 bytes in LATIN1 and 256 in UTF-8); and jsonb refuses in such a database what its
+/// encoding cannot hold. SQL_ASCII (what a cluster made under the C locale gets) keeps the
+/// bytes porter sends, UTF-8, and counts them as such: it is taken.
+async fn refuse_other_encodings(conn: &mut PgConnection) -> Result<()> {
+    let encoding: String = sqlx::query_scalar("SELECT getdatabaseencoding()")
+        .fetch_one(&mut *conn)
+        .await?;
+    if encoding == "UTF8" || encoding == "SQL_ASCII" {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "database",
+        format!("porter needs a database in UTF8; this one is in {encoding} (create one with ENCODING 'UTF8')"),
+    ))
+}
+
 /// Applies a set's pending migrations on a connection, recording each in
 /// `porter_migrations`: one transaction per migration, under a transaction-level advisory lock
 /// (per schema), so processes migrating the same database at once take turns and each finds
 /// what the other applied. `_sqlx_migrations` is left to the application, except porter 0.1's
 /// own rows there, deleted when such a database moves (see [`migrations`],
-/// and [`super::migrate`] to run a set by URL).
+/// and [`super::migrate`] to run a set by URL). A database not in UTF8 is refused first.
 pub async fn run_migrations(conn: &mut PgConnection, set: &MigrationSet) -> Result<()> {
+    refuse_other_encodings(&mut *conn).await?;
     // Without the lock first: an up-to-date database (every open but the first) needs none.
     let exists: bool = sqlx::query_scalar(sql!("migration_exists"))
         .fetch_one(&mut *conn)

@@ -109,6 +109,67 @@ async fn a_database_with_an_unknown_migration_is_refused() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_database_in_another_encoding_than_utf8_is_refused_before_anything_is_written() {
+    // porter_enqueue counts bytes in the database's encoding, the library in UTF-8 (a key of
+    // 128 'é' is 128 bytes in LATIN1 and 256 in UTF-8), and jsonb refuses what LATIN1 cannot
+    // hold: such a database took jobs the library refuses, and failed some it takes. (Found by
+    // review.) SQL_ASCII keeps the UTF-8 bytes porter sends, and is taken.
+    let base = base_url();
+    let name = format!("porter_latin1_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&base).await.unwrap();
+    sqlx::query(&format!(
+        "CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(&name);
+    let refused = PgStore::open(url.as_str()).await.map(drop);
+    let tables: i64 = {
+        let mut conn = PgConnection::connect(url.as_str()).await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'porter%'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    match refused {
+        Err(Error::Invalid { what, message }) => {
+            assert_eq!(what, "database");
+            assert!(
+                message.contains("LATIN1") && message.contains("UTF8"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(tables, 0, "nothing written");
+
+    let name = format!("porter_ascii_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!(
+        "CREATE DATABASE {name} ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    url.set_path(&name);
+    let taken = PgStore::open(url.as_str()).await.map(drop);
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    taken.expect("a SQL_ASCII database is taken");
+}
+
+#[tokio::test]
 async fn an_unreachable_server_is_unavailable_and_the_password_is_not_shown() {
     // Port 1 on loopback: nothing listens there, the connection is refused at once.
     let err = PgStore::open("postgres://porter:s3cret-pw@127.0.0.1:1/porter")
