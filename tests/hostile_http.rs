@@ -523,6 +523,39 @@ backend_case! {
 }
 
 backend_case! {
+    /// A workflow's steps each after 1,500 jobs outside it: its page reads only the parents it
+    /// shows (it read them all, at every refresh: 2,000,000 for 200 steps each after 10,000),
+    /// and still draws the edge between its own steps and counts every parent in the table.
+    async fn a_workflow_of_steps_after_many_outside_jobs_shows_its_own_edges_and_counts(db: TestDb) {
+        use porter::workflow::{Step, Workflow};
+        let outside: Vec<i64> = db
+            .store
+            .job_insert_many((0..1500).map(|_| JobInsertParams::new("noop", json!({}), InsertOpts::default()).unwrap()).collect())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.job.id)
+            .collect();
+        let after = || InsertOpts { depends_on: outside.clone(), ..Default::default() };
+        let wf = Workflow::new("wide")
+            .step(Step::raw("s0", "noop", json!({})).opts(after()))
+            .step(Step::raw("s1", "noop", json!({})).opts(after()).after(["s0"]));
+        let wf = db.store.workflow_insert(wf.params().unwrap()).await.unwrap();
+        let app = app(&db, HttpConfig::default()).await;
+        let html = page(&app, format!("/dashboard/workflows/{}", wf.id)).await;
+        assert_eq!(html.matches("<path class=\"edge\"").count(), 1, "s0 -> s1 drawn");
+        let more: Vec<usize> = html
+            .split(" and ")
+            .skip(1)
+            .filter_map(|rest| rest.split_once(" more").and_then(|(n, _)| n.parse().ok()))
+            .collect();
+        assert_eq!(more.len(), 2, "both steps' parents counted: {more:?}");
+        assert!((1400..1500).contains(&more[0]) && (1400..1501).contains(&more[1]), "{more:?}");
+        assert!(html.len() < 100_000, "{} bytes", html.len());
+    }
+}
+
+backend_case! {
     /// A job's page stays about the size of what it shows, however deeply its JSON nests: an
     /// output within porter's bounds (127 levels, 256 KiB), 126 arrays around 130,000 zeros,
     /// made a page of 33 MB, refreshed every 5 s, as each of its lines was indented up to 254

@@ -460,6 +460,7 @@ async fn get_workflow(
             after_id,
             offset: 0,
             limit: Some(want as u32),
+            ..crate::workflow::StepPage::all()
         };
         match state.client.workflow_page(id, next).await? {
             Some(detail) => {

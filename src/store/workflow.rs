@@ -314,6 +314,10 @@ pub struct WorkflowStep {
     /// only the ids say which parent is which).
     #[serde(default)]
     pub after_ids: Vec<i64>,
+    /// How many parents it has in all, when the page read only some of them
+    /// ([`StepPage::parents`]); `None` when `after` holds them all.
+    #[serde(skip)]
+    pub parents_total: Option<u64>,
 }
 
 /// A workflow with its steps (or a page of them), in insertion order.
@@ -340,6 +344,14 @@ pub struct StepPage {
     pub offset: u32,
     /// At most this many; `None` for every one.
     pub limit: Option<u32>,
+    /// At most this many of each step's parents are read (`None`: all), with how many it has
+    /// ([`WorkflowStep::parents_total`]): a step may wait for 10,000 jobs, and a page of 200
+    /// such steps named 2,000,000 parents.
+    pub parents: Option<u32>,
+    /// With `parents`: each step's latest parents (by id) rather than its first. Its own
+    /// workflow's steps come after every job outside it, so these are the ones a graph of the
+    /// workflow draws.
+    pub latest_parents: bool,
 }
 
 impl StepPage {
@@ -382,8 +394,11 @@ pub struct WorkflowParts {
     pub counts: Vec<(JobState, i64)>,
     /// The page's jobs, by id.
     pub jobs: Vec<WorkflowJobRow>,
-    /// Every edge whose child is one of `jobs`, by child then parent.
+    /// Every edge whose child is one of `jobs` (or those the page's cap kept), by child then
+    /// parent.
     pub edges: Vec<WorkflowEdgeRow>,
+    /// With a cap on parents ([`StepPage::parents`]): how many parents each job has in all.
+    pub parents_total: BTreeMap<i64, u64>,
 }
 
 impl WorkflowParts {
@@ -400,6 +415,7 @@ impl WorkflowParts {
             names.push(name);
             ids.push(parent);
         }
+        let mut totals = self.parents_total;
         let mut row = self.row;
         row.counts = self.counts.into_iter().filter(|(_, n)| *n > 0).collect();
         row.total = row.counts.values().sum();
@@ -409,6 +425,7 @@ impl WorkflowParts {
             .map(|j| {
                 let (after, after_ids) = after.remove(&j.id).unwrap_or_default();
                 WorkflowStep {
+                    parents_total: totals.remove(&j.id),
                     after,
                     after_ids,
                     step: j.step,

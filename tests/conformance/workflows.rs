@@ -741,6 +741,58 @@ backend_case! {
 }
 
 backend_case! {
+    /// A page may read only some of each step's parents (`StepPage::parents`): the first by
+    /// id, or the latest (its own workflow's steps, which come after every job outside it),
+    /// shown in id order, with how many it has in all. Unasked, every parent is read and no
+    /// total is given. (The dashboard read every parent: a page of 200 steps each after 10,000
+    /// jobs named 2,000,000 of them at every refresh.)
+    async fn a_page_reads_as_many_parents_of_each_step_as_asked_and_counts_them_all(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        let mut outside = Vec::new();
+        for _ in 0..30 {
+            outside.push(insert(s, job("plain")).await.id);
+        }
+        let after = |ids: &[i64]| InsertOpts { depends_on: ids.to_vec(), ..Default::default() };
+        let wf = client
+            .insert_workflow(
+                Workflow::new("wide")
+                    .step(step("a", "wf_a").opts(after(&outside)))
+                    .step(step("b", "wf_b").opts(after(&outside[..5])).after(["a"]))
+                    .step(step("c", "wf_c")),
+            )
+            .await
+            .unwrap();
+        let a = wf.job("a").unwrap().id;
+        let read = |parents: Option<u32>, latest_parents: bool| {
+            let client = client.clone();
+            async move {
+                let page = StepPage { parents, latest_parents, ..StepPage::all() };
+                let got = client.workflow_page(wf.id, page).await.unwrap().unwrap();
+                got.steps.into_iter().map(|st| (st.step, st.after_ids, st.after, st.parents_total)).collect::<Vec<_>>()
+            }
+        };
+        let names = |ids: &[i64]| ids.iter().map(|id| if *id == a { "a".to_string() } else { format!("job {id}") }).collect::<Vec<_>>();
+
+        let first = read(Some(3), false).await;
+        assert_eq!(first[0], ("a".into(), outside[..3].to_vec(), names(&outside[..3]), Some(30)));
+        assert_eq!(first[1], ("b".into(), outside[..3].to_vec(), names(&outside[..3]), Some(6)));
+        assert_eq!(first[2], ("c".into(), vec![], vec![], None), "no parents, no total");
+
+        let latest = read(Some(3), true).await;
+        assert_eq!(latest[0], ("a".into(), outside[27..].to_vec(), names(&outside[27..]), Some(30)));
+        let b_latest = vec![outside[3], outside[4], a];
+        assert_eq!(latest[1], ("b".into(), b_latest.clone(), names(&b_latest), Some(6)), "its own workflow's step among them");
+
+        let all = read(None, false).await;
+        let mut b_all = outside[..5].to_vec();
+        b_all.push(a);
+        assert_eq!(all[0], ("a".into(), outside.clone(), names(&outside), None));
+        assert_eq!(all[1], ("b".into(), b_all.clone(), names(&b_all), None));
+    }
+}
+
+backend_case! {
     /// Every job a workflow's insert or a waiting job's insert answers is the row the database
     /// holds, however its batch was written: steps of several kinds, queues, priorities,
     /// attempts and metadata, available or waiting, with dependents or without, beside a step

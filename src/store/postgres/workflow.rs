@@ -396,7 +396,23 @@ impl PgStore {
                 _ => break,
             }
         }
+        let mut parents_total = std::collections::BTreeMap::new();
         let edges: Vec<(i64, i64, Option<String>)> = match (jobs.first(), jobs.last()) {
+            (Some(_), Some(_)) if page.parents.is_some() => {
+                let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+                let rows: Vec<(i64, i64, Option<String>, i64)> =
+                    sqlx::query_as(sql!("workflow_edges_capped"))
+                        .bind(id)
+                        .bind(&ids)
+                        .bind(page.parents.map(i64::from))
+                        .bind(page.latest_parents)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                for &(child, _, _, total) in &rows {
+                    parents_total.insert(child, total as u64);
+                }
+                rows.into_iter().map(|(c, p, s, _)| (c, p, s)).collect()
+            }
             (Some(first), Some(last)) => {
                 sqlx::query_as(sql!("workflow_edges"))
                     .bind(id)
@@ -419,6 +435,7 @@ impl PgStore {
             counts,
             jobs,
             edges,
+            parents_total,
         }))
     }
 

@@ -163,7 +163,30 @@ pub(super) fn get(conn: &Connection, id: i64, page: StepPage) -> Result<Option<W
             },
         )
         .collect::<Result<Vec<_>>>()?;
+    let mut parents_total = std::collections::BTreeMap::new();
     let edges = match (jobs.first(), jobs.last()) {
+        (Some(_), Some(_)) if page.parents.is_some() => {
+            let cap = page.parents.map_or(-1, i64::from);
+            let mut stmt = conn.prepare_cached(sql!("workflow_edges_capped"))?;
+            let mut edges = Vec::new();
+            for job in &jobs {
+                let rows = stmt
+                    .query_map(params![id, job.id, cap, page.latest_parents], |r| {
+                        Ok((
+                            job.id,
+                            r.get::<_, i64>(0)?,
+                            opt_text_col(r.get_ref(1)?),
+                            r.get::<_, i64>(2)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                if let Some(&(_, _, _, total)) = rows.first() {
+                    parents_total.insert(job.id, total as u64);
+                }
+                edges.extend(rows.into_iter().map(|(c, p, s, _)| (c, p, s)));
+            }
+            edges
+        }
         (Some(first), Some(last)) => {
             let mut stmt = conn.prepare_cached(sql!("workflow_edges"))?;
             let edges = stmt
@@ -180,6 +203,7 @@ pub(super) fn get(conn: &Connection, id: i64, page: StepPage) -> Result<Option<W
         counts,
         jobs,
         edges,
+        parents_total,
     }))
 }
 
