@@ -42,8 +42,8 @@ use crate::store::workflow::{
 use crate::store::JobInsertParams;
 
 pub use crate::store::workflow::{
-    StepPage, WorkflowCancelled, WorkflowDetail, WorkflowInserted, WorkflowRow, WorkflowStep,
-    MAX_STEPS,
+    StepPage, StepParents, WorkflowCancelled, WorkflowDetail, WorkflowInserted, WorkflowRow,
+    WorkflowStep, MAX_STEPS,
 };
 
 /// A workflow being built: a name and steps in order.

@@ -59,7 +59,9 @@ pub use batch::{BatchInsertParams, BatchInserted, BatchRow};
 pub use driver::Driver;
 pub use limits::{QueueKeyUsage, QueueLimitParams, QueueLimits, Rate};
 pub use wake::{Wakeup, WakeupSubscription};
-pub use workflow::{StepPage, WorkflowInsertParams, WorkflowInserted, WorkflowParts, WorkflowRow};
+pub use workflow::{
+    StepPage, StepParents, WorkflowInsertParams, WorkflowInserted, WorkflowParts, WorkflowRow,
+};
 pub use wrapper::{OpStats, Store};
 
 /// Which database a store talks to.

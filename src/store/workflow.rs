@@ -314,9 +314,9 @@ pub struct WorkflowStep {
     /// only the ids say which parent is which).
     #[serde(default)]
     pub after_ids: Vec<i64>,
-    /// How many parents it has in all, when the page read only some of them
-    /// ([`StepPage::parents`]); `None` when `after` holds them all.
-    #[serde(skip)]
+    /// How many parents it has in all, when the page read only its first ones
+    /// ([`StepParents::First`]); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parents_total: Option<u64>,
 }
 
@@ -335,7 +335,8 @@ pub struct WorkflowDetail {
 }
 
 /// Which of a workflow's steps to read, in insertion (job id) order: those after the job
-/// `after_id`, the first `offset` of them skipped, at most `limit` (all when `None`).
+/// `after_id`, the first `offset` of them skipped, at most `limit` (all when `None`); and which
+/// of each one's parents (`parents`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StepPage {
     /// Only steps whose job id is above this one (0: from the first).
@@ -344,14 +345,23 @@ pub struct StepPage {
     pub offset: u32,
     /// At most this many; `None` for every one.
     pub limit: Option<u32>,
-    /// At most this many of each step's parents are read (`None`: all), with how many it has
-    /// ([`WorkflowStep::parents_total`]): a step may wait for 10,000 jobs, and a page of 200
-    /// such steps named 2,000,000 parents.
-    pub parents: Option<u32>,
-    /// With `parents`: each step's latest parents (by id) rather than its first. Its own
-    /// workflow's steps come after every job outside it, so these are the ones a graph of the
-    /// workflow draws.
-    pub latest_parents: bool,
+    /// Which of each step's parents are read: a step may wait for 10,000 jobs, and a page of
+    /// 200 such steps named 2,000,000 parents.
+    pub parents: StepParents,
+}
+
+/// Which of each step's parents a page of steps reads ([`StepPage::parents`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StepParents {
+    /// Every one.
+    #[default]
+    All,
+    /// The first this many (by id, at least 1), with how many the step has in all
+    /// ([`WorkflowStep::parents_total`]): what a table's cell names.
+    First(u32),
+    /// Only those whose ids lie between the page's first step's and its last's, without a
+    /// count: every edge between the page's own steps, what a graph of the page draws.
+    InPage,
 }
 
 impl StepPage {
@@ -394,10 +404,10 @@ pub struct WorkflowParts {
     pub counts: Vec<(JobState, i64)>,
     /// The page's jobs, by id.
     pub jobs: Vec<WorkflowJobRow>,
-    /// Every edge whose child is one of `jobs` (or those the page's cap kept), by child then
-    /// parent.
+    /// Every edge whose child is one of `jobs` (those [`StepPage::parents`] asks for), by
+    /// child then parent.
     pub edges: Vec<WorkflowEdgeRow>,
-    /// With a cap on parents ([`StepPage::parents`]): how many parents each job has in all.
+    /// With [`StepParents::First`]: how many parents each job that has some has in all.
     pub parents_total: BTreeMap<i64, u64>,
 }
 

@@ -216,6 +216,13 @@ impl Store {
                 "a page of steps holds at least 1 step",
             ));
         }
+        // None read would leave no total beside the parents not read.
+        if page.parents == workflow::StepParents::First(0) {
+            return Err(Error::invalid(
+                "step page",
+                "read at least 1 parent of each step",
+            ));
+        }
         // One more than asked for, to know whether another page follows.
         let ask = StepPage {
             limit: page.limit.map(|n| n.saturating_add(1)),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use porter::job::{InsertOpts, JobState};
 use porter::store::*;
-use porter::workflow::{Step, StepPage, Workflow};
+use porter::workflow::{Step, StepPage, StepParents, Workflow};
 use porter::{Client, Error};
 
 use super::*;
@@ -742,11 +742,11 @@ backend_case! {
 
 backend_case! {
     /// A page may read only some of each step's parents (`StepPage::parents`): the first by
-    /// id, or the latest (its own workflow's steps, which come after every job outside it),
-    /// shown in id order, with how many it has in all. Unasked, every parent is read and no
-    /// total is given. (The dashboard read every parent: a page of 200 steps each after 10,000
-    /// jobs named 2,000,000 of them at every refresh.)
-    async fn a_page_reads_as_many_parents_of_each_step_as_asked_and_counts_them_all(db: TestDb) {
+    /// id, with how many the step has in all, or those among the page's own steps (by id,
+    /// from its first to its last), shown in id order. Unasked, every parent is read and no
+    /// total is given; a first of none is refused. (The dashboard read every parent: a page of
+    /// 200 steps each after 10,000 jobs named 2,000,000 of them at every refresh.)
+    async fn a_page_reads_the_parents_of_each_step_it_asks_for_and_counts_them_all(db: TestDb) {
         let s = &db.store;
         let client = Client::new(s.clone());
         let mut outside = Vec::new();
@@ -759,36 +759,56 @@ backend_case! {
                 Workflow::new("wide")
                     .step(step("a", "wf_a").opts(after(&outside)))
                     .step(step("b", "wf_b").opts(after(&outside[..5])).after(["a"]))
-                    .step(step("c", "wf_c")),
+                    .step(step("c", "wf_c"))
+                    .step(step("d", "wf_d").after(["a", "b"])),
             )
             .await
             .unwrap();
-        let a = wf.job("a").unwrap().id;
-        let read = |parents: Option<u32>, latest_parents: bool| {
+        let (a, b) = (wf.job("a").unwrap().id, wf.job("b").unwrap().id);
+        let read = |parents: StepParents, limit: Option<u32>| {
             let client = client.clone();
             async move {
-                let page = StepPage { parents, latest_parents, ..StepPage::all() };
+                let page = StepPage { parents, limit, ..StepPage::all() };
                 let got = client.workflow_page(wf.id, page).await.unwrap().unwrap();
                 got.steps.into_iter().map(|st| (st.step, st.after_ids, st.after, st.parents_total)).collect::<Vec<_>>()
             }
         };
-        let names = |ids: &[i64]| ids.iter().map(|id| if *id == a { "a".to_string() } else { format!("job {id}") }).collect::<Vec<_>>();
+        let names = |ids: &[i64]| {
+            ids.iter()
+                .map(|id| match *id {
+                    id if id == a => "a".to_string(),
+                    id if id == b => "b".to_string(),
+                    id => format!("job {id}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let row = |step: &str, ids: Vec<i64>, total: Option<u64>| (step.to_string(), ids.clone(), names(&ids), total);
 
-        let first = read(Some(3), false).await;
-        assert_eq!(first[0], ("a".into(), outside[..3].to_vec(), names(&outside[..3]), Some(30)));
-        assert_eq!(first[1], ("b".into(), outside[..3].to_vec(), names(&outside[..3]), Some(6)));
-        assert_eq!(first[2], ("c".into(), vec![], vec![], None), "no parents, no total");
+        let first = read(StepParents::First(3), None).await;
+        assert_eq!(first[0], row("a", outside[..3].to_vec(), Some(30)));
+        assert_eq!(first[1], row("b", outside[..3].to_vec(), Some(6)));
+        assert_eq!(first[2], row("c", vec![], None), "no parents, no total");
+        assert_eq!(first[3], row("d", vec![a, b], Some(2)));
 
-        let latest = read(Some(3), true).await;
-        assert_eq!(latest[0], ("a".into(), outside[27..].to_vec(), names(&outside[27..]), Some(30)));
-        let b_latest = vec![outside[3], outside[4], a];
-        assert_eq!(latest[1], ("b".into(), b_latest.clone(), names(&b_latest), Some(6)), "its own workflow's step among them");
+        // Among the page's own steps: all of a workflow's steps, then the first two only.
+        let own = read(StepParents::InPage, None).await;
+        assert_eq!(own[0], row("a", vec![], None), "its parents are outside");
+        assert_eq!(own[1], row("b", vec![a], None));
+        assert_eq!(own[3], row("d", vec![a, b], None));
+        let two = read(StepParents::InPage, Some(2)).await;
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[1], row("b", vec![a], None));
 
-        let all = read(None, false).await;
+        let all = read(StepParents::All, None).await;
         let mut b_all = outside[..5].to_vec();
         b_all.push(a);
-        assert_eq!(all[0], ("a".into(), outside.clone(), names(&outside), None));
-        assert_eq!(all[1], ("b".into(), b_all.clone(), names(&b_all), None));
+        assert_eq!(all[0], row("a", outside.clone(), None));
+        assert_eq!(all[1], row("b", b_all, None));
+        assert_eq!(all[3], row("d", vec![a, b], None));
+
+        let none = StepPage { parents: StepParents::First(0), ..StepPage::all() };
+        let err = client.workflow_page(wf.id, none).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid { what: "step page", .. }), "{err}");
     }
 }
 

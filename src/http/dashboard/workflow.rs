@@ -34,7 +34,7 @@ use super::{
 };
 use crate::http::listing;
 use crate::job::JobState;
-use crate::workflow::{StepPage, WorkflowDetail, WorkflowStep};
+use crate::workflow::{StepPage, StepParents, WorkflowDetail, WorkflowStep};
 
 /// Workflows listed a page.
 pub const WORKFLOWS_SHOWN: u32 = 50;
@@ -254,20 +254,19 @@ pub(super) async fn page(
     };
     // The first steps for the graph, and the page's for the table: two bounded reads, however
     // many steps the workflow has.
-    // Each step's parents are read only as far as the page shows them: the graph's, its own
-    // workflow's steps (the latest parents, after every job outside the workflow), and the
-    // table's, the first as far as a cell shows names, with how many there are (a page of 200
-    // steps each after 10,000 jobs read 2,000,000 edges, every refresh).
+    // Each step's parents are read only as far as the page shows them: for the graph, those
+    // among the drawn steps; for the table, the first, as far as a cell names them, with how
+    // many there are (a page of 200 steps each after 10,000 jobs read 2,000,000 edges, every
+    // refresh).
     let drawn = StepPage {
         limit: Some(DRAWN_STEPS as u32),
-        parents: Some(DRAWN_STEPS as u32),
-        latest_parents: true,
+        parents: StepParents::InPage,
         ..StepPage::all()
     };
     let listed = StepPage {
         offset: u32::try_from((page - 1).saturating_mul(STEPS_SHOWN)).unwrap_or(u32::MAX),
         limit: Some(STEPS_SHOWN as u32),
-        parents: Some(AFTER_CHARS as u32),
+        parents: StepParents::First(AFTER_CHARS as u32),
         ..StepPage::all()
     };
     let (wf, listed) = match (

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::store::workflow::{
-    fold_workflow_rows, WorkflowInsertParams, WorkflowInserted, WorkflowJobRow, WorkflowParts,
-    WorkflowRow,
+    fold_workflow_rows, StepParents, WorkflowInsertParams, WorkflowInserted, WorkflowJobRow,
+    WorkflowParts, WorkflowRow,
 };
 
 /// Inserts a workflow inside a caller's transaction (in a savepoint of its own, so that a
@@ -398,18 +398,25 @@ impl PgStore {
         }
         let mut parents_total = std::collections::BTreeMap::new();
         let edges: Vec<(i64, i64, Option<String>)> = match (jobs.first(), jobs.last()) {
-            (Some(_), Some(_)) if page.parents.is_some() => {
+            (Some(first), Some(last)) if page.parents != StepParents::All => {
                 let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-                let rows: Vec<(i64, i64, Option<String>, i64)> =
-                    sqlx::query_as(sql!("workflow_edges_capped"))
+                let first_n = match page.parents {
+                    StepParents::First(n) => Some(i64::from(n)),
+                    _ => None,
+                };
+                let rows: Vec<(i64, i64, Option<String>, Option<i64>)> =
+                    sqlx::query_as(sql!("workflow_edges_some"))
                         .bind(id)
                         .bind(&ids)
-                        .bind(page.parents.map(i64::from))
-                        .bind(page.latest_parents)
+                        .bind(first_n)
+                        .bind(first.id)
+                        .bind(last.id)
                         .fetch_all(&mut *tx)
                         .await?;
                 for &(child, _, _, total) in &rows {
-                    parents_total.insert(child, total as u64);
+                    if let Some(total) = total {
+                        parents_total.insert(child, total as u64);
+                    }
                 }
                 rows.into_iter().map(|(c, p, s, _)| (c, p, s)).collect()
             }

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::store::workflow::{
-    fold_workflow_rows, WorkflowInsertParams, WorkflowInserted, WorkflowJobRow, WorkflowParts,
-    WorkflowRow,
+    fold_workflow_rows, StepParents, WorkflowInsertParams, WorkflowInserted, WorkflowJobRow,
+    WorkflowParts, WorkflowRow,
 };
 
 /// Inserts a workflow on a caller's connection, inside whatever transaction it has open (in a
@@ -165,25 +165,29 @@ pub(super) fn get(conn: &Connection, id: i64, page: StepPage) -> Result<Option<W
         .collect::<Result<Vec<_>>>()?;
     let mut parents_total = std::collections::BTreeMap::new();
     let edges = match (jobs.first(), jobs.last()) {
-        (Some(_), Some(_)) if page.parents.is_some() => {
-            let cap = page.parents.map_or(-1, i64::from);
-            let mut stmt = conn.prepare_cached(sql!("workflow_edges_capped"))?;
+        (Some(first), Some(last)) if page.parents != StepParents::All => {
             let mut edges = Vec::new();
+            let first_n = match page.parents {
+                StepParents::First(n) => Some(n),
+                _ => None,
+            };
+            let mut stmt = conn.prepare_cached(sql!("workflow_edges_some"))?;
             for job in &jobs {
                 let rows = stmt
-                    .query_map(params![id, job.id, cap, page.latest_parents], |r| {
+                    .query_map(params![id, job.id, first_n, first.id, last.id], |r| {
                         Ok((
-                            job.id,
                             r.get::<_, i64>(0)?,
                             opt_text_col(r.get_ref(1)?),
-                            r.get::<_, i64>(2)?,
+                            r.get::<_, Option<i64>>(2)?,
                         ))
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                if let Some(&(_, _, _, total)) = rows.first() {
-                    parents_total.insert(job.id, total as u64);
+                for (parent, step, total) in rows {
+                    if let Some(total) = total {
+                        parents_total.insert(job.id, total as u64);
+                    }
+                    edges.push((job.id, parent, step));
                 }
-                edges.extend(rows.into_iter().map(|(c, p, s, _)| (c, p, s)));
             }
             edges
         }
