@@ -1725,6 +1725,24 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// The fences a statement of (worker $1, job ids $2) answers: the worker's jobs among
+    /// those asking for something (a cancel, a give-back).
+    async fn fences_among(
+        &self,
+        sql: &'static str,
+        worker_id: &str,
+        among: &[i64],
+    ) -> Result<Vec<JobFence>> {
+        let rows: Vec<(i64, i32, String)> = sqlx::query_as(sql)
+            .bind(worker_id)
+            .bind(among)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(fences_from(rows))
+    }
+}
+
 /// The plain claim and the promotion before it, which keep the queue's claim cursor.
 impl PgStore {
     /// Promotes the queue's due jobs: those promoted may sort before its claim cursor.
@@ -2252,21 +2270,13 @@ impl Driver for PgStore {
     }
 
     async fn job_cancel_requests(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
-        let rows: Vec<(i64, i32, String)> = sqlx::query_as(sql!("job_cancel_requests"))
-            .bind(worker_id)
-            .bind(among)
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-        Ok(fences_from(rows))
+        self.fences_among(sql!("job_cancel_requests"), worker_id, among)
+            .await
     }
 
     async fn job_parents_ran_again(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
-        let rows: Vec<(i64, i32, String)> = sqlx::query_as(sql!("job_parents_ran_again"))
-            .bind(worker_id)
-            .bind(among)
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-        Ok(fences_from(rows))
+        self.fences_among(sql!("job_parents_ran_again"), worker_id, among)
+            .await
     }
 
     async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {

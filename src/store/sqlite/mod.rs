@@ -492,6 +492,24 @@ impl SqliteStore {
         self.writer.run(f).await
     }
 
+    /// The fences a statement of (worker ?1, a JSON array of job ids ?2) answers: the worker's
+    /// jobs among those asking for something (a cancel, a give-back).
+    async fn fences_among(
+        &self,
+        sql: &'static str,
+        worker_id: &str,
+        among: &[i64],
+    ) -> Result<Vec<JobFence>> {
+        let worker_id = worker_id.to_string();
+        let among = serde_json::to_string(among).expect("ids serialize");
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map([worker_id, among], fence_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     /// Runs `f` on a read connection of this store's pool (beside the writer, which WAL
     /// allows): for an application's own reads of the same file.
     pub async fn read<T, F>(&self, f: F) -> Result<T>
@@ -810,6 +828,22 @@ fn errors_col(v: rusqlite::types::ValueRef<'_>, created_at: DateTime<Utc>) -> Ve
             created_at,
         )
     })
+}
+
+/// A job's recorded output and progress from a row of `job_output_get.sql`, with its id.
+fn recorded_from_row(r: &Row<'_>) -> rusqlite::Result<(i64, JobOutput)> {
+    let json = |i: usize| -> rusqlite::Result<Option<serde_json::Value>> {
+        r.get::<_, Option<String>>(i)?
+            .map(|t| json_col(&t))
+            .transpose()
+    };
+    Ok((
+        r.get(0)?,
+        JobOutput {
+            output: json(1)?,
+            progress: json(2)?,
+        },
+    ))
 }
 
 fn json_col<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
@@ -1797,16 +1831,10 @@ impl Driver for SqliteStore {
             };
             let recorded = tx
                 .prepare_cached(sql!("job_output_get"))?
-                .query_row([format!("[{id}]")], |r| {
-                    Ok((
-                        r.get::<_, Option<String>>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                    ))
-                })
+                .query_row([format!("[{id}]")], recorded_from_row)
                 .optional()?;
-            if let Some((output, progress)) = recorded {
-                row.output = output.map(|t| json_col(&t)).transpose()?;
-                row.progress = progress.map(|t| json_col(&t)).transpose()?;
+            if let Some((_, recorded)) = recorded {
+                (row.output, row.progress) = (recorded.output, recorded.progress);
             }
             Ok(Some(row))
         })
@@ -2021,20 +2049,7 @@ impl Driver for SqliteStore {
         let ids = serde_json::to_string(&ids).expect("ids serialize");
         self.read(move |c| {
             let mut stmt = c.prepare_cached(sql!("job_output_get"))?;
-            let rows = stmt.query_map([ids], |r| {
-                let json = |i: usize| -> rusqlite::Result<Option<serde_json::Value>> {
-                    r.get::<_, Option<String>>(i)?
-                        .map(|t| json_col(&t))
-                        .transpose()
-                };
-                Ok((
-                    r.get(0)?,
-                    JobOutput {
-                        output: json(1)?,
-                        progress: json(2)?,
-                    },
-                ))
-            })?;
+            let rows = stmt.query_map([ids], recorded_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
@@ -2215,25 +2230,13 @@ impl Driver for SqliteStore {
     }
 
     async fn job_cancel_requests(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
-        let worker_id = worker_id.to_string();
-        let among = serde_json::to_string(among).expect("ids serialize");
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(sql!("job_cancel_requests"))?;
-            let rows = stmt.query_map([worker_id, among], fence_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        self.fences_among(sql!("job_cancel_requests"), worker_id, among)
+            .await
     }
 
     async fn job_parents_ran_again(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
-        let worker_id = worker_id.to_string();
-        let among = serde_json::to_string(among).expect("ids serialize");
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(sql!("job_parents_ran_again"))?;
-            let rows = stmt.query_map([worker_id, among], fence_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        self.fences_among(sql!("job_parents_ran_again"), worker_id, among)
+            .await
     }
 
     async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {
