@@ -494,8 +494,9 @@ backend_case! {
 
 backend_case! {
     /// A fan-in child of many parents completed at once by four finalizers on two stores
-    /// becomes available exactly once, after the last; inserts of new children racing the
-    /// parents' completions are never left waiting.
+    /// becomes available exactly once, after the last (one parent is kept out of the race, so
+    /// an end counted twice shows as a child released early); inserts of new children racing
+    /// the parents' completions are never left waiting.
     async fn concurrent_parents_promote_their_child_exactly_once(db: TestDb) {
         let s1 = db.store.clone();
         let s2 = db.reopen().await;
@@ -506,7 +507,9 @@ backend_case! {
             .into_iter()
             .map(|r| r.job.id)
             .collect();
-        let child = insert(&s1, after("c", &parents)).await;
+        let last = insert(&s1, job("p_last")).await;
+        let all: Vec<i64> = parents.iter().copied().chain([last.id]).collect();
+        let child = insert(&s1, after("c", &all)).await;
         let mut tasks = Vec::new();
         for (w, s) in [s1.clone(), s2.clone(), s1.clone(), s2.clone()].into_iter().enumerate() {
             let parents = parents.clone();
@@ -529,6 +532,9 @@ backend_case! {
         for t in tasks {
             late.extend(t.await.unwrap());
         }
+        assert_eq!(get(&s1, child.id).await.state, JobState::Pending, "one parent has not ended");
+        let held = s1.job_claim(claim("default", &["p_last"], 1, W)).await.unwrap();
+        assert_eq!(s1.job_complete_many(vec![held[0].fence()]).await.unwrap(), vec![true]);
         assert_eq!(get(&s1, child.id).await.state, JobState::Available);
         let got = s1.job_claim(claim("default", &["c"], 10, W)).await.unwrap();
         assert_eq!(got.len(), 1, "the child is claimable once");
@@ -540,9 +546,10 @@ backend_case! {
 
 backend_case! {
     /// Completion batches on two stores that end parents of the same children (each child
-    /// waits for three parents, each parent has three children) neither deadlock nor lose an
-    /// end: every batch is written, and every child becomes available exactly once, after its
-    /// last parent.
+    /// waits for three racing parents and one kept out of the race, each racing parent has
+    /// three children) neither deadlock nor lose or count twice an end: every batch is
+    /// written, every child still waits for the parent kept out, and becomes available exactly
+    /// once after it.
     async fn completion_batches_sharing_children_neither_deadlock_nor_lose_an_end(db: TestDb) {
         const N: usize = 60;
         let s1 = db.store.clone();
@@ -554,9 +561,10 @@ backend_case! {
             .into_iter()
             .map(|r| r.job.id)
             .collect();
+        let last = insert(&s1, job("p_last")).await;
         let mut children = Vec::new();
         for i in 0..N {
-            let of = [parents[i], parents[(i + 1) % N], parents[(i + 7) % N]];
+            let of = [parents[i], parents[(i + 1) % N], parents[(i + 7) % N], last.id];
             children.push(insert(&s1, after("c", &of)).await.id);
         }
         let mut tasks = Vec::new();
@@ -586,6 +594,12 @@ backend_case! {
             written += t.await.unwrap();
         }
         assert_eq!(written, N, "every parent completed once");
+        for id in &children {
+            let row = get(&s1, *id).await;
+            assert_eq!(row.state, JobState::Pending, "child {id} waits for the last: {:?}", row.errors);
+        }
+        let held = s1.job_claim(claim("default", &["p_last"], 1, W)).await.unwrap();
+        assert_eq!(s1.job_complete_many(vec![held[0].fence()]).await.unwrap(), vec![true]);
         for id in &children {
             let row = get(&s1, *id).await;
             assert_eq!(row.state, JobState::Available, "child {id}: {:?}", row.errors);
