@@ -187,6 +187,11 @@ enum Op {
         queue: usize,
         kind: usize,
     },
+    /// A bulk retry (admin API, dashboard, CLI) of one queue's jobs of one kind.
+    BulkRetry {
+        queue: usize,
+        kind: usize,
+    },
     Periodic {
         name: usize,
         slot: i64,
@@ -271,6 +276,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Retention),
         1 => (0..2usize, 0..2usize).prop_map(|(queue, kind)| Op::Delete { queue, kind }),
         1 => (0..2usize, 0..2usize).prop_map(|(queue, kind)| Op::BulkCancel { queue, kind }),
+        1 => (0..2usize, 0..2usize).prop_map(|(queue, kind)| Op::BulkRetry { queue, kind }),
         1 => (0..2usize, 0..5i64).prop_map(|(name, slot)| Op::Periodic { name, slot }),
         1 => (0..2usize).prop_map(|queue| Op::Pause { queue }),
         1 => (0..2usize).prop_map(|queue| Op::Resume { queue }),
@@ -444,6 +450,87 @@ impl Model {
         self.jobs
             .values()
             .any(|j| j.sequence == Some(seq) && j.unfinished() && j.state != JobState::Pending)
+    }
+
+    /// A parent that ended is retried: a child still waiting had counted that end, and waits
+    /// for its next end again, and so does one the end made due that has not started (back to
+    /// pending); a child that started, or was cancelled, acted on it, and the next end leaves
+    /// it alone.
+    fn reopened(&mut self, id: i64) {
+        for i in 0..self.edges.len() {
+            let Edge {
+                child,
+                parent,
+                resolved,
+                ..
+            } = self.edges[i];
+            if parent != id {
+                continue;
+            }
+            let c = &self.jobs[&child];
+            let unstarted = matches!(c.state, JobState::Available | JobState::Scheduled)
+                && c.attempt == c.given_back;
+            if (resolved && c.state == JobState::Pending) || unstarted {
+                self.edges[i].resolved = false;
+                let c = self.job(child);
+                c.waiting_for += 1;
+                c.state = JobState::Pending;
+            }
+        }
+    }
+
+    /// Which of the `listed` jobs (ascending ids) a bulk retry retries, each judged on the
+    /// jobs as they were before it (one statement): not running, available or waiting; every
+    /// parent ended as its edge needs and none listed (a listed parent goes first, so its
+    /// child would run beside its new run); a sequence with no other unfinished job, and of
+    /// the listed finished jobs of one sequence the oldest; a unique key no other unfinished
+    /// job holds, and of the listed finished jobs of one key the newest (a scheduled or
+    /// retryable job holds its key already).
+    fn bulk_retried(&self, listed: &[i64]) -> Vec<i64> {
+        let waits = |j: &MJob| {
+            matches!(
+                j.state,
+                JobState::Running | JobState::Available | JobState::Pending
+            )
+        };
+        listed
+            .iter()
+            .copied()
+            .filter(|id| {
+                let j = &self.jobs[id];
+                if waits(j) {
+                    return false;
+                }
+                let parents_ended = self.edges.iter().filter(|e| e.child == *id).all(|e| {
+                    let p = self.jobs[&e.parent].state;
+                    (p == JobState::Completed
+                        || (e.after_any && matches!(p, JobState::Cancelled | JobState::Discarded)))
+                        && !listed.contains(&e.parent)
+                });
+                let sequence_free = j.sequence.is_none_or(|k| {
+                    !self
+                        .jobs
+                        .values()
+                        .any(|o| o.id != *id && o.sequence == Some(k) && o.unfinished())
+                        && !listed.iter().any(|e| {
+                            *e < *id && self.jobs[e].sequence == Some(k) && !waits(&self.jobs[e])
+                        })
+                });
+                let key_free = match j.unique {
+                    None => true,
+                    Some(_) if matches!(j.state, JobState::Scheduled | JobState::Retryable) => true,
+                    Some(k) => {
+                        self.unique_holder(k).is_none()
+                            && !listed.iter().any(|n| {
+                                *n > *id
+                                    && self.jobs[n].unique == Some(k)
+                                    && self.jobs[n].state.is_final()
+                            })
+                    }
+                };
+                parents_ended && sequence_free && key_free
+            })
+            .collect()
     }
 
     /// A running job completed now.
@@ -1284,31 +1371,8 @@ async fn apply(
                         .values()
                         .any(|o| o.id != id && o.sequence == Some(k) && o.unfinished())
                 });
-            // A parent that ended and is retried: a child still waiting had counted that end,
-            // and waits for its next end again, and so does one the end made due that has not
-            // started (back to pending); a child that started, or was cancelled, acted on it,
-            // and the next end leaves it alone.
             if m.jobs[&id].state.is_final() {
-                for i in 0..m.edges.len() {
-                    let Edge {
-                        child,
-                        parent,
-                        resolved,
-                        ..
-                    } = m.edges[i];
-                    if parent != id {
-                        continue;
-                    }
-                    let c = &m.jobs[&child];
-                    let unstarted = matches!(c.state, JobState::Available | JobState::Scheduled)
-                        && c.attempt == c.given_back;
-                    if (resolved && c.state == JobState::Pending) || unstarted {
-                        m.edges[i].resolved = false;
-                        let c = m.job(child);
-                        c.waiting_for += 1;
-                        c.state = JobState::Pending;
-                    }
-                }
+                m.reopened(id);
             }
             // A child whose parents have not all ended waits for their ends again.
             let waiting: Vec<usize> = (0..m.edges.len())
@@ -1544,6 +1608,38 @@ async fn apply(
                 || {
                     format!(
                         "bulk cancel of {}/{}: expected (matched, changed, asked to stop) {want:?}, got {got:?}",
+                        QUEUES[queue], KINDS[kind]
+                    )
+                },
+            )?;
+        }
+        &Op::BulkRetry { queue, kind } => {
+            let got = ok("bulk retry", bulk(s, BulkAction::Retry, queue, kind).await)?;
+            let listed: Vec<i64> = m
+                .jobs
+                .values()
+                .filter(|j| j.queue == queue && j.kind == kind)
+                .map(|j| j.id)
+                .collect();
+            let retried = m.bulk_retried(&listed);
+            let now = m.now;
+            for &id in &retried {
+                if m.jobs[&id].state.is_final() {
+                    m.reopened(id);
+                }
+                let j = m.job(id);
+                j.state = JobState::Available;
+                j.scheduled_at = now;
+                j.finalized_at = None;
+                j.max_attempts = j.max_attempts.max(j.attempt + 1);
+                j.cancel_requested_at = None;
+            }
+            let want = (listed.len() as u64, retried.len() as u64, 0);
+            check(
+                (got.matched, got.changed, got.cancel_requested) == want,
+                || {
+                    format!(
+                        "bulk retry of {}/{}: expected (matched, changed, asked to stop) {want:?} ({retried:?}), got {got:?}",
                         QUEUES[queue], KINDS[kind]
                     )
                 },
@@ -1950,6 +2046,35 @@ mod regressions {
                 Op::Fail { pick: live.clone(), delay: 0, discard: true },
                 claim(1),
                 Op::Complete { pick: live },
+            ]);
+        }
+    }
+
+    backend_case! {
+        /// A bulk retry of a queue's jobs of one kind: a completed parent retried sends its
+        /// unstarted child (another kind) back to wait for it; a discarded child whose parent
+        /// is listed too is left alone, and retried by the next bulk once the parent completed
+        /// again; a job of a kind not listed is not touched.
+        fn a_bulk_retry_reopens_children_and_leaves_a_child_of_a_listed_parent(fresh: FreshDb) {
+            let plain = |kind| Spec { kind, unique: None, ..KEYED };
+            let live = Pick { stale: false, index: 0 };
+            let claim = |kind| Op::Claim { worker: 0, queue: 0, limit: 1, only_kind: Some(kind), ahead: ClaimAhead::default() };
+            run_fixed(fresh, vec![
+                Op::Insert(plain(0)),
+                Op::Insert(Spec { after: Some((0, None, false)), ..plain(1) }),
+                Op::Insert(Spec { after: Some((0, None, false)), ..plain(0) }),
+                claim(0),
+                Op::Complete { pick: live.clone() },
+                Op::BulkRetry { queue: 0, kind: 0 },
+                claim(0),
+                Op::Complete { pick: live.clone() },
+                claim(0),
+                Op::Fail { pick: live.clone(), delay: 0, discard: true },
+                Op::BulkRetry { queue: 0, kind: 0 },
+                claim(1),
+                Op::Complete { pick: live },
+                Op::BulkRetry { queue: 0, kind: 0 },
+                Op::BulkRetry { queue: 0, kind: 1 },
             ]);
         }
     }
