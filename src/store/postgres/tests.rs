@@ -3562,3 +3562,142 @@ async fn a_child_retried_while_its_parent_completes_counts_that_end() {
         more => panic!("claimed {more:?}"),
     }
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it_waited() {
+    // Review of 6 Dec: the rescue of lost workers lists their running jobs from its snapshot,
+    // then waits for the sequence locks of those it may rescue. A job of the lost worker (a
+    // stalled one, not dead) that failed meanwhile and was claimed again by a live worker was
+    // still `running` when the rescue locked it, and was put back: its new run went on
+    // beside a third, fenced off, with a "worker lost" entry it never earned.
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    store
+        .worker_register(WorkerRegisterParams {
+            id: "w2".into(),
+            host: "box".into(),
+            pid: 2,
+            lease: Duration::from_secs(60),
+            stuck_after: Vec::new(),
+            queues: vec!["default".into()],
+            kinds: vec!["noop".into()],
+        })
+        .await
+        .unwrap();
+    let sequenced = InsertOpts {
+        sequence_key: Some("s".into()),
+        ..Default::default()
+    };
+    store
+        .job_insert_many(vec![
+            job("noop", InsertOpts::default()),
+            job("noop", sequenced),
+        ])
+        .await
+        .unwrap();
+    let claim = |worker: &str| JobClaimParams {
+        queue: "default".into(),
+        kinds: vec!["noop".into()],
+        limit: 2,
+        worker_id: worker.into(),
+    };
+    // "w1" never registered (or its row is gone): lost.
+    let ran = store
+        .job_claim(claim("w1"), ClaimAhead::default())
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(ran.len(), 2);
+    let plain = ran
+        .iter()
+        .find(|j| j.sequence_key.is_none())
+        .unwrap()
+        .clone();
+    // Someone holds the sequence's lock (an open transaction that enqueued into it).
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(1886350450, hashtext('s'))")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    let rescue = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .job_rescue(JobRescueParams {
+                    by: None,
+                    lease: Duration::from_secs(60),
+                    stuck_after: Vec::new(),
+                    limit: 100,
+                })
+                .await
+        })
+    };
+    let blocked = async {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+            )
+            .bind(holder_pid)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            if waiting > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), blocked)
+        .await
+        .expect("the rescue waits for the sequence's lock");
+    // The stalled worker wakes: its plain job fails, and the live worker claims it again.
+    let failed = store
+        .job_fail(JobFailParams {
+            fence: plain.fence(),
+            error: "boom".into(),
+            trace: None,
+            retry_in: Duration::ZERO,
+            discard: false,
+        })
+        .await
+        .unwrap()
+        .expect("the fence holds");
+    assert_eq!(failed.state, JobState::Retryable);
+    let again = store
+        .job_claim(claim("w2"), ClaimAhead::default())
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(
+        again.iter().map(|j| (j.id, j.attempt)).collect::<Vec<_>>(),
+        vec![(plain.id, 2)]
+    );
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    let rescued = rescue.await.unwrap().unwrap();
+    assert_eq!(
+        rescued.jobs.len(),
+        1,
+        "only the sequenced job of w1: {rescued:?}"
+    );
+    let row = store.job_get(plain.id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.attempt, row.attempted_by.as_deref()),
+        (JobState::Running, 2, Some("w2")),
+        "w2's run goes on: {:?}",
+        row.errors
+    );
+    assert!(
+        row.errors.iter().all(|e| e.error != "worker lost"),
+        "{:?}",
+        row.errors
+    );
+}

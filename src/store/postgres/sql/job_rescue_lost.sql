@@ -80,9 +80,14 @@ UPDATE porter_jobs SET
     errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', 'worker lost'))
 -- The judged jobs by primary key: `state COLLATE "C"` (the same test) so that the planner
 -- cannot walk porter_jobs_running instead, filtering for the ids (see job_complete.sql).
+-- Their worker is asked again: a row that changed after the snapshot (while this waited for
+-- the sequence locks, say) is judged by its newest version, and a job of the lost worker
+-- that ended meanwhile and was claimed again by a live one runs there (review of 6 Dec).
 WHERE id IN (
     SELECT id FROM porter_jobs
     WHERE id = ANY(ARRAY(SELECT id FROM judged)) AND state COLLATE "C" = 'running'
+      AND (attempted_by = ANY(ARRAY(SELECT id FROM lost))
+           OR (attempted_by IS NULL AND (SELECT ok FROM judging)))
       AND (SELECT n FROM locked) IS NOT NULL
     LIMIT $2
     FOR UPDATE SKIP LOCKED
