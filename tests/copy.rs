@@ -1246,3 +1246,72 @@ async fn a_copy_into_postgres_plans_its_verification_with_the_rows_it_wrote() {
     );
     assert_eq!(live, 3_000);
 }
+
+/// While a copy into PostgreSQL is under way, the target's own inserts (an enqueue, a rate
+/// limit's start) take ids past every id the source handed out: the sequences move on before
+/// the first row is written. Until 6 Dec they moved only once the copy was verified, and an
+/// enqueue on the target meanwhile took id 1, waited for the copy's uncommitted job 1, and
+/// failed on the duplicate (or took a free id the copy then failed on). A source table without
+/// an id counter (SQLite's queue starts) moves the sequence past its largest id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_targets_inserts_during_a_copy_take_ids_past_the_sources() {
+    use sqlx::Connection;
+    let Some(_) = common::postgres_base_url() else {
+        return;
+    };
+    let db = common::sqlite().await;
+    let rows = db
+        .store
+        .job_insert_many((0..5).map(|_| job("noop", InsertOpts::default())).collect())
+        .await
+        .unwrap();
+    let last_job = rows.last().unwrap().job.id;
+    let conn = rusqlite::Connection::open(db.sqlite_path().unwrap()).unwrap();
+    conn.execute(
+        "INSERT INTO porter_queue_starts (id, queue, concurrency_key, started_at) \
+         VALUES (40, 'default', NULL, '2026-12-06T00:00:00.000Z')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let there = common::postgres().await;
+    // Holds the copy inside its transaction: it may read the queue starts, not write them.
+    let mut holder = sqlx::PgConnection::connect(&there.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE porter_queue_starts IN SHARE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let holder_pid = common::pg_pid(&mut holder).await;
+    let copy = Command::new(env!("CARGO_BIN_EXE_porter"))
+        .args(["copy", "--from", &db.url, "--to", &there.url])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::pg_blocked_by(&there.url, holder_pid, 1, None).await;
+    let mut other = sqlx::PgConnection::connect(&there.url).await.unwrap();
+    let next = |table: &'static str| {
+        format!("SELECT nextval(pg_get_serial_sequence(quote_ident(current_schema()) || '.{table}', 'id'))")
+    };
+    let job_id: i64 = sqlx::query_scalar(&next("porter_jobs"))
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    let start_id: i64 = sqlx::query_scalar(&next("porter_queue_starts"))
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let out = copy.wait_with_output().unwrap();
+    ok(&out);
+    assert!(
+        job_id > last_job,
+        "the target's next job id {job_id}, the source's last {last_job}"
+    );
+    assert!(start_id > 40, "the target's next queue start id {start_id}");
+    // And once committed, a job inserted there takes a later id still.
+    let later = insert(&there.store, "noop", InsertOpts::default()).await;
+    assert!(later.id > job_id);
+}

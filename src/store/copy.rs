@@ -167,7 +167,8 @@ pub trait CopyEnd: Send {
     async fn write(&mut self, table: &CopyTable, rows: &[Row]) -> Result<()>;
     /// The last id the table's id counter handed out (SQLite's AUTOINCREMENT counter, a
     /// Postgres sequence), when it has one that handed out any: rows with ids up to it may
-    /// have been deleted since.
+    /// have been deleted since. A SQLite table whose one-column integer key has no such
+    /// counter answers its largest id (SQLite hands out the next one after it).
     async fn id_counter(&mut self, table: &CopyTable) -> Result<Option<i64>>;
     /// In the write transaction: moves the table's id counter, when it has one, to at least
     /// `last` and past the largest id in the table, never back.
@@ -571,6 +572,18 @@ pub async fn copy(
     refuse_taken_keys(from, to, &tables, options.batch).await?;
     to.begin().await?;
     let copied = async {
+        // Ids the source handed out are not handed out again, even those of rows it deleted
+        // since. First, before any row is written: the target's own inserts meanwhile (an
+        // enqueue, a rate limit's start) take ids past the source's rather than one a copied
+        // row is about to take (review of 6 Dec: an enqueue took id 1, waited for the copy's
+        // uncommitted job 1 and failed on the duplicate). A Postgres sequence does not roll
+        // back: a copy that fails leaves it moved on, which skips ids and changes no row.
+        let mut lasts = Vec::new();
+        for table in &tables {
+            let last = from.id_counter(table).await?.unwrap_or(0);
+            to.raise_id_counter(table, last).await?;
+            lasts.push(last);
+        }
         let mut kept = Vec::new();
         for table in &tables {
             kept.push(copy_table(from, to, table, options.batch, progress).await?);
@@ -580,10 +593,8 @@ pub async fn copy(
             to.written(table).await?;
             reports.push(verify(from, to, table, kept, options.batch, progress).await?);
         }
-        // Ids the source handed out are not handed out again, even those of rows it deleted
-        // since. Last, once verified: a Postgres sequence does not roll back.
-        for table in &tables {
-            let last = from.id_counter(table).await?.unwrap_or(0);
+        // Again, past the largest id now in each table.
+        for (table, last) in tables.iter().zip(lasts) {
             to.raise_id_counter(table, last).await?;
         }
         Ok::<_, Error>(reports)

@@ -466,7 +466,30 @@ impl CopyEnd for SqliteEnd {
 
     async fn id_counter(&mut self, table: &CopyTable) -> Result<Option<i64>> {
         let name = table.name.clone();
-        self.with(move |c| Ok(id_counter(c, &name)?)).await
+        // Without AUTOINCREMENT, an integer key's next id is one past its largest.
+        let key = match table.key.as_slice() {
+            [key] => table
+                .columns
+                .iter()
+                .find(|c| c.name == *key && c.kind == ColumnKind::Int)
+                .map(|c| c.name.clone()),
+            _ => None,
+        };
+        self.with(move |c| {
+            if let Some(seq) = id_counter(c, &name)? {
+                return Ok(Some(seq));
+            }
+            let Some(key) = key else {
+                return Ok(None);
+            };
+            let sql = format!(
+                "SELECT max({k}) FROM {t} WHERE typeof({k}) = 'integer'",
+                k = ident(&key),
+                t = ident(&name)
+            );
+            Ok(c.query_row(&sql, [], |r| r.get::<_, Option<i64>>(0))?)
+        })
+        .await
     }
 
     async fn raise_id_counter(&mut self, table: &CopyTable, last: i64) -> Result<()> {
