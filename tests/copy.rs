@@ -1315,3 +1315,73 @@ async fn a_postgres_targets_inserts_during_a_copy_take_ids_past_the_sources() {
     let later = insert(&there.store, "noop", InsertOpts::default()).await;
     assert!(later.id > job_id);
 }
+
+/// A page of a copy's source holds about `BATCH_BYTES` of rows, whatever the count asked:
+/// read 1000 rows at a time, 20 small jobs then 24 of 512 KiB come in pages of at most 8 MiB
+/// (and one row more). Until 6 Dec a page was as many rows as asked, sized only from the page
+/// before: 1000 jobs of 300 KB made one statement's parameter of 300 MB, which PostgreSQL
+/// refuses (its jsonb limit is 256 MiB), and the copy failed; rows of 1 MiB took GBs of memory.
+/// On each backend as the source, then copied to the other one whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copys_pages_of_large_rows_are_cut_by_their_size() {
+    let mut dbs = vec![common::sqlite().await];
+    if common::postgres_base_url().is_some() {
+        dbs.push(common::postgres().await);
+    }
+    for db in dbs {
+        let large = "x".repeat(512 << 10);
+        let mut jobs: Vec<JobInsertParams> = (0..20)
+            .map(|_| job("small", InsertOpts::default()))
+            .collect();
+        jobs.extend((0..24).map(|_| {
+            JobInsertParams::new(
+                "large",
+                serde_json::json!({ "text": large }),
+                InsertOpts::default(),
+            )
+            .unwrap()
+        }));
+        db.store.job_insert_many(jobs).await.unwrap();
+        let mut end = porter::store::open_copy_end(&db.url).await.unwrap();
+        end.begin_read().await.unwrap();
+        let table = end
+            .tables()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|t| t.name == "porter_jobs")
+            .unwrap();
+        let (mut after, mut read, mut pages) = (None, 0, Vec::new());
+        loop {
+            let page = end.read(&table, after.as_deref(), 1000).await.unwrap();
+            if page.rows.is_empty() {
+                break;
+            }
+            let sizes: Vec<usize> = page
+                .rows
+                .iter()
+                .map(|r| serde_json::Value::from(r.clone()).to_string().len())
+                .collect();
+            let (bytes, most) = (sizes.iter().sum::<usize>(), *sizes.iter().max().unwrap());
+            assert!(
+                bytes <= porter::store::copy::BATCH_BYTES + most,
+                "{:?}: a page of {} rows, {bytes} bytes",
+                db.store.backend(),
+                sizes.len()
+            );
+            read += sizes.len();
+            pages.push(sizes.len());
+            after = page.last;
+        }
+        assert_eq!(
+            read,
+            44,
+            "{:?}: every row once, in pages {pages:?}",
+            db.store.backend()
+        );
+        drop(end);
+        let there = other(&db).await;
+        ok(&porter_copy(&db.url, &there.url, &[]));
+        assert_eq!(all_jobs(&there.store).await.len(), 44);
+    }
+}

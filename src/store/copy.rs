@@ -148,7 +148,8 @@ pub trait CopyEnd: Send {
     /// job this database does not have; tables without such rows are left out.
     async fn rows_naming_missing_jobs(&mut self) -> Result<Vec<(String, u64)>>;
     /// Up to `limit` rows whose key comes after `after` (from the first when `None`), in key
-    /// order; `after` is the [`Page::last`] of this end's previous page.
+    /// order, and no more than [`BATCH_BYTES`] of them but the row that reaches it; `after` is
+    /// the [`Page::last`] of this end's previous page.
     async fn read(
         &mut self,
         table: &CopyTable,
@@ -466,8 +467,9 @@ pub enum CopyProgress<'a> {
 }
 
 /// Bytes of rows one statement carries at most, about: a batch of large rows (args and
-/// errors may be a MiB each) gets fewer rows.
-const BATCH_BYTES: usize = 8 << 20;
+/// errors may be a MiB each) gets fewer rows. A [`CopyEnd::read`] stops at the row that
+/// reaches it.
+pub const BATCH_BYTES: usize = 8 << 20;
 
 /// Sizes the next batch from the rows seen so far.
 struct Pacer {

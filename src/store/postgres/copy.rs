@@ -12,7 +12,7 @@ use super::connect;
 use crate::error::{Error, Result};
 use crate::store::copy::{
     canonical, in_column, insert_only, keep_greater, key_error, row_error, ColumnKind, CopyEnd,
-    CopyTable, Page, Row,
+    CopyTable, Page, Row, BATCH_BYTES,
 };
 use crate::store::redact_url;
 
@@ -189,8 +189,13 @@ impl CopyEnd for PgEnd {
             ),
             None => String::new(),
         };
+        // Cut at about BATCH_BYTES of rows (as their JSON text): the rows up to the one that
+        // reaches it, however many `limit` allows.
         let sql = format!(
-            "SELECT row_to_json(r)::text FROM (SELECT {} FROM {} {filter} ORDER BY {key} LIMIT {limit}) r",
+            "SELECT t FROM (SELECT t, n, sum(octet_length(t)) OVER (ORDER BY n) - octet_length(t) AS before \
+             FROM (SELECT row_to_json(r)::text AS t, row_number() OVER (ORDER BY {key}) AS n \
+             FROM (SELECT {} FROM {} {filter} ORDER BY {key} LIMIT {limit}) r) numbered) sized \
+             WHERE before < {BATCH_BYTES} ORDER BY n",
             select_list(table),
             ident(&table.name)
         );

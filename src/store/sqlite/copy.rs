@@ -13,7 +13,7 @@ use super::parse_url;
 use crate::error::{Error, Result};
 use crate::store::copy::{
     canonical, in_column, insert_only, keep_greater, key_error, row_error, shortened, ColumnKind,
-    CopyColumn, CopyEnd, CopyTable, Page, Row,
+    CopyColumn, CopyEnd, CopyTable, Page, Row, BATCH_BYTES,
 };
 
 /// The file a `sqlite:` URL names, to refuse copying from one that is not there (opening it
@@ -245,6 +245,15 @@ fn to_sql(kind: ColumnKind, value: &Value) -> SqlValue {
     }
 }
 
+/// About what a stored value takes as JSON text, for the size of a page.
+fn stored_size(value: &SqlValue) -> usize {
+    match value {
+        SqlValue::Text(text) => text.len() + 2,
+        SqlValue::Blob(bytes) => bytes.len() + 2,
+        _ => 8,
+    }
+}
+
 /// The last id a table's AUTOINCREMENT counter handed out (none for a table without one, or
 /// one that never had a row).
 fn id_counter(c: &Connection, table: &str) -> rusqlite::Result<Option<i64>> {
@@ -337,11 +346,21 @@ impl CopyEnd for SqliteEnd {
             .map(stored_key_to_sql)
             .collect();
         let t = table.clone();
+        // Cut at about BATCH_BYTES of rows: the rows up to the one that reaches it, however
+        // many `limit` allows (the rest are not read).
         let rows = self
             .with(move |c| {
-                Ok(c.prepare(&sql)?
-                    .query_map(rusqlite::params_from_iter(params), |r| read_row(&t, r))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?)
+                let mut stmt = c.prepare(&sql)?;
+                let mut read =
+                    stmt.query_map(rusqlite::params_from_iter(params), |r| read_row(&t, r))?;
+                let (mut rows, mut bytes) = (Vec::new(), 0);
+                while bytes < BATCH_BYTES {
+                    let Some(row) = read.next() else { break };
+                    let row = row?;
+                    bytes += row.0.iter().map(stored_size).sum::<usize>();
+                    rows.push(row);
+                }
+                Ok(rows)
             })
             .await?;
         let last = rows.last().map(|(r, _)| {
