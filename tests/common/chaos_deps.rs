@@ -165,9 +165,13 @@ backend_case! {
         let deleted = ids.len() - left.iter().filter(|r| ids.contains(&r.id)).count();
 
         let mut all: Vec<Execution> = Vec::new();
+        // (job, attempt) of the executions on processes a kill ended.
+        let mut on_killed: BTreeSet<(i64, i64)> = BTreeSet::new();
         for (p, killed_at) in &retired {
             p.assert_clean_log();
-            all.extend(executions_of(QUEUE, &p.output(), Some(*killed_at)));
+            let executions = executions_of(QUEUE, &p.output(), Some(*killed_at));
+            on_killed.extend(executions.iter().map(|e| (e.job_id, e.attempt)));
+            all.extend(executions);
         }
         // Executions on processes never killed: a job runs again only after a run a kill cut
         // short or left unrecorded, so it has at most one of these, and it is its last.
@@ -237,6 +241,29 @@ backend_case! {
         assert!(
             rerun_without_a_kill.is_empty(),
             "(job, attempts on processes never killed) run again without a kill: {rerun_without_a_kill:?}"
+        );
+        // No attempt ran twice (two processes holding one claim), and a job ran to its end
+        // more than once only where a kill ended the process of each earlier such run before
+        // its completion was written.
+        let mut attempts: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+        for e in &all {
+            *attempts.entry((e.job_id, e.attempt)).or_default() += 1;
+        }
+        let attempt_twice: Vec<&(i64, i64)> = attempts.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k).collect();
+        assert!(attempt_twice.is_empty(), "(job, attempt) executed twice: {attempt_twice:?}");
+        let ended_twice_without_a_kill: Vec<i64> = runs
+            .iter()
+            .filter(|(id, r)| {
+                let mut full: Vec<i64> = r.iter().filter(|e| !e.cut_short).map(|e| e.attempt).collect();
+                full.sort();
+                full.pop();
+                full.iter().any(|a| !on_killed.contains(&(**id, *a)))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        assert!(
+            ended_twice_without_a_kill.is_empty(),
+            "jobs run to their end twice where no kill took the earlier run's process: {ended_twice_without_a_kill:?}"
         );
         assert!(w.deleted_while_waiting.is_empty(), "(child, parent) deleted while the child waited: {:?}", w.deleted_while_waiting);
         assert!(rescued >= 1, "a kill cut a parent short and it ran again (else the soak proves nothing): {cut} cut short");
