@@ -38,7 +38,11 @@ async fn drain(s: &Store) {
         for job in &got {
             for p in s.job_deps(job.id).await.unwrap().parents {
                 let ended = p.state == JobState::Completed || (p.after_any && p.state.is_final());
-                assert!(ended, "job {} claimed while its parent {} is {}", job.id, p.id, p.state);
+                assert!(
+                    ended,
+                    "job {} claimed while its parent {} is {}",
+                    job.id, p.id, p.state
+                );
             }
         }
         let fences = got.iter().map(|j| j.fence()).collect();
