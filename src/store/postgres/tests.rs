@@ -3569,11 +3569,12 @@ async fn a_child_retried_while_its_parent_completes_counts_that_end() {
     ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
 )]
 async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it_waited() {
-    // Review of 6 Dec: the rescue of lost workers lists their running jobs from its snapshot,
-    // then waits for the sequence locks of those it may rescue. A job of the lost worker (a
-    // stalled one, not dead) that failed meanwhile and was claimed again by a live worker was
-    // still `running` when the rescue locked it, and was put back: its new run went on
-    // beside a third, fenced off, with a "worker lost" entry it never earned.
+    // Reviews of 6 Dec: the rescue of lost workers lists their running jobs from its
+    // snapshot, then waits for the sequence locks of those it may rescue. A job of the lost
+    // worker (a stalled one, not dead) that failed meanwhile and was claimed again, by a live
+    // worker or by the stalled one back (its heartbeat written first), was still `running`
+    // when the rescue locked it, and was put back: its new run went on beside a third, fenced
+    // off, with a "worker lost" entry it never earned.
     let url = fresh_url().await;
     let store = Arc::new(PgStore::open(&url).await.unwrap());
     store
@@ -3581,6 +3582,19 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
             id: "w2".into(),
             host: "box".into(),
             pid: 2,
+            lease: Duration::from_secs(60),
+            stuck_after: Vec::new(),
+            queues: vec!["default".into()],
+            kinds: vec!["noop".into()],
+        })
+        .await
+        .unwrap();
+    // "w3" registered; once it claimed, silent past its lease: lost, until it heartbeats again.
+    store
+        .worker_register(WorkerRegisterParams {
+            id: "w3".into(),
+            host: "box".into(),
+            pid: 3,
             lease: Duration::from_secs(60),
             stuck_after: Vec::new(),
             queues: vec!["default".into()],
@@ -3596,18 +3610,19 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
         .job_insert_many(vec![
             job("noop", InsertOpts::default()),
             job("noop", sequenced),
+            job("noop", InsertOpts::default()),
         ])
         .await
         .unwrap();
-    let claim = |worker: &str| JobClaimParams {
+    let claim = |worker: &str, limit: u32| JobClaimParams {
         queue: "default".into(),
         kinds: vec!["noop".into()],
-        limit: 2,
+        limit,
         worker_id: worker.into(),
     };
     // "w1" never registered (or its row is gone): lost.
     let ran = store
-        .job_claim(claim("w1"), ClaimAhead::default())
+        .job_claim(claim("w1", 2), ClaimAhead::default())
         .await
         .unwrap()
         .jobs;
@@ -3617,6 +3632,18 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
         .find(|j| j.sequence_key.is_none())
         .unwrap()
         .clone();
+    let stalled = store
+        .job_claim(claim("w3", 1), ClaimAhead::default())
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    sqlx::query(
+        "UPDATE porter_workers SET heartbeat_at = heartbeat_at - interval '1 hour' WHERE id = 'w3'",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
     // Someone holds the sequence's lock (an open transaction that enqueued into it).
     let mut holder = PgConnection::connect(&url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
@@ -3673,13 +3700,42 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
         .expect("the fence holds");
     assert_eq!(failed.state, JobState::Retryable);
     let again = store
-        .job_claim(claim("w2"), ClaimAhead::default())
+        .job_claim(claim("w2", 1), ClaimAhead::default())
         .await
         .unwrap()
         .jobs;
     assert_eq!(
         again.iter().map(|j| (j.id, j.attempt)).collect::<Vec<_>>(),
         vec![(plain.id, 2)]
+    );
+    // The stalled worker is back: it heartbeats, its job fails, and it claims it again.
+    store
+        .worker_heartbeat(WorkerHeartbeatParams {
+            id: "w3".into(),
+            host: "box".into(),
+            pid: 3,
+        })
+        .await
+        .unwrap();
+    store
+        .job_fail(JobFailParams {
+            fence: stalled.fence(),
+            error: "boom".into(),
+            trace: None,
+            retry_in: Duration::ZERO,
+            discard: false,
+        })
+        .await
+        .unwrap()
+        .expect("the fence holds");
+    let back = store
+        .job_claim(claim("w3", 1), ClaimAhead::default())
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(
+        back.iter().map(|j| (j.id, j.attempt)).collect::<Vec<_>>(),
+        vec![(stalled.id, 2)]
     );
     sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
     let rescued = rescue.await.unwrap().unwrap();
@@ -3698,6 +3754,13 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
     assert!(
         row.errors.iter().all(|e| e.error != "worker lost"),
         "{:?}",
+        row.errors
+    );
+    let row = store.job_get(stalled.id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.attempt, row.attempted_by.as_deref()),
+        (JobState::Running, 2, Some("w3")),
+        "w3's new run goes on: {:?}",
         row.errors
     );
 }

@@ -52,10 +52,10 @@ lost AS MATERIALIZED (
             AND w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $1::float8) * interval '1 second')
 ),
 judged AS MATERIALIZED (
-    SELECT id, sequence_key FROM porter_jobs
+    SELECT id, sequence_key, attempt, attempted_at, attempted_by FROM porter_jobs
     WHERE state = 'running' AND attempted_by = ANY(ARRAY(SELECT id FROM lost))
     UNION ALL
-    SELECT id, sequence_key FROM porter_jobs
+    SELECT id, sequence_key, attempt, attempted_at, attempted_by FROM porter_jobs
     WHERE state = 'running' AND attempted_by IS NULL AND (SELECT ok FROM judging)
 ),
 locked AS MATERIALIZED (
@@ -80,14 +80,18 @@ UPDATE porter_jobs SET
     errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', 'worker lost'))
 -- The judged jobs by primary key: `state COLLATE "C"` (the same test) so that the planner
 -- cannot walk porter_jobs_running instead, filtering for the ids (see job_complete.sql).
--- Their worker is asked again: a row that changed after the snapshot (while this waited for
--- the sequence locks, say) is judged by its newest version, and a job of the lost worker
--- that ended meanwhile and was claimed again by a live one runs there (review of 6 Dec).
+-- Only the run judged: the lock's recheck of a row that changed after the snapshot (while
+-- this waited for the sequence locks, say) reads its newest version, and a job of the lost
+-- worker that ended meanwhile and was claimed again, by a live worker or by the lost one
+-- back from a stall (its heartbeat newer than this snapshot), is another run (reviews of
+-- 6 Dec). A claim writes a new attempt and start.
 WHERE id IN (
     SELECT id FROM porter_jobs
     WHERE id = ANY(ARRAY(SELECT id FROM judged)) AND state COLLATE "C" = 'running'
-      AND (attempted_by = ANY(ARRAY(SELECT id FROM lost))
-           OR (attempted_by IS NULL AND (SELECT ok FROM judging)))
+      AND EXISTS (SELECT 1 FROM judged j
+                  WHERE j.id = porter_jobs.id AND j.attempt = porter_jobs.attempt
+                    AND j.attempted_at IS NOT DISTINCT FROM porter_jobs.attempted_at
+                    AND j.attempted_by IS NOT DISTINCT FROM porter_jobs.attempted_by)
       AND (SELECT n FROM locked) IS NOT NULL
     LIMIT $2
     FOR UPDATE SKIP LOCKED
