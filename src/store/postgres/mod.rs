@@ -2289,13 +2289,14 @@ impl Driver for PgStore {
         // another parent's completion was freeing, uncommitted, still looked pending to the
         // first and had become available for the next, and the retry let it run while the
         // retried parent ran again.
-        sqlx::query(sql!("job_retry_many_lock"))
+        let (_, judged, _): (i64, Vec<i64>, Vec<i64>) = sqlx::query_as(sql!("job_retry_many_lock"))
             .bind(vec![id])
             .bind(true)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
         let row = sqlx::query(sql!("job_retry"))
             .bind(id)
+            .bind(judged.contains(&id))
             .try_map(job_from_row)
             .fetch_optional(&mut *tx)
             .await?;
@@ -2633,15 +2634,18 @@ impl Driver for PgStore {
         // retry's trigger, so the two can still deadlock, and the retry is written again then.
         again_if_deadlocked("a bulk retry", || async {
             let mut tx = self.begin().await?;
-            sqlx::query(sql!("job_retry_many_lock"))
-                .bind(&ids)
-                .bind(false)
-                .execute(&mut *tx)
-                .await?;
+            let (_, judged, parents): (i64, Vec<i64>, Vec<i64>) =
+                sqlx::query_as(sql!("job_retry_many_lock"))
+                    .bind(&ids)
+                    .bind(false)
+                    .fetch_one(&mut *tx)
+                    .await?;
             let rows: Vec<(i64, String, String, Option<String>)> =
                 sqlx::query_as(sql!("job_retry_many"))
                     .bind(&ids)
                     .bind(&states)
+                    .bind(&judged)
+                    .bind(&parents)
                     .fetch_all(&mut *tx)
                     .await?;
             let changes = job_changes(rows)?;

@@ -262,6 +262,7 @@ async fn retention_never_deletes_a_job_retried_while_it_runs() {
         .unwrap();
     let retried = sqlx::query(sql!("job_retry"))
         .bind(id)
+        .bind(true)
         .execute(&mut *retry)
         .await
         .unwrap();
@@ -3533,6 +3534,7 @@ async fn a_child_retried_while_its_parent_completes_counts_that_end() {
         .unwrap();
     let retried = sqlx::query(sql!("job_retry"))
         .bind(child.id)
+        .bind(true)
         .try_map(job_from_row)
         .fetch_one(&mut *tx)
         .await
@@ -3763,4 +3765,205 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
         "w3's new run goes on: {:?}",
         row.errors
     );
+}
+
+/// Holds a lock in a transaction of its own (`sql`, one bound id or key); answers it and its
+/// server process.
+async fn hold(url: &str, sql: &str, bound: impl ToString) -> (PgConnection, i32) {
+    let mut holder = PgConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query(sql)
+        .bind(bound.to_string())
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    (holder, pid)
+}
+
+/// Returns once a statement waits for a lock `holder` holds.
+async fn blocked_by(store: &PgStore, holder: i32) {
+    let blocked = async {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+            )
+            .bind(holder)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            if waiting > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), blocked)
+        .await
+        .expect("a statement waits for the held lock");
+}
+
+/// Claims the one available job of `kind` as worker "w".
+async fn claim_kind(store: &PgStore, kind: &str) -> JobRow {
+    let mut got = store
+        .job_claim(
+            JobClaimParams {
+                queue: "default".into(),
+                kinds: vec![kind.into()],
+                limit: 1,
+                worker_id: "w".into(),
+            },
+            ClaimAhead::default(),
+        )
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(got.len(), 1, "one {kind} to claim");
+    got.remove(0)
+}
+
+/// Inserts one job of `kind`.
+async fn insert_one(store: &PgStore, kind: &str, opts: InsertOpts) -> JobRow {
+    store
+        .job_insert_many(vec![job(kind, opts)])
+        .await
+        .unwrap()
+        .remove(0)
+        .job
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_bulk_retry_leaves_a_child_whose_parent_ended_after_it_looked() {
+    // Review of 6 Dec: a bulk retry locks the listed jobs' ended parents in one statement,
+    // then retries in the next. A parent that ran at the first and completed before the second
+    // was not locked, yet its child was retried for it: a retry of that parent meanwhile saw
+    // the child still cancelled, left it alone, and the child ran beside the parent's new run.
+    // The child is now left alone until a bulk retry sees its parent ended under its lock.
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let parent = insert_one(&store, "p", InsertOpts::default()).await;
+    let after = InsertOpts {
+        depends_on: vec![parent.id],
+        ..Default::default()
+    };
+    let child = insert_one(&store, "x", after).await;
+    let ran = claim_kind(&store, "p").await;
+    store
+        .job_fail(JobFailParams {
+            fence: ran.fence(),
+            error: "boom".into(),
+            trace: None,
+            retry_in: Duration::ZERO,
+            discard: true,
+        })
+        .await
+        .unwrap();
+    let state = |id: i64| {
+        let store = store.clone();
+        async move { store.job_get(id).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state(child.id).await, JobState::Cancelled);
+    store.job_retry(parent.id).await.unwrap().expect("retried");
+    let again = claim_kind(&store, "p").await;
+    // The bulk retry's lock statement waits for the child's row, its snapshot taken while the
+    // parent runs; the parent completes meanwhile.
+    let row_lock = "SELECT 1 FROM porter_jobs WHERE id = $1::bigint FOR UPDATE";
+    let (mut holder, pid) = hold(&url, row_lock, child.id).await;
+    let bulk = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_retry_many(vec![child.id], Vec::new()).await })
+    };
+    blocked_by(&store, pid).await;
+    let done = store.job_complete_many(vec![again.fence()]).await.unwrap();
+    assert_eq!(done.len(), 1);
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    let changed = bulk.await.unwrap().unwrap();
+    assert!(changed.is_empty(), "the child is left alone: {changed:?}");
+    assert_eq!(state(child.id).await, JobState::Cancelled);
+    // Asked again, the retry sees the parent completed under its lock.
+    let changed = store
+        .job_retry_many(vec![child.id], Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        changed.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![child.id]
+    );
+    assert_eq!(state(child.id).await, JobState::Available);
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_retry_of_a_job_that_ended_after_it_looked_is_refused() {
+    // Review of 6 Dec: the retry of a job locks its children in one statement, if the job had
+    // ended, then retries it in the next. A job that ran at the first and completed before the
+    // second was retried with no child locked: a child another parent's completion was freeing
+    // then, uncommitted, was missed by the retry's trigger, and ran before the retried job's
+    // new run ended. Such a retry is now refused, as if it came before the job's end.
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    // z, of sequence "s", is x's parent: the retry's lock statement takes its sequence lock
+    // (it locks every parent of the job it retries).
+    let in_s = InsertOpts {
+        sequence_key: Some("s".into()),
+        ..Default::default()
+    };
+    let z = insert_one(&store, "z", in_s).await;
+    let after_z = InsertOpts {
+        depends_on: vec![z.id],
+        ..Default::default()
+    };
+    let x = insert_one(&store, "x", after_z).await;
+    let q = insert_one(&store, "q", InsertOpts::default()).await;
+    let after_both = InsertOpts {
+        depends_on: vec![x.id, q.id],
+        ..Default::default()
+    };
+    let child = insert_one(&store, "c", after_both).await;
+    let rz = claim_kind(&store, "z").await;
+    store.job_complete_many(vec![rz.fence()]).await.unwrap();
+    let rx = claim_kind(&store, "x").await;
+    let rq = claim_kind(&store, "q").await;
+    let sequence_lock = "SELECT pg_advisory_xact_lock(1886350450, hashtext($1))";
+    let (mut holder, pid) = hold(&url, sequence_lock, "s").await;
+    let retry = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_retry(x.id).await })
+    };
+    blocked_by(&store, pid).await;
+    let done = store.job_complete_many(vec![rx.fence()]).await.unwrap();
+    assert_eq!(done.len(), 1);
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    let retried = retry.await.unwrap().unwrap();
+    assert!(
+        retried.is_none(),
+        "refused: x ran when the retry looked: {retried:?}"
+    );
+    let x_now = store.job_get(x.id).await.unwrap().unwrap();
+    assert_eq!(x_now.state, JobState::Completed);
+    let waits = || async {
+        let c = store.job_get(child.id).await.unwrap().unwrap();
+        let n: i32 = sqlx::query_scalar("SELECT waiting_for FROM porter_jobs WHERE id = $1")
+            .bind(child.id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        (c.state, n)
+    };
+    assert_eq!(waits().await, (JobState::Pending, 1), "c waits for q alone");
+    // Retried again, x is waited for again by c.
+    store.job_retry(x.id).await.unwrap().expect("retried");
+    assert_eq!(waits().await, (JobState::Pending, 2));
+    store.job_complete_many(vec![rq.fence()]).await.unwrap();
+    assert_eq!(waits().await, (JobState::Pending, 1), "x runs again first");
 }

@@ -34,5 +34,6 @@ UPDATE porter_jobs SET
     finalized_at = NULL,
     -- (LEAST: an attempt count a plain INSERT put at the top of `integer` would overflow.)
     max_attempts = GREATEST(max_attempts, LEAST(attempt, 2147483646) + 1)
-WHERE id = $1 AND state NOT IN ('running','pending')
+-- $2: whether job_retry_many_lock.sql judged it stopped (it locked its children then).
+WHERE id = $1 AND state NOT IN ('running','pending') AND $2::boolean
 RETURNING *

@@ -13,6 +13,8 @@ UPDATE porter_jobs j SET
     -- (least: an attempt count a plain INSERT put at the top of `integer` would overflow.)
     max_attempts = greatest(j.max_attempts, least(j.attempt, 2147483646) + 1)
 WHERE j.id = ANY($1::bigint[]) AND j.state NOT IN ('running', 'available', 'pending')
+  -- $3: the listed jobs job_retry_many_lock.sql judged stopped (it locked their children).
+  AND j.id = ANY($3::bigint[])
   -- $2: the bulk's filter of states (empty for any), judged again on the row this updates.
   AND (cardinality($2::text[]) = 0 OR j.state = ANY($2::text[]))
   -- A child is left alone unless each of its parents has ended as it needs (completed, or
@@ -21,10 +23,13 @@ WHERE j.id = ANY($1::bigint[]) AND j.state NOT IN ('running', 'available', 'pend
   -- (a bulk retry goes oldest first, so a listed parent is retried in this batch or an
   -- earlier one: its child then finds it unended). Retried alone, job_retry.sql has it wait
   -- for them.
+  -- A parent counts as ended only if job_retry_many_lock.sql locked it so ($4): one that
+  -- ended after its snapshot is not held, and a retry of it could miss this child.
   AND NOT EXISTS (
         SELECT 1 FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
         WHERE d.child_id = j.id
           AND (NOT (p.state = 'completed' OR (d.after_any AND p.state IN ('cancelled', 'discarded')))
+               OR p.id <> ALL($4::bigint[])
                OR p.id = ANY($1::bigint[])))
   -- A job of a sequence whose other jobs are not all finished would run beside them: it is
   -- left alone (retried alone, job_retry.sql queues it behind them under the sequence's lock).

@@ -25,7 +25,16 @@
 -- Dec).
 -- The children and parents are found by their edges and every row by its id, never by a
 -- scan: an OR of `id = ANY(...)` and `id IN (...)` alone read the whole table.
-WITH parents AS MATERIALIZED (
+-- It answers what it judged from its snapshot, which the retry that follows acts on alone
+-- (job_retry.sql, job_retry_many.sql; reviews of 6 Dec): the listed jobs it found stopped
+-- (`judged`), and the parents it locked (every one for $2 true; for a bulk, those that had
+-- ended). The retry's own snapshot is later: a listed job that ended after this one's, while
+-- it waited for a lock, had no children locked here, and a parent that ended then was not
+-- locked here; acting on those, a retry let a child run before or beside its parent's new run.
+WITH judged AS MATERIALIZED (
+    SELECT id FROM porter_jobs WHERE id = ANY($1::bigint[]) AND state NOT IN ('running', 'pending')
+),
+parents AS MATERIALIZED (
     SELECT DISTINCT d.parent_id AS id FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
     WHERE d.child_id = ANY($1::bigint[])
       AND ($2::boolean OR p.state IN ('completed', 'cancelled', 'discarded'))
@@ -42,11 +51,13 @@ kids AS MATERIALIZED (
     WHERE p.id = ANY($1::bigint[]) AND p.has_dependents
       AND p.state IN ('completed', 'cancelled', 'discarded')
 )
-SELECT count(*) FROM (
+SELECT (SELECT count(*) FROM (
     SELECT id FROM porter_jobs
     WHERE id IN (SELECT unnest($1::bigint[]) UNION SELECT id FROM kids UNION SELECT id FROM parents)
       AND (SELECT n FROM locked) IS NOT NULL
       AND ((id = ANY($1::bigint[]) AND state NOT IN ('running', 'available', 'pending'))
            OR (state IN ('pending', 'available', 'scheduled') AND id IN (SELECT id FROM kids))
            OR id IN (SELECT id FROM parents))
-    ORDER BY id FOR UPDATE) r
+    ORDER BY id FOR UPDATE) r) AS locked,
+    ARRAY(SELECT id FROM judged) AS judged,
+    ARRAY(SELECT id FROM parents) AS parents
