@@ -3579,31 +3579,9 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
     // off, with a "worker lost" entry it never earned.
     let url = fresh_url().await;
     let store = Arc::new(PgStore::open(&url).await.unwrap());
-    store
-        .worker_register(WorkerRegisterParams {
-            id: "w2".into(),
-            host: "box".into(),
-            pid: 2,
-            lease: Duration::from_secs(60),
-            stuck_after: Vec::new(),
-            queues: vec!["default".into()],
-            kinds: vec!["noop".into()],
-        })
-        .await
-        .unwrap();
+    register_noop_worker(&store, "w2").await;
     // "w3" registered; once it claimed, silent past its lease: lost, until it heartbeats again.
-    store
-        .worker_register(WorkerRegisterParams {
-            id: "w3".into(),
-            host: "box".into(),
-            pid: 3,
-            lease: Duration::from_secs(60),
-            stuck_after: Vec::new(),
-            queues: vec!["default".into()],
-            kinds: vec!["noop".into()],
-        })
-        .await
-        .unwrap();
+    register_noop_worker(&store, "w3").await;
     let sequenced = InsertOpts {
         sequence_key: Some("s".into()),
         ..Default::default()
@@ -3647,16 +3625,8 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
     .await
     .unwrap();
     // Someone holds the sequence's lock (an open transaction that enqueued into it).
-    let mut holder = PgConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-    sqlx::query("SELECT pg_advisory_xact_lock(1886350450, hashtext('s'))")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut holder)
-        .await
-        .unwrap();
+    let sequence_lock = "SELECT pg_advisory_xact_lock(1886350450, hashtext($1))";
+    let (mut holder, holder_pid) = hold(&url, sequence_lock, "s").await;
     let rescue = {
         let store = store.clone();
         tokio::spawn(async move {
@@ -3670,24 +3640,7 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
                 .await
         })
     };
-    let blocked = async {
-        loop {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-            )
-            .bind(holder_pid)
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-            if waiting > 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), blocked)
-        .await
-        .expect("the rescue waits for the sequence's lock");
+    blocked_by(&store, holder_pid).await;
     // The stalled worker wakes: its plain job fails, and the live worker claims it again.
     let failed = store
         .job_fail(JobFailParams {
@@ -3715,7 +3668,7 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
         .worker_heartbeat(WorkerHeartbeatParams {
             id: "w3".into(),
             host: "box".into(),
-            pid: 3,
+            pid: 1,
         })
         .await
         .unwrap();
@@ -3966,4 +3919,20 @@ async fn a_retry_of_a_job_that_ended_after_it_looked_is_refused() {
     assert_eq!(waits().await, (JobState::Pending, 2));
     store.job_complete_many(vec![rq.fence()]).await.unwrap();
     assert_eq!(waits().await, (JobState::Pending, 1), "x runs again first");
+}
+
+/// Registers worker `id` for `noop` jobs of `default`, with a lease of a minute.
+async fn register_noop_worker(store: &PgStore, id: &str) {
+    store
+        .worker_register(WorkerRegisterParams {
+            id: id.into(),
+            host: "box".into(),
+            pid: 1,
+            lease: Duration::from_secs(60),
+            stuck_after: Vec::new(),
+            queues: vec!["default".into()],
+            kinds: vec!["noop".into()],
+        })
+        .await
+        .unwrap();
 }
