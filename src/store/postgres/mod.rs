@@ -2289,14 +2289,16 @@ impl Driver for PgStore {
         // another parent's completion was freeing, uncommitted, still looked pending to the
         // first and had become available for the next, and the retry let it run while the
         // retried parent ran again.
-        let (_, judged, _): (i64, Vec<i64>, Vec<i64>) = sqlx::query_as(sql!("job_retry_many_lock"))
-            .bind(vec![id])
-            .bind(true)
-            .fetch_one(&mut *tx)
-            .await?;
+        let (_, judged, ended, _): (i64, Vec<i64>, Vec<i64>, Vec<i64>) =
+            sqlx::query_as(sql!("job_retry_many_lock"))
+                .bind(vec![id])
+                .bind(true)
+                .fetch_one(&mut *tx)
+                .await?;
         let row = sqlx::query(sql!("job_retry"))
             .bind(id)
             .bind(judged.contains(&id))
+            .bind(ended.contains(&id))
             .try_map(job_from_row)
             .fetch_optional(&mut *tx)
             .await?;
@@ -2634,7 +2636,7 @@ impl Driver for PgStore {
         // retry's trigger, so the two can still deadlock, and the retry is written again then.
         again_if_deadlocked("a bulk retry", || async {
             let mut tx = self.begin().await?;
-            let (_, judged, parents): (i64, Vec<i64>, Vec<i64>) =
+            let (_, judged, ended, parents): (i64, Vec<i64>, Vec<i64>, Vec<i64>) =
                 sqlx::query_as(sql!("job_retry_many_lock"))
                     .bind(&ids)
                     .bind(false)
@@ -2646,6 +2648,7 @@ impl Driver for PgStore {
                     .bind(&states)
                     .bind(&judged)
                     .bind(&parents)
+                    .bind(&ended)
                     .fetch_all(&mut *tx)
                     .await?;
             let changes = job_changes(rows)?;

@@ -263,6 +263,7 @@ async fn retention_never_deletes_a_job_retried_while_it_runs() {
     let retried = sqlx::query(sql!("job_retry"))
         .bind(id)
         .bind(true)
+        .bind(true)
         .execute(&mut *retry)
         .await
         .unwrap();
@@ -3535,6 +3536,7 @@ async fn a_child_retried_while_its_parent_completes_counts_that_end() {
     let retried = sqlx::query(sql!("job_retry"))
         .bind(child.id)
         .bind(true)
+        .bind(true)
         .try_map(job_from_row)
         .fetch_one(&mut *tx)
         .await
@@ -3935,4 +3937,101 @@ async fn register_noop_worker(store: &PgStore, id: &str) {
         })
         .await
         .unwrap();
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_retry_leaves_a_job_claimed_and_ended_after_it_looked() {
+    // Review of 6 Dec, after 76b63bc: a retry judged a retryable (or available, or scheduled)
+    // job fit to retry, and locked no child of it, as it had not ended. Claimed and completed
+    // while the retry waited for a lock, it was retried all the same, with its children not
+    // held: a child another parent's completion was freeing then was missed by the trigger,
+    // and ran before the job's new run. Such a job is now left as it ended.
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let done = insert_one(&store, "l", InsertOpts::default()).await;
+    let rl = claim_kind(&store, "l").await;
+    store.job_complete_many(vec![rl.fence()]).await.unwrap();
+    // The job's parent, completed: the retry's lock statement takes it.
+    let after_done = InsertOpts {
+        depends_on: vec![done.id],
+        ..Default::default()
+    };
+    let failing = insert_one(&store, "j", after_done).await;
+    let rj = claim_kind(&store, "j").await;
+    store
+        .job_fail(JobFailParams {
+            fence: rj.fence(),
+            error: "boom".into(),
+            trace: None,
+            retry_in: Duration::ZERO,
+            discard: false,
+        })
+        .await
+        .unwrap();
+    for single in [false, true] {
+        // The retry's lock statement waits for the parent's row, its snapshot taken while the
+        // job is retryable; the job is claimed and completes meanwhile.
+        let row_lock = "SELECT 1 FROM porter_jobs WHERE id = $1::bigint FOR UPDATE";
+        let (mut holder, pid) = hold(&url, row_lock, done.id).await;
+        let retry = {
+            let store = store.clone();
+            let id = failing.id;
+            tokio::spawn(async move {
+                match single {
+                    false => store.job_retry_many(vec![id], Vec::new()).await.unwrap(),
+                    true => {
+                        let row = store.job_retry(id).await.unwrap();
+                        row.map(|r| {
+                            vec![JobChange {
+                                id: r.id,
+                                queue: r.queue,
+                                state: r.state,
+                                attempted_by: None,
+                            }]
+                        })
+                        .unwrap_or_default()
+                    }
+                }
+            })
+        };
+        blocked_by(&store, pid).await;
+        let again = claim_kind(&store, "j").await;
+        assert_eq!(
+            store
+                .job_complete_many(vec![again.fence()])
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+        let changed: Vec<i64> = retry.await.unwrap().iter().map(|c| c.id).collect();
+        let left = store.job_get(failing.id).await.unwrap().unwrap();
+        assert_eq!(
+            left.state,
+            JobState::Completed,
+            "single: {single}: {changed:?}"
+        );
+        assert!(
+            !changed.contains(&failing.id),
+            "single: {single}: {changed:?}"
+        );
+        // Put back as it was for the next round: retryable.
+        store.job_retry(failing.id).await.unwrap().expect("retried");
+        let rj = claim_kind(&store, "j").await;
+        store
+            .job_fail(JobFailParams {
+                fence: rj.fence(),
+                error: "boom".into(),
+                trace: None,
+                retry_in: Duration::ZERO,
+                discard: false,
+            })
+            .await
+            .unwrap();
+    }
 }

@@ -34,6 +34,8 @@ UPDATE porter_jobs SET
     finalized_at = NULL,
     -- (LEAST: an attempt count a plain INSERT put at the top of `integer` would overflow.)
     max_attempts = GREATEST(max_attempts, LEAST(attempt, 2147483646) + 1)
--- $2: whether job_retry_many_lock.sql judged it stopped (it locked its children then).
+-- $2: whether job_retry_many_lock.sql judged it stopped; $3: whether it had ended then (its
+-- children locked). A job that ended since is not written: its children are not held.
 WHERE id = $1 AND state NOT IN ('running','pending') AND $2::boolean
+  AND ($3::boolean OR state NOT IN ('completed','cancelled','discarded'))
 RETURNING *

@@ -13,8 +13,10 @@ UPDATE porter_jobs j SET
     -- (least: an attempt count a plain INSERT put at the top of `integer` would overflow.)
     max_attempts = greatest(j.max_attempts, least(j.attempt, 2147483646) + 1)
 WHERE j.id = ANY($1::bigint[]) AND j.state NOT IN ('running', 'available', 'pending')
-  -- $3: the listed jobs job_retry_many_lock.sql judged stopped (it locked their children).
+  -- $3: the listed jobs job_retry_many_lock.sql judged stopped; $5: those of them that had
+  -- ended (their children locked). A job that ended since is left: its children are not held.
   AND j.id = ANY($3::bigint[])
+  AND (j.id = ANY($5::bigint[]) OR j.state NOT IN ('completed', 'cancelled', 'discarded'))
   -- $2: the bulk's filter of states (empty for any), judged again on the row this updates.
   AND (cardinality($2::text[]) = 0 OR j.state = ANY($2::text[]))
   -- A child is left alone unless each of its parents has ended as it needs (completed, or

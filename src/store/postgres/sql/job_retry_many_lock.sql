@@ -27,12 +27,15 @@
 -- scan: an OR of `id = ANY(...)` and `id IN (...)` alone read the whole table.
 -- It answers what it judged from its snapshot, which the retry that follows acts on alone
 -- (job_retry.sql, job_retry_many.sql; reviews of 6 Dec): the listed jobs it found stopped
--- (`judged`), and the parents it locked (every one for $2 true; for a bulk, those that had
--- ended). The retry's own snapshot is later: a listed job that ended after this one's, while
--- it waited for a lock, had no children locked here, and a parent that ended then was not
--- locked here; acting on those, a retry let a child run before or beside its parent's new run.
+-- (`judged`), of those the ones that had ended (`ended`, whose children it locked), and the
+-- parents it locked (every one for $2 true; for a bulk, those that had ended). The retry's
+-- own snapshot is later: a listed job that ended after this one's, while it waited for a
+-- lock (from running, or from available, scheduled or retryable through a claim), had no
+-- children locked here, and a parent that ended then was not locked here; acting on those, a
+-- retry let a child run before or beside its parent's new run.
 WITH judged AS MATERIALIZED (
-    SELECT id FROM porter_jobs WHERE id = ANY($1::bigint[]) AND state NOT IN ('running', 'pending')
+    SELECT id, state FROM porter_jobs
+    WHERE id = ANY($1::bigint[]) AND state NOT IN ('running', 'pending')
 ),
 parents AS MATERIALIZED (
     SELECT DISTINCT d.parent_id AS id FROM porter_job_deps d JOIN porter_jobs p ON p.id = d.parent_id
@@ -60,4 +63,5 @@ SELECT (SELECT count(*) FROM (
            OR id IN (SELECT id FROM parents))
     ORDER BY id FOR UPDATE) r) AS locked,
     ARRAY(SELECT id FROM judged) AS judged,
+    ARRAY(SELECT id FROM judged WHERE state IN ('completed', 'cancelled', 'discarded')) AS ended,
     ARRAY(SELECT id FROM parents) AS parents
