@@ -1252,28 +1252,45 @@ async fn a_copy_into_postgres_plans_its_verification_with_the_rows_it_wrote() {
 /// the first row is written. Until 6 Dec they moved only once the copy was verified, and an
 /// enqueue on the target meanwhile took id 1, waited for the copy's uncommitted job 1, and
 /// failed on the duplicate (or took a free id the copy then failed on). A source table without
-/// an id counter (SQLite's queue starts) moves the sequence past its largest id.
+/// an id counter (SQLite's queue starts), or whose sequence lies behind its ids (rows another
+/// program inserted with ids of their own), moves the sequence past its largest id. From
+/// SQLite, and from PostgreSQL with its sequences set back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_targets_inserts_during_a_copy_take_ids_past_the_sources() {
-    use sqlx::Connection;
     let Some(_) = common::postgres_base_url() else {
         return;
     };
+    let start = "INSERT INTO porter_queue_starts (id, queue, concurrency_key, started_at) \
+                 VALUES (40, 'default', NULL, '2026-12-06T00:00:00.000Z')";
     let db = common::sqlite().await;
+    let conn = rusqlite::Connection::open(db.sqlite_path().unwrap()).unwrap();
+    conn.execute(start, []).unwrap();
+    drop(conn);
+    ids_taken_during_a_copy(&db).await;
+    let db = common::postgres().await;
+    raw_exec(&db, start).await;
+    ids_taken_during_a_copy(&db).await;
+}
+
+/// Copies `db` (5 jobs inserted here, a queue start of id 40) into a fresh PostgreSQL
+/// database, and asks the target's sequences for their next ids while the copy is held
+/// inside its transaction.
+async fn ids_taken_during_a_copy(db: &TestDb) {
+    use sqlx::Connection;
     let rows = db
         .store
         .job_insert_many((0..5).map(|_| job("noop", InsertOpts::default())).collect())
         .await
         .unwrap();
     let last_job = rows.last().unwrap().job.id;
-    let conn = rusqlite::Connection::open(db.sqlite_path().unwrap()).unwrap();
-    conn.execute(
-        "INSERT INTO porter_queue_starts (id, queue, concurrency_key, started_at) \
-         VALUES (40, 'default', NULL, '2026-12-06T00:00:00.000Z')",
-        [],
-    )
-    .unwrap();
-    drop(conn);
+    let next = |table: &str| {
+        format!("pg_get_serial_sequence(quote_ident(current_schema()) || '.{table}', 'id')")
+    };
+    if db.sqlite_path().is_none() {
+        for table in ["porter_jobs", "porter_queue_starts"] {
+            raw_exec(db, &format!("SELECT setval({}, 1)", next(table))).await;
+        }
+    }
     let there = common::postgres().await;
     // Holds the copy inside its transaction: it may read the queue starts, not write them.
     let mut holder = sqlx::PgConnection::connect(&there.url).await.unwrap();
@@ -1292,25 +1309,27 @@ async fn a_postgres_targets_inserts_during_a_copy_take_ids_past_the_sources() {
         .unwrap();
     common::pg_blocked_by(&there.url, holder_pid, 1, None).await;
     let mut other = sqlx::PgConnection::connect(&there.url).await.unwrap();
-    let next = |table: &'static str| {
-        format!("SELECT nextval(pg_get_serial_sequence(quote_ident(current_schema()) || '.{table}', 'id'))")
-    };
-    let job_id: i64 = sqlx::query_scalar(&next("porter_jobs"))
-        .fetch_one(&mut other)
-        .await
-        .unwrap();
-    let start_id: i64 = sqlx::query_scalar(&next("porter_queue_starts"))
-        .fetch_one(&mut other)
-        .await
-        .unwrap();
+    let mut taken = Vec::new();
+    for table in ["porter_jobs", "porter_queue_starts"] {
+        let id: i64 = sqlx::query_scalar(&format!("SELECT nextval({})", next(table)))
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+        taken.push(id);
+    }
+    let (job_id, start_id) = (taken[0], taken[1]);
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     let out = copy.wait_with_output().unwrap();
     ok(&out);
+    let from = db.store.backend();
     assert!(
         job_id > last_job,
-        "the target's next job id {job_id}, the source's last {last_job}"
+        "{from:?}: the target's next job id {job_id}, the source's last {last_job}"
     );
-    assert!(start_id > 40, "the target's next queue start id {start_id}");
+    assert!(
+        start_id > 40,
+        "{from:?}: the target's next queue start id {start_id}"
+    );
     // And once committed, a job inserted there takes a later id still.
     let later = insert(&there.store, "noop", InsertOpts::default()).await;
     assert!(later.id > job_id);

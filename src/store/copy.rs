@@ -168,8 +168,9 @@ pub trait CopyEnd: Send {
     async fn write(&mut self, table: &CopyTable, rows: &[Row]) -> Result<()>;
     /// The last id the table's id counter handed out (SQLite's AUTOINCREMENT counter, a
     /// Postgres sequence), when it has one that handed out any: rows with ids up to it may
-    /// have been deleted since. A SQLite table whose one-column integer key has no such
-    /// counter answers its largest id (SQLite hands out the next one after it).
+    /// have been deleted since; or the table's largest id where it is past the counter (rows
+    /// inserted with ids of their own), or where the table has no counter (SQLite hands out
+    /// the next id after it).
     async fn id_counter(&mut self, table: &CopyTable) -> Result<Option<i64>>;
     /// In the write transaction: moves the table's id counter, when it has one, to at least
     /// `last` and past the largest id in the table, never back.

@@ -319,13 +319,19 @@ impl CopyEnd for PgEnd {
 
     async fn id_counter(&mut self, table: &CopyTable) -> Result<Option<i64>> {
         let mut last = None;
-        for (_, sequence) in self.sequences(table).await? {
-            // NULL when the sequence never handed out an id.
-            let value: Option<i64> =
-                sqlx::query_scalar("SELECT pg_sequence_last_value($1::regclass)")
-                    .bind(sequence)
-                    .fetch_one(&mut self.conn)
-                    .await?;
+        for (column, sequence) in self.sequences(table).await? {
+            // NULL when the sequence never handed out an id and the column holds none. The
+            // largest id too: rows another program inserted with ids of their own (a restore
+            // of data only) may lie past the sequence (review of 6 Dec).
+            let sql = format!(
+                "SELECT greatest(pg_sequence_last_value($1::regclass), (SELECT max({c}) FROM {t}))",
+                c = ident(&column),
+                t = ident(&table.name)
+            );
+            let value: Option<i64> = sqlx::query_scalar(&sql)
+                .bind(sequence)
+                .fetch_one(&mut self.conn)
+                .await?;
             last = last.max(value);
         }
         Ok(last)

@@ -494,19 +494,19 @@ impl CopyEnd for SqliteEnd {
                 .map(|c| c.name.clone()),
             _ => None,
         };
+        // And the largest id where it is past the counter (a counter another program wrote).
         self.with(move |c| {
-            if let Some(seq) = id_counter(c, &name)? {
-                return Ok(Some(seq));
-            }
+            let counter = id_counter(c, &name)?;
             let Some(key) = key else {
-                return Ok(None);
+                return Ok(counter);
             };
             let sql = format!(
                 "SELECT max({k}) FROM {t} WHERE typeof({k}) = 'integer'",
                 k = ident(&key),
                 t = ident(&name)
             );
-            Ok(c.query_row(&sql, [], |r| r.get::<_, Option<i64>>(0))?)
+            let largest = c.query_row(&sql, [], |r| r.get::<_, Option<i64>>(0))?;
+            Ok(counter.max(largest))
         })
         .await
     }
