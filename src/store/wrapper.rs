@@ -661,11 +661,11 @@ impl Store {
                                 "job {id} is pending: it waits for its sequence or its parents and \
                                  has not run; cancel it instead"
                             ),
-                            // It ran when the retry looked, and ended before it was written
-                            // (PostgreSQL: the retry acts on what it locked).
+                            // It had not ended when the retry looked, and ended before it
+                            // was written (PostgreSQL: the retry acts on what it locked).
                             state if state.is_final() => format!(
-                                "job {id} was running when the retry looked, and has ended since; \
-                                 retry it again"
+                                "job {id} had not ended when the retry looked, and has ended \
+                                 since; retry it again"
                             ),
                             _ => {
                                 format!("job {id} is running; it cannot be retried until it stops")
