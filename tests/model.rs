@@ -151,8 +151,11 @@ enum Op {
         pick: Pick,
         delay: usize,
     },
+    /// The worker writes a cancel: the job cancelled itself (`started`), or its cancel was
+    /// requested while it waited for a slot, claimed ahead, and its handler never ran.
     CancelSelf {
         pick: Pick,
+        started: bool,
     },
     /// The worker gives the job back without a result: stopped by a shutdown or put back by a
     /// reconcile (`started`), or claimed ahead and given back before its handler ran.
@@ -266,7 +269,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(pick, queue, limit, only_kind)| Op::CompleteClaim { pick, queue, limit, only_kind }),
         3 => (pick(), delay(), prop::bool::weighted(0.2)).prop_map(|(pick, delay, discard)| Op::Fail { pick, delay, discard }),
         1 => (pick(), delay()).prop_map(|(pick, delay)| Op::Snooze { pick, delay }),
-        1 => pick().prop_map(|pick| Op::CancelSelf { pick }),
+        1 => (pick(), prop::bool::weighted(0.7)).prop_map(|(pick, started)| Op::CancelSelf { pick, started }),
         1 => (pick(), any::<bool>()).prop_map(|(pick, started)| Op::Release { pick, started }),
         1 => any::<Index>().prop_map(|job| Op::Cancel { job }),
         2 => any::<Index>().prop_map(|job| Op::Retry { job }),
@@ -1253,12 +1256,13 @@ async fn apply(
                 expect_fenced("snooze", got)?;
             }
         }
-        Op::CancelSelf { pick } => {
+        Op::CancelSelf { pick, started } => {
             let Some(fence) = m.choose_fence(pick) else {
                 return Ok(());
             };
             let got = s
                 .job_cancel_running(JobCancelRunningParams {
+                    started: *started,
                     fence: fence.clone(),
                     reason: "stopping".into(),
                 })
@@ -1270,6 +1274,9 @@ async fn apply(
                 j.state = JobState::Cancelled;
                 j.finalized_at = Some(now);
                 j.errors.push(j.attempt);
+                if !*started {
+                    j.given_back += 1;
+                }
                 m.ended(fence.id, JobState::Running);
             } else {
                 expect_fenced("cancel running", got)?;

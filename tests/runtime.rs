@@ -1448,11 +1448,14 @@ backend_case! {
             // Recorded cancelled at its turn ("cancelled by user"), or, had it waited past
             // MAX_WAIT on a slow machine, given back and ended cancelled by that.
             let row = wait_state(&db.store, *id, JobState::Cancelled).await;
-            let last = &row.errors.last().unwrap().error;
+            let last = row.errors.last().unwrap();
             assert!(
-                last == "cancelled by user" || last == porter::runtime::GIVEN_BACK,
+                last.error == "cancelled by user" || last.error == porter::runtime::GIVEN_BACK,
                 "{row:?}"
             );
+            // Either way the entry says it never started (so a parent retried by hand after
+            // the job itself is waited for again).
+            assert!(last.unstarted, "{row:?}");
         }
         for id in &started {
             wait_state(&db.store, *id, JobState::Completed).await;

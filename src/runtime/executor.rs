@@ -50,8 +50,11 @@ enum Outcome {
     },
     TimedOut(Duration),
     ShutDown,
-    /// A user asked to cancel the job while it ran.
-    CancelledByUser,
+    /// A user asked to cancel the job while it ran, or (`started` false) while it waited for
+    /// a slot, before its handler ran.
+    CancelledByUser {
+        started: bool,
+    },
     /// A later attempt of the job started in this worker: this run's attempt was put back
     /// while it ran (its fence is gone), and it was stopped so as not to run beside it.
     TakenOver,
@@ -189,7 +192,14 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
     }
     if by_user.is_cancelled() {
         // Its cancel was requested while it waited for a slot (claimed ahead): it never starts.
-        record(&ctx, &row, Outcome::CancelledByUser, permit, began).await;
+        record(
+            &ctx,
+            &row,
+            Outcome::CancelledByUser { started: false },
+            permit,
+            began,
+        )
+        .await;
         return;
     }
     if registered.parent_ran_again {
@@ -247,7 +257,7 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
         _ = tokio::time::sleep(timeout) => {
             stop(&ctx, &mut task, &cancel, Outcome::TimedOut(timeout)).await
         }
-        _ = by_user.cancelled() => stop(&ctx, &mut task, &cancel, Outcome::CancelledByUser).await,
+        _ = by_user.cancelled() => stop(&ctx, &mut task, &cancel, Outcome::CancelledByUser { started: true }).await,
         _ = taken_over.cancelled() => stop(&ctx, &mut task, &cancel, Outcome::TakenOver).await,
         _ = ctx.stop_jobs.cancelled() => {
             task.abort();
@@ -258,7 +268,9 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
     // the shutdown was stopped by us, not failed by itself: record it as that. One that
     // succeeded before it noticed the request completes (River's rule).
     let outcome = match outcome {
-        Outcome::Done(Err(_)) if by_user.is_cancelled() => Outcome::CancelledByUser,
+        Outcome::Done(Err(_)) if by_user.is_cancelled() => {
+            Outcome::CancelledByUser { started: true }
+        }
         Outcome::Done(Err(_)) if ctx.stop_jobs.is_cancelled() => Outcome::ShutDown,
         other => other,
     };
@@ -389,6 +401,7 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
         Outcome::Done(Err(JobError::Cancel(reason))) => {
             let written = write(ctx, row, || {
                 ctx.store.job_cancel_running(JobCancelRunningParams {
+                    started: true,
                     fence: fence.clone(),
                     reason: reason.clone(),
                 })
@@ -419,10 +432,11 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
             drop(held);
             return;
         }
-        Outcome::CancelledByUser => {
-            info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "job cancelled by user");
+        Outcome::CancelledByUser { started } => {
+            info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, started, "job cancelled by user");
             let written = write(ctx, row, || {
                 ctx.store.job_cancel_running(JobCancelRunningParams {
+                    started,
                     fence: fence.clone(),
                     reason: CANCELLED_BY_USER.to_string(),
                 })

@@ -716,6 +716,10 @@ pub struct JobCancelRunningParams {
     pub fence: JobFence,
     /// Why, kept in the error history.
     pub reason: String,
+    /// Whether its handler ran. A job cancelled while it waited for a slot (claimed ahead)
+    /// did not: its entry says `"unstarted": true`, as a give-back's does, so a parent
+    /// retried by hand after the job itself was retried is waited for again.
+    pub started: bool,
 }
 
 /// Record what a running job produced (fenced): its output, its progress, or both. The ones

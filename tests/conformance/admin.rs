@@ -246,7 +246,7 @@ backend_case! {
         assert_eq!(still.metadata.get(CANCEL_REQUESTED_AT).cloned(), asked_at, "the first request's time is kept");
         assert_eq!(s.job_cancel_requests(W, &[running.id]).await.unwrap(), vec![running.fence()]);
         // The fence still holds: the worker records the cancel itself.
-        s.job_cancel_running(JobCancelRunningParams { fence: running.fence(), reason: "cancelled".into() }).await.unwrap();
+        s.job_cancel_running(JobCancelRunningParams { started: true, fence: running.fence(), reason: "cancelled".into() }).await.unwrap();
         assert_eq!(state_of(s, running.id).await, Some(JobState::Cancelled));
     }
 }

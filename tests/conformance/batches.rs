@@ -47,6 +47,7 @@ async fn end(s: &Store, row: &porter::JobRow, state: JobState) {
         }
         JobState::Cancelled => {
             s.job_cancel_running(JobCancelRunningParams {
+                started: true,
                 fence: row.fence(),
                 reason: "no".into(),
             })

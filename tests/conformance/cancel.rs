@@ -15,7 +15,7 @@ backend_case! {
         insert(s, job("noop")).await;
         let r = claim_one(s, "noop").await;
         let c = s
-            .job_cancel_running(JobCancelRunningParams { fence: r.fence(), reason: "customer closed the account".into() })
+            .job_cancel_running(JobCancelRunningParams { started: true, fence: r.fence(), reason: "customer closed the account".into() })
             .await
             .unwrap();
         assert_eq!(c.state, JobState::Cancelled);
@@ -135,12 +135,12 @@ backend_case! {
             ..r.fence()
         };
         assert!(matches!(
-            s.job_cancel_running(JobCancelRunningParams { fence: stale, reason: "cancelled by user".into() })
+            s.job_cancel_running(JobCancelRunningParams { started: true, fence: stale, reason: "cancelled by user".into() })
                 .await,
             Err(Error::Fenced { .. })
         ));
         let done = s
-            .job_cancel_running(JobCancelRunningParams { fence: r.fence(), reason: "cancelled by user".into() })
+            .job_cancel_running(JobCancelRunningParams { started: true, fence: r.fence(), reason: "cancelled by user".into() })
             .await
             .unwrap();
         assert_eq!((done.state, done.attempt), (JobState::Cancelled, 1));
@@ -331,7 +331,7 @@ backend_case! {
                     }
                 }
                 assert_eq!(s.job_cancel_requests(W, &[r.id]).await.unwrap(), vec![r.fence()], "{meta}, {how}");
-                s.job_cancel_running(JobCancelRunningParams { fence: r.fence(), reason: "asked".into() }).await.unwrap();
+                s.job_cancel_running(JobCancelRunningParams { started: true, fence: r.fence(), reason: "asked".into() }).await.unwrap();
             }
         }
     }
@@ -353,7 +353,7 @@ backend_case! {
             assert_eq!(s.job_cancel_requests(W, &[r.id]).await.unwrap(), vec![r.fence()], "{meta}");
             let again = s.job_bulk(porter::store::BulkAction::Cancel, running(), i64::MAX).await.unwrap();
             assert_eq!((again.matched, again.changed, again.cancel_requested), (1, 0, 0), "{meta}: {again:?}");
-            s.job_cancel_running(JobCancelRunningParams { fence: r.fence(), reason: "asked".into() }).await.unwrap();
+            s.job_cancel_running(JobCancelRunningParams { started: true, fence: r.fence(), reason: "asked".into() }).await.unwrap();
         }
     }
 }

@@ -153,7 +153,7 @@ backend_case! {
             Err(Error::Fenced { .. })
         ));
         assert!(matches!(
-            s.job_cancel_running(JobCancelRunningParams { fence: JobFence {
+            s.job_cancel_running(JobCancelRunningParams { started: true, fence: JobFence {
                     worker_id: "x".into(),
                     ..r.fence()
                 }, reason: "no".into() })

@@ -54,6 +54,7 @@ async fn run_to(s: &Store, kind: &str, id: i64, end: JobState) {
         }
         JobState::Cancelled => {
             s.job_cancel_running(JobCancelRunningParams {
+                started: true,
                 fence: row.fence(),
                 reason: "no".into(),
             })
@@ -1653,5 +1654,41 @@ backend_case! {
         // The parent's new run ended (after the claim): still found.
         run_to(s, "p", a.id, JobState::Completed).await;
         assert_eq!(s.job_parents_ran_again(W, &ids).await.unwrap().len(), 1);
+    }
+}
+
+backend_case! {
+    /// A child claimed ahead of a free slot and cancelled while it waited (its handler never
+    /// ran) has not started: retried by hand, it waits again for a parent retried by hand
+    /// after that. (Review of 6 Dec: the worker's cancel wrote no `unstarted` mark, as a
+    /// give-back does, so the child looked started, stayed available and ran beside the
+    /// parent's new run.) A child cancelled by its own handler has started, and does not.
+    async fn a_child_cancelled_before_its_handler_ran_waits_again_for_a_retried_parent(db: TestDb) {
+        let s = &db.store;
+        for started in [false, true] {
+            let parent = insert(s, job("p")).await;
+            let child = insert(s, after("c", &[parent.id])).await;
+            run_to(s, "p", parent.id, JobState::Completed).await;
+            let ran = claim_one(s, "c").await;
+            assert_eq!(ran.id, child.id);
+            s.job_cancel(child.id).await.unwrap();
+            let cancelled = s
+                .job_cancel_running(JobCancelRunningParams {
+                    fence: ran.fence(),
+                    reason: "cancelled by user".into(),
+                    started,
+                })
+                .await
+                .unwrap();
+            assert_eq!(cancelled.state, JobState::Cancelled);
+            assert_eq!(cancelled.errors.last().unwrap().unstarted, !started);
+            assert_eq!(s.job_retry(child.id).await.unwrap().state, JobState::Available);
+            s.job_retry(parent.id).await.unwrap();
+            let want = if started { JobState::Available } else { JobState::Pending };
+            assert_eq!(get(s, child.id).await.state, want, "started: {started}");
+            // Leaves nothing claimable behind for the next round.
+            s.job_cancel(parent.id).await.unwrap();
+            s.job_cancel(child.id).await.ok();
+        }
     }
 }

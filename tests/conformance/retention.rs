@@ -21,7 +21,7 @@ backend_case! {
             .await
             .unwrap();
         s.job_complete_many(vec![old[0].fence()]).await.unwrap();
-        s.job_cancel_running(JobCancelRunningParams { fence: old[1].fence(), reason: "x".into() })
+        s.job_cancel_running(JobCancelRunningParams { started: true, fence: old[1].fence(), reason: "x".into() })
             .await
             .unwrap();
         s.job_fail(JobFailParams {

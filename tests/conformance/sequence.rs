@@ -104,7 +104,7 @@ backend_case! {
         s.job_cancel(a.id).await.unwrap();
         assert_eq!(state(s, a.id).await, JobState::Running, "only a request");
         assert_eq!(state(s, c.id).await, JobState::Pending);
-        s.job_cancel_running(JobCancelRunningParams { fence: ra.fence(), reason: "asked".into() }).await.unwrap();
+        s.job_cancel_running(JobCancelRunningParams { started: true, fence: ra.fence(), reason: "asked".into() }).await.unwrap();
         assert_eq!(state(s, c.id).await, JobState::Available);
     }
 }

@@ -313,7 +313,7 @@ backend_case! {
             assert_eq!(state(n).await.state, JobState::Cancelled, "{n}");
         }
         // The running step stops (its worker records it cancelled): nothing is promoted.
-        s.job_cancel_running(JobCancelRunningParams { fence: runs.fence(), reason: "asked".into() })
+        s.job_cancel_running(JobCancelRunningParams { started: true, fence: runs.fence(), reason: "asked".into() })
             .await
             .unwrap();
         assert_eq!(state("anyway").await.state, JobState::Cancelled);

@@ -2243,6 +2243,7 @@ impl Driver for PgStore {
             .bind(f.attempt)
             .bind(&f.worker_id)
             .bind(&p.reason)
+            .bind(p.started)
             .try_map(job_from_row)
             .fetch_optional(&mut *self.conn().await?)
             .await?)

@@ -2216,7 +2216,7 @@ impl Driver for SqliteStore {
                 one_job(
                     c,
                     sql!("job_cancel_running"),
-                    params![f.id, f.attempt, f.worker_id, p.reason],
+                    params![f.id, f.attempt, f.worker_id, p.reason, p.started],
                 )
             })
             .await

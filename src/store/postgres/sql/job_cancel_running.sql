@@ -9,7 +9,10 @@ WITH locked AS MATERIALIZED (
 UPDATE porter_jobs SET
     state = 'cancelled',
     finalized_at = porter_now(),
-    errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', $4::text))
+    -- $5: whether its handler ran; a job cancelled while it waited for a slot did not, and its
+    -- entry says so, as a give-back's (job_release.sql).
+    errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', $4::text)
+                                         || CASE WHEN $5::boolean THEN '{}'::jsonb ELSE '{"unstarted": true}'::jsonb END)
 -- By primary key only (see job_complete.sql on `COLLATE "C"`).
 WHERE id = $1 AND (SELECT n FROM locked) IS NOT NULL AND state COLLATE "C" = 'running' AND attempt = $2 AND attempted_by = $3
 RETURNING *
