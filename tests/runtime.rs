@@ -1470,6 +1470,46 @@ backend_case! {
 }
 
 backend_case! {
+    /// A job cancelled while claimed ahead whose cancel write is refused (given up on) is put
+    /// back by the reconcile as never started: it ends cancelled, its entry marked unstarted.
+    /// (Review of 6 Dec: given up on, such a cancel was taken for a started job's.)
+    async fn a_refused_cancel_of_a_job_claimed_ahead_is_put_back_as_never_started(db: TestDb) {
+        let gated_store = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        let worker = GatedWorker::default();
+        let gated: Vec<Gated> = (0..4).map(|n| Gated { n }).collect();
+        let lease = Duration::from_secs(3 * 3600);
+        let (rt, ids) =
+            fill_local_queue_on(&db, gated_store.store(), lease, &gated, None, worker.clone()).await;
+        eventually("2 gated jobs started", || async {
+            worker.started.lock().unwrap().len() == 2
+        })
+        .await;
+        let started = worker.started.lock().unwrap().clone();
+        let ahead: Vec<i64> = ids.iter().copied().filter(|id| !started.contains(id)).collect();
+        assert_eq!(ahead.len(), 2);
+        gated_store.refuse_cancels(true);
+        let other = db.reopen().await;
+        for id in &ahead {
+            other.job_cancel(*id).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        worker.gate.add_permits(2);
+        eventually("both cancels refused at the jobs' turn", || async {
+            gated_store.cancels_refused() >= 2
+        })
+        .await;
+        // The shutdown's reconcile puts back the two it gave up on.
+        rt.stop().await;
+        for id in &ahead {
+            let row = db.store.job_get(*id).await.unwrap().unwrap();
+            assert_eq!(row.state, JobState::Cancelled, "{row:?}");
+            assert!(row.errors.last().unwrap().unstarted, "never started: {row:?}");
+        }
+        assert_eq!(*worker.started.lock().unwrap(), started, "they never started");
+    }
+}
+
+backend_case! {
     /// A child claimed ahead of a free slot whose parent an admin retries while it waits is
     /// given back at its turn instead of started, and runs only after the parent's new run
     /// completed. Before, the retry found the child running and left it, and it started beside

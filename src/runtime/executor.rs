@@ -434,7 +434,8 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
         }
         Outcome::CancelledByUser { started } => {
             info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, started, "job cancelled by user");
-            let written = write(ctx, row, || {
+            // Given up on, one that never started is put back by the reconcile as never started.
+            let written = write_as(ctx, row, started, || {
                 ctx.store.job_cancel_running(JobCancelRunningParams {
                     started,
                     fence: fence.clone(),

@@ -667,9 +667,14 @@ impl Store {
                                 "job {id} had not ended when the retry looked, and has ended \
                                  since; retry it again"
                             ),
-                            _ => {
+                            JobState::Running => {
                                 format!("job {id} is running; it cannot be retried until it stops")
                             }
+                            // It ran, or waited, when the retry looked, and changed since
+                            // (PostgreSQL, as above).
+                            _ => format!(
+                                "job {id} changed while the retry looked; retry it again"
+                            ),
                         })
                         .await),
                 }

@@ -29,6 +29,10 @@ pub struct GatedStore {
     releases_fail: AtomicBool,
     /// Gives back of jobs claimed ahead are refused (a conflict, which is not retried).
     give_backs_refused: AtomicBool,
+    /// A worker's cancels (`job_cancel_running`) are refused (a conflict, not retried).
+    cancels_refused: AtomicBool,
+    /// Cancels refused so far.
+    cancels_refused_count: AtomicU64,
     /// Claims of this queue wait while it is set (a claim stalled in the database).
     stalled_claims: tokio::sync::watch::Sender<Option<String>>,
     /// The bound (`since`) of each `job_list_running` (the reconcile's lookup), in order.
@@ -66,6 +70,8 @@ impl GatedStore {
             slow_releases: AtomicU64::new(0),
             releases_fail: AtomicBool::new(false),
             give_backs_refused: AtomicBool::new(false),
+            cancels_refused: AtomicBool::new(false),
+            cancels_refused_count: AtomicU64::new(0),
             stalled_claims: tokio::sync::watch::Sender::new(None),
             listings: Default::default(),
             listed: AtomicU64::new(0),
@@ -185,6 +191,17 @@ impl GatedStore {
     /// refused (a conflict, which is not retried) while `refuse` holds.
     pub fn refuse_give_backs(&self, refuse: bool) {
         self.give_backs_refused.store(refuse, Ordering::SeqCst);
+    }
+
+    /// A worker's cancels of its jobs are refused (a conflict, which is not retried) while
+    /// `refuse` holds.
+    pub fn refuse_cancels(&self, refuse: bool) {
+        self.cancels_refused.store(refuse, Ordering::SeqCst);
+    }
+
+    /// How many cancels [`Self::refuse_cancels`] refused so far.
+    pub fn cancels_refused(&self) -> u64 {
+        self.cancels_refused_count.load(Ordering::SeqCst)
     }
 
     /// Completions are refused (a conflict, which is not retried) while `fail` holds.
@@ -373,6 +390,10 @@ impl Driver for GatedStore {
         self.inner.job_release(params).await
     }
     async fn job_cancel_running(&self, params: JobCancelRunningParams) -> Result<Option<JobRow>> {
+        if self.cancels_refused.load(Ordering::SeqCst) {
+            self.cancels_refused_count.fetch_add(1, Ordering::SeqCst);
+            return Err(porter::Error::Conflict("cancel refused (injected)".into()));
+        }
         self.inner.job_cancel_running(params).await
     }
     async fn job_cancel(&self, id: i64) -> Result<Option<JobRow>> {
