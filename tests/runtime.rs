@@ -1264,20 +1264,10 @@ async fn fill_local_queue_of(
     (rt, worker, ids)
 }
 
-/// [`fill_local_queue`] with `long` jobs run by `worker`, which must hold them: 20 quick jobs
-/// first, then the long ones; returns once 2 run and as many more as the queue may hold (or
-/// as there are) are claimed ahead.
-async fn fill_local_queue_with<A: JobArgs, W: Worker<A>>(
-    db: &crate::common::TestDb,
-    lease: Duration,
-    long: &[A],
-    worker: W,
-) -> (Running, Vec<i64>) {
-    fill_local_queue_on(db, db.store.clone(), lease, long, None, worker).await
-}
-
-/// [`fill_local_queue_with`], the runtime on `store` (a gated one over `db`'s, say), the long
-/// jobs inserted with `opts`.
+/// [`fill_local_queue`] with `long` jobs run by `worker`, which must hold them, on `store` (a
+/// gated one over `db`'s, say), the long jobs inserted with `opts`: 20 quick jobs first, then
+/// the long ones; returns once 2 run and as many more as the queue may hold (or as there are)
+/// are claimed ahead.
 async fn fill_local_queue_on<A: JobArgs, W: Worker<A>>(
     db: &crate::common::TestDb,
     store: Arc<Store>,
@@ -1423,19 +1413,7 @@ backend_case! {
     /// nothing to stop, and the job started when a slot freed and ran until the next look (a
     /// heartbeat interval later, or the next commit of any process on SQLite).
     async fn a_job_cancelled_while_claimed_ahead_never_starts(db: TestDb) {
-        let worker = GatedWorker::default();
-        let gated: Vec<Gated> = (0..4).map(|n| Gated { n }).collect();
-        // The look on every third of the lease would find the request in the end: this long,
-        // only the cancel's own wake-up can.
-        let lease = Duration::from_secs(3 * 3600);
-        let (rt, ids) = fill_local_queue_with(&db, lease, &gated, worker.clone()).await;
-        eventually("2 gated jobs started", || async {
-            worker.started.lock().unwrap().len() == 2
-        })
-        .await;
-        let started = worker.started.lock().unwrap().clone();
-        let ahead: Vec<i64> = ids.iter().copied().filter(|id| !started.contains(id)).collect();
-        assert_eq!(ahead.len(), 2);
+        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, db.store.clone()).await;
         let other = db.reopen().await; // like `porter jobs cancel` from another process
         for id in &ahead {
             other.job_cancel(*id).await.unwrap();
@@ -1475,18 +1453,7 @@ backend_case! {
     /// (Review of 6 Dec: given up on, such a cancel was taken for a started job's.)
     async fn a_refused_cancel_of_a_job_claimed_ahead_is_put_back_as_never_started(db: TestDb) {
         let gated_store = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-        let worker = GatedWorker::default();
-        let gated: Vec<Gated> = (0..4).map(|n| Gated { n }).collect();
-        let lease = Duration::from_secs(3 * 3600);
-        let (rt, ids) =
-            fill_local_queue_on(&db, gated_store.store(), lease, &gated, None, worker.clone()).await;
-        eventually("2 gated jobs started", || async {
-            worker.started.lock().unwrap().len() == 2
-        })
-        .await;
-        let started = worker.started.lock().unwrap().clone();
-        let ahead: Vec<i64> = ids.iter().copied().filter(|id| !started.contains(id)).collect();
-        assert_eq!(ahead.len(), 2);
+        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, gated_store.store()).await;
         gated_store.refuse_cancels(true);
         let other = db.reopen().await;
         for id in &ahead {
@@ -1706,6 +1673,31 @@ backend_case! {
         );
         rt.stop().await;
     }
+}
+
+/// Four gated jobs on a worker over `store` (2 slots), with a lease so long that the look on
+/// every third of it never comes: only wake-ups make the worker look. Returns once 2 started:
+/// the worker, those 2, and the 2 claimed ahead.
+async fn two_gated_started_two_ahead(
+    db: &crate::common::TestDb,
+    store: Arc<Store>,
+) -> (Running, GatedWorker, Vec<i64>, Vec<i64>) {
+    let worker = GatedWorker::default();
+    let gated: Vec<Gated> = (0..4).map(|n| Gated { n }).collect();
+    let lease = Duration::from_secs(3 * 3600);
+    let (rt, ids) = fill_local_queue_on(db, store, lease, &gated, None, worker.clone()).await;
+    eventually("2 gated jobs started", || async {
+        worker.started.lock().unwrap().len() == 2
+    })
+    .await;
+    let started = worker.started.lock().unwrap().clone();
+    let ahead: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !started.contains(id))
+        .collect();
+    assert_eq!(ahead.len(), 2);
+    (rt, worker, started, ahead)
 }
 
 /// [`fill_local_queue`] on a gated store over `db`'s (with a minute's lease), to slow or

@@ -3644,16 +3644,8 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
     };
     blocked_by(&store, holder_pid).await;
     // The stalled worker wakes: its plain job fails, and the live worker claims it again.
-    let failed = store
-        .job_fail(JobFailParams {
-            fence: plain.fence(),
-            error: "boom".into(),
-            trace: None,
-            retry_in: Duration::ZERO,
-            discard: false,
-        })
+    let failed = fail_now(&store, plain.fence(), false)
         .await
-        .unwrap()
         .expect("the fence holds");
     assert_eq!(failed.state, JobState::Retryable);
     let again = store
@@ -3674,16 +3666,8 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
         })
         .await
         .unwrap();
-    store
-        .job_fail(JobFailParams {
-            fence: stalled.fence(),
-            error: "boom".into(),
-            trace: None,
-            retry_in: Duration::ZERO,
-            discard: false,
-        })
+    fail_now(&store, stalled.fence(), false)
         .await
-        .unwrap()
         .expect("the fence holds");
     let back = store
         .job_claim(claim("w3", 1), ClaimAhead::default())
@@ -3810,16 +3794,7 @@ async fn a_bulk_retry_leaves_a_child_whose_parent_ended_after_it_looked() {
     };
     let child = insert_one(&store, "x", after).await;
     let ran = claim_kind(&store, "p").await;
-    store
-        .job_fail(JobFailParams {
-            fence: ran.fence(),
-            error: "boom".into(),
-            trace: None,
-            retry_in: Duration::ZERO,
-            discard: true,
-        })
-        .await
-        .unwrap();
+    fail_now(&store, ran.fence(), true).await;
     let state = |id: i64| {
         let store = store.clone();
         async move { store.job_get(id).await.unwrap().unwrap().state }
@@ -3962,16 +3937,7 @@ async fn a_retry_leaves_a_job_claimed_and_ended_after_it_looked() {
     };
     let failing = insert_one(&store, "j", after_done).await;
     let rj = claim_kind(&store, "j").await;
-    store
-        .job_fail(JobFailParams {
-            fence: rj.fence(),
-            error: "boom".into(),
-            trace: None,
-            retry_in: Duration::ZERO,
-            discard: false,
-        })
-        .await
-        .unwrap();
+    fail_now(&store, rj.fence(), false).await;
     for single in [false, true] {
         // The retry's lock statement waits for the parent's row, its snapshot taken while the
         // job is retryable; the job is claimed and completes meanwhile.
@@ -4023,15 +3989,20 @@ async fn a_retry_leaves_a_job_claimed_and_ended_after_it_looked() {
         // Put back as it was for the next round: retryable.
         store.job_retry(failing.id).await.unwrap().expect("retried");
         let rj = claim_kind(&store, "j").await;
-        store
-            .job_fail(JobFailParams {
-                fence: rj.fence(),
-                error: "boom".into(),
-                trace: None,
-                retry_in: Duration::ZERO,
-                discard: false,
-            })
-            .await
-            .unwrap();
+        fail_now(&store, rj.fence(), false).await;
     }
+}
+
+/// Fails the run `fence` at once ("boom"), to be retried at once or discarded.
+async fn fail_now(store: &PgStore, fence: JobFence, discard: bool) -> Option<JobRow> {
+    store
+        .job_fail(JobFailParams {
+            fence,
+            error: "boom".into(),
+            trace: None,
+            retry_in: Duration::ZERO,
+            discard,
+        })
+        .await
+        .unwrap()
 }
