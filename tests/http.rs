@@ -1571,3 +1571,125 @@ backend_case! {
         }
     }
 }
+
+/// The `Link` header's next page, as a path and query.
+fn next_link(response: &axum::response::Response) -> Option<String> {
+    let link = response.headers().get(header::LINK)?.to_str().unwrap();
+    let inner = link.strip_prefix('<')?.split_once(">; rel=\"next\"")?.0;
+    Some(inner.to_string())
+}
+
+backend_case! {
+    /// `GET /api/tablos/{id}/files` answered every file of the tablo in one body (review of 6
+    /// Dec: a million rows were 200 MB and a gigabyte of the web process). It now answers a
+    /// page, bounded in rows and bytes, with a `Link` to the next.
+    async fn a_tablos_files_are_listed_a_bounded_page_at_a_time(db: TestDb) {
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        let tablos = db.tablos().await;
+        let tablo = tablos.tablo_insert("many").await.unwrap();
+        let other = tablos.tablo_insert("other").await.unwrap();
+        let file = |tablo_id: Uuid, key: String| porter::app::store::TabloFileRow {
+            id: Uuid::new_v4(),
+            tablo_id,
+            s3_key: key,
+            size: 1,
+            created_at: chrono::Utc::now(),
+        };
+        let mut ids = Vec::new();
+        for i in 0..250 {
+            let f = file(tablo.id, format!("tablos/{}/f{i}", tablo.id));
+            ids.push(f.id);
+            tablos.tablo_file_insert(f).await.unwrap();
+        }
+        tablos
+            .tablo_file_insert(file(other.id, format!("tablos/{}/x", other.id)))
+            .await
+            .unwrap();
+        ids.sort();
+
+        let get = |uri: String| {
+            let app = app.clone();
+            async move {
+                let response = app
+                    .oneshot(request(Method::GET, &uri, Body::empty()))
+                    .await
+                    .unwrap();
+                let status = response.status();
+                let next = next_link(&response);
+                let bytes = response.into_body().collect().await.unwrap().to_bytes();
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                (status, body, next, bytes.len())
+            }
+        };
+        let listed = |body: &Value| -> Vec<Uuid> {
+            body.as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["id"].as_str().unwrap().parse().unwrap())
+                .collect()
+        };
+
+        // The default page: 100 files, in id order, and a link to the next.
+        let (status, body, next, _) = get(format!("/api/tablos/{}/files", tablo.id)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(listed(&body), ids[..100]);
+        let next = next.expect("more files follow");
+        assert_eq!(
+            next,
+            format!("/api/tablos/{}/files?after={}&limit=100", tablo.id, ids[99])
+        );
+
+        // Followed to the end: every file once, the last page without a link.
+        let (mut seen, mut uri, mut pages) = (Vec::new(), Some(format!("/api/tablos/{}/files?limit=60", tablo.id)), 0);
+        while let Some(u) = uri {
+            let (status, body, next, _) = get(u).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let page = listed(&body);
+            assert!(page.len() <= 60);
+            seen.extend(page);
+            uri = next;
+            pages += 1;
+        }
+        assert_eq!(seen, ids, "every file of the tablo once, no other tablo's");
+        assert_eq!(pages, 5);
+
+        // A page exactly as long as what is left has no link.
+        let (_, body, next, _) = get(format!("/api/tablos/{}/files?after={}&limit=50", tablo.id, ids[199])).await;
+        assert_eq!(listed(&body), ids[200..]);
+        assert_eq!(next, None);
+
+        // Rows another program wrote with huge keys: the page stops at the byte budget (at
+        // least one row), and the rest follow.
+        let big = tablos.tablo_insert("big").await.unwrap();
+        let mut big_ids = Vec::new();
+        for i in 0..6 {
+            let f = file(big.id, format!("tablos/{}/{i}-{}", big.id, "k".repeat(1 << 20)));
+            big_ids.push(f.id);
+            tablos.tablo_file_insert(f).await.unwrap();
+        }
+        big_ids.sort();
+        let (mut seen, mut uri) = (Vec::new(), Some(format!("/api/tablos/{}/files?limit=10000", big.id)));
+        while let Some(u) = uri {
+            let (status, body, next, bytes) = get(u).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(bytes <= porter::app::api::LIST_FILES_BUDGET, "{bytes} bytes");
+            let page = listed(&body);
+            assert!(!page.is_empty() && page.len() < 6, "{} rows", page.len());
+            seen.extend(page);
+            uri = next;
+        }
+        assert_eq!(seen, big_ids);
+
+        // Bad parameters are refused, and answer no files.
+        for query in ["limit=abc", "limit=-1", "after=nope", "after=1&after=2", "limit=1&limit=2", "offset=3", "limit=99999999999"] {
+            let (status, body, _, _) = get(format!("/api/tablos/{}/files?{query}", tablo.id)).await;
+            assert!(status.is_client_error(), "{query}: {status}");
+            assert!(!body.is_array(), "{query}: {body}");
+        }
+        // A limit past the largest is taken as the largest, as the admin listings do.
+        let (status, body, next, _) = get(format!("/api/tablos/{}/files?limit=20000", tablo.id)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(listed(&body), ids);
+        assert_eq!(next, None);
+    }
+}

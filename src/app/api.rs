@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `POST /api/tablos` `{"name"}` | 201 `{"id"}` |
 //! | `POST /api/tablos/{id}/files` (body = the file, header `x-file-name`) | 201 `{"id","s3_key","size"}` |
-//! | `GET /api/tablos/{id}/files` | 200 `[file, ...]` |
+//! | `GET /api/tablos/{id}/files?limit=&after=` | 200 `[file, ...]`: a page, in id order (see [`LIST_FILES_BUDGET`]); a `Link` header (`rel="next"`) names the next |
 //! | `DELETE /api/tablos/{id}` | 202 `{"job_id"}`: the row delete and its `orphan_file_cleanup` job in one transaction |
 //!
 //! The host process decides how errors are answered, through [`ApiError`] (the app knows no
@@ -14,8 +14,8 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use futures::StreamExt;
@@ -30,9 +30,9 @@ use axum::extract::FromRef;
 use axum::response::IntoResponse;
 use object_store::ObjectStore;
 
-use crate::app::store::TabloStore;
+use crate::app::store::{TabloFilePageParams, TabloStore};
 use crate::error::Error;
-use crate::store::{InsertResult, MAX_JSON_DEPTH};
+use crate::store::{list_page_size, InsertResult, MAX_JSON_DEPTH, MAX_LIST_LIMIT};
 
 /// Longest tablo name.
 const MAX_TABLO_NAME: usize = 200;
@@ -323,16 +323,102 @@ async fn upload_file<E: ApiError>(
     ))
 }
 
+/// Most bytes of file rows (as JSON) in one answer of `GET /api/tablos/{id}/files`: 4 MiB, as
+/// the admin listings. At least one row is always answered.
+pub const LIST_FILES_BUDGET: usize = 4 * 1024 * 1024;
+
+/// Rows read from the database at a time while a page of files is answered.
+const LIST_FILES_FETCH: u32 = 200;
+
+/// `GET /api/tablos/{id}/files?limit=&after=`: the tablo's files in id order, as a JSON array,
+/// at most `limit` of them (default 100, at most 10,000) and no more than
+/// [`LIST_FILES_BUDGET`] bytes; `after` (a file id) starts past that file. When more files may
+/// follow, a `Link` header names the next page (`rel="next"`). Until 6 Dec the route answered
+/// every file of the tablo in one body (a million files: 200 MB, and a gigabyte of the web
+/// process's memory, for one request).
 async fn list_files<E: ApiError>(
     State(state): State<Tablos>,
     id: Result<Path<Uuid>, PathRejection>,
-) -> Result<Json<Value>, E> {
+    RawQuery(query): RawQuery,
+) -> Result<(HeaderMap, Json<Value>), E> {
     let Path(tablo_id) = id?;
+    let (limit, mut after) = list_files_params(query.as_deref())?;
     if state.store.tablo_get(tablo_id).await?.is_none() {
         return Err(Error::not_found("tablo", tablo_id).into());
     }
-    let files = state.store.tablo_file_list(tablo_id).await?;
-    Ok(Json(json!(files)))
+    let mut files = Vec::new();
+    let mut bytes = 2usize;
+    let mut more = false;
+    'pages: loop {
+        let want = (limit - files.len()).min(LIST_FILES_FETCH as usize) as u32 + 1;
+        let page = state
+            .store
+            .tablo_file_page(TabloFilePageParams {
+                tablo_id,
+                after,
+                limit: want,
+            })
+            .await?;
+        let short = page.len() < want as usize;
+        for file in page {
+            let row = json!(file);
+            let size = row.to_string().len() + 1;
+            if files.len() == limit || (!files.is_empty() && bytes + size > LIST_FILES_BUDGET) {
+                more = true;
+                break 'pages;
+            }
+            bytes += size;
+            after = Some(file.id);
+            files.push(row);
+        }
+        if short {
+            break;
+        }
+    }
+    let mut headers = HeaderMap::new();
+    if let (true, Some(last)) = (more, after) {
+        let next =
+            format!("</api/tablos/{tablo_id}/files?after={last}&limit={limit}>; rel=\"next\"");
+        if let Ok(value) = HeaderValue::from_str(&next) {
+            headers.insert(axum::http::header::LINK, value);
+        }
+    }
+    Ok((headers, Json(Value::Array(files))))
+}
+
+/// `limit` and `after` of `GET /api/tablos/{id}/files`; anything else is refused.
+fn list_files_params(query: Option<&str>) -> Result<(usize, Option<Uuid>), Error> {
+    let (mut limit, mut after) = (None, None);
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let twice = || Error::invalid("query", format!("{key:?} is given more than once"));
+        match key.as_ref() {
+            "limit" => {
+                let n: u32 = value.parse().map_err(|_| {
+                    Error::invalid(
+                        "limit",
+                        format!("{value:?} is not a number from 1 to {MAX_LIST_LIMIT}"),
+                    )
+                })?;
+                if limit.replace(n).is_some() {
+                    return Err(twice());
+                }
+            }
+            "after" => {
+                let id = Uuid::parse_str(&value)
+                    .map_err(|_| Error::invalid("after", format!("{value:?} is not a file id")))?;
+                if after.replace(id).is_some() {
+                    return Err(twice());
+                }
+            }
+            other => {
+                return Err(Error::invalid(
+                    "query",
+                    format!("unknown parameter {other:?} (use limit, after)"),
+                ))
+            }
+        }
+    }
+    Ok((list_page_size(limit) as usize, after))
 }
 
 async fn delete_tablo<E: ApiError>(

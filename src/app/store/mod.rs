@@ -64,6 +64,17 @@ pub struct TabloFileOrphansParams {
     pub limit: u32,
 }
 
+/// One page of a tablo's files, in id order.
+#[derive(Debug, Clone)]
+pub struct TabloFilePageParams {
+    /// The tablo.
+    pub tablo_id: uuid::Uuid,
+    /// Only files after this id.
+    pub after: Option<uuid::Uuid>,
+    /// Page size.
+    pub limit: u32,
+}
+
 /// A page of abandoned uploads: begun longer ago than `older_than` and never committed.
 #[derive(Debug, Clone)]
 pub struct TabloFileUploadsAbandonedParams {
@@ -114,8 +125,12 @@ pub trait TabloStore: Send + Sync + 'static {
     /// Records a stored file.
     async fn tablo_file_insert(&self, file: TabloFileRow) -> Result<()>;
 
-    /// A tablo's files, in id order.
+    /// A tablo's files, in id order: all of them, however many (for tools and tests; the
+    /// API pages with [`TabloStore::tablo_file_page`]).
     async fn tablo_file_list(&self, tablo_id: uuid::Uuid) -> Result<Vec<TabloFileRow>>;
+
+    /// One page of a tablo's files, in id order.
+    async fn tablo_file_page(&self, params: TabloFilePageParams) -> Result<Vec<TabloFileRow>>;
 
     /// A page of files whose tablo is gone.
     async fn tablo_file_orphans(&self, params: TabloFileOrphansParams)

@@ -133,6 +133,17 @@ impl TabloStore for PgTabloStore {
             .map_err(Error::from)
     }
 
+    async fn tablo_file_page(&self, p: TabloFilePageParams) -> Result<Vec<TabloFileRow>> {
+        sqlx::query(sql!("tablo_file_page"))
+            .bind(p.tablo_id)
+            .bind(p.after)
+            .bind(i64::from(p.limit))
+            .try_map(file_from_row)
+            .fetch_all(self.pool()?)
+            .await
+            .map_err(Error::from)
+    }
+
     async fn tablo_file_orphans(&self, p: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
         sqlx::query(sql!("tablo_file_orphans"))
             .bind(p.after)

@@ -161,6 +161,24 @@ impl TabloStore for SqliteTabloStore {
             .await
     }
 
+    async fn tablo_file_page(&self, p: TabloFilePageParams) -> Result<Vec<TabloFileRow>> {
+        self.db()?
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(sql!("tablo_file_page"))?;
+                let rows = stmt.query_map(
+                    params![
+                        p.tablo_id.to_string(),
+                        p.after.map(|u| u.to_string()),
+                        p.limit
+                    ],
+                    file_from_row,
+                )?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(Error::from)
+            })
+            .await
+    }
+
     async fn tablo_file_orphans(&self, p: TabloFileOrphansParams) -> Result<Vec<TabloFileRow>> {
         self.db()?
             .read(move |c| {
