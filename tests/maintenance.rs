@@ -323,3 +323,116 @@ backend_case! {
         );
     }
 }
+
+/// `n` finished jobs (completed, finalized now).
+async fn finished_jobs(s: &Arc<Store>, n: usize) {
+    s.job_insert_many(
+        (0..n)
+            .map(|_| {
+                JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default()).unwrap()
+            })
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let claimed = s
+        .job_claim(JobClaimParams {
+            queue: "default".into(),
+            kinds: vec!["noop".into()],
+            limit: n as u32,
+            worker_id: "w".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), n);
+    s.job_complete_many(claimed.iter().map(|j| j.fence()).collect())
+        .await
+        .unwrap();
+}
+
+fn keep_nothing(batch: u32) -> RetentionConfig {
+    RetentionConfig {
+        completed: Duration::ZERO,
+        cancelled: Duration::ZERO,
+        discarded: Duration::ZERO,
+        batch,
+        ..RetentionConfig::default()
+    }
+}
+
+backend_case! {
+    /// A retention pass ran to its end whatever happened (review of 6 Dec): with a backlog of
+    /// finished jobs, a worker's shutdown waited for it until its timeout made it exit 1. It
+    /// now stops between batches once its stop is cancelled.
+    async fn a_retention_pass_stops_between_batches_once_stopped(db: TestDb) {
+        let s: Arc<Store> = db.store.clone();
+        finished_jobs(&s, 12).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let stop = tokio_util::sync::CancellationToken::new();
+        stop.cancel();
+        let cleaner = RetentionCleaner::new(s.clone(), keep_nothing(5));
+        assert_eq!(cleaner.run_once_until(&stop).await.unwrap(), 0);
+        // The service: stopped before it began, it deletes no batch and returns.
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            RetentionCleaner::new(s.clone(), keep_nothing(5)).run(stop.clone()),
+        )
+        .await
+        .expect("a stopped retention service returns");
+        assert_eq!(s.job_counts().await.unwrap().total[&JobState::Completed], 12);
+        // Not stopped, a pass takes them all, batch by batch.
+        assert_eq!(cleaner.run_once().await.unwrap(), 12);
+    }
+}
+
+backend_case! {
+    /// A batch of 0 rows deleted nothing and never ended (a core spun for good, review of 6
+    /// Dec); an interval of 0 ran passes back to back. Both are refused, with nothing deleted,
+    /// and a worker with such a config does not start.
+    async fn a_retention_config_of_no_rows_or_no_interval_is_refused(db: TestDb) {
+        let s: Arc<Store> = db.store.clone();
+        finished_jobs(&s, 3).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        for (config, field) in [
+            (keep_nothing(0), "retention batch"),
+            (keep_nothing(porter::maintenance::MAX_RETENTION_BATCH + 1), "retention batch"),
+            (
+                RetentionConfig {
+                    interval: Duration::ZERO,
+                    ..keep_nothing(5)
+                },
+                "retention interval",
+            ),
+        ] {
+            let got = tokio::time::timeout(
+                Duration::from_secs(30),
+                RetentionCleaner::new(s.clone(), config.clone()).run_once(),
+            )
+            .await
+            .expect("a refused config answers at once");
+            let err = got.expect_err("refused");
+            assert!(err.to_string().contains(field), "{err}");
+            let runtime = porter::runtime::Runtime::new(
+                s.clone(),
+                porter::Workers::new(),
+                porter::runtime::RuntimeConfig {
+                    retention: config,
+                    ..porter::runtime::RuntimeConfig::default()
+                },
+            )
+            .run(porter::runtime::Shutdown::new());
+            let refused = tokio::time::timeout(Duration::from_secs(30), runtime)
+                .await
+                .expect("a refused config is refused at once");
+            assert!(refused.unwrap_err().to_string().contains(field));
+        }
+        assert_eq!(s.job_counts().await.unwrap().total[&JobState::Completed], 3);
+        assert_eq!(
+            RetentionCleaner::new(s.clone(), keep_nothing(porter::maintenance::MAX_RETENTION_BATCH))
+                .run_once()
+                .await
+                .unwrap(),
+            3
+        );
+    }
+}

@@ -10,4 +10,4 @@ mod retention;
 
 pub use periodic::{PeriodicEnqueuer, PeriodicJob, Schedule};
 pub use rescuer::{Rescuer, RescuerConfig, STUCK_MARGIN};
-pub use retention::{RetentionCleaner, RetentionConfig};
+pub use retention::{RetentionCleaner, RetentionConfig, MAX_RETENTION_BATCH};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{JobDeleteFinalizedParams, Store};
 
 /// Retention settings (River's defaults).
@@ -37,6 +37,31 @@ impl Default for RetentionConfig {
     }
 }
 
+/// Most rows one delete of the retention may take: on SQLite a batch is one statement in the
+/// one writer, which every other write waits behind.
+pub const MAX_RETENTION_BATCH: u32 = 10_000;
+
+impl RetentionConfig {
+    /// Refuses a batch of 0 rows (a pass would delete nothing and never end: until 6 Dec it
+    /// spun a core for good, and every shutdown waited on it) or over
+    /// [`MAX_RETENTION_BATCH`], and an interval of 0 (back-to-back passes).
+    pub fn check(&self) -> Result<()> {
+        if !(1..=MAX_RETENTION_BATCH).contains(&self.batch) {
+            return Err(Error::invalid(
+                "retention batch",
+                format!(
+                    "{} rows: a delete takes 1 to {MAX_RETENTION_BATCH}",
+                    self.batch
+                ),
+            ));
+        }
+        if self.interval.is_zero() {
+            return Err(Error::invalid("retention interval", "must be more than 0"));
+        }
+        Ok(())
+    }
+}
+
 /// The retention service.
 pub struct RetentionCleaner {
     store: Arc<Store>,
@@ -49,10 +74,24 @@ impl RetentionCleaner {
         RetentionCleaner { store, config }
     }
 
-    /// Deletes batches until one comes back short; returns how many rows went.
+    /// Deletes batches until one comes back short; returns how many rows went. A config that
+    /// [`RetentionConfig::check`] refuses is an error here, with nothing deleted.
     pub async fn run_once(&self) -> Result<u64> {
+        self.run_once_until(&CancellationToken::new()).await
+    }
+
+    /// [`RetentionCleaner::run_once`] that stops between batches once `stop` is cancelled
+    /// (what is left waits for the next pass). Until 6 Dec a pass ran to its end whatever
+    /// happened: a backlog of a million finished jobs (after downtime, or a first start on a
+    /// large database) held a worker's shutdown until its timeout made it exit 1, blaming the
+    /// database.
+    pub async fn run_once_until(&self, stop: &CancellationToken) -> Result<u64> {
+        self.config.check()?;
         let mut total = 0;
         loop {
+            if stop.is_cancelled() {
+                return Ok(total);
+            }
             let n = self
                 .store
                 .job_delete_finalized(JobDeleteFinalizedParams {
@@ -71,10 +110,16 @@ impl RetentionCleaner {
         }
     }
 
-    /// Cleans on start and then every interval until `stop`.
+    /// Cleans on start and then every interval until `stop` (a pass under way stops between
+    /// batches). A config [`RetentionConfig::check`] refuses cleans nothing (logged once).
     pub async fn run(self, stop: CancellationToken) {
+        if let Err(e) = self.config.check() {
+            warn!(error = %e, "retention is off: its config is refused");
+            stop.cancelled().await;
+            return;
+        }
         loop {
-            match self.run_once().await {
+            match self.run_once_until(&stop).await {
                 Ok(n) if n > 0 => info!(deleted = n, "deleted finished jobs past their retention"),
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "retention pass failed"),

@@ -76,7 +76,8 @@ const CONCURRENCY: std::ops::RangeInclusive<usize> = 1..=10_000;
 impl RuntimeConfig {
     /// Refuses what `porter worker` refuses, before anything runs: a bad or repeated queue
     /// name, a concurrency outside 1..=10000 (none claims nothing, and a huge one overflows
-    /// the permits), a lease under 1 s (its heartbeats would spin) and a zero poll interval.
+    /// the permits), a lease under 1 s (its heartbeats would spin), a zero poll interval and a
+    /// retention config [`maintenance::RetentionConfig::check`] refuses.
     pub(crate) fn check(&self) -> Result<()> {
         for (i, (queue, n)) in self.queues.iter().enumerate() {
             crate::job::validate_name("queue", queue)?;
@@ -99,7 +100,7 @@ impl RuntimeConfig {
         if self.poll_interval.is_zero() {
             return Err(Error::invalid("poll_interval", "must be more than 0"));
         }
-        Ok(())
+        self.retention.check()
     }
 }
 
