@@ -2560,3 +2560,35 @@ backend_case! {
         assert_eq!(worker.tokens.lock().unwrap().len(), 1, "run once");
     }
 }
+
+backend_case! {
+    /// A second signal gives up on writes that fail, not on the give-backs under way: the
+    /// shutdown still waits for them, so every job claimed ahead is `available` again when it
+    /// returns. (Until 6 Dec it went on without the producers, its reconcile left the jobs
+    /// they were giving back to them, and it returned Ok, the worker deregistered, with those
+    /// jobs `running`: review of 6 Dec, 115 of 150 jobs claimed ahead, exit 0.)
+    async fn a_second_signal_still_waits_for_the_give_backs_under_way(db: TestDb) {
+        let (gated, rt, ids) = fill_gated_local_queue(&db).await;
+        gated.slow_releases(Duration::from_millis(400));
+        rt.shutdown.soft.cancel();
+        rt.shutdown.hard.cancel();
+        let report = rt.task.await.unwrap().expect("nothing failed: a clean shutdown");
+        assert_eq!(report.cancelled_at_shutdown, 2);
+        assert_claimed_ahead_given_back(&db.store, &ids).await;
+    }
+}
+
+backend_case! {
+    /// A shutdown whose last reconcile cannot run (the database refusing it) leaves this
+    /// worker's jobs, if any, `running` for a rescuer: it says so with an error (exit 1 for
+    /// `porter worker`), where until 6 Dec it logged "COULD NOT PUT BACK" and returned Ok.
+    async fn a_shutdown_that_cannot_put_its_jobs_back_is_an_error(db: TestDb) {
+        let (gated, rt, _) = fill_gated_local_queue(&db).await;
+        gated.fail_listings(true);
+        rt.shutdown.soft.cancel();
+        rt.shutdown.hard.cancel();
+        let err = rt.task.await.unwrap().expect_err("jobs may be left running");
+        assert!(err.to_string().contains("could not put back"), "{err}");
+        gated.fail_listings(false);
+    }
+}

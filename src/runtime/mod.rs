@@ -801,18 +801,15 @@ impl Runtime {
                 }
             }
             // The producers give back the jobs they claimed ahead as they stop. Those writes
-            // are waited for (as long as writes are retried at all), not cut off with the
-            // jobs' time: the reconcile below leaves a job being given back to its give-back,
-            // and a worker that went on would deregister with those jobs still `running`,
-            // for a rescuer, once the process exits.
-            let producers_done = tokio::select! {
-                _ = producers.wait() => true,
-                _ = give_up.cancelled() => false,
-                _ = shutdown.hard.cancelled() => false,
-            };
-            if !producers_done {
-                warn!("going on without waiting for the producers: jobs they claimed ahead and have not given back yet stay running, for a rescuer");
-            }
+            // are waited for, not cut off with the jobs' time, nor by a second signal (which
+            // gives up on writes that fail, and these have not): the reconcile below leaves a
+            // job being given back to its give-back, and a worker that went on would
+            // deregister with those jobs still `running`, for a rescuer, once the process
+            // exits (until 6 Dec a second signal did so, and the worker exited 0). A give-back
+            // that fails under a second signal is given up on at once (the reconcile puts its
+            // job back); one that waits for a lock held elsewhere ends the shutdown with an
+            // error once writes are given up on and ABANDON_GRACE has passed (below).
+            producers.wait().await;
             ctx.completer.flush().await;
             stop_services.cancel();
             services.close();
@@ -821,6 +818,7 @@ impl Runtime {
             // the database still says it runs (outcomes given up on, a lost claim reply).
             let mut delay = Duration::from_millis(100);
             let mut tries = 0;
+            let mut left_running = None;
             loop {
                 tries += 1;
                 match reconcile(&ctx, true).await {
@@ -838,6 +836,7 @@ impl Runtime {
                     Err(e) => {
                         tracing::error!(error = %e, "COULD NOT PUT BACK jobs still running under this worker; \
                         they stay running until another worker's rescuer finds this worker gone");
+                        left_running = Some(e);
                         break;
                     }
                 }
@@ -845,14 +844,14 @@ impl Runtime {
             if let Err(e) = store.worker_delete(&identity.id).await {
                 warn!(error = %e, "could not deregister the worker; its registration expires with the lease");
             }
-            report
+            (report, left_running)
         };
         // A write that waits (for a lock held elsewhere) is not a failed one: given up on,
         // the shutdown still waited for it. ABANDON_GRACE after writes are given up on (a
         // second signal, or twice the timeout), whatever is still waiting is left: the worker
         // exits with an error, its jobs `running` for another worker's rescuer.
-        let report = tokio::select! {
-            report = finish => report,
+        let (report, left_running) = tokio::select! {
+            done = finish => done,
             _ = async {
                 give_up.cancelled().await;
                 tokio::time::sleep(ABANDON_GRACE).await;
@@ -866,6 +865,13 @@ impl Runtime {
             }
         };
         drop(deadline);
+        // The jobs it could not put back are `running` under a worker gone: an error, so that
+        // its supervisor knows (until 6 Dec it exited 0).
+        if let Some(e) = left_running {
+            return Err(Error::Unavailable(format!(
+                "the shutdown could not put back (nor find) the jobs still running under this worker ({e}); other workers' rescuers put any back once its lease has passed"
+            )));
+        }
         info!("shutdown complete");
         match failed.error() {
             Some(e) => Err(e),

@@ -25,6 +25,8 @@ pub struct GatedStore {
     slow_listings: AtomicU64,
     /// Milliseconds each `job_release` (a job given back) takes at least.
     slow_releases: AtomicU64,
+    /// `job_list_running` (the reconcile's lookup) fails as an unreachable database does.
+    listings_fail: AtomicBool,
     /// `job_release` fails as an unreachable database does (retried by the runtime).
     releases_fail: AtomicBool,
     /// Gives back of jobs claimed ahead are refused (a conflict, which is not retried).
@@ -68,6 +70,7 @@ impl GatedStore {
             before_bulk: std::sync::Mutex::new(None),
             before_outputs: std::sync::Mutex::new(None),
             slow_releases: AtomicU64::new(0),
+            listings_fail: AtomicBool::new(false),
             releases_fail: AtomicBool::new(false),
             give_backs_refused: AtomicBool::new(false),
             cancels_refused: AtomicBool::new(false),
@@ -150,6 +153,12 @@ impl GatedStore {
         if self.completion_panics.swap(false, Ordering::SeqCst) {
             panic!("completion write panicked (injected)");
         }
+    }
+
+    /// The reconcile's lookup of this worker's running jobs fails as an unreachable
+    /// database's reads do while `fail` holds.
+    pub fn fail_listings(&self, fail: bool) {
+        self.listings_fail.store(fail, Ordering::SeqCst);
     }
 
     /// Releases (jobs given back or put back) fail as an unreachable database's writes do
@@ -366,6 +375,9 @@ impl Driver for GatedStore {
         since: DateTime<Utc>,
     ) -> Result<Vec<JobFence>> {
         self.listings.lock().unwrap().push(since);
+        if self.listings_fail.load(Ordering::SeqCst) {
+            return Err(injected("listing"));
+        }
         let delay = self.slow_listings.load(Ordering::SeqCst);
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
         let listed = self.inner.job_list_running(worker_id, since).await;
