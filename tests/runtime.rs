@@ -917,7 +917,8 @@ backend_case! {
     /// A soft shutdown while the database refuses writes ends within a bounded time: writes
     /// still failing twice the shutdown timeout after the signal (at least 10 s, here) are
     /// given up on, as after a second signal, and the jobs they were for stay `running` under
-    /// a worker that is no longer registered, for the next rescuer to put back. Before, the release of each job
+    /// a worker that is no longer registered, for the next rescuer to put back; the shutdown
+    /// says so with an error (since 6 Dec; it returned Ok). Before, the release of each job
     /// stopped by the timeout (and each give-back of a job claimed ahead) was retried for
     /// about 70 s, and the final put-back ten times more: a shutdown of a 500 ms timeout took
     /// 80 s, and a deploy's supervisor killed it first.
@@ -943,11 +944,12 @@ backend_case! {
         // (it took about 80 s), not a slow machine.
         // (Each job was cancelled at the timeout, or given back unstarted when the signal came
         // before its slot: a release either way.)
-        tokio::time::timeout(Duration::from_secs(40), task)
+        let err = tokio::time::timeout(Duration::from_secs(40), task)
             .await
             .expect("the shutdown ended while the database refused its writes")
             .unwrap()
-            .unwrap();
+            .expect_err("jobs left running: an error");
+        assert!(err.to_string().contains("could not put back"), "{err}");
         gated.fail_releases(false);
         assert_eq!(
             db.store.job_counts().await.unwrap().total[&JobState::Running],
@@ -2590,5 +2592,76 @@ backend_case! {
         let err = rt.task.await.unwrap().expect_err("jobs may be left running");
         assert!(err.to_string().contains("could not put back"), "{err}");
         gated.fail_listings(false);
+    }
+}
+
+/// Waits until each of `ids` is `available` again, given back unstarted because its queue was
+/// paused or given other limits while it waited for a slot.
+async fn assert_given_back_for_the_queue(store: &Store, ids: &[i64]) {
+    for id in ids {
+        let row = wait_state(store, *id, JobState::Available).await;
+        let last = row.errors.last().expect("a history entry");
+        assert_eq!(last.error, porter::runtime::QUEUE_CHANGED, "{row:?}");
+        assert!(last.unstarted, "{row:?}");
+        assert_eq!(
+            row.max_attempts,
+            porter::job::DEFAULT_MAX_ATTEMPTS + row.attempt,
+            "no attempt used: {row:?}"
+        );
+    }
+}
+
+backend_case! {
+    /// A paused queue starts nothing: the jobs a worker claimed ahead of a free slot before
+    /// the pause (from another process here) are given back unstarted, and none starts when
+    /// the slots free; resumed, they run. (Until 6 Dec they started as the slots freed, for up
+    /// to MAX_WAIT after the pause: review of 6 Dec, 6 started after `porter queues pause`
+    /// returned.)
+    async fn a_queue_paused_while_jobs_wait_for_a_slot_starts_none_of_them(db: TestDb) {
+        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, db.store.clone()).await;
+        let other = db.reopen().await; // like `porter queues pause` from another process
+        other.queue_pause("default").await.unwrap();
+        assert_given_back_for_the_queue(&db.store, &ahead).await;
+        worker.gate.add_permits(2);
+        for id in &started {
+            wait_state(&db.store, *id, JobState::Completed).await;
+        }
+        // (Not a timing assertion: a start this missed would only make the test pass wrongly.)
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(worker.started.lock().unwrap().len(), 2, "nothing started while paused");
+        other.queue_resume("default").await.unwrap();
+        worker.gate.add_permits(2);
+        for id in &ahead {
+            wait_state(&db.store, *id, JobState::Completed).await;
+        }
+        rt.stop().await;
+    }
+}
+
+backend_case! {
+    /// A limit counts what starts under it: jobs claimed ahead before a queue was given a
+    /// concurrency limit (in this process here) are given back unstarted, to be claimed again
+    /// under it. (Until 6 Dec they started as the slots freed, beside the limit: review of 6
+    /// Dec, 2 ran at once 4.5 s after `--concurrency 1`.)
+    async fn jobs_claimed_ahead_before_a_limit_is_set_are_given_back(db: TestDb) {
+        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, db.store.clone()).await;
+        db.store
+            .queue_limit_set(porter::store::QueueLimitParams {
+                queue: "default".into(),
+                clear: false,
+                set: porter::store::QueueLimits {
+                    concurrency: Some(1),
+                    ..Default::default()
+                },
+            })
+            .await
+            .unwrap();
+        assert_given_back_for_the_queue(&db.store, &ahead).await;
+        assert_eq!(worker.started.lock().unwrap().len(), 2);
+        worker.gate.add_permits(4);
+        for id in started.iter().chain(&ahead) {
+            wait_state(&db.store, *id, JobState::Completed).await;
+        }
+        rt.stop().await;
     }
 }

@@ -52,6 +52,51 @@ const GIVE_BACK_AT_ONCE: usize = 16;
 /// having started (at shutdown, or after waiting [`MAX_WAIT`]). No attempt is used up.
 pub const GIVEN_BACK: &str = "claimed ahead of a free slot; given back unstarted";
 
+/// The error kept in the history of a job claimed ahead of a free slot and given back without
+/// having started because its queue was paused or given other limits while it waited (it was
+/// claimed under what changed). No attempt is used up.
+pub const QUEUE_CHANGED: &str =
+    "its queue was paused or given other limits while it waited for a slot; given back unstarted";
+
+/// What the dispatcher knows of its queue's last pause or change of limits (see `dispatch`).
+#[derive(Default)]
+struct Changes {
+    /// When the queue was last paused or given other limits, by the database's clock.
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When a change was heard of but its time could not be read: every job claimed before
+    /// then counts as claimed before the change.
+    unread: Option<Instant>,
+}
+
+impl Changes {
+    /// Reads the queue's change time once a change was heard of (`control`).
+    async fn hear(&mut self, ctx: &Ctx, queue: &str, control: &crate::store::WakeupSubscription) {
+        if !control.take() {
+            return;
+        }
+        self.read(ctx, queue).await;
+    }
+
+    async fn read(&mut self, ctx: &Ctx, queue: &str) {
+        match ctx.store.queue_changed_at(queue).await {
+            Ok(at) => self.at = self.at.max(at),
+            Err(e) => {
+                warn!(queue, error = %e, "reading when the queue was paused or given other limits failed; giving back the jobs claimed ahead so far");
+                self.unread = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Whether `job` was claimed before the queue's last change: at or before its time (a
+    /// claim in the same millisecond, on SQLite, counts as before).
+    fn claimed_before(&self, job: &Claimed) -> bool {
+        self.unread.is_some_and(|t| job.claimed_at <= t)
+            || self
+                .at
+                .is_some_and(|at| job.row.attempted_at.is_none_or(|claimed| claimed <= at))
+    }
+}
+
 /// A job claimed ahead, waiting in the local queue for a slot.
 pub(super) struct Claimed {
     row: JobRow,
@@ -321,6 +366,8 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, concurrency: usize) {
         waiting: AtomicUsize::new(0),
         finished: Arc::new(AtomicU64::new(0)),
     });
+    // Before any claim: a change after it is heard of.
+    let control = ctx.store.wakeup().subscribe_control(&q.name);
     let (tx, rx) = mpsc::unbounded_channel();
     let feed = Arc::new(Feed {
         q: q.clone(),
@@ -344,7 +391,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, concurrency: usize) {
         // Closes the local queue (an order filled from now on gives its jobs back).
         feed.local.lock().unwrap_or_else(|p| p.into_inner()).take();
     };
-    tokio::join!(claiming, dispatch(ctx.clone(), q.clone(), rx));
+    tokio::join!(claiming, dispatch(ctx.clone(), q.clone(), rx, control));
 }
 
 /// Claims into the local queue; returns once claiming stops.
@@ -622,9 +669,25 @@ impl Feed {
 /// Starts the jobs of the local queue as slots free up. Once claiming stops, gives back every
 /// job that has not started (fenced, no attempt used), and returns when the local queue is
 /// closed and empty.
-async fn dispatch(ctx: Arc<Ctx>, q: Arc<Queue>, mut local: mpsc::UnboundedReceiver<Claimed>) {
+///
+/// A job claimed before its queue was last paused or given other limits is given back, not
+/// started: a paused queue starts nothing, and a limit counts what starts under it (until 6 Dec
+/// such jobs started as their slots freed, for up to `MAX_WAIT` after the pause: review of
+/// 6 Dec, 6 started after `porter queues pause` returned). A change is heard of through
+/// `control` (this process's own at once, other processes' through NOTIFY on PostgreSQL and
+/// the change watcher on SQLite), and dated by the database (`Store::queue_changed_at`): a job
+/// claimed at or before that time goes back; one claimed after, under the new settings, is
+/// started, however late the news came. A claim whose statement was under way as the change
+/// committed may still start its jobs (as for a limit set while a claim is in flight).
+async fn dispatch(
+    ctx: Arc<Ctx>,
+    q: Arc<Queue>,
+    mut local: mpsc::UnboundedReceiver<Claimed>,
+    control: crate::store::WakeupSubscription,
+) {
     let max_wait = MAX_WAIT.min(ctx.config.lease / 2);
-    loop {
+    let mut changes = Changes::default();
+    'jobs: loop {
         let job = tokio::select! {
             biased;
             _ = ctx.stop_claiming.cancelled() => break,
@@ -633,19 +696,41 @@ async fn dispatch(ctx: Arc<Ctx>, q: Arc<Queue>, mut local: mpsc::UnboundedReceiv
                 None => break,
             },
         };
+        changes.hear(&ctx, &q.name, &control).await;
+        if changes.claimed_before(&job) {
+            give_back_changed(&ctx, &q, job).await;
+            continue;
+        }
         // Its claim time counts toward the stuck limit, and its lease is this worker's
         // heartbeat: a job that waited too long for a slot, or whose lease may be running out,
         // is not started but given back.
         let deadline = job.claimed_at + max_wait;
-        let slot = tokio::select! {
-            biased;
-            _ = ctx.stop_claiming.cancelled() => {
-                give_back(&ctx, &q, vec![job]).await;
-                break;
+        let slot = loop {
+            tokio::select! {
+                biased;
+                _ = ctx.stop_claiming.cancelled() => {
+                    give_back(&ctx, &q, vec![job]).await;
+                    break 'jobs;
+                }
+                slot = q.slots.clone().acquire_owned() => {
+                    break Some(slot.expect("the slots are never closed"));
+                }
+                _ = control.notified() => {
+                    changes.read(&ctx, &q.name).await;
+                    if changes.claimed_before(&job) {
+                        give_back_changed(&ctx, &q, job).await;
+                        continue 'jobs;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => break None,
             }
-            slot = q.slots.clone().acquire_owned() => Some(slot.expect("the slots are never closed")),
-            _ = tokio::time::sleep_until(deadline) => None,
         };
+        changes.hear(&ctx, &q.name, &control).await;
+        if changes.claimed_before(&job) {
+            drop(slot);
+            give_back_changed(&ctx, &q, job).await;
+            continue;
+        }
         let slot = match slot {
             Some(slot) if Instant::now() <= deadline && ctx.heartbeat_fresh() => {
                 Slot::new(slot, q.changed.clone())
@@ -695,9 +780,29 @@ async fn give_back(ctx: &Ctx, q: &Queue, jobs: Vec<Claimed>) {
     give_back_rows(ctx, q, rows).await
 }
 
+/// [`give_back`] of a job claimed before its queue was paused or given other limits.
+async fn give_back_changed(ctx: &Ctx, q: &Queue, job: Claimed) {
+    debug!(
+        job_id = job.row.id,
+        queue = q.name,
+        "its queue was paused or given other limits while it waited for a slot; giving it back"
+    );
+    give_back_as(ctx, q, vec![(job.row, Some(job.held))], QUEUE_CHANGED).await
+}
+
 /// [`give_back`] of claimed rows counted in `waiting`, with their held permits where they have
 /// one (given back once the row is).
 async fn give_back_rows(ctx: &Ctx, q: &Queue, jobs: Vec<(JobRow, Option<Slot>)>) {
+    give_back_as(ctx, q, jobs, GIVEN_BACK).await
+}
+
+/// [`give_back_rows`] with `reason` in the jobs' histories.
+async fn give_back_as(
+    ctx: &Ctx,
+    q: &Queue,
+    jobs: Vec<(JobRow, Option<Slot>)>,
+    reason: &'static str,
+) {
     q.waiting.fetch_sub(jobs.len(), Ordering::AcqRel);
     futures::stream::iter(jobs)
         .for_each_concurrent(GIVE_BACK_AT_ONCE, |(row, held)| async move {
@@ -706,7 +811,7 @@ async fn give_back_rows(ctx: &Ctx, q: &Queue, jobs: Vec<(JobRow, Option<Slot>)>)
             executor::write_unstarted(ctx, &row, || {
                 ctx.store.job_release(JobReleaseParams {
                     fence: fence.clone(),
-                    reason: GIVEN_BACK.to_string(),
+                    reason: reason.to_string(),
                     started: false,
                 })
             })

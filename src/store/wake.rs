@@ -26,6 +26,13 @@ impl WakeupSubscription {
     pub async fn notified(&self) {
         self.notify.notified().await
     }
+
+    /// Takes a wake-up sent since the last one was taken, without waiting; whether there was
+    /// one.
+    pub fn take(&self) -> bool {
+        use futures::FutureExt;
+        self.notify.notified().now_or_never().is_some()
+    }
 }
 
 impl Wakeup {
@@ -38,11 +45,12 @@ impl Wakeup {
         WakeupSubscription { notify }
     }
 
-    /// Wakes the subscribers of `queue` (or all of them for the reserved name `ALL_QUEUES`).
+    /// Wakes the subscribers of `queue` (or, for the reserved name `ALL_QUEUES`, every
+    /// subscriber but those to queues' pauses and limits: see [`Wakeup::notify_control`]).
     pub fn notify(&self, queue: &str) {
         let subs = self.subscribers.lock().unwrap();
         for (q, w) in subs.iter() {
-            if queue == ALL_QUEUES || q == queue {
+            if (queue == ALL_QUEUES && !q.starts_with(CONTROL_PREFIX)) || q == queue {
                 if let Some(n) = w.upgrade() {
                     n.notify_one();
                 }
@@ -64,6 +72,28 @@ impl Wakeup {
         }
     }
 
+    /// Subscribes to one queue's pauses and limit changes.
+    pub fn subscribe_control(&self, queue: &str) -> WakeupSubscription {
+        self.subscribe(&format!("{CONTROL_PREFIX}{queue}"))
+    }
+
+    /// Tells the subscribers of `queue` (every queue for [`ALL_QUEUES`]) that it was paused or
+    /// given other limits. Not sent by [`Wakeup::notify`]`(ALL_QUEUES)`, which
+    /// SQLite's change watcher sends for every commit of another connection.
+    pub fn notify_control(&self, queue: &str) {
+        let subs = self.subscribers.lock().unwrap();
+        for (q, w) in subs.iter() {
+            let Some(name) = q.strip_prefix(CONTROL_PREFIX) else {
+                continue;
+            };
+            if queue == ALL_QUEUES || name == queue {
+                if let Some(n) = w.upgrade() {
+                    n.notify_one();
+                }
+            }
+        }
+    }
+
     /// Whether anybody listens (lets the SQLite change watcher idle when nobody does).
     pub fn has_subscribers(&self) -> bool {
         self.subscribers
@@ -73,6 +103,10 @@ impl Wakeup {
             .any(|(_, w)| w.strong_count() > 0)
     }
 }
+
+/// The prefix of the subscription keys of queues' pauses and limits. Queue names cannot
+/// contain a colon, so no queue's own key starts with it.
+const CONTROL_PREFIX: &str = "control:";
 
 /// The subscription key of a worker's cancel requests. Queue names cannot contain a colon, so
 /// it never wakes a queue's producers (and [`ALL_QUEUES`] wakes it too).

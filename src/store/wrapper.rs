@@ -799,6 +799,9 @@ impl Store {
             .op("queue_limit_set", self.driver.queue_limit_set(params))
             .await?;
         self.wake_queues([queue.as_str()]);
+        // This process's workers give back the jobs they claimed ahead under the old limits
+        // (other processes hear of it from the database).
+        self.wakeup().notify_control(&queue);
         Ok(row)
     }
 
@@ -827,10 +830,24 @@ impl Store {
             .collect())
     }
 
-    /// Pauses a queue: its jobs are not claimed until it is resumed.
+    /// Pauses a queue: its jobs are not claimed until it is resumed, and workers give back
+    /// those they claimed ahead of a free slot and have not started.
     pub async fn queue_pause(&self, name: &str) -> Result<()> {
         validate_name("queue", name)?;
-        self.op("queue_pause", self.driver.queue_pause(name)).await
+        self.op("queue_pause", self.driver.queue_pause(name))
+            .await?;
+        // Workers give back the queue's jobs they claimed ahead and have not started: a paused
+        // queue starts nothing (this process's at once, other processes' as they hear of it).
+        self.wakeup().notify_control(name);
+        Ok(())
+    }
+
+    /// When a queue was last paused or given other limits, by the database's clock (`None`:
+    /// never, or no such queue). Workers read it when they hear of a change, to give back the
+    /// jobs they claimed ahead before it.
+    pub async fn queue_changed_at(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
+        self.op("queue_changed_at", self.driver.queue_changed_at(name))
+            .await
     }
 
     /// Resumes a paused queue, and wakes its producers.

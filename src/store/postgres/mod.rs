@@ -67,6 +67,10 @@ pub const NOTIFY_CHANNEL: &str = "porter_insert";
 /// The NOTIFY channel cancel requests for running jobs are announced on; the payload is the id
 /// of the worker that runs the job.
 pub const CANCEL_CHANNEL: &str = "porter_cancel";
+/// The NOTIFY channel a queue's pause or new limits are announced on; the payload is the queue
+/// name. Workers give back the jobs of that queue they claimed ahead before the change (see
+/// `porter_queues.changed_at`) and have not started.
+pub const CONTROL_CHANNEL: &str = "porter_queue_control";
 /// How long the LISTEN task waits before trying again after an error.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);
 /// How often an insert tries again when a unique key's holder finished between its insert
@@ -274,7 +278,7 @@ impl PgStore {
         let wakeup = Arc::new(Wakeup::default());
         let mut listener = PgListener::connect_with(&pool).await?;
         listener
-            .listen_all([NOTIFY_CHANNEL, CANCEL_CHANNEL])
+            .listen_all([NOTIFY_CHANNEL, CANCEL_CHANNEL, CONTROL_CHANNEL])
             .await?;
         let stop = CancellationToken::new();
         let cursors = Arc::new(cursor::Cursors::default());
@@ -622,6 +626,7 @@ async fn listen(
         };
         match received {
             Ok(Some(n)) if n.channel() == CANCEL_CHANNEL => wakeup.notify_cancel(n.payload()),
+            Ok(Some(n)) if n.channel() == CONTROL_CHANNEL => wakeup.notify_control(n.payload()),
             Ok(Some(n)) => {
                 cursors.rewind(n.payload());
                 wakeup.notify(n.payload());
@@ -630,6 +635,7 @@ async fn listen(
             Ok(None) => {
                 cursors.rewind_all();
                 wakeup.notify(super::wake::ALL_QUEUES);
+                wakeup.notify_control(super::wake::ALL_QUEUES);
             }
             Err(e) => {
                 tracing::warn!(error = %map_err(e), "LISTEN {NOTIFY_CHANNEL} failed; retrying");
@@ -654,6 +660,7 @@ async fn listen(
                 }
                 cursors.rewind_all();
                 wakeup.notify(super::wake::ALL_QUEUES);
+                wakeup.notify_control(super::wake::ALL_QUEUES);
             }
         }
     }
@@ -812,6 +819,16 @@ async fn notify_queues(conn: &mut PgConnection, mut queues: Vec<String>) -> Resu
     queues.dedup();
     sqlx::query(sql!("queue_notify"))
         .bind(queues)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Announces, at the commit, that a queue was paused or given other limits
+/// ([`CONTROL_CHANNEL`]).
+async fn notify_control(conn: &mut PgConnection, queue: &str) -> Result<()> {
+    sqlx::query(sql!("queue_control_notify"))
+        .bind(queue)
         .execute(conn)
         .await?;
     Ok(())
@@ -2430,8 +2447,10 @@ impl Driver for PgStore {
             .bind(&p.queue)
             .execute(&mut *tx)
             .await?;
-        // A limit raised or removed may let jobs start: other processes' producers look.
+        // A limit raised or removed may let jobs start: other processes' producers look. Their
+        // jobs claimed ahead under the old limits go back.
         notify_queues(&mut tx, vec![p.queue.clone()]).await?;
+        notify_control(&mut tx, &p.queue).await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -2453,11 +2472,23 @@ impl Driver for PgStore {
     }
 
     async fn queue_pause(&self, name: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
         sqlx::query(sql!("queue_pause"))
             .bind(name)
-            .execute(&mut *self.conn().await?)
+            .execute(&mut *tx)
             .await?;
+        // Workers give back the queue's jobs they claimed ahead and have not started.
+        notify_control(&mut tx, name).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn queue_changed_at(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(sql!("queue_changed_at"))
+            .bind(name)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+        Ok(at.flatten())
     }
 
     async fn queue_resume(&self, name: &str) -> Result<()> {

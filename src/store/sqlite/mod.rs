@@ -615,6 +615,9 @@ fn spawn_change_watcher(mut watcher: ChangeWatcher, wakeup: std::sync::Weak<Wake
 pub(crate) struct ChangeWatcher {
     conn: Connection,
     last: Option<i64>,
+    /// Each queue's pause and limits as last read (`None` when the read failed): a commit
+    /// that changed them is told to the queue's control subscribers.
+    queues: Option<std::collections::BTreeMap<String, String>>,
     /// Write events of the WAL file; `None` where there are none (not Linux, or inotify
     /// refused): the watcher then only polls.
     writes: Option<WalWrites>,
@@ -631,9 +634,11 @@ impl ChangeWatcher {
         let mut watcher = ChangeWatcher {
             conn,
             last: None,
+            queues: None,
             writes,
         };
         watcher.last = watcher.sample();
+        watcher.queues = watcher.queue_controls();
         Some(watcher)
     }
 
@@ -647,6 +652,34 @@ impl ChangeWatcher {
                 false
             }
         }
+    }
+
+    /// Each queue's pause and limits, as text to compare.
+    fn queue_controls(&self) -> Option<std::collections::BTreeMap<String, String>> {
+        let mut stmt = self.conn.prepare_cached(sql!("queue_controls")).ok()?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .ok()?;
+        rows.collect::<rusqlite::Result<_>>().ok()
+    }
+
+    /// Tells the control subscribers of each queue whose pause or limits differ from the last
+    /// read (every queue when either read failed: a change may have been missed).
+    fn look_controls(&mut self, wakeup: &Wakeup) {
+        let now = self.queue_controls();
+        match (&self.queues, &now) {
+            (Some(before), Some(after)) => {
+                let names: std::collections::BTreeSet<&String> =
+                    before.keys().chain(after.keys()).collect();
+                for name in names {
+                    if before.get(name) != after.get(name) {
+                        wakeup.notify_control(name);
+                    }
+                }
+            }
+            _ => wakeup.notify_control(wake::ALL_QUEUES),
+        }
+        self.queues = now;
     }
 
     fn sample(&self) -> Option<i64> {
@@ -676,6 +709,7 @@ impl ChangeWatcher {
             // No baseline (the read before failed): nothing says nothing changed since.
             if self.last.is_none_or(|l| l != v) {
                 wakeup.notify(wake::ALL_QUEUES);
+                self.look_controls(wakeup);
                 changed = true;
             }
             self.last = Some(v);
@@ -2374,6 +2408,18 @@ impl Driver for SqliteStore {
                 Ok(())
             })
             .await
+    }
+
+    async fn queue_changed_at(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
+        let name = name.to_string();
+        self.read(move |c| {
+            let at: Option<Option<String>> = c
+                .prepare_cached(sql!("queue_changed_at"))?
+                .query_row([name], |r| r.get(0))
+                .optional()?;
+            Ok(opt_time(at.flatten())?)
+        })
+        .await
     }
 
     async fn queue_resume(&self, name: &str) -> Result<()> {
