@@ -23,8 +23,12 @@
 //!    segment, no leading or trailing `/`), and lie strictly under the configured prefix. A key
 //!    that fails is a *failure*: logged, counted, never deleted, its row kept;
 //! 2. the page's objects are deleted with [`ObjectStore::delete_stream`] (bulk requests on S3,
-//!    concurrent single deletes elsewhere); "not found" counts as deleted;
+//!    concurrent single deletes elsewhere); "not found" counts as deleted. An object that a
+//!    live tablo's file or an upload under way also names is left (its orphan row still goes);
 //! 3. the rows of the objects that are gone are deleted, and only those.
+//!
+//! A pass first checks that the store is the web's: one without this database's mark
+//! ([`mark_object_store`]) is refused with nothing deleted ([`check_object_store`]).
 //!
 //! Objects go before rows, so a crash in between leaves rows whose objects are already gone,
 //! and the next pass finishes them ("not found" is success). Several passes may run at once,
@@ -193,6 +197,84 @@ pub fn object_key_for(tablo_id: Uuid, file_id: Uuid, file_name: &str) -> String 
     }
 }
 
+/// Where an object store's marks live: `porter-store-marks/{mark}`, one object per database
+/// whose web uploads there (outside the cleanup's prefix, so never an orphan's).
+pub const STORE_MARK_PREFIX: &str = "porter-store-marks/";
+
+/// The path of the mark object of the database whose mark is `mark`.
+fn mark_path(mark: uuid::Uuid) -> Path {
+    Path::from(format!("{STORE_MARK_PREFIX}{mark}"))
+}
+
+/// Marks `objects` as the store this database's files are uploaded to: writes the database's
+/// mark ([`TabloStore::tablo_store_mark`], made on the first call) as the object
+/// `porter-store-marks/{mark}` when it is not there. The web does this as it starts, and
+/// [`save_tablo_file`] before an upload; the orphan cleanup deletes nothing in a store without
+/// the mark ([`check_object_store`]).
+pub async fn mark_object_store(store: &dyn TabloStore, objects: &dyn ObjectStore) -> Result<()> {
+    let mark = store.tablo_store_mark().await?;
+    let path = mark_path(mark);
+    match objects.head(&path).await {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::NotFound { .. }) => {
+            let body = serde_json::json!({
+                "porter_store_mark": mark,
+                "written_at": Utc::now(),
+                "what": "the porter database with this mark uploads its tablos' files to this store; its orphan cleanup deletes nothing in a store without this object",
+            });
+            objects
+                .put(&path, PutPayload::from(body.to_string().into_bytes()))
+                .await
+                .map_err(object_err)?;
+            Ok(())
+        }
+        Err(e) => Err(object_err(e)),
+    }
+}
+
+/// [`mark_object_store`] once per process for each database and store.
+async fn mark_object_store_once(store: &dyn TabloStore, objects: &dyn ObjectStore) -> Result<()> {
+    static MARKED: std::sync::Mutex<Vec<(uuid::Uuid, String, usize)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mark = store.tablo_store_mark().await?;
+    // The store by what it says it is and where it lives in this process (two stores in memory
+    // print alike).
+    let which = (
+        mark,
+        objects.to_string(),
+        objects as *const dyn ObjectStore as *const () as usize,
+    );
+    if MARKED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&which)
+    {
+        return Ok(());
+    }
+    mark_object_store(store, objects).await?;
+    MARKED.lock().unwrap_or_else(|p| p.into_inner()).push(which);
+    Ok(())
+}
+
+/// Refuses an object store this database's web does not upload to: one without the
+/// database's mark ([`mark_object_store`]), when the database has one. The cleanup counts
+/// "not found" as deleted, so in another store (an empty directory, `memory://`, another
+/// bucket) it would delete every orphan's row and leave the objects, named by nothing, where
+/// the web keeps them (review of 6 Dec). A database with no mark (no web of this version has
+/// run on it) is taken as it is.
+pub async fn check_object_store(store: &dyn TabloStore, objects: &dyn ObjectStore) -> Result<()> {
+    let Some(mark) = store.tablo_store_mark_get().await? else {
+        return Ok(());
+    };
+    match objects.head(&mark_path(mark)).await {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::NotFound { .. }) => Err(Error::ObjectStore(format!(
+            "the object store {objects} holds no mark of this database ({STORE_MARK_PREFIX}{mark}), which the web writes into the store it uploads to: it is not the web's store (check --object-store-url, OBJECT_STORE_URL and S3_BUCKET, and the directory a file:// path is relative to); nothing was deleted"
+        ))),
+        Err(e) => Err(object_err(e)),
+    }
+}
+
 /// Stores one object under `key`, which must be a valid object path.
 pub async fn put_file(objects: &dyn ObjectStore, key: &str, bytes: Bytes) -> Result<()> {
     let path =
@@ -245,6 +327,7 @@ pub async fn save_tablo_file(
         created_at: Utc::now(),
     };
     let started = std::time::Instant::now();
+    mark_object_store_once(store, objects).await?;
     store.tablo_file_upload_begin(upload.clone()).await?;
     put_file(objects, &upload.s3_key, bytes).await?;
     // A caller without a request timeout past half the grace gives up rather than racing the
@@ -382,6 +465,7 @@ pub async fn cleanup_orphans_until(
     if cfg.page_size == 0 {
         return Err(Error::invalid("page_size", "must be at least 1"));
     }
+    check_object_store(store, objects).await?;
     let mut total = CleanupCounts::default();
     if cfg.tablo_id.is_none() {
         total += cleanup_abandoned_uploads(store, objects, cfg, &prefix, cancel).await?;
@@ -513,6 +597,21 @@ async fn cleanup_page(
         .filter(|(_, p)| seen.insert(p.clone()))
         .map(|(_, p)| p.clone())
         .collect();
+    // An object that a live tablo's file or an upload under way also names is not this row's
+    // to delete (a row another program wrote, say, naming a live file's key: until 6 Dec the
+    // cleanup deleted the live file's object). Its row goes; the object stays.
+    let keys = paths.iter().map(|p| p.as_ref().to_string()).collect();
+    let in_use: HashSet<Path> = store
+        .tablo_file_keys_in_use(keys, UPLOAD_GRACE)
+        .await?
+        .into_iter()
+        .map(|k| Path::from(k.as_str()))
+        .collect();
+    let (kept, paths): (Vec<Path>, Vec<Path>) = paths.into_iter().partition(|p| in_use.contains(p));
+    if !kept.is_empty() {
+        tracing::warn!(objects = kept.len(), example_key = %kept[0],
+            "orphan rows name objects a live file or an upload also names: their rows go, the objects stay");
+    }
 
     if cfg.dry_run {
         counts.objects_deleted = paths.len() as u64;
@@ -520,8 +619,10 @@ async fn cleanup_page(
         return Ok(counts);
     }
 
-    let gone = delete_objects(objects, paths).await;
+    let mut gone = delete_objects(objects, paths).await;
     counts.objects_deleted = gone.len() as u64;
+    // Rows naming an object in use are gone from this pass's point of view: their rows go.
+    gone.extend(kept);
     let mut ids = Vec::with_capacity(valid.len());
     for (id, path) in valid {
         if gone.contains(&path) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{
     object_store_url, open_objects, open_store, output, parse_duration, parse_listen, usage,
@@ -290,6 +290,18 @@ async fn bind_metrics(
     Ok(Some((listener, config)))
 }
 
+/// Marks the web's object store as this database's, as it starts (see
+/// [`crate::app::files::mark_object_store`]): the orphan cleanup, wherever it runs, deletes
+/// nothing in a store without the mark. A store that cannot be marked now is marked by the
+/// first upload.
+async fn mark_object_store(state: &AppState) {
+    if let Err(e) =
+        crate::app::files::mark_object_store(state.tablos.as_ref(), state.objects.as_ref()).await
+    {
+        warn!(error = %e, "could not mark the object store as this database's; the first upload tries again");
+    }
+}
+
 pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<()> {
     let config = usage(args.runtime_config())?;
     let metrics_listener = bind_metrics(&args).await?;
@@ -347,6 +359,7 @@ pub(super) async fn web(g: &GlobalArgs, args: WebArgs) -> anyhow::Result<()> {
     log_listening(&listener, &config);
     let watch = watch_database_file(store.clone(), shutdown.clone());
     let state = AppState::with_config(store, objects, config);
+    mark_object_store(&state).await;
     let stop = shutdown.soft.clone();
     let served = http::serve(listener, state, async move { stop.cancelled().await }).await;
     shutdown.soft.cancel();
@@ -375,6 +388,7 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting dev: web and worker in one process");
     let workers = builtin_workers(store.clone(), objects.clone())?;
     let state = AppState::with_config(store.clone(), objects, config);
+    mark_object_store(&state).await;
     let watch = watch_database_file(store.clone(), shutdown.clone());
     let runtime = Runtime::new(store, workers, runtime_config)
         .with_events(state.metrics.clone())

@@ -1,5 +1,5 @@
 //! The tablo app's storage: one trait, [`TabloStore`], over the app's own tables (`tablos`,
-//! `tablo_files`, `tablo_file_uploads`), with a SQLite and a PostgreSQL implementation that
+//! `tablo_files`, `tablo_file_uploads`, `tablo_store_mark`), with a SQLite and a PostgreSQL implementation that
 //! keep their SQL beside them (`sqlite/sql/*.sql`, `postgres/sql/*.sql`).
 //!
 //! The app keeps its tables in the queue's database, and reaches that database the way any
@@ -163,6 +163,21 @@ pub trait TabloStore: Send + Sync + 'static {
         &self,
         params: TabloFileUploadDeleteParams,
     ) -> Result<u64>;
+
+    /// Of `keys`, those a file of a tablo that exists names, or an upload begun less than
+    /// `grace` ago: objects the orphan cleanup must leave, whatever an orphan row says.
+    async fn tablo_file_keys_in_use(
+        &self,
+        keys: Vec<String>,
+        grace: Duration,
+    ) -> Result<Vec<String>>;
+
+    /// The database's object store mark, written once by the first call (see
+    /// [`crate::app::files::mark_object_store`]).
+    async fn tablo_store_mark(&self) -> Result<uuid::Uuid>;
+
+    /// The database's object store mark, if one was ever written.
+    async fn tablo_store_mark_get(&self) -> Result<Option<uuid::Uuid>>;
 }
 
 /// The tablo app's migrations (`migrations-sqlite/tablo/`, `migrations-postgres/tablo/`), a
@@ -171,12 +186,22 @@ pub trait TabloStore: Send + Sync + 'static {
 /// tables from the queue's first migrations.
 pub const MIGRATIONS: MigrationSet = MigrationSet {
     name: "tablo",
-    migrations: &[Migration {
-        version: 1,
-        name: "tablo_tables",
-        sqlite: include_str!("../../../migrations-sqlite/tablo/0001_tablo_tables.sql"),
-        postgres: include_str!("../../../migrations-postgres/tablo/0001_tablo_tables.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "tablo_tables",
+            sqlite: include_str!("../../../migrations-sqlite/tablo/0001_tablo_tables.sql"),
+            postgres: include_str!("../../../migrations-postgres/tablo/0001_tablo_tables.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "store_mark_and_keys",
+            sqlite: include_str!("../../../migrations-sqlite/tablo/0002_store_mark_and_keys.sql"),
+            postgres: include_str!(
+                "../../../migrations-postgres/tablo/0002_store_mark_and_keys.sql"
+            ),
+        },
+    ],
 };
 
 /// Migrates the app's tables ([`MIGRATIONS`]) in the queue store's database, then gives the

@@ -216,4 +216,40 @@ impl TabloStore for PgTabloStore {
             .await?;
         Ok(done.rows_affected())
     }
+
+    async fn tablo_file_keys_in_use(
+        &self,
+        keys: Vec<String>,
+        grace: Duration,
+    ) -> Result<Vec<String>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        sqlx::query_scalar(sql!("tablo_file_keys_in_use"))
+            .bind(keys)
+            .bind(secs(grace))
+            .fetch_all(self.pool()?)
+            .await
+            .map_err(Error::from)
+    }
+
+    async fn tablo_store_mark(&self) -> Result<uuid::Uuid> {
+        let mut tx = self.pool()?.begin().await?;
+        sqlx::query(sql!("tablo_store_mark_insert"))
+            .bind(uuid::Uuid::new_v4())
+            .execute(&mut *tx)
+            .await?;
+        let mark = sqlx::query_scalar(sql!("tablo_store_mark_get"))
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(mark)
+    }
+
+    async fn tablo_store_mark_get(&self) -> Result<Option<uuid::Uuid>> {
+        sqlx::query_scalar(sql!("tablo_store_mark_get"))
+            .fetch_optional(self.pool()?)
+            .await
+            .map_err(Error::from)
+    }
 }

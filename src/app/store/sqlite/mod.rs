@@ -275,4 +275,44 @@ impl TabloStore for SqliteTabloStore {
             })
             .await
     }
+    async fn tablo_file_keys_in_use(
+        &self,
+        keys: Vec<String>,
+        grace: Duration,
+    ) -> Result<Vec<String>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = serde_json::to_string(&keys).map_err(|e| Error::Database(e.to_string()))?;
+        self.db()?
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(sql!("tablo_file_keys_in_use"))?;
+                let rows = stmt.query_map(params![keys, ago(grace)], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+                    .map_err(Error::from)
+            })
+            .await
+    }
+
+    async fn tablo_store_mark(&self) -> Result<uuid::Uuid> {
+        let fresh = uuid::Uuid::new_v4().to_string();
+        self.db()?
+            .write_tx(move |c| {
+                c.execute(sql!("tablo_store_mark_insert"), [fresh])?;
+                let mark: String = c.query_row(sql!("tablo_store_mark_get"), [], |r| r.get(0))?;
+                Ok(uuid_col(mark)?)
+            })
+            .await
+    }
+
+    async fn tablo_store_mark_get(&self) -> Result<Option<uuid::Uuid>> {
+        self.db()?
+            .read(move |c| {
+                let mark: Option<String> = c
+                    .query_row(sql!("tablo_store_mark_get"), [], |r| r.get(0))
+                    .optional()?;
+                Ok(mark.map(uuid_col).transpose()?)
+            })
+            .await
+    }
 }
