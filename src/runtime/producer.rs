@@ -11,7 +11,8 @@
 //! queue whose jobs take long holds (almost) nothing beyond its running jobs, so it hoards
 //! nothing other workers could run.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,42 +59,38 @@ pub const GIVEN_BACK: &str = "claimed ahead of a free slot; given back unstarted
 pub const QUEUE_CHANGED: &str =
     "its queue was paused or given other limits while it waited for a slot; given back unstarted";
 
-/// What the dispatcher knows of its queue's last pause or change of limits (see `dispatch`).
+/// What the dispatcher knows of its queue's pauses and changes of limits (see `dispatch`).
 #[derive(Default)]
 struct Changes {
-    /// When the queue was last paused or given other limits, by the database's clock.
-    at: Option<chrono::DateTime<chrono::Utc>>,
-    /// When a change was heard of but its time could not be read: every job claimed before
+    /// When a change was heard of but its count could not be read: every job claimed before
     /// then counts as claimed before the change.
     unread: Option<Instant>,
 }
 
 impl Changes {
-    /// Reads the queue's change time once a change was heard of (`control`).
-    async fn hear(&mut self, ctx: &Ctx, queue: &str, control: &crate::store::WakeupSubscription) {
-        if !control.take() {
-            return;
+    /// Reads the queue's count of changes once a change was heard of (`control`).
+    async fn hear(&mut self, ctx: &Ctx, q: &Queue, control: &crate::store::WakeupSubscription) {
+        if control.take() {
+            self.read(ctx, q).await;
         }
-        self.read(ctx, queue).await;
     }
 
-    async fn read(&mut self, ctx: &Ctx, queue: &str) {
-        match ctx.store.queue_changed_at(queue).await {
-            Ok(at) => self.at = self.at.max(at),
+    async fn read(&mut self, ctx: &Ctx, q: &Queue) {
+        match ctx.store.queue_changes(&q.name).await {
+            Ok(n) => {
+                q.changes.fetch_max(n, Ordering::AcqRel);
+            }
             Err(e) => {
-                warn!(queue, error = %e, "reading when the queue was paused or given other limits failed; giving back the jobs claimed ahead so far");
+                warn!(queue = q.name, error = %e, "reading how often the queue was paused or given other limits failed; giving back the jobs claimed ahead so far");
                 self.unread = Some(Instant::now());
             }
         }
     }
 
-    /// Whether `job` was claimed before the queue's last change: at or before its time (a
-    /// claim in the same millisecond, on SQLite, counts as before).
-    fn claimed_before(&self, job: &Claimed) -> bool {
-        self.unread.is_some_and(|t| job.claimed_at <= t)
-            || self
-                .at
-                .is_some_and(|at| job.row.attempted_at.is_none_or(|claimed| claimed <= at))
+    /// Whether `job` was claimed before the queue's last change known here.
+    fn claimed_before(&self, q: &Queue, job: &Claimed) -> bool {
+        job.changes < q.changes.load(Ordering::Acquire)
+            || self.unread.is_some_and(|t| job.claimed_at <= t)
     }
 }
 
@@ -103,6 +100,9 @@ pub(super) struct Claimed {
     held: Slot,
     /// When the claim was sent (so its wait is never underestimated).
     claimed_at: Instant,
+    /// The queue's count of changes known here when the claim was sent ([`Queue::changes`]):
+    /// one claimed under a smaller count than is known at its start is given back.
+    changes: i64,
 }
 
 /// A producer's standing order for the completer (claiming along). While the producer waits
@@ -182,6 +182,8 @@ impl Claim {
 pub(super) struct TakenOrder {
     feed: Arc<Feed>,
     pub params: JobClaimParams,
+    /// The queue's count of changes known when the order was taken, before its claim.
+    changes: i64,
 }
 
 impl Drop for TakenOrder {
@@ -226,6 +228,7 @@ pub(super) fn take_orders(ctx: &Ctx, completions: &[(String, usize)]) -> Vec<Tak
         }
         *order = Order::Taken;
         taken.push(TakenOrder {
+            changes: q.changes.load(Ordering::Acquire),
             feed: feed.clone(),
             params: JobClaimParams {
                 queue: q.name.clone(),
@@ -278,6 +281,7 @@ pub(super) async fn fill_order(
                 row,
                 held,
                 claimed_at,
+                changes: order.changes,
             }),
             // Cannot happen (the order asked for no more than were free, and only its taker
             // takes them meanwhile); were it to, the job goes back unstarted.
@@ -323,6 +327,9 @@ struct Queue {
     waiting: AtomicUsize,
     /// Jobs of this queue that returned, ever.
     finished: Arc<AtomicU64>,
+    /// How many times the queue was paused or given other limits, as last read here (as the
+    /// producer started, then at each change heard of).
+    changes: AtomicI64,
 }
 
 /// How many jobs to claim ahead of free slots: as many as finished in the last
@@ -365,9 +372,14 @@ pub(super) async fn run(ctx: Arc<Ctx>, queue: String, concurrency: usize) {
         changed,
         waiting: AtomicUsize::new(0),
         finished: Arc::new(AtomicU64::new(0)),
+        changes: AtomicI64::new(0),
     });
-    // Before any claim: a change after it is heard of.
+    // Before any claim: a change after the count is read is heard of. (A count that cannot be
+    // read stays 0: the first change heard of then gives back what was claimed so far.)
     let control = ctx.store.wakeup().subscribe_control(&q.name);
+    if let Ok(n) = ctx.store.queue_changes(&q.name).await {
+        q.changes.store(n, Ordering::Release);
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     let feed = Arc::new(Feed {
         q: q.clone(),
@@ -456,6 +468,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
             worker_id: ctx.identity.id.clone(),
         };
         let claimed_at = Instant::now();
+        let changes = q.changes.load(Ordering::Acquire);
         // Claims hold the reconcile off until their jobs are known (see `reconcile`), but for
         // at most an eighth of the lease, as a claim along does (see the completer): a claim
         // that stalls must not keep the reconcile waiting, and behind it (the lock favours a
@@ -538,6 +551,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
                 row,
                 held: Slot::new(held, q.changed.clone()),
                 claimed_at,
+                changes,
             };
             // The dispatcher receives until the sender is dropped, after this task returns.
             if let Some(local) = feed
@@ -673,12 +687,16 @@ impl Feed {
 /// A job claimed before its queue was last paused or given other limits is given back, not
 /// started: a paused queue starts nothing, and a limit counts what starts under it (until 6 Dec
 /// such jobs started as their slots freed, for up to `MAX_WAIT` after the pause: review of
-/// 6 Dec, 6 started after `porter queues pause` returned). A change is heard of through
-/// `control` (this process's own at once, other processes' through NOTIFY on PostgreSQL and
-/// the change watcher on SQLite), and dated by the database (`Store::queue_changed_at`): a job
-/// claimed at or before that time goes back; one claimed after, under the new settings, is
-/// started, however late the news came. A claim whose statement was under way as the change
-/// committed may still start its jobs (as for a limit set while a claim is in flight).
+/// 6 Dec, 6 started after `porter queues pause` returned). The database counts the changes
+/// (`Store::queue_changes`); each claim is tagged with the count known here when it was sent
+/// (read as the producer started, then at each change heard of through `control`: this
+/// process's own at once, other processes' through NOTIFY on PostgreSQL and the change
+/// watcher on SQLite). A job whose tag is below the count known at its start goes back. A job
+/// claimed after a change but before this process heard of it is given back too (needlessly,
+/// and claimed again); one that starts before the news arrives (the NOTIFY's delivery, the
+/// watcher's next look: about a millisecond) starts. (A first version compared the change's
+/// time with the claim's, which a change taken before its commit, or a limited claim holding
+/// the queue's row across it, defeated: review of 6 Dec.)
 async fn dispatch(
     ctx: Arc<Ctx>,
     q: Arc<Queue>,
@@ -687,18 +705,27 @@ async fn dispatch(
 ) {
     let max_wait = MAX_WAIT.min(ctx.config.lease / 2);
     let mut changes = Changes::default();
+    // Jobs taken from the local queue while others were given back, in their order.
+    let mut pending: VecDeque<Claimed> = VecDeque::new();
     'jobs: loop {
-        let job = tokio::select! {
-            biased;
-            _ = ctx.stop_claiming.cancelled() => break,
-            job = local.recv() => match job {
-                Some(job) => job,
-                None => break,
+        let job = match pending.pop_front() {
+            Some(job) if !ctx.stop_claiming.is_cancelled() => job,
+            Some(job) => {
+                pending.push_front(job);
+                break;
+            }
+            None => tokio::select! {
+                biased;
+                _ = ctx.stop_claiming.cancelled() => break,
+                job = local.recv() => match job {
+                    Some(job) => job,
+                    None => break,
+                },
             },
         };
-        changes.hear(&ctx, &q.name, &control).await;
-        if changes.claimed_before(&job) {
-            give_back_changed(&ctx, &q, job).await;
+        changes.hear(&ctx, &q, &control).await;
+        if changes.claimed_before(&q, &job) {
+            give_back_changed(&ctx, &q, job, &mut local, &mut pending, &changes).await;
             continue;
         }
         // Its claim time counts toward the stuck limit, and its lease is this worker's
@@ -716,19 +743,19 @@ async fn dispatch(
                     break Some(slot.expect("the slots are never closed"));
                 }
                 _ = control.notified() => {
-                    changes.read(&ctx, &q.name).await;
-                    if changes.claimed_before(&job) {
-                        give_back_changed(&ctx, &q, job).await;
+                    changes.read(&ctx, &q).await;
+                    if changes.claimed_before(&q, &job) {
+                        give_back_changed(&ctx, &q, job, &mut local, &mut pending, &changes).await;
                         continue 'jobs;
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => break None,
             }
         };
-        changes.hear(&ctx, &q.name, &control).await;
-        if changes.claimed_before(&job) {
+        changes.hear(&ctx, &q, &control).await;
+        if changes.claimed_before(&q, &job) {
             drop(slot);
-            give_back_changed(&ctx, &q, job).await;
+            give_back_changed(&ctx, &q, job, &mut local, &mut pending, &changes).await;
             continue;
         }
         let slot = match slot {
@@ -759,7 +786,7 @@ async fn dispatch(
     }
     // Claiming stopped: what is still queued was never started. Give it back now, rather than
     // leave it to the shutdown's reconcile or another worker's rescuer.
-    let mut rest = Vec::new();
+    let mut rest: Vec<Claimed> = pending.drain(..).collect();
     while let Some(job) = local.recv().await {
         rest.push(job);
     }
@@ -780,14 +807,37 @@ async fn give_back(ctx: &Ctx, q: &Queue, jobs: Vec<Claimed>) {
     give_back_rows(ctx, q, rows).await
 }
 
-/// [`give_back`] of a job claimed before its queue was paused or given other limits.
-async fn give_back_changed(ctx: &Ctx, q: &Queue, job: Claimed) {
+/// [`give_back`] of `job`, claimed before its queue was paused or given other limits, with
+/// every other such job waiting here (in `pending`, or in the local queue, whose jobs claimed
+/// since go to `pending` in their order): at once, not one at a time between starts.
+async fn give_back_changed(
+    ctx: &Ctx,
+    q: &Queue,
+    job: Claimed,
+    local: &mut mpsc::UnboundedReceiver<Claimed>,
+    pending: &mut VecDeque<Claimed>,
+    changes: &Changes,
+) {
+    let mut back = vec![job];
+    let mut keep = VecDeque::new();
+    let waiting = pending
+        .drain(..)
+        .chain(std::iter::from_fn(|| local.try_recv().ok()));
+    for claimed in waiting.collect::<Vec<_>>() {
+        if changes.claimed_before(q, &claimed) {
+            back.push(claimed);
+        } else {
+            keep.push_back(claimed);
+        }
+    }
+    *pending = keep;
     debug!(
-        job_id = job.row.id,
         queue = q.name,
-        "its queue was paused or given other limits while it waited for a slot; giving it back"
+        jobs = back.len(),
+        "the queue was paused or given other limits while these waited for a slot; giving them back"
     );
-    give_back_as(ctx, q, vec![(job.row, Some(job.held))], QUEUE_CHANGED).await
+    let rows = back.into_iter().map(|j| (j.row, Some(j.held))).collect();
+    give_back_as(ctx, q, rows, QUEUE_CHANGED).await
 }
 
 /// [`give_back`] of claimed rows counted in `waiting`, with their held permits where they have

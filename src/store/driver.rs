@@ -235,13 +235,12 @@ pub trait Driver: Send + Sync + 'static {
     /// jobs and starts within the rate windows.
     async fn queue_limit_usage(&self) -> Result<Vec<QueueKeyUsage>>;
 
-    /// Pauses a queue (its name already checked), dating the change (`changed_at`); other
+    /// Pauses a queue (its name already checked), counting the change (`changes`); other
     /// processes hear of it at commit where the backend can (NOTIFY).
     async fn queue_pause(&self, name: &str) -> Result<()>;
 
-    /// When a queue was last paused or given other limits, by the database's clock (`None`:
-    /// never, or no such queue).
-    async fn queue_changed_at(&self, name: &str) -> Result<Option<DateTime<Utc>>>;
+    /// How many times a queue was paused or given other limits (0: never, or no such queue).
+    async fn queue_changes(&self, name: &str) -> Result<i64>;
 
     /// Resumes a queue (its name already checked); other processes' producers are woken at
     /// commit where the backend can.

@@ -257,7 +257,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "enqueue_strings_read_as_written",
             "0050_enqueue_strings_read_as_written.sql"
         ),
-        migration!(51, "queue_changes_dated", "0051_queue_changes_dated.sql"),
+        migration!(
+            51,
+            "queue_changes_counted",
+            "0051_queue_changes_counted.sql"
+        ),
     ],
 };
 

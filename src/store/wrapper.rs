@@ -842,11 +842,11 @@ impl Store {
         Ok(())
     }
 
-    /// When a queue was last paused or given other limits, by the database's clock (`None`:
-    /// never, or no such queue). Workers read it when they hear of a change, to give back the
-    /// jobs they claimed ahead before it.
-    pub async fn queue_changed_at(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
-        self.op("queue_changed_at", self.driver.queue_changed_at(name))
+    /// How many times a queue was paused or given other limits (0: never, or no such queue).
+    /// Workers read it as they start serving the queue and when they hear of a change, to give
+    /// back the jobs they claimed ahead under a smaller count.
+    pub async fn queue_changes(&self, name: &str) -> Result<i64> {
+        self.op("queue_changes", self.driver.queue_changes(name))
             .await
     }
 

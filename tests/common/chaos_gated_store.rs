@@ -455,8 +455,8 @@ impl Driver for GatedStore {
     async fn queue_pause(&self, name: &str) -> Result<()> {
         self.inner.queue_pause(name).await
     }
-    async fn queue_changed_at(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
-        self.inner.queue_changed_at(name).await
+    async fn queue_changes(&self, name: &str) -> Result<i64> {
+        self.inner.queue_changes(name).await
     }
     async fn queue_resume(&self, name: &str) -> Result<()> {
         self.inner.queue_resume(name).await

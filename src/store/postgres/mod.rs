@@ -69,7 +69,7 @@ pub const NOTIFY_CHANNEL: &str = "porter_insert";
 pub const CANCEL_CHANNEL: &str = "porter_cancel";
 /// The NOTIFY channel a queue's pause or new limits are announced on; the payload is the queue
 /// name. Workers give back the jobs of that queue they claimed ahead before the change (see
-/// `porter_queues.changed_at`) and have not started.
+/// `porter_queues.changes`) and have not started.
 pub const CONTROL_CHANNEL: &str = "porter_queue_control";
 /// How long the LISTEN task waits before trying again after an error.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);
@@ -2483,12 +2483,12 @@ impl Driver for PgStore {
         Ok(())
     }
 
-    async fn queue_changed_at(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
-        let at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(sql!("queue_changed_at"))
+    async fn queue_changes(&self, name: &str) -> Result<i64> {
+        let n: Option<i64> = sqlx::query_scalar(sql!("queue_changes"))
             .bind(name)
             .fetch_optional(&mut *self.conn().await?)
             .await?;
-        Ok(at.flatten())
+        Ok(n.unwrap_or(0))
     }
 
     async fn queue_resume(&self, name: &str) -> Result<()> {

@@ -615,9 +615,10 @@ fn spawn_change_watcher(mut watcher: ChangeWatcher, wakeup: std::sync::Weak<Wake
 pub(crate) struct ChangeWatcher {
     conn: Connection,
     last: Option<i64>,
-    /// Each queue's pause and limits as last read (`None` when the read failed): a commit
-    /// that changed them is told to the queue's control subscribers.
-    queues: Option<std::collections::BTreeMap<String, String>>,
+    /// How many times each queue was paused or given other limits, as last read (`None` when
+    /// the read failed): a commit that changed a count is told to the queue's control
+    /// subscribers.
+    queues: Option<std::collections::BTreeMap<String, i64>>,
     /// Write events of the WAL file; `None` where there are none (not Linux, or inotify
     /// refused): the watcher then only polls.
     writes: Option<WalWrites>,
@@ -654,17 +655,17 @@ impl ChangeWatcher {
         }
     }
 
-    /// Each queue's pause and limits, as text to compare.
-    fn queue_controls(&self) -> Option<std::collections::BTreeMap<String, String>> {
+    /// How many times each queue was paused or given other limits.
+    fn queue_controls(&self) -> Option<std::collections::BTreeMap<String, i64>> {
         let mut stmt = self.conn.prepare_cached(sql!("queue_controls")).ok()?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
             .ok()?;
         rows.collect::<rusqlite::Result<_>>().ok()
     }
 
-    /// Tells the control subscribers of each queue whose pause or limits differ from the last
-    /// read (every queue when either read failed: a change may have been missed).
+    /// Tells the control subscribers of each queue whose count of changes differs from the
+    /// last read (every queue when either read failed: a change may have been missed).
     fn look_controls(&mut self, wakeup: &Wakeup) {
         let now = self.queue_controls();
         match (&self.queues, &now) {
@@ -2410,14 +2411,14 @@ impl Driver for SqliteStore {
             .await
     }
 
-    async fn queue_changed_at(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
+    async fn queue_changes(&self, name: &str) -> Result<i64> {
         let name = name.to_string();
         self.read(move |c| {
-            let at: Option<Option<String>> = c
-                .prepare_cached(sql!("queue_changed_at"))?
+            let n: Option<i64> = c
+                .prepare_cached(sql!("queue_changes"))?
                 .query_row([name], |r| r.get(0))
                 .optional()?;
-            Ok(opt_time(at.flatten())?)
+            Ok(n.unwrap_or(0))
         })
         .await
     }

@@ -1,9 +1,9 @@
--- Dated (changed_at, migration 0051; see queue_pause.sql). Sets a queue's limits: $2 clears every limit first; otherwise a NULL keeps the value.
+-- Counted (changes, migration 0051; see queue_pause.sql). Sets a queue's limits: $2 clears every limit first; otherwise a NULL keeps the value.
 INSERT INTO porter_queues AS q (name, concurrency, per_key_concurrency, rate_limit, rate_period_ms,
-                                rate_per_key_limit, rate_per_key_period_ms, changed_at)
-VALUES ($1, $3, $4, $5, $6, $7, $8, clock_timestamp())
+                                rate_per_key_limit, rate_per_key_period_ms, changes)
+VALUES ($1, $3, $4, $5, $6, $7, $8, 1)
 ON CONFLICT (name) DO UPDATE SET
-    changed_at             = EXCLUDED.changed_at,
+    changes                = q.changes + 1,
     concurrency            = CASE WHEN $2 THEN EXCLUDED.concurrency ELSE COALESCE(EXCLUDED.concurrency, q.concurrency) END,
     per_key_concurrency    = CASE WHEN $2 THEN EXCLUDED.per_key_concurrency
                                   ELSE COALESCE(EXCLUDED.per_key_concurrency, q.per_key_concurrency) END,

@@ -1,4 +1,4 @@
--- SQLite only: when each queue was last paused or given other limits, for the change watcher
--- to compare after each commit of another connection (PostgreSQL sends NOTIFY
+-- SQLite only: how many times each queue was paused or given other limits, for the change
+-- watcher to compare after each commit of another connection (PostgreSQL sends NOTIFY
 -- porter_queue_control instead).
-SELECT name, coalesce(changed_at, '') FROM porter_queues
+SELECT name, changes FROM porter_queues

@@ -1,9 +1,9 @@
--- Dated (changed_at, migration 0051; see queue_pause.sql). Sets a queue's limits: ?2 = 1 clears every limit first; otherwise a NULL keeps the value.
+-- Counted (changes, migration 0051; see queue_pause.sql). Sets a queue's limits: ?2 = 1 clears every limit first; otherwise a NULL keeps the value.
 INSERT INTO porter_queues (name, concurrency, per_key_concurrency, rate_limit, rate_period_ms,
-                           rate_per_key_limit, rate_per_key_period_ms, changed_at)
-VALUES (?1, ?3, ?4, ?5, ?6, ?7, ?8, porter_now())
+                           rate_per_key_limit, rate_per_key_period_ms, changes)
+VALUES (?1, ?3, ?4, ?5, ?6, ?7, ?8, 1)
 ON CONFLICT (name) DO UPDATE SET
-    changed_at             = excluded.changed_at,
+    changes                = porter_queues.changes + 1,
     concurrency            = CASE WHEN ?2 THEN excluded.concurrency ELSE coalesce(excluded.concurrency, concurrency) END,
     per_key_concurrency    = CASE WHEN ?2 THEN excluded.per_key_concurrency
                                   ELSE coalesce(excluded.per_key_concurrency, per_key_concurrency) END,

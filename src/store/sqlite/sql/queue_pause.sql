@@ -1,5 +1,5 @@
--- Dated (changed_at, migration 0051): workers give back the queue's jobs they claimed ahead
--- before it and have not started.
-INSERT INTO porter_queues (name, paused_at, changed_at) VALUES (?1, porter_now(), porter_now())
+-- Counted (changes, migration 0051): workers give back the queue's jobs they claimed ahead
+-- under the count before it and have not started.
+INSERT INTO porter_queues (name, paused_at, changes) VALUES (?1, porter_now(), 1)
 ON CONFLICT (name) DO UPDATE SET paused_at = COALESCE(porter_queues.paused_at, excluded.paused_at),
-    changed_at = excluded.changed_at
+    changes = porter_queues.changes + 1
