@@ -327,8 +327,9 @@ async fn upload_file<E: ApiError>(
 /// the admin listings. At least one row is always answered.
 pub const LIST_FILES_BUDGET: usize = 4 * 1024 * 1024;
 
-/// Rows read from the database at a time while a page of files is answered.
-const LIST_FILES_FETCH: u32 = 200;
+/// Rows read from the database at a time while a page of files is answered: few, so that
+/// rows another program wrote with huge keys are not read far past the byte budget.
+const LIST_FILES_FETCH: u32 = 50;
 
 /// `GET /api/tablos/{id}/files?limit=&after=`: the tablo's files in id order, as a JSON array,
 /// at most `limit` of them (default 100, at most 10,000) and no more than
