@@ -6,5 +6,7 @@ CREATE TABLE IF NOT EXISTS tablo_store_mark (
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
-CREATE INDEX IF NOT EXISTS tablo_files_key ON tablo_files (s3_key);
-CREATE INDEX IF NOT EXISTS tablo_file_uploads_key ON tablo_file_uploads (s3_key);
+-- Hash indexes: a B-tree entry holds at most about 2.7 kB, and keys are text of any length
+-- (rows another program writes); the lookups are by equality only.
+CREATE INDEX IF NOT EXISTS tablo_files_key ON tablo_files USING hash (s3_key);
+CREATE INDEX IF NOT EXISTS tablo_file_uploads_key ON tablo_file_uploads USING hash (s3_key);
