@@ -24,6 +24,18 @@ fn cron_expressions_are_validated() {
     assert!(porter::maintenance::Schedule::cron("*/5 * * * *").is_ok());
     assert!(porter::maintenance::Schedule::cron("61 * * * *").is_err());
     assert!(porter::maintenance::Schedule::cron("not cron").is_err());
+    // Days that never come parsed, and the schedule silently never ran (review of 6 Dec).
+    for never in ["0 0 30 2 *", "0 0 31 4 *", "0 0 0 31 11 *"] {
+        let err = porter::maintenance::Schedule::cron(never).expect_err(never);
+        assert!(
+            err.to_string().contains("names no time that comes"),
+            "{err}"
+        );
+    }
+    assert!(
+        porter::maintenance::Schedule::cron("0 0 29 2 *").is_ok(),
+        "a leap day comes"
+    );
 }
 
 fn every(name: &str, d: Duration) -> PeriodicJob {
