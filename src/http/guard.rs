@@ -194,11 +194,27 @@ fn check_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), AppError>
             "the request's origin {origin:?} is not this server ({this})"
         ));
     }
-    match header_str(headers, "sec-fetch-site") {
-        Some(site @ ("cross-site" | "same-site")) => refuse(format!(
+    if let Some(site @ ("cross-site" | "same-site")) = header_str(headers, "sec-fetch-site") {
+        return refuse(format!(
             "the browser says this request comes from another origin (Sec-Fetch-Site: {site})"
-        )),
-        _ => Ok(()),
+        ));
+    }
+    // Without either, a browser still names the page a form was posted from, unless told not
+    // to (old browsers, some privacy extensions): a page of another origin is refused as its
+    // Origin would be (until 6 Dec it was taken).
+    match header_str(headers, "referer") {
+        None => Ok(()),
+        Some(referer) => {
+            let origin = url::Url::parse(referer)
+                .ok()
+                .map(|u| u.origin().ascii_serialization());
+            match origin {
+                Some(origin) if origin_is_ours(&origin, headers, host) => Ok(()),
+                _ => refuse(format!(
+                    "the request comes from a page of another origin (Referer {referer:?})"
+                )),
+            }
+        }
     }
 }
 
