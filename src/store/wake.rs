@@ -77,8 +77,8 @@ impl Wakeup {
         self.subscribe(&format!("{CONTROL_PREFIX}{queue}"))
     }
 
-    /// Tells the subscribers of `queue` (every queue for [`ALL_QUEUES`]) that it was paused or
-    /// given other limits. Not sent by [`Wakeup::notify`]`(ALL_QUEUES)`, which
+    /// Tells the subscribers of `queue` (every queue for `"*"`) that it was paused or
+    /// given other limits. Not sent by [`Wakeup::notify`]`("*")`, which
     /// SQLite's change watcher sends for every commit of another connection.
     pub fn notify_control(&self, queue: &str) {
         let subs = self.subscribers.lock().unwrap();
