@@ -1693,3 +1693,66 @@ backend_case! {
         assert_eq!(next, None);
     }
 }
+
+/// Reads from `stream` until the server closes it; panics if it is still open after a minute
+/// (a bound only against a hung test: the server closes it after a second here).
+async fn closed_by_the_server(stream: &mut tokio::net::TcpStream, what: &str) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "{what}: the server kept the connection open");
+    seen
+}
+
+backend_case! {
+    /// A client that never finished a request's headers held its connection open for good:
+    /// the request timeout starts once the headers are in (review of 6 Dec: 300 such
+    /// connections took every file descriptor of a web process, and `/healthz` failed). Such
+    /// a connection, and one left idle after a request, is now closed after
+    /// `header_read_timeout`, and the server goes on answering others.
+    async fn a_connection_that_never_finishes_its_headers_is_closed(db: TestDb) {
+        use tokio::io::AsyncWriteExt;
+        let config = HttpConfig {
+            header_read_timeout: std::time::Duration::from_secs(1),
+            ..HttpConfig::default()
+        };
+        let state = surfaces::app_state(db.store.clone(), config).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(porter::http::serve(listener, state, stop.clone().cancelled_owned()));
+
+        let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n").await.unwrap();
+        let mut idle = tokio::net::TcpStream::connect(address).await.unwrap();
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+
+        // Others are answered meanwhile.
+        let health = reqwest::get(format!("http://{address}/healthz")).await.unwrap();
+        assert_eq!(health.status(), 200);
+
+        let answered = closed_by_the_server(&mut slow, "unfinished headers").await;
+        assert!(
+            !String::from_utf8_lossy(&answered).contains("200 OK"),
+            "the unfinished request was not served"
+        );
+        let answered = closed_by_the_server(&mut idle, "idle after its request").await;
+        assert!(
+            String::from_utf8_lossy(&answered).starts_with("HTTP/1.1 200"),
+            "its request was served first: {}",
+            String::from_utf8_lossy(&answered)
+        );
+
+        stop.cancel();
+        server.await.unwrap().unwrap();
+    }
+}

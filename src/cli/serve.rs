@@ -329,9 +329,11 @@ pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<(
             .unwrap_or_default();
         info!(%address, "metrics listening on http://{address}/metrics");
         let stop = shutdown.soft.clone();
+        let header_read_timeout = state.config.header_read_timeout;
         metrics_server = Some(tokio::spawn(http::serve_router(
             listener,
             http::metrics_router(state),
+            header_read_timeout,
             async move { stop.cancelled().await },
         )));
     }

@@ -132,6 +132,11 @@ pub struct HttpConfig {
     pub max_upload_buffer_bytes: usize,
     /// How long one request may take (default 30 s), uploads included.
     pub request_timeout: Duration,
+    /// How long a client may take to send a request's headers, and a kept-alive connection may
+    /// stay idle before its next request (default 15 s): the connection is closed after that.
+    /// The request timeout starts only once the headers are in, so without this a client that
+    /// sent a few header bytes now and then held its connection (and file descriptor) forever.
+    pub header_read_timeout: Duration,
     /// How often the dashboard reloads itself (default 5 s).
     pub dashboard_refresh: Duration,
     /// Serve only loopback `Host` names (and [`HttpConfig::allowed_hosts`]): on when the
@@ -162,6 +167,7 @@ impl Default for HttpConfig {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             max_upload_buffer_bytes: DEFAULT_MAX_UPLOAD_BUFFER_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             dashboard_refresh: Duration::from_secs(5),
             loopback_hosts_only: true,
             allowed_hosts: Vec::new(),
@@ -183,6 +189,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("max_file_bytes", &self.max_file_bytes)
             .field("max_upload_buffer_bytes", &self.max_upload_buffer_bytes)
             .field("request_timeout", &self.request_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
             .field("dashboard_refresh", &self.dashboard_refresh)
             .field("loopback_hosts_only", &self.loopback_hosts_only)
             .field("allowed_hosts", &self.allowed_hosts)
@@ -403,17 +410,60 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    serve_router(listener, router(state), shutdown).await
+    let header_read_timeout = state.config.header_read_timeout;
+    serve_router(listener, router(state), header_read_timeout, shutdown).await
 }
 
-/// Serves a router ([`router`] or [`metrics_router`]) on `listener` until `shutdown` resolves.
+/// Serves a router ([`router`] or [`metrics_router`]) on `listener` until `shutdown` resolves,
+/// then waits for the requests under way. A connection whose client does not send a request's
+/// headers within `header_read_timeout` (or stays idle that long between requests) is closed
+/// (until 6 Dec, served by `axum::serve`, such a connection stayed open for good: a few hundred
+/// of them took every file descriptor of the process, and `/healthz` failed, review of 6 Dec).
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     app: Router,
+    header_read_timeout: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::Unavailable(format!("web server: {e}")))
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, say: wait a moment rather than spin.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client gone, a header timeout: the connection's own business.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
+
+/// Default of [`HttpConfig::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
