@@ -285,44 +285,16 @@ backend_case! {
 backend_case! {
     async fn retention_cleaner_deletes_in_batches(db: TestDb) {
         let s: Arc<Store> = db.store.clone();
-        s.job_insert_many(
-            (0..25)
-                .map(|_| {
-                    JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default())
-                        .unwrap()
-                })
-                .collect(),
-        )
-        .await
-        .unwrap();
-        let claimed = s
-            .job_claim(JobClaimParams {
-                queue: "default".into(),
-                kinds: vec!["noop".into()],
-                limit: 20,
-                worker_id: "w".into(),
-            })
-            .await
-            .unwrap();
-        s.job_complete_many(claimed.iter().map(|j| j.fence()).collect())
-            .await
-            .unwrap();
+        finished_jobs(&s, 25, 20).await;
         let keep = RetentionCleaner::new(s.clone(), RetentionConfig::default());
         assert_eq!(
             keep.run_once().await.unwrap(),
             0,
             "a day's retention keeps fresh jobs"
         );
-        let cfg = RetentionConfig {
-            completed: Duration::ZERO,
-            cancelled: Duration::ZERO,
-            discarded: Duration::ZERO,
-            batch: 7,
-            ..RetentionConfig::default()
-        };
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(
-            RetentionCleaner::new(s.clone(), cfg)
+            RetentionCleaner::new(s.clone(), keep_nothing(7))
                 .run_once()
                 .await
                 .unwrap(),
@@ -336,10 +308,10 @@ backend_case! {
     }
 }
 
-/// `n` finished jobs (completed, finalized now).
-async fn finished_jobs(s: &Arc<Store>, n: usize) {
+/// `inserted` jobs, of which the first `finished` are completed (finalized now).
+async fn finished_jobs(s: &Arc<Store>, inserted: usize, finished: usize) {
     s.job_insert_many(
-        (0..n)
+        (0..inserted)
             .map(|_| {
                 JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default()).unwrap()
             })
@@ -351,12 +323,12 @@ async fn finished_jobs(s: &Arc<Store>, n: usize) {
         .job_claim(JobClaimParams {
             queue: "default".into(),
             kinds: vec!["noop".into()],
-            limit: n as u32,
+            limit: finished as u32,
             worker_id: "w".into(),
         })
         .await
         .unwrap();
-    assert_eq!(claimed.len(), n);
+    assert_eq!(claimed.len(), finished);
     s.job_complete_many(claimed.iter().map(|j| j.fence()).collect())
         .await
         .unwrap();
@@ -378,7 +350,7 @@ backend_case! {
     /// now stops between batches once its stop is cancelled.
     async fn a_retention_pass_stops_between_batches_once_stopped(db: TestDb) {
         let s: Arc<Store> = db.store.clone();
-        finished_jobs(&s, 12).await;
+        finished_jobs(&s, 12, 12).await;
         tokio::time::sleep(Duration::from_millis(10)).await;
         let stop = tokio_util::sync::CancellationToken::new();
         stop.cancel();
@@ -403,7 +375,7 @@ backend_case! {
     /// and a worker with such a config does not start.
     async fn a_retention_config_of_no_rows_or_no_interval_is_refused(db: TestDb) {
         let s: Arc<Store> = db.store.clone();
-        finished_jobs(&s, 3).await;
+        finished_jobs(&s, 3, 3).await;
         tokio::time::sleep(Duration::from_millis(10)).await;
         for (config, field) in [
             (keep_nothing(0), "retention batch"),
