@@ -213,6 +213,11 @@ fn mark_path(mark: uuid::Uuid) -> Path {
 /// the mark ([`check_object_store`]).
 pub async fn mark_object_store(store: &dyn TabloStore, objects: &dyn ObjectStore) -> Result<()> {
     let mark = store.tablo_store_mark().await?;
+    write_mark(objects, mark).await
+}
+
+/// Writes the mark object of `mark` into `objects` when it is not there.
+async fn write_mark(objects: &dyn ObjectStore, mark: uuid::Uuid) -> Result<()> {
     let path = mark_path(mark);
     match objects.head(&path).await {
         Ok(_) => Ok(()),
@@ -236,7 +241,11 @@ pub async fn mark_object_store(store: &dyn TabloStore, objects: &dyn ObjectStore
 async fn mark_object_store_once(store: &dyn TabloStore, objects: &dyn ObjectStore) -> Result<()> {
     static MARKED: std::sync::Mutex<Vec<(uuid::Uuid, String, usize)>> =
         std::sync::Mutex::new(Vec::new());
-    let mark = store.tablo_store_mark().await?;
+    // A read: the mark exists once any process wrote it (the write only the first time).
+    let mark = match store.tablo_store_mark_get().await? {
+        Some(mark) => mark,
+        None => store.tablo_store_mark().await?,
+    };
     // The store by what it says it is and where it lives in this process (two stores in memory
     // print alike).
     let which = (
@@ -251,7 +260,7 @@ async fn mark_object_store_once(store: &dyn TabloStore, objects: &dyn ObjectStor
     {
         return Ok(());
     }
-    mark_object_store(store, objects).await?;
+    write_mark(objects, mark).await?;
     MARKED.lock().unwrap_or_else(|p| p.into_inner()).push(which);
     Ok(())
 }
