@@ -1408,6 +1408,81 @@ backend_case! {
     }
 }
 
+#[derive(Serialize, Deserialize)]
+pub struct Stuck {
+    pub n: u64,
+}
+
+impl JobArgs for Stuck {
+    const KIND: &'static str = "stuck";
+}
+
+/// Records the attempts it starts; its first attempt blocks its thread for `block` (a handler
+/// that never yields, which no abort can stop), the later ones return at once.
+#[derive(Clone)]
+pub struct StuckOnceWorker {
+    started: Arc<Mutex<Vec<i32>>>,
+    block: Duration,
+}
+
+#[async_trait::async_trait]
+impl Worker<Stuck> for StuckOnceWorker {
+    async fn work(&self, job: Job<Stuck>) -> Result<(), JobError> {
+        let first = {
+            let mut started = self.started.lock().unwrap();
+            started.push(job.attempt());
+            started.len() == 1
+        };
+        if first {
+            std::thread::sleep(self.block);
+        }
+        Ok(())
+    }
+}
+
+backend_case! {
+    /// A later attempt of a job that waits for its worker's older run to be gone, when the
+    /// shutdown stops the jobs, is given back as never started: it does not start its handler
+    /// after the shutdown has stopped every job. (Review of 6 Dec: the executor's wait ended
+    /// with the shutdown and went on to start the handler, its give-back then written as that
+    /// of a started job.)
+    async fn a_later_attempt_waiting_for_its_older_run_never_starts_once_jobs_are_stopped(db: TestDb) {
+        let worker = StuckOnceWorker { started: Arc::default(), block: Duration::from_secs(4) };
+        let mut workers = Workers::new();
+        workers.add(worker.clone()).unwrap();
+        let mut cfg = config(&[("default", 2)]);
+        cfg.maintenance = false;
+        cfg.shutdown_timeout = Duration::from_millis(300);
+        let rt = start(db.store.clone(), workers, cfg);
+        let id = Client::new(db.store.clone()).insert(&Stuck { n: 1 }, None).await.unwrap().job.id;
+        let row = wait_state(&db.store, id, JobState::Running).await;
+        eventually("the first attempt runs", || async { worker.started.lock().unwrap().len() == 1 }).await;
+        // Put back under the worker's feet, as a rescuer would: the worker claims it again,
+        // and the new attempt waits for the stuck one to be gone.
+        db.store
+            .job_release(porter::store::JobReleaseParams {
+                fence: row.fence(),
+                reason: "put back by the test".into(),
+                started: true,
+            })
+            .await
+            .unwrap();
+        eventually("the job is claimed again", || async {
+            let now = db.store.job_get(id).await.unwrap().unwrap();
+            now.state == JobState::Running && now.attempt == row.attempt + 1
+        })
+        .await;
+        // The shutdown stops the jobs 300 ms in, while the older run still blocks its thread.
+        rt.stop().await;
+        let after = db.store.job_get(id).await.unwrap().unwrap();
+        assert_eq!(*worker.started.lock().unwrap(), vec![row.attempt], "only the first attempt started: {after:?}");
+        assert_eq!(after.state, JobState::Available, "{after:?}");
+        let last = after.errors.last().unwrap();
+        assert_eq!(last.error, "worker shut down", "{after:?}");
+        assert!(last.unstarted, "given back as never started: {after:?}");
+    }
+}
+
 backend_case! {
     /// A cancel requested for a job claimed ahead, while it waits in the worker's local queue
     /// for a slot, is seen: the job ends cancelled and never starts. The worker looked for

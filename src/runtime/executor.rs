@@ -49,7 +49,11 @@ enum Outcome {
         trace: Option<String>,
     },
     TimedOut(Duration),
-    ShutDown,
+    /// The shutdown stopped the job: while it ran, or (`started` false) before its handler
+    /// ran, as a later attempt waiting for an older run of it to be gone.
+    ShutDown {
+        started: bool,
+    },
     /// A user asked to cancel the job while it ran, or (`started` false) while it waited for
     /// a slot, before its handler ran.
     CancelledByUser {
@@ -202,6 +206,19 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
         .await;
         return;
     }
+    if ctx.stop_jobs.is_cancelled() {
+        // The shutdown stopped the jobs while this one waited for an older run of it: it
+        // never starts (its handler would start after every job was told to stop).
+        record(
+            &ctx,
+            &row,
+            Outcome::ShutDown { started: false },
+            permit,
+            began,
+        )
+        .await;
+        return;
+    }
     if registered.parent_ran_again {
         // A parent was retried while it waited for a slot: not started beside that parent's
         // new run, but given back, and judged again by its parents.
@@ -261,7 +278,7 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
         _ = taken_over.cancelled() => stop(&ctx, &mut task, &cancel, Outcome::TakenOver).await,
         _ = ctx.stop_jobs.cancelled() => {
             task.abort();
-            Outcome::ShutDown
+            Outcome::ShutDown { started: true }
         }
     };
     // A job that watched its cancel token and returned an error because of a cancel request or
@@ -271,7 +288,9 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
         Outcome::Done(Err(_)) if by_user.is_cancelled() => {
             Outcome::CancelledByUser { started: true }
         }
-        Outcome::Done(Err(_)) if ctx.stop_jobs.is_cancelled() => Outcome::ShutDown,
+        Outcome::Done(Err(_)) if ctx.stop_jobs.is_cancelled() => {
+            Outcome::ShutDown { started: true }
+        }
         other => other,
     };
     // The last progress goes before the outcome: it is fenced on the job still running.
@@ -469,14 +488,14 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
             handle_error(&message);
             fail(message, None, retry_in(), false)
         }
-        Outcome::ShutDown => {
+        Outcome::ShutDown { started } => {
             // Stopped by us, not failed by itself: the job goes back without using up an
             // attempt, so a deploy never discards a job on its last one (issue 11.1).
-            let written = write(ctx, row, || {
+            let written = write_as(ctx, row, started, || {
                 ctx.store.job_release(JobReleaseParams {
                     fence: fence.clone(),
                     reason: SHUT_DOWN.to_string(),
-                    started: true,
+                    started,
                 })
             })
             .await;
