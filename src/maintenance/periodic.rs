@@ -94,22 +94,38 @@ fn step_ms(every: Duration) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX).max(1)
 }
 
-/// The latest time at or before `now` that the cron expression names, searched backwards in
-/// growing windows so that a minutely and a yearly schedule both cost a few steps.
+/// The latest time at or before `now` that the cron expression names. The windows grow
+/// backwards until one holds a slot (a minutely and a yearly schedule both cost a few looks);
+/// then the window is halved, keeping a slot after its start, down to the second (cron's
+/// finest step), about 30 looks however many slots it holds.
 fn latest_cron_time(cron: &croner::Cron, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     const WINDOWS_SECS: [i64; 6] = [120, 7_200, 172_800, 3_456_000, 34_560_000, 345_600_000];
-    for secs in WINDOWS_SECS {
-        let start = now - chrono::Duration::seconds(secs);
-        let latest = cron
-            .iter_from(start)
-            .take(200_000)
-            .take_while(|t| *t <= now)
-            .last();
-        if latest.is_some() {
-            return latest;
+    // The first slot strictly after `t`, when it is not after `now`.
+    let slot_after = |t: DateTime<Utc>| {
+        cron.find_next_occurrence(&t, false)
+            .ok()
+            .filter(|s| *s <= now)
+    };
+    let second = chrono::Duration::seconds(1);
+    let mut lo = WINDOWS_SECS
+        .iter()
+        .map(|secs| now - chrono::Duration::seconds(*secs))
+        .find(|start| slot_after(*start).is_some())?;
+    // A slot lies after `lo`; none after `hi`, or `hi` is `now`.
+    let mut hi = now;
+    while hi - lo > second {
+        let mid = lo + (hi - lo) / 2;
+        if slot_after(mid).is_some() {
+            lo = mid;
+        } else {
+            hi = mid;
         }
     }
-    None
+    let mut latest = slot_after(lo)?;
+    while let Some(later) = slot_after(latest) {
+        latest = later;
+    }
+    Some(latest)
 }
 
 /// A job enqueued on a schedule.
@@ -248,6 +264,67 @@ impl PeriodicEnqueuer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// The latest slot is the latest time the expression names, however many slots lie
+    /// between it and the start of the window it falls in. The search stopped after 200,000
+    /// slots of a window: every second in May, looked at in December, found 3 May (review of
+    /// 6 Dec), and a process starting then enqueued that slot.
+    #[test]
+    fn the_latest_cron_slot_is_the_latest_however_dense_the_schedule() {
+        let cases = [
+            (
+                "* * * * 5 *",
+                "2026-12-06T07:30:00.250Z",
+                "2026-05-31T23:59:59Z",
+            ),
+            (
+                "* * * * *",
+                "2026-12-06T07:30:10.250Z",
+                "2026-12-06T07:30:00Z",
+            ),
+            (
+                "* * * * * *",
+                "2026-12-06T07:30:10.250Z",
+                "2026-12-06T07:30:10Z",
+            ),
+            (
+                "* * * * * *",
+                "2026-12-06T07:30:10Z",
+                "2026-12-06T07:30:10Z",
+            ),
+            ("0 * * * *", "2026-12-06T07:00:00Z", "2026-12-06T07:00:00Z"),
+            (
+                "0 * * * *",
+                "2026-12-06T06:59:59.999Z",
+                "2026-12-06T06:00:00Z",
+            ),
+            ("0 0 29 2 *", "2026-12-06T07:30:00Z", "2024-02-29T00:00:00Z"),
+            (
+                "*/10 * 1 1 *",
+                "2026-12-06T07:30:00Z",
+                "2026-01-01T23:50:00Z",
+            ),
+            (
+                "*/10 * * 1 1 *",
+                "2026-12-06T07:30:00Z",
+                "2026-01-01T23:59:50Z",
+            ),
+        ];
+        for (expr, now, latest) in cases {
+            let Schedule::Cron(cron) = Schedule::cron(expr).unwrap() else {
+                unreachable!()
+            };
+            assert_eq!(
+                latest_cron_time(&cron, at(now)),
+                Some(at(latest)),
+                "{expr:?} at {now}"
+            );
+        }
+    }
 
     /// An interval longer than i64 milliseconds wrapped to a negative step, taken for 1 ms:
     /// `--heartbeat-every 300000000000000d` inserted a heartbeat every second (found by
