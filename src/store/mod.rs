@@ -405,6 +405,14 @@ pub const MAX_TRACE_BYTES: usize = 4096;
 /// The marker a cut trace ends with (within [`MAX_TRACE_BYTES`]).
 pub const TRACE_CUT: &str = "\n... (trace cut at 4 KiB)";
 
+/// The most bytes of an attempt's error (or a cancel's reason) kept in a job's error history:
+/// 16 KiB. A handler's error may quote whatever it read (a response's body, a file), and a job
+/// may fail 25 times.
+pub const MAX_ERROR_BYTES: usize = 16 * 1024;
+
+/// The marker a cut error ends with (within [`MAX_ERROR_BYTES`]).
+pub const ERROR_CUT: &str = " ... (error cut at 16 KiB)";
+
 /// A job's error history as read from its row. porter writes a JSON array of
 /// [`AttemptError`]s; a row another program wrote may hold anything there (the README asks it
 /// to leave `errors` to its default). What cannot be read becomes one entry that says so, at
@@ -449,17 +457,33 @@ pub(crate) fn errors_read(
 
 /// Cuts a trace to [`MAX_TRACE_BYTES`] at a character boundary, marked with [`TRACE_CUT`].
 pub(crate) fn cap_trace(trace: String) -> String {
-    if trace.len() <= MAX_TRACE_BYTES {
-        return trace;
+    history_text(trace, MAX_TRACE_BYTES, TRACE_CUT)
+}
+
+/// Cuts an attempt's error (or a cancel's reason) to [`MAX_ERROR_BYTES`], marked with
+/// [`ERROR_CUT`].
+pub(crate) fn cap_error(error: String) -> String {
+    history_text(error, MAX_ERROR_BYTES, ERROR_CUT)
+}
+
+/// A text for the error history, as both backends can keep it: a NUL (which PostgreSQL's
+/// text refuses) becomes U+FFFD, and a text over `max` bytes is cut at a character boundary
+/// and ends with `marker`.
+fn history_text(text: String, max: usize, marker: &str) -> String {
+    let mut text = if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    };
+    if text.len() > max {
+        let mut end = max - marker.len();
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(marker);
     }
-    let mut end = MAX_TRACE_BYTES - TRACE_CUT.len();
-    while !trace.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut cut = trace;
-    cut.truncate(end);
-    cut.push_str(TRACE_CUT);
-    cut
+    text
 }
 
 /// The size of `value` as compact JSON, counted without building the text; counting stops

@@ -514,9 +514,12 @@ impl Store {
     }
 
     /// Records a failed attempt (fenced): retryable after `retry_in`, or discarded when the
-    /// attempts are used up or `discard` is set. The error joins the history, its trace cut to
-    /// [`MAX_TRACE_BYTES`](super::MAX_TRACE_BYTES).
+    /// attempts are used up or `discard` is set. The error joins the history, cut to
+    /// [`MAX_ERROR_BYTES`](super::MAX_ERROR_BYTES) and its trace to
+    /// [`MAX_TRACE_BYTES`](super::MAX_TRACE_BYTES), a NUL in either kept as U+FFFD (PostgreSQL's
+    /// text has none).
     pub async fn job_fail(&self, mut params: JobFailParams) -> Result<JobRow> {
+        params.error = super::cap_error(params.error);
         params.trace = params.trace.map(super::cap_trace);
         let fence = params.fence.clone();
         self.op("job_fail", async {
@@ -555,7 +558,8 @@ impl Store {
     /// producers are woken), and the attempt does not count toward `max_attempts` (which grows
     /// by one, as for a snooze, so fences stay unique). The reason joins the error history.
     /// For jobs their worker stopped without a result of their own: a shutdown, or a reconcile.
-    pub async fn job_release(&self, params: JobReleaseParams) -> Result<JobRow> {
+    pub async fn job_release(&self, mut params: JobReleaseParams) -> Result<JobRow> {
+        params.reason = super::cap_error(params.reason);
         let fence = params.fence.clone();
         let row = self
             .op("job_release", async {
@@ -566,8 +570,10 @@ impl Store {
         Ok(row)
     }
 
-    /// A running job cancels itself (fenced), with a reason kept in its error history.
-    pub async fn job_cancel_running(&self, params: JobCancelRunningParams) -> Result<JobRow> {
+    /// A running job cancels itself (fenced), with a reason kept in its error history (cut and
+    /// cleaned as [`Store::job_fail`]'s error).
+    pub async fn job_cancel_running(&self, mut params: JobCancelRunningParams) -> Result<JobRow> {
+        params.reason = super::cap_error(params.reason);
         let fence = params.fence.clone();
         self.op("job_cancel_running", async {
             fenced(&fence, self.driver.job_cancel_running(params).await?)
