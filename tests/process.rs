@@ -682,6 +682,48 @@ backend_case! {
 }
 
 backend_case! {
+    /// A job's error is the handler's text, which may quote what it read: the worker's log
+    /// writes its control characters escaped, so it can neither drive the terminal that shows
+    /// the log nor forge a log line ("worker ready", say) with a newline. (Review of 6 Dec:
+    /// the error reached the log raw, escape sequences and newlines with it.)
+    async fn a_jobs_error_cannot_write_raw_control_characters_into_the_log(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let once = InsertOpts { max_attempts: Some(1), ..Default::default() };
+        let message = "boom\u{1b}]0;pwned\u{7}\u{1b}[2J\nFAKE LINE worker ready\r\u{85}end";
+        let id = client
+            .insert(&porter::jobs::Fail { message: message.into(), panic: false }, Some(once.clone()))
+            .await
+            .unwrap()
+            .job
+            .id;
+        let panicked = client
+            .insert(&porter::jobs::Fail { message: message.into(), panic: true }, Some(once))
+            .await
+            .unwrap()
+            .job
+            .id;
+        let w = Worker::start(&db.url, &["--no-periodic"]);
+        w.ready().await;
+        for id in [id, panicked] {
+            eventually("the failing job is discarded", || async {
+                state(&db.store, id).await.state == JobState::Discarded
+            })
+            .await;
+        }
+        eventually("its failure is logged", || async { w.logged("job panicked") && w.logged("job failed") }).await;
+        w.signal("TERM");
+        let (status, log) = w.wait().await;
+        assert!(status.success(), "{log:#?}");
+        for line in &log {
+            assert!(!line.contains(['\u{1b}', '\u{7}', '\r', '\u{85}']), "a raw control character: {line:?}");
+            assert!(!line.starts_with("FAKE LINE"), "a forged line: {log:#?}");
+        }
+        let failed = log.iter().find(|l| l.contains("job failed")).unwrap();
+        assert!(failed.contains("FAKE LINE"), "the error is still there, escaped: {failed}");
+    }
+}
+
+backend_case! {
     /// A job claimed ahead of a free slot whose cancel comes while it waits never starts, and
     /// the debug log says so: its end (cancelled) and no start. (A review of 4 Dec saw "job
     /// started" logged for it: the start was logged before the cancel was looked at.)

@@ -204,6 +204,7 @@ fn init_logging(format: LogFormat) {
     let _ = match format {
         LogFormat::Pretty => builder
             .with_ansi(std::io::stderr().is_terminal())
+            .fmt_fields(printable_fields())
             .try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
@@ -221,6 +222,25 @@ fn init_logging(format: LogFormat) {
             tracing::error!(panic = %message, %location, "panicked");
         }));
     }
+}
+
+/// The text log's fields, each written as [`output::field`] writes a table cell: a job's
+/// error, a panic's message or a database's error may quote whatever a job read, and the log
+/// is shown on a terminal and read by scripts line by line. Escape sequences (which would
+/// drive the terminal) and newlines (which would forge a line, `worker ready` say) are written
+/// out (`\u{1b}`, `\u{a}`). The message comes first and bare, the others as `name=value`, as
+/// tracing's own format does (JSON logs are escaped by JSON).
+fn printable_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = output::field(&format!("{value:?}"));
+        if field.name() == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{}={text}", field.name())
+        }
+    })
+    .delimited(" ")
 }
 
 /// Runs one parsed command.
