@@ -227,6 +227,10 @@ pub trait Driver: Send + Sync + 'static {
     /// from the first name after `after` (all names when `None`).
     async fn queue_list(&self, after: Option<String>, limit: u32) -> Result<Vec<QueueRow>>;
 
+    /// Every queue that has a limit, with its limits, in name order: read from the queues'
+    /// own rows only (a metrics scrape reads it; the jobs are not looked at).
+    async fn queue_limited(&self) -> Result<Vec<QueueRow>>;
+
     /// Sets (or with `clear`, replaces) a queue's limits (already checked); returns the queue
     /// as it is now. Other processes' producers are woken at commit where the backend can.
     async fn queue_limit_set(&self, params: QueueLimitParams) -> Result<QueueRow>;

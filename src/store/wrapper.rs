@@ -813,9 +813,13 @@ impl Store {
 
     /// Per queue with limits, how many of its available due jobs wait because of a limit
     /// (what a claim would not take now, however many workers had free slots). Queues without
-    /// limits are left out.
+    /// limits are left out. Reads the limited queues' rows and their jobs only: a metrics
+    /// scrape calls it (until 6 Dec it listed every queue, which on PostgreSQL read every job,
+    /// 1.1 s a scrape at 1M jobs: review of 6 Dec).
     pub async fn queue_limit_waiting(&self) -> Result<BTreeMap<String, i64>> {
-        let queues = self.queue_list().await?;
+        let queues = self
+            .op("queue_limited", self.driver.queue_limited())
+            .await?;
         let usage = self
             .op("queue_limit_usage", self.driver.queue_limit_usage())
             .await?;

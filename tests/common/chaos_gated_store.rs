@@ -446,6 +446,9 @@ impl Driver for GatedStore {
     async fn queue_list(&self, after: Option<String>, limit: u32) -> Result<Vec<QueueRow>> {
         self.inner.queue_list(after, limit).await
     }
+    async fn queue_limited(&self) -> Result<Vec<QueueRow>> {
+        self.inner.queue_limited().await
+    }
     async fn queue_limit_set(&self, params: QueueLimitParams) -> Result<QueueRow> {
         self.inner.queue_limit_set(params).await
     }

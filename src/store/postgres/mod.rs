@@ -2427,6 +2427,13 @@ impl Driver for PgStore {
             .await?)
     }
 
+    async fn queue_limited(&self) -> Result<Vec<QueueRow>> {
+        Ok(sqlx::query(sql!("queue_limited"))
+            .try_map(|r: PgRow| queue_from_row(&r))
+            .fetch_all(&mut *self.conn().await?)
+            .await?)
+    }
+
     async fn queue_limit_set(&self, p: QueueLimitParams) -> Result<QueueRow> {
         let (rate, rate_ms) = rate_columns(p.set.rate);
         let (key_rate, key_rate_ms) = rate_columns(p.set.rate_per_key);

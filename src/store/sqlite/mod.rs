@@ -2360,6 +2360,15 @@ impl Driver for SqliteStore {
         .await
     }
 
+    async fn queue_limited(&self) -> Result<Vec<QueueRow>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(sql!("queue_limited"))?;
+            let rows = stmt.query_map([], queue_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     async fn queue_limit_set(&self, p: QueueLimitParams) -> Result<QueueRow> {
         self.writer
             .run(move |c| {
