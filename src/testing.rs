@@ -113,13 +113,27 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(300);
 /// Runs every due job of `queue` with `workers` (the real runtime: same claims, timeouts,
 /// retries and fencing as in production; no maintenance services) until nothing of the queue
 /// is due or running, including jobs those jobs insert and retries that come due at once.
-/// Returns every job attempted meanwhile, in id order, with the state it was left in.
+/// Returns every job attempted meanwhile, in id order, with the state it was left in. Jobs of
+/// kinds `workers` does not run are left as they are (not waited for), as a worker that does
+/// not run their kind leaves them. A paused queue is an error at once ([`Error::Conflict`]):
+/// nothing of it would run.
 pub async fn run_available(
     store: &Arc<Store>,
     workers: Workers,
     queue: &str,
 ) -> Result<Vec<Outcome>> {
     crate::job::validate_name("queue", queue)?;
+    if store
+        .queue_list()
+        .await?
+        .iter()
+        .any(|q| q.name == queue && q.paused_at.is_some())
+    {
+        return Err(Error::Conflict(format!(
+            "queue {queue} is paused: nothing of it runs until it is resumed"
+        )));
+    }
+    let kinds = workers.kinds();
     let started = store.now().await?;
     let config = RuntimeConfig {
         queues: vec![(queue.to_string(), 10)],
@@ -134,7 +148,7 @@ pub async fn run_available(
         if runtime.is_finished() {
             break Ok(());
         }
-        match left_to_run(store.as_ref(), queue).await {
+        match left_to_run(store.as_ref(), queue, &kinds).await {
             Ok(0) => break Ok(()),
             Ok(_) if tokio::time::Instant::now() >= deadline => {
                 break Err(Error::Timeout(DRAIN_LIMIT));
@@ -165,8 +179,9 @@ pub async fn run_available(
     Ok(outcomes)
 }
 
-/// Jobs of the queue that are running, available, or scheduled/retryable and due.
-async fn left_to_run(store: &Store, queue: &str) -> Result<usize> {
+/// Jobs of the queue and of `kinds` that are running, available, or scheduled/retryable and
+/// due.
+async fn left_to_run(store: &Store, queue: &str, kinds: &[String]) -> Result<usize> {
     let states = vec![
         JobState::Available,
         JobState::Running,
@@ -177,6 +192,7 @@ async fn left_to_run(store: &Store, queue: &str) -> Result<usize> {
     let jobs = queue_jobs(store, queue, states).await?;
     Ok(jobs
         .iter()
+        .filter(|j| kinds.contains(&j.kind))
         .filter(|j| {
             matches!(j.state, JobState::Available | JobState::Running) || j.scheduled_at <= now
         })

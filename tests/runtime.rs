@@ -1484,6 +1484,44 @@ backend_case! {
 }
 
 backend_case! {
+    /// `testing::run_available` runs what its workers can run and returns: a job of a kind
+    /// they do not run is left as it is, not waited for; a paused queue is a clear error at
+    /// once. (Review of 6 Dec: either waited 5 minutes, then failed with a bare timeout.)
+    async fn run_available_neither_waits_for_kinds_it_cannot_run_nor_for_a_paused_queue(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let ran = client.insert(&Count { n: 1 }, None).await.unwrap().job.id;
+        let other = client.insert(&porter::jobs::Noop {}, None).await.unwrap().job.id;
+        let workers = || {
+            let mut w = Workers::new();
+            w.add(CountWorker::default()).unwrap();
+            w
+        };
+        let outcomes = tokio::time::timeout(
+            Duration::from_secs(60),
+            porter::testing::run_available(&db.store, workers(), "default"),
+        )
+        .await
+        .expect("returns without waiting for the job nobody runs")
+        .unwrap();
+        assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+        assert_eq!((outcomes[0].id, outcomes[0].state), (ran, JobState::Completed));
+        let left = db.store.job_get(other).await.unwrap().unwrap();
+        assert_eq!(left.state, JobState::Available, "left as it was: {left:?}");
+
+        client.insert(&Count { n: 2 }, None).await.unwrap();
+        db.store.queue_pause("default").await.unwrap();
+        let paused = tokio::time::timeout(
+            Duration::from_secs(60),
+            porter::testing::run_available(&db.store, workers(), "default"),
+        )
+        .await
+        .expect("a paused queue is said at once");
+        let Err(e) = paused else { panic!("a paused queue is an error: {paused:?}") };
+        assert!(e.to_string().contains("paused"), "{e}");
+    }
+}
+
+backend_case! {
     /// A cancel requested for a job claimed ahead, while it waits in the worker's local queue
     /// for a slot, is seen: the job ends cancelled and never starts. The worker looked for
     /// requests only among the jobs it had started, so the wake-up of such a cancel found
