@@ -290,6 +290,28 @@ backend_case! {
 }
 
 backend_case! {
+    /// An integer beyond 64 bits in ARGS_JSON is refused, inline or from a file, not rounded to
+    /// the nearest float (review of 6 Dec); one within 64 bits is taken as written.
+    async fn enqueue_refuses_integers_beyond_64_bits(db: TestDb) {
+        let env = Env::new(db);
+        let big = r#"{"n":123456789012345678901234567890}"#;
+        let inline = env.run(&["enqueue", "noop", big]);
+        assert_eq!(inline.code, 2, "a usage error: {inline:#?}");
+        assert!(inline.stderr.contains("beyond 64 bits"), "{inline:#?}");
+        let file = env.dir.path().join("args.json");
+        std::fs::write(&file, big).unwrap();
+        env.run(&["enqueue", "noop", &format!("@{}", file.display())])
+            .assert_error("beyond 64 bits");
+        assert!(surfaces::all_jobs(env.store()).await.is_empty(), "nothing inserted");
+        let id = ids(&env.run(&["enqueue", "noop", r#"{"n":18446744073709551615}"#]).ok())[0];
+        assert_eq!(
+            env.store().job_get(id).await.unwrap().unwrap().args,
+            json!({"n": 18446744073709551615u64})
+        );
+    }
+}
+
+backend_case! {
     /// ARGS_JSON `@PATH` reads a file, `-` reads stdin (past the 128 KiB a command line
     /// holds); inline JSON keeps working; a missing file or bad JSON is one error line.
     async fn enqueue_reads_args_from_a_file_or_stdin(db: TestDb) {

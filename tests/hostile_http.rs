@@ -1376,6 +1376,47 @@ backend_case! {
 }
 
 backend_case! {
+    /// An integer beyond 64 bits is refused (422), not rounded to the nearest float and
+    /// answered 201 (review of 6 Dec: `123456789012345678901234567890` became
+    /// `1.2345678901234568e+29`); integers within 64 bits, floats, and digits in strings (and
+    /// keys) are taken as written.
+    async fn integers_beyond_64_bits_are_refused_not_rounded(db: TestDb) {
+        let app = app(&db, HttpConfig::default()).await;
+        let post = |args: &str| {
+            req(Method::POST, "/admin/jobs")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(format!(r#"{{"kind":"noop","args":{args}}}"#)))
+                .unwrap()
+        };
+        for args in [
+            r#"{"n":123456789012345678901234567890}"#,
+            r#"{"n":18446744073709551616}"#,
+            r#"[1, -9223372036854775809]"#,
+            r#"{"a":{"b":[0, 100000000000000000000000]}}"#,
+        ] {
+            let (status, body) = send_json(&app, post(args)).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{args}: {body}");
+            assert!(body["error"].as_str().unwrap().contains("beyond 64 bits"), "{args}: {body}");
+        }
+        assert_eq!(job_count(db.store.as_ref()).await, 0, "nothing inserted");
+        for (args, stored) in [
+            (r#"{"n":18446744073709551615}"#, json!({"n": 18446744073709551615u64})),
+            (r#"{"n":-9223372036854775808}"#, json!({"n": i64::MIN})),
+            (r#"{"n":1.5e29,"m":-7}"#, json!({"n": 1.5e29, "m": -7})),
+            (
+                r#"{"123456789012345678901234567890":"123456789012345678901234567890\"1e99999999999999999999"}"#,
+                json!({"123456789012345678901234567890": "123456789012345678901234567890\"1e99999999999999999999"}),
+            ),
+        ] {
+            let (status, body) = send_json(&app, post(args)).await;
+            assert_eq!(status, StatusCode::CREATED, "{args}: {body}");
+            let id = body["id"].as_i64().unwrap();
+            assert_eq!(db.store.job_get(id).await.unwrap().unwrap().args, stored, "{args}");
+        }
+    }
+}
+
+backend_case! {
     /// Args over 1 MiB (as JSON) are refused with a clear 422 even when the body limit lets
     /// them through; the store refuses them too, before anything is written.
     async fn args_over_the_maximum_are_refused(db: TestDb) {

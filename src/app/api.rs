@@ -156,6 +156,7 @@ pub fn json_body<T: serde::de::DeserializeOwned, E: ApiError>(
         )
         .into());
     }
+    crate::store::refuse_wide_integers("JSON body", &body)?;
     let mut reader = serde_json::Deserializer::from_slice(&body);
     reader.disable_recursion_limit();
     let value = T::deserialize(&mut reader).map_err(E::from_json)?;

@@ -147,14 +147,18 @@ impl ArgsSource {
                 "the args in {what} are over {MAX_ARGS_INPUT_BYTES} bytes; a job's args are at most {MAX_ARGS_BYTES} bytes as JSON"
             );
         }
-        serde_json::from_slice(&text)
-            .map_err(|e| anyhow::anyhow!("the args in {what} are not valid JSON: {e}"))
+        let args = serde_json::from_slice(&text)
+            .map_err(|e| anyhow::anyhow!("the args in {what} are not valid JSON: {e}"))?;
+        crate::store::refuse_wide_integers("args", &text)?;
+        Ok(args)
     }
 }
 
 fn parse_json(text: &str) -> Result<serde_json::Value, String> {
-    serde_json::from_str(text)
-        .map_err(|e| format!("not valid JSON ({e}); quote it for the shell: '{{\"ms\": 100}}'"))
+    let args = serde_json::from_str(text)
+        .map_err(|e| format!("not valid JSON ({e}); quote it for the shell: '{{\"ms\": 100}}'"))?;
+    crate::store::refuse_wide_integers("args", text.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(args)
 }
 
 /// `--at`: an RFC 3339 time inside the range porter stores (a usage error otherwise).

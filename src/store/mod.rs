@@ -555,6 +555,63 @@ fn first_repeat(ids: &[i64]) -> Option<(usize, i64)> {
         .map(|(i, id)| (i, *id))
 }
 
+/// Refuses JSON text holding an integer literal beyond 64 bits (below -2^63 or above
+/// 2^64 - 1): porter's reader (serde_json's) reads such an integer as the nearest float,
+/// silently (`123456789012345678901234567890` became `1.2345678901234568e29`). A number with a
+/// fraction or an exponent is a float, taken as floats are; digits in strings are text. For
+/// the surfaces that read JSON as text (the CLI's args, the HTTP bodies); malformed text is
+/// left to the parser.
+pub fn refuse_wide_integers(what: &'static str, text: &[u8]) -> Result<()> {
+    let (mut in_string, mut escaped) = (false, false);
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if b != b'-' && !b.is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < text.len() && matches!(text[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+            i += 1;
+        }
+        let literal = &text[start..i];
+        if literal.iter().any(|c| matches!(c, b'.' | b'e' | b'E')) {
+            continue;
+        }
+        let literal = String::from_utf8_lossy(literal);
+        if literal.parse::<i64>().is_err() && literal.parse::<u64>().is_err() {
+            let digits = literal.trim_start_matches('-').len();
+            if digits == 0 || literal.matches('-').count() > 1 || literal.contains('+') {
+                continue; // not a number: the parser says so
+            }
+            let shown: String = literal.chars().take(40).collect();
+            let more = if literal.len() > 40 { "..." } else { "" };
+            return Err(Error::invalid(
+                what,
+                format!(
+                    "hold the integer {shown}{more} ({digits} digits), beyond 64 bits (-9223372036854775808 ..= 18446744073709551615): porter would read it as the nearest float; write it as a string"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 const NUL_REFUSED: &str = "contains a NUL character (\\u0000), which PostgreSQL cannot store";
 
 /// The most levels of arrays and objects a JSON document of a job may nest: porter's reader
