@@ -1663,6 +1663,12 @@ backend_case! {
                 ("(kind, args, max_attempts) VALUES ('noop', '{}', 2.5)".into(), Outcome::Discarded),
                 ("(kind, args, max_attempts) VALUES ('noop', '{}', 1000000000000)".into(), Outcome::Discarded),
                 ("(kind, args) VALUES ('noop', x'7b7d')".into(), Outcome::Runs),
+                // Args or metadata that are not UTF-8 (`{"s":"a\xffb"}`), as text or as a BLOB:
+                // discarded unrun, naming it (until 6 Dec read with U+FFFD in place of the byte,
+                // and run on altered args; review of 6 Dec).
+                ("(kind, args) VALUES ('noop', CAST(x'7b2273223a2261ff62227d' AS TEXT))".into(), Outcome::Discarded),
+                ("(kind, args) VALUES ('noop', x'7b2273223a2261ff62227d')".into(), Outcome::Discarded),
+                ("(kind, args, metadata) VALUES ('noop', '{}', CAST(x'7b2273223a2261ff62227d' AS TEXT))".into(), Outcome::Discarded),
                 ("(kind, args, unique_key) VALUES ('noop', '{}', x'6b6579')".into(), Outcome::Runs),
                 // Times in RFC 3339's other spellings: due by their text, and discarded unrun
                 // (until 3 Dec porter read them, and ran a job five hours early).

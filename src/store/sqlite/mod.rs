@@ -989,8 +989,19 @@ struct Unreadable(Vec<String>);
 
 impl Unreadable {
     /// A JSON column; `null` when it does not parse (a number past an f64, nesting deeper than
-    /// the parser goes, an escape of half a UTF-16 pair).
+    /// the parser goes, an escape of half a UTF-16 pair) or is not UTF-8 (read with U+FFFD in
+    /// place of its bytes, the job would run on other args than its row holds).
     fn json(&mut self, column: &str, v: rusqlite::types::ValueRef<'_>) -> serde_json::Value {
+        if let rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) = v {
+            if let Err(e) = std::str::from_utf8(b) {
+                self.0.push(format!(
+                    "{column}: not UTF-8 (byte {} of {})",
+                    e.valid_up_to(),
+                    b.len()
+                ));
+                return serde_json::Value::Null;
+            }
+        }
         serde_json::from_str(&value_text(v)).unwrap_or_else(|e| {
             self.0.push(format!("{column}: {e}"));
             serde_json::Value::Null
