@@ -1440,6 +1440,40 @@ backend_case! {
 }
 
 backend_case! {
+    /// The line under a page says the command that lists the next page of the same listing:
+    /// its filters, its limit, and the database the command line named. Run, it lists the rest.
+    /// (Review of 6 Dec: it named the bare command, which listed every kind and state, and,
+    /// without DATABASE_URL, the default database, created empty for it.)
+    async fn a_pages_more_line_lists_the_next_page_of_the_same_listing(db: TestDb) {
+        let env = Env::new(db);
+        let mut noops = Vec::new();
+        for _ in 0..3 {
+            noops.push(surfaces::insert(env.store(), "noop", "default").await.id);
+            surfaces::insert(env.store(), "sleep", "default").await;
+        }
+        let page = env.run(&["jobs", "list", "--kind", "noop", "--state", "available", "--limit", "2"]).ok();
+        let more = page.stdout.lines().last().unwrap();
+        let tail = format!("--state available --kind noop --limit 2 --before-id {})", noops[1]);
+        assert!(more.starts_with("(more: porter jobs list --database-url "), "{page:#?}");
+        assert!(more.ends_with(&tail), "{page:#?}");
+        // Run as written (by a shell: the URL may be quoted), from another directory, with no
+        // DATABASE_URL.
+        let line = more.trim_start_matches("(more: porter ").trim_end_matches(')');
+        let elsewhere = tempfile::tempdir().unwrap();
+        let next = run(Command::new("sh")
+            .current_dir(elsewhere.path())
+            .env_remove("DATABASE_URL")
+            .arg("-c")
+            .arg(format!("\"$0\" {line} --json"))
+            .arg(env!("CARGO_BIN_EXE_porter")));
+        let next = next.ok().json();
+        let listed: Vec<i64> = next["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect();
+        assert_eq!(listed, vec![noops[0]], "{next}");
+        assert!(!elsewhere.path().join("porter.db").exists(), "no database made where it ran");
+    }
+}
+
+backend_case! {
     /// `porter workflows list` and `porter batches list` say where the next page starts, as
     /// `jobs list` does: a line under the table, and `next_before_id` in `--json` (the shape of
     /// `GET /admin/workflows` and `GET /admin/batches`). They cut the list at its limit without
@@ -1461,8 +1495,10 @@ backend_case! {
         }
         for (command, ids) in [("workflows", &workflows), ("batches", &batches)] {
             let page = env.run(&[command, "list", "--limit", "2"]).ok();
-            let more = format!("(more: porter {command} list --before-id {})\n", ids[1]);
+            let more = format!("--limit 2 --before-id {})\n", ids[1]);
             assert!(page.stdout.ends_with(&more), "{command}: {page:#?}");
+            let from = format!("(more: porter {command} list --database-url ");
+            assert!(page.stdout.contains(&from), "{command}: {page:#?}");
             let json = env.run(&[command, "list", "--limit", "2", "--json"]).ok().json();
             assert_eq!(json[command].as_array().unwrap().len(), 2, "{json}");
             assert_eq!(json["next_before_id"], json!(ids[1]), "{json}");

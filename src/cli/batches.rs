@@ -89,7 +89,16 @@ pub(super) async fn run(g: &GlobalArgs, cmd: BatchesCommand) -> anyhow::Result<(
                 &["ID", "CREATED (UTC)", "MODE", "JOBS", "STATES", "CALLBACK"],
                 &rows,
             );
-            text.push_str(&output::more("porter batches list", next_before_id));
+            let flags: Vec<_> = limit
+                .map(|n| ("limit", n.to_string()))
+                .into_iter()
+                .collect();
+            text.push_str(&output::more(
+                g,
+                "porter batches list",
+                &flags,
+                next_before_id,
+            ));
             output::print(&text)
         }
         BatchesCommand::Show { id, json } => {

@@ -112,6 +112,14 @@ fn last_error(job: &JobRow) -> String {
 pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> {
     match cmd {
         JobsCommand::List(a) => {
+            let mut flags = Vec::new();
+            if !a.states.is_empty() {
+                let states: Vec<String> = a.states.iter().map(|s| s.to_string()).collect();
+                flags.push(("state", states.join(",")));
+            }
+            flags.extend(a.kind.clone().map(|k| ("kind", k)));
+            flags.extend(a.queue.clone().map(|q| ("queue", q)));
+            flags.extend(a.limit.map(|n| ("limit", n.to_string())));
             let mut params = JobListParams {
                 states: a.states,
                 limit: a.limit,
@@ -143,7 +151,12 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
                     ("SCHEDULED (UTC)", |j| output::time(Some(j.scheduled_at))),
                 ],
             );
-            text.push_str(&output::more("porter jobs list", page.next_before_id));
+            text.push_str(&output::more(
+                g,
+                "porter jobs list",
+                &flags,
+                page.next_before_id,
+            ));
             output::print(&text)
         }
         JobsCommand::Show { id, json } => {
@@ -298,8 +311,15 @@ pub(super) async fn failed(g: &GlobalArgs, a: FailedArgs) -> anyhow::Result<()> 
             ("FAILED AT (UTC)", |j| output::time(j.finalized_at)),
         ],
     );
+    let flags: Vec<_> = a
+        .limit
+        .map(|n| ("limit", n.to_string()))
+        .into_iter()
+        .collect();
     text.push_str(&output::more(
+        g,
         "porter list-failed-jobs",
+        &flags,
         page.next_before_id,
     ));
     output::print(&text)

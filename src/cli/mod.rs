@@ -51,6 +51,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The database a command uses when neither `--database-url` nor `DATABASE_URL` names one.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://porter.db";
+
 /// Flags every command takes.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
@@ -59,7 +62,7 @@ pub struct GlobalArgs {
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "sqlite://porter.db",
+        default_value = DEFAULT_DATABASE_URL,
         global = true,
         hide_env_values = true
     )]

@@ -93,11 +93,44 @@ fn cut(text: String, max: usize) -> String {
 }
 
 /// The line under a table that says how to list the next page (`--before-id`), when there
-/// may be one.
-pub fn more(command: &str, next_before_id: Option<i64>) -> String {
-    match next_before_id {
-        Some(id) => format!("(more: {command} --before-id {id})\n"),
-        None => String::new(),
+/// may be one: the command as given (its filters and limit in `flags`, and the database when
+/// the command line named it rather than `DATABASE_URL`), so that running it lists the next
+/// page of the same listing. (Until 6 Dec it named the bare command: followed, it listed every
+/// state, kind and queue, and without `DATABASE_URL` the default database.)
+pub fn more(
+    g: &super::GlobalArgs,
+    command: &str,
+    flags: &[(&str, String)],
+    next_before_id: Option<i64>,
+) -> String {
+    let Some(id) = next_before_id else {
+        return String::new();
+    };
+    let mut line = format!("(more: {command}");
+    let from_env = std::env::var("DATABASE_URL").ok();
+    let implied = from_env.as_deref().unwrap_or(super::DEFAULT_DATABASE_URL);
+    if g.database_url != implied {
+        let url = crate::store::redact_url(&g.database_url);
+        line.push_str(&format!(" --database-url {}", shell_word(&url)));
+    }
+    for (flag, value) in flags {
+        line.push_str(&format!(" --{flag} {}", shell_word(value)));
+    }
+    line.push_str(&format!(" --before-id {id})"));
+    field(&line) + "\n"
+}
+
+/// A word as a POSIX shell reads it back: as it is when it holds only characters no shell
+/// treats specially, in single quotes otherwise.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:@=,%+".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
     }
 }
 

@@ -84,7 +84,16 @@ pub(super) async fn run(g: &GlobalArgs, cmd: WorkflowsCommand) -> anyhow::Result
                 .collect();
             let mut text =
                 output::table(&["ID", "NAME", "CREATED (UTC)", "STEPS", "STATES"], &rows);
-            text.push_str(&output::more("porter workflows list", next_before_id));
+            let flags: Vec<_> = limit
+                .map(|n| ("limit", n.to_string()))
+                .into_iter()
+                .collect();
+            text.push_str(&output::more(
+                g,
+                "porter workflows list",
+                &flags,
+                next_before_id,
+            ));
             output::print(&text)
         }
         WorkflowsCommand::Show { id, json } => {
