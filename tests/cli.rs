@@ -803,6 +803,44 @@ backend_case! {
 }
 
 backend_case! {
+    /// Names another program wrote cannot pass for other names, nor widen every row: invisible
+    /// characters (a zero-width space, a byte order mark) are written out, and a kind or queue
+    /// longer than a valid name is cut in tables (`jobs show` has it whole); an error's line
+    /// separator (U+2028) is written out in `jobs show` and in an error line. (Review of 6 Dec:
+    /// three queues read "default" in `stats`, and a kind of 100,000 characters made `jobs
+    /// list` print 1.2 MB for 5 jobs.)
+    async fn names_cannot_hide_in_invisible_characters_or_widen_every_row(db: TestDb) {
+        let env = Env::new(db);
+        let long = "k".repeat(100_000);
+        common::raw_exec(
+            &env.db,
+            &format!(
+                "INSERT INTO porter_jobs (kind, queue, args) VALUES ('noop', 'default\u{200b}', '{{}}'), \
+                 ('noop', 'default\u{feff}', '{{}}'), ('{long}', 'default', '{{}}'), ('noop', '{long}', '{{}}')"
+            ),
+        )
+        .await;
+        surfaces::insert(env.store(), "noop", "default").await;
+        let failed = surfaces::discarded_job(env.store(), "boom\u{2028}  attempt 9 at 2026-01-01: fine").await;
+        for args in [vec!["jobs", "list"], vec!["stats"], vec!["queues", "list"]] {
+            let out = env.run(&args).ok();
+            assert!(!out.stdout.contains(['\u{200b}', '\u{feff}']), "{args:?}: {out:#?}");
+            assert!(out.stdout.contains("default\\u{200b}"), "{args:?}: {out:#?}");
+            assert!(out.stdout.contains("default\\u{feff}"), "{args:?}: {out:#?}");
+            let widest = out.stdout.lines().map(|l| l.chars().count()).max().unwrap();
+            assert!(widest < 400, "{args:?}: a line of {widest} characters");
+        }
+        let shown = env.run(&["jobs", "show", &failed.id.to_string()]).ok();
+        assert!(!shown.stdout.contains('\u{2028}'), "{shown:#?}");
+        assert!(shown.stdout.contains("boom\\u{2028}  attempt 9"), "{shown:#?}");
+        let jobs = env.store().job_list(Default::default()).await.unwrap();
+        let long_kind = jobs.iter().find(|j| j.kind == long).unwrap().id.to_string();
+        let shown = env.run(&["jobs", "show", &long_kind]).ok();
+        assert!(shown.stdout.contains(&long), "jobs show has it whole");
+    }
+}
+
+backend_case! {
     /// `enqueue --after` a job that ended cancelled or discarded inserts the child already
     /// cancelled (the documented outcome), and says so on stderr: before, it printed the id
     /// as for any job, and the job never ran with nothing said. `--after-any` such a parent

@@ -76,6 +76,11 @@ fn parse_state(text: &str) -> Result<JobState, String> {
     text.trim().parse().map_err(|e: Error| e.to_string())
 }
 
+/// Widest kind or queue cell: a valid name's length. One another program wrote longer is cut
+/// (`jobs show` has it whole): a kind of 100,000 characters padded every row of the table to
+/// its width (review of 6 Dec).
+pub(super) const NAME_WIDTH: usize = 64;
+
 /// Width of the error column in tables.
 const ERROR_WIDTH: usize = 80;
 
@@ -94,7 +99,11 @@ fn jobs_table(jobs: &[JobRow], columns: &[Column]) -> String {
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {
-            let mut row = vec![j.id.to_string(), j.kind.clone(), j.queue.clone()];
+            let mut row = vec![
+                j.id.to_string(),
+                output::name(&j.kind, NAME_WIDTH),
+                output::name(&j.queue, NAME_WIDTH),
+            ];
             row.extend(columns.iter().map(|(_, cell)| cell(j)));
             row.push(last_error(j));
             row

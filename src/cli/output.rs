@@ -22,12 +22,19 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 /// Text from the database made safe to print on a terminal: a unique key or a job's error
 /// can hold escape sequences (from whatever the job failed on) that would recolour, retitle
-/// or rewrite the operator's terminal. Control characters, and the marks that reorder what is
-/// shown ([`crate::http::reorders_text`]), are printed escaped (`\u{1b}`); newlines are kept.
+/// or rewrite the operator's terminal. Control characters, the marks that reorder what is
+/// shown ([`crate::http::reorders_text`]), invisible ones ([`crate::http::invisible`]: a
+/// name with a zero-width space read as another), and Unicode's line and paragraph separators
+/// (U+2028, U+2029: a line break to some pagers) are printed escaped (`\u{1b}`); newlines
+/// are kept.
 pub fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if (c.is_control() && c != '\n') || crate::http::reorders_text(c) {
+        if (c.is_control() && c != '\n')
+            || crate::http::reorders_text(c)
+            || crate::http::invisible(c)
+            || matches!(c, '\u{2028}' | '\u{2029}')
+        {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);

@@ -124,7 +124,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: QueuesCommand) -> anyhow::Result<()
                 .iter()
                 .map(|q| {
                     let mut row = vec![
-                        q.name.clone(),
+                        output::name(&q.name, super::jobs::NAME_WIDTH),
                         if q.paused_at.is_some() {
                             "paused"
                         } else {
@@ -201,7 +201,7 @@ pub(super) async fn stats(g: &GlobalArgs, a: StatsArgs) -> anyhow::Result<()> {
         .queues
         .iter()
         .map(|(name, c)| {
-            let mut row = vec![name.clone()];
+            let mut row = vec![output::name(name, super::jobs::NAME_WIDTH)];
             row.extend(count_cells(Some(c)));
             row
         })
@@ -214,8 +214,8 @@ pub(super) async fn stats(g: &GlobalArgs, a: StatsArgs) -> anyhow::Result<()> {
     for (queue, kinds) in &stats.unserved {
         for (kind, count) in kinds {
             let line = UnservedRow {
-                queue: queue.clone(),
-                kind: kind.clone(),
+                queue: output::name(queue, super::jobs::NAME_WIDTH),
+                kind: output::name(kind, super::jobs::NAME_WIDTH),
                 count: *count,
             };
             text.push_str(&format!("{}\n", output::field(&line.to_string())));
