@@ -137,6 +137,12 @@ impl Taker {
             };
             let requests = {
                 let mut waiting = lock(&shared);
+                // Requests whose callers stopped waiting are not run (see `writer::op`).
+                waiting.requests.retain(|r| !r.reply.is_closed());
+                if waiting.requests.is_empty() {
+                    waiting.queued = false;
+                    return (true, Box::new(|_| {}));
+                }
                 let mut jobs = 0;
                 let take = waiting
                     .requests

@@ -521,3 +521,41 @@ async fn large_sorts_of_readers_spill_to_a_file_and_the_lag_sorts_no_job() {
         plan_text(&steps)
     );
 }
+
+/// A write whose caller stopped waiting before the writer reached it is not run: the caller
+/// was told it failed (an HTTP request's timeout answered 408), so running it later made a
+/// retry insert the job twice (review of 6 Dec: another process held the write lock 40 s, the
+/// web answered 408 at 30 s, then inserted the job; curl's retry inserted it again). Both the
+/// gathered inserts and the plain writes are passed over.
+#[tokio::test]
+async fn a_write_whose_caller_stopped_waiting_is_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gone.db");
+    let store = crate::store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let holder = Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let short = std::time::Duration::from_millis(300);
+    let insert = tokio::time::timeout(
+        short,
+        store.job_insert_many(vec![job(InsertOpts::default())]),
+    );
+    assert!(insert.await.is_err(), "still waiting for the lock");
+    let pause = tokio::time::timeout(short, store.queue_pause("held"));
+    assert!(pause.await.is_err(), "still waiting for the lock");
+    holder.execute_batch("COMMIT").unwrap();
+    // A write queued after them: once it is answered, theirs had their turn.
+    store.queue_pause("after").await.unwrap();
+    let jobs = store.job_list(Default::default()).await.unwrap();
+    assert!(jobs.is_empty(), "the abandoned insert ran: {jobs:?}");
+    let paused: Vec<String> = store
+        .queue_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|q| q.paused_at.is_some())
+        .map(|q| q.name)
+        .collect();
+    assert_eq!(paused, ["after"], "the abandoned pause ran");
+}

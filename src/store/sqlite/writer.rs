@@ -119,6 +119,14 @@ where
                     return (false, Box::new(|_| {}));
                 }
             };
+            // The caller stopped waiting (its future was dropped: a request's timeout, a
+            // shutdown that gave up on its writes) before the writer reached its writes: it
+            // has no answer, and was perhaps told they failed. Run now, they would land after
+            // that (a 408 whose insert then ran, and a retry inserting the job again): they
+            // are not run.
+            if reply_tx.is_closed() {
+                return (true, Box::new(|_| {}));
+            }
             // A panic in the caller's closure must not end the writer thread (every later
             // write of the process would fail): it becomes this caller's error, and its
             // writes are rolled back like those of any failed closure.
