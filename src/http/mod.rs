@@ -74,33 +74,13 @@ pub fn reorders_text(c: char) -> bool {
     )
 }
 
-/// An invisible character that formats text (Unicode's category Cf, beyond the marks
-/// [`reorders_text`] names): zero-width spaces and joiners, the byte order mark, the soft
-/// hyphen, tag characters. Printed as it is, `default\u{200b}` reads as `default`: the
-/// command line writes them out, as it writes control characters.
+/// An invisible character that formats text (Unicode's category Cf, the marks
+/// [`reorders_text`] names among them): zero-width spaces and joiners, the byte order mark,
+/// the soft hyphen, tag characters. Printed as it is, `default\u{200b}` reads as `default`:
+/// the command line writes them out, as it writes control characters.
 pub fn invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{ad}'
-            | '\u{600}'..='\u{605}'
-            | '\u{6dd}'
-            | '\u{70f}'
-            | '\u{890}'..='\u{891}'
-            | '\u{8e2}'
-            | '\u{180e}'
-            | '\u{200b}'..='\u{200d}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{206a}'..='\u{206f}'
-            | '\u{feff}'
-            | '\u{fff9}'..='\u{fffb}'
-            | '\u{110bd}'
-            | '\u{110cd}'
-            | '\u{13430}'..='\u{1343f}'
-            | '\u{1bca0}'..='\u{1bca3}'
-            | '\u{1d173}'..='\u{1d17a}'
-            | '\u{e0001}'
-            | '\u{e0020}'..='\u{e007f}'
-    )
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.general_category() == GeneralCategory::Format
 }
 
 pub mod dashboard;
