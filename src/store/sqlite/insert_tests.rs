@@ -559,3 +559,27 @@ async fn a_write_whose_caller_stopped_waiting_is_not_run() {
         .collect();
     assert_eq!(paused, ["after"], "the abandoned pause ran");
 }
+
+/// A SQLite URL's path is percent-decoded, as sqlx decodes it: an application that opens the
+/// same DATABASE_URL with sqlx opens the same file. (Review of 6 Dec: `my%20jobs.db` made a
+/// file of that name, beside the application's `my jobs.db`.) Escapes that decode to no text
+/// are refused.
+#[test]
+fn a_urls_percent_escapes_are_decoded_as_sqlx_decodes_them() {
+    use std::path::PathBuf;
+    for (url, path) in [
+        ("sqlite:///tmp/my%20jobs.db", "/tmp/my jobs.db"),
+        ("sqlite://rel/a%25b.db?synchronous=full", "rel/a%b.db"),
+        ("sqlite:caf%C3%A9.db", "café.db"),
+        ("sqlite://plain.db", "plain.db"),
+    ] {
+        assert_eq!(
+            super::parse_url(url).unwrap().0,
+            PathBuf::from(path),
+            "{url}"
+        );
+    }
+    for url in ["sqlite:///tmp/%ff.db", "sqlite:///tmp/nul%00.db"] {
+        assert!(super::parse_url(url).is_err(), "{url}");
+    }
+}

@@ -152,7 +152,22 @@ pub(crate) fn parse_url(url: &str) -> Result<(PathBuf, &'static str)> {
             }
         }
     }
-    Ok((PathBuf::from(path), synchronous))
+    // Percent-decoded, as sqlx decodes it, so that an application opening the same URL with
+    // sqlx opens the same file (`my%20jobs.db` is `my jobs.db`).
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()
+        .filter(|p| !p.contains('\0'))
+        .ok_or_else(|| {
+            Error::invalid(
+                "database url",
+                format!(
+                    "{}: its percent escapes decode to no file name (not UTF-8, or a NUL)",
+                    redact_url(url)
+                ),
+            )
+        })?;
+    Ok((PathBuf::from(decoded.as_ref()), synchronous))
 }
 
 /// Every rusqlite error becomes the library's error here, so the store's code converts with
