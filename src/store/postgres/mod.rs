@@ -186,8 +186,16 @@ pub fn map_err(e: sqlx::Error) -> Error {
                 // check_violation, not_null_violation: input the schema refuses
                 "23514" | "23502" => Error::invalid("job", text),
                 // connection_exception class, too_many_connections, admin/crash shutdown,
-                // cannot_connect_now
-                c if c.starts_with("08") || matches!(c, "53300" | "57P01" | "57P02" | "57P03") => {
+                // cannot_connect_now, database_dropped; and the database away as an outage
+                // is, until an operator mends it: a login refused (invalid_authorization_
+                // specification, invalid_password: class 28) and a database that does not
+                // exist (invalid_catalog_name, 3D000: dropped under a running process). They
+                // were database errors: 500 "internal error" on every route, where `/healthz`
+                // says 503 for an outage.
+                c if c.starts_with("08")
+                    || c.starts_with("28")
+                    || matches!(c, "3D000" | "53300" | "57P01" | "57P02" | "57P03" | "57P04") =>
+                {
                     Error::Unavailable(text)
                 }
                 // The code stays in the text, where `deadlocked` finds it.

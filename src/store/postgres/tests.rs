@@ -113,6 +113,45 @@ async fn a_database_with_an_unknown_migration_is_refused() {
     not(porter_pg_tests),
     ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
 )]
+async fn a_database_that_is_gone_or_refuses_the_login_is_unavailable() {
+    // A database dropped under a running process (or a password changed, or a login refused)
+    // is the database being away, as an outage is: `/healthz` answers 503 and a worker waits
+    // for it. It was a plain database error (SQLSTATE 3D000, 28P01): 500 "internal error" on
+    // every route (review of 6 Dec).
+    let base = base_url();
+    let name = format!("porter_gone_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(&name);
+    let store = PgStore::open(url.as_str()).await.unwrap();
+    store.job_get(1).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        match store.job_get(1).await {
+            Err(Error::Unavailable(_)) => {}
+            other => panic!("expected the database to be unavailable, got {other:?}"),
+        }
+    }
+    url.set_password(Some("not-the-password")).unwrap();
+    url.set_username("porter_no_such_role").unwrap();
+    match PgStore::open(url.as_str()).await.map(drop) {
+        Err(Error::Unavailable(_)) => {}
+        other => panic!("a refused login is unavailable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn a_database_in_another_encoding_than_utf8_is_refused_before_anything_is_written() {
     // porter_enqueue counts bytes in the database's encoding, the library in UTF-8 (a key of
     // 128 'é' is 128 bytes in LATIN1 and 256 in UTF-8), and jsonb refuses what LATIN1 cannot
