@@ -3,6 +3,8 @@
 //! it. The tablo API and its transactional delete (commit and rollback), the admin API, the
 //! metrics, and every error status with nothing changed.
 
+#[path = "common/chaos_gated_store.rs"]
+mod chaos_gated_store;
 mod common;
 #[path = "common/surfaces.rs"]
 mod surfaces;
@@ -1186,6 +1188,42 @@ backend_case! {
             "a lag per queue:\n{text}"
         );
         assert!(text.trim_end().ends_with("# EOF"));
+    }
+}
+
+backend_case! {
+    /// A scrape while the database does not answer still answers this process's counters,
+    /// with `porter_database_up 0` and without the gauges read from the database; once it
+    /// answers again they are back. (Review of 6 Dec: the scrape was a 503 with no counters.)
+    async fn metrics_answer_the_process_counters_when_the_database_does_not(db: TestDb) {
+        let gated = chaos_gated_store::GatedStore::new(db.store.clone());
+        let app = router(surfaces::app_state(gated.store(), HttpConfig::default()).await);
+        let (status, _) = send(&app, json_request(Method::POST, "/admin/jobs", json!({"kind": "noop"}))).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let scrape = || async {
+            let response = app.clone().oneshot(request(Method::GET, "/metrics", Body::empty())).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        };
+        let inserted = r#"porter_jobs_inserted_total{queue="default",kind="noop"} 1"#;
+        let (status, text) = scrape().await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert!(text.lines().any(|l| l == "porter_database_up 1"), "{text}");
+        assert!(text.lines().any(|l| l == r#"porter_jobs{queue="default",state="available"} 1"#), "{text}");
+
+        gated.fail_counts(true);
+        let (status, text) = scrape().await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert!(text.lines().any(|l| l == "porter_database_up 0"), "{text}");
+        assert!(text.lines().any(|l| l == inserted), "the process's counters: {text}");
+        assert!(!text.lines().any(|l| l.starts_with("porter_jobs{")), "no stale gauges: {text}");
+        assert!(text.trim_end().ends_with("# EOF"));
+
+        gated.fail_counts(false);
+        let (_, text) = scrape().await;
+        assert!(text.lines().any(|l| l == "porter_database_up 1"), "{text}");
+        assert!(text.lines().any(|l| l == r#"porter_jobs{queue="default",state="available"} 1"#), "{text}");
     }
 }
 

@@ -17,6 +17,7 @@
 //! | `porter_jobs_rescued_total` | counter | `queue`, `kind` | jobs this process's rescuer took back from lost workers or as stuck |
 //! | `porter_job_duration_seconds` | histogram | `queue`, `kind` | how long attempts ran, from start to outcome (every outcome) |
 //! | `porter_jobs_unserved` | gauge | `queue`, `kind` | jobs due to run (available, or scheduled/retryable and due) that no live worker serves: none registered that queue and kind, or those that did stopped heartbeating within their lease; read at each scrape; only pairs that have any |
+//! | `porter_database_up` | gauge | | 1 when the scrape's reads of the database answered; 0 when they failed, and the gauges read at each scrape are then left out (this process's counters are still answered) |
 //! | `porter_jobs_waiting_for_limit` | gauge | `queue` | available due jobs of a queue with limits that a claim would not take now because of a limit (`porter queues limit`), read at each scrape; only queues with limits |
 //!
 //! The job counters and the histogram count what the runtime *in this process* did: they are
@@ -99,6 +100,7 @@ pub struct Metrics {
     duration: Family<KindLabels, Histogram>,
     waiting_for_limit: Family<QueueLabels, Gauge>,
     unserved: Family<KindLabels, Gauge>,
+    database_up: Gauge,
     /// One scrape at a time: a scrape clears and refills the job gauges.
     scrape: tokio::sync::Mutex<()>,
 }
@@ -201,8 +203,15 @@ impl Metrics {
             "Jobs due to run that no live worker serves, per queue and kind, read at scrape",
             unserved.clone(),
         );
+        let database_up = Gauge::default();
+        registry.register(
+            "porter_database_up",
+            "1 when this scrape's reads of the database answered, 0 when they failed (the gauges read at scrape are then left out)",
+            database_up.clone(),
+        );
         Metrics {
             registry,
+            database_up,
             waiting_for_limit,
             unserved,
             jobs,
@@ -248,9 +257,33 @@ impl Metrics {
         Arc::new(CountErrors(self.clone()))
     }
 
-    /// Reads the job counts and renders every metric.
+    /// Reads the job counts and renders every metric. When the database does not answer, the
+    /// gauges read from it are left out and `porter_database_up` is 0: this process's own
+    /// counters are still answered (a scrape during an outage was a 5xx that hid them).
     pub async fn render(&self, client: &crate::Client) -> crate::Result<String> {
         let _one_at_a_time = self.scrape.lock().await;
+        match self.read_database(client).await {
+            Ok(()) => {
+                self.database_up.set(1);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: reading the database failed; answering this process's counters only");
+                self.database_up.set(0);
+                self.depth.clear();
+                self.lag.clear();
+                self.jobs.clear();
+                self.waiting_for_limit.clear();
+                self.unserved.clear();
+            }
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .map_err(|e| crate::Error::Database(format!("encoding metrics: {e}")))?;
+        Ok(out)
+    }
+
+    /// Sets the gauges read from the database.
+    async fn read_database(&self, client: &crate::Client) -> crate::Result<()> {
         let counts = client.counts().await?;
         let due = client.queue_lag().await?;
         self.depth.clear();
@@ -305,10 +338,7 @@ impl Metrics {
                 })
                 .inc_by(u.count);
         }
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .map_err(|e| crate::Error::Database(format!("encoding metrics: {e}")))?;
-        Ok(out)
+        Ok(())
     }
 }
 

@@ -33,6 +33,8 @@ pub struct GatedStore {
     give_backs_refused: AtomicBool,
     /// A worker's cancels (`job_cancel_running`) are refused (a conflict, not retried).
     cancels_refused: AtomicBool,
+    /// Reads of the job counts fail (`fail_counts`).
+    counts_fail: AtomicBool,
     /// Cancels refused so far.
     cancels_refused_count: AtomicU64,
     /// Claims of this queue wait while it is set (a claim stalled in the database).
@@ -74,6 +76,7 @@ impl GatedStore {
             releases_fail: AtomicBool::new(false),
             give_backs_refused: AtomicBool::new(false),
             cancels_refused: AtomicBool::new(false),
+            counts_fail: AtomicBool::new(false),
             cancels_refused_count: AtomicU64::new(0),
             stalled_claims: tokio::sync::watch::Sender::new(None),
             listings: Default::default(),
@@ -111,6 +114,11 @@ impl GatedStore {
         if let Some(meddle) = meddle {
             meddle().await;
         }
+    }
+
+    /// Reads of the job counts fail (as in an outage) from now on, or answer again.
+    pub fn fail_counts(&self, fail: bool) {
+        self.counts_fail.store(fail, Ordering::SeqCst);
     }
 
     /// A store over this driver, as `store::open` gives one over a real driver.
@@ -250,6 +258,9 @@ impl Driver for GatedStore {
         self.inner.job_list(params).await
     }
     async fn job_counts(&self) -> Result<Vec<JobCountRow>> {
+        if self.counts_fail.load(Ordering::SeqCst) {
+            return Err(porter::Error::Unavailable("counts fail (injected)".into()));
+        }
         self.inner.job_counts().await
     }
     async fn job_claim(&self, params: JobClaimParams, ahead: ClaimAhead) -> Result<JobClaimed> {
