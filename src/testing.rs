@@ -263,7 +263,8 @@ pub async fn assert_inserted<A: JobArgs + PartialEq + std::fmt::Debug>(store: &S
 
 /// Runs `worker.work` once on `args` with a real job context (a row as the runtime would
 /// claim it: attempt 1, state running; a cancel token the worker's timeout cancels) and no
-/// runtime or database. A run past [`Worker::timeout`] is cancelled and answers a failure.
+/// runtime or database. A run past [`Worker::timeout`] (capped at [`Worker::max_timeout`], as
+/// the runtime caps it) is cancelled and answers a failure.
 pub async fn work<A: JobArgs, W: Worker<A>>(
     worker: &W,
     args: A,
@@ -295,7 +296,9 @@ pub async fn work<A: JobArgs, W: Worker<A>>(
     };
     let cancel = CancellationToken::new();
     let job = Job::new(args, row, cancel.clone());
-    let timeout = worker.timeout(&job);
+    // Capped as the runtime caps it (`runtime::executor`): a run the runtime stops at the
+    // kind's max_timeout must not pass here.
+    let timeout = worker.timeout(&job).min(worker.max_timeout());
     match tokio::time::timeout(timeout, worker.work(job)).await {
         Ok(result) => result,
         Err(_) => {

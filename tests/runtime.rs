@@ -1483,6 +1483,35 @@ backend_case! {
     }
 }
 
+/// Asks for a long timeout but caps its kind's at 100 ms; sleeps 2 s.
+struct CappedSleeper;
+
+#[async_trait::async_trait]
+impl Worker<Count> for CappedSleeper {
+    async fn work(&self, _job: Job<Count>) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(())
+    }
+    fn timeout(&self, _job: &Job<Count>) -> Duration {
+        Duration::from_secs(10)
+    }
+    fn max_timeout(&self) -> Duration {
+        Duration::from_millis(100)
+    }
+}
+
+/// `testing::work` bounds a run as the runtime does: by the job's timeout, capped at its
+/// kind's `max_timeout`. (Review of 6 Dec: it took the timeout alone, so a run that the
+/// runtime stops at the cap passed in a test.)
+#[tokio::test]
+async fn testing_work_caps_the_timeout_at_the_kinds_max_timeout_as_the_runtime_does() {
+    let result = porter::testing::work(&CappedSleeper, Count { n: 1 }).await;
+    let Err(JobError::Failed { message, .. }) = result else {
+        panic!("timed out at the cap: {result:?}")
+    };
+    assert!(message.contains("timed out"), "{message}");
+}
+
 backend_case! {
     /// `testing::run_available` runs what its workers can run and returns: a job of a kind
     /// they do not run is left as it is, not waited for; a paused queue is a clear error at
