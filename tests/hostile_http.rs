@@ -581,6 +581,26 @@ backend_case! {
 }
 
 backend_case! {
+    /// A job's args on its page are JSON a user can copy: a mark that reorders text, a C1
+    /// control or a tag character in a string is shown as JSON writes it out (`\u202e`,
+    /// `\ud800\udc00` pairs), not as Rust does (`\u{202e}`, which no JSON reader takes).
+    /// (Review of 6 Dec.)
+    async fn a_jobs_args_show_as_json_with_their_hidden_characters_written_out(db: TestDb) {
+        let args = json!({"name": "\u{202e}exe.live", "c1": "a\u{85}b", "tag": "x\u{e0041}"});
+        let job = db.store.job_insert_many(vec![porter::store::JobInsertParams::new("noop", args.clone(), Default::default()).unwrap()]).await.unwrap();
+        let app = app(&db, HttpConfig::default()).await;
+        let html = page(&app, format!("/dashboard/jobs/{}", job[0].job.id)).await;
+        let start = html.find("<pre class=\"json\">").expect("args shown") + "<pre class=\"json\">".len();
+        let end = start + html[start..].find("</pre>").unwrap();
+        let shown = html[start..end].replace("&quot;", "\"").replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">");
+        let read: Value = serde_json::from_str(&shown).unwrap_or_else(|e| panic!("not JSON ({e}): {shown}"));
+        assert_eq!(read, args);
+        assert!(shown.contains("\\u202e") && shown.contains("\\u0085"), "{shown}");
+        assert!(!shown.contains(['\u{202e}', '\u{85}', '\u{e0041}']), "{shown}");
+    }
+}
+
+backend_case! {
     /// A job's page stays about the size of what it shows, however deeply its JSON nests: an
     /// output within porter's bounds (127 levels, 256 KiB), 126 arrays around 130,000 zeros,
     /// made a page of 33 MB, refreshed every 5 s, as each of its lines was indented up to 254

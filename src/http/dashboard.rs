@@ -171,9 +171,10 @@ fn shown_in_order(page: &str) -> String {
     out
 }
 
-/// A mark that reorders text, or a control character other than a line feed or a tab.
+/// A mark that reorders text, an invisible character ([`super::invisible`]: a step named
+/// `a\u{200b}` read as `a`), or a control character other than a line feed or a tab.
 fn written_out(c: char) -> bool {
-    super::reorders_text(c) || (c.is_control() && !matches!(c, '\n' | '\t'))
+    super::reorders_text(c) || super::invisible(c) || (c.is_control() && !matches!(c, '\n' | '\t'))
 }
 
 fn state_counts(counts: &crate::store::StateCounts) -> Markup {

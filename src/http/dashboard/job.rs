@@ -148,13 +148,30 @@ const MAX_INDENTATION: usize = 64 * 1024;
 
 /// `value` indented, or compact when that would add more than [`MAX_INDENTATION`] bytes (the
 /// indented form is given up on as soon as it would).
+/// The characters the page writes out ([`super::written_out`]) are written out here as JSON
+/// writes them (`\u202e`), so that what is shown is JSON still: the page's own spelling
+/// (`\u{202e}`) is no JSON reader's. They occur only in strings.
 fn pretty(value: &serde_json::Value) -> String {
     let budget = crate::store::json_size(value, usize::MAX) + MAX_INDENTATION;
     let mut out = crate::store::Capped::new(Vec::new(), budget);
-    match serde_json::to_writer_pretty(&mut out, value) {
+    let text = match serde_json::to_writer_pretty(&mut out, value) {
         Ok(()) => String::from_utf8(out.inner).unwrap_or_else(|_| value.to_string()),
         Err(_) => value.to_string(),
+    };
+    if !text.chars().any(super::written_out) {
+        return text;
     }
+    let mut shown = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if super::written_out(c) {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                shown.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
 fn fields(job: &JobRow, workflow: Option<&JobWorkflow>, batch: Option<&JobBatch>) -> Markup {
