@@ -4045,3 +4045,52 @@ async fn fail_now(store: &PgStore, fence: JobFence, discard: bool) -> Option<Job
         .await
         .unwrap()
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_grouped_insert_whose_caller_stopped_waiting_is_not_sent() {
+    // Plain inserts wait in the group inserter while every group's place is taken: one whose
+    // caller stopped waiting meanwhile (a web request's timeout) is not sent when a place
+    // frees, as the SQLite writer passes such writes over. Sent anyway, it landed after the
+    // caller was told it failed (review of 6 Dec).
+    let url = fresh_url().await;
+    let store = PgStore::open(&url).await.unwrap();
+    let plain = || vec![job("noop", InsertOpts::default())];
+    store.job_insert_many(plain()).await.unwrap();
+    let mut holder = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE porter_jobs IN SHARE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let store = Arc::new(store);
+    // Every place taken by a group waiting for the lock.
+    let waiting: Vec<_> = (0..group::GROUPS_IN_FLIGHT)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.job_insert_many(plain()).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let given_up =
+        tokio::time::timeout(Duration::from_millis(300), store.job_insert_many(plain())).await;
+    assert!(given_up.is_err(), "still queued");
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    for w in waiting {
+        w.await.unwrap().unwrap();
+    }
+    // A later insert, and every group ended: the queued one had its turn.
+    store.job_insert_many(plain()).await.unwrap();
+    store.inserter.settled().await;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM porter_jobs")
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    assert_eq!(
+        total,
+        1 + group::GROUPS_IN_FLIGHT as i64 + 1,
+        "the abandoned insert was sent"
+    );
+}
