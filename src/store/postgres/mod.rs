@@ -192,9 +192,21 @@ pub fn map_err(e: sqlx::Error) -> Error {
                 // exist (invalid_catalog_name, 3D000: dropped under a running process). They
                 // were database errors: 500 "internal error" on every route, where `/healthz`
                 // says 503 for an outage.
+                // In porter's words: the server's name the role, the database or the client's
+                // address (pg_hba.conf), and a 503 reaches anyone who asks `/healthz`. The
+                // server's words go to the log.
+                c if c.starts_with("28") || c == "3D000" => {
+                    tracing::warn!(sqlstate = c, server = %text, "the database refused porter");
+                    Error::Unavailable(if c == "3D000" {
+                        format!(
+                            "the database the URL names does not exist (SQLSTATE {c}; dropped?)"
+                        )
+                    } else {
+                        format!("the database refused porter's login (SQLSTATE {c}): check the URL's user and password, and the server's pg_hba.conf")
+                    })
+                }
                 c if c.starts_with("08")
-                    || c.starts_with("28")
-                    || matches!(c, "3D000" | "53300" | "57P01" | "57P02" | "57P03" | "57P04") =>
+                    || matches!(c, "53300" | "57P01" | "57P02" | "57P03" | "57P04") =>
                 {
                     Error::Unavailable(text)
                 }

@@ -133,18 +133,51 @@ async fn a_database_that_is_gone_or_refuses_the_login_is_unavailable() {
         .execute(&mut admin)
         .await
         .unwrap();
+    // In porter's words: a 503 reaches anyone who asks /healthz, and the server's name the
+    // database and the role.
     for _ in 0..3 {
         match store.job_get(1).await {
-            Err(Error::Unavailable(_)) => {}
+            Err(Error::Unavailable(m)) if !m.contains(&name) => {}
             other => panic!("expected the database to be unavailable, got {other:?}"),
         }
     }
-    url.set_password(Some("not-the-password")).unwrap();
-    url.set_username("porter_no_such_role").unwrap();
-    match PgStore::open(url.as_str()).await.map(drop) {
-        Err(Error::Unavailable(_)) => {}
-        other => panic!("a refused login is unavailable, got {other:?}"),
+    // A running store whose role may no longer log in: its next connection is refused.
+    let role = format!("porter_role_{}", uuid::Uuid::new_v4().simple());
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("CREATE DATABASE {name} OWNER {role}"),
+    ] {
+        sqlx::raw_sql(&sql).execute(&mut admin).await.unwrap();
     }
+    url.set_username(&role).unwrap();
+    let store = PgStore::open(url.as_str()).await.unwrap();
+    store.job_get(1).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "ALTER ROLE {role} NOLOGIN; \
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let mut refused = None;
+    for _ in 0..3 {
+        match store.job_get(1).await {
+            Err(Error::Unavailable(m)) => refused = Some(m),
+            other => panic!("a refused login is unavailable, got {other:?}"),
+        }
+    }
+    drop(store);
+    for sql in [
+        format!("DROP DATABASE {name} WITH (FORCE)"),
+        format!("DROP ROLE {role}"),
+    ] {
+        sqlx::raw_sql(&sql).execute(&mut admin).await.unwrap();
+    }
+    let refused = refused.unwrap();
+    assert!(
+        refused.contains("refused porter's login") && !refused.contains(&role),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
