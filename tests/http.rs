@@ -1191,6 +1191,88 @@ backend_case! {
     }
 }
 
+/// The database's write lock, held from another connection (as another program, or a
+/// migration's `LOCK TABLE`, may hold it) until [`WriteLock::release`].
+enum WriteLock {
+    Sqlite(
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    ),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteLock {
+    async fn hold(db: &crate::common::TestDb) -> WriteLock {
+        match db.sqlite_path() {
+            Some(path) => {
+                let (release, released) = tokio::sync::oneshot::channel::<()>();
+                let (held_tx, held) = tokio::sync::oneshot::channel::<()>();
+                let thread = std::thread::spawn(move || {
+                    let c = rusqlite::Connection::open(path).unwrap();
+                    c.execute_batch("BEGIN IMMEDIATE").unwrap();
+                    held_tx.send(()).unwrap();
+                    let _ = released.blocking_recv();
+                    c.execute_batch("COMMIT").unwrap();
+                });
+                held.await.unwrap();
+                WriteLock::Sqlite(release, thread)
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                sqlx::raw_sql("BEGIN; LOCK TABLE porter_jobs IN SHARE MODE")
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                WriteLock::Postgres(c)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            WriteLock::Sqlite(release, thread) => {
+                release.send(()).unwrap();
+                thread.join().unwrap();
+            }
+            WriteLock::Postgres(mut c) => {
+                sqlx::raw_sql("COMMIT").execute(&mut c).await.unwrap();
+            }
+        }
+    }
+}
+
+backend_case! {
+    /// A request whose write waits past the request timeout (another connection holds the
+    /// lock) is answered once the write ended, with what it did: 201, and the job inserted
+    /// once. (Review of 6 Dec: it was answered 408 at the timeout, and the job was inserted
+    /// when the lock went; a client's retry of the 408 inserted it again.) A request that has
+    /// not begun a write is still cut short.
+    async fn a_write_that_waits_past_the_request_timeout_is_answered_with_what_it_did(db: TestDb) {
+        let config = HttpConfig { request_timeout: std::time::Duration::from_millis(300), ..HttpConfig::default() };
+        let app = router(surfaces::app_state(db.store.clone(), config).await);
+        // Once first, so that the insert's statement is prepared (a fresh connection waits for
+        // the lock earlier, before the statement is sent).
+        let (status, _) = send(&app, json_request(Method::POST, "/admin/jobs", json!({"kind": "noop"}))).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let lock = WriteLock::hold(&db).await;
+        let post = {
+            let app = app.clone();
+            tokio::spawn(async move {
+                send(&app, json_request(Method::POST, "/admin/jobs", json!({"kind": "noop", "queue": "held"}))).await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        assert!(!post.is_finished(), "still waiting for its write");
+        lock.release().await;
+        let (status, body) = post.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let held: Vec<_> = db.store.job_list(Default::default()).await.unwrap().into_iter().filter(|j| j.queue == "held").collect();
+        assert_eq!(held.len(), 1, "{held:?}");
+        assert_eq!(body["id"], json!(held[0].id));
+    }
+}
+
 backend_case! {
     /// A scrape while the database does not answer still answers this process's counters,
     /// with `porter_database_up 0` and without the gauges read from the database; once it

@@ -232,6 +232,7 @@ async fn create_tablo<E: ApiError>(
         )
         .into());
     }
+    crate::store::watch::write_begins();
     let tablo = state.store.tablo_insert(name).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": tablo.id }))))
 }
@@ -428,6 +429,7 @@ async fn delete_tablo<E: ApiError>(
     id: Result<Path<Uuid>, PathRejection>,
 ) -> Result<(StatusCode, Json<Value>), E> {
     let Path(tablo_id) = id?;
+    crate::store::watch::write_begins();
     match state.store.tablo_delete_enqueue(tablo_id).await? {
         Some(inserted) => {
             if let Some(on_insert) = &state.on_insert {

@@ -337,6 +337,8 @@ pub async fn save_tablo_file(
     };
     let started = std::time::Instant::now();
     mark_object_store_once(store, objects).await?;
+    // From here on the upload writes: a web request is no longer cut short by its timeout.
+    crate::store::watch::write_begins();
     store.tablo_file_upload_begin(upload.clone()).await?;
     put_file(objects, &upload.s3_key, bytes).await?;
     // A caller without a request timeout past half the grace gives up rather than racing the

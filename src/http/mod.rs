@@ -36,7 +36,8 @@
 //!   `Host` that a loopback listener does not serve ([`guard`](self#security));
 //! * **404** no such job, tablo or route;
 //! * **405** a method the route does not answer (with `Allow`);
-//! * **408** a request that took longer than [`HttpConfig::request_timeout`];
+//! * **408** a request that took longer than [`HttpConfig::request_timeout`] before it began
+//!   a write (one that began a write is answered once the write ended, with what it did);
 //! * **409** the job's state forbids it (retrying a running job, cancelling a finished one);
 //! * **413** a body over the limit ([`HttpConfig::max_json_bytes`], [`HttpConfig::max_file_bytes`]);
 //! * **415** a JSON body without `Content-Type: application/json`;
@@ -312,12 +313,38 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::count_responses,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
+        .layer(axum::middleware::from_fn_with_state(
             config.request_timeout,
+            request_timeout,
         ))
         .with_state(state);
     around_everything(app, config.request_timeout)
+}
+
+/// Answers 408 to a request still running after `timeout`, unless it has begun a write
+/// ([`crate::store::watch`]): cut short then, the write would still land (a PostgreSQL
+/// statement runs to its end; SQLite's writer may already hold it) after the client was told
+/// the request failed, and a client that sends it again inserts the job twice (review of 6
+/// Dec: 408, then the job, then the retry's job). Such a request is answered once its write
+/// has ended, with what it did, however long the database made it wait.
+async fn request_timeout(
+    axum::extract::State(timeout): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let run = crate::store::watch::watch_writes(writing.clone(), next.run(request));
+    tokio::pin!(run);
+    tokio::select! {
+        response = &mut run => response,
+        _ = tokio::time::sleep(timeout) => {
+            if writing.load(std::sync::atomic::Ordering::SeqCst) {
+                run.await
+            } else {
+                axum::response::IntoResponse::into_response(StatusCode::REQUEST_TIMEOUT)
+            }
+        }
+    }
 }
 
 /// `app` behind [`error::bodiless_errors_as_json`] and [`guard::safe_headers`], as one

@@ -34,6 +34,7 @@ pub mod sqlite;
 pub mod workflow;
 
 mod wake;
+pub mod watch;
 mod wrapper;
 
 use std::collections::BTreeMap;

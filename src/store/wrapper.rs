@@ -51,6 +51,24 @@ pub struct OpStats {
     pub seconds: f64,
 }
 
+/// The ops that change what a user asked to change (inserts, retries, cancels, deletes,
+/// queue settings): once one begins, a web request is not cut short by its timeout (see
+/// [`super::watch`]). The runtime's own writes are not among them: no request makes them.
+const WRITES: &[&str] = &[
+    "batch_insert",
+    "job_cancel",
+    "job_cancel_many",
+    "job_delete_many",
+    "job_insert_many",
+    "job_retry",
+    "job_retry_many",
+    "queue_limit_set",
+    "queue_pause",
+    "queue_resume",
+    "workflow_cancel",
+    "workflow_insert",
+];
+
 impl Store {
     /// Wraps a driver. [`open`] does this for the built-in backends; a test double of a
     /// driver is wrapped the same way.
@@ -73,6 +91,9 @@ impl Store {
 
     /// Runs one operation and counts it.
     async fn op<T>(&self, name: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
+        if WRITES.contains(&name) {
+            super::watch::write_begins();
+        }
         let started = Instant::now();
         let out = call.await;
         let took = started.elapsed();
