@@ -579,7 +579,28 @@ fn a_urls_percent_escapes_are_decoded_as_sqlx_decodes_them() {
             "{url}"
         );
     }
-    for url in ["sqlite:///tmp/%ff.db", "sqlite:///tmp/nul%00.db"] {
+    for url in [
+        "sqlite:///tmp/%ff.db",
+        "sqlite:///tmp/nul%00.db",
+        "sqlite://%3Amemory%3A",
+        "sqlite://file:/tmp/u.db%3Fnolock%3D1",
+        "sqlite://file%3A/tmp/u.db",
+    ] {
         assert!(super::parse_url(url).is_err(), "{url}");
     }
+    // A file an earlier porter made under the path as written is not passed over for a new,
+    // empty one: the URL is refused, saying so (review of this change).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("old%20name.db"), b"").unwrap();
+    let url = format!("sqlite://{}/old%20name.db", dir.path().display());
+    let refused = super::parse_url(&url).map(|(p, _)| p);
+    assert!(
+        matches!(&refused, Err(Error::Invalid { message, .. }) if message.contains("%25")),
+        "{refused:?}"
+    );
+    std::fs::write(dir.path().join("old name.db"), b"").unwrap();
+    assert_eq!(
+        super::parse_url(&url).unwrap().0,
+        dir.path().join("old name.db")
+    );
 }

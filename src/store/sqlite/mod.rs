@@ -119,10 +119,20 @@ pub(crate) fn parse_url(url: &str) -> Result<(PathBuf, &'static str)> {
             )
         })?;
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path.is_empty() || path == ":memory:" {
+    // Judged as decoded, as it is opened (`%3Amemory%3A` is `:memory:`).
+    let named = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    if named.is_empty() || named == ":memory:" {
         return Err(Error::invalid(
             "database url",
             "porter needs a SQLite file (several connections share it); give sqlite://FILE",
+        ));
+    }
+    // SQLite reads a name that starts with `file:` as a URI of its own, whose options would
+    // pass by the ones porter takes below.
+    if named.starts_with("file:") {
+        return Err(Error::invalid(
+            "database url",
+            "a path that starts with file: is read by SQLite as a URI; name the file as sqlite://PATH",
         ));
     }
     let mut synchronous = "NORMAL";
@@ -167,6 +177,17 @@ pub(crate) fn parse_url(url: &str) -> Result<(PathBuf, &'static str)> {
                 ),
             )
         })?;
+    // Until 6 Dec the path was taken as written: a file named `my%20jobs.db` that porter made
+    // then would be left for a new, empty `my jobs.db`, its jobs run by nobody.
+    if decoded != path && !Path::new(decoded.as_ref()).exists() && Path::new(path).exists() {
+        return Err(Error::invalid(
+            "database url",
+            format!(
+                "{}: the path decodes to {decoded:?}, which does not exist, while {path:?} (the path as written, which porter opened until 6 Dec) does: rename the file, or write each % in its name as %25",
+                redact_url(url)
+            ),
+        ));
+    }
     Ok((PathBuf::from(decoded.as_ref()), synchronous))
 }
 
