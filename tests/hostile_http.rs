@@ -1418,6 +1418,12 @@ backend_case! {
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{args}: {body}");
             assert!(body["error"].as_str().unwrap().contains("beyond 64 bits"), "{args}: {body}");
         }
+        // Malformed numbers are the parser's to name, not taken for wide integers.
+        for args in [r#"{"n":5-}"#, r#"{"n":12-34}"#] {
+            let (status, body) = send_json(&app, post(args)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{args}: {body}");
+            assert!(!body["error"].as_str().unwrap().contains("64 bits"), "{args}: {body}");
+        }
         assert_eq!(job_count(db.store.as_ref()).await, 0, "nothing inserted");
         for (args, stored) in [
             (r#"{"n":18446744073709551615}"#, json!({"n": 18446744073709551615u64})),

@@ -156,11 +156,12 @@ pub fn json_body<T: serde::de::DeserializeOwned, E: ApiError>(
         )
         .into());
     }
-    crate::store::refuse_wide_integers("JSON body", &body)?;
     let mut reader = serde_json::Deserializer::from_slice(&body);
     reader.disable_recursion_limit();
     let value = T::deserialize(&mut reader).map_err(E::from_json)?;
     reader.end().map_err(E::from_json)?;
+    // Once it parsed: malformed text is the parser's to name (`5-` is no integer).
+    crate::store::refuse_wide_integers("JSON body", &body)?;
     Ok(value)
 }
 
