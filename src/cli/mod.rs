@@ -233,17 +233,50 @@ fn init_logging(format: LogFormat) {
 /// drive the terminal) and newlines (which would forge a line, `worker ready` say) are written
 /// out (`\u{1b}`, `\u{a}`). The message comes first and bare, the others as `name=value`, as
 /// tracing's own format does (JSON logs are escaped by JSON).
-fn printable_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
-    use tracing_subscriber::field::MakeExt;
-    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
-        let text = output::field(&format!("{value:?}"));
-        if field.name() == "message" {
-            write!(w, "{text}")
-        } else {
-            write!(w, "{}={text}", field.name())
+fn printable_fields() -> PrintableFields {
+    PrintableFields
+}
+
+/// See [`printable_fields`]. The `log.*` fields that events from the `log` crate carry (their
+/// target, file and line) are left out, as tracing's own format leaves them out.
+struct PrintableFields;
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for PrintableFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: tracing_subscriber::fmt::format::Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = PrintableVisitor {
+            writer: &mut writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct PrintableVisitor<'a, 'w> {
+    writer: &'a mut tracing_subscriber::fmt::format::Writer<'w>,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl tracing::field::Visit for PrintableVisitor<'_, '_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return;
         }
-    })
-    .delimited(" ")
+        let text = output::field(&format!("{value:?}"));
+        let space = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = if field.name() == "message" {
+            write!(self.writer, "{space}{text}")
+        } else {
+            write!(self.writer, "{space}{}={text}", field.name())
+        };
+    }
 }
 
 /// Runs one parsed command.
@@ -394,5 +427,44 @@ mod tests {
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// The text log writes fields as table cells (control characters written out), and leaves
+    /// out the `log.*` fields of events from the `log` crate, as tracing's own format does
+    /// (review of 6 Dec: they were written after the escaping came).
+    #[test]
+    fn the_text_log_escapes_fields_and_leaves_out_the_log_crates_own() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let out = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .with_ansi(false)
+            .fmt_fields(printable_fields())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(log.target = "reqwest::connect", log.line = 929, "starting");
+            tracing::info!(error = %"boom\u{1b}[2J\nFAKE", job_id = 7, "job failed");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].ends_with(" starting"), "{text}");
+        assert!(!text.contains("log.") && !text.contains('\u{1b}'), "{text}");
+        assert!(
+            lines[1].ends_with("job failed error=boom\\u{1b}[2J\\u{a}FAKE job_id=7"),
+            "{text}"
+        );
     }
 }
