@@ -1511,6 +1511,55 @@ backend_case! {
     }
 }
 
+/// A relative SQLite URL is written absolute in the (more: ...) line, so that the line lists
+/// the same database from anywhere (review of 6 Dec: it was repeated as written, and run from
+/// another directory it made an empty database there).
+#[test]
+fn a_pages_more_line_names_a_relative_sqlite_file_absolutely() {
+    let here = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        run(porter_cmd(here.path()).args(["--database-url", "sqlite://rel.db", "enqueue", "noop"]))
+            .ok();
+    }
+    let page = run(porter_cmd(here.path()).args([
+        "--database-url",
+        "sqlite://rel.db",
+        "jobs",
+        "list",
+        "--limit",
+        "1",
+    ]))
+    .ok();
+    let more = page.stdout.lines().last().unwrap();
+    let line = more
+        .trim_start_matches("(more: porter ")
+        .trim_end_matches(')');
+    assert!(
+        line.contains(&format!(
+            "sqlite://{}",
+            std::path::absolute(here.path())
+                .unwrap()
+                .join("rel.db")
+                .display()
+        )),
+        "{more}"
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let next = run(Command::new("sh")
+        .current_dir(elsewhere.path())
+        .env_remove("DATABASE_URL")
+        .arg("-c")
+        .arg(format!("\"$0\" {line} --json"))
+        .arg(env!("CARGO_BIN_EXE_porter")))
+    .ok()
+    .json();
+    assert_eq!(next["jobs"].as_array().unwrap().len(), 1, "{next}");
+    assert!(
+        !elsewhere.path().join("rel.db").exists(),
+        "no database made where it ran"
+    );
+}
+
 backend_case! {
     /// `porter workflows list` and `porter batches list` say where the next page starts, as
     /// `jobs list` does: a line under the table, and `next_before_id` in `--json` (the shape of

@@ -116,15 +116,40 @@ pub fn more(
     let mut line = format!("(more: {command}");
     let from_env = std::env::var("DATABASE_URL").ok();
     let implied = from_env.as_deref().unwrap_or(super::DEFAULT_DATABASE_URL);
+    let mut redacted = false;
     if g.database_url != implied {
-        let url = crate::store::redact_url(&g.database_url);
+        let url = crate::store::redact_url(&absolute_sqlite_url(&g.database_url));
+        redacted = url.contains("***");
         line.push_str(&format!(" --database-url {}", shell_word(&url)));
     }
     for (flag, value) in flags {
         line.push_str(&format!(" --{flag} {}", shell_word(value)));
     }
     line.push_str(&format!(" --before-id {id})"));
+    if redacted {
+        line.push_str(" (its password written as ***: give it again, or set DATABASE_URL)");
+    }
     field(&line) + "\n"
+}
+
+/// A `sqlite:` URL with a relative path, made absolute (its path percent-encoded where porter
+/// decodes it), so that the line works from another directory; any other URL as it is.
+fn absolute_sqlite_url(url: &str) -> String {
+    let Some(path) = crate::store::sqlite_file(url).filter(|p| p.is_relative()) else {
+        return url.to_string();
+    };
+    let Ok(path) = std::path::absolute(&path) else {
+        return url.to_string();
+    };
+    const ESCAPED: &percent_encoding::AsciiSet =
+        &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
+    let query = url
+        .split_once('?')
+        .map_or(String::new(), |(_, q)| format!("?{q}"));
+    format!(
+        "sqlite://{}{query}",
+        percent_encoding::utf8_percent_encode(&path.to_string_lossy(), ESCAPED)
+    )
 }
 
 /// A word as a POSIX shell reads it back: as it is when it holds only characters no shell
