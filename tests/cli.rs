@@ -1494,21 +1494,30 @@ backend_case! {
         let tail = format!("--state available --kind noop --limit 2 --before-id {})", noops[1]);
         assert!(more.starts_with("(more: porter jobs list --database-url "), "{page:#?}");
         assert!(more.ends_with(&tail), "{page:#?}");
-        // Run as written (by a shell: the URL may be quoted), from another directory, with no
-        // DATABASE_URL.
-        let line = more.trim_start_matches("(more: porter ").trim_end_matches(')');
-        let elsewhere = tempfile::tempdir().unwrap();
-        let next = run(Command::new("sh")
-            .current_dir(elsewhere.path())
-            .env_remove("DATABASE_URL")
-            .arg("-c")
-            .arg(format!("\"$0\" {line} --json"))
-            .arg(env!("CARGO_BIN_EXE_porter")));
-        let next = next.ok().json();
+        let (next, elsewhere) = run_more_line_elsewhere(more);
         let listed: Vec<i64> = next["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect();
         assert_eq!(listed, vec![noops[0]], "{next}");
         assert!(!elsewhere.path().join("porter.db").exists(), "no database made where it ran");
     }
+}
+
+/// Runs a page's `(more: porter ...)` line as written (by a shell: its URL may be quoted),
+/// with `--json`, from a new directory and with no DATABASE_URL; answers the page and the
+/// directory.
+fn run_more_line_elsewhere(more: &str) -> (Value, tempfile::TempDir) {
+    let line = more
+        .trim_start_matches("(more: porter ")
+        .trim_end_matches(')');
+    let elsewhere = tempfile::tempdir().unwrap();
+    let next = run(Command::new("sh")
+        .current_dir(elsewhere.path())
+        .env_remove("DATABASE_URL")
+        .arg("-c")
+        .arg(format!("\"$0\" {line} --json"))
+        .arg(env!("CARGO_BIN_EXE_porter")))
+    .ok()
+    .json();
+    (next, elsewhere)
 }
 
 /// A relative SQLite URL is written absolute in the (more: ...) line, so that the line lists
@@ -1531,11 +1540,8 @@ fn a_pages_more_line_names_a_relative_sqlite_file_absolutely() {
     ]))
     .ok();
     let more = page.stdout.lines().last().unwrap();
-    let line = more
-        .trim_start_matches("(more: porter ")
-        .trim_end_matches(')');
     assert!(
-        line.contains(&format!(
+        more.contains(&format!(
             "sqlite://{}",
             std::path::absolute(here.path())
                 .unwrap()
@@ -1544,15 +1550,7 @@ fn a_pages_more_line_names_a_relative_sqlite_file_absolutely() {
         )),
         "{more}"
     );
-    let elsewhere = tempfile::tempdir().unwrap();
-    let next = run(Command::new("sh")
-        .current_dir(elsewhere.path())
-        .env_remove("DATABASE_URL")
-        .arg("-c")
-        .arg(format!("\"$0\" {line} --json"))
-        .arg(env!("CARGO_BIN_EXE_porter")))
-    .ok()
-    .json();
+    let (next, elsewhere) = run_more_line_elsewhere(more);
     assert_eq!(next["jobs"].as_array().unwrap().len(), 1, "{next}");
     assert!(
         !elsewhere.path().join("rel.db").exists(),
