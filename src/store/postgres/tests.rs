@@ -4089,7 +4089,18 @@ async fn a_grouped_insert_whose_caller_stopped_waiting_is_not_sent() {
     // caller stopped waiting meanwhile (a web request's timeout) is not sent when a place
     // frees, as the SQLite writer passes such writes over. Sent anyway, it landed after the
     // caller was told it failed (review of 6 Dec).
-    let url = fresh_url().await;
+    // A database of its own: other tests here count (and end) every session of the test
+    // database that waits for a lock, and this one's inserts wait for one.
+    let base = base_url();
+    let name = format!("porter_grouped_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&base).await.unwrap();
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(&name);
+    let url = url.to_string();
     let store = PgStore::open(&url).await.unwrap();
     let plain = || vec![job("noop", InsertOpts::default())];
     store.job_insert_many(plain()).await.unwrap();
@@ -4119,6 +4130,11 @@ async fn a_grouped_insert_whose_caller_stopped_waiting_is_not_sent() {
     store.inserter.settled().await;
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM porter_jobs")
         .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    drop((holder, store));
+    sqlx::raw_sql(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
         .await
         .unwrap();
     assert_eq!(
