@@ -1274,6 +1274,34 @@ backend_case! {
 }
 
 backend_case! {
+    /// A shutdown waits for a request whose write waits for a lock at most the request
+    /// timeout, then returns: such a request is not cut by the request timeout, and held the
+    /// shutdown for as long as the lock was held (review of 6 Dec: a second signal did not
+    /// help either; only SIGKILL stopped `porter web`).
+    async fn a_shutdown_does_not_wait_for_good_for_a_write_waiting_on_a_lock(db: TestDb) {
+        let config = HttpConfig { request_timeout: std::time::Duration::from_millis(300), ..HttpConfig::default() };
+        let state = surfaces::app_state(db.store.clone(), config).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(porter::http::serve(listener, state, stop.clone().cancelled_owned()));
+        let client = reqwest::Client::new();
+        // Once first, so that the insert's statement is prepared.
+        let first = client.post(format!("http://{address}/admin/jobs")).json(&json!({"kind": "noop"})).send().await.unwrap();
+        assert_eq!(first.status(), 201);
+        let lock = WriteLock::hold(&db).await;
+        let waiting = tokio::spawn(client.post(format!("http://{address}/admin/jobs")).json(&json!({"kind": "noop"})).send());
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        assert!(!waiting.is_finished(), "its write waits for the lock");
+        stop.cancel();
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(30), server).await;
+        lock.release().await;
+        stopped.expect("the server stopped with the write still waiting").unwrap().unwrap();
+        drop(waiting);
+    }
+}
+
+backend_case! {
     /// A scrape while the database does not answer still answers this process's counters,
     /// with `porter_database_up 0` and without the gauges read from the database; once it
     /// answers again they are back. (Review of 6 Dec: the scrape was a 503 with no counters.)

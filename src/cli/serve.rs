@@ -330,10 +330,12 @@ pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<(
         info!(%address, "metrics listening on http://{address}/metrics");
         let stop = shutdown.soft.clone();
         let header_read_timeout = state.config.header_read_timeout;
+        let drain = state.config.request_timeout;
         metrics_server = Some(tokio::spawn(http::serve_router(
             listener,
             http::metrics_router(state),
             header_read_timeout,
+            drain,
             async move { stop.cancelled().await },
         )));
     }

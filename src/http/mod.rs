@@ -448,11 +448,22 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let header_read_timeout = state.config.header_read_timeout;
-    serve_router(listener, router(state), header_read_timeout, shutdown).await
+    let drain = state.config.request_timeout;
+    serve_router(
+        listener,
+        router(state),
+        header_read_timeout,
+        drain,
+        shutdown,
+    )
+    .await
 }
 
 /// Serves a router ([`router`] or [`metrics_router`]) on `listener` until `shutdown` resolves,
-/// then waits for the requests under way. A connection whose client does not send a request's
+/// then waits for the requests under way, at most `drain` (the request timeout): a request
+/// whose write waits for a lock held elsewhere is not cut by the request timeout, and held
+/// the shutdown for as long (review of 6 Dec). Past `drain` the server returns, and the
+/// process exits with such requests cut, their outcome unknown to their clients. A connection whose client does not send a request's
 /// headers within `header_read_timeout` (or stays idle that long between requests) is closed
 /// (until 6 Dec, served by `axum::serve`, such a connection stayed open for good: a few hundred
 /// of them took every file descriptor of the process, and `/healthz` failed, review of 6 Dec).
@@ -460,6 +471,7 @@ pub async fn serve_router(
     listener: tokio::net::TcpListener,
     app: Router,
     header_read_timeout: Duration,
+    drain: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -498,7 +510,15 @@ pub async fn serve_router(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            drain = ?drain,
+            "requests still under way at shutdown (writes waiting for the database?) are cut: their clients do not learn whether they took effect"
+        );
+    }
     Ok(())
 }
 
