@@ -1552,6 +1552,19 @@ fn a_pages_more_line_names_a_relative_sqlite_file_absolutely() {
     );
     let (next, elsewhere) = run_more_line_elsewhere(more);
     assert_eq!(next["jobs"].as_array().unwrap().len(), 1, "{next}");
+    // The default database, implied: named too, absolutely.
+    for _ in 0..2 {
+        run(porter_cmd(here.path()).args(["enqueue", "noop"])).ok();
+    }
+    let page = run(porter_cmd(here.path()).args(["jobs", "list", "--limit", "1"])).ok();
+    let more = page.stdout.lines().last().unwrap();
+    let porter_db = std::path::absolute(here.path()).unwrap().join("porter.db");
+    assert!(
+        more.contains(&format!("sqlite://{}", porter_db.display())),
+        "{more}"
+    );
+    let (next, _) = run_more_line_elsewhere(more);
+    assert_eq!(next["jobs"].as_array().unwrap().len(), 1, "{next}");
     assert!(
         !elsewhere.path().join("rel.db").exists(),
         "no database made where it ran"

@@ -117,8 +117,12 @@ pub fn more(
     let from_env = std::env::var("DATABASE_URL").ok();
     let implied = from_env.as_deref().unwrap_or(super::DEFAULT_DATABASE_URL);
     let mut redacted = false;
-    if g.database_url != implied {
-        let url = crate::store::redact_url(&absolute_sqlite_url(&g.database_url));
+    // Named when the command line named it, or when it is a relative SQLite file (the default
+    // `sqlite://porter.db` among them): run from another directory, the line would open
+    // another file (review of 6 Dec).
+    let absolute = absolute_sqlite_url(&g.database_url);
+    if g.database_url != implied || absolute != g.database_url {
+        let url = crate::store::redact_url(&absolute);
         redacted = url.contains("***");
         line.push_str(&format!(" --database-url {}", shell_word(&url)));
     }
