@@ -604,3 +604,27 @@ fn a_urls_percent_escapes_are_decoded_as_sqlx_decodes_them() {
         dir.path().join("old name.db")
     );
 }
+
+/// A file of another application that holds some of porter's table names is refused before
+/// anything changes it. It was switched to WAL first (for good: the file's header says so),
+/// then refused (review of 6 Dec).
+#[tokio::test]
+async fn a_foreign_file_is_refused_before_its_journal_mode_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("theirs.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE tablos (x INTEGER); CREATE TABLE porter_jobs (a INTEGER)")
+        .unwrap();
+    let refused = SqliteStore::open(&format!("sqlite://{}", path.display())).await;
+    assert!(
+        matches!(&refused, Err(Error::Migration(m)) if m.contains("porter's table names")),
+        "{:?}",
+        refused.as_ref().map(|_| ())
+    );
+    let mode: String = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete", "the file's journal mode is left as it was");
+}

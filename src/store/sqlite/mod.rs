@@ -330,6 +330,7 @@ fn open_file(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection
         ))
     })?;
     prepare_connection(&conn, synchronous, clock)?;
+    refuse_foreign_tables(&conn)?;
     // Switching to WAL needs a moment of exclusive access; another process starting at the
     // same time makes it busy, so retry for a while.
     let mode: String =
@@ -340,6 +341,21 @@ fn open_file(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection
         )));
     }
     Ok(conn)
+}
+
+/// Refuses, before anything changes the file (the switch to WAL is the first change, and
+/// lasts), one that porter never migrated and that holds some of porter's core table names but
+/// not all: another application's tables (see [`migrations::porter_0_1_versions`], which the
+/// first migration asks again under its lock). Until 6 Dec such a file was switched to WAL
+/// and then refused.
+fn refuse_foreign_tables(conn: &Connection) -> Result<()> {
+    let ours: bool = retry_busy(|| conn.query_row(sql!("migration_exists"), [], |r| r.get(0)))?;
+    if ours {
+        return Ok(());
+    }
+    let core_tables: i64 =
+        retry_busy(|| conn.query_row(sql!("migration_porter_0_1_schema"), [], |r| r.get(0)))?;
+    migrations::porter_0_1_versions(core_tables, true, false).map(drop)
 }
 
 /// Applies a set's pending migrations on a connection (not inside a transaction), recording
