@@ -45,7 +45,7 @@ pub struct Batch {
 }
 
 fn typed<A: JobArgs>(args: &A, opts: Option<InsertOpts>) -> Result<JobInsertParams, String> {
-    let value = serde_json::to_value(args).map_err(|e| e.to_string())?;
+    let value = crate::job::to_json(args).map_err(|e| format!("invalid args: {e}"))?;
     JobInsertParams::new(A::KIND, value, opts.unwrap_or_else(|| args.insert_opts()))
         .map_err(|e| e.to_string())
 }

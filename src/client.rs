@@ -33,8 +33,7 @@ impl std::fmt::Debug for Client {
 
 /// Validated insert params for typed args: the args' own options, overridden by `opts`.
 pub fn insert_params<A: JobArgs>(args: &A, opts: Option<InsertOpts>) -> Result<JobInsertParams> {
-    let value =
-        serde_json::to_value(args).map_err(|e| crate::Error::invalid("args", e.to_string()))?;
+    let value = crate::job::to_json(args).map_err(|e| crate::Error::invalid("args", e))?;
     let mut merged = args.insert_opts();
     if let Some(o) = opts {
         merged = InsertOpts {

@@ -331,3 +331,226 @@ pub fn default_backoff(attempt: i32) -> Duration {
     let jitter = 1.0 + (fastrand::f64() * 0.2 - 0.1);
     Duration::from_secs_f64((base * jitter).min(cap))
 }
+
+/// A value as JSON, refusing NaN and the infinities, which JSON cannot hold: serde_json writes
+/// them as `null` without a word (`{"ratio": NaN}` was stored as `{"ratio": null}`, and the
+/// job then failed to decode its own args at every attempt; review of 6 Dec). The error says
+/// which; for the library's typed inserts, outputs and progress.
+pub(crate) fn to_json<T: Serialize + ?Sized>(
+    value: &T,
+) -> std::result::Result<serde_json::Value, String> {
+    if value.serialize(finite::Finite).is_err() {
+        return Err(
+            "holds NaN or an infinity, which JSON cannot hold (serde_json would write null)".into(),
+        );
+    }
+    serde_json::to_value(value).map_err(|e| e.to_string())
+}
+
+/// A serializer that only looks for floats that are not finite (NaN, the infinities), failing
+/// on the first; everything else it passes over.
+mod finite {
+    use serde::ser::{self, Serialize};
+
+    pub(super) struct Finite;
+
+    #[derive(Debug)]
+    pub(super) struct NotFinite;
+
+    impl std::fmt::Display for NotFinite {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a float that is not finite")
+        }
+    }
+
+    impl std::error::Error for NotFinite {}
+
+    impl ser::Error for NotFinite {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            // Another serializer's error (a map key that is not a string, say) is
+            // serde_json's to report, with its own words.
+            NotFinite
+        }
+    }
+
+    type R = Result<(), NotFinite>;
+
+    macro_rules! pass {
+        ($($name:ident: $t:ty),*) => {$(
+            fn $name(self, _: $t) -> R { Ok(()) }
+        )*};
+    }
+
+    impl ser::Serializer for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        type SerializeSeq = Finite;
+        type SerializeTuple = Finite;
+        type SerializeTupleStruct = Finite;
+        type SerializeTupleVariant = Finite;
+        type SerializeMap = Finite;
+        type SerializeStruct = Finite;
+        type SerializeStructVariant = Finite;
+
+        pass!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
+              serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
+              serialize_u32: u32, serialize_u64: u64, serialize_u128: u128, serialize_char: char,
+              serialize_str: &str, serialize_bytes: &[u8]);
+
+        fn serialize_f32(self, v: f32) -> R {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(NotFinite)
+            }
+        }
+        fn serialize_f64(self, v: f64) -> R {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(NotFinite)
+            }
+        }
+        fn serialize_none(self) -> R {
+            Ok(())
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> R {
+            v.serialize(self)
+        }
+        fn serialize_unit(self) -> R {
+            Ok(())
+        }
+        fn serialize_unit_struct(self, _: &'static str) -> R {
+            Ok(())
+        }
+        fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> R {
+            Ok(())
+        }
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> R {
+            v.serialize(self)
+        }
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            v: &T,
+        ) -> R {
+            v.serialize(self)
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Finite, NotFinite> {
+            Ok(Finite)
+        }
+        fn serialize_tuple(self, _: usize) -> Result<Finite, NotFinite> {
+            Ok(Finite)
+        }
+        fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Finite, NotFinite> {
+            Ok(Finite)
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Finite, NotFinite> {
+            Ok(Finite)
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Finite, NotFinite> {
+            Ok(Finite)
+        }
+        fn serialize_struct(self, _: &'static str, _: usize) -> Result<Finite, NotFinite> {
+            Ok(Finite)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Finite, NotFinite> {
+            Ok(Finite)
+        }
+    }
+
+    impl ser::SerializeSeq for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
+            v.serialize(Finite)
+        }
+        fn end(self) -> R {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeTuple for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
+            v.serialize(Finite)
+        }
+        fn end(self) -> R {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeTupleStruct for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
+            v.serialize(Finite)
+        }
+        fn end(self) -> R {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeTupleVariant for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
+            v.serialize(Finite)
+        }
+        fn end(self) -> R {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeMap for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_key<T: Serialize + ?Sized>(&mut self, _: &T) -> R {
+            // Keys are strings in JSON (a float key is serde_json's to refuse).
+            Ok(())
+        }
+        fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
+            v.serialize(Finite)
+        }
+        fn end(self) -> R {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeStruct for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, v: &T) -> R {
+            v.serialize(Finite)
+        }
+        fn end(self) -> R {
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeStructVariant for Finite {
+        type Ok = ();
+        type Error = NotFinite;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, v: &T) -> R {
+            v.serialize(Finite)
+        }
+        fn end(self) -> R {
+            Ok(())
+        }
+    }
+}

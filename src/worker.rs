@@ -52,7 +52,7 @@ impl<A> Job<A> {
     /// stays after the job ends (until retention deletes the job), shown by `porter jobs show`
     /// and `GET /admin/jobs/{id}`, and read by jobs that depend on this one.
     pub async fn set_output(&self, output: &impl Serialize) -> Result<()> {
-        let output = serde_json::to_value(output)
+        let output = crate::job::to_json(output)
             .map_err(|e| Error::invalid("output", format!("does not serialize: {e}")))?;
         self.context.record_output(output).await
     }
@@ -65,7 +65,7 @@ impl<A> Job<A> {
     /// every worker-side write. A value over the cap is refused with [`Error::Invalid`] (and
     /// not kept).
     pub fn set_progress(&self, progress: &impl Serialize) -> Result<()> {
-        let progress = serde_json::to_value(progress)
+        let progress = crate::job::to_json(progress)
             .map_err(|e| Error::invalid("progress", format!("does not serialize: {e}")))?;
         self.context.record_progress(progress)
     }

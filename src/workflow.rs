@@ -70,7 +70,7 @@ impl Step {
         Step {
             name: name.into(),
             kind: A::KIND.to_string(),
-            args: serde_json::to_value(args).map_err(|e| e.to_string()),
+            args: crate::job::to_json(args).map_err(|e| format!("invalid args: {e}")),
             opts: args.insert_opts(),
             after: Vec::new(),
         }
