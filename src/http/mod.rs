@@ -463,8 +463,9 @@ pub async fn serve(
 /// then waits for the requests under way, at most `drain` (the request timeout): a request
 /// whose write waits for a lock held elsewhere is not cut by the request timeout, and held
 /// the shutdown for as long (review of 6 Dec). Past `drain` the server returns, and the
-/// process exits with such requests cut, their outcome unknown to their clients. A connection whose client does not send a request's
-/// headers within `header_read_timeout` (or stays idle that long between requests) is closed
+/// process exits with such requests cut, their outcome unknown to their clients. A connection
+/// whose client does not send a request's headers within `header_read_timeout` (or stays idle
+/// that long between requests) is closed
 /// (until 6 Dec, served by `axum::serve`, such a connection stayed open for good: a few hundred
 /// of them took every file descriptor of the process, and `/healthz` failed, review of 6 Dec).
 pub async fn serve_router(
