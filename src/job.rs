@@ -473,49 +473,27 @@ mod finite {
         }
     }
 
-    impl ser::SerializeSeq for Finite {
-        type Ok = ();
-        type Error = NotFinite;
-        fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
-            v.serialize(Finite)
-        }
-        fn end(self) -> R {
-            Ok(())
-        }
+    /// The sequences' and tuples' parts, each element looked at.
+    macro_rules! elements {
+        ($($tr:ident::$method:ident),*) => {$(
+            impl ser::$tr for Finite {
+                type Ok = ();
+                type Error = NotFinite;
+                fn $method<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
+                    v.serialize(Finite)
+                }
+                fn end(self) -> R {
+                    Ok(())
+                }
+            }
+        )*};
     }
-
-    impl ser::SerializeTuple for Finite {
-        type Ok = ();
-        type Error = NotFinite;
-        fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
-            v.serialize(Finite)
-        }
-        fn end(self) -> R {
-            Ok(())
-        }
-    }
-
-    impl ser::SerializeTupleStruct for Finite {
-        type Ok = ();
-        type Error = NotFinite;
-        fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
-            v.serialize(Finite)
-        }
-        fn end(self) -> R {
-            Ok(())
-        }
-    }
-
-    impl ser::SerializeTupleVariant for Finite {
-        type Ok = ();
-        type Error = NotFinite;
-        fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
-            v.serialize(Finite)
-        }
-        fn end(self) -> R {
-            Ok(())
-        }
-    }
+    elements!(
+        SerializeSeq::serialize_element,
+        SerializeTuple::serialize_element,
+        SerializeTupleStruct::serialize_field,
+        SerializeTupleVariant::serialize_field
+    );
 
     impl ser::SerializeMap for Finite {
         type Ok = ();
@@ -532,25 +510,20 @@ mod finite {
         }
     }
 
-    impl ser::SerializeStruct for Finite {
-        type Ok = ();
-        type Error = NotFinite;
-        fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, v: &T) -> R {
-            v.serialize(Finite)
-        }
-        fn end(self) -> R {
-            Ok(())
-        }
+    /// The structs' parts, each field looked at.
+    macro_rules! fields {
+        ($($tr:ident),*) => {$(
+            impl ser::$tr for Finite {
+                type Ok = ();
+                type Error = NotFinite;
+                fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, v: &T) -> R {
+                    v.serialize(Finite)
+                }
+                fn end(self) -> R {
+                    Ok(())
+                }
+            }
+        )*};
     }
-
-    impl ser::SerializeStructVariant for Finite {
-        type Ok = ();
-        type Error = NotFinite;
-        fn serialize_field<T: Serialize + ?Sized>(&mut self, _: &'static str, v: &T) -> R {
-            v.serialize(Finite)
-        }
-        fn end(self) -> R {
-            Ok(())
-        }
-    }
+    fields!(SerializeStruct, SerializeStructVariant);
 }
