@@ -172,19 +172,9 @@ const MAX_BODY_DEPTH: usize = MAX_JSON_DEPTH + 2;
 /// Whether JSON text nests arrays and objects at most `limit` levels deep (strings skipped;
 /// malformed text is left to the parser).
 fn nests_within(text: &[u8], limit: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in text {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut depth = 0usize;
+    for (_, b) in crate::store::json_outside_strings(text) {
         match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > limit {

@@ -563,10 +563,33 @@ fn first_repeat(ids: &[i64]) -> Option<(usize, i64)> {
 /// the surfaces that read JSON as text (the CLI's args, the HTTP bodies); malformed text is
 /// left to the parser.
 pub fn refuse_wide_integers(what: &'static str, text: &[u8]) -> Result<()> {
+    // Number literals are runs of their characters, outside strings, that start with a digit
+    // or a minus (the `e` of `true` starts none).
+    let numeric = |b: u8| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E');
+    let mut outside = json_outside_strings(text).peekable();
+    while let Some((start, b)) = outside.next() {
+        if b != b'-' && !b.is_ascii_digit() {
+            continue;
+        }
+        let mut end = start + 1;
+        while let Some(&(at, c)) = outside.peek() {
+            if at != end || !numeric(c) {
+                break;
+            }
+            end += 1;
+            outside.next();
+        }
+        refuse_wide_integer(what, &text[start..end])?;
+    }
+    Ok(())
+}
+
+/// The bytes of JSON text outside its strings (the quotes left out too), with their offsets:
+/// what a look at the text's structure or its number literals reads. Malformed text is walked
+/// all the same.
+pub(crate) fn json_outside_strings(text: &[u8]) -> impl Iterator<Item = (usize, u8)> + '_ {
     let (mut in_string, mut escaped) = (false, false);
-    let mut i = 0;
-    while i < text.len() {
-        let b = text[i];
+    text.iter().enumerate().filter_map(move |(at, &b)| {
         if in_string {
             match b {
                 _ if escaped => escaped = false,
@@ -574,43 +597,38 @@ pub fn refuse_wide_integers(what: &'static str, text: &[u8]) -> Result<()> {
                 b'"' => in_string = false,
                 _ => {}
             }
-            i += 1;
-            continue;
+            return None;
         }
         if b == b'"' {
             in_string = true;
-            i += 1;
-            continue;
+            return None;
         }
-        if b != b'-' && !b.is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < text.len() && matches!(text[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
-            i += 1;
-        }
-        let literal = &text[start..i];
-        if literal.iter().any(|c| matches!(c, b'.' | b'e' | b'E')) {
-            continue;
-        }
-        let literal = String::from_utf8_lossy(literal);
-        if literal.parse::<i64>().is_err() && literal.parse::<u64>().is_err() {
-            let digits = literal.trim_start_matches('-').len();
-            if digits == 0 || literal.matches('-').count() > 1 || literal.contains('+') {
-                continue; // not a number: the parser says so
-            }
-            let shown: String = literal.chars().take(40).collect();
-            let more = if literal.len() > 40 { "..." } else { "" };
-            return Err(Error::invalid(
-                what,
-                format!(
-                    "hold the integer {shown}{more} ({digits} digits), beyond 64 bits (-9223372036854775808 ..= 18446744073709551615): porter would read it as the nearest float; write it as a string"
-                ),
-            ));
-        }
+        Some((at, b))
+    })
+}
+
+/// One number literal of [`refuse_wide_integers`]: refused when it is an integer (no fraction
+/// or exponent) beyond 64 bits.
+fn refuse_wide_integer(what: &'static str, literal: &[u8]) -> Result<()> {
+    if literal.iter().any(|c| matches!(c, b'.' | b'e' | b'E')) {
+        return Ok(());
     }
-    Ok(())
+    let literal = String::from_utf8_lossy(literal);
+    if literal.parse::<i64>().is_ok() || literal.parse::<u64>().is_ok() {
+        return Ok(());
+    }
+    let digits = literal.trim_start_matches('-').len();
+    if digits == 0 || literal.matches('-').count() > 1 || literal.contains('+') {
+        return Ok(()); // not a number: the parser says so
+    }
+    let shown: String = literal.chars().take(40).collect();
+    let more = if literal.len() > 40 { "..." } else { "" };
+    Err(Error::invalid(
+        what,
+        format!(
+            "hold the integer {shown}{more} ({digits} digits), beyond 64 bits (-9223372036854775808 ..= 18446744073709551615): porter would read it as the nearest float; write it as a string"
+        ),
+    ))
 }
 
 const NUL_REFUSED: &str = "contains a NUL character (\\u0000), which PostgreSQL cannot store";
