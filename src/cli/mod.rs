@@ -207,7 +207,7 @@ fn init_logging(format: LogFormat) {
     let _ = match format {
         LogFormat::Pretty => builder
             .with_ansi(std::io::stderr().is_terminal())
-            .fmt_fields(printable_fields())
+            .fmt_fields(PrintableFields)
             .try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
@@ -233,11 +233,7 @@ fn init_logging(format: LogFormat) {
 /// drive the terminal) and newlines (which would forge a line, `worker ready` say) are written
 /// out (`\u{1b}`, `\u{a}`). The message comes first and bare, the others as `name=value`, as
 /// tracing's own format does (JSON logs are escaped by JSON).
-fn printable_fields() -> PrintableFields {
-    PrintableFields
-}
-
-/// See [`printable_fields`]. The `log.*` fields that events from the `log` crate carry (their
+/// The `log.*` fields that events from the `log` crate carry (their
 /// target, file and line) are left out, as tracing's own format leaves them out.
 struct PrintableFields;
 
@@ -451,7 +447,7 @@ mod tests {
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || out.clone())
             .with_ansi(false)
-            .fmt_fields(printable_fields())
+            .fmt_fields(PrintableFields)
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(log.target = "reqwest::connect", log.line = 929, "starting");
