@@ -28,6 +28,31 @@ async fn fresh_store() -> PgStore {
     PgStore::open(&fresh_url().await).await.expect("open")
 }
 
+/// A database of its own on the test server (named `{prefix}_{uuid}`), for a test that drops
+/// it, logs in to it as another role, or holds locks that other tests here would count: a
+/// connection to the server's own, the database's name, and its URL. [`drop_database`] ends it.
+async fn own_database(prefix: &str, owner: Option<&str>) -> (PgConnection, String, url::Url) {
+    let base = base_url();
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&base).await.unwrap();
+    let owner = owner.map_or(String::new(), |o| format!(" OWNER {o}"));
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}{owner}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(&name);
+    (admin, name, url)
+}
+
+/// Drops a database of [`own_database`], its sessions ended.
+async fn drop_database(admin: &mut PgConnection, name: &str) {
+    sqlx::raw_sql(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(admin)
+        .await
+        .unwrap();
+}
+
 fn job(kind: &str, opts: InsertOpts) -> JobInsertParams {
     JobInsertParams::new(kind, serde_json::json!({}), opts).unwrap()
 }
@@ -118,21 +143,10 @@ async fn a_database_that_is_gone_or_refuses_the_login_is_unavailable() {
     // is the database being away, as an outage is: `/healthz` answers 503 and a worker waits
     // for it. It was a plain database error (SQLSTATE 3D000, 28P01): 500 "internal error" on
     // every route (review of 6 Dec).
-    let base = base_url();
-    let name = format!("porter_gone_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&base).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let mut url = url::Url::parse(&base).unwrap();
-    url.set_path(&name);
+    let (mut admin, name, url) = own_database("porter_gone", None).await;
     let store = PgStore::open(url.as_str()).await.unwrap();
     store.job_get(1).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    drop_database(&mut admin, &name).await;
     // In porter's words: a 503 reaches anyone who asks /healthz, and the server's name the
     // database and the role.
     for _ in 0..3 {
@@ -143,12 +157,11 @@ async fn a_database_that_is_gone_or_refuses_the_login_is_unavailable() {
     }
     // A running store whose role may no longer log in: its next connection is refused.
     let role = format!("porter_role_{}", uuid::Uuid::new_v4().simple());
-    for sql in [
-        format!("CREATE ROLE {role} LOGIN"),
-        format!("CREATE DATABASE {name} OWNER {role}"),
-    ] {
-        sqlx::raw_sql(&sql).execute(&mut admin).await.unwrap();
-    }
+    sqlx::raw_sql(&format!("CREATE ROLE {role} LOGIN"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (_, name, mut url) = own_database("porter_gone", Some(&role)).await;
     url.set_username(&role).unwrap();
     let store = PgStore::open(url.as_str()).await.unwrap();
     store.job_get(1).await.unwrap();
@@ -167,12 +180,11 @@ async fn a_database_that_is_gone_or_refuses_the_login_is_unavailable() {
         }
     }
     drop(store);
-    for sql in [
-        format!("DROP DATABASE {name} WITH (FORCE)"),
-        format!("DROP ROLE {role}"),
-    ] {
-        sqlx::raw_sql(&sql).execute(&mut admin).await.unwrap();
-    }
+    drop_database(&mut admin, &name).await;
+    sqlx::raw_sql(&format!("DROP ROLE {role}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     let refused = refused.unwrap();
     assert!(
         refused.contains("refused porter's login") && !refused.contains(&role),
@@ -4091,15 +4103,7 @@ async fn a_grouped_insert_whose_caller_stopped_waiting_is_not_sent() {
     // caller was told it failed (review of 6 Dec).
     // A database of its own: other tests here count (and end) every session of the test
     // database that waits for a lock, and this one's inserts wait for one.
-    let base = base_url();
-    let name = format!("porter_grouped_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&base).await.unwrap();
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let mut url = url::Url::parse(&base).unwrap();
-    url.set_path(&name);
+    let (mut admin, name, url) = own_database("porter_grouped", None).await;
     let url = url.to_string();
     let store = PgStore::open(&url).await.unwrap();
     let plain = || vec![job("noop", InsertOpts::default())];
@@ -4133,10 +4137,7 @@ async fn a_grouped_insert_whose_caller_stopped_waiting_is_not_sent() {
         .await
         .unwrap();
     drop((holder, store));
-    sqlx::raw_sql(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    drop_database(&mut admin, &name).await;
     assert_eq!(
         total,
         1 + group::GROUPS_IN_FLIGHT as i64 + 1,
