@@ -827,14 +827,7 @@ backend_case! {
         // worker does not claim it again (which would stop the first run): the first run's
         // completion is fenced off. Then it runs again (attempt 2).
         db.store.queue_pause("default").await.unwrap();
-        db.store
-            .job_release(porter::store::JobReleaseParams {
-                fence: row.fence(),
-                reason: "put back by the test".into(),
-                started: true,
-            })
-            .await
-            .unwrap();
+        put_back_as_a_rescuer_would(&db.store, &row).await;
         tokio::time::sleep(Duration::from_millis(3500)).await;
         db.store.queue_resume("default").await.unwrap();
         eventually("a later run completed", || async {
@@ -1321,6 +1314,19 @@ impl JobArgs for Gated {
     const KIND: &'static str = "gated";
 }
 
+/// Puts a running job back under its worker's feet, as a rescuer would (its attempt's run
+/// counts as started): the worker may claim it again while the older run is still going.
+async fn put_back_as_a_rescuer_would(store: &Store, row: &porter::JobRow) {
+    store
+        .job_release(porter::store::JobReleaseParams {
+            fence: row.fence(),
+            reason: "put back by the test".into(),
+            started: true,
+        })
+        .await
+        .unwrap();
+}
+
 /// Records the jobs it starts, then waits for a permit of `gate` (or its cancel token); counts
 /// how many runs of each job are under way at once (the most in `most`).
 #[derive(Clone)]
@@ -1390,14 +1396,7 @@ backend_case! {
         let row = wait_state(&db.store, id, JobState::Running).await;
         eventually("the first attempt runs", || async { worker.started.lock().unwrap().len() == 1 }).await;
         // Put back under the worker's feet, as a rescuer would: the worker claims it again.
-        db.store
-            .job_release(porter::store::JobReleaseParams {
-                fence: row.fence(),
-                reason: "put back by the test".into(),
-                started: true,
-            })
-            .await
-            .unwrap();
+        put_back_as_a_rescuer_would(&db.store, &row).await;
         eventually("the second attempt runs", || async { worker.started.lock().unwrap().len() == 2 }).await;
         // (Two: the older run, if it still runs, takes one.)
         worker.gate.add_permits(2);
@@ -1459,14 +1458,7 @@ backend_case! {
         eventually("the first attempt runs", || async { worker.started.lock().unwrap().len() == 1 }).await;
         // Put back under the worker's feet, as a rescuer would: the worker claims it again,
         // and the new attempt waits for the stuck one to be gone.
-        db.store
-            .job_release(porter::store::JobReleaseParams {
-                fence: row.fence(),
-                reason: "put back by the test".into(),
-                started: true,
-            })
-            .await
-            .unwrap();
+        put_back_as_a_rescuer_would(&db.store, &row).await;
         eventually("the job is claimed again", || async {
             let now = db.store.job_get(id).await.unwrap().unwrap();
             now.state == JobState::Running && now.attempt == row.attempt + 1
