@@ -1367,6 +1367,62 @@ fn a_command_that_creates_a_sqlite_database_says_where() {
     assert!(!again.stderr.contains("created"), "{again:#?}");
 }
 
+/// A SQLite database left by porter's commands is whole in its one file once they exited: the
+/// last connection to close merges the write-ahead log back and removes it, as SQLite's own
+/// shell does. They exited with their connections open, so after `porter migrate` the file
+/// held 4 KiB and its schema sat in `porter.db-wal`: a copy of `porter.db` alone (a backup,
+/// a file sent along) had no tables and no jobs.
+#[test]
+fn a_sqlite_file_is_whole_without_its_wal_once_porter_exited() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("porter.db");
+    let wal = dir.path().join("porter.db-wal");
+    // What a copy of the database file alone holds: the count of jobs in `state`.
+    let copied_alone = |state: &str| -> i64 {
+        let elsewhere = tempfile::tempdir().unwrap();
+        let copy = elsewhere.path().join("copy.db");
+        std::fs::copy(&db, &copy).unwrap();
+        let conn = rusqlite::Connection::open(&copy).unwrap();
+        conn.query_row(
+            "SELECT count(*) FROM porter_jobs WHERE state = ?1",
+            [state],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("the copy has porter's tables: {e}"))
+    };
+    run(porter_cmd(dir.path()).arg("migrate")).ok();
+    run(porter_cmd(dir.path()).args(["enqueue", "noop", "{}"])).ok();
+    assert!(!wal.exists(), "no WAL left after the commands exited");
+    assert_eq!(copied_alone("available"), 1);
+
+    let mut worker = Running::spawn(porter_cmd(dir.path()).args([
+        "worker",
+        "--no-periodic",
+        "--queues",
+        "default=2",
+    ]));
+    worker.wait_for_line("worker ready");
+    let mut shown = String::new();
+    for _ in 0..600 {
+        shown = run(porter_cmd(dir.path()).args(["jobs", "show", "1", "--json"]))
+            .ok()
+            .stdout;
+        if shown.contains("\"completed\"") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        shown.contains("\"completed\""),
+        "the worker ran it: {shown}"
+    );
+    worker.signal("-TERM");
+    let (code, lines) = worker.wait();
+    assert_eq!(code, 0, "{lines:#?}");
+    assert!(!wal.exists(), "no WAL left after the worker stopped");
+    assert_eq!(copied_alone("completed"), 1);
+}
+
 backend_case! {
     /// `porter workflows list|show|cancel` on a workflow the library inserted: the table and
     /// the `--json` shapes, the steps each waits for, cancel, and one error line for an

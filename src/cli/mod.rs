@@ -156,6 +156,13 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(run(cli));
     // Background tasks (pool reapers, LISTEN) must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // The SQLite file is whole on its own once porter exited: the last connection to close
+    // merges the write-ahead log back (see `wait_closed`).
+    if !crate::store::sqlite::wait_closed(Duration::from_secs(5)) {
+        tracing::warn!(
+            "exited before every SQLite connection closed: the database's -wal file holds its latest writes until the next connection reads it"
+        );
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),

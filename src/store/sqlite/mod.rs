@@ -631,36 +631,85 @@ impl FileGuard {
 /// Watches `PRAGMA data_version` and wakes every queue when another connection committed.
 /// The watcher is opened (and its first sample taken) before the store is handed out, so a
 /// commit made right after the store opened is never taken for the baseline.
-fn spawn_change_watcher(mut watcher: ChangeWatcher, wakeup: std::sync::Weak<Wakeup>) {
+fn spawn_change_watcher(watcher: ChangeWatcher, wakeup: std::sync::Weak<Wakeup>) {
+    let open = ThreadOpen::count();
     std::thread::Builder::new()
         .name("porter-sqlite-watch".into())
         .spawn(move || {
-            // Whether the last wait ended on a write event, and the looks left for it.
-            let mut after_write = false;
-            let mut rechecks = 0;
-            loop {
-                let Some(wakeup) = wakeup.upgrade() else {
-                    return;
-                };
-                let changed = watcher.look_changed(&wakeup);
-                let listening = wakeup.has_subscribers();
-                drop(wakeup);
-                if !listening {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                }
-                if after_write {
-                    std::thread::sleep(CHANGE_EVENT_GAP);
-                    if !changed && rechecks > 0 {
-                        rechecks -= 1;
-                        continue;
-                    }
-                }
-                after_write = watcher.wait(CHANGE_POLL);
-                rechecks = CHANGE_RECHECKS;
-            }
+            let _open = open;
+            watch_changes(watcher, wakeup);
         })
         .expect("spawn the SQLite change watcher");
+}
+
+/// The change watcher's loop; it ends, closing its connection, once the store is gone.
+fn watch_changes(mut watcher: ChangeWatcher, wakeup: std::sync::Weak<Wakeup>) {
+    // Whether the last wait ended on a write event, and the looks left for it.
+    let mut after_write = false;
+    let mut rechecks = 0;
+    loop {
+        let Some(wakeup) = wakeup.upgrade() else {
+            return;
+        };
+        let changed = watcher.look_changed(&wakeup);
+        let listening = wakeup.has_subscribers();
+        drop(wakeup);
+        if !listening {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        if after_write {
+            std::thread::sleep(CHANGE_EVENT_GAP);
+            if !changed && rechecks > 0 {
+                rechecks -= 1;
+                continue;
+            }
+        }
+        after_write = watcher.wait(CHANGE_POLL);
+        rechecks = CHANGE_RECHECKS;
+    }
+}
+
+/// Threads of this process's stores that hold a connection of their own (each store's writer
+/// and change watcher), counted until each has ended and closed it.
+static CONNECTION_THREADS: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// A thread's place in [`CONNECTION_THREADS`]: counted before the thread is spawned, let go
+/// when it ends, after its connection closed.
+pub(super) struct ThreadOpen(());
+
+impl ThreadOpen {
+    pub(super) fn count() -> ThreadOpen {
+        *CONNECTION_THREADS
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) += 1;
+        ThreadOpen(())
+    }
+}
+
+impl Drop for ThreadOpen {
+    fn drop(&mut self) {
+        let (count, ended) = &CONNECTION_THREADS;
+        *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        ended.notify_all();
+    }
+}
+
+/// Waits, at most `timeout`, until every store this process dropped has closed its
+/// connections; answers whether they all did. Call it before the process exits: SQLite merges
+/// the write-ahead log into the database file, and removes it, when the last connection to the
+/// file closes, and a process that exits with its connections open leaves the log beside the
+/// file (whole, and read again by the next connection, but a copy of the database file alone
+/// then misses what the log holds). A store still open is waited for until `timeout`.
+pub fn wait_closed(timeout: Duration) -> bool {
+    let (count, ended) = &CONNECTION_THREADS;
+    let guard = count.lock().unwrap_or_else(|e| e.into_inner());
+    let (left, _) = ended
+        .wait_timeout_while(guard, timeout, |n| *n > 0)
+        .unwrap_or_else(|e| e.into_inner());
+    *left == 0
 }
 
 /// The change watcher's connection and the last `data_version` it read.

@@ -48,9 +48,14 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Op>();
         let urgent = Arc::new(Mutex::new(Vec::new()));
         let lane = urgent.clone();
+        let open = super::ThreadOpen::count();
         std::thread::Builder::new()
             .name("porter-sqlite-writer".into())
-            .spawn(move || run(conn, rx, lane, wait_for_locks, guard))
+            .spawn(move || {
+                let _open = open;
+                // `run` ends, and closes the connection, once every sender is gone.
+                run(conn, rx, lane, wait_for_locks, guard)
+            })
             .expect("spawn the SQLite writer thread");
         Writer { tx, urgent }
     }
