@@ -5,7 +5,10 @@
 //! due, attempt and finish times, unique-key occupancy through inserts and retries) and the
 //! counts by queue and state must equal the model's; every operation's answer (claimed ids in
 //! claim order, which fenced writes changed a row, rescue and retention counts, conflicts,
-//! not-found) must equal the model's prediction.
+//! not-found) must equal the model's prediction. Read from the rows themselves, outside
+//! porter: each unfinished job's count of parents it still waits for must equal the model's,
+//! and two rules must hold whatever the model says (one unfinished job per unique key, one
+//! job of a sequence due or running).
 //!
 //! Operations: inserts (priorities, due now or later, unique keys, max_attempts from 1, a
 //! sequence key, or a parent to wait for (any job ever inserted, so also a deleted one), with
@@ -1883,6 +1886,91 @@ fn compare(want: &MJob, got: &JobRow, start: DateTime<Utc>) -> Result<(), String
     Ok(())
 }
 
+/// A connection of the test's own to the database, outside porter: the rows as they are, for
+/// what porter's reads do not show (each job's count of parents it still waits for) and for
+/// rules checked on the rows themselves rather than against the model.
+enum Raw {
+    Sqlite(rusqlite::Connection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Raw {
+    async fn open(db: &TestDb) -> Raw {
+        match db.sqlite_path() {
+            Some(path) => Raw::Sqlite(rusqlite::Connection::open(path).expect("open the file")),
+            None => {
+                use sqlx::Connection;
+                Raw::Postgres(
+                    sqlx::PgConnection::connect(&db.url)
+                        .await
+                        .expect("connect to the database"),
+                )
+            }
+        }
+    }
+
+    /// The rows of a statement answering two integers, in the same SQL on both backends.
+    async fn pairs(&mut self, sql: &str) -> Result<Vec<(i64, i64)>, TestCaseError> {
+        let read = match self {
+            Raw::Sqlite(c) => c
+                .prepare_cached(sql)
+                .and_then(|mut stmt| {
+                    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(|e| e.to_string()),
+            Raw::Postgres(c) => sqlx::query_as::<_, (i64, i64)>(sql)
+                .fetch_all(c)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        read.map_err(|e| TestCaseError::fail(format!("raw read {sql}: {e}")))
+    }
+}
+
+/// What porter's reads of a job do not show, read from the rows and compared with the model:
+/// how many parents each unfinished job still waits for. And rules the rows must keep whatever the
+/// model says: at most one unfinished job holds a unique key, at most one job of a sequence is
+/// due or running at a time.
+async fn observe_rows(m: &Model, raw: &mut Raw, after: &Op) -> Result<(), TestCaseError> {
+    // An ended job's count is left as its end found it (a retry judges its parents again).
+    let waiting = raw
+        .pairs(
+            "SELECT id, CAST(waiting_for AS BIGINT) FROM porter_jobs \
+             WHERE state NOT IN ('completed', 'cancelled', 'discarded') ORDER BY id",
+        )
+        .await?;
+    let want: Vec<(i64, i64)> = m
+        .jobs
+        .values()
+        .filter(|j| j.unfinished())
+        .map(|j| (j.id, i64::from(j.waiting_for)))
+        .collect();
+    check(waiting == want, || {
+        format!("after {after:?}: parents waited for (id, count) {waiting:?}, model {want:?}")
+    })?;
+    for (rule, sql) in [
+        (
+            "one unfinished job per unique key",
+            "SELECT CAST(count(*) AS BIGINT), CAST(count(DISTINCT unique_key) AS BIGINT) \
+             FROM porter_jobs WHERE unique_key IS NOT NULL \
+             AND state NOT IN ('completed', 'cancelled', 'discarded')",
+        ),
+        (
+            "one job of a sequence due or running",
+            "SELECT CAST(count(*) AS BIGINT), CAST(count(DISTINCT sequence_key) AS BIGINT) \
+             FROM porter_jobs WHERE sequence_key IS NOT NULL \
+             AND state IN ('available', 'scheduled', 'retryable', 'running')",
+        ),
+    ] {
+        let rows = raw.pairs(sql).await?;
+        check(rows.len() == 1 && rows[0].0 == rows[0].1, || {
+            format!("after {after:?}: {rule}: (jobs, keys) {rows:?}")
+        })?;
+    }
+    Ok(())
+}
+
 async fn run_case(db: TestDb, ops: &[Op]) -> Result<(), TestCaseError> {
     let clock = Clock::new();
     let store = ok(
@@ -1890,6 +1978,7 @@ async fn run_case(db: TestDb, ops: &[Op]) -> Result<(), TestCaseError> {
         porter::store::open_with_clock(&db.url, clock.clone()).await,
     )?;
     let s = store.as_ref();
+    let mut raw = Raw::open(&db).await;
     // The clock starts at the real time, to the millisecond (what SQLite keeps), and moves only
     // when a step says so.
     let real = ok("now", s.now().await)?;
@@ -1899,6 +1988,7 @@ async fn run_case(db: TestDb, ops: &[Op]) -> Result<(), TestCaseError> {
     for op in ops {
         apply(&mut m, s, &clock, start, op).await?;
         observe(&m, s, start, op).await?;
+        observe_rows(&m, &mut raw, op).await?;
         if std::env::var_os("PORTER_MODEL_TRACE").is_some() {
             eprintln!(
                 "{op:?} -> now {} {:?}",
