@@ -601,6 +601,108 @@ mod postgres_only {
         );
     }
 
+    /// Another program's statements on one schema's jobs, from a session whose search path
+    /// names another schema with porter's tables (one schema per tenant): porter's triggers
+    /// act on the jobs' own schema. They named their tables unqualified and took the caller's
+    /// path (review of 6 Dec): a `DELETE` of tenant A's parent deleted tenant B's edge of the
+    /// same ids, and an `UPDATE` completing A's parent released B's waiting child, while A's
+    /// child waited for good.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set at build time"
+    )]
+    async fn triggers_act_on_their_own_schema_whatever_the_callers_search_path() {
+        let (a_url, a) = schema().await;
+        let (b_url, b) = schema().await;
+        // Each schema: a parent, a child waiting for it (ids 1 and 2 in both), and a second
+        // parent and child (3 and 4).
+        for url in [&a_url, &b_url] {
+            let client = porter::Client::new(porter::store::open(url).await.unwrap());
+            for _ in 0..2 {
+                let parent = client
+                    .insert_raw("parent", serde_json::json!({}), Default::default())
+                    .await
+                    .unwrap()
+                    .job
+                    .id;
+                let opts = porter::job::InsertOpts {
+                    depends_on: vec![parent],
+                    ..Default::default()
+                };
+                client
+                    .insert_raw("child", serde_json::json!({}), opts)
+                    .await
+                    .unwrap();
+            }
+        }
+        // A session on B's path writes A's rows, naming A's schema.
+        let on_b = sqlx::PgPool::connect(&with_options(&format!("-c search_path={b}")))
+            .await
+            .unwrap();
+        sqlx::raw_sql(&format!(
+            "UPDATE {a}.porter_jobs SET state = 'completed', finalized_at = now() WHERE id = 1;
+             DELETE FROM {a}.porter_jobs WHERE id = 3;"
+        ))
+        .execute(&on_b)
+        .await
+        .unwrap();
+        let pool = sqlx::PgPool::connect(&common::postgres_base_url().unwrap())
+            .await
+            .unwrap();
+        let states = |schema: String| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, String>(&format!(
+                    "SELECT id || ' ' || state FROM {schema}.porter_jobs ORDER BY id"
+                ))
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+            }
+        };
+        assert_eq!(
+            states(a.clone()).await,
+            ["1 completed", "2 available", "4 pending"],
+            "A's child of the completed parent is released"
+        );
+        assert_eq!(
+            states(b.clone()).await,
+            ["1 available", "2 pending", "3 available", "4 pending"],
+            "B's jobs are as they were"
+        );
+        assert_eq!(
+            count(&pool, &format!("SELECT count(*) FROM {b}.porter_job_deps")).await,
+            2,
+            "B's edges are all there"
+        );
+        assert_eq!(
+            count(
+                &pool,
+                &format!(
+                    "SELECT count(*) FROM {a}.porter_job_deps WHERE parent_id = 3 OR child_id = 3"
+                )
+            )
+            .await,
+            0,
+            "the deleted job's edges go with it"
+        );
+        // Every function of porter's reading its tables resolves them in its schema.
+        let unset: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = '{a}' AND p.proname <> 'porter_now'
+               AND NOT coalesce(p.proconfig, '{{}}') @> ARRAY['search_path={a}, pg_temp']
+             ORDER BY 1"
+        ))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert!(
+            unset.is_empty(),
+            "functions without porter's path: {unset:?}"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[cfg_attr(
         not(porter_pg_tests),

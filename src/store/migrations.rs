@@ -262,6 +262,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "queue_changes_counted",
             "0051_queue_changes_counted.sql"
         ),
+        migration!(
+            52,
+            "triggers_resolve_in_their_schema",
+            "0052_triggers_resolve_in_their_schema.sql"
+        ),
     ],
 };
 

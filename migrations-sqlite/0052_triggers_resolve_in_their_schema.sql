@@ -1,0 +1,3 @@
+-- Nothing changes on SQLite (migrations-postgres/0052_triggers_resolve_in_their_schema.sql
+-- sets the search path of PostgreSQL's trigger functions; a SQLite file has one schema). The
+-- version exists so that both backends record the same versions.
