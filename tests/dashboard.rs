@@ -1836,6 +1836,35 @@ backend_case! {
 }
 
 backend_case! {
+    /// A queue's limits show on the overview and on the queues page, as the README says
+    /// (until 6 Dec only the overview had the column).
+    async fn both_queue_tables_show_each_queues_limits(db: TestDb) {
+        surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        db.store
+            .queue_limit_set(porter::store::QueueLimitParams {
+                queue: "default".into(),
+                clear: false,
+                set: porter::store::QueueLimits {
+                    concurrency: Some(2),
+                    rate: Some(porter::store::Rate { limit: 5, period_ms: 1000 }),
+                    ..Default::default()
+                },
+            })
+            .await
+            .unwrap();
+        let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
+        for page in ["/", "/dashboard/queues"] {
+            let (status, html) = get_page(&state, page).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(
+                html.contains(r#"<td class="limits">concurrency=2 rate=5/1s</td>"#),
+                "{page}: {html}"
+            );
+        }
+    }
+}
+
+backend_case! {
     /// The batch pages: the list (mode, jobs, members by state, the callback linked to its
     /// job's page) and one batch; unknown and malformed ids; a callback kind another program
     /// wrote as markup is escaped.

@@ -87,11 +87,13 @@ pub(super) async fn queues(
                     th { "queue" }
                     @for s in JobState::ALL { th.n { (s.as_str()) } }
                     th { "paused" }
+                    th { "limits" }
                     th {}
                 } }
                 tbody {
                     @for name in &names {
-                        @let paused_at = queues.iter().find(|q| &&q.name == name).and_then(|q| q.paused_at);
+                        @let row = queues.iter().find(|q| &&q.name == name);
+                        @let paused_at = row.and_then(|q| q.paused_at);
                         tr #(format!("queue-{name}")) data-queue=(name) data-paused=(paused_at.is_some()) {
                             @let usable = validate_name("queue", name).is_ok();
                             td {
@@ -100,6 +102,7 @@ pub(super) async fn queues(
                             }
                             (state_counts(counts.queues.get(*name).unwrap_or(&empty)))
                             td { @if let Some(at) = paused_at { "since " (time(Some(at))) } @else { span.muted { "no" } } }
+                            td.limits { @match row { Some(q) => (q.limits), None => "-" } }
                             td {
                                 @let verb = if paused_at.is_some() { "resume" } else { "pause" };
                                 @if usable {
