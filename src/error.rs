@@ -27,8 +27,11 @@ pub enum Error {
     #[error("conflict: {0}")]
     Conflict(String),
     /// The database schema is newer than this binary knows.
-    #[error("the database schema is at version {found}, newer than this porter (knows up to {known}); upgrade porter")]
+    #[error("the database's migration set {set:?} is at version {found}, newer than this porter (knows up to {known}); upgrade porter")]
     DatabaseTooNew {
+        /// The migration set (`porter` for porter's own schema, `tablo` for the app's, or an
+        /// application's).
+        set: &'static str,
         /// Version found in the database.
         found: i64,
         /// Latest version this binary carries.

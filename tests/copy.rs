@@ -372,10 +372,17 @@ backend_case! {
         mark_newer(&there).await;
         let out = porter_copy(&db.url, &there.url, &["--append"]);
         assert_eq!(out.status.code(), Some(1));
+        // It says which end (both ends said the same line until 6 Dec).
+        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("newer than this porter"),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            stderr.contains("the target database") && stderr.contains("newer than this porter"),
+            "{stderr}"
+        );
+        let out = porter_copy(&there.url, &db.url, &["--append"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("the source database") && stderr.contains("newer than this porter"),
+            "{stderr}"
         );
         assert_eq!(at_ms(&all_jobs(&there.store).await), at_ms(&before), "nothing changed");
         assert_eq!(app_rows(&there, tablo).await, None);

@@ -454,12 +454,46 @@ backend_case! {
         ))
         .await;
         match porter::store::open(&db.url).await {
-            Err(Error::DatabaseTooNew { found, known }) => {
-                assert_eq!(found, 99);
+            Err(Error::DatabaseTooNew { set, found, known }) => {
+                assert_eq!((set, found), ("porter", 99));
                 assert_eq!(known, porter::store::migrations::CORE.latest());
             }
             Err(e) => panic!("wrong error: {e}"),
             Ok(_) => panic!("a database newer than this porter must be refused"),
+        }
+    }
+}
+
+/// The tablo app's set (only in a build with the app).
+#[cfg(feature = "app")]
+mod newer_set {
+    use super::*;
+
+    backend_case! {
+        /// A set newer than this binary is named in the refusal: the tablo app's set at 9 was
+        /// "the database schema is at version 9, newer than this porter (knows up to 2)" where
+        /// porter's own schema was at 51 (review of 6 Dec).
+        async fn a_set_newer_than_this_binary_is_named_in_the_refusal(db: TestDb) {
+            let raw = Raw::connect(&db.url).await;
+            let now = match &raw {
+                Raw::Sqlite(_) => "strftime('%Y-%m-%dT%H:%M:%fZ','now')",
+                Raw::Postgres(_) => "now()",
+            };
+            raw.exec(&format!(
+                "INSERT INTO porter_migrations (set_name, version, name, applied_at)
+                 VALUES ('tablo', 9, 'from a newer porter', {now})"
+            ))
+            .await;
+            let refused = porter::app::store::open(db.store.clone())
+                .await
+                .err()
+                .expect("a newer tablo set is refused")
+                .to_string();
+            assert!(
+                refused.contains("migration set \"tablo\" is at version 9")
+                    && refused.contains("knows up to 2"),
+                "{refused}"
+            );
         }
     }
 }

@@ -60,7 +60,7 @@ pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result
     // source of an older porter is migrated first, as every command does). A database newer
     // than this binary is refused here. What the source alone is refused for is asked before
     // the target is opened: a refused copy must not leave a new target behind.
-    migrate_end(g, &args.from).await?;
+    migrate_end(g, "source", &args.from).await?;
     crate::store::copy::check_source(from.as_mut()).await?;
     // A SQLite file this command creates as the target goes again when the copy does not go
     // through: other refusals need the target open (its tables, its keys) or come from the
@@ -97,7 +97,7 @@ async fn copy_into(
     from: &mut dyn crate::store::copy::CopyEnd,
 ) -> anyhow::Result<Vec<TableReport>> {
     use std::io::IsTerminal;
-    migrate_end(g, &args.to).await?;
+    migrate_end(g, "target", &args.to).await?;
     let mut to = crate::store::open_copy_end(&args.to).await?;
     let show = !args.json && std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(
@@ -135,10 +135,17 @@ async fn copy_into(
     Ok(reports)
 }
 
-/// Opens `url` as a store and migrates it to this binary's version, every set.
-async fn migrate_end(g: &super::GlobalArgs, url: &str) -> anyhow::Result<()> {
-    let store = crate::store::open_with(url, &g.open_options()).await?;
-    crate::app::store::migrate(store.as_ref()).await?;
+/// Opens `url` as a store and migrates it to this binary's version, every set; a refusal
+/// names which end (`which`) it is.
+async fn migrate_end(g: &super::GlobalArgs, which: &str, url: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let migrated = async {
+        let store = crate::store::open_with(url, &g.open_options()).await?;
+        crate::app::store::migrate(store.as_ref()).await
+    };
+    migrated
+        .await
+        .with_context(|| format!("the {which} database {}", redact_url(url)))?;
     Ok(())
 }
 

@@ -69,6 +69,7 @@ impl MigrationSet {
             .find(|v| !self.migrations.iter().any(|m| m.version == **v))
         {
             return Err(Error::DatabaseTooNew {
+                set: self.name,
                 found: applied.iter().copied().max().unwrap_or(unknown),
                 known: self.latest(),
             });
@@ -316,7 +317,9 @@ mod tests {
         let all: Vec<i64> = CORE.migrations.iter().map(|m| m.version).collect();
         assert!(CORE.next(&all).unwrap().is_none());
         match CORE.next(&[all.as_slice(), &[99]].concat()) {
-            Err(Error::DatabaseTooNew { found: 99, known }) => assert_eq!(known, CORE.latest()),
+            Err(Error::DatabaseTooNew {
+                found: 99, known, ..
+            }) => assert_eq!(known, CORE.latest()),
             other => panic!("{other:?}"),
         }
     }

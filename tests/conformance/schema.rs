@@ -14,7 +14,7 @@ backend_case! {
         };
         raw_exec(&db, sql).await;
         match porter::store::open(&db.url).await {
-            Err(Error::DatabaseTooNew { found, known }) => assert!(found == 99 && known < 99),
+            Err(Error::DatabaseTooNew { found, known, .. }) => assert!(found == 99 && known < 99),
             Err(e) => panic!("wrong error: {e}"),
             Ok(_) => panic!("a newer database must be refused"),
         }

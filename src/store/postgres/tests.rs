@@ -121,7 +121,7 @@ async fn a_database_with_an_unknown_migration_is_refused() {
     .unwrap();
     drop(store);
     match PgStore::open(&url).await {
-        Err(Error::DatabaseTooNew { found, known }) => {
+        Err(Error::DatabaseTooNew { found, known, .. }) => {
             assert_eq!(found, 99990101000000);
             assert_eq!(known, migrations::CORE.latest());
         }
