@@ -345,7 +345,11 @@ pub fn canonical(kind: ColumnKind, value: Value) -> Result<Value> {
         (_, Value::Null) => Value::Null,
         (ColumnKind::Json, Value::String(text)) => {
             let mut parsed: Value = serde_json::from_str(&text)
-                .map_err(|e| Error::Database(format!("a JSON column holds invalid JSON: {e}")))?;
+                .map_err(|e| {
+                    Error::Database(format!(
+                        "a JSON column holds what porter cannot read as JSON ({e}); a job's args or metadata porter cannot read are discarded unrun, never run: correct or delete the row, then copy again"
+                    ))
+                })?;
             positive_zeros(&mut parsed);
             Value::String(parsed.to_string())
         }
