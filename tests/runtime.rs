@@ -1584,6 +1584,40 @@ backend_case! {
 }
 
 backend_case! {
+    /// A cancel that comes while the worker's watcher waits out its pause between two looks
+    /// (it looks at most every 100 ms: on SQLite every commit of any process wakes it), for a
+    /// job claimed ahead whose slot frees in that pause: the job never starts. It started, and
+    /// ran until the next look stopped it, when its slot freed before that look (review of
+    /// 6 Dec: a handler started 25-100 ms after `porter jobs cancel` returned, on both
+    /// backends).
+    async fn a_job_cancelled_just_before_its_slot_frees_never_starts(db: TestDb) {
+        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, db.store.clone()).await;
+        let other = db.reopen().await; // like `porter jobs cancel` from another process
+        // A look: the cancel of a running job, seen once that job has stopped. Its slot goes
+        // to the first job waiting.
+        other.job_cancel(started[0]).await.unwrap();
+        wait_state(&db.store, started[0], JobState::Cancelled).await;
+        eventually("the first job waiting starts", || async {
+            worker.started.lock().unwrap().len() == 3
+        })
+        .await;
+        // Within the watcher's pause after that look: the second job waiting is cancelled,
+        // then its slot frees.
+        other.job_cancel(ahead[1]).await.unwrap();
+        worker.gate.add_permits(1);
+        let row = wait_state(&db.store, ahead[1], JobState::Cancelled).await;
+        assert!(row.errors.last().unwrap().unstarted, "{row:?}");
+        assert!(
+            !worker.started.lock().unwrap().contains(&ahead[1]),
+            "the cancelled job never started: {:?}",
+            worker.started.lock().unwrap()
+        );
+        worker.gate.add_permits(2);
+        rt.stop().await;
+    }
+}
+
+backend_case! {
     /// A job cancelled while claimed ahead whose cancel write is refused (given up on) is put
     /// back by the reconcile as never started: it ends cancelled, its entry marked unstarted.
     /// (Review of 6 Dec: given up on, such a cancel was taken for a started job's.)

@@ -201,6 +201,9 @@ async fn write_batch(
         None => Vec::new(),
     };
     let claimed_at = tokio::time::Instant::now();
+    let cancels_heard = ctx
+        .as_ref()
+        .map_or(0, |ctx| ctx.store.wakeup().cancel_wakeups());
     let fences = std::mem::take(batch);
     let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
     let ((changed, given_up), claims) = match &ctx {
@@ -246,7 +249,7 @@ async fn write_batch(
                 .position(|(q, _)| *q == order.params.queue)
                 .map(|i| permits.swap_remove(i).1)
                 .unwrap_or_default();
-            producer::fill_order(ctx, order, claim, &mut handed, claimed_at).await;
+            producer::fill_order(ctx, order, claim, &mut handed, (claimed_at, cancels_heard)).await;
             slots.extend(handed);
         }
     }

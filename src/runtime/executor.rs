@@ -103,6 +103,30 @@ async fn in_job(
     .await
 }
 
+/// Whether a cancel of the job was requested since its claim, asked of the database only
+/// when this process heard of a request since then. The cancel watcher looks for requests at
+/// most every 100 ms (on SQLite every commit of any process wakes it): a request that came in
+/// its pause, for a job whose slot freed before its next look, let the job start (review of
+/// 6 Dec). A read that fails leaves the job to start, and the watcher to stop it.
+async fn asked_since_its_claim(ctx: &Ctx, row: &JobRow, cancels_heard: u64) -> bool {
+    if ctx.store.wakeup().cancel_wakeups() == cancels_heard {
+        return false;
+    }
+    match ctx
+        .store
+        .job_cancel_requests(&ctx.identity.id, &[row.id])
+        .await
+    {
+        Ok(found) => found
+            .iter()
+            .any(|f| f.id == row.id && f.attempt == row.attempt),
+        Err(e) => {
+            debug!(job_id = row.id, error = %e, "could not ask whether the job was cancelled before its start");
+            false
+        }
+    }
+}
+
 /// Chains a panic hook that keeps each panic's location and backtrace (when `RUST_BACKTRACE`
 /// asks for one) for the executor, which catches the panic on the same thread. A job's panic
 /// goes no further: the executor's error handler logs it as one event (one JSON line with
@@ -143,7 +167,10 @@ pub(super) struct Slots {
     pub finished: Arc<AtomicU64>,
 }
 
-pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
+/// Runs a claimed job to its end and records the outcome. `cancels_heard` is the count of
+/// cancel requests its process had heard of when the claim was sent
+/// ([`crate::store::Wakeup::cancel_wakeups`]).
+pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots, cancels_heard: u64) {
     install_panic_hook();
     let began = Instant::now();
     if let Some(what) = &row.unreadable {
@@ -178,6 +205,9 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots) {
     };
     let cancel = ctx.stop_jobs.child_token();
     let by_user = CancellationToken::new();
+    if asked_since_its_claim(&ctx, &row, cancels_heard).await {
+        by_user.cancel();
+    }
     let registered = ctx.running.register(row.id, row.attempt, by_user.clone());
     let _registration = registered.registration;
     let taken_over = registered.taken_over;

@@ -100,6 +100,10 @@ pub(super) struct Claimed {
     held: Slot,
     /// When the claim was sent (so its wait is never underestimated).
     claimed_at: Instant,
+    /// The cancel requests this process had heard of when the claim was sent
+    /// ([`crate::store::Wakeup::cancel_wakeups`]): a job whose start finds the count moved on
+    /// asks whether it was cancelled meanwhile.
+    cancels_heard: u64,
     /// The queue's count of changes known here when the claim was sent ([`Queue::changes`]):
     /// one claimed under a smaller count than is known at its start is given back.
     changes: i64,
@@ -250,7 +254,7 @@ pub(super) async fn fill_order(
     order: TakenOrder,
     claim: Claim,
     permits: &mut Vec<Slot>,
-    claimed_at: Instant,
+    (claimed_at, cancels_heard): (Instant, u64),
 ) {
     let feed = &order.feed;
     let q = &feed.q;
@@ -281,6 +285,7 @@ pub(super) async fn fill_order(
                 row,
                 held,
                 claimed_at,
+                cancels_heard,
                 changes: order.changes,
             }),
             // Cannot happen (the order asked for no more than were free, and only its taker
@@ -468,6 +473,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
             worker_id: ctx.identity.id.clone(),
         };
         let claimed_at = Instant::now();
+        let cancels_heard = ctx.store.wakeup().cancel_wakeups();
         let changes = q.changes.load(Ordering::Acquire);
         // Claims hold the reconcile off until their jobs are known (see `reconcile`), but for
         // at most an eighth of the lease, as a claim along does (see the completer): a claim
@@ -551,6 +557,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
                 row,
                 held: Slot::new(held, q.changed.clone()),
                 claimed_at,
+                cancels_heard,
                 changes,
             };
             // The dispatcher receives until the sender is dropped, after this task returns.
@@ -773,7 +780,12 @@ async fn dispatch(
             }
         };
         q.waiting.fetch_sub(1, Ordering::AcqRel);
-        let Claimed { row, held, .. } = job;
+        let Claimed {
+            row,
+            held,
+            cancels_heard,
+            ..
+        } = job;
         ctx.jobs.spawn(executor::execute(
             ctx.clone(),
             row,
@@ -782,6 +794,7 @@ async fn dispatch(
                 held,
                 finished: q.finished.clone(),
             },
+            cancels_heard,
         ));
     }
     // Claiming stopped: what is still queued was never started. Give it back now, rather than

@@ -268,6 +268,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "triggers_resolve_in_their_schema",
             "0052_triggers_resolve_in_their_schema.sql"
         ),
+        migration!(
+            53,
+            "cancel_requests_counted",
+            "0053_cancel_requests_counted.sql"
+        ),
     ],
 };
 

@@ -2,6 +2,7 @@
 //! or through SQLite's `data_version`) wakes the producers of its queue at once instead of
 //! leaving them to their poll interval.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Notify;
@@ -13,6 +14,8 @@ pub const ALL_QUEUES: &str = "*";
 #[derive(Debug, Default)]
 pub struct Wakeup {
     subscribers: Mutex<Vec<(String, Weak<Notify>)>>,
+    /// Wake-ups sent that could be a cancel request's (see [`Wakeup::cancel_wakeups`]).
+    cancels: AtomicU64,
 }
 
 /// One producer's subscription; dropping it unsubscribes.
@@ -65,11 +68,21 @@ impl Wakeup {
 
     /// Wakes the cancel subscription of one worker (or every subscriber for `"*"`).
     pub fn notify_cancel(&self, worker_id: &str) {
+        self.cancels.fetch_add(1, Ordering::SeqCst);
         if worker_id == ALL_QUEUES {
             self.notify(ALL_QUEUES)
         } else {
             self.notify(&cancel_key(worker_id))
         }
+    }
+
+    /// How many times this store heard of cancel requests ([`Wakeup::notify_cancel`]: the
+    /// store's own cancels, NOTIFY `porter_cancel` on PostgreSQL, a change of the count of
+    /// requests on SQLite). Counted before anyone is woken: a job about to start that was
+    /// claimed when the count was lower asks whether it was cancelled meanwhile, rather than
+    /// rely on its worker's last look.
+    pub fn cancel_wakeups(&self) -> u64 {
+        self.cancels.load(Ordering::SeqCst)
     }
 
     /// Subscribes to one queue's pauses and limit changes.

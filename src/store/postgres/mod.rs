@@ -654,7 +654,7 @@ async fn listen(
             // The connection was lost and is back: what was sent meanwhile is gone.
             Ok(None) => {
                 cursors.rewind_all();
-                wakeup.notify(super::wake::ALL_QUEUES);
+                wakeup.notify_cancel(super::wake::ALL_QUEUES);
                 wakeup.notify_control(super::wake::ALL_QUEUES);
             }
             Err(e) => {

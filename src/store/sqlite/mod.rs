@@ -720,6 +720,10 @@ pub(crate) struct ChangeWatcher {
     /// the read failed): a commit that changed a count is told to the queue's control
     /// subscribers.
     queues: Option<std::collections::BTreeMap<String, i64>>,
+    /// The cancel requests counted for running jobs (`porter_workers.cancels`, summed), as
+    /// last read (`None` when the read failed): a commit that changed it is told to the
+    /// cancel subscribers as a request heard of ([`Wakeup::notify_cancel`]).
+    cancels: Option<i64>,
     /// Write events of the WAL file; `None` where there are none (not Linux, or inotify
     /// refused): the watcher then only polls.
     writes: Option<WalWrites>,
@@ -737,10 +741,12 @@ impl ChangeWatcher {
             conn,
             last: None,
             queues: None,
+            cancels: None,
             writes,
         };
         watcher.last = watcher.sample();
         watcher.queues = watcher.queue_controls();
+        watcher.cancels = watcher.cancel_count();
         Some(watcher)
     }
 
@@ -763,6 +769,23 @@ impl ChangeWatcher {
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
             .ok()?;
         rows.collect::<rusqlite::Result<_>>().ok()
+    }
+
+    fn cancel_count(&self) -> Option<i64> {
+        self.conn
+            .prepare_cached(sql!("worker_cancels_counted"))
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+            .ok()
+    }
+
+    /// Tells the cancel subscribers of a change of the count of cancel requests (or of a
+    /// read that failed: a request may have been missed).
+    fn look_cancels(&mut self, wakeup: &Wakeup) {
+        let now = self.cancel_count();
+        if now.is_none() || now != self.cancels {
+            wakeup.notify_cancel(wake::ALL_QUEUES);
+        }
+        self.cancels = now;
     }
 
     /// Tells the control subscribers of each queue whose count of changes differs from the
@@ -812,6 +835,7 @@ impl ChangeWatcher {
             if self.last.is_none_or(|l| l != v) {
                 wakeup.notify(wake::ALL_QUEUES);
                 self.look_controls(wakeup);
+                self.look_cancels(wakeup);
                 changed = true;
             }
             self.last = Some(v);
