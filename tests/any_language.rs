@@ -181,7 +181,7 @@ async fn count(store: &Store) -> i64 {
 }
 
 /// A `porter worker` on the test database that only a wake-up gets to claim in time.
-fn start_worker(db: &TestDb, dir: &Path) -> Running {
+async fn start_worker(db: &TestDb, dir: &Path) -> Running {
     let mut worker = Running::spawn(porter_cmd(dir).args([
         "--database-url",
         &db.url,
@@ -191,8 +191,8 @@ fn start_worker(db: &TestDb, dir: &Path) -> Running {
         "1h",
     ]));
     worker.wait_for_line("worker ready");
-    // Its producer has made its first claim (of nothing) and sleeps for an hour now.
-    std::thread::sleep(Duration::from_millis(500));
+    // Its producer has made its first claims and sleeps for an hour now.
+    crate::common::probe_job_runs(db).await;
     worker
 }
 
@@ -207,7 +207,7 @@ backend_case! {
         };
         let Some(client) = client else { return };
         let workdir = tempfile::tempdir().unwrap();
-        let _worker = start_worker(&db, workdir.path());
+        let _worker = start_worker(&db, workdir.path()).await;
         let out = match db.store.backend() {
             // Run where the README runs it: the directory of sqlite://porter.db.
             Backend::Sqlite => stdout(
@@ -326,7 +326,7 @@ backend_case! {
         assert_eq!((first.state, second.state), (JobState::Available, JobState::Pending));
         assert_eq!(second.sequence_key.as_deref(), Some("account:42"));
         let workdir = tempfile::tempdir().unwrap();
-        let _worker = start_worker(&db, workdir.path());
+        let _worker = start_worker(&db, workdir.path()).await;
         eventually("the worker runs both jobs of the sequence", || async {
             job(&db.store, ids[1]).await.state == JobState::Completed
         })
@@ -1695,7 +1695,7 @@ backend_case! {
             .collect();
         sql.push_str("SELECT count(*) FROM porter_jobs");
         let workdir = tempfile::tempdir().unwrap();
-        let _worker = start_worker(&db, workdir.path());
+        let _worker = start_worker(&db, workdir.path()).await;
         match db.store.backend() {
             Backend::Sqlite => {
                 let Some(python) = python() else { return };

@@ -332,6 +332,11 @@ backend_case! {
             0,
             "text/plain with a JSON body inserted nothing"
         );
+        assert_eq!(
+            db.raw_count("SELECT count(*) FROM tablos").await,
+            0,
+            "nor created a tablo"
+        );
         let charset = req(Method::POST, "/admin/jobs")
             .header(header::CONTENT_TYPE, "application/json; charset=utf-8");
         let (status, body) = send_json(&app, charset.body(Body::from(payload)).unwrap()).await;

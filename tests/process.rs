@@ -246,7 +246,7 @@ backend_case! {
         // gets the job run before the test gives up.
         let w = Worker::start(&db.url, &["--no-periodic", "--poll-interval", "1h"]);
         w.ready().await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        common::probe_job_runs(&db).await;
         let out = Command::new(env!("CARGO_BIN_EXE_porter"))
             .args(["enqueue", "noop", "{}"])
             .env("DATABASE_URL", &db.url)

@@ -457,7 +457,13 @@ backend_case! {
         // A poll this long would stall the test: only a wake-up gets the job run in time.
         cfg.poll_interval = Duration::from_secs(3600);
         let rt = start(db.store.clone(), behave_workers(), cfg);
-        tokio::time::sleep(Duration::from_millis(300)).await; // the producer is now asleep
+        // Its first claim (of nothing) came back: only a wake-up makes it claim again. (A fixed
+        // pause here let the insert land before that first claim on a loaded machine, which
+        // then took the job without any wake-up: review of 6 Dec.)
+        eventually("the producer's first claim came back", || async {
+            db.store.op_stats().get("job_claim").is_some_and(|s| s.calls >= 1)
+        })
+        .await;
         let other = Client::new(db.reopen().await);
         let id = behave(&other, "ok", 1).await;
         wait_state(&db.store, id, JobState::Completed).await;

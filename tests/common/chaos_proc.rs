@@ -674,6 +674,54 @@ pub fn executions_of(queue: &str, log: &str, killed_at_us: Option<i64>) -> Vec<E
     done
 }
 
+/// Checks the runs the rows count against the runs the handlers logged (every process's
+/// `sleep started` events of `queue`, at RUST_LOG=porter::jobs=debug with `--log-format
+/// json`): no attempt of a job started twice, and no job started more attempts than its row
+/// counts as started (its attempts less those its history marks `unstarted`). The ledger's
+/// duplicates come from the rows alone, which porter writes: a run mislabelled `unstarted`, or
+/// an attempt started twice in one process, would pass them unseen (review of 6 Dec). A
+/// SIGKILL may cut a start's line short of the log: the logs may count fewer, never more.
+pub async fn assert_logged_runs_match_rows(
+    store: &Store,
+    queue: &str,
+    ids: &BTreeSet<i64>,
+    logs: &[String],
+) {
+    let mut started: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+    let mut twice = Vec::new();
+    for log in logs {
+        for e in executions_of(queue, log, Some(i64::MAX)) {
+            if !started.entry(e.job_id).or_default().insert(e.attempt) {
+                twice.push((e.job_id, e.attempt));
+            }
+        }
+    }
+    assert!(twice.is_empty(), "attempts started twice: {twice:?}");
+    let rows: BTreeMap<i64, JobRow> = all_jobs(store, None)
+        .await
+        .into_iter()
+        .filter(|r| ids.contains(&r.id))
+        .map(|r| (r.id, r))
+        .collect();
+    let mut over = Vec::new();
+    for (id, attempts) in &started {
+        let Some(row) = rows.get(id) else { continue };
+        let unstarted = row.errors.iter().filter(|e| e.unstarted).count() as i64;
+        let counted = i64::from(row.attempt) - unstarted;
+        if attempts.len() as i64 > counted {
+            over.push((*id, attempts.clone(), row.attempt, unstarted));
+        }
+    }
+    assert!(
+        over.is_empty(),
+        "jobs whose handler started more attempts than their row counts as started (id, attempts logged, attempt, unstarted): {over:?}"
+    );
+    assert!(
+        !started.is_empty() || ids.is_empty(),
+        "no start logged: the check would pass vacuously"
+    );
+}
+
 /// The most executions that overlapped at one moment (an end before a start at the same µs).
 pub fn max_overlap<'a>(execs: impl Iterator<Item = &'a Execution>) -> usize {
     let mut points: Vec<(i64, i32)> = Vec::new();

@@ -322,3 +322,27 @@ pub async fn raw_exec(db: &TestDb, sql: &str) {
         }
     }
 }
+
+/// Inserts a `noop` job, waits until a worker completed it, and deletes its row: the worker's
+/// producer has made its first claims, and sleeps until a wake-up or its poll. A test of
+/// wake-ups that inserted after a fixed pause instead could land before the first claim on a
+/// loaded machine, which took the job without any wake-up (review of 6 Dec).
+pub async fn probe_job_runs(db: &TestDb) {
+    let store = &db.store;
+    let id = porter::Client::new(store.clone())
+        .insert_raw("noop", serde_json::json!({}), Default::default())
+        .await
+        .expect("insert the probe job")
+        .job
+        .id;
+    eventually("the probe job ran", || async {
+        store
+            .job_get(id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|j| j.state == porter::JobState::Completed)
+    })
+    .await;
+    raw_exec(db, &format!("DELETE FROM porter_jobs WHERE id = {id}")).await;
+}
