@@ -241,6 +241,70 @@ async fn futures_ids(client: &Client, n: usize, ms: u64) -> Vec<i64> {
 }
 
 backend_case! {
+    /// A worker whose log reader went away (a closed pipe, a journald stream gone) goes on
+    /// running jobs and writing their outcomes, and exits 0 on SIGTERM. The logger reported
+    /// its failed write on stderr, which panicked: the task that logged a job's failure died
+    /// before writing it (the job stayed `running` until the stuck rescue, its error lost),
+    /// and the shutdown exited 101 (review of 6 Dec).
+    async fn a_worker_whose_log_reader_is_gone_still_records_outcomes(db: TestDb) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_porter"))
+            .args(["worker", "--no-periodic"])
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start porter worker");
+        {
+            let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+            loop {
+                let line = lines.next().expect("the worker logs").unwrap();
+                if line.contains("worker ready") {
+                    break;
+                }
+            }
+            // The reader goes away here: the pipe is closed.
+        }
+        let client = Client::new(db.store.clone());
+        let opts = InsertOpts {
+            max_attempts: Some(1),
+            ..Default::default()
+        };
+        let failing = client
+            .insert_raw("fail", serde_json::json!({"message": "boom"}), opts)
+            .await
+            .unwrap()
+            .job
+            .id;
+        eventually("the failing job is recorded with its error", || async {
+            let row = state(&db.store, failing).await;
+            row.state == JobState::Discarded
+        })
+        .await;
+        let row = state(&db.store, failing).await;
+        assert!(row.errors.last().unwrap().error.contains("boom"), "{row:?}");
+        let noop = client
+            .insert_raw("noop", serde_json::json!({}), Default::default())
+            .await
+            .unwrap()
+            .job
+            .id;
+        eventually("the worker still runs jobs", || async {
+            state(&db.store, noop).await.state == JobState::Completed
+        })
+        .await;
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "exits 0 after SIGTERM");
+    }
+}
+
+backend_case! {
     async fn job_inserted_by_another_process_wakes_the_worker(db: TestDb) {
         // With a one-hour poll, only a wake-up (LISTEN/NOTIFY, or data_version on SQLite)
         // gets the job run before the test gives up.

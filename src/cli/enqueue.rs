@@ -301,7 +301,7 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
 /// log event when the log is JSON.
 fn warn(format: super::LogFormat, warning: &str) {
     match format {
-        super::LogFormat::Pretty => eprintln!("warning: {warning}"),
+        super::LogFormat::Pretty => super::output::eprint_line(&format!("warning: {warning}")),
         super::LogFormat::Json => tracing::warn!("{warning}"),
     }
 }
@@ -322,7 +322,9 @@ async fn warn_if_unserved(
             let warning = crate::store::UnservedRow::warning(queue, kind, jobs as u64);
             match format {
                 // One plain line, like the `error: ...` line of a failed command.
-                super::LogFormat::Pretty => eprintln!("warning: {warning}"),
+                super::LogFormat::Pretty => {
+                    super::output::eprint_line(&format!("warning: {warning}"))
+                }
                 // A JSON log stays JSON.
                 super::LogFormat::Json => tracing::warn!(queue, kind, "{warning}"),
             }

@@ -175,7 +175,7 @@ pub fn main() -> ExitCode {
 /// out ([`output::printable`]), as on stdout.
 fn fail(e: anyhow::Error) -> ExitCode {
     let message = output::printable(&format!("{e:#}").replace(['\r', '\n'], " "));
-    eprintln!("error: {message}");
+    output::eprint_line(&format!("error: {message}"));
     ExitCode::from(if e.downcast_ref::<Usage>().is_some() {
         2
     } else {
@@ -208,9 +208,14 @@ fn init_logging(format: LogFormat) {
     // migration check) at info; they say nothing to a user.
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // A line the log cannot write (its reader went away: a closed pipe, a journald stream
+    // gone) is dropped. By default the logger reported the failure with `eprintln!`, which
+    // panicked on the same closed stderr: the task logging a job's failure died before writing
+    // it, and the job stayed `running` until the stuck rescue (review of 6 Dec).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Pretty => builder
             .with_ansi(std::io::stderr().is_terminal())

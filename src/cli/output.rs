@@ -13,6 +13,13 @@ pub fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Writes one line on stderr, dropping it when stderr is gone (`eprintln!` panics then: a
+/// command whose log reader went away would exit 101 instead of its own code).
+pub fn eprint_line(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{text}");
+}
+
 /// Writes a value as one line of JSON.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut line = serde_json::to_string(value)?;
