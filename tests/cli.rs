@@ -1259,6 +1259,9 @@ fn invalid_kinds_queues_and_durations_exit_2() {
     run_in(&["queues", "pause", "Bad Queue"]).assert_usage_error("invalid queue");
     run_in(&["queues", "resume", "Bad Queue"]).assert_usage_error("invalid queue");
     run_in(&["worker", "--lease", "500ms"]).assert_usage_error("lease");
+    // Past 1,000 years: the worker started and panicked at its shutdown (review of 6 Dec).
+    run_in(&["worker", "--lease", "4000000000000000h"]).assert_usage_error("lease");
+    run_in(&["worker", "--shutdown-timeout", "4000000000000000h"]).assert_usage_error("shutdown");
     run_in(&["worker", "--heartbeat-every", "10ms"]).assert_usage_error("heartbeat-every");
     assert!(
         !dir.path().join("porter.db").exists(),

@@ -2512,6 +2512,23 @@ async fn a_runtime_refuses_what_porter_worker_refuses() {
             cfg.poll_interval = Duration::ZERO;
             cfg
         }),
+        // Past 1,000 years (porter's "never"): they overflowed the clock's arithmetic at the
+        // shutdown and panicked there, the worker left registered (review of 6 Dec).
+        ("lease: must be at most 1000 years", {
+            let mut cfg = config(&[("default", 1)]);
+            cfg.lease = Duration::MAX;
+            cfg
+        }),
+        ("shutdown_timeout: must be at most 1000 years", {
+            let mut cfg = config(&[("default", 1)]);
+            cfg.shutdown_timeout = Duration::MAX;
+            cfg
+        }),
+        ("poll_interval: must be at most 1000 years", {
+            let mut cfg = config(&[("default", 1)]);
+            cfg.poll_interval = Duration::MAX;
+            cfg
+        }),
     ];
     for (message, cfg) in cases {
         let run = Runtime::new(db.store.clone(), behave_workers(), cfg).run(Shutdown::new());

@@ -76,8 +76,9 @@ const CONCURRENCY: std::ops::RangeInclusive<usize> = 1..=10_000;
 impl RuntimeConfig {
     /// Refuses what `porter worker` refuses, before anything runs: a bad or repeated queue
     /// name, a concurrency outside 1..=10000 (none claims nothing, and a huge one overflows
-    /// the permits), a lease under 1 s (its heartbeats would spin), a zero poll interval and a
-    /// retention config [`maintenance::RetentionConfig::check`] refuses.
+    /// the permits), a lease under 1 s (its heartbeats would spin), a zero poll interval, a
+    /// lease, shutdown timeout or poll interval past 1,000 years, and a retention config
+    /// [`maintenance::RetentionConfig::check`] refuses.
     pub(crate) fn check(&self) -> Result<()> {
         for (i, (queue, n)) in self.queues.iter().enumerate() {
             crate::job::validate_name("queue", queue)?;
@@ -99,6 +100,17 @@ impl RuntimeConfig {
         }
         if self.poll_interval.is_zero() {
             return Err(Error::invalid("poll_interval", "must be more than 0"));
+        }
+        // Longer is "never" to porter, which uses no duration past 1,000 years; these went
+        // into the clock's arithmetic and panicked at the shutdown (review of 6 Dec).
+        for (what, d) in [
+            ("lease", self.lease),
+            ("shutdown_timeout", self.shutdown_timeout),
+            ("poll_interval", self.poll_interval),
+        ] {
+            if d > crate::store::MAX_DURATION {
+                return Err(Error::invalid(what, "must be at most 1000 years"));
+            }
         }
         self.retention.check()
     }
