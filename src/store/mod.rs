@@ -1304,7 +1304,8 @@ impl OpenOptions {
 }
 
 /// Opens the store a database URL names and migrates it: `sqlite://path`,
-/// `sqlite:///abs/path`, `sqlite::memory:`, or `postgres://...`.
+/// `sqlite:///abs/path`, or `postgres://...`. (`sqlite::memory:` is refused: porter's
+/// processes share one file; a test takes a fresh file from [`crate::testing::sqlite_store`].)
 pub async fn open(url: &str) -> Result<Arc<Store>> {
     open_at(url, None, &OpenOptions::default()).await
 }
