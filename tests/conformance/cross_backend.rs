@@ -636,3 +636,52 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// A job refused inside the caller's transaction (one of its parents does not exist)
+    /// leaves nothing of itself when the caller commits anyway. On PostgreSQL the parents that
+    /// exist had been marked as having dependents before the missing one was found, and that
+    /// mark was committed with the caller's transaction (review of 6 Dec).
+    async fn a_job_refused_in_the_callers_transaction_leaves_nothing_of_itself(db: TestDb) {
+        let s = &db.store;
+        let parent = insert(s, job("x")).await;
+        let child = || {
+            job_with(
+                "y",
+                InsertOpts {
+                    depends_on: vec![parent.id, parent.id + 1_000],
+                    ..Default::default()
+                },
+            )
+        };
+        let own = match db.sqlite_path() {
+            Some(path) => {
+                let mut c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+                let own = porter::store::sqlite::job_insert_tx(&tx, &[job("own")]).unwrap().remove(0);
+                let err = porter::store::sqlite::job_insert_tx(&tx, &[child()]).unwrap_err();
+                assert!(matches!(err, Error::NotFound { .. } | Error::Invalid { .. } | Error::Conflict(_)), "{err}");
+                tx.commit().unwrap();
+                own.job.id
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                let mut tx = c.begin().await.unwrap();
+                let own = porter::store::postgres::job_insert_tx(&mut tx, vec![job("own")]).await.unwrap().remove(0);
+                let err = porter::store::postgres::job_insert_tx(&mut tx, vec![child()]).await.unwrap_err();
+                assert!(matches!(err, Error::NotFound { .. } | Error::Invalid { .. } | Error::Conflict(_)), "{err}");
+                tx.commit().await.unwrap();
+                own.job.id
+            }
+        };
+        assert!(s.job_get(own).await.unwrap().is_some(), "the caller's own job is in");
+        assert_eq!(total(s).await, 2, "the parent and the caller's own job");
+        assert_eq!(
+            db.raw_count("SELECT count(*) FROM porter_jobs WHERE has_dependents").await,
+            0,
+            "no job is marked as having dependents"
+        );
+    }
+}

@@ -1281,6 +1281,11 @@ fn bind_insert<'q>(
 /// caller commits).
 ///
 /// Each job is checked first ([`JobInsertParams::check`]): nothing is written when it fails.
+/// The insert runs in a savepoint of the caller's transaction (a transaction of its own on a
+/// connection without one): a refusal found while writing (a parent that does not exist, a
+/// parent's row marked before the missing one was found) leaves nothing of it, and the
+/// locks its statements take hold until the end of a transaction. Until 6 Dec the parents'
+/// marks stayed in the caller's transaction, and without one each statement committed alone.
 pub async fn job_insert_tx(
     conn: &mut PgConnection,
     jobs: Vec<JobInsertParams>,
@@ -1288,7 +1293,10 @@ pub async fn job_insert_tx(
     for job in &jobs {
         job.check()?;
     }
-    insert_jobs_tx(conn, jobs).await
+    let mut sp = conn.begin().await?;
+    let out = insert_jobs_tx(&mut sp, jobs).await?;
+    sp.commit().await?;
+    Ok(out)
 }
 
 /// [`job_insert_tx`] for params checked already, or made by porter itself from checked ones
