@@ -34,30 +34,10 @@ impl std::fmt::Debug for Client {
 /// Validated insert params for typed args: the args' own options, overridden by `opts`.
 pub fn insert_params<A: JobArgs>(args: &A, opts: Option<InsertOpts>) -> Result<JobInsertParams> {
     let value = crate::job::to_json(args).map_err(|e| crate::Error::invalid("args", e))?;
-    let mut merged = args.insert_opts();
-    if let Some(o) = opts {
-        merged = InsertOpts {
-            queue: o.queue.or(merged.queue),
-            priority: o.priority.or(merged.priority),
-            max_attempts: o.max_attempts.or(merged.max_attempts),
-            scheduled_at: o.scheduled_at.or(merged.scheduled_at),
-            schedule_in: o.schedule_in.or(merged.schedule_in),
-            unique_key: o.unique_key.or(merged.unique_key),
-            metadata: o.metadata.or(merged.metadata),
-            concurrency_key: o.concurrency_key.or(merged.concurrency_key),
-            sequence_key: o.sequence_key.or(merged.sequence_key),
-            after_any: if o.depends_on.is_empty() {
-                merged.after_any
-            } else {
-                o.after_any
-            },
-            depends_on: if o.depends_on.is_empty() {
-                merged.depends_on
-            } else {
-                o.depends_on
-            },
-        };
-    }
+    let merged = match opts {
+        Some(o) => o.over(args.insert_opts()),
+        None => args.insert_opts(),
+    };
     JobInsertParams::new(A::KIND, value, merged)
 }
 

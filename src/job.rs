@@ -302,6 +302,36 @@ pub struct InsertOpts {
     pub after_any: bool,
 }
 
+impl InsertOpts {
+    /// These options over `base` (the options an args type gives, say), field by field: each
+    /// one set here wins, each left unset keeps `base`'s. Parents given here replace `base`'s,
+    /// with their `after_any`.
+    pub fn over(self, base: InsertOpts) -> InsertOpts {
+        let own_parents = !self.depends_on.is_empty();
+        InsertOpts {
+            queue: self.queue.or(base.queue),
+            priority: self.priority.or(base.priority),
+            max_attempts: self.max_attempts.or(base.max_attempts),
+            scheduled_at: self.scheduled_at.or(base.scheduled_at),
+            schedule_in: self.schedule_in.or(base.schedule_in),
+            unique_key: self.unique_key.or(base.unique_key),
+            metadata: self.metadata.or(base.metadata),
+            concurrency_key: self.concurrency_key.or(base.concurrency_key),
+            sequence_key: self.sequence_key.or(base.sequence_key),
+            after_any: if own_parents {
+                self.after_any
+            } else {
+                base.after_any
+            },
+            depends_on: if own_parents {
+                self.depends_on
+            } else {
+                base.depends_on
+            },
+        }
+    }
+}
+
 /// Checks a queue name or a kind against `^[a-z0-9_.-]{1,64}$`.
 pub fn validate_name(what: &'static str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
