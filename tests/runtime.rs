@@ -1607,9 +1607,16 @@ backend_case! {
             worker.started.lock().unwrap().len() == 3
         })
         .await;
-        // Within the watcher's pause after that look: the second job waiting is cancelled,
-        // then its slot frees.
+        // Within the watcher's pause after that look: the second job waiting is cancelled
+        // (and its news arrived: NOTIFY, or the SQLite watcher's read; a start in the moment
+        // before is the window the README admits), then its slot frees.
+        let me = db.store.job_get(ahead[1]).await.unwrap().unwrap().attempted_by.unwrap();
+        let heard = db.store.wakeup().cancel_wakeups(&me);
         other.job_cancel(ahead[1]).await.unwrap();
+        eventually("the request is heard of", || async {
+            db.store.wakeup().cancel_wakeups(&me) > heard
+        })
+        .await;
         worker.gate.add_permits(1);
         let row = wait_state(&db.store, ahead[1], JobState::Cancelled).await;
         assert!(row.errors.last().unwrap().unstarted, "{row:?}");
@@ -1621,6 +1628,66 @@ backend_case! {
         worker.gate.add_permits(2);
         rt.stop().await;
     }
+}
+
+/// SQLite: a request written in the same commit as the deletion of another worker's row that
+/// had requests counted (a process deregistering a worker while cancelling another's job, in
+/// one group commit) is still heard of. The change watcher compared the sum of every worker's
+/// count, which that commit left as it was, and the job started (review of 6 Dec). PostgreSQL
+/// sends a NOTIFY per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_request_beside_another_workers_row_deleted_is_heard_of() {
+    let db = crate::common::sqlite().await;
+    crate::common::raw_exec(
+        &db,
+        "INSERT INTO porter_workers (id, host, pid, cancels) VALUES ('ghost', 'elsewhere', 1, 1)",
+    )
+    .await;
+    let (rt, worker, _, ahead) = two_gated_started_two_ahead(&db, db.store.clone()).await;
+    // A job completes (its commit makes the watcher look) and the first job waiting starts
+    // in its slot. No request is heard of meanwhile.
+    worker.gate.add_permits(1);
+    eventually("the first job waiting starts", || async {
+        worker.started.lock().unwrap().len() == 3
+    })
+    .await;
+    let me = db
+        .store
+        .job_get(ahead[1])
+        .await
+        .unwrap()
+        .unwrap()
+        .attempted_by
+        .unwrap();
+    let heard = db.store.wakeup().cancel_wakeups(&me);
+    // One commit: the ghost's row goes, and the second job waiting is asked to stop.
+    crate::common::raw_exec(
+        &db,
+        &format!(
+            "BEGIN;
+             DELETE FROM porter_workers WHERE id = 'ghost';
+             UPDATE porter_jobs SET metadata = json_set(metadata, '$.cancel_requested_at',
+                 strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) WHERE id = {};
+             COMMIT;",
+            ahead[1]
+        ),
+    )
+    .await;
+    // The watcher's read after that commit (its news; a start in the moment before it is
+    // the window the README admits). It never came: the sum of the counts had not moved.
+    eventually("the request is heard of", || async {
+        db.store.wakeup().cancel_wakeups(&me) > heard
+    })
+    .await;
+    worker.gate.add_permits(1);
+    let row = wait_state(&db.store, ahead[1], JobState::Cancelled).await;
+    assert!(row.errors.last().unwrap().unstarted, "{row:?}");
+    assert!(
+        !worker.started.lock().unwrap().contains(&ahead[1]),
+        "the cancelled job never started"
+    );
+    worker.gate.add_permits(2);
+    rt.stop().await;
 }
 
 backend_case! {

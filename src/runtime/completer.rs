@@ -203,7 +203,7 @@ async fn write_batch(
     let claimed_at = tokio::time::Instant::now();
     let cancels_heard = ctx
         .as_ref()
-        .map_or(0, |ctx| ctx.store.wakeup().cancel_wakeups());
+        .map_or(0, |ctx| ctx.store.wakeup().cancel_wakeups(&ctx.identity.id));
     let fences = std::mem::take(batch);
     let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
     let ((changed, given_up), claims) = match &ctx {

@@ -109,7 +109,7 @@ async fn in_job(
 /// its pause, for a job whose slot freed before its next look, let the job start (review of
 /// 6 Dec). A read that fails leaves the job to start, and the watcher to stop it.
 async fn asked_since_its_claim(ctx: &Ctx, row: &JobRow, cancels_heard: u64) -> bool {
-    if ctx.store.wakeup().cancel_wakeups() == cancels_heard {
+    if ctx.store.wakeup().cancel_wakeups(&ctx.identity.id) == cancels_heard {
         return false;
     }
     match ctx

@@ -473,7 +473,7 @@ async fn claim(ctx: Arc<Ctx>, q: Arc<Queue>, feed: Arc<Feed>) {
             worker_id: ctx.identity.id.clone(),
         };
         let claimed_at = Instant::now();
-        let cancels_heard = ctx.store.wakeup().cancel_wakeups();
+        let cancels_heard = ctx.store.wakeup().cancel_wakeups(&ctx.identity.id);
         let changes = q.changes.load(Ordering::Acquire);
         // Claims hold the reconcile off until their jobs are known (see `reconcile`), but for
         // at most an eighth of the lease, as a claim along does (see the completer): a claim

@@ -14,8 +14,10 @@ pub const ALL_QUEUES: &str = "*";
 #[derive(Debug, Default)]
 pub struct Wakeup {
     subscribers: Mutex<Vec<(String, Weak<Notify>)>>,
-    /// Wake-ups sent that could be a cancel request's (see [`Wakeup::cancel_wakeups`]).
-    cancels: AtomicU64,
+    /// Cancel requests heard of for every worker (`"*"`: a listener that reconnected, a
+    /// watcher's failed read), and by worker (see [`Wakeup::cancel_wakeups`]).
+    cancels_all: AtomicU64,
+    cancels: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// One producer's subscription; dropping it unsubscribes.
@@ -68,21 +70,34 @@ impl Wakeup {
 
     /// Wakes the cancel subscription of one worker (or every subscriber for `"*"`).
     pub fn notify_cancel(&self, worker_id: &str) {
-        self.cancels.fetch_add(1, Ordering::SeqCst);
         if worker_id == ALL_QUEUES {
+            self.cancels_all.fetch_add(1, Ordering::SeqCst);
             self.notify(ALL_QUEUES)
         } else {
+            *self
+                .cancels
+                .lock()
+                .unwrap()
+                .entry(worker_id.to_string())
+                .or_default() += 1;
             self.notify(&cancel_key(worker_id))
         }
     }
 
-    /// How many times this store heard of cancel requests ([`Wakeup::notify_cancel`]: the
-    /// store's own cancels, NOTIFY `porter_cancel` on PostgreSQL, a change of the count of
-    /// requests on SQLite). Counted before anyone is woken: a job about to start that was
-    /// claimed when the count was lower asks whether it was cancelled meanwhile, rather than
-    /// rely on its worker's last look.
-    pub fn cancel_wakeups(&self) -> u64 {
-        self.cancels.load(Ordering::SeqCst)
+    /// How many times this store heard of cancel requests for the jobs of `worker_id`, or of
+    /// every worker's ([`Wakeup::notify_cancel`]: the store's own cancels, NOTIFY
+    /// `porter_cancel` on PostgreSQL, a worker's count of requests moving on SQLite). Counted
+    /// before anyone is woken: a job about to start that was claimed when the count was lower
+    /// asks whether it was cancelled meanwhile, rather than rely on its worker's last look.
+    pub fn cancel_wakeups(&self, worker_id: &str) -> u64 {
+        let own = self
+            .cancels
+            .lock()
+            .unwrap()
+            .get(worker_id)
+            .copied()
+            .unwrap_or(0);
+        self.cancels_all.load(Ordering::SeqCst) + own
     }
 
     /// Subscribes to one queue's pauses and limit changes.

@@ -720,10 +720,11 @@ pub(crate) struct ChangeWatcher {
     /// the read failed): a commit that changed a count is told to the queue's control
     /// subscribers.
     queues: Option<std::collections::BTreeMap<String, i64>>,
-    /// The cancel requests counted for running jobs (`porter_workers.cancels`, summed), as
-    /// last read (`None` when the read failed): a commit that changed it is told to the
-    /// cancel subscribers as a request heard of ([`Wakeup::notify_cancel`]).
-    cancels: Option<i64>,
+    /// The cancel requests counted for each worker's running jobs (`porter_workers.cancels`),
+    /// as last read (`None` when the read failed): a worker whose count moved is told of a
+    /// request ([`Wakeup::notify_cancel`]). By worker, not summed: a worker's row deleted in
+    /// the same commit as a request for another's would have hidden it (review of 6 Dec).
+    cancels: Option<std::collections::BTreeMap<String, i64>>,
     /// Write events of the WAL file; `None` where there are none (not Linux, or inotify
     /// refused): the watcher then only polls.
     writes: Option<WalWrites>,
@@ -771,19 +772,31 @@ impl ChangeWatcher {
         rows.collect::<rusqlite::Result<_>>().ok()
     }
 
-    fn cancel_count(&self) -> Option<i64> {
-        self.conn
+    fn cancel_count(&self) -> Option<std::collections::BTreeMap<String, i64>> {
+        let mut stmt = self
+            .conn
             .prepare_cached(sql!("worker_cancels_counted"))
-            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
-            .ok()
+            .ok()?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .ok()?;
+        rows.collect::<rusqlite::Result<_>>().ok()
     }
 
-    /// Tells the cancel subscribers of a change of the count of cancel requests (or of a
-    /// read that failed: a request may have been missed).
+    /// Tells each worker whose count of cancel requests moved (a worker new since the last
+    /// read, with requests counted, too), and every worker when either read failed (a request
+    /// may have been missed). A worker's row gone tells nobody.
     fn look_cancels(&mut self, wakeup: &Wakeup) {
         let now = self.cancel_count();
-        if now.is_none() || now != self.cancels {
-            wakeup.notify_cancel(wake::ALL_QUEUES);
+        match (&self.cancels, &now) {
+            (Some(before), Some(after)) => {
+                for (worker, n) in after {
+                    if before.get(worker).copied().unwrap_or(0) != *n {
+                        wakeup.notify_cancel(worker);
+                    }
+                }
+            }
+            _ => wakeup.notify_cancel(wake::ALL_QUEUES),
         }
         self.cancels = now;
     }
