@@ -347,7 +347,7 @@ pub fn canonical(kind: ColumnKind, value: Value) -> Result<Value> {
             let mut parsed: Value = serde_json::from_str(&text)
                 .map_err(|e| {
                     Error::Database(format!(
-                        "a JSON column holds what porter cannot read as JSON ({e}); a job's args or metadata porter cannot read are discarded unrun, never run: correct or delete the row, then copy again"
+                        "a JSON column holds what porter cannot read as JSON ({e}): correct or delete the row, then copy again"
                     ))
                 })?;
             positive_zeros(&mut parsed);
