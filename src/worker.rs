@@ -135,6 +135,20 @@ struct ContextInner {
     /// Cancelled when the run ends: the flusher stops.
     done: CancellationToken,
     every: Duration,
+    /// The async runtime the context was made on, which runs the progress flusher: progress
+    /// may be set from a thread of the job's own, outside any runtime (`tokio::spawn` panicked
+    /// there, under the progress lock: review of 6 Dec).
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl ContextInner {
+    /// The progress state; a panic while it was held (a bug) does not make every later use
+    /// panic too, the executor's end of the run included.
+    fn state(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[derive(Default)]
@@ -169,23 +183,24 @@ impl JobContext {
                 writing: tokio::sync::Mutex::new(()),
                 done: CancellationToken::new(),
                 every,
+                runtime: tokio::runtime::Handle::try_current().ok(),
             }),
         }
     }
 
     /// The latest output recorded through this context, if any.
     pub fn output(&self) -> Option<serde_json::Value> {
-        self.inner.progress.lock().expect("progress").output.clone()
+        self.inner.state().output.clone()
     }
 
     /// The latest progress recorded through this context (written or not yet), if any.
     pub fn progress(&self) -> Option<serde_json::Value> {
-        self.inner.progress.lock().expect("progress").latest.clone()
+        self.inner.state().latest.clone()
     }
 
     /// How many progress writes this context made to the database.
     pub fn progress_writes(&self) -> u64 {
-        self.inner.progress.lock().expect("progress").writes
+        self.inner.state().writes
     }
 
     async fn parent_outputs(&self) -> Result<Vec<ParentOutput>> {
@@ -214,7 +229,7 @@ impl JobContext {
             Some(store) => store.job_output_record(params.clone()).await?,
             None => params.check()?,
         }
-        self.inner.progress.lock().expect("progress").output = params.output;
+        self.inner.state().output = params.output;
         Ok(())
     }
 
@@ -225,16 +240,18 @@ impl JobContext {
             progress: Some(progress.clone()),
         }
         .check()?;
-        let mut state = self.inner.progress.lock().expect("progress");
+        let mut state = self.inner.state();
         state.latest = Some(progress);
         if self.inner.store.is_none() || self.inner.done.is_cancelled() {
             return Ok(());
         }
         state.dirty = true;
         if !state.flusher {
-            state.flusher = true;
-            let inner = self.inner.clone();
-            tokio::spawn(flush_progress(inner));
+            // Without a runtime to run a flusher on, the value is written at the run's end.
+            if let Some(runtime) = &self.inner.runtime {
+                state.flusher = true;
+                runtime.spawn(flush_progress(self.inner.clone()));
+            }
         }
         Ok(())
     }
@@ -251,7 +268,7 @@ impl JobContext {
 async fn flush_progress(inner: Arc<ContextInner>) {
     loop {
         let due = {
-            let state = inner.progress.lock().expect("progress");
+            let state = inner.state();
             state.last_write.map(|t| t + inner.every)
         };
         if let Some(due) = due {
@@ -264,13 +281,13 @@ async fn flush_progress(inner: Arc<ContextInner>) {
             break;
         }
         write_progress(&inner).await;
-        let mut state = inner.progress.lock().expect("progress");
+        let mut state = inner.state();
         if !state.dirty || inner.done.is_cancelled() {
             state.flusher = false;
             return;
         }
     }
-    inner.progress.lock().expect("progress").flusher = false;
+    inner.state().flusher = false;
 }
 
 /// Writes the latest progress if it is not written yet (fenced; a fenced-off write stops
@@ -279,7 +296,7 @@ async fn write_progress(inner: &ContextInner) {
     let Some(store) = &inner.store else { return };
     let _writing = inner.writing.lock().await;
     let value = {
-        let mut state = inner.progress.lock().expect("progress");
+        let mut state = inner.state();
         if !state.dirty {
             return;
         }
@@ -300,7 +317,7 @@ async fn write_progress(inner: &ContextInner) {
         Err(Error::Fenced { .. }) => inner.done.cancel(),
         Err(e) => {
             tracing::debug!(job_id = inner.fence.id, error = %e, "recording progress failed");
-            inner.progress.lock().expect("progress").dirty = true;
+            inner.state().dirty = true;
         }
     }
 }

@@ -1234,6 +1234,53 @@ backend_case! {
     }
 }
 
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Crunch {}
+
+impl JobArgs for Crunch {
+    const KIND: &'static str = "crunch";
+}
+
+/// Sets its progress from a thread of its own, off the async runtime (CPU work on a
+/// `std::thread`), as `Job` being `Clone + Send` allows.
+pub struct CrunchWorker;
+
+#[async_trait::async_trait]
+impl Worker<Crunch> for CrunchWorker {
+    async fn work(&self, job: Job<Crunch>) -> Result<(), JobError> {
+        let on_thread = job.clone();
+        let crunched = std::thread::spawn(move || {
+            on_thread
+                .set_progress(&serde_json::json!({"done": 1}))
+                .map_err(JobError::msg)
+        })
+        .join();
+        match crunched {
+            Ok(set) => set,
+            Err(_) => Err(JobError::msg(
+                "set_progress panicked on a thread of its own",
+            )),
+        }
+    }
+}
+
+backend_case! {
+    /// Progress set from a thread outside the async runtime is recorded, and the job's outcome
+    /// is written. It panicked (the flusher was spawned with `tokio::spawn`, under the
+    /// progress lock): the lock was poisoned, the executor's end of the run panicked on it,
+    /// and the job stayed `running` until the stuck rescue (review of 6 Dec).
+    async fn progress_set_off_the_runtime_is_recorded(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let id = client.insert(&Crunch {}, None).await.unwrap().job.id;
+        let mut workers = Workers::new();
+        workers.add(CrunchWorker).unwrap();
+        let rt = start(db.store.clone(), workers, config(&[("default", 2)]));
+        let row = wait_state(&db.store, id, JobState::Completed).await;
+        rt.stop().await;
+        assert_eq!(row.progress, Some(serde_json::json!({"done": 1})));
+    }
+}
+
 /// The most a queue of 2 slots holds claimed and unrecorded (issue 14).
 const HELD: usize = 2 * porter::runtime::HOLD_FACTOR;
 /// Of those, the most it holds claimed ahead of its 2 slots.
