@@ -369,7 +369,9 @@ pub fn default_backoff(attempt: i32) -> Duration {
 pub(crate) fn to_json<T: Serialize + ?Sized>(
     value: &T,
 ) -> std::result::Result<serde_json::Value, String> {
-    if value.serialize(finite::Finite).is_err() {
+    // Another serializer's error (a map key that is not a string, a failing
+    // `serialize_with`) is serde_json's to report, with its own words.
+    if let Err(finite::NotFinite::Float) = value.serialize(finite::Finite) {
         return Err(
             "holds NaN or an infinity, which JSON cannot hold (serde_json would write null)".into(),
         );
@@ -385,11 +387,19 @@ mod finite {
     pub(super) struct Finite;
 
     #[derive(Debug)]
-    pub(super) struct NotFinite;
+    pub(super) enum NotFinite {
+        /// A float that is not finite.
+        Float,
+        /// The value's own `Serialize` failed (review of 6 Dec: reported as a float too).
+        Other,
+    }
 
     impl std::fmt::Display for NotFinite {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a float that is not finite")
+            f.write_str(match self {
+                NotFinite::Float => "a float that is not finite",
+                NotFinite::Other => "the value's own serializer failed",
+            })
         }
     }
 
@@ -397,9 +407,7 @@ mod finite {
 
     impl ser::Error for NotFinite {
         fn custom<T: std::fmt::Display>(_: T) -> Self {
-            // Another serializer's error (a map key that is not a string, say) is
-            // serde_json's to report, with its own words.
-            NotFinite
+            NotFinite::Other
         }
     }
 
@@ -431,14 +439,14 @@ mod finite {
             if v.is_finite() {
                 Ok(())
             } else {
-                Err(NotFinite)
+                Err(NotFinite::Float)
             }
         }
         fn serialize_f64(self, v: f64) -> R {
             if v.is_finite() {
                 Ok(())
             } else {
-                Err(NotFinite)
+                Err(NotFinite::Float)
             }
         }
         fn serialize_none(self) -> R {
@@ -556,4 +564,26 @@ mod finite {
         )*};
     }
     fields!(SerializeStruct, SerializeStructVariant);
+}
+
+#[cfg(test)]
+mod tests {
+    /// A value whose own `Serialize` fails is refused with its own words; it was reported as
+    /// holding NaN or an infinity (review of 6 Dec). NaN still is.
+    #[test]
+    fn a_failing_serializer_is_reported_as_itself_not_as_a_float() {
+        struct Fails;
+        impl serde::Serialize for Fails {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("the lock is poisoned"))
+            }
+        }
+        let err = super::to_json(&Fails).unwrap_err();
+        assert!(
+            err.contains("the lock is poisoned") && !err.contains("NaN"),
+            "{err}"
+        );
+        let err = super::to_json(&[1.0, f64::NAN]).unwrap_err();
+        assert!(err.contains("NaN"), "{err}");
+    }
 }
