@@ -263,19 +263,24 @@ pub async fn assert_inserted<A: JobArgs + PartialEq + std::fmt::Debug>(store: &S
 
 /// Runs `worker.work` once on `args` with a real job context (a row as the runtime would
 /// claim it: attempt 1, state running; a cancel token the worker's timeout cancels) and no
-/// runtime or database. A run past [`Worker::timeout`] (capped at [`Worker::max_timeout`], as
+/// runtime or database. The args go through JSON as an insert and a claim take them: what an
+/// insert refuses (NaN) is a discard here, and the worker sees what the JSON keeps. A run past [`Worker::timeout`] (capped at [`Worker::max_timeout`], as
 /// the runtime caps it) is cancelled and answers a failure.
 pub async fn work<A: JobArgs, W: Worker<A>>(
     worker: &W,
     args: A,
 ) -> std::result::Result<(), JobError> {
     let now = Utc::now();
+    // The args as an insert stores them (NaN refused, as an insert refuses it) and as the
+    // runtime decodes them (a field the JSON does not keep comes back as its default).
+    let value = crate::job::to_json(&args)
+        .map_err(|e| JobError::Discard(format!("args are refused at insert: {e}")))?;
+    let args: A = crate::worker::decode_args(&value).map_err(JobError::Discard)?;
     let row = JobRow {
         id: 0,
         kind: A::KIND.to_string(),
         queue: DEFAULT_QUEUE.to_string(),
-        args: serde_json::to_value(&args)
-            .map_err(|e| JobError::Discard(format!("args do not serialize: {e}")))?,
+        args: value,
         state: JobState::Running,
         priority: DEFAULT_PRIORITY,
         attempt: 1,

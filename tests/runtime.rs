@@ -1557,6 +1557,53 @@ async fn testing_work_caps_the_timeout_at_the_kinds_max_timeout_as_the_runtime_d
     assert!(message.contains("timed out"), "{message}");
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Ratio {
+    pub r: f64,
+    /// Not stored with the job: its worker sees the default.
+    #[serde(skip)]
+    pub local: u32,
+}
+
+impl JobArgs for Ratio {
+    const KIND: &'static str = "ratio";
+}
+
+/// Answers what the args it got say.
+pub struct RatioWorker;
+
+#[async_trait::async_trait]
+impl Worker<Ratio> for RatioWorker {
+    async fn work(&self, job: Job<Ratio>) -> Result<(), JobError> {
+        Err(JobError::msg(format!("local {}", job.args.local)))
+    }
+}
+
+/// `testing::work` hands the worker its args as an insert stores them and the runtime
+/// decodes them: NaN is refused as the insert refuses it, and a field that is not stored
+/// comes back as its default. (Review of 6 Dec: it took `serde_json::to_value`, which writes
+/// NaN as null, and passed the args as given.)
+#[tokio::test]
+async fn testing_work_takes_the_args_as_an_insert_stores_them() {
+    let nan = porter::testing::work(
+        &RatioWorker,
+        Ratio {
+            r: f64::NAN,
+            local: 0,
+        },
+    )
+    .await;
+    let Err(JobError::Discard(message)) = nan else {
+        panic!("NaN refused: {nan:?}")
+    };
+    assert!(message.contains("NaN"), "{message}");
+    let skipped = porter::testing::work(&RatioWorker, Ratio { r: 1.0, local: 7 }).await;
+    let Err(JobError::Failed { message, .. }) = skipped else {
+        panic!("{skipped:?}")
+    };
+    assert_eq!(message, "local 0", "the worker sees the args as stored");
+}
+
 backend_case! {
     /// `testing::run_available` runs what its workers can run and returns: a job of a kind
     /// they do not run is left as it is, not waited for; a paused queue is a clear error at
