@@ -443,16 +443,7 @@ backend_case! {
             .await
             .expect("the application's newer version does not refuse porter");
 
-        let raw = Raw::connect(&db.url).await;
-        let now = match &raw {
-            Raw::Sqlite(_) => "strftime('%Y-%m-%dT%H:%M:%fZ','now')",
-            Raw::Postgres(_) => "now()",
-        };
-        raw.exec(&format!(
-            "INSERT INTO porter_migrations (set_name, version, name, applied_at)
-             VALUES ('porter', 99, 'from a newer porter', {now})"
-        ))
-        .await;
+        record_newer(&db, "porter", 99).await;
         match porter::store::open(&db.url).await {
             Err(Error::DatabaseTooNew { set, found, known }) => {
                 assert_eq!((set, found), ("porter", 99));
@@ -462,6 +453,20 @@ backend_case! {
             Ok(_) => panic!("a database newer than this porter must be refused"),
         }
     }
+}
+
+/// Records `version` of `set` in porter_migrations, as a newer porter would have.
+async fn record_newer(db: &TestDb, set: &str, version: i64) {
+    let raw = Raw::connect(&db.url).await;
+    let now = match &raw {
+        Raw::Sqlite(_) => "strftime('%Y-%m-%dT%H:%M:%fZ','now')",
+        Raw::Postgres(_) => "now()",
+    };
+    raw.exec(&format!(
+        "INSERT INTO porter_migrations (set_name, version, name, applied_at)
+         VALUES ('{set}', {version}, 'from a newer porter', {now})"
+    ))
+    .await;
 }
 
 /// The tablo app's set (only in a build with the app).
@@ -474,16 +479,7 @@ mod newer_set {
         /// "the database schema is at version 9, newer than this porter (knows up to 2)" where
         /// porter's own schema was at 51 (review of 6 Dec).
         async fn a_set_newer_than_this_binary_is_named_in_the_refusal(db: TestDb) {
-            let raw = Raw::connect(&db.url).await;
-            let now = match &raw {
-                Raw::Sqlite(_) => "strftime('%Y-%m-%dT%H:%M:%fZ','now')",
-                Raw::Postgres(_) => "now()",
-            };
-            raw.exec(&format!(
-                "INSERT INTO porter_migrations (set_name, version, name, applied_at)
-                 VALUES ('tablo', 9, 'from a newer porter', {now})"
-            ))
-            .await;
+            record_newer(&db, "tablo", 9).await;
             let refused = porter::app::store::open(db.store.clone())
                 .await
                 .err()

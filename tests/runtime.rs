@@ -2657,39 +2657,40 @@ backend_case! {
 #[tokio::test]
 async fn a_runtime_refuses_what_porter_worker_refuses() {
     let db = crate::common::sqlite().await;
+    // One queue of concurrency 1, changed by `f`.
+    let with = |f: fn(&mut RuntimeConfig)| {
+        let mut cfg = config(&[("default", 1)]);
+        f(&mut cfg);
+        cfg
+    };
     let cases: Vec<(&str, RuntimeConfig)> = vec![
         ("concurrency 0 must be 1..10000", config(&[("default", 0)])),
         (
             "concurrency 18446744073709551615 must be 1..10000",
             config(&[("default", usize::MAX)]),
         ),
-        ("lease: must be at least 1s", {
-            let mut cfg = config(&[("default", 1)]);
-            cfg.lease = Duration::ZERO;
-            cfg
-        }),
-        ("poll_interval: must be more than 0", {
-            let mut cfg = config(&[("default", 1)]);
-            cfg.poll_interval = Duration::ZERO;
-            cfg
-        }),
+        (
+            "lease: must be at least 1s",
+            with(|c| c.lease = Duration::ZERO),
+        ),
+        (
+            "poll_interval: must be more than 0",
+            with(|c| c.poll_interval = Duration::ZERO),
+        ),
         // Past 1,000 years (porter's "never"): they overflowed the clock's arithmetic at the
         // shutdown and panicked there, the worker left registered (review of 6 Dec).
-        ("lease: must be at most 1000 years", {
-            let mut cfg = config(&[("default", 1)]);
-            cfg.lease = Duration::MAX;
-            cfg
-        }),
-        ("shutdown_timeout: must be at most 1000 years", {
-            let mut cfg = config(&[("default", 1)]);
-            cfg.shutdown_timeout = Duration::MAX;
-            cfg
-        }),
-        ("poll_interval: must be at most 1000 years", {
-            let mut cfg = config(&[("default", 1)]);
-            cfg.poll_interval = Duration::MAX;
-            cfg
-        }),
+        (
+            "lease: must be at most 1000 years",
+            with(|c| c.lease = Duration::MAX),
+        ),
+        (
+            "shutdown_timeout: must be at most 1000 years",
+            with(|c| c.shutdown_timeout = Duration::MAX),
+        ),
+        (
+            "poll_interval: must be at most 1000 years",
+            with(|c| c.poll_interval = Duration::MAX),
+        ),
     ];
     for (message, cfg) in cases {
         let run = Runtime::new(db.store.clone(), behave_workers(), cfg).run(Shutdown::new());
