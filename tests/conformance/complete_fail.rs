@@ -86,6 +86,40 @@ backend_case! {
 }
 
 backend_case! {
+    /// One completion write of many fences (the completer's batch) answers each fence in the
+    /// order given: a fence given twice completes its job once and reports once (the second
+    /// is false), a stale fence (another worker's) changes nothing beside the others, and the
+    /// job it named is still its worker's to complete. (Review of 6 Dec: documented on
+    /// `Store`, tested nowhere.)
+    async fn a_batch_of_completions_answers_each_fence_once_in_order(db: TestDb) {
+        let s = &*db.store;
+        for _ in 0..3 {
+            insert(s, job("noop")).await;
+        }
+        let rows = s.job_claim(claim("default", &["noop"], 3, W)).await.unwrap();
+        assert_eq!(rows.len(), 3);
+        let (a, b, c) = (rows[0].fence(), rows[1].fence(), rows[2].fence());
+        let stale_b = JobFence {
+            worker_id: "someone-else".into(),
+            ..b.clone()
+        };
+        assert_eq!(
+            s.job_complete_many(vec![a.clone(), a.clone(), stale_b, c.clone()])
+                .await
+                .unwrap(),
+            vec![true, false, false, true]
+        );
+        let state = |id| async move { s.job_get(id).await.unwrap().unwrap().state };
+        assert_eq!(
+            (state(a.id).await, state(b.id).await, state(c.id).await),
+            (JobState::Completed, JobState::Running, JobState::Completed)
+        );
+        assert_eq!(s.job_complete_many(vec![b.clone()]).await.unwrap(), vec![true]);
+        assert_eq!(state(b.id).await, JobState::Completed);
+    }
+}
+
+backend_case! {
     async fn fail_discards_when_attempts_used_up(db: TestDb) {
         let s = &*db.store;
         insert(
