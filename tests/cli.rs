@@ -1370,6 +1370,46 @@ fn a_command_that_creates_a_sqlite_database_says_where() {
     assert!(!again.stderr.contains("created"), "{again:#?}");
 }
 
+/// A SQLite file another program holds locked (a transaction left open in a database tool, on
+/// a file not in WAL mode yet) when porter opens it: one error line that names the file and
+/// says why. It was "database unavailable: database is busy: database is locked" (review of
+/// 6 Dec).
+#[test]
+fn a_sqlite_file_another_program_holds_locked_is_named_in_the_error() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("porter.db");
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             sys.stdin.read()\n\
+             c.execute('COMMIT')",
+        ])
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let out = run(porter_cmd(dir.path()).arg("stats"));
+    drop(holder.stdin.take()); // the holder commits and exits
+    assert!(holder.wait().unwrap().success());
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr.contains("is locked by another connection")
+            && out.stderr.contains(&path.display().to_string()),
+        "{out:#?}"
+    );
+}
+
 /// A SQLite database left by porter's commands is whole in its one file once they exited: the
 /// last connection to close merges the write-ahead log back and removes it, as SQLite's own
 /// shell does. They exited with their connections open, so after `porter migrate` the file

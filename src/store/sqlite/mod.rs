@@ -329,12 +329,29 @@ fn open_file(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection
             map_err(e)
         ))
     })?;
-    prepare_connection(&conn, synchronous, clock)?;
-    refuse_foreign_tables(&conn)?;
+    // A lock another program holds past the busy timeout (a transaction left open in a
+    // database tool on a file not in WAL mode yet) is said as such, naming the file: it was a
+    // bare "database is busy: database is locked" (review of 6 Dec).
+    let locked = |e: Error| {
+        match e {
+        Error::Unavailable(text) if text.starts_with("database is busy") => {
+            Error::Unavailable(format!(
+                "the SQLite file {} is locked by another connection (a transaction held open in another program?); waited {} s: {text}",
+                std::path::absolute(path)
+                    .unwrap_or_else(|_| path.to_path_buf())
+                    .display(),
+                BUSY_TIMEOUT.as_secs()
+            ))
+        }
+        other => other,
+    }
+    };
+    prepare_connection(&conn, synchronous, clock).map_err(|e| locked(map_err(e)))?;
+    refuse_foreign_tables(&conn).map_err(locked)?;
     // Switching to WAL needs a moment of exclusive access; another process starting at the
     // same time makes it busy, so retry for a while.
-    let mode: String =
-        retry_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))?;
+    let mode: String = retry_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))
+        .map_err(locked)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Database(format!(
             "SQLite refused WAL mode (journal_mode is {mode})"
