@@ -1410,6 +1410,43 @@ fn a_sqlite_file_another_program_holds_locked_is_named_in_the_error() {
     );
 }
 
+/// A reader another program keeps open on a SQLite file not yet in WAL mode holds porter's
+/// switch to WAL up for as long as it stays: porter says it waits (it waited up to about 17
+/// minutes without a word: review of 6 Dec), and goes on once the reader ends.
+#[test]
+fn a_reader_holding_up_the_switch_to_wal_is_said() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("porter.db");
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN')\n\
+             c.execute('SELECT count(*) FROM sqlite_master').fetchall()\n\
+             print('reading', flush=True)\n\
+             sys.stdin.read()\n\
+             c.execute('COMMIT')",
+        ])
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "reading");
+    let mut porter = Running::spawn(porter_cmd(dir.path()).arg("migrate"));
+    porter.wait_for_line("another connection holds a lock on the SQLite file");
+    drop(holder.stdin.take()); // the reader ends
+    assert!(holder.wait().unwrap().success());
+    let (code, lines) = porter.wait();
+    assert_eq!(code, 0, "{lines:#?}");
+}
+
 /// A SQLite database left by porter's commands is whole in its one file once they exited: the
 /// last connection to close merges the write-ahead log back and removes it, as SQLite's own
 /// shell does. They exited with their connections open, so after `porter migrate` the file

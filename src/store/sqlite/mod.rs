@@ -350,8 +350,10 @@ fn open_file(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection
     refuse_foreign_tables(&conn).map_err(locked)?;
     // Switching to WAL needs a moment of exclusive access; another process starting at the
     // same time makes it busy, so retry for a while.
-    let mode: String = retry_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))
-        .map_err(locked)?;
+    let mode: String = retry_busy(&conn, || {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+    })
+    .map_err(locked)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Database(format!(
             "SQLite refused WAL mode (journal_mode is {mode})"
@@ -366,12 +368,15 @@ fn open_file(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection
 /// first migration asks again under its lock). Until 6 Dec such a file was switched to WAL
 /// and then refused.
 fn refuse_foreign_tables(conn: &Connection) -> Result<()> {
-    let ours: bool = retry_busy(|| conn.query_row(sql!("migration_exists"), [], |r| r.get(0)))?;
+    let ours: bool = retry_busy(conn, || {
+        conn.query_row(sql!("migration_exists"), [], |r| r.get(0))
+    })?;
     if ours {
         return Ok(());
     }
-    let core_tables: i64 =
-        retry_busy(|| conn.query_row(sql!("migration_porter_0_1_schema"), [], |r| r.get(0)))?;
+    let core_tables: i64 = retry_busy(conn, || {
+        conn.query_row(sql!("migration_porter_0_1_schema"), [], |r| r.get(0))
+    })?;
     migrations::porter_0_1_versions(core_tables, true, false).map(drop)
 }
 
@@ -400,7 +405,7 @@ fn migrations_applied(conn: &Connection, set: &MigrationSet) -> Result<Vec<i64>>
 /// Applies the set's next migration, if any, in its own write transaction; false when there
 /// was none left.
 fn migrate_one(conn: &Connection, set: &MigrationSet) -> Result<bool> {
-    let tx = retry_busy(|| {
+    let tx = retry_busy(conn, || {
         rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
     })?;
     tx.execute_batch(sql!("migration_table_create"))?;
@@ -469,11 +474,22 @@ pub(crate) async fn run_migrations_at(url: &str, set: &MigrationSet) -> Result<(
     .map_err(|e| Error::Database(e.to_string()))?
 }
 
-fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> Result<T> {
+/// Runs `f` again while another connection's lock makes it busy (each try waits up to
+/// [`BUSY_TIMEOUT`]), 200 tries at most, saying once that it waits and for what: a reader
+/// that another program keeps open on a file not yet in WAL mode holds the switch to WAL up
+/// for as long as it stays (it waited up to about 17 minutes without a word: review of 6
+/// Dec).
+fn retry_busy<T>(conn: &Connection, mut f: impl FnMut() -> rusqlite::Result<T>) -> Result<T> {
     let mut attempts = 0;
     loop {
         match f() {
             Err(e) if is_busy(&e) && attempts < 200 => {
+                if attempts == 0 {
+                    tracing::warn!(
+                        file = conn.path().unwrap_or_default(),
+                        "another connection holds a lock on the SQLite file (another process migrating it, or a transaction open in another program); waiting for it to end"
+                    );
+                }
                 attempts += 1;
                 std::thread::sleep(Duration::from_millis(25));
             }
