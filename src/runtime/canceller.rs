@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Ctx;
-use crate::store::JobFence;
+use crate::store::{JobFence, WakeupSubscription};
 
 /// Shortest time between two looks: on SQLite every commit of any process wakes the watcher.
 const MIN_GAP: Duration = Duration::from_millis(100);
@@ -190,9 +190,10 @@ impl RunningJobs {
 }
 
 /// Finds the cancel requests for the jobs this worker holds whenever it is woken (and on every
-/// heartbeat interval), until `stop`.
-pub(super) async fn watch(ctx: Arc<Ctx>, stop: CancellationToken) {
-    let wakeup = ctx.store.wakeup().subscribe_cancel(&ctx.identity.id);
+/// heartbeat interval), until `stop`. `wakeup` is this worker's cancel subscription, taken
+/// before its first claim: the store counts cancel news only for workers subscribed in this
+/// process, and a job's start compares those counts ([`crate::store::Wakeup::cancel_wakeups`]).
+pub(super) async fn watch(ctx: Arc<Ctx>, wakeup: WakeupSubscription, stop: CancellationToken) {
     let fallback = ctx.config.lease / 3;
     let mut failing = false;
     loop {

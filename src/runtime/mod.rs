@@ -726,6 +726,8 @@ impl Runtime {
 
         let failed = Failed::default();
         let services = TaskTracker::new();
+        // Before any producer runs: cancel news is counted only for subscribed workers.
+        let cancel_news = store.wakeup().subscribe_cancel(&identity.id);
         let reconcile_due = Arc::new(tokio::sync::Notify::new());
         services.spawn(supervised(
             "heartbeat".into(),
@@ -740,7 +742,7 @@ impl Runtime {
         services.spawn(supervised(
             "cancel watcher".into(),
             failed.clone(),
-            canceller::watch(ctx.clone(), stop_services.clone()),
+            canceller::watch(ctx.clone(), cancel_news, stop_services.clone()),
         ));
         if config.maintenance {
             spawn_maintenance(&services, &ctx, &events, stop_services.clone(), &failed);

@@ -74,13 +74,25 @@ impl Wakeup {
             self.cancels_all.fetch_add(1, Ordering::SeqCst);
             self.notify(ALL_QUEUES)
         } else {
-            *self
-                .cancels
+            let key = cancel_key(worker_id);
+            // Counted only for this process's own workers: NOTIFY tells every process of every
+            // worker's requests, and a count kept per worker id ever heard of would grow
+            // with every worker that ever ran.
+            let here = self
+                .subscribers
                 .lock()
                 .unwrap()
-                .entry(worker_id.to_string())
-                .or_default() += 1;
-            self.notify(&cancel_key(worker_id))
+                .iter()
+                .any(|(q, w)| *q == key && w.strong_count() > 0);
+            if here {
+                *self
+                    .cancels
+                    .lock()
+                    .unwrap()
+                    .entry(worker_id.to_string())
+                    .or_default() += 1;
+            }
+            self.notify(&key)
         }
     }
 
@@ -140,4 +152,28 @@ const CONTROL_PREFIX: &str = "control:";
 /// it never wakes a queue's producers (and [`ALL_QUEUES`] wakes it too).
 fn cancel_key(worker_id: &str) -> String {
     format!("cancel:{worker_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cancel news is counted for this process's own workers only, and every worker's for
+    /// `"*"`: a count kept for every worker id a NOTIFY named grew with every worker that
+    /// ever ran anywhere (review of 6 Dec).
+    #[test]
+    fn cancel_news_is_counted_for_the_workers_subscribed_here() {
+        let w = Wakeup::default();
+        let _mine = w.subscribe_cancel("mine");
+        w.notify_cancel("elsewhere");
+        w.notify_cancel("mine");
+        assert_eq!(w.cancel_wakeups("mine"), 1);
+        assert_eq!(w.cancel_wakeups("elsewhere"), 0);
+        assert!(!w.cancels.lock().unwrap().contains_key("elsewhere"));
+        w.notify_cancel(ALL_QUEUES);
+        assert_eq!(
+            (w.cancel_wakeups("mine"), w.cancel_wakeups("elsewhere")),
+            (2, 1)
+        );
+    }
 }
