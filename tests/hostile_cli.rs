@@ -51,6 +51,24 @@ fn redact_url_hides_every_credential_form() {
         ("s3://AKIA:hunter2@bucket", "s3://AKIA:***@bucket"),
         ("not a url user:hunter2@host", "***@host"),
         ("sqlite:///abs/porter.db", "sqlite:///abs/porter.db"),
+        // A password written without its percent-escapes ends the authority early for a URL
+        // parser; it is still a password.
+        (
+            "postgres://porter:hunter2/x@db/app",
+            "postgres://porter:***@db/app",
+        ),
+        (
+            "postgres://porter:x?hunter2@db/app?sslmode=require",
+            "postgres://porter:***@db/app?sslmode=require",
+        ),
+        (
+            "postgres://porter:x#hunter2@db:5432/app",
+            "postgres://porter:***@db:5432/app",
+        ),
+        (
+            "postgres://porter:a@hunter2/x@db/app",
+            "postgres://porter:***@db/app",
+        ),
     ];
     for (url, shown) in cases {
         assert_eq!(redact_url(url), shown, "{url}");
@@ -193,6 +211,15 @@ backend_case! {
                 1,
             );
             let out = run(env.cmd_with_url(&with_user).arg("migrate")).ok();
+            assert!(!format!("{out:?}").contains(SECRET), "{out:#?}");
+            // A password holding a '/' not written as %2F: the URL is refused as malformed,
+            // and the refusal names it without the password.
+            let slashed = env.db.url.replacen(
+                "postgres://porter@",
+                &format!("postgres://porter:{SECRET}/x@"),
+                1,
+            );
+            let out = run(env.cmd_with_url(&slashed).arg("migrate"));
             assert!(!format!("{out:?}").contains(SECRET), "{out:#?}");
         }
     }

@@ -1437,6 +1437,18 @@ pub async fn open_retrying_with(
 /// `sslkey`, ...). The rest is kept as written. Works on malformed URLs too (it never parses
 /// more than it must).
 pub fn redact_url(url: &str) -> String {
+    // A password written with a '/', '?' or '#' not percent-escaped (`user:pa/ss@host`) ends a
+    // URL parser's authority early, and would be kept as "path" below: a user name, a ':' and
+    // an '@' later in the URL hide everything between the ':' and the last '@' first.
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, after)) = rest.rsplit_once('@') {
+            if let Some((user, _password)) = userinfo.split_once(':') {
+                if !user.contains(['/', '?', '#']) && userinfo.contains(['/', '?', '#', '@']) {
+                    return format!("{scheme}://{user}:***@{}", redact_url(after));
+                }
+            }
+        }
+    }
     let (before_fragment, fragment) = match url.split_once('#') {
         Some((b, f)) => (b, Some(f)),
         None => (url, None),
