@@ -304,16 +304,25 @@ pub struct InsertOpts {
 
 impl InsertOpts {
     /// These options over `base` (the options an args type gives, say), field by field: each
-    /// one set here wins, each left unset keeps `base`'s. Parents given here replace `base`'s,
-    /// with their `after_any`.
+    /// one set here wins, each left unset keeps `base`'s. The due time (`scheduled_at` or
+    /// `schedule_in`) given here replaces `base`'s, either way. Parents given here replace
+    /// `base`'s, with their `after_any`.
     pub fn over(self, base: InsertOpts) -> InsertOpts {
         let own_parents = !self.depends_on.is_empty();
+        // The due time is one option given two ways: either of these wins over both of
+        // `base`'s (kept side by side, `base`'s `scheduled_at` beat a `schedule_in` here).
+        let (scheduled_at, schedule_in) =
+            if self.scheduled_at.is_some() || self.schedule_in.is_some() {
+                (self.scheduled_at, self.schedule_in)
+            } else {
+                (base.scheduled_at, base.schedule_in)
+            };
         InsertOpts {
             queue: self.queue.or(base.queue),
             priority: self.priority.or(base.priority),
             max_attempts: self.max_attempts.or(base.max_attempts),
-            scheduled_at: self.scheduled_at.or(base.scheduled_at),
-            schedule_in: self.schedule_in.or(base.schedule_in),
+            scheduled_at,
+            schedule_in,
             unique_key: self.unique_key.or(base.unique_key),
             metadata: self.metadata.or(base.metadata),
             concurrency_key: self.concurrency_key.or(base.concurrency_key),

@@ -265,6 +265,56 @@ mod tests {
         assert_eq!((b.queue.as_str(), b.max_attempts), ("bulk", 1));
     }
 
+    /// The due time is one option given two ways: a step given `schedule_in` over a type
+    /// that sets `scheduled_at` runs after the step's delay, and the reverse. The type's
+    /// `scheduled_at` was kept beside the step's `schedule_in` and won (review of 6 Dec).
+    #[test]
+    fn a_steps_due_time_overrides_the_types_whichever_way_each_gives_it() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Digest {
+            at_nine: bool,
+        }
+        let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+        impl JobArgs for Digest {
+            const KIND: &'static str = "digest";
+            fn insert_opts(&self) -> InsertOpts {
+                if self.at_nine {
+                    InsertOpts {
+                        scheduled_at: Some(chrono::Utc::now() + chrono::Duration::days(1)),
+                        ..Default::default()
+                    }
+                } else {
+                    InsertOpts {
+                        schedule_in: Some(std::time::Duration::from_secs(86_400)),
+                        ..Default::default()
+                    }
+                }
+            }
+        }
+        let soon = std::time::Duration::from_secs(10);
+        let now = chrono::Utc::now();
+        let p = Workflow::new("w")
+            .step(Step::new("a", &Digest { at_nine: true }).opts(InsertOpts {
+                schedule_in: Some(soon),
+                ..Default::default()
+            }))
+            .step(Step::new("b", &Digest { at_nine: false }).opts(InsertOpts {
+                scheduled_at: Some(now),
+                ..Default::default()
+            }))
+            .step(Step::new("c", &Digest { at_nine: true }).opts(InsertOpts {
+                priority: Some(3),
+                ..Default::default()
+            }))
+            .params()
+            .unwrap();
+        let due = |i: usize| (p.steps[i].job.scheduled_at, p.steps[i].job.schedule_in);
+        assert_eq!(due(0), (None, Some(soon)));
+        assert_eq!(due(1), (Some(now), None));
+        let (kept, none) = due(2);
+        assert!(kept.unwrap() >= tomorrow && none.is_none(), "{:?}", due(2));
+    }
+
     #[test]
     fn runs_split_where_a_step_waits_inside_its_run() {
         let p = Workflow::new("w")
