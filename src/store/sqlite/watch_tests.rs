@@ -125,3 +125,50 @@ fn the_first_read_after_a_failed_baseline_wakes() {
         "the commit after the failed baseline wakes the subscriber"
     );
 }
+
+/// A row another program wrote into porter_workers or porter_queues that porter cannot read
+/// (a NULL id or name) is passed over. The watcher's read of the counts failed on it, and
+/// every commit of any process then counted as news for every worker and every queue: each
+/// job's start read its cancel request, each producer read its queue's limits again (review
+/// of 6 Dec).
+#[tokio::test]
+async fn an_unreadable_worker_or_queue_row_is_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("porter.db");
+    let _store = super::SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO porter_workers (id, host, pid) VALUES (NULL, 'elsewhere', 1), ('w', 'here', 2);
+             INSERT INTO porter_queues (name) VALUES (NULL), ('q');",
+        )
+        .unwrap();
+    let mut watcher = ChangeWatcher::open(&path, "NORMAL").unwrap();
+    let wakeup = Wakeup::default();
+    let _cancels = wakeup.subscribe_cancel("w");
+    let control = wakeup.subscribe_control("q");
+    watcher.look(&wakeup);
+    let before = wakeup.cancel_wakeups("w");
+    let _ = control.notified().now_or_never();
+    for _ in 0..3 {
+        commit_elsewhere(&path);
+        watcher.look(&wakeup);
+    }
+    assert_eq!(wakeup.cancel_wakeups("w"), before, "no news for w");
+    assert!(
+        control.notified().now_or_never().is_none(),
+        "no news for queue q"
+    );
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("UPDATE porter_workers SET cancels = cancels + 1 WHERE id = 'w'")
+        .unwrap();
+    watcher.look(&wakeup);
+    assert_eq!(
+        wakeup.cancel_wakeups("w"),
+        before + 1,
+        "the request for w is news"
+    );
+}
