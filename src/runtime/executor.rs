@@ -109,22 +109,56 @@ async fn in_job(
 /// its pause, for a job whose slot freed before its next look, let the job start (review of
 /// 6 Dec). A read that fails leaves the job to start, and the watcher to stop it.
 async fn asked_since_its_claim(ctx: &Ctx, row: &JobRow, cancels_heard: u64) -> bool {
-    if ctx.store.wakeup().cancel_wakeups(&ctx.identity.id) == cancels_heard {
-        return false;
-    }
-    match ctx
-        .store
-        .job_cancel_requests(&ctx.identity.id, &[row.id])
-        .await
-    {
-        Ok(found) => found
-            .iter()
-            .any(|f| f.id == row.id && f.attempt == row.attempt),
-        Err(e) => {
-            debug!(job_id = row.id, error = %e, "could not ask whether the job was cancelled before its start");
-            false
+    asked_since(
+        || ctx.store.wakeup().cancel_wakeups(&ctx.identity.id),
+        cancels_heard,
+        || async {
+            match ctx
+                .store
+                .job_cancel_requests(&ctx.identity.id, &[row.id])
+                .await
+            {
+                Ok(found) => Some(
+                    found
+                        .iter()
+                        .any(|f| f.id == row.id && f.attempt == row.attempt),
+                ),
+                Err(e) => {
+                    debug!(job_id = row.id, error = %e, "could not ask whether the job was cancelled before its start");
+                    None
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// How many times [`asked_since`] reads while news keeps coming in during its reads; past
+/// that the job starts and the cancel watcher, which heard the same news, stops it.
+const START_GATE_READS: usize = 5;
+
+/// The start gate's loop: reads (`read`: `Some(asked)`, or `None` when the read failed)
+/// whenever the count of cancel news (`count`) moved past `heard`, and again when it moved
+/// during the read: a request committed after the read's snapshot, whose news came before the
+/// job registered, was otherwise left to the watcher's next look, after the job started
+/// (review of 6 Dec).
+async fn asked_since<F: std::future::Future<Output = Option<bool>>>(
+    count: impl Fn() -> u64,
+    mut heard: u64,
+    mut read: impl FnMut() -> F,
+) -> bool {
+    for _ in 0..START_GATE_READS {
+        let now = count();
+        if now == heard {
+            return false;
+        }
+        match read().await {
+            Some(true) => return true,
+            Some(false) => heard = now,
+            None => return false,
         }
     }
+    false
 }
 
 /// Chains a panic hook that keeps each panic's location and backtrace (when `RUST_BACKTRACE`
@@ -653,4 +687,62 @@ where
         }
     }
     Err(Unwritten::GivenUp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// News that comes in while the gate reads sends it to read again: the request whose
+    /// news it was may have committed after the first read's snapshot.
+    #[tokio::test]
+    async fn the_start_gate_reads_again_when_news_came_during_its_read() {
+        let count = AtomicU64::new(1);
+        let reads = AtomicUsize::new(0);
+        let asked = asked_since(
+            || count.load(Ordering::SeqCst),
+            0,
+            || async {
+                // The first read sees no request; its news arrives meanwhile.
+                if reads.fetch_add(1, Ordering::SeqCst) == 0 {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    Some(false)
+                } else {
+                    Some(true)
+                }
+            },
+        )
+        .await;
+        assert!(asked, "the request heard of during the first read was read");
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    /// No news since the claim: no read. News, a read finding nothing, no more news: one read.
+    /// News on every read: at most START_GATE_READS reads, then the job starts.
+    #[tokio::test]
+    async fn the_start_gate_reads_only_for_news_and_boundedly() {
+        let reads = AtomicUsize::new(0);
+        let read = || async {
+            reads.fetch_add(1, Ordering::SeqCst);
+            Some(false)
+        };
+        assert!(!asked_since(|| 3, 3, read).await);
+        assert_eq!(reads.load(Ordering::SeqCst), 0);
+        assert!(!asked_since(|| 4, 3, read).await);
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        let count = AtomicU64::new(10);
+        let storm = asked_since(
+            || count.fetch_add(1, Ordering::SeqCst),
+            0,
+            || async { Some(false) },
+        )
+        .await;
+        assert!(!storm);
+        assert_eq!(count.load(Ordering::SeqCst), 10 + START_GATE_READS as u64);
+        assert!(
+            !asked_since(|| 4, 3, || async { None }).await,
+            "a failed read lets it start"
+        );
+    }
 }
