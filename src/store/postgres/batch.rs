@@ -15,9 +15,9 @@ pub async fn batch_insert_tx(
     params: &BatchInsertParams,
 ) -> Result<BatchInserted> {
     params.check()?;
-    let mut sp = conn.begin().await?;
-    let mut out = insert_batch(&mut sp, params).await?;
-    sp.commit().await?;
+    let mut sp = Savepoint::open(conn).await?;
+    let out = insert_batch(sp.conn(), params).await;
+    let mut out = sp.end(out).await?;
     let needed = params.serving_needed();
     let served = served_on(conn, &needed).await;
     out.warn_unserved(needed, &served);

@@ -797,15 +797,15 @@ async fn served_on(conn: &mut PgConnection, needed: &[((String, String), u64)]) 
     let mut served = Vec::with_capacity(needed.len());
     for ((queue, kind), _) in needed {
         let count: Result<i64> = async {
-            let mut sp = conn.begin().await?;
+            let mut sp = Savepoint::open(conn).await?;
             let n = sqlx::query_scalar(sql!("worker_count_serving"))
                 .bind(secs(DEFAULT_LEASE))
                 .bind(queue)
                 .bind(kind)
-                .fetch_one(&mut *sp)
-                .await?;
-            sp.commit().await?;
-            Ok(n)
+                .fetch_one(sp.conn())
+                .await
+                .map_err(Error::from);
+            sp.end(n).await
         }
         .await;
         served.push(match count {
@@ -1293,10 +1293,77 @@ pub async fn job_insert_tx(
     for job in &jobs {
         job.check()?;
     }
-    let mut sp = conn.begin().await?;
-    let out = insert_jobs_tx(&mut sp, jobs).await?;
-    sp.commit().await?;
-    Ok(out)
+    let mut sp = Savepoint::open(conn).await?;
+    let out = insert_jobs_tx(sp.conn(), jobs).await;
+    sp.end(out).await
+}
+
+/// A savepoint on a caller's connection, whatever began its transaction: sqlx's own (a
+/// `SAVEPOINT` inside a sqlx transaction, or a transaction of its own on a connection outside
+/// any), or a named one inside a transaction begun with a plain `BEGIN`, which sqlx does not
+/// count: through sqlx that one got `BEGIN` (a warning) and then `COMMIT`, which committed
+/// the caller's transaction under it, or `ROLLBACK`, which threw away what it had written.
+pub(crate) enum Savepoint<'c> {
+    Sqlx(sqlx::Transaction<'c, sqlx::Postgres>),
+    Named(&'c mut PgConnection),
+}
+
+impl<'c> Savepoint<'c> {
+    pub(crate) async fn open(conn: &'c mut PgConnection) -> Result<Savepoint<'c>> {
+        if !sqlx::Connection::is_in_transaction(conn) {
+            // The first statement of a transaction starts when it does: outside a transaction
+            // block each statement is the first of its own.
+            let in_block: bool =
+                sqlx::query_scalar("SELECT statement_timestamp() <> transaction_timestamp()")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if in_block {
+                sqlx::query("SAVEPOINT porter_tx")
+                    .execute(&mut *conn)
+                    .await?;
+                return Ok(Savepoint::Named(conn));
+            }
+        }
+        Ok(Savepoint::Sqlx(conn.begin().await?))
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+        match self {
+            Savepoint::Sqlx(tx) => tx,
+            Savepoint::Named(conn) => conn,
+        }
+    }
+
+    /// Keeps what was done in it when `result` is `Ok`, else undoes it; answers `result`.
+    pub(crate) async fn end<T>(self, result: Result<T>) -> Result<T> {
+        match (self, result) {
+            (Savepoint::Sqlx(tx), Ok(v)) => {
+                tx.commit().await?;
+                Ok(v)
+            }
+            (Savepoint::Sqlx(tx), Err(e)) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+            (Savepoint::Named(conn), Ok(v)) => {
+                sqlx::query("RELEASE SAVEPOINT porter_tx")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(v)
+            }
+            (Savepoint::Named(conn), Err(e)) => {
+                for undo in [
+                    "ROLLBACK TO SAVEPOINT porter_tx",
+                    "RELEASE SAVEPOINT porter_tx",
+                ] {
+                    if sqlx::query(undo).execute(&mut *conn).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
 }
 
 /// [`job_insert_tx`] for params checked already, or made by porter itself from checked ones

@@ -4144,3 +4144,84 @@ async fn a_grouped_insert_whose_caller_stopped_waiting_is_not_sent() {
         "the abandoned insert was sent"
     );
 }
+
+/// A caller's transaction begun with a plain `BEGIN` (sqlx does not count it as one) stays the
+/// caller's to end. The `_tx` inserts took a savepoint through sqlx, which sent `BEGIN` (a
+/// warning) and then `COMMIT`: the caller's transaction was committed under it, and a refused
+/// insert rolled back everything the caller had written before (review of 6 Dec).
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_transaction_begun_with_a_plain_begin_is_the_callers_to_end() {
+    let url = fresh_url().await;
+    let store = PgStore::open(&url).await.unwrap();
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE callers_rows (x int)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let missing_parent = || {
+        job(
+            "noop",
+            InsertOpts {
+                depends_on: vec![i64::MAX],
+                ..Default::default()
+            },
+        )
+    };
+    let batch = BatchInsertParams {
+        jobs: vec![job("noop", InsertOpts::default())],
+        callback: job("noop", InsertOpts::default()),
+        on_success: false,
+    };
+    let workflow = crate::store::workflow::WorkflowInsertParams {
+        name: "wf".into(),
+        steps: vec![crate::store::workflow::WorkflowStepParams {
+            name: "a".into(),
+            job: job("noop", InsertOpts::default()),
+        }],
+    };
+    let count = |table: &'static str| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}"))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    for end in ["ROLLBACK", "COMMIT"] {
+        sqlx::raw_sql("BEGIN; INSERT INTO callers_rows VALUES (1)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        job_insert_tx(&mut conn, vec![job("noop", InsertOpts::default())])
+            .await
+            .unwrap();
+        workflow_insert_tx(&mut conn, &workflow).await.unwrap();
+        batch_insert_tx(&mut conn, &batch).await.unwrap();
+        assert!(job_insert_tx(&mut conn, vec![missing_parent()])
+            .await
+            .is_err());
+        sqlx::raw_sql("INSERT INTO callers_rows VALUES (2)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        // Nothing was committed under the caller.
+        assert_eq!(
+            (count("callers_rows").await, count("porter_jobs").await),
+            (0, 0),
+            "before {end}"
+        );
+        sqlx::raw_sql(end).execute(&mut conn).await.unwrap();
+    }
+    // The commit kept both of the caller's rows and the four jobs (one, a step, a member and
+    // its callback); the rollback kept nothing.
+    let rows: Vec<i32> = sqlx::query_scalar("SELECT x FROM callers_rows ORDER BY x")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!((rows, count("porter_jobs").await), (vec![1, 2], 4));
+}

@@ -17,11 +17,9 @@ pub async fn workflow_insert_tx(
     params: &WorkflowInsertParams,
 ) -> Result<WorkflowInserted> {
     params.check()?;
-    // On a connection inside a transaction, begin() is a SAVEPOINT; dropping it uncommitted
-    // rolls back to it.
-    let mut sp = conn.begin().await?;
-    let mut out = insert_workflow(&mut sp, params).await?;
-    sp.commit().await?;
+    let mut sp = Savepoint::open(conn).await?;
+    let out = insert_workflow(sp.conn(), params).await;
+    let mut out = sp.end(out).await?;
     let needed = params.serving_needed();
     let served = served_on(conn, &needed).await;
     out.warn_unserved(needed, &served);
