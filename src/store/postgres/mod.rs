@@ -679,7 +679,8 @@ async fn listen(
                     }
                 }
                 cursors.rewind_all();
-                wakeup.notify(super::wake::ALL_QUEUES);
+                // As after a quick reconnect: cancel requests sent meanwhile are lost too.
+                wakeup.notify_cancel(super::wake::ALL_QUEUES);
                 wakeup.notify_control(super::wake::ALL_QUEUES);
             }
         }

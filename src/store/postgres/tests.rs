@@ -1625,7 +1625,9 @@ impl CutProxy {
 /// After its connection was lost and could not be made again at once, the LISTEN task woke
 /// every queue before it listened again: a NOTIFY sent between that wake-up and the new
 /// LISTEN (an insert of another process, as the producers it woke went to look) was lost, and
-/// its job waited for the poll. It now listens again first, then wakes them.
+/// its job waited for the poll. It now listens again first, then wakes them. (It also did not
+/// count the lost cancel requests as news, as the quick reconnect did: a job claimed ahead
+/// and cancelled meanwhile started without asking.)
 #[tokio::test]
 #[cfg_attr(
     not(porter_pg_tests),
@@ -1655,6 +1657,8 @@ async fn the_listen_task_listens_again_before_it_wakes_the_queues() {
         stop.clone(),
     ));
     let woken = wakeup.subscribe("q1");
+    let _cancels = wakeup.subscribe_cancel("w");
+    let cancels_before = wakeup.cancel_wakeups("w");
     // The server goes away: the listener's connection is cut, and reconnecting fails.
     proxy.open.store(false, Ordering::SeqCst);
     proxy.cut.send_modify(|n| *n += 1);
@@ -1665,6 +1669,12 @@ async fn the_listen_task_listens_again_before_it_wakes_the_queues() {
     tokio::time::timeout(Duration::from_secs(10), woken.notified())
         .await
         .expect("every queue woken once the connection is back");
+    // Cancel requests sent while nothing listened are gone too: a job about to start must
+    // ask for its own (the start gate reads its request only when this count moved).
+    assert!(
+        wakeup.cancel_wakeups("w") > cancels_before,
+        "a reconnect after a failed one counts as cancel news"
+    );
     // What another process inserts right then reaches this process.
     let q2 = wakeup.subscribe("q2");
     let mut direct = sqlx::PgConnection::connect(&driver_url(&url, false))
