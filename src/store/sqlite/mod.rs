@@ -332,6 +332,7 @@ fn open_file(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection
     // A lock another program holds past the busy timeout (a transaction left open in a
     // database tool on a file not in WAL mode yet) is said as such, naming the file: it was a
     // bare "database is busy: database is locked" (review of 6 Dec).
+    let opening = std::time::Instant::now();
     let locked = |e: Error| {
         match e {
         Error::Unavailable(text) if text.starts_with("database is busy") => {
@@ -340,7 +341,7 @@ fn open_file(path: &Path, synchronous: &str, clock: &Clock) -> Result<Connection
                 std::path::absolute(path)
                     .unwrap_or_else(|_| path.to_path_buf())
                     .display(),
-                BUSY_TIMEOUT.as_secs()
+                opening.elapsed().as_secs().max(BUSY_TIMEOUT.as_secs())
             ))
         }
         other => other,
