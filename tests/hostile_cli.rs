@@ -69,6 +69,19 @@ fn redact_url_hides_every_credential_form() {
             "postgres://porter:a@hunter2/x@db/app",
             "postgres://porter:***@db/app",
         ),
+        (
+            "postgres://porter:ab+hunter2/c==@db/app",
+            "postgres://porter:***@db/app",
+        ),
+        // An '@' in a query value is not the end of a password.
+        (
+            "postgres://db:5432/app?user=alice@corp.example&password=hunter2",
+            "postgres://db:5432/app?user=alice@corp.example&password=***",
+        ),
+        (
+            "postgres://db:5432/app?user=alice@corp.example/x&password=hunter2",
+            "postgres://db:5432/app?user=alice@corp.example/x&password=***",
+        ),
     ];
     for (url, shown) in cases {
         assert_eq!(redact_url(url), shown, "{url}");

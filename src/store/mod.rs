@@ -1443,7 +1443,14 @@ pub fn redact_url(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
         if let Some((userinfo, after)) = rest.rsplit_once('@') {
             if let Some((user, _password)) = userinfo.split_once(':') {
-                if !user.contains(['/', '?', '#']) && userinfo.contains(['/', '?', '#', '@']) {
+                // What follows the '@' is a host, a path and a query: an '=' or '&' before its
+                // '?' says this '@' was in a query value (`?user=a@b.c&password=...`), and the
+                // query is left to the reading below, which hides its secrets.
+                let hostpath = after.split(['?', '#']).next().unwrap_or("");
+                if !user.contains(['/', '?', '#'])
+                    && userinfo.contains(['/', '?', '#', '@'])
+                    && !hostpath.contains(['=', '&'])
+                {
                     return format!("{scheme}://{user}:***@{}", redact_url(after));
                 }
             }
