@@ -1287,6 +1287,9 @@ fn bind_insert<'q>(
 /// parent's row marked before the missing one was found) leaves nothing of it, and the
 /// locks its statements take hold until the end of a transaction. Until 6 Dec the parents'
 /// marks stayed in the caller's transaction, and without one each statement committed alone.
+/// The caller's transaction may be a sqlx `Transaction` or one it began with a plain `BEGIN`
+/// (porter then names its own savepoint). A future dropped before it finished leaves, in the
+/// second case, its savepoint open and its rows in the transaction: roll that one back.
 pub async fn job_insert_tx(
     conn: &mut PgConnection,
     jobs: Vec<JobInsertParams>,
@@ -1313,11 +1316,16 @@ impl<'c> Savepoint<'c> {
     pub(crate) async fn open(conn: &'c mut PgConnection) -> Result<Savepoint<'c>> {
         if !sqlx::Connection::is_in_transaction(conn) {
             // The first statement of a transaction starts when it does: outside a transaction
-            // block each statement is the first of its own.
-            let in_block: bool =
-                sqlx::query_scalar("SELECT statement_timestamp() <> transaction_timestamp()")
-                    .fetch_one(&mut *conn)
-                    .await?;
+            // block each statement is the first of its own. Over the simple protocol, one
+            // message: over the extended one the Bind begins the implicit transaction and the
+            // Execute, later, the statement, and the two differ outside a block too.
+            // (A query given as a bare string, without arguments, goes as one Query.)
+            let in_block: bool = sqlx::Executor::fetch_one(
+                &mut *conn,
+                "SELECT statement_timestamp() <> transaction_timestamp()",
+            )
+            .await?
+            .try_get(0)?;
             if in_block {
                 sqlx::query("SAVEPOINT porter_tx")
                     .execute(&mut *conn)

@@ -4202,6 +4202,24 @@ async fn a_transaction_begun_with_a_plain_begin_is_the_callers_to_end() {
                 .unwrap()
         }
     };
+    // Outside any transaction: each insert is a transaction of its own, committed at once.
+    job_insert_tx(&mut conn, vec![job("noop", InsertOpts::default())])
+        .await
+        .unwrap();
+    workflow_insert_tx(&mut conn, &workflow).await.unwrap();
+    batch_insert_tx(&mut conn, &batch).await.unwrap();
+    assert!(job_insert_tx(&mut conn, vec![missing_parent()])
+        .await
+        .is_err());
+    assert_eq!(
+        count("porter_jobs").await,
+        4,
+        "committed without a transaction"
+    );
+    sqlx::raw_sql("DELETE FROM porter_jobs")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     for end in ["ROLLBACK", "COMMIT"] {
         sqlx::raw_sql("BEGIN; INSERT INTO callers_rows VALUES (1)")
             .execute(&mut conn)
