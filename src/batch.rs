@@ -154,18 +154,7 @@ mod tests {
     /// attempt in its own queue, given a priority, ran 25 times in `default` (review of 6 Dec).
     #[test]
     fn a_members_options_go_over_its_types_field_by_field() {
-        #[derive(serde::Serialize, serde::Deserialize)]
-        struct Mail {}
-        impl JobArgs for Mail {
-            const KIND: &'static str = "mail";
-            fn insert_opts(&self) -> InsertOpts {
-                InsertOpts {
-                    queue: Some("emails".into()),
-                    max_attempts: Some(1),
-                    ..Default::default()
-                }
-            }
-        }
+        use crate::job::test_args::Mail;
         let p = Batch::new()
             .job_with(
                 &Mail {},

@@ -575,6 +575,27 @@ mod finite {
     fields!(SerializeStruct, SerializeStructVariant);
 }
 
+/// Args types the unit tests share.
+#[cfg(test)]
+pub(crate) mod test_args {
+    use super::{InsertOpts, JobArgs};
+
+    /// A type that asks for one attempt in its own queue, `emails`.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub(crate) struct Mail {}
+
+    impl JobArgs for Mail {
+        const KIND: &'static str = "mail";
+        fn insert_opts(&self) -> InsertOpts {
+            InsertOpts {
+                queue: Some("emails".into()),
+                max_attempts: Some(1),
+                ..Default::default()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// A value whose own `Serialize` fails is refused with its own words; it was reported as

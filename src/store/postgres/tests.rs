@@ -4202,15 +4202,22 @@ async fn a_transaction_begun_with_a_plain_begin_is_the_callers_to_end() {
                 .unwrap()
         }
     };
+    // A job, a workflow's step, a batch's member and callback; then a refused job.
+    async fn four_jobs_and_a_refusal(
+        conn: &mut PgConnection,
+        workflow: &crate::store::workflow::WorkflowInsertParams,
+        batch: &BatchInsertParams,
+        refused: JobInsertParams,
+    ) {
+        job_insert_tx(conn, vec![job("noop", InsertOpts::default())])
+            .await
+            .unwrap();
+        workflow_insert_tx(conn, workflow).await.unwrap();
+        batch_insert_tx(conn, batch).await.unwrap();
+        assert!(job_insert_tx(conn, vec![refused]).await.is_err());
+    }
     // Outside any transaction: each insert is a transaction of its own, committed at once.
-    job_insert_tx(&mut conn, vec![job("noop", InsertOpts::default())])
-        .await
-        .unwrap();
-    workflow_insert_tx(&mut conn, &workflow).await.unwrap();
-    batch_insert_tx(&mut conn, &batch).await.unwrap();
-    assert!(job_insert_tx(&mut conn, vec![missing_parent()])
-        .await
-        .is_err());
+    four_jobs_and_a_refusal(&mut conn, &workflow, &batch, missing_parent()).await;
     assert_eq!(
         count("porter_jobs").await,
         4,
@@ -4225,14 +4232,7 @@ async fn a_transaction_begun_with_a_plain_begin_is_the_callers_to_end() {
             .execute(&mut conn)
             .await
             .unwrap();
-        job_insert_tx(&mut conn, vec![job("noop", InsertOpts::default())])
-            .await
-            .unwrap();
-        workflow_insert_tx(&mut conn, &workflow).await.unwrap();
-        batch_insert_tx(&mut conn, &batch).await.unwrap();
-        assert!(job_insert_tx(&mut conn, vec![missing_parent()])
-            .await
-            .is_err());
+        four_jobs_and_a_refusal(&mut conn, &workflow, &batch, missing_parent()).await;
         sqlx::raw_sql("INSERT INTO callers_rows VALUES (2)")
             .execute(&mut conn)
             .await
