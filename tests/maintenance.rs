@@ -159,6 +159,88 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// A slot recorded by a clock that ran ahead (a VM resumed with a clock in next year, then
+    /// set right) does not stop the schedule until real time catches up with it: the slot due
+    /// now replaces the mark, once, in the process that saw the future and in a fresh one.
+    /// It only moved forward, and no heartbeat or cleanup ran for a year (review of 6 Dec).
+    async fn periodic_a_slot_recorded_ahead_of_the_clock_does_not_stop_the_schedule(db: TestDb) {
+        let clock = porter::store::clock::Clock::new();
+        let store = porter::store::open_with_clock(&db.url, clock.clone()).await.unwrap();
+        let minutely = || vec![every("minutely", Duration::from_secs(60))];
+        let mut e = PeriodicEnqueuer::new(store.clone(), minutely(), "w".into());
+        let now = store.now().await.unwrap();
+        clock.set(now - chrono::Duration::minutes(10));
+        assert_eq!(e.run_once().await.unwrap(), 0, "first sight records the slot");
+        clock.set(now + chrono::Duration::days(365));
+        assert_eq!(e.run_once().await.unwrap(), 1, "the clock ran ahead: a slot next year");
+        clock.set(now);
+        assert_eq!(e.run_once().await.unwrap(), 1, "set right: the slot due now, in this process");
+        assert_eq!(e.run_once().await.unwrap(), 0, "once");
+        // Another process, the mark next year again.
+        clock.set(now + chrono::Duration::days(365));
+        assert_eq!(e.run_once().await.unwrap(), 1);
+        clock.set(now + chrono::Duration::minutes(1));
+        let mut fresh = PeriodicEnqueuer::new(store.clone(), minutely(), "w2".into());
+        assert_eq!(fresh.run_once().await.unwrap(), 1, "set right: the slot due now, elsewhere");
+        assert_eq!(e.run_once().await.unwrap(), 0, "once across both");
+        assert_eq!(fresh.run_once().await.unwrap(), 0);
+        // A mark a little ahead (clocks that disagree by a minute) is not taken for one.
+        clock.set(now + chrono::Duration::minutes(3));
+        assert_eq!(fresh.run_once().await.unwrap(), 1);
+        clock.set(now + chrono::Duration::minutes(1));
+        let mut third = PeriodicEnqueuer::new(store.clone(), minutely(), "w3".into());
+        assert_eq!(third.run_once().await.unwrap(), 0, "within the slack: nothing again");
+        assert_eq!(slots_of(&store, "minutely").await.values().sum::<usize>(), 5);
+    }
+}
+
+backend_case! {
+    /// A periodic job that fails at every slot (its parent deleted, say) no longer holds back
+    /// the ones after it: each is enqueued, the failure logged and returned once they were.
+    async fn periodic_a_failing_job_does_not_hold_back_the_others(db: TestDb) {
+        let orphan = PeriodicJob {
+            name: "orphan".into(),
+            opts: InsertOpts {
+                depends_on: vec![i64::MAX],
+                ..Default::default()
+            },
+            ..PeriodicJob::new("noop", Schedule::Every(Duration::from_secs(60)))
+        };
+        let jobs = vec![orphan, every("after", Duration::from_secs(60))];
+        let clock = porter::store::clock::Clock::new();
+        let store = porter::store::open_with_clock(&db.url, clock.clone()).await.unwrap();
+        let now = store.now().await.unwrap();
+        let mut e = PeriodicEnqueuer::new(store.clone(), jobs, "w".into());
+        clock.set(now);
+        e.run_once().await.unwrap();
+        clock.set(now + chrono::Duration::minutes(1));
+        let err = e.run_once().await.unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert_eq!(slots_of(&store, "after").await.len(), 1, "the other one was enqueued");
+        assert!(slots_of(&store, "orphan").await.is_empty());
+    }
+}
+
+backend_case! {
+    /// A periodic job's own metadata is kept, with porter's keys beside it: they replaced it.
+    async fn periodic_jobs_keep_their_own_metadata(db: TestDb) {
+        let job = PeriodicJob {
+            opts: InsertOpts {
+                metadata: Some(serde_json::json!({"team": "ops", "slot": "mine"})),
+                ..Default::default()
+            },
+            ..every("hb", Duration::from_secs(3600)).run_on_start(true)
+        };
+        let e = PeriodicEnqueuer::new(db.store.clone(), vec![job], "w".into());
+        assert_eq!(e.run_start_jobs().await.unwrap(), 1);
+        let jobs = db.store.job_list(JobListParams::default()).await.unwrap();
+        assert_eq!(jobs[0].metadata["team"], "ops");
+        assert_eq!(jobs[0].metadata["periodic"], "hb");
+        assert_eq!(jobs[0].metadata["run_on_start"], true);
+    }
+}
+
 /// Moves a schedule's recorded slot back in time, as if the last run was long ago.
 async fn rewind(db: &TestDb, name: &str, slot: i64) {
     match db.sqlite_path() {

@@ -2650,6 +2650,17 @@ backend_case! {
     }
 }
 
+/// An hourly periodic job of this name and kind.
+fn hourly(name: &str, kind: &str) -> porter::maintenance::PeriodicJob {
+    porter::maintenance::PeriodicJob {
+        name: name.into(),
+        ..porter::maintenance::PeriodicJob::new(
+            kind,
+            porter::maintenance::Schedule::Every(Duration::from_secs(3600)),
+        )
+    }
+}
+
 /// A runtime given a configuration `porter worker` would refuse refused nothing: a queue of
 /// concurrency 0 was registered as served and never claimed, a huge one panicked in the
 /// queue's task (the queue then silently claimed nothing), and a lease of zero spun its
@@ -2690,6 +2701,38 @@ async fn a_runtime_refuses_what_porter_worker_refuses() {
         (
             "poll_interval: must be at most 1000 years",
             with(|c| c.poll_interval = Duration::MAX),
+        ),
+        // Periodic jobs that would fail at every slot, holding back those after them, or
+        // search years ahead four times a second (review of 6 Dec).
+        (
+            "periodic job: \"bad\": invalid kind",
+            with(|c| c.periodic = vec![hourly("bad", "Bad Kind")]),
+        ),
+        (
+            "periodic job: \"never\": invalid schedule: cron expression \"0 0 31 2 *\" names no time that comes",
+            with(|c| {
+                let never = croner::Cron::new("0 0 31 2 *").parse().unwrap();
+                c.periodic = vec![porter::maintenance::PeriodicJob {
+                    name: "never".into(),
+                    ..porter::maintenance::PeriodicJob::new(
+                        "noop",
+                        porter::maintenance::Schedule::Cron(Box::new(never)),
+                    )
+                }]
+            }),
+        ),
+        (
+            "an interval must be more than 0",
+            with(|c| {
+                c.periodic = vec![porter::maintenance::PeriodicJob::new(
+                    "noop",
+                    porter::maintenance::Schedule::Every(Duration::ZERO),
+                )]
+            }),
+        ),
+        (
+            "periodic job: \"hb\" is named twice",
+            with(|c| c.periodic = vec![hourly("hb", "noop"), hourly("hb", "other")]),
         ),
     ];
     for (message, cfg) in cases {

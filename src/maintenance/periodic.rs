@@ -46,19 +46,40 @@ impl Schedule {
     }
 
     /// The latest slot (Unix ms) at or before `now`, given the last slot enqueued. `None` when
-    /// no slot after `last` has come yet.
+    /// no slot after `last` has come yet. A `last` more than
+    /// [`PERIODIC_CLOCK_SLACK_MS`](crate::store::PERIODIC_CLOCK_SLACK_MS) after that slot is a
+    /// clock's that ran ahead: the slot is due (the store replaces such a mark).
     fn due_slot(&self, now: DateTime<Utc>, last: Option<i64>) -> Option<i64> {
         let now_ms = now.timestamp_millis();
-        match self {
+        let slot = match self {
             Schedule::Every(every) => {
                 let step = step_ms(*every);
-                let slot = now_ms.div_euclid(step) * step;
-                (last.is_none_or(|l| l < slot)).then_some(slot)
+                now_ms.div_euclid(step) * step
             }
-            Schedule::Cron(cron) => {
-                let slot = latest_cron_time(cron, now)?.timestamp_millis();
-                (last.is_none_or(|l| l < slot)).then_some(slot)
+            Schedule::Cron(cron) => latest_cron_time(cron, now)?.timestamp_millis(),
+        };
+        let ahead = |l: i64| l > slot.saturating_add(crate::store::PERIODIC_CLOCK_SLACK_MS);
+        (last.is_none_or(|l| l < slot || ahead(l))).then_some(slot)
+    }
+
+    /// Refuses a schedule with no slot to come: an interval of zero, or a cron expression
+    /// naming no time that comes (one built without [`Schedule::cron`], which refuses it).
+    fn check(&self) -> Result<()> {
+        match self {
+            Schedule::Every(every) if every.is_zero() => Err(Error::invalid(
+                "schedule",
+                "an interval must be more than 0",
+            )),
+            Schedule::Cron(cron) if cron.find_next_occurrence(&Utc::now(), false).is_err() => {
+                Err(Error::invalid(
+                    "schedule",
+                    format!(
+                        "cron expression {:?} names no time that comes",
+                        cron.pattern.to_string()
+                    ),
+                ))
             }
+            _ => Ok(()),
         }
     }
 
@@ -164,10 +185,33 @@ impl PeriodicJob {
         self
     }
 
-    fn params(&self, metadata: serde_json::Value) -> Result<JobInsertParams> {
+    /// The job of one slot (or start): its own metadata with porter's keys (`periodic`,
+    /// `slot`, ...) over it. (Until 6 Dec porter's keys replaced the job's metadata whole.)
+    fn params(&self, porter_keys: serde_json::Value) -> Result<JobInsertParams> {
         let mut opts = self.opts.clone();
+        let metadata = match (opts.metadata.take(), porter_keys) {
+            (Some(serde_json::Value::Object(mut own)), serde_json::Value::Object(ours)) => {
+                own.extend(ours);
+                serde_json::Value::Object(own)
+            }
+            // Not an object: refused below, as any insert's.
+            (Some(other), _) => other,
+            (None, ours) => ours,
+        };
         opts.metadata = Some(metadata);
         JobInsertParams::new(&self.kind, self.args.clone(), opts)
+    }
+
+    /// Refuses, naming the periodic job, what would fail at every slot: a schedule with no
+    /// slot to come, a bad kind or queue, options or args an insert refuses. A runtime checks
+    /// its periodic jobs before it starts (`RuntimeConfig`); until 6 Dec such a job failed at
+    /// each look, and the looks' other periodic jobs after it were never enqueued.
+    pub(crate) fn check(&self) -> Result<()> {
+        let named = |e: Error| Error::invalid("periodic job", format!("{:?}: {e}", self.name));
+        self.schedule.check().map_err(named)?;
+        self.params(serde_json::json!({"periodic": self.name, "slot": 0}))
+            .map(|_| ())
+            .map_err(named)
     }
 }
 
@@ -202,43 +246,73 @@ impl PeriodicEnqueuer {
         (min / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
     }
 
-    /// Inserts the run-on-start jobs; returns how many.
+    /// Inserts the run-on-start jobs; returns how many. One that fails is logged, naming it,
+    /// and the others are inserted; the first failure is returned after them.
     pub async fn run_start_jobs(&self) -> Result<u64> {
         let mut n = 0;
+        let mut failed = None;
         for job in self.jobs.iter().filter(|j| j.run_on_start) {
             let meta = serde_json::json!({"periodic": job.name, "run_on_start": true, "worker_id": self.worker_id});
-            self.store.job_insert_many(vec![job.params(meta)?]).await?;
-            n += 1;
+            let insert = async { self.store.job_insert_many(vec![job.params(meta)?]).await };
+            match insert.await {
+                Ok(_) => n += 1,
+                Err(e) => {
+                    warn!(periodic = %job.name, error = %e, "could not insert a run-on-start periodic job");
+                    failed.get_or_insert(e);
+                }
+            }
         }
-        Ok(n)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
     }
 
-    /// Enqueues every slot that has come due; returns how many jobs this call inserted.
+    /// Enqueues every slot that has come due; returns how many jobs this call inserted. A
+    /// periodic job whose slot fails is logged, naming it, and the others are enqueued: one
+    /// failing at every look (a parent gone, say) held back each one after it (review of 6 Dec).
+    /// The first failure is returned after them.
     pub async fn run_once(&mut self) -> Result<u64> {
         let now = self.store.now().await?;
         let mut inserted = 0;
+        let mut failed = None;
         for job in &self.jobs {
             let seen = self.seen.get(&job.name).copied();
             let Some(slot) = job.schedule.due_slot(now, seen) else {
                 continue;
             };
-            let meta = serde_json::json!({"periodic": job.name, "slot": slot});
-            let result = self
-                .store
-                .periodic_enqueue(PeriodicEnqueueParams {
-                    name: job.name.clone(),
-                    slot,
-                    job: job.params(meta)?,
-                })
-                .await?;
-            if let Some(r) = result {
-                inserted += 1;
-                debug!(periodic = %job.name, slot, job_id = r.job.id, "enqueued periodic job");
+            if seen.is_some_and(|l| l > slot) {
+                warn!(periodic = %job.name, recorded_slot = seen, slot, "the slot recorded lies ahead of the clock (a clock that ran ahead, or was set back): enqueuing the slot due now");
             }
-            // Whoever moved it, the row now holds at least this slot.
-            self.seen.insert(job.name.clone(), slot);
+            let meta = serde_json::json!({"periodic": job.name, "slot": slot});
+            let enqueue = async {
+                self.store
+                    .periodic_enqueue(PeriodicEnqueueParams {
+                        name: job.name.clone(),
+                        slot,
+                        job: job.params(meta)?,
+                    })
+                    .await
+            };
+            match enqueue.await {
+                Ok(result) => {
+                    if let Some(r) = result {
+                        inserted += 1;
+                        debug!(periodic = %job.name, slot, job_id = r.job.id, "enqueued periodic job");
+                    }
+                    // Whoever moved it, the row now holds this slot, or a later one.
+                    self.seen.insert(job.name.clone(), slot);
+                }
+                Err(e) => {
+                    warn!(periodic = %job.name, slot, error = %e, "could not enqueue a periodic job's slot");
+                    failed.get_or_insert(e);
+                }
+            }
         }
-        Ok(inserted)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(inserted),
+        }
     }
 
     /// Inserts run-on-start jobs, then enqueues due slots every tick until `stop`.

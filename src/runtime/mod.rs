@@ -77,9 +77,19 @@ impl RuntimeConfig {
     /// Refuses what `porter worker` refuses, before anything runs: a bad or repeated queue
     /// name, a concurrency outside 1..=10000 (none claims nothing, and a huge one overflows
     /// the permits), a lease under 1 s (its heartbeats would spin), a zero poll interval, a
-    /// lease, shutdown timeout or poll interval past 1,000 years, and a retention config
-    /// [`maintenance::RetentionConfig::check`] refuses.
+    /// lease, shutdown timeout or poll interval past 1,000 years, a retention config
+    /// [`maintenance::RetentionConfig::check`] refuses, and a periodic job that would fail at
+    /// every slot, or whose name another has (they would share one record of slots).
     pub(crate) fn check(&self) -> Result<()> {
+        for (i, job) in self.periodic.iter().enumerate() {
+            job.check()?;
+            if self.periodic[..i].iter().any(|j| j.name == job.name) {
+                return Err(Error::invalid(
+                    "periodic job",
+                    format!("{:?} is named twice", job.name),
+                ));
+            }
+        }
         for (i, (queue, n)) in self.queues.iter().enumerate() {
             crate::job::validate_name("queue", queue)?;
             if self.queues[..i].iter().any(|(q, _)| q == queue) {

@@ -2699,6 +2699,7 @@ impl Driver for PgStore {
         let created: Option<bool> = sqlx::query_scalar(sql!("periodic_set"))
             .bind(&p.name)
             .bind(p.slot)
+            .bind(crate::store::PERIODIC_CLOCK_SLACK_MS)
             .fetch_optional(&mut *tx)
             .await?;
         match created {

@@ -2720,8 +2720,17 @@ impl Driver for SqliteStore {
                     .query_row(sql!("periodic_get"), [&p.name], |r| r.get(0))
                     .optional()?;
                 match last {
-                    Some(last) if last >= p.slot => return Ok(None),
-                    _ => c.execute(sql!("periodic_set"), params![p.name, p.slot])?,
+                    Some(last)
+                        if last >= p.slot
+                            && last
+                                <= p.slot.saturating_add(crate::store::PERIODIC_CLOCK_SLACK_MS) =>
+                    {
+                        return Ok(None)
+                    }
+                    _ => c.execute(
+                        sql!("periodic_set"),
+                        params![p.name, p.slot, crate::store::PERIODIC_CLOCK_SLACK_MS],
+                    )?,
                 };
                 // A name seen for the first time only records its slot.
                 if last.is_none() {

@@ -5,4 +5,6 @@
 INSERT INTO porter_periodic (name, last_slot) VALUES ($1, $2)
 ON CONFLICT (name) DO UPDATE SET last_slot = EXCLUDED.last_slot
 WHERE porter_periodic.last_slot < EXCLUDED.last_slot
+   -- A mark left by a clock that ran ahead (PERIODIC_CLOCK_SLACK_MS, bound as $3).
+   OR porter_periodic.last_slot > EXCLUDED.last_slot + $3
 RETURNING (xmax = 0) AS created

@@ -1,3 +1,6 @@
--- Runs inside the one write transaction, after periodic_get.sql: the slot only moves forward.
+-- Runs inside the one write transaction, after periodic_get.sql: the slot moves forward, or
+-- back from a mark left by a clock that ran ahead (PERIODIC_CLOCK_SLACK_MS, bound as ?3).
 INSERT INTO porter_periodic (name, last_slot) VALUES (?1, ?2)
-ON CONFLICT (name) DO UPDATE SET last_slot = excluded.last_slot WHERE porter_periodic.last_slot < excluded.last_slot
+ON CONFLICT (name) DO UPDATE SET last_slot = excluded.last_slot
+WHERE porter_periodic.last_slot < excluded.last_slot
+   OR porter_periodic.last_slot > excluded.last_slot + ?3
