@@ -837,6 +837,20 @@ backend_case! {
         let long_kind = jobs.iter().find(|j| j.kind == long).unwrap().id.to_string();
         let shown = env.run(&["jobs", "show", &long_kind]).ok();
         assert!(shown.stdout.contains(&long), "jobs show has it whole");
+        // A workflow's steps table cuts such a kind too (it padded every row to its width).
+        let wf = porter::Client::new(env.db.store.clone())
+            .insert_workflow(
+                porter::workflow::Workflow::new("w")
+                    .step(porter::workflow::Step::raw("a", "noop", json!({})))
+                    .step(porter::workflow::Step::raw("b", "noop", json!({}))),
+            )
+            .await
+            .unwrap();
+        let step = wf.job("a").unwrap().id;
+        common::raw_exec(&env.db, &format!("UPDATE porter_jobs SET kind = '{long}' WHERE id = {step}")).await;
+        let out = env.run(&["workflows", "show", &wf.id.to_string()]).ok();
+        let widest = out.stdout.lines().map(|l| l.chars().count()).max().unwrap();
+        assert!(widest < 400, "workflows show: a line of {widest} characters");
     }
 }
 

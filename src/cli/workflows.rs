@@ -6,6 +6,7 @@ use super::{open_client, output, GlobalArgs};
 use crate::error::Error;
 use crate::http::listing::{workflows_page, LIST_BYTES_BUDGET};
 use crate::job::JobState;
+use crate::store::{StepPage, StepParents};
 use crate::workflow::{WorkflowDetail, WorkflowRow};
 
 /// `porter workflows ...`
@@ -97,14 +98,23 @@ pub(super) async fn run(g: &GlobalArgs, cmd: WorkflowsCommand) -> anyhow::Result
             output::print(&text)
         }
         WorkflowsCommand::Show { id, json } => {
-            let wf = open_client(g)
-                .await?
-                .workflow(id)
-                .await?
-                .ok_or_else(|| Error::not_found("workflow", id))?;
+            let client = open_client(g).await?;
+            let not_found = || Error::not_found("workflow", id);
             if json {
+                let wf = client.workflow(id).await?.ok_or_else(not_found)?;
                 return output::print_json(&wf);
             }
+            // The table names what fits in a cell of each step's parents, and counts the rest:
+            // it reads no more (1,000 steps each after the same 10,000 jobs read 10,000,000
+            // names for cells of 80 characters: review of 6 Dec).
+            let page = StepPage {
+                parents: StepParents::First(AFTER_PARENTS),
+                ..StepPage::default()
+            };
+            let wf = client
+                .workflow_page(id, page)
+                .await?
+                .ok_or_else(not_found)?;
             output::print(&show(&wf))
         }
         WorkflowsCommand::Cancel { id } => {
@@ -120,23 +130,32 @@ pub(super) async fn run(g: &GlobalArgs, cmd: WorkflowsCommand) -> anyhow::Result
 /// Most characters of a step's AFTER cell taken by its parents' names, past the first.
 const AFTER_WIDTH: usize = 80;
 
-/// The parents a step waits for, each name whole, as many as fit in [`AFTER_WIDTH`] (the
-/// first always), then how many more there are: a fan-in step may wait for thousands.
-fn after_cell(after: &[String]) -> String {
+/// How many of a step's parents the table reads: more than fit in [`AFTER_WIDTH`] (a name
+/// takes a character at least, and its separator two).
+const AFTER_PARENTS: u32 = AFTER_WIDTH as u32 / 3 + 2;
+
+/// The parents a step waits for (the first of them, `total` in all), each name whole, as many
+/// as fit in [`AFTER_WIDTH`] (the first always), then how many more there are: a fan-in step
+/// may wait for thousands.
+fn after_cell(after: &[String], total: usize) -> String {
     if after.is_empty() {
         return "-".to_string();
     }
     let mut cell = String::new();
+    let mut named = 0;
     for (i, parent) in after.iter().enumerate() {
         let parent = output::field(parent);
         if i > 0 && cell.chars().count() + 2 + parent.chars().count() > AFTER_WIDTH {
-            cell.push_str(&format!(", … and {} more", after.len() - i));
             break;
         }
         if i > 0 {
             cell.push_str(", ");
         }
         cell.push_str(&parent);
+        named += 1;
+    }
+    if total > named {
+        cell.push_str(&format!(", … and {} more", total - named));
     }
     cell
 }
@@ -159,10 +178,13 @@ fn show(wf: &WorkflowDetail) -> String {
             vec![
                 output::field(&s.step),
                 s.job_id.to_string(),
-                s.kind.clone(),
+                output::name(&s.kind, super::jobs::NAME_WIDTH),
                 s.state.to_string(),
                 output::time(s.finalized_at),
-                after_cell(&s.after),
+                after_cell(
+                    &s.after,
+                    s.parents_total.map_or(s.after.len(), |n| n as usize),
+                ),
             ]
         })
         .collect();
