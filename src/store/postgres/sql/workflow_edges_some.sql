@@ -5,10 +5,15 @@
 -- job's edges are read by their key as far as that and no further: a page of 200 steps each
 -- after 10,000 jobs read 2,000,000 edges whole (review of 6 Dec). The step name is looked up
 -- per parent (a plain join could be planned as a scan of porter_jobs, as job_links.sql says).
-SELECT c.id, e.parent_id, p.workflow_step,
-       CASE WHEN $3::bigint IS NOT NULL
-            THEN (SELECT count(*) FROM porter_job_deps WHERE child_id = c.id) END AS n
+-- The count is taken once per job, beside its edges: in the select list it was taken again
+-- for each of the job's rows, up to $3 times (review of 6 Dec).
+SELECT c.id, e.parent_id, p.workflow_step, total.n
 FROM unnest($2::bigint[]) AS c(id)
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN $3::bigint IS NOT NULL
+                THEN (SELECT count(*) FROM porter_job_deps WHERE child_id = c.id) END AS n
+    OFFSET 0
+) total
 CROSS JOIN LATERAL (
     (SELECT d.parent_id FROM porter_job_deps d
      WHERE d.child_id = c.id AND $3::bigint IS NOT NULL
