@@ -855,6 +855,24 @@ backend_case! {
 }
 
 backend_case! {
+    /// `jobs show` names the first 1,000 of a job's children (and parents) and counts the
+    /// rest; `--json` lists every one. It read and printed every one: a root of 1,000,000
+    /// children printed one line of tens of MB (review of 6 Dec).
+    async fn jobs_show_names_a_thousand_links_and_counts_the_rest(db: TestDb) {
+        let env = Env::new(db);
+        let root = ids(&env.run(&["enqueue", "noop"]).ok())[0].to_string();
+        env.run(&["enqueue", "noop", "--after", &root, "--count", "1005"]).ok();
+        let shown = env.run(&["jobs", "show", &root]).ok();
+        let children = shown.stdout.lines().find(|l| l.starts_with("children:")).unwrap();
+        assert!(children.ends_with(", … and 5 more (--json lists every one)"), "{}", &children[children.len() - 200..]);
+        assert_eq!(children.matches("(noop, ").count(), 1000);
+        let json = env.run(&["jobs", "show", &root, "--json"]).ok().json();
+        assert_eq!(json["children"].as_array().unwrap().len(), 1005);
+        assert_eq!(json["children_total"], 1005);
+    }
+}
+
+backend_case! {
     /// `enqueue --after` a job that ended cancelled or discarded inserts the child already
     /// cancelled (the documented outcome), and says so on stderr: before, it printed the id
     /// as for any job, and the job never ran with nothing said. `--after-any` such a parent

@@ -81,6 +81,9 @@ fn parse_state(text: &str) -> Result<JobState, String> {
 /// its width (review of 6 Dec).
 pub(super) const NAME_WIDTH: usize = 64;
 
+/// How many of a job's parents and of its children `jobs show` names (`--json` has all).
+const SHOW_LINKS: u32 = 1_000;
+
 /// Width of the error column in tables.
 const ERROR_WIDTH: usize = 80;
 
@@ -170,9 +173,12 @@ pub(super) async fn run(g: &GlobalArgs, cmd: JobsCommand) -> anyhow::Result<()> 
         }
         JobsCommand::Show { id, json } => {
             let client = open_client(g).await?;
-            // Every parent and child: the admin API and the dashboard list the first few.
+            // --json: every parent and child. The human view names the first SHOW_LINKS of each
+            // and counts the rest: it read and printed every one, a root of 1,000,000 children
+            // on one line of tens of MB (review of 6 Dec).
+            let links = (!json).then_some(SHOW_LINKS);
             let job = client
-                .get_detail_links(id, None)
+                .get_detail_links(id, links)
                 .await?
                 .ok_or_else(|| Error::not_found("job", id))?;
             if json {
@@ -232,21 +238,37 @@ fn show(detail: &crate::client::JobDetail) -> String {
     text.push_str(&format!("output:       {}\n", recorded(&job.output)));
     text.push_str(&format!("sequence:     {}\n", opt(&job.sequence_key)));
     text.push_str(&format!("concurrency:  {}\n", opt(&job.concurrency_key)));
-    let links = |links: &[crate::store::JobLink]| {
+    let links = |links: &[crate::store::JobLink], total: i64| {
         if links.is_empty() {
             return "none".to_string();
         }
-        links
+        let mut named = links
             .iter()
             .map(|l| {
                 let any = if l.after_any { ", after any" } else { "" };
-                format!("{} ({}, {}{any})", l.id, output::field(&l.kind), l.state)
+                format!(
+                    "{} ({}, {}{any})",
+                    l.id,
+                    output::name(&l.kind, NAME_WIDTH),
+                    l.state
+                )
             })
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        let more = total - links.len() as i64;
+        if more > 0 {
+            named.push_str(&format!(", … and {more} more (--json lists every one)"));
+        }
+        named
     };
-    text.push_str(&format!("parents:      {}\n", links(&detail.parents)));
-    text.push_str(&format!("children:     {}\n", links(&detail.children)));
+    text.push_str(&format!(
+        "parents:      {}\n",
+        links(&detail.parents, detail.parents_total)
+    ));
+    text.push_str(&format!(
+        "children:     {}\n",
+        links(&detail.children, detail.children_total)
+    ));
     let workflow = detail.workflow.as_ref().map_or_else(
         || "-".to_string(),
         |w| {
