@@ -196,6 +196,40 @@ backend_case! {
 }
 
 backend_case! {
+    /// A pass that read the time just before a slot turned writes the slot before it after
+    /// another process wrote the new one: that later slot is not taken for a clock's that ran
+    /// ahead (it is not ahead of now), and nothing is enqueued twice. (Own review of the
+    /// rewind: compared with the slot, an hourly schedule's new slot lay an hour "ahead", and
+    /// both slots ran twice.)
+    async fn periodic_a_pass_that_read_the_time_before_the_slot_turned_enqueues_nothing_twice(db: TestDb) {
+        let clock = porter::store::clock::Clock::new();
+        let store = porter::store::open_with_clock(&db.url, clock.clone()).await.unwrap();
+        let hour = chrono::Duration::hours(1);
+        let turn = chrono::DateTime::from_timestamp(store.now().await.unwrap().timestamp() / 3600 * 3600, 0).unwrap();
+        let hourly = || vec![every("hourly", Duration::from_secs(3600))];
+        clock.set(turn - hour / 2);
+        let mut first = PeriodicEnqueuer::new(store.clone(), hourly(), "w1".into());
+        assert_eq!(first.run_once().await.unwrap(), 0, "first sight records the slot");
+        clock.set(turn + chrono::Duration::seconds(1));
+        let mut other = PeriodicEnqueuer::new(store.clone(), hourly(), "w2".into());
+        assert_eq!(other.run_once().await.unwrap(), 1, "the new slot");
+        // The late pass: its slot is the hour before.
+        let late = store
+            .periodic_enqueue(PeriodicEnqueueParams {
+                name: "hourly".into(),
+                slot: (turn - hour).timestamp_millis(),
+                job: JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default()).unwrap(),
+            })
+            .await
+            .unwrap();
+        assert!(late.is_none(), "the hour before is not enqueued again");
+        assert_eq!(first.run_once().await.unwrap(), 0, "nor the new slot");
+        assert_eq!(other.run_once().await.unwrap(), 0);
+        assert_eq!(slots_of(&store, "hourly").await.values().sum::<usize>(), 1);
+    }
+}
+
+backend_case! {
     /// A periodic job that fails at every slot (its parent deleted, say) no longer holds back
     /// the ones after it: each is enqueued, the failure logged and returned once they were.
     async fn periodic_a_failing_job_does_not_hold_back_the_others(db: TestDb) {

@@ -47,7 +47,7 @@ impl Schedule {
 
     /// The latest slot (Unix ms) at or before `now`, given the last slot enqueued. `None` when
     /// no slot after `last` has come yet. A `last` more than
-    /// [`PERIODIC_CLOCK_SLACK_MS`](crate::store::PERIODIC_CLOCK_SLACK_MS) after that slot is a
+    /// [`PERIODIC_CLOCK_SLACK_MS`](crate::store::PERIODIC_CLOCK_SLACK_MS) after `now` is a
     /// clock's that ran ahead: the slot is due (the store replaces such a mark).
     fn due_slot(&self, now: DateTime<Utc>, last: Option<i64>) -> Option<i64> {
         let now_ms = now.timestamp_millis();
@@ -58,7 +58,7 @@ impl Schedule {
             }
             Schedule::Cron(cron) => latest_cron_time(cron, now)?.timestamp_millis(),
         };
-        let ahead = |l: i64| l > slot.saturating_add(crate::store::PERIODIC_CLOCK_SLACK_MS);
+        let ahead = |l: i64| l > now_ms.saturating_add(crate::store::PERIODIC_CLOCK_SLACK_MS);
         (last.is_none_or(|l| l < slot || ahead(l))).then_some(slot)
     }
 
@@ -209,9 +209,15 @@ impl PeriodicJob {
     pub(crate) fn check(&self) -> Result<()> {
         let named = |e: Error| Error::invalid("periodic job", format!("{:?}: {e}", self.name));
         self.schedule.check().map_err(named)?;
-        self.params(serde_json::json!({"periodic": self.name, "slot": 0}))
-            .map(|_| ())
-            .map_err(named)
+        // Porter's keys at their widest (a slot's digits, a worker's id), so that metadata near
+        // the size limit is refused here rather than at every slot.
+        let widest = serde_json::json!({
+            "periodic": self.name,
+            "slot": i64::MIN,
+            "run_on_start": true,
+            "worker_id": "x".repeat(255),
+        });
+        self.params(widest).map(|_| ()).map_err(named)
     }
 }
 
@@ -246,36 +252,41 @@ impl PeriodicEnqueuer {
         (min / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
     }
 
-    /// Inserts the run-on-start jobs; returns how many. One that fails is logged, naming it,
-    /// and the others are inserted; the first failure is returned after them.
+    /// Inserts the run-on-start jobs; returns how many. One that fails does not hold back the
+    /// others; the first failure is returned after them.
     pub async fn run_start_jobs(&self) -> Result<u64> {
+        first_failure(self.start_pass().await)
+    }
+
+    /// Enqueues every slot that has come due; returns how many jobs this call inserted. A
+    /// periodic job whose slot fails does not hold back the others: one failing at every look
+    /// (a parent gone, say) held back each one after it (review of 6 Dec). The first failure
+    /// is returned after them.
+    pub async fn run_once(&mut self) -> Result<u64> {
+        first_failure(self.pass().await?)
+    }
+
+    /// The run-on-start jobs inserted, and each periodic job that failed, with why.
+    async fn start_pass(&self) -> (u64, Vec<(String, Error)>) {
         let mut n = 0;
-        let mut failed = None;
+        let mut failed = Vec::new();
         for job in self.jobs.iter().filter(|j| j.run_on_start) {
             let meta = serde_json::json!({"periodic": job.name, "run_on_start": true, "worker_id": self.worker_id});
             let insert = async { self.store.job_insert_many(vec![job.params(meta)?]).await };
             match insert.await {
                 Ok(_) => n += 1,
-                Err(e) => {
-                    warn!(periodic = %job.name, error = %e, "could not insert a run-on-start periodic job");
-                    failed.get_or_insert(e);
-                }
+                Err(e) => failed.push((job.name.clone(), e)),
             }
         }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(n),
-        }
+        (n, failed)
     }
 
-    /// Enqueues every slot that has come due; returns how many jobs this call inserted. A
-    /// periodic job whose slot fails is logged, naming it, and the others are enqueued: one
-    /// failing at every look (a parent gone, say) held back each one after it (review of 6 Dec).
-    /// The first failure is returned after them.
-    pub async fn run_once(&mut self) -> Result<u64> {
+    /// One look: the jobs inserted, and each periodic job whose slot failed, with why. Fails
+    /// whole only when it cannot read the time.
+    async fn pass(&mut self) -> Result<(u64, Vec<(String, Error)>)> {
         let now = self.store.now().await?;
         let mut inserted = 0;
-        let mut failed = None;
+        let mut failed = Vec::new();
         for job in &self.jobs {
             let seen = self.seen.get(&job.name).copied();
             let Some(slot) = job.schedule.due_slot(now, seen) else {
@@ -303,28 +314,30 @@ impl PeriodicEnqueuer {
                     // Whoever moved it, the row now holds this slot, or a later one.
                     self.seen.insert(job.name.clone(), slot);
                 }
-                Err(e) => {
-                    warn!(periodic = %job.name, slot, error = %e, "could not enqueue a periodic job's slot");
-                    failed.get_or_insert(e);
-                }
+                Err(e) => failed.push((job.name.clone(), e)),
             }
         }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(inserted),
-        }
+        Ok((inserted, failed))
     }
 
-    /// Inserts run-on-start jobs, then enqueues due slots every tick until `stop`.
+    /// Inserts run-on-start jobs, then enqueues due slots every tick until `stop`. Each
+    /// failure is logged once, naming its periodic job.
     pub async fn run(mut self, stop: CancellationToken) {
-        if let Err(e) = self.run_start_jobs().await {
-            warn!(error = %e, "could not insert run-on-start periodic jobs");
+        let (_, failed) = self.start_pass().await;
+        for (name, e) in failed {
+            warn!(periodic = %name, error = %e, "could not insert a run-on-start periodic job");
         }
         let tick = self.tick();
         loop {
-            match self.run_once().await {
-                Ok(n) if n > 0 => info!(inserted = n, "enqueued periodic jobs"),
-                Ok(_) => {}
+            match self.pass().await {
+                Ok((n, failed)) => {
+                    if n > 0 {
+                        info!(inserted = n, "enqueued periodic jobs");
+                    }
+                    for (name, e) in failed {
+                        warn!(periodic = %name, error = %e, "could not enqueue a periodic job's slot");
+                    }
+                }
                 Err(e) => warn!(error = %e, "periodic enqueuer pass failed"),
             }
             tokio::select! {
@@ -332,6 +345,14 @@ impl PeriodicEnqueuer {
                 _ = tokio::time::sleep(tick) => {}
             }
         }
+    }
+}
+
+/// A pass's count, or its first failure once every job was tried.
+fn first_failure((n, failed): (u64, Vec<(String, Error)>)) -> Result<u64> {
+    match failed.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(n),
     }
 }
 

@@ -1241,8 +1241,8 @@ pub struct WorkerRow {
     pub kinds: Option<Vec<String>>,
 }
 
-/// How far a periodic job's recorded slot may lie after the slot now due before it is taken
-/// for the mark of a clock that ran ahead (a VM resumed with a wrong clock, a database server
+/// How far a periodic job's recorded slot may lie after now (the store's clock, at the write)
+/// before it is taken for the mark of a clock that ran ahead (a VM resumed with a wrong clock, a database server
 /// whose clock was set back) and replaced: the slot only moved forward, and such a mark
 /// stopped the schedule until real time caught up with it (review of 6 Dec). Slots are never
 /// recorded ahead of the clock that computed them, so any lead is a clock's; five minutes
@@ -1256,7 +1256,8 @@ pub struct PeriodicEnqueueParams {
     pub name: String,
     /// The slot (Unix milliseconds of its due time). The first slot recorded for a name only
     /// records it: a periodic job seen for the first time waits for its next slot. It moves
-    /// the recorded slot forward, or back from more than [`PERIODIC_CLOCK_SLACK_MS`] ahead.
+    /// the recorded slot forward, or back from more than [`PERIODIC_CLOCK_SLACK_MS`] ahead of
+    /// now.
     pub slot: i64,
     /// The job to insert when the slot advances.
     pub job: JobInsertParams,

@@ -2716,21 +2716,21 @@ impl Driver for SqliteStore {
         self.writer
             .run(move |c| {
                 // One write transaction: nobody else can read-then-write between these.
-                let last: Option<i64> = c
-                    .query_row(sql!("periodic_get"), [&p.name], |r| r.get(0))
+                let recorded: Option<(i64, i64)> = c
+                    .query_row(sql!("periodic_get"), [&p.name], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
                     .optional()?;
+                let last = recorded.map(|(last, _)| last);
+                // A slot recorded past now by more than the slack was a clock's that ran
+                // ahead: compared with now, not with this slot, which may be an interval
+                // behind it (a pass that began before the slot turned).
+                let ahead_past = recorded.map_or(i64::MAX, |(_, now)| {
+                    now.saturating_add(crate::store::PERIODIC_CLOCK_SLACK_MS)
+                });
                 match last {
-                    Some(last)
-                        if last >= p.slot
-                            && last
-                                <= p.slot.saturating_add(crate::store::PERIODIC_CLOCK_SLACK_MS) =>
-                    {
-                        return Ok(None)
-                    }
-                    _ => c.execute(
-                        sql!("periodic_set"),
-                        params![p.name, p.slot, crate::store::PERIODIC_CLOCK_SLACK_MS],
-                    )?,
+                    Some(last) if last >= p.slot && last <= ahead_past => return Ok(None),
+                    _ => c.execute(sql!("periodic_set"), params![p.name, p.slot, ahead_past])?,
                 };
                 // A name seen for the first time only records its slot.
                 if last.is_none() {

@@ -5,6 +5,7 @@
 INSERT INTO porter_periodic (name, last_slot) VALUES ($1, $2)
 ON CONFLICT (name) DO UPDATE SET last_slot = EXCLUDED.last_slot
 WHERE porter_periodic.last_slot < EXCLUDED.last_slot
-   -- A mark left by a clock that ran ahead (PERIODIC_CLOCK_SLACK_MS, bound as $3).
-   OR porter_periodic.last_slot > EXCLUDED.last_slot + $3
+   -- A mark left by a clock that ran ahead: past now by more than PERIODIC_CLOCK_SLACK_MS
+   -- ($3). Compared with now, not with this slot, which may be an interval behind it.
+   OR porter_periodic.last_slot > (extract(epoch FROM porter_now()) * 1000)::bigint + $3
 RETURNING (xmax = 0) AS created
