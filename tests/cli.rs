@@ -1408,29 +1408,9 @@ fn a_command_that_creates_a_sqlite_database_says_where() {
 /// 6 Dec).
 #[test]
 fn a_sqlite_file_another_program_holds_locked_is_named_in_the_error() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("porter.db");
-    let mut holder = Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3, sys\n\
-             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
-             c.execute('BEGIN EXCLUSIVE')\n\
-             print('locked', flush=True)\n\
-             sys.stdin.read()\n\
-             c.execute('COMMIT')",
-        ])
-        .arg(&path)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let mut line = String::new();
-    std::io::BufReader::new(holder.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "locked");
+    let mut holder = python_holding(&path, "c.execute('BEGIN EXCLUSIVE')");
     let out = run(porter_cmd(dir.path()).arg("stats"));
     drop(holder.stdin.take()); // the holder commits and exits
     assert!(holder.wait().unwrap().success());
@@ -1442,26 +1422,18 @@ fn a_sqlite_file_another_program_holds_locked_is_named_in_the_error() {
     );
 }
 
-/// A reader another program keeps open on a SQLite file not yet in WAL mode holds porter's
-/// switch to WAL up for as long as it stays: porter says it waits (it waited up to about 17
-/// minutes without a word: review of 6 Dec), and goes on once the reader ends.
-#[test]
-fn a_reader_holding_up_the_switch_to_wal_is_said() {
+/// Python's sqlite3 on the file at `path`, in autocommit mode, having run `begin` (Python
+/// lines that open a transaction): returned once that transaction holds, it commits and exits
+/// when its stdin is closed.
+fn python_holding(path: &std::path::Path, begin: &str) -> std::process::Child {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("porter.db");
+    let script = format!(
+        "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\n{begin}\n\
+         print('holding', flush=True)\nsys.stdin.read()\nc.execute('COMMIT')"
+    );
     let mut holder = Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3, sys\n\
-             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
-             c.execute('BEGIN')\n\
-             c.execute('SELECT count(*) FROM sqlite_master').fetchall()\n\
-             print('reading', flush=True)\n\
-             sys.stdin.read()\n\
-             c.execute('COMMIT')",
-        ])
-        .arg(&path)
+        .args(["-c", &script])
+        .arg(path)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -1470,7 +1442,21 @@ fn a_reader_holding_up_the_switch_to_wal_is_said() {
     std::io::BufReader::new(holder.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert_eq!(line.trim(), "reading");
+    assert_eq!(line.trim(), "holding");
+    holder
+}
+
+/// A reader another program keeps open on a SQLite file not yet in WAL mode holds porter's
+/// switch to WAL up for as long as it stays: porter says it waits (it waited up to about 17
+/// minutes without a word: review of 6 Dec), and goes on once the reader ends.
+#[test]
+fn a_reader_holding_up_the_switch_to_wal_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("porter.db");
+    let mut holder = python_holding(
+        &path,
+        "c.execute('BEGIN')\nc.execute('SELECT count(*) FROM sqlite_master').fetchall()",
+    );
     let mut porter = Running::spawn(porter_cmd(dir.path()).arg("migrate"));
     porter.wait_for_line("another connection holds a lock on the SQLite file");
     drop(holder.stdin.take()); // the reader ends
