@@ -1763,3 +1763,71 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// Metadata another program wrote as a JSON value that is no object (a number, a string,
+    /// `null`, an array) is retried, and fails, as any job's: nothing in it is a cancel request.
+    /// On PostgreSQL (review of 6 Dec), a retry removed the request with `metadata - 'key'`,
+    /// which fails on a scalar: `porter jobs retry` of such a job failed, and so did a bulk retry
+    /// (the dashboard's "Retry all") of every job listed beside it; and `metadata ? 'key'`, true
+    /// for an array holding that string or for that string itself, took either for a request: a
+    /// failure of such a job cancelled it, where SQLite (and porter's own reading of the row)
+    /// found no request and retried it.
+    async fn metadata_that_is_no_object_is_retried_and_fails_as_any_jobs(db: TestDb) {
+        use porter::store::{JobClaimParams, JobFailParams};
+        let values = ["5", "\"x\"", "null", "true", "[\"cancel_requested_at\"]", "\"cancel_requested_at\""];
+        let mut sql = String::new();
+        for (queue, value) in [("alone", values[0])].into_iter().chain(values.iter().map(|v| ("bulk", *v))) {
+            sql.push_str(&format!(
+                "INSERT INTO porter_jobs (kind, queue, args, metadata, state, attempt, max_attempts, finalized_at) \
+                 VALUES ('noop', '{queue}', '{{}}', '{value}', 'discarded', 1, 5, '2026-01-01T00:00:00.000Z');\n"
+            ));
+        }
+        // An ordinary discarded job listed beside them.
+        sql.push_str(
+            "INSERT INTO porter_jobs (kind, queue, args, state, attempt, max_attempts, finalized_at) \
+             VALUES ('noop', 'bulk', '{}', 'discarded', 1, 5, '2026-01-01T00:00:00.000Z');",
+        );
+        common::raw_exec(&db, &sql).await;
+        let jobs = db.store.job_list(Default::default()).await.unwrap();
+        assert_eq!(jobs.len(), values.len() + 2);
+        let alone = jobs.iter().find(|j| j.queue == "alone").unwrap();
+        let retried = db.store.job_retry(alone.id).await.expect("a retry of one");
+        assert_eq!(retried.state, JobState::Available, "{retried:?}");
+        let filter = JobFilter { queue: Some("bulk".into()), ..Default::default() };
+        let out = db.store.job_bulk(BulkAction::Retry, filter, i64::MAX).await.expect("a bulk retry");
+        assert_eq!(out.changed, values.len() as u64 + 1, "{out:?}");
+        // Each kept its metadata, and fails into a retry: none holds a cancel request.
+        for queue in ["alone", "bulk"] {
+            let claimed = db
+                .store
+                .job_claim(JobClaimParams {
+                    queue: queue.into(),
+                    kinds: vec!["noop".into()],
+                    limit: 100,
+                    worker_id: "w".into(),
+                })
+                .await
+                .expect("the queue claims");
+            for job in claimed {
+                let before = jobs.iter().find(|j| j.id == job.id).unwrap();
+                assert_eq!(job.metadata, before.metadata, "{job:?}");
+                assert!(!job.cancel_requested(), "{job:?}");
+                let failed = db
+                    .store
+                    .job_fail(JobFailParams {
+                        fence: job.fence(),
+                        error: "boom".into(),
+                        trace: None,
+                        retry_in: Duration::ZERO,
+                        discard: false,
+                    })
+                    .await
+                    .expect("a failure is recorded");
+                assert_eq!(failed.state, JobState::Retryable, "{failed:?}");
+            }
+        }
+        let left = db.store.job_list(Default::default()).await.unwrap();
+        assert!(left.iter().all(|j| j.state == JobState::Retryable), "{left:?}");
+    }
+}

@@ -309,16 +309,27 @@ pub async fn pg_blocked_by(url: &str, holder: i32, n: i64, starting: Option<&str
 /// Runs raw SQL on the test database through the driver, outside porter (what another
 /// program's plain statements do).
 pub async fn raw_exec(db: &TestDb, sql: &str) {
+    if let Err(e) = raw_try(db, sql).await {
+        panic!("{e}\n{sql}");
+    }
+}
+
+/// [`raw_exec`], answering the database's refusal (its message) instead of panicking.
+pub async fn raw_try(db: &TestDb, sql: &str) -> Result<(), String> {
     match db.sqlite_path() {
         Some(path) => {
             let c = rusqlite::Connection::open(path).unwrap();
             c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-            c.execute_batch(sql).unwrap();
+            c.execute_batch(sql).map_err(|e| e.to_string())
         }
         None => {
             use sqlx::Connection;
             let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+            sqlx::raw_sql(sql)
+                .execute(&mut c)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
     }
 }

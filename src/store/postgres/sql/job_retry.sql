@@ -18,7 +18,9 @@ waiting AS (
     WHERE d.child_id = $1 AND p.state NOT IN ('completed','cancelled','discarded')
 )
 UPDATE porter_jobs SET
-    metadata = metadata - 'cancel_requested_at',
+    -- Metadata another program wrote as no object is kept as it is (`-` fails on a scalar,
+    -- and takes the string's elements out of an array); it holds no request.
+    metadata = CASE WHEN jsonb_typeof(metadata) = 'object' THEN metadata - 'cancel_requested_at' ELSE metadata END,
     waiting_for = (SELECT n FROM waiting),
     -- Only a finished job goes in line: an unfinished one (available, scheduled, retryable)
     -- is its sequence's job whose turn it is, and keeps it (put in line, every job of the

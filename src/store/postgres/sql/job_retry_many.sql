@@ -6,7 +6,8 @@
 -- (porter_jobs_unique_key, checked row by row), and the rest of the batch goes on. Across
 -- batches, which go oldest first, the first batch's job takes the key.
 UPDATE porter_jobs j SET
-    metadata = j.metadata - 'cancel_requested_at',
+    -- (as job_retry.sql: metadata that is no object is kept as it is)
+    metadata = CASE WHEN jsonb_typeof(j.metadata) = 'object' THEN j.metadata - 'cancel_requested_at' ELSE j.metadata END,
     state = 'available',
     scheduled_at = porter_now(),
     finalized_at = NULL,
