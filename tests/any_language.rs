@@ -1830,4 +1830,51 @@ backend_case! {
         let left = db.store.job_list(Default::default()).await.unwrap();
         assert!(left.iter().all(|j| j.state == JobState::Retryable), "{left:?}");
     }
+
+    /// A concurrency key longer than porter's 255 bytes, written by a plain INSERT, does not stop
+    /// its queue. On PostgreSQL (review of 6 Dec) the key of a running job goes into an index
+    /// (`porter_jobs_running_key`) whose entries hold at most about 2.7 kB: a row with an
+    /// incompressible key of 6 kB went in `available`, and then every claim that reached it failed
+    /// as a whole ("index row requires ... bytes"), for good, and no job of its queue ran. The
+    /// database refuses such a key now (`porter_jobs_concurrency_key_bytes`, migration 0054), as
+    /// the library and `porter_enqueue` do; SQLite, which has no such bound, runs the job.
+    async fn a_concurrency_key_too_long_for_an_index_does_not_stop_its_queue(db: TestDb) {
+        use porter::store::JobClaimParams;
+        // Hex of a simple generator: compresses too little to fit the index's entries.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let key: String = (0..6000)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                char::from_digit(((x >> 60) & 0xf) as u32, 16).unwrap()
+            })
+            .collect();
+        let long = common::raw_try(
+            &db,
+            &format!("INSERT INTO porter_jobs (kind, args, concurrency_key) VALUES ('noop', '{{}}', '{key}')"),
+        )
+        .await;
+        common::raw_exec(&db, "INSERT INTO porter_jobs (kind, args) VALUES ('noop', '{}')").await;
+        let ran = match db.store.backend() {
+            Backend::Sqlite => {
+                long.expect("SQLite takes the row");
+                2
+            }
+            Backend::Postgres => {
+                let refused = long.expect_err("PostgreSQL refuses the row");
+                assert!(refused.contains("porter_jobs_concurrency_key_bytes"), "{refused}");
+                1
+            }
+        };
+        let claimed = db
+            .store
+            .job_claim(JobClaimParams {
+                queue: "default".into(),
+                kinds: vec!["noop".into()],
+                limit: 100,
+                worker_id: "w".into(),
+            })
+            .await
+            .expect("the queue claims");
+        assert_eq!(claimed.len(), ran, "{claimed:?}");
+    }
 }

@@ -1096,6 +1096,68 @@ async fn jobs_whose_times_or_attempts_porter_could_not_read_are_repaired_by_0037
     }
 }
 
+/// A PostgreSQL database migrated up to 53 that holds unfinished jobs a plain INSERT gave a
+/// concurrency key too long for the index of running jobs (every claim of their queue failed on
+/// them, for good): 0054 discards them, saying why, and the queue claims its other jobs again;
+/// a finished job keeps its key; the next such key is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+)]
+async fn jobs_whose_concurrency_key_no_claim_could_take_are_discarded_by_0054() {
+    let db = common::postgres().await;
+    let (url, raw) = database_at(&db, "before-54", 53).await;
+    let key = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 200) i)";
+    raw.exec(&format!(
+        "INSERT INTO porter_jobs (kind, concurrency_key) VALUES ('noop', {key}); -- job 1
+         INSERT INTO porter_jobs (kind, state, concurrency_key, scheduled_at) VALUES ('noop', 'scheduled', {key}, now() + interval '1 hour'); -- 2
+         INSERT INTO porter_jobs (kind, state, finalized_at, concurrency_key) VALUES ('noop', 'completed', now(), {key}); -- 3
+         INSERT INTO porter_jobs (kind, concurrency_key) VALUES ('noop', 'short'); -- 4"
+    ))
+    .await;
+    let store = porter::store::open(&url)
+        .await
+        .expect("porter upgrades the database");
+    for id in [1, 2] {
+        let job = store.job_get(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Discarded, "{id}");
+        assert!(
+            job.errors
+                .last()
+                .unwrap()
+                .error
+                .contains("longer than 255 bytes"),
+            "{job:?}"
+        );
+    }
+    let three = store.job_get(3).await.unwrap().unwrap();
+    assert_eq!(
+        (three.state, three.concurrency_key.map(|k| k.len())),
+        (JobState::Completed, Some(6400))
+    );
+    let got = store
+        .job_claim(claim("noop", 10))
+        .await
+        .expect("the queue claims again");
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), [4]);
+    let Raw::Postgres(pool) = &raw else {
+        unreachable!("a PostgreSQL database")
+    };
+    let refused = sqlx::query(&format!(
+        "INSERT INTO porter_jobs (kind, concurrency_key) VALUES ('noop', {key})"
+    ))
+    .execute(pool)
+    .await
+    .expect_err("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("porter_jobs_concurrency_key_bytes"),
+        "{refused}"
+    );
+}
+
 backend_case! {
     /// A database migrated up to 27 (workflow steps in an index of porter_jobs), holding two
     /// workflows, upgrades in place to the table of steps (0028): each workflow shows its

@@ -273,6 +273,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "cancel_requests_counted",
             "0053_cancel_requests_counted.sql"
         ),
+        migration!(
+            54,
+            "concurrency_keys_porter_can_claim",
+            "0054_concurrency_keys_porter_can_claim.sql"
+        ),
     ],
 };
 

@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite (migrations-postgres/0054_concurrency_keys_porter_can_claim.sql
+-- refuses concurrency keys too long for PostgreSQL's index of running jobs; SQLite's indexes
+-- take a key of any length, and its checks of other programs' rows are the README's). The
+-- version exists so that both backends record the same versions.
