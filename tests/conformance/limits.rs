@@ -545,3 +545,49 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// Another process's claim that commits while this one waits for the queue's lock is
+    /// counted, whatever isolation the server gives transactions by default. On PostgreSQL
+    /// (review of 6 Dec) porter's transactions took the server's default: under REPEATABLE
+    /// READ a limited claim's snapshot was taken by its first statement, while it waited for
+    /// the queue row's lock, so once the other claim committed it counted the running jobs as
+    /// they were before that claim and passed the limit (two running under a limit of one).
+    /// Porter's connections ask for READ COMMITTED now; here the URL asks for REPEATABLE READ
+    /// as a server's or a role's default would. SQLite's one writer takes the claims in turn.
+    async fn a_claim_counts_the_claim_it_waited_for_whatever_the_default_isolation(db: TestDb) {
+        db.store
+            .queue_limit_set(limit("q", QueueLimits { concurrency: Some(1), ..Default::default() }))
+            .await
+            .unwrap();
+        for kind in ["a", "b"] {
+            insert(&db.store, job_with(kind, InsertOpts { queue: Some("q".into()), ..Default::default() })).await;
+        }
+        let other = "UPDATE porter_jobs SET state = 'running', attempt = attempt + 1, \
+                     attempted_by = 'other', attempted_at = finalized_at WHERE kind = 'a'";
+        let taken = if db.sqlite_path().is_some() {
+            // Another process's claim, first.
+            let first = db.reopen().await.job_claim(claim("q", &["a"], 1, "other")).await.unwrap();
+            assert_eq!(first.len(), 1);
+            db.store.job_claim_ahead(claim("q", &["b"], 1, W), ahead(0, 0, true)).await.unwrap().jobs
+        } else {
+            use sqlx::Connection;
+            let url = format!("{}&options[default_transaction_isolation]=repeatable%5C%20read", db.url);
+            let store = porter::store::open(&url).await.unwrap();
+            // Another process's claim, holding the queue's row as a limited claim does.
+            let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let pid = crate::common::pg_pid(&mut holder).await;
+            sqlx::raw_sql("BEGIN; SELECT 1 FROM porter_queues WHERE name = 'q' FOR UPDATE")
+                .execute(&mut holder)
+                .await
+                .unwrap();
+            sqlx::raw_sql(&other.replace("finalized_at", "clock_timestamp()")).execute(&mut holder).await.unwrap();
+            let claiming = tokio::spawn(async move { store.job_claim_ahead(claim("q", &["b"], 1, W), ahead(0, 0, true)).await });
+            crate::common::pg_blocked_by(&db.url, pid, 1, None).await;
+            sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+            claiming.await.unwrap().unwrap().jobs
+        };
+        assert!(taken.is_empty(), "the limit's one slot is taken: {taken:?}");
+        assert_eq!(running(&db.store, "q").await, 1);
+    }
+}

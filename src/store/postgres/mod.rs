@@ -440,7 +440,15 @@ pub(crate) fn connect_options(url: &str, warn: bool) -> Result<PgConnectOptions>
     let options: PgConnectOptions = driver_url(url, warn)
         .parse()
         .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
-    Ok(options.options([("standard_conforming_strings", "on")]))
+    // READ COMMITTED whatever the server's, the database's, the role's or the URL's default
+    // (these options come last, and the last wins): porter's statements are written for a
+    // snapshot per statement. Under REPEATABLE READ a limited claim's snapshot was taken by its
+    // first statement, while it waited for the queue row's lock, and it counted the running
+    // jobs as they were before the claim it waited for: two ran under a limit of one.
+    Ok(options.options([
+        ("standard_conforming_strings", "on"),
+        ("default_transaction_isolation", "read\\ committed"),
+    ]))
 }
 
 /// The URL without the query parameters sqlx does not read: sqlx would log each of them with
