@@ -357,3 +357,85 @@ backend_case! {
         completed_beside_cancelled(s, (p.id, c, r), completed, cancelled).await;
     }
 }
+
+/// A batch of one member keyed `member` (and `plain` members without keys) whose callback is
+/// keyed `callback`.
+fn crossing_batch(member: &str, callback: &str, plain: usize) -> porter::batch::Batch {
+    let keyed = |key: &str| InsertOpts {
+        unique_key: Some(key.into()),
+        ..Default::default()
+    };
+    let mut b = porter::batch::Batch::new();
+    b.push_params(job_with("m", keyed(member)));
+    for _ in 0..plain {
+        b.push_params(job("m"));
+    }
+    b.callback_raw("cb", serde_json::json!({}), keyed(callback), false)
+}
+
+backend_case! {
+    /// Two batches whose unique keys cross (one's member key is the other's callback's) wait
+    /// for each other instead of deadlocking: a batch locks every key it inserts, its
+    /// callback's with its members', before writing any row (job_unique_lock.sql). Review of 6
+    /// Dec: the callback's key was left out, so with one member key nothing was locked, and
+    /// batch X (member a, callback b) beside batch Y (member b, callback a) each inserted its
+    /// member and waited at its callback for the other's, until PostgreSQL ended one with
+    /// "deadlock detected" (a database error, where the later batch is to be refused naming the
+    /// key's holder). Here a third transaction first holds the lock of a callback's key: the
+    /// batch waits for it before inserting anything; then crossing pairs race, and in each
+    /// round one is inserted and the other refused as a conflict. (SQLite's one writer takes
+    /// them in turn.)
+    async fn batches_whose_unique_keys_cross_wait_instead_of_deadlocking(db: TestDb) {
+        let s = db.store.clone();
+        if db.sqlite_path().is_none() {
+            use sqlx::Connection;
+            let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            let pid = crate::common::pg_pid(&mut holder).await;
+            sqlx::raw_sql("BEGIN; SELECT pg_advisory_xact_lock(1886350451, hashtext('held'))")
+                .execute(&mut holder)
+                .await
+                .unwrap();
+            let client = Client::new(s.clone());
+            let inserting = tokio::spawn(async move { client.insert_batch(crossing_batch("free", "held", 0)).await });
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                assert!(!inserting.is_finished(), "the batch went past the lock of its callback's key");
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                )
+                .bind(pid)
+                .fetch_one(&mut holder)
+                .await
+                .unwrap();
+                if waiting > 0 {
+                    break;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "the batch never waited");
+                sqlx::query("SELECT pg_stat_clear_snapshot()").execute(&mut holder).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert_eq!(total(&s).await, 0, "nothing written while it waits");
+            sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+            inserting.await.unwrap().expect("inserted once the lock is free");
+        }
+        let other = db.reopen().await;
+        for round in 0..10 {
+            let (a, b) = (format!("a{round}"), format!("b{round}"));
+            let x = Client::new(s.clone());
+            let y = Client::new(other.clone());
+            let (bx, by) = (crossing_batch(&a, &b, 300), crossing_batch(&b, &a, 300));
+            let (x, y) = tokio::join!(
+                tokio::spawn(async move { x.insert_batch(bx).await }),
+                tokio::spawn(async move { y.insert_batch(by).await }),
+            );
+            let outcomes = [x.unwrap(), y.unwrap()];
+            let inserted = outcomes.iter().filter(|o| o.is_ok()).count();
+            for o in &outcomes {
+                if let Err(e) = o {
+                    assert!(matches!(e, porter::Error::Conflict(_)), "round {round}: {e}");
+                }
+            }
+            assert_eq!(inserted, 1, "round {round}: {outcomes:?}");
+        }
+    }
+}

@@ -33,6 +33,11 @@ async fn insert_batch(
         .bind(params.jobs.len() as i32)
         .fetch_one(&mut *conn)
         .await?;
+    // Every key the batch inserts, its callback's with its members', locked before any row:
+    // the members' insert alone locks only theirs, and a batch whose member key is another's
+    // callback key, and whose callback key is that one's member key, each inserted its member
+    // and waited at its callback for the other's, until PostgreSQL ended one as a deadlock.
+    lock_unique_keys(conn, params.jobs.iter().chain([&params.callback])).await?;
     let mut jobs = Vec::with_capacity(params.jobs.len());
     for (i, result) in insert_jobs_tx(conn, params.jobs.clone())
         .await?
