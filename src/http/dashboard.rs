@@ -52,6 +52,10 @@ use crate::store::JobListParams;
 /// a time (`ops::QUEUES_PAGE`).
 const QUEUES_SHOWN: u32 = 50;
 
+/// Pairs of queue and kind shown under "Jobs nobody will run", the first by queue and kind:
+/// any caller of the admin API can name a new queue with each job.
+const UNSERVED_SHOWN: usize = 50;
+
 /// Discarded and unfinished jobs shown, each.
 pub const JOBS_SHOWN: u32 = 25;
 /// Longest error text shown (the full history is in `porter jobs show`).
@@ -290,7 +294,9 @@ async fn render_page(
     query: Option<&str>,
 ) -> crate::Result<Markup> {
     let counts = state.client.counts().await?;
-    let unserved = state.client.unserved().await?;
+    let mut unserved = state.client.unserved().await?;
+    let more_unserved = unserved.len().saturating_sub(UNSERVED_SHOWN);
+    unserved.truncate(UNSERVED_SHOWN);
     // The first queues by name, one more to know whether others follow (see `QUEUES_SHOWN`).
     let mut queues = state.client.queue_page(None, QUEUES_SHOWN + 1).await?;
     let more_queues = queues.len() > QUEUES_SHOWN as usize;
@@ -412,6 +418,13 @@ async fn render_page(
                                     (u.to_string())
                                 }
                             }
+                        }
+                    }
+                    @if more_unserved > 0 {
+                        p #more-unserved .muted {
+                            "… and " (more_unserved) " more queue and kind pairs (the first "
+                            (UNSERVED_SHOWN) " by queue and kind are shown; "
+                            code { "porter stats" } " lists them all)"
                         }
                     }
                 }
