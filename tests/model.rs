@@ -17,9 +17,9 @@
 //! completer's write), fail (retry after a delay, or discard),
 //! snooze, a job cancelling itself, a worker giving a job back at shutdown, user cancel and
 //! retry, worker heartbeats and deregistrations (one worker with a lease of its own, which
-//! claims nothing while its heartbeat is overdue; one without), rescue of lost workers' and
-//! stuck jobs, asked by nobody or by a worker (which judges nobody lost unless its own
-//! heartbeats are on time and steady),
+//! claims nothing while its heartbeat is overdue; one without), rescue of lost workers' jobs
+//! and of live workers' stuck ones, asked by nobody or by a worker (which judges nobody lost
+//! unless its own heartbeats are on time and steady),
 //! retention, bulk deletes and bulk cancels by queue and kind, periodic slots, queue pause and resume, queue limits (global and per-key
 //! concurrency, global and per-key rate windows, set and cleared; jobs carry a concurrency key),
 //! and the clock moving on. Worker-side
@@ -1439,8 +1439,8 @@ async fn apply(
                             .is_some_and(|since| since <= now - LEASE_SECS * 1000)
                 }
             });
-            // Lost workers' jobs first (a job both lost and stuck is rescued as lost), then
-            // stuck ones.
+            // Lost workers' jobs, and stuck ones of live workers: a lost worker's job is never
+            // taken for stuck, even while the rescuer judges nobody lost.
             let rescued: Vec<(i64, bool)> = m
                 .jobs
                 .values()
@@ -1448,6 +1448,7 @@ async fn apply(
                 .filter_map(|j| {
                     let lost = judging && !j.worker.is_some_and(alive);
                     let stuck = j.kind == 0
+                        && j.worker.is_some_and(alive)
                         && j.attempted_at
                             .is_some_and(|at| at < now - STUCK_SECS * 1000);
                     (lost || stuck).then_some((j.id, lost))

@@ -517,3 +517,62 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// A lost worker's job is rescued as lost (no attempt used, `worker lost`), however long
+    /// ago it started: the stuck pass takes only the jobs of live workers. Review of 6 Dec: with
+    /// every worker down for longer than a kind's stuck limit (its timeout plus 30 s), the
+    /// worker started again judged nobody lost in its first lease (its own heartbeats not yet
+    /// steady), but its stuck pass, which looked at no worker, took the crashed worker's job
+    /// for one that ran past its timeout: an attempt used, a job on its last attempt discarded,
+    /// and its waiting children cancelled.
+    async fn a_lost_workers_job_past_its_stuck_limit_is_rescued_as_lost_not_stuck(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        let start = s.now().await.unwrap();
+        let lease = Duration::from_secs(10);
+        let stuck = Duration::from_secs(90);
+        s.worker_register(register("crashed", lease, &[("noop", stuck)])).await.unwrap();
+        let parent = insert(s, job_with("noop", InsertOpts { max_attempts: Some(1), ..Default::default() })).await;
+        let child = insert(s, job_with("noop", InsertOpts { depends_on: vec![parent.id], ..Default::default() })).await;
+        let claimed = s.job_claim(claim("default", &["noop"], 10, "crashed")).await.unwrap();
+        assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), [parent.id]);
+        let rescue = || JobRescueParams {
+            lease,
+            stuck_after: vec![("noop".into(), stuck)],
+            limit: 10,
+            by: Some("restarted".into()),
+        };
+        // Everything down for 100 s; a worker starts again and rescues in its first lease.
+        clock.set(start + chrono::Duration::seconds(100));
+        s.worker_register(register("restarted", lease, &[("noop", stuck)])).await.unwrap();
+        assert_eq!(s.job_rescue(rescue()).await.unwrap(), RescueCounts::default());
+        assert_eq!(s.job_get(parent.id).await.unwrap().unwrap().state, JobState::Running);
+        // Steady for a lease, it judges the crashed worker lost.
+        for at in [104, 107, 110] {
+            clock.set(start + chrono::Duration::seconds(at));
+            s.worker_register(register("restarted", lease, &[("noop", stuck)])).await.unwrap();
+        }
+        clock.set(start + chrono::Duration::seconds(111));
+        assert_eq!(s.job_rescue(rescue()).await.unwrap().retried, 1);
+        let rescued = s.job_get(parent.id).await.unwrap().unwrap();
+        assert_eq!(
+            (rescued.state, rescued.max_attempts, rescued.errors.last().unwrap().error.as_str()),
+            (JobState::Retryable, 2, "worker lost"),
+            "{rescued:?}"
+        );
+        assert_eq!(s.job_get(child.id).await.unwrap().unwrap().state, JobState::Pending);
+        // A live worker's job past its limit is still stuck.
+        let other = insert(s, job("slow")).await;
+        assert_eq!(s.job_claim(claim("default", &["slow"], 10, "restarted")).await.unwrap()[0].id, other.id);
+        for at in [114, 117, 120, 123, 126, 129, 132, 135, 138, 141, 144, 147, 150, 153, 156, 159,
+                   162, 165, 168, 171, 174, 177, 180, 183, 186, 189, 192, 195, 198, 201, 204, 207] {
+            clock.set(start + chrono::Duration::seconds(at));
+            s.worker_register(register("restarted", lease, &[("slow", stuck)])).await.unwrap();
+        }
+        let counts = s.job_rescue(rescue()).await.unwrap();
+        assert_eq!(counts.retried, 1, "{counts:?}");
+        let stuck_job = s.job_get(other.id).await.unwrap().unwrap();
+        assert_eq!(stuck_job.errors.last().unwrap().error, "job ran past its timeout");
+    }
+}

@@ -2509,6 +2509,7 @@ impl Driver for PgStore {
                 .bind(kinds)
                 .bind(limits)
                 .bind(limit)
+                .bind(secs(p.lease))
                 .fetch_all(&mut *self.conn().await?)
                 .await?)
         };

@@ -2497,6 +2497,7 @@ impl Driver for SqliteStore {
         // lost worker's jobs happens whatever the stuck rescue does.
         use futures::FutureExt;
         let (lease, limit, by) = (ago(p.lease), p.limit, p.by);
+        let lease_too = lease.clone();
         // The rescuer's own limits, for jobs whose worker registered none.
         let limits: Vec<(String, i64)> = p
             .stuck_after
@@ -2506,10 +2507,10 @@ impl Driver for SqliteStore {
         let limits = serde_json::to_string(&limits).expect("limits serialize");
         let passes = vec![
             self.writer
-                .run(move |c| rescued(c, sql!("job_rescue_lost"), params![lease, limit, by]))
+                .run(move |c| rescued(c, sql!("job_rescue_lost"), params![lease_too, limit, by]))
                 .boxed(),
             self.writer
-                .run(move |c| rescued(c, sql!("job_rescue_stuck"), params![limits, limit]))
+                .run(move |c| rescued(c, sql!("job_rescue_stuck"), params![limits, limit, lease]))
                 .boxed(),
         ];
         Rescued::from_outcomes(futures::future::join_all(passes).await)

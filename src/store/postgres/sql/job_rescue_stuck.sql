@@ -2,14 +2,21 @@
 -- margin): the limit the claiming worker registered for the kind (porter_workers.stuck_after,
 -- ms), or, for a job whose worker recorded none (a binary from before migration 0003), the
 -- rescuer's limit for the kind ($1 kinds, $2 ms). A kind that neither knows is never stuck.
+-- Only jobs of live workers: a heartbeat within the worker's own lease, or within the
+-- rescuer's ($4, seconds) for a registration without one, as job_rescue_lost.sql judges. A
+-- lost worker's job is that pass's, however long ago it started: it uses no attempt for the
+-- worker's loss, and waits while the rescuer judges nobody (its first lease after a stall or a
+-- start). Taken here as stuck, the job of a worker that crashed longer ago than its limit used
+-- an attempt, and on its last one was discarded, its children cancelled.
 -- SKIP LOCKED for the same reason as job_rescue_lost.sql; only the jobs' rows are locked.
 -- Differs from SQLite (one writer): the sequence locks of the jobs it may rescue first, in
 -- the order of their numbers (see job_complete.sql), before any row is locked.
 WITH locked AS MATERIALIZED (
     SELECT count(pg_advisory_xact_lock(1886350450, h)) AS n
     FROM (SELECT DISTINCT hashtext(j.sequence_key) AS h FROM porter_jobs j
-          LEFT JOIN porter_workers w ON w.id = j.attempted_by
+          JOIN porter_workers w ON w.id = j.attempted_by
           WHERE j.state = 'running' AND j.sequence_key IS NOT NULL
+            AND w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $4::float8) * interval '1 second'
             AND j.attempted_at < porter_now() - COALESCE(
                     (w.stuck_after ->> j.kind)::float8,
                     (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
@@ -24,8 +31,9 @@ UPDATE porter_jobs SET
     finalized_at = CASE WHEN (metadata -> 'cancel_requested_at') IS NOT NULL OR attempt >= max_attempts THEN porter_now() END,
     errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', 'job ran past its timeout'))
 WHERE id IN (
-    SELECT j.id FROM porter_jobs j LEFT JOIN porter_workers w ON w.id = j.attempted_by
+    SELECT j.id FROM porter_jobs j JOIN porter_workers w ON w.id = j.attempted_by
     WHERE j.state = 'running' AND (SELECT n FROM locked) IS NOT NULL
+      AND w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $4::float8) * interval '1 second'
       AND j.attempted_at < porter_now() - COALESCE(
               (w.stuck_after ->> j.kind)::float8,
               (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)

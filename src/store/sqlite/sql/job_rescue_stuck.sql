@@ -3,6 +3,12 @@
 -- ms), or, for a job whose worker recorded none (a binary from before migration 0003), the
 -- rescuer's limit for the kind (?1, a JSON array of [kind, ms]). A kind that neither knows is
 -- never stuck.
+-- Only jobs of live workers: a heartbeat within the worker's own lease, or within the
+-- rescuer's (?3, '-15.000 seconds') for a registration without one, as job_rescue_lost.sql
+-- judges. A lost worker's job is that pass's, however long ago it started: it uses no attempt
+-- for the worker's loss, and waits while the rescuer judges nobody (its first lease after a
+-- stall or a start). Taken here as stuck, the job of a worker that crashed longer ago than its
+-- limit used an attempt, and on its last one was discarded, its children cancelled.
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
     state        = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN 'cancelled'
@@ -17,8 +23,11 @@ WHERE id IN (
                COALESCE(json_extract(w.stuck_after, '$."' || j.kind || '"'),
                         (SELECT json_extract(l.value, '$[1]') FROM json_each(?1) l
                          WHERE json_extract(l.value, '$[0]') = j.kind)) AS limit_ms
-        FROM porter_jobs j LEFT JOIN porter_workers w ON w.id = j.attempted_by
+        FROM porter_jobs j JOIN porter_workers w ON w.id = j.attempted_by
         WHERE j.state = 'running'
+          AND w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+                                         CASE WHEN w.lease_ms IS NULL THEN ?3
+                                              ELSE printf('%+.3f seconds', -w.lease_ms / 1000.0) END)
     )
     -- printf would read a NULL limit as 0: skip those first.
     WHERE limit_ms IS NOT NULL
