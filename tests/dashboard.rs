@@ -2028,3 +2028,27 @@ backend_case! {
         assert!(html.contains("/dashboard/queues/mail/pause"), "and its button");
     }
 }
+
+backend_case! {
+    /// A page whose read fails in the database says only that it failed: the database's own
+    /// words (table names, the query's text) stay in the server's log, as the admin API's do.
+    /// Review of 6 Dec: the overview, the jobs page, the bulk confirmation and a job's page
+    /// printed the driver's message (`relation "porter_jobs" does not exist`) and logged
+    /// nothing.
+    async fn a_page_whose_read_fails_keeps_the_databases_words_to_the_log(db: TestDb) {
+        let job = surfaces::insert(db.store.as_ref(), "noop", "mail").await;
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        common::raw_exec(&db, "ALTER TABLE porter_jobs RENAME TO porter_jobs_away").await;
+        for uri in [
+            "/".to_string(),
+            "/dashboard/jobs?kind=noop".to_string(),
+            format!("/dashboard/jobs/{}", job.id),
+        ] {
+            let (status, html, _) = send(&app, get(&uri)).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{uri}: {html}");
+            assert!(html.contains("internal error (see the server log)"), "{uri}: {html}");
+            assert!(!html.contains("porter_jobs"), "{uri}: {html}");
+        }
+        common::raw_exec(&db, "ALTER TABLE porter_jobs_away RENAME TO porter_jobs").await;
+    }
+}

@@ -243,7 +243,7 @@ async fn page(
     }
     match render_page(&state, &headers, query.as_deref()).await {
         Ok(markup) => Html(markup.into_string()).into_response(),
-        Err(e) => problem_page(&state, status_of(&e), &e.to_string()),
+        Err(e) => error_page(&state, e),
     }
 }
 
@@ -521,6 +521,13 @@ fn unserved_link(queue: &str, kind: &str) -> String {
 
 fn status_of(e: &Error) -> StatusCode {
     super::error::status_for(e)
+}
+
+/// The error page for a failed read or write: a database's own words stay in the server's log,
+/// as the admin API's do ([`super::AppError`]), and the page says only that it failed.
+fn error_page(state: &AppState, e: Error) -> Response {
+    let status = status_of(&e);
+    problem_page(state, status, &super::AppError::from(e).message)
 }
 
 /// An HTML error page with a way back (and the login form when the token was missing).

@@ -47,7 +47,7 @@ pub(super) async fn page(
                 &format!("no job {id} (it may have been deleted after its retention)"),
             )
         }
-        Err(e) => return problem_page(&state, super::status_of(&e), &e.to_string()),
+        Err(e) => return super::error_page(&state, e),
     };
     let job = &detail.job;
     let workflow = detail.workflow.as_ref();

@@ -25,7 +25,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 
-use super::{layout, nav_header, problem_page, readable, refusal, status_of, time, AppState};
+use super::{
+    error_page, layout, nav_header, problem_page, readable, refusal, status_of, time, AppState,
+};
 use crate::http::listing;
 use crate::job::{JobRow, JobState};
 use crate::store::admin::{BULK_MAX, MAX_ARGS_SEARCH};
@@ -188,7 +190,7 @@ pub(super) async fn page(
         .await
     {
         Ok(rows) => rows,
-        Err(e) => return problem_page(&state, status_of(&e), &e.to_string()),
+        Err(e) => return error_page(&state, e),
     };
     let more = rows.len() > PAGE_SIZE as usize;
     let jobs: Vec<JobRow> = rows
@@ -345,7 +347,7 @@ pub(super) async fn confirm(
     };
     let count = match state.client.count_matching(filter.clone()).await {
         Ok(c) => c,
-        Err(e) => return problem_page(&state, status_of(&e), &e.to_string()),
+        Err(e) => return error_page(&state, e),
     };
     let fq = filter_query(&filter);
     let back = format!("/dashboard/jobs?{fq}");
