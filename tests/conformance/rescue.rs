@@ -576,3 +576,29 @@ backend_case! {
         assert_eq!(stuck_job.errors.last().unwrap().error, "job ran past its timeout");
     }
 }
+
+backend_case! {
+    /// A worker row whose stuck limit for a kind is not a number (another program wrote it)
+    /// has that limit judged as missing (the rescuer's own applies), and the pass goes on for
+    /// every other job. Review of 6 Dec: on PostgreSQL the cast of `"abc"` failed every stuck
+    /// pass, for every worker's jobs (and the failing pass hid what the lost pass rescued from
+    /// the rescuer's counts); SQLite read it as 0 ms and rescued the job at once.
+    async fn a_stuck_limit_that_is_not_a_number_is_judged_as_missing(db: TestDb) {
+        let s = &*db.store;
+        let hour = Duration::from_secs(3600);
+        s.worker_register(register("odd", hour, &[("noop", hour)])).await.unwrap();
+        s.worker_register(register("hasty", hour, &[("noop", Duration::from_millis(1))])).await.unwrap();
+        crate::raw_exec(&db, "UPDATE porter_workers SET stuck_after = '{\"noop\": \"abc\"}' WHERE id = 'odd'").await;
+        s.job_insert_many(vec![job("noop"), job("noop")]).await.unwrap();
+        let odd = s.job_claim(claim("default", &["noop"], 1, "odd")).await.unwrap().remove(0);
+        let hasty = s.job_claim(claim("default", &["noop"], 1, "hasty")).await.unwrap().remove(0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let counts = s
+            .job_rescue(JobRescueParams { by: None, lease: hour, stuck_after: vec![("noop".into(), hour)], limit: 100 })
+            .await
+            .expect("the pass goes through");
+        assert_eq!(counts.retried, 1, "{counts:?}");
+        assert_eq!(s.job_get(hasty.id).await.unwrap().unwrap().state, JobState::Retryable);
+        assert_eq!(s.job_get(odd.id).await.unwrap().unwrap().state, JobState::Running, "within the rescuer's hour");
+    }
+}

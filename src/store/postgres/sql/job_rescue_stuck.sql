@@ -2,6 +2,8 @@
 -- margin): the limit the claiming worker registered for the kind (porter_workers.stuck_after,
 -- ms), or, for a job whose worker recorded none (a binary from before migration 0003), the
 -- rescuer's limit for the kind ($1 kinds, $2 ms). A kind that neither knows is never stuck.
+-- A registered limit that is not a number (another program's row) counts as none: its cast
+-- failed every pass, for every worker's jobs.
 -- Only jobs of live workers: a heartbeat within the worker's own lease, or within the
 -- rescuer's ($4, seconds) for a registration without one, as job_rescue_lost.sql judges. A
 -- lost worker's job is that pass's, however long ago it started: it uses no attempt for the
@@ -18,7 +20,7 @@ WITH locked AS MATERIALIZED (
           WHERE j.state = 'running' AND j.sequence_key IS NOT NULL
             AND w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $4::float8) * interval '1 second'
             AND j.attempted_at < porter_now() - COALESCE(
-                    (w.stuck_after ->> j.kind)::float8,
+                    CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN (w.stuck_after ->> j.kind)::float8 END,
                     (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
                 ) / 1000 * interval '1 second'
           ORDER BY 1) keys
@@ -35,7 +37,7 @@ WHERE id IN (
     WHERE j.state = 'running' AND (SELECT n FROM locked) IS NOT NULL
       AND w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $4::float8) * interval '1 second'
       AND j.attempted_at < porter_now() - COALESCE(
-              (w.stuck_after ->> j.kind)::float8,
+              CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN (w.stuck_after ->> j.kind)::float8 END,
               (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
           ) / 1000 * interval '1 second'
     LIMIT $3

@@ -2,7 +2,8 @@
 -- margin): the limit the claiming worker registered for the kind (porter_workers.stuck_after,
 -- ms), or, for a job whose worker recorded none (a binary from before migration 0003), the
 -- rescuer's limit for the kind (?1, a JSON array of [kind, ms]). A kind that neither knows is
--- never stuck.
+-- never stuck. A registered limit that is not a number (another program's row) counts as
+-- none, as on PostgreSQL (printf read `"abc"` as 0 ms: stuck at once).
 -- Only jobs of live workers: a heartbeat within the worker's own lease, or within the
 -- rescuer's (?3, '-15.000 seconds') for a registration without one, as job_rescue_lost.sql
 -- judges. A lost worker's job is that pass's, however long ago it started: it uses no attempt
@@ -20,7 +21,9 @@ UPDATE porter_jobs SET
 WHERE id IN (
     SELECT id FROM (
         SELECT j.id, j.attempted_at,
-               COALESCE(json_extract(w.stuck_after, '$."' || j.kind || '"'),
+               COALESCE(CASE WHEN json_valid(w.stuck_after)
+                                  AND json_type(w.stuck_after, '$."' || j.kind || '"') IN ('integer', 'real')
+                             THEN json_extract(w.stuck_after, '$."' || j.kind || '"') END,
                         (SELECT json_extract(l.value, '$[1]') FROM json_each(?1) l
                          WHERE json_extract(l.value, '$[0]') = j.kind)) AS limit_ms
         FROM porter_jobs j JOIN porter_workers w ON w.id = j.attempted_by
