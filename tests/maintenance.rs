@@ -536,3 +536,43 @@ backend_case! {
         );
     }
 }
+
+backend_case! {
+    /// A rescuer whose batch is 0 rows rescued nothing, silently, and one whose interval or
+    /// lease is 0 ran its passes back to back, a core spinning (review of 6 Dec; retention's
+    /// same settings are refused since earlier that day). Each is refused, with nothing
+    /// rescued; the service with such a config waits for its stop without a pass.
+    async fn a_rescuer_config_of_no_rows_or_no_wait_is_refused(db: TestDb) {
+        let s: Arc<Store> = db.store.clone();
+        s.job_insert_many(vec![JobInsertParams::new("noop", serde_json::json!({}), InsertOpts::default()).unwrap()])
+            .await
+            .unwrap();
+        let claimed = s
+            .job_claim(JobClaimParams { queue: "default".into(), kinds: vec!["noop".into()], limit: 1, worker_id: "gone".into() })
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "a job of a worker that never registered: lost");
+        let good = RescuerConfig {
+            lease: Duration::from_secs(1),
+            interval: Duration::from_millis(200),
+            stuck_after: vec![],
+            batch: 10,
+            worker: None,
+        };
+        for (config, field) in [
+            (RescuerConfig { batch: 0, ..good.clone() }, "rescuer batch"),
+            (RescuerConfig { interval: Duration::ZERO, ..good.clone() }, "rescuer interval"),
+            (RescuerConfig { lease: Duration::ZERO, ..good.clone() }, "rescuer lease"),
+        ] {
+            let err = Rescuer::new(s.clone(), config.clone()).run_once().await.expect_err(field);
+            assert!(err.to_string().contains(field), "{err}");
+            let stop = tokio_util::sync::CancellationToken::new();
+            let service = tokio::spawn(Rescuer::new(s.clone(), config).run(stop.clone()));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            stop.cancel();
+            tokio::time::timeout(Duration::from_secs(30), service).await.expect("it stops").unwrap();
+            assert_eq!(s.job_counts().await.unwrap().total[&JobState::Running], 1, "{field}: nothing rescued");
+        }
+        assert_eq!(Rescuer::new(s.clone(), good).run_once().await.unwrap().retried, 1);
+    }
+}

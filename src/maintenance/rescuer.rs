@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{JobEvents, NoEvents};
 use crate::store::{JobRescueParams, RescueCounts, Store};
 use crate::worker::Workers;
@@ -70,6 +70,27 @@ impl RescuerConfig {
     }
 }
 
+impl RescuerConfig {
+    /// Refuses settings under which a pass rescues nothing (a batch of 0 rows) or passes run
+    /// back to back (an interval, or a lease, of 0: the wait between passes is at most the
+    /// lease), as [`crate::maintenance::RetentionConfig::check`] does for retention.
+    pub fn check(&self) -> Result<()> {
+        if self.batch == 0 {
+            return Err(Error::invalid(
+                "rescuer batch",
+                "0 rows: a pass would rescue nothing",
+            ));
+        }
+        if self.interval.is_zero() {
+            return Err(Error::invalid("rescuer interval", "must be more than 0"));
+        }
+        if self.lease.is_zero() {
+            return Err(Error::invalid("rescuer lease", "must be more than 0"));
+        }
+        Ok(())
+    }
+}
+
 /// The rescuer service.
 pub struct Rescuer {
     store: Arc<Store>,
@@ -93,8 +114,10 @@ impl Rescuer {
         self
     }
 
-    /// One pass; returns what it rescued.
+    /// One pass; returns what it rescued. A config [`RescuerConfig::check`] refuses is an
+    /// error here, with nothing rescued.
     pub async fn run_once(&self) -> Result<RescueCounts> {
+        self.config.check()?;
         // The store wakes this process's producers when jobs are due again.
         let rescued = self
             .store
@@ -112,8 +135,13 @@ impl Rescuer {
     }
 
     /// Runs a pass every interval (less often while passes are slow: `next_pass_in`) until
-    /// `stop`.
+    /// `stop`. A config [`RescuerConfig::check`] refuses rescues nothing (logged once).
     pub async fn run(self, stop: CancellationToken) {
+        if let Err(e) = self.config.check() {
+            warn!(error = %e, "the rescuer is off: its config is refused");
+            stop.cancelled().await;
+            return;
+        }
         let mut wait = self.config.interval;
         loop {
             tokio::select! {
