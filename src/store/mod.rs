@@ -1219,6 +1219,17 @@ pub struct QueueRow {
     pub limits: QueueLimits,
 }
 
+impl QueueRow {
+    /// A queue porter has no record of: not paused, no limits.
+    pub(crate) fn unrecorded(name: &str) -> Self {
+        QueueRow {
+            name: name.to_string(),
+            paused_at: None,
+            limits: QueueLimits::default(),
+        }
+    }
+}
+
 /// A worker process, as registered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerRow {

@@ -591,3 +591,31 @@ backend_case! {
         assert_eq!(running(&db.store, "q").await, 1);
     }
 }
+
+backend_case! {
+    /// Clearing the limits of a queue that has no record writes none: the answer is the queue
+    /// without limits, and it is not listed (nor taken as known by `queues resume`). Review of 6
+    /// Dec: `porter queues limit tyypo --clear` inserted a record, and the typo was listed for
+    /// good (what resume stopped doing on 4 Dec). Setting a limit on a queue before its first
+    /// job still records it.
+    async fn clearing_the_limits_of_a_queue_without_a_record_writes_none(db: TestDb) {
+        let s = &*db.store;
+        let row = s
+            .queue_limit_set(QueueLimitParams { queue: "tyypo".into(), clear: true, set: QueueLimits::default() })
+            .await
+            .unwrap();
+        assert_eq!((row.name.as_str(), row.paused_at, row.limits), ("tyypo", None, QueueLimits::default()));
+        assert!(s.queue_list().await.unwrap().iter().all(|q| q.name != "tyypo"));
+        let row = s
+            .queue_limit_set(limit("early", QueueLimits { concurrency: Some(2), ..Default::default() }))
+            .await
+            .unwrap();
+        assert_eq!(row.limits.concurrency, Some(2));
+        let row = s
+            .queue_limit_set(QueueLimitParams { queue: "early".into(), clear: true, set: QueueLimits::default() })
+            .await
+            .unwrap();
+        assert_eq!(row.limits, QueueLimits::default());
+        assert!(s.queue_list().await.unwrap().iter().any(|q| q.name == "early"), "a record kept");
+    }
+}

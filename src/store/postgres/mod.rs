@@ -2561,8 +2561,9 @@ impl Driver for PgStore {
             .bind(key_rate)
             .bind(key_rate_ms)
             .try_map(|r: PgRow| queue_from_row(&r))
-            .fetch_one(&mut *tx)
-            .await?;
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or_else(|| QueueRow::unrecorded(&p.queue));
         sqlx::query(sql!("queue_starts_forget"))
             .bind(&p.queue)
             .execute(&mut *tx)

@@ -2571,7 +2571,9 @@ impl Driver for SqliteStore {
                 c.prepare_cached(sql!("queue_starts_forget"))?
                     .execute([&p.queue])?;
                 Ok(c.prepare_cached(sql!("queue_get"))?
-                    .query_row([&p.queue], queue_from_row)?)
+                    .query_row([&p.queue], queue_from_row)
+                    .optional()?
+                    .unwrap_or_else(|| QueueRow::unrecorded(&p.queue)))
             })
             .await
     }
