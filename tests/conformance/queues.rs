@@ -146,3 +146,38 @@ backend_case! {
         assert_eq!(s.queue_list().await.unwrap().len(), 12, "the whole list reads every page");
     }
 }
+
+backend_case! {
+    /// Queues (and the jobs nobody will run) are listed in the order of their names' bytes on
+    /// both backends, and paged by it, whatever collation PostgreSQL's database has. Review of
+    /// 6 Dec: under a database created with an en-US collation (the usual default), PostgreSQL
+    /// listed `a_c, a-b-c, a-z, a.b, a0, aa, ab` where SQLite lists `a-b-c, a-z, a.b, a0, a_c,
+    /// aa, ab`, and a page after `a0` left `a_c` out there, where SQLite gave it. Here the
+    /// columns are given that collation as such a database gives them.
+    async fn queues_are_listed_in_byte_order_whatever_the_collation(db: TestDb) {
+        let s = &*db.store;
+        let names = ["a-z", "a.b", "a_c", "ab", "a0", "a-b-c", "aa"];
+        for q in names {
+            insert(s, job_with("noop", InsertOpts { queue: Some(q.into()), ..Default::default() })).await;
+        }
+        s.queue_pause("a_c").await.unwrap();
+        if db.sqlite_path().is_none() {
+            crate::raw_exec(
+                &db,
+                "ALTER TABLE porter_queues ALTER COLUMN name TYPE text COLLATE \"en-US-x-icu\";
+                 ALTER TABLE porter_jobs ALTER COLUMN queue TYPE text COLLATE \"en-US-x-icu\";
+                 ALTER TABLE porter_jobs ALTER COLUMN kind TYPE text COLLATE \"en-US-x-icu\"",
+            )
+            .await;
+        }
+        let mut want: Vec<&str> = names.to_vec();
+        want.sort();
+        let listed: Vec<String> = s.queue_list().await.unwrap().into_iter().map(|q| q.name).collect();
+        assert_eq!(listed, want);
+        let after: Vec<String> =
+            s.queue_page(Some("a0".into()), 10).await.unwrap().into_iter().map(|q| q.name).collect();
+        assert_eq!(after, want[want.iter().position(|n| *n == "a0").unwrap() + 1..].to_vec());
+        let unserved: Vec<String> = s.job_unserved().await.unwrap().into_iter().map(|u| u.queue).collect();
+        assert_eq!(unserved, want);
+    }
+}

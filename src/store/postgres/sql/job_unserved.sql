@@ -19,4 +19,5 @@ WHERE NOT EXISTS (
     WHERE w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $1::float8) * interval '1 second'
       AND (w.queues IS NULL OR w.queues ? due.queue)
       AND (w.kinds IS NULL OR w.kinds ? due.kind))
-ORDER BY queue, kind
+-- (by the names' bytes, as queue_list.sql orders)
+ORDER BY queue COLLATE "C", kind COLLATE "C"
