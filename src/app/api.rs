@@ -387,7 +387,8 @@ fn list_files_params(query: Option<&str>) -> Result<(usize, Option<Uuid>), Error
         let twice = || Error::invalid("query", format!("{key:?} is given more than once"));
         match key.as_ref() {
             "limit" => {
-                let n: u32 = value.parse().map_err(|_| {
+                // (0 is refused, as the admin listings refuse it: it used to list one file.)
+                let n: u32 = value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
                     Error::invalid(
                         "limit",
                         format!("{value:?} is not a number from 1 to {MAX_LIST_LIMIT}"),
