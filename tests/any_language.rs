@@ -165,6 +165,20 @@ with db:
         .collect()
 }
 
+/// Records a failure ("boom") of a claimed job, to retry at once.
+async fn fail_boom(store: &Store, job: &porter::JobRow) -> porter::JobRow {
+    store
+        .job_fail(porter::store::JobFailParams {
+            fence: job.fence(),
+            error: "boom".into(),
+            trace: None,
+            retry_in: Duration::ZERO,
+            discard: false,
+        })
+        .await
+        .expect("a failure is recorded")
+}
+
 async fn job(store: &Store, id: i64) -> porter::JobRow {
     store.job_get(id).await.unwrap().expect("the job exists")
 }
@@ -1524,7 +1538,7 @@ backend_case! {
     /// could not be recorded on invalid JSON, a rescue pass failed whole on a history holding a
     /// string, and a parent could not end while a waiting child's history was invalid JSON.
     async fn a_job_whose_errors_porter_cannot_read_does_not_stop_its_queue(db: TestDb) {
-        use porter::store::{JobClaimParams, JobFailParams, JobRescueParams};
+        use porter::store::{JobClaimParams, JobRescueParams};
         let broken: &[&str] = match db.store.backend() {
             Backend::Sqlite => &["'{}'", "'nonsense'", "'[1]'", "'[\"x\"]'", "'{\"a\":\"x\"}'", "x'00ff'"],
             Backend::Postgres => &["'[1]'", "'[\"x\"]'", "'[{\"error\": 2}]'"],
@@ -1570,17 +1584,7 @@ SELECT count(*) FROM porter_jobs WHERE queue = 'default'"
         let claimed = claim("w").await.expect("the queue claims");
         assert_eq!(claimed.len() as i64, n);
         for job in claimed {
-            let failed = db
-                .store
-                .job_fail(JobFailParams {
-                    fence: job.fence(),
-                    error: "boom".into(),
-                    trace: None,
-                    retry_in: Duration::ZERO,
-                    discard: false,
-                })
-                .await
-                .expect("a failure is recorded");
+            let failed = fail_boom(&db.store, &job).await;
             assert_eq!(failed.errors.last().unwrap().error, "boom", "{failed:?}");
         }
         // Claimed again by a worker that never registered (lost at once), and rescued.
@@ -1774,7 +1778,7 @@ backend_case! {
     /// failure of such a job cancelled it, where SQLite (and porter's own reading of the row)
     /// found no request and retried it.
     async fn metadata_that_is_no_object_is_retried_and_fails_as_any_jobs(db: TestDb) {
-        use porter::store::{JobClaimParams, JobFailParams};
+        use porter::store::JobClaimParams;
         let values = ["5", "\"x\"", "null", "true", "[\"cancel_requested_at\"]", "\"cancel_requested_at\""];
         let mut sql = String::new();
         for (queue, value) in [("alone", values[0])].into_iter().chain(values.iter().map(|v| ("bulk", *v))) {
@@ -1813,17 +1817,7 @@ backend_case! {
                 let before = jobs.iter().find(|j| j.id == job.id).unwrap();
                 assert_eq!(job.metadata, before.metadata, "{job:?}");
                 assert!(!job.cancel_requested(), "{job:?}");
-                let failed = db
-                    .store
-                    .job_fail(JobFailParams {
-                        fence: job.fence(),
-                        error: "boom".into(),
-                        trace: None,
-                        retry_in: Duration::ZERO,
-                        discard: false,
-                    })
-                    .await
-                    .expect("a failure is recorded");
+                let failed = fail_boom(&db.store, &job).await;
                 assert_eq!(failed.state, JobState::Retryable, "{failed:?}");
             }
         }
