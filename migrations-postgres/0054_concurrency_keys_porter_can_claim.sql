@@ -4,15 +4,28 @@
 -- 2.7 kB: a row with a longer key that compresses poorly went in `available`, and then every
 -- claim that reached it failed as a whole ("index row requires ... bytes"), for good, and no job
 -- of its queue ran.
--- Unfinished rows already holding such a key could never be claimed: they are discarded first,
--- saying why (their children and batches learn of the end as of any other). NOT VALID: finished
--- rows keep their key, and validating would scan the table under a lock.
-UPDATE porter_jobs SET
-    state = 'discarded',
-    finalized_at = porter_now(),
-    errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(),
-        'error', 'its concurrency key is longer than 255 bytes (written by another program?): no claim can take it'))
-WHERE octet_length(concurrency_key) > 255
-  AND state IN ('available', 'scheduled', 'retryable', 'pending');
-ALTER TABLE porter_jobs ADD CONSTRAINT porter_jobs_concurrency_key_bytes
-    CHECK (octet_length(concurrency_key) <= 255) NOT VALID;
+-- An insert of a job to run (not one inserted ended, as `porter copy` writes finished jobs) is
+-- refused by a trigger, not a CHECK: a check holds for every later version of a row, and rows
+-- already holding such a key (which ran, when their key compressed into the index) could then no
+-- longer be completed, failed, retried or rescued; one such running row failed every pass of the
+-- lost workers' rescue. The WHEN clause is evaluated without calling the function, so inserts
+-- with shorter keys pay nothing more. Rows already there are left as they are.
+CREATE OR REPLACE FUNCTION porter_jobs_concurrency_key_bytes() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'porter_jobs_concurrency_key_bytes: a job''s concurrency key is 1 to 255 bytes (this one is %)',
+        octet_length(NEW.concurrency_key)
+        USING ERRCODE = 'check_violation';
+END
+$fn$;
+-- (Its path, as every porter function's: see 0052.)
+DO $do$
+BEGIN
+    EXECUTE format('ALTER FUNCTION porter_jobs_concurrency_key_bytes() SET search_path = %I, pg_temp',
+                   current_schema());
+END
+$do$;
+CREATE TRIGGER porter_jobs_concurrency_key_bytes BEFORE INSERT ON porter_jobs
+    FOR EACH ROW
+    WHEN (octet_length(NEW.concurrency_key) > 255
+          AND NEW.state IN ('available', 'scheduled', 'retryable', 'pending', 'running'))
+    EXECUTE FUNCTION porter_jobs_concurrency_key_bytes();

@@ -1096,57 +1096,63 @@ async fn jobs_whose_times_or_attempts_porter_could_not_read_are_repaired_by_0037
     }
 }
 
-/// A PostgreSQL database migrated up to 53 that holds unfinished jobs a plain INSERT gave a
-/// concurrency key too long for the index of running jobs (every claim of their queue failed on
-/// them, for good): 0054 discards them, saying why, and the queue claims its other jobs again;
-/// a finished job keeps its key; the next such key is refused.
+/// A PostgreSQL database migrated up to 53 whose jobs hold concurrency keys over 255 bytes
+/// (a plain INSERT's: keys that compress went into the index of running jobs and ran): 0054
+/// refuses the next insert of such a job to run, and leaves the rows there as they are, each
+/// still written as any job. (Its first version, of 6 Dec, added a CHECK instead, which every
+/// later version of such a row failed: a running one could no longer be completed, nor rescued,
+/// and it failed every pass of the lost workers' rescue; and it discarded the unfinished ones,
+/// which ran, cancelling their children.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(porter_pg_tests),
     ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
 )]
-async fn jobs_whose_concurrency_key_no_claim_could_take_are_discarded_by_0054() {
+async fn jobs_holding_concurrency_keys_over_255_bytes_are_still_written_after_0054() {
     let db = common::postgres().await;
     let (url, raw) = database_at(&db, "before-54", 53).await;
-    let key = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 200) i)";
-    raw.exec(&format!(
-        "INSERT INTO porter_jobs (kind, concurrency_key) VALUES ('noop', {key}); -- job 1
-         INSERT INTO porter_jobs (kind, state, concurrency_key, scheduled_at) VALUES ('noop', 'scheduled', {key}, now() + interval '1 hour'); -- 2
-         INSERT INTO porter_jobs (kind, state, finalized_at, concurrency_key) VALUES ('noop', 'completed', now(), {key}); -- 3
-         INSERT INTO porter_jobs (kind, concurrency_key) VALUES ('noop', 'short'); -- 4"
-    ))
+    raw.exec(
+        "INSERT INTO porter_workers (id, host, pid, lease_ms, heartbeat_at)
+             VALUES ('gone', 'h', 1, 15000, now() - interval '1 hour');
+         INSERT INTO porter_jobs (kind, concurrency_key) VALUES ('noop', repeat('a', 5000)); -- job 1
+         INSERT INTO porter_jobs (kind, concurrency_key) VALUES ('noop', repeat('b', 300)); -- 2
+         INSERT INTO porter_jobs (kind, concurrency_key, state, finalized_at, attempt)
+             VALUES ('noop', repeat('c', 300), 'discarded', now(), 1); -- 3
+         INSERT INTO porter_jobs (kind) VALUES ('noop'); -- 4
+         UPDATE porter_jobs SET state = 'running', attempt = 1, attempted_by = 'gone',
+             attempted_at = now() - interval '1 hour' WHERE id IN (1, 4);",
+    )
     .await;
     let store = porter::store::open(&url)
         .await
         .expect("porter upgrades the database");
-    for id in [1, 2] {
-        let job = store.job_get(id).await.unwrap().unwrap();
-        assert_eq!(job.state, JobState::Discarded, "{id}");
-        assert!(
-            job.errors
-                .last()
-                .unwrap()
-                .error
-                .contains("longer than 255 bytes"),
-            "{job:?}"
-        );
-    }
-    let three = store.job_get(3).await.unwrap().unwrap();
-    assert_eq!(
-        (three.state, three.concurrency_key.map(|k| k.len())),
-        (JobState::Completed, Some(6400))
-    );
+    let rescued = store
+        .job_rescue(porter::store::JobRescueParams {
+            by: None,
+            lease: std::time::Duration::from_secs(15),
+            stuck_after: Vec::new(),
+            limit: 100,
+        })
+        .await
+        .expect("the rescue pass goes through");
+    assert_eq!(rescued.retried, 2);
     let got = store
         .job_claim(claim("noop", 10))
         .await
-        .expect("the queue claims again");
-    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), [4]);
+        .expect("the queue claims");
+    assert_eq!(got.len(), 3, "jobs 1, 2 and 4 run again");
+    let fences = got.iter().map(|j| j.fence()).collect();
+    assert_eq!(
+        store.job_complete_many(fences).await.unwrap(),
+        vec![true; 3]
+    );
+    assert_eq!(store.job_retry(3).await.unwrap().state, JobState::Available);
     let Raw::Postgres(pool) = &raw else {
         unreachable!("a PostgreSQL database")
     };
-    let refused = sqlx::query(&format!(
-        "INSERT INTO porter_jobs (kind, concurrency_key) VALUES ('noop', {key})"
-    ))
+    let refused = sqlx::query(
+        "INSERT INTO porter_jobs (kind, concurrency_key) VALUES ('noop', repeat('d', 256))",
+    )
     .execute(pool)
     .await
     .expect_err("refused");
@@ -1156,6 +1162,12 @@ async fn jobs_whose_concurrency_key_no_claim_could_take_are_discarded_by_0054() 
             .contains("porter_jobs_concurrency_key_bytes"),
         "{refused}"
     );
+    sqlx::query(
+        "INSERT INTO porter_jobs (kind, concurrency_key) VALUES ('noop', repeat('d', 255))",
+    )
+    .execute(pool)
+    .await
+    .expect("255 bytes go in");
 }
 
 backend_case! {
