@@ -242,7 +242,11 @@ impl JobRow {
 
     /// Whether a user asked to cancel this job while it ran (see [`CANCEL_REQUESTED_AT`]).
     pub fn cancel_requested(&self) -> bool {
-        self.metadata.get(CANCEL_REQUESTED_AT).is_some()
+        // (A JSON `null` there is none, as the databases read it: SQLite's json_extract, and
+        // PostgreSQL's `->>`.)
+        self.metadata
+            .get(CANCEL_REQUESTED_AT)
+            .is_some_and(|at| !at.is_null())
     }
 }
 

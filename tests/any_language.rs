@@ -1823,6 +1823,22 @@ backend_case! {
         }
         let left = db.store.job_list(Default::default()).await.unwrap();
         assert!(left.iter().all(|j| j.state == JobState::Retryable), "{left:?}");
+        // A request key whose value is JSON `null` is no request either (SQLite's json_extract
+        // reads it as SQL NULL; PostgreSQL's `->` as a JSON null, which is not NULL: a failure
+        // cancelled the job there until the review of 6 Dec found it again).
+        common::raw_exec(
+            &db,
+            "INSERT INTO porter_jobs (kind, queue, args, metadata) VALUES ('noop', 'nulled', '{}', '{\"cancel_requested_at\": null}')",
+        )
+        .await;
+        let claimed = db
+            .store
+            .job_claim(JobClaimParams { queue: "nulled".into(), kinds: vec!["noop".into()], limit: 1, worker_id: "w".into() })
+            .await
+            .unwrap();
+        assert!(!claimed[0].cancel_requested(), "{:?}", claimed[0]);
+        let failed = fail_boom(&db.store, &claimed[0]).await;
+        assert_eq!(failed.state, JobState::Retryable, "{failed:?}");
     }
 
     /// A concurrency key longer than porter's 255 bytes, written by a plain INSERT, does not stop

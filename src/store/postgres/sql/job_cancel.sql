@@ -32,7 +32,7 @@ rows AS MATERIALIZED (
 UPDATE porter_jobs SET
     state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finalized_at = CASE WHEN state = 'running' THEN finalized_at ELSE porter_now() END,
-    metadata     = CASE WHEN state = 'running' AND (metadata -> 'cancel_requested_at') IS NULL
+    metadata     = CASE WHEN state = 'running' AND (metadata ->> 'cancel_requested_at') IS NULL
                         -- Metadata another program wrote as no object (`||` would append the
                         -- request to an array, where no worker looks) is replaced by one.
                         THEN (CASE WHEN jsonb_typeof(metadata) = 'object' THEN metadata ELSE '{}' END)

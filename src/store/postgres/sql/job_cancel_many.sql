@@ -34,7 +34,7 @@ rows AS MATERIALIZED (
 UPDATE porter_jobs SET
     state        = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finalized_at = CASE WHEN state = 'running' THEN finalized_at ELSE porter_now() END,
-    metadata     = CASE WHEN state = 'running' AND (metadata -> 'cancel_requested_at') IS NULL
+    metadata     = CASE WHEN state = 'running' AND (metadata ->> 'cancel_requested_at') IS NULL
                         -- Metadata another program wrote as no object (`||` would append the
                         -- request to an array, where no worker looks) is replaced by one.
                         THEN (CASE WHEN jsonb_typeof(metadata) = 'object' THEN metadata ELSE '{}' END)
@@ -48,5 +48,5 @@ WHERE id = ANY($1::bigint[]) AND (SELECT n FROM rows) IS NOT NULL
   -- A running job asked to stop already (as the SET above and the workers' look read it) is
   -- left out: nothing is asked again, and the answer counts it no more (a second cancel
   -- counted it as asked again).
-  AND NOT (state = 'running' AND (metadata -> 'cancel_requested_at') IS NOT NULL)
+  AND NOT (state = 'running' AND (metadata ->> 'cancel_requested_at') IS NOT NULL)
 RETURNING id, queue, state, attempted_by

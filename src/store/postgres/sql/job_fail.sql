@@ -12,10 +12,10 @@ WITH locked AS MATERIALIZED (
 )
 UPDATE porter_jobs SET
     state        = CASE WHEN $7 OR attempt >= max_attempts THEN 'discarded'
-                        WHEN (metadata -> 'cancel_requested_at') IS NOT NULL THEN 'cancelled' ELSE 'retryable' END,
-    scheduled_at = CASE WHEN $7 OR attempt >= max_attempts OR (metadata -> 'cancel_requested_at') IS NOT NULL THEN scheduled_at
+                        WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL THEN 'cancelled' ELSE 'retryable' END,
+    scheduled_at = CASE WHEN $7 OR attempt >= max_attempts OR (metadata ->> 'cancel_requested_at') IS NOT NULL THEN scheduled_at
                         ELSE porter_now() + $6::float8 * interval '1 second' END,
-    finalized_at = CASE WHEN $7 OR attempt >= max_attempts OR (metadata -> 'cancel_requested_at') IS NOT NULL THEN porter_now() END,
+    finalized_at = CASE WHEN $7 OR attempt >= max_attempts OR (metadata ->> 'cancel_requested_at') IS NOT NULL THEN porter_now() END,
     errors       = errors || jsonb_build_array(jsonb_strip_nulls(
                        jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', $4::text, 'trace', $5::text)))
 -- By primary key only (see job_complete.sql on `COLLATE "C"`).

@@ -13,10 +13,10 @@ WITH locked AS MATERIALIZED (
     FROM porter_jobs WHERE id = $1 AND sequence_key IS NOT NULL
 )
 UPDATE porter_jobs SET
-    state        = CASE WHEN (metadata -> 'cancel_requested_at') IS NOT NULL THEN 'cancelled' ELSE 'available' END,
-    scheduled_at = CASE WHEN (metadata -> 'cancel_requested_at') IS NOT NULL THEN scheduled_at ELSE porter_now() END,
-    finalized_at = CASE WHEN (metadata -> 'cancel_requested_at') IS NOT NULL THEN porter_now() END,
-    max_attempts = CASE WHEN (metadata -> 'cancel_requested_at') IS NOT NULL THEN max_attempts ELSE max_attempts + 1 END,
+    state        = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL THEN 'cancelled' ELSE 'available' END,
+    scheduled_at = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL THEN scheduled_at ELSE porter_now() END,
+    finalized_at = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL THEN porter_now() END,
+    max_attempts = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL THEN max_attempts ELSE max_attempts + 1 END,
     errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', $4::text)
                                        || CASE WHEN $5::boolean THEN '{}'::jsonb ELSE '{"unstarted": true}'::jsonb END)
 -- By primary key only (see job_complete.sql on `COLLATE "C"`).

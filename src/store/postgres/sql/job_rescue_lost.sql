@@ -66,14 +66,14 @@ locked AS MATERIALIZED (
 )
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
-    state        = CASE WHEN (metadata -> 'cancel_requested_at') IS NOT NULL THEN 'cancelled'
+    state        = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL THEN 'cancelled'
                         WHEN attempt >= max_attempts AND (SELECT count(*) FROM jsonb_array_elements(errors) e
                              WHERE e->>'error' = 'worker lost') >= 2 THEN 'discarded'
                         ELSE 'retryable' END,
     max_attempts = max_attempts + CASE WHEN (SELECT count(*) FROM jsonb_array_elements(errors) e
                         WHERE e->>'error' = 'worker lost') < 2 THEN 1 ELSE 0 END,
     scheduled_at = porter_now(),
-    finalized_at = CASE WHEN (metadata -> 'cancel_requested_at') IS NOT NULL
+    finalized_at = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL
                           OR (attempt >= max_attempts AND (SELECT count(*) FROM jsonb_array_elements(errors) e
                               WHERE e->>'error' = 'worker lost') >= 2)
                         THEN porter_now() END,

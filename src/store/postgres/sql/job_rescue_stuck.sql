@@ -27,10 +27,10 @@ WITH locked AS MATERIALIZED (
 )
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
-    state        = CASE WHEN (metadata -> 'cancel_requested_at') IS NOT NULL THEN 'cancelled'
+    state        = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL THEN 'cancelled'
                         WHEN attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
     scheduled_at = porter_now(),
-    finalized_at = CASE WHEN (metadata -> 'cancel_requested_at') IS NOT NULL OR attempt >= max_attempts THEN porter_now() END,
+    finalized_at = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL OR attempt >= max_attempts THEN porter_now() END,
     errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', 'job ran past its timeout'))
 WHERE id IN (
     SELECT j.id FROM porter_jobs j JOIN porter_workers w ON w.id = j.attempted_by

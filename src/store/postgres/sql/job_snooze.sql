@@ -10,11 +10,11 @@ WITH locked AS MATERIALIZED (
     FROM porter_jobs WHERE id = $1 AND sequence_key IS NOT NULL
 )
 UPDATE porter_jobs SET
-    state        = CASE WHEN (metadata -> 'cancel_requested_at') IS NOT NULL THEN 'cancelled' ELSE 'scheduled' END,
-    scheduled_at = CASE WHEN (metadata -> 'cancel_requested_at') IS NOT NULL THEN scheduled_at
+    state        = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL THEN 'cancelled' ELSE 'scheduled' END,
+    scheduled_at = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL THEN scheduled_at
                         ELSE porter_now() + $4::float8 * interval '1 second' END,
-    finalized_at = CASE WHEN (metadata -> 'cancel_requested_at') IS NOT NULL THEN porter_now() END,
-    max_attempts = CASE WHEN (metadata -> 'cancel_requested_at') IS NOT NULL THEN max_attempts ELSE max_attempts + 1 END
+    finalized_at = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL THEN porter_now() END,
+    max_attempts = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL THEN max_attempts ELSE max_attempts + 1 END
 -- By primary key only (see job_complete.sql on `COLLATE "C"`).
 WHERE id = $1 AND (SELECT n FROM locked) IS NOT NULL AND state COLLATE "C" = 'running' AND attempt = $2 AND attempted_by = $3
 RETURNING *
