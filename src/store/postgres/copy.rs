@@ -5,7 +5,6 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::postgres::PgConnectOptions;
 use sqlx::{Executor, PgConnection};
 
 use super::connect;
@@ -14,7 +13,6 @@ use crate::store::copy::{
     canonical, in_column, insert_only, keep_greater, key_error, row_error, ColumnKind, CopyEnd,
     CopyTable, Page, Row, BATCH_BYTES,
 };
-use crate::store::redact_url;
 
 /// One end of a copy on a Postgres database (the schema its URL's search_path names).
 pub struct PgEnd {
@@ -25,9 +23,11 @@ impl PgEnd {
     /// Connects to the database a `postgres://` URL names (migrated, or to be checked by
     /// [`CopyEnd::is_porter_database`] first).
     pub async fn open(url: &str) -> Result<Self> {
-        let options: PgConnectOptions = url
-            .parse()
-            .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
+        // As every porter connection (`connect_options`): sqlx is handed only the URL
+        // parameters it reads (it logged any other with its value, an sslpassword among them),
+        // with porter's settings. The store opened the same URL before (migrated) and said
+        // which it ignores.
+        let options = super::connect_options(url, false)?;
         Ok(PgEnd {
             conn: connect(&options, url).await?,
         })
