@@ -15,10 +15,14 @@ fn run_ok(database_url: &str, args: &[&str]) -> String {
         .output()
         .unwrap_or_else(|e| panic!("run porter {args:?}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "porter {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
+        "porter {args:?} failed: {stderr}\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("bench-secret") && !stderr.contains("bench-secret"),
+        "a URL's secret was printed: {stderr}"
     );
     stdout
 }
@@ -122,7 +126,14 @@ backend_case! {
             porter::Backend::Sqlite => "sqlite",
             porter::Backend::Postgres => "postgres",
         };
-        check(&bench(&db.url), backend);
+        // On PostgreSQL with a secret URL parameter that sqlx does not read: never printed
+        // (review of 6 Dec: the benchmark's own connection handed sqlx the whole URL, which
+        // logged it; SQLite refuses parameters it does not know).
+        let url = match backend {
+            "postgres" => format!("{}&sslpassword=bench-secret", db.url),
+            _ => db.url.clone(),
+        };
+        check(&bench(&url), backend);
         // Issue 17.6: it left thousands of jobs behind; its own jobs are deleted at the end.
         let left: i64 = db.store.job_counts().await.unwrap().total.values().sum();
         assert_eq!(left, 0, "porter bench leaves no job behind");

@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::store::bench::{
     rate, ChainsBaseline, RawBaseline, RAW_BATCH, RAW_QUEUE, RAW_SINGLE_QUEUE,
 };
-use crate::store::redact_url;
 
 /// Connections the hand-written baseline drains (and single-inserts) with.
 pub const RAW_CONNECTIONS: usize = 4;
@@ -37,9 +36,8 @@ pub struct Probe {
 impl Probe {
     /// Connects to the database a `postgres://` URL names (the store has migrated it).
     pub async fn open(url: &str) -> Result<Self> {
-        let options: PgConnectOptions = url
-            .parse()
-            .map_err(|e| Error::invalid("database url", format!("{}: {e}", redact_url(url))))?;
+        // As every porter connection (see copy.rs): sqlx logged an sslpassword with its value.
+        let options = super::connect_options(url, false)?;
         let conn = connect(&options, url).await?;
         Ok(Probe {
             options,
