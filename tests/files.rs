@@ -986,3 +986,32 @@ backend_case! {
         assert!(fx.exists(&uploading).await, "an upload under way keeps its object");
     }
 }
+
+backend_case! {
+    each_object_store;
+    /// A file row another program wrote naming its tablo's id in capitals (a UUID, as valid
+    /// in one case as in the other) is that tablo's file, not an orphan: the cleanup leaves its
+    /// object and its row. Review of 6 Dec: SQLite compared the ids as text, so the hourly
+    /// pass deleted the live file's object and row; PostgreSQL's uuid columns kept it.
+    async fn a_file_naming_its_tablo_in_capitals_is_not_an_orphan(fx: Fixture) {
+        let (live, files) = fx.tablo_with_files(1).await;
+        let key = format!("tablos/{live}/{}-other.txt", Uuid::new_v4());
+        fx.put(&key).await;
+        crate::common::raw_exec(
+            &fx.db,
+            &format!(
+                "INSERT INTO tablo_files (id, tablo_id, s3_key, size) VALUES ('{}', '{}', '{key}', 6)",
+                Uuid::new_v4().to_string().to_uppercase(),
+                live.to_string().to_uppercase()
+            ),
+        )
+        .await;
+        let got = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config())
+            .await
+            .unwrap();
+        assert_eq!(got, counts(0, 0, 0, 0));
+        assert!(fx.exists(&key).await, "the live file's object stays");
+        assert!(fx.exists(&files[0].s3_key).await);
+        assert_eq!(fx.db.raw_count("SELECT count(*) FROM tablo_files").await, 2, "both rows stay");
+    }
+}

@@ -1,11 +1,15 @@
 -- One page of files whose tablo is gone, in id order (keyset paging on id).
+-- A file names its tablo as porter writes ids (lower case), or in capitals as another program
+-- may (a UUID either way; PostgreSQL's uuid columns compare them alike): until 6 Dec such a
+-- live file was taken for an orphan, its object deleted. (Both forms, not lower() of each
+-- side: each is a look-up by the primary key.)
 -- Two branches instead of `(?2 IS NULL OR ...)`, and '' as the default cursor instead of
 -- `(?1 IS NULL OR ...)`, so that each branch seeks its index (the primary key, or
 -- tablo_files_tablo for one tablo's files) rather than scanning from the start every page.
 SELECT * FROM (
     SELECT f.id, f.tablo_id, f.s3_key, f.size, f.created_at FROM tablo_files f
     WHERE ?2 IS NULL AND f.id > coalesce(?1, '')
-      AND NOT EXISTS (SELECT 1 FROM tablos t WHERE t.id = f.tablo_id)
+      AND NOT EXISTS (SELECT 1 FROM tablos t WHERE t.id IN (f.tablo_id, lower(f.tablo_id)))
     ORDER BY f.id
     LIMIT ?3
 )
@@ -13,7 +17,7 @@ UNION ALL
 SELECT * FROM (
     SELECT f.id, f.tablo_id, f.s3_key, f.size, f.created_at FROM tablo_files f
     WHERE f.tablo_id = ?2 AND f.id > coalesce(?1, '')
-      AND NOT EXISTS (SELECT 1 FROM tablos t WHERE t.id = f.tablo_id)
+      AND NOT EXISTS (SELECT 1 FROM tablos t WHERE t.id IN (f.tablo_id, lower(f.tablo_id)))
     ORDER BY f.id
     LIMIT ?3
 )
