@@ -600,5 +600,28 @@ backend_case! {
         assert_eq!(counts.retried, 1, "{counts:?}");
         assert_eq!(s.job_get(hasty.id).await.unwrap().unwrap().state, JobState::Retryable);
         assert_eq!(s.job_get(odd.id).await.unwrap().unwrap().state, JobState::Running, "within the rescuer's hour");
+        // Numbers past what a time can be moved by: a limit of 1e20 or 1e400 ms, a lease of
+        // 9e18 ms (the review of the fix above: each failed every pass on PostgreSQL, "interval
+        // out of range", and the lease the lost workers' pass and the listings too). Read as
+        // about 1,268 years: such workers are live, their jobs not stuck.
+        for (id, limit) in [("vast", "1e20"), ("vaster", "1e400"), ("below", "-1e400")] {
+            s.worker_register(register(id, hour, &[("noop", hour)])).await.unwrap();
+            crate::raw_exec(&db, &format!("UPDATE porter_workers SET stuck_after = '{{\"noop\": {limit}}}' WHERE id = '{id}'")).await;
+        }
+        s.worker_register(register("long-lived", hour, &[("noop", hour)])).await.unwrap();
+        crate::raw_exec(&db, "UPDATE porter_workers SET lease_ms = 9000000000000000000 WHERE id = 'long-lived'").await;
+        s.job_insert_many((0..4).map(|_| job("noop")).collect()).await.unwrap();
+        for id in ["vast", "vaster", "below", "long-lived"] {
+            assert_eq!(s.job_claim(claim("default", &["noop"], 1, id)).await.unwrap().len(), 1, "{id}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let counts = s
+            .job_rescue(JobRescueParams { by: None, lease: hour, stuck_after: vec![("noop".into(), hour)], limit: 100 })
+            .await
+            .expect("the pass goes through");
+        // The one below 0 is stuck at once (a limit of 0), as a limit of 0 is.
+        assert_eq!(counts.retried, 1, "{counts:?}");
+        s.job_unserved().await.expect("the listing reads");
+        s.worker_delete("long-lived").await.expect("a worker of such a lease deregisters");
     }
 }

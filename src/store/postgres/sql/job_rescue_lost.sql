@@ -25,13 +25,16 @@
 -- stopped while the snapshot holds) is walked whole, so the pass still grows with the held
 -- snapshot, more slowly (2.4 s against 5.4 s at minute 10 of the same run). Running jobs
 -- claimed by nobody (attempted_by NULL, a plain INSERT's) are judged lost as before.
+-- A lease or stuck limit another program wrote past what a time can be moved by (9e18 ms, a
+-- limit of 1e400) is read as 40,000,000,000,000 ms, about 1,268 years (porter takes leases and
+-- timeouts up to 1,000 years): it failed every pass on PostgreSQL ("interval out of range").
 WITH RECURSIVE judging AS MATERIALIZED (
     SELECT $3::text IS NULL OR EXISTS (
         SELECT 1 FROM porter_workers me
         WHERE me.id = $3
           AND (me.lease_ms IS NULL
-               OR (me.heartbeat_at >= porter_now() - me.lease_ms / 2.0 * interval '1 millisecond'
-                   AND coalesce(me.steady_since, me.started_at) <= porter_now() - me.lease_ms * interval '1 millisecond'))) AS ok
+               OR (me.heartbeat_at >= porter_now() - least(me.lease_ms, 40000000000000) / 2.0 * interval '1 millisecond'
+                   AND coalesce(me.steady_since, me.started_at) <= porter_now() - least(me.lease_ms, 40000000000000) * interval '1 millisecond'))) AS ok
 ),
 running_by(id) AS (
     (SELECT attempted_by FROM porter_jobs
@@ -49,7 +52,7 @@ lost AS MATERIALIZED (
       AND NOT EXISTS (
           SELECT 1 FROM porter_workers w
           WHERE w.id = r.id
-            AND w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $1::float8) * interval '1 second')
+            AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 ELSE w.lease_ms END / 1000.0, $1::float8) * interval '1 second')
 ),
 judged AS MATERIALIZED (
     SELECT id, sequence_key, attempt, attempted_at, attempted_by FROM porter_jobs

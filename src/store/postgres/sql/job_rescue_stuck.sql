@@ -13,14 +13,17 @@
 -- SKIP LOCKED for the same reason as job_rescue_lost.sql; only the jobs' rows are locked.
 -- Differs from SQLite (one writer): the sequence locks of the jobs it may rescue first, in
 -- the order of their numbers (see job_complete.sql), before any row is locked.
+-- A lease or stuck limit another program wrote past what a time can be moved by (9e18 ms, a
+-- limit of 1e400) is read as 40,000,000,000,000 ms, about 1,268 years (porter takes leases and
+-- timeouts up to 1,000 years): it failed every pass on PostgreSQL ("interval out of range").
 WITH locked AS MATERIALIZED (
     SELECT count(pg_advisory_xact_lock(1886350450, h)) AS n
     FROM (SELECT DISTINCT hashtext(j.sequence_key) AS h FROM porter_jobs j
           JOIN porter_workers w ON w.id = j.attempted_by
           WHERE j.state = 'running' AND j.sequence_key IS NOT NULL
-            AND w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $4::float8) * interval '1 second'
+            AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second'
             AND j.attempted_at < porter_now() - COALESCE(
-                    CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN (w.stuck_after ->> j.kind)::float8 END,
+                    CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
                     (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
                 ) / 1000 * interval '1 second'
           ORDER BY 1) keys
@@ -35,9 +38,9 @@ UPDATE porter_jobs SET
 WHERE id IN (
     SELECT j.id FROM porter_jobs j JOIN porter_workers w ON w.id = j.attempted_by
     WHERE j.state = 'running' AND (SELECT n FROM locked) IS NOT NULL
-      AND w.heartbeat_at >= porter_now() - COALESCE(w.lease_ms / 1000.0, $4::float8) * interval '1 second'
+      AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second'
       AND j.attempted_at < porter_now() - COALESCE(
-              CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN (w.stuck_after ->> j.kind)::float8 END,
+              CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
               (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
           ) / 1000 * interval '1 second'
     LIMIT $3

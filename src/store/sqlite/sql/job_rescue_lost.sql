@@ -6,6 +6,9 @@
 -- on it counts, so a job that kills its worker every time still ends discarded. The count
 -- is of the "worker lost" entries already in its history (read only from an array of objects:
 -- another program may have written anything there, and json_extract fails on a bare string).
+-- A lease or stuck limit another program wrote past what a time can be moved by (9e18 ms, a
+-- limit of 1e400) is read as 40,000,000,000,000 ms, about 1,268 years (porter takes leases and
+-- timeouts up to 1,000 years): it failed every pass on PostgreSQL ("interval out of range").
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
     state        = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN 'cancelled'
@@ -33,16 +36,16 @@ WHERE id IN (
           WHERE me.id = ?3
             AND (me.lease_ms IS NULL
                  OR (me.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
-                                                 printf('%+.3f seconds', -me.lease_ms / 2000.0))
+                                                 printf('%+.3f seconds', -min(me.lease_ms, 40000000000000) / 2000.0))
                      AND coalesce(me.steady_since, me.started_at) <= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
-                                                         printf('%+.3f seconds', -me.lease_ms / 1000.0))))))
+                                                         printf('%+.3f seconds', -min(me.lease_ms, 40000000000000) / 1000.0))))))
       AND NOT EXISTS (
           SELECT 1 FROM porter_workers w
           WHERE w.id = porter_jobs.attempted_by
             -- Not COALESCE: printf reads a NULL lease as 0 and never gives NULL.
             AND w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
                                            CASE WHEN w.lease_ms IS NULL THEN ?1
-                                                ELSE printf('%+.3f seconds', -w.lease_ms / 1000.0) END))
+                                                ELSE printf('%+.3f seconds', -min(w.lease_ms, 40000000000000) / 1000.0) END))
     LIMIT ?2
 )
 RETURNING state, queue, kind

@@ -10,6 +10,9 @@
 -- for the worker's loss, and waits while the rescuer judges nobody (its first lease after a
 -- stall or a start). Taken here as stuck, the job of a worker that crashed longer ago than its
 -- limit used an attempt, and on its last one was discarded, its children cancelled.
+-- A lease or stuck limit another program wrote past what a time can be moved by (9e18 ms, a
+-- limit of 1e400) is read as 40,000,000,000,000 ms, about 1,268 years (porter takes leases and
+-- timeouts up to 1,000 years): it failed every pass on PostgreSQL ("interval out of range").
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
     state        = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN 'cancelled'
@@ -30,11 +33,11 @@ WHERE id IN (
         WHERE j.state = 'running'
           AND w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
                                          CASE WHEN w.lease_ms IS NULL THEN ?3
-                                              ELSE printf('%+.3f seconds', -w.lease_ms / 1000.0) END)
+                                              ELSE printf('%+.3f seconds', -min(w.lease_ms, 40000000000000) / 1000.0) END)
     )
     -- printf would read a NULL limit as 0: skip those first.
     WHERE limit_ms IS NOT NULL
-      AND attempted_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), printf('%+.3f seconds', -limit_ms / 1000.0))
+      AND attempted_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), printf('%+.3f seconds', -max(min(limit_ms, 40000000000000), 0) / 1000.0))
     LIMIT ?2
 )
 RETURNING state, queue, kind
