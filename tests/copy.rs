@@ -1414,3 +1414,35 @@ async fn a_copys_pages_of_large_rows_are_cut_by_their_size() {
         assert_eq!(all_jobs(&there.store).await.len(), 44);
     }
 }
+
+backend_case! {
+    /// A source whose jobs or workflow steps name a workflow or batch it does not have (another
+    /// program's DELETE, a TRUNCATE) is refused, with or without --append, naming the tables,
+    /// and nothing is copied. Review of 6 Dec: only rows naming missing jobs were looked for,
+    /// so with --append such a step or job went into the target's workflow or batch of that id
+    /// (`workflows show` listed it among the target's steps, and a cancel of that workflow
+    /// cancelled it; the batch counted it toward its callback).
+    async fn copy_refuses_a_source_whose_rows_name_workflows_or_batches_it_does_not_have(db: TestDb) {
+        let job = insert(&db.store, "noop", InsertOpts::default()).await;
+        raw_exec(
+            &db,
+            &format!(
+                "INSERT INTO porter_jobs (kind, args, workflow_id) VALUES ('stray', '{{}}', 7);
+                 INSERT INTO porter_jobs (kind, args, batch_id) VALUES ('stray', '{{}}', 9);
+                 INSERT INTO porter_workflow_steps (workflow_id, step, job_id) VALUES (8, 's', {})",
+                job.id
+            ),
+        )
+        .await;
+        let there = other(&db).await;
+        for extra in [&[][..], &["--append"][..]] {
+            let out = porter_copy(&db.url, &there.url, extra);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{extra:?}: {stderr}");
+            for named in ["porter_jobs (2)", "porter_workflow_steps (1)", "workflows or batches it does not have"] {
+                assert!(stderr.contains(named), "{extra:?}: {named}: {stderr}");
+            }
+            assert!(all_jobs(&there.store).await.is_empty(), "nothing copied");
+        }
+    }
+}

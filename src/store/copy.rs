@@ -145,8 +145,10 @@ pub trait CopyEnd: Send {
     /// The number of rows of a table.
     async fn count(&mut self, table: &CopyTable) -> Result<u64>;
     /// Per table that names jobs (edges, outputs, workflow steps), how many of its rows name a
-    /// job this database does not have; tables without such rows are left out.
-    async fn rows_naming_missing_jobs(&mut self) -> Result<Vec<(String, u64)>>;
+    /// job this database does not have, and per table that names workflows or batches (jobs,
+    /// workflow steps), how many name one it does not have: (table, rows, what they name:
+    /// `jobs` or `workflows or batches`). Tables without such rows are left out.
+    async fn rows_naming_missing_jobs(&mut self) -> Result<Vec<(String, u64, String)>>;
     /// Up to `limit` rows whose key comes after `after` (from the first when `None`), in key
     /// order, and no more than [`BATCH_BYTES`] of them but the row that reaches it; `after` is
     /// the [`Page::last`] of this end's previous page.
@@ -725,7 +727,8 @@ pub async fn check_source(from: &mut dyn CopyEnd) -> Result<()> {
     refuse_rows_naming_missing_jobs(from, End::Source).await
 }
 
-/// Refuses an end whose edges, outputs or workflow steps name jobs it does not have (see
+/// Refuses an end whose edges, outputs or workflow steps name jobs it does not have, or whose
+/// jobs or steps name workflows or batches it does not have (see
 /// [`refuse_a_target_in_use`] for how they stay behind). The source's, always: copied, they
 /// would name the target's jobs of those ids, or jobs the target hands those ids to later
 /// (found by review: with `--append`, a leftover edge made a target's job wait for another,
@@ -737,24 +740,40 @@ async fn refuse_rows_naming_missing_jobs(end: &mut dyn CopyEnd, which: End) -> R
     if rows.is_empty() {
         return Ok(());
     }
-    let listed: Vec<String> = rows.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+    // Per kind of what they name, in the order given: "rows in t (n), u (m) that name jobs".
+    let mut kinds: Vec<(&str, Vec<String>)> = Vec::new();
+    for (t, n, missing) in &rows {
+        let listed = format!("{t} ({n})");
+        match kinds.iter_mut().find(|(m, _)| m == missing) {
+            Some((_, tables)) => tables.push(listed),
+            None => kinds.push((missing, vec![listed])),
+        }
+    }
+    let held: Vec<String> = kinds
+        .iter()
+        .map(|(missing, tables)| {
+            format!(
+                "rows in {} that name {missing} it does not have",
+                tables.join(", ")
+            )
+        })
+        .collect();
     let (whose, what, delete) = match which {
         End::Source => (
             "source",
-            "copied, they would name the target's jobs of those ids",
-            "delete those rows in the source first",
+            "copied, they would name the target's jobs, workflows or batches of those ids",
+            "delete those rows (or clear a job's workflow_id or batch_id) in the source first",
         ),
         End::Target => (
             "target",
-            "copied jobs of those ids would take them as their own",
-            "delete those rows first",
+            "copied rows of those ids would take them as their own",
+            "delete those rows (or clear a job's workflow_id or batch_id) first",
         ),
     };
     Err(Error::Conflict(format!(
-        "the {whose} holds rows in {} that name jobs it does not have, left by a TRUNCATE or \
-         another program's DELETE (with foreign keys off on SQLite): {what}; {delete}: nothing \
-         was copied",
-        listed.join(", ")
+        "the {whose} holds {}, left by a TRUNCATE or another program's DELETE (with foreign keys \
+         off on SQLite): {what}; {delete}: nothing was copied",
+        held.join(", and ")
     )))
 }
 

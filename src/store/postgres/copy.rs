@@ -160,12 +160,12 @@ impl CopyEnd for PgEnd {
         Ok(tables)
     }
 
-    async fn rows_naming_missing_jobs(&mut self) -> Result<Vec<(String, u64)>> {
-        let rows: Vec<(String, i64)> =
+    async fn rows_naming_missing_jobs(&mut self) -> Result<Vec<(String, u64, String)>> {
+        let rows: Vec<(String, i64, String)> =
             sqlx::query_as(include_str!("sql/copy_rows_naming_missing_jobs.sql"))
                 .fetch_all(&mut self.conn)
                 .await?;
-        Ok(rows.into_iter().map(|(t, n)| (t, n as u64)).collect())
+        Ok(rows.into_iter().map(|(t, n, m)| (t, n as u64, m)).collect())
     }
 
     async fn count(&mut self, table: &CopyTable) -> Result<u64> {

@@ -304,12 +304,16 @@ impl CopyEnd for SqliteEnd {
         .await
     }
 
-    async fn rows_naming_missing_jobs(&mut self) -> Result<Vec<(String, u64)>> {
+    async fn rows_naming_missing_jobs(&mut self) -> Result<Vec<(String, u64, String)>> {
         self.with(|c| {
             let mut stmt = c.prepare(include_str!("sql/copy_rows_naming_missing_jobs.sql"))?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get::<_, String>(2)?,
+                    ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
