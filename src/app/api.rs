@@ -32,7 +32,7 @@ use object_store::ObjectStore;
 
 use crate::app::store::{TabloFilePageParams, TabloStore};
 use crate::error::Error;
-use crate::store::{list_page_size, InsertResult, MAX_JSON_DEPTH, MAX_LIST_LIMIT};
+use crate::store::{list_page_size, read_list_limit, InsertResult, MAX_JSON_DEPTH, MAX_LIST_LIMIT};
 
 /// Longest tablo name.
 const MAX_TABLO_NAME: usize = 200;
@@ -387,8 +387,9 @@ fn list_files_params(query: Option<&str>) -> Result<(usize, Option<Uuid>), Error
         let twice = || Error::invalid("query", format!("{key:?} is given more than once"));
         match key.as_ref() {
             "limit" => {
-                // (0 is refused, as the admin listings refuse it: it used to list one file.)
-                let n: u32 = value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                // As the admin listings read it (0 listed one file, and a number too long for
+                // a u32 was refused, until 6 Dec).
+                let n: u32 = read_list_limit(&value).ok_or_else(|| {
                     Error::invalid(
                         "limit",
                         format!("{value:?} is not a number from 1 to {MAX_LIST_LIMIT}"),

@@ -360,23 +360,15 @@ async fn list_workflows(
 /// [`crate::store::MAX_LIST_LIMIT`] lists that many, however large). 0 used to list one row,
 /// and a negative one was called "not a number".
 fn list_limit(value: &str) -> Result<u32, AppError> {
-    // (A leading `+` as the integer parsers take it.)
-    let digits = value.strip_prefix('+').unwrap_or(value);
-    let many = !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && digits.bytes().any(|b| b != b'0');
-    match value.parse::<u32>() {
-        Ok(n) if n >= 1 => Ok(n),
-        // Too many digits for a u32: as many as are listed at most.
-        Err(_) if many => Ok(u32::MAX),
-        _ => Err(AppError::new(
+    crate::store::read_list_limit(value).ok_or_else(|| {
+        AppError::new(
             StatusCode::BAD_REQUEST,
             format!(
                 "limit={value:?} is not a whole number of at least 1 (at most {} are listed)",
                 crate::store::MAX_LIST_LIMIT
             ),
-        )),
-    }
+        )
+    })
 }
 
 /// The `limit` and `before_id` of a listing's query string; anything else is refused.

@@ -1683,6 +1683,22 @@ impl JobListParams {
     }
 }
 
+/// A listing's `limit` as the HTTP listings read it: a whole number of at least 1 (a leading
+/// `+` as the integer parsers take it); one too long for a u32 is as many as are listed at most
+/// (`u32::MAX`, cut to [`MAX_LIST_LIMIT`] by [`list_page_size`]). `None` for anything else: 0,
+/// a minus sign, letters.
+pub fn read_list_limit(value: &str) -> Option<u32> {
+    let digits = value.strip_prefix('+').unwrap_or(value);
+    let many = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.bytes().any(|b| b != b'0');
+    match value.parse::<u32>() {
+        Ok(n) if n >= 1 => Some(n),
+        Err(_) if many => Some(u32::MAX),
+        _ => None,
+    }
+}
+
 /// A listing's page size: `limit` when given, else [`DEFAULT_LIST_LIMIT`], from 1 to
 /// [`MAX_LIST_LIMIT`].
 pub fn list_page_size(limit: Option<u32>) -> u32 {
