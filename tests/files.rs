@@ -1015,3 +1015,26 @@ backend_case! {
         assert_eq!(fx.db.raw_count("SELECT count(*) FROM tablo_files").await, 2, "both rows stay");
     }
 }
+
+backend_case! {
+    each_object_store;
+    /// A file row another program wrote with ids that are not UUIDs (SQLite's text columns
+    /// take anything; PostgreSQL's uuid columns refuse it) is passed over, and the orphans
+    /// beside it are cleaned. Review of 6 Dec: reading it failed the page, so the pass ended
+    /// there, every hour, and no orphan after it was ever cleaned.
+    async fn a_file_row_whose_ids_are_no_uuids_does_not_stop_the_cleanup(fx: Fixture) {
+        let (_, orphans, _) = fx.orphaned_tablo(3).await;
+        if fx.db.sqlite_path().is_some() {
+            crate::common::raw_exec(
+                &fx.db,
+                "INSERT INTO tablo_files (id, tablo_id, s3_key, size) VALUES ('00000000-legacy', 'legacy-tablo-7', 'tablos/legacy/7.bin', 3)",
+            )
+            .await;
+        }
+        let got = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config())
+            .await
+            .expect("the pass goes through");
+        assert_eq!(got, counts(3, 3, 3, 0));
+        fx.assert_cleaned(&orphans).await;
+    }
+}
