@@ -1115,8 +1115,13 @@ backend_case! {
         .await;
         let rows = stop_and_read_sleeps(&db, &mut workers).await;
         assert_eq!(rows.len(), RACE_FAN_OUT + 2, "the callback exists once: no job more, none less");
+        // Each ran once. An attempt given back unstarted is no run: the completion that frees
+        // the callback claims it along, and that write waits behind the held lock; past an
+        // eighth of the lease (a loaded machine: CI, 6 Dec) it is late, and what a reconcile
+        // meanwhile took for a stray goes back unstarted, to be claimed again.
         for row in rows.values() {
-            assert_eq!((row.state, row.attempt), (JobState::Completed, 1), "{row:?}");
+            let unstarted = row.errors.iter().filter(|e| e.unstarted).count() as i32;
+            assert_eq!((row.state, row.attempt - unstarted), (JobState::Completed, 1), "{row:?}");
         }
         let (a, b) = (&rows[&last[0]], &rows[&last[1]]);
         assert_ne!(a.attempted_by, b.attempted_by, "the last two ran on two processes");
