@@ -1038,3 +1038,44 @@ backend_case! {
         fx.assert_cleaned(&orphans).await;
     }
 }
+
+backend_case! {
+    each_object_store;
+    /// An upload whose commit is refused as abandoned (its row already taken by the cleanup
+    /// after a stall longer than the grace: a suspended process, a laptop asleep) deletes its
+    /// object itself: nothing names it any more, and no later pass would find it. Review of 6
+    /// Dec: it was left "for the cleanup", which had already passed it by.
+    async fn an_upload_refused_as_abandoned_deletes_its_object(fx: Fixture) {
+        // (A first file marks the store as this database's, for the cleanup below.)
+        let (other, other_files) = fx.tablo_with_files(1).await;
+        let gated = Arc::new(FaultyStore::new(fx.objects.clone(), Fault::GatedPut));
+        let tablo = fx.tablos.tablo_insert("stalled").await.unwrap();
+        let (tablos, objects) = (fx.tablos.clone(), gated.clone());
+        let save = tokio::spawn(async move {
+            porter::app::files::save_tablo_file(
+                tablos.as_ref(),
+                objects.as_ref(),
+                tablo.id,
+                "slow.txt",
+                bytes::Bytes::from_static(b"slow"),
+            )
+            .await
+        });
+        common::eventually("the put waits", || async { gated.puts_waiting() == 1 }).await;
+        // Two hours pass: the cleanup takes the upload (no object yet: nothing to delete).
+        let aged = match fx.db.sqlite_path() {
+            Some(_) => "UPDATE tablo_file_uploads SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 hours')",
+            None => "UPDATE tablo_file_uploads SET created_at = now() - interval '2 hours'",
+        };
+        common::raw_exec(&fx.db, aged).await;
+        cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
+        assert_eq!(fx.db.raw_count("SELECT count(*) FROM tablo_file_uploads").await, 0);
+        gated.open_puts();
+        let saved = save.await.unwrap();
+        assert!(matches!(saved, Err(Error::Conflict(_))), "{saved:?}");
+        let prefix = Path::from(format!("tablos/{}", tablo.id));
+        let stored: Vec<_> = futures::StreamExt::collect::<Vec<_>>(fx.objects.list(Some(&prefix))).await;
+        assert!(stored.is_empty(), "no object left that nothing names: {stored:?}");
+        fx.assert_live(other, &other_files).await;
+    }
+}

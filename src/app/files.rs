@@ -313,7 +313,8 @@ pub const UPLOAD_GRACE: Duration = Duration::from_secs(3600);
 /// way back), and if it did not, the cleanup removes the upload. An unknown tablo is
 /// [`Error::NotFound`], and so is a tablo deleted before the commit: the upload is not
 /// committed, and its object is deleted (or, if that fails, removed with the upload by the
-/// cleanup past the grace). A tablo deleted after the commit has the file among those its
+/// cleanup past the grace); so is an upload whose commit is refused as abandoned, or given up
+/// on past half the grace. A tablo deleted after the commit has the file among those its
 /// cleanup job deletes (on PostgreSQL the delete waits for a commit under way).
 pub async fn save_tablo_file(
     store: &dyn TabloStore,
@@ -342,8 +343,10 @@ pub async fn save_tablo_file(
     store.tablo_file_upload_begin(upload.clone()).await?;
     put_file(objects, &upload.s3_key, bytes).await?;
     // A caller without a request timeout past half the grace gives up rather than racing the
-    // cleanup, which may already be deleting the object of an upload that old.
+    // cleanup, which may already be deleting the object of an upload that old. The object is
+    // never committed now: deleted here (the cleanup may have taken the upload's row already).
     if started.elapsed() > UPLOAD_GRACE / 2 {
+        delete_uncommitted(objects, &upload.s3_key, "given up on past half the grace").await;
         return Err(Error::Timeout(UPLOAD_GRACE / 2));
     }
     let params = TabloFileUploadCommitParams {
@@ -353,17 +356,29 @@ pub async fn save_tablo_file(
     match store.tablo_file_upload_commit(params).await? {
         Some(file) => Ok(file),
         None if store.tablo_get(tablo_id).await?.is_none() => {
-            // Only this upload knows its key; its row stays for the cleanup should this fail.
-            if let Ok(path) = parse_key(&upload.s3_key) {
-                if let Err(e) = objects.delete(&path).await {
-                    tracing::warn!(error = %e, key = %upload.s3_key, "deleting the object of an upload whose tablo was deleted meanwhile failed; the orphan cleanup removes it past the grace");
-                }
-            }
+            delete_uncommitted(objects, &upload.s3_key, "whose tablo was deleted meanwhile").await;
             Err(Error::not_found("tablo", tablo_id))
         }
-        None => Err(Error::Conflict(format!(
-            "the upload of file {id} was abandoned before it committed; send the file again"
-        ))),
+        None => {
+            // Abandoned: past the grace, or its row already taken by the cleanup (after a stall
+            // of this process longer than the grace), which then found no object to delete and
+            // will not look again (until 6 Dec the object was left to it, named by nothing).
+            delete_uncommitted(objects, &upload.s3_key, "abandoned before it committed").await;
+            Err(Error::Conflict(format!(
+                "the upload of file {id} was abandoned before it committed; send the file again"
+            )))
+        }
+    }
+}
+
+/// Deletes the object of an upload that is never committed. Only this upload knows its key;
+/// should the delete fail, the upload's row (if the cleanup has not taken it yet) has the
+/// cleanup remove it past the grace.
+async fn delete_uncommitted(objects: &dyn ObjectStore, key: &str, why: &str) {
+    if let Ok(path) = parse_key(key) {
+        if let Err(e) = objects.delete(&path).await {
+            tracing::warn!(error = %e, key = %key, upload = why, "deleting the object of an upload that is not committed failed; the orphan cleanup removes it past the grace if its upload row is still there");
+        }
     }
 }
 
