@@ -623,5 +623,21 @@ backend_case! {
         assert_eq!(counts.retried, 1, "{counts:?}");
         s.job_unserved().await.expect("the listing reads");
         s.worker_delete("long-lived").await.expect("a worker of such a lease deregisters");
+        // And below zero (review of that fix: only the top was clamped): such a worker is lost.
+        // (Its claims take nothing: its heartbeat is never within half of such a lease. Its
+        // job is claimed before the lease is written.)
+        s.worker_register(register("negative", hour, &[("noop", hour)])).await.unwrap();
+        s.job_insert_many(vec![job("noop")]).await.unwrap();
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "negative")).await.unwrap().len(), 1);
+        crate::raw_exec(&db, "UPDATE porter_workers SET lease_ms = -9000000000000000000 WHERE id = 'negative'").await;
+        assert!(s.job_claim(claim("default", &["noop"], 1, "negative")).await.expect("the claim reads").is_empty());
+        let counts = s
+            .job_rescue(JobRescueParams { by: None, lease: hour, stuck_after: vec![("noop".into(), hour)], limit: 100 })
+            .await
+            .expect("the pass goes through");
+        // Lost: its job, and the deregistered long-lived worker's.
+        assert_eq!(counts.retried, 2, "{counts:?}");
+        s.job_unserved().await.expect("the listing reads");
+        s.worker_delete("negative").await.expect("a worker of such a lease deregisters");
     }
 }

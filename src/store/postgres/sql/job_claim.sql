@@ -24,7 +24,7 @@ WITH picked AS (
       -- registered, or registered without a lease, is not held back. Evaluated once.
       AND NOT EXISTS (SELECT 1 FROM porter_workers w WHERE w.id = $2 AND w.lease_ms IS NOT NULL
                       AND w.heartbeat_at < coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp())
-                                           - least(w.lease_ms, 40000000000000) / 2.0 * interval '1 millisecond')
+                                           - least(greatest(w.lease_ms, -40000000000000), 40000000000000) / 2.0 * interval '1 millisecond')
     ORDER BY priority, scheduled_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED

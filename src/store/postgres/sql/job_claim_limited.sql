@@ -55,7 +55,7 @@ total AS (
 budget AS (
     SELECT CASE WHEN EXISTS (SELECT 1 FROM porter_workers w WHERE w.id = $2 AND w.lease_ms IS NOT NULL
                              AND w.heartbeat_at < coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, statement_timestamp())
-                                           - least(w.lease_ms, 40000000000000) / 2.0 * interval '1 millisecond')
+                                           - least(greatest(w.lease_ms, -40000000000000), 40000000000000) / 2.0 * interval '1 millisecond')
                 THEN 0 ELSE GREATEST(0, LEAST($4::bigint,
         CASE WHEN $5::int IS NULL THEN $4::bigint
              ELSE LEAST($5::int - (SELECT n FROM total),

@@ -33,8 +33,8 @@ WITH RECURSIVE judging AS MATERIALIZED (
         SELECT 1 FROM porter_workers me
         WHERE me.id = $3
           AND (me.lease_ms IS NULL
-               OR (me.heartbeat_at >= porter_now() - least(me.lease_ms, 40000000000000) / 2.0 * interval '1 millisecond'
-                   AND coalesce(me.steady_since, me.started_at) <= porter_now() - least(me.lease_ms, 40000000000000) * interval '1 millisecond'))) AS ok
+               OR (me.heartbeat_at >= porter_now() - least(greatest(me.lease_ms, -40000000000000), 40000000000000) / 2.0 * interval '1 millisecond'
+                   AND coalesce(me.steady_since, me.started_at) <= porter_now() - least(greatest(me.lease_ms, -40000000000000), 40000000000000) * interval '1 millisecond'))) AS ok
 ),
 running_by(id) AS (
     (SELECT attempted_by FROM porter_jobs
@@ -52,7 +52,7 @@ lost AS MATERIALIZED (
       AND NOT EXISTS (
           SELECT 1 FROM porter_workers w
           WHERE w.id = r.id
-            AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 ELSE w.lease_ms END / 1000.0, $1::float8) * interval '1 second')
+            AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $1::float8) * interval '1 second')
 ),
 judged AS MATERIALIZED (
     SELECT id, sequence_key, attempt, attempted_at, attempted_by FROM porter_jobs

@@ -16,7 +16,7 @@ WITH due AS (
 SELECT queue, kind, n FROM due
 WHERE NOT EXISTS (
     SELECT 1 FROM porter_workers w
-    WHERE w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 ELSE w.lease_ms END / 1000.0, $1::float8) * interval '1 second'
+    WHERE w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $1::float8) * interval '1 second'
       AND (w.queues IS NULL OR w.queues ? due.queue)
       AND (w.kinds IS NULL OR w.kinds ? due.kind))
 -- (by the names' bytes, as queue_list.sql orders)

@@ -4,4 +4,4 @@ DELETE FROM porter_workers
 -- A worker with a lease longer than a day heartbeats less often than that: it is judged by
 -- its own lease, like the rescuer judges it.
 WHERE id = $1
-   OR heartbeat_at < porter_now() - greatest(interval '1 day', least(coalesce(lease_ms, 0), 40000000000000) * interval '1 millisecond')
+   OR heartbeat_at < porter_now() - greatest(interval '1 day', least(greatest(coalesce(lease_ms, 0), -40000000000000), 40000000000000) * interval '1 millisecond')

@@ -36,16 +36,16 @@ WHERE id IN (
           WHERE me.id = ?3
             AND (me.lease_ms IS NULL
                  OR (me.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
-                                                 printf('%+.3f seconds', -min(me.lease_ms, 40000000000000) / 2000.0))
+                                                 printf('%+.3f seconds', max(min(-me.lease_ms / 2000.0, 40000000000.0), -40000000000.0)))
                      AND coalesce(me.steady_since, me.started_at) <= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
-                                                         printf('%+.3f seconds', -min(me.lease_ms, 40000000000000) / 1000.0))))))
+                                                         printf('%+.3f seconds', max(min(-me.lease_ms / 1000.0, 40000000000.0), -40000000000.0)))))))
       AND NOT EXISTS (
           SELECT 1 FROM porter_workers w
           WHERE w.id = porter_jobs.attempted_by
             -- Not COALESCE: printf reads a NULL lease as 0 and never gives NULL.
             AND w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
                                            CASE WHEN w.lease_ms IS NULL THEN ?1
-                                                ELSE printf('%+.3f seconds', -min(w.lease_ms, 40000000000000) / 1000.0) END))
+                                                ELSE printf('%+.3f seconds', max(min(-w.lease_ms / 1000.0, 40000000000.0), -40000000000.0)) END))
     LIMIT ?2
 )
 RETURNING state, queue, kind

@@ -33,7 +33,7 @@ WHERE id IN (
         WHERE j.state = 'running'
           AND w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
                                          CASE WHEN w.lease_ms IS NULL THEN ?3
-                                              ELSE printf('%+.3f seconds', -min(w.lease_ms, 40000000000000) / 1000.0) END)
+                                              ELSE printf('%+.3f seconds', max(min(-w.lease_ms / 1000.0, 40000000000.0), -40000000000.0)) END)
     )
     -- printf would read a NULL limit as 0: skip those first.
     WHERE limit_ms IS NOT NULL

@@ -22,7 +22,7 @@ WHERE NOT EXISTS (
     -- Not COALESCE: printf reads a NULL lease as 0 and never gives NULL.
     WHERE w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
                                      CASE WHEN w.lease_ms IS NULL THEN ?1
-                                          ELSE printf('%+.3f seconds', -min(w.lease_ms, 40000000000000) / 1000.0) END)
+                                          ELSE printf('%+.3f seconds', max(min(-w.lease_ms / 1000.0, 40000000000.0), -40000000000.0)) END)
       AND (w.queues IS NULL OR EXISTS (SELECT 1 FROM json_each(w.queues) WHERE value = due.queue))
       AND (w.kinds IS NULL OR EXISTS (SELECT 1 FROM json_each(w.kinds) WHERE value = due.kind)))
 ORDER BY queue, kind

@@ -5,4 +5,4 @@ DELETE FROM porter_workers
 -- its own lease, like the rescuer judges it.
 WHERE id = ?1
    OR heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
-                              printf('-%d seconds', max(86400, min(coalesce(lease_ms, 0), 40000000000000) / 1000)))
+                              printf('-%d seconds', max(86400, max(min(coalesce(lease_ms, 0) / 1000, 40000000000), -40000000000))))
