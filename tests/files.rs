@@ -24,6 +24,31 @@ use porter::app::orphan_file_cleanup::OrphanFileCleanup;
 use porter::{Error, JobArgs, JobState};
 use uuid::Uuid;
 
+/// A file of `tablo` saved through a store whose puts wait at a gate: returns once the upload
+/// has begun (its row written) and its put waits, with the gate and the save under way.
+async fn save_held_at_its_put(
+    fx: &Fixture,
+    tablo: Uuid,
+) -> (
+    Arc<FaultyStore>,
+    tokio::task::JoinHandle<porter::Result<porter::app::store::TabloFileRow>>,
+) {
+    let gated = Arc::new(FaultyStore::new(fx.objects.clone(), Fault::GatedPut));
+    let (tablos, objects) = (fx.tablos.clone(), gated.clone());
+    let save = tokio::spawn(async move {
+        porter::app::files::save_tablo_file(
+            tablos.as_ref(),
+            objects.as_ref(),
+            tablo,
+            "held.txt",
+            bytes::Bytes::from_static(b"held"),
+        )
+        .await
+    });
+    common::eventually("the put waits", || async { gated.puts_waiting() == 1 }).await;
+    (gated, save)
+}
+
 fn counts(
     orphans_seen: u64,
     objects_deleted: u64,
@@ -140,21 +165,9 @@ backend_case! {
     /// (It was answered 201 and committed after the tablo's own cleanup job had run: its row
     /// and object waited for the hourly pass, or for good without one. Found by review.)
     async fn an_upload_to_a_tablo_deleted_meanwhile_is_refused_and_leaves_no_file(fx: Fixture) {
-        let gated = Arc::new(FaultyStore::new(fx.objects.clone(), Fault::GatedPut));
         let tablo = fx.tablos.tablo_insert("going").await.unwrap();
-        let (tablos, objects) = (fx.tablos.clone(), gated.clone());
-        let save = tokio::spawn(async move {
-            porter::app::files::save_tablo_file(
-                tablos.as_ref(),
-                objects.as_ref(),
-                tablo.id,
-                "late.txt",
-                bytes::Bytes::from_static(b"late"),
-            )
-            .await
-        });
         // The upload has begun (its row is written) and its put waits.
-        common::eventually("the put waits", || async { gated.puts_waiting() == 1 }).await;
+        let (gated, save) = save_held_at_its_put(&fx, tablo.id).await;
         fx.tablos.tablo_delete_enqueue(tablo.id).await.unwrap().expect("the tablo");
         gated.open_puts();
         let saved = save.await.unwrap();
@@ -1066,20 +1079,8 @@ backend_case! {
     async fn an_upload_refused_as_abandoned_deletes_its_object(fx: Fixture) {
         // (A first file marks the store as this database's, for the cleanup below.)
         let (other, other_files) = fx.tablo_with_files(1).await;
-        let gated = Arc::new(FaultyStore::new(fx.objects.clone(), Fault::GatedPut));
         let tablo = fx.tablos.tablo_insert("stalled").await.unwrap();
-        let (tablos, objects) = (fx.tablos.clone(), gated.clone());
-        let save = tokio::spawn(async move {
-            porter::app::files::save_tablo_file(
-                tablos.as_ref(),
-                objects.as_ref(),
-                tablo.id,
-                "slow.txt",
-                bytes::Bytes::from_static(b"slow"),
-            )
-            .await
-        });
-        common::eventually("the put waits", || async { gated.puts_waiting() == 1 }).await;
+        let (gated, save) = save_held_at_its_put(&fx, tablo.id).await;
         // Two hours pass: the cleanup takes the upload (no object yet: nothing to delete).
         let aged = match fx.db.sqlite_path() {
             Some(_) => "UPDATE tablo_file_uploads SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 hours')",
