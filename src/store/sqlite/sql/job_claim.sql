@@ -28,7 +28,7 @@ WHERE id IN (
                                  OR rate_limit IS NOT NULL OR rate_per_key_limit IS NOT NULL))
                  OR EXISTS (SELECT 1 FROM porter_workers WHERE id = ?2 AND lease_ms IS NOT NULL
                             AND heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
-                                                        printf('%+.3f seconds', max(min(-lease_ms / 2000.0, 40000000000.0), -40000000000.0))))
+                                                        printf('%+.3f seconds', max(min(-lease_ms / 2000.0, 20000000000.0), -20000000000.0))))
                THEN 0 ELSE ?4 END
 )
 RETURNING *

@@ -55,7 +55,7 @@ WHERE id IN (
     budget AS (
         SELECT CASE WHEN EXISTS (SELECT 1 FROM porter_workers WHERE id = ?2 AND lease_ms IS NOT NULL
                                  AND heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
-                                                             printf('%+.3f seconds', max(min(-lease_ms / 2000.0, 40000000000.0), -40000000000.0))))
+                                                             printf('%+.3f seconds', max(min(-lease_ms / 2000.0, 20000000000.0), -20000000000.0))))
                     THEN 0 ELSE max(0, min(?4 - ?14,
             coalesce(?5 - (SELECT n FROM total), ?4),
             coalesce(?11 + max(0, (?5 - ((SELECT n - ?14 - finished FROM total) - ?12) - ?11) / 2 - ?12) - ?14, ?4),

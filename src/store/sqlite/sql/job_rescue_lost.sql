@@ -36,7 +36,7 @@ WHERE id IN (
           WHERE me.id = ?3
             AND (me.lease_ms IS NULL
                  OR (me.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
-                                                 printf('%+.3f seconds', max(min(-me.lease_ms / 2000.0, 40000000000.0), -40000000000.0)))
+                                                 printf('%+.3f seconds', max(min(-me.lease_ms / 2000.0, 20000000000.0), -20000000000.0)))
                      AND coalesce(me.steady_since, me.started_at) <= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
                                                          printf('%+.3f seconds', max(min(-me.lease_ms / 1000.0, 40000000000.0), -40000000000.0)))))))
       AND NOT EXISTS (
