@@ -6,18 +6,17 @@
 -- Only rows whose ids are UUIDs (the file's in lower case, as porter writes it and pages and
 -- deletes by it; its tablo's in either case): another program's row with other ids could not
 -- be read, and failed the page, so the pass ended there every hour and no orphan after it was
--- ever cleaned (review of 6 Dec); a file id in capitals was deleted by its lower-cased form
--- (no row) and moved the cursor past other rows. Such rows are left alone. A size or a time
--- another program wrote otherwise (a REAL, `datetime('now')`'s format) is read as what it
--- says, or the time as 1970, for the same reason.
+-- ever cleaned (review of 6 Dec); a file id in capitals, or stored as a BLOB, was deleted by
+-- its lower-cased text (no row) and moved the cursor past other rows. Such rows are left
+-- alone. A size or a time another program wrote otherwise is read leniently (file_from_row).
 -- Two branches instead of `(?2 IS NULL OR ...)`, and '' as the default cursor instead of
 -- `(?1 IS NULL OR ...)`, so that each branch seeks its index (the primary key, or
 -- tablo_files_tablo for one tablo's files) rather than scanning from the start every page.
 SELECT * FROM (
-    SELECT f.id, f.tablo_id, f.s3_key, CAST(f.size AS INTEGER),
-           coalesce(strftime('%Y-%m-%dT%H:%M:%fZ', f.created_at), '1970-01-01T00:00:00.000Z') FROM tablo_files f
+    SELECT f.id, f.tablo_id, f.s3_key, f.size, f.created_at FROM tablo_files f
     WHERE ?2 IS NULL AND f.id > coalesce(?1, '')
       AND NOT EXISTS (SELECT 1 FROM tablos t WHERE t.id IN (f.tablo_id, lower(f.tablo_id)))
+      AND typeof(f.id) = 'text' AND typeof(f.tablo_id) = 'text' AND typeof(f.s3_key) = 'text'
       AND f.id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'
       AND f.tablo_id GLOB '[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]'
     ORDER BY f.id
@@ -25,10 +24,10 @@ SELECT * FROM (
 )
 UNION ALL
 SELECT * FROM (
-    SELECT f.id, f.tablo_id, f.s3_key, CAST(f.size AS INTEGER),
-           coalesce(strftime('%Y-%m-%dT%H:%M:%fZ', f.created_at), '1970-01-01T00:00:00.000Z') FROM tablo_files f
+    SELECT f.id, f.tablo_id, f.s3_key, f.size, f.created_at FROM tablo_files f
     WHERE f.tablo_id = ?2 AND f.id > coalesce(?1, '')
       AND NOT EXISTS (SELECT 1 FROM tablos t WHERE t.id IN (f.tablo_id, lower(f.tablo_id)))
+      AND typeof(f.id) = 'text' AND typeof(f.tablo_id) = 'text' AND typeof(f.s3_key) = 'text'
       AND f.id GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'
       AND f.tablo_id GLOB '[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]'
     ORDER BY f.id
