@@ -1017,7 +1017,7 @@ fn time_outside_jobs(v: rusqlite::types::ValueRef<'_>) -> Option<DateTime<Utc>> 
 
 /// A NOT NULL time outside `porter_jobs` ([`time_outside_jobs`]); what it cannot read shows
 /// as the Unix epoch ("long ago") instead of failing the listing.
-fn time_outside_jobs_or_epoch(v: rusqlite::types::ValueRef<'_>) -> DateTime<Utc> {
+pub(crate) fn time_outside_jobs_or_epoch(v: rusqlite::types::ValueRef<'_>) -> DateTime<Utc> {
     time_outside_jobs(v).unwrap_or(DateTime::UNIX_EPOCH)
 }
 

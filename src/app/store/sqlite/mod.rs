@@ -72,8 +72,8 @@ fn tablo_from_row(r: &Row<'_>) -> rusqlite::Result<TabloRow> {
 /// A file or upload row. Its ids must read as UUIDs (the pages that clean rows take only
 /// those), but its size and time are read leniently, as another program may have written them
 /// on SQLite (PostgreSQL's typed columns refuse such rows): a size that is not an integer as
-/// the integer it holds (a REAL cut, text 0), a time in SQLite's own format as that time, and
-/// one that is neither porter's nor SQLite's as 1970. Until 6 Dec
+/// the integer it holds (a REAL cut, text 0), a time as the queue's other tables read theirs
+/// (porter's format, RFC 3339 or SQLite's own, anything else as 1970). Until 6 Dec
 /// such a row failed the page that read it: the file listing of its tablo, and every pass of
 /// the orphan cleanup, which ended there.
 fn file_from_row(r: &Row<'_>) -> rusqlite::Result<TabloFileRow> {
@@ -83,23 +83,12 @@ fn file_from_row(r: &Row<'_>) -> rusqlite::Result<TabloFileRow> {
         ValueRef::Real(x) => x as i64,
         _ => 0,
     };
-    let created_at = match r.get_ref(4)? {
-        ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(|t| {
-            parse_time(t).ok().or_else(|| {
-                // SQLite's own format (`datetime('now')`, `CURRENT_TIMESTAMP`), UTC.
-                chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f")
-                    .ok()
-                    .map(|at| at.and_utc())
-            })
-        }),
-        _ => None,
-    };
     Ok(TabloFileRow {
         id: uuid_col(r.get(0)?)?,
         tablo_id: uuid_col(r.get(1)?)?,
         s3_key: r.get(2)?,
         size,
-        created_at: created_at.unwrap_or(DateTime::UNIX_EPOCH),
+        created_at: crate::store::sqlite::time_outside_jobs_or_epoch(r.get_ref(4)?),
     })
 }
 
