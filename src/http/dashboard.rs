@@ -519,14 +519,10 @@ fn unserved_link(queue: &str, kind: &str) -> String {
     format!("/dashboard/jobs?{}", q.finish())
 }
 
-fn status_of(e: &Error) -> StatusCode {
-    super::error::status_for(e)
-}
-
 /// The error page for a failed read or write: a database's own words stay in the server's log,
 /// as the admin API's do ([`super::AppError`]), and the page says only that it failed.
-fn error_page(state: &AppState, e: Error) -> Response {
-    let status = status_of(&e);
+pub(super) fn error_page(state: &AppState, e: Error) -> Response {
+    let status = super::error::status_for(&e);
     problem_page(state, status, &super::AppError::from(e).message)
 }
 
@@ -705,7 +701,7 @@ async fn act(
             Redirect::to(&format!("{back}?cancel_requested={id}")).into_response()
         }
         Ok(_) => Redirect::to(&format!("{back}?{done}={id}")).into_response(),
-        Err(e) => problem_page(&state, status_of(&e), &super::AppError::from(e).message),
+        Err(e) => error_page(&state, e),
     }
 }
 

@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};
 
-use super::workflow::{colours, fail, label, state_counts, Paging, LISTED_NAME_CHARS};
-use super::{layout, nav_header, problem_page, readable, time, AppState};
+use super::workflow::{colours, label, state_counts, Paging, LISTED_NAME_CHARS};
+use super::{error_page, layout, nav_header, problem_page, readable, time, AppState};
 use crate::batch::BatchRow;
 use crate::http::listing;
 
@@ -56,7 +56,7 @@ pub(super) async fn list(
     let (batches, next) =
         match listing::batches_page(&state.client, shown, budget, paging.before_id).await {
             Ok(page) => page,
-            Err(e) => return fail(&state, e),
+            Err(e) => return error_page(&state, e),
         };
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let url = paging.url();
@@ -104,8 +104,8 @@ pub(super) async fn page(
     };
     let b = match state.client.batch(id).await {
         Ok(Some(b)) => b,
-        Ok(None) => return fail(&state, crate::Error::not_found("batch", id)),
-        Err(e) => return fail(&state, e),
+        Ok(None) => return error_page(&state, crate::Error::not_found("batch", id)),
+        Err(e) => return error_page(&state, e),
     };
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let url = format!("/dashboard/batches/{id}");

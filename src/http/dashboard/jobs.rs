@@ -25,9 +25,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 
-use super::{
-    error_page, layout, nav_header, problem_page, readable, refusal, status_of, time, AppState,
-};
+use super::{error_page, layout, nav_header, problem_page, readable, refusal, time, AppState};
 use crate::http::listing;
 use crate::job::{JobRow, JobState};
 use crate::store::admin::{BULK_MAX, MAX_ARGS_SEARCH};
@@ -486,10 +484,7 @@ pub(super) async fn run(
     };
     let outcome = match state.client.bulk(action, filter.clone(), fence).await {
         Ok(o) => o,
-        Err(e) => {
-            let status = status_of(&e);
-            return problem_page(&state, status, &crate::http::AppError::from(e).message);
-        }
+        Err(e) => return error_page(&state, e),
     };
     let fq = filter_query(&filter);
     Redirect::to(&format!(

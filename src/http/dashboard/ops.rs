@@ -13,15 +13,10 @@ use chrono::{DateTime, Utc};
 use maud::html;
 
 use super::{
-    layout, nav_header, problem_page, readable, refusal, state_counts, status_of, time, url_part,
+    error_page, layout, nav_header, problem_page, readable, refusal, state_counts, time, url_part,
     AppState,
 };
 use crate::job::{validate_name, JobState};
-
-fn fail(state: &AppState, e: crate::Error) -> Response {
-    let status = status_of(&e);
-    problem_page(state, status, &crate::http::AppError::from(e).message)
-}
 
 /// A one-time notice after a pause or resume: the queue name, checked like every queue name.
 fn queue_notice(query: Option<&str>) -> Option<String> {
@@ -61,7 +56,7 @@ pub(super) async fn queues(
     let page = state.client.queue_page(after.clone(), QUEUES_PAGE + 1);
     let (counts, mut queues) = match (state.client.counts().await, page.await) {
         (Ok(c), Ok(q)) => (c, q),
-        (Err(e), _) | (_, Err(e)) => return fail(&state, e),
+        (Err(e), _) | (_, Err(e)) => return error_page(&state, e),
     };
     // A name that reads as the cursor (text that is not UTF-8, read with U+FFFD) was the last
     // page's.
@@ -162,7 +157,7 @@ pub(super) async fn queue_act(
             };
             Redirect::to(&format!("/dashboard/queues?{done}={}", url_part(&name))).into_response()
         }
-        Err(e) => fail(&state, e),
+        Err(e) => error_page(&state, e),
     }
 }
 
@@ -186,7 +181,7 @@ pub(super) async fn workers(State(state): State<AppState>, headers: HeaderMap) -
         state.client.now().await,
     ) {
         (Ok(w), Ok(r), Ok(n)) => (w, r, n),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return fail(&state, e),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return error_page(&state, e),
     };
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let body = html! {
@@ -245,14 +240,14 @@ pub(super) async fn periodic(State(state): State<AppState>, headers: HeaderMap) 
     }
     let rows = match state.client.periodic_list().await {
         Ok(r) => r,
-        Err(e) => return fail(&state, e),
+        Err(e) => return error_page(&state, e),
     };
     let mut last_jobs = Vec::with_capacity(rows.len());
     for row in &rows {
         let job = match row.last_job_id {
             Some(id) => match state.client.get(id).await {
                 Ok(job) => job,
-                Err(e) => return fail(&state, e),
+                Err(e) => return error_page(&state, e),
             },
             None => None,
         };

@@ -30,7 +30,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 
 use super::{
-    graph, layout, nav_header, problem_page, readable, refusal, status_of, time, AppState,
+    error_page, graph, layout, nav_header, problem_page, readable, refusal, time, AppState,
 };
 use crate::http::listing;
 use crate::job::JobState;
@@ -84,14 +84,6 @@ const STATES: [JobState; 8] = [
     JobState::Discarded,
 ];
 
-pub(super) fn fail(state: &AppState, e: crate::Error) -> Response {
-    problem_page(
-        state,
-        status_of(&e),
-        &crate::http::AppError::from(e).message,
-    )
-}
-
 /// A query's value by key.
 fn query_value(query: Option<&str>, key: &str) -> Option<String> {
     url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
@@ -134,7 +126,7 @@ pub(super) async fn list(
     let (workflows, next) =
         match listing::workflows_page(&state.client, shown, budget, paging.before_id).await {
             Ok(page) => page,
-            Err(e) => return fail(&state, e),
+            Err(e) => return error_page(&state, e),
         };
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let url = paging.url();
@@ -281,7 +273,7 @@ pub(super) async fn page(
                 &format!("no workflow {id} (it goes once retention deleted its last step)"),
             )
         }
-        (Err(e), _) | (_, Err(e)) => return fail(&state, e),
+        (Err(e), _) | (_, Err(e)) => return error_page(&state, e),
     };
     let pages = (listed.workflow.total as usize)
         .div_ceil(STEPS_SHOWN)
@@ -365,7 +357,7 @@ pub(super) async fn cancel(
             out.cancelled, out.cancel_requested
         ))
         .into_response(),
-        Err(e) => fail(&state, e),
+        Err(e) => error_page(&state, e),
     }
 }
 
