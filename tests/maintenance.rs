@@ -196,6 +196,35 @@ backend_case! {
 }
 
 backend_case! {
+    /// A clock that runs ahead and is set right within the same slot: the slot due now had run
+    /// before the jump, so replacing the mark enqueues nothing (review of 6 Dec, evening: it
+    /// ran twice, on both backends). A slot after it runs as ever.
+    async fn periodic_the_slot_due_when_a_clock_is_set_right_does_not_run_twice(db: TestDb) {
+        let clock = porter::store::clock::Clock::new();
+        let store = porter::store::open_with_clock(&db.url, clock.clone()).await.unwrap();
+        let minute = chrono::Duration::minutes(1);
+        let turn = chrono::DateTime::from_timestamp(store.now().await.unwrap().timestamp() / 60 * 60, 0).unwrap();
+        let minutely = || vec![every("minutely", Duration::from_secs(60))];
+        let mut e = PeriodicEnqueuer::new(store.clone(), minutely(), "w".into());
+        clock.set(turn - minute / 2);
+        assert_eq!(e.run_once().await.unwrap(), 0, "first sight records the slot");
+        clock.set(turn + chrono::Duration::seconds(5));
+        assert_eq!(e.run_once().await.unwrap(), 1, "this minute's slot");
+        clock.set(turn + chrono::Duration::days(1));
+        assert_eq!(e.run_once().await.unwrap(), 1, "the clock ran a day ahead");
+        clock.set(turn + chrono::Duration::seconds(30));
+        let mut fresh = PeriodicEnqueuer::new(store.clone(), minutely(), "w2".into());
+        assert_eq!(fresh.run_once().await.unwrap(), 0, "set right: this minute's slot ran already");
+        assert_eq!(e.run_once().await.unwrap(), 0);
+        clock.set(turn + minute + chrono::Duration::seconds(5));
+        assert_eq!(fresh.run_once().await.unwrap(), 1, "the next minute's slot");
+        let slots = slots_of(&store, "minutely").await;
+        assert_eq!(slots.get(&turn.timestamp_millis()), Some(&1), "{slots:?}");
+        assert_eq!(slots.values().sum::<usize>(), 3, "{slots:?}");
+    }
+}
+
+backend_case! {
     /// A pass that read the time just before a slot turned writes the slot before it after
     /// another process wrote the new one: that later slot is not taken for a clock's that ran
     /// ahead (it is not ahead of now), and nothing is enqueued twice. (Own review of the

@@ -1268,7 +1268,8 @@ pub struct PeriodicEnqueueParams {
     /// The slot (Unix milliseconds of its due time). The first slot recorded for a name only
     /// records it: a periodic job seen for the first time waits for its next slot. It moves
     /// the recorded slot forward, or back from more than [`PERIODIC_CLOCK_SLACK_MS`] ahead of
-    /// now.
+    /// now (then inserting the job only when none of this slot is recorded: it may have run
+    /// before the clock jumped).
     pub slot: i64,
     /// The job to insert when the slot advances.
     pub job: JobInsertParams,

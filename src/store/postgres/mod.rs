@@ -2706,20 +2706,30 @@ impl Driver for PgStore {
 
     async fn periodic_enqueue(&self, p: PeriodicEnqueueParams) -> Result<Option<InsertResult>> {
         let mut tx = self.begin().await?;
-        let created: Option<bool> = sqlx::query_scalar(sql!("periodic_set"))
+        let set: Option<(bool, bool)> = sqlx::query_as(sql!("periodic_set"))
             .bind(&p.name)
             .bind(p.slot)
             .bind(crate::store::PERIODIC_CLOCK_SLACK_MS)
             .fetch_optional(&mut *tx)
             .await?;
-        match created {
+        let ran = match set {
             None => return Ok(None), // the slot was taken already; nothing written
             // A name seen for the first time only records its slot.
-            Some(true) => {
-                tx.commit().await?;
-                return Ok(None);
+            Some((true, _)) => true,
+            // A mark a clock that ran ahead left, replaced: the slot due now may have run
+            // before the clock jumped.
+            Some((false, true)) => {
+                sqlx::query_scalar(sql!("periodic_slot_ran"))
+                    .bind(&p.name)
+                    .bind(p.slot)
+                    .fetch_one(&mut *tx)
+                    .await?
             }
-            Some(false) => {}
+            Some((false, false)) => false,
+        };
+        if ran {
+            tx.commit().await?;
+            return Ok(None);
         }
         let out = insert_jobs_tx(&mut tx, vec![p.job]).await?.pop();
         tx.commit().await?;

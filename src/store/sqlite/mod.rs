@@ -2735,8 +2735,19 @@ impl Driver for SqliteStore {
                     Some(last) if last >= p.slot && last <= ahead_past => return Ok(None),
                     _ => c.execute(sql!("periodic_set"), params![p.name, p.slot, ahead_past])?,
                 };
-                // A name seen for the first time only records its slot.
-                if last.is_none() {
+                let ran = match last {
+                    // A name seen for the first time only records its slot.
+                    None => true,
+                    // A mark a clock that ran ahead left, replaced: the slot due now may have
+                    // run before the clock jumped.
+                    Some(last) if last > ahead_past => {
+                        c.query_row(sql!("periodic_slot_ran"), params![p.name, p.slot], |r| {
+                            r.get(0)
+                        })?
+                    }
+                    Some(_) => false,
+                };
+                if ran {
                     return Ok(None);
                 }
                 Ok(insert_jobs(c, std::slice::from_ref(&p.job))?.pop())
