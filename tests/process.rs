@@ -1089,7 +1089,7 @@ backend_case! {
             running == 2
         })
         .await;
-        let (release, holder, holding) = hold_write_lock(&db, Duration::from_secs(60));
+        let (release, holder, holding) = hold_write_lock(&db, "porter_jobs", Duration::from_secs(60));
         let locked_us = chaos_proc::now_us();
         eventually("both last members ended, their completions behind the lock", || async {
             sleep_ended(&workers[0].output(), last[0]) && sleep_ended(&workers[1].output(), last[1])
@@ -1153,11 +1153,12 @@ backend_case! {
     }
 }
 
-/// Holds the database's write lock (SQLite: an exclusive transaction; PostgreSQL: `porter_jobs`
-/// locked against every other use) until `release` is told, or for at most `most`. Also
-/// answers the holding server process on PostgreSQL (for `common::pg_blocked_by`).
+/// Holds the database's write lock (SQLite: an exclusive transaction; PostgreSQL: `pg_table`,
+/// `porter_jobs` say, locked against every other use) until `release` is told, or for at most
+/// `most`. Also answers the holding server process on PostgreSQL (for `common::pg_blocked_by`).
 fn hold_write_lock(
     db: &common::TestDb,
+    pg_table: &'static str,
     most: Duration,
 ) -> (
     std::sync::mpsc::Sender<()>,
@@ -1184,10 +1185,8 @@ fn hold_write_lock(
                 rt.block_on(async move {
                     use sqlx::Connection;
                     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-                    sqlx::raw_sql("BEGIN; LOCK TABLE porter_jobs IN ACCESS EXCLUSIVE MODE")
-                        .execute(&mut conn)
-                        .await
-                        .unwrap();
+                    let lock = format!("BEGIN; LOCK TABLE {pg_table} IN ACCESS EXCLUSIVE MODE");
+                    sqlx::raw_sql(&lock).execute(&mut conn).await.unwrap();
                     taken.send(Some(common::pg_pid(&mut conn).await)).unwrap();
                     let _ = tokio::task::spawn_blocking(move || released.recv_timeout(most)).await;
                     sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
@@ -1218,7 +1217,7 @@ backend_case! {
             db.store.job_counts().await.unwrap().total[&JobState::Running] == 2
         })
         .await;
-        let (release, holder, _) = hold_write_lock(&db, Duration::from_secs(90));
+        let (release, holder, _) = hold_write_lock(&db, "porter_jobs", Duration::from_secs(90));
         // The producers' next claims (a poll a second) wait for the lock.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         w.signal("INT");
@@ -1238,5 +1237,37 @@ backend_case! {
             2,
             "no job lost: {totals:?}"
         );
+    }
+}
+
+backend_case! {
+    /// `porter worker` and `porter dev` whose first writes wait for the database (SQLite's
+    /// write lock held by another process, `porter_workers` locked on PostgreSQL) stop on a
+    /// signal at once, before anything started (review of 6 Dec: the registration, and dev's
+    /// mark of its object store, heard no signal, a second included, until the lock was free).
+    async fn a_process_whose_first_writes_wait_stops_on_a_signal(db: TestDb) {
+        let migrated = Command::new(env!("CARGO_BIN_EXE_porter"))
+            .arg("migrate")
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        assert!(migrated.status.success(), "{migrated:?}");
+        for command in [
+            vec!["worker", "--no-periodic"],
+            vec!["dev", "--listen", "127.0.0.1:0", "--no-periodic"],
+        ] {
+            let (release, holder, _) = hold_write_lock(&db, "porter_workers", Duration::from_secs(45));
+            let w = Worker::command_env(&db.url, &command, &[("OBJECT_STORE_URL", "memory://")]);
+            eventually("starting", || async { w.logged("starting worker") || w.logged("starting dev") }).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            w.signal("TERM");
+            let (status, log) = w.wait().await;
+            let text = log.join("\n");
+            assert!(!holder.is_finished(), "{command:?} exited only once the lock was free:\n{text}");
+            release.send(()).unwrap();
+            holder.join().unwrap();
+            assert!(status.success(), "{command:?}: {status:?}\n{text}");
+            assert!(!text.contains("worker ready"), "{command:?} started nothing:\n{text}");
+        }
     }
 }

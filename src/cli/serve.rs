@@ -227,10 +227,18 @@ async fn open_store_waiting(
     })
     .await?;
     super::say_created(created);
-    if let Some(store) = &store {
-        // The tablo app's tables too: the binary serves the app.
-        crate::app::store::migrate(store.as_ref()).await?;
-    }
+    let store = match store {
+        // The tablo app's tables too: the binary serves the app. That write may wait for the
+        // database (SQLite's write lock held elsewhere): a signal meanwhile stops the process.
+        Some(store) => tokio::select! {
+            migrated = crate::app::store::migrate(store.as_ref()) => {
+                migrated?;
+                Some(store)
+            }
+            _ = shutdown.soft.cancelled() => None,
+        },
+        None => None,
+    };
     if store.is_none() {
         info!("shutting down before the database answered");
         info!("shutdown complete");
@@ -294,11 +302,15 @@ async fn bind_metrics(
 /// [`crate::app::files::mark_object_store`]): the orphan cleanup, wherever it runs, deletes
 /// nothing in a store without the mark. A store that cannot be marked now is marked by the
 /// first upload.
-async fn mark_object_store(state: &AppState) {
-    if let Err(e) =
-        crate::app::files::mark_object_store(state.tablos.as_ref(), state.objects.as_ref()).await
-    {
-        warn!(error = %e, "could not mark the object store as this database's; the first upload tries again");
+/// Waits no longer than `shutdown`: the mark's write may wait for the database (SQLite's write
+/// lock held elsewhere), and a signal meanwhile must still stop the process (review of 6 Dec).
+async fn mark_object_store(state: &AppState, shutdown: &Shutdown) {
+    let mark = crate::app::files::mark_object_store(state.tablos.as_ref(), state.objects.as_ref());
+    tokio::select! {
+        marked = mark => if let Err(e) = marked {
+            warn!(error = %e, "could not mark the object store as this database's; the first upload tries again");
+        },
+        _ = shutdown.soft.cancelled() => {}
     }
 }
 
@@ -363,7 +375,7 @@ pub(super) async fn web(g: &GlobalArgs, args: WebArgs) -> anyhow::Result<()> {
     log_listening(&listener, &config);
     let watch = watch_database_file(store.clone(), shutdown.clone());
     let state = AppState::with_config(store, objects, config);
-    mark_object_store(&state).await;
+    mark_object_store(&state, &shutdown).await;
     let stop = shutdown.soft.clone();
     let served = http::serve(listener, state, async move { stop.cancelled().await }).await;
     shutdown.soft.cancel();
@@ -392,7 +404,7 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting dev: web and worker in one process");
     let workers = builtin_workers(store.clone(), objects.clone())?;
     let state = AppState::with_config(store.clone(), objects, config);
-    mark_object_store(&state).await;
+    mark_object_store(&state, &shutdown).await;
     let watch = watch_database_file(store.clone(), shutdown.clone());
     let runtime = Runtime::new(store, workers, runtime_config)
         .with_events(state.metrics.clone())

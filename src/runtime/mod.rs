@@ -679,7 +679,22 @@ impl Runtime {
             queues: config.queues.iter().map(|(q, _)| q.clone()).collect(),
             kinds: workers.kinds(),
         };
-        store.worker_register(registration.clone()).await?;
+        // The registration may wait for the database (SQLite's write lock held elsewhere,
+        // by a stopped process even): a signal meanwhile stops the runtime before it starts
+        // anything (review of 6 Dec: every signal, a second included, went unheard until the
+        // lock was free). A registration the write completes after all leaves a row whose
+        // heartbeat goes stale, with no job: a rescuer judges it lost and removes it.
+        tokio::select! {
+            registered = store.worker_register(registration.clone()) => registered?,
+            _ = shutdown.soft.cancelled() => {
+                info!("shutting down before the worker was registered (its write waited for the database)");
+                return Ok(RunReport::default());
+            }
+            _ = shutdown.hard.cancelled() => {
+                info!("shutting down before the worker was registered (its write waited for the database)");
+                return Ok(RunReport::default());
+            }
+        }
         if config.maintenance {
             warn_of_periodic_jobs_not_served(&config, &workers);
         }
