@@ -334,6 +334,26 @@ impl std::fmt::Display for BenchReport {
     }
 }
 
+/// Opens the database every run of porter bench measures on, refusing one that holds jobs:
+/// the figures are comparable only on a fresh one, and each run deletes its own jobs (its
+/// queue's) at the end, which would take jobs that were there before with them.
+pub(crate) async fn open_without_jobs(database_url: &str) -> Result<Arc<Store>> {
+    let store = crate::store::open(database_url).await?;
+    let existing: i64 = crate::Client::new(store.clone())
+        .counts()
+        .await?
+        .total
+        .values()
+        .sum();
+    if existing > 0 {
+        return Err(Error::invalid(
+            "database",
+            format!("it holds {existing} jobs; porter bench measures on a database without jobs (give it a fresh one)"),
+        ));
+    }
+    Ok(store)
+}
+
 fn per_sec(v: f64) -> String {
     format!("{v:.0}/s")
 }
@@ -427,19 +447,7 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
             "jobs and concurrency must be at least 1",
         ));
     }
-    let store = crate::store::open(database_url).await?;
-    let existing: i64 = crate::Client::new(store.clone())
-        .counts()
-        .await?
-        .total
-        .values()
-        .sum();
-    if existing > 0 {
-        return Err(Error::invalid(
-            "database",
-            format!("it holds {existing} jobs; porter bench measures on a database without jobs (give it a fresh one)"),
-        ));
-    }
+    let store = open_without_jobs(database_url).await?;
     let mut probe = BenchProbe::open(database_url).await?;
     let bars = Bars { show: progress };
     let jobs = opts.jobs;
@@ -1186,14 +1194,8 @@ pub async fn limits(database_url: &str, jobs: usize, concurrency: usize) -> Resu
             "jobs and concurrency must be at least 1",
         ));
     }
-    let store = crate::store::open(database_url).await?;
+    let store = open_without_jobs(database_url).await?;
     let client = crate::Client::new(store.clone());
-    if client.counts().await?.total.values().sum::<i64>() > 0 {
-        return Err(Error::invalid(
-            "bench",
-            "the database already holds jobs; give porter bench a fresh one",
-        ));
-    }
     let mut probe = BenchProbe::open(database_url).await?;
     let global = crate::store::QueueLimits {
         concurrency: Some((concurrency * 2).min(crate::store::limits::MAX_LIMIT as usize) as u32),

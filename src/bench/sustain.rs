@@ -167,7 +167,7 @@ pub async fn sustain(database_url: &str, opts: SustainOptions) -> Result<Sustain
             "--rate, --concurrency and the interval must be above 0",
         ));
     }
-    let store = crate::store::open(database_url).await?;
+    let store = super::open_without_jobs(database_url).await?;
     let mut probe = BenchProbe::open(database_url).await?;
     let holder = match opts.hold {
         true => Some(probe.hold_snapshot().await?),

@@ -190,14 +190,8 @@ pub async fn workflow(
             format!("--chains takes 1 to {jobs} (the jobs of each case)"),
         ));
     }
-    let store = crate::store::open(database_url).await?;
+    let store = super::open_without_jobs(database_url).await?;
     let client = crate::Client::new(store.clone());
-    if client.counts().await?.total.values().sum::<i64>() > 0 {
-        return Err(Error::invalid(
-            "bench",
-            "the database already holds jobs; give porter bench a fresh one",
-        ));
-    }
     let mut probe = BenchProbe::open(database_url).await?;
     let bars = Bars { show: progress };
     let noop = |queue: &str| {
