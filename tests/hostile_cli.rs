@@ -409,11 +409,29 @@ backend_case! {
             json!({"ms": 1})
         );
 
+        // Args from a file or stdin are refused as the same args inline are: usage errors,
+        // exit 2 (review of 6 Dec: they exited 1, where inline ones exit 2).
         env.run(&["enqueue", "noop", "@/no/such/file.json"])
-            .assert_error("/no/such/file.json");
+            .assert_usage_error("/no/such/file.json");
         std::fs::write(&file, "{not json").unwrap();
         env.run(&["enqueue", "noop", &format!("@{}", file.display())])
-            .assert_error("not valid JSON");
+            .assert_usage_error("not valid JSON");
+        std::fs::write(&file, r#"{"n": 18446744073709551616}"#).unwrap();
+        env.run(&["enqueue", "noop", &format!("@{}", file.display())])
+            .assert_usage_error("18446744073709551616");
+        let inline = env.run(&["enqueue", "noop", r#"{"n": 18446744073709551616}"#]);
+        assert_eq!(inline.code, 2, "{inline:#?}");
+        let piped = env
+            .cmd()
+            .args(["enqueue", "noop", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        piped.stdin.as_ref().unwrap().write_all(b"{").unwrap();
+        let done = piped.wait_with_output().unwrap();
+        assert_eq!(done.status.code(), Some(2), "{done:?}");
         assert_eq!(surfaces::all_jobs(env.store()).await.len(), 3);
     }
 }

@@ -125,14 +125,17 @@ fn parse_args_source(text: &str) -> Result<ArgsSource, String> {
 }
 
 impl ArgsSource {
-    /// The args, read and parsed (at most [`MAX_ARGS_INPUT_BYTES`] of input).
-    fn read(self) -> anyhow::Result<serde_json::Value> {
+    /// The args, read and parsed (at most [`MAX_ARGS_INPUT_BYTES`] of input). Each refusal is
+    /// the user's input, as for args given inline: a usage error (until 6 Dec these exited 1
+    /// where the same args inline exit 2).
+    fn read(self) -> crate::Result<serde_json::Value> {
+        let refused = |why: String| Error::invalid("args", why);
         let (what, reader): (String, Box<dyn Read>) = match self {
             ArgsSource::Inline(value) => return Ok(value),
             ArgsSource::Stdin => ("stdin".to_string(), Box::new(std::io::stdin())),
             ArgsSource::File(path) => {
                 let file = std::fs::File::open(&path).map_err(|e| {
-                    anyhow::anyhow!("cannot read args from {}: {e}", path.display())
+                    refused(format!("cannot read args from {}: {e}", path.display()))
                 })?;
                 (path.display().to_string(), Box::new(file))
             }
@@ -141,14 +144,14 @@ impl ArgsSource {
         reader
             .take(MAX_ARGS_INPUT_BYTES + 1)
             .read_to_end(&mut text)
-            .map_err(|e| anyhow::anyhow!("cannot read args from {what}: {e}"))?;
+            .map_err(|e| refused(format!("cannot read args from {what}: {e}")))?;
         if text.len() as u64 > MAX_ARGS_INPUT_BYTES {
-            anyhow::bail!(
+            return Err(refused(format!(
                 "the args in {what} are over {MAX_ARGS_INPUT_BYTES} bytes; a job's args are at most {MAX_ARGS_BYTES} bytes as JSON"
-            );
+            )));
         }
         let args = serde_json::from_slice(&text)
-            .map_err(|e| anyhow::anyhow!("the args in {what} are not valid JSON: {e}"))?;
+            .map_err(|e| refused(format!("the args in {what} are not valid JSON: {e}")))?;
         crate::store::refuse_wide_integers("args", &text)?;
         Ok(args)
     }
@@ -208,7 +211,7 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
         after_any: a.after_any,
     };
     let args = match a.args {
-        Some(source) => source.read()?,
+        Some(source) => usage(source.read())?,
         None => serde_json::json!({}),
     };
     usage(crate::app::builtin::check_builtin_args(&a.kind, &args))?;
