@@ -248,6 +248,20 @@ backend_case! {
     }
 }
 
+/// `porter enqueue noop -` with `input` on its stdin.
+fn enqueue_from_stdin(env: &Env, input: &[u8]) -> std::process::Output {
+    let mut child = env
+        .cmd()
+        .args(["enqueue", "noop", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn big_args(n: usize) -> Value {
     json!({ "blob": "x".repeat(n) })
 }
@@ -377,21 +391,7 @@ backend_case! {
             args
         );
 
-        let mut child = env
-            .cmd()
-            .args(["enqueue", "noop", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(args.to_string().as_bytes())
-            .unwrap();
-        let done = child.wait_with_output().unwrap();
+        let done = enqueue_from_stdin(&env, args.to_string().as_bytes());
         assert!(done.status.success(), "{done:?}");
         let from_stdin: i64 = String::from_utf8(done.stdout)
             .unwrap()
@@ -421,16 +421,7 @@ backend_case! {
             .assert_usage_error("18446744073709551616");
         let inline = env.run(&["enqueue", "noop", r#"{"n": 18446744073709551616}"#]);
         assert_eq!(inline.code, 2, "{inline:#?}");
-        let piped = env
-            .cmd()
-            .args(["enqueue", "noop", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        piped.stdin.as_ref().unwrap().write_all(b"{").unwrap();
-        let done = piped.wait_with_output().unwrap();
+        let done = enqueue_from_stdin(&env, b"{");
         assert_eq!(done.status.code(), Some(2), "{done:?}");
         assert_eq!(surfaces::all_jobs(env.store()).await.len(), 3);
     }
