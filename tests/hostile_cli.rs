@@ -365,7 +365,7 @@ backend_case! {
         let file = env.dir.path().join("args.json");
         std::fs::write(&file, big).unwrap();
         env.run(&["enqueue", "noop", &format!("@{}", file.display())])
-            .assert_error("beyond 64 bits");
+            .assert_usage_error("beyond 64 bits");
         assert!(surfaces::all_jobs(env.store()).await.is_empty(), "nothing inserted");
         let id = ids(&env.run(&["enqueue", "noop", r#"{"n":18446744073709551615}"#]).ok())[0];
         assert_eq!(
@@ -416,11 +416,6 @@ backend_case! {
         std::fs::write(&file, "{not json").unwrap();
         env.run(&["enqueue", "noop", &format!("@{}", file.display())])
             .assert_usage_error("not valid JSON");
-        std::fs::write(&file, r#"{"n": 18446744073709551616}"#).unwrap();
-        env.run(&["enqueue", "noop", &format!("@{}", file.display())])
-            .assert_usage_error("18446744073709551616");
-        let inline = env.run(&["enqueue", "noop", r#"{"n": 18446744073709551616}"#]);
-        assert_eq!(inline.code, 2, "{inline:#?}");
         let done = enqueue_from_stdin(&env, b"{");
         assert_eq!(done.status.code(), Some(2), "{done:?}");
         assert_eq!(surfaces::all_jobs(env.store()).await.len(), 3);
