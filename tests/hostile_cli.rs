@@ -491,3 +491,31 @@ backend_case! {
         );
     }
 }
+
+backend_case! {
+    /// `--json` output writes what the text output escapes (C1 controls such as U+009B, which
+    /// some terminals obey, marks that reorder text, invisible characters, U+2028) as `\uXXXX`
+    /// escapes, which read back as the same text (review of 6 Dec: they were printed raw).
+    async fn json_output_escapes_what_a_terminal_would_obey(db: TestDb) {
+        let env = Env::new(db);
+        let hostile = "x\u{9b}2Jy\u{202e}z\u{200b}\u{2028}\u{7f}\u{e0041}";
+        let args = json!({ "message": hostile });
+        let id = ids(&env.run(&["enqueue", "fail", &args.to_string(), "--max-attempts", "1"]).ok())[0];
+        let id = id.to_string();
+        for command in [
+            vec!["jobs", "show", &id, "--json"],
+            vec!["jobs", "list", "--json"],
+            vec!["enqueue", "noop", &args.to_string(), "--json"],
+        ] {
+            let out = env.run(&command).ok();
+            assert!(
+                !out.stdout.contains(|c: char| !c.is_ascii()),
+                "{command:?} printed no raw character outside ASCII: {:?}",
+                out.stdout
+            );
+            let first: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+            let job = if first["jobs"].is_array() { &first["jobs"][0] } else { &first };
+            assert_eq!(job["args"]["message"], hostile, "{command:?}: read back whole");
+        }
+    }
+}

@@ -784,6 +784,32 @@ backend_case! {
         }
         let failed = log.iter().find(|l| l.contains("job failed")).unwrap();
         assert!(failed.contains("FAKE LINE"), "the error is still there, escaped: {failed}");
+
+        // The JSON log writes what a terminal would obey as JSON escapes too: serde_json
+        // leaves C1 controls (U+0085, U+009B) and marks that reorder text raw (review of 6 Dec).
+        let message = format!("{message}\u{9b}2J\u{202e}");
+        let once = InsertOpts { max_attempts: Some(1), ..Default::default() };
+        let id = client
+            .insert(&porter::jobs::Fail { message: message.clone(), panic: false }, Some(once))
+            .await
+            .unwrap()
+            .job
+            .id;
+        let w = Worker::start(&db.url, &["--log-format", "json", "--no-periodic"]);
+        eventually("the failing job is discarded", || async {
+            state(&db.store, id).await.state == JobState::Discarded
+        })
+        .await;
+        eventually("its failure is logged", || async { w.logged("job failed") }).await;
+        w.signal("TERM");
+        let (status, log) = w.wait().await;
+        assert!(status.success(), "{log:#?}");
+        for line in &log {
+            assert!(line.is_ascii(), "a raw character outside ASCII: {line:?}");
+        }
+        let failed = log.iter().find(|l| l.contains("job failed")).unwrap();
+        let event: serde_json::Value = serde_json::from_str(failed).unwrap();
+        assert!(event.to_string().contains('\u{9b}'), "read back as written: {failed}");
     }
 }
 

@@ -275,7 +275,7 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
                 }
             }
             if a.json {
-                text.push_str(&serde_json::to_string(&r.job)?);
+                text.push_str(&output::json_printable(&serde_json::to_string(&r.job)?));
             } else {
                 text.push_str(&r.job.id.to_string());
             }

@@ -221,7 +221,10 @@ fn init_logging(format: LogFormat) {
             .with_ansi(std::io::stderr().is_terminal())
             .fmt_fields(PrintableFields)
             .try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_writer(|| output::JsonLogWriter)
+            .try_init(),
     };
     if format == LogFormat::Json {
         // A panic outside a job (a job's own is logged by the runtime) is one JSON event too,
@@ -244,7 +247,7 @@ fn init_logging(format: LogFormat) {
 /// is shown on a terminal and read by scripts line by line. Escape sequences (which would
 /// drive the terminal) and newlines (which would forge a line, `worker ready` say) are written
 /// out (`\u{1b}`, `\u{a}`). The message comes first and bare, the others as `name=value`, as
-/// tracing's own format does (JSON logs are escaped by JSON).
+/// tracing's own format does (JSON logs by [`output::json_printable`]).
 /// The `log.*` fields that events from the `log` crate carry (their
 /// target, file and line) are left out, as tracing's own format leaves them out.
 struct PrintableFields;

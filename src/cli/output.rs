@@ -20,11 +20,68 @@ pub fn eprint_line(text: &str) {
     let _ = writeln!(err, "{text}");
 }
 
-/// Writes a value as one line of JSON.
+/// Writes a value as one line of JSON, [`json_printable`].
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let mut line = serde_json::to_string(value)?;
+    let mut line = json_printable(&serde_json::to_string(value)?).into_owned();
     line.push('\n');
     print(&line)
+}
+
+/// What [`printable`] writes out (a newline aside): control characters, the marks that
+/// reorder text, invisible ones, and Unicode's line and paragraph separators.
+fn written_out(c: char) -> bool {
+    c.is_control()
+        || crate::http::reorders_text(c)
+        || crate::http::invisible(c)
+        || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Whether [`printable`] writes `c` out where JSON keeps it raw: serde_json escapes only the
+/// controls below U+0020.
+fn unsafe_in_json(c: char) -> bool {
+    c >= '\u{7f}' && written_out(c)
+}
+
+/// JSON text made as safe to print on a terminal as [`printable`] makes text: the characters
+/// it writes out that JSON keeps raw (DEL and the C1 controls, U+009B among them, which some
+/// terminals obey; the marks that reorder text; invisible ones; U+2028 and U+2029) are written
+/// as `\uXXXX` escapes, which read back as the same characters. Outside its strings JSON text
+/// is ASCII, so each such character is inside a string. (Until 6 Dec `--json` output and JSON
+/// logs wrote them raw, where the text output escapes them.)
+pub fn json_printable(json: &str) -> std::borrow::Cow<'_, str> {
+    if !json.chars().any(unsafe_in_json) {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if unsafe_in_json(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The JSON log's stderr: each event (one write of a whole line) [`json_printable`].
+pub struct JsonLogWriter;
+
+impl Write for JsonLogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut err = std::io::stderr().lock();
+        match std::str::from_utf8(buf) {
+            Ok(text) => err.write_all(json_printable(text).as_bytes())?,
+            Err(_) => err.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Text from the database made safe to print on a terminal: a unique key or a job's error
@@ -37,11 +94,7 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 pub fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if (c.is_control() && c != '\n')
-            || crate::http::reorders_text(c)
-            || crate::http::invisible(c)
-            || matches!(c, '\u{2028}' | '\u{2029}')
-        {
+        if written_out(c) && c != '\n' {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
