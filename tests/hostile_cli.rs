@@ -19,6 +19,19 @@ use serde_json::{json, Value};
 use crate::binary::{porter_cmd, run, Output, Running};
 use crate::common::TestDb;
 
+/// A database URL holding an escape sequence or a newline (a DATABASE_URL set elsewhere) is
+/// written out on stdout, as the error line writes it: `migrate` printed it raw (review of 6
+/// Dec). `porter copy`'s report names its URLs the same way.
+#[test]
+fn migrate_writes_a_hostile_database_url_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/n\nl\u{1b}[31m.db", dir.path().display());
+    let out = run(porter_cmd(dir.path()).args(["--database-url", &url, "migrate"])).ok();
+    assert!(!out.stdout.contains('\u{1b}'), "{out:#?}");
+    assert_eq!(out.stdout.lines().count(), 1, "{out:#?}");
+    assert!(out.stdout.contains("\\u{1b}[31m.db"), "{out:#?}");
+}
+
 /// Every credential form of a URL is hidden; the rest stays as written.
 #[test]
 fn redact_url_hides_every_credential_form() {

@@ -152,8 +152,8 @@ async fn migrate_end(g: &super::GlobalArgs, which: &str, url: &str) -> anyhow::R
 fn report_text(args: &CopyArgs, reports: &[TableReport]) -> String {
     let mut out = format!(
         "copied {} -> {}, verified before commit:\n{:<24}{:>10}{:>10}{:>8}  sha256 (source = target)\n",
-        redact_url(&args.from),
-        redact_url(&args.to),
+        output::field(&redact_url(&args.from)),
+        output::field(&redact_url(&args.to)),
         "table",
         "source",
         "copied",

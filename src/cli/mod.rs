@@ -296,9 +296,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => {
             let client = open_client(&g).await?;
+            // The URL as a field: it may hold an escape or a newline (from a DATABASE_URL
+            // set elsewhere), written out here as the error line writes it (until 6 Dec raw).
             output::print(&format!(
                 "database {} ({}) is migrated\n",
-                redact_url(&g.database_url),
+                output::field(&redact_url(&g.database_url)),
                 client.backend()
             ))
         }
