@@ -2730,6 +2730,17 @@ async fn a_runtime_refuses_what_porter_worker_refuses() {
                 )]
             }),
         ),
+        // A name is the key of its row: on PostgreSQL one over about 2.7 kB that does not
+        // compress failed at every slot ("index row size exceeds btree maximum"), where
+        // SQLite took it (review of 6 Dec).
+        (
+            "name must be 1 to 255 bytes",
+            with(|c| c.periodic = vec![hourly(&"0123456789abcdef".repeat(400), "noop")]),
+        ),
+        (
+            "name must be 1 to 255 bytes",
+            with(|c| c.periodic = vec![hourly("", "noop")]),
+        ),
         (
             "periodic job: \"hb\" is named twice",
             with(|c| c.periodic = vec![hourly("hb", "noop"), hourly("hb", "other")]),

@@ -208,6 +208,18 @@ impl PeriodicJob {
     /// each look, and the looks' other periodic jobs after it were never enqueued.
     pub(crate) fn check(&self) -> Result<()> {
         let named = |e: Error| Error::invalid("periodic job", format!("{:?}: {e}", self.name));
+        // The name is the key of its row in porter_periodic: PostgreSQL's index takes at most
+        // about 2.7 kB of it, so a longer name failed at every slot there (review of 6 Dec);
+        // bounded as the other keys are.
+        if self.name.is_empty() || self.name.len() > 255 {
+            return Err(Error::invalid(
+                "periodic job",
+                format!(
+                    "its name is {} bytes; a name must be 1 to 255 bytes",
+                    self.name.len()
+                ),
+            ));
+        }
         self.schedule.check().map_err(named)?;
         // Porter's keys at their widest (a slot's digits, a worker's id), so that metadata near
         // the size limit is refused here rather than at every slot.
