@@ -221,6 +221,33 @@ backend_case! {
         let slots = slots_of(&store, "minutely").await;
         assert_eq!(slots.get(&turn.timestamp_millis()), Some(&1), "{slots:?}");
         assert_eq!(slots.values().sum::<usize>(), 3, "{slots:?}");
+
+        // A job another program wrote names its slot as a number with a fraction (counted, as
+        // the same number) or as a string (not counted), on both backends alike (own review:
+        // PostgreSQL compared the text, and answered the other way round from SQLite).
+        let client = porter::Client::new(store.clone());
+        let minute_ms = minute.num_milliseconds();
+        let (float_slot, text_slot) = (turn + minute * 3, turn + minute * 4);
+        for (slot, written) in [
+            (float_slot, serde_json::json!(float_slot.timestamp_millis() as f64)),
+            (text_slot, serde_json::json!(text_slot.timestamp_millis().to_string())),
+        ] {
+            let opts = porter::job::InsertOpts {
+                metadata: Some(serde_json::json!({"periodic": "minutely", "slot": written})),
+                ..Default::default()
+            };
+            client.insert_raw("noop", serde_json::json!({}), opts).await.unwrap();
+            clock.set(slot + chrono::Duration::days(1));
+            assert_eq!(fresh.run_once().await.unwrap(), 1, "ahead again");
+            clock.set(slot + chrono::Duration::seconds(5));
+            let ran = slot == text_slot;
+            assert_eq!(
+                fresh.run_once().await.unwrap(),
+                u64::from(ran),
+                "slot {} written as {written}",
+                slot.timestamp_millis() / minute_ms
+            );
+        }
     }
 }
 
