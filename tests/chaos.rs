@@ -2300,24 +2300,7 @@ async fn postgres_partition_loses_no_job() {
     use chaos_proc::*;
     use porter::JobState;
     use std::time::Duration;
-    let base = common::postgres_base_url().expect("PORTER_TEST_DATABASE_URL");
-    let url = porter::store::postgres::PgStore::create_test_schema(&base)
-        .await
-        .expect("a test schema");
-    let direct = url::Url::parse(&url).expect("the test URL parses");
-    let upstream = (
-        direct.host_str().expect("a host").to_string(),
-        direct.port().unwrap_or(5432),
-    );
-    let upstream = tokio::net::lookup_host(upstream)
-        .await
-        .expect("resolve the database host")
-        .next()
-        .expect("an address");
-    let proxy = chaos_proxy::Proxy::start(upstream).await;
-    let mut through_proxy = direct.clone();
-    through_proxy.set_host(Some("127.0.0.1")).unwrap();
-    through_proxy.set_port(Some(proxy.port)).unwrap();
+    let (url, through_proxy, proxy) = schema_behind_a_proxy().await;
 
     let size = Size::from_env();
     let partitions = knob("PORTER_CHAOS_PARTITIONS", 1).max(1);
@@ -2397,6 +2380,83 @@ async fn postgres_partition_loses_no_job() {
         "postgres_partition",
         partitions * size.concurrency * porter::runtime::HOLD_FACTOR as u64,
     );
+}
+
+/// A fresh PostgreSQL test schema: its URL, the same URL through a [`chaos_proxy::Proxy`] in
+/// front of the server, and the proxy.
+async fn schema_behind_a_proxy() -> (String, url::Url, chaos_proxy::Proxy) {
+    let base = common::postgres_base_url().expect("PORTER_TEST_DATABASE_URL");
+    let url = porter::store::postgres::PgStore::create_test_schema(&base)
+        .await
+        .expect("a test schema");
+    let direct = url::Url::parse(&url).expect("the test URL parses");
+    let upstream = (
+        direct.host_str().expect("a host").to_string(),
+        direct.port().unwrap_or(5432),
+    );
+    let upstream = tokio::net::lookup_host(upstream)
+        .await
+        .expect("resolve the database host")
+        .next()
+        .expect("an address");
+    let proxy = chaos_proxy::Proxy::start(upstream).await;
+    let mut through_proxy = direct;
+    through_proxy.set_host(Some("127.0.0.1")).unwrap();
+    through_proxy.set_port(Some(proxy.port)).unwrap();
+    (url, through_proxy, proxy)
+}
+
+/// A TCP reset of the connection a worker listens on (a load balancer or firewall dropping the
+/// flow) is followed by a new listener: an insert, a cancel or a pause by another process
+/// wakes the worker again, not only its polls. (Review of 6 Dec: sqlx keeps the connection
+/// after a reset, and porter's retry ran a statement on that dead connection every second, for
+/// good.) PostgreSQL only: SQLite has no listener. The worker polls once an hour here, so only a
+/// wake-up can run the job inserted after the reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+)]
+async fn postgres_listener_reset_by_the_network_listens_again() {
+    let (url, through_proxy, proxy) = schema_behind_a_proxy().await;
+    let store = porter::store::open(&url).await.unwrap();
+    let proxied = porter::store::open(through_proxy.as_str()).await.unwrap();
+    let mut workers = porter::Workers::new();
+    workers.add(porter::jobs::NoopWorker).unwrap();
+    let config = porter::runtime::RuntimeConfig {
+        queues: vec![("default".into(), 2)],
+        poll_interval: Duration::from_secs(3600),
+        maintenance: false,
+        ..Default::default()
+    };
+    let shutdown = porter::runtime::Shutdown::new();
+    let running =
+        tokio::spawn(porter::runtime::Runtime::new(proxied, workers, config).run(shutdown.clone()));
+    let client = porter::Client::new(store.clone());
+    let completes = |what: &'static str| {
+        let store = store.clone();
+        let client = client.clone();
+        async move {
+            let id = client
+                .insert(&porter::jobs::Noop {}, None)
+                .await
+                .unwrap()
+                .job
+                .id;
+            common::eventually(what, || async {
+                store.job_get(id).await.unwrap().unwrap().state == JobState::Completed
+            })
+            .await;
+        }
+    };
+    completes("the job inserted before the reset completed").await;
+    proxy.reset_all();
+    // However long the listener takes to come back (a second's retry), a job inserted from
+    // then on is claimed on its wake-up; before the fix none came, for good.
+    completes("the job inserted after the reset completed (woken, not polled)").await;
+    completes("the next one too").await;
+    shutdown.soft.cancel();
+    running.await.unwrap().unwrap();
 }
 
 /// The SQLite file (or only its write-ahead log) deleted under a running worker and web

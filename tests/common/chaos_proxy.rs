@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -16,6 +16,7 @@ pub struct Proxy {
     /// The port it listens on.
     pub port: u16,
     partitioned: watch::Sender<bool>,
+    resets: watch::Sender<u64>,
     accept: JoinHandle<()>,
 }
 
@@ -27,24 +28,33 @@ impl Proxy {
             .expect("bind the proxy");
         let port = listener.local_addr().unwrap().port();
         let (partitioned, rx) = watch::channel(false);
+        let (resets, reset_rx) = watch::channel(0u64);
         let accept = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
+            while let Ok((mut client, _)) = listener.accept().await {
                 let rx = rx.clone();
+                let mut reset = reset_rx.clone();
+                reset.mark_unchanged();
                 tokio::spawn(async move {
                     // A connection opened during a partition reaches nobody until it heals.
                     healed(&mut rx.clone()).await;
-                    let Ok(server) = TcpStream::connect(upstream).await else {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
                         return;
                     };
-                    let (cr, cw) = client.into_split();
-                    let (sr, sw) = server.into_split();
-                    tokio::join!(pump(cr, sw, rx.clone()), pump(sr, cw, rx));
+                    // Closed by a reset, the client's socket goes with a RST, not a FIN.
+                    let _ = client.set_zero_linger();
+                    let (cr, cw) = client.split();
+                    let (sr, sw) = server.split();
+                    tokio::select! {
+                        _ = async { tokio::join!(pump(cr, sw, rx.clone()), pump(sr, cw, rx)) } => {}
+                        _ = reset.changed() => {}
+                    }
                 });
             }
         });
         Proxy {
             port,
             partitioned,
+            resets,
             accept,
         }
     }
@@ -57,6 +67,12 @@ impl Proxy {
     /// Traffic flows again, starting with what was held back.
     pub fn heal(&self) {
         self.partitioned.send_replace(false);
+    }
+
+    /// Resets every connection open now (a RST to the client, as a load balancer or a firewall
+    /// that drops a flow sends); new ones pass as before.
+    pub fn reset_all(&self) {
+        self.resets.send_modify(|n| *n += 1);
     }
 }
 
@@ -73,8 +89,8 @@ async fn healed(rx: &mut watch::Receiver<bool>) {
 /// Copies one direction; during a partition it neither reads nor writes, so the bytes wait in
 /// the kernel's buffers (or in `buf`) until the partition heals.
 async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
     mut rx: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];

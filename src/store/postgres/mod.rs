@@ -296,14 +296,12 @@ impl PgStore {
             .connect_lazy_with(options.clone());
         let pool = pool.connect_lazy_with(options);
         let wakeup = Arc::new(Wakeup::default());
-        let mut listener = PgListener::connect_with(&pool).await?;
-        listener
-            .listen_all([NOTIFY_CHANNEL, CANCEL_CHANNEL, CONTROL_CHANNEL])
-            .await?;
+        let listener = connect_listener(&pool).await?;
         let stop = CancellationToken::new();
         let cursors = Arc::new(cursor::Cursors::default());
         tokio::spawn(listen(
             listener,
+            pool.clone(),
             wakeup.clone(),
             cursors.clone(),
             stop.clone(),
@@ -638,11 +636,21 @@ pub(crate) async fn run_migrations_at(url: &str, set: &MigrationSet) -> Result<(
     result
 }
 
+/// A listener on a connection of its own, listening on porter's channels.
+async fn connect_listener(pool: &PgPool) -> Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener
+        .listen_all([NOTIFY_CHANNEL, CANCEL_CHANNEL, CONTROL_CHANNEL])
+        .await?;
+    Ok(listener)
+}
+
 /// Wakes this process's producers for every insert any process announces, and its workers'
 /// cancel watchers for every cancel request of a running job. Such a wake-up may be for jobs
 /// behind the queue's claim cursor (see [`cursor`]): it rewinds it.
 async fn listen(
     mut listener: PgListener,
+    pool: PgPool,
     wakeup: Arc<Wakeup>,
     cursors: Arc<cursor::Cursors>,
     stop: CancellationToken,
@@ -669,7 +677,11 @@ async fn listen(
                 tracing::warn!(error = %map_err(e), "LISTEN {NOTIFY_CHANNEL} failed; retrying");
                 // Listening again before the wake-up: woken first, producers would look while
                 // nothing listened yet, and a NOTIFY sent in between would be lost until the
-                // poll. A statement on the listener connects it again and sends LISTEN first.
+                // poll. A new listener, on a new connection: sqlx keeps the old connection
+                // after some errors (a connection reset by the peer), and a statement on the
+                // old listener then failed on that dead connection every second, for good
+                // (review of 6 Dec: wake-ups, cancels and pauses of other processes were
+                // heard only by polls from then on).
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => return,
@@ -677,15 +689,19 @@ async fn listen(
                     }
                     let listening = tokio::select! {
                         _ = stop.cancelled() => return,
-                        r = sqlx::query("SELECT 1").execute(&mut listener) => r,
+                        r = connect_listener(&pool) => r,
                     };
                     match listening {
-                        Ok(_) => break,
+                        Ok(fresh) => {
+                            listener = fresh;
+                            break;
+                        }
                         Err(e) => {
-                            tracing::debug!(error = %map_err(e), "LISTEN {NOTIFY_CHANNEL} still failing")
+                            tracing::debug!(error = %e, "LISTEN {NOTIFY_CHANNEL} still failing")
                         }
                     }
                 }
+                tracing::info!("LISTEN {NOTIFY_CHANNEL} works again");
                 cursors.rewind_all();
                 // As after a quick reconnect: cancel requests sent meanwhile are lost too.
                 wakeup.notify_cancel(super::wake::ALL_QUEUES);

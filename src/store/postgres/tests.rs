@@ -1652,6 +1652,7 @@ async fn the_listen_task_listens_again_before_it_wakes_the_queues() {
     let stop = CancellationToken::new();
     tokio::spawn(listen(
         listener,
+        pool.clone(),
         wakeup.clone(),
         Arc::new(cursor::Cursors::default()),
         stop.clone(),
