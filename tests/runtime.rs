@@ -3072,3 +3072,55 @@ backend_case! {
         rt.stop().await;
     }
 }
+
+/// A connection lost while the runtime registers its worker (a restart or a failover landing
+/// between the store's open and "worker ready") is retried, as every later write is: the
+/// runtime starts once the database answers (review of 6 Dec: `run` returned the error, and
+/// `porter worker` exited 1, where the README says it reconnects by itself). PostgreSQL only:
+/// a SQLite connection cannot be lost. The registration is held by a lock on `porter_workers`
+/// so that its connection can be killed mid-statement.
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+)]
+async fn a_registration_whose_connection_is_lost_is_retried() {
+    use sqlx::Connection;
+    let db = crate::common::postgres().await;
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE porter_workers IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let holder_pid = crate::common::pg_pid(&mut holder).await;
+    let rt = start(
+        db.store.clone(),
+        behave_workers(),
+        config(&[("default", 1)]),
+    );
+    crate::common::pg_blocked_by(&db.url, holder_pid, 1, None).await;
+    let mut killer = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                               WHERE $1 = ANY(pg_blocking_pids(pid))) k",
+    )
+    .bind(holder_pid)
+    .fetch_one(&mut killer)
+    .await
+    .unwrap();
+    assert!(killed >= 1, "the registration's connection was killed");
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let client = Client::new(db.store.clone());
+    let id = behave(&client, "ok", 1).await;
+    wait_state(&db.store, id, JobState::Completed).await;
+    assert!(!rt.task.is_finished(), "the runtime still runs");
+    assert_eq!(
+        db.store.worker_list().await.unwrap().len(),
+        1,
+        "registered once"
+    );
+    rt.stop().await;
+}

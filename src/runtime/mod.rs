@@ -36,6 +36,11 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_LEASE: Duration = crate::store::DEFAULT_LEASE;
 /// Most jobs claimed in one statement.
 pub const MAX_CLAIM: usize = 1000;
+/// The first wait before a registration that lost its connection is tried again; it doubles
+/// up to [`REGISTER_RETRY_LONGEST`].
+const REGISTER_RETRY_FIRST: Duration = Duration::from_millis(200);
+/// The longest wait between two tries of a registration that lost its connection.
+const REGISTER_RETRY_LONGEST: Duration = Duration::from_secs(5);
 
 /// How a worker process runs.
 #[derive(Debug, Clone)]
@@ -684,8 +689,24 @@ impl Runtime {
         // anything (review of 6 Dec: every signal, a second included, went unheard until the
         // lock was free). A registration the write completes after all leaves a row whose
         // heartbeat goes stale, with no job: a rescuer judges it lost and removes it.
+        // A connection lost meanwhile (a restart, a failover) is retried, as every later
+        // write is, until the database answers (review of 6 Dec: the runtime returned the
+        // error, and `porter worker` exited 1 where it reconnects by itself later on).
+        let register = async {
+            let mut delay = REGISTER_RETRY_FIRST;
+            loop {
+                match store.worker_register(registration.clone()).await {
+                    Err(e @ Error::Unavailable(_)) => {
+                        warn!(error = %e, retry_in = ?delay, "registering the worker failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(REGISTER_RETRY_LONGEST);
+                    }
+                    registered => return registered,
+                }
+            }
+        };
         tokio::select! {
-            registered = store.worker_register(registration.clone()) => registered?,
+            registered = register => registered?,
             _ = shutdown.soft.cancelled() => {
                 info!("shutting down before the worker was registered (its write waited for the database)");
                 return Ok(RunReport::default());
