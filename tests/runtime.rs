@@ -3046,6 +3046,39 @@ backend_case! {
 }
 
 backend_case! {
+    /// A change of the queue heard of whose count could not be read (the read failing, as
+    /// right after a reconnect) gives back the jobs claimed ahead, to be safe, and says why:
+    /// not that the queue was paused or given other limits, which nobody did (review of 6
+    /// Dec).
+    async fn jobs_given_back_when_the_queues_changes_cannot_be_read_say_so(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        let store = gated.store();
+        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, store.clone()).await;
+        gated.fail_queue_changes(true);
+        store.wakeup().notify_control("default");
+        for id in &ahead {
+            let said = |e: &porter::job::AttemptError| e.error == porter::runtime::QUEUE_CHANGES_UNREAD;
+            eventually("given back, saying why", || async {
+                db.store.job_get(*id).await.unwrap().unwrap().errors.iter().any(said)
+            })
+            .await;
+            let row = db.store.job_get(*id).await.unwrap().unwrap();
+            assert!(row.errors.iter().filter(|e| said(e)).all(|e| e.unstarted), "{row:?}");
+            assert!(
+                row.errors.iter().all(|e| e.error != porter::runtime::QUEUE_CHANGED),
+                "no pause or limit was made: {row:?}"
+            );
+        }
+        gated.fail_queue_changes(false);
+        worker.gate.add_permits(4);
+        for id in started.iter().chain(&ahead) {
+            wait_state(&db.store, *id, JobState::Completed).await;
+        }
+        rt.stop().await;
+    }
+}
+
+backend_case! {
     /// A limit counts what starts under it: jobs claimed ahead before a queue was given a
     /// concurrency limit (in this process here) are given back unstarted, to be claimed again
     /// under it. (Until 6 Dec they started as the slots freed, beside the limit: review of 6

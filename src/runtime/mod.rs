@@ -26,7 +26,7 @@ use crate::worker::Workers;
 
 pub use crate::events::{AttemptEnd, AttemptEnded, JobEvents, NoEvents};
 pub use executor::{ErrorHandler, LogErrors, PARENT_RAN_AGAIN};
-pub use producer::{GIVEN_BACK, HOLD_FACTOR, MAX_WAIT, QUEUE_CHANGED};
+pub use producer::{GIVEN_BACK, HOLD_FACTOR, MAX_WAIT, QUEUE_CHANGED, QUEUE_CHANGES_UNREAD};
 
 /// Default fallback poll interval (wake-ups normally come sooner).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);

@@ -59,6 +59,12 @@ pub const GIVEN_BACK: &str = "claimed ahead of a free slot; given back unstarted
 pub const QUEUE_CHANGED: &str =
     "its queue was paused or given other limits while it waited for a slot; given back unstarted";
 
+/// The error kept in the history of a job claimed ahead of a free slot and given back without
+/// having started because a change of its queue was heard of and the queue's count of changes
+/// could not be read (so it may have been claimed under what changed). No attempt is used up.
+pub const QUEUE_CHANGES_UNREAD: &str =
+    "its queue's pauses and limits could not be read while it waited for a slot; given back unstarted";
+
 /// What the dispatcher knows of its queue's pauses and changes of limits (see `dispatch`).
 #[derive(Default)]
 struct Changes {
@@ -89,8 +95,21 @@ impl Changes {
 
     /// Whether `job` was claimed before the queue's last change known here.
     fn claimed_before(&self, q: &Queue, job: &Claimed) -> bool {
-        job.changes < q.changes.load(Ordering::Acquire)
-            || self.unread.is_some_and(|t| job.claimed_at <= t)
+        self.why_given_back(q, job).is_some()
+    }
+
+    /// Why `job` is given back, if it was claimed before the queue's last change known here:
+    /// a change read ([`QUEUE_CHANGED`]), or one heard of whose count could not be read
+    /// ([`QUEUE_CHANGES_UNREAD`]: until 6 Dec such jobs were said to be given back for a
+    /// pause or a new limit that nobody made).
+    fn why_given_back(&self, q: &Queue, job: &Claimed) -> Option<&'static str> {
+        if job.changes < q.changes.load(Ordering::Acquire) {
+            Some(QUEUE_CHANGED)
+        } else if self.unread.is_some_and(|t| job.claimed_at <= t) {
+            Some(QUEUE_CHANGES_UNREAD)
+        } else {
+            None
+        }
     }
 }
 
@@ -847,10 +866,17 @@ async fn give_back_changed(
     debug!(
         queue = q.name,
         jobs = back.len(),
-        "the queue was paused or given other limits while these waited for a slot; giving them back"
+        "the queue was paused or given other limits while these waited for a slot (or that could not be read); giving them back"
     );
-    let rows = back.into_iter().map(|j| (j.row, Some(j.held))).collect();
-    give_back_as(ctx, q, rows, QUEUE_CHANGED).await
+    let (unread, changed): (Vec<Claimed>, Vec<Claimed>) = back
+        .into_iter()
+        .partition(|j| changes.why_given_back(q, j) == Some(QUEUE_CHANGES_UNREAD));
+    for (jobs, why) in [(changed, QUEUE_CHANGED), (unread, QUEUE_CHANGES_UNREAD)] {
+        if !jobs.is_empty() {
+            let rows = jobs.into_iter().map(|j| (j.row, Some(j.held))).collect();
+            give_back_as(ctx, q, rows, why).await;
+        }
+    }
 }
 
 /// [`give_back`] of claimed rows counted in `waiting`, with their held permits where they have

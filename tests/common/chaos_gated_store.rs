@@ -35,6 +35,8 @@ pub struct GatedStore {
     cancels_refused: AtomicBool,
     /// Reads of the job counts fail (`fail_counts`).
     counts_fail: AtomicBool,
+    /// Reads of a queue's count of changes fail (see [`GatedStore::fail_queue_changes`]).
+    queue_changes_fail: AtomicBool,
     /// Cancels refused so far.
     cancels_refused_count: AtomicU64,
     /// Claims of this queue wait while it is set (a claim stalled in the database).
@@ -77,6 +79,7 @@ impl GatedStore {
             give_backs_refused: AtomicBool::new(false),
             cancels_refused: AtomicBool::new(false),
             counts_fail: AtomicBool::new(false),
+            queue_changes_fail: AtomicBool::new(false),
             cancels_refused_count: AtomicU64::new(0),
             stalled_claims: tokio::sync::watch::Sender::new(None),
             listings: Default::default(),
@@ -119,6 +122,12 @@ impl GatedStore {
     /// Reads of the job counts fail (as in an outage) from now on, or answer again.
     pub fn fail_counts(&self, fail: bool) {
         self.counts_fail.store(fail, Ordering::SeqCst);
+    }
+
+    /// Reads of a queue's count of pauses and changes of limits fail (as in an outage) from now
+    /// on, or answer again.
+    pub fn fail_queue_changes(&self, fail: bool) {
+        self.queue_changes_fail.store(fail, Ordering::SeqCst);
     }
 
     /// A store over this driver, as `store::open` gives one over a real driver.
@@ -470,6 +479,9 @@ impl Driver for GatedStore {
         self.inner.queue_pause(name).await
     }
     async fn queue_changes(&self, name: &str) -> Result<i64> {
+        if self.queue_changes_fail.load(Ordering::SeqCst) {
+            return Err(injected("queue_changes"));
+        }
         self.inner.queue_changes(name).await
     }
     async fn queue_resume(&self, name: &str) -> Result<()> {
