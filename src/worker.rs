@@ -523,7 +523,13 @@ impl<A: JobArgs, W: Worker<A>> AnyWorker for Typed<A, W> {
             cancel,
             context,
         };
-        let timeout = self.worker.timeout(&job);
+        // A panic in `timeout` costs only that call: the job runs under the default timeout
+        // (until 6 Dec it failed without running, at every attempt).
+        let timeout = crate::events::guarded(
+            "Worker::timeout",
+            |_| DEFAULT_JOB_TIMEOUT,
+            || self.worker.timeout(&job),
+        );
         let worker = self.worker.clone();
         Ok(StartedJob {
             timeout,

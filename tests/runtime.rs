@@ -97,6 +97,9 @@ impl Worker<Behave> for BehaveWorker {
         }
     }
     fn timeout(&self, job: &Job<Behave>) -> Duration {
+        if job.args.what == "timeout_panics" {
+            panic!("no timeout for you");
+        }
         if job.args.what == "hang" {
             Duration::from_millis(200)
         } else {
@@ -3041,6 +3044,21 @@ backend_case! {
         for id in &ahead {
             wait_state(&db.store, *id, JobState::Completed).await;
         }
+        rt.stop().await;
+    }
+}
+
+backend_case! {
+    /// A worker whose `timeout` panics still runs its job, under the default timeout: the
+    /// panic costs only that call, as the README says of `timeout` and `next_retry` (review of
+    /// 6 Dec: the job failed with "panic while starting the job" and never ran, at every
+    /// attempt, until discarded).
+    async fn a_panicking_timeout_costs_only_that_call(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 1)]));
+        let id = behave(&client, "timeout_panics", 1).await;
+        let row = wait_state(&db.store, id, JobState::Completed).await;
+        assert!(row.errors.is_empty(), "{row:?}");
         rt.stop().await;
     }
 }
