@@ -1026,22 +1026,27 @@ impl Store {
             not_written_by: in_progress.clone(),
             limit,
         };
+        // With a count confirmed, the jobs it may act on are those found now, newest first:
+        // jobs that come to match while the batches are written (another operator's cancel, a
+        // worker's failure) are left alone. Until 6 Dec the check was made once and the batches
+        // searched again, so "delete 3,000" could delete 6,000.
+        let mut planned = None;
         if let Some(counted) = counted.filter(|&n| n <= BULK_MAX) {
-            let matching = self
+            let found = self
                 .op(
                     "job_search_ids",
                     self.driver
                         .job_search_ids(fenced(None, (counted + 1) as u32)),
                 )
-                .await?
-                .len() as u64;
-            if matching > counted {
+                .await?;
+            if found.len() as u64 > counted {
                 return Err(Error::Conflict(format!(
                     "more jobs match these filters now than the confirmation counted ({counted}): \
                      jobs committed or came to match since; nothing was changed, open the \
                      confirmation again"
                 )));
             }
+            planned = Some(found.into_iter());
         }
         let mut out = BulkOutcome::default();
         let mut before = None;
@@ -1051,19 +1056,23 @@ impl Store {
         let mut retries: Vec<i64> = Vec::new();
         loop {
             let left = BULK_MAX - out.matched;
-            if left == 0 {
-                // One more row would say whether anything was left behind.
-                let more = self.driver.job_search_ids(fenced(before, 1)).await?;
-                out.capped = !more.is_empty();
-                break;
-            }
-            let ids = self
-                .op(
-                    "job_search_ids",
-                    self.driver
-                        .job_search_ids(fenced(before, (BULK_BATCH as u64).min(left) as u32)),
-                )
-                .await?;
+            let ids = match planned.as_mut() {
+                Some(found) => found.by_ref().take(BULK_BATCH as usize).collect(),
+                None if left == 0 => {
+                    // One more row would say whether anything was left behind.
+                    let more = self.driver.job_search_ids(fenced(before, 1)).await?;
+                    out.capped = !more.is_empty();
+                    break;
+                }
+                None => {
+                    self.op(
+                        "job_search_ids",
+                        self.driver
+                            .job_search_ids(fenced(before, (BULK_BATCH as u64).min(left) as u32)),
+                    )
+                    .await?
+                }
+            };
             let Some(&last) = ids.last() else {
                 break;
             };

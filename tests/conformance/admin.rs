@@ -188,6 +188,36 @@ backend_case! {
 }
 
 backend_case! {
+    /// A confirmed bulk action acts on the jobs its check found, no more: jobs that come to
+    /// match while it writes its batches (here 300 older jobs cancelled by another operator
+    /// after its first batch) are left alone, though they are within its fence (review of 6
+    /// Dec: "Delete 600 jobs" deleted 900, the check having been made once, before the pages).
+    async fn a_confirmed_bulk_action_changes_no_more_jobs_than_it_counted(db: TestDb) {
+        let s = db.store.clone();
+        let older: Vec<_> = (0..300).map(|_| in_queue("noop", "bulk1", serde_json::json!({}))).collect();
+        s.job_insert_many(older).await.unwrap();
+        let newer: Vec<_> = (0..600).map(|_| in_queue("noop", "bulk2", serde_json::json!({}))).collect();
+        s.job_insert_many(newer).await.unwrap();
+        let in_queue_of = |q: &str| JobFilter { queue: Some(q.into()), ..filter(&[JobState::Available]) };
+        s.job_bulk(BulkAction::Cancel, in_queue_of("bulk2"), i64::MAX).await.unwrap();
+        let cancelled = filter(&[JobState::Cancelled]);
+        let count = s.job_count_matching(cancelled.clone()).await.unwrap();
+        assert_eq!(count.count, 600);
+        let gated = crate::chaos_gated_store::GatedStore::new(s.clone());
+        let other = s.clone();
+        gated.before_bulk_write(Box::new(move || {
+            Box::pin(async move {
+                other.job_bulk(BulkAction::Cancel, in_queue_of("bulk1"), i64::MAX).await.unwrap();
+            })
+        }));
+        let fence = BulkFence { max_id: count.max_id.unwrap(), in_progress: Vec::new(), counted: Some(600) };
+        let out = gated.store().job_bulk(BulkAction::Delete, cancelled.clone(), fence).await.unwrap();
+        assert_eq!((out.matched, out.changed), (600, 600));
+        assert_eq!(s.job_count_matching(cancelled).await.unwrap().count, 300, "the 300 cancelled since stay");
+    }
+}
+
+backend_case! {
     async fn bulk_retry_moves_stopped_jobs_leaves_running_ones_and_stops_at_the_confirmed_id(db: TestDb) {
         let s = &*db.store;
         insert(s, in_queue("fail", "default", serde_json::json!({}))).await;
