@@ -143,7 +143,17 @@ fn deadlocked(e: &Error) -> bool {
 /// deadlock, up to [`DEADLOCK_TRIES`] times. For the writes whose lock order cannot be the
 /// one every other write keeps: the other side of the deadlock went on, and the write runs
 /// again on what it left.
-async fn again_if_deadlocked<T, F, Fut>(what: &str, mut write: F) -> Result<T>
+async fn again_if_deadlocked<T, F, Fut>(what: &str, write: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    again_while(what, deadlocked, write).await
+}
+
+/// [`again_if_deadlocked`], also writing again while `retried` says so of the error, up to the
+/// same [`DEADLOCK_TRIES`] tries.
+async fn again_while<T, F, Fut>(what: &str, retried: fn(&Error) -> bool, mut write: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -151,7 +161,7 @@ where
     let mut tries = 1;
     loop {
         match write().await {
-            Err(e) if again(what, &mut tries, &e) => {}
+            Err(e) if again_when(what, &mut tries, &e, retried) => {}
             out => return out,
         }
     }
@@ -160,12 +170,24 @@ where
 /// Whether a write that failed with `e` on its try number `tries` is to be written again (a
 /// deadlock's victim with tries left); counts the try.
 fn again(what: &str, tries: &mut u32, e: &Error) -> bool {
-    if *tries >= DEADLOCK_TRIES || !deadlocked(e) {
+    again_when(what, tries, e, deadlocked)
+}
+
+/// [`again`], for the errors `retried` names.
+fn again_when(what: &str, tries: &mut u32, e: &Error, retried: fn(&Error) -> bool) -> bool {
+    if *tries >= DEADLOCK_TRIES || !retried(e) {
         return false;
     }
-    tracing::debug!(error = %e, tries = *tries, "{what} lost a deadlock; writing it again");
+    tracing::debug!(error = %e, tries = *tries, "{what} failed; writing it again");
     *tries += 1;
     true
+}
+
+/// A deadlock's victim, or a write that met a unique key an insert committed while the write
+/// waited for it: judged from the write's snapshot, the key was free (PostgreSQL only; written
+/// again, the write sees the holder and leaves that job as it is).
+fn deadlocked_or_key_taken(e: &Error) -> bool {
+    deadlocked(e) || matches!(e, Error::Conflict(text) if text.contains("porter_jobs_unique_key"))
 }
 
 /// Maps a sqlx error to the library's error. The only place that looks at driver codes.
@@ -2814,7 +2836,10 @@ impl Driver for PgStore {
         // one pass in id order (job_retry_many_lock.sql), as a bulk cancel or delete takes
         // theirs; a child inserted while the lock statement waits is locked later, by the
         // retry's trigger, so the two can still deadlock, and the retry is written again then.
-        again_if_deadlocked("a bulk retry", || async {
+        // A job's unique key taken by an insert committed while the retry waited for it: the
+        // batch is written again, and leaves that job (until 6 Dec the batch failed with the
+        // unique index's violation, where SQLite leaves such a job as it is).
+        again_while("a bulk retry", deadlocked_or_key_taken, || async {
             let mut tx = self.begin().await?;
             let (_, judged, ended, parents): (i64, Vec<i64>, Vec<i64>, Vec<i64>) =
                 sqlx::query_as(sql!("job_retry_many_lock"))
