@@ -3124,6 +3124,39 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// A registration that fails as unavailable is tried again on PostgreSQL, whose server
+    /// comes back, and returned at once on SQLite, whose file has nothing to wait for (a
+    /// read-only file, a full disk): own review of the retry, which tried a SQLite file's
+    /// registration again every 5 s for good, where the worker had exited 1 for its
+    /// supervisor.
+    async fn a_failing_registration_is_tried_again_on_a_server_only(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        gated.fail_heartbeats(true);
+        let rt = start(gated.store(), behave_workers(), config(&[("default", 1)]));
+        match db.store.backend() {
+            porter::Backend::Sqlite => {
+                // Not a timing assertion: a runtime that retries for good never returns.
+                let ran = tokio::time::timeout(Duration::from_secs(30), rt.task)
+                    .await
+                    .expect("returned")
+                    .unwrap();
+                assert!(matches!(ran, Err(porter::Error::Unavailable(_))), "{ran:?}");
+            }
+            porter::Backend::Postgres => {
+                // Not a timing assertion: a runtime that does not try again returns at once.
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                assert!(!rt.task.is_finished(), "still trying");
+                gated.fail_heartbeats(false);
+                let client = Client::new(db.store.clone());
+                let id = behave(&client, "ok", 1).await;
+                wait_state(&db.store, id, JobState::Completed).await;
+                rt.stop().await;
+            }
+        }
+    }
+}
+
 /// A connection lost while the runtime registers its worker (a restart or a failover landing
 /// between the store's open and "worker ready") is retried, as every later write is: the
 /// runtime starts once the database answers (review of 6 Dec: `run` returned the error, and

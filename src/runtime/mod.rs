@@ -689,14 +689,17 @@ impl Runtime {
         // anything (review of 6 Dec: every signal, a second included, went unheard until the
         // lock was free). A registration the write completes after all leaves a row whose
         // heartbeat goes stale, with no job: a rescuer judges it lost and removes it.
-        // A connection lost meanwhile (a restart, a failover) is retried, as every later
-        // write is, until the database answers (review of 6 Dec: the runtime returned the
-        // error, and `porter worker` exited 1 where it reconnects by itself later on).
+        // On PostgreSQL a connection lost meanwhile (a restart, a failover) is retried, as
+        // every later write is, until the server answers (review of 6 Dec: the runtime
+        // returned the error, and `porter worker` exited 1 where it reconnects by itself
+        // later on). A SQLite file has no server to wait for: its errors (a read-only file, a
+        // full disk) are returned, as `store::open_retrying` returns them (own review).
+        let server = store.backend() == crate::store::Backend::Postgres;
         let register = async {
             let mut delay = REGISTER_RETRY_FIRST;
             loop {
                 match store.worker_register(registration.clone()).await {
-                    Err(e @ Error::Unavailable(_)) => {
+                    Err(e @ Error::Unavailable(_)) if server => {
                         warn!(error = %e, retry_in = ?delay, "registering the worker failed; retrying");
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(REGISTER_RETRY_LONGEST);
