@@ -270,17 +270,34 @@ pub async fn work<A: JobArgs, W: Worker<A>>(
     worker: &W,
     args: A,
 ) -> std::result::Result<(), JobError> {
-    let now = Utc::now();
     // The args as an insert stores them (NaN refused, as an insert refuses it) and as the
     // runtime decodes them (a field the JSON does not keep comes back as its default).
     let value = crate::job::to_json(&args)
         .map_err(|e| JobError::Discard(format!("args are refused at insert: {e}")))?;
     let args: A = crate::worker::decode_args(&value).map_err(JobError::Discard)?;
-    let row = JobRow {
+    let row = running_row(A::KIND, value);
+    let cancel = CancellationToken::new();
+    let job = Job::new(args, row, cancel.clone());
+    // Capped as the runtime caps it (`runtime::executor`): a run the runtime stops at the
+    // kind's max_timeout must not pass here.
+    let timeout = crate::worker::guarded_timeout(worker, &job).min(worker.max_timeout());
+    match tokio::time::timeout(timeout, worker.work(job)).await {
+        Ok(result) => result,
+        Err(_) => {
+            cancel.cancel();
+            Err(JobError::msg(format!("job timed out after {timeout:?}")))
+        }
+    }
+}
+
+/// The row of a job running its first attempt, as [`work`] gives a worker.
+pub(crate) fn running_row(kind: &str, args: serde_json::Value) -> JobRow {
+    let now = Utc::now();
+    JobRow {
         id: 0,
-        kind: A::KIND.to_string(),
+        kind: kind.to_string(),
         queue: DEFAULT_QUEUE.to_string(),
-        args: value,
+        args,
         state: JobState::Running,
         priority: DEFAULT_PRIORITY,
         attempt: 1,
@@ -298,17 +315,5 @@ pub async fn work<A: JobArgs, W: Worker<A>>(
         concurrency_key: None,
         sequence_key: None,
         unreadable: None,
-    };
-    let cancel = CancellationToken::new();
-    let job = Job::new(args, row, cancel.clone());
-    // Capped as the runtime caps it (`runtime::executor`): a run the runtime stops at the
-    // kind's max_timeout must not pass here.
-    let timeout = worker.timeout(&job).min(worker.max_timeout());
-    match tokio::time::timeout(timeout, worker.work(job)).await {
-        Ok(result) => result,
-        Err(_) => {
-            cancel.cancel();
-            Err(JobError::msg(format!("job timed out after {timeout:?}")))
-        }
     }
 }

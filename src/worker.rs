@@ -433,6 +433,21 @@ pub trait AnyWorker: Send + Sync + 'static {
     fn max_timeout(&self) -> Duration;
 }
 
+/// `worker`'s timeout for `job`. A panic in `timeout` costs only that call: the job runs
+/// under the default timeout, within the kind's `max_timeout` (until 6 Dec it failed without
+/// running, at every attempt; own review: the fallback over a shorter `max_timeout` was then
+/// warned of as the worker's own timeout).
+pub(crate) fn guarded_timeout<A: JobArgs, W: Worker<A> + ?Sized>(
+    worker: &W,
+    job: &Job<A>,
+) -> Duration {
+    crate::events::guarded(
+        "Worker::timeout",
+        |_| DEFAULT_JOB_TIMEOUT.min(worker.max_timeout()),
+        || worker.timeout(job),
+    )
+}
+
 struct Typed<A, W> {
     worker: Arc<W>,
     _args: PhantomData<fn() -> A>,
@@ -523,13 +538,7 @@ impl<A: JobArgs, W: Worker<A>> AnyWorker for Typed<A, W> {
             cancel,
             context,
         };
-        // A panic in `timeout` costs only that call: the job runs under the default timeout
-        // (until 6 Dec it failed without running, at every attempt).
-        let timeout = crate::events::guarded(
-            "Worker::timeout",
-            |_| DEFAULT_JOB_TIMEOUT,
-            || self.worker.timeout(&job),
-        );
+        let timeout = guarded_timeout(self.worker.as_ref(), &job);
         let worker = self.worker.clone();
         Ok(StartedJob {
             timeout,
@@ -665,5 +674,28 @@ mod tests {
             decode::<Args>(json!(true)),
             "invalid type: boolean, expected struct Args"
         );
+    }
+
+    /// A panicking `timeout` falls back to the default timeout, within the kind's
+    /// `max_timeout`: over a shorter one the runtime warned that the worker's timeout exceeded
+    /// it, though the worker had named none (own review of 6 Dec).
+    #[test]
+    fn a_panicking_timeout_falls_back_within_the_kinds_max_timeout() {
+        struct Short;
+        #[async_trait::async_trait]
+        impl Worker<crate::jobs::Noop> for Short {
+            async fn work(&self, _: Job<crate::jobs::Noop>) -> std::result::Result<(), JobError> {
+                Ok(())
+            }
+            fn timeout(&self, _: &Job<crate::jobs::Noop>) -> Duration {
+                panic!("no timeout")
+            }
+            fn max_timeout(&self) -> Duration {
+                Duration::from_secs(5)
+            }
+        }
+        let row = crate::testing::running_row("noop", serde_json::json!({}));
+        let job = Job::new(crate::jobs::Noop {}, row, CancellationToken::new());
+        assert_eq!(guarded_timeout(&Short, &job), Duration::from_secs(5));
     }
 }
