@@ -317,3 +317,48 @@ pub(crate) fn running_row(kind: &str, args: serde_json::Value) -> JobRow {
         unreadable: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Tick {}
+
+    impl JobArgs for Tick {
+        const KIND: &'static str = "tick";
+    }
+
+    /// A kind of 5 s at most whose `timeout` panics.
+    struct Short;
+
+    #[async_trait::async_trait]
+    impl Worker<Tick> for Short {
+        async fn work(&self, _: Job<Tick>) -> std::result::Result<(), JobError> {
+            Ok(())
+        }
+        fn timeout(&self, _: &Job<Tick>) -> Duration {
+            panic!("no timeout")
+        }
+        fn max_timeout(&self) -> Duration {
+            Duration::from_secs(5)
+        }
+    }
+
+    /// A panicking `timeout` falls back to the default timeout within the kind's
+    /// `max_timeout` (over a shorter one the runtime warned that the worker's own timeout
+    /// exceeded it: own review of 6 Dec), and [`work`] runs the job as the runtime does.
+    #[tokio::test]
+    async fn a_panicking_timeout_falls_back_within_the_kinds_max_timeout() {
+        let job = Job::new(
+            Tick {},
+            running_row("tick", serde_json::json!({})),
+            CancellationToken::new(),
+        );
+        assert_eq!(
+            crate::worker::guarded_timeout(&Short, &job),
+            Duration::from_secs(5)
+        );
+        assert!(work(&Short, Tick {}).await.is_ok());
+    }
+}

@@ -675,27 +675,4 @@ mod tests {
             "invalid type: boolean, expected struct Args"
         );
     }
-
-    /// A panicking `timeout` falls back to the default timeout, within the kind's
-    /// `max_timeout`: over a shorter one the runtime warned that the worker's timeout exceeded
-    /// it, though the worker had named none (own review of 6 Dec).
-    #[test]
-    fn a_panicking_timeout_falls_back_within_the_kinds_max_timeout() {
-        struct Short;
-        #[async_trait::async_trait]
-        impl Worker<crate::jobs::Noop> for Short {
-            async fn work(&self, _: Job<crate::jobs::Noop>) -> std::result::Result<(), JobError> {
-                Ok(())
-            }
-            fn timeout(&self, _: &Job<crate::jobs::Noop>) -> Duration {
-                panic!("no timeout")
-            }
-            fn max_timeout(&self) -> Duration {
-                Duration::from_secs(5)
-            }
-        }
-        let row = crate::testing::running_row("noop", serde_json::json!({}));
-        let job = Job::new(crate::jobs::Noop {}, row, CancellationToken::new());
-        assert_eq!(guarded_timeout(&Short, &job), Duration::from_secs(5));
-    }
 }
