@@ -3737,7 +3737,7 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
                 .await
         })
     };
-    blocked_by(&store, holder_pid).await;
+    blocked_by(store.pool(), holder_pid).await;
     // The stalled worker wakes: its plain job fails, and the live worker claims it again.
     let failed = fail_now(&store, plain.fence(), false)
         .await
@@ -3818,15 +3818,15 @@ async fn hold(url: &str, sql: &str, bound: impl ToString) -> (PgConnection, i32)
     (holder, pid)
 }
 
-/// Returns once a statement waits for a lock `holder` holds.
-async fn blocked_by(store: &PgStore, holder: i32) {
+/// Returns once a statement waits for a lock `holder` holds (asked through `pool`).
+async fn blocked_by(pool: &PgPool, holder: i32) {
     let blocked = async {
         loop {
             let waiting: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
             )
             .bind(holder)
-            .fetch_one(store.pool())
+            .fetch_one(pool)
             .await
             .unwrap();
             if waiting > 0 {
@@ -3905,7 +3905,7 @@ async fn a_bulk_retry_leaves_a_child_whose_parent_ended_after_it_looked() {
         let store = store.clone();
         tokio::spawn(async move { store.job_retry_many(vec![child.id], Vec::new()).await })
     };
-    blocked_by(&store, pid).await;
+    blocked_by(store.pool(), pid).await;
     let done = store.job_complete_many(vec![again.fence()]).await.unwrap();
     assert_eq!(done.len(), 1);
     sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
@@ -3965,7 +3965,7 @@ async fn a_retry_of_a_job_that_ended_after_it_looked_is_refused() {
         let store = store.clone();
         tokio::spawn(async move { store.job_retry(x.id).await })
     };
-    blocked_by(&store, pid).await;
+    blocked_by(store.pool(), pid).await;
     let done = store.job_complete_many(vec![rx.fence()]).await.unwrap();
     assert_eq!(done.len(), 1);
     sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
@@ -4059,7 +4059,7 @@ async fn a_retry_leaves_a_job_claimed_and_ended_after_it_looked() {
                 }
             })
         };
-        blocked_by(&store, pid).await;
+        blocked_by(store.pool(), pid).await;
         let again = claim_kind(&store, "j").await;
         assert_eq!(
             store
@@ -4310,25 +4310,8 @@ async fn a_bulk_retry_meeting_a_key_inserted_meanwhile_leaves_that_job() {
         async move { store.job_bulk(BulkAction::Retry, filter, i64::MAX).await }
     });
     // The retry waits for the holder's key, then the holder commits.
-    let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-        )
-        .bind(holder_pid)
-        .fetch_one(&mut watcher)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the retry never waited for the key"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let watcher = PgPool::connect(&url).await.unwrap();
+    blocked_by(&watcher, holder_pid).await;
     sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
     let out = retry.await.unwrap().unwrap();
     assert_eq!((out.matched, out.changed), (3, 2), "{out:?}");
