@@ -1245,9 +1245,10 @@ async fn apply(
                 let now = m.now;
                 let j = m.job(fence.id);
                 if j.cancel_requested_at.is_some() {
-                    // The stop a user asked for: cancelled, not snoozed.
+                    // The stop a user asked for: cancelled, not snoozed, with an entry saying so.
                     j.state = JobState::Cancelled;
                     j.finalized_at = Some(now);
+                    j.errors.push(j.attempt);
                     m.ended(fence.id, JobState::Running);
                 } else {
                     // Even a snooze of zero goes through `scheduled`; the next claim promotes it.
@@ -2362,6 +2363,23 @@ mod regressions {
                 Op::Tick { by: 0 },
                 Op::BulkCancel { queue: 0, kind: 0 },
                 Op::Complete { pick: LIVE },
+            ]);
+        }
+    }
+
+    backend_case! {
+        /// A running job whose cancel was requested snoozes: it ends cancelled, and its history
+        /// says so (a plain snooze leaves no entry; until 6 Dec this one left none either).
+        fn a_snooze_after_a_cancel_request_ends_cancelled_with_an_entry(fresh: FreshDb) {
+            run_fixed(fresh, vec![
+                Op::Heartbeat { worker: 0 },
+                Op::Insert(KEYED),
+                claim_one(0),
+                Op::Cancel { job: 0 },
+                Op::Snooze {
+                    pick: LIVE,
+                    delay: 1,
+                },
             ]);
         }
     }

@@ -1185,6 +1185,56 @@ backend_case! {
 }
 
 #[derive(Serialize, Deserialize)]
+pub struct SnoozeAsked {}
+
+impl JobArgs for SnoozeAsked {
+    const KIND: &'static str = "snooze_asked";
+}
+
+/// Asks for its own job's cancel through another store (as `porter jobs cancel` from another
+/// process would), then snoozes at once, before its worker can have heard of the request.
+pub struct SnoozeAskedWorker(Arc<Store>);
+
+#[async_trait::async_trait]
+impl Worker<SnoozeAsked> for SnoozeAskedWorker {
+    async fn work(&self, job: Job<SnoozeAsked>) -> Result<(), JobError> {
+        self.0.job_cancel(job.id()).await.map_err(JobError::msg)?;
+        Err(JobError::Snooze(Duration::from_secs(3600)))
+    }
+}
+
+backend_case! {
+    /// A snooze the database turns into a cancel (its cancel was requested while it ran, and
+    /// the worker had not heard yet) is told to the events as cancelled, not snoozed (the
+    /// cancelled counter counted it as neither before), and its history says why it ended.
+    async fn a_snooze_ended_by_a_cancel_request_is_told_and_recorded_as_a_cancel(db: TestDb) {
+        let mut workers = Workers::new();
+        workers.add(SnoozeAskedWorker(db.reopen().await)).unwrap();
+        let client = Client::new(db.store.clone());
+        let id = client.insert(&SnoozeAsked {}, None).await.unwrap().job.id;
+        let events = Arc::new(Recorded::default());
+        let shutdown = Shutdown::new();
+        let runtime = Runtime::new(db.store.clone(), workers, config(&[("default", 1)]))
+            .with_events(events.clone());
+        let task = tokio::spawn(runtime.run(shutdown.clone()));
+        let row = wait_state(&db.store, id, JobState::Cancelled).await;
+        eventually("the attempt told", || async {
+            !events.0.lock().unwrap().is_empty()
+        })
+        .await;
+        shutdown.soft.cancel();
+        task.await.unwrap().unwrap();
+        let told: Vec<_> = events.0.lock().unwrap().iter().map(|(_, _, e)| *e).collect();
+        assert_eq!(told, vec![porter::runtime::AttemptEnd::Cancelled]);
+        assert_eq!(
+            row.errors.iter().map(|e| (e.attempt, e.error.as_str())).collect::<Vec<_>>(),
+            vec![(1, "cancelled by user")],
+            "the history says why the job ended"
+        );
+    }
+}
+
+#[derive(Serialize, Deserialize)]
 pub struct Report {
     pub steps: u64,
 }

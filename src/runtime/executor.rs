@@ -73,9 +73,6 @@ enum Outcome {
 pub const PARENT_RAN_AGAIN: &str =
     "a parent was retried while it waited for a slot; given back unstarted";
 
-/// The error history entry of a run stopped by a user's cancel request.
-const CANCELLED_BY_USER: &str = "cancelled by user";
-
 thread_local! {
     /// Where the panic hook leaves the location and backtrace of a panic on this thread.
     static PANIC_TRACE: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -476,8 +473,11 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
                 })
             })
             .await;
-            if written.is_some() {
-                told(AttemptEnd::Snoozed);
+            // A cancel requested while it ran (not heard yet) ends it cancelled instead.
+            match written.map(|r| r.state) {
+                Some(JobState::Cancelled) => told(AttemptEnd::Cancelled),
+                Some(_) => told(AttemptEnd::Snoozed),
+                None => {}
             }
             return;
         }
@@ -522,7 +522,7 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
                 ctx.store.job_cancel_running(JobCancelRunningParams {
                     started,
                     fence: fence.clone(),
-                    reason: CANCELLED_BY_USER.to_string(),
+                    reason: crate::store::CANCELLED_BY_USER.to_string(),
                 })
             })
             .await;

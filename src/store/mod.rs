@@ -786,6 +786,10 @@ pub struct JobFailParams {
     pub discard: bool,
 }
 
+/// The history entry of a job ended by a user's cancel request: a run its worker stopped, or
+/// a snooze that ended the job instead ([`JobSnoozeParams`]).
+pub const CANCELLED_BY_USER: &str = "cancelled by user";
+
 /// Put a running job back to `scheduled` without using an attempt.
 #[derive(Debug, Clone)]
 pub struct JobSnoozeParams {

@@ -215,6 +215,12 @@ backend_case! {
             .unwrap();
         assert_eq!(snoozed.state, JobState::Cancelled);
         assert!(snoozed.finalized_at.is_some());
+        // Its history says why it ended, as a cancel the worker heard of says (a snooze leaves
+        // no entry; this one ended the job).
+        assert_eq!(
+            snoozed.errors.iter().map(|e| (e.attempt, e.error.as_str())).collect::<Vec<_>>(),
+            vec![(1, porter::store::CANCELLED_BY_USER)]
+        );
         assert_eq!(
             s.job_complete_many(vec![row(ids[2]).fence()])
                 .await

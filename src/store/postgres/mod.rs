@@ -2239,6 +2239,7 @@ impl Driver for PgStore {
             .bind(f.attempt)
             .bind(&f.worker_id)
             .bind(secs(p.delay))
+            .bind(super::CANCELLED_BY_USER)
             .try_map(job_from_row)
             .fetch_optional(&mut *self.conn().await?)
             .await?)

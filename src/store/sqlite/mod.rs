@@ -2237,7 +2237,13 @@ impl Driver for SqliteStore {
                 one_job(
                     c,
                     sql!("job_snooze"),
-                    params![f.id, f.attempt, f.worker_id, ahead(p.delay)],
+                    params![
+                        f.id,
+                        f.attempt,
+                        f.worker_id,
+                        ahead(p.delay),
+                        super::CANCELLED_BY_USER
+                    ],
                 )
             })
             .await
