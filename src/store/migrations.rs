@@ -278,6 +278,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "concurrency_keys_porter_can_claim",
             "0054_concurrency_keys_porter_can_claim.sql"
         ),
+        migration!(
+            55,
+            "sequence_next_due_by_the_clock",
+            "0055_sequence_next_due_by_the_clock.sql"
+        ),
     ],
 };
 

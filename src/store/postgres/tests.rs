@@ -2566,6 +2566,82 @@ async fn a_child_inserted_while_its_parents_completion_is_under_way_is_available
     not(porter_pg_tests),
     ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
 )]
+async fn a_sequences_next_job_inserted_while_its_turn_ends_is_available_at_once() {
+    // The race of the test above, through a sequence: a completion of jobs of two sequences
+    // takes their sequence locks first, in the order of the locks' numbers, and waits for the
+    // first (held elsewhere) while the second sequence's next job is inserted. The trigger
+    // that then promotes it compared its due time, its insert's start, with porter_now(), the
+    // start of the completing transaction: it went `scheduled`, without a NOTIFY, and waited
+    // for a poll where the README promises a wake-up (review of 6 Dec; 0042 had mended the
+    // same for dependencies only).
+    let url = fresh_url().await;
+    let store = Arc::new(PgStore::open(&url).await.unwrap());
+    let mut probe = PgConnection::connect(&url).await.unwrap();
+    let (first, second): (String, String) = sqlx::query_as(
+        "SELECT CASE WHEN hashtext('s1') < hashtext('s2') THEN 's1' ELSE 's2' END,
+                CASE WHEN hashtext('s1') < hashtext('s2') THEN 's2' ELSE 's1' END",
+    )
+    .fetch_one(&mut probe)
+    .await
+    .unwrap();
+    let in_sequence = |key: &str| {
+        job(
+            "noop",
+            InsertOpts {
+                sequence_key: Some(key.into()),
+                ..InsertOpts::default()
+            },
+        )
+    };
+    store
+        .job_insert_many(vec![in_sequence(&first), in_sequence(&second)])
+        .await
+        .unwrap();
+    let running = claim_noop(&store, "default", 2).await;
+    assert_eq!(running.len(), 2);
+    let fences: Vec<JobFence> = running.iter().map(JobRow::fence).collect();
+    // The first sequence's lock is held elsewhere: the completion begins, and waits there.
+    let mut locker = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock(1886350450, hashtext('{first}'))"
+    ))
+    .execute(&mut locker)
+    .await
+    .unwrap();
+    let completion = {
+        let store = store.clone();
+        tokio::spawn(async move { store.job_complete_many(fences).await })
+    };
+    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
+    assert_eq!(
+        waiters(&mut probe, waiting).await,
+        1,
+        "the completion waits"
+    );
+
+    let next = store
+        .job_insert_many(vec![in_sequence(&second)])
+        .await
+        .unwrap()[0]
+        .job
+        .id;
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    assert_eq!(completion.await.unwrap().unwrap().len(), 2);
+
+    let row = store.job_get(next).await.unwrap().unwrap();
+    assert_eq!(
+        row.state,
+        JobState::Available,
+        "promoted by its sequence's end, due at {}",
+        row.scheduled_at
+    );
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
 async fn a_run_anyway_child_inserted_while_its_parents_cancel_is_under_way_is_available_at_once() {
     // The race of the test above, through a cancel: a bulk cancel waits for the batch's other
     // job while a child that runs whatever its parent's end (`after_any`) is inserted, then

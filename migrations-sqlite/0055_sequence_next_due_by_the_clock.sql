@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite (migrations-postgres/0055_sequence_next_due_by_the_clock.sql makes
+-- PostgreSQL's promotion of a sequence's next job read the clock as the row is written, not at
+-- the ending statement's start; SQLite's one writer runs its trigger after every insert it can
+-- see). The version exists so that both backends record the same versions.
