@@ -96,6 +96,49 @@ backend_case! {
 }
 
 backend_case! {
+    /// The losses counted are the rescuer's own entries, not a failure of the job's whose
+    /// message happens to read "worker lost": such a job's first real loss is forgiven, where
+    /// it was counted as its third and, on its last attempt, discarded it (review of 6 Dec).
+    async fn a_failure_reading_worker_lost_is_not_counted_as_a_loss(db: TestDb) {
+        let s = &*db.store;
+        let opts = InsertOpts {
+            max_attempts: Some(3),
+            ..Default::default()
+        };
+        let id = insert(s, job_with("noop", opts)).await.id;
+        for _ in 0..2 {
+            let row = s
+                .job_claim(claim("default", &["noop"], 1, W))
+                .await
+                .unwrap()
+                .remove(0);
+            s.job_fail(crate::fail(&row, "worker lost", Duration::ZERO))
+                .await
+                .unwrap();
+        }
+        s.job_claim(claim("default", &["noop"], 1, "gone"))
+            .await
+            .unwrap()
+            .remove(0);
+        let counts = s
+            .job_rescue(JobRescueParams {
+                by: None,
+                lease: Duration::from_secs(60),
+                stuck_after: vec![],
+                limit: 100,
+            })
+            .await
+            .unwrap();
+        assert_eq!(counts.retried, 1, "the first loss is forgiven: {counts:?}");
+        let j = s.job_get(id).await.unwrap().unwrap();
+        assert_eq!(
+            (j.state, j.attempt, j.max_attempts),
+            (JobState::Retryable, 3, 4)
+        );
+    }
+}
+
+backend_case! {
     /// A lost worker does not use up its job's attempt for the first two losses (a kill is
     /// no failure of the job's), but from the third on it counts: a job that kills its worker
     /// every time still ends discarded.

@@ -6,7 +6,10 @@
 -- A worker lost by a crash, a kill or a partition does not use up its job's attempt (as for a
 -- shutdown, max_attempts grows by one) for the job's first two such losses; from the third
 -- on it counts, so a job that kills its worker every time still ends discarded. The count
--- is of the "worker lost" entries already in its history.
+-- is of this statement's own entries already in its history, marked `"lost": true`, not of
+-- every entry reading "worker lost" (a job's own failure may say so: review of 6 Dec; entries
+-- written before the mark are not counted, so a job lost then has up to two more losses
+-- forgiven).
 -- Differs from SQLite (one writer): the sequence locks of the jobs it may rescue first, in
 -- the order of their numbers (see job_complete.sql), before any row is locked (the gate below is evaluated
 -- before the first row passes).
@@ -71,16 +74,16 @@ UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
     state        = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL THEN 'cancelled'
                         WHEN attempt >= max_attempts AND (SELECT count(*) FROM jsonb_array_elements(errors) e
-                             WHERE e->>'error' = 'worker lost') >= 2 THEN 'discarded'
+                             WHERE e->'lost' = 'true'::jsonb) >= 2 THEN 'discarded'
                         ELSE 'retryable' END,
     max_attempts = max_attempts + CASE WHEN (SELECT count(*) FROM jsonb_array_elements(errors) e
-                        WHERE e->>'error' = 'worker lost') < 2 THEN 1 ELSE 0 END,
+                        WHERE e->'lost' = 'true'::jsonb) < 2 THEN 1 ELSE 0 END,
     scheduled_at = porter_now(),
     finalized_at = CASE WHEN (metadata ->> 'cancel_requested_at') IS NOT NULL
                           OR (attempt >= max_attempts AND (SELECT count(*) FROM jsonb_array_elements(errors) e
-                              WHERE e->>'error' = 'worker lost') >= 2)
+                              WHERE e->'lost' = 'true'::jsonb) >= 2)
                         THEN porter_now() END,
-    errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', 'worker lost'))
+    errors       = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', porter_now(), 'error', 'worker lost', 'lost', true))
 -- The judged jobs by primary key: `state COLLATE "C"` (the same test) so that the planner
 -- cannot walk porter_jobs_running instead, filtering for the ids (see job_complete.sql).
 -- Only the run judged: the lock's recheck of a row that changed after the snapshot (while

@@ -4,8 +4,11 @@
 -- A worker lost by a crash, a kill or a partition does not use up its job's attempt (as for a
 -- shutdown, max_attempts grows by one) for the job's first two such losses; from the third
 -- on it counts, so a job that kills its worker every time still ends discarded. The count
--- is of the "worker lost" entries already in its history (read only from an array of objects:
--- another program may have written anything there, and json_extract fails on a bare string).
+-- is of this statement's own entries already in its history, marked `"lost": true`, not of
+-- every entry reading "worker lost" (a job's own failure may say so: review of 6 Dec; entries
+-- written before the mark are not counted, so a job lost then has up to two more losses
+-- forgiven). Read only from an array of objects: another program may have written anything
+-- there, and json_extract fails on a bare string.
 -- A lease or stuck limit another program wrote past what a time can be moved by (9e18 ms, a
 -- limit of 1e400) is read as 40,000,000,000,000 ms, about 1,268 years (porter takes leases and
 -- timeouts up to 1,000 years): it failed every pass on PostgreSQL ("interval out of range").
@@ -13,16 +16,16 @@ UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
     state        = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN 'cancelled'
                         WHEN attempt >= max_attempts AND (SELECT count(*) FROM json_each(CASE WHEN NOT json_valid(porter_jobs.errors) THEN '[]' WHEN json_type(porter_jobs.errors) = 'array' THEN porter_jobs.errors ELSE '[]' END)
-                             WHERE CASE WHEN type = 'object' THEN json_extract(value, '$.error') END = 'worker lost') >= 2 THEN 'discarded'
+                             WHERE CASE WHEN type = 'object' THEN json_type(value, '$.lost') END = 'true') >= 2 THEN 'discarded'
                         ELSE 'retryable' END,
     max_attempts = max_attempts + CASE WHEN (SELECT count(*) FROM json_each(CASE WHEN NOT json_valid(porter_jobs.errors) THEN '[]' WHEN json_type(porter_jobs.errors) = 'array' THEN porter_jobs.errors ELSE '[]' END)
-                        WHERE CASE WHEN type = 'object' THEN json_extract(value, '$.error') END = 'worker lost') < 2 THEN 1 ELSE 0 END,
+                        WHERE CASE WHEN type = 'object' THEN json_type(value, '$.lost') END = 'true') < 2 THEN 1 ELSE 0 END,
     scheduled_at = porter_now(),
     finalized_at = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL
                           OR (attempt >= max_attempts AND (SELECT count(*) FROM json_each(CASE WHEN NOT json_valid(porter_jobs.errors) THEN '[]' WHEN json_type(porter_jobs.errors) = 'array' THEN porter_jobs.errors ELSE '[]' END)
-                              WHERE CASE WHEN type = 'object' THEN json_extract(value, '$.error') END = 'worker lost') >= 2)
+                              WHERE CASE WHEN type = 'object' THEN json_type(value, '$.lost') END = 'true') >= 2)
                         THEN porter_now() END,
-    errors       = json_insert(CASE WHEN NOT json_valid(errors) THEN '[]' WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', 'worker lost'))
+    errors       = json_insert(CASE WHEN NOT json_valid(errors) THEN '[]' WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', 'worker lost', 'lost', json('true')))
 WHERE id IN (
     SELECT id FROM porter_jobs
     WHERE state = 'running'
