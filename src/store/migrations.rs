@@ -14,8 +14,10 @@
 //!   lock that makes processes migrating the same database at once take turns: `BEGIN
 //!   IMMEDIATE` on SQLite (the write lock), `pg_advisory_xact_lock` on PostgreSQL (keyed by the
 //!   schema). A migration must therefore be transactional (no `CREATE INDEX CONCURRENTLY`).
-//! * A database that recorded a version of a set this binary does not carry is refused with
-//!   [`Error::DatabaseTooNew`]; only [`TABLE`] is consulted.
+//! * A database that recorded a version of a set newer than this binary carries is refused
+//!   with [`Error::DatabaseTooNew`]; one whose record of a set lacks a version below its newest,
+//!   or holds one below 1, with [`Error::Migration`], nothing applied. Only [`TABLE`] is
+//!   consulted.
 //! * **Databases of porter 0.1** (versions kept in `PRAGMA user_version` on SQLite and in
 //!   `_sqlx_migrations` on PostgreSQL) move in place on first open: porter recognises them by
 //!   its own tables (not by the foreign bookkeeping, which may be the application's), records
@@ -61,23 +63,47 @@ impl MigrationSet {
     }
 
     /// The next migration to apply, given the versions the database recorded for this set;
-    /// `None` when it is up to date. A recorded version this set does not carry means a newer
-    /// binary migrated the database: it is refused.
+    /// `None` when it is up to date. A recorded version above those this set carries means a
+    /// newer binary migrated the database: it is refused. So is bookkeeping no porter writes:
+    /// a version below the first, or one missing below the newest recorded (a row deleted by
+    /// hand, part of the table restored). Applied now, the missing migration would run after
+    /// the newer ones and put back the old definitions they replaced.
     pub(crate) fn next(&self, applied: &[i64]) -> Result<Option<&'static Migration>> {
+        let newest = applied.iter().copied().max();
+        if let Some(newest) = newest.filter(|v| *v > self.latest()) {
+            return Err(Error::DatabaseTooNew {
+                set: self.name,
+                found: newest,
+                known: self.latest(),
+            });
+        }
         if let Some(&unknown) = applied
             .iter()
             .find(|v| !self.migrations.iter().any(|m| m.version == **v))
         {
-            return Err(Error::DatabaseTooNew {
-                set: self.name,
-                found: applied.iter().copied().max().unwrap_or(unknown),
-                known: self.latest(),
-            });
+            return Err(Error::Migration(format!(
+                "the database's migration set \"{}\" records version {unknown}, which no porter \
+                 carries (its versions start at 1): its bookkeeping in {TABLE} was written by \
+                 something else; nothing was changed",
+                self.name
+            )));
         }
-        Ok(self
+        let next = self
             .migrations
             .iter()
-            .find(|m| !applied.contains(&m.version)))
+            .find(|m| !applied.contains(&m.version));
+        if let (Some(missing), Some(newest)) = (next, newest) {
+            if missing.version < newest {
+                return Err(Error::Migration(format!(
+                    "the database's migration set \"{}\" records version {newest} but not \
+                     {} ({}): its bookkeeping in {TABLE} lost a row (deleted by hand, or part \
+                     of the table restored); porter does not apply a migration after newer \
+                     ones. If the schema has it, record it again; nothing was changed",
+                    self.name, missing.version, missing.name
+                )));
+            }
+        }
+        Ok(next)
     }
 }
 
