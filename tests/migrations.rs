@@ -638,6 +638,42 @@ mod postgres_only {
         not(porter_pg_tests),
         ignore = "PORTER_TEST_DATABASE_URL not set at build time"
     )]
+    async fn a_search_path_that_starts_with_the_temporary_schema_is_refused() {
+        // porter creates its tables in the first schema of the search path: `pg_temp` first
+        // made that the session's temporary schema, where the first migrations ran as temporary
+        // tables and the seventh failed on a function it could not find (review of 6 Dec).
+        let (_, schema) = schema().await;
+        let url = with_options(&format!("-c search_path=pg_temp,{schema}"));
+        match porter::store::open(&url).await {
+            Err(e @ porter::Error::Invalid { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains("pg_temp"), "{message}");
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a temporary schema must be refused"),
+        }
+        let pool = sqlx::PgPool::connect(&with_options(&format!("-c search_path={schema}")))
+            .await
+            .unwrap();
+        assert_eq!(
+            count(
+                &pool,
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+            )
+            .await,
+            0,
+            "nothing created"
+        );
+        porter::store::open(&with_options(&format!("-c search_path={schema},pg_temp")))
+            .await
+            .expect("pg_temp last is porter's own choice");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set at build time"
+    )]
     async fn a_schema_gets_its_own_tables_when_a_later_schema_on_its_path_has_porters() {
         // One schema per tenant, with a shared schema behind it on the search path: the shared
         // one's porter tables must neither stop the tenant's migrations nor be adopted.

@@ -532,14 +532,37 @@ async fn refuse_other_encodings(conn: &mut PgConnection) -> Result<()> {
     ))
 }
 
+/// Refuses a search path whose first schema is the session's temporary one (`pg_temp` named
+/// first): porter creates its tables in that schema, and they would be temporary tables, gone
+/// with the connection (the first migrations ran there, and the seventh failed on a function
+/// it could not find: review of 6 Dec).
+async fn refuse_temporary_schema(conn: &mut PgConnection) -> Result<()> {
+    let temporary: bool = sqlx::query_scalar(
+        "SELECT coalesce(current_schema()::regnamespace = pg_my_temp_schema(), false)",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !temporary {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "database",
+        "the search path starts with pg_temp, the session's temporary schema, where porter's \
+         tables would be temporary: name porter's schema first (for example \
+         options=-c search_path=porter,pg_temp)",
+    ))
+}
+
 /// Applies a set's pending migrations on a connection, recording each in
 /// `porter_migrations`: one transaction per migration, under a transaction-level advisory lock
 /// (per schema), so processes migrating the same database at once take turns and each finds
 /// what the other applied. `_sqlx_migrations` is left to the application, except porter 0.1's
 /// own rows there, deleted when such a database moves (see [`migrations`],
-/// and [`super::migrate`] to run a set by URL). A database not in UTF8 is refused first.
+/// and [`super::migrate`] to run a set by URL). A database not in UTF8 is refused first, and a
+/// search path that starts with the temporary schema.
 pub async fn run_migrations(conn: &mut PgConnection, set: &MigrationSet) -> Result<()> {
     refuse_other_encodings(&mut *conn).await?;
+    refuse_temporary_schema(&mut *conn).await?;
     // Without the lock first: an up-to-date database (every open but the first) needs none.
     let exists: bool = sqlx::query_scalar(sql!("migration_exists"))
         .fetch_one(&mut *conn)
