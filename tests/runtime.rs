@@ -577,6 +577,62 @@ impl Worker<Hold> for HoldWorker {
     fn timeout(&self, _job: &Job<Hold>) -> Duration {
         Duration::from_secs(3600)
     }
+    // Its timeout as asked, not cut to the default 60 s: within a test only a stop ends a run.
+    fn max_timeout(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
+}
+
+backend_case! {
+    /// A run whose job was ended under it (the rescuer of another process judged its worker
+    /// lost while it stalled past its lease, and cancelled the job whose cancel was asked) is
+    /// stopped by the worker's next look, without an outcome. Until 6 Dec it ran on to its end
+    /// (review: 13 s after the worker resumed, for a job cancelled 19 s earlier, beside a new
+    /// job of its unique key), as did a run whose job was rescued and claimed elsewhere.
+    async fn a_run_whose_job_ended_under_it_is_stopped(db: TestDb) {
+        let worker = HoldWorker::default();
+        let mut workers = Workers::new();
+        workers.add(worker.clone()).unwrap();
+        let mut cfg = config(&[("default", 1)]);
+        // Looks every second (a third of the lease) whatever wakes the worker.
+        cfg.lease = Duration::from_secs(3);
+        let client = Client::new(db.store.clone());
+        let id = client
+            .insert(&Hold { key: "a".into() }, None)
+            .await
+            .unwrap()
+            .job
+            .id;
+        let rt = start(db.store.clone(), workers, cfg);
+        eventually("the worker runs the job", || async {
+            worker.tokens.lock().unwrap().len() == 1
+        })
+        .await;
+        // Ended under the run by another process, with no wake-up for this worker (a write
+        // of the run's own fence here, as a rescuer's pass is one of its worker's).
+        let running = db.store.job_get(id).await.unwrap().unwrap();
+        let other = db.reopen().await;
+        other
+            .job_cancel_running(porter::store::JobCancelRunningParams {
+                fence: running.fence(),
+                reason: "ended elsewhere".into(),
+                started: true,
+            })
+            .await
+            .unwrap();
+        eventually("the run stopped", || async {
+            worker.stopped.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let report = rt.stop().await;
+        let row = db.store.job_get(id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.state, row.errors.iter().map(|e| e.error.as_str()).collect::<Vec<_>>()),
+            (JobState::Cancelled, vec!["ended elsewhere"]),
+            "no outcome written over it"
+        );
+        assert_eq!(report.cancelled_at_shutdown, 0, "stopped by the look, not the shutdown");
+    }
 }
 
 backend_case! {

@@ -50,11 +50,14 @@ struct Run {
     attempt: i32,
     /// Fired by a cancel request.
     by_user: CancellationToken,
-    /// Fired when a later attempt of the job starts in this worker: this one is no longer the
-    /// job's (it was put back meanwhile: rescued while this worker stalled, say).
+    /// Fired when this run is no longer the job's: a later attempt of the job starts in this
+    /// worker (it was put back meanwhile: rescued while this worker stalled, say), or a look
+    /// finds its row no longer running under this worker at its attempt.
     taken_over: CancellationToken,
     /// Fired once the run is gone.
     gone: CancellationToken,
+    /// Its outcome is known and being written: the row may change under it by its own write.
+    settling: bool,
 }
 
 /// Keeps a job in [`RunningJobs`] while its run lasts.
@@ -131,6 +134,7 @@ impl RunningJobs {
                     by_user,
                     taken_over: taken_over.clone(),
                     gone: gone.clone(),
+                    settling: false,
                 },
             );
         }
@@ -161,6 +165,50 @@ impl RunningJobs {
     fn found_parents_ran_again(&self, fences: Vec<JobFence>) {
         self.jobs.lock().unwrap().parent_ran_again =
             fences.into_iter().map(|f| (f.id, f.attempt)).collect();
+    }
+
+    /// The attempt's outcome is known and about to be written (by the executor or the
+    /// completer): its row changes by that write, which a look must not take for the job
+    /// ending under the run.
+    pub(crate) fn settling(&self, id: i64, attempt: i32) {
+        let mut jobs = self.jobs.lock().unwrap();
+        if let Some(run) = jobs.running.get_mut(&id) {
+            if run.attempt == attempt {
+                run.settling = true;
+            }
+        }
+    }
+
+    /// The runs under way here whose outcome is not known yet, as (id, attempt).
+    fn runs(&self) -> Vec<(i64, i32)> {
+        let jobs = self.jobs.lock().unwrap();
+        jobs.running
+            .iter()
+            .filter(|(_, run)| !run.settling)
+            .map(|(id, run)| (*id, run.attempt))
+            .collect()
+    }
+
+    /// Of `runs` (as [`Self::runs`] listed them), those the database no longer has running
+    /// under this worker at their attempt (`still`: the fences it has): fires their
+    /// `taken_over`, as for a later attempt started here, and returns them. A run gone since
+    /// the listing, or replaced by a later attempt, is left alone.
+    fn no_longer_the_jobs(&self, runs: Vec<(i64, i32)>, still: Vec<JobFence>) -> Vec<(i64, i32)> {
+        let still: HashSet<(i64, i32)> = still.into_iter().map(|f| (f.id, f.attempt)).collect();
+        let jobs = self.jobs.lock().unwrap();
+        let mut stopped = Vec::new();
+        for (id, attempt) in runs {
+            if still.contains(&(id, attempt)) {
+                continue;
+            }
+            if let Some(run) = jobs.running.get(&id) {
+                if run.attempt == attempt && !run.settling && !run.taken_over.is_cancelled() {
+                    run.taken_over.cancel();
+                    stopped.push((id, attempt));
+                }
+            }
+        }
+        stopped
     }
 
     /// Takes the requests a look found (for every job this worker holds): fires the tokens of
@@ -224,6 +272,30 @@ pub(super) async fn watch(ctx: Arc<Ctx>, wakeup: WakeupSubscription, stop: Cance
                         attempt = fence.attempt,
                         "cancel requested; stopping the job"
                     );
+                }
+                // Runs no longer their job's: the job was rescued, cancelled or claimed again
+                // while this worker stalled past its lease (a stopped process, a suspended
+                // host). They are stopped as a run a later attempt took over is, without an
+                // outcome; left running, one went on to its end, however long, beside the
+                // job's next run or after a cancel that freed its unique key (review of 6 Dec).
+                let runs = ctx.running.runs();
+                if !runs.is_empty() {
+                    let ids: Vec<i64> = runs.iter().map(|(id, _)| *id).collect();
+                    match ctx.store.job_running_among(&ctx.identity.id, &ids).await {
+                        Ok(still) => {
+                            for (id, attempt) in ctx.running.no_longer_the_jobs(runs, still) {
+                                warn!(
+                                    job_id = id,
+                                    attempt,
+                                    "this run is no longer its job's (rescued, cancelled or claimed again while this worker stalled); stopping it"
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "looking for runs no longer their job's failed; retrying");
+                            failing = true;
+                        }
+                    }
                 }
                 // Those waiting for a slot whose parent an admin retried since their claim
                 // (the retry found them running, and left them): given back at their start.

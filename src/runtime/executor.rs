@@ -59,8 +59,9 @@ enum Outcome {
     CancelledByUser {
         started: bool,
     },
-    /// A later attempt of the job started in this worker: this run's attempt was put back
-    /// while it ran (its fence is gone), and it was stopped so as not to run beside it.
+    /// This run is no longer its job's (its fence is gone): a later attempt of the job started
+    /// in this worker, or a look found the row rescued, cancelled or claimed again (the worker
+    /// stalled past its lease). Stopped so as not to run beside the job's next run.
     TakenOver,
     /// A parent of the job ran again (an admin's retry) while it waited for a slot: given
     /// back unstarted, it is judged again by its parents.
@@ -428,6 +429,7 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
         finished,
     } = slots;
     drop(slot);
+    ctx.running.settling(row.id, row.attempt);
     finished.fetch_add(1, Ordering::AcqRel);
     // `held` is kept until the outcome below is written.
     let told = |end: AttemptEnd| tell(ctx.events.as_ref(), &attempt_ended(row, end, began));
@@ -496,8 +498,9 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
             return;
         }
         Outcome::TakenOver => {
-            // No write: the job's row is at a later attempt, so any would be fenced off.
-            info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "a run whose attempt was put back meanwhile stopped: a later attempt of the job runs");
+            // No write: the job's row is no longer at this attempt under this worker (put back
+            // and claimed again, rescued or cancelled meanwhile), so any would be fenced off.
+            info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "a run that was no longer its job's stopped (its job was put back, rescued or cancelled meanwhile)");
             ctx.owned.remove_all(&[(row.id, row.attempt)]);
             drop(held);
             return;

@@ -201,6 +201,12 @@ pub trait Driver: Send + Sync + 'static {
     /// the worker holds, not every job it ran (whose index entries a held snapshot keeps).
     async fn job_cancel_requests(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>>;
 
+    /// Of the jobs `among` (by id: those whose handlers run in the worker now), the ones
+    /// running under that worker, as their fences, by id. A run whose fence is not among them
+    /// is no longer its job's: the job was rescued, cancelled or claimed again meanwhile (the
+    /// worker stalled past its lease). Looked up by id, as [`Self::job_cancel_requests`].
+    async fn job_running_among(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>>;
+
     /// Of the jobs `among` (by id: those the worker holds and has not started), the running
     /// ones of that worker none of whose earlier attempts started and a parent of which has not
     /// ended or ended after their claim (retried meanwhile), as their fences, by id.

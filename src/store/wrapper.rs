@@ -639,6 +639,17 @@ impl Store {
         .await
     }
 
+    /// Of the jobs `among` (by id: those whose handlers run in the worker now), the ones running
+    /// under that worker, as their fences, by id: a run whose fence is not among them is no
+    /// longer its job's.
+    pub async fn job_running_among(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
+        self.op(
+            "job_running_among",
+            self.driver.job_running_among(worker_id, among),
+        )
+        .await
+    }
+
     /// Of the jobs `among` (by id: those the worker holds and has not started), the running
     /// ones of that worker that a parent's retry would have sent back to wait had they not been
     /// claimed ahead: none of their earlier attempts started, and a parent has not ended or

@@ -159,6 +159,35 @@ backend_case! {
 }
 
 backend_case! {
+    /// Which of the runs a worker has under way are still its jobs': by id, only those
+    /// running under that worker (the runtime stops the others, ended or claimed again while
+    /// it stalled).
+    async fn a_worker_finds_which_of_its_runs_are_still_its_jobs(db: TestDb) {
+        let s = &*db.store;
+        for _ in 0..4 {
+            insert(s, job("noop")).await;
+        }
+        let mine = s.job_claim(claim("default", &["noop"], 3, W)).await.unwrap();
+        let theirs = s.job_claim(claim("default", &["noop"], 1, "worker-b")).await.unwrap();
+        assert_eq!((mine.len(), theirs.len()), (3, 1));
+        // One ended under its run (cancelled by another process's write of its fence), one
+        // completed.
+        s.job_cancel_running(JobCancelRunningParams {
+            fence: mine[0].fence(),
+            reason: "ended elsewhere".into(),
+            started: true,
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.job_complete_many(vec![mine[1].fence()]).await.unwrap(), vec![true]);
+        let among: Vec<i64> = mine.iter().chain(&theirs).map(|r| r.id).chain([i64::MAX]).collect();
+        assert_eq!(s.job_running_among(W, &among).await.unwrap(), vec![mine[2].fence()]);
+        assert_eq!(s.job_running_among("worker-b", &among).await.unwrap(), vec![theirs[0].fence()]);
+        assert_eq!(s.job_running_among(W, &[]).await.unwrap(), vec![]);
+    }
+}
+
+backend_case! {
     /// A job whose cancel was requested and that stops on its own: a failure, a snooze or a
     /// release at shutdown ends it `cancelled` (River's rule), a success completes it, a final
     /// failure discards it; a user retry afterwards clears the request.
