@@ -636,6 +636,41 @@ backend_case! {
 }
 
 backend_case! {
+    /// A worker idle when its queue is paused and resumed (or given other limits) reads the
+    /// change then, so its next claims carry it: the job inserted afterwards starts. Until 6
+    /// Dec an idle dispatcher read a change only when its next job came, which its claim had
+    /// tagged with the count before the change: every such job was given back unstarted
+    /// (attempt and max_attempts up, a history entry naming a pause nobody made now), and
+    /// with a rate limit of one an hour, the give-back's recorded start held it back an hour
+    /// (review of 6 Dec).
+    async fn a_change_heard_while_idle_is_read_before_the_next_claim(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        let rt = start(db.store.clone(), behave_workers(), config(&[("default", 2)]));
+        let first = behave(&client, "ok", 1).await;
+        wait_state(&db.store, first, JobState::Completed).await;
+        let other = db.reopen().await; // `porter queues pause` from another process
+        let reads = || db.store.op_stats().get("queue_changes").map_or(0, |s| s.calls);
+        let before = reads();
+        other.queue_pause("default").await.unwrap();
+        eventually("the idle worker reads the pause's count", || async {
+            reads() > before
+        })
+        .await;
+        // A resume counts no change (nothing claimed under a pause can be waiting).
+        other.queue_resume("default").await.unwrap();
+        let id = behave(&client, "ok", 1).await;
+        let row = wait_state(&db.store, id, JobState::Completed).await;
+        assert_eq!(
+            (row.attempt, row.errors.len()),
+            (1, 0),
+            "started at its first claim: {:?}",
+            row.errors
+        );
+        rt.stop().await;
+    }
+}
+
+backend_case! {
     async fn user_cancel_stops_a_running_job(db: TestDb) {
         let worker = HoldWorker::default();
         let mut workers = Workers::new();

@@ -747,6 +747,13 @@ async fn dispatch(
                     Some(job) => job,
                     None => break,
                 },
+                // Read as soon as heard of, idle too: the claims after it carry the new
+                // count. (Until 6 Dec an idle dispatcher read it only when its next job came,
+                // claimed under the old count and so given back: review of 6 Dec.)
+                _ = control.notified() => {
+                    changes.read(&ctx, &q).await;
+                    continue;
+                }
             },
         };
         changes.hear(&ctx, &q, &control).await;
