@@ -616,11 +616,17 @@ impl SqliteStore {
 /// The database file and its WAL as this process opened them (device and inode). Deleting or
 /// replacing either under a running process leaves its connections writing into a file
 /// nobody else will ever open, so every commit and every health check compares them first.
+/// The WAL is the one SQLite uses: beside the file a symbolic link points to, not beside the
+/// link (until 6 Dec the guard looked beside the link, found none, and never checked it: a WAL
+/// deleted under a worker on a linked path went unnoticed, and the file was corrupted).
 #[derive(Debug, Clone)]
 pub(crate) struct FileGuard {
     path: PathBuf,
     db: (u64, u64),
+    wal_path: PathBuf,
     wal: Option<(u64, u64)>,
+    shm_path: PathBuf,
+    shm: Option<(u64, u64)>,
 }
 
 fn file_identity(path: &Path) -> Option<(u64, u64)> {
@@ -628,22 +634,43 @@ fn file_identity(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
-fn wal_path(path: &Path) -> PathBuf {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    PathBuf::from(wal)
+/// `path` with `suffix` appended to its file name.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The file SQLite keeps beside the database at `path` (`-wal`, `-shm`): beside the file a
+/// symbolic link points to, as SQLite resolves it, not beside the link.
+fn sqlite_companion(path: &Path, suffix: &str) -> PathBuf {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    beside(&real, suffix)
 }
 
 impl FileGuard {
     fn capture(path: &Path) -> Option<FileGuard> {
+        let wal_path = sqlite_companion(path, "-wal");
+        let shm_path = sqlite_companion(path, "-shm");
         Some(FileGuard {
             path: path.to_path_buf(),
             db: file_identity(path)?,
-            wal: file_identity(&wal_path(path)),
+            wal: file_identity(&wal_path),
+            wal_path,
+            shm: file_identity(&shm_path),
+            shm_path,
         })
     }
 
     /// `Err` with why, once the file (or its WAL) at the path is no longer the one opened.
+    ///
+    /// A database file replaced while its WAL stays (`mv other.db porter.db`) leaves that WAL,
+    /// the old file's, beside the new one: the next process to open the path would replay the
+    /// old file's pages onto the new file (review of 6 Dec: the restarted worker ran on the
+    /// old jobs, and `PRAGMA integrity_check` found the file malformed). So once the file is
+    /// found replaced or deleted, the WAL still this process's is moved aside
+    /// (`porter.db-wal.replaced`, kept for whoever wants the old file's last writes) and its
+    /// shared-memory index removed: the next process opens the new file as it is.
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
         let replaced = |what: &str, p: &Path| {
             format!(
@@ -652,13 +679,33 @@ impl FileGuard {
             )
         };
         if file_identity(&self.path) != Some(self.db) {
+            self.retire_old_log();
             return Err(replaced("database file", &self.path));
         }
-        let wal = wal_path(&self.path);
-        if self.wal.is_some() && file_identity(&wal) != self.wal {
-            return Err(replaced("write-ahead log", &wal));
+        if self.wal.is_some() && file_identity(&self.wal_path) != self.wal {
+            return Err(replaced("write-ahead log", &self.wal_path));
         }
         Ok(())
+    }
+
+    /// Moves the old file's WAL aside and removes its index, each only while it is still the
+    /// one this process opened (another process may have done it, or a new file's may be
+    /// there now).
+    fn retire_old_log(&self) {
+        if self.wal.is_some() && file_identity(&self.wal_path) == self.wal {
+            let aside = beside(&self.wal_path, ".replaced");
+            match std::fs::rename(&self.wal_path, &aside) {
+                Ok(()) => {
+                    tracing::warn!(wal = %self.wal_path.display(), moved_to = %aside.display(), "moved the replaced database file's write-ahead log aside, so that it is not replayed onto the new file")
+                }
+                Err(e) => {
+                    tracing::warn!(wal = %self.wal_path.display(), error = %e, "could not move the replaced database file's write-ahead log aside; remove it before the next process opens the new file")
+                }
+            }
+        }
+        if self.shm.is_some() && file_identity(&self.shm_path) == self.shm {
+            let _ = std::fs::remove_file(&self.shm_path);
+        }
     }
 }
 
@@ -771,7 +818,7 @@ impl ChangeWatcher {
     pub(crate) fn open(path: &Path, synchronous: &'static str) -> Option<ChangeWatcher> {
         let conn = Connection::open(path).ok()?;
         set_pragmas(&conn, synchronous).ok()?;
-        let writes = WalWrites::watch(&wal_path(path));
+        let writes = WalWrites::watch(&sqlite_companion(path, "-wal"));
         let mut watcher = ChangeWatcher {
             conn,
             last: None,
