@@ -262,20 +262,34 @@ pub async fn assert_inserted<A: JobArgs + PartialEq + std::fmt::Debug>(store: &S
 }
 
 /// Runs `worker.work` once on `args` with a real job context (a row as the runtime would
-/// claim it: attempt 1, state running; a cancel token the worker's timeout cancels) and no
-/// runtime or database. The args go through JSON as an insert and a claim take them: what an
-/// insert refuses (NaN) is a discard here, and the worker sees what the JSON keeps. A run past [`Worker::timeout`] (capped at [`Worker::max_timeout`], as
-/// the runtime caps it) is cancelled and answers a failure.
+/// claim it after an insert of those args: the kind's own [`JobArgs::insert_opts`] (queue,
+/// priority, attempts allowed, keys, metadata), attempt 1, state running; a cancel token the
+/// worker's timeout cancels) and no runtime or database. The args go through JSON as an insert
+/// and a claim take them: what an insert refuses (NaN, a NUL character, args over 1 MiB or
+/// nested too deep, bad options) is a discard here, and the worker sees what the JSON keeps.
+/// A run past [`Worker::timeout`] (capped at [`Worker::max_timeout`], as the runtime caps it)
+/// is cancelled and answers a failure.
 pub async fn work<A: JobArgs, W: Worker<A>>(
     worker: &W,
     args: A,
 ) -> std::result::Result<(), JobError> {
-    // The args as an insert stores them (NaN refused, as an insert refuses it) and as the
-    // runtime decodes them (a field the JSON does not keep comes back as its default).
-    let value = crate::job::to_json(&args)
+    // The args and options as an insert takes them (refused as an insert refuses them) and
+    // the args as the runtime decodes them (a field the JSON does not keep comes back as its
+    // default). Until 6 Dec only NaN was refused, and the row had the default queue,
+    // priority and attempts whatever the kind's own options (review of 6 Dec).
+    let params = crate::client::insert_params(&args, None)
         .map_err(|e| JobError::Discard(format!("args are refused at insert: {e}")))?;
-    let args: A = crate::worker::decode_args(&value).map_err(JobError::Discard)?;
-    let row = running_row(A::KIND, value);
+    let args: A = crate::worker::decode_args(&params.args).map_err(JobError::Discard)?;
+    let row = JobRow {
+        queue: params.queue,
+        priority: params.priority,
+        max_attempts: params.max_attempts,
+        unique_key: params.unique_key,
+        metadata: params.metadata,
+        concurrency_key: params.concurrency_key,
+        sequence_key: params.sequence_key,
+        ..running_row(A::KIND, params.args)
+    };
     let cancel = CancellationToken::new();
     let job = Job::new(args, row, cancel.clone());
     // Capped as the runtime caps it (`runtime::executor`): a run the runtime stops at the
@@ -360,5 +374,59 @@ mod tests {
             Duration::from_secs(5)
         );
         assert!(work(&Short, Tick {}).await.is_ok());
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Mail {
+        to: String,
+    }
+
+    /// A kind with options of its own: one attempt, its own queue and priority.
+    impl JobArgs for Mail {
+        const KIND: &'static str = "mail";
+        fn insert_opts(&self) -> crate::InsertOpts {
+            crate::InsertOpts {
+                queue: Some("mail".into()),
+                priority: Some(2),
+                max_attempts: Some(1),
+                ..Default::default()
+            }
+        }
+    }
+
+    /// Discards on its job's last attempt, and answers the row it was given.
+    struct LastTry;
+
+    #[async_trait::async_trait]
+    impl Worker<Mail> for LastTry {
+        async fn work(&self, job: Job<Mail>) -> std::result::Result<(), JobError> {
+            let row = &job.row;
+            if (row.queue.as_str(), row.priority) != ("mail", 2) {
+                return Err(JobError::msg(format!("row {} {}", row.queue, row.priority)));
+            }
+            if job.attempt() >= row.max_attempts {
+                return Err(JobError::Discard("last attempt".into()));
+            }
+            Ok(())
+        }
+    }
+
+    /// [`work`] gives the worker the row an insert of those args makes (the kind's own
+    /// `insert_opts`: queue, priority, attempts), and refuses what an insert refuses (a NUL
+    /// character) as a discard. Until 6 Dec it gave every job the default queue, priority and
+    /// attempts, so a worker that acted on its last attempt behaved otherwise here than in the
+    /// runtime, and args no insert takes passed (review of 6 Dec).
+    #[tokio::test]
+    async fn work_gives_the_row_an_insert_makes_and_refuses_what_it_refuses() {
+        let last = work(&LastTry, Mail { to: "a@b".into() }).await;
+        assert!(
+            matches!(&last, Err(JobError::Discard(m)) if m == "last attempt"),
+            "{last:?}"
+        );
+        let refused = work(&LastTry, Mail { to: "a\0b".into() }).await;
+        assert!(
+            matches!(&refused, Err(JobError::Discard(m)) if m.contains("NUL")),
+            "{refused:?}"
+        );
     }
 }

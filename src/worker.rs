@@ -111,7 +111,7 @@ pub struct ParentOutput {
 
 /// A running job's link to its row: it records the job's output and its throttled progress,
 /// fenced on the attempt it runs. Built by the executor for each run; [`crate::testing::work`]
-/// builds one that keeps what is recorded in memory instead.
+/// builds one that keeps what is recorded in memory instead, for the run only.
 #[derive(Clone)]
 pub struct JobContext {
     inner: Arc<ContextInner>,
