@@ -205,15 +205,10 @@ fn absolute_sqlite_url(url: &str) -> String {
     let Ok(path) = std::path::absolute(&path) else {
         return url.to_string();
     };
-    const ESCAPED: &percent_encoding::AsciiSet =
-        &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
     let query = url
         .split_once('?')
         .map_or(String::new(), |(_, q)| format!("?{q}"));
-    format!(
-        "sqlite://{}{query}",
-        percent_encoding::utf8_percent_encode(&path.to_string_lossy(), ESCAPED)
-    )
+    format!("{}{query}", crate::store::sqlite_url(&path))
 }
 
 /// A word as a POSIX shell reads it back: as it is when it holds only characters no shell
