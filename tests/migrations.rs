@@ -667,6 +667,21 @@ mod postgres_only {
         porter::store::open(&with_options(&format!("-c search_path={schema},pg_temp")))
             .await
             .expect("pg_temp last is porter's own choice");
+        // A schema whose name must be quoted (capitals, a dot) is porter's as any
+        // other: the check read the name as an unquoted identifier and refused every open of
+        // such a schema (own review of 6 Dec).
+        let quoted = format!("{schema}_Tenant.A");
+        sqlx::query(&format!("CREATE SCHEMA \"{quoted}\""))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let url = with_options(&format!("-c search_path=\"{quoted}\""));
+        porter::store::open(&url)
+            .await
+            .expect("a quoted schema opens");
+        porter::store::open(&url)
+            .await
+            .expect("and opens again, migrated");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -538,7 +538,9 @@ async fn refuse_other_encodings(conn: &mut PgConnection) -> Result<()> {
 /// it could not find: review of 6 Dec).
 async fn refuse_temporary_schema(conn: &mut PgConnection) -> Result<()> {
     let temporary: bool = sqlx::query_scalar(
-        "SELECT coalesce(current_schema()::regnamespace = pg_my_temp_schema(), false)",
+        // By name in pg_namespace: a cast of the name to regnamespace reads it as an unquoted
+        // identifier, and failed on a schema named with capitals, spaces or dots (own review).
+        "SELECT coalesce((SELECT oid FROM pg_namespace WHERE nspname = current_schema()) = pg_my_temp_schema(), false)",
     )
     .fetch_one(&mut *conn)
     .await?;
