@@ -2642,3 +2642,44 @@ async fn a_log_deleted_under_a_store_on_a_linked_path_is_noticed() {
     let why = store.file_replaced().await.expect("noticed");
     assert!(why.contains("write-ahead log"), "{why}");
 }
+
+/// A symbolic link pointed at another file under a store opened through it is a replacement
+/// (the store stops), but the file it opened is still there, in use by whoever opens it
+/// directly: its WAL stays where it is, with its last writes (own review of 6 Dec: the guard
+/// would have moved it aside). SQLite only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_pointed_elsewhere_leaves_the_old_files_log_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first.db"), dir.path().join("second.db"));
+    let link = dir.path().join("link.db");
+    porter::store::open(&format!("sqlite://{}", second.display()))
+        .await
+        .unwrap();
+    std::os::unix::fs::symlink(&first, &link).unwrap();
+    let store = porter::store::open(&format!("sqlite://{}", link.display()))
+        .await
+        .unwrap();
+    let direct = porter::store::open(&format!("sqlite://{}", first.display()))
+        .await
+        .unwrap();
+    let job =
+        porter::store::JobInsertParams::new("noop", serde_json::json!({}), Default::default())
+            .unwrap();
+    direct.job_insert_many(vec![job.clone()]).await.unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&second, &link).unwrap();
+    let why = store.file_replaced().await.expect("noticed");
+    assert!(why.contains("was deleted or replaced"), "{why}");
+    assert!(
+        dir.path().join("first.db-wal").exists(),
+        "the old file's WAL stays beside it"
+    );
+    direct
+        .job_insert_many(vec![job])
+        .await
+        .expect("the old file works for whoever opens it directly");
+    assert_eq!(
+        direct.job_counts().await.unwrap().total[&porter::JobState::Available],
+        2
+    );
+}

@@ -621,7 +621,11 @@ impl SqliteStore {
 /// deleted under a worker on a linked path went unnoticed, and the file was corrupted).
 #[derive(Debug, Clone)]
 pub(crate) struct FileGuard {
+    /// The path as opened, made absolute (a process that changes its working directory still
+    /// checks the same path), links not followed: a link pointed elsewhere is a replacement.
     path: PathBuf,
+    /// The file SQLite opened, links followed.
+    real: PathBuf,
     db: (u64, u64),
     wal_path: PathBuf,
     wal: Option<(u64, u64)>,
@@ -653,7 +657,8 @@ impl FileGuard {
         let wal_path = sqlite_companion(path, "-wal");
         let shm_path = sqlite_companion(path, "-shm");
         Some(FileGuard {
-            path: path.to_path_buf(),
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+            real: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
             db: file_identity(path)?,
             wal: file_identity(&wal_path),
             wal_path,
@@ -690,8 +695,12 @@ impl FileGuard {
 
     /// Moves the old file's WAL aside and removes its index, each only while it is still the
     /// one this process opened (another process may have done it, or a new file's may be
-    /// there now).
+    /// there now), and only once the file SQLite opened is gone from where it was: a link
+    /// pointed at another file leaves the old one, and its WAL, to whoever uses it directly.
     fn retire_old_log(&self) {
+        if file_identity(&self.real) == Some(self.db) {
+            return;
+        }
         if self.wal.is_some() && file_identity(&self.wal_path) == self.wal {
             let aside = beside(&self.wal_path, ".replaced");
             match std::fs::rename(&self.wal_path, &aside) {
