@@ -695,29 +695,22 @@ impl Runtime {
         // later on). A SQLite file has no server to wait for: its errors (a read-only file, a
         // full disk) are returned, as `store::open_retrying` returns them (own review).
         let server = store.backend() == crate::store::Backend::Postgres;
-        let register = async {
-            let mut delay = REGISTER_RETRY_FIRST;
-            loop {
-                match store.worker_register(registration.clone()).await {
-                    Err(e @ Error::Unavailable(_)) if server => {
-                        warn!(error = %e, retry_in = ?delay, "registering the worker failed; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(REGISTER_RETRY_LONGEST);
-                    }
-                    registered => return registered,
+        let registered = crate::store::retry_while_unavailable(
+            server,
+            (REGISTER_RETRY_FIRST, REGISTER_RETRY_LONGEST),
+            "registering the worker",
+            || store.worker_register(registration.clone()),
+            async {
+                tokio::select! {
+                    _ = shutdown.soft.cancelled() => {}
+                    _ = shutdown.hard.cancelled() => {}
                 }
-            }
-        };
-        tokio::select! {
-            registered = register => registered?,
-            _ = shutdown.soft.cancelled() => {
-                info!("shutting down before the worker was registered (its write waited for the database)");
-                return Ok(RunReport::default());
-            }
-            _ = shutdown.hard.cancelled() => {
-                info!("shutting down before the worker was registered (its write waited for the database)");
-                return Ok(RunReport::default());
-            }
+            },
+        )
+        .await?;
+        if registered.is_none() {
+            info!("shutting down before the worker was registered (its write waited for the database)");
+            return Ok(RunReport::default());
         }
         if config.maintenance {
             warn_of_periodic_jobs_not_served(&config, &workers);

@@ -1449,17 +1449,43 @@ pub async fn open_retrying_with(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<Option<Arc<Store>>> {
     let server = !url.starts_with("sqlite:");
-    let (mut delay, longest) = OPEN_RETRY_BACKOFF;
+    retry_while_unavailable(
+        server,
+        OPEN_RETRY_BACKOFF,
+        "opening the database",
+        || open_with(url, options),
+        stop,
+    )
+    .await
+}
+
+/// Runs `attempt` until it answers, trying again with backoff (`backoff`: the first and the
+/// longest wait, doubling between) while a database server does not answer
+/// ([`Error::Unavailable`], logged with `what`), and only on a server (`server`): a SQLite
+/// file has nothing to wait for, and its errors return at once, as every other error does.
+/// Each try and each wait is raced with `stop`, which gives `Ok(None)`.
+pub async fn retry_while_unavailable<T, F, Fut>(
+    server: bool,
+    backoff: (Duration, Duration),
+    what: &str,
+    mut attempt: F,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let (mut delay, longest) = backoff;
     tokio::pin!(stop);
     loop {
-        let attempt = tokio::select! {
-            opened = open_with(url, options) => opened,
+        let answered = tokio::select! {
+            answered = attempt() => answered,
             _ = &mut stop => return Ok(None),
         };
-        match attempt {
-            Ok(store) => return Ok(Some(store)),
+        match answered {
+            Ok(value) => return Ok(Some(value)),
             Err(e @ Error::Unavailable(_)) if server => {
-                tracing::warn!(error = %e, retry_in = ?delay, "database unavailable; retrying");
+                tracing::warn!(error = %e, retry_in = ?delay, "{what} failed: the database is unavailable; retrying");
             }
             Err(e) => return Err(e),
         }
