@@ -488,6 +488,42 @@ backend_case! {
 }
 
 backend_case! {
+    /// Starts recorded under a clock that was then set back lie in the future of every claim
+    /// after it: they count as started at the first claim that sees them there, so a clock set
+    /// right holds a rate-limited queue for one window at most, not until the clock reaches
+    /// them again (review of 7 Dec: a queue limited to 5 a second stood still for the hour its
+    /// clock had been fast). Per-key rates alike.
+    async fn starts_left_in_the_future_by_a_clock_set_back_hold_a_queue_one_window(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        insert_n(s, "q", None, 2).await;
+        insert_n(s, "k", Some("hot"), 2).await;
+        s.queue_limit_set(limit("q", QueueLimits { rate: Some(rate(2, Duration::from_secs(10))), ..Default::default() }))
+            .await
+            .unwrap();
+        s.queue_limit_set(limit(
+            "k",
+            QueueLimits { rate_per_key: Some(rate(2, Duration::from_secs(10))), ..Default::default() },
+        ))
+        .await
+        .unwrap();
+        let fast = clock.now();
+        assert_eq!(s.job_claim(claim("q", &["noop"], 10, W)).await.unwrap().len(), 2);
+        assert_eq!(s.job_claim(claim("k", &["noop"], 10, W)).await.unwrap().len(), 2);
+        // The clock was an hour fast: set right, the four starts are an hour ahead, and count
+        // as started now. (Jobs inserted now, due now.)
+        clock.set(fast - chrono::Duration::hours(1));
+        insert_n(s, "q", None, 5).await;
+        insert_n(s, "k", Some("hot"), 5).await;
+        assert!(s.job_claim(claim("q", &["noop"], 10, W)).await.unwrap().is_empty());
+        assert!(s.job_claim(claim("k", &["noop"], 10, W)).await.unwrap().is_empty());
+        clock.advance(Duration::from_millis(10_001));
+        assert_eq!(s.job_claim(claim("q", &["noop"], 10, W)).await.unwrap().len(), 2, "the rate, a window on");
+        assert_eq!(s.job_claim(claim("k", &["noop"], 10, W)).await.unwrap().len(), 2, "the key's rate, a window on");
+    }
+}
+
+backend_case! {
     /// A paused queue with limits claims nothing, and a queue without limits is unaffected by
     /// another queue's.
     async fn limits_and_pause_together(db: TestDb) {

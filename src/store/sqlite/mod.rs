@@ -1421,8 +1421,9 @@ fn rate_columns(rate: Option<Rate>) -> (Option<u32>, Option<i64>) {
 }
 
 /// The claim of a queue with limits, inside the write transaction (see
-/// `job_claim_limited.sql`): prunes starts past the longest rate window, claims, records the
-/// starts of a rate-limited queue, and says whether due jobs were held back. With per-key
+/// `job_claim_limited.sql`): prunes starts past the longest rate window, counts those dated
+/// after now as started now, claims, records the starts of a rate-limited queue, and says
+/// whether due jobs were held back. With per-key
 /// limits the statement runs again while its last pass took jobs and the claim is short of
 /// what it may take: each pass looks at no more jobs than its budget, and the keys it took
 /// are full for the next.
@@ -1443,6 +1444,8 @@ fn claim_limited(
     if let Some(longest) = longest {
         c.prepare_cached(sql!("queue_starts_prune"))?
             .execute(params![params.queue, ago(longest)])?;
+        c.prepare_cached(sql!("queue_starts_clamp"))?
+            .execute(params![params.queue])?;
     }
     let mut jobs: Vec<JobRow> = Vec::new();
     loop {
