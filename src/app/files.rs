@@ -625,15 +625,17 @@ async fn cleanup_page(
         .collect();
     // An object that a live tablo's file or an upload under way also names is not this row's
     // to delete (a row another program wrote, say, naming a live file's key: until 6 Dec the
-    // cleanup deleted the live file's object). Its row goes; the object stays.
+    // cleanup deleted the live file's object). Its row goes; the object stays. Compared as
+    // text: `Path::from` would percent-encode a key's `[`, `%` or space, which the keys parsed
+    // above keep, and no key in use would match (until 7 Dec such an object was deleted).
     let keys = paths.iter().map(|p| p.as_ref().to_string()).collect();
-    let in_use: HashSet<Path> = store
+    let in_use: HashSet<String> = store
         .tablo_file_keys_in_use(keys, UPLOAD_GRACE)
         .await?
         .into_iter()
-        .map(|k| Path::from(k.as_str()))
         .collect();
-    let (kept, paths): (Vec<Path>, Vec<Path>) = paths.into_iter().partition(|p| in_use.contains(p));
+    let (kept, paths): (Vec<Path>, Vec<Path>) =
+        paths.into_iter().partition(|p| in_use.contains(p.as_ref()));
     if !kept.is_empty() {
         tracing::warn!(objects = kept.len(), example_key = %kept[0],
             "orphan rows name objects a live file or an upload also names: their rows go, the objects stay");
