@@ -682,6 +682,13 @@ async fn object_store_urls_open_file_memory_and_refuse_the_rest() {
         ("porter-objects", "no scheme"),
         ("memory://somewhere", "takes no path"),
         ("s3://bucket/inner/path", "path inside the bucket"),
+        // Review of 7 Dec: a query or fragment went into every request's path, so the store's
+        // mark was looked for with a HEAD of the bucket itself, which answers 200.
+        ("s3://bucket?x=1", "bucket name"),
+        ("s3://bucket#f", "bucket name"),
+        ("s3://user@bucket", "bucket name"),
+        ("s3://bu cket", "bucket name"),
+        ("s3://bucket%2Fx", "bucket name"),
     ] {
         match object_store_from_url(url) {
             Err(Error::Invalid {
@@ -694,6 +701,15 @@ async fn object_store_urls_open_file_memory_and_refuse_the_rest() {
             Ok(store) => panic!("{url}: expected an error, got {store}"),
         }
     }
+
+    // Credentials written into the URL are not a bucket name, and not printed either.
+    let err = object_store_from_url("s3://key:hunter2@bucket")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bucket name") && !err.contains("hunter2"),
+        "{err}"
+    );
 
     // S3 needs only a bucket to build (nothing is contacted yet).
     assert!(object_store_from_url("s3://some-bucket")

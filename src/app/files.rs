@@ -113,11 +113,29 @@ pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>> {
                     "{shown:?}: a path inside the bucket is not supported; use s3://BUCKET (keys start with {DEFAULT_PREFIX})"
                 )));
             }
+            if !bucket.is_empty() {
+                check_bucket(bucket).map_err(|why| invalid(format!("{shown:?}: {why}")))?;
+            }
             Ok(Arc::new(s3_from_env(bucket)?))
         }
         other => Err(invalid(format!(
             "unknown scheme {other:?} in {shown:?}; use file://DIR, s3://BUCKET or memory://"
         ))),
+    }
+}
+
+/// A bucket name is letters, digits, `.`, `-` and `_` (S3's rules, with the capitals and
+/// underscores some S3-compatible servers allow). Anything else would end up in every
+/// request's URL: a `?` or `#` there made the store's mark a HEAD of the bucket itself, which
+/// answers 200, so the check that a store belongs to its database passed for any store
+/// (review of 7 Dec).
+fn check_bucket(bucket: &str) -> std::result::Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    if bucket.len() <= 255 && bucket.chars().all(ok) {
+        Ok(())
+    } else {
+        // Not printed: a `user:secret@` is not a bucket name either.
+        Err("not a bucket name (letters, digits, '.', '-' and '_' only)".to_string())
     }
 }
 
@@ -128,6 +146,8 @@ fn s3_from_env(bucket: &str) -> Result<object_store::aws::AmazonS3> {
     if !bucket.is_empty() {
         builder = builder.with_bucket_name(bucket);
     } else if let Some(b) = var("S3_BUCKET") {
+        check_bucket(&b)
+            .map_err(|why| Error::invalid("object store url", format!("S3_BUCKET: {why}")))?;
         builder = builder.with_bucket_name(b);
     } else if var("AWS_BUCKET").is_none() && var("AWS_BUCKET_NAME").is_none() {
         return Err(Error::invalid(
