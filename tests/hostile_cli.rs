@@ -32,6 +32,28 @@ fn migrate_writes_a_hostile_database_url_out() {
     assert!(out.stdout.contains("\\u{1b}[31m.db"), "{out:#?}");
 }
 
+/// A PORTER_ADMIN_TOKEN that is not UTF-8 was read as no token at all, which left the admin
+/// API open on loopback to anyone, the operator having set one (review of 7 Dec): a usage
+/// error now, as a token with spaces around it is.
+#[cfg(unix)]
+#[test]
+fn an_admin_token_that_is_not_utf8_is_refused_not_dropped() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = std::ffi::OsStr::from_bytes(b"s3cret\xff");
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    for cmd in [
+        vec!["web", "--listen", "127.0.0.1:0"],
+        vec!["worker", "--metrics-listen", "127.0.0.1:0"],
+    ] {
+        run(porter_cmd(dir.path())
+            .env("PORTER_ADMIN_TOKEN", token)
+            .args(["--database-url", &url])
+            .args(&cmd))
+        .assert_usage_error("PORTER_ADMIN_TOKEN");
+    }
+}
+
 /// Every credential form of a URL is hidden; the rest stays as written.
 #[test]
 fn redact_url_hides_every_credential_form() {

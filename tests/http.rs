@@ -35,6 +35,18 @@ fn listening_beyond_loopback_needs_an_admin_token() {
         "an empty token is no token"
     );
     assert!(check_listen(public, Some("s3cret")).is_ok());
+    assert!(
+        check_listen(public, Some("s3 cr3t")).is_ok(),
+        "a space inside can be sent"
+    );
+    // A token no request can send (a header value is visible ASCII and spaces) is refused,
+    // on loopback too: every /admin/* request was 401 for good (review of 7 Dec).
+    let loopback = "127.0.0.1:8080".parse().unwrap();
+    for token in ["pässwort", "a\tb", "a\u{7f}b", "a\nb"] {
+        let err = check_listen(loopback, Some(token)).unwrap_err().to_string();
+        assert!(err.contains("PORTER_ADMIN_TOKEN"), "{token:?}: {err}");
+        assert!(!err.contains(token), "the token is not printed: {err}");
+    }
     assert!(check_listen("127.0.0.1:8080".parse().unwrap(), None).is_ok());
     assert!(check_listen("[::1]:8080".parse().unwrap(), None).is_ok());
 }

@@ -172,15 +172,22 @@ fn on_signals(shutdown: Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn admin_token() -> Option<String> {
-    std::env::var("PORTER_ADMIN_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
+/// The admin token, if set. One that is not UTF-8 is a usage error: read as no token (until 7
+/// Dec), it left the admin API open on loopback while the operator had set one.
+fn admin_token() -> anyhow::Result<Option<String>> {
+    match std::env::var("PORTER_ADMIN_TOKEN") {
+        Ok(token) => Ok(Some(token).filter(|t| !t.is_empty())),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => usage(Err(Error::invalid(
+            "PORTER_ADMIN_TOKEN",
+            "is not valid UTF-8, which no request can send; choose another",
+        ))),
+    }
 }
 
 /// Checks the address and token, binds, and returns the listener.
 async fn bind(args: &WebArgs) -> anyhow::Result<(tokio::net::TcpListener, HttpConfig)> {
-    let token = admin_token();
+    let token = admin_token()?;
     usage(http::check_listen(args.listen, token.as_deref()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -285,7 +292,7 @@ async fn bind_metrics(
     let Some(addr) = args.metrics_listen else {
         return Ok(None);
     };
-    let token = admin_token();
+    let token = admin_token()?;
     usage(http::check_listen(addr, token.as_deref()))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -407,6 +407,14 @@ pub fn check_listen(addr: SocketAddr, admin_token: Option<&str>) -> Result<()> {
                 "has spaces (or only spaces) around it, which no request can send; remove them",
             ));
         }
+        if !token.chars().all(|c| (' '..='~').contains(&c)) {
+            // A header value porter reads is visible ASCII and spaces: every request would be
+            // refused (until 7 Dec such a token was taken, and /admin/* was 401 for good).
+            return Err(Error::invalid(
+                "PORTER_ADMIN_TOKEN",
+                "holds characters other than visible ASCII and spaces, which no request can send; choose another",
+            ));
+        }
     }
     if addr.ip().is_loopback() || admin_token.is_some_and(|t| !t.is_empty()) {
         Ok(())
