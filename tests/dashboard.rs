@@ -964,6 +964,21 @@ backend_case! {
         let (_, html, _) = send(&open, get(&location.unwrap())).await;
         assert!(html.contains("No job matched these filters: nothing was changed."), "{html}");
         assert_eq!(surfaces::all_jobs(db.store.as_ref()).await.len(), 4);
+
+        // A search with a line break cannot go through a form unchanged: a browser rewrites
+        // a bare LF in a hidden field as CRLF when it submits, so the post searched for other
+        // text than the confirmation counted, and acted on other jobs (review of 7 Dec). The
+        // confirmation refuses it, and so does the post, changing nothing.
+        for q in ["%2C%0A", "%2C%0D%0A", "a%0Db"] {
+            let (status, html, _) = send(&open, get(&format!("/dashboard/jobs/bulk?action=delete&q={q}"))).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{q}: {html}");
+            assert!(!html.contains(r#"id="confirm""#), "{html}");
+            assert!(html.contains("line break"), "{html}");
+            let (status, _, _) =
+                send(&open, post("/dashboard/jobs/bulk", &format!("action=delete&q={q}&max_id=999999"))).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{q}");
+        }
+        assert_eq!(surfaces::all_jobs(db.store.as_ref()).await.len(), 4);
     }
 }
 
