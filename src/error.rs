@@ -61,7 +61,7 @@ pub enum Error {
     /// An operation did not finish in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
-    /// The store is shutting down and no longer takes work.
+    /// The store is shutting down and no longer takes work (or a copy was told to stop).
     #[error("the store is closed")]
     Closed,
     /// One of a worker runtime's own tasks (a queue's producer, the heartbeat, the reconcile,

@@ -47,6 +47,10 @@ pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result
             anyhow::bail!("no database at {} to copy from", file.display());
         }
     }
+    // SIGINT or SIGTERM stops the copy before its next batch, which rolls back: it then goes
+    // as every copy that does not go through (until 7 Dec the signal ended the process and
+    // left a SQLite target it created behind, migrated and empty).
+    let stop = super::Stop::on_signals()?;
     // A source that holds no porter database is refused before anything opens it as a store
     // (which would migrate it in place): it is only ever read.
     let mut from = crate::store::open_copy_end(&args.from).await?;
@@ -71,7 +75,13 @@ pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result
             .filter(|f| !f.exists()),
         false => None,
     };
-    let copied = copy_into(g, &args, from.as_mut()).await;
+    let copied = copy_into(g, &args, from.as_mut(), &stop).await;
+    let copied = match (copied, stop.signal()) {
+        // Stopped (before it went through, or it would have answered its report): nothing
+        // was copied, and the signal is what the exit says.
+        (Err(_), Some(signal)) => Err(anyhow::Error::new(super::Interrupted(signal))),
+        (copied, _) => copied,
+    };
     if let (Err(_), Some(file)) = (&copied, &created) {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut path = file.clone().into_os_string();
@@ -95,8 +105,12 @@ async fn copy_into(
     g: &super::GlobalArgs,
     args: &CopyArgs,
     from: &mut dyn crate::store::copy::CopyEnd,
+    stop: &super::Stop,
 ) -> anyhow::Result<Vec<TableReport>> {
     use std::io::IsTerminal;
+    if stop.signal().is_some() {
+        anyhow::bail!("stopped before the target was opened");
+    }
     migrate_end(g, "target", &args.to).await?;
     let mut to = crate::store::open_copy_end(&args.to).await?;
     let show = !args.json && std::io::stderr().is_terminal();
@@ -129,6 +143,7 @@ async fn copy_into(
     let options = CopyOptions {
         append: args.append,
         batch: args.batch,
+        stop: stop.token.clone(),
     };
     let reports = crate::store::copy::copy(from, to.as_mut(), &options, &mut progress).await?;
     bar.finish_and_clear();

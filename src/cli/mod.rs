@@ -178,9 +178,90 @@ fn fail(e: anyhow::Error) -> ExitCode {
     output::eprint_line(&format!("error: {message}"));
     ExitCode::from(if e.downcast_ref::<Usage>().is_some() {
         2
+    } else if let Some(Interrupted(signal)) = e.downcast_ref::<Interrupted>() {
+        128 + signal.number()
     } else {
         1
     })
+}
+
+/// A one-shot command stopped by a signal before it went through: exit 128 + the signal's
+/// number, as a shell reports a process the signal ended.
+#[derive(Debug)]
+pub struct Interrupted(pub StopSignal);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stopped by {}: nothing was done", self.0.name())
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// The signals a one-shot command stops for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGINT (Ctrl-C).
+    Int,
+    /// SIGTERM (a supervisor's stop).
+    Term,
+}
+
+impl StopSignal {
+    fn number(self) -> u8 {
+        match self {
+            StopSignal::Int => 2,
+            StopSignal::Term => 15,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            StopSignal::Int => "SIGINT",
+            StopSignal::Term => "SIGTERM",
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, heard for a one-shot command that must stop cleanly (roll back, remove
+/// what it created): the first cancels `token` and is remembered; a second ends the process at
+/// once.
+struct Stop {
+    token: tokio_util::sync::CancellationToken,
+    heard: std::sync::Arc<std::sync::OnceLock<StopSignal>>,
+}
+
+impl Stop {
+    fn on_signals() -> anyhow::Result<Stop> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let token = tokio_util::sync::CancellationToken::new();
+        let heard = std::sync::Arc::new(std::sync::OnceLock::new());
+        let (cancel, first) = (token.clone(), heard.clone());
+        async fn next(
+            int: &mut tokio::signal::unix::Signal,
+            term: &mut tokio::signal::unix::Signal,
+        ) -> StopSignal {
+            tokio::select! {
+                _ = int.recv() => StopSignal::Int,
+                _ = term.recv() => StopSignal::Term,
+            }
+        }
+        tokio::spawn(async move {
+            let signal = next(&mut int, &mut term).await;
+            let _ = first.set(signal);
+            cancel.cancel();
+            let again = next(&mut int, &mut term).await;
+            std::process::exit(128 + i32::from(again.number()));
+        });
+        Ok(Stop { token, heard })
+    }
+
+    /// The signal heard, if one was.
+    fn signal(&self) -> Option<StopSignal> {
+        self.heard.get().copied()
+    }
 }
 
 /// A usage error found after clap parsed the line (an invalid kind, queue name, duration,

@@ -451,6 +451,18 @@ pub struct CopyOptions {
     pub append: bool,
     /// Most rows read and written per statement (fewer when rows are large).
     pub batch: usize,
+    /// Cancelled, the copy stops before its next batch, rolls back and answers
+    /// [`Error::Closed`] (`porter copy` cancels it on SIGINT or SIGTERM).
+    pub stop: tokio_util::sync::CancellationToken,
+}
+
+impl CopyOptions {
+    fn stopped(&self) -> Result<()> {
+        match self.stop.is_cancelled() {
+            true => Err(Error::Closed),
+            false => Ok(()),
+        }
+    }
 }
 
 impl Default for CopyOptions {
@@ -458,6 +470,7 @@ impl Default for CopyOptions {
         CopyOptions {
             append: false,
             batch: 1000,
+            stop: tokio_util::sync::CancellationToken::new(),
         }
     }
 }
@@ -579,6 +592,7 @@ pub async fn copy(
     // A quick refusal before anything is written; the inserts themselves refuse a taken key
     // too, whatever the target did meanwhile.
     refuse_taken_keys(from, to, &tables, options.batch).await?;
+    options.stopped()?;
     to.begin().await?;
     let copied = async {
         // Ids the source handed out are not handed out again, even those of rows it deleted
@@ -595,12 +609,12 @@ pub async fn copy(
         }
         let mut kept = Vec::new();
         for table in &tables {
-            kept.push(copy_table(from, to, table, options.batch, progress).await?);
+            kept.push(copy_table(from, to, table, options, progress).await?);
         }
         let mut reports = Vec::new();
         for (table, kept) in tables.iter().zip(&kept) {
             to.written(table).await?;
-            reports.push(verify(from, to, table, kept, options.batch, progress).await?);
+            reports.push(verify(from, to, table, kept, options, progress).await?);
         }
         // Again, past the largest id now in each table.
         for (table, last) in tables.iter().zip(lasts) {
@@ -626,7 +640,7 @@ async fn copy_table(
     from: &mut dyn CopyEnd,
     to: &mut dyn CopyEnd,
     table: &CopyTable,
-    batch: usize,
+    options: &CopyOptions,
     progress: &mut (dyn FnMut(CopyProgress<'_>) + Send),
 ) -> Result<std::collections::HashSet<String>> {
     progress(CopyProgress::Copying(&table.name, from.count(table).await?));
@@ -646,9 +660,10 @@ async fn copy_table(
             )
     });
     let mut copied = std::collections::HashSet::new();
-    let mut pages = Pages::new(table, batch);
+    let mut pages = Pages::new(table, options.batch);
     let mut done = 0u64;
     while let Some(rows) = pages.next(from).await? {
+        options.stopped()?;
         for row in rows.iter().filter(|_| textual) {
             if !copied.insert(key_text(&table.key_of(row))) {
                 return Err(key_error(
@@ -858,15 +873,16 @@ async fn verify(
     to: &mut dyn CopyEnd,
     table: &CopyTable,
     kept: &std::collections::HashSet<String>,
-    batch: usize,
+    options: &CopyOptions,
     progress: &mut (dyn FnMut(CopyProgress<'_>) + Send),
 ) -> Result<TableReport> {
     let source_rows = from.count(table).await?;
     progress(CopyProgress::Verifying(&table.name, source_rows));
     let (mut ours, mut theirs) = (Checksum::default(), Checksum::default());
     let (mut read, mut found, mut kept_rows) = (0u64, 0u64, 0u64);
-    let mut pages = Pages::new(table, batch);
+    let mut pages = Pages::new(table, options.batch);
     while let Some(rows) = pages.next(from).await? {
+        options.stopped()?;
         read += rows.len() as u64;
         let keys: Vec<Vec<Value>> = rows.iter().map(|r| table.key_of(r)).collect();
         let mut copied: std::collections::HashMap<String, Row> = to
