@@ -39,6 +39,27 @@ backend_case! {
 }
 
 backend_case! {
+    /// A registration another program wrote with queues or kinds of another shape (valid JSON,
+    /// not a list of names) reads as one that did not say what it serves, as an old one: the
+    /// listing failed, and with it the dashboard's workers page, for every worker (review of 7
+    /// Dec).
+    async fn a_registration_whose_queues_are_not_a_list_of_names_is_listed(db: TestDb) {
+        let s = &*db.store;
+        s.worker_heartbeat(WorkerHeartbeatParams { id: "w1".into(), host: "h".into(), pid: 10 }).await.unwrap();
+        crate::raw_exec(
+            &db,
+            "INSERT INTO porter_workers (id, host, pid, queues, kinds) VALUES ('odd', 'h', 2, '[1]', '{\"a\": 2}');
+             INSERT INTO porter_workers (id, host, pid, queues, kinds) VALUES ('null', 'h', 3, 'null', '[\"k\", null]')",
+        )
+        .await;
+        let mut listed = s.worker_list().await.unwrap();
+        listed.sort_by(|a, b| a.id.cmp(&b.id));
+        let read: Vec<_> = listed.iter().map(|w| (w.id.as_str(), w.queues.clone(), w.kinds.clone())).collect();
+        assert_eq!(read, vec![("null", None, None), ("odd", None, None), ("w1", None, None)]);
+    }
+}
+
+backend_case! {
     /// A clean shutdown sweeps registrations silent for a day, but a worker whose own lease is
     /// longer heartbeats less often than that: it stays registered, so its jobs are not
     /// rescued (and run twice) while it runs them.

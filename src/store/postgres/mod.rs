@@ -2745,7 +2745,9 @@ impl Driver for PgStore {
     }
 
     async fn worker_list(&self) -> Result<Vec<WorkerRow>> {
-        type Names = Option<Json<Vec<String>>>;
+        // Anything but a list of names (another program's row) reads as not said, as an old
+        // registration: it failed the listing until 7 Dec.
+        type Names = Option<Json<serde_json::Value>>;
         let rows: Vec<(
             String,
             String,
@@ -2766,8 +2768,8 @@ impl Driver for PgStore {
                     pid,
                     started_at,
                     heartbeat_at,
-                    queues: queues.map(|q| q.0),
-                    kinds: kinds.map(|k| k.0),
+                    queues: queues.and_then(|q| serde_json::from_value(q.0).ok()),
+                    kinds: kinds.and_then(|k| serde_json::from_value(k.0).ok()),
                 },
             )
             .collect())

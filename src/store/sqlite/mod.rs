@@ -2768,16 +2768,14 @@ impl Driver for SqliteStore {
                     pid: r.get(2)?,
                     started_at: time_outside_jobs_or_epoch(r.get_ref(3)?),
                     heartbeat_at: time_outside_jobs_or_epoch(r.get_ref(4)?),
+                    // Anything but a list of names (another program's row) reads as not
+                    // said, as an old registration: it failed the listing until 7 Dec.
                     queues: r
                         .get::<_, Option<String>>(5)?
-                        .as_deref()
-                        .map(json_col)
-                        .transpose()?,
+                        .and_then(|t| serde_json::from_str(&t).ok()),
                     kinds: r
                         .get::<_, Option<String>>(6)?
-                        .as_deref()
-                        .map(json_col)
-                        .transpose()?,
+                        .and_then(|t| serde_json::from_str(&t).ok()),
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
