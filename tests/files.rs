@@ -1047,6 +1047,58 @@ backend_case! {
 
 backend_case! {
     each_object_store;
+    /// Rows whose id is the nil uuid are paged like any other: PostgreSQL's pages started
+    /// after the nil uuid, so such a file was never listed, nor its orphan cleaned (its object
+    /// kept for good), nor such an abandoned upload; SQLite's started before it (review of 7
+    /// Dec).
+    async fn rows_whose_id_is_the_nil_uuid_are_listed_and_cleaned(fx: Fixture) {
+        use porter::app::store::{TabloFilePageParams, TabloFileRow};
+        let (live, _) = fx.tablo_with_files(1).await;
+        let nil = Uuid::nil();
+        let row = |tablo_id: Uuid, key: &str| TabloFileRow {
+            id: nil,
+            tablo_id,
+            s3_key: key.to_string(),
+            size: 6,
+            created_at: chrono::Utc::now(),
+        };
+        fx.tablos.tablo_file_insert(row(live, &format!("tablos/{live}/nil"))).await.unwrap();
+        let page = |after| fx.tablos.tablo_file_page(TabloFilePageParams { tablo_id: live, after, limit: 10 });
+        let listed = page(None).await.unwrap();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert_eq!(listed[0].id, nil);
+        assert_eq!(page(Some(nil)).await.unwrap().len(), 1, "after it, the other");
+        crate::common::raw_exec(&fx.db, &format!("DELETE FROM tablo_files WHERE s3_key = 'tablos/{live}/nil'")).await;
+
+        let gone = Uuid::new_v4();
+        let key = format!("tablos/{gone}/nil");
+        fx.put(&key).await;
+        fx.tablos.tablo_file_insert(row(gone, &key)).await.unwrap();
+        let got = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config())
+            .await
+            .unwrap();
+        assert_eq!(got, counts(1, 1, 1, 0), "the orphan");
+        assert!(!fx.exists(&key).await);
+        assert!(fx.orphans().await.is_empty());
+
+        let key = format!("tablos/{live}/abandoned");
+        fx.put(&key).await;
+        fx.tablos.tablo_file_upload_begin(row(live, &key)).await.unwrap();
+        let aged = match fx.db.sqlite_path() {
+            Some(_) => "UPDATE tablo_file_uploads SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 hours')",
+            None => "UPDATE tablo_file_uploads SET created_at = now() - interval '2 hours'",
+        };
+        crate::common::raw_exec(&fx.db, aged).await;
+        let got = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config())
+            .await
+            .unwrap();
+        assert_eq!(got, counts(1, 1, 1, 0), "the abandoned upload");
+        assert!(!fx.exists(&key).await);
+    }
+}
+
+backend_case! {
+    each_object_store;
     /// A file row another program wrote naming its tablo's id in capitals (a UUID, as valid
     /// in one case as in the other) is that tablo's file, not an orphan: the cleanup leaves its
     /// object and its row. Review of 6 Dec: SQLite compared the ids as text, so the hourly
