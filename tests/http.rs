@@ -566,6 +566,23 @@ backend_case! {
                 )),
                 StatusCode::UNPROCESSABLE_ENTITY,
             ),
+            // Review of 7 Dec: serde took an array of the fields in their order as the
+            // request (a job inserted, a limit set, a tablo created).
+            (
+                "job as an array of its fields",
+                admin(json_request(Method::POST, "/admin/jobs", json!(["noop", {}, "arrq", 4, 3, null, null, null, null, null, null]))),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "limits as an array of their fields",
+                admin(json_request(Method::POST, "/admin/queues/arrq/limit", json!([false, 2, null, null, null]))),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "tablo as an array of its fields",
+                json_request(Method::POST, "/api/tablos", json!(["x"])),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
             (
                 "oversized body",
                 admin(json_request(
