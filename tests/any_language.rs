@@ -1888,3 +1888,77 @@ backend_case! {
         assert_eq!(claimed.len(), ran, "{claimed:?}");
     }
 }
+
+/// Metadata that an SQLite older than 3.45 (Debian 12's Python `sqlite3`, say) took as a BLOB
+/// holding JSON text (Python's `bytes`): porter's SQLite reads a BLOB as binary JSON when its
+/// first bytes look like a header, so such a job could not be retried ("malformed JSON"), a
+/// bulk retry that matched it failed whole, and a cancel of it while it ran replaced its
+/// metadata with the request alone (review of 7 Dec). Read as the text it holds, as the
+/// listings read it. (PostgreSQL's jsonb cannot hold it. Porter's own SQLite refuses it by the
+/// column's CHECK: the older writer is stood in for by `ignore_check_constraints`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_an_older_sqlite_took_as_a_blob_reads_as_its_text() {
+    let db = common::sqlite().await;
+    let path = db.sqlite_path().unwrap();
+    let now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+    let mut ids = Vec::new();
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c.execute_batch("PRAGMA ignore_check_constraints = ON")
+            .unwrap();
+        let blob: &[u8] = br#"{"a": 1}"#;
+        for (columns, values) in [
+            ("state, finalized_at", format!("'discarded', {now}")),
+            ("state, finalized_at", format!("'discarded', {now}")),
+            (
+                "state, attempt, attempted_by, attempted_at",
+                format!("'running', 1, 'w1', {now}"),
+            ),
+        ] {
+            c.execute(
+                &format!("INSERT INTO porter_jobs (kind, args, metadata, {columns}) VALUES ('noop', '{{}}', ?1, {values})"),
+                [blob],
+            )
+            .unwrap();
+            ids.push(c.last_insert_rowid());
+        }
+        c.execute(
+            &format!("INSERT INTO porter_jobs (kind, args, state, finalized_at) VALUES ('noop', '{{}}', 'discarded', {now})"),
+            [],
+        )
+        .unwrap();
+    }
+    let s = &db.store;
+    let retried = s.job_retry(ids[0]).await.expect("the retry");
+    assert_eq!(retried.state, JobState::Available);
+    assert_eq!(retried.metadata, serde_json::json!({"a": 1}));
+    let filter = JobFilter {
+        states: vec![JobState::Discarded],
+        ..Default::default()
+    };
+    let out = s
+        .job_bulk(BulkAction::Retry, filter, i64::MAX)
+        .await
+        .expect("the bulk retry");
+    assert_eq!((out.matched, out.changed), (2, 2), "{out:?}");
+    let cancelled = s.job_cancel(ids[2]).await.expect("the cancel");
+    assert_eq!(cancelled.metadata["a"], 1, "{:?}", cancelled.metadata);
+    assert!(
+        cancelled.metadata.get("cancel_requested_at").is_some(),
+        "{:?}",
+        cancelled.metadata
+    );
+    // Its worker's failure then reads the request: cancelled, not retried.
+    let ended = s
+        .job_fail(porter::store::JobFailParams {
+            fence: cancelled.fence(),
+            error: "stopped".into(),
+            trace: None,
+            retry_in: Duration::ZERO,
+            discard: false,
+        })
+        .await
+        .expect("the failure");
+    assert_eq!(ended.state, JobState::Cancelled);
+}

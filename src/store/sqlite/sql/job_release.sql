@@ -1,3 +1,5 @@
+-- Metadata is read as CAST(metadata AS TEXT): a BLOB holding JSON text (another program's,
+-- through an SQLite before 3.45) is otherwise read as binary JSON (review of 7 Dec).
 -- Fenced. A running job its own worker gives back (stopped by a shutdown, or found by the
 -- worker's reconcile) is due again at once without using up an attempt: as in job_snooze, the
 -- attempt counter stays (fences stay unique) and max_attempts grows by one. ?4 is the reason,
@@ -6,11 +8,11 @@
 -- retried later knows the child has not started and is waited for again (migration 0044). A
 -- job whose cancel a user requested ends cancelled instead: the stop it asked for has happened.
 UPDATE porter_jobs SET
-    state        = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN 'cancelled' ELSE 'available' END,
-    scheduled_at = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN scheduled_at
+    state        = CASE WHEN json_extract(CAST(metadata AS TEXT), '$.cancel_requested_at') IS NOT NULL THEN 'cancelled' ELSE 'available' END,
+    scheduled_at = CASE WHEN json_extract(CAST(metadata AS TEXT), '$.cancel_requested_at') IS NOT NULL THEN scheduled_at
                         ELSE porter_now() END,
-    finalized_at = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN porter_now() END,
-    max_attempts = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN max_attempts ELSE max_attempts + 1 END,
+    finalized_at = CASE WHEN json_extract(CAST(metadata AS TEXT), '$.cancel_requested_at') IS NOT NULL THEN porter_now() END,
+    max_attempts = CASE WHEN json_extract(CAST(metadata AS TEXT), '$.cancel_requested_at') IS NOT NULL THEN max_attempts ELSE max_attempts + 1 END,
     errors       = json_insert(CASE WHEN NOT json_valid(errors) THEN '[]' WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]', CASE WHEN ?5 THEN json_object('attempt', attempt, 'at', porter_now(), 'error', ?4)
                                                                                                       ELSE json_object('attempt', attempt, 'at', porter_now(), 'error', ?4, 'unstarted', json('true')) END)
 WHERE id = ?1 AND state = 'running' AND attempt = ?2 AND attempted_by = ?3

@@ -1,3 +1,5 @@
+-- Metadata is read as CAST(metadata AS TEXT): a BLOB holding JSON text (another program's,
+-- through an SQLite before 3.45) is otherwise read as binary JSON (review of 7 Dec).
 -- Running jobs whose worker has not heartbeated within its own lease (lease_ms, as it
 -- registered it), or within the rescuer's lease (?1, '-15.000 seconds') for a registration
 -- without one (a binary from before migration 0003).
@@ -14,14 +16,14 @@
 -- timeouts up to 1,000 years): it failed every pass on PostgreSQL ("interval out of range").
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
-    state        = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN 'cancelled'
+    state        = CASE WHEN json_extract(CAST(metadata AS TEXT), '$.cancel_requested_at') IS NOT NULL THEN 'cancelled'
                         WHEN attempt >= max_attempts AND (SELECT count(*) FROM json_each(CASE WHEN NOT json_valid(porter_jobs.errors) THEN '[]' WHEN json_type(porter_jobs.errors) = 'array' THEN porter_jobs.errors ELSE '[]' END)
                              WHERE CASE WHEN type = 'object' THEN json_type(value, '$.lost') END = 'true') >= 2 THEN 'discarded'
                         ELSE 'retryable' END,
     max_attempts = max_attempts + CASE WHEN (SELECT count(*) FROM json_each(CASE WHEN NOT json_valid(porter_jobs.errors) THEN '[]' WHEN json_type(porter_jobs.errors) = 'array' THEN porter_jobs.errors ELSE '[]' END)
                         WHERE CASE WHEN type = 'object' THEN json_type(value, '$.lost') END = 'true') < 2 THEN 1 ELSE 0 END,
     scheduled_at = porter_now(),
-    finalized_at = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL
+    finalized_at = CASE WHEN json_extract(CAST(metadata AS TEXT), '$.cancel_requested_at') IS NOT NULL
                           OR (attempt >= max_attempts AND (SELECT count(*) FROM json_each(CASE WHEN NOT json_valid(porter_jobs.errors) THEN '[]' WHEN json_type(porter_jobs.errors) = 'array' THEN porter_jobs.errors ELSE '[]' END)
                               WHERE CASE WHEN type = 'object' THEN json_type(value, '$.lost') END = 'true') >= 2)
                         THEN porter_now() END,

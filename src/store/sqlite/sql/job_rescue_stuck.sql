@@ -1,3 +1,5 @@
+-- Metadata is read as CAST(metadata AS TEXT): a BLOB holding JSON text (another program's,
+-- through an SQLite before 3.45) is otherwise read as binary JSON (review of 7 Dec).
 -- Running jobs that started longer ago than their stuck limit (their kind's timeout plus
 -- margin): the limit the claiming worker registered for the kind (porter_workers.stuck_after,
 -- ms), or, for a job whose worker recorded none (a binary from before migration 0003), the
@@ -15,10 +17,10 @@
 -- timeouts up to 1,000 years): it failed every pass on PostgreSQL ("interval out of range").
 UPDATE porter_jobs SET
     -- A job whose cancel a user requested is cancelled, not run again.
-    state        = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL THEN 'cancelled'
+    state        = CASE WHEN json_extract(CAST(metadata AS TEXT), '$.cancel_requested_at') IS NOT NULL THEN 'cancelled'
                         WHEN attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
     scheduled_at = porter_now(),
-    finalized_at = CASE WHEN json_extract(metadata, '$.cancel_requested_at') IS NOT NULL OR attempt >= max_attempts
+    finalized_at = CASE WHEN json_extract(CAST(metadata AS TEXT), '$.cancel_requested_at') IS NOT NULL OR attempt >= max_attempts
                         THEN porter_now() END,
     errors       = json_insert(CASE WHEN NOT json_valid(errors) THEN '[]' WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', 'job ran past its timeout'))
 WHERE id IN (

@@ -1,3 +1,5 @@
+-- Metadata is read as CAST(metadata AS TEXT): a BLOB holding JSON text (another program's,
+-- through an SQLite before 3.45) is otherwise read as binary JSON (review of 7 Dec).
 -- A user retries a job that is neither running nor waiting: available now, history kept, and
 -- at least one attempt left. An earlier cancel request is cleared: it was for the run that
 -- stopped. A job of a sequence that has another unfinished job waits (pending) for its turn
@@ -10,7 +12,7 @@ WITH waiting AS (
     WHERE d.child_id = ?1 AND p.state NOT IN ('completed','cancelled','discarded')
 )
 UPDATE porter_jobs SET
-    metadata = json_remove(metadata, '$.cancel_requested_at'),
+    metadata = json_remove(CAST(metadata AS TEXT), '$.cancel_requested_at'),
     waiting_for = (SELECT n FROM waiting),
     -- Only a finished job goes in line: an unfinished one (available, scheduled, retryable)
     -- is its sequence's job whose turn it is, and keeps it (put in line, every job of the

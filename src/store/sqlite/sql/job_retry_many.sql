@@ -1,3 +1,5 @@
+-- Metadata is read as CAST(metadata AS TEXT): a BLOB holding JSON text (another program's,
+-- through an SQLite before 3.45) is otherwise read as binary JSON (review of 7 Dec).
 -- A bulk retry: job_retry.sql for every listed job (?1, a JSON array of ids) that waits for
 -- nothing but a retry: not running (its worker finishes it first), not already available, and not waiting for
 -- its parents (pending).
@@ -6,7 +8,7 @@
 -- unfinished jobs (porter_jobs_unique_key), and the rest of the batch goes on. Across
 -- batches, which go oldest first, the first batch's job takes the key.
 UPDATE porter_jobs SET
-    metadata = json_remove(metadata, '$.cancel_requested_at'),
+    metadata = json_remove(CAST(metadata AS TEXT), '$.cancel_requested_at'),
     state = 'available',
     scheduled_at = porter_now(),
     finalized_at = NULL,
