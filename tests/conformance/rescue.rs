@@ -562,6 +562,65 @@ backend_case! {
 }
 
 backend_case! {
+    /// Mixed leases and a stall: a rescuer with a long lease heartbeats too seldom to see a
+    /// stall shorter than half its lease, which is longer than a short-lease worker's whole
+    /// lease. So it judges such a worker only once that worker has been silent for the
+    /// rescuer's own lease too, unless a worker whose lease is no longer than the judged one's
+    /// vouches for the time (its heartbeat fresh, and steady for the judged worker's lease).
+    /// Review of 7 Dec: a 60 s rescuer judged a live 15 s worker lost after a 20 s stall, and
+    /// its jobs ran twice.
+    async fn a_long_lease_rescuer_does_not_take_a_short_stall_for_a_short_lease_workers_loss(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        let start = s.now().await.unwrap();
+        let at = |secs: f64| start + chrono::Duration::milliseconds((secs * 1000.0) as i64);
+        let (long, short) = (Duration::from_secs(60), Duration::from_secs(15));
+        s.worker_register(register("rescuer", long, &[])).await.unwrap();
+        s.worker_register(register("short", short, &[])).await.unwrap();
+        s.job_insert_many(vec![job("noop"), job("noop")]).await.unwrap();
+        let held = s.job_claim(claim("default", &["noop"], 2, "short")).await.unwrap();
+        assert_eq!(held.len(), 2);
+        let by = JobRescueParams { lease: long, stuck_after: vec![], limit: 10, by: Some("rescuer".into()) };
+        // Both heartbeat on time for a minute...
+        for t in (5..=60).step_by(5) {
+            clock.set(at(t as f64));
+            s.worker_register(register("short", short, &[])).await.unwrap();
+            if t % 20 == 0 {
+                s.worker_register(register("rescuer", long, &[])).await.unwrap();
+            }
+        }
+        // ...then the database takes no heartbeat for 20 s. The rescuer's comes through first
+        // (20 s after its last: on time, for a 60 s lease), and its pass runs before the short
+        // worker's held-up heartbeat is through.
+        clock.set(at(80.0));
+        s.worker_register(register("rescuer", long, &[])).await.unwrap();
+        clock.set(at(80.5));
+        assert_eq!(s.job_rescue(by.clone()).await.unwrap(), RescueCounts::default(), "a stall, not a loss");
+        clock.set(at(80.6));
+        s.worker_register(register("short", short, &[])).await.unwrap();
+        // Then the short worker dies. Without a worker of its lease to vouch, it is judged
+        // once silent for the rescuer's lease...
+        clock.set(at(100.0));
+        s.worker_register(register("rescuer", long, &[])).await.unwrap();
+        assert_eq!(s.job_rescue(by.clone()).await.unwrap(), RescueCounts::default(), "silent 19.4 s");
+        // ...or as soon as a worker of a lease no longer than its own has heartbeated steadily
+        // for that lease.
+        s.worker_register(register("witness", short, &[])).await.unwrap();
+        for t in [104.0, 108.0, 112.0, 114.9] {
+            clock.set(at(t));
+            s.worker_register(register("witness", short, &[])).await.unwrap();
+        }
+        assert_eq!(s.job_rescue(by.clone()).await.unwrap(), RescueCounts::default(), "the witness is steady for 14.9 s only");
+        clock.set(at(116.0));
+        s.worker_register(register("witness", short, &[])).await.unwrap();
+        assert_eq!(s.job_rescue(by.clone()).await.unwrap().retried, 2);
+        for j in &held {
+            assert_eq!(s.job_get(j.id).await.unwrap().unwrap().state, JobState::Retryable);
+        }
+    }
+}
+
+backend_case! {
     /// A lost worker's job is rescued as lost (no attempt used, `worker lost`), however long
     /// ago it started: the stuck pass takes only the jobs of live workers. Review of 6 Dec: with
     /// every worker down for longer than a kind's stuck limit (its timeout plus 30 s), the

@@ -56,6 +56,23 @@ lost AS MATERIALIZED (
           SELECT 1 FROM porter_workers w
           WHERE w.id = r.id
             AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $1::float8) * interval '1 second')
+      -- A rescuer's gate above sees stalls of its own lease's measure only: a rescuer with a
+      -- long lease heartbeats too seldom to see a stall shorter than half its lease, which
+      -- may be longer than a short-lease worker's whole lease (review of 7 Dec: a 60 s
+      -- rescuer judged a live 15 s worker lost after a 20 s stall). So a worker of a shorter
+      -- lease than the rescuer's is judged once silent for the rescuer's lease too, or once a
+      -- worker whose lease is no longer than the judged one's vouches for the time: its
+      -- heartbeat fresh (within half its lease) and steady for the judged worker's lease.
+      AND ($3::text IS NULL
+           OR NOT EXISTS (
+               SELECT 1 FROM porter_workers w
+               WHERE w.id = r.id AND w.heartbeat_at >= porter_now() - $1::float8 * interval '1 second')
+           OR EXISTS (
+               SELECT 1 FROM porter_workers w, porter_workers x
+               WHERE w.id = r.id AND w.lease_ms IS NOT NULL AND x.lease_ms IS NOT NULL
+                 AND x.lease_ms <= w.lease_ms
+                 AND x.heartbeat_at >= porter_now() - least(greatest(x.lease_ms, -40000000000000), 40000000000000) / 2.0 * interval '1 millisecond'
+                 AND coalesce(x.steady_since, x.started_at) <= porter_now() - least(greatest(w.lease_ms, -40000000000000), 40000000000000) * interval '1 millisecond'))
 ),
 judged AS MATERIALIZED (
     SELECT id, sequence_key, attempt, attempted_at, attempted_by FROM porter_jobs

@@ -51,6 +51,26 @@ WHERE id IN (
             AND w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
                                            CASE WHEN w.lease_ms IS NULL THEN ?1
                                                 ELSE printf('%+.3f seconds', max(min(-w.lease_ms / 1000.0, 40000000000.0), -40000000000.0)) END))
+      -- The gate above sees stalls of the rescuer's lease's measure only: a rescuer with a
+      -- long lease heartbeats too seldom to see a stall shorter than half its lease, which may
+      -- be longer than a short-lease worker's whole lease (review of 7 Dec: a 60 s rescuer
+      -- judged a live 15 s worker lost after a 20 s lock). So a worker of a shorter lease than
+      -- the rescuer's is judged once silent for the rescuer's lease too, or once a worker
+      -- whose lease is no longer than the judged one's vouches for the time: its heartbeat
+      -- fresh (within half its lease) and steady for the judged worker's lease.
+      AND (?3 IS NULL
+           OR NOT EXISTS (
+               SELECT 1 FROM porter_workers w
+               WHERE w.id = porter_jobs.attempted_by
+                 AND w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), ?1))
+           OR EXISTS (
+               SELECT 1 FROM porter_workers w, porter_workers x
+               WHERE w.id = porter_jobs.attempted_by AND w.lease_ms IS NOT NULL AND x.lease_ms IS NOT NULL
+                 AND x.lease_ms <= w.lease_ms
+                 AND x.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+                                                printf('%+.3f seconds', max(min(-x.lease_ms / 2000.0, 20000000000.0), -20000000000.0)))
+                 AND coalesce(x.steady_since, x.started_at) <= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+                                                printf('%+.3f seconds', max(min(-w.lease_ms / 1000.0, 40000000000.0), -40000000000.0)))))
     LIMIT ?2
 )
 RETURNING state, queue, kind
