@@ -1494,7 +1494,10 @@ async fn copy_stopped_by_a_signal_removes_the_target_it_created() {
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{sig}: {stderr}");
-        assert!(stderr.contains("stopped by SIG"), "{stderr}");
+        assert!(
+            stderr.contains("stopped by SIG") && stderr.contains("nothing was copied"),
+            "{stderr}"
+        );
         let left: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

@@ -76,12 +76,6 @@ pub(super) async fn run(g: &super::GlobalArgs, args: CopyArgs) -> anyhow::Result
         false => None,
     };
     let copied = copy_into(g, &args, from.as_mut(), &stop).await;
-    let copied = match (copied, stop.signal()) {
-        // Stopped (before it went through, or it would have answered its report): nothing
-        // was copied, and the signal is what the exit says.
-        (Err(_), Some(signal)) => Err(anyhow::Error::new(super::Interrupted(signal))),
-        (copied, _) => copied,
-    };
     if let (Err(_), Some(file)) = (&copied, &created) {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut path = file.clone().into_os_string();
@@ -108,8 +102,11 @@ async fn copy_into(
     stop: &super::Stop,
 ) -> anyhow::Result<Vec<TableReport>> {
     use std::io::IsTerminal;
-    if stop.signal().is_some() {
-        anyhow::bail!("stopped before the target was opened");
+    // Stopped by the signal (and by nothing else: a refusal meanwhile is told as itself),
+    // before the target was opened or between batches.
+    let stopped = |signal| anyhow::Error::new(super::Interrupted(signal, "nothing was copied"));
+    if let Some(signal) = stop.signal() {
+        return Err(stopped(signal));
     }
     migrate_end(g, "target", &args.to).await?;
     let mut to = crate::store::open_copy_end(&args.to).await?;
@@ -145,7 +142,11 @@ async fn copy_into(
         batch: args.batch,
         stop: stop.token.clone(),
     };
-    let reports = crate::store::copy::copy(from, to.as_mut(), &options, &mut progress).await?;
+    let copied = crate::store::copy::copy(from, to.as_mut(), &options, &mut progress).await;
+    let reports = match (copied, stop.signal()) {
+        (Err(crate::Error::Closed), Some(signal)) => return Err(stopped(signal)),
+        (copied, _) => copied?,
+    };
     bar.finish_and_clear();
     Ok(reports)
 }

@@ -178,21 +178,21 @@ fn fail(e: anyhow::Error) -> ExitCode {
     output::eprint_line(&format!("error: {message}"));
     ExitCode::from(if e.downcast_ref::<Usage>().is_some() {
         2
-    } else if let Some(Interrupted(signal)) = e.downcast_ref::<Interrupted>() {
+    } else if let Some(Interrupted(signal, _)) = e.downcast_ref::<Interrupted>() {
         128 + signal.number()
     } else {
         1
     })
 }
 
-/// A one-shot command stopped by a signal before it went through: exit 128 + the signal's
-/// number, as a shell reports a process the signal ended.
+/// A one-shot command stopped by a signal before it went through (and what that left
+/// undone): exit 128 + the signal's number, as a shell reports a process the signal ended.
 #[derive(Debug)]
-pub struct Interrupted(pub StopSignal);
+pub struct Interrupted(pub StopSignal, pub &'static str);
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "stopped by {}: nothing was done", self.0.name())
+        write!(f, "stopped by {}: {}", self.0.name(), self.1)
     }
 }
 

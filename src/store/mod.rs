@@ -974,8 +974,11 @@ pub struct JobRescueParams {
     /// (its process stopped, or the database taking no write from anyone) every heartbeat
     /// looks old until each worker's held-up one is through, and live workers would be judged
     /// lost, by a pass sent before the stall and run only after it too. A worker registered
-    /// without a lease ([`Store::worker_heartbeat`]) judges as if asked by nobody. Stuck jobs
-    /// are judged either way.
+    /// without a lease ([`Store::worker_heartbeat`]) passes that check. And since a rescuer
+    /// sees stalls only at its own lease's measure, a worker whose lease is shorter than
+    /// `lease` is judged lost, when asked by a worker, once silent for `lease` too, or once a
+    /// worker of a lease no longer than its own is fresh and steady for that lease. Stuck
+    /// jobs are judged either way.
     pub by: Option<String>,
 }
 
