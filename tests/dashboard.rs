@@ -792,6 +792,10 @@ backend_case! {
         let args = between(&html, r#"<section id="args">"#, "</section>");
         assert!(args.contains("&quot;to&quot;: &quot;alice@example.com&quot;"), "pretty JSON: {args}");
         assert!(args.contains("&lt;b&gt;hi&lt;/b&gt;"), "escaped: {args}");
+        // Args and traces break a long word rather than widen the page past the screen
+        // (review of 7 Dec: a 3,300-character message made it 25,000 px wide).
+        let rule = between(&html, "pre.json, pre.trace {", "}");
+        assert!(rule.contains("overflow-wrap: anywhere"), "{rule}");
         let attempts = between(&html, r#"<section id="attempts">"#, "</section>");
         assert!(attempts.contains(r#"data-attempt="1""#) && attempts.contains(r#"data-attempt="2""#), "{attempts}");
         assert!(attempts.contains("SMTP timeout") && attempts.contains("554 rejected"), "{attempts}");
@@ -846,6 +850,11 @@ backend_case! {
         assert!(html.contains(&format!("id=\"job-{}\"", alice.id)));
         let (_, html, _) = send(&app, get("/dashboard/jobs?kind=mail&state=discarded")).await;
         assert!(html.contains("No job matches these filters."), "{html}");
+        // The page holding the filter form does not reload itself: the reload threw away a
+        // filter half typed in, every 5 s (review of 7 Dec). A link reloads it, filters kept.
+        assert!(!html.contains("http-equiv=\"refresh\""), "{html}");
+        assert!(!html.contains("refreshes every"), "{html}");
+        assert!(html.contains(r#"id="reload" href="/dashboard/jobs?state=discarded&amp;kind=mail""#), "{html}");
 
         let (_, page1, _) = send(&app, get("/dashboard/jobs?queue=bulk")).await;
         assert_eq!(page1.matches("<tr id=\"job-").count(), 50);
@@ -1354,6 +1363,18 @@ backend_case! {
         let parents = between(&html, r#"<section id="parents">"#, "</section>");
         assert!(parents.contains(r#"data-state="cancelled""#), "{parents}");
         assert!(html.contains(&format!("parent job {} was cancelled", parent.id)), "the reason: {html}");
+
+        // A retried job that waits for its parents again says so (review of 7 Dec: "Job N is
+        // available again" over a page showing it pending).
+        let waiting = insert_opts(&db, "load", InsertOpts { depends_on: vec![second.id], ..Default::default() }).await;
+        db.store.job_cancel(waiting.id).await.unwrap();
+        let (status, _, location) = send(&app, post(&format!("/dashboard/jobs/{}/retry", waiting.id), "from=job")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let location = location.unwrap();
+        assert_eq!(location, format!("/dashboard/jobs/{}?retried_pending={}", waiting.id, waiting.id));
+        assert_eq!(state_of(&db, waiting.id).await, JobState::Pending);
+        let (_, html, _) = send(&app, get(&location)).await;
+        assert!(html.contains(&format!("Job {} was retried and waits (pending)", waiting.id)), "{html}");
 
         // The keys, escaped.
         let (_, html, _) = send(&app, get(&format!("/dashboard/jobs/{}", second.id))).await;

@@ -104,7 +104,7 @@ form.inline { display: inline; margin: 0 .2rem 0 0; }
 .notice { background: #eef7ee; border: 1px solid #9c9; padding: .4rem .8rem; display: inline-block; }
 nav { margin: 0 0 1rem; padding: 0 0 .5rem; border-bottom: 1px solid #ddd; }
 nav a { margin-right: 1rem; }
-pre.json, pre.trace { margin: 0; white-space: pre-wrap; max-width: 70rem; background: #f6f6f6; padding: .5rem; }
+pre.json, pre.trace { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; max-width: 70rem; background: #f6f6f6; padding: .5rem; }
 pre.trace { font-size: 12px; color: #555; }
 dl.fields { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }
 dl.fields dt { color: #777; } dl.fields dd { margin: 0; }
@@ -135,6 +135,9 @@ fn layout(title: &str, refresh: Option<(u64, &str)>, body: Markup) -> Markup {
                     a href="/dashboard/periodic" { "Periodic" }
                     a href="/dashboard/workflows" { "Workflows" }
                     a href="/dashboard/batches" { "Batches" }
+                    @if let Some((secs, _)) = refresh {
+                        span.muted #refreshes { "refreshes every " (secs) " s" }
+                    }
                 }
                 (body)
             }
@@ -223,6 +226,9 @@ fn notice(query: Option<&str>) -> Option<String> {
         let id: i64 = v.parse().ok()?;
         match k.as_ref() {
             "retried" => Some(format!("Job {id} is available again.")),
+            "retried_pending" => Some(format!(
+                "Job {id} was retried and waits (pending): for its parents, or its sequence's turn."
+            )),
             "cancelled" => Some(format!("Job {id} was cancelled.")),
             "cancel_requested" => Some(format!(
                 "Job {id} is running: cancel requested, its worker stops it."
@@ -273,12 +279,10 @@ fn nav_header(state: &AppState, headers: &HeaderMap, title: &str) -> Markup {
             state.config.admin_token.as_deref(),
             [cookie_token(headers).as_deref()],
         );
-    let refresh = state.config.dashboard_refresh.as_secs().max(1);
     html! {
         header {
             h1 { (title) }
             span.muted { "backend: " (state.client.backend()) }
-            span.muted { "refreshes every " (refresh) " s" }
             @if logged_in {
                 form.inline method="post" action="/dashboard/logout" { button type="submit" { "Log out" } }
             } @else if token_set {
@@ -699,6 +703,11 @@ async fn act(
     match result {
         Ok(job) if job.state == crate::job::JobState::Running => {
             Redirect::to(&format!("{back}?cancel_requested={id}")).into_response()
+        }
+        // Retried into waiting again (its parents unfinished, or its sequence's turn to come):
+        // until 7 Dec the notice said it was available.
+        Ok(job) if job.state == crate::job::JobState::Pending => {
+            Redirect::to(&format!("{back}?retried_pending={id}")).into_response()
         }
         Ok(_) => Redirect::to(&format!("{back}?{done}={id}")).into_response(),
         Err(e) => error_page(&state, e),

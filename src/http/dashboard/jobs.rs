@@ -202,7 +202,13 @@ pub(super) async fn page(
     let fq = filter_query(&filter);
     let notice = bulk_notice(&rest);
     let self_url = format!("/dashboard/jobs?{fq}");
-    let refresh = state.config.dashboard_refresh.as_secs().max(1);
+    // A reload keeps the filters and the page; a one-time notice is dropped. By a link, not by
+    // itself as the other pages do: the page holds the filter form, which a reload every few
+    // seconds emptied while it was filled in (until 7 Dec).
+    let reload_url = match (before_id, get("cursor")) {
+        (Some(_), Some(c)) => format!("/dashboard/jobs?{fq}&cursor={c}"),
+        _ => self_url.clone(),
+    };
     let body = html! {
         (nav_header(&state, &headers, "Jobs"))
         @if let Some(text) = notice {
@@ -239,6 +245,7 @@ pub(super) async fn page(
             }
         }
         p {
+            a #reload href=(reload_url) { "Reload" } " "
             @if before_id.is_some() {
                 a #first-page href=(self_url) { "First page" } " "
             }
@@ -247,12 +254,7 @@ pub(super) async fn page(
             }
         }
     };
-    // Refresh keeps the filters and the page; a one-time notice is dropped.
-    let refresh_url = match (before_id, get("cursor")) {
-        (Some(_), Some(c)) => format!("/dashboard/jobs?{fq}&cursor={c}"),
-        _ => self_url.clone(),
-    };
-    Html(layout("porter: jobs", Some((refresh, &refresh_url)), body).into_string()).into_response()
+    Html(layout("porter: jobs", None, body).into_string()).into_response()
 }
 
 fn preview(args: &serde_json::Value) -> String {
@@ -301,7 +303,13 @@ fn bulk_notice(rest: &[(String, String)]) -> Option<String> {
         ));
     }
     if changed < matched {
-        text.push_str(" The others' state did not allow it.");
+        text.push_str(match action {
+            // A bulk retry also leaves a child whose parents have not all ended as it needs,
+            // and one retried with its parent (review of 7 Dec: 34 of 37 cancelled steps were
+            // said to be refused for their state).
+            BulkAction::Retry => " The others were left as they are: their state, or their parents' (retry a workflow's steps one by one), did not allow it.",
+            _ => " The others' state did not allow it.",
+        });
     }
     Some(text)
 }
@@ -408,7 +416,7 @@ pub(super) async fn confirm(
 
 fn what_happens(action: BulkAction) -> &'static str {
     match action {
-        BulkAction::Retry => "Those not running become available now (running ones are left alone).",
+        BulkAction::Retry => "Those not running become available now (running ones, and children whose parents have not all ended, are left alone).",
         BulkAction::Cancel => "Unfinished ones are cancelled; running ones are asked to stop (their workers stop them); finished ones are left alone.",
         BulkAction::Delete => "Those not running are deleted for good, with their history (running ones are left alone).",
     }
