@@ -1135,16 +1135,39 @@ backend_case! {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
         surfaces::insert(db.store.as_ref(), "noop", "default").await;
         for route in ["/admin/jobs", "/admin/workflows", "/admin/batches"] {
-            for bad in ["0", "-1", "x", "", "0000000000000000000000000", "1.5"] {
+            for bad in ["0", "-1", "x", "0000000000000000000000000", "1.5"] {
                 let (status, body) = send(&app, request(Method::GET, &format!("{route}?limit={bad}"), Body::empty())).await;
                 assert_eq!(status, StatusCode::BAD_REQUEST, "{route} limit={bad}: {body}");
                 let error = body["error"].as_str().unwrap_or_default().to_string() + &body.to_string();
                 assert!(error.contains("at least 1"), "{route} limit={bad}: {body}");
             }
-            for good in ["1", "10000", "20000", "4294967296", "%2B4294967296", "1234567890123456789012345678901234567890"] {
+            // Empty: not given (DESIGN.md's `?state=&kind=&queue=&limit=&before_id=`).
+            for good in ["", "1", "10000", "20000", "4294967296", "%2B4294967296", "1234567890123456789012345678901234567890"] {
                 let (status, body) = send(&app, request(Method::GET, &format!("{route}?limit={good}"), Body::empty())).await;
                 assert_eq!(status, StatusCode::OK, "{route} limit={good}: {body}");
             }
+        }
+    }
+}
+
+backend_case! {
+    /// DESIGN.md's query template, filled with blanks for what is not wanted, lists as the
+    /// bare route does: an empty value is a parameter not given (review of 7 Dec: a 422 for
+    /// `kind=`, a 400 for `limit=`).
+    async fn listings_take_the_documented_query_template_with_blanks(db: TestDb) {
+        let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        surfaces::discarded_job(db.store.as_ref(), "boom").await;
+        for (blank, bare, key) in [
+            ("/admin/jobs?state=&kind=&queue=&limit=&before_id=", "/admin/jobs", "jobs"),
+            ("/admin/jobs?state=discarded&kind=&queue=", "/admin/jobs?state=discarded", "jobs"),
+            ("/admin/failed?limit=&before_id=", "/admin/failed", "jobs"),
+        ] {
+            let (status, with_blanks) = send(&app, request(Method::GET, blank, Body::empty())).await;
+            assert_eq!(status, StatusCode::OK, "{blank}: {with_blanks}");
+            let (_, without) = send(&app, request(Method::GET, bare, Body::empty())).await;
+            assert_eq!(with_blanks[key], without[key], "{blank}");
+            assert!(with_blanks[key].as_array().is_some_and(|a| !a.is_empty()), "{blank}: {with_blanks}");
         }
     }
 }
