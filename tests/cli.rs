@@ -1311,6 +1311,11 @@ backend_case! {
             .assert_usage_error("sleep");
         env.run(&["enqueue", "fail", r#"{"message": 5}"#])
             .assert_usage_error("fail");
+        // A field the cleanup does not have is a typo, not ignored (review of 7 Dec: `tabloid`
+        // turned a one-tablo cleanup into a sweep of every orphan). The diagnostic kinds
+        // (`noop`, `sleep`, `fail`) ignore other fields.
+        env.run(&["enqueue", "orphan_file_cleanup", r#"{"tabloid": "6f1c9b1e-9a53-4ed4-9d4f-2d2b0f0c1a11"}"#])
+            .assert_usage_error("unknown field `tabloid`");
         assert!(surfaces::all_jobs(env.store()).await.is_empty(), "nothing inserted");
         env.run(&["enqueue", "sleep", r#"{"ms": 10}"#]).ok();
         env.run(&["enqueue", "fail", r#"{"message": "boom"}"#]).ok();

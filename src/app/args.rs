@@ -8,8 +8,10 @@ use uuid::Uuid;
 
 use crate::job::JobArgs;
 
-/// Args of the `orphan_file_cleanup` job.
+/// Args of the `orphan_file_cleanup` job. A field it does not have is refused: a typo of
+/// `tablo_id` would otherwise sweep every orphan instead of one tablo's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OrphanFileCleanup {
     /// Only this (deleted) tablo's files; every orphan when absent.
     #[serde(default)]
