@@ -2,8 +2,9 @@
 //! percent-encoded as well), no JavaScript, no build step. The overview shows job counts by queue and state, the jobs due to run that no
 //! live worker serves (when there are any), the last hour's chart ([`chart`]), the discarded
 //! jobs with their last error, and the unfinished jobs, with retry and cancel buttons; every
-//! page reloads itself every few seconds
-//! ([`HttpConfig::dashboard_refresh`](super::HttpConfig::dashboard_refresh)). The other pages,
+//! page but the jobs page (whose filter form a reload would empty) reloads itself every few
+//! seconds ([`HttpConfig::dashboard_refresh`](super::HttpConfig::dashboard_refresh)). The
+//! other pages,
 //! linked from every page's top bar: one job (`/dashboard/jobs/{id}`), jobs with filters,
 //! search, pages and bulk actions (`/dashboard/jobs`), queues with pause and resume
 //! (`/dashboard/queues`), workers (`/dashboard/workers`), periodic schedules
