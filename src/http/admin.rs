@@ -160,7 +160,8 @@ type QueryPair<'q> = (std::borrow::Cow<'q, str>, std::borrow::Cow<'q, str>);
 /// would the caller mean?), is a 400 naming it, on every route, with or without parameters.
 /// One given empty is one not given, as DESIGN.md writes the listing's query
 /// (`?state=&kind=&queue=&limit=&before_id=`: until 7 Dec that template, filled with blanks
-/// for the filters not wanted, was a 422).
+/// for the filters not wanted, was a 422); but for `after`, the queues' cursor, for which the
+/// empty string is a queue's name another program may have written.
 fn query_params<'q>(
     query: Option<&'q str>,
     known: &[&str],
@@ -187,7 +188,7 @@ fn query_params<'q>(
     }
     Ok(pairs
         .into_iter()
-        .filter(|(_, value)| !value.is_empty())
+        .filter(|(key, value)| !value.is_empty() || key == "after")
         .collect())
 }
 
