@@ -33,6 +33,14 @@ fn ok(out: &Output) -> String {
     stdout
 }
 
+/// The names of what `dir` holds (a copy that did not go through leaves nothing there).
+fn files_in(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect()
+}
+
 /// A fresh database of the other backend (or of the same one without a Postgres server).
 async fn other(db: &TestDb) -> TestDb {
     match (db.store.backend(), common::postgres_base_url()) {
@@ -1159,10 +1167,7 @@ async fn a_copy_refused_in_its_snapshot_leaves_no_new_sqlite_target() {
         stderr.contains("has this key as porter reads it"),
         "{stderr}"
     );
-    let left: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let left = files_in(dir.path());
     assert!(left.is_empty(), "nothing left: {left:?}");
     // A target that was there before stays, as it was.
     let there = common::sqlite().await;
@@ -1498,10 +1503,7 @@ async fn copy_stopped_by_a_signal_removes_the_target_it_created() {
             stderr.contains("stopped by SIG") && stderr.contains("nothing was copied"),
             "{stderr}"
         );
-        let left: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let left = files_in(dir.path());
         assert!(left.is_empty(), "{sig}: nothing left: {left:?}");
     }
     assert_eq!(

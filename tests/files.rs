@@ -49,6 +49,15 @@ async fn save_held_at_its_put(
     (gated, save)
 }
 
+/// Every upload begun two hours ago: past the grace, abandoned.
+async fn age_uploads(db: &common::TestDb) {
+    let aged = match db.sqlite_path() {
+        Some(_) => "UPDATE tablo_file_uploads SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 hours')",
+        None => "UPDATE tablo_file_uploads SET created_at = now() - interval '2 hours'",
+    };
+    common::raw_exec(db, aged).await;
+}
+
 fn counts(
     orphans_seen: u64,
     objects_deleted: u64,
@@ -1084,11 +1093,7 @@ backend_case! {
         let key = format!("tablos/{live}/abandoned");
         fx.put(&key).await;
         fx.tablos.tablo_file_upload_begin(row(live, &key)).await.unwrap();
-        let aged = match fx.db.sqlite_path() {
-            Some(_) => "UPDATE tablo_file_uploads SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 hours')",
-            None => "UPDATE tablo_file_uploads SET created_at = now() - interval '2 hours'",
-        };
-        crate::common::raw_exec(&fx.db, aged).await;
+        age_uploads(&fx.db).await;
         let got = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config())
             .await
             .unwrap();
@@ -1215,11 +1220,7 @@ backend_case! {
         let tablo = fx.tablos.tablo_insert("stalled").await.unwrap();
         let (gated, save) = save_held_at_its_put(&fx, tablo.id).await;
         // Two hours pass: the cleanup takes the upload (no object yet: nothing to delete).
-        let aged = match fx.db.sqlite_path() {
-            Some(_) => "UPDATE tablo_file_uploads SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 hours')",
-            None => "UPDATE tablo_file_uploads SET created_at = now() - interval '2 hours'",
-        };
-        common::raw_exec(&fx.db, aged).await;
+        age_uploads(&fx.db).await;
         cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &fx.config()).await.unwrap();
         assert_eq!(fx.db.raw_count("SELECT count(*) FROM tablo_file_uploads").await, 0);
         gated.open_puts();
