@@ -670,16 +670,54 @@ backend_case! {
             .await
             .unwrap();
         assert_eq!(
-            again.status(),
-            StatusCode::CONFLICT,
+            again.headers()[header::LOCATION],
+            format!("/?not_cancelled={}&status=409", queued.id).as_str(),
             "a finished job cannot be cancelled"
         );
-        let missing = open
-            .clone()
-            .oneshot(post("/dashboard/jobs/999999/retry", ""))
-            .await
-            .unwrap();
-        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert_eq!(state_of(&db, queued.id).await, JobState::Cancelled);
+    }
+}
+
+backend_case! {
+    // Until 7 Dec a refused action answered with its error page at the POST's address, so
+    // reloading that page posted the action again: a cancel refused for an ended job cancelled
+    // it once someone had retried it. A refused action redirects like a done one.
+    async fn a_refused_action_redirects_so_reloading_its_page_posts_nothing(db: TestDb) {
+        let job = surfaces::insert(db.store.as_ref(), "noop", "default").await;
+        let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
+        let open = router(state.clone());
+        let cancel = format!("/dashboard/jobs/{}/cancel", job.id);
+        assert_eq!(send(&open, post(&cancel, "from=job")).await.0, StatusCode::SEE_OTHER);
+        assert_eq!(state_of(&db, job.id).await, JobState::Cancelled);
+
+        let (status, _, location) = send(&open, post(&cancel, "from=job")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "refused, and sent to a page to read");
+        let location = location.unwrap();
+        assert_eq!(location, format!("/dashboard/jobs/{}?not_cancelled={}&status=409", job.id, job.id));
+        let retry = format!("/dashboard/jobs/{}/retry", job.id);
+        assert_eq!(send(&open, post(&retry, "")).await.0, StatusCode::SEE_OTHER);
+        assert_eq!(state_of(&db, job.id).await, JobState::Available);
+        // The reload is a GET of that page: it says what was refused, and cancels nothing.
+        let (status, html) = get_page(&state, &location).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            html.contains(&format!("Job {} was not cancelled: 409 Conflict", job.id)),
+            "{html}"
+        );
+        assert_eq!(state_of(&db, job.id).await, JobState::Available);
+
+        // A job that is not there: back to the overview, which has no page of it to show.
+        let (status, _, location) = send(&open, post("/dashboard/jobs/999999/retry", "from=job")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let location = location.unwrap();
+        assert_eq!(location, "/?not_retried=999999&status=404");
+        let (_, html) = get_page(&state, &location).await;
+        assert!(html.contains("Job 999999 was not retried: 404 Not Found: no such job"), "{html}");
+        // Only an error's status makes the notice, and only numbers.
+        for query in ["not_retried=5&status=200", "not_retried=5&status=%3Cb%3E", "not_retried=5", "not_retried=x&status=409"] {
+            let (_, html) = get_page(&state, &format!("/?{query}")).await;
+            assert!(!html.contains(r#"id="notice""#), "{query}: {html}");
+        }
     }
 }
 

@@ -220,10 +220,15 @@ fn action(job: &JobRow, verb: &str, label: &str) -> Markup {
     }
 }
 
-/// A one-time notice after an action: `?retried=ID` or `?cancelled=ID` (ids only, so the
-/// URL cannot put text on the page).
+/// A one-time notice after an action: `?retried=ID` or `?cancelled=ID`, or
+/// `?not_retried=ID&status=N` for one refused (ids and an error's status only, so the URL
+/// cannot put text on the page).
 fn notice(query: Option<&str>) -> Option<String> {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).find_map(|(k, v)| {
+    let pairs: Vec<_> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).collect();
+    if let Some(text) = refused_notice(&pairs) {
+        return Some(text);
+    }
+    pairs.iter().find_map(|(k, v)| {
         let id: i64 = v.parse().ok()?;
         match k.as_ref() {
             "retried" => Some(format!("Job {id} is available again.")),
@@ -238,6 +243,37 @@ fn notice(query: Option<&str>) -> Option<String> {
             _ => None,
         }
     })
+}
+
+/// The notice of an action refused (see [`act`]): `not_retried` or `not_cancelled` with the
+/// job's id, and `status`, the refusal's HTTP status (an error's only).
+fn refused_notice(
+    pairs: &[(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)],
+) -> Option<String> {
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_ref())
+    };
+    let status = StatusCode::from_u16(field("status")?.parse().ok()?).ok()?;
+    if !(status.is_client_error() || status.is_server_error()) {
+        return None;
+    }
+    let (verb, id) = [("retried", "not_retried"), ("cancelled", "not_cancelled")]
+        .into_iter()
+        .find_map(|(verb, key)| Some((verb, field(key)?.parse::<i64>().ok()?)))?;
+    let why = match status {
+        StatusCode::CONFLICT => "its state does not allow it (the page shows it as it is now)",
+        StatusCode::NOT_FOUND => "no such job",
+        StatusCode::SERVICE_UNAVAILABLE => "the database did not answer: try again",
+        _ => "see the server's log",
+    };
+    Some(format!(
+        "Job {id} was not {verb}: {} {}: {why}.",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    ))
 }
 
 async fn page(
@@ -711,7 +747,22 @@ async fn act(
             Redirect::to(&format!("{back}?retried_pending={id}")).into_response()
         }
         Ok(_) => Redirect::to(&format!("{back}?{done}={id}")).into_response(),
-        Err(e) => error_page(&state, e),
+        // Refused too, the answer is a redirect to a page to read: an error page answered at
+        // the POST's address posted the action again when reloaded (until 7 Dec), and a cancel
+        // refused for an ended job then cancelled it once someone had retried it.
+        Err(e) => {
+            let status = super::AppError::from(e).status;
+            let back = if status == StatusCode::NOT_FOUND {
+                "/"
+            } else {
+                back.as_str()
+            };
+            Redirect::to(&format!(
+                "{back}?not_{done}={id}&status={}",
+                status.as_u16()
+            ))
+            .into_response()
+        }
     }
 }
 
