@@ -496,11 +496,26 @@ backend_case! {
         surfaces::insert(db.store.as_ref(), "noop", "mail").await;
         surfaces::insert(db.store.as_ref(), "noop", "mail").await;
         let running = surfaces::running_job(db.store.as_ref()).await;
+        // Waits for the running job: unfinished too (until 7 Dec the overview left `pending` out).
+        let waiting = insert_opts(
+            &db,
+            "report",
+            InsertOpts { depends_on: vec![running.id], ..Default::default() },
+        )
+        .await;
+        assert_eq!(waiting.state, JobState::Pending);
         db.store.queue_pause("mail").await.unwrap();
         let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
 
         let (status, html) = get_page(&state, "/").await;
         assert_eq!(status, StatusCode::OK);
+        let unfinished = between(&html, r#"id="unfinished""#, "</section>");
+        assert!(
+            unfinished.contains(&format!(r#"data-job-id="{}" data-state="pending""#, waiting.id))
+                && unfinished.contains(&format!(r#"action="/dashboard/jobs/{}/cancel""#, waiting.id))
+                && !unfinished.contains(&format!(r#"action="/dashboard/jobs/{}/retry""#, waiting.id)),
+            "a job that waits is listed, with a cancel and no run now: {unfinished}"
+        );
         assert!(!html.contains("<script>alert"), "the error is escaped");
         assert!(
             html.contains("&lt;script&gt;alert('x')&lt;/script&gt; &amp; &quot;quotes&quot;"),

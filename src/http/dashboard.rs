@@ -365,7 +365,9 @@ async fn render_page(
     let unfinished = listing::list_jobs(
         &state.client,
         JobListParams {
+            // Every state not final (until 7 Dec without `pending`, the jobs that wait).
             states: vec![
+                JobState::Pending,
                 JobState::Available,
                 JobState::Scheduled,
                 JobState::Running,
