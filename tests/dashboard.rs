@@ -1815,6 +1815,61 @@ backend_case! {
 }
 
 backend_case! {
+    needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped");
+    /// Each step's name and its job line fit the step's box in the graph, whatever the
+    /// name's letters: until 7 Dec 22 characters were drawn whatever their width, and 22 `w`
+    /// (or wide letters, as CJK's) ran past the box's edge.
+    async fn browser_step_names_stay_inside_their_boxes_in_the_graph(db: TestDb) {
+        let names = [
+            "w".repeat(255),
+            "W".repeat(60),
+            "m".repeat(60),
+            "\u{6f22}".repeat(60),
+            "@".repeat(60),
+            "ship-the-orders-of-the-whole-week".to_string(),
+            "a".to_string(),
+        ];
+        let mut workflow = Workflow::new("names");
+        for name in &names {
+            workflow.push(Step::raw(name.clone(), "noop", serde_json::json!({})));
+        }
+        let wf = db.store.workflow_insert(workflow.params().unwrap()).await.unwrap();
+        let (base, stop) =
+            serve(surfaces::app_state(db.store.clone(), HttpConfig::default()).await).await;
+        let browser = Browser::start().await;
+        browser.goto(&format!("{base}/dashboard/workflows/{}", wf.id)).await;
+        browser.wait_for_text("Steps as a graph").await;
+        // Each node: its box's width, and each line's drawn width and left offset in the box.
+        let nodes = browser
+            .eval(
+                "return [...document.querySelectorAll('#workflow-graph a.node')].map(a => {
+                   const box = a.querySelector('rect').getBoundingClientRect();
+                   return [a.dataset.step.length, box.width,
+                           ...[...a.querySelectorAll('text')].map(t => {
+                              const b = t.getBoundingClientRect();
+                              return [b.x - box.x, b.width];
+                           })];
+                 });",
+            )
+            .await;
+        let nodes = nodes.as_array().unwrap();
+        assert_eq!(nodes.len(), names.len(), "{nodes:?}");
+        for node in nodes {
+            let width = node[1].as_f64().unwrap();
+            for line in &node.as_array().unwrap()[2..] {
+                let (left, drawn) = (line[0].as_f64().unwrap(), line[1].as_f64().unwrap());
+                assert!(
+                    left >= 0.0 && left + drawn <= width,
+                    "a line of {node:?} is {drawn:.0} px from {left:.0}, in a box of {width:.0}"
+                );
+            }
+        }
+        drop(browser);
+        stop.cancel();
+    }
+}
+
+backend_case! {
     /// A workflow of 10,000 steps (one root, a fan-out) draws a bounded graph and pages its
     /// table.
     async fn a_large_workflow_draws_a_bounded_graph_and_pages_its_table(db: TestDb) {

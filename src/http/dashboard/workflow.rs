@@ -49,14 +49,15 @@ pub const LAYER_WIDTH: usize = 16;
 pub const MAX_DRAWN_EDGES: usize = 1000;
 /// Characters of parents' names a step's "after" cell shows before it counts the rest.
 const AFTER_CHARS: usize = 80;
-/// Longest step name drawn in a node (the whole name is its tooltip and in the table).
-const LABEL_CHARS: usize = 22;
+/// The room for a step's name in its node, in ems of its 12 px font: the box less 8 px each
+/// side (the whole name is the node's tooltip and in the table).
+const LABEL_EMS: f64 = (NODE_W - 16) as f64 / 12.0;
 
 const NODE_W: i64 = 170;
 const NODE_H: i64 = 40;
 const GAP_X: i64 = 20;
 const GAP_Y: i64 = 48;
-const MARGIN: i64 = 10;
+const MARGIN: i64 = GAP_X;
 
 /// A state's fill and outline in the graph and its legend.
 pub fn colours(state: JobState) -> (&'static str, &'static str) {
@@ -475,6 +476,40 @@ pub(super) fn label(text: &str, max: usize) -> String {
     out
 }
 
+/// A step's name as its node draws it: [`label`]'s text, cut with `…` to [`LABEL_EMS`] by
+/// [`ems`]. (Until 7 Dec it was cut at 22 characters whatever their width, and 22 `w` ran
+/// 60 px past the box.)
+fn node_label(text: &str) -> String {
+    let shown = label(text, usize::MAX);
+    if shown.chars().map(ems).sum::<f64>() <= LABEL_EMS {
+        return shown;
+    }
+    let mut used = ems('…');
+    let mut out: String = shown
+        .chars()
+        .take_while(|&c| {
+            used += ems(c);
+            used <= LABEL_EMS
+        })
+        .collect();
+    out.push('…');
+    out
+}
+
+/// A character's width in ems, as wide as the usual sans-serif fonts draw it or wider
+/// (DejaVu Sans, the widest of them: `m` 0.97, `w` 0.82, `a` 0.61, `i` 0.28); any character
+/// beyond ASCII is taken as a whole em or more (CJK's are one em).
+fn ems(c: char) -> f64 {
+    match c {
+        'm' | 'w' | 'M' | 'W' | '@' | '%' => 1.0,
+        'f' | 'i' | 'j' | 'l' | 'r' | 't' | 'I' | ' ' | '.' | ',' | ':' | ';' | '\'' | '|'
+        | '!' | '(' | ')' | '[' | ']' | '-' => 0.45,
+        'A'..='Z' => 0.8,
+        _ if c.is_ascii() => 0.66,
+        _ => 1.05,
+    }
+}
+
 /// The edges (parent index, child index) among the first `n` steps, found by the parents' job
 /// ids (`after_ids`; a job outside the workflow is not drawn). Not by name: a step may be
 /// named like an outside job (`job N`).
@@ -544,22 +579,28 @@ fn draw(wf: &WorkflowDetail) -> Markup {
             at.insert(*node, (x, y));
         }
     }
+    let layer_of = |node: Node| match node {
+        Node::Step(v) => layer[v],
+        Node::More(l) => l,
+    };
     let lines: BTreeSet<(Node, Node)> = edges
         .iter()
         .map(|&(p, c)| (node_of[p], node_of[c]))
         .collect();
     let all_lines = lines.len();
     let lines: BTreeSet<(Node, Node)> = if all_lines > MAX_DRAWN_EDGES {
-        let layer_of = |node: Node| match node {
-            Node::Step(v) => layer[v],
-            Node::More(l) => l,
-        };
         let mut by_span: Vec<(Node, Node)> = lines.into_iter().collect();
         by_span.sort_by_key(|&(from, to)| (layer_of(to).abs_diff(layer_of(from)), from, to));
         by_span.into_iter().take(MAX_DRAWN_EDGES).collect()
     } else {
         lines
     };
+    // Each layer's boxes by their left edge, for the edges that pass it by.
+    let lefts: Vec<Vec<i64>> = drawn
+        .iter()
+        .map(|nodes| nodes.iter().map(|node| at[node].0).collect())
+        .collect();
+    let route = |from: Node, to: Node| edge_path(at[&from], at[&to], layer_of(from), &lefts);
     let end = |node: Node| match node {
         Node::Step(v) => steps[v].job_id.to_string(),
         Node::More(l) => format!("more-{l}"),
@@ -592,11 +633,7 @@ fn draw(wf: &WorkflowDetail) -> Markup {
                 }
                 g.edges {
                     @for (from, to) in &lines {
-                        @let (x1, y1) = at[from];
-                        @let (x2, y2) = at[to];
-                        @let (x1, y1, x2, y2) = (x1 + NODE_W / 2, y1 + NODE_H, x2 + NODE_W / 2, y2);
-                        path.edge data-from=(end(*from)) data-to=(end(*to))
-                            d=(format!("M {x1} {y1} C {x1} {} {x2} {} {x2} {y2}", y1 + GAP_Y / 2, y2 - GAP_Y / 2))
+                        path.edge data-from=(end(*from)) data-to=(end(*to)) d=(route(*from, *to))
                             fill="none" stroke="#888" stroke-width="1.2" marker-end="url(#arrow)" {}
                     }
                 }
@@ -610,8 +647,15 @@ fn draw(wf: &WorkflowDetail) -> Markup {
                                     data-step=(label(&s.step, usize::MAX)) data-state=(s.state.as_str()) data-layer=(layer[*v]) {
                                     title { (label(&s.step, usize::MAX)) " (" (label(&s.kind, usize::MAX)) "): job " (s.job_id) ", " (s.state.as_str()) }
                                     rect x=(x) y=(y) width=(NODE_W) height=(NODE_H) rx="6" fill=(fill) stroke=(stroke) stroke-width="1.5" {}
-                                    text x=(x + 8) y=(y + 16) font-size="12" fill="#222" { (label(&s.step, LABEL_CHARS)) }
-                                    text x=(x + 8) y=(y + 32) font-size="11" fill="#555" { "#" (s.job_id) " · " (s.state.as_str()) }
+                                    // The lines are cut to fit (node_label), and clipped to the
+                                    // box should a font draw them wider still.
+                                    clipPath id=(format!("clip-{}", s.job_id)) {
+                                        rect x=(x + 8) y=(y) width=(NODE_W - 16) height=(NODE_H) {}
+                                    }
+                                    g clip-path=(format!("url(#clip-{})", s.job_id)) {
+                                        text x=(x + 8) y=(y + 16) font-size="12" fill="#222" { (node_label(&s.step)) }
+                                        text x=(x + 8) y=(y + 32) font-size="11" fill="#555" { "#" (s.job_id) " · " (s.state.as_str()) }
+                                    }
                                 }
                             }
                             Node::More(l) => {
@@ -635,6 +679,40 @@ fn draw(wf: &WorkflowDetail) -> Markup {
             }
         }
     }
+}
+
+/// The SVG path of an edge from the box at `from` (in layer `from_layer`) down to the box at
+/// `to`: from the bottom of one to the top of the other, and through the layers between by
+/// their gaps (`lefts`: each layer's boxes by left edge), at each the gap nearest the straight
+/// line, so that it passes no box (until 7 Dec it was drawn straight behind the boxes between,
+/// and read as an edge of one of them).
+fn edge_path(from: (i64, i64), to: (i64, i64), from_layer: usize, lefts: &[Vec<i64>]) -> String {
+    let (x1, y1) = (from.0 + NODE_W / 2, from.1 + NODE_H);
+    let (x2, y2) = (to.0 + NODE_W / 2, to.1);
+    let between = usize::try_from((y2 - y1 - GAP_Y) / (NODE_H + GAP_Y)).unwrap_or(0);
+    let mut d = format!("M {x1} {y1}");
+    // A curve leaving and entering upright, within the empty band between two layers.
+    let bend = |d: &mut String, (xa, ya): (i64, i64), (xb, yb): (i64, i64)| {
+        let mid = (ya + yb) / 2;
+        d.push_str(&format!(" C {xa} {mid} {xb} {mid} {xb} {yb}"));
+    };
+    let mut at = (x1, y1);
+    for k in 1..=between {
+        let row = &lefts[from_layer + k];
+        let top = y1 + GAP_Y + (k as i64 - 1) * (NODE_H + GAP_Y);
+        let line = x1 + (x2 - x1) * k as i64 / (between as i64 + 1);
+        let gaps = row
+            .first()
+            .map(|&x| x - GAP_X / 2)
+            .into_iter()
+            .chain(row.iter().map(|&x| x + NODE_W + GAP_X / 2));
+        let gap = gaps.min_by_key(|g| (g - line).abs()).unwrap_or(line);
+        bend(&mut d, at, (gap, top));
+        d.push_str(&format!(" L {gap} {}", top + NODE_H));
+        at = (gap, top + NODE_H);
+    }
+    bend(&mut d, at, (x2, y2));
+    d
 }
 
 #[cfg(test)]
@@ -708,6 +786,106 @@ mod tests {
         assert!(html.contains(&format!("data-hidden=\"{}\"", DRAWN_STEPS - LAYER_WIDTH)));
         assert!(html.contains("first 200 of 10001 steps"), "{html}");
         assert!(html.len() < 100_000, "{} bytes", html.len());
+    }
+
+    /// The boxes drawn (`rect` of each node: x, y, and its job id) and the edges' paths
+    /// (`data-from`, `data-to`, `d`) of a drawing.
+    type Boxes = Vec<(f64, f64, String)>;
+    type Paths = Vec<(String, String, String)>;
+
+    fn drawn(html: &str) -> (Boxes, Paths) {
+        let attr = |tag: &str, name: &str| -> String {
+            let start = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+            tag[start..].split('"').next().unwrap().to_string()
+        };
+        let boxes = html
+            .split("<a class=\"node\"")
+            .skip(1)
+            .map(|node| {
+                let rect = node.split("<rect").nth(1).unwrap();
+                let num = |name| attr(rect, name).parse::<f64>().unwrap();
+                (num("x"), num("y"), attr(node, "data-job-id"))
+            })
+            .collect();
+        let paths = html
+            .split("<path class=\"edge\"")
+            .skip(1)
+            .map(|tag| (attr(tag, "data-from"), attr(tag, "data-to"), attr(tag, "d")))
+            .collect();
+        (boxes, paths)
+    }
+
+    /// Points along a path of `M`, `L` and `C` commands (absolute, as `draw` writes them).
+    fn along(d: &str) -> Vec<(f64, f64)> {
+        let mut words = d.split_whitespace();
+        let mut at = (0.0, 0.0);
+        let mut points = Vec::new();
+        let num = |words: &mut std::str::SplitWhitespace| -> f64 {
+            words.next().unwrap().parse().unwrap()
+        };
+        while let Some(command) = words.next() {
+            match command {
+                "M" => at = (num(&mut words), num(&mut words)),
+                "L" => {
+                    let to = (num(&mut words), num(&mut words));
+                    for i in 0..=50 {
+                        let t = f64::from(i) / 50.0;
+                        points.push((at.0 + (to.0 - at.0) * t, at.1 + (to.1 - at.1) * t));
+                    }
+                    at = to;
+                }
+                "C" => {
+                    let c: Vec<f64> = (0..6).map(|_| num(&mut words)).collect();
+                    for i in 0..=50 {
+                        let t = f64::from(i) / 50.0;
+                        let u = 1.0 - t;
+                        let w = [u * u * u, 3.0 * u * u * t, 3.0 * u * t * t, t * t * t];
+                        points.push((
+                            w[0] * at.0 + w[1] * c[0] + w[2] * c[2] + w[3] * c[4],
+                            w[0] * at.1 + w[1] * c[1] + w[2] * c[3] + w[3] * c[5],
+                        ));
+                    }
+                    at = (c[4], c[5]);
+                }
+                other => panic!("command {other} in {d}"),
+            }
+        }
+        points
+    }
+
+    #[test]
+    fn an_edge_that_skips_layers_goes_around_the_steps_between() {
+        // Until 7 Dec an edge from a layer to one further down was drawn straight through
+        // the boxes between, so it read as an edge of the step it passed behind: here a -> d
+        // through b (and c), and a -> e through b, c and d.
+        let steps = vec![
+            step("a", 1, JobState::Completed, &[]),
+            step("b", 2, JobState::Completed, &[("a", 1)]),
+            step("c", 3, JobState::Running, &[("b", 2)]),
+            step("d", 4, JobState::Pending, &[("c", 3), ("a", 1)]),
+            step("e", 5, JobState::Pending, &[("d", 4), ("a", 1), ("b", 2)]),
+            step("f", 6, JobState::Available, &[]),
+            step("g", 7, JobState::Pending, &[("f", 6), ("b", 2)]),
+            step("h", 8, JobState::Pending, &[("g", 7), ("a", 1)]),
+        ];
+        let html = draw(&detail(steps)).into_string();
+        let (boxes, paths) = drawn(&html);
+        assert_eq!(boxes.len(), 8);
+        assert_eq!(paths.len(), 11, "{html}");
+        for (from, to, d) in &paths {
+            for (x, y) in along(d) {
+                for (bx, by, id) in &boxes {
+                    let inside = x > *bx + 0.5
+                        && x < *bx + NODE_W as f64 - 0.5
+                        && y > *by + 0.5
+                        && y < *by + NODE_H as f64 - 0.5;
+                    assert!(
+                        !inside || id == from || id == to,
+                        "edge {from} -> {to} passes through step {id}'s box at ({x:.0}, {y:.0}): {d}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
