@@ -236,3 +236,41 @@ backend_case! {
         }
     }
 }
+
+backend_case! {
+    /// A registration another program wrote with queues or kinds of another shape than a list
+    /// of names serves anything, as the worker listing reads it (not said, as a registration
+    /// from before migration 0009). Until 7 Dec the backends disagreed on `{"default": 1}`
+    /// (PostgreSQL's `?` found the key, SQLite's `json_each` did not), and both read `[1]` or
+    /// `null` as serving nothing, where the listing shows such a worker serving anything.
+    async fn a_registration_whose_queues_are_not_a_list_of_names_serves_anything(db: TestDb) {
+        let s = &*db.store;
+        insert(s, job_with("noop", on("default"))).await;
+        assert_eq!(unserved(s).await, vec![row("default", "noop", 1)]);
+        for (queues, kinds) in [
+            ("[1]", "[\"noop\"]"),
+            ("null", "null"),
+            ("{\"default\": 1}", "{\"x\": 1}"),
+            ("{\"mail\": 1}", "[\"noop\"]"),
+            ("\"mail\"", "7"),
+            ("[\"mail\", 2]", "[\"noop\"]"),
+            ("[\"default\"]", "[\"other\", null]"),
+        ] {
+            crate::raw_exec(
+                &db,
+                &format!(
+                    "INSERT INTO porter_workers (id, host, pid, queues, kinds) VALUES ('odd', 'h', 1, '{queues}', '{kinds}')"
+                ),
+            )
+            .await;
+            let listed = s.worker_list().await.unwrap();
+            assert!(
+                listed[0].queues.is_none() || listed[0].kinds.is_none(),
+                "{queues} {kinds}: listed as serving any queue or any kind"
+            );
+            assert!(unserved(s).await.is_empty(), "{queues} {kinds}");
+            assert_eq!(s.worker_count_serving("default", "noop").await.unwrap(), 1, "{queues} {kinds}");
+            crate::raw_exec(&db, "DELETE FROM porter_workers").await;
+        }
+    }
+}
