@@ -255,6 +255,9 @@ backend_case! {
             ("\"mail\"", "7"),
             ("[\"mail\", 2]", "[\"noop\"]"),
             ("[\"default\"]", "[\"other\", null]"),
+            // Nested arrays (PostgreSQL's lax path mode looked inside them: review of 7 Dec).
+            ("[[\"default\"]]", "[\"noop\"]"),
+            ("[[]]", "[[\"noop\"]]"),
         ] {
             crate::raw_exec(
                 &db,
