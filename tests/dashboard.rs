@@ -1820,18 +1820,26 @@ backend_case! {
     /// name's letters: until 7 Dec 22 characters were drawn whatever their width, and 22 `w`
     /// (or wide letters, as CJK's) ran past the box's edge.
     async fn browser_step_names_stay_inside_their_boxes_in_the_graph(db: TestDb) {
-        let names = [
+        let mut names = vec![
             "w".repeat(255),
             "W".repeat(60),
             "m".repeat(60),
             "\u{6f22}".repeat(60),
             "@".repeat(60),
+            // Symbols as wide as capitals (a review of 7 Dec: 19 `=` ran 37 px past).
+            "=".repeat(19),
+            "#".repeat(60),
+            "&~<>^+".repeat(10),
             "ship-the-orders-of-the-whole-week".to_string(),
             "a".to_string(),
         ];
+        // And every printable ASCII character, 30 of it (a step for each).
+        names.extend((b'!'..=b'~').map(|c| format!("{}-{}", c as char, (c as char).to_string().repeat(30))));
+        // A chain, so that every step is drawn (a layer of its own each).
         let mut workflow = Workflow::new("names");
-        for name in &names {
-            workflow.push(Step::raw(name.clone(), "noop", serde_json::json!({})));
+        for (i, name) in names.iter().enumerate() {
+            let step = Step::raw(name.clone(), "noop", serde_json::json!({}));
+            workflow.push(if i == 0 { step } else { step.after([names[i - 1].as_str()]) });
         }
         let wf = db.store.workflow_insert(workflow.params().unwrap()).await.unwrap();
         let (base, stop) =

@@ -497,11 +497,13 @@ fn node_label(text: &str) -> String {
 }
 
 /// A character's width in ems, as wide as the usual sans-serif fonts draw it or wider
-/// (DejaVu Sans, the widest of them: `m` 0.97, `w` 0.82, `a` 0.61, `i` 0.28); any character
-/// beyond ASCII is taken as a whole em or more (CJK's are one em).
+/// (DejaVu Sans, the widest of them: `m` 0.97, `w` 0.82, `#` and `=` 0.84, `a` 0.61, `i`
+/// 0.28); any character beyond ASCII is taken as a whole em or more (CJK's are one em).
 fn ems(c: char) -> f64 {
     match c {
         'm' | 'w' | 'M' | 'W' | '@' | '%' => 1.0,
+        // The symbols as wide as capitals (until a review of 7 Dec taken as 0.66).
+        '#' | '&' | '+' | '<' | '=' | '>' | '^' | '~' => 0.85,
         'f' | 'i' | 'j' | 'l' | 'r' | 't' | 'I' | ' ' | '.' | ',' | ':' | ';' | '\'' | '|'
         | '!' | '(' | ')' | '[' | ']' | '-' => 0.45,
         'A'..='Z' => 0.8,
