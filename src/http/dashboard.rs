@@ -223,9 +223,9 @@ fn action(job: &JobRow, verb: &str, label: &str) -> Markup {
 /// A one-time notice after an action: `?retried=ID` or `?cancelled=ID`, or
 /// `?not_retried=ID&status=N` for one refused (ids and an error's status only, so the URL
 /// cannot put text on the page).
-fn notice(query: Option<&str>) -> Option<String> {
+fn notice(state: &AppState, query: Option<&str>) -> Option<String> {
     let pairs: Vec<_> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).collect();
-    if let Some(text) = refused_notice(&pairs) {
+    if let Some(text) = refused_notice(state, &pairs) {
         return Some(text);
     }
     pairs.iter().find_map(|(k, v)| {
@@ -245,9 +245,58 @@ fn notice(query: Option<&str>) -> Option<String> {
     })
 }
 
+/// The words of actions refused lately, kept by this process for the page a refusal
+/// redirects to ([`act`]), which finds them by number: the URL carries no text.
+#[derive(Debug)]
+pub struct Refusals {
+    next: std::sync::atomic::AtomicU64,
+    kept: std::sync::Mutex<std::collections::VecDeque<(u64, std::time::Instant, String)>>,
+}
+
+impl Default for Refusals {
+    fn default() -> Self {
+        // Numbers start from the clock, so that a link from before a restart finds nothing
+        // rather than another refusal's words.
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        Refusals {
+            next: std::sync::atomic::AtomicU64::new(start),
+            kept: Default::default(),
+        }
+    }
+}
+
+impl Refusals {
+    /// Refusals kept at most, each for at most [`Self::KEPT_FOR`].
+    const KEPT: usize = 100;
+    const KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+    /// Keeps `words`; answers their number.
+    fn keep(&self, words: String) -> u64 {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut kept = self.kept.lock().expect("refusals");
+        if kept.len() >= Self::KEPT {
+            kept.pop_front();
+        }
+        kept.push_back((n, std::time::Instant::now(), words));
+        n
+    }
+
+    /// The words kept as number `n`, if still kept.
+    fn said(&self, n: u64) -> Option<String> {
+        let kept = self.kept.lock().expect("refusals");
+        kept.iter()
+            .find(|(m, at, _)| *m == n && at.elapsed() < Self::KEPT_FOR)
+            .map(|(_, _, words)| words.clone())
+    }
+}
+
 /// The notice of an action refused (see [`act`]): `not_retried` or `not_cancelled` with the
-/// job's id, and `status`, the refusal's HTTP status (an error's only).
+/// job's id, `status`, the refusal's HTTP status (an error's only), and `said`, the number of
+/// its words in [`Refusals`] (without them, a fixed text for the status).
 fn refused_notice(
+    state: &AppState,
     pairs: &[(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)],
 ) -> Option<String> {
     let field = |name: &str| {
@@ -263,16 +312,23 @@ fn refused_notice(
     let (verb, id) = [("retried", "not_retried"), ("cancelled", "not_cancelled")]
         .into_iter()
         .find_map(|(verb, key)| Some((verb, field(key)?.parse::<i64>().ok()?)))?;
-    let why = match status {
-        StatusCode::CONFLICT => "its state does not allow it (the page shows it as it is now)",
-        StatusCode::NOT_FOUND => "no such job",
-        StatusCode::SERVICE_UNAVAILABLE => "the database did not answer: try again",
-        _ => "see the server's log",
-    };
+    let said = field("said")
+        .and_then(|n| n.parse().ok())
+        .and_then(|n| state.refusals.said(n));
+    let why = said.unwrap_or_else(|| {
+        match status {
+            StatusCode::CONFLICT => "its state does not allow it (the page shows it as it is now)",
+            StatusCode::NOT_FOUND => "no such job",
+            StatusCode::SERVICE_UNAVAILABLE => "the database did not answer: try again",
+            _ => "see the server's log",
+        }
+        .to_string()
+    });
     Some(format!(
-        "Job {id} was not {verb}: {} {}: {why}.",
+        "Job {id} was not {verb} ({} {}): {}.",
         status.as_u16(),
-        status.canonical_reason().unwrap_or("")
+        status.canonical_reason().unwrap_or(""),
+        why.trim_end_matches('.')
     ))
 }
 
@@ -418,7 +474,7 @@ async fn render_page(
                     a href="/dashboard/login" { "Log in to use the buttons" }
                 }
             }
-            @if let Some(text) = notice(query) {
+            @if let Some(text) = notice(state, query) {
                 p { span.notice #notice { (text) } }
             }
             section #counts {
@@ -753,14 +809,17 @@ async fn act(
         // the POST's address posted the action again when reloaded (until 7 Dec), and a cancel
         // refused for an ended job then cancelled it once someone had retried it.
         Err(e) => {
-            let status = super::AppError::from(e).status;
+            let refused = super::AppError::from(e);
+            let status = refused.status;
+            tracing::info!(job = id, action = %action, status = status.as_u16(), reason = %refused.message, "dashboard action refused");
+            let said = state.refusals.keep(refused.message);
             let back = if status == StatusCode::NOT_FOUND {
                 "/"
             } else {
                 back.as_str()
             };
             Redirect::to(&format!(
-                "{back}?not_{done}={id}&status={}",
+                "{back}?not_{done}={id}&status={}&said={said}",
                 status.as_u16()
             ))
             .into_response()

@@ -230,6 +230,8 @@ pub struct AppState {
     pub depth: Arc<dashboard::chart::DepthSamples>,
     /// The tablo app's upload memory ([`crate::app::api::Tablos::uploads`]).
     pub uploads: Arc<tokio::sync::Semaphore>,
+    /// The words of the dashboard's actions refused lately ([`dashboard::Refusals`]).
+    pub refusals: Arc<dashboard::Refusals>,
 }
 
 impl AppState {
@@ -255,6 +257,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             depth: Arc::new(dashboard::chart::DepthSamples::default()),
             uploads,
+            refusals: Arc::default(),
         }
     }
 }

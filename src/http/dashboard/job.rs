@@ -55,7 +55,7 @@ pub(super) async fn page(
     let refresh = state.config.dashboard_refresh.as_secs().max(1);
     let body = html! {
         (nav_header(&state, &headers, &format!("Job {id}")))
-        @if let Some(text) = notice(query.as_deref()) {
+        @if let Some(text) = notice(&state, query.as_deref()) {
             p { span.notice #notice { (text) } }
         }
         section #job data-job-id=(job.id) data-state=(job.state.as_str()) {
