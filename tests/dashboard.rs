@@ -1036,11 +1036,26 @@ backend_case! {
         let (status, html, _) = send(&open, post("/dashboard/jobs/bulk", &format!("{form}&count=x"))).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(html.contains("count"), "{html}");
-        let (status, html, _) = send(&open, post("/dashboard/jobs/bulk", &format!("{form}&count=1"))).await;
-        assert_eq!(status, StatusCode::CONFLICT, "2 match, 1 counted: {html}");
-        assert!(html.contains("open the confirmation again"), "{html}");
+        // Refused, it goes back to the confirmation, counted afresh, with the refusal's words:
+        // until 7 Dec the refusal was an error page at the POST's address, and reloading it
+        // posted the action again (a review of afa0c1c).
+        let (status, _, location) = send(&open, post("/dashboard/jobs/bulk", &format!("{form}&count=1"))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "2 match, 1 counted");
+        let location = location.unwrap();
+        assert!(location.starts_with("/dashboard/jobs/bulk?state=discarded&action=retry&status=409&said="), "{location}");
         for job in &failed {
             assert_eq!(state_of(&db, job.id).await, JobState::Discarded, "nothing changed yet");
+        }
+        let (status, html, _) = send(&open, get(&location)).await;
+        assert_eq!(status, StatusCode::OK);
+        let told = between(&html, r#"id="notice">"#, "</span>");
+        assert!(
+            told.starts_with("Nothing was changed (409 Conflict): ") && told.contains("open the confirmation again"),
+            "{told}"
+        );
+        assert!(html.contains(r#"data-count="3""#), "counted afresh, the late job too: {html}");
+        for job in &failed {
+            assert_eq!(state_of(&db, job.id).await, JobState::Discarded, "the page changes nothing");
         }
 
         let (status, _, location) =

@@ -305,31 +305,58 @@ fn refused_notice(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_ref())
     };
-    let status = StatusCode::from_u16(field("status")?.parse().ok()?).ok()?;
-    if !(status.is_client_error() || status.is_server_error()) {
-        return None;
-    }
+    let status = refused_status(field("status"))?;
     let (verb, id) = [("retried", "not_retried"), ("cancelled", "not_cancelled")]
         .into_iter()
         .find_map(|(verb, key)| Some((verb, field(key)?.parse::<i64>().ok()?)))?;
-    let said = field("said")
-        .and_then(|n| n.parse().ok())
-        .and_then(|n| state.refusals.said(n));
-    let why = said.unwrap_or_else(|| {
+    let why = said(state, status, field("said")).unwrap_or_else(|| {
         match status {
             StatusCode::CONFLICT => "its state does not allow it (the page shows it as it is now)",
             StatusCode::NOT_FOUND => "no such job",
-            StatusCode::SERVICE_UNAVAILABLE => "the database did not answer: try again",
             _ => "see the server's log",
         }
         .to_string()
     });
     Some(format!(
-        "Job {id} was not {verb} ({} {}): {}.",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
+        "Job {id} was not {verb} ({}): {}.",
+        status_text(status),
         why.trim_end_matches('.')
     ))
+}
+
+/// A refusal's words kept as number `n` ([`Refusals`]), or for a status that says it, a
+/// fixed text (without them, `None`).
+fn said(state: &AppState, status: StatusCode, n: Option<&str>) -> Option<String> {
+    n.and_then(|n| n.parse().ok())
+        .and_then(|n| state.refusals.said(n))
+        .or_else(|| {
+            (status == StatusCode::SERVICE_UNAVAILABLE)
+                .then(|| "the database did not answer: try again".to_string())
+        })
+}
+
+/// `409 Conflict`.
+fn status_text(status: StatusCode) -> String {
+    format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )
+}
+
+/// Keeps a refused action's words ([`Refusals`]) and logs them; answers the status and the
+/// words' number, for the redirect to the page that tells it (`status=...&said=...`).
+fn refused(state: &AppState, e: Error, what: &str) -> String {
+    let refused = super::AppError::from(e);
+    tracing::info!(action = what, status = refused.status.as_u16(), reason = %refused.message, "dashboard action refused");
+    let said = state.refusals.keep(refused.message);
+    format!("status={}&said={said}", refused.status.as_u16())
+}
+
+/// A refusal's status from the page's query: an error's only.
+fn refused_status(text: Option<&str>) -> Option<StatusCode> {
+    let status = StatusCode::from_u16(text?.parse().ok()?).ok()?;
+    (status.is_client_error() || status.is_server_error()).then_some(status)
 }
 
 async fn page(
@@ -809,20 +836,13 @@ async fn act(
         // the POST's address posted the action again when reloaded (until 7 Dec), and a cancel
         // refused for an ended job then cancelled it once someone had retried it.
         Err(e) => {
-            let refused = super::AppError::from(e);
-            let status = refused.status;
-            tracing::info!(job = id, action = %action, status = status.as_u16(), reason = %refused.message, "dashboard action refused");
-            let said = state.refusals.keep(refused.message);
-            let back = if status == StatusCode::NOT_FOUND {
+            let back = if super::error::status_for(&e) == StatusCode::NOT_FOUND {
                 "/"
             } else {
                 back.as_str()
             };
-            Redirect::to(&format!(
-                "{back}?not_{done}={id}&status={}&said={said}",
-                status.as_u16()
-            ))
-            .into_response()
+            let refused = refused(&state, e, &format!("{action} job {id}"));
+            Redirect::to(&format!("{back}?not_{done}={id}&{refused}")).into_response()
         }
     }
 }

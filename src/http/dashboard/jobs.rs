@@ -364,7 +364,7 @@ pub(super) async fn confirm(
         return refused;
     }
     let all = pairs(query.as_deref().unwrap_or("").as_bytes());
-    let (filter, rest) = match bulk_filter(read_filter(&all, &["action"])) {
+    let (filter, rest) = match bulk_filter(read_filter(&all, &["action", "status", "said"])) {
         Ok(f) => f,
         Err((status, message)) => return problem_page(&state, status, &message),
     };
@@ -379,8 +379,26 @@ pub(super) async fn confirm(
     let fq = filter_query(&filter);
     let back = format!("/dashboard/jobs?{fq}");
     let verb = label(action).to_lowercase();
+    // After a refused run (see `run`): what refused it.
+    let field = |name: &str| {
+        rest.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let refusal = super::refused_status(field("status")).map(|status| {
+        let words = super::said(&state, status, field("said"))
+            .unwrap_or_else(|| "see the server's log".to_string());
+        format!(
+            "Nothing was changed ({}): {}. The count below is new: confirm it again.",
+            super::status_text(status),
+            words.trim_end_matches('.')
+        )
+    });
     let body = html! {
         (nav_header(&state, &headers, &format!("{} all matching jobs", label(action))))
+        @if let Some(text) = &refusal {
+            p { span.notice #notice { (text) } }
+        }
         (describe(&filter))
         @match count.max_id {
             None => {
@@ -514,11 +532,22 @@ pub(super) async fn run(
         in_progress,
         counted,
     };
+    let fq = filter_query(&filter);
     let outcome = match state.client.bulk(action, filter.clone(), fence).await {
         Ok(o) => o,
-        Err(e) => return error_page(&state, e),
+        // Refused (more jobs match than were counted, say): back to the confirmation, counted
+        // afresh, with the refusal's words. An error page at this POST's address posted the
+        // action again when reloaded (until 7 Dec), and a count that matched by then acted.
+        Err(e) => {
+            let refused = super::refused(&state, e, &format!("bulk {}", action.as_str()));
+            return Redirect::to(&format!(
+                "/dashboard/jobs/bulk?{fq}{}action={}&{refused}",
+                if fq.is_empty() { "" } else { "&" },
+                action.as_str()
+            ))
+            .into_response();
+        }
     };
-    let fq = filter_query(&filter);
     Redirect::to(&format!(
         "/dashboard/jobs?{fq}{}bulk={}&matched={}&changed={}&requested={}",
         if fq.is_empty() { "" } else { "&" },
