@@ -1448,8 +1448,13 @@ async fn apply(
                 .filter(|j| j.state == JobState::Running)
                 .filter_map(|j| {
                     let lost = judging && !j.worker.is_some_and(alive);
+                    // Not a worker's back from a stall until it has been steady for a lease:
+                    // its outcomes from the stall may still land.
+                    let steady = |w: usize| {
+                        m.steady_since[w].is_none_or(|since| since <= now - LEASE_SECS * 1000)
+                    };
                     let stuck = j.kind == 0
-                        && j.worker.is_some_and(alive)
+                        && j.worker.is_some_and(|w| alive(w) && steady(w))
                         && j.attempted_at
                             .is_some_and(|at| at < now - STUCK_SECS * 1000);
                     (lost || stuck).then_some((j.id, lost))
@@ -2107,6 +2112,26 @@ mod regressions {
             limit: 1,
             only_kind: None,
             ahead: ClaimAhead::default(),
+        }
+    }
+
+    backend_case! {
+        /// A worker back from a stall (a heartbeat more than half its lease late) is not
+        /// judged to have stuck jobs until it has been steady for a lease: its outcomes from
+        /// the stall may still land (review of 7 Dec: a completion landed after its job was
+        /// taken for stuck, and the job ran twice). Then a truly stuck job is taken.
+        fn a_worker_back_from_a_stall_has_its_jobs_judged_stuck_only_a_lease_later(fresh: FreshDb) {
+            run_fixed(fresh, vec![
+                Op::Heartbeat { worker: 0 },
+                Op::Insert(KEYED),
+                claim_one(0),
+                Op::Tick { by: 5 },
+                Op::Heartbeat { worker: 0 },
+                Op::Rescue { by: None },
+                Op::Rescue { by: Some(0) },
+                Op::Tick { by: 2 },
+                Op::Rescue { by: None },
+            ]);
         }
     }
 

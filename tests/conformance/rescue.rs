@@ -743,3 +743,70 @@ backend_case! {
         s.worker_delete("negative").await.expect("a worker of such a lease deregisters");
     }
 }
+
+backend_case! {
+    /// A worker back from a stall (a heartbeat more than half its lease after the one before:
+    /// a database outage, a write lock held long) is not judged to have stuck jobs for a lease:
+    /// its outcomes written during the stall are still being retried, and the first heartbeat
+    /// can land before them. Review of 7 Dec: after a 90 s outage the worker's own stuck pass
+    /// took a job whose completion landed 0.2-1.2 s later (fenced off), and the job ran twice;
+    /// on SQLite a write lock held 95 s did the same. A truly stuck job is taken a lease later.
+    async fn a_worker_back_from_a_stall_has_a_lease_to_land_its_outcomes_before_its_jobs_are_judged_stuck(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        let start = s.now().await.unwrap();
+        let at = |secs: i64| start + chrono::Duration::seconds(secs);
+        let lease = Duration::from_secs(10);
+        let stuck = Duration::from_secs(30);
+        s.worker_register(register("w", lease, &[("noop", stuck)])).await.unwrap();
+        let j = insert(s, job("noop")).await;
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap()[0].id, j.id);
+        let rescue = |by: Option<&str>| JobRescueParams {
+            lease,
+            stuck_after: vec![("noop".into(), stuck)],
+            limit: 10,
+            by: by.map(str::to_string),
+        };
+        for t in [3, 6, 9, 12] {
+            clock.set(at(t));
+            s.worker_register(register("w", lease, &[("noop", stuck)])).await.unwrap();
+        }
+        // An outage from 12 s to 40 s: the job finished meanwhile, its completion not written.
+        clock.set(at(40));
+        s.worker_register(register("w", lease, &[("noop", stuck)])).await.unwrap();
+        clock.set(at(40) + chrono::Duration::milliseconds(200));
+        for by in [None, Some("w")] {
+            assert_eq!(s.job_rescue(rescue(by)).await.unwrap(), RescueCounts::default(), "{by:?}");
+        }
+        assert_eq!(s.job_get(j.id).await.unwrap().unwrap().state, JobState::Running);
+        // Its completion lands and counts.
+        clock.set(at(41));
+        let fence = s.job_get(j.id).await.unwrap().unwrap().fence();
+        assert_eq!(s.job_complete_many(vec![fence]).await.unwrap(), vec![true]);
+        assert_eq!(s.job_get(j.id).await.unwrap().unwrap().state, JobState::Completed);
+
+        // A job that is truly stuck is taken once the worker has been steady for a lease.
+        let k = insert(s, job("noop")).await;
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap()[0].id, k.id);
+        for t in [43, 46, 49] {
+            clock.set(at(t));
+            s.worker_register(register("w", lease, &[("noop", stuck)])).await.unwrap();
+        }
+        // A second stall, from 49 s to 80 s (the job claimed at 41 s is past its limit at 71 s).
+        clock.set(at(80));
+        s.worker_register(register("w", lease, &[("noop", stuck)])).await.unwrap();
+        clock.set(at(82));
+        assert_eq!(s.job_rescue(rescue(None)).await.unwrap(), RescueCounts::default());
+        for t in [83, 86, 89] {
+            clock.set(at(t));
+            s.worker_register(register("w", lease, &[("noop", stuck)])).await.unwrap();
+        }
+        clock.set(at(90) + chrono::Duration::milliseconds(100));
+        assert_eq!(s.job_rescue(rescue(None)).await.unwrap().retried, 1);
+        let taken = s.job_get(k.id).await.unwrap().unwrap();
+        assert_eq!(
+            (taken.state, taken.errors.last().unwrap().error.as_str()),
+            (JobState::Retryable, "job ran past its timeout")
+        );
+    }
+}

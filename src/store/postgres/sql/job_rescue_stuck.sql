@@ -10,6 +10,11 @@
 -- worker's loss, and waits while the rescuer judges nobody (its first lease after a stall or a
 -- start). Taken here as stuck, the job of a worker that crashed longer ago than its limit used
 -- an attempt, and on its last one was discarded, its children cancelled.
+-- Not the jobs of a worker back from a stall (steady again only since less than its lease ago:
+-- a heartbeat more than half its lease after the one before, see worker_register.sql): its
+-- outcomes from the stall are still being retried, and the first heartbeat can land before
+-- them (review of 7 Dec: after a 90 s outage a completion landed 0.2-1.2 s after its job was
+-- taken for stuck, and the job ran twice). A truly stuck job is taken a lease later.
 -- SKIP LOCKED for the same reason as job_rescue_lost.sql; only the jobs' rows are locked.
 -- Differs from SQLite (one writer): the sequence locks of the jobs it may rescue first, in
 -- the order of their numbers (see job_complete.sql), before any row is locked.
@@ -22,6 +27,7 @@ WITH locked AS MATERIALIZED (
           JOIN porter_workers w ON w.id = j.attempted_by
           WHERE j.state = 'running' AND j.sequence_key IS NOT NULL
             AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second'
+            AND (w.steady_since IS NULL OR w.steady_since <= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second')
             AND j.attempted_at < porter_now() - COALESCE(
                     CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
                     (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
@@ -39,6 +45,7 @@ WHERE id IN (
     SELECT j.id FROM porter_jobs j JOIN porter_workers w ON w.id = j.attempted_by
     WHERE j.state = 'running' AND (SELECT n FROM locked) IS NOT NULL
       AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second'
+      AND (w.steady_since IS NULL OR w.steady_since <= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second')
       AND j.attempted_at < porter_now() - COALESCE(
               CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
               (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)

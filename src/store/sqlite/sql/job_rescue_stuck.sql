@@ -12,6 +12,11 @@
 -- for the worker's loss, and waits while the rescuer judges nobody (its first lease after a
 -- stall or a start). Taken here as stuck, the job of a worker that crashed longer ago than its
 -- limit used an attempt, and on its last one was discarded, its children cancelled.
+-- Not the jobs of a worker back from a stall (steady again only since less than its lease ago:
+-- a heartbeat more than half its lease after the one before, see worker_register.sql): its
+-- outcomes from the stall are still being retried, and the first heartbeat can land before
+-- them (review of 7 Dec: a write lock held 95 s, and the completions written after it were
+-- fenced off by the stuck pass in the same write). A truly stuck job is taken a lease later.
 -- A lease or stuck limit another program wrote past what a time can be moved by (9e18 ms, a
 -- limit of 1e400) is read as 40,000,000,000,000 ms, about 1,268 years (porter takes leases and
 -- timeouts up to 1,000 years): it failed every pass on PostgreSQL ("interval out of range").
@@ -36,6 +41,10 @@ WHERE id IN (
           AND w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
                                          CASE WHEN w.lease_ms IS NULL THEN ?3
                                               ELSE printf('%+.3f seconds', max(min(-w.lease_ms / 1000.0, 40000000000.0), -40000000000.0)) END)
+          AND (w.steady_since IS NULL
+               OR w.steady_since <= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+                                             CASE WHEN w.lease_ms IS NULL THEN ?3
+                                                  ELSE printf('%+.3f seconds', max(min(-w.lease_ms / 1000.0, 40000000000.0), -40000000000.0)) END))
     )
     -- printf would read a NULL limit as 0: skip those first.
     WHERE limit_ms IS NOT NULL
