@@ -1453,10 +1453,17 @@ async fn apply(
                     let steady = |w: usize| {
                         m.steady_since[w].is_none_or(|since| since <= now - LEASE_SECS * 1000)
                     };
+                    // And heard from since the job passed its limit: cut off, it may have
+                    // finished the job and be retrying its completion.
+                    let heard_since = |w: usize, at: i64| {
+                        m.heartbeat[w].is_some_and(|hb| at < hb - STUCK_SECS * 1000)
+                    };
                     let stuck = j.kind == 0
                         && j.worker.is_some_and(|w| alive(w) && steady(w))
-                        && j.attempted_at
-                            .is_some_and(|at| at < now - STUCK_SECS * 1000);
+                        && j.attempted_at.is_some_and(|at| {
+                            at < now - STUCK_SECS * 1000
+                                && j.worker.is_some_and(|w| heard_since(w, at))
+                        });
                     (lost || stuck).then_some((j.id, lost))
                 })
                 .collect();
@@ -2121,6 +2128,7 @@ mod regressions {
         /// the stall may still land (review of 7 Dec: a completion landed after its job was
         /// taken for stuck, and the job ran twice). Then a truly stuck job is taken.
         fn a_worker_back_from_a_stall_has_its_jobs_judged_stuck_only_a_lease_later(fresh: FreshDb) {
+            // (Its heartbeat after the stall is after the job's limit: heard from since.)
             run_fixed(fresh, vec![
                 Op::Heartbeat { worker: 0 },
                 Op::Insert(KEYED),
@@ -2130,6 +2138,28 @@ mod regressions {
                 Op::Rescue { by: None },
                 Op::Rescue { by: Some(0) },
                 Op::Tick { by: 2 },
+                Op::Rescue { by: None },
+            ]);
+        }
+    }
+
+    backend_case! {
+        /// A job past its stuck limit is taken only once its worker has been heard from since
+        /// the limit passed: cut off from the database within its lease, the worker may have
+        /// finished it and be retrying the completion (review of 7 Dec).
+        fn a_job_past_its_limit_is_stuck_only_once_its_worker_was_heard_from_since(fresh: FreshDb) {
+            // Worker 1 (judged by the rescuer's lease, never by a stall) claims at 5 s, is heard
+            // from at its job's limit (3605 s), not after it, until 3606 s.
+            run_fixed(fresh, vec![
+                Op::Heartbeat { worker: 1 },
+                Op::Insert(KEYED),
+                Op::Tick { by: 1 },
+                Op::Claim { worker: 1, queue: 0, limit: 1, only_kind: None, ahead: ClaimAhead::default() },
+                Op::Tick { by: 4 },
+                Op::Heartbeat { worker: 1 },
+                Op::Tick { by: 0 },
+                Op::Rescue { by: None },
+                Op::Heartbeat { worker: 1 },
                 Op::Rescue { by: None },
             ]);
         }

@@ -333,6 +333,9 @@ backend_case! {
             .unwrap()
             .remove(0);
         tokio::time::sleep(Duration::from_millis(20)).await;
+        // Heard from since their jobs' limits passed (a stuck job is taken only then).
+        s.worker_register(register("hasty", hour, &[("noop", Duration::from_millis(1))])).await.unwrap();
+        s.worker_heartbeat(WorkerHeartbeatParams { id: "old-binary".into(), host: "host".into(), pid: 1 }).await.unwrap();
         // A rescuer that would wait an hour: the hasty worker's own limit has passed.
         let p = JobRescueParams { by: None,
             lease: hour,
@@ -390,6 +393,8 @@ backend_case! {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
+        // Heard from since (a stuck job is taken only then).
+        s.worker_heartbeat(WorkerHeartbeatParams { id: W.to_string(), host: "host".into(), pid: 1 }).await.unwrap();
         let p = JobRescueParams { by: None,
             lease: Duration::from_secs(60),
             stuck_after: vec![
@@ -479,6 +484,7 @@ backend_case! {
         );
 
         tokio::time::sleep(Duration::from_millis(50)).await;
+        s.worker_heartbeat(WorkerHeartbeatParams { id: W.to_string(), host: "host".into(), pid: 1 }).await.unwrap();
         let stuck_p = JobRescueParams { by: None,
             lease: Duration::from_secs(60),
             stuck_after: vec![("noop".into(), Duration::ZERO)],
@@ -695,6 +701,7 @@ backend_case! {
         let odd = s.job_claim(claim("default", &["noop"], 1, "odd")).await.unwrap().remove(0);
         let hasty = s.job_claim(claim("default", &["noop"], 1, "hasty")).await.unwrap().remove(0);
         tokio::time::sleep(Duration::from_millis(20)).await;
+        s.worker_register(register("hasty", hour, &[("noop", Duration::from_millis(1))])).await.unwrap();
         let counts = s
             .job_rescue(JobRescueParams { by: None, lease: hour, stuck_after: vec![("noop".into(), hour)], limit: 100 })
             .await
@@ -717,6 +724,8 @@ backend_case! {
             assert_eq!(s.job_claim(claim("default", &["noop"], 1, id)).await.unwrap().len(), 1, "{id}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+        // Heard from since (a heartbeat that leaves the registration's limits as written).
+        s.worker_heartbeat(WorkerHeartbeatParams { id: "below".into(), host: "host".into(), pid: 1 }).await.unwrap();
         let counts = s
             .job_rescue(JobRescueParams { by: None, lease: hour, stuck_after: vec![("noop".into(), hour)], limit: 100 })
             .await
@@ -808,5 +817,59 @@ backend_case! {
             (taken.state, taken.errors.last().unwrap().error.as_str()),
             (JobState::Retryable, "job ran past its timeout")
         );
+    }
+}
+
+backend_case! {
+    /// A job past its stuck limit is taken only once its worker has been heard from since the
+    /// limit passed: a worker cut off from the database (a partition shorter than its lease)
+    /// still counts as live by its last heartbeat, but it may have finished the job and be
+    /// retrying the completion. Review of 7 Dec: with a 600 s lease and a 113 s partition, other
+    /// workers took two completed jobs for stuck (one ran again, the other, on its last
+    /// attempt, was discarded). A worker that heartbeats while its job runs on past the limit
+    /// has it taken at its next heartbeat, at most a third of its lease later.
+    async fn a_job_past_its_limit_is_stuck_only_once_its_worker_was_heard_from_since(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        let start = s.now().await.unwrap();
+        let at = |secs: i64| start + chrono::Duration::seconds(secs);
+        let lease = Duration::from_secs(600);
+        let stuck = Duration::from_secs(60);
+        s.worker_register(register("cut-off", lease, &[("noop", stuck)])).await.unwrap();
+        s.worker_register(register("other", lease, &[("noop", stuck)])).await.unwrap();
+        let j = insert(s, job("noop")).await;
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "cut-off")).await.unwrap()[0].id, j.id);
+        let rescue = |by: Option<&str>| JobRescueParams {
+            lease,
+            stuck_after: vec![("noop".into(), stuck)],
+            limit: 10,
+            by: by.map(str::to_string),
+        };
+        // Cut off from 1 s to 113 s; the other worker heartbeats and rescues meanwhile.
+        for t in [30, 61, 90, 113] {
+            clock.set(at(t));
+            s.worker_register(register("other", lease, &[("noop", stuck)])).await.unwrap();
+            for by in [Some("other"), None] {
+                assert_eq!(s.job_rescue(rescue(by)).await.unwrap(), RescueCounts::default(), "at {t} s by {by:?}");
+            }
+        }
+        // Back: its completion lands, and counts.
+        clock.set(at(114));
+        let fence = s.job_get(j.id).await.unwrap().unwrap().fence();
+        assert_eq!(s.job_complete_many(vec![fence]).await.unwrap(), vec![true]);
+
+        // A job that runs on past its limit while its worker heartbeats is taken at the first
+        // heartbeat after the limit.
+        let k = insert(s, job("noop")).await;
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "cut-off")).await.unwrap()[0].id, k.id);
+        clock.set(at(170));
+        s.worker_register(register("cut-off", lease, &[("noop", stuck)])).await.unwrap();
+        clock.set(at(175));
+        assert_eq!(s.job_rescue(rescue(Some("other"))).await.unwrap(), RescueCounts::default(), "limit at 174 s, heard from at 170 s");
+        clock.set(at(176));
+        s.worker_register(register("cut-off", lease, &[("noop", stuck)])).await.unwrap();
+        clock.set(at(177));
+        assert_eq!(s.job_rescue(rescue(Some("other"))).await.unwrap().retried, 1);
+        assert_eq!(s.job_get(k.id).await.unwrap().unwrap().errors.last().unwrap().error, "job ran past its timeout");
     }
 }

@@ -10,6 +10,11 @@
 -- worker's loss, and waits while the rescuer judges nobody (its first lease after a stall or a
 -- start). Taken here as stuck, the job of a worker that crashed longer ago than its limit used
 -- an attempt, and on its last one was discarded, its children cancelled.
+-- And only once the worker has been heard from since the limit passed (least(now, heartbeat)):
+-- a worker cut off from the database still counts as live by its last heartbeat, but may have
+-- finished the job and be retrying its completion (review of 7 Dec: a 113 s partition of a
+-- worker with a 600 s lease, and other workers took two completed jobs for stuck). A job that
+-- runs on past its limit is taken at its worker's next heartbeat, a third of a lease later.
 -- Not the jobs of a worker back from a stall (steady again only since less than its lease ago:
 -- a heartbeat more than half its lease after the one before, see worker_register.sql): its
 -- outcomes from the stall are still being retried, and the first heartbeat can land before
@@ -28,7 +33,7 @@ WITH locked AS MATERIALIZED (
           WHERE j.state = 'running' AND j.sequence_key IS NOT NULL
             AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second'
             AND (w.steady_since IS NULL OR w.steady_since <= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second')
-            AND j.attempted_at < porter_now() - COALESCE(
+            AND j.attempted_at < least(porter_now(), w.heartbeat_at) - COALESCE(
                     CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
                     (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
                 ) / 1000 * interval '1 second'
@@ -46,7 +51,7 @@ WHERE id IN (
     WHERE j.state = 'running' AND (SELECT n FROM locked) IS NOT NULL
       AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second'
       AND (w.steady_since IS NULL OR w.steady_since <= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second')
-      AND j.attempted_at < porter_now() - COALESCE(
+      AND j.attempted_at < least(porter_now(), w.heartbeat_at) - COALESCE(
               CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
               (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
           ) / 1000 * interval '1 second'

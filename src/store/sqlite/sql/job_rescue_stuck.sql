@@ -12,6 +12,11 @@
 -- for the worker's loss, and waits while the rescuer judges nobody (its first lease after a
 -- stall or a start). Taken here as stuck, the job of a worker that crashed longer ago than its
 -- limit used an attempt, and on its last one was discarded, its children cancelled.
+-- And only once the worker has been heard from since the limit passed (its heartbeat after
+-- it): a worker cut off from the database still counts as live by its last heartbeat, but may
+-- have finished the job and be retrying its completion (review of 7 Dec, on PostgreSQL: a
+-- partition shorter than the lease). A job that runs on past its limit is taken at its
+-- worker's next heartbeat, a third of a lease later.
 -- Not the jobs of a worker back from a stall (steady again only since less than its lease ago:
 -- a heartbeat more than half its lease after the one before, see worker_register.sql): its
 -- outcomes from the stall are still being retried, and the first heartbeat can land before
@@ -30,7 +35,7 @@ UPDATE porter_jobs SET
     errors       = json_insert(CASE WHEN NOT json_valid(errors) THEN '[]' WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', 'job ran past its timeout'))
 WHERE id IN (
     SELECT id FROM (
-        SELECT j.id, j.attempted_at,
+        SELECT j.id, j.attempted_at, w.heartbeat_at,
                COALESCE(CASE WHEN json_valid(w.stuck_after)
                                   AND json_type(w.stuck_after, '$."' || j.kind || '"') IN ('integer', 'real')
                              THEN json_extract(w.stuck_after, '$."' || j.kind || '"') END,
@@ -49,6 +54,7 @@ WHERE id IN (
     -- printf would read a NULL limit as 0: skip those first.
     WHERE limit_ms IS NOT NULL
       AND attempted_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), printf('%+.3f seconds', -max(min(limit_ms, 40000000000000), 0) / 1000.0))
+      AND attempted_at < strftime('%Y-%m-%dT%H:%M:%fZ', heartbeat_at, printf('%+.3f seconds', -max(min(limit_ms, 40000000000000), 0) / 1000.0))
     LIMIT ?2
 )
 RETURNING state, queue, kind
