@@ -516,6 +516,8 @@ backend_case! {
                 && !unfinished.contains(&format!(r#"action="/dashboard/jobs/{}/retry""#, waiting.id)),
             "a job that waits is listed, with a cancel and no run now: {unfinished}"
         );
+        let row = between(unfinished, &format!(r#"data-job-id="{}" data-state="pending""#, waiting.id), "</tr>");
+        assert!(row.contains("when its turn comes"), "not a due time long past: {row}");
         assert!(!html.contains("<script>alert"), "the error is escaped");
         assert!(
             html.contains("&lt;script&gt;alert('x')&lt;/script&gt; &amp; &quot;quotes&quot;"),

@@ -448,14 +448,11 @@ async fn render_page(
     let unfinished = listing::list_jobs(
         &state.client,
         JobListParams {
-            // Every state not final (until 7 Dec without `pending`, the jobs that wait).
-            states: vec![
-                JobState::Pending,
-                JobState::Available,
-                JobState::Scheduled,
-                JobState::Running,
-                JobState::Retryable,
-            ],
+            // Every state not final (until 7 Dec a list without `pending`, the jobs that wait).
+            states: JobState::ALL
+                .into_iter()
+                .filter(|s| !s.is_final())
+                .collect(),
             limit: Some(JOBS_SHOWN),
             ..Default::default()
         },
@@ -597,7 +594,7 @@ async fn render_page(
                                     td { (job.queue) }
                                     td { (job.state.as_str()) }
                                     td.n { (job.attempt) " / " (job.max_attempts) }
-                                    td { (time(Some(job.scheduled_at))) }
+                                    td { @if job.state == JobState::Pending { span.muted { "when its turn comes" } } @else { (time(Some(job.scheduled_at))) } }
                                     td { @if job.errors.is_empty() { } @else { (last_error(job)) } }
                                     td {
                                         @if matches!(job.state, JobState::Scheduled | JobState::Retryable) {

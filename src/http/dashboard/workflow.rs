@@ -651,10 +651,10 @@ fn draw(wf: &WorkflowDetail) -> Markup {
                                     rect x=(x) y=(y) width=(NODE_W) height=(NODE_H) rx="6" fill=(fill) stroke=(stroke) stroke-width="1.5" {}
                                     // The lines are cut to fit (node_label), and clipped to the
                                     // box should a font draw them wider still.
-                                    clipPath id=(format!("clip-{}", s.job_id)) {
+                                    clipPath id=(format!("clip-{v}")) {
                                         rect x=(x + 8) y=(y) width=(NODE_W - 16) height=(NODE_H) {}
                                     }
-                                    g clip-path=(format!("url(#clip-{})", s.job_id)) {
+                                    g clip-path=(format!("url(#clip-{v})")) {
                                         text x=(x + 8) y=(y + 16) font-size="12" fill="#222" { (node_label(&s.step)) }
                                         text x=(x + 8) y=(y + 32) font-size="11" fill="#555" { "#" (s.job_id) " · " (s.state.as_str()) }
                                     }
@@ -887,6 +887,28 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn each_node_clips_to_its_own_box_even_when_two_steps_name_one_job() {
+        // Only hand-written rows can list one job as two steps; the clips are the nodes' own.
+        let steps = vec![
+            step("a", 5, JobState::Completed, &[]),
+            step("b", 5, JobState::Completed, &[]),
+        ];
+        let html = draw(&detail(steps)).into_string();
+        for v in 0..2 {
+            assert_eq!(
+                html.matches(&format!(r#"id="clip-{v}""#)).count(),
+                1,
+                "{html}"
+            );
+            assert_eq!(
+                html.matches(&format!("url(#clip-{v})")).count(),
+                1,
+                "{html}"
+            );
         }
     }
 
