@@ -602,7 +602,22 @@ fn draw(wf: &WorkflowDetail) -> Markup {
         .iter()
         .map(|nodes| nodes.iter().map(|node| at[node].0).collect())
         .collect();
-    let route = |from: Node, to: Node| edge_path(at[&from], at[&to], layer_of(from), &lefts);
+    let routes: Vec<(Node, Vec<(usize, i64)>)> = lines
+        .iter()
+        .map(|&(from, to)| (from, passes(at[&from], at[&to], layer_of(from), &lefts)))
+        .collect();
+    let lanes = lanes(&routes, |node| at[&node].0);
+    let paths: Vec<String> = lines
+        .iter()
+        .zip(&routes)
+        .map(|(&(from, to), (_, passed))| {
+            let through: Vec<(usize, i64)> = passed
+                .iter()
+                .map(|&(layer, gap)| (layer, lanes[&(layer, gap, from)]))
+                .collect();
+            edge_path(at[&from], at[&to], &through)
+        })
+        .collect();
     let end = |node: Node| match node {
         Node::Step(v) => steps[v].job_id.to_string(),
         Node::More(l) => format!("more-{l}"),
@@ -634,8 +649,8 @@ fn draw(wf: &WorkflowDetail) -> Markup {
                     }
                 }
                 g.edges {
-                    @for (from, to) in &lines {
-                        path.edge data-from=(end(*from)) data-to=(end(*to)) d=(route(*from, *to))
+                    @for ((from, to), d) in lines.iter().zip(&paths) {
+                        path.edge data-from=(end(*from)) data-to=(end(*to)) d=(d)
                             fill="none" stroke="#888" stroke-width="1.2" marker-end="url(#arrow)" {}
                     }
                 }
@@ -683,15 +698,72 @@ fn draw(wf: &WorkflowDetail) -> Markup {
     }
 }
 
-/// The SVG path of an edge from the box at `from` (in layer `from_layer`) down to the box at
-/// `to`: from the bottom of one to the top of the other, and through the layers between by
-/// their gaps (`lefts`: each layer's boxes by left edge), at each the gap nearest the straight
-/// line, so that it passes no box (until 7 Dec it was drawn straight behind the boxes between,
-/// and read as an edge of one of them).
-fn edge_path(from: (i64, i64), to: (i64, i64), from_layer: usize, lefts: &[Vec<i64>]) -> String {
+/// The layers an edge from the box at `from` (in layer `from_layer`) down to the box at `to`
+/// passes between them, each with the gap it takes there (`lefts`: each layer's boxes by left
+/// edge): the gap nearest its straight line, so that it passes no box (until 7 Dec it was drawn
+/// straight behind the boxes between, and read as an edge of one of them). A gap is given by
+/// its centre's x.
+fn passes(
+    from: (i64, i64),
+    to: (i64, i64),
+    from_layer: usize,
+    lefts: &[Vec<i64>],
+) -> Vec<(usize, i64)> {
+    let (x1, x2) = (from.0 + NODE_W / 2, to.0 + NODE_W / 2);
+    let between = usize::try_from((to.1 - from.1 - NODE_H - GAP_Y) / (NODE_H + GAP_Y)).unwrap_or(0);
+    (1..=between)
+        .map(|k| {
+            let row = &lefts[from_layer + k];
+            let line = x1 + (x2 - x1) * k as i64 / (between as i64 + 1);
+            let gaps = row
+                .first()
+                .map(|&x| x - GAP_X / 2)
+                .into_iter()
+                .chain(row.iter().map(|&x| x + NODE_W + GAP_X / 2));
+            (
+                from_layer + k,
+                gaps.min_by_key(|g| (g - line).abs()).unwrap_or(line),
+            )
+        })
+        .collect()
+}
+
+/// Where in a gap each edge goes down, by the gaps `passes` chose: the edges of one parent on
+/// one line, those of different parents side by side, left to right as their parents are (until
+/// a review of 7 Dec they shared one line and split below it, so a child read as another
+/// parent's). Keyed by (layer, gap, parent); at most a gap's width less a margin apart.
+fn lanes(
+    routes: &[(Node, Vec<(usize, i64)>)],
+    x_of: impl Fn(Node) -> i64,
+) -> BTreeMap<(usize, i64, Node), i64> {
+    let mut by_gap: BTreeMap<(usize, i64), BTreeSet<(i64, Node)>> = BTreeMap::new();
+    for (from, passed) in routes {
+        for &(layer, gap) in passed {
+            by_gap
+                .entry((layer, gap))
+                .or_default()
+                .insert((x_of(*from), *from));
+        }
+    }
+    let mut lanes = BTreeMap::new();
+    for ((layer, gap), parents) in by_gap {
+        let n = parents.len() as i64;
+        // 4 px apart, closer when many; never nearer a box than 2 px.
+        let room = GAP_X / 2 - 2;
+        let step = (2 * room / n.max(1)).clamp(0, 4);
+        for (i, (_, parent)) in parents.into_iter().enumerate() {
+            let offset = (2 * i as i64 - (n - 1)) * step / 2;
+            lanes.insert((layer, gap, parent), gap + offset.clamp(-room, room));
+        }
+    }
+    lanes
+}
+
+/// The SVG path of an edge from the box at `from` down to the box at `to`, going down each
+/// layer between at the x given (`through`: layer, x).
+fn edge_path(from: (i64, i64), to: (i64, i64), through: &[(usize, i64)]) -> String {
     let (x1, y1) = (from.0 + NODE_W / 2, from.1 + NODE_H);
     let (x2, y2) = (to.0 + NODE_W / 2, to.1);
-    let between = usize::try_from((y2 - y1 - GAP_Y) / (NODE_H + GAP_Y)).unwrap_or(0);
     let mut d = format!("M {x1} {y1}");
     // A curve leaving and entering upright, within the empty band between two layers.
     let bend = |d: &mut String, (xa, ya): (i64, i64), (xb, yb): (i64, i64)| {
@@ -699,19 +771,11 @@ fn edge_path(from: (i64, i64), to: (i64, i64), from_layer: usize, lefts: &[Vec<i
         d.push_str(&format!(" C {xa} {mid} {xb} {mid} {xb} {yb}"));
     };
     let mut at = (x1, y1);
-    for k in 1..=between {
-        let row = &lefts[from_layer + k];
-        let top = y1 + GAP_Y + (k as i64 - 1) * (NODE_H + GAP_Y);
-        let line = x1 + (x2 - x1) * k as i64 / (between as i64 + 1);
-        let gaps = row
-            .first()
-            .map(|&x| x - GAP_X / 2)
-            .into_iter()
-            .chain(row.iter().map(|&x| x + NODE_W + GAP_X / 2));
-        let gap = gaps.min_by_key(|g| (g - line).abs()).unwrap_or(line);
-        bend(&mut d, at, (gap, top));
-        d.push_str(&format!(" L {gap} {}", top + NODE_H));
-        at = (gap, top + NODE_H);
+    for &(layer, x) in through {
+        let top = MARGIN + layer as i64 * (NODE_H + GAP_Y);
+        bend(&mut d, at, (x, top));
+        d.push_str(&format!(" L {x} {}", top + NODE_H));
+        at = (x, top + NODE_H);
     }
     bend(&mut d, at, (x2, y2));
     d
@@ -885,6 +949,59 @@ mod tests {
                         !inside || id == from || id == to,
                         "edge {from} -> {to} passes through step {id}'s box at ({x:.0}, {y:.0}): {d}"
                     );
+                }
+            }
+        }
+    }
+
+    /// The upright stretches of a path (`L` after a point straight above): x, from y, to y.
+    fn uprights(d: &str) -> Vec<(i64, i64, i64)> {
+        let words: Vec<&str> = d.split_whitespace().collect();
+        let mut out = Vec::new();
+        for (i, w) in words.iter().enumerate() {
+            if *w == "L" {
+                let (x0, y0): (i64, i64) =
+                    (words[i - 2].parse().unwrap(), words[i - 1].parse().unwrap());
+                let (x1, y1): (i64, i64) =
+                    (words[i + 1].parse().unwrap(), words[i + 2].parse().unwrap());
+                assert_eq!(x0, x1, "{d}");
+                out.push((x0, y0, y1));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn edges_of_different_parents_do_not_share_a_gap_line() {
+        // From a review of 7 Dec: 1 -> 24 and 25 -> 26 went down one gap on one line, and split
+        // below it, so 26 read as a child of 1. Here a, x and y each have an edge through the
+        // gap beside b (to c, z and w).
+        let steps = vec![
+            step("a", 1, JobState::Completed, &[]),
+            step("x", 2, JobState::Completed, &[]),
+            step("y", 3, JobState::Completed, &[]),
+            step("b", 4, JobState::Completed, &[("a", 1)]),
+            step("c", 5, JobState::Pending, &[("b", 4), ("a", 1)]),
+            step("z", 6, JobState::Pending, &[("b", 4), ("x", 2)]),
+            step("w", 7, JobState::Pending, &[("b", 4), ("y", 3)]),
+        ];
+        let html = draw(&detail(steps)).into_string();
+        let (boxes, paths) = drawn(&html);
+        assert_eq!(boxes.len(), 7);
+        let skipping: Vec<_> = paths.iter().filter(|(_, _, d)| d.contains(" L ")).collect();
+        assert_eq!(skipping.len(), 3, "{html}");
+        for (i, (from, to, d)) in skipping.iter().enumerate() {
+            for (other_from, other_to, other) in &skipping[i + 1..] {
+                if from == other_from {
+                    continue;
+                }
+                for (x, y0, y1) in uprights(d) {
+                    for (ox, oy0, oy1) in uprights(other) {
+                        assert!(
+                            x != ox || y1 <= oy0 || oy1 <= y0,
+                            "{from} -> {to} and {other_from} -> {other_to} share x = {x}: {d} / {other}"
+                        );
+                    }
                 }
             }
         }
