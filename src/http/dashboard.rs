@@ -246,7 +246,8 @@ fn notice(state: &AppState, query: Option<&str>) -> Option<String> {
 }
 
 /// The words of actions refused lately, kept by this process for the page a refusal
-/// redirects to ([`act`]), which finds them by number: the URL carries no text.
+/// redirects to (a retry's, a cancel's, a bulk action's), which finds them by number: the
+/// URL carries no text.
 #[derive(Debug)]
 pub struct Refusals {
     next: std::sync::atomic::AtomicU64,
