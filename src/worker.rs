@@ -403,8 +403,8 @@ pub trait Worker<A: JobArgs>: Send + Sync + 'static {
     /// The longest [`Worker::timeout`] any job of this kind gets (default 60 s). The rescuer,
     /// which sees rows and not decoded args, treats a job of this kind that has been running
     /// longer than this plus [`crate::maintenance::STUCK_MARGIN`] as stuck, even in a live
-    /// worker (a job that never yields cannot be stopped by its timeout). Raise it together
-    /// with `timeout`.
+    /// worker (a job that never yields cannot be stopped by its timeout), once that worker's
+    /// next heartbeat shows it alive past that limit. Raise it together with `timeout`.
     fn max_timeout(&self) -> Duration {
         DEFAULT_JOB_TIMEOUT
     }

@@ -1448,10 +1448,12 @@ async fn apply(
                 .filter(|j| j.state == JobState::Running)
                 .filter_map(|j| {
                     let lost = judging && !j.worker.is_some_and(alive);
-                    // Not a worker's back from a stall until it has been steady for a lease:
-                    // its outcomes from the stall may still land.
+                    // Not a worker's just back from a stall (steady again since less than
+                    // 2.5 s ago, a third of its lease when shorter): its outcomes from the
+                    // stall may still land.
                     let steady = |w: usize| {
-                        m.steady_since[w].is_none_or(|since| since <= now - LEASE_SECS * 1000)
+                        m.steady_since[w]
+                            .is_none_or(|since| since <= now - (LEASE_SECS * 1000 / 3).min(2_500))
                     };
                     // And heard from since the job passed its limit: cut off, it may have
                     // finished the job and be retrying its completion.
@@ -2124,10 +2126,10 @@ mod regressions {
 
     backend_case! {
         /// A worker back from a stall (a heartbeat more than half its lease late) is not
-        /// judged to have stuck jobs until it has been steady for a lease: its outcomes from
-        /// the stall may still land (review of 7 Dec: a completion landed after its job was
-        /// taken for stuck, and the job ran twice). Then a truly stuck job is taken.
-        fn a_worker_back_from_a_stall_has_its_jobs_judged_stuck_only_a_lease_later(fresh: FreshDb) {
+        /// judged to have stuck jobs for 2.5 s (a third of its lease when shorter): its
+        /// outcomes from the stall may still land (review of 7 Dec: a completion landed after
+        /// its job was taken for stuck, and the job ran twice). Then a truly stuck job is taken.
+        fn a_worker_back_from_a_stall_has_its_jobs_judged_stuck_only_moments_later(fresh: FreshDb) {
             // (Its heartbeat after the stall is after the job's limit: heard from since.)
             run_fixed(fresh, vec![
                 Op::Heartbeat { worker: 0 },

@@ -963,7 +963,10 @@ pub struct JobRescueParams {
     /// its own ([`Store::worker_register`]): then its own lease is the measure.
     pub lease: Duration,
     /// Per kind: a job of that kind running longer than this is stuck, unless the worker that
-    /// claimed it registered a limit for the kind: then that limit is the measure.
+    /// claimed it registered a limit for the kind: then that limit is the measure. Only a live
+    /// worker's job, once that worker has been heard from since the limit passed, and not in
+    /// the 2.5 s (a third of its lease when shorter) after a heartbeat of it that came more
+    /// than half its lease late: its outcomes from the stall may still land.
     pub stuck_after: Vec<(String, Duration)>,
     /// At most this many rows per call.
     pub limit: u32,
@@ -978,7 +981,7 @@ pub struct JobRescueParams {
     /// sees stalls only at its own lease's measure, a worker whose lease is shorter than
     /// `lease` is judged lost, when asked by a worker, once silent for `lease` too, or once a
     /// worker of a lease no longer than its own is fresh and steady for that lease. Stuck
-    /// jobs are judged either way.
+    /// jobs are judged either way (by their own workers' heartbeats: see `stuck_after`).
     pub by: Option<String>,
 }
 

@@ -755,12 +755,13 @@ backend_case! {
 
 backend_case! {
     /// A worker back from a stall (a heartbeat more than half its lease after the one before:
-    /// a database outage, a write lock held long) is not judged to have stuck jobs for a lease:
-    /// its outcomes written during the stall are still being retried, and the first heartbeat
-    /// can land before them. Review of 7 Dec: after a 90 s outage the worker's own stuck pass
-    /// took a job whose completion landed 0.2-1.2 s later (fenced off), and the job ran twice;
-    /// on SQLite a write lock held 95 s did the same. A truly stuck job is taken a lease later.
-    async fn a_worker_back_from_a_stall_has_a_lease_to_land_its_outcomes_before_its_jobs_are_judged_stuck(db: TestDb) {
+    /// a database outage, a write lock held long) is not judged to have stuck jobs for 2.5 s
+    /// (a third of its lease when shorter): its outcomes written during the stall are still
+    /// being retried, and the first heartbeat can land before them. Review of 7 Dec: after a
+    /// 90 s outage the worker's own stuck pass took a job whose completion landed 0.2-1.2 s
+    /// later (fenced off), and the job ran twice; on SQLite a write lock held 95 s did the
+    /// same. A truly stuck job is taken once those seconds have passed.
+    async fn a_worker_back_from_a_stall_has_moments_to_land_its_outcomes_before_its_jobs_are_judged_stuck(db: TestDb) {
         let (s, clock) = clocked(&db).await;
         let s = &*s;
         let start = s.now().await.unwrap();
@@ -806,12 +807,8 @@ backend_case! {
         s.worker_register(register("w", lease, &[("noop", stuck)])).await.unwrap();
         clock.set(at(82));
         assert_eq!(s.job_rescue(rescue(None)).await.unwrap(), RescueCounts::default());
-        for t in [83, 86, 89] {
-            clock.set(at(t));
-            s.worker_register(register("w", lease, &[("noop", stuck)])).await.unwrap();
-        }
-        clock.set(at(90) + chrono::Duration::milliseconds(100));
-        assert_eq!(s.job_rescue(rescue(None)).await.unwrap().retried, 1);
+        clock.set(at(83));
+        assert_eq!(s.job_rescue(rescue(None)).await.unwrap().retried, 1, "3 s after it");
         let taken = s.job_get(k.id).await.unwrap().unwrap();
         assert_eq!(
             (taken.state, taken.errors.last().unwrap().error.as_str()),
@@ -871,5 +868,36 @@ backend_case! {
         clock.set(at(177));
         assert_eq!(s.job_rescue(rescue(Some("other"))).await.unwrap().retried, 1);
         assert_eq!(s.job_get(k.id).await.unwrap().unwrap().errors.last().unwrap().error, "job ran past its timeout");
+    }
+}
+
+backend_case! {
+    /// A worker whose heartbeats keep coming late (each more than half its lease after the one
+    /// before: a saturated SQLite writer, or a stuck job tying up one of its runtime's threads)
+    /// still has a truly stuck job taken. Review of e060da0: its gate waited a whole lease after
+    /// the last late heartbeat, which every heartbeat moved on, so the job stayed `running` for
+    /// good. The gate now waits 2.5 s (a third of the lease when shorter): the outcomes of a
+    /// stall land by then.
+    async fn a_worker_whose_heartbeats_keep_coming_late_still_has_its_stuck_job_taken(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        let start = s.now().await.unwrap();
+        let at = |ms: i64| start + chrono::Duration::milliseconds(ms);
+        let lease = Duration::from_secs(15);
+        let stuck = Duration::from_secs(90);
+        s.worker_register(register("late", lease, &[("noop", stuck)])).await.unwrap();
+        let j = insert(s, job("noop")).await;
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "late")).await.unwrap()[0].id, j.id);
+        // A heartbeat every 8 s, each more than 7.5 s after the one before.
+        for t in (8..=400).step_by(8) {
+            clock.set(at(t * 1000));
+            s.worker_register(register("late", lease, &[("noop", stuck)])).await.unwrap();
+        }
+        let rescue = JobRescueParams { lease, stuck_after: vec![("noop".into(), stuck)], limit: 10, by: None };
+        clock.set(at(401_000));
+        assert_eq!(s.job_rescue(rescue.clone()).await.unwrap(), RescueCounts::default(), "1 s after a late heartbeat");
+        clock.set(at(403_000));
+        assert_eq!(s.job_rescue(rescue).await.unwrap().retried, 1, "3 s after it");
+        assert_eq!(s.job_get(j.id).await.unwrap().unwrap().errors.last().unwrap().error, "job ran past its timeout");
     }
 }

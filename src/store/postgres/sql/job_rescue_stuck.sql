@@ -15,11 +15,13 @@
 -- finished the job and be retrying its completion (review of 7 Dec: a 113 s partition of a
 -- worker with a 600 s lease, and other workers took two completed jobs for stuck). A job that
 -- runs on past its limit is taken at its worker's next heartbeat, a third of a lease later.
--- Not the jobs of a worker back from a stall (steady again only since less than its lease ago:
--- a heartbeat more than half its lease after the one before, see worker_register.sql): its
--- outcomes from the stall are still being retried, and the first heartbeat can land before
--- them (review of 7 Dec: after a 90 s outage a completion landed 0.2-1.2 s after its job was
--- taken for stuck, and the job ran twice). A truly stuck job is taken a lease later.
+-- Not the jobs of a worker just back from a stall (steady again, see worker_register.sql, since
+-- less than 2.5 s ago, a third of its lease when shorter: a heartbeat more than half its lease
+-- after the one before sets steady_since): its outcomes from the stall are still being retried,
+-- and the first heartbeat can land before them (review of 7 Dec: after a 90 s outage a
+-- completion landed 0.2-1.2 s after its job was taken for stuck, and the job ran twice). They
+-- land within the retries' 2 s backoff. Not a whole lease: a worker whose heartbeats all come
+-- late moves steady_since on with each, and its stuck job was never taken (review of e060da0).
 -- SKIP LOCKED for the same reason as job_rescue_lost.sql; only the jobs' rows are locked.
 -- Differs from SQLite (one writer): the sequence locks of the jobs it may rescue first, in
 -- the order of their numbers (see job_complete.sql), before any row is locked.
@@ -32,7 +34,7 @@ WITH locked AS MATERIALIZED (
           JOIN porter_workers w ON w.id = j.attempted_by
           WHERE j.state = 'running' AND j.sequence_key IS NOT NULL
             AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second'
-            AND (w.steady_since IS NULL OR w.steady_since <= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second')
+            AND (w.steady_since IS NULL OR w.steady_since <= porter_now() - least(COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) / 3.0, 2.5) * interval '1 second')
             AND j.attempted_at < least(porter_now(), w.heartbeat_at) - COALESCE(
                     CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
                     (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
@@ -50,7 +52,7 @@ WHERE id IN (
     SELECT j.id FROM porter_jobs j JOIN porter_workers w ON w.id = j.attempted_by
     WHERE j.state = 'running' AND (SELECT n FROM locked) IS NOT NULL
       AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second'
-      AND (w.steady_since IS NULL OR w.steady_since <= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second')
+      AND (w.steady_since IS NULL OR w.steady_since <= porter_now() - least(COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) / 3.0, 2.5) * interval '1 second')
       AND j.attempted_at < least(porter_now(), w.heartbeat_at) - COALESCE(
               CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
               (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)

@@ -17,11 +17,14 @@
 -- have finished the job and be retrying its completion (review of 7 Dec, on PostgreSQL: a
 -- partition shorter than the lease). A job that runs on past its limit is taken at its
 -- worker's next heartbeat, a third of a lease later.
--- Not the jobs of a worker back from a stall (steady again only since less than its lease ago:
--- a heartbeat more than half its lease after the one before, see worker_register.sql): its
--- outcomes from the stall are still being retried, and the first heartbeat can land before
--- them (review of 7 Dec: a write lock held 95 s, and the completions written after it were
--- fenced off by the stuck pass in the same write). A truly stuck job is taken a lease later.
+-- Not the jobs of a worker just back from a stall (steady again, see worker_register.sql, since
+-- less than 2.5 s ago, a third of its lease when shorter: a heartbeat more than half its lease
+-- after the one before sets steady_since): its outcomes from the stall are still being retried,
+-- and the first heartbeat can land before them (review of 7 Dec: a write lock held 95 s, and
+-- the completions written after it were fenced off by the stuck pass in the same write). Not a
+-- whole lease: a worker whose heartbeats all come late moves steady_since on with each, and its
+-- stuck job was never taken (review of e060da0). (A registration without a lease has no
+-- steady_since; 7,500 ms, a third of which is 2.5 s, only keeps the expression whole.)
 -- A lease or stuck limit another program wrote past what a time can be moved by (9e18 ms, a
 -- limit of 1e400) is read as 40,000,000,000,000 ms, about 1,268 years (porter takes leases and
 -- timeouts up to 1,000 years): it failed every pass on PostgreSQL ("interval out of range").
@@ -48,8 +51,7 @@ WHERE id IN (
                                               ELSE printf('%+.3f seconds', max(min(-w.lease_ms / 1000.0, 40000000000.0), -40000000000.0)) END)
           AND (w.steady_since IS NULL
                OR w.steady_since <= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
-                                             CASE WHEN w.lease_ms IS NULL THEN ?3
-                                                  ELSE printf('%+.3f seconds', max(min(-w.lease_ms / 1000.0, 40000000000.0), -40000000000.0)) END))
+                                             printf('%+.3f seconds', -min(max(coalesce(w.lease_ms, 7500), 0) / 3000.0, 2.5))))
     )
     -- printf would read a NULL limit as 0: skip those first.
     WHERE limit_ms IS NOT NULL
