@@ -650,23 +650,29 @@ backend_case! {
         wait_state(&db.store, first, JobState::Completed).await;
         let other = db.reopen().await; // `porter queues pause` from another process
         let reads = || db.store.op_stats().get("queue_changes").map_or(0, |s| s.calls);
-        let before = reads();
-        other.queue_pause("default").await.unwrap();
-        eventually("the idle worker reads the pause's count", || async {
-            reads() > before
-        })
-        .await;
-        // A resume counts no change (nothing claimed under a pause can be waiting).
-        other.queue_resume("default").await.unwrap();
-        let id = behave(&client, "ok", 1).await;
-        let row = wait_state(&db.store, id, JobState::Completed).await;
-        assert_eq!(
-            (row.attempt, row.errors.len()),
-            (1, 0),
-            "started at its first claim: {:?}",
-            row.errors
-        );
-        rt.stop().await;
+        // Up to three tries: a read of the count for another reason (a wake-up of every
+        // queue's controls) can pass for the pause's, and a claim sent while the pause's read
+        // is still under way is given back needlessly, as the producer's docs say (seen 2 of
+        // about 8 runs under load on 7 Dec). Before the fix every try was given back.
+        let mut tries = Vec::new();
+        for _ in 0..3 {
+            let before = reads();
+            other.queue_pause("default").await.unwrap();
+            eventually("the idle worker reads the pause's count", || async {
+                reads() > before
+            })
+            .await;
+            // A resume counts no change (nothing claimed under a pause can be waiting).
+            other.queue_resume("default").await.unwrap();
+            let id = behave(&client, "ok", 1).await;
+            let row = wait_state(&db.store, id, JobState::Completed).await;
+            if (row.attempt, row.errors.len()) == (1, 0) {
+                rt.stop().await;
+                return;
+            }
+            tries.push(row.errors);
+        }
+        panic!("never started at its first claim: {tries:?}");
     }
 }
 
