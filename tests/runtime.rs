@@ -979,44 +979,6 @@ backend_case! {
 }
 
 backend_case! {
-    /// After an outage, the outcomes a worker is still retrying land before its first
-    /// heartbeat: the heartbeat asks them to try again at once and waits a moment for them.
-    /// Until 7 Dec the heartbeat (retried every second) usually landed first, and a stuck pass
-    /// in the second or two before the completion (retried every 2 s by then) took the
-    /// completed job and ran it again (review of 7 Dec). Three outages, each long enough for
-    /// the completion's retries to back off to 2 s.
-    async fn after_an_outage_the_outcomes_being_retried_land_before_the_first_heartbeat(db: TestDb) {
-        let (gated, workers, cfg) = gated_worker(&db, &[("default", 5)], Duration::from_secs(3));
-        let rt = start(gated.store(), workers, cfg);
-        let client = Client::new(db.store.clone());
-        eventually("the worker registered", || async { gated.written().contains(&"heartbeat") }).await;
-        for round in 0..3 {
-            gated.completions_unavailable(true);
-            gated.fail_heartbeats(true);
-            let id = client.insert(&porter::jobs::Noop {}, None).await.unwrap().job.id;
-            eventually(&format!("round {round}: the job ran, its completion failing"), || async {
-                db.store.job_get(id).await.unwrap().unwrap().attempt == 1
-            })
-            .await;
-            tokio::time::sleep(Duration::from_millis(3500)).await;
-            // (Every heartbeat fails at once meanwhile: none is under way to land after this.)
-            let before = gated.written().len();
-            gated.completions_unavailable(false);
-            gated.fail_heartbeats(false);
-            let row = wait_state(&db.store, id, JobState::Completed).await;
-            assert_eq!(row.attempt, 1, "round {round}");
-            eventually("a heartbeat after the outage", || async {
-                gated.written()[before..].contains(&"heartbeat")
-            })
-            .await;
-            let after = gated.written()[before..].to_vec();
-            assert_eq!(after.first(), Some(&"completion"), "round {round}: {after:?}");
-        }
-        rt.stop().await;
-    }
-}
-
-backend_case! {
     /// Issue 11.10: a shutdown never ends with the worker's own jobs `running`, even when it
     /// could not record their completions: it puts them back before `shutdown complete`.
     async fn shutdown_leaves_none_of_its_jobs_running(db: TestDb) {

@@ -208,10 +208,7 @@ async fn write_batch(
     let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
     let ((changed, given_up), claims) = match &ctx {
         Some(ctx) if !orders.is_empty() => claim_along(sh, ctx, fences, &orders).await,
-        _ => (
-            write(&sh.store, fences, &sh.hard, &sh.owned.retrying).await,
-            Vec::new(),
-        ),
+        _ => (write(&sh.store, fences, &sh.hard).await, Vec::new()),
     };
     // The held permits of each queue's completions, to hand on to the jobs claimed for it.
     let mut permits: Vec<(String, Vec<Slot>)> = Vec::new();
@@ -295,7 +292,7 @@ async fn claim_along(
         Err(e) => {
             drop(claiming);
             debug!(error = %e, "a completion write that claimed along failed; completing only");
-            let changed = write(&sh.store, fences, &sh.hard, &sh.owned.retrying).await;
+            let changed = write(&sh.store, fences, &sh.hard).await;
             return (
                 changed,
                 orders.iter().map(|_| producer::Claim::NotMade).collect(),
@@ -345,11 +342,8 @@ async fn write(
     store: &Store,
     fences: Vec<JobFence>,
     hard: &CancellationToken,
-    retrying: &super::Retrying,
 ) -> (Vec<bool>, bool) {
     let mut delay = Duration::from_millis(50);
-    // Counted as failing from the first failure on, for the heartbeat to wait for.
-    let mut failing = None;
     for attempt in 1.. {
         match store.job_complete_many(fences.clone()).await {
             Ok(changed) => {
@@ -369,11 +363,9 @@ async fn write(
                 if attempt == 1 {
                     warn!(error = %e, jobs = fences.len(), "recording completions failed; retrying");
                 }
-                failing.get_or_insert_with(|| retrying.enter());
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = hard.cancelled() => {}
-                    _ = retrying.asked() => {}
                 }
                 delay = (delay * 2).min(Duration::from_secs(2));
             }

@@ -622,7 +622,7 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,
 {
-    let written = write_outcome(row, op, &ctx.hard, &ctx.owned.retrying).await;
+    let written = write_outcome(row, op, &ctx.hard).await;
     // Written, fenced off or given up on: no longer this worker's to hold. One given up on is
     // still `running` here, and the reconcile puts it back (it looks at all the worker's jobs
     // next time); one fenced off is no longer this attempt's, and leaves no stray.
@@ -655,15 +655,12 @@ async fn write_outcome<F, Fut>(
     row: &JobRow,
     op: F,
     hard: &CancellationToken,
-    retrying: &super::Retrying,
 ) -> Result<JobRow, Unwritten>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,
 {
     let mut delay = Duration::from_millis(50);
-    // Counted as failing from the first failure on, for the heartbeat to wait for.
-    let mut failing = None;
     for attempt in 1..=40 {
         match op().await {
             Ok(written) => return Ok(written),
@@ -680,11 +677,9 @@ where
                 if attempt == 1 {
                     warn!(job_id = row.id, error = %e, "recording a job outcome failed; retrying");
                 }
-                failing.get_or_insert_with(|| retrying.enter());
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = hard.cancelled() => {}
-                    _ = retrying.asked() => {}
                 }
                 delay = (delay * 2).min(Duration::from_secs(2));
             }

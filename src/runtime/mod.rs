@@ -400,71 +400,7 @@ impl Strays {
 #[derive(Debug, Default)]
 pub(crate) struct Owned {
     jobs: std::sync::Mutex<Held>,
-    /// The outcome writes failing meanwhile, being retried.
-    pub(crate) retrying: Retrying,
 }
-
-/// Outcome writes (completions, failures, snoozes, give-backs) failing and being retried: a
-/// database outage, a write lock held long. The first heartbeat after it asks them to try again
-/// at once and waits a moment for them ([`Retrying::flush`]), so that they land before it:
-/// until 7 Dec the heartbeat landed first, and a stuck pass in the second or two before the
-/// completion took the job and ran it again (review of 7 Dec).
-#[derive(Debug)]
-pub(crate) struct Retrying {
-    count: tokio::sync::watch::Sender<usize>,
-    asked: tokio::sync::Notify,
-}
-
-impl Default for Retrying {
-    fn default() -> Self {
-        Retrying {
-            count: tokio::sync::watch::channel(0).0,
-            asked: tokio::sync::Notify::new(),
-        }
-    }
-}
-
-/// Counts one failing write while it lives ([`Retrying::enter`]).
-pub(crate) struct RetryingWrite<'a>(&'a Retrying);
-
-impl Drop for RetryingWrite<'_> {
-    fn drop(&mut self) {
-        self.0.count.send_modify(|n| *n = n.saturating_sub(1));
-    }
-}
-
-impl Retrying {
-    /// Counts a write as failing until the answer is dropped (written, fenced off or given up).
-    pub(crate) fn enter(&self) -> RetryingWrite<'_> {
-        self.count.send_modify(|n| *n += 1);
-        RetryingWrite(self)
-    }
-
-    /// Resolves when a heartbeat asks the failing writes to try again now.
-    pub(crate) async fn asked(&self) {
-        self.asked.notified().await
-    }
-
-    /// Asks the failing writes to try again now, every 100 ms, until none is left failing or
-    /// `within` has passed.
-    async fn flush(&self, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        let mut count = self.count.subscribe();
-        while *count.borrow_and_update() > 0 {
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return;
-            }
-            self.asked.notify_waiters();
-            let wait = (deadline - now).min(Duration::from_millis(100));
-            let _ = tokio::time::timeout(wait, count.wait_for(|n| *n == 0)).await;
-        }
-    }
-}
-
-/// How long a heartbeat waits at most for failing outcome writes to land first (a sixth of
-/// the lease when shorter).
-pub const HEARTBEAT_FLUSH: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 struct Held {
@@ -1050,12 +986,6 @@ async fn heartbeat_loop(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(if failing { retry } else { every }) => {}
         }
-        // Outcomes still being retried go first: the heartbeat that lands after an outage
-        // must not come before them (see `Retrying`).
-        ctx.owned
-            .retrying
-            .flush(HEARTBEAT_FLUSH.min(ctx.config.lease / 6))
-            .await;
         let started = tokio::time::Instant::now();
         match ctx.store.worker_register(ctx.registration.clone()).await {
             Ok(()) => {
