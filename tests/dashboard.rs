@@ -731,14 +731,7 @@ backend_case! {
         // The refusal's own words, kept by this server for the page (the URL carries a number
         // for them, no text): a retry refused for a unique key another job holds says so
         // (until a review of 7 Dec every 409 read "its state does not allow it").
-        let keyed = |key: &str| {
-            JobInsertParams::new(
-                "noop",
-                serde_json::json!({}),
-                InsertOpts { unique_key: Some(key.into()), ..Default::default() },
-            )
-            .unwrap()
-        };
+        let keyed = |key: &str| crate::common::keyed_job("noop", key);
         let first = db.store.job_insert_many(vec![keyed("k1")]).await.unwrap().remove(0).job;
         db.store.job_cancel(first.id).await.unwrap();
         db.store.job_insert_many(vec![keyed("k1")]).await.unwrap();

@@ -5,6 +5,19 @@ use std::sync::Arc;
 
 use porter::store::Store;
 
+/// A job of `kind` (args `{}`) holding the unique key `key`.
+pub fn keyed_job(kind: &str, key: &str) -> porter::store::JobInsertParams {
+    porter::store::JobInsertParams::new(
+        kind,
+        serde_json::json!({}),
+        porter::InsertOpts {
+            unique_key: Some(key.into()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 /// One test's database: its URL, an open store, and what keeps it alive.
 pub struct TestDb {
     /// URL that opens this same database (for more stores, or a child process).

@@ -399,14 +399,7 @@ backend_case! {
     /// and the whole batch (and every later submission) failed.
     async fn bulk_retry_skips_jobs_whose_unique_key_is_taken(db: TestDb) {
         let s = &*db.store;
-        let keyed = |key: &str| {
-            JobInsertParams::new(
-                "noop",
-                serde_json::json!({}),
-                InsertOpts { unique_key: Some(key.into()), ..Default::default() },
-            )
-            .unwrap()
-        };
+        let keyed = |key: &str| crate::common::keyed_job("noop", key);
         let old_dup = insert(s, keyed("dup")).await;
         s.job_cancel(old_dup.id).await.unwrap();
         let new_dup = insert(s, keyed("dup")).await;

@@ -223,14 +223,7 @@ backend_case! {
         // Two of its own jobs with one unique key (two members, or a member and the callback):
         // refused naming the member that holds it. The refusal used to name that member's id,
         // which it undid (on SQLite, an id the next insert then took).
-        let keyed = |key: &str| {
-            JobInsertParams::new(
-                "k",
-                serde_json::json!({}),
-                InsertOpts { unique_key: Some(key.into()), ..Default::default() },
-            )
-            .unwrap()
-        };
+        let keyed = |key: &str| crate::common::keyed_job("k", key);
         let mut twice = batch_of(1, "k");
         twice.push_params(keyed("z"));
         twice.push_params(keyed("z"));

@@ -771,12 +771,7 @@ backend_case! {
         s.worker_register(register("w", lease, &[("noop", stuck)])).await.unwrap();
         let j = insert(s, job("noop")).await;
         assert_eq!(s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap()[0].id, j.id);
-        let rescue = |by: Option<&str>| JobRescueParams {
-            lease,
-            stuck_after: vec![("noop".into(), stuck)],
-            limit: 10,
-            by: by.map(str::to_string),
-        };
+        let rescue = |by: Option<&str>| rescue_noop(lease, stuck, by);
         for t in [3, 6, 9, 12] {
             clock.set(at(t));
             s.worker_register(register("w", lease, &[("noop", stuck)])).await.unwrap();
@@ -836,12 +831,7 @@ backend_case! {
         s.worker_register(register("other", lease, &[("noop", stuck)])).await.unwrap();
         let j = insert(s, job("noop")).await;
         assert_eq!(s.job_claim(claim("default", &["noop"], 1, "cut-off")).await.unwrap()[0].id, j.id);
-        let rescue = |by: Option<&str>| JobRescueParams {
-            lease,
-            stuck_after: vec![("noop".into(), stuck)],
-            limit: 10,
-            by: by.map(str::to_string),
-        };
+        let rescue = |by: Option<&str>| rescue_noop(lease, stuck, by);
         // Cut off from 1 s to 113 s; the other worker heartbeats and rescues meanwhile.
         for t in [30, 61, 90, 113] {
             clock.set(at(t));
@@ -893,11 +883,21 @@ backend_case! {
             clock.set(at(t * 1000));
             s.worker_register(register("late", lease, &[("noop", stuck)])).await.unwrap();
         }
-        let rescue = JobRescueParams { lease, stuck_after: vec![("noop".into(), stuck)], limit: 10, by: None };
+        let rescue = rescue_noop(lease, stuck, None);
         clock.set(at(401_000));
         assert_eq!(s.job_rescue(rescue.clone()).await.unwrap(), RescueCounts::default(), "1 s after a late heartbeat");
         clock.set(at(403_000));
         assert_eq!(s.job_rescue(rescue).await.unwrap().retried, 1, "3 s after it");
         assert_eq!(s.job_get(j.id).await.unwrap().unwrap().errors.last().unwrap().error, "job ran past its timeout");
+    }
+}
+
+/// A rescue pass of `lease`, with kind `noop` stuck after `stuck`, asked by `by`.
+fn rescue_noop(lease: Duration, stuck: Duration, by: Option<&str>) -> JobRescueParams {
+    JobRescueParams {
+        lease,
+        stuck_after: vec![("noop".into(), stuck)],
+        limit: 10,
+        by: by.map(str::to_string),
     }
 }
