@@ -310,11 +310,11 @@ fn refused_notice(
     let (verb, id) = [("retried", "not_retried"), ("cancelled", "not_cancelled")]
         .into_iter()
         .find_map(|(verb, key)| Some((verb, field(key)?.parse::<i64>().ok()?)))?;
-    let why = said(state, status, field("said")).unwrap_or_else(|| {
+    let why = said(state, field("said")).unwrap_or_else(|| {
         match status {
             StatusCode::CONFLICT => "its state does not allow it (the page shows it as it is now)",
             StatusCode::NOT_FOUND => "no such job",
-            _ => "see the server's log",
+            other => unsaid(other),
         }
         .to_string()
     });
@@ -325,15 +325,17 @@ fn refused_notice(
     ))
 }
 
-/// A refusal's words kept as number `n` ([`Refusals`]), or for a status that says it, a
-/// fixed text (without them, `None`).
-fn said(state: &AppState, status: StatusCode, n: Option<&str>) -> Option<String> {
-    n.and_then(|n| n.parse().ok())
-        .and_then(|n| state.refusals.said(n))
-        .or_else(|| {
-            (status == StatusCode::SERVICE_UNAVAILABLE)
-                .then(|| "the database did not answer: try again".to_string())
-        })
+/// A refusal's words kept as number `n` ([`Refusals`]), if still kept.
+fn said(state: &AppState, n: Option<&str>) -> Option<String> {
+    state.refusals.said(n?.parse().ok()?)
+}
+
+/// What a refusal's page says of it when its words are not kept: what its status tells.
+fn unsaid(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE => "the database did not answer: try again",
+        _ => "see the server's log",
+    }
 }
 
 /// `409 Conflict`.

@@ -386,8 +386,8 @@ pub(super) async fn confirm(
             .map(|(_, v)| v.as_str())
     };
     let refusal = super::refused_status(field("status")).map(|status| {
-        let words = super::said(&state, status, field("said"))
-            .unwrap_or_else(|| "see the server's log".to_string());
+        let words =
+            super::said(&state, field("said")).unwrap_or_else(|| super::unsaid(status).to_string());
         format!(
             "Nothing was changed ({}): {}. The count below is new: confirm it again.",
             super::status_text(status),
