@@ -930,6 +930,49 @@ async fn notify_control(conn: &mut PgConnection, queue: &str) -> Result<()> {
 /// it now (available, or due to be promoted).
 type MarkedParent = (i64, String, String, bool);
 
+/// Marks and locks the parents `ids` of jobs being inserted, with the sequences `keys`
+/// (job_parents_mark.sql), and wakes the queues of those a claim would take now
+/// ([`wake_parents`]). The statement locks the parents in id order; a completion locks its
+/// batch in its plan's order, which on a small table is the rows' order on disk, so the two
+/// can wait for each other. PostgreSQL then aborts one: a completion writes itself again
+/// ([`complete_releasing`]), and so does this, under a savepoint of its own, so that the
+/// insert's transaction (the caller's, a workflow's, a batch's) survives it. Until 7 Dec the
+/// insert failed with `deadlock detected`.
+async fn mark_parents(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    keys: &[String],
+) -> Result<Vec<MarkedParent>> {
+    let mut tries = 1;
+    let rows = loop {
+        sqlx::query("SAVEPOINT porter_parents")
+            .execute(&mut *conn)
+            .await?;
+        let rows = sqlx::query_as(sql!("job_parents_mark"))
+            .bind(ids)
+            .bind(keys)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err);
+        match rows {
+            Err(e) if again("marking the parents of an insert", &mut tries, &e) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT porter_parents")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            rows => {
+                let rows: Vec<MarkedParent> = rows?;
+                sqlx::query("RELEASE SAVEPOINT porter_parents")
+                    .execute(&mut *conn)
+                    .await?;
+                break rows;
+            }
+        }
+    };
+    wake_parents(conn, &rows).await?;
+    Ok(rows)
+}
+
 /// Wakes, at the commit, the queues of the parents job_parents_mark.sql locked that a claim
 /// would take now: a producer's claim (and its promotion of due jobs) meanwhile passed over
 /// them (SKIP LOCKED) and found nothing, and the commit's other wake-ups are for the
@@ -1516,12 +1559,7 @@ async fn insert_waiting(
     }
     let mut parents = HashMap::new();
     if !parent_ids.is_empty() {
-        let rows: Vec<MarkedParent> = sqlx::query_as(sql!("job_parents_mark"))
-            .bind(&parent_ids)
-            .bind(&keys)
-            .fetch_all(&mut *conn)
-            .await?;
-        wake_parents(conn, &rows).await?;
+        let rows = mark_parents(conn, &parent_ids, &keys).await?;
         for (id, state, _, _) in rows {
             parents.insert(id, state.parse::<JobState>()?);
         }

@@ -564,6 +564,23 @@ async fn a_small_page_of_a_large_workflow_is_found_by_its_steps() {
     }
 }
 
+/// Waits, up to 5 s, until a session of the test's database waits for a lock, or `done`.
+async fn until_a_lock_wait(store: &PgStore, done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        if waiting > 0 || done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Index entries `index` returned to scans so far (the server's statistics, flushed first; 0
 /// for an index that does not exist).
 async fn index_tuples_read(conn: &mut sqlx::PgConnection, index: &str) -> i64 {
@@ -902,19 +919,7 @@ async fn retention_keeps_a_parent_whose_child_commits_while_it_waits() {
         })
     };
     // Until the retention has passed the parent or waits for its row.
-    for _ in 0..500 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-        if waiting > 0 || retention.is_finished() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_a_lock_wait(&store, || retention.is_finished()).await;
     tx.commit().await.unwrap();
     assert_eq!(retention.await.unwrap(), 0, "nothing else was old enough");
     assert!(
@@ -4398,4 +4403,59 @@ async fn a_bulk_retry_meeting_a_key_inserted_meanwhile_leaves_that_job() {
     assert_eq!(state(ids[0]).await, JobState::Available);
     assert_eq!(state(ids[1]).await, JobState::Cancelled, "its key is held");
     assert_eq!(state(ids[2]).await, JobState::Available);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn an_insert_marking_its_parents_outlives_a_deadlock_with_a_completion() {
+    // A child's insert locks its parents in id order (job_parents_mark.sql); a completion
+    // locks its batch's rows in its plan's order, which on a small table is the rows' order
+    // on disk, not their ids'. The two waited for each other, PostgreSQL aborted the insert
+    // (it had waited longest) and the insert failed with `deadlock detected` (seen in the
+    // conformance test `concurrent_parents_promote_their_child_exactly_once` on 7 Dec). Here
+    // another transaction holds the second parent, then asks for the first.
+    let store = Arc::new(fresh_store().await);
+    let parents: Vec<i64> = store
+        .job_insert_many(vec![
+            job("noop", InsertOpts::default()),
+            job("noop", InsertOpts::default()),
+        ])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.job.id)
+        .collect();
+    let lock = "UPDATE porter_jobs SET priority = priority WHERE id = $1";
+    let mut other = store.pool().begin().await.unwrap();
+    sqlx::query(lock)
+        .bind(parents[1])
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let insert = {
+        let store = store.clone();
+        let child = job(
+            "noop",
+            InsertOpts {
+                depends_on: parents.clone(),
+                ..Default::default()
+            },
+        );
+        tokio::spawn(async move { store.job_insert_many(vec![child]).await })
+    };
+    // Once the insert holds the first parent and waits for the second.
+    until_a_lock_wait(&store, || false).await;
+    sqlx::query(lock)
+        .bind(parents[0])
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    other.commit().await.unwrap();
+    let child = insert.await.unwrap().unwrap().remove(0).job;
+    assert_eq!(child.state, JobState::Pending);
+    let mut conn = store.pool().acquire().await.unwrap();
+    assert_eq!(edge_count(&mut conn).await, 2);
 }

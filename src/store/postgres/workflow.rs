@@ -150,12 +150,7 @@ async fn insert_steps(
     let mut parents: HashMap<i64, JobState> =
         HashMap::with_capacity(outside.len() + params.steps.len());
     if !outside.is_empty() {
-        let rows: Vec<super::MarkedParent> = sqlx::query_as(sql!("job_parents_mark"))
-            .bind(&outside)
-            .bind(Vec::<String>::new())
-            .fetch_all(&mut *conn)
-            .await?;
-        super::wake_parents(conn, &rows).await?;
+        let rows = super::mark_parents(conn, &outside, &[]).await?;
         for (id, state, _, _) in rows {
             parents.insert(id, state.parse::<JobState>()?);
         }
