@@ -1107,6 +1107,7 @@ backend_case! {
                 stuck_after: Vec::new(),
                 queues: vec!["mail".to_string()],
                 kinds: vec!["noop".to_string()],
+                unsteady: false,
             })
             .await
             .unwrap();
@@ -1316,6 +1317,7 @@ backend_case! {
                 stuck_after: Vec::new(),
                 queues: vec!["mail".to_string()],
                 kinds: vec!["noop".to_string()],
+                unsteady: false,
             })
             .await
             .unwrap();

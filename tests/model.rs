@@ -175,6 +175,8 @@ enum Op {
     Heartbeat {
         worker: usize,
     },
+    /// A heartbeat of worker 0 that says it still has outcomes failing: steady only from now.
+    UnsteadyHeartbeat,
     Deregister {
         worker: usize,
     },
@@ -277,6 +279,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<Index>().prop_map(|job| Op::Cancel { job }),
         2 => any::<Index>().prop_map(|job| Op::Retry { job }),
         3 => (0..2usize).prop_map(|worker| Op::Heartbeat { worker }),
+        1 => Just(Op::UnsteadyHeartbeat),
         1 => (0..2usize).prop_map(|worker| Op::Deregister { worker }),
         3 => prop::option::of(0..2usize).prop_map(|by| Op::Rescue { by }),
         1 => Just(Op::Retention),
@@ -957,8 +960,14 @@ fn ok<T>(what: &str, got: porter::Result<T>) -> Result<T, TestCaseError> {
 /// A heartbeat of `worker` (its registration when it has none), as the runtime records it:
 /// worker 0 registers with a lease of [`LEASE_SECS`], worker 1 without one (a binary from
 /// before leases were registered; rescuers judge it by their own). A heartbeat of worker 0 more
-/// than half its lease after the one before makes it steady again only from now.
-async fn heartbeat(s: &Store, m: &mut Model, worker: usize) -> Result<(), TestCaseError> {
+/// than half its lease after the one before, or `unsteady` (outcomes still failing), makes it
+/// steady again only from now.
+async fn heartbeat(
+    s: &Store,
+    m: &mut Model,
+    worker: usize,
+    unsteady: bool,
+) -> Result<(), TestCaseError> {
     let got = if worker == 0 {
         s.worker_register(WorkerRegisterParams {
             id: WORKERS[worker].to_string(),
@@ -968,6 +977,7 @@ async fn heartbeat(s: &Store, m: &mut Model, worker: usize) -> Result<(), TestCa
             stuck_after: Vec::new(),
             queues: Vec::new(),
             kinds: Vec::new(),
+            unsteady,
         })
         .await
     } else {
@@ -979,6 +989,9 @@ async fn heartbeat(s: &Store, m: &mut Model, worker: usize) -> Result<(), TestCa
         .await
     };
     ok("heartbeat", got)?;
+    if unsteady {
+        m.steady_since[worker] = Some(m.now);
+    }
     match m.heartbeat[worker] {
         None => m.started[worker] = Some(m.now),
         Some(at) if worker == 0 && at < m.now - LEASE_SECS * 1000 / 2 => {
@@ -1151,7 +1164,7 @@ async fn apply(
         } => {
             // A worker registers before its first claim, as the runtime does at start.
             if m.heartbeat[worker].is_none() {
-                heartbeat(s, m, worker).await?;
+                heartbeat(s, m, worker, false).await?;
             }
             let params = claim_params(worker, queue, limit, only_kind);
             let got = ok("claim", s.job_claim_ahead(params, ahead).await)?.jobs;
@@ -1404,7 +1417,8 @@ async fn apply(
             j.max_attempts = j.max_attempts.max(j.attempt + 1);
             j.cancel_requested_at = None;
         }
-        &Op::Heartbeat { worker } => heartbeat(s, m, worker).await?,
+        &Op::Heartbeat { worker } => heartbeat(s, m, worker, false).await?,
+        Op::UnsteadyHeartbeat => heartbeat(s, m, 0, true).await?,
         &Op::Deregister { worker } => {
             ok("worker delete", s.worker_delete(WORKERS[worker]).await)?;
             // With it go the registrations of workers silent for more than a day.
@@ -2141,6 +2155,28 @@ mod regressions {
                 Op::Rescue { by: Some(0) },
                 Op::Tick { by: 2 },
                 Op::Rescue { by: None },
+            ]);
+        }
+    }
+
+    backend_case! {
+        /// A heartbeat that says its worker still has outcomes failing holds stuck passes back
+        /// as a late one does (review of 7 Dec: after an outage it may get through before the
+        /// completion it retries); one on time after it does not start the wait over.
+        fn a_heartbeat_with_outcomes_still_failing_holds_stuck_passes_back_a_moment(fresh: FreshDb) {
+            run_fixed(fresh, vec![
+                Op::Heartbeat { worker: 0 },
+                Op::Insert(KEYED),
+                claim_one(0),
+                Op::Tick { by: 5 },
+                Op::Heartbeat { worker: 0 },
+                Op::Tick { by: 1 },
+                Op::Heartbeat { worker: 0 },
+                Op::UnsteadyHeartbeat,
+                Op::Rescue { by: None },
+                Op::Tick { by: 1 },
+                Op::Heartbeat { worker: 0 },
+                Op::Rescue { by: Some(0) },
             ]);
         }
     }

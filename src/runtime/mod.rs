@@ -683,6 +683,7 @@ impl Runtime {
             // What it serves, so that jobs nobody serves can be found (issue 17.7).
             queues: config.queues.iter().map(|(q, _)| q.clone()).collect(),
             kinds: workers.kinds(),
+            unsteady: false,
         };
         // The registration may wait for the database (SQLite's write lock held elsewhere,
         // by a stopped process even): a signal meanwhile stops the runtime before it starts

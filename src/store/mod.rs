@@ -1017,6 +1017,10 @@ pub struct WorkerRegisterParams {
     pub queues: Vec<String>,
     /// The kinds this worker runs (its registry's, built-in and periodic ones included).
     pub kinds: Vec<String>,
+    /// The worker still has outcomes it could not write (a database outage, a lock held long)
+    /// and is retrying them: it is steady again only from this heartbeat on, as after a late
+    /// one, so stuck passes leave its jobs alone for a moment while those outcomes land.
+    pub unsteady: bool,
 }
 
 /// Whether live workers serve a queue and kind ([`Store::worker_count_serving`]).

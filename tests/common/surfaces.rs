@@ -156,6 +156,7 @@ pub async fn serving_worker(store: &Store, id: &str, queues: &[&str], kinds: &[&
             stuck_after: Vec::new(),
             queues: queues.iter().map(|q| q.to_string()).collect(),
             kinds: kinds.iter().map(|k| k.to_string()).collect(),
+            unsteady: false,
         })
         .await
         .expect("register a worker");

@@ -93,6 +93,7 @@ fn register(id: &str, lease: Duration, stuck_after: &[(&str, Duration)]) -> Work
             .collect(),
         queues: Vec::new(),
         kinds: Vec::new(),
+        unsteady: false,
     }
 }
 

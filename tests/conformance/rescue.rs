@@ -813,6 +813,62 @@ backend_case! {
 }
 
 backend_case! {
+    /// A heartbeat that says its worker still has outcomes failing (`unsteady`: after an outage
+    /// it may be the first write to get through, before the completions it retries) holds stuck
+    /// passes back as a late heartbeat does: for 2.5 s, a third of the lease when shorter.
+    /// Review of 7 Dec: a partition shorter than half the lease leaves no heartbeat late, and a
+    /// stuck pass between the first heartbeat through and the completion took the completed job
+    /// and ran it again. A steady heartbeat on time after it does not start the wait over.
+    async fn a_heartbeat_with_outcomes_still_failing_holds_stuck_passes_back_a_moment(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        let start = s.now().await.unwrap();
+        let at = |ms: i64| start + chrono::Duration::milliseconds(ms);
+        let lease = Duration::from_secs(10);
+        let stuck = Duration::from_secs(30);
+        let beat = |unsteady: bool| WorkerRegisterParams {
+            unsteady,
+            ..register("w", lease, &[("noop", stuck)])
+        };
+        s.worker_register(beat(false)).await.unwrap();
+        let j = insert(s, job("noop")).await;
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap()[0].id, j.id);
+        let rescue = |by: Option<&str>| rescue_noop(lease, stuck, by);
+        for t in (3..=30).step_by(3) {
+            clock.set(at(t * 1000));
+            s.worker_register(beat(false)).await.unwrap();
+        }
+        // The job finished at 29 s, its completion failing since; the heartbeat at 31 s is on
+        // time, after the job's limit (30 s), and says so.
+        clock.set(at(31_000));
+        s.worker_register(beat(true)).await.unwrap();
+        clock.set(at(31_200));
+        for by in [None, Some("w")] {
+            assert_eq!(s.job_rescue(rescue(by)).await.unwrap(), RescueCounts::default(), "{by:?}");
+        }
+        clock.set(at(32_000));
+        let fence = s.job_get(j.id).await.unwrap().unwrap().fence();
+        assert_eq!(s.job_complete_many(vec![fence]).await.unwrap(), vec![true]);
+
+        // A job truly stuck: taken 2.5 s after the last such heartbeat, a steady one between.
+        let k = insert(s, job("noop")).await;
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap()[0].id, k.id);
+        for t in (35..=62).step_by(3) {
+            clock.set(at(t * 1000));
+            s.worker_register(beat(false)).await.unwrap();
+        }
+        clock.set(at(63_000));
+        s.worker_register(beat(true)).await.unwrap();
+        clock.set(at(65_000));
+        assert_eq!(s.job_rescue(rescue(None)).await.unwrap(), RescueCounts::default(), "2 s after");
+        clock.set(at(65_400));
+        s.worker_register(beat(false)).await.unwrap();
+        clock.set(at(65_600));
+        assert_eq!(s.job_rescue(rescue(None)).await.unwrap().retried, 1, "2.6 s after");
+    }
+}
+
+backend_case! {
     /// A job past its stuck limit is taken only once its worker has been heard from since the
     /// limit passed: a worker cut off from the database (a partition shorter than its lease)
     /// still counts as live by its last heartbeat, but it may have finished the job and be

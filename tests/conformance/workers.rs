@@ -79,6 +79,7 @@ backend_case! {
             stuck_after: Vec::new(),
             queues: Vec::new(),
             kinds: Vec::new(),
+            unsteady: false,
         };
         s.worker_register(register("long", 4 * day)).await.unwrap();
         s.worker_register(register("short", Duration::from_secs(15)))

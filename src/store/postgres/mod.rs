@@ -2749,6 +2749,7 @@ impl Driver for PgStore {
             .bind(stored_limits(&p.stuck_after))
             .bind(serde_json::json!(p.queues))
             .bind(serde_json::json!(p.kinds))
+            .bind(p.unsteady)
             .execute(&mut *self.heartbeat_conn().await?)
             .await?;
         Ok(())

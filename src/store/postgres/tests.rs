@@ -1351,6 +1351,7 @@ async fn the_rescue_of_lost_workers_reads_a_step_per_worker_not_every_running_en
         stuck_after: Vec::new(),
         queues: vec!["default".into()],
         kinds: vec!["noop".into()],
+        unsteady: false,
     };
     store.worker_register(register("w")).await.unwrap();
     ran_and_running(&store, 3_000, 0).await;
@@ -4085,6 +4086,7 @@ async fn register_noop_worker(store: &PgStore, id: &str) {
             stuck_after: Vec::new(),
             queues: vec!["default".into()],
             kinds: vec!["noop".into()],
+            unsteady: false,
         })
         .await
         .unwrap();

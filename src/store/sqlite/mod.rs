@@ -2718,7 +2718,9 @@ impl Driver for SqliteStore {
             .run_urgent(move |c| {
                 c.prepare_cached(sql!("worker_register"))
                     .and_then(|mut s| {
-                        s.execute(params![p.id, p.host, p.pid, lease, limits, queues, kinds])
+                        s.execute(params![
+                            p.id, p.host, p.pid, lease, limits, queues, kinds, p.unsteady
+                        ])
                     })?;
                 Ok(())
             })
