@@ -979,6 +979,58 @@ backend_case! {
 }
 
 backend_case! {
+    /// After an outage, no heartbeat says the worker is steady before the outcomes it is still
+    /// retrying have landed: the first one through says they still fail (stuck passes then
+    /// wait a moment) and asks them to try again at once. Until 7 Dec the heartbeat (retried
+    /// every second) usually landed first and steady, and a stuck pass in the second or two
+    /// before the completion (retried every 2 s by then) took the completed job and ran it
+    /// again (review of 7 Dec). Three outages, each long enough for the completion's retries
+    /// to back off to 2 s; the first, 8 s, asks for more tries than a write has (7976741
+    /// counted them, and gave the completion up).
+    async fn after_an_outage_no_steady_heartbeat_lands_before_the_outcomes_being_retried(db: TestDb) {
+        // A lease of 6 s: between outages each heartbeat asks them for up to 1 s first.
+        let (gated, workers, cfg) = gated_worker(&db, &[("default", 5)], Duration::from_secs(6));
+        let rt = start(gated.store(), workers, cfg);
+        let client = Client::new(db.store.clone());
+        eventually("the worker registered", || async { gated.written().contains(&"heartbeat") }).await;
+        let mut firsts = Vec::new();
+        for (round, outage) in [8000, 3500, 3500].into_iter().enumerate() {
+            gated.completions_unavailable(true);
+            gated.fail_heartbeats(true);
+            let id = client.insert(&porter::jobs::Noop {}, None).await.unwrap().job.id;
+            eventually(&format!("round {round}: the job ran, its completion failing"), || async {
+                db.store.job_get(id).await.unwrap().unwrap().attempt == 1
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(outage)).await;
+            // (Every heartbeat fails at once meanwhile: none is under way to land after this.)
+            let before = gated.written().len();
+            gated.completions_unavailable(false);
+            gated.fail_heartbeats(false);
+            let row = wait_state(&db.store, id, JobState::Completed).await;
+            assert_eq!(row.attempt, 1, "round {round}");
+            assert!(row.errors.is_empty(), "round {round}: {:?}", row.errors);
+            eventually("a heartbeat after the outage", || async {
+                gated.written()[before..].contains(&"heartbeat")
+            })
+            .await;
+            // Until the completion is written, a heartbeat that gets through says the worker
+            // still has outcomes failing (it may be the first write through, however soon the
+            // completion is asked to try again).
+            let after = gated.written()[before..].to_vec();
+            let landed = after.iter().position(|w| *w == "completion").unwrap();
+            assert!(
+                after[..landed].iter().all(|w| *w == "unsteady heartbeat"),
+                "round {round}: {after:?}"
+            );
+            firsts.push(after[0]);
+        }
+        println!("first writes after each outage: {firsts:?}");
+        rt.stop().await;
+    }
+}
+
+backend_case! {
     /// Issue 11.10: a shutdown never ends with the worker's own jobs `running`, even when it
     /// could not record their completions: it puts them back before `shutdown complete`.
     async fn shutdown_leaves_none_of_its_jobs_running(db: TestDb) {

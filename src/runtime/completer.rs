@@ -66,6 +66,7 @@ impl Completer {
                 hard,
                 events,
                 ctx: ctx.clone(),
+                behind: Default::default(),
             },
             rx,
         ));
@@ -116,6 +117,50 @@ struct Shared {
     hard: CancellationToken,
     events: Arc<dyn JobEvents>,
     ctx: Arc<OnceLock<Weak<Ctx>>>,
+    /// Set from a write's first failure until the completions queued behind it are written.
+    behind: std::sync::Mutex<Option<Behind>>,
+}
+
+/// A write that failed, and the completions queued behind it: never tried, but as unwritten as
+/// its own. They count as one failing write ([`super::Retrying`]) until written, for the
+/// heartbeat to wait for them too.
+struct Behind {
+    _failing: super::RetryingWrite,
+    /// Completions queued when the write landed (or was given up on) that are still to be
+    /// written; `None` while it is failing.
+    left: Option<usize>,
+}
+
+impl Shared {
+    /// A write failed (it will be retried).
+    fn failed(&self) {
+        let mut behind = self.behind.lock().unwrap_or_else(|e| e.into_inner());
+        match behind.as_mut() {
+            Some(b) => b.left = None,
+            None => {
+                *behind = Some(Behind {
+                    _failing: self.owned.retrying.enter(),
+                    left: None,
+                })
+            }
+        }
+    }
+
+    /// A batch was written or given up on, `n` messages read for it and `queued` still
+    /// waiting.
+    fn written(&self, n: usize, queued: usize) {
+        let mut behind = self.behind.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = behind.as_mut() {
+            let left = match b.left {
+                None => queued,
+                Some(left) => left.saturating_sub(n),
+            };
+            b.left = Some(left);
+            if left == 0 || queued == 0 {
+                *behind = None;
+            }
+        }
+    }
 }
 
 async fn run(sh: Shared, mut rx: mpsc::UnboundedReceiver<Msg>) {
@@ -125,10 +170,13 @@ async fn run(sh: Shared, mut rx: mpsc::UnboundedReceiver<Msg>) {
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
+        // Messages read for this batch.
+        let mut n = 0;
         let deadline = tokio::time::Instant::now() + COALESCE;
         loop {
             let mut flush = false;
             while let Some(msg) = next.take() {
+                n += 1;
                 match msg {
                     Msg::Complete(f, slot, e) => {
                         batch.push(f);
@@ -173,6 +221,7 @@ async fn run(sh: Shared, mut rx: mpsc::UnboundedReceiver<Msg>) {
         }
         // Written (or given up on): the held permits are free for new claims.
         Slot::release_all(std::mem::take(&mut slots));
+        sh.written(n, rx.len());
         for f in flushes.drain(..) {
             let _ = f.send(());
         }
@@ -208,7 +257,7 @@ async fn write_batch(
     let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
     let ((changed, given_up), claims) = match &ctx {
         Some(ctx) if !orders.is_empty() => claim_along(sh, ctx, fences, &orders).await,
-        _ => (write(&sh.store, fences, &sh.hard).await, Vec::new()),
+        _ => (write(sh, fences).await, Vec::new()),
     };
     // The held permits of each queue's completions, to hand on to the jobs claimed for it.
     let mut permits: Vec<(String, Vec<Slot>)> = Vec::new();
@@ -292,7 +341,7 @@ async fn claim_along(
         Err(e) => {
             drop(claiming);
             debug!(error = %e, "a completion write that claimed along failed; completing only");
-            let changed = write(&sh.store, fences, &sh.hard).await;
+            let changed = write(sh, fences).await;
             return (
                 changed,
                 orders.iter().map(|_| producer::Claim::NotMade).collect(),
@@ -338,13 +387,13 @@ async fn claim_along(
 /// costs a second run. A hard shutdown stops the retries: it must not wait out an outage.
 /// Answers, per fence, whether its completion was written (`false` when fenced off or given up),
 /// and whether the write was given up on (nothing written).
-async fn write(
-    store: &Store,
-    fences: Vec<JobFence>,
-    hard: &CancellationToken,
-) -> (Vec<bool>, bool) {
-    let mut delay = Duration::from_millis(50);
-    for attempt in 1.. {
+async fn write(sh: &Shared, fences: Vec<JobFence>) -> (Vec<bool>, bool) {
+    let (store, hard, retrying) = (&sh.store, &sh.hard, &sh.owned.retrying);
+    let mut warned = false;
+    let mut tries = super::OutcomeTries::new();
+    loop {
+        let seen = retrying.asks();
+        tries.start();
         match store.job_complete_many(fences.clone()).await {
             Ok(changed) => {
                 let stale = changed.iter().filter(|c| !**c).count();
@@ -358,16 +407,14 @@ async fn write(
             }
             // Only errors that may pass are worth retrying; a refusal is given up at once.
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
-                if attempt < 40 && !hard.is_cancelled() =>
+                if tries.left() && !hard.is_cancelled() =>
             {
-                if attempt == 1 {
+                if !warned {
+                    warned = true;
                     warn!(error = %e, jobs = fences.len(), "recording completions failed; retrying");
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = hard.cancelled() => {}
-                }
-                delay = (delay * 2).min(Duration::from_secs(2));
+                sh.failed();
+                retrying.pause(tries.due(), seen, hard).await;
             }
             Err(e) => {
                 warn!(error = %e, jobs = fences.len(), "giving up on recording completions; this worker's reconcile puts the jobs back to run again");
@@ -375,5 +422,4 @@ async fn write(
             }
         }
     }
-    unreachable!("the loop returns")
 }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::slot::Slot;
-use super::Ctx;
+use super::{Ctx, OutcomeTries, Retrying};
 use crate::error::Error;
 use crate::events::{guarded, panic_message, AttemptEnd, AttemptEnded, JobEvents};
 use crate::job::{JobRow, JobState};
@@ -622,7 +622,7 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,
 {
-    let written = write_outcome(row, op, &ctx.hard).await;
+    let written = write_outcome(row, op, &ctx.hard, &ctx.owned.retrying).await;
     // Written, fenced off or given up on: no longer this worker's to hold. One given up on is
     // still `running` here, and the reconcile puts it back (it looks at all the worker's jobs
     // next time); one fenced off is no longer this attempt's, and leaves no stray.
@@ -655,13 +655,18 @@ async fn write_outcome<F, Fut>(
     row: &JobRow,
     op: F,
     hard: &CancellationToken,
+    retrying: &Arc<Retrying>,
 ) -> Result<JobRow, Unwritten>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,
 {
-    let mut delay = Duration::from_millis(50);
-    for attempt in 1..=40 {
+    // Counted as failing from the first failure on, for the heartbeat to wait for.
+    let mut failing = None;
+    let mut tries = OutcomeTries::new();
+    loop {
+        let seen = retrying.asks();
+        tries.start();
         match op().await {
             Ok(written) => return Ok(written),
             Err(Error::Fenced { id, attempt }) => {
@@ -672,16 +677,13 @@ where
                 return Err(Unwritten::Fenced);
             }
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
-                if attempt < 40 && !hard.is_cancelled() =>
+                if tries.left() && !hard.is_cancelled() =>
             {
-                if attempt == 1 {
+                if failing.is_none() {
                     warn!(job_id = row.id, error = %e, "recording a job outcome failed; retrying");
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = hard.cancelled() => {}
-                }
-                delay = (delay * 2).min(Duration::from_secs(2));
+                failing.get_or_insert_with(|| retrying.enter());
+                retrying.pause(tries.due(), seen, hard).await;
             }
             Err(e) => {
                 warn!(job_id = row.id, error = %e, "could not record a job outcome; this worker's reconcile puts the job back to run again");
@@ -689,7 +691,6 @@ where
             }
         }
     }
-    Err(Unwritten::GivenUp)
 }
 
 #[cfg(test)]

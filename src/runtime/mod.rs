@@ -400,6 +400,167 @@ impl Strays {
 #[derive(Debug, Default)]
 pub(crate) struct Owned {
     jobs: std::sync::Mutex<Held>,
+    /// The outcome writes failing meanwhile, being retried.
+    pub(crate) retrying: Arc<Retrying>,
+}
+
+/// Outcome writes (completions, failures, snoozes, give-backs) failing and being retried: a
+/// database outage, a write lock held long. Until 7 Dec the heartbeat after an outage (retried
+/// every second) landed before them, and a stuck pass in the second or two before the
+/// completion (retried every 2 s by then) took the completed job and ran it again. Now each
+/// heartbeat first asks them to try again at once and waits a moment for them
+/// ([`Retrying::flush_until`]); one written while some still fail says so
+/// ([`WorkerRegisterParams::unsteady`]: stuck passes wait a moment, as after a late
+/// heartbeat), and asks them again once it is through. A write's tries keep their own clock
+/// ([`OutcomeTries`]): one asked for before its next is due does not count, where 7976741
+/// counted them, and an outage of 10 to 70 s used them up.
+#[derive(Debug)]
+pub(crate) struct Retrying {
+    /// Writes failing, from their first failure until written, fenced off or given up on.
+    count: tokio::sync::watch::Sender<usize>,
+    /// Asks to try again now, counted: a write that failed tries again at once when one came
+    /// after its try started, so an ask made while a try is under way is not lost.
+    asks: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Retrying {
+    fn default() -> Self {
+        Retrying {
+            count: tokio::sync::watch::channel(0).0,
+            asks: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+/// Counts one failing write while it lives ([`Retrying::enter`]).
+pub(crate) struct RetryingWrite(Arc<Retrying>);
+
+impl Drop for RetryingWrite {
+    fn drop(&mut self) {
+        self.0.count.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl Retrying {
+    /// Counts a write as failing until the answer is dropped (written, fenced off or given up).
+    pub(crate) fn enter(self: &Arc<Self>) -> RetryingWrite {
+        self.count.send_modify(|n| *n += 1);
+        RetryingWrite(self.clone())
+    }
+
+    /// Asks so far: read before each try, for [`Retrying::pause`].
+    pub(crate) fn asks(&self) -> u64 {
+        *self.asks.borrow()
+    }
+
+    /// After a failed try that began when [`Retrying::asks`] was `seen`: at once if an ask came
+    /// since, otherwise at `due` (the write's next try of its own), when asked, or when `hard`
+    /// is cancelled.
+    pub(crate) async fn pause(
+        &self,
+        due: tokio::time::Instant,
+        seen: u64,
+        hard: &CancellationToken,
+    ) {
+        let mut asks = self.asks.subscribe();
+        if *asks.borrow_and_update() != seen {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {}
+            _ = hard.cancelled() => {}
+            _ = asks.changed() => {}
+        }
+    }
+
+    /// Whether some writes are failing.
+    fn failing(&self) -> bool {
+        *self.count.borrow() > 0
+    }
+
+    /// Asks the failing writes to try again now.
+    fn ask(&self) {
+        self.asks.send_modify(|n| *n += 1);
+    }
+
+    /// Waits until `until`; from `asking` on, while some writes are failing, asks them to try
+    /// again every [`FLUSH_ASK`], and returns early once none is left failing. Asked once, a
+    /// write whose try failed just before the database came back slept its 2 s out, and the
+    /// heartbeat went first after all. With `asking` at `until`, it only waits.
+    async fn flush_until(&self, asking: tokio::time::Instant, until: tokio::time::Instant) {
+        tokio::time::sleep_until(asking).await;
+        let mut count = self.count.subscribe();
+        if *count.borrow_and_update() == 0 {
+            tokio::time::sleep_until(until).await;
+            return;
+        }
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                return;
+            }
+            self.ask();
+            let wait = (until - now).min(FLUSH_ASK);
+            if let Ok(Ok(_)) = tokio::time::timeout(wait, count.wait_for(|n| *n == 0)).await {
+                return;
+            }
+        }
+    }
+}
+
+/// How long before a heartbeat is due the worker starts asking failing outcome writes to try
+/// again (a sixth of the lease when shorter), for them to land before it; not while its
+/// heartbeats fail. The wait is the end
+/// of the heartbeat's own, so heartbeats keep their pace and are not taken for late (7976741
+/// waited after the pace, and with a lease of 6 s or less every heartbeat came late while a
+/// write kept failing).
+pub const HEARTBEAT_FLUSH: Duration = Duration::from_secs(1);
+
+/// How often a heartbeat's wait for failing outcome writes asks them to try again.
+const FLUSH_ASK: Duration = Duration::from_millis(100);
+
+/// How many times an outcome write is tried while the database is unreachable, backing off
+/// from 50 ms to 2 s between tries (about 70 s when each try fails at once), before the worker
+/// gives it up and its reconcile puts the job back. Tries a heartbeat asks for are extra.
+pub const OUTCOME_TRIES: u32 = 40;
+
+/// An outcome write's tries on their own clock: each is due a delay after the one before
+/// (50 ms, doubling up to 2 s), and only a try made once it is due counts against
+/// [`OUTCOME_TRIES`]; the extra ones a heartbeat asks for in between do not.
+pub(crate) struct OutcomeTries {
+    counted: u32,
+    due: tokio::time::Instant,
+    delay: Duration,
+}
+
+impl OutcomeTries {
+    pub(crate) fn new() -> Self {
+        OutcomeTries {
+            counted: 0,
+            due: tokio::time::Instant::now(),
+            delay: Duration::from_millis(50),
+        }
+    }
+
+    /// A try starts now: counted when it is due, and the next is due a delay later.
+    pub(crate) fn start(&mut self) {
+        let now = tokio::time::Instant::now();
+        if now >= self.due {
+            self.counted += 1;
+            self.due = now + self.delay;
+            self.delay = (self.delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Whether another try may follow a failed one.
+    pub(crate) fn left(&self) -> bool {
+        self.counted < OUTCOME_TRIES
+    }
+
+    /// When the next counted try is due.
+    pub(crate) fn due(&self) -> tokio::time::Instant {
+        self.due
+    }
 }
 
 #[derive(Debug, Default)]
@@ -981,16 +1142,33 @@ async fn heartbeat_loop(
 ) {
     let every = ctx.config.lease / 3;
     let retry = HEARTBEAT_RETRY.min(every);
+    let flush = HEARTBEAT_FLUSH.min(ctx.config.lease / 6);
     let mut failing = false;
     loop {
+        let beat_at = tokio::time::Instant::now() + if failing { retry } else { every };
+        // Outcomes still being retried go first: the end of the wait is spent asking them to
+        // try again, and the heartbeat follows as soon as they land (see `Retrying`). Not
+        // while heartbeats fail (an outage): asked every 100 ms for as long as it lasts, each
+        // failing write tried ten times a second against a database coming back (review of
+        // 7 Dec); the first heartbeat through says they still fail, and asks them then.
+        let asking = if failing { beat_at } else { beat_at - flush };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(if failing { retry } else { every }) => {}
+            _ = ctx.owned.retrying.flush_until(asking, beat_at) => {}
         }
+        // Some still failing: the heartbeat says so, and stuck passes wait a moment for them
+        // as after a late heartbeat. After an outage it may be the first write to get
+        // through, however soon they are asked again.
+        let mut registration = ctx.registration.clone();
+        registration.unsteady = ctx.owned.retrying.failing();
         let started = tokio::time::Instant::now();
-        match ctx.store.worker_register(ctx.registration.clone()).await {
+        match ctx.store.worker_register(registration).await {
             Ok(()) => {
                 ctx.last_heartbeat.send_replace(started);
+                if ctx.owned.retrying.failing() {
+                    // The database is back: no need to wait for their next try.
+                    ctx.owned.retrying.ask();
+                }
                 if failing {
                     failing = false;
                     info!("worker heartbeat recorded again");
@@ -1024,5 +1202,34 @@ async fn reconcile_loop(ctx: Arc<Ctx>, due: Arc<tokio::sync::Notify>, stop: Canc
         if let Err(e) = reconcile(&ctx, false).await {
             warn!(error = %e, "could not reconcile the jobs running under this worker; trying again with the next heartbeat");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    /// An outcome write's tries keep their own clock: with a heartbeat asking it to try again
+    /// every 100 ms, it still makes its 40 counted tries over about 70 s, as without asks
+    /// (7976741 counted every try, and asks used the 40 up in seconds).
+    #[tokio::test(start_paused = true)]
+    async fn tries_asked_for_do_not_count_against_an_outcome_write() {
+        let start = Instant::now();
+        let mut tries = OutcomeTries::new();
+        let mut made = 0;
+        loop {
+            tries.start();
+            made += 1;
+            if !tries.left() {
+                break;
+            }
+            let asked = Instant::now() + FLUSH_ASK;
+            tokio::time::sleep_until(tries.due().min(asked)).await;
+        }
+        // Due 50 ms, 100 ms, ... 1.6 s, then 2 s apart: the 40th at 69.15 s.
+        assert_eq!(start.elapsed(), Duration::from_millis(69_150));
+        assert_eq!(tries.counted, OUTCOME_TRIES);
+        assert!(made > 600, "{made} tries in all");
     }
 }

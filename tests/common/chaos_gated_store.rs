@@ -17,6 +17,10 @@ pub struct GatedStore {
     open: tokio::sync::watch::Sender<bool>,
     heartbeats_fail: AtomicBool,
     completions_fail: AtomicBool,
+    /// Completions fail as an unreachable database's do (retried by the runtime).
+    completions_unavailable: AtomicBool,
+    /// The heartbeats and completions written, in order (see [`GatedStore::written`]).
+    written: std::sync::Mutex<Vec<&'static str>>,
     /// The next completion write panics (once).
     completion_panics: AtomicBool,
     /// The next claim panics (once).
@@ -68,6 +72,8 @@ impl GatedStore {
             open: tokio::sync::watch::channel(true).0,
             heartbeats_fail: AtomicBool::new(false),
             completions_fail: AtomicBool::new(false),
+            completions_unavailable: AtomicBool::new(false),
+            written: Default::default(),
             completion_panics: AtomicBool::new(false),
             claim_panics: AtomicBool::new(false),
             slow_listings: AtomicU64::new(0),
@@ -234,6 +240,18 @@ impl GatedStore {
     pub fn fail_completions(&self, fail: bool) {
         self.completions_fail.store(fail, Ordering::SeqCst);
     }
+
+    /// Completions fail as an unreachable database's do (retried) while `fail` holds.
+    pub fn completions_unavailable(&self, fail: bool) {
+        self.completions_unavailable.store(fail, Ordering::SeqCst);
+    }
+
+    /// The heartbeats (`"heartbeat"`, or `"unsteady heartbeat"` when the worker said it still
+    /// had outcomes failing) and completions (`"completion"`) written so far, in the order they
+    /// were.
+    pub fn written(&self) -> Vec<&'static str> {
+        self.written.lock().unwrap().clone()
+    }
 }
 
 fn injected(what: &str) -> porter::Error {
@@ -297,7 +315,14 @@ impl Driver for GatedStore {
                 "completion refused (injected)".into(),
             ));
         }
-        self.inner.job_complete_many(fences).await
+        if self.completions_unavailable.load(Ordering::SeqCst) {
+            return Err(injected("completion"));
+        }
+        let written = self.inner.job_complete_many(fences).await;
+        if written.is_ok() {
+            self.written.lock().unwrap().push("completion");
+        }
+        written
     }
     async fn job_complete_claim(
         &self,
@@ -312,8 +337,14 @@ impl Driver for GatedStore {
                 "completion refused (injected)".into(),
             ));
         }
+        if self.completions_unavailable.load(Ordering::SeqCst) {
+            return Err(injected("completion"));
+        }
         let queues: Vec<String> = claims.iter().map(|c| c.queue.clone()).collect();
         let written = self.inner.job_complete_claim(fences, claims).await;
+        if written.is_ok() {
+            self.written.lock().unwrap().push("completion");
+        }
         let mut stalled = self.stalled_replies.subscribe();
         let _ = stalled
             .wait_for(|q| q.as_ref().is_none_or(|q| !queues.contains(q)))
@@ -330,7 +361,17 @@ impl Driver for GatedStore {
         if self.heartbeats_fail.load(Ordering::SeqCst) {
             return Err(injected("heartbeat"));
         }
-        self.inner.worker_register(params).await
+        let unsteady = params.unsteady;
+        let written = self.inner.worker_register(params).await;
+        if written.is_ok() {
+            let what = if unsteady {
+                "unsteady heartbeat"
+            } else {
+                "heartbeat"
+            };
+            self.written.lock().unwrap().push(what);
+        }
+        written
     }
     async fn job_output_record(&self, params: JobRecordParams) -> Result<bool> {
         self.inner.job_output_record(params).await
