@@ -175,7 +175,8 @@ enum Op {
     Heartbeat {
         worker: usize,
     },
-    /// A heartbeat of worker 0 that says it still has outcomes failing: steady only from now.
+    /// A heartbeat of worker 0 that says it still has outcomes failing: stuck passes leave its
+    /// jobs alone a moment.
     UnsteadyHeartbeat,
     Deregister {
         worker: usize,
@@ -382,6 +383,8 @@ struct Model {
     /// When each worker's heartbeats became steady again after one came late (worker 0 only:
     /// worker 1 registers without a lease).
     steady_since: [Option<i64>; 2],
+    /// When worker 0's heartbeat last said it still had outcomes failing.
+    outcomes_failing_at: [Option<i64>; 2],
     paused: [bool; 2],
     periodic: [Option<i64>; 2],
     /// Every fence ever handed out by a claim.
@@ -990,7 +993,7 @@ async fn heartbeat(
     };
     ok("heartbeat", got)?;
     if unsteady {
-        m.steady_since[worker] = Some(m.now);
+        m.outcomes_failing_at[worker] = Some(m.now);
     }
     match m.heartbeat[worker] {
         None => m.started[worker] = Some(m.now),
@@ -1428,6 +1431,7 @@ async fn apply(
                     m.heartbeat[w] = None;
                     m.started[w] = None;
                     m.steady_since[w] = None;
+                    m.outcomes_failing_at[w] = None;
                 }
             }
         }
@@ -1463,10 +1467,11 @@ async fn apply(
                 .filter_map(|j| {
                     let lost = judging && !j.worker.is_some_and(alive);
                     // Not a worker's just back from a stall (steady again since less than
-                    // 2.5 s ago, a third of its lease when shorter): its outcomes from the
-                    // stall may still land.
+                    // 2.5 s ago, a third of its lease when shorter), nor one that said so
+                    // little ago it still had outcomes failing: those outcomes may still land.
                     let steady = |w: usize| {
                         m.steady_since[w]
+                            .max(m.outcomes_failing_at[w])
                             .is_none_or(|since| since <= now - (LEASE_SECS * 1000 / 3).min(2_500))
                     };
                     // And heard from since the job passed its limit: cut off, it may have

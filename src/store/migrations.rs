@@ -309,6 +309,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "sequence_next_due_by_the_clock",
             "0055_sequence_next_due_by_the_clock.sql"
         ),
+        migration!(
+            56,
+            "worker_outcomes_failing_at",
+            "0056_worker_outcomes_failing_at.sql"
+        ),
     ],
 };
 

@@ -1018,8 +1018,9 @@ pub struct WorkerRegisterParams {
     /// The kinds this worker runs (its registry's, built-in and periodic ones included).
     pub kinds: Vec<String>,
     /// The worker still has outcomes it could not write (a database outage, a lock held long)
-    /// and is retrying them: it is steady again only from this heartbeat on, as after a late
-    /// one, so stuck passes leave its jobs alone for a moment while those outcomes land.
+    /// and is retrying them: stuck passes leave its jobs alone for 2.5 s after this heartbeat
+    /// (a third of its lease when shorter), as after a late one, while those outcomes land
+    /// (`porter_workers.outcomes_failing_at`). Its own rescue of lost workers goes on.
     pub unsteady: bool,
 }
 

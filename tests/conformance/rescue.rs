@@ -869,6 +869,37 @@ backend_case! {
 }
 
 backend_case! {
+    /// A heartbeat saying its worker still has outcomes failing holds back only the stuck
+    /// passes over that worker's jobs: the worker's own rescue of lost workers, and its word
+    /// for a shorter-lease worker's loss, go on as after any heartbeat on time. Review of 7 Dec:
+    /// 10cfb15 marked the worker as back from a stall, which also stopped it judging anybody
+    /// lost for a whole lease after each such heartbeat (with a PostgreSQL pool exhausted on
+    /// every worker, nobody rescued a crashed worker's jobs while that lasted).
+    async fn a_heartbeat_with_outcomes_still_failing_does_not_pause_the_rescue_of_lost_workers(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        let start = s.now().await.unwrap();
+        let at = |secs: i64| start + chrono::Duration::seconds(secs);
+        let lease = Duration::from_secs(15);
+        let beat = |id: &str, unsteady: bool| WorkerRegisterParams { unsteady, ..register(id, lease, &[]) };
+        s.worker_register(beat("me", false)).await.unwrap();
+        s.worker_register(beat("dead", false)).await.unwrap();
+        let held = insert(s, job("noop")).await;
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "dead")).await.unwrap()[0].id, held.id);
+        for t in (5..=25).step_by(5) {
+            clock.set(at(t));
+            s.worker_register(beat("me", false)).await.unwrap();
+        }
+        clock.set(at(30));
+        s.worker_register(beat("me", true)).await.unwrap();
+        clock.set(at(31));
+        let by_me = JobRescueParams { lease, stuck_after: vec![], limit: 10, by: Some("me".into()) };
+        assert_eq!(s.job_rescue(by_me).await.unwrap().retried, 1, "dead since 0 s");
+        assert_eq!(s.job_get(held.id).await.unwrap().unwrap().state, JobState::Retryable);
+    }
+}
+
+backend_case! {
     /// A job past its stuck limit is taken only once its worker has been heard from since the
     /// limit passed: a worker cut off from the database (a partition shorter than its lease)
     /// still counts as live by its last heartbeat, but it may have finished the job and be

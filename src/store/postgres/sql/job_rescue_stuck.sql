@@ -22,6 +22,9 @@
 -- completion landed 0.2-1.2 s after its job was taken for stuck, and the job ran twice). They
 -- land within the retries' 2 s backoff. Not a whole lease: a worker whose heartbeats all come
 -- late moves steady_since on with each, and its stuck job was never taken (review of e060da0).
+-- Nor, for as long, after a heartbeat that said the worker still had outcomes failing
+-- (outcomes_failing_at, migration 0056): after an outage it may be the first write through,
+-- before them, and not late (review of 7 Dec: a partition shorter than half the lease).
 -- SKIP LOCKED for the same reason as job_rescue_lost.sql; only the jobs' rows are locked.
 -- Differs from SQLite (one writer): the sequence locks of the jobs it may rescue first, in
 -- the order of their numbers (see job_complete.sql), before any row is locked.
@@ -34,7 +37,7 @@ WITH locked AS MATERIALIZED (
           JOIN porter_workers w ON w.id = j.attempted_by
           WHERE j.state = 'running' AND j.sequence_key IS NOT NULL
             AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second'
-            AND (w.steady_since IS NULL OR w.steady_since <= porter_now() - least(COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) / 3.0, 2.5) * interval '1 second')
+            AND (greatest(w.steady_since, w.outcomes_failing_at) IS NULL OR greatest(w.steady_since, w.outcomes_failing_at) <= porter_now() - least(COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) / 3.0, 2.5) * interval '1 second')
             AND j.attempted_at < least(porter_now(), w.heartbeat_at) - COALESCE(
                     CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
                     (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
@@ -52,7 +55,7 @@ WHERE id IN (
     SELECT j.id FROM porter_jobs j JOIN porter_workers w ON w.id = j.attempted_by
     WHERE j.state = 'running' AND (SELECT n FROM locked) IS NOT NULL
       AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second'
-      AND (w.steady_since IS NULL OR w.steady_since <= porter_now() - least(COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) / 3.0, 2.5) * interval '1 second')
+      AND (greatest(w.steady_since, w.outcomes_failing_at) IS NULL OR greatest(w.steady_since, w.outcomes_failing_at) <= porter_now() - least(COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) / 3.0, 2.5) * interval '1 second')
       AND j.attempted_at < least(porter_now(), w.heartbeat_at) - COALESCE(
               CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
               (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)

@@ -1,6 +1,6 @@
 -- $4 the worker's own lease in milliseconds, $5 its stuck limits (kind -> ms), $6 and $7 the
 -- queues and kinds it serves (JSON arrays of names), $8 whether it still has outcomes it could
--- not write (it is steady only from now, as after a late heartbeat).
+-- not write (outcomes_failing_at, migration 0056: stuck passes leave its jobs alone a moment).
 -- The heartbeat (and a new worker's start) is the clock's time when the row is written, not
 -- porter_now() (the start of the transaction, which may have waited for a lock on the table
 -- meanwhile): a heartbeat held up is recorded as late as it is, and so is the gap before it,
@@ -8,13 +8,14 @@
 -- by a worker judge nobody in its first lease). A heartbeat more than half
 -- the lease after the one before it makes the worker steady again only from now (see
 -- migration 0024; rescues by this worker judge nobody until a lease later).
-INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at, lease_ms, stuck_after, queues, kinds, steady_since)
+INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at, lease_ms, stuck_after, queues, kinds, outcomes_failing_at)
 VALUES ($1, $2, $3, coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()), coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()), $4, $5, $6, $7,
         CASE WHEN $8 THEN coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()) END)
 ON CONFLICT (id) DO UPDATE SET
     heartbeat_at = coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()),
-    steady_since = CASE WHEN $8 OR porter_workers.heartbeat_at < coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()) - excluded.lease_ms / 2.0 * interval '1 millisecond'
+    steady_since = CASE WHEN porter_workers.heartbeat_at < coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()) - excluded.lease_ms / 2.0 * interval '1 millisecond'
                         THEN coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()) ELSE porter_workers.steady_since END,
+    outcomes_failing_at = CASE WHEN $8 THEN coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()) ELSE porter_workers.outcomes_failing_at END,
     lease_ms     = excluded.lease_ms,
     stuck_after  = excluded.stuck_after,
     queues       = excluded.queues,

@@ -25,6 +25,9 @@
 -- whole lease: a worker whose heartbeats all come late moves steady_since on with each, and its
 -- stuck job was never taken (review of e060da0). (A registration without a lease has no
 -- steady_since; 7,500 ms, a third of which is 2.5 s, only keeps the expression whole.)
+-- Nor, for as long, after a heartbeat that said the worker still had outcomes failing
+-- (outcomes_failing_at, migration 0056): it may be the first write through, before them, and
+-- not late (review of 7 Dec).
 -- A lease or stuck limit another program wrote past what a time can be moved by (9e18 ms, a
 -- limit of 1e400) is read as 40,000,000,000,000 ms, about 1,268 years (porter takes leases and
 -- timeouts up to 1,000 years): it failed every pass on PostgreSQL ("interval out of range").
@@ -49,9 +52,9 @@ WHERE id IN (
           AND w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
                                          CASE WHEN w.lease_ms IS NULL THEN ?3
                                               ELSE printf('%+.3f seconds', max(min(-w.lease_ms / 1000.0, 40000000000.0), -40000000000.0)) END)
-          AND (w.steady_since IS NULL
-               OR w.steady_since <= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
-                                             printf('%+.3f seconds', -min(max(coalesce(w.lease_ms, 7500), 0) / 3000.0, 2.5))))
+          AND max(coalesce(w.steady_since, ''), coalesce(w.outcomes_failing_at, ''))
+              <= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+                          printf('%+.3f seconds', -min(max(coalesce(w.lease_ms, 7500), 0) / 3000.0, 2.5)))
     )
     -- printf would read a NULL limit as 0: skip those first.
     WHERE limit_ms IS NOT NULL

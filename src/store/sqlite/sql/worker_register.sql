@@ -1,16 +1,18 @@
 -- ?4 the worker's own lease in milliseconds, ?5 its stuck limits (JSON object: kind -> ms),
 -- ?6 and ?7 the queues and kinds it serves (JSON arrays of names), ?8 whether it still has
--- outcomes it could not write (it is steady only from now, as after a late heartbeat).
-INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at, lease_ms, stuck_after, queues, kinds, steady_since)
+-- outcomes it could not write (outcomes_failing_at, migration 0056: stuck passes leave its jobs
+-- alone a moment).
+INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at, lease_ms, stuck_after, queues, kinds, outcomes_failing_at)
 VALUES (?1, ?2, ?3, porter_now(), porter_now(), ?4, ?5, ?6, ?7, CASE WHEN ?8 THEN porter_now() END)
 ON CONFLICT (id) DO UPDATE SET
     heartbeat_at = porter_now(),
     -- A heartbeat more than half the lease after the one before it (column names here read
     -- the row before this update) makes the worker steady again only from now (see
     -- migration 0024; rescues by this worker judge nobody until a lease later).
-    steady_since = CASE WHEN ?8 OR heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+    steady_since = CASE WHEN heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
                                                      printf('%+.3f seconds', -excluded.lease_ms / 2000.0))
                         THEN porter_now() ELSE steady_since END,
+    outcomes_failing_at = CASE WHEN ?8 THEN porter_now() ELSE outcomes_failing_at END,
     lease_ms     = excluded.lease_ms,
     stuck_after  = excluded.stuck_after,
     queues       = excluded.queues,
