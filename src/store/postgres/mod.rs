@@ -932,45 +932,66 @@ type MarkedParent = (i64, String, String, bool);
 
 /// Marks and locks the parents `ids` of jobs being inserted, with the sequences `keys`
 /// (job_parents_mark.sql), and wakes the queues of those a claim would take now
-/// ([`wake_parents`]). The statement locks the parents in id order; a completion locks its
-/// batch in its plan's order, which on a small table is the rows' order on disk, so the two
-/// can wait for each other. PostgreSQL then aborts one: a completion writes itself again
-/// ([`complete_releasing`]), and so does this, under a savepoint of its own, so that the
-/// insert's transaction (the caller's, a workflow's, a batch's) survives it. Until 7 Dec the
-/// insert failed with `deadlock detected`.
+/// ([`wake_parents`]). Written again on a deadlock ([`lock_parents`]).
 async fn mark_parents(
     conn: &mut PgConnection,
     ids: &[i64],
     keys: &[String],
 ) -> Result<Vec<MarkedParent>> {
+    let rows = lock_parents(conn, true, ids, keys).await?;
+    wake_parents(conn, &rows).await?;
+    Ok(rows)
+}
+
+/// Locks the parents `ids` of jobs being inserted and the sequences `keys`: marking them
+/// (`mark`, job_parents_mark.sql, answering their rows) or only locking them
+/// (job_parents_lock.sql, answering none). Each locks the parents in id order; a completion
+/// locks its batch in its plan's order, which on a small table is the rows' order on disk, so
+/// the two can wait for each other. PostgreSQL then aborts one: a completion writes itself
+/// again ([`complete_releasing`]), and so does this, from a savepoint of its own, so that the
+/// insert's transaction (the caller's, a workflow's, a batch's) survives it. Until 7 Dec the
+/// insert failed with `deadlock detected`.
+async fn lock_parents(
+    conn: &mut PgConnection,
+    mark: bool,
+    ids: &[i64],
+    keys: &[String],
+) -> Result<Vec<MarkedParent>> {
+    sqlx::query("SAVEPOINT porter_parents")
+        .execute(&mut *conn)
+        .await?;
     let mut tries = 1;
-    let rows = loop {
-        sqlx::query("SAVEPOINT porter_parents")
-            .execute(&mut *conn)
-            .await?;
-        let rows = sqlx::query_as(sql!("job_parents_mark"))
-            .bind(ids)
-            .bind(keys)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err);
-        match rows {
-            Err(e) if again("marking the parents of an insert", &mut tries, &e) => {
+    loop {
+        let rows = if mark {
+            sqlx::query_as(sql!("job_parents_mark"))
+                .bind(ids)
+                .bind(keys)
+                .fetch_all(&mut *conn)
+                .await
+        } else {
+            sqlx::query(sql!("job_parents_lock"))
+                .bind(ids)
+                .bind(keys)
+                .execute(&mut *conn)
+                .await
+                .map(|_| Vec::new())
+        };
+        match rows.map_err(map_err) {
+            // Rolled back to, the savepoint stays for the next try.
+            Err(e) if again("locking the parents of an insert", &mut tries, &e) => {
                 sqlx::query("ROLLBACK TO SAVEPOINT porter_parents")
                     .execute(&mut *conn)
                     .await?;
             }
             rows => {
-                let rows: Vec<MarkedParent> = rows?;
+                let rows = rows?;
                 sqlx::query("RELEASE SAVEPOINT porter_parents")
                     .execute(&mut *conn)
                     .await?;
-                break rows;
+                return Ok(rows);
             }
         }
-    };
-    wake_parents(conn, &rows).await?;
-    Ok(rows)
+    }
 }
 
 /// Wakes, at the commit, the queues of the parents job_parents_mark.sql locked that a claim

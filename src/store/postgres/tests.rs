@@ -4418,27 +4418,29 @@ async fn an_insert_marking_its_parents_outlives_a_deadlock_with_a_completion() {
     // on disk, not their ids'. The two waited for each other, PostgreSQL aborted the insert
     // (it had waited longest) and the insert failed with `deadlock detected` (seen in the
     // conformance test `concurrent_parents_promote_their_child_exactly_once` on 7 Dec). Here
-    // another transaction holds the second parent, then asks for the first.
+    // another transaction holds the second parent, then asks for the first: for a job's
+    // insert, and for a workflow's whose steps have a sequence (it locks its outside parents
+    // ahead, job_parents_lock.sql: review of 4d85b64).
+    use crate::store::workflow::{WorkflowInsertParams, WorkflowStepParams};
     let store = Arc::new(fresh_store().await);
-    let parents: Vec<i64> = store
-        .job_insert_many(vec![
-            job("noop", InsertOpts::default()),
-            job("noop", InsertOpts::default()),
-        ])
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.job.id)
-        .collect();
-    let lock = "UPDATE porter_jobs SET priority = priority WHERE id = $1";
-    let mut other = store.pool().begin().await.unwrap();
-    sqlx::query(lock)
-        .bind(parents[1])
-        .execute(&mut *other)
-        .await
-        .unwrap();
-    let insert = {
-        let store = store.clone();
+    for workflow in [false, true] {
+        let parents: Vec<i64> = store
+            .job_insert_many(vec![
+                job("noop", InsertOpts::default()),
+                job("noop", InsertOpts::default()),
+            ])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.job.id)
+            .collect();
+        let lock = "UPDATE porter_jobs SET priority = priority WHERE id = $1";
+        let mut other = store.pool().begin().await.unwrap();
+        sqlx::query(lock)
+            .bind(parents[1])
+            .execute(&mut *other)
+            .await
+            .unwrap();
         let child = job(
             "noop",
             InsertOpts {
@@ -4446,18 +4448,45 @@ async fn an_insert_marking_its_parents_outlives_a_deadlock_with_a_completion() {
                 ..Default::default()
             },
         );
-        tokio::spawn(async move { store.job_insert_many(vec![child]).await })
-    };
-    // Once the insert holds the first parent and waits for the second.
-    until_a_lock_wait(&store, || false).await;
-    sqlx::query(lock)
-        .bind(parents[0])
-        .execute(&mut *other)
-        .await
-        .unwrap();
-    other.commit().await.unwrap();
-    let child = insert.await.unwrap().unwrap().remove(0).job;
-    assert_eq!(child.state, JobState::Pending);
+        let insert = tokio::spawn({
+            let store = store.clone();
+            async move {
+                if !workflow {
+                    return store.job_insert_many(vec![child]).await.map(|_| ());
+                }
+                let first = job(
+                    "noop",
+                    InsertOpts {
+                        sequence_key: Some("s".into()),
+                        ..Default::default()
+                    },
+                );
+                let mut last = child;
+                last.depends_on.push(-1);
+                let steps = [("first", first), ("last", last)]
+                    .into_iter()
+                    .map(|(name, job)| WorkflowStepParams {
+                        name: name.into(),
+                        job,
+                    })
+                    .collect();
+                let params = WorkflowInsertParams {
+                    name: "wf".into(),
+                    steps,
+                };
+                store.workflow_insert(params).await.map(|_| ())
+            }
+        });
+        // Once the insert holds the first parent and waits for the second.
+        until_a_lock_wait(&store, || false).await;
+        sqlx::query(lock)
+            .bind(parents[0])
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        other.commit().await.unwrap();
+        insert.await.unwrap().unwrap();
+    }
     let mut conn = store.pool().acquire().await.unwrap();
-    assert_eq!(edge_count(&mut conn).await, 2);
+    assert_eq!(edge_count(&mut conn).await, 2 + 3);
 }

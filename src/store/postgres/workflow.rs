@@ -74,11 +74,8 @@ async fn lock_ahead(conn: &mut PgConnection, params: &WorkflowInsertParams) -> R
     if (outside.is_empty() && keys.is_empty()) || params.runs().len() < 2 {
         return Ok(());
     }
-    sqlx::query(sql!("job_parents_lock"))
-        .bind(&outside)
-        .bind(&keys)
-        .execute(&mut *conn)
-        .await?;
+    let keys: Vec<String> = keys.into_iter().map(str::to_string).collect();
+    super::lock_parents(conn, false, &outside, &keys).await?;
     Ok(())
 }
 
