@@ -4419,11 +4419,12 @@ async fn an_insert_marking_its_parents_outlives_a_deadlock_with_a_completion() {
     // (it had waited longest) and the insert failed with `deadlock detected` (seen in the
     // conformance test `concurrent_parents_promote_their_child_exactly_once` on 7 Dec). Here
     // another transaction holds the second parent, then asks for the first: for a job's
-    // insert, and for a workflow's whose steps have a sequence (it locks its outside parents
-    // ahead, job_parents_lock.sql: review of 4d85b64).
+    // insert, for a workflow's whose steps have a sequence (it locks its outside parents
+    // ahead, job_parents_lock.sql: review of 4d85b64), and for a job's insert in a caller's
+    // transaction, which goes on and commits.
     use crate::store::workflow::{WorkflowInsertParams, WorkflowStepParams};
     let store = Arc::new(fresh_store().await);
-    for workflow in [false, true] {
+    for how in ["job", "workflow", "caller's transaction"] {
         let parents: Vec<i64> = store
             .job_insert_many(vec![
                 job("noop", InsertOpts::default()),
@@ -4451,8 +4452,22 @@ async fn an_insert_marking_its_parents_outlives_a_deadlock_with_a_completion() {
         let insert = tokio::spawn({
             let store = store.clone();
             async move {
-                if !workflow {
+                if how == "job" {
                     return store.job_insert_many(vec![child]).await.map(|_| ());
+                }
+                if how == "caller's transaction" {
+                    let mut tx = store.pool().begin().await.unwrap();
+                    sqlx::query("CREATE TEMP TABLE callers (x int)")
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    job_insert_tx(&mut tx, vec![child]).await?;
+                    sqlx::query("INSERT INTO callers VALUES (1)")
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                    return Ok(());
                 }
                 let first = job(
                     "noop",
@@ -4485,8 +4500,11 @@ async fn an_insert_marking_its_parents_outlives_a_deadlock_with_a_completion() {
             .await
             .unwrap();
         other.commit().await.unwrap();
-        insert.await.unwrap().unwrap();
+        insert
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{how}: {e}"));
     }
     let mut conn = store.pool().acquire().await.unwrap();
-    assert_eq!(edge_count(&mut conn).await, 2 + 3);
+    assert_eq!(edge_count(&mut conn).await, 2 + 3 + 2);
 }
