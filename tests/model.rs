@@ -963,8 +963,8 @@ fn ok<T>(what: &str, got: porter::Result<T>) -> Result<T, TestCaseError> {
 /// A heartbeat of `worker` (its registration when it has none), as the runtime records it:
 /// worker 0 registers with a lease of [`LEASE_SECS`], worker 1 without one (a binary from
 /// before leases were registered; rescuers judge it by their own). A heartbeat of worker 0 more
-/// than half its lease after the one before, or `unsteady` (outcomes still failing), makes it
-/// steady again only from now.
+/// than half its lease after the one before makes it steady again only from now; one
+/// `unsteady` (outcomes still failing) marks when it said so, for the stuck pass alone.
 async fn heartbeat(
     s: &Store,
     m: &mut Model,
