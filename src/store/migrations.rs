@@ -314,6 +314,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "worker_outcomes_failing_at",
             "0056_worker_outcomes_failing_at.sql"
         ),
+        migration!(
+            57,
+            "enqueue_marks_parents_again_after_a_deadlock",
+            "0057_enqueue_marks_parents_again_after_a_deadlock.sql"
+        ),
     ],
 };
 

@@ -4420,11 +4420,11 @@ async fn an_insert_marking_its_parents_outlives_a_deadlock_with_a_completion() {
     // conformance test `concurrent_parents_promote_their_child_exactly_once` on 7 Dec). Here
     // another transaction holds the second parent, then asks for the first: for a job's
     // insert, for a workflow's whose steps have a sequence (it locks its outside parents
-    // ahead, job_parents_lock.sql: review of 4d85b64), and for a job's insert in a caller's
-    // transaction, which goes on and commits.
+    // ahead, job_parents_lock.sql: review of 4d85b64), for a job's insert in a caller's
+    // transaction, which goes on and commits, and for porter_enqueue (migration 0057).
     use crate::store::workflow::{WorkflowInsertParams, WorkflowStepParams};
     let store = Arc::new(fresh_store().await);
-    for how in ["job", "workflow", "caller's transaction"] {
+    for how in ["job", "workflow", "caller's transaction", "porter_enqueue"] {
         let parents: Vec<i64> = store
             .job_insert_many(vec![
                 job("noop", InsertOpts::default()),
@@ -4454,6 +4454,16 @@ async fn an_insert_marking_its_parents_outlives_a_deadlock_with_a_completion() {
             async move {
                 if how == "job" {
                     return store.job_insert_many(vec![child]).await.map(|_| ());
+                }
+                if how == "porter_enqueue" {
+                    let (id, inserted): (i64, bool) =
+                        sqlx::query_as("SELECT * FROM porter_enqueue('noop', depends_on => $1)")
+                            .bind(&child.depends_on)
+                            .fetch_one(store.pool())
+                            .await
+                            .map_err(map_err)?;
+                    assert!(inserted && id > 0);
+                    return Ok(());
                 }
                 if how == "caller's transaction" {
                     let mut tx = store.pool().begin().await.unwrap();
@@ -4506,5 +4516,5 @@ async fn an_insert_marking_its_parents_outlives_a_deadlock_with_a_completion() {
             .unwrap_or_else(|e| panic!("{how}: {e}"));
     }
     let mut conn = store.pool().acquire().await.unwrap();
-    assert_eq!(edge_count(&mut conn).await, 2 + 3 + 2);
+    assert_eq!(edge_count(&mut conn).await, 2 + 3 + 2 + 2);
 }

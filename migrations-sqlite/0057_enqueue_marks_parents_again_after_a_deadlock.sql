@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite (migrations-postgres/0057_enqueue_marks_parents_again_after_a_deadlock.sql
+-- writes PostgreSQL's porter_enqueue's marking of parents again after a deadlock; SQLite has
+-- no porter_enqueue, and its one writer no deadlock). The version exists so that both backends
+-- record the same versions.
