@@ -390,9 +390,8 @@ async fn claim_along(
 async fn write(sh: &Shared, fences: Vec<JobFence>) -> (Vec<bool>, bool) {
     let (store, hard, retrying) = (&sh.store, &sh.hard, &sh.owned.retrying);
     let mut warned = false;
-    let mut tries = super::OutcomeTries::new();
+    let mut tries = super::OutcomeTries::new(retrying);
     loop {
-        let seen = retrying.asks();
         tries.start();
         match store.job_complete_many(fences.clone()).await {
             Ok(changed) => {
@@ -414,7 +413,7 @@ async fn write(sh: &Shared, fences: Vec<JobFence>) -> (Vec<bool>, bool) {
                     warn!(error = %e, jobs = fences.len(), "recording completions failed; retrying");
                 }
                 sh.failed();
-                retrying.pause(tries.due(), seen, hard).await;
+                tries.pause(hard).await;
             }
             Err(e) => {
                 warn!(error = %e, jobs = fences.len(), "giving up on recording completions; this worker's reconcile puts the jobs back to run again");

@@ -663,9 +663,8 @@ where
 {
     // Counted as failing from the first failure on, for the heartbeat to wait for.
     let mut failing = None;
-    let mut tries = OutcomeTries::new();
+    let mut tries = OutcomeTries::new(retrying);
     loop {
-        let seen = retrying.asks();
         tries.start();
         match op().await {
             Ok(written) => return Ok(written),
@@ -683,7 +682,7 @@ where
                     warn!(job_id = row.id, error = %e, "recording a job outcome failed; retrying");
                 }
                 failing.get_or_insert_with(|| retrying.enter());
-                retrying.pause(tries.due(), seen, hard).await;
+                tries.pause(hard).await;
             }
             Err(e) => {
                 warn!(job_id = row.id, error = %e, "could not record a job outcome; this worker's reconcile puts the job back to run again");

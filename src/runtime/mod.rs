@@ -448,31 +448,6 @@ impl Retrying {
         RetryingWrite(self.clone())
     }
 
-    /// Asks so far: read before each try, for [`Retrying::pause`].
-    pub(crate) fn asks(&self) -> u64 {
-        *self.asks.borrow()
-    }
-
-    /// After a failed try that began when [`Retrying::asks`] was `seen`: at once if an ask came
-    /// since, otherwise at `due` (the write's next try of its own), when asked, or when `hard`
-    /// is cancelled.
-    pub(crate) async fn pause(
-        &self,
-        due: tokio::time::Instant,
-        seen: u64,
-        hard: &CancellationToken,
-    ) {
-        let mut asks = self.asks.subscribe();
-        if *asks.borrow_and_update() != seen {
-            return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(due) => {}
-            _ = hard.cancelled() => {}
-            _ = asks.changed() => {}
-        }
-    }
-
     /// Whether some writes are failing.
     fn failing(&self) -> bool {
         *self.count.borrow() > 0
@@ -528,22 +503,28 @@ pub const OUTCOME_TRIES: u32 = 40;
 /// (50 ms, doubling up to 2 s), and only a try made once it is due counts against
 /// [`OUTCOME_TRIES`]; the extra ones a heartbeat asks for in between do not.
 pub(crate) struct OutcomeTries {
+    retrying: Arc<Retrying>,
     counted: u32,
     due: tokio::time::Instant,
     delay: Duration,
+    /// The heartbeats' asks when the last try began: one made during the try is not lost.
+    seen: u64,
 }
 
 impl OutcomeTries {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(retrying: &Arc<Retrying>) -> Self {
         OutcomeTries {
+            retrying: retrying.clone(),
             counted: 0,
             due: tokio::time::Instant::now(),
             delay: Duration::from_millis(50),
+            seen: 0,
         }
     }
 
     /// A try starts now: counted when it is due, and the next is due a delay later.
     pub(crate) fn start(&mut self) {
+        self.seen = *self.retrying.asks.borrow();
         let now = tokio::time::Instant::now();
         if now >= self.due {
             self.counted += 1;
@@ -557,9 +538,18 @@ impl OutcomeTries {
         self.counted < OUTCOME_TRIES
     }
 
-    /// When the next counted try is due.
-    pub(crate) fn due(&self) -> tokio::time::Instant {
-        self.due
+    /// After a failed try: at once if a heartbeat asked since it began, otherwise when the
+    /// next counted try is due, when asked, or when `hard` is cancelled.
+    pub(crate) async fn pause(&self, hard: &CancellationToken) {
+        let mut asks = self.retrying.asks.subscribe();
+        if *asks.borrow_and_update() != self.seen {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(self.due) => {}
+            _ = hard.cancelled() => {}
+            _ = asks.changed() => {}
+        }
     }
 }
 
@@ -1216,7 +1206,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn tries_asked_for_do_not_count_against_an_outcome_write() {
         let start = Instant::now();
-        let mut tries = OutcomeTries::new();
+        let mut tries = OutcomeTries::new(&Arc::new(Retrying::default()));
         let mut made = 0;
         loop {
             tries.start();
@@ -1225,7 +1215,7 @@ mod tests {
                 break;
             }
             let asked = Instant::now() + FLUSH_ASK;
-            tokio::time::sleep_until(tries.due().min(asked)).await;
+            tokio::time::sleep_until(tries.due.min(asked)).await;
         }
         // Due 50 ms, 100 ms, ... 1.6 s, then 2 s apart: the 40th at 69.15 s.
         assert_eq!(start.elapsed(), Duration::from_millis(69_150));
