@@ -319,6 +319,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "enqueue_marks_parents_again_after_a_deadlock",
             "0057_enqueue_marks_parents_again_after_a_deadlock.sql"
         ),
+        migration!(
+            58,
+            "enqueue_written_again_after_a_deadlock",
+            "0058_enqueue_written_again_after_a_deadlock.sql"
+        ),
     ],
 };
 

@@ -85,6 +85,22 @@ macro_rules! sql {
     };
 }
 
+/// `$write` (an expression that borrows `$conn` and answers a `Result`) written from a
+/// [`RetryPoint`] on `$conn` until it is not a deadlock's victim: its value, or its error
+/// (returned with `?`). A loop of the caller's own, where a closure could not lend the
+/// connection out again each try.
+macro_rules! from_retry_point {
+    ($conn:expr, $what:expr, $write:expr) => {{
+        let mut point = RetryPoint::open($conn).await?;
+        loop {
+            let out = $write;
+            if let Some(out) = point.settle($conn, $what, out).await? {
+                break out;
+            }
+        }
+    }};
+}
+
 mod batch;
 mod cursor;
 mod group;
@@ -932,7 +948,7 @@ type MarkedParent = (i64, String, String, bool);
 
 /// Marks and locks the parents `ids` of jobs being inserted, with the sequences `keys`
 /// (job_parents_mark.sql), and wakes the queues of those a claim would take now
-/// ([`wake_parents`]). Written again on a deadlock ([`lock_parents`]).
+/// ([`wake_parents`]). Inside a [`RetryPoint`] of the insert's.
 async fn mark_parents(
     conn: &mut PgConnection,
     ids: &[i64],
@@ -945,50 +961,82 @@ async fn mark_parents(
 
 /// Locks the parents `ids` of jobs being inserted and the sequences `keys`: marking them
 /// (`mark`, job_parents_mark.sql, answering their rows) or only locking them
-/// (job_parents_lock.sql, answering none). Each locks the parents in id order; a completion
-/// locks its batch in its plan's order, which on a small table is the rows' order on disk, so
-/// the two can wait for each other. PostgreSQL then aborts one: a completion writes itself
-/// again ([`complete_releasing`]), and so does this, from a savepoint of its own, so that the
-/// insert's transaction (the caller's, a workflow's, a batch's) survives it. Until 7 Dec the
-/// insert failed with `deadlock detected`.
+/// (job_parents_lock.sql, answering none), in id order. An insert holds them until its
+/// transaction ends, and may wait meanwhile for a completion that asks for them: see
+/// [`RetryPoint`].
 async fn lock_parents(
     conn: &mut PgConnection,
     mark: bool,
     ids: &[i64],
     keys: &[String],
 ) -> Result<Vec<MarkedParent>> {
-    sqlx::query("SAVEPOINT porter_parents")
+    if mark {
+        return Ok(sqlx::query_as(sql!("job_parents_mark"))
+            .bind(ids)
+            .bind(keys)
+            .fetch_all(&mut *conn)
+            .await?);
+    }
+    sqlx::query(sql!("job_parents_lock"))
+        .bind(ids)
+        .bind(keys)
         .execute(&mut *conn)
         .await?;
-    let mut tries = 1;
-    loop {
-        let rows = if mark {
-            sqlx::query_as(sql!("job_parents_mark"))
-                .bind(ids)
-                .bind(keys)
-                .fetch_all(&mut *conn)
-                .await
-        } else {
-            sqlx::query(sql!("job_parents_lock"))
-                .bind(ids)
-                .bind(keys)
-                .execute(&mut *conn)
-                .await
-                .map(|_| Vec::new())
-        };
-        match rows.map_err(map_err) {
-            // Rolled back to, the savepoint stays for the next try.
-            Err(e) if again("locking the parents of an insert", &mut tries, &e) => {
-                sqlx::query("ROLLBACK TO SAVEPOINT porter_parents")
+    Ok(Vec::new())
+}
+
+/// A savepoint an insert of jobs with parents is written again from when PostgreSQL ends it
+/// to break a deadlock, up to [`DEADLOCK_TRIES`] tries, so that the insert's transaction (the
+/// caller's, a workflow's, a batch's) survives it. The insert locks its parents first
+/// ([`lock_parents`]) and holds them to the end; a completion of those parents can wait for
+/// them while the insert waits for that completion: for one of its rows locked in another
+/// order (a completion locks its batch in its plan's order, which on a small table is the
+/// rows' order on disk), or for a job it is ending whose unique key the insert takes.
+/// Rolled back to, the savepoint lets go of every lock the try took, and the completion goes
+/// on (or, the victim itself, writes itself again: [`complete_releasing`]). Until 7 Dec the
+/// insert failed with `deadlock detected`; the parents' locking alone was written again
+/// later that day, and an insert waiting for a unique key still failed.
+pub(super) struct RetryPoint {
+    tries: u32,
+}
+
+/// How long a try waits, times the tries so far, before a [`RetryPoint`] writes it again.
+const RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+impl RetryPoint {
+    pub(super) async fn open(conn: &mut PgConnection) -> Result<RetryPoint> {
+        sqlx::query("SAVEPOINT porter_retry")
+            .execute(&mut *conn)
+            .await?;
+        Ok(RetryPoint { tries: 1 })
+    }
+
+    /// A try's outcome: its value, the savepoint released; `None` when it is to be written
+    /// again (rolled back to the savepoint, which stays for the next try); or its error.
+    pub(super) async fn settle<T>(
+        &mut self,
+        conn: &mut PgConnection,
+        what: &str,
+        out: Result<T>,
+    ) -> Result<Option<T>> {
+        match out {
+            Err(e) if again(what, &mut self.tries, &e) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT porter_retry")
                     .execute(&mut *conn)
                     .await?;
+                // The other side, woken by the rollback, takes the rows it waited for before
+                // the next try asks for them again: written again at once, the try took them
+                // first, and the two met again (a second deadlock, a second wait of
+                // `deadlock_timeout`), until one of them gave up.
+                tokio::time::sleep(RETRY_PAUSE * self.tries).await;
+                Ok(None)
             }
-            rows => {
-                let rows = rows?;
-                sqlx::query("RELEASE SAVEPOINT porter_parents")
+            Err(e) => Err(e),
+            Ok(v) => {
+                sqlx::query("RELEASE SAVEPOINT porter_retry")
                     .execute(&mut *conn)
                     .await?;
-                return Ok(rows);
+                Ok(Some(v))
             }
         }
     }
@@ -1512,21 +1560,37 @@ impl<'c> Savepoint<'c> {
 
 /// [`job_insert_tx`] for params checked already, or made by porter itself from checked ones
 /// (a batch's callback with its `batch_id`, a workflow's steps with their parents' ids).
+/// Jobs with parents are written from a [`RetryPoint`].
 pub(crate) async fn insert_jobs_tx(
     conn: &mut PgConnection,
     jobs: Vec<JobInsertParams>,
 ) -> Result<Vec<InsertResult>> {
+    if jobs.iter().all(|j| j.depends_on.is_empty()) {
+        return insert_jobs_once(conn, &jobs).await;
+    }
+    Ok(from_retry_point!(
+        conn,
+        "an insert of jobs with parents",
+        insert_jobs_once(conn, &jobs).await
+    ))
+}
+
+/// [`insert_jobs_tx`] in one try, for a caller that holds a [`RetryPoint`] around it.
+pub(crate) async fn insert_jobs_once(
+    conn: &mut PgConnection,
+    jobs: &[JobInsertParams],
+) -> Result<Vec<InsertResult>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    for job in &jobs {
+    for job in jobs {
         job.check_times()?;
     }
     let out = if jobs.iter().any(JobInsertParams::waits) {
-        insert_waiting(conn, &jobs).await?
+        insert_waiting(conn, jobs).await?
     } else {
         let holds = vec![JobHold::default(); jobs.len()];
-        insert_rounds(conn, &jobs, &holds).await?
+        insert_rounds(conn, jobs, &holds).await?
     };
     notify_queues(conn, jobs.iter().map(|j| j.queue.clone()).collect()).await?;
     Ok(out)

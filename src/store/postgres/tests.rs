@@ -4525,3 +4525,180 @@ async fn an_insert_marking_its_parents_outlives_a_deadlock_with_a_completion() {
     let mut conn = store.pool().acquire().await.unwrap();
     assert_eq!(edge_count(&mut conn).await, 2 + 3 + 2 + 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn an_insert_waiting_for_a_unique_key_outlives_a_deadlock_with_a_completion() {
+    // A child's insert locks its parent (job_parents_mark.sql), then its unique key's index
+    // entry makes it wait for a completion that is ending the job holding that key; the
+    // completion, in the same batch, then asks for the parent. PostgreSQL ended the insert (it
+    // had waited longest), and the insert failed with `deadlock detected`: the retry of 4d85b64
+    // covered the parents' locking only (review of 4d85b64, left open on 7 Dec). Here another
+    // transaction ends the key's holder, then asks for the parent: for a job's insert, for a
+    // workflow's (with and without a sequence), for one in a caller's transaction, for
+    // porter_enqueue (migration 0058), and for a batch whose member waits for the parent and
+    // whose callback takes the key (review: the member's insert held the parent through the
+    // callback's tries). Once the other side commits, the key is free and the child goes in.
+    use crate::store::workflow::{WorkflowInsertParams, WorkflowStepParams};
+    let store = Arc::new(fresh_store().await);
+    let cases = [
+        "job",
+        "workflow",
+        "workflow with a sequence",
+        "caller's transaction",
+        "porter_enqueue",
+        "batch",
+    ];
+    for (i, how) in cases.into_iter().enumerate() {
+        let key = format!("k{i}");
+        let ids: Vec<i64> = store
+            .job_insert_many(vec![
+                job("noop", InsertOpts::default()),
+                job(
+                    "noop",
+                    InsertOpts {
+                        unique_key: Some(key.clone()),
+                        ..Default::default()
+                    },
+                ),
+            ])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.job.id)
+            .collect();
+        let (parent, holder) = (ids[0], ids[1]);
+        let mut other = store.pool().begin().await.unwrap();
+        sqlx::query(
+            "UPDATE porter_jobs SET state = 'completed', finalized_at = now() WHERE id = $1",
+        )
+        .bind(holder)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+        let child = job(
+            "noop",
+            InsertOpts {
+                depends_on: vec![parent],
+                unique_key: Some(key.clone()),
+                ..Default::default()
+            },
+        );
+        let insert = tokio::spawn({
+            let store = store.clone();
+            async move {
+                match how {
+                    "job" => {
+                        let out = store.job_insert_many(vec![child]).await?;
+                        Ok::<i64, Error>(out[0].job.id)
+                    }
+                    "porter_enqueue" => {
+                        let (id, _): (i64, bool) = sqlx::query_as(
+                            "SELECT * FROM porter_enqueue('noop', unique_key => $1, depends_on => $2)",
+                        )
+                        .bind(&child.unique_key)
+                        .bind(&child.depends_on)
+                        .fetch_one(store.pool())
+                        .await
+                        .map_err(map_err)?;
+                        Ok(id)
+                    }
+                    "batch" => {
+                        // The member waits for the parent; the callback takes the key.
+                        let mut member = child;
+                        let callback = job(
+                            "noop",
+                            InsertOpts {
+                                unique_key: member.unique_key.take(),
+                                ..Default::default()
+                            },
+                        );
+                        let batch = BatchInsertParams {
+                            jobs: vec![member],
+                            callback,
+                            on_success: false,
+                        };
+                        Ok(store.batch_insert(batch).await?.callback.id)
+                    }
+                    "caller's transaction" => {
+                        let mut tx = store.pool().begin().await.unwrap();
+                        let out = job_insert_tx(&mut tx, vec![child]).await?;
+                        tx.commit().await.unwrap();
+                        Ok(out[0].job.id)
+                    }
+                    _ => {
+                        // With a sequence, the workflow locks its outside parents ahead.
+                        let mut steps = Vec::new();
+                        let mut child = child;
+                        if how == "workflow with a sequence" {
+                            let first = InsertOpts {
+                                sequence_key: Some("s".into()),
+                                ..Default::default()
+                            };
+                            steps.push(WorkflowStepParams {
+                                name: "first".into(),
+                                job: job("noop", first),
+                            });
+                            child.depends_on.push(-1);
+                        }
+                        steps.push(WorkflowStepParams {
+                            name: "last".into(),
+                            job: child,
+                        });
+                        let params = WorkflowInsertParams {
+                            name: "wf".into(),
+                            steps,
+                        };
+                        let out = store.workflow_insert(params).await?;
+                        Ok(out.steps.last().unwrap().1.id)
+                    }
+                }
+            }
+        });
+        // Once the insert holds the parent and waits for the key's holder.
+        until_a_lock_wait(&store, || false).await;
+        // As in the test above, this side may lose a second round: it rolls back then.
+        let committed =
+            match sqlx::query("UPDATE porter_jobs SET priority = priority WHERE id = $1")
+                .bind(parent)
+                .execute(&mut *other)
+                .await
+                .map_err(map_err)
+            {
+                Ok(_) => {
+                    other.commit().await.unwrap();
+                    true
+                }
+                Err(e) if deadlocked(&e) => {
+                    other.rollback().await.unwrap();
+                    false
+                }
+                Err(e) => panic!("{how}: {e}"),
+            };
+        // The job the insert answers: the child once the holder completed, else the holder
+        // (a workflow or a batch is refused: its step's or callback's key is held).
+        let outcome = insert.await.unwrap();
+        if !committed {
+            match outcome {
+                Ok(answered) => assert_eq!(answered, holder, "{how}"),
+                Err(Error::Conflict(_)) if how.starts_with("workflow") || how == "batch" => {}
+                Err(e) => panic!("{how}: {e}"),
+            }
+        } else {
+            let answered = outcome.unwrap_or_else(|e| panic!("{how}: {e}"));
+            assert_ne!(answered, holder, "{how}");
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM porter_jobs WHERE unique_key = $1 AND id <> $2 AND state = 'pending'",
+            )
+            .bind(&key)
+            .bind(holder)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            assert_eq!(waiting, 1, "{how}");
+        }
+    }
+}

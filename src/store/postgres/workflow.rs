@@ -34,6 +34,23 @@ async fn insert_workflow(
         .bind(&params.name)
         .fetch_one(&mut *conn)
         .await?;
+    if params.outside_parents().is_empty() {
+        return insert_all_steps(conn, params, id).await;
+    }
+    // Its outside parents are locked until the end: see RetryPoint.
+    Ok(from_retry_point!(
+        conn,
+        "a workflow's insert",
+        insert_all_steps(conn, params, id).await
+    ))
+}
+
+/// The steps of workflow `id`, and their names.
+async fn insert_all_steps(
+    conn: &mut PgConnection,
+    params: &WorkflowInsertParams,
+    id: i64,
+) -> Result<WorkflowInserted> {
     // Every step's unique key first, before any sequence's or parent's lock (as every insert).
     super::lock_unique_keys(conn, params.steps.iter().map(|s| &s.job)).await?;
     // Without sequences, the steps go in together, their outside parents locked together.
@@ -93,7 +110,8 @@ async fn insert_tagged(
         // As SQLite refuses it, and insert_steps: the row found here is not a parent's.
         params.refuse_own_ids(run.clone(), |p| own.contains(&p))?;
         let jobs: Vec<JobInsertParams> = run.clone().map(|i| params.resolved(i, &ids)).collect();
-        for (i, result) in run.zip(insert_jobs_tx(conn, jobs).await?) {
+        // Inside insert_workflow's RetryPoint, which holds the outside parents' locks.
+        for (i, result) in run.zip(super::insert_jobs_once(conn, &jobs).await?) {
             if !result.inserted {
                 return Err(params.unique_key_held(i, &result.job, &ids));
             }

@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite (migrations-postgres/0058_enqueue_written_again_after_a_deadlock.sql
+-- writes PostgreSQL's porter_enqueue again from the start after a deadlock; SQLite has no
+-- porter_enqueue, and its one writer no deadlock). The version exists so that both backends
+-- record the same versions.
