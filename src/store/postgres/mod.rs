@@ -2602,7 +2602,6 @@ impl Driver for PgStore {
     }
 
     async fn job_retry(&self, id: i64) -> Result<Option<JobRow>> {
-        let mut tx = self.begin().await?;
         // The sequence locks of the job and its parents, then its parents, the job and its
         // waiting (or not yet started) children, in id order, as a bulk retry takes them (see
         // job_retry_many_lock.sql). The parents are locked before the retry reads their
@@ -2610,30 +2609,36 @@ impl Driver for PgStore {
         // trigger sends them back to wait for the job in statements of their own: a child
         // another parent's completion was freeing, uncommitted, still looked pending to the
         // first and had become available for the next, and the retry let it run while the
-        // retried parent ran again.
-        let (_, judged, ended, _): (i64, Vec<i64>, Vec<i64>, Vec<i64>) =
-            sqlx::query_as(sql!("job_retry_many_lock"))
-                .bind(vec![id])
-                .bind(true)
-                .fetch_one(&mut *tx)
+        // retried parent ran again. A completion locks its batch, then, through its trigger,
+        // the children it frees, which may be this job's parents: the two can deadlock, and
+        // the retry is written again then, as a bulk retry is (until 7 Dec it failed).
+        again_if_deadlocked("a retry", || async {
+            let mut tx = self.begin().await?;
+            let (_, judged, ended, _): (i64, Vec<i64>, Vec<i64>, Vec<i64>) =
+                sqlx::query_as(sql!("job_retry_many_lock"))
+                    .bind(vec![id])
+                    .bind(true)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let row = sqlx::query(sql!("job_retry"))
+                .bind(id)
+                .bind(judged.contains(&id))
+                .bind(ended.contains(&id))
+                .try_map(job_from_row)
+                .fetch_optional(&mut *tx)
                 .await?;
-        let row = sqlx::query(sql!("job_retry"))
-            .bind(id)
-            .bind(judged.contains(&id))
-            .bind(ended.contains(&id))
-            .try_map(job_from_row)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        notify_queues(&mut tx, vec![row.queue.clone()]).await?;
-        sqlx::query(sql!("job_retry_notify_children"))
-            .bind(vec![id])
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(row))
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            notify_queues(&mut tx, vec![row.queue.clone()]).await?;
+            sqlx::query(sql!("job_retry_notify_children"))
+                .bind(vec![id])
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(row))
+        })
+        .await
     }
 
     async fn job_delete_finalized(&self, p: JobDeleteFinalizedParams) -> Result<u64> {

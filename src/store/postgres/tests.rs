@@ -4702,3 +4702,67 @@ async fn an_insert_waiting_for_a_unique_key_outlives_a_deadlock_with_a_completio
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_retry_of_one_job_outlives_a_deadlock_with_a_completion() {
+    // A retry of one job locks its parents in id order (job_retry_many_lock.sql); a completion
+    // of a running parent locks that row, and then, through its trigger, the waiting children
+    // of the jobs it completes, which may be parents of the retried job with lower ids. The
+    // two waited for each other and the retry failed with `deadlock detected`, where a bulk
+    // retry is written again (review of 7 Dec). Here another transaction holds the second
+    // parent, then asks for the first.
+    let store = Arc::new(fresh_store().await);
+    let parents: Vec<i64> = store
+        .job_insert_many(vec![
+            job("noop", InsertOpts::default()),
+            job("noop", InsertOpts::default()),
+        ])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.job.id)
+        .collect();
+    let child = store
+        .job_insert_many(vec![job(
+            "noop",
+            InsertOpts {
+                depends_on: parents.clone(),
+                ..Default::default()
+            },
+        )])
+        .await
+        .unwrap()
+        .remove(0)
+        .job
+        .id;
+    store.job_cancel(child).await.unwrap();
+    let lock = "UPDATE porter_jobs SET priority = priority WHERE id = $1";
+    let mut other = store.pool().begin().await.unwrap();
+    sqlx::query(lock)
+        .bind(parents[1])
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let retry = tokio::spawn({
+        let store = store.clone();
+        async move { store.job_retry(child).await }
+    });
+    // Once the retry holds the first parent and waits for the second.
+    until_a_lock_wait(&store, || false).await;
+    match sqlx::query(lock)
+        .bind(parents[0])
+        .execute(&mut *other)
+        .await
+        .map_err(map_err)
+    {
+        Ok(_) => other.commit().await.unwrap(),
+        Err(e) if deadlocked(&e) => other.rollback().await.unwrap(),
+        Err(e) => panic!("{e}"),
+    }
+    let row = retry.await.unwrap().unwrap().expect("the cancelled child");
+    assert_eq!(row.state, JobState::Pending);
+}
