@@ -1,6 +1,6 @@
--- porter_enqueue written again from the start when PostgreSQL ends it to break a deadlock,
--- up to five tries, as the library's insert of jobs with parents is since 7 Dec (RetryPoint in
--- src/store/postgres/mod.rs). 0057 wrote the marking of the parents again, but the call holds
+-- porter_enqueue written again from the start, once, when PostgreSQL ends it to break a
+-- deadlock, as the library's insert of jobs with parents in a caller's transaction is since
+-- 7 Dec (RetryPoint in src/store/postgres/mod.rs). 0057 wrote the marking of the parents again, but the call holds
 -- those parents to the end, and a completion that is ending the job whose unique key the call
 -- takes, in the same batch as a parent, waited for the call while the call's insert waited for
 -- it: the call failed with "deadlock detected" (review of 7 Dec).
@@ -10,7 +10,11 @@
 -- porter_enqueue_once.<name>. porter_enqueue calls it, from a block (a subtransaction, whose
 -- locks go with it when it is ended) when the job has parents, and directly otherwise, so
 -- that a call without parents adds no subtransaction to the caller's transaction.
--- porter_enqueue_once is not for callers: it is not retried.
+-- porter_enqueue_once is not for callers: it is not retried. Every role may execute it (as
+-- SECURITY INVOKER, it writes only what the caller may write), so that a database whose
+-- default privileges keep functions from PUBLIC, with porter_enqueue granted to a role, goes on
+-- answering that role (review of 7 Dec: it got "permission denied for function
+-- porter_enqueue_once").
 -- CREATE OR REPLACE clears porter_enqueue's settings, so its search path (0048) and string
 -- setting (0050) are set again below, and porter_enqueue_once's set the same way.
 
@@ -314,7 +318,9 @@ LANGUAGE plpgsql VOLATILE
 AS $fn$
 BEGIN
     IF coalesce(cardinality(porter_enqueue.depends_on), 0) > 0 THEN
-        FOR round IN 1..5 LOOP
+        -- Twice at most: locks of the caller's transaction from before the call stay through
+        -- the block's end, and if they close the cycle the next try meets it again.
+        FOR round IN 1..2 LOOP
             BEGIN
                 SELECT e.id, e.inserted INTO porter_enqueue.id, porter_enqueue.inserted
                 FROM porter_enqueue_once(porter_enqueue.kind, porter_enqueue.args, porter_enqueue.queue,
@@ -323,12 +329,12 @@ BEGIN
                     porter_enqueue.depends_on, porter_enqueue.after_any, porter_enqueue.metadata) e;
                 RETURN;
             EXCEPTION WHEN deadlock_detected THEN
-                IF round = 5 THEN
+                IF round = 2 THEN
                     RAISE;
                 END IF;
                 -- The other side, woken by the block's end, takes the rows it waited for
                 -- before the next try asks for them again (as the library's RetryPoint).
-                PERFORM pg_sleep(0.01 * round);
+                PERFORM pg_sleep(0.01);
             END;
         END LOOP;
     END IF;
@@ -352,3 +358,5 @@ ALTER FUNCTION porter_enqueue_once(text, jsonb, text, integer, integer, timestam
     SET standard_conforming_strings = on;
 ALTER FUNCTION porter_enqueue(text, jsonb, text, integer, integer, timestamptz, text, text, text, bigint[], boolean, jsonb)
     SET standard_conforming_strings = on;
+GRANT EXECUTE ON FUNCTION porter_enqueue_once(text, jsonb, text, integer, integer, timestamptz, text, text, text, bigint[], boolean, jsonb)
+    TO PUBLIC;

@@ -16,7 +16,14 @@ pub async fn batch_insert_tx(
 ) -> Result<BatchInserted> {
     params.check()?;
     let mut sp = Savepoint::open(conn).await?;
-    let out = insert_batch(sp.conn(), params).await;
+    let out = if params.jobs.iter().all(|j| j.depends_on.is_empty()) {
+        insert_batch(sp.conn(), params).await
+    } else {
+        // The members' outside parents stay locked until the end, through the callback's
+        // insert too: one RetryPoint for both (review of 7 Dec: the callback's own went back to
+        // after the members, and each try met the same deadlock again).
+        retrying_from_a_point(sp.conn(), params).await
+    };
     let mut out = sp.end(out).await?;
     let needed = params.serving_needed();
     let served = served_on(conn, &needed).await;
@@ -24,6 +31,18 @@ pub async fn batch_insert_tx(
     Ok(out)
 }
 
+async fn retrying_from_a_point(
+    conn: &mut PgConnection,
+    params: &BatchInsertParams,
+) -> Result<BatchInserted> {
+    Ok(from_retry_point!(
+        conn,
+        "a batch's insert",
+        insert_batch(conn, params).await
+    ))
+}
+
+/// A batch's row, its members and its callback, in one try.
 async fn insert_batch(
     conn: &mut PgConnection,
     params: &BatchInsertParams,
@@ -33,25 +52,6 @@ async fn insert_batch(
         .bind(params.jobs.len() as i32)
         .fetch_one(&mut *conn)
         .await?;
-    if params.jobs.iter().all(|j| j.depends_on.is_empty()) {
-        return insert_members(conn, params, id).await;
-    }
-    // The members' outside parents stay locked until the end, through the callback's insert
-    // too: one RetryPoint for both (review of 7 Dec: the callback's own went back to after the
-    // members, and each try met the same deadlock again).
-    Ok(from_retry_point!(
-        conn,
-        "a batch's insert",
-        insert_members(conn, params, id).await
-    ))
-}
-
-/// The members and the callback of batch `id`.
-async fn insert_members(
-    conn: &mut PgConnection,
-    params: &BatchInsertParams,
-    id: i64,
-) -> Result<BatchInserted> {
     // Every key the batch inserts, its callback's with its members', locked before any row:
     // the members' insert alone locks only theirs, and a batch whose member key is another's
     // callback key, and whose callback key is that one's member key, each inserted its member
@@ -113,10 +113,17 @@ impl PgStore {
         &self,
         params: BatchInsertParams,
     ) -> Result<BatchInserted> {
-        let mut tx = self.begin().await?;
-        let out = insert_batch(&mut tx, &params).await?;
-        tx.commit().await?;
-        Ok(out)
+        let write = || async {
+            let mut tx = self.begin().await?;
+            let out = insert_batch(&mut tx, &params).await?;
+            tx.commit().await?;
+            Ok(out)
+        };
+        if params.jobs.iter().all(|j| j.depends_on.is_empty()) {
+            return write().await;
+        }
+        // The members' outside parents: written again whole (see RetryPoint).
+        again_if_deadlocked("a batch's insert", write).await
     }
 
     pub(super) async fn batch_list_page(

@@ -177,7 +177,12 @@ where
     let mut tries = 1;
     loop {
         match write().await {
-            Err(e) if again_when(what, &mut tries, &e, retried) => {}
+            // The other side, woken as this try ended, takes the rows it waited for before the
+            // next try asks for them again: written again at once, the try could take them
+            // first, and the two met again (a second wait of `deadlock_timeout`).
+            Err(e) if again_when(what, &mut tries, &e, retried) => {
+                tokio::time::sleep(RETRY_PAUSE * (tries - 1)).await;
+            }
             out => return out,
         }
     }
@@ -985,23 +990,33 @@ async fn lock_parents(
     Ok(Vec::new())
 }
 
-/// A savepoint an insert of jobs with parents is written again from when PostgreSQL ends it
-/// to break a deadlock, up to [`DEADLOCK_TRIES`] tries, so that the insert's transaction (the
-/// caller's, a workflow's, a batch's) survives it. The insert locks its parents first
-/// ([`lock_parents`]) and holds them to the end; a completion of those parents can wait for
-/// them while the insert waits for that completion: for one of its rows locked in another
-/// order (a completion locks its batch in its plan's order, which on a small table is the
-/// rows' order on disk), or for a job it is ending whose unique key the insert takes.
-/// Rolled back to, the savepoint lets go of every lock the try took, and the completion goes
-/// on (or, the victim itself, writes itself again: [`complete_releasing`]). Until 7 Dec the
-/// insert failed with `deadlock detected`; the parents' locking alone was written again
-/// later that day, and an insert waiting for a unique key still failed.
+/// A savepoint an insert of jobs with parents, in a caller's transaction, is written again
+/// from once when PostgreSQL ends it to break a deadlock, so that the caller's transaction
+/// survives it. The insert locks its parents first ([`lock_parents`]) and holds them to the
+/// end; a completion of those parents can wait for them while the insert waits for that
+/// completion: for one of its rows locked in another order (a completion locks its batch in
+/// its plan's order, which on a small table is the rows' order on disk), or for a job it is
+/// ending whose unique key the insert takes. Rolled back to, the savepoint lets go of every
+/// lock the try took, and the completion goes on (or, the victim itself, writes itself again:
+/// [`complete_releasing`]). Until 7 Dec the insert failed with `deadlock detected`; the
+/// parents' locking alone was written again later that day, and an insert waiting for a
+/// unique key still failed.
+///
+/// Once only: locks the caller's transaction took before (an earlier insert's parents) stay,
+/// and if they close the cycle every try meets it again, holding the completion back a
+/// `deadlock_timeout` each time. An insert in a transaction of porter's own is written again
+/// whole instead ([`again_if_deadlocked`], [`insert_jobs_own`]): rows written from a savepoint
+/// carry its subtransaction's id, which a bulk action's fence does not know
+/// ([`crate::store::admin::BulkFence::in_progress`]).
 pub(super) struct RetryPoint {
     tries: u32,
 }
 
-/// How long a try waits, times the tries so far, before a [`RetryPoint`] writes it again.
+/// How long a try waits, times the tries so far, before it is written again after a deadlock.
 const RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// Tries of a [`RetryPoint`]: the first and one more.
+const RETRY_POINT_TRIES: u32 = 2;
 
 impl RetryPoint {
     pub(super) async fn open(conn: &mut PgConnection) -> Result<RetryPoint> {
@@ -1020,15 +1035,14 @@ impl RetryPoint {
         out: Result<T>,
     ) -> Result<Option<T>> {
         match out {
-            Err(e) if again(what, &mut self.tries, &e) => {
+            Err(e) if self.tries < RETRY_POINT_TRIES && deadlocked(&e) => {
+                tracing::debug!(error = %e, "{what} failed; writing it again from its savepoint");
+                self.tries += 1;
                 sqlx::query("ROLLBACK TO SAVEPOINT porter_retry")
                     .execute(&mut *conn)
                     .await?;
-                // The other side, woken by the rollback, takes the rows it waited for before
-                // the next try asks for them again: written again at once, the try took them
-                // first, and the two met again (a second deadlock, a second wait of
-                // `deadlock_timeout`), until one of them gave up.
-                tokio::time::sleep(RETRY_PAUSE * self.tries).await;
+                // As again_while's pause: the other side goes first.
+                tokio::time::sleep(RETRY_PAUSE).await;
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -1559,8 +1573,9 @@ impl<'c> Savepoint<'c> {
 }
 
 /// [`job_insert_tx`] for params checked already, or made by porter itself from checked ones
-/// (a batch's callback with its `batch_id`, a workflow's steps with their parents' ids).
-/// Jobs with parents are written from a [`RetryPoint`].
+/// (a batch's callback with its `batch_id`, a workflow's steps with their parents' ids), in a
+/// transaction that is not porter's own to write again: jobs with parents are written from a
+/// [`RetryPoint`].
 pub(crate) async fn insert_jobs_tx(
     conn: &mut PgConnection,
     jobs: Vec<JobInsertParams>,
@@ -1575,7 +1590,22 @@ pub(crate) async fn insert_jobs_tx(
     ))
 }
 
-/// [`insert_jobs_tx`] in one try, for a caller that holds a [`RetryPoint`] around it.
+/// Inserts `jobs` in a transaction of their own, written again whole if PostgreSQL ends it
+/// to break a deadlock (see [`RetryPoint`]), as a completion is.
+async fn insert_jobs_own(pool: &PgPool, jobs: &[JobInsertParams]) -> Result<Vec<InsertResult>> {
+    let write = || async {
+        let mut tx = pool.begin().await.map_err(|e| pool_err(pool, e))?;
+        let out = insert_jobs_once(&mut tx, jobs).await?;
+        tx.commit().await?;
+        Ok(out)
+    };
+    if jobs.iter().all(|j| j.depends_on.is_empty()) {
+        return write().await;
+    }
+    again_if_deadlocked("an insert of jobs with parents", write).await
+}
+
+/// [`insert_jobs_tx`] in one try, for a caller that writes it again itself.
 pub(crate) async fn insert_jobs_once(
     conn: &mut PgConnection,
     jobs: &[JobInsertParams],
@@ -2120,10 +2150,7 @@ impl Driver for PgStore {
             }
             return self.inserter.insert(jobs).await;
         }
-        let mut tx = self.begin().await?;
-        let out = insert_jobs_tx(&mut tx, jobs).await?;
-        tx.commit().await?;
-        Ok(out)
+        insert_jobs_own(self.pool(), &jobs).await
     }
 
     async fn job_get(&self, id: i64) -> Result<Option<JobRow>> {

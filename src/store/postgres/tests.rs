@@ -4766,3 +4766,62 @@ async fn a_retry_of_one_job_outlives_a_deadlock_with_a_completion() {
     let row = retry.await.unwrap().unwrap().expect("the cancelled child");
     assert_eq!(row.state, JobState::Pending);
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn porter_enqueue_answers_a_role_granted_it_alone_where_functions_are_not_public() {
+    // A database whose default privileges keep new functions from PUBLIC, and a role granted
+    // porter_enqueue (and porter's tables): migration 0058 made porter_enqueue call a function
+    // of its own, porter_enqueue_once, which such a role may not execute, so every call
+    // failed with "permission denied for function porter_enqueue_once" (review of 7 Dec).
+    let (mut admin, name, url) = own_database("porter_grants", None).await;
+    let role = format!("porter_app_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect(url.as_str()).await.unwrap();
+    sqlx::raw_sql("ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let store = PgStore::open(url.as_str()).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE {role}; \
+         GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}; \
+         GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}; \
+         GRANT EXECUTE ON FUNCTION porter_now() TO {role}; \
+         GRANT EXECUTE ON FUNCTION porter_enqueue(text, jsonb, text, integer, integer, \
+             timestamptz, text, text, text, bigint[], boolean, jsonb) TO {role}"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let parent = store
+        .job_insert_many(vec![job("noop", InsertOpts::default())])
+        .await
+        .unwrap()
+        .remove(0)
+        .job
+        .id;
+    sqlx::raw_sql(&format!("SET ROLE {role}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // Without parents, and with (porter_enqueue's block).
+    for depends_on in [None, Some(vec![parent])] {
+        let (id, inserted): (i64, bool) =
+            sqlx::query_as("SELECT * FROM porter_enqueue('noop', depends_on => $1)")
+                .bind(&depends_on)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{depends_on:?}: {e}"));
+        assert!(inserted && id > parent, "{depends_on:?}");
+    }
+    drop(conn);
+    drop(store);
+    drop_database(&mut admin, &name).await;
+    sqlx::raw_sql(&format!("DROP ROLE {role}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}

@@ -18,7 +18,12 @@ pub async fn workflow_insert_tx(
 ) -> Result<WorkflowInserted> {
     params.check()?;
     let mut sp = Savepoint::open(conn).await?;
-    let out = insert_workflow(sp.conn(), params).await;
+    let out = if params.outside_parents().is_empty() {
+        insert_workflow(sp.conn(), params).await
+    } else {
+        // Its outside parents are locked until the end: see RetryPoint.
+        retrying_from_a_point(sp.conn(), params).await
+    };
     let mut out = sp.end(out).await?;
     let needed = params.serving_needed();
     let served = served_on(conn, &needed).await;
@@ -26,6 +31,18 @@ pub async fn workflow_insert_tx(
     Ok(out)
 }
 
+async fn retrying_from_a_point(
+    conn: &mut PgConnection,
+    params: &WorkflowInsertParams,
+) -> Result<WorkflowInserted> {
+    Ok(from_retry_point!(
+        conn,
+        "a workflow's insert",
+        insert_workflow(conn, params).await
+    ))
+}
+
+/// A workflow's row, its steps and their names, in one try.
 async fn insert_workflow(
     conn: &mut PgConnection,
     params: &WorkflowInsertParams,
@@ -34,23 +51,6 @@ async fn insert_workflow(
         .bind(&params.name)
         .fetch_one(&mut *conn)
         .await?;
-    if params.outside_parents().is_empty() {
-        return insert_all_steps(conn, params, id).await;
-    }
-    // Its outside parents are locked until the end: see RetryPoint.
-    Ok(from_retry_point!(
-        conn,
-        "a workflow's insert",
-        insert_all_steps(conn, params, id).await
-    ))
-}
-
-/// The steps of workflow `id`, and their names.
-async fn insert_all_steps(
-    conn: &mut PgConnection,
-    params: &WorkflowInsertParams,
-    id: i64,
-) -> Result<WorkflowInserted> {
     // Every step's unique key first, before any sequence's or parent's lock (as every insert).
     super::lock_unique_keys(conn, params.steps.iter().map(|s| &s.job)).await?;
     // Without sequences, the steps go in together, their outside parents locked together.
@@ -290,10 +290,17 @@ impl PgStore {
         &self,
         params: WorkflowInsertParams,
     ) -> Result<WorkflowInserted> {
-        let mut tx = self.begin().await?;
-        let out = insert_workflow(&mut tx, &params).await?;
-        tx.commit().await?;
-        Ok(out)
+        let write = || async {
+            let mut tx = self.begin().await?;
+            let out = insert_workflow(&mut tx, &params).await?;
+            tx.commit().await?;
+            Ok(out)
+        };
+        if params.outside_parents().is_empty() {
+            return write().await;
+        }
+        // Its outside parents are locked until the end: written again whole (see RetryPoint).
+        again_if_deadlocked("a workflow's insert", write).await
     }
 
     pub(super) async fn workflow_list_page(
