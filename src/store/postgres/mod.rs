@@ -2932,35 +2932,44 @@ impl Driver for PgStore {
     }
 
     async fn periodic_enqueue(&self, p: PeriodicEnqueueParams) -> Result<Option<InsertResult>> {
-        let mut tx = self.begin().await?;
-        let set: Option<(bool, bool)> = sqlx::query_as(sql!("periodic_set"))
-            .bind(&p.name)
-            .bind(p.slot)
-            .bind(crate::store::PERIODIC_CLOCK_SLACK_MS)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let ran = match set {
-            None => return Ok(None), // the slot was taken already; nothing written
-            // A name seen for the first time only records its slot.
-            Some((true, _)) => true,
-            // A mark a clock that ran ahead left, replaced: the slot due now may have run
-            // before the clock jumped.
-            Some((false, true)) => {
-                sqlx::query_scalar(sql!("periodic_slot_ran"))
-                    .bind(&p.name)
-                    .bind(p.slot)
-                    .fetch_one(&mut *tx)
-                    .await?
+        let write = || async {
+            let mut tx = self.begin().await?;
+            let set: Option<(bool, bool)> = sqlx::query_as(sql!("periodic_set"))
+                .bind(&p.name)
+                .bind(p.slot)
+                .bind(crate::store::PERIODIC_CLOCK_SLACK_MS)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let ran = match set {
+                None => return Ok(None), // the slot was taken already; nothing written
+                // A name seen for the first time only records its slot.
+                Some((true, _)) => true,
+                // A mark a clock that ran ahead left, replaced: the slot due now may have run
+                // before the clock jumped.
+                Some((false, true)) => {
+                    sqlx::query_scalar(sql!("periodic_slot_ran"))
+                        .bind(&p.name)
+                        .bind(p.slot)
+                        .fetch_one(&mut *tx)
+                        .await?
+                }
+                Some((false, false)) => false,
+            };
+            if ran {
+                tx.commit().await?;
+                return Ok(None);
             }
-            Some((false, false)) => false,
-        };
-        if ran {
+            let out = insert_jobs_once(&mut tx, std::slice::from_ref(&p.job))
+                .await?
+                .pop();
             tx.commit().await?;
-            return Ok(None);
+            Ok(out)
+        };
+        if p.job.depends_on.is_empty() {
+            return write().await;
         }
-        let out = insert_jobs_tx(&mut tx, vec![p.job]).await?.pop();
-        tx.commit().await?;
-        Ok(out)
+        // A job with parents holds them to the end: written again whole (see RetryPoint).
+        again_if_deadlocked("a periodic job's insert", write).await
     }
 
     async fn job_search(&self, p: JobSearchParams) -> Result<Vec<JobRow>> {

@@ -4825,3 +4825,98 @@ async fn porter_enqueue_answers_a_role_granted_it_alone_where_functions_are_not_
         .await
         .unwrap();
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn inserts_with_parents_in_porters_own_transactions_write_no_row_from_a_savepoint() {
+    // A bulk action passes by the rows of transactions in progress when its confirmation
+    // counted, known by their top-level ids; a row written from a savepoint carries its
+    // subtransaction's id, and the action then refused (409) beside such an insert in flight.
+    // 33e6864 wrote inserts with parents from a savepoint, to try them again after a deadlock;
+    // porter's own transactions are now written again whole instead (review of 7 Dec: a
+    // workflow's, a batch's, and a periodic job's, which still used the savepoint). Here each
+    // job's row is written by the transaction that wrote its workflow's, batch's or periodic
+    // schedule's row.
+    use crate::store::workflow::{WorkflowInsertParams, WorkflowStepParams};
+    let store = fresh_store().await;
+    let parent = store
+        .job_insert_many(vec![job("noop", InsertOpts::default())])
+        .await
+        .unwrap()
+        .remove(0)
+        .job
+        .id;
+    let child = || {
+        job(
+            "noop",
+            InsertOpts {
+                depends_on: vec![parent],
+                ..Default::default()
+            },
+        )
+    };
+    let same_writer = |table: &'static str, key: &'static str, of: String, id: i64| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(&format!(
+                "SELECT (SELECT xmin::text FROM {table} WHERE {key} = $1) \
+                      = (SELECT xmin::text FROM porter_jobs WHERE id = $2)"
+            ))
+            .bind(of)
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let workflow = store
+        .workflow_insert(WorkflowInsertParams {
+            name: "wf".into(),
+            steps: vec![WorkflowStepParams {
+                name: "only".into(),
+                job: child(),
+            }],
+        })
+        .await
+        .unwrap();
+    let step = workflow.steps[0].1.id;
+    assert!(
+        same_writer(
+            "porter_workflows",
+            "id::text",
+            workflow.id.to_string(),
+            step
+        )
+        .await
+    );
+    let batch = store
+        .batch_insert(BatchInsertParams {
+            jobs: vec![child()],
+            callback: job("noop", InsertOpts::default()),
+            on_success: false,
+        })
+        .await
+        .unwrap();
+    let member = batch.jobs[0].id;
+    assert!(same_writer("porter_batches", "id::text", batch.id.to_string(), member).await);
+    let periodic = |slot| PeriodicEnqueueParams {
+        name: "every".into(),
+        slot,
+        job: child(),
+    };
+    // The first slot only records the schedule; the next inserts.
+    assert!(store
+        .periodic_enqueue(periodic(1000))
+        .await
+        .unwrap()
+        .is_none());
+    let run = store
+        .periodic_enqueue(periodic(2000))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(same_writer("porter_periodic", "name", "every".into(), run.job.id).await);
+}
