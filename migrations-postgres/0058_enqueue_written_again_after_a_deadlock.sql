@@ -334,7 +334,7 @@ BEGIN
                 END IF;
                 -- The other side, woken by the block's end, takes the rows it waited for
                 -- before the next try asks for them again (as the library's RetryPoint).
-                PERFORM pg_sleep(0.01);
+                PERFORM pg_sleep(0.05);
             END;
         END LOOP;
     END IF;

@@ -1013,7 +1013,7 @@ pub(super) struct RetryPoint {
 }
 
 /// How long a try waits, times the tries so far, before it is written again after a deadlock.
-const RETRY_PAUSE: Duration = Duration::from_millis(10);
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Tries of a [`RetryPoint`]: the first and one more.
 const RETRY_POINT_TRIES: u32 = 2;
