@@ -119,11 +119,8 @@ impl PgStore {
             tx.commit().await?;
             Ok(out)
         };
-        if params.jobs.iter().all(|j| j.depends_on.is_empty()) {
-            return write().await;
-        }
-        // The members' outside parents: written again whole (see RetryPoint).
-        again_if_deadlocked("a batch's insert", write).await
+        let parents = params.jobs.iter().any(|j| !j.depends_on.is_empty());
+        insert_written_again(parents, "a batch's insert", write).await
     }
 
     pub(super) async fn batch_list_page(

@@ -188,6 +188,21 @@ where
     }
 }
 
+/// An insert in a transaction of porter's own (`write` begins and commits it): written again
+/// whole after a deadlock when it locks parents (`locks_parents`), which it holds to the end
+/// (see [`RetryPoint`]), else once.
+async fn insert_written_again<T, F, Fut>(locks_parents: bool, what: &str, mut write: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    if locks_parents {
+        again_if_deadlocked(what, write).await
+    } else {
+        write().await
+    }
+}
+
 /// Whether a write that failed with `e` on its try number `tries` is to be written again (a
 /// deadlock's victim with tries left); counts the try.
 fn again(what: &str, tries: &mut u32, e: &Error) -> bool {
@@ -1599,10 +1614,8 @@ async fn insert_jobs_own(pool: &PgPool, jobs: &[JobInsertParams]) -> Result<Vec<
         tx.commit().await?;
         Ok(out)
     };
-    if jobs.iter().all(|j| j.depends_on.is_empty()) {
-        return write().await;
-    }
-    again_if_deadlocked("an insert of jobs with parents", write).await
+    let parents = jobs.iter().any(|j| !j.depends_on.is_empty());
+    insert_written_again(parents, "an insert of jobs with parents", write).await
 }
 
 /// [`insert_jobs_tx`] in one try, for a caller that writes it again itself.
@@ -2965,11 +2978,8 @@ impl Driver for PgStore {
             tx.commit().await?;
             Ok(out)
         };
-        if p.job.depends_on.is_empty() {
-            return write().await;
-        }
-        // A job with parents holds them to the end: written again whole (see RetryPoint).
-        again_if_deadlocked("a periodic job's insert", write).await
+        let parents = !p.job.depends_on.is_empty();
+        insert_written_again(parents, "a periodic job's insert", write).await
     }
 
     async fn job_search(&self, p: JobSearchParams) -> Result<Vec<JobRow>> {

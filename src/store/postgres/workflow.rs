@@ -296,11 +296,8 @@ impl PgStore {
             tx.commit().await?;
             Ok(out)
         };
-        if params.outside_parents().is_empty() {
-            return write().await;
-        }
-        // Its outside parents are locked until the end: written again whole (see RetryPoint).
-        again_if_deadlocked("a workflow's insert", write).await
+        let parents = !params.outside_parents().is_empty();
+        insert_written_again(parents, "a workflow's insert", write).await
     }
 
     pub(super) async fn workflow_list_page(
