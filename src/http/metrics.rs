@@ -18,7 +18,7 @@
 //! | `porter_job_duration_seconds` | histogram | `queue`, `kind` | how long attempts ran, from start to outcome (every outcome) |
 //! | `porter_jobs_unserved` | gauge | `queue`, `kind` | jobs due to run (available, or scheduled/retryable and due) that no live worker serves: none registered that queue and kind, or those that did stopped heartbeating within their lease; read at each scrape; only pairs that have any |
 //! | `porter_database_up` | gauge | | 1 when the scrape's reads of the database answered; 0 when they failed, and the gauges read at each scrape are then left out (this process's counters are still answered) |
-//! | `porter_jobs_waiting_for_limit` | gauge | `queue` | available due jobs of a queue with limits that a claim would not take now because of a limit (`porter queues limit`), read at each scrape; only queues with limits |
+//! | `porter_jobs_waiting_for_limit` | gauge | `queue` | available due jobs of a queue with limits that a claim would not take now because of a limit (`porter queues limit`), read at each scrape; only queues with limits that are not paused |
 //!
 //! The job counters and the histogram count what the runtime *in this process* did: they are
 //! served by `porter dev`, and by `porter worker --metrics-listen` in the split setup (`porter

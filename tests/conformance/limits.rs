@@ -425,6 +425,29 @@ backend_case! {
 }
 
 backend_case! {
+    /// A paused queue's jobs wait for its resume, not for its limits: the limits' gauge leaves
+    /// it out while it is paused (it said the limit held all but the limit's worth, which a
+    /// claim would not have taken either), and counts it again once it is resumed.
+    async fn a_paused_queue_is_not_waiting_for_its_limits(db: TestDb) {
+        let s = &*db.store;
+        insert_n(s, "q", None, 20).await;
+        insert_n(s, "other", None, 20).await;
+        for q in ["q", "other"] {
+            s.queue_limit_set(limit(q, QueueLimits { concurrency: Some(5), ..Default::default() }))
+                .await
+                .unwrap();
+        }
+        s.queue_pause("q").await.unwrap();
+        assert!(s.job_claim(claim("q", &["noop"], 100, W)).await.unwrap().is_empty());
+        let waiting = s.queue_limit_waiting().await.unwrap();
+        assert_eq!(waiting.get("q"), None, "paused: {waiting:?}");
+        assert_eq!(waiting.get("other"), Some(&15), "{waiting:?}");
+        s.queue_resume("q").await.unwrap();
+        assert_eq!(s.queue_limit_waiting().await.unwrap().get("q"), Some(&15));
+    }
+}
+
+backend_case! {
     /// A rate limit: at most N starts in any window of its period, counted on the database
     /// clock; a retried job's earlier start still counts; the window slides.
     async fn rate_limits_count_starts_in_a_sliding_window(db: TestDb) {
