@@ -1108,6 +1108,7 @@ backend_case! {
                 queues: vec!["mail".to_string()],
                 kinds: vec!["noop".to_string()],
                 unsteady: false,
+                since_last: None,
             })
             .await
             .unwrap();
@@ -1318,6 +1319,7 @@ backend_case! {
                 queues: vec!["mail".to_string()],
                 kinds: vec!["noop".to_string()],
                 unsteady: false,
+                since_last: None,
             })
             .await
             .unwrap();

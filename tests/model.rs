@@ -981,6 +981,7 @@ async fn heartbeat(
             queues: Vec::new(),
             kinds: Vec::new(),
             unsteady,
+            since_last: None,
         })
         .await
     } else {

@@ -3407,3 +3407,76 @@ async fn a_registration_whose_connection_is_lost_is_retried() {
     );
     rt.stop().await;
 }
+
+#[derive(Serialize, Deserialize)]
+pub struct Nap {
+    pub ms: u64,
+}
+
+impl JobArgs for Nap {
+    const KIND: &'static str = "nap";
+}
+
+/// Sleeps (yielding) for its args' time; its kind's timeout is 10 s (stuck after 40 s).
+pub struct NapWorker;
+
+#[async_trait::async_trait]
+impl Worker<Nap> for NapWorker {
+    async fn work(&self, job: Job<Nap>) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(job.args.ms)).await;
+        Ok(())
+    }
+    fn timeout(&self, _job: &Job<Nap>) -> Duration {
+        Duration::from_secs(10)
+    }
+    fn max_timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+}
+
+backend_case! {
+    /// A forward jump of the database's clock while a job runs (a laptop's sleep under `porter
+    /// dev`, a VM paused, a clock stepped) is no time the job ran: its own timeout counts on
+    /// the monotonic clock, and the stuck rescue, its backstop, does not take it for the jump.
+    /// (Review of 7 Dec: a worker whose clock stepped on by two days had its running job taken
+    /// as "ran past its timeout" 3 s later, an attempt used, discarded on its last one and its
+    /// children cancelled.)
+    async fn a_clock_that_jumps_ahead_does_not_make_a_running_job_stuck(db: TestDb) {
+        let clock = porter::store::clock::Clock::new();
+        let store = porter::store::open_with_clock(&db.url, clock.clone()).await.unwrap();
+        clock.set(db.store.now().await.unwrap());
+        // The clock runs as a wall clock does, moved on by the real time every 20 ms.
+        let ticking = tokio::spawn({
+            let clock = clock.clone();
+            async move {
+                let mut last = tokio::time::Instant::now();
+                loop {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let now = tokio::time::Instant::now();
+                    clock.advance(now - last);
+                    last = now;
+                }
+            }
+        });
+        let opts = InsertOpts { max_attempts: Some(1), ..Default::default() };
+        let id = Client::new(store.clone()).insert(&Nap { ms: 5000 }, Some(opts)).await.unwrap().job.id;
+        let mut workers = Workers::new();
+        workers.add(NapWorker).unwrap();
+        let mut cfg = config(&[("default", 1)]);
+        cfg.lease = Duration::from_millis(1500);
+        let rt = start(store.clone(), workers, cfg);
+        wait_state(&store, id, JobState::Running).await;
+        // Two heartbeats on time, then the jump.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        clock.advance(Duration::from_secs(3600));
+        eventually("the job ends", || async {
+            store.job_get(id).await.unwrap().unwrap().finalized_at.is_some()
+        })
+        .await;
+        let row = store.job_get(id).await.unwrap().unwrap();
+        assert_eq!(row.state, JobState::Completed, "{row:?}");
+        assert!(row.errors.is_empty(), "{row:?}");
+        rt.stop().await;
+        ticking.abort();
+    }
+}

@@ -835,6 +835,7 @@ impl Runtime {
             queues: config.queues.iter().map(|(q, _)| q.clone()).collect(),
             kinds: workers.kinds(),
             unsteady: false,
+            since_last: None,
         };
         // The registration may wait for the database (SQLite's write lock held elsewhere,
         // by a stopped process even): a signal meanwhile stops the runtime before it starts
@@ -1152,6 +1153,10 @@ async fn heartbeat_loop(
         let mut registration = ctx.registration.clone();
         registration.unsteady = ctx.owned.retrying.failing();
         let started = tokio::time::Instant::now();
+        // By this process's monotonic clock: a database clock that moved on much further
+        // meanwhile jumped (a laptop's sleep), and the stuck rescue does not count the jump
+        // as time this worker's jobs ran (review of 7 Dec).
+        registration.since_last = Some(started - *ctx.last_heartbeat.borrow());
         match ctx.store.worker_register(registration).await {
             Ok(()) => {
                 ctx.last_heartbeat.send_replace(started);

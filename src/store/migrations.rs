@@ -324,6 +324,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "enqueue_written_again_after_a_deadlock",
             "0058_enqueue_written_again_after_a_deadlock.sql"
         ),
+        migration!(
+            59,
+            "worker_clock_jumped_at",
+            "0059_worker_clock_jumped_at.sql"
+        ),
     ],
 };
 

@@ -157,6 +157,7 @@ pub async fn serving_worker(store: &Store, id: &str, queues: &[&str], kinds: &[&
             queues: queues.iter().map(|q| q.to_string()).collect(),
             kinds: kinds.iter().map(|k| k.to_string()).collect(),
             unsteady: false,
+            since_last: None,
         })
         .await
         .expect("register a worker");

@@ -94,6 +94,7 @@ fn register(id: &str, lease: Duration, stuck_after: &[(&str, Duration)]) -> Work
         queues: Vec::new(),
         kinds: Vec::new(),
         unsteady: false,
+        since_last: None,
     }
 }
 

@@ -979,6 +979,60 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// A heartbeat later by the database's clock than its worker's own clock allows (the
+    /// worker's time since its previous heartbeat, `since_last`, plus `CLOCK_JUMP_MARGIN`)
+    /// finds the clock jumped ahead (a laptop's sleep, a VM paused): the stuck rescue counts a
+    /// running job's time from then, as the job's own timeout does on the monotonic clock,
+    /// and takes a job truly stuck once its limit has passed since the jump. A heartbeat late
+    /// by less than the margin is no jump. (Review of 7 Dec: a job 8 s into a 20 s run was
+    /// taken as "ran past its timeout" 3 s after the worker's clock stepped on by two days.)
+    async fn a_running_job_counts_as_stuck_from_its_workers_last_jump_of_the_clock(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        let start = s.now().await.unwrap();
+        let at = |ms: i64| start + chrono::Duration::milliseconds(ms);
+        let lease = Duration::from_secs(15);
+        let stuck = Duration::from_secs(10);
+        let beat = |since_last: Option<u64>| WorkerRegisterParams {
+            since_last: since_last.map(Duration::from_millis),
+            ..register("w", lease, &[("noop", stuck)])
+        };
+        s.worker_register(beat(None)).await.unwrap();
+        let j = insert(s, job("noop")).await;
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap()[0].id, j.id);
+        let rescue = || rescue_noop(lease, stuck, None);
+        // On time by both clocks, then 14.9 s later by the database's than by the worker's:
+        // no jump, and at 11 s the job is past its limit.
+        clock.set(at(5_000));
+        s.worker_register(beat(Some(5_000))).await.unwrap();
+        clock.set(at(11_000));
+        s.worker_register(beat(Some(1_100))).await.unwrap();
+        assert_eq!(s.job_rescue(rescue()).await.unwrap().retried, 1, "no jump: taken at 11 s");
+        let again = s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap();
+        assert_eq!(again[0].id, j.id);
+        assert_eq!(s.job_complete_many(vec![again[0].fence()]).await.unwrap(), vec![true]);
+
+        let k = insert(s, job("noop")).await;
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap()[0].id, k.id);
+        clock.set(at(15_000));
+        s.worker_register(beat(Some(4_000))).await.unwrap();
+        // An hour by the database's clock, 5 s by the worker's.
+        clock.set(at(3_620_000));
+        s.worker_register(beat(Some(5_000))).await.unwrap();
+        for t in [3_625_000, 3_629_900] {
+            clock.set(at(t));
+            s.worker_register(beat(Some(5_000))).await.unwrap();
+            assert_eq!(s.job_rescue(rescue()).await.unwrap(), RescueCounts::default(), "{t} ms");
+        }
+        // Its limit (10 s) has passed since the jump.
+        clock.set(at(3_630_100));
+        s.worker_register(beat(Some(200))).await.unwrap();
+        assert_eq!(s.job_rescue(rescue()).await.unwrap().retried, 1, "10.1 s after the jump");
+        assert_eq!(s.job_get(k.id).await.unwrap().unwrap().state, JobState::Retryable);
+    }
+}
+
 /// A rescue pass of `lease`, with kind `noop` stuck after `stuck`, asked by `by`.
 fn rescue_noop(lease: Duration, stuck: Duration, by: Option<&str>) -> JobRescueParams {
     JobRescueParams {

@@ -80,6 +80,7 @@ backend_case! {
             queues: Vec::new(),
             kinds: Vec::new(),
             unsteady: false,
+            since_last: None,
         };
         s.worker_register(register("long", 4 * day)).await.unwrap();
         s.worker_register(register("short", Duration::from_secs(15)))

@@ -2880,6 +2880,7 @@ impl Driver for PgStore {
             .bind(serde_json::json!(p.queues))
             .bind(serde_json::json!(p.kinds))
             .bind(p.unsteady)
+            .bind(crate::store::clock_jump_after(&p))
             .execute(&mut *self.heartbeat_conn().await?)
             .await?;
         Ok(())

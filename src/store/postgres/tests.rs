@@ -1352,6 +1352,7 @@ async fn the_rescue_of_lost_workers_reads_a_step_per_worker_not_every_running_en
         queues: vec!["default".into()],
         kinds: vec!["noop".into()],
         unsteady: false,
+        since_last: None,
     };
     store.worker_register(register("w")).await.unwrap();
     ran_and_running(&store, 3_000, 0).await;
@@ -4087,6 +4088,7 @@ async fn register_noop_worker(store: &PgStore, id: &str) {
             queues: vec!["default".into()],
             kinds: vec!["noop".into()],
             unsteady: false,
+            since_last: None,
         })
         .await
         .unwrap();

@@ -28,6 +28,10 @@
 -- Nor, for as long, after a heartbeat that said the worker still had outcomes failing
 -- (outcomes_failing_at, migration 0056): it may be the first write through, before them, and
 -- not late (review of 7 Dec).
+-- A job's time counts from its start, or from its worker's last jump of the clock when later
+-- (clock_jumped_at, migration 0059: a laptop's sleep, a VM paused; its own timeout counts on
+-- the monotonic clock, which the jump did not move). Review of 7 Dec: a worker whose clock
+-- stepped on by two days had its running job taken 3 s later, an attempt used.
 -- A lease or stuck limit another program wrote past what a time can be moved by (9e18 ms, a
 -- limit of 1e400) is read as 40,000,000,000,000 ms, about 1,268 years (porter takes leases and
 -- timeouts up to 1,000 years): it failed every pass on PostgreSQL ("interval out of range").
@@ -41,7 +45,7 @@ UPDATE porter_jobs SET
     errors       = json_insert(CASE WHEN NOT json_valid(errors) THEN '[]' WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', 'job ran past its timeout'))
 WHERE id IN (
     SELECT id FROM (
-        SELECT j.id, j.attempted_at, w.heartbeat_at,
+        SELECT j.id, max(j.attempted_at, coalesce(w.clock_jumped_at, '')) AS since, w.heartbeat_at,
                COALESCE(CASE WHEN json_valid(w.stuck_after)
                                   AND json_type(w.stuck_after, '$."' || j.kind || '"') IN ('integer', 'real')
                              THEN json_extract(w.stuck_after, '$."' || j.kind || '"') END,
@@ -58,8 +62,8 @@ WHERE id IN (
     )
     -- printf would read a NULL limit as 0: skip those first.
     WHERE limit_ms IS NOT NULL
-      AND attempted_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), printf('%+.3f seconds', -max(min(limit_ms, 40000000000000), 0) / 1000.0))
-      AND attempted_at < strftime('%Y-%m-%dT%H:%M:%fZ', heartbeat_at, printf('%+.3f seconds', -max(min(limit_ms, 40000000000000), 0) / 1000.0))
+      AND since < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(), printf('%+.3f seconds', -max(min(limit_ms, 40000000000000), 0) / 1000.0))
+      AND since < strftime('%Y-%m-%dT%H:%M:%fZ', heartbeat_at, printf('%+.3f seconds', -max(min(limit_ms, 40000000000000), 0) / 1000.0))
     LIMIT ?2
 )
 RETURNING state, queue, kind

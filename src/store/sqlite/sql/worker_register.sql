@@ -1,7 +1,9 @@
 -- ?4 the worker's own lease in milliseconds, ?5 its stuck limits (JSON object: kind -> ms),
 -- ?6 and ?7 the queues and kinds it serves (JSON arrays of names), ?8 whether it still has
 -- outcomes it could not write (outcomes_failing_at, migration 0056: stuck passes leave its jobs
--- alone a moment).
+-- alone a moment), ?9 how long after the worker's previous heartbeat this one may be by the
+-- database's clock before that clock is taken to have jumped ahead (the worker's monotonic time
+-- since then plus a margin; NULL for none: see migration 0059).
 INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at, lease_ms, stuck_after, queues, kinds, outcomes_failing_at)
 VALUES (?1, ?2, ?3, porter_now(), porter_now(), ?4, ?5, ?6, ?7, CASE WHEN ?8 THEN porter_now() END)
 ON CONFLICT (id) DO UPDATE SET
@@ -13,6 +15,11 @@ ON CONFLICT (id) DO UPDATE SET
                                                      printf('%+.3f seconds', -excluded.lease_ms / 2000.0))
                         THEN porter_now() ELSE steady_since END,
     outcomes_failing_at = CASE WHEN ?8 THEN porter_now() ELSE outcomes_failing_at END,
+    -- Later than the worker's own clock allows: the database's clock jumped ahead meanwhile.
+    clock_jumped_at = CASE WHEN ?9 IS NOT NULL
+                                AND heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+                                                            printf('%+.3f seconds', -?9 / 1000.0))
+                           THEN porter_now() ELSE clock_jumped_at END,
     lease_ms     = excluded.lease_ms,
     stuck_after  = excluded.stuck_after,
     queues       = excluded.queues,
