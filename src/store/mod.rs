@@ -1025,26 +1025,26 @@ pub struct WorkerRegisterParams {
     /// How long since this worker's previous heartbeat went out, by its own monotonic clock
     /// (`None`: no heartbeat before, or none to compare with). A heartbeat whose time by the
     /// database's clock is later than that, and [`CLOCK_JUMP_MARGIN`] more, finds the clock
-    /// jumped ahead (a laptop's sleep, a VM paused, a clock stepped on) and records so
-    /// (`porter_workers.clock_jumped_at`): the stuck-job rescue counts a job's time from then,
-    /// for the jump was no time the job ran (its own timeout counts on the monotonic clock).
+    /// jumped ahead (a laptop's sleep, a VM paused, a clock stepped on) and records when and by
+    /// how much (`porter_workers.clock_jumped_at`, `clock_jumped_ms`): the stuck-job rescue
+    /// takes that much off the time of a job running across it, for the jump was no time the
+    /// job ran (its own timeout counts on the monotonic clock).
     pub since_last: Option<Duration>,
 }
 
 /// How much later than its worker's own clock allows a heartbeat may come by the database's
 /// clock before that clock is taken to have jumped ahead
 /// ([`WorkerRegisterParams::since_last`]): half the stuck rescue's margin over a job's timeout
-/// ([`crate::maintenance::STUCK_MARGIN`]), so that a jump too small to be seen cannot have
-/// a job taken as stuck before its own timeout stops it. A heartbeat held up this long more
-/// than the one before it (a write lock) reads as a jump too: its worker's running jobs are
-/// then taken as stuck a limit later than they would have been.
+/// ([`crate::maintenance::STUCK_MARGIN`]), so that one jump too small to be seen cannot have
+/// a job taken as stuck before its own timeout stops it (jumps unseen add up, though). A
+/// heartbeat held up this long more than the one before it (a write lock) reads as a jump too:
+/// its worker's running jobs are then taken as stuck as much later as it was held up.
 pub const CLOCK_JUMP_MARGIN: Duration = Duration::from_secs(15);
 
-/// The database time past which a heartbeat finds the clock jumped, as the stores bind it:
-/// milliseconds after the previous heartbeat ([`WorkerRegisterParams::since_last`]).
-pub(crate) fn clock_jump_after(p: &WorkerRegisterParams) -> Option<i64> {
-    p.since_last
-        .map(|d| stored_ms(d.saturating_add(CLOCK_JUMP_MARGIN)))
+/// [`WorkerRegisterParams::since_last`] and [`CLOCK_JUMP_MARGIN`] as the stores bind them, in
+/// milliseconds.
+pub(crate) fn heartbeat_gap(p: &WorkerRegisterParams) -> (Option<i64>, i64) {
+    (p.since_last.map(stored_ms), stored_ms(CLOCK_JUMP_MARGIN))
 }
 
 /// Whether live workers serve a queue and kind ([`Store::worker_count_serving`]).

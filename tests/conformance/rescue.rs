@@ -982,12 +982,14 @@ backend_case! {
 backend_case! {
     /// A heartbeat later by the database's clock than its worker's own clock allows (the
     /// worker's time since its previous heartbeat, `since_last`, plus `CLOCK_JUMP_MARGIN`)
-    /// finds the clock jumped ahead (a laptop's sleep, a VM paused): the stuck rescue counts a
-    /// running job's time from then, as the job's own timeout does on the monotonic clock,
-    /// and takes a job truly stuck once its limit has passed since the jump. A heartbeat late
-    /// by less than the margin is no jump. (Review of 7 Dec: a job 8 s into a 20 s run was
-    /// taken as "ran past its timeout" 3 s after the worker's clock stepped on by two days.)
-    async fn a_running_job_counts_as_stuck_from_its_workers_last_jump_of_the_clock(db: TestDb) {
+    /// finds the clock jumped ahead (a laptop's sleep, a VM paused): the stuck rescue takes the
+    /// jump's length off the time of a job running across it, as the job's own timeout counts
+    /// on the monotonic clock, and takes it once it has run its limit by the worker's clock. A
+    /// heartbeat late by less than the margin is no jump. (Review of 7 Dec: a job 8 s into a
+    /// 20 s run was taken as "ran past its timeout" 3 s after the worker's clock stepped on by
+    /// two days; then a jump that restarted the job's time, which a stuck job's rescue
+    /// could wait for without end while jumps kept coming.)
+    async fn a_jump_of_the_clock_is_taken_off_a_running_jobs_time(db: TestDb) {
         let (s, clock) = clocked(&db).await;
         let s = &*s;
         let start = s.now().await.unwrap();
@@ -1002,33 +1004,33 @@ backend_case! {
         let j = insert(s, job("noop")).await;
         assert_eq!(s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap()[0].id, j.id);
         let rescue = || rescue_noop(lease, stuck, None);
-        // On time by both clocks, then 14.9 s later by the database's than by the worker's:
-        // no jump, and at 11 s the job is past its limit.
         clock.set(at(5_000));
         s.worker_register(beat(Some(5_000))).await.unwrap();
-        clock.set(at(11_000));
-        s.worker_register(beat(Some(1_100))).await.unwrap();
-        assert_eq!(s.job_rescue(rescue()).await.unwrap().retried, 1, "no jump: taken at 11 s");
+        // 15 s by the database's clock, 0.1 s by the worker's: 14.9 s more, no jump.
+        clock.set(at(20_000));
+        s.worker_register(beat(Some(100))).await.unwrap();
+        clock.set(at(22_600));
+        s.worker_register(beat(Some(2_600))).await.unwrap();
+        assert_eq!(s.job_rescue(rescue()).await.unwrap().retried, 1, "no jump: taken");
         let again = s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap();
         assert_eq!(again[0].id, j.id);
         assert_eq!(s.job_complete_many(vec![again[0].fence()]).await.unwrap(), vec![true]);
 
+        // Claimed at 22.6 s; an hour by the database's clock, 1 s by the worker's, after 2.4 s.
         let k = insert(s, job("noop")).await;
         assert_eq!(s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap()[0].id, k.id);
-        clock.set(at(15_000));
-        s.worker_register(beat(Some(4_000))).await.unwrap();
-        // An hour by the database's clock, 5 s by the worker's.
-        clock.set(at(3_620_000));
-        s.worker_register(beat(Some(5_000))).await.unwrap();
-        for t in [3_625_000, 3_629_900] {
-            clock.set(at(t));
-            s.worker_register(beat(Some(5_000))).await.unwrap();
-            assert_eq!(s.job_rescue(rescue()).await.unwrap(), RescueCounts::default(), "{t} ms");
-        }
-        // Its limit (10 s) has passed since the jump.
-        clock.set(at(3_630_100));
-        s.worker_register(beat(Some(200))).await.unwrap();
-        assert_eq!(s.job_rescue(rescue()).await.unwrap().retried, 1, "10.1 s after the jump");
+        clock.set(at(25_000));
+        s.worker_register(beat(Some(2_400))).await.unwrap();
+        clock.set(at(3_625_000));
+        s.worker_register(beat(Some(1_000))).await.unwrap();
+        // 9.4 s of its run by the worker's clock: not stuck.
+        clock.set(at(3_631_000));
+        s.worker_register(beat(Some(6_000))).await.unwrap();
+        assert_eq!(s.job_rescue(rescue()).await.unwrap(), RescueCounts::default(), "9.4 s run");
+        // 10.1 s: past its limit.
+        clock.set(at(3_631_700));
+        s.worker_register(beat(Some(700))).await.unwrap();
+        assert_eq!(s.job_rescue(rescue()).await.unwrap().retried, 1, "10.1 s run");
         assert_eq!(s.job_get(k.id).await.unwrap().unwrap().state, JobState::Retryable);
     }
 }

@@ -2880,7 +2880,8 @@ impl Driver for PgStore {
             .bind(serde_json::json!(p.queues))
             .bind(serde_json::json!(p.kinds))
             .bind(p.unsteady)
-            .bind(crate::store::clock_jump_after(&p))
+            .bind(crate::store::heartbeat_gap(&p).0)
+            .bind(crate::store::heartbeat_gap(&p).1)
             .execute(&mut *self.heartbeat_conn().await?)
             .await?;
         Ok(())

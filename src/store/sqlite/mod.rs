@@ -2714,14 +2714,14 @@ impl Driver for SqliteStore {
         let lease = stored_ms(p.lease);
         let queues = serde_json::to_string(&p.queues).expect("names serialize");
         let kinds = serde_json::to_string(&p.kinds).expect("names serialize");
-        let jump_after = crate::store::clock_jump_after(&p);
+        let (since_last, margin) = crate::store::heartbeat_gap(&p);
         self.writer
             .run_urgent(move |c| {
                 c.prepare_cached(sql!("worker_register"))
                     .and_then(|mut s| {
                         s.execute(params![
                             p.id, p.host, p.pid, lease, limits, queues, kinds, p.unsteady,
-                            jump_after
+                            since_last, margin
                         ])
                     })?;
                 Ok(())

@@ -28,10 +28,11 @@
 -- Nor, for as long, after a heartbeat that said the worker still had outcomes failing
 -- (outcomes_failing_at, migration 0056): it may be the first write through, before them, and
 -- not late (review of 7 Dec).
--- A job's time counts from its start, or from its worker's last jump of the clock when later
--- (clock_jumped_at, migration 0059: a laptop's sleep, a VM paused; its own timeout counts on
--- the monotonic clock, which the jump did not move). Review of 7 Dec: a worker whose clock
--- stepped on by two days had its running job taken 3 s later, an attempt used.
+-- A job running across its worker's last jump of the clock (clock_jumped_at, migration 0059: a
+-- laptop's sleep, a VM paused) has the jump's length (clock_jumped_ms) taken off its time: its
+-- own timeout counts on the monotonic clock, which the jump did not move. Review of 7 Dec: a
+-- worker whose clock stepped on by two days had its running job taken 3 s later, an attempt
+-- used. Only the last jump: a job across two has the earlier one counted as time it ran.
 -- A lease or stuck limit another program wrote past what a time can be moved by (9e18 ms, a
 -- limit of 1e400) is read as 40,000,000,000,000 ms, about 1,268 years (porter takes leases and
 -- timeouts up to 1,000 years): it failed every pass on PostgreSQL ("interval out of range").
@@ -45,7 +46,11 @@ UPDATE porter_jobs SET
     errors       = json_insert(CASE WHEN NOT json_valid(errors) THEN '[]' WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]', json_object('attempt', attempt, 'at', porter_now(), 'error', 'job ran past its timeout'))
 WHERE id IN (
     SELECT id FROM (
-        SELECT j.id, max(j.attempted_at, coalesce(w.clock_jumped_at, '')) AS since, w.heartbeat_at,
+        SELECT j.id, w.heartbeat_at,
+               CASE WHEN w.clock_jumped_at > j.attempted_at
+                    THEN strftime('%Y-%m-%dT%H:%M:%fZ', j.attempted_at,
+                                  printf('%+.3f seconds', max(min(coalesce(w.clock_jumped_ms, 0), 40000000000000), 0) / 1000.0))
+                    ELSE j.attempted_at END AS since,
                COALESCE(CASE WHEN json_valid(w.stuck_after)
                                   AND json_type(w.stuck_after, '$."' || j.kind || '"') IN ('integer', 'real')
                              THEN json_extract(w.stuck_after, '$."' || j.kind || '"') END,

@@ -1,9 +1,10 @@
 -- ?4 the worker's own lease in milliseconds, ?5 its stuck limits (JSON object: kind -> ms),
 -- ?6 and ?7 the queues and kinds it serves (JSON arrays of names), ?8 whether it still has
 -- outcomes it could not write (outcomes_failing_at, migration 0056: stuck passes leave its jobs
--- alone a moment), ?9 how long after the worker's previous heartbeat this one may be by the
--- database's clock before that clock is taken to have jumped ahead (the worker's monotonic time
--- since then plus a margin; NULL for none: see migration 0059).
+-- alone a moment), ?9 the worker's monotonic time since its previous heartbeat in milliseconds
+-- (NULL for none) and ?10 a margin: a heartbeat later than both after the one before by the
+-- database's clock finds that clock jumped ahead, and records when and by how much more than
+-- the worker's own clock it moved (migration 0059).
 INSERT INTO porter_workers (id, host, pid, started_at, heartbeat_at, lease_ms, stuck_after, queues, kinds, outcomes_failing_at)
 VALUES (?1, ?2, ?3, porter_now(), porter_now(), ?4, ?5, ?6, ?7, CASE WHEN ?8 THEN porter_now() END)
 ON CONFLICT (id) DO UPDATE SET
@@ -18,8 +19,13 @@ ON CONFLICT (id) DO UPDATE SET
     -- Later than the worker's own clock allows: the database's clock jumped ahead meanwhile.
     clock_jumped_at = CASE WHEN ?9 IS NOT NULL
                                 AND heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
-                                                            printf('%+.3f seconds', -?9 / 1000.0))
+                                                            printf('%+.3f seconds', -(?9 + ?10) / 1000.0))
                            THEN porter_now() ELSE clock_jumped_at END,
+    clock_jumped_ms = CASE WHEN ?9 IS NOT NULL
+                                AND heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
+                                                            printf('%+.3f seconds', -(?9 + ?10) / 1000.0))
+                           THEN CAST(round((julianday(porter_now()) - julianday(heartbeat_at)) * 86400000.0) AS INTEGER) - ?9
+                           ELSE clock_jumped_ms END,
     lease_ms     = excluded.lease_ms,
     stuck_after  = excluded.stuck_after,
     queues       = excluded.queues,
