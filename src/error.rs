@@ -69,6 +69,11 @@ pub enum Error {
     /// run on without it.
     #[error("a worker task panicked: {0}")]
     Panicked(String),
+    /// The shutdown stopped jobs that were still there a moment later: they block their
+    /// threads (no await to stop at). They were left `running` under the worker, which stayed
+    /// registered, for other workers' rescuers once its lease has passed.
+    #[error("{0} jobs still ran after the shutdown stopped them (they block their threads, with no await to stop at); left running under this worker, for other workers' rescuers once its lease has passed")]
+    StillRunning(u64),
 }
 
 impl Error {

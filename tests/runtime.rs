@@ -3480,3 +3480,34 @@ backend_case! {
         ticking.abort();
     }
 }
+
+backend_case! {
+    /// A job still running when the shutdown stops it, that blocks its thread (no await for
+    /// the abort to stop it at), is not put back beside its own run: it is left `running`
+    /// under the worker, which stays registered (its lease runs out after the process has
+    /// gone), and the runtime says so. (Review of 7 Dec: it was put back as `available` at
+    /// once, while it still ran, and another worker could start it.)
+    async fn a_job_blocking_its_thread_at_shutdown_is_not_put_back_while_it_runs(db: TestDb) {
+        let worker = StuckOnceWorker { started: Arc::default(), block: Duration::from_secs(3) };
+        let mut workers = Workers::new();
+        workers.add(worker.clone()).unwrap();
+        let mut cfg = config(&[("default", 2)]);
+        cfg.maintenance = false;
+        cfg.shutdown_timeout = Duration::from_millis(100);
+        let rt = start(db.store.clone(), workers, cfg);
+        let id = Client::new(db.store.clone()).insert(&Stuck { n: 1 }, None).await.unwrap().job.id;
+        wait_state(&db.store, id, JobState::Running).await;
+        eventually("the job runs", || async { worker.started.lock().unwrap().len() == 1 }).await;
+        rt.shutdown.soft.cancel();
+        let result = rt.task.await.unwrap();
+        let row = db.store.job_get(id).await.unwrap().unwrap();
+        assert_eq!(row.state, JobState::Running, "{row:?}");
+        assert!(row.errors.is_empty(), "{row:?}");
+        assert!(matches!(result, Err(porter::Error::StillRunning(1))), "{result:?}");
+        let workers = db.store.worker_list().await.unwrap();
+        assert!(
+            workers.iter().any(|w| Some(&w.id) == row.attempted_by.as_ref()),
+            "still registered: {workers:?}"
+        );
+    }
+}

@@ -61,7 +61,8 @@ pub(crate) fn status_for(e: &Error) -> StatusCode {
         Error::DatabaseTooNew { .. }
         | Error::Database(_)
         | Error::Migration(_)
-        | Error::Panicked(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        | Error::Panicked(_)
+        | Error::StillRunning(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -66,7 +66,16 @@ enum Outcome {
     /// A parent of the job ran again (an admin's retry) while it waited for a slot: given
     /// back unstarted, it is judged again by its parents.
     ParentRanAgain,
+    /// The shutdown stopped the job, and it was still there [`SHUTDOWN_STOP_GRACE`] after its
+    /// abort: it blocks its thread. Nothing is written: put back, it could start elsewhere
+    /// beside this run; left `running` under this worker, which the shutdown then does not
+    /// deregister, other workers' rescuers put it back once the lease has passed.
+    StillRunning,
 }
+
+/// How long the shutdown waits for a job it stopped to be gone: an aborted job is at its next
+/// await, and one still there after this blocks its thread ([`Outcome::StillRunning`]).
+pub(super) const SHUTDOWN_STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// The error history entry of a job claimed ahead of a free slot and given back, unstarted,
 /// because an admin retried one of its parents while it waited (it is then judged again by its
@@ -340,7 +349,7 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots, cancels_h
         _ = taken_over.cancelled() => stop(&ctx, &mut task, &cancel, Outcome::TakenOver).await,
         _ = ctx.stop_jobs.cancelled() => {
             task.abort();
-            Outcome::ShutDown { started: true }
+            gone_after_shutdown(&mut task).await.unwrap_or(Outcome::ShutDown { started: true })
         }
     };
     // A job that watched its cancel token and returned an error because of a cancel request or
@@ -376,9 +385,10 @@ fn warn_overlong_timeout(kind: &str, timeout: Duration, max: Duration) {
 /// future is aborted, which takes effect at its next await. It counts as stopped (its slot
 /// free, its unique key freed) only once the future is gone: a job that blocks its thread ran
 /// on while its slot started another job, perhaps its own next attempt, and one that never
-/// yields keeps both until the stuck rescue, or until this worker shuts down (which does not
-/// wait for aborted jobs either). A job that succeeded before the abort took effect completes
-/// (River's rule); otherwise it ends as `stopped`.
+/// yields keeps both until the stuck rescue, or until this worker shuts down (which waits
+/// [`SHUTDOWN_STOP_GRACE`] for it, then leaves it `running`: [`Outcome::StillRunning`]). A job
+/// that succeeded before the abort took effect completes (River's rule); otherwise it ends as
+/// `stopped`.
 async fn stop(
     ctx: &Ctx,
     task: &mut tokio::task::JoinHandle<Outcome>,
@@ -389,11 +399,32 @@ async fn stop(
     task.abort();
     let finished = tokio::select! {
         joined = &mut *task => joined.ok(),
-        _ = ctx.stop_jobs.cancelled() => None,
+        // A run no longer its job's that blocks its thread is left to its end as before: the
+        // job's row is another attempt's, which this worker's registration does not protect.
+        _ = ctx.stop_jobs.cancelled() => match gone_after_shutdown(task).await {
+            Some(Outcome::StillRunning) if !matches!(stopped, Outcome::TakenOver) => {
+                return Outcome::StillRunning
+            }
+            Some(Outcome::StillRunning) => None,
+            other => other,
+        },
     };
     match finished {
         Some(done @ Outcome::Done(Ok(()))) => done,
         _ => stopped,
+    }
+}
+
+/// Waits, once the shutdown has stopped the jobs, for an aborted job to be gone: its outcome
+/// when it finished first (a success completes), `None` when the abort ended it, and
+/// [`Outcome::StillRunning`] when it is still there after [`SHUTDOWN_STOP_GRACE`] (it blocks
+/// its thread). Until 7 Dec the shutdown put such a job back at once, and another worker could
+/// start it beside this run (review of 7 Dec).
+async fn gone_after_shutdown(task: &mut tokio::task::JoinHandle<Outcome>) -> Option<Outcome> {
+    match tokio::time::timeout(SHUTDOWN_STOP_GRACE, &mut *task).await {
+        Ok(Ok(done @ Outcome::Done(Ok(())))) => Some(done),
+        Ok(_) => None,
+        Err(_) => Some(Outcome::StillRunning),
     }
 }
 
@@ -502,6 +533,15 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
             // and claimed again, rescued or cancelled meanwhile), so any would be fenced off.
             info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, "a run that was no longer its job's stopped (its job was put back, rescued or cancelled meanwhile)");
             ctx.owned.remove_all(&[(row.id, row.attempt)]);
+            drop(held);
+            return;
+        }
+        Outcome::StillRunning => {
+            // No write, and the job stays held: the reconcile leaves it `running`, and the
+            // shutdown does not deregister this worker (see `Ctx::still_running`).
+            error!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt,
+                "a job still runs after the shutdown stopped it: it blocks its thread (no await to stop at); left running under this worker, not put back beside its own run, for other workers' rescuers once this worker's lease has passed");
+            ctx.still_running.fetch_add(1, Ordering::AcqRel);
             drop(held);
             return;
         }

@@ -322,6 +322,10 @@ pub(crate) struct Ctx {
     /// The strays each recent reconcile found: a claim that let `claiming` go before its jobs
     /// were known asks which of them a reconcile took for strays meanwhile (see `producer`).
     pub strays: Strays,
+    /// Jobs the shutdown stopped that were still there a moment later: they block their
+    /// threads. Left `running` and held (the reconcile leaves them), and the worker is not
+    /// deregistered, so that no rescuer puts them back before its lease has passed.
+    pub still_running: std::sync::atomic::AtomicU64,
     /// The database's time as the last reconcile that went through began to look.
     reconciled: std::sync::Mutex<Option<DateTime<Utc>>>,
     /// Each producer's standing order for the completer, by queue (see [`producer::Feed`]).
@@ -914,6 +918,7 @@ impl Runtime {
             owned,
             claiming: tokio::sync::RwLock::new(()),
             strays: Strays::default(),
+            still_running: Default::default(),
             reconciled: std::sync::Mutex::new(None),
             feeds: Default::default(),
         });
@@ -1050,7 +1055,13 @@ impl Runtime {
                     }
                 }
             }
-            if let Err(e) = store.worker_delete(&identity.id).await {
+            // Jobs that block their threads still run here: the registration stays, and
+            // expires with the lease, by when the process has exited (the `porter` binary gives
+            // its threads 1 s), so that no rescuer puts them back beside their own run before.
+            let still_running = ctx.still_running.load(std::sync::atomic::Ordering::Acquire);
+            if still_running > 0 {
+                tracing::error!(still_running, "jobs that block their threads still run: this worker stays registered until its lease passes, and other workers' rescuers put them back then");
+            } else if let Err(e) = store.worker_delete(&identity.id).await {
                 warn!(error = %e, "could not deregister the worker; its registration expires with the lease");
             }
             (report, left_running)
@@ -1074,6 +1085,10 @@ impl Runtime {
             }
         };
         drop(deadline);
+        let still_running = ctx.still_running.load(std::sync::atomic::Ordering::Acquire);
+        if still_running > 0 {
+            return Err(Error::StillRunning(still_running));
+        }
         // The jobs it could not put back are `running` under a worker gone: an error, so that
         // its supervisor knows (until 6 Dec it exited 0).
         if let Some(e) = left_running {
