@@ -994,7 +994,7 @@ backend_case! {
         let s = &*s;
         let start = s.now().await.unwrap();
         let at = |ms: i64| start + chrono::Duration::milliseconds(ms);
-        let lease = Duration::from_secs(15);
+        let lease = Duration::from_secs(60);
         let stuck = Duration::from_secs(10);
         let beat = |since_last: Option<u64>| WorkerRegisterParams {
             since_last: since_last.map(Duration::from_millis),
@@ -1032,6 +1032,23 @@ backend_case! {
         s.worker_register(beat(Some(700))).await.unwrap();
         assert_eq!(s.job_rescue(rescue()).await.unwrap().retried, 1, "10.1 s run");
         assert_eq!(s.job_get(k.id).await.unwrap().unwrap().state, JobState::Retryable);
+        let again = s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap();
+        assert_eq!(s.job_complete_many(vec![again[0].fence()]).await.unwrap(), vec![true]);
+
+        // A job claimed after a jump (of 20 s, under half the lease: claims go on) and before
+        // the heartbeat that finds it has only its time before that heartbeat taken off, 0.5 s,
+        // not the jump's 20 s. (Review of 1670d2a.)
+        clock.set(at(3_640_000));
+        s.worker_register(beat(Some(8_300))).await.unwrap();
+        clock.set(at(3_660_500));
+        let m = insert(s, job("noop")).await;
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap()[0].id, m.id);
+        clock.set(at(3_661_000));
+        s.worker_register(beat(Some(1_000))).await.unwrap();
+        clock.set(at(3_671_500));
+        s.worker_register(beat(Some(10_500))).await.unwrap();
+        assert_eq!(s.job_rescue(rescue()).await.unwrap().retried, 1, "10.5 s after its claim");
+        assert_eq!(s.job_get(m.id).await.unwrap().unwrap().state, JobState::Retryable);
     }
 }
 

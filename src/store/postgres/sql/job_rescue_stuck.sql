@@ -29,7 +29,10 @@
 -- laptop's sleep, a VM paused) has the jump's length (clock_jumped_ms) taken off its time: its
 -- own timeout counts on the monotonic clock, which the jump did not move. Review of 7 Dec: a
 -- worker whose clock stepped on by two days had its running job taken 3 s later, an attempt
--- used. Only the last jump: a job across two has the earlier one counted as time it ran.
+-- used. Only the last jump: a job across two has the earlier one counted as time it ran. Never
+-- more than the job's time before the heartbeat that found the jump: one claimed between the
+-- jump and that heartbeat was credited the whole jump (review of 1670d2a: a job claimed 1 s
+-- after a night's sleep, blocking its thread, was taken 8 h after its limit).
 -- SKIP LOCKED for the same reason as job_rescue_lost.sql; only the jobs' rows are locked.
 -- Differs from SQLite (one writer): the sequence locks of the jobs it may rescue first, in
 -- the order of their numbers (see job_complete.sql), before any row is locked.
@@ -43,7 +46,7 @@ WITH locked AS MATERIALIZED (
           WHERE j.state = 'running' AND j.sequence_key IS NOT NULL
             AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second'
             AND (greatest(w.steady_since, w.outcomes_failing_at) IS NULL OR greatest(w.steady_since, w.outcomes_failing_at) <= porter_now() - least(COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) / 3.0, 2.5) * interval '1 second')
-            AND j.attempted_at + CASE WHEN w.clock_jumped_at > j.attempted_at THEN greatest(least(w.clock_jumped_ms, 40000000000000), 0) * interval '1 millisecond' ELSE interval '0' END < least(porter_now(), w.heartbeat_at) - COALESCE(
+            AND CASE WHEN w.clock_jumped_at > j.attempted_at THEN least(j.attempted_at + greatest(least(w.clock_jumped_ms, 40000000000000), 0) * interval '1 millisecond', w.clock_jumped_at) ELSE j.attempted_at END < least(porter_now(), w.heartbeat_at) - COALESCE(
                     CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
                     (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
                 ) / 1000 * interval '1 second'
@@ -61,7 +64,7 @@ WHERE id IN (
     WHERE j.state = 'running' AND (SELECT n FROM locked) IS NOT NULL
       AND w.heartbeat_at >= porter_now() - COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) * interval '1 second'
       AND (greatest(w.steady_since, w.outcomes_failing_at) IS NULL OR greatest(w.steady_since, w.outcomes_failing_at) <= porter_now() - least(COALESCE(CASE WHEN w.lease_ms > 40000000000000 THEN 40000000000000 WHEN w.lease_ms < -40000000000000 THEN -40000000000000 ELSE w.lease_ms END / 1000.0, $4::float8) / 3.0, 2.5) * interval '1 second')
-      AND j.attempted_at + CASE WHEN w.clock_jumped_at > j.attempted_at THEN greatest(least(w.clock_jumped_ms, 40000000000000), 0) * interval '1 millisecond' ELSE interval '0' END < least(porter_now(), w.heartbeat_at) - COALESCE(
+      AND CASE WHEN w.clock_jumped_at > j.attempted_at THEN least(j.attempted_at + greatest(least(w.clock_jumped_ms, 40000000000000), 0) * interval '1 millisecond', w.clock_jumped_at) ELSE j.attempted_at END < least(porter_now(), w.heartbeat_at) - COALESCE(
               CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
               (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
           ) / 1000 * interval '1 second'

@@ -32,7 +32,10 @@
 -- laptop's sleep, a VM paused) has the jump's length (clock_jumped_ms) taken off its time: its
 -- own timeout counts on the monotonic clock, which the jump did not move. Review of 7 Dec: a
 -- worker whose clock stepped on by two days had its running job taken 3 s later, an attempt
--- used. Only the last jump: a job across two has the earlier one counted as time it ran.
+-- used. Only the last jump: a job across two has the earlier one counted as time it ran. Never
+-- more than the job's time before the heartbeat that found the jump: one claimed between the
+-- jump and that heartbeat was credited the whole jump (review of 1670d2a: a job claimed 1 s
+-- after a night's sleep, blocking its thread, was taken 8 h after its limit).
 -- A lease or stuck limit another program wrote past what a time can be moved by (9e18 ms, a
 -- limit of 1e400) is read as 40,000,000,000,000 ms, about 1,268 years (porter takes leases and
 -- timeouts up to 1,000 years): it failed every pass on PostgreSQL ("interval out of range").
@@ -48,8 +51,9 @@ WHERE id IN (
     SELECT id FROM (
         SELECT j.id, w.heartbeat_at,
                CASE WHEN w.clock_jumped_at > j.attempted_at
-                    THEN strftime('%Y-%m-%dT%H:%M:%fZ', j.attempted_at,
-                                  printf('%+.3f seconds', max(min(coalesce(w.clock_jumped_ms, 0), 40000000000000), 0) / 1000.0))
+                    THEN min(strftime('%Y-%m-%dT%H:%M:%fZ', j.attempted_at,
+                                      printf('%+.3f seconds', max(min(coalesce(w.clock_jumped_ms, 0), 40000000000000), 0) / 1000.0)),
+                             w.clock_jumped_at)
                     ELSE j.attempted_at END AS since,
                COALESCE(CASE WHEN json_valid(w.stuck_after)
                                   AND json_type(w.stuck_after, '$."' || j.kind || '"') IN ('integer', 'real')
