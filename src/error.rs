@@ -71,7 +71,9 @@ pub enum Error {
     Panicked(String),
     /// The shutdown stopped jobs that were still there a moment later: they block their
     /// threads (no await to stop at). They were left `running` under the worker, which stayed
-    /// registered, for other workers' rescuers once its lease has passed.
+    /// registered, for other workers' rescuers once its lease has passed. End the process at
+    /// once (`std::process::exit`): they run until it ends, and dropping a tokio runtime waits
+    /// for them, past the lease, when rescuers may start them elsewhere beside these runs.
     #[error("{0} jobs still ran after the shutdown stopped them (they block their threads, with no await to stop at); left running under this worker, for other workers' rescuers once its lease has passed")]
     StillRunning(u64),
 }

@@ -156,9 +156,16 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(run(cli));
     // Background tasks (pool reapers, LISTEN) must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // Jobs left running because they block their threads run until porter exits, and must be
+    // gone before its lease passes and rescuers start them elsewhere: no wait for the SQLite
+    // connections, which those jobs hold (review of 320feb9).
+    let still_running = result.as_ref().is_err_and(|e| {
+        e.chain()
+            .any(|c| matches!(c.downcast_ref(), Some(crate::Error::StillRunning(_))))
+    });
     // The SQLite file is whole on its own once porter exited: the last connection to close
     // merges the write-ahead log back (see `wait_closed`).
-    if !crate::store::sqlite::wait_closed(Duration::from_secs(5)) {
+    if !still_running && !crate::store::sqlite::wait_closed(Duration::from_secs(5)) {
         tracing::warn!(
             "exited before every SQLite connection closed: the database's -wal file holds its latest writes until the next connection reads it"
         );

@@ -250,7 +250,7 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots, cancels_h
         by_user.cancel();
     }
     let registered = ctx.running.register(row.id, row.attempt, by_user.clone());
-    let _registration = registered.registration;
+    let registration = registered.registration;
     let taken_over = registered.taken_over;
     if let Some(earlier) = registered.earlier {
         // An earlier attempt of this job still runs here, stopped as no longer the job's (or
@@ -258,7 +258,17 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots, cancels_h
         info!(job_id = row.id, kind = %row.kind, attempt = row.attempt, "an attempt of this job that was put back while it ran here is stopping; this one waits for it");
         tokio::select! {
             _ = earlier.cancelled() => {}
-            _ = ctx.stop_jobs.cancelled() => {}
+            _ = ctx.stop_jobs.cancelled() => {
+                // The shutdown stops the older run too, and gives it SHUTDOWN_STOP_GRACE to be
+                // gone: one still there after that blocks its thread, and this attempt is left
+                // `running` (held, for rescuers once the lease has passed) rather than put back
+                // for another worker to start beside it (review of 320feb9).
+                let grace = SHUTDOWN_STOP_GRACE.saturating_mul(2);
+                if tokio::time::timeout(grace, earlier.cancelled()).await.is_err() {
+                    record(&ctx, &row, Outcome::StillRunning, permit, began).await;
+                    return;
+                }
+            }
         }
     }
     if taken_over.is_cancelled() {
@@ -364,9 +374,16 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots, cancels_h
         }
         other => other,
     };
+    let still_running = matches!(outcome, Outcome::StillRunning);
     // The last progress goes before the outcome: it is fenced on the job still running.
     context.finish().await;
     record(&ctx, &row, outcome, permit, began).await;
+    if still_running {
+        // Still under way here: never marked gone, so that a later attempt of its job in this
+        // worker is not started, nor put back, beside it (the later one waits a bounded time
+        // at the shutdown, then is left `running` too).
+        std::mem::forget(registration);
+    }
 }
 
 /// Warns, once per kind, that a job's `Worker::timeout` exceeds its kind's `max_timeout`.
@@ -399,13 +416,8 @@ async fn stop(
     task.abort();
     let finished = tokio::select! {
         joined = &mut *task => joined.ok(),
-        // A run no longer its job's that blocks its thread is left to its end as before: the
-        // job's row is another attempt's, which this worker's registration does not protect.
         _ = ctx.stop_jobs.cancelled() => match gone_after_shutdown(task).await {
-            Some(Outcome::StillRunning) if !matches!(stopped, Outcome::TakenOver) => {
-                return Outcome::StillRunning
-            }
-            Some(Outcome::StillRunning) => None,
+            Some(Outcome::StillRunning) => return Outcome::StillRunning,
             other => other,
         },
     };
