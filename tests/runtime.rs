@@ -1731,6 +1731,43 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// Three attempts of one job in one worker: the first blocking its thread, the second
+    /// waiting for it, the third for the second. At the shutdown the second is left `running`
+    /// once its wait is over, and the third, waiting for the second, is not told the job's run
+    /// is gone: it is left `running` too, never put back beside the first. (Review of 84bae54:
+    /// the second's end marked it gone, and the third was put back while the first still ran.)
+    async fn a_chain_of_attempts_behind_a_run_blocking_its_thread_is_never_put_back(db: TestDb) {
+        let worker = StuckOnceWorker { started: Arc::default(), block: Duration::from_secs(6) };
+        let mut workers = Workers::new();
+        workers.add(worker.clone()).unwrap();
+        let mut cfg = config(&[("default", 3)]);
+        cfg.maintenance = false;
+        cfg.shutdown_timeout = Duration::from_millis(300);
+        let rt = start(db.store.clone(), workers, cfg);
+        let id = Client::new(db.store.clone()).insert(&Stuck { n: 1 }, None).await.unwrap().job.id;
+        let mut row = wait_state(&db.store, id, JobState::Running).await;
+        let first = row.attempt;
+        eventually("the first attempt runs", || async { worker.started.lock().unwrap().len() == 1 }).await;
+        for _ in 0..2 {
+            put_back_as_a_rescuer_would(&db.store, &row).await;
+            let next = row.attempt + 1;
+            eventually("the job is claimed again", || async {
+                let now = db.store.job_get(id).await.unwrap().unwrap();
+                now.state == JobState::Running && now.attempt == next
+            })
+            .await;
+            row = db.store.job_get(id).await.unwrap().unwrap();
+        }
+        rt.shutdown.soft.cancel();
+        let result = rt.task.await.unwrap();
+        let after = db.store.job_get(id).await.unwrap().unwrap();
+        assert_eq!(*worker.started.lock().unwrap(), vec![first], "only the first attempt started: {after:?}");
+        assert_eq!((after.state, after.attempt), (JobState::Running, first + 2), "{after:?}");
+        assert!(matches!(result, Err(porter::Error::StillRunning(_))), "{result:?}");
+    }
+}
+
 /// Asks for a long timeout but caps its kind's at 100 ms; sleeps 2 s.
 struct CappedSleeper;
 

@@ -266,6 +266,9 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots, cancels_h
                 let grace = SHUTDOWN_STOP_GRACE.saturating_mul(2);
                 if tokio::time::timeout(grace, earlier.cancelled()).await.is_err() {
                     record(&ctx, &row, Outcome::StillRunning, permit, began).await;
+                    // Not gone either: a later attempt still waiting for this one waits for
+                    // the run that blocks (review of 84bae54: it was told this one was gone).
+                    std::mem::forget(registration);
                     return;
                 }
             }
