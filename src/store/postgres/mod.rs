@@ -2871,6 +2871,7 @@ impl Driver for PgStore {
     }
 
     async fn worker_register(&self, p: WorkerRegisterParams) -> Result<()> {
+        let (since_last, margin) = crate::store::heartbeat_gap(&p);
         sqlx::query(sql!("worker_register"))
             .bind(&p.id)
             .bind(&p.host)
@@ -2880,8 +2881,8 @@ impl Driver for PgStore {
             .bind(serde_json::json!(p.queues))
             .bind(serde_json::json!(p.kinds))
             .bind(p.unsteady)
-            .bind(crate::store::heartbeat_gap(&p).0)
-            .bind(crate::store::heartbeat_gap(&p).1)
+            .bind(since_last)
+            .bind(margin)
             .execute(&mut *self.heartbeat_conn().await?)
             .await?;
         Ok(())

@@ -3670,12 +3670,7 @@ async fn a_page_of_children_is_read_from_the_cursor_on() {
 /// cancelled, and the child stayed pending for good: review found it.
 async fn a_child_retried_while_its_parent_completes_counts_that_end() {
     let store = fresh_store().await;
-    let parent = store
-        .job_insert_many(vec![job("parent", InsertOpts::default())])
-        .await
-        .unwrap()
-        .remove(0)
-        .job;
+    let parent = insert_one(&store, "parent", InsertOpts::default()).await;
     let child = store
         .job_insert_many(vec![job(
             "noop",
@@ -4798,13 +4793,7 @@ async fn porter_enqueue_answers_a_role_granted_it_alone_where_functions_are_not_
     .execute(&mut conn)
     .await
     .unwrap();
-    let parent = store
-        .job_insert_many(vec![job("noop", InsertOpts::default())])
-        .await
-        .unwrap()
-        .remove(0)
-        .job
-        .id;
+    let parent = insert_one(&store, "noop", InsertOpts::default()).await.id;
     sqlx::raw_sql(&format!("SET ROLE {role}"))
         .execute(&mut conn)
         .await
@@ -4844,13 +4833,7 @@ async fn inserts_with_parents_in_porters_own_transactions_write_no_row_from_a_sa
     // schedule's row.
     use crate::store::workflow::{WorkflowInsertParams, WorkflowStepParams};
     let store = fresh_store().await;
-    let parent = store
-        .job_insert_many(vec![job("noop", InsertOpts::default())])
-        .await
-        .unwrap()
-        .remove(0)
-        .job
-        .id;
+    let parent = insert_one(&store, "noop", InsertOpts::default()).await.id;
     let child = || {
         job(
             "noop",
