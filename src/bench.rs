@@ -479,29 +479,8 @@ pub async fn run(database_url: &str, opts: BenchOptions, progress: bool) -> Resu
 
     // 2. Batch insert.
     let bar = bars.counter("batch insert", jobs);
-    let noop = insert_params(
-        &Noop {},
-        Some(InsertOpts {
-            queue: Some(DRAIN_QUEUE.into()),
-            ..InsertOpts::default()
-        }),
-    )?;
     let started = Instant::now();
-    let mut left = jobs;
-    while left > 0 {
-        let n = left.min(BATCH_INSERT_MAX);
-        let inserted = crate::Client::new(store.clone())
-            .insert_many_params(vec![noop.clone(); n])
-            .await?;
-        if inserted.len() != n {
-            return Err(Error::Database(format!(
-                "inserted {} jobs of {n}",
-                inserted.len()
-            )));
-        }
-        left -= n;
-        bar.inc(n as u64);
-    }
+    insert_noops(&crate::Client::new(store.clone()), DRAIN_QUEUE, jobs, &bar).await?;
     let insert_jobs_per_sec = crate::store::bench::rate(jobs, started.elapsed());
     bar.finish_with_message(per_sec(insert_jobs_per_sec));
     let claim_plan = probe.explain_claim(DRAIN_QUEUE).await?;
@@ -642,7 +621,8 @@ fn ratio(ours: f64, raw: f64) -> f64 {
 }
 
 /// Runs a runtime with the noop worker on `queue` until no job of it is available or running;
-/// returns how long that took and how many of its jobs ended completed.
+/// returns how long that took and how many of its jobs ended completed: every one, or the drain
+/// is an error.
 async fn drain(
     store: &Arc<Store>,
     probe: &mut BenchProbe,
@@ -703,8 +683,16 @@ async fn drain(
         .get(queue)
         .and_then(|q| q.get(&JobState::Completed))
         .copied()
-        .unwrap_or(0);
-    Ok((elapsed, completed as usize))
+        .unwrap_or(0) as usize;
+    // The end probe looks for jobs still to do now: one left scheduled, retryable, cancelled or
+    // discarded ends the drain as well, and its figures would then be of part of the jobs.
+    if completed != jobs {
+        return Err(Error::Database(format!(
+            "{completed} of {jobs} jobs of {queue} completed: the figures would not be of the \
+             whole drain"
+        )));
+    }
+    Ok((elapsed, completed))
 }
 
 /// `tasks` tasks insert `jobs` jobs between them, one job per call.
@@ -952,6 +940,16 @@ impl BenchProbe {
         }
     }
 
+    /// How many jobs of a drained `queue` started before a parent of theirs ended, from the
+    /// rows' times.
+    pub async fn started_early(&mut self, queue: &str) -> Result<i64> {
+        match self {
+            BenchProbe::Sqlite(p) => p.started_early(queue).await,
+            #[cfg(feature = "postgres")]
+            BenchProbe::Postgres(p) => p.started_early(queue).await,
+        }
+    }
+
     /// The plan of the claim query (porter's own `job_claim.sql`) for `queue`, as text.
     pub async fn explain_claim(&mut self, queue: &str) -> Result<String> {
         match self {
@@ -1128,6 +1126,10 @@ pub struct LimitsReport {
     pub per_key_ratio: f64,
     /// Keys of the per-key case.
     pub keys: usize,
+    /// No-op jobs inserted and drained before the cases, untimed: the case the ratios divide
+    /// by is not the process's first drain.
+    #[serde(default)]
+    pub warmup_jobs: usize,
     /// The store operations of the drain without limits, busiest first (claims and their
     /// sizes are where limits cost).
     #[serde(default)]
@@ -1147,6 +1149,7 @@ impl std::fmt::Display for LimitsReport {
             "backend {}, {} no-op jobs per case, {} slots",
             self.backend, self.jobs, self.concurrency
         )?;
+        writeln!(f, "{}", warmed_up(self.warmup_jobs))?;
         writeln!(
             f,
             "no limits            {:>10.0} jobs/s",
@@ -1205,6 +1208,14 @@ pub async fn limits(database_url: &str, jobs: usize, concurrency: usize) -> Resu
         per_key: Some(1),
         ..Default::default()
     };
+    warm_up(
+        &client,
+        &mut probe,
+        jobs,
+        concurrency,
+        &ProgressBar::hidden(),
+    )
+    .await?;
     let (unlimited, unlimited_ops) = limited_drain(
         &client,
         &mut probe,
@@ -1245,6 +1256,7 @@ pub async fn limits(database_url: &str, jobs: usize, concurrency: usize) -> Resu
         per_key_jobs_per_sec: keyed,
         per_key_ratio: keyed / unlimited,
         keys: LIMIT_BENCH_KEYS,
+        warmup_jobs: jobs,
         unlimited_ops,
         global_limit_ops,
         per_key_ops,
@@ -1252,8 +1264,9 @@ pub async fn limits(database_url: &str, jobs: usize, concurrency: usize) -> Resu
 }
 
 /// Inserts `jobs` no-op jobs into `queue` (keyed round-robin when asked), sets its limits,
-/// then drains it with one runtime of `concurrency` slots; returns jobs per second and the
-/// store operations the drain called.
+/// then drains it with one runtime of `concurrency` slots and deletes its jobs, so that the
+/// next case starts as this one did; returns jobs per second and the store operations the
+/// drain called.
 async fn limited_drain(
     client: &crate::Client,
     probe: &mut BenchProbe,
@@ -1296,7 +1309,7 @@ async fn limited_drain(
     // own connection), not by counting every job of the database every 10 ms: that count
     // grew with the jobs of the cases before, so it loaded the later cases more.
     let ops_before = client.store().op_stats();
-    let (elapsed, completed) = drain(
+    let (elapsed, _) = drain(
         client.store(),
         probe,
         queue,
@@ -1305,16 +1318,84 @@ async fn limited_drain(
         &ProgressBar::hidden(),
     )
     .await?;
-    if completed != jobs {
-        return Err(Error::Database(format!(
-            "{completed} of {jobs} jobs of {queue} completed"
-        )));
-    }
     let ops = drain_ops(
         &ops_before,
         &client.store().op_stats(),
         jobs,
         elapsed.as_secs_f64(),
     );
+    clear(client, probe, queue).await?;
     Ok((crate::store::bench::rate(jobs, elapsed), ops))
+}
+
+/// Queue of the untimed jobs [`warm_up`] drains.
+const WARMUP_QUEUE: &str = "bench_warmup";
+
+/// Inserts `jobs` no-op jobs and drains them with `concurrency` slots, untimed, then deletes
+/// them, before the first timed case of a run whose ratios divide by that case (`--workflow`,
+/// `--limits`). The first drain of a process pays for what the later ones find ready: the
+/// runtime's threads, the pool's connections and their prepared statements, the server's caches
+/// (review of 7 Dec: the same jobs drained first took 10-25 ms longer than drained third, on
+/// both backends, which made every ratio over the first case smaller).
+async fn warm_up(
+    client: &crate::Client,
+    probe: &mut BenchProbe,
+    jobs: usize,
+    concurrency: usize,
+    bar: &ProgressBar,
+) -> Result<()> {
+    insert_noops(client, WARMUP_QUEUE, jobs, &ProgressBar::hidden()).await?;
+    drain(client.store(), probe, WARMUP_QUEUE, jobs, concurrency, bar).await?;
+    clear(client, probe, WARMUP_QUEUE).await
+}
+
+/// Inserts `jobs` no-op jobs into `queue`, at most [`BATCH_INSERT_MAX`] a call, counting them
+/// on `bar`.
+async fn insert_noops(
+    client: &crate::Client,
+    queue: &str,
+    jobs: usize,
+    bar: &ProgressBar,
+) -> Result<()> {
+    let noop = insert_params(
+        &Noop {},
+        Some(InsertOpts {
+            queue: Some(queue.into()),
+            ..InsertOpts::default()
+        }),
+    )?;
+    let mut left = jobs;
+    while left > 0 {
+        let n = left.min(BATCH_INSERT_MAX);
+        let inserted = client.insert_many_params(vec![noop.clone(); n]).await?;
+        if inserted.len() != n {
+            return Err(Error::Database(format!(
+                "inserted {} jobs of {n}",
+                inserted.len()
+            )));
+        }
+        left -= n;
+        bar.inc(n as u64);
+    }
+    Ok(())
+}
+
+/// How a report says it was warmed up ([`warm_up`]).
+fn warmed_up(jobs: usize) -> String {
+    format!("warmed up first with {jobs} no-op jobs inserted and drained, untimed")
+}
+
+/// Deletes a case's jobs and settles the database, so that the next case starts as the first
+/// did: with no job in it.
+async fn clear(client: &crate::Client, probe: &mut BenchProbe, queue: &str) -> Result<()> {
+    probe.delete_queue(queue).await?;
+    probe.settle().await?;
+    let left: i64 = client.counts().await?.total.values().sum();
+    if left > 0 {
+        return Err(Error::Database(format!(
+            "{left} jobs are left after deleting the case's own; the next case would not start \
+             on empty tables"
+        )));
+    }
+    Ok(())
 }

@@ -57,6 +57,10 @@ pub struct WorkflowReport {
     pub jobs: usize,
     /// The draining runtime's slots.
     pub concurrency: usize,
+    /// No-op jobs inserted and drained before the cases, untimed (see `warm_up`): the plain
+    /// case every ratio divides by is not the first drain of the process.
+    #[serde(default)]
+    pub warmup_jobs: usize,
     /// Inserting the jobs without dependencies.
     pub plain_insert_secs: f64,
     /// Draining them.
@@ -107,6 +111,7 @@ impl std::fmt::Display for WorkflowReport {
             "backend {}, {} no-op jobs per case, {} slots",
             self.backend, self.jobs, self.concurrency
         )?;
+        writeln!(f, "{}", super::warmed_up(self.warmup_jobs))?;
         writeln!(
             f,
             "{:<30} {:>9} {:>9} {:>9} {:>9}",
@@ -204,6 +209,10 @@ pub async fn workflow(
         )
     };
 
+    let bar = bars.counter("warm-up, untimed", jobs);
+    super::warm_up(&client, &mut probe, jobs, concurrency, &bar).await?;
+    bar.finish();
+
     // Each case: insert (timed), then drain (timed) with a fresh runtime.
     let plain = {
         let bar = bars.counter("no dependencies", jobs);
@@ -215,7 +224,7 @@ pub async fn workflow(
         let (drain, completed) =
             drain(&store, &mut probe, PLAIN_QUEUE, jobs, concurrency, &bar).await?;
         bar.finish();
-        clear(&client, &mut probe, PLAIN_QUEUE).await?;
+        super::clear(&client, &mut probe, PLAIN_QUEUE).await?;
         Timed {
             insert,
             drain,
@@ -232,7 +241,8 @@ pub async fn workflow(
         let (drain, completed) =
             drain(&store, &mut probe, FAN_QUEUE, jobs, concurrency, &bar).await?;
         bar.finish();
-        clear(&client, &mut probe, FAN_QUEUE).await?;
+        check_order(&mut probe, FAN_QUEUE).await?;
+        super::clear(&client, &mut probe, FAN_QUEUE).await?;
         Timed {
             insert,
             drain,
@@ -251,7 +261,8 @@ pub async fn workflow(
         let (drain, completed) =
             drain(&store, &mut probe, CHAINS_QUEUE, jobs, concurrency, &bar).await?;
         bar.finish();
-        clear(&client, &mut probe, CHAINS_QUEUE).await?;
+        check_order(&mut probe, CHAINS_QUEUE).await?;
+        super::clear(&client, &mut probe, CHAINS_QUEUE).await?;
         Timed {
             insert,
             drain,
@@ -266,6 +277,7 @@ pub async fn workflow(
         backend: store.backend(),
         jobs,
         concurrency,
+        warmup_jobs: jobs,
         plain_insert_secs: plain.insert.as_secs_f64(),
         plain_drain_secs: plain.drain.as_secs_f64(),
         plain_secs,
@@ -289,16 +301,16 @@ pub async fn workflow(
     })
 }
 
-/// Deletes a timed case's jobs and settles the database, so that the next case starts as the
-/// first did: with no job in it.
-async fn clear(client: &crate::Client, probe: &mut BenchProbe, queue: &str) -> Result<()> {
-    probe.delete_queue(queue).await?;
-    probe.settle().await?;
-    let left: i64 = client.counts().await?.total.values().sum();
-    if left > 0 {
+/// Fails the run when a job of the drained `queue` started before a parent of its own ended,
+/// read from the rows' times before they are deleted: a drain that broke the order would
+/// time less than the order costs.
+async fn check_order(probe: &mut BenchProbe, queue: &str) -> Result<()> {
+    let early = probe.started_early(queue).await?;
+    if early > 0 {
+        let jobs = if early == 1 { "job" } else { "jobs" };
         return Err(Error::Database(format!(
-            "{left} jobs are left after deleting the case's own; the next case would not start \
-             on empty tables"
+            "{early} {jobs} of {queue} started before a parent of its own ended: the figures \
+             would not be of the workflow's order"
         )));
     }
     Ok(())

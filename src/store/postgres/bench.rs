@@ -101,6 +101,16 @@ impl Probe {
         )
     }
 
+    /// Jobs of `queue` that started before a parent of theirs ended (`bench_started_early.sql`).
+    pub async fn started_early(&mut self, queue: &str) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar(include_str!("sql/bench_started_early.sql"))
+                .bind(queue)
+                .fetch_one(&mut self.conn)
+                .await?,
+        )
+    }
+
     /// `EXPLAIN` of porter's claim (`job_claim.sql`) as the planner sees it now.
     pub async fn explain_claim(&mut self, queue: &str) -> Result<String> {
         let sql = format!("EXPLAIN {}", include_str!("sql/job_claim.sql"));

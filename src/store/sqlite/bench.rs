@@ -111,6 +111,19 @@ impl Probe {
         .await
     }
 
+    /// Jobs of `queue` that started before a parent of theirs ended (`bench_started_early.sql`).
+    pub async fn started_early(&self, queue: &str) -> Result<i64> {
+        let queue = queue.to_string();
+        self.with(move |c| {
+            Ok(
+                c.query_row(include_str!("sql/bench_started_early.sql"), [queue], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .await
+    }
+
     /// `EXPLAIN QUERY PLAN` of porter's claim (`job_claim.sql`), one line per step.
     pub async fn explain_claim(&self, queue: &str) -> Result<String> {
         let queue = queue.to_string();
