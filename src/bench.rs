@@ -1264,9 +1264,9 @@ pub async fn limits(database_url: &str, jobs: usize, concurrency: usize) -> Resu
 }
 
 /// Inserts `jobs` no-op jobs into `queue` (keyed round-robin when asked), sets its limits,
-/// then drains it with one runtime of `concurrency` slots and deletes its jobs, so that the
-/// next case starts as this one did; returns jobs per second and the store operations the
-/// drain called.
+/// then drains it with one runtime of `concurrency` slots, deletes its jobs and lifts its
+/// limits, so that the next case starts as this one did; returns jobs per second and the store
+/// operations the drain called.
 async fn limited_drain(
     client: &crate::Client,
     probe: &mut BenchProbe,
@@ -1325,6 +1325,16 @@ async fn limited_drain(
         elapsed.as_secs_f64(),
     );
     clear(client, probe, queue).await?;
+    if limits.is_some() {
+        // Lifted again: a user's database is not left with the run's limits on its queues.
+        client
+            .queue_limit(crate::store::QueueLimitParams {
+                queue: queue.to_string(),
+                clear: true,
+                set: crate::store::QueueLimits::default(),
+            })
+            .await?;
+    }
     Ok((crate::store::bench::rate(jobs, elapsed), ops))
 }
 

@@ -396,5 +396,9 @@ backend_case! {
         assert_eq!(report["warmup_jobs"], 300, "{report}");
         let left: i64 = db.store.job_counts().await.unwrap().total.values().sum();
         assert_eq!(left, 0, "each case's jobs are deleted once drained");
+        // And its limits lifted (review of 7 Dec: bench_global and bench_keys kept theirs).
+        let queues = porter::Client::new(db.store.clone()).queue_list().await.unwrap();
+        let limited: Vec<_> = queues.iter().filter(|q| q.limits.any()).collect();
+        assert!(limited.is_empty(), "no queue keeps the run's limits: {limited:?}");
     }
 }
