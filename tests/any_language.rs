@@ -1592,7 +1592,7 @@ SELECT count(*) FROM porter_jobs WHERE queue = 'default'"
         assert_eq!(again.len() as i64, n);
         let rescued = db
             .store
-            .job_rescue(JobRescueParams {
+            .job_rescue(JobRescueParams { ending: Vec::new(),
                 lease: Duration::from_secs(15),
                 stuck_after: Vec::new(),
                 limit: 100,

@@ -66,7 +66,7 @@ backend_case! {
             .job_claim(claim(&["forever", "centuries"], 2, "alive"))
             .await
             .unwrap();
-        let params = JobRescueParams { by: None,
+        let params = JobRescueParams { ending: Vec::new(), by: None,
             lease: Duration::from_secs(60),
             stuck_after: vec![
                 ("forever".into(), Duration::MAX),
@@ -101,7 +101,7 @@ backend_case! {
             );
         }
         // The lease is clamped alike: a huge one declares nobody lost, and fails nothing.
-        let huge_lease = JobRescueParams { by: None,
+        let huge_lease = JobRescueParams { ending: Vec::new(), by: None,
             lease: Duration::MAX,
             stuck_after: vec![],
             limit: 100,

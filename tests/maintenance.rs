@@ -429,6 +429,7 @@ backend_case! {
                 stuck_after: vec![],
                 batch: 2,
                 worker: None,
+                ending: None,
             },
         );
         assert_eq!(
@@ -614,6 +615,7 @@ backend_case! {
             stuck_after: vec![],
             batch: 10,
             worker: None,
+            ending: None,
         };
         for (config, field) in [
             (RescuerConfig { batch: 0, ..good.clone() }, "rescuer batch"),

@@ -1221,6 +1221,7 @@ async fn jobs_holding_concurrency_keys_over_255_bytes_are_still_written_after_00
         .expect("porter upgrades the database");
     let rescued = store
         .job_rescue(porter::store::JobRescueParams {
+            ending: Vec::new(),
             by: None,
             lease: std::time::Duration::from_secs(15),
             stuck_after: Vec::new(),
@@ -1416,7 +1417,7 @@ backend_case! {
         let queues = store.queue_list().await.unwrap();
         assert!(queues.iter().any(|q| q.name == "held" && q.paused_at.is_some()), "{queues:?}");
         let rescued = store
-            .job_rescue(porter::store::JobRescueParams { by: None,
+            .job_rescue(porter::store::JobRescueParams { ending: Vec::new(), by: None,
                 lease: std::time::Duration::from_secs(15),
                 stuck_after: Vec::new(),
                 limit: 100,

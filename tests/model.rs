@@ -181,9 +181,11 @@ enum Op {
     Deregister {
         worker: usize,
     },
-    /// A rescue pass, asked by nobody or by one of the workers ([`JobRescueParams::by`]).
+    /// A rescue pass, asked by nobody or by one of the workers ([`JobRescueParams::by`]),
+    /// which may say it is still writing the outcome of one job ([`JobRescueParams::ending`]).
     Rescue {
         by: Option<usize>,
+        ending: Option<Index>,
     },
     Retention,
     /// A bulk delete (admin API, dashboard, CLI) of one queue's jobs of one kind.
@@ -282,7 +284,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..2usize).prop_map(|worker| Op::Heartbeat { worker }),
         1 => Just(Op::UnsteadyHeartbeat),
         1 => (0..2usize).prop_map(|worker| Op::Deregister { worker }),
-        3 => prop::option::of(0..2usize).prop_map(|by| Op::Rescue { by }),
+        3 => (prop::option::of(0..2usize), prop::option::of(any::<Index>()))
+            .prop_map(|(by, ending)| Op::Rescue { by, ending }),
         1 => Just(Op::Retention),
         1 => (0..2usize, 0..2usize).prop_map(|(queue, kind)| Op::Delete { queue, kind }),
         1 => (0..2usize, 0..2usize).prop_map(|(queue, kind)| Op::BulkCancel { queue, kind }),
@@ -1436,8 +1439,10 @@ async fn apply(
                 }
             }
         }
-        &Op::Rescue { by } => {
+        &Op::Rescue { by, ending } => {
+            let ending: Vec<i64> = ending.and_then(|i| m.choose_id(i)).into_iter().collect();
             let params = JobRescueParams {
+                ending: ending.clone(),
                 by: by.map(|w| WORKERS[w].to_string()),
                 lease: secs(LEASE_SECS),
                 stuck_after: vec![(KINDS[0].to_string(), secs(STUCK_SECS))],
@@ -1480,7 +1485,10 @@ async fn apply(
                     let heard_since = |w: usize, at: i64| {
                         m.heartbeat[w].is_some_and(|hb| at < hb - STUCK_SECS * 1000)
                     };
+                    // Nor one whose outcome the asking worker says it is still writing.
+                    let writing = by.is_some() && j.worker == by && ending.contains(&j.id);
                     let stuck = j.kind == 0
+                        && !writing
                         && j.worker.is_some_and(|w| alive(w) && steady(w))
                         && j.attempted_at.is_some_and(|at| {
                             at < now - STUCK_SECS * 1000
@@ -2157,10 +2165,28 @@ mod regressions {
                 claim_one(0),
                 Op::Tick { by: 5 },
                 Op::Heartbeat { worker: 0 },
-                Op::Rescue { by: None },
-                Op::Rescue { by: Some(0) },
+                Op::Rescue { by: None, ending: None },
+                Op::Rescue { by: Some(0), ending: None },
                 Op::Tick { by: 2 },
-                Op::Rescue { by: None },
+                Op::Rescue { by: None, ending: None },
+            ]);
+        }
+    }
+
+    backend_case! {
+        /// A worker's own stuck pass leaves a job whose outcome it says it is still writing
+        /// (review of 7 Dec: a first outcome try held up as the database came back was taken
+        /// by it); a pass of another worker's, or of nobody's, takes it.
+        fn a_workers_own_stuck_pass_leaves_a_job_whose_outcome_it_is_writing(fresh: FreshDb) {
+            run_fixed(fresh, vec![
+                Op::Heartbeat { worker: 0 },
+                Op::Insert(KEYED),
+                claim_one(0),
+                Op::Tick { by: 5 },
+                Op::Heartbeat { worker: 0 },
+                Op::Tick { by: 1 },
+                Op::Rescue { by: Some(0), ending: Some(0) },
+                Op::Rescue { by: Some(1), ending: Some(0) },
             ]);
         }
     }
@@ -2179,10 +2205,10 @@ mod regressions {
                 Op::Tick { by: 1 },
                 Op::Heartbeat { worker: 0 },
                 Op::UnsteadyHeartbeat,
-                Op::Rescue { by: None },
+                Op::Rescue { by: None, ending: None },
                 Op::Tick { by: 1 },
                 Op::Heartbeat { worker: 0 },
-                Op::Rescue { by: Some(0) },
+                Op::Rescue { by: Some(0), ending: None },
             ]);
         }
     }
@@ -2202,9 +2228,9 @@ mod regressions {
                 Op::Tick { by: 4 },
                 Op::Heartbeat { worker: 1 },
                 Op::Tick { by: 0 },
-                Op::Rescue { by: None },
+                Op::Rescue { by: None, ending: None },
                 Op::Heartbeat { worker: 1 },
-                Op::Rescue { by: None },
+                Op::Rescue { by: None, ending: None },
             ]);
         }
     }
@@ -2219,8 +2245,8 @@ mod regressions {
                 Op::Tick { by: 7 },
                 Op::Claim { worker: 0, queue: 0, limit: 1, only_kind: None, ahead: ClaimAhead::default() },
                 Op::Deregister { worker: 0 },
-                Op::Rescue { by: Some(1) },
-                Op::Rescue { by: None },
+                Op::Rescue { by: Some(1), ending: None },
+                Op::Rescue { by: None, ending: None },
             ]);
         }
     }
@@ -2367,7 +2393,7 @@ mod regressions {
                 },
                 Op::Tick { by: 3 },
                 Op::Heartbeat { worker: 1 },
-                Op::Rescue { by: None },
+                Op::Rescue { by: None, ending: None },
                 Op::Complete {
                     pick: Pick {
                         stale: true,
@@ -2407,9 +2433,9 @@ mod regressions {
                 ahead: ClaimAhead::default(),
                 },
                 Op::Tick { by: 2 },
-                Op::Rescue { by: None },
+                Op::Rescue { by: None, ending: None },
                 Op::Tick { by: 0 },
-                Op::Rescue { by: None },
+                Op::Rescue { by: None, ending: None },
             ]);
         }
     }
@@ -2523,7 +2549,7 @@ mod regressions {
                 claim.clone(),
                 Op::Cancel { job: 1 },
                 Op::Deregister { worker: 0 },
-                Op::Rescue { by: None },
+                Op::Rescue { by: None, ending: None },
                 Op::Retry { job: 0 },
                 Op::Heartbeat { worker: 0 },
                 claim,

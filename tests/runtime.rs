@@ -3480,22 +3480,7 @@ backend_case! {
     /// as "ran past its timeout" 3 s later, an attempt used, discarded on its last one and its
     /// children cancelled.)
     async fn a_clock_that_jumps_ahead_does_not_make_a_running_job_stuck(db: TestDb) {
-        let clock = porter::store::clock::Clock::new();
-        let store = porter::store::open_with_clock(&db.url, clock.clone()).await.unwrap();
-        clock.set(db.store.now().await.unwrap());
-        // The clock runs as a wall clock does, moved on by the real time every 20 ms.
-        let ticking = tokio::spawn({
-            let clock = clock.clone();
-            async move {
-                let mut last = tokio::time::Instant::now();
-                loop {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    let now = tokio::time::Instant::now();
-                    clock.advance(now - last);
-                    last = now;
-                }
-            }
-        });
+        let (clock, store, ticking) = ticking_clock_store(&db).await;
         let opts = InsertOpts { max_attempts: Some(1), ..Default::default() };
         let id = Client::new(store.clone()).insert(&Nap { ms: 5000 }, Some(opts)).await.unwrap().job.id;
         let mut workers = Workers::new();
@@ -3548,4 +3533,75 @@ backend_case! {
             "still registered: {workers:?}"
         );
     }
+}
+
+backend_case! {
+    /// A worker's own rescuer never takes for stuck a job whose handler has ended and whose
+    /// outcome the worker is still writing. Here the completion's first try is held up (a
+    /// connection waiting out its timeout as the database comes back, say) while the
+    /// heartbeats get through, and the database's clock passes the job's stuck limit by steps
+    /// too small to read as a jump. Until 7 Dec the worker's own stuck pass took the job (its
+    /// one attempt used: discarded), and the completion, once through, was fenced off: a
+    /// shape earlier notes left open.
+    async fn a_workers_own_rescuer_leaves_a_job_whose_outcome_it_is_writing(db: TestDb) {
+        let (clock, store, ticking) = ticking_clock_store(&db).await;
+        let gated = crate::chaos_gated_store::GatedStore::new(store.clone());
+        gated.close();
+        let opts = InsertOpts { max_attempts: Some(1), ..Default::default() };
+        let id = Client::new(store.clone()).insert(&Overlong { ms: 0 }, Some(opts)).await.unwrap().job.id;
+        let mut workers = Workers::new();
+        workers.add(OverlongWorker).unwrap();
+        let mut cfg = config(&[("default", 1)]);
+        // Heartbeats every 500 ms, rescuer passes every 300 ms.
+        cfg.lease = Duration::from_millis(1500);
+        let rt = start(gated.store(), workers, cfg);
+        wait_state(&store, id, JobState::Running).await;
+        // The stuck limit is the kind's max_timeout (300 ms) and 30 s: passed in steps of 11 s,
+        // each under the 15 s a heartbeat reads as a jump, one heartbeat or more apart.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for _ in 0..3 {
+            clock.advance(Duration::from_secs(11));
+            tokio::time::sleep(Duration::from_millis(800)).await;
+        }
+        // Heartbeats since the limit passed, and several of the worker's own stuck passes.
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let row = store.job_get(id).await.unwrap().unwrap();
+        assert_eq!(row.state, JobState::Running, "{row:?}");
+        gated.open();
+        let row = wait_state(&store, id, JobState::Completed).await;
+        assert_eq!(row.attempt, 1, "{row:?}");
+        assert!(row.errors.is_empty(), "{row:?}");
+        rt.stop().await;
+        ticking.abort();
+    }
+}
+
+/// A store over `db` on a test clock set to the database's time, which runs as a wall clock
+/// does (moved on by the real time every 20 ms) and which the test can step on; abort the
+/// handle at the end.
+async fn ticking_clock_store(
+    db: &crate::common::TestDb,
+) -> (
+    porter::store::clock::Clock,
+    Arc<Store>,
+    tokio::task::JoinHandle<()>,
+) {
+    let clock = porter::store::clock::Clock::new();
+    let store = porter::store::open_with_clock(&db.url, clock.clone())
+        .await
+        .unwrap();
+    clock.set(db.store.now().await.unwrap());
+    let ticking = tokio::spawn({
+        let clock = clock.clone();
+        async move {
+            let mut last = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let now = tokio::time::Instant::now();
+                clock.advance(now - last);
+                last = now;
+            }
+        }
+    });
+    (clock, store, ticking)
 }

@@ -9,5 +9,5 @@ mod rescuer;
 mod retention;
 
 pub use periodic::{PeriodicEnqueuer, PeriodicJob, Schedule};
-pub use rescuer::{Rescuer, RescuerConfig, STUCK_MARGIN};
+pub use rescuer::{EndingJobs, Rescuer, RescuerConfig, STUCK_MARGIN};
 pub use retention::{RetentionCleaner, RetentionConfig, MAX_RETENTION_BATCH};

@@ -47,6 +47,20 @@ pub struct RescuerConfig {
     /// this one's own heartbeats are overdue or not yet steady again
     /// ([`JobRescueParams::by`]).
     pub worker: Option<String>,
+    /// Asked before each pass, in a worker: the jobs whose outcome it is still writing, which
+    /// its own pass never takes for stuck ([`JobRescueParams::ending`]).
+    pub ending: Option<EndingJobs>,
+}
+
+/// The jobs a worker is writing the outcome of, as its rescuer asks for them
+/// ([`RescuerConfig::ending`]).
+#[derive(Clone)]
+pub struct EndingJobs(pub Arc<dyn Fn() -> Vec<i64> + Send + Sync>);
+
+impl std::fmt::Debug for EndingJobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EndingJobs")
+    }
 }
 
 impl RescuerConfig {
@@ -66,6 +80,7 @@ impl RescuerConfig {
             stuck_after,
             batch: 1000,
             worker: None,
+            ending: None,
         }
     }
 }
@@ -122,6 +137,11 @@ impl Rescuer {
         let rescued = self
             .store
             .job_rescue_jobs(JobRescueParams {
+                ending: self
+                    .config
+                    .ending
+                    .as_ref()
+                    .map_or_else(Vec::new, |f| (f.0)()),
                 by: self.config.worker.clone(),
                 lease: self.config.lease,
                 stuck_after: self.config.stuck_after.clone(),

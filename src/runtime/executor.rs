@@ -476,6 +476,11 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
     } = slots;
     drop(slot);
     ctx.running.settling(row.id, row.attempt);
+    if !matches!(outcome, Outcome::StillRunning) {
+        // Its handler has ended: this worker's own stuck passes leave it while its outcome is
+        // written (the run of one left running at shutdown has not).
+        ctx.owned.ending(row.id, row.attempt);
+    }
     finished.fetch_add(1, Ordering::AcqRel);
     // `held` is kept until the outcome below is written.
     let told = |end: AttemptEnd| tell(ctx.events.as_ref(), &attempt_ended(row, end, began));

@@ -241,6 +241,13 @@ fn spawn_maintenance(
         store.clone(),
         RescuerConfig {
             worker: Some(identity.id.clone()),
+            // Its own pass leaves the jobs whose outcome this worker is still writing: a first
+            // try held up as the database comes back is not yet failing, so no heartbeat
+            // says so (review of 7 Dec).
+            ending: Some(maintenance::EndingJobs(Arc::new({
+                let owned = ctx.owned.clone();
+                move || owned.ending_ids()
+            }))),
             ..RescuerConfig::for_workers(config.lease, &ctx.workers)
         },
     )
@@ -561,6 +568,8 @@ impl OutcomeTries {
 struct Held {
     /// Claimed, outcome not yet written.
     running: std::collections::HashSet<(i64, i32)>,
+    /// Of `running`, those whose handler has ended: their outcome is being written.
+    ending: std::collections::HashSet<(i64, i32)>,
     /// Outcome given up on: perhaps still `running` here, however long ago it was claimed;
     /// `true` when its handler may have run (a give-back of a job claimed ahead was not). The
     /// only strays that may have started: any other was claimed by a claim whose reply was
@@ -595,7 +604,21 @@ impl Owned {
         let mut held = self.held();
         for job in jobs {
             held.running.remove(job);
+            held.ending.remove(job);
         }
+    }
+
+    /// A held job whose handler has ended: its outcome is being written from now on.
+    pub(crate) fn ending(&self, id: i64, attempt: i32) {
+        let mut held = self.held();
+        if held.running.contains(&(id, attempt)) {
+            held.ending.insert((id, attempt));
+        }
+    }
+
+    /// The ids of the held jobs whose outcome is being written.
+    pub(crate) fn ending_ids(&self) -> Vec<i64> {
+        self.held().ending.iter().map(|(id, _)| *id).collect()
     }
 
     /// Jobs whose outcome was given up on: no longer held, and perhaps still `running` here,
@@ -607,6 +630,7 @@ impl Owned {
         let mut held = self.held();
         for job in jobs {
             held.running.remove(job);
+            held.ending.remove(job);
             held.given_up.insert(*job, started);
         }
     }

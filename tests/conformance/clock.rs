@@ -68,7 +68,7 @@ backend_case! {
         assert_eq!(got[0].attempted_at, Some(due));
 
         // The lease runs on the same clock: a worker silent for 16 s of it is lost.
-        let rescue = |lease: u64| JobRescueParams { by: None,
+        let rescue = |lease: u64| JobRescueParams { ending: Vec::new(), by: None,
             lease: Duration::from_secs(lease),
             stuck_after: Vec::new(),
             limit: 100,

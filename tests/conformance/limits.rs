@@ -351,7 +351,7 @@ backend_case! {
         assert!(s.job_claim(claim("q", &["noop"], 5, W)).await.unwrap().is_empty());
         tokio::time::sleep(Duration::from_millis(300)).await;
         let counts = s
-            .job_rescue(JobRescueParams { by: None, lease: Duration::from_secs(60), stuck_after: vec![], limit: 100 })
+            .job_rescue(JobRescueParams { ending: Vec::new(), by: None, lease: Duration::from_secs(60), stuck_after: vec![], limit: 100 })
             .await
             .unwrap();
         assert_eq!(counts.retried, 2);

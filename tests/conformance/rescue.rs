@@ -25,7 +25,7 @@ backend_case! {
             .await
             .unwrap()
             .remove(0);
-        let params = JobRescueParams { by: None,
+        let params = JobRescueParams { ending: Vec::new(), by: None,
             lease: Duration::from_secs(60),
             stuck_after: vec![],
             limit: 100,
@@ -82,7 +82,7 @@ backend_case! {
         );
         // A worker whose heartbeat is older than the lease is lost too.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let short = JobRescueParams { by: None,
+        let short = JobRescueParams { ending: Vec::new(), by: None,
             lease: Duration::from_secs(1),
             stuck_after: vec![],
             limit: 100,
@@ -121,7 +121,7 @@ backend_case! {
             .unwrap()
             .remove(0);
         let counts = s
-            .job_rescue(JobRescueParams {
+            .job_rescue(JobRescueParams { ending: Vec::new(),
                 by: None,
                 lease: Duration::from_secs(60),
                 stuck_after: vec![],
@@ -149,7 +149,7 @@ backend_case! {
             ..Default::default()
         };
         let id = insert(s, job_with("noop", opts)).await.id;
-        let rescue = || JobRescueParams { by: None,
+        let rescue = || JobRescueParams { ending: Vec::new(), by: None,
             lease: Duration::from_secs(60),
             stuck_after: vec![],
             limit: 100,
@@ -242,7 +242,7 @@ backend_case! {
         // Every heartbeat is now older than a millisecond (SQLite keeps milliseconds).
         tokio::time::sleep(Duration::from_millis(20)).await;
         // A rescuer with a long lease: only the worker whose own lease ran out is lost.
-        let long_rescuer = JobRescueParams { by: None,
+        let long_rescuer = JobRescueParams { ending: Vec::new(), by: None,
             lease: hour,
             stuck_after: vec![],
             limit: 100,
@@ -261,7 +261,7 @@ backend_case! {
         );
         // A rescuer with a lease shorter than the heartbeats' age: the worker with the long
         // lease keeps its job; the one without a lease of its own is judged by the rescuer's.
-        let short_rescuer = JobRescueParams { by: None,
+        let short_rescuer = JobRescueParams { ending: Vec::new(), by: None,
             lease: Duration::from_millis(1),
             stuck_after: vec![],
             limit: 100,
@@ -287,7 +287,7 @@ backend_case! {
         s.worker_register(register("long-lease", hour, &[]))
             .await
             .unwrap();
-        let again = JobRescueParams { by: None,
+        let again = JobRescueParams { ending: Vec::new(), by: None,
             lease: Duration::ZERO,
             stuck_after: vec![],
             limit: 100,
@@ -337,7 +337,7 @@ backend_case! {
         s.worker_register(register("hasty", hour, &[("noop", Duration::from_millis(1))])).await.unwrap();
         s.worker_heartbeat(WorkerHeartbeatParams { id: "old-binary".into(), host: "host".into(), pid: 1 }).await.unwrap();
         // A rescuer that would wait an hour: the hasty worker's own limit has passed.
-        let p = JobRescueParams { by: None,
+        let p = JobRescueParams { ending: Vec::new(), by: None,
             lease: hour,
             stuck_after: vec![("noop".into(), hour)],
             limit: 100,
@@ -357,7 +357,7 @@ backend_case! {
         );
         // A rescuer that would not wait at all: the patient worker's job is within its limit;
         // the old binary's job has no limit recorded, so the rescuer's applies.
-        let p = JobRescueParams { by: None,
+        let p = JobRescueParams { ending: Vec::new(), by: None,
             lease: hour,
             stuck_after: vec![("noop".into(), Duration::ZERO)],
             limit: 100,
@@ -395,7 +395,7 @@ backend_case! {
         tokio::time::sleep(Duration::from_millis(50)).await;
         // Heard from since (a stuck job is taken only then).
         s.worker_heartbeat(WorkerHeartbeatParams { id: W.to_string(), host: "host".into(), pid: 1 }).await.unwrap();
-        let p = JobRescueParams { by: None,
+        let p = JobRescueParams { ending: Vec::new(), by: None,
             lease: Duration::from_secs(60),
             stuck_after: vec![
                 ("noop".into(), Duration::ZERO),
@@ -454,7 +454,7 @@ backend_case! {
         s.job_cancel(lost.id).await.unwrap();
         s.job_cancel(stuck.id).await.unwrap();
 
-        let lease = JobRescueParams { by: None,
+        let lease = JobRescueParams { ending: Vec::new(), by: None,
             lease: Duration::from_secs(60),
             stuck_after: vec![],
             limit: 100,
@@ -485,7 +485,7 @@ backend_case! {
 
         tokio::time::sleep(Duration::from_millis(50)).await;
         s.worker_heartbeat(WorkerHeartbeatParams { id: W.to_string(), host: "host".into(), pid: 1 }).await.unwrap();
-        let stuck_p = JobRescueParams { by: None,
+        let stuck_p = JobRescueParams { ending: Vec::new(), by: None,
             lease: Duration::from_secs(60),
             stuck_after: vec![("noop".into(), Duration::ZERO)],
             limit: 100,
@@ -522,7 +522,7 @@ backend_case! {
         s.job_insert_many(vec![job("noop"), job("noop")]).await.unwrap();
         let held = s.job_claim(claim("default", &["noop"], 2, "other")).await.unwrap();
         assert_eq!(held.len(), 2);
-        let by = |worker: Option<&str>| JobRescueParams {
+        let by = |worker: Option<&str>| JobRescueParams { ending: Vec::new(),
             lease,
             stuck_after: vec![],
             limit: 1,
@@ -586,7 +586,7 @@ backend_case! {
         s.job_insert_many(vec![job("noop"), job("noop")]).await.unwrap();
         let held = s.job_claim(claim("default", &["noop"], 2, "short")).await.unwrap();
         assert_eq!(held.len(), 2);
-        let by = JobRescueParams { lease: long, stuck_after: vec![], limit: 10, by: Some("rescuer".into()) };
+        let by = JobRescueParams { ending: Vec::new(), lease: long, stuck_after: vec![], limit: 10, by: Some("rescuer".into()) };
         // Both heartbeat on time for a minute...
         for t in (5..=60).step_by(5) {
             clock.set(at(t as f64));
@@ -645,7 +645,7 @@ backend_case! {
         let child = insert(s, job_with("noop", InsertOpts { depends_on: vec![parent.id], ..Default::default() })).await;
         let claimed = s.job_claim(claim("default", &["noop"], 10, "crashed")).await.unwrap();
         assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), [parent.id]);
-        let rescue = || JobRescueParams {
+        let rescue = || JobRescueParams { ending: Vec::new(),
             lease,
             stuck_after: vec![("noop".into(), stuck)],
             limit: 10,
@@ -703,7 +703,7 @@ backend_case! {
         tokio::time::sleep(Duration::from_millis(20)).await;
         s.worker_register(register("hasty", hour, &[("noop", Duration::from_millis(1))])).await.unwrap();
         let counts = s
-            .job_rescue(JobRescueParams { by: None, lease: hour, stuck_after: vec![("noop".into(), hour)], limit: 100 })
+            .job_rescue(JobRescueParams { ending: Vec::new(), by: None, lease: hour, stuck_after: vec![("noop".into(), hour)], limit: 100 })
             .await
             .expect("the pass goes through");
         assert_eq!(counts.retried, 1, "{counts:?}");
@@ -727,7 +727,7 @@ backend_case! {
         // Heard from since (a heartbeat that leaves the registration's limits as written).
         s.worker_heartbeat(WorkerHeartbeatParams { id: "below".into(), host: "host".into(), pid: 1 }).await.unwrap();
         let counts = s
-            .job_rescue(JobRescueParams { by: None, lease: hour, stuck_after: vec![("noop".into(), hour)], limit: 100 })
+            .job_rescue(JobRescueParams { ending: Vec::new(), by: None, lease: hour, stuck_after: vec![("noop".into(), hour)], limit: 100 })
             .await
             .expect("the pass goes through");
         // The one below 0 is stuck at once (a limit of 0), as a limit of 0 is.
@@ -743,7 +743,7 @@ backend_case! {
         crate::raw_exec(&db, "UPDATE porter_workers SET lease_ms = -9000000000000000000 WHERE id = 'negative'").await;
         assert!(s.job_claim(claim("default", &["noop"], 1, "negative")).await.expect("the claim reads").is_empty());
         let counts = s
-            .job_rescue(JobRescueParams { by: None, lease: hour, stuck_after: vec![("noop".into(), hour)], limit: 100 })
+            .job_rescue(JobRescueParams { ending: Vec::new(), by: None, lease: hour, stuck_after: vec![("noop".into(), hour)], limit: 100 })
             .await
             .expect("the pass goes through");
         // Lost: its job, and the deregistered long-lived worker's.
@@ -893,7 +893,7 @@ backend_case! {
         clock.set(at(30));
         s.worker_register(beat("me", true)).await.unwrap();
         clock.set(at(31));
-        let by_me = JobRescueParams { lease, stuck_after: vec![], limit: 10, by: Some("me".into()) };
+        let by_me = JobRescueParams { ending: Vec::new(), lease, stuck_after: vec![], limit: 10, by: Some("me".into()) };
         assert_eq!(s.job_rescue(by_me).await.unwrap().retried, 1, "dead since 0 s");
         assert_eq!(s.job_get(held.id).await.unwrap().unwrap().state, JobState::Retryable);
     }
@@ -1052,9 +1052,45 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// A worker's own stuck pass leaves the jobs it says it is still writing the outcome of
+    /// (`ending`: their handler ended), however long they have run: a stuck take would fence
+    /// the outcome off and run the job again. Only its own: another worker's job listed there
+    /// is taken, and a pass asked by no worker reads no list. (Review of 7 Dec: a first outcome
+    /// try held up as the database came back was taken by the worker's own pass.)
+    async fn a_workers_own_stuck_pass_leaves_the_jobs_whose_outcome_it_is_writing(db: TestDb) {
+        let (s, clock) = clocked(&db).await;
+        let s = &*s;
+        let start = s.now().await.unwrap();
+        let at = |secs: i64| start + chrono::Duration::seconds(secs);
+        let lease = Duration::from_secs(60);
+        let stuck = Duration::from_secs(10);
+        for w in ["w", "other"] {
+            s.worker_register(register(w, lease, &[("noop", stuck)])).await.unwrap();
+        }
+        let j = insert(s, job("noop")).await;
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap()[0].id, j.id);
+        let k = insert(s, job("noop")).await;
+        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "other")).await.unwrap()[0].id, k.id);
+        clock.set(at(20));
+        for w in ["w", "other"] {
+            s.worker_register(register(w, lease, &[("noop", stuck)])).await.unwrap();
+        }
+        clock.set(at(21));
+        let own = JobRescueParams { ending: vec![j.id, k.id], ..rescue_noop(lease, stuck, Some("w")) };
+        assert_eq!(s.job_rescue(own).await.unwrap().retried, 1, "the other worker's job only");
+        assert_eq!(s.job_get(j.id).await.unwrap().unwrap().state, JobState::Running);
+        assert_eq!(s.job_get(k.id).await.unwrap().unwrap().state, JobState::Retryable);
+        let nobodys = JobRescueParams { ending: vec![j.id], ..rescue_noop(lease, stuck, None) };
+        assert_eq!(s.job_rescue(nobodys).await.unwrap().retried, 1, "asked by no worker: no list");
+        assert_eq!(s.job_get(j.id).await.unwrap().unwrap().errors.last().unwrap().error, "job ran past its timeout");
+    }
+}
+
 /// A rescue pass of `lease`, with kind `noop` stuck after `stuck`, asked by `by`.
 fn rescue_noop(lease: Duration, stuck: Duration, by: Option<&str>) -> JobRescueParams {
     JobRescueParams {
+        ending: Vec::new(),
         lease,
         stuck_after: vec![("noop".into(), stuck)],
         limit: 10,

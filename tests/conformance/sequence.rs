@@ -118,7 +118,7 @@ backend_case! {
         let b = insert(s, seq("step", "k")).await;
         claim_one(s, "step").await;
         // No heartbeat from worker-a: lost at once with a zero lease.
-        let counts = s.job_rescue(JobRescueParams { by: None, lease: Duration::ZERO, stuck_after: vec![], limit: 100 }).await.unwrap();
+        let counts = s.job_rescue(JobRescueParams { ending: Vec::new(), by: None, lease: Duration::ZERO, stuck_after: vec![], limit: 100 }).await.unwrap();
         assert_eq!(counts.retried, 1, "its first loss costs no attempt");
         assert_eq!(state(s, a.id).await, JobState::Retryable);
         assert_eq!(state(s, b.id).await, JobState::Pending);

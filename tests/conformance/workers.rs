@@ -109,7 +109,7 @@ backend_case! {
             vec!["long".to_string()],
             "the day-silent short-lease worker went, the long lease stayed"
         );
-        let rescue = JobRescueParams { by: None,
+        let rescue = JobRescueParams { ending: Vec::new(), by: None,
             lease: Duration::from_secs(15),
             stuck_after: Vec::new(),
             limit: 10,

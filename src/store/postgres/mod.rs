@@ -2747,6 +2747,8 @@ impl Driver for PgStore {
                 .bind(limits)
                 .bind(limit)
                 .bind(secs(p.lease))
+                .bind(&p.by)
+                .bind(&p.ending)
                 .fetch_all(&mut *self.conn().await?)
                 .await?)
         };

@@ -3807,6 +3807,7 @@ async fn a_rescue_leaves_a_job_of_a_lost_worker_that_a_live_one_claimed_while_it
         tokio::spawn(async move {
             store
                 .job_rescue(JobRescueParams {
+                    ending: Vec::new(),
                     by: None,
                     lease: Duration::from_secs(60),
                     stuck_after: Vec::new(),

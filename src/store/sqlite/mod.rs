@@ -2575,12 +2575,20 @@ impl Driver for SqliteStore {
             .map(|(k, d)| (k, stored_ms(d)))
             .collect();
         let limits = serde_json::to_string(&limits).expect("limits serialize");
+        let ending = serde_json::to_string(&p.ending).expect("ids serialize");
+        let by_too = by.clone();
         let passes = vec![
             self.writer
                 .run(move |c| rescued(c, sql!("job_rescue_lost"), params![lease_too, limit, by]))
                 .boxed(),
             self.writer
-                .run(move |c| rescued(c, sql!("job_rescue_stuck"), params![limits, limit, lease]))
+                .run(move |c| {
+                    rescued(
+                        c,
+                        sql!("job_rescue_stuck"),
+                        params![limits, limit, lease, by_too, ending],
+                    )
+                })
                 .boxed(),
         ];
         Rescued::from_outcomes(futures::future::join_all(passes).await)

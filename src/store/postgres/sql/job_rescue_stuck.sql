@@ -50,6 +50,7 @@ WITH locked AS MATERIALIZED (
                     CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
                     (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
                 ) / 1000 * interval '1 second'
+            AND NOT (coalesce(j.attempted_by = $5, false) AND j.id = ANY($6::bigint[]))
           ORDER BY 1) keys
 )
 UPDATE porter_jobs SET
@@ -68,6 +69,9 @@ WHERE id IN (
               CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
               (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
           ) / 1000 * interval '1 second'
+      -- Not a job of the asking worker ($5) whose outcome it is still writing ($6, see
+      -- JobRescueParams::ending): its handler ended.
+      AND NOT (coalesce(j.attempted_by = $5, false) AND j.id = ANY($6::bigint[]))
     LIMIT $3
     FOR UPDATE OF j SKIP LOCKED
 )
