@@ -182,10 +182,11 @@ enum Op {
         worker: usize,
     },
     /// A rescue pass, asked by nobody or by one of the workers ([`JobRescueParams::by`]),
-    /// which may say it is still writing the outcome of one job ([`JobRescueParams::ending`]).
+    /// which may say it is still writing the outcome of one job ([`JobRescueParams::ending`]):
+    /// at its attempt, or (`true`) at the attempt before.
     Rescue {
         by: Option<usize>,
-        ending: Option<Index>,
+        ending: Option<(Index, bool)>,
     },
     Retention,
     /// A bulk delete (admin API, dashboard, CLI) of one queue's jobs of one kind.
@@ -284,7 +285,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..2usize).prop_map(|worker| Op::Heartbeat { worker }),
         1 => Just(Op::UnsteadyHeartbeat),
         1 => (0..2usize).prop_map(|worker| Op::Deregister { worker }),
-        3 => (prop::option::of(0..2usize), prop::option::of(any::<Index>()))
+        3 => (prop::option::of(0..2usize), prop::option::of((any::<Index>(), prop::bool::weighted(0.2))))
             .prop_map(|(by, ending)| Op::Rescue { by, ending }),
         1 => Just(Op::Retention),
         1 => (0..2usize, 0..2usize).prop_map(|(queue, kind)| Op::Delete { queue, kind }),
@@ -1440,7 +1441,13 @@ async fn apply(
             }
         }
         &Op::Rescue { by, ending } => {
-            let ending: Vec<i64> = ending.and_then(|i| m.choose_id(i)).into_iter().collect();
+            let ending: Vec<(i64, i32)> = ending
+                .and_then(|(i, before)| {
+                    let id = m.choose_id(i)?;
+                    Some((id, m.jobs.get(&id)?.attempt - i32::from(before)))
+                })
+                .into_iter()
+                .collect();
             let params = JobRescueParams {
                 ending: ending.clone(),
                 by: by.map(|w| WORKERS[w].to_string()),
@@ -1486,7 +1493,8 @@ async fn apply(
                         m.heartbeat[w].is_some_and(|hb| at < hb - STUCK_SECS * 1000)
                     };
                     // Nor one whose outcome the asking worker says it is still writing.
-                    let writing = by.is_some() && j.worker == by && ending.contains(&j.id);
+                    let writing =
+                        by.is_some() && j.worker == by && ending.contains(&(j.id, j.attempt));
                     let stuck = j.kind == 0
                         && !writing
                         && j.worker.is_some_and(|w| alive(w) && steady(w))
@@ -2176,7 +2184,7 @@ mod regressions {
     backend_case! {
         /// A worker's own stuck pass leaves a job whose outcome it says it is still writing
         /// (review of 7 Dec: a first outcome try held up as the database came back was taken
-        /// by it); a pass of another worker's, or of nobody's, takes it.
+        /// by it), at that attempt only: one that names the attempt before takes it.
         fn a_workers_own_stuck_pass_leaves_a_job_whose_outcome_it_is_writing(fresh: FreshDb) {
             run_fixed(fresh, vec![
                 Op::Heartbeat { worker: 0 },
@@ -2185,8 +2193,8 @@ mod regressions {
                 Op::Tick { by: 5 },
                 Op::Heartbeat { worker: 0 },
                 Op::Tick { by: 1 },
-                Op::Rescue { by: Some(0), ending: Some(0) },
-                Op::Rescue { by: Some(1), ending: Some(0) },
+                Op::Rescue { by: Some(0), ending: Some((0, false)) },
+                Op::Rescue { by: Some(0), ending: Some((0, true)) },
             ]);
         }
     }

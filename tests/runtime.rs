@@ -3556,15 +3556,7 @@ backend_case! {
         cfg.lease = Duration::from_millis(1500);
         let rt = start(gated.store(), workers, cfg);
         wait_state(&store, id, JobState::Running).await;
-        // The stuck limit is the kind's max_timeout (300 ms) and 30 s: passed in steps of 11 s,
-        // each under the 15 s a heartbeat reads as a jump, one heartbeat or more apart.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        for _ in 0..3 {
-            clock.advance(Duration::from_secs(11));
-            tokio::time::sleep(Duration::from_millis(800)).await;
-        }
-        // Heartbeats since the limit passed, and several of the worker's own stuck passes.
-        tokio::time::sleep(Duration::from_millis(2000)).await;
+        pass_the_stuck_limit_by_steps(&clock).await;
         let row = store.job_get(id).await.unwrap().unwrap();
         assert_eq!(row.state, JobState::Running, "{row:?}");
         gated.open();
@@ -3574,6 +3566,72 @@ backend_case! {
         rt.stop().await;
         ticking.abort();
     }
+}
+
+backend_case! {
+    /// The same for a job whose last progress write is held up when its handler ends: the
+    /// worker's own stuck pass leaves it from the handler's end, not only once its outcome is
+    /// sent. (Review of b3665d9: the mark came after the last progress write, which waits for
+    /// one in flight, and the pass took the job meanwhile.)
+    async fn a_workers_own_rescuer_leaves_a_job_whose_last_progress_it_is_writing(db: TestDb) {
+        let (clock, store, ticking) = ticking_clock_store(&db).await;
+        let gated = crate::chaos_gated_store::GatedStore::new(store.clone());
+        gated.hold_progress(true);
+        let opts = InsertOpts { max_attempts: Some(1), ..Default::default() };
+        let id = Client::new(store.clone()).insert(&Progressing {}, Some(opts)).await.unwrap().job.id;
+        let mut workers = Workers::new();
+        workers.add(ProgressingWorker).unwrap();
+        let mut cfg = config(&[("default", 1)]);
+        cfg.lease = Duration::from_millis(1500);
+        let rt = start(gated.store(), workers, cfg);
+        wait_state(&store, id, JobState::Running).await;
+        pass_the_stuck_limit_by_steps(&clock).await;
+        let row = store.job_get(id).await.unwrap().unwrap();
+        assert_eq!(row.state, JobState::Running, "{row:?}");
+        gated.hold_progress(false);
+        let row = wait_state(&store, id, JobState::Completed).await;
+        assert_eq!(row.attempt, 1, "{row:?}");
+        assert!(row.errors.is_empty(), "{row:?}");
+        rt.stop().await;
+        ticking.abort();
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Progressing {}
+
+impl JobArgs for Progressing {
+    const KIND: &'static str = "progressing";
+}
+
+/// Reports its progress and returns at once; its kind's `max_timeout` is 300 ms, so it is stuck
+/// 30.3 s after it starts.
+pub struct ProgressingWorker;
+
+#[async_trait::async_trait]
+impl Worker<Progressing> for ProgressingWorker {
+    async fn work(&self, job: Job<Progressing>) -> Result<(), JobError> {
+        job.set_progress(&serde_json::json!({"done": 1}))
+            .map_err(|e| JobError::msg(e.to_string()))?;
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+    fn max_timeout(&self) -> Duration {
+        Duration::from_millis(300)
+    }
+}
+
+/// Moves the database's clock past a stuck limit of 30.3 s (a kind's `max_timeout` of 300 ms
+/// and the 30 s margin) in steps of 11 s, each under the 15 s a heartbeat reads as a jump and
+/// one heartbeat or more apart (a lease of 1.5 s); then waits for heartbeats since the limit
+/// passed and several of the worker's own stuck passes.
+async fn pass_the_stuck_limit_by_steps(clock: &porter::store::clock::Clock) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(11));
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2000)).await;
 }
 
 /// A store over `db` on a test clock set to the database's time, which runs as a wall clock

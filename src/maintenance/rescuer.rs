@@ -55,7 +55,7 @@ pub struct RescuerConfig {
 /// The jobs a worker is writing the outcome of, as its rescuer asks for them
 /// ([`RescuerConfig::ending`]).
 #[derive(Clone)]
-pub struct EndingJobs(pub Arc<dyn Fn() -> Vec<i64> + Send + Sync>);
+pub struct EndingJobs(pub Arc<dyn Fn() -> Vec<(i64, i32)> + Send + Sync>);
 
 impl std::fmt::Debug for EndingJobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

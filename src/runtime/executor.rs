@@ -378,6 +378,12 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots, cancels_h
         other => other,
     };
     let still_running = matches!(outcome, Outcome::StillRunning);
+    if !still_running {
+        // Its handler has ended: this worker's own stuck passes leave it from now on, through
+        // its last progress write too (review of b3665d9: that write, held up, let the pass
+        // take the job before the outcome's was even sent).
+        ctx.owned.ending(row.id, row.attempt);
+    }
     // The last progress goes before the outcome: it is fenced on the job still running.
     context.finish().await;
     record(&ctx, &row, outcome, permit, began).await;
@@ -477,8 +483,8 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
     drop(slot);
     ctx.running.settling(row.id, row.attempt);
     if !matches!(outcome, Outcome::StillRunning) {
-        // Its handler has ended: this worker's own stuck passes leave it while its outcome is
-        // written (the run of one left running at shutdown has not).
+        // Its handler has ended (or never ran): this worker's own stuck passes leave it while
+        // its outcome is written (the run of one left running at shutdown has not ended).
         ctx.owned.ending(row.id, row.attempt);
     }
     finished.fetch_add(1, Ordering::AcqRel);

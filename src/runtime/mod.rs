@@ -246,7 +246,7 @@ fn spawn_maintenance(
             // says so (review of 7 Dec).
             ending: Some(maintenance::EndingJobs(Arc::new({
                 let owned = ctx.owned.clone();
-                move || owned.ending_ids()
+                move || owned.ending_jobs()
             }))),
             ..RescuerConfig::for_workers(config.lease, &ctx.workers)
         },
@@ -616,9 +616,9 @@ impl Owned {
         }
     }
 
-    /// The ids of the held jobs whose outcome is being written.
-    pub(crate) fn ending_ids(&self) -> Vec<i64> {
-        self.held().ending.iter().map(|(id, _)| *id).collect()
+    /// The held jobs whose outcome is being written, as (id, attempt).
+    pub(crate) fn ending_jobs(&self) -> Vec<(i64, i32)> {
+        self.held().ending.iter().copied().collect()
     }
 
     /// Jobs whose outcome was given up on: no longer held, and perhaps still `running` here,

@@ -984,10 +984,10 @@ pub struct JobRescueParams {
     /// jobs are judged either way (by their own workers' heartbeats: see `stuck_after`).
     pub by: Option<String>,
     /// Jobs of the asking worker (`by`) whose handler has ended and whose outcome it is still
-    /// writing: never taken for stuck, whatever their time (their outcome is on its way, and a
-    /// stuck take would fence it off and run them again). Ignored for other workers' jobs, and
-    /// without `by`.
-    pub ending: Vec<i64>,
+    /// writing, as (id, attempt): never taken for stuck at that attempt, whatever their time
+    /// (their outcome is on its way, and a stuck take would fence it off and run them again).
+    /// Ignored for other workers' jobs, and without `by`.
+    pub ending: Vec<(i64, i32)>,
 }
 
 /// A worker process's heartbeat, with no lease or limits of its own (rescuers judge it by

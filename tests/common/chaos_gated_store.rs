@@ -59,6 +59,8 @@ pub struct GatedStore {
     before_bulk: std::sync::Mutex<Option<Meddle>>,
     /// See [`GatedStore::before_output_read`].
     before_outputs: std::sync::Mutex<Option<Meddle>>,
+    /// Progress writes wait while it is false (see [`GatedStore::hold_progress`]).
+    progress_open: tokio::sync::watch::Sender<bool>,
 }
 
 /// See [`GatedStore::before_bulk_write`].
@@ -92,6 +94,7 @@ impl GatedStore {
             listed: AtomicU64::new(0),
             parents_ran_again: std::sync::Mutex::default(),
             stalled_replies: tokio::sync::watch::Sender::new(None),
+            progress_open: tokio::sync::watch::Sender::new(true),
         })
     }
 
@@ -104,6 +107,12 @@ impl GatedStore {
     /// `meddle` runs once, before the next bulk write goes to the database.
     pub fn before_bulk_write(&self, meddle: Meddle) {
         *self.before_bulk.lock().unwrap() = Some(meddle);
+    }
+
+    /// Writes of a running job's progress wait from now on while `hold` (a write held up on
+    /// its way), and go through again, the waiting ones too, once it is false.
+    pub fn hold_progress(&self, hold: bool) {
+        self.progress_open.send_replace(!hold);
     }
 
     /// `meddle` runs once, before the next read of recorded outputs goes to the database.
@@ -374,6 +383,10 @@ impl Driver for GatedStore {
         written
     }
     async fn job_output_record(&self, params: JobRecordParams) -> Result<bool> {
+        if params.progress.is_some() {
+            let mut open = self.progress_open.subscribe();
+            let _ = open.wait_for(|o| *o).await;
+        }
         self.inner.job_output_record(params).await
     }
     async fn job_output_get(&self, ids: Vec<i64>) -> Result<Vec<(i64, JobOutput)>> {

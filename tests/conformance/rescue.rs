@@ -1068,22 +1068,30 @@ backend_case! {
         for w in ["w", "other"] {
             s.worker_register(register(w, lease, &[("noop", stuck)])).await.unwrap();
         }
-        let j = insert(s, job("noop")).await;
-        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "w")).await.unwrap()[0].id, j.id);
-        let k = insert(s, job("noop")).await;
-        assert_eq!(s.job_claim(claim("default", &["noop"], 1, "other")).await.unwrap()[0].id, k.id);
+        let mut claimed = Vec::new();
+        for w in ["w", "other", "w"] {
+            let j = insert(s, job("noop")).await;
+            assert_eq!(s.job_claim(claim("default", &["noop"], 1, w)).await.unwrap()[0].id, j.id);
+            claimed.push(j.id);
+        }
+        let [j, k, l] = claimed[..] else { unreachable!() };
         clock.set(at(20));
         for w in ["w", "other"] {
             s.worker_register(register(w, lease, &[("noop", stuck)])).await.unwrap();
         }
         clock.set(at(21));
-        let own = JobRescueParams { ending: vec![j.id, k.id], ..rescue_noop(lease, stuck, Some("w")) };
-        assert_eq!(s.job_rescue(own).await.unwrap().retried, 1, "the other worker's job only");
-        assert_eq!(s.job_get(j.id).await.unwrap().unwrap().state, JobState::Running);
-        assert_eq!(s.job_get(k.id).await.unwrap().unwrap().state, JobState::Retryable);
-        let nobodys = JobRescueParams { ending: vec![j.id], ..rescue_noop(lease, stuck, None) };
-        assert_eq!(s.job_rescue(nobodys).await.unwrap().retried, 1, "asked by no worker: no list");
-        assert_eq!(s.job_get(j.id).await.unwrap().unwrap().errors.last().unwrap().error, "job ran past its timeout");
+        let by = |by: Option<&str>, ending: Vec<(i64, i32)>| JobRescueParams { ending, ..rescue_noop(lease, stuck, by) };
+        let state = |id: i64| async move { s.job_get(id).await.unwrap().unwrap().state };
+        let pass = by(Some("w"), vec![(j, 1), (k, 1), (l, 1)]);
+        assert_eq!(s.job_rescue(pass).await.unwrap().retried, 1, "the other worker's job only");
+        assert_eq!((state(j).await, state(k).await, state(l).await), (JobState::Running, JobState::Retryable, JobState::Running));
+        // Only at the attempt it is writing the outcome of.
+        let pass = by(Some("w"), vec![(j, 2), (l, 1)]);
+        assert_eq!(s.job_rescue(pass).await.unwrap().retried, 1, "another attempt's outcome");
+        assert_eq!((state(j).await, state(l).await), (JobState::Retryable, JobState::Running));
+        let pass = by(None, vec![(l, 1)]);
+        assert_eq!(s.job_rescue(pass).await.unwrap().retried, 1, "asked by no worker: no list");
+        assert_eq!(s.job_get(l).await.unwrap().unwrap().errors.last().unwrap().error, "job ran past its timeout");
     }
 }
 

@@ -2741,6 +2741,7 @@ impl Driver for PgStore {
             .iter()
             .map(|(k, d)| (k.clone(), stored_ms(*d) as f64))
             .unzip();
+        let (ending_ids, ending_attempts): (Vec<i64>, Vec<i32>) = p.ending.iter().copied().unzip();
         let stuck = async {
             Ok(sqlx::query_as(sql!("job_rescue_stuck"))
                 .bind(kinds)
@@ -2748,7 +2749,8 @@ impl Driver for PgStore {
                 .bind(limit)
                 .bind(secs(p.lease))
                 .bind(&p.by)
-                .bind(&p.ending)
+                .bind(ending_ids)
+                .bind(ending_attempts)
                 .fetch_all(&mut *self.conn().await?)
                 .await?)
         };

@@ -50,7 +50,8 @@ WITH locked AS MATERIALIZED (
                     CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
                     (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
                 ) / 1000 * interval '1 second'
-            AND NOT (coalesce(j.attempted_by = $5, false) AND j.id = ANY($6::bigint[]))
+            AND NOT (coalesce(j.attempted_by = $5, false)
+                     AND (j.id, j.attempt) IN (SELECT * FROM unnest($6::bigint[], $7::int[])))
           ORDER BY 1) keys
 )
 UPDATE porter_jobs SET
@@ -69,9 +70,10 @@ WHERE id IN (
               CASE WHEN jsonb_typeof(w.stuck_after -> j.kind) = 'number' THEN greatest(least((w.stuck_after -> j.kind)::numeric, 40000000000000), 0)::float8 END,
               (SELECT l.ms FROM unnest($1::text[], $2::float8[]) AS l(kind, ms) WHERE l.kind = j.kind)
           ) / 1000 * interval '1 second'
-      -- Not a job of the asking worker ($5) whose outcome it is still writing ($6, see
-      -- JobRescueParams::ending): its handler ended.
-      AND NOT (coalesce(j.attempted_by = $5, false) AND j.id = ANY($6::bigint[]))
+      -- Not a job of the asking worker ($5) whose outcome it is still writing at that attempt
+      -- ($6 ids, $7 attempts, see JobRescueParams::ending): its handler ended.
+      AND NOT (coalesce(j.attempted_by = $5, false)
+               AND (j.id, j.attempt) IN (SELECT * FROM unnest($6::bigint[], $7::int[])))
     LIMIT $3
     FOR UPDATE OF j SKIP LOCKED
 )

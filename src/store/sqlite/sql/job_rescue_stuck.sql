@@ -62,9 +62,13 @@ WHERE id IN (
                          WHERE json_extract(l.value, '$[0]') = j.kind)) AS limit_ms
         FROM porter_jobs j JOIN porter_workers w ON w.id = j.attempted_by
         WHERE j.state = 'running'
-          -- Not a job of the asking worker (?4) whose outcome it is still writing (?5, a JSON
-          -- array of ids, see JobRescueParams::ending): its handler ended.
-          AND NOT (coalesce(j.attempted_by = ?4, 0) AND j.id IN (SELECT value FROM json_each(?5)))
+          -- Not a job of the asking worker (?4) whose outcome it is still writing at that
+          -- attempt (?5, a JSON array of [id, attempt], see JobRescueParams::ending): its
+          -- handler ended.
+          AND NOT (coalesce(j.attempted_by = ?4, 0)
+                   AND EXISTS (SELECT 1 FROM json_each(?5) e
+                               WHERE json_extract(e.value, '$[0]') = j.id
+                                 AND json_extract(e.value, '$[1]') = j.attempt))
           AND w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
                                          CASE WHEN w.lease_ms IS NULL THEN ?3
                                               ELSE printf('%+.3f seconds', max(min(-w.lease_ms / 1000.0, 40000000000.0), -40000000000.0)) END)
