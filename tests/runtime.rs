@@ -3578,7 +3578,7 @@ backend_case! {
         let gated = crate::chaos_gated_store::GatedStore::new(store.clone());
         gated.hold_progress(true);
         let opts = InsertOpts { max_attempts: Some(1), ..Default::default() };
-        let id = Client::new(store.clone()).insert(&Progressing {}, Some(opts)).await.unwrap().job.id;
+        let id = Client::new(store.clone()).insert(&Progressing { panic_after: false }, Some(opts)).await.unwrap().job.id;
         let mut workers = Workers::new();
         workers.add(ProgressingWorker).unwrap();
         let mut cfg = config(&[("default", 1)]);
@@ -3597,8 +3597,35 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// A job whose recording panics after its handler ended (a driver's bug in its last
+    /// progress write, here) is given up, and the reconcile puts it back to run again, as for a
+    /// completion batch that panicked. Review of b9f6275: it stayed held and marked as ending,
+    /// so no stuck pass of its own worker would ever take it; with no other worker it stayed
+    /// `running` for good.
+    async fn a_job_whose_recording_panics_is_put_back_to_run_again(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        gated.panic_next_marked_progress();
+        let opts = InsertOpts { max_attempts: Some(2), ..Default::default() };
+        let args = Progressing { panic_after: true };
+        let id = Client::new(db.store.clone()).insert(&args, Some(opts)).await.unwrap().job.id;
+        let mut workers = Workers::new();
+        workers.add(ProgressingWorker).unwrap();
+        let mut cfg = config(&[("default", 1)]);
+        cfg.lease = Duration::from_millis(1500);
+        let rt = start(gated.store(), workers, cfg);
+        let row = wait_state_within(&db.store, id, JobState::Completed, Duration::from_secs(20)).await;
+        assert_eq!(row.attempt, 2, "{row:?}");
+        rt.stop().await;
+    }
+}
+
 #[derive(Serialize, Deserialize)]
-pub struct Progressing {}
+pub struct Progressing {
+    /// Then reports `{"panic": true}` 200 ms later, and returns.
+    #[serde(default)]
+    pub panic_after: bool,
+}
 
 impl JobArgs for Progressing {
     const KIND: &'static str = "progressing";
@@ -3613,6 +3640,12 @@ impl Worker<Progressing> for ProgressingWorker {
     async fn work(&self, job: Job<Progressing>) -> Result<(), JobError> {
         job.set_progress(&serde_json::json!({"done": 1}))
             .map_err(|e| JobError::msg(e.to_string()))?;
+        if job.args.panic_after {
+            // After the first write, and long before the next is due (1 s): written at the end.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            job.set_progress(&serde_json::json!({"panic": true}))
+                .map_err(|e| JobError::msg(e.to_string()))?;
+        }
         tokio::task::yield_now().await;
         Ok(())
     }

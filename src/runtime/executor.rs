@@ -385,8 +385,11 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots, cancels_h
         ctx.owned.ending(row.id, row.attempt);
     }
     // The last progress goes before the outcome: it is fenced on the job still running.
-    context.finish().await;
-    record(&ctx, &row, outcome, permit, began).await;
+    let settle = async {
+        context.finish().await;
+        record(&ctx, &row, outcome, permit, began).await;
+    };
+    given_up_on_panic(&ctx, &row, settle).await;
     if still_running {
         // Still under way here: never marked gone, so that a later attempt of its job in this
         // worker is not started, nor put back, beside it (the later one waits a bounded time
@@ -471,10 +474,28 @@ pub(super) fn tell(events: &dyn JobEvents, ended: &AttemptEnded) {
     );
 }
 
+/// Runs `settle` (the last progress and the outcome of a job marked ending); a panic in it (a
+/// driver's bug, say) gives the job up, as the completer does for a batch that panicked: the
+/// reconcile puts it back. Left held and marked, no stuck pass of this worker's would ever take
+/// it (review of b9f6275).
+async fn given_up_on_panic(ctx: &Ctx, row: &JobRow, settle: impl std::future::Future<Output = ()>) {
+    if let Err(payload) = AssertUnwindSafe(settle).catch_unwind().await {
+        error!(job_id = row.id, kind = %row.kind, attempt = row.attempt, panic = %panic_message(payload.as_ref()),
+            "recording a job's outcome panicked; this worker's reconcile puts the job back to run again");
+        ctx.owned.give_up_if_ending((row.id, row.attempt));
+    }
+}
+
 /// Records the outcome. The job's slot is free at once (another job may start); its held
 /// permit is given back once the outcome is written (by the completer, for a completion), so
 /// a crash re-runs no more than the queue holds. Once written, the runtime's events are told.
+/// A panic while recording gives the job up ([`given_up_on_panic`]).
 async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: Instant) {
+    given_up_on_panic(ctx, row, record_outcome(ctx, row, outcome, slots, began)).await;
+}
+
+/// [`record`], unguarded.
+async fn record_outcome(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: Instant) {
     let Slots {
         slot,
         held,

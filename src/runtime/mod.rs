@@ -616,6 +616,15 @@ impl Owned {
         }
     }
 
+    /// A job marked ending whose outcome will not be written after all (its recording
+    /// panicked): given up, as [`Owned::give_up`] does, if it is still held.
+    pub(crate) fn give_up_if_ending(&self, job: (i64, i32)) {
+        let mut held = self.held();
+        if held.ending.remove(&job) && held.running.remove(&job) {
+            held.given_up.insert(job, true);
+        }
+    }
+
     /// The held jobs whose outcome is being written, as (id, attempt).
     pub(crate) fn ending_jobs(&self) -> Vec<(i64, i32)> {
         self.held().ending.iter().copied().collect()

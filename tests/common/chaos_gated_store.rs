@@ -61,6 +61,8 @@ pub struct GatedStore {
     before_outputs: std::sync::Mutex<Option<Meddle>>,
     /// Progress writes wait while it is false (see [`GatedStore::hold_progress`]).
     progress_open: tokio::sync::watch::Sender<bool>,
+    /// The next progress write of a value `{"panic": true}` panics (once).
+    progress_panics: AtomicBool,
 }
 
 /// See [`GatedStore::before_bulk_write`].
@@ -95,6 +97,7 @@ impl GatedStore {
             parents_ran_again: std::sync::Mutex::default(),
             stalled_replies: tokio::sync::watch::Sender::new(None),
             progress_open: tokio::sync::watch::Sender::new(true),
+            progress_panics: AtomicBool::new(false),
         })
     }
 
@@ -113,6 +116,11 @@ impl GatedStore {
     /// its way), and go through again, the waiting ones too, once it is false.
     pub fn hold_progress(&self, hold: bool) {
         self.progress_open.send_replace(!hold);
+    }
+
+    /// The next write of a progress `{"panic": true}` panics inside the driver, as a bug would.
+    pub fn panic_next_marked_progress(&self) {
+        self.progress_panics.store(true, Ordering::SeqCst);
     }
 
     /// `meddle` runs once, before the next read of recorded outputs goes to the database.
@@ -386,6 +394,11 @@ impl Driver for GatedStore {
         if params.progress.is_some() {
             let mut open = self.progress_open.subscribe();
             let _ = open.wait_for(|o| *o).await;
+        }
+        if params.progress == Some(serde_json::json!({"panic": true}))
+            && self.progress_panics.swap(false, Ordering::SeqCst)
+        {
+            panic!("progress write panicked (injected)");
         }
         self.inner.job_output_record(params).await
     }

@@ -64,11 +64,12 @@ WHERE id IN (
         WHERE j.state = 'running'
           -- Not a job of the asking worker (?4) whose outcome it is still writing at that
           -- attempt (?5, a JSON array of [id, attempt], see JobRescueParams::ending): its
-          -- handler ended.
+          -- handler ended. An IN list that names no column of the row is built once, into an
+          -- index; the EXISTS this replaced read the whole list again for each running job
+          -- (review of b9f6275: 2.7 s a pass for 3,000 of each, on the one writer).
           AND NOT (coalesce(j.attempted_by = ?4, 0)
-                   AND EXISTS (SELECT 1 FROM json_each(?5) e
-                               WHERE json_extract(e.value, '$[0]') = j.id
-                                 AND json_extract(e.value, '$[1]') = j.attempt))
+                   AND (j.id, j.attempt) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
+                                             FROM json_each(?5)))
           AND w.heartbeat_at >= strftime('%Y-%m-%dT%H:%M:%fZ', porter_now(),
                                          CASE WHEN w.lease_ms IS NULL THEN ?3
                                               ELSE printf('%+.3f seconds', max(min(-w.lease_ms / 1000.0, 40000000000.0), -40000000000.0)) END)
