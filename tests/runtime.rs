@@ -3598,12 +3598,12 @@ backend_case! {
 }
 
 backend_case! {
-    /// A job whose recording panics after its handler ended (a driver's bug in its last
-    /// progress write, here) is given up, and the reconcile puts it back to run again, as for a
-    /// completion batch that panicked. Review of b9f6275: it stayed held and marked as ending,
-    /// so no stuck pass of its own worker would ever take it; with no other worker it stayed
-    /// `running` for good.
-    async fn a_job_whose_recording_panics_is_put_back_to_run_again(db: TestDb) {
+    /// A job whose last progress write panics (a driver's bug) still has its outcome recorded:
+    /// it completes at its first attempt. Review of 87d80d4: the panic skipped the outcome, and
+    /// the job was given up and run again. (Review of b9f6275, before that: it stayed held and
+    /// marked as ending, so no stuck pass of its own worker would ever take it, and with no
+    /// other worker it stayed `running` for good.)
+    async fn a_job_whose_last_progress_write_panics_still_records_its_outcome(db: TestDb) {
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
         gated.panic_next_marked_progress();
         let opts = InsertOpts { max_attempts: Some(2), ..Default::default() };
@@ -3615,7 +3615,40 @@ backend_case! {
         cfg.lease = Duration::from_millis(1500);
         let rt = start(gated.store(), workers, cfg);
         let row = wait_state_within(&db.store, id, JobState::Completed, Duration::from_secs(20)).await;
-        assert_eq!(row.attempt, 2, "{row:?}");
+        assert_eq!(row.attempt, 1, "{row:?}");
+        assert!(row.errors.is_empty(), "{row:?}");
+        rt.stop().await;
+    }
+}
+
+backend_case! {
+    /// A job whose recording panics is given up as its handler ran or not: one claimed ahead
+    /// and cancelled by a user before it started, whose cancel write panics, is put back by the
+    /// reconcile as never started. (Review of 87d80d4: it was given up as started, so its put
+    /// back read as a run, and a child given back so was not judged again by its parents.)
+    async fn a_job_whose_recording_panics_before_it_started_is_put_back_as_unstarted(db: TestDb) {
+        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+        let worker = GatedWorker::default();
+        let jobs: Vec<Gated> = (0..4).map(|n| Gated { n }).collect();
+        // A lease of 3 s: a heartbeat, and its reconcile, every second.
+        let lease = Duration::from_secs(3);
+        let (rt, ids) = fill_local_queue_on(&db, gated.store(), lease, &jobs, None, worker.clone()).await;
+        eventually("2 gated jobs started", || async { worker.started.lock().unwrap().len() == 2 }).await;
+        let started = worker.started.lock().unwrap().clone();
+        let ahead: Vec<i64> = ids.iter().copied().filter(|id| !started.contains(id)).collect();
+        gated.panic_next_cancel();
+        for id in &ahead {
+            db.store.job_cancel(*id).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        worker.gate.add_permits(4);
+        let mut put_back = 0;
+        for id in &ahead {
+            let row = wait_state(&db.store, *id, JobState::Cancelled).await;
+            assert!(row.errors.iter().all(|e| e.unstarted), "{row:?}");
+            put_back += row.errors.iter().filter(|e| e.error.contains("put back")).count();
+        }
+        assert_eq!(put_back, 1, "the one whose cancel panicked, by the reconcile");
         rt.stop().await;
     }
 }

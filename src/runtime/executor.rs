@@ -384,12 +384,14 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots, cancels_h
         // take the job before the outcome's was even sent).
         ctx.owned.ending(row.id, row.attempt);
     }
-    // The last progress goes before the outcome: it is fenced on the job still running.
-    let settle = async {
-        context.finish().await;
-        record(&ctx, &row, outcome, permit, began).await;
-    };
-    given_up_on_panic(&ctx, &row, settle).await;
+    // The last progress goes before the outcome: it is fenced on the job still running. A panic
+    // in it (a driver's bug) is no reason to lose the outcome, which is recorded as usual
+    // (review of 87d80d4: the outcome was skipped, and the job given up and run again).
+    if let Err(payload) = AssertUnwindSafe(context.finish()).catch_unwind().await {
+        error!(job_id = row.id, kind = %row.kind, attempt = row.attempt, panic = %panic_message(payload.as_ref()),
+            "writing a job's last progress panicked; its outcome is recorded all the same");
+    }
+    record(&ctx, &row, outcome, permit, began).await;
     if still_running {
         // Still under way here: never marked gone, so that a later attempt of its job in this
         // worker is not started, nor put back, beside it (the later one waits a bounded time
@@ -474,24 +476,26 @@ pub(super) fn tell(events: &dyn JobEvents, ended: &AttemptEnded) {
     );
 }
 
-/// Runs `settle` (the last progress and the outcome of a job marked ending); a panic in it (a
-/// driver's bug, say) gives the job up, as the completer does for a batch that panicked: the
-/// reconcile puts it back. Left held and marked, no stuck pass of this worker's would ever take
-/// it (review of b9f6275).
-async fn given_up_on_panic(ctx: &Ctx, row: &JobRow, settle: impl std::future::Future<Output = ()>) {
-    if let Err(payload) = AssertUnwindSafe(settle).catch_unwind().await {
-        error!(job_id = row.id, kind = %row.kind, attempt = row.attempt, panic = %panic_message(payload.as_ref()),
-            "recording a job's outcome panicked; this worker's reconcile puts the job back to run again");
-        ctx.owned.give_up_if_ending((row.id, row.attempt));
-    }
-}
-
 /// Records the outcome. The job's slot is free at once (another job may start); its held
 /// permit is given back once the outcome is written (by the completer, for a completion), so
 /// a crash re-runs no more than the queue holds. Once written, the runtime's events are told.
-/// A panic while recording gives the job up ([`given_up_on_panic`]).
+/// A panic while recording (a driver's bug, say) gives the job up, as the completer does for a
+/// batch that panicked, and as a write given up on is: the reconcile puts it back, as started
+/// or not as its handler was. Left held and marked ending, no stuck pass of this worker's would
+/// ever take it (review of b9f6275).
 async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: Instant) {
-    given_up_on_panic(ctx, row, record_outcome(ctx, row, outcome, slots, began)).await;
+    let started = !matches!(
+        outcome,
+        Outcome::ParentRanAgain
+            | Outcome::CancelledByUser { started: false }
+            | Outcome::ShutDown { started: false }
+    );
+    let recorded = record_outcome(ctx, row, outcome, slots, began);
+    if let Err(payload) = AssertUnwindSafe(recorded).catch_unwind().await {
+        error!(job_id = row.id, kind = %row.kind, attempt = row.attempt, panic = %panic_message(payload.as_ref()),
+            "recording a job's outcome panicked; this worker's reconcile puts the job back to run again");
+        ctx.owned.give_up_if_ending((row.id, row.attempt), started);
+    }
 }
 
 /// [`record`], unguarded.

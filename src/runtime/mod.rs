@@ -618,10 +618,10 @@ impl Owned {
 
     /// A job marked ending whose outcome will not be written after all (its recording
     /// panicked): given up, as [`Owned::give_up`] does, if it is still held.
-    pub(crate) fn give_up_if_ending(&self, job: (i64, i32)) {
+    pub(crate) fn give_up_if_ending(&self, job: (i64, i32), started: bool) {
         let mut held = self.held();
         if held.ending.remove(&job) && held.running.remove(&job) {
-            held.given_up.insert(job, true);
+            held.given_up.insert(job, started);
         }
     }
 

@@ -63,6 +63,8 @@ pub struct GatedStore {
     progress_open: tokio::sync::watch::Sender<bool>,
     /// The next progress write of a value `{"panic": true}` panics (once).
     progress_panics: AtomicBool,
+    /// The next worker's cancel (`job_cancel_running`) panics (once).
+    cancel_panics: AtomicBool,
 }
 
 /// See [`GatedStore::before_bulk_write`].
@@ -98,6 +100,7 @@ impl GatedStore {
             stalled_replies: tokio::sync::watch::Sender::new(None),
             progress_open: tokio::sync::watch::Sender::new(true),
             progress_panics: AtomicBool::new(false),
+            cancel_panics: AtomicBool::new(false),
         })
     }
 
@@ -121,6 +124,11 @@ impl GatedStore {
     /// The next write of a progress `{"panic": true}` panics inside the driver, as a bug would.
     pub fn panic_next_marked_progress(&self) {
         self.progress_panics.store(true, Ordering::SeqCst);
+    }
+
+    /// The next worker's cancel of a job (`job_cancel_running`) panics inside the driver.
+    pub fn panic_next_cancel(&self) {
+        self.cancel_panics.store(true, Ordering::SeqCst);
     }
 
     /// `meddle` runs once, before the next read of recorded outputs goes to the database.
@@ -489,6 +497,9 @@ impl Driver for GatedStore {
         self.inner.job_release(params).await
     }
     async fn job_cancel_running(&self, params: JobCancelRunningParams) -> Result<Option<JobRow>> {
+        if self.cancel_panics.swap(false, Ordering::SeqCst) {
+            panic!("cancel panicked (injected)");
+        }
         if self.cancels_refused.load(Ordering::SeqCst) {
             self.cancels_refused_count.fetch_add(1, Ordering::SeqCst);
             return Err(porter::Error::Conflict("cancel refused (injected)".into()));
