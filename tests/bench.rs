@@ -343,20 +343,34 @@ backend_case! {
 backend_case! {
     /// A workflow case in which a job started before a parent of its own ended fails the
     /// run: the drain checks the order from the rows' times before deleting them. A trigger
-    /// makes the fan's first step claimable as it is inserted, before its root ran (review of
-    /// 7 Dec: every job completed, so the run printed its ratios and exited 0).
+    /// makes the fan's first step claimable as it is inserted, and its root due only 300 ms
+    /// later, so that the step surely starts before the root ends (review of 7 Dec: every job
+    /// completed, so the run printed its ratios and exited 0). (Freed alone, the step was
+    /// claimed with the root, and on SQLite the root could end in the millisecond of its claim.)
     async fn bench_workflow_fails_when_a_step_starts_before_its_parent_ended(db: TestDb) {
         let early = match db.store.backend() {
             porter::Backend::Sqlite => "CREATE TRIGGER test_early AFTER INSERT ON porter_jobs \
                  WHEN NEW.queue = 'bench_fan' AND NEW.state = 'pending' \
                   AND NEW.id = (SELECT min(id) FROM porter_jobs WHERE queue = 'bench_fan') + 1 \
                  BEGIN UPDATE porter_jobs SET state = 'available', waiting_for = 0 \
+                       WHERE id = NEW.id; END; \
+                 CREATE TRIGGER test_late_root AFTER INSERT ON porter_jobs \
+                 WHEN NEW.queue = 'bench_fan' AND NEW.state = 'available' \
+                  AND NEW.id = (SELECT min(id) FROM porter_jobs WHERE queue = 'bench_fan') \
+                 BEGIN UPDATE porter_jobs SET state = 'scheduled', \
+                       scheduled_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+0.3 seconds') \
                        WHERE id = NEW.id; END;",
             porter::Backend::Postgres => "CREATE FUNCTION test_early() RETURNS trigger LANGUAGE plpgsql AS $$ \
                  BEGIN \
                    IF NEW.queue = 'bench_fan' AND NEW.state = 'pending' \
                       AND NEW.id = (SELECT min(id) FROM porter_jobs WHERE queue = 'bench_fan') + 1 THEN \
                      UPDATE porter_jobs SET state = 'available', waiting_for = 0 WHERE id = NEW.id; \
+                   END IF; \
+                   IF NEW.queue = 'bench_fan' AND NEW.state = 'available' \
+                      AND NEW.id = (SELECT min(id) FROM porter_jobs WHERE queue = 'bench_fan') THEN \
+                     UPDATE porter_jobs SET state = 'scheduled', \
+                            scheduled_at = clock_timestamp() + interval '300 milliseconds' \
+                      WHERE id = NEW.id; \
                    END IF; \
                    RETURN NULL; \
                  END $$; \

@@ -3578,7 +3578,7 @@ backend_case! {
         let gated = crate::chaos_gated_store::GatedStore::new(store.clone());
         gated.hold_progress(true);
         let opts = InsertOpts { max_attempts: Some(1), ..Default::default() };
-        let id = Client::new(store.clone()).insert(&Progressing { panic_after: false }, Some(opts)).await.unwrap().job.id;
+        let id = Client::new(store.clone()).insert(&Progressing {}, Some(opts)).await.unwrap().job.id;
         let mut workers = Workers::new();
         workers.add(ProgressingWorker).unwrap();
         let mut cfg = config(&[("default", 1)]);
@@ -3607,10 +3607,10 @@ backend_case! {
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
         gated.panic_next_marked_progress();
         let opts = InsertOpts { max_attempts: Some(2), ..Default::default() };
-        let args = Progressing { panic_after: true };
+        let args = ProgressThenPanic {};
         let id = Client::new(db.store.clone()).insert(&args, Some(opts)).await.unwrap().job.id;
         let mut workers = Workers::new();
-        workers.add(ProgressingWorker).unwrap();
+        workers.add(ProgressThenPanicWorker).unwrap();
         let mut cfg = config(&[("default", 1)]);
         cfg.lease = Duration::from_millis(1500);
         let rt = start(gated.store(), workers, cfg);
@@ -3627,38 +3627,39 @@ backend_case! {
     /// reconcile as never started. (Review of 87d80d4: it was given up as started, so its put
     /// back read as a run, and a child given back so was not judged again by its parents.)
     async fn a_job_whose_recording_panics_before_it_started_is_put_back_as_unstarted(db: TestDb) {
+        // A lease of 3 h: the jobs claimed ahead wait for their slots without being given back;
+        // the shutdown's reconcile puts back the one given up on.
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-        let worker = GatedWorker::default();
-        let jobs: Vec<Gated> = (0..4).map(|n| Gated { n }).collect();
-        // A lease of 3 s: a heartbeat, and its reconcile, every second.
-        let lease = Duration::from_secs(3);
-        let (rt, ids) = fill_local_queue_on(&db, gated.store(), lease, &jobs, None, worker.clone()).await;
-        eventually("2 gated jobs started", || async { worker.started.lock().unwrap().len() == 2 }).await;
-        let started = worker.started.lock().unwrap().clone();
-        let ahead: Vec<i64> = ids.iter().copied().filter(|id| !started.contains(id)).collect();
+        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, gated.store()).await;
         gated.panic_next_cancel();
         for id in &ahead {
             db.store.job_cancel(*id).await.unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        worker.gate.add_permits(4);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        worker.gate.add_permits(2);
+        eventually("the other cancel recorded", || async {
+            let mut ended = 0;
+            for id in &ahead {
+                ended += usize::from(db.store.job_get(*id).await.unwrap().unwrap().state == JobState::Cancelled);
+            }
+            ended == 1
+        })
+        .await;
+        rt.stop().await;
         let mut put_back = 0;
         for id in &ahead {
-            let row = wait_state(&db.store, *id, JobState::Cancelled).await;
-            assert!(row.errors.iter().all(|e| e.unstarted), "{row:?}");
+            let row = db.store.job_get(*id).await.unwrap().unwrap();
+            assert_eq!(row.state, JobState::Cancelled, "{row:?}");
+            assert!(row.errors.iter().all(|e| e.unstarted), "never started: {row:?}");
             put_back += row.errors.iter().filter(|e| e.error.contains("put back")).count();
         }
         assert_eq!(put_back, 1, "the one whose cancel panicked, by the reconcile");
-        rt.stop().await;
+        assert_eq!(*worker.started.lock().unwrap(), started, "they never started");
     }
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct Progressing {
-    /// Then reports `{"panic": true}` 200 ms later, and returns.
-    #[serde(default)]
-    pub panic_after: bool,
-}
+pub struct Progressing {}
 
 impl JobArgs for Progressing {
     const KIND: &'static str = "progressing";
@@ -3673,12 +3674,6 @@ impl Worker<Progressing> for ProgressingWorker {
     async fn work(&self, job: Job<Progressing>) -> Result<(), JobError> {
         job.set_progress(&serde_json::json!({"done": 1}))
             .map_err(|e| JobError::msg(e.to_string()))?;
-        if job.args.panic_after {
-            // After the first write, and long before the next is due (1 s): written at the end.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            job.set_progress(&serde_json::json!({"panic": true}))
-                .map_err(|e| JobError::msg(e.to_string()))?;
-        }
         tokio::task::yield_now().await;
         Ok(())
     }
@@ -3728,4 +3723,28 @@ async fn ticking_clock_store(
         }
     });
     (clock, store, ticking)
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ProgressThenPanic {}
+
+impl JobArgs for ProgressThenPanic {
+    const KIND: &'static str = "progress_then_panic";
+}
+
+/// Reports a progress, then `{"panic": true}` 200 ms later (after the first write, long before
+/// the next is due: written by the run's last progress write), and returns.
+pub struct ProgressThenPanicWorker;
+
+#[async_trait::async_trait]
+impl Worker<ProgressThenPanic> for ProgressThenPanicWorker {
+    async fn work(&self, job: Job<ProgressThenPanic>) -> Result<(), JobError> {
+        let progress = |value| {
+            job.set_progress(&value)
+                .map_err(|e| JobError::msg(e.to_string()))
+        };
+        progress(serde_json::json!({"done": 1}))?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        progress(serde_json::json!({"panic": true}))
+    }
 }

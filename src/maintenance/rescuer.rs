@@ -47,8 +47,8 @@ pub struct RescuerConfig {
     /// this one's own heartbeats are overdue or not yet steady again
     /// ([`JobRescueParams::by`]).
     pub worker: Option<String>,
-    /// Asked before each pass, in a worker: the jobs whose outcome it is still writing, which
-    /// its own pass never takes for stuck ([`JobRescueParams::ending`]).
+    /// Asked at the start of each pass, in a worker: the jobs whose outcome it is still
+    /// writing, which its own pass leaves ([`JobRescueParams::ending`]).
     pub ending: Option<EndingJobs>,
 }
 
