@@ -1703,24 +1703,11 @@ backend_case! {
     /// that run, but left `running` under the worker, which stays registered, for rescuers
     /// once its lease has passed. (Review of 320feb9: it was put back at once.)
     async fn a_later_attempt_waiting_for_its_older_run_never_starts_once_jobs_are_stopped(db: TestDb) {
-        let worker = StuckOnceWorker { started: Arc::default(), block: Duration::from_secs(4) };
-        let mut workers = Workers::new();
-        workers.add(worker.clone()).unwrap();
-        let mut cfg = config(&[("default", 2)]);
-        cfg.maintenance = false;
-        cfg.shutdown_timeout = Duration::from_millis(300);
-        let rt = start(db.store.clone(), workers, cfg);
-        let id = Client::new(db.store.clone()).insert(&Stuck { n: 1 }, None).await.unwrap().job.id;
-        let row = wait_state(&db.store, id, JobState::Running).await;
-        eventually("the first attempt runs", || async { worker.started.lock().unwrap().len() == 1 }).await;
+        let (rt, worker, row) = one_job_blocking_its_thread(&db, Duration::from_secs(4), 2, Duration::from_millis(300)).await;
+        let id = row.id;
         // Put back under the worker's feet, as a rescuer would: the worker claims it again,
         // and the new attempt waits for the stuck one to be gone.
-        put_back_as_a_rescuer_would(&db.store, &row).await;
-        eventually("the job is claimed again", || async {
-            let now = db.store.job_get(id).await.unwrap().unwrap();
-            now.state == JobState::Running && now.attempt == row.attempt + 1
-        })
-        .await;
+        claimed_again(&db.store, &row).await;
         // The shutdown stops the jobs 300 ms in, while the older run still blocks its thread.
         rt.shutdown.soft.cancel();
         let result = rt.task.await.unwrap();
@@ -1738,26 +1725,10 @@ backend_case! {
     /// is gone: it is left `running` too, never put back beside the first. (Review of 84bae54:
     /// the second's end marked it gone, and the third was put back while the first still ran.)
     async fn a_chain_of_attempts_behind_a_run_blocking_its_thread_is_never_put_back(db: TestDb) {
-        let worker = StuckOnceWorker { started: Arc::default(), block: Duration::from_secs(6) };
-        let mut workers = Workers::new();
-        workers.add(worker.clone()).unwrap();
-        let mut cfg = config(&[("default", 3)]);
-        cfg.maintenance = false;
-        cfg.shutdown_timeout = Duration::from_millis(300);
-        let rt = start(db.store.clone(), workers, cfg);
-        let id = Client::new(db.store.clone()).insert(&Stuck { n: 1 }, None).await.unwrap().job.id;
-        let mut row = wait_state(&db.store, id, JobState::Running).await;
-        let first = row.attempt;
-        eventually("the first attempt runs", || async { worker.started.lock().unwrap().len() == 1 }).await;
+        let (rt, worker, mut row) = one_job_blocking_its_thread(&db, Duration::from_secs(6), 3, Duration::from_millis(300)).await;
+        let (id, first) = (row.id, row.attempt);
         for _ in 0..2 {
-            put_back_as_a_rescuer_would(&db.store, &row).await;
-            let next = row.attempt + 1;
-            eventually("the job is claimed again", || async {
-                let now = db.store.job_get(id).await.unwrap().unwrap();
-                now.state == JobState::Running && now.attempt == next
-            })
-            .await;
-            row = db.store.job_get(id).await.unwrap().unwrap();
+            row = claimed_again(&db.store, &row).await;
         }
         rt.shutdown.soft.cancel();
         let result = rt.task.await.unwrap();
@@ -1766,6 +1737,52 @@ backend_case! {
         assert_eq!((after.state, after.attempt), (JobState::Running, first + 2), "{after:?}");
         assert!(matches!(result, Err(porter::Error::StillRunning(_))), "{result:?}");
     }
+}
+
+/// A worker of `slots` slots (no maintenance, the shutdown's timeout `shutdown_timeout`) whose
+/// one `Stuck` job runs and blocks its thread for `block` at its first attempt; answers once
+/// that attempt runs, with the job's row as claimed.
+async fn one_job_blocking_its_thread(
+    db: &crate::common::TestDb,
+    block: Duration,
+    slots: usize,
+    shutdown_timeout: Duration,
+) -> (Running, StuckOnceWorker, porter::JobRow) {
+    let worker = StuckOnceWorker {
+        started: Arc::default(),
+        block,
+    };
+    let mut workers = Workers::new();
+    workers.add(worker.clone()).unwrap();
+    let mut cfg = config(&[("default", slots)]);
+    cfg.maintenance = false;
+    cfg.shutdown_timeout = shutdown_timeout;
+    let rt = start(db.store.clone(), workers, cfg);
+    let id = Client::new(db.store.clone())
+        .insert(&Stuck { n: 1 }, None)
+        .await
+        .unwrap()
+        .job
+        .id;
+    let row = wait_state(&db.store, id, JobState::Running).await;
+    eventually("the first attempt runs", || async {
+        worker.started.lock().unwrap().len() == 1
+    })
+    .await;
+    (rt, worker, row)
+}
+
+/// Puts `row`'s job back as a rescuer would, and waits until the worker claimed it again (its
+/// new attempt waits for the one still under way there); answers the new row.
+async fn claimed_again(store: &Store, row: &porter::JobRow) -> porter::JobRow {
+    put_back_as_a_rescuer_would(store, row).await;
+    let next = row.attempt + 1;
+    eventually("the job is claimed again", || async {
+        let now = store.job_get(row.id).await.unwrap().unwrap();
+        now.state == JobState::Running && now.attempt == next
+    })
+    .await;
+    store.job_get(row.id).await.unwrap().unwrap()
 }
 
 /// Asks for a long timeout but caps its kind's at 100 ms; sleeps 2 s.
@@ -3511,16 +3528,8 @@ backend_case! {
     /// gone), and the runtime says so. (Review of 7 Dec: it was put back as `available` at
     /// once, while it still ran, and another worker could start it.)
     async fn a_job_blocking_its_thread_at_shutdown_is_not_put_back_while_it_runs(db: TestDb) {
-        let worker = StuckOnceWorker { started: Arc::default(), block: Duration::from_secs(3) };
-        let mut workers = Workers::new();
-        workers.add(worker.clone()).unwrap();
-        let mut cfg = config(&[("default", 2)]);
-        cfg.maintenance = false;
-        cfg.shutdown_timeout = Duration::from_millis(100);
-        let rt = start(db.store.clone(), workers, cfg);
-        let id = Client::new(db.store.clone()).insert(&Stuck { n: 1 }, None).await.unwrap().job.id;
-        wait_state(&db.store, id, JobState::Running).await;
-        eventually("the job runs", || async { worker.started.lock().unwrap().len() == 1 }).await;
+        let (rt, _worker, row) = one_job_blocking_its_thread(&db, Duration::from_secs(3), 2, Duration::from_millis(100)).await;
+        let id = row.id;
         rt.shutdown.soft.cancel();
         let result = rt.task.await.unwrap();
         let row = db.store.job_get(id).await.unwrap().unwrap();
@@ -3544,27 +3553,8 @@ backend_case! {
     /// one attempt used: discarded), and the completion, once through, was fenced off: a
     /// shape earlier notes left open.
     async fn a_workers_own_rescuer_leaves_a_job_whose_outcome_it_is_writing(db: TestDb) {
-        let (clock, store, ticking) = ticking_clock_store(&db).await;
-        let gated = crate::chaos_gated_store::GatedStore::new(store.clone());
-        gated.close();
-        let opts = InsertOpts { max_attempts: Some(1), ..Default::default() };
-        let id = Client::new(store.clone()).insert(&Overlong { ms: 0 }, Some(opts)).await.unwrap().job.id;
-        let mut workers = Workers::new();
-        workers.add(OverlongWorker).unwrap();
-        let mut cfg = config(&[("default", 1)]);
-        // Heartbeats every 500 ms, rescuer passes every 300 ms.
-        cfg.lease = Duration::from_millis(1500);
-        let rt = start(gated.store(), workers, cfg);
-        wait_state(&store, id, JobState::Running).await;
-        pass_the_stuck_limit_by_steps(&clock).await;
-        let row = store.job_get(id).await.unwrap().unwrap();
-        assert_eq!(row.state, JobState::Running, "{row:?}");
-        gated.open();
-        let row = wait_state(&store, id, JobState::Completed).await;
-        assert_eq!(row.attempt, 1, "{row:?}");
-        assert!(row.errors.is_empty(), "{row:?}");
-        rt.stop().await;
-        ticking.abort();
+        let hold = |gated: &crate::chaos_gated_store::GatedStore, on: bool| if on { gated.close() } else { gated.open() };
+        a_held_write_outlives_the_workers_own_stuck_passes(&db, &Overlong { ms: 0 }, OverlongWorker, hold).await;
     }
 }
 
@@ -3574,26 +3564,8 @@ backend_case! {
     /// sent. (Review of b3665d9: the mark came after the last progress write, which waits for
     /// one in flight, and the pass took the job meanwhile.)
     async fn a_workers_own_rescuer_leaves_a_job_whose_last_progress_it_is_writing(db: TestDb) {
-        let (clock, store, ticking) = ticking_clock_store(&db).await;
-        let gated = crate::chaos_gated_store::GatedStore::new(store.clone());
-        gated.hold_progress(true);
-        let opts = InsertOpts { max_attempts: Some(1), ..Default::default() };
-        let id = Client::new(store.clone()).insert(&Progressing {}, Some(opts)).await.unwrap().job.id;
-        let mut workers = Workers::new();
-        workers.add(ProgressingWorker).unwrap();
-        let mut cfg = config(&[("default", 1)]);
-        cfg.lease = Duration::from_millis(1500);
-        let rt = start(gated.store(), workers, cfg);
-        wait_state(&store, id, JobState::Running).await;
-        pass_the_stuck_limit_by_steps(&clock).await;
-        let row = store.job_get(id).await.unwrap().unwrap();
-        assert_eq!(row.state, JobState::Running, "{row:?}");
-        gated.hold_progress(false);
-        let row = wait_state(&store, id, JobState::Completed).await;
-        assert_eq!(row.attempt, 1, "{row:?}");
-        assert!(row.errors.is_empty(), "{row:?}");
-        rt.stop().await;
-        ticking.abort();
+        let hold = |gated: &crate::chaos_gated_store::GatedStore, on: bool| gated.hold_progress(on);
+        a_held_write_outlives_the_workers_own_stuck_passes(&db, &Progressing {}, ProgressingWorker, hold).await;
     }
 }
 
@@ -3680,6 +3652,48 @@ impl Worker<Progressing> for ProgressingWorker {
     fn max_timeout(&self) -> Duration {
         Duration::from_millis(300)
     }
+}
+
+/// Runs one `args` job (one attempt allowed) on a worker (lease 1.5 s: heartbeats every 500
+/// ms, rescuer passes every 300 ms) over a gated store, with a write of its held up by `hold`
+/// (`true` holds, `false` lets go) from before it runs; once its handler has ended, moves the
+/// database's clock past its kind's stuck limit of 30.3 s by steps ([`pass_the_stuck_limit_by_steps`]).
+/// The job is still `running` then; let go, the write lands and the job completes at its first
+/// attempt with no error.
+async fn a_held_write_outlives_the_workers_own_stuck_passes<A: JobArgs, W: Worker<A>>(
+    db: &crate::common::TestDb,
+    args: &A,
+    worker: W,
+    hold: impl Fn(&crate::chaos_gated_store::GatedStore, bool),
+) {
+    let (clock, store, ticking) = ticking_clock_store(db).await;
+    let gated = crate::chaos_gated_store::GatedStore::new(store.clone());
+    hold(&gated, true);
+    let opts = InsertOpts {
+        max_attempts: Some(1),
+        ..Default::default()
+    };
+    let id = Client::new(store.clone())
+        .insert(args, Some(opts))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let mut workers = Workers::new();
+    workers.add(worker).unwrap();
+    let mut cfg = config(&[("default", 1)]);
+    cfg.lease = Duration::from_millis(1500);
+    let rt = start(gated.store(), workers, cfg);
+    wait_state(&store, id, JobState::Running).await;
+    pass_the_stuck_limit_by_steps(&clock).await;
+    let row = store.job_get(id).await.unwrap().unwrap();
+    assert_eq!(row.state, JobState::Running, "{row:?}");
+    hold(&gated, false);
+    let row = wait_state(&store, id, JobState::Completed).await;
+    assert_eq!(row.attempt, 1, "{row:?}");
+    assert!(row.errors.is_empty(), "{row:?}");
+    rt.stop().await;
+    ticking.abort();
 }
 
 /// Moves the database's clock past a stuck limit of 30.3 s (a kind's `max_timeout` of 300 ms
