@@ -391,7 +391,8 @@ pub(super) async fn execute(ctx: Arc<Ctx>, row: JobRow, permit: Slots, cancels_h
         error!(job_id = row.id, kind = %row.kind, attempt = row.attempt, panic = %panic_message(payload.as_ref()),
             "writing a job's last progress panicked; its outcome is recorded all the same");
     }
-    record(&ctx, &row, outcome, permit, began).await;
+    // Marked above (a run still under way at shutdown is not, nor is it by `record`).
+    record_marked(&ctx, &row, outcome, permit, began).await;
     if still_running {
         // Still under way here: never marked gone, so that a later attempt of its job in this
         // worker is not started, nor put back, beside it (the later one waits a bounded time
@@ -484,6 +485,16 @@ pub(super) fn tell(events: &dyn JobEvents, ended: &AttemptEnded) {
 /// or not as its handler was. Left held and marked ending, no stuck pass of this worker's would
 /// ever take it (review of b9f6275).
 async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: Instant) {
+    if !matches!(outcome, Outcome::StillRunning) {
+        // Its handler has ended (or never ran): this worker's own stuck passes leave it while
+        // its outcome is written (the run of one left running at shutdown has not ended).
+        ctx.owned.ending(row.id, row.attempt);
+    }
+    record_marked(ctx, row, outcome, slots, began).await;
+}
+
+/// [`record`] for a job already marked ending (by `execute`, as its handler ended).
+async fn record_marked(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: Instant) {
     let started = !matches!(
         outcome,
         Outcome::ParentRanAgain
@@ -498,7 +509,7 @@ async fn record(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: 
     }
 }
 
-/// [`record`], unguarded.
+/// [`record_marked`], unguarded.
 async fn record_outcome(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots, began: Instant) {
     let Slots {
         slot,
@@ -507,11 +518,6 @@ async fn record_outcome(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots,
     } = slots;
     drop(slot);
     ctx.running.settling(row.id, row.attempt);
-    if !matches!(outcome, Outcome::StillRunning) {
-        // Its handler has ended (or never ran): this worker's own stuck passes leave it while
-        // its outcome is written (the run of one left running at shutdown has not ended).
-        ctx.owned.ending(row.id, row.attempt);
-    }
     finished.fetch_add(1, Ordering::AcqRel);
     // `held` is kept until the outcome below is written.
     let told = |end: AttemptEnd| tell(ctx.events.as_ref(), &attempt_ended(row, end, began));
