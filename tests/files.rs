@@ -375,6 +375,41 @@ backend_case! {
 
 backend_case! {
     each_object_store;
+    /// A key S3's bulk delete cannot carry (U+FFFF is a valid path character but not an XML
+    /// one) fails the page's bulk request as a whole. Until 7 Dec every other orphan of that
+    /// page failed with it, on every pass, so up to a page of orphans next to such a row were
+    /// never cleaned (review of 7 Dec). The paths a failed bulk request left are now deleted
+    /// one at a time.
+    async fn a_key_a_bulk_delete_cannot_carry_fails_no_other_orphan(fx: Fixture) {
+        let odd = format!("tablos/{}/odd\u{FFFF}", Uuid::new_v4());
+        // As the cleanup reads it: `Path::from` (the fixture's `put`) would percent-encode it.
+        let odd_path = Path::parse(&odd).unwrap();
+        fx.objects
+            .put(&odd_path, bytes::Bytes::from_static(b"odd").into())
+            .await
+            .unwrap();
+        fx.orphan_row(&odd).await;
+        let (_, files, _) = fx.orphaned_tablo(5).await;
+        // One page for all six, as the default page size of 1000 would make it.
+        let config = CleanupConfig {
+            page_size: 10,
+            ..fx.config()
+        };
+        let got = cleanup_orphans(fx.tablos.as_ref(), fx.objects.as_ref(), &config)
+            .await
+            .unwrap();
+        assert_eq!(got, counts(6, 6, 6, 0));
+        fx.assert_cleaned(&files).await;
+        let left = fx.objects.head(&odd_path).await;
+        assert!(
+            matches!(left, Err(object_store::Error::NotFound { .. })),
+            "the odd key's own object goes too: {left:?}"
+        );
+    }
+}
+
+backend_case! {
+    each_object_store;
     async fn failed_deletes_leave_exactly_those_rows_and_the_job_retries(fx: Fixture) {
         let (live, live_files) = fx.tablo_with_files(2).await;
         let (_, files, job) = fx.orphaned_tablo(5).await;

@@ -23,7 +23,8 @@
 //!    segment, no leading or trailing `/`), and lie strictly under the configured prefix. A key
 //!    that fails is a *failure*: logged, counted, never deleted, its row kept;
 //! 2. the page's objects are deleted with [`ObjectStore::delete_stream`] (bulk requests on S3,
-//!    concurrent single deletes elsewhere); "not found" counts as deleted. An object that a
+//!    concurrent single deletes elsewhere; what a bulk request that failed as a whole left is
+//!    deleted one at a time); "not found" counts as deleted. An object that a
 //!    live tablo's file or an upload under way also names is left (its orphan row still goes);
 //! 3. the rows of the objects that are gone are deleted, and only those.
 //!
@@ -695,6 +696,9 @@ async fn cleanup_page(
     Ok(counts)
 }
 
+/// Single deletes under way at once after a bulk request failed as a whole.
+const SINGLE_DELETES_AT_ONCE: usize = 10;
+
 /// Deletes objects; returns those that are gone (deleted now, or not found). Failures are
 /// logged, and their objects are not in the result.
 async fn delete_objects(objects: &dyn ObjectStore, paths: Vec<Path>) -> HashSet<Path> {
@@ -721,23 +725,28 @@ async fn delete_objects(objects: &dyn ObjectStore, paths: Vec<Path>) -> HashSet<
             }
         }
     } else {
-        // A bulk request failed as a whole: what it covered is unknown, so only the paths
-        // reported deleted count; the rest are failures this pass (retried by the next one).
-        let mut first_error = None;
-        for result in results {
+        // A bulk request failed as a whole: what it covered is unknown, so the paths not
+        // reported deleted are deleted again one at a time. One key the bulk request cannot
+        // carry (S3's is XML, which has no U+FFFF) then fails alone; until 7 Dec it failed
+        // every path of its request, on every pass.
+        gone.extend(results.into_iter().flatten());
+        let left: Vec<Path> = paths.into_iter().filter(|p| !gone.contains(p)).collect();
+        let singles: Vec<(Path, object_store::Result<()>)> = stream::iter(left)
+            .map(|path| async move {
+                let result = objects.delete(&path).await;
+                (path, result)
+            })
+            .buffer_unordered(SINGLE_DELETES_AT_ONCE)
+            .collect()
+            .await;
+        for (path, result) in singles {
             match result {
-                Ok(path) => {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {
                     gone.insert(path);
                 }
                 Err(e) => {
-                    first_error.get_or_insert_with(|| e.to_string());
+                    failed.insert(path, e.to_string());
                 }
-            }
-        }
-        let why = first_error.unwrap_or_else(|| "no result".to_string());
-        for path in paths {
-            if !gone.contains(&path) {
-                failed.insert(path, why.clone());
             }
         }
     }
