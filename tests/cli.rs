@@ -1388,6 +1388,37 @@ fn s3_bucket_variables_alone_select_that_bucket() {
     );
 }
 
+/// A bucket named by the environment is checked like one in the URL, from each variable that
+/// can name it: `AWS_BUCKET` and `AWS_BUCKET_NAME` reached the S3 client unchecked, so
+/// `porter-test?x` sent the store-mark check to the bucket itself, which answered 200 (review
+/// of 7 Dec).
+#[test]
+fn a_bucket_named_by_any_variable_is_checked() {
+    for var in ["S3_BUCKET", "AWS_BUCKET", "AWS_BUCKET_NAME"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run(porter_cmd(dir.path())
+            .env_remove("S3_BUCKET")
+            .env_remove("AWS_BUCKET")
+            .env_remove("AWS_BUCKET_NAME")
+            .env(var, "porter-test?x")
+            .env("S3_ENDPOINT", "http://127.0.0.1:1")
+            .env("S3_REGION", "us-east-1")
+            .env("S3_ACCESS_KEY", "key")
+            .env("S3_SECRET_KEY", "secret")
+            .args([
+                "cleanup-orphans",
+                "--dry-run",
+                "--object-store-url",
+                "s3://",
+            ]));
+        assert_eq!(out.code, 2, "{var}: {out:#?}");
+        assert!(
+            out.stderr.contains(&format!("{var}: not a bucket name")),
+            "{var}: {out:#?}"
+        );
+    }
+}
+
 /// Issue 17.6: a command run from another directory silently created an empty `./porter.db`;
 /// it now says that it created a database, and where (once: not when it opens it again).
 #[test]

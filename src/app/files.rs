@@ -75,7 +75,8 @@ const MAX_NAME_IN_KEY: usize = 100;
 /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...), then the web backend's own variables
 /// override them when set: `S3_ENDPOINT`, `S3_REGION`, `S3_ACCESS_KEY`, `S3_SECRET_KEY`,
 /// `S3_USE_PATH_STYLE` (`true`, the default, or `false` for virtual-hosted buckets), and
-/// `S3_BUCKET` when the URL names no bucket (`s3://`). Plain-http endpoints are allowed, for
+/// `S3_BUCKET` when the URL names no bucket (`s3://`; else `AWS_BUCKET` or `AWS_BUCKET_NAME`).
+/// A bucket from any of these is checked as one in the URL is. Plain-http endpoints are allowed, for
 /// S3-compatible servers on a private network or loopback.
 pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>> {
     let invalid = |message: String| Error::invalid("object store url", message);
@@ -150,11 +151,22 @@ fn s3_from_env(bucket: &str) -> Result<object_store::aws::AmazonS3> {
         check_bucket(&b)
             .map_err(|why| Error::invalid("object store url", format!("S3_BUCKET: {why}")))?;
         builder = builder.with_bucket_name(b);
-    } else if var("AWS_BUCKET").is_none() && var("AWS_BUCKET_NAME").is_none() {
-        return Err(Error::invalid(
-            "object store url",
-            "s3:// names no bucket; use s3://BUCKET or set S3_BUCKET",
-        ));
+    } else {
+        // Read by `from_env` above; checked here like the others (until 7 Dec they were not).
+        let named: Vec<(&str, String)> = ["AWS_BUCKET", "AWS_BUCKET_NAME"]
+            .into_iter()
+            .filter_map(|name| var(name).map(|b| (name, b)))
+            .collect();
+        if named.is_empty() {
+            return Err(Error::invalid(
+                "object store url",
+                "s3:// names no bucket; use s3://BUCKET or set S3_BUCKET",
+            ));
+        }
+        for (name, b) in named {
+            check_bucket(&b)
+                .map_err(|why| Error::invalid("object store url", format!("{name}: {why}")))?;
+        }
     }
     if let Some(endpoint) = var("S3_ENDPOINT") {
         builder = builder.with_endpoint(endpoint);
