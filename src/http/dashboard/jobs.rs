@@ -135,7 +135,7 @@ pub fn read_cursor(cursor: &str, filter: &JobFilter) -> Option<i64> {
     let (id, sum) = cursor.split_once('.')?;
     let id: i64 = id.parse().ok()?;
     let sum = u64::from_str_radix(sum, 16).ok()?;
-    (sum == cursor_sum(id, filter) && id > 0).then_some(id)
+    (sum == cursor_sum(id, filter)).then_some(id)
 }
 
 /// The jobs page.
