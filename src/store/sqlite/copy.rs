@@ -96,13 +96,23 @@ fn declared_kind(declared: &str) -> ColumnKind {
     }
 }
 
-/// A row's values as SQLite stores them, and the first column whose text is not UTF-8 (that
-/// value read with U+FFFD in place of the bytes that are not, to name the row by).
-type StoredRow = (Vec<SqlValue>, Option<usize>);
+/// A value the copy cannot carry unchanged.
+#[derive(Debug, Clone, Copy)]
+enum Uncopiable {
+    /// Text that is not UTF-8 (read with U+FFFD in place of the bytes that are not, to name
+    /// the row by).
+    NotUtf8,
+    /// A number that is not finite: JSON has no such number, so it would travel as NULL.
+    NotFinite(f64),
+}
+
+/// A row's values as SQLite stores them, and the first column whose value cannot be copied
+/// unchanged.
+type StoredRow = (Vec<SqlValue>, Option<(usize, Uncopiable)>);
 
 fn read_row(table: &CopyTable, r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
     use rusqlite::types::ValueRef;
-    let mut not_utf8 = None;
+    let mut refused = None;
     let values = (0..table.columns.len())
         .map(|i| {
             // Text is read as its bytes: another program may have stored some that are not
@@ -111,7 +121,7 @@ fn read_row(table: &CopyTable, r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored
                 ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
                     Ok(text) => SqlValue::Text(text.to_owned()),
                     Err(_) => {
-                        not_utf8 = not_utf8.or(Some(i));
+                        refused = refused.or(Some((i, Uncopiable::NotUtf8)));
                         SqlValue::Text(String::from_utf8_lossy(bytes).into_owned())
                     }
                 },
@@ -120,15 +130,22 @@ fn read_row(table: &CopyTable, r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored
                 // U+FFFD (found by review).
                 ValueRef::Blob(bytes) => {
                     if std::str::from_utf8(bytes).is_err() {
-                        not_utf8 = not_utf8.or(Some(i));
+                        refused = refused.or(Some((i, Uncopiable::NotUtf8)));
                     }
                     SqlValue::Blob(bytes.to_vec())
+                }
+                // SQLite keeps `9e999` as infinity, in an INTEGER column too, and CHECKs
+                // such as `concurrency >= 1` take it. It was copied as NULL, and verified as
+                // such (a queue's limit lifted in the copy; review of 7 Dec).
+                ValueRef::Real(f) if !f.is_finite() => {
+                    refused = refused.or(Some((i, Uncopiable::NotFinite(f))));
+                    SqlValue::Real(f)
                 }
                 other => SqlValue::from(other),
             })
         })
         .collect::<rusqlite::Result<_>>()?;
-    Ok((values, not_utf8))
+    Ok((values, refused))
 }
 
 /// A stored value as the copy reads it.
@@ -176,22 +193,27 @@ fn stored_key_to_sql(key: &Value) -> SqlValue {
     }
 }
 
-/// Rows as the copy reads them; text that is not UTF-8 is refused, naming its row and column
-/// (copied, it would change).
+/// Rows as the copy reads them; text that is not UTF-8 and numbers that are not finite are
+/// refused, naming their row and column (copied, they would change).
 fn canonical_rows(table: &CopyTable, rows: Vec<StoredRow>) -> Result<Vec<Row>> {
     rows.into_iter()
-        .map(|(row, not_utf8)| {
+        .map(|(row, refused)| {
             let row: Vec<Value> = row.into_iter().map(value_of).collect();
             let value_of = |name: &str| {
                 let i = table.columns.iter().position(|c| c.name == name)?;
                 row.get(i)
             };
-            if let Some(i) = not_utf8 {
-                let said = format!(
-                    "column {} holds text that is not UTF-8 ({}); correct the row and copy again",
-                    table.columns[i].name,
-                    shortened(&row[i])
-                );
+            if let Some((i, why)) = refused {
+                let column = &table.columns[i].name;
+                let said = match why {
+                    Uncopiable::NotUtf8 => format!(
+                        "column {column} holds text that is not UTF-8 ({}); correct the row and copy again",
+                        shortened(&row[i])
+                    ),
+                    Uncopiable::NotFinite(f) => format!(
+                        "column {column} holds a number that is not finite ({f}); correct the row and copy again"
+                    ),
+                };
                 return Err(row_error(table, value_of, Error::Database(said)));
             }
             table
