@@ -385,13 +385,13 @@ impl Client {
     }
 
     /// Retries, cancels or deletes every job a filter matches, up to `max_id` (see
-    /// [`Store::job_bulk`]).
+    /// [`Store::job_bulk`]; an error part-way says what was done before it).
     pub async fn bulk(
         &self,
         action: BulkAction,
         filter: JobFilter,
         fence: impl Into<crate::store::BulkFence>,
-    ) -> Result<BulkOutcome> {
+    ) -> std::result::Result<BulkOutcome, crate::store::BulkError> {
         self.store.job_bulk(action, filter, fence).await
     }
 

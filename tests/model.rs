@@ -317,7 +317,9 @@ async fn bulk(
         kind: Some(KINDS[kind].into()),
         ..Default::default()
     };
-    s.job_bulk(action, filter, i64::MAX).await
+    s.job_bulk(action, filter, i64::MAX)
+        .await
+        .map_err(Error::from)
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {

@@ -181,6 +181,27 @@ pub struct BulkOutcome {
     pub capped: bool,
 }
 
+/// A bulk action that an error stopped part-way. Each batch commits on its own, so the
+/// batches written before the error stay written: `done` counts them (`done.matched` also
+/// counts the batch the error stopped, which changed nothing).
+#[derive(Debug, thiserror::Error)]
+#[error("{error} (after {} jobs were changed)", done.changed)]
+pub struct BulkError {
+    /// What the batches committed before the error did.
+    pub done: BulkOutcome,
+    /// What stopped it.
+    #[source]
+    pub error: Error,
+}
+
+impl From<BulkError> for Error {
+    /// The error that stopped the action; what it did before is lost (see
+    /// [`BulkError::done`]).
+    fn from(e: BulkError) -> Error {
+        e.error
+    }
+}
+
 /// A job a bulk write changed, as far as the store needs to tell others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobChange {

@@ -53,8 +53,8 @@ use crate::job::{
 // The fence is the job's (a row knows its own fence); the seam's methods take it.
 pub use crate::job::JobFence;
 pub use admin::{
-    BulkAction, BulkFence, BulkOutcome, JobChange, JobFilter, JobSearchParams, MatchCount,
-    PeriodicRow, ThroughputRow,
+    BulkAction, BulkError, BulkFence, BulkOutcome, JobChange, JobFilter, JobSearchParams,
+    MatchCount, PeriodicRow, ThroughputRow,
 };
 pub use batch::{BatchInsertParams, BatchInserted, BatchRow};
 pub use driver::Driver;

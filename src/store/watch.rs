@@ -21,3 +21,17 @@ pub async fn watch_writes<F: Future>(begun: Arc<AtomicBool>, work: F) -> F::Outp
 pub fn write_begins() {
     let _ = WRITES.try_with(|begun| begun.store(true, Ordering::SeqCst));
 }
+
+/// Spawns `work` as a task of its own, inside the [`watch_writes`] around the caller, if any:
+/// it runs to its end even if the caller is dropped (a web request whose client went away),
+/// and its writes still tell the caller's watch that they have begun.
+pub fn spawn_watched<F>(work: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match WRITES.try_with(Arc::clone) {
+        Ok(begun) => tokio::spawn(watch_writes(begun, work)),
+        Err(_) => tokio::spawn(work),
+    }
+}

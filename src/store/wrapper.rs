@@ -1019,18 +1019,38 @@ impl Store {
     /// state forbids the action (running ones for retry and delete, finished ones for cancel,
     /// available ones for retry) are matched but not changed. A cancel goes the way of [`Store::job_cancel`]: a running
     /// job is asked to stop and its worker told; retried jobs wake their queues' producers.
+    ///
+    /// An error part-way is a [`BulkError`] with what the batches committed before it did.
     pub async fn job_bulk(
         &self,
         action: BulkAction,
         filter: JobFilter,
         fence: impl Into<BulkFence>,
-    ) -> Result<BulkOutcome> {
+    ) -> std::result::Result<BulkOutcome, BulkError> {
+        let mut out = BulkOutcome::default();
+        match self
+            .job_bulk_counting(action, filter, fence.into(), &mut out)
+            .await
+        {
+            Ok(()) => Ok(out),
+            Err(error) => Err(BulkError { done: out, error }),
+        }
+    }
+
+    /// [`Self::job_bulk`], counting into `out` as its batches commit.
+    async fn job_bulk_counting(
+        &self,
+        action: BulkAction,
+        filter: JobFilter,
+        fence: BulkFence,
+        out: &mut BulkOutcome,
+    ) -> Result<()> {
         filter.check()?;
         let BulkFence {
             max_id,
             in_progress,
             counted,
-        } = fence.into();
+        } = fence;
         // The jobs within the fence, below `before`, at most `limit`.
         let fenced = |before: Option<i64>, limit: u32| JobSearchParams {
             filter: filter.clone(),
@@ -1061,7 +1081,6 @@ impl Store {
             }
             planned = Some(found.into_iter());
         }
-        let mut out = BulkOutcome::default();
         let mut before = None;
         // Retries go oldest first, so that of a sequence's finished jobs the oldest is the one
         // retried (the others find their sequence busy) whichever batches part them: all the
@@ -1134,7 +1153,7 @@ impl Store {
             out.changed += changed.len() as u64;
             self.wake_queues(changed.iter().map(|c| c.queue.as_str()));
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Running jobs per worker id.

@@ -65,6 +65,17 @@ pub struct GatedStore {
     progress_panics: AtomicBool,
     /// The next worker's cancel (`job_cancel_running`) panics (once).
     cancel_panics: AtomicBool,
+    /// Bulk writes (retry, cancel or delete of many) begun so far.
+    bulk_writes: AtomicU64,
+    /// Bulk writes after this many fail as a database's error would (see
+    /// [`GatedStore::fail_bulk_writes_after`]).
+    bulk_fail_after: AtomicU64,
+    /// Bulk writes after this many wait while `bulk_open` is false (see
+    /// [`GatedStore::hold_bulk_writes_after`]).
+    bulk_hold_after: AtomicU64,
+    bulk_open: tokio::sync::watch::Sender<bool>,
+    /// Bulk writes waiting at the gate now.
+    bulk_waiting: tokio::sync::watch::Sender<u64>,
 }
 
 /// See [`GatedStore::before_bulk_write`].
@@ -84,6 +95,11 @@ impl GatedStore {
             claim_panics: AtomicBool::new(false),
             slow_listings: AtomicU64::new(0),
             before_bulk: std::sync::Mutex::new(None),
+            bulk_writes: AtomicU64::new(0),
+            bulk_fail_after: AtomicU64::new(u64::MAX),
+            bulk_hold_after: AtomicU64::new(u64::MAX),
+            bulk_open: tokio::sync::watch::channel(true).0,
+            bulk_waiting: tokio::sync::watch::channel(0).0,
             before_outputs: std::sync::Mutex::new(None),
             slow_releases: AtomicU64::new(0),
             listings_fail: AtomicBool::new(false),
@@ -143,11 +159,44 @@ impl GatedStore {
         }
     }
 
-    async fn meddle(&self) {
+    async fn meddle(&self) -> Result<()> {
         let meddle = self.before_bulk.lock().unwrap().take();
         if let Some(meddle) = meddle {
             meddle().await;
         }
+        let n = self.bulk_writes.fetch_add(1, Ordering::SeqCst);
+        if n >= self.bulk_fail_after.load(Ordering::SeqCst) {
+            return Err(porter::Error::Database(
+                "bulk write failed (injected)".into(),
+            ));
+        }
+        if n >= self.bulk_hold_after.load(Ordering::SeqCst) {
+            self.bulk_waiting.send_modify(|w| *w += 1);
+            let _ = self.bulk_open.subscribe().wait_for(|open| *open).await;
+            self.bulk_waiting.send_modify(|w| *w -= 1);
+        }
+        Ok(())
+    }
+
+    /// Bulk writes after the first `n` from now on fail, as a database's error would.
+    pub fn fail_bulk_writes_after(&self, n: u64) {
+        self.bulk_fail_after.store(n, Ordering::SeqCst);
+    }
+
+    /// Bulk writes after the first `n` from now on wait, until [`Self::release_bulk_writes`].
+    pub fn hold_bulk_writes_after(&self, n: u64) {
+        self.bulk_open.send_replace(false);
+        self.bulk_hold_after.store(n, Ordering::SeqCst);
+    }
+
+    /// Held bulk writes go on.
+    pub fn release_bulk_writes(&self) {
+        self.bulk_open.send_replace(true);
+    }
+
+    /// Returns once a bulk write waits at the gate.
+    pub async fn bulk_write_held(&self) {
+        let _ = self.bulk_waiting.subscribe().wait_for(|w| *w > 0).await;
     }
 
     /// Reads of the job counts fail (as in an outage) from now on, or answer again.
@@ -604,7 +653,7 @@ impl Driver for GatedStore {
         self.inner.job_count_matching(filter).await
     }
     async fn job_retry_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<Vec<JobChange>> {
-        self.meddle().await;
+        self.meddle().await?;
         self.inner.job_retry_many(ids, states).await
     }
     async fn job_cancel_many(
@@ -612,11 +661,11 @@ impl Driver for GatedStore {
         ids: Vec<i64>,
         states: Vec<JobState>,
     ) -> Result<Vec<JobChange>> {
-        self.meddle().await;
+        self.meddle().await?;
         self.inner.job_cancel_many(ids, states).await
     }
     async fn job_delete_many(&self, ids: Vec<i64>, states: Vec<JobState>) -> Result<u64> {
-        self.meddle().await;
+        self.meddle().await?;
         self.inner.job_delete_many(ids, states).await
     }
     async fn job_running_by_worker(&self) -> Result<Vec<(String, i64)>> {

@@ -128,7 +128,7 @@ backend_case! {
         ] {
             assert!(matches!(s.job_search(search(bad.clone(), None, 10)).await, Err(Error::Invalid { .. })), "{bad:?}");
             assert!(matches!(s.job_count_matching(bad.clone()).await, Err(Error::Invalid { .. })), "{bad:?}");
-            assert!(matches!(s.job_bulk(BulkAction::Delete, bad.clone(), i64::MAX).await, Err(Error::Invalid { .. })), "{bad:?}");
+            assert!(matches!(s.job_bulk(BulkAction::Delete, bad.clone(), i64::MAX).await.map_err(Error::from), Err(Error::Invalid { .. })), "{bad:?}");
         }
     }
 }
@@ -425,7 +425,7 @@ backend_case! {
         let s = &*db.store;
         let f = JobFilter { args_contains: Some("a\0b".into()), ..Default::default() };
         assert!(matches!(s.job_search(search(f.clone(), None, 10)).await, Err(Error::Invalid { .. })));
-        assert!(matches!(s.job_bulk(BulkAction::Delete, f, i64::MAX).await, Err(Error::Invalid { .. })));
+        assert!(matches!(s.job_bulk(BulkAction::Delete, f, i64::MAX).await.map_err(Error::from), Err(Error::Invalid { .. })));
     }
 }
 
@@ -488,7 +488,7 @@ backend_case! {
         let count = s.job_count_matching(cancelled.clone()).await.unwrap();
         assert_eq!((count.count, count.max_id), (1, Some(b.id)));
         s.job_cancel(a.id).await.unwrap();
-        let refused = s.job_bulk(BulkAction::Retry, cancelled.clone(), count.fence().unwrap()).await;
+        let refused = s.job_bulk(BulkAction::Retry, cancelled.clone(), count.fence().unwrap()).await.map_err(Error::from);
         assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
         for id in [a.id, b.id] {
             assert_eq!(state_of(s, id).await, Some(JobState::Cancelled), "nothing changed");

@@ -149,7 +149,11 @@ fn bulk(
     f: JobFilter,
 ) -> impl std::future::Future<Output = porter::Result<BulkOutcome>> + Send + 'static {
     let s = s.clone();
-    async move { s.job_bulk(action, f, i64::MAX).await }
+    async move {
+        s.job_bulk(action, f, i64::MAX)
+            .await
+            .map_err(porter::Error::from)
+    }
 }
 
 backend_case! {

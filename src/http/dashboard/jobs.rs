@@ -364,10 +364,11 @@ pub(super) async fn confirm(
         return refused;
     }
     let all = pairs(query.as_deref().unwrap_or("").as_bytes());
-    let (filter, rest) = match bulk_filter(read_filter(&all, &["action", "status", "said"])) {
-        Ok(f) => f,
-        Err((status, message)) => return problem_page(&state, status, &message),
-    };
+    let (filter, rest) =
+        match bulk_filter(read_filter(&all, &["action", "status", "said", "changed"])) {
+            Ok(f) => f,
+            Err((status, message)) => return problem_page(&state, status, &message),
+        };
     let action = match read_action(&rest) {
         Ok(a) => a,
         Err(message) => return problem_page(&state, StatusCode::BAD_REQUEST, &message),
@@ -388,8 +389,15 @@ pub(super) async fn confirm(
     let refusal = super::refused_status(field("status")).map(|status| {
         let words =
             super::said(&state, field("said")).unwrap_or_else(|| super::unsaid(status).to_string());
+        // Batches written before the error stay written (each commits on its own): until 7 Dec
+        // this said "Nothing was changed" of a submission stopped part-way.
+        let before = match field("changed").and_then(|n| n.parse::<u64>().ok()) {
+            None | Some(0) => "Nothing was changed".to_string(),
+            Some(1) => "1 job was changed, then this stopped the rest".to_string(),
+            Some(n) => format!("{n} jobs were changed, then this stopped the rest"),
+        };
         format!(
-            "Nothing was changed ({}): {}. The count below is new: confirm it again.",
+            "{before} ({}): {}. The count below is new: confirm it again.",
             super::status_text(status),
             words.trim_end_matches('.')
         )
@@ -533,19 +541,37 @@ pub(super) async fn run(
         counted,
     };
     let fq = filter_query(&filter);
-    let outcome = match state.client.bulk(action, filter.clone(), fence).await {
-        Ok(o) => o,
-        // Refused (more jobs match than were counted, say): back to the confirmation, counted
-        // afresh, with the refusal's words. An error page at this POST's address posted the
-        // action again when reloaded (until 7 Dec), and a count that matched by then acted.
-        Err(e) => {
-            let refused = super::refused(&state, e, &format!("bulk {}", action.as_str()));
+    // A task of its own: its batches commit one by one, and a client that goes away (a page
+    // left, a proxy's timeout) dropped this handler between two of them (until 7 Dec), which
+    // left the action part-done and nobody told.
+    let bulk = crate::store::watch::spawn_watched({
+        let client = state.client.clone();
+        let filter = filter.clone();
+        async move { client.bulk(action, filter, fence).await }
+    });
+    let outcome = match bulk.await {
+        Ok(Ok(o)) => o,
+        // Refused (more jobs match than were counted, say) or stopped part-way: back to the
+        // confirmation, counted afresh, with the refusal's words and what was changed before
+        // it. An error page at this POST's address posted the action again when reloaded
+        // (until 7 Dec), and a count that matched by then acted.
+        Ok(Err(stopped)) => {
+            let refused =
+                super::refused(&state, stopped.error, &format!("bulk {}", action.as_str()));
             return Redirect::to(&format!(
-                "/dashboard/jobs/bulk?{fq}{}action={}&{refused}",
+                "/dashboard/jobs/bulk?{fq}{}action={}&{refused}&changed={}",
                 if fq.is_empty() { "" } else { "&" },
-                action.as_str()
+                action.as_str(),
+                stopped.done.changed
             ))
             .into_response();
+        }
+        Err(panicked) => {
+            return problem_page(
+                &state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("the bulk action failed: {panicked}"),
+            )
         }
     };
     Redirect::to(&format!(
