@@ -329,6 +329,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "worker_clock_jumped_at",
             "0059_worker_clock_jumped_at.sql"
         ),
+        migration!(
+            60,
+            "callback_recounted_from_a_wait",
+            "0060_callback_recounted_from_a_wait.sql"
+        ),
     ],
 };
 

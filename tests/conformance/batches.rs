@@ -429,6 +429,78 @@ backend_case! {
 }
 
 backend_case! {
+    /// A callback retried by hand while it waits to run again (failed and `retryable`, or
+    /// snoozed and `scheduled`), after a member was retried and completed meanwhile, runs with
+    /// the counts as they stand, as a callback retried after it ended does. The counts were
+    /// recounted only when the callback left `pending` or an end, so it kept the member's first
+    /// end: `discarded: 1` for a batch whose members had all completed (review of 7 Dec).
+    async fn a_callback_retried_while_it_waits_to_run_again_gets_the_counts_as_they_stand(db: TestDb) {
+        let s = &db.store;
+        let client = Client::new(s.clone());
+        for snoozed in [false, true] {
+            let b = client.insert_batch(callback(batch_of(2, "m"), false)).await.unwrap();
+            let claimed = s.job_claim(claim("default", &["m"], 10, W)).await.unwrap();
+            end(s, &claimed[0], JobState::Discarded).await;
+            end(s, &claimed[1], JobState::Completed).await;
+            let cb = s.job_claim(claim("default", &["cb"], 10, W)).await.unwrap().remove(0);
+            assert_eq!(cb.id, b.callback.id);
+            assert_eq!((&cb.args["completed"], &cb.args["discarded"]), (&serde_json::json!(1), &serde_json::json!(1)));
+            let waiting = if snoozed {
+                s.job_snooze(JobSnoozeParams { fence: cb.fence(), delay: Duration::from_secs(3600) })
+                    .await
+                    .unwrap()
+            } else {
+                s.job_fail(fail(&cb, "not yet", Duration::from_secs(3600))).await.unwrap()
+            };
+            let expected = if snoozed { JobState::Scheduled } else { JobState::Retryable };
+            assert_eq!(waiting.state, expected);
+            s.job_retry(claimed[0].id).await.unwrap();
+            let again = s.job_claim(claim("default", &["m"], 10, W)).await.unwrap();
+            assert_eq!(again.len(), 1);
+            end(s, &again[0], JobState::Completed).await;
+            let retried = s.job_retry(cb.id).await.unwrap();
+            assert_eq!(retried.state, JobState::Available, "{retried:?}");
+            let cb = s.job_get(cb.id).await.unwrap().unwrap();
+            assert_eq!(
+                (&cb.args["completed"], &cb.args["discarded"], &cb.args["cancelled"], &cb.args["report"]),
+                (&serde_json::json!(2), &serde_json::json!(0), &serde_json::json!(0), &serde_json::json!("weekly")),
+                "snoozed {snoozed}: {cb:?}"
+            );
+            // Done with this round's callback.
+            let cb = s.job_claim(claim("default", &["cb"], 10, W)).await.unwrap().remove(0);
+            end(s, &cb, JobState::Completed).await;
+        }
+
+        // Its backoff ending recounts too: the promotion of the due callback (its own queue,
+        // so that the members' claims do not promote it early).
+        let b = client
+            .insert_batch(batch_of(2, "m").callback_raw(
+                "cb",
+                serde_json::json!({}),
+                InsertOpts { queue: Some("cbq".into()), ..Default::default() },
+                false,
+            ))
+            .await
+            .unwrap();
+        let claimed = s.job_claim(claim("default", &["m"], 10, W)).await.unwrap();
+        end(s, &claimed[0], JobState::Discarded).await;
+        end(s, &claimed[1], JobState::Completed).await;
+        let cb = s.job_claim(claim("cbq", &["cb"], 10, W)).await.unwrap().remove(0);
+        assert_eq!(cb.id, b.callback.id);
+        s.job_fail(fail(&cb, "not yet", Duration::ZERO)).await.unwrap();
+        s.job_retry(claimed[0].id).await.unwrap();
+        let again = s.job_claim(claim("default", &["m"], 10, W)).await.unwrap();
+        end(s, &again[0], JobState::Completed).await;
+        let cb = s.job_claim(claim("cbq", &["cb"], 10, W)).await.unwrap().remove(0);
+        assert_eq!(
+            (&cb.args["completed"], &cb.args["discarded"]),
+            (&serde_json::json!(2), &serde_json::json!(0)),
+            "{cb:?}"
+        );
+    }
+}
+
+backend_case! {
     /// A callback an admin retries after it ended (an on_success callback cancelled by a
     /// failed member, run anyway) gets the counts by end state as it becomes due, as one due
     /// at the batch's end does. Before, it ran without them: the counts were written only when
