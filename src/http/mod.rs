@@ -108,7 +108,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 
 pub use error::AppError;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, METRICS_PAIRS, METRICS_QUEUES};
 
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
