@@ -409,6 +409,100 @@ backend_case! {
 }
 
 backend_case! {
+    /// One periodic cleanup at a time: while one that failed waits to retry, the slots that
+    /// come meanwhile add no other. Each used to: with a failure no pass can mend (a key the
+    /// cleanup refuses, a store that refuses every delete), every hourly job retried 25 times
+    /// over about 20 days, some 490 of them alive at once and 25 passes an hour (review of
+    /// 7 Dec).
+    async fn a_failing_periodic_cleanup_is_one_job_however_many_slots_come(db: TestDb) {
+        let every = std::time::Duration::from_secs(3600);
+        let periodic = porter::app::builtin::builtin_periodic(std::time::Duration::from_secs(60), every)
+            .into_iter()
+            .find(|p| p.kind == OrphanFileCleanup::KIND)
+            .unwrap();
+        let enqueue = |slot: i64| {
+            let params = porter::store::PeriodicEnqueueParams {
+                name: periodic.name.clone(),
+                slot,
+                job: porter::store::JobInsertParams::new(&periodic.kind, periodic.args.clone(), periodic.opts.clone())
+                    .unwrap(),
+            };
+            let store = db.store.clone();
+            async move { store.periodic_enqueue(params).await.unwrap() }
+        };
+        let hour = every.as_millis() as i64;
+        assert!(enqueue(hour).await.is_none(), "a name's first slot is only recorded");
+        let first = enqueue(2 * hour).await.expect("the second slot inserts");
+        assert!(first.inserted);
+        let claimed = db
+            .store
+            .job_claim(porter::store::JobClaimParams {
+                queue: "default".into(),
+                kinds: vec![OrphanFileCleanup::KIND.into()],
+                limit: 10,
+                worker_id: "w".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        let failed = db
+            .store
+            .job_fail(porter::store::JobFailParams {
+                fence: claimed[0].fence(),
+                error: "orphan cleanup: 1 failures".into(),
+                trace: None,
+                retry_in: every,
+                discard: false,
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed.state, JobState::Retryable);
+        for slot in 3..6 {
+            let next = enqueue(slot * hour).await.expect("the slot moves on");
+            assert!(!next.inserted, "slot {slot}: {next:?}");
+            assert_eq!(next.job.id, first.job.id);
+        }
+        let cleanups = db
+            .raw_count("SELECT count(*) FROM porter_jobs WHERE kind = 'orphan_file_cleanup'")
+            .await;
+        assert_eq!(cleanups, 1);
+    }
+}
+
+/// A cleanup's retries come at most its schedule's interval apart: one job retries for the
+/// slots that pass (above), so a backoff of days would have left the orphans for days.
+#[tokio::test]
+async fn a_cleanups_retries_come_at_most_an_interval_apart() {
+    use porter::Worker;
+    let db = common::sqlite().await;
+    let every = std::time::Duration::from_secs(600);
+    let workers_fixture = Fixture::new(db, files_fixture::Objects::Memory).await;
+    let worker = porter::app::orphan_file_cleanup::OrphanFileCleanupWorker {
+        retry_at_most: every,
+        ..workers_fixture.worker(workers_fixture.objects.clone())
+    };
+    let mut row = workers_fixture.cleanup_job().await;
+    let next = |row: &porter::JobRow| {
+        let job = porter::Job::new(
+            OrphanFileCleanup { tablo_id: None },
+            row.clone(),
+            tokio_util::sync::CancellationToken::new(),
+        );
+        worker.next_retry(&job)
+    };
+    row.attempt = 2;
+    let early = next(&row);
+    assert!(
+        early < std::time::Duration::from_secs(20),
+        "{early:?}: attempt^4 s"
+    );
+    for attempt in [6, 20, 25] {
+        row.attempt = attempt;
+        assert_eq!(next(&row), every, "attempt {attempt}");
+    }
+}
+
+backend_case! {
     each_object_store;
     async fn failed_deletes_leave_exactly_those_rows_and_the_job_retries(fx: Fixture) {
         let (live, live_files) = fx.tablo_with_files(2).await;

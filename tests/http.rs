@@ -1447,7 +1447,7 @@ backend_case! {
             .unwrap()
             .job
             .id;
-        let workers = porter::app::builtin::builtin_workers(db.store.clone(), state.objects.clone()).unwrap();
+        let workers = porter::app::builtin::builtin_workers(db.store.clone(), state.objects.clone(), std::time::Duration::from_secs(3600)).unwrap();
         let shutdown = Shutdown::new();
         let runtime = Runtime::new(
             db.store.clone(),
@@ -1491,7 +1491,7 @@ backend_case! {
         use porter::runtime::{JobEvents, Runtime, RuntimeConfig, Shutdown};
         let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
         let app = router(state.clone());
-        let workers = porter::app::builtin::builtin_workers(db.store.clone(), state.objects.clone()).unwrap();
+        let workers = porter::app::builtin::builtin_workers(db.store.clone(), state.objects.clone(), std::time::Duration::from_secs(3600)).unwrap();
         let shutdown = Shutdown::new();
         let runtime = Runtime::new(
             db.store.clone(),

@@ -44,8 +44,13 @@ pub fn check_builtin_args(kind: &str, args: &serde_json::Value) -> crate::Result
 }
 
 /// The built-in workers (heartbeat, noop, sleep, fail, orphan_file_cleanup), the last one on
-/// this database and object store.
-pub fn builtin_workers(store: Arc<Store>, objects: Arc<dyn ObjectStore>) -> crate::Result<Workers> {
+/// this database and object store, retrying a failed run at most `orphan_cleanup_every`
+/// later (the interval given [`builtin_periodic`]).
+pub fn builtin_workers(
+    store: Arc<Store>,
+    objects: Arc<dyn ObjectStore>,
+    orphan_cleanup_every: Duration,
+) -> crate::Result<Workers> {
     let mut workers = Workers::new();
     workers.add(HeartbeatWorker)?;
     workers.add(NoopWorker)?;
@@ -55,9 +60,15 @@ pub fn builtin_workers(store: Arc<Store>, objects: Arc<dyn ObjectStore>) -> crat
         store: crate::app::store::from_core(store),
         objects,
         config: CleanupConfig::default(),
+        retry_at_most: orphan_cleanup_every,
     })?;
     Ok(workers)
 }
+
+/// The unique key of the periodic `orphan_file_cleanup` jobs: one at a time. While one that
+/// failed waits to retry, the slots that come add no other (until 7 Dec each did: with a
+/// failure no pass mends, about 490 retried at once, 25 passes an hour).
+pub const PERIODIC_CLEANUP_KEY: &str = "porter:periodic:orphan_file_cleanup";
 
 /// The built-in periodic jobs: `heartbeat` (run on start, then every `heartbeat_every`) and
 /// `orphan_file_cleanup` (every `orphan_cleanup_every`, on slots aligned to the epoch).
@@ -67,10 +78,16 @@ pub fn builtin_periodic(
 ) -> Vec<PeriodicJob> {
     vec![
         PeriodicJob::new(Heartbeat::KIND, Schedule::Every(heartbeat_every)).run_on_start(true),
-        PeriodicJob::new(
-            OrphanFileCleanup::KIND,
-            Schedule::Every(orphan_cleanup_every),
-        ),
+        PeriodicJob {
+            opts: crate::InsertOpts {
+                unique_key: Some(PERIODIC_CLEANUP_KEY.to_string()),
+                ..Default::default()
+            },
+            ..PeriodicJob::new(
+                OrphanFileCleanup::KIND,
+                Schedule::Every(orphan_cleanup_every),
+            )
+        },
     ]
 }
 
@@ -85,7 +102,7 @@ mod tests {
             .await
             .unwrap();
         let objects: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-        let workers = builtin_workers(store, objects).unwrap();
+        let workers = builtin_workers(store, objects, Duration::from_secs(3600)).unwrap();
         let mut kinds: Vec<String> = BUILTIN_KINDS.iter().map(|k| k.to_string()).collect();
         kinds.sort();
         assert_eq!(workers.kinds(), kinds);

@@ -27,6 +27,11 @@ pub struct OrphanFileCleanupWorker {
     pub objects: Arc<dyn ObjectStore>,
     /// Prefix, page size and concurrency; `tablo_id` comes from each job's args instead.
     pub config: CleanupConfig,
+    /// The longest delay before a failed run's next attempt: the periodic schedule's
+    /// interval. One periodic cleanup waits at a time ([`crate::app::builtin::builtin_periodic`]
+    /// gives them one unique key), and its retries stand in for the slots that pass, so the
+    /// default backoff (days, from the 9th attempt on) would leave the orphans for days.
+    pub retry_at_most: Duration,
 }
 
 impl std::fmt::Debug for OrphanFileCleanupWorker {
@@ -35,6 +40,7 @@ impl std::fmt::Debug for OrphanFileCleanupWorker {
             .field("backend", &self.store.backend())
             .field("objects", &self.objects.to_string())
             .field("config", &self.config)
+            .field("retry_at_most", &self.retry_at_most)
             .finish()
     }
 }
@@ -79,6 +85,10 @@ impl Worker<OrphanFileCleanup> for OrphanFileCleanupWorker {
 
     fn timeout(&self, _job: &Job<OrphanFileCleanup>) -> Duration {
         TIMEOUT
+    }
+
+    fn next_retry(&self, job: &Job<OrphanFileCleanup>) -> Duration {
+        crate::job::default_backoff(job.attempt()).min(self.retry_at_most)
     }
 
     fn max_timeout(&self) -> Duration {

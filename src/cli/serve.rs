@@ -333,7 +333,7 @@ pub(super) async fn worker(g: &GlobalArgs, args: WorkerArgs) -> anyhow::Result<(
         return Ok(());
     };
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting worker");
-    let workers = builtin_workers(store.clone(), objects.clone())?;
+    let workers = builtin_workers(store.clone(), objects.clone(), args.orphan_cleanup_every)?;
     let watch = watch_database_file(store.clone(), shutdown.clone());
     let mut runtime = Runtime::new(store.clone(), workers, config);
     let mut metrics_server = None;
@@ -409,7 +409,11 @@ pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     info!(database = %redact_url(&g.database_url), backend = %store.backend(), "starting dev: web and worker in one process");
-    let workers = builtin_workers(store.clone(), objects.clone())?;
+    let workers = builtin_workers(
+        store.clone(),
+        objects.clone(),
+        args.worker.orphan_cleanup_every,
+    )?;
     let state = AppState::with_config(store.clone(), objects, config);
     mark_object_store(&state, &shutdown).await;
     let watch = watch_database_file(store.clone(), shutdown.clone());

@@ -117,6 +117,7 @@ impl Fixture {
             store: self.tablos.clone(),
             objects,
             config: self.config(),
+            retry_at_most: std::time::Duration::from_secs(3600),
         }
     }
 

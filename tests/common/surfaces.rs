@@ -96,7 +96,12 @@ pub fn spawn_worker(
     store: Arc<Store>,
     objects: Arc<dyn ObjectStore>,
 ) -> (Shutdown, tokio::task::JoinHandle<porter::Result<RunReport>>) {
-    let workers = porter::app::builtin::builtin_workers(store.clone(), objects).unwrap();
+    let workers = porter::app::builtin::builtin_workers(
+        store.clone(),
+        objects,
+        std::time::Duration::from_secs(3600),
+    )
+    .unwrap();
     let config = RuntimeConfig {
         periodic: Vec::new(),
         ..RuntimeConfig::default()
