@@ -182,6 +182,21 @@ backend_case! {
                 "a scheme's name and no host",
                 json_post("/admin/jobs", &insert, &[("origin", format!("{HOST}://").as_str())]),
             ),
+            // porter on port 80, a page of another local service on 443: the Origin's host
+            // is the Host (the scheme is not compared, for proxies that end TLS), but the
+            // browser says cross-site (review of 7 Dec: taken as ours).
+            (
+                "a page of another scheme on this host, the browser saying cross-site",
+                Request::builder()
+                    .method(Method::POST)
+                    .uri("/admin/jobs")
+                    .header(header::HOST, "127.0.0.1")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::ORIGIN, "https://127.0.0.1")
+                    .header("sec-fetch-site", "cross-site")
+                    .body(Body::from(insert.to_string()))
+                    .unwrap(),
+            ),
             (
                 "cross-site fetch, no Origin",
                 json_post("/admin/jobs", &insert, &[("sec-fetch-site", "cross-site")]),
@@ -262,6 +277,21 @@ backend_case! {
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "same-origin fetch: {body}");
+        // Behind a proxy that ends TLS, our own page is https where porter is http.
+        let (status, body) = send_json(
+            &app,
+            Request::builder()
+                .method(Method::POST)
+                .uri("/admin/jobs")
+                .header(header::HOST, "127.0.0.1")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ORIGIN, "https://127.0.0.1")
+                .header("sec-fetch-site", "same-origin")
+                .body(Body::from(insert.to_string()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "our own page behind a TLS proxy: {body}");
         let (status, body) = send_json(&app, json_post("/admin/jobs", &insert, &[])).await;
         assert_eq!(status, StatusCode::CREATED, "no Origin (curl): {body}");
         let (status, body) = send_json(

@@ -185,6 +185,15 @@ fn check_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), AppError>
             ),
         ))
     };
+    // A browser that says where a request comes from is taken at its word first: it compares
+    // schemes, which `origin_is_ours` cannot (behind a proxy that ends TLS our own pages are
+    // `https` where this server is `http`). Until 7 Dec the Origin was looked at first, so with
+    // porter on port 80 a page of another service on the same host's 443 was taken as ours.
+    if let Some(site @ ("cross-site" | "same-site")) = header_str(headers, "sec-fetch-site") {
+        return refuse(format!(
+            "the browser says this request comes from another origin (Sec-Fetch-Site: {site})"
+        ));
+    }
     if let Some(origin) = header_str(headers, "origin") {
         if origin_is_ours(origin, headers, host) {
             return Ok(());
@@ -192,11 +201,6 @@ fn check_origin(headers: &HeaderMap, host: Option<&str>) -> Result<(), AppError>
         let this = host.unwrap_or("(no Host header)");
         return refuse(format!(
             "the request's origin {origin:?} is not this server ({this})"
-        ));
-    }
-    if let Some(site @ ("cross-site" | "same-site")) = header_str(headers, "sec-fetch-site") {
-        return refuse(format!(
-            "the browser says this request comes from another origin (Sec-Fetch-Site: {site})"
         ));
     }
     // Without either, a browser still names the page a form was posted from, unless told not
