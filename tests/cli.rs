@@ -387,6 +387,28 @@ backend_case! {
             again.stderr.contains("already holds this unique key"),
             "{again:#?}"
         );
+        // Said whatever the log filter, and in --json's rows: the notice was a log event, which
+        // RUST_LOG=off dropped, and the rows were the same either way (review of 7 Dec).
+        let quiet = run(env
+            .cmd()
+            .env("RUST_LOG", "off")
+            .args(["enqueue", "noop", "--unique-key", "only-once"]))
+        .ok();
+        assert!(
+            quiet.stderr.contains(&format!(
+                "warning: job {} already holds this unique key: nothing was inserted",
+                first[0]
+            )),
+            "{quiet:#?}"
+        );
+        let rows = |out: &Output| -> Vec<Value> {
+            out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        };
+        let held = rows(&env.run(&["enqueue", "noop", "--unique-key", "only-once", "--json"]).ok());
+        assert_eq!((held[0]["id"].as_i64(), &held[0]["inserted"]), (Some(first[0]), &json!(false)));
+        let new = rows(&env.run(&["enqueue", "noop", "--unique-key", "another", "--json"]).ok());
+        assert_eq!(new[0]["inserted"], json!(true), "{new:?}");
+        env.run(&["jobs", "cancel", &new[0]["id"].to_string()]).ok();
         // Its holder running with a cancel pending: said, since nothing will run.
         let holder = env
             .store()
@@ -419,7 +441,7 @@ backend_case! {
                 .await
                 .unwrap()
                 .len(),
-            7
+            8
         );
     }
 }

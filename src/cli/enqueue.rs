@@ -63,7 +63,8 @@ pub struct EnqueueArgs {
     /// Run at this time (RFC 3339, e.g. 2030-01-01T09:00:00Z).
     #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
     at: Option<DateTime<Utc>>,
-    /// Deduplicate: no new job while an unfinished job holds this key (its id is printed).
+    /// Deduplicate: no new job while an unfinished job holds this key (its id is printed, and
+    /// a warning says nothing was inserted).
     #[arg(long, conflicts_with = "count")]
     unique_key: Option<String>,
     /// The concurrency key the queue's per-key limits count the job under (1 to 255 bytes).
@@ -89,7 +90,8 @@ pub struct EnqueueArgs {
     /// 16 MiB in all, else in 16 MiB transactions committed in turn (see below).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     count: u32,
-    /// Print the job rows as JSON, one per line, instead of the ids.
+    /// Print the job rows as JSON, one per line, instead of the ids, each with `"inserted"`:
+    /// false for a unique key's holder.
     #[arg(long)]
     json: bool,
     /// Accept a kind that no built-in worker runs (for jobs your own workers run).
@@ -257,9 +259,14 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
             if let Some(warning) = r.held_by_a_cancelled_job() {
                 warn(g.log_format, &warning);
             } else if !r.inserted {
-                tracing::warn!(
-                    job_id = r.job.id,
-                    "an unfinished job already holds this unique key; nothing was inserted"
+                // A warning line, as the others: as a log event, RUST_LOG could drop it, and a
+                // script could not tell the holder's id from a new one (review of 7 Dec).
+                warn(
+                    g.log_format,
+                    &format!(
+                        "job {} already holds this unique key: nothing was inserted",
+                        r.job.id
+                    ),
                 );
             }
             if r.inserted && r.job.state == crate::job::JobState::Cancelled {
@@ -275,7 +282,11 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
                 }
             }
             if a.json {
-                text.push_str(&output::json_printable(&serde_json::to_string(&r.job)?));
+                // The job's row, and whether this command inserted it (`POST /admin/jobs`
+                // says so too).
+                let mut row = serde_json::to_value(&r.job)?;
+                row["inserted"] = serde_json::Value::Bool(r.inserted);
+                text.push_str(&output::json_printable(&serde_json::to_string(&row)?));
             } else {
                 text.push_str(&r.job.id.to_string());
             }
