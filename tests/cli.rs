@@ -447,6 +447,32 @@ backend_case! {
 }
 
 backend_case! {
+    /// Ids that cannot be printed (a full disk under `>> ids.log`) after the jobs were
+    /// committed: the error says they are in, so that the caller does not enqueue them again.
+    /// It said only "writing output: No space left on device", exit 1 (review of 7 Dec).
+    async fn enqueue_whose_ids_cannot_be_written_says_its_jobs_are_in(db: TestDb) {
+        let env = Env::new(db);
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let out = env
+            .cmd()
+            .args(["enqueue", "noop", "--count", "3"])
+            .stdin(std::process::Stdio::null())
+            .stdout(full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let jobs = env.store().job_list(Default::default()).await.unwrap();
+        assert_eq!(jobs.len(), 3);
+        let (first, last) = (jobs.iter().map(|j| j.id).min().unwrap(), jobs.iter().map(|j| j.id).max().unwrap());
+        assert!(
+            stderr.contains(&format!("the 3 jobs this command inserted are in (ids {first} to {last})")),
+            "{stderr}"
+        );
+    }
+}
+
+backend_case! {
     async fn enqueue_refuses_unknown_kinds_unless_allowed(db: TestDb) {
         let env = Env::new(db);
         env.run(&["enqueue", "send_email", r#"{"to": "a@b.c"}"#])

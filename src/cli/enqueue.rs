@@ -245,6 +245,10 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
     // Jobs inserted already cancelled (a parent ended cancelled or discarded): how many, the
     // first, and why.
     let mut cancelled: Option<(usize, i64, String)> = None;
+    // How many jobs were inserted so far, the lowest and highest id, for an error after they
+    // were committed.
+    let mut inserted = 0;
+    let mut ids: Option<(i64, i64)> = None;
     while done < count {
         let n = per_transaction.min(count - done);
         let results = match client.insert_many_params(vec![params.clone(); n]).await {
@@ -256,6 +260,11 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
         };
         let mut text = String::new();
         for r in &results {
+            if r.inserted {
+                let id = r.job.id;
+                inserted += 1;
+                ids = Some(ids.map_or((id, id), |(lo, hi)| (lo.min(id), hi.max(id))));
+            }
             if let Some(warning) = r.held_by_a_cancelled_job() {
                 warn(g.log_format, &warning);
             } else if !r.inserted {
@@ -292,8 +301,18 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
             }
             text.push('\n');
         }
-        output::print(&text)?;
         done += n;
+        // The jobs are in: an error here must say so, or a caller that retries on exit 1
+        // enqueues them again (until 7 Dec: "writing output: No space left on device").
+        if let Err(e) = output::print(&text) {
+            match ids {
+                Some((first, last)) => anyhow::bail!(
+                    "{e}: the {inserted} jobs this command inserted are in (ids {first} to \
+                     {last}); do not enqueue them again"
+                ),
+                None => return Err(e),
+            }
+        }
     }
     match cancelled {
         // Nothing will run: whether a worker serves them does not matter.
