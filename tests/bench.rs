@@ -253,7 +253,7 @@ backend_case! {
         let workflows = porter::Client::new(db.store.clone()).workflows(None, None).await.unwrap();
         assert!(workflows.is_empty(), "and its workflows with them: {workflows:?}");
         let refused = run("10003", &[]);
-        assert_eq!(refused.status.code(), Some(1));
+        assert_eq!(refused.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&refused.stderr).contains("10002"), "{}", String::from_utf8_lossy(&refused.stderr));
 
         // Three chains of 50.
@@ -270,7 +270,7 @@ backend_case! {
         // More chains than jobs, none, or chains without --workflow: refused before any insert.
         let refused = run("150", &["--chains", "151"]);
         let stderr = String::from_utf8_lossy(&refused.stderr);
-        assert_eq!(refused.status.code(), Some(1), "{stderr}");
+        assert_eq!(refused.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains("--chains takes 1 to 150"), "{stderr}");
         let refused = run("150", &["--chains", "0"]);
         assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));

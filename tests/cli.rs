@@ -1467,6 +1467,29 @@ fn a_bucket_named_by_any_variable_is_checked() {
     }
 }
 
+/// Flag values the bench and `dev` refuse before opening anything are usage errors, exit 2,
+/// as clap's own are; they exited 1, and `--sustain 0s` ran an empty benchmark (review of
+/// 7 Dec).
+#[test]
+fn flag_values_refused_before_anything_opens_exit_2() {
+    for args in [
+        &["dev", "--metrics-listen"][..],
+        &["bench", "--workflow", "--jobs", "2"],
+        &["bench", "--sustain", "2s", "--interval", "0s"],
+        &["bench", "--sustain", "0s", "--json"],
+        &["bench", "--jobs", "0"],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run(porter_cmd(dir.path()).args(args));
+        assert_eq!(out.code, 2, "{args:?}: {out:#?}");
+        assert!(out.stderr.starts_with("error: "), "{args:?}: {out:#?}");
+        assert!(
+            !dir.path().join("porter.db").exists(),
+            "{args:?}: no database created"
+        );
+    }
+}
+
 /// Issue 17.6: a command run from another directory silently created an empty `./porter.db`;
 /// it now says that it created a database, and where (once: not when it opens it again).
 #[test]

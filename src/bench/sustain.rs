@@ -161,10 +161,14 @@ impl Worker<Tick> for TickWorker {
 
 /// Runs the sustained load on a database without jobs; its jobs are deleted afterwards.
 pub async fn sustain(database_url: &str, opts: SustainOptions) -> Result<SustainReport> {
-    if opts.rate <= 0.0 || opts.concurrency == 0 || opts.interval.is_zero() {
+    if opts.rate <= 0.0
+        || opts.concurrency == 0
+        || opts.interval.is_zero()
+        || opts.duration.is_zero()
+    {
         return Err(Error::invalid(
             "bench",
-            "--rate, --concurrency and the interval must be above 0",
+            "--sustain, --rate, --concurrency and the interval must be above 0",
         ));
     }
     let store = super::open_without_jobs(database_url).await?;

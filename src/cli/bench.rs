@@ -4,7 +4,7 @@
 use clap::builder::RangedU64ValueParser;
 use clap::Args;
 
-use super::{output, parse_duration, GlobalArgs};
+use super::{output, parse_duration, usage, GlobalArgs};
 use crate::bench::{BenchOptions, DEFAULT_CONCURRENCY, DEFAULT_JOBS};
 
 /// `porter bench`
@@ -55,6 +55,15 @@ pub struct BenchArgs {
     latency_inserter: Option<usize>,
 }
 
+/// The bench's own checks of its flags (`invalid bench: ...`, made before anything opens) are
+/// usage errors, exit 2, as clap's are (until 7 Dec exit 1); the rest are what they are.
+fn flags_checked<T>(result: crate::Result<T>) -> anyhow::Result<T> {
+    match result {
+        Err(e @ crate::Error::Invalid { what: "bench", .. }) => usage(Err(e)),
+        other => Ok(other?),
+    }
+}
+
 pub(super) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     g.check_url()?;
@@ -62,7 +71,9 @@ pub(super) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         return Ok(crate::bench::run_latency_inserter(&g.database_url, samples).await?);
     }
     if args.limits {
-        let report = crate::bench::limits(&g.database_url, args.jobs, args.concurrency).await?;
+        let report = flags_checked(
+            crate::bench::limits(&g.database_url, args.jobs, args.concurrency).await,
+        )?;
         return if args.json {
             output::print_json(&report)
         } else {
@@ -78,7 +89,8 @@ pub(super) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
             args.chains,
             progress,
         )
-        .await?;
+        .await;
+        let report = flags_checked(report)?;
         return if args.json {
             output::print_json(&report)
         } else {
@@ -93,7 +105,7 @@ pub(super) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
             hold: args.hold,
             interval: args.interval,
         };
-        let report = crate::bench::sustain(&g.database_url, options).await?;
+        let report = flags_checked(crate::bench::sustain(&g.database_url, options).await)?;
         return if args.json {
             output::print_json(&report)
         } else {
@@ -108,7 +120,7 @@ pub(super) async fn run(g: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         inserter: std::env::current_exe().ok(),
     };
     let progress = !args.json && std::io::stderr().is_terminal();
-    let report = crate::bench::run(&g.database_url, options, progress).await?;
+    let report = flags_checked(crate::bench::run(&g.database_url, options, progress).await)?;
     if args.json {
         output::print_json(&report)
     } else {

@@ -394,7 +394,10 @@ pub(super) async fn web(g: &GlobalArgs, args: WebArgs) -> anyhow::Result<()> {
 
 pub(super) async fn dev(g: &GlobalArgs, args: DevArgs) -> anyhow::Result<()> {
     if args.worker.metrics_listen.is_some() {
-        anyhow::bail!("porter dev serves /metrics on its web address (--listen); --metrics-listen is for porter worker");
+        return usage(Err(Error::invalid(
+            "metrics-listen",
+            "porter dev serves /metrics on its web address (--listen); --metrics-listen is for porter worker",
+        )));
     }
     let runtime_config = usage(args.worker.runtime_config())?;
     let (listener, mut config) = bind(&args.web).await?;
