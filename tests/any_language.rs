@@ -1316,6 +1316,67 @@ mod postgres_only {
         assert_eq!(jobs_in_table(&pool).await, 3);
     }
 
+    /// A call in a transaction at REPEATABLE READ or SERIALIZABLE whose snapshot predates the
+    /// end of its sequence's active job is refused (40001, the caller's to retry), not left
+    /// waiting: the sequence's busy check read the snapshot, the new job waited `pending`
+    /// behind a job that had ended, and nothing ever started it or the sequence's later jobs
+    /// (review of 7 Dec). Under READ COMMITTED the next job is available at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set: Postgres half skipped"
+    )]
+    async fn porter_enqueue_on_a_stale_snapshot_is_refused_not_stranded_in_its_sequence() {
+        let db = common::postgres().await;
+        let pool = pool(&db).await;
+        let call = "SELECT id, inserted FROM porter_enqueue('noop', sequence_key => 'acct')";
+        let (mut active, _): (i64, bool) = sqlx::query_as(call).fetch_one(&pool).await.unwrap();
+        for level in ["REPEATABLE READ", "SERIALIZABLE"] {
+            let claimed = db
+                .store
+                .job_claim(porter::store::JobClaimParams {
+                    queue: "default".into(),
+                    kinds: vec!["noop".into()],
+                    limit: 1,
+                    worker_id: "w".into(),
+                })
+                .await
+                .unwrap();
+            assert_eq!(claimed[0].id, active, "{level}");
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query(&format!("SET TRANSACTION ISOLATION LEVEL {level}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let seen: String = sqlx::query_scalar("SELECT state FROM porter_jobs WHERE id = $1")
+                .bind(active)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            assert_eq!(seen, "running");
+            db.store
+                .job_complete_many(vec![claimed[0].fence()])
+                .await
+                .unwrap();
+            let stale = sqlx::query_as::<_, (i64, bool)>(call)
+                .fetch_one(&mut *tx)
+                .await;
+            let err = stale.expect_err(level).to_string();
+            assert!(err.contains("could not serialize access"), "{level}: {err}");
+            tx.rollback().await.unwrap();
+            let (next, inserted): (i64, bool) =
+                sqlx::query_as(call).fetch_one(&pool).await.unwrap();
+            assert!(inserted);
+            let state: String = sqlx::query_scalar("SELECT state FROM porter_jobs WHERE id = $1")
+                .bind(next)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(state, "available", "{level}: the sequence goes on");
+            active = next;
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[cfg_attr(
         not(porter_pg_tests),

@@ -334,6 +334,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "callback_recounted_from_a_wait",
             "0060_callback_recounted_from_a_wait.sql"
         ),
+        migration!(
+            61,
+            "enqueue_sequence_read_under_snapshot_isolation",
+            "0061_enqueue_sequence_read_under_snapshot_isolation.sql"
+        ),
     ],
 };
 

@@ -357,3 +357,73 @@ backend_case! {
         assert_eq!(total(s).await, before + 1);
     }
 }
+
+backend_case! {
+    /// A job of a sequence inserted in a caller's transaction whose snapshot was taken before
+    /// the sequence's active job ended (PostgreSQL at REPEATABLE READ or SERIALIZABLE; SQLite's
+    /// transaction that read first) is refused, for the caller to try again, not left waiting.
+    /// On PostgreSQL the stale read found the ended job still running: the new job waited
+    /// `pending`, nothing was left to start it, and every later job of the sequence waited
+    /// behind it for good (review of 7 Dec, `porter_enqueue` and `_tx` inserts alike).
+    async fn a_sequence_job_inserted_on_a_stale_snapshot_is_refused_not_stranded(db: TestDb) {
+        let s = &db.store;
+        let a = insert(s, seq("step", "acct")).await;
+        let running = claim_one(s, "step").await;
+        assert_eq!(running.id, a.id);
+        let complete = || async {
+            assert_eq!(s.job_complete_many(vec![running.fence()]).await.unwrap(), vec![true]);
+        };
+        match db.sqlite_path() {
+            Some(path) => {
+                let mut c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(Duration::from_secs(5)).unwrap();
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred).unwrap();
+                let seen: String =
+                    tx.query_row("SELECT state FROM porter_jobs WHERE id = ?1", [a.id], |r| r.get(0)).unwrap();
+                assert_eq!(seen, "running");
+                complete().await;
+                let stale = porter::store::sqlite::job_insert_tx(&tx, &[seq("step", "acct")]);
+                assert!(stale.is_err(), "{stale:?}");
+            }
+            None => {
+                use sqlx::Connection;
+                let mut active = running.clone();
+                for level in ["REPEATABLE READ", "SERIALIZABLE"] {
+                    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                    let mut tx = c.begin().await.unwrap();
+                    sqlx::query(&format!("SET TRANSACTION ISOLATION LEVEL {level}"))
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    let seen: String = sqlx::query_scalar("SELECT state FROM porter_jobs WHERE id = $1")
+                        .bind(active.id)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .unwrap();
+                    assert_eq!(seen, "running", "{level}");
+                    assert_eq!(s.job_complete_many(vec![active.fence()]).await.unwrap(), vec![true]);
+                    let stale = porter::store::postgres::job_insert_tx(&mut tx, vec![seq("step", "acct")]).await;
+                    let err = stale.expect_err(level).to_string();
+                    assert!(err.contains("could not serialize access"), "{level}: {err}");
+                    tx.rollback().await.unwrap();
+                    // The sequence goes on; its next job is the next level's active one.
+                    let next = insert(s, seq("step", "acct")).await;
+                    assert_eq!(next.state, JobState::Available, "{level}");
+                    active = claim_one(s, "step").await;
+                    assert_eq!(active.id, next.id);
+                }
+                assert_eq!(s.job_complete_many(vec![active.fence()]).await.unwrap(), vec![true]);
+            }
+        }
+        let waiting = s
+            .job_list(Default::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|j| j.state == JobState::Pending)
+            .count();
+        assert_eq!(waiting, 0, "nothing waits behind an ended job");
+        let next = insert(s, seq("step", "acct")).await;
+        assert_eq!(next.state, JobState::Available, "the sequence goes on");
+    }
+}

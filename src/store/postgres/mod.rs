@@ -1714,7 +1714,7 @@ async fn insert_waiting(
         let busy = match &job.sequence_key {
             Some(key) => {
                 let busy: Vec<(String,)> = sqlx::query_as(sql!("job_sequence_busy"))
-                    .bind(vec![key.clone()])
+                    .bind(key)
                     .fetch_all(&mut *conn)
                     .await?;
                 !busy.is_empty()
