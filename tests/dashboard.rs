@@ -1049,6 +1049,35 @@ backend_case! {
 }
 
 backend_case! {
+    /// A bulk action answered 408 (its search for its jobs outlasted the request timeout)
+    /// writes nothing afterwards: run in a task of its own so that a client going away does
+    /// not stop it, it went on to write every batch after its client was told it had timed
+    /// out before writing (review of 7 Dec).
+    async fn a_bulk_action_answered_408_writes_nothing_after(db: TestDb) {
+        let max_id = bulk_jobs(&db, 600).await;
+        let gated = chaos_gated_store::GatedStore::new(db.store.clone());
+        gated.hold_bulk_reads(true);
+        let store = gated.store();
+        let config = HttpConfig {
+            request_timeout: std::time::Duration::from_millis(300),
+            ..HttpConfig::default()
+        };
+        let app = router(surfaces::app_state(store.clone(), config).await);
+        let form = format!("action=cancel&state=available&queue=bulkq&max_id={max_id}&count=600");
+        let (status, body, _) = send(&app, post("/dashboard/jobs/bulk", &form)).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+        gated.hold_bulk_reads(false);
+        // The task finds its jobs, then its first write: refused.
+        common::eventually("the bulk's first write was tried", || async {
+            store.op_stats().get("job_cancel_many").is_some_and(|s| s.calls > 0)
+        })
+        .await;
+        assert_eq!(store.op_stats()["job_cancel_many"].errors, 1);
+        assert_eq!(bulkq_cancelled(&db).await, 0, "nothing written after the 408");
+    }
+}
+
+backend_case! {
     /// A bulk action whose client goes away (a page left, a proxy's timeout) finishes: the
     /// handler was dropped between two batches, and the action stayed part-done (review of
     /// 7 Dec: 17,000 of 40,000 cancelled).

@@ -335,16 +335,17 @@ async fn request_timeout(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let run = crate::store::watch::watch_writes(writing.clone(), next.run(request));
+    let watch = crate::store::watch::WriteWatch::new();
+    let run = crate::store::watch::watch_writes(watch.clone(), next.run(request));
     tokio::pin!(run);
     tokio::select! {
         response = &mut run => response,
         _ = tokio::time::sleep(timeout) => {
-            if writing.load(std::sync::atomic::Ordering::SeqCst) {
-                run.await
-            } else {
+            // Settled once with the writes: a task the request spawned begins none after this.
+            if watch.time_out() {
                 axum::response::IntoResponse::into_response(StatusCode::REQUEST_TIMEOUT)
+            } else {
+                run.await
             }
         }
     }

@@ -91,11 +91,16 @@ impl Store {
 
     /// Runs one operation and counts it.
     async fn op<T>(&self, name: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
-        if WRITES.contains(&name) {
-            super::watch::write_begins();
-        }
         let started = Instant::now();
-        let out = call.await;
+        // A web request answered 408 already (its work went on in a task of its own) begins
+        // no write: its client was told that nothing was written.
+        let out = if WRITES.contains(&name) && !super::watch::write_begins() {
+            Err(Error::Conflict(format!(
+                "{name}: the request timed out before this write began; nothing was written"
+            )))
+        } else {
+            call.await
+        };
         let took = started.elapsed();
         let mut stats = self.stats.lock().expect("op stats");
         let entry = stats.entry(name).or_default();

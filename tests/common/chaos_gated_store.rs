@@ -76,6 +76,8 @@ pub struct GatedStore {
     bulk_open: tokio::sync::watch::Sender<bool>,
     /// Bulk writes waiting at the gate now.
     bulk_waiting: tokio::sync::watch::Sender<u64>,
+    /// A bulk action's searches for its jobs (`job_search_ids`) wait while it is false.
+    bulk_reads_open: tokio::sync::watch::Sender<bool>,
 }
 
 /// See [`GatedStore::before_bulk_write`].
@@ -100,6 +102,7 @@ impl GatedStore {
             bulk_hold_after: AtomicU64::new(u64::MAX),
             bulk_open: tokio::sync::watch::channel(true).0,
             bulk_waiting: tokio::sync::watch::channel(0).0,
+            bulk_reads_open: tokio::sync::watch::channel(true).0,
             before_outputs: std::sync::Mutex::new(None),
             slow_releases: AtomicU64::new(0),
             listings_fail: AtomicBool::new(false),
@@ -187,6 +190,11 @@ impl GatedStore {
     pub fn hold_bulk_writes_after(&self, n: u64) {
         self.bulk_open.send_replace(false);
         self.bulk_hold_after.store(n, Ordering::SeqCst);
+    }
+
+    /// A bulk action's searches for its jobs wait from now on while `hold`.
+    pub fn hold_bulk_reads(&self, hold: bool) {
+        self.bulk_reads_open.send_replace(!hold);
     }
 
     /// Held bulk writes go on.
@@ -647,6 +655,11 @@ impl Driver for GatedStore {
         self.inner.job_search(p).await
     }
     async fn job_search_ids(&self, p: JobSearchParams) -> Result<Vec<i64>> {
+        let _ = self
+            .bulk_reads_open
+            .subscribe()
+            .wait_for(|open| *open)
+            .await;
         self.inner.job_search_ids(p).await
     }
     async fn job_count_matching(&self, filter: JobFilter) -> Result<MatchCount> {
