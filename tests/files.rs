@@ -503,6 +503,30 @@ async fn a_cleanups_retries_come_at_most_an_interval_apart() {
 }
 
 backend_case! {
+    /// A bulk delete that fails as a whole because the store is down (an outage, throttling,
+    /// credentials gone) is not followed by a single delete per object: after the first few
+    /// fail too, the rest wait for the next pass. The fallback to single deletes (for the one
+    /// key a bulk request cannot carry, above) made an outage a thousand requests a page, each
+    /// with its retries (review of 7 Dec).
+    async fn a_store_that_is_down_gets_a_few_single_deletes_not_one_per_object(db: TestDb) {
+        let fx = Fixture::new(db, files_fixture::Objects::Memory).await;
+        let (_, files, _) = fx.orphaned_tablo(20).await;
+        let down = Arc::new(FaultyStore::new(fx.objects.clone(), Fault::Down));
+        let config = CleanupConfig {
+            page_size: 100,
+            ..fx.config()
+        };
+        let got = cleanup_orphans(fx.tablos.as_ref(), down.as_ref(), &config)
+            .await
+            .unwrap();
+        assert_eq!(got, counts(20, 0, 0, 20));
+        let requests = down.delete_requests.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(requests <= 4, "one bulk request and at most three single ones: {requests}");
+        assert_eq!(fx.orphans().await.len(), files.len(), "every row stays");
+    }
+}
+
+backend_case! {
     each_object_store;
     async fn failed_deletes_leave_exactly_those_rows_and_the_job_retries(fx: Fixture) {
         let (live, live_files) = fx.tablo_with_files(2).await;

@@ -24,7 +24,8 @@
 //!    that fails is a *failure*: logged, counted, never deleted, its row kept;
 //! 2. the page's objects are deleted with [`ObjectStore::delete_stream`] (bulk requests on S3,
 //!    concurrent single deletes elsewhere; what a bulk request that failed as a whole left is
-//!    deleted one at a time); "not found" counts as deleted. An object that a
+//!    deleted one at a time, unless the first few of those fail too); "not found" counts as
+//!    deleted. An object that a
 //!    live tablo's file or an upload under way also names is left (its orphan row still goes);
 //! 3. the rows of the objects that are gone are deleted, and only those.
 //!
@@ -711,6 +712,29 @@ async fn cleanup_page(
 /// Single deletes under way at once after a bulk request failed as a whole.
 const SINGLE_DELETES_AT_ONCE: usize = 10;
 
+/// Single deletes tried first after a bulk request failed as a whole: when all of them fail,
+/// the store is failing, and the rest are not tried this pass.
+const SINGLE_DELETE_PROBES: usize = 3;
+
+/// Deletes each path on its own; "not found" counts as deleted. A failure is the error's
+/// words.
+async fn single_deletes(
+    objects: &dyn ObjectStore,
+    paths: Vec<Path>,
+) -> Vec<(Path, std::result::Result<(), String>)> {
+    stream::iter(paths)
+        .map(|path| async move {
+            let result = match objects.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            };
+            (path, result)
+        })
+        .buffer_unordered(SINGLE_DELETES_AT_ONCE)
+        .collect()
+        .await
+}
+
 /// Deletes objects; returns those that are gone (deleted now, or not found). Failures are
 /// logged, and their objects are not in the result.
 async fn delete_objects(objects: &dyn ObjectStore, paths: Vec<Path>) -> HashSet<Path> {
@@ -742,22 +766,32 @@ async fn delete_objects(objects: &dyn ObjectStore, paths: Vec<Path>) -> HashSet<
         // carry (S3's is XML, which has no U+FFFF) then fails alone; until 7 Dec it failed
         // every path of its request, on every pass.
         gone.extend(results.into_iter().flatten());
-        let left: Vec<Path> = paths.into_iter().filter(|p| !gone.contains(p)).collect();
-        let singles: Vec<(Path, object_store::Result<()>)> = stream::iter(left)
-            .map(|path| async move {
-                let result = objects.delete(&path).await;
-                (path, result)
-            })
-            .buffer_unordered(SINGLE_DELETES_AT_ONCE)
-            .collect()
-            .await;
+        let mut left = paths.into_iter().filter(|p| !gone.contains(p));
+        // A few first: when each of them fails too, the store is failing (an outage,
+        // throttling, credentials gone), not a key, and the rest wait for the next pass
+        // rather than a request each, with its retries.
+        let probes =
+            single_deletes(objects, left.by_ref().take(SINGLE_DELETE_PROBES).collect()).await;
+        let store_failing = probes.iter().all(|(_, r)| r.is_err());
+        let mut singles = probes;
+        if store_failing {
+            let why = singles
+                .last()
+                .and_then(|(_, r)| r.as_ref().err().cloned())
+                .unwrap_or_default();
+            for path in left {
+                failed.insert(path, why.clone());
+            }
+        } else {
+            singles.extend(single_deletes(objects, left.collect()).await);
+        }
         for (path, result) in singles {
             match result {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                Ok(()) => {
                     gone.insert(path);
                 }
                 Err(e) => {
-                    failed.insert(path, e.to_string());
+                    failed.insert(path, e);
                 }
             }
         }

@@ -32,6 +32,9 @@ pub enum Fault {
     /// Every put waits until [`FaultyStore::open_puts`] (a slow upload), then stores its
     /// object.
     GatedPut,
+    /// The store is down: every delete request fails as a whole (a bulk one answers one
+    /// error for all its keys), and deletes nothing.
+    Down,
 }
 
 /// A real store with faulty deletes; see [`Fault`].
@@ -42,6 +45,8 @@ pub struct FaultyStore {
     fail: Mutex<HashSet<Path>>,
     /// The largest batch one `delete_stream` call was given.
     pub max_batch: AtomicUsize,
+    /// Delete requests made (`delete_stream` calls; a single `delete` is one).
+    pub delete_requests: AtomicUsize,
     /// Puts waiting for [`Fault::GatedPut`]'s gate.
     puts_waiting: AtomicUsize,
     puts: tokio::sync::Semaphore,
@@ -54,6 +59,7 @@ impl FaultyStore {
             fault,
             fail: Mutex::new(HashSet::new()),
             max_batch: AtomicUsize::new(0),
+            delete_requests: AtomicUsize::new(0),
             puts_waiting: AtomicUsize::new(0),
             puts: tokio::sync::Semaphore::new(0),
         }
@@ -153,6 +159,14 @@ impl ObjectStore for FaultyStore {
                 .collect()
                 .await;
             self.max_batch.fetch_max(paths.len(), Ordering::SeqCst);
+            self.delete_requests.fetch_add(1, Ordering::SeqCst);
+            if self.fault == Fault::Down {
+                let down: Vec<object_store::Result<Path>> = match paths.first() {
+                    Some(p) => vec![Err(Self::injected(p))],
+                    None => Vec::new(),
+                };
+                return stream::iter(down);
+            }
             let failing = self.fail.lock().unwrap().clone();
             let passed: Vec<Path> = match self.fault {
                 Fault::FailChosen => paths
@@ -163,7 +177,8 @@ impl ObjectStore for FaultyStore {
                 Fault::DeleteThenFail
                 | Fault::DeleteThenAbort
                 | Fault::HangAfterPut
-                | Fault::GatedPut => paths.clone(),
+                | Fault::GatedPut
+                | Fault::Down => paths.clone(),
             };
             let inner: Vec<object_store::Result<Path>> = self
                 .inner
@@ -187,7 +202,7 @@ impl ObjectStore for FaultyStore {
                 .into_iter()
                 .map(|p| match self.fault {
                     Fault::FailChosen if failing.contains(&p) => Err(Self::injected(&p)),
-                    Fault::FailChosen | Fault::HangAfterPut | Fault::GatedPut => {
+                    Fault::FailChosen | Fault::HangAfterPut | Fault::GatedPut | Fault::Down => {
                         inner.next().expect("answer")
                     }
                     Fault::DeleteThenFail | Fault::DeleteThenAbort => {
