@@ -4,11 +4,13 @@
 -- taken before the sequence's lock: a job that ended since still looked unfinished, the new job
 -- waited `pending`, and nothing ever started it or the sequence's later jobs (review of 7 Dec).
 -- Under READ COMMITTED the check is as it was (each statement sees what the lock's previous
--- holder committed); otherwise the job it finds is locked (FOR SHARE), which fails with a
+-- holder committed); otherwise the job it finds is locked (FOR SHARE, in a block rolled back at
+-- once, so that the lock does not keep claims off the job until the commit), which fails with a
 -- serialization error (40001, the caller's to retry, as callers at those levels do) when it was
 -- written since the snapshot, and a job that became active since fails the insert on
--- porter_jobs_sequence_active. The library's `_tx` insert reads the same way
--- (src/store/postgres/sql/job_sequence_busy.sql).
+-- porter_jobs_sequence_active. At those levels the caller's role needs UPDATE on porter_jobs,
+-- as a row lock does. The library's `_tx` insert reads the same way
+-- (src/store/postgres/sql/job_sequence_busy_snapshot.sql).
 --
 -- porter_enqueue_once is 0058's with that change only. CREATE OR REPLACE clears its settings,
 -- so they are set again below.
@@ -208,13 +210,20 @@ BEGIN
             END IF;
         ELSE
             -- The caller's snapshot predates the lock (0061): the job found is locked, which
-            -- fails with a serialization error when it was written since.
-            PERFORM 1 FROM porter_jobs j WHERE j.sequence_key = seq
-                AND (j.state IN ('available','scheduled','running','retryable') OR j.state = 'pending')
-                LIMIT 1 FOR SHARE;
-            IF FOUND THEN
-                hold := 'pending';
-            END IF;
+            -- fails with a serialization error when it was written since. The lock is only
+            -- for that error: the block's end rolls it back (held on, a claim would pass the
+            -- job over until the caller's commit).
+            BEGIN
+                PERFORM 1 FROM porter_jobs j WHERE j.sequence_key = seq
+                    AND (j.state IN ('available','scheduled','running','retryable') OR j.state = 'pending')
+                    LIMIT 1 FOR SHARE;
+                IF FOUND THEN
+                    hold := 'pending';
+                END IF;
+                RAISE EXCEPTION USING ERRCODE = 'PT001', MESSAGE = 'porter: the lock is let go';
+            EXCEPTION WHEN SQLSTATE 'PT001' THEN
+                NULL;
+            END;
         END IF;
     END IF;
     IF cardinality(parents) > 0 THEN

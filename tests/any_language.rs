@@ -1375,6 +1375,38 @@ mod postgres_only {
             assert_eq!(state, "available", "{level}: the sequence goes on");
             active = next;
         }
+        // The check's row lock is let go at once: a claim meanwhile takes the sequence's
+        // available job (review of 7 Dec: held to the commit, claims passed it over).
+        let other = "SELECT id, inserted FROM porter_enqueue('noop', sequence_key => 'other')";
+        let (first, _): (i64, bool) = sqlx::query_as(other).fetch_one(&pool).await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let (second, _): (i64, bool) = sqlx::query_as(other).fetch_one(&mut *tx).await.unwrap();
+        let claimed = db
+            .store
+            .job_claim(porter::store::JobClaimParams {
+                queue: "default".into(),
+                kinds: vec!["noop".into()],
+                limit: 10,
+                worker_id: "w".into(),
+            })
+            .await
+            .unwrap();
+        let ids: Vec<i64> = claimed.iter().map(|j| j.id).collect();
+        assert!(
+            ids.contains(&first),
+            "claimed while the call's transaction is open: {ids:?}"
+        );
+        tx.commit().await.unwrap();
+        let state: String = sqlx::query_scalar("SELECT state FROM porter_jobs WHERE id = $1")
+            .bind(second)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(state, "pending");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

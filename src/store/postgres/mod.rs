@@ -1709,15 +1709,38 @@ async fn insert_waiting(
         insert_edges(conn, jobs, &holds, &out).await?;
         return Ok(out);
     }
+    // A caller's transaction at REPEATABLE READ or SERIALIZABLE reads its snapshot, from
+    // before the sequences' locks (job_sequence_busy_snapshot.sql).
+    let snapshot: bool =
+        sqlx::query_scalar("SELECT current_setting('transaction_isolation') <> 'read committed'")
+            .fetch_one(&mut *conn)
+            .await?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
         let busy = match &job.sequence_key {
-            Some(key) => {
-                let busy: Vec<(String,)> = sqlx::query_as(sql!("job_sequence_busy"))
-                    .bind(key)
-                    .fetch_all(&mut *conn)
+            Some(key) if snapshot => {
+                // The row lock is only for its error: rolled back at once.
+                sqlx::query("SAVEPOINT porter_sequence_busy")
+                    .execute(&mut *conn)
                     .await?;
-                !busy.is_empty()
+                let busy: Option<String> = sqlx::query_scalar(sql!("job_sequence_busy_snapshot"))
+                    .bind(key)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                for end in [
+                    "ROLLBACK TO SAVEPOINT porter_sequence_busy",
+                    "RELEASE SAVEPOINT porter_sequence_busy",
+                ] {
+                    sqlx::query(end).execute(&mut *conn).await?;
+                }
+                busy.is_some()
+            }
+            Some(key) => {
+                let busy: Option<String> = sqlx::query_scalar(sql!("job_sequence_busy"))
+                    .bind(key)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                busy.is_some()
             }
             None => false,
         };
