@@ -4,12 +4,15 @@
 -- callback retried from its backoff kept the counts of its first run: after an admin retried a
 -- discarded member and it completed, the callback still ran with `discarded: 1`. The trigger
 -- now also runs when a batch's job leaves `retryable` or `scheduled` for `available` or
--- `scheduled`: a backoff or a snooze that comes due recounts as well. The body is 0038's.
+-- `scheduled`: a backoff or a snooze that comes due recounts as well. The old states are
+-- spelled as comparisons, not an IN list (which SQLite builds a lookup table for at each row:
+-- 0021, 0038), since the test runs at every state change of a batch's job. The body is 0038's.
 -- Same change on PostgreSQL: migrations-postgres/0060_callback_recounted_from_a_wait.sql.
 DROP TRIGGER porter_batch_callback_due;
 CREATE TRIGGER porter_batch_callback_due AFTER UPDATE OF state ON porter_jobs
 WHEN NEW.batch_id IS NOT NULL
- AND OLD.state IN ('pending','completed','cancelled','discarded','retryable','scheduled')
+ AND (OLD.state = 'pending' OR OLD.state = 'completed' OR OLD.state = 'cancelled'
+      OR OLD.state = 'discarded' OR OLD.state = 'retryable' OR OLD.state = 'scheduled')
  AND NEW.state IN ('available','scheduled')
 BEGIN
     UPDATE porter_jobs
