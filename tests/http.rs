@@ -994,6 +994,17 @@ backend_case! {
     /// `queue="(other)",kind="(other)"`.
     async fn metrics_stay_bounded_however_many_queues_are_named(db: TestDb) {
         let app = router(surfaces::app_state(db.store.clone(), HttpConfig::default()).await);
+        // A limited queue without jobs is named below the cap, as before it (the cut named
+        // only queues with jobs at first: review of 7 Dec).
+        let (status, body) = send(
+            &app,
+            json_request(Method::POST, "/admin/queues/a-limited/limit", json!({"concurrency": 1})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (_, text) = send_text(&app, request(Method::GET, "/metrics", Body::empty())).await;
+        assert!(text.contains("porter_jobs_waiting_for_limit{queue=\"a-limited\"} 0"), "{text}");
+        assert!(text.contains("porter_metrics_queues_left_out 0"), "{text}");
         let n = porter::http::METRICS_QUEUES + 5;
         for i in 0..n {
             let (status, _) = send(
@@ -1011,6 +1022,7 @@ backend_case! {
         assert!(text.contains("porter_queue_depth{queue=\"q00000\"} 1"), "the first by name");
         assert!(!text.contains(&format!("queue=\"q{:05}\"}}", n - 1)), "the last left out");
         assert!(text.contains("porter_metrics_queues_left_out 5"), "{text}");
+        assert!(text.contains("porter_jobs_waiting_for_limit{queue=\"a-limited\"} 0"), "named before the cut");
         assert_eq!(series("porter_jobs_inserted_total"), porter::http::METRICS_QUEUES + 1);
         assert!(
             text.contains(r#"porter_jobs_inserted_total{queue="(other)",kind="(other)"} 5"#),

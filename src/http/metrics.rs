@@ -330,15 +330,15 @@ impl Metrics {
     /// Sets the gauges read from the database.
     async fn read_database(&self, client: &crate::Client) -> crate::Result<()> {
         let mut counts = client.counts().await?;
-        // The first queues by name, as the labels spell them.
-        if let Some(cut) = counts.queues.keys().nth(METRICS_QUEUES).cloned() {
-            let left_out = counts.queues.split_off(&cut).len();
-            self.queues_left_out.set(left_out as i64);
-        } else {
-            self.queues_left_out.set(0);
-        }
-        let kept: std::collections::HashSet<String> =
-            counts.queues.keys().map(|q| label(q)).collect();
+        // The first queues with jobs by name: the queues named before the first one left out.
+        // Below the cap every queue is named, a limited queue without jobs too.
+        let cut = counts.queues.keys().nth(METRICS_QUEUES).cloned();
+        let left_out = match &cut {
+            Some(cut) => counts.queues.split_off(cut).len(),
+            None => 0,
+        };
+        self.queues_left_out.set(left_out as i64);
+        let kept = |queue: &str| cut.as_deref().is_none_or(|cut| queue < cut);
         let due = client.queue_lag().await?;
         self.depth.clear();
         self.lag.clear();
@@ -355,12 +355,12 @@ impl Metrics {
         // same with U+FFFD): their depths add up and the larger lag is the queue's, as
         // `porter_jobs` counts them. Each row used to set the series, the last read winning.
         for q in &due {
+            if !kept(&q.queue) {
+                continue;
+            }
             let labels = QueueLabels {
                 queue: label(&q.queue),
             };
-            if !kept.contains(&labels.queue) {
-                continue;
-            }
             self.depth.get_or_create(&labels).inc_by(q.depth);
             let lag = self.lag.get_or_create(&labels);
             if q.lag.as_secs_f64() > lag.get() {
@@ -379,24 +379,26 @@ impl Metrics {
             }
         }
         self.waiting_for_limit.clear();
-        for (queue, n) in client.queue_limit_waiting().await? {
-            let queue = label(&queue);
-            if kept.contains(&queue) {
-                self.waiting_for_limit
-                    .get_or_create(&QueueLabels { queue })
-                    .set(n);
-            }
+        // Limited queues, by name: any caller can limit a queue of any name, so at most as
+        // many as there are queues named.
+        let waiting = client.queue_limit_waiting().await?;
+        for (queue, n) in waiting.iter().filter(|(q, _)| kept(q)).take(METRICS_QUEUES) {
+            self.waiting_for_limit
+                .get_or_create(&QueueLabels {
+                    queue: label(queue),
+                })
+                .set(*n);
         }
         self.unserved.clear();
         let mut pairs = 0;
         for u in client.unserved().await? {
+            if !kept(&u.queue) {
+                continue;
+            }
             let mut labels = KindLabels {
                 queue: label(&u.queue),
                 kind: label(&u.kind),
             };
-            if !kept.contains(&labels.queue) {
-                continue;
-            }
             // Kinds are callers' names too: past the first pairs, added up as the counters do.
             if pairs >= METRICS_PAIRS && self.unserved.get(&labels).is_none() {
                 labels = other_pair();
