@@ -634,3 +634,30 @@ backend_case! {
         assert_eq!(Rescuer::new(s.clone(), good).run_once().await.unwrap().retried, 1);
     }
 }
+
+backend_case! {
+    /// A slot whose job an unfinished one holds the unique key of (the periodic cleanup's,
+    /// while one waits to retry) inserts nothing, and is not counted as inserted: each such
+    /// slot was (review of 7 Dec), and logged `enqueued periodic jobs inserted=1`.
+    async fn a_periodic_slot_held_by_its_unique_key_counts_nothing(db: TestDb) {
+        let keyed = PeriodicJob {
+            opts: InsertOpts {
+                unique_key: Some("one-at-a-time".into()),
+                ..Default::default()
+            },
+            ..every("keyed", Duration::from_secs(60))
+        };
+        let mut e = PeriodicEnqueuer::new(db.store.clone(), vec![keyed.clone()], "w".into());
+        assert_eq!(e.run_once().await.unwrap(), 0, "first sight records the slot");
+        let now = db.store.now().await.unwrap().timestamp_millis();
+        rewind(&db, "keyed", now - 60_000).await;
+        let mut fresh = PeriodicEnqueuer::new(db.reopen().await, vec![keyed.clone()], "w2".into());
+        assert_eq!(fresh.run_once().await.unwrap(), 1, "the due slot inserts its job");
+        // That job is still available (unfinished) when the next slot comes.
+        rewind(&db, "keyed", now - 60_000).await;
+        let mut again = PeriodicEnqueuer::new(db.reopen().await, vec![keyed], "w3".into());
+        assert_eq!(again.run_once().await.unwrap(), 0, "its key is held: nothing inserted");
+        let jobs = db.store.job_list(Default::default()).await.unwrap();
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+    }
+}

@@ -319,9 +319,18 @@ impl PeriodicEnqueuer {
             };
             match enqueue.await {
                 Ok(result) => {
-                    if let Some(r) = result {
-                        inserted += 1;
-                        debug!(periodic = %job.name, slot, job_id = r.job.id, "enqueued periodic job");
+                    match result {
+                        Some(r) if r.inserted => {
+                            inserted += 1;
+                            debug!(periodic = %job.name, slot, job_id = r.job.id, "enqueued periodic job");
+                        }
+                        // The slot is taken; its job was not inserted, since an unfinished
+                        // one holds its unique key (the periodic cleanup's, say): not counted
+                        // (until 7 Dec each such slot was logged as inserted).
+                        Some(r) => {
+                            debug!(periodic = %job.name, slot, job_id = r.job.id, "a periodic slot's job holds its unique key already; nothing inserted");
+                        }
+                        None => {}
                     }
                     // Whoever moved it, the row now holds this slot, or a later one.
                     self.seen.insert(job.name.clone(), slot);
