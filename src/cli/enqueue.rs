@@ -308,7 +308,12 @@ pub(super) async fn run(g: &GlobalArgs, a: EnqueueArgs) -> anyhow::Result<()> {
             match ids {
                 Some((first, last)) => anyhow::bail!(
                     "{e}: the {inserted} jobs this command inserted are in (ids {first} to \
-                     {last}); do not enqueue them again"
+                     {last}){}; do not enqueue them again",
+                    if done < count {
+                        format!(", the other {} of --count {count} were not", count - done)
+                    } else {
+                        String::new()
+                    }
                 ),
                 None => return Err(e),
             }

@@ -182,8 +182,9 @@ pub struct BulkOutcome {
 }
 
 /// A bulk action that an error stopped part-way. Each batch commits on its own, so the
-/// batches written before the error stay written: `done` counts them (`done.matched` also
-/// counts the batch the error stopped, which changed nothing).
+/// batches written before the error stay written: `done.changed` counts what they changed.
+/// `done.matched` counts the jobs found before the error, written or not (a retry finds all
+/// its jobs before its first write).
 #[derive(Debug, thiserror::Error)]
 #[error("{error} (after {} jobs were changed)", done.changed)]
 pub struct BulkError {
