@@ -766,10 +766,14 @@ async fn delete_objects(objects: &dyn ObjectStore, paths: Vec<Path>) -> HashSet<
         // carry (S3's is XML, which has no U+FFFF) then fails alone; until 7 Dec it failed
         // every path of its request, on every pass.
         gone.extend(results.into_iter().flatten());
-        let mut left = paths.into_iter().filter(|p| !gone.contains(p));
+        let mut left: Vec<Path> = paths.into_iter().filter(|p| !gone.contains(p)).collect();
         // A few first: when each of them fails too, the store is failing (an outage,
         // throttling, credentials gone), not a key, and the rest wait for the next pass
-        // rather than a request each, with its retries.
+        // rather than a request each, with its retries. Drawn at random, so that a page whose
+        // first keys fail alone (a policy that keeps them) is not judged by the same keys at
+        // every pass (review of 7 Dec).
+        fastrand::shuffle(&mut left);
+        let mut left = left.into_iter();
         let probes =
             single_deletes(objects, left.by_ref().take(SINGLE_DELETE_PROBES).collect()).await;
         let store_failing = probes.iter().all(|(_, r)| r.is_err());

@@ -35,6 +35,10 @@ pub enum Fault {
     /// The store is down: every delete request fails as a whole (a bulk one answers one
     /// error for all its keys), and deletes nothing.
     Down,
+    /// A bulk delete (more than one key) fails as a whole and deletes nothing, as S3's does
+    /// for a key its XML cannot carry; single deletes of the chosen keys fail (a policy that
+    /// keeps them), the others go through.
+    NoBulk,
 }
 
 /// A real store with faulty deletes; see [`Fault`].
@@ -160,7 +164,7 @@ impl ObjectStore for FaultyStore {
                 .await;
             self.max_batch.fetch_max(paths.len(), Ordering::SeqCst);
             self.delete_requests.fetch_add(1, Ordering::SeqCst);
-            if self.fault == Fault::Down {
+            if self.fault == Fault::Down || (self.fault == Fault::NoBulk && paths.len() > 1) {
                 let down: Vec<object_store::Result<Path>> = match paths.first() {
                     Some(p) => vec![Err(Self::injected(p))],
                     None => Vec::new(),
@@ -169,7 +173,7 @@ impl ObjectStore for FaultyStore {
             }
             let failing = self.fail.lock().unwrap().clone();
             let passed: Vec<Path> = match self.fault {
-                Fault::FailChosen => paths
+                Fault::FailChosen | Fault::NoBulk => paths
                     .iter()
                     .filter(|p| !failing.contains(*p))
                     .cloned()
@@ -201,10 +205,14 @@ impl ObjectStore for FaultyStore {
             let out: Vec<object_store::Result<Path>> = paths
                 .into_iter()
                 .map(|p| match self.fault {
-                    Fault::FailChosen if failing.contains(&p) => Err(Self::injected(&p)),
-                    Fault::FailChosen | Fault::HangAfterPut | Fault::GatedPut | Fault::Down => {
-                        inner.next().expect("answer")
+                    Fault::FailChosen | Fault::NoBulk if failing.contains(&p) => {
+                        Err(Self::injected(&p))
                     }
+                    Fault::FailChosen
+                    | Fault::NoBulk
+                    | Fault::HangAfterPut
+                    | Fault::GatedPut
+                    | Fault::Down => inner.next().expect("answer"),
                     Fault::DeleteThenFail | Fault::DeleteThenAbort => {
                         let _ = inner.next();
                         Err(Self::injected(&p))
