@@ -1002,8 +1002,8 @@ backend_case! {
     }
 }
 
-/// `n` available jobs in queue `bulkq`; returns the highest id.
-async fn bulk_jobs(db: &TestDb, n: usize) -> i64 {
+/// `n` available jobs in queue `bulkq`; returns the confirmed form that cancels them all.
+async fn bulk_cancel_form(db: &TestDb, n: usize) -> String {
     let opts = porter::InsertOpts {
         queue: Some("bulkq".to_string()),
         ..Default::default()
@@ -1015,7 +1015,8 @@ async fn bulk_jobs(db: &TestDb, n: usize) -> i64 {
         })
         .collect();
     let inserted = db.store.job_insert_many(jobs).await.unwrap();
-    inserted.iter().map(|i| i.job.id).max().unwrap()
+    let max_id = inserted.iter().map(|i| i.job.id).max().unwrap();
+    format!("action=cancel&state=available&queue=bulkq&max_id={max_id}&count={n}")
 }
 
 async fn bulkq_cancelled(db: &TestDb) -> i64 {
@@ -1028,11 +1029,10 @@ backend_case! {
     /// its own) says how many jobs it changed: the confirmation said "Nothing was changed" of
     /// 1,000 jobs cancelled out of 1,200 (review of 7 Dec).
     async fn a_bulk_action_stopped_part_way_says_what_it_changed(db: TestDb) {
-        let max_id = bulk_jobs(&db, 1200).await;
+        let form = bulk_cancel_form(&db, 1200).await;
         let gated = chaos_gated_store::GatedStore::new(db.store.clone());
         gated.fail_bulk_writes_after(2);
         let app = router(surfaces::app_state(gated.store(), HttpConfig::default()).await);
-        let form = format!("action=cancel&state=available&queue=bulkq&max_id={max_id}&count=1200");
         let (status, _, location) = send(&app, post("/dashboard/jobs/bulk", &form)).await;
         assert_eq!(status, StatusCode::SEE_OTHER);
         let location = location.unwrap();
@@ -1054,7 +1054,7 @@ backend_case! {
     /// not stop it, it went on to write every batch after its client was told it had timed
     /// out before writing (review of 7 Dec).
     async fn a_bulk_action_answered_408_writes_nothing_after(db: TestDb) {
-        let max_id = bulk_jobs(&db, 600).await;
+        let form = bulk_cancel_form(&db, 600).await;
         let gated = chaos_gated_store::GatedStore::new(db.store.clone());
         gated.hold_bulk_reads(true);
         let store = gated.store();
@@ -1063,7 +1063,6 @@ backend_case! {
             ..HttpConfig::default()
         };
         let app = router(surfaces::app_state(store.clone(), config).await);
-        let form = format!("action=cancel&state=available&queue=bulkq&max_id={max_id}&count=600");
         let (status, body, _) = send(&app, post("/dashboard/jobs/bulk", &form)).await;
         assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
         gated.hold_bulk_reads(false);
@@ -1082,11 +1081,10 @@ backend_case! {
     /// handler was dropped between two batches, and the action stayed part-done (review of
     /// 7 Dec: 17,000 of 40,000 cancelled).
     async fn a_bulk_action_whose_client_went_away_finishes(db: TestDb) {
-        let max_id = bulk_jobs(&db, 1200).await;
+        let form = bulk_cancel_form(&db, 1200).await;
         let gated = chaos_gated_store::GatedStore::new(db.store.clone());
         gated.hold_bulk_writes_after(1);
         let app = router(surfaces::app_state(gated.store(), HttpConfig::default()).await);
-        let form = format!("action=cancel&state=available&queue=bulkq&max_id={max_id}&count=1200");
         let request = send(&app, post("/dashboard/jobs/bulk", &form));
         tokio::select! {
             answer = request => panic!("answered while its second batch was held: {answer:?}"),

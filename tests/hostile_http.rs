@@ -50,6 +50,21 @@ fn json_post(uri: &str, body: &Value, extra: &[(&str, &str)]) -> Request<Body> {
     builder.body(Body::from(body.to_string())).unwrap()
 }
 
+/// A JSON POST to porter on port 80 (`Host: 127.0.0.1`) from an `https://127.0.0.1` page, as
+/// the browser sends it with this `Sec-Fetch-Site`: ours behind a proxy that ends TLS
+/// (`same-origin`), another service's on the host's 443 (`cross-site`).
+fn from_https_page(body: &Value, site: &str) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri("/admin/jobs")
+        .header(header::HOST, "127.0.0.1")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ORIGIN, "https://127.0.0.1")
+        .header("sec-fetch-site", site)
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
 /// The router with listings bounded at `budget` bytes.
 async fn app_with_budget(db: &TestDb, budget: usize) -> Router {
     app(
@@ -187,15 +202,7 @@ backend_case! {
             // browser says cross-site (review of 7 Dec: taken as ours).
             (
                 "a page of another scheme on this host, the browser saying cross-site",
-                Request::builder()
-                    .method(Method::POST)
-                    .uri("/admin/jobs")
-                    .header(header::HOST, "127.0.0.1")
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .header(header::ORIGIN, "https://127.0.0.1")
-                    .header("sec-fetch-site", "cross-site")
-                    .body(Body::from(insert.to_string()))
-                    .unwrap(),
+                from_https_page(&insert, "cross-site"),
             ),
             (
                 "cross-site fetch, no Origin",
@@ -280,15 +287,7 @@ backend_case! {
         // Behind a proxy that ends TLS, our own page is https where porter is http.
         let (status, body) = send_json(
             &app,
-            Request::builder()
-                .method(Method::POST)
-                .uri("/admin/jobs")
-                .header(header::HOST, "127.0.0.1")
-                .header(header::CONTENT_TYPE, "application/json")
-                .header(header::ORIGIN, "https://127.0.0.1")
-                .header("sec-fetch-site", "same-origin")
-                .body(Body::from(insert.to_string()))
-                .unwrap(),
+            from_https_page(&insert, "same-origin"),
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "our own page behind a TLS proxy: {body}");
