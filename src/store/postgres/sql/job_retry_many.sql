@@ -45,11 +45,18 @@ WHERE j.id = ANY($1::bigint[]) AND j.state NOT IN ('running', 'available', 'pend
   -- checks read the table as it was before it, so each would see its sequence idle and all
   -- would run at once (porter_jobs_sequence_active refused the statement). Retry again for the
   -- next, once that one has ended.
+  -- An older job whose unique key another unfinished job holds is never retried here
+  -- (below): it does not count, or neither would be retried, at every submission (review of
+  -- 7 Dec).
   AND (j.sequence_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM porter_jobs e
         WHERE e.sequence_key = j.sequence_key AND e.id < j.id AND e.id = ANY($1::bigint[])
           AND e.state NOT IN ('running', 'available', 'pending')
-          AND (cardinality($2::text[]) = 0 OR e.state = ANY($2::text[]))))
+          AND (cardinality($2::text[]) = 0 OR e.state = ANY($2::text[]))
+          AND (e.unique_key IS NULL OR e.state IN ('scheduled', 'retryable') OR NOT EXISTS (
+                SELECT 1 FROM porter_jobs eo
+                WHERE eo.unique_key = e.unique_key AND eo.id <> e.id
+                  AND eo.state IN ('available', 'scheduled', 'running', 'retryable', 'pending')))))
   AND (
     j.unique_key IS NULL
     OR j.state IN ('scheduled', 'retryable')
@@ -59,10 +66,16 @@ WHERE j.id = ANY($1::bigint[]) AND j.state NOT IN ('running', 'available', 'pend
         WHERE o.unique_key = j.unique_key AND o.id <> j.id
           -- every state that holds a key (porter_jobs_unique_key), `pending` too
           AND o.state IN ('available', 'scheduled', 'running', 'retryable', 'pending'))
+      -- A newer job whose sequence is busy is never retried here (above): it does not count
+      -- either.
       AND NOT EXISTS (
         SELECT 1 FROM porter_jobs n
         WHERE n.unique_key = j.unique_key AND n.id > j.id AND n.id = ANY($1::bigint[])
-          AND n.state IN ('completed', 'cancelled', 'discarded'))
+          AND n.state IN ('completed', 'cancelled', 'discarded')
+          AND (n.sequence_key IS NULL OR NOT EXISTS (
+                SELECT 1 FROM porter_jobs nq
+                WHERE nq.sequence_key = n.sequence_key AND nq.id <> n.id
+                  AND (nq.state IN ('available', 'scheduled', 'running', 'retryable') OR nq.state = 'pending'))))
     )
   )
 RETURNING j.id, j.queue, j.state, j.attempted_by

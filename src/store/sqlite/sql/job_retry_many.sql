@@ -40,12 +40,19 @@ WHERE id IN (SELECT value FROM json_each(?1)) AND state NOT IN ('running', 'avai
   -- checks read the table as it was before it, so each would see its sequence idle and all
   -- would run at once (porter_jobs_sequence_active refused the statement). Retry again for the
   -- next, once that one has ended.
+  -- An older job whose unique key another unfinished job holds is never retried here
+  -- (below): it does not count, or neither would be retried, at every submission (review of
+  -- 7 Dec).
   AND (sequence_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM porter_jobs e
         WHERE e.sequence_key = porter_jobs.sequence_key AND e.id < porter_jobs.id
           AND e.id IN (SELECT value FROM json_each(?1))
           AND e.state NOT IN ('running', 'available', 'pending')
-          AND (?2 = '[]' OR e.state IN (SELECT value FROM json_each(?2)))))
+          AND (?2 = '[]' OR e.state IN (SELECT value FROM json_each(?2)))
+          AND (e.unique_key IS NULL OR e.state IN ('scheduled', 'retryable') OR NOT EXISTS (
+                SELECT 1 FROM porter_jobs eo
+                WHERE eo.unique_key = e.unique_key AND eo.id <> e.id
+                  AND eo.state IN ('available', 'scheduled', 'running', 'retryable', 'pending')))))
   AND (
     unique_key IS NULL
     OR state IN ('scheduled', 'retryable')
@@ -55,13 +62,22 @@ WHERE id IN (SELECT value FROM json_each(?1)) AND state NOT IN ('running', 'avai
         WHERE o.unique_key = porter_jobs.unique_key AND o.id <> porter_jobs.id
           -- every state that holds a key (porter_jobs_unique_key), `pending` too
           AND o.state IN ('available', 'scheduled', 'running', 'retryable', 'pending'))
+      -- A newer job whose sequence is busy is never retried here (above): it does not count
+      -- either.
       AND NOT EXISTS (
         SELECT 1 FROM porter_jobs n
         WHERE n.unique_key = porter_jobs.unique_key AND n.id > porter_jobs.id
           AND n.id IN (SELECT value FROM json_each(?1))
           -- `+`: found by the listed ids, never by walking every finished job in an index on
           -- state (porter_jobs_finalized since 0041, porter_jobs_fetch before).
-          AND +n.state IN ('completed', 'cancelled', 'discarded'))
+          AND +n.state IN ('completed', 'cancelled', 'discarded')
+          AND (n.sequence_key IS NULL OR NOT EXISTS (
+                SELECT 1 FROM porter_jobs nq
+                WHERE nq.id <> n.id
+                  -- (two lists, each naming the key, as above)
+                  AND ((nq.sequence_key = n.sequence_key
+                        AND nq.state IN ('available', 'scheduled', 'running', 'retryable'))
+                       OR (nq.sequence_key = n.sequence_key AND nq.state = 'pending')))))
     )
   )
 RETURNING id, queue, state, attempted_by
