@@ -32,11 +32,6 @@ impl WriteWatch {
         Arc::new(WriteWatch(AtomicU8::new(IDLE)))
     }
 
-    /// Whether a write has begun.
-    pub fn begun(&self) -> bool {
-        self.0.load(Ordering::SeqCst) == WRITING
-    }
-
     /// Takes the request for its timeout unless a write has begun: `true` when the timeout
     /// answers it, and then no write of it begins from now on.
     pub fn time_out(&self) -> bool {

@@ -1679,11 +1679,16 @@ async fn insert_waiting(
     parent_ids.sort_unstable();
     parent_ids.dedup();
     // With parents, job_parents_mark.sql takes these sequences' locks with its parents'.
+    // A caller's transaction at REPEATABLE READ or SERIALIZABLE reads its snapshot, from
+    // before the sequences' locks (job_sequence_busy_snapshot.sql): the lock's statement says
+    // which, so that a sequence's insert pays no round trip of its own to learn it.
+    let mut snapshot = None;
     if !keys.is_empty() && parent_ids.is_empty() {
-        sqlx::query(sql!("job_sequence_lock"))
+        let (_, at_snapshot): (i64, bool) = sqlx::query_as(sql!("job_sequence_lock"))
             .bind(&keys)
-            .execute(&mut *conn)
+            .fetch_one(&mut *conn)
             .await?;
+        snapshot = Some(at_snapshot);
     }
     let mut parents = HashMap::new();
     if !parent_ids.is_empty() {
@@ -1709,12 +1714,17 @@ async fn insert_waiting(
         insert_edges(conn, jobs, &holds, &out).await?;
         return Ok(out);
     }
-    // A caller's transaction at REPEATABLE READ or SERIALIZABLE reads its snapshot, from
-    // before the sequences' locks (job_sequence_busy_snapshot.sql).
-    let snapshot: bool =
-        sqlx::query_scalar("SELECT current_setting('transaction_isolation') <> 'read committed'")
+    let snapshot = match snapshot {
+        Some(at_snapshot) => at_snapshot,
+        // (Sequence jobs with parents beside them: the parents' statement took the locks.)
+        None => {
+            sqlx::query_scalar(
+                "SELECT current_setting('transaction_isolation') <> 'read committed'",
+            )
             .fetch_one(&mut *conn)
-            .await?;
+            .await?
+        }
+    };
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
         let busy = match &job.sequence_key {
