@@ -638,6 +638,69 @@ mod postgres_only {
         not(porter_pg_tests),
         ignore = "PORTER_TEST_DATABASE_URL not set at build time"
     )]
+    async fn a_migration_waiting_for_a_lock_gives_way_to_the_queues_statements() {
+        // Migration 60 drops a trigger of porter_jobs, which asks for an ACCESS EXCLUSIVE lock.
+        // Behind a transaction held open on the table, that request waited in the lock queue,
+        // and every later statement on porter_jobs (claims, completions, listings) waited behind
+        // it for as long as the transaction stayed open (review of 7 Dec).
+        let (url, _) = schema().await;
+        super::migrated_to(&url, 59).await;
+        let holder = sqlx::PgPool::connect(&url).await.unwrap();
+        let mut held = holder.begin().await.unwrap();
+        sqlx::query("SELECT count(*) FROM porter_jobs")
+            .execute(&mut *held)
+            .await
+            .unwrap();
+        let opening = tokio::spawn({
+            let url = url.clone();
+            async move { porter::store::open(&url).await.map(|_| ()) }
+        });
+        // The migration is waiting for its lock once the server says so.
+        let other = sqlx::PgPool::connect(&url).await.unwrap();
+        let waiting = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                       WHERE NOT l.granted AND c.relname = 'porter_jobs' \
+                       AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())";
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while count(&other, waiting).await == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the migration never asked for its lock"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // A reader of porter_jobs gets through while the transaction is still open: the
+        // migration gave way. Before, it waited until the transaction ended (here: for good).
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            count(&other, "SELECT count(*) FROM porter_jobs"),
+        )
+        .await;
+        assert_eq!(read.ok(), Some(0), "the reader waited behind the migration");
+        assert!(
+            !opening.is_finished(),
+            "the migration cannot be applied yet"
+        );
+        held.rollback().await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(60), opening)
+            .await
+            .expect("the migration is applied once the transaction ended")
+            .unwrap()
+            .expect("the open succeeds");
+        assert_eq!(
+            count(
+                &other,
+                "SELECT max(version) FROM porter_migrations WHERE set_name = 'porter'"
+            )
+            .await,
+            porter::store::migrations::CORE.latest()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set at build time"
+    )]
     async fn a_search_path_that_starts_with_the_temporary_schema_is_refused() {
         // porter creates its tables in the first schema of the search path: `pg_temp` first
         // made that the session's temporary schema, where the first migrations ran as temporary
@@ -873,9 +936,16 @@ mod postgres_only {
 /// A fresh database named `name` with porter's core migrations applied up to `version` and
 /// recorded as porter records them, as an older porter left it.
 async fn database_at(db: &TestDb, name: &str, version: i64) -> (String, Raw) {
-    use porter::store::migrations::CORE;
     let url = fresh_url(db, name).await;
-    let raw = Raw::connect(&url).await;
+    let raw = migrated_to(&url, version).await;
+    (url, raw)
+}
+
+/// The database at `url`, which porter has not opened, with porter's core migrations applied
+/// up to `version` and recorded as porter records them; a plain connection to it.
+async fn migrated_to(url: &str, version: i64) -> Raw {
+    use porter::store::migrations::CORE;
+    let raw = Raw::connect(url).await;
     let sqlite = matches!(raw, Raw::Sqlite(_));
     raw.exec(if sqlite {
         "PRAGMA journal_mode = WAL;
@@ -895,7 +965,7 @@ async fn database_at(db: &TestDb, name: &str, version: i64) -> (String, Raw) {
         ))
         .await;
     }
-    (url, raw)
+    raw
 }
 
 /// A claim of up to `limit` jobs of `kind` on `default`, by worker `w`.

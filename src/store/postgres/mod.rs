@@ -611,8 +611,80 @@ pub async fn run_migrations(conn: &mut PgConnection, set: &MigrationSet) -> Resu
             return Ok(());
         }
     }
-    while migrate_one(&mut *conn, set).await? {}
-    Ok(())
+    let mut gave_way = 0u32;
+    loop {
+        match migrate_one(&mut *conn, set).await? {
+            Migrated::One => gave_way = 0,
+            Migrated::UpToDate => return Ok(()),
+            Migrated::GaveWay(migration) => {
+                gave_way += 1;
+                let pause =
+                    MIGRATION_PAUSES[(gave_way as usize - 1).min(MIGRATION_PAUSES.len() - 1)];
+                let holders = lock_holders(&mut *conn).await;
+                tracing::warn!(
+                    set = set.name,
+                    version = migration.version,
+                    name = migration.name,
+                    attempt = gave_way,
+                    holders = %holders,
+                    "a migration waited {} ms for a lock on porter's tables and gave way, so that the queue's statements do not queue behind it; trying again in {} s. End the transactions held open (or wait for them)",
+                    MIGRATION_LOCK_WAIT_MS,
+                    pause.as_secs()
+                );
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// How long a migration's statement waits for a table's lock before it gives way (SQLSTATE
+/// 55P03). A migration's `DROP TRIGGER` or `ALTER TABLE` asks for an ACCESS EXCLUSIVE lock, and
+/// while it waits in PostgreSQL's lock queue every later statement on the table waits behind it:
+/// until 7 Dec one transaction held open (an idle-in-transaction session, a long report) stalled
+/// every worker's claims and completions, the web and `jobs list` for as long as it stayed open,
+/// with no word from the migrating process (review of 7 Dec).
+const MIGRATION_LOCK_WAIT_MS: i64 = 2000;
+
+/// The pauses between a migration's tries after it gave way, the last repeated.
+const MIGRATION_PAUSES: [Duration; 4] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+];
+
+/// What [`migrate_one`] did.
+enum Migrated {
+    /// Applied one migration.
+    One,
+    /// Nothing was left to apply.
+    UpToDate,
+    /// Gave way on a lock ([`MIGRATION_LOCK_WAIT_MS`]), nothing applied.
+    GaveWay(&'static migrations::Migration),
+}
+
+/// The sessions whose transactions have been open longer than a migration waits, in words for
+/// its warning; what could not be read is said so.
+async fn lock_holders(conn: &mut PgConnection) -> String {
+    let rows: std::result::Result<Vec<(i64, String, i64, String)>, _> =
+        sqlx::query_as(sql!("migration_lock_holders"))
+            .bind(MIGRATION_LOCK_WAIT_MS)
+            .fetch_all(&mut *conn)
+            .await;
+    match rows {
+        Ok(rows) if rows.is_empty() => "no transaction open that long now".to_string(),
+        Ok(rows) => rows
+            .iter()
+            .map(|(pid, state, open_ms, app)| {
+                format!(
+                    "pid {pid} ({state}, transaction open {} s, application {app:?})",
+                    open_ms / 1000
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("not read: {e}"),
+    }
 }
 
 /// The versions of a set recorded in `porter_migrations`.
@@ -623,9 +695,10 @@ async fn migrations_applied(conn: &mut PgConnection, set: &MigrationSet) -> Resu
         .await?)
 }
 
-/// Applies the set's next migration, if any, in its own transaction; false when there was
-/// none left. A failure rolls the transaction (and the lock) back when it is dropped.
-async fn migrate_one(conn: &mut PgConnection, set: &MigrationSet) -> Result<bool> {
+/// Applies the set's next migration, if any, in its own transaction. A failure, or a lock not
+/// had within [`MIGRATION_LOCK_WAIT_MS`], rolls the transaction (and the advisory lock) back
+/// when it is dropped.
+async fn migrate_one(conn: &mut PgConnection, set: &MigrationSet) -> Result<Migrated> {
     let mut tx = conn.begin().await?;
     // Before the lock, as the transaction's first statement: a database or role whose
     // transactions default to REPEATABLE READ or SERIALIZABLE would otherwise take the snapshot
@@ -648,20 +721,27 @@ async fn migrate_one(conn: &mut PgConnection, set: &MigrationSet) -> Result<bool
     }
     let Some(migration) = set.next(&applied)? else {
         tx.commit().await?;
-        return Ok(false);
+        return Ok(Migrated::UpToDate);
     };
+    // After the advisory lock, which processes migrating at once wait for in turn.
+    (&mut *tx)
+        .execute(format!("SET LOCAL lock_timeout = {MIGRATION_LOCK_WAIT_MS}").as_str())
+        .await?;
     // Executor::execute with a plain &str runs several statements (the simple protocol), as
     // sqlx::raw_sql would; raw_sql's future is not provably Send inside a spawned open.
-    (&mut *tx)
-        .execute(migration.postgres)
-        .await
-        .map_err(|e| match map_err(e) {
-            Error::Unavailable(m) => Error::Unavailable(m),
-            other => Error::Migration(format!(
-                "{} migration {} ({}): {other}",
-                set.name, migration.version, migration.name
-            )),
-        })?;
+    let applied = (&mut *tx).execute(migration.postgres).await;
+    if let Err(sqlx::Error::Database(db)) = &applied {
+        if db.code().as_deref() == Some("55P03") {
+            return Ok(Migrated::GaveWay(migration));
+        }
+    }
+    applied.map_err(|e| match map_err(e) {
+        Error::Unavailable(m) => Error::Unavailable(m),
+        other => Error::Migration(format!(
+            "{} migration {} ({}): {other}",
+            set.name, migration.version, migration.name
+        )),
+    })?;
     sqlx::query(sql!("migration_insert"))
         .bind(set.name)
         .bind(migration.version)
@@ -670,7 +750,7 @@ async fn migrate_one(conn: &mut PgConnection, set: &MigrationSet) -> Result<bool
         .await?;
     tx.commit().await?;
     tracing::debug!(set = set.name, version = migration.version, "migrated");
-    Ok(true)
+    Ok(Migrated::One)
 }
 
 /// A database of porter 0.1 (its tables there, nothing recorded in `porter_migrations`):
