@@ -1953,6 +1953,29 @@ backend_case! {
 }
 
 backend_case! {
+    /// Step names and kinds another program wrote at any length are cut on the workflow's
+    /// page, in its table and in its graph's node attributes and titles, as the list pages cut
+    /// them (review of 7 Dec: names of 250,000 characters made a 125 MB page, each written
+    /// three times whole).
+    async fn a_workflows_page_cuts_names_of_any_length(db: TestDb) {
+        let (wf, app) = named_workflow(&db, "long", &["a", "b", "c"]).await;
+        let long = |c: char| c.to_string().repeat(100_000);
+        for (i, (_, job)) in wf.steps.iter().enumerate() {
+            let (step, kind) = (format!("{i}{}", long('s')), long('k'));
+            common::raw_exec(&db, &format!("UPDATE porter_workflow_steps SET step = '{step}' WHERE job_id = {}", job.id)).await;
+            common::raw_exec(&db, &format!("UPDATE porter_jobs SET kind = '{kind}', workflow_step = '{step}' WHERE id = {}", job.id)).await;
+        }
+        let (status, html, _) = send(&app, get(&format!("/dashboard/workflows/{}", wf.id))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.len() < 60_000, "the page holds {} bytes", html.len());
+        let cut = format!("0{}…", "s".repeat(254));
+        assert!(html.contains(&format!("<td>{cut}</td>")), "the table's cell is cut");
+        assert!(html.contains(&format!("data-step=\"{cut}\"")), "the node's attribute is cut");
+        assert!(html.contains(&format!("<td>{}…</td>", "k".repeat(255))), "the kind's cell is cut");
+    }
+}
+
+backend_case! {
     needs(porter_browser_tests, "PORTER_TEST_CHROMEDRIVER not set: browser case skipped");
     /// A step name of 255 characters with no break wraps in its cell, on the workflow's page
     /// and its job's: neither page is wider than the window (a review saw the steps table

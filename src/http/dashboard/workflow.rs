@@ -378,9 +378,9 @@ fn steps_table(wf: &WorkflowDetail, page: usize) -> Markup {
             tbody {
                 @for s in shown {
                     tr.step data-job-id=(s.job_id) data-state=(s.state.as_str()) {
-                        td { (s.step) }
+                        td { (shortened(&s.step, LISTED_NAME_CHARS)) }
                         td.n { a href=(format!("/dashboard/jobs/{}", s.job_id)) { (s.job_id) } }
-                        td { (s.kind) }
+                        td { (shortened(&s.kind, LISTED_NAME_CHARS)) }
                         td { (s.state.as_str()) }
                         td.n { (s.attempt) }
                         td { (time(s.finalized_at)) }
@@ -429,9 +429,10 @@ fn after_cell(after: &[String], total: Option<u64>) -> String {
     cell
 }
 
-/// Most characters of a name (a workflow's, a batch callback's kind) the list pages show: a
-/// name porter writes is at most 255 bytes, but another program's may be megabytes, and a
-/// page's byte budget counts it as JSON, where HTML writes `&` in five.
+/// Most characters of a name (a workflow's, a step's, a kind) the list pages and a workflow's
+/// page show: a name porter writes is at most 255 bytes, but another program's may be
+/// megabytes, and a page's byte budget counts it as JSON, where HTML writes `&` in five. (Until
+/// 7 Dec a workflow's page wrote its steps' names and kinds whole, three times each.)
 pub(super) const LISTED_NAME_CHARS: usize = 255;
 
 /// `text`'s first `max` characters, and `…` when it has more: a name in a list, which its own
@@ -661,8 +662,8 @@ fn draw(wf: &WorkflowDetail) -> Markup {
                                 @let s = &steps[*v];
                                 @let (fill, stroke) = colours(s.state);
                                 a.node href=(format!("/dashboard/jobs/{}", s.job_id)) data-job-id=(s.job_id)
-                                    data-step=(label(&s.step, usize::MAX)) data-state=(s.state.as_str()) data-layer=(layer[*v]) {
-                                    title { (label(&s.step, usize::MAX)) " (" (label(&s.kind, usize::MAX)) "): job " (s.job_id) ", " (s.state.as_str()) }
+                                    data-step=(label(&s.step, LISTED_NAME_CHARS)) data-state=(s.state.as_str()) data-layer=(layer[*v]) {
+                                    title { (label(&s.step, LISTED_NAME_CHARS)) " (" (label(&s.kind, LISTED_NAME_CHARS)) "): job " (s.job_id) ", " (s.state.as_str()) }
                                     rect x=(x) y=(y) width=(NODE_W) height=(NODE_H) rx="6" fill=(fill) stroke=(stroke) stroke-width="1.5" {}
                                     // The lines are cut to fit (node_label), and clipped to the
                                     // box should a font draw them wider still.
