@@ -339,6 +339,11 @@ pub const CORE: MigrationSet = MigrationSet {
             "enqueue_sequence_read_under_snapshot_isolation",
             "0061_enqueue_sequence_read_under_snapshot_isolation.sql"
         ),
+        migration!(
+            62,
+            "workflow_steps_by_job",
+            "0062_workflow_steps_by_job.sql"
+        ),
     ],
 };
 

@@ -348,6 +348,12 @@ pub struct StepPage {
     /// Which of each step's parents are read: a step may wait for 10,000 jobs, and a page of
     /// 200 such steps named 2,000,000 parents.
     pub parents: StepParents,
+    /// Leave the workflow's counts unread (the detail's counts and total are then empty): a
+    /// reader that has them from its first page. Counting reads every step of the workflow, and
+    /// the admin route, which reads a page a few steps at a time, counted a 100,000-step
+    /// workflow a thousand times for one page (review of 7 Dec). A page with an offset counts
+    /// on PostgreSQL anyway, to place it.
+    pub skip_counts: bool,
 }
 
 /// Which of each step's parents a page of steps reads ([`StepPage::parents`]).

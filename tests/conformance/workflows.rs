@@ -687,6 +687,12 @@ backend_case! {
         assert_eq!(got.next_after_id, None);
         assert_eq!(got.workflow.total, 22);
         assert!(client.workflow_page(wf.id + 1000, past).await.unwrap().is_none());
+        // A reader that has the counts skips them: the same steps, no counts read.
+        let uncounted = StepPage { after_id: whole.steps[4].job_id, limit: Some(3), skip_counts: true, ..StepPage::all() };
+        let got = client.workflow_page(wf.id, uncounted).await.unwrap().unwrap();
+        assert_eq!(got.steps, whole.steps[5..8].to_vec());
+        assert_eq!(got.next_after_id, Some(whole.steps[7].job_id));
+        assert!(got.workflow.counts.is_empty() && got.workflow.total == 0, "{:?}", got.workflow);
         // A page of no steps is refused, not answered empty as the last page (found by
         // review: it said no page followed).
         let none = StepPage { limit: Some(0), ..StepPage::all() };

@@ -342,10 +342,14 @@ impl PgStore {
             Option<DateTime<Utc>>,
             Option<DateTime<Utc>>,
         );
-        let counts: Vec<(String, i64)> = sqlx::query_as(sql!("workflow_counts"))
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
+        let counts: Vec<(String, i64)> = if page.skip_counts && page.offset == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_as(sql!("workflow_counts"))
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?
+        };
         let counts = counts
             .into_iter()
             .map(|(state, n)| Ok((state.parse()?, n)))

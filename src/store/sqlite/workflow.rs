@@ -119,13 +119,17 @@ pub(super) fn get(conn: &Connection, id: i64, page: StepPage) -> Result<Option<W
     else {
         return Ok(None);
     };
-    let mut stmt = conn.prepare_cached(sql!("workflow_counts"))?;
-    let counts = stmt
-        .query_map([id], |r| Ok((text_col(r.get_ref(0)?), r.get::<_, i64>(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .into_iter()
-        .map(|(state, n)| Ok((state.parse()?, n)))
-        .collect::<Result<Vec<_>>>()?;
+    let counts = if page.skip_counts {
+        Vec::new()
+    } else {
+        let mut stmt = conn.prepare_cached(sql!("workflow_counts"))?;
+        let rows = stmt
+            .query_map([id], |r| Ok((text_col(r.get_ref(0)?), r.get::<_, i64>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(state, n)| Ok((state.parse()?, n)))
+            .collect::<Result<Vec<_>>>()?
+    };
     let limit = page.limit.map_or(-1, i64::from);
     let mut stmt = conn.prepare_cached(sql!("workflow_jobs"))?;
     let jobs = stmt
