@@ -1430,3 +1430,50 @@ backend_case! {
         fx.assert_live(other, &other_files).await;
     }
 }
+
+backend_case! {
+    /// A `file://` store's put writes `KEY#1` and renames it into place: a web process killed
+    /// mid-upload left `KEY#1`, which no delete of `KEY` removed, so the cleanup deleted the
+    /// abandoned upload's row and left the half-written file named by nothing, for good
+    /// (review of 7 Dec). The cleanup's delete removes it with the object.
+    async fn an_upload_killed_mid_write_leaves_nothing_in_a_file_store(db: TestDb) {
+        use porter::app::store::TabloFileRow;
+        let dir = tempfile::tempdir().unwrap();
+        let objects = object_store_from_url(&format!("file://{}", dir.path().display())).unwrap();
+        let tablos = porter::app::store::open(db.store.clone()).await.unwrap();
+        let tablo = tablos.tablo_insert("crashed upload").await.unwrap().id;
+        let (written, killed) = (Uuid::new_v4(), Uuid::new_v4());
+        for (id, stored) in [(written, true), (killed, false)] {
+            let key = format!("tablos/{tablo}/{id}-big.bin");
+            let row = TabloFileRow { id, tablo_id: tablo, s3_key: key.clone(), size: 4, created_at: chrono::Utc::now() };
+            tablos.tablo_file_upload_begin(row).await.unwrap();
+            if stored {
+                put_file(objects.as_ref(), &key, bytes::Bytes::from_static(b"data")).await.unwrap();
+            }
+            // What the put left when its process was killed before the rename.
+            std::fs::write(dir.path().join(format!("{key}#1")), b"da").unwrap();
+        }
+        age_uploads(&db).await;
+        let got = cleanup_orphans(tablos.as_ref(), objects.as_ref(), &CleanupConfig::default()).await.unwrap();
+        assert_eq!(got, counts(2, 2, 2, 0));
+        let left: Vec<_> = walk(dir.path());
+        assert!(left.iter().all(|p| !p.contains("tablos/")), "left behind: {left:?}");
+    }
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out
+}

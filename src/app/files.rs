@@ -101,7 +101,7 @@ pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>> {
                 // Removes a deleted file's empty parent directories (up to the root), so the
                 // directories of deleted tablos do not pile up.
                 .with_automatic_cleanup(true);
-            Ok(Arc::new(fs))
+            Ok(Arc::new(LocalObjects(fs)))
         }
         "memory" => {
             if !rest.is_empty() {
@@ -124,6 +124,97 @@ pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>> {
         other => Err(invalid(format!(
             "unknown scheme {other:?} in {shown:?}; use file://DIR, s3://BUCKET or memory://"
         ))),
+    }
+}
+
+/// A `file://` store: object_store's local file system, whose delete also removes what a put
+/// left half-written. Its put writes the object to `KEY#1` first and renames it into place;
+/// a web process killed during an upload left `KEY#1` behind, which no listing shows and no
+/// delete of `KEY` removed, so the cleanup deleted the abandoned upload's row and the object
+/// stayed for good, named by nothing (review of 7 Dec). porter's keys are each written once
+/// (a file's id is in its key), so `#1` is the only such name a key gets.
+#[derive(Debug)]
+struct LocalObjects(LocalFileSystem);
+
+impl LocalObjects {
+    /// Removes what a put of `location` left half-written, if anything.
+    async fn delete_staged(&self, location: &Path) -> object_store::Result<()> {
+        let mut staged = self.0.path_to_filesystem(location)?.into_os_string();
+        staged.push("#1");
+        let staged = std::path::PathBuf::from(staged);
+        match tokio::fs::remove_file(&staged).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: format!("cannot delete the half-written {}: {e}", staged.display())
+                        .into(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for LocalObjects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for LocalObjects {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.0.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.0.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.0.get_opts(location, options).await
+    }
+
+    /// The half-written file first, so that the object's delete leaves its directory empty
+    /// and removes it.
+    async fn delete(&self, location: &Path) -> object_store::Result<()> {
+        self.delete_staged(location).await?;
+        self.0.delete(location).await
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.0.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+
+    async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        self.0.copy(from, to).await
+    }
+
+    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        self.0.copy_if_not_exists(from, to).await
     }
 }
 
