@@ -574,6 +574,46 @@ async fn a_small_page_of_a_large_workflow_is_found_by_its_steps() {
     }
 }
 
+#[tokio::test]
+#[cfg_attr(
+    not(porter_pg_tests),
+    ignore = "set PORTER_TEST_DATABASE_URL (scripts/test does)"
+)]
+async fn a_queues_starts_are_counted_once_for_its_limit_usage() {
+    // queue_limit_usage (the /metrics scrape) counted the queue's starts in its rate window
+    // beside each of its keys: a day's window of a million starts and 2,000 keys took 3.5
+    // minutes, and every scrape timed out (review of 7 Dec). The plan, run: the count of the
+    // queue's window runs once, not once per key.
+    let store = fresh_store().await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    for sql in [
+        "INSERT INTO porter_queues (name, rate_limit, rate_period_ms) VALUES ('q', 1000000, 86400000)",
+        "INSERT INTO porter_queue_starts (queue, started_at) SELECT 'q', now() - interval '1 minute' FROM generate_series(1, 2000)",
+        "INSERT INTO porter_jobs (kind, queue, args, concurrency_key) SELECT 'noop', 'q', '{}', 'k' || g FROM generate_series(1, 40) g",
+        "ANALYZE",
+        "SET enable_seqscan = off",
+    ] {
+        sqlx::query(sql).execute(&mut *conn).await.unwrap();
+    }
+    let plan: Vec<String> = sqlx::query_scalar(&format!(
+        "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {}",
+        sql!("queue_limit_usage")
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let window: Vec<&String> = plan
+        .iter()
+        .filter(|l| l.contains("porter_queue_starts_window"))
+        .collect();
+    assert!(!window.is_empty(), "{}", plan.join("\n"));
+    assert!(
+        window.iter().all(|l| l.contains("loops=1)")),
+        "{}",
+        plan.join("\n")
+    );
+}
+
 /// Waits, up to 5 s, until a session of the test's database waits for a lock, or `done`.
 async fn until_a_lock_wait(store: &PgStore, done: impl Fn() -> bool) {
     for _ in 0..500 {

@@ -419,6 +419,42 @@ async fn a_page_of_a_workflows_steps_is_read_in_order_from_an_index() {
 }
 
 #[tokio::test]
+async fn a_queues_starts_are_counted_once_for_its_limit_usage() {
+    // queue_limit_usage (the /metrics scrape) counted the queue's starts in its rate window
+    // beside each of its keys: a day's window of a million starts and 2,000 keys took 81 s,
+    // and every scrape timed out (review of 7 Dec). 2,000 starts and 40 keys here: the
+    // statement's VM steps grow with the starts plus the keys, not their product.
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open(&dir).await;
+    conn.execute_batch(
+        "INSERT INTO porter_queues (name, rate_limit, rate_period_ms) VALUES ('q', 1000000, 86400000);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+         INSERT INTO porter_queue_starts (queue, concurrency_key, started_at)
+         SELECT 'q', NULL, strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 minute') FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40)
+         INSERT INTO porter_jobs (kind, queue, args, concurrency_key)
+         SELECT 'noop', 'q', '{}', 'k' || i FROM n;",
+    )
+    .unwrap();
+    let mut stmt = conn
+        .prepare(include_str!("sql/queue_limit_usage.sql"))
+        .unwrap();
+    let rows: Vec<(String, i64, i64)> = stmt
+        .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(5)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(rows.len(), 40);
+    assert!(
+        rows.iter()
+            .all(|(_, available, starts)| *available == 1 && *starts == 2000),
+        "{rows:?}"
+    );
+    let vm_steps = stmt.get_status(rusqlite::StatementStatus::VmStep);
+    assert!(vm_steps < 40_000, "{vm_steps} VM steps");
+}
+
+#[tokio::test]
 async fn statements_over_several_states_read_an_index_of_each() {
     // Since migration 0041 porter_jobs_fetch holds available jobs only, and no index has
     // `state` in its key. A statement over several states (or over all finished jobs) that
