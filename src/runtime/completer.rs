@@ -255,7 +255,7 @@ async fn write_batch(
         .map_or(0, |ctx| ctx.store.wakeup().cancel_wakeups(&ctx.identity.id));
     let fences = std::mem::take(batch);
     let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
-    let ((changed, given_up), claims) = match &ctx {
+    let (outcomes, claims) = match &ctx {
         Some(ctx) if !orders.is_empty() => claim_along(sh, ctx, fences, &orders).await,
         _ => (write(sh, fences).await, Vec::new()),
     };
@@ -277,20 +277,22 @@ async fn write_batch(
     }
     // Fenced off (rescued, cancelled or put back meanwhile), a completion leaves no stray;
     // given up on, its jobs are still `running` here, for the reconcile to find.
-    let unwritten = given_up;
-    for (e, changed) in ended.drain(..).zip(changed) {
-        if changed {
+    for (e, outcome) in ended.drain(..).zip(&outcomes) {
+        if *outcome == Written::Completed {
             super::executor::tell(sh.events.as_ref(), &e);
         }
     }
-    // Written, fenced off or given up on: no longer this worker's to hold. A job whose
-    // completion was given up on is still `running` here, and the reconcile puts it
+    // Written, fenced off, refused or given up on: no longer this worker's to hold. A job
+    // whose completion was given up on is still `running` here, and the reconcile puts it
     // back (at-least-once: it runs again).
-    if unwritten {
-        sh.owned.give_up(&written, true);
-    } else {
-        sh.owned.remove_all(&written);
-    }
+    let (given_up, done): (Vec<_>, Vec<_>) = written
+        .iter()
+        .zip(&outcomes)
+        .partition(|(_, outcome)| **outcome == Written::GivenUp);
+    let given_up: Vec<(i64, i32)> = given_up.into_iter().map(|(job, _)| *job).collect();
+    let done: Vec<(i64, i32)> = done.into_iter().map(|(job, _)| *job).collect();
+    sh.owned.give_up(&given_up, true);
+    sh.owned.remove_all(&done);
     if let Some(ctx) = &ctx {
         for (order, claim) in orders.into_iter().zip(claims) {
             let mut handed = permits
@@ -321,7 +323,7 @@ async fn claim_along(
     ctx: &Ctx,
     fences: Vec<JobFence>,
     orders: &[producer::TakenOrder],
-) -> ((Vec<bool>, bool), Vec<producer::Claim>) {
+) -> (Vec<Written>, Vec<producer::Claim>) {
     let claims = orders.iter().map(|o| o.params.clone()).collect();
     let claiming = ctx.claiming.read().await;
     let since = ctx.strays.mark();
@@ -337,7 +339,7 @@ async fn claim_along(
             }
         };
     let (changed, claimed) = match result {
-        Ok((changed, claimed)) => ((changed, false), claimed),
+        Ok((changed, claimed)) => (Written::from_changed(changed), claimed),
         Err(e) => {
             drop(claiming);
             debug!(error = %e, "a completion write that claimed along failed; completing only");
@@ -382,15 +384,54 @@ async fn claim_along(
     (changed, claims)
 }
 
+/// What became of one completion of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// Written: the job is `completed`.
+    Completed,
+    /// Changed nothing: the job was rescued, cancelled or put back meanwhile.
+    FencedOff,
+    /// The database refused this job's completion alone (a trigger of its own, a constraint),
+    /// and its attempt was recorded as failed instead: the job is retried as its attempts
+    /// allow.
+    Refused,
+    /// Not written: the job is still `running` here, for the reconcile to put back.
+    GivenUp,
+}
+
+impl Written {
+    fn from_changed(changed: Vec<bool>) -> Vec<Written> {
+        changed
+            .into_iter()
+            .map(|c| {
+                if c {
+                    Written::Completed
+                } else {
+                    Written::FencedOff
+                }
+            })
+            .collect()
+    }
+}
+
 /// Writes one batch, retrying while the database is unreachable: a completion that is never
 /// written leaves its job to be rescued and run again, which at-least-once allows but which
 /// costs a second run. A hard shutdown stops the retries: it must not wait out an outage.
-/// Answers, per fence, whether its completion was written (`false` when fenced off or given up),
-/// and whether the write was given up on (nothing written).
-async fn write(sh: &Shared, fences: Vec<JobFence>) -> (Vec<bool>, bool) {
+///
+/// A batch is one statement, so one completion the database refuses (a trigger or constraint
+/// of the application's on one row) failed the whole batch. Until 7 Dec the batch was then
+/// retried for about 70 s, with no other completion of the worker written meanwhile, and
+/// given up: every job of it ran again, and the refused one came back in the next batch, for
+/// good (review of 7 Dec). A batch that fails with anything but an outage is now split in
+/// halves, each tried once: a half written is done, and a half that fails while the other
+/// went through is split again, down to the one job whose completion is refused, whose
+/// attempt is recorded as failed instead ([`refuse`]). Halves that both fail are a condition
+/// of the whole batch, retried as before.
+async fn write(sh: &Shared, fences: Vec<JobFence>) -> Vec<Written> {
     let (store, hard, retrying) = (&sh.store, &sh.hard, &sh.owned.retrying);
     let mut warned = false;
     let mut tries = super::OutcomeTries::new(retrying);
+    let mut split = fences.len() > 1;
     loop {
         tries.start();
         match store.job_complete_many(fences.clone()).await {
@@ -402,7 +443,13 @@ async fn write(sh: &Shared, fences: Vec<JobFence>) -> (Vec<bool>, bool) {
                         "completions fenced off: those jobs were rescued or cancelled meanwhile"
                     );
                 }
-                return (changed, false);
+                return Written::from_changed(changed);
+            }
+            Err(e) if split && !outage(&e) && !hard.is_cancelled() => {
+                split = false;
+                if let Some(written) = Box::pin(isolate(sh, &fences, &e, false)).await {
+                    return written;
+                }
             }
             // Only errors that may pass are worth retrying; a refusal is given up at once.
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
@@ -417,8 +464,84 @@ async fn write(sh: &Shared, fences: Vec<JobFence>) -> (Vec<bool>, bool) {
             }
             Err(e) => {
                 warn!(error = %e, jobs = fences.len(), "giving up on recording completions; this worker's reconcile puts the jobs back to run again");
-                return (vec![false; fences.len()], true);
+                return vec![Written::GivenUp; fences.len()];
             }
+        }
+    }
+}
+
+/// Whether an error is the database being away, which no split of a batch mends.
+fn outage(e: &Error) -> bool {
+    matches!(e, Error::Unavailable(_) | Error::Closed)
+}
+
+/// After a batch of several failed with `e`: its halves tried once each. `None` when both
+/// fail and the batch is not `specific` (a condition of the whole batch, for [`write`] to
+/// retry); otherwise each completion's fate, a failing half split again until the
+/// completions the database refuses are found. A batch is `specific` when it failed while its
+/// sibling was written: something in it is refused, whatever both its halves answer.
+async fn isolate(
+    sh: &Shared,
+    fences: &[JobFence],
+    e: &Error,
+    specific: bool,
+) -> Option<Vec<Written>> {
+    let (a, b) = fences.split_at(fences.len() / 2);
+    let (ra, rb) = (
+        sh.store.job_complete_many(a.to_vec()).await,
+        sh.store.job_complete_many(b.to_vec()).await,
+    );
+    match (ra, rb) {
+        (Err(_), Err(_)) if !specific => {
+            debug!(error = %e, jobs = fences.len(), "both halves of a failed batch of completions failed too");
+            None
+        }
+        (ra, rb) => {
+            let mut written = half(sh, a, ra).await;
+            written.extend(half(sh, b, rb).await);
+            Some(written)
+        }
+    }
+}
+
+/// One half of [`isolate`]'s batch, by what its try answered: split again while it fails,
+/// down to the completions refused one by one.
+async fn half(
+    sh: &Shared,
+    part: &[JobFence],
+    result: crate::error::Result<Vec<bool>>,
+) -> Vec<Written> {
+    match result {
+        Ok(changed) => Written::from_changed(changed),
+        Err(e) if part.len() == 1 && !outage(&e) => vec![refuse(sh, &part[0], &e).await],
+        Err(e) if !outage(&e) => match Box::pin(isolate(sh, part, &e, true)).await {
+            Some(written) => written,
+            None => Box::pin(write(sh, part.to_vec())).await,
+        },
+        Err(_) => Box::pin(write(sh, part.to_vec())).await,
+    }
+}
+
+/// A completion the database refused on its own (its batch's other completions were
+/// written): its attempt is recorded as failed with the database's words, so the job is
+/// retried as its attempts and backoff allow and ends discarded, rather than put back as
+/// unstarted at every reconcile, for good. Given up on when that write fails too.
+async fn refuse(sh: &Shared, fence: &JobFence, e: &Error) -> Written {
+    warn!(job_id = fence.id, attempt = fence.attempt, error = %e,
+          "the database refused this job's completion alone; recording its attempt as failed");
+    let params = crate::store::JobFailParams {
+        fence: fence.clone(),
+        error: format!("the job returned, but the database refused its completion: {e}"),
+        trace: None,
+        retry_in: crate::job::default_backoff(fence.attempt),
+        discard: false,
+    };
+    match sh.store.job_fail(params).await {
+        Ok(_) => Written::Refused,
+        Err(Error::Fenced { .. }) => Written::FencedOff,
+        Err(e) => {
+            warn!(job_id = fence.id, error = %e, "recording the refused completion as a failure failed too; this worker's reconcile puts the job back to run again");
+            Written::GivenUp
         }
     }
 }
