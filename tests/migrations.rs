@@ -497,6 +497,53 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// Each migration is recorded with the checksum of the SQL it applied, and a database
+    /// that applied a version from other SQL than this binary carries is refused, naming the
+    /// version, with nothing changed: until 7 Dec porter compared versions only, and a file
+    /// migrated by a build of an earlier 0059 was taken as up to date, then every worker start
+    /// failed on a column it lacked (review of 7 Dec). A table from before checksums were
+    /// recorded gets the column, its earlier rows none (not verified).
+    async fn a_migration_applied_from_other_sql_is_refused(db: TestDb) {
+        use porter::store::migrations::{checksum, CORE};
+        let raw = Raw::connect(&db.url).await;
+        let sqlite = matches!(raw, Raw::Sqlite(_));
+        let recorded = raw
+            .texts("SELECT version || ':' || checksum FROM porter_migrations WHERE set_name = 'porter' ORDER BY version")
+            .await;
+        let carried: Vec<String> = CORE
+            .migrations
+            .iter()
+            .map(|m| format!("{}:{}", m.version, checksum(if sqlite { m.sqlite } else { m.postgres })))
+            .collect();
+        assert_eq!(recorded, carried);
+
+        raw.exec("UPDATE porter_migrations SET checksum = 'edited' WHERE set_name = 'porter' AND version = 59")
+            .await;
+        let refused = match porter::store::open(&db.url).await {
+            Err(e @ Error::Migration(_)) => e.to_string(),
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a database that applied other SQL as 59 must be refused"),
+        };
+        assert!(refused.contains("version 59") && refused.contains("porter"), "{refused}");
+        raw.exec("UPDATE porter_migrations SET checksum = NULL WHERE set_name = 'porter' AND version = 59")
+            .await;
+        porter::store::open(&db.url).await.expect("a row without a checksum is not verified");
+
+        // A table from before checksums (as older porters left it), one migration behind.
+        let (url, raw) = database_at(&db, "before-checksums", CORE.latest() - 1).await;
+        porter::store::open(&url).await.expect("migrates");
+        let before = CORE.latest() - 1;
+        let sums = raw
+            .texts(&format!("SELECT version || ':' || coalesce(checksum, '-') FROM porter_migrations WHERE set_name = 'porter' AND version >= {before} ORDER BY version"))
+            .await;
+        let last = CORE.migrations.last().unwrap();
+        let want = checksum(if sqlite { last.sqlite } else { last.postgres });
+        assert_eq!(sums, vec![format!("{before}:-"), format!("{}:{want}", CORE.latest())]);
+        porter::store::open(&url).await.expect("and opens again");
+    }
+}
+
 /// Records `version` of `set` in porter_migrations, as a newer porter would have.
 async fn record_newer(db: &TestDb, set: &str, version: i64) {
     let raw = Raw::connect(&db.url).await;

@@ -1,7 +1,8 @@
 //! porter's migrations, in named sets, and their bookkeeping.
 //!
 //! porter records the migrations it applied in a table of its own, [`TABLE`]
-//! (`porter_migrations`: set name, version, name, applied_at), as River keeps
+//! (`porter_migrations`: set name, version, name, applied_at, and the [`checksum`] of the SQL
+//! applied), as River keeps
 //! `river_migration`. It never reads or writes `_sqlx_migrations` or `PRAGMA user_version`:
 //! those belong to the application whose database porter shares, which migrates with its own
 //! tool before or after porter, in either order.
@@ -16,8 +17,9 @@
 //!   schema). A migration must therefore be transactional (no `CREATE INDEX CONCURRENTLY`).
 //! * A database that recorded a version of a set newer than this binary carries is refused
 //!   with [`Error::DatabaseTooNew`]; one whose record of a set lacks a version below its newest,
-//!   or holds one below 1, with [`Error::Migration`], nothing applied. Only [`TABLE`] is
-//!   consulted.
+//!   or holds one below 1, with [`Error::Migration`], nothing applied; so is one that applied
+//!   a version from other SQL than this binary carries (its recorded [`checksum`]). Only
+//!   [`TABLE`] is consulted.
 //! * **Databases of porter 0.1** (versions kept in `PRAGMA user_version` on SQLite and in
 //!   `_sqlx_migrations` on PostgreSQL) move in place on first open: porter recognises them by
 //!   its own tables (not by the foreign bookkeeping, which may be the application's), records
@@ -104,6 +106,55 @@ impl MigrationSet {
             }
         }
         Ok(next)
+    }
+}
+
+/// A migration's SQL as recorded beside its version: the SHA-256 of the text, in hex, with
+/// carriage returns left out (a checkout on Windows turns line ends into CRLF).
+pub fn checksum(sql: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in sql.split('\r') {
+        hash.update(part.as_bytes());
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl MigrationSet {
+    /// Refuses a database that applied one of this set's migrations from other SQL than this
+    /// binary carries (`recorded`: version and checksum, `None` for a row written before
+    /// porter recorded checksums, or by hand). A migration edited after a build applied it
+    /// left that build's definitions in the database, reported as migrated: until 7 Dec
+    /// porter compared versions only, and a file migrated by a build of an earlier 0059 was
+    /// taken as up to date, then every worker start failed on a column it lacked (review of 7
+    /// Dec). `sql_of` picks the backend's SQL.
+    pub(crate) fn verify(
+        &self,
+        recorded: &[(i64, Option<String>)],
+        sql_of: fn(&Migration) -> &'static str,
+    ) -> Result<()> {
+        for (version, sum) in recorded {
+            let (Some(sum), Some(m)) =
+                (sum, self.migrations.iter().find(|m| m.version == *version))
+            else {
+                continue;
+            };
+            let carried = checksum(sql_of(m));
+            if *sum != carried {
+                return Err(Error::Migration(format!(
+                    "the database's migration set \"{}\" applied version {version} ({}) from other \
+                     SQL than this binary carries (checksum {} there, {} here): the migration \
+                     was changed after a build of porter applied it, and the database keeps \
+                     that build's definitions. Migrate a copy made before it with this \
+                     binary, or recreate the database; nothing was changed",
+                    self.name,
+                    m.name,
+                    &sum[..sum.len().min(12)],
+                    &carried[..12]
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

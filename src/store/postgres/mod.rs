@@ -605,10 +605,13 @@ pub async fn run_migrations(conn: &mut PgConnection, set: &MigrationSet) -> Resu
     let exists: bool = sqlx::query_scalar(sql!("migration_exists"))
         .fetch_one(&mut *conn)
         .await?;
+    // A table from before 7 Dec has no checksums to list: the locked path adds the column.
     if exists {
-        let applied = migrations_applied(&mut *conn, set).await?;
-        if set.next(&applied)?.is_none() {
-            return Ok(());
+        if let Ok(recorded) = migrations_recorded(&mut *conn, set).await {
+            set.verify(&recorded, postgres_sql)?;
+            if set.next(&versions(&recorded))?.is_none() {
+                return Ok(());
+            }
         }
     }
     let mut gave_way = 0u32;
@@ -687,12 +690,29 @@ async fn lock_holders(conn: &mut PgConnection) -> String {
     }
 }
 
-/// The versions of a set recorded in `porter_migrations`.
-async fn migrations_applied(conn: &mut PgConnection, set: &MigrationSet) -> Result<Vec<i64>> {
-    Ok(sqlx::query_scalar(sql!("migration_list"))
+fn postgres_sql(m: &migrations::Migration) -> &'static str {
+    m.postgres
+}
+
+/// The versions a set recorded in `porter_migrations`, each with its checksum.
+async fn migrations_recorded(
+    conn: &mut PgConnection,
+    set: &MigrationSet,
+) -> Result<Vec<(i64, Option<String>)>> {
+    Ok(sqlx::query_as(sql!("migration_list"))
         .bind(set.name)
         .fetch_all(&mut *conn)
         .await?)
+}
+
+/// The versions of [`migrations_recorded`].
+fn versions(recorded: &[(i64, Option<String>)]) -> Vec<i64> {
+    recorded.iter().map(|(v, _)| *v).collect()
+}
+
+/// The versions of a set recorded in `porter_migrations`.
+async fn migrations_applied(conn: &mut PgConnection, set: &MigrationSet) -> Result<Vec<i64>> {
+    Ok(versions(&migrations_recorded(conn, set).await?))
 }
 
 /// Applies the set's next migration, if any, in its own transaction. A failure, or a lock not
@@ -714,11 +734,22 @@ async fn migrate_one(conn: &mut PgConnection, set: &MigrationSet) -> Result<Migr
         .execute("SET LOCAL client_min_messages = warning")
         .await?;
     (&mut *tx).execute(sql!("migration_table_create")).await?;
+    // Looked up first: the ALTER's exclusive lock, held to the commit, would keep every other
+    // process's unlocked read of the table waiting for this whole migration.
+    let has_checksums: bool = sqlx::query_scalar(sql!("migration_checksum_column"))
+        .fetch_one(&mut *tx)
+        .await?;
+    if !has_checksums {
+        (&mut *tx)
+            .execute("ALTER TABLE porter_migrations ADD COLUMN checksum TEXT")
+            .await?;
+    }
     let mut applied = migrations_applied(&mut tx, set).await?;
     if set.name == migrations::CORE.name && applied.is_empty() {
         adopt_porter_0_1(&mut tx).await?;
         applied = migrations_applied(&mut tx, set).await?;
     }
+    set.verify(&migrations_recorded(&mut tx, set).await?, postgres_sql)?;
     let Some(migration) = set.next(&applied)? else {
         tx.commit().await?;
         return Ok(Migrated::UpToDate);
@@ -746,6 +777,7 @@ async fn migrate_one(conn: &mut PgConnection, set: &MigrationSet) -> Result<Migr
         .bind(set.name)
         .bind(migration.version)
         .bind(migration.name)
+        .bind(migrations::checksum(migration.postgres))
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -766,10 +798,12 @@ async fn adopt_porter_0_1(tx: &mut PgConnection) -> Result<()> {
         return Ok(());
     }
     for migration in &migrations::CORE.migrations[..versions.len()] {
+        // Adopted, not applied from this binary's SQL: no checksum.
         sqlx::query(sql!("migration_insert"))
             .bind(migrations::CORE.name)
             .bind(migration.version)
             .bind(migration.name)
+            .bind(None::<String>)
             .execute(&mut *tx)
             .await?;
     }

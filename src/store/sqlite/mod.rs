@@ -389,18 +389,41 @@ fn refuse_foreign_tables(conn: &Connection) -> Result<()> {
 pub fn run_migrations(conn: &Connection, set: &MigrationSet) -> Result<()> {
     // Without the write lock first: an up-to-date file (every open but the first) needs none.
     let exists: bool = conn.query_row(sql!("migration_exists"), [], |r| r.get(0))?;
-    if exists && set.next(&migrations_applied(conn, set)?)?.is_none() {
-        return Ok(());
+    // A table from before 7 Dec has no checksums to list: the locked path adds the column.
+    if exists {
+        if let Ok(recorded) = migrations_recorded(conn, set) {
+            set.verify(&recorded, sqlite_sql)?;
+            if set.next(&versions(&recorded))?.is_none() {
+                return Ok(());
+            }
+        }
     }
     while migrate_one(conn, set)? {}
     Ok(())
 }
 
+fn sqlite_sql(m: &migrations::Migration) -> &'static str {
+    m.sqlite
+}
+
+/// The versions a set recorded in `porter_migrations`, each with its checksum.
+fn migrations_recorded(
+    conn: &Connection,
+    set: &MigrationSet,
+) -> Result<Vec<(i64, Option<String>)>> {
+    let mut stmt = conn.prepare_cached(sql!("migration_list"))?;
+    let rows = stmt.query_map([set.name], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The versions of [`migrations_recorded`].
+fn versions(recorded: &[(i64, Option<String>)]) -> Vec<i64> {
+    recorded.iter().map(|(v, _)| *v).collect()
+}
+
 /// The versions of a set recorded in `porter_migrations`.
 fn migrations_applied(conn: &Connection, set: &MigrationSet) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare_cached(sql!("migration_list"))?;
-    let rows = stmt.query_map([set.name], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(versions(&migrations_recorded(conn, set)?))
 }
 
 /// Applies the set's next migration, if any, in its own write transaction; false when there
@@ -410,11 +433,16 @@ fn migrate_one(conn: &Connection, set: &MigrationSet) -> Result<bool> {
         rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
     })?;
     tx.execute_batch(sql!("migration_table_create"))?;
+    let has_checksums: bool = tx.query_row(sql!("migration_checksum_column"), [], |r| r.get(0))?;
+    if !has_checksums {
+        tx.execute_batch("ALTER TABLE porter_migrations ADD COLUMN checksum TEXT")?;
+    }
     let mut applied = migrations_applied(&tx, set)?;
     if set.name == migrations::CORE.name && applied.is_empty() {
         adopt_porter_0_1(&tx)?;
         applied = migrations_applied(&tx, set)?;
     }
+    set.verify(&migrations_recorded(&tx, set)?, sqlite_sql)?;
     let Some(migration) = set.next(&applied)? else {
         tx.commit()?;
         return Ok(false);
@@ -430,7 +458,12 @@ fn migrate_one(conn: &Connection, set: &MigrationSet) -> Result<bool> {
     })?;
     tx.execute(
         sql!("migration_insert"),
-        params![set.name, migration.version, migration.name],
+        params![
+            set.name,
+            migration.version,
+            migration.name,
+            migrations::checksum(migration.sqlite)
+        ],
     )?;
     tx.commit()?;
     tracing::debug!(set = set.name, version = migration.version, "migrated");
@@ -448,9 +481,15 @@ fn adopt_porter_0_1(tx: &Connection) -> Result<()> {
     // Its second migration is empty on SQLite: present with the first.
     let versions = migrations::porter_0_1_versions(core_tables, true, lease)?;
     for migration in &migrations::CORE.migrations[..versions.len()] {
+        // Adopted, not applied from this binary's SQL: no checksum.
         tx.execute(
             sql!("migration_insert"),
-            params![migrations::CORE.name, migration.version, migration.name],
+            params![
+                migrations::CORE.name,
+                migration.version,
+                migration.name,
+                None::<String>
+            ],
         )?;
     }
     if !versions.is_empty() {

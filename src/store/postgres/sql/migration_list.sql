@@ -1,1 +1,1 @@
-SELECT version FROM porter_migrations WHERE set_name = $1 ORDER BY version;
+SELECT version, checksum FROM porter_migrations WHERE set_name = $1 ORDER BY version;

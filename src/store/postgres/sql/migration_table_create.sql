@@ -6,5 +6,7 @@ CREATE TABLE IF NOT EXISTS porter_migrations (
     version    BIGINT      NOT NULL,
     name       TEXT        NOT NULL,
     applied_at TIMESTAMPTZ NOT NULL,
+    -- migrations::checksum of the SQL applied (NULL: recorded before 7 Dec, or adopted).
+    checksum   TEXT,
     PRIMARY KEY (set_name, version)
 );

@@ -5,5 +5,7 @@ CREATE TABLE IF NOT EXISTS porter_migrations (
     version    INTEGER NOT NULL,
     name       TEXT    NOT NULL,
     applied_at TEXT    NOT NULL,
+    -- migrations::checksum of the SQL applied (NULL: recorded before 7 Dec, or adopted).
+    checksum   TEXT,
     PRIMARY KEY (set_name, version)
 );
