@@ -3764,51 +3764,97 @@ impl Worker<ProgressThenPanic> for ProgressThenPanicWorker {
 }
 
 backend_case! {
-    /// One completion the database refuses (an application's trigger on one row) no longer
-    /// fails its batch-mates: until 7 Dec the whole batch was retried for about 70 s, then
-    /// given up, so every job of it ran again, and the refused job came back in the next
-    /// batch for good, never using an attempt (review of 7 Dec). The batch is split until the
-    /// refused completion is alone; its attempt is recorded as failed with the database's words.
-    async fn a_completion_the_database_refuses_fails_only_its_own_job(db: TestDb) {
-        let client = Client::new(db.store.clone());
-        let args: Vec<Count> = (0..200).map(|n| Count { n }).collect();
-        let once = InsertOpts { max_attempts: Some(1), ..Default::default() };
-        let ids: Vec<i64> = client
-            .insert_many(args.iter().map(|a| (a, Some(once.clone()))))
+    /// Completions the database refuses (an application's trigger on some rows) no longer
+    /// fail their batch-mates: until 7 Dec the whole batch was retried for about 70 s, then
+    /// given up, so every job of it ran again, and the refused jobs came back in the next
+    /// batch for good, never using an attempt (review of 7 Dec). The batch is split until
+    /// each refused completion is alone; its attempt is recorded as failed with the
+    /// database's words. Three refused of 200 at 50 slots (several in one batch, in different
+    /// halves), and one alone in its batch at 1 slot (a review of the first fix: a batch of
+    /// one was retried and put back as before).
+    async fn completions_the_database_refuses_fail_only_their_own_jobs(db: TestDb) {
+        refused_completions(&db, 200, &[30, 120, 121, 170], 50).await;
+    }
+}
+
+backend_case! {
+    async fn a_completion_refused_alone_in_its_batch_fails_its_job(db: TestDb) {
+        refused_completions(&db, 6, &[3], 1).await;
+    }
+}
+
+/// Runs `n` jobs of one attempt each at `slots` slots, with a trigger refusing the completion
+/// of the jobs at `refused` (indexes into the inserted jobs): those end discarded with the
+/// database's words, every other completes, and each ran once.
+async fn refused_completions(db: &common::TestDb, n: u64, refused: &[usize], slots: usize) {
+    let client = Client::new(db.store.clone());
+    let args: Vec<Count> = (0..n).map(|n| Count { n }).collect();
+    let once = InsertOpts {
+        max_attempts: Some(1),
+        ..Default::default()
+    };
+    let ids: Vec<i64> = client
+        .insert_many(args.iter().map(|a| (a, Some(once.clone()))))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.job.id)
+        .collect();
+    let refused: Vec<i64> = refused.iter().map(|i| ids[*i]).collect();
+    let listed = refused
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let trigger = match db.sqlite_path() {
+        Some(_) => format!(
+            "CREATE TRIGGER audit_refuses AFTER UPDATE OF state ON porter_jobs
+             WHEN NEW.id IN ({listed}) AND NEW.state = 'completed'
+             BEGIN SELECT RAISE(ABORT, 'the audit refuses this job'); END;"
+        ),
+        None => format!(
+            "CREATE FUNCTION audit_refuses() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'the audit refuses this job'; END $$;
+             CREATE TRIGGER audit_refuses AFTER UPDATE OF state ON porter_jobs FOR EACH ROW
+             WHEN (NEW.id IN ({listed}) AND NEW.state = 'completed') EXECUTE FUNCTION audit_refuses();"
+        ),
+    };
+    common::raw_exec(db, &trigger).await;
+    let worker = CountWorker {
+        hold: Duration::from_millis(5),
+        ..Default::default()
+    };
+    let mut workers = Workers::new();
+    workers.add(worker.clone()).unwrap();
+    let rt = start(db.store.clone(), workers, config(&[("default", slots)]));
+    let mut rows = Vec::new();
+    for id in &refused {
+        rows.push(wait_state(&db.store, *id, JobState::Discarded).await);
+    }
+    let others = ids.len() - refused.len();
+    eventually("the others completed", || async {
+        db.store
+            .job_counts()
             .await
             .unwrap()
-            .iter()
-            .map(|r| r.job.id)
-            .collect();
-        let refused = ids[120];
-        let trigger = match db.sqlite_path() {
-            Some(_) => format!(
-                "CREATE TRIGGER audit_refuses AFTER UPDATE OF state ON porter_jobs
-                 WHEN NEW.id = {refused} AND NEW.state = 'completed'
-                 BEGIN SELECT RAISE(ABORT, 'the audit refuses this job'); END;"
-            ),
-            None => format!(
-                "CREATE FUNCTION audit_refuses() RETURNS trigger LANGUAGE plpgsql AS $$
-                 BEGIN RAISE EXCEPTION 'the audit refuses this job'; END $$;
-                 CREATE TRIGGER audit_refuses AFTER UPDATE OF state ON porter_jobs FOR EACH ROW
-                 WHEN (NEW.id = {refused} AND NEW.state = 'completed') EXECUTE FUNCTION audit_refuses();"
-            ),
-        };
-        common::raw_exec(&db, &trigger).await;
-        let worker = CountWorker { hold: Duration::from_millis(5), ..Default::default() };
-        let mut workers = Workers::new();
-        workers.add(worker.clone()).unwrap();
-        let rt = start(db.store.clone(), workers, config(&[("default", 50)]));
-        let row = wait_state(&db.store, refused, JobState::Discarded).await;
-        eventually("the other 199 completed", || async {
-            db.store.job_counts().await.unwrap().total.get(&JobState::Completed) == Some(&199)
-        })
-        .await;
-        rt.stop().await;
+            .total
+            .get(&JobState::Completed)
+            == Some(&(others as i64))
+    })
+    .await;
+    rt.stop().await;
+    for row in rows {
         let said = &row.errors.last().expect("an error recorded").error;
-        assert!(said.contains("refused its completion") && said.contains("the audit refuses this job"), "{said}");
-        let runs = worker.runs.lock().unwrap();
-        assert_eq!(runs.len(), 200);
-        assert!(runs.values().all(|n| *n == 1), "a job ran twice: {:?}", runs.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>());
+        assert!(
+            said.contains("refused its completion") && said.contains("the audit refuses this job"),
+            "{said}"
+        );
     }
+    let runs = worker.runs.lock().unwrap();
+    assert_eq!(runs.len(), ids.len());
+    assert!(
+        runs.values().all(|n| *n == 1),
+        "a job ran twice: {:?}",
+        runs.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
 }

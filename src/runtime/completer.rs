@@ -23,7 +23,7 @@ use super::producer;
 use super::slot::Slot;
 use super::Ctx;
 use crate::error::Error;
-use crate::events::{AttemptEnded, JobEvents};
+use crate::events::{AttemptEnd, AttemptEnded, JobEvents};
 use crate::store::{JobFence, Store};
 
 /// Most completions written in one batch.
@@ -277,9 +277,15 @@ async fn write_batch(
     }
     // Fenced off (rescued, cancelled or put back meanwhile), a completion leaves no stray;
     // given up on, its jobs are still `running` here, for the reconcile to find.
-    for (e, outcome) in ended.drain(..).zip(&outcomes) {
-        if *outcome == Written::Completed {
-            super::executor::tell(sh.events.as_ref(), &e);
+    for (mut e, outcome) in ended.drain(..).zip(&outcomes) {
+        match outcome {
+            Written::Completed => super::executor::tell(sh.events.as_ref(), &e),
+            // Recorded as failed: told as the failure it became.
+            Written::Refused(end) => {
+                e.end = *end;
+                super::executor::tell(sh.events.as_ref(), &e);
+            }
+            Written::FencedOff | Written::GivenUp => {}
         }
     }
     // Written, fenced off, refused or given up on: no longer this worker's to hold. A job
@@ -394,7 +400,7 @@ enum Written {
     /// The database refused this job's completion alone (a trigger of its own, a constraint),
     /// and its attempt was recorded as failed instead: the job is retried as its attempts
     /// allow.
-    Refused,
+    Refused(AttemptEnd),
     /// Not written: the job is still `running` here, for the reconcile to put back.
     GivenUp,
 }
@@ -419,19 +425,17 @@ impl Written {
 /// costs a second run. A hard shutdown stops the retries: it must not wait out an outage.
 ///
 /// A batch is one statement, so one completion the database refuses (a trigger or constraint
-/// of the application's on one row) failed the whole batch. Until 7 Dec the batch was then
-/// retried for about 70 s, with no other completion of the worker written meanwhile, and
-/// given up: every job of it ran again, and the refused one came back in the next batch, for
-/// good (review of 7 Dec). A batch that fails with anything but an outage is now split in
-/// halves, each tried once: a half written is done, and a half that fails while the other
-/// went through is split again, down to the one job whose completion is refused, whose
-/// attempt is recorded as failed instead ([`refuse`]). Halves that both fail are a condition
-/// of the whole batch, retried as before.
+/// of the application's on one row: [`crate::store::refusal`]) failed the whole batch. Until 7
+/// Dec the batch was then retried for about 70 s, with no other completion of the worker
+/// written meanwhile, and given up: every job of it ran again, and the refused one came back
+/// in the next batch, for good (review of 7 Dec). A refused batch is now split in halves, each
+/// written as a batch is, down to the completions refused alone, whose attempts are recorded
+/// as failed instead ([`refuse`]). Any other error (an outage, a deadlock, a timeout) is the
+/// batch's as a whole: retried, never split.
 async fn write(sh: &Shared, fences: Vec<JobFence>) -> Vec<Written> {
     let (store, hard, retrying) = (&sh.store, &sh.hard, &sh.owned.retrying);
     let mut warned = false;
     let mut tries = super::OutcomeTries::new(retrying);
-    let mut split = fences.len() > 1;
     loop {
         tries.start();
         match store.job_complete_many(fences.clone()).await {
@@ -445,11 +449,15 @@ async fn write(sh: &Shared, fences: Vec<JobFence>) -> Vec<Written> {
                 }
                 return Written::from_changed(changed);
             }
-            Err(e) if split && !outage(&e) && !hard.is_cancelled() => {
-                split = false;
-                if let Some(written) = Box::pin(isolate(sh, &fences, &e, false)).await {
-                    return written;
+            Err(e) if crate::store::refusal(&e) && !hard.is_cancelled() => {
+                if let [fence] = fences.as_slice() {
+                    return vec![refuse(sh, fence, &e).await];
                 }
+                debug!(error = %e, jobs = fences.len(), "the database refused a batch of completions; writing it in halves");
+                let (a, b) = fences.split_at(fences.len() / 2);
+                let mut written = Box::pin(write(sh, a.to_vec())).await;
+                written.extend(Box::pin(write(sh, b.to_vec())).await);
+                return written;
             }
             // Only errors that may pass are worth retrying; a refusal is given up at once.
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
@@ -470,58 +478,6 @@ async fn write(sh: &Shared, fences: Vec<JobFence>) -> Vec<Written> {
     }
 }
 
-/// Whether an error is the database being away, which no split of a batch mends.
-fn outage(e: &Error) -> bool {
-    matches!(e, Error::Unavailable(_) | Error::Closed)
-}
-
-/// After a batch of several failed with `e`: its halves tried once each. `None` when both
-/// fail and the batch is not `specific` (a condition of the whole batch, for [`write`] to
-/// retry); otherwise each completion's fate, a failing half split again until the
-/// completions the database refuses are found. A batch is `specific` when it failed while its
-/// sibling was written: something in it is refused, whatever both its halves answer.
-async fn isolate(
-    sh: &Shared,
-    fences: &[JobFence],
-    e: &Error,
-    specific: bool,
-) -> Option<Vec<Written>> {
-    let (a, b) = fences.split_at(fences.len() / 2);
-    let (ra, rb) = (
-        sh.store.job_complete_many(a.to_vec()).await,
-        sh.store.job_complete_many(b.to_vec()).await,
-    );
-    match (ra, rb) {
-        (Err(_), Err(_)) if !specific => {
-            debug!(error = %e, jobs = fences.len(), "both halves of a failed batch of completions failed too");
-            None
-        }
-        (ra, rb) => {
-            let mut written = half(sh, a, ra).await;
-            written.extend(half(sh, b, rb).await);
-            Some(written)
-        }
-    }
-}
-
-/// One half of [`isolate`]'s batch, by what its try answered: split again while it fails,
-/// down to the completions refused one by one.
-async fn half(
-    sh: &Shared,
-    part: &[JobFence],
-    result: crate::error::Result<Vec<bool>>,
-) -> Vec<Written> {
-    match result {
-        Ok(changed) => Written::from_changed(changed),
-        Err(e) if part.len() == 1 && !outage(&e) => vec![refuse(sh, &part[0], &e).await],
-        Err(e) if !outage(&e) => match Box::pin(isolate(sh, part, &e, true)).await {
-            Some(written) => written,
-            None => Box::pin(write(sh, part.to_vec())).await,
-        },
-        Err(_) => Box::pin(write(sh, part.to_vec())).await,
-    }
-}
-
 /// A completion the database refused on its own (its batch's other completions were
 /// written): its attempt is recorded as failed with the database's words, so the job is
 /// retried as its attempts and backoff allow and ends discarded, rather than put back as
@@ -537,7 +493,11 @@ async fn refuse(sh: &Shared, fence: &JobFence, e: &Error) -> Written {
         discard: false,
     };
     match sh.store.job_fail(params).await {
-        Ok(_) => Written::Refused,
+        Ok(row) => Written::Refused(if row.state == crate::job::JobState::Discarded {
+            AttemptEnd::Discarded
+        } else {
+            AttemptEnd::Retryable
+        }),
         Err(Error::Fenced { .. }) => Written::FencedOff,
         Err(e) => {
             warn!(job_id = fence.id, error = %e, "recording the refused completion as a failure failed too; this worker's reconcile puts the job back to run again");

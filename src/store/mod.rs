@@ -461,6 +461,20 @@ pub(crate) fn cap_trace(trace: String) -> String {
     history_text(trace, MAX_TRACE_BYTES, TRACE_CUT)
 }
 
+/// Whether an error is the database refusing the rows a statement wrote, which writing them
+/// again will not change: a constraint or a data exception, or an application's trigger that
+/// raised (SQLSTATE classes 22, 23 and P0 on PostgreSQL, a constraint or `RAISE` on SQLite).
+/// Not an outage, a deadlock, a timeout or a database that is read-only, which may pass.
+pub(crate) fn refusal(e: &Error) -> bool {
+    match e {
+        Error::Invalid { .. } | Error::Conflict(_) => true,
+        Error::Database(text) => ["(SQLSTATE 22", "(SQLSTATE 23", "(SQLSTATE P0"]
+            .iter()
+            .any(|code| text.contains(code)),
+        _ => false,
+    }
+}
+
 /// Cuts an attempt's error (or a cancel's reason) to [`MAX_ERROR_BYTES`], marked with
 /// [`ERROR_CUT`].
 pub(crate) fn cap_error(error: String) -> String {

@@ -318,7 +318,9 @@ impl GatedStore {
         self.cancels_refused_count.load(Ordering::SeqCst)
     }
 
-    /// Completions are refused (a conflict, which is not retried) while `fail` holds.
+    /// Completions fail while `fail` holds, as a write given up on at once does (a timeout:
+    /// neither retried nor a refusal of the rows, which the completer would record as the
+    /// job's failure instead).
     pub fn fail_completions(&self, fail: bool) {
         self.completions_fail.store(fail, Ordering::SeqCst);
     }
@@ -393,9 +395,7 @@ impl Driver for GatedStore {
         let _ = open.wait_for(|o| *o).await;
         self.maybe_panic();
         if self.completions_fail.load(Ordering::SeqCst) {
-            return Err(porter::Error::Conflict(
-                "completion refused (injected)".into(),
-            ));
+            return Err(porter::Error::Timeout(std::time::Duration::from_secs(30)));
         }
         if self.completions_unavailable.load(Ordering::SeqCst) {
             return Err(injected("completion"));
@@ -415,9 +415,7 @@ impl Driver for GatedStore {
         let _ = open.wait_for(|o| *o).await;
         self.maybe_panic();
         if self.completions_fail.load(Ordering::SeqCst) {
-            return Err(porter::Error::Conflict(
-                "completion refused (injected)".into(),
-            ));
+            return Err(porter::Error::Timeout(std::time::Duration::from_secs(30)));
         }
         if self.completions_unavailable.load(Ordering::SeqCst) {
             return Err(injected("completion"));

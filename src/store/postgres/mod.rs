@@ -270,6 +270,12 @@ pub fn map_err(e: sqlx::Error) -> Error {
                 }
                 // The code stays in the text, where `deadlocked` finds it.
                 DEADLOCK_DETECTED => Error::Database(format!("{text} (SQLSTATE {code})")),
+                // The row written refused (a data exception, a constraint, an application's
+                // trigger raising): the code stays in the text, where `store::refusal` finds
+                // it.
+                c if c.starts_with("22") || c.starts_with("23") || c.starts_with("P0") => {
+                    Error::Database(format!("{text} (SQLSTATE {code})"))
+                }
                 _ => Error::Database(text),
             }
         }
