@@ -620,24 +620,24 @@ pub async fn run_migrations(conn: &mut PgConnection, set: &MigrationSet) -> Resu
             }
         }
     }
-    let mut gave_way = 0u32;
+    let mut gave_way = 0usize;
     loop {
-        match migrate_one(&mut *conn, set).await? {
+        let wait_ms =
+            MIGRATION_LOCK_WAITS_MS[(gave_way / 5).min(MIGRATION_LOCK_WAITS_MS.len() - 1)];
+        match migrate_one(&mut *conn, set, wait_ms).await? {
             Migrated::One => gave_way = 0,
             Migrated::UpToDate => return Ok(()),
             Migrated::GaveWay(migration) => {
                 gave_way += 1;
-                let pause =
-                    MIGRATION_PAUSES[(gave_way as usize - 1).min(MIGRATION_PAUSES.len() - 1)];
-                let holders = lock_holders(&mut *conn).await;
+                let pause = MIGRATION_PAUSES[(gave_way - 1).min(MIGRATION_PAUSES.len() - 1)];
+                let holders = lock_holders(&mut *conn, wait_ms).await;
                 tracing::warn!(
                     set = set.name,
                     version = migration.version,
                     name = migration.name,
                     attempt = gave_way,
                     holders = %holders,
-                    "a migration waited {} ms for a lock on porter's tables and gave way, so that the queue's statements do not queue behind it; trying again in {} s. End the transactions held open (or wait for them)",
-                    MIGRATION_LOCK_WAIT_MS,
+                    "a migration waited {wait_ms} ms for a lock on porter's tables and gave way, so that the queue's statements do not queue behind it; trying again in {} s. End the transactions held open (or wait for them)",
                     pause.as_secs()
                 );
                 tokio::time::sleep(pause).await;
@@ -646,13 +646,17 @@ pub async fn run_migrations(conn: &mut PgConnection, set: &MigrationSet) -> Resu
     }
 }
 
-/// How long a migration's statement waits for a table's lock before it gives way (SQLSTATE
-/// 55P03). A migration's `DROP TRIGGER` or `ALTER TABLE` asks for an ACCESS EXCLUSIVE lock, and
-/// while it waits in PostgreSQL's lock queue every later statement on the table waits behind it:
-/// until 7 Dec one transaction held open (an idle-in-transaction session, a long report) stalled
-/// every worker's claims and completions, the web and `jobs list` for as long as it stayed open,
-/// with no word from the migrating process (review of 7 Dec).
-const MIGRATION_LOCK_WAIT_MS: i64 = 2000;
+/// How long a migration's statements wait for a table's lock before they give way (SQLSTATE
+/// 55P03): 0.2 s for the first five tries, then longer every five, so that the migration is
+/// not starved by a steady run of long statements. A migration's `DROP TRIGGER` or `ALTER
+/// TABLE` asks for an ACCESS EXCLUSIVE lock, and while it waits in PostgreSQL's lock queue
+/// every later statement on the table waits behind it: until 7 Dec one transaction held open
+/// (an idle-in-transaction session, a long report) stalled every worker's claims and
+/// completions, the web and `jobs list` for as long as it stayed open, with no word from the
+/// migrating process (review of 7 Dec). The first waits were 2 s, and processes starting
+/// together took their tries in turn, so the queue stood still nearly all the time (review of
+/// f016895).
+const MIGRATION_LOCK_WAITS_MS: [i64; 6] = [200, 500, 1000, 2000, 5000, 10000];
 
 /// The pauses between a migration's tries after it gave way, the last repeated.
 const MIGRATION_PAUSES: [Duration; 4] = [
@@ -668,16 +672,16 @@ enum Migrated {
     One,
     /// Nothing was left to apply.
     UpToDate,
-    /// Gave way on a lock ([`MIGRATION_LOCK_WAIT_MS`]), nothing applied.
+    /// Gave way on a lock ([`MIGRATION_LOCK_WAITS_MS`]), nothing applied.
     GaveWay(&'static migrations::Migration),
 }
 
 /// The sessions whose transactions have been open longer than a migration waits, in words for
 /// its warning; what could not be read is said so.
-async fn lock_holders(conn: &mut PgConnection) -> String {
+async fn lock_holders(conn: &mut PgConnection, wait_ms: i64) -> String {
     let rows: std::result::Result<Vec<(i64, String, i64, String)>, _> =
         sqlx::query_as(sql!("migration_lock_holders"))
-            .bind(MIGRATION_LOCK_WAIT_MS)
+            .bind(wait_ms)
             .fetch_all(&mut *conn)
             .await;
     match rows {
@@ -722,9 +726,13 @@ async fn migrations_applied(conn: &mut PgConnection, set: &MigrationSet) -> Resu
 }
 
 /// Applies the set's next migration, if any, in its own transaction. A failure, or a lock not
-/// had within [`MIGRATION_LOCK_WAIT_MS`], rolls the transaction (and the advisory lock) back
-/// when it is dropped.
-async fn migrate_one(conn: &mut PgConnection, set: &MigrationSet) -> Result<Migrated> {
+/// had within `wait_ms` ([`MIGRATION_LOCK_WAITS_MS`]), rolls the transaction (and the
+/// advisory lock) back when it is dropped.
+async fn migrate_one(
+    conn: &mut PgConnection,
+    set: &MigrationSet,
+    wait_ms: i64,
+) -> Result<Migrated> {
     let mut tx = conn.begin().await?;
     // Before the lock, as the transaction's first statement: a database or role whose
     // transactions default to REPEATABLE READ or SERIALIZABLE would otherwise take the snapshot
@@ -762,7 +770,7 @@ async fn migrate_one(conn: &mut PgConnection, set: &MigrationSet) -> Result<Migr
     };
     // After the advisory lock, which processes migrating at once wait for in turn.
     (&mut *tx)
-        .execute(format!("SET LOCAL lock_timeout = {MIGRATION_LOCK_WAIT_MS}").as_str())
+        .execute(format!("SET LOCAL lock_timeout = {wait_ms}").as_str())
         .await?;
     // Executor::execute with a plain &str runs several statements (the simple protocol), as
     // sqlx::raw_sql would; raw_sql's future is not provably Send inside a spawned open.
