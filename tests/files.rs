@@ -1442,8 +1442,10 @@ backend_case! {
         let objects = object_store_from_url(&format!("file://{}", dir.path().display())).unwrap();
         let tablos = porter::app::store::open(db.store.clone()).await.unwrap();
         let tablo = tablos.tablo_insert("crashed upload").await.unwrap().id;
+        // A tablo whose only upload was killed: its directory goes too (review of c5113f2).
+        let lone = tablos.tablo_insert("only a crashed upload").await.unwrap().id;
         let (written, killed) = (Uuid::new_v4(), Uuid::new_v4());
-        for (id, stored) in [(written, true), (killed, false)] {
+        for (tablo, id, stored) in [(tablo, written, true), (tablo, killed, false), (lone, Uuid::new_v4(), false)] {
             let key = format!("tablos/{tablo}/{id}-big.bin");
             let row = TabloFileRow { id, tablo_id: tablo, s3_key: key.clone(), size: 4, created_at: chrono::Utc::now() };
             tablos.tablo_file_upload_begin(row).await.unwrap();
@@ -1451,13 +1453,18 @@ backend_case! {
                 put_file(objects.as_ref(), &key, bytes::Bytes::from_static(b"data")).await.unwrap();
             }
             // What the put left when its process was killed before the rename.
-            std::fs::write(dir.path().join(format!("{key}#1")), b"da").unwrap();
+            let staged = dir.path().join(format!("{key}#1"));
+            std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+            std::fs::write(staged, b"da").unwrap();
         }
         age_uploads(&db).await;
         let got = cleanup_orphans(tablos.as_ref(), objects.as_ref(), &CleanupConfig::default()).await.unwrap();
-        assert_eq!(got, counts(2, 2, 2, 0));
+        assert_eq!(got, counts(3, 3, 3, 0));
         let left: Vec<_> = walk(dir.path());
         assert!(left.iter().all(|p| !p.contains("tablos/")), "left behind: {left:?}");
+        for t in [tablo, lone] {
+            assert!(!dir.path().join(format!("tablos/{t}")).exists(), "the directory of {t} is left");
+        }
     }
 }
 

@@ -101,7 +101,9 @@ pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>> {
                 // Removes a deleted file's empty parent directories (up to the root), so the
                 // directories of deleted tablos do not pile up.
                 .with_automatic_cleanup(true);
-            Ok(Arc::new(LocalObjects(fs)))
+            let root = std::fs::canonicalize(dir)
+                .map_err(|e| refused(format!("cannot use {dir:?} as an object store: {e}")))?;
+            Ok(Arc::new(LocalObjects { fs, root }))
         }
         "memory" => {
             if !rest.is_empty() {
@@ -134,30 +136,47 @@ pub fn object_store_from_url(url: &str) -> Result<Arc<dyn ObjectStore>> {
 /// stayed for good, named by nothing (review of 7 Dec). porter's keys are each written once
 /// (a file's id is in its key), so `#1` is the only such name a key gets.
 #[derive(Debug)]
-struct LocalObjects(LocalFileSystem);
+struct LocalObjects {
+    fs: LocalFileSystem,
+    /// The store's directory (canonical), below which emptied directories are removed.
+    root: std::path::PathBuf,
+}
 
 impl LocalObjects {
-    /// Removes what a put of `location` left half-written, if anything.
-    async fn delete_staged(&self, location: &Path) -> object_store::Result<()> {
-        let mut staged = self.0.path_to_filesystem(location)?.into_os_string();
+    /// Removes what a put of `location` left half-written; whether there was such a file.
+    async fn delete_staged(
+        &self,
+        location: &Path,
+    ) -> object_store::Result<Option<std::path::PathBuf>> {
+        let mut staged = self.fs.path_to_filesystem(location)?.into_os_string();
         staged.push("#1");
         let staged = std::path::PathBuf::from(staged);
         match tokio::fs::remove_file(&staged).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: format!("cannot delete the half-written {}: {e}", staged.display())
-                        .into(),
-                })
+            Ok(()) => Ok(Some(staged)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: format!("cannot delete the half-written {}: {e}", staged.display()).into(),
+            }),
+        }
+    }
+
+    /// Removes the empty directories above `file`, below the root, as the local store does
+    /// after a delete of its own (which it does not do when the object itself was missing).
+    async fn remove_empty_parents(&self, file: &std::path::Path) {
+        let mut dir = file.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(&self.root) && *d != self.root) {
+            if tokio::fs::remove_dir(d).await.is_err() {
+                break;
             }
-            _ => Ok(()),
+            dir = d.parent();
         }
     }
 }
 
 impl std::fmt::Display for LocalObjects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        self.fs.fmt(f)
     }
 }
 
@@ -169,7 +188,7 @@ impl ObjectStore for LocalObjects {
         payload: PutPayload,
         opts: object_store::PutOptions,
     ) -> object_store::Result<object_store::PutResult> {
-        self.0.put_opts(location, payload, opts).await
+        self.fs.put_opts(location, payload, opts).await
     }
 
     async fn put_multipart_opts(
@@ -177,7 +196,7 @@ impl ObjectStore for LocalObjects {
         location: &Path,
         opts: object_store::PutMultipartOptions,
     ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
-        self.0.put_multipart_opts(location, opts).await
+        self.fs.put_multipart_opts(location, opts).await
     }
 
     async fn get_opts(
@@ -185,36 +204,41 @@ impl ObjectStore for LocalObjects {
         location: &Path,
         options: object_store::GetOptions,
     ) -> object_store::Result<object_store::GetResult> {
-        self.0.get_opts(location, options).await
+        self.fs.get_opts(location, options).await
     }
 
     /// The half-written file first, so that the object's delete leaves its directory empty
-    /// and removes it.
+    /// and removes it; when only the half-written file was there, its emptied directories are
+    /// removed here.
     async fn delete(&self, location: &Path) -> object_store::Result<()> {
-        self.delete_staged(location).await?;
-        self.0.delete(location).await
+        let staged = self.delete_staged(location).await?;
+        let deleted = self.fs.delete(location).await;
+        if let (Some(staged), Err(object_store::Error::NotFound { .. })) = (&staged, &deleted) {
+            self.remove_empty_parents(staged).await;
+        }
+        deleted
     }
 
     fn list(
         &self,
         prefix: Option<&Path>,
     ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
-        self.0.list(prefix)
+        self.fs.list(prefix)
     }
 
     async fn list_with_delimiter(
         &self,
         prefix: Option<&Path>,
     ) -> object_store::Result<object_store::ListResult> {
-        self.0.list_with_delimiter(prefix).await
+        self.fs.list_with_delimiter(prefix).await
     }
 
     async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
-        self.0.copy(from, to).await
+        self.fs.copy(from, to).await
     }
 
     async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
-        self.0.copy_if_not_exists(from, to).await
+        self.fs.copy_if_not_exists(from, to).await
     }
 }
 
