@@ -685,6 +685,58 @@ mod postgres_only {
         not(porter_pg_tests),
         ignore = "PORTER_TEST_DATABASE_URL not set at build time"
     )]
+    async fn adding_the_checksum_column_gives_way_too() {
+        // An up-to-date database from before checksums gets the column at its next open. The
+        // ALTER waited without limit behind a session that read porter_migrations (a pg_dump),
+        // and every other process's start queued behind it (review of b48446f).
+        let (url, _) = schema().await;
+        super::migrated_to(&url, porter::store::migrations::CORE.latest()).await;
+        let holder = sqlx::PgPool::connect(&url).await.unwrap();
+        let mut held = holder.begin().await.unwrap();
+        sqlx::query("SELECT count(*) FROM porter_migrations")
+            .execute(&mut *held)
+            .await
+            .unwrap();
+        let opening = tokio::spawn({
+            let url = url.clone();
+            async move { porter::store::open(&url).await.map(|_| ()) }
+        });
+        let other = sqlx::PgPool::connect(&url).await.unwrap();
+        let waiting = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                       WHERE NOT l.granted AND c.relname = 'porter_migrations' \
+                       AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())";
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while count(&other, waiting).await == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the ALTER never asked for its lock"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            count(&other, "SELECT count(*) FROM porter_migrations"),
+        )
+        .await;
+        assert!(read.is_ok(), "the reader waited behind the ALTER");
+        assert!(!opening.is_finished(), "the column cannot be added yet");
+        held.rollback().await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(60), opening)
+            .await
+            .expect("the column is added once the transaction ended")
+            .unwrap()
+            .expect("the open succeeds");
+        assert_eq!(
+            count(&other, "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'porter_migrations' AND column_name = 'checksum'").await,
+            1
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(porter_pg_tests),
+        ignore = "PORTER_TEST_DATABASE_URL not set at build time"
+    )]
     async fn a_migration_waiting_for_a_lock_gives_way_to_the_queues_statements() {
         // Migration 60 drops a trigger of porter_jobs, which asks for an ACCESS EXCLUSIVE lock.
         // Behind a transaction held open on the table, that request waited in the lock queue,

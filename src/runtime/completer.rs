@@ -480,8 +480,9 @@ async fn write(sh: &Shared, fences: Vec<JobFence>) -> Vec<Written> {
 
 /// A completion the database refused on its own (its batch's other completions were
 /// written): its attempt is recorded as failed with the database's words, so the job is
-/// retried as its attempts and backoff allow and ends discarded, rather than put back as
-/// unstarted at every reconcile, for good. Given up on when that write fails too.
+/// retried as its attempts allow (after porter's default backoff: the completer does not know
+/// the kind's) and ends discarded, rather than put back as unstarted at every reconcile, for
+/// good. Given up on when that write fails too.
 async fn refuse(sh: &Shared, fence: &JobFence, e: &Error) -> Written {
     warn!(job_id = fence.id, attempt = fence.attempt, error = %e,
           "the database refused this job's completion alone; recording its attempt as failed");

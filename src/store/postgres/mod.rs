@@ -633,8 +633,8 @@ pub async fn run_migrations(conn: &mut PgConnection, set: &MigrationSet) -> Resu
                 let holders = lock_holders(&mut *conn, wait_ms).await;
                 tracing::warn!(
                     set = set.name,
-                    version = migration.version,
-                    name = migration.name,
+                    version = migration.map_or(0, |m| m.version),
+                    name = migration.map_or("porter_migrations.checksum", |m| m.name),
                     attempt = gave_way,
                     holders = %holders,
                     "a migration waited {wait_ms} ms for a lock on porter's tables and gave way, so that the queue's statements do not queue behind it; trying again in {} s. End the transactions held open (or wait for them)",
@@ -672,8 +672,9 @@ enum Migrated {
     One,
     /// Nothing was left to apply.
     UpToDate,
-    /// Gave way on a lock ([`MIGRATION_LOCK_WAITS_MS`]), nothing applied.
-    GaveWay(&'static migrations::Migration),
+    /// Gave way on a lock ([`MIGRATION_LOCK_WAITS_MS`]), nothing applied: in this migration,
+    /// or (`None`) in adding the bookkeeping's checksum column.
+    GaveWay(Option<&'static migrations::Migration>),
 }
 
 /// The sessions whose transactions have been open longer than a migration waits, in words for
@@ -754,9 +755,22 @@ async fn migrate_one(
         .fetch_one(&mut *tx)
         .await?;
     if !has_checksums {
+        // Under the same short lock wait as a migration (review of b48446f: behind a session
+        // that read the table, a pg_dump, the ALTER waited without limit, and every other
+        // process's start queued behind it).
         (&mut *tx)
-            .execute("ALTER TABLE porter_migrations ADD COLUMN checksum TEXT")
+            .execute(format!("SET LOCAL lock_timeout = {wait_ms}").as_str())
             .await?;
+        let added = (&mut *tx)
+            .execute("ALTER TABLE porter_migrations ADD COLUMN checksum TEXT")
+            .await;
+        if let Err(sqlx::Error::Database(db)) = &added {
+            if db.code().as_deref() == Some("55P03") {
+                return Ok(Migrated::GaveWay(None));
+            }
+        }
+        added?;
+        (&mut *tx).execute("SET LOCAL lock_timeout = 0").await?;
     }
     let mut applied = migrations_applied(&mut tx, set).await?;
     if set.name == migrations::CORE.name && applied.is_empty() {
@@ -777,7 +791,7 @@ async fn migrate_one(
     let applied = (&mut *tx).execute(migration.postgres).await;
     if let Err(sqlx::Error::Database(db)) = &applied {
         if db.code().as_deref() == Some("55P03") {
-            return Ok(Migrated::GaveWay(migration));
+            return Ok(Migrated::GaveWay(Some(migration)));
         }
     }
     applied.map_err(|e| match map_err(e) {
