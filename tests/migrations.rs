@@ -680,6 +680,55 @@ mod postgres_only {
         sqlx::query(sql).fetch_one(pool).await.unwrap().get(0)
     }
 
+    /// Opens the database at `url` (porter's migrations due) while another session holds a
+    /// read of `table` open: once porter's lock request waits, a reader of `table` still gets
+    /// through, and the open ends only after the read transaction did. Answers a connection
+    /// to the database.
+    async fn opens_giving_way_on(url: &str, table: &str) -> sqlx::PgPool {
+        let holder = sqlx::PgPool::connect(url).await.unwrap();
+        let mut held = holder.begin().await.unwrap();
+        sqlx::query(&format!("SELECT count(*) FROM {table}"))
+            .execute(&mut *held)
+            .await
+            .unwrap();
+        let opening = tokio::spawn({
+            let url = url.to_string();
+            async move { porter::store::open(&url).await.map(|_| ()) }
+        });
+        let other = sqlx::PgPool::connect(url).await.unwrap();
+        let waiting = format!(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE NOT l.granted AND c.relname = '{table}' \
+             AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while count(&other, &waiting).await == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "porter never asked for its lock on {table}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // Before, the reader waited until the transaction ended (here: for good).
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            count(&other, &format!("SELECT count(*) FROM {table}")),
+        )
+        .await;
+        assert!(
+            read.is_ok(),
+            "the reader waited behind porter's lock request on {table}"
+        );
+        assert!(!opening.is_finished(), "porter cannot have its lock yet");
+        held.rollback().await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(60), opening)
+            .await
+            .expect("porter gets its lock once the transaction ended")
+            .unwrap()
+            .expect("the open succeeds");
+        other
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[cfg_attr(
         not(porter_pg_tests),
@@ -691,41 +740,7 @@ mod postgres_only {
         // and every other process's start queued behind it (review of b48446f).
         let (url, _) = schema().await;
         super::migrated_to(&url, porter::store::migrations::CORE.latest()).await;
-        let holder = sqlx::PgPool::connect(&url).await.unwrap();
-        let mut held = holder.begin().await.unwrap();
-        sqlx::query("SELECT count(*) FROM porter_migrations")
-            .execute(&mut *held)
-            .await
-            .unwrap();
-        let opening = tokio::spawn({
-            let url = url.clone();
-            async move { porter::store::open(&url).await.map(|_| ()) }
-        });
-        let other = sqlx::PgPool::connect(&url).await.unwrap();
-        let waiting = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-                       WHERE NOT l.granted AND c.relname = 'porter_migrations' \
-                       AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())";
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while count(&other, waiting).await == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the ALTER never asked for its lock"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        let read = tokio::time::timeout(
-            std::time::Duration::from_secs(60),
-            count(&other, "SELECT count(*) FROM porter_migrations"),
-        )
-        .await;
-        assert!(read.is_ok(), "the reader waited behind the ALTER");
-        assert!(!opening.is_finished(), "the column cannot be added yet");
-        held.rollback().await.unwrap();
-        tokio::time::timeout(std::time::Duration::from_secs(60), opening)
-            .await
-            .expect("the column is added once the transaction ended")
-            .unwrap()
-            .expect("the open succeeds");
+        let other = opens_giving_way_on(&url, "porter_migrations").await;
         assert_eq!(
             count(&other, "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'porter_migrations' AND column_name = 'checksum'").await,
             1
@@ -744,47 +759,7 @@ mod postgres_only {
         // it for as long as the transaction stayed open (review of 7 Dec).
         let (url, _) = schema().await;
         super::migrated_to(&url, 59).await;
-        let holder = sqlx::PgPool::connect(&url).await.unwrap();
-        let mut held = holder.begin().await.unwrap();
-        sqlx::query("SELECT count(*) FROM porter_jobs")
-            .execute(&mut *held)
-            .await
-            .unwrap();
-        let opening = tokio::spawn({
-            let url = url.clone();
-            async move { porter::store::open(&url).await.map(|_| ()) }
-        });
-        // The migration is waiting for its lock once the server says so.
-        let other = sqlx::PgPool::connect(&url).await.unwrap();
-        let waiting = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-                       WHERE NOT l.granted AND c.relname = 'porter_jobs' \
-                       AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())";
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while count(&other, waiting).await == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the migration never asked for its lock"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        // A reader of porter_jobs gets through while the transaction is still open: the
-        // migration gave way. Before, it waited until the transaction ended (here: for good).
-        let read = tokio::time::timeout(
-            std::time::Duration::from_secs(60),
-            count(&other, "SELECT count(*) FROM porter_jobs"),
-        )
-        .await;
-        assert_eq!(read.ok(), Some(0), "the reader waited behind the migration");
-        assert!(
-            !opening.is_finished(),
-            "the migration cannot be applied yet"
-        );
-        held.rollback().await.unwrap();
-        tokio::time::timeout(std::time::Duration::from_secs(60), opening)
-            .await
-            .expect("the migration is applied once the transaction ended")
-            .unwrap()
-            .expect("the open succeeds");
+        let other = opens_giving_way_on(&url, "porter_jobs").await;
         assert_eq!(
             count(
                 &other,
