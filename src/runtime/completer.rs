@@ -459,7 +459,8 @@ async fn write(sh: &Shared, fences: Vec<JobFence>) -> Vec<Written> {
                 written.extend(Box::pin(write(sh, b.to_vec())).await);
                 return written;
             }
-            // Only errors that may pass are worth retrying; a refusal is given up at once.
+            // Only errors that may pass are worth retrying (a refusal is split above, or given
+            // up at once after a hard shutdown).
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
                 if tries.left() && !hard.is_cancelled() =>
             {

@@ -721,11 +721,6 @@ fn versions(recorded: &[(i64, Option<String>)]) -> Vec<i64> {
     recorded.iter().map(|(v, _)| *v).collect()
 }
 
-/// The versions of a set recorded in `porter_migrations`.
-async fn migrations_applied(conn: &mut PgConnection, set: &MigrationSet) -> Result<Vec<i64>> {
-    Ok(versions(&migrations_recorded(conn, set).await?))
-}
-
 /// Applies the set's next migration, if any, in its own transaction. A failure, or a lock not
 /// had within `wait_ms` ([`MIGRATION_LOCK_WAITS_MS`]), rolls the transaction (and the
 /// advisory lock) back when it is dropped.
@@ -772,13 +767,13 @@ async fn migrate_one(
         added?;
         (&mut *tx).execute("SET LOCAL lock_timeout = 0").await?;
     }
-    let mut applied = migrations_applied(&mut tx, set).await?;
-    if set.name == migrations::CORE.name && applied.is_empty() {
+    let mut recorded = migrations_recorded(&mut tx, set).await?;
+    if set.name == migrations::CORE.name && recorded.is_empty() {
         adopt_porter_0_1(&mut tx).await?;
-        applied = migrations_applied(&mut tx, set).await?;
+        recorded = migrations_recorded(&mut tx, set).await?;
     }
-    set.verify(&migrations_recorded(&mut tx, set).await?, postgres_sql)?;
-    let Some(migration) = set.next(&applied)? else {
+    set.verify(&recorded, postgres_sql)?;
+    let Some(migration) = set.next(&versions(&recorded))? else {
         tx.commit().await?;
         return Ok(Migrated::UpToDate);
     };

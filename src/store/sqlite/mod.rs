@@ -421,11 +421,6 @@ fn versions(recorded: &[(i64, Option<String>)]) -> Vec<i64> {
     recorded.iter().map(|(v, _)| *v).collect()
 }
 
-/// The versions of a set recorded in `porter_migrations`.
-fn migrations_applied(conn: &Connection, set: &MigrationSet) -> Result<Vec<i64>> {
-    Ok(versions(&migrations_recorded(conn, set)?))
-}
-
 /// Applies the set's next migration, if any, in its own write transaction; false when there
 /// was none left.
 fn migrate_one(conn: &Connection, set: &MigrationSet) -> Result<bool> {
@@ -437,13 +432,13 @@ fn migrate_one(conn: &Connection, set: &MigrationSet) -> Result<bool> {
     if !has_checksums {
         tx.execute_batch("ALTER TABLE porter_migrations ADD COLUMN checksum TEXT")?;
     }
-    let mut applied = migrations_applied(&tx, set)?;
-    if set.name == migrations::CORE.name && applied.is_empty() {
+    let mut recorded = migrations_recorded(&tx, set)?;
+    if set.name == migrations::CORE.name && recorded.is_empty() {
         adopt_porter_0_1(&tx)?;
-        applied = migrations_applied(&tx, set)?;
+        recorded = migrations_recorded(&tx, set)?;
     }
-    set.verify(&migrations_recorded(&tx, set)?, sqlite_sql)?;
-    let Some(migration) = set.next(&applied)? else {
+    set.verify(&recorded, sqlite_sql)?;
+    let Some(migration) = set.next(&versions(&recorded))? else {
         tx.commit()?;
         return Ok(false);
     };
