@@ -3783,6 +3783,16 @@ backend_case! {
     }
 }
 
+backend_case! {
+    /// Batches of claim-along size, which PostgreSQL completes in two halves on two
+    /// connections, each committed on its own: when one half was refused, the other half's
+    /// jobs were completed but read as fenced off on the batch's second write, so their ends
+    /// were never told to the runtime's events (review of 7 Dec).
+    async fn a_refused_completion_in_half_a_batch_leaves_the_other_half_told(db: TestDb) {
+        refused_completions(&db, 1200, &[100, 700, 1100], 200).await;
+    }
+}
+
 /// Runs `n` jobs of one attempt each at `slots` slots, with a trigger refusing the completion
 /// of the jobs at `refused` (indexes into the inserted jobs): those end discarded with the
 /// database's words, every other completes, and each ran once.
@@ -3826,7 +3836,12 @@ async fn refused_completions(db: &common::TestDb, n: u64, refused: &[usize], slo
     };
     let mut workers = Workers::new();
     workers.add(worker.clone()).unwrap();
-    let rt = start(db.store.clone(), workers, config(&[("default", slots)]));
+    let events = Arc::new(Recorded::default());
+    let shutdown = Shutdown::new();
+    let runtime = Runtime::new(db.store.clone(), workers, config(&[("default", slots)]))
+        .with_events(events.clone());
+    let task = tokio::spawn(runtime.run(shutdown.clone()));
+    let rt = Running { shutdown, task };
     let mut rows = Vec::new();
     for id in &refused {
         rows.push(wait_state(&db.store, *id, JobState::Discarded).await);
@@ -3857,4 +3872,10 @@ async fn refused_completions(db: &common::TestDb, n: u64, refused: &[usize], slo
         "a job ran twice: {:?}",
         runs.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
     );
+    // Every end was told, each as it was written.
+    let told = events.0.lock().unwrap();
+    let count = |end| told.iter().filter(|(_, _, e)| *e == end).count();
+    assert_eq!(count(porter::runtime::AttemptEnd::Completed), others);
+    assert_eq!(count(porter::runtime::AttemptEnd::Discarded), refused.len());
+    assert_eq!(told.len(), ids.len());
 }

@@ -257,7 +257,7 @@ async fn write_batch(
     let written: Vec<(i64, i32)> = fences.iter().map(|f| (f.id, f.attempt)).collect();
     let (outcomes, claims) = match &ctx {
         Some(ctx) if !orders.is_empty() => claim_along(sh, ctx, fences, &orders).await,
-        _ => (write(sh, fences).await, Vec::new()),
+        _ => (write(sh, fences, false).await, Vec::new()),
     };
     // The held permits of each queue's completions, to hand on to the jobs claimed for it.
     let mut permits: Vec<(String, Vec<Slot>)> = Vec::new();
@@ -349,7 +349,8 @@ async fn claim_along(
         Err(e) => {
             drop(claiming);
             debug!(error = %e, "a completion write that claimed along failed; completing only");
-            let changed = write(sh, fences).await;
+            // Part of it may have committed (PostgreSQL writes a large batch in two halves).
+            let changed = write(sh, fences, true).await;
             return (
                 changed,
                 orders.iter().map(|_| producer::Claim::NotMade).collect(),
@@ -432,7 +433,13 @@ impl Written {
 /// written as a batch is, down to the completions refused alone, whose attempts are recorded
 /// as failed instead ([`refuse`]). Any other error (an outage, a deadlock, a timeout) is the
 /// batch's as a whole: retried, never split.
-async fn write(sh: &Shared, fences: Vec<JobFence>) -> Vec<Written> {
+///
+/// `unsure`: an earlier write of these completions failed, and may have committed some of
+/// them (a commit whose answer was lost; on PostgreSQL, a claim-along batch written in two
+/// halves, one of which committed). Those read as fenced off on the next write, and their ends
+/// went untold to the runtime's events (review of 7 Dec); so after such a failure, the
+/// completions read as fenced off are looked up ([`confirm`]).
+async fn write(sh: &Shared, fences: Vec<JobFence>, mut unsure: bool) -> Vec<Written> {
     let (store, hard, retrying) = (&sh.store, &sh.hard, &sh.owned.retrying);
     let mut warned = false;
     let mut tries = super::OutcomeTries::new(retrying);
@@ -440,14 +447,18 @@ async fn write(sh: &Shared, fences: Vec<JobFence>) -> Vec<Written> {
         tries.start();
         match store.job_complete_many(fences.clone()).await {
             Ok(changed) => {
-                let stale = changed.iter().filter(|c| !**c).count();
+                let mut written = Written::from_changed(changed);
+                if unsure {
+                    confirm(sh, &fences, &mut written).await;
+                }
+                let stale = written.iter().filter(|w| **w == Written::FencedOff).count();
                 if stale > 0 {
                     debug!(
                         stale,
                         "completions fenced off: those jobs were rescued or cancelled meanwhile"
                     );
                 }
-                return Written::from_changed(changed);
+                return written;
             }
             Err(e) if crate::store::refusal(&e) && !hard.is_cancelled() => {
                 if let [fence] = fences.as_slice() {
@@ -455,8 +466,8 @@ async fn write(sh: &Shared, fences: Vec<JobFence>) -> Vec<Written> {
                 }
                 debug!(error = %e, jobs = fences.len(), "the database refused a batch of completions; writing it in halves");
                 let (a, b) = fences.split_at(fences.len() / 2);
-                let mut written = Box::pin(write(sh, a.to_vec())).await;
-                written.extend(Box::pin(write(sh, b.to_vec())).await);
+                let mut written = Box::pin(write(sh, a.to_vec(), unsure)).await;
+                written.extend(Box::pin(write(sh, b.to_vec(), unsure)).await);
                 return written;
             }
             // Only errors that may pass are worth retrying (a refusal is split above, or given
@@ -464,6 +475,7 @@ async fn write(sh: &Shared, fences: Vec<JobFence>) -> Vec<Written> {
             Err(e @ (Error::Unavailable(_) | Error::Database(_) | Error::Closed))
                 if tries.left() && !hard.is_cancelled() =>
             {
+                unsure = true;
                 if !warned {
                     warned = true;
                     warn!(error = %e, jobs = fences.len(), "recording completions failed; retrying");
@@ -475,6 +487,33 @@ async fn write(sh: &Shared, fences: Vec<JobFence>) -> Vec<Written> {
                 warn!(error = %e, jobs = fences.len(), "giving up on recording completions; this worker's reconcile puts the jobs back to run again");
                 return vec![Written::GivenUp; fences.len()];
             }
+        }
+    }
+}
+
+/// Of the completions `written` reads as fenced off, those an earlier write committed (the
+/// job is `completed` by that very attempt) are written after all. A failed look leaves them
+/// fenced off: their jobs' rows are right either way, only their ends go untold.
+async fn confirm(sh: &Shared, fences: &[JobFence], written: &mut [Written]) {
+    let (off, fenced): (Vec<&mut Written>, Vec<JobFence>) = written
+        .iter_mut()
+        .zip(fences)
+        .filter(|(w, _)| **w == Written::FencedOff)
+        .map(|(w, f)| (w, f.clone()))
+        .unzip();
+    if fenced.is_empty() {
+        return;
+    }
+    match sh.store.job_completed_already(&fenced).await {
+        Ok(done) => {
+            for (w, done) in off.into_iter().zip(done) {
+                if done {
+                    *w = Written::Completed;
+                }
+            }
+        }
+        Err(e) => {
+            debug!(error = %e, jobs = fenced.len(), "could not tell which completions an earlier write committed; their ends go untold");
         }
     }
 }

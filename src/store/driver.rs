@@ -207,6 +207,11 @@ pub trait Driver: Send + Sync + 'static {
     /// worker stalled past its lease). Looked up by id, as [`Self::job_cancel_requests`].
     async fn job_running_among(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>>;
 
+    /// Of the jobs `among` (by id: completions the worker wrote and whose answer it lost, or
+    /// could not tell apart from a failure), the `completed` ones whose last attempt was that
+    /// worker's, as the fences of those attempts, by id. Looked up by id.
+    async fn job_completed_among(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>>;
+
     /// Of the jobs `among` (by id: those the worker holds and has not started), the running
     /// ones of that worker none of whose earlier attempts started and a parent of which has not
     /// ended or ended after their claim (retried meanwhile), as their fences, by id.

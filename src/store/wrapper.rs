@@ -655,6 +655,30 @@ impl Store {
         .await
     }
 
+    /// Of the completions `fences` (a worker's, written once already, whose answer was lost
+    /// or could not be told apart from a failure: a batch written in two halves of which one
+    /// committed), whether each is written: its job is `completed` by that very attempt.
+    pub async fn job_completed_already(&self, fences: &[JobFence]) -> Result<Vec<bool>> {
+        let Some(worker_id) = fences.first().map(|f| f.worker_id.clone()) else {
+            return Ok(Vec::new());
+        };
+        // One worker's completions: the completer writes no other.
+        let ids: Vec<i64> = fences
+            .iter()
+            .filter(|f| f.worker_id == worker_id)
+            .map(|f| f.id)
+            .collect();
+        let completed: HashSet<JobFence> = self
+            .op(
+                "job_completed_among",
+                self.driver.job_completed_among(&worker_id, &ids),
+            )
+            .await?
+            .into_iter()
+            .collect();
+        Ok(fences.iter().map(|f| completed.contains(f)).collect())
+    }
+
     /// Of the jobs `among` (by id: those the worker holds and has not started), the running
     /// ones of that worker that a parent's retry would have sent back to wait had they not been
     /// claimed ahead: none of their earlier attempts started, and a parent has not ended or

@@ -571,6 +571,10 @@ impl Driver for GatedStore {
     async fn job_running_among(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
         self.inner.job_running_among(worker_id, among).await
     }
+
+    async fn job_completed_among(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
+        self.inner.job_completed_among(worker_id, among).await
+    }
     async fn job_parents_ran_again(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
         let found = self.inner.job_parents_ran_again(worker_id, among).await?;
         self.parents_ran_again

@@ -120,6 +120,63 @@ backend_case! {
 }
 
 backend_case! {
+    /// Which completions an earlier write committed, asked by a completer whose write failed
+    /// after part of it may have committed: only a job `completed` by that very attempt of
+    /// that worker. One still running, one completed by an earlier attempt and run again, one
+    /// failed, another worker's, and an id with no job all say no.
+    async fn a_worker_finds_which_of_its_completions_were_written(db: TestDb) {
+        let s = &*db.store;
+        for _ in 0..5 {
+            insert(s, job("noop")).await;
+        }
+        let rows = s.job_claim(claim("default", &["noop"], 5, W)).await.unwrap();
+        let fences: Vec<JobFence> = rows.iter().map(|r| r.fence()).collect();
+        let (done, running, failed, again) = (&fences[0], &fences[1], &fences[2], &fences[3]);
+        let theirs = JobFence {
+            worker_id: "worker-b".into(),
+            ..fences[4].clone()
+        };
+        assert_eq!(
+            s.job_complete_many(vec![done.clone(), again.clone()]).await.unwrap(),
+            vec![true, true]
+        );
+        s.job_fail(fail(&rows[2], "boom", Duration::ZERO)).await.unwrap();
+        // Completed, retried by a user and claimed again: attempt 2 runs; attempt 1's
+        // completion is no longer what the row says.
+        s.job_retry(again.id).await.unwrap();
+        let rerun = s.job_claim(claim("default", &["noop"], 5, W)).await.unwrap();
+        assert!(rerun.iter().any(|r| r.id == again.id && r.attempt == 2), "{rerun:?}");
+        let missing = JobFence {
+            id: i64::MAX,
+            ..done.clone()
+        };
+        let asked = vec![
+            done.clone(),
+            running.clone(),
+            failed.clone(),
+            again.clone(),
+            missing,
+        ];
+        assert_eq!(
+            s.job_completed_already(&asked).await.unwrap(),
+            vec![true, false, false, false, false]
+        );
+        assert_eq!(s.job_completed_already(&[theirs]).await.unwrap(), vec![false]);
+        s.job_complete_many(vec![fences[4].clone()]).await.unwrap();
+        let theirs = JobFence {
+            worker_id: "worker-b".into(),
+            ..fences[4].clone()
+        };
+        assert_eq!(s.job_completed_already(&[theirs]).await.unwrap(), vec![false]);
+        assert_eq!(
+            s.job_completed_already(&[fences[4].clone()]).await.unwrap(),
+            vec![true]
+        );
+        assert_eq!(s.job_completed_already(&[]).await.unwrap(), Vec::<bool>::new());
+    }
+}
+
+backend_case! {
     async fn fail_discards_when_attempts_used_up(db: TestDb) {
         let s = &*db.store;
         insert(

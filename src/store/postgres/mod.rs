@@ -2163,8 +2163,9 @@ impl PgStore {
     /// again on the connection of the half that went through (the failed one may be broken:
     /// it is closed, and `conn` is left holding the good one, for the claims after). If that
     /// fails too, the whole batch fails, as one statement's failure does, and the completer
-    /// writes it all again; the half committed then reads as fenced off, so those jobs' ends
-    /// are not told to the runtime's events, while every job's row is right. Answered as fenced
+    /// writes it all again; the half committed then reads as fenced off, and the completer
+    /// looks those up ([`Store::job_completed_already`](crate::store::Store::job_completed_already))
+    /// to tell their ends to the runtime's events. Answered as fenced
     /// off instead, the failed half's jobs would have stayed `running` under this live worker,
     /// out of reach of a reconcile that looks only at recent claims.
     async fn complete_in_halves(
@@ -2803,6 +2804,11 @@ impl Driver for PgStore {
 
     async fn job_running_among(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
         self.fences_among(sql!("job_running_among"), worker_id, among)
+            .await
+    }
+
+    async fn job_completed_among(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
+        self.fences_among(sql!("job_completed_among"), worker_id, among)
             .await
     }
 

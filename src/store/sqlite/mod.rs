@@ -2556,6 +2556,11 @@ impl Driver for SqliteStore {
             .await
     }
 
+    async fn job_completed_among(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
+        self.fences_among(sql!("job_completed_among"), worker_id, among)
+            .await
+    }
+
     async fn job_parents_ran_again(&self, worker_id: &str, among: &[i64]) -> Result<Vec<JobFence>> {
         self.fences_among(sql!("job_parents_ran_again"), worker_id, among)
             .await
