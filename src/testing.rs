@@ -38,6 +38,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,7 +117,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(300);
 /// Returns every job attempted meanwhile, in id order, with the state it was left in. Jobs of
 /// kinds `workers` does not run are left as they are (not waited for), as a worker that does
 /// not run their kind leaves them. A paused queue is an error at once ([`Error::Conflict`]):
-/// nothing of it would run.
+/// nothing of it would run. Dropped before it returns (a test's own `timeout` around it), it
+/// stops its runtime at once, as a second signal stops a worker: no worker is left behind.
 pub async fn run_available(
     store: &Arc<Store>,
     workers: Workers,
@@ -134,7 +136,15 @@ pub async fn run_available(
         )));
     }
     let kinds = workers.kinds();
-    let started = store.now().await?;
+    // What each job of the queue looked like before: a job attempted here differs from it
+    // (a new attempt, a new state, a new error). Not the time of the attempts: with a test
+    // clock held still (`open_with_clock`), an earlier call's attempts carried this call's
+    // start time too, and were reported again (review of 8 Dec).
+    let before: HashMap<i64, Seen> = queue_jobs(store.as_ref(), queue, Vec::new())
+        .await?
+        .iter()
+        .map(|j| (j.id, Seen::of(j)))
+        .collect();
     let config = RuntimeConfig {
         queues: vec![(queue.to_string(), 10)],
         poll_interval: DRAIN_LOOK_EVERY,
@@ -142,10 +152,13 @@ pub async fn run_available(
         ..RuntimeConfig::default()
     };
     let shutdown = Shutdown::new();
-    let runtime = tokio::spawn(Runtime::new(store.clone(), workers, config).run(shutdown.clone()));
+    let mut runtime = StopOnDrop {
+        shutdown: shutdown.clone(),
+        task: tokio::spawn(Runtime::new(store.clone(), workers, config).run(shutdown.clone())),
+    };
     let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
     let drained = loop {
-        if runtime.is_finished() {
+        if runtime.task.is_finished() {
             break Ok(());
         }
         match left_to_run(store.as_ref(), queue, &kinds).await {
@@ -158,7 +171,7 @@ pub async fn run_available(
         }
     };
     shutdown.soft.cancel();
-    let ran = runtime
+    let ran = (&mut runtime.task)
         .await
         .map_err(|e| Error::Database(format!("the runtime task failed: {e}")))?;
     ran?;
@@ -166,7 +179,7 @@ pub async fn run_available(
     let mut outcomes: Vec<Outcome> = queue_jobs(store.as_ref(), queue, Vec::new())
         .await?
         .into_iter()
-        .filter(|j| j.attempted_at.is_some_and(|at| at >= started))
+        .filter(|j| j.attempted_at.is_some() && before.get(&j.id) != Some(&Seen::of(j)))
         .map(|j| Outcome {
             id: j.id,
             state: j.state,
@@ -177,6 +190,42 @@ pub async fn run_available(
         .collect();
     outcomes.sort_by_key(|o| o.id);
     Ok(outcomes)
+}
+
+/// What [`run_available`] compares of a job before and after: an attempt changes one of them.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    state: JobState,
+    attempt: i32,
+    attempted_at: Option<chrono::DateTime<Utc>>,
+    scheduled_at: chrono::DateTime<Utc>,
+    errors: usize,
+}
+
+impl Seen {
+    fn of(job: &JobRow) -> Self {
+        Seen {
+            state: job.state,
+            attempt: job.attempt,
+            attempted_at: job.attempted_at,
+            scheduled_at: job.scheduled_at,
+            errors: job.errors.len(),
+        }
+    }
+}
+
+/// [`run_available`]'s runtime: stopped at once when the call is dropped before it returns,
+/// as a second signal stops a worker (its running jobs are stopped and given back).
+struct StopOnDrop {
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<Result<crate::runtime::RunReport>>,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.shutdown.soft.cancel();
+        self.shutdown.hard.cancel();
+    }
 }
 
 /// Jobs of the queue and of `kinds` that are running, available, or scheduled/retryable and

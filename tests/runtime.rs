@@ -1900,6 +1900,63 @@ backend_case! {
 }
 
 backend_case! {
+    /// `testing::run_available` dropped before it returns (a test's own `timeout` around it)
+    /// stops its runtime: it ran on as a hidden worker for the rest of the test, claiming
+    /// every job inserted after (review of 8 Dec).
+    async fn run_available_dropped_leaves_no_worker_behind(db: TestDb) {
+        let client = Client::new(db.store.clone());
+        client.insert(&Count { n: 1 }, None).await.unwrap();
+        let mut workers = Workers::new();
+        workers
+            .add(CountWorker {
+                hold: Duration::from_secs(3600),
+                ..Default::default()
+            })
+            .unwrap();
+        let run = porter::testing::run_available(&db.store, workers, "default");
+        tokio::time::timeout(Duration::from_millis(500), run)
+            .await
+            .expect_err("the held job keeps it running");
+        let later = client.insert(&Count { n: 2 }, None).await.unwrap().job.id;
+        // The runtime looked for jobs every 10 ms: 30 looks.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let row = db.store.job_get(later).await.unwrap().unwrap();
+        assert_eq!(row.state, JobState::Available, "{row:?}");
+    }
+}
+
+backend_case! {
+    /// `testing::run_available` returns the jobs it attempted, not those an earlier call did:
+    /// it took every job attempted since its start by the clock, so with a test clock held
+    /// still (`open_with_clock`), a second call reported the first call's jobs again (review
+    /// of 8 Dec).
+    async fn run_available_reports_only_its_own_attempts_under_a_held_clock(db: TestDb) {
+        let clock = porter::store::clock::Clock::new();
+        clock.set(db.store.now().await.unwrap());
+        let store = porter::store::open_with_clock(&db.url, clock.clone())
+            .await
+            .unwrap();
+        let client = Client::new(store.clone());
+        let workers = || {
+            let mut w = Workers::new();
+            w.add(CountWorker::default()).unwrap();
+            w
+        };
+        let first = client.insert(&Count { n: 1 }, None).await.unwrap().job.id;
+        let ran = porter::testing::run_available(&store, workers(), "default")
+            .await
+            .unwrap();
+        assert_eq!(ran.iter().map(|o| o.id).collect::<Vec<_>>(), [first]);
+        let second = client.insert(&Count { n: 2 }, None).await.unwrap().job.id;
+        let ran = porter::testing::run_available(&store, workers(), "default")
+            .await
+            .unwrap();
+        assert_eq!(ran.iter().map(|o| o.id).collect::<Vec<_>>(), [second]);
+        assert_eq!(ran[0].state, JobState::Completed);
+    }
+}
+
+backend_case! {
     /// A cancel requested for a job claimed ahead, while it waits in the worker's local queue
     /// for a slot, is seen: the job ends cancelled and never starts. The worker looked for
     /// requests only among the jobs it had started, so the wake-up of such a cancel found
