@@ -455,6 +455,64 @@ backend_case! {
 }
 
 backend_case! {
+    /// An insert in the caller's transaction counts its times from the insert, not from the
+    /// transaction's start: on PostgreSQL a `schedule_in` of 60 s after 1.5 s of the caller's
+    /// own work was due 58.5 s after the insert, and its `created_at` was the `BEGIN`'s, where
+    /// SQLite counted from the insert (review of 8 Dec).
+    async fn an_insert_in_a_callers_transaction_counts_its_times_from_the_insert(db: TestDb) {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct Later {}
+        impl porter::JobArgs for Later {
+            const KIND: &'static str = "noop";
+        }
+        let s = &*db.store;
+        let later = || {
+            Some(InsertOpts {
+                schedule_in: Some(Duration::from_secs(60)),
+                ..Default::default()
+            })
+        };
+        let work = Duration::from_millis(1500);
+        let (before, inserted) = match db.sqlite_path() {
+            Some(path) => {
+                let mut c = rusqlite::Connection::open(path).unwrap();
+                c.busy_timeout(Duration::from_secs(5)).unwrap();
+                let tx = c
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .unwrap();
+                std::thread::sleep(work);
+                let before = s.now().await.unwrap();
+                let r = Client::insert_tx_sqlite(&tx, &Later {}, later()).unwrap();
+                tx.commit().unwrap();
+                (before, r)
+            }
+            None => {
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                let mut tx = c.begin().await.unwrap();
+                sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
+                tokio::time::sleep(work).await;
+                let before = s.now().await.unwrap();
+                let r = Client::insert_tx_pg(&mut tx, &Later {}, later()).await.unwrap();
+                tx.commit().await.unwrap();
+                (before, r)
+            }
+        };
+        let row = s.job_get(inserted.job.id).await.unwrap().unwrap();
+        // SQLite keeps milliseconds.
+        let before = before - chrono::Duration::milliseconds(1);
+        assert!(row.created_at >= before, "created {} before the insert ({before})", row.created_at);
+        assert!(
+            row.scheduled_at >= before + chrono::Duration::seconds(60),
+            "due {} sooner than 60 s after the insert ({before})",
+            row.scheduled_at
+        );
+        assert_eq!(row.state, JobState::Scheduled);
+        assert_eq!((inserted.job.created_at, inserted.job.scheduled_at), (row.created_at, row.scheduled_at));
+    }
+}
+
+backend_case! {
     async fn insert_wakes_subscribers(db: TestDb) {
         let sub = db.store.wakeup().subscribe("default");
         let other = db.reopen().await;

@@ -16,7 +16,7 @@
 //! the cursor and still be available: a workflow's, sequence's or batch's job made available
 //! when the jobs it waited for ended (it keeps its due time, usually its insert's), a job
 //! promoted from scheduled or retryable with a due time before the cursor's, one inserted by a
-//! transaction that committed long after it began (its due time is that beginning), or one
+//! transaction that committed long after the insert (its due time is the insert's), or one
 //! inserted with a due time in the past. (A job given back or rescued is due again at once,
 //! after the cursor.) Such jobs are found by a *full* claim, one from the queue's start, which
 //! runs
@@ -35,7 +35,7 @@
 //!
 //! The cursor trails the newest job taken by at least a [`LAG`]: it moves, in windows of a
 //! `LAG`, to the newest job taken in the window before the one that just closed. So a job
-//! whose insert committed up to a `LAG` after its due time (the time its transaction began) is
+//! whose insert committed up to a `LAG` after its due time (the time of its insert statement) is
 //! not passed by. It is kept only while the claims take jobs of the first priority (1): a job
 //! of a higher priority sorts before any cursor of a later one, so a queue whose claims reach
 //! priority 2 walks from its start, as before. A claim taking jobs behind the cursor (a full

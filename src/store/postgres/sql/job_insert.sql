@@ -11,19 +11,25 @@
 -- for that row (no error): the caller then reads the holder with job_get_unique.sql.
 -- Returns only what the database decides (and the unique key, to match rows to jobs); the
 -- driver has the rest from what it sent.
+-- The times count from this statement, read once (a test's clock, porter.now, if set): not
+-- porter_now(), which is now(), the start of the transaction. In a caller's transaction
+-- (`Client::insert_tx_pg`) that came after the caller's own work: a job to run 60 s from its
+-- insert was due sooner by as long as that work took, and created before it was inserted,
+-- where SQLite counts from the insert (review of 8 Dec). The same in every job_insert_*.sql.
 INSERT INTO porter_jobs (kind, queue, args, state, priority, max_attempts, created_at, scheduled_at, unique_key, metadata,
                          concurrency_key, sequence_key, waiting_for, finalized_at, errors,
                          has_dependents, workflow_id, workflow_step)
 SELECT kind, queue, args,
-       COALESCE(hold, CASE WHEN due <= porter_now() THEN 'available' ELSE 'scheduled' END),
-       priority, max_attempts, porter_now(), due, unique_key, metadata,
-       concurrency_key, sequence_key, waiting_for, CASE WHEN hold = 'cancelled' THEN porter_now() END,
+       COALESCE(hold, CASE WHEN due <= now THEN 'available' ELSE 'scheduled' END),
+       priority, max_attempts, now, due, unique_key, metadata,
+       concurrency_key, sequence_key, waiting_for, CASE WHEN hold = 'cancelled' THEN now END,
        CASE WHEN hold_error IS NULL THEN '[]'::jsonb
-            ELSE jsonb_build_array(jsonb_build_object('attempt', 0, 'at', porter_now(), 'error', hold_error)) END,
+            ELSE jsonb_build_array(jsonb_build_object('attempt', 0, 'at', now, 'error', hold_error)) END,
        has_dependents, workflow_id, workflow_step
 FROM (
-    SELECT t.*, COALESCE(t.due_at, porter_now() + t.delay_secs * interval '1 second') AS due
-    FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::smallint[], $5::int[],
+    SELECT t.*, n.now, COALESCE(t.due_at, n.now + t.delay_secs * interval '1 second') AS due
+    FROM (SELECT coalesce(nullif(current_setting('porter.now', true), '')::timestamptz, clock_timestamp()) AS now) n,
+         unnest($1::text[], $2::text[], $3::jsonb[], $4::smallint[], $5::int[],
                 $6::timestamptz[], $7::float8[], $8::text[], $9::jsonb[],
                 $10::text[], $11::text[], $12::int[], $13::text[], $14::text[],
                 $15::bool[], $16::bigint[], $17::text[])
