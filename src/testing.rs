@@ -136,14 +136,15 @@ pub async fn run_available(
         )));
     }
     let kinds = workers.kinds();
-    // What each job of the queue looked like before: a job attempted here differs from it
-    // (a new attempt, a new state, a new error). Not the time of the attempts: with a test
-    // clock held still (`open_with_clock`), an earlier call's attempts carried this call's
-    // start time too, and were reported again (review of 8 Dec).
-    let before: HashMap<i64, Seen> = queue_jobs(store.as_ref(), queue, Vec::new())
+    // Each job's attempts before: every claim counts one more, and nothing counts one less,
+    // so a job attempted here has more. Not the time of the attempts: with a test clock held
+    // still (`open_with_clock`), an earlier call's attempts carried this call's start time
+    // too, and were reported again; nor any change of the row: the claims make due jobs of
+    // kinds nobody here runs available, without attempting them (review of 8 Dec).
+    let before: HashMap<i64, i32> = queue_jobs(store.as_ref(), queue, Vec::new())
         .await?
         .iter()
-        .map(|j| (j.id, Seen::of(j)))
+        .map(|j| (j.id, j.attempt))
         .collect();
     let config = RuntimeConfig {
         queues: vec![(queue.to_string(), 10)],
@@ -179,7 +180,7 @@ pub async fn run_available(
     let mut outcomes: Vec<Outcome> = queue_jobs(store.as_ref(), queue, Vec::new())
         .await?
         .into_iter()
-        .filter(|j| j.attempted_at.is_some() && before.get(&j.id) != Some(&Seen::of(j)))
+        .filter(|j| j.attempt > before.get(&j.id).copied().unwrap_or(0))
         .map(|j| Outcome {
             id: j.id,
             state: j.state,
@@ -190,28 +191,6 @@ pub async fn run_available(
         .collect();
     outcomes.sort_by_key(|o| o.id);
     Ok(outcomes)
-}
-
-/// What [`run_available`] compares of a job before and after: an attempt changes one of them.
-#[derive(Debug, PartialEq)]
-struct Seen {
-    state: JobState,
-    attempt: i32,
-    attempted_at: Option<chrono::DateTime<Utc>>,
-    scheduled_at: chrono::DateTime<Utc>,
-    errors: usize,
-}
-
-impl Seen {
-    fn of(job: &JobRow) -> Self {
-        Seen {
-            state: job.state,
-            attempt: job.attempt,
-            attempted_at: job.attempted_at,
-            scheduled_at: job.scheduled_at,
-            errors: job.errors.len(),
-        }
-    }
 }
 
 /// [`run_available`]'s runtime: stopped at once when the call is dropped before it returns,

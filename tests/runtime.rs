@@ -1953,6 +1953,38 @@ backend_case! {
             .unwrap();
         assert_eq!(ran.iter().map(|o| o.id).collect::<Vec<_>>(), [second]);
         assert_eq!(ran[0].state, JobState::Completed);
+
+        // A job of another kind, failed earlier and due again: the call's claims make it
+        // available (every claim promotes the queue's due jobs) but do not run it, so it is
+        // not among the call's attempts (review of 8 Dec: the first fix reported it).
+        let other = client.insert(&porter::jobs::Noop {}, None).await.unwrap().job.id;
+        let claimed = store
+            .job_claim(porter::store::JobClaimParams {
+                queue: "default".into(),
+                kinds: vec!["noop".into()],
+                limit: 1,
+                worker_id: "elsewhere".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        store
+            .job_fail(porter::store::JobFailParams {
+                fence: claimed[0].fence(),
+                error: "boom".into(),
+                trace: None,
+                retry_in: Duration::from_secs(60),
+                discard: false,
+            })
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(61));
+        let third = client.insert(&Count { n: 3 }, None).await.unwrap().job.id;
+        let ran = porter::testing::run_available(&store, workers(), "default")
+            .await
+            .unwrap();
+        assert_eq!(ran.iter().map(|o| o.id).collect::<Vec<_>>(), [third]);
+        assert_eq!(store.job_get(other).await.unwrap().unwrap().attempt, 1);
     }
 }
 
