@@ -1498,7 +1498,7 @@ backend_case! {
     /// at 0: alert rules that add rates of several counters (a `+` drops a series missing
     /// from either side) or take the increase of one (its first increment is invisible when
     /// the series appears at 1) see the first failure. A job the rescuer discards counts as
-    /// discarded as well as rescued.
+    /// discarded as well as rescued, and one it ends cancelled as cancelled.
     async fn metrics_have_every_outcome_series_from_the_start(db: TestDb) {
         use porter::runtime::{JobEvents, Runtime, RuntimeConfig, Shutdown};
         let state = surfaces::app_state(db.store.clone(), HttpConfig::default()).await;
@@ -1537,10 +1537,19 @@ backend_case! {
             kind: "fail".into(),
             state: JobState::Discarded,
         });
+        // Ended cancelled (a user had asked its lost worker to stop it): a cancel too (review
+        // of 8 Dec: counted as rescued only).
+        state.metrics.rescued(&porter::store::RescuedJob {
+            queue: "default".into(),
+            kind: "noop".into(),
+            state: JobState::Cancelled,
+        });
         let text = scrape().await;
         for line in [
             r#"porter_jobs_rescued_total{queue="mail",kind="fail"} 1"#,
             r#"porter_jobs_discarded_total{queue="mail",kind="fail"} 1"#,
+            r#"porter_jobs_rescued_total{queue="default",kind="noop"} 1"#,
+            r#"porter_jobs_cancelled_total{queue="default",kind="noop"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
         }

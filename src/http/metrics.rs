@@ -13,7 +13,7 @@
 //! | `porter_jobs_completed_total` | counter | `queue`, `kind` | attempts of this process's runtime that completed |
 //! | `porter_jobs_failed_total` | counter | `queue`, `kind` | attempts that failed and will be retried (`retryable`) |
 //! | `porter_jobs_discarded_total` | counter | `queue`, `kind` | attempts that failed for good (`discarded`) |
-//! | `porter_jobs_cancelled_total` | counter | `queue`, `kind` | attempts cancelled (by the job, or by a user while it ran) |
+//! | `porter_jobs_cancelled_total` | counter | `queue`, `kind` | attempts cancelled (by the job, or by a user while it ran; also when this process's rescuer ends a job a user asked to cancel) |
 //! | `porter_jobs_rescued_total` | counter | `queue`, `kind` | jobs this process's rescuer took back from lost workers or as stuck |
 //! | `porter_job_duration_seconds` | histogram | `queue`, `kind` | how long attempts ran, from start to outcome (every outcome) |
 //! | `porter_jobs_unserved` | gauge | `queue`, `kind` | jobs due to run (available, or scheduled/retryable and due) that no live worker serves: none registered that queue and kind, or those that did stopped heartbeating within their lease; read at each scrape; only pairs that have any |
@@ -450,9 +450,15 @@ impl JobEvents for Metrics {
     fn rescued(&self, job: &RescuedJob) {
         let labels = self.pair(&job.queue, &job.kind);
         self.rescued.get_or_create(&labels).inc();
-        // A rescue that used the last attempt ends the job: it counts where every end does.
-        if job.state == crate::JobState::Discarded {
-            self.discarded.get_or_create(&labels).inc();
+        // A rescue that used the last attempt, or found a cancel asked for, ends the job: it
+        // counts where every end does.
+        let ended = match job.state {
+            crate::JobState::Discarded => Some(&self.discarded),
+            crate::JobState::Cancelled => Some(&self.cancelled),
+            _ => None,
+        };
+        if let Some(counter) = ended {
+            counter.get_or_create(&labels).inc();
         }
     }
 }
