@@ -133,8 +133,23 @@ impl Running {
 }
 
 fn start(store: Arc<Store>, workers: Workers, config: RuntimeConfig) -> Running {
+    start_told(store, workers, config, no_events())
+}
+
+fn no_events() -> Arc<dyn porter::runtime::JobEvents> {
+    Arc::new(porter::runtime::NoEvents)
+}
+
+/// [`start`], telling `events` of every attempt's end.
+fn start_told(
+    store: Arc<Store>,
+    workers: Workers,
+    config: RuntimeConfig,
+    events: Arc<dyn porter::runtime::JobEvents>,
+) -> Running {
     let shutdown = Shutdown::new();
-    let task = tokio::spawn(Runtime::new(store, workers, config).run(shutdown.clone()));
+    let runtime = Runtime::new(store, workers, config).with_events(events);
+    let task = tokio::spawn(runtime.run(shutdown.clone()));
     Running { shutdown, task }
 }
 
@@ -1510,14 +1525,15 @@ async fn fill_local_queue_of(
         ..Default::default()
     };
     let long: Vec<Count> = (0..HELD as u64 + 2).map(|n| Count { n }).collect();
-    let (rt, ids) = fill_local_queue_on(db, store, lease, &long, None, worker.clone()).await;
+    let (rt, ids) =
+        fill_local_queue_on(db, store, lease, &long, None, worker.clone(), no_events()).await;
     (rt, worker, ids)
 }
 
 /// [`fill_local_queue`] with `long` jobs run by `worker`, which must hold them, on `store` (a
 /// gated one over `db`'s, say), the long jobs inserted with `opts`: 20 quick jobs first, then
 /// the long ones; returns once 2 run and as many more as the queue may hold (or as there are)
-/// are claimed ahead.
+/// are claimed ahead. The runtime tells `events` of every attempt's end.
 async fn fill_local_queue_on<A: JobArgs, W: Worker<A>>(
     db: &crate::common::TestDb,
     store: Arc<Store>,
@@ -1525,6 +1541,7 @@ async fn fill_local_queue_on<A: JobArgs, W: Worker<A>>(
     long: &[A],
     opts: Option<InsertOpts>,
     worker: W,
+    events: Arc<dyn porter::runtime::JobEvents>,
 ) -> (Running, Vec<i64>) {
     let client = Client::new(db.store.clone());
     let quick: Vec<porter::jobs::Noop> = (0..20).map(|_| porter::jobs::Noop {}).collect();
@@ -1546,7 +1563,7 @@ async fn fill_local_queue_on<A: JobArgs, W: Worker<A>>(
     cfg.lease = lease;
     cfg.shutdown_timeout = Duration::from_millis(100);
     cfg.maintenance = false;
-    let rt = start(store, workers, cfg);
+    let rt = start_told(store, workers, cfg, events);
     let held = HELD.min(long.len()) as i64;
     // (Or, with a lease so short that jobs claimed ahead wait at most a second, one already
     // given back: a loaded machine can take longer than that second to let this look.)
@@ -2005,14 +2022,11 @@ backend_case! {
         tokio::time::sleep(Duration::from_millis(500)).await;
         worker.gate.add_permits(2);
         for id in &ahead {
-            // Recorded cancelled at its turn ("cancelled by user"), or, had it waited past
-            // MAX_WAIT on a slow machine, given back and ended cancelled by that.
+            // Recorded cancelled at its turn, or, had it waited past MAX_WAIT on a slow
+            // machine, given back and ended cancelled by that: "cancelled by user" either way.
             let row = wait_state(&db.store, *id, JobState::Cancelled).await;
             let last = row.errors.last().unwrap();
-            assert!(
-                last.error == "cancelled by user" || last.error == porter::runtime::GIVEN_BACK,
-                "{row:?}"
-            );
+            assert!(last.error.starts_with("cancelled by user"), "{row:?}");
             // Either way the entry says it never started (so a parent retried by hand after
             // the job itself is waited for again).
             assert!(last.unstarted, "{row:?}");
@@ -2026,6 +2040,60 @@ backend_case! {
             "the cancelled jobs never started"
         );
         rt.stop().await;
+    }
+}
+
+backend_case! {
+    /// A job claimed ahead whose cancel is requested while it waits for a slot, and that
+    /// waits past its longest wait (a second, at a lease of 2 s), is given back, which ends it
+    /// cancelled: that end is told to the runtime's events (metrics count it) and its history
+    /// says a user cancelled it. The give-back wrote only "given back unstarted" and told
+    /// nobody: whether a cancel was counted depended on whether a slot freed in time (review
+    /// of 8 Dec).
+    async fn a_job_cancelled_while_claimed_ahead_and_given_back_is_told_cancelled(db: TestDb) {
+        let worker = GatedWorker::default();
+        let gated: Vec<Gated> = (0..4).map(|n| Gated { n }).collect();
+        let events = Arc::new(Recorded::default());
+        let lease = Duration::from_secs(2);
+        let (rt, ids) = fill_local_queue_on(
+            &db,
+            db.store.clone(),
+            lease,
+            &gated,
+            None,
+            worker.clone(),
+            events.clone(),
+        )
+        .await;
+        eventually("2 gated jobs started", || async {
+            worker.started.lock().unwrap().len() == 2
+        })
+        .await;
+        let started = worker.started.lock().unwrap().clone();
+        let mut cancelled = Vec::new();
+        for id in ids.iter().filter(|id| !started.contains(id)) {
+            // Claimed ahead and waiting, or given back already on a slow machine.
+            if db.store.job_get(*id).await.unwrap().unwrap().state == JobState::Running {
+                db.store.job_cancel(*id).await.unwrap();
+                cancelled.push(*id);
+            }
+        }
+        for id in &cancelled {
+            let row = wait_state(&db.store, *id, JobState::Cancelled).await;
+            let last = row.errors.last().unwrap();
+            let said = format!("cancelled by user ({})", porter::runtime::GIVEN_BACK);
+            assert_eq!(last.error, said, "{row:?}");
+            assert!(last.unstarted, "{row:?}");
+        }
+        worker.gate.add_permits(2);
+        rt.stop().await;
+        let told = events.0.lock().unwrap();
+        let told_cancelled = told
+            .iter()
+            .filter(|(_, kind, end)| kind == "gated" && *end == porter::runtime::AttemptEnd::Cancelled)
+            .count();
+        assert_eq!(told_cancelled, cancelled.len(), "{told:?}");
+        assert!(!cancelled.is_empty() || started.len() == ids.len());
     }
 }
 
@@ -2187,7 +2255,7 @@ backend_case! {
         let after = InsertOpts { depends_on: vec![parent], ..Default::default() };
         let lease = Duration::from_secs(60);
         let (rt, ids) =
-            fill_local_queue_on(&db, gated.store(), lease, &children, Some(after), worker.clone())
+            fill_local_queue_on(&db, gated.store(), lease, &children, Some(after), worker.clone(), no_events())
                 .await;
         eventually("2 children started", || async {
             worker.started.lock().unwrap().len() == 2
@@ -2368,7 +2436,8 @@ async fn two_gated_started_two_ahead(
     let worker = GatedWorker::default();
     let gated: Vec<Gated> = (0..4).map(|n| Gated { n }).collect();
     let lease = Duration::from_secs(3 * 3600);
-    let (rt, ids) = fill_local_queue_on(db, store, lease, &gated, None, worker.clone()).await;
+    let (rt, ids) =
+        fill_local_queue_on(db, store, lease, &gated, None, worker.clone(), no_events()).await;
     eventually("2 gated jobs started", || async {
         worker.started.lock().unwrap().len() == 2
     })
@@ -3926,11 +3995,12 @@ async fn refused_completions(db: &common::TestDb, n: u64, refused: &[usize], slo
     let mut workers = Workers::new();
     workers.add(worker.clone()).unwrap();
     let events = Arc::new(Recorded::default());
-    let shutdown = Shutdown::new();
-    let runtime = Runtime::new(db.store.clone(), workers, config(&[("default", slots)]))
-        .with_events(events.clone());
-    let task = tokio::spawn(runtime.run(shutdown.clone()));
-    let rt = Running { shutdown, task };
+    let rt = start_told(
+        db.store.clone(),
+        workers,
+        config(&[("default", slots)]),
+        events.clone(),
+    );
     let mut rows = Vec::new();
     for id in &refused {
         rows.push(wait_state(&db.store, *id, JobState::Discarded).await);

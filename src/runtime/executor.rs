@@ -705,13 +705,27 @@ where
 }
 
 /// [`write`] for a job whose handler was never called (a give-back of a job claimed ahead):
-/// given up on, the reconcile puts it back as never started.
+/// given up on, the reconcile puts it back as never started. A give-back that ended the job
+/// cancelled (a user asked while it waited for a slot) is told as the cancel it is: until 8
+/// Dec it was told to nobody, so whether such a cancel was counted depended on whether a slot
+/// freed before the give-back.
 pub(super) async fn write_unstarted<F, Fut>(ctx: &Ctx, row: &JobRow, op: F) -> Option<JobRow>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,
 {
-    write_as(ctx, row, false, op).await
+    let written = write_as(ctx, row, false, op).await;
+    if written
+        .as_ref()
+        .is_some_and(|r| r.state == JobState::Cancelled)
+    {
+        info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, started = false, "job cancelled by user");
+        tell(
+            ctx.events.as_ref(),
+            &attempt_ended(row, AttemptEnd::Cancelled, Instant::now()),
+        );
+    }
+    written
 }
 
 async fn write_as<F, Fut>(ctx: &Ctx, row: &JobRow, started: bool, op: F) -> Option<JobRow>

@@ -2734,6 +2734,7 @@ impl Driver for PgStore {
             .bind(&f.worker_id)
             .bind(&p.reason)
             .bind(p.started)
+            .bind(super::CANCELLED_BY_USER)
             .try_map(job_from_row)
             .fetch_optional(&mut *tx)
             .await?;

@@ -2507,7 +2507,14 @@ impl Driver for SqliteStore {
                 let row = one_job(
                     c,
                     sql!("job_release"),
-                    params![f.id, f.attempt, f.worker_id, p.reason, p.started],
+                    params![
+                        f.id,
+                        f.attempt,
+                        f.worker_id,
+                        p.reason,
+                        p.started,
+                        super::CANCELLED_BY_USER
+                    ],
                 )?;
                 if !judge
                     || row.as_ref().is_none_or(|r| r.state != JobState::Available)
