@@ -2012,7 +2012,7 @@ backend_case! {
     /// nothing to stop, and the job started when a slot freed and ran until the next look (a
     /// heartbeat interval later, or the next commit of any process on SQLite).
     async fn a_job_cancelled_while_claimed_ahead_never_starts(db: TestDb) {
-        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, db.store.clone()).await;
+        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, db.store.clone(), no_events()).await;
         let other = db.reopen().await; // like `porter jobs cancel` from another process
         for id in &ahead {
             other.job_cancel(*id).await.unwrap();
@@ -2105,7 +2105,7 @@ backend_case! {
     /// 6 Dec: a handler started 25-100 ms after `porter jobs cancel` returned, on both
     /// backends).
     async fn a_job_cancelled_just_before_its_slot_frees_never_starts(db: TestDb) {
-        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, db.store.clone()).await;
+        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, db.store.clone(), no_events()).await;
         let other = db.reopen().await; // like `porter jobs cancel` from another process
         // A look: the cancel of a running job, seen once that job has stopped. Its slot goes
         // to the first job waiting.
@@ -2151,7 +2151,8 @@ async fn sqlite_a_request_beside_another_workers_row_deleted_is_heard_of() {
         "INSERT INTO porter_workers (id, host, pid, cancels) VALUES ('ghost', 'elsewhere', 1, 1)",
     )
     .await;
-    let (rt, worker, _, ahead) = two_gated_started_two_ahead(&db, db.store.clone()).await;
+    let (rt, worker, _, ahead) =
+        two_gated_started_two_ahead(&db, db.store.clone(), no_events()).await;
     // A job completes (its commit makes the watcher look) and the first job waiting starts
     // in its slot. No request is heard of meanwhile.
     worker.gate.add_permits(1);
@@ -2204,7 +2205,7 @@ backend_case! {
     /// (Review of 6 Dec: given up on, such a cancel was taken for a started job's.)
     async fn a_refused_cancel_of_a_job_claimed_ahead_is_put_back_as_never_started(db: TestDb) {
         let gated_store = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, gated_store.store()).await;
+        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, gated_store.store(), no_events()).await;
         gated_store.refuse_cancels(true);
         let other = db.reopen().await;
         for id in &ahead {
@@ -2233,59 +2234,137 @@ backend_case! {
     /// completed. Before, the retry found the child running and left it, and it started beside
     /// the parent's new run. (Found by review of the give-back's judging, 5 Dec.)
     async fn a_child_waiting_for_a_slot_when_its_parent_is_retried_waits_for_the_parent(db: TestDb) {
-        // The parent, run to its end before the worker starts.
-        let client = Client::new(db.store.clone());
-        let parent = client.insert(&porter::jobs::Noop {}, None).await.unwrap().job.id;
-        let got = db
-            .store
-            .job_claim(porter::store::JobClaimParams {
-                queue: "default".into(),
-                kinds: vec!["noop".into()],
-                limit: 1,
-                worker_id: "earlier".into(),
+        child_waiting_when_its_parent_is_retried(&db, false).await;
+    }
+}
+
+backend_case! {
+    /// The same, the parent's new run failing for good before the children's turn: their
+    /// give-back ends them cancelled, naming the parent, and tells no cancel to the runtime's
+    /// events, as a waiting child cancelled by its parent is told to none (review of 8 Dec:
+    /// told as a user's cancel, and counted in porter_jobs_cancelled_total).
+    async fn a_child_waiting_for_a_slot_cancelled_by_its_parents_new_run_is_no_users_cancel(db: TestDb) {
+        child_waiting_when_its_parent_is_retried(&db, true).await;
+    }
+}
+
+/// A parent run to its end, four children of it (two run, held at the gate, two wait claimed
+/// ahead), and the parent retried from another process; with `fails`, its new run (in a queue
+/// the runtime does not serve) ends discarded before the waiting children's turn.
+async fn child_waiting_when_its_parent_is_retried(db: &crate::common::TestDb, fails: bool) {
+    let client = Client::new(db.store.clone());
+    let queue = if fails { "elsewhere" } else { "default" };
+    let in_queue = InsertOpts {
+        queue: Some(queue.into()),
+        ..Default::default()
+    };
+    let parent = client
+        .insert(&porter::jobs::Noop {}, Some(in_queue))
+        .await
+        .unwrap()
+        .job
+        .id;
+    let claim = |worker: &str| porter::store::JobClaimParams {
+        queue: queue.into(),
+        kinds: vec!["noop".into()],
+        limit: 1,
+        worker_id: worker.into(),
+    };
+    let got = db.store.job_claim(claim("earlier")).await.unwrap();
+    assert_eq!(got[0].id, parent);
+    db.store
+        .job_complete_many(vec![got[0].fence()])
+        .await
+        .unwrap();
+    let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
+    let worker = GatedWorker::default();
+    let children: Vec<Gated> = (0..4).map(|n| Gated { n }).collect();
+    let after = InsertOpts {
+        depends_on: vec![parent],
+        ..Default::default()
+    };
+    let lease = Duration::from_secs(60);
+    let events = Arc::new(Recorded::default());
+    let (rt, ids) = fill_local_queue_on(
+        db,
+        gated.store(),
+        lease,
+        &children,
+        Some(after),
+        worker.clone(),
+        events.clone(),
+    )
+    .await;
+    eventually("2 children started", || async {
+        worker.started.lock().unwrap().len() == 2
+    })
+    .await;
+    let started = worker.started.lock().unwrap().clone();
+    let ahead: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !started.contains(id))
+        .collect();
+    assert_eq!(ahead.len(), 2);
+    // The parent retried from another process: it waits for a slot too (the queue holds
+    // all it may), so it has not ended when the two waiting children's turn comes; or it
+    // runs elsewhere and fails for good.
+    let other = db.reopen().await;
+    other.job_retry(parent).await.unwrap();
+    if fails {
+        let got = other.job_claim(claim("earlier")).await.unwrap();
+        other
+            .job_fail(porter::store::JobFailParams {
+                fence: got[0].fence(),
+                error: "boom".into(),
+                trace: None,
+                retry_in: Duration::ZERO,
+                discard: true,
             })
             .await
             .unwrap();
-        assert_eq!(got[0].id, parent);
-        db.store.job_complete_many(vec![got[0].fence()]).await.unwrap();
-        // Four children of it: two run (held at the gate), two wait claimed ahead.
-        let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-        let worker = GatedWorker::default();
-        let children: Vec<Gated> = (0..4).map(|n| Gated { n }).collect();
-        let after = InsertOpts { depends_on: vec![parent], ..Default::default() };
-        let lease = Duration::from_secs(60);
-        let (rt, ids) =
-            fill_local_queue_on(&db, gated.store(), lease, &children, Some(after), worker.clone(), no_events())
-                .await;
-        eventually("2 children started", || async {
-            worker.started.lock().unwrap().len() == 2
-        })
-        .await;
-        let started = worker.started.lock().unwrap().clone();
-        let ahead: Vec<i64> = ids.iter().copied().filter(|id| !started.contains(id)).collect();
-        assert_eq!(ahead.len(), 2);
-        // The parent retried from another process: it waits for a slot too (the queue holds
-        // all it may), so it has not ended when the two waiting children's turn comes.
-        db.reopen().await.job_retry(parent).await.unwrap();
-        eventually("the worker found the waiting children's parent ran again", || async {
-            ahead.iter().all(|id| gated.parents_ran_again().contains(id))
-        })
-        .await;
-        worker.gate.add_permits(4);
-        let parent_row = wait_state(&db.store, parent, JobState::Completed).await;
+    }
+    eventually(
+        "the worker found the waiting children's parent ran again",
+        || async {
+            ahead
+                .iter()
+                .all(|id| gated.parents_ran_again().contains(id))
+        },
+    )
+    .await;
+    worker.gate.add_permits(4);
+    if fails {
         for id in &ahead {
-            let row = wait_state(&db.store, *id, JobState::Completed).await;
-            assert!(
-                row.errors.iter().any(|e| e.error == porter::runtime::PARENT_RAN_AGAIN && e.unstarted),
-                "given back at its turn: {row:?}"
-            );
-            assert!(
-                row.attempted_at.unwrap() >= parent_row.finalized_at.unwrap(),
-                "ran after the parent's new run ended: {row:?} {parent_row:?}"
-            );
+            let row = wait_state(&db.store, *id, JobState::Cancelled).await;
+            let said = format!("parent job {parent} was discarded");
+            assert_eq!(row.errors.last().unwrap().error, said, "{row:?}");
         }
         rt.stop().await;
+        let told = events.0.lock().unwrap();
+        assert!(
+            !told
+                .iter()
+                .any(|(_, _, end)| *end == porter::runtime::AttemptEnd::Cancelled),
+            "no user cancelled them: {told:?}"
+        );
+        return;
     }
+    let parent_row = wait_state(&db.store, parent, JobState::Completed).await;
+    for id in &ahead {
+        let row = wait_state(&db.store, *id, JobState::Completed).await;
+        assert!(
+            row.errors
+                .iter()
+                .any(|e| e.error == porter::runtime::PARENT_RAN_AGAIN && e.unstarted),
+            "given back at its turn: {row:?}"
+        );
+        assert!(
+            row.attempted_at.unwrap() >= parent_row.finalized_at.unwrap(),
+            "ran after the parent's new run ended: {row:?} {parent_row:?}"
+        );
+    }
+    rt.stop().await;
 }
 
 #[derive(Serialize, Deserialize)]
@@ -2427,17 +2506,18 @@ backend_case! {
 }
 
 /// Four gated jobs on a worker over `store` (2 slots), with a lease so long that the look on
-/// every third of it never comes: only wake-ups make the worker look. Returns once 2 started:
-/// the worker, those 2, and the 2 claimed ahead.
+/// every third of it never comes: only wake-ups make the worker look; the runtime tells
+/// `events`. Returns once 2 started: the worker, those 2, and the 2 claimed ahead.
 async fn two_gated_started_two_ahead(
     db: &crate::common::TestDb,
     store: Arc<Store>,
+    events: Arc<dyn porter::runtime::JobEvents>,
 ) -> (Running, GatedWorker, Vec<i64>, Vec<i64>) {
     let worker = GatedWorker::default();
     let gated: Vec<Gated> = (0..4).map(|n| Gated { n }).collect();
     let lease = Duration::from_secs(3 * 3600);
     let (rt, ids) =
-        fill_local_queue_on(db, store, lease, &gated, None, worker.clone(), no_events()).await;
+        fill_local_queue_on(db, store, lease, &gated, None, worker.clone(), events).await;
     eventually("2 gated jobs started", || async {
         worker.started.lock().unwrap().len() == 2
     })
@@ -3440,7 +3520,7 @@ backend_case! {
     /// to MAX_WAIT after the pause: review of 6 Dec, 6 started after `porter queues pause`
     /// returned.)
     async fn a_queue_paused_while_jobs_wait_for_a_slot_starts_none_of_them(db: TestDb) {
-        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, db.store.clone()).await;
+        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, db.store.clone(), no_events()).await;
         let other = db.reopen().await; // like `porter queues pause` from another process
         other.queue_pause("default").await.unwrap();
         assert_given_back_for_the_queue(&db.store, &ahead).await;
@@ -3483,7 +3563,7 @@ backend_case! {
     async fn jobs_given_back_when_the_queues_changes_cannot_be_read_say_so(db: TestDb) {
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
         let store = gated.store();
-        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, store.clone()).await;
+        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, store.clone(), no_events()).await;
         gated.fail_queue_changes(true);
         store.wakeup().notify_control("default");
         for id in &ahead {
@@ -3514,7 +3594,7 @@ backend_case! {
     /// under it. (Until 6 Dec they started as the slots freed, beside the limit: review of 6
     /// Dec, 2 ran at once 4.5 s after `--concurrency 1`.)
     async fn jobs_claimed_ahead_before_a_limit_is_set_are_given_back(db: TestDb) {
-        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, db.store.clone()).await;
+        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, db.store.clone(), no_events()).await;
         db.store
             .queue_limit_set(porter::store::QueueLimitParams {
                 queue: "default".into(),
@@ -3760,7 +3840,9 @@ backend_case! {
         // A lease of 3 h: the jobs claimed ahead wait for their slots without being given back;
         // the shutdown's reconcile puts back the one given up on.
         let gated = crate::chaos_gated_store::GatedStore::new(db.store.clone());
-        let (rt, worker, started, ahead) = two_gated_started_two_ahead(&db, gated.store()).await;
+        let events = Arc::new(Recorded::default());
+        let (rt, worker, started, ahead) =
+            two_gated_started_two_ahead(&db, gated.store(), events.clone()).await;
         gated.panic_next_cancel();
         for id in &ahead {
             db.store.job_cancel(*id).await.unwrap();
@@ -3785,6 +3867,14 @@ backend_case! {
         }
         assert_eq!(put_back, 1, "the one whose cancel panicked, by the reconcile");
         assert_eq!(*worker.started.lock().unwrap(), started, "they never started");
+        // Both cancels told: the one recorded at its turn, and the one the reconcile's put
+        // back ended cancelled (review of 8 Dec: told to none).
+        let told = events.0.lock().unwrap();
+        let cancels = told
+            .iter()
+            .filter(|(_, _, end)| *end == porter::runtime::AttemptEnd::Cancelled)
+            .count();
+        assert_eq!(cancels, 2, "{told:?}");
     }
 }
 

@@ -663,9 +663,10 @@ async fn record_outcome(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots,
                 })
             })
             .await;
-            // A cancel requested meanwhile ends it cancelled instead.
-            match written.map(|r| r.state) {
-                Some(JobState::Cancelled) => told(AttemptEnd::Cancelled),
+            // A cancel requested meanwhile ends it cancelled instead (and a parent that failed
+            // since the claim of one that never started: no one's cancel, told to none).
+            match written {
+                Some(r) if r.state == JobState::Cancelled => tell_given_back(ctx, &r, began),
                 Some(_) => told(AttemptEnd::Released),
                 None => {}
             }
@@ -706,26 +707,36 @@ where
 
 /// [`write`] for a job whose handler was never called (a give-back of a job claimed ahead):
 /// given up on, the reconcile puts it back as never started. A give-back that ended the job
-/// cancelled (a user asked while it waited for a slot) is told as the cancel it is: until 8
-/// Dec it was told to nobody, so whether such a cancel was counted depended on whether a slot
-/// freed before the give-back.
+/// cancelled because a user asked while it waited for a slot is told as the cancel it is
+/// ([`tell_given_back`]).
 pub(super) async fn write_unstarted<F, Fut>(ctx: &Ctx, row: &JobRow, op: F) -> Option<JobRow>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = crate::Result<JobRow>>,
 {
     let written = write_as(ctx, row, false, op).await;
-    if written
-        .as_ref()
-        .is_some_and(|r| r.state == JobState::Cancelled)
-    {
-        info!(job_id = row.id, kind = %row.kind, queue = %row.queue, attempt = row.attempt, started = false, "job cancelled by user");
-        tell(
-            ctx.events.as_ref(),
-            &attempt_ended(row, AttemptEnd::Cancelled, Instant::now()),
-        );
+    if let Some(given_back) = &written {
+        tell_given_back(ctx, given_back, Instant::now());
     }
     written
+}
+
+/// Tells the runtime's events of a give-back (`job_release`) that ended its job cancelled
+/// because a user asked: a cancel, however the job was given back (at its turn, after
+/// waiting too long for a slot, at a shutdown, by a reconcile). Until 8 Dec a give-back of a
+/// job that never started told nobody, so whether such a cancel was counted depended on
+/// whether a slot freed first. A give-back that ended the job cancelled because a parent
+/// failed since its claim is no user's cancel, and is told to none, as a waiting child
+/// cancelled by its parent is not.
+pub(super) fn tell_given_back(ctx: &Ctx, written: &JobRow, began: Instant) {
+    if written.state != JobState::Cancelled || !written.cancel_requested() {
+        return;
+    }
+    info!(job_id = written.id, kind = %written.kind, queue = %written.queue, attempt = written.attempt, "job cancelled by user");
+    tell(
+        ctx.events.as_ref(),
+        &attempt_ended(written, AttemptEnd::Cancelled, began),
+    );
 }
 
 async fn write_as<F, Fut>(ctx: &Ctx, row: &JobRow, started: bool, op: F) -> Option<JobRow>

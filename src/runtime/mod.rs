@@ -762,9 +762,11 @@ async fn reconcile_since(ctx: &Ctx, all: bool, given_up: Vec<(i64, i32)>) -> Res
             })
             .await
         {
-            Ok(_) => {
+            Ok(row) => {
                 put_back += 1;
                 warn!(job_id = fence.id, attempt = fence.attempt, "a job running under this worker was not running here; put it back to run again");
+                // Put back ended cancelled: a user had asked.
+                executor::tell_given_back(ctx, &row, std::time::Instant::now());
             }
             Err(Error::Fenced { .. }) => {} // it finished or was rescued meanwhile
             Err(e) => return Err(e),
