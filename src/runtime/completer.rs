@@ -534,10 +534,11 @@ async fn refuse(sh: &Shared, fence: &JobFence, e: &Error) -> Written {
         discard: false,
     };
     match sh.store.job_fail(params).await {
-        Ok(row) => Written::Refused(if row.state == crate::job::JobState::Discarded {
-            AttemptEnd::Discarded
-        } else {
-            AttemptEnd::Retryable
+        // A cancel requested meanwhile ends the failure cancelled.
+        Ok(row) => Written::Refused(match row.state {
+            crate::job::JobState::Discarded => AttemptEnd::Discarded,
+            crate::job::JobState::Cancelled => AttemptEnd::Cancelled,
+            _ => AttemptEnd::Retryable,
         }),
         Err(Error::Fenced { .. }) => Written::FencedOff,
         Err(e) => {
