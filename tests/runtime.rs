@@ -2295,17 +2295,7 @@ async fn child_waiting_when_its_parent_is_retried(db: &crate::common::TestDb, fa
         events.clone(),
     )
     .await;
-    eventually("2 children started", || async {
-        worker.started.lock().unwrap().len() == 2
-    })
-    .await;
-    let started = worker.started.lock().unwrap().clone();
-    let ahead: Vec<i64> = ids
-        .iter()
-        .copied()
-        .filter(|id| !started.contains(id))
-        .collect();
-    assert_eq!(ahead.len(), 2);
+    let (_, ahead) = two_started_two_ahead(&worker, &ids).await;
     // The parent retried from another process: it waits for a slot too (the queue holds
     // all it may), so it has not ended when the two waiting children's turn comes; or it
     // runs elsewhere and fails for good.
@@ -2518,6 +2508,12 @@ async fn two_gated_started_two_ahead(
     let lease = Duration::from_secs(3 * 3600);
     let (rt, ids) =
         fill_local_queue_on(db, store, lease, &gated, None, worker.clone(), events).await;
+    let (started, ahead) = two_started_two_ahead(&worker, &ids).await;
+    (rt, worker, started, ahead)
+}
+
+/// Of `ids`, run by `worker` at 2 slots: once 2 started, those 2 and the 2 claimed ahead.
+async fn two_started_two_ahead(worker: &GatedWorker, ids: &[i64]) -> (Vec<i64>, Vec<i64>) {
     eventually("2 gated jobs started", || async {
         worker.started.lock().unwrap().len() == 2
     })
@@ -2529,7 +2525,7 @@ async fn two_gated_started_two_ahead(
         .filter(|id| !started.contains(id))
         .collect();
     assert_eq!(ahead.len(), 2);
-    (rt, worker, started, ahead)
+    (started, ahead)
 }
 
 /// [`fill_local_queue`] on a gated store over `db`'s (with a minute's lease), to slow or
