@@ -410,13 +410,14 @@ struct Model {
     starts: [Vec<(Option<usize>, i64)>; 2],
     /// The jobs the step's claims took, for the check of their parents in the rows.
     just_claimed: Vec<i64>,
-    /// Jobs a user retried one by one: such a retry runs a child whose parents have all
-    /// ended, however they ended (the operator's word; README), so the check of a claimed
-    /// job's parents leaves them out.
-    retried_by_hand: std::collections::BTreeSet<i64>,
+    /// (child, parent) where a user retried the child by hand once that parent had ended:
+    /// such a retry runs a child whose parents have all ended, however they ended (the
+    /// operator's word; README), so the check of a claimed job's parents leaves the pair out.
+    retried_by_hand: std::collections::BTreeSet<(i64, i64)>,
     /// (child, parent) where the parent was retried after the child started, or was
     /// cancelled by its end: the child is left as it is and may run beside the parent's new
-    /// run (README), so the check of a claimed job's parents leaves the pair out.
+    /// run (README), so the check of a claimed job's parents leaves the pair out, until the
+    /// child waits for that parent again.
     beside: std::collections::BTreeSet<(i64, i64)>,
 }
 
@@ -509,6 +510,7 @@ impl Model {
                 && c.attempt == c.given_back;
             if (resolved && c.state == JobState::Pending) || unstarted {
                 self.edges[i].resolved = false;
+                self.beside.remove(&(child, parent));
                 let c = self.job(child);
                 c.waiting_for += 1;
                 c.state = JobState::Pending;
@@ -659,6 +661,10 @@ impl Model {
             let ended = self.jobs[&self.edges[i].parent].state.is_final();
             self.edges[i].resolved = ended;
             waiting += i32::from(!ended);
+            if !ended {
+                // It waits for that parent again.
+                self.beside.remove(&(id, self.edges[i].parent));
+            }
         }
         let failed = edges.iter().any(|&i| {
             let p = &self.jobs[&self.edges[i].parent];
@@ -1437,7 +1443,17 @@ async fn apply(
                 }
             }
             ok("retry", got)?;
-            m.retried_by_hand.insert(id);
+            // Its parents that ended: the retry is the word that it may run after them; those
+            // that have not: it waits for them again, as any child does.
+            for e in m.edges.iter().filter(|e| e.child == id) {
+                let pair = (id, e.parent);
+                if m.jobs[&e.parent].state.is_final() {
+                    m.retried_by_hand.insert(pair);
+                } else {
+                    m.retried_by_hand.remove(&pair);
+                    m.beside.remove(&pair);
+                }
+            }
             let now = m.now;
             // A finished job of a sequence that has another unfinished job waits its turn; an
             // unfinished one is the job whose turn it is, and keeps it.
@@ -2084,7 +2100,7 @@ async fn observe_rows(m: &Model, raw: &mut Raw, after: &Op) -> Result<(), TestCa
             .await?;
         let early: Vec<(i64, i64)> = early
             .into_iter()
-            .filter(|pair| !m.retried_by_hand.contains(&pair.0) && !m.beside.contains(pair))
+            .filter(|pair| !m.retried_by_hand.contains(pair) && !m.beside.contains(pair))
             .collect();
         check(early.is_empty(), || {
             format!(
@@ -2788,6 +2804,30 @@ mod regressions {
                 claim_one(1),
             ]);
             run_fixed(fresh, ops);
+        }
+    }
+
+    backend_case! {
+        /// A child cancelled by its parent's failure, the parent retried (the child is left
+        /// as it is), then the child retried while the parent has not ended: it waits for the
+        /// parent again, and the check of claimed jobs' parents holds it to that (review of 8
+        /// Dec: the exemption the parent's retry gave it was never withdrawn).
+        fn a_child_retried_before_its_retried_parent_ended_waits_for_it(fresh: FreshDb) {
+            run_fixed(
+                fresh,
+                vec![
+                    Op::Insert(plain_in(0)),
+                    Op::Insert(first_child_in(1)),
+                    claim_one(0),
+                    Op::Fail { pick: LIVE, delay: 0, discard: true },
+                    Op::Retry { job: 0 },
+                    Op::Retry { job: 1 },
+                    claim_one(1),
+                    claim_one(0),
+                    Op::Complete { pick: LIVE },
+                    claim_one(1),
+                ],
+            );
         }
     }
 
