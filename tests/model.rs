@@ -511,6 +511,7 @@ impl Model {
             if (resolved && c.state == JobState::Pending) || unstarted {
                 self.edges[i].resolved = false;
                 self.beside.remove(&(child, parent));
+                self.retried_by_hand.remove(&(child, parent));
                 let c = self.job(child);
                 c.waiting_for += 1;
                 c.state = JobState::Pending;
@@ -663,7 +664,9 @@ impl Model {
             waiting += i32::from(!ended);
             if !ended {
                 // It waits for that parent again.
-                self.beside.remove(&(id, self.edges[i].parent));
+                let pair = (id, self.edges[i].parent);
+                self.beside.remove(&pair);
+                self.retried_by_hand.remove(&pair);
             }
         }
         let failed = edges.iter().any(|&i| {

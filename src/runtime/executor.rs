@@ -666,7 +666,10 @@ async fn record_outcome(ctx: &Ctx, row: &JobRow, outcome: Outcome, slots: Slots,
             // A cancel requested meanwhile ends it cancelled instead (and a parent that failed
             // since the claim of one that never started: no one's cancel, told to none).
             match written {
-                Some(r) if r.state == JobState::Cancelled => tell_given_back(ctx, &r, began),
+                // (An attempt that never started ran for nothing.)
+                Some(r) if r.state == JobState::Cancelled => {
+                    tell_given_back(ctx, &r, if started { began } else { Instant::now() })
+                }
                 Some(_) => told(AttemptEnd::Released),
                 None => {}
             }
